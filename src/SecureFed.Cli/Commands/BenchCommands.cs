@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary><c>securefed bench ...</c>: single-machine performance measurements.</summary>
+internal static class BenchCommands
+{
+    public static Command Create()
+    {
+        var command = new Command("bench", "Measure SecureFed's hot paths on this machine (warmed up, median of several runs).");
+        return command;
+    }
+}

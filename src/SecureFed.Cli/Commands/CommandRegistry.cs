@@ -1,0 +1,13 @@
+using System.CommandLine;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary>The top-level sub-commands of <c>securefed</c>. Each area owns one file under Commands/.</summary>
+internal static class CommandRegistry
+{
+    public static IEnumerable<Command> All()
+    {
+        yield return DemoCommand.Create();
+        yield return BenchCommands.Create();
+    }
+}
