@@ -1,0 +1,136 @@
+using System.Runtime.InteropServices;
+using System.Text;
+
+namespace SecureFed.Federation;
+
+/// <summary>
+/// Crash-safe file replacement: the new content is written to a temporary file in the same directory, flushed to
+/// disk, renamed over the target and the directory entry is flushed. Readers see either the old or the new file,
+/// never a torn one; if anything fails before the rename the previous file is left untouched.
+/// </summary>
+public static partial class AtomicFile
+{
+    /// <summary>Permissions for secrets (private keys): owner read/write only (0600).</summary>
+    public const UnixFileMode SecretFileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>Permissions for public material: owner read/write, group and others read (0644).</summary>
+    public const UnixFileMode PublicFileMode = SecretFileMode | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+
+    /// <summary>Atomically replaces (or creates) <paramref name="path"/> with <paramref name="bytes"/> (mode 0644 on Unix).</summary>
+    /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes) => WriteAllBytes(path, bytes, PublicFileMode);
+
+    /// <summary>
+    /// Atomically replaces (or creates) <paramref name="path"/> with <paramref name="bytes"/>; on Unix the file is
+    /// created with <paramref name="mode"/> from the start (no window in which a secret is readable by others).
+    /// </summary>
+    /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode) => Write(path, bytes, mode, beforeRename: null);
+
+    /// <summary>Atomically replaces (or creates) <paramref name="path"/> with <paramref name="text"/> in UTF-8 without BOM (mode 0644 on Unix).</summary>
+    /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
+    public static void WriteAllText(string path, string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        WriteAllBytes(path, Encoding.UTF8.GetBytes(text), PublicFileMode);
+    }
+
+    /// <summary>The implementation; <paramref name="beforeRename"/> is a fault-injection hook for tests (called with the temp path).</summary>
+    internal static void Write(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode, Action<string>? beforeRename)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string fullPath = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(fullPath)
+            ?? throw new IOException($"Cannot write '{fullPath}': it has no parent directory.");
+        if (!Directory.Exists(directory))
+        {
+            throw new IOException($"Cannot write '{fullPath}': the directory '{directory}' does not exist.");
+        }
+
+        string tempPath = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            var options = new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+            };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = mode;
+            }
+
+            using (var stream = new FileStream(tempPath, options))
+            {
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+
+            beforeRename?.Invoke(tempPath);
+            File.Move(tempPath, fullPath, overwrite: true);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(tempPath);
+            throw new IOException($"Cannot write '{fullPath}': {ex.Message} The previous content (if any) is unchanged.", ex);
+        }
+
+        FlushDirectory(directory);
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Best effort: a leftover temp file is harmless (hidden, unique name) and never read.
+        }
+    }
+
+    /// <summary>fsync the directory so that the rename itself survives a power loss (Unix only; NTFS journals renames).</summary>
+    private static void FlushDirectory(string directory)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        int fd = Open(directory, 0 /* O_RDONLY */);
+        if (fd < 0)
+        {
+            // Some file systems do not allow opening directories; the data itself is already durable.
+            return;
+        }
+
+        try
+        {
+            if (Fsync(fd) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                const int EINVAL = 22;
+                if (errno != EINVAL)
+                {
+                    throw new IOException(
+                        $"The new content of a file in '{directory}' is in place, but flushing the directory failed (errno {errno}); durability after a power loss is not guaranteed.");
+                }
+            }
+        }
+        finally
+        {
+            _ = Close(fd);
+        }
+    }
+
+    [LibraryImport("libc", EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Open(string path, int flags);
+
+    [LibraryImport("libc", EntryPoint = "fsync", SetLastError = true)]
+    private static partial int Fsync(int fd);
+
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
+}

@@ -1,0 +1,326 @@
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+
+using SecureFed.Crypto;
+using SecureFed.Federation.Internal;
+
+namespace SecureFed.Federation;
+
+/// <summary>
+/// Creates a federation: an ECDSA P-256 CA, a TLS certificate and an Ed25519 identity key per party, the manifest,
+/// and one kit folder per party (see <see cref="KitFiles"/> for the layout).
+/// </summary>
+public static class FederationProvisioner
+{
+    /// <summary>Tolerated clock skew: certificates become valid this long before the provisioning time.</summary>
+    public static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
+
+    private const UnixFileMode PrivateDirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>
+    /// Provisions a federation into <see cref="ProvisionRequest.OutputDirectory"/>. Everything is first written to a
+    /// hidden staging folder next to it and moved into place at the end, so a failure leaves no half-written output.
+    /// </summary>
+    /// <param name="request">What to create.</param>
+    /// <param name="random">Source of the identity keys and certificate serial numbers (the system CSPRNG by default).
+    /// ECDSA keys always come from the operating system.</param>
+    /// <param name="time">Clock for the creation time and certificate validity (the system clock by default).</param>
+    /// <exception cref="ArgumentException">A name, the host or the validity is invalid.</exception>
+    /// <exception cref="IOException">The output directory exists and is not empty, or writing failed.</exception>
+    public static ProvisionResult Provision(ProvisionRequest request, IRandomSource? random = null, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        Validate(request);
+        random ??= SystemRandomSource.Instance;
+        time ??= TimeProvider.System;
+
+        string output = Path.GetFullPath(request.OutputDirectory);
+        if (File.Exists(output))
+        {
+            throw new IOException($"Output directory '{output}' is an existing file; choose a new or empty directory.");
+        }
+
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
+        {
+            throw new IOException($"Output directory '{output}' already exists and is not empty; refusing to overwrite it.");
+        }
+
+        string parent = Path.GetDirectoryName(output)
+            ?? throw new ArgumentException($"Output directory '{output}' has no parent directory.", nameof(request));
+        Directory.CreateDirectory(parent);
+        string stage = Path.Combine(parent, $".{Path.GetFileName(output)}.provisioning-{Guid.NewGuid():N}");
+        CreateDirectory(stage, isPrivate: false);
+
+        try
+        {
+            ProvisionResult staged = WriteAll(request, stage, output, random, time);
+            if (Directory.Exists(output))
+            {
+                Directory.Delete(output); // empty, checked above
+            }
+
+            Directory.Move(stage, output);
+            return staged;
+        }
+        catch
+        {
+            try
+            {
+                Directory.Delete(stage, recursive: true);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // The original failure is what matters; the staging folder is hidden and clearly named.
+            }
+
+            throw;
+        }
+    }
+
+    private static void Validate(ProvisionRequest request)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(request.OutputDirectory, nameof(request.OutputDirectory));
+        ArgumentNullException.ThrowIfNull(request.Sites, nameof(request.Sites));
+        if (Names.Problem(request.FederationName, "Federation") is { } federationProblem)
+        {
+            throw new ArgumentException(federationProblem, nameof(request));
+        }
+
+        if (request.Sites.Count == 0)
+        {
+            throw new ArgumentException("At least one site is required.", nameof(request));
+        }
+
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string site in request.Sites)
+        {
+            if (Names.Problem(site, "Site") is { } siteProblem)
+            {
+                throw new ArgumentException(siteProblem, nameof(request));
+            }
+
+            if (site == Names.Aggregator)
+            {
+                throw new ArgumentException("Site name 'aggregator' is reserved for the aggregator.", nameof(request));
+            }
+
+            if (!seen.Add(site))
+            {
+                throw new ArgumentException($"Site name '{site}' is listed more than once.", nameof(request));
+            }
+        }
+
+        if (string.IsNullOrWhiteSpace(request.AggregatorHost) || Uri.CheckHostName(request.AggregatorHost) == UriHostNameType.Unknown)
+        {
+            throw new ArgumentException($"Aggregator host '{request.AggregatorHost}' is not a valid DNS name or IP address.", nameof(request));
+        }
+
+        if (request.Validity <= TimeSpan.Zero || request.Validity > TimeSpan.FromDays(3650))
+        {
+            throw new ArgumentException($"Validity {request.Validity} must be positive and at most 3650 days.", nameof(request));
+        }
+    }
+
+    private static ProvisionResult WriteAll(ProvisionRequest request, string stage, string output, IRandomSource random, TimeProvider time)
+    {
+        DateTimeOffset now = time.GetUtcNow();
+        now = new DateTimeOffset(now.UtcTicks - (now.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+        DateTimeOffset notBefore = now - ClockSkew;
+        DateTimeOffset notAfter = now + request.Validity;
+        string federation = request.FederationName;
+        var files = new List<string>();
+
+        void Track(string path) => files.Add(Path.Combine(output, Path.GetRelativePath(stage, path)));
+
+        using ECDsa caKey = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        using X509Certificate2 caWithKey = CreateCa(federation, caKey, notBefore, notAfter, random);
+        string caPem = caWithKey.ExportCertificatePem() + "\n";
+        X509Certificate2 caPublic = X509Certificate2.CreateFromPem(caPem);
+
+        string caDir = Path.Combine(stage, KitFiles.CaDirectory);
+        CreateDirectory(caDir, isPrivate: true);
+        WritePublic(Path.Combine(caDir, KitFiles.CaCertificate), caPem, Track);
+        SecretPem.WritePrivateKey(Path.Combine(caDir, KitFiles.CaKey), caKey);
+        Track(Path.Combine(caDir, KitFiles.CaKey));
+
+        // Aggregator.
+        string aggregatorDir = Path.Combine(stage, KitFiles.AggregatorDirectory);
+        CreateDirectory(aggregatorDir, isPrivate: true);
+        PartyInfo aggregator = WriteParty(
+            aggregatorDir,
+            KitFiles.AggregatorName,
+            req => AddServerExtensions(req, request.AggregatorHost),
+            caWithKey,
+            notBefore,
+            notAfter,
+            random,
+            caPem,
+            Track);
+
+        // Sites.
+        string sitesDir = Path.Combine(stage, KitFiles.SitesDirectory);
+        CreateDirectory(sitesDir, isPrivate: false);
+        var sites = new List<PartyInfo>();
+        var siteDirs = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string site in request.Sites)
+        {
+            string siteDir = Path.Combine(sitesDir, site);
+            CreateDirectory(siteDir, isPrivate: true);
+            sites.Add(WriteParty(
+                siteDir,
+                site,
+                req => AddClientExtensions(req, federation, site),
+                caWithKey,
+                notBefore,
+                notAfter,
+                random,
+                caPem,
+                Track));
+            siteDirs[site] = Path.Combine(output, KitFiles.SitesDirectory, site);
+        }
+
+        var manifest = new FederationManifest(federation, now, caPublic, request.AggregatorHost, aggregator, sites, []);
+        string manifestJson = manifest.ToJson();
+        WritePublic(Path.Combine(stage, KitFiles.Manifest), manifestJson, Track);
+        WritePublic(Path.Combine(aggregatorDir, KitFiles.Manifest), manifestJson, Track);
+        WritePublic(Path.Combine(aggregatorDir, KitFiles.AggregatorConfig), ConfigTemplates.Aggregator(federation, request.AggregatorHost), Track);
+        foreach (string site in request.Sites)
+        {
+            string siteDir = Path.Combine(sitesDir, site);
+            WritePublic(Path.Combine(siteDir, KitFiles.Manifest), manifestJson, Track);
+            WritePublic(Path.Combine(siteDir, KitFiles.AgentConfig), ConfigTemplates.Agent(site, request.AggregatorHost), Track);
+        }
+
+        return new ProvisionResult(
+            output,
+            Path.Combine(output, KitFiles.Manifest),
+            manifest,
+            Path.Combine(output, KitFiles.CaDirectory),
+            Path.Combine(output, KitFiles.AggregatorDirectory),
+            siteDirs,
+            files,
+            notBefore,
+            notAfter);
+    }
+
+    private static PartyInfo WriteParty(
+        string directory,
+        string name,
+        Action<CertificateRequest> addExtensions,
+        X509Certificate2 ca,
+        DateTimeOffset notBefore,
+        DateTimeOffset notAfter,
+        IRandomSource random,
+        string caPem,
+        Action<string> track)
+    {
+        using ECDsa key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var subject = new X500DistinguishedNameBuilder();
+        subject.AddOrganizationName("SecureFed");
+        subject.AddCommonName(name);
+        var certRequest = new CertificateRequest(subject.Build(), key, HashAlgorithmName.SHA256);
+        certRequest.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        certRequest.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        certRequest.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(certRequest.PublicKey, false));
+        certRequest.CertificateExtensions.Add(X509AuthorityKeyIdentifierExtension.CreateFromCertificate(ca, true, false));
+        addExtensions(certRequest);
+        using X509Certificate2 certificate = certRequest.Create(ca, notBefore, notAfter, SerialNumber(random));
+
+        WritePublic(Path.Combine(directory, KitFiles.TlsCertificate), certificate.ExportCertificatePem() + "\n", track);
+        SecretPem.WritePrivateKey(Path.Combine(directory, KitFiles.TlsKey), key);
+        track(Path.Combine(directory, KitFiles.TlsKey));
+        WritePublic(Path.Combine(directory, KitFiles.CaCertificate), caPem, track);
+
+        using Ed25519PrivateKey identity = Ed25519PrivateKey.Generate(random);
+        IdentityKeyFile.Write(Path.Combine(directory, KitFiles.IdentityKey), identity);
+        track(Path.Combine(directory, KitFiles.IdentityKey));
+
+        return new PartyInfo(name, FederationManifest.Thumbprint(certificate), (byte[])identity.PublicKey.Clone());
+    }
+
+    private static X509Certificate2 CreateCa(string federation, ECDsa key, DateTimeOffset notBefore, DateTimeOffset notAfter, IRandomSource random)
+    {
+        var subject = new X500DistinguishedNameBuilder();
+        subject.AddOrganizationName("SecureFed");
+        subject.AddCommonName($"SecureFed {federation} federation CA");
+        var request = new CertificateRequest(subject.Build(), key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, true, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+        request.CertificateExtensions.Add(new X509SubjectKeyIdentifierExtension(request.PublicKey, false));
+        X509Certificate2 selfSigned = request.CreateSelfSigned(notBefore, notAfter);
+
+        // CreateSelfSigned picks its own serial; re-issue with ours so that every serial comes from the injected source.
+        using (selfSigned)
+        {
+            X509Certificate2 reissued = request.Create(selfSigned.SubjectName, X509SignatureGenerator.CreateForECDsa(key), notBefore, notAfter, SerialNumber(random));
+            using (reissued)
+            {
+                return reissued.CopyWithPrivateKey(key);
+            }
+        }
+    }
+
+    private static void AddServerExtensions(CertificateRequest request, string host)
+    {
+        var san = new SubjectAlternativeNameBuilder();
+        if (IPAddress.TryParse(host, out IPAddress? ip))
+        {
+            san.AddIpAddress(ip);
+        }
+        else
+        {
+            san.AddDnsName(host);
+        }
+
+        if (!string.Equals(host, "localhost", StringComparison.OrdinalIgnoreCase))
+        {
+            san.AddDnsName("localhost");
+        }
+
+        if (!IPAddress.Loopback.Equals(ip))
+        {
+            san.AddIpAddress(IPAddress.Loopback);
+        }
+
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(PeerTrust.ServerAuthOid)], false));
+    }
+
+    private static void AddClientExtensions(CertificateRequest request, string federation, string site)
+    {
+        var san = new SubjectAlternativeNameBuilder();
+        san.AddUri(SiteUri(federation, site));
+        request.CertificateExtensions.Add(san.Build());
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(PeerTrust.ClientAuthOid)], false));
+    }
+
+    /// <summary>The URI in a site certificate's SAN: <c>securefed://&lt;federation&gt;/site/&lt;site&gt;</c>.</summary>
+    public static Uri SiteUri(string federation, string site) => new($"securefed://{federation}/site/{site}");
+
+    private static byte[] SerialNumber(IRandomSource random)
+    {
+        byte[] serial = new byte[16];
+        random.Fill(serial);
+        serial[0] = (byte)((serial[0] & 0x7F) | 0x01); // positive and never zero-led
+        return serial;
+    }
+
+    private static void WritePublic(string path, string text, Action<string> track)
+    {
+        AtomicFile.WriteAllText(path, text);
+        track(path);
+    }
+
+    private static void CreateDirectory(string path, bool isPrivate)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            Directory.CreateDirectory(path);
+        }
+        else
+        {
+            Directory.CreateDirectory(path, isPrivate ? PrivateDirectoryMode : PrivateDirectoryMode | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        }
+    }
+}

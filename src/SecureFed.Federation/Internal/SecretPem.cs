@@ -1,0 +1,55 @@
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace SecureFed.Federation.Internal;
+
+/// <summary>Writes and reads PEM files holding secrets, wiping every intermediate buffer.</summary>
+internal static class SecretPem
+{
+    public static void WritePrivateKey(string path, ECDsa key)
+    {
+        byte[] der = key.ExportPkcs8PrivateKey();
+        char[]? pem = null;
+        byte[]? bytes = null;
+        try
+        {
+            pem = PemEncoding.Write("PRIVATE KEY", der);
+            bytes = new byte[pem.Length + 1];
+            int n = Encoding.ASCII.GetBytes(pem, bytes);
+            bytes[n] = (byte)'\n';
+            AtomicFile.WriteAllBytes(path, bytes, AtomicFile.SecretFileMode);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(der);
+            if (pem is not null)
+            {
+                CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(pem.AsSpan()));
+            }
+
+            if (bytes is not null)
+            {
+                CryptographicOperations.ZeroMemory(bytes);
+            }
+        }
+    }
+
+    /// <summary>Reads a text file into a char array the caller must wipe.</summary>
+    public static char[] ReadChars(string path)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        try
+        {
+            char[] chars = new char[Encoding.UTF8.GetCharCount(bytes)];
+            Encoding.UTF8.GetChars(bytes, chars);
+            return chars;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(bytes);
+        }
+    }
+
+    public static void Wipe(char[] chars) => CryptographicOperations.ZeroMemory(MemoryMarshal.AsBytes(chars.AsSpan()));
+}
