@@ -1,0 +1,453 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using SecureFed.Crypto;
+
+namespace SecureFed.Protocol;
+
+/// <summary>
+/// One site's side of one secure-aggregation round, as a state machine with no I/O. Methods must be called in stage
+/// order; each validates what the aggregator relayed and throws <see cref="ProtocolViolationException"/> (a refusal:
+/// nothing is revealed) or <see cref="RoundAbortedException"/> (fewer than t parties left).
+/// </summary>
+public sealed class ClientRound : IDisposable
+{
+    private readonly RoundParameters _p;
+    private readonly Ed25519PrivateKey _identity;
+    private readonly IRandomSource _random;
+    private readonly int _self;
+    private readonly HashSet<int> _holders; // u and its neighbours
+    private X25519KeyPair? _encryptionKey;
+    private X25519KeyPair? _maskingKey;
+    private byte[]? _selfMaskSeed;
+    private KeyAdvertisement? _ownAdvertisement;
+    private Dictionary<int, KeyAdvertisement>? _advertisements; // U1 ∩ holders
+    private byte[]? _ownBShare;
+    private byte[]? _ownSShare;
+    private readonly Dictionary<int, (byte[] B, byte[] S)> _received = []; // decrypted shares from U2 neighbours
+    private int[]? _signedSurvivors;
+
+    /// <summary>Creates the client side for the participant named <paramref name="selfName"/>.</summary>
+    public ClientRound(RoundParameters parameters, string selfName, Ed25519PrivateKey identity, IRandomSource? random = null)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentNullException.ThrowIfNull(identity);
+        _p = parameters;
+        _identity = identity;
+        _random = random ?? SystemRandomSource.Instance;
+        Participant self = parameters.Find(selfName)
+            ?? throw new ProtocolViolationException(ProtocolStage.AdvertiseKeys, $"this site ('{selfName}') is not in the round's cohort");
+        if (!CryptographicOperations.FixedTimeEquals(self.IdentityPublicKey, identity.PublicKey))
+        {
+            throw new ProtocolViolationException(ProtocolStage.AdvertiseKeys,
+                $"the cohort lists a different identity key for this site ('{selfName}') than the one it holds");
+        }
+
+        _self = self.Index;
+        _holders = [.. parameters.Graph.ShareHolders(_self)];
+    }
+
+    /// <summary>This site's protocol index.</summary>
+    public int Index => _self;
+
+    /// <summary>The next stage this client expects.</summary>
+    public ProtocolStage Stage { get; private set; } = ProtocolStage.AdvertiseKeys;
+
+    /// <summary>The parameters of the round.</summary>
+    public RoundParameters Parameters => _p;
+
+    /// <summary>Stage 0: fresh key pairs, signed with the identity key.</summary>
+    public KeyAdvertisement AdvertiseKeys()
+    {
+        Expect(ProtocolStage.AdvertiseKeys);
+        _encryptionKey = X25519KeyPair.Generate(_random);
+        _maskingKey = X25519KeyPair.Generate(_random);
+        byte[] transcript = ProtocolLabels.AdvertisementTranscript(_p, _self, _encryptionKey.PublicKey, _maskingKey.PublicKey);
+        _ownAdvertisement = new KeyAdvertisement(_self, _encryptionKey.PublicKey, _maskingKey.PublicKey, _identity.Sign(transcript));
+        Stage = ProtocolStage.ShareKeys;
+        return _ownAdvertisement;
+    }
+
+    /// <summary>
+    /// Stage 1: checks the relayed advertisements of this site's neighbours (signatures, keys, no strangers), then
+    /// Shamir-shares b_u and s_u among the advertised holders and encrypts each share to its holder.
+    /// </summary>
+    public IReadOnlyList<EncryptedShare> ShareKeys(IReadOnlyList<KeyAdvertisement> advertisements)
+    {
+        ArgumentNullException.ThrowIfNull(advertisements);
+        Expect(ProtocolStage.ShareKeys);
+        var ads = new Dictionary<int, KeyAdvertisement>();
+        foreach (KeyAdvertisement ad in advertisements)
+        {
+            if (!_holders.Contains(ad.Sender))
+            {
+                throw Violation($"the aggregator relayed an advertisement from {Describe(ad.Sender)}, which is not a neighbour of this site", ad.Sender);
+            }
+
+            if (!ads.TryAdd(ad.Sender, ad))
+            {
+                throw Violation("the aggregator relayed two advertisements from the same site", ad.Sender);
+            }
+
+            VerifyAdvertisement(_p, ad, ProtocolStage.ShareKeys);
+        }
+
+        if (!ads.TryGetValue(_self, out KeyAdvertisement? mine) || !SameAdvertisement(mine, _ownAdvertisement!))
+        {
+            throw Violation("the relayed set does not contain this site's own advertisement unchanged");
+        }
+
+        if (ads.Count < _p.Threshold)
+        {
+            Stage = ProtocolStage.Aborted;
+            throw new RoundAbortedException(ProtocolStage.ShareKeys,
+                $"only {ads.Count} of this site's {_holders.Count} share holders advertised keys; t = {_p.Threshold}");
+        }
+
+        _advertisements = ads;
+        _selfMaskSeed = new byte[32];
+        _random.Fill(_selfMaskSeed);
+        int[] xs = ads.Keys.Order().ToArray();
+        Span<byte> sk = stackalloc byte[32];
+        _maskingKey!.ExportPrivateKey(sk);
+        ShamirShare[] bShares = Shamir.Split(_selfMaskSeed, _p.Threshold, xs, _random);
+        ShamirShare[] sShares = Shamir.Split(sk, _p.Threshold, xs, _random);
+        CryptographicOperations.ZeroMemory(sk);
+
+        var result = new List<EncryptedShare>(xs.Length - 1);
+        for (int i = 0; i < xs.Length; i++)
+        {
+            int v = xs[i];
+            if (v == _self)
+            {
+                _ownBShare = bShares[i].Value;
+                _ownSShare = sShares[i].Value;
+                continue;
+            }
+
+            byte[] key = PairwiseShareKey(v);
+            byte[] plain = ProtocolLabels.SharePlaintext(_self, v, bShares[i].Value, sShares[i].Value);
+            byte[] sealedShare = ShareCipher.Seal(key, plain, ProtocolLabels.ShareAssociatedData(_p, _self, v), _random);
+            CryptographicOperations.ZeroMemory(plain);
+            CryptographicOperations.ZeroMemory(key);
+            CryptographicOperations.ZeroMemory(bShares[i].Value);
+            CryptographicOperations.ZeroMemory(sShares[i].Value);
+            result.Add(new EncryptedShare(_self, v, sealedShare));
+        }
+
+        Stage = ProtocolStage.MaskedInputCollection;
+        return result;
+    }
+
+    /// <summary>
+    /// Stage 2: decrypts and checks the shares addressed to this site (their senders form U2 in this neighbourhood), then
+    /// writes y_u = x_u + PRG(b_u) + Σ_{v ∈ U2 ∩ N(u)} ±PRG(s_uv) mod 2^b into <paramref name="output"/>.
+    /// </summary>
+    public void MaskInput(IReadOnlyList<EncryptedShare> sharesForMe, ReadOnlySpan<uint> input, Span<uint> output)
+    {
+        ArgumentNullException.ThrowIfNull(sharesForMe);
+        Expect(ProtocolStage.MaskedInputCollection);
+        if (input.Length != _p.VectorLength || output.Length != _p.VectorLength)
+        {
+            throw new ArgumentException($"Input and output must have the round's vector length {_p.VectorLength}; got {input.Length} and {output.Length}.");
+        }
+
+        uint limit = _p.BitWidth == 32 ? uint.MaxValue : (1u << _p.BitWidth) - 1;
+        for (int i = 0; i < input.Length; i++)
+        {
+            if (input[i] > limit)
+            {
+                throw new ArgumentException($"Input word {i} ({input[i]}) is not reduced modulo 2^{_p.BitWidth}.", nameof(input));
+            }
+        }
+
+        foreach (EncryptedShare share in sharesForMe)
+        {
+            if (share.Recipient != _self)
+            {
+                throw Violation($"the aggregator relayed a share addressed to {Describe(share.Recipient)}", share.Sender);
+            }
+
+            if (share.Sender == _self || !_advertisements!.ContainsKey(share.Sender))
+            {
+                throw Violation($"the aggregator relayed a share from {Describe(share.Sender)}, which did not advertise keys to this site", share.Sender);
+            }
+
+            if (_received.ContainsKey(share.Sender))
+            {
+                throw Violation("the aggregator relayed two shares from the same site", share.Sender);
+            }
+
+            byte[] key = PairwiseShareKey(share.Sender);
+            byte[] plain;
+            try
+            {
+                plain = ShareCipher.Open(key, share.Ciphertext, ProtocolLabels.ShareAssociatedData(_p, share.Sender, _self));
+            }
+            catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+            {
+                throw Violation($"the share from {Describe(share.Sender)} does not decrypt ({ex.Message})", share.Sender);
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(key);
+            }
+
+            if (plain.Length != ProtocolLabels.SharePlaintextSize
+                || BinaryPrimitives.ReadUInt32BigEndian(plain) != (uint)share.Sender
+                || BinaryPrimitives.ReadUInt32BigEndian(plain.AsSpan(4)) != (uint)_self)
+            {
+                CryptographicOperations.ZeroMemory(plain);
+                throw Violation($"the share from {Describe(share.Sender)} names the wrong sender or recipient", share.Sender);
+            }
+
+            _received[share.Sender] = (
+                plain.AsSpan(8, ProtocolLabels.ShareValueSize).ToArray(),
+                plain.AsSpan(8 + ProtocolLabels.ShareValueSize, ProtocolLabels.ShareValueSize).ToArray());
+            CryptographicOperations.ZeroMemory(plain);
+        }
+
+        if (_received.Count + 1 < _p.Threshold)
+        {
+            Stage = ProtocolStage.Aborted;
+            throw new RoundAbortedException(ProtocolStage.MaskedInputCollection,
+                $"only {_received.Count + 1} of this site's share holders completed ShareKeys; t = {_p.Threshold}");
+        }
+
+        input.CopyTo(output);
+        MaskPrg.AddTo(_selfMaskSeed!, ProtocolLabels.SelfMaskDomain(_p, _self), _p.BitWidth, output);
+        byte[] domain = ProtocolLabels.PairMaskDomain(_p);
+        Span<byte> seed = stackalloc byte[32];
+        foreach (int v in _received.Keys.Order())
+        {
+            PairMaskSeed(_p, _maskingKey!, _advertisements![v].MaskingPublicKey, _self, v, seed);
+            if (_self < v)
+            {
+                MaskPrg.AddTo(seed, domain, _p.BitWidth, output);
+            }
+            else
+            {
+                MaskPrg.SubtractFrom(seed, domain, _p.BitWidth, output);
+            }
+        }
+
+        CryptographicOperations.ZeroMemory(seed);
+        Stage = ProtocolStage.ConsistencyCheck;
+    }
+
+    /// <summary>Stage 3: signs the survivor set U3 after checking it against what this site saw.</summary>
+    public ConsistencySignature SignSurvivors(IReadOnlyList<int> survivors)
+    {
+        ArgumentNullException.ThrowIfNull(survivors);
+        Expect(ProtocolStage.ConsistencyCheck);
+        int[] set = CheckSurvivorSet(survivors, ProtocolStage.ConsistencyCheck);
+        _signedSurvivors = set;
+        Stage = ProtocolStage.Unmasking;
+        return new ConsistencySignature(_self, _identity.Sign(ProtocolLabels.ConsistencyTranscript(_p, _self, set)));
+    }
+
+    /// <summary>
+    /// Stage 4: reveals, for each peer whose share this site holds, the b-share when the peer survived and the s-share
+    /// when it dropped. Refuses (and reveals nothing) when the request differs from the signed survivor set, asks for
+    /// both shares of any peer, or carries fewer than t valid consistency signatures. Answers once per round.
+    /// </summary>
+    public UnmaskResponse Unmask(UnmaskRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        Expect(ProtocolStage.Unmasking);
+        Stage = ProtocolStage.Completed; // one answer per round, whatever happens below
+        int[] survivors = request.Survivors.Distinct().Order().ToArray();
+        if (survivors.Length != request.Survivors.Count || !survivors.SequenceEqual(_signedSurvivors!))
+        {
+            throw Refusal("the unmasking request's survivor set differs from the one this site signed");
+        }
+
+        var survivorSet = new HashSet<int>(survivors);
+        foreach (int d in request.Dropped)
+        {
+            if (survivorSet.Contains(d))
+            {
+                throw Refusal($"the aggregator asked for both shares of {Describe(d)} (listed as survivor and as dropped)", d);
+            }
+        }
+
+        var signers = new HashSet<int>();
+        foreach (ConsistencySignature sig in request.Signatures)
+        {
+            if (!survivorSet.Contains(sig.Sender))
+            {
+                throw Refusal($"a consistency signature comes from {Describe(sig.Sender)}, which is not a survivor", sig.Sender);
+            }
+
+            if (!signers.Add(sig.Sender))
+            {
+                throw Refusal("two consistency signatures from the same site", sig.Sender);
+            }
+
+            if (sig.Signature is null || sig.Signature.Length != Ed25519.SignatureSize
+                || !Ed25519.Verify(_p[sig.Sender].IdentityPublicKey, ProtocolLabels.ConsistencyTranscript(_p, sig.Sender, survivors), sig.Signature))
+            {
+                throw Refusal($"the consistency signature of {Describe(sig.Sender)} does not verify for this survivor set", sig.Sender);
+            }
+        }
+
+        if (signers.Count < _p.Threshold)
+        {
+            throw Refusal($"only {signers.Count} survivors signed the survivor set; t = {_p.Threshold}");
+        }
+
+        var dropped = new HashSet<int>(request.Dropped);
+        var bShares = new List<RevealedShare>();
+        var sShares = new List<RevealedShare>();
+        if (survivorSet.Contains(_self))
+        {
+            bShares.Add(new RevealedShare(_self, _ownBShare!.ToArray()));
+        }
+
+        foreach ((int v, (byte[] b, byte[] s)) in _received.OrderBy(kv => kv.Key))
+        {
+            if (survivorSet.Contains(v))
+            {
+                bShares.Add(new RevealedShare(v, b.ToArray()));
+            }
+            else if (dropped.Contains(v))
+            {
+                sShares.Add(new RevealedShare(v, s.ToArray()));
+            }
+        }
+
+        Dispose();
+        return new UnmaskResponse(_self, bShares, sShares);
+    }
+
+    /// <summary>Verifies an advertisement's signature and keys; throws a violation naming the sender otherwise.</summary>
+    internal static void VerifyAdvertisement(RoundParameters p, KeyAdvertisement ad, ProtocolStage stage)
+    {
+        if (ad.Sender < 1 || ad.Sender > p.CohortSize)
+        {
+            throw new ProtocolViolationException(stage, $"advertisement from unknown index {ad.Sender}");
+        }
+
+        if (ad.EncryptionPublicKey is null || ad.MaskingPublicKey is null || ad.Signature is null
+            || ad.EncryptionPublicKey.Length != X25519.KeySize || ad.MaskingPublicKey.Length != X25519.KeySize
+            || ad.Signature.Length != Ed25519.SignatureSize)
+        {
+            throw new ProtocolViolationException(stage, "advertisement has keys or a signature of the wrong size", ad.Sender);
+        }
+
+        try
+        {
+            X25519.ValidatePublicKey(ad.EncryptionPublicKey);
+            X25519.ValidatePublicKey(ad.MaskingPublicKey);
+        }
+        catch (CryptographicException ex)
+        {
+            throw new ProtocolViolationException(stage, $"advertised an invalid X25519 public key ({ex.Message})", ad.Sender);
+        }
+
+        byte[] transcript = ProtocolLabels.AdvertisementTranscript(p, ad.Sender, ad.EncryptionPublicKey, ad.MaskingPublicKey);
+        if (!Ed25519.Verify(p[ad.Sender].IdentityPublicKey, transcript, ad.Signature))
+        {
+            throw new ProtocolViolationException(stage, $"the signature on the key advertisement of '{p[ad.Sender].Name}' does not verify", ad.Sender);
+        }
+    }
+
+    /// <summary>The 32-byte pairwise mask seed of u and v from u's masking key and v's public masking key.</summary>
+    internal static void PairMaskSeed(RoundParameters p, X25519KeyPair mine, ReadOnlySpan<byte> peerPublic, int u, int v, Span<byte> seed)
+    {
+        Span<byte> shared = stackalloc byte[32];
+        mine.DeriveSharedSecret(peerPublic, shared);
+        HkdfSha256.DeriveKey(shared, default, ProtocolLabels.PairMaskSeedInfo(p, u, v), seed);
+        CryptographicOperations.ZeroMemory(shared);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        _encryptionKey?.Dispose();
+        _maskingKey?.Dispose();
+        if (_selfMaskSeed is not null)
+        {
+            CryptographicOperations.ZeroMemory(_selfMaskSeed);
+        }
+
+        if (_ownBShare is not null)
+        {
+            CryptographicOperations.ZeroMemory(_ownBShare);
+        }
+
+        if (_ownSShare is not null)
+        {
+            CryptographicOperations.ZeroMemory(_ownSShare);
+        }
+
+        foreach ((byte[] b, byte[] s) in _received.Values)
+        {
+            CryptographicOperations.ZeroMemory(b);
+            CryptographicOperations.ZeroMemory(s);
+        }
+
+        _received.Clear();
+    }
+
+    private int[] CheckSurvivorSet(IReadOnlyList<int> survivors, ProtocolStage stage)
+    {
+        int[] set = survivors.Distinct().Order().ToArray();
+        if (set.Length != survivors.Count)
+        {
+            throw Violation("the survivor set lists a site twice");
+        }
+
+        if (!set.Contains(_self))
+        {
+            throw Violation("the survivor set does not contain this site although it sent its masked input");
+        }
+
+        foreach (int v in set)
+        {
+            if (v < 1 || v > _p.CohortSize)
+            {
+                throw Violation($"the survivor set names unknown index {v}");
+            }
+
+            if (v != _self && _holders.Contains(v) && !_received.ContainsKey(v))
+            {
+                throw Violation($"the survivor set contains {Describe(v)}, which never completed ShareKeys with this site", v);
+            }
+        }
+
+        if (set.Length < _p.Threshold)
+        {
+            Stage = ProtocolStage.Aborted;
+            throw new RoundAbortedException(stage, $"only {set.Length} survivors; t = {_p.Threshold}");
+        }
+
+        return set;
+    }
+
+    private byte[] PairwiseShareKey(int peer)
+    {
+        Span<byte> shared = stackalloc byte[32];
+        _encryptionKey!.DeriveSharedSecret(_advertisements![peer].EncryptionPublicKey, shared);
+        byte[] key = HkdfSha256.DeriveKey(shared, default, ProtocolLabels.ShareKeyInfo(_p, _self, peer), 32);
+        CryptographicOperations.ZeroMemory(shared);
+        return key;
+    }
+
+    private static bool SameAdvertisement(KeyAdvertisement a, KeyAdvertisement b)
+        => a.Sender == b.Sender && a.EncryptionPublicKey.AsSpan().SequenceEqual(b.EncryptionPublicKey)
+           && a.MaskingPublicKey.AsSpan().SequenceEqual(b.MaskingPublicKey) && a.Signature.AsSpan().SequenceEqual(b.Signature);
+
+    private string Describe(int index) => index >= 1 && index <= _p.CohortSize ? $"'{_p[index].Name}' (#{index})" : $"unknown index {index}";
+
+    private void Expect(ProtocolStage stage)
+    {
+        if (Stage != stage)
+        {
+            throw new ProtocolViolationException(stage, $"out of order: this site is at stage {Stage}");
+        }
+    }
+
+    private ProtocolViolationException Violation(string reason, int? party = null) => new(Stage, reason, party);
+
+    private static ProtocolViolationException Refusal(string reason, int? party = null) => new(ProtocolStage.Unmasking, "refused to unmask: " + reason, party);
+}

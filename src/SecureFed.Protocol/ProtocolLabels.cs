@@ -1,0 +1,70 @@
+using System.Buffers.Binary;
+using SecureFed.Crypto;
+
+namespace SecureFed.Protocol;
+
+/// <summary>
+/// Every byte string that is signed, fed to a KDF or used as associated data in a round. docs/PROTOCOL.md lists the
+/// same definitions; "ctx" is <see cref="RoundParameters.Context"/>, names are site names, and
+/// <c>DomainLabel.Encode</c> is the length-prefixed encoding of SecureFed.Crypto.
+/// </summary>
+public static class ProtocolLabels
+{
+    /// <summary>Size of a Shamir share value of a 32-byte secret: ⌈32/7⌉ field elements of 8 bytes.</summary>
+    public const int ShareValueSize = 40;
+
+    /// <summary>Plaintext of an encrypted share: u32be sender, u32be recipient, b-share, s-share.</summary>
+    public const int SharePlaintextSize = 8 + (2 * ShareValueSize);
+
+    /// <summary>Signed by a site in AdvertiseKeys: Encode("advertise-keys", ctx, round, name) ‖ c_pk ‖ s_pk.</summary>
+    public static byte[] AdvertisementTranscript(RoundParameters p, int sender, ReadOnlySpan<byte> encryptionKey, ReadOnlySpan<byte> maskingKey)
+    {
+        byte[] label = DomainLabel.Encode("advertise-keys", p.Context, p.Round, p[sender].Name);
+        byte[] result = new byte[label.Length + encryptionKey.Length + maskingKey.Length];
+        label.CopyTo(result, 0);
+        encryptionKey.CopyTo(result.AsSpan(label.Length));
+        maskingKey.CopyTo(result.AsSpan(label.Length + encryptionKey.Length));
+        return result;
+    }
+
+    /// <summary>HKDF info for the pairwise share-encryption key of u and v: Encode("share-key", ctx, round, name_min, name_max).</summary>
+    public static byte[] ShareKeyInfo(RoundParameters p, int u, int v)
+        => DomainLabel.Encode("share-key", p.Context, p.Round, p[Math.Min(u, v)].Name, p[Math.Max(u, v)].Name);
+
+    /// <summary>AES-GCM associated data of a share from sender to recipient: Encode("share-ad", ctx, round, sender, recipient).</summary>
+    public static byte[] ShareAssociatedData(RoundParameters p, int sender, int recipient)
+        => DomainLabel.Encode("share-ad", p.Context, p.Round, p[sender].Name, p[recipient].Name);
+
+    /// <summary>HKDF info for the pairwise mask seed: Encode("pair-mask-seed", ctx, round, name_min, name_max).</summary>
+    public static byte[] PairMaskSeedInfo(RoundParameters p, int u, int v)
+        => DomainLabel.Encode("pair-mask-seed", p.Context, p.Round, p[Math.Min(u, v)].Name, p[Math.Max(u, v)].Name);
+
+    /// <summary>PRG domain of pairwise masks: Encode("pair-mask", ctx, round).</summary>
+    public static byte[] PairMaskDomain(RoundParameters p) => DomainLabel.Encode("pair-mask", p.Context, p.Round);
+
+    /// <summary>PRG domain of u's self mask: Encode("self-mask", ctx, round, name_u).</summary>
+    public static byte[] SelfMaskDomain(RoundParameters p, int u) => DomainLabel.Encode("self-mask", p.Context, p.Round, p[u].Name);
+
+    /// <summary>
+    /// Signed in ConsistencyCheck: Encode("consistency", ctx, round, signer) ‖ Encode("survivors", name_1, …) with the
+    /// survivor names in ascending index order.
+    /// </summary>
+    public static byte[] ConsistencyTranscript(RoundParameters p, int signer, IReadOnlyList<int> survivors)
+    {
+        byte[] head = DomainLabel.Encode("consistency", p.Context, p.Round, p[signer].Name);
+        string[] names = survivors.OrderBy(i => i).Select(i => p[i].Name).ToArray();
+        byte[] set = DomainLabel.Encode("survivors", names);
+        return [.. head, .. set];
+    }
+
+    /// <summary>Builds the share plaintext.</summary>
+    internal static byte[] SharePlaintext(int sender, int recipient, ReadOnlySpan<byte> bShare, ReadOnlySpan<byte> sShare)
+    {
+        byte[] plain = new byte[SharePlaintextSize];
+        BinaryPrimitives.WriteUInt32BigEndian(plain, (uint)sender);
+        BinaryPrimitives.WriteUInt32BigEndian(plain.AsSpan(4), (uint)recipient);
+        bShare.CopyTo(plain.AsSpan(8));
+        sShare.CopyTo(plain.AsSpan(8 + ShareValueSize));
+        return plain;
+    }
+}

@@ -1,0 +1,164 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using SecureFed.Crypto;
+
+namespace SecureFed.Protocol;
+
+/// <summary>
+/// Everything the parties of one round must agree on. Its <see cref="Digest"/> is bound into every signature,
+/// key derivation and associated data of the round, so an aggregator that shows different sites different cohorts,
+/// thresholds or graphs makes the round fail instead of gaining anything.
+/// </summary>
+public sealed class RoundParameters
+{
+    private MaskingGraph? _graph;
+
+    /// <summary>Creates and validates round parameters.</summary>
+    /// <param name="federationId">Federation name.</param>
+    /// <param name="round">Round number (≥ 1).</param>
+    /// <param name="sessionId">Fresh random identifier chosen by the aggregator for this attempt of the round (hex).</param>
+    /// <param name="participants">The cohort; indices must be exactly 1..n.</param>
+    /// <param name="threshold">t.</param>
+    /// <param name="graphDegree">Neighbours per site; n-1 for the complete graph.</param>
+    /// <param name="vectorLength">m, words per input vector (update plus weight slot).</param>
+    /// <param name="bitWidth">b: inputs and masks live in Z/2^b.</param>
+    public RoundParameters(string federationId, long round, string sessionId, IReadOnlyList<Participant> participants,
+        int threshold, int graphDegree, int vectorLength, int bitWidth)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(federationId);
+        ArgumentException.ThrowIfNullOrEmpty(sessionId);
+        ArgumentNullException.ThrowIfNull(participants);
+        ArgumentOutOfRangeException.ThrowIfLessThan(round, 1);
+        int n = participants.Count;
+        if (n < 2)
+        {
+            throw new ArgumentException($"A round needs at least 2 participants, got {n}.", nameof(participants));
+        }
+
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        var sorted = participants.OrderBy(p => p.Index).ToArray();
+        for (int i = 0; i < n; i++)
+        {
+            Participant p = sorted[i];
+            if (p.Index != i + 1)
+            {
+                throw new ArgumentException($"Participant indices must be exactly 1..{n}; found {p.Index} at position {i + 1}.", nameof(participants));
+            }
+
+            if (string.IsNullOrEmpty(p.Name) || !names.Add(p.Name))
+            {
+                throw new ArgumentException($"Participant names must be non-empty and distinct; '{p.Name}' is not.", nameof(participants));
+            }
+
+            if (p.IdentityPublicKey is null || p.IdentityPublicKey.Length != Ed25519.PublicKeySize)
+            {
+                throw new ArgumentException($"Participant '{p.Name}' has an identity key that is not {Ed25519.PublicKeySize} bytes.", nameof(participants));
+            }
+        }
+
+        if (graphDegree < 2 && n > 2)
+        {
+            throw new ArgumentOutOfRangeException(nameof(graphDegree), graphDegree, "The graph degree must be at least 2.");
+        }
+
+        graphDegree = Math.Min(graphDegree, n - 1);
+        if (graphDegree < n - 1 && graphDegree % 2 != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(graphDegree), graphDegree, "A Harary graph degree must be even.");
+        }
+
+        int holders = graphDegree + 1;
+        if (threshold < 2 || threshold > holders)
+        {
+            throw new ArgumentOutOfRangeException(nameof(threshold), threshold, $"The threshold must be in [2, {holders}] (degree {graphDegree} + 1).");
+        }
+
+        if (2 * threshold <= holders)
+        {
+            throw new ArgumentOutOfRangeException(nameof(threshold), threshold,
+                $"The threshold must exceed half of the {holders} share holders, or a malicious aggregator could split the cohort.");
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(vectorLength, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(bitWidth, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(bitWidth, 32);
+
+        FederationId = federationId;
+        Round = round;
+        SessionId = sessionId;
+        Participants = sorted;
+        Threshold = threshold;
+        GraphDegree = graphDegree;
+        VectorLength = vectorLength;
+        BitWidth = bitWidth;
+        Digest = ComputeDigest();
+        Context = Convert.ToHexStringLower(Digest);
+    }
+
+    /// <summary>Federation name.</summary>
+    public string FederationId { get; }
+
+    /// <summary>Round number.</summary>
+    public long Round { get; }
+
+    /// <summary>Aggregator-chosen random identifier of this attempt.</summary>
+    public string SessionId { get; }
+
+    /// <summary>The cohort ordered by index (index i at position i-1).</summary>
+    public IReadOnlyList<Participant> Participants { get; }
+
+    /// <summary>t.</summary>
+    public int Threshold { get; }
+
+    /// <summary>Graph degree k.</summary>
+    public int GraphDegree { get; }
+
+    /// <summary>m.</summary>
+    public int VectorLength { get; }
+
+    /// <summary>b.</summary>
+    public int BitWidth { get; }
+
+    /// <summary>SHA-256 of the canonical encoding (see docs/PROTOCOL.md).</summary>
+    public byte[] Digest { get; }
+
+    /// <summary>Lowercase hex of <see cref="Digest"/>: the session context bound into every label.</summary>
+    public string Context { get; }
+
+    /// <summary>n.</summary>
+    public int CohortSize => Participants.Count;
+
+    /// <summary>The masking graph (derived deterministically from the digest).</summary>
+    public MaskingGraph Graph => _graph ??= GraphDegree >= CohortSize - 1
+        ? MaskingGraph.Complete(CohortSize)
+        : MaskingGraph.Harary(CohortSize, GraphDegree, SHA256.HashData(DomainLabel.Encode("graph-seed", Context)));
+
+    /// <summary>The participant with <paramref name="index"/>.</summary>
+    public Participant this[int index] => Participants[index - 1];
+
+    /// <summary>Finds a participant by name.</summary>
+    public Participant? Find(string name) => Participants.FirstOrDefault(p => p.Name == name);
+
+    private byte[] ComputeDigest()
+    {
+        var fields = new List<string>
+        {
+            FederationId,
+            Round.ToString(CultureInfo.InvariantCulture),
+            SessionId,
+            CohortSize.ToString(CultureInfo.InvariantCulture),
+            Threshold.ToString(CultureInfo.InvariantCulture),
+            GraphDegree.ToString(CultureInfo.InvariantCulture),
+            VectorLength.ToString(CultureInfo.InvariantCulture),
+            BitWidth.ToString(CultureInfo.InvariantCulture),
+        };
+        foreach (Participant p in Participants)
+        {
+            fields.Add(p.Index.ToString(CultureInfo.InvariantCulture));
+            fields.Add(p.Name);
+            fields.Add(Convert.ToHexStringLower(p.IdentityPublicKey));
+        }
+
+        return SHA256.HashData(DomainLabel.Encode("round-parameters", fields.ToArray()));
+    }
+}

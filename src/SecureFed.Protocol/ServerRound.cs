@@ -1,0 +1,589 @@
+using System.Security.Cryptography;
+using SecureFed.Crypto;
+
+namespace SecureFed.Protocol;
+
+/// <summary>
+/// The aggregator's side of one secure-aggregation round, as a state machine with no I/O and no clock: the hosting
+/// service calls <c>Accept*</c> as messages arrive and <c>Close*</c> when a stage's deadline passes or every expected
+/// message is in. Every bad input throws <see cref="ProtocolViolationException"/> and is not used; a stage that ends
+/// with fewer than t parties aborts the round (<see cref="RoundAbortedException"/>) before anything is revealed.
+/// Masked inputs are added into one running sum as they arrive, so memory is O(m), not O(n·m).
+/// </summary>
+public sealed class ServerRound
+{
+    private readonly RoundParameters _p;
+    private readonly object _gate = new();
+    private readonly Dictionary<int, KeyAdvertisement> _u1 = [];
+    private readonly Dictionary<int, List<EncryptedShare>> _sharesFrom = [];
+    private readonly HashSet<int> _u3 = [];
+    private readonly Dictionary<int, ConsistencySignature> _u4 = [];
+    private readonly Dictionary<int, UnmaskResponse> _u5 = [];
+    private readonly uint[] _sum;
+    private int[]? _u2Sorted;
+    private int[]? _u3Sorted;
+    private UnmaskRequest? _unmaskRequest;
+
+    /// <summary>Creates the server side of a round.</summary>
+    public ServerRound(RoundParameters parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        _p = parameters;
+        _sum = new uint[parameters.VectorLength];
+    }
+
+    /// <summary>The round's parameters.</summary>
+    public RoundParameters Parameters => _p;
+
+    /// <summary>The stage currently collecting messages.</summary>
+    public ProtocolStage Stage { get; private set; } = ProtocolStage.AdvertiseKeys;
+
+    /// <summary>Why the round was aborted, when it was.</summary>
+    public string? AbortReason { get; private set; }
+
+    /// <summary>Parties that have delivered their message for the current stage.</summary>
+    public IReadOnlyCollection<int> Delivered
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return Stage switch
+                {
+                    ProtocolStage.AdvertiseKeys => [.. _u1.Keys],
+                    ProtocolStage.ShareKeys => [.. _sharesFrom.Keys],
+                    ProtocolStage.MaskedInputCollection => [.. _u3],
+                    ProtocolStage.ConsistencyCheck => [.. _u4.Keys],
+                    ProtocolStage.Unmasking => [.. _u5.Keys],
+                    _ => [],
+                };
+            }
+        }
+    }
+
+    /// <summary>Parties expected at the current stage (the previous stage's survivors).</summary>
+    public IReadOnlyCollection<int> Expected
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return Stage switch
+                {
+                    ProtocolStage.AdvertiseKeys => [.. _p.Participants.Select(x => x.Index)],
+                    ProtocolStage.ShareKeys => [.. _u1.Keys],
+                    ProtocolStage.MaskedInputCollection => _u2Sorted ?? [],
+                    ProtocolStage.ConsistencyCheck => _u3Sorted ?? [],
+                    ProtocolStage.Unmasking => [.. _u4.Keys],
+                    _ => [],
+                };
+            }
+        }
+    }
+
+    /// <summary>True when every expected party has delivered for the current stage.</summary>
+    public bool StageComplete => Delivered.Count >= Expected.Count;
+
+    // ---- Stage 0 -------------------------------------------------------------------------------------------
+
+    /// <summary>Accepts a signed key advertisement. Returns false for an identical duplicate (idempotent retry).</summary>
+    public bool AcceptAdvertisement(KeyAdvertisement advertisement)
+    {
+        ArgumentNullException.ThrowIfNull(advertisement);
+        lock (_gate)
+        {
+            Expect(ProtocolStage.AdvertiseKeys, advertisement.Sender);
+            ClientRound.VerifyAdvertisement(_p, advertisement, ProtocolStage.AdvertiseKeys);
+            if (_u1.TryGetValue(advertisement.Sender, out KeyAdvertisement? existing))
+            {
+                if (existing.EncryptionPublicKey.AsSpan().SequenceEqual(advertisement.EncryptionPublicKey)
+                    && existing.MaskingPublicKey.AsSpan().SequenceEqual(advertisement.MaskingPublicKey))
+                {
+                    return false;
+                }
+
+                throw new ProtocolViolationException(ProtocolStage.AdvertiseKeys, "already advertised different keys in this round", advertisement.Sender);
+            }
+
+            _u1[advertisement.Sender] = advertisement;
+            return true;
+        }
+    }
+
+    /// <summary>Ends AdvertiseKeys: U1 = the advertisers. Aborts below t.</summary>
+    public IReadOnlyList<int> CloseAdvertiseKeys()
+    {
+        lock (_gate)
+        {
+            Expect(ProtocolStage.AdvertiseKeys, null);
+            RequireAtLeastThreshold(_u1.Count, "advertised keys");
+            Stage = ProtocolStage.ShareKeys;
+            return [.. _u1.Keys.Order()];
+        }
+    }
+
+    /// <summary>The advertisements to relay to <paramref name="recipient"/>: its share holders (itself and neighbours) in U1.</summary>
+    public IReadOnlyList<KeyAdvertisement> AdvertisementsFor(int recipient)
+    {
+        lock (_gate)
+        {
+            CheckIndex(recipient, ProtocolStage.ShareKeys);
+            return [.. _p.Graph.ShareHolders(recipient).Where(_u1.ContainsKey).Select(v => _u1[v])];
+        }
+    }
+
+    // ---- Stage 1 -------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Accepts the encrypted shares of <paramref name="sender"/>: exactly one per holder of its secrets in U1 other
+    /// than itself, each of the right size. Returns false for an identical duplicate.
+    /// </summary>
+    public bool AcceptShares(int sender, IReadOnlyList<EncryptedShare> shares)
+    {
+        ArgumentNullException.ThrowIfNull(shares);
+        lock (_gate)
+        {
+            Expect(ProtocolStage.ShareKeys, sender);
+            if (!_u1.ContainsKey(sender))
+            {
+                throw new ProtocolViolationException(ProtocolStage.ShareKeys, "did not advertise keys in this round", sender);
+            }
+
+            var expected = new HashSet<int>(_p.Graph.Neighbors(sender).Where(_u1.ContainsKey));
+            var seen = new HashSet<int>();
+            int size = ShareCipher.Overhead + ProtocolLabels.SharePlaintextSize;
+            foreach (EncryptedShare share in shares)
+            {
+                if (share.Sender != sender)
+                {
+                    throw new ProtocolViolationException(ProtocolStage.ShareKeys, $"submitted a share claiming to come from index {share.Sender}", sender);
+                }
+
+                if (!expected.Contains(share.Recipient))
+                {
+                    throw new ProtocolViolationException(ProtocolStage.ShareKeys, $"addressed a share to index {share.Recipient}, which is not one of its advertised neighbours", sender);
+                }
+
+                if (!seen.Add(share.Recipient))
+                {
+                    throw new ProtocolViolationException(ProtocolStage.ShareKeys, $"addressed two shares to index {share.Recipient}", sender);
+                }
+
+                if (share.Ciphertext is null || share.Ciphertext.Length != size)
+                {
+                    throw new ProtocolViolationException(ProtocolStage.ShareKeys, $"sent a share of {share.Ciphertext?.Length ?? 0} bytes; expected {size}", sender);
+                }
+            }
+
+            if (seen.Count != expected.Count)
+            {
+                throw new ProtocolViolationException(ProtocolStage.ShareKeys, $"sent {seen.Count} shares; expected one for each of its {expected.Count} advertised neighbours", sender);
+            }
+
+            if (_sharesFrom.TryGetValue(sender, out List<EncryptedShare>? existing))
+            {
+                if (existing.Count == shares.Count && existing.OrderBy(s => s.Recipient).Zip(shares.OrderBy(s => s.Recipient))
+                        .All(pair => pair.First.Ciphertext.AsSpan().SequenceEqual(pair.Second.Ciphertext)))
+                {
+                    return false;
+                }
+
+                throw new ProtocolViolationException(ProtocolStage.ShareKeys, "already sent different shares in this round", sender);
+            }
+
+            _sharesFrom[sender] = [.. shares];
+            return true;
+        }
+    }
+
+    /// <summary>Ends ShareKeys: U2 = the senders. Aborts below t.</summary>
+    public IReadOnlyList<int> CloseShareKeys()
+    {
+        lock (_gate)
+        {
+            Expect(ProtocolStage.ShareKeys, null);
+            RequireAtLeastThreshold(_sharesFrom.Count, "sent their shares");
+            _u2Sorted = [.. _sharesFrom.Keys.Order()];
+            Stage = ProtocolStage.MaskedInputCollection;
+            return _u2Sorted;
+        }
+    }
+
+    /// <summary>The encrypted shares to relay to <paramref name="recipient"/>: those addressed to it by members of U2.</summary>
+    public IReadOnlyList<EncryptedShare> SharesFor(int recipient)
+    {
+        lock (_gate)
+        {
+            CheckIndex(recipient, ProtocolStage.MaskedInputCollection);
+            return [.. _sharesFrom.Values.SelectMany(list => list).Where(s => s.Recipient == recipient).OrderBy(s => s.Sender)];
+        }
+    }
+
+    // ---- Stage 2 -------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Adds the complete masked input of <paramref name="sender"/> into the running sum. Every word must be reduced
+    /// modulo 2^b and the length must be m. A second input from the same sender is refused (the caller deduplicates
+    /// identical retries by digest before calling).
+    /// </summary>
+    public void AcceptMaskedInput(int sender, ReadOnlySpan<uint> maskedInput)
+    {
+        lock (_gate)
+        {
+            Expect(ProtocolStage.MaskedInputCollection, sender);
+            if (Array.BinarySearch(_u2Sorted!, sender) < 0)
+            {
+                throw new ProtocolViolationException(ProtocolStage.MaskedInputCollection, "did not complete ShareKeys in this round", sender);
+            }
+
+            if (maskedInput.Length != _p.VectorLength)
+            {
+                throw new ProtocolViolationException(ProtocolStage.MaskedInputCollection, $"sent a vector of {maskedInput.Length} words; the round's length is {_p.VectorLength}", sender);
+            }
+
+            if (_u3.Contains(sender))
+            {
+                throw new ProtocolViolationException(ProtocolStage.MaskedInputCollection, "already sent its masked input", sender);
+            }
+
+            if (_p.BitWidth < 32)
+            {
+                uint limit = (1u << _p.BitWidth) - 1;
+                for (int i = 0; i < maskedInput.Length; i++)
+                {
+                    if (maskedInput[i] > limit)
+                    {
+                        throw new ProtocolViolationException(ProtocolStage.MaskedInputCollection, $"word {i} is not reduced modulo 2^{_p.BitWidth}", sender);
+                    }
+                }
+            }
+
+            ModularVector.Add(_sum, maskedInput, _p.BitWidth);
+            _u3.Add(sender);
+        }
+    }
+
+    /// <summary>Ends MaskedInputCollection: U3 = those whose input is in the sum. Aborts below t.</summary>
+    public IReadOnlyList<int> CloseMaskedInput()
+    {
+        lock (_gate)
+        {
+            Expect(ProtocolStage.MaskedInputCollection, null);
+            RequireAtLeastThreshold(_u3.Count, "sent masked inputs");
+            _u3Sorted = [.. _u3.Order()];
+            Stage = ProtocolStage.ConsistencyCheck;
+            return _u3Sorted;
+        }
+    }
+
+    // ---- Stage 3 -------------------------------------------------------------------------------------------
+
+    /// <summary>Accepts a survivor's signature over U3 (verified here). Returns false for a duplicate.</summary>
+    public bool AcceptConsistencySignature(ConsistencySignature signature)
+    {
+        ArgumentNullException.ThrowIfNull(signature);
+        lock (_gate)
+        {
+            Expect(ProtocolStage.ConsistencyCheck, signature.Sender);
+            if (Array.BinarySearch(_u3Sorted!, signature.Sender) < 0)
+            {
+                throw new ProtocolViolationException(ProtocolStage.ConsistencyCheck, "is not in the survivor set", signature.Sender);
+            }
+
+            if (signature.Signature is null || signature.Signature.Length != Ed25519.SignatureSize
+                || !Ed25519.Verify(_p[signature.Sender].IdentityPublicKey, ProtocolLabels.ConsistencyTranscript(_p, signature.Sender, _u3Sorted!), signature.Signature))
+            {
+                throw new ProtocolViolationException(ProtocolStage.ConsistencyCheck, "the consistency signature does not verify", signature.Sender);
+            }
+
+            return _u4.TryAdd(signature.Sender, signature);
+        }
+    }
+
+    /// <summary>Ends ConsistencyCheck and builds the unmasking request. Aborts below t.</summary>
+    public UnmaskRequest CloseConsistency()
+    {
+        lock (_gate)
+        {
+            Expect(ProtocolStage.ConsistencyCheck, null);
+            RequireAtLeastThreshold(_u4.Count, "signed the survivor set");
+            int[] dropped = [.. _u2Sorted!.Where(v => !_u3.Contains(v))];
+            _unmaskRequest = new UnmaskRequest(_u3Sorted!, dropped, [.. _u4.Values.OrderBy(s => s.Sender)]);
+            Stage = ProtocolStage.Unmasking;
+            return _unmaskRequest;
+        }
+    }
+
+    // ---- Stage 4 -------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Accepts an unmasking response: b-shares only of survivors, s-shares only of dropped sites, only of owners whose
+    /// shares the sender holds, each 40 bytes. Returns false for a duplicate.
+    /// </summary>
+    public bool AcceptUnmaskResponse(UnmaskResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        lock (_gate)
+        {
+            int sender = response.Sender;
+            Expect(ProtocolStage.Unmasking, sender);
+            if (!_u4.ContainsKey(sender))
+            {
+                throw new ProtocolViolationException(ProtocolStage.Unmasking, "did not sign the survivor set", sender);
+            }
+
+            var dropped = new HashSet<int>(_unmaskRequest!.Dropped);
+            CheckRevealed(sender, response.SelfMaskShares, v => _u3.Contains(v), "b-share of a site that is not a survivor");
+            CheckRevealed(sender, response.MaskingKeyShares, dropped.Contains, "s-share of a site that did not drop");
+            return _u5.TryAdd(sender, response);
+        }
+    }
+
+    /// <summary>
+    /// Ends Unmasking: rebuilds every survivor's b and every dropped site's s from t shares, checks each rebuilt s
+    /// against its advertised public key, and removes all masks from the running sum.
+    /// </summary>
+    /// <param name="maxDegreeOfParallelism">Threads for the PRG work; the default uses every core.</param>
+    public AggregationResult Finish(int maxDegreeOfParallelism = -1)
+    {
+        lock (_gate)
+        {
+            Expect(ProtocolStage.Unmasking, null);
+            RequireAtLeastThreshold(_u5.Count, "answered the unmasking request");
+            var bOwners = _u3Sorted!;
+            var sOwners = _unmaskRequest!.Dropped;
+            var selfSeeds = new byte[bOwners.Length][];
+            var reconstructors = new Dictionary<string, ShamirReconstructor>(StringComparer.Ordinal);
+            for (int i = 0; i < bOwners.Length; i++)
+            {
+                selfSeeds[i] = Reconstruct(bOwners[i], r => r.SelfMaskShares, reconstructors);
+            }
+
+            var droppedKeys = new List<(int Owner, X25519KeyPair Key)>();
+            try
+            {
+                foreach (int v in sOwners)
+                {
+                    byte[] sk = Reconstruct(v, r => r.MaskingKeyShares, reconstructors);
+                    var key = X25519KeyPair.FromPrivateKey(sk);
+                    CryptographicOperations.ZeroMemory(sk);
+                    if (!CryptographicOperations.FixedTimeEquals(key.PublicKey, _u1[v].MaskingPublicKey))
+                    {
+                        key.Dispose();
+                        Abort(ProtocolStage.Unmasking, $"the masking key rebuilt for '{_p[v].Name}' does not match its advertisement: some revealed shares are wrong");
+                    }
+
+                    droppedKeys.Add((v, key));
+                }
+
+                // Work items: remove each survivor's self mask; for each dropped v and surviving neighbour w, remove the
+                // pairwise mask w added for v (Δ_{w,v} = +1 when w < v).
+                var items = new List<Action<uint[]>>();
+                byte[] pairDomain = ProtocolLabels.PairMaskDomain(_p);
+                for (int i = 0; i < bOwners.Length; i++)
+                {
+                    byte[] seed = selfSeeds[i];
+                    byte[] domain = ProtocolLabels.SelfMaskDomain(_p, bOwners[i]);
+                    items.Add(acc => MaskPrg.SubtractFrom(seed, domain, _p.BitWidth, acc));
+                }
+
+                foreach ((int v, X25519KeyPair key) in droppedKeys)
+                {
+                    foreach (int w in _p.Graph.Neighbors(v).Where(_u3.Contains))
+                    {
+                        byte[] peer = _u1[w].MaskingPublicKey;
+                        int dropped = v;
+                        int survivor = w;
+                        X25519KeyPair k = key;
+                        items.Add(acc =>
+                        {
+                            Span<byte> seed = stackalloc byte[32];
+                            ClientRound.PairMaskSeed(_p, k, peer, dropped, survivor, seed);
+                            if (survivor < dropped)
+                            {
+                                MaskPrg.SubtractFrom(seed, pairDomain, _p.BitWidth, acc);
+                            }
+                            else
+                            {
+                                MaskPrg.AddTo(seed, pairDomain, _p.BitWidth, acc);
+                            }
+
+                            CryptographicOperations.ZeroMemory(seed);
+                        });
+                    }
+                }
+
+                RunParallel(items, maxDegreeOfParallelism);
+            }
+            finally
+            {
+                foreach ((_, X25519KeyPair key) in droppedKeys)
+                {
+                    key.Dispose();
+                }
+
+                foreach (byte[] seed in selfSeeds)
+                {
+                    if (seed is not null)
+                    {
+                        CryptographicOperations.ZeroMemory(seed);
+                    }
+                }
+            }
+
+            Stage = ProtocolStage.Completed;
+            return new AggregationResult(
+                _sum,
+                _u3Sorted!,
+                [.. _u1.Keys.Where(v => !_sharesFrom.ContainsKey(v)).Order()],
+                sOwners,
+                [.. _u3Sorted!.Where(v => !_u5.ContainsKey(v))]);
+        }
+    }
+
+    /// <summary>Abandons the round (e.g. the service is shutting down); nothing further will be revealed.</summary>
+    public void Abort(string reason)
+    {
+        lock (_gate)
+        {
+            if (Stage is not (ProtocolStage.Completed or ProtocolStage.Aborted))
+            {
+                AbortReason = reason;
+                Stage = ProtocolStage.Aborted;
+            }
+        }
+    }
+
+    private void RunParallel(List<Action<uint[]>> items, int maxDegreeOfParallelism)
+    {
+        int workers = maxDegreeOfParallelism > 0 ? maxDegreeOfParallelism : Environment.ProcessorCount;
+        workers = Math.Max(1, Math.Min(workers, items.Count));
+        if (workers == 1)
+        {
+            foreach (Action<uint[]> item in items)
+            {
+                item(_sum);
+            }
+
+            return;
+        }
+
+        var partials = new uint[workers][];
+        Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
+        {
+            uint[] acc = new uint[_p.VectorLength];
+            for (int i = w; i < items.Count; i += workers)
+            {
+                items[i](acc);
+            }
+
+            partials[w] = acc;
+        });
+        foreach (uint[] partial in partials)
+        {
+            ModularVector.Add(_sum, partial, _p.BitWidth);
+        }
+    }
+
+    private byte[] Reconstruct(int owner, Func<UnmaskResponse, IReadOnlyList<RevealedShare>> select, Dictionary<string, ShamirReconstructor> cache)
+    {
+        var xs = new List<int>(_p.Threshold);
+        var values = new List<ReadOnlyMemory<byte>>(_p.Threshold);
+        foreach ((int sender, UnmaskResponse response) in _u5.OrderBy(kv => kv.Key))
+        {
+            RevealedShare? share = select(response).FirstOrDefault(s => s.Owner == owner);
+            if (share is null)
+            {
+                continue;
+            }
+
+            xs.Add(sender);
+            values.Add(share.Value);
+            if (xs.Count == _p.Threshold)
+            {
+                break;
+            }
+        }
+
+        if (xs.Count < _p.Threshold)
+        {
+            Abort(ProtocolStage.Unmasking, $"only {xs.Count} shares of '{_p[owner].Name}' were revealed; t = {_p.Threshold}");
+        }
+
+        string key = string.Join(',', xs);
+        if (!cache.TryGetValue(key, out ShamirReconstructor? reconstructor))
+        {
+            reconstructor = new ShamirReconstructor(xs.ToArray());
+            cache[key] = reconstructor;
+        }
+
+        byte[] secret = new byte[32];
+        reconstructor.Reconstruct(values, secret);
+        return secret;
+    }
+
+    private void CheckRevealed(int sender, IReadOnlyList<RevealedShare> shares, Func<int, bool> allowed, string what)
+    {
+        var seen = new HashSet<int>();
+        foreach (RevealedShare share in shares)
+        {
+            if (share.Owner < 1 || share.Owner > _p.CohortSize || !allowed(share.Owner))
+            {
+                throw new ProtocolViolationException(ProtocolStage.Unmasking, $"revealed a {what} (index {share.Owner})", sender);
+            }
+
+            if (share.Owner != sender && !_p.Graph.AreNeighbors(sender, share.Owner))
+            {
+                throw new ProtocolViolationException(ProtocolStage.Unmasking, $"revealed a share of index {share.Owner}, which it cannot hold", sender);
+            }
+
+            if (!seen.Add(share.Owner))
+            {
+                throw new ProtocolViolationException(ProtocolStage.Unmasking, $"revealed two shares of index {share.Owner}", sender);
+            }
+
+            if (share.Value is null || share.Value.Length != ProtocolLabels.ShareValueSize)
+            {
+                throw new ProtocolViolationException(ProtocolStage.Unmasking, $"revealed a share of {share.Value?.Length ?? 0} bytes; expected {ProtocolLabels.ShareValueSize}", sender);
+            }
+        }
+    }
+
+    private void RequireAtLeastThreshold(int count, string what)
+    {
+        if (count < _p.Threshold)
+        {
+            Abort(Stage, $"only {count} sites {what}; the threshold is {_p.Threshold}");
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void Abort(ProtocolStage stage, string reason)
+    {
+        AbortReason = reason;
+        Stage = ProtocolStage.Aborted;
+        throw new RoundAbortedException(stage, reason);
+    }
+
+    private void Expect(ProtocolStage stage, int? sender)
+    {
+        if (sender is int s)
+        {
+            CheckIndex(s, stage);
+        }
+
+        if (Stage != stage)
+        {
+            string why = Stage == ProtocolStage.Aborted ? $"the round was aborted ({AbortReason})" : $"the round is at stage {Stage}";
+            throw new ProtocolViolationException(stage, $"message for stage {stage} is out of order: {why}", sender);
+        }
+    }
+
+    private void CheckIndex(int index, ProtocolStage stage)
+    {
+        if (index < 1 || index > _p.CohortSize)
+        {
+            throw new ProtocolViolationException(stage, $"unknown participant index {index}");
+        }
+    }
+}
