@@ -1,0 +1,68 @@
+namespace SecureFed.Audit;
+
+/// <summary>
+/// The audit event vocabulary. The report and the cross-checks read these types and the field names in
+/// <see cref="AuditFieldNames"/>; agents must open their log with the site id the aggregator uses as actor.
+/// </summary>
+public static class AuditEvents
+{
+    /// <summary>Written by <see cref="AuditLog.Open(string, string, SecureFed.Crypto.Ed25519PrivateKey, string, TimeProvider?)"/> each time a log is opened: {origin, verifier_key, resumed_lines}.</summary>
+    public const string LogOpened = "log.opened";
+
+    /// <summary>A torn last line was moved to quarantine on open: {line, bytes, sha256, file}.</summary>
+    public const string TornTailQuarantined = "log.torn_tail_quarantined";
+
+    /// <summary>Aggregator: {round, cohort[], threshold, bit_width, vector_length, dp{...}}.</summary>
+    public const string RoundOpened = "round.opened";
+
+    /// <summary>Aggregator: a key advertisement arrived: {round, site, sha256}.</summary>
+    public const string KeysReceived = "keys.received";
+
+    /// <summary>Aggregator: encrypted shares relayed for a site: {round, site, count}.</summary>
+    public const string SharesRelayed = "shares.relayed";
+
+    /// <summary>Aggregator: a masked input arrived: {round, site, bytes, sha256}.</summary>
+    public const string MaskedInputReceived = "masked_input.received";
+
+    /// <summary>Aggregator: sites dropped at a stage: {round, stage, sites[]}.</summary>
+    public const string Dropout = "dropout";
+
+    /// <summary>Aggregator: unmasking requested from a site: {round, site, survivors[], dropped[]}.</summary>
+    public const string UnmaskRequested = "unmask.requested";
+
+    /// <summary>Aggregator: a site's unmasking response (counts only, never shares): {round, site, b_shares, s_shares}.</summary>
+    public const string UnmaskResponse = "unmask.response";
+
+    /// <summary>Aggregator: the fused model: {round, model_version, sha256, participants[]}.</summary>
+    public const string AggregateProduced = "aggregate.produced";
+
+    /// <summary>Aggregator: privacy budget spent so far: {round, guarantee, epsilon, delta}.</summary>
+    public const string PrivacySpent = "privacy.spent";
+
+    /// <summary>Aggregator: {round, stage, reason}.</summary>
+    public const string RoundAborted = "round.aborted";
+
+    /// <summary>Aggregator: {round}.</summary>
+    public const string RoundCompleted = "round.completed";
+
+    /// <summary>Aggregator {round, site, reason} or agent {round, reason}: a request was refused.</summary>
+    public const string Refusal = "refusal";
+
+    /// <summary>{message}.</summary>
+    public const string Error = "error";
+
+    /// <summary>Agent: a message left the site: {round, message_type, bytes, sha256 of the exact bytes sent}.</summary>
+    public const string MessageSent = "message.sent";
+
+    /// <summary>Agent: a privacy-ledger entry: {round, guarantee, epsilon, delta}.</summary>
+    public const string PrivacyLedger = "privacy.ledger";
+
+    /// <summary>Agent: {round, version, sha256}.</summary>
+    public const string ModelReceived = "model.received";
+
+    /// <summary>Agent: {round}.</summary>
+    public const string RoundJoined = "round.joined";
+
+    /// <summary>The <c>message_type</c> of an agent's masked input (matched against <see cref="MaskedInputReceived"/>).</summary>
+    public const string MaskedInputMessageType = "masked_input";
+}

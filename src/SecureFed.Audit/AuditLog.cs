@@ -1,0 +1,533 @@
+using System.Globalization;
+using System.Security.Cryptography;
+
+using SecureFed.Audit.Internal;
+using SecureFed.Crypto;
+
+namespace SecureFed.Audit;
+
+/// <summary>
+/// An append-only, tamper-evident audit log in a directory: <c>audit.jsonl</c> (one canonical JSON event per line),
+/// an RFC 9162 Merkle tree over the lines, and C2SP signed checkpoints in <c>checkpoints/&lt;size&gt;.checkpoint</c>
+/// and <c>checkpoint.latest</c>, signed with Ed25519 under the key name <c>origin</c>. One writer per directory
+/// (enforced with a lock file); <see cref="Append"/> is thread-safe and every line is written with a single write
+/// and fsync. Opening writes a <see cref="AuditEvents.LogOpened"/> event and signs a checkpoint; disposing signs a
+/// final checkpoint.
+/// </summary>
+public sealed class AuditLog : IDisposable
+{
+    /// <summary>File name of the log inside the directory.</summary>
+    public const string LogFileName = "audit.jsonl";
+
+    /// <summary>Folder of signed checkpoints inside the directory.</summary>
+    public const string CheckpointDirectoryName = "checkpoints";
+
+    /// <summary>File holding the newest signed checkpoint.</summary>
+    public const string LatestCheckpointFileName = "checkpoint.latest";
+
+    /// <summary>File holding the log's verifier key string (trust on first use; auditors should pin it with --key).</summary>
+    public const string VerifierKeyFileName = "verifier.key";
+
+    /// <summary>Folder where torn tails are moved by a repairing open.</summary>
+    public const string QuarantineDirectoryName = "quarantine";
+
+    /// <summary>Extension of checkpoint files.</summary>
+    public const string CheckpointExtension = ".checkpoint";
+
+    private const string LockFileName = ".lock";
+
+    private readonly Lock _gate = new();
+    private readonly string _logPath;
+    private readonly string _checkpointDirectory;
+    private readonly Ed25519PrivateKey _signingKey;
+    private readonly NoteVerifierKey _verifierKey;
+    private readonly TimeProvider _time;
+    private readonly List<byte[]> _leaves;
+    private readonly CompactRange _range;
+    private FileStream? _lockFile;
+    private FileStream? _stream;
+    private SignedCheckpoint? _lastCheckpoint;
+    private long _size;
+    private bool _faulted;
+    private bool _disposed;
+
+    private AuditLog(string directory, string actor, string origin, Ed25519PrivateKey signingKey, TimeProvider time,
+                     List<byte[]> leaves, CompactRange range)
+    {
+        Directory = directory;
+        Actor = actor;
+        Origin = origin;
+        _signingKey = signingKey;
+        _verifierKey = NoteVerifierKey.FromEd25519(origin, signingKey.PublicKey);
+        _time = time;
+        _leaves = leaves;
+        _range = range;
+        _size = leaves.Count;
+        _logPath = Path.Combine(directory, LogFileName);
+        _checkpointDirectory = Path.Combine(directory, CheckpointDirectoryName);
+    }
+
+    /// <summary>The log directory.</summary>
+    public string Directory { get; }
+
+    /// <summary>The identity written in every line (for an agent: its site id).</summary>
+    public string Actor { get; }
+
+    /// <summary>The checkpoint origin and signing key name.</summary>
+    public string Origin { get; }
+
+    /// <summary>Number of lines in the log.</summary>
+    public long Size => Interlocked.Read(ref _size);
+
+    /// <summary>The signed-note verifier key string of this log (<c>origin+hash+base64(0x01||pubkey)</c>).</summary>
+    public string VerifierKey => _verifierKey.ToString();
+
+    /// <summary>The newest checkpoint signed by (or verified when opening) this log, if any.</summary>
+    public SignedCheckpoint? LatestCheckpoint
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _lastCheckpoint;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens (or creates) the log in <paramref name="directory"/>. Re-opening verifies every existing line and the latest
+    /// checkpoint and continues the sequence.
+    /// </summary>
+    /// <param name="directory">The log directory (created if missing).</param>
+    /// <param name="actor">The identity written in every line.</param>
+    /// <param name="signingKey">The checkpoint signing key (copied; the caller keeps ownership).</param>
+    /// <param name="origin">The checkpoint origin and key name, e.g. <c>securefed.example/aggregator</c>.</param>
+    /// <param name="timeProvider">Clock for timestamps (the system clock by default).</param>
+    /// <exception cref="InvalidDataException">The existing log is damaged: a torn last line, a bad line, or a checkpoint that does not match.</exception>
+    /// <exception cref="InvalidOperationException">Another writer holds the log, or it belongs to another actor, origin or key.</exception>
+    public static AuditLog Open(string directory, string actor, Ed25519PrivateKey signingKey, string origin, TimeProvider? timeProvider = null) =>
+        Open(directory, actor, signingKey, origin, repairTornTail: false, timeProvider);
+
+    /// <summary>
+    /// Opens the log like <see cref="Open(string, string, Ed25519PrivateKey, string, TimeProvider?)"/>; with
+    /// <paramref name="repairTornTail"/> a torn last line (a crash mid-write) is moved to <c>quarantine/</c> and a
+    /// <see cref="AuditEvents.TornTailQuarantined"/> event records its size and digest, instead of failing.
+    /// </summary>
+    public static AuditLog Open(string directory, string actor, Ed25519PrivateKey signingKey, string origin, bool repairTornTail, TimeProvider? timeProvider = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ArgumentException.ThrowIfNullOrWhiteSpace(actor);
+        ArgumentNullException.ThrowIfNull(signingKey);
+        ArgumentNullException.ThrowIfNull(origin);
+        CanonicalJson.ThrowIfInvalidText(actor, nameof(actor));
+        if (!NoteVerifierKey.IsValidKeyName(origin))
+        {
+            throw new ArgumentException($"Origin '{origin}' must be non-empty without spaces or '+' (it is also the signing key name).", nameof(origin));
+        }
+
+        string fullPath = Path.GetFullPath(directory);
+        System.IO.Directory.CreateDirectory(fullPath);
+        System.IO.Directory.CreateDirectory(Path.Combine(fullPath, CheckpointDirectoryName));
+
+        byte[] seed = new byte[Ed25519.SeedSize];
+        Ed25519PrivateKey key;
+        try
+        {
+            signingKey.ExportSeed(seed);
+            key = Ed25519PrivateKey.FromSeed(seed);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(seed);
+        }
+
+        AuditLog? log = null;
+        try
+        {
+            log = new AuditLog(fullPath, actor, origin, key, timeProvider ?? TimeProvider.System, [], new CompactRange());
+            log.Initialize(repairTornTail);
+            return log;
+        }
+        catch
+        {
+            if (log is null)
+            {
+                key.Dispose();
+            }
+            else
+            {
+                log.Release();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Appends one event and returns its sequence number (= its 1-based line number). Thread-safe; the line is on disk
+    /// (fsync) when this returns.
+    /// </summary>
+    /// <param name="eventType">Event type, e.g. <see cref="AuditEvents.RoundOpened"/>: 1-64 characters of <c>[a-z0-9_.-]</c>.</param>
+    /// <param name="fields">Fills the event's fields.</param>
+    /// <exception cref="InvalidOperationException">A previous write failed; the log must be reopened.</exception>
+    public long Append(string eventType, Action<AuditFields> fields)
+    {
+        ArgumentNullException.ThrowIfNull(eventType);
+        ArgumentNullException.ThrowIfNull(fields);
+        if (!IsValidEventType(eventType))
+        {
+            throw new ArgumentException($"Event type '{eventType}' must be 1-64 characters of a-z, 0-9, '_', '.', '-'.", nameof(eventType));
+        }
+
+        var values = new AuditFields();
+        fields(values);
+        return AppendCore(eventType, values);
+    }
+
+    /// <summary>
+    /// Signs a checkpoint for the current size and stores it in <c>checkpoints/&lt;size&gt;.checkpoint</c> and
+    /// <c>checkpoint.latest</c>. Returns the previous checkpoint when nothing was appended since.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The new checkpoint would be inconsistent with one signed before.</exception>
+    public SignedCheckpoint Checkpoint()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ThrowIfFaulted();
+            return CheckpointCore();
+        }
+    }
+
+    /// <summary>The current RFC 9162 root hash over all lines.</summary>
+    public byte[] RootHash()
+    {
+        lock (_gate)
+        {
+            return _range.RootHash();
+        }
+    }
+
+    /// <summary>Signs a final checkpoint if lines were appended since the last one, then releases the log.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            try
+            {
+                if (!_faulted && _stream is not null && (_lastCheckpoint is null || _lastCheckpoint.Size != _size))
+                {
+                    CheckpointCore();
+                }
+            }
+            finally
+            {
+                Release();
+            }
+        }
+    }
+
+    internal static bool IsValidEventType(string eventType)
+    {
+        if (eventType.Length is 0 or > 64)
+        {
+            return false;
+        }
+
+        foreach (char c in eventType)
+        {
+            if (!(char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c is '_' or '.' or '-'))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void Release()
+    {
+        _disposed = true;
+        _stream?.Dispose();
+        _stream = null;
+        _lockFile?.Dispose();
+        _lockFile = null;
+        _signingKey.Dispose();
+    }
+
+    private void Initialize(bool repairTornTail)
+    {
+        try
+        {
+            _lockFile = new FileStream(Path.Combine(Directory, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (IOException ex)
+        {
+            throw new InvalidOperationException($"Audit log {Directory} is already open by another writer ({ex.Message}).", ex);
+        }
+
+        string keyPath = Path.Combine(Directory, VerifierKeyFileName);
+        if (File.Exists(keyPath))
+        {
+            string stored = DurableFile.ReadAllText(keyPath).Trim();
+            if (stored != VerifierKey)
+            {
+                throw new InvalidOperationException(
+                    $"Audit log {Directory} belongs to verifier key {stored}; refusing to continue it with a different key or origin ({VerifierKey}).");
+            }
+        }
+
+        (long resumed, QuarantinedTail? quarantined) = LoadExisting(repairTornTail);
+        if (!File.Exists(keyPath))
+        {
+            DurableFile.WriteAllText(keyPath, VerifierKey + "\n");
+        }
+
+        _stream = new FileStream(_logPath, FileMode.Append, FileAccess.Write, FileShare.Read, bufferSize: 0);
+        if (quarantined is { } tail)
+        {
+            AppendCore(AuditEvents.TornTailQuarantined, new AuditFields()
+                .Add("line", tail.Line)
+                .Add(AuditFieldNames.Bytes, tail.Bytes)
+                .AddDigest(AuditFieldNames.Sha256, tail.Sha256)
+                .Add("file", tail.File));
+        }
+
+        AppendCore(AuditEvents.LogOpened, new AuditFields()
+            .Add("origin", Origin)
+            .Add("verifier_key", VerifierKey)
+            .Add("resumed_lines", resumed));
+        lock (_gate)
+        {
+            CheckpointCore();
+        }
+    }
+
+    private (long Resumed, QuarantinedTail? Quarantined) LoadExisting(bool repairTornTail)
+    {
+        if (!File.Exists(_logPath))
+        {
+            if (LatestOnDisk() is { } orphan)
+            {
+                throw new InvalidDataException(
+                    $"{_logPath} is missing but {orphan.Path} covers {orphan.Checkpoint.Size} line(s): the log was deleted or rolled back.");
+            }
+
+            return (0, null);
+        }
+
+        LogFile file = LogFile.Read(_logPath);
+        QuarantinedTail? quarantined = null;
+        if (file.TornTail is { } torn)
+        {
+            if (!repairTornTail)
+            {
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"{_logPath}: line {file.TornLineNumber} is torn ({torn.Length} bytes without a final newline; a crash mid-write?). " +
+                    $"Lines 1..{file.Lines.Count} are intact. Reopen with repairTornTail: true to move the torn bytes to {QuarantineDirectoryName}/ and continue."));
+            }
+
+            string quarantine = Path.Combine(Directory, QuarantineDirectoryName);
+            System.IO.Directory.CreateDirectory(quarantine);
+            string name = string.Create(CultureInfo.InvariantCulture,
+                $"torn-line-{file.TornLineNumber}-{_time.GetUtcNow().UtcDateTime:yyyyMMddTHHmmssfffZ}.bin");
+            DurableFile.WriteAllBytes(Path.Combine(quarantine, name), torn);
+            using (var stream = new FileStream(_logPath, FileMode.Open, FileAccess.Write, FileShare.Read))
+            {
+                stream.SetLength(file.TornTailOffset);
+                stream.Flush(flushToDisk: true);
+            }
+
+            quarantined = new QuarantinedTail(file.TornLineNumber, torn.Length, SHA256.HashData(torn), QuarantineDirectoryName + "/" + name);
+        }
+
+        for (int i = 0; i < file.Lines.Count; i++)
+        {
+            long lineNumber = i + 1;
+            LogEntry entry = LogEntry.TryParse(file.Lines[i], lineNumber, out string? problem)
+                ?? throw new InvalidDataException($"{_logPath}: {problem}.");
+            if (entry.Actor != Actor)
+            {
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"{_logPath}: line {lineNumber} was written by actor '{entry.Actor}', but the log is being opened as '{Actor}'."));
+            }
+
+            byte[] leaf = MerkleTree.LeafHash(file.Lines[i].Span);
+            _leaves.Add(leaf);
+            _range.Append(leaf);
+        }
+
+        _size = _leaves.Count;
+        if (LatestOnDisk() is { } latest)
+        {
+            CheckOnDiskCheckpoint(latest.Checkpoint, latest.Path);
+            _lastCheckpoint = latest.Checkpoint;
+        }
+
+        return (_leaves.Count, quarantined);
+    }
+
+    /// <summary>The newest parseable checkpoint among checkpoint.latest and checkpoints/*.checkpoint.</summary>
+    private (SignedCheckpoint Checkpoint, string Path)? LatestOnDisk()
+    {
+        (SignedCheckpoint Checkpoint, string Path)? best = null;
+        var candidates = new List<string>();
+        string latestPath = Path.Combine(Directory, LatestCheckpointFileName);
+        if (File.Exists(latestPath))
+        {
+            candidates.Add(latestPath);
+        }
+
+        candidates.AddRange(System.IO.Directory.EnumerateFiles(_checkpointDirectory, "*" + CheckpointExtension));
+        foreach (string path in candidates)
+        {
+            SignedCheckpoint checkpoint;
+            try
+            {
+                checkpoint = SignedCheckpoint.Parse(DurableFile.ReadAllText(path));
+            }
+            catch (FormatException ex)
+            {
+                throw new InvalidDataException($"{path} is not a valid checkpoint: {ex.Message}", ex);
+            }
+
+            if (best is null || checkpoint.Size > best.Value.Checkpoint.Size)
+            {
+                best = (checkpoint, path);
+            }
+        }
+
+        return best;
+    }
+
+    private void CheckOnDiskCheckpoint(SignedCheckpoint checkpoint, string path)
+    {
+        if (checkpoint.Origin != Origin)
+        {
+            throw new InvalidOperationException($"{path} has origin '{checkpoint.Origin}', but the log is being opened with origin '{Origin}'.");
+        }
+
+        if (!checkpoint.TryVerify(_verifierKey, out string? problem))
+        {
+            throw new InvalidDataException($"{path}: {problem}.");
+        }
+
+        if (checkpoint.Size > _leaves.Count)
+        {
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{path} covers {checkpoint.Size} line(s) but {_logPath} has only {_leaves.Count}: lines were deleted or the log was rolled back."));
+        }
+
+        byte[] root = MerkleTree.RootHash(checkpoint.Size == _leaves.Count ? _leaves : _leaves.GetRange(0, (int)checkpoint.Size));
+        if (!root.AsSpan().SequenceEqual(checkpoint.RootHash))
+        {
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{path}: lines 1..{checkpoint.Size} of {_logPath} no longer hash to the signed root: a line was edited, inserted, deleted or reordered."));
+        }
+    }
+
+    private long AppendCore(string eventType, AuditFields fields)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            ThrowIfFaulted();
+            long seq = _size + 1;
+            byte[] line = CanonicalJson.SerializeLine(seq, CanonicalJson.FormatTimestamp(_time.GetUtcNow()), Actor, eventType, fields);
+            byte[] record = new byte[line.Length + 1];
+            line.CopyTo(record, 0);
+            record[^1] = (byte)'\n';
+            try
+            {
+                _stream!.Write(record);
+                _stream.Flush(flushToDisk: true);
+            }
+            catch (IOException)
+            {
+                _faulted = true;
+                throw;
+            }
+
+            byte[] leaf = MerkleTree.LeafHash(line);
+            _leaves.Add(leaf);
+            _range.Append(leaf);
+            Interlocked.Exchange(ref _size, seq);
+            return seq;
+        }
+    }
+
+    private SignedCheckpoint CheckpointCore()
+    {
+        if (_lastCheckpoint is { } last && last.Size == _size)
+        {
+            return last;
+        }
+
+        byte[] root = _range.RootHash();
+        if (_lastCheckpoint is { } previous)
+        {
+            IReadOnlyList<byte[]> proof = MerkleTree.ConsistencyProof(_leaves, previous.Size, _size);
+            if (!MerkleTree.VerifyConsistency(previous.Size, _size, previous.RootHash, root, proof))
+            {
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"Refusing to sign a checkpoint for size {_size}: it is inconsistent with the checkpoint signed for size {previous.Size}."));
+            }
+        }
+
+        string latestPath = Path.Combine(Directory, LatestCheckpointFileName);
+        if (File.Exists(latestPath))
+        {
+            string onDisk = DurableFile.ReadAllText(latestPath);
+            if (_lastCheckpoint is null || onDisk != _lastCheckpoint.Text)
+            {
+                SignedCheckpoint other;
+                try
+                {
+                    other = SignedCheckpoint.Parse(onDisk);
+                }
+                catch (FormatException ex)
+                {
+                    throw new InvalidOperationException($"Refusing to sign: {latestPath} was replaced by something that is not a checkpoint ({ex.Message}).", ex);
+                }
+
+                if (other.Size > _size || !MerkleTree.RootHash(_leaves.GetRange(0, (int)other.Size)).AsSpan().SequenceEqual(other.RootHash))
+                {
+                    throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                        $"Refusing to sign a checkpoint for size {_size}: {latestPath} (size {other.Size}) is inconsistent with this log."));
+                }
+            }
+        }
+
+        SignedCheckpoint checkpoint = SignedCheckpoint.Sign(Origin, _size, root, _signingKey);
+        string path = Path.Combine(_checkpointDirectory, _size.ToString(CultureInfo.InvariantCulture) + CheckpointExtension);
+        if (File.Exists(path))
+        {
+            if (DurableFile.ReadAllText(path) != checkpoint.Text)
+            {
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"Refusing to sign: {path} already holds a different checkpoint for size {_size} (the log was forked)."));
+            }
+        }
+        else
+        {
+            DurableFile.WriteAllText(path, checkpoint.Text);
+        }
+
+        DurableFile.WriteAllText(latestPath, checkpoint.Text);
+        _lastCheckpoint = checkpoint;
+        return checkpoint;
+    }
+
+    private void ThrowIfFaulted()
+    {
+        if (_faulted)
+        {
+            throw new InvalidOperationException($"Audit log {Directory} is faulted after a failed write; reopen it (the last line may be torn).");
+        }
+    }
+}

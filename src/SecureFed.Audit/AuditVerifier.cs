@@ -1,0 +1,403 @@
+using System.Globalization;
+using System.Text.Json;
+
+using SecureFed.Audit.Internal;
+
+namespace SecureFed.Audit;
+
+/// <summary>
+/// Checks an audit log directory offline: every line is canonical JSON with consecutive sequence numbers, the lines
+/// hash to the root signed in every checkpoint, every checkpoint is signed by the log key, the newest-checkpoint
+/// pointer was not rolled back, and — given a checkpoint the auditor kept — the log still extends it.
+/// </summary>
+public static class AuditVerifier
+{
+    private const int MaxLineProblems = 10;
+
+    /// <summary>Verifies the log in <paramref name="directory"/>.</summary>
+    /// <param name="directory">The log directory (holding audit.jsonl, checkpoints/, checkpoint.latest).</param>
+    /// <param name="verifierKey">
+    /// The key to trust: a verifier key string <c>name+hash+base64</c>, a base64 Ed25519 public key, or a path to a file
+    /// holding either. Without it the log's own verifier.key is trusted, and must match the earliest checkpoint.
+    /// </param>
+    /// <param name="previousCheckpoint">Path to a checkpoint the auditor kept from an earlier verification (rollback detection).</param>
+    /// <exception cref="FormatException"><paramref name="verifierKey"/> is not a key.</exception>
+    public static AuditVerification Verify(string directory, string? verifierKey = null, string? previousCheckpoint = null) =>
+        VerifyCore(directory, verifierKey, previousCheckpoint, out _);
+
+    /// <summary>Resolves a key argument (verifier key string, base64 public key, or a file holding either).</summary>
+    /// <exception cref="FormatException">The text is not a key.</exception>
+    public static NoteVerifierKey ParseKey(string keyOrFile, string? origin)
+    {
+        ArgumentNullException.ThrowIfNull(keyOrFile);
+        string text = keyOrFile.Trim();
+        if (File.Exists(text))
+        {
+            text = DurableFile.ReadAllText(text).Trim();
+        }
+
+        string[] parts = text.Split('+', 3);
+        if (parts.Length == 3 && parts[1].Length == 8 && parts[1].All(char.IsAsciiHexDigitLower))
+        {
+            return NoteVerifierKey.Parse(text);
+        }
+
+        byte[] raw;
+        try
+        {
+            raw = Convert.FromBase64String(text);
+        }
+        catch (FormatException)
+        {
+            throw new FormatException($"'{Shorten(keyOrFile)}' is neither a verifier key (name+hash+base64), a base64 Ed25519 public key, nor a file holding one.");
+        }
+
+        if (raw.Length == 33 && raw[0] == NoteVerifierKey.Ed25519SignatureType)
+        {
+            raw = raw[1..];
+        }
+
+        if (raw.Length != 32)
+        {
+            throw new FormatException($"A base64 Ed25519 public key decodes to 32 bytes, got {raw.Length}.");
+        }
+
+        if (origin is null)
+        {
+            throw new FormatException("A raw public key needs the log's origin as key name, but the log has no checkpoint naming it; pass the full verifier key.");
+        }
+
+        return NoteVerifierKey.FromEd25519(origin, raw);
+    }
+
+    internal static AuditVerification VerifyCore(string directory, string? verifierKey, string? previousCheckpoint, out IReadOnlyList<LogEntry> entries)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        string dir = Path.GetFullPath(directory);
+        var problems = new List<string>();
+        var parsed = new List<LogEntry>();
+        entries = parsed;
+        string logPath = Path.Combine(dir, AuditLog.LogFileName);
+        if (!System.IO.Directory.Exists(dir) || !File.Exists(logPath))
+        {
+            problems.Add($"{dir} has no {AuditLog.LogFileName}");
+            return new AuditVerification { Directory = dir, Problems = problems };
+        }
+
+        // 1. Lines: canonical JSON, consecutive seq, one actor; leaf hashes of the exact bytes.
+        LogFile file = LogFile.Read(logPath);
+        var leaves = new List<byte[]>(file.Lines.Count);
+        int lineProblems = 0;
+        string? actor = null;
+        for (int i = 0; i < file.Lines.Count; i++)
+        {
+            leaves.Add(MerkleTree.LeafHash(file.Lines[i].Span));
+            LogEntry? entry = LogEntry.TryParse(file.Lines[i], i + 1, out string? problem);
+            if (entry is not null && actor is not null && entry.Actor != actor)
+            {
+                problem = string.Create(CultureInfo.InvariantCulture, $"line {i + 1} names actor '{entry.Actor}', but earlier lines name '{actor}'");
+            }
+            else if (entry is not null)
+            {
+                actor ??= entry.Actor;
+                parsed.Add(entry);
+            }
+
+            if (problem is not null && lineProblems++ < MaxLineProblems)
+            {
+                problems.Add(problem);
+            }
+        }
+
+        if (lineProblems > MaxLineProblems)
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture, $"... and {lineProblems - MaxLineProblems} more bad line(s)"));
+        }
+
+        if (file.TornTail is { } torn)
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture,
+                $"line {file.TornLineNumber} is torn: {torn.Length} byte(s) without a final newline (a crash mid-write or a truncated file); lines 1..{file.Lines.Count} were checked"));
+        }
+
+        // 2. Checkpoints.
+        List<(string Label, SignedCheckpoint Checkpoint)> checkpoints = ReadCheckpoints(dir, problems, out (string Label, SignedCheckpoint Checkpoint)? latest);
+        string? origin = checkpoints.Count > 0 ? checkpoints[0].Checkpoint.Origin : latest?.Checkpoint.Origin;
+        origin ??= OriginFromLines(parsed);
+
+        NoteVerifierKey? key = null;
+        string? keySource = null;
+        if (verifierKey is not null)
+        {
+            key = ParseKey(verifierKey, origin);
+            keySource = "--key";
+        }
+        else
+        {
+            string keyPath = Path.Combine(dir, AuditLog.VerifierKeyFileName);
+            if (!File.Exists(keyPath))
+            {
+                problems.Add($"{AuditLog.VerifierKeyFileName} is missing and no key was given: pass --key with the log's verifier key");
+            }
+            else
+            {
+                try
+                {
+                    key = NoteVerifierKey.Parse(DurableFile.ReadAllText(keyPath));
+                    keySource = AuditLog.VerifierKeyFileName + " (trust on first use; pin it with --key)";
+                }
+                catch (Exception ex) when (ex is FormatException or InvalidDataException)
+                {
+                    problems.Add($"{AuditLog.VerifierKeyFileName} is not a verifier key: {ex.Message}");
+                }
+            }
+
+            if (key is not null && checkpoints.Count > 0
+                && !checkpoints[0].Checkpoint.Signatures.Any(s => s.KeyName == key.Name && s.KeyId == key.KeyId))
+            {
+                problems.Add($"{checkpoints[0].Label} (the earliest checkpoint) is not signed by the key in {AuditLog.VerifierKeyFileName} ({key.Name}+{key.KeyId:x8}): the key or the checkpoints were replaced");
+            }
+        }
+
+        if (file.Lines.Count > 0 && checkpoints.Count == 0)
+        {
+            problems.Add($"no signed checkpoint covers this log ({AuditLog.CheckpointDirectoryName}/ is empty or missing), so nothing in it can be trusted");
+        }
+
+        // Roots of the lines at every checkpoint size, in one pass.
+        var sizes = new SortedSet<long>(checkpoints.Select(c => c.Checkpoint.Size).Where(s => s <= leaves.Count));
+        SignedCheckpoint? previous = null;
+        string? previousError = null;
+        if (previousCheckpoint is not null)
+        {
+            try
+            {
+                previous = SignedCheckpoint.Parse(DurableFile.ReadAllText(previousCheckpoint));
+                if (previous.Size <= leaves.Count)
+                {
+                    sizes.Add(previous.Size);
+                }
+            }
+            catch (Exception ex) when (ex is FormatException or InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                previousError = $"the previous checkpoint {previousCheckpoint} cannot be read: {ex.Message}";
+            }
+        }
+
+        Dictionary<long, byte[]> roots = RootsAt(leaves, sizes);
+        int valid = 0;
+        long covered = 0;
+        string? rootHex = null;
+        long lastGood = 0;
+        string? lastGoodLabel = null;
+        foreach ((string label, SignedCheckpoint checkpoint) in checkpoints)
+        {
+            string? problem = null;
+            if (origin is not null && checkpoint.Origin != origin)
+            {
+                problem = $"{label} has origin '{checkpoint.Origin}', but the log's origin is '{origin}'";
+            }
+            else if (key is not null && !checkpoint.TryVerify(key, out string? signatureProblem))
+            {
+                problem = $"{label} is forged or re-signed: {signatureProblem}";
+            }
+            else if (checkpoint.Size > leaves.Count)
+            {
+                problem = string.Create(CultureInfo.InvariantCulture,
+                    $"{label} covers {checkpoint.Size} line(s) but {AuditLog.LogFileName} has only {leaves.Count} complete line(s): lines were deleted or the log was truncated");
+            }
+            else if (!roots[checkpoint.Size].AsSpan().SequenceEqual(checkpoint.RootHash))
+            {
+                string where = string.Create(CultureInfo.InvariantCulture, $"a line between {lastGood + 1} and {checkpoint.Size}");
+                string consistency = lastGoodLabel is null ? string.Empty : $"; it is also inconsistent with {lastGoodLabel}";
+                problem = string.Create(CultureInfo.InvariantCulture,
+                    $"{label}: lines 1..{checkpoint.Size} do not hash to its signed root: {where} was edited, inserted, deleted or reordered after signing, or the checkpoint is not this log's{consistency}");
+            }
+
+            if (problem is null)
+            {
+                valid++;
+                covered = checkpoint.Size;
+                rootHex = Convert.ToHexStringLower(checkpoint.RootHash);
+                lastGood = checkpoint.Size;
+                lastGoodLabel = label;
+            }
+            else
+            {
+                problems.Add(problem);
+            }
+        }
+
+        if (latest is { } newest && checkpoints.Count > 0)
+        {
+            (string maxLabel, SignedCheckpoint max) = checkpoints[^1];
+            if (newest.Checkpoint.Size < max.Size)
+            {
+                problems.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"{AuditLog.LatestCheckpointFileName} (size {newest.Checkpoint.Size}) is older than {maxLabel} (size {max.Size}): the newest checkpoint was rolled back"));
+            }
+        }
+
+        // 3. A checkpoint the auditor kept.
+        if (previousError is not null)
+        {
+            problems.Add(previousError);
+        }
+        else if (previous is not null)
+        {
+            string label = $"the previous checkpoint {previousCheckpoint}";
+            if (origin is not null && previous.Origin != origin)
+            {
+                problems.Add($"{label} is for origin '{previous.Origin}', not '{origin}'");
+            }
+            else if (key is not null && !previous.TryVerify(key, out string? signatureProblem))
+            {
+                problems.Add($"{label} does not verify: {signatureProblem}");
+            }
+            else if (previous.Size > leaves.Count)
+            {
+                problems.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"rollback: {label} covers {previous.Size} line(s) but the log now has only {leaves.Count}"));
+            }
+            else if (!roots[previous.Size].AsSpan().SequenceEqual(previous.RootHash))
+            {
+                problems.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"history rewritten: lines 1..{previous.Size} no longer hash to the root in {label} (the log is inconsistent with what you saw before)"));
+            }
+            else if (previous.Size > covered && checkpoints.Count > 0)
+            {
+                problems.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"rollback: {label} covers {previous.Size} line(s) but the newest valid checkpoint in the log covers only {covered}"));
+            }
+        }
+
+        // 4. The key named inside the log must be the one we verified with.
+        if (key is not null)
+        {
+            string expected = key.ToString();
+            foreach (LogEntry entry in parsed.Where(e => e.Type == AuditEvents.LogOpened))
+            {
+                if (entry.Fields.TryGetProperty("verifier_key", out JsonElement named) && named.ValueKind == JsonValueKind.String
+                    && named.GetString() != expected)
+                {
+                    problems.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"line {entry.Line} ({AuditEvents.LogOpened}) names verifier key {named.GetString()}, but the checkpoints are checked against {expected}"));
+                    break;
+                }
+            }
+        }
+
+        return new AuditVerification
+        {
+            Directory = dir,
+            Lines = leaves.Count,
+            Checkpoints = valid,
+            CoveredLines = covered,
+            Problems = problems,
+            Actor = actor,
+            Origin = origin,
+            VerifierKey = key?.ToString(),
+            VerifierKeySource = keySource,
+            RootHash = rootHex,
+        };
+    }
+
+    internal static List<(string Label, SignedCheckpoint Checkpoint)> ReadCheckpoints(
+        string dir, List<string> problems, out (string Label, SignedCheckpoint Checkpoint)? latest)
+    {
+        latest = null;
+        var result = new List<(string Label, SignedCheckpoint Checkpoint)>();
+        string folder = Path.Combine(dir, AuditLog.CheckpointDirectoryName);
+        if (System.IO.Directory.Exists(folder))
+        {
+            foreach (string path in System.IO.Directory.EnumerateFiles(folder, "*" + AuditLog.CheckpointExtension).Order(StringComparer.Ordinal))
+            {
+                string label = AuditLog.CheckpointDirectoryName + "/" + Path.GetFileName(path);
+                SignedCheckpoint? checkpoint = TryRead(path, label, problems);
+                if (checkpoint is null)
+                {
+                    continue;
+                }
+
+                string expectedName = checkpoint.Size.ToString(CultureInfo.InvariantCulture) + AuditLog.CheckpointExtension;
+                if (Path.GetFileName(path) != expectedName)
+                {
+                    problems.Add(string.Create(CultureInfo.InvariantCulture, $"{label} claims tree size {checkpoint.Size}; its file name should be {expectedName}"));
+                    continue;
+                }
+
+                result.Add((label, checkpoint));
+            }
+        }
+
+        result.Sort((a, b) => a.Checkpoint.Size.CompareTo(b.Checkpoint.Size));
+        string latestPath = Path.Combine(dir, AuditLog.LatestCheckpointFileName);
+        if (File.Exists(latestPath) && TryRead(latestPath, AuditLog.LatestCheckpointFileName, problems) is { } newest)
+        {
+            latest = (AuditLog.LatestCheckpointFileName, newest);
+            int same = result.FindIndex(c => c.Checkpoint.Size == newest.Size);
+            if (same < 0)
+            {
+                result.Add((AuditLog.LatestCheckpointFileName, newest));
+                result.Sort((a, b) => a.Checkpoint.Size.CompareTo(b.Checkpoint.Size));
+            }
+            else if (result[same].Checkpoint.Text != newest.Text)
+            {
+                problems.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"{AuditLog.LatestCheckpointFileName} differs from {result[same].Label} for the same size {newest.Size}: two different trees were signed (a fork)"));
+            }
+        }
+
+        return result;
+    }
+
+    private static SignedCheckpoint? TryRead(string path, string label, List<string> problems)
+    {
+        try
+        {
+            return SignedCheckpoint.Parse(DurableFile.ReadAllText(path));
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException)
+        {
+            problems.Add($"{label} is not a valid checkpoint: {ex.Message}");
+            return null;
+        }
+    }
+
+    private static Dictionary<long, byte[]> RootsAt(List<byte[]> leaves, SortedSet<long> sizes)
+    {
+        var roots = new Dictionary<long, byte[]>();
+        var range = new CompactRange();
+        if (sizes.Contains(0))
+        {
+            roots[0] = range.RootHash();
+        }
+
+        for (int i = 0; i < leaves.Count && roots.Count < sizes.Count; i++)
+        {
+            range.Append(leaves[i]);
+            if (sizes.Contains(i + 1))
+            {
+                roots[i + 1] = range.RootHash();
+            }
+        }
+
+        return roots;
+    }
+
+    private static string? OriginFromLines(List<LogEntry> entries)
+    {
+        foreach (LogEntry entry in entries)
+        {
+            if (entry.Type == AuditEvents.LogOpened && entry.Fields.TryGetProperty("origin", out JsonElement origin)
+                && origin.ValueKind == JsonValueKind.String)
+            {
+                return origin.GetString();
+            }
+        }
+
+        return null;
+    }
+
+    private static string Shorten(string text) => text.Length <= 40 ? text : text[..40] + "...";
+}
