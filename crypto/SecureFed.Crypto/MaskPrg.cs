@@ -1,0 +1,171 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+
+using SecureFed.Crypto.Internal;
+
+namespace SecureFed.Crypto;
+
+/// <summary>
+/// The mask PRG of secure aggregation: expands a 32-byte seed into a vector of m words modulo 2^b with AES-256-CTR.
+/// </summary>
+/// <remarks>
+/// <para>Derivation, exactly (normative; repeated in docs/PROTOCOL.md):</para>
+/// <list type="number">
+/// <item><description>info = ASCII "securefed/v1/mask-prg" || u32be(len(domain)) || domain || u64be(m) || u8(b),
+/// where m is the vector length in words and b the bit width.</description></item>
+/// <item><description>key = HKDF-SHA256(ikm = seed, salt = empty, info), 32 bytes (RFC 5869).</description></item>
+/// <item><description>keystream = AES-256-CTR under key with a 128-bit big-endian counter starting at 0, i.e. block j
+/// of the keystream is AES-256(key, u128be(j)); the first block encrypts 16 zero bytes.</description></item>
+/// <item><description>word i = u32le(keystream[4i .. 4i+4)) AND (2^b - 1). The modulus is a power of two, so every
+/// word is exactly uniform in [0, 2^b).</description></item>
+/// </list>
+/// <para>Because m and b are in the key derivation, the same seed and domain give unrelated streams for different
+/// vector lengths or bit widths. The keystream is computed as AES-ECB over pre-built counter blocks in 64 KiB chunks
+/// (hardware AES), and the masking / modular addition is fused with <c>Vector256</c> over each chunk.</para>
+/// </remarks>
+public static class MaskPrg
+{
+    /// <summary>Required seed length in bytes.</summary>
+    public const int SeedSize = 32;
+
+    private const string InfoPrefix = "securefed/v1/mask-prg";
+    private const int StackInfoLimit = 256;
+
+    private enum Mode
+    {
+        Overwrite,
+        Add,
+        Subtract,
+    }
+
+    /// <summary>Overwrites <paramref name="destination"/> with the PRG words (each in [0, 2^b)).</summary>
+    /// <param name="seed">The 32-byte seed.</param>
+    /// <param name="domain">Domain-separation bytes (purpose, session, round, ...); may be empty.</param>
+    /// <param name="bitWidth">b, 1 to 32.</param>
+    /// <param name="destination">The m words to write; m = its length is part of the derivation.</param>
+    /// <exception cref="ArgumentException">The seed is not 32 bytes.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="bitWidth"/> is outside 1..32.</exception>
+    public static void Generate(ReadOnlySpan<byte> seed, ReadOnlySpan<byte> domain, int bitWidth, Span<uint> destination)
+        => Run(seed, domain, bitWidth, destination, Mode.Overwrite);
+
+    /// <summary>accumulator[i] = (accumulator[i] + PRG[i]) mod 2^b; the accumulator's length is m.</summary>
+    /// <inheritdoc cref="Generate" path="/exception"/>
+    public static void AddTo(ReadOnlySpan<byte> seed, ReadOnlySpan<byte> domain, int bitWidth, Span<uint> accumulator)
+        => Run(seed, domain, bitWidth, accumulator, Mode.Add);
+
+    /// <summary>accumulator[i] = (accumulator[i] - PRG[i]) mod 2^b; the accumulator's length is m.</summary>
+    /// <inheritdoc cref="Generate" path="/exception"/>
+    public static void SubtractFrom(ReadOnlySpan<byte> seed, ReadOnlySpan<byte> domain, int bitWidth, Span<uint> accumulator)
+        => Run(seed, domain, bitWidth, accumulator, Mode.Subtract);
+
+    /// <summary>Derives the AES-256 key for (seed, domain, m, b) as documented on the type.</summary>
+    internal static void DeriveKey(ReadOnlySpan<byte> seed, ReadOnlySpan<byte> domain, int length, int bitWidth, Span<byte> key)
+    {
+        int infoLength = InfoPrefix.Length + 4 + domain.Length + 8 + 1;
+        byte[]? rented = null;
+        Span<byte> info = infoLength <= StackInfoLimit
+            ? stackalloc byte[StackInfoLimit]
+            : (rented = ArrayPool<byte>.Shared.Rent(infoLength));
+        info = info[..infoLength];
+        int offset = System.Text.Encoding.ASCII.GetBytes(InfoPrefix, info);
+        BinaryPrimitives.WriteUInt32BigEndian(info[offset..], (uint)domain.Length);
+        offset += 4;
+        domain.CopyTo(info[offset..]);
+        offset += domain.Length;
+        BinaryPrimitives.WriteUInt64BigEndian(info[offset..], (ulong)length);
+        offset += 8;
+        info[offset] = (byte)bitWidth;
+
+        HKDF.DeriveKey(HashAlgorithmName.SHA256, seed, key[..32], ReadOnlySpan<byte>.Empty, info);
+        if (rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    private static void Run(ReadOnlySpan<byte> seed, ReadOnlySpan<byte> domain, int bitWidth, Span<uint> words, Mode mode)
+    {
+        if (seed.Length != SeedSize)
+        {
+            throw new ArgumentException($"The mask PRG seed is {SeedSize} bytes, got {seed.Length}.", nameof(seed));
+        }
+
+        ArgumentOutOfRangeException.ThrowIfLessThan(bitWidth, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(bitWidth, 32);
+        if (!BitConverter.IsLittleEndian)
+        {
+            throw new PlatformNotSupportedException("The mask PRG assumes a little-endian machine.");
+        }
+
+        uint mask = ModularVector.Mask(bitWidth);
+        Span<byte> key = stackalloc byte[32];
+        DeriveKey(seed, domain, words.Length, bitWidth, key);
+        Aes aes;
+        try
+        {
+            aes = AesCtrKeystream.CreateAes(key);
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+
+        const int ChunkWords = AesCtrKeystream.ChunkBytes / sizeof(uint);
+        byte[] counters = ArrayPool<byte>.Shared.Rent(AesCtrKeystream.ChunkBytes);
+        byte[]? scratch = null;
+        try
+        {
+            UInt128 block = 0;
+            for (int offset = 0; offset < words.Length; offset += ChunkWords)
+            {
+                Span<uint> chunk = words.Slice(offset, Math.Min(ChunkWords, words.Length - offset));
+                int blocks = (chunk.Length + 3) / 4;
+                Span<byte> counterBytes = counters.AsSpan(0, blocks * AesCtrKeystream.BlockSize);
+                AesCtrKeystream.FillCounterBlocks(block, counterBytes);
+                block += (uint)blocks;
+
+                if (mode == Mode.Overwrite && (chunk.Length & 3) == 0)
+                {
+                    // Encrypt straight into the caller's buffer, then mask in place while it is hot in cache.
+                    aes.EncryptEcb(counterBytes, MemoryMarshal.AsBytes(chunk), PaddingMode.None);
+                    if (mask != uint.MaxValue)
+                    {
+                        ModularVector.AndInPlace(chunk, mask);
+                    }
+
+                    continue;
+                }
+
+                scratch ??= ArrayPool<byte>.Shared.Rent(AesCtrKeystream.ChunkBytes);
+                Span<byte> keystream = scratch.AsSpan(0, counterBytes.Length);
+                aes.EncryptEcb(counterBytes, keystream, PaddingMode.None);
+                ReadOnlySpan<uint> stream = MemoryMarshal.Cast<byte, uint>(keystream)[..chunk.Length];
+                switch (mode)
+                {
+                    case Mode.Overwrite:
+                        stream.CopyTo(chunk);
+                        ModularVector.AndInPlace(chunk, mask);
+                        break;
+                    case Mode.Add:
+                        ModularVector.AddUnchecked(chunk, stream, mask);
+                        break;
+                    default:
+                        ModularVector.SubtractUnchecked(chunk, stream, mask);
+                        break;
+                }
+            }
+        }
+        finally
+        {
+            aes.Dispose();
+            ArrayPool<byte>.Shared.Return(counters);
+            if (scratch is not null)
+            {
+                CryptographicOperations.ZeroMemory(scratch);
+                ArrayPool<byte>.Shared.Return(scratch);
+            }
+        }
+    }
+}
