@@ -24,11 +24,12 @@ internal sealed class DeterministicRandomSource : IRandomSource, IDisposable
 
     public void Fill(Span<byte> destination)
     {
+        Span<byte> ctr = stackalloc byte[16];
         for (int i = 0; i < destination.Length; i++)
         {
             if (_used == 16)
             {
-                Span<byte> ctr = stackalloc byte[16];
+                ctr.Clear();
                 BitConverter.TryWriteBytes(ctr, _counter++);
                 _aes.EncryptEcb(ctr, _block, PaddingMode.None);
                 _used = 0;

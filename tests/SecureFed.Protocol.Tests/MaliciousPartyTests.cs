@@ -1,0 +1,250 @@
+using SecureFed.Crypto;
+using SecureFed.Protocol;
+
+namespace SecureFed.Protocol.Tests;
+
+/// <summary>A test double for a malicious aggregator (and misbehaving sites): every deviation must be refused.</summary>
+public sealed class MaliciousPartyTests
+{
+    /// <summary>Drives 5 clients to the unmasking stage; site 5 dropped after ShareKeys.</summary>
+    private static (ProtocolFixture Fx, ClientRound[] Clients, ServerRound Server, UnmaskRequest Request) ToUnmasking(int seed = 1)
+    {
+        var fx = new ProtocolFixture(5, seed, vectorLength: 32);
+        var clients = Enumerable.Range(1, 5).Select(fx.Client).ToArray();
+        var server = new ServerRound(fx.Parameters);
+        foreach (var c in clients)
+        {
+            server.AcceptAdvertisement(c.AdvertiseKeys());
+        }
+
+        server.CloseAdvertiseKeys();
+        foreach (var c in clients)
+        {
+            server.AcceptShares(c.Index, c.ShareKeys(server.AdvertisementsFor(c.Index)));
+        }
+
+        server.CloseShareKeys();
+        var y = new uint[32];
+        foreach (var c in clients.Take(4))
+        {
+            c.MaskInput(server.SharesFor(c.Index), fx.Inputs[c.Index - 1], y);
+            server.AcceptMaskedInput(c.Index, y);
+        }
+
+        var survivors = server.CloseMaskedInput();
+        foreach (var c in clients.Take(4))
+        {
+            server.AcceptConsistencySignature(c.SignSurvivors(survivors));
+        }
+
+        return (fx, clients, server, server.CloseConsistency());
+    }
+
+    [Fact]
+    public void Unmask_AggregatorAsksForBothSharesOfAPeer_Refuses()
+    {
+        var (fx, clients, _, request) = ToUnmasking();
+        using var _fx = fx;
+        // The malicious aggregator lists survivor 2 as dropped too, to get both b_2 and s_2 (and so x_2).
+        var evil = request with { Dropped = [.. request.Dropped, 2] };
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => clients[0].Unmask(evil));
+
+        Assert.Contains("both shares", ex.Message, StringComparison.Ordinal);
+        // One answer per round: even the honest request is refused afterwards.
+        Assert.Throws<ProtocolViolationException>(() => clients[0].Unmask(request));
+    }
+
+    [Fact]
+    public void Unmask_SurvivorSetDiffersFromSigned_Refuses()
+    {
+        var (fx, clients, _, request) = ToUnmasking();
+        using var _fx = fx;
+        var evil = request with { Survivors = [1, 2, 3], Dropped = [4, 5] };
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => clients[0].Unmask(evil));
+
+        Assert.Contains("differs from the one this site signed", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unmask_FewerThanThresholdSignatures_Refuses()
+    {
+        var (fx, clients, _, request) = ToUnmasking();
+        using var _fx = fx;
+        var evil = request with { Signatures = [.. request.Signatures.Take(2)] };
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => clients[0].Unmask(evil));
+
+        Assert.Contains("only 2 survivors signed", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unmask_ForgedConsistencySignature_Refuses()
+    {
+        var (fx, clients, _, request) = ToUnmasking();
+        using var _fx = fx;
+        byte[] forged = (byte[])request.Signatures[1].Signature.Clone();
+        forged[5] ^= 1;
+        var sigs = request.Signatures.ToArray();
+        sigs[1] = sigs[1] with { Signature = forged };
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => clients[0].Unmask(request with { Signatures = sigs }));
+
+        Assert.Contains("does not verify", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Unmask_HonestRequest_RevealsOneKindOfSharePerPeer()
+    {
+        var (fx, clients, server, request) = ToUnmasking();
+        using var _fx = fx;
+        foreach (var c in clients.Take(4))
+        {
+            UnmaskResponse response = c.Unmask(request);
+            var bOwners = response.SelfMaskShares.Select(s => s.Owner).ToHashSet();
+            var sOwners = response.MaskingKeyShares.Select(s => s.Owner).ToHashSet();
+            Assert.Empty(bOwners.Intersect(sOwners));
+            Assert.Equal([5], sOwners);
+            server.AcceptUnmaskResponse(response);
+        }
+
+        AggregationResult result = server.Finish();
+        Assert.Equal(fx.ExpectedSum([1, 2, 3, 4]), result.Sum);
+    }
+
+    [Fact]
+    public void Finish_TamperedRevealedShare_AbortsInsteadOfProducingAWrongSum()
+    {
+        var (fx, clients, server, request) = ToUnmasking();
+        using var _fx = fx;
+        foreach (var c in clients.Take(4))
+        {
+            UnmaskResponse response = c.Unmask(request);
+            if (c.Index == 1)
+            {
+                response.MaskingKeyShares[0].Value[0] ^= 0x01;
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
+        var ex = Assert.Throws<RoundAbortedException>(() => server.Finish());
+        Assert.Contains("does not match its advertisement", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ShareKeys_ForgedAdvertisementRelayed_Refuses()
+    {
+        using var fx = new ProtocolFixture(3, 2, vectorLength: 8);
+        var a = fx.Client(1);
+        var b = fx.Client(2);
+        var c = fx.Client(3);
+        var adA = a.AdvertiseKeys();
+        var adB = b.AdvertiseKeys();
+        var adC = c.AdvertiseKeys();
+        // The aggregator swaps in its own masking key for site 2 (a man in the middle).
+        using var mitm = X25519KeyPair.Generate(fx.Random);
+        var forged = adB with { MaskingPublicKey = mitm.PublicKey };
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => a.ShareKeys([adA, forged, adC]));
+
+        Assert.Contains("does not verify", ex.Message, StringComparison.Ordinal);
+        Assert.Throws<ProtocolViolationException>(() => new ServerRound(fx.Parameters).AcceptAdvertisement(forged));
+    }
+
+    [Fact]
+    public void AcceptAdvertisement_LowOrderPoint_Rejected()
+    {
+        using var fx = new ProtocolFixture(3, 4, vectorLength: 8);
+        byte[] zero = new byte[32];
+        var ex = Assert.Throws<ProtocolViolationException>(() =>
+            new ServerRound(fx.Parameters).AcceptAdvertisement(new KeyAdvertisement(1, zero, zero, new byte[64])));
+        Assert.Contains("invalid X25519 public key", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void MaskInput_ShareAddressedToAnotherSite_Refuses()
+    {
+        using var fx = new ProtocolFixture(3, 5, vectorLength: 8);
+        var clients = Enumerable.Range(1, 3).Select(fx.Client).ToArray();
+        var server = new ServerRound(fx.Parameters);
+        foreach (var c in clients)
+        {
+            server.AcceptAdvertisement(c.AdvertiseKeys());
+        }
+
+        server.CloseAdvertiseKeys();
+        foreach (var c in clients)
+        {
+            server.AcceptShares(c.Index, c.ShareKeys(server.AdvertisementsFor(c.Index)));
+        }
+
+        server.CloseShareKeys();
+        var forSite2 = server.SharesFor(2);
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => clients[0].MaskInput(forSite2, new uint[8], new uint[8]));
+
+        Assert.Contains("addressed to", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AcceptMaskedInput_WrongLengthOrDuplicateOrOutOfOrder_Rejected()
+    {
+        var (fx, _, server, _) = ToUnmasking();
+        using var _fx = fx;
+        var ex = Assert.Throws<ProtocolViolationException>(() => server.AcceptMaskedInput(1, new uint[32]));
+        Assert.Contains("out of order", ex.Message, StringComparison.Ordinal);
+
+        using var fx2 = new ProtocolFixture(3, 8, vectorLength: 8, bitWidth: 16);
+        var clients = Enumerable.Range(1, 3).Select(fx2.Client).ToArray();
+        var s2 = new ServerRound(fx2.Parameters);
+        foreach (var c in clients)
+        {
+            s2.AcceptAdvertisement(c.AdvertiseKeys());
+        }
+
+        s2.CloseAdvertiseKeys();
+        foreach (var c in clients)
+        {
+            s2.AcceptShares(c.Index, c.ShareKeys(s2.AdvertisementsFor(c.Index)));
+        }
+
+        s2.CloseShareKeys();
+        Assert.Contains("7 words", Assert.Throws<ProtocolViolationException>(() => s2.AcceptMaskedInput(1, new uint[7])).Message, StringComparison.Ordinal);
+        Assert.Contains("not reduced", Assert.Throws<ProtocolViolationException>(() => s2.AcceptMaskedInput(1, [.. new uint[7], 70_000u])).Message, StringComparison.Ordinal);
+        s2.AcceptMaskedInput(1, new uint[8]);
+        Assert.Contains("already sent", Assert.Throws<ProtocolViolationException>(() => s2.AcceptMaskedInput(1, new uint[8])).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AcceptShares_DuplicateIdenticalIsIdempotent_DifferentIsRejected()
+    {
+        using var fx = new ProtocolFixture(3, 6, vectorLength: 8);
+        var clients = Enumerable.Range(1, 3).Select(fx.Client).ToArray();
+        var server = new ServerRound(fx.Parameters);
+        foreach (var c in clients)
+        {
+            Assert.True(server.AcceptAdvertisement(c.AdvertiseKeys()));
+        }
+
+        server.CloseAdvertiseKeys();
+        var shares = clients[0].ShareKeys(server.AdvertisementsFor(1));
+
+        Assert.True(server.AcceptShares(1, shares));
+        Assert.False(server.AcceptShares(1, shares));
+        var altered = shares.Select(s => s with { Ciphertext = [.. s.Ciphertext.Reverse()] }).ToArray();
+        Assert.Throws<ProtocolViolationException>(() => server.AcceptShares(1, altered));
+    }
+
+    [Fact]
+    public void ClientRound_CohortListsAnotherKeyForThisSite_Refuses()
+    {
+        using var fx = new ProtocolFixture(3, 7, vectorLength: 8);
+        using var stranger = Ed25519PrivateKey.Generate(fx.Random);
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => new ClientRound(fx.Parameters, fx.Parameters[1].Name, stranger));
+
+        Assert.Contains("different identity key", ex.Message, StringComparison.Ordinal);
+    }
+}
