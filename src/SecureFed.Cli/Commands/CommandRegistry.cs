@@ -9,5 +9,6 @@ internal static class CommandRegistry
     {
         yield return DemoCommand.Create();
         yield return BenchCommands.Create();
+        yield return TaggerCommands.Create();
     }
 }

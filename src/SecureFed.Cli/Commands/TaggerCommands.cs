@@ -1,0 +1,315 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SecureFed.Tagger;
+using Spectre.Console;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary><c>securefed tagger train|eval|predict</c>: the clinical token tagger on CoNLL files.</summary>
+internal static class TaggerCommands
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static Command Create()
+    {
+        var command = new Command("tagger", "Train, evaluate and run the clinical token tagger (TorchSharp) on CoNLL/IOB2 files.");
+        command.Subcommands.Add(CreateTrain());
+        command.Subcommands.Add(CreateEval());
+        command.Subcommands.Add(CreatePredict());
+        return command;
+    }
+
+    private static Option<string> DeviceOption() => new("--device")
+    {
+        Description = "Torch device: auto (CUDA when available), cpu or cuda.",
+        DefaultValueFactory = _ => "auto",
+    };
+
+    private static Command CreateTrain()
+    {
+        var train = new Option<FileInfo>("--train") { Description = "Training file (TOKEN<TAB>TAG, blank line between sentences).", Required = true };
+        var dev = new Option<FileInfo?>("--dev") { Description = "Dev file for early stopping on entity F1 (recommended)." };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Directory to write the model to.", Required = true };
+        var epochs = new Option<int>("--epochs") { Description = "Maximum epochs.", DefaultValueFactory = _ => 30 };
+        var device = DeviceOption();
+        var config = new Option<string>("--config") { Description = "Model size: default, tiny, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "default" };
+        var seed = new Option<int>("--seed") { Description = "Seed for initialisation and batch order.", DefaultValueFactory = _ => 1 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Sentences per batch.", DefaultValueFactory = _ => 16 };
+        var lr = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 0.002 };
+        var patience = new Option<int>("--patience") { Description = "Early stop after this many epochs without dev-F1 gain (0 = off).", DefaultValueFactory = _ => 5 };
+        var maxSteps = new Option<int?>("--max-steps") { Description = "Optional cap on optimiser steps." };
+        var threads = new Option<int>("--threads") { Description = "Torch threads (0 = all cores).", DefaultValueFactory = _ => 0 };
+
+        var command = new Command("train", "Train a tagger on a CoNLL file (early-stopped on --dev) and save it to --out.");
+        foreach (Option o in new Option[] { train, dev, output, epochs, device, config, seed, batchSize, lr, patience, maxSteps, threads })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction((parse, ct) =>
+        {
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            FileInfo trainFile = RequireFile(parse.GetValue(train)!, "--train");
+            FileInfo? devFile = parse.GetValue(dev) is FileInfo d ? RequireFile(d, "--dev") : null;
+            DirectoryInfo outDir = parse.GetValue(output)!;
+            string deviceName = ValidateDevice(parse.GetValue(device)!);
+            TaggerConfig taggerConfig = ResolveConfig(parse.GetValue(config)!);
+            var options = new TrainOptions
+            {
+                Epochs = Positive(parse.GetValue(epochs), "--epochs"),
+                BatchSize = Positive(parse.GetValue(batchSize), "--batch-size"),
+                LearningRate = parse.GetValue(lr) is double rate && rate > 0 && rate < 10 ? rate : throw new UsageException("--lr must be in (0, 10)"),
+                Seed = parse.GetValue(seed),
+                Patience = parse.GetValue(patience) >= 0 ? parse.GetValue(patience) : throw new UsageException("--patience must be >= 0"),
+                MaxSteps = parse.GetValue(maxSteps) is int m ? Positive(m, "--max-steps") : null,
+                Threads = parse.GetValue(threads) >= 0 ? parse.GetValue(threads) : throw new UsageException("--threads must be >= 0"),
+            };
+
+            var trainSet = ConllReader.ReadFile(trainFile.FullName).ToList();
+            var devSet = devFile is null ? null : ConllReader.ReadFile(devFile.FullName).ToList();
+            LabelSet labels = LabelSet.FromSentences(devSet is null ? trainSet : trainSet.Concat(devSet));
+            using TaggerModel model = TaggerModel.Create(taggerConfig, labels, options.Seed, deviceName);
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"tagger: {trainSet.Count} train sentences ({trainSet.Sum(s => s.Length)} tokens), {devSet?.Count ?? 0} dev; " +
+                $"{model.ParameterCount:N0} parameters on {model.DeviceName}; labels {string.Join(' ', labels.Labels)}"));
+
+            TrainResult result = RunTraining(stdout, model, trainSet, devSet, options, ct);
+            model.Save(outDir.FullName);
+            var summary = new JsonObject
+            {
+                ["train"] = trainFile.FullName,
+                ["dev"] = devFile?.FullName,
+                ["epochs"] = result.Epochs,
+                ["best_epoch"] = result.BestEpoch,
+                ["steps"] = result.Steps,
+                ["final_loss"] = result.FinalLoss,
+                ["best_dev_f1"] = result.BestDevF1,
+                ["train_tokens_per_second"] = result.TokensPerSecond,
+                ["elapsed_seconds"] = result.Elapsed.TotalSeconds,
+                ["device"] = model.DeviceName,
+                ["parameters"] = model.ParameterCount,
+            };
+            File.WriteAllText(Path.Combine(outDir.FullName, "training.json"), summary.ToJsonString(Indented));
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"trained {result.Epochs} epochs ({result.Steps} steps) in {result.Elapsed.TotalSeconds:F0} s; best dev F1 " +
+                $"{(result.BestDevF1 is double f ? f.ToString("F4", CultureInfo.InvariantCulture) : "n/a")} (epoch {result.BestEpoch}); " +
+                $"{result.TokensPerSecond:F0} train tokens/s; model saved to {outDir.FullName}"));
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static TrainResult RunTraining(TextWriter stdout, TaggerModel model, List<Sentence> train, List<Sentence>? dev, TrainOptions options, CancellationToken ct)
+    {
+        var trainer = new TaggerTrainer();
+        bool interactive = ReferenceEquals(stdout, Console.Out) && !Console.IsOutputRedirected;
+        if (!interactive)
+        {
+            var lines = new SyncProgress(p =>
+            {
+                if (p.EpochCompleted)
+                {
+                    stdout.WriteLine(FormatProgress(p));
+                }
+            });
+            return trainer.Train(model, train, dev, options, lines, ct);
+        }
+
+        TrainResult? result = null;
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new ElapsedTimeColumn())
+            .Start(ctx =>
+            {
+                ProgressTask task = ctx.AddTask("training", maxValue: options.Epochs);
+                var sink = new SyncProgress(p =>
+                {
+                    task.Value = p.Epoch - 1 + p.EpochFraction;
+                    task.Description = Markup.Escape(FormatProgress(p));
+                    if (p.EpochCompleted)
+                    {
+                        AnsiConsole.MarkupLine(Markup.Escape(FormatProgress(p)));
+                    }
+                });
+                result = trainer.Train(model, train, dev, options, sink, ct);
+                task.Value = task.MaxValue;
+            });
+        return result!;
+    }
+
+    private static string FormatProgress(TrainProgress p) => string.Create(CultureInfo.InvariantCulture,
+        $"epoch {p.Epoch}/{p.Epochs} step {p.Step} loss {p.Loss:F4} dev F1 {(p.DevF1 is double f ? f.ToString("F4", CultureInfo.InvariantCulture) : "-")} " +
+        $"best {(p.BestDevF1 is double b ? b.ToString("F4", CultureInfo.InvariantCulture) : "-")} {p.TokensPerSecond:F0} tok/s");
+
+    private static Command CreateEval()
+    {
+        var modelDir = new Option<DirectoryInfo>("--model") { Description = "Model directory written by 'tagger train'.", Required = true };
+        var test = new Option<FileInfo>("--test") { Description = "Gold CoNLL file.", Required = true };
+        var conllOut = new Option<FileInfo?>("--conll-out") { Description = "Write 'token gold predicted' lines here (conlleval input)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
+        var device = DeviceOption();
+        var command = new Command("eval", "Entity-level exact-match precision/recall/F1 (conlleval semantics) of a model on a CoNLL file.");
+        foreach (Option o in new Option[] { modelDir, test, conllOut, json, device })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction((parse, ct) =>
+        {
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            DirectoryInfo dir = RequireModel(parse.GetValue(modelDir)!);
+            FileInfo testFile = RequireFile(parse.GetValue(test)!, "--test");
+            string deviceName = ValidateDevice(parse.GetValue(device)!);
+            var gold = ConllReader.ReadFile(testFile.FullName).ToList();
+            using TaggerModel model = TaggerModel.Load(dir.FullName, deviceName);
+            ct.ThrowIfCancellationRequested();
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            IReadOnlyList<IReadOnlyList<string>> predicted = model.Predict([.. gold.Select(s => s.Tokens)]);
+            double seconds = watch.Elapsed.TotalSeconds;
+            EvaluationResult result = TaggerEvaluator.Score(gold, predicted);
+            double tokensPerSecond = seconds > 0 ? result.Tokens / seconds : 0;
+            if (parse.GetValue(conllOut) is FileInfo conll)
+            {
+                ConllWriter.WriteFile(conll.FullName, gold, predicted);
+            }
+
+            if (parse.GetValue(json))
+            {
+                var perType = new JsonObject();
+                foreach (var (type, score) in result.PerType)
+                {
+                    perType[type] = ScoreJson(score);
+                }
+
+                JsonObject obj = ScoreJson(result.Overall);
+                obj["sentences"] = result.Sentences;
+                obj["tokens"] = result.Tokens;
+                obj["token_accuracy"] = result.TokenAccuracy;
+                obj["tokens_per_second"] = tokensPerSecond;
+                obj["per_type"] = perType;
+                obj["model"] = dir.FullName;
+                obj["test"] = testFile.FullName;
+                obj["device"] = model.DeviceName;
+                stdout.WriteLine(obj.ToJsonString());
+            }
+            else
+            {
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{"type",-12} {"precision",9} {"recall",9} {"f1",9} {"gold",7} {"pred",7} {"tp",7}"));
+                foreach (var (type, score) in result.PerType)
+                {
+                    stdout.WriteLine(Row(type, score));
+                }
+
+                stdout.WriteLine(Row("overall", result.Overall));
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{result.Sentences} sentences, {result.Tokens} tokens, token accuracy {result.TokenAccuracy:F4}, {tokensPerSecond:F0} tokens/s on {model.DeviceName}"));
+            }
+
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command CreatePredict()
+    {
+        var modelDir = new Option<DirectoryInfo>("--model") { Description = "Model directory written by 'tagger train'.", Required = true };
+        var input = new Option<FileInfo?>("--input") { Description = "Text file, one sentence per line (default: stdin)." };
+        var device = DeviceOption();
+        var command = new Command("predict", "Tag raw text (one sentence per line; stdin or --input); prints TOKEN<TAB>TAG lines, blank line between sentences.");
+        foreach (Option o in new Option[] { modelDir, input, device })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction(async (parse, ct) =>
+        {
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            DirectoryInfo dir = RequireModel(parse.GetValue(modelDir)!);
+            FileInfo? inputFile = parse.GetValue(input) is FileInfo f ? RequireFile(f, "--input") : null;
+            string deviceName = ValidateDevice(parse.GetValue(device)!);
+            string text = inputFile is null
+                ? await Console.In.ReadToEndAsync(ct).ConfigureAwait(false)
+                : await File.ReadAllTextAsync(inputFile.FullName, ct).ConfigureAwait(false);
+            var sentences = text.Split('\n')
+                .Select(line => TextTokenizer.Tokenize(line))
+                .Where(tokens => tokens.Count > 0)
+                .ToList();
+            using TaggerModel model = TaggerModel.Load(dir.FullName, deviceName);
+            IReadOnlyList<IReadOnlyList<string>> tags = model.Predict(sentences);
+            for (int s = 0; s < sentences.Count; s++)
+            {
+                for (int i = 0; i < sentences[s].Count; i++)
+                {
+                    await stdout.WriteLineAsync($"{sentences[s][i]}\t{tags[s][i]}").ConfigureAwait(false);
+                }
+
+                await stdout.WriteLineAsync().ConfigureAwait(false);
+            }
+
+            return CliApp.ExitOk;
+        });
+        return command;
+    }
+
+    private static JsonObject ScoreJson(EntityScore score) => new()
+    {
+        ["precision"] = score.Precision,
+        ["recall"] = score.Recall,
+        ["f1"] = score.F1,
+        ["gold"] = score.Gold,
+        ["predicted"] = score.Predicted,
+        ["true_positives"] = score.TruePositives,
+    };
+
+    private static string Row(string name, EntityScore s) => string.Create(CultureInfo.InvariantCulture,
+        $"{name,-12} {s.Precision,9:F4} {s.Recall,9:F4} {s.F1,9:F4} {s.Gold,7} {s.Predicted,7} {s.TruePositives,7}");
+
+    private static FileInfo RequireFile(FileInfo file, string option) =>
+        file.Exists ? file : throw new UsageException($"{option}: file not found: {file.FullName}");
+
+    private static DirectoryInfo RequireModel(DirectoryInfo dir) =>
+        File.Exists(Path.Combine(dir.FullName, "model.json"))
+            ? dir
+            : throw new UsageException($"--model: no tagger model in {dir.FullName} (expected model.json and parameters.f32 from 'securefed tagger train')");
+
+    private static int Positive(int value, string option) =>
+        value > 0 ? value : throw new UsageException($"{option} must be > 0 (got {value})");
+
+    private static string ValidateDevice(string device) => device.Trim().ToUpperInvariant() switch
+    {
+        "AUTO" or "CPU" or "CUDA" => device.Trim().ToLowerInvariant(),
+        _ => throw new UsageException($"--device must be auto, cpu or cuda (got \"{device}\")"),
+    };
+
+    private static TaggerConfig ResolveConfig(string value)
+    {
+        switch (value.Trim().ToUpperInvariant())
+        {
+            case "DEFAULT":
+                return TaggerConfig.Default;
+            case "TINY":
+                return TaggerConfig.Tiny;
+        }
+
+        if (!File.Exists(value))
+        {
+            throw new UsageException($"--config must be default, tiny or an existing JSON file (not found: {Path.GetFullPath(value)})");
+        }
+
+        try
+        {
+            return TaggerConfig.FromJson(File.ReadAllText(value));
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new UsageException($"--config {value}: {ex.Message}");
+        }
+    }
+
+    /// <summary>Invokes the callback synchronously on the training thread (Progress&lt;T&gt; would post to the thread pool).</summary>
+    private sealed class SyncProgress(Action<TrainProgress> report) : IProgress<TrainProgress>
+    {
+        public void Report(TrainProgress value) => report(value);
+    }
+}

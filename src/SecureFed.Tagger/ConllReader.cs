@@ -1,0 +1,123 @@
+using System.Globalization;
+using SecureFed.Tagger.Internal;
+
+namespace SecureFed.Tagger;
+
+/// <summary>
+/// Streaming reader for CoNLL-style token files: one token per line as <c>TOKEN&lt;TAB&gt;TAG</c> or
+/// space-separated columns (the first column is the token, the last one the tag), a blank line between
+/// sentences, optional <c>-DOCSTART-</c> lines. IOB1 input is accepted and converted to IOB2; untyped
+/// <c>B</c>/<c>I</c> tags (e.g. BioBERT's JNLPBA) become <c>B-Entity</c>/<c>I-Entity</c>.
+/// </summary>
+public static class ConllReader
+{
+    /// <summary>The entity type given to untyped <c>B</c>/<c>I</c> tags.</summary>
+    public const string UntypedEntity = "Entity";
+
+    /// <summary>Reads the sentences of a file lazily.</summary>
+    /// <param name="path">The CoNLL file.</param>
+    /// <returns>The sentences, in file order.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">A line is malformed; the message is <c>file:line: problem</c>.</exception>
+    public static IEnumerable<Sentence> ReadFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"CoNLL file not found: {path}", path);
+        }
+
+        return ReadFileIterator(path);
+    }
+
+    private static IEnumerable<Sentence> ReadFileIterator(string path)
+    {
+        using var reader = new StreamReader(path);
+        foreach (Sentence sentence in Read(reader, path))
+        {
+            yield return sentence;
+        }
+    }
+
+    /// <summary>Reads sentences lazily from a text reader.</summary>
+    /// <param name="reader">The text source.</param>
+    /// <param name="sourceName">Name used in error messages (usually the file path).</param>
+    /// <returns>The sentences, in order.</returns>
+    /// <exception cref="InvalidDataException">A line is malformed; the message is <c>source:line: problem</c>.</exception>
+    public static IEnumerable<Sentence> Read(TextReader reader, string sourceName)
+    {
+        ArgumentNullException.ThrowIfNull(reader);
+        ArgumentNullException.ThrowIfNull(sourceName);
+        return ReadIterator(reader, sourceName);
+    }
+
+    private static IEnumerable<Sentence> ReadIterator(TextReader reader, string sourceName)
+    {
+        var tokens = new List<string>();
+        var tags = new List<string>();
+        int lineNumber = 0;
+        string? line;
+        while ((line = reader.ReadLine()) is not null)
+        {
+            lineNumber++;
+            string trimmed = line.Trim();
+            if (trimmed.Length == 0 || trimmed.StartsWith("-DOCSTART-", StringComparison.Ordinal))
+            {
+                if (tokens.Count > 0)
+                {
+                    yield return new Sentence(tokens.ToArray(), Iob.ToIob2(tags));
+                    tokens.Clear();
+                    tags.Clear();
+                }
+
+                continue;
+            }
+
+            string[] columns = trimmed.Contains('\t', StringComparison.Ordinal)
+                ? trimmed.Split('\t', StringSplitOptions.TrimEntries)
+                : trimmed.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (columns.Length < 2)
+            {
+                throw Malformed(sourceName, lineNumber, $"expected 'TOKEN<TAB>TAG' (or space-separated columns), found one column \"{Shorten(trimmed)}\"");
+            }
+
+            string token = columns[0];
+            if (token.Length == 0)
+            {
+                throw Malformed(sourceName, lineNumber, "empty token");
+            }
+
+            tokens.Add(token);
+            tags.Add(NormalizeTag(columns[^1], sourceName, lineNumber));
+        }
+
+        if (tokens.Count > 0)
+        {
+            yield return new Sentence(tokens.ToArray(), Iob.ToIob2(tags));
+        }
+    }
+
+    private static string NormalizeTag(string tag, string sourceName, int lineNumber)
+    {
+        switch (tag)
+        {
+            case "O":
+                return tag;
+            case "B":
+            case "I":
+                return tag + "-" + UntypedEntity;
+        }
+
+        if (tag.Length > 2 && (tag[0] == 'B' || tag[0] == 'I') && tag[1] == '-' && !tag.AsSpan(2).ContainsAny(' ', '\t'))
+        {
+            return tag;
+        }
+
+        throw Malformed(sourceName, lineNumber, $"invalid tag \"{Shorten(tag)}\" (expected O, B-TYPE or I-TYPE)");
+    }
+
+    private static InvalidDataException Malformed(string source, int line, string what) =>
+        new(string.Create(CultureInfo.InvariantCulture, $"{source}:{line}: {what}"));
+
+    private static string Shorten(string s) => s.Length <= 60 ? s : s[..60] + "...";
+}

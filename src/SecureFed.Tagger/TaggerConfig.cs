@@ -1,0 +1,158 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace SecureFed.Tagger;
+
+/// <summary>
+/// Shape of a <see cref="TaggerModel"/>. Every site in a federation must use the same configuration (and the same
+/// <see cref="LabelSet"/>) so that their flattened parameter vectors line up. Round-trips through JSON.
+/// </summary>
+public sealed record TaggerConfig
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+    };
+
+    /// <summary>Hash buckets for normalised words (lower-cased, digits mapped to 0).</summary>
+    /// <value>The default value is 32768.</value>
+    public int WordBuckets { get; init; } = 32768;
+
+    /// <summary>Hash buckets for character n-grams.</summary>
+    /// <value>The default value is 32768.</value>
+    public int CharNgramBuckets { get; init; } = 32768;
+
+    /// <summary>Hash buckets for word shapes (e.g. <c>Xxd</c>).</summary>
+    /// <value>The default value is 512.</value>
+    public int ShapeBuckets { get; init; } = 512;
+
+    /// <summary>Word embedding width.</summary>
+    /// <value>The default value is 64.</value>
+    public int WordDim { get; init; } = 64;
+
+    /// <summary>Character n-gram embedding width.</summary>
+    /// <value>The default value is 64.</value>
+    public int CharDim { get; init; } = 64;
+
+    /// <summary>Word-shape embedding width.</summary>
+    /// <value>The default value is 16.</value>
+    public int ShapeDim { get; init; } = 16;
+
+    /// <summary>Shortest character n-gram (the word is wrapped in <c>&lt;</c> <c>&gt;</c> markers).</summary>
+    /// <value>The default value is 2.</value>
+    public int MinNgram { get; init; } = 2;
+
+    /// <summary>Longest character n-gram.</summary>
+    /// <value>The default value is 5.</value>
+    public int MaxNgram { get; init; } = 5;
+
+    /// <summary>At most this many n-grams per token (whole word, prefixes and suffixes first).</summary>
+    /// <value>The default value is 40.</value>
+    public int MaxNgramsPerToken { get; init; } = 40;
+
+    /// <summary>BiLSTM hidden size per direction.</summary>
+    /// <value>The default value is 128.</value>
+    public int Hidden { get; init; } = 128;
+
+    /// <summary>BiLSTM layers.</summary>
+    /// <value>The default value is 1.</value>
+    public int Layers { get; init; } = 1;
+
+    /// <summary>Dropout on the embeddings and the encoder output during training.</summary>
+    /// <value>The default value is 0.4.</value>
+    public double Dropout { get; init; } = 0.4;
+
+    /// <summary>Probability of replacing a word id by the unknown bucket during training (teaches the n-gram path).</summary>
+    /// <value>The default value is 0.1.</value>
+    public double WordDropout { get; init; } = 0.1;
+
+    /// <summary>Default size: about 4.5 M parameters, trains on 2 CPU cores.</summary>
+    public static TaggerConfig Default { get; } = new();
+
+    /// <summary>Very small model for tests and demos (tens of thousands of parameters).</summary>
+    public static TaggerConfig Tiny { get; } = new()
+    {
+        WordBuckets = 2048,
+        CharNgramBuckets = 2048,
+        ShapeBuckets = 64,
+        WordDim = 16,
+        CharDim = 16,
+        ShapeDim = 4,
+        MinNgram = 2,
+        MaxNgram = 4,
+        MaxNgramsPerToken = 24,
+        Hidden = 24,
+        Layers = 1,
+        Dropout = 0.1,
+        WordDropout = 0.05,
+    };
+
+    /// <summary>Checks every value.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(WordBuckets, 2, nameof(WordBuckets));
+        ArgumentOutOfRangeException.ThrowIfLessThan(CharNgramBuckets, 2, nameof(CharNgramBuckets));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ShapeBuckets, 2, nameof(ShapeBuckets));
+        ArgumentOutOfRangeException.ThrowIfLessThan(WordDim, 1, nameof(WordDim));
+        ArgumentOutOfRangeException.ThrowIfLessThan(CharDim, 1, nameof(CharDim));
+        ArgumentOutOfRangeException.ThrowIfLessThan(ShapeDim, 1, nameof(ShapeDim));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MinNgram, 1, nameof(MinNgram));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxNgram, MinNgram, nameof(MaxNgram));
+        ArgumentOutOfRangeException.ThrowIfLessThan(MaxNgramsPerToken, 1, nameof(MaxNgramsPerToken));
+        ArgumentOutOfRangeException.ThrowIfLessThan(Hidden, 1, nameof(Hidden));
+        ArgumentOutOfRangeException.ThrowIfLessThan(Layers, 1, nameof(Layers));
+        if (!(Dropout >= 0 && Dropout < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1).");
+        }
+
+        if (!(WordDropout >= 0 && WordDropout < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(WordDropout), WordDropout, "WordDropout must be in [0, 1).");
+        }
+    }
+
+    /// <summary>Serialises to indented snake_case JSON.</summary>
+    /// <returns>The JSON text.</returns>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Parses JSON written by <see cref="ToJson"/> and validates it.</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <returns>The configuration.</returns>
+    /// <exception cref="InvalidDataException">The JSON is not a valid configuration.</exception>
+    public static TaggerConfig FromJson(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        TaggerConfig? config;
+        try
+        {
+            config = JsonSerializer.Deserialize<TaggerConfig>(json, JsonOptions);
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"tagger config is not valid JSON: {ex.Message}", ex);
+        }
+
+        if (config is null)
+        {
+            throw new InvalidDataException("tagger config JSON is null");
+        }
+
+        try
+        {
+            config.Validate();
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new InvalidDataException($"tagger config is invalid: {ex.Message}", ex);
+        }
+
+        return config;
+    }
+
+    /// <summary>Total embedding width fed to the encoder.</summary>
+    [JsonIgnore]
+    public int InputDim => WordDim + CharDim + ShapeDim;
+}

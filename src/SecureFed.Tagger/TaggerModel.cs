@@ -1,0 +1,310 @@
+using System.Buffers.Binary;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using SecureFed.Tagger.Internal;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SecureFed.Tagger;
+
+/// <summary>
+/// The clinical token tagger: hashed word, word-shape and character n-gram embeddings (no vocabulary, see below),
+/// a BiLSTM encoder and a linear head, decoded with IOB2-constrained Viterbi.
+/// </summary>
+/// <remarks>
+/// <para><b>No shared vocabulary.</b> Features are 64-bit FNV-1a hashes (stable across processes and machines,
+/// keyed by a constant) of the lower-cased word, its shape and its character n-grams, reduced into fixed bucket
+/// counts from <see cref="TaggerConfig"/>. Every site therefore builds the identical model shape from the
+/// configuration alone; no word list built from a site's text is needed or ever leaves the site.</para>
+/// <para><b>Flatten order.</b> <see cref="Flatten"/> concatenates the tensors in <c>named_parameters()</c> order,
+/// each in row-major (C) order: <c>word_emb.weight</c> [WordBuckets, WordDim], <c>shape_emb.weight</c>
+/// [ShapeBuckets, ShapeDim], <c>ngram_emb.weight</c> [CharNgramBuckets, CharDim], the LSTM tensors
+/// (<c>encoder.weight_ih_l0</c>, <c>encoder.weight_hh_l0</c>, <c>encoder.bias_ih_l0</c>, <c>encoder.bias_hh_l0</c>,
+/// then the <c>_reverse</c> set, per layer), <c>head.weight</c> [Labels, 2*Hidden], <c>head.bias</c> [Labels].
+/// <see cref="ParameterLayout"/> lists the exact names and shapes. This vector is what gets securely aggregated.</para>
+/// </remarks>
+public sealed class TaggerModel : IDisposable
+{
+    private const string MetadataFile = "model.json";
+    private const string ParametersFile = "parameters.f32";
+    private const int FormatVersion = 1;
+
+    private readonly FeatureHasher _hasher;
+    private readonly ConstrainedDecoder _decoder;
+    private readonly List<(string Name, Parameter Tensor)> _parameters;
+    private bool _disposed;
+
+    private TaggerModel(TaggerConfig config, LabelSet labels, Device device)
+    {
+        Config = config;
+        Labels = labels;
+        Device = device;
+        Network = new TaggerNetwork(config, labels.Count);
+        Network.to(device);
+        _parameters = [.. Network.named_parameters().Select(p => (p.name, p.parameter))];
+        ParameterCount = _parameters.Sum(p => p.Tensor.numel());
+        ParameterLayout = [.. _parameters.Select(p => new ParameterInfo(p.Name, p.Tensor.shape.ToArray()))];
+        _hasher = new FeatureHasher(config);
+        _decoder = new ConstrainedDecoder(labels);
+    }
+
+    /// <summary>The model shape.</summary>
+    public TaggerConfig Config { get; }
+
+    /// <summary>The output labels.</summary>
+    public LabelSet Labels { get; }
+
+    /// <summary>Total number of scalar parameters (= length of <see cref="Flatten"/>).</summary>
+    public long ParameterCount { get; }
+
+    /// <summary>Names and shapes of the parameter tensors in flatten order.</summary>
+    public IReadOnlyList<ParameterInfo> ParameterLayout { get; }
+
+    /// <summary>The torch device the model lives on, e.g. <c>cpu</c> or <c>cuda</c>.</summary>
+    public string DeviceName => Device.type == DeviceType.CUDA ? "cuda" : "cpu";
+
+    internal Device Device { get; }
+
+    internal TaggerNetwork Network { get; }
+
+    internal IReadOnlyList<(string Name, Parameter Tensor)> Parameters => _parameters;
+
+    /// <summary>Creates a freshly initialised model.</summary>
+    /// <param name="config">Model shape (validated).</param>
+    /// <param name="labels">Output labels.</param>
+    /// <param name="seed">Seed for torch's initialisation (same seed, same weights).</param>
+    /// <param name="device"><c>auto</c> (CUDA when available), <c>cpu</c> or <c>cuda</c>.</param>
+    /// <returns>The model.</returns>
+    public static TaggerModel Create(TaggerConfig config, LabelSet labels, int seed, string device = "auto")
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(labels);
+        config.Validate();
+        Device resolved = TorchDevices.Resolve(device);
+        torch.random.manual_seed(seed);
+        return new TaggerModel(config, labels, resolved);
+    }
+
+    /// <summary>All parameters as one vector (order documented on the type).</summary>
+    /// <returns>A new array of <see cref="ParameterCount"/> floats.</returns>
+    public float[] Flatten()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var result = new float[ParameterCount];
+        long offset = 0;
+        using var scope = torch.NewDisposeScope();
+        foreach ((_, Parameter p) in _parameters)
+        {
+            Tensor cpu = p.detach().cpu().contiguous();
+            int n = checked((int)cpu.numel());
+            cpu.data<float>().CopyTo(result, (int)offset);
+            offset += n;
+        }
+
+        return result;
+    }
+
+    /// <summary>Overwrites all parameters from one vector in flatten order.</summary>
+    /// <param name="parameters">Exactly <see cref="ParameterCount"/> values.</param>
+    /// <exception cref="ArgumentException">Wrong length.</exception>
+    public void Unflatten(ReadOnlySpan<float> parameters)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (parameters.Length != ParameterCount)
+        {
+            throw new ArgumentException(
+                $"parameter vector has {parameters.Length} values but the model has {ParameterCount}", nameof(parameters));
+        }
+
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        int offset = 0;
+        foreach ((_, Parameter p) in _parameters)
+        {
+            int n = checked((int)p.numel());
+            Tensor source = torch.tensor(parameters.Slice(offset, n).ToArray(), p.shape).to(p.device);
+            p.copy_(source);
+            offset += n;
+        }
+    }
+
+    /// <summary>Saves <c>model.json</c> (format, config, labels, layout) and <c>parameters.f32</c> (the flatten vector, little endian).</summary>
+    /// <param name="directory">Target directory (created if missing).</param>
+    public void Save(string directory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        Directory.CreateDirectory(directory);
+        var meta = new JsonObject
+        {
+            ["format"] = "securefed-tagger",
+            ["version"] = FormatVersion,
+            ["config"] = JsonNode.Parse(Config.ToJson()),
+            ["entity_types"] = new JsonArray([.. Labels.EntityTypes.Select(t => (JsonNode?)JsonValue.Create(t))]),
+            ["parameter_count"] = ParameterCount,
+            ["layout"] = new JsonArray([.. ParameterLayout.Select(p => (JsonNode?)new JsonObject
+            {
+                ["name"] = p.Name,
+                ["shape"] = new JsonArray([.. p.Shape.Select(d => (JsonNode?)JsonValue.Create(d))]),
+            })]),
+        };
+        File.WriteAllText(Path.Combine(directory, MetadataFile), meta.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        float[] flat = Flatten();
+        var bytes = new byte[flat.Length * sizeof(float)];
+        for (int i = 0; i < flat.Length; i++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * sizeof(float)), flat[i]);
+        }
+
+        File.WriteAllBytes(Path.Combine(directory, ParametersFile), bytes);
+    }
+
+    /// <summary>Loads a model written by <see cref="Save"/>.</summary>
+    /// <param name="directory">The model directory.</param>
+    /// <param name="device"><c>auto</c>, <c>cpu</c> or <c>cuda</c>.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="DirectoryNotFoundException">The directory or its files are missing.</exception>
+    /// <exception cref="InvalidDataException">The files are inconsistent.</exception>
+    public static TaggerModel Load(string directory, string device = "auto")
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        string metaPath = Path.Combine(directory, MetadataFile);
+        string paramPath = Path.Combine(directory, ParametersFile);
+        if (!File.Exists(metaPath) || !File.Exists(paramPath))
+        {
+            throw new DirectoryNotFoundException($"no tagger model in {directory} (expected {MetadataFile} and {ParametersFile})");
+        }
+
+        JsonNode meta = JsonNode.Parse(File.ReadAllText(metaPath))
+            ?? throw new InvalidDataException($"{metaPath}: empty JSON");
+        if ((string?)meta["format"] != "securefed-tagger" || (int?)meta["version"] != FormatVersion)
+        {
+            throw new InvalidDataException($"{metaPath}: not a securefed-tagger model of format version {FormatVersion}");
+        }
+
+        TaggerConfig config = TaggerConfig.FromJson(meta["config"]?.ToJsonString() ?? throw new InvalidDataException($"{metaPath}: missing config"));
+        var types = (meta["entity_types"] as JsonArray ?? throw new InvalidDataException($"{metaPath}: missing entity_types"))
+            .Select(n => (string?)n ?? throw new InvalidDataException($"{metaPath}: null entity type"));
+        LabelSet labels = LabelSet.Create(types);
+        byte[] bytes = File.ReadAllBytes(paramPath);
+        var model = Create(config, labels, 0, device);
+        try
+        {
+            if (bytes.Length != model.ParameterCount * sizeof(float))
+            {
+                throw new InvalidDataException(
+                    $"{paramPath}: {bytes.Length} bytes but the configuration needs {model.ParameterCount * sizeof(float)}");
+            }
+
+            var flat = new float[model.ParameterCount];
+            for (int i = 0; i < flat.Length; i++)
+            {
+                flat[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+            }
+
+            model.Unflatten(flat);
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Tags sentences (eval mode, no gradients, IOB2-constrained Viterbi).</summary>
+    /// <param name="sentences">Tokenised sentences.</param>
+    /// <returns>One IOB2 tag list per sentence, same lengths.</returns>
+    public IReadOnlyList<IReadOnlyList<string>> Predict(IReadOnlyList<IReadOnlyList<string>> sentences)
+    {
+        ArgumentNullException.ThrowIfNull(sentences);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var encoded = new EncodedSentence[sentences.Count];
+        for (int i = 0; i < sentences.Count; i++)
+        {
+            encoded[i] = Encode(sentences[i], null);
+        }
+
+        int[][] ids = PredictIds(encoded);
+        var result = new IReadOnlyList<string>[sentences.Count];
+        for (int i = 0; i < ids.Length; i++)
+        {
+            result[i] = [.. ids[i].Select(j => Labels.Labels[j])];
+        }
+
+        return result;
+    }
+
+    internal EncodedSentence Encode(IReadOnlyList<string> tokens, IReadOnlyList<string>? tags)
+    {
+        (long[] words, long[] shapes, long[] ngrams) = _hasher.Encode(tokens);
+        long[]? labels = null;
+        if (tags is not null)
+        {
+            labels = new long[tags.Count];
+            for (int i = 0; i < tags.Count; i++)
+            {
+                int index = Labels.IndexOf(tags[i]);
+                labels[i] = index < 0 ? 0 : index; // unknown types are trained as O
+            }
+        }
+
+        return new EncodedSentence(words, shapes, ngrams, labels);
+    }
+
+    internal int[][] PredictIds(IReadOnlyList<EncodedSentence> encoded, int batchSize = 64)
+    {
+        var result = new int[encoded.Count][];
+        int[] order = [.. Enumerable.Range(0, encoded.Count).OrderBy(i => encoded[i].Length)];
+        bool wasTraining = Network.training;
+        Network.eval();
+        try
+        {
+            using var noGrad = torch.no_grad();
+            for (int start = 0; start < order.Length; start += batchSize)
+            {
+                int[] idx = order[start..Math.Min(order.Length, start + batchSize)];
+                var batch = idx.Select(i => encoded[i]).ToArray();
+                if (batch.All(s => s.Length == 0))
+                {
+                    foreach (int i in idx)
+                    {
+                        result[i] = [];
+                    }
+
+                    continue;
+                }
+
+                using var scope = torch.NewDisposeScope();
+                var tensors = BatchTensors.Create(batch, Config.MaxNgramsPerToken, Device, withLabels: false, 0, null);
+                Tensor logProbs = nn.functional.log_softmax(
+                    Network.Forward(tensors.Words, tensors.Shapes, tensors.Ngrams, tensors.Lengths), -1).cpu().contiguous();
+                float[] all = logProbs.data<float>().ToArray();
+                long t = logProbs.shape[1];
+                int n = Labels.Count;
+                for (int b = 0; b < idx.Length; b++)
+                {
+                    int length = batch[b].Length;
+                    result[idx[b]] = _decoder.Decode(all.AsSpan((int)(b * t * n), length * n), length);
+                }
+            }
+        }
+        finally
+        {
+            Network.train(wasTraining);
+        }
+
+        return result;
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            Network.Dispose();
+        }
+    }
+}

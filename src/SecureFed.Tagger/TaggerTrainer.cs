@@ -1,0 +1,286 @@
+using System.Diagnostics;
+using SecureFed.Tagger.Internal;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SecureFed.Tagger;
+
+/// <summary>
+/// Trains a <see cref="TaggerModel"/> in place: Adam (or SGD), length-bucketed batches, one dispose scope per batch,
+/// seeded, early stopping on dev F1 (the best-dev weights are restored at the end), optional DP-SGD.
+/// </summary>
+public sealed class TaggerTrainer
+{
+    private const int ReportEverySteps = 10;
+
+    /// <summary>Trains <paramref name="model"/>.</summary>
+    /// <param name="model">The model (modified in place).</param>
+    /// <param name="train">Training sentences.</param>
+    /// <param name="dev">Optional dev sentences for early stopping.</param>
+    /// <param name="options">Training options.</param>
+    /// <param name="progress">Optional progress sink.</param>
+    /// <param name="cancellationToken">Cancels between steps.</param>
+    /// <returns>Counts and throughput; DP runs report the number of DP steps and q for the accountant.</returns>
+    public TrainResult Train(
+        TaggerModel model,
+        IReadOnlyList<Sentence> train,
+        IReadOnlyList<Sentence>? dev,
+        TrainOptions options,
+        IProgress<TrainProgress>? progress = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        if (train.Count == 0)
+        {
+            throw new ArgumentException("the training set is empty", nameof(train));
+        }
+
+        torch.set_num_threads(options.Threads > 0 ? options.Threads : Math.Max(1, Environment.ProcessorCount));
+        torch.random.manual_seed(options.Seed);
+        var rng = new Random(options.Seed);
+        var encodedTrain = train.Where(s => s.Length > 0).Select(s => model.Encode(s.Tokens, s.Tags)).ToArray();
+        if (encodedTrain.Length == 0)
+        {
+            throw new ArgumentException("the training set has only empty sentences", nameof(train));
+        }
+
+        var parameters = model.Parameters.Select(p => p.Tensor).ToArray();
+        using optim.Optimizer optimizer = options.Optimizer == TaggerOptimizer.Adam
+            ? optim.Adam(parameters, options.LearningRate)
+            : optim.SGD(parameters, options.LearningRate);
+
+        var total = Stopwatch.StartNew();
+        var trainWatch = new Stopwatch();
+        long tokensSeen = 0;
+        int steps = 0;
+        int dpSteps = 0;
+        double? bestF1 = null;
+        int bestEpoch = 0;
+        float[]? bestWeights = null;
+        int sinceBest = 0;
+        double epochLoss = 0;
+        int epoch = 0;
+        bool stop = false;
+        model.Network.train();
+
+        while (!stop && epoch < options.Epochs)
+        {
+            epoch++;
+            double lossSum = 0;
+            int lossCount = 0;
+            List<EncodedSentence[]> batches = options.DpSgd is null
+                ? MakeBatches(encodedTrain, options.BatchSize, rng)
+                : PoissonBatches(encodedTrain, options.DpSgd.SampleRate, rng);
+            for (int b = 0; b < batches.Count; b++)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                if (options.MaxSteps is int max && steps >= max)
+                {
+                    stop = true;
+                    break;
+                }
+
+                trainWatch.Start();
+                double loss = options.DpSgd is null
+                    ? Step(model, optimizer, batches[b], options, rng)
+                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng);
+                trainWatch.Stop();
+                steps++;
+                if (options.DpSgd is not null)
+                {
+                    dpSteps++;
+                }
+
+                tokensSeen += batches[b].Sum(s => s.Length);
+                if (!double.IsNaN(loss))
+                {
+                    lossSum += loss;
+                    lossCount++;
+                }
+
+                if (progress is not null && steps % ReportEverySteps == 0)
+                {
+                    progress.Report(new TrainProgress(epoch, options.Epochs, steps, (b + 1) / (double)batches.Count,
+                        lossCount == 0 ? 0 : lossSum / lossCount, null, bestF1, Rate(tokensSeen, trainWatch), false));
+                }
+            }
+
+            epochLoss = lossCount == 0 ? epochLoss : lossSum / lossCount;
+            double? devF1 = null;
+            if (dev is not null && dev.Count > 0)
+            {
+                devF1 = TaggerEvaluator.Evaluate(model, dev).F1;
+                model.Network.train();
+                if (bestF1 is null || devF1 > bestF1)
+                {
+                    bestF1 = devF1;
+                    bestEpoch = epoch;
+                    bestWeights = model.Flatten();
+                    sinceBest = 0;
+                }
+                else
+                {
+                    sinceBest++;
+                    if (options.Patience > 0 && sinceBest >= options.Patience)
+                    {
+                        stop = true;
+                    }
+                }
+            }
+            else
+            {
+                bestEpoch = epoch;
+            }
+
+            progress?.Report(new TrainProgress(epoch, options.Epochs, steps, 1.0, epochLoss, devF1, bestF1, Rate(tokensSeen, trainWatch), true));
+        }
+
+        if (bestWeights is not null && bestEpoch != epoch)
+        {
+            model.Unflatten(bestWeights);
+        }
+
+        model.Network.eval();
+        return new TrainResult(epoch, steps, dpSteps, options.DpSgd?.SampleRate ?? 0, epochLoss, bestF1, Rate(tokensSeen, trainWatch))
+        {
+            BestEpoch = bestEpoch,
+            Elapsed = total.Elapsed,
+        };
+    }
+
+    private static double Rate(long tokens, Stopwatch watch) =>
+        watch.Elapsed.TotalSeconds > 0 ? tokens / watch.Elapsed.TotalSeconds : 0;
+
+    private static List<EncodedSentence[]> MakeBatches(EncodedSentence[] data, int batchSize, Random rng)
+    {
+        // Bucket by length with a little jitter so batches differ between epochs, then shuffle the batch order.
+        var order = Enumerable.Range(0, data.Length)
+            .Select(i => (Index: i, Key: data[i].Length + rng.NextDouble() * 4))
+            .OrderBy(x => x.Key)
+            .Select(x => x.Index)
+            .ToArray();
+        var batches = new List<EncodedSentence[]>();
+        for (int start = 0; start < order.Length; start += batchSize)
+        {
+            batches.Add([.. order[start..Math.Min(order.Length, start + batchSize)].Select(i => data[i])]);
+        }
+
+        rng.Shuffle(System.Runtime.InteropServices.CollectionsMarshal.AsSpan(batches));
+        return batches;
+    }
+
+    private static List<EncodedSentence[]> PoissonBatches(EncodedSentence[] data, double q, Random rng)
+    {
+        int stepsPerEpoch = Math.Max(1, (int)Math.Round(1.0 / q));
+        var batches = new List<EncodedSentence[]>(stepsPerEpoch);
+        for (int s = 0; s < stepsPerEpoch; s++)
+        {
+            batches.Add([.. data.Where(_ => rng.NextDouble() < q)]);
+        }
+
+        return batches;
+    }
+
+    private static double Step(TaggerModel model, optim.Optimizer optimizer, EncodedSentence[] batch, TrainOptions options, Random rng)
+    {
+        using var scope = torch.NewDisposeScope();
+        var tensors = BatchTensors.Create(batch, model.Config.MaxNgramsPerToken, model.Device, withLabels: true, model.Config.WordDropout, rng);
+        Tensor logits = model.Network.Forward(tensors.Words, tensors.Shapes, tensors.Ngrams, tensors.Lengths);
+        Tensor loss = nn.functional.cross_entropy(logits.reshape(-1, model.Labels.Count), tensors.Labels!.reshape(-1),
+            ignore_index: BatchTensors.IgnoreIndex);
+        optimizer.zero_grad();
+        loss.backward();
+        if (options.GradientClip > 0)
+        {
+            nn.utils.clip_grad_norm_(model.Parameters.Select(p => p.Tensor), options.GradientClip);
+        }
+
+        optimizer.step();
+        return loss.item<float>();
+    }
+
+    /// <summary>
+    /// One DP-SGD step: per-example gradients (one backward per example), each clipped to L2 norm C over all
+    /// parameters, summed, plus N(0, (sigma C)^2) per coordinate, divided by the expected batch size q N.
+    /// </summary>
+    private static double DpStep(TaggerModel model, optim.Optimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng)
+    {
+        using var scope = torch.NewDisposeScope();
+        Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
+        Tensor[] sum = [.. parameters.Select(p => torch.zeros_like(p))];
+        double lossSum = 0;
+        foreach (EncodedSentence example in batch)
+        {
+            using var exampleScope = torch.NewDisposeScope();
+            Tensor[] grads = PerExampleGradient(model, example, rng, out double loss);
+            lossSum += loss;
+            ClipAndAccumulate(grads, sum, dp.MaxGradNorm);
+        }
+
+        double expectedBatch = dp.SampleRate * datasetSize;
+        using (torch.no_grad())
+        {
+            for (int i = 0; i < parameters.Length; i++)
+            {
+                Tensor noisy = dp.NoiseMultiplier > 0
+                    ? sum[i] + (torch.randn_like(sum[i]) * (dp.NoiseMultiplier * dp.MaxGradNorm))
+                    : sum[i];
+                Tensor grad = noisy / expectedBatch;
+                if (parameters[i].grad is Tensor g)
+                {
+                    g.copy_(grad);
+                }
+                else
+                {
+                    parameters[i].grad = grad.detach().clone().DetachFromDisposeScope();
+                }
+            }
+        }
+
+        optimizer.step();
+        return batch.Length == 0 ? double.NaN : lossSum / batch.Length;
+    }
+
+    /// <summary>Gradient of one example's summed token loss, copied out of the parameters' grads.</summary>
+    internal static Tensor[] PerExampleGradient(TaggerModel model, EncodedSentence example, Random rng, out double loss)
+    {
+        var tensors = BatchTensors.Create([example], model.Config.MaxNgramsPerToken, model.Device, withLabels: true, model.Config.WordDropout, rng);
+        Tensor logits = model.Network.Forward(tensors.Words, tensors.Shapes, tensors.Ngrams, tensors.Lengths);
+        Tensor lossTensor = nn.functional.cross_entropy(logits.reshape(-1, model.Labels.Count), tensors.Labels!.reshape(-1),
+            ignore_index: BatchTensors.IgnoreIndex, reduction: nn.Reduction.Sum);
+        foreach ((_, Parameter p) in model.Parameters)
+        {
+            p.grad?.zero_();
+        }
+
+        lossTensor.backward();
+        loss = lossTensor.item<float>();
+        return [.. model.Parameters.Select(p => p.Tensor.grad is Tensor g ? g.detach().clone() : torch.zeros_like(p.Tensor))];
+    }
+
+    /// <summary>Scales <paramref name="grads"/> to L2 norm at most <paramref name="maxNorm"/> (jointly) and adds them to <paramref name="sum"/>.</summary>
+    /// <returns>The norm before clipping.</returns>
+    internal static double ClipAndAccumulate(Tensor[] grads, Tensor[] sum, double maxNorm)
+    {
+        using var noGrad = torch.no_grad();
+        double squared = 0;
+        foreach (Tensor g in grads)
+        {
+            using Tensor s = g.to(ScalarType.Float64).square().sum();
+            squared += s.item<double>();
+        }
+
+        double norm = Math.Sqrt(squared);
+        double factor = Math.Min(1.0, maxNorm / (norm + 1e-12));
+        for (int i = 0; i < grads.Length; i++)
+        {
+            sum[i].add_(grads[i], alpha: factor);
+        }
+
+        return norm;
+    }
+}

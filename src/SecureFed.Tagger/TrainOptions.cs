@@ -1,0 +1,63 @@
+namespace SecureFed.Tagger;
+
+/// <summary>Options for <see cref="TaggerTrainer.Train"/>.</summary>
+public sealed record TrainOptions
+{
+    /// <summary>Maximum epochs (passes; with DP-SGD an epoch is round(1/q) Poisson-sampled steps).</summary>
+    /// <value>The default value is 20.</value>
+    public int Epochs { get; init; } = 20;
+
+    /// <summary>Sentences per batch (non-DP training).</summary>
+    /// <value>The default value is 16.</value>
+    public int BatchSize { get; init; } = 16;
+
+    /// <summary>Learning rate.</summary>
+    /// <value>The default value is 0.002.</value>
+    public double LearningRate { get; init; } = 0.002;
+
+    /// <summary>Seed for batch order, word dropout and torch's RNG.</summary>
+    /// <value>The default value is 1.</value>
+    public int Seed { get; init; } = 1;
+
+    /// <summary>Stop after this many epochs without dev-F1 improvement; 0 disables early stopping.</summary>
+    /// <value>The default value is 4.</value>
+    public int Patience { get; init; } = 4;
+
+    /// <summary>Optional cap on optimiser steps (null = no cap).</summary>
+    /// <value>The default value is null.</value>
+    public int? MaxSteps { get; init; }
+
+    /// <summary>Global gradient-norm clip for non-DP training (0 = off).</summary>
+    /// <value>The default value is 5.</value>
+    public double GradientClip { get; init; } = 5.0;
+
+    /// <summary>Optimiser.</summary>
+    /// <value>The default value is <see cref="TaggerOptimizer.Adam"/>.</value>
+    public TaggerOptimizer Optimizer { get; init; } = TaggerOptimizer.Adam;
+
+    /// <summary>Torch intra-op threads (0 = number of processors).</summary>
+    /// <value>The default value is 0.</value>
+    public int Threads { get; init; }
+
+    /// <summary>DP-SGD settings; null trains without differential privacy.</summary>
+    /// <value>The default value is null.</value>
+    public DpSgdOptions? DpSgd { get; init; }
+
+    /// <summary>Checks the values.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
+    public void Validate()
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Epochs, nameof(Epochs));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BatchSize, nameof(BatchSize));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(LearningRate, nameof(LearningRate));
+        ArgumentOutOfRangeException.ThrowIfNegative(Patience, nameof(Patience));
+        ArgumentOutOfRangeException.ThrowIfNegative(GradientClip, nameof(GradientClip));
+        ArgumentOutOfRangeException.ThrowIfNegative(Threads, nameof(Threads));
+        if (MaxSteps is int max)
+        {
+            ArgumentOutOfRangeException.ThrowIfNegativeOrZero(max, nameof(MaxSteps));
+        }
+
+        DpSgd?.Validate();
+    }
+}

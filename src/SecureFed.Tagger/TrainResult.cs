@@ -1,0 +1,18 @@
+namespace SecureFed.Tagger;
+
+/// <summary>Outcome of <see cref="TaggerTrainer.Train"/>.</summary>
+/// <param name="Epochs">Epochs run.</param>
+/// <param name="Steps">Optimiser steps taken.</param>
+/// <param name="DpSteps">DP-SGD steps taken (0 without DP); each sampled with rate <paramref name="SampleRate"/>.</param>
+/// <param name="SampleRate">Poisson sampling rate q of the DP steps (0 without DP).</param>
+/// <param name="FinalLoss">Mean training loss of the last epoch.</param>
+/// <param name="BestDevF1">Best dev F1 (the weights kept), or null without a dev set.</param>
+/// <param name="TokensPerSecond">Training throughput (forward + backward + step; dev evaluation excluded).</param>
+public sealed record TrainResult(int Epochs, int Steps, int DpSteps, double SampleRate, double FinalLoss, double? BestDevF1, double TokensPerSecond)
+{
+    /// <summary>Epoch whose weights were kept (1-based), or the last epoch without a dev set.</summary>
+    public int BestEpoch { get; init; }
+
+    /// <summary>Wall-clock training time.</summary>
+    public TimeSpan Elapsed { get; init; }
+}
