@@ -126,7 +126,7 @@ public sealed class PartyKit : IDisposable
     {
         try
         {
-            return X509Certificate2.CreateFromPemFile(path);
+            return X509CertificateLoader.LoadCertificateFromFile(path);
         }
         catch (CryptographicException ex)
         {
