@@ -1,0 +1,691 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+
+using Microsoft.Data.Sqlite;
+
+namespace SecureFed.Aggregator.Persistence;
+
+/// <summary>
+/// The aggregator's durable state in SQLite (WAL journal, <c>synchronous=FULL</c>, foreign keys on, versioned schema):
+/// the federation it belongs to, rounds and their stages, model versions, seen submissions and a ledger.
+/// A restart mid-round is handled by <see cref="AbortInterruptedRounds"/>; completed rounds and models are never
+/// lost. An existing database is never deleted or reset: a corrupt or foreign file is refused with an error naming it.
+/// Thread-safe (one connection, serialized).
+/// </summary>
+public sealed class AggregatorStore : IDisposable
+{
+    private const int SqliteCantOpen = 14;
+    private const int SqliteCorrupt = 11;
+    private const int SqliteNotADatabase = 26;
+    private const int SqliteReadOnly = 8;
+    private const int SqliteIoError = 10;
+    private const int SqliteFull = 13;
+
+    private readonly SqliteConnection _connection;
+    private readonly TimeProvider _time;
+    private readonly Lock _gate = new();
+    private bool _disposed;
+
+    private AggregatorStore(string path, SqliteConnection connection, TimeProvider time)
+    {
+        Path = path;
+        _connection = connection;
+        _time = time;
+    }
+
+    /// <summary>The full path of the database file.</summary>
+    public string Path { get; }
+
+    /// <summary>The schema version this build writes.</summary>
+    public static int SchemaVersion => StoreSchema.LatestVersion;
+
+    /// <summary>
+    /// Opens (creating if needed) the database at <paramref name="path"/>, creating its directory, and migrates the
+    /// schema to the current version.
+    /// </summary>
+    /// <exception cref="IOException">The directory or file cannot be created, opened or written; the message names the path.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupt, not SQLite, not a SecureFed aggregator database, or from a newer version.</exception>
+    public static AggregatorStore Open(string path, TimeProvider? time = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        string fullPath = System.IO.Path.GetFullPath(path);
+        string directory = System.IO.Path.GetDirectoryName(fullPath)
+            ?? throw new IOException($"Aggregator database '{fullPath}' has no parent directory.");
+        try
+        {
+            Directory.CreateDirectory(directory);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Cannot open aggregator database '{fullPath}': directory '{directory}' cannot be created ({ex.Message}).", ex);
+        }
+
+        if (Directory.Exists(fullPath))
+        {
+            throw new IOException($"Cannot open aggregator database '{fullPath}': it is a directory.");
+        }
+
+        var builder = new SqliteConnectionStringBuilder
+        {
+            DataSource = fullPath,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false,
+            ForeignKeys = true,
+            DefaultTimeout = 30,
+        };
+        var connection = new SqliteConnection(builder.ConnectionString);
+        try
+        {
+            connection.Open();
+            string mode = (string)Scalar(connection, null, "PRAGMA journal_mode=WAL;")!;
+            if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new IOException($"Cannot open aggregator database '{fullPath}': the WAL journal is not available (journal_mode is '{mode}').");
+            }
+
+            Execute(connection, null, "PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;");
+            Migrate(connection, fullPath, time ?? TimeProvider.System);
+            return new AggregatorStore(fullPath, connection, time ?? TimeProvider.System);
+        }
+        catch (SqliteException ex)
+        {
+            connection.Dispose();
+            throw Translate(ex, fullPath);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Binds the database to federation <paramref name="name"/> on first use, and afterwards checks that it belongs to it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The database belongs to another federation.</exception>
+    public void EnsureFederation(string name)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            string? existing = (string?)Scalar(_connection, tx, "SELECT name FROM federation WHERE id = 1;");
+            if (existing is null)
+            {
+                Execute(_connection, tx, "INSERT INTO federation (id, name, created_utc) VALUES (1, $name, $now);", ("$name", name), ("$now", Now()));
+            }
+            else if (!string.Equals(existing, name, StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException(
+                    $"Aggregator database '{Path}' belongs to federation '{existing}', not '{name}'; use a separate data directory per federation.");
+            }
+
+            tx.Commit();
+        });
+    }
+
+    /// <summary>The federation this database belongs to, or null before <see cref="EnsureFederation"/>.</summary>
+    public string? FederationName => Run(() => (string?)Scalar(_connection, null, "SELECT name FROM federation WHERE id = 1;"));
+
+    /// <summary>Starts a new round numbered one more than the highest round so far.</summary>
+    /// <param name="configurationJson">The round configuration (JSON), kept for the audit trail.</param>
+    /// <returns>The new round number.</returns>
+    /// <exception cref="ArgumentException"><paramref name="configurationJson"/> is not valid JSON.</exception>
+    /// <exception cref="InvalidOperationException">Another round is still running.</exception>
+    public long BeginRound(string configurationJson)
+    {
+        ArgumentNullException.ThrowIfNull(configurationJson);
+        RequireJson(configurationJson, nameof(configurationJson));
+        return Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            object? running = Scalar(_connection, tx, "SELECT round FROM rounds WHERE status = 'running' ORDER BY round LIMIT 1;");
+            if (running is long r)
+            {
+                throw new InvalidOperationException($"Cannot begin a round: round {r} is still running; complete or abort it first.");
+            }
+
+            long round = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(round), 0) + 1 FROM rounds;")!;
+            Execute(
+                _connection,
+                tx,
+                "INSERT INTO rounds (round, status, configuration, started_utc) VALUES ($round, 'running', $config, $now);",
+                ("$round", round),
+                ("$config", configurationJson),
+                ("$now", Now()));
+            tx.Commit();
+            return round;
+        });
+    }
+
+    /// <summary>Records that running round <paramref name="round"/> reached <paramref name="stage"/> with <paramref name="participants"/>.</summary>
+    /// <exception cref="InvalidOperationException">The round does not exist or is not running.</exception>
+    public void RecordStage(long round, string stage, IReadOnlyList<string> participants)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(stage);
+        string names = ParticipantsJson(participants);
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            RequireRunning(tx, round, "record a stage of");
+            long seq = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(seq), 0) + 1 FROM round_stages WHERE round = $round;", ("$round", round))!;
+            Execute(
+                _connection,
+                tx,
+                "INSERT INTO round_stages (round, seq, stage, participants, recorded_utc) VALUES ($round, $seq, $stage, $p, $now);",
+                ("$round", round),
+                ("$seq", seq),
+                ("$stage", stage),
+                ("$p", names),
+                ("$now", Now()));
+            tx.Commit();
+        });
+    }
+
+    /// <summary>Marks running round <paramref name="round"/> completed with the fused model's digest and its contributors.</summary>
+    /// <exception cref="InvalidOperationException">The round does not exist or is not running.</exception>
+    public void CompleteRound(long round, string modelSha256, IReadOnlyList<string> participants)
+    {
+        string sha = NormalizeSha256(modelSha256, nameof(modelSha256));
+        string names = ParticipantsJson(participants);
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            CompleteRoundCore(tx, round, sha, names);
+            tx.Commit();
+        });
+    }
+
+    /// <summary>Stores the fused model as <paramref name="version"/> and completes <paramref name="round"/>, atomically.</summary>
+    /// <exception cref="ArgumentException"><paramref name="sha256"/> is not the SHA-256 of <paramref name="modelBytes"/>.</exception>
+    /// <exception cref="InvalidOperationException">The round is not running, or the version is not newer than the latest.</exception>
+    public void CompleteRoundWithModel(long round, long version, ReadOnlySpan<byte> modelBytes, string sha256, IReadOnlyList<string> participants)
+    {
+        string sha = VerifiedSha256(modelBytes, sha256);
+        string names = ParticipantsJson(participants);
+        byte[] bytes = modelBytes.ToArray();
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            CompleteRoundCore(tx, round, sha, names);
+            SaveModelCore(tx, version, round, bytes, sha);
+            tx.Commit();
+        });
+    }
+
+    /// <summary>Marks <paramref name="round"/> aborted. Aborting an already aborted round does nothing.</summary>
+    /// <exception cref="InvalidOperationException">The round does not exist or is completed.</exception>
+    public void AbortRound(long round, string reason)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            string status = Status(tx, round);
+            if (status == "completed")
+            {
+                throw new InvalidOperationException($"Cannot abort round {round}: it is already completed.");
+            }
+
+            if (status == "running")
+            {
+                Execute(
+                    _connection,
+                    tx,
+                    "UPDATE rounds SET status = 'aborted', ended_utc = $now, abort_reason = $reason WHERE round = $round;",
+                    ("$now", Now()),
+                    ("$reason", reason),
+                    ("$round", round));
+            }
+
+            tx.Commit();
+        });
+    }
+
+    /// <summary>At start-up: marks every round that is neither completed nor aborted as aborted.</summary>
+    /// <returns>How many rounds were aborted.</returns>
+    public int AbortInterruptedRounds(string reason)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        return Run(() => Execute(
+            _connection,
+            null,
+            "UPDATE rounds SET status = 'aborted', ended_utc = $now, abort_reason = $reason WHERE status = 'running';",
+            ("$now", Now()),
+            ("$reason", reason)));
+    }
+
+    /// <summary>The round with its stages, or null if it does not exist.</summary>
+    public RoundRecord? GetRound(long round) => Run(() => ReadRounds("WHERE round = $round", ("$round", round)).SingleOrDefault());
+
+    /// <summary>All rounds, oldest first.</summary>
+    public IReadOnlyList<RoundRecord> ListRounds() => Run(() => ReadRounds(string.Empty));
+
+    /// <summary>Stores a model version produced by <paramref name="round"/>.</summary>
+    /// <exception cref="ArgumentException"><paramref name="sha256"/> is not the SHA-256 of <paramref name="modelBytes"/>.</exception>
+    /// <exception cref="InvalidOperationException">The round does not exist or the version is not newer than the latest.</exception>
+    public void SaveModel(long version, long round, ReadOnlySpan<byte> modelBytes, string sha256)
+    {
+        string sha = VerifiedSha256(modelBytes, sha256);
+        byte[] bytes = modelBytes.ToArray();
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            _ = Status(tx, round);
+            SaveModelCore(tx, version, round, bytes, sha);
+            tx.Commit();
+        });
+    }
+
+    /// <summary>The newest model version's metadata, or null if no model is stored.</summary>
+    public ModelRecord? LatestModel() => Run(() =>
+    {
+        using SqliteCommand cmd = Command(_connection, null, "SELECT version, round, sha256, size_bytes, created_utc FROM models ORDER BY version DESC LIMIT 1;");
+        using SqliteDataReader reader = cmd.ExecuteReader();
+        return reader.Read()
+            ? new ModelRecord(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3), ParseTime(reader.GetString(4)))
+            : null;
+    });
+
+    /// <summary>Reads model <paramref name="version"/> and verifies it against its stored SHA-256; null if it does not exist.</summary>
+    /// <exception cref="InvalidDataException">The stored bytes do not match the stored digest.</exception>
+    public byte[]? LoadModel(long version) => Run(() =>
+    {
+        using SqliteCommand cmd = Command(_connection, null, "SELECT sha256, bytes FROM models WHERE version = $v;", ("$v", version));
+        using SqliteDataReader reader = cmd.ExecuteReader();
+        if (!reader.Read())
+        {
+            return null;
+        }
+
+        string expected = reader.GetString(0);
+        byte[] bytes = reader.GetFieldValue<byte[]>(1);
+        string actual = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        if (!string.Equals(actual, expected, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException(
+                $"Model version {version} in '{Path}' is corrupt: its recorded SHA-256 is {expected} but the stored bytes hash to {actual}.");
+        }
+
+        return bytes;
+    });
+
+    /// <summary>
+    /// Records that <paramref name="site"/> submitted a message with digest <paramref name="sha256"/> for
+    /// (<paramref name="round"/>, <paramref name="stage"/>), for idempotent submissions.
+    /// </summary>
+    /// <returns>True if this is the first submission; false if the identical message was already recorded (a harmless retry).</returns>
+    /// <exception cref="InvalidOperationException">A different message was already recorded for the same round, site and stage, or the round does not exist.</exception>
+    public bool TryRecordSubmission(long round, string site, string stage, string sha256)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(site);
+        ArgumentException.ThrowIfNullOrWhiteSpace(stage);
+        string sha = NormalizeSha256(sha256, nameof(sha256));
+        return Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            _ = Status(tx, round);
+            string? existing = (string?)Scalar(
+                _connection,
+                tx,
+                "SELECT sha256 FROM submissions WHERE round = $round AND site = $site AND stage = $stage;",
+                ("$round", round),
+                ("$site", site),
+                ("$stage", stage));
+            if (existing is not null)
+            {
+                return string.Equals(existing, sha, StringComparison.Ordinal)
+                    ? false
+                    : throw new InvalidOperationException(
+                        $"Site '{site}' already submitted a different message for round {round}, stage '{stage}' (recorded SHA-256 {existing}, now {sha}); equivocation refused.");
+            }
+
+            Execute(
+                _connection,
+                tx,
+                "INSERT INTO submissions (round, site, stage, sha256, recorded_utc) VALUES ($round, $site, $stage, $sha, $now);",
+                ("$round", round),
+                ("$site", site),
+                ("$stage", stage),
+                ("$sha", sha),
+                ("$now", Now()));
+            tx.Commit();
+            return true;
+        });
+    }
+
+    /// <summary>Appends a ledger entry (e.g. privacy spent in a round) and returns its sequence number.</summary>
+    /// <exception cref="ArgumentException"><paramref name="payloadJson"/> is not valid JSON.</exception>
+    public long AppendLedger(long? round, string kind, string payloadJson)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(kind);
+        ArgumentNullException.ThrowIfNull(payloadJson);
+        RequireJson(payloadJson, nameof(payloadJson));
+        return Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            if (round is long r)
+            {
+                _ = Status(tx, r);
+            }
+
+            Execute(
+                _connection,
+                tx,
+                "INSERT INTO ledger (round, kind, payload, recorded_utc) VALUES ($round, $kind, $payload, $now);",
+                ("$round", round.HasValue ? (object)round.Value : DBNull.Value),
+                ("$kind", kind),
+                ("$payload", payloadJson),
+                ("$now", Now()));
+            long seq = (long)Scalar(_connection, tx, "SELECT last_insert_rowid();")!;
+            tx.Commit();
+            return seq;
+        });
+    }
+
+    /// <summary>The ledger entries in order, optionally only those of one kind.</summary>
+    public IReadOnlyList<LedgerEntry> ListLedger(string? kind = null) => Run(() =>
+    {
+        using SqliteCommand cmd = Command(
+            _connection,
+            null,
+            "SELECT seq, round, kind, payload, recorded_utc FROM ledger WHERE $kind IS NULL OR kind = $kind ORDER BY seq;",
+            ("$kind", (object?)kind ?? DBNull.Value));
+        using SqliteDataReader reader = cmd.ExecuteReader();
+        var entries = new List<LedgerEntry>();
+        while (reader.Read())
+        {
+            entries.Add(new LedgerEntry(
+                reader.GetInt64(0),
+                reader.IsDBNull(1) ? null : reader.GetInt64(1),
+                reader.GetString(2),
+                reader.GetString(3),
+                ParseTime(reader.GetString(4))));
+        }
+
+        return (IReadOnlyList<LedgerEntry>)entries;
+    });
+
+    /// <summary>Runs SQLite's <c>quick_check</c>; returns an empty list when the database is consistent.</summary>
+    public IReadOnlyList<string> QuickCheck() => Run(() =>
+    {
+        using SqliteCommand cmd = Command(_connection, null, "PRAGMA quick_check;");
+        using SqliteDataReader reader = cmd.ExecuteReader();
+        var problems = new List<string>();
+        while (reader.Read())
+        {
+            string line = reader.GetString(0);
+            if (line != "ok")
+            {
+                problems.Add(line);
+            }
+        }
+
+        return (IReadOnlyList<string>)problems;
+    });
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (!_disposed)
+            {
+                _disposed = true;
+                _connection.Dispose();
+            }
+        }
+    }
+
+    private void CompleteRoundCore(SqliteTransaction tx, long round, string sha, string names)
+    {
+        RequireRunning(tx, round, "complete");
+        Execute(
+            _connection,
+            tx,
+            "UPDATE rounds SET status = 'completed', ended_utc = $now, model_sha256 = $sha, participants = $p WHERE round = $round;",
+            ("$now", Now()),
+            ("$sha", sha),
+            ("$p", names),
+            ("$round", round));
+    }
+
+    private void SaveModelCore(SqliteTransaction tx, long version, long round, byte[] bytes, string sha)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(version);
+        long latest = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(version), 0) FROM models;")!;
+        if (version <= latest)
+        {
+            throw new InvalidOperationException($"Cannot store model version {version}: version {latest} is already stored and versions only increase.");
+        }
+
+        Execute(
+            _connection,
+            tx,
+            "INSERT INTO models (version, round, sha256, size_bytes, bytes, created_utc) VALUES ($v, $round, $sha, $size, $bytes, $now);",
+            ("$v", version),
+            ("$round", round),
+            ("$sha", sha),
+            ("$size", (long)bytes.Length),
+            ("$bytes", bytes),
+            ("$now", Now()));
+    }
+
+    private string Status(SqliteTransaction? tx, long round) =>
+        (string?)Scalar(_connection, tx, "SELECT status FROM rounds WHERE round = $round;", ("$round", round))
+        ?? throw new InvalidOperationException($"Round {round} does not exist in '{Path}'.");
+
+    private void RequireRunning(SqliteTransaction tx, long round, string action)
+    {
+        string status = Status(tx, round);
+        if (status != "running")
+        {
+            throw new InvalidOperationException($"Cannot {action} round {round}: it is {status}.");
+        }
+    }
+
+    private List<RoundRecord> ReadRounds(string where, params (string Name, object Value)[] parameters)
+    {
+        var rounds = new List<RoundRecord>();
+        using (SqliteCommand cmd = Command(
+                   _connection,
+                   null,
+                   $"SELECT round, status, configuration, started_utc, ended_utc, model_sha256, abort_reason, participants FROM rounds {where} ORDER BY round;",
+                   parameters))
+        using (SqliteDataReader reader = cmd.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                rounds.Add(new RoundRecord(
+                    reader.GetInt64(0),
+                    reader.GetString(1) switch
+                    {
+                        "running" => RoundStatus.Running,
+                        "completed" => RoundStatus.Completed,
+                        _ => RoundStatus.Aborted,
+                    },
+                    reader.GetString(2),
+                    ParseTime(reader.GetString(3)),
+                    reader.IsDBNull(4) ? null : ParseTime(reader.GetString(4)),
+                    reader.IsDBNull(5) ? null : reader.GetString(5),
+                    reader.IsDBNull(6) ? null : reader.GetString(6),
+                    JsonSerializer.Deserialize<string[]>(reader.GetString(7)) ?? [],
+                    []));
+            }
+        }
+
+        for (int i = 0; i < rounds.Count; i++)
+        {
+            var stages = new List<StageRecord>();
+            using SqliteCommand cmd = Command(
+                _connection,
+                null,
+                "SELECT stage, participants, recorded_utc FROM round_stages WHERE round = $round ORDER BY seq;",
+                ("$round", rounds[i].Round));
+            using SqliteDataReader reader = cmd.ExecuteReader();
+            while (reader.Read())
+            {
+                stages.Add(new StageRecord(reader.GetString(0), JsonSerializer.Deserialize<string[]>(reader.GetString(1)) ?? [], ParseTime(reader.GetString(2))));
+            }
+
+            rounds[i] = rounds[i] with { Stages = stages };
+        }
+
+        return rounds;
+    }
+
+    private T Run<T>(Func<T> action)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            try
+            {
+                return action();
+            }
+            catch (SqliteException ex)
+            {
+                throw Translate(ex, Path);
+            }
+        }
+    }
+
+    private void Run(Action action) => Run(() =>
+    {
+        action();
+        return 0;
+    });
+
+    private string Now() => _time.GetUtcNow().UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset ParseTime(string text) =>
+        DateTimeOffset.Parse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+
+    private static void Migrate(SqliteConnection connection, string path, TimeProvider time)
+    {
+        var tables = new List<string>();
+        using (SqliteCommand cmd = Command(connection, null, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%';"))
+        using (SqliteDataReader reader = cmd.ExecuteReader())
+        {
+            while (reader.Read())
+            {
+                tables.Add(reader.GetString(0));
+            }
+        }
+
+        if (tables.Count > 0 && !tables.Contains("schema_version"))
+        {
+            throw new InvalidDataException(
+                $"'{path}' is an SQLite database but not a SecureFed aggregator database (it has tables {string.Join(", ", tables)} and no schema_version); it was left untouched.");
+        }
+
+        using SqliteTransaction tx = connection.BeginTransaction();
+        Execute(connection, tx, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_utc TEXT NOT NULL);");
+        long current = (long)Scalar(connection, tx, "SELECT COALESCE(MAX(version), 0) FROM schema_version;")!;
+        if (current > StoreSchema.LatestVersion)
+        {
+            throw new InvalidDataException(
+                $"Aggregator database '{path}' has schema version {current}, newer than this build supports ({StoreSchema.LatestVersion}); upgrade SecureFed.");
+        }
+
+        for (long version = current + 1; version <= StoreSchema.LatestVersion; version++)
+        {
+            Execute(connection, tx, StoreSchema.Migrations[version - 1]);
+            Execute(
+                connection,
+                tx,
+                "INSERT INTO schema_version (version, applied_utc) VALUES ($v, $now);",
+                ("$v", version),
+                ("$now", time.GetUtcNow().UtcDateTime.ToString("O", CultureInfo.InvariantCulture)));
+        }
+
+        tx.Commit();
+    }
+
+    private static Exception Translate(SqliteException ex, string path) => ex.SqliteErrorCode switch
+    {
+        SqliteNotADatabase or SqliteCorrupt => new InvalidDataException(
+            $"Aggregator database '{path}' is corrupt or not an SQLite database ({ex.Message}); it was left untouched. Restore it from a backup or point the aggregator at another data directory.",
+            ex),
+        SqliteCantOpen or SqliteReadOnly or SqliteIoError or SqliteFull => new IOException(
+            $"Aggregator database '{path}' cannot be opened or written ({ex.Message}); check that the directory exists, is writable and has free space.",
+            ex),
+        _ => new InvalidOperationException($"Aggregator database '{path}': {ex.Message}", ex),
+    };
+
+    private static SqliteCommand Command(SqliteConnection connection, SqliteTransaction? tx, string sql, params (string Name, object Value)[] parameters)
+    {
+        SqliteCommand cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Transaction = tx;
+        foreach ((string name, object value) in parameters)
+        {
+            cmd.Parameters.AddWithValue(name, value);
+        }
+
+        return cmd;
+    }
+
+    private static int Execute(SqliteConnection connection, SqliteTransaction? tx, string sql, params (string Name, object Value)[] parameters)
+    {
+        using SqliteCommand cmd = Command(connection, tx, sql, parameters);
+        return cmd.ExecuteNonQuery();
+    }
+
+    private static object? Scalar(SqliteConnection connection, SqliteTransaction? tx, string sql, params (string Name, object Value)[] parameters)
+    {
+        using SqliteCommand cmd = Command(connection, tx, sql, parameters);
+        object? value = cmd.ExecuteScalar();
+        return value is DBNull ? null : value;
+    }
+
+    private static string ParticipantsJson(IReadOnlyList<string> participants)
+    {
+        ArgumentNullException.ThrowIfNull(participants);
+        foreach (string p in participants)
+        {
+            if (string.IsNullOrWhiteSpace(p))
+            {
+                throw new ArgumentException("Participant names must not be empty.", nameof(participants));
+            }
+        }
+
+        return JsonSerializer.Serialize(participants.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray());
+    }
+
+    private static void RequireJson(string json, string parameterName)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(json);
+        }
+        catch (JsonException ex)
+        {
+            throw new ArgumentException($"Not valid JSON: {ex.Message}", parameterName, ex);
+        }
+    }
+
+    private static string NormalizeSha256(string sha256, string parameterName)
+    {
+        ArgumentNullException.ThrowIfNull(sha256, parameterName);
+        if (sha256.Length != 64 || !sha256.All(char.IsAsciiHexDigit))
+        {
+            throw new ArgumentException($"'{sha256}' is not a SHA-256 digest (64 hex characters).", parameterName);
+        }
+
+        return sha256.ToLowerInvariant();
+    }
+
+    private static string VerifiedSha256(ReadOnlySpan<byte> bytes, string sha256)
+    {
+        string expected = NormalizeSha256(sha256, nameof(sha256));
+        string actual = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        if (!string.Equals(actual, expected, StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"The model bytes hash to SHA-256 {actual}, not the given {expected}.", nameof(sha256));
+        }
+
+        return actual;
+    }
+}

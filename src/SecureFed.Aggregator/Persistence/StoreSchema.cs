@@ -1,0 +1,63 @@
+namespace SecureFed.Aggregator.Persistence;
+
+/// <summary>
+/// The aggregator database schema as an ordered list of migrations. Migration <c>i</c> (1-based) brings the schema
+/// from version <c>i-1</c> to <c>i</c>. Append new migrations; never edit a released one.
+/// </summary>
+internal static class StoreSchema
+{
+    public static readonly string[] Migrations =
+    [
+        // 1: federation, rounds and their stages, models, submissions, ledger.
+        """
+        CREATE TABLE federation (
+            id           INTEGER PRIMARY KEY CHECK (id = 1),
+            name         TEXT NOT NULL,
+            created_utc  TEXT NOT NULL
+        );
+        CREATE TABLE rounds (
+            round          INTEGER PRIMARY KEY CHECK (round > 0),
+            status         TEXT NOT NULL CHECK (status IN ('running', 'completed', 'aborted')),
+            configuration  TEXT NOT NULL,
+            started_utc    TEXT NOT NULL,
+            ended_utc      TEXT,
+            model_sha256   TEXT,
+            abort_reason   TEXT,
+            participants   TEXT NOT NULL DEFAULT '[]'
+        );
+        CREATE TABLE round_stages (
+            round          INTEGER NOT NULL REFERENCES rounds(round),
+            seq            INTEGER NOT NULL,
+            stage          TEXT NOT NULL,
+            participants   TEXT NOT NULL,
+            recorded_utc   TEXT NOT NULL,
+            PRIMARY KEY (round, seq)
+        );
+        CREATE TABLE models (
+            version      INTEGER PRIMARY KEY CHECK (version > 0),
+            round        INTEGER NOT NULL REFERENCES rounds(round),
+            sha256       TEXT NOT NULL,
+            size_bytes   INTEGER NOT NULL,
+            bytes        BLOB NOT NULL,
+            created_utc  TEXT NOT NULL
+        );
+        CREATE TABLE submissions (
+            round         INTEGER NOT NULL REFERENCES rounds(round),
+            site          TEXT NOT NULL,
+            stage         TEXT NOT NULL,
+            sha256        TEXT NOT NULL,
+            recorded_utc  TEXT NOT NULL,
+            PRIMARY KEY (round, site, stage)
+        );
+        CREATE TABLE ledger (
+            seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+            round         INTEGER REFERENCES rounds(round),
+            kind          TEXT NOT NULL,
+            payload       TEXT NOT NULL,
+            recorded_utc  TEXT NOT NULL
+        );
+        """,
+    ];
+
+    public static int LatestVersion => Migrations.Length;
+}
