@@ -1,0 +1,205 @@
+using System.Text;
+using System.Text.Json;
+
+namespace SecureFed.Audit.Tests;
+
+public sealed class AuditLogTests
+{
+    [Fact]
+    public void Open_NewDirectory_WritesOpenedEventVerifierKeyAndFirstCheckpoint()
+    {
+        using var test = new TestLog();
+        using (AuditLog log = test.Open())
+        {
+            Assert.Equal(1, log.Size);
+            Assert.Equal(test.VerifierKey, log.VerifierKey);
+            Assert.Equal(1, log.LatestCheckpoint!.Size);
+        }
+
+        using JsonDocument first = JsonDocument.Parse(test.ReadLines()[0]);
+        Assert.Equal(AuditEvents.LogOpened, first.RootElement.GetProperty("type").GetString());
+        Assert.Equal(test.VerifierKey, first.RootElement.GetProperty("fields").GetProperty("verifier_key").GetString());
+        Assert.Equal(test.VerifierKey + "\n", File.ReadAllText(Path.Combine(test.Directory, AuditLog.VerifierKeyFileName)));
+        Assert.True(File.Exists(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "1.checkpoint")));
+    }
+
+    [Fact]
+    public void Append_SeveralEvents_ReturnsLineNumbersAndRootMatchesTreeOfLines()
+    {
+        using var test = new TestLog();
+        using AuditLog log = test.Open();
+        long a = log.Append(AuditEvents.RoundJoined, f => f.Add("round", 1));
+        long b = log.Append(AuditEvents.RoundJoined, f => f.Add("round", 2));
+        Assert.Equal((2L, 3L), (a, b));
+
+        List<byte[]> leaves = [.. test.ReadLines().Select(l => MerkleTree.LeafHash(Encoding.UTF8.GetBytes(l)))];
+        Assert.Equal(MerkleTree.RootHash(leaves), log.RootHash());
+    }
+
+    [Fact]
+    public void Checkpoint_AfterAppends_StoresSignedCheckpointFilesForCurrentSize()
+    {
+        using var test = new TestLog();
+        using AuditLog log = test.Open();
+        log.Append(AuditEvents.RoundJoined, f => f.Add("round", 1));
+        SignedCheckpoint checkpoint = log.Checkpoint();
+
+        Assert.Equal(2, checkpoint.Size);
+        Assert.Equal(log.RootHash(), checkpoint.RootHash);
+        Assert.True(checkpoint.Verify(NoteVerifierKey.Parse(log.VerifierKey)));
+        Assert.Equal(checkpoint.Text, File.ReadAllText(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "2.checkpoint")));
+        Assert.Equal(checkpoint.Text, File.ReadAllText(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName)));
+        Assert.Same(checkpoint, log.Checkpoint());
+    }
+
+    [Fact]
+    public void Open_ExistingLog_VerifiesAndContinuesSequence()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        int before = test.ReadLines().Count;
+
+        using (AuditLog log = test.Open())
+        {
+            Assert.Equal(before + 1, log.Size);
+            Assert.Equal(before + 2, log.Append(AuditEvents.RoundJoined, f => f.Add("round", 3)));
+        }
+
+        Assert.True(AuditVerifier.Verify(test.Directory, test.VerifierKey).Ok);
+    }
+
+    [Fact]
+    public void Open_ExistingLogWithEditedLine_ThrowsInvalidData()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        List<string> lines = test.ReadLines();
+        lines[2] = lines[2].Replace("1024", "2048", StringComparison.Ordinal);
+        test.WriteLines(lines);
+
+        InvalidDataException ex = Assert.Throws<InvalidDataException>(() => test.Open());
+        Assert.Contains("no longer hash to the signed root", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_ExistingLogWithDifferentKey_Refuses()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        using var other = SecureFed.Crypto.Ed25519PrivateKey.FromSeed(new byte[32]);
+        InvalidOperationException ex = Assert.Throws<InvalidOperationException>(
+            () => AuditLog.Open(test.Directory, TestLog.Actor, other, TestLog.Origin, TestLog.Clock));
+        Assert.Contains("different key", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_SecondWriterOnSameDirectory_Refuses()
+    {
+        using var test = new TestLog();
+        using AuditLog first = test.Open();
+        InvalidOperationException ex = Assert.Throws<InvalidOperationException>(() => test.Open());
+        Assert.Contains("already open", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Append_ManyThreadsOneLog_NoLostOrTornLinesAndVerifies()
+    {
+        using var test = new TestLog();
+        const int Threads = 8;
+        const int PerThread = 100;
+        var seqs = new System.Collections.Concurrent.ConcurrentBag<long>();
+        using (AuditLog log = test.Open())
+        {
+            Parallel.For(0, Threads, new ParallelOptions { MaxDegreeOfParallelism = Threads }, t =>
+            {
+                for (int i = 0; i < PerThread; i++)
+                {
+                    seqs.Add(log.Append(AuditEvents.MessageSent, f => f.Add("thread", t).Add("i", i).Add("payload", new string('x', 200 + t))));
+                    if (i % 25 == 0)
+                    {
+                        log.Checkpoint();
+                    }
+                }
+            });
+        }
+
+        Assert.Equal(Enumerable.Range(2, Threads * PerThread).Select(i => (long)i), seqs.Order());
+        List<string> lines = test.ReadLines();
+        Assert.Equal(1 + (Threads * PerThread), lines.Count);
+        var seen = new HashSet<(int, int)>();
+        foreach (string line in lines.Skip(1))
+        {
+            using JsonDocument doc = JsonDocument.Parse(line);
+            JsonElement fields = doc.RootElement.GetProperty("fields");
+            Assert.True(seen.Add((fields.GetProperty("thread").GetInt32(), fields.GetProperty("i").GetInt32())));
+        }
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+        Assert.True(result.Ok, result.FirstProblem);
+        Assert.Equal(lines.Count, result.CoveredLines);
+    }
+
+    [Fact]
+    public void Open_LogCutMidLine_ReportsTornLineAndEarlierLinesStayVerifiable()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        int complete = test.ReadLines().Count;
+        byte[] partial = Encoding.UTF8.GetBytes("{\"seq\":" + (complete + 1) + ",\"ts\":\"2026-11-29T08:00:00.00");
+        using (var stream = new FileStream(test.LogPath, FileMode.Append))
+        {
+            stream.Write(partial);
+        }
+
+        InvalidDataException ex = Assert.Throws<InvalidDataException>(() => test.Open());
+        Assert.Contains($"line {complete + 1} is torn", ex.Message, StringComparison.Ordinal);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+        Assert.False(result.Ok);
+        Assert.Contains($"line {complete + 1} is torn", result.FirstProblem, StringComparison.Ordinal);
+        Assert.Equal(complete, result.Lines);
+        Assert.Equal(complete, result.CoveredLines);
+        Assert.Single(result.Problems);
+    }
+
+    [Fact]
+    public void Open_RepairTornTail_QuarantinesBytesLogsEventAndVerifies()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        int complete = test.ReadLines().Count;
+        byte[] partial = "{\"seq\":99,\"ts\":\"20"u8.ToArray();
+        using (var stream = new FileStream(test.LogPath, FileMode.Append))
+        {
+            stream.Write(partial);
+        }
+
+        using (AuditLog log = test.Open(repairTornTail: true))
+        {
+            Assert.Equal(complete + 2, log.Size);
+        }
+
+        string[] quarantined = Directory.GetFiles(Path.Combine(test.Directory, AuditLog.QuarantineDirectoryName));
+        Assert.Equal(partial, File.ReadAllBytes(Assert.Single(quarantined)));
+        using JsonDocument repaired = JsonDocument.Parse(test.ReadLines()[complete]);
+        Assert.Equal(AuditEvents.TornTailQuarantined, repaired.RootElement.GetProperty("type").GetString());
+        Assert.Equal(partial.Length, repaired.RootElement.GetProperty("fields").GetProperty("bytes").GetInt32());
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+        Assert.True(result.Ok, result.FirstProblem);
+    }
+
+    [Fact]
+    public void Checkpoint_LatestOnDiskReplacedByInconsistentCheckpoint_Refuses()
+    {
+        using var test = new TestLog();
+        using AuditLog log = test.Open();
+        log.Append(AuditEvents.RoundJoined, f => f.Add("round", 1));
+        log.Checkpoint();
+        SignedCheckpoint fork = SignedCheckpoint.Sign(TestLog.Origin, 2, new byte[32], test.Key);
+        File.WriteAllText(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), fork.Text);
+        log.Append(AuditEvents.RoundJoined, f => f.Add("round", 2));
+
+        InvalidOperationException ex = Assert.Throws<InvalidOperationException>(log.Checkpoint);
+        Assert.Contains("inconsistent", ex.Message, StringComparison.Ordinal);
+    }
+}
