@@ -1,0 +1,110 @@
+namespace SecureFed.Tagger.Tests;
+
+public sealed class ConllReaderTests
+{
+    private static List<Sentence> ReadText(string text) => [.. ConllReader.Read(new StringReader(text), "mem.tsv")];
+
+    [Fact]
+    public void Read_TabSeparatedIob2_ReturnsSentencesSplitOnBlankLines()
+    {
+        var sentences = ReadText("The\tO\nBRCA1\tB-Genetics\ngene\tO\n\nFever\tB-Symptom\n.\tO\n");
+
+        Assert.Equal(2, sentences.Count);
+        Assert.Equal(new[] { "The", "BRCA1", "gene" }, sentences[0].Tokens);
+        Assert.Equal(new[] { "O", "B-Genetics", "O" }, sentences[0].Tags);
+        Assert.Equal(new[] { "Fever", "." }, sentences[1].Tokens);
+    }
+
+    [Fact]
+    public void Read_SpaceSeparatedWithExtraColumns_UsesFirstAndLastColumn()
+    {
+        var sentences = ReadText("-DOCSTART- -X- O O\n\nEU NNP B-NP B-ORG\nrejects VBZ B-VP O\n");
+
+        Sentence s = Assert.Single(sentences);
+        Assert.Equal(new[] { "EU", "rejects" }, s.Tokens);
+        Assert.Equal(new[] { "B-ORG", "O" }, s.Tags);
+    }
+
+    [Fact]
+    public void Read_DocstartBetweenSentencesWithoutBlankLine_EndsSentence()
+    {
+        var sentences = ReadText("a\tO\n-DOCSTART-\tO\nb\tO\n");
+
+        Assert.Equal(2, sentences.Count);
+    }
+
+    [Fact]
+    public void Read_Iob1_ConvertsChunkOpeningIToB()
+    {
+        var s = Assert.Single(ReadText("x\tI-Drug\ny\tI-Drug\nz\tB-Drug\nw\tO\nv\tI-Disease\nu\tI-Drug\n"));
+
+        Assert.Equal(new[] { "B-Drug", "I-Drug", "B-Drug", "O", "B-Disease", "B-Drug" }, s.Tags);
+    }
+
+    [Fact]
+    public void Read_UntypedBio_MapsToEntityType()
+    {
+        var s = Assert.Single(ReadText("IL\tB\n2\tI\nx\tO\n"));
+
+        Assert.Equal(new[] { "B-Entity", "I-Entity", "O" }, s.Tags);
+    }
+
+    [Fact]
+    public void Read_SingleColumnLine_ThrowsWithSourceAndLineNumber()
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => ReadText("a\tO\n\nb\tO\nbroken\n"));
+
+        Assert.StartsWith("mem.tsv:4:", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Read_InvalidTag_ThrowsWithLineNumberAndTag()
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => ReadText("a\tO\nb\tX-Drug\n"));
+
+        Assert.StartsWith("mem.tsv:2:", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("X-Drug", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ReadFile_MissingFile_ThrowsFileNotFoundNamingPath()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "securefed-missing-" + Guid.NewGuid().ToString("N") + ".tsv");
+
+        var ex = Assert.Throws<FileNotFoundException>(() => ConllReader.ReadFile(path));
+
+        Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Read_IsStreaming_YieldsFirstSentenceBeforeMalformedTail()
+    {
+        using var reader = new StringReader("a\tO\n\nbad\n");
+        using var e = ConllReader.Read(reader, "s").GetEnumerator();
+
+        Assert.True(e.MoveNext());
+        Assert.Equal("a", e.Current.Tokens[0]);
+        Assert.Throws<InvalidDataException>(() => e.MoveNext());
+    }
+
+    [Fact]
+    public void ConllWriter_Write_ProducesTokenGoldPredictedLines()
+    {
+        var gold = new[] { new Sentence(["a", "b"], ["B-Drug", "O"]) };
+        var predicted = new IReadOnlyList<string>[] { ["O", "O"] };
+        using var writer = new StringWriter();
+
+        ConllWriter.Write(writer, gold, predicted);
+
+        string[] lines = writer.ToString().Split('\n');
+        Assert.Equal("a B-Drug O", lines[0].TrimEnd('\r'));
+        Assert.Equal("b O O", lines[1].TrimEnd('\r'));
+        Assert.Equal(string.Empty, lines[2].TrimEnd('\r'));
+    }
+
+    [Fact]
+    public void TextTokenizer_Tokenize_SplitsPunctuation()
+    {
+        Assert.Equal(new[] { "BRCA1", "-", "positive", ",", "on", "5", "mg", "." }, TextTokenizer.Tokenize("BRCA1-positive, on 5 mg."));
+    }
+}

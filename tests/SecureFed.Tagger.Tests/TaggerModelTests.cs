@@ -1,0 +1,198 @@
+using SecureFed.Tagger.Internal;
+
+namespace SecureFed.Tagger.Tests;
+
+public sealed class TaggerModelTests
+{
+    private static readonly LabelSet Labels = LabelSet.Create(LabelSet.ClinicalTypes);
+
+    [Fact]
+    public void Create_DeviceAuto_IsCpuWithoutCuda()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, seed: 1, device: "auto");
+
+        Assert.Equal(TorchSharp.torch.cuda.is_available() ? "cuda" : "cpu", model.DeviceName);
+    }
+
+    [Fact]
+    public void Create_UnknownDevice_ThrowsArgumentException()
+    {
+        Assert.Throws<ArgumentException>(() => TaggerModel.Create(TaggerConfig.Tiny, Labels, 1, "tpu"));
+    }
+
+    [Fact]
+    public void Create_CudaWithoutCuda_ThrowsInvalidOperation()
+    {
+        if (TorchSharp.torch.cuda.is_available())
+        {
+            Console.WriteLine("skipped: CUDA is available here");
+            return;
+        }
+
+        var ex = Assert.Throws<InvalidOperationException>(() => TaggerModel.Create(TaggerConfig.Tiny, Labels, 1, "cuda"));
+        Assert.Contains("cuda", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ParameterCount_EqualsLayoutSumAndFlattenLength()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 1);
+
+        long fromLayout = model.ParameterLayout.Sum(p => p.Shape.Aggregate(1L, (a, b) => a * b));
+        Assert.Equal(fromLayout, model.ParameterCount);
+        Assert.Equal(model.ParameterCount, model.Flatten().LongLength);
+        Assert.Equal("word_emb.weight", model.ParameterLayout[0].Name);
+        Assert.Equal("head.bias", model.ParameterLayout[^1].Name);
+    }
+
+    [Fact]
+    public void Create_SameSeed_SameWeights_DifferentSeed_DifferentWeights()
+    {
+        using var a = TaggerModel.Create(TaggerConfig.Tiny, Labels, 7);
+        using var b = TaggerModel.Create(TaggerConfig.Tiny, Labels, 7);
+        using var c = TaggerModel.Create(TaggerConfig.Tiny, Labels, 8);
+
+        Assert.Equal(a.Flatten(), b.Flatten());
+        Assert.NotEqual(a.Flatten(), c.Flatten());
+    }
+
+    [Fact]
+    public void Unflatten_ThenFlatten_RoundTripsExactly()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 1);
+        var rng = new Random(3);
+        float[] values = [.. Enumerable.Range(0, (int)model.ParameterCount).Select(_ => (float)(rng.NextDouble() - 0.5))];
+
+        model.Unflatten(values);
+
+        Assert.Equal(values, model.Flatten());
+    }
+
+    [Fact]
+    public void Unflatten_HeadBiasSlice_LandsInLastTensor()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 1);
+        float[] values = new float[model.ParameterCount];
+        values[^1] = 42f;
+
+        model.Unflatten(values);
+
+        var (_, headBias) = model.Parameters[^1];
+        Assert.Equal(42f, headBias.data<float>()[Labels.Count - 1]);
+    }
+
+    [Fact]
+    public void Unflatten_WrongLength_ThrowsArgumentException()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 1);
+
+        var ex = Assert.Throws<ArgumentException>(() => model.Unflatten(new float[model.ParameterCount - 1]));
+        Assert.Contains(model.ParameterCount.ToString(System.Globalization.CultureInfo.InvariantCulture), ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SaveLoad_RoundTrip_SameParametersAndPredictions()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "securefed-tagger-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var model = TaggerModel.Create(TaggerConfig.Tiny, LabelSet.Create(["Disease", "Chemical"]), 5);
+            var sentences = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 20, 1).Select(s => s.Tokens).ToList();
+
+            model.Save(dir);
+            using var loaded = TaggerModel.Load(dir, "cpu");
+
+            Assert.Equal(model.Config, loaded.Config);
+            Assert.Equal(model.Labels.Labels, loaded.Labels.Labels);
+            Assert.Equal(model.Flatten(), loaded.Flatten());
+            Assert.Equal(model.Predict(sentences), loaded.Predict(sentences));
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public void Load_MissingDirectory_ThrowsNamingPath()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "securefed-none-" + Guid.NewGuid().ToString("N"));
+
+        var ex = Assert.Throws<DirectoryNotFoundException>(() => TaggerModel.Load(dir));
+        Assert.Contains(dir, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Predict_BatchedAndSingle_GiveSameTagsAndValidIob2()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 2);
+        var sentences = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[1], 30, 4).Select(s => s.Tokens).ToList();
+
+        var batched = model.Predict(sentences);
+        var single = sentences.Select(s => model.Predict([s])[0]).ToList();
+
+        Assert.Equal(single, batched);
+        foreach (var tags in batched)
+        {
+            for (int i = 0; i < tags.Count; i++)
+            {
+                if (tags[i].StartsWith("I-", StringComparison.Ordinal))
+                {
+                    Assert.True(i > 0 && tags[i - 1].EndsWith(tags[i][2..], StringComparison.Ordinal) && tags[i - 1] != "O", "I- must continue a chunk of its type");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void TaggerConfig_Json_RoundTrips()
+    {
+        TaggerConfig custom = TaggerConfig.Tiny with { Hidden = 7, Dropout = 0.25 };
+
+        Assert.Equal(custom, TaggerConfig.FromJson(custom.ToJson()));
+        Assert.Equal(TaggerConfig.Default, TaggerConfig.FromJson(TaggerConfig.Default.ToJson()));
+    }
+
+    [Fact]
+    public void TaggerConfig_InvalidJson_ThrowsInvalidData()
+    {
+        Assert.Throws<InvalidDataException>(() => TaggerConfig.FromJson("{\"hidden\": 0}"));
+    }
+
+    [Fact]
+    public void FeatureHasher_Fnv1a_MatchesPublishedVector()
+    {
+        // FNV-1a 64-bit test vectors (Fowler/Noll/Vo): "" -> cbf29ce484222325, "a" -> af63dc4c8601ec8c, "foobar" -> 85944171f73967e8.
+        const ulong offset = 14695981039346656037UL;
+
+        Assert.Equal(0xcbf29ce484222325UL, FeatureHasher.Fnv1a(offset, string.Empty));
+        Assert.Equal(0xaf63dc4c8601ec8cUL, FeatureHasher.Fnv1a(offset, "a"));
+        Assert.Equal(0x85944171f73967e8UL, FeatureHasher.Fnv1a(offset, "foobar"));
+    }
+
+    [Fact]
+    public void FeatureHasher_Bucket_InRangeAndCaseInsensitiveForWords()
+    {
+        var hasher = new FeatureHasher(TaggerConfig.Tiny);
+
+        var (words, _, ngrams) = hasher.Encode(["Anaemia", "anaemia", "Metformin"]);
+
+        Assert.Equal(words[0], words[1]);
+        Assert.NotEqual(words[0], words[2]);
+        Assert.All(words, w => Assert.InRange(w, 1, TaggerConfig.Tiny.WordBuckets - 1));
+        Assert.All(ngrams, g => Assert.InRange(g, 0, TaggerConfig.Tiny.CharNgramBuckets - 1));
+    }
+
+    [Fact]
+    public void LabelSet_Create_IsSortedWithOFirst()
+    {
+        var labels = LabelSet.Create(["Symptom", "Disease", "Disease"]);
+
+        Assert.Equal(new[] { "O", "B-Disease", "I-Disease", "B-Symptom", "I-Symptom" }, labels.Labels);
+        Assert.Equal(3, labels.IndexOf("B-Symptom"));
+        Assert.Equal(-1, labels.IndexOf("B-Drug"));
+    }
+}
