@@ -8,6 +8,7 @@ internal static class BenchCommands
     public static Command Create()
     {
         var command = new Command("bench", "Measure SecureFed's hot paths on this machine (warmed up, median of several runs).");
+        command.Subcommands.Add(SecAggBenchCommand.Create());
         return command;
     }
 }

@@ -1,0 +1,177 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using SecureFed.Crypto;
+using SecureFed.Protocol;
+using Spectre.Console;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary>
+/// <c>securefed bench secagg</c>: runs a whole secure-aggregation round in process (no network) and reports client
+/// masking time, server unmasking time, bytes per client against a plain upload, and whether the sum is exact.
+/// </summary>
+internal static class SecAggBenchCommand
+{
+    public static Command Create()
+    {
+        var clients = new Option<int>("--clients") { Description = "Number of simulated clients n.", DefaultValueFactory = _ => 100 };
+        var length = new Option<int>("--length") { Description = "Words per input vector m.", DefaultValueFactory = _ => 100_000 };
+        var dropout = new Option<double>("--dropout") { Description = "Fraction of clients that drop after ShareKeys (before sending a masked input).", DefaultValueFactory = _ => 0.3 };
+        var graph = new Option<string>("--graph") { Description = "Masking graph: auto (complete up to 512 clients, SecAgg+ Harary above), complete or harary.", DefaultValueFactory = _ => "auto" };
+        var threads = new Option<int>("--threads") { Description = "Server threads for unmasking (0 = all cores).", DefaultValueFactory = _ => 0 };
+        var seed = new Option<int>("--seed") { Description = "Seed for the synthetic inputs.", DefaultValueFactory = _ => 1 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
+        var command = new Command("secagg", "Run one secure-aggregation round in process and report its costs.")
+        {
+            clients, length, dropout, graph, threads, seed, json,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            int n = parse.GetValue(clients);
+            int m = parse.GetValue(length);
+            double d = parse.GetValue(dropout);
+            string g = parse.GetValue(graph) ?? "auto";
+            int th = parse.GetValue(threads);
+            if (n < 3 || n > 10_000)
+            {
+                throw new UsageException($"--clients must be between 3 and 10000, got {n}.");
+            }
+
+            if (m < 1 || m > 50_000_000)
+            {
+                throw new UsageException($"--length must be between 1 and 50000000, got {m}.");
+            }
+
+            if (d is < 0 or >= 1 || double.IsNaN(d))
+            {
+                throw new UsageException($"--dropout must be in [0, 1), got {d.ToString(CultureInfo.InvariantCulture)}.");
+            }
+
+            bool? forceComplete = g switch
+            {
+                "auto" => null,
+                "complete" => true,
+                "harary" => false,
+                _ => throw new UsageException($"--graph must be auto, complete or harary, got '{g}'."),
+            };
+            ArgumentOutOfRangeException.ThrowIfNegative(th);
+            Result r = Run(n, m, d, forceComplete, th == 0 ? -1 : th, parse.GetValue(seed), ct);
+            TextWriter output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(JsonSerializer.Serialize(r, JsonOptions));
+            }
+            else
+            {
+                Print(r, output);
+            }
+
+            return Task.FromResult(r.SumMatches ? CliApp.ExitOk : CliApp.ExitFailure);
+        });
+        return command;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    internal sealed record Result(
+        int Clients,
+        int Length,
+        double Dropout,
+        string Graph,
+        int Degree,
+        int Threshold,
+        int Survivors,
+        double ClientMaskSeconds,
+        double ClientMaskSecondsMax,
+        double ClientTotalSeconds,
+        double ServerUnmaskSeconds,
+        double ServerTotalSeconds,
+        double BytesPerClient,
+        double PlainBytesPerClient,
+        double ExpansionRatio,
+        bool SumMatches,
+        double WallSeconds);
+
+    internal static Result Run(int n, int m, double dropout, bool? forceComplete, int threads, int seed, CancellationToken cancellationToken)
+    {
+        var wall = Stopwatch.StartNew();
+        GraphPlan plan = GraphPlanner.Plan(n, dropoutFraction: Math.Min(0.9, Math.Max(dropout, 0.05) + 0.05), forceComplete: forceComplete);
+        var identities = new Ed25519PrivateKey[n];
+        for (int i = 0; i < n; i++)
+        {
+            identities[i] = Ed25519PrivateKey.Generate();
+        }
+
+        var participants = Enumerable.Range(1, n)
+            .Select(i => new Participant(i, "site-" + i.ToString("D5", CultureInfo.InvariantCulture), identities[i - 1].PublicKey)).ToArray();
+        byte[] session = new byte[16];
+        SystemRandomSource.Instance.Fill(session);
+        var parameters = new RoundParameters("bench", 1, Convert.ToHexStringLower(session), participants, plan.Threshold, plan.Degree, m, 32);
+        var rng = new Random(seed);
+        var inputs = new uint[n][];
+        for (int i = 0; i < n; i++)
+        {
+            inputs[i] = new uint[m];
+            for (int j = 0; j < m; j++)
+            {
+                inputs[i][j] = (uint)rng.NextInt64(0, 1L << 32);
+            }
+        }
+
+        int drops = (int)Math.Round(n * dropout);
+        if (n - drops < plan.Threshold)
+        {
+            throw new UsageException($"dropping {drops} of {n} clients leaves fewer than the threshold t = {plan.Threshold}.");
+        }
+
+        var dropped = Enumerable.Range(1, n).OrderBy(_ => rng.Next()).Take(drops)
+            .Select(i => new SimulatedDropout(i, ProtocolStage.MaskedInputCollection)).ToArray();
+        cancellationToken.ThrowIfCancellationRequested();
+        SimulationResult sim = SecAggSimulation.Run(parameters, identities, inputs, dropped, serverParallelism: threads);
+        var expected = new uint[m];
+        foreach (int u in sim.Aggregation.Contributors)
+        {
+            ModularVector.Add(expected, inputs[u - 1], 32);
+        }
+
+        bool matches = expected.AsSpan().SequenceEqual(sim.Aggregation.Sum);
+        var survivors = sim.Aggregation.Contributors;
+        double[] maskSeconds = [.. survivors.Select(u => sim.MaskTimePerClient[u - 1].TotalSeconds).Order()];
+        double[] totalSeconds = [.. survivors.Select(u => sim.ClientTimePerClient[u - 1].TotalSeconds).Order()];
+        double bytes = survivors.Average(u => (double)sim.BytesSentPerClient[u - 1]);
+        foreach (Ed25519PrivateKey id in identities)
+        {
+            id.Dispose();
+        }
+
+        // A plain (unprotected) upload of the same vector: m 32-bit words.
+        double plain = 4.0 * m;
+        return new Result(n, m, dropout, plan.IsComplete ? "complete" : "harary", plan.Degree, plan.Threshold, survivors.Count,
+            Median(maskSeconds), maskSeconds[^1], Median(totalSeconds), sim.ServerUnmaskTime.TotalSeconds, sim.ServerTime.TotalSeconds,
+            bytes, plain, bytes / plain, matches, wall.Elapsed.TotalSeconds);
+    }
+
+    private static double Median(double[] sorted) => sorted.Length == 0 ? 0 : sorted.Length % 2 == 1
+        ? sorted[sorted.Length / 2]
+        : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+
+    private static void Print(Result r, TextWriter output)
+    {
+        var table = new Table().AddColumn("measure").AddColumn(new TableColumn("value").RightAligned());
+        void Row(string name, string value) => table.AddRow(Markup.Escape(name), Markup.Escape(value));
+        Row("clients n / vector length m", $"{r.Clients} / {r.Length:N0}");
+        Row("graph (degree k, threshold t)", $"{r.Graph} (k={r.Degree}, t={r.Threshold})");
+        Row("dropped after ShareKeys", $"{r.Clients - r.Survivors} ({r.Dropout:P0})");
+        Row("client masking time (median / max)", $"{r.ClientMaskSeconds * 1000:F1} ms / {r.ClientMaskSecondsMax * 1000:F1} ms");
+        Row("client protocol time (median)", $"{r.ClientTotalSeconds * 1000:F1} ms");
+        Row("server unmasking time", $"{r.ServerUnmaskSeconds:F3} s");
+        Row("server total time", $"{r.ServerTotalSeconds:F3} s");
+        Row("bytes per client vs plain upload", $"{r.BytesPerClient:N0} vs {r.PlainBytesPerClient:N0} ({r.ExpansionRatio:F4}x)");
+        Row("sum matches plain sum", r.SumMatches ? "yes" : "NO");
+        Row("wall time of the benchmark", $"{r.WallSeconds:F1} s");
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
+        console.Write(table);
+    }
+}
