@@ -231,6 +231,13 @@ public static class AuditVerifier
         if (latest is { } newest && checkpoints.Count > 0)
         {
             (string maxLabel, SignedCheckpoint max) = checkpoints[^1];
+            (string Label, SignedCheckpoint Checkpoint) twin = checkpoints.Find(c => c.Checkpoint.Size == newest.Checkpoint.Size);
+            if (twin.Checkpoint is not null && twin.Checkpoint.Text != newest.Checkpoint.Text)
+            {
+                problems.Add(string.Create(CultureInfo.InvariantCulture,
+                    $"{AuditLog.LatestCheckpointFileName} differs from {twin.Label} for the same size {newest.Checkpoint.Size}: one of them was replaced, or two different trees were signed (a fork)"));
+            }
+
             if (newest.Checkpoint.Size < max.Size)
             {
                 problems.Add(string.Create(CultureInfo.InvariantCulture,
@@ -340,11 +347,6 @@ public static class AuditVerifier
             {
                 result.Add((AuditLog.LatestCheckpointFileName, newest));
                 result.Sort((a, b) => a.Checkpoint.Size.CompareTo(b.Checkpoint.Size));
-            }
-            else if (result[same].Checkpoint.Text != newest.Text)
-            {
-                problems.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"{AuditLog.LatestCheckpointFileName} differs from {result[same].Label} for the same size {newest.Size}: two different trees were signed (a fork)"));
             }
         }
 

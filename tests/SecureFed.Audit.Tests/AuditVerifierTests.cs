@@ -1,0 +1,331 @@
+using System.Text;
+
+using SecureFed.Audit.Internal;
+using SecureFed.Crypto;
+
+namespace SecureFed.Audit.Tests;
+
+/// <summary>One tamper test per kind of change an auditor must catch. Populate(3) gives lines 1..10, checkpoints 1, 4, 7, 10.</summary>
+public sealed class AuditVerifierTests
+{
+    [Fact]
+    public void Verify_IntactLog_OkWithCountsAndKey()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 3);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.True(result.Ok, result.FirstProblem);
+        Assert.Null(result.FirstProblem);
+        Assert.Equal(10, result.Lines);
+        Assert.Equal(4, result.Checkpoints);
+        Assert.Equal(10, result.CoveredLines);
+        Assert.Equal(TestLog.Actor, result.Actor);
+        Assert.Equal(test.VerifierKey, result.VerifierKey);
+        Assert.Contains("OK", result.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_WithoutKey_TrustsVerifierKeyFileAndSaysSo()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        AuditVerification result = AuditVerifier.Verify(test.Directory);
+        Assert.True(result.Ok, result.FirstProblem);
+        Assert.Contains("trust on first use", result.VerifierKeySource, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_EditedLine_NamesTheCheckpointAndLineRange()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 3);
+        List<string> lines = test.ReadLines();
+        lines[5] = lines[5].Replace("\"bytes\":1024", "\"bytes\":4096", StringComparison.Ordinal); // line 6, round 2
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.StartsWith("checkpoints/7.checkpoint: lines 1..7 do not hash to its signed root: a line between 5 and 7", result.FirstProblem, StringComparison.Ordinal);
+        Assert.Equal(2, result.Checkpoints);
+    }
+
+    [Fact]
+    public void Verify_EditedLineNotCanonical_NamesTheLine()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        lines[3] = lines[3].Replace(",\"type\"", ", \"type\"", StringComparison.Ordinal);
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.Equal("line 4 is not in canonical form (it was edited by hand or by another tool)", result.FirstProblem);
+    }
+
+    [Fact]
+    public void Verify_InsertedLine_NamesTheLine()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        lines.Insert(3, lines[2]);
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("line 4 has seq 3, expected 4", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_DeletedLine_NamesTheLine()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        lines.RemoveAt(2);
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("line 3 has seq 4, expected 3 (a line before it was deleted", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_ReorderedLines_NamesTheLine()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        (lines[4], lines[5]) = (lines[5], lines[4]);
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("line 5 has seq 6, expected 5", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_TruncatedLine_NamesTheLine()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        lines[2] = lines[2][..(lines[2].Length / 2)];
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("line 3 is not valid JSON", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_LastLinesCutOff_NamesTheCheckpointThatCoversThem()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        test.WriteLines(lines.Take(5));
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.Equal("checkpoints/7.checkpoint covers 7 line(s) but audit.jsonl has only 5 complete line(s): lines were deleted or the log was truncated", result.FirstProblem);
+    }
+
+    [Fact]
+    public void Verify_ForgedCheckpointSignature_NamesTheCheckpoint()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        string path = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "4.checkpoint");
+        SignedCheckpoint original = SignedCheckpoint.Parse(File.ReadAllText(path));
+        byte[] blob = new byte[68];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(blob, original.Signatures[0].KeyId);
+        blob[10] = 1;
+        File.WriteAllText(path, original.Body + "\n\u2014 " + TestLog.Origin + " " + Convert.ToBase64String(blob) + "\n");
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("checkpoints/4.checkpoint is forged or re-signed: the signature by key securefed.test/aggregator+", result.FirstProblem, StringComparison.Ordinal);
+        Assert.Contains("is invalid", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_CheckpointReSignedWithOtherKey_RejectedAgainstPinnedKey()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        using Ed25519PrivateKey attacker = Ed25519PrivateKey.FromSeed(new byte[32]);
+        string path = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "7.checkpoint");
+        SignedCheckpoint original = SignedCheckpoint.Parse(File.ReadAllText(path));
+        File.WriteAllText(path, SignedCheckpoint.Sign(TestLog.Origin, 7, original.RootHash, attacker).Text);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("checkpoints/7.checkpoint is forged or re-signed: it is not signed by the expected key", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_WholeLogReSignedWithOtherKeyWithoutPinnedKey_CaughtAgainstEarliestCheckpointOrLoggedKey()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        using Ed25519PrivateKey attacker = Ed25519PrivateKey.FromSeed(new byte[32]);
+        string folder = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName);
+        foreach (string size in new[] { "4", "7" })
+        {
+            string path = Path.Combine(folder, size + ".checkpoint");
+            SignedCheckpoint original = SignedCheckpoint.Parse(File.ReadAllText(path));
+            File.WriteAllText(path, SignedCheckpoint.Sign(TestLog.Origin, original.Size, original.RootHash, attacker).Text);
+        }
+
+        AuditVerification keptKeyFile = AuditVerifier.Verify(test.Directory);
+        Assert.False(keptKeyFile.Ok);
+        Assert.Contains("checkpoints/4.checkpoint is forged or re-signed", keptKeyFile.FirstProblem, StringComparison.Ordinal);
+
+        // The attacker also re-signs the earliest checkpoint and replaces verifier.key: the key named in line 1 still differs.
+        string first = Path.Combine(folder, "1.checkpoint");
+        SignedCheckpoint one = SignedCheckpoint.Parse(File.ReadAllText(first));
+        File.WriteAllText(first, SignedCheckpoint.Sign(TestLog.Origin, 1, one.RootHash, attacker).Text);
+        File.WriteAllText(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), File.ReadAllText(Path.Combine(folder, "7.checkpoint")));
+        File.WriteAllText(Path.Combine(test.Directory, AuditLog.VerifierKeyFileName), NoteVerifierKey.FromEd25519(TestLog.Origin, attacker.PublicKey) + "\n");
+
+        AuditVerification replacedKeyFile = AuditVerifier.Verify(test.Directory);
+        Assert.False(replacedKeyFile.Ok);
+        Assert.StartsWith("line 1 (log.opened) names verifier key " + test.VerifierKey, replacedKeyFile.FirstProblem, StringComparison.Ordinal);
+        Assert.False(AuditVerifier.Verify(test.Directory, test.VerifierKey).Ok);
+    }
+
+    [Fact]
+    public void Verify_SuccessiveCheckpointsInconsistent_NamesTheCheckpoint()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 3);
+        List<string> forked = test.ReadLines();
+        forked[5] = forked[5].Replace("\"site\":\"h1\"", "\"site\":\"h9\"", StringComparison.Ordinal);
+        byte[] forkRoot = MerkleTree.RootHash([.. forked.Take(7).Select(l => MerkleTree.LeafHash(Encoding.UTF8.GetBytes(l)))]);
+        File.WriteAllText(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "7.checkpoint"),
+                          SignedCheckpoint.Sign(TestLog.Origin, 7, forkRoot, test.Key).Text);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("checkpoints/7.checkpoint: lines 1..7 do not hash to its signed root", result.FirstProblem, StringComparison.Ordinal);
+        Assert.EndsWith("inconsistent with checkpoints/4.checkpoint", result.FirstProblem, StringComparison.Ordinal);
+        Assert.Single(result.Problems);
+    }
+
+    [Fact]
+    public void Verify_RollbackAfterAuditorKeptCheckpoint_DetectedOnlyWithPrevious()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 3);
+        string kept = Path.Combine(test.Directory, "..", Path.GetFileName(test.Directory) + ".kept");
+        File.Copy(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), kept);
+        try
+        {
+            // Roll back to size 7: drop lines 8..10 and the checkpoint that covered them.
+            test.WriteLines(test.ReadLines().Take(7));
+            File.Delete(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "10.checkpoint"));
+            File.Copy(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "7.checkpoint"),
+                      Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), overwrite: true);
+
+            Assert.True(AuditVerifier.Verify(test.Directory, test.VerifierKey).Ok);
+            AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey, kept);
+
+            Assert.False(result.Ok);
+            Assert.StartsWith("rollback: the previous checkpoint", result.FirstProblem, StringComparison.Ordinal);
+            Assert.Contains("covers 10 line(s) but the log now has only 7", result.FirstProblem, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(kept);
+        }
+    }
+
+    [Fact]
+    public void Verify_HistoryRewrittenAndReSignedWithStolenKey_DetectedWithPrevious()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        string kept = test.Directory + ".kept";
+        File.Copy(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), kept);
+        try
+        {
+            List<string> lines = test.ReadLines();
+            lines[2] = lines[2].Replace("\"bytes\":1024", "\"bytes\":1", StringComparison.Ordinal);
+            test.WriteLines(lines);
+            List<byte[]> leaves = [.. lines.Select(l => MerkleTree.LeafHash(Encoding.UTF8.GetBytes(l)))];
+            foreach (int size in new[] { 4, 7 })
+            {
+                string text = SignedCheckpoint.Sign(TestLog.Origin, size, MerkleTree.RootHash(leaves.GetRange(0, size)), test.Key).Text;
+                File.WriteAllText(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, $"{size}.checkpoint"), text);
+                File.WriteAllText(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), text);
+            }
+
+            Assert.True(AuditVerifier.Verify(test.Directory, test.VerifierKey).Ok);
+            AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey, kept);
+            Assert.StartsWith("history rewritten: lines 1..7 no longer hash to the root", result.FirstProblem, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(kept);
+        }
+    }
+
+    [Fact]
+    public void Verify_LatestPointerRolledBack_NamesCheckpointLatest()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        File.Copy(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "4.checkpoint"),
+                  Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), overwrite: true);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("checkpoint.latest (size 4) is older than checkpoints/7.checkpoint", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_AllCheckpointsDeleted_ReportsNothingSigned()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        Directory.Delete(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName), recursive: true);
+        File.Delete(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName));
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.StartsWith("no signed checkpoint covers this log", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Verify_MissingDirectory_ReportsNoLog()
+    {
+        using var test = new TestLog();
+        AuditVerification result = AuditVerifier.Verify(test.Directory);
+        Assert.False(result.Ok);
+        Assert.EndsWith("has no audit.jsonl", result.FirstProblem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ParseKey_RawBase64PublicKey_UsesOriginAsName()
+    {
+        using var test = new TestLog();
+        NoteVerifierKey key = AuditVerifier.ParseKey(Convert.ToBase64String(test.Key.PublicKey), TestLog.Origin);
+        Assert.Equal(test.VerifierKey, key.ToString());
+        Assert.Throws<FormatException>(() => AuditVerifier.ParseKey("not a key", TestLog.Origin));
+    }
+
+    [Fact]
+    public void LogFile_Parse_SplitsCompleteLinesAndTornTail()
+    {
+        LogFile file = LogFile.Parse("a\nbc\nde"u8.ToArray());
+        Assert.Equal(2, file.Lines.Count);
+        Assert.Equal("de"u8.ToArray(), file.TornTail);
+        Assert.Equal(5, file.TornTailOffset);
+        Assert.Equal(3, file.TornLineNumber);
+    }
+}
