@@ -149,7 +149,7 @@ public sealed class PartyKit : IDisposable
             pfx = pem.Export(X509ContentType.Pkcs12);
             return X509CertificateLoader.LoadPkcs12(pfx, password: null, X509KeyStorageFlags.DefaultKeySet);
         }
-        catch (CryptographicException ex)
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {
             throw new InvalidDataException($"'{certificatePath}' with '{keyPath}' is not a PEM certificate with its matching private key: {ex.Message}", ex);
         }

@@ -1,0 +1,110 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+
+using SecureFed.Crypto;
+
+namespace SecureFed.Federation.Tests;
+
+public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixture<ProvisionedFederation>
+{
+    [Fact]
+    public void Load_SiteKit_HasUsableTlsKeyAndIdentityKeyMatchingManifest()
+    {
+        using PartyKit kit = PartyKit.Load(federation.Result.SiteKitDirectories["site-de"]);
+
+        Assert.Equal("site-de", kit.Name);
+        Assert.False(kit.IsAggregator);
+        Assert.True(kit.TlsCertificate.HasPrivateKey);
+        using ECDsa? key = kit.TlsCertificate.GetECDsaPrivateKey();
+        Assert.NotNull(key);
+        byte[] data = Encoding.UTF8.GetBytes("hello");
+        using ECDsa? pub = kit.TlsCertificate.GetECDsaPublicKey();
+        Assert.True(pub!.VerifyData(data, key.SignData(data, HashAlgorithmName.SHA256), HashAlgorithmName.SHA256));
+
+        byte[] signature = kit.IdentityKey.Sign(data);
+        Assert.True(kit.Manifest.TryGetSite("site-de", out PartyInfo info));
+        Assert.True(Ed25519.Verify(info.IdentityPublicKey, data, signature));
+    }
+
+    [Fact]
+    public void Load_AggregatorKit_IsAggregator()
+    {
+        using PartyKit kit = PartyKit.Load(federation.Result.AggregatorKitDirectory);
+
+        Assert.True(kit.IsAggregator);
+        Assert.Equal(kit.Manifest.Aggregator.CertificateThumbprint, FederationManifest.Thumbprint(kit.TlsCertificate));
+    }
+
+    [Fact]
+    public void Load_IdentityKeyFromAnotherSite_RefusedNamingTheFile()
+    {
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        File.Copy(Path.Combine(federation.Result.SiteKitDirectories["site-fr"], KitFiles.IdentityKey), Path.Combine(kit, KitFiles.IdentityKey), overwrite: true);
+
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+
+        Assert.Contains("'identity.key' is not the identity key listed for 'site-de'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_MissingFile_RefusedNamingTheFile()
+    {
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        File.Delete(Path.Combine(kit, KitFiles.TlsKey));
+
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+
+        Assert.Contains("'tls.key' is missing", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_KeyOfAnotherParty_RefusedAsMismatch()
+    {
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        File.Copy(Path.Combine(federation.Result.SiteKitDirectories["site-fr"], KitFiles.TlsKey), Path.Combine(kit, KitFiles.TlsKey), overwrite: true);
+
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+
+        Assert.Contains("matching private key", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void IdentityKeyFile_WriteRead_RoundTripsTheSeed()
+    {
+        using var dir = new TempDirectory();
+        using Ed25519PrivateKey key = Ed25519PrivateKey.Generate();
+        string path = dir.Combine("id.key");
+
+        IdentityKeyFile.Write(path, key);
+        using Ed25519PrivateKey read = IdentityKeyFile.Read(path);
+
+        Assert.Equal(key.PublicKey, read.PublicKey);
+    }
+
+    [Fact]
+    public void IdentityKeyFile_WrongLabel_InvalidDataException()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.Combine("id.key");
+        File.WriteAllText(path, PemEncoding.WriteString("PRIVATE KEY", new byte[32]));
+
+        var ex = Assert.Throws<InvalidDataException>(() => IdentityKeyFile.Read(path));
+
+        Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+    }
+
+    private static string CopyKit(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from))
+        {
+            File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        }
+
+        return to;
+    }
+}
