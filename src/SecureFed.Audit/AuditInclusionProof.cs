@@ -1,0 +1,286 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+using SecureFed.Audit.Internal;
+
+namespace SecureFed.Audit;
+
+/// <summary>
+/// A self-contained proof that one log line is in the tree signed by a checkpoint: the line, its leaf hash, the tree
+/// size and root, the RFC 9162 inclusion proof and the signed checkpoint, checkable offline with
+/// <see cref="TryVerify"/>. Serialized as text (<see cref="ToText"/>) or JSON (<see cref="ToJson"/>).
+/// </summary>
+public sealed class AuditInclusionProof
+{
+    private const string TextHeader = "securefed audit inclusion proof";
+
+    /// <summary>The 1-based line number.</summary>
+    public required long Line { get; init; }
+
+    /// <summary>The exact line text (without the newline).</summary>
+    public required string Leaf { get; init; }
+
+    /// <summary>Lowercase hex RFC 9162 leaf hash of <see cref="Leaf"/>.</summary>
+    public required string LeafHash { get; init; }
+
+    /// <summary>The size of the signed tree.</summary>
+    public required long TreeSize { get; init; }
+
+    /// <summary>Lowercase hex root hash of the signed tree.</summary>
+    public required string Root { get; init; }
+
+    /// <summary>Lowercase hex hashes of the inclusion proof, from the leaf up.</summary>
+    public required IReadOnlyList<string> Proof { get; init; }
+
+    /// <summary>The verifier key the log claims (an auditor should pin their own).</summary>
+    public required string VerifierKey { get; init; }
+
+    /// <summary>The signed checkpoint text (signed note).</summary>
+    public required string Checkpoint { get; init; }
+
+    /// <summary>Builds the proof for line <paramref name="line"/> (1-based) against the log's newest checkpoint.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The line is not covered by the newest checkpoint.</exception>
+    /// <exception cref="InvalidDataException">The log or its checkpoint is missing or does not match (run audit verify).</exception>
+    public static AuditInclusionProof Create(string directory, long line)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(directory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(line, 1);
+        string dir = Path.GetFullPath(directory);
+        string logPath = Path.Combine(dir, AuditLog.LogFileName);
+        string latestPath = Path.Combine(dir, AuditLog.LatestCheckpointFileName);
+        if (!File.Exists(logPath) || !File.Exists(latestPath))
+        {
+            throw new InvalidDataException($"{dir} has no {AuditLog.LogFileName} or no {AuditLog.LatestCheckpointFileName}.");
+        }
+
+        string checkpointText = DurableFile.ReadAllText(latestPath);
+        SignedCheckpoint checkpoint;
+        try
+        {
+            checkpoint = SignedCheckpoint.Parse(checkpointText);
+        }
+        catch (FormatException ex)
+        {
+            throw new InvalidDataException($"{latestPath} is not a valid checkpoint: {ex.Message}", ex);
+        }
+
+        if (line > checkpoint.Size)
+        {
+            throw new ArgumentOutOfRangeException(nameof(line), line,
+                string.Create(CultureInfo.InvariantCulture, $"Line {line} is not covered by the newest checkpoint (it covers lines 1..{checkpoint.Size})."));
+        }
+
+        LogFile file = LogFile.Read(logPath);
+        if (file.Lines.Count < checkpoint.Size)
+        {
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{logPath} has {file.Lines.Count} complete line(s) but the newest checkpoint covers {checkpoint.Size}; run 'securefed audit verify'."));
+        }
+
+        List<byte[]> leaves = [.. file.Lines.Take((int)checkpoint.Size).Select(l => MerkleTree.LeafHash(l.Span))];
+        if (!MerkleTree.RootHash(leaves).AsSpan().SequenceEqual(checkpoint.RootHash))
+        {
+            throw new InvalidDataException($"{logPath} does not match its newest checkpoint; run 'securefed audit verify'.");
+        }
+
+        string keyPath = Path.Combine(dir, AuditLog.VerifierKeyFileName);
+        string verifierKey = File.Exists(keyPath) ? DurableFile.ReadAllText(keyPath).Trim() : string.Empty;
+        return new AuditInclusionProof
+        {
+            Line = line,
+            Leaf = Encoding.UTF8.GetString(file.Lines[(int)line - 1].Span),
+            LeafHash = Convert.ToHexStringLower(leaves[(int)line - 1]),
+            TreeSize = checkpoint.Size,
+            Root = Convert.ToHexStringLower(checkpoint.RootHash),
+            Proof = [.. MerkleTree.InclusionProof(leaves, line - 1).Select(Convert.ToHexStringLower)],
+            VerifierKey = verifierKey,
+            Checkpoint = checkpointText,
+        };
+    }
+
+    /// <summary>Parses a proof written by <see cref="ToText"/> or <see cref="ToJson"/>.</summary>
+    /// <exception cref="FormatException">The text is not a proof.</exception>
+    public static AuditInclusionProof Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        string trimmed = text.TrimStart();
+        return trimmed.StartsWith('{') ? ParseJson(trimmed) : ParseText(text);
+    }
+
+    /// <summary>
+    /// Checks the proof offline: the leaf hashes to <see cref="LeafHash"/>, the checkpoint is signed by
+    /// <paramref name="verifierKey"/> (or, when null, by the key the proof names — weaker) and states
+    /// <see cref="TreeSize"/> and <see cref="Root"/>, and the inclusion proof leads from the leaf to that root.
+    /// </summary>
+    /// <exception cref="FormatException"><paramref name="verifierKey"/> is not a key.</exception>
+    public bool TryVerify(string? verifierKey, [NotNullWhen(false)] out string? problem)
+    {
+        byte[] leafHash = MerkleTree.LeafHash(Encoding.UTF8.GetBytes(Leaf));
+        if (Convert.ToHexStringLower(leafHash) != LeafHash)
+        {
+            problem = "the leaf text does not hash to leaf_hash";
+            return false;
+        }
+
+        SignedCheckpoint checkpoint;
+        try
+        {
+            checkpoint = SignedCheckpoint.Parse(Checkpoint);
+        }
+        catch (FormatException ex)
+        {
+            problem = $"the checkpoint is malformed: {ex.Message}";
+            return false;
+        }
+
+        NoteVerifierKey key = AuditVerifier.ParseKey(verifierKey ?? VerifierKey, checkpoint.Origin);
+        if (!checkpoint.TryVerify(key, out string? signatureProblem))
+        {
+            problem = $"the checkpoint does not verify: {signatureProblem}";
+            return false;
+        }
+
+        if (checkpoint.Size != TreeSize || Convert.ToHexStringLower(checkpoint.RootHash) != Root)
+        {
+            problem = "tree_size or root differ from the signed checkpoint";
+            return false;
+        }
+
+        List<byte[]> proof;
+        try
+        {
+            proof = [.. Proof.Select(Convert.FromHexString)];
+        }
+        catch (FormatException)
+        {
+            problem = "a proof hash is not hex";
+            return false;
+        }
+
+        if (!MerkleTree.VerifyInclusion(Line - 1, TreeSize, leafHash, proof, checkpoint.RootHash))
+        {
+            problem = string.Create(CultureInfo.InvariantCulture, $"the inclusion proof does not lead from line {Line} to the signed root");
+            return false;
+        }
+
+        problem = null;
+        return true;
+    }
+
+    /// <summary>The human-readable, parseable text form.</summary>
+    public string ToText()
+    {
+        var text = new StringBuilder();
+        text.Append(TextHeader).Append('\n');
+        text.Append(CultureInfo.InvariantCulture, $"line: {Line}\n");
+        text.Append(CultureInfo.InvariantCulture, $"leaf: {Leaf}\n");
+        text.Append(CultureInfo.InvariantCulture, $"leaf_hash: {LeafHash}\n");
+        text.Append(CultureInfo.InvariantCulture, $"tree_size: {TreeSize}\n");
+        text.Append(CultureInfo.InvariantCulture, $"root: {Root}\n");
+        text.Append(CultureInfo.InvariantCulture, $"verifier_key: {VerifierKey}\n");
+        foreach (string hash in Proof)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"proof: {hash}\n");
+        }
+
+        text.Append("checkpoint:\n").Append(Checkpoint);
+        return text.ToString();
+    }
+
+    /// <summary>The JSON form.</summary>
+    public string ToJson()
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true, Encoder = CanonicalJson.WriterOptions.Encoder }))
+        {
+            writer.WriteStartObject();
+            writer.WriteNumber("line", Line);
+            writer.WriteString("leaf", Leaf);
+            writer.WriteString("leaf_hash", LeafHash);
+            writer.WriteNumber("tree_size", TreeSize);
+            writer.WriteString("root", Root);
+            writer.WriteStartArray("proof");
+            foreach (string hash in Proof)
+            {
+                writer.WriteStringValue(hash);
+            }
+
+            writer.WriteEndArray();
+            writer.WriteString("verifier_key", VerifierKey);
+            writer.WriteString("checkpoint", Checkpoint);
+            writer.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray()) + "\n";
+    }
+
+    private static AuditInclusionProof ParseJson(string text)
+    {
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(text);
+            JsonElement root = document.RootElement;
+            return new AuditInclusionProof
+            {
+                Line = root.GetProperty("line").GetInt64(),
+                Leaf = root.GetProperty("leaf").GetString()!,
+                LeafHash = root.GetProperty("leaf_hash").GetString()!,
+                TreeSize = root.GetProperty("tree_size").GetInt64(),
+                Root = root.GetProperty("root").GetString()!,
+                Proof = [.. root.GetProperty("proof").EnumerateArray().Select(e => e.GetString()!)],
+                VerifierKey = root.GetProperty("verifier_key").GetString()!,
+                Checkpoint = root.GetProperty("checkpoint").GetString()!,
+            };
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new FormatException($"Not a SecureFed inclusion proof (JSON): {ex.Message}", ex);
+        }
+    }
+
+    private static AuditInclusionProof ParseText(string text)
+    {
+        string normalized = text.Replace("\r\n", "\n", StringComparison.Ordinal);
+        int marker = normalized.IndexOf("\ncheckpoint:\n", StringComparison.Ordinal);
+        if (!normalized.StartsWith(TextHeader + "\n", StringComparison.Ordinal) || marker < 0)
+        {
+            throw new FormatException($"Not a SecureFed inclusion proof: expected a first line '{TextHeader}' and a 'checkpoint:' section.");
+        }
+
+        string checkpoint = normalized[(marker + "\ncheckpoint:\n".Length)..].TrimEnd('\n') + "\n";
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var proof = new List<string>();
+        foreach (string line in normalized[(TextHeader.Length + 1)..marker].Split('\n'))
+        {
+            int colon = line.IndexOf(": ", StringComparison.Ordinal);
+            string name = colon < 0 ? line.TrimEnd(':') : line[..colon];
+            string value = colon < 0 ? string.Empty : line[(colon + 2)..];
+            if (name == "proof")
+            {
+                proof.Add(value);
+            }
+            else if (!values.TryAdd(name, value))
+            {
+                throw new FormatException($"Inclusion proof repeats '{name}'.");
+            }
+        }
+
+        string Get(string name) => values.TryGetValue(name, out string? v) ? v : throw new FormatException($"Inclusion proof has no '{name}:' line.");
+        long Number(string name) => long.TryParse(Get(name), NumberStyles.None, CultureInfo.InvariantCulture, out long n)
+            ? n : throw new FormatException($"Inclusion proof '{name}' is not a number.");
+
+        return new AuditInclusionProof
+        {
+            Line = Number("line"),
+            Leaf = Get("leaf"),
+            LeafHash = Get("leaf_hash"),
+            TreeSize = Number("tree_size"),
+            Root = Get("root"),
+            Proof = proof,
+            VerifierKey = Get("verifier_key"),
+            Checkpoint = checkpoint,
+        };
+    }
+}
