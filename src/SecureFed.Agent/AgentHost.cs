@@ -1,0 +1,88 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using SecureFed.Tagger;
+
+namespace SecureFed.Agent;
+
+/// <summary>Builds an agent as a generic host (configuration, logging, graceful shutdown).</summary>
+public static class AgentHost
+{
+    /// <summary>
+    /// Creates the host. Options are validated here (all problems at once). The trainer defaults to the TorchSharp
+    /// tagger on the configured data (or the embedded synthetic corpus for this site's profile).
+    /// </summary>
+    public static IHost Build(IConfiguration configuration, ModelSpec spec, ILocalTrainer? trainer = null, Action<ILoggingBuilder>? configureLogging = null)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(spec);
+        var options = new AgentOptions();
+        configuration.GetSection(AgentOptions.Section).Bind(options);
+        IReadOnlyList<string> problems = options.Validate();
+        if (problems.Count > 0)
+        {
+            throw new OptionsValidationException(AgentOptions.Section, typeof(AgentOptions), problems);
+        }
+
+        AgentState state = AgentState.Open(options);
+        try
+        {
+            trainer ??= CreateTrainer(options, spec);
+            HostApplicationBuilder builder = Host.CreateApplicationBuilder();
+            builder.Configuration.AddConfiguration(configuration);
+            configureLogging?.Invoke(builder.Logging);
+            builder.Services.AddSingleton(Options.Create(options));
+            builder.Services.AddSingleton(state);
+            builder.Services.AddSingleton(trainer);
+            builder.Services.AddSingleton<AgentWorker>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentWorker>());
+            IHost host = builder.Build();
+            host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(state.Dispose);
+            return host;
+        }
+        catch
+        {
+            state.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The TorchSharp trainer on the site's data.</summary>
+    public static TaggerLocalTrainer CreateTrainer(AgentOptions options, ModelSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        IReadOnlyList<Sentence> train;
+        IReadOnlyList<Sentence> dev;
+        if (!string.IsNullOrEmpty(options.TrainFile))
+        {
+            train = [.. ConllReader.ReadFile(options.TrainFile)];
+            dev = string.IsNullOrEmpty(options.DevFile) ? [] : [.. ConllReader.ReadFile(options.DevFile)];
+        }
+        else
+        {
+            SiteProfile profile = SyntheticClinicalCorpus.Profiles.FirstOrDefault(p => p.Name == options.Site)
+                ?? SyntheticClinicalCorpus.CreateProfiles(Math.Max(3, SyntheticClinicalCorpus.Profiles.Count + 1))[^1];
+            int seed = StableSeed(options.Site);
+            train = SyntheticClinicalCorpus.Generate(profile, options.SyntheticSentences, seed);
+            dev = SyntheticClinicalCorpus.Generate(profile, Math.Max(50, options.SyntheticSentences / 5), seed + 1);
+        }
+
+        return new TaggerLocalTrainer(spec, train, dev, options.Device, options.LearningRate, options.Seed);
+    }
+
+    private static int StableSeed(string text)
+    {
+        unchecked
+        {
+            int h = (int)2166136261;
+            foreach (char c in text)
+            {
+                h = (h ^ c) * 16777619;
+            }
+
+            return h & 0x7fffffff;
+        }
+    }
+}

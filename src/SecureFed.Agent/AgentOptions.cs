@@ -1,0 +1,134 @@
+namespace SecureFed.Agent;
+
+/// <summary>
+/// Agent configuration (section <c>SecureFed</c> of agent.json, environment variables <c>SecureFed__Name</c>, or
+/// <c>--SecureFed:Name=value</c>). The privacy settings here are the hospital's own policy: the agent refuses rounds
+/// whose announced parameters are weaker, whatever the aggregator says.
+/// </summary>
+public sealed class AgentOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "SecureFed";
+
+    /// <summary>This site's name (must match the kit). Required.</summary>
+    public string Site { get; set; } = "";
+
+    /// <summary>The aggregator's https URL. Required.</summary>
+    public string Aggregator { get; set; } = "";
+
+    /// <summary>The site's kit folder. <value>The default value is ".".</value></summary>
+    public string KitDirectory { get; set; } = ".";
+
+    /// <summary>Where the ledger, audit log and last model are kept. <value>The default value is ./data.</value></summary>
+    public string DataDirectory { get; set; } = "./data";
+
+    /// <summary>CoNLL training file; empty uses the embedded synthetic corpus for this site's profile.</summary>
+    public string TrainFile { get; set; } = "";
+
+    /// <summary>CoNLL development file (for the dev F1 shown in progress); optional.</summary>
+    public string DevFile { get; set; } = "";
+
+    /// <summary>Synthetic sentences when no training file is set. <value>The default value is 600.</value></summary>
+    public int SyntheticSentences { get; set; } = 600;
+
+    /// <summary>auto, cpu or cuda. <value>The default value is auto.</value></summary>
+    public string Device { get; set; } = "auto";
+
+    /// <summary>Patient-level (record) ε budget of this site. <value>The default value is 8.</value></summary>
+    public double EpsilonBudget { get; set; } = 8.0;
+
+    /// <summary>Site-level ε budget this site accepts for its updates. <value>The default value is 10.</value></summary>
+    public double SiteEpsilonBudget { get; set; } = 10.0;
+
+    /// <summary>δ for both guarantees. <value>The default value is 1e-5.</value></summary>
+    public double Delta { get; set; } = 1e-5;
+
+    /// <summary>Smallest DP-SGD noise multiplier this site accepts. <value>The default value is 0.5.</value></summary>
+    public double MinDpSgdNoiseMultiplier { get; set; } = 0.5;
+
+    /// <summary>Smallest site-level noise multiplier this site accepts. <value>The default value is 0.1.</value></summary>
+    public double MinSiteNoiseMultiplier { get; set; } = 0.1;
+
+    /// <summary>Local learning rate (Adam). <value>The default value is 0.003.</value></summary>
+    public double LearningRate { get; set; } = 0.003;
+
+    /// <summary>Deadline of every unary call, in seconds (long-polls use the announced stage deadline). <value>The default value is 30.</value></summary>
+    public int CallTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Retries of a transient failure. <value>The default value is 4.</value></summary>
+    public int MaxRetries { get; set; } = 4;
+
+    /// <summary>Seed for local training. <value>The default value is 1.</value></summary>
+    public int Seed { get; set; } = 1;
+
+    /// <summary>Stop after this many rounds (0 = until the federation finishes). <value>The default value is 0.</value></summary>
+    public int MaxRounds { get; set; }
+
+    /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(Site))
+        {
+            errors.Add("SecureFed:Site is required.");
+        }
+
+        if (!Uri.TryCreate(Aggregator, UriKind.Absolute, out Uri? uri) || uri.Scheme != Uri.UriSchemeHttps)
+        {
+            errors.Add($"SecureFed:Aggregator must be an https:// URL, got '{Aggregator}'.");
+        }
+
+        if (!string.IsNullOrEmpty(TrainFile) && !File.Exists(TrainFile))
+        {
+            errors.Add($"SecureFed:TrainFile '{TrainFile}' does not exist.");
+        }
+
+        if (!string.IsNullOrEmpty(DevFile) && !File.Exists(DevFile))
+        {
+            errors.Add($"SecureFed:DevFile '{DevFile}' does not exist.");
+        }
+
+        if (Device is not ("auto" or "cpu" or "cuda"))
+        {
+            errors.Add($"SecureFed:Device must be auto, cpu or cuda, got '{Device}'.");
+        }
+
+        Positive(errors, "EpsilonBudget", EpsilonBudget);
+        Positive(errors, "SiteEpsilonBudget", SiteEpsilonBudget);
+        Positive(errors, "LearningRate", LearningRate);
+        if (!(Delta > 0 && Delta < 1))
+        {
+            errors.Add($"SecureFed:Delta must be in (0, 1), got {Delta}.");
+        }
+
+        if (SyntheticSentences is < 10 or > 1_000_000)
+        {
+            errors.Add($"SecureFed:SyntheticSentences must be between 10 and 1000000, got {SyntheticSentences}.");
+        }
+
+        if (CallTimeoutSeconds is < 1 or > 3600)
+        {
+            errors.Add($"SecureFed:CallTimeoutSeconds must be between 1 and 3600, got {CallTimeoutSeconds}.");
+        }
+
+        if (MaxRetries is < 0 or > 20)
+        {
+            errors.Add($"SecureFed:MaxRetries must be between 0 and 20, got {MaxRetries}.");
+        }
+
+        if (MinDpSgdNoiseMultiplier < 0 || MinSiteNoiseMultiplier < 0)
+        {
+            errors.Add("SecureFed:MinDpSgdNoiseMultiplier and MinSiteNoiseMultiplier must not be negative.");
+        }
+
+        return errors;
+    }
+
+    private static void Positive(List<string> errors, string name, double value)
+    {
+        if (!(value > 0) || double.IsInfinity(value))
+        {
+            errors.Add($"SecureFed:{name} must be a positive number, got {value}.");
+        }
+    }
+}

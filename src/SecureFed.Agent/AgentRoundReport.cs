@@ -1,0 +1,14 @@
+namespace SecureFed.Agent;
+
+/// <summary>What one site did in one round (for progress displays and the demo's table).</summary>
+public sealed record AgentRoundReport(
+    string Site,
+    long Round,
+    bool Completed,
+    string Outcome,
+    double Loss,
+    double GlobalDevF1,
+    double RecordEpsilon,
+    double SiteEpsilon,
+    long BytesSent,
+    long ModelVersion);

@@ -1,0 +1,460 @@
+using System.Security.Cryptography;
+using Google.Protobuf;
+using Grpc.Core;
+using Microsoft.Extensions.Logging;
+using SecureFed.Audit;
+using SecureFed.Crypto;
+using SecureFed.Federation;
+using SecureFed.Privacy;
+using SecureFed.Protocol;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Agent;
+
+/// <summary>
+/// The agent's round loop: wait for a round, check it against the hospital's own policy and privacy budget, train
+/// locally with DP-SGD, clip and noise the update, and run the secure-aggregation protocol with the aggregator. Every
+/// message that leaves the site is audited (type, size, SHA-256 of the exact bytes).
+/// </summary>
+public sealed class AgentRunner
+{
+    private readonly AgentOptions _options;
+    private readonly PartyKit _kit;
+    private readonly AggregatorClient _client;
+    private readonly ILocalTrainer _trainer;
+    private readonly PrivacyLedger _ledger;
+    private readonly AuditLog _audit;
+    private readonly ILogger _logger;
+    private float[]? _model;
+    private long _modelVersion = -1;
+
+    /// <summary>Creates the runner.</summary>
+    public AgentRunner(AgentOptions options, PartyKit kit, AggregatorClient client, ILocalTrainer trainer, PrivacyLedger ledger, AuditLog audit, ILogger logger)
+    {
+        _options = options;
+        _kit = kit;
+        _client = client;
+        _trainer = trainer;
+        _ledger = ledger;
+        _audit = audit;
+        _logger = logger;
+    }
+
+    /// <summary>Raised after every round this site took part in (or declined).</summary>
+    public event EventHandler<AgentRoundReport>? RoundFinished;
+
+    /// <summary>Optional fault injection (demo and tests).</summary>
+    public DropoutHook? Dropout { get; set; }
+
+    /// <summary>The last global model received (flat parameters), if any.</summary>
+    public float[]? LatestModel => _model;
+
+    /// <summary>Runs until the federation finishes, <see cref="AgentOptions.MaxRounds"/> is reached, or cancellation.</summary>
+    public async Task RunAsync(CancellationToken cancellationToken)
+    {
+        long lastRound = 0;
+        int rounds = 0;
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            RoundAnnouncement announcement;
+            try
+            {
+                announcement = await _client.AwaitRoundAsync(
+                    new AwaitRoundRequest { Header = Header(lastRound, "", Stage.Announce), HaveModelVersion = (ulong)Math.Max(0, _modelVersion) },
+                    TimeSpan.FromMinutes(5), cancellationToken).ConfigureAwait(false);
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded)
+            {
+                continue;
+            }
+
+            if (announcement.Finished)
+            {
+                Log.FederationFinished(_logger, _options.Site);
+                return;
+            }
+
+            lastRound = (long)announcement.Header.Round;
+            await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
+            if (_options.MaxRounds > 0 && ++rounds >= _options.MaxRounds)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task RunRoundAsync(RoundAnnouncement a, CancellationToken cancellationToken)
+    {
+        long round = (long)a.Header.Round;
+        long bytesSent = 0;
+        double loss = double.NaN;
+        double devF1 = double.NaN;
+        ClientRound? protocol = null;
+        try
+        {
+            // 1. The announcement must match this site's manifest and policy.
+            (RoundParameters parameters, DistributedDpPlan dpPlan, UpdateCodec codec, string? refusal) = Check(a);
+            if (refusal is not null)
+            {
+                await DeclineAsync(a, refusal, cancellationToken).ConfigureAwait(false);
+                Report(round, false, "declined: " + refusal, loss, devF1, bytesSent);
+                return;
+            }
+
+            var plan = new LocalTrainingPlan(round, (int)a.DpSgd.LocalEpochs, a.DpSgd.NoiseMultiplier, a.DpSgd.MaxGradNorm, a.DpSgd.SampleRate);
+            var recordPlanned = PlannedMechanism.SubsampledGaussian(plan.SampleRate, plan.NoiseMultiplier, _trainer.ExpectedSteps(plan));
+            LedgerDecision recordCheck = _ledger.Check(Guarantee.Record, recordPlanned, _options.EpsilonBudget, _options.Delta);
+            double rhoWorst = DistributedDp.RhoPerRound(dpPlan, parameters.Threshold);
+            LedgerDecision siteCheck = _ledger.Check(Guarantee.Site, PlannedMechanism.Zcdp(rhoWorst), _options.SiteEpsilonBudget, _options.Delta);
+            if (!recordCheck.Allowed || !siteCheck.Allowed)
+            {
+                string reason = !recordCheck.Allowed ? recordCheck.Reason : siteCheck.Reason;
+                await DeclineAsync(a, reason, cancellationToken).ConfigureAwait(false);
+                Report(round, false, "declined: " + reason, loss, devF1, bytesSent);
+                return;
+            }
+
+            Log.Joined(_logger, _options.Site, round, parameters.CohortSize, parameters.Threshold);
+            _audit.Append(AuditEvents.RoundJoined, f => f.Add("round", round).Add("session", parameters.SessionId).Add("cohort", parameters.Participants.Select(p => p.Name)));
+
+            // 2. The global model.
+            float[] global = await EnsureModelAsync(a, cancellationToken).ConfigureAwait(false);
+
+            // 3. Local training with DP-SGD (patient-level guarantee).
+            LocalUpdate update = await Task.Run(() => _trainer.Train(global, plan, cancellationToken), cancellationToken).ConfigureAwait(false);
+            loss = update.Loss;
+            devF1 = update.GlobalDevF1;
+
+            // 4. Site-level privatisation: clip to S, weight, quantize, add this site's discrete Gaussian share.
+            float[] delta = update.Delta;
+            UpdateClipping.ClipL2(delta, a.SiteDp.L2Clip);
+            long weight = codec.Weight(update.Examples);
+            float omega = (float)weight / codec.WeightCap;
+            for (int i = 0; i < delta.Length; i++)
+            {
+                delta[i] *= omega;
+            }
+
+            uint[] input = new uint[codec.VectorLength];
+            codec.Encode(delta, update.Examples, input, SystemRandomSource.Instance);
+            DistributedDp.AddNoise(input.AsSpan(0, codec.ParameterCount), codec.BitWidth, a.SiteDp.NoiseSigmaSite, new DiscreteGaussianSampler(SystemRandomSource.Instance));
+
+            // 5. Secure aggregation.
+            protocol = new ClientRound(parameters, _options.Site, _kit.IdentityKey);
+            TimeSpan stageWait = TimeSpan.FromSeconds(a.StageTimeoutSeconds + 30);
+            DateTimeOffset trainingDeadline = DateTimeOffset.FromUnixTimeMilliseconds(a.StageDeadlineUnixMs);
+            if (Drops(round, ProtocolStage.AdvertiseKeys))
+            {
+                Report(round, false, "simulated dropout", loss, devF1, bytesSent);
+                return;
+            }
+
+            KeyAdvertisement ad = protocol.AdvertiseKeys();
+            var adRequest = new AdvertiseKeysRequest
+            {
+                Header = Header(round, parameters.SessionId, Stage.AdvertiseKeys),
+                EncryptionPublicKey = ByteString.CopyFrom(ad.EncryptionPublicKey),
+                MaskingPublicKey = ByteString.CopyFrom(ad.MaskingPublicKey),
+                Signature = ByteString.CopyFrom(ad.Signature),
+            };
+            bytesSent += Sent(round, "advertise_keys", adRequest);
+            await _client.AdvertiseKeysAsync(adRequest, cancellationToken).ConfigureAwait(false);
+
+            TimeSpan untilTrainingDeadline = trainingDeadline - DateTimeOffset.UtcNow;
+            AdvertisementSet ads = await _client.AwaitAdvertisementsAsync(Query(round, parameters, Stage.AdvertiseKeys),
+                (untilTrainingDeadline > TimeSpan.Zero ? untilTrainingDeadline : TimeSpan.Zero) + stageWait, cancellationToken).ConfigureAwait(false);
+            if (Drops(round, ProtocolStage.ShareKeys))
+            {
+                Report(round, false, "simulated dropout", loss, devF1, bytesSent);
+                return;
+            }
+
+            IReadOnlyList<EncryptedShare> shares = protocol.ShareKeys([.. ads.Advertisements.Select(x => new KeyAdvertisement((int)x.Sender, x.EncryptionPublicKey.ToByteArray(), x.MaskingPublicKey.ToByteArray(), x.Signature.ToByteArray()))]);
+            var shareRequest = new ShareKeysRequest { Header = Header(round, parameters.SessionId, Stage.ShareKeys) };
+            shareRequest.Shares.AddRange(shares.Select(s => new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(s.Ciphertext) }));
+            bytesSent += Sent(round, "share_keys", shareRequest);
+            await _client.ShareKeysAsync(shareRequest, cancellationToken).ConfigureAwait(false);
+
+            ShareSet forMe = await _client.AwaitSharesAsync(Query(round, parameters, Stage.ShareKeys), stageWait, cancellationToken).ConfigureAwait(false);
+            if (Drops(round, ProtocolStage.MaskedInputCollection))
+            {
+                Report(round, false, "simulated dropout", loss, devF1, bytesSent);
+                return;
+            }
+
+            uint[] masked = new uint[codec.VectorLength];
+            protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input, masked);
+            CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(input.AsSpan()));
+            byte[] digest = DigestWords(masked);
+            string sha = Convert.ToHexStringLower(digest);
+            _audit.Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", AuditEvents.MaskedInputMessageType).Add("bytes", 4L * masked.Length).Add("sha256", sha));
+            bytesSent += 4L * masked.Length;
+            // The DP-SGD output is released (inside the masked sum) from here on: account it now.
+            LedgerEntry recordEntry = _ledger.Record(round, Guarantee.Record, PlannedMechanism.SubsampledGaussian(update.SampleRate, plan.NoiseMultiplier, Math.Max(1, update.DpSteps)), _options.Delta);
+            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "record").Add("epsilon", recordEntry.EpsilonAfter).Add("delta", _options.Delta).Add("steps", update.DpSteps).Add("sample_rate", update.SampleRate).Add("noise_multiplier", plan.NoiseMultiplier));
+            await _client.UploadMaskedInputAsync(Header(round, parameters.SessionId, Stage.MaskedInput), masked, sha, cancellationToken).ConfigureAwait(false);
+
+            SurvivorSet survivors = await _client.AwaitSurvivorsAsync(Query(round, parameters, Stage.MaskedInput), stageWait, cancellationToken).ConfigureAwait(false);
+            if (Drops(round, ProtocolStage.ConsistencyCheck))
+            {
+                Report(round, false, "simulated dropout", loss, devF1, bytesSent);
+                return;
+            }
+
+            ConsistencySignature signature = protocol.SignSurvivors([.. survivors.Survivors.Select(x => (int)x)]);
+            var signRequest = new ConsistencyRequest { Header = Header(round, parameters.SessionId, Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) };
+            bytesSent += Sent(round, "consistency", signRequest);
+            await _client.SignSurvivorsAsync(signRequest, cancellationToken).ConfigureAwait(false);
+
+            UnmaskRequestMessage unmaskRequest = await _client.AwaitUnmaskRequestAsync(Query(round, parameters, Stage.Consistency), stageWait, cancellationToken).ConfigureAwait(false);
+            if (Drops(round, ProtocolStage.Unmasking))
+            {
+                Report(round, false, "simulated dropout", loss, devF1, bytesSent);
+                return;
+            }
+
+            UnmaskResponse response = protocol.Unmask(new UnmaskRequest(
+                [.. unmaskRequest.Survivors.Select(x => (int)x)],
+                [.. unmaskRequest.Dropped.Select(x => (int)x)],
+                [.. unmaskRequest.Signatures.Select(s => new ConsistencySignature((int)s.Sender, s.Signature.ToByteArray()))]));
+            var unmaskMessage = new UnmaskResponseMessage { Header = Header(round, parameters.SessionId, Stage.Unmasking) };
+            unmaskMessage.SelfMaskShares.AddRange(response.SelfMaskShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
+            unmaskMessage.MaskingKeyShares.AddRange(response.MaskingKeyShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
+            bytesSent += Sent(round, "unmask", unmaskMessage);
+            await _client.UnmaskAsync(unmaskMessage, cancellationToken).ConfigureAwait(false);
+
+            RoundOutcome outcome = await _client.AwaitOutcomeAsync(Query(round, parameters, Stage.Unmasking), stageWait * 2, cancellationToken).ConfigureAwait(false);
+            if (!outcome.Completed)
+            {
+                Log.RoundEnded(_logger, _options.Site, round, outcome.AbortReason);
+                Report(round, false, "aborted: " + outcome.AbortReason, loss, devF1, bytesSent);
+                return;
+            }
+
+            double rho = DistributedDp.RhoPerRound(dpPlan, outcome.Contributors.Count);
+            LedgerEntry siteEntry = _ledger.Record(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), _options.Delta);
+            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", siteEntry.EpsilonAfter).Add("delta", _options.Delta).Add("rho", rho));
+            _audit.Checkpoint();
+            Log.RoundDone(_logger, _options.Site, round, "completed", recordEntry.EpsilonAfter, siteEntry.EpsilonAfter);
+            Report(round, true, $"completed (model v{outcome.ModelVersion})", loss, devF1, bytesSent, (long)outcome.ModelVersion);
+        }
+        catch (ProtocolViolationException ex)
+        {
+            Log.Refused(_logger, _options.Site, round, ex.Message);
+            _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", ex.Message));
+            Report(round, false, "refused: " + ex.Message, loss, devF1, bytesSent);
+        }
+        catch (RoundAbortedException ex)
+        {
+            Log.RoundEnded(_logger, _options.Site, round, ex.Message);
+            Report(round, false, "aborted: " + ex.Reason, loss, devF1, bytesSent);
+        }
+        catch (RpcException ex) when (ex.StatusCode is StatusCode.Aborted or StatusCode.FailedPrecondition or StatusCode.DeadlineExceeded or StatusCode.Unavailable)
+        {
+            Log.RoundEnded(_logger, _options.Site, round, ex.Status.Detail);
+            Report(round, false, "ended: " + ex.Status.Detail, loss, devF1, bytesSent);
+        }
+        catch (InvalidDataException ex)
+        {
+            Log.Refused(_logger, _options.Site, round, ex.Message);
+            _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", ex.Message));
+            Report(round, false, "refused: " + ex.Message, loss, devF1, bytesSent);
+        }
+        finally
+        {
+            protocol?.Dispose();
+        }
+    }
+
+    /// <summary>Validates an announcement; returns a refusal reason or the parameters to use.</summary>
+    private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal) Check(RoundAnnouncement a)
+    {
+        static (RoundParameters, DistributedDpPlan, UpdateCodec, string?) No(string reason) => (null!, null!, null!, reason);
+        FederationManifest manifest = _kit.Manifest;
+        if (a.Header.FederationId != manifest.FederationName)
+        {
+            return No($"the round is for federation '{a.Header.FederationId}', this site belongs to '{manifest.FederationName}'");
+        }
+
+        var participants = new List<Participant>();
+        foreach (ParticipantInfo p in a.Participants)
+        {
+            if (!manifest.TryGetSite(p.Name, out PartyInfo info) || manifest.IsRevoked(p.Name))
+            {
+                return No($"the cohort includes '{p.Name}', which is not a provisioned, non-revoked site of this federation");
+            }
+
+            if (!CryptographicOperations.FixedTimeEquals(info.IdentityPublicKey, p.IdentityPublicKey.Span))
+            {
+                return No($"the cohort lists an identity key for '{p.Name}' that differs from the federation manifest");
+            }
+
+            participants.Add(new Participant((int)p.Index, p.Name, info.IdentityPublicKey));
+        }
+
+        if (a.ModelSpecSha256 != _trainer.ModelSpecSha256)
+        {
+            return No($"the round's model specification {a.ModelSpecSha256} differs from this site's {_trainer.ModelSpecSha256}");
+        }
+
+        if (a.ParameterCount != (uint)_trainer.ParameterCount || a.VectorLength != a.ParameterCount + 1)
+        {
+            return No($"the round expects {a.ParameterCount} parameters (vector length {a.VectorLength}); this site's model has {_trainer.ParameterCount}");
+        }
+
+        if (a.DpSgd is null || a.SiteDp is null)
+        {
+            return No("the announcement carries no privacy parameters");
+        }
+
+        if (a.DpSgd.NoiseMultiplier < _options.MinDpSgdNoiseMultiplier)
+        {
+            return No($"DP-SGD noise multiplier {a.DpSgd.NoiseMultiplier} is below this site's minimum {_options.MinDpSgdNoiseMultiplier}");
+        }
+
+        if (a.SiteDp.TargetNoiseMultiplier < _options.MinSiteNoiseMultiplier)
+        {
+            return No($"site-level noise multiplier {a.SiteDp.TargetNoiseMultiplier} is below this site's minimum {_options.MinSiteNoiseMultiplier}");
+        }
+
+        if (!(a.DpSgd.SampleRate > 0 && a.DpSgd.SampleRate <= 1) || a.DpSgd.LocalEpochs is < 1 or > 1000 || !(a.DpSgd.MaxGradNorm > 0))
+        {
+            return No("the DP-SGD parameters are out of range");
+        }
+
+        if (!(a.SiteDp.L2Clip > 0) || !(a.QuantScale >= 1) || a.BitWidth is < 1 or > 32 || a.WeightCap < 1)
+        {
+            return No("the quantization or clipping parameters are out of range");
+        }
+
+        RoundParameters parameters;
+        try
+        {
+            parameters = new RoundParameters(a.Header.FederationId, (long)a.Header.Round, a.Header.SessionId, participants,
+                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth);
+        }
+        catch (ArgumentException ex)
+        {
+            return No("the round parameters are invalid: " + ex.Message);
+        }
+
+        if (parameters.Find(_options.Site) is null)
+        {
+            return No("this site is not in the announced cohort");
+        }
+
+        // The aggregator cannot ask for less noise than the announced guarantee needs: recompute it here.
+        DistributedDpPlan plan = DistributedDp.Plan(a.SiteDp.L2Clip, a.QuantScale, (int)a.ParameterCount, parameters.CohortSize, parameters.Threshold, a.SiteDp.TargetNoiseMultiplier);
+        if (a.SiteDp.NoiseSigmaSite < plan.SigmaSite * 0.999)
+        {
+            return No($"the announced per-site noise {a.SiteDp.NoiseSigmaSite} is below the {plan.SigmaSite} needed for noise multiplier {a.SiteDp.TargetNoiseMultiplier} with t = {parameters.Threshold}");
+        }
+
+        UpdateCodec codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap);
+        return (parameters, plan, codec, null);
+    }
+
+    private async Task<float[]> EnsureModelAsync(RoundAnnouncement a, CancellationToken cancellationToken)
+    {
+        if (_model is not null && _modelVersion == (long)a.ModelVersion)
+        {
+            return _model;
+        }
+
+        (long version, float[] values, string sha) = await _client.DownloadModelAsync(
+            new ModelRequest { Header = Header((long)a.Header.Round, a.Header.SessionId, Stage.Model), Version = a.ModelVersion },
+            _trainer.ParameterCount, cancellationToken).ConfigureAwait(false);
+        string actual = ModelDigest(values);
+        if (actual != a.ModelSha256 || sha != a.ModelSha256 || version != (long)a.ModelVersion)
+        {
+            throw new InvalidDataException($"the downloaded model (version {version}, SHA-256 {actual}) is not the announced version {a.ModelVersion} ({a.ModelSha256})");
+        }
+
+        _model = values;
+        _modelVersion = version;
+        _audit.Append(AuditEvents.ModelReceived, f => f.Add("round", (long)a.Header.Round).Add("version", version).Add("sha256", actual));
+        Directory.CreateDirectory(_options.DataDirectory);
+        AtomicFile.WriteAllBytes(Path.Combine(_options.DataDirectory, "model.bin"), ModelBytes(values));
+        return values;
+    }
+
+    private async Task DeclineAsync(RoundAnnouncement a, string reason, CancellationToken cancellationToken)
+    {
+        long round = (long)a.Header.Round;
+        Log.Declined(_logger, _options.Site, round, reason);
+        _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", reason));
+        var request = new DeclineRoundRequest { Header = Header(round, a.Header.SessionId, Stage.Announce), Reason = reason };
+        Sent(round, "decline", request);
+        try
+        {
+            await _client.DeclineRoundAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RpcException)
+        {
+            // The aggregator will treat silence as a dropout; nothing else to do.
+        }
+    }
+
+    private bool Drops(long round, ProtocolStage stage)
+    {
+        if (Dropout?.Drops(round, stage) == true)
+        {
+            Log.SimulatedDrop(_logger, _options.Site, stage.ToString(), round);
+            return true;
+        }
+
+        return false;
+    }
+
+    private long Sent(long round, string type, IMessage message)
+    {
+        byte[] bytes = message.ToByteArray();
+        _audit.Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", type).Add("bytes", bytes.Length).AddDigest("sha256", SHA256.HashData(bytes)));
+        return bytes.Length;
+    }
+
+    private void Report(long round, bool completed, string outcome, double loss, double devF1, long bytes, long modelVersion = -1)
+    {
+        double record = _ledger.Spent(Guarantee.Record, _options.Delta).Epsilon;
+        double site = _ledger.Spent(Guarantee.Site, _options.Delta).Epsilon;
+        RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion));
+    }
+
+    private Header Header(long round, string session, Stage stage) => new()
+    {
+        FederationId = _kit.Manifest.FederationName,
+        Round = (ulong)round,
+        SessionId = session,
+        Stage = stage,
+        Sender = _options.Site,
+    };
+
+    private StageQuery Query(long round, RoundParameters parameters, Stage stage) => new() { Header = Header(round, parameters.SessionId, stage) };
+
+    /// <summary>SHA-256 of the words as little-endian u32 (what the aggregator logs for a masked input).</summary>
+    public static byte[] DigestWords(ReadOnlySpan<uint> words)
+    {
+        byte[] bytes = new byte[words.Length * 4];
+        for (int i = 0; i < words.Length; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 4), words[i]);
+        }
+
+        return SHA256.HashData(bytes);
+    }
+
+    /// <summary>Little-endian float32 bytes of a model.</summary>
+    public static byte[] ModelBytes(ReadOnlySpan<float> values)
+    {
+        byte[] bytes = new byte[values.Length * 4];
+        for (int i = 0; i < values.Length; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
+        }
+
+        return bytes;
+    }
+
+    /// <summary>SHA-256 hex of <see cref="ModelBytes"/>.</summary>
+    public static string ModelDigest(ReadOnlySpan<float> values) => Convert.ToHexStringLower(SHA256.HashData(ModelBytes(values)));
+}

@@ -1,0 +1,75 @@
+using SecureFed.Audit;
+using SecureFed.Federation;
+using SecureFed.Privacy;
+
+namespace SecureFed.Agent;
+
+/// <summary>
+/// What an agent keeps on disk in its data directory: the privacy ledger (both guarantees), its audit log and the last
+/// global model. Opening it checks that the kit is this site's and that the ledger and log are intact.
+/// </summary>
+public sealed class AgentState : IDisposable
+{
+    private AgentState(PartyKit kit, PrivacyLedger ledger, AuditLog audit)
+    {
+        Kit = kit;
+        Ledger = ledger;
+        Audit = audit;
+    }
+
+    /// <summary>The site's kit.</summary>
+    public PartyKit Kit { get; }
+
+    /// <summary>The site's privacy ledger.</summary>
+    public PrivacyLedger Ledger { get; }
+
+    /// <summary>The site's audit log.</summary>
+    public AuditLog Audit { get; }
+
+    /// <summary>Audit log folder under a data directory.</summary>
+    public static string AuditDirectory(string dataDirectory) => Path.Combine(dataDirectory, "audit");
+
+    /// <summary>Opens the state; errors name the file at fault.</summary>
+    public static AgentState Open(AgentOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        PartyKit kit = PartyKit.Load(options.KitDirectory);
+        if (kit.Name != options.Site)
+        {
+            kit.Dispose();
+            throw new InvalidDataException($"SecureFed:Site is '{options.Site}' but the kit in {options.KitDirectory} belongs to '{kit.Name}'.");
+        }
+
+        PrivacyLedger? ledger = null;
+        try
+        {
+            Directory.CreateDirectory(options.DataDirectory);
+            ledger = PrivacyLedger.Open(Path.Combine(options.DataDirectory, "privacy-ledger.jsonl"), options.Site);
+            AuditLog audit = AuditLog.Open(AuditDirectory(options.DataDirectory), options.Site, kit.IdentityKey, $"securefed/{kit.Manifest.FederationName}/{options.Site}");
+            return new AgentState(kit, ledger, audit);
+        }
+        catch
+        {
+            ledger?.Dispose();
+            kit.Dispose();
+            throw;
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        try
+        {
+            Audit.Checkpoint();
+        }
+        catch (InvalidOperationException)
+        {
+            // nothing new to sign
+        }
+
+        Audit.Dispose();
+        Ledger.Dispose();
+        Kit.Dispose();
+    }
+}

@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace SecureFed.Agent;
+
+/// <summary>Hosts the <see cref="AgentRunner"/> as a background service; stops the host when the federation finishes.</summary>
+public sealed class AgentWorker : BackgroundService
+{
+    private readonly AgentOptions _options;
+    private readonly AgentState _state;
+    private readonly ILocalTrainer _trainer;
+    private readonly IHostApplicationLifetime _lifetime;
+    private readonly ILogger<AgentWorker> _logger;
+
+    /// <summary>Creates the worker.</summary>
+    public AgentWorker(IOptions<AgentOptions> options, AgentState state, ILocalTrainer trainer, IHostApplicationLifetime lifetime, ILogger<AgentWorker> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _state = state;
+        _trainer = trainer;
+        _lifetime = lifetime;
+        _logger = logger;
+    }
+
+    /// <summary>Raised after every round (forwarded from the runner).</summary>
+    public event EventHandler<AgentRoundReport>? RoundFinished;
+
+    /// <summary>Optional fault injection.</summary>
+    public DropoutHook? Dropout { get; set; }
+
+    /// <summary>The runner, once started.</summary>
+    public AgentRunner? Runner { get; private set; }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var client = new AggregatorClient(new Uri(_options.Aggregator), _state.Kit, TimeSpan.FromSeconds(_options.CallTimeoutSeconds), _options.MaxRetries);
+        Runner = new AgentRunner(_options, _state.Kit, client, _trainer, _state.Ledger, _state.Audit, _logger) { Dropout = Dropout };
+        Runner.RoundFinished += (sender, report) => RoundFinished?.Invoke(this, report);
+        try
+        {
+            await Runner.RunAsync(stoppingToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _lifetime.StopApplication();
+        }
+    }
+}

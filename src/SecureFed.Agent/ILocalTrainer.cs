@@ -1,0 +1,23 @@
+namespace SecureFed.Agent;
+
+/// <summary>
+/// Local training at a site. The real implementation trains the TorchSharp tagger with DP-SGD
+/// (<see cref="TaggerLocalTrainer"/>); tests substitute a fast deterministic one.
+/// </summary>
+public interface ILocalTrainer
+{
+    /// <summary>SHA-256 (hex) of the model specification; must equal the round's announcement.</summary>
+    string ModelSpecSha256 { get; }
+
+    /// <summary>Number of model parameters.</summary>
+    int ParameterCount { get; }
+
+    /// <summary>Sentences (examples) in the local training set.</summary>
+    long ExampleCount { get; }
+
+    /// <summary>Expected DP-SGD steps of one round under <paramref name="plan"/> (for the budget check beforehand).</summary>
+    long ExpectedSteps(LocalTrainingPlan plan);
+
+    /// <summary>Trains from <paramref name="globalModel"/> and returns the delta.</summary>
+    LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken);
+}

@@ -1,0 +1,27 @@
+using Microsoft.Extensions.Logging;
+
+namespace SecureFed.Agent;
+
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "{Site}: joined round {Round} ({Count} sites, t={Threshold})")]
+    public static partial void Joined(ILogger logger, string site, long round, int count, int threshold);
+
+    [LoggerMessage(2, LogLevel.Warning, "{Site}: declined round {Round}: {Reason}")]
+    public static partial void Declined(ILogger logger, string site, long round, string reason);
+
+    [LoggerMessage(3, LogLevel.Warning, "{Site}: refused to continue round {Round}: {Reason}")]
+    public static partial void Refused(ILogger logger, string site, long round, string reason);
+
+    [LoggerMessage(4, LogLevel.Information, "{Site}: round {Round} {Outcome}; record epsilon {RecordEpsilon:F3}, site epsilon {SiteEpsilon:F3}")]
+    public static partial void RoundDone(ILogger logger, string site, long round, string outcome, double recordEpsilon, double siteEpsilon);
+
+    [LoggerMessage(5, LogLevel.Warning, "{Site}: round {Round} ended early: {Reason}")]
+    public static partial void RoundEnded(ILogger logger, string site, long round, string reason);
+
+    [LoggerMessage(6, LogLevel.Information, "{Site}: simulated dropout before {Stage} of round {Round}")]
+    public static partial void SimulatedDrop(ILogger logger, string site, string stage, long round);
+
+    [LoggerMessage(7, LogLevel.Information, "{Site}: the federation has finished")]
+    public static partial void FederationFinished(ILogger logger, string site);
+}

@@ -1,0 +1,98 @@
+using SecureFed.Tagger;
+
+namespace SecureFed.Agent;
+
+/// <summary>
+/// Local training of the TorchSharp tagger with DP-SGD (Poisson sampling, per-example clipping, Gaussian noise) from
+/// the global model received in a round. The training data never leaves this object.
+/// </summary>
+public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
+{
+    private readonly ModelSpec _spec;
+    private readonly IReadOnlyList<Sentence> _train;
+    private readonly IReadOnlyList<Sentence> _dev;
+    private readonly TaggerModel _model;
+    private readonly double _learningRate;
+    private readonly int _seed;
+
+    /// <summary>Creates the trainer.</summary>
+    public TaggerLocalTrainer(ModelSpec spec, IReadOnlyList<Sentence> train, IReadOnlyList<Sentence> dev, string device, double learningRate, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        ArgumentNullException.ThrowIfNull(train);
+        if (train.Count == 0)
+        {
+            throw new ArgumentException("The local training set is empty.", nameof(train));
+        }
+
+        _spec = spec;
+        _train = train;
+        _dev = dev ?? [];
+        _learningRate = learningRate;
+        _seed = seed;
+        _model = TaggerModel.Create(spec.Config, spec.Labels, seed, device);
+        ParameterCount = checked((int)_model.ParameterCount);
+    }
+
+    /// <inheritdoc />
+    public string ModelSpecSha256 => _spec.Sha256;
+
+    /// <inheritdoc />
+    public int ParameterCount { get; }
+
+    /// <inheritdoc />
+    public long ExampleCount => _train.Count;
+
+    /// <summary>The initial parameters of a model built from the spec with <paramref name="seed"/> (for the aggregator's version 0).</summary>
+    public static float[] InitialParameters(ModelSpec spec, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, seed, "cpu");
+        return model.Flatten();
+    }
+
+    /// <inheritdoc />
+    public long ExpectedSteps(LocalTrainingPlan plan)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        return (long)Math.Ceiling(plan.LocalEpochs / plan.SampleRate);
+    }
+
+    /// <inheritdoc />
+    public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(globalModel);
+        ArgumentNullException.ThrowIfNull(plan);
+        _model.Unflatten(globalModel);
+        double devF1 = _dev.Count > 0 ? TaggerEvaluator.Evaluate(_model, _dev).F1 : double.NaN;
+        var options = new TrainOptions
+        {
+            Epochs = plan.LocalEpochs,
+            LearningRate = _learningRate,
+            Seed = unchecked(_seed + (int)plan.Round),
+            Optimizer = TaggerOptimizer.Adam,
+            Patience = int.MaxValue,
+            DpSgd = new DpSgdOptions(plan.NoiseMultiplier, plan.MaxGradNorm, plan.SampleRate),
+        };
+        TrainResult result = new TaggerTrainer().Train(_model, _train, null, options, null, cancellationToken);
+        float[] local = _model.Flatten();
+        float[] delta = new float[local.Length];
+        for (int i = 0; i < delta.Length; i++)
+        {
+            delta[i] = local[i] - globalModel[i];
+        }
+
+        return new LocalUpdate(delta, _train.Count, result.DpSteps, result.SampleRate, result.FinalLoss, devF1);
+    }
+
+    /// <summary>Dev F1 of <paramref name="parameters"/> (for reporting the fused model).</summary>
+    public double Evaluate(float[] parameters, IReadOnlyList<Sentence> sentences)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        _model.Unflatten(parameters);
+        return TaggerEvaluator.Evaluate(_model, sentences).F1;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _model.Dispose();
+}

@@ -1,0 +1,162 @@
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// Aggregator configuration (section <c>SecureFed</c> of aggregator.json, environment variables
+/// <c>SecureFed__Name</c>, or command-line <c>--SecureFed:Name=value</c>). Validated at start-up by
+/// <see cref="Validate"/>; every problem is reported with the setting's name.
+/// </summary>
+public sealed class AggregatorOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "SecureFed";
+
+    /// <summary>Federation name; must equal the manifest's. Required.</summary>
+    public string Federation { get; set; } = "";
+
+    /// <summary>HTTPS URL to listen on. <value>The default value is https://127.0.0.1:7443; port 0 picks a free port.</value></summary>
+    public string Listen { get; set; } = "https://127.0.0.1:7443";
+
+    /// <summary>The aggregator's kit folder (tls.crt, tls.key, identity.key, ca.crt, federation.json). Required.</summary>
+    public string KitDirectory { get; set; } = ".";
+
+    /// <summary>Where state lives: aggregator.db, ledger, audit log. <value>The default value is ./data.</value></summary>
+    public string DataDirectory { get; set; } = "./data";
+
+    /// <summary>Rounds to run before the federation finishes. <value>The default value is 10.</value></summary>
+    public int Rounds { get; set; } = 10;
+
+    /// <summary>Minimum cohort size to open a round. <value>The default value is 2.</value></summary>
+    public int MinSites { get; set; } = 2;
+
+    /// <summary>Shamir threshold t; 0 derives it from the cohort size (see GraphPlanner). <value>The default value is 0.</value></summary>
+    public int Threshold { get; set; }
+
+    /// <summary>Seconds the cohort has to train locally and advertise keys. <value>The default value is 600.</value></summary>
+    public int TrainingTimeoutSeconds { get; set; } = 600;
+
+    /// <summary>Deadline of every later protocol stage, in seconds. <value>The default value is 120.</value></summary>
+    public int StageTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>Seconds to wait for at least <see cref="MinSites"/> sites before a round opens. <value>The default value is 300.</value></summary>
+    public int JoinTimeoutSeconds { get; set; } = 300;
+
+    /// <summary>After the first site joins, how long to wait for more before opening. <value>The default value is 2.</value></summary>
+    public double JoinGraceSeconds { get; set; } = 2;
+
+    /// <summary>Federation-level site-guarantee budget ε. <value>The default value is 10.</value></summary>
+    public double EpsilonBudget { get; set; } = 10.0;
+
+    /// <summary>δ of the site-level guarantee. <value>The default value is 1e-5.</value></summary>
+    public double Delta { get; set; } = 1e-5;
+
+    /// <summary>S: every site clips its whole update to this L2 norm. <value>The default value is 1.0.</value></summary>
+    public double L2Clip { get; set; } = 1.0;
+
+    /// <summary>z: noise standard deviation of the sum as a multiple of S (site-level distributed DP). <value>The default value is 0.5.</value></summary>
+    public double SiteNoiseMultiplier { get; set; } = 0.5;
+
+    /// <summary>Cap on the example count a site's update is weighted with. <value>The default value is 10000.</value></summary>
+    public int WeightCap { get; set; } = 10_000;
+
+    /// <summary>Server learning rate applied to the averaged update. <value>The default value is 1.0.</value></summary>
+    public double ServerLearningRate { get; set; } = 1.0;
+
+    /// <summary>DP-SGD noise multiplier announced to sites (patient-level DP). <value>The default value is 1.0.</value></summary>
+    public double DpSgdNoiseMultiplier { get; set; } = 1.0;
+
+    /// <summary>DP-SGD per-example clip norm C. <value>The default value is 1.0.</value></summary>
+    public double DpSgdMaxGradNorm { get; set; } = 1.0;
+
+    /// <summary>DP-SGD Poisson sampling rate q. <value>The default value is 0.05.</value></summary>
+    public double DpSgdSampleRate { get; set; } = 0.05;
+
+    /// <summary>Local epochs per round. <value>The default value is 1.</value></summary>
+    public int LocalEpochs { get; set; } = 1;
+
+    /// <summary>Concurrent masked-input uploads buffered in memory (bounds peak memory). <value>The default value is 4.</value></summary>
+    public int MaxConcurrentUploads { get; set; } = 4;
+
+    /// <summary>Path of the initial model (little-endian float32 vector) used when the store has none.</summary>
+    public string? InitialModel { get; set; }
+
+    /// <summary>SHA-256 of the model specification (tagger configuration + labels) all sites must share. Required.</summary>
+    public string ModelSpecSha256 { get; set; } = "";
+
+    /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(Federation))
+        {
+            errors.Add("SecureFed:Federation is required.");
+        }
+
+        if (!Uri.TryCreate(Listen, UriKind.Absolute, out Uri? listen) || listen.Scheme != Uri.UriSchemeHttps)
+        {
+            errors.Add($"SecureFed:Listen must be an https:// URL, got '{Listen}'.");
+        }
+
+        if (string.IsNullOrWhiteSpace(KitDirectory))
+        {
+            errors.Add("SecureFed:KitDirectory is required.");
+        }
+
+        if (string.IsNullOrWhiteSpace(DataDirectory))
+        {
+            errors.Add("SecureFed:DataDirectory is required.");
+        }
+
+        Range(errors, "Rounds", Rounds, 1, 100_000);
+        Range(errors, "MinSites", MinSites, 2, 10_000);
+        if (Threshold != 0 && Threshold < 2)
+        {
+            errors.Add($"SecureFed:Threshold must be 0 (automatic) or at least 2, got {Threshold}.");
+        }
+
+        Range(errors, "TrainingTimeoutSeconds", TrainingTimeoutSeconds, 1, 86_400);
+        Range(errors, "StageTimeoutSeconds", StageTimeoutSeconds, 1, 3_600);
+        Range(errors, "JoinTimeoutSeconds", JoinTimeoutSeconds, 1, 86_400);
+        Range(errors, "WeightCap", WeightCap, 1, 1_000_000);
+        Range(errors, "LocalEpochs", LocalEpochs, 1, 1_000);
+        Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
+        Positive(errors, "EpsilonBudget", EpsilonBudget);
+        Positive(errors, "L2Clip", L2Clip);
+        Positive(errors, "SiteNoiseMultiplier", SiteNoiseMultiplier);
+        Positive(errors, "DpSgdNoiseMultiplier", DpSgdNoiseMultiplier);
+        Positive(errors, "DpSgdMaxGradNorm", DpSgdMaxGradNorm);
+        Positive(errors, "ServerLearningRate", ServerLearningRate);
+        Positive(errors, "JoinGraceSeconds", JoinGraceSeconds);
+        if (!(Delta > 0 && Delta < 1))
+        {
+            errors.Add($"SecureFed:Delta must be in (0, 1), got {Delta}.");
+        }
+
+        if (!(DpSgdSampleRate > 0 && DpSgdSampleRate <= 1))
+        {
+            errors.Add($"SecureFed:DpSgdSampleRate must be in (0, 1], got {DpSgdSampleRate}.");
+        }
+
+        if (ModelSpecSha256.Length != 64 || !ModelSpecSha256.All(Uri.IsHexDigit))
+        {
+            errors.Add("SecureFed:ModelSpecSha256 must be 64 hex digits (see 'securefed model spec').");
+        }
+
+        return errors;
+    }
+
+    private static void Range(List<string> errors, string name, int value, int min, int max)
+    {
+        if (value < min || value > max)
+        {
+            errors.Add($"SecureFed:{name} must be between {min} and {max}, got {value}.");
+        }
+    }
+
+    private static void Positive(List<string> errors, string name, double value)
+    {
+        if (!(value > 0) || double.IsInfinity(value))
+        {
+            errors.Add($"SecureFed:{name} must be a positive number, got {value}.");
+        }
+    }
+}

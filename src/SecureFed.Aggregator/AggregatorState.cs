@@ -1,0 +1,116 @@
+using SecureFed.Aggregator.Persistence;
+using SecureFed.Audit;
+using SecureFed.Federation;
+
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// Everything the aggregator keeps: its kit (certificates, identity), the SQLite store (rounds, models), the
+/// federation privacy ledger, the audit log and the current model. Opening it validates all of them; a corrupt or
+/// foreign store, ledger or log stops the start-up with a message naming the file.
+/// </summary>
+public sealed class AggregatorState : IDisposable
+{
+    private AggregatorState(PartyKit kit, AggregatorStore store, FederationBudget budget, AuditLog audit, ModelState model)
+    {
+        Kit = kit;
+        Store = store;
+        Budget = budget;
+        Audit = audit;
+        Model = model;
+    }
+
+    /// <summary>The aggregator's kit.</summary>
+    public PartyKit Kit { get; }
+
+    /// <summary>Rounds and models.</summary>
+    public AggregatorStore Store { get; }
+
+    /// <summary>Federation-level site-guarantee ledger.</summary>
+    public FederationBudget Budget { get; }
+
+    /// <summary>The aggregator's audit log.</summary>
+    public AuditLog Audit { get; }
+
+    /// <summary>The current global model.</summary>
+    public ModelState Model { get; }
+
+    /// <summary>Audit log folder under the data directory.</summary>
+    public static string AuditDirectory(string dataDirectory) => Path.Combine(dataDirectory, "audit");
+
+    /// <summary>Opens (or creates) the state for <paramref name="options"/>.</summary>
+    /// <param name="options">Validated options.</param>
+    /// <param name="initialModel">The initial model when neither the store nor <see cref="AggregatorOptions.InitialModel"/> has one.</param>
+    public static AggregatorState Open(AggregatorOptions options, float[]? initialModel = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        PartyKit kit = PartyKit.Load(options.KitDirectory);
+        if (!kit.IsAggregator)
+        {
+            kit.Dispose();
+            throw new InvalidDataException($"{options.KitDirectory}: this is the kit of site '{kit.Name}', not the aggregator's.");
+        }
+
+        if (kit.Manifest.FederationName != options.Federation)
+        {
+            kit.Dispose();
+            throw new InvalidDataException($"SecureFed:Federation is '{options.Federation}' but the kit belongs to federation '{kit.Manifest.FederationName}'.");
+        }
+
+        Directory.CreateDirectory(options.DataDirectory);
+        AggregatorStore? store = null;
+        FederationBudget? budget = null;
+        AuditLog? audit = null;
+        try
+        {
+            store = AggregatorStore.Open(Path.Combine(options.DataDirectory, "aggregator.db"));
+            store.EnsureFederation(options.Federation);
+            budget = FederationBudget.Open(Path.Combine(options.DataDirectory, "privacy-ledger.jsonl"), options.Federation);
+            audit = AuditLog.Open(AuditDirectory(options.DataDirectory), "aggregator", kit.IdentityKey, $"securefed/{options.Federation}/aggregator");
+            ModelState model = LoadModel(store, options, initialModel);
+            return new AggregatorState(kit, store, budget, audit, model);
+        }
+        catch
+        {
+            audit?.Dispose();
+            budget?.Dispose();
+            store?.Dispose();
+            kit.Dispose();
+            throw;
+        }
+    }
+
+    private static ModelState LoadModel(AggregatorStore store, AggregatorOptions options, float[]? initialModel)
+    {
+        ModelRecord? latest = store.LatestModel();
+        if (latest is not null)
+        {
+            byte[] bytes = store.LoadModel(latest.Version)
+                ?? throw new InvalidDataException($"The store lists model version {latest.Version} but holds no bytes for it.");
+            return new ModelState(latest.Version, ModelState.FromBytes(bytes, $"model version {latest.Version}"), latest.Sha256);
+        }
+
+        float[] values;
+        if (!string.IsNullOrEmpty(options.InitialModel))
+        {
+            values = ModelState.FromBytes(File.ReadAllBytes(options.InitialModel), options.InitialModel);
+        }
+        else
+        {
+            values = initialModel ?? throw new InvalidDataException("No model yet: set SecureFed:InitialModel to a model file (see 'securefed model init').");
+        }
+
+        string sha = ModelState.Digest(values);
+        store.SaveModel(0, 0, ModelState.ToBytes(values), sha);
+        return new ModelState(0, values, sha);
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        Audit.Dispose();
+        Budget.Dispose();
+        Store.Dispose();
+        Kit.Dispose();
+    }
+}

@@ -1,0 +1,42 @@
+using System.Globalization;
+using SecureFed.Privacy;
+
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// The federation-level ledger of the site guarantee (update-level distributed DP): every completed round's zCDP cost
+/// ρ is appended to a <see cref="PrivacyLedger"/> file, and a round is only opened when ε after it (at the
+/// federation's δ, worst case with only t survivors) stays within budget.
+/// </summary>
+public sealed class FederationBudget : IDisposable
+{
+    private readonly PrivacyLedger _ledger;
+
+    private FederationBudget(PrivacyLedger ledger) => _ledger = ledger;
+
+    /// <summary>Opens (or creates) the ledger; a corrupt ledger is a hard error.</summary>
+    public static FederationBudget Open(string path, string federation) => new(PrivacyLedger.Open(path, "aggregator:" + federation));
+
+    /// <summary>Checks whether a round costing ρ fits the budget.</summary>
+    public BudgetDecision Check(double rho, double budgetEpsilon, double delta)
+    {
+        LedgerDecision d = _ledger.Check(Guarantee.Site, PlannedMechanism.Zcdp(rho), budgetEpsilon, delta);
+        return new BudgetDecision(d.Allowed, d.EpsilonBefore, d.EpsilonAfter, d.Reason);
+    }
+
+    /// <summary>Records a completed round's cost; returns ε spent after it.</summary>
+    public double Record(long round, double rho, double delta)
+    {
+        LedgerEntry entry = _ledger.Record(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), delta);
+        return entry.EpsilonAfter;
+    }
+
+    /// <summary>ε spent so far at δ.</summary>
+    public double Spent(double delta) => _ledger.Spent(Guarantee.Site, delta).Epsilon;
+
+    /// <summary>A short description for status output.</summary>
+    public string Describe(double delta) => $"site-level ε = {Spent(delta).ToString("F3", CultureInfo.InvariantCulture)} (δ = {delta.ToString("G3", CultureInfo.InvariantCulture)})";
+
+    /// <inheritdoc />
+    public void Dispose() => _ledger.Dispose();
+}

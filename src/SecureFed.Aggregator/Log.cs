@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Logging;
+
+namespace SecureFed.Aggregator;
+
+internal static partial class Log
+{
+    [LoggerMessage(1, LogLevel.Information, "Round {Round} opened with {Count} sites (t={Threshold}, k={Degree}, m={Length}, b={Bits})")]
+    public static partial void RoundOpened(ILogger logger, long round, int count, int threshold, int degree, int length, int bits);
+
+    [LoggerMessage(2, LogLevel.Information, "Round {Round} stage {Stage} closed: {Delivered} delivered, dropped [{Dropped}]")]
+    public static partial void StageClosed(ILogger logger, long round, string stage, int delivered, string dropped);
+
+    [LoggerMessage(3, LogLevel.Warning, "Round {Round} aborted at {Stage}: {Reason}")]
+    public static partial void RoundAborted(ILogger logger, long round, string stage, string reason);
+
+    [LoggerMessage(4, LogLevel.Information, "Round {Round} completed: model version {Version} from {Count} sites; site-level epsilon {Epsilon:F3}")]
+    public static partial void RoundCompleted(ILogger logger, long round, long version, int count, double epsilon);
+
+    [LoggerMessage(5, LogLevel.Warning, "Refused a message from {Site}: {Reason}")]
+    public static partial void Refused(ILogger logger, string site, string reason);
+
+    [LoggerMessage(6, LogLevel.Information, "Waiting for at least {MinSites} sites (have {Count})")]
+    public static partial void WaitingForSites(ILogger logger, int minSites, int count);
+
+    [LoggerMessage(7, LogLevel.Warning, "Federation budget reached: {Reason}")]
+    public static partial void BudgetExhausted(ILogger logger, string reason);
+
+    [LoggerMessage(8, LogLevel.Information, "Federation finished after {Rounds} rounds")]
+    public static partial void Finished(ILogger logger, long rounds);
+
+    [LoggerMessage(9, LogLevel.Warning, "Aborted {Count} round(s) interrupted by a restart")]
+    public static partial void InterruptedRoundsAborted(ILogger logger, int count);
+
+    [LoggerMessage(10, LogLevel.Information, "Site {Site} declined round {Round}: {Reason}")]
+    public static partial void Declined(ILogger logger, string site, long round, string reason);
+}

@@ -1,0 +1,81 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// The current global model as the aggregator sees it: a flat little-endian float32 vector (the tagger's documented
+/// flatten order), its version and SHA-256. The aggregator never needs the model's structure.
+/// </summary>
+public sealed class ModelState
+{
+    private readonly object _gate = new();
+
+    /// <summary>Creates the state.</summary>
+    public ModelState(long version, float[] values, string sha256)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        Version = version;
+        Values = values;
+        Sha256 = sha256;
+    }
+
+    /// <summary>Model version (0 = the initial model).</summary>
+    public long Version { get; private set; }
+
+    /// <summary>The parameters.</summary>
+    public float[] Values { get; private set; }
+
+    /// <summary>SHA-256 (hex) of <see cref="ToBytes"/> of the values.</summary>
+    public string Sha256 { get; private set; }
+
+    /// <summary>Number of parameters.</summary>
+    public int ParameterCount => Values.Length;
+
+    /// <summary>Replaces the model.</summary>
+    public void Update(long version, float[] values, string sha256)
+    {
+        lock (_gate)
+        {
+            Version = version;
+            Values = values;
+            Sha256 = sha256;
+        }
+    }
+
+    /// <summary>Little-endian float32 encoding.</summary>
+    public static byte[] ToBytes(ReadOnlySpan<float> values)
+    {
+        byte[] bytes = new byte[values.Length * 4];
+        for (int i = 0; i < values.Length; i++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
+        }
+
+        return bytes;
+    }
+
+    /// <summary>Decodes a little-endian float32 vector; rejects a length that is not a multiple of 4 and non-finite values.</summary>
+    public static float[] FromBytes(ReadOnlySpan<byte> bytes, string source)
+    {
+        if (bytes.Length == 0 || bytes.Length % 4 != 0)
+        {
+            throw new InvalidDataException($"{source}: a model file holds little-endian float32 values; {bytes.Length} bytes is not a positive multiple of 4.");
+        }
+
+        float[] values = new float[bytes.Length / 4];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes[(i * 4)..]);
+            if (!float.IsFinite(values[i]))
+            {
+                throw new InvalidDataException($"{source}: value {i} is not finite.");
+            }
+        }
+
+        return values;
+    }
+
+    /// <summary>SHA-256 hex of the encoded values.</summary>
+    public static string Digest(ReadOnlySpan<float> values) => Convert.ToHexStringLower(SHA256.HashData(ToBytes(values)));
+}

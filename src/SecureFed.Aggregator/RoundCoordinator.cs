@@ -1,0 +1,489 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using SecureFed.Audit;
+using SecureFed.Privacy;
+using SecureFed.Protocol;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// Runs the federation's rounds: gathers a cohort of connected sites, opens a round with fresh parameters, walks the
+/// protocol stages with a deadline on each, and on success turns the secure sum into the next model version. It owns
+/// no sockets: the gRPC service feeds it messages through <see cref="Current"/>.
+/// </summary>
+public sealed class RoundCoordinator : BackgroundService
+{
+    private readonly AggregatorOptions _options;
+    private readonly AggregatorState _state;
+    private readonly TimeProvider _time;
+    private readonly ILogger<RoundCoordinator> _logger;
+    private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
+    private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile RoundSession? _current;
+
+    /// <summary>Creates the coordinator.</summary>
+    public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _options = options.Value;
+        _state = state;
+        _time = time;
+        _logger = logger;
+    }
+
+    /// <summary>Raised on every stage change (on the coordinator's thread; handlers must be quick).</summary>
+    public event EventHandler<RoundProgress>? Progress;
+
+    /// <summary>Completes when the configured number of rounds has run or the budget is exhausted.</summary>
+    public Task Finished => _finished.Task;
+
+    /// <summary>True once no further round will open.</summary>
+    public bool IsFinished => _finished.Task.IsCompleted;
+
+    internal RoundSession? Current => _current;
+
+    /// <summary>
+    /// Long-poll of a site waiting for a round: returns the open round that includes it (and that it has not seen), or
+    /// null when the federation has finished.
+    /// </summary>
+    internal async Task<RoundSession?> AwaitRoundAsync(string site, long lastRound, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RoundSession? current = _current;
+            if (current is not null && current.Round > lastRound && current.IndexOf(site) > 0
+                && current.Server.Stage == ProtocolStage.AdvertiseKeys)
+            {
+                return current;
+            }
+
+            if (IsFinished)
+            {
+                return null;
+            }
+
+            var waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            _waiting[site] = waiter;
+            using (cancellationToken.Register(() => waiter.TrySetCanceled(cancellationToken)))
+            {
+                try
+                {
+                    await Task.WhenAny(waiter.Task, _finished.Task).ConfigureAwait(false);
+                    cancellationToken.ThrowIfCancellationRequested();
+                }
+                finally
+                {
+                    _waiting.TryRemove(new KeyValuePair<string, TaskCompletionSource<bool>>(site, waiter));
+                }
+            }
+        }
+    }
+
+    /// <summary>Sites currently waiting for a round.</summary>
+    public IReadOnlyCollection<string> WaitingSites => [.. _waiting.Keys];
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        try
+        {
+            int interrupted = _state.Store.AbortInterruptedRounds("the aggregator restarted while the round was open");
+            if (interrupted > 0)
+            {
+                Log.InterruptedRoundsAborted(_logger, interrupted);
+                _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", "aggregator restarted while the round was open"));
+            }
+
+            int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
+            while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
+            {
+                IReadOnlyList<string> cohort = await GatherCohortAsync(stoppingToken).ConfigureAwait(false);
+                RoundSession? session = OpenRound(cohort);
+                if (session is null)
+                {
+                    break; // budget exhausted
+                }
+
+                bool ok = await RunRoundAsync(session, stoppingToken).ConfigureAwait(false);
+                if (ok)
+                {
+                    completed++;
+                }
+            }
+
+            Log.Finished(_logger, completed);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            RoundSession? open = _current;
+            if (open is not null && !open.IsFinished)
+            {
+                AbortRound(open, open.Server.Stage, "the aggregator is shutting down");
+            }
+        }
+        finally
+        {
+            _finished.TrySetResult();
+            foreach (TaskCompletionSource<bool> w in _waiting.Values)
+            {
+                w.TrySetResult(false);
+            }
+
+            try
+            {
+                _state.Audit.Checkpoint();
+            }
+            catch (InvalidOperationException)
+            {
+                // nothing new to sign
+            }
+        }
+    }
+
+    private async Task<IReadOnlyList<string>> GatherCohortAsync(CancellationToken cancellationToken)
+    {
+        DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(_options.JoinTimeoutSeconds);
+        DateTimeOffset? enoughSince = null;
+        int reported = -1;
+        while (true)
+        {
+            var waiting = _waiting.Keys.Where(s => !_state.Kit.Manifest.IsRevoked(s)).Order(StringComparer.Ordinal).ToList();
+            DateTimeOffset now = _time.GetUtcNow();
+            if (waiting.Count >= _options.MinSites)
+            {
+                enoughSince ??= now;
+                bool everyone = waiting.Count >= _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+                if (everyone || now - enoughSince.Value >= TimeSpan.FromSeconds(_options.JoinGraceSeconds))
+                {
+                    return waiting;
+                }
+            }
+            else
+            {
+                enoughSince = null;
+                if (waiting.Count != reported)
+                {
+                    Log.WaitingForSites(_logger, _options.MinSites, waiting.Count);
+                    reported = waiting.Count;
+                }
+
+                if (now > deadline)
+                {
+                    deadline = now.AddSeconds(_options.JoinTimeoutSeconds);
+                }
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private RoundSession? OpenRound(IReadOnlyList<string> cohort)
+    {
+        int n = cohort.Count;
+        GraphPlan plan = GraphPlanner.Plan(n);
+        int threshold = _options.Threshold == 0 ? plan.Threshold : Math.Min(_options.Threshold, plan.Degree + 1);
+        if (2 * threshold <= plan.Degree + 1)
+        {
+            threshold = ((plan.Degree + 1) / 2) + 1;
+        }
+
+        int d = _state.Model.ParameterCount;
+        // Noise headroom in update units: 20 standard deviations of the noise in a sum of up to n site shares,
+        // with 10% slack for the rounding inflation of the sensitivity.
+        double headroom = DistributedDp.HeadroomStandardDeviations * _options.SiteNoiseMultiplier * _options.L2Clip * 1.1 * Math.Sqrt((double)n / threshold);
+        UpdateCodec codec = UpdateCodec.Plan(d, _options.L2Clip, n, headroom, _options.WeightCap);
+        DistributedDpPlan dpPlan = DistributedDp.Plan(_options.L2Clip, codec.Scale, d, n, threshold, _options.SiteNoiseMultiplier);
+
+        double rho = DistributedDp.RhoPerRound(dpPlan, threshold);
+        BudgetDecision decision = _state.Budget.Check(rho, _options.EpsilonBudget, _options.Delta);
+        if (!decision.Allowed)
+        {
+            Log.BudgetExhausted(_logger, decision.Reason);
+            _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", _state.Store.ListRounds().Count + 1).Add("site", "aggregator").Add("reason", decision.Reason));
+            return null;
+        }
+
+        byte[] sessionBytes = RandomNumberGenerator.GetBytes(16);
+        var config = new
+        {
+            federation = _options.Federation,
+            cohort,
+            threshold,
+            degree = plan.Degree,
+            vector_length = codec.VectorLength,
+            bit_width = codec.BitWidth,
+            scale = codec.Scale,
+            l2_clip = _options.L2Clip,
+            site_noise_multiplier = _options.SiteNoiseMultiplier,
+            sigma_site = dpPlan.SigmaSite,
+            dp_sgd = new { _options.DpSgdNoiseMultiplier, _options.DpSgdMaxGradNorm, _options.DpSgdSampleRate, _options.LocalEpochs },
+            model_version = _state.Model.Version,
+        };
+        long round = _state.Store.BeginRound(JsonSerializer.Serialize(config));
+        var participants = cohort.Select((name, i) =>
+        {
+            _state.Kit.Manifest.TryGetSite(name, out Federation.PartyInfo info);
+            return new Participant(i + 1, name, info.IdentityPublicKey);
+        }).ToArray();
+        var parameters = new RoundParameters(_options.Federation, round, Convert.ToHexStringLower(sessionBytes), participants,
+            threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
+
+        DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(_options.TrainingTimeoutSeconds);
+        var announcement = new RoundAnnouncement
+        {
+            Header = new Header { FederationId = _options.Federation, Round = (ulong)round, SessionId = parameters.SessionId, Stage = Stage.Announce, Sender = "aggregator" },
+            Threshold = (uint)threshold,
+            GraphDegree = (uint)plan.Degree,
+            VectorLength = (uint)codec.VectorLength,
+            BitWidth = (uint)codec.BitWidth,
+            QuantClip = codec.ClipBound,
+            QuantScale = codec.Scale,
+            WeightCap = (uint)codec.WeightCap,
+            DpSgd = new DpSgdSettings { NoiseMultiplier = _options.DpSgdNoiseMultiplier, MaxGradNorm = _options.DpSgdMaxGradNorm, SampleRate = _options.DpSgdSampleRate, LocalEpochs = (uint)_options.LocalEpochs },
+            SiteDp = new SiteDpSettings { L2Clip = _options.L2Clip, NoiseSigmaSite = dpPlan.SigmaSite, TargetNoiseMultiplier = _options.SiteNoiseMultiplier, Delta = _options.Delta },
+            ModelVersion = (ulong)_state.Model.Version,
+            ModelSha256 = _state.Model.Sha256,
+            ParameterCount = (uint)d,
+            ModelSpecSha256 = _options.ModelSpecSha256,
+            StageDeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
+            StageTimeoutSeconds = (uint)_options.StageTimeoutSeconds,
+        };
+        announcement.Participants.AddRange(participants.Select(p => new ParticipantInfo { Index = (uint)p.Index, Name = p.Name, IdentityPublicKey = Google.Protobuf.ByteString.CopyFrom(p.IdentityPublicKey) }));
+
+        var session = new RoundSession(parameters, announcement, codec, dpPlan, _state.Model.Version, _state.Model.Values) { StageDeadline = deadline };
+        _state.Audit.Append(AuditEvents.RoundOpened, f => f
+            .Add("round", round)
+            .Add("session", parameters.SessionId)
+            .Add("cohort", cohort)
+            .Add("threshold", threshold)
+            .Add("graph_degree", plan.Degree)
+            .Add("bit_width", codec.BitWidth)
+            .Add("vector_length", codec.VectorLength)
+            .Add("model_version", _state.Model.Version)
+            .AddObject("dp", dp => dp
+                .Add("l2_clip", _options.L2Clip)
+                .Add("site_noise_multiplier", _options.SiteNoiseMultiplier)
+                .Add("sigma_site_quantized", dpPlan.SigmaSite)
+                .Add("scale", codec.Scale)
+                .Add("delta", _options.Delta)
+                .Add("dp_sgd_noise_multiplier", _options.DpSgdNoiseMultiplier)
+                .Add("dp_sgd_max_grad_norm", _options.DpSgdMaxGradNorm)
+                .Add("dp_sgd_sample_rate", _options.DpSgdSampleRate)
+                .Add("local_epochs", _options.LocalEpochs)));
+        Log.RoundOpened(_logger, round, n, threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
+        _current = session;
+        foreach (TaskCompletionSource<bool> w in _waiting.Values)
+        {
+            w.TrySetResult(true);
+        }
+
+        Report(session, "opened", [], $"t={threshold}, k={plan.Degree}");
+        return session;
+    }
+
+    private async Task<bool> RunRoundAsync(RoundSession session, CancellationToken cancellationToken)
+    {
+        ServerRound server = session.Server;
+        ProtocolStage stage = ProtocolStage.AdvertiseKeys;
+        try
+        {
+            // Stage 0 has the training deadline; later stages the stage timeout.
+            await WaitForStageAsync(session, session.StageDeadline, cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<int> u1 = CloseStage(session, stage, () => server.CloseAdvertiseKeys());
+
+            stage = ProtocolStage.ShareKeys;
+            await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<int> u2 = CloseStage(session, stage, () => server.CloseShareKeys());
+            foreach (int u in u2)
+            {
+                _state.Audit.Append(AuditEvents.SharesRelayed, f => f.Add("round", session.Round).Add("site", session.Parameters[u].Name).Add("count", server.SharesFor(u).Count));
+            }
+
+            stage = ProtocolStage.MaskedInputCollection;
+            await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<int> u3 = CloseStage(session, stage, () => server.CloseMaskedInput());
+            session.Survivors = u3;
+
+            stage = ProtocolStage.ConsistencyCheck;
+            await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
+            UnmaskRequest request = CloseStage(session, stage, () => server.CloseConsistency());
+            session.UnmaskRequest = request;
+            _state.Audit.Append(AuditEvents.UnmaskRequested, f => f
+                .Add("round", session.Round)
+                .Add("survivors", request.Survivors.Select(i => session.Parameters[i].Name))
+                .Add("dropped", request.Dropped.Select(i => session.Parameters[i].Name)));
+
+            stage = ProtocolStage.Unmasking;
+            await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
+            AggregationResult result = CloseStage(session, stage, () => server.Finish());
+            Complete(session, result);
+            return true;
+        }
+        catch (RoundAbortedException ex)
+        {
+            AbortRound(session, ex.Stage, ex.Reason);
+            return false;
+        }
+    }
+
+    private DateTimeOffset NextDeadline(RoundSession session)
+    {
+        session.StageDeadline = _time.GetUtcNow().AddSeconds(_options.StageTimeoutSeconds);
+        return session.StageDeadline;
+    }
+
+    private async Task WaitForStageAsync(RoundSession session, DateTimeOffset deadline, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            ServerRound server = session.Server;
+            var declined = session.Declined.Select(session.IndexOf).ToHashSet();
+            var expected = server.Expected.Where(i => !declined.Contains(i)).ToHashSet();
+            if (expected.IsSubsetOf(server.Delivered))
+            {
+                return;
+            }
+
+            TimeSpan left = deadline - _time.GetUtcNow();
+            if (left <= TimeSpan.Zero)
+            {
+                return;
+            }
+
+            await session.WaitForActivityAsync(left < TimeSpan.FromMilliseconds(250) ? left : TimeSpan.FromMilliseconds(250), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private T CloseStage<T>(RoundSession session, ProtocolStage stage, Func<T> close)
+    {
+        ServerRound server = session.Server;
+        var expected = server.Expected.ToHashSet();
+        var delivered = server.Delivered.ToHashSet();
+        string[] dropped = [.. expected.Except(delivered).Order().Select(i => session.Parameters[i].Name)];
+        if (dropped.Length > 0)
+        {
+            _state.Audit.Append(AuditEvents.Dropout, f => f.Add("round", session.Round).Add("stage", StageName(stage)).Add("sites", dropped));
+        }
+
+        Log.StageClosed(_logger, session.Round, StageName(stage), delivered.Count, string.Join(", ", dropped));
+        T result = close();
+        _state.Store.RecordStage(session.Round, StageName(stage), [.. delivered.Order().Select(i => session.Parameters[i].Name)]);
+        session.CloseStage(stage);
+        Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered");
+        return result;
+    }
+
+    private void Complete(RoundSession session, AggregationResult result)
+    {
+        (double[] updateSum, long totalWeight) = session.Codec.Decode(result.Sum);
+        if (totalWeight <= 0)
+        {
+            throw new RoundAbortedException(ProtocolStage.Unmasking, $"the aggregated weight is {totalWeight}; nothing to average");
+        }
+
+        // Each site sent ω_u·Δ_u with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u.
+        double omegaSum = (double)totalWeight / session.Codec.WeightCap;
+        float[] next = new float[session.BaseModel.Length];
+        for (int i = 0; i < next.Length; i++)
+        {
+            next[i] = (float)(session.BaseModel[i] + (_options.ServerLearningRate * updateSum[i] / omegaSum));
+        }
+
+        if (next.Any(v => !float.IsFinite(v)))
+        {
+            throw new RoundAbortedException(ProtocolStage.Unmasking, "the averaged update is not finite");
+        }
+
+        string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
+        long version = _state.Model.Version + 1;
+        byte[] bytes = ModelState.ToBytes(next);
+        string sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
+        _state.Store.CompleteRoundWithModel(session.Round, version, bytes, sha, contributors);
+        double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
+        _state.Model.Update(version, next, sha);
+        _state.Audit.Append(AuditEvents.AggregateProduced, f => f
+            .Add("round", session.Round)
+            .Add("model_version", version)
+            .Add("sha256", sha)
+            .Add("participants", contributors)
+            .Add("total_weight", totalWeight));
+        _state.Audit.Append(AuditEvents.PrivacySpent, f => f
+            .Add("round", session.Round)
+            .Add("guarantee", "site")
+            .Add("rho", rho)
+            .Add("epsilon", epsilon)
+            .Add("delta", _options.Delta));
+        _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", session.Round));
+        _state.Audit.Checkpoint();
+        Log.RoundCompleted(_logger, session.Round, version, contributors.Length, epsilon);
+        var outcome = new RoundOutcome
+        {
+            Header = Header(session),
+            Completed = true,
+            ModelVersion = (ulong)version,
+            ModelSha256 = sha,
+            SiteEpsilonSpent = epsilon,
+        };
+        outcome.Contributors.AddRange(contributors);
+        outcome.Dropped.AddRange(session.Parameters.Participants.Select(p => p.Name).Except(contributors));
+        session.Finish(outcome);
+        Report(session, "completed", [], $"model v{version}, site ε={epsilon.ToString("F3", CultureInfo.InvariantCulture)}");
+    }
+
+    private void AbortRound(RoundSession session, ProtocolStage stage, string reason)
+    {
+        session.Server.Abort(reason);
+        _state.Store.AbortRound(session.Round, reason);
+        _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("round", session.Round).Add("stage", StageName(stage)).Add("reason", reason));
+        try
+        {
+            _state.Audit.Checkpoint();
+        }
+        catch (InvalidOperationException)
+        {
+            // nothing new to sign
+        }
+
+        Log.RoundAborted(_logger, session.Round, StageName(stage), reason);
+        session.Finish(new RoundOutcome { Header = Header(session), Completed = false, AbortReason = reason, SiteEpsilonSpent = _state.Budget.Spent(_options.Delta) });
+        Report(session, "aborted", [], reason);
+    }
+
+    private Header Header(RoundSession session) => new()
+    {
+        FederationId = _options.Federation,
+        Round = (ulong)session.Round,
+        SessionId = session.SessionId,
+        Stage = Stage.Unmasking,
+        Sender = "aggregator",
+    };
+
+    private void Report(RoundSession session, string stage, IReadOnlyList<string> dropped, string detail)
+    {
+        var alive = session.Server.Stage switch
+        {
+            ProtocolStage.Aborted => [],
+            _ => session.Server.Expected.Select(i => session.Parameters[i].Name).ToArray(),
+        };
+        Progress?.Invoke(this, new RoundProgress(session.Round, stage, alive, dropped, detail, _state.Budget.Spent(_options.Delta)));
+    }
+
+    internal static string StageName(ProtocolStage stage) => stage switch
+    {
+        ProtocolStage.AdvertiseKeys => "advertise_keys",
+        ProtocolStage.ShareKeys => "share_keys",
+        ProtocolStage.MaskedInputCollection => "masked_input",
+        ProtocolStage.ConsistencyCheck => "consistency",
+        ProtocolStage.Unmasking => "unmasking",
+        ProtocolStage.Completed => "completed",
+        _ => "aborted",
+    };
+}

@@ -1,0 +1,101 @@
+using SecureFed.Privacy;
+using SecureFed.Protocol;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// One attempt of one round on the aggregator: the protocol state machine plus the signals that release the agents'
+/// long-polls when a stage closes. Created by <see cref="RoundCoordinator"/>; read by the gRPC service.
+/// </summary>
+internal sealed class RoundSession
+{
+    private readonly TaskCompletionSource[] _closed = [.. Enumerable.Range(0, 5).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
+    private readonly TaskCompletionSource<RoundOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly SemaphoreSlim _activity = new(0);
+    private readonly HashSet<string> _declined = [];
+
+    public RoundSession(RoundParameters parameters, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, float[] baseModel)
+    {
+        Parameters = parameters;
+        Server = new ServerRound(parameters);
+        Announcement = announcement;
+        Codec = codec;
+        DpPlan = dpPlan;
+        BaseModelVersion = baseModelVersion;
+        BaseModel = baseModel;
+    }
+
+    public RoundParameters Parameters { get; }
+
+    public ServerRound Server { get; }
+
+    public RoundAnnouncement Announcement { get; }
+
+    public UpdateCodec Codec { get; }
+
+    public DistributedDpPlan DpPlan { get; }
+
+    public long BaseModelVersion { get; }
+
+    public float[] BaseModel { get; }
+
+    public long Round => Parameters.Round;
+
+    public string SessionId => Parameters.SessionId;
+
+    /// <summary>Current stage deadline (UTC), for status displays.</summary>
+    public DateTimeOffset StageDeadline { get; set; }
+
+    public IReadOnlyList<int>? Survivors { get; set; }
+
+    public UnmaskRequest? UnmaskRequest { get; set; }
+
+    public bool IsFinished => _outcome.Task.IsCompleted;
+
+    public int IndexOf(string site) => Parameters.Find(site)?.Index ?? 0;
+
+    public void Decline(string site)
+    {
+        lock (_declined)
+        {
+            _declined.Add(site);
+        }
+
+        Signal();
+    }
+
+    public IReadOnlyCollection<string> Declined
+    {
+        get
+        {
+            lock (_declined)
+            {
+                return [.. _declined];
+            }
+        }
+    }
+
+    /// <summary>Wakes the coordinator: something arrived, the stage may be complete.</summary>
+    public void Signal() => _activity.Release();
+
+    public Task<bool> WaitForActivityAsync(TimeSpan timeout, CancellationToken cancellationToken) => _activity.WaitAsync(timeout, cancellationToken);
+
+    public void CloseStage(ProtocolStage stage) => _closed[(int)stage].TrySetResult();
+
+    /// <summary>Waits until <paramref name="stage"/> has closed; throws when the round ended first.</summary>
+    public async Task WaitStageClosedAsync(ProtocolStage stage, CancellationToken cancellationToken)
+    {
+        Task closed = _closed[(int)stage].Task;
+        Task done = await Task.WhenAny(closed, _outcome.Task).WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (done != closed && !closed.IsCompleted)
+        {
+            RoundOutcome outcome = await _outcome.Task.ConfigureAwait(false);
+            throw new RoundAbortedException(stage, outcome.Completed ? "the round already completed" : outcome.AbortReason);
+        }
+    }
+
+    public Task<RoundOutcome> OutcomeAsync(CancellationToken cancellationToken) => _outcome.Task.WaitAsync(cancellationToken);
+
+    public void Finish(RoundOutcome outcome) => _outcome.TrySetResult(outcome);
+}
