@@ -1,0 +1,369 @@
+using System.Security.Cryptography;
+
+using Microsoft.Extensions.Time.Testing;
+
+using SecureFed.Aggregator.Persistence;
+
+namespace SecureFed.Federation.Tests.Persistence;
+
+public sealed class AggregatorStoreTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero));
+
+    private string DbPath => _dir.Combine("data", "aggregator.db");
+
+    public void Dispose() => _dir.Dispose();
+
+    private AggregatorStore Open() => AggregatorStore.Open(DbPath, _time);
+
+    private static (byte[] Bytes, string Sha) Model(int floats, int seed)
+    {
+        byte[] bytes = new byte[floats * sizeof(float)];
+        new Random(seed).NextBytes(bytes);
+        return (bytes, Convert.ToHexStringLower(SHA256.HashData(bytes)));
+    }
+
+    [Fact]
+    public void Open_NewPath_CreatesDirectoryAndWalDatabase()
+    {
+        using AggregatorStore store = Open();
+
+        Assert.True(File.Exists(DbPath));
+        Assert.True(File.Exists(DbPath + "-wal"), "WAL journal expected while open");
+        Assert.Equal(Path.GetFullPath(DbPath), store.Path);
+        Assert.Empty(store.ListRounds());
+        Assert.Null(store.LatestModel());
+        Assert.Empty(store.QuickCheck());
+    }
+
+    [Fact]
+    public void RoundLifecycle_BeginStagesComplete_IsPersistedAcrossReopen()
+    {
+        using (AggregatorStore store = Open())
+        {
+            store.EnsureFederation("fed");
+            long round = store.BeginRound("""{"clip":1.0}""");
+            _time.Advance(TimeSpan.FromSeconds(3));
+            store.RecordStage(round, "AdvertiseKeys", ["site-jp", "site-de", "site-fr"]);
+            store.RecordStage(round, "MaskedInput", ["site-de", "site-fr"]);
+            _time.Advance(TimeSpan.FromSeconds(4));
+            store.CompleteRound(round, new string('a', 64), ["site-fr", "site-de"]);
+            Assert.Equal(1, round);
+        }
+
+        using AggregatorStore reopened = Open();
+        RoundRecord record = Assert.Single(reopened.ListRounds());
+        Assert.Equal(RoundStatus.Completed, record.Status);
+        Assert.Equal("""{"clip":1.0}""", record.ConfigurationJson);
+        Assert.Equal(["site-de", "site-fr"], record.Participants);
+        Assert.Equal(new string('a', 64), record.ModelSha256);
+        Assert.Equal(_time.GetUtcNow() - TimeSpan.FromSeconds(7), record.StartedUtc);
+        Assert.Equal(_time.GetUtcNow(), record.EndedUtc);
+        Assert.Equal(["AdvertiseKeys", "MaskedInput"], record.Stages.Select(s => s.Stage));
+        Assert.Equal(["site-de", "site-fr", "site-jp"], record.Stages[0].Participants);
+        Assert.Equal("fed", reopened.FederationName);
+    }
+
+    [Fact]
+    public void BeginRound_AfterCompletedAndAborted_NumbersIncrease()
+    {
+        using AggregatorStore store = Open();
+        long r1 = store.BeginRound("{}");
+        store.AbortRound(r1, "too many dropouts");
+        long r2 = store.BeginRound("{}");
+        store.CompleteRound(r2, new string('b', 64), ["a", "b"]);
+        long r3 = store.BeginRound("{}");
+
+        Assert.Equal([1L, 2L, 3L], new[] { r1, r2, r3 });
+        Assert.Equal([RoundStatus.Aborted, RoundStatus.Completed, RoundStatus.Running], store.ListRounds().Select(r => r.Status));
+        Assert.Equal("too many dropouts", store.GetRound(r1)!.AbortReason);
+        Assert.Null(store.GetRound(99));
+    }
+
+    [Fact]
+    public void BeginRound_WhileAnotherRuns_Throws()
+    {
+        using AggregatorStore store = Open();
+        store.BeginRound("{}");
+
+        var ex = Assert.Throws<InvalidOperationException>(() => store.BeginRound("{}"));
+
+        Assert.Contains("round 1 is still running", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void BeginRound_InvalidJson_ThrowsArgumentException()
+    {
+        using AggregatorStore store = Open();
+
+        Assert.Throws<ArgumentException>(() => store.BeginRound("{not json"));
+    }
+
+    [Fact]
+    public void CompleteRound_AbortedOrMissingRound_Throws()
+    {
+        using AggregatorStore store = Open();
+        long round = store.BeginRound("{}");
+        store.AbortRound(round, "timeout");
+
+        var aborted = Assert.Throws<InvalidOperationException>(() => store.CompleteRound(round, new string('c', 64), ["a"]));
+        var missing = Assert.Throws<InvalidOperationException>(() => store.RecordStage(7, "ShareKeys", ["a"]));
+
+        Assert.Contains("it is aborted", aborted.Message, StringComparison.Ordinal);
+        Assert.Contains("Round 7 does not exist", missing.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AbortRound_CompletedRound_ThrowsAndAbortedIsIdempotent()
+    {
+        using AggregatorStore store = Open();
+        long r1 = store.BeginRound("{}");
+        store.CompleteRound(r1, new string('d', 64), ["a"]);
+        long r2 = store.BeginRound("{}");
+        store.AbortRound(r2, "first");
+        store.AbortRound(r2, "second");
+
+        Assert.Throws<InvalidOperationException>(() => store.AbortRound(r1, "late"));
+        Assert.Equal("first", store.GetRound(r2)!.AbortReason);
+    }
+
+    [Fact]
+    public void AbortInterruptedRounds_AfterCrashMidRound_AbortsOnlyTheRunningRound()
+    {
+        using (AggregatorStore store = Open())
+        {
+            long done = store.BeginRound("{}");
+            store.CompleteRoundWithModel(done, 1, Model(16, 1).Bytes, Model(16, 1).Sha, ["a", "b"]);
+            long interrupted = store.BeginRound("{}");
+            store.RecordStage(interrupted, "ShareKeys", ["a", "b"]);
+
+            // "Crash": dispose without completing the round.
+        }
+
+        using AggregatorStore reopened = Open();
+        int aborted = reopened.AbortInterruptedRounds("aggregator restarted");
+        int abortedAgain = reopened.AbortInterruptedRounds("again");
+        long next = reopened.BeginRound("{}");
+
+        Assert.Equal(1, aborted);
+        Assert.Equal(0, abortedAgain);
+        Assert.Equal(RoundStatus.Completed, reopened.GetRound(1)!.Status);
+        RoundRecord r2 = reopened.GetRound(2)!;
+        Assert.Equal(RoundStatus.Aborted, r2.Status);
+        Assert.Equal("aggregator restarted", r2.AbortReason);
+        Assert.Equal(3, next);
+        Assert.Equal(Model(16, 1).Bytes, reopened.LoadModel(1));
+    }
+
+    [Fact]
+    public void SaveModel_FourMegabytes_RoundTripsAndLatestIsNewest()
+    {
+        using AggregatorStore store = Open();
+        long round = store.BeginRound("{}");
+        (byte[] big, string bigSha) = Model(1_000_000, 2);
+        (byte[] small, string smallSha) = Model(10, 3);
+
+        store.SaveModel(1, round, small, smallSha);
+        store.CompleteRoundWithModel(round, 2, big, bigSha, ["a"]);
+
+        Assert.Equal(big, store.LoadModel(2));
+        Assert.Equal(small, store.LoadModel(1));
+        Assert.Null(store.LoadModel(3));
+        ModelRecord latest = store.LatestModel()!;
+        Assert.Equal((2L, round, bigSha, (long)big.Length), (latest.Version, latest.Round, latest.Sha256, latest.SizeBytes));
+        Assert.Equal(bigSha, store.GetRound(round)!.ModelSha256);
+    }
+
+    [Fact]
+    public void SaveModel_WrongDigestOrOldVersion_Refused()
+    {
+        using AggregatorStore store = Open();
+        long round = store.BeginRound("{}");
+        (byte[] bytes, string sha) = Model(8, 4);
+        store.SaveModel(5, round, bytes, sha);
+
+        Assert.Throws<ArgumentException>(() => store.SaveModel(6, round, bytes, new string('0', 64)));
+        var old = Assert.Throws<InvalidOperationException>(() => store.SaveModel(5, round, bytes, sha));
+        Assert.Contains("versions only increase", old.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CompleteRoundWithModel_ModelRefused_RoundStaysRunning()
+    {
+        using AggregatorStore store = Open();
+        long round = store.BeginRound("{}");
+        (byte[] bytes, string sha) = Model(8, 5);
+        store.SaveModel(3, round, bytes, sha);
+
+        Assert.Throws<InvalidOperationException>(() => store.CompleteRoundWithModel(round, 2, bytes, sha, ["a"]));
+
+        Assert.Equal(RoundStatus.Running, store.GetRound(round)!.Status);
+    }
+
+    [Fact]
+    public void LoadModel_BytesCorruptedOnDisk_InvalidDataException()
+    {
+        (byte[] bytes, string sha) = Model(1024, 6);
+        using (AggregatorStore store = Open())
+        {
+            long round = store.BeginRound("{}");
+            store.CompleteRoundWithModel(round, 1, bytes, sha, ["a"]);
+        }
+
+        // Flip one byte of the stored model behind the store's back.
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            byte[] tampered = (byte[])bytes.Clone();
+            tampered[100] ^= 0x01;
+            cmd.CommandText = "UPDATE models SET bytes = $b WHERE version = 1;";
+            cmd.Parameters.AddWithValue("$b", tampered);
+            Assert.Equal(1, cmd.ExecuteNonQuery());
+        }
+
+        using AggregatorStore reopened = Open();
+        var ex = Assert.Throws<InvalidDataException>(() => reopened.LoadModel(1));
+
+        Assert.Contains("Model version 1", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(sha, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TryRecordSubmission_FirstDuplicateAndConflict_HaveIdempotentSemantics()
+    {
+        using AggregatorStore store = Open();
+        long round = store.BeginRound("{}");
+        string d1 = new('1', 64);
+        string d2 = new('2', 64);
+
+        Assert.True(store.TryRecordSubmission(round, "site-de", "MaskedInput", d1));
+        Assert.False(store.TryRecordSubmission(round, "site-de", "MaskedInput", d1));
+        Assert.False(store.TryRecordSubmission(round, "site-de", "MaskedInput", d1.ToUpperInvariant()));
+        Assert.True(store.TryRecordSubmission(round, "site-de", "Unmasking", d2));
+        Assert.True(store.TryRecordSubmission(round, "site-fr", "MaskedInput", d2));
+        var ex = Assert.Throws<InvalidOperationException>(() => store.TryRecordSubmission(round, "site-de", "MaskedInput", d2));
+
+        Assert.Contains("site-de", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("different message", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TryRecordSubmission_SurvivesReopen()
+    {
+        string d = new('e', 64);
+        using (AggregatorStore store = Open())
+        {
+            long round = store.BeginRound("{}");
+            Assert.True(store.TryRecordSubmission(round, "s", "ShareKeys", d));
+        }
+
+        using AggregatorStore reopened = Open();
+        Assert.False(reopened.TryRecordSubmission(1, "s", "ShareKeys", d));
+        Assert.Throws<InvalidOperationException>(() => reopened.TryRecordSubmission(1, "s", "ShareKeys", new string('f', 64)));
+    }
+
+    [Fact]
+    public void EnsureFederation_OtherFederationsDatabase_Refused()
+    {
+        using (AggregatorStore store = Open())
+        {
+            store.EnsureFederation("hospitals-eu");
+        }
+
+        using AggregatorStore reopened = Open();
+        reopened.EnsureFederation("hospitals-eu");
+        var ex = Assert.Throws<InvalidOperationException>(() => reopened.EnsureFederation("hospitals-us"));
+
+        Assert.Contains("belongs to federation 'hospitals-eu', not 'hospitals-us'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(reopened.Path, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_DirectoryCannotBeCreated_IOExceptionNamingPath()
+    {
+        // Running as root, permissions do not stop us; a regular file where the directory should be does.
+        string blocker = _dir.Combine("blocker");
+        File.WriteAllText(blocker, "not a directory");
+        string path = Path.Combine(blocker, "data", "aggregator.db");
+
+        var ex = Assert.Throws<IOException>(() => AggregatorStore.Open(path, _time));
+
+        Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_CorruptFile_InvalidDataExceptionAndFileUntouched()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(DbPath)!);
+        byte[] garbage = new byte[8192];
+        new Random(9).NextBytes(garbage);
+        File.WriteAllBytes(DbPath, garbage);
+
+        var ex = Assert.Throws<InvalidDataException>(() => AggregatorStore.Open(DbPath, _time));
+
+        Assert.Contains(Path.GetFullPath(DbPath), ex.Message, StringComparison.Ordinal);
+        Assert.Equal(garbage, File.ReadAllBytes(DbPath));
+    }
+
+    [Fact]
+    public void Open_ForeignSqliteDatabase_RefusedAndUntouched()
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(DbPath)!);
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = "CREATE TABLE patients (id INTEGER); INSERT INTO patients VALUES (1);";
+            cmd.ExecuteNonQuery();
+        }
+
+        var ex = Assert.Throws<InvalidDataException>(() => AggregatorStore.Open(DbPath, _time));
+
+        Assert.Contains("not a SecureFed aggregator database", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("patients", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_NewerSchemaVersion_Refused()
+    {
+        Open().Dispose();
+
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = "INSERT INTO schema_version (version, applied_utc) VALUES (99, 'x');";
+            cmd.ExecuteNonQuery();
+        }
+
+        var ex = Assert.Throws<InvalidDataException>(() => Open());
+
+        Assert.Contains("schema version 99", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Ledger_Append_ListsInOrderAndFiltersByKind()
+    {
+        using AggregatorStore store = Open();
+        long round = store.BeginRound("{}");
+        long a = store.AppendLedger(round, "privacy", """{"epsilon":0.5}""");
+        long b = store.AppendLedger(null, "checkpoint", """{"root":"ab"}""");
+        long c = store.AppendLedger(round, "privacy", """{"epsilon":0.7}""");
+
+        Assert.Equal([a, b, c], store.ListLedger().Select(e => e.Sequence));
+        Assert.Equal([a, c], store.ListLedger("privacy").Select(e => e.Sequence));
+        Assert.Null(store.ListLedger("checkpoint").Single().Round);
+        Assert.Throws<InvalidOperationException>(() => store.AppendLedger(42, "privacy", "{}"));
+    }
+
+    [Fact]
+    public void Dispose_ThenUse_ThrowsObjectDisposed()
+    {
+        AggregatorStore store = Open();
+        store.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(() => store.ListRounds());
+    }
+}
