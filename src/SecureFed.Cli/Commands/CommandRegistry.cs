@@ -10,5 +10,6 @@ internal static class CommandRegistry
         yield return DemoCommand.Create();
         yield return BenchCommands.Create();
         yield return TaggerCommands.Create();
+        yield return ProvisionCommands.Create();
     }
 }

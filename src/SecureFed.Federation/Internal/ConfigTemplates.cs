@@ -27,8 +27,8 @@ internal static class ConfigTemplates
         w.WriteNumber("MinSites", 2);
         w.WriteNumber("Threshold", 0);
         w.WriteNumber("StageTimeoutSeconds", 120);
-        w.WriteNumber("EpsilonBudget", 10.0);
-        w.WriteNumber("Delta", 1e-5);
+        Raw(w, "EpsilonBudget", "10.0");
+        Raw(w, "Delta", "1e-5");
     });
 
     public static string Agent(string site, string host) => Write(w =>
@@ -40,9 +40,15 @@ internal static class ConfigTemplates
         w.WriteString("TrainFile", string.Empty);
         w.WriteString("DevFile", string.Empty);
         w.WriteString("Device", "auto");
-        w.WriteNumber("EpsilonBudget", 8.0);
-        w.WriteNumber("Delta", 1e-5);
+        Raw(w, "EpsilonBudget", "8.0");
+        Raw(w, "Delta", "1e-5");
     });
+
+    private static void Raw(Utf8JsonWriter w, string name, string json)
+    {
+        w.WritePropertyName(name);
+        w.WriteRawValue(json);
+    }
 
     private static string Write(Action<Utf8JsonWriter> body)
     {

@@ -1,0 +1,185 @@
+using System.CommandLine;
+
+using SecureFed.Federation;
+
+using Spectre.Console;
+using Spectre.Console.Rendering;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary>
+/// <c>securefed provision</c>: create a federation (CA, one kit per party) and <c>securefed provision revoke</c>:
+/// revoke a site in the manifest.
+/// </summary>
+internal static class ProvisionCommands
+{
+    public static Command Create()
+    {
+        var output = new Option<string>("--out") { Description = "Output directory (must not exist or be empty).", Required = true };
+        var federation = new Option<string>("--federation") { Description = "Federation name: lowercase a-z, 0-9 and '-', 1..63 characters.", Required = true };
+        var sites = new Option<string>("--sites") { Description = "Comma-separated site names, e.g. site-de,site-fr,site-jp.", Required = true };
+        var host = new Option<string>("--aggregator-host") { Description = "DNS name or IP address under which agents reach the aggregator.", Required = true };
+        var validityDays = new Option<int>("--validity-days") { Description = "Validity of the CA and all certificates, in days (1..3650).", DefaultValueFactory = _ => 365 };
+
+        var command = new Command(
+            "provision",
+            "Create a federation: an ECDSA P-256 CA, and for the aggregator and each site a kit with TLS certificate and key, " +
+            "Ed25519 identity key, the CA certificate, the federation manifest and a configuration template.");
+        foreach (Option option in new Option[] { output, federation, sites, host, validityDays })
+        {
+            command.Options.Add(option);
+        }
+
+        command.Subcommands.Add(CreateRevoke());
+        command.SetAction((parse, cancellationToken) =>
+        {
+            int days = parse.GetValue(validityDays);
+            if (days is < 1 or > 3650)
+            {
+                throw new UsageException($"--validity-days must be between 1 and 3650 (got {days}).");
+            }
+
+            string[] siteNames = ParseSites(parse.GetValue(sites)!);
+            var request = new ProvisionRequest(parse.GetValue(output)!, parse.GetValue(federation)!, siteNames, parse.GetValue(host)!, TimeSpan.FromDays(days));
+            ProvisionResult result;
+            try
+            {
+                result = FederationProvisioner.Provision(request);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException(WithoutParameterName(ex));
+            }
+
+            Render(parse.InvocationConfiguration.Output, Summary(result));
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command CreateRevoke()
+    {
+        var manifestOption = new Option<string>("--manifest") { Description = "The federation manifest to update (DIR/federation.json).", Required = true };
+        var siteOption = new Option<string>("--site") { Description = "The site to revoke.", Required = true };
+        var command = new Command(
+            "revoke",
+            "Revoke a site: its certificate and identity key are refused from now on. Updates the manifest atomically; " +
+            "then give the new manifest to the aggregator (aggregator kit federation.json).");
+        command.Options.Add(manifestOption);
+        command.Options.Add(siteOption);
+        command.SetAction((parse, cancellationToken) =>
+        {
+            string path = parse.GetValue(manifestOption)!;
+            string site = parse.GetValue(siteOption)!;
+            if (!File.Exists(path))
+            {
+                throw new UsageException($"--manifest: file not found: {Path.GetFullPath(path)}");
+            }
+
+            FederationManifest manifest = FederationManifest.Load(path);
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            if (!manifest.TryGetSite(site, out _))
+            {
+                throw new UsageException(
+                    $"--site: unknown site '{site}' in federation '{manifest.FederationName}'; known sites: {string.Join(", ", manifest.Sites.Select(s => s.Name))}.");
+            }
+
+            if (manifest.IsRevoked(site))
+            {
+                stdout.WriteLine($"Site '{site}' is already revoked in {Path.GetFullPath(path)}; nothing changed.");
+                return Task.FromResult(CliApp.ExitOk);
+            }
+
+            FederationManifest updated = manifest.WithRevoked(site);
+            updated.Save(path);
+            stdout.WriteLine($"Revoked site '{site}' in federation '{updated.FederationName}' ({Path.GetFullPath(path)}).");
+            stdout.WriteLine($"Revoked sites now: {string.Join(", ", updated.Revoked)}.");
+            stdout.WriteLine($"Next: copy this manifest over the aggregator's kit copy ({KitFiles.AggregatorDirectory}/{KitFiles.Manifest}) and restart the aggregator.");
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static string[] ParseSites(string value)
+    {
+        string[] names = value.Split(',', StringSplitOptions.TrimEntries);
+        if (names.Any(string.IsNullOrEmpty))
+        {
+            throw new UsageException($"--sites: empty site name in '{value}'; give comma-separated names such as site-de,site-fr.");
+        }
+
+        return names;
+    }
+
+    private static string WithoutParameterName(ArgumentException ex) =>
+        ex.ParamName is null ? ex.Message : ex.Message.Replace($" (Parameter '{ex.ParamName}')", string.Empty, StringComparison.Ordinal);
+
+    private static IRenderable Summary(ProvisionResult result)
+    {
+        string Relative(string path) => Path.GetRelativePath(result.OutputDirectory, path);
+
+        var table = new Table().Border(TableBorder.Rounded);
+        table.AddColumn("party");
+        table.AddColumn("folder");
+        table.AddColumn("files");
+        table.AddColumn("hand to");
+        table.AddRow(
+            "CA",
+            Markup.Escape(KitFiles.CaDirectory + "/"),
+            Markup.Escape($"{KitFiles.CaCertificate}, {KitFiles.CaKey}"),
+            "nobody: keep ca.key offline (it admits new parties)");
+        string kitFiles = $"{KitFiles.TlsCertificate}, {KitFiles.TlsKey}, {KitFiles.IdentityKey}, {KitFiles.CaCertificate}, {KitFiles.Manifest}";
+        table.AddRow(
+            KitFiles.AggregatorName,
+            Markup.Escape(Relative(result.AggregatorKitDirectory) + "/"),
+            Markup.Escape($"{kitFiles}, {KitFiles.AggregatorConfig}"),
+            Markup.Escape($"the aggregator operator (host {result.Manifest.AggregatorHost})"));
+        foreach ((string site, string directory) in result.SiteKitDirectories.OrderBy(p => p.Key, StringComparer.Ordinal))
+        {
+            table.AddRow(
+                Markup.Escape(site),
+                Markup.Escape(Relative(directory) + "/"),
+                Markup.Escape($"{kitFiles}, {KitFiles.AgentConfig}"),
+                Markup.Escape($"hospital '{site}' only"));
+        }
+
+        var thumbprints = new Table().Border(TableBorder.Simple);
+        thumbprints.AddColumn("party");
+        thumbprints.AddColumn("TLS certificate SHA-256");
+        thumbprints.AddRow(KitFiles.AggregatorName, result.Manifest.Aggregator.CertificateThumbprint);
+        foreach (PartyInfo site in result.Manifest.Sites)
+        {
+            thumbprints.AddRow(Markup.Escape(site.Name), site.CertificateThumbprint);
+        }
+
+        return new Rows(
+            new Markup($"Provisioned federation [bold]{Markup.Escape(result.Manifest.FederationName)}[/] in {Markup.Escape(result.OutputDirectory)}"),
+            new Markup(Markup.Escape(
+                $"Certificates valid {result.NotBefore.UtcDateTime:yyyy-MM-dd HH:mm} .. {result.NotAfter.UtcDateTime:yyyy-MM-dd HH:mm} UTC; " +
+                $"{result.Files.Count} files written; manifest: {KitFiles.Manifest}")),
+            table,
+            thumbprints,
+            new Markup(Markup.Escape(
+                "Each kit holds private keys (mode 0600): transfer it over a secure channel to its party only. " +
+                "Revoke a site with 'securefed provision revoke --manifest " + result.ManifestPath + " --site NAME'.")));
+    }
+
+    private static void Render(TextWriter writer, IRenderable renderable)
+    {
+        bool interactive = ReferenceEquals(writer, Console.Out) && !Console.IsOutputRedirected;
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(writer),
+            Ansi = interactive ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = interactive ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+        });
+        if (!interactive)
+        {
+            console.Profile.Width = 200;
+        }
+
+        console.Write(renderable);
+        console.WriteLine();
+    }
+}
