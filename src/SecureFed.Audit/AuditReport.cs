@@ -26,7 +26,7 @@ public static class AuditReport
             throw new ArgumentException("At least one log directory is needed.", nameof(directories));
         }
 
-        string html = Render(directories, out _);
+        string html = Create(directories).Html;
         string? folder = Path.GetDirectoryName(Path.GetFullPath(outputHtmlPath));
         if (folder is not null)
         {
@@ -36,10 +36,20 @@ public static class AuditReport
         DurableFile.WriteAllText(outputHtmlPath, html);
     }
 
-    /// <summary>Renders the report; <paramref name="mismatches"/> counts failed cross-checks.</summary>
-    internal static string Render(IReadOnlyList<string> directories, out int mismatches)
+    /// <summary>Verifies each log directory and renders the report without writing it.</summary>
+    public static AuditReportResult Create(IReadOnlyList<string> directories)
     {
-        var logs = new List<LogView>();
+        ArgumentNullException.ThrowIfNull(directories);
+        string html = Render(directories, out int mismatches, out List<LogView> logs);
+        return new AuditReportResult(html, logs.Count, logs.Count(l => !l.Verification.Ok), mismatches);
+    }
+
+    /// <summary>Renders the report; <paramref name="mismatches"/> counts failed cross-checks.</summary>
+    internal static string Render(IReadOnlyList<string> directories, out int mismatches) => Render(directories, out mismatches, out _);
+
+    private static string Render(IReadOnlyList<string> directories, out int mismatches, out List<LogView> logs)
+    {
+        logs = [];
         foreach (string directory in directories)
         {
             AuditVerification verification = AuditVerifier.VerifyCore(directory, null, null, out IReadOnlyList<LogEntry> entries);

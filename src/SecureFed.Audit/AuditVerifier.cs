@@ -190,8 +190,9 @@ public static class AuditVerifier
         string? rootHex = null;
         long lastGood = 0;
         string? lastGoodLabel = null;
-        foreach ((string label, SignedCheckpoint checkpoint) in checkpoints)
+        for (int index = 0; index < checkpoints.Count; index++)
         {
+            (string label, SignedCheckpoint checkpoint) = checkpoints[index];
             string? problem = null;
             if (origin is not null && checkpoint.Origin != origin)
             {
@@ -208,10 +209,16 @@ public static class AuditVerifier
             }
             else if (!roots[checkpoint.Size].AsSpan().SequenceEqual(checkpoint.RootHash))
             {
-                string where = string.Create(CultureInfo.InvariantCulture, $"a line between {lastGood + 1} and {checkpoint.Size}");
-                string consistency = lastGoodLabel is null ? string.Empty : $"; it is also inconsistent with {lastGoodLabel}";
-                problem = string.Create(CultureInfo.InvariantCulture,
-                    $"{label}: lines 1..{checkpoint.Size} do not hash to its signed root: {where} was edited, inserted, deleted or reordered after signing, or the checkpoint is not this log's{consistency}");
+                // If a later checkpoint still matches the lines, the lines are authentic and this checkpoint is a fork.
+                (string Label, SignedCheckpoint Checkpoint) later = checkpoints.Skip(index + 1).FirstOrDefault(c =>
+                    c.Checkpoint.Size <= leaves.Count && c.Checkpoint.Origin == checkpoint.Origin
+                    && roots[c.Checkpoint.Size].AsSpan().SequenceEqual(c.Checkpoint.RootHash) && (key is null || c.Checkpoint.Verify(key)));
+                string before = lastGoodLabel is null ? string.Empty : $"{lastGoodLabel} and ";
+                problem = later.Checkpoint is not null
+                    ? string.Create(CultureInfo.InvariantCulture,
+                        $"{label} is inconsistent with {before}{later.Label}: its signed root is not the root of lines 1..{checkpoint.Size}, which the later checkpoint covers intact (the log signed two different histories)")
+                    : string.Create(CultureInfo.InvariantCulture,
+                        $"{label}: lines 1..{checkpoint.Size} do not hash to its signed root: a line between {lastGood + 1} and {checkpoint.Size} was edited, inserted, deleted or reordered after signing (or the checkpoint was signed over a different tree)");
             }
 
             if (problem is null)

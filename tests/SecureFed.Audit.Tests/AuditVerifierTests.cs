@@ -212,8 +212,8 @@ public sealed class AuditVerifierTests
 
         AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
 
-        Assert.StartsWith("checkpoints/7.checkpoint: lines 1..7 do not hash to its signed root", result.FirstProblem, StringComparison.Ordinal);
-        Assert.EndsWith("inconsistent with checkpoints/4.checkpoint", result.FirstProblem, StringComparison.Ordinal);
+        Assert.StartsWith("checkpoints/7.checkpoint is inconsistent with checkpoints/4.checkpoint and checkpoints/10.checkpoint", result.FirstProblem, StringComparison.Ordinal);
+        Assert.EndsWith("(the log signed two different histories)", result.FirstProblem, StringComparison.Ordinal);
         Assert.Single(result.Problems);
     }
 

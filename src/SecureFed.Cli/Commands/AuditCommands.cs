@@ -1,0 +1,221 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+
+using SecureFed.Audit;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary><c>securefed audit verify|report|prove|check-proof</c>: the compliance auditor's tools.</summary>
+internal static class AuditCommands
+{
+    private static readonly JsonSerializerOptions Indented = new()
+    {
+        WriteIndented = true,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public static Command Create()
+    {
+        var command = new Command("audit", "Verify tamper-evident audit logs, write a report, and prove or check that a line is in a signed log.");
+        command.Subcommands.Add(CreateVerify());
+        command.Subcommands.Add(CreateReport());
+        command.Subcommands.Add(CreateProve());
+        command.Subcommands.Add(CreateCheckProof());
+        return command;
+    }
+
+    private static Option<string?> KeyOption() => new("--key")
+    {
+        Description = "The log's public key: a verifier key 'name+hash+base64', a base64 Ed25519 public key, or a file holding either. " +
+                      "Without it the log's own verifier.key is trusted.",
+    };
+
+    private static Command CreateVerify()
+    {
+        var directory = new Argument<string>("DIR") { Description = "The log directory (holding audit.jsonl and checkpoints/)." };
+        var key = KeyOption();
+        var previous = new Option<string?>("--previous") { Description = "A checkpoint file you kept from an earlier verification (detects rollback and rewritten history)." };
+        var json = new Option<bool>("--json") { Description = "Print the result as JSON." };
+        var command = new Command("verify", "Recompute the Merkle tree, check every checkpoint signature and their consistency. Exit 0 when intact, 1 naming the first bad line or checkpoint.");
+        command.Arguments.Add(directory);
+        command.Options.Add(key);
+        command.Options.Add(previous);
+        command.Options.Add(json);
+        command.SetAction((parse, ct) =>
+        {
+            string dir = RequireDirectory(parse.GetValue(directory));
+            string? previousFile = parse.GetValue(previous);
+            if (previousFile is not null && !File.Exists(previousFile))
+            {
+                throw new UsageException($"--previous: checkpoint file '{previousFile}' does not exist.");
+            }
+
+            AuditVerification result;
+            try
+            {
+                result = AuditVerifier.Verify(dir, parse.GetValue(key), previousFile);
+            }
+            catch (FormatException ex)
+            {
+                throw new UsageException($"--key: {ex.Message}");
+            }
+
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                var document = new Dictionary<string, object?>
+                {
+                    ["ok"] = result.Ok,
+                    ["directory"] = result.Directory,
+                    ["lines"] = result.Lines,
+                    ["checkpoints"] = result.Checkpoints,
+                    ["covered_lines"] = result.CoveredLines,
+                    ["uncovered_lines"] = result.UncoveredLines,
+                    ["actor"] = result.Actor,
+                    ["origin"] = result.Origin,
+                    ["verifier_key"] = result.VerifierKey,
+                    ["verifier_key_source"] = result.VerifierKeySource,
+                    ["root"] = result.RootHash,
+                    ["first_problem"] = result.FirstProblem,
+                    ["problems"] = result.Problems,
+                };
+                stdout.WriteLine(JsonSerializer.Serialize(document, Indented));
+            }
+            else
+            {
+                stdout.Write(result.ToString());
+            }
+
+            return Task.FromResult(result.Ok ? CliApp.ExitOk : CliApp.ExitFailure);
+        });
+        return command;
+    }
+
+    private static Command CreateReport()
+    {
+        var directories = new Argument<string[]>("DIR") { Description = "Log directories (aggregator and agents).", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string>("--out") { Description = "The HTML file to write.", Required = true };
+        var command = new Command("report", "Write a self-contained HTML report: verification, rounds, what each site sent, epsilon over time, masked-input cross-check. Exit 1 when a log fails or a cross-check mismatches.");
+        command.Arguments.Add(directories);
+        command.Options.Add(output);
+        command.SetAction((parse, ct) =>
+        {
+            string[] dirs = [.. parse.GetValue(directories)!.Select(RequireDirectory)];
+            string outPath = parse.GetValue(output)!;
+            AuditReportResult result = AuditReport.Create(dirs);
+            string? folder = Path.GetDirectoryName(Path.GetFullPath(outPath));
+            if (folder is not null)
+            {
+                Directory.CreateDirectory(folder);
+            }
+
+            File.WriteAllText(outPath, result.Html);
+            parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {outPath}: {result.Logs} log(s), {result.FailedLogs} failed verification, {result.CrossCheckMismatches} cross-check mismatch(es)"));
+            return Task.FromResult(result.FailedLogs == 0 && result.CrossCheckMismatches == 0 ? CliApp.ExitOk : CliApp.ExitFailure);
+        });
+        return command;
+    }
+
+    private static Command CreateProve()
+    {
+        var directory = new Argument<string>("DIR") { Description = "The log directory." };
+        var line = new Option<long>("--line") { Description = "The 1-based line number to prove.", Required = true };
+        var json = new Option<bool>("--json") { Description = "Print the proof as JSON." };
+        var command = new Command("prove", "Print an inclusion proof of one line against the newest signed checkpoint, checkable offline with 'audit check-proof'.");
+        command.Arguments.Add(directory);
+        command.Options.Add(line);
+        command.Options.Add(json);
+        command.SetAction((parse, ct) =>
+        {
+            string dir = RequireDirectory(parse.GetValue(directory));
+            long number = parse.GetValue(line);
+            if (number < 1)
+            {
+                throw new UsageException("--line must be 1 or more.");
+            }
+
+            AuditInclusionProof proof;
+            try
+            {
+                proof = AuditInclusionProof.Create(dir, number);
+            }
+            catch (ArgumentOutOfRangeException ex)
+            {
+                throw new InvalidOperationException(ex.Message.Split(" (Parameter", 2)[0], ex);
+            }
+
+            parse.InvocationConfiguration.Output.Write(parse.GetValue(json) ? proof.ToJson() : proof.ToText());
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command CreateCheckProof()
+    {
+        var file = new Argument<string>("FILE") { Description = "A proof written by 'audit prove' (text or --json)." };
+        var key = KeyOption();
+        key.Description = "The log's public key to check the checkpoint against (recommended); without it the key named in the proof is used.";
+        var command = new Command("check-proof", "Verify an inclusion proof offline: leaf hash, checkpoint signature, and the path to the signed root.");
+        command.Arguments.Add(file);
+        command.Options.Add(key);
+        command.SetAction((parse, ct) =>
+        {
+            string path = parse.GetValue(file)!;
+            if (!File.Exists(path))
+            {
+                throw new UsageException($"proof file '{path}' does not exist.");
+            }
+
+            AuditInclusionProof proof;
+            try
+            {
+                proof = AuditInclusionProof.Parse(File.ReadAllText(path));
+            }
+            catch (FormatException ex)
+            {
+                throw new UsageException($"{path}: {ex.Message}");
+            }
+
+            string? pinned = parse.GetValue(key);
+            bool ok;
+            string? problem;
+            try
+            {
+                ok = proof.TryVerify(pinned, out problem);
+            }
+            catch (FormatException ex)
+            {
+                throw new UsageException($"--key: {ex.Message}");
+            }
+
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            if (ok)
+            {
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"proof OK: line {proof.Line} is in the tree of size {proof.TreeSize} (root {proof.Root}) signed by {(pinned is null ? proof.VerifierKey + " (the key named in the proof; pass --key to pin it)" : "the given key")}"));
+                return Task.FromResult(CliApp.ExitOk);
+            }
+
+            stdout.WriteLine($"proof FAILED: {problem}");
+            return Task.FromResult(CliApp.ExitFailure);
+        });
+        return command;
+    }
+
+    private static string RequireDirectory(string? directory)
+    {
+        if (string.IsNullOrWhiteSpace(directory))
+        {
+            throw new UsageException("a log directory is required.");
+        }
+
+        if (!Directory.Exists(directory))
+        {
+            throw new UsageException($"log directory '{directory}' does not exist.");
+        }
+
+        return directory;
+    }
+}
