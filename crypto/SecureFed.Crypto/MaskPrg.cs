@@ -22,8 +22,9 @@ namespace SecureFed.Crypto;
 /// word is exactly uniform in [0, 2^b).</description></item>
 /// </list>
 /// <para>Because m and b are in the key derivation, the same seed and domain give unrelated streams for different
-/// vector lengths or bit widths. The keystream is computed as AES-ECB over pre-built counter blocks in 64 KiB chunks
-/// (hardware AES), and the masking / modular addition is fused with <c>Vector256</c> over each chunk.</para>
+/// vector lengths or bit widths. The keystream is computed as hardware AES-ECB (<c>Aes.EncryptEcb</c>) over counter
+/// blocks written in 64 KiB chunks straight into the output (or a pooled scratch chunk) and encrypted in place; the
+/// masking / modular addition is fused over each cache-hot chunk with <c>Vector&lt;uint&gt;</c> (256-bit on AVX2).</para>
 /// </remarks>
 public static class MaskPrg
 {
@@ -113,7 +114,6 @@ public static class MaskPrg
         }
 
         const int ChunkWords = AesCtrKeystream.ChunkBytes / sizeof(uint);
-        byte[] counters = ArrayPool<byte>.Shared.Rent(AesCtrKeystream.ChunkBytes);
         byte[]? scratch = null;
         try
         {
@@ -122,45 +122,48 @@ public static class MaskPrg
             {
                 Span<uint> chunk = words.Slice(offset, Math.Min(ChunkWords, words.Length - offset));
                 int blocks = (chunk.Length + 3) / 4;
-                Span<byte> counterBytes = counters.AsSpan(0, blocks * AesCtrKeystream.BlockSize);
-                AesCtrKeystream.FillCounterBlocks(block, counterBytes);
-                block += (uint)blocks;
+                int blockBytes = blocks * AesCtrKeystream.BlockSize;
 
                 if (mode == Mode.Overwrite && (chunk.Length & 3) == 0)
                 {
-                    // Encrypt straight into the caller's buffer, then mask in place while it is hot in cache.
-                    aes.EncryptEcb(counterBytes, MemoryMarshal.AsBytes(chunk), PaddingMode.None);
+                    // Write the counter blocks straight into the caller's buffer and encrypt them in place: the
+                    // destination lines are touched once and stay in cache for the mask.
+                    Span<byte> target = MemoryMarshal.AsBytes(chunk);
+                    AesCtrKeystream.FillCounterBlocks(block, target);
+                    aes.EncryptEcb(target, target, PaddingMode.None);
                     if (mask != uint.MaxValue)
                     {
                         ModularVector.AndInPlace(chunk, mask);
                     }
-
-                    continue;
                 }
-
-                scratch ??= ArrayPool<byte>.Shared.Rent(AesCtrKeystream.ChunkBytes);
-                Span<byte> keystream = scratch.AsSpan(0, counterBytes.Length);
-                aes.EncryptEcb(counterBytes, keystream, PaddingMode.None);
-                ReadOnlySpan<uint> stream = MemoryMarshal.Cast<byte, uint>(keystream)[..chunk.Length];
-                switch (mode)
+                else
                 {
-                    case Mode.Overwrite:
-                        stream.CopyTo(chunk);
-                        ModularVector.AndInPlace(chunk, mask);
-                        break;
-                    case Mode.Add:
-                        ModularVector.AddUnchecked(chunk, stream, mask);
-                        break;
-                    default:
-                        ModularVector.SubtractUnchecked(chunk, stream, mask);
-                        break;
+                    scratch ??= ArrayPool<byte>.Shared.Rent(AesCtrKeystream.ChunkBytes);
+                    Span<byte> keystream = scratch.AsSpan(0, blockBytes);
+                    AesCtrKeystream.FillCounterBlocks(block, keystream);
+                    aes.EncryptEcb(keystream, keystream, PaddingMode.None);
+                    ReadOnlySpan<uint> stream = MemoryMarshal.Cast<byte, uint>(keystream)[..chunk.Length];
+                    switch (mode)
+                    {
+                        case Mode.Overwrite:
+                            stream.CopyTo(chunk);
+                            ModularVector.AndInPlace(chunk, mask);
+                            break;
+                        case Mode.Add:
+                            ModularVector.AddUnchecked(chunk, stream, mask);
+                            break;
+                        default:
+                            ModularVector.SubtractUnchecked(chunk, stream, mask);
+                            break;
+                    }
                 }
+
+                block += (uint)blocks;
             }
         }
         finally
         {
             aes.Dispose();
-            ArrayPool<byte>.Shared.Return(counters);
             if (scratch is not null)
             {
                 CryptographicOperations.ZeroMemory(scratch);

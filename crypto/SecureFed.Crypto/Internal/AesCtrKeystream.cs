@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
@@ -114,36 +113,30 @@ internal static class AesCtrKeystream
         return aes;
     }
 
-    /// <summary>Keystream from counter <paramref name="counter"/> into <paramref name="destination"/>.</summary>
+    /// <summary>
+    /// Keystream from counter <paramref name="counter"/> into <paramref name="destination"/>: the counter blocks are
+    /// written into the destination itself and encrypted in place, one chunk per EncryptEcb call.
+    /// </summary>
     public static void Generate(Aes aes, UInt128 counter, Span<byte> destination)
     {
-        byte[] counters = ArrayPool<byte>.Shared.Rent(ChunkBytes);
-        try
+        while (destination.Length >= BlockSize)
         {
-            while (destination.Length > 0)
-            {
-                int fullBlocks = Math.Min(destination.Length / BlockSize, ChunkBlocks);
-                if (fullBlocks == 0)
-                {
-                    // Partial last block: encrypt one block into scratch and truncate.
-                    Span<byte> one = stackalloc byte[BlockSize];
-                    FillCounterBlocks(counter, counters.AsSpan(0, BlockSize));
-                    aes.EncryptEcb(counters.AsSpan(0, BlockSize), one, PaddingMode.None);
-                    one[..destination.Length].CopyTo(destination);
-                    CryptographicOperations.ZeroMemory(one);
-                    return;
-                }
-
-                int bytes = fullBlocks * BlockSize;
-                FillCounterBlocks(counter, counters.AsSpan(0, bytes));
-                aes.EncryptEcb(counters.AsSpan(0, bytes), destination[..bytes], PaddingMode.None);
-                destination = destination[bytes..];
-                counter += (uint)fullBlocks;
-            }
+            int blocks = Math.Min(destination.Length / BlockSize, ChunkBlocks);
+            Span<byte> target = destination[..(blocks * BlockSize)];
+            FillCounterBlocks(counter, target);
+            aes.EncryptEcb(target, target, PaddingMode.None);
+            destination = destination[target.Length..];
+            counter += (uint)blocks;
         }
-        finally
+
+        if (!destination.IsEmpty)
         {
-            ArrayPool<byte>.Shared.Return(counters);
+            // Partial last block: encrypt one block in scratch and truncate.
+            Span<byte> one = stackalloc byte[BlockSize];
+            FillCounterBlocks(counter, one);
+            aes.EncryptEcb(one, one, PaddingMode.None);
+            one[..destination.Length].CopyTo(destination);
+            CryptographicOperations.ZeroMemory(one);
         }
     }
 }

@@ -13,6 +13,8 @@ namespace SecureFed.Cli.Commands;
 /// <c>securefed bench prg</c>: single-thread throughput of the mask PRG (<see cref="MaskPrg.Generate"/> and
 /// <see cref="MaskPrg.AddTo"/>) against raw <see cref="SymmetricAlgorithm.EncryptEcb(ReadOnlySpan{byte}, Span{byte}, PaddingMode)"/>
 /// over pre-built counter blocks, measured in the same run: warm-up, then N interleaved runs, medians.
+/// Rates are per wall-clock second; the <c>cpu_</c> rates divide by the process CPU time instead, which is what
+/// <c>openssl speed</c> reports by default (it is insensitive to other load on a shared machine).
 /// </summary>
 internal static class PrgBenchCommand
 {
@@ -77,6 +79,8 @@ internal static class PrgBenchCommand
         double AesEcbBytesPerSecond,
         double RatioToAesEcb,
         int EcbChunkBytes,
+        double CpuBytesPerSecond,
+        double AesEcbCpuBytesPerSecond,
         double[] PrgSeconds,
         double[] AesEcbSeconds);
 
@@ -110,16 +114,22 @@ internal static class PrgBenchCommand
         double[] prg = new double[runs];
         double[] add = new double[runs];
         double[] ecb = new double[runs];
+        double[] prgCpu = new double[runs];
+        double[] ecbCpu = new double[runs];
         for (int run = 0; run < runs; run++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            TimeSpan cpu = Environment.CpuUsage.TotalTime;
             long start = Stopwatch.GetTimestamp();
             MaskPrg.Generate(seed, domain, bitWidth, words);
             prg[run] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            prgCpu[run] = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds;
 
+            cpu = Environment.CpuUsage.TotalTime;
             start = Stopwatch.GetTimestamp();
             Ecb(aes, counters, MemoryMarshal.AsBytes(words.AsSpan()));
             ecb[run] = Stopwatch.GetElapsedTime(start).TotalSeconds;
+            ecbCpu[run] = (Environment.CpuUsage.TotalTime - cpu).TotalSeconds;
 
             start = Stopwatch.GetTimestamp();
             MaskPrg.AddTo(seed, domain, bitWidth, words);
@@ -128,7 +138,9 @@ internal static class PrgBenchCommand
 
         double prgRate = bytes / Median(prg);
         double ecbRate = bytes / Median(ecb);
-        return new Result(bytes, runs, bitWidth, prgRate, bytes / Median(add), ecbRate, prgRate / ecbRate, EcbChunkBytes, prg, ecb);
+        return new Result(
+            bytes, runs, bitWidth, prgRate, bytes / Median(add), ecbRate, prgRate / ecbRate, EcbChunkBytes,
+            bytes / Math.Max(Median(prgCpu), 1e-9), bytes / Math.Max(Median(ecbCpu), 1e-9), prg, ecb);
     }
 
     private static void Ecb(Aes aes, byte[] counters, Span<byte> destination)
@@ -155,6 +167,7 @@ internal static class PrgBenchCommand
         output.WriteLine(string.Create(c, $"  MaskPrg.Generate          {r.BytesPerSecond / 1e9,8:F3} GB/s"));
         output.WriteLine(string.Create(c, $"  MaskPrg.AddTo             {r.AddBytesPerSecond / 1e9,8:F3} GB/s"));
         output.WriteLine(string.Create(c, $"  raw Aes.EncryptEcb        {r.AesEcbBytesPerSecond / 1e9,8:F3} GB/s  (pre-built counter blocks, {r.EcbChunkBytes / 1024} KiB per call)"));
-        output.WriteLine(string.Create(c, $"  ratio Generate / ECB      {r.RatioToAesEcb,8:F3}"));
+        output.WriteLine(string.Create(c, $"  ratio Generate / ECB      {r.RatioToAesEcb,8:F3}  (wall clock)"));
+        output.WriteLine(string.Create(c, $"  per CPU second (like openssl speed without -elapsed): Generate {r.CpuBytesPerSecond / 1e9:F3} GB/s, ECB {r.AesEcbCpuBytesPerSecond / 1e9:F3} GB/s"));
     }
 }
