@@ -16,12 +16,12 @@ public sealed record TaggerConfig
     };
 
     /// <summary>Hash buckets for normalised words (lower-cased, digits mapped to 0).</summary>
-    /// <value>The default value is 32768.</value>
-    public int WordBuckets { get; init; } = 32768;
+    /// <value>The default value is 16384.</value>
+    public int WordBuckets { get; init; } = 16384;
 
     /// <summary>Hash buckets for character n-grams.</summary>
-    /// <value>The default value is 32768.</value>
-    public int CharNgramBuckets { get; init; } = 32768;
+    /// <value>The default value is 16384.</value>
+    public int CharNgramBuckets { get; init; } = 16384;
 
     /// <summary>Hash buckets for word shapes (e.g. <c>Xxd</c>).</summary>
     /// <value>The default value is 512.</value>
@@ -32,8 +32,8 @@ public sealed record TaggerConfig
     public int WordDim { get; init; } = 64;
 
     /// <summary>Character n-gram embedding width.</summary>
-    /// <value>The default value is 64.</value>
-    public int CharDim { get; init; } = 64;
+    /// <value>The default value is 48.</value>
+    public int CharDim { get; init; } = 48;
 
     /// <summary>Word-shape embedding width.</summary>
     /// <value>The default value is 16.</value>
@@ -48,12 +48,12 @@ public sealed record TaggerConfig
     public int MaxNgram { get; init; } = 5;
 
     /// <summary>At most this many n-grams per token (whole word, prefixes and suffixes first).</summary>
-    /// <value>The default value is 40.</value>
-    public int MaxNgramsPerToken { get; init; } = 40;
+    /// <value>The default value is 32.</value>
+    public int MaxNgramsPerToken { get; init; } = 32;
 
     /// <summary>BiLSTM hidden size per direction.</summary>
-    /// <value>The default value is 128.</value>
-    public int Hidden { get; init; } = 128;
+    /// <value>The default value is 96.</value>
+    public int Hidden { get; init; } = 96;
 
     /// <summary>BiLSTM layers.</summary>
     /// <value>The default value is 1.</value>
@@ -67,7 +67,7 @@ public sealed record TaggerConfig
     /// <value>The default value is 0.1.</value>
     public double WordDropout { get; init; } = 0.1;
 
-    /// <summary>Default size: about 4.5 M parameters, trains on 2 CPU cores.</summary>
+    /// <summary>Default size: about 2 M parameters (8 MB as float32), trains on 2 CPU cores.</summary>
     public static TaggerConfig Default { get; } = new();
 
     /// <summary>Very small model for tests and demos (tens of thousands of parameters).</summary>

@@ -39,7 +39,7 @@ public sealed class TaggerTrainer
             throw new ArgumentException("the training set is empty", nameof(train));
         }
 
-        torch.set_num_threads(options.Threads > 0 ? options.Threads : Math.Max(1, Environment.ProcessorCount));
+        TorchRuntime.SetThreads(options.Threads);
         torch.random.manual_seed(options.Seed);
         var rng = new Random(options.Seed);
         var encodedTrain = train.Where(s => s.Length > 0).Select(s => model.Encode(s.Tokens, s.Tags)).ToArray();

@@ -8,8 +8,8 @@ public sealed record TrainOptions
     public int Epochs { get; init; } = 20;
 
     /// <summary>Sentences per batch (non-DP training).</summary>
-    /// <value>The default value is 16.</value>
-    public int BatchSize { get; init; } = 16;
+    /// <value>The default value is 32.</value>
+    public int BatchSize { get; init; } = 32;
 
     /// <summary>Learning rate.</summary>
     /// <value>The default value is 0.002.</value>
@@ -35,7 +35,7 @@ public sealed record TrainOptions
     /// <value>The default value is <see cref="TaggerOptimizer.Adam"/>.</value>
     public TaggerOptimizer Optimizer { get; init; } = TaggerOptimizer.Adam;
 
-    /// <summary>Torch intra-op threads (0 = number of processors).</summary>
+    /// <summary>Torch intra-op threads (0 = auto: half the processors, at least 1; libgomp's spinning makes oversubscribed threads very slow on shared machines).</summary>
     /// <value>The default value is 0.</value>
     public int Threads { get; init; }
 

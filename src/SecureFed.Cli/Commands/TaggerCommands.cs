@@ -27,6 +27,18 @@ internal static class TaggerCommands
         DefaultValueFactory = _ => "auto",
     };
 
+    private static Option<int> ThreadsOption() => new("--threads")
+    {
+        Description = "Torch threads (0 = auto: half the cores, at least 1).",
+        DefaultValueFactory = _ => 0,
+    };
+
+    private static int ApplyThreads(ParseResult parse, Option<int> threads)
+    {
+        int n = parse.GetValue(threads);
+        return n >= 0 ? TorchRuntime.SetThreads(n) : throw new UsageException($"--threads must be >= 0 (got {n})");
+    }
+
     private static Command CreateTrain()
     {
         var train = new Option<FileInfo>("--train") { Description = "Training file (TOKEN<TAB>TAG, blank line between sentences).", Required = true };
@@ -36,11 +48,11 @@ internal static class TaggerCommands
         var device = DeviceOption();
         var config = new Option<string>("--config") { Description = "Model size: default, tiny, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "default" };
         var seed = new Option<int>("--seed") { Description = "Seed for initialisation and batch order.", DefaultValueFactory = _ => 1 };
-        var batchSize = new Option<int>("--batch-size") { Description = "Sentences per batch.", DefaultValueFactory = _ => 16 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Sentences per batch.", DefaultValueFactory = _ => 32 };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 0.002 };
         var patience = new Option<int>("--patience") { Description = "Early stop after this many epochs without dev-F1 gain (0 = off).", DefaultValueFactory = _ => 5 };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Optional cap on optimiser steps." };
-        var threads = new Option<int>("--threads") { Description = "Torch threads (0 = all cores).", DefaultValueFactory = _ => 0 };
+        var threads = ThreadsOption();
 
         var command = new Command("train", "Train a tagger on a CoNLL file (early-stopped on --dev) and save it to --out.");
         foreach (Option o in new Option[] { train, dev, output, epochs, device, config, seed, batchSize, lr, patience, maxSteps, threads })
@@ -64,7 +76,7 @@ internal static class TaggerCommands
                 Seed = parse.GetValue(seed),
                 Patience = parse.GetValue(patience) >= 0 ? parse.GetValue(patience) : throw new UsageException("--patience must be >= 0"),
                 MaxSteps = parse.GetValue(maxSteps) is int m ? Positive(m, "--max-steps") : null,
-                Threads = parse.GetValue(threads) >= 0 ? parse.GetValue(threads) : throw new UsageException("--threads must be >= 0"),
+                Threads = ApplyThreads(parse, threads),
             };
 
             var trainSet = ConllReader.ReadFile(trainFile.FullName).ToList();
@@ -109,9 +121,10 @@ internal static class TaggerCommands
         {
             var lines = new SyncProgress(p =>
             {
-                if (p.EpochCompleted)
+                if (p.EpochCompleted || p.Step % 100 == 0)
                 {
                     stdout.WriteLine(FormatProgress(p));
+                    stdout.Flush();
                 }
             });
             return trainer.Train(model, train, dev, options, lines, ct);
@@ -149,8 +162,9 @@ internal static class TaggerCommands
         var conllOut = new Option<FileInfo?>("--conll-out") { Description = "Write 'token gold predicted' lines here (conlleval input)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var device = DeviceOption();
+        var threads = ThreadsOption();
         var command = new Command("eval", "Entity-level exact-match precision/recall/F1 (conlleval semantics) of a model on a CoNLL file.");
-        foreach (Option o in new Option[] { modelDir, test, conllOut, json, device })
+        foreach (Option o in new Option[] { modelDir, test, conllOut, json, device, threads })
         {
             command.Options.Add(o);
         }
@@ -161,6 +175,7 @@ internal static class TaggerCommands
             DirectoryInfo dir = RequireModel(parse.GetValue(modelDir)!);
             FileInfo testFile = RequireFile(parse.GetValue(test)!, "--test");
             string deviceName = ValidateDevice(parse.GetValue(device)!);
+            ApplyThreads(parse, threads);
             var gold = ConllReader.ReadFile(testFile.FullName).ToList();
             using TaggerModel model = TaggerModel.Load(dir.FullName, deviceName);
             ct.ThrowIfCancellationRequested();
@@ -216,8 +231,9 @@ internal static class TaggerCommands
         var modelDir = new Option<DirectoryInfo>("--model") { Description = "Model directory written by 'tagger train'.", Required = true };
         var input = new Option<FileInfo?>("--input") { Description = "Text file, one sentence per line (default: stdin)." };
         var device = DeviceOption();
+        var threads = ThreadsOption();
         var command = new Command("predict", "Tag raw text (one sentence per line; stdin or --input); prints TOKEN<TAB>TAG lines, blank line between sentences.");
-        foreach (Option o in new Option[] { modelDir, input, device })
+        foreach (Option o in new Option[] { modelDir, input, device, threads })
         {
             command.Options.Add(o);
         }
@@ -228,6 +244,7 @@ internal static class TaggerCommands
             DirectoryInfo dir = RequireModel(parse.GetValue(modelDir)!);
             FileInfo? inputFile = parse.GetValue(input) is FileInfo f ? RequireFile(f, "--input") : null;
             string deviceName = ValidateDevice(parse.GetValue(device)!);
+            ApplyThreads(parse, threads);
             string text = inputFile is null
                 ? await Console.In.ReadToEndAsync(ct).ConfigureAwait(false)
                 : await File.ReadAllTextAsync(inputFile.FullName, ct).ConfigureAwait(false);

@@ -1,0 +1,22 @@
+using TorchSharp;
+
+namespace SecureFed.Tagger;
+
+/// <summary>Process-wide libtorch settings.</summary>
+public static class TorchRuntime
+{
+    /// <summary>
+    /// Sets libtorch's intra-op thread count. 0 means auto: half the logical processors, at least 1. On a shared
+    /// 2-core machine one thread is much faster than two, because libgomp threads spin-wait at barriers when the
+    /// cores are oversubscribed.
+    /// </summary>
+    /// <param name="threads">Threads, or 0 for auto.</param>
+    /// <returns>The thread count applied.</returns>
+    public static int SetThreads(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(threads);
+        int n = threads > 0 ? threads : Math.Max(1, Environment.ProcessorCount / 2);
+        torch.set_num_threads(n);
+        return n;
+    }
+}
