@@ -27,6 +27,13 @@ public static class PeerTrust
         ValidateChain(certificate, caCertificate, X509RevocationMode.NoCheck, requiredUsageOid: null, out error);
 
     /// <summary>
+    /// Validates that <paramref name="certificate"/> chains to <paramref name="caCertificate"/> only, with
+    /// <paramref name="revocationMode"/> (null: <see cref="X509RevocationMode.NoCheck"/>, the federation revokes through the manifest).
+    /// </summary>
+    public static bool ValidateChain(X509Certificate2 certificate, X509Certificate2 caCertificate, X509RevocationMode? revocationMode, out string? error) =>
+        ValidateChain(certificate, caCertificate, revocationMode ?? X509RevocationMode.NoCheck, requiredUsageOid: null, out error);
+
+    /// <summary>
     /// Validates that <paramref name="certificate"/> is a leaf certificate that chains to <paramref name="caCertificate"/>
     /// only, is within its validity period and, when <paramref name="requiredUsageOid"/> is given, carries that EKU.
     /// </summary>

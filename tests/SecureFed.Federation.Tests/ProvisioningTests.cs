@@ -124,9 +124,12 @@ public sealed class ProvisioningTests(ProvisionedFederation federation) : IClass
         using X509Certificate2 cert = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(federation.Root, "sites", "site-de", "tls.crt"));
 
         bool valid = PeerTrust.ValidateChain(cert, foreign.Manifest.CaCertificate, out string? error);
+        bool validNoRevocationCheck = PeerTrust.ValidateChain(cert, foreign.Manifest.CaCertificate, revocationMode: null, out string? error2);
 
         Assert.False(valid);
+        Assert.False(validNoRevocationCheck);
         Assert.Equal(PeerTrust.NotIssuedByFederationCa, error);
+        Assert.Equal(error, error2);
     }
 
     [Fact]
