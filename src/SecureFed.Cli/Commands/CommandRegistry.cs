@@ -9,6 +9,7 @@ internal static class CommandRegistry
     {
         yield return DemoCommand.Create();
         yield return BenchCommands.Create();
+        yield return PrivacyCommands.Create();
         yield return TaggerCommands.Create();
         yield return ProvisionCommands.Create();
         yield return AuditCommands.Create();

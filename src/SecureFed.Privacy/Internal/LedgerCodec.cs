@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 
 namespace SecureFed.Privacy.Internal;
@@ -12,12 +13,15 @@ internal static class LedgerCodec
     public const int Version = 1;
     public static readonly string GenesisHash = new('0', 64);
 
+    // Relaxed escaping keeps '+' in timestamps readable; quotes and control characters are still escaped.
+    private static readonly JsonWriterOptions WriterOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
+
     public static string HashLine(ReadOnlySpan<byte> line) => Convert.ToHexStringLower(SHA256.HashData(line));
 
     public static byte[] EncodeHeader(string owner, DateTimeOffset created)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
         {
             writer.WriteStartObject();
             writer.WriteString("kind", Kind);
@@ -36,7 +40,7 @@ internal static class LedgerCodec
     public static byte[] EncodeEntry(long sequence, LedgerEntry entry, string previousHash)
     {
         var buffer = new ArrayBufferWriter<byte>();
-        using (var writer = new Utf8JsonWriter(buffer))
+        using (var writer = new Utf8JsonWriter(buffer, WriterOptions))
         {
             writer.WriteStartObject();
             writer.WriteNumber("seq", sequence);

@@ -1,0 +1,294 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
+using SecureFed.Privacy;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary><c>securefed privacy ...</c>: the RDP accountant, its inverse, and privacy-ledger inspection.</summary>
+internal static class PrivacyCommands
+{
+    public static Command Create()
+    {
+        var command = new Command("privacy", "Differential-privacy accounting: epsilon for a DP-SGD run, the noise for a target epsilon, privacy ledgers.");
+        command.Subcommands.Add(CreateEpsilon());
+        command.Subcommands.Add(CreateNoise());
+        command.Subcommands.Add(CreateLedger());
+        return command;
+    }
+
+    private static Command CreateEpsilon()
+    {
+        var sigma = new Option<double>("--noise-multiplier") { Description = "Noise multiplier sigma (noise std / clipping norm), > 0.", Required = true };
+        var q = new Option<double>("--sample-rate") { Description = "Poisson sampling rate q in (0, 1].", Required = true };
+        var steps = new Option<long>("--steps") { Description = "Number of DP-SGD steps, >= 1.", Required = true };
+        var delta = new Option<double>("--delta") { Description = "Target delta in (0, 1).", Required = true };
+        Option<string> orders = OrdersOption();
+        Option<string> conversion = ConversionOption();
+        var json = new Option<bool>("--json") { Description = "Print a JSON object instead of text." };
+
+        var command = new Command("epsilon", "Epsilon spent by the Poisson-subsampled Gaussian mechanism (RDP accountant, Opacus/TF-Privacy compatible).");
+        foreach (Option option in new Option[] { sigma, q, steps, delta, orders, conversion, json })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction((parse, ct) =>
+        {
+            double s = parse.GetValue(sigma);
+            double rate = parse.GetValue(q);
+            long t = parse.GetValue(steps);
+            double d = parse.GetValue(delta);
+            ValidateSigma(s);
+            ValidateRun(rate, t, d);
+            IReadOnlyList<double> orderList = ParseOrders(parse.GetValue(orders));
+            RdpConversion conv = ParseConversion(parse.GetValue(conversion));
+
+            var accountant = new RdpAccountant(orderList);
+            accountant.AddSubsampledGaussian(rate, s, t);
+            PrivacySpent spent = accountant.GetPrivacySpent(d, conv);
+
+            TextWriter output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(Json(w =>
+                {
+                    w.WriteNumber("epsilon", spent.Epsilon);
+                    w.WriteNumber("order", spent.Order);
+                    w.WriteNumber("delta", d);
+                    w.WriteNumber("noise_multiplier", s);
+                    w.WriteNumber("sample_rate", rate);
+                    w.WriteNumber("steps", t);
+                    w.WriteString("orders", parse.GetValue(orders)!.ToLowerInvariant());
+                    w.WriteString("conversion", conv == RdpConversion.Improved ? "improved" : "classic");
+                }));
+            }
+            else
+            {
+                output.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"DP-SGD with sampling rate {rate:G6}, noise multiplier {s:G6} over {t} steps satisfies ({spent.Epsilon:F5}, {FormatDelta(d)})-DP; optimal RDP order {spent.Order:G6} ({(conv == RdpConversion.Improved ? "improved" : "classic")} conversion)."));
+            }
+
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command CreateNoise()
+    {
+        var epsilon = new Option<double>("--epsilon") { Description = "Target epsilon, > 0.", Required = true };
+        var delta = new Option<double>("--delta") { Description = "Target delta in (0, 1).", Required = true };
+        var q = new Option<double>("--sample-rate") { Description = "Poisson sampling rate q in (0, 1].", Required = true };
+        var steps = new Option<long>("--steps") { Description = "Number of DP-SGD steps, >= 1.", Required = true };
+        Option<string> orders = OrdersOption();
+        Option<string> conversion = ConversionOption();
+        var json = new Option<bool>("--json") { Description = "Print a JSON object instead of text." };
+
+        var command = new Command("noise", "The smallest noise multiplier that keeps a DP-SGD run within a target epsilon (bisection, 1e-4 relative).");
+        foreach (Option option in new Option[] { epsilon, delta, q, steps, orders, conversion, json })
+        {
+            command.Options.Add(option);
+        }
+
+        command.SetAction((parse, ct) =>
+        {
+            double target = parse.GetValue(epsilon);
+            double d = parse.GetValue(delta);
+            double rate = parse.GetValue(q);
+            long t = parse.GetValue(steps);
+            if (!double.IsFinite(target) || target <= 0)
+            {
+                throw new UsageException($"--epsilon must be > 0 (got {target.ToString(CultureInfo.InvariantCulture)}).");
+            }
+
+            ValidateRun(rate, t, d);
+            IReadOnlyList<double> orderList = ParseOrders(parse.GetValue(orders));
+            RdpConversion conv = ParseConversion(parse.GetValue(conversion));
+
+            double sigma;
+            try
+            {
+                sigma = NoiseCalibration.NoiseMultiplierFor(target, d, rate, t, orderList, conv);
+            }
+            catch (ArgumentException ex) when (ex is not ArgumentOutOfRangeException)
+            {
+                throw new InvalidOperationException(ex.Message, ex);
+            }
+
+            var accountant = new RdpAccountant(orderList);
+            accountant.AddSubsampledGaussian(rate, sigma, t);
+            PrivacySpent spent = accountant.GetPrivacySpent(d, conv);
+
+            TextWriter output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(Json(w =>
+                {
+                    w.WriteNumber("noise_multiplier", sigma);
+                    w.WriteNumber("epsilon", spent.Epsilon);
+                    w.WriteNumber("target_epsilon", target);
+                    w.WriteNumber("order", spent.Order);
+                    w.WriteNumber("delta", d);
+                    w.WriteNumber("sample_rate", rate);
+                    w.WriteNumber("steps", t);
+                }));
+            }
+            else
+            {
+                output.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"Noise multiplier {sigma:F4} gives epsilon {spent.Epsilon:F5} <= {target:G6} at delta {FormatDelta(d)} (sampling rate {rate:G6}, {t} steps, order {spent.Order:G6})."));
+            }
+
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command CreateLedger()
+    {
+        var file = new Argument<string>("FILE") { Description = "The privacy ledger (JSON Lines) to verify and print." };
+        var json = new Option<bool>("--json") { Description = "Print JSON instead of a table." };
+        var delta = new Option<double>("--delta") { Description = "Delta for the totals.", DefaultValueFactory = _ => 1e-5 };
+        var show = new Command("show", "Verify a privacy ledger (hash chain, owner header, replayed epsilons) and print its entries and totals.");
+        show.Arguments.Add(file);
+        show.Options.Add(json);
+        show.Options.Add(delta);
+        show.SetAction((parse, ct) =>
+        {
+            double d = parse.GetValue(delta);
+            if (!(d > 0 && d < 1))
+            {
+                throw new UsageException($"--delta must be in (0, 1) (got {d.ToString(CultureInfo.InvariantCulture)}).");
+            }
+
+            PrivacyLedger ledger = PrivacyLedger.OpenReadOnly(parse.GetValue(file)!);
+            IReadOnlyList<LedgerEntry> entries = ledger.Entries;
+            PrivacySpent record = ledger.Spent(Guarantee.Record, d);
+            PrivacySpent site = ledger.Spent(Guarantee.Site, d);
+            TextWriter output = parse.InvocationConfiguration.Output;
+            if (parse.GetValue(json))
+            {
+                output.WriteLine(Json(w =>
+                {
+                    w.WriteString("file", ledger.FilePath);
+                    w.WriteString("owner", ledger.Owner);
+                    w.WriteBoolean("verified", true);
+                    w.WriteNumber("delta", d);
+                    w.WriteNumber("record_epsilon", record.Epsilon);
+                    w.WriteNumber("site_epsilon", site.Epsilon);
+                    w.WriteStartArray("entries");
+                    foreach (LedgerEntry e in entries)
+                    {
+                        w.WriteStartObject();
+                        w.WriteNumber("round", e.Round);
+                        w.WriteString("guarantee", e.Guarantee == Guarantee.Record ? "record" : "site");
+                        w.WriteString("mechanism", e.Mechanism.Describe());
+                        w.WriteNumber("epsilon_after", e.EpsilonAfter);
+                        w.WriteNumber("delta", e.Delta);
+                        w.WriteString("timestamp", e.Timestamp.ToString("O", CultureInfo.InvariantCulture));
+                        w.WriteEndObject();
+                    }
+
+                    w.WriteEndArray();
+                }));
+            }
+            else
+            {
+                var text = new StringBuilder();
+                text.Append(CultureInfo.InvariantCulture, $"Privacy ledger {ledger.FilePath}\nowner: {ledger.Owner}; {entries.Count} entries; hash chain and replayed epsilons verified.\n");
+                text.Append(CultureInfo.InvariantCulture, $"{"round",6}  {"guarantee",-9}  {"epsilon after",13}  {"delta",8}  {"recorded (UTC)",-20}  mechanism\n");
+                foreach (LedgerEntry e in entries)
+                {
+                    text.Append(CultureInfo.InvariantCulture,
+                        $"{e.Round,6}  {(e.Guarantee == Guarantee.Record ? "record" : "site"),-9}  {e.EpsilonAfter,13:F4}  {FormatDelta(e.Delta),8}  {e.Timestamp.UtcDateTime,-20:yyyy-MM-dd HH:mm:ss}  {e.Mechanism.Describe()}\n");
+                }
+
+                text.Append(CultureInfo.InvariantCulture, $"total at delta {FormatDelta(d)}: record-level epsilon {record.Epsilon:F4}, site-level epsilon {site.Epsilon:F4}");
+                output.WriteLine(text.ToString());
+            }
+
+            return Task.FromResult(CliApp.ExitOk);
+        });
+
+        var command = new Command("ledger", "Inspect privacy-budget ledgers.");
+        command.Subcommands.Add(show);
+        return command;
+    }
+
+    private static Option<string> OrdersOption() => new("--orders")
+    {
+        Description = "RDP order list: opacus (default) or tfp.",
+        DefaultValueFactory = _ => "opacus",
+    };
+
+    private static Option<string> ConversionOption() => new("--conversion")
+    {
+        Description = "RDP to (epsilon, delta) conversion: improved (Balle et al. 2020, default) or classic (Mironov 2017).",
+        DefaultValueFactory = _ => "improved",
+    };
+
+    private static void ValidateSigma(double sigma)
+    {
+        if (!double.IsFinite(sigma) || sigma <= 0)
+        {
+            throw new UsageException($"--noise-multiplier must be > 0 (got {sigma.ToString(CultureInfo.InvariantCulture)}).");
+        }
+    }
+
+    private static void ValidateRun(double sampleRate, long steps, double delta)
+    {
+        if (!(sampleRate > 0 && sampleRate <= 1))
+        {
+            throw new UsageException($"--sample-rate must be in (0, 1] (got {sampleRate.ToString(CultureInfo.InvariantCulture)}).");
+        }
+
+        if (steps < 1)
+        {
+            throw new UsageException($"--steps must be >= 1 (got {steps}).");
+        }
+
+        if (!(delta > 0 && delta < 1))
+        {
+            throw new UsageException($"--delta must be in (0, 1) (got {delta.ToString(CultureInfo.InvariantCulture)}).");
+        }
+    }
+
+    private static IReadOnlyList<double> ParseOrders(string? name)
+    {
+        try
+        {
+            return RdpOrders.Parse(name ?? "opacus");
+        }
+        catch (ArgumentException)
+        {
+            throw new UsageException($"--orders must be 'opacus' or 'tfp' (got '{name}').");
+        }
+    }
+
+    private static RdpConversion ParseConversion(string? name) => (name ?? "improved").ToUpperInvariant() switch
+    {
+        "IMPROVED" => RdpConversion.Improved,
+        "CLASSIC" => RdpConversion.Classic,
+        _ => throw new UsageException($"--conversion must be 'improved' or 'classic' (got '{name}')."),
+    };
+
+    private static string FormatDelta(double delta) => delta.ToString("0.###e-00", CultureInfo.InvariantCulture);
+
+    private static string Json(Action<Utf8JsonWriter> body)
+    {
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping }))
+        {
+            writer.WriteStartObject();
+            body(writer);
+            writer.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(stream.ToArray());
+    }
+}
