@@ -23,13 +23,16 @@ namespace SecureFed.Crypto;
 /// </list>
 /// <para>Because m and b are in the key derivation, the same seed and domain give unrelated streams for different
 /// vector lengths or bit widths. The keystream is computed as hardware AES-ECB (<c>Aes.EncryptEcb</c>) over counter
-/// blocks written in 64 KiB chunks straight into the output (or a pooled scratch chunk) and encrypted in place; the
+/// blocks written in 256 KiB chunks straight into the output (or a pooled scratch chunk) and encrypted in place; the
 /// masking / modular addition is fused over each cache-hot chunk with <c>Vector&lt;uint&gt;</c> (256-bit on AVX2).</para>
 /// </remarks>
 public static class MaskPrg
 {
     /// <summary>Required seed length in bytes.</summary>
     public const int SeedSize = 32;
+
+    /// <summary>Keystream bytes produced per <c>Aes.EncryptEcb</c> call (256 KiB); informational, for benchmarks.</summary>
+    public const int ChunkBytes = AesCtrKeystream.ChunkBytes;
 
     private const string InfoPrefix = "securefed/v1/mask-prg";
     private const int StackInfoLimit = 256;

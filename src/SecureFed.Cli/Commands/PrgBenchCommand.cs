@@ -20,7 +20,7 @@ internal static class PrgBenchCommand
 {
     private const long DefaultBytes = 64L * 1024 * 1024;
     private const long MaxBytes = 1L << 30;
-    private const int EcbChunkBytes = 64 * 1024;
+    private const int EcbChunkBytes = MaskPrg.ChunkBytes;
 
     private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
