@@ -262,17 +262,25 @@ public sealed class AggregatorStore : IDisposable
     /// <summary>All rounds, oldest first.</summary>
     public IReadOnlyList<RoundRecord> ListRounds() => Run(() => ReadRounds(string.Empty));
 
-    /// <summary>Stores a model version produced by <paramref name="round"/>.</summary>
+    /// <summary>
+    /// Stores a model version produced by <paramref name="round"/>; round 0 means "no round" (the initial model,
+    /// typically version 0). Versions start at 0 and only increase.
+    /// </summary>
     /// <exception cref="ArgumentException"><paramref name="sha256"/> is not the SHA-256 of <paramref name="modelBytes"/>.</exception>
     /// <exception cref="InvalidOperationException">The round does not exist or the version is not newer than the latest.</exception>
     public void SaveModel(long version, long round, ReadOnlySpan<byte> modelBytes, string sha256)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(round);
         string sha = VerifiedSha256(modelBytes, sha256);
         byte[] bytes = modelBytes.ToArray();
         Run(() =>
         {
             using SqliteTransaction tx = _connection.BeginTransaction();
-            _ = Status(tx, round);
+            if (round != 0)
+            {
+                _ = Status(tx, round);
+            }
+
             SaveModelCore(tx, version, round, bytes, sha);
             tx.Commit();
         });
@@ -284,7 +292,7 @@ public sealed class AggregatorStore : IDisposable
         using SqliteCommand cmd = Command(_connection, null, "SELECT version, round, sha256, size_bytes, created_utc FROM models ORDER BY version DESC LIMIT 1;");
         using SqliteDataReader reader = cmd.ExecuteReader();
         return reader.Read()
-            ? new ModelRecord(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3), ParseTime(reader.GetString(4)))
+            ? new ModelRecord(reader.GetInt64(0), reader.IsDBNull(1) ? 0 : reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3), ParseTime(reader.GetString(4)))
             : null;
     });
 
@@ -453,8 +461,8 @@ public sealed class AggregatorStore : IDisposable
 
     private void SaveModelCore(SqliteTransaction tx, long version, long round, byte[] bytes, string sha)
     {
-        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(version);
-        long latest = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(version), 0) FROM models;")!;
+        ArgumentOutOfRangeException.ThrowIfNegative(version);
+        long latest = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(version), -1) FROM models;")!;
         if (version <= latest)
         {
             throw new InvalidOperationException($"Cannot store model version {version}: version {latest} is already stored and versions only increase.");
@@ -465,7 +473,7 @@ public sealed class AggregatorStore : IDisposable
             tx,
             "INSERT INTO models (version, round, sha256, size_bytes, bytes, created_utc) VALUES ($v, $round, $sha, $size, $bytes, $now);",
             ("$v", version),
-            ("$round", round),
+            ("$round", round == 0 ? DBNull.Value : (object)round),
             ("$sha", sha),
             ("$size", (long)bytes.Length),
             ("$bytes", bytes),

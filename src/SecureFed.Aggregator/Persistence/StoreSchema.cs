@@ -34,8 +34,8 @@ internal static class StoreSchema
             PRIMARY KEY (round, seq)
         );
         CREATE TABLE models (
-            version      INTEGER PRIMARY KEY CHECK (version > 0),
-            round        INTEGER NOT NULL REFERENCES rounds(round),
+            version      INTEGER PRIMARY KEY CHECK (version >= 0),
+            round        INTEGER REFERENCES rounds(round),
             sha256       TEXT NOT NULL,
             size_bytes   INTEGER NOT NULL,
             bytes        BLOB NOT NULL,

@@ -176,6 +176,25 @@ public sealed class AggregatorStoreTests : IDisposable
     }
 
     [Fact]
+    public void SaveModel_InitialModelVersionZeroOutsideAnyRound_StoredThenRoundsAddVersions()
+    {
+        using AggregatorStore store = Open();
+        (byte[] initial, string initialSha) = Model(32, 7);
+        (byte[] fused, string fusedSha) = Model(32, 8);
+
+        store.SaveModel(0, 0, initial, initialSha);
+        ModelRecord first = store.LatestModel()!;
+        long round = store.BeginRound("{}");
+        store.CompleteRoundWithModel(round, 1, fused, fusedSha, ["a"]);
+
+        Assert.Equal((0L, 0L), (first.Version, first.Round));
+        Assert.Equal(initial, store.LoadModel(0));
+        Assert.Equal((1L, round), (store.LatestModel()!.Version, store.LatestModel()!.Round));
+        Assert.Throws<InvalidOperationException>(() => store.SaveModel(0, 0, initial, initialSha));
+        Assert.Throws<InvalidOperationException>(() => store.SaveModel(2, 5, initial, initialSha));
+    }
+
+    [Fact]
     public void SaveModel_WrongDigestOrOldVersion_Refused()
     {
         using AggregatorStore store = Open();
