@@ -19,6 +19,8 @@ public sealed class DiscreteGaussianSampler
     /// <summary>The largest supported sigma (keeps the Laplace scale and intermediate integers in range).</summary>
     public const double MaxSigma = 1e12;
 
+    private const int FastDenominatorBits = 100;
+
     private readonly RandomWords _random;
     private double _cachedSigma = double.NaN;
     private Parameters _parameters;
@@ -94,7 +96,20 @@ public sealed class DiscreteGaussianSampler
 
         (BigInteger n, BigInteger d) = ExactSquare(sigma);
         ulong t = (ulong)Math.Floor(sigma) + 1; // exact: sigma <= 1e12 < 2^53
-        _parameters = new Parameters(t, n, d, 2 * n * d * t * t);
+        BigInteger gammaDenominator = 2 * n * d * t * t;
+
+        // Fast path: when t*D, N and the gamma denominator are small (e.g. sigma a multiple of 2^-8 below ~1e5, as
+        // DistributedDp.Plan produces) the same exact arithmetic runs in 128-bit integers without allocation.
+        bool fast = gammaDenominator < (BigInteger.One << FastDenominatorBits) && (t * d) < (BigInteger.One << 62) && n < (BigInteger.One << 126);
+        _parameters = new Parameters(
+            t,
+            n,
+            d,
+            gammaDenominator,
+            fast,
+            fast ? (UInt128)(t * d) : UInt128.Zero,
+            fast ? (UInt128)n : UInt128.Zero,
+            fast ? (UInt128)gammaDenominator : UInt128.Zero);
         _cachedSigma = sigma;
         return _parameters;
     }
@@ -104,6 +119,15 @@ public sealed class DiscreteGaussianSampler
         while (true)
         {
             long y = SampleDiscreteLaplace(p.T);
+            if (p.Fast && TryFastAccept(y, p, out bool accepted))
+            {
+                if (accepted)
+                {
+                    return y;
+                }
+
+                continue;
+            }
 
             // gamma = (|y| - sigma^2 / t)^2 / (2 sigma^2) = (|y| t D - N)^2 / (2 N D t^2), sigma^2 = N / D.
             BigInteger a = (new BigInteger(Math.Abs(y)) * p.T * p.SigmaSquaredDenominator) - p.SigmaSquaredNumerator;
@@ -112,6 +136,49 @@ public sealed class DiscreteGaussianSampler
                 return y;
             }
         }
+    }
+
+    /// <summary>
+    /// The Gaussian acceptance step in 128-bit arithmetic. Returns false (before using any randomness) when an
+    /// intermediate would not fit, and the BigInteger path runs instead.
+    /// </summary>
+    private bool TryFastAccept(long y, Parameters p, out bool accepted)
+    {
+        accepted = false;
+        ulong absY = (ulong)Math.Abs(y);
+        if (absY >= (1UL << 62))
+        {
+            return false;
+        }
+
+        UInt128 scaled = absY * p.FastTD; // < 2^124
+        UInt128 a = scaled >= p.FastN ? scaled - p.FastN : p.FastN - scaled;
+        if (a >= ((UInt128)1 << 63))
+        {
+            return false;
+        }
+
+        UInt128 numerator = a * a;
+        UInt128 whole = numerator / p.FastGammaDenominator;
+        UInt128 fraction = numerator - (whole * p.FastGammaDenominator);
+        for (UInt128 i = UInt128.Zero; i < whole; i++)
+        {
+            if (!BernoulliExpFraction(1, 1))
+            {
+                return true;
+            }
+        }
+
+        UInt128 k = UInt128.One;
+        while (k < ((UInt128)1 << 9)
+            ? _random.Bernoulli(fraction, p.FastGammaDenominator * k)
+            : _random.Bernoulli((BigInteger)fraction, (BigInteger)p.FastGammaDenominator * (BigInteger)k))
+        {
+            k++;
+        }
+
+        accepted = (k & UInt128.One) == UInt128.One;
+        return true;
     }
 
     /// <summary>Discrete Laplace with scale t (CKS Algorithm 2 with s = 1).</summary>
@@ -176,5 +243,12 @@ public sealed class DiscreteGaussianSampler
     }
 
     private readonly record struct Parameters(
-        ulong T, BigInteger SigmaSquaredNumerator, BigInteger SigmaSquaredDenominator, BigInteger GammaDenominator);
+        ulong T,
+        BigInteger SigmaSquaredNumerator,
+        BigInteger SigmaSquaredDenominator,
+        BigInteger GammaDenominator,
+        bool Fast,
+        UInt128 FastTD,
+        UInt128 FastN,
+        UInt128 FastGammaDenominator);
 }

@@ -12,6 +12,9 @@ public static class DistributedDp
     /// <summary>The default conditional-rounding beta, exp(-1/2) (TFF <c>DEFAULT_BETA</c>).</summary>
     public static readonly double DefaultBeta = Math.Exp(-0.5);
 
+    /// <summary>Per-site sigmas are rounded up to a multiple of 1 / SigmaGranularity.</summary>
+    public const double SigmaGranularity = 256.0;
+
     /// <summary>The number of per-site standard deviations (times sqrt(sites)) covered by <see cref="NoiseHeadroom"/>.</summary>
     public const double HeadroomStandardDeviations = 20.0;
 
@@ -20,7 +23,7 @@ public static class DistributedDp
     /// Eq. 2; Proposition 22 for the min): with <c>c = l2Clip * scale</c>,
     /// <c>Delta_2 = min(c + sqrt(d), sqrt(c^2 + d/4 + sqrt(2 ln(1/beta)) * (c + sqrt(d)/2)))</c>,
     /// which conditional randomized rounding guarantees (re-round until the norm is below it). Then
-    /// <c>sigma_site = targetNoiseMultiplier * Delta_2 / sqrt(minSurvivors)</c>, so the sum of any
+    /// <c>sigma_site = targetNoiseMultiplier * Delta_2 / sqrt(minSurvivors)</c> (rounded up to a multiple of 2^-8), so the sum of any
     /// <c>t = minSurvivors</c> sites has standard deviation &gt;= targetNoiseMultiplier * Delta_2 &gt;=
     /// targetNoiseMultiplier * l2Clip * scale.
     /// </summary>
@@ -41,7 +44,9 @@ public static class DistributedDp
         double beta = DefaultBeta;
         double l2 = RoundedL2NormBound(c, dimension, beta);
         double l1 = l2 * Math.Min(Math.Sqrt(dimension), l2);
-        double sigmaSite = targetNoiseMultiplier * l2 / Math.Sqrt(minSurvivors);
+        // Rounded UP to a multiple of 2^-8: more noise than required by < 1/256 (absolute), and sigma^2 becomes a
+        // short dyadic rational, which keeps the exact sampler on its allocation-free 128-bit path.
+        double sigmaSite = Math.Ceiling(targetNoiseMultiplier * l2 / Math.Sqrt(minSurvivors) * SigmaGranularity) / SigmaGranularity;
         if (sigmaSite < 0.5)
         {
             throw new ArgumentException(

@@ -14,7 +14,7 @@ namespace SecureFed.Privacy;
 /// <param name="ScaledClip">c = L2Clip * Scale.</param>
 /// <param name="RoundedL2Sensitivity">Delta_2: the L2 bound after conditional randomized rounding (Kairouz et al. 2021, Theorem 1 / Eq. 2).</param>
 /// <param name="RoundedL1Sensitivity">Delta_1 = Delta_2 * min(sqrt(d), Delta_2) (integer coordinates).</param>
-/// <param name="SigmaSite">The discrete Gaussian sigma each site adds: TargetNoiseMultiplier * Delta_2 / sqrt(t).</param>
+/// <param name="SigmaSite">The discrete Gaussian sigma each site adds: TargetNoiseMultiplier * Delta_2 / sqrt(t), rounded up to a multiple of 2^-8.</param>
 public sealed record DistributedDpPlan(
     double L2Clip,
     double Scale,

@@ -117,6 +117,30 @@ internal sealed class RandomWords
         return false;
     }
 
+    /// <summary>Bernoulli(numerator / denominator) exactly, for 0 &lt;= numerator and 0 &lt; denominator &lt; 2^110.</summary>
+    public bool Bernoulli(UInt128 numerator, UInt128 denominator)
+    {
+        if (numerator >= denominator)
+        {
+            return true;
+        }
+
+        UInt128 remainder = numerator;
+        while (remainder != UInt128.Zero)
+        {
+            UInt128 scaled = remainder << 16;
+            UInt128 digit = scaled / denominator;
+            remainder = scaled - (digit * denominator);
+            uint u = NextBits(16);
+            if (u != (uint)digit)
+            {
+                return u < (uint)digit;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Bernoulli(numerator / denominator) exactly for big integers, 0 &lt;= numerator, 0 &lt; denominator.</summary>
     public bool Bernoulli(System.Numerics.BigInteger numerator, System.Numerics.BigInteger denominator)
     {
