@@ -46,7 +46,7 @@ public sealed class AuditFields
     /// <summary>Adds an integer.</summary>
     public AuditFields Add(string name, long value) => Set(name, w => w.WriteNumberValue(value));
 
-    /// <summary>Adds a finite number.</summary>
+    /// <summary>Adds a finite number (shortest round-trip form; -0 is logged as 0).</summary>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="value"/> is NaN or infinite.</exception>
     public AuditFields Add(string name, double value)
     {
@@ -55,7 +55,9 @@ public sealed class AuditFields
             throw new ArgumentOutOfRangeException(nameof(value), value, $"Audit field '{name}' must be a finite number.");
         }
 
-        return Set(name, w => w.WriteNumberValue(value));
+        // -0 would be written as "-0" but read back as the integer 0; log it as 0 so every line stays canonical.
+        double normalized = value == 0 ? 0.0 : value;
+        return Set(name, w => w.WriteNumberValue(normalized));
     }
 
     /// <summary>Adds a boolean.</summary>
