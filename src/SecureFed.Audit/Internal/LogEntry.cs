@@ -12,8 +12,8 @@ internal sealed record LogEntry(long Line, long Seq, string Timestamp, string Ac
         JsonElement root;
         try
         {
-            using JsonDocument document = JsonDocument.Parse(bytes);
-            root = document.RootElement.Clone();
+            var reader = new Utf8JsonReader(bytes.Span);
+            root = JsonElement.ParseValue(ref reader);
         }
         catch (JsonException ex)
         {
