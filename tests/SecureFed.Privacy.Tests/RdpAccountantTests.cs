@@ -106,13 +106,18 @@ public sealed class RdpAccountantTests
         Assert.Equal(atThree, justBelow, atThree * 1e-5);
     }
 
-    [Fact]
-    public void Compute_SmallSampleRate_ApproachesAmplifiedBound()
+    [Theory]
+    [InlineData(4.0)]
+    [InlineData(4.5)]
+    public void Compute_SmallSampleRate_MatchesSecondOrderExpansion(double alpha)
     {
-        // For small q and moderate alpha, RDP ~ 2 q^2 alpha / sigma^2 (Mironov et al. 2019, Sec. 3.3); check the order of magnitude.
-        double rdp = SubsampledGaussianRdp.Compute(1e-3, 2.0, 4.0);
-        double approx = 2 * 1e-3 * 1e-3 * 4.0 / 4.0 / 2;
-        Assert.InRange(rdp, approx / 4, approx * 4);
+        // For q -> 0, A_alpha = 1 + C(alpha, 2) q^2 (exp(1/sigma^2) - 1) + O(q^3), so
+        // RDP = log(A_alpha) / (alpha - 1) ~ (alpha / 2) q^2 (exp(1/sigma^2) - 1) (Mironov et al. 2019, Sec. 3.3).
+        double q = 1e-4;
+        double sigma = 2.0;
+        double expected = alpha / 2 * q * q * (Math.Exp(1 / (sigma * sigma)) - 1);
+
+        Assert.Equal(expected, SubsampledGaussianRdp.Compute(q, sigma, alpha), expected * 1e-2);
     }
 
     [Fact]
