@@ -132,12 +132,17 @@ public static class DistributedDp
     /// Fewer survivors than planned give a larger rho (less noise): account what actually happened.
     /// </summary>
     /// <exception cref="ArgumentOutOfRangeException">survivors outside 1..CohortSize.</exception>
+    /// <exception cref="ArgumentException">The plan's sigma_site is below 1/2.</exception>
     public static double RhoPerRound(DistributedDpPlan plan, int survivors)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentOutOfRangeException.ThrowIfLessThan(survivors, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(survivors, plan.CohortSize);
         double sigma = plan.SigmaSite;
+        if (!(sigma >= 0.5) || !double.IsFinite(sigma))
+        {
+            throw new ArgumentException($"The plan's sigma_site {sigma} is below 0.5; Kairouz et al.'s bound does not apply.", nameof(plan));
+        }
         double tau = 0;
         for (int k = 1; k < survivors; k++)
         {

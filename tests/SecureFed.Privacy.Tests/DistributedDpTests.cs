@@ -138,6 +138,14 @@ public sealed class DistributedDpTests
     }
 
     [Fact]
+    public void RhoPerRound_HandMadePlanWithTinySigma_Throws()
+    {
+        DistributedDpPlan plan = DistributedDp.Plan(1.0, 100, 1000, 10, 6, 1.0) with { SigmaSite = 0.25 };
+
+        Assert.Throws<ArgumentException>(() => DistributedDp.RhoPerRound(plan, 6));
+    }
+
+    [Fact]
     public void NoiseHeadroom_ScalesWithSqrtSites()
     {
         DistributedDpPlan plan = DistributedDp.Plan(1.0, 100, 1000, 16, 16, 1.0);
