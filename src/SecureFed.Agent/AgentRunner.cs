@@ -46,6 +46,9 @@ public sealed class AgentRunner
     /// <summary>Optional fault injection (demo and tests).</summary>
     public DropoutHook? Dropout { get; set; }
 
+    /// <summary>Test hook: sees each privatized input vector (quantized, clipped, weighted, noised) before masking.</summary>
+    internal Action<long, uint[]>? InputCaptured { get; set; }
+
     /// <summary>The last global model received (flat parameters), if any.</summary>
     public float[]? LatestModel => _model;
 
@@ -139,6 +142,8 @@ public sealed class AgentRunner
             codec.Encode(delta, update.Examples, input, SystemRandomSource.Instance);
             DistributedDp.AddNoise(input.AsSpan(0, codec.ParameterCount), codec.BitWidth, a.SiteDp.NoiseSigmaSite, new DiscreteGaussianSampler(SystemRandomSource.Instance));
 
+            InputCaptured?.Invoke(round, (uint[])input.Clone());
+
             // 5. Secure aggregation.
             protocol = new ClientRound(parameters, _options.Site, _kit.IdentityKey);
             TimeSpan stageWait = TimeSpan.FromSeconds(a.StageTimeoutSeconds + 30);
@@ -190,7 +195,7 @@ public sealed class AgentRunner
             _audit.Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", AuditEvents.MaskedInputMessageType).Add("bytes", 4L * masked.Length).Add("sha256", sha));
             bytesSent += 4L * masked.Length;
             // The DP-SGD output is released (inside the masked sum) from here on: account it now.
-            LedgerEntry recordEntry = _ledger.Record(round, Guarantee.Record, PlannedMechanism.SubsampledGaussian(update.SampleRate, plan.NoiseMultiplier, Math.Max(1, update.DpSteps)), _options.Delta);
+            LedgerEntry recordEntry = _ledger.Append(round, Guarantee.Record, PlannedMechanism.SubsampledGaussian(update.SampleRate, plan.NoiseMultiplier, Math.Max(1, update.DpSteps)), _options.Delta);
             _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "record").Add("epsilon", recordEntry.EpsilonAfter).Add("delta", _options.Delta).Add("steps", update.DpSteps).Add("sample_rate", update.SampleRate).Add("noise_multiplier", plan.NoiseMultiplier));
             await _client.UploadMaskedInputAsync(Header(round, parameters.SessionId, Stage.MaskedInput), masked, sha, cancellationToken).ConfigureAwait(false);
 
@@ -232,7 +237,7 @@ public sealed class AgentRunner
             }
 
             double rho = DistributedDp.RhoPerRound(dpPlan, outcome.Contributors.Count);
-            LedgerEntry siteEntry = _ledger.Record(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), _options.Delta);
+            LedgerEntry siteEntry = _ledger.Append(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), _options.Delta);
             _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", siteEntry.EpsilonAfter).Add("delta", _options.Delta).Add("rho", rho));
             _audit.Checkpoint();
             Log.RoundDone(_logger, _options.Site, round, "completed", recordEntry.EpsilonAfter, siteEntry.EpsilonAfter);

@@ -50,7 +50,6 @@ public sealed class AgentState : IDisposable
         }
         catch
         {
-            ledger?.Dispose();
             kit.Dispose();
             throw;
         }
@@ -69,7 +68,6 @@ public sealed class AgentState : IDisposable
         }
 
         Audit.Dispose();
-        Ledger.Dispose();
         Kit.Dispose();
     }
 }

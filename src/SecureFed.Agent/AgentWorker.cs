@@ -24,11 +24,17 @@ public sealed class AgentWorker : BackgroundService
         _logger = logger;
     }
 
+    /// <summary>The site this worker serves.</summary>
+    public string SiteName => _options.Site;
+
     /// <summary>Raised after every round (forwarded from the runner).</summary>
     public event EventHandler<AgentRoundReport>? RoundFinished;
 
     /// <summary>Optional fault injection.</summary>
     public DropoutHook? Dropout { get; set; }
+
+    /// <summary>Test hook forwarded to the runner.</summary>
+    internal Action<long, uint[]>? InputCaptured { get; set; }
 
     /// <summary>The runner, once started.</summary>
     public AgentRunner? Runner { get; private set; }
@@ -37,7 +43,7 @@ public sealed class AgentWorker : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var client = new AggregatorClient(new Uri(_options.Aggregator), _state.Kit, TimeSpan.FromSeconds(_options.CallTimeoutSeconds), _options.MaxRetries);
-        Runner = new AgentRunner(_options, _state.Kit, client, _trainer, _state.Ledger, _state.Audit, _logger) { Dropout = Dropout };
+        Runner = new AgentRunner(_options, _state.Kit, client, _trainer, _state.Ledger, _state.Audit, _logger) { Dropout = Dropout, InputCaptured = InputCaptured };
         Runner.RoundFinished += (sender, report) => RoundFinished?.Invoke(this, report);
         try
         {

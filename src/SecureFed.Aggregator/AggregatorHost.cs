@@ -101,7 +101,7 @@ public static class AggregatorHost
     public static Uri BoundAddress(WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        string address = app.Services.GetRequiredService<IServer>().Features.GetRequiredFeature<IServerAddressesFeature>().Addresses.First();
+        string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
         return new Uri(address.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
     }
 }

@@ -73,7 +73,6 @@ public sealed class AggregatorState : IDisposable
         catch
         {
             audit?.Dispose();
-            budget?.Dispose();
             store?.Dispose();
             kit.Dispose();
             throw;
@@ -109,7 +108,6 @@ public sealed class AggregatorState : IDisposable
     public void Dispose()
     {
         Audit.Dispose();
-        Budget.Dispose();
         Store.Dispose();
         Kit.Dispose();
     }

@@ -8,7 +8,7 @@ namespace SecureFed.Aggregator;
 /// ρ is appended to a <see cref="PrivacyLedger"/> file, and a round is only opened when ε after it (at the
 /// federation's δ, worst case with only t survivors) stays within budget.
 /// </summary>
-public sealed class FederationBudget : IDisposable
+public sealed class FederationBudget
 {
     private readonly PrivacyLedger _ledger;
 
@@ -27,7 +27,7 @@ public sealed class FederationBudget : IDisposable
     /// <summary>Records a completed round's cost; returns ε spent after it.</summary>
     public double Record(long round, double rho, double delta)
     {
-        LedgerEntry entry = _ledger.Record(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), delta);
+        LedgerEntry entry = _ledger.Append(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), delta);
         return entry.EpsilonAfter;
     }
 
@@ -36,7 +36,4 @@ public sealed class FederationBudget : IDisposable
 
     /// <summary>A short description for status output.</summary>
     public string Describe(double delta) => $"site-level ε = {Spent(delta).ToString("F3", CultureInfo.InvariantCulture)} (δ = {delta.ToString("G3", CultureInfo.InvariantCulture)})";
-
-    /// <inheritdoc />
-    public void Dispose() => _ledger.Dispose();
 }

@@ -296,7 +296,7 @@ public sealed class RoundCoordinator : BackgroundService
         {
             // Stage 0 has the training deadline; later stages the stage timeout.
             await WaitForStageAsync(session, session.StageDeadline, cancellationToken).ConfigureAwait(false);
-            IReadOnlyList<int> u1 = CloseStage(session, stage, () => server.CloseAdvertiseKeys());
+            CloseStage(session, stage, () => server.CloseAdvertiseKeys());
 
             stage = ProtocolStage.ShareKeys;
             await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
@@ -308,13 +308,11 @@ public sealed class RoundCoordinator : BackgroundService
 
             stage = ProtocolStage.MaskedInputCollection;
             await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            IReadOnlyList<int> u3 = CloseStage(session, stage, () => server.CloseMaskedInput());
-            session.Survivors = u3;
+            CloseStage(session, stage, () => session.Survivors = server.CloseMaskedInput());
 
             stage = ProtocolStage.ConsistencyCheck;
             await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            UnmaskRequest request = CloseStage(session, stage, () => server.CloseConsistency());
-            session.UnmaskRequest = request;
+            UnmaskRequest request = CloseStage(session, stage, () => session.UnmaskRequest = server.CloseConsistency());
             _state.Audit.Append(AuditEvents.UnmaskRequested, f => f
                 .Add("round", session.Round)
                 .Add("survivors", request.Survivors.Select(i => session.Parameters[i].Name))

@@ -1,19 +1,105 @@
 using System.CommandLine;
+using System.Globalization;
+using SecureFed.Cli.Demo;
+using SecureFed.Protocol;
+using Spectre.Console;
 
 namespace SecureFed.Cli.Commands;
 
-/// <summary><c>securefed demo</c>: the end-to-end federation on the embedded synthetic corpus.</summary>
+/// <summary><c>securefed demo</c>: the end-to-end federation on the embedded synthetic corpus (or --data).</summary>
 internal static class DemoCommand
 {
     public static Command Create()
     {
-        var command = new Command("demo", "Run a throw-away federation (aggregator + 3 hospital agents) end to end on 127.0.0.1.");
-        command.SetAction((parse, ct) =>
+        var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run.", DefaultValueFactory = _ => 5 };
+        var sites = new Option<int>("--sites") { Description = "Hospitals (agents); the first three are site-de, site-fr, site-jp.", DefaultValueFactory = _ => 3 };
+        var epsilon = new Option<double>("--epsilon") { Description = "Patient-level ε each site reaches after all rounds (DP-SGD noise is calibrated to it; δ = 1e-5).", DefaultValueFactory = _ => 8.0 };
+        var drop = new Option<string?>("--drop-site-at") { Description = "Make the last site go silent before this stage of round 2 to watch dropout recovery: advertise, share, mask, consistency, unmask." };
+        var dropRound = new Option<int>("--drop-round") { Description = "Round in which --drop-site-at applies.", DefaultValueFactory = _ => 2 };
+        var output = new Option<string?>("--out") { Description = "Output folder (default: ./securefed-demo-<UTC time>); must not exist or be empty." };
+        var data = new Option<string?>("--data") { Description = "A CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) split across the sites instead of the synthetic corpus." };
+        var model = new Option<string>("--model") { Description = "Tagger size: tiny (fast, default) or default.", DefaultValueFactory = _ => "tiny" };
+        var sentences = new Option<int>("--sentences") { Description = "Synthetic training sentences per site.", DefaultValueFactory = _ => 400 };
+        var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round.", DefaultValueFactory = _ => 2 };
+        var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
         {
-            parse.InvocationConfiguration.Output.WriteLine(
-                "The end-to-end demo (provisioning, mTLS gRPC aggregator, three agents, secure aggregation with DP) " +
-                "is not built yet; it lands with the product issue. Try 'securefed --help' for what works today.");
-            return Task.FromResult(CliApp.ExitOk);
+            rounds, sites, epsilon, drop, dropRound, output, data, model, sentences, epochs,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            int r = parse.GetValue(rounds);
+            int n = parse.GetValue(sites);
+            double eps = parse.GetValue(epsilon);
+            if (r is < 1 or > 100)
+            {
+                throw new UsageException($"--rounds must be between 1 and 100, got {r}.");
+            }
+
+            if (n is < 2 or > 20)
+            {
+                throw new UsageException($"--sites must be between 2 and 20, got {n}.");
+            }
+
+            if (!(eps > 0) || double.IsInfinity(eps))
+            {
+                throw new UsageException($"--epsilon must be positive, got {eps.ToString(CultureInfo.InvariantCulture)}.");
+            }
+
+            ProtocolStage? dropAt = parse.GetValue(drop) switch
+            {
+                null => null,
+                "advertise" => ProtocolStage.AdvertiseKeys,
+                "share" => ProtocolStage.ShareKeys,
+                "mask" => ProtocolStage.MaskedInputCollection,
+                "consistency" => ProtocolStage.ConsistencyCheck,
+                "unmask" => ProtocolStage.Unmasking,
+                string other => throw new UsageException($"--drop-site-at must be advertise, share, mask, consistency or unmask, got '{other}'."),
+            };
+            string size = parse.GetValue(model) ?? "tiny";
+            if (size is not ("tiny" or "default"))
+            {
+                throw new UsageException($"--model must be tiny or default, got '{size}'.");
+            }
+
+            string? dataDir = parse.GetValue(data);
+            if (dataDir is not null && !Directory.Exists(dataDir))
+            {
+                throw new UsageException($"--data {dataDir}: no such folder.");
+            }
+
+            string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+            if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
+            {
+                throw new UsageException($"--out {outDir} already exists and is not empty; the demo never overwrites earlier results.");
+            }
+
+            int sentenceCount = parse.GetValue(sentences);
+            if (sentenceCount is < 20 or > 100_000)
+            {
+                throw new UsageException($"--sentences must be between 20 and 100000, got {sentenceCount}.");
+            }
+
+            int localEpochs = parse.GetValue(epochs);
+            if (localEpochs is < 1 or > 50)
+            {
+                throw new UsageException($"--local-epochs must be between 1 and 50, got {localEpochs}.");
+            }
+
+            var settings = new DemoSettings
+            {
+                OutputDirectory = outDir,
+                Rounds = r,
+                Sites = n,
+                Epsilon = eps,
+                DropAt = dropAt,
+                DropRound = parse.GetValue(dropRound),
+                DataDirectory = dataDir,
+                TinyModel = size == "tiny",
+                SentencesPerSite = sentenceCount,
+                LocalEpochs = localEpochs,
+            };
+            IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parse.InvocationConfiguration.Output) });
+            return await new DemoRunner(settings, console).RunAsync(ct).ConfigureAwait(false);
         });
         return command;
     }

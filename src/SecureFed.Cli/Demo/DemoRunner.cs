@@ -1,0 +1,291 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using SecureFed.Agent;
+using SecureFed.Aggregator;
+using SecureFed.Audit;
+using SecureFed.Privacy;
+using SecureFed.Protocol;
+using SecureFed.Tagger;
+using Spectre.Console;
+
+namespace SecureFed.Cli.Demo;
+
+/// <summary>Settings of one demo run (from the command line).</summary>
+internal sealed record DemoSettings
+{
+    public required string OutputDirectory { get; init; }
+    public int Rounds { get; init; } = 5;
+    public int Sites { get; init; } = 3;
+    public double Epsilon { get; init; } = 8.0;
+    public double Delta { get; init; } = 1e-5;
+    public ProtocolStage? DropAt { get; init; }
+    public long DropRound { get; init; } = 2;
+    public string? DataDirectory { get; init; }
+    public bool TinyModel { get; init; } = true;
+    public int SentencesPerSite { get; init; } = 400;
+    public int LocalEpochs { get; init; } = 2;
+    public double SampleRate { get; init; } = 0.05;
+    public double SiteNoiseMultiplier { get; init; } = 0.3;
+    public int Seed { get; init; } = 7;
+}
+
+/// <summary>Per-round figures collected for the final table and chart.</summary>
+internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<string> Contributors, double DevF1, double RecordEpsilon, double SiteEpsilon, IReadOnlyDictionary<string, long> BytesPerSite);
+
+/// <summary>
+/// <c>securefed demo</c>: a real federation on 127.0.0.1 (provisioning, mTLS gRPC aggregator, one agent host per
+/// hospital) training the clinical tagger with secure aggregation and both DP layers, then the auditor's view.
+/// </summary>
+internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
+{
+    private static readonly string[] DefaultSites = ["site-de", "site-fr", "site-jp"];
+
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(settings.OutputDirectory);
+        string[] sites = SiteNames(settings.Sites);
+        console.MarkupLine($"[bold]SecureFed demo[/]: {sites.Length} hospitals ({string.Join(", ", sites)}), {settings.Rounds} rounds, output in [blue]{Markup.Escape(Path.GetFullPath(settings.OutputDirectory))}[/]");
+
+        // Data: each site keeps its own partition; nothing below ever hands one site's sentences to another.
+        (Dictionary<string, IReadOnlyList<Sentence>> train, Dictionary<string, IReadOnlyList<Sentence>> dev, IReadOnlyList<Sentence> pooledDev, IReadOnlyList<Sentence> test, IReadOnlyList<string> types, string source) = LoadData(sites);
+        console.MarkupLine($"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count)} training sentences split across sites, {test.Count} test sentences held out.");
+
+        var spec = new Agent.ModelSpec(settings.TinyModel ? TaggerConfig.Tiny : TaggerConfig.Default, types);
+        float[] initial = TaggerLocalTrainer.InitialParameters(spec, settings.Seed);
+        // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
+        long totalSteps = (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
+        double sigma = NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, totalSteps);
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps.");
+
+        var options = new LocalFederationOptions
+        {
+            OutputDirectory = settings.OutputDirectory,
+            Sites = sites,
+            Rounds = settings.Rounds,
+            Aggregator = new Dictionary<string, string>
+            {
+                ["MinSites"] = Math.Min(2, sites.Length).ToString(CultureInfo.InvariantCulture),
+                ["TrainingTimeoutSeconds"] = "900",
+                ["StageTimeoutSeconds"] = "20",
+                ["JoinGraceSeconds"] = "2",
+                ["EpsilonBudget"] = "1000",
+                ["Delta"] = settings.Delta.ToString("R", CultureInfo.InvariantCulture),
+                ["L2Clip"] = "1.0",
+                ["SiteNoiseMultiplier"] = settings.SiteNoiseMultiplier.ToString("R", CultureInfo.InvariantCulture),
+                ["DpSgdNoiseMultiplier"] = sigma.ToString("R", CultureInfo.InvariantCulture),
+                ["DpSgdMaxGradNorm"] = "1.0",
+                ["DpSgdSampleRate"] = settings.SampleRate.ToString("R", CultureInfo.InvariantCulture),
+                ["LocalEpochs"] = settings.LocalEpochs.ToString(CultureInfo.InvariantCulture),
+                ["WeightCap"] = "10000",
+            },
+            Agent = new Dictionary<string, string>
+            {
+                ["EpsilonBudget"] = (settings.Epsilon * 1.0001).ToString("R", CultureInfo.InvariantCulture),
+                ["SiteEpsilonBudget"] = "1000",
+                ["Delta"] = settings.Delta.ToString("R", CultureInfo.InvariantCulture),
+                ["MinDpSgdNoiseMultiplier"] = Math.Min(0.5, sigma).ToString("R", CultureInfo.InvariantCulture),
+                ["CallTimeoutSeconds"] = "30",
+            },
+            Drop = settings.DropAt is { } stage ? (sites[^1], settings.DropRound, stage) : null,
+        };
+
+        var reports = new ConcurrentQueue<AgentRoundReport>();
+        var progress = new ConcurrentQueue<RoundProgress>();
+        var trainers = new List<TaggerLocalTrainer>();
+        await using LocalFederation federation = await LocalFederation.StartAggregatorAsync(options, initial, spec.Sha256, cancellationToken).ConfigureAwait(false);
+        console.MarkupLine($"Aggregator: gRPC over mTLS at [blue]{federation.Address}[/] (federation CA and kits in {Markup.Escape(Path.Combine(settings.OutputDirectory, "federation"))}).");
+        if (settings.DropAt is { } dropStage)
+        {
+            console.MarkupLine($"Fault injection: [yellow]{sites[^1]}[/] goes silent before [yellow]{dropStage}[/] in round {settings.DropRound}.");
+        }
+
+        federation.Coordinator.Progress += (_, p) =>
+        {
+            progress.Enqueue(p);
+            string dropped = p.Dropped.Count > 0 ? $" [red]dropped: {Markup.Escape(string.Join(", ", p.Dropped))}[/]" : "";
+            console.MarkupLine(CultureInfo.InvariantCulture, $"  round {p.Round} · [cyan]{Markup.Escape(p.Stage)}[/] · {p.Participants.Count} participants · {Markup.Escape(p.Detail)}{dropped}");
+        };
+        await federation.StartAgentsAsync(spec, (site, agentOptions) =>
+        {
+            var trainer = new TaggerLocalTrainer(spec, train[site], dev[site], "auto", agentOptions.LearningRate, settings.Seed + Array.IndexOf(sites, site));
+            lock (trainers)
+            {
+                trainers.Add(trainer);
+            }
+
+            return trainer;
+        }, worker => worker.RoundFinished += (_, r) =>
+        {
+            reports.Enqueue(r);
+            string color = r.Completed ? "green" : "yellow";
+            console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; local loss {r.Loss:F3}, dev F1 of the model it received {r.GlobalDevF1:F3}, ε(patient) {r.RecordEpsilon:F2}, {r.BytesSent:N0} bytes sent");
+        }, cancellationToken).ConfigureAwait(false);
+
+        await federation.WaitAsync(TimeSpan.FromHours(2), cancellationToken).ConfigureAwait(false);
+
+        // The auditor's and the data scientist's view.
+        var rounds = CollectRounds(federation, reports, spec, pooledDev, sites);
+        (double testF1, EvaluationResult testResult, string modelDir) = EvaluateFinal(federation, spec, test);
+        PrintTable(rounds, testF1, testResult);
+        string chart = Path.Combine(settings.OutputDirectory, "rounds.png");
+        DemoChart.Write(rounds, chart);
+        var auditDirs = new List<string> { AggregatorState.AuditDirectory(federation.AggregatorDataDirectory) };
+        auditDirs.AddRange(sites.Select(s => AgentState.AuditDirectory(federation.AgentDataDirectory(s))));
+        string report = Path.Combine(settings.OutputDirectory, "audit-report.html");
+        AuditReport.Write(auditDirs, report);
+        bool allVerified = true;
+        foreach (string dir in auditDirs)
+        {
+            AuditVerification v = AuditVerifier.Verify(dir);
+            allVerified &= v.Ok;
+            console.MarkupLine(v.Ok
+                ? $"  audit log [green]verified[/]: {Markup.Escape(dir)} ({v.Lines} lines, {v.Checkpoints} signed checkpoints)"
+                : $"  audit log [red]FAILED[/]: {Markup.Escape(dir)}: {Markup.Escape(v.FirstProblem ?? "")}");
+        }
+
+        console.MarkupLine($"Wrote: fused model [blue]{Markup.Escape(modelDir)}[/], chart [blue]{Markup.Escape(chart)}[/], audit report [blue]{Markup.Escape(report)}[/].");
+        console.MarkupLine($"Check the logs yourself: [grey]securefed audit verify {Markup.Escape(auditDirs[0])}[/]");
+        foreach (TaggerLocalTrainer t in trainers)
+        {
+            t.Dispose();
+        }
+
+        int completed = rounds.Count(r => r.Outcome == "completed");
+        return completed > 0 && allVerified ? CliApp.ExitOk : CliApp.ExitFailure;
+    }
+
+    internal static string[] SiteNames(int count)
+    {
+        if (count <= DefaultSites.Length)
+        {
+            return DefaultSites[..count];
+        }
+
+        return [.. DefaultSites, .. Enumerable.Range(DefaultSites.Length + 1, count - DefaultSites.Length).Select(i => $"site-{i:D2}")];
+    }
+
+    private (Dictionary<string, IReadOnlyList<Sentence>>, Dictionary<string, IReadOnlyList<Sentence>>, IReadOnlyList<Sentence>, IReadOnlyList<Sentence>, IReadOnlyList<string>, string) LoadData(string[] sites)
+    {
+        var train = new Dictionary<string, IReadOnlyList<Sentence>>();
+        var dev = new Dictionary<string, IReadOnlyList<Sentence>>();
+        if (settings.DataDirectory is { } dir)
+        {
+            string trainPath = Path.Combine(dir, "train.tsv");
+            string devPath = Path.Combine(dir, "dev.tsv");
+            string testPath = Path.Combine(dir, "test.tsv");
+            foreach (string p in new[] { trainPath, devPath, testPath })
+            {
+                if (!File.Exists(p))
+                {
+                    throw new UsageException($"--data {dir}: expected train.tsv, dev.tsv and test.tsv in CoNLL format; {p} is missing.");
+                }
+            }
+
+            List<Sentence> all = [.. ConllReader.ReadFile(trainPath)];
+            List<Sentence> allDev = [.. ConllReader.ReadFile(devPath)];
+            List<Sentence> test = [.. ConllReader.ReadFile(testPath)];
+            for (int i = 0; i < sites.Length; i++)
+            {
+                train[sites[i]] = [.. all.Where((_, k) => k % sites.Length == i)];
+                dev[sites[i]] = [.. allDev.Where((_, k) => k % sites.Length == i)];
+            }
+
+            var types = LabelSet.FromSentences(all.Concat(allDev), includeClinicalTypes: false).EntityTypes;
+            return (train, dev, allDev, test, types, $"{Path.GetFullPath(dir)} (real corpus, split across sites)");
+        }
+
+        IReadOnlyList<SiteProfile> profiles = SyntheticClinicalCorpus.CreateProfiles(Math.Max(sites.Length, SyntheticClinicalCorpus.Profiles.Count));
+        var pooledDev = new List<Sentence>();
+        var pooledTest = new List<Sentence>();
+        for (int i = 0; i < sites.Length; i++)
+        {
+            SiteProfile profile = profiles.FirstOrDefault(p => p.Name == sites[i]) ?? profiles[i];
+            train[sites[i]] = SyntheticClinicalCorpus.Generate(profile, settings.SentencesPerSite, settings.Seed * 100 + i);
+            dev[sites[i]] = SyntheticClinicalCorpus.Generate(profile, Math.Max(40, settings.SentencesPerSite / 5), settings.Seed * 100 + 50 + i);
+            pooledDev.AddRange(dev[sites[i]]);
+            pooledTest.AddRange(SyntheticClinicalCorpus.Generate(profile, Math.Max(60, settings.SentencesPerSite / 4), settings.Seed * 100 + 90 + i));
+        }
+
+        return (train, dev, pooledDev, pooledTest, LabelSet.ClinicalTypes, "embedded synthetic clinical corpus (honestly synthetic: generated in code, one profile per hospital)");
+    }
+
+    private List<DemoRound> CollectRounds(LocalFederation federation, IEnumerable<AgentRoundReport> reports, Agent.ModelSpec spec, IReadOnlyList<Sentence> pooledDev, string[] sites)
+    {
+        var result = new List<DemoRound>();
+        using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, settings.Seed, "cpu");
+        var byRound = reports.GroupBy(r => r.Round).ToDictionary(g => g.Key, g => g.ToList());
+        var models = federation.State.Store;
+        long version = 0;
+        foreach (var round in federation.State.Store.ListRounds())
+        {
+            double f1 = double.NaN;
+            bool completed = round.Status == Aggregator.Persistence.RoundStatus.Completed;
+            if (completed)
+            {
+                version++;
+                byte[]? bytes = models.LoadModel(version);
+                if (bytes is not null)
+                {
+                    model.Unflatten(ModelState.FromBytes(bytes, $"model v{version}"));
+                    f1 = TaggerEvaluator.Evaluate(model, pooledDev).F1;
+                }
+            }
+
+            var r = byRound.GetValueOrDefault(round.Round) ?? [];
+            var bytesPerSite = sites.ToDictionary(s => s, s => r.Where(x => x.Site == s).Sum(x => x.BytesSent));
+            double record = r.Count > 0 ? r.Max(x => x.RecordEpsilon) : double.NaN;
+            double site = r.Count > 0 ? r.Max(x => x.SiteEpsilon) : double.NaN;
+            result.Add(new DemoRound(round.Round, completed ? "completed" : "aborted: " + round.AbortReason, round.Participants, f1, record, site, bytesPerSite));
+        }
+
+        return result;
+    }
+
+    private (double F1, EvaluationResult Result, string ModelDirectory) EvaluateFinal(LocalFederation federation, Agent.ModelSpec spec, IReadOnlyList<Sentence> test)
+    {
+        using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, settings.Seed, "cpu");
+        model.Unflatten(federation.State.Model.Values);
+        EvaluationResult result = TaggerEvaluator.Evaluate(model, test);
+        string dir = Path.Combine(settings.OutputDirectory, "fused-model");
+        model.Save(dir);
+        return (result.F1, result, dir);
+    }
+
+    private void PrintTable(List<DemoRound> rounds, double testF1, EvaluationResult test)
+    {
+        var table = new Table().Title("[bold]Rounds[/]").AddColumn("round").AddColumn("outcome").AddColumn("sites in the sum")
+            .AddColumn(new TableColumn("dev F1 (fused)").RightAligned()).AddColumn(new TableColumn("ε patient (max)").RightAligned())
+            .AddColumn(new TableColumn("ε site").RightAligned());
+        string[] sites = rounds.SelectMany(r => r.BytesPerSite.Keys).Distinct().ToArray();
+        foreach (string s in sites)
+        {
+            table.AddColumn(new TableColumn($"bytes {s}").RightAligned());
+        }
+
+        foreach (DemoRound r in rounds)
+        {
+            var cells = new List<string>
+            {
+                r.Round.ToString(CultureInfo.InvariantCulture),
+                Markup.Escape(r.Outcome.Length > 60 ? r.Outcome[..60] + "…" : r.Outcome),
+                Markup.Escape(string.Join(", ", r.Contributors)),
+                double.IsNaN(r.DevF1) ? "–" : r.DevF1.ToString("F3", CultureInfo.InvariantCulture),
+                double.IsNaN(r.RecordEpsilon) ? "–" : r.RecordEpsilon.ToString("F2", CultureInfo.InvariantCulture),
+                double.IsNaN(r.SiteEpsilon) ? "–" : r.SiteEpsilon.ToString("F2", CultureInfo.InvariantCulture),
+            };
+            cells.AddRange(sites.Select(s => r.BytesPerSite[s].ToString("N0", CultureInfo.InvariantCulture)));
+            table.AddRow([.. cells]);
+        }
+
+        console.Write(table);
+        var types = new Table().Title("[bold]Fused model on the held-out test set[/]").AddColumn("type").AddColumn(new TableColumn("precision").RightAligned())
+            .AddColumn(new TableColumn("recall").RightAligned()).AddColumn(new TableColumn("F1").RightAligned());
+        foreach ((string type, EntityScore score) in test.PerType.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            types.AddRow(type, score.Precision.ToString("F3", CultureInfo.InvariantCulture), score.Recall.ToString("F3", CultureInfo.InvariantCulture), score.F1.ToString("F3", CultureInfo.InvariantCulture));
+        }
+
+        types.AddRow("[bold]overall[/]", test.Precision.ToString("F3", CultureInfo.InvariantCulture), test.Recall.ToString("F3", CultureInfo.InvariantCulture), $"[bold]{testF1.ToString("F3", CultureInfo.InvariantCulture)}[/]");
+        console.Write(types);
+    }
+}

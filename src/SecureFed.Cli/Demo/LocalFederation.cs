@@ -1,0 +1,153 @@
+using System.Globalization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using SecureFed.Agent;
+using SecureFed.Aggregator;
+using SecureFed.Federation;
+
+namespace SecureFed.Cli.Demo;
+
+/// <summary>
+/// A whole federation on 127.0.0.1: provisions a CA and kits, starts a real aggregator (Kestrel, gRPC, mTLS, free
+/// port) and one agent host per site, each with its own data directory. Used by <c>securefed demo</c> and by the
+/// end-to-end tests.
+/// </summary>
+internal sealed class LocalFederation : IAsyncDisposable
+{
+    private readonly List<IHost> _agentHosts = [];
+
+    private LocalFederation(LocalFederationOptions options, ProvisionResult provisioned, WebApplication aggregator, Uri address)
+    {
+        Options = options;
+        Provisioned = provisioned;
+        Aggregator = aggregator;
+        Address = address;
+        Coordinator = aggregator.Services.GetRequiredService<RoundCoordinator>();
+        State = aggregator.Services.GetRequiredService<AggregatorState>();
+    }
+
+    public LocalFederationOptions Options { get; }
+
+    public ProvisionResult Provisioned { get; }
+
+    public WebApplication Aggregator { get; }
+
+    public Uri Address { get; }
+
+    public RoundCoordinator Coordinator { get; }
+
+    public AggregatorState State { get; }
+
+    public List<AgentWorker> Workers { get; } = [];
+
+    public string AggregatorDataDirectory => Path.Combine(Options.OutputDirectory, "aggregator-data");
+
+    public string AgentDataDirectory(string site) => Path.Combine(Options.OutputDirectory, "agents", site);
+
+    /// <summary>Provisions and starts the aggregator (agents are added with <see cref="StartAgentsAsync"/>).</summary>
+    public static async Task<LocalFederation> StartAggregatorAsync(LocalFederationOptions options, float[] initialModel, string modelSpecSha256, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        string kits = Path.Combine(options.OutputDirectory, "federation");
+        ProvisionResult provisioned = FederationProvisioner.Provision(new ProvisionRequest(kits, options.FederationName, options.Sites, "127.0.0.1"));
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Federation"] = options.FederationName,
+            ["SecureFed:Listen"] = "https://127.0.0.1:0",
+            ["SecureFed:KitDirectory"] = provisioned.AggregatorKitDirectory,
+            ["SecureFed:DataDirectory"] = Path.Combine(options.OutputDirectory, "aggregator-data"),
+            ["SecureFed:Rounds"] = options.Rounds.ToString(CultureInfo.InvariantCulture),
+            ["SecureFed:MinSites"] = Math.Min(options.Sites.Count, 2).ToString(CultureInfo.InvariantCulture),
+            ["SecureFed:ModelSpecSha256"] = modelSpecSha256,
+            ["SecureFed:JoinGraceSeconds"] = "1",
+        };
+        foreach ((string key, string value) in options.Aggregator)
+        {
+            settings["SecureFed:" + key] = value;
+        }
+
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        WebApplication app = AggregatorHost.Build(configuration, initialModel, logging => logging.SetMinimumLevel(options.LogLevel));
+        await app.StartAsync(cancellationToken).ConfigureAwait(false);
+        return new LocalFederation(options, provisioned, app, AggregatorHost.BoundAddress(app));
+    }
+
+    /// <summary>Starts one agent host per site with trainers from <paramref name="trainerFactory"/>.</summary>
+    public async Task StartAgentsAsync(Agent.ModelSpec spec, Func<string, AgentOptions, ILocalTrainer> trainerFactory, Action<AgentWorker>? configure, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(trainerFactory);
+        foreach (string site in Options.Sites)
+        {
+            var settings = new Dictionary<string, string?>
+            {
+                ["SecureFed:Site"] = site,
+                ["SecureFed:Aggregator"] = Address.ToString(),
+                ["SecureFed:KitDirectory"] = Provisioned.SiteKitDirectories[site],
+                ["SecureFed:DataDirectory"] = AgentDataDirectory(site),
+            };
+            foreach ((string key, string value) in Options.Agent)
+            {
+                settings["SecureFed:" + key] = value;
+            }
+
+            IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+            var agentOptions = new AgentOptions();
+            configuration.GetSection(AgentOptions.Section).Bind(agentOptions);
+            ILocalTrainer trainer = trainerFactory(site, agentOptions);
+            IHost host = AgentHost.Build(configuration, spec, trainer, logging => logging.SetMinimumLevel(Options.LogLevel));
+            AgentWorker worker = host.Services.GetRequiredService<AgentWorker>();
+            if (Options.Drop is { } drop && drop.Site == site)
+            {
+                worker.Dropout = new DropoutHook(drop.Round, drop.Stage);
+            }
+
+            configure?.Invoke(worker);
+            Workers.Add(worker);
+            _agentHosts.Add(host);
+        }
+
+        foreach (IHost host in _agentHosts)
+        {
+            await host.StartAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Waits until the aggregator has run its rounds and every agent has stopped.</summary>
+    public async Task WaitAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        cts.CancelAfter(timeout);
+        await Coordinator.Finished.WaitAsync(cts.Token).ConfigureAwait(false);
+        foreach (IHost host in _agentHosts)
+        {
+            await host.WaitForShutdownAsync(cts.Token).ConfigureAwait(false);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (IHost host in _agentHosts)
+        {
+            try
+            {
+                await host.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            }
+            finally
+            {
+                host.Dispose();
+            }
+        }
+
+        try
+        {
+            await Aggregator.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        }
+        finally
+        {
+            await Aggregator.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}

@@ -1,0 +1,27 @@
+using SecureFed.Protocol;
+
+namespace SecureFed.Cli.Demo;
+
+/// <summary>How to lay out a throw-away federation on this machine.</summary>
+internal sealed record LocalFederationOptions
+{
+    public required string OutputDirectory { get; init; }
+
+    public string FederationName { get; init; } = "securefed-demo";
+
+    public required IReadOnlyList<string> Sites { get; init; }
+
+    public int Rounds { get; init; } = 5;
+
+    /// <summary>Extra aggregator settings (keys without the "SecureFed:" prefix).</summary>
+    public IReadOnlyDictionary<string, string> Aggregator { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Extra settings for every agent (keys without the prefix).</summary>
+    public IReadOnlyDictionary<string, string> Agent { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Optional: which site goes silent, in which round, before which stage.</summary>
+    public (string Site, long Round, ProtocolStage Stage)? Drop { get; init; }
+
+    /// <summary>Log level of the hosts (the demo keeps them quiet and shows its own progress).</summary>
+    public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Warning;
+}

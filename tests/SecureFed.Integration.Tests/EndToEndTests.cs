@@ -1,0 +1,114 @@
+using System.Collections.Concurrent;
+using SecureFed.Agent;
+using SecureFed.Audit;
+using SecureFed.Cli.Demo;
+using SecureFed.Crypto;
+using SecureFed.Protocol;
+
+namespace SecureFed.Integration.Tests;
+
+/// <summary>Aggregator + 3 agents over real gRPC with mTLS on 127.0.0.1.</summary>
+public sealed class EndToEndTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-e2e-").FullName;
+
+    [Fact]
+    public async Task Federation_OneSiteDropsAfterShareKeys_FusedModelIsWeightedAverageOfSurvivorsAndLogsVerify()
+    {
+        const int parameters = 5_000;
+        string[] sites = ["site-de", "site-fr", "site-jp"];
+        var initial = Enumerable.Range(0, parameters).Select(i => (float)Math.Cos(i) * 0.1f).ToArray();
+        var options = new LocalFederationOptions
+        {
+            OutputDirectory = _dir,
+            Sites = sites,
+            Rounds = 2,
+            Aggregator = new Dictionary<string, string>
+            {
+                ["MinSites"] = "3",
+                ["StageTimeoutSeconds"] = "5",
+                ["TrainingTimeoutSeconds"] = "30",
+                ["WeightCap"] = "1000",
+                ["SiteNoiseMultiplier"] = "0.5",
+                ["L2Clip"] = "10",
+                ["EpsilonBudget"] = "1000",
+            },
+            Agent = new Dictionary<string, string> { ["CallTimeoutSeconds"] = "10", ["SiteEpsilonBudget"] = "1000", ["EpsilonBudget"] = "1000" },
+            Drop = ("site-jp", 1, ProtocolStage.MaskedInputCollection),
+        };
+        long[] examples = [300, 700, 2000];
+        var inputs = new ConcurrentDictionary<(string Site, long Round), uint[]>();
+        var reports = new ConcurrentBag<AgentRoundReport>();
+
+        await using LocalFederation federation = await LocalFederation.StartAggregatorAsync(options, initial, FakeTrainer.SpecSha, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        var progress = new ConcurrentBag<Aggregator.RoundProgress>();
+        federation.Coordinator.Progress += (_, p) => progress.Add(p);
+        await federation.StartAgentsAsync(
+            new ModelSpec(Tagger.TaggerConfig.Tiny, ["Disease"]),
+            (site, _) => new FakeTrainer(site, parameters, examples[Array.IndexOf(sites, site)]),
+            worker =>
+            {
+                worker.InputCaptured = (round, input) => inputs[(SiteOf(worker), round)] = input;
+                worker.RoundFinished += (_, r) => reports.Add(r);
+            },
+            CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        await federation.WaitAsync(TimeSpan.FromMinutes(3), CancellationToken.None);
+
+        // Round 1: site-jp dropped after ShareKeys; the fused model must be the survivors' weighted average.
+        var rounds = federation.State.Store.ListRounds();
+        Assert.Equal(2, rounds.Count(r => r.Status == Aggregator.Persistence.RoundStatus.Completed));
+        byte[] v1 = federation.State.Store.LoadModel(1)!;
+        float[] model1 = Aggregator.ModelState.FromBytes(v1, "v1");
+        var codecParams = federation.State.Store.GetRound(rounds[0].Round)!;
+        Assert.Equal(["site-de", "site-fr"], codecParams.Participants.Order());
+
+        var survivorsSum = new uint[parameters + 1];
+        foreach (string site in new[] { "site-de", "site-fr" })
+        {
+            ModularVector.Add(survivorsSum, inputs[(site, 1)], 32);
+        }
+
+        double scale = ScaleOf(codecParams.ConfigurationJson);
+        long totalWeight = ModularVector.ToSigned(survivorsSum[parameters], 32);
+        Assert.Equal(300 + 700, totalWeight);
+        for (int i = 0; i < parameters; i++)
+        {
+            double avg = ModularVector.ToSigned(survivorsSum[i], 32) / scale / (totalWeight / 1000.0);
+            // Exact up to the float32 storage of the model.
+            Assert.InRange(model1[i] - (initial[i] + avg), -1e-5, 1e-5);
+        }
+
+        // Round 2: everyone took part from model version 1.
+        Assert.Equal(3, rounds[1].Participants.Count);
+        Assert.Contains(reports, r => r.Site == "site-jp" && r.Round == 1 && !r.Completed);
+        Assert.Equal(2, reports.Count(r => r.Site == "site-de" && r.Completed));
+
+        // Every audit log verifies.
+        Assert.True(AuditVerifier.Verify(Aggregator.AggregatorState.AuditDirectory(federation.AggregatorDataDirectory)).Ok);
+        foreach (string site in sites)
+        {
+            var verification = AuditVerifier.Verify(AgentState.AuditDirectory(federation.AgentDataDirectory(site)));
+            Assert.True(verification.Ok, verification.FirstProblem);
+        }
+    }
+
+    private static string SiteOf(AgentWorker worker) => worker.SiteName;
+
+    private static double ScaleOf(string configurationJson)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(configurationJson);
+        return doc.RootElement.GetProperty("scale").GetDouble();
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
