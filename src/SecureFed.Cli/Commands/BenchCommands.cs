@@ -12,6 +12,7 @@ internal static class BenchCommands
         command.Subcommands.Add(PrgBenchCommand.Create());
         command.Subcommands.Add(DiscreteGaussianBenchCommand.Create());
         command.Subcommands.Add(ProvisionBenchCommand.Create());
+        command.Subcommands.Add(AuditBenchCommand.Create());
         return command;
     }
 }
