@@ -60,12 +60,12 @@ public sealed record TaggerConfig
     public int Layers { get; init; } = 1;
 
     /// <summary>Dropout on the embeddings and the encoder output during training.</summary>
-    /// <value>The default value is 0.4.</value>
-    public double Dropout { get; init; } = 0.4;
+    /// <value>The default value is 0.5.</value>
+    public double Dropout { get; init; } = 0.5;
 
     /// <summary>Probability of replacing a word id by the unknown bucket during training (teaches the n-gram path).</summary>
-    /// <value>The default value is 0.1.</value>
-    public double WordDropout { get; init; } = 0.1;
+    /// <value>The default value is 0.25.</value>
+    public double WordDropout { get; init; } = 0.25;
 
     /// <summary>Default size: about 2 M parameters (8 MB as float32), trains on 2 CPU cores.</summary>
     public static TaggerConfig Default { get; } = new();

@@ -12,8 +12,8 @@ public sealed record TrainOptions
     public int BatchSize { get; init; } = 32;
 
     /// <summary>Learning rate.</summary>
-    /// <value>The default value is 0.002.</value>
-    public double LearningRate { get; init; } = 0.002;
+    /// <value>The default value is 0.003.</value>
+    public double LearningRate { get; init; } = 0.003;
 
     /// <summary>Seed for batch order, word dropout and torch's RNG.</summary>
     /// <value>The default value is 1.</value>

@@ -49,7 +49,7 @@ internal static class TaggerCommands
         var config = new Option<string>("--config") { Description = "Model size: default, tiny, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "default" };
         var seed = new Option<int>("--seed") { Description = "Seed for initialisation and batch order.", DefaultValueFactory = _ => 1 };
         var batchSize = new Option<int>("--batch-size") { Description = "Sentences per batch.", DefaultValueFactory = _ => 32 };
-        var lr = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 0.002 };
+        var lr = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 0.003 };
         var patience = new Option<int>("--patience") { Description = "Early stop after this many epochs without dev-F1 gain (0 = off).", DefaultValueFactory = _ => 5 };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Optional cap on optimiser steps." };
         var threads = ThreadsOption();
