@@ -11,4 +11,8 @@ public sealed record AgentRoundReport(
     double RecordEpsilon,
     double SiteEpsilon,
     long BytesSent,
-    long ModelVersion);
+    long ModelVersion)
+{
+    /// <summary>L2 norm of the local update before clipping (NaN when no update was computed).</summary>
+    public double UpdateNorm { get; init; } = double.NaN;
+}

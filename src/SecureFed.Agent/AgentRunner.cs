@@ -27,6 +27,7 @@ public sealed class AgentRunner
     private readonly ILogger _logger;
     private float[]? _model;
     private long _modelVersion = -1;
+    private double _lastNorm = double.NaN;
 
     /// <summary>Creates the runner.</summary>
     public AgentRunner(AgentOptions options, PartyKit kit, AggregatorClient client, ILocalTrainer trainer, PrivacyLedger ledger, AuditLog audit, ILogger logger)
@@ -130,7 +131,7 @@ public sealed class AgentRunner
 
             // 4. Site-level privatisation: clip to S, weight, quantize, add this site's discrete Gaussian share.
             float[] delta = update.Delta;
-            UpdateClipping.ClipL2(delta, a.SiteDp.L2Clip);
+            _lastNorm = UpdateClipping.ClipL2(delta, a.SiteDp.L2Clip);
             long weight = codec.Weight(update.Examples);
             float omega = (float)weight / codec.WeightCap;
             for (int i = 0; i < delta.Length; i++)
@@ -422,7 +423,8 @@ public sealed class AgentRunner
     {
         double record = _ledger.Spent(Guarantee.Record, _options.Delta).Epsilon;
         double site = _ledger.Spent(Guarantee.Site, _options.Delta).Epsilon;
-        RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion));
+        RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion) { UpdateNorm = _lastNorm });
+        _lastNorm = double.NaN;
     }
 
     private Header Header(long round, string session, Stage stage) => new()

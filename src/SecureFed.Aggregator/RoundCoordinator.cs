@@ -374,7 +374,7 @@ public sealed class RoundCoordinator : BackgroundService
         T result = close();
         _state.Store.RecordStage(session.Round, StageName(stage), [.. delivered.Order().Select(i => session.Parameters[i].Name)]);
         session.CloseStage(stage);
-        Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered");
+        Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered", [.. delivered.Order().Select(i => session.Parameters[i].Name)]);
         return result;
     }
 
@@ -433,7 +433,7 @@ public sealed class RoundCoordinator : BackgroundService
         outcome.Contributors.AddRange(contributors);
         outcome.Dropped.AddRange(session.Parameters.Participants.Select(p => p.Name).Except(contributors));
         session.Finish(outcome);
-        Report(session, "completed", [], $"model v{version}, site ε={epsilon.ToString("F3", CultureInfo.InvariantCulture)}");
+        Report(session, "completed", [], $"model v{version}, site ε={epsilon.ToString("F3", CultureInfo.InvariantCulture)}", contributors);
     }
 
     private void AbortRound(RoundSession session, ProtocolStage stage, string reason)
@@ -464,13 +464,14 @@ public sealed class RoundCoordinator : BackgroundService
         Sender = "aggregator",
     };
 
-    private void Report(RoundSession session, string stage, IReadOnlyList<string> dropped, string detail)
+    private void Report(RoundSession session, string stage, IReadOnlyList<string> dropped, string detail, IReadOnlyList<string>? participants = null)
     {
-        var alive = session.Server.Stage switch
+        IReadOnlyList<string> alive = participants ?? (session.Server.Stage switch
         {
             ProtocolStage.Aborted => [],
-            _ => session.Server.Expected.Select(i => session.Parameters[i].Name).ToArray(),
-        };
+            ProtocolStage.Completed => [],
+            _ => [.. session.Server.Expected.Select(i => session.Parameters[i].Name)],
+        });
         Progress?.Invoke(this, new RoundProgress(session.Round, stage, alive, dropped, detail, _state.Budget.Spent(_options.Delta)));
     }
 

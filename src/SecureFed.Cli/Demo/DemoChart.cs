@@ -27,7 +27,7 @@ internal static class DemoChart
         plot.Axes.Left.Label.Text = "F1";
         plot.Axes.Right.Label.Text = "ε (δ = 1e-5)";
         plot.Axes.SetLimitsY(0, 1, plot.Axes.Left);
-        plot.ShowLegend(ScottPlot.Alignment.LowerRight);
+        plot.ShowLegend(ScottPlot.Alignment.UpperLeft);
         plot.SavePng(path, 1000, 560);
     }
 }

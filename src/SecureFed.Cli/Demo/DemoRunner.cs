@@ -22,10 +22,12 @@ internal sealed record DemoSettings
     public long DropRound { get; init; } = 2;
     public string? DataDirectory { get; init; }
     public bool TinyModel { get; init; } = true;
-    public int SentencesPerSite { get; init; } = 400;
+    public int SentencesPerSite { get; init; } = 1000;
     public int LocalEpochs { get; init; } = 2;
-    public double SampleRate { get; init; } = 0.05;
-    public double SiteNoiseMultiplier { get; init; } = 0.3;
+    public double SampleRate { get; init; } = 0.1;
+    public double SiteNoiseMultiplier { get; init; } = 0.002;
+    public double LearningRate { get; init; } = 0.01;
+    public double L2Clip { get; init; } = 10.0;
     public int Seed { get; init; } = 7;
 }
 
@@ -50,7 +52,10 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         (Dictionary<string, IReadOnlyList<Sentence>> train, Dictionary<string, IReadOnlyList<Sentence>> dev, IReadOnlyList<Sentence> pooledDev, IReadOnlyList<Sentence> test, IReadOnlyList<string> types, string source) = LoadData(sites);
         console.MarkupLine($"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count)} training sentences split across sites, {test.Count} test sentences held out.");
 
-        var spec = new Agent.ModelSpec(settings.TinyModel ? TaggerConfig.Tiny : TaggerConfig.Default, types);
+        // DP-SGD adds noise to every parameter at every step, so the demo's small model keeps its hashed embedding
+        // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere.
+        TaggerConfig config = settings.TinyModel ? TaggerConfig.Tiny with { WordBuckets = 1024, CharNgramBuckets = 1024 } : TaggerConfig.Default;
+        var spec = new Agent.ModelSpec(config, types);
         float[] initial = TaggerLocalTrainer.InitialParameters(spec, settings.Seed);
         // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
         long totalSteps = (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
@@ -68,9 +73,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 ["TrainingTimeoutSeconds"] = "900",
                 ["StageTimeoutSeconds"] = "20",
                 ["JoinGraceSeconds"] = "2",
-                ["EpsilonBudget"] = "1000",
+                ["EpsilonBudget"] = "1e12",
                 ["Delta"] = settings.Delta.ToString("R", CultureInfo.InvariantCulture),
-                ["L2Clip"] = "1.0",
+                ["L2Clip"] = settings.L2Clip.ToString("R", CultureInfo.InvariantCulture),
                 ["SiteNoiseMultiplier"] = settings.SiteNoiseMultiplier.ToString("R", CultureInfo.InvariantCulture),
                 ["DpSgdNoiseMultiplier"] = sigma.ToString("R", CultureInfo.InvariantCulture),
                 ["DpSgdMaxGradNorm"] = "1.0",
@@ -81,9 +86,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             Agent = new Dictionary<string, string>
             {
                 ["EpsilonBudget"] = (settings.Epsilon * 1.0001).ToString("R", CultureInfo.InvariantCulture),
-                ["SiteEpsilonBudget"] = "1000",
+                ["SiteEpsilonBudget"] = "1e12",
                 ["Delta"] = settings.Delta.ToString("R", CultureInfo.InvariantCulture),
                 ["MinDpSgdNoiseMultiplier"] = Math.Min(0.5, sigma).ToString("R", CultureInfo.InvariantCulture),
+                ["MinSiteNoiseMultiplier"] = Math.Min(0.1, settings.SiteNoiseMultiplier).ToString("R", CultureInfo.InvariantCulture),
+                ["LearningRate"] = settings.LearningRate.ToString("R", CultureInfo.InvariantCulture),
                 ["CallTimeoutSeconds"] = "30",
             },
             Drop = settings.DropAt is { } stage ? (sites[^1], settings.DropRound, stage) : null,
@@ -118,7 +125,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         {
             reports.Enqueue(r);
             string color = r.Completed ? "green" : "yellow";
-            console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; local loss {r.Loss:F3}, dev F1 of the model it received {r.GlobalDevF1:F3}, ε(patient) {r.RecordEpsilon:F2}, {r.BytesSent:N0} bytes sent");
+            console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; local loss {r.Loss:F3}, dev F1 of the model it received {r.GlobalDevF1:F3}, ε(patient) {r.RecordEpsilon:F2}, update norm {r.UpdateNorm:F2} (clipped to {settings.L2Clip}), {r.BytesSent:N0} bytes sent");
         }, cancellationToken).ConfigureAwait(false);
 
         await federation.WaitAsync(TimeSpan.FromHours(2), cancellationToken).ConfigureAwait(false);
