@@ -103,10 +103,23 @@ public sealed class FederationManifest
         {
             throw new InvalidDataException($"{source}: not valid JSON ({ex.Message}).", ex);
         }
+        catch (ArgumentException ex)
+        {
+            // A string with a lone surrogate cannot be transcoded to UTF-8 (found by the reliability fuzz tests).
+            throw new InvalidDataException($"{source}: not valid text ({ex.Message}).", ex);
+        }
 
         using (document)
         {
-            return reader.Read(document.RootElement);
+            try
+            {
+                return reader.Read(document.RootElement);
+            }
+            catch (InvalidOperationException ex)
+            {
+                // e.g. an escaped lone surrogate ("\ud800") that cannot be read as a string (found by the reliability fuzz tests).
+                throw new InvalidDataException($"{source}: a text field is not valid UTF-16 ({ex.Message}).", ex);
+            }
         }
     }
 

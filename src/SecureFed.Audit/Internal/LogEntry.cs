@@ -21,7 +21,19 @@ internal sealed record LogEntry(long Line, long Seq, string Timestamp, string Ac
             return null;
         }
 
-        byte[]? canonical = CanonicalJson.Canonicalize(root, out string? shape);
+        byte[]? canonical;
+        string? shape;
+        try
+        {
+            canonical = CanonicalJson.Canonicalize(root, out shape);
+        }
+        catch (InvalidOperationException ex)
+        {
+            // Invalid UTF-8 inside a string passes the reader and fails on decoding (found by the reliability fuzz tests).
+            problem = string.Create(CultureInfo.InvariantCulture, $"line {lineNumber} is not valid UTF-8 JSON text (edited or corrupted?): {ex.Message}");
+            return null;
+        }
+
         if (canonical is null)
         {
             problem = string.Create(CultureInfo.InvariantCulture, $"line {lineNumber} {shape}");

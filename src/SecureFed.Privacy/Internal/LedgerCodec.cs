@@ -178,8 +178,19 @@ internal static class LedgerCodec
         return value;
     }
 
-    private static string GetString(JsonElement obj, string name, string path, int lineNumber) =>
-        Get(obj, name, JsonValueKind.String, path, lineNumber).GetString()!;
+    private static string GetString(JsonElement obj, string name, string path, int lineNumber)
+    {
+        JsonElement value = Get(obj, name, JsonValueKind.String, path, lineNumber);
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException ex)
+        {
+            // Invalid UTF-8 (or a lone surrogate escape) inside the string (found by the reliability fuzz tests).
+            throw Corrupt(path, lineNumber, $"'{name}' is not valid text ({ex.Message})");
+        }
+    }
 
     private static long GetLong(JsonElement obj, string name, string path, int lineNumber) =>
         Get(obj, name, JsonValueKind.Number, path, lineNumber).TryGetInt64(out long v)

@@ -1,0 +1,36 @@
+using SecureFed.Agent;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>A deterministic stand-in for the TorchSharp trainer: fast, with known updates per site and round.</summary>
+internal sealed class FakeTrainer(string site, int parameters, long examples) : ILocalTrainer
+{
+    public const string SpecSha = "0000000000000000000000000000000000000000000000000000000000000001";
+
+    public string ModelSpecSha256 => SpecSha;
+
+    public int ParameterCount => parameters;
+
+    public long ExampleCount => examples;
+
+    public List<(long Round, float[] Global)> Seen { get; } = [];
+
+    public long ExpectedSteps(LocalTrainingPlan plan) => (long)Math.Ceiling(plan.LocalEpochs / plan.SampleRate);
+
+    public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
+    {
+        lock (Seen)
+        {
+            Seen.Add((plan.Round, (float[])globalModel.Clone()));
+        }
+
+        int siteFactor = site.Aggregate(0, (h, c) => h + c) % 7 + 1;
+        float[] delta = new float[parameters];
+        for (int i = 0; i < delta.Length; i++)
+        {
+            delta[i] = 0.002f * siteFactor * MathF.Sin(i + plan.Round);
+        }
+
+        return new LocalUpdate(delta, examples, (int)ExpectedSteps(plan), plan.SampleRate, 0.5, double.NaN);
+    }
+}

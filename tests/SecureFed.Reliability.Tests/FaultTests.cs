@@ -1,0 +1,249 @@
+using System.Text.Json;
+using SecureFed.Agent;
+using SecureFed.Aggregator;
+using SecureFed.Aggregator.Persistence;
+using SecureFed.Audit;
+using SecureFed.Crypto;
+using SecureFed.Protocol;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>Dropouts at every stage, an aggregator restart mid-round, network faults, an unwritable data directory.</summary>
+public sealed class FaultTests : IDisposable
+{
+    private static readonly string[] FourSites = ["site-a", "site-b", "site-c", "site-d"];
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-faults-").FullName;
+
+    public static TheoryData<ProtocolStage, int> Dropouts => new()
+    {
+        { ProtocolStage.AdvertiseKeys, 1 },
+        { ProtocolStage.ShareKeys, 1 },
+        { ProtocolStage.MaskedInputCollection, 1 },
+        { ProtocolStage.ConsistencyCheck, 1 },
+        { ProtocolStage.Unmasking, 1 },
+        { ProtocolStage.ShareKeys, 2 },
+        { ProtocolStage.ConsistencyCheck, 2 },
+        { ProtocolStage.Unmasking, 2 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Dropouts))]
+    public async Task Round_SitesSilentFromStage_CompletesAtOrAboveThresholdAbortsBelowAndNextRoundRuns(ProtocolStage stage, int silent)
+    {
+        // 4 sites, complete graph, t = 3: one silent site leaves t, two leave t - 1.
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), FourSites, new Dictionary<string, string>
+        {
+            ["Rounds"] = silent == 1 ? "2" : "1",
+            ["TrainingTimeoutSeconds"] = "4",
+        });
+        await fed.StartAggregatorAsync();
+        for (int i = 0; i < FourSites.Length; i++)
+        {
+            fed.StartAgent(FourSites[i], 100 * (i + 1), i >= FourSites.Length - silent ? new DropoutHook(1, stage) : null);
+        }
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(100));
+
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        Assert.Equal(2, rounds.Count);
+        RoundRecord first = rounds[0];
+        string[] silentSites = FourSites[^silent..];
+        if (silent == 1)
+        {
+            Assert.Equal(RoundStatus.Completed, first.Status);
+            bool inputSent = stage > ProtocolStage.MaskedInputCollection;
+            Assert.Equal(inputSent, first.Participants.Contains(silentSites[0]));
+            Assert.Equal(inputSent ? 4 : 3, first.Participants.Count);
+        }
+        else
+        {
+            Assert.Equal(RoundStatus.Aborted, first.Status);
+            Assert.False(string.IsNullOrWhiteSpace(first.AbortReason));
+            Assert.Null(fed.State.Store.LoadModel(2));
+        }
+
+        // The next round runs normally with everyone.
+        Assert.Equal(RoundStatus.Completed, rounds[1].Status);
+        Assert.Equal(FourSites, rounds[1].Participants.Order());
+        Assert.All(silentSites, s => Assert.Contains(fed.Reports, r => r.Site == s && r.Round == 1 && !r.Completed));
+        AssertLogsVerify(fed, FourSites);
+    }
+
+    [Fact]
+    public async Task Aggregator_RestartedMidRound_InterruptedRoundAbortedHistoryKeptFreshRoundCompletes()
+    {
+        string[] sites = ["site-a", "site-b", "site-c"];
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
+        {
+            ["Rounds"] = "2",
+            ["StageTimeoutSeconds"] = "30",
+            ["TrainingTimeoutSeconds"] = "30",
+        });
+        await fed.StartAggregatorAsync();
+        for (int i = 0; i < sites.Length; i++)
+        {
+            // site-c stays silent in round 2 before ShareKeys, which holds round 2 open (stage timeout 30 s).
+            fed.StartAgent(sites[i], 100 * (i + 1), sites[i] == "site-c" ? new DropoutHook(2, ProtocolStage.ShareKeys) : null);
+        }
+
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+        {
+            while (fed.Coordinator.Current is not { Round: 2 } open || open.Server.Stage != ProtocolStage.ShareKeys)
+            {
+                await Task.Delay(50, wait.Token);
+            }
+        }
+
+        string openSession = fed.Coordinator.Current!.SessionId;
+        byte[] model1 = fed.State.Store.LoadModel(1)!;
+        int ledgerBefore = fed.State.Store.ListLedger().Count;
+        string budgetPath = Path.Combine(fed.AggregatorDataDirectory, "privacy-ledger.jsonl");
+        string budgetBefore = File.ReadAllText(budgetPath);
+        string auditBefore = File.ReadAllText(Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName));
+
+        await fed.StopAggregatorAsync();
+        await fed.StopAgentsAsync();
+        await fed.StartAggregatorAsync();
+        foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
+        {
+            fed.StartAgent(site, 100 * (i + 1));
+        }
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        Assert.Equal([RoundStatus.Completed, RoundStatus.Aborted, RoundStatus.Completed], rounds.Select(r => r.Status));
+        Assert.NotNull(rounds[1].AbortReason);
+        Assert.Equal(model1, fed.State.Store.LoadModel(1));
+        Assert.NotNull(fed.State.Store.LoadModel(2));
+        Assert.True(fed.State.Store.ListLedger().Count >= ledgerBefore);
+        string budgetAfter = File.ReadAllText(budgetPath);
+        Assert.StartsWith(budgetBefore, budgetAfter, StringComparison.Ordinal);
+        Assert.True(budgetAfter.Length > budgetBefore.Length, "the fresh round's privacy spend was not recorded");
+        Assert.Empty(fed.State.Store.QuickCheck());
+        string auditAfter = File.ReadAllText(Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName));
+        Assert.StartsWith(auditBefore, auditAfter, StringComparison.Ordinal);
+        // The fresh round has new keys: site-a joined round 3 under another session id than the interrupted round 2.
+        string[] siteAudit = File.ReadAllLines(Path.Combine(AgentState.AuditDirectory(fed.AgentDataDirectory("site-a")), AuditLog.LogFileName));
+        Assert.Contains(siteAudit, l => l.Contains(AuditEvents.RoundJoined, StringComparison.Ordinal) && l.Contains(openSession, StringComparison.Ordinal));
+        string joined3 = Assert.Single(siteAudit, l => l.Contains(AuditEvents.RoundJoined, StringComparison.Ordinal) && System.Text.RegularExpressions.Regex.IsMatch(l, "\"round\":\\s*3[,}]"));
+        Assert.DoesNotContain(openSession, joined3, StringComparison.Ordinal);
+        Assert.Contains(fed.Reports, r => r.Round == 3 && r.Completed);
+        AssertLogsVerify(fed, sites);
+    }
+
+    [Fact]
+    public async Task Agents_NetworkDropsResetsAnd503s_RetriedNothingDoubleCountedModelIsWeightedAverage()
+    {
+        string[] sites = ["site-a", "site-b", "site-c"];
+        long[] examples = [300, 700, 2000];
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites);
+        await fed.StartAggregatorAsync();
+        var handlers = new List<FaultInjectingHandler>();
+        for (int i = 0; i < sites.Length; i++)
+        {
+            fed.StartAgent(sites[i], examples[i], wrap: inner =>
+            {
+                var h = new FaultInjectingHandler(inner);
+                lock (handlers)
+                {
+                    handlers.Add(h);
+                }
+
+                return h;
+            });
+        }
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+
+        Assert.True(handlers.Sum(h => h.DroppedBefore) > 0 && handlers.Sum(h => h.DroppedAfter) > 0 && handlers.Sum(h => h.ServiceUnavailable) > 0);
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        Assert.True(rounds.Count == 1, string.Join("; ", fed.Reports.Select(r => $"{r.Site} round {r.Round}: {r.Outcome}")) + " | " + string.Join("; ", rounds.Select(r => r.AbortReason)));
+        RoundRecord round = rounds[0];
+        Assert.Equal(RoundStatus.Completed, round.Status);
+        Assert.Equal(sites, round.Participants.Order());
+
+        // Each masked input was counted exactly once.
+        string[] audit = File.ReadAllLines(Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName));
+        foreach (string site in sites)
+        {
+            Assert.Single(audit, l => l.Contains(AuditEvents.MaskedInputReceived, StringComparison.Ordinal) && l.Contains($"\"{site}\"", StringComparison.Ordinal));
+        }
+
+        // The fused model is exactly the weighted average of the three updates.
+        int d = TestFederation.Parameters;
+        var sum = new uint[d + 1];
+        foreach (string site in sites)
+        {
+            ModularVector.Add(sum, fed.Inputs[(site, 1)], 32);
+        }
+
+        double scale;
+        using (JsonDocument doc = JsonDocument.Parse(round.ConfigurationJson))
+        {
+            scale = doc.RootElement.GetProperty("scale").GetDouble();
+        }
+
+        long totalWeight = ModularVector.ToSigned(sum[d], 32);
+        Assert.Equal(examples.Sum(), totalWeight);
+        float[] model = ModelState.FromBytes(fed.State.Store.LoadModel(1)!, "v1");
+        for (int i = 0; i < d; i++)
+        {
+            double avg = ModularVector.ToSigned(sum[i], 32) / scale / (totalWeight / 1000.0);
+            Assert.InRange(model[i] - (fed.InitialModel[i] + avg), -1e-5, 1e-5);
+        }
+
+        AssertLogsVerify(fed, sites);
+    }
+
+    [Fact]
+    public async Task Aggregator_DataDirectoryUnwritable_ClearErrorAtStartAndNoStateDamaged()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b"]);
+        // A file where the data directory should be: creating it fails even for root.
+        string blocked = Path.Combine(_dir, "blocked");
+        await File.WriteAllTextAsync(blocked, "not a directory");
+        Exception ex = await Assert.ThrowsAnyAsync<Exception>(() => fed.StartAggregatorAsync(Path.Combine(blocked, "data")));
+        Assert.True(ex is IOException or UnauthorizedAccessException, ex.ToString());
+        Assert.Contains("blocked", ex.Message, StringComparison.Ordinal);
+        Assert.Equal("not a directory", await File.ReadAllTextAsync(blocked));
+
+        // The audit directory is blocked by a file: start-up fails, the store it created stays consistent.
+        Directory.CreateDirectory(fed.AggregatorDataDirectory);
+        string auditDir = AggregatorState.AuditDirectory(fed.AggregatorDataDirectory);
+        await File.WriteAllTextAsync(auditDir, "in the way");
+        Exception audit = await Assert.ThrowsAnyAsync<Exception>(() => fed.StartAggregatorAsync());
+        Assert.True(audit is IOException or UnauthorizedAccessException or InvalidDataException, audit.ToString());
+        Assert.Contains("audit", audit.Message, StringComparison.Ordinal);
+
+        // Remove the obstacle: the aggregator starts on the same data directory and its state verifies.
+        File.Delete(auditDir);
+        await fed.StartAggregatorAsync();
+        Assert.Empty(fed.State.Store.QuickCheck());
+        Assert.NotNull(fed.State.Store.LoadModel(0));
+        await fed.StopAggregatorAsync();
+        Assert.True(AuditVerifier.Verify(auditDir).Ok);
+    }
+
+    private static void AssertLogsVerify(TestFederation fed, IEnumerable<string> sites)
+    {
+        AuditVerification aggregator = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(aggregator.Ok, aggregator.FirstProblem);
+        foreach (string site in sites)
+        {
+            AuditVerification agent = AuditVerifier.Verify(AgentState.AuditDirectory(fed.AgentDataDirectory(site)));
+            Assert.True(agent.Ok, agent.FirstProblem);
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
