@@ -58,6 +58,7 @@ public sealed class AgentRunner
     {
         long lastRound = 0;
         int rounds = 0;
+        int unreachable = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
             RoundAnnouncement announcement;
@@ -71,6 +72,17 @@ public sealed class AgentRunner
             {
                 continue;
             }
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown)
+            {
+                // The aggregator is down or restarting: an agent is a long-running service, so it waits and tries again.
+                unreachable++;
+                TimeSpan wait = TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(unreachable, 5))));
+                Log.Unreachable(_logger, _options.Site, ex.Status.Detail, wait.TotalSeconds);
+                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
+            unreachable = 0;
 
             if (announcement.Finished)
             {

@@ -22,6 +22,9 @@ internal static partial class Log
     [LoggerMessage(6, LogLevel.Information, "{Site}: simulated dropout before {Stage} of round {Round}")]
     public static partial void SimulatedDrop(ILogger logger, string site, string stage, long round);
 
+    [LoggerMessage(8, LogLevel.Warning, "{Site}: the aggregator is unreachable ({Detail}); trying again in {Seconds} s")]
+    public static partial void Unreachable(ILogger logger, string site, string detail, double seconds);
+
     [LoggerMessage(7, LogLevel.Information, "{Site}: the federation has finished")]
     public static partial void FederationFinished(ILogger logger, string site);
 }

@@ -13,5 +13,10 @@ internal static class CommandRegistry
         yield return TaggerCommands.Create();
         yield return ProvisionCommands.Create();
         yield return AuditCommands.Create();
+        yield return ModelCommands.Create();
+        foreach (Command service in ServiceCommands.Create())
+        {
+            yield return service;
+        }
     }
 }

@@ -1,0 +1,105 @@
+using System.CommandLine;
+using System.Globalization;
+using SecureFed.Agent;
+using SecureFed.Tagger;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary><c>securefed model ...</c>: model specification, initial parameters and interpolation of two models.</summary>
+internal static class ModelCommands
+{
+    public static Command Create()
+    {
+        var command = new Command("model", "Model specifications and model files.");
+        command.Subcommands.Add(SpecCommand());
+        command.Subcommands.Add(MergeCommand());
+        return command;
+    }
+
+    private static Command SpecCommand()
+    {
+        var output = new Option<string>("--out") { Description = "Where to write the specification JSON.", Required = true };
+        var size = new Option<string>("--size") { Description = "default or tiny.", DefaultValueFactory = _ => "default" };
+        var types = new Option<string?>("--types") { Description = "Comma-separated entity types (default: the five clinical types)." };
+        var command = new Command("spec", "Write a model specification (tagger configuration + entity types) that every site and the aggregator must share; prints its SHA-256.")
+        {
+            output, size, types,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            string s = parse.GetValue(size) ?? "default";
+            if (s is not ("default" or "tiny"))
+            {
+                throw new UsageException($"--size must be default or tiny, got '{s}'.");
+            }
+
+            string? t = parse.GetValue(types);
+            IReadOnlyList<string> entityTypes = t is null ? LabelSet.ClinicalTypes : [.. t.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)];
+            if (entityTypes.Count == 0)
+            {
+                throw new UsageException("--types must name at least one entity type.");
+            }
+
+            var spec = new ModelSpec(s == "tiny" ? TaggerConfig.Tiny : TaggerConfig.Default, entityTypes);
+            string path = parse.GetValue(output)!;
+            Federation.AtomicFile.WriteAllText(path, spec.ToJson());
+            parse.InvocationConfiguration.Output.WriteLine($"wrote {path}; sha256 {spec.Sha256}");
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command MergeCommand()
+    {
+        var a = new Argument<string>("A") { Description = "First model folder (as written by 'tagger train' or the demo)." };
+        var b = new Argument<string>("B") { Description = "Second model folder with the same shape." };
+        var lambda = new Option<double>("--lambda") { Description = "Interpolation weight λ: the result is λ·θ_A + (1−λ)·θ_B.", Required = true };
+        var output = new Option<string>("--out") { Description = "Output model folder (must not exist or be empty).", Required = true };
+        var command = new Command("merge", "Interpolate two models of the same shape: λ·θ_A + (1−λ)·θ_B.") { a, b, lambda, output };
+        command.SetAction((parse, ct) =>
+        {
+            double l = parse.GetValue(lambda);
+            if (!(l >= 0 && l <= 1))
+            {
+                throw new UsageException($"--lambda must be in [0, 1], got {l.ToString(CultureInfo.InvariantCulture)}.");
+            }
+
+            string outDir = parse.GetValue(output)!;
+            if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
+            {
+                throw new UsageException($"--out {outDir} already exists and is not empty.");
+            }
+
+            using TaggerModel modelA = LoadModel(parse.GetValue(a)!, "A");
+            using TaggerModel modelB = LoadModel(parse.GetValue(b)!, "B");
+            if (modelA.Config != modelB.Config || !modelA.Labels.Labels.SequenceEqual(modelB.Labels.Labels))
+            {
+                throw new UsageException("the two models do not have the same shape (tagger configuration or label set differ).");
+            }
+
+            float[] pa = modelA.Flatten();
+            float[] pb = modelB.Flatten();
+            float[] merged = new float[pa.Length];
+            for (int i = 0; i < merged.Length; i++)
+            {
+                merged[i] = (float)((l * pa[i]) + ((1 - l) * pb[i]));
+            }
+
+            modelA.Unflatten(merged);
+            modelA.Save(outDir);
+            parse.InvocationConfiguration.Output.WriteLine($"wrote {outDir}: {merged.Length:N0} parameters = {l.ToString(CultureInfo.InvariantCulture)}·A + {(1 - l).ToString(CultureInfo.InvariantCulture)}·B");
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static TaggerModel LoadModel(string directory, string name)
+    {
+        if (!Directory.Exists(directory))
+        {
+            throw new UsageException($"model {name} '{directory}': no such folder.");
+        }
+
+        return TaggerModel.Load(directory, "cpu");
+    }
+}

@@ -1,0 +1,144 @@
+using System.CommandLine;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using SecureFed.Agent;
+using SecureFed.Aggregator;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary>
+/// <c>securefed aggregator --config FILE</c> and <c>securefed agent --config FILE</c>: the long-running services.
+/// Configuration: the JSON file, then environment variables (<c>SecureFed__Name</c>), then
+/// <c>--SecureFed:Name=value</c> arguments. Relative paths in the file are relative to the file's folder.
+/// </summary>
+internal static class ServiceCommands
+{
+    private static readonly string[] PathKeys = ["KitDirectory", "DataDirectory", "InitialModel", "TrainFile", "DevFile", "ModelSpec"];
+
+    public static IEnumerable<Command> Create()
+    {
+        yield return Aggregator();
+        yield return AgentCommand();
+    }
+
+    private static Command Aggregator()
+    {
+        var config = new Option<FileInfo>("--config") { Description = "aggregator.json (as written by 'securefed provision').", Required = true };
+        var command = new Command("aggregator", "Run the aggregator service (gRPC over mTLS, health service, SQLite state) until its rounds are done or Ctrl+C.") { config };
+        command.TreatUnmatchedTokensAsErrors = false;
+        command.SetAction(async (parse, ct) =>
+        {
+            IConfiguration configuration = Load(parse.GetValue(config)!, parse.UnmatchedTokens);
+            ModelSpec spec = Spec(configuration);
+            var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
+            IConfiguration full = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
+            float[] initial = TaggerLocalTrainer.InitialParameters(spec, seed: 1);
+            WebApplication app;
+            try
+            {
+                app = AggregatorHost.Build(full, initial);
+            }
+            catch (OptionsValidationException ex)
+            {
+                throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
+            }
+
+            await app.StartAsync(ct).ConfigureAwait(false);
+            await parse.InvocationConfiguration.Output.WriteLineAsync($"aggregator listening on {AggregatorHost.BoundAddress(app)} (model spec {spec.Sha256[..12]}…); Ctrl+C to stop").ConfigureAwait(false);
+            var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
+            var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
+            await Task.WhenAny(coordinator.Finished, Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping), Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+            if (coordinator.IsFinished && !ct.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested)
+            {
+                // Linger so that agents polling for the next round hear that the federation has finished.
+                await parse.InvocationConfiguration.Output.WriteLineAsync("federation finished; telling the agents, then stopping").ConfigureAwait(false);
+                await Task.Delay(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            }
+
+            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await app.DisposeAsync().ConfigureAwait(false);
+            return CliApp.ExitOk;
+        });
+        return command;
+    }
+
+    private static Command AgentCommand()
+    {
+        var config = new Option<FileInfo>("--config") { Description = "agent.json (as written by 'securefed provision').", Required = true };
+        var command = new Command("agent", "Run a hospital's agent: train locally with DP-SGD, take part in secure aggregation, keep the privacy ledger and audit log.") { config };
+        command.TreatUnmatchedTokensAsErrors = false;
+        command.SetAction(async (parse, ct) =>
+        {
+            IConfiguration configuration = Load(parse.GetValue(config)!, parse.UnmatchedTokens);
+            ModelSpec spec = Spec(configuration);
+            IHost host;
+            try
+            {
+                host = AgentHost.Build(configuration, spec);
+            }
+            catch (OptionsValidationException ex)
+            {
+                throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
+            }
+
+            await host.RunAsync(ct).ConfigureAwait(false);
+            return CliApp.ExitOk;
+        });
+        return command;
+    }
+
+    /// <summary>JSON file + environment + command-line overrides, with relative paths resolved against the file.</summary>
+    internal static IConfiguration Load(FileInfo file, IReadOnlyList<string> overrides)
+    {
+        if (!file.Exists)
+        {
+            throw new UsageException($"--config {file.FullName}: no such file.");
+        }
+
+        IConfiguration raw;
+        try
+        {
+            raw = new ConfigurationBuilder()
+                .AddJsonFile(file.FullName, optional: false)
+                .AddEnvironmentVariables()
+                .AddCommandLine([.. overrides])
+                .Build();
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
+        {
+            throw new UsageException($"--config {file.FullName}: not valid JSON ({ex.Message}).");
+        }
+
+        string baseDir = file.DirectoryName!;
+        var resolved = new Dictionary<string, string?>();
+        foreach (string key in PathKeys)
+        {
+            string? value = raw[$"SecureFed:{key}"];
+            if (!string.IsNullOrEmpty(value) && !Path.IsPathRooted(value))
+            {
+                resolved[$"SecureFed:{key}"] = Path.GetFullPath(Path.Combine(baseDir, value));
+            }
+        }
+
+        return new ConfigurationBuilder().AddConfiguration(raw).AddInMemoryCollection(resolved).Build();
+    }
+
+    /// <summary>The model specification: SecureFed:ModelSpec (a file from 'securefed model spec') or the default clinical tagger.</summary>
+    internal static ModelSpec Spec(IConfiguration configuration)
+    {
+        string? path = configuration["SecureFed:ModelSpec"];
+        if (string.IsNullOrEmpty(path))
+        {
+            return ModelSpec.Clinical(tiny: false);
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new UsageException($"SecureFed:ModelSpec {path}: no such file.");
+        }
+
+        return ModelSpec.Load(path);
+    }
+}
