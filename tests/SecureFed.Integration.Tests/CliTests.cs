@@ -1,0 +1,132 @@
+using System.Text.Json;
+using SecureFed.Cli;
+
+namespace SecureFed.Integration.Tests;
+
+/// <summary>The securefed command's contract: exit codes, JSON output, clear errors.</summary>
+public sealed class CliTests
+{
+    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        int code = await CliApp.RunAsync(args, stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(2));
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public async Task Run_UnknownCommand_PrintsErrorAndExits2()
+    {
+        var (code, _, err) = await Run("frobnicate");
+
+        Assert.Equal(2, code);
+        Assert.Contains("frobnicate", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Run_BadOptionValue_Exits2()
+    {
+        var (code, _, err) = await Run("privacy", "epsilon", "--noise-multiplier", "abc", "--sample-rate", "0.1", "--steps", "10", "--delta", "1e-5");
+
+        Assert.Equal(2, code);
+        Assert.NotEmpty(err);
+    }
+
+    [Fact]
+    public async Task Run_Version_PrintsVersion()
+    {
+        var (code, output, _) = await Run("--version");
+
+        Assert.Equal(0, code);
+        Assert.Matches(@"\d+\.\d+\.\d+", output);
+    }
+
+    [Fact]
+    public async Task Run_Help_ListsTheMainCommands()
+    {
+        var (code, output, _) = await Run("--help");
+
+        Assert.Equal(0, code);
+        foreach (string name in new[] { "demo", "aggregator", "agent", "provision", "privacy", "tagger", "audit", "model", "bench" })
+        {
+            Assert.Contains(name, output, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task PrivacyEpsilon_OpacusVector_ReproducesPublishedValue()
+    {
+        var (code, output, _) = await Run("privacy", "epsilon", "--noise-multiplier", "1.5", "--sample-rate", "0.04", "--steps", "2250", "--delta", "1e-5", "--json");
+
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal(7.32911, doc.RootElement.GetProperty("epsilon").GetDouble(), 4);
+    }
+
+    [Fact]
+    public async Task PrivacyEpsilon_TfPrivacyClassic_ReproducesPublishedValue()
+    {
+        var (code, output, _) = await Run("privacy", "epsilon", "--noise-multiplier", "1.3", "--sample-rate", "0.0025", "--steps", "6000", "--delta", "1e-5", "--orders", "tfp", "--conversion", "classic", "--json");
+
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output);
+        Assert.Equal(0.94187, doc.RootElement.GetProperty("epsilon").GetDouble(), 4);
+    }
+
+    [Theory]
+    [InlineData("--sample-rate", "0")]
+    [InlineData("--sample-rate", "1.5")]
+    [InlineData("--delta", "1")]
+    [InlineData("--steps", "0")]
+    [InlineData("--noise-multiplier", "-1")]
+    public async Task PrivacyEpsilon_InvalidValue_Exits2NamingTheOption(string option, string value)
+    {
+        var args = new Dictionary<string, string> { ["--noise-multiplier"] = "1.0", ["--sample-rate"] = "0.01", ["--steps"] = "100", ["--delta"] = "1e-5" };
+        args[option] = value;
+
+        var (code, _, err) = await Run(["privacy", "epsilon", .. args.SelectMany(kv => new[] { kv.Key, kv.Value })]);
+
+        Assert.Equal(2, code);
+        Assert.Contains(option, err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BenchSecagg_SmallCohortWithDropouts_SumMatchesJson()
+    {
+        var (code, output, _) = await Run("bench", "secagg", "--clients", "8", "--length", "1000", "--dropout", "0.25", "--json");
+
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output);
+        Assert.True(doc.RootElement.GetProperty("sum_matches").GetBoolean());
+        Assert.True(doc.RootElement.GetProperty("bytes_per_client").GetDouble() > doc.RootElement.GetProperty("plain_bytes_per_client").GetDouble());
+    }
+
+    [Fact]
+    public async Task ModelMerge_LambdaOutOfRange_Exits2()
+    {
+        var (code, _, err) = await Run("model", "merge", "a", "b", "--lambda", "1.5", "--out", "c");
+
+        Assert.Equal(2, code);
+        Assert.Contains("--lambda", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Demo_ExistingNonEmptyOutput_RefusesWithoutTouchingIt()
+    {
+        string dir = Directory.CreateTempSubdirectory("securefed-demo-out-").FullName;
+        string keep = Path.Combine(dir, "keep.txt");
+        await File.WriteAllTextAsync(keep, "earlier results");
+        try
+        {
+            var (code, _, err) = await Run("demo", "--out", dir);
+
+            Assert.Equal(2, code);
+            Assert.Contains("not empty", err, StringComparison.Ordinal);
+            Assert.Equal("earlier results", await File.ReadAllTextAsync(keep));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}
