@@ -92,6 +92,14 @@ public sealed class ServerRound
         ArgumentNullException.ThrowIfNull(advertisement);
         lock (_gate)
         {
+            if (Stage > ProtocolStage.AdvertiseKeys && _u1.TryGetValue(advertisement.Sender, out KeyAdvertisement? accepted)
+                && accepted.EncryptionPublicKey.AsSpan().SequenceEqual(advertisement.EncryptionPublicKey)
+                && accepted.MaskingPublicKey.AsSpan().SequenceEqual(advertisement.MaskingPublicKey)
+                && accepted.Signature.AsSpan().SequenceEqual(advertisement.Signature))
+            {
+                return false; // a retry whose first copy was accepted before the stage closed (the reply was lost)
+            }
+
             Expect(ProtocolStage.AdvertiseKeys, advertisement.Sender);
             ClientRound.VerifyAdvertisement(_p, advertisement, ProtocolStage.AdvertiseKeys);
             if (_u1.TryGetValue(advertisement.Sender, out KeyAdvertisement? existing))
@@ -143,6 +151,14 @@ public sealed class ServerRound
         ArgumentNullException.ThrowIfNull(shares);
         lock (_gate)
         {
+            if (Stage > ProtocolStage.ShareKeys && _sharesFrom.TryGetValue(sender, out List<EncryptedShare>? accepted)
+                && accepted.Count == shares.Count
+                && accepted.OrderBy(x => x.Recipient).Zip(shares.OrderBy(x => x.Recipient))
+                    .All(pair => pair.First.Recipient == pair.Second.Recipient && pair.First.Ciphertext.AsSpan().SequenceEqual(pair.Second.Ciphertext)))
+            {
+                return false; // a retry whose first copy was accepted before the stage closed (the reply was lost)
+            }
+
             Expect(ProtocolStage.ShareKeys, sender);
             if (!_u1.ContainsKey(sender))
             {
@@ -284,6 +300,12 @@ public sealed class ServerRound
         ArgumentNullException.ThrowIfNull(signature);
         lock (_gate)
         {
+            if (Stage > ProtocolStage.ConsistencyCheck && _u4.TryGetValue(signature.Sender, out ConsistencySignature? accepted)
+                && signature.Signature is not null && accepted.Signature.AsSpan().SequenceEqual(signature.Signature))
+            {
+                return false; // a retry whose first copy was accepted before the stage closed (the reply was lost)
+            }
+
             Expect(ProtocolStage.ConsistencyCheck, signature.Sender);
             if (Array.BinarySearch(_u3Sorted!, signature.Sender) < 0)
             {
@@ -326,6 +348,11 @@ public sealed class ServerRound
         lock (_gate)
         {
             int sender = response.Sender;
+            if (Stage > ProtocolStage.Unmasking && _u5.ContainsKey(sender))
+            {
+                return false; // a retry whose first copy was accepted before the stage closed (the reply was lost)
+            }
+
             Expect(ProtocolStage.Unmasking, sender);
             if (!_u4.ContainsKey(sender))
             {
