@@ -93,6 +93,61 @@ public sealed class EndToEndTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task Federation_FiveAgents_SumOfPrivatizedInputsIsExactAndEverySiteAudited()
+    {
+        const int parameters = 20_000;
+        string[] sites = ["site-a", "site-b", "site-c", "site-d", "site-e"];
+        var initial = new float[parameters];
+        var options = new LocalFederationOptions
+        {
+            OutputDirectory = _dir,
+            Sites = sites,
+            Rounds = 1,
+            Aggregator = new Dictionary<string, string>
+            {
+                ["MinSites"] = "5",
+                ["StageTimeoutSeconds"] = "10",
+                ["TrainingTimeoutSeconds"] = "30",
+                ["WeightCap"] = "1000",
+                ["EpsilonBudget"] = "1000",
+            },
+            Agent = new Dictionary<string, string> { ["CallTimeoutSeconds"] = "10", ["SiteEpsilonBudget"] = "1000", ["EpsilonBudget"] = "1000" },
+        };
+        var inputs = new ConcurrentDictionary<string, uint[]>();
+
+        await using LocalFederation federation = await LocalFederation.StartAggregatorAsync(options, initial, FakeTrainer.SpecSha, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        await federation.StartAgentsAsync(
+            new ModelSpec(Tagger.TaggerConfig.Tiny, ["Disease"]),
+            (site, _) => new FakeTrainer(site, parameters, 500),
+            worker => worker.InputCaptured = (_, input) => inputs[SiteOf(worker)] = input,
+            CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        await federation.WaitAsync(TimeSpan.FromMinutes(3), CancellationToken.None);
+
+        var round = Assert.Single(federation.State.Store.ListRounds());
+        Assert.Equal(sites, round.Participants.Order());
+        var sum = new uint[parameters + 1];
+        foreach (uint[] input in inputs.Values)
+        {
+            ModularVector.Add(sum, input, 32);
+        }
+
+        double scale = ScaleOf(round.ConfigurationJson);
+        float[] model = Aggregator.ModelState.FromBytes(federation.State.Store.LoadModel(1)!, "v1");
+        Assert.Equal(5 * 500, ModularVector.ToSigned(sum[parameters], 32));
+        for (int i = 0; i < parameters; i++)
+        {
+            double expected = ModularVector.ToSigned(sum[i], 32) / scale / 2.5;
+            Assert.InRange(model[i] - expected, -1e-5, 1e-5);
+        }
+
+        var report = AuditReport.Create([
+            Aggregator.AggregatorState.AuditDirectory(federation.AggregatorDataDirectory),
+            .. sites.Select(s => AgentState.AuditDirectory(federation.AgentDataDirectory(s)))]);
+        Assert.Equal(0, report.FailedLogs);
+        Assert.Equal(0, report.CrossCheckMismatches);
+    }
+
     private static string SiteOf(AgentWorker worker) => worker.SiteName;
 
     private static double ScaleOf(string configurationJson)
