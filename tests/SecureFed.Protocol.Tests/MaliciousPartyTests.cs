@@ -10,20 +10,7 @@ public sealed class MaliciousPartyTests
     private static (ProtocolFixture Fx, ClientRound[] Clients, ServerRound Server, UnmaskRequest Request) ToUnmasking(int seed = 1)
     {
         var fx = new ProtocolFixture(5, seed, vectorLength: 32);
-        var clients = Enumerable.Range(1, 5).Select(fx.Client).ToArray();
-        var server = new ServerRound(fx.Parameters);
-        foreach (var c in clients)
-        {
-            server.AcceptAdvertisement(c.AdvertiseKeys());
-        }
-
-        server.CloseAdvertiseKeys();
-        foreach (var c in clients)
-        {
-            server.AcceptShares(c.Index, c.ShareKeys(server.AdvertisementsFor(c.Index)));
-        }
-
-        server.CloseShareKeys();
+        var (clients, server) = fx.ThroughShareKeys();
         var y = new uint[32];
         foreach (var c in clients.Take(4))
         {
@@ -167,20 +154,7 @@ public sealed class MaliciousPartyTests
     public void MaskInput_ShareAddressedToAnotherSite_Refuses()
     {
         using var fx = new ProtocolFixture(3, 5, vectorLength: 8);
-        var clients = Enumerable.Range(1, 3).Select(fx.Client).ToArray();
-        var server = new ServerRound(fx.Parameters);
-        foreach (var c in clients)
-        {
-            server.AcceptAdvertisement(c.AdvertiseKeys());
-        }
-
-        server.CloseAdvertiseKeys();
-        foreach (var c in clients)
-        {
-            server.AcceptShares(c.Index, c.ShareKeys(server.AdvertisementsFor(c.Index)));
-        }
-
-        server.CloseShareKeys();
+        var (clients, server) = fx.ThroughShareKeys();
         var forSite2 = server.SharesFor(2);
 
         var ex = Assert.Throws<ProtocolViolationException>(() => clients[0].MaskInput(forSite2, new uint[8], new uint[8]));
@@ -197,20 +171,7 @@ public sealed class MaliciousPartyTests
         Assert.Contains("out of order", ex.Message, StringComparison.Ordinal);
 
         using var fx2 = new ProtocolFixture(3, 8, vectorLength: 8, bitWidth: 16);
-        var clients = Enumerable.Range(1, 3).Select(fx2.Client).ToArray();
-        var s2 = new ServerRound(fx2.Parameters);
-        foreach (var c in clients)
-        {
-            s2.AcceptAdvertisement(c.AdvertiseKeys());
-        }
-
-        s2.CloseAdvertiseKeys();
-        foreach (var c in clients)
-        {
-            s2.AcceptShares(c.Index, c.ShareKeys(s2.AdvertisementsFor(c.Index)));
-        }
-
-        s2.CloseShareKeys();
+        var (clients, s2) = fx2.ThroughShareKeys();
         Assert.Contains("7 words", Assert.Throws<ProtocolViolationException>(() => s2.AcceptMaskedInput(1, new uint[7])).Message, StringComparison.Ordinal);
         Assert.Contains("not reduced", Assert.Throws<ProtocolViolationException>(() => s2.AcceptMaskedInput(1, [.. new uint[7], 70_000u])).Message, StringComparison.Ordinal);
         s2.AcceptMaskedInput(1, new uint[8]);

@@ -43,6 +43,26 @@ internal sealed class ProtocolFixture : IDisposable
 
     public ClientRound Client(int index) => new(Parameters, Parameters[index].Name, Identities[index - 1], Random);
 
+    /// <summary>Runs AdvertiseKeys and ShareKeys for every site; the server is then collecting masked inputs.</summary>
+    public (ClientRound[] Clients, ServerRound Server) ThroughShareKeys()
+    {
+        var clients = Enumerable.Range(1, Parameters.CohortSize).Select(Client).ToArray();
+        var server = new ServerRound(Parameters);
+        foreach (var c in clients)
+        {
+            server.AcceptAdvertisement(c.AdvertiseKeys());
+        }
+
+        server.CloseAdvertiseKeys();
+        foreach (var c in clients)
+        {
+            server.AcceptShares(c.Index, c.ShareKeys(server.AdvertisementsFor(c.Index)));
+        }
+
+        server.CloseShareKeys();
+        return (clients, server);
+    }
+
     public void Dispose()
     {
         foreach (Ed25519PrivateKey id in Identities)

@@ -85,20 +85,7 @@ public sealed class SecureAggregationTests
     public void MaskInput_ZeroInput_MaskedWordsLookUniform()
     {
         using var fx = new ProtocolFixture(4, 11, vectorLength: 40_000, bitWidth: 32);
-        var clients = Enumerable.Range(1, 4).Select(fx.Client).ToArray();
-        var server = new ServerRound(fx.Parameters);
-        foreach (var c in clients)
-        {
-            server.AcceptAdvertisement(c.AdvertiseKeys());
-        }
-
-        server.CloseAdvertiseKeys();
-        foreach (var c in clients)
-        {
-            server.AcceptShares(c.Index, c.ShareKeys(server.AdvertisementsFor(c.Index)));
-        }
-
-        server.CloseShareKeys();
+        var (clients, server) = fx.ThroughShareKeys();
         var masked = new uint[fx.Parameters.VectorLength];
         clients[0].MaskInput(server.SharesFor(1), new uint[fx.Parameters.VectorLength], masked);
 
