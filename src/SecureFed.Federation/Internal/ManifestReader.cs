@@ -126,7 +126,18 @@ internal sealed class ManifestReader(string source)
             throw Fail("caCertificate", $"is not a PEM certificate ({ex.Message})");
         }
 
-        var basic = ca.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault();
+        X509BasicConstraintsExtension? basic;
+        try
+        {
+            basic = ca.Extensions.OfType<X509BasicConstraintsExtension>().FirstOrDefault();
+            _ = basic?.CertificateAuthority; // decoded lazily: a corrupt extension throws here (found by the reliability fuzz tests)
+        }
+        catch (CryptographicException ex)
+        {
+            ca.Dispose();
+            throw Fail("caCertificate", $"has a corrupt extension ({ex.Message})");
+        }
+
         if (basic is null || !basic.CertificateAuthority)
         {
             ca.Dispose();
