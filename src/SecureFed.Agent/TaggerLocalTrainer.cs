@@ -14,10 +14,23 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
     private readonly TaggerModel _model;
     private readonly double _learningRate;
     private readonly int _seed;
+    private readonly TaggerOptimizer _optimizer;
 
-    /// <summary>Creates the trainer.</summary>
+    /// <summary>Creates the trainer (Adam).</summary>
     public TaggerLocalTrainer(ModelSpec spec, IReadOnlyList<Sentence> train, IReadOnlyList<Sentence> dev, string device, double learningRate, int seed)
+        : this(spec, train, dev, device, learningRate, seed, TaggerOptimizer.Adam)
     {
+    }
+
+    /// <summary>Creates the trainer with the given local optimiser (plain SGD with a large learning rate is the classic DP-SGD choice).</summary>
+    public TaggerLocalTrainer(ModelSpec spec, IReadOnlyList<Sentence> train, IReadOnlyList<Sentence> dev, string device, double learningRate, int seed, TaggerOptimizer optimizer)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(learningRate);
+        if (!Enum.IsDefined(optimizer))
+        {
+            throw new ArgumentOutOfRangeException(nameof(optimizer), optimizer, "Unknown optimiser.");
+        }
+
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(train);
         if (train.Count == 0)
@@ -30,6 +43,7 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
         _dev = dev ?? [];
         _learningRate = learningRate;
         _seed = seed;
+        _optimizer = optimizer;
         _model = TaggerModel.Create(spec.Config, spec.Labels, seed, device);
         ParameterCount = checked((int)_model.ParameterCount);
     }
@@ -70,7 +84,7 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
             Epochs = plan.LocalEpochs,
             LearningRate = _learningRate,
             Seed = unchecked(_seed + (int)plan.Round),
-            Optimizer = TaggerOptimizer.Adam,
+            Optimizer = _optimizer,
             Patience = int.MaxValue,
             DpSgd = new DpSgdOptions(plan.NoiseMultiplier, plan.MaxGradNorm, plan.SampleRate),
         };

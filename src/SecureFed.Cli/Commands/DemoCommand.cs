@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using SecureFed.Cli.Demo;
 using SecureFed.Protocol;
+using SecureFed.Tagger;
 using Spectre.Console;
 
 namespace SecureFed.Cli.Commands;
@@ -20,13 +21,16 @@ internal static class DemoCommand
         var data = new Option<string?>("--data") { Description = "A CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) split across the sites instead of the synthetic corpus." };
         var model = new Option<string>("--model") { Description = "Tagger size: tiny (fast, default) or default.", DefaultValueFactory = _ => "tiny" };
         var sentences = new Option<int>("--sentences") { Description = "Synthetic training sentences per site.", DefaultValueFactory = _ => 1000 };
-        var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round.", DefaultValueFactory = _ => 2 };
+        var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round.", DefaultValueFactory = _ => 1 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level (update) noise multiplier z of the distributed discrete Gaussian; with only a few hospitals a meaningful site-level epsilon costs most of the accuracy.", DefaultValueFactory = _ => 0.002 };
         var sampleRate = new Option<double>("--sample-rate") { Description = "DP-SGD Poisson sampling rate q.", DefaultValueFactory = _ => 0.1 };
-        var learningRate = new Option<double>("--lr") { Description = "Local learning rate (Adam).", DefaultValueFactory = _ => 0.01 };
+        var learningRate = new Option<double>("--lr") { Description = "Local learning rate (plain SGD on the noisy DP-SGD gradient, hence large).", DefaultValueFactory = _ => 8.0 };
+        var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser: sgd (classic DP-SGD) or adam.", DefaultValueFactory = _ => "sgd" };
+        var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C (L2 norm).", DefaultValueFactory = _ => 1.0 };
+        var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it).", DefaultValueFactory = _ => 50.0 };
         var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
         {
-            rounds, sites, epsilon, drop, dropRound, output, data, model, sentences, epochs, siteNoise, learningRate, sampleRate,
+            rounds, sites, epsilon, drop, dropRound, output, data, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -101,8 +105,26 @@ internal static class DemoCommand
                 throw new UsageException($"--sample-rate must be in (0, 1], got {q.ToString(CultureInfo.InvariantCulture)}.");
             }
 
+            double c = parse.GetValue(gradClip);
+            double s = parse.GetValue(updateClip);
+            if (!(c > 0) || !(s > 0) || double.IsInfinity(c) || double.IsInfinity(s))
+            {
+                throw new UsageException("--grad-clip and --update-clip must be positive numbers.");
+            }
+
+            TaggerOptimizer opt = parse.GetValue(optimizer) switch
+            {
+                "sgd" => TaggerOptimizer.Sgd,
+                "adam" => TaggerOptimizer.Adam,
+                string other => throw new UsageException($"--optimizer must be sgd or adam, got '{other}'."),
+                null => throw new UsageException("--optimizer must be sgd or adam."),
+            };
+
             var settings = new DemoSettings
             {
+                Optimizer = opt,
+                GradClip = c,
+                L2Clip = s,
                 SampleRate = q,
                 SiteNoiseMultiplier = z,
                 LearningRate = lr,

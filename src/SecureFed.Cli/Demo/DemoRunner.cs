@@ -23,11 +23,13 @@ internal sealed record DemoSettings
     public string? DataDirectory { get; init; }
     public bool TinyModel { get; init; } = true;
     public int SentencesPerSite { get; init; } = 1000;
-    public int LocalEpochs { get; init; } = 2;
+    public int LocalEpochs { get; init; } = 1;
     public double SampleRate { get; init; } = 0.1;
     public double SiteNoiseMultiplier { get; init; } = 0.002;
-    public double LearningRate { get; init; } = 0.01;
-    public double L2Clip { get; init; } = 10.0;
+    public double LearningRate { get; init; } = 8.0;
+    public TaggerOptimizer Optimizer { get; init; } = TaggerOptimizer.Sgd;
+    public double GradClip { get; init; } = 1.0;
+    public double L2Clip { get; init; } = 50.0;
     public int Seed { get; init; } = 7;
 }
 
@@ -60,7 +62,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
         long totalSteps = (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
         double sigma = NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, totalSteps);
-        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Site-level DP: updates clipped to S={settings.L2Clip}, distributed discrete Gaussian z={settings.SiteNoiseMultiplier}. [yellow]With {sites.Length} hospitals the site-level ε printed below is very large, i.e. no meaningful guarantee for a whole hospital[/]: a single-digit site-level ε needs z around 1, and that much noise is only affordable when it is averaged over hundreds of hospitals. The guarantee that matters here is the patient-level DP-SGD ε above.");
 
         var options = new LocalFederationOptions
         {
@@ -78,10 +81,12 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 ["L2Clip"] = settings.L2Clip.ToString("R", CultureInfo.InvariantCulture),
                 ["SiteNoiseMultiplier"] = settings.SiteNoiseMultiplier.ToString("R", CultureInfo.InvariantCulture),
                 ["DpSgdNoiseMultiplier"] = sigma.ToString("R", CultureInfo.InvariantCulture),
-                ["DpSgdMaxGradNorm"] = "1.0",
+                ["DpSgdMaxGradNorm"] = settings.GradClip.ToString("R", CultureInfo.InvariantCulture),
                 ["DpSgdSampleRate"] = settings.SampleRate.ToString("R", CultureInfo.InvariantCulture),
                 ["LocalEpochs"] = settings.LocalEpochs.ToString(CultureInfo.InvariantCulture),
-                ["WeightCap"] = "10000",
+                // FedAvg weights are min(examples, cap)/cap: a cap at the largest site keeps ω = 1 there, so the
+                // summed site noise is not magnified when the server divides by Σω (sensitivity stays S either way).
+                ["WeightCap"] = Math.Max(1, train.Values.Max(t => t.Count)).ToString(CultureInfo.InvariantCulture),
             },
             Agent = new Dictionary<string, string>
             {
@@ -114,7 +119,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         };
         await federation.StartAgentsAsync(spec, (site, agentOptions) =>
         {
-            var trainer = new TaggerLocalTrainer(spec, train[site], dev[site], "auto", agentOptions.LearningRate, settings.Seed + Array.IndexOf(sites, site));
+            var trainer = new TaggerLocalTrainer(spec, train[site], dev[site], "auto", agentOptions.LearningRate, settings.Seed + Array.IndexOf(sites, site), settings.Optimizer);
             lock (trainers)
             {
                 trainers.Add(trainer);
