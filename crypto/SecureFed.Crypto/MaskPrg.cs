@@ -22,22 +22,25 @@ namespace SecureFed.Crypto;
 /// word is exactly uniform in [0, 2^b).</description></item>
 /// </list>
 /// <para>Because m and b are in the key derivation, the same seed and domain give unrelated streams for different
-/// vector lengths or bit widths. The keystream is computed as hardware AES-ECB (<c>Aes.EncryptEcb</c>) over counter
-/// blocks written in 256 KiB chunks straight into the output (or a pooled scratch chunk) and encrypted in place; the
-/// masking / modular addition is fused over each cache-hot chunk with <c>Vector&lt;uint&gt;</c> (256-bit on AVX2).</para>
+/// vector lengths or bit widths. With AES-NI the keystream is computed by a managed AES-256-CTR (eight counter blocks
+/// in flight) whose blocks are masked / added / subtracted straight into the destination words, with no intermediate
+/// buffer; without AES-NI it is hardware AES-ECB (<c>Aes.EncryptEcb</c>) over counter blocks written in 256 KiB chunks
+/// straight into the output (or a pooled scratch chunk) and encrypted in place, the masking / modular addition fused
+/// over each cache-hot chunk with <c>Vector&lt;uint&gt;</c>. Both give identical output.</para>
 /// </remarks>
 public static class MaskPrg
 {
     /// <summary>Required seed length in bytes.</summary>
     public const int SeedSize = 32;
 
-    /// <summary>Keystream bytes produced per <c>Aes.EncryptEcb</c> call (256 KiB); informational, for benchmarks.</summary>
+    /// <summary>Keystream bytes produced per <c>Aes.EncryptEcb</c> call (256 KiB) on the fallback path; informational, for benchmarks.</summary>
     public const int ChunkBytes = AesCtrKeystream.ChunkBytes;
 
     private const string InfoPrefix = "securefed/v1/mask-prg";
     private const int StackInfoLimit = 256;
 
-    private enum Mode
+    /// <summary>What <see cref="Run"/> does with the PRG words.</summary>
+    internal enum Mode
     {
         Overwrite,
         Add,
@@ -89,7 +92,11 @@ public static class MaskPrg
         }
     }
 
-    private static void Run(ReadOnlySpan<byte> seed, ReadOnlySpan<byte> domain, int bitWidth, Span<uint> words, Mode mode)
+    /// <summary>
+    /// The PRG applied to <paramref name="words"/>; <paramref name="allowIntrinsics"/> = false forces the
+    /// <c>Aes.EncryptEcb</c> path (both paths give identical output; tests compare them).
+    /// </summary>
+    internal static void Run(ReadOnlySpan<byte> seed, ReadOnlySpan<byte> domain, int bitWidth, Span<uint> words, Mode mode, bool allowIntrinsics = true)
     {
         if (seed.Length != SeedSize)
         {
@@ -106,6 +113,31 @@ public static class MaskPrg
         uint mask = ModularVector.Mask(bitWidth);
         Span<byte> key = stackalloc byte[32];
         DeriveKey(seed, domain, words.Length, bitWidth, key);
+        if (allowIntrinsics && AesNiCtrKeystream.IsSupported)
+        {
+            try
+            {
+                switch (mode)
+                {
+                    case Mode.Overwrite:
+                        AesNiCtrKeystream.Apply<OverwriteWordOp>(key, words, mask);
+                        break;
+                    case Mode.Add:
+                        AesNiCtrKeystream.Apply<AddWordOp>(key, words, mask);
+                        break;
+                    default:
+                        AesNiCtrKeystream.Apply<SubtractWordOp>(key, words, mask);
+                        break;
+                }
+            }
+            finally
+            {
+                CryptographicOperations.ZeroMemory(key);
+            }
+
+            return;
+        }
+
         Aes aes;
         try
         {

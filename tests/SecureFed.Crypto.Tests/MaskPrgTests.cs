@@ -260,6 +260,63 @@ public sealed class MaskPrgTests
         Assert.Throws<ArgumentOutOfRangeException>(() => MaskPrg.AddTo(new byte[32], [], bitWidth, new uint[4]));
     }
 
+    [Theory]
+    [InlineData((int)MaskPrg.Mode.Overwrite)]
+    [InlineData((int)MaskPrg.Mode.Add)]
+    [InlineData((int)MaskPrg.Mode.Subtract)]
+    public void Run_IntrinsicAndEcbPaths_GiveIdenticalWords(int modeValue)
+    {
+        var mode = (MaskPrg.Mode)modeValue;
+        if (!AesNiCtrKeystream.IsSupported)
+        {
+            Console.WriteLine("AES-NI not available: only the EncryptEcb path exists on this machine, nothing to compare.");
+            return;
+        }
+
+        var random = new Random(2024 + (int)mode);
+        int[] lengths = [.. Enumerable.Range(0, 40), .. Enumerable.Range(0, 24).Select(_ => random.Next(40, 5000)), ChunkWords + 33, (2 * ChunkWords) + 3];
+        foreach (int length in lengths)
+        {
+            byte[] seed = new byte[32];
+            random.NextBytes(seed);
+            byte[] domain = new byte[random.Next(0, 40)];
+            random.NextBytes(domain);
+            int bitWidth = random.Next(1, 33);
+            uint modulusMask = bitWidth == 32 ? uint.MaxValue : (1u << bitWidth) - 1;
+            uint[] intrinsic = Enumerable.Range(0, length).Select(_ => (uint)random.NextInt64(0, 1L << 32) & modulusMask).ToArray();
+            uint[] ecb = (uint[])intrinsic.Clone();
+
+            MaskPrg.Run(seed, domain, bitWidth, intrinsic, mode, allowIntrinsics: true);
+            MaskPrg.Run(seed, domain, bitWidth, ecb, mode, allowIntrinsics: false);
+
+            Assert.True(ecb.AsSpan().SequenceEqual(intrinsic), $"paths differ for length {length}, b = {bitWidth}, {mode}");
+        }
+    }
+
+    [Fact]
+    public void AesNiExpandKey256_Fips197A3Key_MatchesPublishedRoundKeys()
+    {
+        if (!AesNiCtrKeystream.IsSupported)
+        {
+            Console.WriteLine("AES-NI not available: skipped.");
+            return;
+        }
+
+        // FIPS 197 A.3 (key 603deb10...): w[56..59] = fe4890d1 e6188d0b 046df344 706c631e.
+        byte[] key = Convert.FromHexString(NistKey);
+        byte[] schedule = new byte[AesNiCtrKeystream.RoundKeyCount * 16];
+        unsafe
+        {
+            fixed (byte* p = schedule)
+            {
+                AesNiCtrKeystream.ExpandKey256(key, (System.Runtime.Intrinsics.Vector128<byte>*)p);
+            }
+        }
+
+        Assert.Equal("fe4890d1e6188d0b046df344706c631e", Convert.ToHexStringLower(schedule.AsSpan(14 * 16, 16)));
+        Assert.Equal(NistKey, Convert.ToHexStringLower(schedule.AsSpan(0, 32)));
+    }
+
     /// <summary>The derivation exactly as documented on <see cref="MaskPrg"/>, one AES block at a time.</summary>
     private static uint[] Reference(byte[] seed, byte[] domain, int bitWidth, int length)
     {

@@ -83,7 +83,8 @@ internal static class PrgBenchCommand
         double AesEcbCpuBytesPerSecond,
         double CpuRatioToAesEcb,
         double[] PrgSeconds,
-        double[] AesEcbSeconds);
+        double[] AesEcbSeconds,
+        string KeystreamPath);
 
     internal static Result Run(long bytes, int runs, int bitWidth, CancellationToken cancellationToken)
     {
@@ -142,7 +143,8 @@ internal static class PrgBenchCommand
         return new Result(
             bytes, runs, bitWidth, prgRate, bytes / Median(add), ecbRate, prgRate / ecbRate, EcbChunkBytes,
             bytes / Math.Max(Median(prgCpu), 1e-9), bytes / Math.Max(Median(ecbCpu), 1e-9),
-            Median(ecbCpu) / Math.Max(Median(prgCpu), 1e-9), prg, ecb);
+            Median(ecbCpu) / Math.Max(Median(prgCpu), 1e-9), prg, ecb,
+            System.Runtime.Intrinsics.X86.Aes.IsSupported ? "aes-ni-ctr" : "encrypt-ecb");
     }
 
     private static void Ecb(Aes aes, byte[] counters, Span<byte> destination)
@@ -166,7 +168,7 @@ internal static class PrgBenchCommand
     {
         CultureInfo c = CultureInfo.InvariantCulture;
         output.WriteLine(string.Create(c, $"mask PRG, single thread: {r.Bytes} bytes of output per run, b = {r.BitWidth}, median of {r.Runs} runs after warm-up"));
-        output.WriteLine(string.Create(c, $"  MaskPrg.Generate          {r.BytesPerSecond / 1e9,8:F3} GB/s"));
+        output.WriteLine(string.Create(c, $"  MaskPrg.Generate          {r.BytesPerSecond / 1e9,8:F3} GB/s  (keystream path: {r.KeystreamPath})"));
         output.WriteLine(string.Create(c, $"  MaskPrg.AddTo             {r.AddBytesPerSecond / 1e9,8:F3} GB/s"));
         output.WriteLine(string.Create(c, $"  raw Aes.EncryptEcb        {r.AesEcbBytesPerSecond / 1e9,8:F3} GB/s  (pre-built counter blocks, {r.EcbChunkBytes / 1024} KiB per call)"));
         output.WriteLine(string.Create(c, $"  ratio Generate / ECB      {r.RatioToAesEcb,8:F3}  (wall clock)"));
