@@ -193,24 +193,40 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             }
 
             string sha = Convert.ToHexStringLower(digest);
-            bool fresh;
+            string stage = "masked_input/" + session.SessionId;
+            bool fresh = true;
             try
             {
-                fresh = _state.Store.TryRecordSubmission(session.Round, site, "masked_input/" + session.SessionId, sha);
+                // The state machine checks stage, membership, length and reduction first; only an accepted vector is
+                // recorded, so a refused early upload cannot make a later honest one look like a duplicate.
+                session.Server.AcceptMaskedInput(session.IndexOf(site), buffer.AsSpan(0, m));
             }
-            catch (InvalidOperationException ex)
+            catch (ProtocolViolationException ex) when (ex.Reason.Contains("already sent", StringComparison.Ordinal))
             {
-                Refuse(session, site, StatusCode.AlreadyExists, ex.Message);
-                throw;
+                // A retry after a lost reply: identical → acknowledged as a duplicate; different → refused.
+                try
+                {
+                    fresh = _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
+                }
+                catch (InvalidOperationException conflict)
+                {
+                    Refuse(session, site, StatusCode.AlreadyExists, conflict.Message);
+                }
+
+                if (fresh)
+                {
+                    Refuse(session, site, StatusCode.AlreadyExists, ex.Message);
+                }
+            }
+            catch (ProtocolViolationException ex)
+            {
+                StatusCode code = ex.Reason.Contains("out of order", StringComparison.Ordinal) ? StatusCode.FailedPrecondition : StatusCode.InvalidArgument;
+                Refuse(session, site, code, ex.Message);
             }
 
             if (fresh)
             {
-                Guard(session, site, () =>
-                {
-                    session.Server.AcceptMaskedInput(session.IndexOf(site), buffer.AsSpan(0, m));
-                    return true;
-                });
+                _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
                 _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).Add("site", site).Add("bytes", 4L * m).Add("sha256", sha));
             }
 

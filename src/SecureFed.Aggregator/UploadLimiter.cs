@@ -4,17 +4,34 @@ namespace SecureFed.Aggregator;
 internal sealed class UploadLimiter(int limit) : IDisposable
 {
     private readonly SemaphoreSlim _slots = new(limit, limit);
+    private int _inUse;
+    private int _peak;
+
+    /// <summary>Most uploads ever buffered at the same time (for load measurements).</summary>
+    public int PeakInUse => Volatile.Read(ref _peak);
 
     public async Task<Lease> AcquireAsync(CancellationToken cancellationToken)
     {
         await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new Lease(_slots);
+        int now = Interlocked.Increment(ref _inUse);
+        int peak;
+        while (now > (peak = Volatile.Read(ref _peak)) && Interlocked.CompareExchange(ref _peak, now, peak) != peak)
+        {
+        }
+
+        return new Lease(this);
     }
 
     public void Dispose() => _slots.Dispose();
 
-    internal readonly struct Lease(SemaphoreSlim slots) : IDisposable
+    private void Release()
     {
-        public void Dispose() => slots.Release();
+        Interlocked.Decrement(ref _inUse);
+        _slots.Release();
+    }
+
+    internal readonly struct Lease(UploadLimiter owner) : IDisposable
+    {
+        public void Dispose() => owner.Release();
     }
 }

@@ -9,6 +9,7 @@ internal static class BenchCommands
     {
         var command = new Command("bench", "Measure SecureFed's hot paths on this machine (warmed up, median of several runs).");
         command.Subcommands.Add(SecAggBenchCommand.Create());
+        command.Subcommands.Add(LoadBenchCommand.Create());
         command.Subcommands.Add(PrgBenchCommand.Create());
         command.Subcommands.Add(DiscreteGaussianBenchCommand.Create());
         command.Subcommands.Add(ProvisionBenchCommand.Create());
