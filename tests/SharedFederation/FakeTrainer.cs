@@ -1,6 +1,6 @@
 using SecureFed.Agent;
 
-namespace SecureFed.Integration.Tests;
+namespace SecureFed.Testing;
 
 /// <summary>A deterministic stand-in for the TorchSharp trainer: fast, with known updates per site and round.</summary>
 internal sealed class FakeTrainer(string site, int parameters, long examples) : ILocalTrainer
