@@ -203,7 +203,7 @@ public sealed class AgentRunner
             uint[] masked = new uint[codec.VectorLength];
             protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input, masked);
             CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(input.AsSpan()));
-            byte[] digest = DigestWords(masked);
+            byte[] digest = WireEncoding.VectorDigest(masked);
             string sha = Convert.ToHexStringLower(digest);
             _audit.Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", AuditEvents.MaskedInputMessageType).Add("bytes", 4L * masked.Length).Add("sha256", sha));
             bytesSent += 4L * masked.Length;
@@ -382,7 +382,7 @@ public sealed class AgentRunner
         (long version, float[] values, string sha) = await _client.DownloadModelAsync(
             new ModelRequest { Header = Header((long)a.Header.Round, a.Header.SessionId, Stage.Model), Version = a.ModelVersion },
             _trainer.ParameterCount, cancellationToken).ConfigureAwait(false);
-        string actual = ModelDigest(values);
+        string actual = WireEncoding.ModelDigest(values);
         if (actual != a.ModelSha256 || sha != a.ModelSha256 || version != (long)a.ModelVersion)
         {
             throw new InvalidDataException($"the downloaded model (version {version}, SHA-256 {actual}) is not the announced version {a.ModelVersion} ({a.ModelSha256})");
@@ -392,7 +392,7 @@ public sealed class AgentRunner
         _modelVersion = version;
         _audit.Append(AuditEvents.ModelReceived, f => f.Add("round", (long)a.Header.Round).Add("version", version).Add("sha256", actual));
         Directory.CreateDirectory(_options.DataDirectory);
-        AtomicFile.WriteAllBytes(Path.Combine(_options.DataDirectory, "model.bin"), ModelBytes(values));
+        AtomicFile.WriteAllBytes(Path.Combine(_options.DataDirectory, "model.bin"), WireEncoding.ModelBytes(values));
         return values;
     }
 
@@ -449,31 +449,4 @@ public sealed class AgentRunner
     };
 
     private StageQuery Query(long round, RoundParameters parameters, Stage stage) => new() { Header = Header(round, parameters.SessionId, stage) };
-
-    /// <summary>SHA-256 of the words as little-endian u32 (what the aggregator logs for a masked input).</summary>
-    public static byte[] DigestWords(ReadOnlySpan<uint> words)
-    {
-        byte[] bytes = new byte[words.Length * 4];
-        for (int i = 0; i < words.Length; i++)
-        {
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(i * 4), words[i]);
-        }
-
-        return SHA256.HashData(bytes);
-    }
-
-    /// <summary>Little-endian float32 bytes of a model.</summary>
-    public static byte[] ModelBytes(ReadOnlySpan<float> values)
-    {
-        byte[] bytes = new byte[values.Length * 4];
-        for (int i = 0; i < values.Length; i++)
-        {
-            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
-        }
-
-        return bytes;
-    }
-
-    /// <summary>SHA-256 hex of <see cref="ModelBytes"/>.</summary>
-    public static string ModelDigest(ReadOnlySpan<float> values) => Convert.ToHexStringLower(SHA256.HashData(ModelBytes(values)));
 }

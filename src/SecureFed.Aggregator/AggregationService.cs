@@ -186,7 +186,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 Refuse(session, site, StatusCode.InvalidArgument, $"the masked input has {received} words; the round's vector length is {m}");
             }
 
-            byte[] digest = Digest(buffer.AsSpan(0, m));
+            byte[] digest = WireEncoding.VectorDigest(buffer.AsSpan(0, m));
             if (!string.Equals(Convert.ToHexStringLower(digest), first.Sha256, StringComparison.OrdinalIgnoreCase))
             {
                 Refuse(session, site, StatusCode.DataLoss, "the masked input does not match the SHA-256 announced in its first chunk");
@@ -359,25 +359,6 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         return Task.FromResult(status);
-    }
-
-    /// <summary>SHA-256 of the words as little-endian u32 (the same bytes the agent hashes).</summary>
-    internal static byte[] Digest(ReadOnlySpan<uint> words)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        Span<byte> block = stackalloc byte[4096];
-        for (int offset = 0; offset < words.Length; offset += 1024)
-        {
-            int count = Math.Min(1024, words.Length - offset);
-            for (int i = 0; i < count; i++)
-            {
-                System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(block[(i * 4)..], words[offset + i]);
-            }
-
-            hash.AppendData(block[..(count * 4)]);
-        }
-
-        return hash.GetHashAndReset();
     }
 
     private string Authenticate(ServerCallContext context, Header? header)

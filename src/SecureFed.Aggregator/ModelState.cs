@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using System.Security.Cryptography;
+using SecureFed.Protocol;
 
 namespace SecureFed.Aggregator;
 
@@ -43,17 +43,8 @@ public sealed class ModelState
         }
     }
 
-    /// <summary>Little-endian float32 encoding.</summary>
-    public static byte[] ToBytes(ReadOnlySpan<float> values)
-    {
-        byte[] bytes = new byte[values.Length * 4];
-        for (int i = 0; i < values.Length; i++)
-        {
-            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * 4), values[i]);
-        }
-
-        return bytes;
-    }
+    /// <summary>Little-endian float32 encoding (<see cref="WireEncoding.ModelBytes"/>).</summary>
+    public static byte[] ToBytes(ReadOnlySpan<float> values) => WireEncoding.ModelBytes(values);
 
     /// <summary>Decodes a little-endian float32 vector; rejects a length that is not a multiple of 4 and non-finite values.</summary>
     public static float[] FromBytes(ReadOnlySpan<byte> bytes, string source)
@@ -77,5 +68,5 @@ public sealed class ModelState
     }
 
     /// <summary>SHA-256 hex of the encoded values.</summary>
-    public static string Digest(ReadOnlySpan<float> values) => Convert.ToHexStringLower(SHA256.HashData(ToBytes(values)));
+    public static string Digest(ReadOnlySpan<float> values) => WireEncoding.ModelDigest(values);
 }
