@@ -33,6 +33,14 @@ public static class X25519
         Convert.FromHexString("eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
     ];
 
+    /// <summary>
+    /// Which implementation computes agreements: <c>"openssl (libcrypto.so.3)"</c> when the system OpenSSL is present and
+    /// passes its RFC 7748 self-test, <c>"bouncycastle"</c> otherwise or when <c>SECUREFED_X25519=managed</c> is set.
+    /// </summary>
+    public static string Backend => Internal.OpenSslX25519.IsAvailable
+        ? $"openssl ({Internal.OpenSslX25519.LibraryName})"
+        : "bouncycastle";
+
     /// <summary>The blacklisted small-order encodings (bit 255 clear); for tests and documentation.</summary>
     internal static IReadOnlyList<byte[]> SmallOrderPoints => s_smallOrder;
 

@@ -1,13 +1,21 @@
 using System.Security.Cryptography;
 
+using SecureFed.Crypto.Internal;
+
 using Rfc7748 = Org.BouncyCastle.Math.EC.Rfc7748.X25519;
 
 namespace SecureFed.Crypto;
 
-/// <summary>An X25519 key pair (RFC 7748) for pairwise key agreement; the private key is wiped on dispose.</summary>
+/// <summary>
+/// An X25519 key pair (RFC 7748) for pairwise key agreement; the private key is wiped on dispose. Agreements use the
+/// system OpenSSL when it is available (<see cref="X25519.Backend"/>), BouncyCastle otherwise; the results are identical.
+/// Safe to use from several threads at once for <see cref="DeriveSharedSecret(ReadOnlySpan{byte}, Span{byte})"/>.
+/// </summary>
 public sealed class X25519KeyPair : IDisposable
 {
     private readonly byte[] _privateKey;
+    private readonly Lock _nativeGate = new();
+    private EvpPrivateKeyHandle? _native;
     private bool _disposed;
 
     private X25519KeyPair(byte[] privateKey)
@@ -68,11 +76,22 @@ public sealed class X25519KeyPair : IDisposable
         }
 
         X25519.ValidatePublicKey(peerPublicKey);
-        byte[] peer = peerPublicKey.ToArray();
         byte[] result = new byte[X25519.KeySize];
         try
         {
-            Rfc7748.ScalarMult(_privateKey, 0, peer, 0, result, 0);
+            if (OpenSslX25519.IsAvailable)
+            {
+                // OpenSSL refuses an all-zero result itself; the check below then reports it the same way.
+                if (!OpenSslX25519.TryDerive(NativeKey(), peerPublicKey, result))
+                {
+                    result.AsSpan().Clear();
+                }
+            }
+            else
+            {
+                Rfc7748.ScalarMult(_privateKey, 0, peerPublicKey.ToArray(), 0, result, 0);
+            }
+
             if (X25519.IsAllZero(result))
             {
                 throw new CryptographicException("The X25519 shared secret is all zero: the peer public key is a low-order point.");
@@ -84,6 +103,15 @@ public sealed class X25519KeyPair : IDisposable
         {
             CryptographicOperations.ZeroMemory(result);
         }
+    }
+
+    /// <summary>BouncyCastle's result for the same agreement, whatever the backend; for cross-checking tests.</summary>
+    internal byte[] DeriveSharedSecretManaged(ReadOnlySpan<byte> peerPublicKey)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        byte[] result = new byte[X25519.KeySize];
+        Rfc7748.ScalarMult(_privateKey, 0, peerPublicKey.ToArray(), 0, result, 0);
+        return result;
     }
 
     /// <summary>Computes the 32-byte raw shared secret with <paramref name="peerPublicKey"/>.</summary>
@@ -101,7 +129,23 @@ public sealed class X25519KeyPair : IDisposable
         if (!_disposed)
         {
             CryptographicOperations.ZeroMemory(_privateKey);
+            lock (_nativeGate)
+            {
+                _native?.Dispose();
+                _native = null;
+            }
+
             _disposed = true;
+        }
+    }
+
+    /// <summary>The OpenSSL key object for this private key, imported on first use.</summary>
+    private EvpPrivateKeyHandle NativeKey()
+    {
+        lock (_nativeGate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return _native ??= OpenSslX25519.ImportPrivateKey(_privateKey);
         }
     }
 }

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 
+using SecureFed.Crypto.Internal;
 using SecureFed.Testing;
 
 using Rfc7748 = Org.BouncyCastle.Math.EC.Rfc7748.X25519;
@@ -184,5 +185,101 @@ public sealed class X25519Tests
         key.Dispose();
 
         Assert.Throws<ObjectDisposedException>(() => key.ExportPrivateKey(new byte[32]));
+    }
+
+    [Fact]
+    public void Backend_LinuxWithLibcrypto_UsesOpenSsl()
+    {
+        // The fast path must really be active where the benchmarks run; elsewhere BouncyCastle is the documented backend.
+        bool libcryptoPresent = OperatingSystem.IsLinux()
+            && System.Runtime.InteropServices.NativeLibrary.TryLoad("libcrypto.so.3", out _)
+            && !string.Equals(Environment.GetEnvironmentVariable("SECUREFED_X25519"), "managed", StringComparison.OrdinalIgnoreCase);
+
+        Assert.Equal(libcryptoPresent, OpenSslX25519.IsAvailable);
+        Assert.StartsWith(libcryptoPresent ? "openssl (libcrypto" : "bouncycastle", X25519.Backend, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DeriveSharedSecret_RandomKeysAndPoints_MatchesBouncyCastle()
+    {
+        // Random 32-byte strings as peer keys cover points on the twist, bit 255 set and non-canonical u >= p.
+        using var random = new DeterministicRandomSource(2025);
+        byte[] privateKey = new byte[32];
+        byte[] peer = new byte[32];
+        int compared = 0;
+        for (int i = 0; i < 1500; i++)
+        {
+            random.Fill(privateKey);
+            random.Fill(peer);
+            if (i % 50 == 0)
+            {
+                peer.AsSpan(1).Fill(0xff);
+                peer[0] = (byte)(0xed + (i / 50 % 18)); // u in [p, 2^255 + 17] with bit 255 set
+            }
+
+            using X25519KeyPair key = X25519KeyPair.FromPrivateKey(privateKey);
+            byte[] expected = key.DeriveSharedSecretManaged(peer);
+            if (X25519.IsAllZero(expected))
+            {
+                continue;
+            }
+
+            Assert.Equal(Convert.ToHexStringLower(expected), Convert.ToHexStringLower(key.DeriveSharedSecret(peer)));
+            compared++;
+        }
+
+        Assert.True(compared > 1400, $"only {compared} agreements compared");
+    }
+
+    [Fact]
+    public void DeriveSharedSecret_SameKeyFromManyThreads_AllResultsCorrect()
+    {
+        using var random = new DeterministicRandomSource(99);
+        using X25519KeyPair key = X25519KeyPair.Generate(random);
+        byte[][] peers = new byte[64][];
+        for (int i = 0; i < peers.Length; i++)
+        {
+            using X25519KeyPair peer = X25519KeyPair.Generate(random);
+            peers[i] = peer.PublicKey;
+        }
+
+        string[] results = new string[peers.Length];
+        Parallel.For(0, peers.Length, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+            results[i] = Convert.ToHexStringLower(key.DeriveSharedSecret(peers[i])));
+
+        for (int i = 0; i < peers.Length; i++)
+        {
+            Assert.Equal(Convert.ToHexStringLower(key.DeriveSharedSecretManaged(peers[i])), results[i]);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(SmallOrderPoints))]
+    public void OpenSslTryDerive_SmallOrderPeer_Refuses(string point)
+    {
+        if (!OpenSslX25519.IsAvailable)
+        {
+            return; // BouncyCastle backend: covered by DeriveSharedSecret_SmallOrderPeer_ThrowsCryptographicException
+        }
+
+        using var random = new DeterministicRandomSource(5);
+        byte[] scalar = new byte[32];
+        random.Fill(scalar);
+        using EvpPrivateKeyHandle key = OpenSslX25519.ImportPrivateKey(scalar);
+        byte[] result = new byte[32];
+
+        // Bypasses ValidatePublicKey: OpenSSL itself must refuse the all-zero shared secret.
+        Assert.False(OpenSslX25519.TryDerive(key, Convert.FromHexString(point), result));
+    }
+
+    [Fact]
+    public void DeriveSharedSecret_AfterDispose_ThrowsObjectDisposedException()
+    {
+        using X25519KeyPair peer = X25519KeyPair.Generate();
+        X25519KeyPair key = X25519KeyPair.Generate();
+        key.DeriveSharedSecret(peer.PublicKey);
+        key.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(() => key.DeriveSharedSecret(peer.PublicKey));
     }
 }
