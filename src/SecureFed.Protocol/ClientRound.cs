@@ -24,6 +24,7 @@ public sealed class ClientRound : IDisposable
     private byte[]? _ownBShare;
     private byte[]? _ownSShare;
     private readonly Dictionary<int, (byte[] B, byte[] S)> _received = []; // decrypted shares from U2 neighbours
+    private readonly Dictionary<int, byte[]> _shareKeys = []; // pairwise share keys from ShareKeys, reused to decrypt, wiped after MaskInput
     private int[]? _signedSurvivors;
 
     /// <summary>Creates the client side for the participant named <paramref name="selfName"/>.</summary>
@@ -124,11 +125,12 @@ public sealed class ClientRound : IDisposable
                 continue;
             }
 
+            // The key is symmetric in (u, v): the one that seals u's share to v also opens v's share to u in MaskInput.
             byte[] key = PairwiseShareKey(v);
+            _shareKeys[v] = key;
             byte[] plain = ProtocolLabels.SharePlaintext(_self, v, bShares[i].Value, sShares[i].Value);
             byte[] sealedShare = ShareCipher.Seal(key, plain, ProtocolLabels.ShareAssociatedData(_p, _self, v), _random);
             CryptographicOperations.ZeroMemory(plain);
-            CryptographicOperations.ZeroMemory(key);
             CryptographicOperations.ZeroMemory(bShares[i].Value);
             CryptographicOperations.ZeroMemory(sShares[i].Value);
             result.Add(new EncryptedShare(_self, v, sealedShare));
@@ -177,7 +179,7 @@ public sealed class ClientRound : IDisposable
                 throw Violation("the aggregator relayed two shares from the same site", share.Sender);
             }
 
-            byte[] key = PairwiseShareKey(share.Sender);
+            byte[] key = _shareKeys[share.Sender];
             byte[] plain;
             try
             {
@@ -186,10 +188,6 @@ public sealed class ClientRound : IDisposable
             catch (Exception ex) when (ex is CryptographicException or ArgumentException)
             {
                 throw Violation($"the share from {Describe(share.Sender)} does not decrypt ({ex.Message})", share.Sender);
-            }
-            finally
-            {
-                CryptographicOperations.ZeroMemory(key);
             }
 
             if (plain.Length != ProtocolLabels.SharePlaintextSize
@@ -206,6 +204,7 @@ public sealed class ClientRound : IDisposable
             CryptographicOperations.ZeroMemory(plain);
         }
 
+        WipeShareKeys();
         if (_received.Count + 1 < _p.Threshold)
         {
             Stage = ProtocolStage.Aborted;
@@ -387,6 +386,17 @@ public sealed class ClientRound : IDisposable
         }
 
         _received.Clear();
+        WipeShareKeys();
+    }
+
+    private void WipeShareKeys()
+    {
+        foreach (byte[] key in _shareKeys.Values)
+        {
+            CryptographicOperations.ZeroMemory(key);
+        }
+
+        _shareKeys.Clear();
     }
 
     private int[] CheckSurvivorSet(IReadOnlyList<int> survivors, ProtocolStage stage)
