@@ -272,6 +272,13 @@ public sealed class AgentRunner
             Log.RoundEnded(_logger, _options.Site, round, ex.Status.Detail);
             Report(round, false, "ended: " + ex.Status.Detail, loss, devF1, bytesSent);
         }
+        catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Any other refusal or server failure ends this site's part in the round; the agent service goes on.
+            string reason = $"{ex.StatusCode}: {ex.Status.Detail}";
+            Log.RoundEnded(_logger, _options.Site, round, reason);
+            Report(round, false, "ended: " + reason, loss, devF1, bytesSent);
+        }
         catch (InvalidDataException ex)
         {
             Log.Refused(_logger, _options.Site, round, ex.Message);

@@ -52,8 +52,15 @@ public sealed class AggregatorClient : IDisposable
         _pipeline = BuildPipeline(maxRetries, _time);
     }
 
-    /// <summary>Status codes worth retrying: the call may not have reached the aggregator or it was overloaded.</summary>
-    public static bool IsTransient(StatusCode code) => code is StatusCode.Unavailable or StatusCode.ResourceExhausted or StatusCode.Internal or StatusCode.Unknown;
+    /// <summary>
+    /// Status codes worth retrying: the call may not have reached the aggregator (<see cref="StatusCode.Unavailable"/>),
+    /// the transport failed mid-call (grpc-dotnet reports a reset stream or an HTTP/2 protocol error as
+    /// <see cref="StatusCode.Internal"/>; the aggregator never answers it on purpose), or it was overloaded.
+    /// <see cref="StatusCode.Unknown"/> is not retried: the aggregator answers every anticipated problem, malformed bytes
+    /// included, with a specific status, so Unknown means an unhandled exception on the server, which the same request
+    /// would hit again.
+    /// </summary>
+    public static bool IsTransient(StatusCode code) => code is StatusCode.Unavailable or StatusCode.ResourceExhausted or StatusCode.Internal;
 
     /// <summary>The retry + circuit-breaker pipeline (exposed for tests).</summary>
     public static ResiliencePipeline BuildPipeline(int maxRetries, TimeProvider time)

@@ -14,8 +14,10 @@ namespace SecureFed.Aggregator;
 /// <summary>
 /// The gRPC face of the aggregator. Thin: authenticates the caller (mTLS certificate → provisioned site), checks the
 /// header against the open round, converts wire messages and hands them to the protocol state machine. Every refusal
-/// is a precise gRPC status, is audited, and leaves the round going for honest sites.
+/// is a precise gRPC status, is audited, and leaves the round going for honest sites. Bytes that do not parse as the
+/// method's request message are refused with <see cref="StatusCode.InvalidArgument"/> (see <see cref="BindService"/>).
 /// </summary>
+[BindServiceMethod(typeof(AggregationService), nameof(BindService))]
 internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 {
     /// <summary>Largest masked-input chunk accepted, in words.</summary>
@@ -35,6 +37,16 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         _uploads = uploads;
         _logger = logger;
     }
+
+    /// <summary>
+    /// Found by grpc-dotnet through <see cref="BindServiceMethodAttribute"/> in place of the generated binder: binds the
+    /// same methods with request deserializers that answer malformed bytes with InvalidArgument instead of Unknown.
+    /// </summary>
+    /// <remarks>
+    /// The second parameter is the generated base type: grpc-dotnet resolves the handlers as overrides of it.
+    /// </remarks>
+    public static void BindService(ServiceBinderBase binder, Wire.V1.Aggregation.AggregationBase? service)
+        => Wire.V1.Aggregation.BindService(new CheckedRequestBinder(binder), service!);
 
     public override async Task<RoundAnnouncement> AwaitRound(AwaitRoundRequest request, ServerCallContext context)
     {
@@ -122,7 +134,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task<Ack> UploadMaskedInput(IAsyncStreamReader<MaskedInputChunk> requestStream, ServerCallContext context)
     {
-        string site = Authenticate(context, null);
+        string site = Authenticate(context, null, headerRequired: false);
         if (!await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
         {
             throw new RpcException(new Status(StatusCode.InvalidArgument, "the masked-input stream is empty"));
@@ -361,7 +373,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return Task.FromResult(status);
     }
 
-    private string Authenticate(ServerCallContext context, Header? header)
+    private string Authenticate(ServerCallContext context, Header? header, bool headerRequired = true)
     {
         var certificate = context.GetHttpContext().Connection.ClientCertificate;
         if (certificate is null)
@@ -378,6 +390,10 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         if (header is not null)
         {
             CheckSender(header, site);
+        }
+        else if (headerRequired)
+        {
+            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{context.Method}: the request carries no header (federation, round, session, sender)"));
         }
 
         return site;
