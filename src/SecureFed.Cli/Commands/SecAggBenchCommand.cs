@@ -92,7 +92,9 @@ internal static class SecAggBenchCommand
         double PlainBytesPerClient,
         double ExpansionRatio,
         bool SumMatches,
-        double WallSeconds);
+        double WallSeconds,
+        string X25519Backend,
+        double? LoadAverage);
 
     internal static Result Run(int n, int m, double dropout, bool? forceComplete, int threads, int seed, CancellationToken cancellationToken)
     {
@@ -150,7 +152,21 @@ internal static class SecAggBenchCommand
         double plain = 4.0 * m;
         return new Result(n, m, dropout, plan.IsComplete ? "complete" : "harary", plan.Degree, plan.Threshold, survivors.Count,
             Median(maskSeconds), maskSeconds[^1], Median(totalSeconds), sim.ServerUnmaskTime.TotalSeconds, sim.ServerTime.TotalSeconds,
-            bytes, plain, bytes / plain, matches, wall.Elapsed.TotalSeconds);
+            bytes, plain, bytes / plain, matches, wall.Elapsed.TotalSeconds, X25519.Backend, LoadAverage());
+    }
+
+    /// <summary>The 1-minute load average (Linux), so a reader can tell whether the machine was shared.</summary>
+    private static double? LoadAverage()
+    {
+        try
+        {
+            string text = File.ReadAllText("/proc/loadavg");
+            return double.Parse(text.AsSpan(0, text.IndexOf(' ', StringComparison.Ordinal)), CultureInfo.InvariantCulture);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or ArgumentOutOfRangeException)
+        {
+            return null;
+        }
     }
 
     private static double Median(double[] sorted) => sorted.Length == 0 ? 0 : sorted.Length % 2 == 1
@@ -171,6 +187,8 @@ internal static class SecAggBenchCommand
         Row("bytes per client vs plain upload", $"{r.BytesPerClient:N0} vs {r.PlainBytesPerClient:N0} ({r.ExpansionRatio:F4}x)");
         Row("sum matches plain sum", r.SumMatches ? "yes" : "NO");
         Row("wall time of the benchmark", $"{r.WallSeconds:F1} s");
+        Row("X25519 backend", r.X25519Backend);
+        Row("load average (1 min) at the end", r.LoadAverage is double load ? load.ToString("F2", CultureInfo.InvariantCulture) : "n/a");
         var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(output) });
         console.Write(table);
     }
