@@ -67,6 +67,30 @@ public sealed record TaggerConfig
     /// <value>The default value is 0.25.</value>
     public double WordDropout { get; init; } = 0.25;
 
+    /// <summary>Character CNN filters (a convolution over hashed character ids, max-pooled per token); 0 disables the character CNN.</summary>
+    /// <value>The default value is 50.</value>
+    public int CharCnnFilters { get; init; } = 50;
+
+    /// <summary>Hash buckets for single characters (character CNN input).</summary>
+    /// <value>The default value is 512.</value>
+    public int CharBuckets { get; init; } = 512;
+
+    /// <summary>Character embedding width (character CNN input).</summary>
+    /// <value>The default value is 24.</value>
+    public int CharEmbDim { get; init; } = 24;
+
+    /// <summary>Character CNN window width (odd).</summary>
+    /// <value>The default value is 3.</value>
+    public int CharCnnWidth { get; init; } = 3;
+
+    /// <summary>At most this many characters per token for the character CNN (with the <c>&lt;</c> <c>&gt;</c> markers; longer tokens keep their first and last halves).</summary>
+    /// <value>The default value is 20.</value>
+    public int MaxCharsPerToken { get; init; } = 20;
+
+    /// <summary>Linear-chain CRF head (transition, start and end scores are model parameters); false uses a per-token softmax head.</summary>
+    /// <value>The default value is true.</value>
+    public bool Crf { get; init; } = true;
+
     /// <summary>Default size: about 2 M parameters (8 MB as float32), trains on 2 CPU cores.</summary>
     public static TaggerConfig Default { get; } = new();
 
@@ -86,6 +110,8 @@ public sealed record TaggerConfig
         Layers = 1,
         Dropout = 0.1,
         WordDropout = 0.05,
+        CharCnnFilters = 0,
+        Crf = false,
     };
 
     /// <summary>Checks every value.</summary>
@@ -103,6 +129,20 @@ public sealed record TaggerConfig
         ArgumentOutOfRangeException.ThrowIfLessThan(MaxNgramsPerToken, 1, nameof(MaxNgramsPerToken));
         ArgumentOutOfRangeException.ThrowIfLessThan(Hidden, 1, nameof(Hidden));
         ArgumentOutOfRangeException.ThrowIfLessThan(Layers, 1, nameof(Layers));
+        ArgumentOutOfRangeException.ThrowIfNegative(CharCnnFilters, nameof(CharCnnFilters));
+        if (CharCnnFilters > 0)
+        {
+            ArgumentOutOfRangeException.ThrowIfLessThan(CharBuckets, 2, nameof(CharBuckets));
+            ArgumentOutOfRangeException.ThrowIfLessThan(CharEmbDim, 1, nameof(CharEmbDim));
+            ArgumentOutOfRangeException.ThrowIfLessThan(CharCnnWidth, 1, nameof(CharCnnWidth));
+            if (CharCnnWidth % 2 == 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(CharCnnWidth), CharCnnWidth, "CharCnnWidth must be odd.");
+            }
+
+            ArgumentOutOfRangeException.ThrowIfLessThan(MaxCharsPerToken, 3, nameof(MaxCharsPerToken));
+        }
+
         if (!(Dropout >= 0 && Dropout < 1))
         {
             throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1).");
@@ -154,5 +194,5 @@ public sealed record TaggerConfig
 
     /// <summary>Total embedding width fed to the encoder.</summary>
     [JsonIgnore]
-    public int InputDim => WordDim + CharDim + ShapeDim;
+    public int InputDim => WordDim + CharDim + ShapeDim + CharCnnFilters;
 }

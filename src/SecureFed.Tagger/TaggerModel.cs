@@ -10,18 +10,23 @@ namespace SecureFed.Tagger;
 
 /// <summary>
 /// The clinical token tagger: hashed word, word-shape and character n-gram embeddings (no vocabulary, see below),
-/// a BiLSTM encoder and a linear head, decoded with IOB2-constrained Viterbi.
+/// an optional character CNN over hashed characters, a BiLSTM encoder, a linear head and (by default) a linear-chain
+/// CRF, decoded with IOB2-constrained Viterbi.
 /// </summary>
 /// <remarks>
 /// <para><b>No shared vocabulary.</b> Features are 64-bit FNV-1a hashes (stable across processes and machines,
-/// keyed by a constant) of the lower-cased word, its shape and its character n-grams, reduced into fixed bucket
-/// counts from <see cref="TaggerConfig"/>. Every site therefore builds the identical model shape from the
-/// configuration alone; no word list built from a site's text is needed or ever leaves the site.</para>
+/// keyed by a constant) of the lower-cased word, its shape, its character n-grams and its characters, reduced into
+/// fixed bucket counts from <see cref="TaggerConfig"/>. Every site therefore builds the identical model shape from
+/// the configuration alone; no word list built from a site's text is needed or ever leaves the site.</para>
 /// <para><b>Flatten order.</b> <see cref="Flatten"/> concatenates the tensors in <c>named_parameters()</c> order,
 /// each in row-major (C) order: <c>word_emb.weight</c> [WordBuckets, WordDim], <c>shape_emb.weight</c>
-/// [ShapeBuckets, ShapeDim], <c>ngram_emb.weight</c> [CharNgramBuckets, CharDim], the LSTM tensors
-/// (<c>encoder.weight_ih_l0</c>, <c>encoder.weight_hh_l0</c>, <c>encoder.bias_ih_l0</c>, <c>encoder.bias_hh_l0</c>,
-/// then the <c>_reverse</c> set, per layer), <c>head.weight</c> [Labels, 2*Hidden], <c>head.bias</c> [Labels].
+/// [ShapeBuckets, ShapeDim], <c>ngram_emb.weight</c> [CharNgramBuckets, CharDim], then with the character CNN
+/// (<see cref="TaggerConfig.CharCnnFilters"/> &gt; 0) <c>char_emb.weight</c> [CharBuckets, CharEmbDim],
+/// <c>char_cnn.weight</c> [CharCnnFilters, CharEmbDim, CharCnnWidth], <c>char_cnn.bias</c> [CharCnnFilters], the
+/// LSTM tensors (<c>encoder.weight_ih_l0</c>, <c>encoder.weight_hh_l0</c>, <c>encoder.bias_ih_l0</c>,
+/// <c>encoder.bias_hh_l0</c>, then the <c>_reverse</c> set, per layer), <c>head.weight</c> [Labels, 2*Hidden],
+/// <c>head.bias</c> [Labels], then with the CRF (<see cref="TaggerConfig.Crf"/>) <c>crf.transitions</c>
+/// [Labels, Labels] (indexed [from, to]), <c>crf.start</c> [Labels], <c>crf.end</c> [Labels].
 /// <see cref="ParameterLayout"/> lists the exact names and shapes. This vector is what gets securely aggregated.</para>
 /// </remarks>
 public sealed class TaggerModel : IDisposable
@@ -40,7 +45,7 @@ public sealed class TaggerModel : IDisposable
         Config = config;
         Labels = labels;
         Device = device;
-        Network = new TaggerNetwork(config, labels.Count);
+        Network = new TaggerNetwork(config, labels);
         Network.to(device);
         _parameters = [.. Network.named_parameters().Select(p => (p.name, p.parameter))];
         ParameterCount = _parameters.Sum(p => p.Tensor.numel());
@@ -238,7 +243,7 @@ public sealed class TaggerModel : IDisposable
 
     internal EncodedSentence Encode(IReadOnlyList<string> tokens, IReadOnlyList<string>? tags)
     {
-        (long[] words, long[] shapes, long[] ngrams) = _hasher.Encode(tokens);
+        (long[] words, long[] shapes, long[] ngrams, long[] chars) = _hasher.Encode(tokens);
         long[]? labels = null;
         if (tags is not null)
         {
@@ -247,10 +252,16 @@ public sealed class TaggerModel : IDisposable
             {
                 int index = Labels.IndexOf(tags[i]);
                 labels[i] = index < 0 ? 0 : index; // unknown types are trained as O
+                if (index > 0 && (i == 0 || !_decoder.Allowed((int)labels[i - 1], index)))
+                {
+                    // An I-X that starts a chunk (IOB1 style, or after an unknown type mapped to O) is B-X, as in
+                    // conlleval; this keeps every gold path valid under the IOB2 constraints of the CRF.
+                    labels[i] = Labels.IndexOf("B-" + Iob.Parse(tags[i]).Type);
+                }
             }
         }
 
-        return new EncodedSentence(words, shapes, ngrams, labels);
+        return new EncodedSentence(words, shapes, ngrams, chars, labels);
     }
 
     internal int[][] PredictIds(IReadOnlyList<EncodedSentence> encoded, int batchSize = 64)
@@ -262,6 +273,7 @@ public sealed class TaggerModel : IDisposable
         try
         {
             using var noGrad = torch.no_grad();
+            (float[] Transitions, float[] Start, float[] End)? crf = Network.Crf?.DecodingScores();
             for (int start = 0; start < order.Length; start += batchSize)
             {
                 int[] idx = order[start..Math.Min(order.Length, start + batchSize)];
@@ -277,16 +289,22 @@ public sealed class TaggerModel : IDisposable
                 }
 
                 using var scope = torch.NewDisposeScope();
-                var tensors = BatchTensors.Create(batch, Config.MaxNgramsPerToken, Device, withLabels: false, 0, null);
-                Tensor logProbs = nn.functional.log_softmax(
-                    Network.Forward(tensors.Words, tensors.Shapes, tensors.Ngrams, tensors.Lengths), -1).cpu().contiguous();
-                float[] all = logProbs.data<float>().ToArray();
-                long t = logProbs.shape[1];
+                var tensors = BatchTensors.Create(batch, Config, Device, withLabels: false, 0, null);
+                Tensor scores = Network.Forward(tensors);
+                if (crf is null)
+                {
+                    scores = nn.functional.log_softmax(scores, -1);
+                }
+
+                scores = scores.cpu().contiguous();
+                float[] all = scores.data<float>().ToArray();
+                long t = scores.shape[1];
                 int n = Labels.Count;
                 for (int b = 0; b < idx.Length; b++)
                 {
                     int length = batch[b].Length;
-                    result[idx[b]] = _decoder.Decode(all.AsSpan((int)(b * t * n), length * n), length);
+                    result[idx[b]] = _decoder.Decode(all.AsSpan((int)(b * t * n), length * n), length,
+                        crf?.Transitions, crf?.Start, crf?.End);
                 }
             }
         }

@@ -53,6 +53,7 @@ public sealed class TaggerTrainer
             ? optim.Adam(parameters, options.LearningRate)
             : optim.SGD(parameters, options.LearningRate);
 
+        using var average = options.WeightAverageDecay > 0 ? new WeightAverage(parameters, options.WeightAverageDecay) : null;
         var total = Stopwatch.StartNew();
         var trainWatch = new Stopwatch();
         long tokensSeen = 0;
@@ -70,6 +71,15 @@ public sealed class TaggerTrainer
         while (!stop && epoch < options.Epochs)
         {
             epoch++;
+            if (options.LearningRateDecay > 0)
+            {
+                double rate = options.LearningRate / (1 + (options.LearningRateDecay * (epoch - 1)));
+                foreach (var group in optimizer.ParamGroups)
+                {
+                    group.LearningRate = rate;
+                }
+            }
+
             double lossSum = 0;
             int lossCount = 0;
             List<EncodedSentence[]> batches = options.DpSgd is null
@@ -88,6 +98,7 @@ public sealed class TaggerTrainer
                 double loss = options.DpSgd is null
                     ? Step(model, optimizer, batches[b], options, rng)
                     : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng);
+                average?.Update();
                 trainWatch.Stop();
                 steps++;
                 if (options.DpSgd is not null)
@@ -111,8 +122,12 @@ public sealed class TaggerTrainer
 
             epochLoss = lossCount == 0 ? epochLoss : lossSum / lossCount;
             double? devF1 = null;
+            float[]? raw = null;
             if (dev is not null && dev.Count > 0)
             {
+                // With weight averaging, the averaged weights are the ones scored and kept; training continues from the raw ones.
+                raw = average is null ? null : model.Flatten();
+                average?.CopyTo(parameters);
                 devF1 = TaggerEvaluator.Evaluate(model, dev).F1;
                 model.Network.train();
                 if (bestF1 is null || devF1 > bestF1)
@@ -136,12 +151,21 @@ public sealed class TaggerTrainer
                 bestEpoch = epoch;
             }
 
+            if (raw is not null)
+            {
+                model.Unflatten(raw);
+            }
+
             progress?.Report(new TrainProgress(epoch, options.Epochs, steps, 1.0, epochLoss, devF1, bestF1, Rate(tokensSeen, trainWatch), true));
         }
 
-        if (bestWeights is not null && bestEpoch != epoch)
+        if (bestWeights is not null && (bestEpoch != epoch || average is not null))
         {
             model.Unflatten(bestWeights);
+        }
+        else if (average is not null)
+        {
+            average.CopyTo(parameters);
         }
 
         model.Network.eval();
@@ -188,10 +212,12 @@ public sealed class TaggerTrainer
     private static double Step(TaggerModel model, optim.Optimizer optimizer, EncodedSentence[] batch, TrainOptions options, Random rng)
     {
         using var scope = torch.NewDisposeScope();
-        var tensors = BatchTensors.Create(batch, model.Config.MaxNgramsPerToken, model.Device, withLabels: true, model.Config.WordDropout, rng);
-        Tensor logits = model.Network.Forward(tensors.Words, tensors.Shapes, tensors.Ngrams, tensors.Lengths);
-        Tensor loss = nn.functional.cross_entropy(logits.reshape(-1, model.Labels.Count), tensors.Labels!.reshape(-1),
-            ignore_index: BatchTensors.IgnoreIndex);
+        var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
+        Tensor scores = model.Network.Forward(tensors);
+
+        // Per-token mean (token cross-entropy, or the CRF's sentence NLLs summed and divided by the token count),
+        // so the learning rate and the gradient clip mean the same for both heads.
+        Tensor loss = model.Network.SummedLoss(scores, tensors) / Math.Max(1, tensors.TokenCount);
         optimizer.zero_grad();
         loss.backward();
         if (options.GradientClip > 0)
@@ -248,10 +274,9 @@ public sealed class TaggerTrainer
     /// <summary>Gradient of one example's summed token loss, copied out of the parameters' grads.</summary>
     internal static Tensor[] PerExampleGradient(TaggerModel model, EncodedSentence example, Random rng, out double loss)
     {
-        var tensors = BatchTensors.Create([example], model.Config.MaxNgramsPerToken, model.Device, withLabels: true, model.Config.WordDropout, rng);
-        Tensor logits = model.Network.Forward(tensors.Words, tensors.Shapes, tensors.Ngrams, tensors.Lengths);
-        Tensor lossTensor = nn.functional.cross_entropy(logits.reshape(-1, model.Labels.Count), tensors.Labels!.reshape(-1),
-            ignore_index: BatchTensors.IgnoreIndex, reduction: nn.Reduction.Sum);
+        var tensors = BatchTensors.Create([example], model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
+        Tensor scores = model.Network.Forward(tensors);
+        Tensor lossTensor = model.Network.SummedLoss(scores, tensors);
         foreach ((_, Parameter p) in model.Parameters)
         {
             p.grad?.zero_();

@@ -15,6 +15,17 @@ public sealed record TrainOptions
     /// <value>The default value is 0.003.</value>
     public double LearningRate { get; init; } = 0.003;
 
+    /// <summary>Learning-rate decay per epoch: epoch e (1-based) uses LearningRate / (1 + decay * (e - 1)); 0 keeps it constant.</summary>
+    /// <value>The default value is 0.</value>
+    public double LearningRateDecay { get; init; }
+
+    /// <summary>
+    /// Exponential moving average of the weights, updated after every step with this decay (warm-up: the decay used at
+    /// step n is min(decay, (1 + n) / (10 + n))); the averaged weights are the ones scored on dev and returned. 0 = off.
+    /// </summary>
+    /// <value>The default value is 0.</value>
+    public double WeightAverageDecay { get; init; }
+
     /// <summary>Seed for batch order, word dropout and torch's RNG.</summary>
     /// <value>The default value is 1.</value>
     public int Seed { get; init; } = 1;
@@ -50,6 +61,12 @@ public sealed record TrainOptions
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Epochs, nameof(Epochs));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BatchSize, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(LearningRate, nameof(LearningRate));
+        ArgumentOutOfRangeException.ThrowIfNegative(LearningRateDecay, nameof(LearningRateDecay));
+        if (!(WeightAverageDecay >= 0 && WeightAverageDecay < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(WeightAverageDecay), WeightAverageDecay, "WeightAverageDecay must be in [0, 1).");
+        }
+
         ArgumentOutOfRangeException.ThrowIfNegative(Patience, nameof(Patience));
         ArgumentOutOfRangeException.ThrowIfNegative(GradientClip, nameof(GradientClip));
         ArgumentOutOfRangeException.ThrowIfNegative(Threads, nameof(Threads));

@@ -178,7 +178,7 @@ public sealed class TaggerModelTests
     {
         var hasher = new FeatureHasher(TaggerConfig.Tiny);
 
-        var (words, _, ngrams) = hasher.Encode(["Anaemia", "anaemia", "Metformin"]);
+        var (words, _, ngrams, _) = hasher.Encode(["Anaemia", "anaemia", "Metformin"]);
 
         Assert.Equal(words[0], words[1]);
         Assert.NotEqual(words[0], words[2]);

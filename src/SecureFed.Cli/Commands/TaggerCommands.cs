@@ -50,12 +50,14 @@ internal static class TaggerCommands
         var seed = new Option<int>("--seed") { Description = "Seed for initialisation and batch order.", DefaultValueFactory = _ => 1 };
         var batchSize = new Option<int>("--batch-size") { Description = "Sentences per batch.", DefaultValueFactory = _ => 32 };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 0.003 };
+        var lrDecay = new Option<double>("--lr-decay") { Description = "Per-epoch learning-rate decay: epoch e uses lr / (1 + decay * (e - 1)); 0 = constant.", DefaultValueFactory = _ => 0.0 };
+        var average = new Option<double>("--weight-average") { Description = "Decay of an exponential moving average of the weights (scored on dev and saved); 0 = off.", DefaultValueFactory = _ => 0.0 };
         var patience = new Option<int>("--patience") { Description = "Early stop after this many epochs without dev-F1 gain (0 = off).", DefaultValueFactory = _ => 5 };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Optional cap on optimiser steps." };
         var threads = ThreadsOption();
 
         var command = new Command("train", "Train a tagger on a CoNLL file (early-stopped on --dev) and save it to --out.");
-        foreach (Option o in new Option[] { train, dev, output, epochs, device, config, seed, batchSize, lr, patience, maxSteps, threads })
+        foreach (Option o in new Option[] { train, dev, output, epochs, device, config, seed, batchSize, lr, lrDecay, average, patience, maxSteps, threads })
         {
             command.Options.Add(o);
         }
@@ -73,6 +75,8 @@ internal static class TaggerCommands
                 Epochs = Positive(parse.GetValue(epochs), "--epochs"),
                 BatchSize = Positive(parse.GetValue(batchSize), "--batch-size"),
                 LearningRate = parse.GetValue(lr) is double rate && rate > 0 && rate < 10 ? rate : throw new UsageException("--lr must be in (0, 10)"),
+                LearningRateDecay = parse.GetValue(lrDecay) is double decay && decay >= 0 && decay < 100 ? decay : throw new UsageException("--lr-decay must be in [0, 100)"),
+                WeightAverageDecay = parse.GetValue(average) is double avg && avg >= 0 && avg < 1 ? avg : throw new UsageException("--weight-average must be in [0, 1)"),
                 Seed = parse.GetValue(seed),
                 Patience = parse.GetValue(patience) >= 0 ? parse.GetValue(patience) : throw new UsageException("--patience must be >= 0"),
                 MaxSteps = parse.GetValue(maxSteps) is int m ? Positive(m, "--max-steps") : null,

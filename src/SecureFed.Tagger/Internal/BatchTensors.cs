@@ -2,19 +2,31 @@ using static TorchSharp.torch;
 
 namespace SecureFed.Tagger.Internal;
 
-/// <summary>Padded tensors of one batch; created inside a dispose scope.</summary>
-internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, Tensor Lengths, Tensor? Labels, int TokenCount)
+/// <summary>
+/// Padded tensors of one batch; created inside a dispose scope. <see cref="Chars"/> is null without the character
+/// CNN; <see cref="Mask"/> is [B, T] bool (true on real tokens). <see cref="LengthValues"/> and
+/// <see cref="LabelValues"/> ([B * T], padding = <see cref="IgnoreIndex"/>) are the same data as CPU arrays.
+/// </summary>
+internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, Tensor? Chars, Tensor Lengths, Tensor Mask, Tensor? Labels, int TokenCount)
 {
+    public long[] LengthValues { get; init; } = [];
+
+    public long[]? LabelValues { get; init; }
+
     public const long IgnoreIndex = -100;
 
-    public static BatchTensors Create(IReadOnlyList<EncodedSentence> batch, int ngramsPerToken, Device device, bool withLabels, double wordDropout, Random? rng)
+    public static BatchTensors Create(IReadOnlyList<EncodedSentence> batch, TaggerConfig config, Device device, bool withLabels, double wordDropout, Random? rng)
     {
+        int ngramsPerToken = config.MaxNgramsPerToken;
+        int charsPerToken = config.CharCnnFilters > 0 ? config.MaxCharsPerToken : 0;
         int b = batch.Count;
         int t = Math.Max(1, batch.Max(s => s.Length));
         var words = new long[b * t];
         var shapes = new long[b * t];
         var ngrams = new long[b * t * ngramsPerToken];
+        var chars = new long[b * t * charsPerToken];
         var lengths = new long[b];
+        var mask = new bool[b * t];
         long[]? labels = withLabels ? new long[b * t] : null;
         if (labels is not null)
         {
@@ -30,10 +42,17 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
             for (int j = 0; j < s.Length; j++)
             {
                 words[(i * t) + j] = wordDropout > 0 && rng is not null && rng.NextDouble() < wordDropout ? 0 : s.Words[j];
+                mask[(i * t) + j] = true;
             }
 
+            mask[i * t] = true; // an empty sentence still has one (padding) position, as in Lengths
             Array.Copy(s.Shapes, 0, shapes, i * t, s.Length);
             Array.Copy(s.Ngrams, 0, ngrams, i * t * ngramsPerToken, s.Length * ngramsPerToken);
+            if (charsPerToken > 0)
+            {
+                Array.Copy(s.Chars, 0, chars, i * t * charsPerToken, s.Length * charsPerToken);
+            }
+
             if (labels is not null && s.Labels is not null)
             {
                 Array.Copy(s.Labels, 0, labels, i * t, s.Length);
@@ -44,8 +63,14 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
             tensor(words, [b, t]).to(device),
             tensor(shapes, [b, t]).to(device),
             tensor(ngrams, [b, t, ngramsPerToken]).to(device),
+            charsPerToken > 0 ? tensor(chars, [b, t, charsPerToken]).to(device) : null,
             tensor(lengths),
+            tensor(mask, [b, t]).to(device),
             labels is null ? null : tensor(labels, [b, t]).to(device),
-            tokens);
+            tokens)
+        {
+            LengthValues = lengths,
+            LabelValues = labels,
+        };
     }
 }

@@ -1,8 +1,9 @@
 namespace SecureFed.Tagger.Internal;
 
 /// <summary>
-/// Viterbi decoding of per-token log-probabilities under IOB2 constraints (a sentence cannot start with I-X, and
-/// I-X may only follow B-X or I-X). Gives well-formed chunks without training a CRF.
+/// Viterbi decoding under IOB2 constraints (a sentence cannot start with I-X, and I-X may only follow B-X or I-X).
+/// Without CRF scores it decodes per-token log-probabilities of the softmax head; with them it finds the best path
+/// of a linear-chain CRF (emissions plus transition, start and end scores).
 /// </summary>
 internal sealed class ConstrainedDecoder
 {
@@ -27,8 +28,21 @@ internal sealed class ConstrainedDecoder
         }
     }
 
+    /// <summary>Whether label <paramref name="to"/> may follow label <paramref name="from"/>.</summary>
+    public bool Allowed(int from, int to) => _allowed[from, to];
+
+    /// <summary>Whether a sentence may start with label <paramref name="label"/>.</summary>
+    public bool AllowedStart(int label) => _allowedStart[label];
+
     /// <summary>Best label ids for one sentence; <paramref name="logProbs"/> is [length * labels] row-major.</summary>
-    public int[] Decode(ReadOnlySpan<float> logProbs, int length)
+    public int[] Decode(ReadOnlySpan<float> logProbs, int length) => Decode(logProbs, length, null, null, null);
+
+    /// <summary>
+    /// Best label ids for one sentence. <paramref name="scores"/> is [length * labels] row-major; the optional CRF
+    /// <paramref name="transitions"/> ([from * labels + to]), <paramref name="start"/> and <paramref name="end"/>
+    /// scores are added along the path. Forbidden moves are excluded whatever their scores.
+    /// </summary>
+    public int[] Decode(ReadOnlySpan<float> scores, int length, float[]? transitions, float[]? start, float[]? end)
     {
         var result = new int[length];
         if (length == 0)
@@ -41,7 +55,7 @@ internal sealed class ConstrainedDecoder
         var back = new int[length, _n];
         for (int j = 0; j < _n; j++)
         {
-            score[j] = _allowedStart[j] ? logProbs[j] : double.NegativeInfinity;
+            score[j] = _allowedStart[j] ? scores[j] + (start?[j] ?? 0) : double.NegativeInfinity;
         }
 
         for (int t = 1; t < length; t++)
@@ -52,14 +66,20 @@ internal sealed class ConstrainedDecoder
                 int arg = 0;
                 for (int from = 0; from < _n; from++)
                 {
-                    if (_allowed[from, to] && score[from] > best)
+                    if (!_allowed[from, to])
                     {
-                        best = score[from];
+                        continue;
+                    }
+
+                    double candidate = score[from] + (transitions?[(from * _n) + to] ?? 0);
+                    if (candidate > best)
+                    {
+                        best = candidate;
                         arg = from;
                     }
                 }
 
-                next[to] = best + logProbs[(t * _n) + to];
+                next[to] = best + scores[(t * _n) + to];
                 back[t, to] = arg;
             }
 
@@ -67,10 +87,13 @@ internal sealed class ConstrainedDecoder
         }
 
         int last = 0;
-        for (int j = 1; j < _n; j++)
+        double lastScore = double.NegativeInfinity;
+        for (int j = 0; j < _n; j++)
         {
-            if (score[j] > score[last])
+            double final = score[j] + (end?[j] ?? 0);
+            if (final > lastScore)
             {
+                lastScore = final;
                 last = j;
             }
         }

@@ -1,7 +1,7 @@
 namespace SecureFed.Tagger.Internal;
 
-/// <summary>Hashed features (and optional gold label ids) of one sentence.</summary>
-internal sealed record EncodedSentence(long[] Words, long[] Shapes, long[] Ngrams, long[]? Labels)
+/// <summary>Hashed features (and optional gold label ids) of one sentence; <paramref name="Chars"/> is empty without the character CNN.</summary>
+internal sealed record EncodedSentence(long[] Words, long[] Shapes, long[] Ngrams, long[] Chars, long[]? Labels)
 {
     public int Length => Words.Length;
 }

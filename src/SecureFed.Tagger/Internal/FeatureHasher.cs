@@ -25,22 +25,44 @@ internal sealed class FeatureHasher
         _config = config;
     }
 
-    /// <summary>Features of one sentence: word ids [T], shape ids [T], n-gram ids [T * MaxNgramsPerToken] (0-padded).</summary>
-    public (long[] Words, long[] Shapes, long[] Ngrams) Encode(IReadOnlyList<string> tokens)
+    /// <summary>
+    /// Features of one sentence: word ids [T], shape ids [T], n-gram ids [T * MaxNgramsPerToken] (0-padded) and,
+    /// when the character CNN is on, character ids [T * MaxCharsPerToken] (0-padded; empty otherwise).
+    /// </summary>
+    public (long[] Words, long[] Shapes, long[] Ngrams, long[] Chars) Encode(IReadOnlyList<string> tokens)
     {
         int k = _config.MaxNgramsPerToken;
+        int c = _config.CharCnnFilters > 0 ? _config.MaxCharsPerToken : 0;
         var words = new long[tokens.Count];
         var shapes = new long[tokens.Count];
         var ngrams = new long[tokens.Count * k];
+        var chars = new long[tokens.Count * c];
         for (int t = 0; t < tokens.Count; t++)
         {
             string normalized = Normalize(tokens[t]);
             words[t] = Bucket("w", normalized, _config.WordBuckets);
             shapes[t] = Bucket("s", Shape(tokens[t]), _config.ShapeBuckets);
             WriteNgrams(normalized, ngrams.AsSpan(t * k, k));
+            if (c > 0)
+            {
+                WriteChars(tokens[t], chars.AsSpan(t * c, c));
+            }
         }
 
-        return (words, shapes, ngrams);
+        return (words, shapes, ngrams, chars);
+    }
+
+    /// <summary>Hashed characters of <c>&lt;token&gt;</c> (case kept); a long token keeps its first and last halves.</summary>
+    private void WriteChars(string token, Span<long> destination)
+    {
+        string marked = "<" + token + ">";
+        int n = Math.Min(marked.Length, destination.Length);
+        int head = marked.Length <= destination.Length ? n : (n + 1) / 2;
+        for (int i = 0; i < n; i++)
+        {
+            int source = i < head ? i : marked.Length - (n - i);
+            destination[i] = Bucket("c", marked.AsSpan(source, 1), _config.CharBuckets);
+        }
     }
 
     internal static string Normalize(string token)

@@ -5,59 +5,118 @@ using static TorchSharp.torch;
 namespace SecureFed.Tagger.Internal;
 
 /// <summary>
-/// Hashed word + shape + mean-pooled character n-gram embeddings, BiLSTM encoder, linear head.
-/// Fields are registered in declaration order, which fixes <c>named_parameters()</c> order.
+/// Hashed word + shape + mean-pooled character n-gram embeddings, an optional character CNN, a BiLSTM encoder, a
+/// linear head and an optional linear-chain CRF. Sub-modules are registered explicitly in this order, which fixes
+/// <c>named_parameters()</c> (= flatten) order: <c>word_emb</c>, <c>shape_emb</c>, <c>ngram_emb</c>,
+/// [<c>char_emb</c>, <c>char_cnn</c>], <c>encoder</c>, <c>head</c>, [<c>crf</c>].
 /// </summary>
 internal sealed class TaggerNetwork : nn.Module
 {
-#pragma warning disable IDE0044, CA2213 // registered sub-modules; disposed by the base Module
-    private readonly Embedding word_emb;
-    private readonly Embedding shape_emb;
-    private readonly Embedding ngram_emb;
-    private readonly LSTM encoder;
-    private readonly Linear head;
-    private readonly Dropout dropout;
-#pragma warning restore IDE0044, CA2213
+    private readonly Embedding _wordEmb;
+    private readonly Embedding _shapeEmb;
+    private readonly Embedding _ngramEmb;
+    private readonly Embedding? _charEmb;
+    private readonly Conv1d? _charCnn;
+    private readonly LSTM _encoder;
+    private readonly Linear _head;
+    private readonly LinearChainCrf? _crf;
+    private readonly Dropout _dropout;
+    private readonly int _labelCount;
 
-    public TaggerNetwork(TaggerConfig config, int labelCount)
+    public TaggerNetwork(TaggerConfig config, LabelSet labels)
         : base("SecureFedTagger")
     {
-        word_emb = nn.Embedding(config.WordBuckets, config.WordDim, padding_idx: 0);
-        shape_emb = nn.Embedding(config.ShapeBuckets, config.ShapeDim, padding_idx: 0);
-        ngram_emb = nn.Embedding(config.CharNgramBuckets, config.CharDim, padding_idx: 0);
-        encoder = nn.LSTM(config.InputDim, config.Hidden, numLayers: config.Layers, batchFirst: true,
+        _labelCount = labels.Count;
+        _wordEmb = nn.Embedding(config.WordBuckets, config.WordDim, padding_idx: 0);
+        _shapeEmb = nn.Embedding(config.ShapeBuckets, config.ShapeDim, padding_idx: 0);
+        _ngramEmb = nn.Embedding(config.CharNgramBuckets, config.CharDim, padding_idx: 0);
+        register_module("word_emb", _wordEmb);
+        register_module("shape_emb", _shapeEmb);
+        register_module("ngram_emb", _ngramEmb);
+        if (config.CharCnnFilters > 0)
+        {
+            _charEmb = nn.Embedding(config.CharBuckets, config.CharEmbDim, padding_idx: 0);
+            _charCnn = nn.Conv1d(config.CharEmbDim, config.CharCnnFilters, config.CharCnnWidth, padding: config.CharCnnWidth / 2);
+            register_module("char_emb", _charEmb);
+            register_module("char_cnn", _charCnn);
+        }
+
+        _encoder = nn.LSTM(config.InputDim, config.Hidden, numLayers: config.Layers, batchFirst: true,
             dropout: config.Layers > 1 ? config.Dropout : 0.0, bidirectional: true);
-        head = nn.Linear(2 * config.Hidden, labelCount);
-        dropout = nn.Dropout(config.Dropout);
-        RegisterComponents();
+        _head = nn.Linear(2 * config.Hidden, labels.Count);
+        register_module("encoder", _encoder);
+        register_module("head", _head);
+        if (config.Crf)
+        {
+            _crf = new LinearChainCrf(labels);
+            register_module("crf", _crf);
+        }
+
+        _dropout = nn.Dropout(config.Dropout);
+        register_module("dropout", _dropout);
     }
 
-    /// <summary>Logits [B, T, labels].</summary>
-    /// <param name="words">[B, T] word bucket ids (0 = padding).</param>
-    /// <param name="shapes">[B, T] shape ids.</param>
-    /// <param name="ngrams">[B, T, K] n-gram ids (0 = padding).</param>
-    /// <param name="lengths">[B] int64 lengths on the CPU.</param>
-    public Tensor Forward(Tensor words, Tensor shapes, Tensor ngrams, Tensor lengths)
+    /// <summary>The CRF layer, or null for the softmax head.</summary>
+    public LinearChainCrf? Crf => _crf;
+
+    /// <summary>Label scores [B, T, labels] (logits of the softmax head, or CRF emissions).</summary>
+    public Tensor Forward(BatchTensors batch)
     {
-        long maxLen = words.shape[1];
-        using Tensor w = word_emb.call(words);
-        using Tensor s = shape_emb.call(shapes);
-        using Tensor g = ngram_emb.call(ngrams);
-        using Tensor mask = ngrams.ne(0).unsqueeze(-1).to(g.dtype);
+        long maxLen = batch.Words.shape[1];
+        using Tensor w = _wordEmb.call(batch.Words);
+        using Tensor s = _shapeEmb.call(batch.Shapes);
+        using Tensor g = _ngramEmb.call(batch.Ngrams);
+        using Tensor mask = batch.Ngrams.ne(0).unsqueeze(-1).to(g.dtype);
         using Tensor gsum = (g * mask).sum(2);
         using Tensor gcount = mask.sum(2).clamp_min(1.0);
         using Tensor gmean = gsum / gcount;
-        using Tensor x = torch.cat([w, s, gmean], -1);
-        using Tensor xd = dropout.call(x);
-        using var packed = nn.utils.rnn.pack_padded_sequence(xd, lengths, batch_first: true, enforce_sorted: false);
-        (var output, Tensor h, Tensor c) = encoder.call(packed);
+        var parts = new List<Tensor> { w, s, gmean };
+        Tensor? chars = null;
+        if (_charEmb is not null && _charCnn is not null && batch.Chars is Tensor charIds)
+        {
+            chars = CharFeatures(charIds);
+            parts.Add(chars);
+        }
+
+        using Tensor x = torch.cat(parts, -1);
+        chars?.Dispose();
+        using Tensor xd = _dropout.call(x);
+        using var packed = nn.utils.rnn.pack_padded_sequence(xd, batch.Lengths, batch_first: true, enforce_sorted: false);
+        (var output, Tensor h, Tensor c) = _encoder.call(packed);
         h.Dispose();
         c.Dispose();
         (Tensor padded, Tensor outLengths) = nn.utils.rnn.pad_packed_sequence(output, batch_first: true, total_length: maxLen);
         output.Dispose();
         outLengths.Dispose();
-        using Tensor yd = dropout.call(padded);
+        using Tensor yd = _dropout.call(padded);
         padded.Dispose();
-        return head.call(yd);
+        return _head.call(yd);
+    }
+
+    /// <summary>Summed loss over the batch's sentences: CRF negative log-likelihood, or token cross-entropy.</summary>
+    public Tensor SummedLoss(Tensor scores, BatchTensors batch)
+    {
+        Tensor labels = batch.Labels ?? throw new InvalidOperationException("the batch has no labels");
+        if (_crf is not null)
+        {
+            return _crf.SummedNegativeLogLikelihood(scores, batch.LabelValues!, batch.LengthValues);
+        }
+
+        return nn.functional.cross_entropy(scores.reshape(-1, _labelCount), labels.reshape(-1),
+            ignore_index: BatchTensors.IgnoreIndex, reduction: nn.Reduction.Sum);
+    }
+
+    /// <summary>Character CNN: [B, T, C] hashed character ids to [B, T, filters], ReLU then max over the token's characters.</summary>
+    private Tensor CharFeatures(Tensor charIds)
+    {
+        long b = charIds.shape[0];
+        long t = charIds.shape[1];
+        long c = charIds.shape[2];
+        using var scope = torch.NewDisposeScope();
+        Tensor e = _dropout.call(_charEmb!.call(charIds.reshape(b * t, c))); // [N, C, E]
+        Tensor conv = nn.functional.relu(_charCnn!.call(e.transpose(1, 2))); // [N, F, C]
+        Tensor pad = charIds.reshape(b * t, 1, c).eq(0);
+        Tensor pooled = conv.masked_fill(pad, 0).amax([2]); // [N, F]
+        return pooled.reshape(b, t, -1).MoveToOuterDisposeScope();
     }
 }
