@@ -381,9 +381,11 @@ public sealed class ServerRound
             var sOwners = _unmaskRequest!.Dropped;
             var selfSeeds = new byte[bOwners.Length][];
             var reconstructors = new Dictionary<string, ShamirReconstructor>(StringComparer.Ordinal);
+            var bShares = IndexShares(r => r.SelfMaskShares);
+            var sShares = IndexShares(r => r.MaskingKeyShares);
             for (int i = 0; i < bOwners.Length; i++)
             {
-                selfSeeds[i] = Reconstruct(bOwners[i], r => r.SelfMaskShares, reconstructors);
+                selfSeeds[i] = Reconstruct(bOwners[i], bShares, reconstructors);
             }
 
             var droppedKeys = new List<(int Owner, X25519KeyPair Key)>();
@@ -391,7 +393,7 @@ public sealed class ServerRound
             {
                 foreach (int v in sOwners)
                 {
-                    byte[] sk = Reconstruct(v, r => r.MaskingKeyShares, reconstructors);
+                    byte[] sk = Reconstruct(v, sShares, reconstructors);
                     var key = X25519KeyPair.FromPrivateKey(sk);
                     CryptographicOperations.ZeroMemory(sk);
                     if (!CryptographicOperations.FixedTimeEquals(key.PublicKey, _u1[v].MaskingPublicKey))
@@ -512,26 +514,38 @@ public sealed class ServerRound
         }
     }
 
-    private byte[] Reconstruct(int owner, Func<UnmaskResponse, IReadOnlyList<RevealedShare>> select, Dictionary<string, ShamirReconstructor> cache)
+    /// <summary>
+    /// For each owner, the first t revealed shares of the selected kind in ascending responder order (x = responder
+    /// index); built in one pass over the responses instead of one scan per owner.
+    /// </summary>
+    private Dictionary<int, (List<int> Xs, List<ReadOnlyMemory<byte>> Values)> IndexShares(Func<UnmaskResponse, IReadOnlyList<RevealedShare>> select)
     {
-        var xs = new List<int>(_p.Threshold);
-        var values = new List<ReadOnlyMemory<byte>>(_p.Threshold);
+        var index = new Dictionary<int, (List<int> Xs, List<ReadOnlyMemory<byte>> Values)>();
         foreach ((int sender, UnmaskResponse response) in _u5.OrderBy(kv => kv.Key))
         {
-            RevealedShare? share = select(response).FirstOrDefault(s => s.Owner == owner);
-            if (share is null)
+            foreach (RevealedShare share in select(response))
             {
-                continue;
-            }
+                if (!index.TryGetValue(share.Owner, out var entry))
+                {
+                    entry = (new List<int>(_p.Threshold), new List<ReadOnlyMemory<byte>>(_p.Threshold));
+                    index[share.Owner] = entry;
+                }
 
-            xs.Add(sender);
-            values.Add(share.Value);
-            if (xs.Count == _p.Threshold)
-            {
-                break;
+                if (entry.Xs.Count < _p.Threshold)
+                {
+                    entry.Xs.Add(sender);
+                    entry.Values.Add(share.Value);
+                }
             }
         }
 
+        return index;
+    }
+
+    private byte[] Reconstruct(int owner, Dictionary<int, (List<int> Xs, List<ReadOnlyMemory<byte>> Values)> index, Dictionary<string, ShamirReconstructor> cache)
+    {
+        List<int> xs = index.TryGetValue(owner, out var entry) ? entry.Xs : [];
+        List<ReadOnlyMemory<byte>> values = entry.Values ?? [];
         if (xs.Count < _p.Threshold)
         {
             Abort(ProtocolStage.Unmasking, $"only {xs.Count} shares of '{_p[owner].Name}' were revealed; t = {_p.Threshold}");
