@@ -1,0 +1,26 @@
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>What the fake aggregator does wrong in its second round (the first round is always honest).</summary>
+public enum AggregatorMisbehaviour
+{
+    /// <summary>Honest: every message as a real aggregator would send it.</summary>
+    None,
+
+    /// <summary>The unmasking request lists a peer as survivor and as dropped (asks for its b-share and its s-share).</summary>
+    BothSharesOfPeer,
+
+    /// <summary>The unmasking request carries another survivor set than the one the agent signed.</summary>
+    UnsignedSurvivorSet,
+
+    /// <summary>The unmasking request carries fewer than t consistency signatures.</summary>
+    TooFewSignatures,
+
+    /// <summary>One of the consistency signatures in the unmasking request is forged.</summary>
+    ForgedSignature,
+
+    /// <summary>The announced model is streamed with more parameters than the site's model has.</summary>
+    ModelWrongLength,
+
+    /// <summary>The streamed model differs from the announced SHA-256.</summary>
+    ModelWrongDigest,
+}

@@ -1,0 +1,21 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>Keeps every formatted log line (level and message) so a test can assert what was logged.</summary>
+internal sealed class CapturingLogger : ILogger
+{
+    public ConcurrentQueue<(LogLevel Level, string Message)> Lines { get; } = new();
+
+    public IDisposable? BeginScope<TState>(TState state)
+        where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => true;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        ArgumentNullException.ThrowIfNull(formatter);
+        Lines.Enqueue((logLevel, formatter(state, exception)));
+    }
+}
