@@ -12,7 +12,8 @@ namespace SecureFed.Cli.Commands;
 /// <summary>
 /// <c>securefed bench load</c>: one round with many in-process agents over real loopback gRPC (mTLS) and a large model,
 /// with synthetic updates instead of training. Reports round time, CPU, process peak memory and the aggregator's
-/// peak buffered masked-input bytes.
+/// peak buffered masked-input bytes. With <c>--aggregator-process</c> the aggregator runs as a separate
+/// <c>securefed aggregator --config</c> child process, so its memory and CPU are measured apart from the agents'.
 /// </summary>
 internal static class LoadBenchCommand
 {
@@ -24,7 +25,11 @@ internal static class LoadBenchCommand
         var parameters = new Option<int>("--parameters") { Description = "Model parameters.", DefaultValueFactory = _ => 1_000_000 };
         var uploads = new Option<int>("--max-concurrent-uploads") { Description = "Aggregator's MaxConcurrentUploads.", DefaultValueFactory = _ => 4 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object." };
-        var command = new Command("load", "One round with many in-process agents over loopback gRPC and a large model: round time, CPU, memory.") { agents, parameters, uploads, json };
+        var childAggregator = new Option<bool>("--aggregator-process")
+        {
+            Description = "Run the aggregator as a child process ('securefed aggregator --config'), the agents in this one, and report each side's peak RSS and CPU separately (Linux /proc).",
+        };
+        var command = new Command("load", "One round with many in-process agents over loopback gRPC and a large model: round time, CPU, memory.") { agents, parameters, uploads, json, childAggregator };
         command.SetAction(async (parse, ct) =>
         {
             int n = parse.GetValue(agents);
@@ -45,11 +50,23 @@ internal static class LoadBenchCommand
                 throw new UsageException($"--max-concurrent-uploads must be between 1 and 1000, got {u}.");
             }
 
+            if (parse.GetValue(childAggregator) && !File.Exists("/proc/self/status"))
+            {
+                throw new UsageException("--aggregator-process measures the child through /proc and needs Linux.");
+            }
+
             string dir = Directory.CreateTempSubdirectory("securefed-load-").FullName;
             try
             {
-                Result r = await RunAsync(n, d, u, dir, ct).ConfigureAwait(false);
                 TextWriter output = parse.InvocationConfiguration.Output;
+                if (parse.GetValue(childAggregator))
+                {
+                    LoadBenchSplitResult split = await LoadBenchSplitRun.RunAsync(n, d, u, dir, output, ct).ConfigureAwait(false);
+                    await output.WriteLineAsync(parse.GetValue(json) ? JsonSerializer.Serialize(split, JsonOptions) : split.Describe()).ConfigureAwait(false);
+                    return split.Completed ? CliApp.ExitOk : CliApp.ExitFailure;
+                }
+
+                Result r = await RunAsync(n, d, u, dir, ct).ConfigureAwait(false);
                 if (parse.GetValue(json))
                 {
                     await output.WriteLineAsync(JsonSerializer.Serialize(r, JsonOptions)).ConfigureAwait(false);
@@ -137,7 +154,7 @@ internal static class LoadBenchCommand
     }
 
     /// <summary>A trainer that returns a small random update without touching data (load testing only).</summary>
-    private sealed class SyntheticUpdateTrainer(string site, int parameters, string spec) : ILocalTrainer
+    internal sealed class SyntheticUpdateTrainer(string site, int parameters, string spec) : ILocalTrainer
     {
         public string ModelSpecSha256 => spec;
 
