@@ -208,7 +208,10 @@ public sealed class PrivacyLedger
             line.CopyTo(bytes, 0);
             bytes[^1] = (byte)'\n';
 
-            using (var stream = new FileStream(FilePath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read))
+            // Unbuffered: a write that fails (e.g. ENOSPC) must not leave bytes in a FileStream buffer that the
+            // rollback's SetLength or Dispose would try to flush again (failing the rollback, or replacing this
+            // method's error with a bare one).
+            using (var stream = new FileStream(FilePath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, bufferSize: 0))
             {
                 if (stream.Length != _length)
                 {

@@ -141,7 +141,7 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
         Assert.Equal(WireEncoding.ModelBytes(fake.Model(0)), modelBefore);
     }
 
-    private static async Task<WebApplication> StartAsync(PartyKit kit, MaliciousAggregatorService service)
+    internal static async Task<WebApplication> StartAsync(PartyKit kit, MaliciousAggregatorService service)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
