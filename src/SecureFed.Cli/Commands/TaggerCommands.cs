@@ -50,8 +50,8 @@ internal static class TaggerCommands
         var seed = new Option<int>("--seed") { Description = "Seed for initialisation and batch order.", DefaultValueFactory = _ => 1 };
         var batchSize = new Option<int>("--batch-size") { Description = "Sentences per batch.", DefaultValueFactory = _ => 32 };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 0.003 };
-        var lrDecay = new Option<double>("--lr-decay") { Description = "Per-epoch learning-rate decay: epoch e uses lr / (1 + decay * (e - 1)); 0 = constant.", DefaultValueFactory = _ => 0.0 };
-        var average = new Option<double>("--weight-average") { Description = "Decay of an exponential moving average of the weights (scored on dev and saved); 0 = off.", DefaultValueFactory = _ => 0.0 };
+        var lrDecay = new Option<double>("--lr-decay") { Description = "Per-epoch learning-rate decay: epoch e uses lr / (1 + decay * (e - 1)); 0 = constant.", DefaultValueFactory = _ => 0.05 };
+        var average = new Option<double>("--weight-average") { Description = "Decay of an exponential moving average of the weights (scored on dev and saved); 0 = off.", DefaultValueFactory = _ => 0.995 };
         var patience = new Option<int>("--patience") { Description = "Early stop after this many epochs without dev-F1 gain (0 = off).", DefaultValueFactory = _ => 5 };
         var maxSteps = new Option<int?>("--max-steps") { Description = "Optional cap on optimiser steps." };
         var threads = ThreadsOption();
