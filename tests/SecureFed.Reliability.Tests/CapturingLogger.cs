@@ -3,8 +3,11 @@ using Microsoft.Extensions.Logging;
 
 namespace SecureFed.Reliability.Tests;
 
-/// <summary>Keeps every formatted log line (level and message) so a test can assert what was logged.</summary>
-internal sealed class CapturingLogger : ILogger
+/// <summary>
+/// Keeps every formatted log line (level, message and exception message) so a test can assert what was logged; also a
+/// provider, to capture a host's logs.
+/// </summary>
+internal sealed class CapturingLogger : ILogger, ILoggerProvider
 {
     public ConcurrentQueue<(LogLevel Level, string Message)> Lines { get; } = new();
 
@@ -16,6 +19,12 @@ internal sealed class CapturingLogger : ILogger
     public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
     {
         ArgumentNullException.ThrowIfNull(formatter);
-        Lines.Enqueue((logLevel, formatter(state, exception)));
+        Lines.Enqueue((logLevel, exception is null ? formatter(state, exception) : formatter(state, exception) + " | " + exception.Message));
+    }
+
+    public ILogger CreateLogger(string categoryName) => this;
+
+    public void Dispose()
+    {
     }
 }

@@ -99,7 +99,7 @@ internal sealed class TestFederation : IAsyncDisposable
     }
 
     /// <summary>Builds and starts the aggregator (again, after a stop: same port, same data directory).</summary>
-    public async Task StartAggregatorAsync(string? dataDirectory = null)
+    public async Task StartAggregatorAsync(string? dataDirectory = null, ILoggerProvider? logs = null)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -115,7 +115,14 @@ internal sealed class TestFederation : IAsyncDisposable
         }
 
         IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        WebApplication app = AggregatorHost.Build(configuration, _initial, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        WebApplication app = AggregatorHost.Build(configuration, _initial, logging =>
+        {
+            logging.SetMinimumLevel(LogLevel.Warning);
+            if (logs is not null)
+            {
+                logging.AddProvider(logs);
+            }
+        });
         await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
         Aggregator = app;
     }
