@@ -23,4 +23,7 @@ public enum AggregatorMisbehaviour
 
     /// <summary>The streamed model differs from the announced SHA-256.</summary>
     ModelWrongDigest,
+
+    /// <summary>AdvertiseKeys fails with an unhandled exception on the aggregator (grpc-dotnet answers Unknown).</summary>
+    ServerError,
 }

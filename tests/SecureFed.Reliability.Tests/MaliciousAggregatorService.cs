@@ -120,6 +120,11 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
     {
         Record(request.Header.Round, nameof(AdvertiseKeys));
         RoundState s = Current;
+        if (Now(s.Round) == AggregatorMisbehaviour.ServerError)
+        {
+            throw new InvalidOperationException("simulated bug in the aggregator");
+        }
+
         lock (_gate)
         {
             s.Advertisements[1] = new KeyAdvertisement(1, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray());

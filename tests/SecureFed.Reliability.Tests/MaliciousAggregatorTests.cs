@@ -42,60 +42,11 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
     [MemberData(nameof(Cases))]
     public async Task Agent_AggregatorMisbehavesInRound2_RefusesRevealsNothingAuditsReasonStateIntact(AggregatorMisbehaviour misbehaviour, string reason)
     {
-        ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
-        var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
-        using PartyKit aggregatorKit = PartyKit.Load(fed.AggregatorKitDirectory);
-        string data = Path.Combine(_dir, "agent");
+        (ConcurrentQueue<AgentRoundReport> reports, CapturingLogger logger, MaliciousAggregatorService fake, float[]? latest,
+            byte[] ledgerBefore, byte[] auditBefore, byte[] modelBefore, string data) = await RunAsync(misbehaviour, maxRetries: 1);
         string ledgerPath = Path.Combine(data, "privacy-ledger.jsonl");
         string auditPath = Path.Combine(AgentState.AuditDirectory(data), AuditLog.LogFileName);
         string modelPath = Path.Combine(data, "model.bin");
-        byte[] ledgerBefore = [];
-        byte[] auditBefore = [];
-        byte[] modelBefore = [];
-        using var fake = new MaliciousAggregatorService(aggregatorKit.Manifest, Sites, peerKits, Parameters, misbehaviour)
-        {
-            BeforeRound2 = () =>
-            {
-                ledgerBefore = File.ReadAllBytes(ledgerPath);
-                auditBefore = File.ReadAllBytes(auditPath);
-                modelBefore = File.ReadAllBytes(modelPath);
-            },
-        };
-        WebApplication app = await StartAsync(aggregatorKit, fake);
-        var logger = new CapturingLogger();
-        var reports = new ConcurrentQueue<AgentRoundReport>();
-        float[]? latest;
-        try
-        {
-            var options = new AgentOptions
-            {
-                Site = Sites[0],
-                Aggregator = AggregatorHost.BoundAddress(app).ToString(),
-                KitDirectory = fed.SiteKitDirectories[Sites[0]],
-                DataDirectory = data,
-                CallTimeoutSeconds = 10,
-                EpsilonBudget = 1000,
-                SiteEpsilonBudget = 1000,
-                MaxRetries = 1,
-            };
-            using AgentState state = AgentState.Open(options);
-            using var client = new AggregatorClient(new Uri(options.Aggregator), state.Kit, TimeSpan.FromSeconds(10), options.MaxRetries);
-            var runner = new AgentRunner(options, state.Kit, client, new FakeTrainer(Sites[0], Parameters, 500), state.Ledger, state.Audit, logger);
-            runner.RoundFinished += (_, r) => reports.Enqueue(r);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            await runner.RunAsync(timeout.Token);
-            Assert.False(timeout.IsCancellationRequested, "the agent did not finish within 60 s");
-            latest = runner.LatestModel;
-        }
-        finally
-        {
-            await app.StopAsync();
-            await app.DisposeAsync();
-            foreach (PartyKit kit in peerKits.Values)
-            {
-                kit.Dispose();
-            }
-        }
 
         // Round 1 was honest and completed (so the fake is faithful enough); round 2 was refused with the reason.
         Assert.Contains(reports, r => r.Round == 1 && r.Completed);
@@ -139,6 +90,89 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
         Assert.Equal(expectedModel, File.ReadAllBytes(modelPath));
         Assert.Equal(expectedModel, WireEncoding.ModelBytes(latest));
         Assert.Equal(WireEncoding.ModelBytes(fake.Model(0)), modelBefore);
+    }
+
+    [Fact]
+    public async Task Agent_AggregatorAnswersUnknown_NotRetriedRoundEndedAgentServiceGoesOn()
+    {
+        (ConcurrentQueue<AgentRoundReport> reports, CapturingLogger logger, MaliciousAggregatorService fake, _, _, _, _, string data)
+            = await RunAsync(AggregatorMisbehaviour.ServerError, maxRetries: 3);
+
+        // Unknown is an unhandled server exception: the same request would hit it again, so it is sent once, not 4 times.
+        Assert.Single(fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+        AgentRoundReport ended = Assert.Single(reports, r => r.Round == 2);
+        Assert.False(ended.Completed);
+        Assert.StartsWith("ended: Unknown: ", ended.Outcome, StringComparison.Ordinal);
+        Assert.Contains(logger.Lines, l => l.Level == LogLevel.Warning && l.Message.Contains("Unknown", StringComparison.Ordinal));
+
+        // The agent service did not crash: it asked for the next round and stopped only when told the federation had finished.
+        Assert.Contains(fake.Received, c => c.Round == MaliciousAggregatorService.Rounds + 1 && c.Call == "AwaitRound");
+        Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
+        AuditVerification verification = AuditVerifier.Verify(AgentState.AuditDirectory(data));
+        Assert.True(verification.Ok, verification.FirstProblem);
+    }
+
+    /// <summary>Runs the real agent for site-a against the fake aggregator until the federation finishes (60 s at most).</summary>
+    private async Task<(ConcurrentQueue<AgentRoundReport> Reports, CapturingLogger Logger, MaliciousAggregatorService Fake, float[]? Latest,
+        byte[] LedgerBefore, byte[] AuditBefore, byte[] ModelBefore, string Data)> RunAsync(AggregatorMisbehaviour misbehaviour, int maxRetries)
+    {
+        ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
+        var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
+        using PartyKit aggregatorKit = PartyKit.Load(fed.AggregatorKitDirectory);
+        string data = Path.Combine(_dir, "agent");
+        string ledgerPath = Path.Combine(data, "privacy-ledger.jsonl");
+        string auditPath = Path.Combine(AgentState.AuditDirectory(data), AuditLog.LogFileName);
+        string modelPath = Path.Combine(data, "model.bin");
+        byte[] ledgerBefore = [];
+        byte[] auditBefore = [];
+        byte[] modelBefore = [];
+        var fake = new MaliciousAggregatorService(aggregatorKit.Manifest, Sites, peerKits, Parameters, misbehaviour)
+        {
+            BeforeRound2 = () =>
+            {
+                ledgerBefore = File.ReadAllBytes(ledgerPath);
+                auditBefore = File.ReadAllBytes(auditPath);
+                modelBefore = File.ReadAllBytes(modelPath);
+            },
+        };
+        WebApplication app = await StartAsync(aggregatorKit, fake);
+        var logger = new CapturingLogger();
+        var reports = new ConcurrentQueue<AgentRoundReport>();
+        float[]? latest;
+        try
+        {
+            var options = new AgentOptions
+            {
+                Site = Sites[0],
+                Aggregator = AggregatorHost.BoundAddress(app).ToString(),
+                KitDirectory = fed.SiteKitDirectories[Sites[0]],
+                DataDirectory = data,
+                CallTimeoutSeconds = 10,
+                EpsilonBudget = 1000,
+                SiteEpsilonBudget = 1000,
+                MaxRetries = maxRetries,
+            };
+            using AgentState state = AgentState.Open(options);
+            using var client = new AggregatorClient(new Uri(options.Aggregator), state.Kit, TimeSpan.FromSeconds(10), options.MaxRetries);
+            var runner = new AgentRunner(options, state.Kit, client, new FakeTrainer(Sites[0], Parameters, 500), state.Ledger, state.Audit, logger);
+            runner.RoundFinished += (_, r) => reports.Enqueue(r);
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            await runner.RunAsync(timeout.Token);
+            Assert.False(timeout.IsCancellationRequested, "the agent did not finish within 60 s");
+            latest = runner.LatestModel;
+        }
+        finally
+        {
+            fake.Dispose();
+            await app.StopAsync();
+            await app.DisposeAsync();
+            foreach (PartyKit kit in peerKits.Values)
+            {
+                kit.Dispose();
+            }
+        }
+
+        return (reports, logger, fake, latest, ledgerBefore, auditBefore, modelBefore, data);
     }
 
     internal static async Task<WebApplication> StartAsync(PartyKit kit, MaliciousAggregatorService service)
