@@ -18,6 +18,7 @@ internal sealed record LoadBenchSplitResult(
     long AggregatorPeakRssBytes,
     long AggregatorStartupRssBytes,
     double AggregatorCpuSeconds,
+    double AggregatorStartupCpuSeconds,
     long AgentsPeakRssBytes,
     double AgentsCpuSeconds)
 {
@@ -31,7 +32,7 @@ internal sealed record LoadBenchSplitResult(
             $"{Agents} agents, {Parameters:N0} parameters (model {model / 1048576.0:F1} MiB of float32), MaxConcurrentUploads {MaxConcurrentUploads}: " +
             $"round {(Completed ? "completed" : "FAILED")} ({CompletedAgents}/{Agents} agents report it completed) in {RoundSeconds:F1} s (whole run {WallSeconds:F1} s)\n" +
             $"  aggregator (child process 'securefed aggregator --config'): peak RSS {MiB(AggregatorPeakRssBytes)} MiB = {AggregatorPeakRssBytes / model:F1}x the model; " +
-            $"RSS after start-up {MiB(AggregatorStartupRssBytes)} MiB, so the round added at most {MiB(growth)} MiB = {growth / model:F1}x the model; CPU {AggregatorCpuSeconds:F1} s\n" +
+            $"RSS after start-up {MiB(AggregatorStartupRssBytes)} MiB, so the round added at most {MiB(growth)} MiB = {growth / model:F1}x the model; CPU {AggregatorCpuSeconds:F1} s ({AggregatorStartupCpuSeconds:F1} s of it start-up)\n" +
             $"  agents ({Agents} in this process): peak RSS {MiB(AgentsPeakRssBytes)} MiB; CPU {AgentsCpuSeconds:F1} s");
     }
 }

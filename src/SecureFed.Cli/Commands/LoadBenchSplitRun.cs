@@ -97,6 +97,7 @@ internal static class LoadBenchSplitRun
 
             probe.Sample();
             long startupRss = probe.RssBytes;
+            double startupCpu = probe.CpuSeconds;
             await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                 $"aggregator child process {child.Id} listening on port {port} (RSS {startupRss / 1048576.0:F0} MiB); starting {n} agents")).ConfigureAwait(false);
 
@@ -164,7 +165,7 @@ internal static class LoadBenchSplitRun
             long opened = Interlocked.Read(ref openedTicks);
             double roundSeconds = Stopwatch.GetElapsedTime(opened != 0 ? opened : agentsStarted, Interlocked.Read(ref lastReport)).TotalSeconds;
             return new LoadBenchSplitResult(n, d, maxUploads, completedAgents > 0, completedAgents, roundSeconds, wall.Elapsed.TotalSeconds, 4L * d,
-                probe.PeakRssBytes, startupRss, probe.CpuSeconds, agentsPeak, agentsCpu.TotalSeconds);
+                probe.PeakRssBytes, startupRss, probe.CpuSeconds, startupCpu, agentsPeak, agentsCpu.TotalSeconds);
         }
         finally
         {
