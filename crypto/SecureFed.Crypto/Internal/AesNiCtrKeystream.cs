@@ -119,6 +119,9 @@ internal static unsafe class AesNiCtrKeystream
         return v;
     }
 
+    // AggressiveOptimization: compiled fully optimised on first call. With tiering, the first ~1,000 calls ran Tier-0 /
+    // OSR code (a client makes only ~500 calls per round) and even the final tier was ~30% slower than full opts.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Run<TOp>(Vector128<byte>* rk, uint* words, nuint length, uint mask)
         where TOp : struct, IKeystreamWordOp
     {
