@@ -188,7 +188,14 @@ public sealed class TaggerModel : IDisposable
             throw new InvalidDataException($"{metaPath}: not a securefed-tagger model of format version {FormatVersion}");
         }
 
-        TaggerConfig config = TaggerConfig.FromJson(meta["config"]?.ToJsonString() ?? throw new InvalidDataException($"{metaPath}: missing config"));
+        JsonObject configNode = meta["config"] as JsonObject ?? throw new InvalidDataException($"{metaPath}: missing config");
+        TaggerConfig config = TaggerConfig.FromJson(configNode.ToJsonString());
+        if (!configNode.ContainsKey("crf"))
+        {
+            // Saved before the CRF head existed: those models had a linear head, whatever today's default is.
+            config = config with { Crf = false };
+        }
+
         var types = (meta["entity_types"] as JsonArray ?? throw new InvalidDataException($"{metaPath}: missing entity_types"))
             .Select(n => (string?)n ?? throw new InvalidDataException($"{metaPath}: null entity type"));
         LabelSet labels = LabelSet.Create(types);

@@ -117,6 +117,33 @@ public sealed class TaggerModelTests
     }
 
     [Fact]
+    public void Load_ModelSavedBeforeTheCrfExisted_LoadsWithLinearHead()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "securefed-tagger-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using var model = TaggerModel.Create(TaggerConfig.Tiny with { Crf = false, Layers = 2 }, Labels, 3);
+            model.Save(dir);
+            string metaPath = Path.Combine(dir, "model.json");
+            var meta = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(metaPath))!;
+            Assert.True(meta["config"]!.AsObject().Remove("crf"));
+            File.WriteAllText(metaPath, meta.ToJsonString());
+
+            using var loaded = TaggerModel.Load(dir, "cpu");
+
+            Assert.False(loaded.Config.Crf);
+            Assert.Equal(model.Flatten(), loaded.Flatten());
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
     public void Load_MissingDirectory_ThrowsNamingPath()
     {
         string dir = Path.Combine(Path.GetTempPath(), "securefed-none-" + Guid.NewGuid().ToString("N"));
