@@ -32,6 +32,17 @@ public static class AggregatorHost
     /// <param name="initialModel">Optional initial model (used when the store and the options have none).</param>
     /// <param name="configureLogging">Optional logging set-up (e.g. quieter in the demo).</param>
     public static WebApplication Build(IConfiguration configuration, float[]? initialModel = null, Action<ILoggingBuilder>? configureLogging = null)
+        => Build(configuration, initialModel is null ? null : () => initialModel, configureLogging);
+
+    /// <summary>
+    /// As <see cref="Build(IConfiguration, float[], Action{ILoggingBuilder})"/>, but the initial model is only built
+    /// when it is needed (no model in the store and no <c>InitialModel</c> file): building the default tagger loads
+    /// libtorch, about 150 MB of resident memory the aggregator otherwise never uses.
+    /// </summary>
+    /// <param name="configuration">Configuration with the <c>SecureFed</c> section.</param>
+    /// <param name="initialModelFactory">Builds the initial model on demand; may be null.</param>
+    /// <param name="configureLogging">Optional logging set-up.</param>
+    public static WebApplication Build(IConfiguration configuration, Func<float[]>? initialModelFactory, Action<ILoggingBuilder>? configureLogging = null)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = new AggregatorOptions();
@@ -42,7 +53,7 @@ public static class AggregatorHost
             throw new OptionsValidationException(AggregatorOptions.Section, typeof(AggregatorOptions), problems);
         }
 
-        AggregatorState state = AggregatorState.Open(options, initialModel);
+        AggregatorState state = AggregatorState.Open(options, initialModelFactory);
         try
         {
             var builder = WebApplication.CreateSlimBuilder();

@@ -42,6 +42,12 @@ public sealed class AggregatorState : IDisposable
     /// <param name="options">Validated options.</param>
     /// <param name="initialModel">The initial model when neither the store nor <see cref="AggregatorOptions.InitialModel"/> has one.</param>
     public static AggregatorState Open(AggregatorOptions options, float[]? initialModel = null)
+        => Open(options, initialModel is null ? null : () => initialModel);
+
+    /// <summary>Opens (or creates) the state; <paramref name="initialModelFactory"/> runs only when no model exists yet.</summary>
+    /// <param name="options">Validated options.</param>
+    /// <param name="initialModelFactory">Builds the initial model when neither the store nor the options have one.</param>
+    public static AggregatorState Open(AggregatorOptions options, Func<float[]>? initialModelFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
         PartyKit kit = PartyKit.Load(options.KitDirectory);
@@ -67,7 +73,7 @@ public sealed class AggregatorState : IDisposable
             store.EnsureFederation(options.Federation);
             budget = FederationBudget.Open(Path.Combine(options.DataDirectory, "privacy-ledger.jsonl"), options.Federation);
             audit = AuditLog.Open(AuditDirectory(options.DataDirectory), "aggregator", kit.IdentityKey, $"securefed/{options.Federation}/aggregator");
-            ModelState model = LoadModel(store, options, initialModel);
+            ModelState model = LoadModel(store, options, initialModelFactory);
             return new AggregatorState(kit, store, budget, audit, model);
         }
         catch
@@ -79,7 +85,7 @@ public sealed class AggregatorState : IDisposable
         }
     }
 
-    private static ModelState LoadModel(AggregatorStore store, AggregatorOptions options, float[]? initialModel)
+    private static ModelState LoadModel(AggregatorStore store, AggregatorOptions options, Func<float[]>? initialModelFactory)
     {
         ModelRecord? latest = store.LatestModel();
         if (latest is not null)
@@ -96,7 +102,7 @@ public sealed class AggregatorState : IDisposable
         }
         else
         {
-            values = initialModel ?? throw new InvalidDataException("No model yet: set SecureFed:InitialModel to a model file (see 'securefed model init').");
+            values = initialModelFactory?.Invoke() ?? throw new InvalidDataException("No model yet: set SecureFed:InitialModel to a model file (see 'securefed model init').");
         }
 
         string sha = ModelState.Digest(values);

@@ -34,11 +34,11 @@ internal static class ServiceCommands
             ModelSpec spec = Spec(configuration);
             var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
             IConfiguration full = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
-            float[] initial = TaggerLocalTrainer.InitialParameters(spec, seed: 1);
             WebApplication app;
             try
             {
-                app = AggregatorHost.Build(full, initial);
+                // Built only when the store has no model and no InitialModel file is set (it loads libtorch).
+                app = AggregatorHost.Build(full, () => TaggerLocalTrainer.InitialParameters(spec, seed: 1));
             }
             catch (OptionsValidationException ex)
             {
