@@ -65,13 +65,17 @@ public sealed class AggregatorClient : IDisposable
     /// <summary>The retry + circuit-breaker pipeline (exposed for tests).</summary>
     public static ResiliencePipeline BuildPipeline(int maxRetries, TimeProvider time)
     {
+        // Cancelled while this agent's own token is not cancelled means the call was cut off elsewhere (the aggregator
+        // or the transport reset the stream, e.g. under load); every call is idempotent, so it is retried like a transient.
+        Func<Outcome<object>, ResilienceContext, bool> retryable = (outcome, context) => outcome.Exception is RpcException e
+            && (IsTransient(e.StatusCode) || (e.StatusCode == StatusCode.Cancelled && !context.CancellationToken.IsCancellationRequested));
         var handle = new PredicateBuilder().Handle<RpcException>(e => IsTransient(e.StatusCode));
         var builder = new ResiliencePipelineBuilder { TimeProvider = time };
         if (maxRetries > 0)
         {
             builder.AddRetry(new RetryStrategyOptions
             {
-                ShouldHandle = handle,
+                ShouldHandle = args => ValueTask.FromResult(retryable(args.Outcome, args.Context)),
                 MaxRetryAttempts = maxRetries,
                 BackoffType = DelayBackoffType.Exponential,
                 UseJitter = true,
