@@ -81,10 +81,12 @@ public sealed class X25519KeyPair : IDisposable
         {
             if (OpenSslX25519.IsAvailable)
             {
-                // OpenSSL refuses an all-zero result itself; the check below then reports it the same way.
+                // OpenSSL refuses an all-zero result (a low-order peer) itself; known low-order encodings were already
+                // refused by ValidatePublicKey above.
                 if (!OpenSslX25519.TryDerive(NativeKey(), peerPublicKey, result))
                 {
-                    result.AsSpan().Clear();
+                    throw new CryptographicException(
+                        "OpenSSL refused the X25519 agreement: the peer public key is a low-order point (all-zero shared secret).");
                 }
             }
             else
