@@ -46,6 +46,12 @@ public sealed class RoundCoordinator : BackgroundService
     /// <summary>True once no further round will open.</summary>
     public bool IsFinished => _finished.Task.IsCompleted;
 
+    /// <summary>
+    /// The error that stopped the coordinator (e.g. a full disk under the audit log), or null when it finished its rounds
+    /// or was shut down; set before <see cref="Finished"/> completes.
+    /// </summary>
+    public Exception? Failure { get; private set; }
+
     internal RoundSession? Current => _current;
 
     /// <summary>
@@ -127,6 +133,11 @@ public sealed class RoundCoordinator : BackgroundService
             {
                 AbortRound(open, open.Server.Stage, "the aggregator is shutting down");
             }
+        }
+        catch (Exception ex)
+        {
+            Failure = ex;
+            throw;
         }
         finally
         {

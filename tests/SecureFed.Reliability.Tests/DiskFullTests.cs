@@ -208,6 +208,7 @@ public sealed class DiskFullTests : IDisposable
 
         // The next audit append fails with ENOSPC: the aggregator stops running rounds and logs the error with the path.
         await fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.NotNull(fed.Coordinator.Failure); // what `securefed aggregator` reports (exit 1) instead of "federation finished"
         using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
         {
             while (!logs.Lines.Any(l => l.Level >= LogLevel.Error && l.Message.Contains(auditFile, StringComparison.Ordinal) && l.Message.Contains(NoSpace, StringComparison.Ordinal)))

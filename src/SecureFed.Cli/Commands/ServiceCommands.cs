@@ -50,6 +50,22 @@ internal static class ServiceCommands
             var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
             var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
             await Task.WhenAny(coordinator.Finished, Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping), Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+            if (coordinator.Failure is Exception failure)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync($"aggregator stopped: {failure.Message}").ConfigureAwait(false);
+                try
+                {
+                    await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                    await app.DisposeAsync().ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ReferenceEquals(ex, failure) || ex is AggregateException or OperationCanceledException)
+                {
+                    // The host may rethrow the coordinator's failure on stop; it has been reported above.
+                }
+
+                return CliApp.ExitFailure;
+            }
+
             if (coordinator.IsFinished && !ct.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested)
             {
                 // Linger so that agents polling for the next round hear that the federation has finished.
