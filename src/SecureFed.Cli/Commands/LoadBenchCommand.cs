@@ -104,17 +104,8 @@ internal static class LoadBenchCommand
             OutputDirectory = dir,
             Sites = sites,
             Rounds = 1,
-            Aggregator = new Dictionary<string, string>
-            {
-                ["MinSites"] = n.ToString(CultureInfo.InvariantCulture),
-                ["TrainingTimeoutSeconds"] = "600",
-                ["StageTimeoutSeconds"] = "600",
-                ["JoinGraceSeconds"] = "5",
-                ["JoinTimeoutSeconds"] = "600",
-                ["EpsilonBudget"] = "1e12",
-                ["MaxConcurrentUploads"] = maxUploads.ToString(CultureInfo.InvariantCulture),
-            },
-            Agent = new Dictionary<string, string> { ["CallTimeoutSeconds"] = "300", ["SiteEpsilonBudget"] = "1e12", ["EpsilonBudget"] = "1e12" },
+            Aggregator = AggregatorSettings(n, maxUploads),
+            Agent = new Dictionary<string, string>(AgentSettings),
         };
         DateTimeOffset? opened = null;
         DateTimeOffset? finished = null;
@@ -154,6 +145,26 @@ internal static class LoadBenchCommand
     }
 
     /// <summary>A trainer that returns a small random update without touching data (load testing only).</summary>
+    /// <summary>Agent settings of the load round: long call deadline, budgets that never bind.</summary>
+    internal static IReadOnlyDictionary<string, string> AgentSettings { get; } = new Dictionary<string, string>
+    {
+        ["CallTimeoutSeconds"] = "300",
+        ["SiteEpsilonBudget"] = "1e12",
+        ["EpsilonBudget"] = "1e12",
+    };
+
+    /// <summary>Aggregator settings of the load round: all n sites required, generous deadlines, a budget that never binds.</summary>
+    internal static Dictionary<string, string> AggregatorSettings(int sites, int maxUploads) => new()
+    {
+        ["MinSites"] = sites.ToString(CultureInfo.InvariantCulture),
+        ["TrainingTimeoutSeconds"] = "600",
+        ["StageTimeoutSeconds"] = "600",
+        ["JoinGraceSeconds"] = "5",
+        ["JoinTimeoutSeconds"] = "600",
+        ["EpsilonBudget"] = "1e12",
+        ["MaxConcurrentUploads"] = maxUploads.ToString(CultureInfo.InvariantCulture),
+    };
+
     internal sealed class SyntheticUpdateTrainer(string site, int parameters, string spec) : ILocalTrainer
     {
         public string ModelSpecSha256 => spec;

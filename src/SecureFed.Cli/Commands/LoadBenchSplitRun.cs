@@ -34,23 +34,14 @@ internal static class LoadBenchSplitRun
         string modelPath = Path.Combine(dir, "initial-model.bin");
         await File.WriteAllBytesAsync(modelPath, WireEncoding.ModelBytes(new float[d]), cancellationToken).ConfigureAwait(false);
         int port = FreePort();
-        var settings = new Dictionary<string, string>
-        {
-            ["Federation"] = "load",
-            ["Listen"] = $"https://127.0.0.1:{port}",
-            ["KitDirectory"] = provisioned.AggregatorKitDirectory,
-            ["DataDirectory"] = Path.Combine(dir, "aggregator-data"),
-            ["InitialModel"] = modelPath,
-            ["ModelSpec"] = specPath,
-            ["Rounds"] = "1",
-            ["MinSites"] = n.ToString(CultureInfo.InvariantCulture),
-            ["TrainingTimeoutSeconds"] = "600",
-            ["StageTimeoutSeconds"] = "600",
-            ["JoinGraceSeconds"] = "5",
-            ["JoinTimeoutSeconds"] = "600",
-            ["EpsilonBudget"] = "1e12",
-            ["MaxConcurrentUploads"] = maxUploads.ToString(CultureInfo.InvariantCulture),
-        };
+        Dictionary<string, string> settings = LoadBenchCommand.AggregatorSettings(n, maxUploads);
+        settings["Federation"] = "load";
+        settings["Listen"] = $"https://127.0.0.1:{port}";
+        settings["KitDirectory"] = provisioned.AggregatorKitDirectory;
+        settings["DataDirectory"] = Path.Combine(dir, "aggregator-data");
+        settings["InitialModel"] = modelPath;
+        settings["ModelSpec"] = specPath;
+        settings["Rounds"] = "1";
         string configPath = Path.Combine(dir, "aggregator.json");
         await File.WriteAllTextAsync(configPath, JsonSerializer.Serialize(new Dictionary<string, object> { ["SecureFed"] = settings }), cancellationToken).ConfigureAwait(false);
 
@@ -113,10 +104,12 @@ internal static class LoadBenchSplitRun
                     ["SecureFed:Aggregator"] = $"https://127.0.0.1:{port}",
                     ["SecureFed:KitDirectory"] = provisioned.SiteKitDirectories[site],
                     ["SecureFed:DataDirectory"] = Path.Combine(dir, "agents", site),
-                    ["SecureFed:CallTimeoutSeconds"] = "300",
-                    ["SecureFed:SiteEpsilonBudget"] = "1e12",
-                    ["SecureFed:EpsilonBudget"] = "1e12",
                 };
+                foreach ((string key, string value) in LoadBenchCommand.AgentSettings)
+                {
+                    agentSettings["SecureFed:" + key] = value;
+                }
+
                 IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(agentSettings).Build();
                 IHost host = AgentHost.Build(configuration, spec, new LoadBenchCommand.SyntheticUpdateTrainer(site, d, spec.Sha256), logging => logging.SetMinimumLevel(LogLevel.Warning));
                 host.Services.GetRequiredService<AgentWorker>().RoundFinished += (_, report) =>
