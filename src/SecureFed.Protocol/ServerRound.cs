@@ -544,12 +544,13 @@ public sealed class ServerRound
 
     private byte[] Reconstruct(int owner, Dictionary<int, (List<int> Xs, List<ReadOnlyMemory<byte>> Values)> index, Dictionary<string, ShamirReconstructor> cache)
     {
-        List<int> xs = index.TryGetValue(owner, out var entry) ? entry.Xs : [];
-        List<ReadOnlyMemory<byte>> values = entry.Values ?? [];
-        if (xs.Count < _p.Threshold)
+        int revealed = index.TryGetValue(owner, out var entry) ? entry.Xs.Count : 0;
+        if (revealed < _p.Threshold)
         {
-            Abort(ProtocolStage.Unmasking, $"only {xs.Count} shares of '{_p[owner].Name}' were revealed; t = {_p.Threshold}");
+            Abort(ProtocolStage.Unmasking, $"only {revealed} shares of '{_p[owner].Name}' were revealed; t = {_p.Threshold}");
         }
+
+        (List<int> xs, List<ReadOnlyMemory<byte>> values) = entry;
 
         string key = string.Join(',', xs);
         if (!cache.TryGetValue(key, out ShamirReconstructor? reconstructor))
