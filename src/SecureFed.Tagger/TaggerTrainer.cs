@@ -49,9 +49,7 @@ public sealed class TaggerTrainer
         }
 
         var parameters = model.Parameters.Select(p => p.Tensor).ToArray();
-        using optim.Optimizer optimizer = options.Optimizer == TaggerOptimizer.Adam
-            ? optim.Adam(parameters, options.LearningRate)
-            : optim.SGD(parameters, options.LearningRate);
+        using var optimizer = new ParameterOptimizer(parameters, options.Optimizer, options.LearningRate);
 
         using var average = options.WeightAverageDecay > 0 ? new WeightAverage(parameters, options.WeightAverageDecay) : null;
         var total = Stopwatch.StartNew();
@@ -73,11 +71,7 @@ public sealed class TaggerTrainer
             epoch++;
             if (options.LearningRateDecay > 0)
             {
-                double rate = options.LearningRate / (1 + (options.LearningRateDecay * (epoch - 1)));
-                foreach (var group in optimizer.ParamGroups)
-                {
-                    group.LearningRate = rate;
-                }
+                optimizer.LearningRate = options.LearningRate / (1 + (options.LearningRateDecay * (epoch - 1)));
             }
 
             double lossSum = 0;
@@ -209,7 +203,7 @@ public sealed class TaggerTrainer
         return batches;
     }
 
-    private static double Step(TaggerModel model, optim.Optimizer optimizer, EncodedSentence[] batch, TrainOptions options, Random rng)
+    private static double Step(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, TrainOptions options, Random rng)
     {
         using var scope = torch.NewDisposeScope();
         var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
@@ -217,15 +211,16 @@ public sealed class TaggerTrainer
 
         // Per-token mean (token cross-entropy, or the CRF's sentence NLLs summed and divided by the token count),
         // so the learning rate and the gradient clip mean the same for both heads.
-        Tensor loss = model.Network.SummedLoss(scores, tensors) / Math.Max(1, tensors.TokenCount);
-        optimizer.zero_grad();
+        using Scalar tokens = Math.Max(1, tensors.TokenCount).ToScalar();
+        Tensor loss = model.Network.SummedLoss(scores, tensors).div(tokens);
+        optimizer.ZeroGrad();
         loss.backward();
         if (options.GradientClip > 0)
         {
             nn.utils.clip_grad_norm_(model.Parameters.Select(p => p.Tensor), options.GradientClip);
         }
 
-        optimizer.step();
+        optimizer.Step();
         return loss.item<float>();
     }
 
@@ -233,7 +228,7 @@ public sealed class TaggerTrainer
     /// One DP-SGD step: per-example gradients (one backward per example), each clipped to L2 norm C over all
     /// parameters, summed, plus N(0, (sigma C)^2) per coordinate, divided by the expected batch size q N.
     /// </summary>
-    private static double DpStep(TaggerModel model, optim.Optimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng)
+    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng)
     {
         using var scope = torch.NewDisposeScope();
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
@@ -247,15 +242,16 @@ public sealed class TaggerTrainer
             ClipAndAccumulate(grads, sum, dp.MaxGradNorm);
         }
 
-        double expectedBatch = dp.SampleRate * datasetSize;
+        using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
+        using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
         using (torch.no_grad())
         {
             for (int i = 0; i < parameters.Length; i++)
             {
                 Tensor noisy = dp.NoiseMultiplier > 0
-                    ? sum[i] + (torch.randn_like(sum[i]) * (dp.NoiseMultiplier * dp.MaxGradNorm))
+                    ? sum[i].add(torch.randn_like(sum[i]), noiseStd)
                     : sum[i];
-                Tensor grad = noisy / expectedBatch;
+                Tensor grad = noisy.div(expectedBatch);
                 if (parameters[i].grad is Tensor g)
                 {
                     g.copy_(grad);
@@ -267,7 +263,7 @@ public sealed class TaggerTrainer
             }
         }
 
-        optimizer.step();
+        optimizer.Step();
         return batch.Length == 0 ? double.NaN : lossSum / batch.Length;
     }
 
@@ -295,15 +291,16 @@ public sealed class TaggerTrainer
         double squared = 0;
         foreach (Tensor g in grads)
         {
-            using Tensor s = g.to(ScalarType.Float64).square().sum();
+            using Tensor g64 = g.to(ScalarType.Float64);
+            using Tensor s = g64.mul(g64).sum();
             squared += s.item<double>();
         }
 
         double norm = Math.Sqrt(squared);
-        double factor = Math.Min(1.0, maxNorm / (norm + 1e-12));
+        using Scalar factor = Math.Min(1.0, maxNorm / (norm + 1e-12)).ToScalar();
         for (int i = 0; i < grads.Length; i++)
         {
-            sum[i].add_(grads[i], alpha: factor);
+            sum[i].add_(grads[i], factor);
         }
 
         return norm;

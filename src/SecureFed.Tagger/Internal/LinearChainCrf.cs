@@ -214,11 +214,13 @@ internal sealed class LinearChainCrf : nn.Module
             nll += logZ - gold;
         }
 
-        Tensor surrogate = (emissions * torch.tensor(gradEm, emissions.shape).to(emissions.device)).sum()
-            + (transitions * torch.tensor(gradTrans, [n, n]).to(ScalarType.Float32).to(transitions.device)).sum()
-            + (start * torch.tensor(gradStart).to(ScalarType.Float32).to(start.device)).sum()
-            + (end * torch.tensor(gradEnd).to(ScalarType.Float32).to(end.device)).sum();
-        return surrogate - surrogate.detach() + nll;
+        Tensor surrogate = TorchScalars.Add(
+            TorchScalars.Add((emissions * torch.tensor(gradEm, emissions.shape).to(emissions.device)).sum(),
+                (transitions * torch.tensor(gradTrans, [n, n]).to(ScalarType.Float32).to(transitions.device)).sum()),
+            TorchScalars.Add((start * torch.tensor(gradStart).to(ScalarType.Float32).to(start.device)).sum(),
+                (end * torch.tensor(gradEnd).to(ScalarType.Float32).to(end.device)).sum()));
+        using Scalar nllScalar = nll.ToScalar();
+        return TorchScalars.Sub(surrogate, surrogate.detach()).add(nllScalar, TorchScalars.OneInt);
     }
 
     /// <summary>Negative log-likelihood per sentence [B]: log Z minus the gold path score.</summary>
@@ -228,7 +230,7 @@ internal sealed class LinearChainCrf : nn.Module
     public Tensor NegativeLogLikelihood(Tensor emissions, Tensor labels, Tensor mask)
     {
         (Tensor trans, Tensor st) = Constrained(emissions.device);
-        return LogPartition(emissions, mask, trans, st) - GoldScore(emissions, labels, mask, trans, st);
+        return TorchScalars.Sub(LogPartition(emissions, mask, trans, st), GoldScore(emissions, labels, mask, trans, st));
     }
 
     /// <summary>log Z per sentence [B] by the forward algorithm in log space, batched with the mask.</summary>
@@ -264,43 +266,44 @@ internal sealed class LinearChainCrf : nn.Module
 
     private (Tensor Transitions, Tensor Start) Constrained(Device device)
     {
-        Tensor trans = transitions + torch.tensor(_transitionBias, [_labels, _labels]).to(device);
-        Tensor st = start + torch.tensor(_startBias).to(device);
+        Tensor trans = TorchScalars.Add(transitions, torch.tensor(_transitionBias, [_labels, _labels]).to(device));
+        Tensor st = TorchScalars.Add(start, torch.tensor(_startBias).to(device));
         return (trans, st);
     }
 
     private Tensor LogPartition(Tensor emissions, Tensor mask, Tensor trans, Tensor st)
     {
         long t = emissions.shape[1];
-        Tensor alpha = st.unsqueeze(0) + emissions.select(1, 0); // [B, L]
+        Tensor alpha = TorchScalars.Add(st.unsqueeze(0), emissions.select(1, 0)); // [B, L]
         Tensor transB = trans.unsqueeze(0); // [1, L(from), L(to)]
         for (long i = 1; i < t; i++)
         {
-            Tensor scores = alpha.unsqueeze(2) + transB + emissions.select(1, i).unsqueeze(1); // [B, from, to]
+            Tensor scores = TorchScalars.Add(TorchScalars.Add(alpha.unsqueeze(2), transB), emissions.select(1, i).unsqueeze(1)); // [B, from, to]
             Tensor next = torch.logsumexp(scores, 1);
             alpha = torch.where(mask.select(1, i).unsqueeze(1), next, alpha);
         }
 
-        return torch.logsumexp(alpha + end.unsqueeze(0), 1);
+        return torch.logsumexp(TorchScalars.Add(alpha, end.unsqueeze(0)), 1);
     }
 
     private Tensor GoldScore(Tensor emissions, Tensor labels, Tensor mask, Tensor trans, Tensor st)
     {
         long b = emissions.shape[0];
         long t = emissions.shape[1];
-        Tensor tags = labels.clamp_min(0);
+        Tensor tags = labels.clamp_min(TorchScalars.ZeroInt);
         Tensor maskF = mask.to(emissions.dtype);
         Tensor emit = (emissions.gather(2, tags.unsqueeze(2)).squeeze(2) * maskF).sum(1);
         Tensor first = st.index_select(0, tags.select(1, 0));
         Tensor lengths = mask.to(ScalarType.Int64).sum(1);
-        Tensor lastTag = tags.gather(1, (lengths - 1).unsqueeze(1)).squeeze(1);
+        Tensor lastTag = tags.gather(1, lengths.sub(TorchScalars.OneInt).unsqueeze(1)).squeeze(1);
         Tensor last = end.index_select(0, lastTag);
-        Tensor score = emit + first + last;
+        Tensor score = TorchScalars.Add(TorchScalars.Add(emit, first), last);
         if (t > 1)
         {
-            Tensor pairs = (tags.narrow(1, 0, t - 1) * _labels) + tags.narrow(1, 1, t - 1); // [B, T-1]
+            using Scalar labelCount = _labels.ToScalar();
+            Tensor pairs = TorchScalars.Add(tags.narrow(1, 0, t - 1).mul(labelCount), tags.narrow(1, 1, t - 1)); // [B, T-1]
             Tensor moves = trans.reshape(-1).index_select(0, pairs.reshape(-1)).reshape(b, t - 1);
-            score = score + (moves * maskF.narrow(1, 1, t - 1)).sum(1);
+            score = TorchScalars.Add(score, (moves * maskF.narrow(1, 1, t - 1)).sum(1));
         }
 
         return score;

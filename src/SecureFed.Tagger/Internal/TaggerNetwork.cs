@@ -66,9 +66,9 @@ internal sealed class TaggerNetwork : nn.Module
         using Tensor w = _wordEmb.call(batch.Words);
         using Tensor s = _shapeEmb.call(batch.Shapes);
         using Tensor g = _ngramEmb.call(batch.Ngrams);
-        using Tensor mask = batch.Ngrams.ne(0).unsqueeze(-1).to(g.dtype);
+        using Tensor mask = batch.Ngrams.ne(TorchScalars.ZeroInt).unsqueeze(-1).to(g.dtype);
         using Tensor gsum = (g * mask).sum(2);
-        using Tensor gcount = mask.sum(2).clamp_min(1.0);
+        using Tensor gcount = mask.sum(2).clamp_min(TorchScalars.One);
         using Tensor gmean = gsum / gcount;
         var parts = new List<Tensor> { w, s, gmean };
         Tensor? chars = null;
@@ -115,8 +115,8 @@ internal sealed class TaggerNetwork : nn.Module
         using var scope = torch.NewDisposeScope();
         Tensor e = _dropout.call(_charEmb!.call(charIds.reshape(b * t, c))); // [N, C, E]
         Tensor conv = nn.functional.relu(_charCnn!.call(e.transpose(1, 2))); // [N, F, C]
-        Tensor pad = charIds.reshape(b * t, 1, c).eq(0);
-        Tensor pooled = conv.masked_fill(pad, 0).amax([2]); // [N, F]
+        Tensor pad = charIds.reshape(b * t, 1, c).eq(TorchScalars.ZeroInt);
+        Tensor pooled = conv.masked_fill(pad, TorchScalars.ZeroInt).amax([2]); // [N, F]
         return pooled.reshape(b, t, -1).MoveToOuterDisposeScope();
     }
 }

@@ -26,9 +26,11 @@ internal sealed class WeightAverage : IDisposable
         _updates++;
         double d = Math.Min(_decay, (1.0 + _updates) / (10.0 + _updates));
         using var noGrad = torch.no_grad();
+        using Scalar decay = d.ToScalar();
+        using Scalar weight = (1 - d).ToScalar();
         for (int i = 0; i < _parameters.Length; i++)
         {
-            _average[i].mul_(d).add_(_parameters[i], alpha: 1 - d);
+            _average[i].mul_(decay).add_(_parameters[i], weight);
         }
     }
 
