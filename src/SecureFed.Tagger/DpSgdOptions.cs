@@ -11,6 +11,14 @@ namespace SecureFed.Tagger;
 /// <param name="SampleRate">q in (0, 1].</param>
 public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, double SampleRate)
 {
+    /// <summary>
+    /// Computes the clipped sum with one backward pass per example (the reference implementation) instead of one batched
+    /// forward and backward pass. Same result to float rounding, several times slower; for benchmarks and tests.
+    /// The character CNN always uses it.
+    /// </summary>
+    /// <value>The default value is false.</value>
+    public bool PerExampleLoop { get; init; }
+
     /// <summary>Checks the values.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
     public void Validate()

@@ -14,6 +14,7 @@ public sealed class TaggerTrainer
 {
     private const int ReportEverySteps = 10;
 
+
     /// <summary>Trains <paramref name="model"/>.</summary>
     /// <param name="model">The model (modified in place).</param>
     /// <param name="train">Training sentences.</param>
@@ -225,23 +226,15 @@ public sealed class TaggerTrainer
     }
 
     /// <summary>
-    /// One DP-SGD step: per-example gradients (one backward per example), each clipped to L2 norm C over all
-    /// parameters, summed, plus N(0, (sigma C)^2) per coordinate, divided by the expected batch size q N.
+    /// One DP-SGD step: each example's gradient clipped to L2 norm C over all parameters, summed (one batched
+    /// forward and backward pass, <see cref="BatchedClipping"/>; or one backward pass per example), plus
+    /// N(0, (sigma C)^2) per coordinate, divided by the expected batch size q N.
     /// </summary>
     private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng)
     {
         using var scope = torch.NewDisposeScope();
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
-        Tensor[] sum = [.. parameters.Select(p => torch.zeros_like(p))];
-        double lossSum = 0;
-        foreach (EncodedSentence example in batch)
-        {
-            using var exampleScope = torch.NewDisposeScope();
-            Tensor[] grads = PerExampleGradient(model, example, rng, out double loss);
-            lossSum += loss;
-            ClipAndAccumulate(grads, sum, dp.MaxGradNorm);
-        }
-
+        Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum);
         using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
         using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
         using (torch.no_grad())
@@ -265,6 +258,28 @@ public sealed class TaggerTrainer
 
         optimizer.Step();
         return batch.Length == 0 ? double.NaN : lossSum / batch.Length;
+    }
+
+    /// <summary>Σ over <paramref name="batch"/> of each example's gradient clipped to norm C (zeros for an empty batch).</summary>
+    internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum)
+    {
+        if (batch.Length > 0 && !dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
+        {
+            var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
+            return BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, out lossSum, out _);
+        }
+
+        Tensor[] sum = [.. model.Parameters.Select(p => torch.zeros_like(p.Tensor))];
+        lossSum = 0;
+        foreach (EncodedSentence example in batch)
+        {
+            using var exampleScope = torch.NewDisposeScope();
+            Tensor[] grads = PerExampleGradient(model, example, rng, out double loss);
+            lossSum += loss;
+            ClipAndAccumulate(grads, sum, dp.MaxGradNorm);
+        }
+
+        return sum;
     }
 
     /// <summary>Gradient of one example's summed token loss, copied out of the parameters' grads.</summary>

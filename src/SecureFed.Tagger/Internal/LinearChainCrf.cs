@@ -86,6 +86,25 @@ internal sealed class LinearChainCrf : nn.Module
     /// <param name="lengths">[B] sentence lengths (at least 1).</param>
     public Tensor SummedNegativeLogLikelihood(Tensor emissions, long[] labels, long[] lengths)
     {
+        int n = _labels;
+        CrfGradients g = Gradients(emissions, labels, lengths, perSentence: false);
+        Tensor surrogate = TorchScalars.Add(
+            TorchScalars.Add((emissions * torch.tensor(g.Emissions, emissions.shape).to(emissions.device)).sum(),
+                (transitions * torch.tensor(g.Transitions, [n, n]).to(ScalarType.Float32).to(transitions.device)).sum()),
+            TorchScalars.Add((start * torch.tensor(g.Start).to(ScalarType.Float32).to(start.device)).sum(),
+                (end * torch.tensor(g.End).to(ScalarType.Float32).to(end.device)).sum()));
+        using Scalar nllScalar = g.NegativeLogLikelihood.ToScalar();
+        return TorchScalars.Sub(surrogate, surrogate.detach()).add(nllScalar, TorchScalars.OneInt);
+    }
+
+    /// <summary>
+    /// The exact NLL gradients by forward-backward in double precision (see <see cref="SummedNegativeLogLikelihood"/>):
+    /// d NLL / d emissions [B * T * L] always per sentence (each sentence has its own emissions); the transition, start
+    /// and end gradients summed over the batch, or, with <paramref name="perSentence"/>, one block per sentence
+    /// ([B, L, L], [B, L], [B, L]) for per-example clipping.
+    /// </summary>
+    public CrfGradients Gradients(Tensor emissions, long[] labels, long[] lengths, bool perSentence)
+    {
         int b = (int)emissions.shape[0];
         int t = (int)emissions.shape[1];
         int n = _labels;
@@ -98,9 +117,10 @@ internal sealed class LinearChainCrf : nn.Module
 
         (float[] trans, float[] st, float[] en) = DecodingScores();
         var gradEm = new float[em.Length];
-        var gradTrans = new double[n * n];
-        var gradStart = new double[n];
-        var gradEnd = new double[n];
+        int blocks = perSentence ? b : 1;
+        var gradTrans = new double[blocks * n * n];
+        var gradStart = new double[blocks * n];
+        var gradEnd = new double[blocks * n];
         double nll = 0;
         var alpha = new double[t * n];
         var beta = new double[t * n];
@@ -109,6 +129,8 @@ internal sealed class LinearChainCrf : nn.Module
         {
             int len = (int)Math.Clamp(lengths[s], 1, t);
             int off = s * t * n;
+            int to = perSentence ? s * n * n : 0;
+            int so = perSentence ? s * n : 0;
 
             // Forward.
             for (int j = 0; j < n; j++)
@@ -166,12 +188,12 @@ internal sealed class LinearChainCrf : nn.Module
                     gradEm[off + (i * n) + j] = (float)p;
                     if (i == 0)
                     {
-                        gradStart[j] += p;
+                        gradStart[so + j] += p;
                     }
 
                     if (i == len - 1)
                     {
-                        gradEnd[j] += p;
+                        gradEnd[so + j] += p;
                     }
                 }
 
@@ -182,7 +204,7 @@ internal sealed class LinearChainCrf : nn.Module
                         double a = alpha[((i - 1) * n) + k] - logZ;
                         for (int j = 0; j < n; j++)
                         {
-                            gradTrans[(k * n) + j] += Math.Exp(a + trans[(k * n) + j] + em[off + (i * n) + j] + beta[(i * n) + j]);
+                            gradTrans[to + (k * n) + j] += Math.Exp(a + trans[(k * n) + j] + em[off + (i * n) + j] + beta[(i * n) + j]);
                         }
                     }
                 }
@@ -193,18 +215,18 @@ internal sealed class LinearChainCrf : nn.Module
                 gold += em[off + (i * n) + y];
                 if (i == 0)
                 {
-                    gradStart[y] -= 1;
+                    gradStart[so + y] -= 1;
                     gold += st[y];
                 }
                 else
                 {
-                    gradTrans[(prev * n) + y] -= 1;
+                    gradTrans[to + (prev * n) + y] -= 1;
                     gold += trans[(prev * n) + y];
                 }
 
                 if (i == len - 1)
                 {
-                    gradEnd[y] -= 1;
+                    gradEnd[so + y] -= 1;
                     gold += en[y];
                 }
 
@@ -214,13 +236,7 @@ internal sealed class LinearChainCrf : nn.Module
             nll += logZ - gold;
         }
 
-        Tensor surrogate = TorchScalars.Add(
-            TorchScalars.Add((emissions * torch.tensor(gradEm, emissions.shape).to(emissions.device)).sum(),
-                (transitions * torch.tensor(gradTrans, [n, n]).to(ScalarType.Float32).to(transitions.device)).sum()),
-            TorchScalars.Add((start * torch.tensor(gradStart).to(ScalarType.Float32).to(start.device)).sum(),
-                (end * torch.tensor(gradEnd).to(ScalarType.Float32).to(end.device)).sum()));
-        using Scalar nllScalar = nll.ToScalar();
-        return TorchScalars.Sub(surrogate, surrogate.detach()).add(nllScalar, TorchScalars.OneInt);
+        return new CrfGradients(gradEm, gradTrans, gradStart, gradEnd, nll);
     }
 
     /// <summary>Negative log-likelihood per sentence [B]: log Z minus the gold path score.</summary>

@@ -21,6 +21,7 @@ internal sealed class TaggerNetwork : nn.Module
     private readonly Linear _head;
     private readonly LinearChainCrf? _crf;
     private readonly Dropout _dropout;
+    private readonly double _interLayerDropout;
     private readonly int _labelCount;
 
     public TaggerNetwork(TaggerConfig config, LabelSet labels)
@@ -52,9 +53,16 @@ internal sealed class TaggerNetwork : nn.Module
             register_module("crf", _crf);
         }
 
+        _interLayerDropout = config.Layers > 1 ? config.Dropout : 0.0;
         _dropout = nn.Dropout(config.Dropout);
         register_module("dropout", _dropout);
     }
+
+    /// <summary>The dropout applied to the encoder's input and output (active in training mode).</summary>
+    public Tensor Dropout(Tensor x) => _dropout.call(x);
+
+    /// <summary>The dropout the LSTM applies between its layers (active in training mode).</summary>
+    public Tensor InterLayerDropout(Tensor x) => nn.functional.dropout(x, _interLayerDropout, training);
 
     /// <summary>The CRF layer, or null for the softmax head.</summary>
     public LinearChainCrf? Crf => _crf;

@@ -1,0 +1,330 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace SecureFed.Tagger.Internal;
+
+/// <summary>
+/// DP-SGD's clipped gradient sum, Σᵢ min(1, C / ‖gᵢ‖) gᵢ, from ONE forward and ONE backward pass over the whole batch
+/// instead of one backward pass per example ("book-keeping", Bu et al., ICML 2023; per-sample gradients of linear
+/// layers as in Opacus, and its DPLSTM idea of an LSTM built from linear maps).
+/// </summary>
+/// <remarks>
+/// <para>Every parameter of the tagger enters through a linear map whose per-example gradient is a sum over the
+/// example's time steps of (gradient at the map's output) ⊗ (the map's input):</para>
+/// <list type="bullet">
+/// <item>embeddings: the rows a sentence looks up get the gradient at the looked-up vectors (word, shape; n-grams
+/// divided by the token's n-gram count, as they are mean-pooled); rows looked up twice add up, padding row 0 gets
+/// nothing (<c>padding_idx</c>);</item>
+/// <item>each LSTM layer and direction: gates_t = W_ih x_t + b_ih + W_hh h_{t−1} + b_hh, so with δ_t = ∂L/∂gates_t,
+/// ∂L/∂W_ih = Σ_t δ_t x_tᵀ, ∂L/∂W_hh = Σ_t δ_t h_{t−1}ᵀ, ∂L/∂b_ih = ∂L/∂b_hh = Σ_t δ_t;</item>
+/// <item>the head: emissions = W y + b likewise; the CRF scores: per-sentence expected minus gold counts
+/// (<see cref="LinearChainCrf.Gradients"/>).</item>
+/// </list>
+/// <para>The LSTM is therefore run step by step in torch ops (the same equations and gate order i, f, g, o as
+/// libtorch's), with a zero "probe" tensor added to each layer's gate pre-activations; the probe's gradient after one
+/// backward pass is δ for every example and step. The parameters themselves are detached, so autograd computes only
+/// what is needed. Sequences of different lengths: the reverse direction runs on each sentence reversed within its
+/// own length, so padding always comes after the real tokens and receives a zero gradient.</para>
+/// <para>Per-example gradients of the dense maps are materialised ([B, out, in], small for this model); the
+/// embeddings' are aggregated over (sentence, row) pairs with <c>unique</c>, never as dense [B, rows, dim] tensors.
+/// The result equals the per-example reference (<see cref="TaggerTrainer.PerExampleGradient"/> + clipping) to float
+/// rounding; the character CNN is not covered (the trainer then uses the reference loop).</para>
+/// </remarks>
+internal static class BatchedClipping
+{
+    /// <summary>Whether <paramref name="config"/> is covered (everything but the character CNN).</summary>
+    public static bool Supports(TaggerConfig config) => config.CharCnnFilters == 0;
+
+    /// <summary>
+    /// Σᵢ min(1, <paramref name="maxNorm"/> / (‖gᵢ‖ + 1e-12)) gᵢ over the batch's sentences, one tensor per parameter in
+    /// <see cref="TaggerModel.Parameters"/> order (created in the caller's dispose scope).
+    /// </summary>
+    /// <param name="model">The model (in training mode: dropout applies).</param>
+    /// <param name="batch">The batch, with labels.</param>
+    /// <param name="maxNorm">The clipping norm C.</param>
+    /// <param name="lossSum">The summed loss of the batch's sentences.</param>
+    /// <param name="norms">Each sentence's gradient norm before clipping ([B], double).</param>
+    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, out double lossSum, out Tensor norms)
+    {
+        TaggerConfig config = model.Config;
+        if (!Supports(config))
+        {
+            throw new NotSupportedException("batched per-example clipping does not cover the character CNN");
+        }
+
+        var p = model.Parameters.ToDictionary(x => x.Name, x => x.Tensor);
+        long b = batch.Words.shape[0];
+        long t = batch.Words.shape[1];
+        var contributions = new List<Contribution>();
+
+        // 1. Embeddings (no autograd into the tables): the concatenated input is a leaf whose gradient is per token.
+        Tensor input = EmbedInput(p, batch, out Tensor ngramCount);
+        Tensor x = model.Network.Dropout(input);
+
+        // 2. The BiLSTM, step by step, with a probe on every layer's gates.
+        Tensor reverse = ReverseIndex(batch.LengthValues, t, input.device);
+        for (int layer = 0; layer < config.Layers; layer++)
+        {
+            Tensor forwardOut = Direction(p, config, x, layer, reverse: null, contributions);
+            Tensor backwardOut = Direction(p, config, x, layer, reverse, contributions);
+            x = torch.cat([forwardOut, backwardOut], -1);
+            if (layer < config.Layers - 1)
+            {
+                x = model.Network.InterLayerDropout(x);
+            }
+        }
+
+        // 3. The head, with a probe on the emissions.
+        Tensor y = model.Network.Dropout(x);
+        Tensor headWeight = p["head.weight"].detach();
+        Tensor headProbe = torch.zeros(b, t, headWeight.shape[0], device: y.device).requires_grad_(true);
+        Tensor emissions = TorchScalars.Add(torch.nn.functional.linear(y, headWeight, p["head.bias"].detach()), headProbe);
+        contributions.Add(new Contribution("head", headProbe, y.detach(), null));
+
+        // 4. The loss and one backward pass.
+        CrfGradients? crf = null;
+        Tensor loss;
+        if (model.Network.Crf is LinearChainCrf crfLayer)
+        {
+            crf = crfLayer.Gradients(emissions, batch.LabelValues!, batch.LengthValues, perSentence: true);
+            loss = (emissions * torch.tensor(crf.Emissions, emissions.shape).to(emissions.device)).sum();
+            lossSum = crf.NegativeLogLikelihood;
+        }
+        else
+        {
+            loss = model.Network.SummedLoss(emissions, batch);
+            lossSum = loss.item<float>();
+        }
+
+        loss.backward();
+
+        // 5. Per-example squared norms, then the clipped sums.
+        Tensor inputGrad = input.grad ?? torch.zeros_like(input);
+        var dense = contributions.Select(c => c.PerExample()).ToList();
+        var tables = EmbeddingParts(config, batch, inputGrad, ngramCount);
+        Tensor squared = torch.zeros(b, ScalarType.Float64, device: y.device);
+        foreach (DensePerExample d in dense)
+        {
+            squared.add_(d.SquaredNorms(), TorchScalars.OneInt);
+        }
+
+        foreach (EmbeddingPart e in tables)
+        {
+            squared.add_(e.SquaredNorms(b), TorchScalars.OneInt);
+        }
+
+        Tensor[]? crfPerExample = crf is null ? null : CrfPerExample(crf, b, model.Labels.Count, y.device);
+        if (crfPerExample is not null)
+        {
+            foreach (Tensor g in crfPerExample)
+            {
+                using Tensor g64 = g.to(ScalarType.Float64);
+                squared.add_(g64.mul(g64).flatten(1).sum(1), TorchScalars.OneInt);
+            }
+        }
+
+        norms = squared.sqrt();
+        using Scalar c = maxNorm.ToScalar();
+        using Scalar tiny = 1e-12.ToScalar();
+        Tensor factors = norms.add(tiny, TorchScalars.OneInt).reciprocal().mul(c).clamp_max(TorchScalars.One).to(ScalarType.Float32);
+
+        var sums = new Dictionary<string, Tensor>();
+        foreach (DensePerExample d in dense)
+        {
+            d.AddClipped(factors, sums);
+        }
+
+        foreach (EmbeddingPart e in tables)
+        {
+            sums[e.Name] = e.ClippedSum(factors, p[e.Name]);
+        }
+
+        if (crfPerExample is not null)
+        {
+            string[] names = ["crf.transitions", "crf.start", "crf.end"];
+            for (int i = 0; i < names.Length; i++)
+            {
+                Tensor f = factors.reshape([b, .. Enumerable.Repeat(1L, (int)crfPerExample[i].dim() - 1)]);
+                sums[names[i]] = crfPerExample[i].mul(f).sum(dim: 0);
+            }
+        }
+
+        return [.. model.Parameters.Select(x => sums.TryGetValue(x.Name, out Tensor? s) ? s : torch.zeros_like(x.Tensor))];
+    }
+
+    /// <summary>[word | shape | mean n-gram] embeddings as a leaf tensor that requires grad; <paramref name="ngramCount"/> is [B, T, 1].</summary>
+    private static Tensor EmbedInput(Dictionary<string, Parameter> p, BatchTensors batch, out Tensor ngramCount)
+    {
+        using (torch.no_grad())
+        {
+            Tensor w = Lookup(p["word_emb.weight"], batch.Words);
+            Tensor s = Lookup(p["shape_emb.weight"], batch.Shapes);
+            Tensor g = Lookup(p["ngram_emb.weight"], batch.Ngrams);
+            Tensor mask = batch.Ngrams.ne(TorchScalars.ZeroInt).unsqueeze(-1).to(g.dtype);
+            ngramCount = mask.sum(2).clamp_min(TorchScalars.One);
+            Tensor gmean = (g * mask).sum(2) / ngramCount;
+            return torch.cat([w, s, gmean], -1).detach().requires_grad_(true);
+        }
+    }
+
+    /// <summary>The rows <paramref name="ids"/> names, shaped [ids…, dim] (what <c>nn.Embedding</c>'s forward returns).</summary>
+    private static Tensor Lookup(Tensor table, Tensor ids) =>
+        table.index_select(0, ids.reshape(-1)).reshape([.. ids.shape, table.shape[1]]);
+
+    /// <summary>One LSTM direction of one layer over [B, T, in]; returns [B, T, H] in the original time order.</summary>
+    private static Tensor Direction(Dictionary<string, Parameter> p, TaggerConfig config, Tensor x, int layer, Tensor? reverse, List<Contribution> contributions)
+    {
+        string suffix = $"_l{layer}" + (reverse is null ? string.Empty : "_reverse");
+        Tensor wih = p["encoder.weight_ih" + suffix].detach();
+        Tensor whh = p["encoder.weight_hh" + suffix].detach();
+        Tensor bias = TorchScalars.Add(p["encoder.bias_ih" + suffix].detach(), p["encoder.bias_hh" + suffix].detach());
+        long b = x.shape[0];
+        long t = x.shape[1];
+        int h = config.Hidden;
+        Tensor inp = reverse is null ? x : x.gather(1, reverse.unsqueeze(-1).expand(b, t, x.shape[2]));
+        Tensor pre = torch.nn.functional.linear(inp, wih, bias); // [B, T, 4H]
+        Tensor probe = torch.zeros(b, t, 4L * h, device: x.device).requires_grad_(true);
+        // unbind, not select per step: select's backward writes a full [B, T, 4H] gradient per step (quadratic in T).
+        Tensor[] gatesIn = TorchScalars.Add(pre, probe).unbind(1);
+        Tensor whhT = whh.t();
+        Tensor state = torch.zeros(b, h, device: x.device);
+        Tensor cell = torch.zeros(b, h, device: x.device);
+        var outputs = new Tensor[t];
+        for (long step = 0; step < t; step++)
+        {
+            Tensor gates = TorchScalars.Add(gatesIn[step], state.mm(whhT));
+            Tensor[] chunks = gates.chunk(4, 1);
+            Tensor i = chunks[0].sigmoid();
+            Tensor f = chunks[1].sigmoid();
+            Tensor g = chunks[2].tanh();
+            Tensor o = chunks[3].sigmoid();
+            cell = TorchScalars.Add(f * cell, i * g);
+            state = o * cell.tanh();
+            outputs[step] = state;
+        }
+
+        Tensor hs = torch.stack(outputs, 1); // [B, T, H]
+        Tensor previous = torch.cat([torch.zeros(b, 1, h, device: x.device), hs.narrow(1, 0, t - 1)], 1).detach();
+        contributions.Add(new Contribution("encoder.weight_ih" + suffix, probe, inp.detach(), "encoder.bias_ih" + suffix));
+        contributions.Add(new Contribution("encoder.weight_hh" + suffix, probe, previous, "encoder.bias_hh" + suffix));
+        return reverse is null ? hs : hs.gather(1, reverse.unsqueeze(-1).expand(b, t, h));
+    }
+
+    /// <summary>[B, T] indices that reverse each sentence within its length and leave padding in place (an involution).</summary>
+    private static Tensor ReverseIndex(long[] lengths, long t, Device device)
+    {
+        var index = new long[lengths.Length * t];
+        for (int s = 0; s < lengths.Length; s++)
+        {
+            long len = Math.Clamp(lengths[s], 1, t);
+            for (long j = 0; j < t; j++)
+            {
+                index[(s * t) + j] = j < len ? len - 1 - j : j;
+            }
+        }
+
+        return torch.tensor(index, [lengths.Length, t]).to(device);
+    }
+
+    private static List<EmbeddingPart> EmbeddingParts(TaggerConfig config, BatchTensors batch, Tensor inputGrad, Tensor ngramCount)
+    {
+        long b = batch.Words.shape[0];
+        long t = batch.Words.shape[1];
+        Tensor dw = inputGrad.narrow(2, 0, config.WordDim);
+        Tensor ds = inputGrad.narrow(2, config.WordDim, config.ShapeDim);
+        Tensor dg = inputGrad.narrow(2, config.WordDim + config.ShapeDim, config.CharDim) / ngramCount; // [B, T, D]
+        int k = config.MaxNgramsPerToken;
+        Tensor dgPerNgram = dg.unsqueeze(2).expand(b, t, k, config.CharDim);
+        return
+        [
+            new EmbeddingPart("word_emb.weight", batch.Words, dw, config.WordBuckets),
+            new EmbeddingPart("shape_emb.weight", batch.Shapes, ds, config.ShapeBuckets),
+            new EmbeddingPart("ngram_emb.weight", batch.Ngrams, dgPerNgram, config.CharNgramBuckets),
+        ];
+    }
+
+    private static Tensor[] CrfPerExample(CrfGradients crf, long b, int labels, Device device) =>
+    [
+        torch.tensor(crf.Transitions, [b, labels, labels]).to(ScalarType.Float32).to(device),
+        torch.tensor(crf.Start, [b, labels]).to(ScalarType.Float32).to(device),
+        torch.tensor(crf.End, [b, labels]).to(ScalarType.Float32).to(device),
+    ];
+
+    /// <summary>A linear map's probe (gradient at its output, [B, T, out]), its input [B, T, in] and the names of its weight and bias.</summary>
+    private sealed record Contribution(string Name, Tensor Probe, Tensor Input, string? BiasName)
+    {
+        public DensePerExample PerExample()
+        {
+            Tensor delta = Probe.grad ?? torch.zeros_like(Probe);
+            Tensor weight = delta.transpose(1, 2).bmm(Input); // [B, out, in]
+            Tensor bias = delta.sum(1); // [B, out]
+            return new DensePerExample(Name == "head" ? "head.weight" : Name, weight, Name == "head" ? "head.bias" : BiasName!, bias);
+        }
+    }
+
+    private sealed record DensePerExample(string WeightName, Tensor Weight, string BiasName, Tensor Bias)
+    {
+        public Tensor SquaredNorms()
+        {
+            using Tensor w = Weight.to(ScalarType.Float64);
+            using Tensor bb = Bias.to(ScalarType.Float64);
+            return TorchScalars.Add(w.mul(w).sum([1, 2]), bb.mul(bb).sum(1));
+        }
+
+        public void AddClipped(Tensor factors, Dictionary<string, Tensor> sums)
+        {
+            Tensor w = Weight.mul(factors.reshape(-1, 1, 1)).sum(dim: 0);
+            Tensor b = Bias.mul(factors.reshape(-1, 1)).sum(dim: 0);
+            sums[WeightName] = sums.TryGetValue(WeightName, out Tensor? w0) ? TorchScalars.Add(w0, w) : w;
+            sums[BiasName] = sums.TryGetValue(BiasName, out Tensor? b0) ? TorchScalars.Add(b0, b) : b;
+        }
+    }
+
+    /// <summary>An embedding table's per-example gradient: the vectors [B, …, D] added to the rows <paramref name="Ids"/> [B, …] names (0 = padding).</summary>
+    private sealed record EmbeddingPart(string Name, Tensor Ids, Tensor Vectors, int Rows)
+    {
+        private Tensor FlatIds => Ids.reshape(-1);
+
+        private Tensor FlatVectors => Vectors.reshape(-1, Vectors.shape[^1]);
+
+        private Tensor Valid => FlatIds.ne(TorchScalars.ZeroInt);
+
+        private Tensor Example(long b)
+        {
+            // Not torch.arange: it makes its start and step Scalars implicitly.
+            long[] examples = new long[b];
+            for (int i = 0; i < b; i++)
+            {
+                examples[i] = i;
+            }
+
+            return torch.tensor(examples).to(Ids.device)
+                .reshape([b, .. Enumerable.Repeat(1L, (int)Ids.dim() - 1)]).expand(Ids.shape).reshape(-1);
+        }
+
+        public Tensor SquaredNorms(long b)
+        {
+            Tensor valid = Valid;
+            using Scalar rows = ((long)Rows).ToScalar();
+            Tensor keys = TorchScalars.Add(Example(b).mul(rows), FlatIds).masked_select(valid);
+            Tensor vectors = FlatVectors.index_select(0, valid.nonzero().squeeze(1)).to(ScalarType.Float64);
+            (Tensor unique, Tensor? inverse, _) = torch.unique(keys, return_inverse: true);
+            Tensor summed = torch.zeros(unique.shape[0], vectors.shape[1], ScalarType.Float64, device: Ids.device)
+                .index_add_(0, inverse!, vectors, TorchScalars.OneInt);
+            Tensor rowSquares = summed.mul(summed).sum(1);
+            Tensor example = unique.div(rows, rounding_mode: RoundingMode.floor);
+            return torch.zeros(b, ScalarType.Float64, device: Ids.device).index_add_(0, example, rowSquares, TorchScalars.OneInt);
+        }
+
+        public Tensor ClippedSum(Tensor factors, Parameter table)
+        {
+            long b = factors.shape[0];
+            Tensor valid = Valid;
+            Tensor index = valid.nonzero().squeeze(1);
+            Tensor scale = factors.index_select(0, Example(b).index_select(0, index)).unsqueeze(1);
+            Tensor vectors = FlatVectors.index_select(0, index).mul(scale);
+            return torch.zeros_like(table).index_add_(0, FlatIds.index_select(0, index), vectors, TorchScalars.OneInt);
+        }
+    }
+}
