@@ -391,6 +391,7 @@ public sealed class ServerRound
             var sShares = IndexShares(r => r.MaskingKeyShares);
             var rejected = new List<RejectedShare>();
             var liars = new HashSet<int>();
+            var reconstructors = new Dictionary<string, ShamirReconstructor>(StringComparer.Ordinal);
             var droppedKeys = new List<(int Owner, X25519KeyPair Key)>();
             try
             {
@@ -398,14 +399,14 @@ public sealed class ServerRound
                 {
                     int owner = bOwners[i];
                     byte[] commitment = _u1[owner].SelfMaskCommitment;
-                    selfSeeds[i] = Rebuild(owner, RevealedShareKind.SelfMaskSeed, bShares, liars, rejected,
+                    selfSeeds[i] = Rebuild(owner, RevealedShareKind.SelfMaskSeed, bShares, liars, rejected, reconstructors,
                         seed => CryptographicOperations.FixedTimeEquals(ProtocolLabels.SelfMaskCommitment(_p, owner, seed), commitment));
                 }
 
                 foreach (int v in sOwners)
                 {
                     byte[] publicKey = _u1[v].MaskingPublicKey;
-                    byte[] sk = Rebuild(v, RevealedShareKind.MaskingKey, sShares, liars, rejected, candidate =>
+                    byte[] sk = Rebuild(v, RevealedShareKind.MaskingKey, sShares, liars, rejected, reconstructors, candidate =>
                     {
                         // Only the clamped form is shared, so only it is accepted (one string per public key).
                         if ((candidate[0] & 7) != 0 || (candidate[31] & 0xC0) != 0x40)
@@ -557,11 +558,15 @@ public sealed class ServerRound
 
     /// <summary>
     /// Rebuilds <paramref name="owner"/>'s secret from its revealed shares and accepts it only if
-    /// <paramref name="verify"/> does. Responders already caught lying about another secret are left out first (when
-    /// t shares remain), so one liar costs one full decoding, not one per owner. Aborts the round when no verified
-    /// secret can be rebuilt.
+    /// <paramref name="verify"/> does. Fast path (every honest round): the first t shares by responder order, with the
+    /// Lagrange coefficients cached per x-set, and the check; shares beyond the first t are then not examined (a wrong one
+    /// there changes nothing). When that secret does not verify, every revealed share goes to
+    /// <see cref="ShamirDecoder"/>, which corrects or leaves out the wrong ones and names them. Responders already caught
+    /// lying about another secret are left out first (when t shares remain), so one liar costs one full decoding, not one
+    /// per owner. Aborts the round when no verified secret can be rebuilt.
     /// </summary>
-    private byte[] Rebuild(int owner, RevealedShareKind kind, Dictionary<int, List<ShamirShare>> index, HashSet<int> liars, List<RejectedShare> rejected, SecretVerifier verify)
+    private byte[] Rebuild(int owner, RevealedShareKind kind, Dictionary<int, List<ShamirShare>> index, HashSet<int> liars, List<RejectedShare> rejected,
+        Dictionary<string, ShamirReconstructor> cache, SecretVerifier verify)
     {
         string what = kind == RevealedShareKind.SelfMaskSeed ? "self-mask seed" : "masking key";
         List<ShamirShare> all = index.TryGetValue(owner, out List<ShamirShare>? entry) ? entry : [];
@@ -571,6 +576,33 @@ public sealed class ServerRound
         }
 
         List<ShamirShare> trusted = liars.Count == 0 ? all : [.. all.Where(s => !liars.Contains(s.X))];
+        if (trusted.Count >= _p.Threshold)
+        {
+            List<ShamirShare> first = trusted.GetRange(0, _p.Threshold);
+            string key = string.Join(',', first.Select(s => s.X));
+            if (!cache.TryGetValue(key, out ShamirReconstructor? reconstructor))
+            {
+                reconstructor = new ShamirReconstructor([.. first.Select(s => s.X)]);
+                cache[key] = reconstructor;
+            }
+
+            byte[] secret = new byte[32];
+            try
+            {
+                reconstructor.Reconstruct([.. first.Select(s => (ReadOnlyMemory<byte>)s.Value)], secret);
+                if (verify(secret))
+                {
+                    return secret;
+                }
+            }
+            catch (CryptographicException)
+            {
+                // non-zero padding: some of these shares are wrong; decode from all of them below
+            }
+
+            CryptographicOperations.ZeroMemory(secret);
+        }
+
         ShamirDecoding? decoding = null;
         if (trusted.Count >= _p.Threshold && trusted.Count < all.Count)
         {
