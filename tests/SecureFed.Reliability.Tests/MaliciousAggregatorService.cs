@@ -344,7 +344,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 ModelSha256 = WireEncoding.ModelDigest(announced),
                 ParameterCount = (uint)d,
                 ModelSpecSha256 = FakeTrainer.SpecSha,
-                ProtocolVersion = ProtocolLabels.ProtocolVersion,
+                ProtocolVersion = now == AggregatorMisbehaviour.OldProtocolVersion ? 1u : ProtocolLabels.ProtocolVersion,
                 StageDeadlineUnixMs = DateTimeOffset.UtcNow.AddSeconds(20).ToUnixTimeMilliseconds(),
                 StageTimeoutSeconds = 5,
             };
