@@ -174,6 +174,7 @@ public sealed class AgentRunner
                 EncryptionPublicKey = ByteString.CopyFrom(ad.EncryptionPublicKey),
                 MaskingPublicKey = ByteString.CopyFrom(ad.MaskingPublicKey),
                 Signature = ByteString.CopyFrom(ad.Signature),
+                SelfMaskCommitment = ByteString.CopyFrom(ad.SelfMaskCommitment),
             };
             bytesSent += Sent(round, "advertise_keys", adRequest);
             await _client.AdvertiseKeysAsync(adRequest, cancellationToken).ConfigureAwait(false);
@@ -187,7 +188,7 @@ public sealed class AgentRunner
                 return;
             }
 
-            IReadOnlyList<EncryptedShare> shares = protocol.ShareKeys([.. ads.Advertisements.Select(x => new KeyAdvertisement((int)x.Sender, x.EncryptionPublicKey.ToByteArray(), x.MaskingPublicKey.ToByteArray(), x.Signature.ToByteArray()))]);
+            IReadOnlyList<EncryptedShare> shares = protocol.ShareKeys([.. ads.Advertisements.Select(x => new KeyAdvertisement((int)x.Sender, x.EncryptionPublicKey.ToByteArray(), x.MaskingPublicKey.ToByteArray(), x.Signature.ToByteArray(), x.SelfMaskCommitment.ToByteArray()))]);
             var shareRequest = new ShareKeysRequest { Header = Header(round, parameters.SessionId, Stage.ShareKeys) };
             shareRequest.Shares.AddRange(shares.Select(s => new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(s.Ciphertext) }));
             bytesSent += Sent(round, "share_keys", shareRequest);
@@ -299,6 +300,11 @@ public sealed class AgentRunner
         if (a.Header.FederationId != manifest.FederationName)
         {
             return No($"the round is for federation '{a.Header.FederationId}', this site belongs to '{manifest.FederationName}'");
+        }
+
+        if (a.ProtocolVersion != ProtocolLabels.ProtocolVersion)
+        {
+            return No($"the round runs protocol version {Math.Max(1, a.ProtocolVersion)}; this site speaks version {ProtocolLabels.ProtocolVersion}");
         }
 
         var participants = new List<Participant>();

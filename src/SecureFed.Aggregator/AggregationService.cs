@@ -76,7 +76,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string site = Authenticate(context, request.Header);
         RoundSession session = CurrentSession(request.Header, site);
         int index = session.IndexOf(site);
-        var ad = new KeyAdvertisement(index, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray());
+        var ad = new KeyAdvertisement(index, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray(), request.SelfMaskCommitment.ToByteArray());
         bool fresh = Guard(session, site, () => session.Server.AcceptAdvertisement(ad));
         if (fresh)
         {
@@ -101,6 +101,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 EncryptionPublicKey = ByteString.CopyFrom(ad.EncryptionPublicKey),
                 MaskingPublicKey = ByteString.CopyFrom(ad.MaskingPublicKey),
                 Signature = ByteString.CopyFrom(ad.Signature),
+                SelfMaskCommitment = ByteString.CopyFrom(ad.SelfMaskCommitment),
             });
         }
 

@@ -265,6 +265,7 @@ public sealed class RoundCoordinator : BackgroundService
             ModelSpecSha256 = _options.ModelSpecSha256,
             StageDeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
             StageTimeoutSeconds = (uint)_options.StageTimeoutSeconds,
+            ProtocolVersion = ProtocolLabels.ProtocolVersion,
         };
         announcement.Participants.AddRange(participants.Select(p => new ParticipantInfo { Index = (uint)p.Index, Name = p.Name, IdentityPublicKey = Google.Protobuf.ByteString.CopyFrom(p.IdentityPublicKey) }));
 
@@ -332,6 +333,7 @@ public sealed class RoundCoordinator : BackgroundService
             stage = ProtocolStage.Unmasking;
             await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
             AggregationResult result = CloseStage(session, stage, () => server.Finish());
+            AuditRejectedShares(session, result);
             Complete(session, result);
             return true;
         }
@@ -339,6 +341,43 @@ public sealed class RoundCoordinator : BackgroundService
         {
             AbortRound(session, ex.Stage, ex.Reason);
             return false;
+        }
+        catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException)
+        {
+            // Whatever the sites sent, one round's failure is that round's: abort it with the reason and go on. Only a
+            // failure of the aggregator's own storage (below) stops the coordinator.
+            AbortRound(session, stage, $"the round failed at {StageName(stage)}: {ex.GetType().Name}: {ex.Message}");
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// True for a failure of the aggregator's own storage (audit log, round store, privacy ledger, files): it must stop
+    /// the coordinator loudly (fail closed) instead of running rounds it cannot record. Everything else that a round
+    /// throws is treated as that round's failure.
+    /// </summary>
+    internal static bool IsOwnStorageFault(Exception ex)
+    {
+        if (ex is IOException or UnauthorizedAccessException or System.Data.Common.DbException or ObjectDisposedException)
+        {
+            return true;
+        }
+
+        System.Reflection.Assembly? thrower = ex.TargetSite?.DeclaringType?.Assembly;
+        return thrower == typeof(AuditLog).Assembly || thrower == typeof(PrivacyLedger).Assembly
+            || ex.TargetSite?.DeclaringType?.Namespace == typeof(Persistence.RoundStatus).Namespace;
+    }
+
+    /// <summary>Audits every revealed share that was wrong and left out of the reconstruction, naming who revealed it.</summary>
+    private void AuditRejectedShares(RoundSession session, AggregationResult result)
+    {
+        foreach (IGrouping<int, RejectedShare> liar in result.RejectedShares.GroupBy(r => r.Responder))
+        {
+            string site = session.Parameters[liar.Key].Name;
+            string owners = string.Join(", ", liar.Select(r => $"{(r.Kind == RevealedShareKind.SelfMaskSeed ? "b" : "s")}:{session.Parameters[r.Owner].Name}"));
+            string reason = $"revealed shares that are not on the polynomial of the verified secret; left out of the reconstruction ({owners})";
+            Log.Refused(_logger, site, reason);
+            _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).Add("site", site).Add("reason", reason));
         }
     }
 
@@ -392,9 +431,9 @@ public sealed class RoundCoordinator : BackgroundService
     private void Complete(RoundSession session, AggregationResult result)
     {
         (double[] updateSum, long totalWeight) = session.Codec.Decode(result.Sum);
-        if (totalWeight <= 0)
+        if (session.Codec.CheckTotalWeight(totalWeight, result.Contributors.Count) is string badWeight)
         {
-            throw new RoundAbortedException(ProtocolStage.Unmasking, $"the aggregated weight is {totalWeight}; nothing to average");
+            throw new RoundAbortedException(ProtocolStage.Unmasking, badWeight);
         }
 
         // Each site sent ω_u·Δ_u with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u.

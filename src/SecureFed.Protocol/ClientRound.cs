@@ -56,14 +56,20 @@ public sealed class ClientRound : IDisposable
     /// <summary>The parameters of the round.</summary>
     public RoundParameters Parameters => _p;
 
-    /// <summary>Stage 0: fresh key pairs, signed with the identity key.</summary>
+    /// <summary>
+    /// Stage 0: fresh key pairs and a fresh self-mask seed b_u; the public keys and the commitment to b_u are signed
+    /// with the identity key.
+    /// </summary>
     public KeyAdvertisement AdvertiseKeys()
     {
         Expect(ProtocolStage.AdvertiseKeys);
         _encryptionKey = X25519KeyPair.Generate(_random);
         _maskingKey = X25519KeyPair.Generate(_random);
-        byte[] transcript = ProtocolLabels.AdvertisementTranscript(_p, _self, _encryptionKey.PublicKey, _maskingKey.PublicKey);
-        _ownAdvertisement = new KeyAdvertisement(_self, _encryptionKey.PublicKey, _maskingKey.PublicKey, _identity.Sign(transcript));
+        _selfMaskSeed = new byte[32];
+        _random.Fill(_selfMaskSeed);
+        byte[] commitment = ProtocolLabels.SelfMaskCommitment(_p, _self, _selfMaskSeed);
+        byte[] transcript = ProtocolLabels.AdvertisementTranscript(_p, _self, _encryptionKey.PublicKey, _maskingKey.PublicKey, commitment);
+        _ownAdvertisement = new KeyAdvertisement(_self, _encryptionKey.PublicKey, _maskingKey.PublicKey, _identity.Sign(transcript), commitment);
         Stage = ProtocolStage.ShareKeys;
         return _ownAdvertisement;
     }
@@ -105,11 +111,15 @@ public sealed class ClientRound : IDisposable
         }
 
         _advertisements = ads;
-        _selfMaskSeed = new byte[32];
-        _random.Fill(_selfMaskSeed);
         int[] xs = ads.Keys.Order().ToArray();
         Span<byte> sk = stackalloc byte[32];
         _maskingKey!.ExportPrivateKey(sk);
+        // Protocol version 2 shares the clamped scalar (RFC 7748 decodeScalar25519; X25519 clamps anyway, so the masks are
+        // unchanged): exactly one 32-byte string then rebuilds to the advertised public key, so a wrong share cannot
+        // hide in the three low bits and the two high bits that clamping ignores.
+        sk[0] &= 248;
+        sk[31] &= 127;
+        sk[31] |= 64;
         ShamirShare[] bShares = Shamir.Split(_selfMaskSeed, _p.Threshold, xs, _random);
         ShamirShare[] sShares = Shamir.Split(sk, _p.Threshold, xs, _random);
         CryptographicOperations.ZeroMemory(sk);
@@ -196,6 +206,17 @@ public sealed class ClientRound : IDisposable
             {
                 CryptographicOperations.ZeroMemory(plain);
                 throw Violation($"the share from {Describe(share.Sender)} names the wrong sender or recipient", share.Sender);
+            }
+
+            // Shamir share values are field elements below 2^61 − 1; anything else would only be revealed to make the
+            // aggregator's reconstruction fail, so the share is refused here and never revealed.
+            int badB = ShamirDecoder.FirstNonFieldElement(plain.AsSpan(8, ProtocolLabels.ShareValueSize));
+            int badS = ShamirDecoder.FirstNonFieldElement(plain.AsSpan(8 + ProtocolLabels.ShareValueSize, ProtocolLabels.ShareValueSize));
+            if (badB >= 0 || badS >= 0)
+            {
+                CryptographicOperations.ZeroMemory(plain);
+                string which = badB >= 0 ? $"element {badB} of its b-share" : $"element {badS} of its s-share";
+                throw Violation($"the share from {Describe(share.Sender)} holds a value that is not a field element ({which} is not below 2^61 - 1)", share.Sender);
             }
 
             _received[share.Sender] = (
@@ -333,6 +354,12 @@ public sealed class ClientRound : IDisposable
             throw new ProtocolViolationException(stage, "advertisement has keys or a signature of the wrong size", ad.Sender);
         }
 
+        if (ad.SelfMaskCommitment is null || ad.SelfMaskCommitment.Length != ProtocolLabels.SelfMaskCommitmentSize)
+        {
+            throw new ProtocolViolationException(stage,
+                $"advertisement carries a self-mask commitment of {ad.SelfMaskCommitment?.Length ?? 0} bytes; protocol version {ProtocolLabels.ProtocolVersion} requires {ProtocolLabels.SelfMaskCommitmentSize}", ad.Sender);
+        }
+
         try
         {
             X25519.ValidatePublicKey(ad.EncryptionPublicKey);
@@ -343,7 +370,7 @@ public sealed class ClientRound : IDisposable
             throw new ProtocolViolationException(stage, $"advertised an invalid X25519 public key ({ex.Message})", ad.Sender);
         }
 
-        byte[] transcript = ProtocolLabels.AdvertisementTranscript(p, ad.Sender, ad.EncryptionPublicKey, ad.MaskingPublicKey);
+        byte[] transcript = ProtocolLabels.AdvertisementTranscript(p, ad.Sender, ad.EncryptionPublicKey, ad.MaskingPublicKey, ad.SelfMaskCommitment);
         if (!Ed25519.Verify(p[ad.Sender].IdentityPublicKey, transcript, ad.Signature))
         {
             throw new ProtocolViolationException(stage, $"the signature on the key advertisement of '{p[ad.Sender].Name}' does not verify", ad.Sender);
@@ -445,7 +472,8 @@ public sealed class ClientRound : IDisposable
 
     private static bool SameAdvertisement(KeyAdvertisement a, KeyAdvertisement b)
         => a.Sender == b.Sender && a.EncryptionPublicKey.AsSpan().SequenceEqual(b.EncryptionPublicKey)
-           && a.MaskingPublicKey.AsSpan().SequenceEqual(b.MaskingPublicKey) && a.Signature.AsSpan().SequenceEqual(b.Signature);
+           && a.MaskingPublicKey.AsSpan().SequenceEqual(b.MaskingPublicKey) && a.Signature.AsSpan().SequenceEqual(b.Signature)
+           && a.SelfMaskCommitment.AsSpan().SequenceEqual(b.SelfMaskCommitment);
 
     private string Describe(int index) => index >= 1 && index <= _p.CohortSize ? $"'{_p[index].Name}' (#{index})" : $"unknown index {index}";
 

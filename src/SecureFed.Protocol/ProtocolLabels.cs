@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Security.Cryptography;
 using SecureFed.Crypto;
 
 namespace SecureFed.Protocol;
@@ -10,21 +11,49 @@ namespace SecureFed.Protocol;
 /// </summary>
 public static class ProtocolLabels
 {
+    /// <summary>
+    /// The protocol version this library speaks, carried in <c>RoundAnnouncement.protocol_version</c>. Version 2 added
+    /// the commitment to the self-mask seed in the signed key advertisement (docs/PROTOCOL.md).
+    /// </summary>
+    public const int ProtocolVersion = 2;
+
+    /// <summary>Size of the commitment to a self-mask seed: a SHA-256 digest.</summary>
+    public const int SelfMaskCommitmentSize = 32;
+
     /// <summary>Size of a Shamir share value of a 32-byte secret: ⌈32/7⌉ field elements of 8 bytes.</summary>
     public const int ShareValueSize = 40;
 
     /// <summary>Plaintext of an encrypted share: u32be sender, u32be recipient, b-share, s-share.</summary>
     public const int SharePlaintextSize = 8 + (2 * ShareValueSize);
 
-    /// <summary>Signed by a site in AdvertiseKeys: Encode("advertise-keys", ctx, round, name) ‖ c_pk ‖ s_pk.</summary>
-    public static byte[] AdvertisementTranscript(RoundParameters p, int sender, ReadOnlySpan<byte> encryptionKey, ReadOnlySpan<byte> maskingKey)
+    /// <summary>
+    /// Signed by a site in AdvertiseKeys: Encode("advertise-keys", ctx, round, name) ‖ c_pk ‖ s_pk ‖ com_b (protocol
+    /// version 2; version 1 had no commitment).
+    /// </summary>
+    public static byte[] AdvertisementTranscript(RoundParameters p, int sender, ReadOnlySpan<byte> encryptionKey, ReadOnlySpan<byte> maskingKey, ReadOnlySpan<byte> selfMaskCommitment)
     {
         byte[] label = DomainLabel.Encode("advertise-keys", p.Context, p.Round, p[sender].Name);
-        byte[] result = new byte[label.Length + encryptionKey.Length + maskingKey.Length];
+        byte[] result = new byte[label.Length + encryptionKey.Length + maskingKey.Length + selfMaskCommitment.Length];
         label.CopyTo(result, 0);
         encryptionKey.CopyTo(result.AsSpan(label.Length));
         maskingKey.CopyTo(result.AsSpan(label.Length + encryptionKey.Length));
+        selfMaskCommitment.CopyTo(result.AsSpan(label.Length + encryptionKey.Length + maskingKey.Length));
         return result;
+    }
+
+    /// <summary>
+    /// The commitment to u's self-mask seed, published in its signed advertisement before any share exists:
+    /// com_b = SHA-256(Encode("self-mask-commitment", ctx, round, name_u) ‖ b_u). The aggregator accepts a rebuilt b_u
+    /// only when it matches, so wrong revealed shares cannot silently change the sum. b_u is 32 uniform bytes, so the
+    /// digest reveals nothing usable about it.
+    /// </summary>
+    public static byte[] SelfMaskCommitment(RoundParameters p, int owner, ReadOnlySpan<byte> selfMaskSeed)
+    {
+        byte[] label = DomainLabel.Encode("self-mask-commitment", p.Context, p.Round, p[owner].Name);
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(label);
+        hash.AppendData(selfMaskSeed);
+        return hash.GetHashAndReset();
     }
 
     /// <summary>HKDF info for the pairwise share-encryption key of u and v: Encode("share-key", ctx, round, name_min, name_max).</summary>

@@ -95,7 +95,8 @@ public sealed class ServerRound
             if (Stage > ProtocolStage.AdvertiseKeys && _u1.TryGetValue(advertisement.Sender, out KeyAdvertisement? accepted)
                 && accepted.EncryptionPublicKey.AsSpan().SequenceEqual(advertisement.EncryptionPublicKey)
                 && accepted.MaskingPublicKey.AsSpan().SequenceEqual(advertisement.MaskingPublicKey)
-                && accepted.Signature.AsSpan().SequenceEqual(advertisement.Signature))
+                && accepted.Signature.AsSpan().SequenceEqual(advertisement.Signature)
+                && accepted.SelfMaskCommitment.AsSpan().SequenceEqual(advertisement.SelfMaskCommitment))
             {
                 return false; // a retry whose first copy was accepted before the stage closed (the reply was lost)
             }
@@ -105,12 +106,13 @@ public sealed class ServerRound
             if (_u1.TryGetValue(advertisement.Sender, out KeyAdvertisement? existing))
             {
                 if (existing.EncryptionPublicKey.AsSpan().SequenceEqual(advertisement.EncryptionPublicKey)
-                    && existing.MaskingPublicKey.AsSpan().SequenceEqual(advertisement.MaskingPublicKey))
+                    && existing.MaskingPublicKey.AsSpan().SequenceEqual(advertisement.MaskingPublicKey)
+                    && existing.SelfMaskCommitment.AsSpan().SequenceEqual(advertisement.SelfMaskCommitment))
                 {
                     return false;
                 }
 
-                throw new ProtocolViolationException(ProtocolStage.AdvertiseKeys, "already advertised different keys in this round", advertisement.Sender);
+                throw new ProtocolViolationException(ProtocolStage.AdvertiseKeys, "already advertised different keys or a different self-mask commitment in this round", advertisement.Sender);
             }
 
             _u1[advertisement.Sender] = advertisement;
@@ -360,15 +362,20 @@ public sealed class ServerRound
             }
 
             var dropped = new HashSet<int>(_unmaskRequest!.Dropped);
-            CheckRevealed(sender, response.SelfMaskShares, v => _u3.Contains(v), "b-share of a site that is not a survivor");
-            CheckRevealed(sender, response.MaskingKeyShares, dropped.Contains, "s-share of a site that did not drop");
+            CheckRevealed(sender, response.SelfMaskShares, v => _u3.Contains(v), "b-share", "b-share of a site that is not a survivor");
+            CheckRevealed(sender, response.MaskingKeyShares, dropped.Contains, "s-share", "s-share of a site that did not drop");
             return _u5.TryAdd(sender, response);
         }
     }
 
     /// <summary>
-    /// Ends Unmasking: rebuilds every survivor's b and every dropped site's s from t shares, checks each rebuilt s
-    /// against its advertised public key, and removes all masks from the running sum.
+    /// Ends Unmasking: rebuilds every survivor's b and every dropped site's s from all revealed shares, accepting a
+    /// rebuilt b only when it matches the commitment in the owner's signed advertisement and a rebuilt s only when it
+    /// matches the advertised public key. Wrong shares are corrected or left out when enough others are revealed
+    /// (<see cref="ShamirDecoder"/>: Berlekamp–Welch, then a search of t-subsets against the commitment) and reported in
+    /// <see cref="AggregationResult.RejectedShares"/>; when a secret cannot be rebuilt the round aborts
+    /// (<see cref="RoundAbortedException"/> naming the owner), never with another exception. Then removes all masks
+    /// from the running sum.
     /// </summary>
     /// <param name="maxDegreeOfParallelism">Threads for the PRG work; the default uses every core.</param>
     public AggregationResult Finish(int maxDegreeOfParallelism = -1)
@@ -380,28 +387,38 @@ public sealed class ServerRound
             var bOwners = _u3Sorted!;
             var sOwners = _unmaskRequest!.Dropped;
             var selfSeeds = new byte[bOwners.Length][];
-            var reconstructors = new Dictionary<string, ShamirReconstructor>(StringComparer.Ordinal);
             var bShares = IndexShares(r => r.SelfMaskShares);
             var sShares = IndexShares(r => r.MaskingKeyShares);
-            for (int i = 0; i < bOwners.Length; i++)
-            {
-                selfSeeds[i] = Reconstruct(bOwners[i], bShares, reconstructors);
-            }
-
+            var rejected = new List<RejectedShare>();
+            var liars = new HashSet<int>();
+            var reconstructors = new Dictionary<string, ShamirReconstructor>(StringComparer.Ordinal);
             var droppedKeys = new List<(int Owner, X25519KeyPair Key)>();
             try
             {
+                for (int i = 0; i < bOwners.Length; i++)
+                {
+                    int owner = bOwners[i];
+                    byte[] commitment = _u1[owner].SelfMaskCommitment;
+                    selfSeeds[i] = Rebuild(owner, RevealedShareKind.SelfMaskSeed, bShares, liars, rejected, reconstructors,
+                        seed => CryptographicOperations.FixedTimeEquals(ProtocolLabels.SelfMaskCommitment(_p, owner, seed), commitment));
+                }
+
                 foreach (int v in sOwners)
                 {
-                    byte[] sk = Reconstruct(v, sShares, reconstructors);
+                    byte[] publicKey = _u1[v].MaskingPublicKey;
+                    byte[] sk = Rebuild(v, RevealedShareKind.MaskingKey, sShares, liars, rejected, reconstructors, candidate =>
+                    {
+                        // Only the clamped form is shared, so only it is accepted (one string per public key).
+                        if ((candidate[0] & 7) != 0 || (candidate[31] & 0xC0) != 0x40)
+                        {
+                            return false;
+                        }
+
+                        using X25519KeyPair candidateKey = X25519KeyPair.FromPrivateKey(candidate);
+                        return CryptographicOperations.FixedTimeEquals(candidateKey.PublicKey, publicKey);
+                    });
                     var key = X25519KeyPair.FromPrivateKey(sk);
                     CryptographicOperations.ZeroMemory(sk);
-                    if (!CryptographicOperations.FixedTimeEquals(key.PublicKey, _u1[v].MaskingPublicKey))
-                    {
-                        key.Dispose();
-                        Abort(ProtocolStage.Unmasking, $"the masking key rebuilt for '{_p[v].Name}' does not match its advertisement: some revealed shares are wrong");
-                    }
-
                     droppedKeys.Add((v, key));
                 }
 
@@ -466,7 +483,8 @@ public sealed class ServerRound
                 _u3Sorted!,
                 [.. _u1.Keys.Where(v => !_sharesFrom.ContainsKey(v)).Order()],
                 sOwners,
-                [.. _u3Sorted!.Where(v => !_u5.ContainsKey(v))]);
+                [.. _u3Sorted!.Where(v => !_u5.ContainsKey(v))],
+                rejected);
         }
     }
 
@@ -515,56 +533,109 @@ public sealed class ServerRound
     }
 
     /// <summary>
-    /// For each owner, the first t revealed shares of the selected kind in ascending responder order (x = responder
-    /// index); built in one pass over the responses instead of one scan per owner.
+    /// For each owner, every revealed share of the selected kind in ascending responder order (x = responder index);
+    /// built in one pass over the responses instead of one scan per owner.
     /// </summary>
-    private Dictionary<int, (List<int> Xs, List<ReadOnlyMemory<byte>> Values)> IndexShares(Func<UnmaskResponse, IReadOnlyList<RevealedShare>> select)
+    private Dictionary<int, List<ShamirShare>> IndexShares(Func<UnmaskResponse, IReadOnlyList<RevealedShare>> select)
     {
-        var index = new Dictionary<int, (List<int> Xs, List<ReadOnlyMemory<byte>> Values)>();
+        var index = new Dictionary<int, List<ShamirShare>>();
         foreach ((int sender, UnmaskResponse response) in _u5.OrderBy(kv => kv.Key))
         {
             foreach (RevealedShare share in select(response))
             {
-                if (!index.TryGetValue(share.Owner, out var entry))
+                if (!index.TryGetValue(share.Owner, out List<ShamirShare>? entry))
                 {
-                    entry = (new List<int>(_p.Threshold), new List<ReadOnlyMemory<byte>>(_p.Threshold));
+                    entry = new List<ShamirShare>(_p.Threshold + 1);
                     index[share.Owner] = entry;
                 }
 
-                if (entry.Xs.Count < _p.Threshold)
-                {
-                    entry.Xs.Add(sender);
-                    entry.Values.Add(share.Value);
-                }
+                entry.Add(new ShamirShare(sender, share.Value));
             }
         }
 
         return index;
     }
 
-    private byte[] Reconstruct(int owner, Dictionary<int, (List<int> Xs, List<ReadOnlyMemory<byte>> Values)> index, Dictionary<string, ShamirReconstructor> cache)
+    /// <summary>
+    /// Rebuilds <paramref name="owner"/>'s secret from its revealed shares and accepts it only if
+    /// <paramref name="verify"/> does. Fast path (every honest round): the first t shares by responder order, with the
+    /// Lagrange coefficients cached per x-set, and the check; shares beyond the first t are then not examined (a wrong one
+    /// there changes nothing). When that secret does not verify, every revealed share goes to
+    /// <see cref="ShamirDecoder"/>, which corrects or leaves out the wrong ones and names them. Responders already caught
+    /// lying about another secret are left out first (when t shares remain), so one liar costs one full decoding, not one
+    /// per owner. Aborts the round when no verified secret can be rebuilt.
+    /// </summary>
+    private byte[] Rebuild(int owner, RevealedShareKind kind, Dictionary<int, List<ShamirShare>> index, HashSet<int> liars, List<RejectedShare> rejected,
+        Dictionary<string, ShamirReconstructor> cache, SecretVerifier verify)
     {
-        int revealed = index.TryGetValue(owner, out var entry) ? entry.Xs.Count : 0;
-        if (revealed < _p.Threshold)
+        string what = kind == RevealedShareKind.SelfMaskSeed ? "self-mask seed" : "masking key";
+        List<ShamirShare> all = index.TryGetValue(owner, out List<ShamirShare>? entry) ? entry : [];
+        if (all.Count < _p.Threshold)
         {
-            Abort(ProtocolStage.Unmasking, $"only {revealed} shares of '{_p[owner].Name}' were revealed; t = {_p.Threshold}");
+            Abort(ProtocolStage.Unmasking, $"only {all.Count} shares of the {what} of '{_p[owner].Name}' were revealed; t = {_p.Threshold}");
         }
 
-        (List<int> xs, List<ReadOnlyMemory<byte>> values) = entry;
-
-        string key = string.Join(',', xs);
-        if (!cache.TryGetValue(key, out ShamirReconstructor? reconstructor))
+        List<ShamirShare> trusted = liars.Count == 0 ? all : [.. all.Where(s => !liars.Contains(s.X))];
+        if (trusted.Count >= _p.Threshold)
         {
-            reconstructor = new ShamirReconstructor(xs.ToArray());
-            cache[key] = reconstructor;
+            List<ShamirShare> first = trusted.GetRange(0, _p.Threshold);
+            string key = string.Join(',', first.Select(s => s.X));
+            if (!cache.TryGetValue(key, out ShamirReconstructor? reconstructor))
+            {
+                reconstructor = new ShamirReconstructor([.. first.Select(s => s.X)]);
+                cache[key] = reconstructor;
+            }
+
+            byte[] secret = new byte[32];
+            try
+            {
+                reconstructor.Reconstruct([.. first.Select(s => (ReadOnlyMemory<byte>)s.Value)], secret);
+                if (verify(secret))
+                {
+                    return secret;
+                }
+            }
+            catch (CryptographicException)
+            {
+                // non-zero padding: some of these shares are wrong; decode from all of them below
+            }
+
+            CryptographicOperations.ZeroMemory(secret);
         }
 
-        byte[] secret = new byte[32];
-        reconstructor.Reconstruct(values, secret);
-        return secret;
+        ShamirDecoding? decoding = null;
+        if (trusted.Count >= _p.Threshold && trusted.Count < all.Count)
+        {
+            try
+            {
+                decoding = ShamirDecoder.Decode(trusted, _p.Threshold, 32, verify);
+            }
+            catch (ShamirDecodingException)
+            {
+                // fall back to every revealed share below
+            }
+        }
+
+        try
+        {
+            decoding ??= ShamirDecoder.Decode(all, _p.Threshold, 32, verify);
+        }
+        catch (Exception ex) when (ex is ShamirDecodingException or ArgumentException)
+        {
+            Abort(ProtocolStage.Unmasking,
+                $"the {what} of '{_p[owner].Name}' cannot be rebuilt from the {all.Count} shares revealed by {string.Join(", ", all.Select(s => $"'{_p[s.X].Name}'"))}: {ex.Message}");
+        }
+
+        foreach (int x in decoding.RejectedX)
+        {
+            liars.Add(x);
+            rejected.Add(new RejectedShare(x, owner, kind));
+        }
+
+        return decoding.Secret;
     }
 
-    private void CheckRevealed(int sender, IReadOnlyList<RevealedShare> shares, Func<int, bool> allowed, string what)
+    private void CheckRevealed(int sender, IReadOnlyList<RevealedShare> shares, Func<int, bool> allowed, string kind, string what)
     {
         var seen = new HashSet<int>();
         foreach (RevealedShare share in shares)
@@ -587,6 +658,14 @@ public sealed class ServerRound
             if (share.Value is null || share.Value.Length != ProtocolLabels.ShareValueSize)
             {
                 throw new ProtocolViolationException(ProtocolStage.Unmasking, $"revealed a share of {share.Value?.Length ?? 0} bytes; expected {ProtocolLabels.ShareValueSize}", sender);
+            }
+
+            int element = ShamirDecoder.FirstNonFieldElement(share.Value);
+            if (element >= 0)
+            {
+                ulong value = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(share.Value.AsSpan(element * Shamir.ElementBytes));
+                throw new ProtocolViolationException(ProtocolStage.Unmasking,
+                    $"revealed a {kind} of index {share.Owner} ('{_p[share.Owner].Name}') whose element {element} is {value}, not a field element (must be below 2^61 - 1)", sender);
             }
         }
     }

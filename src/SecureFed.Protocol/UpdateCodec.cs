@@ -115,6 +115,29 @@ public sealed class UpdateCodec
     /// <summary>The weight a site with <paramref name="examples"/> examples puts in its slot.</summary>
     public long Weight(long examples) => Math.Min(Math.Max(examples, 0), WeightCap);
 
+    /// <summary>
+    /// Checks the decoded total weight W of <paramref name="contributors"/> sites: every honest site puts a weight in
+    /// [0, cap] into its slot, so 1 ≤ W ≤ contributors × cap. Returns why W is impossible, or null when it is in range.
+    /// The aggregator sees only the sum, so a single site's slot cannot be checked on its own: a site that lies within
+    /// [0, cap] is not detected.
+    /// </summary>
+    public string? CheckTotalWeight(long totalWeight, int contributors)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(contributors);
+        long limit = (long)contributors * WeightCap;
+        if (totalWeight <= 0)
+        {
+            return $"the aggregated weight is {totalWeight}; nothing to average";
+        }
+
+        if (totalWeight > limit)
+        {
+            return $"the aggregated weight W = {totalWeight} exceeds {contributors} contributors × weight cap {WeightCap} = {limit}: some site put more than the cap into its weight slot";
+        }
+
+        return null;
+    }
+
     /// <summary>Decodes a sum: the summed update (in update units) and the total weight.</summary>
     public (double[] UpdateSum, long TotalWeight) Decode(ReadOnlySpan<uint> sum)
     {

@@ -101,7 +101,7 @@ public sealed class MaliciousPartyTests
     }
 
     [Fact]
-    public void Finish_TamperedRevealedShare_AbortsInsteadOfProducingAWrongSum()
+    public void Finish_TamperedRevealedShare_LeftOutByThePublicKeyCheckAndNamed()
     {
         var (fx, clients, server, request) = ToUnmasking();
         using var _fx = fx;
@@ -116,8 +116,32 @@ public sealed class MaliciousPartyTests
             server.AcceptUnmaskResponse(response);
         }
 
+        // 4 shares of s_5 with t = 3: site 1's wrong share is found because only the other three rebuild the key whose
+        // public half site 5 advertised; the sum is exact and site 1 is named.
+        AggregationResult result = server.Finish();
+        Assert.Equal(fx.ExpectedSum([1, 2, 3, 4]), result.Sum);
+        Assert.Equal([new RejectedShare(1, 5, RevealedShareKind.MaskingKey)], result.RejectedShares);
+    }
+
+    [Fact]
+    public void Finish_TwoOfFourResponsesTampered_AbortsNamingTheKeyNeverAWrongSum()
+    {
+        var (fx, clients, server, request) = ToUnmasking();
+        using var _fx = fx;
+        foreach (var c in clients.Take(4))
+        {
+            UnmaskResponse response = c.Unmask(request);
+            if (c.Index <= 2)
+            {
+                System.Security.Cryptography.RandomNumberGenerator.Fill(response.MaskingKeyShares[0].Value.AsSpan(0, 7));
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
         var ex = Assert.Throws<RoundAbortedException>(() => server.Finish());
-        Assert.Contains("does not match its advertisement", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("the masking key of 'site-005' cannot be rebuilt", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(ProtocolStage.Aborted, server.Stage);
     }
 
     [Fact]
@@ -146,7 +170,7 @@ public sealed class MaliciousPartyTests
         using var fx = new ProtocolFixture(3, 4, vectorLength: 8);
         byte[] zero = new byte[32];
         var ex = Assert.Throws<ProtocolViolationException>(() =>
-            new ServerRound(fx.Parameters).AcceptAdvertisement(new KeyAdvertisement(1, zero, zero, new byte[64])));
+            new ServerRound(fx.Parameters).AcceptAdvertisement(new KeyAdvertisement(1, zero, zero, new byte[64], new byte[32])));
         Assert.Contains("invalid X25519 public key", ex.Message, StringComparison.Ordinal);
     }
 

@@ -26,4 +26,7 @@ public enum AggregatorMisbehaviour
 
     /// <summary>AdvertiseKeys fails with an unhandled exception on the aggregator (grpc-dotnet answers Unknown).</summary>
     ServerError,
+
+    /// <summary>The round is announced with protocol version 1 (no self-mask commitment).</summary>
+    OldProtocolVersion,
 }

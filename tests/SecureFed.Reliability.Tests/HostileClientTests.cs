@@ -114,11 +114,11 @@ public sealed class HostileClientTests : IDisposable
         // Invalid X25519 points and a forged signature.
         byte[] lowOrder = new byte[32];
         lowOrder[0] = 1; // u = 1: a point of small order on Curve25519
-        await Refused(() => client.AdvertiseKeysAsync(Ad(round, session, new byte[32], good.MaskingPublicKey, good.Signature), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "invalid X25519 public key");
-        await Refused(() => client.AdvertiseKeysAsync(Ad(round, session, good.EncryptionPublicKey, lowOrder, good.Signature), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "invalid X25519 public key");
+        await Refused(() => client.AdvertiseKeysAsync(Ad(round, session, new byte[32], good.MaskingPublicKey, good.Signature, good.SelfMaskCommitment), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "invalid X25519 public key");
+        await Refused(() => client.AdvertiseKeysAsync(Ad(round, session, good.EncryptionPublicKey, lowOrder, good.Signature, good.SelfMaskCommitment), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "invalid X25519 public key");
         byte[] forged = (byte[])good.Signature.Clone();
         forged[5] ^= 0x40;
-        await Refused(() => client.AdvertiseKeysAsync(Ad(round, session, good.EncryptionPublicKey, good.MaskingPublicKey, forged), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "does not verify");
+        await Refused(() => client.AdvertiseKeysAsync(Ad(round, session, good.EncryptionPublicKey, good.MaskingPublicKey, forged, good.SelfMaskCommitment), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "does not verify");
 
         // Masked-input stream attacks (checked before the stage: length, offsets, chunk size, digest).
         int m = (int)a.VectorLength;
@@ -129,10 +129,10 @@ public sealed class HostileClientTests : IDisposable
         await Refused(() => Upload(client, round, session, m, [(0, new uint[m - 1])], new string('0', 64)), StatusCode.InvalidArgument, $"has {m - 1} words");
 
         // Now advertise honestly (the round must not wait for site-x at this stage).
-        Ack ack = await client.AdvertiseKeysAsync(Ad(round, session, good.EncryptionPublicKey, good.MaskingPublicKey, good.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        Ack ack = await client.AdvertiseKeysAsync(Ad(round, session, good.EncryptionPublicKey, good.MaskingPublicKey, good.Signature, good.SelfMaskCommitment), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
         Assert.False(ack.Duplicate);
         AdvertisementSet ads = await client.AwaitAdvertisementsAsync(new StageQuery { Header = H(round, session, "site-x") }, Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
-        IReadOnlyList<EncryptedShare> shares = protocol.ShareKeys([.. ads.Advertisements.Select(x => new KeyAdvertisement((int)x.Sender, x.EncryptionPublicKey.ToByteArray(), x.MaskingPublicKey.ToByteArray(), x.Signature.ToByteArray()))]);
+        IReadOnlyList<EncryptedShare> shares = protocol.ShareKeys([.. ads.Advertisements.Select(x => new KeyAdvertisement((int)x.Sender, x.EncryptionPublicKey.ToByteArray(), x.MaskingPublicKey.ToByteArray(), x.Signature.ToByteArray(), x.SelfMaskCommitment.ToByteArray()))]);
 
         // Share attacks: wrong ciphertext size, a share addressed to a non-neighbour, a share claiming another sender.
         await Refused(() => client.ShareKeysAsync(Shares(round, session, shares, s => s.Recipient == shares[0].Recipient ? s with { Ciphertext = s.Ciphertext[..^1] } : s), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "expected");
@@ -187,12 +187,13 @@ public sealed class HostileClientTests : IDisposable
 
     private static CallOptions Deadline(int seconds = 10) => new(deadline: DateTime.UtcNow.AddSeconds(seconds));
 
-    private static AdvertiseKeysRequest Ad(ulong round, string session, byte[] encryption, byte[] masking, byte[] signature) => new()
+    private static AdvertiseKeysRequest Ad(ulong round, string session, byte[] encryption, byte[] masking, byte[] signature, byte[] commitment) => new()
     {
         Header = H(round, session, "site-x"),
         EncryptionPublicKey = ByteString.CopyFrom(encryption),
         MaskingPublicKey = ByteString.CopyFrom(masking),
         Signature = ByteString.CopyFrom(signature),
+        SelfMaskCommitment = ByteString.CopyFrom(commitment),
     };
 
     private static ShareKeysRequest Shares(ulong round, string session, IReadOnlyList<EncryptedShare> shares, Func<EncryptedShare, EncryptedShare> tamper)

@@ -127,7 +127,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
 
         lock (_gate)
         {
-            s.Advertisements[1] = new KeyAdvertisement(1, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray());
+            s.Advertisements[1] = new KeyAdvertisement(1, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray(), request.SelfMaskCommitment.ToByteArray());
         }
 
         return Task.FromResult(new Ack());
@@ -146,6 +146,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 EncryptionPublicKey = ByteString.CopyFrom(a.EncryptionPublicKey),
                 MaskingPublicKey = ByteString.CopyFrom(a.MaskingPublicKey),
                 Signature = ByteString.CopyFrom(a.Signature),
+                SelfMaskCommitment = ByteString.CopyFrom(a.SelfMaskCommitment),
             }));
         }
 
@@ -343,6 +344,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 ModelSha256 = WireEncoding.ModelDigest(announced),
                 ParameterCount = (uint)d,
                 ModelSpecSha256 = FakeTrainer.SpecSha,
+                ProtocolVersion = now == AggregatorMisbehaviour.OldProtocolVersion ? 1u : ProtocolLabels.ProtocolVersion,
                 StageDeadlineUnixMs = DateTimeOffset.UtcNow.AddSeconds(20).ToUnixTimeMilliseconds(),
                 StageTimeoutSeconds = 5,
             };

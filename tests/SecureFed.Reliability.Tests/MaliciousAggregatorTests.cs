@@ -112,6 +112,19 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
         Assert.True(verification.Ok, verification.FirstProblem);
     }
 
+    [Fact]
+    public async Task Agent_AggregatorAnnouncesProtocolVersion1_DeclinesNamingBothVersionsSendsNoKeys()
+    {
+        (ConcurrentQueue<AgentRoundReport> reports, _, MaliciousAggregatorService fake, _, _, _, _, string data)
+            = await RunAsync(AggregatorMisbehaviour.OldProtocolVersion, maxRetries: 1);
+
+        AgentRoundReport declined = Assert.Single(reports, r => r.Round == 2);
+        Assert.Equal($"declined: the round runs protocol version 1; this site speaks version {ProtocolLabels.ProtocolVersion}", declined.Outcome);
+        Assert.Contains(fake.Received, c => c.Round == 2 && c.Call == "DeclineRound");
+        Assert.DoesNotContain(fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+        Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
+    }
+
     /// <summary>Runs the real agent for site-a against the fake aggregator until the federation finishes (60 s at most).</summary>
     private async Task<(ConcurrentQueue<AgentRoundReport> Reports, CapturingLogger Logger, MaliciousAggregatorService Fake, float[]? Latest,
         byte[] LedgerBefore, byte[] AuditBefore, byte[] ModelBefore, string Data)> RunAsync(AggregatorMisbehaviour misbehaviour, int maxRetries)

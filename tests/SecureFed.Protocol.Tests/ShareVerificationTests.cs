@@ -1,0 +1,219 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using SecureFed.Crypto;
+using SecureFed.Protocol;
+
+namespace SecureFed.Protocol.Tests;
+
+/// <summary>
+/// Protocol version 2: rebuilt self-mask seeds are checked against the commitment in the signed advertisement, wrong
+/// revealed shares are corrected or left out when enough others arrive (and their senders named), out-of-field share
+/// values are refused where they enter, and an impossible total weight is caught.
+/// </summary>
+public sealed class ShareVerificationTests
+{
+    /// <summary>All n sites survive and sign; returns the unmasking request.</summary>
+    private static (ClientRound[] Clients, ServerRound Server, UnmaskRequest Request) ToUnmasking(ProtocolFixture fx)
+    {
+        var (clients, server) = fx.ThroughShareKeys();
+        var y = new uint[fx.Parameters.VectorLength];
+        foreach (var c in clients)
+        {
+            c.MaskInput(server.SharesFor(c.Index), fx.Inputs[c.Index - 1], y);
+            server.AcceptMaskedInput(c.Index, y);
+        }
+
+        var survivors = server.CloseMaskedInput();
+        foreach (var c in clients)
+        {
+            server.AcceptConsistencySignature(c.SignSurvivors(survivors));
+        }
+
+        return (clients, server, server.CloseConsistency());
+    }
+
+    private static void Shift(byte[] value)
+    {
+        // A well-formed lie: every element moved by one inside the field.
+        for (int c = 0; c < value.Length; c += 8)
+        {
+            ulong y = BinaryPrimitives.ReadUInt64LittleEndian(value.AsSpan(c));
+            BinaryPrimitives.WriteUInt64LittleEndian(value.AsSpan(c), (y + 1) % Shamir.Prime);
+        }
+    }
+
+    [Fact]
+    public void Finish_OneResponderShiftsEveryBShare_CommitmentPicksTheHonestSharesAndNamesTheLiar()
+    {
+        // 4 sites, t = 3: 4 shares per seed detect one lie but Berlekamp–Welch cannot correct it (n − t = 1); the
+        // commitment in each owner's advertisement decides which 3 shares are right.
+        using var fx = new ProtocolFixture(4, 11, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx);
+        foreach (var c in clients)
+        {
+            UnmaskResponse response = c.Unmask(request);
+            if (c.Index == 1)
+            {
+                foreach (RevealedShare share in response.SelfMaskShares)
+                {
+                    Shift(share.Value);
+                }
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
+        AggregationResult result = server.Finish();
+
+        Assert.Equal(fx.ExpectedSum([1, 2, 3, 4]), result.Sum);
+        RejectedShare named = Assert.Single(result.RejectedShares);
+        Assert.Equal((1, RevealedShareKind.SelfMaskSeed), (named.Responder, named.Kind));
+    }
+
+    [Fact]
+    public void Finish_TwoLiarsAmongNineResponders_BerlekampWelchCorrectsThemAndNamesBoth()
+    {
+        // 9 sites, t = 5: 9 shares per seed correct ⌊(9 − 5) / 2⌋ = 2 wrong ones without any search.
+        using var fx = new ProtocolFixture(9, 12, vectorLength: 16, threshold: 5);
+        var (clients, server, request) = ToUnmasking(fx);
+        var rng = new Random(3);
+        foreach (var c in clients)
+        {
+            UnmaskResponse response = c.Unmask(request);
+            if (c.Index is 4 or 7)
+            {
+                foreach (RevealedShare share in response.SelfMaskShares)
+                {
+                    BinaryPrimitives.WriteUInt64LittleEndian(share.Value.AsSpan(8 * rng.Next(5)), (ulong)rng.NextInt64(0, (long)Shamir.Prime));
+                }
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
+        AggregationResult result = server.Finish();
+
+        Assert.Equal(fx.ExpectedSum(Enumerable.Range(1, 9)), result.Sum);
+        // Once named, a liar's shares are left out of the later seeds first (one full decoding per liar, not per owner).
+        Assert.Equal([4, 7], result.RejectedShares.Select(r => r.Responder).Distinct().Order());
+    }
+
+    [Fact]
+    public void Finish_WrongSharesNotCorrectable_AbortsWithReasonNamingOwner()
+    {
+        using var fx = new ProtocolFixture(4, 13, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx);
+        foreach (var c in clients)
+        {
+            UnmaskResponse response = c.Unmask(request);
+            if (c.Index <= 2)
+            {
+                // Independent random lies (two equal shifts at x = 1, 2 would cancel at x = 0 for the subset {1, 2, 3}:
+                // the seed would still rebuild and verify, but site 4 would look like the liar; see PROTOCOL.md).
+                RandomNumberGenerator.Fill(response.SelfMaskShares.Single(s => s.Owner == 3).Value.AsSpan(0, 7));
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
+        var ex = Assert.Throws<RoundAbortedException>(() => server.Finish());
+
+        Assert.Contains("the self-mask seed of 'site-003' cannot be rebuilt from the 4 shares", ex.Reason, StringComparison.Ordinal);
+        Assert.Equal(ProtocolStage.Aborted, server.Stage);
+    }
+
+    [Fact]
+    public void AcceptUnmaskResponse_ShareValueOutsideTheField_RefusedNamingElementAndOwner()
+    {
+        using var fx = new ProtocolFixture(4, 14, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx);
+        UnmaskResponse response = clients[0].Unmask(request);
+        Array.Fill(response.SelfMaskShares[1].Value, (byte)0xff);
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => server.AcceptUnmaskResponse(response));
+
+        Assert.Contains($"revealed a b-share of index {response.SelfMaskShares[1].Owner}", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("element 0 is 18446744073709551615, not a field element", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(1, ex.Party);
+    }
+
+    [Fact]
+    public void MaskInput_PeerShareValueOutsideTheField_RefusesBeforeRevealingIt()
+    {
+        using var fx = new ProtocolFixture(3, 15, vectorLength: 16, threshold: 2);
+        RoundParameters p = fx.Parameters;
+        ClientRound honest2 = fx.Client(2);
+        ClientRound honest3 = fx.Client(3);
+        var server = new ServerRound(p);
+        // Site 1 is hostile: it builds its advertisement and envelopes itself and puts 0xff.. inside the plaintext.
+        using X25519KeyPair c1 = X25519KeyPair.Generate(fx.Random);
+        using X25519KeyPair s1 = X25519KeyPair.Generate(fx.Random);
+        byte[] commitment = new byte[32];
+        var ad1 = new KeyAdvertisement(1, c1.PublicKey, s1.PublicKey,
+            fx.Identities[0].Sign(ProtocolLabels.AdvertisementTranscript(p, 1, c1.PublicKey, s1.PublicKey, commitment)), commitment);
+        server.AcceptAdvertisement(ad1);
+        server.AcceptAdvertisement(honest2.AdvertiseKeys());
+        server.AcceptAdvertisement(honest3.AdvertiseKeys());
+        server.CloseAdvertiseKeys();
+        server.AcceptShares(2, honest2.ShareKeys(server.AdvertisementsFor(2)));
+        server.AcceptShares(3, honest3.ShareKeys(server.AdvertisementsFor(3)));
+        var hostile = new List<EncryptedShare>();
+        foreach (int v in new[] { 2, 3 })
+        {
+            byte[] key = HkdfSha256.DeriveKey(c1.DeriveSharedSecret(server.AdvertisementsFor(1).Single(a => a.Sender == v).EncryptionPublicKey), default, ProtocolLabels.ShareKeyInfo(p, 1, v), 32);
+            byte[] plain = ProtocolLabels.SharePlaintext(1, v, Enumerable.Repeat((byte)0xff, 40).ToArray(), new byte[40]);
+            hostile.Add(new EncryptedShare(1, v, ShareCipher.Seal(key, plain, ProtocolLabels.ShareAssociatedData(p, 1, v), fx.Random)));
+        }
+
+        server.AcceptShares(1, hostile);
+        server.CloseShareKeys();
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => honest2.MaskInput(server.SharesFor(2), fx.Inputs[1], new uint[16]));
+
+        Assert.Contains("holds a value that is not a field element (element 0 of its b-share", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(1, ex.Party);
+        Assert.Throws<ProtocolViolationException>(() => honest2.SignSurvivors([1, 2, 3])); // nothing further, nothing revealed
+    }
+
+    [Fact]
+    public void AcceptAdvertisement_CommitmentMissingOrChangedAfterSigning_Refused()
+    {
+        using var fx = new ProtocolFixture(3, 16, vectorLength: 16, threshold: 2);
+        KeyAdvertisement ad = fx.Client(1).AdvertiseKeys();
+        Assert.Equal(ProtocolLabels.SelfMaskCommitmentSize, ad.SelfMaskCommitment.Length);
+
+        var missing = Assert.Throws<ProtocolViolationException>(() => new ServerRound(fx.Parameters).AcceptAdvertisement(ad with { SelfMaskCommitment = [] }));
+        Assert.Contains("self-mask commitment of 0 bytes; protocol version 2 requires 32", missing.Message, StringComparison.Ordinal);
+
+        byte[] changed = (byte[])ad.SelfMaskCommitment.Clone();
+        changed[0] ^= 1;
+        var forged = Assert.Throws<ProtocolViolationException>(() => new ServerRound(fx.Parameters).AcceptAdvertisement(ad with { SelfMaskCommitment = changed }));
+        Assert.Contains("does not verify", forged.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SelfMaskCommitment_BindsContextRoundOwnerAndSeed()
+    {
+        using var fx = new ProtocolFixture(3, 17, vectorLength: 16, threshold: 2);
+        byte[] seed = RandomNumberGenerator.GetBytes(32);
+        byte[] c = ProtocolLabels.SelfMaskCommitment(fx.Parameters, 1, seed);
+
+        Assert.Equal(c, ProtocolLabels.SelfMaskCommitment(fx.Parameters, 1, seed));
+        Assert.NotEqual(c, ProtocolLabels.SelfMaskCommitment(fx.Parameters, 2, seed));
+        seed[31] ^= 1;
+        Assert.NotEqual(c, ProtocolLabels.SelfMaskCommitment(fx.Parameters, 1, seed));
+    }
+
+    [Theory]
+    [InlineData(0, 3, "nothing to average")]
+    [InlineData(3001, 3, "W = 3001 exceeds 3 contributors × weight cap 1000 = 3000")]
+    [InlineData(2147483647, 4, "exceeds 4 contributors")]
+    public void CheckTotalWeight_OutOfRange_ReasonNamesTheBound(long weight, int contributors, string fragment)
+    {
+        UpdateCodec codec = UpdateCodec.Plan(10, 1.0, 4, 0, 1000);
+
+        Assert.Contains(fragment, codec.CheckTotalWeight(weight, contributors), StringComparison.Ordinal);
+        Assert.Null(codec.CheckTotalWeight(3000, 3));
+        Assert.Null(codec.CheckTotalWeight(1, 3));
+    }
+}
