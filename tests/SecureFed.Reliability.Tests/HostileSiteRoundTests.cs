@@ -31,6 +31,7 @@ public sealed class HostileSiteRoundTests : IDisposable
     {
         await using TestFederation fed = await StartAsync(rounds: 1);
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        AssertAnnouncementFollowsProtocolFormulas(x.Announcement);
         await x.AdvertiseAndShareAsync();
         uint[] masked = x.Mask();
         Ack first = await x.UploadAsync(masked);
@@ -52,8 +53,55 @@ public sealed class HostileSiteRoundTests : IDisposable
         RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
         Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
         Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.MaskedInputReceived && l.Text("site") == "site-x");
+        AssertPrivacySpentFollowsProtocolFormulas(x.Announcement, AuditLines(fed).Single(l => l.Type == AuditEvents.PrivacySpent), contributors: 4);
         AssertLogsVerify(fed);
     }
+
+    /// <summary>
+    /// PROTOCOL.md §2 and §5–6, computed independently of the product's code: indices by ascending name, m = d + 1,
+    /// b = 32, quant_clip = S, quant_scale = ⌊(2^31 − 1 − n)/(n·S + 20·z·S·1.1·√(n/t))⌋, and
+    /// noise_sigma_site = ⌈z·Δ₂/√t·256⌉/256 with Δ₂ from the parameter count d.
+    /// </summary>
+    private static void AssertAnnouncementFollowsProtocolFormulas(RoundAnnouncement a)
+    {
+        const double s = 10, z = 0.5; // TestFederation: L2Clip, SiteNoiseMultiplier
+        int n = a.Participants.Count, t = (int)a.Threshold, d = (int)a.ParameterCount;
+        Assert.Equal([.. a.Participants.Select(p => p.Name).Order(StringComparer.Ordinal)], a.Participants.OrderBy(p => p.Index).Select(p => p.Name));
+        Assert.Equal(Enumerable.Range(1, n).Select(i => (uint)i), a.Participants.Select(p => p.Index).Order());
+        Assert.Equal((4, 3, TestFederation.Parameters), (n, t, d));
+        Assert.Equal((uint)(d + 1), a.VectorLength);
+        Assert.Equal(32u, a.BitWidth);
+        Assert.Equal(s, a.QuantClip);
+        double headroom = 20 * z * s * 1.1 * Math.Sqrt((double)n / t);
+        Assert.Equal(Math.Floor(((Math.Pow(2, 31) - 1) - n) / ((n * s) + headroom)), a.QuantScale);
+        Assert.Equal(Sigma(a.QuantScale, d, t, s, z), a.SiteDp.NoiseSigmaSite);
+        Assert.Equal(Stage.Announce, a.Header.Stage);
+        Assert.Equal(32, a.Header.SessionId.Length);
+    }
+
+    /// <summary>PROTOCOL.md §6: ρ(s contributors) and ε by the Balle et al. conversion over the Opacus orders.</summary>
+    private static void AssertPrivacySpentFollowsProtocolFormulas(RoundAnnouncement a, AuditLine spent, int contributors)
+    {
+        const double s = 10, z = 0.5, delta = 1e-5;
+        int d = (int)a.ParameterCount;
+        double c = s * a.QuantScale;
+        double l2 = Delta2(c, d);
+        double l1 = l2 * Math.Min(Math.Sqrt(d), l2);
+        double sigma = Sigma(a.QuantScale, d, (int)a.Threshold, s, z);
+        double tau = 10 * Enumerable.Range(1, contributors - 1).Sum(k => Math.Exp(-2 * Math.PI * Math.PI * sigma * sigma * k / (k + 1.0)));
+        double e2 = l2 / (Math.Sqrt(contributors) * sigma), e1 = l1 / (Math.Sqrt(contributors) * sigma);
+        double rho = 0.5 * Math.Min((e2 * e2) + (2 * e1 * tau) + (tau * tau * d), Math.Pow(e2 + (Math.Sqrt(d) * tau), 2));
+        double[] orders = [.. Enumerable.Range(1, 99).Select(x => 1 + (x / 10.0)), .. Enumerable.Range(12, 52).Select(x => (double)x)];
+        double epsilon = orders.Min(alpha => (alpha * rho) - ((Math.Log(delta) + Math.Log(alpha)) / (alpha - 1)) + Math.Log((alpha - 1) / alpha));
+        Assert.Equal(rho, double.Parse(spent.Text("rho"), System.Globalization.CultureInfo.InvariantCulture), 12);
+        Assert.Equal(epsilon, double.Parse(spent.Text("epsilon"), System.Globalization.CultureInfo.InvariantCulture), 9);
+    }
+
+    private static double Delta2(double c, int d)
+        => Math.Min(c + Math.Sqrt(d), Math.Sqrt((c * c) + (d / 4.0) + (Math.Sqrt(2 * 0.5) * (c + (Math.Sqrt(d) / 2)))));
+
+    private static double Sigma(double scale, int d, int t, double s, double z)
+        => Math.Ceiling(z * Delta2(s * scale, d) / Math.Sqrt(t) * 256) / 256;
 
     // Row 7 -------------------------------------------------------------------------------------------------------
 
