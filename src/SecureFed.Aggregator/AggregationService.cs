@@ -221,7 +221,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             });
             if (fresh)
             {
-                TryRecordInStore(session, site, stage, sha);
+                // Kept for the record; duplicates were decided above (one accepted vector per site and attempt).
+                _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
                 _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).Add("site", site).Add("bytes", 4L * m).Add("sha256", sha));
             }
 
@@ -476,18 +477,6 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             }
 
             return fresh;
-        }
-    }
-
-    private void TryRecordInStore(RoundSession session, string site, string stage, string sha)
-    {
-        try
-        {
-            _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
-        }
-        catch (InvalidOperationException conflict)
-        {
-            Refuse(session, site, StatusCode.AlreadyExists, conflict.Message);
         }
     }
 
