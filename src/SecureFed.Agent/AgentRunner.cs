@@ -202,7 +202,18 @@ public sealed class AgentRunner
             }
 
             uint[] masked = new uint[codec.VectorLength];
-            protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input, masked);
+            EncryptedShare[] envelopes = [.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))];
+            try
+            {
+                protocol.MaskInput(envelopes, input, masked);
+            }
+            catch (ProtocolViolationException ex) when (ex.Party is int party)
+            {
+                // A peer's envelope is invalid: say whom this site blames, verifiably, before leaving the round.
+                bytesSent += await AccuseAsync(a, protocol, envelopes, party, ex.Message, cancellationToken).ConfigureAwait(false);
+                throw;
+            }
+
             CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(input.AsSpan()));
             byte[] digest = WireEncoding.VectorDigest(masked);
             string sha = Convert.ToHexStringLower(digest);
@@ -424,6 +435,49 @@ public sealed class AgentRunner
         {
             // The aggregator will treat silence as a dropout; nothing else to do.
         }
+    }
+
+    /// <summary>
+    /// Sends a signed share accusation (PROTOCOL.md "Blame") against <paramref name="party"/> when its envelope to this
+    /// site is invalid; nothing when the failure was not the envelope's (e.g. the aggregator relayed a stray share).
+    /// Returns the bytes sent.
+    /// </summary>
+    private async Task<long> AccuseAsync(RoundAnnouncement a, ClientRound protocol, EncryptedShare[] envelopes, int party, string reason, CancellationToken cancellationToken)
+    {
+        long round = (long)a.Header.Round;
+        EncryptedShare? envelope = envelopes.FirstOrDefault(e => e.Sender == party && e.Recipient == protocol.Index);
+        ShareAccusation? accusation = envelope is null ? null : protocol.Accuse(envelope);
+        if (accusation is null)
+        {
+            return 0;
+        }
+
+        string accused = protocol.Parameters[party].Name;
+        _audit.Append(AuditEvents.Blame, f => f.Add("round", round).Add("accused", accused).Add("reason", reason).AddDigest("envelope_sha256", SHA256.HashData(envelope!.Ciphertext)));
+        var request = new DeclineRoundRequest
+        {
+            Header = Header(round, a.Header.SessionId, Stage.MaskedInput),
+            Reason = reason,
+            Accusation = new ShareAccusationMessage
+            {
+                Accused = (uint)party,
+                EncryptionPrivateKey = ByteString.CopyFrom(accusation.EncryptionPrivateKey),
+                Signature = ByteString.CopyFrom(accusation.Signature),
+            },
+        };
+        CryptographicOperations.ZeroMemory(accusation.EncryptionPrivateKey);
+        long bytes = Sent(round, "decline", request);
+        try
+        {
+            await _client.DeclineRoundAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RpcException ex)
+        {
+            // The round may already have been aborted by another site's accusation; the refusal is reported anyway.
+            Log.RoundEnded(_logger, _options.Site, round, "accusation not delivered: " + ex.Status.Detail);
+        }
+
+        return bytes;
     }
 
     private bool Drops(long round, ProtocolStage stage)

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -15,8 +16,50 @@ public sealed record ModelSpec(TaggerConfig Config, IReadOnlyList<string> Entity
     /// <summary>The label set.</summary>
     public LabelSet Labels => LabelSet.Create(EntityTypes);
 
-    /// <summary>Canonical JSON: {"config":…,"entity_types":[…sorted…]}.</summary>
-    public string ToJson() => "{\"config\":" + Config.ToJson() + ",\"entity_types\":" + JsonSerializer.Serialize(EntityTypes.Order(StringComparer.Ordinal).ToArray()) + "}";
+    /// <summary>
+    /// Canonical JSON (docs/PROTOCOL.md §2, "Model specification"): no whitespace,
+    /// <c>{"config":{…19 fields in a fixed order…},"entity_types":[…distinct, sorted by UTF-16 code unit…]}</c>; integers in
+    /// decimal, the two dropout rates as the shortest round-trip decimal, strings with only <c>"</c>, <c>\</c> and
+    /// control characters escaped. The hash therefore does not depend on how a spec file was formatted.
+    /// </summary>
+    public string ToJson()
+    {
+        TaggerConfig c = Config;
+        var b = new StringBuilder("{\"config\":{");
+        (string Name, string Value)[] fields =
+        [
+            ("word_buckets", Int(c.WordBuckets)), ("char_ngram_buckets", Int(c.CharNgramBuckets)), ("shape_buckets", Int(c.ShapeBuckets)),
+            ("word_dim", Int(c.WordDim)), ("char_dim", Int(c.CharDim)), ("shape_dim", Int(c.ShapeDim)),
+            ("min_ngram", Int(c.MinNgram)), ("max_ngram", Int(c.MaxNgram)), ("max_ngrams_per_token", Int(c.MaxNgramsPerToken)),
+            ("hidden", Int(c.Hidden)), ("layers", Int(c.Layers)), ("dropout", Real(c.Dropout)), ("word_dropout", Real(c.WordDropout)),
+            ("char_cnn_filters", Int(c.CharCnnFilters)), ("char_buckets", Int(c.CharBuckets)), ("char_emb_dim", Int(c.CharEmbDim)),
+            ("char_cnn_width", Int(c.CharCnnWidth)), ("max_chars_per_token", Int(c.MaxCharsPerToken)), ("crf", c.Crf ? "true" : "false"),
+        ];
+        b.AppendJoin(',', fields.Select(f => $"\"{f.Name}\":{f.Value}"));
+        b.Append("},\"entity_types\":[");
+        b.AppendJoin(',', EntityTypes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(Quote));
+        b.Append("]}");
+        return b.ToString();
+
+        static string Int(int value) => value.ToString(CultureInfo.InvariantCulture);
+        static string Real(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+        static string Quote(string value)
+        {
+            var q = new StringBuilder("\"");
+            foreach (char ch in value)
+            {
+                _ = ch switch
+                {
+                    '"' => q.Append("\\\""),
+                    '\\' => q.Append("\\\\"),
+                    < ' ' => q.Append(CultureInfo.InvariantCulture, $"\\u{(int)ch:x4}"),
+                    _ => q.Append(ch),
+                };
+            }
+
+            return q.Append('"').ToString();
+        }
+    }
 
     /// <summary>SHA-256 hex of <see cref="ToJson"/>.</summary>
     public string Sha256 => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ToJson())));

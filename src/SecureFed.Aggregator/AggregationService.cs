@@ -50,7 +50,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task<RoundAnnouncement> AwaitRound(AwaitRoundRequest request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.Announce);
         RoundSession? session = await _coordinator.AwaitRoundAsync(site, (long)request.Header.Round, context.CancellationToken).ConfigureAwait(false);
         if (session is null)
         {
@@ -62,9 +62,15 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        // A plain decline answers the announcement; one with an accusation leaves the round at MaskedInputCollection.
+        string site = Authenticate(context, request.Header, request.Accusation is null ? Stage.Announce : Stage.MaskedInput);
         RoundSession session = CurrentSession(request.Header, site);
         string reason = Truncate(request.Reason, 500);
+        if (request.Accusation is not null)
+        {
+            JudgeAccusation(session, site, request.Accusation);
+        }
+
         session.Decline(site);
         Log.Declined(_logger, site, session.Round, reason);
         _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).Add("site", site).Add("reason", "site declined: " + reason));
@@ -73,7 +79,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override Task<Ack> AdvertiseKeys(AdvertiseKeysRequest request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.AdvertiseKeys);
         RoundSession session = CurrentSession(request.Header, site);
         int index = session.IndexOf(site);
         var ad = new KeyAdvertisement(index, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray(), request.SelfMaskCommitment.ToByteArray());
@@ -89,7 +95,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task<AdvertisementSet> AwaitAdvertisements(StageQuery request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.AdvertiseKeys);
         RoundSession session = CurrentSession(request.Header, site);
         await WaitAsync(session, ProtocolStage.AdvertiseKeys, context).ConfigureAwait(false);
         var result = new AdvertisementSet { Header = ReplyHeader(session, Stage.AdvertiseKeys) };
@@ -110,7 +116,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override Task<Ack> ShareKeys(ShareKeysRequest request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.ShareKeys);
         RoundSession session = CurrentSession(request.Header, site);
         int index = session.IndexOf(site);
         var shares = request.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray())).ToArray();
@@ -121,7 +127,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task<ShareSet> AwaitShares(StageQuery request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.ShareKeys);
         RoundSession session = CurrentSession(request.Header, site);
         await WaitAsync(session, ProtocolStage.ShareKeys, context).ConfigureAwait(false);
         var result = new ShareSet { Header = ReplyHeader(session, Stage.ShareKeys) };
@@ -135,19 +141,19 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task<Ack> UploadMaskedInput(IAsyncStreamReader<MaskedInputChunk> requestStream, ServerCallContext context)
     {
-        string site = Authenticate(context, null, headerRequired: false);
+        string site = Identify(context, null);
         if (!await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "the masked-input stream is empty"));
+            RefuseCall(site, 0, StatusCode.InvalidArgument, "the masked-input stream is empty");
         }
 
         MaskedInputChunk first = requestStream.Current;
         if (first.Header is null)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, "the first masked-input chunk must carry the header"));
+            RefuseCall(site, 0, StatusCode.InvalidArgument, "the first masked-input chunk must carry the header");
         }
 
-        CheckSender(first.Header, site);
+        CheckHeader(first.Header, site, Stage.MaskedInput, context.Method);
         RoundSession session = CurrentSession(first.Header, site);
         int m = session.Parameters.VectorLength;
         if (first.TotalWords != (uint)m)
@@ -207,38 +213,16 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
             string sha = Convert.ToHexStringLower(digest);
             string stage = "masked_input/" + session.SessionId;
-            bool fresh = true;
-            try
+            bool fresh = AcceptOnce(session, site, "masked_input", sha, () =>
             {
                 // The state machine checks stage, membership, length and reduction first; only an accepted vector is
                 // recorded, so a refused early upload cannot make a later honest one look like a duplicate.
                 session.Server.AcceptMaskedInput(session.IndexOf(site), buffer.AsSpan(0, m));
-            }
-            catch (ProtocolViolationException ex) when (ex.Reason.Contains("already sent", StringComparison.Ordinal))
-            {
-                // A retry after a lost reply: identical → acknowledged as a duplicate; different → refused.
-                try
-                {
-                    fresh = _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
-                }
-                catch (InvalidOperationException conflict)
-                {
-                    Refuse(session, site, StatusCode.AlreadyExists, conflict.Message);
-                }
-
-                if (fresh)
-                {
-                    Refuse(session, site, StatusCode.AlreadyExists, ex.Message);
-                }
-            }
-            catch (ProtocolViolationException ex)
-            {
-                StatusCode code = ex.Reason.Contains("out of order", StringComparison.Ordinal) ? StatusCode.FailedPrecondition : StatusCode.InvalidArgument;
-                Refuse(session, site, code, ex.Message);
-            }
-
+                return true;
+            });
             if (fresh)
             {
+                // Kept for the record; duplicates were decided above (one accepted vector per site and attempt).
                 _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
                 _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).Add("site", site).Add("bytes", 4L * m).Add("sha256", sha));
             }
@@ -254,7 +238,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task<SurvivorSet> AwaitSurvivors(StageQuery request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.MaskedInput);
         RoundSession session = CurrentSession(request.Header, site);
         await WaitAsync(session, ProtocolStage.MaskedInputCollection, context).ConfigureAwait(false);
         var result = new SurvivorSet { Header = ReplyHeader(session, Stage.MaskedInput) };
@@ -264,7 +248,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override Task<Ack> SignSurvivors(ConsistencyRequest request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.Consistency);
         RoundSession session = CurrentSession(request.Header, site);
         var signature = new ConsistencySignature(session.IndexOf(site), request.Signature.ToByteArray());
         bool fresh = Guard(session, site, () => session.Server.AcceptConsistencySignature(signature));
@@ -274,7 +258,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task<UnmaskRequestMessage> AwaitUnmaskRequest(StageQuery request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.Consistency);
         RoundSession session = CurrentSession(request.Header, site);
         await WaitAsync(session, ProtocolStage.ConsistencyCheck, context).ConfigureAwait(false);
         UnmaskRequest unmask = session.UnmaskRequest!;
@@ -287,13 +271,13 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override Task<Ack> Unmask(UnmaskResponseMessage request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.Unmasking);
         RoundSession session = CurrentSession(request.Header, site);
         var response = new UnmaskResponse(
             session.IndexOf(site),
             [.. request.SelfMaskShares.Select(s => new RevealedShare((int)s.Owner, s.Value.ToByteArray()))],
             [.. request.MaskingKeyShares.Select(s => new RevealedShare((int)s.Owner, s.Value.ToByteArray()))]);
-        bool fresh = Guard(session, site, () => session.Server.AcceptUnmaskResponse(response));
+        bool fresh = AcceptOnce(session, site, "unmask", UnmaskDigest(response), () => session.Server.AcceptUnmaskResponse(response));
         if (fresh)
         {
             _state.Audit.Append(AuditEvents.UnmaskResponse, f => f
@@ -311,14 +295,14 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task<RoundOutcome> AwaitRoundOutcome(StageQuery request, ServerCallContext context)
     {
-        string site = Authenticate(context, request.Header);
+        string site = Authenticate(context, request.Header, Stage.Unmasking);
         RoundSession session = FindSession(request.Header, site);
         return await session.OutcomeAsync(context.CancellationToken).ConfigureAwait(false);
     }
 
     public override async Task DownloadModel(ModelRequest request, IServerStreamWriter<ModelChunk> responseStream, ServerCallContext context)
     {
-        Authenticate(context, request.Header);
+        Authenticate(context, request.Header, Stage.Model);
         long version = (long)request.Version;
         float[] values;
         string sha;
@@ -351,7 +335,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override Task<FederationStatus> GetStatus(StatusRequest request, ServerCallContext context)
     {
-        Authenticate(context, request.Header);
+        Authenticate(context, request.Header, Stage.Unspecified);
         var status = new FederationStatus
         {
             FederationId = _options.Federation,
@@ -374,42 +358,57 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return Task.FromResult(status);
     }
 
-    private string Authenticate(ServerCallContext context, Header? header, bool headerRequired = true)
+    private string Authenticate(ServerCallContext context, Header? header, Stage expected)
+    {
+        string site = Identify(context, header);
+        if (header is null)
+        {
+            RefuseCall(site, 0, StatusCode.InvalidArgument, $"{context.Method}: the request carries no header (federation, round, session, sender)");
+        }
+
+        CheckHeader(header, site, expected, context.Method);
+        return site;
+    }
+
+    /// <summary>The caller's site from its mTLS certificate; refused (and audited) when there is none or it is not a provisioned, non-revoked site.</summary>
+    private string Identify(ServerCallContext context, Header? header)
     {
         var certificate = context.GetHttpContext().Connection.ClientCertificate;
         if (certificate is null)
         {
-            throw new RpcException(new Status(StatusCode.Unauthenticated, "a client certificate issued by the federation CA is required"));
+            RefuseCall("(no certificate)", header?.Round ?? 0, StatusCode.Unauthenticated, "a client certificate issued by the federation CA is required");
         }
 
         string? site = PeerTrust.IdentifySite(certificate, _state.Kit.Manifest, out string? error);
         if (site is null)
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, error ?? "the client certificate does not identify a provisioned site"));
-        }
-
-        if (header is not null)
-        {
-            CheckSender(header, site);
-        }
-        else if (headerRequired)
-        {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"{context.Method}: the request carries no header (federation, round, session, sender)"));
+            string subject = certificate.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, forIssuer: false);
+            RefuseCall(string.IsNullOrEmpty(subject) ? "(unidentified certificate)" : subject, header?.Round ?? 0, StatusCode.PermissionDenied,
+                error ?? "the client certificate does not identify a provisioned site");
         }
 
         return site;
     }
 
-    private void CheckSender(Header header, string site)
+    /// <summary>
+    /// Header checks in this order (PROTOCOL.md §3, "Refusals"): federation, sender = certificate, stage of the method.
+    /// Each refusal is audited like a stage-level one.
+    /// </summary>
+    private void CheckHeader(Header header, string site, Stage expected, string method)
     {
         if (header.FederationId != _options.Federation)
         {
-            throw new RpcException(new Status(StatusCode.InvalidArgument, $"the message is for federation '{header.FederationId}'; this aggregator serves '{_options.Federation}'"));
+            RefuseCall(site, header.Round, StatusCode.InvalidArgument, $"the message is for federation '{header.FederationId}'; this aggregator serves '{_options.Federation}'");
         }
 
         if (header.Sender != site)
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"the header names sender '{header.Sender}' but the client certificate belongs to '{site}'"));
+            RefuseCall(site, header.Round, StatusCode.PermissionDenied, $"the header names sender '{header.Sender}' but the client certificate belongs to '{site}'");
+        }
+
+        if (header.Stage != expected)
+        {
+            RefuseCall(site, header.Round, StatusCode.InvalidArgument, $"{method}: the header's stage is {WireName(header.Stage)}; this call carries {WireName(expected)}");
         }
     }
 
@@ -418,7 +417,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         RoundSession session = FindSession(header, site);
         if (session.IsFinished)
         {
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"round {session.Round} has already ended"));
+            RefuseCall(site, header.Round, StatusCode.FailedPrecondition, $"round {session.Round} has already ended");
         }
 
         return session;
@@ -430,16 +429,143 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         if (session is null || (ulong)session.Round != header.Round || session.SessionId != header.SessionId)
         {
             string current = session is null ? "no round is open" : $"the current round is {session.Round} (session {session.SessionId})";
-            Log.Refused(_logger, site, $"stale or unknown round {header.Round}/{header.SessionId}");
-            throw new RpcException(new Status(StatusCode.FailedPrecondition, $"the message is for round {header.Round} session '{header.SessionId}', but {current}; replays and stale messages are refused"));
+            RefuseCall(site, header.Round, StatusCode.FailedPrecondition,
+                $"the message is for round {header.Round} session '{Truncate(header.SessionId, 80)}', but {current}; replays and stale messages are refused");
         }
 
         if (session.IndexOf(site) == 0)
         {
-            throw new RpcException(new Status(StatusCode.PermissionDenied, $"site '{site}' is not in the cohort of round {session.Round}"));
+            RefuseCall(site, header.Round, StatusCode.PermissionDenied, $"site '{site}' is not in the cohort of round {session.Round}");
         }
 
         return session;
+    }
+
+    /// <summary>A refusal before any round state is touched (certificate, header, round lookup): logged, audited, thrown.</summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    private void RefuseCall(string site, ulong round, StatusCode code, string reason)
+    {
+        Log.Refused(_logger, site, reason);
+        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", (long)Math.Min(round, long.MaxValue)).Add("site", site).Add("status", code.ToString()).Add("reason", reason));
+        throw new RpcException(new Status(code, reason));
+    }
+
+    /// <summary>
+    /// Idempotent acceptance of a submission identified by <paramref name="digest"/>: the first accepted copy is
+    /// recorded; a later identical copy is a duplicate (also after the stage closed); a later different one is refused
+    /// with <see cref="StatusCode.AlreadyExists"/>.
+    /// </summary>
+    private bool AcceptOnce(RoundSession session, string site, string kind, string digest, Func<bool> accept)
+    {
+        lock (session.SubmissionGate)
+        {
+            string? recorded = session.RecordedDigest(site, kind);
+            if (recorded is not null)
+            {
+                if (string.Equals(recorded, digest, StringComparison.Ordinal))
+                {
+                    return false;
+                }
+
+                Refuse(session, site, StatusCode.AlreadyExists,
+                    $"site '{site}' already submitted a different {kind} message in round {session.Round} (recorded SHA-256 {recorded}, now {digest}); equivocation refused");
+            }
+
+            bool fresh = Guard(session, site, accept);
+            if (fresh)
+            {
+                session.RecordDigest(site, kind, digest);
+            }
+
+            return fresh;
+        }
+    }
+
+    /// <summary>
+    /// SHA-256 (lowercase hex) of an unmasking response as a set: "b" then "s" shares, each sorted by owner, each
+    /// u32be(owner) ‖ u32be(length) ‖ value. Two responses with the same shares in another order have the same digest.
+    /// </summary>
+    internal static string UnmaskDigest(UnmaskResponse response)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Span<byte> head = stackalloc byte[8];
+        foreach ((byte tag, IReadOnlyList<RevealedShare> shares) in new[] { ((byte)'b', response.SelfMaskShares), ((byte)'s', response.MaskingKeyShares) })
+        {
+            hash.AppendData([tag]);
+            foreach (RevealedShare share in shares.OrderBy(x => x.Owner).ThenBy(x => Convert.ToHexString(x.Value), StringComparer.Ordinal))
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(head, (uint)share.Owner);
+                System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(head[4..], (uint)share.Value.Length);
+                hash.AppendData(head);
+                hash.AppendData(share.Value);
+            }
+        }
+
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    /// <summary>
+    /// Checks a share accusation (PROTOCOL.md "Blame") against the envelope this aggregator relayed. A malformed or
+    /// unverifiable accusation is refused with InvalidArgument and changes nothing. Otherwise the party at fault is
+    /// audited and left out of the next round attempts; when the accused is at fault the attempt is aborted at once.
+    /// </summary>
+    private void JudgeAccusation(RoundSession session, string site, ShareAccusationMessage message)
+    {
+        ProtocolStage stage = session.Server.Stage;
+        if (stage is < ProtocolStage.MaskedInputCollection or > ProtocolStage.Unmasking)
+        {
+            Refuse(session, site, StatusCode.FailedPrecondition, $"an accusation is possible once the shares were relayed; the round is at stage {stage}");
+        }
+
+        int accuser = session.IndexOf(site);
+        int accused = (int)Math.Min(message.Accused, int.MaxValue);
+        if (accused < 1 || accused > session.Parameters.CohortSize || accused == accuser)
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, $"the accusation names index {message.Accused}, which is not another member of the cohort");
+        }
+
+        EncryptedShare? envelope = session.Server.SharesFor(accuser).FirstOrDefault(s => s.Sender == accused);
+        IReadOnlyList<KeyAdvertisement> ads = session.Server.AdvertisementsFor(accuser);
+        KeyAdvertisement? accuserAd = ads.FirstOrDefault(a => a.Sender == accuser);
+        KeyAdvertisement? accusedAd = ads.FirstOrDefault(a => a.Sender == accused);
+        string accusedName = session.Parameters[accused].Name;
+        if (envelope is null || accuserAd is null || accusedAd is null)
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, $"no share envelope from '{accusedName}' to '{site}' was relayed in this round");
+        }
+
+        var accusation = new ShareAccusation(accuser, accused, message.EncryptionPrivateKey.ToByteArray(), message.Signature.ToByteArray());
+        AccusationVerdict verdict;
+        try
+        {
+            verdict = ShareAccusation.Verify(session.Parameters, accusation, accuserAd, accusedAd, envelope);
+        }
+        catch (ProtocolViolationException ex)
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, "unverifiable accusation: " + ex.Reason);
+            throw; // not reached
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(accusation.EncryptionPrivateKey);
+        }
+
+        string atFault = verdict.AccusedAtFault ? accusedName : site;
+        int excluded = _coordinator.Exclude(atFault);
+        Log.Blamed(_logger, session.Round, site, accusedName, atFault, verdict.Reason, excluded);
+        _state.Audit.Append(AuditEvents.Blame, f => f
+            .Add("round", session.Round)
+            .Add("accuser", site)
+            .Add("accused", accusedName)
+            .Add("at_fault", atFault)
+            .Add("reason", verdict.Reason)
+            .AddDigest("envelope_sha256", SHA256.HashData(envelope.Ciphertext))
+            .Add("signature", Convert.ToHexStringLower(accusation.Signature))
+            .Add("excluded_rounds", excluded));
+        if (verdict.AccusedAtFault)
+        {
+            session.RequestAbort($"site '{accusedName}' sent '{site}' an invalid share envelope (verified accusation: {verdict.Reason}); the round is retried without it");
+        }
     }
 
     private bool Guard(RoundSession session, string site, Func<bool> action)
@@ -450,7 +576,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
         catch (ProtocolViolationException ex)
         {
-            StatusCode code = ex.Reason.Contains("out of order", StringComparison.Ordinal) ? StatusCode.FailedPrecondition : StatusCode.InvalidArgument;
+            StatusCode code = ex.Reason.Contains("out of order", StringComparison.Ordinal) ? StatusCode.FailedPrecondition
+                : ex.Reason.StartsWith("already ", StringComparison.Ordinal) ? StatusCode.AlreadyExists
+                : StatusCode.InvalidArgument;
             Refuse(session, site, code, ex.Message);
             throw;
         }
@@ -483,6 +611,20 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         SessionId = session.SessionId,
         Stage = stage,
         Sender = "aggregator",
+    };
+
+    /// <summary>The enum value's name in the .proto file (STAGE_...).</summary>
+    internal static string WireName(Stage stage) => stage switch
+    {
+        Stage.Unspecified => "STAGE_UNSPECIFIED",
+        Stage.Announce => "STAGE_ANNOUNCE",
+        Stage.AdvertiseKeys => "STAGE_ADVERTISE_KEYS",
+        Stage.ShareKeys => "STAGE_SHARE_KEYS",
+        Stage.MaskedInput => "STAGE_MASKED_INPUT",
+        Stage.Consistency => "STAGE_CONSISTENCY",
+        Stage.Unmasking => "STAGE_UNMASKING",
+        Stage.Model => "STAGE_MODEL",
+        _ => ((int)stage).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
     private static string Truncate(string value, int max) => value.Length <= max ? value : value[..max];

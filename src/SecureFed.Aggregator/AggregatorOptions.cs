@@ -43,6 +43,12 @@ public sealed class AggregatorOptions
     /// <summary>After the first site joins, how long to wait for more before opening. <value>The default value is 2.</value></summary>
     public double JoinGraceSeconds { get; set; } = 2;
 
+    /// <summary>
+    /// Round attempts a site is left out of after a verified share accusation found it at fault (docs/PROTOCOL.md,
+    /// "Blame"). <value>The default value is 3.</value>
+    /// </summary>
+    public int BlameExclusionRounds { get; set; } = 3;
+
     /// <summary>Federation-level site-guarantee budget ε. <value>The default value is 10.</value></summary>
     public double EpsilonBudget { get; set; } = 10.0;
 
@@ -118,6 +124,7 @@ public sealed class AggregatorOptions
         Range(errors, "JoinTimeoutSeconds", JoinTimeoutSeconds, 1, 86_400);
         Range(errors, "WeightCap", WeightCap, 1, 1_000_000);
         Range(errors, "LocalEpochs", LocalEpochs, 1, 1_000);
+        Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
         Positive(errors, "EpsilonBudget", EpsilonBudget);
         Positive(errors, "L2Clip", L2Clip);

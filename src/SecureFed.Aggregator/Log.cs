@@ -33,4 +33,7 @@ internal static partial class Log
 
     [LoggerMessage(10, LogLevel.Information, "Site {Site} declined round {Round}: {Reason}")]
     public static partial void Declined(ILogger logger, string site, long round, string reason);
+
+    [LoggerMessage(11, LogLevel.Warning, "Round {Round}: {Accuser} accused {Accused} of an invalid share envelope; at fault: {AtFault} ({Reason}); excluded from the next {Rounds} round attempt(s)")]
+    public static partial void Blamed(ILogger logger, long round, string accuser, string accused, string atFault, string reason, int rounds);
 }

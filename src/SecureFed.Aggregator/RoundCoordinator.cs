@@ -25,6 +25,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly ILogger<RoundCoordinator> _logger;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
     private volatile RoundSession? _current;
 
     /// <summary>Creates the coordinator.</summary>
@@ -91,6 +92,24 @@ public sealed class RoundCoordinator : BackgroundService
             }
         }
     }
+
+    /// <summary>
+    /// Leaves <paramref name="site"/> out of the next <see cref="AggregatorOptions.BlameExclusionRounds"/> round attempts
+    /// (a verified share accusation found it at fault). Returns the number of attempts.
+    /// </summary>
+    internal int Exclude(string site)
+    {
+        int rounds = _options.BlameExclusionRounds;
+        if (rounds > 0)
+        {
+            _excluded[site] = rounds;
+        }
+
+        return rounds;
+    }
+
+    /// <summary>Sites left out of the next round attempts, with the number of attempts still to skip.</summary>
+    public IReadOnlyDictionary<string, int> ExcludedSites => new Dictionary<string, int>(_excluded, StringComparer.Ordinal);
 
     /// <summary>Sites currently waiting for a round.</summary>
     public IReadOnlyCollection<string> WaitingSites => [.. _waiting.Keys];
@@ -165,12 +184,13 @@ public sealed class RoundCoordinator : BackgroundService
         int reported = -1;
         while (true)
         {
-            var waiting = _waiting.Keys.Where(s => !_state.Kit.Manifest.IsRevoked(s)).Order(StringComparer.Ordinal).ToList();
+            // Revoked sites never join; sites blamed by a verified accusation sit out their exclusion (PROTOCOL.md "Blame").
+            var waiting = _waiting.Keys.Where(s => !_state.Kit.Manifest.IsRevoked(s) && !_excluded.ContainsKey(s)).Order(StringComparer.Ordinal).ToList();
             DateTimeOffset now = _time.GetUtcNow();
             if (waiting.Count >= _options.MinSites)
             {
                 enoughSince ??= now;
-                bool everyone = waiting.Count >= _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+                bool everyone = waiting.Count >= _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name) && !_excluded.ContainsKey(s.Name));
                 if (everyone || now - enoughSince.Value >= TimeSpan.FromSeconds(_options.JoinGraceSeconds))
                 {
                     return waiting;
@@ -270,6 +290,15 @@ public sealed class RoundCoordinator : BackgroundService
         announcement.Participants.AddRange(participants.Select(p => new ParticipantInfo { Index = (uint)p.Index, Name = p.Name, IdentityPublicKey = Google.Protobuf.ByteString.CopyFrom(p.IdentityPublicKey) }));
 
         var session = new RoundSession(parameters, announcement, codec, dpPlan, _state.Model.Version, _state.Model.Values) { StageDeadline = deadline };
+        foreach (string excluded in _excluded.Keys)
+        {
+            // This attempt opened without the site: one fewer to sit out.
+            if (_excluded.AddOrUpdate(excluded, 0, (_, left) => left - 1) <= 0)
+            {
+                _excluded.TryRemove(new KeyValuePair<string, int>(excluded, 0));
+            }
+        }
+
         _state.Audit.Append(AuditEvents.RoundOpened, f => f
             .Add("round", round)
             .Add("session", parameters.SessionId)
@@ -307,11 +336,11 @@ public sealed class RoundCoordinator : BackgroundService
         try
         {
             // Stage 0 has the training deadline; later stages the stage timeout.
-            await WaitForStageAsync(session, session.StageDeadline, cancellationToken).ConfigureAwait(false);
+            await WaitForStageAsync(session, stage, session.StageDeadline, cancellationToken).ConfigureAwait(false);
             CloseStage(session, stage, () => server.CloseAdvertiseKeys());
 
             stage = ProtocolStage.ShareKeys;
-            await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
+            await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
             IReadOnlyList<int> u2 = CloseStage(session, stage, () => server.CloseShareKeys());
             foreach (int u in u2)
             {
@@ -319,11 +348,11 @@ public sealed class RoundCoordinator : BackgroundService
             }
 
             stage = ProtocolStage.MaskedInputCollection;
-            await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
+            await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
             CloseStage(session, stage, () => session.Survivors = server.CloseMaskedInput());
 
             stage = ProtocolStage.ConsistencyCheck;
-            await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
+            await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
             UnmaskRequest request = CloseStage(session, stage, () => session.UnmaskRequest = server.CloseConsistency());
             _state.Audit.Append(AuditEvents.UnmaskRequested, f => f
                 .Add("round", session.Round)
@@ -331,7 +360,7 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("dropped", request.Dropped.Select(i => session.Parameters[i].Name)));
 
             stage = ProtocolStage.Unmasking;
-            await WaitForStageAsync(session, NextDeadline(session), cancellationToken).ConfigureAwait(false);
+            await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
             AggregationResult result = CloseStage(session, stage, () => server.Finish());
             AuditRejectedShares(session, result);
             Complete(session, result);
@@ -387,10 +416,15 @@ public sealed class RoundCoordinator : BackgroundService
         return session.StageDeadline;
     }
 
-    private async Task WaitForStageAsync(RoundSession session, DateTimeOffset deadline, CancellationToken cancellationToken)
+    private async Task WaitForStageAsync(RoundSession session, ProtocolStage stage, DateTimeOffset deadline, CancellationToken cancellationToken)
     {
         while (true)
         {
+            if (session.AbortRequested is string reason)
+            {
+                throw new RoundAbortedException(stage, reason);
+            }
+
             ServerRound server = session.Server;
             var declined = session.Declined.Select(session.IndexOf).ToHashSet();
             var expected = server.Expected.Where(i => !declined.Contains(i)).ToHashSet();

@@ -14,6 +14,8 @@ internal sealed class RoundSession
     private readonly TaskCompletionSource<RoundOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _activity = new(0);
     private readonly HashSet<string> _declined = [];
+    private readonly Dictionary<(string Site, string Stage), string> _digests = [];
+    private volatile string? _abortRequested;
 
     public RoundSession(RoundParameters parameters, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, float[] baseModel)
     {
@@ -75,6 +77,28 @@ internal sealed class RoundSession
             }
         }
     }
+
+    /// <summary>
+    /// Serializes a submission's acceptance with the recording of its digest, so a concurrent retry sees either
+    /// nothing or both (see <see cref="RecordDigest"/>).
+    /// </summary>
+    public object SubmissionGate { get; } = new();
+
+    /// <summary>Set by <see cref="RequestAbort"/>: the coordinator aborts the attempt at its next check.</summary>
+    public string? AbortRequested => _abortRequested;
+
+    /// <summary>Asks the coordinator to abort this attempt (a verified accusation); the first reason wins.</summary>
+    public void RequestAbort(string reason)
+    {
+        Interlocked.CompareExchange(ref _abortRequested, reason, null);
+        Signal();
+    }
+
+    /// <summary>Records the digest of <paramref name="site"/>'s accepted submission for <paramref name="stage"/> (call under <see cref="SubmissionGate"/>).</summary>
+    public void RecordDigest(string site, string stage, string digest) => _digests[(site, stage)] = digest;
+
+    /// <summary>The digest recorded for an accepted submission, or null (call under <see cref="SubmissionGate"/>).</summary>
+    public string? RecordedDigest(string site, string stage) => _digests.GetValueOrDefault((site, stage));
 
     /// <summary>Wakes the coordinator: something arrived, the stage may be complete.</summary>
     public void Signal() => _activity.Release();

@@ -51,6 +51,12 @@ public static class AuditEvents
     /// <summary>{message}.</summary>
     public const string Error = "error";
 
+    /// <summary>
+    /// A share accusation (docs/PROTOCOL.md, "Blame"). Aggregator: {round, accuser, accused, at_fault, reason,
+    /// envelope_sha256, signature, excluded_rounds}; agent: {round, accused, reason, envelope_sha256}.
+    /// </summary>
+    public const string Blame = "blame";
+
     /// <summary>Agent: a message left the site: {round, message_type, bytes, sha256 of the exact bytes sent}.</summary>
     public const string MessageSent = "message.sent";
 

@@ -341,7 +341,7 @@ public static class AuditReport
     private static void WriteIncidents(StringBuilder html, List<LogView> logs)
     {
         List<(LogView Log, LogEntry Entry)> incidents = [.. logs.SelectMany(l => l.Entries
-            .Where(e => e.Type is AuditEvents.Refusal or AuditEvents.Error or AuditEvents.RoundAborted or AuditEvents.TornTailQuarantined)
+            .Where(e => e.Type is AuditEvents.Refusal or AuditEvents.Blame or AuditEvents.Error or AuditEvents.RoundAborted or AuditEvents.TornTailQuarantined)
             .Select(e => (l, e)))];
         html.Append("<h2>Refusals, errors and repairs</h2>\n");
         if (incidents.Count == 0)

@@ -386,6 +386,34 @@ public sealed class ClientRound : IDisposable
         CryptographicOperations.ZeroMemory(shared);
     }
 
+    /// <summary>
+    /// After <see cref="MaskInput"/> refused a peer's share envelope: checks <paramref name="envelope"/> again as the
+    /// aggregator will (<see cref="ShareAccusation.Judge"/>) and, when it is invalid, returns a signed accusation that
+    /// reveals this site's share-encryption private key of this attempt (the site takes no further part in it). Returns
+    /// null when the envelope is valid or this site cannot attribute it (so an honest site never accuses falsely).
+    /// </summary>
+    public ShareAccusation? Accuse(EncryptedShare envelope)
+    {
+        ArgumentNullException.ThrowIfNull(envelope);
+        if (_encryptionKey is null || _advertisements is null || envelope.Recipient != _self || envelope.Sender == _self
+            || !_advertisements.TryGetValue(envelope.Sender, out KeyAdvertisement? senderAd))
+        {
+            return null;
+        }
+
+        Span<byte> sk = stackalloc byte[X25519.KeySize];
+        _encryptionKey.ExportPrivateKey(sk);
+        try
+        {
+            AccusationVerdict verdict = ShareAccusation.Judge(_p, _self, sk, senderAd, envelope);
+            return verdict.AccusedAtFault ? ShareAccusation.Create(_p, _self, envelope.Sender, envelope.Ciphertext, sk, _identity) : null;
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(sk);
+        }
+    }
+
     /// <inheritdoc />
     public void Dispose()
     {

@@ -51,7 +51,7 @@ public sealed class HostileClientTests : IDisposable
         var wrongFederation = H(0, "", "site-x");
         wrongFederation.FederationId = "evil-federation";
         await Refused(() => client.GetStatusAsync(new StatusRequest { Header = wrongFederation }, Deadline()).ResponseAsync, StatusCode.InvalidArgument, "evil-federation");
-        await Refused(() => client.AdvertiseKeysAsync(new AdvertiseKeysRequest { Header = H(7, "0123abcd", "site-x") }, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "replays and stale messages are refused");
+        await Refused(() => client.AdvertiseKeysAsync(new AdvertiseKeysRequest { Header = H(7, "0123abcd", "site-x", Stage.AdvertiseKeys) }, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "replays and stale messages are refused");
 
         // Malformed protobuf: a length prefix far beyond the message. The aggregator's request deserializer refuses it
         // with InvalidArgument naming the method and the parse problem; nothing reaches the service.
@@ -97,7 +97,7 @@ public sealed class HostileClientTests : IDisposable
             fed.StartAgent(site, 100 * (i + 1));
         }
 
-        RoundAnnouncement a = await client.AwaitRoundAsync(new AwaitRoundRequest { Header = H(0, "", "site-x") }, Deadline(60)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(70));
+        RoundAnnouncement a = await client.AwaitRoundAsync(new AwaitRoundRequest { Header = H(0, "", "site-x", Stage.Announce) }, Deadline(60)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(70));
         Assert.False(a.Finished);
         ulong round = a.Header.Round;
         string session = a.Header.SessionId;
@@ -108,8 +108,8 @@ public sealed class HostileClientTests : IDisposable
         KeyAdvertisement good = protocol.AdvertiseKeys();
 
         // Out-of-order stage messages.
-        await Refused(() => client.SignSurvivorsAsync(new ConsistencyRequest { Header = H(round, session, "site-x"), Signature = ByteString.CopyFrom(new byte[64]) }, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "out of order");
-        await Refused(() => client.UnmaskAsync(new UnmaskResponseMessage { Header = H(round, session, "site-x") }, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "out of order");
+        await Refused(() => client.SignSurvivorsAsync(new ConsistencyRequest { Header = H(round, session, "site-x", Stage.Consistency), Signature = ByteString.CopyFrom(new byte[64]) }, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "out of order");
+        await Refused(() => client.UnmaskAsync(new UnmaskResponseMessage { Header = H(round, session, "site-x", Stage.Unmasking) }, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "out of order");
 
         // Invalid X25519 points and a forged signature.
         byte[] lowOrder = new byte[32];
@@ -131,7 +131,7 @@ public sealed class HostileClientTests : IDisposable
         // Now advertise honestly (the round must not wait for site-x at this stage).
         Ack ack = await client.AdvertiseKeysAsync(Ad(round, session, good.EncryptionPublicKey, good.MaskingPublicKey, good.Signature, good.SelfMaskCommitment), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
         Assert.False(ack.Duplicate);
-        AdvertisementSet ads = await client.AwaitAdvertisementsAsync(new StageQuery { Header = H(round, session, "site-x") }, Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        AdvertisementSet ads = await client.AwaitAdvertisementsAsync(new StageQuery { Header = H(round, session, "site-x", Stage.AdvertiseKeys) }, Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
         IReadOnlyList<EncryptedShare> shares = protocol.ShareKeys([.. ads.Advertisements.Select(x => new KeyAdvertisement((int)x.Sender, x.EncryptionPublicKey.ToByteArray(), x.MaskingPublicKey.ToByteArray(), x.Signature.ToByteArray(), x.SelfMaskCommitment.ToByteArray()))]);
 
         // Share attacks: wrong ciphertext size, a share addressed to a non-neighbour, a share claiming another sender.
@@ -170,18 +170,19 @@ public sealed class HostileClientTests : IDisposable
         using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
         var client = new Aggregation.AggregationClient(channel);
 
-        RpcException ex = await Assert.ThrowsAsync<RpcException>(() => client.AwaitRoundAsync(new AwaitRoundRequest { Header = H(0, "", "site-r") }, Deadline()).ResponseAsync.WaitAsync(CallTimeout));
+        RpcException ex = await Assert.ThrowsAsync<RpcException>(() => client.AwaitRoundAsync(new AwaitRoundRequest { Header = H(0, "", "site-r", Stage.Announce) }, Deadline()).ResponseAsync.WaitAsync(CallTimeout));
 
         Assert.Equal(StatusCode.PermissionDenied, ex.StatusCode);
         Assert.Contains("revoked", ex.Status.Detail, StringComparison.OrdinalIgnoreCase);
         Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory)).Ok);
     }
 
-    private static Header H(ulong round, string session, string sender) => new()
+    private static Header H(ulong round, string session, string sender, Stage stage = Stage.Unspecified) => new()
     {
         FederationId = TestFederation.FederationName,
         Round = round,
         SessionId = session,
+        Stage = stage,
         Sender = sender,
     };
 
@@ -189,7 +190,7 @@ public sealed class HostileClientTests : IDisposable
 
     private static AdvertiseKeysRequest Ad(ulong round, string session, byte[] encryption, byte[] masking, byte[] signature, byte[] commitment) => new()
     {
-        Header = H(round, session, "site-x"),
+        Header = H(round, session, "site-x", Stage.AdvertiseKeys),
         EncryptionPublicKey = ByteString.CopyFrom(encryption),
         MaskingPublicKey = ByteString.CopyFrom(masking),
         Signature = ByteString.CopyFrom(signature),
@@ -198,7 +199,7 @@ public sealed class HostileClientTests : IDisposable
 
     private static ShareKeysRequest Shares(ulong round, string session, IReadOnlyList<EncryptedShare> shares, Func<EncryptedShare, EncryptedShare> tamper)
     {
-        var request = new ShareKeysRequest { Header = H(round, session, "site-x") };
+        var request = new ShareKeysRequest { Header = H(round, session, "site-x", Stage.ShareKeys) };
         request.Shares.AddRange(shares.Select(tamper).Select(s => new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(s.Ciphertext) }));
         return request;
     }
@@ -214,7 +215,7 @@ public sealed class HostileClientTests : IDisposable
                 chunk.Words.AddRange(chunks[i].Words);
                 if (i == 0)
                 {
-                    chunk.Header = H(round, session, "site-x");
+                    chunk.Header = H(round, session, "site-x", Stage.MaskedInput);
                     chunk.TotalWords = (uint)totalWords;
                     chunk.Sha256 = sha;
                 }

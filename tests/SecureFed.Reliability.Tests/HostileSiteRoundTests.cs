@@ -1,0 +1,537 @@
+using System.Text.Json;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using SecureFed.Agent;
+using SecureFed.Aggregator;
+using SecureFed.Aggregator.Persistence;
+using SecureFed.Audit;
+using SecureFed.Federation;
+using SecureFed.Protocol;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// Issue 13 rows 6–9: a raw gRPC client for <c>site-x</c> (a valid certificate, a cohort member) runs the protocol with
+/// <see cref="ClientRound"/> next to three honest agents and misbehaves at one point: retries, equivocates, sends
+/// undecryptable share envelopes, accuses falsely, or sends bad headers. Every row: the aggregator keeps serving the
+/// honest sites, a round completes, the logs verify.
+/// </summary>
+public sealed class HostileSiteRoundTests : IDisposable
+{
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
+    private static readonly string[] Honest = ["site-a", "site-b", "site-c"];
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-hostile-round-").FullName;
+
+    // Row 6 -------------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task UploadMaskedInput_IdenticalRetryAfterStageClosed_DuplicateAndRoundCompletes()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        AssertAnnouncementFollowsProtocolFormulas(x.Announcement);
+        await x.AdvertiseAndShareAsync();
+        uint[] masked = x.Mask();
+        Ack first = await x.UploadAsync(masked);
+        Assert.False(first.Duplicate);
+
+        // The stage closes (every site uploaded); then the same vector again, as after a lost reply.
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        Assert.Contains((uint)x.Self, survivors.Survivors);
+        Ack retry = await x.UploadAsync(masked);
+        Assert.True(retry.Duplicate);
+
+        // A different vector from the same site is equivocation.
+        uint[] other = (uint[])masked.Clone();
+        other[0] ^= 1;
+        await Refused(() => x.UploadAsync(other), StatusCode.AlreadyExists, "different masked_input");
+
+        await x.SignAndUnmaskAsync(survivors);
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
+        Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.MaskedInputReceived && l.Text("site") == "site-x");
+        AssertPrivacySpentFollowsProtocolFormulas(x.Announcement, AuditLines(fed).Single(l => l.Type == AuditEvents.PrivacySpent), contributors: 4);
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
+    /// PROTOCOL.md §2 and §5–6, computed independently of the product's code: indices by ascending name, m = d + 1,
+    /// b = 32, quant_clip = S, quant_scale = ⌊(2^31 − 1 − n)/(n·S + 20·z·S·1.1·√(n/t))⌋, and
+    /// noise_sigma_site = ⌈z·Δ₂/√t·256⌉/256 with Δ₂ from the parameter count d.
+    /// </summary>
+    private static void AssertAnnouncementFollowsProtocolFormulas(RoundAnnouncement a)
+    {
+        const double s = 10, z = 0.5; // TestFederation: L2Clip, SiteNoiseMultiplier
+        int n = a.Participants.Count, t = (int)a.Threshold, d = (int)a.ParameterCount;
+        Assert.Equal([.. a.Participants.Select(p => p.Name).Order(StringComparer.Ordinal)], a.Participants.OrderBy(p => p.Index).Select(p => p.Name));
+        Assert.Equal(Enumerable.Range(1, n).Select(i => (uint)i), a.Participants.Select(p => p.Index).Order());
+        Assert.Equal((4, 3, TestFederation.Parameters), (n, t, d));
+        Assert.Equal((uint)(d + 1), a.VectorLength);
+        Assert.Equal(32u, a.BitWidth);
+        Assert.Equal(s, a.QuantClip);
+        double headroom = 20 * z * s * 1.1 * Math.Sqrt((double)n / t);
+        Assert.Equal(Math.Floor(((Math.Pow(2, 31) - 1) - n) / ((n * s) + headroom)), a.QuantScale);
+        Assert.Equal(Sigma(a.QuantScale, d, t, s, z), a.SiteDp.NoiseSigmaSite);
+        Assert.Equal(Stage.Announce, a.Header.Stage);
+        Assert.Equal(32, a.Header.SessionId.Length);
+    }
+
+    /// <summary>PROTOCOL.md §6: ρ(s contributors) and ε by the Balle et al. conversion over the Opacus orders.</summary>
+    private static void AssertPrivacySpentFollowsProtocolFormulas(RoundAnnouncement a, AuditLine spent, int contributors)
+    {
+        const double s = 10, z = 0.5, delta = 1e-5;
+        int d = (int)a.ParameterCount;
+        double c = s * a.QuantScale;
+        double l2 = Delta2(c, d);
+        double l1 = l2 * Math.Min(Math.Sqrt(d), l2);
+        double sigma = Sigma(a.QuantScale, d, (int)a.Threshold, s, z);
+        double tau = 10 * Enumerable.Range(1, contributors - 1).Sum(k => Math.Exp(-2 * Math.PI * Math.PI * sigma * sigma * k / (k + 1.0)));
+        double e2 = l2 / (Math.Sqrt(contributors) * sigma), e1 = l1 / (Math.Sqrt(contributors) * sigma);
+        double rho = 0.5 * Math.Min((e2 * e2) + (2 * e1 * tau) + (tau * tau * d), Math.Pow(e2 + (Math.Sqrt(d) * tau), 2));
+        double[] orders = [.. Enumerable.Range(1, 99).Select(x => 1 + (x / 10.0)), .. Enumerable.Range(12, 52).Select(x => (double)x)];
+        double epsilon = orders.Min(alpha => (alpha * rho) - ((Math.Log(delta) + Math.Log(alpha)) / (alpha - 1)) + Math.Log((alpha - 1) / alpha));
+        Assert.Equal(rho, double.Parse(spent.Text("rho"), System.Globalization.CultureInfo.InvariantCulture), 12);
+        Assert.Equal(epsilon, double.Parse(spent.Text("epsilon"), System.Globalization.CultureInfo.InvariantCulture), 9);
+    }
+
+    private static double Delta2(double c, int d)
+        => Math.Min(c + Math.Sqrt(d), Math.Sqrt((c * c) + (d / 4.0) + (Math.Sqrt(2 * 0.5) * (c + (Math.Sqrt(d) / 2)))));
+
+    private static double Sigma(double scale, int d, int t, double s, double z)
+        => Math.Ceiling(z * Delta2(s * scale, d) / Math.Sqrt(t) * 256) / 256;
+
+    // Row 7 -------------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Unmask_SecondDifferentResponse_AlreadyExistsAndRoundCompletes()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        // site-c goes silent at Unmasking, so the stage stays open until its deadline: site-x's two responses both
+        // arrive while it is open (3 of 4 answers >= t = 3, the round still completes).
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed, silentAtUnmasking: "site-c"));
+        await x.AdvertiseAndShareAsync();
+        await x.UploadAsync(x.Mask());
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        UnmaskResponseMessage response = await x.SignAndBuildUnmaskAsync(survivors);
+        Assert.True(response.SelfMaskShares.Count >= 2);
+
+        Ack first = await x.Client.UnmaskAsync(response, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        Assert.False(first.Duplicate);
+        // The same shares in another order: an identical retry.
+        UnmaskResponseMessage reordered = response.Clone();
+        reordered.SelfMaskShares.Clear();
+        reordered.SelfMaskShares.AddRange(response.SelfMaskShares.Reverse());
+        Assert.True((await x.Client.UnmaskAsync(reordered, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
+
+        // One share fewer, then one value changed: different responses are refused, not acknowledged.
+        UnmaskResponseMessage fewer = response.Clone();
+        fewer.SelfMaskShares.RemoveAt(fewer.SelfMaskShares.Count - 1);
+        await Refused(() => x.Client.UnmaskAsync(fewer, Deadline()).ResponseAsync, StatusCode.AlreadyExists, "different unmask");
+        UnmaskResponseMessage changed = response.Clone();
+        byte[] value = changed.SelfMaskShares[0].Value.ToByteArray();
+        value[0] ^= 1;
+        changed.SelfMaskShares[0].Value = ByteString.CopyFrom(value);
+        await Refused(() => x.Client.UnmaskAsync(changed, Deadline()).ResponseAsync, StatusCode.AlreadyExists, "equivocation refused");
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
+        Assert.Equal(2, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").Contains("different unmask", StringComparison.Ordinal)));
+        AssertLogsVerify(fed);
+    }
+
+    // Row 8 -------------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task ShareKeys_UndecryptableEnvelopes_HonestSitesBlameSenderAndRetryCompletesWithoutIt()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync();
+
+        // Well-formed (116 bytes each, one per neighbour) but one ciphertext byte flipped: the GCM tag fails.
+        var request = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
+        request.Shares.AddRange(shares.Select(s =>
+        {
+            byte[] c = (byte[])s.Ciphertext.Clone();
+            c[20] ^= 0x01;
+            return new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(c) };
+        }));
+        Assert.False((await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        RoundRecord aborted = Assert.Single(rounds, r => r.Status == RoundStatus.Aborted);
+        Assert.Contains("site 'site-x' sent", aborted.AbortReason, StringComparison.Ordinal);
+        RoundRecord completed = Assert.Single(rounds, r => r.Status == RoundStatus.Completed);
+        Assert.True(completed.Round > aborted.Round);
+        Assert.Equal(Honest, completed.Participants.Order());
+
+        // Honest sites blamed site-x, the aggregator verified it and left site-x out of the retry.
+        List<AuditLine> blames = [.. AuditLines(fed).Where(l => l.Type == AuditEvents.Blame)];
+        Assert.NotEmpty(blames);
+        Assert.All(blames, b =>
+        {
+            Assert.Equal("site-x", b.Text("accused"));
+            Assert.Equal("site-x", b.Text("at_fault"));
+            Assert.Contains(b.Text("accuser"), Honest);
+            Assert.Contains("does not decrypt", b.Text("reason"), StringComparison.Ordinal);
+            Assert.Equal(128, b.Text("signature").Length);
+        });
+        Assert.True(fed.Coordinator.ExcludedSites.ContainsKey("site-x"));
+        foreach (string site in Honest)
+        {
+            Assert.Contains(AgentAuditLines(fed, site), l => l.Type == AuditEvents.Blame && l.Text("accused") == "site-x");
+        }
+
+        AssertLogsVerify(fed);
+    }
+
+    [Fact]
+    public async Task DeclineRound_FalseOrUnverifiableAccusation_AccuserBlamedHonestSiteKeptAndRoundCompletes()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        await x.AdvertiseAndShareAsync();
+        ShareSet forX = await x.Client.AwaitSharesAsync(x.Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        EncryptedShareMessage fromA = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-a"));
+        var envelope = new EncryptedShare((int)fromA.Sender, (int)fromA.Recipient, fromA.Ciphertext.ToByteArray());
+        byte[] key = x.EncryptionPrivateKey;
+        ShareAccusation lie = ShareAccusation.Create(x.Parameters, x.Self, envelope.Sender, envelope.Ciphertext, key, x.Kit.IdentityKey);
+
+        // Unverifiable: a signature that does not verify, and a key that is not the advertised one. Refused; nobody blamed.
+        byte[] badSignature = (byte[])lie.Signature.Clone();
+        badSignature[3] ^= 0x10;
+        await Refused(() => x.Client.DeclineRoundAsync(Accuse(x, envelope.Sender, key, badSignature), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "signature does not verify");
+        byte[] otherKey = new byte[32];
+        otherKey[0] = 9;
+        ShareAccusation wrongKey = ShareAccusation.Create(x.Parameters, x.Self, envelope.Sender, envelope.Ciphertext, otherKey, x.Kit.IdentityKey);
+        await Refused(() => x.Client.DeclineRoundAsync(Accuse(x, envelope.Sender, otherKey, wrongKey.Signature), Deadline()).ResponseAsync, StatusCode.InvalidArgument, "not the one the accuser advertised");
+        // The stage is part of the header: an accusation travels at STAGE_MASKED_INPUT.
+        DeclineRoundRequest wrongStage = Accuse(x, envelope.Sender, key, lie.Signature);
+        wrongStage.Header.Stage = Stage.Announce;
+        await Refused(() => x.Client.DeclineRoundAsync(wrongStage, Deadline()).ResponseAsync, StatusCode.InvalidArgument, "stage is STAGE_ANNOUNCE; this call carries STAGE_MASKED_INPUT");
+        Assert.Empty(fed.Coordinator.ExcludedSites);
+
+        // A false but well-formed accusation of honest site-a: the aggregator opens the envelope itself and blames site-x.
+        Ack ack = await x.Client.DeclineRoundAsync(Accuse(x, envelope.Sender, key, lie.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        Assert.False(ack.Duplicate);
+        Assert.Equal(["site-x"], fed.Coordinator.ExcludedSites.Keys);
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, completed.Status);
+        Assert.Equal(Honest, completed.Participants.Order());
+        AuditLine blame = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.Blame);
+        Assert.Equal("site-x", blame.Text("accuser"));
+        Assert.Equal("site-a", blame.Text("accused"));
+        Assert.Equal("site-x", blame.Text("at_fault"));
+        Assert.Contains("the accusation is false", blame.Text("reason"), StringComparison.Ordinal);
+        AssertLogsVerify(fed);
+    }
+
+    // Row 9 -------------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task Aggregator_HeaderLevelRefusals_AuditedAndHonestRoundCompletes()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x", "site-r"],
+            new Dictionary<string, string> { ["MinSites"] = "3", ["JoinGraceSeconds"] = "1" }, "site-r");
+        await fed.StartAggregatorAsync();
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Aggregation.AggregationClient(channel);
+        using PartyKit revokedKit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-r"]);
+        using GrpcChannel revokedChannel = fed.RawChannel(revokedKit.TlsCertificate);
+
+        StartHonest(fed);
+        RoundSession session = await WaitForOpenRoundAsync(fed);
+        ulong round = (ulong)session.Round;
+        string sessionId = session.SessionId;
+
+        // site-x is not in the cohort (it never waited); it sends header-level nonsense while the honest round runs.
+        Header Bad(ulong r, string s, Stage stage, string sender = "site-x", string federation = TestFederation.FederationName)
+            => new() { FederationId = federation, Round = r, SessionId = s, Stage = stage, Sender = sender };
+        await Refused(() => client.AdvertiseKeysAsync(new AdvertiseKeysRequest { Header = Bad(round + 5, sessionId, Stage.AdvertiseKeys) }, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "replays and stale messages");
+        await Refused(() => client.AdvertiseKeysAsync(new AdvertiseKeysRequest { Header = Bad(round, "feedface", Stage.AdvertiseKeys) }, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "session 'feedface'");
+        await Refused(() => client.AdvertiseKeysAsync(new AdvertiseKeysRequest { Header = Bad(round, sessionId, Stage.AdvertiseKeys, federation: "evil-federation") }, Deadline()).ResponseAsync, StatusCode.InvalidArgument, "evil-federation");
+        await Refused(() => client.AdvertiseKeysAsync(new AdvertiseKeysRequest { Header = Bad(round, sessionId, Stage.AdvertiseKeys, sender: "site-a") }, Deadline()).ResponseAsync, StatusCode.PermissionDenied, "certificate belongs to 'site-x'");
+        await Refused(() => client.AdvertiseKeysAsync(new AdvertiseKeysRequest { Header = Bad(round, sessionId, Stage.Unmasking) }, Deadline()).ResponseAsync, StatusCode.InvalidArgument, "stage is STAGE_UNMASKING; this call carries STAGE_ADVERTISE_KEYS");
+        await Refused(() => client.AdvertiseKeysAsync(new AdvertiseKeysRequest { Header = Bad(round, sessionId, Stage.AdvertiseKeys) }, Deadline()).ResponseAsync, StatusCode.PermissionDenied, "not in the cohort");
+        await Refused(() => new Aggregation.AggregationClient(revokedChannel).GetStatusAsync(new StatusRequest { Header = Bad(0, "", Stage.Unspecified, sender: "site-r") }, Deadline()).ResponseAsync, StatusCode.PermissionDenied, "revoked");
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, completed.Status);
+        Assert.Equal(Honest, completed.Participants.Order());
+
+        List<AuditLine> refusals = [.. AuditLines(fed).Where(l => l.Type == AuditEvents.Refusal)];
+        void Audited(string site, string status, string fragment) => Assert.Contains(refusals, l =>
+            l.Text("site") == site && l.Text("status") == status && l.Text("reason").Contains(fragment, StringComparison.Ordinal));
+        Audited("site-x", "FailedPrecondition", $"round {round + 5}");
+        Audited("site-x", "FailedPrecondition", "session 'feedface'");
+        Audited("site-x", "InvalidArgument", "evil-federation");
+        Audited("site-x", "PermissionDenied", "certificate belongs to 'site-x'");
+        Audited("site-x", "InvalidArgument", "stage is STAGE_UNMASKING; this call carries STAGE_ADVERTISE_KEYS");
+        Audited("site-x", "PermissionDenied", "not in the cohort");
+        Audited("site-r", "PermissionDenied", "revoked");
+        AssertLogsVerify(fed);
+    }
+
+    // Helpers ------------------------------------------------------------------------------------------------------
+
+    private async Task<TestFederation> StartAsync(int rounds)
+    {
+        TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], new Dictionary<string, string>
+        {
+            ["Rounds"] = rounds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["MinSites"] = "3",
+            ["JoinGraceSeconds"] = "1",
+        });
+        await fed.StartAggregatorAsync();
+        return fed;
+    }
+
+    private static void StartHonest(TestFederation fed, string? silentAtUnmasking = null)
+    {
+        foreach ((string site, int i) in Honest.Select((s, i) => (s, i)))
+        {
+            fed.StartAgent(site, 100 * (i + 1), site == silentAtUnmasking ? new DropoutHook(1, ProtocolStage.Unmasking) : null);
+        }
+    }
+
+    private static async Task<RoundSession> WaitForOpenRoundAsync(TestFederation fed)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        RoundSession? session;
+        while ((session = fed.Coordinator.Current) is null)
+        {
+            await Task.Delay(50, timeout.Token);
+        }
+
+        return session;
+    }
+
+    private static DeclineRoundRequest Accuse(HostileSite x, int accused, byte[] key, byte[] signature) => new()
+    {
+        Header = x.H(Stage.MaskedInput),
+        Reason = "the share does not decrypt",
+        Accusation = new ShareAccusationMessage { Accused = (uint)accused, EncryptionPrivateKey = ByteString.CopyFrom(key), Signature = ByteString.CopyFrom(signature) },
+    };
+
+    private static CallOptions Deadline(int seconds = 10) => new(deadline: DateTime.UtcNow.AddSeconds(seconds));
+
+    private static async Task Refused(Func<Task> call, StatusCode code, string fragment)
+    {
+        RpcException ex = await Assert.ThrowsAsync<RpcException>(() => call().WaitAsync(CallTimeout));
+        Assert.True(ex.StatusCode == code, $"expected {code}, got {ex.StatusCode}: {ex.Status.Detail}");
+        Assert.Contains(fragment, ex.Status.Detail, StringComparison.Ordinal);
+    }
+
+    private static List<AuditLine> AuditLines(TestFederation fed) => ReadAudit(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+
+    private static List<AuditLine> AgentAuditLines(TestFederation fed, string site) => ReadAudit(AgentState.AuditDirectory(fed.AgentDataDirectory(site)));
+
+    private static List<AuditLine> ReadAudit(string directory) =>
+    [
+        .. Directory.EnumerateFiles(directory, "*.jsonl").SelectMany(File.ReadAllLines).Where(l => l.Length > 0).Select(l =>
+        {
+            using JsonDocument doc = JsonDocument.Parse(l);
+            return new AuditLine(doc.RootElement.GetProperty("type").GetString()!, doc.RootElement.GetProperty("fields").Clone());
+        }),
+    ];
+
+    private static void AssertLogsVerify(TestFederation fed)
+    {
+        AuditVerification verification = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(verification.Ok, verification.FirstProblem);
+        foreach (string site in Honest)
+        {
+            AuditVerification agent = AuditVerifier.Verify(AgentState.AuditDirectory(fed.AgentDataDirectory(site)));
+            Assert.True(agent.Ok, agent.FirstProblem);
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private sealed record AuditLine(string Type, JsonElement Fields)
+    {
+        public string Text(string name) => Fields.TryGetProperty(name, out JsonElement v) ? (v.ValueKind == JsonValueKind.String ? v.GetString()! : v.GetRawText()) : "";
+    }
+
+    /// <summary>The system CSPRNG, keeping a copy of the first block it filled.</summary>
+    private sealed class CapturingRandom : SecureFed.Crypto.IRandomSource
+    {
+        public byte[]? First { get; private set; }
+
+        public void Fill(Span<byte> destination)
+        {
+            SecureFed.Crypto.SystemRandomSource.Instance.Fill(destination);
+            First ??= destination.ToArray();
+        }
+    }
+
+    /// <summary>site-x as a raw gRPC client driving an honest <see cref="ClientRound"/> that the test can deviate from.</summary>
+    private sealed class HostileSite : IAsyncDisposable
+    {
+        private HostileSite(PartyKit kit, GrpcChannel channel, RoundAnnouncement announcement)
+        {
+            Kit = kit;
+            Channel = channel;
+            Client = new Aggregation.AggregationClient(channel);
+            Announcement = announcement;
+            Parameters = new RoundParameters(announcement.Header.FederationId, (long)announcement.Header.Round, announcement.Header.SessionId,
+                [.. announcement.Participants.Select(p => new Participant((int)p.Index, p.Name, p.IdentityPublicKey.ToByteArray()))],
+                (int)announcement.Threshold, (int)announcement.GraphDegree, (int)announcement.VectorLength, (int)announcement.BitWidth);
+            Self = Parameters.Find("site-x")!.Index;
+            Protocol = new ClientRound(Parameters, "site-x", kit.IdentityKey, _random);
+        }
+
+        public PartyKit Kit { get; }
+
+        public GrpcChannel Channel { get; }
+
+        public Aggregation.AggregationClient Client { get; }
+
+        public RoundAnnouncement Announcement { get; }
+
+        public RoundParameters Parameters { get; }
+
+        public int Self { get; }
+
+        public ClientRound Protocol { get; }
+
+        /// <summary>The share-encryption private key c^SK: the first 32 random bytes the round drew (X25519KeyPair.Generate).</summary>
+        public byte[] EncryptionPrivateKey => _random.First!;
+
+        private readonly CapturingRandom _random = new();
+
+        private IReadOnlyList<EncryptedShare>? _shares;
+
+        /// <summary>Waits for the next round as site-x (before <paramref name="startHonest"/> so it is in the cohort).</summary>
+        public static async Task<HostileSite> JoinAsync(TestFederation fed, Action startHonest)
+        {
+            var kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+            GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+            var client = new Aggregation.AggregationClient(channel);
+            var header = new Header { FederationId = TestFederation.FederationName, Stage = Stage.Announce, Sender = "site-x" };
+            Task<RoundAnnouncement> waiting = client.AwaitRoundAsync(new AwaitRoundRequest { Header = header }, Deadline(60)).ResponseAsync;
+            using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
+            {
+                while (!fed.Coordinator.WaitingSites.Contains("site-x"))
+                {
+                    await Task.Delay(20, timeout.Token);
+                }
+            }
+
+            startHonest();
+            RoundAnnouncement a = await waiting.WaitAsync(TimeSpan.FromSeconds(70));
+            Assert.False(a.Finished);
+            Assert.Contains(a.Participants, p => p.Name == "site-x");
+            return new HostileSite(kit, channel, a);
+        }
+
+        public int IndexOf(string site) => Parameters.Find(site)!.Index;
+
+        public Header H(Stage stage) => new()
+        {
+            FederationId = TestFederation.FederationName,
+            Round = Announcement.Header.Round,
+            SessionId = Announcement.Header.SessionId,
+            Stage = stage,
+            Sender = "site-x",
+        };
+
+        public StageQuery Query(Stage stage) => new() { Header = H(stage) };
+
+        public async Task<IReadOnlyList<EncryptedShare>> AdvertiseAndBuildSharesAsync()
+        {
+            KeyAdvertisement ad = Protocol.AdvertiseKeys();
+            await Client.AdvertiseKeysAsync(new AdvertiseKeysRequest
+            {
+                Header = H(Stage.AdvertiseKeys),
+                EncryptionPublicKey = ByteString.CopyFrom(ad.EncryptionPublicKey),
+                MaskingPublicKey = ByteString.CopyFrom(ad.MaskingPublicKey),
+                Signature = ByteString.CopyFrom(ad.Signature),
+            }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            AdvertisementSet ads = await Client.AwaitAdvertisementsAsync(Query(Stage.AdvertiseKeys), Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
+            return Protocol.ShareKeys([.. ads.Advertisements.Select(a => new KeyAdvertisement((int)a.Sender, a.EncryptionPublicKey.ToByteArray(), a.MaskingPublicKey.ToByteArray(), a.Signature.ToByteArray()))]);
+        }
+
+        public async Task AdvertiseAndShareAsync()
+        {
+            _shares = await AdvertiseAndBuildSharesAsync();
+            var request = new ShareKeysRequest { Header = H(Stage.ShareKeys) };
+            request.Shares.AddRange(_shares.Select(s => new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(s.Ciphertext) }));
+            await Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        }
+
+        /// <summary>Masks an all-zero input (weight 0) with the shares relayed to site-x.</summary>
+        public uint[] Mask()
+        {
+            ShareSet forMe = Client.AwaitSharesAsync(Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40)).GetAwaiter().GetResult();
+            uint[] masked = new uint[Parameters.VectorLength];
+            Protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], new uint[Parameters.VectorLength], masked);
+            return masked;
+        }
+
+        public async Task<Ack> UploadAsync(uint[] masked)
+        {
+            using AsyncClientStreamingCall<MaskedInputChunk, Ack> call = Client.UploadMaskedInput(Deadline());
+            var chunk = new MaskedInputChunk { Header = H(Stage.MaskedInput), Offset = 0, TotalWords = (uint)masked.Length, Sha256 = Convert.ToHexStringLower(WireEncoding.VectorDigest(masked)) };
+            chunk.Words.AddRange(masked);
+            try
+            {
+                await call.RequestStream.WriteAsync(chunk);
+                await call.RequestStream.CompleteAsync();
+            }
+            catch (RpcException)
+            {
+                // refused before the stream completed: the status is in ResponseAsync
+            }
+
+            return await call.ResponseAsync.WaitAsync(CallTimeout);
+        }
+
+        public async Task<UnmaskResponseMessage> SignAndBuildUnmaskAsync(SurvivorSet survivors)
+        {
+            ConsistencySignature signature = Protocol.SignSurvivors([.. survivors.Survivors.Select(s => (int)s)]);
+            await Client.SignSurvivorsAsync(new ConsistencyRequest { Header = H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            UnmaskRequestMessage request = await Client.AwaitUnmaskRequestAsync(Query(Stage.Consistency), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+            UnmaskResponse response = Protocol.Unmask(new UnmaskRequest(
+                [.. request.Survivors.Select(s => (int)s)],
+                [.. request.Dropped.Select(s => (int)s)],
+                [.. request.Signatures.Select(s => new ConsistencySignature((int)s.Sender, s.Signature.ToByteArray()))]));
+            var message = new UnmaskResponseMessage { Header = H(Stage.Unmasking) };
+            message.SelfMaskShares.AddRange(response.SelfMaskShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
+            message.MaskingKeyShares.AddRange(response.MaskingKeyShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
+            return message;
+        }
+
+        public async Task SignAndUnmaskAsync(SurvivorSet survivors)
+        {
+            UnmaskResponseMessage message = await SignAndBuildUnmaskAsync(survivors);
+            await Client.UnmaskAsync(message, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        }
+
+        public ValueTask DisposeAsync()
+        {
+            Protocol.Dispose();
+            Channel.Dispose();
+            Kit.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using System.Security.Cryptography;
+using System.Text;
+using SecureFed.Agent;
+using SecureFed.Tagger;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>docs/PROTOCOL.md §2 "Model specification hash": the exact canonical bytes, independent of the file's formatting.</summary>
+public sealed class ModelSpecCanonicalTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-spec-").FullName;
+
+    [Fact]
+    public void ModelSpec_CanonicalJson_ExactBytesAndHash()
+    {
+        var spec = new ModelSpec(TaggerConfig.Tiny with { WordDropout = 0.00001 }, ["Drug", "Dis\"ease", "Drug", "Ab\\c"]);
+
+        const string expected = "{\"config\":{\"word_buckets\":2048,\"char_ngram_buckets\":2048,\"shape_buckets\":64,\"word_dim\":16,"
+            + "\"char_dim\":16,\"shape_dim\":4,\"min_ngram\":2,\"max_ngram\":4,\"max_ngrams_per_token\":24,\"hidden\":24,\"layers\":1,"
+            + "\"dropout\":0.1,\"word_dropout\":1E-05,\"char_cnn_filters\":0,\"char_buckets\":512,\"char_emb_dim\":24,\"char_cnn_width\":3,"
+            + "\"max_chars_per_token\":20,\"crf\":false},\"entity_types\":[\"Ab\\\\c\",\"Dis\\\"ease\",\"Drug\"]}";
+        Assert.Equal(expected, spec.ToJson());
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(expected))), spec.Sha256);
+    }
+
+    [Fact]
+    public void ModelSpec_LoadPrettyPrintedFile_SameHashAsCanonical()
+    {
+        ModelSpec spec = ModelSpec.Clinical(tiny: false);
+        string path = Path.Combine(_dir, "spec.json");
+        string pretty = "{\r\n  \"entity_types\" : [ \"Symptom\", \"Disease\", \"Drug\", \"Procedure\", \"Genetics\" ],\r\n  \"config\": "
+            + TaggerConfig.Default.ToJson() + "\r\n}\r\n";
+        File.WriteAllText(path, pretty);
+
+        ModelSpec loaded = ModelSpec.Load(path);
+
+        Assert.Equal(spec.Sha256, loaded.Sha256);
+        Assert.DoesNotContain(' ', spec.ToJson());
+        Assert.DoesNotContain('\n', spec.ToJson());
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
