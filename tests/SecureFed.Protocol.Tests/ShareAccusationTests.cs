@@ -61,7 +61,7 @@ public sealed class ShareAccusationTests
         using var fx = new ProtocolFixture(4, seed: 33, vectorLength: 8);
         using X25519KeyPair recipient = X25519KeyPair.Generate(fx.Random);
         using X25519KeyPair sender = X25519KeyPair.Generate(fx.Random);
-        var senderAd = new KeyAdvertisement(2, sender.PublicKey, sender.PublicKey, new byte[64]);
+        var senderAd = new KeyAdvertisement(2, sender.PublicKey, sender.PublicKey, new byte[64], new byte[ProtocolLabels.SelfMaskCommitmentSize]);
         byte[] key = HkdfSha256.DeriveKey(sender.DeriveSharedSecret(recipient.PublicKey), default, ProtocolLabels.ShareKeyInfo(fx.Parameters, 2, 1), 32);
         byte[] recipientSecret = new byte[32];
         recipient.ExportPrivateKey(recipientSecret);

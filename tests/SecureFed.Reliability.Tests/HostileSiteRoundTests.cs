@@ -465,9 +465,10 @@ public sealed class HostileSiteRoundTests : IDisposable
                 EncryptionPublicKey = ByteString.CopyFrom(ad.EncryptionPublicKey),
                 MaskingPublicKey = ByteString.CopyFrom(ad.MaskingPublicKey),
                 Signature = ByteString.CopyFrom(ad.Signature),
+                SelfMaskCommitment = ByteString.CopyFrom(ad.SelfMaskCommitment),
             }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
             AdvertisementSet ads = await Client.AwaitAdvertisementsAsync(Query(Stage.AdvertiseKeys), Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
-            return Protocol.ShareKeys([.. ads.Advertisements.Select(a => new KeyAdvertisement((int)a.Sender, a.EncryptionPublicKey.ToByteArray(), a.MaskingPublicKey.ToByteArray(), a.Signature.ToByteArray()))]);
+            return Protocol.ShareKeys([.. ads.Advertisements.Select(a => new KeyAdvertisement((int)a.Sender, a.EncryptionPublicKey.ToByteArray(), a.MaskingPublicKey.ToByteArray(), a.Signature.ToByteArray(), a.SelfMaskCommitment.ToByteArray()))]);
         }
 
         public async Task AdvertiseAndShareAsync()
