@@ -19,10 +19,10 @@ public sealed class AuditReportTests
         Assert.Equal(2, result.RoundsCompleted);
         Assert.Equal(0, result.RoundsAborted);
         Assert.Equal(
-            "PASSED: all 3 log(s) intact, 2 round(s) completed, 0 aborted, 0 dropout(s), 0 cross-check discrepancies, every site within its patient-level ε budget.",
+            "PASSED: all 3 logs intact, 2 rounds completed, 0 aborted, 0 dropouts, 0 cross-check discrepancies, every site within its patient-level ε budget.",
             result.Verdict);
         string html = result.Html;
-        Assert.Contains("<h2 id=\"verdict-heading\">Verdict: PASSED</h2>", html, StringComparison.Ordinal);
+        Assert.Contains("<h2 id=\"verdict-heading\">Verdict: PASSED</h2>\n<p id=\"verdict-text\"><strong>all 3 logs intact, 2 rounds completed,", html, StringComparison.Ordinal);
         Assert.True(html.IndexOf("id=\"verdict\"", StringComparison.Ordinal) < html.IndexOf("id=\"epsilon-chart\"", StringComparison.Ordinal));
         Assert.True(html.IndexOf("id=\"epsilon-chart\"", StringComparison.Ordinal) < html.IndexOf("id=\"participation\"", StringComparison.Ordinal));
         Assert.True(html.IndexOf("id=\"participation\"", StringComparison.Ordinal) < html.IndexOf("id=\"details\"", StringComparison.Ordinal));
@@ -81,7 +81,7 @@ public sealed class AuditReportTests
 
         Assert.False(result.Passed);
         Assert.Equal(1, result.FailedLogs);
-        Assert.StartsWith("FAILED: 1 of 3 log(s) failed verification (h1)", result.Verdict, StringComparison.Ordinal);
+        Assert.StartsWith("FAILED: 1 of 3 logs failed verification (h1)", result.Verdict, StringComparison.Ordinal);
         string problem = Assert.Single(result.Problems);
         Assert.StartsWith("The log of h1 (", problem, StringComparison.Ordinal);
         Assert.Contains("failed verification: checkpoints/", problem, StringComparison.Ordinal);
@@ -102,7 +102,7 @@ public sealed class AuditReportTests
         Assert.Equal(2, result.RoundsCompleted);
         Assert.Equal(1, result.RoundsAborted);
         Assert.Equal(1, result.Dropouts);
-        Assert.Contains("2 round(s) completed, 1 aborted, 1 dropout(s)", result.Verdict, StringComparison.Ordinal);
+        Assert.Contains("2 rounds completed, 1 aborted, 1 dropout,", result.Verdict, StringComparison.Ordinal);
         Assert.Contains("<td class=\"drop\" title=\"h2 dropped at masked input in round 2 — aggregator audit.jsonl line", result.Html, StringComparison.Ordinal);
         Assert.Contains(">✗ masked input</td>", result.Html, StringComparison.Ordinal);
         Assert.Contains("<td class=\"bad\" title=\"aborted at masked input: fewer than t masked inputs — aggregator audit.jsonl line", result.Html, StringComparison.Ordinal);
@@ -145,6 +145,19 @@ public sealed class AuditReportTests
         Assert.Equal("FAILED: patient-level ε over budget at h2.", result.Verdict);
         Assert.Equal("h2 spent patient-level ε 9.5 by round 2, over its budget of 8 (h2 audit.jsonl line 7).", Assert.Single(result.Problems));
         Assert.Contains("OVER BUDGET", result.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_BudgetFarAboveEpsilon_AxisFollowsEpsilonAndBudgetNamedOffScale()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2, budget: 1000);
+
+        string html = AuditReport.Create(fed.Directories).Html;
+
+        Assert.Contains(">budget ε = 1000: above this scale ↑</text>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<g class=\"budget\">", html, StringComparison.Ordinal);
+        Assert.Contains(">ε 1.6 of 1000 after round 2</text>", html, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -236,7 +249,7 @@ public sealed class AuditReportTests
         /// as after a restart when <paramref name="restartAbort"/>).
         /// </summary>
         public void Run(int rounds, string? tamperedSite = null, int? abortRound = null, string? overBudgetSite = null,
-                        bool logBudget = true, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted")
+                        bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted")
         {
             using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
             using AuditLog aggregator = AuditLog.Open(Directories[0], "aggregator", key, "securefed.test/aggregator");
@@ -265,7 +278,7 @@ public sealed class AuditReportTests
                         f.Add("round", round).Add("guarantee", "record").Add("epsilon", epsilon).Add("delta", 1e-5);
                         if (logBudget)
                         {
-                            f.Add("budget", 8.0);
+                            f.Add("budget", budget);
                         }
                     });
                     aggregator.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", site).Add("bytes", 4000).AddDigest("sha256", received));

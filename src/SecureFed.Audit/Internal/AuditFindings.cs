@@ -69,15 +69,15 @@ internal sealed class AuditFindings
         {
             if (Passed)
             {
-                return string.Create(CultureInfo.InvariantCulture,
-                    $"PASSED: all {Logs.Count} log(s) intact, {RoundsCompleted} round(s) completed, {RoundsAborted} aborted, {Dropouts} dropout(s), 0 cross-check discrepancies, every site within its patient-level ε budget.");
+                string all = Logs.Count == 1 ? "the only log is intact" : $"all {Plural(Logs.Count, "log")} intact";
+                string budget = PatientEpsilon.Count == 0 ? "no patient-level ε logged" : "every site within its patient-level ε budget";
+                return $"PASSED: {all}, {Plural(RoundsCompleted, "round")} completed, {RoundsAborted} aborted, {Plural(Dropouts, "dropout")}, 0 cross-check discrepancies, {budget}.";
             }
 
             var reasons = new List<string>();
             if (FailedLogs > 0)
             {
-                reasons.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"{FailedLogs} of {Logs.Count} log(s) failed verification ({string.Join(", ", Logs.Where(l => !l.Verification.Ok).Select(l => l.Actor))})"));
+                reasons.Add($"{FailedLogs} of {Plural(Logs.Count, "log")} failed verification ({string.Join(", ", Logs.Where(l => !l.Verification.Ok).Select(l => l.Actor))})");
             }
 
             if (CrossCheckMismatches > 0)
@@ -94,12 +94,16 @@ internal sealed class AuditFindings
             int other = Problems.Count - FailedLogs - (CrossCheckMismatches > 0 ? 1 : 0) - over.Count;
             if (other > 0)
             {
-                reasons.Add(string.Create(CultureInfo.InvariantCulture, $"{other} other problem(s)"));
+                reasons.Add($"{Plural(other, "other problem")}");
             }
 
             return "FAILED: " + string.Join("; ", reasons) + ".";
         }
     }
+
+    /// <summary>"1 log", "2 logs".</summary>
+    internal static string Plural(long count, string noun) =>
+        string.Create(CultureInfo.InvariantCulture, $"{count} {noun}{(count == 1 ? string.Empty : "s")}");
 
     public static AuditFindings Compute(IReadOnlyList<string> directories)
     {

@@ -20,7 +20,11 @@ internal static class EpsilonChart
         List<EpsilonPoint> all = [.. series.Values.SelectMany(p => p)];
         long minRound = all.Min(p => p.Round), maxRound = all.Max(p => p.Round);
         List<double> budgets = [.. all.Where(p => p.Budget is not null).Select(p => p.Budget!.Value).Distinct()];
-        double top = NiceCeiling(Math.Max(all.Max(p => p.Epsilon), budgets.Count > 0 ? budgets.Max() : 0) * 1.05);
+        // A budget more than ten times every ε would flatten the lines at the bottom: then the axis follows ε and such budgets
+        // are named in the legend and in a note instead of drawn.
+        double maxEpsilon = all.Max(p => p.Epsilon);
+        double drawable = budgets.Where(b => b <= 10 * maxEpsilon || maxEpsilon <= 0).DefaultIfEmpty(0).Max();
+        double top = NiceCeiling(Math.Max(maxEpsilon, drawable) * 1.05);
         double plotRight = Width - Right;
         double X(double round) => Left + ((round - minRound + 0.5) / (maxRound - minRound + 1) * (plotRight - Left));
         double Y(double epsilon) => Height - Bottom - (epsilon / top * (Height - Top - Bottom));
@@ -54,18 +58,25 @@ internal static class EpsilonChart
         // Budgets: one shared line, or one per site in its colour.
         List<string> names = [.. series.Keys];
         bool shared = budgets.Count == 1 && series.Values.All(p => p.All(e => e.Budget == budgets[0]));
-        if (shared)
+        List<double> offScale = [.. budgets.Where(b => b > top).Order()];
+        if (offScale.Count > 0)
+        {
+            svg.Append(CultureInfo.InvariantCulture,
+                $"<text class=\"budget-off-scale\" x=\"{plotRight - 4}\" y=\"{Top + 12}\" font-size=\"11\" fill=\"#b00020\" text-anchor=\"end\">budget ε = {string.Join(", ", offScale.Select(b => b.ToString("G4", CultureInfo.InvariantCulture)))}: above this scale ↑</text>\n");
+        }
+
+        if (shared && budgets[0] <= top)
         {
             double y = Y(budgets[0]);
             svg.Append(CultureInfo.InvariantCulture,
                 $"<g class=\"budget\"><line x1=\"{Left}\" y1=\"{y:F1}\" x2=\"{plotRight}\" y2=\"{y:F1}\" stroke=\"#b00020\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>" +
                 $"<text x=\"{plotRight - 4}\" y=\"{y - 5:F1}\" font-size=\"11\" fill=\"#b00020\" text-anchor=\"end\">budget ε = {budgets[0]:G4}</text></g>\n");
         }
-        else
+        else if (!shared)
         {
             for (int i = 0; i < names.Count; i++)
             {
-                foreach (IGrouping<double, EpsilonPoint> group in series[names[i]].Where(p => p.Budget is not null).GroupBy(p => p.Budget!.Value))
+                foreach (IGrouping<double, EpsilonPoint> group in series[names[i]].Where(p => p.Budget <= top).GroupBy(p => p.Budget!.Value))
                 {
                     double y = Y(group.Key);
                     svg.Append(CultureInfo.InvariantCulture,

@@ -25,7 +25,8 @@ internal static class ReportHtml
         .facts li{white-space:nowrap}.facts b{font-variant-numeric:tabular-nums}
         ol.problems{color:#8a0018;font-weight:600;margin:.4em 0}ul.notes{margin:.3em 0;font-size:.92em;color:#444}
         .overview{display:flex;flex-wrap:wrap;gap:1em 2em;align-items:flex-start}
-        .overview section{min-width:0}.overview h2{margin-top:.2em}
+        .overview section{min-width:0}.overview h2{margin-top:.2em}.overview .chart{flex:0 1 680px}
+        figcaption{font-size:.9em;max-width:680px}caption{caption-side:bottom;text-align:left;font-size:.9em;padding-top:.2em}
         figure{margin:0}svg{background:#fff;border:1px solid #ddd;max-width:100%;height:auto}
         .matrix td{text-align:center;white-space:nowrap}.matrix th[scope=row]{text-align:left}
         .in{background:#e3f3e6;color:#0f5a25}.drop{background:#fde7ea;color:#8a0018}.declined{background:#fff3d6;color:#6b4b00}
@@ -68,7 +69,7 @@ internal static class ReportHtml
     private static void Verdict(StringBuilder html, AuditFindings f)
     {
         html.Append(CultureInfo.InvariantCulture, $"<section id=\"verdict\" class=\"verdict {(f.Passed ? "pass" : "fail")}\" aria-labelledby=\"verdict-heading\">\n");
-        html.Append(CultureInfo.InvariantCulture, $"<h2 id=\"verdict-heading\">Verdict: {(f.Passed ? "PASSED" : "FAILED")}</h2>\n<p id=\"verdict-text\"><strong>{E(f.Headline)}</strong></p>\n");
+        html.Append(CultureInfo.InvariantCulture, $"<h2 id=\"verdict-heading\">Verdict: {(f.Passed ? "PASSED" : "FAILED")}</h2>\n<p id=\"verdict-text\"><strong>{E(f.Headline[(f.Headline.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim())}</strong></p>\n");
         if (f.Problems.Count > 0)
         {
             html.Append("<ol class=\"problems\" id=\"problems\">\n");
@@ -117,7 +118,7 @@ internal static class ReportHtml
 
     private static void Chart(StringBuilder html, AuditFindings f)
     {
-        html.Append("<section aria-labelledby=\"epsilon-heading\"><h2 id=\"epsilon-heading\">Patient-level ε per site against its budget</h2>\n");
+        html.Append("<section class=\"chart\" aria-labelledby=\"epsilon-heading\"><h2 id=\"epsilon-heading\">Patient-level ε per site against its budget</h2>\n");
         if (f.PatientEpsilon.Count == 0)
         {
             html.Append("<p class=\"muted\" id=\"epsilon-chart-missing\">No site logged patient-level ε (privacy.ledger, guarantee \"record\"): give the sites' logs.</p></section>\n");
