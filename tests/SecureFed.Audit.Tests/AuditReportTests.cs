@@ -85,6 +85,8 @@ public sealed class AuditReportTests
         string problem = Assert.Single(result.Problems);
         Assert.StartsWith("The log of h1 (", problem, StringComparison.Ordinal);
         Assert.Contains("failed verification: checkpoints/", problem, StringComparison.Ordinal);
+        Assert.EndsWith("Nothing it logged can be trusted, including what this report shows from it.", problem, StringComparison.Ordinal);
+        Assert.Contains("h1<tspan fill=\"#b00020\"> (log FAILED)</tspan>", result.Html, StringComparison.Ordinal);
         Assert.Contains("<h2 id=\"verdict-heading\">Verdict: FAILED</h2>", result.Html, StringComparison.Ordinal);
         Assert.Contains("<ol class=\"problems\" id=\"problems\">\n<li>The log of h1 (", result.Html, StringComparison.Ordinal);
         Assert.Contains("<title>SecureFed audit report: FAILED</title>", result.Html, StringComparison.Ordinal);

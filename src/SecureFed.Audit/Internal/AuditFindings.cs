@@ -312,8 +312,8 @@ internal sealed class AuditFindings
         foreach (LogView log in Logs.Where(l => !l.Verification.Ok))
         {
             int more = log.Verification.Problems.Count - 1;
-            Problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"The log of {log.Actor} ({log.Directory}) failed verification: {log.Verification.FirstProblem}{(more > 0 ? $" (and {more} more problem(s))" : string.Empty)}."));
+            Problems.Add(
+                $"The log of {log.Actor} ({log.Directory}) failed verification: {log.Verification.FirstProblem}{(more > 0 ? $" (and {Plural(more, "more problem")})" : string.Empty)}. Nothing it logged can be trusted, including what this report shows from it.");
         }
 
         foreach ((string site, List<EpsilonPoint> points) in PatientEpsilon)

@@ -15,7 +15,10 @@ internal static class EpsilonChart
 
     private const double Width = 680, Height = 300, Left = 56, Right = 230, Top = 16, Bottom = 44;
 
-    public static void Append(StringBuilder html, SortedDictionary<string, List<EpsilonPoint>> series)
+    /// <param name="html">Where the SVG goes.</param>
+    /// <param name="series">Patient-level ε per site.</param>
+    /// <param name="untrusted">Sites whose log failed verification: their legend entry says so.</param>
+    public static void Append(StringBuilder html, SortedDictionary<string, List<EpsilonPoint>> series, IReadOnlySet<string> untrusted)
     {
         List<EpsilonPoint> all = [.. series.Values.SelectMany(p => p)];
         long minRound = all.Min(p => p.Round), maxRound = all.Max(p => p.Round);
@@ -110,7 +113,7 @@ internal static class EpsilonChart
             string against = last.Budget is { } budget ? string.Create(CultureInfo.InvariantCulture, $" of {budget:G4}") : " (no budget logged)";
             svg.Append(CultureInfo.InvariantCulture,
                 $"<rect x=\"{plotRight + 16}\" y=\"{y:F0}\" width=\"12\" height=\"12\" fill=\"{Color(i)}\"/>" +
-                $"<text x=\"{plotRight + 34}\" y=\"{y + 10:F0}\" font-size=\"12\" font-weight=\"600\">{E(names[i])}</text>" +
+                $"<text x=\"{plotRight + 34}\" y=\"{y + 10:F0}\" font-size=\"12\" font-weight=\"600\">{E(names[i])}{(untrusted.Contains(names[i]) ? "<tspan fill=\"#b00020\"> (log FAILED)</tspan>" : string.Empty)}</text>" +
                 $"<text x=\"{plotRight + 34}\" y=\"{y + 25:F0}\" font-size=\"11\"{(last.OverBudget ? " fill=\"#b00020\"" : string.Empty)}>ε {last.Epsilon:G4}{against} after round {last.Round}</text>\n");
         }
 

@@ -126,7 +126,7 @@ internal static class ReportHtml
         }
 
         html.Append("<figure>\n");
-        EpsilonChart.Append(html, f.PatientEpsilon);
+        EpsilonChart.Append(html, f.PatientEpsilon, f.Logs.Where(l => !l.Verification.Ok).Select(l => l.Actor).ToHashSet(StringComparer.Ordinal));
         html.Append("\n<figcaption class=\"muted\">Cumulative DP-SGD ε (δ as logged) after each round, from each site's own log; dashed: budget. Values per round are under Details.</figcaption></figure></section>\n");
     }
 
