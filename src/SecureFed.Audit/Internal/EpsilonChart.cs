@@ -73,7 +73,7 @@ internal static class EpsilonChart
             double y = Y(budgets[0]);
             svg.Append(CultureInfo.InvariantCulture,
                 $"<g class=\"budget\"><line x1=\"{Left}\" y1=\"{y:F1}\" x2=\"{plotRight}\" y2=\"{y:F1}\" stroke=\"#b00020\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>" +
-                $"<text x=\"{plotRight - 4}\" y=\"{y - 5:F1}\" font-size=\"11\" fill=\"#b00020\" text-anchor=\"end\">budget ε = {budgets[0]:G4}</text></g>\n");
+                $"<text x=\"{Left + 6}\" y=\"{y - 5:F1}\" font-size=\"11\" fill=\"#b00020\">budget ε = {budgets[0]:G4}</text></g>\n");
         }
         else if (!shared)
         {

@@ -26,7 +26,7 @@ internal static class ReportHtml
         ol.problems{color:#8a0018;font-weight:600;margin:.4em 0}ul.notes{margin:.3em 0;font-size:.92em;color:#444}
         .overview{display:flex;flex-wrap:wrap;gap:1em 2em;align-items:flex-start}
         .overview section{min-width:0}.overview h2{margin-top:.2em}.overview .chart{flex:0 1 680px}
-        figcaption{font-size:.9em;max-width:680px}caption{caption-side:bottom;text-align:left;font-size:.9em;padding-top:.2em}
+        figcaption{font-size:.9em;max-width:680px}caption{text-align:left;font-size:.9em;padding:.2em 0}.matrix caption{caption-side:bottom}
         figure{margin:0}svg{background:#fff;border:1px solid #ddd;max-width:100%;height:auto}
         .matrix td{text-align:center;white-space:nowrap}.matrix th[scope=row]{text-align:left}
         .in{background:#e3f3e6;color:#0f5a25}.drop{background:#fde7ea;color:#8a0018}.declined{background:#fff3d6;color:#6b4b00}
@@ -62,7 +62,11 @@ internal static class ReportHtml
 
     private static string T(string? title) => title is null ? string.Empty : $" title=\"{E(title)}\"";
 
-    private static string N(double value) => value.ToString("G4", CultureInfo.InvariantCulture);
+    /// <summary>A number for reading: 4 significant digits, large ones in full with separators, no "E+" notation.</summary>
+    internal static string N(double value) =>
+        Math.Abs(value) is >= 1e4 and < 1e15
+            ? value.ToString("N0", CultureInfo.InvariantCulture)
+            : value.ToString("G4", CultureInfo.InvariantCulture).Replace("E", "e", StringComparison.Ordinal);
 
     private static string Stage(string stage) => stage.Replace('_', ' ');
 
@@ -321,7 +325,7 @@ internal static class ReportHtml
     private static string Display(JsonElement value) => value.ValueKind switch
     {
         JsonValueKind.String => value.GetString()!,
-        JsonValueKind.Number => value.TryGetInt64(out long whole) ? whole.ToString(CultureInfo.InvariantCulture) : value.GetDouble().ToString("G6", CultureInfo.InvariantCulture),
+        JsonValueKind.Number => value.TryGetInt64(out long whole) ? whole.ToString(CultureInfo.InvariantCulture) : value.GetDouble().ToString("G6", CultureInfo.InvariantCulture).Replace("E", "e", StringComparison.Ordinal),
         JsonValueKind.Array => string.Join(", ", value.EnumerateArray().Select(Display)),
         JsonValueKind.Null => string.Empty,
         _ => value.GetRawText(),
@@ -372,7 +376,7 @@ internal static class ReportHtml
             string left = p.Budget is { } c ? N(c - p.Epsilon) : string.Empty;
             html.Append(CultureInfo.InvariantCulture,
                 $"<tr{(p.OverBudget ? " class=\"bad\"" : string.Empty)}><td>{E(actor)}</td><td class=\"num\">{p.Round}</td><td class=\"num\"{T(p.Source.ToString())}>{N(p.Epsilon)}</td><td class=\"num\">{budget}</td>" +
-                $"<td class=\"num\">{left}{(p.OverBudget ? " OVER BUDGET" : string.Empty)}</td><td class=\"num\">{(p.Delta is { } d ? d.ToString("G3", CultureInfo.InvariantCulture) : string.Empty)}</td><td class=\"muted\">{E(p.Source.ToString())}</td></tr>\n");
+                $"<td class=\"num\">{left}{(p.OverBudget ? " OVER BUDGET" : string.Empty)}</td><td class=\"num\">{(p.Delta is { } d ? N(d) : string.Empty)}</td><td class=\"muted\">{E(p.Source.ToString())}</td></tr>\n");
         }
     }
 
