@@ -32,9 +32,11 @@ internal static class EpsilonChart
         double X(double round) => Left + ((round - minRound + 0.5) / (maxRound - minRound + 1) * (plotRight - Left));
         double Y(double epsilon) => Height - Bottom - (epsilon / top * (Height - Top - Bottom));
 
+        // The plot keeps its size; with many sites the picture grows downwards so every legend entry fits.
+        double svgHeight = Math.Max(Height, Top + 6 + (34 * series.Count));
         var svg = new StringBuilder();
         svg.Append(CultureInfo.InvariantCulture,
-            $"<svg id=\"epsilon-chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {Width} {Height}\" width=\"{Width}\" height=\"{Height}\" role=\"img\" aria-labelledby=\"epsilon-chart-title epsilon-chart-desc\">\n");
+            $"<svg id=\"epsilon-chart\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {Width} {svgHeight}\" width=\"{Width}\" height=\"{svgHeight}\" role=\"img\" aria-labelledby=\"epsilon-chart-title epsilon-chart-desc\">\n");
         svg.Append("<title id=\"epsilon-chart-title\">Patient-level ε spent by each site after each round, against its budget</title>\n");
         svg.Append("<desc id=\"epsilon-chart-desc\">").Append(E(Describe(series))).Append("</desc>\n");
 
