@@ -221,7 +221,7 @@ public sealed class AgentRunner
             bytesSent += 4L * masked.Length;
             // The DP-SGD output is released (inside the masked sum) from here on: account it now.
             LedgerEntry recordEntry = _ledger.Append(round, Guarantee.Record, PlannedMechanism.SubsampledGaussian(update.SampleRate, plan.NoiseMultiplier, Math.Max(1, update.DpSteps)), _options.Delta);
-            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "record").Add("epsilon", recordEntry.EpsilonAfter).Add("delta", _options.Delta).Add("steps", update.DpSteps).Add("sample_rate", update.SampleRate).Add("noise_multiplier", plan.NoiseMultiplier));
+            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "record").Add("epsilon", recordEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.EpsilonBudget).Add("steps", update.DpSteps).Add("sample_rate", update.SampleRate).Add("noise_multiplier", plan.NoiseMultiplier));
             await _client.UploadMaskedInputAsync(Header(round, parameters.SessionId, Stage.MaskedInput), masked, sha, cancellationToken).ConfigureAwait(false);
 
             SurvivorSet survivors = await _client.AwaitSurvivorsAsync(Query(round, parameters, Stage.MaskedInput), stageWait, cancellationToken).ConfigureAwait(false);
@@ -263,7 +263,7 @@ public sealed class AgentRunner
 
             double rho = DistributedDp.RhoPerRound(dpPlan, outcome.Contributors.Count);
             LedgerEntry siteEntry = _ledger.Append(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), _options.Delta);
-            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", siteEntry.EpsilonAfter).Add("delta", _options.Delta).Add("rho", rho));
+            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", siteEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.SiteEpsilonBudget).Add("rho", rho));
             _audit.Checkpoint();
             Log.RoundDone(_logger, _options.Site, round, "completed", recordEntry.EpsilonAfter, siteEntry.EpsilonAfter);
             Report(round, true, $"completed (model v{outcome.ModelVersion})", loss, devF1, bytesSent, (long)outcome.ModelVersion);

@@ -502,7 +502,8 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("guarantee", "site")
             .Add("rho", rho)
             .Add("epsilon", epsilon)
-            .Add("delta", _options.Delta));
+            .Add("delta", _options.Delta)
+            .Add("budget", _options.EpsilonBudget));
         _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", session.Round));
         _state.Audit.Checkpoint();
         Log.RoundCompleted(_logger, session.Round, version, contributors.Length, epsilon);

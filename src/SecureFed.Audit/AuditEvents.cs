@@ -36,7 +36,7 @@ public static class AuditEvents
     /// <summary>Aggregator: the fused model: {round, model_version, sha256, participants[]}.</summary>
     public const string AggregateProduced = "aggregate.produced";
 
-    /// <summary>Aggregator: privacy budget spent so far: {round, guarantee, epsilon, delta}.</summary>
+    /// <summary>Aggregator: privacy budget spent so far: {round, guarantee, epsilon, delta, budget, rho}.</summary>
     public const string PrivacySpent = "privacy.spent";
 
     /// <summary>Aggregator: {round, stage, reason}.</summary>
@@ -60,7 +60,10 @@ public static class AuditEvents
     /// <summary>Agent: a message left the site: {round, message_type, bytes, sha256 of the exact bytes sent}.</summary>
     public const string MessageSent = "message.sent";
 
-    /// <summary>Agent: a privacy-ledger entry: {round, guarantee, epsilon, delta}.</summary>
+    /// <summary>
+    /// Agent: a privacy-ledger entry: {round, guarantee, epsilon, delta, budget, ...}; guarantee "record" is the
+    /// patient-level (DP-SGD) ε, "site" the site-level ε; budget is the ε the site checks that guarantee against.
+    /// </summary>
     public const string PrivacyLedger = "privacy.ledger";
 
     /// <summary>Agent: {round, version, sha256}.</summary>

@@ -77,4 +77,7 @@ public static class AuditFieldNames
 
     /// <summary>Delta.</summary>
     public const string Delta = "delta";
+
+    /// <summary>The ε budget the logging actor checks this guarantee against.</summary>
+    public const string Budget = "budget";
 }

@@ -5,4 +5,26 @@ namespace SecureFed.Audit;
 /// <param name="Logs">Number of logs in the report.</param>
 /// <param name="FailedLogs">Logs that failed verification.</param>
 /// <param name="CrossCheckMismatches">Masked-input records without a matching counterpart.</param>
-public sealed record AuditReportResult(string Html, int Logs, int FailedLogs, int CrossCheckMismatches);
+public sealed record AuditReportResult(string Html, int Logs, int FailedLogs, int CrossCheckMismatches)
+{
+    /// <summary>Whether the audit passed: every log intact, no cross-check discrepancy, no ε over a logged budget.</summary>
+    public bool Passed { get; init; }
+
+    /// <summary>The verdict in one sentence, as the report's first line states it ("PASSED: …" or "FAILED: …").</summary>
+    public string Verdict { get; init; } = string.Empty;
+
+    /// <summary>Every finding that fails the audit, as a sentence naming the log (and line) concerned.</summary>
+    public IReadOnlyList<string> Problems { get; init; } = [];
+
+    /// <summary>Rounds the aggregator logged as completed.</summary>
+    public int RoundsCompleted { get; init; }
+
+    /// <summary>Rounds the aggregator logged as aborted.</summary>
+    public int RoundsAborted { get; init; }
+
+    /// <summary>Site dropouts the aggregator logged (one per site and round).</summary>
+    public int Dropouts { get; init; }
+
+    /// <summary>Sites whose patient-level ε exceeded the budget they logged.</summary>
+    public IReadOnlyList<string> SitesOverBudget { get; init; } = [];
+}

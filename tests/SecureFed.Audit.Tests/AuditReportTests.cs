@@ -7,72 +7,233 @@ namespace SecureFed.Audit.Tests;
 public sealed class AuditReportTests
 {
     [Fact]
-    public void Render_AggregatorAndAgentsAgree_CrossCheckAllMatchAndChartPresent()
+    public void Create_AggregatorAndAgentsAgree_VerdictPassesWithCountsFirst()
     {
         using var fed = new Federation();
-        fed.Run(tamperedSite: null);
+        fed.Run(rounds: 2);
 
-        string html = AuditReport.Render(fed.Directories, out int mismatches);
+        AuditReportResult result = AuditReport.Create(fed.Directories);
 
-        Assert.Equal(0, mismatches);
-        Assert.Contains("4 of 4 masked-input record(s) match; 0 mismatch(es).", html, StringComparison.Ordinal);
-        Assert.Contains("<svg", html, StringComparison.Ordinal);
-        Assert.Contains("<polyline", html, StringComparison.Ordinal);
+        Assert.True(result.Passed, string.Join("\n", result.Problems));
+        Assert.Equal(0, result.CrossCheckMismatches);
+        Assert.Equal(2, result.RoundsCompleted);
+        Assert.Equal(0, result.RoundsAborted);
+        Assert.Equal(
+            "PASSED: all 3 logs intact, 2 rounds completed, 0 aborted, 0 dropouts, 0 cross-check discrepancies, every site within its patient-level ε budget.",
+            result.Verdict);
+        string html = result.Html;
+        Assert.Contains("<h2 id=\"verdict-heading\">Verdict: PASSED</h2>\n<p id=\"verdict-text\"><strong>all 3 logs intact, 2 rounds completed,", html, StringComparison.Ordinal);
+        Assert.True(html.IndexOf("id=\"verdict\"", StringComparison.Ordinal) < html.IndexOf("id=\"epsilon-chart\"", StringComparison.Ordinal));
+        Assert.True(html.IndexOf("id=\"epsilon-chart\"", StringComparison.Ordinal) < html.IndexOf("id=\"participation\"", StringComparison.Ordinal));
+        Assert.True(html.IndexOf("id=\"participation\"", StringComparison.Ordinal) < html.IndexOf("id=\"details\"", StringComparison.Ordinal));
+        Assert.Contains("8 of 8 masked-input record(s) match; 0 mismatch(es).", html, StringComparison.Ordinal);
         Assert.DoesNotContain("MISMATCH", html, StringComparison.Ordinal);
-        Assert.DoesNotContain("http-equiv", html, StringComparison.Ordinal);
         Assert.DoesNotContain("<script", html, StringComparison.Ordinal);
         Assert.DoesNotContain("<link", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("http-equiv", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("src=", html, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Render_AgentDigestDiffers_FlagsBothDirectionsInRed()
+    public void Create_PatientEpsilonLogged_ChartHasOneSeriesPerSiteWithBudgetAndCitesLogLines()
     {
         using var fed = new Federation();
-        fed.Run(tamperedSite: "h2");
+        fed.Run(rounds: 2);
 
-        string html = AuditReport.Render(fed.Directories, out int mismatches);
+        string html = AuditReport.Create(fed.Directories).Html;
 
-        Assert.Equal(2, mismatches);
+        Assert.Contains("<g class=\"series\" data-site=\"h1\">", html, StringComparison.Ordinal);
+        Assert.Contains("<g class=\"series\" data-site=\"h2\">", html, StringComparison.Ordinal);
+        Assert.Contains("budget ε = 8</text>", html, StringComparison.Ordinal);
+        Assert.Contains("h1: ε 0.8 after round 1, 1.6 after round 2; budget 8.", html, StringComparison.Ordinal);
+        // h1's log: 1 log.opened, then per round joined, sent, ledger: the round-1 ledger is line 4.
+        Assert.Contains("h1: ε 0.8 after round 1 (budget 8) — h1 audit.jsonl line 4</title>", html, StringComparison.Ordinal);
+        // The site-level ε is in the details, not in the chart.
+        Assert.DoesNotContain("data-site=\"aggregator\"", html, StringComparison.Ordinal);
+        Assert.Contains("Site-level ε", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_RoundParameters_NamedFieldsWithUnitsNotJson()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2);
+
+        string html = AuditReport.Create(fed.Directories).Html;
+
+        Assert.Contains("<th scope=\"row\">DP-SGD noise multiplier σ</th><td class=\"num\"><span title=\"aggregator audit.jsonl lines 2, 8\">1.1</span> <span class=\"muted\">(every round)</span></td><td>× C</td>", html, StringComparison.Ordinal);
+        Assert.Contains("<th scope=\"row\">bit width</th>", html, StringComparison.Ordinal);
+        Assert.Contains("<td>bits</td>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("{&quot;", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_TamperedLog_VerdictFailsAndNamesTheLog()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1);
+        string log = Path.Combine(fed.Directories[1], AuditLog.LogFileName);
+        string[] lines = File.ReadAllLines(log);
+        lines[1] = lines[1].Replace("\"round\":1", "\"round\":7", StringComparison.Ordinal);
+        File.WriteAllLines(log, lines);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed);
+        Assert.Equal(1, result.FailedLogs);
+        Assert.StartsWith("FAILED: 1 of 3 logs failed verification (h1)", result.Verdict, StringComparison.Ordinal);
+        string problem = Assert.Single(result.Problems);
+        Assert.StartsWith("The log of h1 (", problem, StringComparison.Ordinal);
+        Assert.Contains("failed verification: checkpoints/", problem, StringComparison.Ordinal);
+        Assert.EndsWith("Nothing it logged can be trusted, including what this report shows from it.", problem, StringComparison.Ordinal);
+        Assert.Contains("h1<tspan fill=\"#b00020\"> (log FAILED)</tspan>", result.Html, StringComparison.Ordinal);
+        Assert.Contains("<h2 id=\"verdict-heading\">Verdict: FAILED</h2>", result.Html, StringComparison.Ordinal);
+        Assert.Contains("<ol class=\"problems\" id=\"problems\">\n<li>The log of h1 (", result.Html, StringComparison.Ordinal);
+        Assert.Contains("<title>SecureFed audit report: FAILED</title>", result.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_AbortedRoundWithDropout_CountedAndShownInMatrixWithoutFailing()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 3, abortRound: 2);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.True(result.Passed, string.Join("\n", result.Problems));
+        Assert.Equal(2, result.RoundsCompleted);
+        Assert.Equal(1, result.RoundsAborted);
+        Assert.Equal(1, result.Dropouts);
+        Assert.Contains("2 rounds completed, 1 aborted, 1 dropout,", result.Verdict, StringComparison.Ordinal);
+        Assert.Contains("<td class=\"drop\" title=\"h2 dropped at masked input in round 2 — aggregator audit.jsonl line", result.Html, StringComparison.Ordinal);
+        Assert.Contains(">✗ masked input</td>", result.Html, StringComparison.Ordinal);
+        Assert.Contains("<td class=\"bad\" title=\"aborted at masked input: fewer than t masked inputs — aggregator audit.jsonl line", result.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_AbortWithoutRoundAfterRestart_EveryOpenRoundCountedAsAborted()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1, openRounds: [2, 3], restartAbort: true);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.Equal(1, result.RoundsCompleted);
+        Assert.Equal(2, result.RoundsAborted);
+    }
+
+    [Fact]
+    public void Create_RoundLeftOpen_NotedNotFailed()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1, openRounds: [2]);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.True(result.Passed);
+        Assert.Contains("Round 2 was opened (aggregator audit.jsonl line", result.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_PatientEpsilonOverBudget_VerdictFailsNamingSiteRoundAndLine()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2, overBudgetSite: "h2");
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed);
+        Assert.Equal(["h2"], result.SitesOverBudget);
+        Assert.Equal("FAILED: patient-level ε over budget at h2.", result.Verdict);
+        Assert.Equal("h2 spent patient-level ε 9.5 by round 2, over its budget of 8 (h2 audit.jsonl line 7).", Assert.Single(result.Problems));
+        Assert.Contains("OVER BUDGET", result.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_BudgetFarAboveEpsilon_AxisFollowsEpsilonAndBudgetNamedOffScale()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2, budget: 1000);
+
+        string html = AuditReport.Create(fed.Directories).Html;
+
+        Assert.Contains(">budget ε = 1000: above this scale ↑</text>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<g class=\"budget\">", html, StringComparison.Ordinal);
+        Assert.Contains(">ε 1.6 of 1000 after round 2</text>", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_EpsilonWithoutBudget_NotedAndNotFlagged()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1, logBudget: false);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.True(result.Passed);
+        Assert.Contains("h1 did not log its patient-level ε budget", result.Html, StringComparison.Ordinal);
+        Assert.Contains("(no budget logged)", result.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_AgentDigestDiffers_FlagsBothDirectionsAndFailsVerdict()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1, tamperedSite: "h2");
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.Equal(2, result.CrossCheckMismatches);
+        Assert.False(result.Passed);
+        Assert.Equal("FAILED: 2 cross-check discrepancies.", result.Verdict);
+        Assert.StartsWith("2 masked-input cross-check discrepancies: round 1, aggregator received (aggregator audit.jsonl line", Assert.Single(result.Problems), StringComparison.Ordinal);
+        string html = result.Html;
         Assert.Contains("2 of 4 masked-input record(s) match; 2 mismatch(es).", html, StringComparison.Ordinal);
-        Assert.Contains("<tr class=\"bad\"><td>aggregator received</td><td>1</td><td>h2</td>", html, StringComparison.Ordinal);
+        Assert.Contains("<tr class=\"bad\"><td>aggregator received</td><td class=\"num\">1</td><td>h2</td>", html, StringComparison.Ordinal);
         Assert.Contains("MISMATCH: digest differs: h2 logged sending", html, StringComparison.Ordinal);
         Assert.Contains("<tr class=\"bad\"><td>h2 sent</td>", html, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Render_SiteLogMissing_FlagsAggregatorRecord()
+    public void Create_SiteLogMissing_FlagsAggregatorRecord()
     {
         using var fed = new Federation();
-        fed.Run(tamperedSite: null);
+        fed.Run(rounds: 1);
 
-        string html = AuditReport.Render([fed.Directories[0], fed.Directories[1]], out int mismatches);
+        AuditReportResult result = AuditReport.Create([fed.Directories[0], fed.Directories[1]]);
 
-        Assert.Equal(1, mismatches);
-        Assert.Contains("MISMATCH: no log for site h2 was given", html, StringComparison.Ordinal);
+        Assert.Equal(1, result.CrossCheckMismatches);
+        Assert.Contains("MISMATCH: no log for site h2 was given", result.Html, StringComparison.Ordinal);
+        Assert.Contains("No log of h2 was given, although a cohort names it.", result.Html, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void Write_TamperedLogAndHostileText_ShowsFailedStatusAndEscapesHtml()
+    public void Write_HostileText_EscapesHtml()
     {
         using var fed = new Federation();
-        fed.Run(tamperedSite: null, refusalReason: "<script>alert(1)</script>");
-        string log = Path.Combine(fed.Directories[1], AuditLog.LogFileName);
-        string[] lines = File.ReadAllLines(log);
-        lines[1] = lines[1].Replace("\"round\":1", "\"round\":7", StringComparison.Ordinal);
-        File.WriteAllLines(log, lines);
-        string output = Path.Combine(fed.Root, "report.html");
+        fed.Run(rounds: 1, refusalReason: "<script>alert(1)</script>");
+        string output = Path.Combine(fed.Root, "out", "report.html");
 
-        AuditReport.Write(fed.Directories, output);
+        AuditReportResult result = AuditReport.Write(fed.Directories, output);
 
         string html = File.ReadAllText(output);
-        Assert.Contains("FAILED</span>: checkpoints/", html, StringComparison.Ordinal);
+        Assert.Equal(result.Html, html);
         Assert.DoesNotContain("<script>", html, StringComparison.Ordinal);
         Assert.Contains("&lt;script&gt;", html, StringComparison.Ordinal);
     }
 
-    /// <summary>An aggregator and two agents (h1, h2) logging one round with the real event vocabulary.</summary>
+    [Fact]
+    public void Create_NoDirectory_Throws()
+    {
+        ArgumentException ex = Assert.Throws<ArgumentException>(() => AuditReport.Create([]));
+        Assert.Contains("At least one log directory", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>An aggregator and two agents (h1, h2) logging rounds with the real event vocabulary.</summary>
     private sealed class Federation : IDisposable
     {
+        private static readonly string[] Sites = ["h1", "h2"];
+
         public Federation()
         {
             Root = Path.Combine(Path.GetTempPath(), "securefed-audit-tests", Guid.NewGuid().ToString("N"));
@@ -83,29 +244,75 @@ public sealed class AuditReportTests
 
         public IReadOnlyList<string> Directories { get; }
 
-        public void Run(string? tamperedSite, string refusalReason = "budget exhausted")
+        /// <summary>
+        /// Logs <paramref name="rounds"/> rounds; each site spends patient-level ε 0.8 per round against a budget of 8
+        /// (<paramref name="overBudgetSite"/> logs 9.5 in round 2). <paramref name="abortRound"/>: h2 drops at the masked
+        /// input and the round aborts. <paramref name="openRounds"/> are opened and never ended (or aborted together
+        /// as after a restart when <paramref name="restartAbort"/>).
+        /// </summary>
+        public void Run(int rounds, string? tamperedSite = null, int? abortRound = null, string? overBudgetSite = null,
+                        bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted")
         {
             using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
             using AuditLog aggregator = AuditLog.Open(Directories[0], "aggregator", key, "securefed.test/aggregator");
             using AuditLog h1 = AuditLog.Open(Directories[1], "h1", key, "securefed.test/h1");
             using AuditLog h2 = AuditLog.Open(Directories[2], "h2", key, "securefed.test/h2");
-            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("cohort", ["h1", "h2"]).Add("threshold", 2)
-                .Add("bit_width", 32).Add("vector_length", 1000).AddObject("dp", d => d.Add("noise_multiplier", 1.1).Add("clip", 1.0)));
-            foreach ((AuditLog agent, string site) in new[] { (h1, "h1"), (h2, "h2") })
+            AuditLog[] agents = [h1, h2];
+            for (int round = 1; round <= rounds; round++)
             {
-                byte[] masked = SHA256.HashData(System.Text.Encoding.UTF8.GetBytes("masked input of " + site));
-                byte[] received = site == tamperedSite ? SHA256.HashData(masked) : masked;
-                agent.Append(AuditEvents.RoundJoined, f => f.Add("round", 1));
-                agent.Append(AuditEvents.MessageSent, f => f.Add("round", 1).Add("message_type", AuditEvents.MaskedInputMessageType).Add("bytes", 4000).AddDigest("sha256", masked));
-                agent.Append(AuditEvents.PrivacyLedger, f => f.Add("round", 1).Add("guarantee", "sample-level").Add("epsilon", 0.8).Add("delta", 1e-5));
-                aggregator.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", 1).Add("site", site).Add("bytes", 4000).AddDigest("sha256", received));
+                Open(aggregator, round);
+                bool abort = round == abortRound;
+                for (int i = 0; i < agents.Length; i++)
+                {
+                    string site = Sites[i];
+                    agents[i].Append(AuditEvents.RoundJoined, f => f.Add("round", round));
+                    if (abort && site == "h2")
+                    {
+                        continue;
+                    }
+
+                    byte[] masked = SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"masked input of {site} in round {round}"));
+                    byte[] received = site == tamperedSite ? SHA256.HashData(masked) : masked;
+                    double epsilon = site == overBudgetSite && round == 2 ? 9.5 : 0.8 * round;
+                    agents[i].Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", AuditEvents.MaskedInputMessageType).Add("bytes", 4000).AddDigest("sha256", masked));
+                    agents[i].Append(AuditEvents.PrivacyLedger, f =>
+                    {
+                        f.Add("round", round).Add("guarantee", "record").Add("epsilon", epsilon).Add("delta", 1e-5);
+                        if (logBudget)
+                        {
+                            f.Add("budget", budget);
+                        }
+                    });
+                    aggregator.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", site).Add("bytes", 4000).AddDigest("sha256", received));
+                }
+
+                if (abort)
+                {
+                    aggregator.Append(AuditEvents.Dropout, f => f.Add("round", round).Add("stage", "masked_input").Add("sites", ["h2"]));
+                    aggregator.Append(AuditEvents.RoundAborted, f => f.Add("round", round).Add("stage", "masked_input").Add("reason", "fewer than t masked inputs"));
+                }
+                else
+                {
+                    aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", round).Add("model_version", round).AddDigest("sha256", new byte[32]).Add("participants", Sites));
+                    aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12));
+                    aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", round));
+                }
+
+                aggregator.Checkpoint();
+                h1.Checkpoint();
+                h2.Checkpoint();
             }
 
-            h1.Append(AuditEvents.Refusal, f => f.Add("round", 2).Add("reason", refusalReason));
-            aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", 1).Add("model_version", 2).AddDigest("sha256", new byte[32]).Add("participants", ["h1", "h2"]));
-            aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", 1).Add("guarantee", "sample-level").Add("epsilon", 0.8).Add("delta", 1e-5));
-            aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", 2).Add("guarantee", "sample-level").Add("epsilon", 1.3).Add("delta", 1e-5));
-            aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 1));
+            h1.Append(AuditEvents.Refusal, f => f.Add("round", rounds + 1).Add("reason", refusalReason));
+            foreach (int round in openRounds ?? [])
+            {
+                Open(aggregator, round);
+            }
+
+            if (restartAbort)
+            {
+                aggregator.Append(AuditEvents.RoundAborted, f => f.Add("rounds", (openRounds ?? []).Length).Add("stage", "unknown").Add("reason", "aggregator restarted while the round was open"));
+            }
         }
 
         public void Dispose()
@@ -118,5 +325,10 @@ public sealed class AuditReportTests
             {
             }
         }
+
+        private static void Open(AuditLog aggregator, int round) =>
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", round).Add("session", "s" + round).Add("cohort", Sites).Add("threshold", 2)
+                .Add("bit_width", 32).Add("vector_length", 1000).Add("model_version", round - 1)
+                .AddObject("dp", d => d.Add("dp_sgd_noise_multiplier", 1.1).Add("l2_clip", 1.0)));
     }
 }

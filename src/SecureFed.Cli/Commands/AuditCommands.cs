@@ -96,24 +96,24 @@ internal static class AuditCommands
     {
         var directories = new Argument<string[]>("DIR") { Description = "Log directories (aggregator and agents).", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string>("--out") { Description = "The HTML file to write.", Required = true };
-        var command = new Command("report", "Write a self-contained HTML report: verification, rounds, what each site sent, epsilon over time, masked-input cross-check. Exit 1 when a log fails or a cross-check mismatches.");
+        var command = new Command("report", "Write a self-contained HTML report: a verdict first (logs intact, rounds completed and aborted, dropouts, cross-check), patient-level epsilon per site against its budget, who took part in each round, then the details. Exit 1 when a log fails, a cross-check mismatches or a site exceeds its logged budget.");
         command.Arguments.Add(directories);
         command.Options.Add(output);
         command.SetAction((parse, ct) =>
         {
             string[] dirs = [.. parse.GetValue(directories)!.Select(RequireDirectory)];
             string outPath = parse.GetValue(output)!;
-            AuditReportResult result = AuditReport.Create(dirs);
-            string? folder = Path.GetDirectoryName(Path.GetFullPath(outPath));
-            if (folder is not null)
+            AuditReportResult result = AuditReport.Write(dirs, outPath);
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            stdout.WriteLine(result.Verdict);
+            foreach (string problem in result.Problems)
             {
-                Directory.CreateDirectory(folder);
+                stdout.WriteLine("  - " + problem);
             }
 
-            File.WriteAllText(outPath, result.Html);
-            parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {outPath}: {result.Logs} log(s), {result.FailedLogs} failed verification, {result.CrossCheckMismatches} cross-check mismatch(es)"));
-            return Task.FromResult(result.FailedLogs == 0 && result.CrossCheckMismatches == 0 ? CliApp.ExitOk : CliApp.ExitFailure);
+            stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {outPath}: {result.Logs} log(s), {result.FailedLogs} failed verification, {result.CrossCheckMismatches} cross-check mismatch(es), {result.SitesOverBudget.Count} site(s) over budget"));
+            return Task.FromResult(result.Passed ? CliApp.ExitOk : CliApp.ExitFailure);
         });
         return command;
     }

@@ -1,0 +1,31 @@
+namespace SecureFed.Audit.Internal;
+
+/// <summary>How the report names a round parameter logged in round.opened: a label, a unit and what it means.</summary>
+internal sealed record ParameterInfo(string Label, string Unit, string Meaning)
+{
+    private static readonly Dictionary<string, ParameterInfo> Known = new(StringComparer.Ordinal)
+    {
+        [AuditFieldNames.Threshold] = new("threshold t", "sites", "sites whose shares are needed to unmask the sum (Shamir threshold)"),
+        ["graph_degree"] = new("masking graph degree k", "neighbours", "pairwise masks each site shares"),
+        [AuditFieldNames.BitWidth] = new("bit width", "bits", "per quantized coordinate of the masked vector"),
+        [AuditFieldNames.VectorLength] = new("vector length", "coordinates", "model parameters plus one weight coordinate"),
+        ["dp.l2_clip"] = new("site update clip S", "L2 norm", "each site's model update is clipped to this norm"),
+        ["dp.site_noise_multiplier"] = new("site-level noise multiplier z", "× S", "distributed discrete Gaussian noise of the summed update"),
+        ["dp.sigma_site_quantized"] = new("per-site noise σ", "quantization steps", "discrete Gaussian each site adds before masking"),
+        ["dp.scale"] = new("quantization scale", "steps per unit", "fixed-point scale of the quantized update"),
+        ["dp.delta"] = new("δ", "probability", "δ of both privacy guarantees"),
+        ["dp.dp_sgd_noise_multiplier"] = new("DP-SGD noise multiplier σ", "× C", "Gaussian noise added to each batch's summed clipped gradients"),
+        ["dp.dp_sgd_max_grad_norm"] = new("DP-SGD gradient clip C", "L2 norm", "each example's gradient is clipped to this norm"),
+        ["dp.dp_sgd_sample_rate"] = new("DP-SGD sampling rate q", "fraction per step", "Poisson sampling probability of each record"),
+        ["dp.local_epochs"] = new("local epochs", "epochs", "local training passes over the site's data per round"),
+    };
+
+    /// <summary>Fields of round.opened that differ per round by nature and are shown in the rounds table instead.</summary>
+    public static readonly HashSet<string> PerRound = new(StringComparer.Ordinal)
+    {
+        AuditFieldNames.Round, "session", AuditFieldNames.Cohort, AuditFieldNames.ModelVersion,
+    };
+
+    public static ParameterInfo For(string path) =>
+        Known.TryGetValue(path, out ParameterInfo? info) ? info : new ParameterInfo(path, string.Empty, string.Empty);
+}

@@ -1,0 +1,37 @@
+namespace SecureFed.Audit.Internal;
+
+/// <summary>One round as its aggregator logged it: from round.opened to round.completed or round.aborted.</summary>
+internal sealed class RoundFacts
+{
+    public required LogView Aggregator { get; init; }
+
+    public required long Round { get; init; }
+
+    public required LogEntry Opened { get; init; }
+
+    public required IReadOnlyList<string> Cohort { get; init; }
+
+    public RoundState State { get; set; } = RoundState.Open;
+
+    /// <summary>The round.completed or round.aborted line.</summary>
+    public LogEntry? Ended { get; set; }
+
+    public string AbortStage { get; set; } = string.Empty;
+
+    public string AbortReason { get; set; } = string.Empty;
+
+    public List<SiteDropout> Dropouts { get; } = [];
+
+    /// <summary>Sites that declined the round (aggregator refusal "site declined: …"), with the reason.</summary>
+    public Dictionary<string, (string Reason, LogRef Source)> Declined { get; } = new(StringComparer.Ordinal);
+
+    public LogEntry? Aggregate { get; set; }
+
+    public IReadOnlyList<string> Participants { get; set; } = [];
+
+    public List<LogEntry> MaskedInputs { get; } = [];
+
+    public LogRef OpenedAt => LogRef.Of(Aggregator, Opened);
+
+    public LogRef? EndedAt => Ended is null ? null : LogRef.Of(Aggregator, Ended);
+}
