@@ -35,6 +35,7 @@ public sealed class ModelSpecCanonicalTests : IDisposable
         ModelSpec loaded = ModelSpec.Load(path);
 
         Assert.Equal(spec.Sha256, loaded.Sha256);
+        Assert.Equal("db7d00fdf231550ce8a375cb1902b749f8ce7c92c0c2188bfffe21d9fb2d6cc1", spec.Sha256); // PROTOCOL.md §2
         Assert.DoesNotContain(' ', spec.ToJson());
         Assert.DoesNotContain('\n', spec.ToJson());
     }
