@@ -100,6 +100,13 @@ internal static class ServiceCommands
             }
 
             await host.RunAsync(ct).ConfigureAwait(false);
+            if (host.Services.GetService(typeof(AgentWorker)) is AgentWorker { Failure: Exception failure } worker)
+            {
+                // The full trace is in the agent's log; the operator gets one line and a non-zero exit code.
+                await parse.InvocationConfiguration.Error.WriteLineAsync($"agent {worker.SiteName} stopped: {LocalTrainingException.FirstLine(failure.Message)}").ConfigureAwait(false);
+                return CliApp.ExitFailure;
+            }
+
             return CliApp.ExitOk;
         });
         return command;

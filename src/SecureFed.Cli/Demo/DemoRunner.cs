@@ -31,6 +31,12 @@ internal sealed record DemoSettings
     public double GradClip { get; init; } = 1.0;
     public double L2Clip { get; init; } = 50.0;
     public int Seed { get; init; } = 7;
+
+    /// <summary>
+    /// Test hook (no command-line option): wraps each site's trainer, e.g. to make local training throw at chosen
+    /// sites and check how the demo reports a failed host.
+    /// </summary>
+    internal Func<string, ILocalTrainer, ILocalTrainer>? TrainerHook { get; init; }
 }
 
 /// <summary>Per-round figures collected for the final table and chart.</summary>
@@ -43,6 +49,8 @@ internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<strin
 internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 {
     private static readonly string[] DefaultSites = ["site-de", "site-fr", "site-jp"];
+    private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Dictionary<string, string> _failedSites = new(StringComparer.Ordinal);
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
@@ -99,7 +107,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 ["CallTimeoutSeconds"] = "30",
             },
             Drop = settings.DropAt is { } stage ? (sites[^1], settings.DropRound, stage) : null,
+            LogDirectory = Path.Combine(settings.OutputDirectory, "logs"),
+            LogLevel = Microsoft.Extensions.Logging.LogLevel.Information,
         };
+        // A round completes with at least t of the cohort (and the aggregator opens none with fewer than MinSites).
+        int required = Math.Max(Math.Min(2, sites.Length), GraphPlanner.Plan(sites.Length).Threshold);
 
         var reports = new ConcurrentQueue<AgentRoundReport>();
         var progress = new ConcurrentQueue<RoundProgress>();
@@ -125,15 +137,43 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 trainers.Add(trainer);
             }
 
-            return trainer;
-        }, worker => worker.RoundFinished += (_, r) =>
+            return settings.TrainerHook is { } hook ? hook(site, trainer) : trainer;
+        }, worker =>
         {
-            reports.Enqueue(r);
-            string color = r.Completed ? "green" : "yellow";
-            console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; local loss {r.Loss:F3}, dev F1 of the model it received {r.GlobalDevF1:F3}, ε(patient) {r.RecordEpsilon:F2}, update norm {r.UpdateNorm:F2} (clipped to {settings.L2Clip}), {r.BytesSent:N0} bytes sent");
+            worker.Failed += (_, error) => OnHostFailed(federation, worker.SiteName, error, sites.Length, required);
+            worker.RoundFinished += (_, r) => OnRoundFinished(r, reports);
         }, cancellationToken).ConfigureAwait(false);
+        Task aggregatorWatch = federation.Coordinator.Finished.ContinueWith(
+            _ =>
+            {
+                if (federation.Coordinator.Failure is { } failure)
+                {
+                    OnHostFailed(federation, "aggregator", failure, sites.Length, required);
+                }
+            },
+            CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
-        await federation.WaitAsync(TimeSpan.FromHours(2), cancellationToken).ConfigureAwait(false);
+        Task finished = federation.WaitAsync(TimeSpan.FromHours(2), cancellationToken);
+        await Task.WhenAny(finished, _fatal.Task).ConfigureAwait(false);
+        if (federation.Coordinator.IsFinished)
+        {
+            await aggregatorWatch.ConfigureAwait(false);
+        }
+
+        if (_fatal.Task.IsCompleted)
+        {
+            // Stop what is left at once; the trainers are not disposed here (a stopping agent may still be inside a step).
+            console.MarkupLine($"[red bold]Demo stopped[/]: {Markup.Escape(await _fatal.Task.ConfigureAwait(false))}");
+            await federation.StopAsync(TimeSpan.FromSeconds(3)).ConfigureAwait(false);
+            return CliApp.ExitFailure;
+        }
+
+        await finished.ConfigureAwait(false);
+        if (_failedSites.Count > 0)
+        {
+            console.MarkupLine($"[yellow]Dropped out after a failure[/]: {Markup.Escape(string.Join("; ", _failedSites.Select(kv => $"{kv.Key} ({kv.Value})")))}; the others went on without them.");
+        }
+
 
         // The auditor's and the data scientist's view.
         var rounds = CollectRounds(federation, reports, spec, pooledDev, sites);
@@ -164,6 +204,50 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         int completed = rounds.Count(r => r.Outcome == "completed");
         return completed > 0 && allVerified ? CliApp.ExitOk : CliApp.ExitFailure;
+    }
+
+    private void OnRoundFinished(AgentRoundReport r, ConcurrentQueue<AgentRoundReport> reports)
+    {
+        reports.Enqueue(r);
+        if (r.Outcome.StartsWith("failed:", StringComparison.Ordinal))
+        {
+            return; // reported in one line by OnHostFailed
+        }
+
+        string color = r.Completed ? "green" : "yellow";
+        console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; local loss {r.Loss:F3}, dev F1 of the model it received {r.GlobalDevF1:F3}, ε(patient) {r.RecordEpsilon:F2}, update norm {r.UpdateNorm:F2} (clipped to {settings.L2Clip}), {r.BytesSent:N0} bytes sent");
+    }
+
+    /// <summary>
+    /// One readable line per failed host (the full trace is in its log file). A failed agent is a dropout while at
+    /// least <paramref name="required"/> sites are left; fewer, or a failed aggregator, stop the demo.
+    /// </summary>
+    private void OnHostFailed(LocalFederation federation, string host, Exception error, int siteCount, int required)
+    {
+        string message = LocalTrainingException.FirstLine(error.Message);
+        string log = federation.LogFile(host) ?? "the host's log";
+        console.MarkupLine($"[red bold]✗ {Markup.Escape(host)} failed[/]: {Markup.Escape(message)} [grey](full trace in {Markup.Escape(log)})[/]");
+        if (host == "aggregator")
+        {
+            _fatal.TrySetResult($"the aggregator failed: {message}");
+            return;
+        }
+
+        int left;
+        lock (_failedSites)
+        {
+            _failedSites[host] = message;
+            left = siteCount - _failedSites.Count;
+        }
+
+        if (left < required)
+        {
+            _fatal.TrySetResult($"{host} failed and only {left} of {siteCount} hospitals are left; a round needs at least {required} (t), so the federation cannot go on.");
+        }
+        else
+        {
+            console.MarkupLine($"  [yellow]{Markup.Escape(host)} drops out[/]; {left} of {siteCount} hospitals go on (a round needs at least {required}).");
+        }
     }
 
     internal static string[] SiteNames(int count)
