@@ -20,7 +20,17 @@ internal sealed record DemoSettings
     public double Delta { get; init; } = 1e-5;
     public ProtocolStage? DropAt { get; init; }
     public long DropRound { get; init; } = 2;
+    /// <summary>A CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) split across the sites; null = the synthetic corpus.</summary>
     public string? DataDirectory { get; init; }
+
+    /// <summary>How the output names the corpus in <see cref="DataDirectory"/> (e.g. "NCBI-disease").</summary>
+    public string? CorpusLabel { get; init; }
+
+    /// <summary>Training sentences each site keeps from a real corpus (a seeded random subsample); 0 = all of its share.</summary>
+    public int TrainSentencesPerSite { get; init; }
+
+    /// <summary>Whether to end with "was it worth it" (each site alone, the federation without DP).</summary>
+    public bool CompareBaselines { get; init; } = true;
     public bool TinyModel { get; init; } = true;
     public int SentencesPerSite { get; init; } = 1000;
     public int LocalEpochs { get; init; } = 1;
@@ -40,7 +50,11 @@ internal sealed record DemoSettings
 }
 
 /// <summary>Per-round figures collected for the final table and chart.</summary>
-internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<string> Contributors, double DevF1, double RecordEpsilon, double SiteEpsilon, IReadOnlyDictionary<string, long> BytesPerSite);
+internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<string> Contributors, double DevF1, double RecordEpsilon, double SiteEpsilon, IReadOnlyDictionary<string, long> BytesPerSite)
+{
+    /// <summary>Patient-level ε each site had spent after this round (sites that sent no report are missing).</summary>
+    public IReadOnlyDictionary<string, double> RecordEpsilonPerSite { get; init; } = new Dictionary<string, double>();
+}
 
 /// <summary>
 /// <c>securefed demo</c>: a real federation on 127.0.0.1 (provisioning, mTLS gRPC aggregator, one agent host per
@@ -60,7 +74,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         // Data: each site keeps its own partition; nothing below ever hands one site's sentences to another.
         (Dictionary<string, IReadOnlyList<Sentence>> train, Dictionary<string, IReadOnlyList<Sentence>> dev, IReadOnlyList<Sentence> pooledDev, IReadOnlyList<Sentence> test, IReadOnlyList<string> types, string source) = LoadData(sites);
-        console.MarkupLine($"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count)} training sentences split across sites, {test.Count} test sentences held out.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
 
         // DP-SGD adds noise to every parameter at every step, so the demo's small model keeps its hashed embedding
         // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere.
@@ -178,9 +192,14 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // The auditor's and the data scientist's view.
         var rounds = CollectRounds(federation, reports, spec, pooledDev, sites);
         (double testF1, EvaluationResult testResult, string modelDir) = EvaluateFinal(federation, spec, test);
-        PrintTable(rounds, testF1, testResult);
+        PrintTable(rounds, sites, testF1, testResult);
         string chart = Path.Combine(settings.OutputDirectory, "rounds.png");
-        DemoChart.Write(rounds, chart);
+        DemoChart.Write(rounds, sites, settings.Epsilon, chart);
+        if (settings.CompareBaselines)
+        {
+            PrintWorthIt(spec, initial, sites, train, test, testF1, rounds, cancellationToken);
+        }
+
         var auditDirs = new List<string> { AggregatorState.AuditDirectory(federation.AggregatorDataDirectory) };
         auditDirs.AddRange(sites.Select(s => AgentState.AuditDirectory(federation.AgentDataDirectory(s))));
         string report = Path.Combine(settings.OutputDirectory, "audit-report.html");
@@ -215,7 +234,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         string color = r.Completed ? "green" : "yellow";
-        console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; local loss {r.Loss:F3}, dev F1 of the model it received {r.GlobalDevF1:F3}, ε(patient) {r.RecordEpsilon:F2}, update norm {r.UpdateNorm:F2} (clipped to {settings.L2Clip}), {r.BytesSent:N0} bytes sent");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; loss {r.Loss:F3}, its dev F1 of the received model {r.GlobalDevF1:F3}, ε patient {r.RecordEpsilon:F2}, |Δ| {r.UpdateNorm:F1}, {r.BytesSent / 1024.0:N0} KiB sent");
     }
 
     /// <summary>
@@ -250,6 +269,100 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
     }
 
+    /// <summary>
+    /// The per-round table, laid out for <paramref name="width"/> columns: who was in the sum is "all n" or
+    /// "all but …" (short site names), and the bytes are one column ("each" when every site sent the same).
+    /// </summary>
+    internal static Table RoundTable(IReadOnlyList<DemoRound> rounds, IReadOnlyList<string> sites, int width)
+    {
+        // Below 90 columns the outcome column goes: an aborted round says so in "in the sum" (its reason is in the log).
+        bool narrow = width < 90;
+        var table = new Table().Title("[bold]Rounds[/]").Border(narrow ? TableBorder.Simple : TableBorder.Rounded)
+            .AddColumn(new TableColumn("round").RightAligned().NoWrap());
+        if (!narrow)
+        {
+            table.AddColumn(new TableColumn("outcome"));
+        }
+
+        table.AddColumn(new TableColumn("in the sum"))
+            .AddColumn(new TableColumn("dev F1").RightAligned().NoWrap())
+            .AddColumn(new TableColumn(narrow ? "ε pat." : "ε patient").RightAligned().NoWrap())
+            .AddColumn(new TableColumn("ε site").RightAligned().NoWrap())
+            .AddColumn(new TableColumn(narrow ? "KiB/site" : "KiB sent per site").RightAligned());
+        foreach (DemoRound r in rounds)
+        {
+            bool aborted = r.Outcome.StartsWith("aborted", StringComparison.Ordinal);
+            var cells = new List<string> { r.Round.ToString(CultureInfo.InvariantCulture) };
+            if (!narrow)
+            {
+                cells.Add(Markup.Escape(aborted ? "aborted" : r.Outcome));
+            }
+
+            cells.Add(Markup.Escape(narrow && aborted ? "aborted" : Cohort(r.Contributors, sites)));
+            cells.Add(double.IsNaN(r.DevF1) ? "–" : r.DevF1.ToString("F3", CultureInfo.InvariantCulture));
+            cells.Add(double.IsNaN(r.RecordEpsilon) ? "–" : r.RecordEpsilon.ToString("F2", CultureInfo.InvariantCulture));
+            cells.Add(double.IsNaN(r.SiteEpsilon) ? "–" : Compact(r.SiteEpsilon));
+            cells.Add(Markup.Escape(Bytes(r.BytesPerSite, sites)));
+            table.AddRow([.. cells]);
+        }
+
+        return table;
+    }
+
+    private static string Short(string site) => site.StartsWith("site-", StringComparison.Ordinal) ? site[5..] : site;
+
+    private static string Cohort(IReadOnlyList<string> contributors, IReadOnlyList<string> sites)
+    {
+        if (contributors.Count == 0)
+        {
+            return "none";
+        }
+
+        string[] missing = [.. sites.Except(contributors, StringComparer.Ordinal)];
+        return missing.Length == 0 ? $"all {sites.Count}"
+            : missing.Length <= contributors.Count ? $"all but {string.Join(" ", missing.Select(Short))}"
+            : string.Join(" ", contributors.Select(Short));
+    }
+
+    private static string Bytes(IReadOnlyDictionary<string, long> bytes, IReadOnlyList<string> sites)
+    {
+        long[] sent = [.. sites.Select(s => bytes.GetValueOrDefault(s))];
+        if (sent.Distinct().Count() == 1)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{sent[0] / 1024.0:N0} each");
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{sent.Min() / 1024.0:N0}–{sent.Max() / 1024.0:N0}");
+    }
+
+    private static string Compact(double value) => value < 1e4
+        ? value.ToString("F2", CultureInfo.InvariantCulture)
+        : value.ToString("0.0e0", CultureInfo.InvariantCulture);
+
+    /// <summary>"Was it worth it": the fused model next to each site alone and the federation without DP (same budget).</summary>
+    private void PrintWorthIt(Agent.ModelSpec spec, float[] initial, string[] sites, IReadOnlyDictionary<string, IReadOnlyList<Sentence>> train, IReadOnlyList<Sentence> test, double fusedF1, IReadOnlyList<DemoRound> rounds, CancellationToken cancellationToken)
+    {
+        int completed = rounds.Count(r => r.Outcome == "completed");
+        int epochs = Math.Max(1, completed) * settings.LocalEpochs;
+        console.MarkupLine(CultureInfo.InvariantCulture, $"[bold]Was it worth it?[/] Training the comparisons in this process ({epochs} local epoch(s) per site in total, as in the federation; same model, no DP)…");
+        var (alone, aloneTime) = DemoBaselines.Timed(() => DemoBaselines.SiteAlone(spec, sites, train, test, epochs, settings.Seed, cancellationToken));
+        var (noDp, noDpTime) = DemoBaselines.Timed(() => DemoBaselines.FederatedWithoutDp(spec, initial, sites, train, test, Math.Max(1, completed), settings.LocalEpochs, settings.Seed, cancellationToken));
+        double maxEpsilon = rounds.SelectMany(r => r.RecordEpsilonPerSite.Values).DefaultIfEmpty(double.NaN).Max();
+        var table = new Table().Title("[bold]Was it worth it? Test F1 on the held-out test set[/]")
+            .AddColumn("model").AddColumn(new TableColumn("test F1").RightAligned()).AddColumn("privacy");
+        table.AddRow("[bold]fused model (this federation)[/]", $"[bold]{fusedF1.ToString("F3", CultureInfo.InvariantCulture)}[/]",
+            string.Create(CultureInfo.InvariantCulture, $"patient-level ε ≤ {maxEpsilon:F2} per site (δ = {settings.Delta:G2}); only the masked sum left a site"));
+        foreach ((string site, double f1) in alone)
+        {
+            table.AddRow($"{Markup.Escape(site)} alone ({train[site].Count:N0} sentences)", f1.ToString("F3", CultureInfo.InvariantCulture), "nothing leaves the site (no DP needed)");
+        }
+
+        table.AddRow("same federation without DP", noDp.ToString("F3", CultureInfo.InvariantCulture), "no patient-level guarantee");
+        console.Write(table);
+        double bestAlone = alone.Max(a => a.TestF1);
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Federation vs the best site alone: [bold]{fusedF1 - bestAlone:+0.000;-0.000}[/] F1; cost of privacy (without DP minus with DP): [bold]{noDp - fusedF1:+0.000;-0.000}[/] F1 for patient-level ε ≤ {maxEpsilon:F2}. [grey](comparisons took {(aloneTime + noDpTime).TotalSeconds:F0} s; site alone and no-DP local training: Adam lr 0.01, batches of 16)[/]");
+    }
+
     internal static string[] SiteNames(int count)
     {
         if (count <= DefaultSites.Length)
@@ -280,14 +393,22 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             List<Sentence> all = [.. ConllReader.ReadFile(trainPath)];
             List<Sentence> allDev = [.. ConllReader.ReadFile(devPath)];
             List<Sentence> test = [.. ConllReader.ReadFile(testPath)];
+            // A seeded shuffle, then round-robin: every site gets a random share of the abstracts' sentences.
+            var order = Enumerable.Range(0, all.Count).ToArray();
+            new Random(settings.Seed).Shuffle(order);
             for (int i = 0; i < sites.Length; i++)
             {
-                train[sites[i]] = [.. all.Where((_, k) => k % sites.Length == i)];
+                IEnumerable<Sentence> share = order.Where((_, k) => k % sites.Length == i).Select(k => all[k]);
+                train[sites[i]] = [.. settings.TrainSentencesPerSite > 0 ? share.Take(settings.TrainSentencesPerSite) : share];
                 dev[sites[i]] = [.. allDev.Where((_, k) => k % sites.Length == i)];
             }
 
             var types = LabelSet.FromSentences(all.Concat(allDev), includeClinicalTypes: false).EntityTypes;
-            return (train, dev, allDev, test, types, $"{Path.GetFullPath(dir)} (real corpus, split across sites)");
+            string label = settings.CorpusLabel ?? "real corpus";
+            string subsample = settings.TrainSentencesPerSite > 0 && settings.TrainSentencesPerSite * sites.Length < all.Count
+                ? string.Create(CultureInfo.InvariantCulture, $", a random subsample of {settings.TrainSentencesPerSite:N0} of each site's ~{all.Count / sites.Length:N0} training sentences to keep the demo short (--train-per-site 0 uses all)")
+                : "";
+            return (train, dev, allDev, test, types, $"{label} in {Path.GetFullPath(dir)} ({all.Count:N0} training sentences{subsample})");
         }
 
         IReadOnlyList<SiteProfile> profiles = SyntheticClinicalCorpus.CreateProfiles(Math.Max(sites.Length, SyntheticClinicalCorpus.Profiles.Count));
@@ -331,7 +452,17 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             var bytesPerSite = sites.ToDictionary(s => s, s => r.Where(x => x.Site == s).Sum(x => x.BytesSent));
             double record = r.Count > 0 ? r.Max(x => x.RecordEpsilon) : double.NaN;
             double site = r.Count > 0 ? r.Max(x => x.SiteEpsilon) : double.NaN;
-            result.Add(new DemoRound(round.Round, completed ? "completed" : "aborted: " + round.AbortReason, round.Participants, f1, record, site, bytesPerSite));
+            var perSite = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (string s in sites)
+            {
+                double[] spent = [.. reports.Where(x => x.Site == s && x.Round <= round.Round && double.IsFinite(x.RecordEpsilon)).Select(x => x.RecordEpsilon)];
+                if (spent.Length > 0)
+                {
+                    perSite[s] = spent.Max();
+                }
+            }
+
+            result.Add(new DemoRound(round.Round, completed ? "completed" : "aborted: " + round.AbortReason, round.Participants, f1, record, site, bytesPerSite) { RecordEpsilonPerSite = perSite });
         }
 
         return result;
@@ -347,33 +478,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         return (result.F1, result, dir);
     }
 
-    private void PrintTable(List<DemoRound> rounds, double testF1, EvaluationResult test)
+    private void PrintTable(List<DemoRound> rounds, string[] sites, double testF1, EvaluationResult test)
     {
-        var table = new Table().Title("[bold]Rounds[/]").AddColumn("round").AddColumn("outcome").AddColumn("sites in the sum")
-            .AddColumn(new TableColumn("dev F1 (fused)").RightAligned()).AddColumn(new TableColumn("ε patient (max)").RightAligned())
-            .AddColumn(new TableColumn("ε site").RightAligned());
-        string[] sites = rounds.SelectMany(r => r.BytesPerSite.Keys).Distinct().ToArray();
-        foreach (string s in sites)
-        {
-            table.AddColumn(new TableColumn($"bytes {s}").RightAligned());
-        }
-
-        foreach (DemoRound r in rounds)
-        {
-            var cells = new List<string>
-            {
-                r.Round.ToString(CultureInfo.InvariantCulture),
-                Markup.Escape(r.Outcome.Length > 60 ? r.Outcome[..60] + "…" : r.Outcome),
-                Markup.Escape(string.Join(", ", r.Contributors)),
-                double.IsNaN(r.DevF1) ? "–" : r.DevF1.ToString("F3", CultureInfo.InvariantCulture),
-                double.IsNaN(r.RecordEpsilon) ? "–" : r.RecordEpsilon.ToString("F2", CultureInfo.InvariantCulture),
-                double.IsNaN(r.SiteEpsilon) ? "–" : r.SiteEpsilon.ToString("F2", CultureInfo.InvariantCulture),
-            };
-            cells.AddRange(sites.Select(s => r.BytesPerSite[s].ToString("N0", CultureInfo.InvariantCulture)));
-            table.AddRow([.. cells]);
-        }
-
-        console.Write(table);
+        console.Write(RoundTable(rounds, sites, console.Profile.Width));
         var types = new Table().Title("[bold]Fused model on the held-out test set[/]").AddColumn("type").AddColumn(new TableColumn("precision").RightAligned())
             .AddColumn(new TableColumn("recall").RightAligned()).AddColumn(new TableColumn("F1").RightAligned());
         foreach ((string type, EntityScore score) in test.PerType.OrderBy(kv => kv.Key, StringComparer.Ordinal))
