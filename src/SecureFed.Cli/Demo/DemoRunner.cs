@@ -84,7 +84,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
         long totalSteps = (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
         double sigma = NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, totalSteps);
-        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {(settings.TinyModel ? "the tiny tagger (1-layer BiLSTM, small hashed tables; --model default for the full one)" : "the default tagger")}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
         console.MarkupLine(CultureInfo.InvariantCulture, $"Site-level DP: updates clipped to S={settings.L2Clip}, distributed discrete Gaussian z={settings.SiteNoiseMultiplier}. [yellow]With {sites.Length} hospitals the site-level ε printed below is very large, i.e. no meaningful guarantee for a whole hospital[/]: a single-digit site-level ε needs z around 1, and that much noise is only affordable when it is averaged over hundreds of hospitals. The guarantee that matters here is the patient-level DP-SGD ε above.");
 
         var options = new LocalFederationOptions
@@ -351,16 +351,16 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         var table = new Table().Title("[bold]Was it worth it? Test F1 on the held-out test set[/]")
             .AddColumn("model").AddColumn(new TableColumn("test F1").RightAligned()).AddColumn("privacy");
         table.AddRow("[bold]fused model (this federation)[/]", $"[bold]{fusedF1.ToString("F3", CultureInfo.InvariantCulture)}[/]",
-            string.Create(CultureInfo.InvariantCulture, $"patient-level ε ≤ {maxEpsilon:F2} per site (δ = {settings.Delta:G2}); only the masked sum left a site"));
+            string.Create(CultureInfo.InvariantCulture, $"patient-level ε ≤ {maxEpsilon:F2} per site; only masked sums left"));
         foreach ((string site, double f1) in alone)
         {
-            table.AddRow($"{Markup.Escape(site)} alone ({train[site].Count:N0} sentences)", f1.ToString("F3", CultureInfo.InvariantCulture), "nothing leaves the site (no DP needed)");
+            table.AddRow($"{Markup.Escape(site)} alone ({train[site].Count:N0} sentences)", f1.ToString("F3", CultureInfo.InvariantCulture), "none needed: nothing leaves the site");
         }
 
         table.AddRow("same federation without DP", noDp.ToString("F3", CultureInfo.InvariantCulture), "no patient-level guarantee");
         console.Write(table);
         double bestAlone = alone.Max(a => a.TestF1);
-        console.MarkupLine(CultureInfo.InvariantCulture, $"Federation vs the best site alone: [bold]{fusedF1 - bestAlone:+0.000;-0.000}[/] F1; cost of privacy (without DP minus with DP): [bold]{noDp - fusedF1:+0.000;-0.000}[/] F1 for patient-level ε ≤ {maxEpsilon:F2}. [grey](comparisons took {(aloneTime + noDpTime).TotalSeconds:F0} s; site alone and no-DP local training: Adam lr 0.01, batches of 16)[/]");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Federation vs the best site alone: [bold]{fusedF1 - bestAlone:+0.000;-0.000}[/] F1; cost of privacy (without DP minus with DP): [bold]{noDp - fusedF1:+0.000;-0.000}[/] F1 for patient-level ε ≤ {maxEpsilon:F2}. [grey](comparisons took {(aloneTime + noDpTime).TotalSeconds:F0} s; site alone and no-DP local training: Adam lr 0.01, batches of 32)[/]");
     }
 
     internal static string[] SiteNames(int count)
