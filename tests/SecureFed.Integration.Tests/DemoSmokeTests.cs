@@ -1,3 +1,4 @@
+using System.Text.RegularExpressions;
 using SecureFed.Audit;
 using SecureFed.Cli;
 using SecureFed.Cli.Demo;
@@ -24,7 +25,7 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.True(new FileInfo(Path.Combine(_dir, "rounds.png")).Length > 1000);
         Assert.True(File.Exists(Path.Combine(_dir, "audit-report.html")));
         Assert.True(File.Exists(Path.Combine(_dir, "fused-model", "model.json")));
-        string output = stdout.ToString();
+        string output = Plain(stdout.ToString());
         Assert.Contains("dropped: site-jp", output, StringComparison.Ordinal);
         Assert.Contains("Was it worth it", output, StringComparison.Ordinal);
         Assert.Contains("site-de alone", output, StringComparison.Ordinal);
@@ -50,7 +51,7 @@ public sealed class DemoSmokeTests : IDisposable
             ["demo", "--out", _dir, "--rounds", "1", "--train-per-site", "20", "--no-comparison"],
             stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
 
-        string output = stdout.ToString();
+        string output = Regex.Replace(Plain(stdout.ToString()), @"\s+", " ");
         Assert.True(code == 0, $"exit {code}\n{output}\n{stderr}");
         Assert.Contains("NCBI-disease", output, StringComparison.Ordinal);
         Assert.Contains("a random subsample of 20 of each site's", output, StringComparison.Ordinal);
@@ -114,6 +115,9 @@ public sealed class DemoSmokeTests : IDisposable
             Directory.Delete(_dir, recursive: true);
         }
     }
+
+    /// <summary>The text without ANSI colour codes (what the reader sees).</summary>
+    private static string Plain(string text) => Regex.Replace(text, "\u001b\\[[0-9;]*[A-Za-z]", "");
 
     private static int ConllSentenceCount(string path) => SecureFed.Tagger.ConllReader.ReadFile(path).Count();
 }

@@ -22,13 +22,19 @@ internal static class DemoChart
 
         double maxEpsilon = epsilonTarget;
         ScottPlot.LinePattern[] patterns = [ScottPlot.LinePattern.Dashed, ScottPlot.LinePattern.Dotted, ScottPlot.LinePattern.DenselyDashed];
-        for (int i = 0; i < sites.Count; i++)
+        // Sites that spent exactly the same ε share one line (otherwise the lines hide each other).
+        var series = sites.Select(site => (Site: site, Eps: rounds.Select(r => r.RecordEpsilonPerSite.TryGetValue(site, out double e) ? e : double.NaN).ToArray()))
+            .GroupBy(x => string.Join(";", x.Eps.Select(e => e.ToString("R", System.Globalization.CultureInfo.InvariantCulture))), StringComparer.Ordinal)
+            .ToList();
+        for (int i = 0; i < series.Count; i++)
         {
-            string site = sites[i];
-            double[] eps = [.. rounds.Select(r => r.RecordEpsilonPerSite.TryGetValue(site, out double e) ? e : double.NaN)];
+            double[] eps = series[i].First().Eps;
+            string[] names = [.. series[i].Select(x => x.Site)];
             maxEpsilon = Math.Max(maxEpsilon, eps.Where(double.IsFinite).DefaultIfEmpty(0).Max());
             var line = plot.Add.Scatter(xs, eps);
-            line.LegendText = $"ε patient-level spent, {site} (right axis)";
+            line.LegendText = names.Length == 1
+                ? $"ε patient-level spent, {names[0]} (right axis)"
+                : $"ε patient-level spent, each of {string.Join(", ", names)} (right axis)";
             line.Axes.YAxis = plot.Axes.Right;
             line.LinePattern = patterns[i % patterns.Length];
             line.LineWidth = 2;

@@ -68,6 +68,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         Directory.CreateDirectory(settings.OutputDirectory);
         string[] sites = SiteNames(settings.Sites);
         console.MarkupLine($"[bold]SecureFed demo[/]: {sites.Length} hospitals ({string.Join(", ", sites)}), {settings.Rounds} rounds, output in [blue]{Markup.Escape(Path.GetFullPath(settings.OutputDirectory))}[/]");
@@ -216,6 +217,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         console.MarkupLine($"Wrote: fused model [blue]{Markup.Escape(modelDir)}[/], chart [blue]{Markup.Escape(chart)}[/], audit report [blue]{Markup.Escape(report)}[/].");
         console.MarkupLine($"Check the logs yourself: [grey]securefed audit verify {Markup.Escape(auditDirs[0])}[/]");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Demo finished in {clock.Elapsed.TotalSeconds:F0} s.");
         foreach (TaggerLocalTrainer t in trainers)
         {
             t.Dispose();
