@@ -137,7 +137,34 @@ public sealed class AgentRunner
             float[] global = await EnsureModelAsync(a, cancellationToken).ConfigureAwait(false);
 
             // 3. Local training with DP-SGD (patient-level guarantee).
-            LocalUpdate update = await Task.Run(() => _trainer.Train(global, plan, cancellationToken), cancellationToken).ConfigureAwait(false);
+            LocalUpdate update;
+            try
+            {
+                update = await Task.Run(() => _trainer.Train(global, plan, cancellationToken), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                // Nothing was released (no ledger entry). Withdraw at once so the others need not wait for the
+                // training deadline, then stop this agent: the failure is reported, not retried.
+                var failure = new LocalTrainingException(_options.Site, round, ex);
+                Log.TrainingFailed(_logger, _options.Site, round, ex);
+                using (var withdraw = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken))
+                {
+                    withdraw.CancelAfter(TimeSpan.FromSeconds(5));
+                    try
+                    {
+                        await DeclineAsync(a, failure.Message, withdraw.Token).ConfigureAwait(false);
+                    }
+                    catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                    {
+                        // The aggregator did not answer in time: it will see this site as a dropout at the deadline.
+                    }
+                }
+
+                Report(round, false, "failed: " + failure.Message, loss, devF1, bytesSent);
+                throw failure;
+            }
+
             loss = update.Loss;
             devF1 = update.GlobalDevF1;
 

@@ -30,6 +30,12 @@ public sealed class AgentWorker : BackgroundService
     /// <summary>Raised after every round (forwarded from the runner).</summary>
     public event EventHandler<AgentRoundReport>? RoundFinished;
 
+    /// <summary>Raised once when the agent stops because of an error (before the host is told to stop).</summary>
+    public event EventHandler<Exception>? Failed;
+
+    /// <summary>The error that stopped the agent, or null while it runs or when it stopped normally.</summary>
+    public Exception? Failure { get; private set; }
+
     /// <summary>Optional fault injection.</summary>
     public DropoutHook? Dropout { get; set; }
 
@@ -48,6 +54,14 @@ public sealed class AgentWorker : BackgroundService
         try
         {
             await Runner.RunAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+        {
+            // Reported here (with the full trace in the log) and through Failure/Failed, not rethrown: the host
+            // stops cleanly and whoever runs it decides how to tell the operator (one line, exit code 1).
+            Failure = ex;
+            Log.AgentFailed(_logger, _options.Site, ex);
+            Failed?.Invoke(this, ex);
         }
         finally
         {

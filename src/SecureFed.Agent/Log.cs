@@ -27,4 +27,10 @@ internal static partial class Log
 
     [LoggerMessage(7, LogLevel.Information, "{Site}: the federation has finished")]
     public static partial void FederationFinished(ILogger logger, string site);
+
+    [LoggerMessage(9, LogLevel.Error, "{Site}: local training failed in round {Round}; withdrawing from the round and stopping")]
+    public static partial void TrainingFailed(ILogger logger, string site, long round, Exception exception);
+
+    [LoggerMessage(10, LogLevel.Critical, "{Site}: the agent stopped because of an error")]
+    public static partial void AgentFailed(ILogger logger, string site, Exception exception);
 }

@@ -1,5 +1,7 @@
+using System.Text.RegularExpressions;
 using SecureFed.Audit;
 using SecureFed.Cli;
+using SecureFed.Cli.Demo;
 
 namespace SecureFed.Integration.Tests;
 
@@ -15,7 +17,7 @@ public sealed class DemoSmokeTests : IDisposable
         using var stderr = new StringWriter();
 
         int code = await CliApp.RunAsync(
-            ["demo", "--out", _dir, "--rounds", "2", "--sentences", "60", "--local-epochs", "1", "--drop-site-at", "mask", "--drop-round", "1"],
+            ["demo", "--corpus", "synthetic", "--out", _dir, "--rounds", "2", "--sentences", "60", "--local-epochs", "1", "--drop-site-at", "mask", "--drop-round", "1"],
             stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(8));
 
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
@@ -23,12 +25,87 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.True(new FileInfo(Path.Combine(_dir, "rounds.png")).Length > 1000);
         Assert.True(File.Exists(Path.Combine(_dir, "audit-report.html")));
         Assert.True(File.Exists(Path.Combine(_dir, "fused-model", "model.json")));
-        Assert.Contains("dropped: site-jp", stdout.ToString(), StringComparison.Ordinal);
+        string output = Plain(stdout.ToString());
+        Assert.Contains("dropped: site-jp", output, StringComparison.Ordinal);
+        Assert.Contains("Was it worth it", output, StringComparison.Ordinal);
+        Assert.Contains("site-de alone", output, StringComparison.Ordinal);
+        Assert.Contains("same federation without DP", output, StringComparison.Ordinal);
+        Assert.Contains("logs", Directory.GetDirectories(_dir).Select(Path.GetFileName));
+        Assert.True(File.Exists(Path.Combine(_dir, "logs", "aggregator.log")));
+        // Not a terminal: 100 columns, and no line of the output is wider.
+        Assert.All(output.Split('\n'), line => Assert.True(line.TrimEnd('\r').Length <= 100, $"{line.Length} columns: {line}"));
         foreach (string log in new[] { "aggregator-data/audit", "agents/site-de/audit", "agents/site-fr/audit", "agents/site-jp/audit" })
         {
             AuditVerification v = AuditVerifier.Verify(Path.Combine(_dir, log));
             Assert.True(v.Ok, v.FirstProblem);
         }
+    }
+
+    [Fact]
+    public async Task Demo_DefaultCorpusTinySubsample_TrainsOnNcbiDisease()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["demo", "--out", _dir, "--rounds", "1", "--train-per-site", "20", "--no-comparison"],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+
+        string output = Regex.Replace(Plain(stdout.ToString()), @"\s+", " ");
+        Assert.True(code == 0, $"exit {code}\n{output}\n{stderr}");
+        Assert.Contains("NCBI-disease", output, StringComparison.Ordinal);
+        Assert.Contains("a random subsample of 20 of each site's", output, StringComparison.Ordinal);
+        Assert.Contains("│ Disease", output, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(60)]
+    [InlineData(80)]
+    [InlineData(100)]
+    [InlineData(120)]
+    [InlineData(200)]
+    public void RoundTable_ThreeOrTwentySites_FitsTheWidthWithOneLinePerRound(int width)
+    {
+        foreach (int siteCount in new[] { 3, 20 })
+        {
+            string[] sites = DemoRunner.SiteNames(siteCount);
+            var bytes = sites.ToDictionary(s => s, _ => 181_150L);
+            var partial = sites.ToDictionary(s => s, s => s == sites[^1] ? 120_000L : 181_150L);
+            DemoRound[] rounds =
+            [
+                new(1, "completed", sites, 0.512, 2.31, 91_778.445, bytes),
+                new(2, "completed", sites[..^1], 0.634, 4.02, 183_556.9, partial),
+                new(3, "aborted: only 1 of 3 sites delivered masked inputs, fewer than the threshold t = 2", [], double.NaN, 5.5, 183_556.9, partial),
+            ];
+            using var writer = new StringWriter();
+            var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings { Out = new Spectre.Console.AnsiConsoleOutput(writer), Ansi = Spectre.Console.AnsiSupport.No });
+            console.Profile.Width = width;
+
+            console.Write(DemoRunner.RoundTable(rounds, sites, width));
+
+            string[] lines = writer.ToString().Split('\n').Select(l => l.TrimEnd('\r')).Where(l => l.Length > 0).ToArray();
+            Assert.All(lines, l => Assert.True(l.Length <= width, $"{l.Length} > {width}: {l}"));
+            // Title, top border, header, separator, three rows, bottom border: no row is wrapped onto a second line.
+            if (width < 80)
+            {
+                continue; // narrower than any usual terminal: it must fit, rows may wrap
+            }
+
+            Assert.True(lines.Length == 8, $"{lines.Length} lines at {width} columns:\n{writer}");
+            Assert.Contains(lines, l => l.Contains($"all {siteCount}", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.Contains($"all but {sites[^1].Replace("site-", "", StringComparison.Ordinal)}", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void Locate_FromTheTestBinaries_FindsTheShippedCorpus()
+    {
+        string? dir = DemoCorpus.Locate(out IReadOnlyList<string> searched);
+
+        Assert.True(dir is not null, "searched: " + string.Join(", ", searched));
+        Assert.True(File.Exists(Path.Combine(dir, "LICENSE")));
+        Assert.True(File.Exists(Path.Combine(dir, "README.md")));
+        Assert.Equal(5424, ConllSentenceCount(Path.Combine(dir, "train.tsv")));
     }
 
     public void Dispose()
@@ -38,4 +115,9 @@ public sealed class DemoSmokeTests : IDisposable
             Directory.Delete(_dir, recursive: true);
         }
     }
+
+    /// <summary>The text without ANSI colour codes (what the reader sees).</summary>
+    private static string Plain(string text) => Regex.Replace(text, "\u001b\\[[0-9;]*[A-Za-z]", "");
+
+    private static int ConllSentenceCount(string path) => SecureFed.Tagger.ConllReader.ReadFile(path).Count();
 }

@@ -7,9 +7,15 @@ using Spectre.Console;
 
 namespace SecureFed.Cli.Commands;
 
-/// <summary><c>securefed demo</c>: the end-to-end federation on the embedded synthetic corpus (or --data).</summary>
+/// <summary>
+/// <c>securefed demo</c>: the end-to-end federation on NCBI-disease (shipped in <c>data/ncbi-disease</c>), the embedded
+/// synthetic clinical corpus (<c>--corpus synthetic</c>) or any CoNLL corpus (<c>--data</c>).
+/// </summary>
 internal static class DemoCommand
 {
+    /// <summary>Default training sentences per site from a real corpus (the demo stays within a few minutes on 2 cores).</summary>
+    internal const int DefaultTrainPerSite = 600;
+
     public static Command Create()
     {
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run.", DefaultValueFactory = _ => 5 };
@@ -18,7 +24,10 @@ internal static class DemoCommand
         var drop = new Option<string?>("--drop-site-at") { Description = "Make the last site go silent before this stage of round 2 to watch dropout recovery: advertise, share, mask, consistency, unmask." };
         var dropRound = new Option<int>("--drop-round") { Description = "Round in which --drop-site-at applies.", DefaultValueFactory = _ => 2 };
         var output = new Option<string?>("--out") { Description = "Output folder (default: ./securefed-demo-<UTC time>); must not exist or be empty." };
-        var data = new Option<string?>("--data") { Description = "A CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) split across the sites instead of the synthetic corpus." };
+        var corpus = new Option<string>("--corpus") { Description = "ncbi-disease (real PubMed abstracts with Disease mentions, shipped in data/ncbi-disease; the default) or synthetic (the embedded five-type clinical corpus).", DefaultValueFactory = _ => "ncbi-disease" };
+        var data = new Option<string?>("--data") { Description = "Any CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) split across the sites, instead of --corpus." };
+        var trainPerSite = new Option<int>("--train-per-site") { Description = "Training sentences each site keeps from a real corpus (seeded random subsample, keeps the demo short); 0 = its whole share.", DefaultValueFactory = _ => DefaultTrainPerSite };
+        var noComparison = new Option<bool>("--no-comparison") { Description = "Skip the closing 'was it worth it' comparison (each site alone, the federation without DP)." };
         var model = new Option<string>("--model") { Description = "Tagger size: tiny (fast, default) or default.", DefaultValueFactory = _ => "tiny" };
         var sentences = new Option<int>("--sentences") { Description = "Synthetic training sentences per site.", DefaultValueFactory = _ => 1000 };
         var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round.", DefaultValueFactory = _ => 1 };
@@ -30,7 +39,7 @@ internal static class DemoCommand
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it).", DefaultValueFactory = _ => 50.0 };
         var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
         {
-            rounds, sites, epsilon, drop, dropRound, output, data, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip,
+            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -69,9 +78,42 @@ internal static class DemoCommand
             }
 
             string? dataDir = parse.GetValue(data);
+            string? corpusLabel = null;
             if (dataDir is not null && !Directory.Exists(dataDir))
             {
                 throw new UsageException($"--data {dataDir}: no such folder.");
+            }
+
+            IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parse.InvocationConfiguration.Output) });
+            console.Profile.Width = TerminalWidth(parse.InvocationConfiguration.Output);
+            string corpusName = parse.GetValue(corpus) ?? "ncbi-disease";
+            if (dataDir is null)
+            {
+                switch (corpusName)
+                {
+                    case "synthetic":
+                        break;
+                    case "ncbi-disease":
+                        dataDir = DemoCorpus.Locate(out IReadOnlyList<string> searched);
+                        if (dataDir is null)
+                        {
+                            console.MarkupLine($"[yellow]NCBI-disease not found[/] ({Markup.Escape(DemoCorpus.RelativeDirectory)} under {Markup.Escape(string.Join(", ", searched.Take(3)))} or their parents): running on the embedded [bold]synthetic[/] corpus instead. Run from the repository clone, or pass --data DIR or --corpus synthetic.");
+                        }
+                        else
+                        {
+                            corpusLabel = "NCBI-disease (PubMed abstracts, Disease mentions; CC BY 4.0, see data/ncbi-disease/README.md)";
+                        }
+
+                        break;
+                    default:
+                        throw new UsageException($"--corpus must be ncbi-disease or synthetic, got '{corpusName}'.");
+                }
+            }
+
+            int perSite = parse.GetValue(trainPerSite);
+            if (perSite < 0)
+            {
+                throw new UsageException($"--train-per-site must be 0 (all) or positive, got {perSite}.");
             }
 
             string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
@@ -135,18 +177,37 @@ internal static class DemoCommand
                 DropAt = dropAt,
                 DropRound = parse.GetValue(dropRound),
                 DataDirectory = dataDir,
+                CorpusLabel = corpusLabel,
+                TrainSentencesPerSite = perSite,
+                CompareBaselines = !parse.GetValue(noComparison),
                 TinyModel = size == "tiny",
                 SentencesPerSite = sentenceCount,
                 LocalEpochs = localEpochs,
             };
-            IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parse.InvocationConfiguration.Output) });
-            if (console.Profile.Width < 140)
-            {
-                console.Profile.Width = 140;
-            }
-
             return await new DemoRunner(settings, console).RunAsync(ct).ConfigureAwait(false);
         });
         return command;
+    }
+
+    /// <summary>The terminal's width when writing to it (Console.WindowWidth), else 100 columns.</summary>
+    internal static int TerminalWidth(TextWriter output)
+    {
+        if (ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected)
+        {
+            try
+            {
+                int width = Console.WindowWidth;
+                if (width >= 40)
+                {
+                    return width;
+                }
+            }
+            catch (IOException)
+            {
+                // no console attached
+            }
+        }
+
+        return 100;
     }
 }

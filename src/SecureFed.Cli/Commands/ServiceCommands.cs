@@ -99,7 +99,16 @@ internal static class ServiceCommands
                 throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
             }
 
+            // Taken before RunAsync, which disposes the host (and its services) when it returns.
+            var worker = (AgentWorker?)host.Services.GetService(typeof(AgentWorker));
             await host.RunAsync(ct).ConfigureAwait(false);
+            if (worker?.Failure is Exception failure)
+            {
+                // The full trace is in the agent's log; the operator gets one line and a non-zero exit code.
+                await parse.InvocationConfiguration.Error.WriteLineAsync($"agent {worker.SiteName} stopped: {LocalTrainingException.FirstLine(failure.Message)}").ConfigureAwait(false);
+                return CliApp.ExitFailure;
+            }
+
             return CliApp.ExitOk;
         });
         return command;

@@ -20,7 +20,17 @@ internal sealed record DemoSettings
     public double Delta { get; init; } = 1e-5;
     public ProtocolStage? DropAt { get; init; }
     public long DropRound { get; init; } = 2;
+    /// <summary>A CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) split across the sites; null = the synthetic corpus.</summary>
     public string? DataDirectory { get; init; }
+
+    /// <summary>How the output names the corpus in <see cref="DataDirectory"/> (e.g. "NCBI-disease").</summary>
+    public string? CorpusLabel { get; init; }
+
+    /// <summary>Training sentences each site keeps from a real corpus (a seeded random subsample); 0 = all of its share.</summary>
+    public int TrainSentencesPerSite { get; init; }
+
+    /// <summary>Whether to end with "was it worth it" (each site alone, the federation without DP).</summary>
+    public bool CompareBaselines { get; init; } = true;
     public bool TinyModel { get; init; } = true;
     public int SentencesPerSite { get; init; } = 1000;
     public int LocalEpochs { get; init; } = 1;
@@ -31,10 +41,20 @@ internal sealed record DemoSettings
     public double GradClip { get; init; } = 1.0;
     public double L2Clip { get; init; } = 50.0;
     public int Seed { get; init; } = 7;
+
+    /// <summary>
+    /// Test hook (no command-line option): wraps each site's trainer, e.g. to make local training throw at chosen
+    /// sites and check how the demo reports a failed host.
+    /// </summary>
+    internal Func<string, ILocalTrainer, ILocalTrainer>? TrainerHook { get; init; }
 }
 
 /// <summary>Per-round figures collected for the final table and chart.</summary>
-internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<string> Contributors, double DevF1, double RecordEpsilon, double SiteEpsilon, IReadOnlyDictionary<string, long> BytesPerSite);
+internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<string> Contributors, double DevF1, double RecordEpsilon, double SiteEpsilon, IReadOnlyDictionary<string, long> BytesPerSite)
+{
+    /// <summary>Patient-level ε each site had spent after this round (sites that sent no report are missing).</summary>
+    public IReadOnlyDictionary<string, double> RecordEpsilonPerSite { get; init; } = new Dictionary<string, double>();
+}
 
 /// <summary>
 /// <c>securefed demo</c>: a real federation on 127.0.0.1 (provisioning, mTLS gRPC aggregator, one agent host per
@@ -43,16 +63,19 @@ internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<strin
 internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 {
     private static readonly string[] DefaultSites = ["site-de", "site-fr", "site-jp"];
+    private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Dictionary<string, string> _failedSites = new(StringComparer.Ordinal);
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         Directory.CreateDirectory(settings.OutputDirectory);
         string[] sites = SiteNames(settings.Sites);
         console.MarkupLine($"[bold]SecureFed demo[/]: {sites.Length} hospitals ({string.Join(", ", sites)}), {settings.Rounds} rounds, output in [blue]{Markup.Escape(Path.GetFullPath(settings.OutputDirectory))}[/]");
 
         // Data: each site keeps its own partition; nothing below ever hands one site's sentences to another.
         (Dictionary<string, IReadOnlyList<Sentence>> train, Dictionary<string, IReadOnlyList<Sentence>> dev, IReadOnlyList<Sentence> pooledDev, IReadOnlyList<Sentence> test, IReadOnlyList<string> types, string source) = LoadData(sites);
-        console.MarkupLine($"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count)} training sentences split across sites, {test.Count} test sentences held out.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
 
         // DP-SGD adds noise to every parameter at every step, so the demo's small model keeps its hashed embedding
         // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere.
@@ -62,7 +85,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
         long totalSteps = (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
         double sigma = NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, totalSteps);
-        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {(settings.TinyModel ? "the tiny tagger (1-layer BiLSTM, small hashed tables; --model default for the full one)" : "the default tagger")}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
         console.MarkupLine(CultureInfo.InvariantCulture, $"Site-level DP: updates clipped to S={settings.L2Clip}, distributed discrete Gaussian z={settings.SiteNoiseMultiplier}. [yellow]With {sites.Length} hospitals the site-level ε printed below is very large, i.e. no meaningful guarantee for a whole hospital[/]: a single-digit site-level ε needs z around 1, and that much noise is only affordable when it is averaged over hundreds of hospitals. The guarantee that matters here is the patient-level DP-SGD ε above.");
 
         var options = new LocalFederationOptions
@@ -99,7 +122,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 ["CallTimeoutSeconds"] = "30",
             },
             Drop = settings.DropAt is { } stage ? (sites[^1], settings.DropRound, stage) : null,
+            LogDirectory = Path.Combine(settings.OutputDirectory, "logs"),
+            LogLevel = Microsoft.Extensions.Logging.LogLevel.Information,
         };
+        // A round completes with at least t of the cohort (and the aggregator opens none with fewer than MinSites).
+        int required = Math.Max(Math.Min(2, sites.Length), GraphPlanner.Plan(sites.Length).Threshold);
 
         var reports = new ConcurrentQueue<AgentRoundReport>();
         var progress = new ConcurrentQueue<RoundProgress>();
@@ -125,22 +152,55 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 trainers.Add(trainer);
             }
 
-            return trainer;
-        }, worker => worker.RoundFinished += (_, r) =>
+            return settings.TrainerHook is { } hook ? hook(site, trainer) : trainer;
+        }, worker =>
         {
-            reports.Enqueue(r);
-            string color = r.Completed ? "green" : "yellow";
-            console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; local loss {r.Loss:F3}, dev F1 of the model it received {r.GlobalDevF1:F3}, ε(patient) {r.RecordEpsilon:F2}, update norm {r.UpdateNorm:F2} (clipped to {settings.L2Clip}), {r.BytesSent:N0} bytes sent");
+            worker.Failed += (_, error) => OnHostFailed(federation, worker.SiteName, error, sites.Length, required);
+            worker.RoundFinished += (_, r) => OnRoundFinished(r, reports);
         }, cancellationToken).ConfigureAwait(false);
+        Task aggregatorWatch = federation.Coordinator.Finished.ContinueWith(
+            _ =>
+            {
+                if (federation.Coordinator.Failure is { } failure)
+                {
+                    OnHostFailed(federation, "aggregator", failure, sites.Length, required);
+                }
+            },
+            CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
-        await federation.WaitAsync(TimeSpan.FromHours(2), cancellationToken).ConfigureAwait(false);
+        Task finished = federation.WaitAsync(TimeSpan.FromHours(2), cancellationToken);
+        await Task.WhenAny(finished, _fatal.Task).ConfigureAwait(false);
+        if (federation.Coordinator.IsFinished)
+        {
+            await aggregatorWatch.ConfigureAwait(false);
+        }
+
+        if (_fatal.Task.IsCompleted)
+        {
+            // Stop what is left at once; the trainers are not disposed here (a stopping agent may still be inside a step).
+            console.MarkupLine($"[red bold]Demo stopped[/]: {Markup.Escape(await _fatal.Task.ConfigureAwait(false))}");
+            await federation.StopAsync(TimeSpan.FromSeconds(3)).ConfigureAwait(false);
+            return CliApp.ExitFailure;
+        }
+
+        await finished.ConfigureAwait(false);
+        if (_failedSites.Count > 0)
+        {
+            console.MarkupLine($"[yellow]Dropped out after a failure[/]: {Markup.Escape(string.Join("; ", _failedSites.Select(kv => $"{kv.Key} ({kv.Value})")))}; the others went on without them.");
+        }
+
 
         // The auditor's and the data scientist's view.
         var rounds = CollectRounds(federation, reports, spec, pooledDev, sites);
         (double testF1, EvaluationResult testResult, string modelDir) = EvaluateFinal(federation, spec, test);
-        PrintTable(rounds, testF1, testResult);
+        PrintTable(rounds, sites, testF1, testResult);
         string chart = Path.Combine(settings.OutputDirectory, "rounds.png");
-        DemoChart.Write(rounds, chart);
+        DemoChart.Write(rounds, sites, settings.Epsilon, chart);
+        if (settings.CompareBaselines)
+        {
+            PrintWorthIt(spec, initial, sites, train, test, testF1, rounds, cancellationToken);
+        }
+
         var auditDirs = new List<string> { AggregatorState.AuditDirectory(federation.AggregatorDataDirectory) };
         auditDirs.AddRange(sites.Select(s => AgentState.AuditDirectory(federation.AgentDataDirectory(s))));
         string report = Path.Combine(settings.OutputDirectory, "audit-report.html");
@@ -157,6 +217,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         console.MarkupLine($"Wrote: fused model [blue]{Markup.Escape(modelDir)}[/], chart [blue]{Markup.Escape(chart)}[/], audit report [blue]{Markup.Escape(report)}[/].");
         console.MarkupLine($"Check the logs yourself: [grey]securefed audit verify {Markup.Escape(auditDirs[0])}[/]");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Demo finished in {clock.Elapsed.TotalSeconds:F0} s.");
         foreach (TaggerLocalTrainer t in trainers)
         {
             t.Dispose();
@@ -164,6 +225,144 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         int completed = rounds.Count(r => r.Outcome == "completed");
         return completed > 0 && allVerified ? CliApp.ExitOk : CliApp.ExitFailure;
+    }
+
+    private void OnRoundFinished(AgentRoundReport r, ConcurrentQueue<AgentRoundReport> reports)
+    {
+        reports.Enqueue(r);
+        if (r.Outcome.StartsWith("failed:", StringComparison.Ordinal))
+        {
+            return; // reported in one line by OnHostFailed
+        }
+
+        string color = r.Completed ? "green" : "yellow";
+        console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; loss {r.Loss:F3}, its dev F1 of the received model {r.GlobalDevF1:F3}, ε patient {r.RecordEpsilon:F2}, |Δ| {r.UpdateNorm:F1}, {r.BytesSent / 1024.0:N0} KiB sent");
+    }
+
+    /// <summary>
+    /// One readable line per failed host (the full trace is in its log file). A failed agent is a dropout while at
+    /// least <paramref name="required"/> sites are left; fewer, or a failed aggregator, stop the demo.
+    /// </summary>
+    private void OnHostFailed(LocalFederation federation, string host, Exception error, int siteCount, int required)
+    {
+        string message = LocalTrainingException.FirstLine(error.Message);
+        string log = federation.LogFile(host) ?? "the host's log";
+        console.MarkupLine($"[red bold]✗ {Markup.Escape(host)} failed[/]: {Markup.Escape(message)} [grey](full trace in {Markup.Escape(log)})[/]");
+        if (host == "aggregator")
+        {
+            _fatal.TrySetResult($"the aggregator failed: {message}");
+            return;
+        }
+
+        int left;
+        lock (_failedSites)
+        {
+            _failedSites[host] = message;
+            left = siteCount - _failedSites.Count;
+        }
+
+        if (left < required)
+        {
+            _fatal.TrySetResult($"{host} failed and only {left} of {siteCount} hospitals are left; a round needs at least {required} (t), so the federation cannot go on.");
+        }
+        else
+        {
+            console.MarkupLine($"  [yellow]{Markup.Escape(host)} drops out[/]; {left} of {siteCount} hospitals go on (a round needs at least {required}).");
+        }
+    }
+
+    /// <summary>
+    /// The per-round table, laid out for <paramref name="width"/> columns: who was in the sum is "all n" or
+    /// "all but …" (short site names), and the bytes are one column ("each" when every site sent the same).
+    /// </summary>
+    internal static Table RoundTable(IReadOnlyList<DemoRound> rounds, IReadOnlyList<string> sites, int width)
+    {
+        // Below 90 columns the outcome column goes: an aborted round says so in "in the sum" (its reason is in the log).
+        bool narrow = width < 90;
+        var table = new Table().Title("[bold]Rounds[/]").Border(narrow ? TableBorder.Simple : TableBorder.Rounded)
+            .AddColumn(new TableColumn("round").RightAligned().NoWrap());
+        if (!narrow)
+        {
+            table.AddColumn(new TableColumn("outcome"));
+        }
+
+        table.AddColumn(new TableColumn("in the sum"))
+            .AddColumn(new TableColumn("dev F1").RightAligned().NoWrap())
+            .AddColumn(new TableColumn(narrow ? "ε pat." : "ε patient").RightAligned().NoWrap())
+            .AddColumn(new TableColumn("ε site").RightAligned().NoWrap())
+            .AddColumn(new TableColumn(narrow ? "KiB/site" : "KiB sent per site").RightAligned());
+        foreach (DemoRound r in rounds)
+        {
+            bool aborted = r.Outcome.StartsWith("aborted", StringComparison.Ordinal);
+            var cells = new List<string> { r.Round.ToString(CultureInfo.InvariantCulture) };
+            if (!narrow)
+            {
+                cells.Add(Markup.Escape(aborted ? "aborted" : r.Outcome));
+            }
+
+            cells.Add(Markup.Escape(narrow && aborted ? "aborted" : Cohort(r.Contributors, sites)));
+            cells.Add(double.IsNaN(r.DevF1) ? "–" : r.DevF1.ToString("F3", CultureInfo.InvariantCulture));
+            cells.Add(double.IsNaN(r.RecordEpsilon) ? "–" : r.RecordEpsilon.ToString("F2", CultureInfo.InvariantCulture));
+            cells.Add(double.IsNaN(r.SiteEpsilon) ? "–" : Compact(r.SiteEpsilon));
+            cells.Add(Markup.Escape(Bytes(r.BytesPerSite, sites)));
+            table.AddRow([.. cells]);
+        }
+
+        return table;
+    }
+
+    private static string Short(string site) => site.StartsWith("site-", StringComparison.Ordinal) ? site[5..] : site;
+
+    private static string Cohort(IReadOnlyList<string> contributors, IReadOnlyList<string> sites)
+    {
+        if (contributors.Count == 0)
+        {
+            return "none";
+        }
+
+        string[] missing = [.. sites.Except(contributors, StringComparer.Ordinal)];
+        return missing.Length == 0 ? $"all {sites.Count}"
+            : missing.Length <= contributors.Count ? $"all but {string.Join(" ", missing.Select(Short))}"
+            : string.Join(" ", contributors.Select(Short));
+    }
+
+    private static string Bytes(IReadOnlyDictionary<string, long> bytes, IReadOnlyList<string> sites)
+    {
+        long[] sent = [.. sites.Select(s => bytes.GetValueOrDefault(s))];
+        if (sent.Distinct().Count() == 1)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{sent[0] / 1024.0:N0} each");
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{sent.Min() / 1024.0:N0}–{sent.Max() / 1024.0:N0}");
+    }
+
+    private static string Compact(double value) => value < 1e4
+        ? value.ToString("F2", CultureInfo.InvariantCulture)
+        : value.ToString("0.0e0", CultureInfo.InvariantCulture);
+
+    /// <summary>"Was it worth it": the fused model next to each site alone and the federation without DP (same budget).</summary>
+    private void PrintWorthIt(Agent.ModelSpec spec, float[] initial, string[] sites, IReadOnlyDictionary<string, IReadOnlyList<Sentence>> train, IReadOnlyList<Sentence> test, double fusedF1, IReadOnlyList<DemoRound> rounds, CancellationToken cancellationToken)
+    {
+        int completed = rounds.Count(r => r.Outcome == "completed");
+        int epochs = Math.Max(1, completed) * settings.LocalEpochs;
+        console.MarkupLine(CultureInfo.InvariantCulture, $"[bold]Was it worth it?[/] Training the comparisons in this process ({epochs} local epoch(s) per site in total, as in the federation; same model, no DP)…");
+        var (alone, aloneTime) = DemoBaselines.Timed(() => DemoBaselines.SiteAlone(spec, sites, train, test, epochs, settings.Seed, cancellationToken));
+        var (noDp, noDpTime) = DemoBaselines.Timed(() => DemoBaselines.FederatedWithoutDp(spec, initial, sites, train, test, Math.Max(1, completed), settings.LocalEpochs, settings.Seed, cancellationToken));
+        double maxEpsilon = rounds.SelectMany(r => r.RecordEpsilonPerSite.Values).DefaultIfEmpty(double.NaN).Max();
+        var table = new Table().Title("[bold]Was it worth it? Test F1 on the held-out test set[/]")
+            .AddColumn("model").AddColumn(new TableColumn("test F1").RightAligned()).AddColumn("privacy");
+        table.AddRow("[bold]fused model (this federation)[/]", $"[bold]{fusedF1.ToString("F3", CultureInfo.InvariantCulture)}[/]",
+            string.Create(CultureInfo.InvariantCulture, $"patient-level ε ≤ {maxEpsilon:F2} per site; only masked sums left"));
+        foreach ((string site, double f1) in alone)
+        {
+            table.AddRow($"{Markup.Escape(site)} alone ({train[site].Count:N0} sentences)", f1.ToString("F3", CultureInfo.InvariantCulture), "none needed: nothing leaves the site");
+        }
+
+        table.AddRow("same federation without DP", noDp.ToString("F3", CultureInfo.InvariantCulture), "no patient-level guarantee");
+        console.Write(table);
+        double bestAlone = alone.Max(a => a.TestF1);
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Federation vs the best site alone: [bold]{fusedF1 - bestAlone:+0.000;-0.000}[/] F1; cost of privacy (without DP minus with DP): [bold]{noDp - fusedF1:+0.000;-0.000}[/] F1 for patient-level ε ≤ {maxEpsilon:F2}. [grey](comparisons took {(aloneTime + noDpTime).TotalSeconds:F0} s; site alone and no-DP local training: Adam lr 0.01, batches of 32)[/]");
     }
 
     internal static string[] SiteNames(int count)
@@ -196,14 +395,22 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             List<Sentence> all = [.. ConllReader.ReadFile(trainPath)];
             List<Sentence> allDev = [.. ConllReader.ReadFile(devPath)];
             List<Sentence> test = [.. ConllReader.ReadFile(testPath)];
+            // A seeded shuffle, then round-robin: every site gets a random share of the abstracts' sentences.
+            var order = Enumerable.Range(0, all.Count).ToArray();
+            new Random(settings.Seed).Shuffle(order);
             for (int i = 0; i < sites.Length; i++)
             {
-                train[sites[i]] = [.. all.Where((_, k) => k % sites.Length == i)];
+                IEnumerable<Sentence> share = order.Where((_, k) => k % sites.Length == i).Select(k => all[k]);
+                train[sites[i]] = [.. settings.TrainSentencesPerSite > 0 ? share.Take(settings.TrainSentencesPerSite) : share];
                 dev[sites[i]] = [.. allDev.Where((_, k) => k % sites.Length == i)];
             }
 
             var types = LabelSet.FromSentences(all.Concat(allDev), includeClinicalTypes: false).EntityTypes;
-            return (train, dev, allDev, test, types, $"{Path.GetFullPath(dir)} (real corpus, split across sites)");
+            string label = settings.CorpusLabel ?? "real corpus";
+            string subsample = settings.TrainSentencesPerSite > 0 && settings.TrainSentencesPerSite * sites.Length < all.Count
+                ? string.Create(CultureInfo.InvariantCulture, $", a random subsample of {settings.TrainSentencesPerSite:N0} of each site's ~{all.Count / sites.Length:N0} training sentences to keep the demo short (--train-per-site 0 uses all)")
+                : "";
+            return (train, dev, allDev, test, types, $"{label} in {Path.GetFullPath(dir)} ({all.Count:N0} training sentences{subsample})");
         }
 
         IReadOnlyList<SiteProfile> profiles = SyntheticClinicalCorpus.CreateProfiles(Math.Max(sites.Length, SyntheticClinicalCorpus.Profiles.Count));
@@ -247,7 +454,17 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             var bytesPerSite = sites.ToDictionary(s => s, s => r.Where(x => x.Site == s).Sum(x => x.BytesSent));
             double record = r.Count > 0 ? r.Max(x => x.RecordEpsilon) : double.NaN;
             double site = r.Count > 0 ? r.Max(x => x.SiteEpsilon) : double.NaN;
-            result.Add(new DemoRound(round.Round, completed ? "completed" : "aborted: " + round.AbortReason, round.Participants, f1, record, site, bytesPerSite));
+            var perSite = new Dictionary<string, double>(StringComparer.Ordinal);
+            foreach (string s in sites)
+            {
+                double[] spent = [.. reports.Where(x => x.Site == s && x.Round <= round.Round && double.IsFinite(x.RecordEpsilon)).Select(x => x.RecordEpsilon)];
+                if (spent.Length > 0)
+                {
+                    perSite[s] = spent.Max();
+                }
+            }
+
+            result.Add(new DemoRound(round.Round, completed ? "completed" : "aborted: " + round.AbortReason, round.Participants, f1, record, site, bytesPerSite) { RecordEpsilonPerSite = perSite });
         }
 
         return result;
@@ -263,33 +480,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         return (result.F1, result, dir);
     }
 
-    private void PrintTable(List<DemoRound> rounds, double testF1, EvaluationResult test)
+    private void PrintTable(List<DemoRound> rounds, string[] sites, double testF1, EvaluationResult test)
     {
-        var table = new Table().Title("[bold]Rounds[/]").AddColumn("round").AddColumn("outcome").AddColumn("sites in the sum")
-            .AddColumn(new TableColumn("dev F1 (fused)").RightAligned()).AddColumn(new TableColumn("ε patient (max)").RightAligned())
-            .AddColumn(new TableColumn("ε site").RightAligned());
-        string[] sites = rounds.SelectMany(r => r.BytesPerSite.Keys).Distinct().ToArray();
-        foreach (string s in sites)
-        {
-            table.AddColumn(new TableColumn($"bytes {s}").RightAligned());
-        }
-
-        foreach (DemoRound r in rounds)
-        {
-            var cells = new List<string>
-            {
-                r.Round.ToString(CultureInfo.InvariantCulture),
-                Markup.Escape(r.Outcome.Length > 60 ? r.Outcome[..60] + "…" : r.Outcome),
-                Markup.Escape(string.Join(", ", r.Contributors)),
-                double.IsNaN(r.DevF1) ? "–" : r.DevF1.ToString("F3", CultureInfo.InvariantCulture),
-                double.IsNaN(r.RecordEpsilon) ? "–" : r.RecordEpsilon.ToString("F2", CultureInfo.InvariantCulture),
-                double.IsNaN(r.SiteEpsilon) ? "–" : r.SiteEpsilon.ToString("F2", CultureInfo.InvariantCulture),
-            };
-            cells.AddRange(sites.Select(s => r.BytesPerSite[s].ToString("N0", CultureInfo.InvariantCulture)));
-            table.AddRow([.. cells]);
-        }
-
-        console.Write(table);
+        console.Write(RoundTable(rounds, sites, console.Profile.Width));
         var types = new Table().Title("[bold]Fused model on the held-out test set[/]").AddColumn("type").AddColumn(new TableColumn("precision").RightAligned())
             .AddColumn(new TableColumn("recall").RightAligned()).AddColumn(new TableColumn("F1").RightAligned());
         foreach ((string type, EntityScore score) in test.PerType.OrderBy(kv => kv.Key, StringComparer.Ordinal))

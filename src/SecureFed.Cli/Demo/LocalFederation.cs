@@ -18,9 +18,15 @@ namespace SecureFed.Cli.Demo;
 internal sealed class LocalFederation : IAsyncDisposable
 {
     private readonly List<IHost> _agentHosts = [];
+    private readonly List<FileLoggerProvider> _logFiles = [];
 
-    private LocalFederation(LocalFederationOptions options, ProvisionResult provisioned, WebApplication aggregator, Uri address)
+    private LocalFederation(LocalFederationOptions options, ProvisionResult provisioned, WebApplication aggregator, Uri address, FileLoggerProvider? aggregatorLog)
     {
+        if (aggregatorLog is not null)
+        {
+            _logFiles.Add(aggregatorLog);
+        }
+
         Options = options;
         Provisioned = provisioned;
         Aggregator = aggregator;
@@ -70,9 +76,33 @@ internal sealed class LocalFederation : IAsyncDisposable
         }
 
         IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        WebApplication app = AggregatorHost.Build(configuration, initialModel, logging => logging.SetMinimumLevel(options.LogLevel));
-        await app.StartAsync(cancellationToken).ConfigureAwait(false);
-        return new LocalFederation(options, provisioned, app, AggregatorHost.BoundAddress(app));
+        FileLoggerProvider? log = options.LogDirectory is { } logs ? new FileLoggerProvider(Path.Combine(logs, "aggregator.log")) : null;
+        try
+        {
+            WebApplication app = AggregatorHost.Build(configuration, initialModel, logging => ConfigureLogging(logging, options, log));
+            await app.StartAsync(cancellationToken).ConfigureAwait(false);
+            return new LocalFederation(options, provisioned, app, AggregatorHost.BoundAddress(app), log);
+        }
+        catch
+        {
+            log?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The log file of a host (aggregator or a site) when <see cref="LocalFederationOptions.LogDirectory"/> is set.</summary>
+    public string? LogFile(string host) => Options.LogDirectory is { } dir ? Path.Combine(dir, host + ".log") : null;
+
+    private static void ConfigureLogging(ILoggingBuilder logging, LocalFederationOptions options, FileLoggerProvider? file)
+    {
+        logging.SetMinimumLevel(options.LogLevel);
+        if (file is not null)
+        {
+            logging.ClearProviders();
+            logging.AddProvider(file);
+            logging.AddFilter("Microsoft", LogLevel.Warning);
+            logging.AddFilter("Grpc", LogLevel.Warning);
+        }
     }
 
     /// <summary>Starts one agent host per site with trainers from <paramref name="trainerFactory"/>.</summary>
@@ -97,7 +127,13 @@ internal sealed class LocalFederation : IAsyncDisposable
             var agentOptions = new AgentOptions();
             configuration.GetSection(AgentOptions.Section).Bind(agentOptions);
             ILocalTrainer trainer = trainerFactory(site, agentOptions);
-            IHost host = AgentHost.Build(configuration, spec, trainer, logging => logging.SetMinimumLevel(Options.LogLevel));
+            FileLoggerProvider? log = Options.LogDirectory is { } logs ? new FileLoggerProvider(Path.Combine(logs, site + ".log")) : null;
+            if (log is not null)
+            {
+                _logFiles.Add(log);
+            }
+
+            IHost host = AgentHost.Build(configuration, spec, trainer, logging => ConfigureLogging(logging, Options, log));
             AgentWorker worker = host.Services.GetRequiredService<AgentWorker>();
             if (Options.Drop is { } drop && drop.Site == site)
             {
@@ -127,27 +163,46 @@ internal sealed class LocalFederation : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Stops every agent host (in parallel) and then the aggregator, each given <paramref name="timeout"/> to finish
+    /// its calls; errors of hosts that already failed are not rethrown (they have been reported).
+    /// </summary>
+    public async Task StopAsync(TimeSpan timeout)
+    {
+        await Task.WhenAll(_agentHosts.Select(h => StopQuietlyAsync(h, timeout))).ConfigureAwait(false);
+        await StopQuietlyAsync(Aggregator, timeout).ConfigureAwait(false);
+    }
+
     public async ValueTask DisposeAsync()
     {
+        await StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
         foreach (IHost host in _agentHosts)
         {
-            try
-            {
-                await host.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
-            }
-            finally
-            {
-                host.Dispose();
-            }
+            host.Dispose();
         }
 
         try
         {
-            await Aggregator.StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+            await Aggregator.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
-            await Aggregator.DisposeAsync().ConfigureAwait(false);
+            foreach (FileLoggerProvider log in _logFiles)
+            {
+                log.Dispose();
+            }
+        }
+    }
+
+    private static async Task StopQuietlyAsync(IHost host, TimeSpan timeout)
+    {
+        try
+        {
+            await host.StopAsync(timeout).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or AggregateException or InvalidOperationException or IOException)
+        {
+            // A host that failed may rethrow its failure on stop; it was reported when it happened.
         }
     }
 }

@@ -22,6 +22,12 @@ internal sealed record LocalFederationOptions
     /// <summary>Optional: which site goes silent, in which round, before which stage.</summary>
     public (string Site, long Round, ProtocolStage Stage)? Drop { get; init; }
 
+    /// <summary>
+    /// When set, each host logs to its own file in this folder (<c>aggregator.log</c>, <c>&lt;site&gt;.log</c>) at
+    /// <see cref="LogLevel"/> and nothing to the console; otherwise the hosts' default console logging applies.
+    /// </summary>
+    public string? LogDirectory { get; init; }
+
     /// <summary>Log level of the hosts (the demo keeps them quiet and shows its own progress).</summary>
     public Microsoft.Extensions.Logging.LogLevel LogLevel { get; init; } = Microsoft.Extensions.Logging.LogLevel.Warning;
 }

@@ -1,0 +1,155 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using SecureFed.Agent;
+using SecureFed.Cli;
+using SecureFed.Cli.Demo;
+using Spectre.Console;
+
+namespace SecureFed.Integration.Tests;
+
+/// <summary>
+/// The demo when an agent's local training throws (as TorchSharp did with a freed native Scalar): one readable line
+/// per failed host, the trace in its log file, a dropout while t sites are left, otherwise a quick stop with exit 1.
+/// </summary>
+public sealed class DemoFailureTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "securefed-demo-fail-" + Guid.NewGuid().ToString("N"));
+
+    [Fact]
+    public async Task Demo_TrainingThrowsAtTwoOfThreeSites_StopsWithinTenSecondsWithExitOneAndOneLineReason()
+    {
+        var failures = new FailurePlan("site-fr", "site-jp");
+        using var stdout = new StringWriter();
+
+        int code = await RunAsync(failures, stdout);
+        DateTime ended = DateTime.UtcNow;
+
+        string output = stdout.ToString();
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}\n{output}");
+        Assert.Equal(2, failures.Count);
+        TimeSpan afterFailure = ended - failures.Last;
+        Assert.True(afterFailure < TimeSpan.FromSeconds(10), $"the demo ran on {afterFailure.TotalSeconds:F1} s after the failure\n{output}");
+        string[] lines = output.Split('\n');
+        string stopped = Assert.Single(lines, l => l.StartsWith("Demo stopped:", StringComparison.Ordinal));
+        Assert.Contains("only 1 of 3 hospitals are left", stopped, StringComparison.Ordinal);
+        foreach (string site in new[] { "site-fr", "site-jp" })
+        {
+            // One line naming the host and the error's message, none of the native frames on the console.
+            string line = Assert.Single(lines, l => l.StartsWith($"✗ {site} failed:", StringComparison.Ordinal));
+            Assert.Contains("INTERNAL ASSERT FAILED", line, StringComparison.Ordinal);
+            Assert.Contains(Path.Combine(_dir, "logs", site + ".log"), line, StringComparison.Ordinal);
+            string log = await File.ReadAllTextAsync(Path.Combine(_dir, "logs", site + ".log"));
+            Assert.Contains("frame #1: at::native::pow", log, StringComparison.Ordinal);
+            Assert.Contains(nameof(FailurePlan), log, StringComparison.Ordinal); // the .NET stack trace too
+        }
+
+        Assert.DoesNotContain("frame #", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Demo_TrainingThrowsAtOneOfThreeSites_CompletesAndNamesTheDroppedSite()
+    {
+        var failures = new FailurePlan("site-jp");
+        using var stdout = new StringWriter();
+
+        int code = await RunAsync(failures, stdout);
+
+        string output = stdout.ToString();
+        Assert.True(code == CliApp.ExitOk, $"exit {code}\n{output}");
+        Assert.Equal(1, failures.Count);
+        Assert.Contains("✗ site-jp failed: local training failed in round 1: false INTERNAL ASSERT FAILED", output, StringComparison.Ordinal);
+        Assert.Contains("site-jp drops out; 2 of 3 hospitals go on", output, StringComparison.Ordinal);
+        Assert.Contains("dropped: site-jp", output, StringComparison.Ordinal);
+        Assert.Contains("Dropped out after a failure: site-jp", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Demo stopped", output, StringComparison.Ordinal);
+        Assert.True(File.Exists(Path.Combine(_dir, "fused-model", "model.json")));
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    private async Task<int> RunAsync(FailurePlan failures, StringWriter stdout)
+    {
+        var settings = new DemoSettings
+        {
+            OutputDirectory = _dir,
+            Rounds = 2,
+            SentencesPerSite = 40,
+            TrainerHook = failures.Wrap,
+        };
+        IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stdout), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
+        console.Profile.Width = 400;
+        return await new DemoRunner(settings, console).RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(4));
+    }
+
+    /// <summary>Makes local training throw in round 1 at the given sites, with a native-looking multi-line message.</summary>
+    private sealed class FailurePlan(params string[] sites)
+    {
+        private readonly Lock _gate = new();
+        private readonly List<DateTime> _times = [];
+
+        public int Count
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _times.Count;
+                }
+            }
+        }
+
+        public DateTime Last
+        {
+            get
+            {
+                lock (_gate)
+                {
+                    return _times.Max();
+                }
+            }
+        }
+
+        public ILocalTrainer Wrap(string site, ILocalTrainer inner) => sites.Contains(site) ? new Throwing(this, inner) : inner;
+
+        private void Throw()
+        {
+            lock (_gate)
+            {
+                _times.Add(DateTime.UtcNow);
+            }
+
+            throw new ExternalException(
+                "false INTERNAL ASSERT FAILED at \"/pytorch/c10/core/Scalar.h\":279, please report a bug to PyTorch. (simulated)\n" +
+                "Exception raised from toDouble at /pytorch/c10/core/Scalar.h:279 (most recent call first):\n" +
+                "frame #0: c10::detail::torchCheckFail(char const*, char const*, unsigned int, char const*)\n" +
+                "frame #1: at::native::pow(at::Tensor const&, c10::Scalar const&)\n");
+        }
+
+        private sealed class Throwing(FailurePlan plan, ILocalTrainer inner) : ILocalTrainer
+        {
+            public string ModelSpecSha256 => inner.ModelSpecSha256;
+
+            public int ParameterCount => inner.ParameterCount;
+
+            public long ExampleCount => inner.ExampleCount;
+
+            public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
+
+            public LocalUpdate Train(float[] globalModel, LocalTrainingPlan trainingPlan, CancellationToken cancellationToken)
+            {
+                if (trainingPlan.Round == 1)
+                {
+                    plan.Throw();
+                }
+
+                return inner.Train(globalModel, trainingPlan, cancellationToken);
+            }
+        }
+    }
+}
