@@ -58,7 +58,7 @@ internal static class DataSplitter
             : [.. Enumerable.Repeat(1.0 / options.Sites, options.Sites)];
         if (shuffled.Length < options.Sites)
         {
-            throw new ArgumentException($"{dir}: {shuffled.Length} training sentences cannot be split across {options.Sites} sites.");
+            throw new InvalidDataException($"{dir}: {shuffled.Length} training sentences cannot be split across {options.Sites} sites.");
         }
 
         var sites = new List<SiteData>();

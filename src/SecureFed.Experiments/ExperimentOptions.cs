@@ -86,6 +86,13 @@ public sealed record ExperimentOptions
     /// <value>The default value is 0.02.</value>
     public double SampleRate { get; init; } = 0.02;
 
+    /// <summary>
+    /// DP-SGD steps per site per round (each a Poisson sample of expected size q·N); 0 = LocalEpochs × round(1/q), i.e.
+    /// the same epochs as the arms without DP. Fewer, larger steps at the same ε need less noise per step.
+    /// </summary>
+    /// <value>The default value is 0.</value>
+    public int DpStepsPerRound { get; init; }
+
     /// <summary>DP-SGD per-example gradient clip C.</summary>
     /// <value>The default value is 1.</value>
     public double GradClip { get; init; } = 1.0;
@@ -132,6 +139,9 @@ public sealed record ExperimentOptions
         "default" => TaggerConfig.Default,
         _ => throw new ArgumentException($"--config must be tiny or default, not '{ConfigName}'."),
     };
+
+    /// <summary>DP-SGD steps per site per round actually taken.</summary>
+    public int EffectiveDpStepsPerRound => DpStepsPerRound > 0 ? DpStepsPerRound : LocalEpochs * Math.Max(1, (int)Math.Round(1.0 / SampleRate));
 
     /// <summary>The skewed shares actually used.</summary>
     public IReadOnlyList<double> EffectiveSkewShares()
@@ -194,6 +204,11 @@ public sealed record ExperimentOptions
         Positive(Rounds, "--rounds");
         Positive(LocalEpochs, "--local-epochs");
         Positive(BatchSize, "--batch-size");
+        if (DpStepsPerRound < 0)
+        {
+            throw new ArgumentException("--dp-steps must be 0 (LocalEpochs × round(1/q)) or positive.");
+        }
+
         if (MaxTrainSentences < 0 || MaxEvalSentences < 0)
         {
             throw new ArgumentException("--max-sentences and --max-eval-sentences must be 0 (all) or positive.");

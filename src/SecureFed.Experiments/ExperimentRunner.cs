@@ -142,7 +142,7 @@ public sealed class ExperimentRunner
         string arm = "federated (secure aggregation)";
         if (epsilon is double eps)
         {
-            plannedSteps = (long)_options.Rounds * _options.LocalEpochs * Math.Max(1, (int)Math.Round(1.0 / _options.SampleRate));
+            plannedSteps = (long)_options.Rounds * _options.EffectiveDpStepsPerRound;
             double sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
             dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate);
             arm = string.Create(CultureInfo.InvariantCulture, $"federated + DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
@@ -164,7 +164,7 @@ public sealed class ExperimentRunner
             {
                 // One model at a time: the same TaggerModel is reset to the global model for every site.
                 model.Unflatten(global);
-                TrainResult trained = new TaggerTrainer().Train(model, data.Sites[i].Train, null, TrainingOptions(dp, _options.LocalEpochs, LocalSeed(seed, round, i + 1), round), null, cancellationToken);
+                TrainResult trained = new TaggerTrainer().Train(model, data.Sites[i].Train, null, TrainingOptions(dp, dp is null ? _options.LocalEpochs : DpEpochs, LocalSeed(seed, round, i + 1), round), null, cancellationToken);
                 dpSteps[i] += trained.DpSteps;
                 float[] local = model.Flatten();
                 deltas[i] = new float[local.Length];
@@ -238,9 +238,13 @@ public sealed class ExperimentRunner
         Optimizer = dp is null ? _options.Optimizer : _options.DpOptimizer,
         Seed = seed,
         Patience = 0,
+        MaxSteps = dp is null ? null : _options.EffectiveDpStepsPerRound,
         Threads = _options.Threads,
         DpSgd = dp,
     };
+
+    /// <summary>Epochs (of round(1/q) Poisson steps each) that cover the DP-SGD steps of one round; the step cap ends the round.</summary>
+    private int DpEpochs => (int)Math.Ceiling(_options.EffectiveDpStepsPerRound / (double)Math.Max(1, (int)Math.Round(1.0 / _options.SampleRate)));
 
     private static int LocalSeed(int seed, int round, int site) => unchecked((seed * 100_003) + (round * 1_009) + site);
 
@@ -267,6 +271,7 @@ public sealed class ExperimentRunner
         ["dp_optimizer"] = _options.DpOptimizer.ToString().ToLowerInvariant(),
         ["dp_lr"] = _options.DpLearningRate,
         ["sample_rate"] = _options.SampleRate,
+        ["dp_steps_per_round"] = _options.EffectiveDpStepsPerRound,
         ["grad_clip"] = _options.GradClip,
         ["delta"] = _options.Delta,
         ["epsilons"] = _options.Epsilons,
