@@ -28,55 +28,72 @@ public sealed class ExperimentRunner
         _progress = progress ?? (_ => { });
     }
 
-    /// <summary>Runs every arm for every seed and writes results.json and f1-per-round.png.</summary>
+    /// <summary>
+    /// Runs every arm for every seed and writes results.json and f1-per-round.png; both are rewritten after every arm,
+    /// so an interrupted run keeps what it measured.
+    /// </summary>
     public ExperimentReport Run(CancellationToken cancellationToken = default)
     {
         string startLoad = LoadAverage();
         DateTimeOffset started = DateTimeOffset.UtcNow;
         var results = new List<ArmResult>();
         ExperimentData? first = null;
+        ExperimentReport? report = null;
+        void Record(ArmResult result)
+        {
+            results.Add(result);
+            report = WriteOutputs(Report(first!, results, startLoad, started));
+        }
+
         for (int seed = 1; seed <= _options.Seeds; seed++)
         {
             ExperimentData data = LoadData(seed);
             first ??= data;
             _progress($"[seed {seed}] {data.Description}");
-            float[] initial = InitialModel(data, seed, results, cancellationToken);
+            float[] initial = InitialModel(data, seed, Record, cancellationToken);
             if (_options.RunNonPrivateArms)
             {
-                results.AddRange(RunSitesAlone(data, initial, seed, cancellationToken));
-                results.Add(RunPooled(data, initial, seed, cancellationToken));
-                results.Add(RunFederated(data, initial, seed, null, 0, cancellationToken));
+                foreach (ArmResult alone in RunSitesAlone(data, initial, seed, cancellationToken))
+                {
+                    Record(alone);
+                }
+
+                Record(RunPooled(data, initial, seed, cancellationToken));
+                Record(RunFederated(data, initial, seed, null, 0, cancellationToken));
             }
 
             foreach (double epsilon in _options.Epsilons)
             {
-                results.Add(RunFederated(data, initial, seed, epsilon, 0, cancellationToken));
+                Record(RunFederated(data, initial, seed, epsilon, 0, cancellationToken));
             }
 
             if (_options.SiteNoiseMultiplier > 0 && _options.Epsilons.Count > 0)
             {
-                results.Add(RunFederated(data, initial, seed, _options.Epsilons.Max(), _options.SiteNoiseMultiplier, cancellationToken));
+                Record(RunFederated(data, initial, seed, _options.Epsilons.Max(), _options.SiteNoiseMultiplier, cancellationToken));
             }
         }
 
-        IReadOnlyList<ArmSummary> summaries = Summarize(results);
+        return report ?? throw new InvalidOperationException("No arm ran.");
+    }
+
+    private ExperimentReport Report(ExperimentData first, IReadOnlyList<ArmResult> results, string startLoad, DateTimeOffset started)
+    {
         var machine = new Dictionary<string, string>
         {
             ["processors"] = Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture),
             ["load_average_start"] = startLoad,
-            ["load_average_end"] = LoadAverage(),
+            ["load_average_now"] = LoadAverage(),
             ["started_utc"] = started.ToString("u", CultureInfo.InvariantCulture),
-            ["finished_utc"] = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture),
+            ["written_utc"] = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture),
         };
-        var report = new ExperimentReport(Configuration(first!), first!.Description, first.Sites, results, summaries, machine);
-        return WriteOutputs(report);
+        return new ExperimentReport(Configuration(first), first.Description, first.Sites, [.. results], Summarize(results), machine);
     }
 
     /// <summary>Stage 1: the data of one seed (the iid and skewed splits are re-drawn per seed).</summary>
     private ExperimentData LoadData(int seed) => DataSplitter.Load(_options, seed);
 
     /// <summary>Stage 2: the initial model every arm starts from (random, or trained on a public corpus).</summary>
-    private float[] InitialModel(ExperimentData data, int seed, List<ArmResult> results, CancellationToken cancellationToken)
+    private float[] InitialModel(ExperimentData data, int seed, Action<ArmResult> record, CancellationToken cancellationToken)
     {
         using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
         if (_options.WarmStartDirectory is null)
@@ -94,7 +111,7 @@ public sealed class ExperimentRunner
         new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);
         EvaluationResult test = TaggerEvaluator.Evaluate(model, data.Test);
         double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
-        results.Add(new ArmResult("public warm start only", "public_warm_start", seed, null, test.F1, PerType(test, data.EntityTypes), [dev], watch.Elapsed.TotalSeconds));
+        record(new ArmResult("public warm start only", "public_warm_start", seed, null, test.F1, PerType(test, data.EntityTypes), [dev], watch.Elapsed.TotalSeconds));
         _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public warm start only: test F1 {test.F1:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
         return model.Flatten();
     }
