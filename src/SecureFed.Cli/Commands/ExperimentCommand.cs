@@ -101,7 +101,17 @@ internal static class ExperimentCommand
 
             // Progress goes to stderr so that stdout holds the table (and, with --json, ends with the JSON line).
             var runner = new ExperimentRunner(options, line => stderr.WriteLine(line));
-            ExperimentReport report = runner.Run(ct);
+            ExperimentReport report;
+            try
+            {
+                report = runner.Run(ct);
+            }
+            catch (ArgumentException ex)
+            {
+                // e.g. an ε the accountant cannot reach with these steps: a clear error, not a crash.
+                throw new InvalidOperationException(ex.Message, ex);
+            }
+
             stdout.Write(ExperimentTable.Format(report));
             stdout.WriteLine($"results: {report.JsonPath}; chart: {report.ChartPath}");
             if (asJson)
