@@ -50,6 +50,9 @@ public sealed class AgentRunner
     /// <summary>Test hook: sees each privatized input vector (quantized, clipped, weighted, noised) before masking.</summary>
     internal Action<long, uint[]>? InputCaptured { get; set; }
 
+    /// <summary>Test hook: the randomness of stochastic rounding and of the site-level noise (a seeded source makes an input reproducible).</summary>
+    internal IRandomSource UpdateRandom { get; set; } = SystemRandomSource.Instance;
+
     /// <summary>The last global model received (flat parameters), if any.</summary>
     public float[]? LatestModel => _model;
 
@@ -169,18 +172,8 @@ public sealed class AgentRunner
             devF1 = update.GlobalDevF1;
 
             // 4. Site-level privatisation: clip to S, weight, quantize, add this site's discrete Gaussian share.
-            float[] delta = update.Delta;
-            _lastNorm = UpdateClipping.ClipL2(delta, a.SiteDp.L2Clip);
-            long weight = codec.Weight(update.Examples);
-            float omega = (float)weight / codec.WeightCap;
-            for (int i = 0; i < delta.Length; i++)
-            {
-                delta[i] *= omega;
-            }
-
             uint[] input = new uint[codec.VectorLength];
-            codec.Encode(delta, update.Examples, input, SystemRandomSource.Instance);
-            DistributedDp.AddNoise(input.AsSpan(0, codec.ParameterCount), codec.BitWidth, a.SiteDp.NoiseSigmaSite, new DiscreteGaussianSampler(SystemRandomSource.Instance));
+            _lastNorm = FederatedAveraging.PrivatizeUpdate(update.Delta, update.Examples, codec, a.SiteDp.L2Clip, a.SiteDp.NoiseSigmaSite, UpdateRandom, input);
 
             InputCaptured?.Invoke(round, (uint[])input.Clone());
 

@@ -219,18 +219,9 @@ public sealed class RoundCoordinator : BackgroundService
     {
         int n = cohort.Count;
         GraphPlan plan = GraphPlanner.Plan(n);
-        int threshold = _options.Threshold == 0 ? plan.Threshold : Math.Min(_options.Threshold, plan.Degree + 1);
-        if (2 * threshold <= plan.Degree + 1)
-        {
-            threshold = ((plan.Degree + 1) / 2) + 1;
-        }
-
+        int threshold = FederatedAveraging.Threshold(plan, _options.Threshold);
         int d = _state.Model.ParameterCount;
-        // Noise headroom in update units: 20 standard deviations of the noise in a sum of up to n site shares,
-        // with 10% slack for the rounding inflation of the sensitivity.
-        double headroom = DistributedDp.HeadroomStandardDeviations * _options.SiteNoiseMultiplier * _options.L2Clip * 1.1 * Math.Sqrt((double)n / threshold);
-        UpdateCodec codec = UpdateCodec.Plan(d, _options.L2Clip, n, headroom, _options.WeightCap);
-        DistributedDpPlan dpPlan = DistributedDp.Plan(_options.L2Clip, codec.Scale, d, n, threshold, _options.SiteNoiseMultiplier);
+        (UpdateCodec codec, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(d, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap);
 
         double rho = DistributedDp.RhoPerRound(dpPlan, threshold);
         BudgetDecision decision = _state.Budget.Check(rho, _options.EpsilonBudget, _options.Delta);
@@ -464,24 +455,15 @@ public sealed class RoundCoordinator : BackgroundService
 
     private void Complete(RoundSession session, AggregationResult result)
     {
-        (double[] updateSum, long totalWeight) = session.Codec.Decode(result.Sum);
-        if (session.Codec.CheckTotalWeight(totalWeight, result.Contributors.Count) is string badWeight)
+        // W must lie in [1, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound).
+        (_, long decodedWeight) = session.Codec.Decode(result.Sum);
+        if (session.Codec.CheckTotalWeight(decodedWeight, result.Contributors.Count) is string badWeight)
         {
             throw new RoundAbortedException(ProtocolStage.Unmasking, badWeight);
         }
 
         // Each site sent ω_u·Δ_u with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u.
-        double omegaSum = (double)totalWeight / session.Codec.WeightCap;
-        float[] next = new float[session.BaseModel.Length];
-        for (int i = 0; i < next.Length; i++)
-        {
-            next[i] = (float)(session.BaseModel[i] + (_options.ServerLearningRate * updateSum[i] / omegaSum));
-        }
-
-        if (next.Any(v => !float.IsFinite(v)))
-        {
-            throw new RoundAbortedException(ProtocolStage.Unmasking, "the averaged update is not finite");
-        }
+        float[] next = FederatedAveraging.ApplyAggregate(session.BaseModel, session.Codec, result.Sum, _options.ServerLearningRate, out long totalWeight);
 
         string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
         long version = _state.Model.Version + 1;

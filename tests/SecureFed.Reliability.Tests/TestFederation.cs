@@ -143,7 +143,7 @@ internal sealed class TestFederation : IAsyncDisposable
     }
 
     /// <summary>Starts an honest agent (FakeTrainer) for <paramref name="site"/>; <paramref name="wrap"/> may wrap its HTTP handler.</summary>
-    public void StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4)
+    public void StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null)
     {
         var options = new AgentOptions
         {
@@ -169,6 +169,11 @@ internal sealed class TestFederation : IAsyncDisposable
             Dropout = dropout,
             InputCaptured = (round, input) => Inputs[(site, round)] = input,
         };
+        if (updateRandom is not null)
+        {
+            runner.UpdateRandom = updateRandom;
+        }
+
         runner.RoundFinished += (_, report) => Reports.Add(report);
         var cts = new CancellationTokenSource();
         Task task = Task.Run(async () =>

@@ -8,6 +8,7 @@ internal static class CommandRegistry
     public static IEnumerable<Command> All()
     {
         yield return DemoCommand.Create();
+        yield return ExperimentCommand.Create();
         yield return BenchCommands.Create();
         yield return PrivacyCommands.Create();
         yield return TaggerCommands.Create();

@@ -1,0 +1,145 @@
+using System.CommandLine;
+using System.Globalization;
+using SecureFed.Experiments;
+using SecureFed.Tagger;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary><c>securefed experiment</c>: parses the options and hands them to <see cref="ExperimentRunner"/>.</summary>
+internal static class ExperimentCommand
+{
+    public static Command Create()
+    {
+        var data = new Option<string?>("--data") { Description = "CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) for --split iid or skewed." };
+        var corpora = new Option<string?>("--corpora") { Description = "Comma-separated corpus folders for --split by-corpus, one per site." };
+        var sites = new Option<int?>("--sites") { Description = "Number of sites (default 3; by-corpus: the number of corpora)." };
+        var split = new Option<string>("--split") { Description = "iid, skewed or by-corpus.", DefaultValueFactory = _ => "iid" };
+        var skew = new Option<string?>("--skew") { Description = "Shares of the skewed split, e.g. 0.6,0.3,0.1 (the default for 3 sites)." };
+        var epsilon = new Option<string>("--epsilon") { Description = "Patient-level ε of the DP arms, comma-separated; 'none' runs no DP arm.", DefaultValueFactory = _ => "1,3,8" };
+        var seeds = new Option<int>("--seeds") { Description = "Seeds (headline numbers are mean and spread over them).", DefaultValueFactory = _ => 2 };
+        var config = new Option<string>("--config") { Description = "Model size: tiny or default.", DefaultValueFactory = _ => "tiny" };
+        var output = new Option<string>("--out") { Description = "Output folder for results.json and f1-per-round.png.", DefaultValueFactory = _ => "experiment-out" };
+        var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object on the last line." };
+        var rounds = new Option<int>("--rounds") { Description = "Federated rounds (centralized arms: the same number of chunks of local epochs).", DefaultValueFactory = _ => 10 };
+        var localEpochs = new Option<int>("--local-epochs") { Description = "Local epochs per round.", DefaultValueFactory = _ => 1 };
+        var maxSentences = new Option<int>("--max-sentences") { Description = "Cap on training sentences per corpus (0 = all), for quick runs.", DefaultValueFactory = _ => 0 };
+        var maxEval = new Option<int>("--max-eval-sentences") { Description = "Cap on dev and test sentences per corpus (0 = all).", DefaultValueFactory = _ => 0 };
+        var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser without DP: adam or sgd.", DefaultValueFactory = _ => "adam" };
+        var lr = new Option<double>("--lr") { Description = "Local learning rate without DP.", DefaultValueFactory = _ => 0.003 };
+        var lrDecay = new Option<double>("--lr-decay") { Description = "Round r trains at lr / (1 + decay·(r − 1)); 0 = constant.", DefaultValueFactory = _ => 0.0 };
+        var batchSize = new Option<int>("--batch-size") { Description = "Batch size without DP.", DefaultValueFactory = _ => 32 };
+        var dpOptimizer = new Option<string>("--dp-optimizer") { Description = "Local optimiser with DP-SGD: adam or sgd.", DefaultValueFactory = _ => "adam" };
+        var dpLr = new Option<double>("--dp-lr") { Description = "Local learning rate with DP-SGD.", DefaultValueFactory = _ => 0.003 };
+        var sampleRate = new Option<double>("--sample-rate") { Description = "DP-SGD Poisson sampling rate q (expected batch q·N).", DefaultValueFactory = _ => 0.02 };
+        var dpSteps = new Option<int>("--dp-steps") { Description = "DP-SGD steps per site per round (0 = local epochs × round(1/q)).", DefaultValueFactory = _ => 0 };
+        var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C.", DefaultValueFactory = _ => 1.0 };
+        var updateClip = new Option<double>("--update-clip") { Description = "Site-level L2 clip S of a site's model delta.", DefaultValueFactory = _ => 1000.0 };
+        var siteNoise = new Option<double>("--site-noise") { Description = "Site-level distributed-DP noise multiplier z; > 0 adds the arm DP-SGD (largest ε) + site DP.", DefaultValueFactory = _ => 0.0 };
+        var warmStart = new Option<string?>("--warm-start") { Description = "Public corpus folder (not an evaluated one) to train the initial model on, e.g. bc5cdr for NCBI-disease sites." };
+        var warmEpochs = new Option<int>("--warm-start-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 3 };
+        var dpOnly = new Option<bool>("--dp-only") { Description = "Run only the DP arms (recipe search)." };
+        var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
+
+        var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, dpOptimizer, dpLr, sampleRate, dpSteps, gradClip, updateClip, siteNoise, warmStart, warmEpochs, dpOnly, threads })
+        {
+            command.Options.Add(o);
+        }
+
+        command.SetAction((parse, ct) =>
+        {
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            TextWriter stderr = parse.InvocationConfiguration.Error ?? Console.Error;
+            bool asJson = parse.GetValue(json);
+            ExperimentSplit splitKind = parse.GetValue(split) switch
+            {
+                "iid" => ExperimentSplit.Iid,
+                "skewed" => ExperimentSplit.Skewed,
+                "by-corpus" => ExperimentSplit.ByCorpus,
+                var other => throw new UsageException($"--split must be iid, skewed or by-corpus, not '{other}'"),
+            };
+            string[] corpusList = parse.GetValue(corpora) is string c ? [.. c.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)] : [];
+            var options = new ExperimentOptions
+            {
+                DataDirectory = parse.GetValue(data),
+                Corpora = corpusList,
+                Sites = parse.GetValue(sites) ?? (splitKind == ExperimentSplit.ByCorpus ? corpusList.Length : 3),
+                Split = splitKind,
+                SkewShares = parse.GetValue(skew) is string s ? Numbers(s, "--skew") : [],
+                Epsilons = parse.GetValue(epsilon) is "none" or "" ? [] : Numbers(parse.GetValue(epsilon)!, "--epsilon"),
+                Seeds = parse.GetValue(seeds),
+                ConfigName = parse.GetValue(config)!,
+                OutputDirectory = parse.GetValue(output)!,
+                Rounds = parse.GetValue(rounds),
+                LocalEpochs = parse.GetValue(localEpochs),
+                MaxTrainSentences = parse.GetValue(maxSentences),
+                MaxEvalSentences = parse.GetValue(maxEval),
+                Optimizer = Optimizer(parse.GetValue(optimizer)!, "--optimizer"),
+                LearningRate = parse.GetValue(lr),
+                LearningRateDecay = parse.GetValue(lrDecay),
+                BatchSize = parse.GetValue(batchSize),
+                DpOptimizer = Optimizer(parse.GetValue(dpOptimizer)!, "--dp-optimizer"),
+                DpLearningRate = parse.GetValue(dpLr),
+                SampleRate = parse.GetValue(sampleRate),
+                DpStepsPerRound = parse.GetValue(dpSteps),
+                GradClip = parse.GetValue(gradClip),
+                UpdateClip = parse.GetValue(updateClip),
+                SiteNoiseMultiplier = parse.GetValue(siteNoise),
+                WarmStartDirectory = parse.GetValue(warmStart),
+                WarmStartEpochs = parse.GetValue(warmEpochs),
+                RunNonPrivateArms = !parse.GetValue(dpOnly),
+                Threads = parse.GetValue(threads),
+            };
+            try
+            {
+                options.Validate();
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException(ex.Message);
+            }
+
+            // Progress goes to stderr so that stdout holds the table (and, with --json, ends with the JSON line).
+            var runner = new ExperimentRunner(options, line => stderr.WriteLine(line));
+            ExperimentReport report;
+            try
+            {
+                report = runner.Run(ct);
+            }
+            catch (ArgumentException ex)
+            {
+                // e.g. an ε the accountant cannot reach with these steps: a clear error, not a crash.
+                throw new InvalidOperationException(ex.Message, ex);
+            }
+
+            stdout.Write(ExperimentTable.Format(report));
+            stdout.WriteLine($"results: {report.JsonPath}; chart: {report.ChartPath}");
+            if (asJson)
+            {
+                stdout.WriteLine(ExperimentJson.SummaryLine(report));
+            }
+
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static double[] Numbers(string text, string option)
+    {
+        try
+        {
+            return [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture))];
+        }
+        catch (FormatException)
+        {
+            throw new UsageException($"{option} takes comma-separated numbers, not '{text}'");
+        }
+    }
+
+    private static TaggerOptimizer Optimizer(string name, string option) => name switch
+    {
+        "adam" => TaggerOptimizer.Adam,
+        "sgd" => TaggerOptimizer.Sgd,
+        _ => throw new UsageException($"{option} must be adam or sgd, not '{name}'"),
+    };
+}

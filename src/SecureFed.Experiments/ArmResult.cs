@@ -1,0 +1,25 @@
+namespace SecureFed.Experiments;
+
+/// <summary>One arm trained with one seed, scored on the held-out test set.</summary>
+/// <param name="Arm">Display name (e.g. "site-1 alone", "federated + DP-SGD ε=8").</param>
+/// <param name="Kind">site_alone, pooled, federated, federated_dp, federated_dp_site_dp or public_warm_start.</param>
+/// <param name="Seed">The seed.</param>
+/// <param name="Epsilon">Patient-level ε (DP arms), else null.</param>
+/// <param name="TestF1">conlleval F1 on the test set, in [0, 1].</param>
+/// <param name="TestF1PerType">conlleval F1 per entity type on the test set.</param>
+/// <param name="DevF1PerRound">Dev F1 after each round (chunk of local epochs).</param>
+/// <param name="WallSeconds">Wall time of the arm (training, secure aggregation, per-round dev scoring).</param>
+public sealed record ArmResult(string Arm, string Kind, int Seed, double? Epsilon, double TestF1, IReadOnlyDictionary<string, double> TestF1PerType, IReadOnlyList<double> DevF1PerRound, double WallSeconds)
+{
+    /// <summary>DP-SGD noise multiplier σ (DP arms).</summary>
+    public double? NoiseMultiplier { get; init; }
+
+    /// <summary>DP-SGD steps per site over the whole run (DP arms).</summary>
+    public long? DpStepsPerSite { get; init; }
+
+    /// <summary>ε actually spent per site according to the accountant, from the steps taken (DP arms).</summary>
+    public double? EpsilonSpent { get; init; }
+
+    /// <summary>Site-level distributed-DP noise multiplier z (0 = none).</summary>
+    public double SiteNoiseMultiplier { get; init; }
+}

@@ -1,0 +1,104 @@
+using System.Globalization;
+using SecureFed.Tagger;
+
+namespace SecureFed.Experiments;
+
+/// <summary>Reads the corpora and divides the training sentences among the sites (iid, skewed or one corpus per site).</summary>
+internal static class DataSplitter
+{
+    public static ExperimentData Load(ExperimentOptions options, int seed)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return options.Split == ExperimentSplit.ByCorpus ? ByCorpus(options, seed) : Shares(options, seed);
+    }
+
+    /// <summary>Reads one file of a corpus folder; errors name the folder and file.</summary>
+    public static IReadOnlyList<Sentence> ReadPart(string directory, string file, int max, int seed)
+    {
+        string path = Path.Combine(directory, file);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"{directory} is not a CoNLL corpus folder: {file} is missing (need train.tsv, dev.tsv, test.tsv).", path);
+        }
+
+        Sentence[] sentences = [.. ConllReader.ReadFile(path).Where(s => s.Length > 0)];
+        if (sentences.Length == 0)
+        {
+            throw new InvalidDataException($"{path} holds no sentences.");
+        }
+
+        if (max > 0 && sentences.Length > max)
+        {
+            // A seeded random subset (not the first lines: corpora are often ordered by document).
+            sentences = [.. Shuffle(sentences, seed).Take(max)];
+        }
+
+        return sentences;
+    }
+
+    public static IReadOnlyList<string> TypesOf(IEnumerable<Sentence> sentences) =>
+        [.. sentences.SelectMany(s => s.Tags).Where(t => t.Length > 2 && t[1] == '-').Select(t => t[2..]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+
+    public static T[] Shuffle<T>(IReadOnlyList<T> items, int seed)
+    {
+        T[] copy = [.. items];
+        new Random(seed).Shuffle(copy);
+        return copy;
+    }
+
+    private static ExperimentData Shares(ExperimentOptions options, int seed)
+    {
+        string dir = options.DataDirectory!;
+        IReadOnlyList<Sentence> train = ReadPart(dir, "train.tsv", options.MaxTrainSentences, seed);
+        IReadOnlyList<Sentence> dev = ReadPart(dir, "dev.tsv", options.MaxEvalSentences, seed);
+        IReadOnlyList<Sentence> test = ReadPart(dir, "test.tsv", options.MaxEvalSentences, seed);
+        Sentence[] shuffled = Shuffle(train, seed);
+        IReadOnlyList<double> shares = options.Split == ExperimentSplit.Skewed
+            ? options.EffectiveSkewShares()
+            : [.. Enumerable.Repeat(1.0 / options.Sites, options.Sites)];
+        if (shuffled.Length < options.Sites)
+        {
+            throw new InvalidDataException($"{dir}: {shuffled.Length} training sentences cannot be split across {options.Sites} sites.");
+        }
+
+        var sites = new List<SiteData>();
+        int start = 0;
+        double cumulative = 0;
+        string corpus = Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'));
+        for (int i = 0; i < options.Sites; i++)
+        {
+            cumulative += shares[i];
+            int end = i == options.Sites - 1 ? shuffled.Length : Math.Max(start + 1, (int)Math.Round(cumulative * shuffled.Length));
+            Sentence[] part = shuffled[start..end];
+            string share = (100 * shares[i]).ToString("0.#", CultureInfo.InvariantCulture);
+            sites.Add(new SiteData($"site-{i + 1}", $"{corpus} {share}% ({part.Length} sentences)", part, TypesOf(part)));
+            start = end;
+        }
+
+        IReadOnlyList<string> types = TypesOf(train.Concat(dev).Concat(test));
+        string split = options.Split == ExperimentSplit.Skewed ? "skewed" : "iid";
+        string description = string.Create(CultureInfo.InvariantCulture,
+            $"{corpus}: {train.Count} training sentences split {split} across {options.Sites} sites ({string.Join(" / ", sites.Select(s => s.Train.Count))}); dev {dev.Count}, test {test.Count} (held out)");
+        return new ExperimentData(sites, dev, test, types, description);
+    }
+
+    private static ExperimentData ByCorpus(ExperimentOptions options, int seed)
+    {
+        var sites = new List<SiteData>();
+        var dev = new List<Sentence>();
+        var test = new List<Sentence>();
+        for (int i = 0; i < options.Corpora.Count; i++)
+        {
+            string dir = options.Corpora[i];
+            string corpus = Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'));
+            IReadOnlyList<Sentence> train = ReadPart(dir, "train.tsv", options.MaxTrainSentences, seed);
+            dev.AddRange(ReadPart(dir, "dev.tsv", options.MaxEvalSentences, seed));
+            test.AddRange(ReadPart(dir, "test.tsv", options.MaxEvalSentences, seed));
+            sites.Add(new SiteData($"site-{i + 1}", $"{corpus} ({train.Count} sentences)", train, TypesOf(train)));
+        }
+
+        IReadOnlyList<string> types = [.. sites.SelectMany(s => s.EntityTypes).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        string description = $"by corpus: {string.Join("; ", sites.Select(s => $"{s.Name} = {s.Source} labels {string.Join("/", s.EntityTypes)}"))}; dev {dev.Count}, test {test.Count} (union of the corpora's held-out sets)";
+        return new ExperimentData(sites, dev, test, types, description);
+    }
+}

@@ -1,0 +1,86 @@
+using System.Text.Json;
+
+namespace SecureFed.Experiments;
+
+/// <summary>The machine-readable outputs: results.json and the one-line summary printed last with <c>--json</c>.</summary>
+public static class ExperimentJson
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>The whole report (configuration, sites, every arm and seed, summaries, machine).</summary>
+    public static string Report(ExperimentReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        var document = new
+        {
+            configuration = report.Configuration,
+            data = report.Data,
+            sites = report.Sites.Select(s => new { name = s.Name, source = s.Source, training_sentences = s.Train.Count, entity_types = s.EntityTypes }),
+            summary = Summary(report),
+            arms = report.Summaries.Select(s => new
+            {
+                arm = s.Arm,
+                kind = s.Kind,
+                epsilon = s.Epsilon,
+                f1_mean = s.MeanF1,
+                f1_sd = s.StdF1,
+                f1_min = s.MinF1,
+                f1_max = s.MaxF1,
+                f1_per_type_mean = s.MeanF1PerType,
+                dev_f1_per_round_mean = s.MeanDevF1PerRound,
+                wall_seconds_mean = s.MeanWallSeconds,
+            }),
+            runs = report.Results.Select(r => new
+            {
+                arm = r.Arm,
+                kind = r.Kind,
+                seed = r.Seed,
+                epsilon = r.Epsilon,
+                epsilon_spent = r.EpsilonSpent,
+                noise_multiplier = r.NoiseMultiplier,
+                dp_steps_per_site = r.DpStepsPerSite,
+                site_noise_multiplier = r.SiteNoiseMultiplier,
+                test_f1 = r.TestF1,
+                test_f1_per_type = r.TestF1PerType,
+                dev_f1_per_round = r.DevF1PerRound,
+                wall_seconds = r.WallSeconds,
+            }),
+            machine = report.Machine,
+        };
+        return JsonSerializer.Serialize(document, Indented);
+    }
+
+    /// <summary>
+    /// One line: pooled_f1, federated_f1, site_alone_f1 (site order), dp [{epsilon, f1}], all means over seeds (null when
+    /// the arm did not run), plus their spreads and the output paths.
+    /// </summary>
+    public static string SummaryLine(ExperimentReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        return JsonSerializer.Serialize(Summary(report));
+    }
+
+    private static Dictionary<string, object?> Summary(ExperimentReport report)
+    {
+        ArmSummary? Kind(string kind) => report.Summaries.FirstOrDefault(s => s.Kind == kind);
+        ArmSummary? pooled = Kind("pooled");
+        ArmSummary? federated = Kind("federated");
+        ArmSummary? warm = Kind("public_warm_start");
+        ArmSummary[] alone = [.. report.Summaries.Where(s => s.Kind == "site_alone")];
+        return new Dictionary<string, object?>
+        {
+            ["pooled_f1"] = pooled?.MeanF1,
+            ["pooled_f1_sd"] = pooled?.StdF1,
+            ["federated_f1"] = federated?.MeanF1,
+            ["federated_f1_sd"] = federated?.StdF1,
+            ["site_alone_f1"] = alone.Select(s => s.MeanF1).ToArray(),
+            ["site_alone_f1_sd"] = alone.Select(s => s.StdF1).ToArray(),
+            ["dp"] = report.Summaries.Where(s => s.Kind == "federated_dp").Select(s => new { epsilon = s.Epsilon, f1 = s.MeanF1, f1_sd = s.StdF1 }).ToArray(),
+            ["dp_site"] = report.Summaries.Where(s => s.Kind == "federated_dp_site_dp").Select(s => new { epsilon = s.Epsilon, f1 = s.MeanF1, f1_sd = s.StdF1 }).ToArray(),
+            ["public_warm_start_f1"] = warm?.MeanF1,
+            ["seeds"] = report.Results.Select(r => r.Seed).Distinct().Count(),
+            ["results"] = report.JsonPath,
+            ["chart"] = report.ChartPath,
+        };
+    }
+}

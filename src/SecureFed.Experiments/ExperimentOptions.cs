@@ -1,0 +1,282 @@
+using System.Globalization;
+using SecureFed.Tagger;
+
+namespace SecureFed.Experiments;
+
+/// <summary>Settings of <c>securefed experiment</c>. Every arm uses the same model config, seed and local-epoch budget.</summary>
+public sealed record ExperimentOptions
+{
+    /// <summary>A CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) for the iid and skewed splits.</summary>
+    /// <value>The default value is null.</value>
+    public string? DataDirectory { get; init; }
+
+    /// <summary>Corpus folders for the by-corpus split, one per site.</summary>
+    /// <value>The default value is empty.</value>
+    public IReadOnlyList<string> Corpora { get; init; } = [];
+
+    /// <summary>Number of sites (by-corpus: the number of corpora).</summary>
+    /// <value>The default value is 3.</value>
+    public int Sites { get; init; } = 3;
+
+    /// <summary>How the training data is divided.</summary>
+    /// <value>The default value is <see cref="ExperimentSplit.Iid"/>.</value>
+    public ExperimentSplit Split { get; init; } = ExperimentSplit.Iid;
+
+    /// <summary>Shares of the skewed split, one per site, summing to 1 (empty = 60/30/10 for 3 sites, halving otherwise).</summary>
+    /// <value>The default value is empty.</value>
+    public IReadOnlyList<double> SkewShares { get; init; } = [];
+
+    /// <summary>Patient-level ε of the DP arms (δ = <see cref="Delta"/>); empty runs no DP arm.</summary>
+    /// <value>The default value is 1, 3, 8.</value>
+    public IReadOnlyList<double> Epsilons { get; init; } = [1, 3, 8];
+
+    /// <summary>Seeds (1, 2, …, Seeds): model initialisation, data split, batch order.</summary>
+    /// <value>The default value is 2.</value>
+    public int Seeds { get; init; } = 2;
+
+    /// <summary>Model configuration name (tiny or default), stated in the output.</summary>
+    /// <value>The default value is "tiny".</value>
+    public string ConfigName { get; init; } = "tiny";
+
+    /// <summary>Output folder (results.json, f1-per-round.png).</summary>
+    /// <value>The default value is "experiment-out".</value>
+    public string OutputDirectory { get; init; } = "experiment-out";
+
+    /// <summary>Federated rounds; the centralized arms train the same number of chunks of <see cref="LocalEpochs"/> epochs.</summary>
+    /// <value>The default value is 10.</value>
+    public int Rounds { get; init; } = 10;
+
+    /// <summary>Local epochs per round (the budget of every arm is Rounds × LocalEpochs epochs over its data).</summary>
+    /// <value>The default value is 1.</value>
+    public int LocalEpochs { get; init; } = 1;
+
+    /// <summary>Cap on training sentences per corpus (0 = all), for quick runs.</summary>
+    /// <value>The default value is 0.</value>
+    public int MaxTrainSentences { get; init; }
+
+    /// <summary>Cap on dev and test sentences per corpus (0 = all), for quick runs.</summary>
+    /// <value>The default value is 0.</value>
+    public int MaxEvalSentences { get; init; }
+
+    /// <summary>Local optimiser without DP.</summary>
+    /// <value>The default value is <see cref="TaggerOptimizer.Adam"/>.</value>
+    public TaggerOptimizer Optimizer { get; init; } = TaggerOptimizer.Adam;
+
+    /// <summary>Learning rate without DP.</summary>
+    /// <value>The default value is 0.003.</value>
+    public double LearningRate { get; init; } = 0.003;
+
+    /// <summary>Learning-rate decay per round: round r trains at rate / (1 + decay · (r − 1)) (with and without DP); 0 = constant.</summary>
+    /// <value>The default value is 0.</value>
+    public double LearningRateDecay { get; init; }
+
+    /// <summary>Batch size without DP.</summary>
+    /// <value>The default value is 32.</value>
+    public int BatchSize { get; init; } = 32;
+
+    /// <summary>Local optimiser of the DP-SGD arms.</summary>
+    /// <value>The default value is <see cref="TaggerOptimizer.Adam"/>.</value>
+    public TaggerOptimizer DpOptimizer { get; init; } = TaggerOptimizer.Adam;
+
+    /// <summary>Learning rate of the DP-SGD arms.</summary>
+    /// <value>The default value is 0.003.</value>
+    public double DpLearningRate { get; init; } = 0.003;
+
+    /// <summary>DP-SGD Poisson sampling rate q (expected batch q·N).</summary>
+    /// <value>The default value is 0.02.</value>
+    public double SampleRate { get; init; } = 0.02;
+
+    /// <summary>
+    /// DP-SGD steps per site per round (each a Poisson sample of expected size q·N); 0 = LocalEpochs × round(1/q), i.e.
+    /// the same epochs as the arms without DP. Fewer, larger steps at the same ε need less noise per step.
+    /// </summary>
+    /// <value>The default value is 0.</value>
+    public int DpStepsPerRound { get; init; }
+
+    /// <summary>DP-SGD per-example gradient clip C.</summary>
+    /// <value>The default value is 1.</value>
+    public double GradClip { get; init; } = 1.0;
+
+    /// <summary>δ of the patient-level guarantee.</summary>
+    /// <value>The default value is 1e-5.</value>
+    public double Delta { get; init; } = 1e-5;
+
+    /// <summary>Site-level L2 clip S of a site's model delta (as the aggregator announces it).</summary>
+    /// <value>The default value is 1000.</value>
+    public double UpdateClip { get; init; } = 1000;
+
+    /// <summary>Site-level distributed-DP noise multiplier z; 0 runs no site-level arm and adds no site noise elsewhere.</summary>
+    /// <value>The default value is 0.</value>
+    public double SiteNoiseMultiplier { get; init; }
+
+    /// <summary>Server learning rate applied to the averaged update.</summary>
+    /// <value>The default value is 1.</value>
+    public double ServerLearningRate { get; init; } = 1.0;
+
+    /// <summary>
+    /// Optional public corpus folder: a model is first trained on its train.tsv (entity types limited to the sites' types)
+    /// and announced as the initial model of every arm. It must not be the evaluated corpus.
+    /// </summary>
+    /// <value>The default value is null.</value>
+    public string? WarmStartDirectory { get; init; }
+
+    /// <summary>Epochs of the public warm start.</summary>
+    /// <value>The default value is 3.</value>
+    public int WarmStartEpochs { get; init; } = 3;
+
+    /// <summary>Also run the arms without DP (site alone, pooled, federated); false runs only the DP arms (recipe search).</summary>
+    /// <value>The default value is true.</value>
+    public bool RunNonPrivateArms { get; init; } = true;
+
+    /// <summary>Torch threads (0 = auto).</summary>
+    /// <value>The default value is 0.</value>
+    public int Threads { get; init; }
+
+    /// <summary>The model configuration.</summary>
+    public TaggerConfig Config => ConfigName switch
+    {
+        "tiny" => TaggerConfig.Tiny,
+        "default" => TaggerConfig.Default,
+        _ => throw new ArgumentException($"--config must be tiny or default, not '{ConfigName}'."),
+    };
+
+    /// <summary>DP-SGD steps per site per round actually taken.</summary>
+    public int EffectiveDpStepsPerRound => DpStepsPerRound > 0 ? DpStepsPerRound : LocalEpochs * Math.Max(1, (int)Math.Round(1.0 / SampleRate));
+
+    /// <summary>The skewed shares actually used.</summary>
+    public IReadOnlyList<double> EffectiveSkewShares()
+    {
+        if (SkewShares.Count > 0)
+        {
+            return SkewShares;
+        }
+
+        if (Sites == 3)
+        {
+            return [0.6, 0.3, 0.1];
+        }
+
+        double[] raw = [.. Enumerable.Range(0, Sites).Select(i => Math.Pow(0.5, i))];
+        double sum = raw.Sum();
+        return [.. raw.Select(r => r / sum)];
+    }
+
+    /// <summary>Checks the options; the message names the option that is wrong.</summary>
+    /// <exception cref="ArgumentException">An option is out of range or inconsistent.</exception>
+    public void Validate()
+    {
+        _ = Config;
+        if (Split == ExperimentSplit.ByCorpus)
+        {
+            if (Corpora.Count < 2)
+            {
+                throw new ArgumentException("--split by-corpus needs --corpora DIR1,DIR2,… with at least two corpus folders (one per site).");
+            }
+
+            if (Sites != Corpora.Count)
+            {
+                throw new ArgumentException($"--split by-corpus gives each site one corpus: --sites {Sites} but {Corpora.Count} corpora.");
+            }
+        }
+        else
+        {
+            if (string.IsNullOrWhiteSpace(DataDirectory))
+            {
+                throw new ArgumentException($"--split {Split.ToString().ToLowerInvariant()} needs --data DIR (a folder with train.tsv, dev.tsv, test.tsv).");
+            }
+
+            if (Sites < 2)
+            {
+                throw new ArgumentException($"--sites must be at least 2, not {Sites}.");
+            }
+        }
+
+        if (Split == ExperimentSplit.Skewed)
+        {
+            IReadOnlyList<double> shares = EffectiveSkewShares();
+            if (shares.Count != Sites || shares.Any(s => !(s > 0)) || Math.Abs(shares.Sum() - 1) > 1e-6)
+            {
+                throw new ArgumentException($"--skew needs {Sites} positive shares summing to 1; got {string.Join(",", shares.Select(s => s.ToString(CultureInfo.InvariantCulture)))}.");
+            }
+        }
+
+        Positive(Seeds, "--seeds");
+        Positive(Rounds, "--rounds");
+        Positive(LocalEpochs, "--local-epochs");
+        Positive(BatchSize, "--batch-size");
+        if (DpStepsPerRound < 0)
+        {
+            throw new ArgumentException("--dp-steps must be 0 (LocalEpochs × round(1/q)) or positive.");
+        }
+
+        if (MaxTrainSentences < 0 || MaxEvalSentences < 0)
+        {
+            throw new ArgumentException("--max-sentences and --max-eval-sentences must be 0 (all) or positive.");
+        }
+
+        foreach (double e in Epsilons)
+        {
+            if (!(e > 0) || double.IsInfinity(e))
+            {
+                throw new ArgumentException($"--epsilon values must be finite and > 0; got {e.ToString(CultureInfo.InvariantCulture)}.");
+            }
+        }
+
+        PositiveFinite(LearningRate, "--lr");
+        PositiveFinite(DpLearningRate, "--dp-lr");
+        PositiveFinite(GradClip, "--grad-clip");
+        if (!(LearningRateDecay >= 0) || double.IsInfinity(LearningRateDecay))
+        {
+            throw new ArgumentException("--lr-decay must be 0 or positive.");
+        }
+
+        PositiveFinite(UpdateClip, "--update-clip");
+        PositiveFinite(ServerLearningRate, "--server-lr");
+        if (!(SampleRate > 0 && SampleRate <= 1))
+        {
+            throw new ArgumentException($"--sample-rate must be in (0, 1]; got {SampleRate.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        if (!(Delta > 0 && Delta < 1))
+        {
+            throw new ArgumentException($"--delta must be in (0, 1); got {Delta.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        if (!(SiteNoiseMultiplier >= 0) || double.IsInfinity(SiteNoiseMultiplier))
+        {
+            throw new ArgumentException("--site-noise must be 0 (off) or positive.");
+        }
+
+        if (WarmStartDirectory is not null)
+        {
+            Positive(WarmStartEpochs, "--warm-start-epochs");
+            string warm = Path.GetFullPath(WarmStartDirectory);
+            IEnumerable<string> evaluated = Split == ExperimentSplit.ByCorpus ? Corpora : [DataDirectory!];
+            if (evaluated.Any(d => string.Equals(Path.GetFullPath(d).TrimEnd('/'), warm.TrimEnd('/'), StringComparison.Ordinal)))
+            {
+                throw new ArgumentException("--warm-start must be a public corpus other than the evaluated one(s).");
+            }
+        }
+
+        if (!RunNonPrivateArms && Epsilons.Count == 0)
+        {
+            throw new ArgumentException("--dp-only needs at least one --epsilon.");
+        }
+    }
+
+    private static void Positive(int value, string name)
+    {
+        if (value < 1)
+        {
+            throw new ArgumentException($"{name} must be at least 1, not {value}.");
+        }
+    }
+
+    private static void PositiveFinite(double value, string name)
+    {
+        if (!(value > 0) || double.IsInfinity(value))
+        {
+            throw new ArgumentException($"{name} must be finite and > 0; got {value.ToString(CultureInfo.InvariantCulture)}.");
+        }
+    }
+}

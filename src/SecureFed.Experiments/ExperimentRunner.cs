@@ -1,0 +1,313 @@
+using System.Diagnostics;
+using System.Globalization;
+using SecureFed.Privacy;
+using SecureFed.Tagger;
+
+namespace SecureFed.Experiments;
+
+/// <summary>
+/// <c>securefed experiment</c>: what federation buys a hospital. For each seed it splits the data, then trains the
+/// arms one after the other (one model at a time in the process): each site alone, pooled centralized training,
+/// federated averaging through the real secure-aggregation code, and the latter with patient-level DP-SGD at each ε
+/// (optionally with site-level distributed DP too). Every arm has the same model config, seed, initial model and
+/// budget of Rounds × LocalEpochs epochs over its data, and is scored with conlleval on the held-out test set.
+/// </summary>
+public sealed class ExperimentRunner
+{
+    private readonly ExperimentOptions _options;
+    private readonly Action<string> _progress;
+
+    /// <summary>Creates the runner.</summary>
+    /// <param name="options">Validated settings.</param>
+    /// <param name="progress">Receives one line per step of long work.</param>
+    public ExperimentRunner(ExperimentOptions options, Action<string>? progress = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        _options = options;
+        _progress = progress ?? (_ => { });
+    }
+
+    /// <summary>
+    /// Runs every arm for every seed and writes results.json and f1-per-round.png; both are rewritten after every arm,
+    /// so an interrupted run keeps what it measured.
+    /// </summary>
+    public ExperimentReport Run(CancellationToken cancellationToken = default)
+    {
+        string startLoad = LoadAverage();
+        DateTimeOffset started = DateTimeOffset.UtcNow;
+        var results = new List<ArmResult>();
+        ExperimentData? first = null;
+        ExperimentReport? report = null;
+        void Record(ArmResult result)
+        {
+            results.Add(result);
+            report = WriteOutputs(Report(first!, results, startLoad, started));
+        }
+
+        for (int seed = 1; seed <= _options.Seeds; seed++)
+        {
+            ExperimentData data = LoadData(seed);
+            first ??= data;
+            _progress($"[seed {seed}] {data.Description}");
+            float[] initial = InitialModel(data, seed, Record, cancellationToken);
+            if (_options.RunNonPrivateArms)
+            {
+                foreach (ArmResult alone in RunSitesAlone(data, initial, seed, cancellationToken))
+                {
+                    Record(alone);
+                }
+
+                Record(RunPooled(data, initial, seed, cancellationToken));
+                Record(RunFederated(data, initial, seed, null, 0, cancellationToken));
+            }
+
+            foreach (double epsilon in _options.Epsilons)
+            {
+                Record(RunFederated(data, initial, seed, epsilon, 0, cancellationToken));
+            }
+
+            if (_options.SiteNoiseMultiplier > 0 && _options.Epsilons.Count > 0)
+            {
+                Record(RunFederated(data, initial, seed, _options.Epsilons.Max(), _options.SiteNoiseMultiplier, cancellationToken));
+            }
+        }
+
+        return report ?? throw new InvalidOperationException("No arm ran.");
+    }
+
+    private ExperimentReport Report(ExperimentData first, IReadOnlyList<ArmResult> results, string startLoad, DateTimeOffset started)
+    {
+        var machine = new Dictionary<string, string>
+        {
+            ["processors"] = Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture),
+            ["load_average_start"] = startLoad,
+            ["load_average_now"] = LoadAverage(),
+            ["started_utc"] = started.ToString("u", CultureInfo.InvariantCulture),
+            ["written_utc"] = DateTimeOffset.UtcNow.ToString("u", CultureInfo.InvariantCulture),
+        };
+        return new ExperimentReport(Configuration(first), first.Description, first.Sites, [.. results], Summarize(results), machine);
+    }
+
+    /// <summary>Stage 1: the data of one seed (the iid and skewed splits are re-drawn per seed).</summary>
+    private ExperimentData LoadData(int seed) => DataSplitter.Load(_options, seed);
+
+    /// <summary>Stage 2: the initial model every arm starts from (random, or trained on a public corpus).</summary>
+    private float[] InitialModel(ExperimentData data, int seed, Action<ArmResult> record, CancellationToken cancellationToken)
+    {
+        using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
+        if (_options.WarmStartDirectory is null)
+        {
+            return model.Flatten();
+        }
+
+        var watch = Stopwatch.StartNew();
+        var types = data.EntityTypes.ToHashSet(StringComparer.Ordinal);
+        // Public data: the warm-start corpus's training sentences, with the types the sites do not annotate turned to O.
+        Sentence[] publicTrain = [.. DataSplitter.ReadPart(_options.WarmStartDirectory, "train.tsv", 0, seed)
+            .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
+        _progress($"[seed {seed}] public warm start: {publicTrain.Length} sentences of {_options.WarmStartDirectory} (types kept: {string.Join(", ", types)}), {_options.WarmStartEpochs} epochs");
+        var options = TrainingOptions(null, _options.WarmStartEpochs, unchecked((seed * 100_003) + 99_991), 1);
+        new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);
+        EvaluationResult test = TaggerEvaluator.Evaluate(model, data.Test);
+        double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
+        record(new ArmResult("public warm start only", "public_warm_start", seed, null, test.F1, PerType(test, data.EntityTypes), [dev], watch.Elapsed.TotalSeconds));
+        _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public warm start only: test F1 {test.F1:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
+        return model.Flatten();
+    }
+
+    /// <summary>Stage 3a: each site trains on its own data only.</summary>
+    private IEnumerable<ArmResult> RunSitesAlone(ExperimentData data, float[] initial, int seed, CancellationToken cancellationToken)
+    {
+        for (int i = 0; i < data.Sites.Count; i++)
+        {
+            SiteData site = data.Sites[i];
+            yield return RunCentralized($"{site.Name} alone", "site_alone", site.Train, data, initial, seed, i + 1, cancellationToken);
+        }
+    }
+
+    /// <summary>Stage 3b: pooled centralized training on every site's data (the upper bound no hospital may run).</summary>
+    private ArmResult RunPooled(ExperimentData data, float[] initial, int seed, CancellationToken cancellationToken) =>
+        RunCentralized("pooled (centralized)", "pooled", data.Pooled, data, initial, seed, 0, cancellationToken);
+
+    private ArmResult RunCentralized(string arm, string kind, IReadOnlyList<Sentence> train, ExperimentData data, float[] initial, int seed, int siteIndex, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
+        model.Unflatten(initial);
+        var curve = new List<double>();
+        for (int round = 1; round <= _options.Rounds; round++)
+        {
+            new TaggerTrainer().Train(model, train, null, TrainingOptions(null, _options.LocalEpochs, LocalSeed(seed, round, siteIndex), round), null, cancellationToken);
+            curve.Add(TaggerEvaluator.Evaluate(model, data.Dev).F1);
+            RoundProgress(seed, arm, round, curve[^1], watch);
+        }
+
+        return Finish(arm, kind, seed, null, model, data, curve, watch);
+    }
+
+    /// <summary>
+    /// Stage 3c/3d/3e: federated averaging through the real secure aggregation; with <paramref name="epsilon"/>, each
+    /// site trains with DP-SGD calibrated by the accountant so that it ends at ε (δ from the options) after all rounds;
+    /// with <paramref name="siteNoise"/> &gt; 0 each site also adds its distributed discrete Gaussian share.
+    /// </summary>
+    private ArmResult RunFederated(ExperimentData data, float[] initial, int seed, double? epsilon, double siteNoise, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        DpSgdOptions? dp = null;
+        long plannedSteps = 0;
+        string arm = "federated (secure aggregation)";
+        if (epsilon is double eps)
+        {
+            plannedSteps = (long)_options.Rounds * _options.EffectiveDpStepsPerRound;
+            double sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
+            dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate);
+            arm = string.Create(CultureInfo.InvariantCulture, $"federated + DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}"));
+        }
+
+        string[] names = [.. data.Sites.Select(s => s.Name)];
+        int weightCap = Math.Max(1, data.Sites.Max(s => s.Train.Count));
+        using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate);
+        using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
+        float[] global = (float[])initial.Clone();
+        var curve = new List<double>();
+        long[] dpSteps = new long[names.Length];
+        for (int round = 1; round <= _options.Rounds; round++)
+        {
+            var deltas = new float[names.Length][];
+            var examples = new long[names.Length];
+            for (int i = 0; i < names.Length; i++)
+            {
+                // One model at a time: the same TaggerModel is reset to the global model for every site.
+                model.Unflatten(global);
+                TrainResult trained = new TaggerTrainer().Train(model, data.Sites[i].Train, null, TrainingOptions(dp, dp is null ? _options.LocalEpochs : DpEpochs, LocalSeed(seed, round, i + 1), round), null, cancellationToken);
+                dpSteps[i] += trained.DpSteps;
+                float[] local = model.Flatten();
+                deltas[i] = new float[local.Length];
+                for (int j = 0; j < local.Length; j++)
+                {
+                    deltas[i][j] = local[j] - global[j];
+                }
+
+                examples[i] = data.Sites[i].Train.Count;
+            }
+
+            global = secAgg.RunRound(round, global, deltas, examples);
+            model.Unflatten(global);
+            curve.Add(TaggerEvaluator.Evaluate(model, data.Dev).F1);
+            RoundProgress(seed, arm, round, curve[^1], watch);
+        }
+
+        ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : "federated_dp", seed, epsilon, model, data, curve, watch);
+        if (dp is null)
+        {
+            return result;
+        }
+
+        if (dpSteps.Any(s => s != plannedSteps))
+        {
+            throw new InvalidOperationException($"DP-SGD took {string.Join(", ", dpSteps)} steps per site; the noise was calibrated for {plannedSteps}.");
+        }
+
+        var accountant = new RdpAccountant();
+        accountant.AddSubsampledGaussian(dp.SampleRate, dp.NoiseMultiplier, plannedSteps);
+        return result with
+        {
+            NoiseMultiplier = dp.NoiseMultiplier,
+            DpStepsPerSite = plannedSteps,
+            EpsilonSpent = accountant.GetPrivacySpent(_options.Delta).Epsilon,
+            SiteNoiseMultiplier = siteNoise,
+        };
+    }
+
+    /// <summary>Stage 4: mean and spread over seeds, per arm, in the order the arms ran.</summary>
+    private static IReadOnlyList<ArmSummary> Summarize(IReadOnlyList<ArmResult> results) =>
+        [.. results.GroupBy(r => r.Arm).Select(g => ArmSummary.Of([.. g]))];
+
+    /// <summary>Stage 5: results.json and the PNG in the output folder.</summary>
+    private ExperimentReport WriteOutputs(ExperimentReport report)
+    {
+        Directory.CreateDirectory(_options.OutputDirectory);
+        string json = Path.Combine(_options.OutputDirectory, "results.json");
+        string png = Path.Combine(_options.OutputDirectory, "f1-per-round.png");
+        File.WriteAllText(json, ExperimentJson.Report(report));
+        ExperimentChart.Write(report.Summaries, _options, png);
+        return report with { JsonPath = json, ChartPath = png };
+    }
+
+    private ArmResult Finish(string arm, string kind, int seed, double? epsilon, TaggerModel model, ExperimentData data, List<double> curve, Stopwatch watch)
+    {
+        EvaluationResult test = TaggerEvaluator.Evaluate(model, data.Test);
+        var result = new ArmResult(arm, kind, seed, epsilon, test.F1, PerType(test, data.EntityTypes), curve, watch.Elapsed.TotalSeconds);
+        _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: test F1 {test.F1:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
+        return result;
+    }
+
+    private void RoundProgress(int seed, string arm, int round, double devF1, Stopwatch watch) =>
+        _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: round {round}/{_options.Rounds}, dev F1 {devF1:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
+
+    private TrainOptions TrainingOptions(DpSgdOptions? dp, int epochs, int seed, int round) => new()
+    {
+        Epochs = epochs,
+        BatchSize = _options.BatchSize,
+        LearningRate = (dp is null ? _options.LearningRate : _options.DpLearningRate) / (1 + (_options.LearningRateDecay * (round - 1))),
+        Optimizer = dp is null ? _options.Optimizer : _options.DpOptimizer,
+        Seed = seed,
+        Patience = 0,
+        MaxSteps = dp is null ? null : _options.EffectiveDpStepsPerRound,
+        Threads = _options.Threads,
+        DpSgd = dp,
+    };
+
+    /// <summary>Epochs (of round(1/q) Poisson steps each) that cover the DP-SGD steps of one round; the step cap ends the round.</summary>
+    private int DpEpochs => (int)Math.Ceiling(_options.EffectiveDpStepsPerRound / (double)Math.Max(1, (int)Math.Round(1.0 / _options.SampleRate)));
+
+    private static int LocalSeed(int seed, int round, int site) => unchecked((seed * 100_003) + (round * 1_009) + site);
+
+    private static Dictionary<string, double> PerType(EvaluationResult result, IReadOnlyList<string> types) =>
+        types.ToDictionary(t => t, t => result.PerType.TryGetValue(t, out EntityScore? s) ? s.F1 : 0, StringComparer.Ordinal);
+
+    private Dictionary<string, object> Configuration(ExperimentData data) => new()
+    {
+        ["split"] = _options.Split.ToString().ToLowerInvariant(),
+        ["data"] = _options.Split == ExperimentSplit.ByCorpus ? string.Join(",", _options.Corpora) : _options.DataDirectory!,
+        ["sites"] = data.Sites.Count,
+        ["skew_shares"] = _options.Split == ExperimentSplit.Skewed ? _options.EffectiveSkewShares() : Array.Empty<double>(),
+        ["seeds"] = _options.Seeds,
+        ["config"] = _options.ConfigName,
+        ["entity_types"] = data.EntityTypes,
+        ["rounds"] = _options.Rounds,
+        ["local_epochs"] = _options.LocalEpochs,
+        ["max_train_sentences"] = _options.MaxTrainSentences,
+        ["max_eval_sentences"] = _options.MaxEvalSentences,
+        ["optimizer"] = _options.Optimizer.ToString().ToLowerInvariant(),
+        ["lr"] = _options.LearningRate,
+        ["lr_decay_per_round"] = _options.LearningRateDecay,
+        ["batch_size"] = _options.BatchSize,
+        ["dp_optimizer"] = _options.DpOptimizer.ToString().ToLowerInvariant(),
+        ["dp_lr"] = _options.DpLearningRate,
+        ["sample_rate"] = _options.SampleRate,
+        ["dp_steps_per_round"] = _options.EffectiveDpStepsPerRound,
+        ["grad_clip"] = _options.GradClip,
+        ["delta"] = _options.Delta,
+        ["epsilons"] = _options.Epsilons,
+        ["update_clip"] = _options.UpdateClip,
+        ["site_noise_multiplier"] = _options.SiteNoiseMultiplier,
+        ["server_lr"] = _options.ServerLearningRate,
+        ["warm_start"] = _options.WarmStartDirectory ?? "",
+        ["warm_start_epochs"] = _options.WarmStartDirectory is null ? 0 : _options.WarmStartEpochs,
+    };
+
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.Exists("/proc/loadavg") ? string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)) : "n/a";
+        }
+        catch (IOException)
+        {
+            return "n/a";
+        }
+    }
+}

@@ -1,0 +1,46 @@
+using System.Globalization;
+using System.Text;
+
+namespace SecureFed.Experiments;
+
+/// <summary>The terminal table: test F1 per arm (mean ± sd over seeds), per entity type, ε and wall time.</summary>
+public static class ExperimentTable
+{
+    /// <summary>Formats the table as plain text.</summary>
+    public static string Format(ExperimentReport report)
+    {
+        ArgumentNullException.ThrowIfNull(report);
+        string[] types = [.. report.Summaries.SelectMany(s => s.MeanF1PerType.Keys).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        string[] header = ["arm", "ε", "test F1 (mean ± sd)", .. types.Select(t => "F1 " + t), "wall s"];
+        var rows = new List<string[]> { header };
+        foreach (ArmSummary s in report.Summaries)
+        {
+            rows.Add([
+                s.Arm,
+                s.Epsilon is double e ? e.ToString("0.##", CultureInfo.InvariantCulture) : "-",
+                string.Create(CultureInfo.InvariantCulture, $"{s.MeanF1:F3} ± {s.StdF1:F3}"),
+                .. types.Select(t => s.MeanF1PerType.TryGetValue(t, out double v) ? v.ToString("F3", CultureInfo.InvariantCulture) : "-"),
+                s.MeanWallSeconds.ToString("F0", CultureInfo.InvariantCulture),
+            ]);
+        }
+
+        int[] widths = [.. Enumerable.Range(0, header.Length).Select(c => rows.Max(r => r[c].Length))];
+        var text = new StringBuilder();
+        text.AppendLine(report.Data);
+        foreach (SiteData site in report.Sites)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture, $"  {site.Name}: {site.Source}, labels {string.Join("/", site.EntityTypes)}");
+        }
+
+        for (int r = 0; r < rows.Count; r++)
+        {
+            text.AppendLine(string.Join(" | ", rows[r].Select((cell, c) => c == 0 ? cell.PadRight(widths[c]) : cell.PadLeft(widths[c]))));
+            if (r == 0)
+            {
+                text.AppendLine(string.Join("-+-", widths.Select(w => new string('-', w))));
+            }
+        }
+
+        return text.ToString();
+    }
+}

@@ -1,0 +1,113 @@
+using SecureFed.Crypto;
+using SecureFed.Privacy;
+
+namespace SecureFed.Protocol;
+
+/// <summary>
+/// The arithmetic around one secure-aggregation round of federated averaging, shared by the aggregator, the agent and
+/// the in-process experiments so that all three compute bit-for-bit the same thing: planning the input-vector codec
+/// (aggregator), turning a site's model delta into its privatized input vector (agent), and turning the unmasked sum
+/// into the next global model (aggregator).
+/// </summary>
+public static class FederatedAveraging
+{
+    /// <summary>
+    /// The threshold t of a round over <paramref name="plan"/>: the configured one (0 = the planner's), capped at the
+    /// neighbourhood size and raised to a strict majority of it.
+    /// </summary>
+    public static int Threshold(GraphPlan plan, int configuredThreshold)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
+        int threshold = configuredThreshold == 0 ? plan.Threshold : Math.Min(configuredThreshold, plan.Degree + 1);
+        if (2 * threshold <= plan.Degree + 1)
+        {
+            threshold = ((plan.Degree + 1) / 2) + 1;
+        }
+
+        return threshold;
+    }
+
+    /// <summary>
+    /// Plans the codec of a round (the largest fixed-point scale whose sum of <paramref name="cohortSize"/> inputs plus
+    /// the site-noise headroom cannot wrap) and the distributed discrete Gaussian that goes with it.
+    /// </summary>
+    /// <param name="parameterCount">d.</param>
+    /// <param name="l2Clip">S, the site-level L2 clip of an update.</param>
+    /// <param name="cohortSize">n.</param>
+    /// <param name="threshold">t.</param>
+    /// <param name="siteNoiseMultiplier">z of the distributed discrete Gaussian (&gt; 0).</param>
+    /// <param name="weightCap">Cap on the example count in the weight slot.</param>
+    public static (UpdateCodec Codec, DistributedDpPlan Plan) PlanRound(int parameterCount, double l2Clip, int cohortSize, int threshold, double siteNoiseMultiplier, int weightCap)
+    {
+        // Noise headroom in update units: 20 standard deviations of the noise in a sum of up to n site shares,
+        // with 10% slack for the rounding inflation of the sensitivity.
+        double headroom = DistributedDp.HeadroomStandardDeviations * siteNoiseMultiplier * l2Clip * 1.1 * Math.Sqrt((double)cohortSize / threshold);
+        UpdateCodec codec = UpdateCodec.Plan(parameterCount, l2Clip, cohortSize, headroom, weightCap);
+        DistributedDpPlan dpPlan = DistributedDp.Plan(l2Clip, codec.Scale, parameterCount, cohortSize, threshold, siteNoiseMultiplier);
+        return (codec, dpPlan);
+    }
+
+    /// <summary>
+    /// A site's side: clips <paramref name="delta"/> (in place) to L2 norm <paramref name="l2Clip"/>, weights it by
+    /// ω = min(examples, cap) / cap, quantizes it with stochastic rounding into <paramref name="destination"/> (plus the
+    /// weight slot) and adds this site's discrete Gaussian share of parameter <paramref name="sigmaSite"/> (0 = none).
+    /// </summary>
+    /// <returns>The L2 norm of the delta before clipping.</returns>
+    public static double PrivatizeUpdate(float[] delta, long examples, UpdateCodec codec, double l2Clip, double sigmaSite, IRandomSource random, Span<uint> destination)
+    {
+        ArgumentNullException.ThrowIfNull(delta);
+        ArgumentNullException.ThrowIfNull(codec);
+        ArgumentNullException.ThrowIfNull(random);
+        ArgumentOutOfRangeException.ThrowIfNegative(sigmaSite);
+        double norm = UpdateClipping.ClipL2(delta, l2Clip);
+        long weight = codec.Weight(examples);
+        float omega = (float)weight / codec.WeightCap;
+        for (int i = 0; i < delta.Length; i++)
+        {
+            delta[i] *= omega;
+        }
+
+        codec.Encode(delta, examples, destination, random);
+        if (sigmaSite > 0)
+        {
+            DistributedDp.AddNoise(destination[..codec.ParameterCount], codec.BitWidth, sigmaSite, new DiscreteGaussianSampler(random));
+        }
+
+        return norm;
+    }
+
+    /// <summary>
+    /// The aggregator's side: the next global model from the unmasked <paramref name="sum"/>. Each site sent ω_u·Δ_u
+    /// with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u; it is applied with the server learning rate.
+    /// </summary>
+    /// <exception cref="RoundAbortedException">The total weight is not positive or the result is not finite.</exception>
+    public static float[] ApplyAggregate(ReadOnlySpan<float> baseModel, UpdateCodec codec, ReadOnlySpan<uint> sum, double serverLearningRate, out long totalWeight)
+    {
+        ArgumentNullException.ThrowIfNull(codec);
+        (double[] updateSum, long weight) = codec.Decode(sum);
+        totalWeight = weight;
+        if (weight <= 0)
+        {
+            throw new RoundAbortedException(ProtocolStage.Unmasking, $"the aggregated weight is {weight}; nothing to average");
+        }
+
+        if (baseModel.Length != codec.ParameterCount)
+        {
+            throw new ArgumentException($"The base model has {baseModel.Length} parameters; the codec expects {codec.ParameterCount}.", nameof(baseModel));
+        }
+
+        double omegaSum = (double)weight / codec.WeightCap;
+        float[] next = new float[baseModel.Length];
+        for (int i = 0; i < next.Length; i++)
+        {
+            next[i] = (float)(baseModel[i] + (serverLearningRate * updateSum[i] / omegaSum));
+        }
+
+        if (next.Any(v => !float.IsFinite(v)))
+        {
+            throw new RoundAbortedException(ProtocolStage.Unmasking, "the averaged update is not finite");
+        }
+
+        return next;
+    }
+}

@@ -1,0 +1,128 @@
+using System.Text.Json;
+using SecureFed.Cli;
+using SecureFed.Tagger;
+
+namespace SecureFed.Integration.Tests;
+
+/// <summary><c>securefed experiment</c> end to end on a small synthetic CoNLL corpus (tiny model, a few hundred sentences).</summary>
+public sealed class ExperimentSmokeTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-experiment-smoke-").FullName;
+
+    [Fact]
+    public async Task Experiment_TinyIidThreeSitesTwoSeeds_PrintsTableJsonLineAndWritesResultsAndChart()
+    {
+        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 150, eval: 60);
+        string output = Path.Combine(_dir, "out");
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["experiment", "--data", corpus, "--sites", "3", "--split", "iid", "--epsilon", "8", "--seeds", "2", "--config", "tiny",
+             "--rounds", "2", "--local-epochs", "1", "--sample-rate", "0.2", "--out", output, "--json"],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        string[] lines = stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        using JsonDocument summary = JsonDocument.Parse(lines[^1]);
+        JsonElement root = summary.RootElement;
+        AssertF1(root.GetProperty("pooled_f1"));
+        AssertF1(root.GetProperty("federated_f1"));
+        Assert.Equal(3, root.GetProperty("site_alone_f1").GetArrayLength());
+        foreach (JsonElement f1 in root.GetProperty("site_alone_f1").EnumerateArray())
+        {
+            AssertF1(f1);
+        }
+
+        JsonElement dp = Assert.Single(root.GetProperty("dp").EnumerateArray());
+        Assert.Equal(8.0, dp.GetProperty("epsilon").GetDouble());
+        AssertF1(dp.GetProperty("f1"));
+        Assert.Equal(2, root.GetProperty("seeds").GetInt32());
+
+        // The table names every arm; progress went to stderr.
+        string table = stdout.ToString();
+        foreach (string arm in new[] { "site-1 alone", "site-3 alone", "pooled (centralized)", "federated (secure aggregation)", "federated + DP-SGD ε=8" })
+        {
+            Assert.Contains(arm, table, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("round 2/2", stderr.ToString(), StringComparison.Ordinal);
+
+        // results.json: every arm for both seeds, a dev F1 per round, the accountant's ε within the target.
+        using JsonDocument results = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "results.json")));
+        JsonElement[] runs = [.. results.RootElement.GetProperty("runs").EnumerateArray()];
+        Assert.Equal(2 * 6, runs.Length);
+        Assert.All(runs, r => Assert.Equal(2, r.GetProperty("dev_f1_per_round").GetArrayLength()));
+        JsonElement[] dpRuns = [.. runs.Where(r => r.GetProperty("kind").GetString() == "federated_dp")];
+        Assert.Equal(2, dpRuns.Length);
+        Assert.All(dpRuns, r => Assert.InRange(r.GetProperty("epsilon_spent").GetDouble(), 0.1, 8.0));
+        byte[] png = await File.ReadAllBytesAsync(Path.Combine(output, "f1-per-round.png"));
+        Assert.True(png.Length > 1000);
+        Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);
+    }
+
+    [Fact]
+    public async Task Experiment_ByCorpusWithOneCorpus_ExitsWithUsageErrorNamingTheOption()
+    {
+        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["experiment", "--split", "by-corpus", "--corpora", corpus, "--out", Path.Combine(_dir, "out")],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, code);
+        Assert.Contains("--corpora", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Experiment_FolderWithoutTestFile_FailsNamingTheMissingFile()
+    {
+        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
+        File.Delete(Path.Combine(corpus, "test.tsv"));
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["experiment", "--data", corpus, "--epsilon", "none", "--seeds", "1", "--rounds", "1", "--out", Path.Combine(_dir, "out")],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, code);
+        Assert.Contains("test.tsv", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    private static void AssertF1(JsonElement value) => Assert.InRange(value.GetDouble(), 0.0, 1.0);
+
+    private static string WriteCorpus(string directory, int train, int eval)
+    {
+        Directory.CreateDirectory(directory);
+        SiteProfile profile = SyntheticClinicalCorpus.Profiles[0];
+        Write(Path.Combine(directory, "train.tsv"), SyntheticClinicalCorpus.Generate(profile, train, 1));
+        Write(Path.Combine(directory, "dev.tsv"), SyntheticClinicalCorpus.Generate(profile, eval, 2));
+        Write(Path.Combine(directory, "test.tsv"), SyntheticClinicalCorpus.Generate(profile, eval, 3));
+        return directory;
+    }
+
+    private static void Write(string path, IReadOnlyList<Sentence> sentences)
+    {
+        using var writer = new StreamWriter(path);
+        foreach (Sentence sentence in sentences)
+        {
+            for (int i = 0; i < sentence.Length; i++)
+            {
+                writer.Write(sentence.Tokens[i]);
+                writer.Write('\t');
+                writer.WriteLine(sentence.Tags[i]);
+            }
+
+            writer.WriteLine();
+        }
+    }
+}
