@@ -68,14 +68,14 @@ public sealed class HostileShareTests : IDisposable
         byte[] signature = kit.IdentityKey.Sign(ProtocolLabels.AdvertisementTranscript(p, self, encryption.PublicKey, masking.PublicKey, commitment));
         await client.AdvertiseKeysAsync(new AdvertiseKeysRequest
         {
-            Header = H(round, p.SessionId),
+            Header = H(round, p.SessionId, Stage.AdvertiseKeys),
             EncryptionPublicKey = ByteString.CopyFrom(encryption.PublicKey),
             MaskingPublicKey = ByteString.CopyFrom(masking.PublicKey),
             Signature = ByteString.CopyFrom(signature),
             SelfMaskCommitment = ByteString.CopyFrom(commitment),
         }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
-        AdvertisementSet ads = await client.AwaitAdvertisementsAsync(new StageQuery { Header = H(round, p.SessionId) }, Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
-        var shares = new ShareKeysRequest { Header = H(round, p.SessionId) };
+        AdvertisementSet ads = await client.AwaitAdvertisementsAsync(new StageQuery { Header = H(round, p.SessionId, Stage.AdvertiseKeys) }, Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
+        var shares = new ShareKeysRequest { Header = H(round, p.SessionId, Stage.ShareKeys) };
         foreach (Advertisement peer in ads.Advertisements.Where(x => x.Sender != (uint)self))
         {
             int v = (int)peer.Sender;
@@ -217,18 +217,18 @@ public sealed class HostileShareTests : IDisposable
         KeyAdvertisement ad = protocol.AdvertiseKeys();
         await client.AdvertiseKeysAsync(new AdvertiseKeysRequest
         {
-            Header = H(round, p.SessionId),
+            Header = H(round, p.SessionId, Stage.AdvertiseKeys),
             EncryptionPublicKey = ByteString.CopyFrom(ad.EncryptionPublicKey),
             MaskingPublicKey = ByteString.CopyFrom(ad.MaskingPublicKey),
             Signature = ByteString.CopyFrom(ad.Signature),
             SelfMaskCommitment = ByteString.CopyFrom(ad.SelfMaskCommitment),
         }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
-        AdvertisementSet ads = await client.AwaitAdvertisementsAsync(new StageQuery { Header = H(round, p.SessionId) }, Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
+        AdvertisementSet ads = await client.AwaitAdvertisementsAsync(new StageQuery { Header = H(round, p.SessionId, Stage.AdvertiseKeys) }, Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
         IReadOnlyList<EncryptedShare> shares = protocol.ShareKeys([.. ads.Advertisements.Select(x => new KeyAdvertisement((int)x.Sender, x.EncryptionPublicKey.ToByteArray(), x.MaskingPublicKey.ToByteArray(), x.Signature.ToByteArray(), x.SelfMaskCommitment.ToByteArray()))]);
-        var shareRequest = new ShareKeysRequest { Header = H(round, p.SessionId) };
+        var shareRequest = new ShareKeysRequest { Header = H(round, p.SessionId, Stage.ShareKeys) };
         shareRequest.Shares.AddRange(shares.Select(s => new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(s.Ciphertext) }));
         await client.ShareKeysAsync(shareRequest, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
-        ShareSet forMe = await client.AwaitSharesAsync(new StageQuery { Header = H(round, p.SessionId) }, Deadline(20)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30));
+        ShareSet forMe = await client.AwaitSharesAsync(new StageQuery { Header = H(round, p.SessionId, Stage.ShareKeys) }, Deadline(20)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30));
 
         uint[] input = new uint[p.VectorLength];
         input[^1] = weight; // a zero update and this weight in the weight slot
@@ -236,22 +236,22 @@ public sealed class HostileShareTests : IDisposable
         protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input, masked);
         using (AsyncClientStreamingCall<MaskedInputChunk, Ack> call = client.UploadMaskedInput(Deadline()))
         {
-            var chunk = new MaskedInputChunk { Header = H(round, p.SessionId), Offset = 0, TotalWords = (uint)masked.Length, Sha256 = Convert.ToHexStringLower(WireEncoding.VectorDigest(masked)) };
+            var chunk = new MaskedInputChunk { Header = H(round, p.SessionId, Stage.MaskedInput), Offset = 0, TotalWords = (uint)masked.Length, Sha256 = Convert.ToHexStringLower(WireEncoding.VectorDigest(masked)) };
             chunk.Words.AddRange(masked);
             await call.RequestStream.WriteAsync(chunk).WaitAsync(CallTimeout);
             await call.RequestStream.CompleteAsync().WaitAsync(CallTimeout);
             await call.ResponseAsync.WaitAsync(CallTimeout);
         }
 
-        SurvivorSet survivors = await client.AwaitSurvivorsAsync(new StageQuery { Header = H(round, p.SessionId) }, Deadline(20)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30));
+        SurvivorSet survivors = await client.AwaitSurvivorsAsync(new StageQuery { Header = H(round, p.SessionId, Stage.MaskedInput) }, Deadline(20)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30));
         ConsistencySignature signature = protocol.SignSurvivors([.. survivors.Survivors.Select(x => (int)x)]);
-        await client.SignSurvivorsAsync(new ConsistencyRequest { Header = H(round, p.SessionId), Signature = ByteString.CopyFrom(signature.Signature) }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
-        UnmaskRequestMessage request = await client.AwaitUnmaskRequestAsync(new StageQuery { Header = H(round, p.SessionId) }, Deadline(20)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30));
+        await client.SignSurvivorsAsync(new ConsistencyRequest { Header = H(round, p.SessionId, Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        UnmaskRequestMessage request = await client.AwaitUnmaskRequestAsync(new StageQuery { Header = H(round, p.SessionId, Stage.Consistency) }, Deadline(20)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30));
         UnmaskResponse response = protocol.Unmask(new UnmaskRequest(
             [.. request.Survivors.Select(x => (int)x)],
             [.. request.Dropped.Select(x => (int)x)],
             [.. request.Signatures.Select(s => new ConsistencySignature((int)s.Sender, s.Signature.ToByteArray()))]));
-        var message = new UnmaskResponseMessage { Header = H(round, p.SessionId) };
+        var message = new UnmaskResponseMessage { Header = H(round, p.SessionId, Stage.Unmasking) };
         message.SelfMaskShares.AddRange(response.SelfMaskShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
         message.MaskingKeyShares.AddRange(response.MaskingKeyShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
         await unmask(client, message);
@@ -259,7 +259,7 @@ public sealed class HostileShareTests : IDisposable
 
     private static async Task<(RoundAnnouncement, RoundParameters)> JoinAsync(TestFederation fed, Aggregation.AggregationClient client)
     {
-        Task<RoundAnnouncement> awaiting = client.AwaitRoundAsync(new AwaitRoundRequest { Header = H(0, "") }, Deadline(90)).ResponseAsync;
+        Task<RoundAnnouncement> awaiting = client.AwaitRoundAsync(new AwaitRoundRequest { Header = H(0, "", Stage.Announce) }, Deadline(90)).ResponseAsync;
         using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(20)))
         {
             while (!fed.Coordinator.WaitingSites.Contains(Hostile))
@@ -333,12 +333,13 @@ public sealed class HostileShareTests : IDisposable
         return result;
     }
 
-    private static Header H(ulong round, string session) => new()
+    private static Header H(ulong round, string session, Stage stage) => new()
     {
         FederationId = TestFederation.FederationName,
         Round = round,
         SessionId = session,
         Sender = Hostile,
+        Stage = stage,
     };
 
     private static CallOptions Deadline(int seconds = 10) => new(deadline: DateTime.UtcNow.AddSeconds(seconds));
