@@ -177,16 +177,9 @@ public sealed class HostileClientTests : IDisposable
         Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory)).Ok);
     }
 
-    private static Header H(ulong round, string session, string sender, Stage stage = Stage.Unspecified) => new()
-    {
-        FederationId = TestFederation.FederationName,
-        Round = round,
-        SessionId = session,
-        Stage = stage,
-        Sender = sender,
-    };
+    private static Header H(ulong round, string session, string sender, Stage stage = Stage.Unspecified) => RawClient.Header(round, session, sender, stage);
 
-    private static CallOptions Deadline(int seconds = 10) => new(deadline: DateTime.UtcNow.AddSeconds(seconds));
+    private static CallOptions Deadline(int seconds = 10) => RawClient.Deadline(seconds);
 
     private static AdvertiseKeysRequest Ad(ulong round, string session, byte[] encryption, byte[] masking, byte[] signature, byte[] commitment) => new()
     {

@@ -333,16 +333,9 @@ public sealed class HostileShareTests : IDisposable
         return result;
     }
 
-    private static Header H(ulong round, string session, Stage stage) => new()
-    {
-        FederationId = TestFederation.FederationName,
-        Round = round,
-        SessionId = session,
-        Sender = Hostile,
-        Stage = stage,
-    };
+    private static Header H(ulong round, string session, Stage stage) => RawClient.Header(round, session, Hostile, stage);
 
-    private static CallOptions Deadline(int seconds = 10) => new(deadline: DateTime.UtcNow.AddSeconds(seconds));
+    private static CallOptions Deadline(int seconds = 10) => RawClient.Deadline(seconds);
 
     public void Dispose()
     {

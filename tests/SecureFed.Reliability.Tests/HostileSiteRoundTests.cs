@@ -322,7 +322,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         Accusation = new ShareAccusationMessage { Accused = (uint)accused, EncryptionPrivateKey = ByteString.CopyFrom(key), Signature = ByteString.CopyFrom(signature) },
     };
 
-    private static CallOptions Deadline(int seconds = 10) => new(deadline: DateTime.UtcNow.AddSeconds(seconds));
+    private static CallOptions Deadline(int seconds = 10) => RawClient.Deadline(seconds);
 
     private static async Task Refused(Func<Task> call, StatusCode code, string fragment)
     {
@@ -445,14 +445,7 @@ public sealed class HostileSiteRoundTests : IDisposable
 
         public int IndexOf(string site) => Parameters.Find(site)!.Index;
 
-        public Header H(Stage stage) => new()
-        {
-            FederationId = TestFederation.FederationName,
-            Round = Announcement.Header.Round,
-            SessionId = Announcement.Header.SessionId,
-            Stage = stage,
-            Sender = "site-x",
-        };
+        public Header H(Stage stage) => RawClient.Header(Announcement.Header.Round, Announcement.Header.SessionId, "site-x", stage);
 
         public StageQuery Query(Stage stage) => new() { Header = H(stage) };
 

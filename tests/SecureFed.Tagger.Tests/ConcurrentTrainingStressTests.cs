@@ -7,11 +7,9 @@ namespace SecureFed.Tagger.Tests;
 /// handle had been read; a collection triggered by another thread then ran its finalizer, which freed the native scalar
 /// while libtorch was still reading it: "INTERNAL ASSERT FAILED at Scalar.h" or a segmentation fault, which kills the
 /// whole process (so a failure here is a crashed test host, not a failed assertion).
-/// Runs alone (its own collection, not in parallel with other test classes): the trainers draw from libtorch's global
-/// random generator, which would make the seeded-initialisation tests of other classes flaky.
+/// Like every class of this assembly it runs alone (AssemblyInfo.cs): its trainers draw from libtorch's global random
+/// generator.
 /// </summary>
-[Collection(nameof(ConcurrentTrainingStressTests))]
-[CollectionDefinition(nameof(ConcurrentTrainingStressTests), DisableParallelization = true)]
 public sealed class ConcurrentTrainingStressTests
 {
     private static readonly LabelSet Labels = LabelSet.Create(LabelSet.ClinicalTypes);

@@ -238,9 +238,9 @@ internal static class BatchedClipping
         Tensor dgPerNgram = dg.unsqueeze(2).expand(b, t, k, config.CharDim);
         return
         [
-            new EmbeddingPart("word_emb.weight", batch.Words, dw, config.WordBuckets),
-            new EmbeddingPart("shape_emb.weight", batch.Shapes, ds, config.ShapeBuckets),
-            new EmbeddingPart("ngram_emb.weight", batch.Ngrams, dgPerNgram, config.CharNgramBuckets),
+            EmbeddingPart.Create("word_emb.weight", batch.Words, dw, config.WordBuckets),
+            EmbeddingPart.Create("shape_emb.weight", batch.Shapes, ds, config.ShapeBuckets),
+            EmbeddingPart.Create("ngram_emb.weight", batch.Ngrams, dgPerNgram, config.CharNgramBuckets),
         ];
     }
 
@@ -281,50 +281,48 @@ internal static class BatchedClipping
         }
     }
 
-    /// <summary>An embedding table's per-example gradient: the vectors [B, …, D] added to the rows <paramref name="Ids"/> [B, …] names (0 = padding).</summary>
-    private sealed record EmbeddingPart(string Name, Tensor Ids, Tensor Vectors, int Rows)
+    /// <summary>
+    /// An embedding table's per-example gradient, as its non-padding lookups: for each, the row looked up, the sentence
+    /// it belongs to and the vector added to that row (computed once, used for the norms and for the clipped sum).
+    /// </summary>
+    private sealed record EmbeddingPart(string Name, int Rows, Tensor RowIds, Tensor Examples, Tensor Vectors)
     {
-        private Tensor FlatIds => Ids.reshape(-1);
-
-        private Tensor FlatVectors => Vectors.reshape(-1, Vectors.shape[^1]);
-
-        private Tensor Valid => FlatIds.ne(TorchScalars.ZeroInt);
-
-        private Tensor Example(long b)
+        /// <summary>From <paramref name="ids"/> [B, …] (0 = padding) and the vectors [B, …, D] added to those rows.</summary>
+        public static EmbeddingPart Create(string name, Tensor ids, Tensor vectors, int rows)
         {
+            long b = ids.shape[0];
+            Tensor flatIds = ids.reshape(-1);
+            Tensor index = flatIds.ne(TorchScalars.ZeroInt).nonzero().squeeze(1);
+
             // Not torch.arange: it makes its start and step Scalars implicitly.
-            long[] examples = new long[b];
+            long[] sentences = new long[b];
             for (int i = 0; i < b; i++)
             {
-                examples[i] = i;
+                sentences[i] = i;
             }
 
-            return torch.tensor(examples).to(Ids.device)
-                .reshape([b, .. Enumerable.Repeat(1L, (int)Ids.dim() - 1)]).expand(Ids.shape).reshape(-1);
+            Tensor examples = torch.tensor(sentences).to(ids.device)
+                .reshape([b, .. Enumerable.Repeat(1L, (int)ids.dim() - 1)]).expand(ids.shape).reshape(-1);
+            return new EmbeddingPart(name, rows, flatIds.index_select(0, index), examples.index_select(0, index),
+                vectors.reshape(-1, vectors.shape[^1]).index_select(0, index));
         }
 
         public Tensor SquaredNorms(long b)
         {
-            Tensor valid = Valid;
             using Scalar rows = ((long)Rows).ToScalar();
-            Tensor keys = TorchScalars.Add(Example(b).mul(rows), FlatIds).masked_select(valid);
-            Tensor vectors = FlatVectors.index_select(0, valid.nonzero().squeeze(1)).to(ScalarType.Float64);
+            Tensor keys = TorchScalars.Add(Examples.mul(rows), RowIds);
             (Tensor unique, Tensor? inverse, _) = torch.unique(keys, return_inverse: true);
-            Tensor summed = torch.zeros(unique.shape[0], vectors.shape[1], ScalarType.Float64, device: Ids.device)
-                .index_add_(0, inverse!, vectors, TorchScalars.OneInt);
+            Tensor summed = torch.zeros(unique.shape[0], Vectors.shape[1], ScalarType.Float64, device: Vectors.device)
+                .index_add_(0, inverse!, Vectors.to(ScalarType.Float64), TorchScalars.OneInt);
             Tensor rowSquares = summed.mul(summed).sum(1);
             Tensor example = unique.div(rows, rounding_mode: RoundingMode.floor);
-            return torch.zeros(b, ScalarType.Float64, device: Ids.device).index_add_(0, example, rowSquares, TorchScalars.OneInt);
+            return torch.zeros(b, ScalarType.Float64, device: Vectors.device).index_add_(0, example, rowSquares, TorchScalars.OneInt);
         }
 
         public Tensor ClippedSum(Tensor factors, Parameter table)
         {
-            long b = factors.shape[0];
-            Tensor valid = Valid;
-            Tensor index = valid.nonzero().squeeze(1);
-            Tensor scale = factors.index_select(0, Example(b).index_select(0, index)).unsqueeze(1);
-            Tensor vectors = FlatVectors.index_select(0, index).mul(scale);
-            return torch.zeros_like(table).index_add_(0, FlatIds.index_select(0, index), vectors, TorchScalars.OneInt);
+            Tensor scaled = Vectors.mul(factors.index_select(0, Examples).unsqueeze(1));
+            return torch.zeros_like(table).index_add_(0, RowIds, scaled, TorchScalars.OneInt);
         }
     }
 }
