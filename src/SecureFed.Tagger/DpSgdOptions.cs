@@ -19,6 +19,25 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     /// <value>The default value is false.</value>
     public bool PerExampleLoop { get; init; }
 
+    /// <summary>
+    /// Keeps the embedding tables (<c>word_emb</c>, <c>shape_emb</c>, <c>ngram_emb</c>, <c>char_emb</c>) fixed during
+    /// DP-SGD: they get no gradient, no noise and no update, and each example's gradient is clipped over the other
+    /// parameters only. The hashed tables are most of the tiny model's coordinates but each sentence touches few of
+    /// their rows, so the Gaussian noise added to every coordinate drowns their signal; with them frozen (e.g. as a
+    /// public warm start left them) the noise goes into the encoder and head only.
+    /// </summary>
+    /// <value>The default value is false.</value>
+    public bool FreezeEmbeddings { get; init; }
+
+    /// <summary>Whether DP-SGD trains the parameter named <paramref name="name"/> (see <see cref="FreezeEmbeddings"/>).</summary>
+    /// <param name="name">A name from the model's parameter list, e.g. <c>encoder.weight_ih_l0</c>.</param>
+    /// <returns>False for an embedding table when <see cref="FreezeEmbeddings"/> is set, otherwise true.</returns>
+    public bool Trains(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return !(FreezeEmbeddings && name.EndsWith("_emb.weight", StringComparison.Ordinal));
+    }
+
     /// <summary>Checks the values.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
     public void Validate()

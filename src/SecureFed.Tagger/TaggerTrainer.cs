@@ -50,7 +50,9 @@ public sealed class TaggerTrainer
         }
 
         var parameters = model.Parameters.Select(p => p.Tensor).ToArray();
-        using var optimizer = new ParameterOptimizer(parameters, options.Optimizer, options.LearningRate);
+        // DP-SGD with frozen embeddings: the optimiser only knows the parameters DP-SGD trains.
+        using var optimizer = new ParameterOptimizer(
+            [.. model.Parameters.Where(p => options.DpSgd?.Trains(p.Name) ?? true).Select(p => p.Tensor)], options.Optimizer, options.LearningRate);
 
         using var average = options.WeightAverageDecay > 0 ? new WeightAverage(parameters, options.WeightAverageDecay) : null;
         var total = Stopwatch.StartNew();
@@ -234,6 +236,7 @@ public sealed class TaggerTrainer
     {
         using var scope = torch.NewDisposeScope();
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
+        string[] names = [.. model.Parameters.Select(p => p.Name)];
         Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum);
         using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
         using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
@@ -241,6 +244,11 @@ public sealed class TaggerTrainer
         {
             for (int i = 0; i < parameters.Length; i++)
             {
+                if (!dp.Trains(names[i]))
+                {
+                    continue; // frozen: not in the optimiser, no noise
+                }
+
                 Tensor noisy = dp.NoiseMultiplier > 0
                     ? sum[i].add(torch.randn_like(sum[i]), noiseStd)
                     : sum[i];
@@ -260,23 +268,27 @@ public sealed class TaggerTrainer
         return batch.Length == 0 ? double.NaN : lossSum / batch.Length;
     }
 
-    /// <summary>Σ over <paramref name="batch"/> of each example's gradient clipped to norm C (zeros for an empty batch).</summary>
+    /// <summary>
+    /// Σ over <paramref name="batch"/> of each example's gradient clipped to norm C (zeros for an empty batch); with
+    /// <see cref="DpSgdOptions.FreezeEmbeddings"/> the norm is over the trained parameters and the frozen ones get zeros.
+    /// </summary>
     internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum)
     {
         if (batch.Length > 0 && !dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
         {
             var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
-            return BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, out lossSum, out _);
+            return BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, dp.Trains, out lossSum, out _);
         }
 
         Tensor[] sum = [.. model.Parameters.Select(p => torch.zeros_like(p.Tensor))];
+        int[] trained = [.. Enumerable.Range(0, sum.Length).Where(i => dp.Trains(model.Parameters[i].Name))];
         lossSum = 0;
         foreach (EncodedSentence example in batch)
         {
             using var exampleScope = torch.NewDisposeScope();
             Tensor[] grads = PerExampleGradient(model, example, rng, out double loss);
             lossSum += loss;
-            ClipAndAccumulate(grads, sum, dp.MaxGradNorm);
+            ClipAndAccumulate([.. trained.Select(i => grads[i])], [.. trained.Select(i => sum[i])], dp.MaxGradNorm);
         }
 
         return sum;

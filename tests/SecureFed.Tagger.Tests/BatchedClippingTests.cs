@@ -1,4 +1,5 @@
 using SecureFed.Tagger.Internal;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace SecureFed.Tagger.Tests;
@@ -62,6 +63,72 @@ public sealed class BatchedClippingTests
         double norm = Math.Sqrt(sum.Sum(t => t.to(ScalarType.Float64).square().sum().item<double>()));
 
         Assert.InRange(norm, 1e-4, (batch.Length * 1e-3) + 1e-9);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ClippedSum_FrozenEmbeddings_TablesGetZerosAndTheRestMatchesTheReference(bool crf)
+    {
+        TaggerConfig config = (crf ? TaggerConfig.Tiny with { Crf = true, Hidden = 12 } : TaggerConfig.Tiny) with { Dropout = 0, WordDropout = 0 };
+        using var model = TaggerModel.Create(config, Labels, seed: 7, device: "cpu");
+        EncodedSentence[] batch = Batch(model);
+        using var scope = NewDisposeScope();
+        var frozen = new DpSgdOptions(0, 0.05, 0.1) { FreezeEmbeddings = true };
+
+        Tensor[] reference = TaggerTrainer.ClippedSum(model, batch, frozen with { PerExampleLoop = true }, new Random(1), out _);
+        Tensor[] batched = TaggerTrainer.ClippedSum(model, batch, frozen, new Random(1), out _);
+        Tensor[] unfrozen = TaggerTrainer.ClippedSum(model, batch, new DpSgdOptions(0, 0.05, 0.1), new Random(1), out _);
+
+        string[] names = [.. model.ParameterLayout.Select(p => p.Name)];
+        for (int i = 0; i < names.Length; i++)
+        {
+            float[] want = reference[i].data<float>().ToArray();
+            float[] got = batched[i].data<float>().ToArray();
+            Assert.True(want.Zip(got, (a, b) => Math.Abs(a - b)).Max() <= 1e-5, $"{names[i]} differs from the per-example reference");
+            if (names[i].EndsWith("_emb.weight", StringComparison.Ordinal))
+            {
+                Assert.True(got.All(x => x == 0) && want.All(x => x == 0), $"{names[i]} is frozen but got a gradient");
+                Assert.Contains(unfrozen[i].data<float>().ToArray(), x => x != 0);
+            }
+        }
+
+        // The norm is over the trained parameters only: every example's clipped share of them has norm exactly C
+        // (C is far below each unclipped norm), so the trained part's sum is larger than with the tables in the norm.
+        double Norm(Tensor[] sums) => Math.Sqrt(names.Select((n, i) => (n, i)).Where(x => !x.n.EndsWith("_emb.weight", StringComparison.Ordinal))
+            .Sum(x => sums[x.i].to(ScalarType.Float64).square().sum().item<double>()));
+        Assert.True(Norm(batched) > Norm(unfrozen), "freezing the tables should leave the rest of each example's gradient less clipped");
+        Assert.InRange(Norm(batched), 1e-3, (batch.Length * 0.05) + 1e-9);
+    }
+
+    [Fact]
+    public void Train_DpSgdFrozenEmbeddings_TablesUnchangedOthersTrained()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, seed: 9, device: "cpu");
+        var train = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 60, seed: 4).ToList();
+        var before = model.ParameterLayout.Zip(model.Parameters, (l, p) => (l.Name, Values: p.Tensor.data<float>().ToArray())).ToList();
+
+        new TaggerTrainer().Train(model, train, null, new TrainOptions
+        {
+            Epochs = 1,
+            MaxSteps = 3,
+            Patience = 0,
+            LearningRate = 0.01,
+            DpSgd = new DpSgdOptions(1.0, 1.0, 0.3) { FreezeEmbeddings = true },
+        }, null);
+
+        foreach (((string name, float[] old), (_, Parameter p)) in before.Zip(model.Parameters))
+        {
+            float[] now = p.data<float>().ToArray();
+            if (name.EndsWith("_emb.weight", StringComparison.Ordinal))
+            {
+                Assert.True(old.AsSpan().SequenceEqual(now), $"{name} moved although frozen");
+            }
+            else
+            {
+                Assert.False(old.AsSpan().SequenceEqual(now), $"{name} did not move: DP-SGD trained nothing");
+            }
+        }
     }
 
     /// <summary>Sentences of different lengths (padding), a word repeated inside one sentence (rows hit twice) and one token.</summary>

@@ -43,9 +43,10 @@ internal static class BatchedClipping
     /// <param name="model">The model (in training mode: dropout applies).</param>
     /// <param name="batch">The batch, with labels.</param>
     /// <param name="maxNorm">The clipping norm C.</param>
+    /// <param name="trains">Which parameters are trained: the others get zeros and are left out of the norms.</param>
     /// <param name="lossSum">The summed loss of the batch's sentences.</param>
-    /// <param name="norms">Each sentence's gradient norm before clipping ([B], double).</param>
-    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, out double lossSum, out Tensor norms)
+    /// <param name="norms">Each sentence's gradient norm (over the trained parameters) before clipping ([B], double).</param>
+    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, Func<string, bool> trains, out double lossSum, out Tensor norms)
     {
         TaggerConfig config = model.Config;
         if (!Supports(config))
@@ -101,8 +102,8 @@ internal static class BatchedClipping
 
         // 5. Per-example squared norms, then the clipped sums.
         Tensor inputGrad = input.grad ?? torch.zeros_like(input);
-        var dense = contributions.Select(c => c.PerExample()).ToList();
-        var tables = EmbeddingParts(config, batch, inputGrad, ngramCount);
+        var dense = contributions.Select(c => c.PerExample()).Where(d => trains(d.WeightName)).ToList();
+        var tables = EmbeddingParts(config, batch, inputGrad, ngramCount, trains);
         Tensor squared = torch.zeros(b, ScalarType.Float64, device: y.device);
         foreach (DensePerExample d in dense)
         {
@@ -114,7 +115,7 @@ internal static class BatchedClipping
             squared.add_(e.SquaredNorms(b), TorchScalars.OneInt);
         }
 
-        Tensor[]? crfPerExample = crf is null ? null : CrfPerExample(crf, b, model.Labels.Count, y.device);
+        Tensor[]? crfPerExample = crf is null || !trains("crf.transitions") ? null : CrfPerExample(crf, b, model.Labels.Count, y.device);
         if (crfPerExample is not null)
         {
             foreach (Tensor g in crfPerExample)
@@ -227,7 +228,7 @@ internal static class BatchedClipping
         return torch.tensor(index, [lengths.Length, t]).to(device);
     }
 
-    private static List<EmbeddingPart> EmbeddingParts(TaggerConfig config, BatchTensors batch, Tensor inputGrad, Tensor ngramCount)
+    private static List<EmbeddingPart> EmbeddingParts(TaggerConfig config, BatchTensors batch, Tensor inputGrad, Tensor ngramCount, Func<string, bool> trains)
     {
         long b = batch.Words.shape[0];
         long t = batch.Words.shape[1];
@@ -236,12 +237,23 @@ internal static class BatchedClipping
         Tensor dg = inputGrad.narrow(2, config.WordDim + config.ShapeDim, config.CharDim) / ngramCount; // [B, T, D]
         int k = config.MaxNgramsPerToken;
         Tensor dgPerNgram = dg.unsqueeze(2).expand(b, t, k, config.CharDim);
-        return
-        [
-            EmbeddingPart.Create("word_emb.weight", batch.Words, dw, config.WordBuckets),
-            EmbeddingPart.Create("shape_emb.weight", batch.Shapes, ds, config.ShapeBuckets),
-            EmbeddingPart.Create("ngram_emb.weight", batch.Ngrams, dgPerNgram, config.CharNgramBuckets),
-        ];
+        var parts = new List<EmbeddingPart>(3);
+        if (trains("word_emb.weight"))
+        {
+            parts.Add(EmbeddingPart.Create("word_emb.weight", batch.Words, dw, config.WordBuckets));
+        }
+
+        if (trains("shape_emb.weight"))
+        {
+            parts.Add(EmbeddingPart.Create("shape_emb.weight", batch.Shapes, ds, config.ShapeBuckets));
+        }
+
+        if (trains("ngram_emb.weight"))
+        {
+            parts.Add(EmbeddingPart.Create("ngram_emb.weight", batch.Ngrams, dgPerNgram, config.CharNgramBuckets));
+        }
+
+        return parts;
     }
 
     private static Tensor[] CrfPerExample(CrfGradients crf, long b, int labels, Device device) =>
