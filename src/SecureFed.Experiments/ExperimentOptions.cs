@@ -97,6 +97,9 @@ public sealed record ExperimentOptions
     /// <value>The default value is 1.</value>
     public double GradClip { get; init; } = 1.0;
 
+    /// <summary>DP-SGD keeps the embedding tables fixed (<see cref="DpSgdOptions.FreezeEmbeddings"/>).</summary>
+    public bool DpFreezeEmbeddings { get; init; }
+
     /// <summary>δ of the patient-level guarantee.</summary>
     /// <value>The default value is 1e-5.</value>
     public double Delta { get; init; } = 1e-5;

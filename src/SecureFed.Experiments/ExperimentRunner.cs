@@ -161,7 +161,7 @@ public sealed class ExperimentRunner
         {
             plannedSteps = (long)_options.Rounds * _options.EffectiveDpStepsPerRound;
             double sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
-            dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate);
+            dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate) { FreezeEmbeddings = _options.DpFreezeEmbeddings };
             arm = string.Create(CultureInfo.InvariantCulture, $"federated + DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}"));
         }
@@ -290,6 +290,7 @@ public sealed class ExperimentRunner
         ["sample_rate"] = _options.SampleRate,
         ["dp_steps_per_round"] = _options.EffectiveDpStepsPerRound,
         ["grad_clip"] = _options.GradClip,
+        ["dp_freeze_embeddings"] = _options.DpFreezeEmbeddings,
         ["delta"] = _options.Delta,
         ["epsilons"] = _options.Epsilons,
         ["update_clip"] = _options.UpdateClip,

@@ -33,6 +33,7 @@ internal static class ExperimentCommand
         var sampleRate = new Option<double>("--sample-rate") { Description = "DP-SGD Poisson sampling rate q (expected batch q·N).", DefaultValueFactory = _ => 0.02 };
         var dpSteps = new Option<int>("--dp-steps") { Description = "DP-SGD steps per site per round (0 = local epochs × round(1/q)).", DefaultValueFactory = _ => 0 };
         var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C.", DefaultValueFactory = _ => 1.0 };
+        var freeze = new Option<bool>("--dp-freeze-embeddings") { Description = "DP-SGD keeps the embedding tables fixed (the initial or warm-start ones): noise only on the encoder and head." };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level L2 clip S of a site's model delta.", DefaultValueFactory = _ => 1000.0 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level distributed-DP noise multiplier z; > 0 adds the arm DP-SGD (largest ε) + site DP.", DefaultValueFactory = _ => 0.0 };
         var warmStart = new Option<string?>("--warm-start") { Description = "Public corpus folder (not an evaluated one) to train the initial model on, e.g. bc5cdr for NCBI-disease sites." };
@@ -41,7 +42,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, dpOptimizer, dpLr, sampleRate, dpSteps, gradClip, updateClip, siteNoise, warmStart, warmEpochs, dpOnly, threads })
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, dpOptimizer, dpLr, sampleRate, dpSteps, gradClip, freeze, updateClip, siteNoise, warmStart, warmEpochs, dpOnly, threads })
         {
             command.Options.Add(o);
         }
@@ -83,6 +84,7 @@ internal static class ExperimentCommand
                 SampleRate = parse.GetValue(sampleRate),
                 DpStepsPerRound = parse.GetValue(dpSteps),
                 GradClip = parse.GetValue(gradClip),
+                DpFreezeEmbeddings = parse.GetValue(freeze),
                 UpdateClip = parse.GetValue(updateClip),
                 SiteNoiseMultiplier = parse.GetValue(siteNoise),
                 WarmStartDirectory = parse.GetValue(warmStart),
