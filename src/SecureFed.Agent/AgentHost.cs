@@ -69,7 +69,10 @@ public static class AgentHost
             dev = SyntheticClinicalCorpus.Generate(profile, Math.Max(50, options.SyntheticSentences / 5), seed + 1);
         }
 
-        return new TaggerLocalTrainer(spec, train, dev, options.Device, options.LearningRate, options.Seed);
+        return new TaggerLocalTrainer(spec, train, dev, options.Device, options.LearningRate, options.Seed, options.ParsedOptimizer)
+        {
+            FreezeEmbeddings = options.DpFreezeEmbeddings,
+        };
     }
 
     private static int StableSeed(string text)

@@ -49,8 +49,21 @@ public sealed class AgentOptions
     /// <summary>Smallest site-level noise multiplier this site accepts. <value>The default value is 0.1.</value></summary>
     public double MinSiteNoiseMultiplier { get; set; } = 0.1;
 
-    /// <summary>Local learning rate (Adam). <value>The default value is 0.003.</value></summary>
+    /// <summary>Local learning rate (of <see cref="Optimizer"/>). <value>The default value is 0.003.</value></summary>
     public double LearningRate { get; set; } = 0.003;
+
+    /// <summary>Local optimiser: <c>adam</c> or <c>sgd</c>. <value>The default value is adam.</value></summary>
+    public string Optimizer { get; set; } = "adam";
+
+    /// <summary>
+    /// DP-SGD keeps the model's embedding tables as the aggregator's model has them (e.g. a public warm start):
+    /// noise and updates only on the encoder and head (<see cref="Tagger.DpSgdOptions.FreezeEmbeddings"/>).
+    /// <value>The default value is false.</value>
+    /// </summary>
+    public bool DpFreezeEmbeddings { get; set; }
+
+    /// <summary>The parsed <see cref="Optimizer"/> (call after <see cref="Validate"/>).</summary>
+    internal Tagger.TaggerOptimizer ParsedOptimizer => Optimizer.ToLowerInvariant() == "sgd" ? Tagger.TaggerOptimizer.Sgd : Tagger.TaggerOptimizer.Adam;
 
     /// <summary>Deadline of every unary call, in seconds (long-polls use the announced stage deadline). <value>The default value is 30.</value></summary>
     public int CallTimeoutSeconds { get; set; } = 30;
@@ -96,6 +109,10 @@ public sealed class AgentOptions
         Positive(errors, "EpsilonBudget", EpsilonBudget);
         Positive(errors, "SiteEpsilonBudget", SiteEpsilonBudget);
         Positive(errors, "LearningRate", LearningRate);
+        if (Optimizer?.ToLowerInvariant() is not ("adam" or "sgd"))
+        {
+            errors.Add($"SecureFed:Optimizer must be adam or sgd, got '{Optimizer}'.");
+        }
         if (!(Delta > 0 && Delta < 1))
         {
             errors.Add($"SecureFed:Delta must be in (0, 1), got {Delta}.");

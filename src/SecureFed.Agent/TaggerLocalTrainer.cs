@@ -49,6 +49,10 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
     }
 
     /// <inheritdoc />
+    /// <summary>DP-SGD keeps the embedding tables fixed (<see cref="DpSgdOptions.FreezeEmbeddings"/>).</summary>
+    /// <value>The default value is false.</value>
+    public bool FreezeEmbeddings { get; init; }
+
     public string ModelSpecSha256 => _spec.Sha256;
 
     /// <inheritdoc />
@@ -86,7 +90,7 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
             Seed = unchecked(_seed + (int)plan.Round),
             Optimizer = _optimizer,
             Patience = int.MaxValue,
-            DpSgd = new DpSgdOptions(plan.NoiseMultiplier, plan.MaxGradNorm, plan.SampleRate),
+            DpSgd = new DpSgdOptions(plan.NoiseMultiplier, plan.MaxGradNorm, plan.SampleRate) { FreezeEmbeddings = FreezeEmbeddings },
         };
         TrainResult result = new TaggerTrainer().Train(_model, _train, null, options, null, cancellationToken);
         float[] local = _model.Flatten();

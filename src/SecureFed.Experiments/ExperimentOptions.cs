@@ -34,6 +34,10 @@ public sealed record ExperimentOptions
     /// <value>The default value is 2.</value>
     public int Seeds { get; init; } = 2;
 
+    /// <summary>The first seed (seeds FirstSeed … FirstSeed + Seeds − 1), so seeds can run in separate processes.</summary>
+    /// <value>The default value is 1.</value>
+    public int FirstSeed { get; init; } = 1;
+
     /// <summary>Model configuration name (tiny or default), stated in the output.</summary>
     /// <value>The default value is "tiny".</value>
     public string ConfigName { get; init; } = "tiny";
@@ -127,6 +131,12 @@ public sealed record ExperimentOptions
     /// <value>The default value is 3.</value>
     public int WarmStartEpochs { get; init; } = 3;
 
+    /// <summary>
+    /// Folder where the public warm-start model is kept, keyed by everything it depends on (public corpus, epochs,
+    /// model config, entity types, seed): a later run with the same key loads it instead of training it again.
+    /// </summary>
+    public string? WarmStartCache { get; init; }
+
     /// <summary>Also run the arms without DP (site alone, pooled, federated); false runs only the DP arms (recipe search).</summary>
     /// <value>The default value is true.</value>
     public bool RunNonPrivateArms { get; init; } = true;
@@ -204,6 +214,7 @@ public sealed record ExperimentOptions
         }
 
         Positive(Seeds, "--seeds");
+        Positive(FirstSeed, "--first-seed");
         Positive(Rounds, "--rounds");
         Positive(LocalEpochs, "--local-epochs");
         Positive(BatchSize, "--batch-size");

@@ -45,7 +45,7 @@ public sealed class ExperimentRunner
             report = WriteOutputs(Report(first!, results, startLoad, started));
         }
 
-        for (int seed = 1; seed <= _options.Seeds; seed++)
+        for (int seed = _options.FirstSeed; seed < _options.FirstSeed + _options.Seeds; seed++)
         {
             ExperimentData data = LoadData(seed);
             first ??= data;
@@ -107,13 +107,66 @@ public sealed class ExperimentRunner
         Sentence[] publicTrain = [.. DataSplitter.ReadPart(_options.WarmStartDirectory, "train.tsv", 0, seed)
             .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
         _progress($"[seed {seed}] public warm start: {publicTrain.Length} sentences of {_options.WarmStartDirectory} (types kept: {string.Join(", ", types)}), {_options.WarmStartEpochs} epochs");
-        var options = TrainingOptions(null, _options.WarmStartEpochs, unchecked((seed * 100_003) + 99_991), 1);
-        new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);
+        string? cached = WarmStartCachePath(model, data, seed);
+        if (cached is not null && File.Exists(cached))
+        {
+            model.Unflatten(ReadFloats(cached, model.Flatten().Length));
+            _progress($"[seed {seed}] public warm start loaded from {cached}");
+        }
+        else
+        {
+            var options = TrainingOptions(null, _options.WarmStartEpochs, unchecked((seed * 100_003) + 99_991), 1);
+            new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);
+            if (cached is not null)
+            {
+                WriteFloats(cached, model.Flatten());
+            }
+        }
+
         EvaluationResult test = TaggerEvaluator.Evaluate(model, data.Test);
         double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
         record(new ArmResult("public warm start only", "public_warm_start", seed, null, test.F1, PerType(test, data.EntityTypes), [dev], watch.Elapsed.TotalSeconds));
         _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public warm start only: test F1 {test.F1:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
         return model.Flatten();
+    }
+
+    /// <summary>The warm-start cache file for this seed: a digest of everything the public model depends on.</summary>
+    private string? WarmStartCachePath(TaggerModel model, ExperimentData data, int seed)
+    {
+        if (_options.WarmStartCache is null || _options.WarmStartDirectory is null)
+        {
+            return null;
+        }
+
+        string key = string.Join('\n', Path.GetFullPath(_options.WarmStartDirectory), _options.WarmStartEpochs.ToString(CultureInfo.InvariantCulture),
+            _options.Config.ToJson(), string.Join(',', data.EntityTypes), seed.ToString(CultureInfo.InvariantCulture),
+            _options.LearningRate.ToString("R", CultureInfo.InvariantCulture), _options.BatchSize.ToString(CultureInfo.InvariantCulture),
+            _options.Optimizer.ToString(), model.ParameterCount.ToString(CultureInfo.InvariantCulture));
+        string digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..16];
+        Directory.CreateDirectory(_options.WarmStartCache);
+        return Path.Combine(_options.WarmStartCache, $"warm-start-{digest}.f32");
+    }
+
+    private static float[] ReadFloats(string path, int expected)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        if (bytes.Length != expected * sizeof(float))
+        {
+            throw new InvalidDataException($"{path}: {bytes.Length} bytes, expected {expected * sizeof(float)} ({expected} float32 parameters); delete it to train the warm start again.");
+        }
+
+        float[] values = new float[expected];
+        Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+        return values;
+    }
+
+    private static void WriteFloats(string path, float[] values)
+    {
+        byte[] bytes = new byte[values.Length * sizeof(float)];
+        Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
+        string temp = path + ".tmp";
+        File.WriteAllBytes(temp, bytes);
+        File.Move(temp, path, overwrite: true);
     }
 
     /// <summary>Stage 3a: each site trains on its own data only.</summary>
@@ -275,6 +328,7 @@ public sealed class ExperimentRunner
         ["sites"] = data.Sites.Count,
         ["skew_shares"] = _options.Split == ExperimentSplit.Skewed ? _options.EffectiveSkewShares() : Array.Empty<double>(),
         ["seeds"] = _options.Seeds,
+        ["first_seed"] = _options.FirstSeed,
         ["config"] = _options.ConfigName,
         ["entity_types"] = data.EntityTypes,
         ["rounds"] = _options.Rounds,

@@ -17,6 +17,7 @@ internal static class ExperimentCommand
         var skew = new Option<string?>("--skew") { Description = "Shares of the skewed split, e.g. 0.6,0.3,0.1 (the default for 3 sites)." };
         var epsilon = new Option<string>("--epsilon") { Description = "Patient-level ε of the DP arms, comma-separated; 'none' runs no DP arm.", DefaultValueFactory = _ => "1,3,8" };
         var seeds = new Option<int>("--seeds") { Description = "Seeds (headline numbers are mean and spread over them).", DefaultValueFactory = _ => 2 };
+        var firstSeed = new Option<int>("--first-seed") { Description = "First seed, to run seeds in separate processes (seeds first … first + --seeds − 1).", DefaultValueFactory = _ => 1 };
         var config = new Option<string>("--config") { Description = "Model size: tiny or default.", DefaultValueFactory = _ => "tiny" };
         var output = new Option<string>("--out") { Description = "Output folder for results.json and f1-per-round.png.", DefaultValueFactory = _ => "experiment-out" };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object on the last line." };
@@ -34,15 +35,17 @@ internal static class ExperimentCommand
         var dpSteps = new Option<int>("--dp-steps") { Description = "DP-SGD steps per site per round (0 = local epochs × round(1/q)).", DefaultValueFactory = _ => 0 };
         var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C.", DefaultValueFactory = _ => 1.0 };
         var freeze = new Option<bool>("--dp-freeze-embeddings") { Description = "DP-SGD keeps the embedding tables fixed (the initial or warm-start ones): noise only on the encoder and head." };
+        var serverLr = new Option<double>("--server-lr") { Description = "Server learning rate: the global model moves by this times the weighted mean of the sites' deltas.", DefaultValueFactory = _ => 1.0 };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level L2 clip S of a site's model delta.", DefaultValueFactory = _ => 1000.0 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level distributed-DP noise multiplier z; > 0 adds the arm DP-SGD (largest ε) + site DP.", DefaultValueFactory = _ => 0.0 };
         var warmStart = new Option<string?>("--warm-start") { Description = "Public corpus folder (not an evaluated one) to train the initial model on, e.g. bc5cdr for NCBI-disease sites." };
         var warmEpochs = new Option<int>("--warm-start-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 3 };
+        var warmCache = new Option<string?>("--warm-start-cache") { Description = "Folder to keep public warm-start models in and reuse them from (same corpus, epochs, config, types and seed)." };
         var dpOnly = new Option<bool>("--dp-only") { Description = "Run only the DP arms (recipe search)." };
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, dpOptimizer, dpLr, sampleRate, dpSteps, gradClip, freeze, updateClip, siteNoise, warmStart, warmEpochs, dpOnly, threads })
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, dpOptimizer, dpLr, sampleRate, dpSteps, gradClip, freeze, serverLr, updateClip, siteNoise, warmStart, warmEpochs, warmCache, dpOnly, threads })
         {
             command.Options.Add(o);
         }
@@ -69,6 +72,7 @@ internal static class ExperimentCommand
                 SkewShares = parse.GetValue(skew) is string s ? Numbers(s, "--skew") : [],
                 Epsilons = parse.GetValue(epsilon) is "none" or "" ? [] : Numbers(parse.GetValue(epsilon)!, "--epsilon"),
                 Seeds = parse.GetValue(seeds),
+                FirstSeed = parse.GetValue(firstSeed),
                 ConfigName = parse.GetValue(config)!,
                 OutputDirectory = parse.GetValue(output)!,
                 Rounds = parse.GetValue(rounds),
@@ -85,10 +89,12 @@ internal static class ExperimentCommand
                 DpStepsPerRound = parse.GetValue(dpSteps),
                 GradClip = parse.GetValue(gradClip),
                 DpFreezeEmbeddings = parse.GetValue(freeze),
+                ServerLearningRate = parse.GetValue(serverLr),
                 UpdateClip = parse.GetValue(updateClip),
                 SiteNoiseMultiplier = parse.GetValue(siteNoise),
                 WarmStartDirectory = parse.GetValue(warmStart),
                 WarmStartEpochs = parse.GetValue(warmEpochs),
+                WarmStartCache = parse.GetValue(warmCache),
                 RunNonPrivateArms = !parse.GetValue(dpOnly),
                 Threads = parse.GetValue(threads),
             };
