@@ -28,6 +28,9 @@ internal static class DemoCommand
         var data = new Option<string?>("--data") { Description = "Any CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) split across the sites, instead of --corpus." };
         var trainPerSite = new Option<int>("--train-per-site") { Description = "Training sentences each site keeps from a real corpus (seeded random subsample, keeps the demo short); 0 = its whole share.", DefaultValueFactory = _ => DefaultTrainPerSite };
         var noComparison = new Option<bool>("--no-comparison") { Description = "Skip the closing 'was it worth it' comparison (each site alone, the federation without DP)." };
+        var publicData = new Option<string?>("--public-data") { Description = "A public CoNLL corpus folder (not a hospital's data, e.g. ../shared/data/bc5cdr for NCBI-disease sites) to train the initial model on before round 1: the public warm start." };
+        var publicEpochs = new Option<int>("--public-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 10 };
+        var freeze = new Option<bool>("--freeze-embeddings") { Description = "DP-SGD keeps the initial model's embedding tables fixed (noise only on the encoder and head); most useful with --public-data." };
         var model = new Option<string>("--model") { Description = "Tagger size: tiny (fast, default) or default.", DefaultValueFactory = _ => "tiny" };
         var sentences = new Option<int>("--sentences") { Description = "Synthetic training sentences per site.", DefaultValueFactory = _ => 1000 };
         var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round.", DefaultValueFactory = _ => 1 };
@@ -39,7 +42,7 @@ internal static class DemoCommand
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it).", DefaultValueFactory = _ => 50.0 };
         var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
         {
-            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip,
+            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip, publicData, publicEpochs, freeze,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -183,6 +186,9 @@ internal static class DemoCommand
                 TinyModel = size == "tiny",
                 SentencesPerSite = sentenceCount,
                 LocalEpochs = localEpochs,
+                PublicDataDirectory = parse.GetValue(publicData),
+                PublicEpochs = parse.GetValue(publicEpochs) is int pe && pe is >= 1 and <= 200 ? pe : throw new UsageException("--public-epochs must be between 1 and 200."),
+                FreezeEmbeddings = parse.GetValue(freeze),
             };
             return await new DemoRunner(settings, console).RunAsync(ct).ConfigureAwait(false);
         });

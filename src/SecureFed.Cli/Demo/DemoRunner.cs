@@ -42,6 +42,15 @@ internal sealed record DemoSettings
     public double L2Clip { get; init; } = 50.0;
     public int Seed { get; init; } = 7;
 
+    /// <summary>A public CoNLL corpus folder (not a site's data) the initial model is trained on before round 1; null = random initial model.</summary>
+    public string? PublicDataDirectory { get; init; }
+
+    /// <summary>Epochs of the public warm start.</summary>
+    public int PublicEpochs { get; init; } = 10;
+
+    /// <summary>DP-SGD keeps the embedding tables of the initial model fixed at every site.</summary>
+    public bool FreezeEmbeddings { get; init; }
+
     /// <summary>
     /// Test hook (no command-line option): wraps each site's trainer, e.g. to make local training throw at chosen
     /// sites and check how the demo reports a failed host.
@@ -81,7 +90,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere.
         TaggerConfig config = settings.TinyModel ? TaggerConfig.Tiny with { WordBuckets = 1024, CharNgramBuckets = 1024 } : TaggerConfig.Default;
         var spec = new Agent.ModelSpec(config, types);
-        float[] initial = TaggerLocalTrainer.InitialParameters(spec, settings.Seed);
+        float[] initial = settings.PublicDataDirectory is string publicDir
+            ? PublicWarmStart(spec, publicDir, test, cancellationToken)
+            : TaggerLocalTrainer.InitialParameters(spec, settings.Seed);
         // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
         long totalSteps = (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
         double sigma = NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, totalSteps);
@@ -146,7 +157,10 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         };
         await federation.StartAgentsAsync(spec, (site, agentOptions) =>
         {
-            var trainer = new TaggerLocalTrainer(spec, train[site], dev[site], "auto", agentOptions.LearningRate, settings.Seed + Array.IndexOf(sites, site), settings.Optimizer);
+            var trainer = new TaggerLocalTrainer(spec, train[site], dev[site], "auto", agentOptions.LearningRate, settings.Seed + Array.IndexOf(sites, site), settings.Optimizer)
+            {
+                FreezeEmbeddings = settings.FreezeEmbeddings,
+            };
             lock (trainers)
             {
                 trainers.Add(trainer);
@@ -373,6 +387,29 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         return [.. DefaultSites, .. Enumerable.Range(DefaultSites.Length + 1, count - DefaultSites.Length).Select(i => $"site-{i:D2}")];
+    }
+
+    /// <summary>
+    /// The public warm start: the initial model trained (no DP: public data) on <paramref name="directory"/>'s
+    /// train.tsv, with the entity types the sites do not annotate turned to O; no site's sentence is used.
+    /// </summary>
+    private float[] PublicWarmStart(Agent.ModelSpec spec, string directory, IReadOnlyList<Sentence> test, CancellationToken cancellationToken)
+    {
+        string path = Path.Combine(directory, "train.tsv");
+        if (!File.Exists(path))
+        {
+            throw new UsageException($"--public-data: {path} does not exist (a CoNLL corpus folder with train.tsv is needed).");
+        }
+
+        var types = spec.Labels.EntityTypes.ToHashSet(StringComparer.Ordinal);
+        Sentence[] publicTrain = [.. ConllReader.ReadFile(path)
+            .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, settings.Seed, "cpu");
+        new TaggerTrainer().Train(model, publicTrain, null, new TrainOptions { Epochs = settings.PublicEpochs, Seed = settings.Seed, Patience = 0 }, null, cancellationToken);
+        double f1 = TaggerEvaluator.Evaluate(model, test).F1;
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Public warm start: the initial model was trained on [green]{publicTrain.Length:N0} public sentences[/] of {Markup.Escape(Path.GetFullPath(directory))} ({settings.PublicEpochs} epochs, only {Markup.Escape(string.Join(", ", types))} kept, {watch.Elapsed.TotalSeconds:F0} s): test F1 {f1:F3} before any hospital's data.");
+        return model.Flatten();
     }
 
     private (Dictionary<string, IReadOnlyList<Sentence>>, Dictionary<string, IReadOnlyList<Sentence>>, IReadOnlyList<Sentence>, IReadOnlyList<Sentence>, IReadOnlyList<string>, string) LoadData(string[] sites)
