@@ -2,7 +2,11 @@ using System.Security.Cryptography;
 
 namespace SecureFed.Crypto;
 
-/// <summary>HKDF with HMAC-SHA256 (RFC 5869), over <see cref="HKDF"/>.</summary>
+/// <summary>
+/// HKDF with HMAC-SHA256 (RFC 5869): <see cref="DeriveKey(ReadOnlySpan{byte}, ReadOnlySpan{byte}, ReadOnlySpan{byte}, Span{byte})"/>
+/// over a managed SHA-256 (it runs once or twice per pairwise mask; see <c>Internal/ManagedHkdfSha256</c>), Extract and
+/// Expand over <see cref="HKDF"/>. Both give the RFC's output (tested against each other and the RFC 5869 vectors).
+/// </summary>
 public static class HkdfSha256
 {
     /// <summary>Length of the pseudorandom key produced by Extract (the SHA-256 output size).</summary>
@@ -16,7 +20,7 @@ public static class HkdfSha256
     public static void DeriveKey(ReadOnlySpan<byte> ikm, ReadOnlySpan<byte> salt, ReadOnlySpan<byte> info, Span<byte> output)
     {
         CheckOutputLength(output.Length);
-        HKDF.DeriveKey(HashAlgorithmName.SHA256, ikm, output, salt, info);
+        Internal.ManagedHkdfSha256.DeriveKey(ikm, salt, info, output);
     }
 
     /// <summary>Extract-then-Expand; returns <paramref name="length"/> bytes (1 to 8160).</summary>

@@ -85,7 +85,7 @@ public static class MaskPrg
         offset += 8;
         info[offset] = (byte)bitWidth;
 
-        HKDF.DeriveKey(HashAlgorithmName.SHA256, seed, key[..32], ReadOnlySpan<byte>.Empty, info);
+        ManagedHkdfSha256.DeriveKey(seed, ReadOnlySpan<byte>.Empty, info, key[..32]);
         if (rented is not null)
         {
             ArrayPool<byte>.Shared.Return(rented);

@@ -107,6 +107,15 @@ public sealed class X25519KeyPair : IDisposable
         }
     }
 
+    /// <summary>
+    /// An agreement context for many peers on one thread (see <see cref="X25519Agreement"/>); dispose it before this key.
+    /// </summary>
+    public X25519Agreement CreateAgreement()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return new X25519Agreement(this, OpenSslX25519.IsAvailable ? NativeKey() : null);
+    }
+
     /// <summary>BouncyCastle's result for the same agreement, whatever the backend; for cross-checking tests.</summary>
     internal byte[] DeriveSharedSecretManaged(ReadOnlySpan<byte> peerPublicKey)
     {

@@ -235,23 +235,129 @@ public sealed class ClientRound : IDisposable
 
         input.CopyTo(output);
         MaskPrg.AddTo(_selfMaskSeed!, ProtocolLabels.SelfMaskDomain(_p, _self), _p.BitWidth, output);
-        byte[] domain = ProtocolLabels.PairMaskDomain(_p);
-        Span<byte> seed = stackalloc byte[32];
-        foreach (int v in _received.Keys.Order())
+        int[] peers = [.. _received.Keys.Order()];
+        int workers = MaxDegreeOfParallelism > 0 ? MaxDegreeOfParallelism : Environment.ProcessorCount;
+        workers = Math.Max(1, Math.Min(workers, peers.Length / MinPeersPerMaskingThread));
+        if (workers == 1)
         {
-            PairMaskSeed(_p, _maskingKey!, _advertisements![v].MaskingPublicKey, _self, v, seed);
-            if (_self < v)
-            {
-                MaskPrg.AddTo(seed, domain, _p.BitWidth, output);
-            }
-            else
-            {
-                MaskPrg.SubtractFrom(seed, domain, _p.BitWidth, output);
-            }
+            AddPairMasks(peers, 0, 1, output);
+        }
+        else
+        {
+            AddPairMasksInParallel(peers, workers, output);
         }
 
-        CryptographicOperations.ZeroMemory(seed);
         Stage = ProtocolStage.ConsistencyCheck;
+    }
+
+    /// <summary>
+    /// Threads for the pairwise masks in <see cref="MaskInput"/> (each peer's mask is one agreement and one PRG
+    /// expansion of m words; modular addition is commutative, so the result is identical for any value).
+    /// The default value is -1: every core.
+    /// </summary>
+    public int MaxDegreeOfParallelism { get; init; } = -1;
+
+    private static void WaitQuietly(Task[] tasks)
+    {
+        try
+        {
+            Task.WaitAll(tasks);
+        }
+        catch (AggregateException)
+        {
+            // inspected by the caller, task by task
+        }
+    }
+
+    /// <summary>Below this many peers per thread the pairwise masks are added on the calling thread alone.</summary>
+    private const int MinPeersPerMaskingThread = 8;
+
+    /// <summary>Adds ±PRG(s_{u,v}) for peers[start], peers[start + step], ... into <paramref name="accumulator"/>.</summary>
+    private void AddPairMasks(int[] peers, int start, int step, Span<uint> accumulator)
+    {
+        byte[] domain = ProtocolLabels.PairMaskDomain(_p);
+        Span<byte> seed = stackalloc byte[32];
+        using X25519Agreement agreement = _maskingKey!.CreateAgreement();
+        try
+        {
+            for (int i = start; i < peers.Length; i += step)
+            {
+                int v = peers[i];
+                PairMaskSeed(_p, agreement, _advertisements![v].MaskingPublicKey, _self, v, seed);
+                if (_self < v)
+                {
+                    MaskPrg.AddTo(seed, domain, _p.BitWidth, accumulator);
+                }
+                else
+                {
+                    MaskPrg.SubtractFrom(seed, domain, _p.BitWidth, accumulator);
+                }
+            }
+        }
+        finally
+        {
+            CryptographicOperations.ZeroMemory(seed);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="AddPairMasks"/> on <paramref name="workers"/> threads: the calling thread adds its share of the peers
+    /// straight into <paramref name="output"/>, the others into pooled partial sums that are added in and wiped.
+    /// </summary>
+    private void AddPairMasksInParallel(int[] peers, int workers, Span<uint> output)
+    {
+        int m = output.Length;
+        var partials = new uint[workers - 1][];
+        try
+        {
+            for (int w = 0; w < partials.Length; w++)
+            {
+                partials[w] = System.Buffers.ArrayPool<uint>.Shared.Rent(m);
+                Array.Clear(partials[w], 0, m);
+            }
+
+            Task[] helpers = new Task[partials.Length];
+            for (int w = 0; w < partials.Length; w++)
+            {
+                int start = w + 1;
+                uint[] partial = partials[w];
+                helpers[w] = Task.Run(() => AddPairMasks(peers, start, workers, partial.AsSpan(0, m)));
+            }
+
+            try
+            {
+                AddPairMasks(peers, 0, workers, output);
+            }
+            finally
+            {
+                // No helper may still write into a partial when it is wiped and returned below.
+                WaitQuietly(helpers);
+            }
+
+            foreach (Task helper in helpers)
+            {
+                if (helper.Exception?.InnerException is Exception inner)
+                {
+                    System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(inner); // as thrown, not wrapped
+                }
+            }
+
+            foreach (uint[] partial in partials)
+            {
+                ModularVector.Add(output, partial.AsSpan(0, m), _p.BitWidth);
+            }
+        }
+        finally
+        {
+            foreach (uint[]? partial in partials)
+            {
+                if (partial is not null)
+                {
+                    Array.Clear(partial, 0, m);
+                    System.Buffers.ArrayPool<uint>.Shared.Return(partial);
+                }
+            }
+        }
     }
 
     /// <summary>Stage 3: signs the survivor set U3 after checking it against what this site saw.</summary>
@@ -382,6 +488,24 @@ public sealed class ClientRound : IDisposable
     {
         Span<byte> shared = stackalloc byte[32];
         mine.DeriveSharedSecret(peerPublic, shared);
+        HkdfSha256.DeriveKey(shared, default, ProtocolLabels.PairMaskSeedInfo(p, u, v), seed);
+        CryptographicOperations.ZeroMemory(shared);
+    }
+
+    /// <summary><see cref="PairMaskSeed(RoundParameters, X25519KeyPair, ReadOnlySpan{byte}, int, int, Span{byte})"/> through a reused agreement context.</summary>
+    internal static void PairMaskSeed(RoundParameters p, X25519Agreement mine, ReadOnlySpan<byte> peerPublic, int u, int v, Span<byte> seed)
+    {
+        Span<byte> shared = stackalloc byte[32];
+        mine.DeriveSharedSecret(peerPublic, shared);
+        HkdfSha256.DeriveKey(shared, default, ProtocolLabels.PairMaskSeedInfo(p, u, v), seed);
+        CryptographicOperations.ZeroMemory(shared);
+    }
+
+    /// <summary>The same seed with a prepared peer key (the aggregator reuses each survivor's key for every dropped neighbour).</summary>
+    internal static void PairMaskSeed(RoundParameters p, X25519Agreement mine, X25519PeerKey peer, int u, int v, Span<byte> seed)
+    {
+        Span<byte> shared = stackalloc byte[32];
+        mine.DeriveSharedSecret(peer, shared);
         HkdfSha256.DeriveKey(shared, default, ProtocolLabels.PairMaskSeedInfo(p, u, v), seed);
         CryptographicOperations.ZeroMemory(shared);
     }

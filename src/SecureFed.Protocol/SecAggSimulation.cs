@@ -20,7 +20,8 @@ public sealed class SecAggSimulation
         IReadOnlyList<uint[]> inputs,
         IReadOnlyCollection<SimulatedDropout> dropouts,
         IRandomSource? random = null,
-        int serverParallelism = -1)
+        int serverParallelism = -1,
+        int clientParallelism = -1)
     {
         ArgumentNullException.ThrowIfNull(parameters);
         ArgumentNullException.ThrowIfNull(identities);
@@ -45,7 +46,7 @@ public sealed class SecAggSimulation
         {
             for (int i = 0; i < n; i++)
             {
-                clients[i] = new ClientRound(parameters, parameters[i + 1].Name, identities[i], random);
+                clients[i] = new ClientRound(parameters, parameters[i + 1].Name, identities[i], random) { MaxDegreeOfParallelism = clientParallelism };
             }
 
             // Stage 0
@@ -156,10 +157,12 @@ public sealed class SecAggSimulation
                 serverWatch.Stop();
             }
 
+            TimeSpan cpu = Environment.CpuUsage.TotalTime;
             var finishWatch = Stopwatch.StartNew();
             AggregationResult result = server.Finish(serverParallelism);
             TimeSpan unmask = finishWatch.Elapsed;
-            return new SimulationResult(result, bytesSent, maskTime, clientTime, serverWatch.Elapsed + unmask, unmask);
+            TimeSpan unmaskCpu = Environment.CpuUsage.TotalTime - cpu;
+            return new SimulationResult(result, bytesSent, maskTime, clientTime, serverWatch.Elapsed + unmask, unmask, unmaskCpu);
         }
         finally
         {

@@ -393,6 +393,7 @@ public sealed class ServerRound
             var liars = new HashSet<int>();
             var reconstructors = new Dictionary<string, ShamirReconstructor>(StringComparer.Ordinal);
             var droppedKeys = new List<(int Owner, X25519KeyPair Key)>();
+            var peerKeys = new Dictionary<int, X25519PeerKey>();
             try
             {
                 for (int i = 0; i < bOwners.Length; i++)
@@ -422,29 +423,43 @@ public sealed class ServerRound
                     droppedKeys.Add((v, key));
                 }
 
-                // Work items: remove each survivor's self mask; for each dropped v and surviving neighbour w, remove the
-                // pairwise mask w added for v (Δ_{w,v} = +1 when w < v).
-                var items = new List<Action<uint[]>>();
+                // Work: remove each survivor's self mask; for each dropped v and surviving neighbour w, remove the
+                // pairwise mask w added for v (Δ_{w,v} = +1 when w < v). Each survivor's public key is validated and
+                // imported once (not once per dropped neighbour) and each worker agrees through one context per v.
                 byte[] pairDomain = ProtocolLabels.PairMaskDomain(_p);
-                for (int i = 0; i < bOwners.Length; i++)
+                byte[][] selfDomains = [.. bOwners.Select(u => ProtocolLabels.SelfMaskDomain(_p, u))];
+                var pairs = new List<(int DroppedSlot, int Survivor)>();
+                for (int slot = 0; slot < droppedKeys.Count; slot++)
                 {
-                    byte[] seed = selfSeeds[i];
-                    byte[] domain = ProtocolLabels.SelfMaskDomain(_p, bOwners[i]);
-                    items.Add(acc => MaskPrg.SubtractFrom(seed, domain, _p.BitWidth, acc));
+                    foreach (int w in _p.Graph.Neighbors(droppedKeys[slot].Owner).Where(_u3.Contains))
+                    {
+                        pairs.Add((slot, w));
+                        if (!peerKeys.ContainsKey(w))
+                        {
+                            peerKeys[w] = new X25519PeerKey(_u1[w].MaskingPublicKey);
+                        }
+                    }
                 }
 
-                foreach ((int v, X25519KeyPair key) in droppedKeys)
+                int itemCount = bOwners.Length + pairs.Count;
+                RunParallel(itemCount, maxDegreeOfParallelism, (first, step, acc) =>
                 {
-                    foreach (int w in _p.Graph.Neighbors(v).Where(_u3.Contains))
+                    var agreements = new X25519Agreement?[droppedKeys.Count];
+                    Span<byte> seed = stackalloc byte[32];
+                    try
                     {
-                        byte[] peer = _u1[w].MaskingPublicKey;
-                        int dropped = v;
-                        int survivor = w;
-                        X25519KeyPair k = key;
-                        items.Add(acc =>
+                        for (int i = first; i < itemCount; i += step)
                         {
-                            Span<byte> seed = stackalloc byte[32];
-                            ClientRound.PairMaskSeed(_p, k, peer, dropped, survivor, seed);
+                            if (i < bOwners.Length)
+                            {
+                                MaskPrg.SubtractFrom(selfSeeds[i], selfDomains[i], _p.BitWidth, acc);
+                                continue;
+                            }
+
+                            (int slot, int survivor) = pairs[i - bOwners.Length];
+                            (int dropped, X25519KeyPair key) = droppedKeys[slot];
+                            X25519Agreement agreement = agreements[slot] ??= key.CreateAgreement();
+                            ClientRound.PairMaskSeed(_p, agreement, peerKeys[survivor], dropped, survivor, seed);
                             if (survivor < dropped)
                             {
                                 MaskPrg.SubtractFrom(seed, pairDomain, _p.BitWidth, acc);
@@ -453,19 +468,28 @@ public sealed class ServerRound
                             {
                                 MaskPrg.AddTo(seed, pairDomain, _p.BitWidth, acc);
                             }
-
-                            CryptographicOperations.ZeroMemory(seed);
-                        });
+                        }
                     }
-                }
-
-                RunParallel(items, maxDegreeOfParallelism);
+                    finally
+                    {
+                        CryptographicOperations.ZeroMemory(seed);
+                        foreach (X25519Agreement? agreement in agreements)
+                        {
+                            agreement?.Dispose();
+                        }
+                    }
+                });
             }
             finally
             {
                 foreach ((_, X25519KeyPair key) in droppedKeys)
                 {
                     key.Dispose();
+                }
+
+                foreach (X25519PeerKey peer in peerKeys.Values)
+                {
+                    peer.Dispose();
                 }
 
                 foreach (byte[] seed in selfSeeds)
@@ -501,17 +525,18 @@ public sealed class ServerRound
         }
     }
 
-    private void RunParallel(List<Action<uint[]>> items, int maxDegreeOfParallelism)
+    /// <summary>
+    /// Runs <paramref name="work"/>(first, step, accumulator) on up to <paramref name="maxDegreeOfParallelism"/> workers,
+    /// worker w taking items w, w + step, ... into its own partial sum, added into the running sum afterwards (modular
+    /// addition is commutative: the result does not depend on the split).
+    /// </summary>
+    private void RunParallel(int itemCount, int maxDegreeOfParallelism, Action<int, int, uint[]> work)
     {
         int workers = maxDegreeOfParallelism > 0 ? maxDegreeOfParallelism : Environment.ProcessorCount;
-        workers = Math.Max(1, Math.Min(workers, items.Count));
+        workers = Math.Max(1, Math.Min(workers, itemCount));
         if (workers == 1)
         {
-            foreach (Action<uint[]> item in items)
-            {
-                item(_sum);
-            }
-
+            work(0, 1, _sum);
             return;
         }
 
@@ -519,11 +544,7 @@ public sealed class ServerRound
         Parallel.For(0, workers, new ParallelOptions { MaxDegreeOfParallelism = workers }, w =>
         {
             uint[] acc = new uint[_p.VectorLength];
-            for (int i = w; i < items.Count; i += workers)
-            {
-                items[i](acc);
-            }
-
+            work(w, workers, acc);
             partials[w] = acc;
         });
         foreach (uint[] partial in partials)

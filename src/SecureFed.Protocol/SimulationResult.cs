@@ -7,10 +7,13 @@ namespace SecureFed.Protocol;
 /// <param name="ClientTimePerClient">Total protocol time of each client.</param>
 /// <param name="ServerTime">Total server time including unmasking.</param>
 /// <param name="ServerUnmaskTime">Time of <see cref="ServerRound.Finish"/> (share reconstruction and mask removal).</param>
+/// <param name="ServerUnmaskCpuTime">Process CPU time during <see cref="ServerRound.Finish"/> (only the server runs then), so
+/// the unmasking cost can be read on a shared machine.</param>
 public sealed record SimulationResult(
     AggregationResult Aggregation,
     IReadOnlyList<long> BytesSentPerClient,
     IReadOnlyList<TimeSpan> MaskTimePerClient,
     IReadOnlyList<TimeSpan> ClientTimePerClient,
     TimeSpan ServerTime,
-    TimeSpan ServerUnmaskTime);
+    TimeSpan ServerUnmaskTime,
+    TimeSpan ServerUnmaskCpuTime);

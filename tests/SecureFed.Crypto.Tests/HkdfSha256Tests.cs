@@ -54,6 +54,47 @@ public sealed class HkdfSha256Tests
     }
 
     [Fact]
+    public void DeriveKey_RandomLengths_EqualsPlatformHkdf()
+    {
+        // The managed HKDF against the platform's, over block boundaries of ikm, salt (including > 64 bytes, which
+        // HMAC hashes first), info and output (several Expand blocks).
+        var random = new Random(5869);
+        int[] outputLengths = [1, 16, 31, 32, 33, 64, 65, 100, 255, 1000, 8160];
+        for (int i = 0; i < 400; i++)
+        {
+            byte[] ikm = new byte[random.Next(0, 200)];
+            byte[] salt = new byte[i % 4 == 0 ? 0 : random.Next(1, 150)];
+            byte[] info = new byte[random.Next(0, 300)];
+            random.NextBytes(ikm);
+            random.NextBytes(salt);
+            random.NextBytes(info);
+            int length = i < outputLengths.Length ? outputLengths[i] : random.Next(1, 97);
+            byte[] expected = new byte[length];
+            byte[] actual = new byte[length];
+            System.Security.Cryptography.HKDF.DeriveKey(System.Security.Cryptography.HashAlgorithmName.SHA256, ikm, expected, salt, info);
+
+            HkdfSha256.DeriveKey(ikm, salt, info, actual);
+
+            Assert.True(expected.AsSpan().SequenceEqual(actual), $"case {i}: ikm {ikm.Length}, salt {salt.Length}, info {info.Length}, output {length}");
+        }
+    }
+
+    [Fact]
+    public void DeriveKey_OneBitOfIkmFlipped_OutputChanges()
+    {
+        byte[] ikm = new byte[32];
+        byte[] info = System.Text.Encoding.ASCII.GetBytes("securefed/v1/pair-mask-seed");
+        byte[] a = new byte[32];
+        byte[] b = new byte[32];
+        HkdfSha256.DeriveKey(ikm, default, info, a);
+        ikm[17] ^= 0x04;
+
+        HkdfSha256.DeriveKey(ikm, default, info, b);
+
+        Assert.False(a.AsSpan().SequenceEqual(b));
+    }
+
+    [Fact]
     public void DeriveKey_SpanOverload_EqualsArrayOverload()
     {
         byte[] ikm = [1, 2, 3];

@@ -44,9 +44,12 @@ internal sealed class ProtocolFixture : IDisposable
     public ClientRound Client(int index) => new(Parameters, Parameters[index].Name, Identities[index - 1], Random);
 
     /// <summary>Runs AdvertiseKeys and ShareKeys for every site; the server is then collecting masked inputs.</summary>
-    public (ClientRound[] Clients, ServerRound Server) ThroughShareKeys()
+    /// <param name="maskingParallelism">Each client's <see cref="ClientRound.MaxDegreeOfParallelism"/>.</param>
+    public (ClientRound[] Clients, ServerRound Server) ThroughShareKeys(int maskingParallelism = -1)
     {
-        var clients = Enumerable.Range(1, Parameters.CohortSize).Select(Client).ToArray();
+        var clients = Enumerable.Range(1, Parameters.CohortSize)
+            .Select(i => new ClientRound(Parameters, Parameters[i].Name, Identities[i - 1], Random) { MaxDegreeOfParallelism = maskingParallelism })
+            .ToArray();
         var server = new ServerRound(Parameters);
         foreach (var c in clients)
         {

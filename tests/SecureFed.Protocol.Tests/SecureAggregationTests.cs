@@ -81,6 +81,83 @@ public sealed class SecureAggregationTests
         Assert.Equal(fx.ExpectedSum(Enumerable.Range(1, 40).Except([3, 17])), result.Aggregation.Sum);
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(64)]
+    public void MaskInput_PairMasksOnSeveralThreads_IdenticalToOneThread(int threads)
+    {
+        // Same seed, same keys and shares in both fixtures; only the masking threads differ.
+        using var sequential = new ProtocolFixture(30, 23, vectorLength: 1_001);
+        using var parallel = new ProtocolFixture(30, 23, vectorLength: 1_001);
+        var (oneThread, server1) = sequential.ThroughShareKeys(maskingParallelism: 1);
+        var (severalThreads, server2) = parallel.ThroughShareKeys(maskingParallelism: threads);
+        try
+        {
+            foreach (int u in (int[])[1, 2, 15, 30])
+            {
+                var expected = new uint[1_001];
+                var actual = new uint[1_001];
+                oneThread[u - 1].MaskInput(server1.SharesFor(u), sequential.Inputs[u - 1], expected);
+                severalThreads[u - 1].MaskInput(server2.SharesFor(u), parallel.Inputs[u - 1], actual);
+
+                Assert.Equal(expected, actual);
+                Assert.NotEqual(sequential.Inputs[u - 1], actual);
+            }
+        }
+        finally
+        {
+            foreach (ClientRound c in oneThread.Concat(severalThreads))
+            {
+                c.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public void Finish_OneOrSeveralThreads_SumIsExactWithDropouts()
+    {
+        int[] dropped = [2, 9, 10, 21];
+        foreach (int threads in (int[])[1, 3])
+        {
+            using var fx = new ProtocolFixture(24, 31, vectorLength: 513);
+            var (clients, server) = fx.ThroughShareKeys(maskingParallelism: threads);
+            try
+            {
+                var y = new uint[513];
+                foreach (ClientRound c in clients.Where(c => !dropped.Contains(c.Index)))
+                {
+                    c.MaskInput(server.SharesFor(c.Index), fx.Inputs[c.Index - 1], y);
+                    server.AcceptMaskedInput(c.Index, y);
+                }
+
+                IReadOnlyList<int> survivors = server.CloseMaskedInput();
+                foreach (ClientRound c in clients.Where(c => survivors.Contains(c.Index)))
+                {
+                    server.AcceptConsistencySignature(c.SignSurvivors(survivors));
+                }
+
+                UnmaskRequest request = server.CloseConsistency();
+                foreach (ClientRound c in clients.Where(c => survivors.Contains(c.Index)))
+                {
+                    server.AcceptUnmaskResponse(c.Unmask(request));
+                }
+
+                AggregationResult result = server.Finish(threads);
+
+                Assert.Equal(fx.ExpectedSum(survivors), result.Sum);
+                Assert.Equal(dropped, result.DroppedBeforeInput);
+            }
+            finally
+            {
+                foreach (ClientRound c in clients)
+                {
+                    c.Dispose();
+                }
+            }
+        }
+    }
+
     [Fact]
     public void MaskInput_ZeroInput_MaskedWordsLookUniform()
     {

@@ -2,7 +2,10 @@ using System.Runtime.InteropServices;
 
 namespace SecureFed.Crypto.Internal;
 
-/// <summary>Owns an OpenSSL <c>EVP_PKEY*</c> holding an X25519 private key; freeing it lets OpenSSL clear the key.</summary>
+/// <summary>
+/// Owns an OpenSSL object freed with the function given: an <c>EVP_PKEY*</c> (an X25519 private key, which OpenSSL clears
+/// when freed, or a public key) or an <c>EVP_PKEY_CTX*</c> derive context.
+/// </summary>
 internal sealed unsafe class EvpPrivateKeyHandle : SafeHandle
 {
     private readonly delegate* unmanaged<IntPtr, void> _free;

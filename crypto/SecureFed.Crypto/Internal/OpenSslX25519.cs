@@ -39,6 +39,106 @@ internal static unsafe class OpenSslX25519
     public static bool TryDerive(EvpPrivateKeyHandle privateKey, ReadOnlySpan<byte> peerPublicKey, Span<byte> sharedSecret) =>
         TryDerive(s_api ?? throw NotAvailable(), privateKey, peerPublicKey, sharedSecret);
 
+    /// <summary>Imports a 32-byte public key into an OpenSSL key object (read-only; usable from several threads).</summary>
+    /// <exception cref="InvalidOperationException">OpenSSL is not available.</exception>
+    /// <exception cref="System.Security.Cryptography.CryptographicException">OpenSSL refused the key.</exception>
+    public static EvpPrivateKeyHandle ImportPublicKey(ReadOnlySpan<byte> publicKey)
+    {
+        Api api = s_api ?? throw NotAvailable();
+        IntPtr pkey;
+        fixed (byte* p = publicKey)
+        {
+            pkey = api.NewRawPublicKey(EvpPkeyX25519, IntPtr.Zero, p, (nuint)publicKey.Length);
+        }
+
+        if (pkey == IntPtr.Zero)
+        {
+            throw new System.Security.Cryptography.CryptographicException("OpenSSL refused the X25519 public key.");
+        }
+
+        return new EvpPrivateKeyHandle(pkey, api.FreeKey);
+    }
+
+    /// <summary>
+    /// A derive context for <paramref name="privateKey"/>, initialised once (EVP_PKEY_CTX_new + derive_init) and then
+    /// reused for many peers with <see cref="TryDerive(EvpPrivateKeyHandle, EvpPrivateKeyHandle, Span{byte})"/>.
+    /// Not thread-safe: one context per thread. It holds a reference to the key object, so it stays valid until freed.
+    /// </summary>
+    /// <exception cref="System.Security.Cryptography.CryptographicException">OpenSSL refused to create it.</exception>
+    public static EvpPrivateKeyHandle CreateDeriveContext(EvpPrivateKeyHandle privateKey)
+    {
+        Api api = s_api ?? throw NotAvailable();
+        bool addedRef = false;
+        try
+        {
+            privateKey.DangerousAddRef(ref addedRef);
+            IntPtr ctx = api.NewContext(privateKey.DangerousGetHandle(), IntPtr.Zero);
+            if (ctx == IntPtr.Zero)
+            {
+                throw new System.Security.Cryptography.CryptographicException("OpenSSL could not create an X25519 derive context.");
+            }
+
+            var handle = new EvpPrivateKeyHandle(ctx, api.FreeContext);
+            if (api.DeriveInit(ctx) != 1)
+            {
+                handle.Dispose();
+                throw new System.Security.Cryptography.CryptographicException("OpenSSL could not initialise an X25519 derive context.");
+            }
+
+            return handle;
+        }
+        finally
+        {
+            if (addedRef)
+            {
+                privateKey.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>
+    /// X25519 with a context from <see cref="CreateDeriveContext"/> and a peer from <see cref="ImportPublicKey"/>; false
+    /// when OpenSSL refuses (all-zero result). The peer is not re-validated by OpenSSL (EVP_PKEY_derive_set_peer_ex with
+    /// validate_peer = 0, where it exists): callers validate the encoding first (<see cref="X25519.ValidatePublicKey"/>)
+    /// and check the result for all-zero; OpenSSL's X25519 validation only checks that the key has a public part.
+    /// </summary>
+    public static bool TryDerive(EvpPrivateKeyHandle context, EvpPrivateKeyHandle peer, Span<byte> sharedSecret)
+    {
+        Api api = s_api ?? throw NotAvailable();
+        bool ctxRef = false;
+        bool peerRef = false;
+        try
+        {
+            context.DangerousAddRef(ref ctxRef);
+            peer.DangerousAddRef(ref peerRef);
+            IntPtr ctx = context.DangerousGetHandle();
+            IntPtr peerKey = peer.DangerousGetHandle();
+            int set = api.DeriveSetPeerEx is not null ? api.DeriveSetPeerEx(ctx, peerKey, 0) : api.DeriveSetPeer(ctx, peerKey);
+            if (set != 1)
+            {
+                return false;
+            }
+
+            fixed (byte* output = sharedSecret)
+            {
+                nuint length = (nuint)sharedSecret.Length;
+                return api.Derive(ctx, output, &length) == 1 && length == (nuint)sharedSecret.Length;
+            }
+        }
+        finally
+        {
+            if (peerRef)
+            {
+                peer.DangerousRelease();
+            }
+
+            if (ctxRef)
+            {
+                context.DangerousRelease();
+            }
+        }
+    }
+
     private static InvalidOperationException NotAvailable() => new("OpenSSL X25519 is not available on this machine.");
 
     private static EvpPrivateKeyHandle ImportPrivateKey(Api api, ReadOnlySpan<byte> privateKey)
@@ -140,6 +240,8 @@ internal static unsafe class OpenSslX25519
             && NativeLibrary.TryGetExport(lib, "EVP_PKEY_derive_set_peer", out IntPtr deriveSetPeer)
             && NativeLibrary.TryGetExport(lib, "EVP_PKEY_derive", out IntPtr derive))
         {
+            // OpenSSL 3.0+ only; 1.1.1 has EVP_PKEY_derive_set_peer alone.
+            NativeLibrary.TryGetExport(lib, "EVP_PKEY_derive_set_peer_ex", out IntPtr deriveSetPeerEx);
             return new Api(
                 (delegate* unmanaged<int, IntPtr, byte*, nuint, IntPtr>)newPrivate,
                 (delegate* unmanaged<int, IntPtr, byte*, nuint, IntPtr>)newPublic,
@@ -148,7 +250,8 @@ internal static unsafe class OpenSslX25519
                 (delegate* unmanaged<IntPtr, void>)freeContext,
                 (delegate* unmanaged<IntPtr, int>)deriveInit,
                 (delegate* unmanaged<IntPtr, IntPtr, int>)deriveSetPeer,
-                (delegate* unmanaged<IntPtr, byte*, nuint*, int>)derive);
+                (delegate* unmanaged<IntPtr, byte*, nuint*, int>)derive,
+                (delegate* unmanaged<IntPtr, IntPtr, int, int>)deriveSetPeerEx);
         }
 
         return null;
@@ -181,7 +284,8 @@ internal static unsafe class OpenSslX25519
         delegate* unmanaged<IntPtr, void> freeContext,
         delegate* unmanaged<IntPtr, int> deriveInit,
         delegate* unmanaged<IntPtr, IntPtr, int> deriveSetPeer,
-        delegate* unmanaged<IntPtr, byte*, nuint*, int> derive)
+        delegate* unmanaged<IntPtr, byte*, nuint*, int> derive,
+        delegate* unmanaged<IntPtr, IntPtr, int, int> deriveSetPeerEx)
     {
         public delegate* unmanaged<int, IntPtr, byte*, nuint, IntPtr> NewRawPrivateKey { get; } = newRawPrivateKey;
 
@@ -198,5 +302,8 @@ internal static unsafe class OpenSslX25519
         public delegate* unmanaged<IntPtr, IntPtr, int> DeriveSetPeer { get; } = deriveSetPeer;
 
         public delegate* unmanaged<IntPtr, byte*, nuint*, int> Derive { get; } = derive;
+
+        /// <summary>EVP_PKEY_derive_set_peer_ex (OpenSSL 3.0+), or null.</summary>
+        public delegate* unmanaged<IntPtr, IntPtr, int, int> DeriveSetPeerEx { get; } = deriveSetPeerEx;
     }
 }

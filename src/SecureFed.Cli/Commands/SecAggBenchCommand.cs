@@ -21,11 +21,12 @@ internal static class SecAggBenchCommand
         var dropout = new Option<double>("--dropout") { Description = "Fraction of clients that drop after ShareKeys (before sending a masked input).", DefaultValueFactory = _ => 0.3 };
         var graph = new Option<string>("--graph") { Description = "Masking graph: auto (complete up to 512 clients, SecAgg+ Harary above), complete or harary.", DefaultValueFactory = _ => "auto" };
         var threads = new Option<int>("--threads") { Description = "Server threads for unmasking (0 = all cores).", DefaultValueFactory = _ => 0 };
+        var clientThreads = new Option<int>("--client-threads") { Description = "Threads each client uses for its pairwise masks (0 = all cores).", DefaultValueFactory = _ => 0 };
         var seed = new Option<int>("--seed") { Description = "Seed for the synthetic inputs.", DefaultValueFactory = _ => 1 };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var command = new Command("secagg", "Run one secure-aggregation round in process and report its costs.")
         {
-            clients, length, dropout, graph, threads, seed, json,
+            clients, length, dropout, graph, threads, clientThreads, seed, json,
         };
         command.SetAction((parse, ct) =>
         {
@@ -56,8 +57,13 @@ internal static class SecAggBenchCommand
                 "harary" => false,
                 _ => throw new UsageException($"--graph must be auto, complete or harary, got '{g}'."),
             };
-            ArgumentOutOfRangeException.ThrowIfNegative(th);
-            Result r = Run(n, m, d, forceComplete, th == 0 ? -1 : th, parse.GetValue(seed), ct);
+            int cth = parse.GetValue(clientThreads);
+            if (th < 0 || cth < 0)
+            {
+                throw new UsageException($"--threads and --client-threads must be 0 (all cores) or positive, got {th} and {cth}.");
+            }
+
+            Result r = Run(n, m, d, forceComplete, th == 0 ? -1 : th, cth == 0 ? -1 : cth, parse.GetValue(seed), ct);
             TextWriter output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
@@ -94,9 +100,12 @@ internal static class SecAggBenchCommand
         bool SumMatches,
         double WallSeconds,
         string X25519Backend,
-        double? LoadAverage);
+        double? LoadAverage,
+        int ServerThreads,
+        int ClientThreads,
+        double ServerUnmaskCpuSeconds);
 
-    internal static Result Run(int n, int m, double dropout, bool? forceComplete, int threads, int seed, CancellationToken cancellationToken)
+    internal static Result Run(int n, int m, double dropout, bool? forceComplete, int threads, int clientThreads, int seed, CancellationToken cancellationToken)
     {
         var wall = Stopwatch.StartNew();
         GraphPlan plan = GraphPlanner.Plan(n, dropoutFraction: Math.Min(0.9, Math.Max(dropout, 0.05) + 0.05), forceComplete: forceComplete);
@@ -131,7 +140,7 @@ internal static class SecAggBenchCommand
         var dropped = Enumerable.Range(1, n).OrderBy(_ => rng.Next()).Take(drops)
             .Select(i => new SimulatedDropout(i, ProtocolStage.MaskedInputCollection)).ToArray();
         cancellationToken.ThrowIfCancellationRequested();
-        SimulationResult sim = SecAggSimulation.Run(parameters, identities, inputs, dropped, serverParallelism: threads);
+        SimulationResult sim = SecAggSimulation.Run(parameters, identities, inputs, dropped, serverParallelism: threads, clientParallelism: clientThreads);
         var expected = new uint[m];
         foreach (int u in sim.Aggregation.Contributors)
         {
@@ -152,7 +161,9 @@ internal static class SecAggBenchCommand
         double plain = 4.0 * m;
         return new Result(n, m, dropout, plan.IsComplete ? "complete" : "harary", plan.Degree, plan.Threshold, survivors.Count,
             Median(maskSeconds), maskSeconds[^1], Median(totalSeconds), sim.ServerUnmaskTime.TotalSeconds, sim.ServerTime.TotalSeconds,
-            bytes, plain, bytes / plain, matches, wall.Elapsed.TotalSeconds, X25519.Backend, LoadAverage());
+            bytes, plain, bytes / plain, matches, wall.Elapsed.TotalSeconds, X25519.Backend, LoadAverage(),
+            threads > 0 ? threads : Environment.ProcessorCount, clientThreads > 0 ? clientThreads : Environment.ProcessorCount,
+            sim.ServerUnmaskCpuTime.TotalSeconds);
     }
 
     /// <summary>The 1-minute load average (Linux), so a reader can tell whether the machine was shared.</summary>
@@ -182,7 +193,9 @@ internal static class SecAggBenchCommand
         Row("dropped after ShareKeys", $"{r.Clients - r.Survivors} ({r.Dropout:P0})");
         Row("client masking time (median / max)", $"{r.ClientMaskSeconds * 1000:F1} ms / {r.ClientMaskSecondsMax * 1000:F1} ms");
         Row("client protocol time (median)", $"{r.ClientTotalSeconds * 1000:F1} ms");
-        Row("server unmasking time", $"{r.ServerUnmaskSeconds:F3} s");
+        Row("server unmasking time (threads)", $"{r.ServerUnmaskSeconds:F3} s ({r.ServerThreads})");
+        Row("server unmasking CPU time", $"{r.ServerUnmaskCpuSeconds:F3} s");
+        Row("client masking threads", r.ClientThreads.ToString(CultureInfo.InvariantCulture));
         Row("server total time", $"{r.ServerTotalSeconds:F3} s");
         Row("bytes per client vs plain upload", $"{r.BytesPerClient:N0} vs {r.PlainBytesPerClient:N0} ({r.ExpansionRatio:F4}x)");
         Row("sum matches plain sum", r.SumMatches ? "yes" : "NO");
