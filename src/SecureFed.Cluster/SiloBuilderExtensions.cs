@@ -1,0 +1,21 @@
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.Runtime.Placement;
+using SecureFed.Cluster.Placement;
+
+namespace SecureFed.Cluster;
+
+/// <summary>Registers the SecureFed cluster's grains' needs on a silo.</summary>
+public static class SiloBuilderExtensions
+{
+    /// <summary>
+    /// Adds the slice placement and a <see cref="TimeProvider"/>. Grain storage named "securefed" (the ledger) must be
+    /// added by the host: ADO.NET on PostgreSQL in production, memory in tests.
+    /// </summary>
+    public static ISiloBuilder AddSecureFedCluster(this ISiloBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddPlacementDirector<SlicePlacementStrategy, SlicePlacementDirector>();
+        builder.Services.AddSingleton(TimeProvider.System);
+        return builder;
+    }
+}
