@@ -22,6 +22,10 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
         var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, round);
         await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, (M + slices - 1) / slices), CancellationToken.None).WaitAsync(RoundScript.Timeout);
 
+        string[] hosts = await Task.WhenAll(Enumerable.Range(0, slices).Select(k =>
+            _cluster.Grains.GetGrain<ISliceGrain>(ClusterKeys.Slice(cluster.RoundKey, k)).SiloAsync().WaitAsync(RoundScript.Timeout)));
+        Assert.Equal(3, hosts.Distinct(StringComparer.Ordinal).Count()); // the slices are spread over the three silos
+
         // Site 1 drops before sharing keys, 2 and 3 before their masked input (their s is rebuilt), 4 after its input.
         await script.ThroughShareKeysAsync(cluster, [1]);
         await script.SendMaskedInputsAsync(cluster, Enumerable.Range(4, n - 3));

@@ -34,4 +34,8 @@ public interface ISliceGrain : IGrainWithStringKey
     /// <summary>The unmasked slice of the sum (after <see cref="UnmaskAsync"/>).</summary>
     [Alias("Result")]
     Task<uint[]> ResultAsync();
+
+    /// <summary>The address of the silo hosting this activation (for placement checks and operators).</summary>
+    [Alias("Silo")]
+    Task<string> SiloAsync();
 }

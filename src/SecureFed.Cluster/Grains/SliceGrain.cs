@@ -11,6 +11,7 @@ namespace SecureFed.Cluster.Grains;
 [SlicePlacement]
 internal sealed class SliceGrain : Grain, ISliceGrain
 {
+    private readonly ILocalSiloDetails _silo;
     private readonly Dictionary<int, uint[]> _held = [];
     private readonly SortedSet<int> _committed = [];
     private int _offset;
@@ -20,6 +21,11 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     private uint[]? _sum;
     private bool _closed;
     private bool _unmasked;
+
+    public SliceGrain(ILocalSiloDetails silo)
+    {
+        _silo = silo;
+    }
 
     public Task OpenAsync(int offset, int length, int vectorLength, int bitWidth)
     {
@@ -151,6 +157,8 @@ internal sealed class SliceGrain : Grain, ISliceGrain
         DeactivateOnIdle();
         return Task.FromResult(_sum!);
     }
+
+    public Task<string> SiloAsync() => Task.FromResult(_silo.SiloAddress.ToParsableString());
 
     private void RequireOpen()
     {
