@@ -1,6 +1,9 @@
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Orleans.Storage;
 using Orleans.Runtime.Placement;
 using SecureFed.Cluster.Placement;
+using SecureFed.Cluster.Storage;
 
 namespace SecureFed.Cluster;
 
@@ -16,6 +19,16 @@ public static class SiloBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddPlacementDirector<SlicePlacementStrategy, SlicePlacementDirector>();
         builder.Services.AddSingleton(TimeProvider.System);
+        return builder;
+    }
+
+    /// <summary>Adds the "securefed" grain storage on PostgreSQL (<paramref name="connectionString"/>, Npgsql).</summary>
+    public static ISiloBuilder AddSecureFedPostgresStorage(this ISiloBuilder builder, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        builder.Services.AddKeyedSingleton<IGrainStorage>(Grains.LedgerGrain.StorageName, (services, _) =>
+            new PostgresGrainStorage(NpgsqlDataSource.Create(connectionString), services.GetRequiredService<Orleans.Serialization.Serializer>()));
         return builder;
     }
 }
