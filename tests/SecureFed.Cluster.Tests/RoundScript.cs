@@ -15,14 +15,14 @@ internal sealed class RoundScript : IDisposable
 
     private readonly ClientRound[] _clients;
 
-    public RoundScript(int n, int seed, long round, int vectorLength, int bitWidth, int degree)
+    public RoundScript(int n, int seed, long round, int vectorLength, int bitWidth, int degree, string federation = "cluster-test")
     {
         Random = new DeterministicRandomSource(seed);
         Identities = [.. Enumerable.Range(0, n).Select(_ => Ed25519PrivateKey.Generate(Random))];
         var participants = Enumerable.Range(1, n)
             .Select(i => new Participant(i, "site-" + i.ToString("D3", CultureInfo.InvariantCulture), Identities[i - 1].PublicKey))
             .ToArray();
-        Parameters = new RoundParameters("cluster-test", round, "session-" + seed.ToString(CultureInfo.InvariantCulture), participants,
+        Parameters = new RoundParameters(federation, round, "session-" + seed.ToString(CultureInfo.InvariantCulture), participants,
             ((Math.Min(degree, n - 1) + 1) / 2) + 1, degree, vectorLength, bitWidth);
         var rng = new Random(seed);
         uint mask = bitWidth == 32 ? uint.MaxValue : (1u << bitWidth) - 1;
