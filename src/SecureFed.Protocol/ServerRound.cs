@@ -10,7 +10,7 @@ namespace SecureFed.Protocol;
 /// with fewer than t parties aborts the round (<see cref="RoundAbortedException"/>) before anything is revealed.
 /// Masked inputs are added into one running sum as they arrive, so memory is O(m), not O(n·m).
 /// </summary>
-public sealed class ServerRound
+public sealed partial class ServerRound
 {
     private readonly RoundParameters _p;
     private readonly object _gate = new();
@@ -246,6 +246,7 @@ public sealed class ServerRound
     /// </summary>
     public void AcceptMaskedInput(int sender, ReadOnlySpan<uint> maskedInput)
     {
+        ThrowIfSliced();
         lock (_gate)
         {
             Expect(ProtocolStage.MaskedInputCollection, sender);
@@ -380,6 +381,7 @@ public sealed class ServerRound
     /// <param name="maxDegreeOfParallelism">Threads for the PRG work; the default uses every core.</param>
     public AggregationResult Finish(int maxDegreeOfParallelism = -1)
     {
+        ThrowIfSliced();
         lock (_gate)
         {
             Expect(ProtocolStage.Unmasking, null);

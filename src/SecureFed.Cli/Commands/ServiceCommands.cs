@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
+using SecureFed.Cluster;
 
 namespace SecureFed.Cli.Commands;
 
@@ -31,6 +32,11 @@ internal static class ServiceCommands
         command.SetAction(async (parse, ct) =>
         {
             IConfiguration configuration = Load(parse.GetValue(config)!, parse.UnmatchedTokens);
+            if (configuration.GetSection(AggregatorClusterOptions.Section).Exists())
+            {
+                return await RunClusterSiloAsync(configuration, parse.InvocationConfiguration.Output, ct).ConfigureAwait(false);
+            }
+
             ModelSpec spec = Spec(configuration);
             var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
             IConfiguration full = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
@@ -112,6 +118,43 @@ internal static class ServiceCommands
             return CliApp.ExitOk;
         });
         return command;
+    }
+
+    /// <summary>
+    /// Cluster mode (the config has a <c>SecureFed:Cluster</c> section): this process is one silo of the aggregator
+    /// cluster (docs/cluster.md). Every problem of the section is reported at once.
+    /// </summary>
+    private static async Task<int> RunClusterSiloAsync(IConfiguration configuration, TextWriter output, CancellationToken cancellationToken)
+    {
+        var options = new AggregatorClusterOptions();
+        configuration.GetSection(AggregatorClusterOptions.Section).Bind(options);
+        var problems = new List<string>(options.Validate());
+        string? federation = configuration["SecureFed:Federation"];
+        if (string.IsNullOrWhiteSpace(federation))
+        {
+            problems.Insert(0, "SecureFed:Federation is required.");
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", problems));
+        }
+
+        using IHost silo = ClusterHost.BuildSilo(federation!, options);
+        await silo.StartAsync(cancellationToken).ConfigureAwait(false);
+        await output.WriteLineAsync(FormattableString.Invariant(
+            $"aggregator cluster silo of '{federation}' listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}, primary {options.PrimarySiloPort}); Ctrl+C to stop")).ConfigureAwait(false);
+        try
+        {
+            await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C
+        }
+
+        await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        return CliApp.ExitOk;
     }
 
     /// <summary>JSON file + environment + command-line overrides, with relative paths resolved against the file.</summary>

@@ -1,0 +1,100 @@
+using System.Net;
+using Npgsql;
+
+namespace SecureFed.Cluster;
+
+/// <summary>
+/// The optional cluster section of aggregator.json (<c>SecureFed:Cluster</c>). Absent: the aggregator is the single
+/// process it always was and none of this is read. Present: this process is one silo of the aggregator cluster. Validated
+/// at start-up by <see cref="Validate"/>; every problem is reported with the setting's name.
+/// </summary>
+public sealed class AggregatorClusterOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string Section = "SecureFed:Cluster";
+
+    /// <summary>Port for silo-to-silo traffic. <value>The default value is 11111.</value></summary>
+    public int SiloPort { get; set; } = 11111;
+
+    /// <summary>Port where cluster clients (the gRPC fronts, the benchmark) connect. <value>The default value is 30000.</value></summary>
+    public int GatewayPort { get; set; } = 30000;
+
+    /// <summary>The address the silo advertises to the others. <value>The default value is 127.0.0.1.</value></summary>
+    public string AdvertisedAddress { get; set; } = "127.0.0.1";
+
+    /// <summary>
+    /// The silo-to-silo port of the primary silo, which keeps the cluster's membership (every silo of one cluster names the
+    /// same). <value>The default value is 11111.</value>
+    /// </summary>
+    public int PrimarySiloPort { get; set; } = 11111;
+
+    /// <summary>
+    /// Npgsql connection string of the PostgreSQL database that keeps the cluster's grain state (the round ledger).
+    /// Required, with Host and Database.
+    /// </summary>
+    public string ConnectionString { get; set; } = "";
+
+    /// <summary>
+    /// Words per slice of the input vector; a round of m words has ⌈m / SliceSize⌉ slices, spread over the silos.
+    /// <value>The default value is 4194304 (16 MiB of words per slice).</value>
+    /// </summary>
+    public int SliceSize { get; set; } = 4 * 1024 * 1024;
+
+    /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        Port(errors, nameof(SiloPort), SiloPort);
+        Port(errors, nameof(GatewayPort), GatewayPort);
+        Port(errors, nameof(PrimarySiloPort), PrimarySiloPort);
+        if (SiloPort == GatewayPort && SiloPort is > 0 and <= 65535)
+        {
+            errors.Add($"{Section}:SiloPort and {Section}:GatewayPort must differ, both are {SiloPort}.");
+        }
+
+        if (!IPAddress.TryParse(AdvertisedAddress, out _))
+        {
+            errors.Add($"{Section}:AdvertisedAddress must be an IP address, got '{AdvertisedAddress}'.");
+        }
+
+        if (SliceSize < 1024 || SliceSize > 64 * 1024 * 1024)
+        {
+            errors.Add($"{Section}:SliceSize must be between 1024 and {64 * 1024 * 1024} words, got {SliceSize}.");
+        }
+
+        if (string.IsNullOrWhiteSpace(ConnectionString))
+        {
+            errors.Add($"{Section}:ConnectionString is required (an Npgsql connection string to the cluster's PostgreSQL database).");
+        }
+        else
+        {
+            try
+            {
+                var builder = new NpgsqlConnectionStringBuilder(ConnectionString);
+                if (string.IsNullOrWhiteSpace(builder.Host))
+                {
+                    errors.Add($"{Section}:ConnectionString must name a Host.");
+                }
+
+                if (string.IsNullOrWhiteSpace(builder.Database))
+                {
+                    errors.Add($"{Section}:ConnectionString must name a Database.");
+                }
+            }
+            catch (ArgumentException ex)
+            {
+                errors.Add($"{Section}:ConnectionString is not a valid Npgsql connection string: {ex.Message}");
+            }
+        }
+
+        return errors;
+    }
+
+    private static void Port(List<string> errors, string name, int value)
+    {
+        if (value < 1 || value > 65535)
+        {
+            errors.Add($"{Section}:{name} must be between 1 and 65535, got {value}.");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+using System.Net;
+using Microsoft.Extensions.Hosting;
+using Orleans.Configuration;
+
+namespace SecureFed.Cluster;
+
+/// <summary>Builds one silo of the aggregator cluster as a generic host, from the validated cluster section.</summary>
+public static class ClusterHost
+{
+    /// <summary>The Orleans service id of every SecureFed aggregator cluster.</summary>
+    public const string ServiceId = "securefed-aggregator";
+
+    /// <summary>
+    /// A silo host for <paramref name="federation"/> (its cluster id): endpoints from <paramref name="options"/>, the
+    /// round ledger in PostgreSQL, membership kept by the primary silo (<see cref="AggregatorClusterOptions.PrimarySiloPort"/>).
+    /// </summary>
+    /// <exception cref="ArgumentException">The options are not valid; the message lists every problem.</exception>
+    public static IHost BuildSilo(string federation, AggregatorClusterOptions options)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(federation);
+        ArgumentNullException.ThrowIfNull(options);
+        IReadOnlyList<string> problems = options.Validate();
+        if (problems.Count > 0)
+        {
+            throw new ArgumentException("invalid cluster configuration:\n  " + string.Join("\n  ", problems), nameof(options));
+        }
+
+        IPAddress address = IPAddress.Parse(options.AdvertisedAddress);
+        HostApplicationBuilder builder = Host.CreateApplicationBuilder();
+        builder.UseOrleans(silo =>
+        {
+            silo.UseDevelopmentClustering(new IPEndPoint(address, options.PrimarySiloPort));
+            silo.ConfigureEndpoints(address, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: false);
+            silo.Configure<ClusterOptions>(o =>
+            {
+                o.ClusterId = federation;
+                o.ServiceId = ServiceId;
+            });
+            silo.AddSecureFedCluster();
+            silo.AddSecureFedPostgresStorage(options.ConnectionString);
+        });
+        return builder.Build();
+    }
+}

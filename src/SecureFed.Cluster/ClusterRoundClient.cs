@@ -1,0 +1,109 @@
+using SecureFed.Cluster.Grains;
+using SecureFed.Protocol;
+
+namespace SecureFed.Cluster;
+
+/// <summary>
+/// Drives one round on the cluster from outside the grains (a gRPC front silo, the round's coordinator, tests, the
+/// benchmark): cuts a site's masked input into slices and hands each to its slice grain, and gathers the unmasked
+/// slices at the end. The protocol's other messages go to <see cref="Round"/> as they are.
+/// </summary>
+public sealed class ClusterRoundClient
+{
+    private readonly IGrainFactory _grains;
+    private readonly TimeProvider _time;
+    private SliceLayout? _layout;
+
+    /// <summary>Creates the client for round <paramref name="round"/> of <paramref name="federation"/>.</summary>
+    public ClusterRoundClient(IGrainFactory grains, string federation, long round, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        ArgumentException.ThrowIfNullOrEmpty(federation);
+        _grains = grains;
+        _time = time ?? TimeProvider.System;
+        Federation = federation;
+        RoundNumber = round;
+        RoundKey = ClusterKeys.Round(federation, round);
+        Round = grains.GetGrain<IRoundGrain>(RoundKey);
+    }
+
+    /// <summary>The federation.</summary>
+    public string Federation { get; }
+
+    /// <summary>The round number.</summary>
+    public long RoundNumber { get; }
+
+    /// <summary>The round grain's key.</summary>
+    public string RoundKey { get; }
+
+    /// <summary>The round grain.</summary>
+    public IRoundGrain Round { get; }
+
+    /// <summary>The federation's ledger grain.</summary>
+    public ILedgerGrain Ledger => _grains.GetGrain<ILedgerGrain>(Federation);
+
+    /// <summary>Opens the round on the cluster.</summary>
+    public async Task OpenAsync(ClusterRoundSpec spec, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        await Round.OpenAsync(spec).WaitAsync(cancellationToken).ConfigureAwait(false);
+        _layout = spec.Layout;
+    }
+
+    /// <summary>
+    /// Sends <paramref name="sender"/>'s masked input (m words, each below 2^b): slice k to slice grain k, then tells the
+    /// round grain; the round commits the input once every slice holds it. Each slice grain sees only its slice.
+    /// </summary>
+    public async Task SendMaskedInputAsync(int sender, uint[] maskedInput, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(maskedInput);
+        SliceLayout layout = _layout ??= await Round.LayoutAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (maskedInput.Length != layout.VectorLength)
+        {
+            throw new ClusterProtocolException($"index {sender}: sent a vector of {maskedInput.Length} words; the round's length is {layout.VectorLength}");
+        }
+
+        await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(async k =>
+        {
+            uint[] chunk = maskedInput.AsSpan(layout.Offset(k), layout.Length(k)).ToArray();
+            await Slice(k).AddChunkAsync(sender, chunk).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Round.SliceDeliveredAsync(sender, k).WaitAsync(cancellationToken).ConfigureAwait(false);
+        })).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Finishes the round: the round grain rebuilds the secrets and has every slice unmasked; this gathers the slices into
+    /// the sum and returns the result (<see cref="RecordAsync"/> then records it in the ledger).
+    /// </summary>
+    public async Task<AggregationResult> FinishAsync(CancellationToken cancellationToken)
+    {
+        ClusterRoundResult result = await Round.FinishAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        SliceLayout layout = result.Layout;
+        uint[][] slices = await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k => Slice(k).ResultAsync().WaitAsync(cancellationToken))).ConfigureAwait(false);
+        uint[] sum = new uint[layout.VectorLength];
+        for (int k = 0; k < slices.Length; k++)
+        {
+            slices[k].CopyTo(sum, layout.Offset(k));
+        }
+
+        return result.ToAggregationResult(sum);
+    }
+
+    /// <summary>SHA-256 (lower-case hex) of the sum's words as little-endian u32.</summary>
+    public static string SumDigest(uint[] sum) => Convert.ToHexStringLower(WireEncoding.VectorDigest(sum));
+
+    /// <summary>
+    /// Records the round's outcome in the ledger: completed with the sum's digest and contributors, or aborted with the
+    /// reason. Used by the round's driver, which also records an abort when the round grain itself was lost.
+    /// </summary>
+    public Task<bool> RecordAsync(string sessionId, AggregationResult? result, IReadOnlyList<Participant> participants, string? abortReason, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(participants);
+        LedgerEntry entry = result is not null
+            ? new LedgerEntry(RoundNumber, sessionId, Completed: true, SumDigest(result.Sum), [.. result.Contributors.Select(i => participants[i - 1].Name)], null, _time.GetUtcNow())
+            : new LedgerEntry(RoundNumber, sessionId, Completed: false, null, [], abortReason ?? "aborted", _time.GetUtcNow());
+        return Ledger.RecordAsync(entry).WaitAsync(cancellationToken);
+    }
+
+    private ISliceGrain Slice(int k) => _grains.GetGrain<ISliceGrain>(ClusterKeys.Slice(RoundKey, k));
+}

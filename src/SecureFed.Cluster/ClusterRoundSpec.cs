@@ -1,0 +1,35 @@
+using SecureFed.Protocol;
+
+namespace SecureFed.Cluster;
+
+/// <summary>
+/// What the round grain needs to open a round: the round's parameters (as the single-process aggregator builds them)
+/// and the slice size, in words, that cuts the input vector into slices.
+/// </summary>
+[GenerateSerializer]
+[Alias("securefed.ClusterRoundSpec")]
+public sealed record ClusterRoundSpec(
+    [property: Id(0)] string Federation,
+    [property: Id(1)] long Round,
+    [property: Id(2)] string SessionId,
+    [property: Id(3)] Participant[] Participants,
+    [property: Id(4)] int Threshold,
+    [property: Id(5)] int GraphDegree,
+    [property: Id(6)] int VectorLength,
+    [property: Id(7)] int BitWidth,
+    [property: Id(8)] int SliceSize)
+{
+    /// <summary>The spec of a round with <paramref name="parameters"/>, cut into slices of <paramref name="sliceSize"/> words.</summary>
+    public static ClusterRoundSpec From(RoundParameters parameters, int sliceSize)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        return new(parameters.FederationId, parameters.Round, parameters.SessionId, [.. parameters.Participants], parameters.Threshold,
+            parameters.GraphDegree, parameters.VectorLength, parameters.BitWidth, sliceSize);
+    }
+
+    /// <summary>The round parameters (validated by <see cref="RoundParameters"/>; its digest binds every message of the round).</summary>
+    public RoundParameters ToParameters() => new(Federation, Round, SessionId, Participants, Threshold, GraphDegree, VectorLength, BitWidth);
+
+    /// <summary>The slices of this round's vector.</summary>
+    public SliceLayout Layout => new(VectorLength, SliceSize);
+}

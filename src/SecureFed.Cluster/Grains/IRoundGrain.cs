@@ -1,0 +1,87 @@
+using SecureFed.Protocol;
+
+namespace SecureFed.Cluster.Grains;
+
+/// <summary>
+/// One round of the cluster (key "federation/round"): hosts a sliced <see cref="ServerRound"/> for the small stages
+/// (keys, shares, consistency, unmasking: O(n·k) data) and directs the slice grains, which hold the O(m) sum. Every
+/// method mirrors the <see cref="ServerRound"/> call of the same name. A refused message throws
+/// <see cref="ClusterProtocolException"/>; an aborted round throws <see cref="ClusterRoundAbortedException"/> with the reason.
+/// </summary>
+[Alias("securefed.IRoundGrain")]
+public interface IRoundGrain : IGrainWithStringKey
+{
+    /// <summary>Opens the round and its slices (idempotent for the same spec).</summary>
+    [Alias("Open")]
+    Task OpenAsync(ClusterRoundSpec spec);
+
+    /// <summary>The round's slices.</summary>
+    [Alias("Layout")]
+    Task<SliceLayout> LayoutAsync();
+
+    /// <summary><see cref="ServerRound.AcceptAdvertisement"/>.</summary>
+    [Alias("AcceptAdvertisement")]
+    Task<bool> AcceptAdvertisementAsync(KeyAdvertisement advertisement);
+
+    /// <summary><see cref="ServerRound.CloseAdvertiseKeys"/>.</summary>
+    [Alias("CloseAdvertiseKeys")]
+    Task<int[]> CloseAdvertiseKeysAsync();
+
+    /// <summary><see cref="ServerRound.AdvertisementsFor"/>.</summary>
+    [Alias("AdvertisementsFor")]
+    Task<KeyAdvertisement[]> AdvertisementsForAsync(int recipient);
+
+    /// <summary><see cref="ServerRound.AcceptShares"/>.</summary>
+    [Alias("AcceptShares")]
+    Task<bool> AcceptSharesAsync(int sender, EncryptedShare[] shares);
+
+    /// <summary><see cref="ServerRound.CloseShareKeys"/>.</summary>
+    [Alias("CloseShareKeys")]
+    Task<int[]> CloseShareKeysAsync();
+
+    /// <summary><see cref="ServerRound.SharesFor"/>.</summary>
+    [Alias("SharesFor")]
+    Task<EncryptedShare[]> SharesForAsync(int recipient);
+
+    /// <summary>
+    /// Records that slice <paramref name="slice"/> of <paramref name="sender"/>'s masked input was accepted by its slice
+    /// grain. When every slice of the sender is in, the round commits it: each slice grain adds its chunk and the sender
+    /// joins U3. Returns true when this call completed the sender.
+    /// </summary>
+    [Alias("SliceDelivered")]
+    Task<bool> SliceDeliveredAsync(int sender, int slice);
+
+    /// <summary>
+    /// <see cref="ServerRound.CloseMaskedInput"/>; also closes every slice and aborts the round when a slice does not
+    /// hold exactly U3's chunks (e.g. its silo failed).
+    /// </summary>
+    [Alias("CloseMaskedInput")]
+    Task<int[]> CloseMaskedInputAsync();
+
+    /// <summary><see cref="ServerRound.AcceptConsistencySignature"/>.</summary>
+    [Alias("AcceptConsistencySignature")]
+    Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature);
+
+    /// <summary><see cref="ServerRound.CloseConsistency"/>.</summary>
+    [Alias("CloseConsistency")]
+    Task<UnmaskRequest> CloseConsistencyAsync();
+
+    /// <summary><see cref="ServerRound.AcceptUnmaskResponse"/>.</summary>
+    [Alias("AcceptUnmaskResponse")]
+    Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response);
+
+    /// <summary>
+    /// <see cref="ServerRound.FinishSliced"/>: rebuilds the secrets, sends each slice grain the masks to remove, waits
+    /// for every slice, records the round in the federation's ledger and returns who is in the sum.
+    /// </summary>
+    [Alias("Finish")]
+    Task<ClusterRoundResult> FinishAsync();
+
+    /// <summary>Aborts the round with <paramref name="reason"/> (recorded in the ledger); nothing further is revealed.</summary>
+    [Alias("Abort")]
+    Task AbortAsync(string reason);
+
+    /// <summary>The round's stage and, when aborted, why.</summary>
+    [Alias("Status")]
+    Task<ClusterRoundStatus> StatusAsync();
+}

@@ -1,0 +1,247 @@
+using System.Security.Cryptography;
+using Microsoft.Extensions.Logging;
+using SecureFed.Protocol;
+
+namespace SecureFed.Cluster.Grains;
+
+/// <summary>
+/// <see cref="IRoundGrain"/>: hosts one sliced <see cref="ServerRound"/> (the protocol state machine is unchanged; the
+/// grain only forwards). Its state is in memory: when its silo fails, the reactivated grain has no round and answers
+/// every call with <see cref="ClusterRoundAbortedException"/>, and the driver (<see cref="ClusterRoundClient"/>) records
+/// the round as aborted in the ledger.
+/// </summary>
+internal sealed partial class RoundGrain : Grain, IRoundGrain
+{
+    private readonly ILogger<RoundGrain> _logger;
+    private readonly TimeProvider _time;
+    private ClusterRoundSpec? _spec;
+    private ServerRound? _server;
+    private SliceLayout? _layout;
+    private Dictionary<int, HashSet<int>> _delivered = [];
+
+    public RoundGrain(ILogger<RoundGrain> logger, TimeProvider time)
+    {
+        _logger = logger;
+        _time = time;
+    }
+
+    public async Task OpenAsync(ClusterRoundSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (_spec is not null)
+        {
+            if (_spec.Round != spec.Round || !string.Equals(_spec.SessionId, spec.SessionId, StringComparison.Ordinal))
+            {
+                throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} is already open with session {_spec.SessionId}");
+            }
+
+            return;
+        }
+
+        RoundParameters parameters = spec.ToParameters();
+        if (!string.Equals(ClusterKeys.Round(parameters.FederationId, parameters.Round), this.GetPrimaryKeyString(), StringComparison.Ordinal))
+        {
+            throw new ClusterProtocolException($"the spec of round {parameters.Round} of '{parameters.FederationId}' was sent to grain {this.GetPrimaryKeyString()}");
+        }
+
+        SliceLayout layout = spec.Layout;
+        await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k =>
+            Slice(k).OpenAsync(layout.Offset(k), layout.Length(k), parameters.VectorLength, parameters.BitWidth))).ConfigureAwait(true);
+        _server = ServerRound.ForSlicedInput(parameters);
+        _layout = layout;
+        _spec = spec;
+        _delivered = [];
+        Log.Opened(_logger, this.GetPrimaryKeyString(), parameters.CohortSize, layout.Count, layout.SliceSize);
+    }
+
+    public Task<SliceLayout> LayoutAsync()
+    {
+        Server();
+        return Task.FromResult(_layout!);
+    }
+
+    public Task<bool> AcceptAdvertisementAsync(KeyAdvertisement advertisement) => RunAsync(s => s.AcceptAdvertisement(advertisement));
+
+    public Task<int[]> CloseAdvertiseKeysAsync() => RunAsync(s => s.CloseAdvertiseKeys().ToArray());
+
+    public Task<KeyAdvertisement[]> AdvertisementsForAsync(int recipient) => RunAsync(s => s.AdvertisementsFor(recipient).ToArray());
+
+    public Task<bool> AcceptSharesAsync(int sender, EncryptedShare[] shares) => RunAsync(s => s.AcceptShares(sender, shares));
+
+    public Task<int[]> CloseShareKeysAsync() => RunAsync(s => s.CloseShareKeys().ToArray());
+
+    public Task<EncryptedShare[]> SharesForAsync(int recipient) => RunAsync(s => s.SharesFor(recipient).ToArray());
+
+    public async Task<bool> SliceDeliveredAsync(int sender, int slice)
+    {
+        ServerRound server = Server();
+        if (server.Stage != ProtocolStage.MaskedInputCollection)
+        {
+            throw new ClusterProtocolException($"index {sender}: the round is at stage {server.Stage}, not collecting masked inputs");
+        }
+
+        if (slice < 0 || slice >= _layout!.Count)
+        {
+            throw new ClusterProtocolException($"index {sender}: slice {slice} does not exist; the round has {_layout!.Count}");
+        }
+
+        if (server.Delivered.Contains(sender))
+        {
+            return false;
+        }
+
+        if (!_delivered.TryGetValue(sender, out HashSet<int>? slices))
+        {
+            slices = [];
+            _delivered[sender] = slices;
+        }
+
+        slices.Add(slice);
+        if (slices.Count < _layout.Count)
+        {
+            return false;
+        }
+
+        // Every slice holds the sender's chunk: commit it everywhere, then count it in U3. A slice that cannot commit
+        // (its silo failed) makes the sums inconsistent, so the round aborts before anything is revealed.
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, _layout.Count).Select(k => Slice(k).CommitAsync(sender))).ConfigureAwait(true);
+        }
+        catch (Exception ex) when (ex is not ClusterProtocolException)
+        {
+            throw Abort(ProtocolStage.MaskedInputCollection, $"a slice could not add the masked input of index {sender}: {ex.Message}");
+        }
+
+        _delivered.Remove(sender);
+        Run(s =>
+        {
+            s.RecordSlicedMaskedInput(sender);
+            return true;
+        });
+        return true;
+    }
+
+    public async Task<int[]> CloseMaskedInputAsync()
+    {
+        ServerRound server = Server();
+        int[] survivors = Run(s => s.CloseMaskedInput().ToArray());
+        int[][] committed;
+        try
+        {
+            committed = await Task.WhenAll(Enumerable.Range(0, _layout!.Count).Select(k => Slice(k).CloseAsync())).ConfigureAwait(true);
+        }
+        catch (Exception ex)
+        {
+            throw Abort(ProtocolStage.MaskedInputCollection, $"a slice could not close its input stage: {ex.Message}");
+        }
+
+        for (int k = 0; k < committed.Length; k++)
+        {
+            if (!committed[k].AsSpan().SequenceEqual(survivors))
+            {
+                throw Abort(ProtocolStage.MaskedInputCollection,
+                    $"slice {k} holds the masked inputs of [{string.Join(", ", committed[k])}], not of the survivors [{string.Join(", ", survivors)}] (its silo failed during the stage)");
+            }
+        }
+
+        _ = server;
+        return survivors;
+    }
+
+    public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature) => RunAsync(s => s.AcceptConsistencySignature(signature));
+
+    public Task<UnmaskRequest> CloseConsistencyAsync() => RunAsync(s =>
+    {
+        UnmaskRequest request = s.CloseConsistency();
+        return new UnmaskRequest([.. request.Survivors], [.. request.Dropped], [.. request.Signatures]);
+    });
+
+    public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response) => RunAsync(s => s.AcceptUnmaskResponse(response));
+
+    public async Task<ClusterRoundResult> FinishAsync()
+    {
+        ServerRound server = Server();
+        using SlicedUnmasking unmasking = Run(s => s.FinishSliced());
+        try
+        {
+            // Each slice gets its own copy of the seeds (it wipes them after use); the originals are wiped on dispose.
+            await Task.WhenAll(Enumerable.Range(0, _layout!.Count).Select(k =>
+                Slice(k).UnmaskAsync([.. unmasking.Removals.Select(r => r with { Seed = (byte[])r.Seed.Clone() })]))).ConfigureAwait(true);
+        }
+        catch (Exception ex)
+        {
+            throw Abort(ProtocolStage.Unmasking, $"a slice could not be unmasked: {ex.Message}");
+        }
+
+        Log.Finished(_logger, this.GetPrimaryKeyString(), unmasking.Contributors.Count, unmasking.Removals.Count);
+        _ = server;
+        return new ClusterRoundResult(_layout, [.. unmasking.Contributors], [.. unmasking.DroppedBeforeShares], [.. unmasking.DroppedBeforeInput],
+            [.. unmasking.DroppedAfterInput], [.. unmasking.RejectedShares]);
+    }
+
+    public async Task AbortAsync(string reason)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(reason);
+        if (_server is not null)
+        {
+            _server.Abort(reason);
+            await Ledger().RecordAsync(AbortEntry(reason)).ConfigureAwait(true);
+        }
+    }
+
+    public Task<ClusterRoundStatus> StatusAsync()
+        => Task.FromResult(_server is null
+            ? new ClusterRoundStatus("Lost", "the round grain holds no round (never opened, or its silo failed)")
+            : new ClusterRoundStatus(_server.Stage.ToString(), _server.AbortReason));
+
+    private ServerRound Server()
+        => _server ?? throw new ClusterRoundAbortedException(
+            $"round {this.GetPrimaryKeyString()} has no state: it was never opened, or the silo that hosted it failed");
+
+    private T Run<T>(Func<ServerRound, T> call)
+    {
+        ServerRound server = Server();
+        try
+        {
+            return call(server);
+        }
+        catch (ProtocolViolationException ex)
+        {
+            throw new ClusterProtocolException(ex.Message);
+        }
+        catch (RoundAbortedException ex)
+        {
+            _ = Ledger().RecordAsync(AbortEntry(ex.Reason));
+            throw new ClusterRoundAbortedException(ex.Message);
+        }
+    }
+
+    private Task<T> RunAsync<T>(Func<ServerRound, T> call) => Task.FromResult(Run(call));
+
+    private ClusterRoundAbortedException Abort(ProtocolStage stage, string reason)
+    {
+        _server?.Abort(reason);
+        Log.Aborted(_logger, this.GetPrimaryKeyString(), stage.ToString(), reason);
+        _ = Ledger().RecordAsync(AbortEntry(reason));
+        return new ClusterRoundAbortedException($"round aborted at {stage}: {reason}");
+    }
+
+    private LedgerEntry AbortEntry(string reason) => new(_spec!.Round, _spec.SessionId, Completed: false, SumSha256: null, [], reason, _time.GetUtcNow());
+
+    private ILedgerGrain Ledger() => GrainFactory.GetGrain<ILedgerGrain>(_spec!.Federation);
+
+    private ISliceGrain Slice(int k) => GrainFactory.GetGrain<ISliceGrain>(ClusterKeys.Slice(this.GetPrimaryKeyString(), k));
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Cluster round {Round} opened: {Sites} sites, {Slices} slices of {SliceSize} words")]
+        public static partial void Opened(ILogger logger, string round, int sites, int slices, int sliceSize);
+
+        [LoggerMessage(2, LogLevel.Information, "Cluster round {Round} unmasked: {Contributors} inputs in the sum, {Removals} masks removed per slice")]
+        public static partial void Finished(ILogger logger, string round, int contributors, int removals);
+
+        [LoggerMessage(3, LogLevel.Warning, "Cluster round {Round} aborted at {Stage}: {Reason}")]
+        public static partial void Aborted(ILogger logger, string round, string stage, string reason);
+    }
+}

@@ -1,0 +1,170 @@
+using SecureFed.Cluster.Placement;
+using SecureFed.Crypto;
+using SecureFed.Protocol;
+
+namespace SecureFed.Cluster.Grains;
+
+/// <summary>
+/// <see cref="ISliceGrain"/>: in memory only. If its silo fails the activation's state is gone, every later call says
+/// so, and the round grain aborts the round before anything is revealed.
+/// </summary>
+[SlicePlacement]
+internal sealed class SliceGrain : Grain, ISliceGrain
+{
+    private readonly ILocalSiloDetails _silo;
+    private readonly Dictionary<int, uint[]> _held = [];
+    private readonly SortedSet<int> _committed = [];
+    private int _offset;
+    private int _length = -1;
+    private int _vectorLength;
+    private int _bitWidth;
+    private uint[]? _sum;
+    private bool _closed;
+    private bool _unmasked;
+
+    public SliceGrain(ILocalSiloDetails silo)
+    {
+        _silo = silo;
+    }
+
+    public Task OpenAsync(int offset, int length, int vectorLength, int bitWidth)
+    {
+        if (_length >= 0)
+        {
+            if (offset != _offset || length != _length || vectorLength != _vectorLength || bitWidth != _bitWidth)
+            {
+                throw new ClusterProtocolException($"slice {this.GetPrimaryKeyString()} is already open with a different layout");
+            }
+
+            return Task.CompletedTask;
+        }
+
+        _offset = offset;
+        _length = length;
+        _vectorLength = vectorLength;
+        _bitWidth = bitWidth;
+        _sum = new uint[length];
+        return Task.CompletedTask;
+    }
+
+    public Task<bool> AddChunkAsync(int sender, uint[] chunk)
+    {
+        ArgumentNullException.ThrowIfNull(chunk);
+        RequireOpen();
+        if (_closed)
+        {
+            throw new ClusterProtocolException($"index {sender}: the masked-input stage of slice {this.GetPrimaryKeyString()} is closed");
+        }
+
+        if (chunk.Length != _length)
+        {
+            throw new ClusterProtocolException($"index {sender}: sent {chunk.Length} words for slice {this.GetPrimaryKeyString()}; the slice has {_length}");
+        }
+
+        if (_bitWidth < 32)
+        {
+            uint limit = (1u << _bitWidth) - 1;
+            for (int i = 0; i < chunk.Length; i++)
+            {
+                if (chunk[i] > limit)
+                {
+                    throw new ClusterProtocolException($"index {sender}: word {_offset + i} is not reduced modulo 2^{_bitWidth}");
+                }
+            }
+        }
+
+        if (_committed.Contains(sender) || _held.TryGetValue(sender, out uint[]? held))
+        {
+            held = _held.GetValueOrDefault(sender);
+            if (held is not null && held.AsSpan().SequenceEqual(chunk))
+            {
+                return Task.FromResult(false); // an identical retry
+            }
+
+            throw new ClusterProtocolException($"index {sender}: already sent its masked input for slice {this.GetPrimaryKeyString()}");
+        }
+
+        _held[sender] = chunk;
+        return Task.FromResult(true);
+    }
+
+    public Task CommitAsync(int sender)
+    {
+        RequireOpen();
+        if (_committed.Contains(sender))
+        {
+            return Task.CompletedTask;
+        }
+
+        if (_closed || !_held.Remove(sender, out uint[]? chunk))
+        {
+            throw new ClusterRoundAbortedException($"slice {this.GetPrimaryKeyString()} holds no masked input of index {sender} to commit");
+        }
+
+        ModularVector.Add(_sum!, chunk, _bitWidth);
+        _committed.Add(sender);
+        return Task.CompletedTask;
+    }
+
+    public Task<int[]> CloseAsync()
+    {
+        RequireOpen();
+        _closed = true;
+        _held.Clear();
+        return Task.FromResult(_committed.ToArray());
+    }
+
+    public Task UnmaskAsync(MaskRemoval[] removals)
+    {
+        ArgumentNullException.ThrowIfNull(removals);
+        RequireOpen();
+        if (!_closed)
+        {
+            throw new ClusterRoundAbortedException($"slice {this.GetPrimaryKeyString()} was asked to unmask before its input stage closed");
+        }
+
+        if (!_unmasked)
+        {
+            foreach (MaskRemoval removal in removals)
+            {
+                if (removal.Add)
+                {
+                    MaskPrgWindow.AddTo(removal.Seed, removal.Domain, _bitWidth, _vectorLength, _offset, _sum);
+                }
+                else
+                {
+                    MaskPrgWindow.SubtractFrom(removal.Seed, removal.Domain, _bitWidth, _vectorLength, _offset, _sum);
+                }
+
+                System.Security.Cryptography.CryptographicOperations.ZeroMemory(removal.Seed);
+            }
+
+            _unmasked = true;
+        }
+
+        return Task.CompletedTask;
+    }
+
+    public Task<uint[]> ResultAsync()
+    {
+        RequireOpen();
+        if (!_unmasked)
+        {
+            throw new ClusterRoundAbortedException($"slice {this.GetPrimaryKeyString()} is not unmasked");
+        }
+
+        // The slice is the round's output: the activation may go now.
+        DeactivateOnIdle();
+        return Task.FromResult(_sum!);
+    }
+
+    public Task<string> SiloAsync() => Task.FromResult(_silo.SiloAddress.ToParsableString());
+
+    private void RequireOpen()
+    {
+        if (_length < 0 || _sum is null)
+        {
+            throw new ClusterRoundAbortedException($"slice {this.GetPrimaryKeyString()} has no state (it was never opened, or its silo failed and it was reactivated elsewhere)");
+        }
+    }
+}

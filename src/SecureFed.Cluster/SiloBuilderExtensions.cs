@@ -1,0 +1,34 @@
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using Orleans.Storage;
+using Orleans.Runtime.Placement;
+using SecureFed.Cluster.Placement;
+using SecureFed.Cluster.Storage;
+
+namespace SecureFed.Cluster;
+
+/// <summary>Registers the SecureFed cluster's grains' needs on a silo.</summary>
+public static class SiloBuilderExtensions
+{
+    /// <summary>
+    /// Adds the slice placement and a <see cref="TimeProvider"/>. Grain storage named "securefed" (the ledger) must be
+    /// added by the host: ADO.NET on PostgreSQL in production, memory in tests.
+    /// </summary>
+    public static ISiloBuilder AddSecureFedCluster(this ISiloBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddPlacementDirector<SlicePlacementStrategy, SlicePlacementDirector>();
+        builder.Services.AddSingleton(TimeProvider.System);
+        return builder;
+    }
+
+    /// <summary>Adds the "securefed" grain storage on PostgreSQL (<paramref name="connectionString"/>, Npgsql).</summary>
+    public static ISiloBuilder AddSecureFedPostgresStorage(this ISiloBuilder builder, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        builder.Services.AddKeyedSingleton<IGrainStorage>(Grains.LedgerGrain.StorageName, (services, _) =>
+            new PostgresGrainStorage(NpgsqlDataSource.Create(connectionString), services.GetRequiredService<Orleans.Serialization.Serializer>()));
+        return builder;
+    }
+}

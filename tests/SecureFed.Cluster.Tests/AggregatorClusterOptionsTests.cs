@@ -1,0 +1,54 @@
+namespace SecureFed.Cluster.Tests;
+
+public sealed class AggregatorClusterOptionsTests
+{
+    [Fact]
+    public void Validate_GoodSection_HasNoProblems()
+    {
+        var options = new AggregatorClusterOptions { ConnectionString = "Host=127.0.0.1;Port=5432;Database=securefed;Username=securefed" };
+
+        Assert.Empty(options.Validate());
+    }
+
+    [Fact]
+    public void Validate_EveryProblem_IsNamedAtOnce()
+    {
+        var options = new AggregatorClusterOptions
+        {
+            SiloPort = 0,
+            GatewayPort = 70000,
+            PrimarySiloPort = -1,
+            AdvertisedAddress = "not-an-ip",
+            SliceSize = 10,
+            ConnectionString = "Host=127.0.0.1",
+        };
+
+        IReadOnlyList<string> problems = options.Validate();
+
+        Assert.Contains("SecureFed:Cluster:SiloPort must be between 1 and 65535, got 0.", problems);
+        Assert.Contains("SecureFed:Cluster:GatewayPort must be between 1 and 65535, got 70000.", problems);
+        Assert.Contains("SecureFed:Cluster:PrimarySiloPort must be between 1 and 65535, got -1.", problems);
+        Assert.Contains("SecureFed:Cluster:AdvertisedAddress must be an IP address, got 'not-an-ip'.", problems);
+        Assert.Contains(problems, p => p.StartsWith("SecureFed:Cluster:SliceSize must be between 1024", StringComparison.Ordinal));
+        Assert.Contains("SecureFed:Cluster:ConnectionString must name a Database.", problems);
+        Assert.Equal(6, problems.Count);
+    }
+
+    [Theory]
+    [InlineData("", "SecureFed:Cluster:ConnectionString is required")]
+    [InlineData("Hots=x;Database=y", "SecureFed:Cluster:ConnectionString is not a valid Npgsql connection string")]
+    public void Validate_BadConnectionString_SaysWhatIsWrong(string connectionString, string expected)
+    {
+        var options = new AggregatorClusterOptions { ConnectionString = connectionString };
+
+        Assert.StartsWith(expected, Assert.Single(options.Validate()), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_SameSiloAndGatewayPort_IsAProblem()
+    {
+        var options = new AggregatorClusterOptions { SiloPort = 12000, GatewayPort = 12000, ConnectionString = "Host=h;Database=d" };
+
+        Assert.Equal("SecureFed:Cluster:SiloPort and SecureFed:Cluster:GatewayPort must differ, both are 12000.", Assert.Single(options.Validate()));
+    }
+}

@@ -1,0 +1,75 @@
+using SecureFed.Cluster.Grains;
+using SecureFed.Protocol;
+
+namespace SecureFed.Cluster.Tests;
+
+public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
+{
+    private readonly ThreeSiloCluster _cluster;
+
+    public ClusterRoundTests(ThreeSiloCluster cluster)
+    {
+        _cluster = cluster;
+    }
+
+    [Theory]
+    [InlineData(1, 10, 9, 32, 3)]
+    [InlineData(2, 16, 8, 21, 4)]
+    public async Task Round_ThreeSilosWithDropouts_SumEqualsSingleProcessBitForBit(long round, int n, int degree, int bitWidth, int slices)
+    {
+        const int M = 10_007;
+        using var script = new RoundScript(n, seed: (int)round, round, M, bitWidth, degree);
+        var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, round);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, (M + slices - 1) / slices), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+
+        string[] hosts = await Task.WhenAll(Enumerable.Range(0, slices).Select(k =>
+            _cluster.Grains.GetGrain<ISliceGrain>(ClusterKeys.Slice(cluster.RoundKey, k)).SiloAsync().WaitAsync(RoundScript.Timeout)));
+        Assert.Equal(3, hosts.Distinct(StringComparer.Ordinal).Count()); // the slices are spread over the three silos
+
+        // Site 1 drops before sharing keys, 2 and 3 before their masked input (their s is rebuilt), 4 after its input.
+        await script.ThroughShareKeysAsync(cluster, [1]);
+        await script.SendMaskedInputsAsync(cluster, Enumerable.Range(4, n - 3));
+        (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(cluster, [4]);
+
+        Assert.Equal(single.Sum, clustered.Sum);
+        Assert.Equal(script.ExpectedSum(Enumerable.Range(4, n - 3)), clustered.Sum);
+        Assert.Equal(single.Contributors, clustered.Contributors);
+        Assert.Equal([2, 3], clustered.DroppedBeforeInput);
+        Assert.Equal([4], clustered.DroppedAfterInput);
+
+        Assert.True(await cluster.RecordAsync(script.Parameters.SessionId, clustered, script.Parameters.Participants, null, CancellationToken.None));
+        LedgerEntry entry = Assert.Single(await cluster.Ledger.EntriesAsync().WaitAsync(RoundScript.Timeout), e => e.Round == round);
+        Assert.True(entry.Completed);
+        Assert.Equal(ClusterRoundClient.SumDigest(single.Sum), entry.SumSha256);
+    }
+
+    [Fact]
+    public async Task SendMaskedInput_WordNotReduced_IsRefusedNamingSiteAndWordAndNotCounted()
+    {
+        const int M = 300;
+        using var script = new RoundScript(5, seed: 11, round: 11, M, bitWidth: 20, degree: 4);
+        var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, 11);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await script.ThroughShareKeysAsync(cluster, []);
+        uint[] bad = new uint[M];
+        bad[250] = 1u << 20;
+
+        var ex = await Assert.ThrowsAsync<ClusterProtocolException>(() => cluster.SendMaskedInputAsync(2, bad, CancellationToken.None).WaitAsync(RoundScript.Timeout));
+
+        Assert.Contains("index 2", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("word 250 is not reduced modulo 2^20", ex.Message, StringComparison.Ordinal);
+        ClusterRoundStatus status = await cluster.Round.StatusAsync().WaitAsync(RoundScript.Timeout);
+        Assert.Equal(nameof(ProtocolStage.MaskedInputCollection), status.Stage);
+        await cluster.Round.AbortAsync("test over").WaitAsync(RoundScript.Timeout);
+    }
+
+    [Fact]
+    public async Task RoundGrain_NeverOpened_AbortsNamingTheLostState()
+    {
+        IRoundGrain lost = _cluster.Grains.GetGrain<IRoundGrain>(ClusterKeys.Round("cluster-test", 999));
+
+        var ex = await Assert.ThrowsAsync<ClusterRoundAbortedException>(() => lost.CloseAdvertiseKeysAsync().WaitAsync(RoundScript.Timeout));
+
+        Assert.Contains("has no state", ex.Message, StringComparison.Ordinal);
+    }
+}

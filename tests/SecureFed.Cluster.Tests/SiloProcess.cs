@@ -1,0 +1,113 @@
+using System.Diagnostics;
+using System.Text.Json;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>One silo as a separate 'securefed aggregator --config' process on 127.0.0.1.</summary>
+internal sealed class SiloProcess : IDisposable
+{
+    private readonly Process _process;
+    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly System.Text.StringBuilder _output = new();
+
+    private SiloProcess(Process process, int siloPort, int gatewayPort)
+    {
+        _process = process;
+        SiloPort = siloPort;
+        GatewayPort = gatewayPort;
+    }
+
+    public int SiloPort { get; }
+
+    public int GatewayPort { get; }
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, int primaryPort, string connectionString)
+    {
+        string config = Path.Combine(directory, $"silo-{siloPort}.json");
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new
+        {
+            SecureFed = new
+            {
+                Federation = federation,
+                Cluster = new { SiloPort = siloPort, GatewayPort = gatewayPort, PrimarySiloPort = primaryPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString, SliceSize = 1024 },
+            },
+        }));
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(CliPath());
+        info.ArgumentList.Add("aggregator");
+        info.ArgumentList.Add("--config");
+        info.ArgumentList.Add(config);
+        info.Environment["Logging__LogLevel__Default"] = "Warning";
+        var silo = new SiloProcess(Process.Start(info)!, siloPort, gatewayPort);
+        silo._process.OutputDataReceived += (_, e) => silo.OnLine(e.Data);
+        silo._process.ErrorDataReceived += (_, e) => silo.OnLine(e.Data);
+        silo._process.BeginOutputReadLine();
+        silo._process.BeginErrorReadLine();
+        Task exited = silo._process.WaitForExitAsync();
+        Task first = await Task.WhenAny(silo._listening.Task, exited, Task.Delay(TimeSpan.FromSeconds(120)));
+        if (first != silo._listening.Task)
+        {
+            silo.Dispose();
+            throw new InvalidOperationException($"silo {siloPort} did not start:\n{silo.Output}");
+        }
+
+        return silo;
+    }
+
+    /// <summary>Kills the process (no graceful shutdown).</summary>
+    public void Kill()
+    {
+        _process.Kill(entireProcessTree: true);
+        _process.WaitForExit(30_000);
+    }
+
+    public void Dispose()
+    {
+        if (!_process.HasExited)
+        {
+            Kill();
+        }
+
+        _process.Dispose();
+    }
+
+    private static string CliPath()
+    {
+        // tests/SecureFed.Cluster.Tests/bin/<Configuration>/net10.0 -> src/SecureFed.Cli/bin/<Configuration>/net10.0
+        var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        string framework = bin.Name;
+        string configuration = bin.Parent!.Name;
+        DirectoryInfo root = bin.Parent!.Parent!.Parent!.Parent!.Parent!;
+        string path = Path.Combine(root.FullName, "src", "SecureFed.Cli", "bin", configuration, framework, "securefed.dll");
+        return File.Exists(path) ? path : throw new FileNotFoundException($"the CLI was not built: {path}");
+    }
+
+    private void OnLine(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+
+        if (line.Contains("aggregator cluster silo", StringComparison.Ordinal))
+        {
+            _listening.TrySetResult();
+        }
+    }
+}
