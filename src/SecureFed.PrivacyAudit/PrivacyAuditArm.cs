@@ -7,6 +7,7 @@ namespace SecureFed.PrivacyAudit;
 /// <param name="TestF1">conlleval F1 of the fused model on the held-out test set (utility, for context).</param>
 /// <param name="Exposures">Exposure in bits of each secret canary (sampled rank; capped at log₂(n + 1)).</param>
 /// <param name="ExtrapolatedExposures">Exposure of each secret canary by a normal fit of the candidates' scores.</param>
+/// <param name="ControlExposures">Exposure of each control canary (drawn like the secret ones, never inserted): the chance level under this model.</param>
 /// <param name="ExposureCap">log₂(n + 1), the largest exposure the sampled rank can show.</param>
 /// <param name="MiaAuc">Loss-attack AUC on site-1's natural sentences, members vs held-out (null if a side is empty).</param>
 /// <param name="MiaTprAt1PctFpr">Its true-positive rate at 1 % false positives.</param>
@@ -22,6 +23,7 @@ public sealed record PrivacyAuditArm(
     double TestF1,
     IReadOnlyList<double> Exposures,
     IReadOnlyList<double> ExtrapolatedExposures,
+    IReadOnlyList<double> ControlExposures,
     double ExposureCap,
     double? MiaAuc,
     double? MiaTprAt1PctFpr,
@@ -33,6 +35,9 @@ public sealed record PrivacyAuditArm(
 {
     /// <summary>Mean exposure of the secret canaries (null without canaries).</summary>
     public double? ExposureMean => Exposures.Count == 0 ? null : Exposures.Average();
+
+    /// <summary>Mean exposure of the control canaries (null without canaries).</summary>
+    public double? ControlExposureMean => ControlExposures.Count == 0 ? null : ControlExposures.Average();
 
     /// <summary>The empirical ε lower bound reported for the arm: the canary audit's.</summary>
     public double? EmpiricalEpsilonLowerBound => CanaryAudit?.EpsilonLowerBound;

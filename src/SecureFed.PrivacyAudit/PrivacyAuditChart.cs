@@ -59,7 +59,7 @@ internal static class PrivacyAuditChart
         capLine.LinePattern = ScottPlot.LinePattern.Dashed;
         plot.Title("SecureFed privacy audit: exposure of the secret canaries per arm");
         plot.XLabel("arm (in the order run)");
-        plot.YLabel("exposure (bits; ~1 = chance)");
+        plot.YLabel("exposure (bits; chance averages 1.44)");
         plot.Axes.SetLimits(0.5, report.Arms.Count + 0.5, 0, cap + 1);
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
         plot.SavePng(path, 900, 560);

@@ -47,6 +47,8 @@ public static class PrivacyAuditJson
             ["exposure_max"] = a.Exposures.Count == 0 ? null : a.Exposures.Max(),
             ["exposure_cap_bits"] = a.ExposureCap,
             ["exposures"] = a.Exposures,
+            ["exposure_control_mean"] = a.ControlExposureMean,
+            ["exposures_control"] = a.ControlExposures,
             ["exposure_extrapolated_mean"] = a.ExtrapolatedExposures.Count == 0 ? null : a.ExtrapolatedExposures.Average(),
             ["exposures_extrapolated"] = a.ExtrapolatedExposures,
             ["mia_auc"] = a.MiaAuc,

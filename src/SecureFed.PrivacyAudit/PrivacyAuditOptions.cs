@@ -85,7 +85,7 @@ public sealed record PrivacyAuditOptions
         Positive(Seed, "--seed");
         if (Canaries + AuditCanaries > CanaryGeneratorSpaceLimit)
         {
-            throw new ArgumentException($"--canaries + --audit-canaries must stay below {CanaryGeneratorSpaceLimit} (a small part of the 10^6 identifiers).");
+            throw new ArgumentException($"--canaries + --audit-canaries must stay below {CanaryGeneratorSpaceLimit} (a small part of the 512,000 canary names).");
         }
 
         if (!(PValue > 0 && PValue < 1))
@@ -94,7 +94,7 @@ public sealed record PrivacyAuditOptions
         }
     }
 
-    private const int CanaryGeneratorSpaceLimit = 100_000;
+    private const int CanaryGeneratorSpaceLimit = 50_000;
 
     private static void Positive(int value, string name)
     {

@@ -72,15 +72,23 @@ public sealed class PrivacyAuditRunner
         var candidateRandom = new Random(unchecked((_options.Seed * 31_337) + 15));
         var exposures = new List<double>();
         var extrapolated = new List<double>();
-        foreach ((int id, int phrase) in plan.ExposureCanaries)
+        var control = new List<double>();
+        foreach (((int id, int phrase), bool inserted) in plan.ExposureCanaries.Select(c => (c, true)).Concat(plan.ControlCanaries.Select(c => (c, false))))
         {
             cancellationToken.ThrowIfCancellationRequested();
             int[] candidates = plan.Generator.Candidates(_options.Candidates, candidateRandom);
             Sentence[] sentences = [plan.Generator.Sentence(id, phrase), .. candidates.Select(c => plan.Generator.Sentence(c, phrase))];
             double[] scores = TaggerScorer.LogLikelihoods(model, sentences);
             double[] others = scores[1..];
-            exposures.Add(AuditStatistics.Exposure(scores[0], others));
-            extrapolated.Add(AuditStatistics.ExtrapolatedExposure(scores[0], others));
+            if (inserted)
+            {
+                exposures.Add(AuditStatistics.Exposure(scores[0], others));
+                extrapolated.Add(AuditStatistics.ExtrapolatedExposure(scores[0], others));
+            }
+            else
+            {
+                control.Add(AuditStatistics.Exposure(scores[0], others));
+            }
         }
 
         double delta = _options.Experiment.Delta;
@@ -90,8 +98,8 @@ public sealed class PrivacyAuditRunner
         (double? auc, double? tpr, var roc) = Mia(naturalScores, plan.NaturalIncluded);
         OneRunAuditResult? canaryAudit = canaryScores.Length == 0 ? null : OneRunAudit.Run(canaryScores, plan.AuditCanaryIncluded, delta, _options.PValue);
         OneRunAuditResult? naturalAudit = naturalScores.Length == 0 ? null : OneRunAudit.Run(naturalScores, plan.NaturalIncluded, delta, _options.PValue);
-        _progress(string.Create(CultureInfo.InvariantCulture, $"[audit] attacks scored {exposures.Count * (_options.Candidates + 1) + canaryScores.Length + naturalScores.Length} sentences in {watch.Elapsed.TotalSeconds:F0} s"));
-        return new AttackResult(exposures, extrapolated, Math.Log2(_options.Candidates + 1.0), auc, tpr, canaryAuc, canaryAudit, naturalAudit, roc);
+        _progress(string.Create(CultureInfo.InvariantCulture, $"[audit] attacks scored {(exposures.Count + control.Count) * (_options.Candidates + 1) + canaryScores.Length + naturalScores.Length} sentences in {watch.Elapsed.TotalSeconds:F0} s"));
+        return new AttackResult(exposures, extrapolated, control, Math.Log2(_options.Candidates + 1.0), auc, tpr, canaryAuc, canaryAudit, naturalAudit, roc);
     }
 
     private static (double? Auc, double? Tpr, IReadOnlyList<(double, double)> Roc) Mia(double[] scores, IReadOnlyList<bool> included)
@@ -155,6 +163,7 @@ public sealed class PrivacyAuditRunner
     private sealed record AttackResult(
         IReadOnlyList<double> Exposures,
         IReadOnlyList<double> Extrapolated,
+        IReadOnlyList<double> Control,
         double Cap,
         double? Auc,
         double? Tpr,
@@ -164,6 +173,6 @@ public sealed class PrivacyAuditRunner
         IReadOnlyList<(double, double)> Roc)
     {
         public PrivacyAuditArm ToArm(ArmResult trained, double seconds) =>
-            new(trained.Arm, trained.Epsilon, trained.EpsilonSpent, trained.TestF1, Exposures, Extrapolated, Cap, Auc, Tpr, CanaryAuc, CanaryAudit, NaturalAudit, Roc, seconds);
+            new(trained.Arm, trained.Epsilon, trained.EpsilonSpent, trained.TestF1, Exposures, Extrapolated, Control, Cap, Auc, Tpr, CanaryAuc, CanaryAudit, NaturalAudit, Roc, seconds);
     }
 }

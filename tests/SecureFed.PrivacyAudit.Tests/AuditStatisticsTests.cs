@@ -83,6 +83,23 @@ public sealed class AuditStatisticsTests
     }
 
     [Fact]
+    public void Exposure_CanaryFromTheCandidatesDistribution_AveragesOneOverLn2Bits()
+    {
+        // No memorisation: the canary's score is one more draw from the candidates' distribution, its rank is
+        // uniform, and E[−log₂ U] = 1 / ln 2 ≈ 1.44 bits: the chance level the table quotes.
+        var random = new Random(6);
+        double sum = 0;
+        const int Trials = 4000;
+        for (int t = 0; t < Trials; t++)
+        {
+            double[] candidates = [.. Enumerable.Range(0, 200).Select(_ => random.NextDouble())];
+            sum += AuditStatistics.Exposure(random.NextDouble(), candidates);
+        }
+
+        Assert.InRange(sum / Trials, 1.38, 1.50);
+    }
+
+    [Fact]
     public void ExtrapolatedExposure_NormalFit_MatchesNormalTailProbabilities()
     {
         var random = new Random(5);

@@ -38,6 +38,7 @@ public sealed class PrivacyAuditSmokeTests : IDisposable
         foreach (PrivacyAuditArm arm in report.Arms)
         {
             Assert.Equal(3, arm.Exposures.Count);
+            Assert.Equal(3, arm.ControlExposures.Count);
             Assert.All(arm.Exposures, e => Assert.InRange(e, 0, Math.Log2(41) + 1e-9));
             Assert.InRange(arm.MiaAuc!.Value, 0, 1);
             Assert.InRange(arm.MiaTprAt1PctFpr!.Value, 0, 1);

@@ -7,7 +7,8 @@ namespace SecureFed.PrivacyAudit.Internal;
 /// <summary>
 /// What the audited site (site-1) trains on, and what the auditor knows about it. Three populations:
 /// <list type="bullet">
-/// <item>exposure canaries: k secret canaries, each inserted r times (always in);</item>
+/// <item>exposure canaries: k secret canaries, each inserted r times (always in), and k control canaries drawn the
+/// same way but never inserted (their exposure is the chance level under the same model);</item>
 /// <item>audit canaries: m canaries, each inserted once with probability ½ (Steinke et al.'s randomised inclusion);</item>
 /// <item>natural audit sentences: n of the site's own sentences, each kept in training with probability ½; the ones
 /// dropped are the held-out non-members of the membership-inference test.</item>
@@ -16,9 +17,10 @@ namespace SecureFed.PrivacyAudit.Internal;
 /// </summary>
 internal sealed class AuditPlan
 {
-    private AuditPlan(ExperimentData data, CanaryGenerator generator, IReadOnlyList<(int Id, int Phrase)> exposure, IReadOnlyList<(int Id, int Phrase)> audit,
-        IReadOnlyList<bool> auditIncluded, IReadOnlyList<Sentence> natural, IReadOnlyList<bool> naturalIncluded)
+    private AuditPlan(ExperimentData data, CanaryGenerator generator, IReadOnlyList<(int Id, int Phrase)> exposure, IReadOnlyList<(int Id, int Phrase)> control,
+        IReadOnlyList<(int Id, int Phrase)> audit, IReadOnlyList<bool> auditIncluded, IReadOnlyList<Sentence> natural, IReadOnlyList<bool> naturalIncluded)
     {
+        ControlCanaries = control;
         Data = data;
         Generator = generator;
         ExposureCanaries = exposure;
@@ -35,6 +37,9 @@ internal sealed class AuditPlan
 
     public IReadOnlyList<(int Id, int Phrase)> ExposureCanaries { get; }
 
+    /// <summary>k canaries drawn like the secret ones but never inserted: their exposure is the chance level under the same model.</summary>
+    public IReadOnlyList<(int Id, int Phrase)> ControlCanaries { get; }
+
     public IReadOnlyList<(int Id, int Phrase)> AuditCanaries { get; }
 
     public IReadOnlyList<bool> AuditCanaryIncluded { get; }
@@ -43,7 +48,7 @@ internal sealed class AuditPlan
 
     public IReadOnlyList<bool> NaturalIncluded { get; }
 
-    /// <summary>The entity type canary identifiers are tagged with (the first of the data's types).</summary>
+    /// <summary>The entity type canary names are tagged with (the first of the data's types).</summary>
     public string EntityType => Data.EntityTypes[0];
 
     public static AuditPlan Create(ExperimentData data, PrivacyAuditOptions options, int seed)
@@ -52,7 +57,7 @@ internal sealed class AuditPlan
         ArgumentNullException.ThrowIfNull(options);
         if (data.EntityTypes.Count == 0)
         {
-            throw new InvalidDataException("The corpus has no entity type to tag canary identifiers with.");
+            throw new InvalidDataException("The corpus has no entity type to tag canary names with.");
         }
 
         var random = new Random(unchecked((seed * 7_919) + 15));
@@ -75,6 +80,12 @@ internal sealed class AuditPlan
         for (int i = 0; i < options.Canaries; i++)
         {
             exposure.Add(generator.Next());
+        }
+
+        var control = new List<(int, int)>();
+        for (int i = 0; i < options.Canaries; i++)
+        {
+            control.Add(generator.Next());
         }
 
         var audit = new List<(int, int)>();
@@ -100,6 +111,6 @@ internal sealed class AuditPlan
             $"{target.Source}; audit: {naturalIn.Count(b => !b)} of its sentences held out, {options.Canaries} canaries × {options.Repeats}, {auditIn.Count(b => b)} of {audit.Count} audit canaries in");
         var sites = data.Sites.ToList();
         sites[0] = target with { Source = source, Train = mixed };
-        return new AuditPlan(data with { Sites = sites }, generator, exposure, audit, auditIn, natural, naturalIn);
+        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, natural, naturalIn);
     }
 }
