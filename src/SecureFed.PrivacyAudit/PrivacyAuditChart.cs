@@ -51,16 +51,33 @@ internal static class PrivacyAuditChart
             var points = plot.Add.ScatterPoints(xs, ys);
             points.LegendText = FormattableString.Invariant($"{arm.Arm} (mean {arm.ExposureMean:F2} bits)");
             points.MarkerSize = 8;
+            if (arm.ControlExposures.Count > 0)
+            {
+                double[] cx = [.. arm.ControlExposures.Select(_ => a + 1.3 + ((random.NextDouble() - 0.5) * 0.1))];
+                double[] cy = [.. arm.ControlExposures];
+                var control = plot.Add.ScatterPoints(cx, cy, points.Color);
+                control.LegendText = FormattableString.Invariant($"  control, never inserted (mean {arm.ControlExposureMean:F2})");
+                control.MarkerShape = ScottPlot.MarkerShape.OpenCircle;
+                control.MarkerSize = 7;
+            }
         }
+
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        for (int a = 0; a < report.Arms.Count; a++)
+        {
+            ticks.AddMajor(a + 1, report.Arms[a].Epsilon is double e ? FormattableString.Invariant($"ε = {e:0.##}") : "no DP");
+        }
+
+        plot.Axes.Bottom.TickGenerator = ticks;
 
         double cap = report.Arms.Count > 0 ? report.Arms[0].ExposureCap : 0;
         var capLine = plot.Add.HorizontalLine(cap);
         capLine.LegendText = FormattableString.Invariant($"largest measurable ({cap:F1} bits)");
         capLine.LinePattern = ScottPlot.LinePattern.Dashed;
         plot.Title("SecureFed privacy audit: exposure of the secret canaries per arm");
-        plot.XLabel("arm (in the order run)");
+        plot.XLabel("arm (filled: secret canaries inserted r times; open: control canaries)");
         plot.YLabel("exposure (bits; chance averages 1.44)");
-        plot.Axes.SetLimits(0.5, report.Arms.Count + 0.5, 0, cap + 1);
+        plot.Axes.SetLimits(0.5, report.Arms.Count + 0.7, 0, cap + 1);
         plot.ShowLegend(ScottPlot.Alignment.UpperRight);
         plot.SavePng(path, 900, 560);
     }
