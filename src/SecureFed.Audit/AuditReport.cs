@@ -15,11 +15,14 @@ public static class AuditReport
 {
     /// <summary>Verifies each log directory and writes the report to <paramref name="outputHtmlPath"/>.</summary>
     /// <returns>The verdict and counts, as in <see cref="Create"/>.</returns>
-    public static AuditReportResult Write(IReadOnlyList<string> directories, string outputHtmlPath)
+    /// <param name="directories">Log directories (aggregator and agents).</param>
+    /// <param name="outputHtmlPath">The HTML file to write.</param>
+    /// <param name="privacyAuditPath">Optional privacy-audit.json of <c>securefed privacy audit</c>, shown beside the ledger's ε.</param>
+    public static AuditReportResult Write(IReadOnlyList<string> directories, string outputHtmlPath, string? privacyAuditPath = null)
     {
         ArgumentNullException.ThrowIfNull(directories);
         ArgumentException.ThrowIfNullOrWhiteSpace(outputHtmlPath);
-        AuditReportResult result = Create(directories);
+        AuditReportResult result = Create(directories, privacyAuditPath);
         string? folder = Path.GetDirectoryName(Path.GetFullPath(outputHtmlPath));
         if (folder is not null)
         {
@@ -32,7 +35,10 @@ public static class AuditReport
 
     /// <summary>Verifies each log directory and renders the report without writing it.</summary>
     /// <exception cref="ArgumentException">No directory was given.</exception>
-    public static AuditReportResult Create(IReadOnlyList<string> directories)
+    /// <param name="directories">Log directories.</param>
+    /// <param name="privacyAuditPath">Optional privacy-audit.json of <c>securefed privacy audit</c>, shown beside the ledger's ε.</param>
+    /// <exception cref="InvalidDataException">The privacy-audit file is not a privacy-audit result.</exception>
+    public static AuditReportResult Create(IReadOnlyList<string> directories, string? privacyAuditPath = null)
     {
         ArgumentNullException.ThrowIfNull(directories);
         if (directories.Count == 0)
@@ -41,7 +47,8 @@ public static class AuditReport
         }
 
         AuditFindings findings = AuditFindings.Compute(directories);
-        return new AuditReportResult(ReportHtml.Render(findings), findings.Logs.Count, findings.FailedLogs, findings.CrossCheckMismatches)
+        PrivacyAuditSection? privacyAudit = privacyAuditPath is null ? null : PrivacyAuditSection.Read(privacyAuditPath);
+        return new AuditReportResult(ReportHtml.Render(findings, privacyAudit), findings.Logs.Count, findings.FailedLogs, findings.CrossCheckMismatches)
         {
             Passed = findings.Passed,
             Verdict = findings.Headline,

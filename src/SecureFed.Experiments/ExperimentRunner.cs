@@ -12,7 +12,7 @@ namespace SecureFed.Experiments;
 /// (optionally with site-level distributed DP too). Every arm has the same model config, seed, initial model and
 /// budget of Rounds × LocalEpochs epochs over its data, and is scored with conlleval on the held-out test set.
 /// </summary>
-public sealed class ExperimentRunner
+public sealed partial class ExperimentRunner
 {
     private readonly ExperimentOptions _options;
     private readonly Action<string> _progress;
@@ -204,7 +204,7 @@ public sealed class ExperimentRunner
     /// site trains with DP-SGD calibrated by the accountant so that it ends at ε (δ from the options) after all rounds;
     /// with <paramref name="siteNoise"/> &gt; 0 each site also adds its distributed discrete Gaussian share.
     /// </summary>
-    private ArmResult RunFederated(ExperimentData data, float[] initial, int seed, double? epsilon, double siteNoise, CancellationToken cancellationToken)
+    private ArmResult RunFederated(ExperimentData data, float[] initial, int seed, double? epsilon, double siteNoise, CancellationToken cancellationToken, Action<TaggerModel>? fusedModel = null)
     {
         var watch = Stopwatch.StartNew();
         DpSgdOptions? dp = null;
@@ -252,6 +252,7 @@ public sealed class ExperimentRunner
             RoundProgress(seed, arm, round, curve[^1], watch);
         }
 
+        fusedModel?.Invoke(model);
         ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : "federated_dp", seed, epsilon, model, data, curve, watch);
         if (dp is null)
         {

@@ -230,6 +230,43 @@ public sealed class AuditReportTests
     }
 
     /// <summary>An aggregator and two agents (h1, h2) logging rounds with the real event vocabulary.</summary>
+    [Fact]
+    public void Create_WithPrivacyAuditResult_ShowsArmsBesideTheLedgersEpsilonAndFlagsABoundAboveTheClaim()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2);
+        string auditJson = Path.Combine(fed.Root, "privacy-audit.json");
+        File.WriteAllText(auditJson, """
+            {"kind":"securefed-privacy-audit","data":"ncbi-disease: 3 sites","arms":[
+              {"arm":"federated (secure aggregation)","epsilon":null,"epsilon_spent":null,"exposure_mean":7.5,"mia_auc":0.61,"mia_tpr_at_1pct_fpr":0.04,"empirical_epsilon_lower_bound":1.25,"empirical_epsilon_lower_bound_natural":0.2},
+              {"arm":"federated + DP-SGD ε=3","epsilon":3,"epsilon_spent":2.99,"exposure_mean":1.1,"mia_auc":0.5,"mia_tpr_at_1pct_fpr":0.01,"empirical_epsilon_lower_bound":3.5,"empirical_epsilon_lower_bound_natural":0}]}
+            """);
+
+        string html = AuditReport.Create(fed.Directories, auditJson).Html;
+
+        Assert.Contains("<h2 id=\"privacy-audit-heading\">Empirical privacy audit</h2>", html, StringComparison.Ordinal);
+        Assert.Contains("Highest patient-level ε in these logs: <b>1.6</b>", html, StringComparison.Ordinal);
+        Assert.Contains("<tr><td>federated (secure aggregation)</td><td>no DP</td><td>1.25</td><td>0.2</td><td>7.5</td><td>0.61</td><td>0.04</td></tr>", html, StringComparison.Ordinal);
+        // A lower bound above the accountant's ε (3.5 > 2.99) is a bug: the row is marked.
+        Assert.Contains("<tr class=\"bad\"><td>federated + DP-SGD ε=3</td><td>2.99</td><td>3.5</td>", html, StringComparison.Ordinal);
+        Assert.True(html.IndexOf("id=\"participation\"", StringComparison.Ordinal) < html.IndexOf("id=\"privacy-audit\"", StringComparison.Ordinal));
+        Assert.True(html.IndexOf("id=\"privacy-audit\"", StringComparison.Ordinal) < html.IndexOf("id=\"details\"", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Create_PrivacyAuditFileWithoutArms_ThrowsNamingTheFile()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1);
+        string bad = Path.Combine(fed.Root, "not-an-audit.json");
+        File.WriteAllText(bad, """{"pooled_f1":0.7}""");
+
+        var ex = Assert.Throws<InvalidDataException>(() => AuditReport.Create(fed.Directories, bad));
+
+        Assert.Contains("not-an-audit.json", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("\"arms\"", ex.Message, StringComparison.Ordinal);
+    }
+
     private sealed class Federation : IDisposable
     {
         private static readonly string[] Sites = ["h1", "h2"];

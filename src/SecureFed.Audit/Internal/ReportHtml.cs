@@ -36,7 +36,7 @@ internal static class ReportHtml
         dl.fields{display:grid;grid-template-columns:max-content auto;gap:0 .8em;margin:0}dl.fields dt{color:#555}dl.fields dd{margin:0}
         """;
 
-    public static string Render(AuditFindings f)
+    public static string Render(AuditFindings f, PrivacyAuditSection? privacyAudit = null)
     {
         var html = new StringBuilder();
         html.Append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
@@ -46,7 +46,9 @@ internal static class ReportHtml
         html.Append("<div class=\"overview\">\n");
         Chart(html, f);
         Matrix(html, f);
-        html.Append("</div>\n<h2 id=\"details\">Details</h2>\n<p class=\"muted\">Hover a number to see the log line it comes from (file <code>audit.jsonl</code> of the named actor; the line number is its <code>seq</code>).</p>\n");
+        html.Append("</div>\n");
+        privacyAudit?.Append(html, f);
+        html.Append("<h2 id=\"details\">Details</h2>\n<p class=\"muted\">Hover a number to see the log line it comes from (file <code>audit.jsonl</code> of the named actor; the line number is its <code>seq</code>).</p>\n");
         Logs(html, f);
         Rounds(html, f);
         Parameters(html, f);

@@ -96,14 +96,22 @@ internal static class AuditCommands
     {
         var directories = new Argument<string[]>("DIR") { Description = "Log directories (aggregator and agents).", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string>("--out") { Description = "The HTML file to write.", Required = true };
+        var privacyAudit = new Option<string?>("--privacy-audit") { Description = "privacy-audit.json of 'securefed privacy audit', shown beside the ledger's ε." };
         var command = new Command("report", "Write a self-contained HTML report: a verdict first (logs intact, rounds completed and aborted, dropouts, cross-check), patient-level epsilon per site against its budget, who took part in each round, then the details. Exit 1 when a log fails, a cross-check mismatches or a site exceeds its logged budget.");
         command.Arguments.Add(directories);
         command.Options.Add(output);
+        command.Options.Add(privacyAudit);
         command.SetAction((parse, ct) =>
         {
             string[] dirs = [.. parse.GetValue(directories)!.Select(RequireDirectory)];
             string outPath = parse.GetValue(output)!;
-            AuditReportResult result = AuditReport.Write(dirs, outPath);
+            string? auditPath = parse.GetValue(privacyAudit);
+            if (auditPath is not null && !File.Exists(auditPath))
+            {
+                throw new UsageException($"--privacy-audit {auditPath} does not exist");
+            }
+
+            AuditReportResult result = AuditReport.Write(dirs, outPath, auditPath);
             TextWriter stdout = parse.InvocationConfiguration.Output;
             stdout.WriteLine(result.Verdict);
             foreach (string problem in result.Problems)

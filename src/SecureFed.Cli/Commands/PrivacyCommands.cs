@@ -17,6 +17,7 @@ internal static class PrivacyCommands
         command.Subcommands.Add(CreateEpsilon());
         command.Subcommands.Add(CreateNoise());
         command.Subcommands.Add(CreateLedger());
+        command.Subcommands.Add(PrivacyAuditCommand.Create());
         return command;
     }
 

@@ -1,0 +1,79 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
+namespace SecureFed.Audit.Internal;
+
+/// <summary>
+/// The result of a <c>securefed privacy audit</c> run (its privacy-audit.json), shown in the report beside the ε the
+/// ledger logged: per arm the accountant's ε, the empirical ε lower bounds, exposure and the attack's AUC. The audit
+/// trains its own federation on the same recipe; it is evidence about the training code, not about this log's run.
+/// </summary>
+internal sealed record PrivacyAuditSection(string Path, string Data, IReadOnlyList<PrivacyAuditSection.Arm> Arms)
+{
+    /// <summary>Reads privacy-audit.json (or the one-line summary printed with --json); errors name the file and what is wrong.</summary>
+    /// <exception cref="InvalidDataException">The file is not a privacy-audit result.</exception>
+    public static PrivacyAuditSection Read(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"privacy audit result {path} does not exist.", path);
+        }
+
+        try
+        {
+            using JsonDocument document = JsonDocument.Parse(File.ReadAllText(path));
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("arms", out JsonElement arms) || arms.ValueKind != JsonValueKind.Array)
+            {
+                throw new InvalidDataException($"{path} is not a privacy-audit result: no \"arms\" list (write it with 'securefed privacy audit').");
+            }
+
+            var list = new List<Arm>();
+            foreach (JsonElement a in arms.EnumerateArray())
+            {
+                list.Add(new Arm(
+                    a.TryGetProperty("arm", out JsonElement name) && name.ValueKind == JsonValueKind.String ? name.GetString()! : throw new InvalidDataException($"{path}: arm {list.Count + 1} has no \"arm\" name."),
+                    Number(a, "epsilon"),
+                    Number(a, "epsilon_spent"),
+                    Number(a, "empirical_epsilon_lower_bound"),
+                    Number(a, "empirical_epsilon_lower_bound_natural"),
+                    Number(a, "exposure_mean"),
+                    Number(a, "mia_auc"),
+                    Number(a, "mia_tpr_at_1pct_fpr")));
+            }
+
+            string data = root.TryGetProperty("data", out JsonElement d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : string.Empty;
+            return new PrivacyAuditSection(path, data, list);
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{path} is not valid JSON: {ex.Message}", ex);
+        }
+    }
+
+    public void Append(StringBuilder html, AuditFindings findings)
+    {
+        html.Append("<section aria-labelledby=\"privacy-audit-heading\"><h2 id=\"privacy-audit-heading\">Empirical privacy audit</h2>\n");
+        double? ledger = findings.PatientEpsilon.Count == 0 ? null : findings.PatientEpsilon.Values.SelectMany(p => p).Max(p => p.Epsilon);
+        html.Append(CultureInfo.InvariantCulture, $"<p id=\"privacy-audit-ledger\">Highest patient-level ε in these logs: <b>{(ledger is double l ? ReportHtml.N(l) : "none logged")}</b>. ")
+            .Append(CultureInfo.InvariantCulture, $"Audit result <code>{Html.Encode(System.IO.Path.GetFileName(Path))}</code>{(Data.Length > 0 ? ": " + Html.Encode(Data) : string.Empty)}.</p>\n")
+            .Append("<table id=\"privacy-audit\"><caption class=\"muted\">Canary and membership-inference attacks on a fused model trained with the same code (lower bounds on leakage at 95 % confidence, never a proof of privacy). An empirical bound above the accountant's ε is a bug.</caption>")
+            .Append("<thead><tr><th scope=\"col\">arm</th><th scope=\"col\">ε (accountant)</th><th scope=\"col\">ε ≥ (canaries)</th><th scope=\"col\">ε ≥ (natural)</th><th scope=\"col\">exposure (bits)</th><th scope=\"col\">MIA AUC</th><th scope=\"col\">TPR at 1 % FPR</th></tr></thead><tbody>\n");
+        foreach (Arm arm in Arms)
+        {
+            bool over = arm.EpsilonSpent is double claimed && ((arm.Bound ?? 0) > claimed || (arm.NaturalBound ?? 0) > claimed);
+            html.Append(CultureInfo.InvariantCulture, $"<tr{(over ? " class=\"bad\"" : string.Empty)}><td>{Html.Encode(arm.Name)}</td><td>{Show(arm.EpsilonSpent, "no DP")}</td><td>{Show(arm.Bound)}</td><td>{Show(arm.NaturalBound)}</td><td>{Show(arm.ExposureMean)}</td><td>{Show(arm.MiaAuc)}</td><td>{Show(arm.MiaTpr)}</td></tr>\n");
+        }
+
+        html.Append("</tbody></table></section>\n");
+    }
+
+    private static string Show(double? value, string none = "–") => value is double v ? ReportHtml.N(v) : none;
+
+    private static double? Number(JsonElement arm, string name) =>
+        arm.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
+
+    /// <summary>One arm of the audit.</summary>
+    internal sealed record Arm(string Name, double? Epsilon, double? EpsilonSpent, double? Bound, double? NaturalBound, double? ExposureMean, double? MiaAuc, double? MiaTpr);
+}
