@@ -177,6 +177,14 @@ public static class AggregatorHost
             .WithMetrics(metrics =>
             {
                 metrics.AddMeter(AggregatorTelemetry.Name).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation();
+
+                // Meters are process-wide by name: read only this host's (made by its IMeterFactory), not those of
+                // another aggregator in the same process (as in the tests).
+                ((IDeferredMeterProviderBuilder)metrics).Configure((sp, b) =>
+                {
+                    var factory = sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+                    b.AddView(instrument => instrument.Meter.Scope is not null && !ReferenceEquals(instrument.Meter.Scope, factory) ? MetricStreamConfiguration.Drop : null);
+                });
                 if (options.AdminEnabled)
                 {
                     metrics.AddPrometheusExporter();
