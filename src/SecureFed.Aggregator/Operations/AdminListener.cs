@@ -97,21 +97,26 @@ internal static class AdminListener
                     return;
                 }
 
+                // Refused: no session; back to the form, which says so (a redirect, so the browser logs no failed load).
                 Log.OperatorLoginRefused(logger, remote);
-                await HtmlAsync(context, StatusCodes.Status401Unauthorized, console.LoginPage("That is not the operator token.")).ConfigureAwait(false);
+                response.StatusCode = StatusCodes.Status303SeeOther;
+                response.Headers.Location = "/login?refused=1";
                 return;
             }
 
-            await HtmlAsync(context, StatusCodes.Status200OK, console.LoginPage(null)).ConfigureAwait(false);
+            string? error = context.Request.Query.ContainsKey("refused") ? "That is not the operator token." : null;
+            await HtmlAsync(context, StatusCodes.Status200OK, console.LoginPage(error)).ConfigureAwait(false);
             return;
         }
 
         if (!IsOperator(context, credential, sessions))
         {
             response.Headers.WWWAuthenticate = "Bearer realm=\"securefed-operator\"";
-            if (path == "/" && HttpMethods.IsGet(context.Request.Method))
+            if (path == "/" && HttpMethods.IsGet(context.Request.Method) && !context.Request.Headers.ContainsKey("Authorization"))
             {
-                await HtmlAsync(context, StatusCodes.Status401Unauthorized, console.LoginPage(null)).ConfigureAwait(false);
+                // A browser without a session: to the login form.
+                response.StatusCode = StatusCodes.Status303SeeOther;
+                response.Headers.Location = "/login";
             }
             else
             {

@@ -65,7 +65,7 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
         return html.ToString();
     }
 
-    /// <summary>The login page (shown with 401 to a browser without a session).</summary>
+    /// <summary>The login page (where a browser without a session is sent).</summary>
     public string LoginPage(string? error)
     {
         var html = new StringBuilder(2048);
@@ -109,7 +109,9 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
         }
         else
         {
-            string stage = coordinator.IsFinished ? "finished" : "waiting";
+            // Between rounds the status names how the last one ended ("completed", "aborted"), so stages only move forward.
+            string stage = coordinator.IsFinished ? "finished"
+                : latest is null || latest.Outcome == RoundOutcomeKind.Running ? "waiting" : latest.Outcome.ToString().ToLowerInvariant();
             html.Append("<p id=\"round-status\" data-round=\"").Append(latest?.Round ?? 0).Append("\" data-stage=\"").Append(stage).Append("\">");
             if (coordinator.IsFinished)
             {
@@ -118,6 +120,11 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
             else
             {
                 IReadOnlyCollection<string> waiting = coordinator.WaitingSites;
+                if (latest is not null && latest.Outcome != RoundOutcomeKind.Running)
+                {
+                    html.Append("Round ").Append(latest.Round).Append(' ').Append(stage).Append(". ");
+                }
+
                 html.Append("No round is open. Waiting for at least ").Append(_options.MinSites).Append(" sites; ")
                     .Append(waiting.Count == 0 ? "none waiting." : "waiting: " + E(string.Join(", ", waiting.Order(StringComparer.Ordinal))) + ".");
             }

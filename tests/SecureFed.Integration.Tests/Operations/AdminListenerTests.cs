@@ -23,24 +23,35 @@ public sealed class AdminListenerTests : IDisposable
         using HttpClient anonymous = federation.Client(token: null);
         using HttpClient wrong = federation.Client(new string('0', 64));
         using HttpClient operatorClient = federation.Client(federation.Token);
+        var cookies = new CookieContainer();
+        using var handler = new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false };
+        using var browser = new HttpClient(handler) { BaseAddress = federation.Admin, Timeout = Timeout };
 
-        foreach (string path in new[] { "/", "/live", "/metrics", "/console.js" })
+        foreach (string path in new[] { "/live", "/metrics", "/console.js" })
         {
             Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync(path).WaitAsync(Timeout)).StatusCode);
             Assert.Equal(HttpStatusCode.Unauthorized, (await wrong.GetAsync(path).WaitAsync(Timeout)).StatusCode);
             Assert.Equal(HttpStatusCode.OK, (await operatorClient.GetAsync(path).WaitAsync(Timeout)).StatusCode);
         }
 
-        // The 401 page is the login form; a wrong token there is refused too, the right one opens a session.
-        string loginPage = await (await anonymous.GetAsync("/").WaitAsync(Timeout)).Content.ReadAsStringAsync();
+        // A browser without a session is sent to the login form, never shown the console; a wrong bearer token is refused.
+        HttpResponseMessage root = await browser.GetAsync("/").WaitAsync(Timeout);
+        Assert.Equal(HttpStatusCode.SeeOther, root.StatusCode);
+        Assert.Equal("/login", root.Headers.Location?.OriginalString);
+        Assert.DoesNotContain("id=\"sites\"", await root.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await wrong.GetAsync("/").WaitAsync(Timeout)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await operatorClient.GetAsync("/").WaitAsync(Timeout)).StatusCode);
+        string loginPage = await (await anonymous.GetAsync("/login").WaitAsync(Timeout)).Content.ReadAsStringAsync();
         Assert.Contains("name=\"token\"", loginPage, StringComparison.Ordinal);
         Assert.DoesNotContain("id=\"sites\"", loginPage, StringComparison.Ordinal);
-        using var badLogin = new FormUrlEncodedContent([new("token", new string('f', 64))]);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.PostAsync("/login", badLogin).WaitAsync(Timeout)).StatusCode);
 
-        var cookies = new CookieContainer();
-        using var handler = new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false };
-        using var browser = new HttpClient(handler) { BaseAddress = federation.Admin, Timeout = Timeout };
+        // A wrong token on the form opens no session; the right one does.
+        using var badLogin = new FormUrlEncodedContent([new("token", new string('f', 64))]);
+        HttpResponseMessage refused = await browser.PostAsync("/login", badLogin).WaitAsync(Timeout);
+        Assert.Equal(HttpStatusCode.SeeOther, refused.StatusCode);
+        Assert.Equal("/login?refused=1", refused.Headers.Location?.OriginalString);
+        Assert.False(refused.Headers.Contains("Set-Cookie"));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await browser.GetAsync("/live").WaitAsync(Timeout)).StatusCode);
         using var goodLogin = new FormUrlEncodedContent([new("token", federation.Token)]);
         HttpResponseMessage login = await browser.PostAsync("/login", goodLogin).WaitAsync(Timeout);
         Assert.Equal(HttpStatusCode.SeeOther, login.StatusCode);
