@@ -143,7 +143,9 @@ public sealed class AgentRunner
             LocalUpdate update;
             try
             {
+                long started = System.Diagnostics.Stopwatch.GetTimestamp();
                 update = await Task.Run(() => _trainer.Train(global, plan, cancellationToken), cancellationToken).ConfigureAwait(false);
+                AgentTelemetry.Trained(System.Diagnostics.Stopwatch.GetElapsedTime(started));
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -522,6 +524,7 @@ public sealed class AgentRunner
     {
         double record = _ledger.Spent(Guarantee.Record, _options.Delta).Epsilon;
         double site = _ledger.Spent(Guarantee.Site, _options.Delta).Epsilon;
+        AgentTelemetry.RoundEnded(completed, bytes, record);
         RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion) { UpdateNorm = _lastNorm });
         _lastNorm = double.NaN;
     }

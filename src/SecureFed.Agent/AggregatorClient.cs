@@ -81,6 +81,11 @@ public sealed class AggregatorClient : IDisposable
                 UseJitter = true,
                 Delay = TimeSpan.FromMilliseconds(200),
                 MaxDelay = TimeSpan.FromSeconds(5),
+                OnRetry = args =>
+                {
+                    AgentTelemetry.Retried(args.Outcome.Exception is RpcException e ? e.StatusCode.ToString() : "error");
+                    return ValueTask.CompletedTask;
+                },
             });
         }
 

@@ -4,6 +4,7 @@ using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SecureFed.Aggregator.Operations;
 using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Protocol;
@@ -28,9 +29,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private readonly AggregatorOptions _options;
     private readonly ILogger<AggregationService> _logger;
     private readonly UploadLimiter _uploads;
+    private readonly AggregatorTelemetry _telemetry;
 
-    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, ILogger<AggregationService> logger)
+    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, ILogger<AggregationService> logger)
     {
+        _telemetry = telemetry;
         _coordinator = coordinator;
         _state = state;
         _options = options.Value;
@@ -72,6 +75,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         session.Decline(site);
+        _telemetry.Declined(session.Round, site, reason);
         Log.Declined(_logger, site, session.Round, reason);
         _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).Add("site", site).Add("reason", "site declined: " + reason));
         return Task.FromResult(new Ack());
@@ -144,13 +148,13 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string site = Identify(context, null);
         if (!await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
         {
-            RefuseCall(site, 0, StatusCode.InvalidArgument, "the masked-input stream is empty");
+            RefuseCall(site, 0, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, "the masked-input stream is empty");
         }
 
         MaskedInputChunk first = requestStream.Current;
         if (first.Header is null)
         {
-            RefuseCall(site, 0, StatusCode.InvalidArgument, "the first masked-input chunk must carry the header");
+            RefuseCall(site, 0, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, "the first masked-input chunk must carry the header");
         }
 
         CheckHeader(first.Header, site, Stage.MaskedInput, context.Method);
@@ -158,12 +162,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         int m = session.Parameters.VectorLength;
         if (first.TotalWords != (uint)m)
         {
-            Refuse(session, site, StatusCode.InvalidArgument, $"the masked input announces {first.TotalWords} words; the round's vector length is {m}");
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, $"the masked input announces {first.TotalWords} words; the round's vector length is {m}");
         }
 
         if (first.Sha256.Length != 64)
         {
-            Refuse(session, site, StatusCode.InvalidArgument, "the first chunk must carry the SHA-256 of the vector (64 hex digits)");
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, "the first chunk must carry the SHA-256 of the vector (64 hex digits)");
         }
 
         // Bounded memory: at most MaxConcurrentUploads vectors are buffered at once; the rest wait their turn.
@@ -177,17 +181,17 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             {
                 if (chunk.Words.Count > MaxChunkWords)
                 {
-                    Refuse(session, site, StatusCode.ResourceExhausted, $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
+                    Refuse(session, site, StatusCode.ResourceExhausted, RefusalReasons.OversizedChunk, $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
                 }
 
                 if (chunk.Offset != (uint)received)
                 {
-                    Refuse(session, site, StatusCode.InvalidArgument, $"chunk at offset {chunk.Offset} arrived when {received} words had been received");
+                    Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, $"chunk at offset {chunk.Offset} arrived when {received} words had been received");
                 }
 
                 if (received + chunk.Words.Count > m)
                 {
-                    Refuse(session, site, StatusCode.InvalidArgument, $"the masked input is longer than the round's vector length {m}");
+                    Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, $"the masked input is longer than the round's vector length {m}");
                 }
 
                 chunk.Words.CopyTo(buffer, received);
@@ -202,13 +206,13 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
             if (received != m)
             {
-                Refuse(session, site, StatusCode.InvalidArgument, $"the masked input has {received} words; the round's vector length is {m}");
+                Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, $"the masked input has {received} words; the round's vector length is {m}");
             }
 
             byte[] digest = WireEncoding.VectorDigest(buffer.AsSpan(0, m));
             if (!string.Equals(Convert.ToHexStringLower(digest), first.Sha256, StringComparison.OrdinalIgnoreCase))
             {
-                Refuse(session, site, StatusCode.DataLoss, "the masked input does not match the SHA-256 announced in its first chunk");
+                Refuse(session, site, StatusCode.DataLoss, RefusalReasons.DigestMismatch, "the masked input does not match the SHA-256 announced in its first chunk");
             }
 
             string sha = Convert.ToHexStringLower(digest);
@@ -363,7 +367,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string site = Identify(context, header);
         if (header is null)
         {
-            RefuseCall(site, 0, StatusCode.InvalidArgument, $"{context.Method}: the request carries no header (federation, round, session, sender)");
+            RefuseCall(site, 0, StatusCode.InvalidArgument, RefusalReasons.MissingHeader, $"{context.Method}: the request carries no header (federation, round, session, sender)");
         }
 
         CheckHeader(header, site, expected, context.Method);
@@ -376,14 +380,14 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         var certificate = context.GetHttpContext().Connection.ClientCertificate;
         if (certificate is null)
         {
-            RefuseCall("(no certificate)", header?.Round ?? 0, StatusCode.Unauthenticated, "a client certificate issued by the federation CA is required");
+            RefuseCall("(no certificate)", header?.Round ?? 0, StatusCode.Unauthenticated, RefusalReasons.NoCertificate, "a client certificate issued by the federation CA is required");
         }
 
         string? site = PeerTrust.IdentifySite(certificate, _state.Kit.Manifest, out string? error);
         if (site is null)
         {
             string subject = certificate.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, forIssuer: false);
-            RefuseCall(string.IsNullOrEmpty(subject) ? "(unidentified certificate)" : subject, header?.Round ?? 0, StatusCode.PermissionDenied,
+            RefuseCall(string.IsNullOrEmpty(subject) ? "(unidentified certificate)" : subject, header?.Round ?? 0, StatusCode.PermissionDenied, RefusalReasons.UnknownCertificate,
                 error ?? "the client certificate does not identify a provisioned site");
         }
 
@@ -398,17 +402,17 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     {
         if (header.FederationId != _options.Federation)
         {
-            RefuseCall(site, header.Round, StatusCode.InvalidArgument, $"the message is for federation '{header.FederationId}'; this aggregator serves '{_options.Federation}'");
+            RefuseCall(site, header.Round, StatusCode.InvalidArgument, RefusalReasons.WrongFederation, $"the message is for federation '{header.FederationId}'; this aggregator serves '{_options.Federation}'");
         }
 
         if (header.Sender != site)
         {
-            RefuseCall(site, header.Round, StatusCode.PermissionDenied, $"the header names sender '{header.Sender}' but the client certificate belongs to '{site}'");
+            RefuseCall(site, header.Round, StatusCode.PermissionDenied, RefusalReasons.WrongSender, $"the header names sender '{header.Sender}' but the client certificate belongs to '{site}'");
         }
 
         if (header.Stage != expected)
         {
-            RefuseCall(site, header.Round, StatusCode.InvalidArgument, $"{method}: the header's stage is {WireName(header.Stage)}; this call carries {WireName(expected)}");
+            RefuseCall(site, header.Round, StatusCode.InvalidArgument, RefusalReasons.WrongStage, $"{method}: the header's stage is {WireName(header.Stage)}; this call carries {WireName(expected)}");
         }
     }
 
@@ -417,7 +421,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         RoundSession session = FindSession(header, site);
         if (session.IsFinished)
         {
-            RefuseCall(site, header.Round, StatusCode.FailedPrecondition, $"round {session.Round} has already ended");
+            RefuseCall(site, header.Round, StatusCode.FailedPrecondition, RefusalReasons.RoundEnded, $"round {session.Round} has already ended");
         }
 
         return session;
@@ -429,13 +433,13 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         if (session is null || (ulong)session.Round != header.Round || session.SessionId != header.SessionId)
         {
             string current = session is null ? "no round is open" : $"the current round is {session.Round} (session {session.SessionId})";
-            RefuseCall(site, header.Round, StatusCode.FailedPrecondition,
+            RefuseCall(site, header.Round, StatusCode.FailedPrecondition, RefusalReasons.StaleOrReplay,
                 $"the message is for round {header.Round} session '{Truncate(header.SessionId, 80)}', but {current}; replays and stale messages are refused");
         }
 
         if (session.IndexOf(site) == 0)
         {
-            RefuseCall(site, header.Round, StatusCode.PermissionDenied, $"site '{site}' is not in the cohort of round {session.Round}");
+            RefuseCall(site, header.Round, StatusCode.PermissionDenied, RefusalReasons.NotInCohort, $"site '{site}' is not in the cohort of round {session.Round}");
         }
 
         return session;
@@ -443,8 +447,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     /// <summary>A refusal before any round state is touched (certificate, header, round lookup): logged, audited, thrown.</summary>
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private void RefuseCall(string site, ulong round, StatusCode code, string reason)
+    private void RefuseCall(string site, ulong round, StatusCode code, string category, string reason)
     {
+        _telemetry.Refused(code, category);
         Log.Refused(_logger, site, reason);
         _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", (long)Math.Min(round, long.MaxValue)).Add("site", site).Add("status", code.ToString()).Add("reason", reason));
         throw new RpcException(new Status(code, reason));
@@ -467,7 +472,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                     return false;
                 }
 
-                Refuse(session, site, StatusCode.AlreadyExists,
+                Refuse(session, site, StatusCode.AlreadyExists, RefusalReasons.Equivocation,
                     $"site '{site}' already submitted a different {kind} message in round {session.Round} (recorded SHA-256 {recorded}, now {digest}); equivocation refused");
             }
 
@@ -514,14 +519,14 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         ProtocolStage stage = session.Server.Stage;
         if (stage is < ProtocolStage.MaskedInputCollection or > ProtocolStage.Unmasking)
         {
-            Refuse(session, site, StatusCode.FailedPrecondition, $"an accusation is possible once the shares were relayed; the round is at stage {stage}");
+            Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.BadAccusation, $"an accusation is possible once the shares were relayed; the round is at stage {stage}");
         }
 
         int accuser = session.IndexOf(site);
         int accused = (int)Math.Min(message.Accused, int.MaxValue);
         if (accused < 1 || accused > session.Parameters.CohortSize || accused == accuser)
         {
-            Refuse(session, site, StatusCode.InvalidArgument, $"the accusation names index {message.Accused}, which is not another member of the cohort");
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.BadAccusation, $"the accusation names index {message.Accused}, which is not another member of the cohort");
         }
 
         EncryptedShare? envelope = session.Server.SharesFor(accuser).FirstOrDefault(s => s.Sender == accused);
@@ -531,7 +536,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string accusedName = session.Parameters[accused].Name;
         if (envelope is null || accuserAd is null || accusedAd is null)
         {
-            Refuse(session, site, StatusCode.InvalidArgument, $"no share envelope from '{accusedName}' to '{site}' was relayed in this round");
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.BadAccusation, $"no share envelope from '{accusedName}' to '{site}' was relayed in this round");
         }
 
         var accusation = new ShareAccusation(accuser, accused, message.EncryptionPrivateKey.ToByteArray(), message.Signature.ToByteArray());
@@ -542,7 +547,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
         catch (ProtocolViolationException ex)
         {
-            Refuse(session, site, StatusCode.InvalidArgument, "unverifiable accusation: " + ex.Reason);
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.BadAccusation, "unverifiable accusation: " + ex.Reason);
             throw; // not reached
         }
         finally
@@ -579,14 +584,15 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             StatusCode code = ex.Reason.Contains("out of order", StringComparison.Ordinal) ? StatusCode.FailedPrecondition
                 : ex.Reason.StartsWith("already ", StringComparison.Ordinal) ? StatusCode.AlreadyExists
                 : StatusCode.InvalidArgument;
-            Refuse(session, site, code, ex.Message);
+            Refuse(session, site, code, RefusalReasons.ProtocolViolation, ex.Message);
             throw;
         }
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private void Refuse(RoundSession session, string site, StatusCode code, string reason)
+    private void Refuse(RoundSession session, string site, StatusCode code, string category, string reason)
     {
+        _telemetry.Refused(code, category);
         Log.Refused(_logger, site, reason);
         _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).Add("site", site).Add("reason", reason));
         throw new RpcException(new Status(code, reason));

@@ -11,6 +11,11 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
+using SecureFed.Aggregator.Operations;
 using SecureFed.Federation;
 
 namespace SecureFed.Aggregator;
@@ -56,6 +61,8 @@ public static class AggregatorHost
         AggregatorState state = AggregatorState.Open(options, initialModelFactory);
         try
         {
+            // Fails the start-up (naming the file) when the admin listener is on and the operator's verifier is missing.
+            OperatorCredential? operatorCredential = options.AdminEnabled ? OperatorCredential.LoadVerifier(options.OperatorTokenVerifierPath) : null;
             var builder = WebApplication.CreateSlimBuilder();
             builder.Configuration.AddConfiguration(configuration);
             if (configureLogging is not null)
@@ -80,12 +87,27 @@ public static class AggregatorHost
                         ClientCertificateValidation = (certificate, _, _) => PeerTrust.ValidateChain(certificate, state.Kit.CaCertificate, out _),
                     });
                 });
+                if (options.AdminEnabled)
+                {
+                    AdminListener.Listen(kestrel, new Uri(options.AdminListen!));
+                }
             });
 
             builder.Services.AddSingleton(state);
             builder.Services.AddSingleton(Options.Create(options));
             builder.Services.AddSingleton(TimeProvider.System);
-            builder.Services.AddSingleton(new UploadLimiter(options.MaxConcurrentUploads));
+            var uploads = new UploadLimiter(options.MaxConcurrentUploads);
+            builder.Services.AddSingleton(uploads);
+            builder.Services.AddSingleton(sp => new AggregatorTelemetry(
+                sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), state, Options.Create(options), sp.GetRequiredService<TimeProvider>(), uploads));
+            AddOpenTelemetry(builder.Services, options);
+            if (operatorCredential is not null)
+            {
+                builder.Services.AddSingleton(operatorCredential);
+                builder.Services.AddSingleton<OperatorSessions>();
+                builder.Services.AddSingleton<OperatorConsole>();
+            }
+
             builder.Services.AddSingleton<RoundCoordinator>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundCoordinator>());
             builder.Services.AddGrpc(grpc =>
@@ -93,9 +115,19 @@ public static class AggregatorHost
                 grpc.MaxReceiveMessageSize = MaxMessageBytes;
                 grpc.MaxSendMessageSize = MaxMessageBytes;
                 grpc.EnableDetailedErrors = true;
+                grpc.Interceptors.Add<TelemetryInterceptor>();
             });
             builder.Services.AddGrpcHealthChecks().AddCheck("aggregator", () => HealthCheckResult.Healthy("accepting rounds"));
             WebApplication app = builder.Build();
+            if (options.AdminEnabled)
+            {
+                // Before routing: requests on the admin listener never reach the gRPC endpoints.
+                AdminListener.Map(app);
+                app.Lifetime.ApplicationStarted.Register(() =>
+                    Log.AdminListening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AggregatorHost).FullName!), AdminAddress(app)?.ToString() ?? "?"));
+            }
+
+            app.UseRouting();
             app.MapGrpcService<AggregationService>();
             app.MapGrpcHealthChecksService();
             app.Lifetime.ApplicationStopped.Register(state.Dispose);
@@ -108,11 +140,67 @@ public static class AggregatorHost
         }
     }
 
-    /// <summary>The address Kestrel actually bound (after start; resolves port 0).</summary>
+    /// <summary>The address Kestrel actually bound for the agents (after start; resolves port 0).</summary>
     public static Uri BoundAddress(WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .First(a => a.StartsWith("https://", StringComparison.Ordinal));
         return new Uri(address.Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal).Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
+    }
+
+    /// <summary>The admin listener's address (console at /, metrics at /metrics) after start, or null when it is off.</summary>
+    public static Uri? AdminAddress(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        string? address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .FirstOrDefault(a => a.StartsWith("http://", StringComparison.Ordinal));
+        return address is null ? null : new Uri(address);
+    }
+
+    /// <summary>
+    /// OpenTelemetry: the aggregator's meter with ASP.NET Core (gRPC calls included) and runtime instrumentation, read by
+    /// the Prometheus endpoint on the admin listener and/or pushed over OTLP; traces (one per round, a span per stage,
+    /// plus the server side of the agents' calls, which carry their trace context) only when OTLP is configured.
+    /// Nothing is registered when neither is on.
+    /// </summary>
+    private static void AddOpenTelemetry(IServiceCollection services, AggregatorOptions options)
+    {
+        bool otlp = !string.IsNullOrWhiteSpace(options.OtlpEndpoint);
+        if (!options.AdminEnabled && !otlp)
+        {
+            return;
+        }
+
+        var telemetry = services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("securefed-aggregator", serviceNamespace: options.Federation))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(AggregatorTelemetry.Name).AddAspNetCoreInstrumentation().AddRuntimeInstrumentation();
+
+                // Meters are process-wide by name: read only this host's (made by its IMeterFactory), not those of
+                // another aggregator in the same process (as in the tests).
+                ((IDeferredMeterProviderBuilder)metrics).Configure((sp, b) =>
+                {
+                    var factory = sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+                    b.AddView(instrument => instrument.Meter.Scope is not null && !ReferenceEquals(instrument.Meter.Scope, factory) ? MetricStreamConfiguration.Drop : null);
+                });
+                if (options.AdminEnabled)
+                {
+                    metrics.AddPrometheusExporter();
+                }
+
+                if (otlp)
+                {
+                    metrics.AddOtlpExporter(o => o.Endpoint = new Uri(options.OtlpEndpoint!));
+                }
+            });
+        if (otlp)
+        {
+            telemetry.WithTracing(tracing => tracing
+                .AddSource(AggregatorTelemetry.Name)
+                .AddAspNetCoreInstrumentation()
+                .AddOtlpExporter(o => o.Endpoint = new Uri(options.OtlpEndpoint!)));
+        }
     }
 }

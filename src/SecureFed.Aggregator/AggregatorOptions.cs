@@ -88,6 +88,33 @@ public sealed class AggregatorOptions
     /// <summary>SHA-256 of the model specification (tagger configuration + labels) all sites must share. Required.</summary>
     public string ModelSpecSha256 { get; set; } = "";
 
+    /// <summary>
+    /// The operator's admin listener (console, <c>/metrics</c>): an <c>http://127.0.0.1:PORT</c> URL (loopback only:
+    /// 127.0.0.1, [::1] or localhost; port 0 picks a free port), never the agents' endpoint. Empty turns it off.
+    /// <value>The default value is empty (off).</value>
+    /// </summary>
+    public string? AdminListen { get; set; }
+
+    /// <summary>
+    /// The file with the SHA-256 of the operator's token (written by <c>securefed provision</c>); needed when
+    /// <see cref="AdminListen"/> is set. <value>The default value is operator-token.sha256 in <see cref="KitDirectory"/>.</value>
+    /// </summary>
+    public string? OperatorTokenVerifier { get; set; }
+
+    /// <summary>
+    /// OTLP endpoint (http:// or https:// URL, e.g. http://127.0.0.1:4317) to push metrics and traces to. Empty: no OTLP
+    /// export. <value>The default value is empty.</value>
+    /// </summary>
+    public string? OtlpEndpoint { get; set; }
+
+    /// <summary>True when <see cref="AdminListen"/> is set.</summary>
+    public bool AdminEnabled => !string.IsNullOrWhiteSpace(AdminListen);
+
+    /// <summary>The verifier file actually used (<see cref="OperatorTokenVerifier"/> or its default in the kit).</summary>
+    public string OperatorTokenVerifierPath => string.IsNullOrWhiteSpace(OperatorTokenVerifier)
+        ? Path.Combine(KitDirectory, global::SecureFed.Federation.KitFiles.OperatorTokenVerifier)
+        : OperatorTokenVerifier;
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -100,6 +127,17 @@ public sealed class AggregatorOptions
         if (!Uri.TryCreate(Listen, UriKind.Absolute, out Uri? listen) || listen.Scheme != Uri.UriSchemeHttps)
         {
             errors.Add($"SecureFed:Listen must be an https:// URL, got '{Listen}'.");
+        }
+
+        if (AdminEnabled)
+        {
+            ValidateAdminListen(errors, listen);
+        }
+
+        if (!string.IsNullOrWhiteSpace(OtlpEndpoint)
+            && (!Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out Uri? otlp) || (otlp.Scheme != Uri.UriSchemeHttp && otlp.Scheme != Uri.UriSchemeHttps)))
+        {
+            errors.Add($"SecureFed:OtlpEndpoint must be an http:// or https:// URL (e.g. http://127.0.0.1:4317), got '{OtlpEndpoint}'.");
         }
 
         if (string.IsNullOrWhiteSpace(KitDirectory))
@@ -149,6 +187,27 @@ public sealed class AggregatorOptions
         }
 
         return errors;
+    }
+
+    private void ValidateAdminListen(List<string> errors, Uri? listen)
+    {
+        if (!Uri.TryCreate(AdminListen, UriKind.Absolute, out Uri? admin) || admin.Scheme != Uri.UriSchemeHttp
+            || admin.AbsolutePath != "/" || !string.IsNullOrEmpty(admin.Query))
+        {
+            errors.Add($"SecureFed:AdminListen must be an http://127.0.0.1:PORT URL (the operator's console and /metrics), got '{AdminListen}'.");
+            return;
+        }
+
+        if (!admin.IsLoopback)
+        {
+            errors.Add($"SecureFed:AdminListen must bind a loopback address (127.0.0.1, [::1] or localhost), got '{admin.Host}'; " +
+                "reach it from elsewhere through an SSH tunnel or a reverse proxy with its own access control.");
+        }
+
+        if (listen is not null && admin.Port != 0 && admin.Port == listen.Port)
+        {
+            errors.Add($"SecureFed:AdminListen must use another port than SecureFed:Listen (both {admin.Port}): the agents' mTLS endpoint never serves the console or metrics.");
+        }
     }
 
     private static void Range(List<string> errors, string name, int value, int min, int max)

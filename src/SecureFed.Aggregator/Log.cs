@@ -36,4 +36,13 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Warning, "Round {Round}: {Accuser} accused {Accused} of an invalid share envelope; at fault: {AtFault} ({Reason}); excluded from the next {Rounds} round attempt(s)")]
     public static partial void Blamed(ILogger logger, long round, string accuser, string accused, string atFault, string reason, int rounds);
+
+    [LoggerMessage(12, LogLevel.Information, "Operator console: a browser logged in from {Remote}")]
+    public static partial void OperatorLoggedIn(ILogger logger, string remote);
+
+    [LoggerMessage(13, LogLevel.Warning, "Operator console: refused a login with a wrong token from {Remote}")]
+    public static partial void OperatorLoginRefused(ILogger logger, string remote);
+
+    [LoggerMessage(14, LogLevel.Information, "Operator console and metrics on {Address} (loopback only; operator token required)")]
+    public static partial void AdminListening(ILogger logger, string address);
 }

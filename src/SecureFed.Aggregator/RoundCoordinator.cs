@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using SecureFed.Aggregator.Operations;
 using SecureFed.Audit;
 using SecureFed.Privacy;
 using SecureFed.Protocol;
@@ -23,6 +24,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly AggregatorState _state;
     private readonly TimeProvider _time;
     private readonly ILogger<RoundCoordinator> _logger;
+    private readonly AggregatorTelemetry? _telemetry;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
@@ -30,12 +32,19 @@ public sealed class RoundCoordinator : BackgroundService
 
     /// <summary>Creates the coordinator.</summary>
     public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger)
+        : this(options, state, time, logger, telemetry: null)
+    {
+    }
+
+    /// <summary>Creates the coordinator, reporting rounds and stages to <paramref name="telemetry"/>.</summary>
+    public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger, AggregatorTelemetry? telemetry)
     {
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _state = state;
         _time = time;
         _logger = logger;
+        _telemetry = telemetry;
     }
 
     /// <summary>Raised on every stage change (on the coordinator's thread; handlers must be quick).</summary>
@@ -310,6 +319,7 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("dp_sgd_sample_rate", _options.DpSgdSampleRate)
                 .Add("local_epochs", _options.LocalEpochs)));
         Log.RoundOpened(_logger, round, n, threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
+        _telemetry?.RoundOpened(round, cohort, threshold, _state.Model.Version);
         _current = session;
         foreach (TaskCompletionSource<bool> w in _waiting.Values)
         {
@@ -446,10 +456,12 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         Log.StageClosed(_logger, session.Round, StageName(stage), delivered.Count, string.Join(", ", dropped));
+        string[] deliveredNames = [.. delivered.Order().Select(i => session.Parameters[i].Name)];
+        _telemetry?.StageClosed(session.Round, StageName(stage), deliveredNames, dropped);
         T result = close();
-        _state.Store.RecordStage(session.Round, StageName(stage), [.. delivered.Order().Select(i => session.Parameters[i].Name)]);
+        _state.Store.RecordStage(session.Round, StageName(stage), deliveredNames);
         session.CloseStage(stage);
-        Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered", [.. delivered.Order().Select(i => session.Parameters[i].Name)]);
+        Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered", deliveredNames);
         return result;
     }
 
@@ -489,6 +501,7 @@ public sealed class RoundCoordinator : BackgroundService
         _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", session.Round));
         _state.Audit.Checkpoint();
         Log.RoundCompleted(_logger, session.Round, version, contributors.Length, epsilon);
+        _telemetry?.RoundCompleted(session.Round, contributors, version);
         var outcome = new RoundOutcome
         {
             Header = Header(session),
@@ -518,6 +531,7 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         Log.RoundAborted(_logger, session.Round, StageName(stage), reason);
+        _telemetry?.RoundAborted(session.Round, StageName(stage), reason);
         session.Finish(new RoundOutcome { Header = Header(session), Completed = false, AbortReason = reason, SiteEpsilonSpent = _state.Budget.Spent(_options.Delta) });
         Report(session, "aborted", [], reason);
     }

@@ -7,6 +7,12 @@ internal sealed class UploadLimiter(int limit) : IDisposable
     private int _inUse;
     private int _peak;
 
+    /// <summary>Configured number of upload slots.</summary>
+    public int Limit { get; } = limit;
+
+    /// <summary>Uploads buffered right now.</summary>
+    public int InUse => Volatile.Read(ref _inUse);
+
     /// <summary>Most uploads ever buffered at the same time (for load measurements).</summary>
     public int PeakInUse => Volatile.Read(ref _peak);
 

@@ -158,6 +158,17 @@ public static class FederationProvisioner
             caPem,
             Track);
 
+        // The operator's console credential: the token goes to the operator, only its SHA-256 into the aggregator's kit.
+        string operatorDir = Path.Combine(stage, KitFiles.OperatorDirectory);
+        CreateDirectory(operatorDir, isPrivate: true);
+        byte[] token = new byte[OperatorCredential.TokenBytes];
+        random.Fill(token);
+        string tokenHex = Convert.ToHexStringLower(token);
+        AtomicFile.WriteAllBytes(Path.Combine(operatorDir, KitFiles.OperatorToken), System.Text.Encoding.ASCII.GetBytes(tokenHex + "\n"), AtomicFile.SecretFileMode);
+        Track(Path.Combine(operatorDir, KitFiles.OperatorToken));
+        WritePublic(Path.Combine(aggregatorDir, KitFiles.OperatorTokenVerifier), OperatorCredential.Verifier(tokenHex) + "\n", Track);
+        CryptographicOperations.ZeroMemory(token);
+
         // Sites.
         string sitesDir = Path.Combine(stage, KitFiles.SitesDirectory);
         CreateDirectory(sitesDir, isPrivate: false);
@@ -199,6 +210,7 @@ public static class FederationProvisioner
             Path.Combine(output, KitFiles.CaDirectory),
             Path.Combine(output, KitFiles.AggregatorDirectory),
             siteDirs,
+            Path.Combine(output, KitFiles.OperatorDirectory, KitFiles.OperatorToken),
             files,
             notBefore,
             notAfter);

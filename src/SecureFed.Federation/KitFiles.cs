@@ -27,6 +27,18 @@ public static class KitFiles
     /// <summary>An agent's configuration template.</summary>
     public const string AgentConfig = "agent.json";
 
+    /// <summary>
+    /// The operator's console credential (a random token, hex, mode 0600) in <c>operator/</c>: handed to the people who
+    /// watch the aggregator's console and scrape its metrics, never to a site.
+    /// </summary>
+    public const string OperatorToken = "operator.token";
+
+    /// <summary>SHA-256 (hex) of the operator token, in the aggregator's kit: what the admin listener checks a token against.</summary>
+    public const string OperatorTokenVerifier = "operator-token.sha256";
+
+    /// <summary>The operator's folder under the output directory (holds <see cref="OperatorToken"/>).</summary>
+    public const string OperatorDirectory = "operator";
+
     /// <summary>The CA folder under the output directory.</summary>
     public const string CaDirectory = "ca";
 

@@ -7,6 +7,7 @@ namespace SecureFed.Federation;
 /// <param name="CaDirectory">The CA folder (<c>ca/</c>; keep <c>ca.key</c> offline).</param>
 /// <param name="AggregatorKitDirectory">The aggregator's kit folder, to be handed to the aggregator operator.</param>
 /// <param name="SiteKitDirectories">Each site's kit folder by site name, to be handed to that hospital only.</param>
+/// <param name="OperatorTokenPath">The operator's console token (<c>operator/operator.token</c>), for whoever watches the aggregator's console and metrics.</param>
 /// <param name="Files">Every file written (full paths).</param>
 /// <param name="NotBefore">Start of the certificates' validity.</param>
 /// <param name="NotAfter">End of the certificates' validity.</param>
@@ -17,6 +18,7 @@ public sealed record ProvisionResult(
     string CaDirectory,
     string AggregatorKitDirectory,
     IReadOnlyDictionary<string, string> SiteKitDirectories,
+    string OperatorTokenPath,
     IReadOnlyList<string> Files,
     DateTimeOffset NotBefore,
     DateTimeOffset NotAfter);

@@ -143,6 +143,12 @@ internal static class ProvisionCommands
                 Markup.Escape($"hospital '{site}' only"));
         }
 
+        table.AddRow(
+            "operator",
+            Markup.Escape(KitFiles.OperatorDirectory + "/"),
+            Markup.Escape(KitFiles.OperatorToken),
+            Markup.Escape($"the people who watch the aggregator's console and metrics (the kit holds only its SHA-256, {KitFiles.OperatorTokenVerifier})"));
+
         var thumbprints = new Table().Border(TableBorder.Simple);
         thumbprints.AddColumn("party");
         thumbprints.AddColumn("TLS certificate SHA-256");

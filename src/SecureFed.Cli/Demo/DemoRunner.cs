@@ -110,6 +110,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 ["TrainingTimeoutSeconds"] = "900",
                 ["StageTimeoutSeconds"] = "20",
                 ["JoinGraceSeconds"] = "2",
+                ["AdminListen"] = "http://127.0.0.1:0", // the operator console and /metrics on a free loopback port
                 ["EpsilonBudget"] = "1e12",
                 ["Delta"] = settings.Delta.ToString("R", CultureInfo.InvariantCulture),
                 ["L2Clip"] = settings.L2Clip.ToString("R", CultureInfo.InvariantCulture),
@@ -144,6 +145,12 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         var trainers = new List<TaggerLocalTrainer>();
         await using LocalFederation federation = await LocalFederation.StartAggregatorAsync(options, initial, spec.Sha256, cancellationToken).ConfigureAwait(false);
         console.MarkupLine($"Aggregator: gRPC over mTLS at [blue]{federation.Address}[/] (federation CA and kits in {Markup.Escape(Path.Combine(settings.OutputDirectory, "federation"))}).");
+        if (AggregatorHost.AdminAddress(federation.Aggregator) is { } admin)
+        {
+            string token = federation.Provisioned.OperatorTokenPath;
+            console.MarkupLine($"Operator console: [blue]{admin}[/] (log in with the token in {Markup.Escape(token)}); metrics: [blue]{new Uri(admin, "metrics")}[/] " +
+                $"(curl -H \"Authorization: Bearer $(cat {Markup.Escape(token)})\" {new Uri(admin, "metrics")}); both while the demo runs.");
+        }
         if (settings.DropAt is { } dropStage)
         {
             console.MarkupLine($"Fault injection: [yellow]{sites[^1]}[/] goes silent before [yellow]{dropStage}[/] in round {settings.DropRound}.");

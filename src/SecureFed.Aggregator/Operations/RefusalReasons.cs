@@ -1,0 +1,24 @@
+namespace SecureFed.Aggregator.Operations;
+
+/// <summary>
+/// The low-cardinality reason label of <c>securefed.aggregator.refused</c>: one word per kind of refusal, never the
+/// refusal's text (which names sites, rounds and sizes; it goes to the log and the audit log).
+/// </summary>
+internal static class RefusalReasons
+{
+    public const string MalformedUpload = "malformed_upload";
+    public const string OversizedChunk = "oversized_chunk";
+    public const string DigestMismatch = "digest_mismatch";
+    public const string MissingHeader = "missing_header";
+    public const string NoCertificate = "no_certificate";
+    public const string UnknownCertificate = "unknown_certificate";
+    public const string WrongFederation = "wrong_federation";
+    public const string WrongSender = "wrong_sender";
+    public const string WrongStage = "wrong_stage";
+    public const string RoundEnded = "round_ended";
+    public const string StaleOrReplay = "stale_or_replay";
+    public const string NotInCohort = "not_in_cohort";
+    public const string Equivocation = "equivocation";
+    public const string BadAccusation = "bad_accusation";
+    public const string ProtocolViolation = "protocol_violation";
+}

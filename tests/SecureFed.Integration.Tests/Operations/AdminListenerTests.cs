@@ -1,0 +1,178 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using SecureFed.Aggregator;
+using SecureFed.Aggregator.Operations;
+using SecureFed.Protocol;
+
+namespace SecureFed.Integration.Tests.Operations;
+
+/// <summary>
+/// The aggregator's admin listener over real HTTP: the operator credential guards the console and /metrics, the
+/// listener never serves the agents' gRPC, and a scrape during a round shows the federation's series (and no series
+/// or label about a single site).
+/// </summary>
+public sealed class AdminListenerTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-admin-").FullName;
+
+    [Fact]
+    public async Task AdminListener_WithoutOrWithWrongToken_RefusesConsoleAndMetrics()
+    {
+        await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 1, drop: null, stageTimeoutSeconds: 5);
+        using HttpClient anonymous = federation.Client(token: null);
+        using HttpClient wrong = federation.Client(new string('0', 64));
+        using HttpClient operatorClient = federation.Client(federation.Token);
+        var cookies = new CookieContainer();
+        using var handler = new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false };
+        using var browser = new HttpClient(handler) { BaseAddress = federation.Admin, Timeout = Timeout };
+
+        foreach (string path in new[] { "/live", "/metrics", "/console.js" })
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync(path).WaitAsync(Timeout)).StatusCode);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await wrong.GetAsync(path).WaitAsync(Timeout)).StatusCode);
+            Assert.Equal(HttpStatusCode.OK, (await operatorClient.GetAsync(path).WaitAsync(Timeout)).StatusCode);
+        }
+
+        // A browser without a session is sent to the login form, never shown the console; a wrong bearer token is refused.
+        HttpResponseMessage root = await browser.GetAsync("/").WaitAsync(Timeout);
+        Assert.Equal(HttpStatusCode.SeeOther, root.StatusCode);
+        Assert.Equal("/login", root.Headers.Location?.OriginalString);
+        Assert.DoesNotContain("id=\"sites\"", await root.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await wrong.GetAsync("/").WaitAsync(Timeout)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await operatorClient.GetAsync("/").WaitAsync(Timeout)).StatusCode);
+        string loginPage = await (await anonymous.GetAsync("/login").WaitAsync(Timeout)).Content.ReadAsStringAsync();
+        Assert.Contains("name=\"token\"", loginPage, StringComparison.Ordinal);
+        Assert.DoesNotContain("id=\"sites\"", loginPage, StringComparison.Ordinal);
+
+        // A wrong token on the form opens no session; the right one does.
+        using var badLogin = new FormUrlEncodedContent([new("token", new string('f', 64))]);
+        HttpResponseMessage refused = await browser.PostAsync("/login", badLogin).WaitAsync(Timeout);
+        Assert.Equal(HttpStatusCode.SeeOther, refused.StatusCode);
+        Assert.Equal("/login?refused=1", refused.Headers.Location?.OriginalString);
+        Assert.False(refused.Headers.Contains("Set-Cookie"));
+        Assert.Equal(HttpStatusCode.Unauthorized, (await browser.GetAsync("/live").WaitAsync(Timeout)).StatusCode);
+        using var goodLogin = new FormUrlEncodedContent([new("token", federation.Token)]);
+        HttpResponseMessage login = await browser.PostAsync("/login", goodLogin).WaitAsync(Timeout);
+        Assert.Equal(HttpStatusCode.SeeOther, login.StatusCode);
+        string cookie = Assert.Single(login.Headers.GetValues("Set-Cookie"));
+        Assert.Contains("httponly", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains("samesite=strict", cookie, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(federation.Token, cookie, StringComparison.Ordinal);
+        HttpResponseMessage page = await browser.GetAsync("/").WaitAsync(Timeout);
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Contains("id=\"round-status\"", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Contains("script-src 'self'", page.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
+
+        // Logging out ends the session.
+        Assert.Equal(HttpStatusCode.SeeOther, (await browser.PostAsync("/logout", null).WaitAsync(Timeout)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await browser.GetAsync("/live").WaitAsync(Timeout)).StatusCode);
+    }
+
+    [Fact]
+    public async Task AdminListener_GrpcPathOrForeignHost_IsNotServed()
+    {
+        await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 1, drop: null, stageTimeoutSeconds: 5);
+        using HttpClient operatorClient = federation.Client(federation.Token);
+
+        // The agents' service is not reachable through the admin listener, even with the operator token.
+        using var grpc = new HttpRequestMessage(HttpMethod.Post, "/securefed.v1.Aggregation/GetStatus") { Content = new ByteArrayContent([0, 0, 0, 0, 0]) };
+        grpc.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/grpc");
+        Assert.Equal(HttpStatusCode.NotFound, (await operatorClient.SendAsync(grpc).WaitAsync(Timeout)).StatusCode);
+
+        // A page that rebinds its own DNS name to 127.0.0.1 gets nothing.
+        using var rebound = new HttpRequestMessage(HttpMethod.Get, "/metrics");
+        rebound.Headers.Host = "attacker.example";
+        Assert.Equal(HttpStatusCode.BadRequest, (await operatorClient.SendAsync(rebound).WaitAsync(Timeout)).StatusCode);
+
+        // The agents' endpoint is a different port.
+        Assert.NotEqual(federation.Federation.Address.Port, federation.Admin.Port);
+        Assert.Equal("127.0.0.1", federation.Admin.Host);
+    }
+
+    [Fact]
+    public async Task Metrics_ScrapedDuringRound_ShowFederationSeriesAndNothingPerSite()
+    {
+        // site-jp goes silent before its masked input in round 1: the stage waits out its 3 s deadline, and the test
+        // scrapes in that window, while the round is open.
+        await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 2, ("site-jp", 1, ProtocolStage.MaskedInputCollection), stageTimeoutSeconds: 3);
+        var shareKeysClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        federation.Federation.Coordinator.Progress += (_, p) =>
+        {
+            if (p.Round == 1 && p.Stage == "share_keys")
+            {
+                shareKeysClosed.TrySetResult();
+            }
+        };
+        using HttpClient client = federation.Client(federation.Token);
+        await federation.StartAgentsAsync(TimeSpan.Zero);
+        await shareKeysClosed.Task.WaitAsync(Timeout);
+
+        // Another aggregator in the same process (tests run in parallel) has a meter of the same name: it must not leak in.
+        using ServiceProvider otherHost = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        System.Diagnostics.Metrics.Meter other = otherHost.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>().Create(new System.Diagnostics.Metrics.MeterOptions(AggregatorTelemetry.Name));
+        other.CreateCounter<long>("securefed.aggregator.rounds.started", "{round}").Add(100);
+        string during = await client.GetStringAsync("/metrics").WaitAsync(Timeout);
+        Assert.Equal(ProtocolStage.MaskedInputCollection, federation.Federation.Coordinator.Current!.Server.Stage); // still inside the round
+        PrometheusText m = PrometheusText.Parse(during);
+        Assert.Equal(1, m.Sum("securefed_aggregator_rounds_started_total"));
+        Assert.Equal(0, m.Sum("securefed_aggregator_rounds_completed_total"));
+        Assert.Equal(1, m.Sum("securefed_aggregator_round_current"));
+        Assert.Equal(0, m.Sum("securefed_aggregator_model_version"));
+        Assert.Equal(3, m.Sum("securefed_aggregator_stage_sites_delivered_total", "stage=\"advertise_keys\""));
+        Assert.Equal(3, m.Sum("securefed_aggregator_stage_sites_delivered_total", "stage=\"share_keys\""));
+        Assert.Equal(1, m.Sum("securefed_aggregator_stage_duration_seconds_count", "stage=\"share_keys\""));
+        double advertiseSeconds = m.Sum("securefed_aggregator_stage_duration_seconds_sum", "stage=\"advertise_keys\"");
+        Assert.InRange(advertiseSeconds, 0, 30);
+        Assert.InRange(m.Sum("securefed_aggregator_received_bytes_total", "method=\"AdvertiseKeys\""), 3 * 64, 3 * 4096);
+        Assert.Equal(4, m.Sum("securefed_aggregator_uploads_limit"));
+        Assert.Equal(1000, m.Sum("securefed_aggregator_privacy_epsilon_budget"));
+        Assert.True(m.Has("http_server_request_duration_seconds_count"), "ASP.NET Core instrumentation (the agents' gRPC calls) is exported");
+        Assert.Contains(m.Samples, s => s.Name.StartsWith("dotnet_", StringComparison.Ordinal)); // runtime instrumentation
+        AssertNothingPerSite(during);
+
+        await federation.Federation.Coordinator.Finished.WaitAsync(Timeout);
+        string after = await client.GetStringAsync("/metrics").WaitAsync(Timeout);
+        PrometheusText end = PrometheusText.Parse(after);
+        Assert.Equal(2, end.Sum("securefed_aggregator_rounds_completed_total"));
+        Assert.Equal(0, end.Sum("securefed_aggregator_rounds_aborted_total"));
+        Assert.Equal(2, end.Sum("securefed_aggregator_model_version"));
+        Assert.Equal(1, end.Sum("securefed_aggregator_dropouts_total", "stage=\"masked_input\""));
+        Assert.Equal(5, end.Sum("securefed_aggregator_stage_sites_delivered_total", "stage=\"masked_input\""));
+        Assert.InRange(end.Sum("securefed_aggregator_received_bytes_total", "method=\"UploadMaskedInput\""), 5 * 4.0 * OperatorFederation.Parameters, 5 * 16.0 * OperatorFederation.Parameters);
+        double epsilon = end.Sum("securefed_aggregator_privacy_epsilon_spent");
+        Assert.InRange(epsilon, 1e-6, 1000);
+        Assert.Equal(federation.Federation.State.Budget.Spent(1e-5), epsilon, 6);
+        AssertNothingPerSite(after);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    /// <summary>No series or label names a site, and none is about an update, a norm, a loss or a score.</summary>
+    private static void AssertNothingPerSite(string scrape)
+    {
+        foreach (string site in OperatorFederation.Sites)
+        {
+            Assert.DoesNotContain(site, scrape, StringComparison.Ordinal);
+        }
+
+        foreach ((string name, string labels, _) in PrometheusText.Parse(scrape).Samples)
+        {
+            foreach (string forbidden in new[] { "site", "norm", "loss", "score", "f1", "accuracy", "update" })
+            {
+                Assert.False(name.Contains(forbidden, StringComparison.OrdinalIgnoreCase) && !name.StartsWith("securefed_aggregator_stage_sites_delivered", StringComparison.Ordinal),
+                    $"series {name} looks like a per-site or per-update statistic");
+                Assert.DoesNotContain(forbidden + "=", labels, StringComparison.OrdinalIgnoreCase);
+            }
+        }
+    }
+}

@@ -1,0 +1,103 @@
+using System.Net.Http.Headers;
+using SecureFed.Aggregator;
+using SecureFed.Aggregator.Operations;
+using SecureFed.Agent;
+using SecureFed.Cli.Demo;
+using SecureFed.Federation;
+using SecureFed.Protocol;
+
+namespace SecureFed.Integration.Tests.Operations;
+
+/// <summary>
+/// A real federation on 127.0.0.1 (aggregator over mTLS gRPC + three agents with a stand-in trainer) whose aggregator
+/// has the admin listener on: what the operator tests drive.
+/// </summary>
+internal sealed class OperatorFederation : IAsyncDisposable
+{
+    public static readonly string[] Sites = ["site-de", "site-fr", "site-jp"];
+    public const int Parameters = 2_000;
+
+    private OperatorFederation(LocalFederation federation, string directory)
+    {
+        Federation = federation;
+        Directory = directory;
+        Admin = AggregatorHost.AdminAddress(federation.Aggregator) ?? throw new InvalidOperationException("the admin listener is not bound");
+        Token = OperatorCredential.LoadToken(federation.Provisioned.OperatorTokenPath);
+    }
+
+    public LocalFederation Federation { get; }
+
+    public string Directory { get; }
+
+    /// <summary>The admin listener (console at /, metrics at /metrics).</summary>
+    public Uri Admin { get; }
+
+    /// <summary>The operator token provision wrote.</summary>
+    public string Token { get; }
+
+    public AggregatorTelemetry Telemetry => (AggregatorTelemetry)Federation.Aggregator.Services.GetService(typeof(AggregatorTelemetry))!;
+
+    /// <summary>Provisions and starts the aggregator with its admin listener; agents start with <see cref="StartAgentsAsync"/>.</summary>
+    public static async Task<OperatorFederation> StartAsync(string directory, int rounds, (string Site, long Round, ProtocolStage Stage)? drop, int stageTimeoutSeconds)
+    {
+        var options = new LocalFederationOptions
+        {
+            OutputDirectory = directory,
+            Sites = Sites,
+            Rounds = rounds,
+            Aggregator = new Dictionary<string, string>
+            {
+                ["MinSites"] = "3",
+                ["StageTimeoutSeconds"] = stageTimeoutSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
+                ["TrainingTimeoutSeconds"] = "30",
+                ["WeightCap"] = "1000",
+                ["EpsilonBudget"] = "1000",
+                ["AdminListen"] = "http://127.0.0.1:0",
+            },
+            Agent = new Dictionary<string, string> { ["CallTimeoutSeconds"] = "10", ["SiteEpsilonBudget"] = "1000", ["EpsilonBudget"] = "10" },
+            Drop = drop,
+        };
+        LocalFederation federation = await LocalFederation.StartAggregatorAsync(options, new float[Parameters], FakeTrainer.SpecSha, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        return new OperatorFederation(federation, directory);
+    }
+
+    /// <summary>Starts the three agents; each trains for <paramref name="training"/> (so the page can see the stage).</summary>
+    public Task StartAgentsAsync(TimeSpan training) => Federation.StartAgentsAsync(
+        new ModelSpec(Tagger.TaggerConfig.Tiny, ["Disease"]),
+        (site, _) => new SlowTrainer(new FakeTrainer(site, Parameters, 400), training),
+        _ => { },
+        CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+    /// <summary>An HTTP client for the admin listener, with the operator token or without any credential.</summary>
+    public HttpClient Client(string? token)
+    {
+        var client = new HttpClient { BaseAddress = Admin, Timeout = TimeSpan.FromSeconds(15) };
+        if (token is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        return client;
+    }
+
+    public ValueTask DisposeAsync() => Federation.DisposeAsync();
+
+    /// <summary>The stand-in trainer, taking <paramref name="delay"/> per round as real training would.</summary>
+    private sealed class SlowTrainer(FakeTrainer inner, TimeSpan delay) : ILocalTrainer
+    {
+        public string ModelSpecSha256 => inner.ModelSpecSha256;
+
+        public int ParameterCount => inner.ParameterCount;
+
+        public long ExampleCount => inner.ExampleCount;
+
+        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
+
+        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
+        {
+            cancellationToken.WaitHandle.WaitOne(delay);
+            cancellationToken.ThrowIfCancellationRequested();
+            return inner.Train(globalModel, plan, cancellationToken);
+        }
+    }
+}
