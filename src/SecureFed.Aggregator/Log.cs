@@ -36,4 +36,10 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Warning, "Round {Round}: {Accuser} accused {Accused} of an invalid share envelope; at fault: {AtFault} ({Reason}); excluded from the next {Rounds} round attempt(s)")]
     public static partial void Blamed(ILogger logger, long round, string accuser, string accused, string atFault, string reason, int rounds);
+
+    [LoggerMessage(12, LogLevel.Information, "Round {Round}: federated evaluation of model version {Version} by {Evaluators} sites: F1 {F1:F3} (precision {Precision:F3}, recall {Recall:F3})")]
+    public static partial void FederatedEvaluation(ILogger logger, long round, long version, int evaluators, double f1, double precision, double recall);
+
+    [LoggerMessage(13, LogLevel.Warning, "Round {Round}: no federated evaluation published: {Reason}")]
+    public static partial void EvaluationWithheld(ILogger logger, long round, string reason);
 }
