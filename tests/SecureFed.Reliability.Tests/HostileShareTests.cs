@@ -231,7 +231,7 @@ public sealed class HostileShareTests : IDisposable
         ShareSet forMe = await client.AwaitSharesAsync(new StageQuery { Header = H(round, p.SessionId, Stage.ShareKeys) }, Deadline(20)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30));
 
         uint[] input = new uint[p.VectorLength];
-        input[^1] = weight; // a zero update and this weight in the weight slot
+        input[TestFederation.Parameters] = weight; // a zero update and this weight in the weight slot (word d; evaluation slots follow)
         uint[] masked = new uint[p.VectorLength];
         protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input, masked);
         using (AsyncClientStreamingCall<MaskedInputChunk, Ack> call = client.UploadMaskedInput(Deadline()))
