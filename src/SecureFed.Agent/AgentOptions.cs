@@ -77,6 +77,13 @@ public sealed class AgentOptions
     /// <summary>Stop after this many rounds (0 = until the federation finishes). <value>The default value is 0.</value></summary>
     public int MaxRounds { get; set; }
 
+    /// <summary>
+    /// Take part in federated evaluation: put this site's TP/FP/FN counts of the received model on its dev data into
+    /// the masked input, where only their sum over the round's contributors is revealed (docs/PROTOCOL.md). The counts
+    /// are not DP-protected; false sends zeros instead. <value>The default value is true.</value>
+    /// </summary>
+    public bool FederatedEvaluation { get; set; } = true;
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {

@@ -120,7 +120,10 @@ public sealed class AgentRunner
                 return;
             }
 
-            var plan = new LocalTrainingPlan(round, (int)a.DpSgd.LocalEpochs, a.DpSgd.NoiseMultiplier, a.DpSgd.MaxGradNorm, a.DpSgd.SampleRate);
+            var plan = new LocalTrainingPlan(round, (int)a.DpSgd.LocalEpochs, a.DpSgd.NoiseMultiplier, a.DpSgd.MaxGradNorm, a.DpSgd.SampleRate)
+            {
+                EvaluationCountCap = codec.Evaluation is { } evaluation && _options.FederatedEvaluation ? evaluation.CountCap : 0,
+            };
             var recordPlanned = PlannedMechanism.SubsampledGaussian(plan.SampleRate, plan.NoiseMultiplier, _trainer.ExpectedSteps(plan));
             LedgerDecision recordCheck = _ledger.Check(Guarantee.Record, recordPlanned, _options.EpsilonBudget, _options.Delta);
             double rhoWorst = DistributedDp.RhoPerRound(dpPlan, parameters.Threshold);
@@ -175,7 +178,9 @@ public sealed class AgentRunner
 
             // 4. Site-level privatisation: clip to S, weight, quantize, add this site's discrete Gaussian share.
             uint[] input = new uint[codec.VectorLength];
-            _lastNorm = FederatedAveraging.PrivatizeUpdate(update.Delta, update.Examples, codec, a.SiteDp.L2Clip, a.SiteDp.NoiseSigmaSite, UpdateRandom, input);
+            // The received model's dev counts (federated evaluation) ride in their own exact slots; zeros when opted out.
+            EvaluationCounts? counts = _options.FederatedEvaluation ? update.GlobalDevCounts : null;
+            _lastNorm = FederatedAveraging.PrivatizeUpdate(update.Delta, update.Examples, counts, codec, a.SiteDp.L2Clip, a.SiteDp.NoiseSigmaSite, UpdateRandom, input);
 
             InputCaptured?.Invoke(round, (uint[])input.Clone());
 
@@ -361,9 +366,25 @@ public sealed class AgentRunner
             return No($"the round's model specification {a.ModelSpecSha256} differs from this site's {_trainer.ModelSpecSha256}");
         }
 
-        if (a.ParameterCount != (uint)_trainer.ParameterCount || a.VectorLength != a.ParameterCount + 1)
+        EvaluationLayout? evaluation = null;
+        if (a.Evaluation is not null)
         {
-            return No($"the round expects {a.ParameterCount} parameters (vector length {a.VectorLength}); this site's model has {_trainer.ParameterCount}");
+            if (a.Evaluation.CountCap < 1 || a.Evaluation.CountCap > int.MaxValue || a.Evaluation.EntityTypes.Any(string.IsNullOrEmpty))
+            {
+                return No("the federated-evaluation parameters are out of range");
+            }
+
+            evaluation = EvaluationLayout.Create(a.Evaluation.EntityTypes, (int)a.Evaluation.CountCap);
+            if (evaluation.CheckFits(a.Participants.Count, (int)Math.Min(a.BitWidth, 32)) is string tooLarge)
+            {
+                return No("the federated-evaluation count cap is too large: " + tooLarge);
+            }
+        }
+
+        long expectedLength = (long)a.ParameterCount + 1 + (evaluation?.SlotCount ?? 0);
+        if (a.ParameterCount != (uint)_trainer.ParameterCount || a.VectorLength != expectedLength)
+        {
+            return No($"the round expects {a.ParameterCount} parameters (vector length {a.VectorLength}); this site's model has {_trainer.ParameterCount} (vector length {(long)_trainer.ParameterCount + 1 + (evaluation?.SlotCount ?? 0)})");
         }
 
         if (a.DpSgd is null || a.SiteDp is null)
@@ -395,7 +416,7 @@ public sealed class AgentRunner
         try
         {
             parameters = new RoundParameters(a.Header.FederationId, (long)a.Header.Round, a.Header.SessionId, participants,
-                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth);
+                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, evaluation);
         }
         catch (ArgumentException ex)
         {
@@ -414,7 +435,7 @@ public sealed class AgentRunner
             return No($"the announced per-site noise {a.SiteDp.NoiseSigmaSite} is below the {plan.SigmaSite} needed for noise multiplier {a.SiteDp.TargetNoiseMultiplier} with t = {parameters.Threshold}");
         }
 
-        UpdateCodec codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap);
+        UpdateCodec codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap, evaluation);
         return (parameters, plan, codec, null);
     }
 

@@ -1,3 +1,5 @@
+using SecureFed.Protocol;
+
 namespace SecureFed.Agent;
 
 /// <summary>The result of local training: the model delta and what it cost.</summary>
@@ -7,4 +9,11 @@ namespace SecureFed.Agent;
 /// <param name="SampleRate">q actually used.</param>
 /// <param name="Loss">Final training loss.</param>
 /// <param name="GlobalDevF1">Dev F1 of the received global model before training (NaN when no dev set).</param>
-public sealed record LocalUpdate(float[] Delta, long Examples, int DpSteps, double SampleRate, double Loss, double GlobalDevF1);
+public sealed record LocalUpdate(float[] Delta, long Examples, int DpSteps, double SampleRate, double Loss, double GlobalDevF1)
+{
+    /// <summary>
+    /// The received global model's entity-level counts on this site's dev data (federated evaluation), or null when the
+    /// round asked for none or the site has no dev data. They go into the masked input only, never in the clear.
+    /// </summary>
+    public EvaluationCounts? GlobalDevCounts { get; init; }
+}

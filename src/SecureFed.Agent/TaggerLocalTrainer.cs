@@ -1,3 +1,4 @@
+using SecureFed.Protocol;
 using SecureFed.Tagger;
 
 namespace SecureFed.Agent;
@@ -82,7 +83,8 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
         ArgumentNullException.ThrowIfNull(globalModel);
         ArgumentNullException.ThrowIfNull(plan);
         _model.Unflatten(globalModel);
-        double devF1 = _dev.Count > 0 ? TaggerEvaluator.Evaluate(_model, _dev).F1 : double.NaN;
+        // The received global model is scored before local training (federated evaluation reports model v(r−1)).
+        (EvaluationCounts? devCounts, double devF1) = DevEvaluation.Score(_model, _dev, plan.EvaluationCountCap);
         var options = new TrainOptions
         {
             Epochs = plan.LocalEpochs,
@@ -100,7 +102,7 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
             delta[i] = local[i] - globalModel[i];
         }
 
-        return new LocalUpdate(delta, _train.Count, result.DpSteps, result.SampleRate, result.FinalLoss, devF1);
+        return new LocalUpdate(delta, _train.Count, result.DpSteps, result.SampleRate, result.FinalLoss, devF1) { GlobalDevCounts = devCounts };
     }
 
     /// <summary>Dev F1 of <paramref name="parameters"/> (for reporting the fused model).</summary>

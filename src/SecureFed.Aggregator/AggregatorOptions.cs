@@ -115,6 +115,25 @@ public sealed class AggregatorOptions
         ? Path.Combine(KitDirectory, global::SecureFed.Federation.KitFiles.OperatorTokenVerifier)
         : OperatorTokenVerifier;
 
+    /// <summary>
+    /// Federated evaluation (docs/PROTOCOL.md, "Federated evaluation"): every site scores the received model on its own
+    /// dev data and its TP/FP/FN counts are summed with the model update, so the federation's F1 of each round is known
+    /// without any site's own score. The counts are exact (not DP-protected). <value>The default value is true.</value>
+    /// </summary>
+    public bool FederatedEvaluation { get; set; } = true;
+
+    /// <summary>
+    /// Entity types scored separately by federated evaluation (the model specification's types; the CLI and the demo
+    /// fill them in from the spec). Empty: only the overall score. <value>The default value is empty.</value>
+    /// </summary>
+    public string[] EvaluationEntityTypes { get; set; } = [];
+
+    /// <summary>
+    /// Per-site maximum of every evaluation count (entities in a site's dev data): bounds what one site can add to the
+    /// federation's counts, and n × cap must fit the 32-bit words. <value>The default value is 100000.</value>
+    /// </summary>
+    public int EvaluationCountCap { get; set; } = 100_000;
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -164,6 +183,12 @@ public sealed class AggregatorOptions
         Range(errors, "LocalEpochs", LocalEpochs, 1, 1_000);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
+        Range(errors, "EvaluationCountCap", EvaluationCountCap, 1, 1_000_000);
+        if (EvaluationEntityTypes.Any(string.IsNullOrWhiteSpace))
+        {
+            errors.Add("SecureFed:EvaluationEntityTypes must not contain an empty type.");
+        }
+
         Positive(errors, "EpsilonBudget", EpsilonBudget);
         Positive(errors, "L2Clip", L2Clip);
         Positive(errors, "SiteNoiseMultiplier", SiteNoiseMultiplier);

@@ -45,4 +45,10 @@ internal static partial class Log
 
     [LoggerMessage(14, LogLevel.Information, "Operator console and metrics on {Address} (loopback only; operator token required)")]
     public static partial void AdminListening(ILogger logger, string address);
+
+    [LoggerMessage(15, LogLevel.Information, "Round {Round}: federated evaluation of model version {Version} by {Evaluators} sites: F1 {F1:F3} (precision {Precision:F3}, recall {Recall:F3})")]
+    public static partial void FederatedEvaluation(ILogger logger, long round, long version, int evaluators, double f1, double precision, double recall);
+
+    [LoggerMessage(16, LogLevel.Warning, "Round {Round}: no federated evaluation published: {Reason}")]
+    public static partial void EvaluationWithheld(ILogger logger, long round, string reason);
 }

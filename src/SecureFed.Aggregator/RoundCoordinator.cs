@@ -230,7 +230,8 @@ public sealed class RoundCoordinator : BackgroundService
         GraphPlan plan = GraphPlanner.Plan(n);
         int threshold = FederatedAveraging.Threshold(plan, _options.Threshold);
         int d = _state.Model.ParameterCount;
-        (UpdateCodec codec, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(d, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap);
+        EvaluationLayout? evaluation = _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
+        (UpdateCodec codec, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(d, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, evaluation);
 
         double rho = DistributedDp.RhoPerRound(dpPlan, threshold);
         BudgetDecision decision = _state.Budget.Check(rho, _options.EpsilonBudget, _options.Delta);
@@ -256,6 +257,7 @@ public sealed class RoundCoordinator : BackgroundService
             sigma_site = dpPlan.SigmaSite,
             dp_sgd = new { _options.DpSgdNoiseMultiplier, _options.DpSgdMaxGradNorm, _options.DpSgdSampleRate, _options.LocalEpochs },
             model_version = _state.Model.Version,
+            evaluation = evaluation is null ? null : new { entity_types = evaluation.EntityTypes, count_cap = evaluation.CountCap, min_evaluators = threshold },
         };
         long round = _state.Store.BeginRound(JsonSerializer.Serialize(config));
         var participants = cohort.Select((name, i) =>
@@ -264,7 +266,7 @@ public sealed class RoundCoordinator : BackgroundService
             return new Participant(i + 1, name, info.IdentityPublicKey);
         }).ToArray();
         var parameters = new RoundParameters(_options.Federation, round, Convert.ToHexStringLower(sessionBytes), participants,
-            threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
+            threshold, plan.Degree, codec.VectorLength, codec.BitWidth, evaluation);
 
         DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(_options.TrainingTimeoutSeconds);
         var announcement = new RoundAnnouncement
@@ -287,6 +289,12 @@ public sealed class RoundCoordinator : BackgroundService
             StageTimeoutSeconds = (uint)_options.StageTimeoutSeconds,
             ProtocolVersion = ProtocolLabels.ProtocolVersion,
         };
+        if (evaluation is not null)
+        {
+            announcement.Evaluation = new EvaluationSettings { CountCap = (uint)evaluation.CountCap, MinEvaluators = (uint)threshold };
+            announcement.Evaluation.EntityTypes.AddRange(evaluation.EntityTypes);
+        }
+
         announcement.Participants.AddRange(participants.Select(p => new ParticipantInfo { Index = (uint)p.Index, Name = p.Name, IdentityPublicKey = Google.Protobuf.ByteString.CopyFrom(p.IdentityPublicKey) }));
 
         var session = new RoundSession(parameters, announcement, codec, dpPlan, _state.Model.Version, _state.Model.Values) { StageDeadline = deadline };
@@ -308,6 +316,7 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("bit_width", codec.BitWidth)
             .Add("vector_length", codec.VectorLength)
             .Add("model_version", _state.Model.Version)
+            .Add("federated_evaluation", evaluation is not null)
             .AddObject("dp", dp => dp
                 .Add("l2_clip", _options.L2Clip)
                 .Add("site_noise_multiplier", _options.SiteNoiseMultiplier)
@@ -477,6 +486,12 @@ public sealed class RoundCoordinator : BackgroundService
         // Each site sent ω_u·Δ_u with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u.
         float[] next = FederatedAveraging.ApplyAggregate(session.BaseModel, session.Codec, result.Sum, _options.ServerLearningRate, out long totalWeight);
 
+        // Federated evaluation of the round's starting model: only the sum over the contributors, published when at
+        // least t of them scored it; an impossible sum withholds the score, never the model (PROTOCOL.md).
+        string? evaluationNote = null;
+        FederatedEvaluation? evaluation = session.Codec.Evaluation is null ? null
+            : FederatedAveraging.Evaluate(session.Codec, result.Sum, result.Contributors.Count, session.Parameters.Threshold, out evaluationNote);
+
         string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
         long version = _state.Model.Version + 1;
         byte[] bytes = ModelState.ToBytes(next);
@@ -491,6 +506,7 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("sha256", sha)
             .Add("participants", contributors)
             .Add("total_weight", totalWeight));
+        AuditEvaluation(session, evaluation, evaluationNote);
         _state.Audit.Append(AuditEvents.PrivacySpent, f => f
             .Add("round", session.Round)
             .Add("guarantee", "site")
@@ -512,8 +528,58 @@ public sealed class RoundCoordinator : BackgroundService
         };
         outcome.Contributors.AddRange(contributors);
         outcome.Dropped.AddRange(session.Parameters.Participants.Select(p => p.Name).Except(contributors));
+        if (evaluation is not null)
+        {
+            outcome.Evaluators = (uint)evaluation.Evaluators;
+            outcome.Evaluation.Add(Score("", evaluation.Overall));
+            outcome.Evaluation.AddRange(evaluation.PerType.Select(t => Score(t.Key, t.Value)));
+        }
+        else if (evaluationNote is not null)
+        {
+            outcome.EvaluationNote = evaluationNote;
+        }
+
         session.Finish(outcome);
-        Report(session, "completed", [], $"model v{version}, site ε={epsilon.ToString("F3", CultureInfo.InvariantCulture)}", contributors);
+        string scored = evaluation is null ? "" : $", federated F1 of v{session.BaseModelVersion} {evaluation.F1.ToString("F3", CultureInfo.InvariantCulture)}";
+        Report(session, "completed", [], $"model v{version}, site ε={epsilon.ToString("F3", CultureInfo.InvariantCulture)}{scored}", contributors, evaluation);
+
+        static FederatedScore Score(string type, EntityCounts c) => new()
+        {
+            EntityType = type,
+            TruePositives = (ulong)c.TruePositives,
+            FalsePositives = (ulong)c.FalsePositives,
+            FalseNegatives = (ulong)c.FalseNegatives,
+            F1 = c.F1,
+        };
+    }
+
+    /// <summary>Audits (and logs) the federation's score of the round's starting model, or why none was published.</summary>
+    private void AuditEvaluation(RoundSession session, FederatedEvaluation? evaluation, string? note)
+    {
+        if (evaluation is not null)
+        {
+            Log.FederatedEvaluation(_logger, session.Round, session.BaseModelVersion, evaluation.Evaluators, evaluation.F1, evaluation.Overall.Precision, evaluation.Overall.Recall);
+            _state.Audit.Append(AuditEvents.FederatedEvaluation, f =>
+            {
+                f.Add("round", session.Round).Add("model_version", session.BaseModelVersion).Add("evaluators", evaluation.Evaluators);
+                Counts(f, evaluation.Overall).Add("precision", evaluation.Overall.Precision).Add("recall", evaluation.Overall.Recall);
+                f.AddObject("per_type", types =>
+                {
+                    foreach ((string type, EntityCounts counts) in evaluation.PerType)
+                    {
+                        types.AddObject(type, t => Counts(t, counts));
+                    }
+                });
+            });
+        }
+        else if (note is not null)
+        {
+            Log.EvaluationWithheld(_logger, session.Round, note);
+            _state.Audit.Append(AuditEvents.FederatedEvaluation, f => f.Add("round", session.Round).Add("model_version", session.BaseModelVersion).Add("withheld", note));
+        }
+
+        static AuditFields Counts(AuditFields f, EntityCounts c) =>
+            f.Add("tp", c.TruePositives).Add("fp", c.FalsePositives).Add("fn", c.FalseNegatives).Add("f1", c.F1);
     }
 
     private void AbortRound(RoundSession session, ProtocolStage stage, string reason)
@@ -545,7 +611,7 @@ public sealed class RoundCoordinator : BackgroundService
         Sender = "aggregator",
     };
 
-    private void Report(RoundSession session, string stage, IReadOnlyList<string> dropped, string detail, IReadOnlyList<string>? participants = null)
+    private void Report(RoundSession session, string stage, IReadOnlyList<string> dropped, string detail, IReadOnlyList<string>? participants = null, FederatedEvaluation? evaluation = null)
     {
         IReadOnlyList<string> alive = participants ?? (session.Server.Stage switch
         {
@@ -553,7 +619,7 @@ public sealed class RoundCoordinator : BackgroundService
             ProtocolStage.Completed => [],
             _ => [.. session.Server.Expected.Select(i => session.Parameters[i].Name)],
         });
-        Progress?.Invoke(this, new RoundProgress(session.Round, stage, alive, dropped, detail, _state.Budget.Spent(_options.Delta)));
+        Progress?.Invoke(this, new RoundProgress(session.Round, stage, alive, dropped, detail, _state.Budget.Spent(_options.Delta)) { Evaluation = evaluation });
     }
 
     internal static string StageName(ProtocolStage stage) => stage switch

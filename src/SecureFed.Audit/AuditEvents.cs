@@ -42,6 +42,14 @@ public static class AuditEvents
     /// <summary>Aggregator: {round, stage, reason}.</summary>
     public const string RoundAborted = "round.aborted";
 
+    /// <summary>
+    /// Aggregator: the federation's score of the round's starting model from the secure sum of the sites' counts
+    /// (docs/PROTOCOL.md, "Federated evaluation"): {round, model_version, evaluators, tp, fp, fn, precision, recall, f1,
+    /// per_type{type: {tp, fp, fn, f1}}}, or {round, model_version, withheld: reason} when none was published. Aggregate
+    /// information only; no site's own score exists outside that site.
+    /// </summary>
+    public const string FederatedEvaluation = "evaluation.federated";
+
     /// <summary>Aggregator: {round}.</summary>
     public const string RoundCompleted = "round.completed";
 

@@ -22,4 +22,10 @@ public sealed record ArmResult(string Arm, string Kind, int Seed, double? Epsilo
 
     /// <summary>Site-level distributed-DP noise multiplier z (0 = none).</summary>
     public double SiteNoiseMultiplier { get; init; }
+
+    /// <summary>
+    /// Federated arms: the federated-evaluation F1 of the model each round started from, decoded from the secure sum of
+    /// the sites' counts on their own dev shards (null where the score was withheld); null for other arms.
+    /// </summary>
+    public IReadOnlyList<double?>? FederatedEvaluationF1PerRound { get; init; }
 }

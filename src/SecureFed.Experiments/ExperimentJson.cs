@@ -43,6 +43,7 @@ public static class ExperimentJson
                 test_f1 = r.TestF1,
                 test_f1_per_type = r.TestF1PerType,
                 dev_f1_per_round = r.DevF1PerRound,
+                federated_evaluation_f1_per_round = r.FederatedEvaluationF1PerRound,
                 wall_seconds = r.WallSeconds,
             }),
             machine = report.Machine,

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using SecureFed.Privacy;
+using SecureFed.Protocol;
 using SecureFed.Tagger;
 
 namespace SecureFed.Experiments;
@@ -221,7 +222,12 @@ public sealed partial class ExperimentRunner
 
         string[] names = [.. data.Sites.Select(s => s.Name)];
         int weightCap = Math.Max(1, data.Sites.Max(s => s.Train.Count));
-        using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate);
+        // Federated evaluation: each site scores the model it received on its own shard of the dev set; only the sum
+        // of the counts is decoded (the cap: the largest shard's token count, so nothing is clamped).
+        IReadOnlyList<Sentence>[] devShards = FederatedEvaluationShards.Split(data.Dev, names.Length);
+        var evaluation = EvaluationLayout.Create(data.EntityTypes, FederatedEvaluationShards.CountCap(devShards));
+        using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation);
+        var federatedF1 = new List<double?>();
         using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
         float[] global = (float[])initial.Clone();
         var curve = new List<double>();
@@ -230,10 +236,12 @@ public sealed partial class ExperimentRunner
         {
             var deltas = new float[names.Length][];
             var examples = new long[names.Length];
+            var devCounts = new EvaluationCounts?[names.Length];
             for (int i = 0; i < names.Length; i++)
             {
                 // One model at a time: the same TaggerModel is reset to the global model for every site.
                 model.Unflatten(global);
+                devCounts[i] = FederatedEvaluationShards.Score(model, devShards[i]);
                 TrainResult trained = new TaggerTrainer().Train(model, data.Sites[i].Train, null, TrainingOptions(dp, dp is null ? _options.LocalEpochs : DpEpochs, LocalSeed(seed, round, i + 1), round), null, cancellationToken);
                 dpSteps[i] += trained.DpSteps;
                 float[] local = model.Flatten();
@@ -246,14 +254,16 @@ public sealed partial class ExperimentRunner
                 examples[i] = data.Sites[i].Train.Count;
             }
 
-            global = secAgg.RunRound(round, global, deltas, examples);
+            global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts);
+            federatedF1.Add(secAgg.LastEvaluation?.F1);
             model.Unflatten(global);
             curve.Add(TaggerEvaluator.Evaluate(model, data.Dev).F1);
             RoundProgress(seed, arm, round, curve[^1], watch);
         }
 
         fusedModel?.Invoke(model);
-        ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : "federated_dp", seed, epsilon, model, data, curve, watch);
+        ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : "federated_dp", seed, epsilon, model, data, curve, watch)
+            with { FederatedEvaluationF1PerRound = federatedF1 };
         if (dp is null)
         {
             return result;

@@ -22,6 +22,7 @@ internal sealed class InProcessSecureAggregation : IDisposable
     private readonly int _weightCap;
     private readonly double _serverLearningRate;
     private readonly int _configuredThreshold;
+    private readonly EvaluationLayout? _evaluation;
 
     /// <summary>Creates the federation (fresh identity keys per site).</summary>
     /// <param name="federation">Federation name (bound into every round's context).</param>
@@ -31,7 +32,8 @@ internal sealed class InProcessSecureAggregation : IDisposable
     /// <param name="weightCap">Cap on a site's example count in the weight slot.</param>
     /// <param name="serverLearningRate">Server learning rate.</param>
     /// <param name="threshold">Configured threshold (0 = the planner's).</param>
-    public InProcessSecureAggregation(string federation, IReadOnlyList<string> sites, double l2Clip, double siteNoiseMultiplier, int weightCap, double serverLearningRate = 1.0, int threshold = 0)
+    /// <param name="evaluation">Federated-evaluation slots (null = none), as the aggregator announces them.</param>
+    public InProcessSecureAggregation(string federation, IReadOnlyList<string> sites, double l2Clip, double siteNoiseMultiplier, int weightCap, double serverLearningRate = 1.0, int threshold = 0, EvaluationLayout? evaluation = null)
     {
         ArgumentNullException.ThrowIfNull(sites);
         ArgumentOutOfRangeException.ThrowIfLessThan(sites.Count, 2);
@@ -44,10 +46,17 @@ internal sealed class InProcessSecureAggregation : IDisposable
         _weightCap = weightCap;
         _serverLearningRate = serverLearningRate;
         _configuredThreshold = threshold;
+        _evaluation = evaluation;
     }
 
     /// <summary>The privatized inputs of the last round (site order), for tests.</summary>
     public IReadOnlyList<uint[]> LastInputs { get; private set; } = [];
+
+    /// <summary>The federated evaluation of the last round (the sum of the sites' counts), or null when none was published.</summary>
+    public FederatedEvaluation? LastEvaluation { get; private set; }
+
+    /// <summary>Why the last round published no federated evaluation (null when it did).</summary>
+    public string? LastEvaluationNote { get; private set; }
 
     /// <summary>
     /// Runs one round: every site's delta (in <paramref name="deltas"/>, modified in place by clipping and weighting)
@@ -58,13 +67,14 @@ internal sealed class InProcessSecureAggregation : IDisposable
     /// <param name="deltas">θ_local − θ_global per site, in site order.</param>
     /// <param name="examples">Training examples per site.</param>
     /// <param name="randomness">Per-site randomness of rounding and noise (null = the system CSPRNG).</param>
-    public float[] RunRound(long round, float[] globalModel, IReadOnlyList<float[]> deltas, IReadOnlyList<long> examples, IReadOnlyList<IRandomSource>? randomness = null)
+    /// <param name="evaluations">Per site, its counts of <paramref name="globalModel"/> on its own dev data (federated evaluation; null = none).</param>
+    public float[] RunRound(long round, float[] globalModel, IReadOnlyList<float[]> deltas, IReadOnlyList<long> examples, IReadOnlyList<IRandomSource>? randomness = null, IReadOnlyList<EvaluationCounts?>? evaluations = null)
     {
         ArgumentNullException.ThrowIfNull(globalModel);
         ArgumentNullException.ThrowIfNull(deltas);
         ArgumentNullException.ThrowIfNull(examples);
         int n = _sites.Count;
-        if (deltas.Count != n || examples.Count != n || (randomness is not null && randomness.Count != n))
+        if (deltas.Count != n || examples.Count != n || (randomness is not null && randomness.Count != n) || (evaluations is not null && evaluations.Count != n))
         {
             throw new ArgumentException($"Need one delta, example count (and random source) per site ({n}).");
         }
@@ -76,32 +86,36 @@ internal sealed class InProcessSecureAggregation : IDisposable
         double sigmaSite = 0;
         if (_siteNoiseMultiplier > 0)
         {
-            (codec, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(d, _l2Clip, n, threshold, _siteNoiseMultiplier, _weightCap);
+            (codec, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(d, _l2Clip, n, threshold, _siteNoiseMultiplier, _weightCap, _evaluation);
             sigmaSite = dpPlan.SigmaSite;
         }
         else
         {
-            codec = UpdateCodec.Plan(d, _l2Clip, n, 0, _weightCap);
+            codec = UpdateCodec.Plan(d, _l2Clip, n, 0, _weightCap, evaluation: _evaluation);
         }
 
         var inputs = new uint[n][];
         for (int i = 0; i < n; i++)
         {
             inputs[i] = new uint[codec.VectorLength];
-            FederatedAveraging.PrivatizeUpdate(deltas[i], examples[i], codec, _l2Clip, sigmaSite, randomness?[i] ?? SystemRandomSource.Instance, inputs[i]);
+            FederatedAveraging.PrivatizeUpdate(deltas[i], examples[i], evaluations?[i], codec, _l2Clip, sigmaSite, randomness?[i] ?? SystemRandomSource.Instance, inputs[i]);
         }
 
         LastInputs = inputs;
         var participants = _sites.Select((name, i) => new Participant(i + 1, name, _identities[i].PublicKey)).ToArray();
         var parameters = new RoundParameters(_federation, round, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(16)), participants,
-            threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
+            threshold, plan.Degree, codec.VectorLength, codec.BitWidth, _evaluation);
         SimulationResult result = SecAggSimulation.Run(parameters, _identities, inputs, []);
         if (result.Aggregation.Contributors.Count != n)
         {
             throw new InvalidOperationException($"Secure aggregation summed {result.Aggregation.Contributors.Count} of {n} inputs.");
         }
 
-        return FederatedAveraging.ApplyAggregate(globalModel, codec, result.Aggregation.Sum, _serverLearningRate, out _);
+        float[] next = FederatedAveraging.ApplyAggregate(globalModel, codec, result.Aggregation.Sum, _serverLearningRate, out _);
+        string? note = null;
+        LastEvaluation = _evaluation is null ? null : FederatedAveraging.Evaluate(codec, result.Aggregation.Sum, result.Aggregation.Contributors.Count, threshold, out note);
+        LastEvaluationNote = note;
+        return next;
     }
 
     public void Dispose()

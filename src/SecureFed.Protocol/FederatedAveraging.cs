@@ -37,12 +37,13 @@ public static class FederatedAveraging
     /// <param name="threshold">t.</param>
     /// <param name="siteNoiseMultiplier">z of the distributed discrete Gaussian (&gt; 0).</param>
     /// <param name="weightCap">Cap on the example count in the weight slot.</param>
-    public static (UpdateCodec Codec, DistributedDpPlan Plan) PlanRound(int parameterCount, double l2Clip, int cohortSize, int threshold, double siteNoiseMultiplier, int weightCap)
+    /// <param name="evaluation">The federated-evaluation slots (null = none).</param>
+    public static (UpdateCodec Codec, DistributedDpPlan Plan) PlanRound(int parameterCount, double l2Clip, int cohortSize, int threshold, double siteNoiseMultiplier, int weightCap, EvaluationLayout? evaluation = null)
     {
         // Noise headroom in update units: 20 standard deviations of the noise in a sum of up to n site shares,
         // with 10% slack for the rounding inflation of the sensitivity.
         double headroom = DistributedDp.HeadroomStandardDeviations * siteNoiseMultiplier * l2Clip * 1.1 * Math.Sqrt((double)cohortSize / threshold);
-        UpdateCodec codec = UpdateCodec.Plan(parameterCount, l2Clip, cohortSize, headroom, weightCap);
+        UpdateCodec codec = UpdateCodec.Plan(parameterCount, l2Clip, cohortSize, headroom, weightCap, evaluation: evaluation);
         DistributedDpPlan dpPlan = DistributedDp.Plan(l2Clip, codec.Scale, parameterCount, cohortSize, threshold, siteNoiseMultiplier);
         return (codec, dpPlan);
     }
@@ -53,7 +54,17 @@ public static class FederatedAveraging
     /// weight slot) and adds this site's discrete Gaussian share of parameter <paramref name="sigmaSite"/> (0 = none).
     /// </summary>
     /// <returns>The L2 norm of the delta before clipping.</returns>
-    public static double PrivatizeUpdate(float[] delta, long examples, UpdateCodec codec, double l2Clip, double sigmaSite, IRandomSource random, Span<uint> destination)
+    public static double PrivatizeUpdate(float[] delta, long examples, UpdateCodec codec, double l2Clip, double sigmaSite, IRandomSource random, Span<uint> destination) =>
+        PrivatizeUpdate(delta, examples, null, codec, l2Clip, sigmaSite, random, destination);
+
+    /// <summary>
+    /// As <see cref="PrivatizeUpdate(float[], long, UpdateCodec, double, double, IRandomSource, Span{uint})"/>, and puts
+    /// the site's evaluation <paramref name="counts"/> of the received model (null = none) into the codec's evaluation
+    /// slots as exact integers clamped to the announced cap. The counts get no noise: the site-level noise covers the
+    /// model coordinates only (docs/PROTOCOL.md, "Federated evaluation").
+    /// </summary>
+    /// <returns>The L2 norm of the delta before clipping.</returns>
+    public static double PrivatizeUpdate(float[] delta, long examples, EvaluationCounts? counts, UpdateCodec codec, double l2Clip, double sigmaSite, IRandomSource random, Span<uint> destination)
     {
         ArgumentNullException.ThrowIfNull(delta);
         ArgumentNullException.ThrowIfNull(codec);
@@ -73,6 +84,7 @@ public static class FederatedAveraging
             DistributedDp.AddNoise(destination[..codec.ParameterCount], codec.BitWidth, sigmaSite, new DiscreteGaussianSampler(random));
         }
 
+        codec.EncodeEvaluation(counts, destination);
         return norm;
     }
 
@@ -109,5 +121,26 @@ public static class FederatedAveraging
         }
 
         return next;
+    }
+
+    /// <summary>
+    /// The aggregator's side of federated evaluation: the federation's summed counts from the unmasked
+    /// <paramref name="sum"/> of <paramref name="contributors"/> inputs, published only when at least
+    /// <paramref name="minimumEvaluators"/> of them scored the model (so the totals are a sum over several sites, never
+    /// one site's score). Null with the reason when the round carries no evaluation, the sum is impossible (a site put
+    /// more than the cap into its slots), or too few sites evaluated. Never aborts the round: the model is unaffected.
+    /// </summary>
+    public static FederatedEvaluation? Evaluate(UpdateCodec codec, ReadOnlySpan<uint> sum, int contributors, int minimumEvaluators, out string? rejection)
+    {
+        ArgumentNullException.ThrowIfNull(codec);
+        ArgumentOutOfRangeException.ThrowIfLessThan(minimumEvaluators, 1);
+        FederatedEvaluation? evaluation = codec.DecodeEvaluation(sum, contributors, out rejection);
+        if (evaluation is not null && evaluation.Evaluators < minimumEvaluators)
+        {
+            rejection = $"only {evaluation.Evaluators} of {contributors} contributors scored the model; at least {minimumEvaluators} are needed before the federation's score is published";
+            return null;
+        }
+
+        return evaluation;
     }
 }

@@ -13,9 +13,10 @@ public static class ProtocolLabels
 {
     /// <summary>
     /// The protocol version this library speaks, carried in <c>RoundAnnouncement.protocol_version</c>. Version 2 added
-    /// the commitment to the self-mask seed in the signed key advertisement (docs/PROTOCOL.md).
+    /// the commitment to the self-mask seed in the signed key advertisement; version 3 the federated-evaluation slots of
+    /// the input vector and their layout in the round digest (docs/PROTOCOL.md).
     /// </summary>
-    public const int ProtocolVersion = 2;
+    public const int ProtocolVersion = 3;
 
     /// <summary>Size of the commitment to a self-mask seed: a SHA-256 digest.</summary>
     public const int SelfMaskCommitmentSize = 32;

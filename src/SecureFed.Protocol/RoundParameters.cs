@@ -22,8 +22,12 @@ public sealed class RoundParameters
     /// <param name="graphDegree">Neighbours per site; n-1 for the complete graph.</param>
     /// <param name="vectorLength">m, words per input vector (update plus weight slot).</param>
     /// <param name="bitWidth">b: inputs and masks live in Z/2^b.</param>
+    /// <param name="evaluation">
+    /// The federated-evaluation slots of the input vector (null = none); bound into the digest so that an aggregator
+    /// cannot show one site a different cap or type list than the others (docs/PROTOCOL.md, "Federated evaluation").
+    /// </param>
     public RoundParameters(string federationId, long round, string sessionId, IReadOnlyList<Participant> participants,
-        int threshold, int graphDegree, int vectorLength, int bitWidth)
+        int threshold, int graphDegree, int vectorLength, int bitWidth, EvaluationLayout? evaluation = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(federationId);
         ArgumentException.ThrowIfNullOrEmpty(sessionId);
@@ -91,6 +95,7 @@ public sealed class RoundParameters
         GraphDegree = graphDegree;
         VectorLength = vectorLength;
         BitWidth = bitWidth;
+        Evaluation = evaluation;
         Digest = ComputeDigest();
         Context = Convert.ToHexStringLower(Digest);
     }
@@ -118,6 +123,9 @@ public sealed class RoundParameters
 
     /// <summary>b.</summary>
     public int BitWidth { get; }
+
+    /// <summary>The federated-evaluation slots announced for the round, or null.</summary>
+    public EvaluationLayout? Evaluation { get; }
 
     /// <summary>SHA-256 of the canonical encoding (see docs/PROTOCOL.md).</summary>
     public byte[] Digest { get; }
@@ -157,6 +165,11 @@ public sealed class RoundParameters
             fields.Add(p.Index.ToString(CultureInfo.InvariantCulture));
             fields.Add(p.Name);
             fields.Add(Convert.ToHexStringLower(p.IdentityPublicKey));
+        }
+
+        if (Evaluation is not null)
+        {
+            fields.AddRange(Evaluation.DigestFields());
         }
 
         return SHA256.HashData(DomainLabel.Encode("round-parameters", fields.ToArray()));

@@ -7,14 +7,16 @@ namespace SecureFed.Protocol;
 /// noised) model update followed by one weight slot, so that the aggregator can form a weighted average from the sum
 /// alone. Coordinate i is round_stochastic(clamp(Δ_i, −c, c) · scale) mod 2^b (two's complement); the weight slot is the
 /// site's example count capped at <see cref="WeightCap"/>. The scale is the largest that keeps the sum of n inputs plus
-/// the noise headroom inside the signed b-bit range, so the modular sum never wraps.
+/// the noise headroom inside the signed b-bit range, so the modular sum never wraps. With federated evaluation the
+/// <see cref="EvaluationLayout"/>'s exact integer count slots follow the weight slot.
 /// </summary>
 public sealed class UpdateCodec
 {
     private readonly FixedPointQuantizer _quantizer;
 
-    private UpdateCodec(int parameterCount, double clipBound, double scale, int bitWidth, int weightCap)
+    private UpdateCodec(int parameterCount, double clipBound, double scale, int bitWidth, int weightCap, EvaluationLayout? evaluation)
     {
+        Evaluation = evaluation;
         ParameterCount = parameterCount;
         ClipBound = clipBound;
         Scale = scale;
@@ -26,8 +28,14 @@ public sealed class UpdateCodec
     /// <summary>d: model parameters per update.</summary>
     public int ParameterCount { get; }
 
-    /// <summary>m = d + 1: words per input vector.</summary>
-    public int VectorLength => ParameterCount + 1;
+    /// <summary>m = d + 1 (+ the evaluation slots): words per input vector.</summary>
+    public int VectorLength => ParameterCount + 1 + (Evaluation?.SlotCount ?? 0);
+
+    /// <summary>The federated-evaluation slots after the weight slot, or null when the round carries no evaluation.</summary>
+    public EvaluationLayout? Evaluation { get; }
+
+    /// <summary>Index of the first evaluation slot (d + 1).</summary>
+    public int EvaluationOffset => ParameterCount + 1;
 
     /// <summary>c: per-coordinate clip (an L2 bound S implies |Δ_i| ≤ S, so c = S clips nothing extra).</summary>
     public double ClipBound { get; }
@@ -46,7 +54,7 @@ public sealed class UpdateCodec
     /// (in units of the update, i.e. before scaling) cannot wrap in <paramref name="bitWidth"/> bits.
     /// </summary>
     /// <exception cref="InvalidOperationException">No scale ≥ 1 fits (too many sites or too much noise for b bits).</exception>
-    public static UpdateCodec Plan(int parameterCount, double clipBound, int cohortSize, double noiseHeadroom, int weightCap, int bitWidth = 32)
+    public static UpdateCodec Plan(int parameterCount, double clipBound, int cohortSize, double noiseHeadroom, int weightCap, int bitWidth = 32, EvaluationLayout? evaluation = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parameterCount, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(cohortSize, 1);
@@ -75,6 +83,11 @@ public sealed class UpdateCodec
             throw new InvalidOperationException($"{cohortSize} sites × weight cap {weightCap} does not fit in {bitWidth}-bit words.");
         }
 
+        if (evaluation?.CheckFits(cohortSize, bitWidth) is string tooMany)
+        {
+            throw new InvalidOperationException(tooMany + ".");
+        }
+
         long maxAbs = (long)Math.Ceiling((clipBound * scale) + 1);
         long headroom = (long)Math.Ceiling(noiseHeadroom * scale);
         // Cross-check with the crypto library's planner: it must agree that the sum fits.
@@ -84,20 +97,21 @@ public sealed class UpdateCodec
             throw new InvalidOperationException($"The planned sum needs {needed} bits, more than {bitWidth}.");
         }
 
-        return new UpdateCodec(parameterCount, clipBound, scale, bitWidth, weightCap);
+        return new UpdateCodec(parameterCount, clipBound, scale, bitWidth, weightCap, evaluation);
     }
 
     /// <summary>Recreates a codec from announced parameters (as an agent does from the round configuration).</summary>
-    public static UpdateCodec FromParameters(int parameterCount, double clipBound, double scale, int bitWidth, int weightCap)
+    public static UpdateCodec FromParameters(int parameterCount, double clipBound, double scale, int bitWidth, int weightCap, EvaluationLayout? evaluation = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(parameterCount, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(weightCap, 1);
-        return new UpdateCodec(parameterCount, clipBound, scale, bitWidth, weightCap);
+        return new UpdateCodec(parameterCount, clipBound, scale, bitWidth, weightCap, evaluation);
     }
 
     /// <summary>
     /// Encodes an update: quantizes <paramref name="update"/> (length d) with unbiased stochastic rounding into the
-    /// first d words of <paramref name="destination"/> and writes min(examples, cap) into the weight slot.
+    /// first d words of <paramref name="destination"/>, writes min(examples, cap) into the weight slot and zeros into
+    /// the evaluation slots (see <see cref="EncodeEvaluation"/>).
     /// </summary>
     public void Encode(ReadOnlySpan<float> update, long examples, Span<uint> destination, IRandomSource random)
     {
@@ -110,6 +124,41 @@ public sealed class UpdateCodec
         ArgumentOutOfRangeException.ThrowIfNegative(examples);
         _quantizer.Quantize(update, destination[..ParameterCount], random);
         destination[ParameterCount] = (uint)Math.Min(examples, WeightCap);
+        destination[EvaluationOffset..].Clear();
+    }
+
+    /// <summary>
+    /// Writes a site's evaluation counts (null = none) into the evaluation slots of <paramref name="destination"/>
+    /// (a whole input vector); nothing when the round carries no evaluation.
+    /// </summary>
+    public void EncodeEvaluation(EvaluationCounts? counts, Span<uint> destination)
+    {
+        if (destination.Length != VectorLength)
+        {
+            throw new ArgumentException($"Expected a destination of {VectorLength} words; got {destination.Length}.", nameof(destination));
+        }
+
+        Evaluation?.Encode(counts, destination[EvaluationOffset..]);
+    }
+
+    /// <summary>
+    /// Decodes and checks the summed evaluation slots of <paramref name="contributors"/> inputs (see
+    /// <see cref="EvaluationLayout.Decode"/>); null with the reason when the round carries no evaluation or the sum is impossible.
+    /// </summary>
+    public FederatedEvaluation? DecodeEvaluation(ReadOnlySpan<uint> sum, int contributors, out string? rejection)
+    {
+        if (sum.Length != VectorLength)
+        {
+            throw new ArgumentException($"Expected a sum of {VectorLength} words; got {sum.Length}.", nameof(sum));
+        }
+
+        if (Evaluation is null)
+        {
+            rejection = "the round carries no federated evaluation";
+            return null;
+        }
+
+        return Evaluation.Decode(sum[EvaluationOffset..], contributors, BitWidth, out rejection);
     }
 
     /// <summary>The weight a site with <paramref name="examples"/> examples puts in its slot.</summary>

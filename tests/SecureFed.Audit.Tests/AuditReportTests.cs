@@ -35,6 +35,31 @@ public sealed class AuditReportTests
     }
 
     [Fact]
+    public void Create_FederatedEvaluationLogged_TableShowsScorePerRoundAndWithheldReason()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2, federatedEvaluation: true);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.True(result.Passed, string.Join("\n", result.Problems));
+        string html = result.Html;
+        Assert.Contains("<h3 id=\"federated-evaluation\">Federated evaluation</h3>", html, StringComparison.Ordinal);
+        Assert.Contains("<th scope=\"col\">F1 Disease</th><th scope=\"col\">F1 Drug</th>", html, StringComparison.Ordinal);
+        Assert.Matches("<tr><td class=\"num\">1</td><td class=\"num\">0</td><td class=\"num\"[^>]*>2</td><td class=\"num\"[^>]*>0.750</td><td class=\"num\"[^>]*>0.600</td><td class=\"num\"[^>]*><strong>0.667</strong></td><td class=\"num\"[^>]*>0.800</td><td class=\"num\"[^>]*>0.500</td>", html);
+        Assert.Contains("withheld: only 1 of 2 contributors scored the model", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_NoFederatedEvaluation_NoSection()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1);
+
+        Assert.DoesNotContain("federated-evaluation", AuditReport.Create(fed.Directories).Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Create_PatientEpsilonLogged_ChartHasOneSeriesPerSiteWithBudgetAndCitesLogLines()
     {
         using var fed = new Federation();
@@ -288,7 +313,8 @@ public sealed class AuditReportTests
         /// as after a restart when <paramref name="restartAbort"/>).
         /// </summary>
         public void Run(int rounds, string? tamperedSite = null, int? abortRound = null, string? overBudgetSite = null,
-                        bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted")
+                        bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted",
+                        bool federatedEvaluation = false)
         {
             using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
             using AuditLog aggregator = AuditLog.Open(Directories[0], "aggregator", key, "securefed.test/aggregator");
@@ -331,6 +357,18 @@ public sealed class AuditReportTests
                 else
                 {
                     aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", round).Add("model_version", round).AddDigest("sha256", new byte[32]).Add("participants", Sites));
+                    if (federatedEvaluation && round == 1)
+                    {
+                        // As the aggregator writes it: 30 TP, 10 FP, 20 FN summed over both sites.
+                        aggregator.Append(AuditEvents.FederatedEvaluation, f => f.Add("round", round).Add("model_version", round - 1).Add("evaluators", 2)
+                            .Add("tp", 30).Add("fp", 10).Add("fn", 20).Add("f1", 0.6666666666666666).Add("precision", 0.75).Add("recall", 0.6)
+                            .AddObject("per_type", t => t.AddObject("Disease", d => d.Add("tp", 20).Add("fp", 5).Add("fn", 5).Add("f1", 0.8)).AddObject("Drug", d => d.Add("tp", 10).Add("fp", 5).Add("fn", 15).Add("f1", 0.5))));
+                    }
+                    else if (federatedEvaluation)
+                    {
+                        aggregator.Append(AuditEvents.FederatedEvaluation, f => f.Add("round", round).Add("model_version", round - 1).Add("withheld", "only 1 of 2 contributors scored the model; at least 2 are needed before the federation's score is published"));
+                    }
+
                     aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12));
                     aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", round));
                 }

@@ -63,7 +63,7 @@ public sealed class EndToEndTests : IDisposable
         var codecParams = federation.State.Store.GetRound(rounds[0].Round)!;
         Assert.Equal(["site-de", "site-fr"], codecParams.Participants.Order());
 
-        var survivorsSum = new uint[parameters + 1];
+        var survivorsSum = new uint[inputs[("site-de", 1)].Length]; // d + weight slot + federated-evaluation slots
         foreach (string site in new[] { "site-de", "site-fr" })
         {
             ModularVector.Add(survivorsSum, inputs[(site, 1)], 32);
@@ -126,7 +126,7 @@ public sealed class EndToEndTests : IDisposable
 
         var round = Assert.Single(federation.State.Store.ListRounds());
         Assert.Equal(sites, round.Participants.Order());
-        var sum = new uint[parameters + 1];
+        var sum = new uint[inputs.Values.First().Length]; // d + weight slot + federated-evaluation slots
         foreach (uint[] input in inputs.Values)
         {
             ModularVector.Add(sum, input, 32);

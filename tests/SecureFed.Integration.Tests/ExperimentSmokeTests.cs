@@ -56,6 +56,23 @@ public sealed class ExperimentSmokeTests : IDisposable
         JsonElement[] dpRuns = [.. runs.Where(r => r.GetProperty("kind").GetString() == "federated_dp")];
         Assert.Equal(2, dpRuns.Length);
         Assert.All(dpRuns, r => Assert.InRange(r.GetProperty("epsilon_spent").GetDouble(), 0.1, 8.0));
+
+        // Federated evaluation: each federated run records the F1 of the model each round started from, summed
+        // securely from the sites' dev shards; the shards partition the dev set, so round 2's score is the pooled dev
+        // F1 after round 1. Other arms have none.
+        foreach (JsonElement run in runs)
+        {
+            JsonElement federatedEval = run.GetProperty("federated_evaluation_f1_per_round");
+            if (!run.GetProperty("kind").GetString()!.StartsWith("federated", StringComparison.Ordinal))
+            {
+                Assert.Equal(JsonValueKind.Null, federatedEval.ValueKind);
+                continue;
+            }
+
+            Assert.Equal(2, federatedEval.GetArrayLength());
+            AssertF1(federatedEval[0]);
+            Assert.Equal(run.GetProperty("dev_f1_per_round")[0].GetDouble(), federatedEval[1].GetDouble(), 9);
+        }
         byte[] png = await File.ReadAllBytesAsync(Path.Combine(output, "f1-per-round.png"));
         Assert.True(png.Length > 1000);
         Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, png[..4]);

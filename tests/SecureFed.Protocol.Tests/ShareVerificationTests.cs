@@ -183,7 +183,7 @@ public sealed class ShareVerificationTests
         Assert.Equal(ProtocolLabels.SelfMaskCommitmentSize, ad.SelfMaskCommitment.Length);
 
         var missing = Assert.Throws<ProtocolViolationException>(() => new ServerRound(fx.Parameters).AcceptAdvertisement(ad with { SelfMaskCommitment = [] }));
-        Assert.Contains("self-mask commitment of 0 bytes; protocol version 2 requires 32", missing.Message, StringComparison.Ordinal);
+        Assert.Contains($"self-mask commitment of 0 bytes; protocol version {ProtocolLabels.ProtocolVersion} requires 32", missing.Message, StringComparison.Ordinal);
 
         byte[] changed = (byte[])ad.SelfMaskCommitment.Clone();
         changed[0] ^= 1;

@@ -172,7 +172,7 @@ public sealed class FaultTests : IDisposable
 
         // The fused model is exactly the weighted average of the three updates.
         int d = TestFederation.Parameters;
-        var sum = new uint[d + 1];
+        var sum = new uint[fed.Inputs[(sites[0], 1)].Length]; // d + weight slot + federated-evaluation slots
         foreach (string site in sites)
         {
             ModularVector.Add(sum, fed.Inputs[(site, 1)], 32);

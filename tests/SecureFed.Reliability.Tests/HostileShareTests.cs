@@ -231,7 +231,7 @@ public sealed class HostileShareTests : IDisposable
         ShareSet forMe = await client.AwaitSharesAsync(new StageQuery { Header = H(round, p.SessionId, Stage.ShareKeys) }, Deadline(20)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30));
 
         uint[] input = new uint[p.VectorLength];
-        input[^1] = weight; // a zero update and this weight in the weight slot
+        input[TestFederation.Parameters] = weight; // a zero update and this weight in the weight slot (word d; evaluation slots follow)
         uint[] masked = new uint[p.VectorLength];
         protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input, masked);
         using (AsyncClientStreamingCall<MaskedInputChunk, Ack> call = client.UploadMaskedInput(Deadline()))
@@ -278,7 +278,7 @@ public sealed class HostileShareTests : IDisposable
         Assert.Equal((uint)ProtocolLabels.ProtocolVersion, a.ProtocolVersion);
         Assert.Equal(4, a.Participants.Count);
         var p = new RoundParameters(a.Header.FederationId, (long)a.Header.Round, a.Header.SessionId,
-            [.. a.Participants.Select(x => new Participant((int)x.Index, x.Name, x.IdentityPublicKey.ToByteArray()))], (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth);
+            [.. a.Participants.Select(x => new Participant((int)x.Index, x.Name, x.IdentityPublicKey.ToByteArray()))], (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, TestFederation.Layout(a));
         Assert.Equal(1, p.Find(Hostile)!.Index);
         return (a, p);
     }

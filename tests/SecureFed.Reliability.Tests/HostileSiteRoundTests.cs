@@ -58,7 +58,8 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
-    /// PROTOCOL.md §2 and §5–6, computed independently of the product's code: indices by ascending name, m = d + 1,
+    /// PROTOCOL.md §2 and §5–6, computed independently of the product's code: indices by ascending name, m = d + 1 + 4 (weight
+    /// slot, then federated evaluation's flag and overall TP/FP/FN: on by default, no per-type slots configured),
     /// b = 32, quant_clip = S, quant_scale = ⌊(2^31 − 1 − n)/(n·S + 20·z·S·1.1·√(n/t))⌋, and
     /// noise_sigma_site = ⌈z·Δ₂/√t·256⌉/256 with Δ₂ from the parameter count d.
     /// </summary>
@@ -69,7 +70,8 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Equal([.. a.Participants.Select(p => p.Name).Order(StringComparer.Ordinal)], a.Participants.OrderBy(p => p.Index).Select(p => p.Name));
         Assert.Equal(Enumerable.Range(1, n).Select(i => (uint)i), a.Participants.Select(p => p.Index).Order());
         Assert.Equal((4, 3, TestFederation.Parameters), (n, t, d));
-        Assert.Equal((uint)(d + 1), a.VectorLength);
+        Assert.Equal((uint)(d + 1 + 4), a.VectorLength);
+        Assert.Equal((100_000u, 3u), (a.Evaluation.CountCap, a.Evaluation.MinEvaluators));
         Assert.Equal(32u, a.BitWidth);
         Assert.Equal(s, a.QuantClip);
         double headroom = 20 * z * s * 1.1 * Math.Sqrt((double)n / t);
@@ -394,7 +396,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             Announcement = announcement;
             Parameters = new RoundParameters(announcement.Header.FederationId, (long)announcement.Header.Round, announcement.Header.SessionId,
                 [.. announcement.Participants.Select(p => new Participant((int)p.Index, p.Name, p.IdentityPublicKey.ToByteArray()))],
-                (int)announcement.Threshold, (int)announcement.GraphDegree, (int)announcement.VectorLength, (int)announcement.BitWidth);
+                (int)announcement.Threshold, (int)announcement.GraphDegree, (int)announcement.VectorLength, (int)announcement.BitWidth, TestFederation.Layout(announcement));
             Self = Parameters.Find("site-x")!.Index;
             Protocol = new ClientRound(Parameters, "site-x", kit.IdentityKey, _random);
         }

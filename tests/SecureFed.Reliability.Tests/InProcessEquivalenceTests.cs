@@ -46,7 +46,10 @@ public sealed class InProcessEquivalenceTests : IDisposable
         float[][] deltas = [.. Sites.Select((site, i) => new FakeTrainer(site, TestFederation.Parameters, Examples[i]).Train(initial, plan, CancellationToken.None).Delta)];
         var localRandom = Sites.Select((_, i) => new DeterministicRandomSource(100 + i)).ToArray();
         float[] inProcess;
-        using (var secAgg = new InProcessSecureAggregation(TestFederation.FederationName, Sites, l2Clip: 10, siteNoiseMultiplier: 0.5, weightCap: 1000))
+        // The aggregator announces federated evaluation by default (no entity types configured, count cap 100000): the
+        // in-process runner uses the same layout, so even the (zero) evaluation slots match word for word.
+        using (var secAgg = new InProcessSecureAggregation(TestFederation.FederationName, Sites, l2Clip: 10, siteNoiseMultiplier: 0.5, weightCap: 1000,
+            evaluation: Protocol.EvaluationLayout.Create([], 100_000)))
         {
             inProcess = secAgg.RunRound(1, initial, deltas, Examples, localRandom);
 

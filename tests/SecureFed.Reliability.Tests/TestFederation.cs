@@ -62,6 +62,10 @@ internal sealed class TestFederation : IAsyncDisposable
 
     public string AgentDataDirectory(string site) => Path.Combine(Directory, "agents", site);
 
+    /// <summary>The federated-evaluation layout an announcement carries (bound into the round digest), or null.</summary>
+    public static Protocol.EvaluationLayout? Layout(Wire.V1.RoundAnnouncement a) =>
+        a.Evaluation is null ? null : Protocol.EvaluationLayout.Create(a.Evaluation.EntityTypes, (int)a.Evaluation.CountCap);
+
     /// <summary>Provisions <paramref name="sites"/>; revokes <paramref name="revoked"/> in the aggregator's manifest copy.</summary>
     public static TestFederation Provision(string directory, IReadOnlyList<string> sites, IReadOnlyDictionary<string, string>? aggregator = null, params string[] revoked)
     {
@@ -99,7 +103,7 @@ internal sealed class TestFederation : IAsyncDisposable
     }
 
     /// <summary>Builds and starts the aggregator (again, after a stop: same port, same data directory).</summary>
-    public async Task StartAggregatorAsync(string? dataDirectory = null, ILoggerProvider? logs = null)
+    public async Task StartAggregatorAsync(string? dataDirectory = null, ILoggerProvider? logs = null, LogLevel minimumLevel = LogLevel.Warning)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -117,7 +121,7 @@ internal sealed class TestFederation : IAsyncDisposable
         IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
         WebApplication app = AggregatorHost.Build(configuration, _initial, logging =>
         {
-            logging.SetMinimumLevel(LogLevel.Warning);
+            logging.SetMinimumLevel(minimumLevel);
             if (logs is not null)
             {
                 logging.AddProvider(logs);
@@ -143,7 +147,7 @@ internal sealed class TestFederation : IAsyncDisposable
     }
 
     /// <summary>Starts an honest agent (FakeTrainer) for <paramref name="site"/>; <paramref name="wrap"/> may wrap its HTTP handler.</summary>
-    public void StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null)
+    public void StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null, ILocalTrainer? trainer = null)
     {
         var options = new AgentOptions
         {
@@ -164,7 +168,7 @@ internal sealed class TestFederation : IAsyncDisposable
         }
 
         var client = new AggregatorClient(Address, state.Kit, TimeSpan.FromSeconds(options.CallTimeoutSeconds), options.MaxRetries, handler: handler);
-        var runner = new AgentRunner(options, state.Kit, client, new FakeTrainer(site, Parameters, examples), state.Ledger, state.Audit, NullLogger.Instance)
+        var runner = new AgentRunner(options, state.Kit, client, trainer ?? new FakeTrainer(site, Parameters, examples), state.Ledger, state.Audit, NullLogger.Instance)
         {
             Dropout = dropout,
             InputCaptured = (round, input) => Inputs[(site, round)] = input,

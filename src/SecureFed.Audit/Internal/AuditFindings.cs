@@ -178,6 +178,9 @@ internal sealed class AuditFindings
                         case AuditEvents.MaskedInputReceived:
                             facts.MaskedInputs.Add(entry);
                             break;
+                        case AuditEvents.FederatedEvaluation:
+                            facts.Evaluation = entry;
+                            break;
                         case AuditEvents.Refusal:
                             const string Declined = "site declined: ";
                             string site = LogView.Text(entry, AuditFieldNames.Site);

@@ -51,6 +51,7 @@ internal static class ReportHtml
         html.Append("<h2 id=\"details\">Details</h2>\n<p class=\"muted\">Hover a number to see the log line it comes from (file <code>audit.jsonl</code> of the named actor; the line number is its <code>seq</code>).</p>\n");
         Logs(html, f);
         Rounds(html, f);
+        Evaluation(html, f);
         Parameters(html, f);
         Privacy(html, f);
         Messages(html, f);
@@ -259,6 +260,57 @@ internal static class ReportHtml
         }
 
         html.Append("</tbody></table>\n");
+    }
+
+    /// <summary>
+    /// Federated evaluation: the federation's F1 of each round's starting model, decoded by the aggregator from the
+    /// secure sum of the sites' dev counts (aggregate information; no site's own score is in any log but its own).
+    /// </summary>
+    private static void Evaluation(StringBuilder html, AuditFindings f)
+    {
+        RoundFacts[] scored = [.. f.Rounds.Where(r => r.Evaluation is not null)];
+        if (scored.Length == 0)
+        {
+            return;
+        }
+
+        string[] types = [.. scored.SelectMany(r => r.Evaluation!.Fields.TryGetProperty("per_type", out JsonElement t) && t.ValueKind == JsonValueKind.Object
+            ? t.EnumerateObject().Select(p => p.Name) : []).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        html.Append("<h3 id=\"federated-evaluation\">Federated evaluation</h3>\n<p class=\"muted\">Each site scored the model a round started from on its own dev data; the aggregator saw only the sum of the sites' true-positive, false-positive and false-negative counts (secure aggregation), never one site's score. The counts carry no differential-privacy noise.</p>\n");
+        html.Append("<table><thead><tr><th scope=\"col\">round</th><th scope=\"col\">model version scored</th><th scope=\"col\">sites that scored</th><th scope=\"col\">precision</th><th scope=\"col\">recall</th><th scope=\"col\">F1</th>");
+        foreach (string type in types)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<th scope=\"col\">F1 {E(type)}</th>");
+        }
+
+        html.Append("<th scope=\"col\">line</th></tr></thead><tbody>\n");
+        foreach (RoundFacts r in scored)
+        {
+            LogEntry e = r.Evaluation!;
+            string at = LogRef.Of(r.Aggregator, e).ToString();
+            html.Append(CultureInfo.InvariantCulture, $"<tr><td class=\"num\">{r.Round}</td><td class=\"num\">{E(LogView.Text(e, "model_version"))}</td>");
+            string withheld = LogView.Text(e, "withheld");
+            if (withheld.Length > 0)
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<td colspan=\"{4 + types.Length}\"{T(at)}>withheld: {E(withheld)}</td>");
+            }
+            else
+            {
+                html.Append(CultureInfo.InvariantCulture, $"<td class=\"num\"{T(at)}>{E(LogView.Text(e, "evaluators"))}</td><td class=\"num\"{T(at)}>{Score(LogView.Number(e, "precision"))}</td><td class=\"num\"{T(at)}>{Score(LogView.Number(e, "recall"))}</td><td class=\"num\"{T(at)}><strong>{Score(LogView.Number(e, "f1"))}</strong></td>");
+                foreach (string type in types)
+                {
+                    double? typed = e.Fields.TryGetProperty("per_type", out JsonElement t) && t.ValueKind == JsonValueKind.Object && t.TryGetProperty(type, out JsonElement c)
+                        && c.ValueKind == JsonValueKind.Object && c.TryGetProperty("f1", out JsonElement v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+                    html.Append(CultureInfo.InvariantCulture, $"<td class=\"num\"{T(at)}>{Score(typed)}</td>");
+                }
+            }
+
+            html.Append(CultureInfo.InvariantCulture, $"<td class=\"muted\">{E(at)}</td></tr>\n");
+        }
+
+        html.Append("</tbody></table>\n");
+
+        static string Score(double? value) => value is double v ? v.ToString("F3", CultureInfo.InvariantCulture) : "–";
     }
 
     private static void Parameters(StringBuilder html, AuditFindings f)

@@ -27,6 +27,9 @@ internal sealed class RoundFacts
 
     public LogEntry? Aggregate { get; set; }
 
+    /// <summary>The evaluation.federated line: the federation's score of the round's starting model, or why none was published.</summary>
+    public LogEntry? Evaluation { get; set; }
+
     public IReadOnlyList<string> Participants { get; set; } = [];
 
     public List<LogEntry> MaskedInputs { get; } = [];

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Hosting;
@@ -39,6 +40,15 @@ internal static class ServiceCommands
 
             ModelSpec spec = Spec(configuration);
             var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
+            // Federated evaluation scores the spec's entity types (unless the configuration names its own).
+            if (!configuration.GetSection("SecureFed:EvaluationEntityTypes").GetChildren().Any())
+            {
+                foreach ((string type, int i) in spec.EntityTypes.Select((t, i) => (t, i)))
+                {
+                    overrides[string.Create(CultureInfo.InvariantCulture, $"SecureFed:EvaluationEntityTypes:{i}")] = type;
+                }
+            }
+
             IConfiguration full = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
             WebApplication app;
             try

@@ -63,6 +63,12 @@ internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<strin
 {
     /// <summary>Patient-level ε each site had spent after this round (sites that sent no report are missing).</summary>
     public IReadOnlyDictionary<string, double> RecordEpsilonPerSite { get; init; } = new Dictionary<string, double>();
+
+    /// <summary>
+    /// Federated evaluation: the federation's F1 of the model this round started from, decoded by the aggregator from
+    /// the secure sum of the sites' own dev counts (NaN when none was published).
+    /// </summary>
+    public double FederatedF1 { get; init; } = double.NaN;
 }
 
 /// <summary>
@@ -122,7 +128,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 // FedAvg weights are min(examples, cap)/cap: a cap at the largest site keeps ω = 1 there, so the
                 // summed site noise is not magnified when the server divides by Σω (sensitivity stays S either way).
                 ["WeightCap"] = Math.Max(1, train.Values.Max(t => t.Count)).ToString(CultureInfo.InvariantCulture),
-            },
+            }.Concat(types.Select((t, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"EvaluationEntityTypes:{i}"), t))).ToDictionary(),
             Agent = new Dictionary<string, string>
             {
                 ["EpsilonBudget"] = (settings.Epsilon * 1.0001).ToString("R", CultureInfo.InvariantCulture),
@@ -212,7 +218,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
 
         // The auditor's and the data scientist's view.
-        var rounds = CollectRounds(federation, reports, spec, pooledDev, sites);
+        var rounds = CollectRounds(federation, reports, progress, spec, pooledDev, sites);
         (double testF1, EvaluationResult testResult, string modelDir) = EvaluateFinal(federation, spec, test);
         PrintTable(rounds, sites, testF1, testResult);
         string chart = Path.Combine(settings.OutputDirectory, "rounds.png");
@@ -308,6 +314,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         table.AddColumn(new TableColumn("in the sum"))
+            .AddColumn(new TableColumn(narrow ? "fed. F1" : "federated F1").RightAligned().NoWrap())
             .AddColumn(new TableColumn("dev F1").RightAligned().NoWrap())
             .AddColumn(new TableColumn(narrow ? "ε pat." : "ε patient").RightAligned().NoWrap())
             .AddColumn(new TableColumn("ε site").RightAligned().NoWrap())
@@ -322,6 +329,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             }
 
             cells.Add(Markup.Escape(narrow && aborted ? "aborted" : Cohort(r.Contributors, sites)));
+            cells.Add(double.IsNaN(r.FederatedF1) ? "–" : r.FederatedF1.ToString("F3", CultureInfo.InvariantCulture));
             cells.Add(double.IsNaN(r.DevF1) ? "–" : r.DevF1.ToString("F3", CultureInfo.InvariantCulture));
             cells.Add(double.IsNaN(r.RecordEpsilon) ? "–" : r.RecordEpsilon.ToString("F2", CultureInfo.InvariantCulture));
             cells.Add(double.IsNaN(r.SiteEpsilon) ? "–" : Compact(r.SiteEpsilon));
@@ -472,9 +480,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         return (train, dev, pooledDev, pooledTest, LabelSet.ClinicalTypes, "embedded synthetic clinical corpus (honestly synthetic: generated in code, one profile per hospital)");
     }
 
-    private List<DemoRound> CollectRounds(LocalFederation federation, IEnumerable<AgentRoundReport> reports, Agent.ModelSpec spec, IReadOnlyList<Sentence> pooledDev, string[] sites)
+    private List<DemoRound> CollectRounds(LocalFederation federation, IEnumerable<AgentRoundReport> reports, IEnumerable<RoundProgress> progress, Agent.ModelSpec spec, IReadOnlyList<Sentence> pooledDev, string[] sites)
     {
         var result = new List<DemoRound>();
+        // Federated evaluation as the aggregator knows it: the sum over the contributors only.
+        var federated = progress.Where(p => p.Stage == "completed" && p.Evaluation is not null).ToDictionary(p => p.Round, p => p.Evaluation!.F1);
         using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, settings.Seed, "cpu");
         var byRound = reports.GroupBy(r => r.Round).ToDictionary(g => g.Key, g => g.ToList());
         var models = federation.State.Store;
@@ -508,7 +518,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 }
             }
 
-            result.Add(new DemoRound(round.Round, completed ? "completed" : "aborted: " + round.AbortReason, round.Participants, f1, record, site, bytesPerSite) { RecordEpsilonPerSite = perSite });
+            result.Add(new DemoRound(round.Round, completed ? "completed" : "aborted: " + round.AbortReason, round.Participants, f1, record, site, bytesPerSite)
+            {
+                RecordEpsilonPerSite = perSite,
+                FederatedF1 = federated.GetValueOrDefault(round.Round, double.NaN),
+            });
         }
 
         return result;
@@ -527,6 +541,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     private void PrintTable(List<DemoRound> rounds, string[] sites, double testF1, EvaluationResult test)
     {
         console.Write(RoundTable(rounds, sites, console.Profile.Width));
+        console.MarkupLine("[grey]federated F1: the model each round started from, scored by every site on its own dev data; only the sum of the sites' counts is revealed (secure aggregation), no site's own score. dev F1: the round's result on the pooled dev set (the demo can pool; a real federation cannot).[/]");
         var types = new Table().Title("[bold]Fused model on the held-out test set[/]").AddColumn("type").AddColumn(new TableColumn("precision").RightAligned())
             .AddColumn(new TableColumn("recall").RightAligned()).AddColumn(new TableColumn("F1").RightAligned());
         foreach ((string type, EntityScore score) in test.PerType.OrderBy(kv => kv.Key, StringComparer.Ordinal))
