@@ -91,6 +91,12 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // Data: each site keeps its own partition; nothing below ever hands one site's sentences to another.
         (Dictionary<string, IReadOnlyList<Sentence>> train, Dictionary<string, IReadOnlyList<Sentence>> dev, IReadOnlyList<Sentence> pooledDev, IReadOnlyList<Sentence> test, IReadOnlyList<string> types, string source) = LoadData(sites);
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
+        if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
+        {
+            // Measured (docs/utility.md): from a random model, DP-SGD at these budgets learns next to nothing on real text.
+            console.MarkupLine("[yellow]Note[/]: on real text, DP-SGD from a random model learns little in a run this short; a public warm start helps most (e.g. --public-data ../shared/data/bc5cdr --optimizer sgd --lr 0.5 --grad-clip 8 --sample-rate 0.25 --rounds 10 --update-clip 5 for NCBI-disease sites; see docs/utility.md).");
+        }
+
 
         // DP-SGD adds noise to every parameter at every step, so the demo's small model keeps its hashed embedding
         // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere.

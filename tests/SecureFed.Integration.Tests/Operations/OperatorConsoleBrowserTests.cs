@@ -83,19 +83,21 @@ public sealed class OperatorConsoleBrowserTests : IDisposable
         }
 
         // The dropped site, in words, and the two that contributed.
-        Assert.Equal("dropped", Wait(driver, TimeSpan.FromSeconds(5), d => d.FindElement(By.CssSelector("#sites tr[data-site='site-jp']")).GetAttribute("data-state")));
-        Assert.Equal("dropped at masked input", driver.FindElement(By.XPath("//table[@id='sites']//tr[@data-site='site-jp']/td[2]")).Text);
+        Assert.Equal("dropped", Wait(driver, TimeSpan.FromSeconds(5), d => d.FindElement(By.CssSelector("#sites tr[data-site='site-jp']")).GetAttribute("data-state") is "dropped" and var state ? state : null));
+        // Every read below is retried when the page's one-second update replaces the element between find and read.
+        TimeSpan read = TimeSpan.FromSeconds(5);
+        Assert.Equal("dropped at masked input", Wait(driver, read, d => d.FindElement(By.XPath("//table[@id='sites']//tr[@data-site='site-jp']/td[2]")).Text));
         foreach (string site in new[] { "site-de", "site-fr" })
         {
-            Assert.Equal("contributed", driver.FindElement(By.CssSelector($"#sites tr[data-site='{site}']")).GetAttribute("data-state"));
+            Assert.Equal("contributed", Wait(driver, read, d => d.FindElement(By.CssSelector($"#sites tr[data-site='{site}']")).GetAttribute("data-state")));
         }
 
         // History: two completed rounds; the federation F1 column waits for federated evaluation.
-        Assert.Equal(["completed", "completed"], driver.FindElements(By.CssSelector("#history tbody tr")).Select(r => r.GetAttribute("data-outcome") ?? "").ToArray());
-        Assert.All(driver.FindElements(By.CssSelector("#history td.f1")), c => Assert.Equal(OperatorConsole.NotAvailable, c.Text));
-        Assert.Equal("2", driver.FindElement(By.Id("model")).GetAttribute("data-version"));
-        Assert.True(double.Parse(driver.FindElement(By.Id("privacy")).GetAttribute("data-spent")!, CultureInfo.InvariantCulture) > 0);
-        Assert.Contains("securefed/securefed-demo/aggregator", driver.FindElement(By.Id("checkpoint")).Text, StringComparison.Ordinal);
+        Assert.Equal(["completed", "completed"], Wait(driver, read, d => d.FindElements(By.CssSelector("#history tbody tr")).Select(r => r.GetAttribute("data-outcome") ?? "").ToArray()));
+        Assert.All(Wait(driver, read, d => d.FindElements(By.CssSelector("#history td.f1")).Select(c => c.Text).ToArray()), t => Assert.Equal(OperatorConsole.NotAvailable, t));
+        Assert.Equal("2", Wait(driver, read, d => d.FindElement(By.Id("model")).GetAttribute("data-version")));
+        Assert.True(double.Parse(Wait(driver, read, d => d.FindElement(By.Id("privacy")).GetAttribute("data-spent"))!, CultureInfo.InvariantCulture) > 0);
+        Assert.Contains("securefed/securefed-demo/aggregator", Wait(driver, read, d => d.FindElement(By.Id("checkpoint")).Text), StringComparison.Ordinal);
 
         // When federated evaluation reports a round's F1, the next update shows it.
         federation.Telemetry.ReportFederationF1(2, 0.625);
