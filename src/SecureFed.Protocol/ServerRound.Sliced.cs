@@ -78,26 +78,14 @@ public sealed partial class ServerRound
             {
                 foreach (int owner in bOwners)
                 {
-                    byte[] commitment = _u1[owner].SelfMaskCommitment;
-                    byte[] seed = Rebuild(owner, RevealedShareKind.SelfMaskSeed, bShares, liars, rejected, reconstructors,
-                        candidate => CryptographicOperations.FixedTimeEquals(ProtocolLabels.SelfMaskCommitment(_p, owner, candidate), commitment));
+                    byte[] seed = RebuildSelfMaskSeed(owner, bShares, liars, rejected, reconstructors);
                     removals.Add(new MaskRemoval(seed, ProtocolLabels.SelfMaskDomain(_p, owner), Add: false));
                 }
 
                 byte[] pairDomain = ProtocolLabels.PairMaskDomain(_p);
                 foreach (int v in sOwners)
                 {
-                    byte[] publicKey = _u1[v].MaskingPublicKey;
-                    byte[] sk = Rebuild(v, RevealedShareKind.MaskingKey, sShares, liars, rejected, reconstructors, candidate =>
-                    {
-                        if ((candidate[0] & 7) != 0 || (candidate[31] & 0xC0) != 0x40)
-                        {
-                            return false;
-                        }
-
-                        using X25519KeyPair candidateKey = X25519KeyPair.FromPrivateKey(candidate);
-                        return CryptographicOperations.FixedTimeEquals(candidateKey.PublicKey, publicKey);
-                    });
+                    byte[] sk = RebuildMaskingKey(v, sShares, liars, rejected, reconstructors);
                     using X25519KeyPair key = X25519KeyPair.FromPrivateKey(sk);
                     CryptographicOperations.ZeroMemory(sk);
                     foreach (int w in _p.Graph.Neighbors(v).Where(_u3.Contains))

@@ -400,26 +400,12 @@ public sealed partial class ServerRound
             {
                 for (int i = 0; i < bOwners.Length; i++)
                 {
-                    int owner = bOwners[i];
-                    byte[] commitment = _u1[owner].SelfMaskCommitment;
-                    selfSeeds[i] = Rebuild(owner, RevealedShareKind.SelfMaskSeed, bShares, liars, rejected, reconstructors,
-                        seed => CryptographicOperations.FixedTimeEquals(ProtocolLabels.SelfMaskCommitment(_p, owner, seed), commitment));
+                    selfSeeds[i] = RebuildSelfMaskSeed(bOwners[i], bShares, liars, rejected, reconstructors);
                 }
 
                 foreach (int v in sOwners)
                 {
-                    byte[] publicKey = _u1[v].MaskingPublicKey;
-                    byte[] sk = Rebuild(v, RevealedShareKind.MaskingKey, sShares, liars, rejected, reconstructors, candidate =>
-                    {
-                        // Only the clamped form is shared, so only it is accepted (one string per public key).
-                        if ((candidate[0] & 7) != 0 || (candidate[31] & 0xC0) != 0x40)
-                        {
-                            return false;
-                        }
-
-                        using X25519KeyPair candidateKey = X25519KeyPair.FromPrivateKey(candidate);
-                        return CryptographicOperations.FixedTimeEquals(candidateKey.PublicKey, publicKey);
-                    });
+                    byte[] sk = RebuildMaskingKey(v, sShares, liars, rejected, reconstructors);
                     var key = X25519KeyPair.FromPrivateKey(sk);
                     CryptographicOperations.ZeroMemory(sk);
                     droppedKeys.Add((v, key));
@@ -588,6 +574,33 @@ public sealed partial class ServerRound
     /// lying about another secret are left out first (when t shares remain), so one liar costs one full decoding, not one
     /// per owner. Aborts the round when no verified secret can be rebuilt.
     /// </summary>
+    /// <summary>A survivor's self-mask seed b_u from its shares, accepted only if it opens u's signed commitment.</summary>
+    private byte[] RebuildSelfMaskSeed(int owner, Dictionary<int, List<ShamirShare>> index, HashSet<int> liars, List<RejectedShare> rejected,
+        Dictionary<string, ShamirReconstructor> cache)
+    {
+        byte[] commitment = _u1[owner].SelfMaskCommitment;
+        return Rebuild(owner, RevealedShareKind.SelfMaskSeed, index, liars, rejected, cache,
+            seed => CryptographicOperations.FixedTimeEquals(ProtocolLabels.SelfMaskCommitment(_p, owner, seed), commitment));
+    }
+
+    /// <summary>A dropped site's masking private key from its shares, accepted only if it is clamped and matches the advertised public key.</summary>
+    private byte[] RebuildMaskingKey(int owner, Dictionary<int, List<ShamirShare>> index, HashSet<int> liars, List<RejectedShare> rejected,
+        Dictionary<string, ShamirReconstructor> cache)
+    {
+        byte[] publicKey = _u1[owner].MaskingPublicKey;
+        return Rebuild(owner, RevealedShareKind.MaskingKey, index, liars, rejected, cache, candidate =>
+        {
+            // Only the clamped form is shared, so only it is accepted (one string per public key).
+            if ((candidate[0] & 7) != 0 || (candidate[31] & 0xC0) != 0x40)
+            {
+                return false;
+            }
+
+            using X25519KeyPair candidateKey = X25519KeyPair.FromPrivateKey(candidate);
+            return CryptographicOperations.FixedTimeEquals(candidateKey.PublicKey, publicKey);
+        });
+    }
+
     private byte[] Rebuild(int owner, RevealedShareKind kind, Dictionary<int, List<ShamirShare>> index, HashSet<int> liars, List<RejectedShare> rejected,
         Dictionary<string, ShamirReconstructor> cache, SecretVerifier verify)
     {
