@@ -22,8 +22,8 @@ public sealed class AuditReportBrowserTests : IDisposable
     [SkippableFact]
     public async Task AuditReport_RealFederationRunInChromium_ShowsVerdictChartAndMatrixOnFirstScreenWithoutErrors()
     {
-        string? chromium = FindExecutable("chromium", "chromium-browser", "google-chrome");
-        string? chromedriver = FindExecutable("chromedriver");
+        string? chromium = HeadlessChromium.FindExecutable("chromium", "chromium-browser", "google-chrome");
+        string? chromedriver = HeadlessChromium.FindExecutable("chromedriver");
         Skip.If(chromium is null || chromedriver is null,
             $"Chromium or chromedriver is not installed (chromium: {chromium ?? "not found"}, chromedriver: {chromedriver ?? "not found"}); " +
             "install them with 'apt-get install chromium chromium-driver' to run the audit report's browser test.");
@@ -37,7 +37,7 @@ public sealed class AuditReportBrowserTests : IDisposable
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
 
         // Act: open it in Chromium at a laptop's screen size.
-        using ChromeDriver driver = StartChromium(chromium!, chromedriver!);
+        using ChromeDriver driver = HeadlessChromium.Start(chromium!, chromedriver!, _dir);
         driver.Manage().Window.Size = new System.Drawing.Size(1366, 900);
         driver.Navigate().GoToUrl(new Uri(report).AbsoluteUri);
 
@@ -128,26 +128,5 @@ public sealed class AuditReportBrowserTests : IDisposable
             CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
         await federation.WaitAsync(TimeSpan.FromMinutes(2), CancellationToken.None);
         return [Aggregator.AggregatorState.AuditDirectory(federation.AggregatorDataDirectory), .. Sites.Select(s => AgentState.AuditDirectory(federation.AgentDataDirectory(s)))];
-    }
-
-    private ChromeDriver StartChromium(string chromium, string chromedriver)
-    {
-        var options = new ChromeOptions { BinaryLocation = chromium };
-        // Root in a container: no sandbox; no network, no background services, a fresh profile each time.
-        options.AddArguments("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + Path.Combine(_dir, "chromium-profile"));
-        options.SetLoggingPreference(LogType.Browser, LogLevel.All);
-        ChromeDriverService service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(chromedriver)!, Path.GetFileName(chromedriver));
-        service.HideCommandPromptWindow = true;
-        service.SuppressInitialDiagnosticInformation = true;
-        var driver = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
-        driver.Manage().Timeouts().PageLoad = TimeSpan.FromSeconds(30);
-        return driver;
-    }
-
-    private static string? FindExecutable(params string[] names)
-    {
-        string[] folders = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries);
-        return names.SelectMany(n => folders.Select(f => Path.Combine(f, n))).FirstOrDefault(File.Exists);
     }
 }

@@ -23,8 +23,8 @@ public sealed class OperatorConsoleBrowserTests : IDisposable
     [SkippableFact]
     public async Task Console_RealFederationInChromium_ShowsRoundAdvancingAndDroppedSiteWithoutErrorsOrLevelAViolations()
     {
-        string? chromium = FindExecutable("chromium", "chromium-browser", "google-chrome");
-        string? chromedriver = FindExecutable("chromedriver");
+        string? chromium = HeadlessChromium.FindExecutable("chromium", "chromium-browser", "google-chrome");
+        string? chromedriver = HeadlessChromium.FindExecutable("chromedriver");
         Skip.If(chromium is null || chromedriver is null,
             $"Chromium or chromedriver is not installed (chromium: {chromium ?? "not found"}, chromedriver: {chromedriver ?? "not found"}); " +
             "install them with 'apt-get install chromium chromium-driver' to run the operator console's browser test.");
@@ -32,7 +32,7 @@ public sealed class OperatorConsoleBrowserTests : IDisposable
         // Arrange: the aggregator with its admin listener; site-jp goes silent before its masked input in round 2 (the
         // last), so the masked-input stage waits out its 4 s deadline and the page keeps showing site-jp dropped.
         await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 2, ("site-jp", 2, ProtocolStage.MaskedInputCollection), stageTimeoutSeconds: 4);
-        using ChromeDriver driver = StartChromium(chromium!, chromedriver!);
+        using ChromeDriver driver = HeadlessChromium.Start(chromium!, chromedriver!, _dir);
         driver.Manage().Window.Size = new System.Drawing.Size(1366, 900);
 
         // Without the credential: the login form, not the console.
@@ -159,25 +159,5 @@ public sealed class OperatorConsoleBrowserTests : IDisposable
         string[] violations = [.. result.RootElement.GetProperty("violations").EnumerateArray().Select(v => v.GetString()!)];
         Assert.True(violations.Length == 0, $"{page}: accessibility violations (level A): " + string.Join("; ", violations));
         Assert.True(result.RootElement.GetProperty("rules").GetInt32() > 5, $"{page}: axe-core checked almost nothing ({json})");
-    }
-
-    private ChromeDriver StartChromium(string chromium, string chromedriver)
-    {
-        var options = new ChromeOptions { BinaryLocation = chromium };
-        options.AddArguments("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir=" + Path.Combine(_dir, "chromium-profile"));
-        options.SetLoggingPreference(LogType.Browser, LogLevel.All);
-        ChromeDriverService service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(chromedriver)!, Path.GetFileName(chromedriver));
-        service.HideCommandPromptWindow = true;
-        service.SuppressInitialDiagnosticInformation = true;
-        var driver = new ChromeDriver(service, options, TimeSpan.FromSeconds(60));
-        driver.Manage().Timeouts().PageLoad = TimeSpan.FromSeconds(30);
-        return driver;
-    }
-
-    private static string? FindExecutable(params string[] names)
-    {
-        string[] folders = (Environment.GetEnvironmentVariable("PATH") ?? string.Empty).Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries);
-        return names.SelectMany(n => folders.Select(f => Path.Combine(f, n))).FirstOrDefault(File.Exists);
     }
 }
