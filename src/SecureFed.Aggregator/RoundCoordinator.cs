@@ -559,6 +559,11 @@ public sealed class RoundCoordinator : BackgroundService
         if (evaluation is not null)
         {
             Log.FederatedEvaluation(_logger, session.Round, session.BaseModelVersion, evaluation.Evaluators, evaluation.F1, evaluation.Overall.Precision, evaluation.Overall.Recall);
+            if (evaluation.F1 is >= 0 and <= 1)
+            {
+                _telemetry?.ReportFederationF1(session.Round, evaluation.F1); // the console's round history (federation level only)
+            }
+
             _state.Audit.Append(AuditEvents.FederatedEvaluation, f =>
             {
                 f.Add("round", session.Round).Add("model_version", session.BaseModelVersion).Add("evaluators", evaluation.Evaluators);
