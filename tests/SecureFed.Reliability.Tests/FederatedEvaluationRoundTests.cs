@@ -2,9 +2,11 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
+using SecureFed.Aggregator.Operations;
 using SecureFed.Audit;
 using SecureFed.Protocol;
 using SecureFed.Tagger;
@@ -75,6 +77,10 @@ public sealed class FederatedEvaluationRoundTests : IDisposable
             {
                 Assert.Equal(Counts(pooled.PerType[type]), federated.PerType[type]);
             }
+
+            // The operator console's round history shows the same federation-level score.
+            ConsoleRound shown = fed.Aggregator!.Services.GetRequiredService<AggregatorTelemetry>().Rounds().Single(r => r.Round == round);
+            Assert.Equal(pooled.F1, shown.FederationF1!.Value, 12);
 
             // The audit records the same aggregate, for the model version the round started from.
             JsonElement line = AuditLine(audit, AuditEvents.FederatedEvaluation, round);
