@@ -4,6 +4,7 @@ using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
@@ -103,7 +104,14 @@ public sealed class HostileShareTests : IDisposable
         RoundRecord completed = Assert.Single(rounds, r => r.Status == RoundStatus.Completed);
         Assert.Equal(Honest, completed.Participants.Order());
         Assert.Null(fed.Coordinator.Failure);
-        Assert.All(fed.Reports.Where(r => r.Round == 1), r => Assert.Contains("not a field element", r.Outcome, StringComparison.Ordinal));
+        // Each honest site refused the share itself, or (when the others' refusals had already ended the round before it
+        // got to its masked input) found round 1 over; none took part, and at least one named the out-of-field value.
+        AgentRoundReport[] round1 = [.. fed.Reports.Where(r => r.Round == 1)];
+        Assert.All(round1, r => Assert.False(r.Completed, $"{r.Site} completed round 1"));
+        Assert.All(round1, r => Assert.True(
+            r.Outcome.Contains("not a field element", StringComparison.Ordinal) || r.Outcome.Contains("round 1 has already ended", StringComparison.Ordinal),
+            $"{r.Site}: {r.Outcome}"));
+        Assert.Contains(round1, r => r.Outcome.Contains("not a field element", StringComparison.Ordinal));
         AssertLogsVerify(fed);
     }
 
