@@ -29,6 +29,25 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     /// <value>The default value is false.</value>
     public bool FreezeEmbeddings { get; init; }
 
+    /// <summary>
+    /// Optional fixed diagonal preconditioner A, one positive factor per model parameter in <see cref="TaggerModel.Flatten"/>
+    /// order (null = none): each example's gradient g is replaced by A ⊙ g before it is clipped, so the clipping and the
+    /// noise act in the preconditioned space and plain SGD on the result behaves like an adaptive optimiser whose
+    /// second moments come from elsewhere (AdaDPS, Li et al., "Private Adaptive Optimization with Side Information",
+    /// ICML 2022). A must come from public side information only (<see cref="TaggerPreconditioner.FromPublicData"/>);
+    /// it is then a fixed part of the mechanism and costs no privacy.
+    /// </summary>
+    /// <value>The default value is null.</value>
+    public IReadOnlyList<float>? Preconditioner { get; init; }
+
+    /// <summary>
+    /// Applies <see cref="Preconditioner"/> to the noisy averaged gradient instead of to each example's gradient: the
+    /// examples are clipped and the noise added as in plain DP-SGD, and the privatised gradient is then scaled per
+    /// coordinate (post-processing, like an Adam whose second moments are fixed from public data).
+    /// </summary>
+    /// <value>The default value is false (AdaDPS: precondition before clipping).</value>
+    public bool PreconditionAfterNoise { get; init; }
+
     /// <summary>Whether DP-SGD trains the parameter named <paramref name="name"/> (see <see cref="FreezeEmbeddings"/>).</summary>
     /// <param name="name">A name from the model's parameter list, e.g. <c>encoder.weight_ih_l0</c>.</param>
     /// <returns>False for an embedding table when <see cref="FreezeEmbeddings"/> is set, otherwise true.</returns>
@@ -40,11 +59,22 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
 
     /// <summary>Checks the values.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
+    /// <exception cref="ArgumentException">A preconditioner factor is not positive and finite.</exception>
     public void Validate()
     {
         ArgumentOutOfRangeException.ThrowIfNegative(NoiseMultiplier, nameof(NoiseMultiplier));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxGradNorm, nameof(MaxGradNorm));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(SampleRate, nameof(SampleRate));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(SampleRate, 1.0, nameof(SampleRate));
+        if (Preconditioner is not null)
+        {
+            for (int i = 0; i < Preconditioner.Count; i++)
+            {
+                if (!(Preconditioner[i] > 0) || float.IsInfinity(Preconditioner[i]))
+                {
+                    throw new ArgumentException($"Preconditioner[{i}] is {Preconditioner[i]}; every factor must be a positive finite number.", nameof(Preconditioner));
+                }
+            }
+        }
     }
 }

@@ -60,6 +60,7 @@ public sealed class TaggerTrainer
         long tokensSeen = 0;
         int steps = 0;
         int dpSteps = 0;
+        var dpNorms = new List<double>();
         double? bestF1 = null;
         int bestEpoch = 0;
         float[]? bestWeights = null;
@@ -94,7 +95,7 @@ public sealed class TaggerTrainer
                 trainWatch.Start();
                 double loss = options.DpSgd is null
                     ? Step(model, optimizer, batches[b], options, rng)
-                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng);
+                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng, dpNorms);
                 average?.Update();
                 trainWatch.Stop();
                 steps++;
@@ -170,6 +171,8 @@ public sealed class TaggerTrainer
         {
             BestEpoch = bestEpoch,
             Elapsed = total.Elapsed,
+            DpClippedFraction = dpNorms.Count == 0 ? 0 : dpNorms.Count(n => n > options.DpSgd!.MaxGradNorm) / (double)dpNorms.Count,
+            DpMedianGradNorm = dpNorms.Count == 0 ? 0 : dpNorms.Order().ElementAt(dpNorms.Count / 2),
         };
     }
 
@@ -232,12 +235,13 @@ public sealed class TaggerTrainer
     /// forward and backward pass, <see cref="BatchedClipping"/>; or one backward pass per example), plus
     /// N(0, (sigma C)^2) per coordinate, divided by the expected batch size q N.
     /// </summary>
-    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng)
+    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, List<double> norms)
     {
         using var scope = torch.NewDisposeScope();
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
         string[] names = [.. model.Parameters.Select(p => p.Name)];
-        Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum);
+        Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum, norms);
+        Tensor[]? after = dp.PreconditionAfterNoise ? PreconditionerTensors(model, dp) : null;
         using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
         using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
         using (torch.no_grad())
@@ -253,6 +257,11 @@ public sealed class TaggerTrainer
                     ? sum[i].add(torch.randn_like(sum[i]), noiseStd)
                     : sum[i];
                 Tensor grad = noisy.div(expectedBatch);
+                if (after is not null)
+                {
+                    grad = grad.mul(after[i]);
+                }
+
                 if (parameters[i].grad is Tensor g)
                 {
                     g.copy_(grad);
@@ -272,12 +281,20 @@ public sealed class TaggerTrainer
     /// Σ over <paramref name="batch"/> of each example's gradient clipped to norm C (zeros for an empty batch); with
     /// <see cref="DpSgdOptions.FreezeEmbeddings"/> the norm is over the trained parameters and the frozen ones get zeros.
     /// </summary>
-    internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum)
+    internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum) =>
+        ClippedSum(model, batch, dp, rng, out lossSum, null);
+
+    /// <summary>As above; each example's norm before clipping is added to <paramref name="norms"/> when given.</summary>
+    internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum, List<double>? norms)
     {
+        Tensor[]? scale = dp.PreconditionAfterNoise ? null : PreconditionerTensors(model, dp);
         if (batch.Length > 0 && !dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
         {
             var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
-            return BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, dp.Trains, out lossSum, out _);
+            Dictionary<string, Tensor>? byName = scale is null ? null : model.Parameters.Select((p, i) => (p.Name, Scale: scale[i])).ToDictionary(x => x.Name, x => x.Scale, StringComparer.Ordinal);
+            Tensor[] result = BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, dp.Trains, out lossSum, out Tensor exampleNorms, byName);
+            norms?.AddRange(exampleNorms.cpu().data<double>().ToArray());
+            return result;
         }
 
         Tensor[] sum = [.. model.Parameters.Select(p => torch.zeros_like(p.Tensor))];
@@ -288,10 +305,38 @@ public sealed class TaggerTrainer
             using var exampleScope = torch.NewDisposeScope();
             Tensor[] grads = PerExampleGradient(model, example, rng, out double loss);
             lossSum += loss;
-            ClipAndAccumulate([.. trained.Select(i => grads[i])], [.. trained.Select(i => sum[i])], dp.MaxGradNorm);
+            double norm = ClipAndAccumulate([.. trained.Select(i => scale is null ? grads[i] : grads[i].mul(scale[i]))], [.. trained.Select(i => sum[i])], dp.MaxGradNorm);
+            norms?.Add(norm);
         }
 
         return sum;
+    }
+
+    /// <summary>The preconditioner of <paramref name="dp"/> as one tensor per parameter (null without one).</summary>
+    private static Tensor[]? PreconditionerTensors(TaggerModel model, DpSgdOptions dp)
+    {
+        if (dp.Preconditioner is not { } flat)
+        {
+            return null;
+        }
+
+        if (flat.Count != model.ParameterCount)
+        {
+            throw new ArgumentException($"the DP-SGD preconditioner has {flat.Count} factors but the model has {model.ParameterCount} parameters", nameof(dp));
+        }
+
+        float[] values = flat as float[] ?? [.. flat];
+        var result = new Tensor[model.Parameters.Count];
+        int offset = 0;
+        for (int i = 0; i < result.Length; i++)
+        {
+            Tensor p = model.Parameters[i].Tensor;
+            int n = checked((int)p.numel());
+            result[i] = torch.tensor(values.AsSpan(offset, n).ToArray(), p.shape).to(p.device);
+            offset += n;
+        }
+
+        return result;
     }
 
     /// <summary>Gradient of one example's summed token loss, copied out of the parameters' grads.</summary>

@@ -15,4 +15,13 @@ public sealed record TrainResult(int Epochs, int Steps, int DpSteps, double Samp
 
     /// <summary>Wall-clock training time.</summary>
     public TimeSpan Elapsed { get; init; }
+
+    /// <summary>
+    /// DP-SGD: the fraction of sampled examples whose gradient norm (after the preconditioner, if any) exceeded the clip C
+    /// and was scaled down (0 without DP). Near 1 means C cuts every gradient, near 0 that C (and the noise, σ·C) could be smaller.
+    /// </summary>
+    public double DpClippedFraction { get; init; }
+
+    /// <summary>DP-SGD: the median of the sampled examples' gradient norms before clipping (0 without DP); a usual choice of C.</summary>
+    public double DpMedianGradNorm { get; init; }
 }

@@ -101,6 +101,73 @@ public sealed class BatchedClippingTests
         Assert.InRange(Norm(batched), 1e-3, (batch.Length * 0.05) + 1e-9);
     }
 
+    [Theory]
+    [InlineData(false, 0.05)]
+    [InlineData(true, 0.05)]
+    [InlineData(true, 1e6)]
+    public void ClippedSum_Preconditioned_EqualsPerExampleReferenceOfScaledGradients(bool crf, double maxNorm)
+    {
+        TaggerConfig config = (crf ? TaggerConfig.Tiny with { Crf = true, Hidden = 12 } : TaggerConfig.Tiny) with { Dropout = 0, WordDropout = 0 };
+        using var model = TaggerModel.Create(config, Labels, seed: 11, device: "cpu");
+        EncodedSentence[] batch = Batch(model);
+        using var scope = NewDisposeScope();
+        var rng = new Random(5);
+        float[] factors = [.. Enumerable.Range(0, checked((int)model.ParameterCount)).Select(_ => (float)Math.Exp((rng.NextDouble() * 6) - 3))];
+        var plain = new DpSgdOptions(0, maxNorm, 0.1);
+        var preconditioned = plain with { Preconditioner = factors };
+
+        Tensor[] reference = TaggerTrainer.ClippedSum(model, batch, preconditioned with { PerExampleLoop = true }, new Random(1), out _);
+        Tensor[] batched = TaggerTrainer.ClippedSum(model, batch, preconditioned, new Random(1), out _);
+        Tensor[] unscaled = TaggerTrainer.ClippedSum(model, batch, plain, new Random(1), out _);
+        Tensor[] ones = TaggerTrainer.ClippedSum(model, batch, plain with { Preconditioner = [.. factors.Select(_ => 1f)] }, new Random(1), out _);
+
+        string[] names = [.. model.ParameterLayout.Select(p => p.Name)];
+        int offset = 0;
+        for (int i = 0; i < names.Length; i++)
+        {
+            float[] want = reference[i].data<float>().ToArray();
+            float[] got = batched[i].data<float>().ToArray();
+            double scale = Math.Max(1, want.Max(Math.Abs));
+            Assert.True(want.Zip(got, (a, b) => Math.Abs(a - b)).Max() <= 1e-5 * scale, $"{names[i]} differs from the per-example reference");
+            Assert.Equal(unscaled[i].data<float>().ToArray(), ones[i].data<float>().ToArray());
+            if (maxNorm > 1e5)
+            {
+                // Nothing is clipped: the sum is exactly A ⊙ (the plain sum).
+                float[] plainSum = unscaled[i].data<float>().ToArray();
+                for (int j = 0; j < got.Length; j++)
+                {
+                    Assert.True(Math.Abs(got[j] - (factors[offset + j] * plainSum[j])) <= 1e-4 * Math.Max(1, Math.Abs(got[j])), $"{names[i]}[{j}] is not A ⊙ g");
+                }
+            }
+
+            offset += got.Length;
+        }
+    }
+
+    [Fact]
+    public void ClippedSum_PreconditionerOfWrongLength_NamesTheMismatch()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, seed: 1, device: "cpu");
+        EncodedSentence[] batch = Batch(model);
+        var dp = new DpSgdOptions(0, 1, 0.1) { Preconditioner = [1f, 2f] };
+
+        var e = Assert.Throws<ArgumentException>(() => TaggerTrainer.ClippedSum(model, batch, dp, new Random(1), out _));
+        Assert.Contains("2 factors", e.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0f)]
+    [InlineData(-1f)]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    public void Validate_PreconditionerFactorNotPositiveFinite_Throws(float bad)
+    {
+        var dp = new DpSgdOptions(1, 1, 0.1) { Preconditioner = [1f, bad, 1f] };
+
+        var e = Assert.Throws<ArgumentException>(dp.Validate);
+        Assert.Contains("Preconditioner[1]", e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Train_DpSgdFrozenEmbeddings_TablesUnchangedOthersTrained()
     {

@@ -46,7 +46,11 @@ internal static class BatchedClipping
     /// <param name="trains">Which parameters are trained: the others get zeros and are left out of the norms.</param>
     /// <param name="lossSum">The summed loss of the batch's sentences.</param>
     /// <param name="norms">Each sentence's gradient norm (over the trained parameters) before clipping ([B], double).</param>
-    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, Func<string, bool> trains, out double lossSum, out Tensor norms)
+    /// <param name="scale">
+    /// Optional fixed diagonal preconditioner by parameter name (same shape as the parameter): every per-example
+    /// gradient is multiplied by it before its norm is taken, so the result is Σᵢ min(1, C / ‖A gᵢ‖) A gᵢ.
+    /// </param>
+    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, Func<string, bool> trains, out double lossSum, out Tensor norms, IReadOnlyDictionary<string, Tensor>? scale = null)
     {
         TaggerConfig config = model.Config;
         if (!Supports(config))
@@ -102,8 +106,8 @@ internal static class BatchedClipping
 
         // 5. Per-example squared norms, then the clipped sums.
         Tensor inputGrad = input.grad ?? torch.zeros_like(input);
-        var dense = contributions.Select(c => c.PerExample()).Where(d => trains(d.WeightName)).ToList();
-        var tables = EmbeddingParts(config, batch, inputGrad, ngramCount, trains);
+        var dense = contributions.Select(c => c.PerExample()).Where(d => trains(d.WeightName)).Select(d => d.Scaled(scale)).ToList();
+        var tables = EmbeddingParts(config, batch, inputGrad, ngramCount, trains).Select(e => e.Scaled(scale)).ToList();
         Tensor squared = torch.zeros(b, ScalarType.Float64, device: y.device);
         foreach (DensePerExample d in dense)
         {
@@ -115,7 +119,7 @@ internal static class BatchedClipping
             squared.add_(e.SquaredNorms(b), TorchScalars.OneInt);
         }
 
-        Tensor[]? crfPerExample = crf is null || !trains("crf.transitions") ? null : CrfPerExample(crf, b, model.Labels.Count, y.device);
+        Tensor[]? crfPerExample = crf is null || !trains("crf.transitions") ? null : CrfPerExample(crf, b, model.Labels.Count, y.device, scale);
         if (crfPerExample is not null)
         {
             foreach (Tensor g in crfPerExample)
@@ -256,12 +260,22 @@ internal static class BatchedClipping
         return parts;
     }
 
-    private static Tensor[] CrfPerExample(CrfGradients crf, long b, int labels, Device device) =>
-    [
-        torch.tensor(crf.Transitions, [b, labels, labels]).to(ScalarType.Float32).to(device),
-        torch.tensor(crf.Start, [b, labels]).to(ScalarType.Float32).to(device),
-        torch.tensor(crf.End, [b, labels]).to(ScalarType.Float32).to(device),
-    ];
+    private static Tensor[] CrfPerExample(CrfGradients crf, long b, int labels, Device device, IReadOnlyDictionary<string, Tensor>? scale)
+    {
+        Tensor[] perExample =
+        [
+            torch.tensor(crf.Transitions, [b, labels, labels]).to(ScalarType.Float32).to(device),
+            torch.tensor(crf.Start, [b, labels]).to(ScalarType.Float32).to(device),
+            torch.tensor(crf.End, [b, labels]).to(ScalarType.Float32).to(device),
+        ];
+        if (scale is null)
+        {
+            return perExample;
+        }
+
+        string[] names = ["crf.transitions", "crf.start", "crf.end"];
+        return [.. perExample.Select((g, i) => g.mul(scale[names[i]].unsqueeze(0)))];
+    }
 
     /// <summary>A linear map's probe (gradient at its output, [B, T, out]), its input [B, T, in] and the names of its weight and bias.</summary>
     private sealed record Contribution(string Name, Tensor Probe, Tensor Input, string? BiasName)
@@ -277,6 +291,10 @@ internal static class BatchedClipping
 
     private sealed record DensePerExample(string WeightName, Tensor Weight, string BiasName, Tensor Bias)
     {
+        public DensePerExample Scaled(IReadOnlyDictionary<string, Tensor>? scale) => scale is null
+            ? this
+            : this with { Weight = Weight.mul(scale[WeightName].unsqueeze(0)), Bias = Bias.mul(scale[BiasName].unsqueeze(0)) };
+
         public Tensor SquaredNorms()
         {
             using Tensor w = Weight.to(ScalarType.Float64);
@@ -318,6 +336,10 @@ internal static class BatchedClipping
             return new EmbeddingPart(name, rows, flatIds.index_select(0, index), examples.index_select(0, index),
                 vectors.reshape(-1, vectors.shape[^1]).index_select(0, index));
         }
+
+        public EmbeddingPart Scaled(IReadOnlyDictionary<string, Tensor>? scale) => scale is null
+            ? this
+            : this with { Vectors = Vectors.mul(scale[Name].index_select(0, RowIds)) };
 
         public Tensor SquaredNorms(long b)
         {
