@@ -104,6 +104,19 @@ public sealed record ExperimentOptions
     /// <summary>DP-SGD keeps the embedding tables fixed (<see cref="DpSgdOptions.FreezeEmbeddings"/>).</summary>
     public bool DpFreezeEmbeddings { get; init; }
 
+    /// <summary>
+    /// DP-SGD preconditions each example's gradient with Adam's second moments measured on the public warm-start corpus
+    /// at the public model (AdaDPS, <see cref="TaggerPreconditioner"/>); needs <see cref="WarmStartDirectory"/>.
+    /// </summary>
+    public bool DpPrecondition { get; init; }
+
+    /// <summary>With <see cref="DpPrecondition"/>: scale the privatised gradient instead of each example's (<see cref="DpSgdOptions.PreconditionAfterNoise"/>).</summary>
+    public bool DpPreconditionAfterNoise { get; init; }
+
+    /// <summary>The preconditioner's floor as a fraction of the median public gradient RMS (<see cref="TaggerPreconditioner.FromPublicData"/>).</summary>
+    /// <value>The default value is 0.1.</value>
+    public double DpPreconditionFloor { get; init; } = 0.1;
+
     /// <summary>δ of the patient-level guarantee.</summary>
     /// <value>The default value is 1e-5.</value>
     public double Delta { get; init; } = 1e-5;
@@ -246,6 +259,15 @@ public sealed record ExperimentOptions
 
         PositiveFinite(UpdateClip, "--update-clip");
         PositiveFinite(ServerLearningRate, "--server-lr");
+        if (DpPrecondition && WarmStartDirectory is null)
+        {
+            throw new ArgumentException("--dp-precondition estimates the preconditioner on public data: it needs --warm-start DIR.");
+        }
+
+        if (!(DpPreconditionFloor > 0 && DpPreconditionFloor <= 1))
+        {
+            throw new ArgumentException($"--dp-precondition-floor must be in (0, 1], got {DpPreconditionFloor.ToString(CultureInfo.InvariantCulture)}.");
+        }
         if (!(SampleRate > 0 && SampleRate <= 1))
         {
             throw new ArgumentException($"--sample-rate must be in (0, 1]; got {SampleRate.ToString(CultureInfo.InvariantCulture)}.");

@@ -17,6 +17,7 @@ public sealed partial class ExperimentRunner
 {
     private readonly ExperimentOptions _options;
     private readonly Action<string> _progress;
+    private float[]? _preconditioner;
 
     /// <summary>Creates the runner.</summary>
     /// <param name="options">Validated settings.</param>
@@ -124,11 +125,37 @@ public sealed partial class ExperimentRunner
             }
         }
 
+        if (_options.DpPrecondition)
+        {
+            _preconditioner = Preconditioner(model, publicTrain, cached, seed);
+        }
+
         EvaluationResult test = TaggerEvaluator.Evaluate(model, data.Test);
         double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
         record(new ArmResult("public warm start only", "public_warm_start", seed, null, test.F1, PerType(test, data.EntityTypes), [dev], watch.Elapsed.TotalSeconds));
         _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public warm start only: test F1 {test.F1:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
         return model.Flatten();
+    }
+
+    /// <summary>DP-SGD's public preconditioner at the public model, from the cache next to the warm start when there is one.</summary>
+    private float[] Preconditioner(TaggerModel model, Sentence[] publicTrain, string? warmStartCache, int seed)
+    {
+        string? path = warmStartCache is null ? null : string.Create(CultureInfo.InvariantCulture,
+            $"{Path.ChangeExtension(warmStartCache, null)}-preconditioner-b{_options.BatchSize}-f{_options.DpPreconditionFloor:R}.f32");
+        if (path is not null && File.Exists(path))
+        {
+            _progress($"[seed {seed}] DP-SGD preconditioner loaded from {path}");
+            return ReadFloats(path, model.Flatten().Length);
+        }
+
+        float[] factors = TaggerPreconditioner.FromPublicData(model, publicTrain, _options.BatchSize, _options.DpPreconditionFloor);
+        if (path is not null)
+        {
+            WriteFloats(path, factors);
+        }
+
+        _progress($"[seed {seed}] DP-SGD preconditioner estimated on the public corpus ({publicTrain.Length} sentences; AdaDPS)");
+        return factors;
     }
 
     /// <summary>The warm-start cache file for this seed: a digest of everything the public model depends on.</summary>
@@ -215,7 +242,7 @@ public sealed partial class ExperimentRunner
         {
             plannedSteps = (long)_options.Rounds * _options.EffectiveDpStepsPerRound;
             double sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
-            dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate) { FreezeEmbeddings = _options.DpFreezeEmbeddings };
+            dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate) { FreezeEmbeddings = _options.DpFreezeEmbeddings, Preconditioner = _preconditioner, PreconditionAfterNoise = _options.DpPreconditionAfterNoise };
             arm = string.Create(CultureInfo.InvariantCulture, $"federated + DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}"));
         }
@@ -237,6 +264,8 @@ public sealed partial class ExperimentRunner
             var deltas = new float[names.Length][];
             var examples = new long[names.Length];
             var devCounts = new EvaluationCounts?[names.Length];
+            double clippedFraction = 0;
+            double medianNorm = 0;
             for (int i = 0; i < names.Length; i++)
             {
                 // One model at a time: the same TaggerModel is reset to the global model for every site.
@@ -244,6 +273,8 @@ public sealed partial class ExperimentRunner
                 devCounts[i] = FederatedEvaluationShards.Score(model, devShards[i]);
                 TrainResult trained = new TaggerTrainer().Train(model, data.Sites[i].Train, null, TrainingOptions(dp, dp is null ? _options.LocalEpochs : DpEpochs, LocalSeed(seed, round, i + 1), round), null, cancellationToken);
                 dpSteps[i] += trained.DpSteps;
+                clippedFraction += trained.DpClippedFraction / names.Length;
+                medianNorm += trained.DpMedianGradNorm / names.Length;
                 float[] local = model.Flatten();
                 deltas[i] = new float[local.Length];
                 for (int j = 0; j < local.Length; j++)
@@ -258,7 +289,7 @@ public sealed partial class ExperimentRunner
             federatedF1.Add(secAgg.LastEvaluation?.F1);
             model.Unflatten(global);
             curve.Add(TaggerEvaluator.Evaluate(model, data.Dev).F1);
-            RoundProgress(seed, arm, round, curve[^1], watch);
+            RoundProgress(seed, arm, round, curve[^1], watch, dp is null ? null : (clippedFraction, medianNorm));
         }
 
         fusedModel?.Invoke(model);
@@ -308,8 +339,10 @@ public sealed partial class ExperimentRunner
         return result;
     }
 
-    private void RoundProgress(int seed, string arm, int round, double devF1, Stopwatch watch) =>
-        _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: round {round}/{_options.Rounds}, dev F1 {devF1:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
+    private void RoundProgress(int seed, string arm, int round, double devF1, Stopwatch watch, (double Fraction, double MedianNorm)? clipping = null) =>
+        _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: round {round}/{_options.Rounds}, dev F1 {devF1:F3}")
+            + (clipping is var (fraction, median) ? string.Create(CultureInfo.InvariantCulture, $", {fraction:P0} of the sampled gradients clipped (median norm {median:G3})") : "")
+            + string.Create(CultureInfo.InvariantCulture, $" ({watch.Elapsed.TotalSeconds:F0} s)"));
 
     private TrainOptions TrainingOptions(DpSgdOptions? dp, int epochs, int seed, int round) => new()
     {
@@ -361,6 +394,9 @@ public sealed partial class ExperimentRunner
         ["update_clip"] = _options.UpdateClip,
         ["site_noise_multiplier"] = _options.SiteNoiseMultiplier,
         ["server_lr"] = _options.ServerLearningRate,
+        ["dp_precondition"] = _options.DpPrecondition,
+        ["dp_precondition_floor"] = _options.DpPreconditionFloor,
+        ["dp_precondition_after_noise"] = _options.DpPreconditionAfterNoise,
         ["warm_start"] = _options.WarmStartDirectory ?? "",
         ["warm_start_epochs"] = _options.WarmStartDirectory is null ? 0 : _options.WarmStartEpochs,
     };

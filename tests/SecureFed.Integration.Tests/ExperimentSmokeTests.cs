@@ -117,6 +117,41 @@ public sealed class ExperimentSmokeTests : IDisposable
 
     private static void AssertF1(JsonElement value) => Assert.InRange(value.GetDouble(), 0.0, 1.0);
 
+    [Fact]
+    public async Task Experiment_PublicWarmStartWithPreconditioner_EstimatedOnceThenLoadedFromTheCacheWithTheSameResult()
+    {
+        string corpus = WriteCorpus(Path.Combine(_dir, "sites"), train: 90, eval: 30);
+        string publicCorpus = WriteCorpus(Path.Combine(_dir, "public"), train: 60, eval: 10);
+        string cache = Path.Combine(_dir, "cache");
+
+        async Task<(string Stderr, double F1)> Run(string output)
+        {
+            using var stdout = new StringWriter();
+            using var stderr = new StringWriter();
+            int code = await CliApp.RunAsync(
+                ["experiment", "--data", corpus, "--sites", "3", "--dp-only", "--epsilon", "8", "--seeds", "1", "--rounds", "1",
+                 "--dp-steps", "2", "--sample-rate", "0.3", "--dp-optimizer", "sgd", "--dp-lr", "2", "--grad-clip", "1",
+                 "--warm-start", publicCorpus, "--warm-start-epochs", "1", "--warm-start-cache", cache, "--dp-precondition",
+                 "--out", Path.Combine(_dir, output), "--json"],
+                stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+            Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+            string[] lines = stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            using JsonDocument summary = JsonDocument.Parse(lines[^1]);
+            JsonElement dp = Assert.Single(summary.RootElement.GetProperty("dp").EnumerateArray());
+            return (stderr.ToString(), dp.GetProperty("f1").GetDouble());
+        }
+
+        (string first, double firstF1) = await Run("out1");
+        (string second, double secondF1) = await Run("out2");
+
+        Assert.Contains("DP-SGD preconditioner estimated on the public corpus", first, StringComparison.Ordinal);
+        Assert.Contains("of the sampled gradients clipped (median norm", first, StringComparison.Ordinal);
+        Assert.Single(Directory.GetFiles(cache, "*-preconditioner-*.f32"));
+        Assert.Contains("DP-SGD preconditioner loaded from", second, StringComparison.Ordinal);
+        Assert.Equal(firstF1, secondF1);
+        Assert.InRange(firstF1, 0.0, 1.0);
+    }
+
     private static string WriteCorpus(string directory, int train, int eval)
     {
         Directory.CreateDirectory(directory);

@@ -64,6 +64,30 @@ public sealed class ExperimentSplitTests : IDisposable
         Assert.Contains("--warm-start", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Validate_DpPreconditionWithoutPublicCorpus_Refused()
+    {
+        var options = new ExperimentOptions { DataDirectory = Corpus("b", 10, ["Disease"]), DpPrecondition = true };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains("--dp-precondition", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--warm-start", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(1.5)]
+    [InlineData(double.NaN)]
+    public void Validate_DpPreconditionFloorOutOfRange_Refused(double floor)
+    {
+        var options = new ExperimentOptions { DataDirectory = Corpus("c", 10, ["Disease"]), DpPreconditionFloor = floor };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains("--dp-precondition-floor", error.Message, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_dir))

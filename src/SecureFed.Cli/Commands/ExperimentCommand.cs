@@ -35,6 +35,9 @@ internal static class ExperimentCommand
         var dpSteps = new Option<int>("--dp-steps") { Description = "DP-SGD steps per site per round (0 = local epochs × round(1/q)).", DefaultValueFactory = _ => 0 };
         var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C.", DefaultValueFactory = _ => 1.0 };
         var freeze = new Option<bool>("--dp-freeze-embeddings") { Description = "DP-SGD keeps the embedding tables fixed (the initial or warm-start ones): noise only on the encoder and head." };
+        var precondition = new Option<bool>("--dp-precondition") { Description = "DP-SGD preconditions each example's gradient with Adam's second moments measured on the public --warm-start corpus (AdaDPS); no privacy cost." };
+        var preconditionFloor = new Option<double>("--dp-precondition-floor") { Description = "Floor of the preconditioner's gradient RMS, as a fraction of its median.", DefaultValueFactory = _ => 0.1 };
+        var preconditionAfter = new Option<bool>("--dp-precondition-after-noise") { Description = "With --dp-precondition: scale the privatised (clipped, noised) gradient instead of each example's gradient before clipping." };
         var serverLr = new Option<double>("--server-lr") { Description = "Server learning rate: the global model moves by this times the weighted mean of the sites' deltas.", DefaultValueFactory = _ => 1.0 };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level L2 clip S of a site's model delta.", DefaultValueFactory = _ => 1000.0 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level distributed-DP noise multiplier z; > 0 adds the arm DP-SGD (largest ε) + site DP.", DefaultValueFactory = _ => 0.0 };
@@ -45,7 +48,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, dpOptimizer, dpLr, sampleRate, dpSteps, gradClip, freeze, serverLr, updateClip, siteNoise, warmStart, warmEpochs, warmCache, dpOnly, threads })
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, dpOptimizer, dpLr, sampleRate, dpSteps, gradClip, freeze, precondition, preconditionFloor, preconditionAfter, serverLr, updateClip, siteNoise, warmStart, warmEpochs, warmCache, dpOnly, threads })
         {
             command.Options.Add(o);
         }
@@ -89,6 +92,9 @@ internal static class ExperimentCommand
                 DpStepsPerRound = parse.GetValue(dpSteps),
                 GradClip = parse.GetValue(gradClip),
                 DpFreezeEmbeddings = parse.GetValue(freeze),
+                DpPrecondition = parse.GetValue(precondition),
+                DpPreconditionFloor = parse.GetValue(preconditionFloor),
+                DpPreconditionAfterNoise = parse.GetValue(preconditionAfter),
                 ServerLearningRate = parse.GetValue(serverLr),
                 UpdateClip = parse.GetValue(updateClip),
                 SiteNoiseMultiplier = parse.GetValue(siteNoise),
