@@ -49,11 +49,11 @@ public sealed class AgentOptions
     /// <summary>Smallest site-level noise multiplier this site accepts. <value>The default value is 0.1.</value></summary>
     public double MinSiteNoiseMultiplier { get; set; } = 0.1;
 
-    /// <summary>Local learning rate (of <see cref="Optimizer"/>). <value>The default value is 0.003.</value></summary>
-    public double LearningRate { get; set; } = 0.003;
+    /// <summary>Local learning rate (of <see cref="Optimizer"/>; plain SGD on the noisy DP-SGD gradient, docs/utility.md). <value>The default value is 0.5.</value></summary>
+    public double LearningRate { get; set; } = 0.5;
 
-    /// <summary>Local optimiser: <c>adam</c> or <c>sgd</c>. <value>The default value is adam.</value></summary>
-    public string Optimizer { get; set; } = "adam";
+    /// <summary>Local optimiser: <c>adam</c> or <c>sgd</c>. <value>The default value is sgd.</value></summary>
+    public string Optimizer { get; set; } = "sgd";
 
     /// <summary>
     /// DP-SGD keeps the model's embedding tables as the aggregator's model has them (e.g. a public warm start):
