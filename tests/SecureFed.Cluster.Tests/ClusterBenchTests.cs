@@ -52,6 +52,10 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
         Assert.Equal(3, siloPeak.Length);
         Assert.Equal(3, siloReceived.Length);
         Assert.Equal(3, siloCpu.Length);
+        Assert.Equal(3, r.GetProperty("silo_idle_cpu_seconds_per_second").GetArrayLength());
+        Assert.Equal(3, r.GetProperty("silo_idle_rss_bytes").GetArrayLength());
+        Assert.True(r.GetProperty("single_cpu_seconds").GetDouble() > 0);
+        Assert.True(r.GetProperty("stats_window_seconds").GetDouble() > 0);
         Assert.All(siloPeak, p => Assert.True(p > 0));
         Assert.True(singlePeak > 0);
         Assert.True(r.GetProperty("cluster_round_seconds").GetDouble() > 0);

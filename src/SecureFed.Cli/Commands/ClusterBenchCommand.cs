@@ -63,13 +63,13 @@ internal static class ClusterBenchCommand
             string.Create(CultureInfo.InvariantCulture,
                 $"{r.Agents} sites ({r.Dropped} dropped), {r.Parameters:N0} parameters, {r.Slices} slices; masked inputs {MiB(r.MaskedInputBytes)} MiB in total"),
             string.Create(CultureInfo.InvariantCulture,
-                $"single process: round {r.SingleRoundSeconds:F2} s, received {MiB(r.SingleBytesReceived)} MiB, peak RSS {MiB(r.SinglePeakRssBytes)} MiB (idle {MiB(r.SingleIdleRssBytes)}), CPU {r.SingleCpuSeconds:F2} s"),
+                $"single process: round {r.SingleRoundSeconds:F2} s, received {MiB(r.SingleBytesReceived)} MiB, peak RSS {MiB(r.SinglePeakRssBytes)} MiB (idle {MiB(r.SingleIdleRssBytes)}), CPU {r.SingleCpuSeconds:F2} s (idle {r.SingleIdleCpuSecondsPerSecond:F3} s/s over a window of {r.StatsWindowSeconds:F0} s)"),
             string.Create(CultureInfo.InvariantCulture, $"cluster of {r.Silos}: round {r.ClusterRoundSeconds:F2} s"),
         };
         for (int i = 0; i < r.Silos; i++)
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"  silo {i}: received {MiB(r.SiloBytesReceived[i])} MiB ({r.SiloBytesReceived[i] / (double)r.SingleBytesReceived:F2} of single), peak RSS {MiB(r.SiloPeakRssBytes[i])} MiB ({r.SiloPeakRssBytes[i] / (double)r.SinglePeakRssBytes:F2} of single; idle {MiB(r.SiloIdleRssBytes[i])}), CPU {r.SiloCpuSeconds[i]:F2} s"));
+                $"  silo {i}: received {MiB(r.SiloBytesReceived[i])} MiB ({r.SiloBytesReceived[i] / (double)r.SingleBytesReceived:F2} of single), peak RSS {MiB(r.SiloPeakRssBytes[i])} MiB ({r.SiloPeakRssBytes[i] / (double)r.SinglePeakRssBytes:F2} of single; idle {MiB(r.SiloIdleRssBytes[i])}), CPU {r.SiloCpuSeconds[i]:F2} s (idle {r.SiloIdleCpuSecondsPerSecond[i]:F3} s/s)"));
         }
 
         lines.Add($"sums exact: {(r.SumsExact ? "yes" : "NO")}; fused models equal bit for bit: {(r.ModelsEqual ? "yes" : "NO")}; ledger recorded: {(r.LedgerRecorded ? "yes" : "no")}");

@@ -31,6 +31,7 @@ public static class ClusterBench
     public const string SingleFederation = "bench-single";
 
     private static readonly TimeSpan CallTimeout = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan IdleWindow = TimeSpan.FromSeconds(10);
 
     /// <summary>Runs the benchmark.</summary>
     /// <param name="options">Sizes; validated (<see cref="ClusterBenchOptions.Validate"/>).</param>
@@ -90,10 +91,18 @@ public static class ClusterBench
             await AssignAddressesAsync(main, silos.Take(options.Silos).ToList(), cancellationToken).ConfigureAwait(false);
             await AssignAddressesAsync(reference, [single], cancellationToken).ConfigureAwait(false);
             SiloStats[] before = await StatsAsync(clients, silos, cancellationToken).ConfigureAwait(false);
-
+            var window = Stopwatch.StartNew();
             RoundOutcome outcome = await RunRoundAsync(options, clients, silos, progress, cancellationToken).ConfigureAwait(false);
-
             SiloStats[] after = await StatsAsync(clients, silos, cancellationToken).ConfigureAwait(false);
+            double windowSeconds = Math.Round(window.Elapsed.TotalSeconds, 3);
+
+            // What an idle process costs (membership probes, timers), measured after the round, so that the round's CPU
+            // can be read against it (right after start-up the processes are still busy joining and compiling).
+            var idle = Stopwatch.StartNew();
+            await Task.Delay(IdleWindow, cancellationToken).ConfigureAwait(false);
+            SiloStats[] idleEnd = await StatsAsync(clients, silos, cancellationToken).ConfigureAwait(false);
+            double idleSeconds = idle.Elapsed.TotalSeconds;
+            double[] idleCpu = [.. Enumerable.Range(0, silos.Count).Select(i => Math.Round((idleEnd[i].CpuSeconds - after[i].CpuSeconds) / idleSeconds, 4))];
             int s = options.Silos;
             return new ClusterBenchResult(
                 s, options.Agents, options.Parameters, options.Parameters + 1, options.Dropped, outcome.Slices, outcome.SliceSilo, outcome.MaskedInputBytes,
@@ -102,11 +111,14 @@ public static class ClusterBench
                 [.. before.Take(s).Select(x => x.RssBytes)],
                 [.. Enumerable.Range(0, s).Select(i => after[i].BytesReceived - before[i].BytesReceived)],
                 [.. Enumerable.Range(0, s).Select(i => Math.Round(after[i].CpuSeconds - before[i].CpuSeconds, 3))],
+                idleCpu[..s],
                 outcome.SingleSeconds,
                 after[s].PeakRssBytes,
                 before[s].RssBytes,
                 after[s].BytesReceived - before[s].BytesReceived,
                 Math.Round(after[s].CpuSeconds - before[s].CpuSeconds, 3),
+                idleCpu[s],
+                windowSeconds,
                 outcome.Contributors, outcome.SumsExact, outcome.ModelsEqual, outcome.LedgerRecorded, Math.Round(wall.Elapsed.TotalSeconds, 3));
         }
         finally

@@ -3,8 +3,11 @@ namespace SecureFed.Cluster.Bench;
 /// <summary>What <see cref="ClusterBench"/> runs: one round of <see cref="Agents"/> sites with a model of <see cref="Parameters"/> parameters.</summary>
 public sealed record ClusterBenchOptions
 {
-    /// <summary>The largest model: one masked input must fit in one Orleans message (100 MiB body) for the single process.</summary>
-    public const int MaxParameters = 24_000_000;
+    /// <summary>
+    /// The largest model: one masked input must fit in one Orleans message (100 MiB body) for the single process, and
+    /// Orleans writes a random 32-bit word in up to 5 bytes.
+    /// </summary>
+    public const int MaxParameters = 20_000_000;
 
     /// <summary>Silo processes of the cluster. <value>The default value is 3.</value></summary>
     public int Silos { get; init; } = 3;
@@ -37,7 +40,7 @@ public sealed record ClusterBenchOptions
 
         if (Parameters < 1 || Parameters > MaxParameters)
         {
-            problems.Add($"--parameters must be between 1 and {MaxParameters} (one masked input must fit in one 100 MiB Orleans message), got {Parameters}.");
+            problems.Add($"--parameters must be between 1 and {MaxParameters} (one masked input must fit in one 100 MiB Orleans message at up to 5 bytes a word), got {Parameters}.");
         }
 
         if (Dropped < 0 || (Agents >= 3 && Agents - Dropped < (Agents / 2) + 1))
