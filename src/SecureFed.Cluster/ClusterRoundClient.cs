@@ -12,6 +12,7 @@ public sealed class ClusterRoundClient
 {
     private readonly IGrainFactory _grains;
     private readonly TimeProvider _time;
+    private readonly Dictionary<int, IGrainFactory> _sliceRoutes = [];
     private SliceLayout? _layout;
 
     /// <summary>Creates the client for round <paramref name="round"/> of <paramref name="federation"/>.</summary>
@@ -48,6 +49,19 @@ public sealed class ClusterRoundClient
         ArgumentNullException.ThrowIfNull(spec);
         await Round.OpenAsync(spec).WaitAsync(cancellationToken).ConfigureAwait(false);
         _layout = spec.Layout;
+    }
+
+    /// <summary>
+    /// Sends slice <paramref name="slice"/>'s chunks and its result request through <paramref name="grains"/> (a cluster
+    /// client connected only to the gateway of the silo that hosts the slice grain, <see cref="ISliceGrain.SiloAsync"/>),
+    /// so that the slice's bytes enter the cluster at that silo instead of being forwarded to it by another gateway. Without
+    /// a route a slice is reached through the factory given to the constructor.
+    /// </summary>
+    public void RouteSlice(int slice, IGrainFactory grains)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(slice);
+        ArgumentNullException.ThrowIfNull(grains);
+        _sliceRoutes[slice] = grains;
     }
 
     /// <summary>
@@ -105,5 +119,6 @@ public sealed class ClusterRoundClient
         return Ledger.RecordAsync(entry).WaitAsync(cancellationToken);
     }
 
-    private ISliceGrain Slice(int k) => _grains.GetGrain<ISliceGrain>(ClusterKeys.Slice(RoundKey, k));
+    /// <summary>Slice grain <paramref name="k"/> of this round, reached through its route (<see cref="RouteSlice"/>) if any.</summary>
+    public ISliceGrain Slice(int k) => _sliceRoutes.GetValueOrDefault(k, _grains).GetGrain<ISliceGrain>(ClusterKeys.Slice(RoundKey, k));
 }

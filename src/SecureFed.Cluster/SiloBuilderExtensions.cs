@@ -2,6 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using Orleans.Storage;
 using Orleans.Runtime.Placement;
+using SecureFed.Cluster.Diagnostics;
 using SecureFed.Cluster.Placement;
 using SecureFed.Cluster.Storage;
 
@@ -11,14 +12,17 @@ namespace SecureFed.Cluster;
 public static class SiloBuilderExtensions
 {
     /// <summary>
-    /// Adds the slice placement and a <see cref="TimeProvider"/>. Grain storage named "securefed" (the ledger) must be
+    /// Adds the slice and per-silo placements, a <see cref="TimeProvider"/> and the silo's message-byte counter. Grain storage named "securefed" (the ledger) must be
     /// added by the host: ADO.NET on PostgreSQL in production, memory in tests.
     /// </summary>
     public static ISiloBuilder AddSecureFedCluster(this ISiloBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddPlacementDirector<SlicePlacementStrategy, SlicePlacementDirector>();
+        builder.Services.AddPlacementDirector<SiloPlacementStrategy, SiloPlacementDirector>();
         builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<SiloTraffic>();
+        builder.Services.AddHostedService(services => services.GetRequiredService<SiloTraffic>());
         return builder;
     }
 

@@ -82,7 +82,7 @@ internal sealed class SiloProcess : IDisposable
         _process.Dispose();
     }
 
-    private static string CliPath()
+    internal static string CliPath()
     {
         // tests/SecureFed.Cluster.Tests/bin/<Configuration>/net10.0 -> src/SecureFed.Cli/bin/<Configuration>/net10.0
         var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));

@@ -10,6 +10,7 @@ internal static class BenchCommands
         var command = new Command("bench", "Measure SecureFed's hot paths on this machine (warmed up, median of several runs).");
         command.Subcommands.Add(SecAggBenchCommand.Create());
         command.Subcommands.Add(LoadBenchCommand.Create());
+        command.Subcommands.Add(ClusterBenchCommand.Create());
         command.Subcommands.Add(PrgBenchCommand.Create());
         command.Subcommands.Add(PairBenchCommand.Create());
         command.Subcommands.Add(DiscreteGaussianBenchCommand.Create());

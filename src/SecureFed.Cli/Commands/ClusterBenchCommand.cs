@@ -1,0 +1,78 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using SecureFed.Cluster.Bench;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary>
+/// <c>securefed bench cluster</c>: one round on an aggregator cluster of separate silo processes and on the
+/// single-process reference, side by side (<see cref="ClusterBench"/>; docs/benchmarks.md).
+/// </summary>
+internal static class ClusterBenchCommand
+{
+    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static Command Create()
+    {
+        var defaults = new ClusterBenchOptions();
+        var silos = new Option<int>("--silos") { Description = "Silo processes of the cluster.", DefaultValueFactory = _ => defaults.Silos };
+        var agents = new Option<int>("--agents") { Description = "Sites in the round (simulated in this process).", DefaultValueFactory = _ => defaults.Agents };
+        var parameters = new Option<int>("--parameters") { Description = "Model parameters (the input vector has one word more).", DefaultValueFactory = _ => defaults.Parameters };
+        var dropped = new Option<int>("--dropped") { Description = "Sites that drop after sharing their keys (their pairwise masks are removed).", DefaultValueFactory = _ => 0 };
+        var connection = new Option<string?>("--connection-string") { Description = "PostgreSQL database of the cluster's grain state (default: a throw-away server started with initdb/pg_ctl)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object as the last line." };
+        var command = new Command("cluster", "One round on a cluster of separate silo processes on 127.0.0.1 and on the single-process reference: round time, bytes received, peak RSS and CPU per process; fused models compared bit for bit.")
+        {
+            silos, agents, parameters, dropped, connection, json,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var options = new ClusterBenchOptions
+            {
+                Silos = parse.GetValue(silos),
+                Agents = parse.GetValue(agents),
+                Parameters = parse.GetValue(parameters),
+                Dropped = parse.GetValue(dropped),
+                ConnectionString = parse.GetValue(connection),
+            };
+            IReadOnlyList<string> problems = options.Validate();
+            if (problems.Count > 0)
+            {
+                throw new UsageException(string.Join("\n", problems));
+            }
+
+            if (!File.Exists("/proc/self/status"))
+            {
+                throw new UsageException("bench cluster reads each silo's peak memory from /proc and needs Linux.");
+            }
+
+            TextWriter output = parse.InvocationConfiguration.Output;
+            ClusterBenchResult r = await ClusterBench.RunAsync(options, arguments => LoadBenchProcessProbe.SelfCommand([.. arguments]), output, ct).ConfigureAwait(false);
+            await output.WriteLineAsync(parse.GetValue(json) ? JsonSerializer.Serialize(r, JsonOptions) : Describe(r)).ConfigureAwait(false);
+            return r.ModelsEqual && r.SumsExact ? CliApp.ExitOk : CliApp.ExitFailure;
+        });
+        return command;
+    }
+
+    private static string Describe(ClusterBenchResult r)
+    {
+        static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);
+        var lines = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture,
+                $"{r.Agents} sites ({r.Dropped} dropped), {r.Parameters:N0} parameters, {r.Slices} slices; masked inputs {MiB(r.MaskedInputBytes)} MiB in total"),
+            string.Create(CultureInfo.InvariantCulture,
+                $"single process: round {r.SingleRoundSeconds:F2} s, received {MiB(r.SingleBytesReceived)} MiB, peak RSS {MiB(r.SinglePeakRssBytes)} MiB (idle {MiB(r.SingleIdleRssBytes)}), CPU {r.SingleCpuSeconds:F2} s (idle {r.SingleIdleCpuSecondsPerSecond:F3} s/s over a window of {r.StatsWindowSeconds:F0} s)"),
+            string.Create(CultureInfo.InvariantCulture, $"cluster of {r.Silos}: round {r.ClusterRoundSeconds:F2} s"),
+        };
+        for (int i = 0; i < r.Silos; i++)
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"  silo {i}: received {MiB(r.SiloBytesReceived[i])} MiB ({r.SiloBytesReceived[i] / (double)r.SingleBytesReceived:F2} of single), peak RSS {MiB(r.SiloPeakRssBytes[i])} MiB ({r.SiloPeakRssBytes[i] / (double)r.SinglePeakRssBytes:F2} of single; idle {MiB(r.SiloIdleRssBytes[i])}), CPU {r.SiloCpuSeconds[i]:F2} s (idle {r.SiloIdleCpuSecondsPerSecond[i]:F3} s/s)"));
+        }
+
+        lines.Add($"sums exact: {(r.SumsExact ? "yes" : "NO")}; fused models equal bit for bit: {(r.ModelsEqual ? "yes" : "NO")}; ledger recorded: {(r.LedgerRecorded ? "yes" : "no")}");
+        return string.Join(Environment.NewLine, lines);
+    }
+}

@@ -1,0 +1,104 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Xunit.Abstractions;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>
+/// <c>securefed bench cluster</c> end to end with small sizes: three silo processes, the single-process reference and
+/// PostgreSQL. Checks the JSON fields and the bit-for-bit comparison, never timings.
+/// </summary>
+public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
+{
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(6);
+    private readonly PostgresServer _postgres;
+    private readonly ITestOutputHelper _output;
+
+    public ClusterBenchTests(PostgresServer postgres, ITestOutputHelper output)
+    {
+        _postgres = postgres;
+        _output = output;
+    }
+
+    [SkippableFact]
+    public async Task BenchCluster_ThreeSilosSmallModel_JsonHasPerSiloFiguresAndModelsEqual()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const int Agents = 4;
+        const int Dropped = 1;
+        const int Parameters = 300_000;
+        (int exit, string output) = await RunCliAsync(
+            "bench", "cluster", "--silos", "3", "--agents", $"{Agents}", "--parameters", $"{Parameters}", "--dropped", $"{Dropped}",
+            "--connection-string", _postgres.ConnectionString, "--json");
+        _output.WriteLine(output);
+        Assert.Equal(0, exit);
+
+        using JsonDocument json = JsonDocument.Parse(output.TrimEnd().Split('\n')[^1]);
+        JsonElement r = json.RootElement;
+        Assert.True(r.GetProperty("models_equal").GetBoolean());
+        Assert.True(r.GetProperty("sums_exact").GetBoolean());
+        Assert.True(r.GetProperty("ledger_recorded").GetBoolean());
+        Assert.Equal(Agents - Dropped, r.GetProperty("contributors").GetInt32());
+        Assert.Equal(3, r.GetProperty("slices").GetInt32());
+        Assert.Equal([0, 1, 2], r.GetProperty("slice_silo").EnumerateArray().Select(e => e.GetInt32()).Order());
+
+        long[] siloPeak = [.. r.GetProperty("silo_peak_rss_bytes").EnumerateArray().Select(e => e.GetInt64())];
+        long[] siloReceived = [.. r.GetProperty("silo_bytes_received").EnumerateArray().Select(e => e.GetInt64())];
+        double[] siloCpu = [.. r.GetProperty("silo_cpu_seconds").EnumerateArray().Select(e => e.GetDouble())];
+        long singlePeak = r.GetProperty("single_peak_rss_bytes").GetInt64();
+        long singleReceived = r.GetProperty("single_bytes_received").GetInt64();
+        long maskedBytes = r.GetProperty("masked_input_bytes").GetInt64();
+        Assert.Equal((Agents - Dropped) * 4L * (Parameters + 1), maskedBytes);
+        Assert.Equal(3, siloPeak.Length);
+        Assert.Equal(3, siloReceived.Length);
+        Assert.Equal(3, siloCpu.Length);
+        Assert.Equal(3, r.GetProperty("silo_idle_cpu_seconds_per_second").GetArrayLength());
+        Assert.Equal(3, r.GetProperty("silo_idle_rss_bytes").GetArrayLength());
+        Assert.True(r.GetProperty("single_cpu_seconds").GetDouble() > 0);
+        Assert.True(r.GetProperty("stats_window_seconds").GetDouble() > 0);
+        Assert.All(siloPeak, p => Assert.True(p > 0));
+        Assert.True(singlePeak > 0);
+        Assert.True(r.GetProperty("cluster_round_seconds").GetDouble() > 0);
+        Assert.True(r.GetProperty("single_round_seconds").GetDouble() > 0);
+
+        // Every masked input reaches the single process whole; each silo gets its third (each slice enters at its own
+        // silo, nothing is forwarded), plus the small messages of the other stages.
+        Assert.True(singleReceived >= maskedBytes, $"single process received {singleReceived} bytes, less than the {maskedBytes} of the masked inputs");
+        long thirdOfInputs = (Agents - Dropped) * 4L * ((Parameters + 1) / 3);
+        Assert.All(siloReceived, b => Assert.InRange(b, thirdOfInputs, singleReceived / 2));
+    }
+
+    [Fact]
+    public async Task BenchCluster_TooFewSurvivors_UsageErrorNamesTheOption()
+    {
+        (int exit, string output) = await RunCliAsync("bench", "cluster", "--agents", "4", "--dropped", "2", "--parameters", "0");
+        Assert.Equal(2, exit);
+        Assert.Contains("--dropped must be between 0 and 1", output, StringComparison.Ordinal);
+        Assert.Contains("--parameters must be between 1 and", output, StringComparison.Ordinal);
+    }
+
+    private static async Task<(int Exit, string Output)> RunCliAsync(params string[] arguments)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(SiloProcess.CliPath());
+        foreach (string argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using Process process = Process.Start(info)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(RunTimeout);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
+    }
+}
