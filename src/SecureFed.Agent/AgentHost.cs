@@ -1,8 +1,12 @@
+using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 using SecureFed.Tagger;
 
 namespace SecureFed.Agent;
@@ -36,6 +40,13 @@ public static class AgentHost
             builder.Services.AddSingleton(Options.Create(options));
             builder.Services.AddSingleton(state);
             builder.Services.AddSingleton(trainer);
+            builder.Services.AddSingleton(sp =>
+            {
+                var telemetry = new AgentTelemetry(sp.GetRequiredService<IMeterFactory>());
+                telemetry.ObserveLedger(state.Ledger, options);
+                return telemetry;
+            });
+            AddOpenTelemetry(builder.Services, options);
             builder.Services.AddSingleton<AgentWorker>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentWorker>());
             IHost host = builder.Build();
@@ -47,6 +58,41 @@ public static class AgentHost
             state.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// OpenTelemetry, only when <see cref="AgentOptions.OtlpEndpoint"/> is set: this agent's meter with runtime and HTTP
+    /// client instrumentation, and its traces (source <see cref="AgentTelemetry.Name"/> and the HTTP client spans of its
+    /// gRPC calls), pushed over OTLP to the hospital's collector. The trace context of the calls to the aggregator is
+    /// propagated (W3C <c>traceparent</c>) whether or not this is on.
+    /// </summary>
+    private static void AddOpenTelemetry(IServiceCollection services, AgentOptions options)
+    {
+        if (string.IsNullOrWhiteSpace(options.OtlpEndpoint))
+        {
+            return;
+        }
+
+        var endpoint = new Uri(options.OtlpEndpoint);
+        services.AddOpenTelemetry()
+            .ConfigureResource(r => r.AddService("securefed-agent", serviceInstanceId: options.Site))
+            .WithMetrics(metrics =>
+            {
+                metrics.AddMeter(AgentTelemetry.Name).AddRuntimeInstrumentation().AddHttpClientInstrumentation();
+
+                // Meters are process-wide by name: read only this host's (made by its IMeterFactory), not those of
+                // another agent in the same process (as in the demo and the tests).
+                ((IDeferredMeterProviderBuilder)metrics).Configure((sp, b) =>
+                {
+                    var factory = sp.GetRequiredService<IMeterFactory>();
+                    b.AddView(instrument => instrument.Meter.Scope is not null && !ReferenceEquals(instrument.Meter.Scope, factory) ? MetricStreamConfiguration.Drop : null);
+                });
+                metrics.AddOtlpExporter(o => o.Endpoint = endpoint);
+            })
+            .WithTracing(tracing => tracing
+                .AddSource(AgentTelemetry.Name)
+                .AddHttpClientInstrumentation()
+                .AddOtlpExporter(o => o.Endpoint = endpoint));
     }
 
     /// <summary>The TorchSharp trainer on the site's data.</summary>

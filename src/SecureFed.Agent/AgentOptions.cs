@@ -84,6 +84,13 @@ public sealed class AgentOptions
     /// </summary>
     public bool FederatedEvaluation { get; set; } = true;
 
+    /// <summary>
+    /// OTLP endpoint (http:// or https:// URL, e.g. http://127.0.0.1:4317) of the hospital's own collector, to push this
+    /// agent's metrics (meter <c>SecureFed.Agent</c>, runtime, HTTP client) and traces (a trace per round, a span per
+    /// stage) to. Never the aggregator. Empty: no export. <value>The default value is empty.</value>
+    /// </summary>
+    public string? OtlpEndpoint { get; set; }
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -106,6 +113,18 @@ public sealed class AgentOptions
         if (!string.IsNullOrEmpty(DevFile) && !File.Exists(DevFile))
         {
             errors.Add($"SecureFed:DevFile '{DevFile}' does not exist.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(OtlpEndpoint)
+            && (!Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out Uri? otlp) || (otlp.Scheme != Uri.UriSchemeHttp && otlp.Scheme != Uri.UriSchemeHttps)))
+        {
+            errors.Add($"SecureFed:OtlpEndpoint must be an http:// or https:// URL (e.g. http://127.0.0.1:4317), got '{OtlpEndpoint}'.");
+        }
+        else if (!string.IsNullOrWhiteSpace(OtlpEndpoint) && Uri.TryCreate(Aggregator, UriKind.Absolute, out Uri? aggregator)
+            && Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out Uri? collector)
+            && string.Equals(aggregator.Host, collector.Host, StringComparison.OrdinalIgnoreCase) && aggregator.Port == collector.Port)
+        {
+            errors.Add($"SecureFed:OtlpEndpoint '{OtlpEndpoint}' is the aggregator's address: the agent's telemetry goes to the hospital's own collector, never to the aggregator.");
         }
 
         if (Device is not ("auto" or "cpu" or "cuda"))

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using Google.Protobuf;
 using Grpc.Core;
@@ -28,6 +29,7 @@ public sealed class AgentRunner
     private float[]? _model;
     private long _modelVersion = -1;
     private double _lastNorm = double.NaN;
+    private Activity? _roundActivity;
 
     /// <summary>Creates the runner.</summary>
     public AgentRunner(AgentOptions options, PartyKit kit, AggregatorClient client, ILocalTrainer trainer, PrivacyLedger ledger, AuditLog audit, ILogger logger)
@@ -43,6 +45,9 @@ public sealed class AgentRunner
 
     /// <summary>Raised after every round this site took part in (or declined).</summary>
     public event EventHandler<AgentRoundReport>? RoundFinished;
+
+    /// <summary>The agent's metrics (training time and throughput, bytes sent, rounds); none when null.</summary>
+    public AgentTelemetry? Telemetry { get; init; }
 
     /// <summary>Optional fault injection (demo and tests).</summary>
     public DropoutHook? Dropout { get; set; }
@@ -109,6 +114,10 @@ public sealed class AgentRunner
         double loss = double.NaN;
         double devF1 = double.NaN;
         ClientRound? protocol = null;
+        // One trace per round, a span per stage; the calls made in a stage carry its context to the aggregator.
+        using Activity? roundActivity = AgentTelemetry.StartRound(_kit.Manifest.FederationName, _options.Site, round);
+        _roundActivity = roundActivity;
+        Activity? stageActivity = AgentTelemetry.NextStage(roundActivity, null, "announce");
         try
         {
             // 1. The announcement must match this site's manifest and policy.
@@ -143,12 +152,13 @@ public sealed class AgentRunner
             float[] global = await EnsureModelAsync(a, cancellationToken).ConfigureAwait(false);
 
             // 3. Local training with DP-SGD (patient-level guarantee).
+            stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "training");
             LocalUpdate update;
             try
             {
-                long started = System.Diagnostics.Stopwatch.GetTimestamp();
+                long started = Stopwatch.GetTimestamp();
                 update = await Task.Run(() => _trainer.Train(global, plan, cancellationToken), cancellationToken).ConfigureAwait(false);
-                AgentTelemetry.Trained(System.Diagnostics.Stopwatch.GetElapsedTime(started));
+                Telemetry?.Trained(Stopwatch.GetElapsedTime(started), update.TokensPerSecond);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
             {
@@ -194,6 +204,7 @@ public sealed class AgentRunner
                 return;
             }
 
+            stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "advertise_keys");
             KeyAdvertisement ad = protocol.AdvertiseKeys();
             var adRequest = new AdvertiseKeysRequest
             {
@@ -215,6 +226,7 @@ public sealed class AgentRunner
                 return;
             }
 
+            stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "share_keys");
             IReadOnlyList<EncryptedShare> shares = protocol.ShareKeys([.. ads.Advertisements.Select(x => new KeyAdvertisement((int)x.Sender, x.EncryptionPublicKey.ToByteArray(), x.MaskingPublicKey.ToByteArray(), x.Signature.ToByteArray(), x.SelfMaskCommitment.ToByteArray()))]);
             var shareRequest = new ShareKeysRequest { Header = Header(round, parameters.SessionId, Stage.ShareKeys) };
             shareRequest.Shares.AddRange(shares.Select(s => new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(s.Ciphertext) }));
@@ -228,6 +240,7 @@ public sealed class AgentRunner
                 return;
             }
 
+            stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "masked_input");
             uint[] masked = new uint[codec.VectorLength];
             EncryptedShare[] envelopes = [.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))];
             try
@@ -246,6 +259,7 @@ public sealed class AgentRunner
             string sha = Convert.ToHexStringLower(digest);
             _audit.Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", AuditEvents.MaskedInputMessageType).Add("bytes", 4L * masked.Length).Add("sha256", sha));
             bytesSent += 4L * masked.Length;
+            Telemetry?.Sent(AuditEvents.MaskedInputMessageType, 4L * masked.Length);
             // The DP-SGD output is released (inside the masked sum) from here on: account it now.
             LedgerEntry recordEntry = _ledger.Append(round, Guarantee.Record, PlannedMechanism.SubsampledGaussian(update.SampleRate, plan.NoiseMultiplier, Math.Max(1, update.DpSteps)), _options.Delta);
             _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "record").Add("epsilon", recordEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.EpsilonBudget).Add("steps", update.DpSteps).Add("sample_rate", update.SampleRate).Add("noise_multiplier", plan.NoiseMultiplier));
@@ -258,6 +272,7 @@ public sealed class AgentRunner
                 return;
             }
 
+            stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "consistency");
             ConsistencySignature signature = protocol.SignSurvivors([.. survivors.Survivors.Select(x => (int)x)]);
             var signRequest = new ConsistencyRequest { Header = Header(round, parameters.SessionId, Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) };
             bytesSent += Sent(round, "consistency", signRequest);
@@ -270,6 +285,7 @@ public sealed class AgentRunner
                 return;
             }
 
+            stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "unmasking");
             UnmaskResponse response = protocol.Unmask(new UnmaskRequest(
                 [.. unmaskRequest.Survivors.Select(x => (int)x)],
                 [.. unmaskRequest.Dropped.Select(x => (int)x)],
@@ -327,6 +343,8 @@ public sealed class AgentRunner
         finally
         {
             protocol?.Dispose();
+            stageActivity?.Stop();
+            _roundActivity = null;
         }
     }
 
@@ -537,6 +555,7 @@ public sealed class AgentRunner
     private long Sent(long round, string type, IMessage message)
     {
         byte[] bytes = message.ToByteArray();
+        Telemetry?.Sent(type, bytes.Length);
         _audit.Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", type).Add("bytes", bytes.Length).AddDigest("sha256", SHA256.HashData(bytes)));
         return bytes.Length;
     }
@@ -545,9 +564,26 @@ public sealed class AgentRunner
     {
         double record = _ledger.Spent(Guarantee.Record, _options.Delta).Epsilon;
         double site = _ledger.Spent(Guarantee.Site, _options.Delta).Epsilon;
-        AgentTelemetry.RoundEnded(completed, bytes, record);
+        string word = OutcomeWord(outcome);
+        Telemetry?.RoundEnded(word);
+        if (_roundActivity is { } activity)
+        {
+            activity.SetTag("securefed.outcome", word);
+            if (!completed)
+            {
+                activity.SetStatus(ActivityStatusCode.Error, word);
+            }
+        }
+
         RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion) { UpdateNorm = _lastNorm });
         _lastNorm = double.NaN;
+    }
+
+    /// <summary>The outcome's first word (completed, declined, aborted, refused, ended, failed, simulated): a low-cardinality tag.</summary>
+    private static string OutcomeWord(string outcome)
+    {
+        int end = outcome.IndexOfAny([' ', ':']);
+        return end < 0 ? outcome : outcome[..end];
     }
 
     private Header Header(long round, string session, Stage stage) => new()

@@ -14,9 +14,11 @@ public sealed class AgentWorker : BackgroundService
     private readonly ILogger<AgentWorker> _logger;
 
     /// <summary>Creates the worker.</summary>
-    public AgentWorker(IOptions<AgentOptions> options, AgentState state, ILocalTrainer trainer, IHostApplicationLifetime lifetime, ILogger<AgentWorker> logger)
+    public AgentWorker(IOptions<AgentOptions> options, AgentState state, ILocalTrainer trainer, IHostApplicationLifetime lifetime, ILogger<AgentWorker> logger, AgentTelemetry telemetry)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(telemetry);
+        Telemetry = telemetry;
         _options = options.Value;
         _state = state;
         _trainer = trainer;
@@ -42,14 +44,17 @@ public sealed class AgentWorker : BackgroundService
     /// <summary>Test hook forwarded to the runner.</summary>
     internal Action<long, uint[]>? InputCaptured { get; set; }
 
+    /// <summary>This agent's metrics (meter <see cref="AgentTelemetry.Name"/>).</summary>
+    public AgentTelemetry Telemetry { get; }
+
     /// <summary>The runner, once started.</summary>
     public AgentRunner? Runner { get; private set; }
 
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var client = new AggregatorClient(new Uri(_options.Aggregator), _state.Kit, TimeSpan.FromSeconds(_options.CallTimeoutSeconds), _options.MaxRetries);
-        Runner = new AgentRunner(_options, _state.Kit, client, _trainer, _state.Ledger, _state.Audit, _logger) { Dropout = Dropout, InputCaptured = InputCaptured };
+        using var client = new AggregatorClient(new Uri(_options.Aggregator), _state.Kit, TimeSpan.FromSeconds(_options.CallTimeoutSeconds), _options.MaxRetries, telemetry: Telemetry);
+        Runner = new AgentRunner(_options, _state.Kit, client, _trainer, _state.Ledger, _state.Audit, _logger) { Dropout = Dropout, InputCaptured = InputCaptured, Telemetry = Telemetry };
         Runner.RoundFinished += (sender, report) => RoundFinished?.Invoke(this, report);
         try
         {

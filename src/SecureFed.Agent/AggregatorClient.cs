@@ -23,8 +23,8 @@ public sealed class AggregatorClient : IDisposable
     private readonly TimeSpan _callTimeout;
     private readonly TimeProvider _time;
 
-    /// <summary>Connects (lazily) to <paramref name="address"/>.</summary>
-    public AggregatorClient(Uri address, PartyKit kit, TimeSpan callTimeout, int maxRetries, TimeProvider? time = null, HttpMessageHandler? handler = null)
+    /// <summary>Connects (lazily) to <paramref name="address"/>; retries are counted on <paramref name="telemetry"/> when given.</summary>
+    public AggregatorClient(Uri address, PartyKit kit, TimeSpan callTimeout, int maxRetries, TimeProvider? time = null, HttpMessageHandler? handler = null, AgentTelemetry? telemetry = null)
     {
         ArgumentNullException.ThrowIfNull(address);
         ArgumentNullException.ThrowIfNull(kit);
@@ -49,7 +49,7 @@ public sealed class AggregatorClient : IDisposable
             MaxSendMessageSize = 8 * 1024 * 1024,
         });
         _client = new Wire.V1.Aggregation.AggregationClient(_channel);
-        _pipeline = BuildPipeline(maxRetries, _time);
+        _pipeline = BuildPipeline(maxRetries, _time, telemetry);
     }
 
     /// <summary>
@@ -62,8 +62,8 @@ public sealed class AggregatorClient : IDisposable
     /// </summary>
     public static bool IsTransient(StatusCode code) => code is StatusCode.Unavailable or StatusCode.ResourceExhausted or StatusCode.Internal;
 
-    /// <summary>The retry + circuit-breaker pipeline (exposed for tests).</summary>
-    public static ResiliencePipeline BuildPipeline(int maxRetries, TimeProvider time)
+    /// <summary>The retry + circuit-breaker pipeline (exposed for tests); each retry is counted on <paramref name="telemetry"/>.</summary>
+    public static ResiliencePipeline BuildPipeline(int maxRetries, TimeProvider time, AgentTelemetry? telemetry = null)
     {
         // Cancelled while this agent's own token is not cancelled means the call was cut off elsewhere (the aggregator
         // or the transport reset the stream, e.g. under load); every call is idempotent, so it is retried like a transient.
@@ -83,7 +83,7 @@ public sealed class AggregatorClient : IDisposable
                 MaxDelay = TimeSpan.FromSeconds(5),
                 OnRetry = args =>
                 {
-                    AgentTelemetry.Retried(args.Outcome.Exception is RpcException e ? e.StatusCode.ToString() : "error");
+                    telemetry?.Retried(args.Outcome.Exception is RpcException e ? e.StatusCode.ToString() : "error");
                     return ValueTask.CompletedTask;
                 },
             });

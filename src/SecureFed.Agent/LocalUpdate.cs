@@ -16,4 +16,7 @@ public sealed record LocalUpdate(float[] Delta, long Examples, int DpSteps, doub
     /// round asked for none or the site has no dev data. They go into the masked input only, never in the clear.
     /// </summary>
     public EvaluationCounts? GlobalDevCounts { get; init; }
+
+    /// <summary>Training throughput in tokens per second (forward, backward and step), or NaN when the trainer does not measure it.</summary>
+    public double TokensPerSecond { get; init; } = double.NaN;
 }

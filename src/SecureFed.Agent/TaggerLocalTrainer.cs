@@ -102,7 +102,7 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
             delta[i] = local[i] - globalModel[i];
         }
 
-        return new LocalUpdate(delta, _train.Count, result.DpSteps, result.SampleRate, result.FinalLoss, devF1) { GlobalDevCounts = devCounts };
+        return new LocalUpdate(delta, _train.Count, result.DpSteps, result.SampleRate, result.FinalLoss, devF1) { GlobalDevCounts = devCounts, TokensPerSecond = result.TokensPerSecond };
     }
 
     /// <summary>Dev F1 of <paramref name="parameters"/> (for reporting the fused model).</summary>

@@ -50,6 +50,34 @@ public sealed class RetryPolicyTests
         Assert.Equal(1, attempts);
     }
 
+    [Fact]
+    public async Task Pipeline_TransientThenSuccess_CountsEachRetryOnTheAgentMeter()
+    {
+        using var telemetry = new AgentTelemetry(meterFactory: null);
+        var retries = new List<(long Value, string? Status)>();
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter, telemetry.Meter) && instrument.Name == "securefed.agent.retries")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, tags, _) => retries.Add((value, tags.ToArray().FirstOrDefault(t => t.Key == "status").Value?.ToString())));
+        listener.Start();
+        ResiliencePipeline pipeline = AggregatorClient.BuildPipeline(maxRetries: 3, new ZeroDelayTime(), telemetry);
+        int attempts = 0;
+
+        int result = await pipeline.ExecuteAsync(async _ =>
+        {
+            await Task.Yield();
+            return ++attempts < 3 ? throw new RpcException(new Status(StatusCode.Unavailable, "restarting")) : attempts;
+        }, CancellationToken.None).AsTask().WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(3, result);
+        Assert.Equal([(1L, "Unavailable"), (1L, "Unavailable")], retries);
+    }
+
     /// <summary>Makes Polly's back-off delays instant so the test does not wait.</summary>
     private sealed class ZeroDelayTime : TimeProvider
     {

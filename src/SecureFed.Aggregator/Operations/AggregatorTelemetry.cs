@@ -19,11 +19,18 @@ public sealed class AggregatorTelemetry : IDisposable
     /// <summary>Rounds kept in memory for the console (older ones come from the store, without byte counts).</summary>
     public const int RecentRounds = 200;
 
+    /// <summary>
+    /// The store's ledger kind of a finished round's console record (<see cref="ConsoleRound.ToJson"/>): the console's
+    /// history, with its participation facts, bytes, model version and federation F1, survives a restart.
+    /// </summary>
+    internal const string ConsoleRoundKind = "console.round";
+
     /// <summary>The source of the round and stage spans.</summary>
     internal static readonly ActivitySource Source = new(Name, typeof(AggregatorTelemetry).Assembly.GetName().Version?.ToString());
 
     private readonly Meter _meter;
     private readonly TimeProvider _time;
+    private readonly AggregatorState _state;
     private readonly Counter<long> _roundsStarted;
     private readonly Counter<long> _roundsCompleted;
     private readonly Counter<long> _roundsAborted;
@@ -53,6 +60,8 @@ public sealed class AggregatorTelemetry : IDisposable
         ArgumentNullException.ThrowIfNull(options);
         AggregatorOptions o = options.Value;
         _time = time;
+        _state = state;
+        Load(state);
         _meter = meterFactory.Create(Name, typeof(AggregatorTelemetry).Assembly.GetName().Version?.ToString());
         _roundsStarted = _meter.CreateCounter<long>("securefed.aggregator.rounds.started", "{round}", "Round attempts opened.");
         _roundsCompleted = _meter.CreateCounter<long>("securefed.aggregator.rounds.completed", "{round}", "Rounds that produced a model version.");
@@ -265,7 +274,43 @@ public sealed class AggregatorTelemetry : IDisposable
                 {
                     record.Sites[site] = new ConsoleSite(SiteState.Contributed, null, null);
                 }
+
+                Persist(record);
             }
+        }
+    }
+
+    /// <summary>Keeps a finished round's console record in the store; a store that fails only costs the console that row's details.</summary>
+    private void Persist(ConsoleRound record)
+    {
+        try
+        {
+            _state.Store.AppendLedger(record.Round, ConsoleRoundKind, record.ToJson());
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or InvalidDataException or ObjectDisposedException)
+        {
+            // The round itself is already recorded (or its failure reported) by the coordinator.
+        }
+    }
+
+    /// <summary>Reads the console records of the newest finished rounds from the store (newest first in memory).</summary>
+    private void Load(AggregatorState state)
+    {
+        IReadOnlyList<Persistence.LedgerEntry> entries = state.Store.ListLedger(ConsoleRoundKind);
+        foreach (Persistence.LedgerEntry entry in entries.Skip(Math.Max(0, entries.Count - RecentRounds)))
+        {
+            ConsoleRound record;
+            try
+            {
+                record = ConsoleRound.FromJson(entry.PayloadJson);
+            }
+            catch (InvalidDataException)
+            {
+                continue; // the history table still lists the round from the rounds table, without these details
+            }
+
+            _rounds.AddFirst(record);
+            Interlocked.Exchange(ref _lastRound, record.Round);
         }
     }
 

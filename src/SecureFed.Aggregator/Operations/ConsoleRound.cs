@@ -1,3 +1,7 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+
 namespace SecureFed.Aggregator.Operations;
 
 /// <summary>What the console shows of one round attempt (kept in memory by <see cref="AggregatorTelemetry"/>).</summary>
@@ -45,4 +49,112 @@ internal sealed class ConsoleRound(long round, DateTimeOffset startedUtc, long b
         Sites = new Dictionary<string, ConsoleSite>(Sites, StringComparer.Ordinal),
         ClosedStages = [.. ClosedStages],
     };
+
+    /// <summary>The record as JSON (what the store keeps so the console's history survives a restart).</summary>
+    public string ToJson()
+    {
+        using var buffer = new MemoryStream();
+        using (var json = new Utf8JsonWriter(buffer))
+        {
+            json.WriteStartObject();
+            json.WriteNumber("round", Round);
+            json.WriteString("started_utc", StartedUtc.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+            json.WriteNumber("base_model_version", BaseModelVersion);
+            if (EndedUtc is { } ended)
+            {
+                json.WriteString("ended_utc", ended.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+            }
+
+            json.WriteString("outcome", Outcome.ToString());
+            if (AbortReason is not null)
+            {
+                json.WriteString("abort_reason", AbortReason);
+            }
+
+            if (AbortStage is not null)
+            {
+                json.WriteString("abort_stage", AbortStage);
+            }
+
+            json.WriteNumber("survivors", Survivors);
+            if (ModelVersionAfter is long version)
+            {
+                json.WriteNumber("model_version_after", version);
+            }
+
+            json.WriteNumber("bytes_received", BytesReceived);
+            if (FederationF1 is double f1)
+            {
+                json.WriteNumber("federation_f1", f1);
+            }
+
+            json.WriteStartObject("sites");
+            foreach ((string site, ConsoleSite state) in Sites.OrderBy(p => p.Key, StringComparer.Ordinal))
+            {
+                json.WriteStartObject(site);
+                json.WriteString("state", state.State.ToString());
+                if (state.Stage is not null)
+                {
+                    json.WriteString("stage", state.Stage);
+                }
+
+                if (state.Reason is not null)
+                {
+                    json.WriteString("reason", state.Reason);
+                }
+
+                json.WriteEndObject();
+            }
+
+            json.WriteEndObject();
+            json.WriteStartArray("closed_stages");
+            foreach (string stage in ClosedStages)
+            {
+                json.WriteStringValue(stage);
+            }
+
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+
+        return Encoding.UTF8.GetString(buffer.ToArray());
+    }
+
+    /// <summary>Reads a record written by <see cref="ToJson"/>.</summary>
+    /// <exception cref="InvalidDataException">The JSON is not such a record.</exception>
+    public static ConsoleRound FromJson(string text)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(text);
+            JsonElement root = document.RootElement;
+            var record = new ConsoleRound(root.GetProperty("round").GetInt64(), Time(root.GetProperty("started_utc")), root.GetProperty("base_model_version").GetInt64())
+            {
+                EndedUtc = root.TryGetProperty("ended_utc", out JsonElement ended) ? Time(ended) : null,
+                Outcome = Enum.Parse<RoundOutcomeKind>(root.GetProperty("outcome").GetString()!),
+                AbortReason = root.TryGetProperty("abort_reason", out JsonElement reason) ? reason.GetString() : null,
+                AbortStage = root.TryGetProperty("abort_stage", out JsonElement stage) ? stage.GetString() : null,
+                Survivors = root.GetProperty("survivors").GetInt32(),
+                ModelVersionAfter = root.TryGetProperty("model_version_after", out JsonElement version) ? version.GetInt64() : null,
+                BytesReceived = root.GetProperty("bytes_received").GetInt64(),
+                FederationF1 = root.TryGetProperty("federation_f1", out JsonElement f1) ? f1.GetDouble() : null,
+            };
+            foreach (JsonProperty site in root.GetProperty("sites").EnumerateObject())
+            {
+                record.Sites[site.Name] = new ConsoleSite(
+                    Enum.Parse<SiteState>(site.Value.GetProperty("state").GetString()!),
+                    site.Value.TryGetProperty("stage", out JsonElement s) ? s.GetString() : null,
+                    site.Value.TryGetProperty("reason", out JsonElement r) ? r.GetString() : null);
+            }
+
+            record.ClosedStages.AddRange(root.GetProperty("closed_stages").EnumerateArray().Select(e => e.GetString()!));
+            return record;
+        }
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException or FormatException)
+        {
+            throw new InvalidDataException("A stored console round record is not valid: " + ex.Message, ex);
+        }
+
+        static DateTimeOffset Time(JsonElement e) => DateTimeOffset.Parse(e.GetString()!, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
+    }
 }

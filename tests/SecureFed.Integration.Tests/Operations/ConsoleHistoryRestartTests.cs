@@ -1,0 +1,100 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using SecureFed.Aggregator;
+using SecureFed.Protocol;
+
+namespace SecureFed.Integration.Tests.Operations;
+
+/// <summary>
+/// The operator console's round history comes from the aggregator's SQLite store: after a restart on the same data
+/// directory the console still lists the earlier rounds with their outcome, survivors, bytes, model version and each
+/// site's participation.
+/// </summary>
+public sealed partial class ConsoleHistoryRestartTests : IDisposable
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-console-restart-").FullName;
+
+    [Fact]
+    public async Task ConsoleHistory_AggregatorRestartedOnSameStore_StillListsEarlierRounds()
+    {
+        // Two rounds; site-jp goes silent before its masked input in round 2, so that round ends with a dropout.
+        OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 2, ("site-jp", 2, ProtocolStage.MaskedInputCollection), stageTimeoutSeconds: 3);
+        string before;
+        try
+        {
+            await federation.StartAgentsAsync(TimeSpan.Zero);
+            await federation.Federation.Coordinator.Finished.WaitAsync(Timeout);
+            using HttpClient client = federation.Client(federation.Token);
+            before = await client.GetStringAsync("/live").WaitAsync(Timeout);
+        }
+        finally
+        {
+            await federation.DisposeAsync();
+        }
+
+        string round1 = Row(before, 1);
+        string round2 = Row(before, 2);
+        Assert.Contains("data-outcome=\"completed\"", round1, StringComparison.Ordinal);
+        Assert.DoesNotContain("<td>—</td>", round1, StringComparison.Ordinal); // bytes and model version known while it ran
+        Assert.Contains("data-site=\"site-jp\" data-state=\"dropped\"", before, StringComparison.Ordinal);
+
+        // A new aggregator process on the same kit and data directory (the first one's memory is gone).
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Federation"] = federation.Federation.Options.FederationName,
+            ["SecureFed:Listen"] = "https://127.0.0.1:0",
+            ["SecureFed:AdminListen"] = "http://127.0.0.1:0",
+            ["SecureFed:KitDirectory"] = federation.Federation.Provisioned.AggregatorKitDirectory,
+            ["SecureFed:DataDirectory"] = federation.Federation.AggregatorDataDirectory,
+            ["SecureFed:Rounds"] = "2",
+            ["SecureFed:MinSites"] = "3",
+            ["SecureFed:ModelSpecSha256"] = FakeTrainer.SpecSha,
+        };
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        await using WebApplication restarted = AggregatorHost.Build(configuration, new float[OperatorFederation.Parameters]);
+        await restarted.StartAsync().WaitAsync(Timeout);
+        using var again = new HttpClient { BaseAddress = AggregatorHost.AdminAddress(restarted), Timeout = Timeout };
+        again.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", federation.Token);
+        string after = await again.GetStringAsync("/live").WaitAsync(Timeout);
+
+        // The same rows, cell for cell, and the last round's sites as they ended.
+        Assert.Equal(round1, Row(after, 1));
+        Assert.Equal(round2, Row(after, 2));
+        Assert.Contains("data-site=\"site-jp\" data-state=\"dropped\"", after, StringComparison.Ordinal);
+        Assert.Contains("data-site=\"site-de\" data-state=\"contributed\"", after, StringComparison.Ordinal);
+        // The status names the last round (finished once the coordinator has seen that both rounds ran, completed before).
+        Assert.Matches("data-round=\"2\" data-stage=\"(finished|completed)\"", after);
+        await restarted.StopAsync().WaitAsync(Timeout);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static string Row(string live, long round)
+    {
+        int history = live.IndexOf("id=\"history\"", StringComparison.Ordinal);
+        Assert.True(history >= 0, "the console shows no round history");
+        Match match = HistoryRow().Match(live, history);
+        while (match.Success && match.Groups[1].Value != round.ToString(CultureInfo.InvariantCulture))
+        {
+            match = match.NextMatch();
+        }
+
+        Assert.True(match.Success, $"round {round} is not in the console's history:\n{live}");
+        return match.Value;
+    }
+
+    [GeneratedRegex("<tr data-round=\"(\\d+)\" data-outcome=\"[a-z]+\">.*?</tr>", RegexOptions.Singleline)]
+    private static partial Regex HistoryRow();
+}
