@@ -39,19 +39,28 @@ public sealed class PrivacyAuditRunner
         _progress($"[audit] {plan.Data.Description}");
         _progress($"[audit] {plan.Data.Sites[0].Name}: {plan.Data.Sites[0].Source}");
         float[] initial = experiment.CreateInitialModel(plan.Data, _options.Seed, cancellationToken);
+        AttackTargets targets = Targets(plan, initial, cancellationToken);
         var arms = new List<PrivacyAuditArm>();
         PrivacyAuditReport? report = null;
         IEnumerable<double?> epsilons = (_options.IncludeNoDp ? new double?[] { null } : []).Concat(_options.Epsilons.Select(e => (double?)e));
         foreach (double? epsilon in epsilons)
         {
             var watch = Stopwatch.StartNew();
-            AttackResult? attack = null;
-            ArmResult trained = experiment.RunFederatedArm(plan.Data, initial, _options.Seed, epsilon, model => attack = Attack(model, plan, cancellationToken), cancellationToken);
-            if (attack is null)
+            AttackScores? scores = null;
+            var scoring = new Stopwatch();
+            ArmResult trained = experiment.RunFederatedArm(plan.Data, initial, _options.Seed, epsilon, model =>
+            {
+                scoring.Start();
+                scores = targets.Score(model, cancellationToken);
+                scoring.Stop();
+            }, cancellationToken);
+            if (scores is null)
             {
                 throw new InvalidOperationException($"{trained.Arm}: the fused model was not handed to the audit.");
             }
 
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[audit] {trained.Arm}: the fused model scored {targets.Count} sentences in {scoring.Elapsed.TotalSeconds:F0} s"));
+            AttackResult attack = Attack(scores, plan, targets, trained.EpsilonSpent);
             PrivacyAuditArm arm = attack.ToArm(trained, watch.Elapsed.TotalSeconds);
             arms.Add(arm);
             _progress(PrivacyAuditTable.ArmLine(arm));
@@ -66,24 +75,49 @@ public sealed class PrivacyAuditRunner
         return report ?? throw new InvalidOperationException("No arm ran.");
     }
 
-    private AttackResult Attack(TaggerModel model, AuditPlan plan, CancellationToken cancellationToken)
+    /// <summary>
+    /// Every sentence the attacks score, and its log-likelihood under the reference model: the initial model every arm
+    /// starts from (random, or the public warm start), which never saw site-1's data or a canary. The same for every arm.
+    /// </summary>
+    private AttackTargets Targets(AuditPlan plan, float[] initial, CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
         var candidateRandom = new Random(unchecked((_options.Seed * 31_337) + 15));
-        var exposures = new List<double>();
-        var extrapolated = new List<double>();
-        var control = new List<double>();
+        var exposure = new List<(bool Inserted, Sentence[] Sentences)>();
         foreach (((int id, int phrase), bool inserted) in plan.ExposureCanaries.Select(c => (c, true)).Concat(plan.ControlCanaries.Select(c => (c, false))))
         {
-            cancellationToken.ThrowIfCancellationRequested();
             int[] candidates = plan.Generator.Candidates(_options.Candidates, candidateRandom);
-            Sentence[] sentences = [plan.Generator.Sentence(id, phrase), .. candidates.Select(c => plan.Generator.Sentence(c, phrase))];
-            double[] scores = TaggerScorer.LogLikelihoods(model, sentences);
+            exposure.Add((inserted, [plan.Generator.Sentence(id, phrase), .. candidates.Select(c => plan.Generator.Sentence(c, phrase))]));
+        }
+
+        Sentence[] audit = [.. plan.AuditCanaries.Select(c => plan.Generator.Sentence(c.Id, c.Phrase))];
+        Sentence[] group = [.. plan.GroupCanaries.Select(c => plan.Generator.Sentence(c.Id, c.Phrase))];
+        Sentence[] natural = [.. plan.NaturalSentences];
+        var targets = new AttackTargets(exposure, audit, group, natural);
+        ExperimentOptions e = _options.Experiment;
+        using TaggerModel reference = TaggerModel.Create(e.Config, LabelSet.Create(plan.Data.EntityTypes), _options.Seed, "cpu");
+        reference.Unflatten(initial);
+        targets.Reference = targets.Score(reference, cancellationToken);
+        _progress(string.Create(CultureInfo.InvariantCulture, $"[audit] reference model (the arms' initial model) scored {targets.Count} sentences in {watch.Elapsed.TotalSeconds:F0} s"));
+        return targets;
+    }
+
+    private AttackResult Attack(AttackScores raw, AuditPlan plan, AttackTargets targets, double? epsilonSpent)
+    {
+        AttackScores reference = targets.Reference!;
+        var exposures = new List<double>();
+        var uncalibrated = new List<double>();
+        var extrapolated = new List<double>();
+        var control = new List<double>();
+        for (int c = 0; c < targets.Exposure.Count; c++)
+        {
+            double[] scores = AuditStatistics.Calibrated(raw.Exposure[c], reference.Exposure[c]);
             double[] others = scores[1..];
-            if (inserted)
+            if (targets.Exposure[c].Inserted)
             {
                 exposures.Add(AuditStatistics.Exposure(scores[0], others));
                 extrapolated.Add(AuditStatistics.ExtrapolatedExposure(scores[0], others));
+                uncalibrated.Add(AuditStatistics.Exposure(raw.Exposure[c][0], raw.Exposure[c][1..]));
             }
             else
             {
@@ -92,14 +126,26 @@ public sealed class PrivacyAuditRunner
         }
 
         double delta = _options.Experiment.Delta;
-        double[] canaryScores = TaggerScorer.LogLikelihoods(model, [.. plan.AuditCanaries.Select(c => plan.Generator.Sentence(c.Id, c.Phrase))]);
-        double[] naturalScores = TaggerScorer.LogLikelihoods(model, plan.NaturalSentences);
+        double[] canaryScores = AuditStatistics.Calibrated(raw.Audit, reference.Audit);
+        double[] groupScores = AuditStatistics.Calibrated(raw.Group, reference.Group);
+        double[] naturalScores = AuditStatistics.Calibrated(raw.Natural, reference.Natural);
         (double? canaryAuc, _, _) = Mia(canaryScores, plan.AuditCanaryIncluded);
+        (double? groupAuc, _, _) = Mia(groupScores, plan.GroupCanaryIncluded);
         (double? auc, double? tpr, var roc) = Mia(naturalScores, plan.NaturalIncluded);
+        (double? rawAuc, _, _) = Mia(raw.Natural, plan.NaturalIncluded);
         OneRunAuditResult? canaryAudit = canaryScores.Length == 0 ? null : OneRunAudit.Run(canaryScores, plan.AuditCanaryIncluded, delta, _options.PValue);
         OneRunAuditResult? naturalAudit = naturalScores.Length == 0 ? null : OneRunAudit.Run(naturalScores, plan.NaturalIncluded, delta, _options.PValue);
-        _progress(string.Create(CultureInfo.InvariantCulture, $"[audit] attacks scored {(exposures.Count + control.Count) * (_options.Candidates + 1) + canaryScores.Length + naturalScores.Length} sentences in {watch.Elapsed.TotalSeconds:F0} s"));
-        return new AttackResult(exposures, extrapolated, control, Math.Log2(_options.Candidates + 1.0), auc, tpr, canaryAuc, canaryAudit, naturalAudit, roc);
+        GroupAuditResult? groupAudit = null;
+        if (groupScores.Length > 0)
+        {
+            // The unit is a group of r sentences: test it against the group-privacy guarantee (rε, r·e^{(r−1)ε}·δ) at
+            // its own δ; without DP or when that guarantee is vacuous there is no claim, and the bound is at the run's δ.
+            (double Epsilon, double Delta)? claim = epsilonSpent is double spent ? GroupPrivacy.Of(spent, delta, _options.GroupSize) : null;
+            OneRunAuditResult audit = OneRunAudit.Run(groupScores, plan.GroupCanaryIncluded, claim?.Delta ?? delta, _options.PValue);
+            groupAudit = new GroupAuditResult(_options.GroupSize, audit, claim?.Epsilon, claim?.Delta, epsilonSpent is not null && claim is null);
+        }
+
+        return new AttackResult(exposures, uncalibrated, extrapolated, control, Math.Log2(_options.Candidates + 1.0), auc, tpr, rawAuc, canaryAuc, canaryAudit, naturalAudit, groupAudit, groupAuc, roc);
     }
 
     private static (double? Auc, double? Tpr, IReadOnlyList<(double, double)> Roc) Mia(double[] scores, IReadOnlyList<bool> included)
@@ -144,6 +190,10 @@ public sealed class PrivacyAuditRunner
             ["dp_steps_per_round"] = e.EffectiveDpStepsPerRound,
             ["grad_clip"] = e.GradClip,
             ["dp_lr"] = e.DpLearningRate,
+            ["dp_optimizer"] = e.DpOptimizer.ToString().ToLowerInvariant(),
+            ["optimizer"] = e.Optimizer.ToString().ToLowerInvariant(),
+            ["warm_start"] = e.WarmStartDirectory ?? "none",
+            ["warm_start_epochs"] = e.WarmStartDirectory is null ? 0 : e.WarmStartEpochs,
             ["lr"] = e.LearningRate,
             ["delta"] = e.Delta,
             ["audited_site"] = plan.Data.Sites[0].Name,
@@ -154,6 +204,10 @@ public sealed class PrivacyAuditRunner
             ["canary_entity_type"] = plan.EntityType,
             ["audit_canaries"] = plan.AuditCanaries.Count,
             ["audit_canaries_in"] = plan.AuditCanaryIncluded.Count(b => b),
+            ["group_canaries"] = plan.GroupCanaries.Count,
+            ["group_canaries_in"] = plan.GroupCanaryIncluded.Count(b => b),
+            ["group_size"] = _options.GroupSize,
+            ["score"] = "log p(tags | tokens) under the fused model minus under the reference model (the arms' initial model" + (e.WarmStartDirectory is null ? ", random" : ", the public warm start") + ")",
             ["audit_sentences"] = plan.NaturalSentences.Count,
             ["audit_sentences_in"] = plan.NaturalIncluded.Count(b => b),
             ["p_value"] = _options.PValue,
@@ -162,17 +216,21 @@ public sealed class PrivacyAuditRunner
 
     private sealed record AttackResult(
         IReadOnlyList<double> Exposures,
+        IReadOnlyList<double> Uncalibrated,
         IReadOnlyList<double> Extrapolated,
         IReadOnlyList<double> Control,
         double Cap,
         double? Auc,
         double? Tpr,
+        double? RawAuc,
         double? CanaryAuc,
         OneRunAuditResult? CanaryAudit,
         OneRunAuditResult? NaturalAudit,
+        GroupAuditResult? GroupAudit,
+        double? GroupAuc,
         IReadOnlyList<(double, double)> Roc)
     {
         public PrivacyAuditArm ToArm(ArmResult trained, double seconds) =>
-            new(trained.Arm, trained.Epsilon, trained.EpsilonSpent, trained.TestF1, Exposures, Extrapolated, Control, Cap, Auc, Tpr, CanaryAuc, CanaryAudit, NaturalAudit, Roc, seconds);
+            new(trained.Arm, trained.Epsilon, trained.EpsilonSpent, trained.TestF1, Exposures, Uncalibrated, Extrapolated, Control, Cap, Auc, Tpr, RawAuc, CanaryAuc, CanaryAudit, NaturalAudit, GroupAudit, GroupAuc, Roc, seconds);
     }
 }

@@ -10,6 +10,8 @@ namespace SecureFed.PrivacyAudit.Internal;
 /// <item>exposure canaries: k secret canaries, each inserted r times (always in), and k control canaries drawn the
 /// same way but never inserted (their exposure is the chance level under the same model);</item>
 /// <item>audit canaries: m canaries, each inserted once with probability ½ (Steinke et al.'s randomised inclusion);</item>
+/// <item>group canaries: m_g canaries, each inserted r_g times with probability ½ (all copies or none): the same audit
+/// for a group of r_g sentences;</item>
 /// <item>natural audit sentences: n of the site's own sentences, each kept in training with probability ½; the ones
 /// dropped are the held-out non-members of the membership-inference test.</item>
 /// </list>
@@ -18,8 +20,11 @@ namespace SecureFed.PrivacyAudit.Internal;
 internal sealed class AuditPlan
 {
     private AuditPlan(ExperimentData data, CanaryGenerator generator, IReadOnlyList<(int Id, int Phrase)> exposure, IReadOnlyList<(int Id, int Phrase)> control,
-        IReadOnlyList<(int Id, int Phrase)> audit, IReadOnlyList<bool> auditIncluded, IReadOnlyList<Sentence> natural, IReadOnlyList<bool> naturalIncluded)
+        IReadOnlyList<(int Id, int Phrase)> audit, IReadOnlyList<bool> auditIncluded, IReadOnlyList<(int Id, int Phrase)> group, IReadOnlyList<bool> groupIncluded,
+        IReadOnlyList<Sentence> natural, IReadOnlyList<bool> naturalIncluded)
     {
+        GroupCanaries = group;
+        GroupCanaryIncluded = groupIncluded;
         ControlCanaries = control;
         Data = data;
         Generator = generator;
@@ -43,6 +48,11 @@ internal sealed class AuditPlan
     public IReadOnlyList<(int Id, int Phrase)> AuditCanaries { get; }
 
     public IReadOnlyList<bool> AuditCanaryIncluded { get; }
+
+    /// <summary>Canaries each inserted r_g times (all copies or none) with probability ½.</summary>
+    public IReadOnlyList<(int Id, int Phrase)> GroupCanaries { get; }
+
+    public IReadOnlyList<bool> GroupCanaryIncluded { get; }
 
     public IReadOnlyList<Sentence> NaturalSentences { get; }
 
@@ -95,6 +105,13 @@ internal sealed class AuditPlan
         }
 
         bool[] auditIn = [.. audit.Select(_ => random.NextDouble() < 0.5)];
+        var group = new List<(int, int)>();
+        for (int i = 0; i < options.GroupCanaries; i++)
+        {
+            group.Add(generator.Next());
+        }
+
+        bool[] groupIn = [.. group.Select(_ => random.NextDouble() < 0.5)];
 
         var train = new List<Sentence>();
         train.AddRange(Enumerable.Range(0, target.Train.Count).Where(i => !auditIndex.Contains(i)).Select(i => target.Train[i]));
@@ -105,12 +122,17 @@ internal sealed class AuditPlan
         }
 
         train.AddRange(audit.Where((_, i) => auditIn[i]).Select(c => generator.Sentence(c.Item1, c.Item2)));
+        foreach ((int id, int phrase) in group.Where((_, i) => groupIn[i]))
+        {
+            train.AddRange(Enumerable.Repeat(generator.Sentence(id, phrase), options.GroupSize));
+        }
+
         Sentence[] mixed = [.. train];
         random.Shuffle(mixed);
         string source = string.Create(CultureInfo.InvariantCulture,
-            $"{target.Source}; audit: {naturalIn.Count(b => !b)} of its sentences held out, {options.Canaries} canaries × {options.Repeats}, {auditIn.Count(b => b)} of {audit.Count} audit canaries in");
+            $"{target.Source}; audit: {naturalIn.Count(b => !b)} of its sentences held out, {options.Canaries} canaries × {options.Repeats}, {auditIn.Count(b => b)} of {audit.Count} audit canaries in, {groupIn.Count(b => b)} of {group.Count} group canaries × {options.GroupSize} in");
         var sites = data.Sites.ToList();
         sites[0] = target with { Source = source, Train = mixed };
-        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, natural, naturalIn);
+        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, group, groupIn, natural, naturalIn);
     }
 }
