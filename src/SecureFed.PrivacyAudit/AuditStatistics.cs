@@ -40,6 +40,42 @@ public static class AuditStatistics
     }
 
     /// <summary>
+    /// Each score minus the median score of the examples with the same label: for canaries whose label was drawn at
+    /// random, the label's prior (how likely the model finds that label in that context) is removed and membership is
+    /// what remains. Uses the scores and labels only, never the inclusion bits, so an audit on the result stays valid.
+    /// </summary>
+    /// <param name="scores">One score per example.</param>
+    /// <param name="label">The binary label of each example.</param>
+    public static double[] CenteredByLabel(IReadOnlyList<double> scores, IReadOnlyList<bool> label)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        ArgumentNullException.ThrowIfNull(label);
+        if (scores.Count != label.Count)
+        {
+            throw new ArgumentException($"{scores.Count} scores but {label.Count} labels.", nameof(label));
+        }
+
+        double[] result = [.. scores];
+        foreach (bool value in new[] { false, true })
+        {
+            int[] members = [.. Enumerable.Range(0, scores.Count).Where(i => label[i] == value)];
+            if (members.Length == 0)
+            {
+                continue;
+            }
+
+            double[] sorted = [.. members.Select(i => scores[i]).Order()];
+            double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+            foreach (int i in members)
+            {
+                result[i] = scores[i] - median;
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
     /// Area under the ROC curve: the probability that a random member scores above a random non-member, ties counting
     /// one half (the Mann–Whitney U statistic over |members| · |non-members|). 0.5 is chance.
     /// </summary>

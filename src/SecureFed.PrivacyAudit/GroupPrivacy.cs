@@ -3,9 +3,9 @@ namespace SecureFed.PrivacyAudit;
 /// <summary>
 /// The guarantee DP gives a group of sentences. A canary inserted r times is not one example but a group of r: if the
 /// training is (ε, δ)-DP for one example, it is (rε, r·e^{(r−1)ε}·δ)-DP for adding or removing r examples (the group
-/// privacy lemma; Dwork and Roth, "The Algorithmic Foundations of Differential Privacy", 2014, and Vadhan, "The
-/// Complexity of Differential Privacy", 2017, Lemma 2.2). An empirical bound measured on groups of r must be compared
-/// with that, not with ε.
+/// privacy of Dwork and Roth, "The Algorithmic Foundations of Differential Privacy", 2014, §2.3: applying the
+/// definition r times along a chain of neighbouring datasets gives δ·(1 + e^ε + … + e^{(r−1)ε}) ≤ r·e^{(r−1)ε}·δ). An
+/// empirical bound measured on groups of r must be compared with that, not with ε.
 /// </summary>
 public static class GroupPrivacy
 {

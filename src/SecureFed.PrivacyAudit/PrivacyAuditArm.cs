@@ -5,10 +5,11 @@ namespace SecureFed.PrivacyAudit;
 /// <param name="Epsilon">Target patient-level ε (null: no DP).</param>
 /// <param name="EpsilonSpent">ε the accountant gives for the DP-SGD steps taken (null: no DP).</param>
 /// <param name="TestF1">conlleval F1 of the fused model on the held-out test set (utility, for context).</param>
-/// <param name="Exposures">Exposure in bits of each secret canary, ranked by the calibrated score (sampled rank; capped at log₂(n + 1)).</param>
-/// <param name="UncalibratedExposures">Exposure of each secret canary ranked by its plain log-likelihood under the fused model (no reference), for comparison.</param>
+/// <param name="Exposures">Exposure in bits of each secret canary, ranked by log p under the fused model (sampled rank; capped at log₂(n + 1)).</param>
+/// <param name="CalibratedExposures">Exposure of each secret canary ranked by the reference-calibrated score, for comparison.</param>
 /// <param name="ExtrapolatedExposures">Exposure of each secret canary by a normal fit of the candidates' scores.</param>
 /// <param name="ControlExposures">Exposure of each control canary (drawn like the secret ones, never inserted): the chance level under this model.</param>
+/// <param name="CalibratedControlExposures">The control canaries' exposure by the calibrated score.</param>
 /// <param name="ExposureCap">log₂(n + 1), the largest exposure the sampled rank can show.</param>
 /// <param name="MiaAuc">AUC of the calibrated attack (log p under the fused model minus log p under the reference model) on site-1's natural sentences, members vs held-out (null if a side is empty).</param>
 /// <param name="MiaTprAt1PctFpr">Its true-positive rate at 1 % false positives.</param>
@@ -26,9 +27,10 @@ public sealed record PrivacyAuditArm(
     double? EpsilonSpent,
     double TestF1,
     IReadOnlyList<double> Exposures,
-    IReadOnlyList<double> UncalibratedExposures,
+    IReadOnlyList<double> CalibratedExposures,
     IReadOnlyList<double> ExtrapolatedExposures,
     IReadOnlyList<double> ControlExposures,
+    IReadOnlyList<double> CalibratedControlExposures,
     double ExposureCap,
     double? MiaAuc,
     double? MiaTprAt1PctFpr,

@@ -53,6 +53,10 @@ public sealed record PrivacyAuditOptions
     /// <value>The default value is 10.</value>
     public int GroupSize { get; init; } = 10;
 
+    /// <summary>The reference model of the calibrated score.</summary>
+    /// <value>The default value is <see cref="AuditReference.WithoutSite"/>.</value>
+    public AuditReference Reference { get; init; } = AuditReference.WithoutSite;
+
     /// <summary>Site-1 sentences each kept in training with probability ½ (membership inference; capped at half the site).</summary>
     /// <value>The default value is 400.</value>
     public int AuditSentences { get; init; } = 400;
@@ -74,6 +78,11 @@ public sealed record PrivacyAuditOptions
         if (Experiment.Split == ExperimentSplit.ByCorpus)
         {
             throw new ArgumentException("the privacy audit splits one corpus folder (--data) across the sites; by-corpus is not supported.");
+        }
+
+        if (Reference == AuditReference.WithoutSite && Experiment.Sites < 2)
+        {
+            throw new ArgumentException("--reference without-site trains the federation without site-1: it needs --sites 2 or more.");
         }
 
         if (!IncludeNoDp && Epsilons.Count == 0)

@@ -39,7 +39,17 @@ public sealed class PrivacyAuditRunner
         _progress($"[audit] {plan.Data.Description}");
         _progress($"[audit] {plan.Data.Sites[0].Name}: {plan.Data.Sites[0].Source}");
         float[] initial = experiment.CreateInitialModel(plan.Data, _options.Seed, cancellationToken);
-        AttackTargets targets = Targets(plan, initial, cancellationToken);
+        AttackTargets targets = Targets(plan);
+        AttackScores? initialScores = null;
+        if (_options.Reference == AuditReference.Initial)
+        {
+            using TaggerModel reference = TaggerModel.Create(_options.Experiment.Config, LabelSet.Create(plan.Data.EntityTypes), _options.Seed, "cpu");
+            reference.Unflatten(initial);
+            initialScores = targets.Score(reference, cancellationToken);
+        }
+
+        // The reference federation: every site but the audited one, so no target was ever in its training data.
+        ExperimentData withoutSite = plan.Data with { Sites = [.. plan.Data.Sites.Skip(1)] };
         var arms = new List<PrivacyAuditArm>();
         PrivacyAuditReport? report = null;
         IEnumerable<double?> epsilons = (_options.IncludeNoDp ? new double?[] { null } : []).Concat(_options.Epsilons.Select(e => (double?)e));
@@ -60,7 +70,18 @@ public sealed class PrivacyAuditRunner
             }
 
             _progress(string.Create(CultureInfo.InvariantCulture, $"[audit] {trained.Arm}: the fused model scored {targets.Count} sentences in {scoring.Elapsed.TotalSeconds:F0} s"));
-            AttackResult attack = Attack(scores, plan, targets, trained.EpsilonSpent);
+            AttackScores? referenceScores = initialScores;
+            if (referenceScores is null)
+            {
+                _progress($"[audit] reference for {trained.Arm}: the same training without {plan.Data.Sites[0].Name}");
+                ArmResult reference = experiment.RunFederatedArm(withoutSite, initial, _options.Seed, epsilon, model => referenceScores = targets.Score(model, cancellationToken), cancellationToken);
+                if (referenceScores is null)
+                {
+                    throw new InvalidOperationException($"{reference.Arm}: the reference model was not handed to the audit.");
+                }
+            }
+
+            AttackResult attack = Attack(scores, referenceScores, plan, targets, trained.EpsilonSpent);
             PrivacyAuditArm arm = attack.ToArm(trained, watch.Elapsed.TotalSeconds);
             arms.Add(arm);
             _progress(PrivacyAuditTable.ArmLine(arm));
@@ -75,13 +96,9 @@ public sealed class PrivacyAuditRunner
         return report ?? throw new InvalidOperationException("No arm ran.");
     }
 
-    /// <summary>
-    /// Every sentence the attacks score, and its log-likelihood under the reference model: the initial model every arm
-    /// starts from (random, or the public warm start), which never saw site-1's data or a canary. The same for every arm.
-    /// </summary>
-    private AttackTargets Targets(AuditPlan plan, float[] initial, CancellationToken cancellationToken)
+    /// <summary>Every sentence the attacks score; the same for every arm and its reference.</summary>
+    private AttackTargets Targets(AuditPlan plan)
     {
-        var watch = Stopwatch.StartNew();
         var candidateRandom = new Random(unchecked((_options.Seed * 31_337) + 15));
         var exposure = new List<(bool Inserted, Sentence[] Sentences)>();
         foreach (((int id, int phrase), bool inserted) in plan.ExposureCanaries.Select(c => (c, true)).Concat(plan.ControlCanaries.Select(c => (c, false))))
@@ -90,44 +107,43 @@ public sealed class PrivacyAuditRunner
             exposure.Add((inserted, [plan.Generator.Sentence(id, phrase), .. candidates.Select(c => plan.Generator.Sentence(c, phrase))]));
         }
 
-        Sentence[] audit = [.. plan.AuditCanaries.Select(c => plan.Generator.Sentence(c.Id, c.Phrase))];
-        Sentence[] group = [.. plan.GroupCanaries.Select(c => plan.Generator.Sentence(c.Id, c.Phrase))];
-        Sentence[] natural = [.. plan.NaturalSentences];
-        var targets = new AttackTargets(exposure, audit, group, natural);
-        ExperimentOptions e = _options.Experiment;
-        using TaggerModel reference = TaggerModel.Create(e.Config, LabelSet.Create(plan.Data.EntityTypes), _options.Seed, "cpu");
-        reference.Unflatten(initial);
-        targets.Reference = targets.Score(reference, cancellationToken);
-        _progress(string.Create(CultureInfo.InvariantCulture, $"[audit] reference model (the arms' initial model) scored {targets.Count} sentences in {watch.Elapsed.TotalSeconds:F0} s"));
-        return targets;
+        Sentence[] audit = [.. Enumerable.Range(0, plan.AuditCanaries.Count).Select(plan.AuditSentence)];
+        Sentence[] group = [.. Enumerable.Range(0, plan.GroupCanaries.Count).Select(plan.GroupSentence)];
+        return new AttackTargets(exposure, audit, group, [.. plan.NaturalSentences]);
     }
 
-    private AttackResult Attack(AttackScores raw, AuditPlan plan, AttackTargets targets, double? epsilonSpent)
+    private AttackResult Attack(AttackScores raw, AttackScores reference, AuditPlan plan, AttackTargets targets, double? epsilonSpent)
     {
-        AttackScores reference = targets.Reference!;
+        // Exposure ranks a canary against candidates that differ only in the name, in the same sentence: the candidates
+        // are the calibration (Carlini et al.), so the plain log-likelihood is the primary score. The reference-calibrated
+        // ranking is kept for comparison: it adds the reference's opinion of each name, noise to this test.
         var exposures = new List<double>();
-        var uncalibrated = new List<double>();
+        var calibrated = new List<double>();
         var extrapolated = new List<double>();
         var control = new List<double>();
+        var controlCalibrated = new List<double>();
         for (int c = 0; c < targets.Exposure.Count; c++)
         {
-            double[] scores = AuditStatistics.Calibrated(raw.Exposure[c], reference.Exposure[c]);
-            double[] others = scores[1..];
+            double[] scores = raw.Exposure[c];
+            double[] adjusted = AuditStatistics.Calibrated(raw.Exposure[c], reference.Exposure[c]);
             if (targets.Exposure[c].Inserted)
             {
-                exposures.Add(AuditStatistics.Exposure(scores[0], others));
-                extrapolated.Add(AuditStatistics.ExtrapolatedExposure(scores[0], others));
-                uncalibrated.Add(AuditStatistics.Exposure(raw.Exposure[c][0], raw.Exposure[c][1..]));
+                exposures.Add(AuditStatistics.Exposure(scores[0], scores[1..]));
+                extrapolated.Add(AuditStatistics.ExtrapolatedExposure(scores[0], scores[1..]));
+                calibrated.Add(AuditStatistics.Exposure(adjusted[0], adjusted[1..]));
             }
             else
             {
-                control.Add(AuditStatistics.Exposure(scores[0], others));
+                control.Add(AuditStatistics.Exposure(scores[0], scores[1..]));
+                controlCalibrated.Add(AuditStatistics.Exposure(adjusted[0], adjusted[1..]));
             }
         }
 
         double delta = _options.Experiment.Delta;
-        double[] canaryScores = AuditStatistics.Calibrated(raw.Audit, reference.Audit);
-        double[] groupScores = AuditStatistics.Calibrated(raw.Group, reference.Group);
+        // The audit canaries' labels are random: centre each label's scores on their median so the label's prior
+        // (B-<type> or O in this template) does not outweigh membership. Uses the scores only, not the inclusion bits.
+        double[] canaryScores = AuditStatistics.CenteredByLabel(AuditStatistics.Calibrated(raw.Audit, reference.Audit), plan.AuditCanaryEntity);
+        double[] groupScores = AuditStatistics.CenteredByLabel(AuditStatistics.Calibrated(raw.Group, reference.Group), plan.GroupCanaryEntity);
         double[] naturalScores = AuditStatistics.Calibrated(raw.Natural, reference.Natural);
         (double? canaryAuc, _, _) = Mia(canaryScores, plan.AuditCanaryIncluded);
         (double? groupAuc, _, _) = Mia(groupScores, plan.GroupCanaryIncluded);
@@ -145,7 +161,7 @@ public sealed class PrivacyAuditRunner
             groupAudit = new GroupAuditResult(_options.GroupSize, audit, claim?.Epsilon, claim?.Delta, epsilonSpent is not null && claim is null);
         }
 
-        return new AttackResult(exposures, uncalibrated, extrapolated, control, Math.Log2(_options.Candidates + 1.0), auc, tpr, rawAuc, canaryAuc, canaryAudit, naturalAudit, groupAudit, groupAuc, roc);
+        return new AttackResult(exposures, calibrated, extrapolated, control, controlCalibrated, Math.Log2(_options.Candidates + 1.0), auc, tpr, rawAuc, canaryAuc, canaryAudit, naturalAudit, groupAudit, groupAuc, roc);
     }
 
     private static (double? Auc, double? Tpr, IReadOnlyList<(double, double)> Roc) Mia(double[] scores, IReadOnlyList<bool> included)
@@ -207,7 +223,10 @@ public sealed class PrivacyAuditRunner
             ["group_canaries"] = plan.GroupCanaries.Count,
             ["group_canaries_in"] = plan.GroupCanaryIncluded.Count(b => b),
             ["group_size"] = _options.GroupSize,
-            ["score"] = "log p(tags | tokens) under the fused model minus under the reference model (the arms' initial model" + (e.WarmStartDirectory is null ? ", random" : ", the public warm start") + ")",
+            ["reference"] = _options.Reference == AuditReference.WithoutSite ? "without-site" : "initial",
+            ["score"] = "log p(tags | tokens) under the fused model minus under the reference model: " + (_options.Reference == AuditReference.WithoutSite
+                ? $"the same arm trained without {plan.Data.Sites[0].Name}"
+                : "the arms' initial model" + (e.WarmStartDirectory is null ? " (random)" : " (the public warm start)")),
             ["audit_sentences"] = plan.NaturalSentences.Count,
             ["audit_sentences_in"] = plan.NaturalIncluded.Count(b => b),
             ["p_value"] = _options.PValue,
@@ -216,9 +235,10 @@ public sealed class PrivacyAuditRunner
 
     private sealed record AttackResult(
         IReadOnlyList<double> Exposures,
-        IReadOnlyList<double> Uncalibrated,
+        IReadOnlyList<double> Calibrated,
         IReadOnlyList<double> Extrapolated,
         IReadOnlyList<double> Control,
+        IReadOnlyList<double> ControlCalibrated,
         double Cap,
         double? Auc,
         double? Tpr,
@@ -231,6 +251,6 @@ public sealed class PrivacyAuditRunner
         IReadOnlyList<(double, double)> Roc)
     {
         public PrivacyAuditArm ToArm(ArmResult trained, double seconds) =>
-            new(trained.Arm, trained.Epsilon, trained.EpsilonSpent, trained.TestF1, Exposures, Uncalibrated, Extrapolated, Control, Cap, Auc, Tpr, RawAuc, CanaryAuc, CanaryAudit, NaturalAudit, GroupAudit, GroupAuc, Roc, seconds);
+            new(trained.Arm, trained.Epsilon, trained.EpsilonSpent, trained.TestF1, Exposures, Calibrated, Extrapolated, Control, ControlCalibrated, Cap, Auc, Tpr, RawAuc, CanaryAuc, CanaryAudit, NaturalAudit, GroupAudit, GroupAuc, Roc, seconds);
     }
 }

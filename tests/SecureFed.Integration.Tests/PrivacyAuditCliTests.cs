@@ -17,7 +17,7 @@ public sealed class PrivacyAuditCliTests : IDisposable
 
         int code = await CliApp.RunAsync(
             ["privacy", "audit", "--data", corpus, "--epsilon", "none", "--rounds", "1", "--canaries", "2", "--repeats", "3",
-             "--candidates", "20", "--audit-canaries", "10", "--audit-sentences", "10", "--group-canaries", "4", "--group-size", "2",
+             "--candidates", "20", "--audit-canaries", "10", "--audit-sentences", "10", "--group-canaries", "4", "--group-size", "2", "--reference", "initial",
              "--dp-optimizer", "sgd", "--dp-lr", "0.5", "--grad-clip", "8", "--sample-rate", "0.25", "--dp-steps", "2", "--out", Path.Combine(_dir, "out"), "--json"],
             stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(3));
 

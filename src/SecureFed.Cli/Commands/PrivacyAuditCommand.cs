@@ -32,11 +32,12 @@ internal static class PrivacyAuditCommand
         var auditSentences = new Option<int>("--audit-sentences") { Description = "Site-1 sentences each kept with probability 1/2 (membership inference).", DefaultValueFactory = _ => 400 };
         var groupCanaries = new Option<int>("--group-canaries") { Description = "m_g, canaries each inserted --group-size times (all copies or none) with probability 1/2 (the ε lower bound for a group).", DefaultValueFactory = _ => 40 };
         var groupSize = new Option<int>("--group-size") { Description = "r_g, copies of each included group canary: the group the second bound is for (compared with the group-privacy ε).", DefaultValueFactory = _ => 10 };
+        var reference = new Option<string>("--reference") { Description = "Reference model of the calibrated score: without-site (each arm trained again without site-1) or initial (the arms' initial model, cheaper).", DefaultValueFactory = _ => "without-site" };
         var recipe = new TrainingRecipeOptions();
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("audit", "Empirical privacy test of the fused model: canary exposure, membership inference (AUC, TPR at 1% FPR) and the one-run ε lower bound (Steinke et al. 2023), per arm (no DP, each ε), next to the accountant's ε. Lower bounds on leakage, never a proof of privacy.");
-        foreach (Option o in new Option[] { data, sites, epsilon, noNoDp, seed, config, output, json, rounds, localEpochs, maxSentences, maxEval, lr, delta, canaries, repeats, candidates, auditCanaries, auditSentences, groupCanaries, groupSize, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, sites, epsilon, noNoDp, seed, config, output, json, rounds, localEpochs, maxSentences, maxEval, lr, delta, canaries, repeats, candidates, auditCanaries, auditSentences, groupCanaries, groupSize, reference, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -78,6 +79,12 @@ internal static class PrivacyAuditCommand
                 AuditSentences = parse.GetValue(auditSentences),
                 GroupCanaries = parse.GetValue(groupCanaries),
                 GroupSize = parse.GetValue(groupSize),
+                Reference = parse.GetValue(reference) switch
+                {
+                    "without-site" => AuditReference.WithoutSite,
+                    "initial" => AuditReference.Initial,
+                    var other => throw new UsageException($"--reference must be without-site or initial, not '{other}'"),
+                },
                 OutputDirectory = parse.GetValue(output)!,
             };
             PrivacyAuditRunner runner;

@@ -4,8 +4,7 @@ namespace SecureFed.PrivacyAudit.Internal;
 
 /// <summary>
 /// Every sentence the attacks score, fixed for a run: per exposure canary (secret or control) the canary followed by
-/// its candidates, the audit canaries, the group canaries and the natural audit sentences; and their scores under the
-/// reference model once computed.
+/// its candidates, the audit canaries, the group canaries and the natural audit sentences.
 /// </summary>
 internal sealed class AttackTargets
 {
@@ -24,9 +23,6 @@ internal sealed class AttackTargets
     public Sentence[] Group { get; }
 
     public Sentence[] Natural { get; }
-
-    /// <summary>log p of every target under the reference model (set once by the runner).</summary>
-    public AttackScores? Reference { get; set; }
 
     public int Count => Exposure.Sum(e => e.Sentences.Length) + Audit.Length + Group.Length + Natural.Length;
 

@@ -21,8 +21,10 @@ internal sealed class AuditPlan
 {
     private AuditPlan(ExperimentData data, CanaryGenerator generator, IReadOnlyList<(int Id, int Phrase)> exposure, IReadOnlyList<(int Id, int Phrase)> control,
         IReadOnlyList<(int Id, int Phrase)> audit, IReadOnlyList<bool> auditIncluded, IReadOnlyList<(int Id, int Phrase)> group, IReadOnlyList<bool> groupIncluded,
-        IReadOnlyList<Sentence> natural, IReadOnlyList<bool> naturalIncluded)
+        IReadOnlyList<Sentence> natural, IReadOnlyList<bool> naturalIncluded, IReadOnlyList<bool> auditEntity, IReadOnlyList<bool> groupEntity)
     {
+        AuditCanaryEntity = auditEntity;
+        GroupCanaryEntity = groupEntity;
         GroupCanaries = group;
         GroupCanaryIncluded = groupIncluded;
         ControlCanaries = control;
@@ -53,6 +55,18 @@ internal sealed class AuditPlan
     public IReadOnlyList<(int Id, int Phrase)> GroupCanaries { get; }
 
     public IReadOnlyList<bool> GroupCanaryIncluded { get; }
+
+    /// <summary>The random label of each audit canary's name (true: B-&lt;type&gt;, false: O), drawn independently of its inclusion.</summary>
+    public IReadOnlyList<bool> AuditCanaryEntity { get; }
+
+    /// <summary>The random label of each group canary's name.</summary>
+    public IReadOnlyList<bool> GroupCanaryEntity { get; }
+
+    /// <summary>The labelled sentence of audit canary <paramref name="i"/>.</summary>
+    public Sentence AuditSentence(int i) => Generator.Sentence(AuditCanaries[i].Id, AuditCanaries[i].Phrase, AuditCanaryEntity[i]);
+
+    /// <summary>The labelled sentence of group canary <paramref name="i"/>.</summary>
+    public Sentence GroupSentence(int i) => Generator.Sentence(GroupCanaries[i].Id, GroupCanaries[i].Phrase, GroupCanaryEntity[i]);
 
     public IReadOnlyList<Sentence> NaturalSentences { get; }
 
@@ -112,6 +126,10 @@ internal sealed class AuditPlan
         }
 
         bool[] groupIn = [.. group.Select(_ => random.NextDouble() < 0.5)];
+        // The audit canaries' labels: a fair coin each, independent of inclusion (and of the name).
+        var labels = new Random(unchecked((seed * 6_007) + 15));
+        bool[] auditEntity = [.. audit.Select(_ => labels.NextDouble() < 0.5)];
+        bool[] groupEntity = [.. group.Select(_ => labels.NextDouble() < 0.5)];
 
         var train = new List<Sentence>();
         train.AddRange(Enumerable.Range(0, target.Train.Count).Where(i => !auditIndex.Contains(i)).Select(i => target.Train[i]));
@@ -121,10 +139,13 @@ internal sealed class AuditPlan
             train.AddRange(Enumerable.Repeat(generator.Sentence(id, phrase), options.Repeats));
         }
 
-        train.AddRange(audit.Where((_, i) => auditIn[i]).Select(c => generator.Sentence(c.Item1, c.Item2)));
-        foreach ((int id, int phrase) in group.Where((_, i) => groupIn[i]))
+        train.AddRange(audit.Select((c, i) => (c, i)).Where(x => auditIn[x.i]).Select(x => generator.Sentence(x.c.Item1, x.c.Item2, auditEntity[x.i])));
+        for (int i = 0; i < group.Count; i++)
         {
-            train.AddRange(Enumerable.Repeat(generator.Sentence(id, phrase), options.GroupSize));
+            if (groupIn[i])
+            {
+                train.AddRange(Enumerable.Repeat(generator.Sentence(group[i].Item1, group[i].Item2, groupEntity[i]), options.GroupSize));
+            }
         }
 
         Sentence[] mixed = [.. train];
@@ -133,6 +154,6 @@ internal sealed class AuditPlan
             $"{target.Source}; audit: {naturalIn.Count(b => !b)} of its sentences held out, {options.Canaries} canaries × {options.Repeats}, {auditIn.Count(b => b)} of {audit.Count} audit canaries in, {groupIn.Count(b => b)} of {group.Count} group canaries × {options.GroupSize} in");
         var sites = data.Sites.ToList();
         sites[0] = target with { Source = source, Train = mixed };
-        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, group, groupIn, natural, naturalIn);
+        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, group, groupIn, natural, naturalIn, auditEntity, groupEntity);
     }
 }
