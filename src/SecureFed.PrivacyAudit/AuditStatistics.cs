@@ -7,6 +7,75 @@ namespace SecureFed.PrivacyAudit;
 public static class AuditStatistics
 {
     /// <summary>
+    /// The difficulty-calibrated membership score of each example: log p under the attacked model minus log p under a
+    /// reference model trained without the example (equivalently, reference loss minus target loss). A raw loss
+    /// mostly ranks how easy an example is; subtracting the reference's loss leaves how much the training lowered it
+    /// (Watson et al., "On the Importance of Difficulty Calibration in Membership Inference Attacks", ICLR 2022;
+    /// Carlini et al., "Membership Inference Attacks From First Principles" (LiRA), IEEE S&amp;P 2022, with one
+    /// reference model and no variance scaling). Higher means "member".
+    /// </summary>
+    /// <param name="target">log p of each example under the attacked (fused) model.</param>
+    /// <param name="reference">log p of the same examples under the reference model.</param>
+    public static double[] Calibrated(IReadOnlyList<double> target, IReadOnlyList<double> reference)
+    {
+        ArgumentNullException.ThrowIfNull(target);
+        ArgumentNullException.ThrowIfNull(reference);
+        if (target.Count != reference.Count)
+        {
+            throw new ArgumentException($"{target.Count} target scores but {reference.Count} reference scores.", nameof(reference));
+        }
+
+        var result = new double[target.Count];
+        for (int i = 0; i < result.Length; i++)
+        {
+            if (!double.IsFinite(target[i]) || !double.IsFinite(reference[i]))
+            {
+                throw new ArgumentException($"example {i}: scores must be finite (target {target[i]}, reference {reference[i]}).", nameof(target));
+            }
+
+            result[i] = target[i] - reference[i];
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// Each score minus the median score of the examples with the same label: for canaries whose label was drawn at
+    /// random, the label's prior (how likely the model finds that label in that context) is removed and membership is
+    /// what remains. Uses the scores and labels only, never the inclusion bits, so an audit on the result stays valid.
+    /// </summary>
+    /// <param name="scores">One score per example.</param>
+    /// <param name="label">The binary label of each example.</param>
+    public static double[] CenteredByLabel(IReadOnlyList<double> scores, IReadOnlyList<bool> label)
+    {
+        ArgumentNullException.ThrowIfNull(scores);
+        ArgumentNullException.ThrowIfNull(label);
+        if (scores.Count != label.Count)
+        {
+            throw new ArgumentException($"{scores.Count} scores but {label.Count} labels.", nameof(label));
+        }
+
+        double[] result = [.. scores];
+        foreach (bool value in new[] { false, true })
+        {
+            int[] members = [.. Enumerable.Range(0, scores.Count).Where(i => label[i] == value)];
+            if (members.Length == 0)
+            {
+                continue;
+            }
+
+            double[] sorted = [.. members.Select(i => scores[i]).Order()];
+            double median = sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+            foreach (int i in members)
+            {
+                result[i] = scores[i] - median;
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
     /// Area under the ROC curve: the probability that a random member scores above a random non-member, ties counting
     /// one half (the Mann–Whitney U statistic over |members| · |non-members|). 0.5 is chance.
     /// </summary>

@@ -25,7 +25,7 @@ internal static class PrivacyAuditChart
             line.LineWidth = 2;
         }
 
-        plot.Title("SecureFed privacy audit: membership inference (loss attack) on the audited site's sentences");
+        plot.Title("SecureFed privacy audit: membership inference (calibrated loss attack) on the audited site's sentences");
         plot.XLabel("false-positive rate (held-out sentences called members)");
         plot.YLabel("true-positive rate (training sentences called members)");
         plot.Axes.SetLimits(0, 1, 0, 1);

@@ -41,6 +41,22 @@ public sealed record PrivacyAuditOptions
     /// <value>The default value is 200.</value>
     public int AuditCanaries { get; init; } = 200;
 
+    /// <summary>
+    /// m_g, group canaries: each is inserted <see cref="GroupSize"/> times with probability ½ (all copies or none). A
+    /// second one-run audit on them bounds ε for a group of <see cref="GroupSize"/> sentences, the unit group privacy
+    /// covers; it has power without DP when the group is large enough to be memorised.
+    /// </summary>
+    /// <value>The default value is 40.</value>
+    public int GroupCanaries { get; init; } = 40;
+
+    /// <summary>r_g, the copies of each included group canary (the size of the group the second audit bounds).</summary>
+    /// <value>The default value is 10.</value>
+    public int GroupSize { get; init; } = 10;
+
+    /// <summary>The reference model of the calibrated score.</summary>
+    /// <value>The default value is <see cref="AuditReference.WithoutSite"/>.</value>
+    public AuditReference Reference { get; init; } = AuditReference.WithoutSite;
+
     /// <summary>Site-1 sentences each kept in training with probability ½ (membership inference; capped at half the site).</summary>
     /// <value>The default value is 400.</value>
     public int AuditSentences { get; init; } = 400;
@@ -64,6 +80,11 @@ public sealed record PrivacyAuditOptions
             throw new ArgumentException("the privacy audit splits one corpus folder (--data) across the sites; by-corpus is not supported.");
         }
 
+        if (Reference == AuditReference.WithoutSite && Experiment.Sites < 2)
+        {
+            throw new ArgumentException("--reference without-site trains the federation without site-1: it needs --sites 2 or more.");
+        }
+
         if (!IncludeNoDp && Epsilons.Count == 0)
         {
             throw new ArgumentException("--epsilon none with --no-dp-arm off leaves no arm to audit.");
@@ -82,10 +103,12 @@ public sealed record PrivacyAuditOptions
         Positive(Candidates, "--candidates");
         NonNegative(AuditCanaries, "--audit-canaries");
         NonNegative(AuditSentences, "--audit-sentences");
+        NonNegative(GroupCanaries, "--group-canaries");
+        Positive(GroupSize, "--group-size");
         Positive(Seed, "--seed");
-        if (Canaries + AuditCanaries > CanaryGeneratorSpaceLimit)
+        if ((2 * Canaries) + AuditCanaries + GroupCanaries > CanaryGeneratorSpaceLimit)
         {
-            throw new ArgumentException($"--canaries + --audit-canaries must stay below {CanaryGeneratorSpaceLimit} (a small part of the 512,000 canary names).");
+            throw new ArgumentException($"2 × --canaries + --audit-canaries + --group-canaries must stay below {CanaryGeneratorSpaceLimit} (a small part of the 512,000 canary names).");
         }
 
         if (!(PValue > 0 && PValue < 1))

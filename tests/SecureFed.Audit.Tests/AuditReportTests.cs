@@ -263,17 +263,20 @@ public sealed class AuditReportTests
         string auditJson = Path.Combine(fed.Root, "privacy-audit.json");
         File.WriteAllText(auditJson, """
             {"kind":"securefed-privacy-audit","data":"ncbi-disease: 3 sites","arms":[
-              {"arm":"federated (secure aggregation)","epsilon":null,"epsilon_spent":null,"exposure_mean":7.5,"mia_auc":0.61,"mia_tpr_at_1pct_fpr":0.04,"empirical_epsilon_lower_bound":1.25,"empirical_epsilon_lower_bound_natural":0.2},
-              {"arm":"federated + DP-SGD ε=3","epsilon":3,"epsilon_spent":2.99,"exposure_mean":1.1,"mia_auc":0.5,"mia_tpr_at_1pct_fpr":0.01,"empirical_epsilon_lower_bound":3.5,"empirical_epsilon_lower_bound_natural":0}]}
+              {"arm":"federated (secure aggregation)","epsilon":null,"epsilon_spent":null,"exposure_mean":7.5,"mia_auc":0.61,"mia_tpr_at_1pct_fpr":0.04,"empirical_epsilon_lower_bound":1.25,"empirical_epsilon_lower_bound_natural":0.2,
+               "group_audit":{"group_size":100,"epsilon_lower_bound":1.9,"claimed_group_epsilon":null,"claim_vacuous":false}},
+              {"arm":"federated + DP-SGD ε=3","epsilon":3,"epsilon_spent":2.99,"exposure_mean":1.1,"mia_auc":0.5,"mia_tpr_at_1pct_fpr":0.01,"empirical_epsilon_lower_bound":3.5,"empirical_epsilon_lower_bound_natural":0,
+               "group_audit":{"group_size":100,"epsilon_lower_bound":0,"claimed_group_epsilon":null,"claim_vacuous":true}}]}
             """);
 
         string html = AuditReport.Create(fed.Directories, auditJson).Html;
 
         Assert.Contains("<h2 id=\"privacy-audit-heading\">Empirical privacy audit</h2>", html, StringComparison.Ordinal);
         Assert.Contains("Highest patient-level ε in these logs: <b>1.6</b>", html, StringComparison.Ordinal);
-        Assert.Contains("<tr><td>federated (secure aggregation)</td><td>no DP</td><td>1.25</td><td>0.2</td><td>7.5</td><td>0.61</td><td>0.04</td></tr>", html, StringComparison.Ordinal);
+        Assert.Contains("<tr><td>federated (secure aggregation)</td><td>no DP</td><td>1.25</td><td>0.2</td><td>7.5</td><td>0.61</td><td>0.04</td><td>r = 100: 1.9 (no DP)</td></tr>", html, StringComparison.Ordinal);
         // A lower bound above the accountant's ε (3.5 > 2.99) is a bug: the row is marked.
         Assert.Contains("<tr class=\"bad\"><td>federated + DP-SGD ε=3</td><td>2.99</td><td>3.5</td>", html, StringComparison.Ordinal);
+        Assert.Contains("<td>r = 100: 0 (claim vacuous)</td>", html, StringComparison.Ordinal);
         Assert.True(html.IndexOf("id=\"participation\"", StringComparison.Ordinal) < html.IndexOf("id=\"privacy-audit\"", StringComparison.Ordinal));
         Assert.True(html.IndexOf("id=\"privacy-audit\"", StringComparison.Ordinal) < html.IndexOf("id=\"details\"", StringComparison.Ordinal));
     }

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using SecureFed.Cli;
-using SecureFed.Tagger;
 
 namespace SecureFed.Integration.Tests;
 
@@ -12,7 +11,7 @@ public sealed class ExperimentSmokeTests : IDisposable
     [Fact]
     public async Task Experiment_TinyIidThreeSitesTwoSeeds_PrintsTableJsonLineAndWritesResultsAndChart()
     {
-        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 150, eval: 60);
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 150, eval: 60);
         string output = Path.Combine(_dir, "out");
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
@@ -81,7 +80,7 @@ public sealed class ExperimentSmokeTests : IDisposable
     [Fact]
     public async Task Experiment_ByCorpusWithOneCorpus_ExitsWithUsageErrorNamingTheOption()
     {
-        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
 
@@ -95,7 +94,7 @@ public sealed class ExperimentSmokeTests : IDisposable
     [Fact]
     public async Task Experiment_FolderWithoutTestFile_FailsNamingTheMissingFile()
     {
-        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
         File.Delete(Path.Combine(corpus, "test.tsv"));
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
@@ -120,8 +119,8 @@ public sealed class ExperimentSmokeTests : IDisposable
     [Fact]
     public async Task Experiment_PublicWarmStartWithPreconditioner_EstimatedOnceThenLoadedFromTheCacheWithTheSameResult()
     {
-        string corpus = WriteCorpus(Path.Combine(_dir, "sites"), train: 90, eval: 30);
-        string publicCorpus = WriteCorpus(Path.Combine(_dir, "public"), train: 60, eval: 10);
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "sites"), train: 90, eval: 30);
+        string publicCorpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "public"), train: 60, eval: 10);
         string cache = Path.Combine(_dir, "cache");
 
         async Task<(string Stderr, double F1)> Run(string output)
@@ -150,31 +149,5 @@ public sealed class ExperimentSmokeTests : IDisposable
         Assert.Contains("DP-SGD preconditioner loaded from", second, StringComparison.Ordinal);
         Assert.Equal(firstF1, secondF1);
         Assert.InRange(firstF1, 0.0, 1.0);
-    }
-
-    private static string WriteCorpus(string directory, int train, int eval)
-    {
-        Directory.CreateDirectory(directory);
-        SiteProfile profile = SyntheticClinicalCorpus.Profiles[0];
-        Write(Path.Combine(directory, "train.tsv"), SyntheticClinicalCorpus.Generate(profile, train, 1));
-        Write(Path.Combine(directory, "dev.tsv"), SyntheticClinicalCorpus.Generate(profile, eval, 2));
-        Write(Path.Combine(directory, "test.tsv"), SyntheticClinicalCorpus.Generate(profile, eval, 3));
-        return directory;
-    }
-
-    private static void Write(string path, IReadOnlyList<Sentence> sentences)
-    {
-        using var writer = new StreamWriter(path);
-        foreach (Sentence sentence in sentences)
-        {
-            for (int i = 0; i < sentence.Length; i++)
-            {
-                writer.Write(sentence.Tokens[i]);
-                writer.Write('\t');
-                writer.WriteLine(sentence.Tags[i]);
-            }
-
-            writer.WriteLine();
-        }
     }
 }

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using SecureFed.Cli;
-using SecureFed.Tagger;
 
 namespace SecureFed.Integration.Tests;
 
@@ -12,13 +11,14 @@ public sealed class PrivacyAuditCliTests : IDisposable
     [Fact]
     public async Task PrivacyAudit_TinyCorpusNoDpOnly_PrintsTableAndEndsWithJsonArms()
     {
-        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 90, eval: 30);
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 90, eval: 30);
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
 
         int code = await CliApp.RunAsync(
             ["privacy", "audit", "--data", corpus, "--epsilon", "none", "--rounds", "1", "--canaries", "2", "--repeats", "3",
-             "--candidates", "20", "--audit-canaries", "10", "--audit-sentences", "10", "--out", Path.Combine(_dir, "out"), "--json"],
+             "--candidates", "20", "--audit-canaries", "10", "--audit-sentences", "10", "--group-canaries", "4", "--group-size", "2", "--reference", "initial",
+             "--dp-optimizer", "sgd", "--dp-lr", "0.5", "--grad-clip", "8", "--sample-rate", "0.25", "--dp-steps", "2", "--out", Path.Combine(_dir, "out"), "--json"],
             stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(3));
 
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
@@ -29,6 +29,8 @@ public sealed class PrivacyAuditCliTests : IDisposable
         Assert.InRange(arm.GetProperty("mia_auc").GetDouble(), 0, 1);
         Assert.True(arm.GetProperty("exposure_mean").GetDouble() >= 0);
         Assert.True(arm.GetProperty("empirical_epsilon_lower_bound").GetDouble() >= 0);
+        Assert.True(arm.GetProperty("empirical_epsilon_lower_bound_group").GetDouble() >= 0);
+        Assert.InRange(arm.GetProperty("mia_auc_uncalibrated").GetDouble(), 0, 1);
         Assert.Contains("federated (secure aggregation)", stdout.ToString(), StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(_dir, "out", "privacy-audit.json")));
     }
@@ -36,7 +38,7 @@ public sealed class PrivacyAuditCliTests : IDisposable
     [Fact]
     public async Task PrivacyAudit_ZeroRepeats_ExitsWithUsageErrorNamingTheOption()
     {
-        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
 
@@ -47,6 +49,20 @@ public sealed class PrivacyAuditCliTests : IDisposable
         Assert.Contains("--repeats", stderr.ToString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task PrivacyAudit_UnknownDpOptimizer_ExitsWithUsageErrorNamingTheOption()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["privacy", "audit", "--data", corpus, "--dp-optimizer", "rmsprop", "--out", Path.Combine(_dir, "out")],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, code);
+        Assert.Contains("--dp-optimizer", stderr.ToString(), StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         try
@@ -55,32 +71,6 @@ public sealed class PrivacyAuditCliTests : IDisposable
         }
         catch (IOException)
         {
-        }
-    }
-
-    private static string WriteCorpus(string directory, int train, int eval)
-    {
-        Directory.CreateDirectory(directory);
-        SiteProfile profile = SyntheticClinicalCorpus.Profiles[0];
-        Write(Path.Combine(directory, "train.tsv"), SyntheticClinicalCorpus.Generate(profile, train, 1));
-        Write(Path.Combine(directory, "dev.tsv"), SyntheticClinicalCorpus.Generate(profile, eval, 2));
-        Write(Path.Combine(directory, "test.tsv"), SyntheticClinicalCorpus.Generate(profile, eval, 3));
-        return directory;
-    }
-
-    private static void Write(string path, IReadOnlyList<Sentence> sentences)
-    {
-        using var writer = new StreamWriter(path);
-        foreach (Sentence sentence in sentences)
-        {
-            for (int i = 0; i < sentence.Length; i++)
-            {
-                writer.Write(sentence.Tokens[i]);
-                writer.Write('\t');
-                writer.WriteLine(sentence.Tags[i]);
-            }
-
-            writer.WriteLine();
         }
     }
 }

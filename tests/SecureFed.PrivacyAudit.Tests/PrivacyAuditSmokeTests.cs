@@ -1,6 +1,6 @@
 using System.Text.Json;
 using SecureFed.Experiments;
-using SecureFed.Tagger;
+using SecureFed.Testing;
 
 namespace SecureFed.PrivacyAudit.Tests;
 
@@ -12,7 +12,7 @@ public sealed class PrivacyAuditSmokeTests : IDisposable
     [Fact]
     public void Run_TinyNoDpAndEpsilonEight_WritesJsonChartsAndBoundsBelowTheClaim()
     {
-        string corpus = WriteCorpus(Path.Combine(_dir, "corpus"), train: 150, eval: 40);
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 150, eval: 40);
         var options = new PrivacyAuditOptions
         {
             Experiment = new ExperimentOptions { DataDirectory = corpus, Sites = 3, Rounds = 2, SampleRate = 0.2, ConfigName = "tiny" },
@@ -22,6 +22,8 @@ public sealed class PrivacyAuditSmokeTests : IDisposable
             Candidates = 40,
             AuditCanaries = 20,
             AuditSentences = 20,
+            GroupCanaries = 6,
+            GroupSize = 2,
             OutputDirectory = Path.Combine(_dir, "out"),
         };
         var progress = new List<string>();
@@ -44,10 +46,20 @@ public sealed class PrivacyAuditSmokeTests : IDisposable
             Assert.InRange(arm.MiaTprAt1PctFpr!.Value, 0, 1);
             Assert.Equal(20, arm.CanaryAudit!.Examples);
             Assert.Equal(20, arm.NaturalAudit!.Examples); // min(20, half of site-1's 50)
+            Assert.Equal(6, arm.GroupAudit!.Audit.Examples);
+            Assert.Equal(2, arm.GroupAudit.GroupSize);
+            Assert.InRange(arm.MiaAucUncalibrated!.Value, 0, 1);
         }
 
+        Assert.Null(noDp.GroupAudit!.ClaimedEpsilon);
+        Assert.False(noDp.GroupAudit.Vacuous);
+        // ε ≤ 8 for a group of 2: δ_2 = 2·e^ε·δ ≤ 0.06 < 1, so the claim is 2·ε_spent at that δ.
+        Assert.False(dp.GroupAudit!.Vacuous);
+        Assert.Equal(2 * dp.EpsilonSpent.Value, dp.GroupAudit!.ClaimedEpsilon!.Value, 9);
+        Assert.True(dp.GroupAudit.Audit.EpsilonLowerBound <= dp.GroupAudit.ClaimedEpsilon.Value);
+
         Assert.False(dp.BoundExceedsClaim, $"bound {dp.EmpiricalEpsilonLowerBound} above the claimed {dp.EpsilonSpent}");
-        Assert.Contains(progress, l => l.Contains("site-1", StringComparison.Ordinal) && l.Contains("canaries × 5", StringComparison.Ordinal));
+        Assert.Contains(progress, l => l.Contains("site-1", StringComparison.Ordinal) && l.Contains("canaries × 5", StringComparison.Ordinal) && l.Contains("group canaries × 2", StringComparison.Ordinal));
 
         using JsonDocument json = JsonDocument.Parse(File.ReadAllText(report.JsonPath!));
         JsonElement[] arms = [.. json.RootElement.GetProperty("arms").EnumerateArray()];
@@ -89,32 +101,6 @@ public sealed class PrivacyAuditSmokeTests : IDisposable
         }
         catch (IOException)
         {
-        }
-    }
-
-    private static string WriteCorpus(string directory, int train, int eval)
-    {
-        Directory.CreateDirectory(directory);
-        SiteProfile profile = SyntheticClinicalCorpus.Profiles[0];
-        Write(Path.Combine(directory, "train.tsv"), SyntheticClinicalCorpus.Generate(profile, train, 1));
-        Write(Path.Combine(directory, "dev.tsv"), SyntheticClinicalCorpus.Generate(profile, eval, 2));
-        Write(Path.Combine(directory, "test.tsv"), SyntheticClinicalCorpus.Generate(profile, eval, 3));
-        return directory;
-    }
-
-    private static void Write(string path, IReadOnlyList<Sentence> sentences)
-    {
-        using var writer = new StreamWriter(path);
-        foreach (Sentence sentence in sentences)
-        {
-            for (int i = 0; i < sentence.Length; i++)
-            {
-                writer.Write(sentence.Tokens[i]);
-                writer.Write('\t');
-                writer.WriteLine(sentence.Tags[i]);
-            }
-
-            writer.WriteLine();
         }
     }
 }

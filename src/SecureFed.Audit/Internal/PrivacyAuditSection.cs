@@ -40,7 +40,8 @@ internal sealed record PrivacyAuditSection(string Path, string Data, IReadOnlyLi
                     Number(a, "empirical_epsilon_lower_bound_natural"),
                     Number(a, "exposure_mean"),
                     Number(a, "mia_auc"),
-                    Number(a, "mia_tpr_at_1pct_fpr")));
+                    Number(a, "mia_tpr_at_1pct_fpr"),
+                    Group(a)));
             }
 
             string data = root.TryGetProperty("data", out JsonElement d) && d.ValueKind == JsonValueKind.String ? d.GetString()! : string.Empty;
@@ -59,11 +60,12 @@ internal sealed record PrivacyAuditSection(string Path, string Data, IReadOnlyLi
         html.Append(CultureInfo.InvariantCulture, $"<p id=\"privacy-audit-ledger\">Highest patient-level ε in these logs: <b>{(ledger is double l ? ReportHtml.N(l) : "none logged")}</b>. ")
             .Append(CultureInfo.InvariantCulture, $"Audit result <code>{Html.Encode(System.IO.Path.GetFileName(Path))}</code>{(Data.Length > 0 ? ": " + Html.Encode(Data) : string.Empty)}.</p>\n")
             .Append("<table id=\"privacy-audit\"><caption class=\"muted\">Canary and membership-inference attacks on a fused model trained with the same code (lower bounds on leakage at 95 % confidence, never a proof of privacy). An empirical bound above the accountant's ε is a bug.</caption>")
-            .Append("<thead><tr><th scope=\"col\">arm</th><th scope=\"col\">ε (accountant)</th><th scope=\"col\">ε ≥ (canaries)</th><th scope=\"col\">ε ≥ (natural)</th><th scope=\"col\">exposure (bits)</th><th scope=\"col\">MIA AUC</th><th scope=\"col\">TPR at 1 % FPR</th></tr></thead><tbody>\n");
+            .Append("<thead><tr><th scope=\"col\">arm</th><th scope=\"col\">ε (accountant)</th><th scope=\"col\">ε ≥ (canaries)</th><th scope=\"col\">ε ≥ (natural)</th><th scope=\"col\">exposure (bits)</th><th scope=\"col\">MIA AUC</th><th scope=\"col\">TPR at 1 % FPR</th><th scope=\"col\">group of r: ε ≥ (claimed)</th></tr></thead><tbody>\n");
         foreach (Arm arm in Arms)
         {
-            bool over = arm.EpsilonSpent is double claimed && ((arm.Bound ?? 0) > claimed || (arm.NaturalBound ?? 0) > claimed);
-            html.Append(CultureInfo.InvariantCulture, $"<tr{(over ? " class=\"bad\"" : string.Empty)}><td>{Html.Encode(arm.Name)}</td><td>{Show(arm.EpsilonSpent, "no DP")}</td><td>{Show(arm.Bound)}</td><td>{Show(arm.NaturalBound)}</td><td>{Show(arm.ExposureMean)}</td><td>{Show(arm.MiaAuc)}</td><td>{Show(arm.MiaTpr)}</td></tr>\n");
+            bool over = arm.EpsilonSpent is double claimed && ((arm.Bound ?? 0) > claimed || (arm.NaturalBound ?? 0) > claimed
+                || (arm.Group is { Claimed: double groupClaim } g && g.Bound > groupClaim));
+            html.Append(CultureInfo.InvariantCulture, $"<tr{(over ? " class=\"bad\"" : string.Empty)}><td>{Html.Encode(arm.Name)}</td><td>{Show(arm.EpsilonSpent, "no DP")}</td><td>{Show(arm.Bound)}</td><td>{Show(arm.NaturalBound)}</td><td>{Show(arm.ExposureMean)}</td><td>{Show(arm.MiaAuc)}</td><td>{Show(arm.MiaTpr)}</td><td>{GroupCell(arm.Group)}</td></tr>\n");
         }
 
         html.Append("</tbody></table></section>\n");
@@ -71,9 +73,26 @@ internal sealed record PrivacyAuditSection(string Path, string Data, IReadOnlyLi
 
     private static string Show(double? value, string none = "–") => value is double v ? ReportHtml.N(v) : none;
 
+    private static string GroupCell(GroupBound? g) => g is null ? "–"
+        : string.Create(CultureInfo.InvariantCulture, $"r = {g.Size}: {ReportHtml.N(g.Bound)} ({(g.Vacuous ? "claim vacuous" : g.Claimed is double c ? ReportHtml.N(c) : "no DP")})");
+
+    private static GroupBound? Group(JsonElement arm)
+    {
+        if (!arm.TryGetProperty("group_audit", out JsonElement g) || g.ValueKind != JsonValueKind.Object
+            || Number(g, "group_size") is not double size || Number(g, "epsilon_lower_bound") is not double bound)
+        {
+            return null;
+        }
+
+        return new GroupBound((int)size, bound, Number(g, "claimed_group_epsilon"), g.TryGetProperty("claim_vacuous", out JsonElement v) && v.ValueKind == JsonValueKind.True);
+    }
+
     private static double? Number(JsonElement arm, string name) =>
         arm.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
 
     /// <summary>One arm of the audit.</summary>
-    internal sealed record Arm(string Name, double? Epsilon, double? EpsilonSpent, double? Bound, double? NaturalBound, double? ExposureMean, double? MiaAuc, double? MiaTpr);
+    internal sealed record Arm(string Name, double? Epsilon, double? EpsilonSpent, double? Bound, double? NaturalBound, double? ExposureMean, double? MiaAuc, double? MiaTpr, GroupBound? Group);
+
+    /// <summary>The one-run bound on canaries inserted r times: for a group of r sentences, beside the group-privacy ε (null: no DP or vacuous).</summary>
+    internal sealed record GroupBound(int Size, double Bound, double? Claimed, bool Vacuous);
 }

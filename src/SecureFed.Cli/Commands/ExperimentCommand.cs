@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using SecureFed.Experiments;
-using SecureFed.Tagger;
 
 namespace SecureFed.Cli.Commands;
 
@@ -29,11 +28,6 @@ internal static class ExperimentCommand
         var lr = new Option<double>("--lr") { Description = "Local learning rate without DP.", DefaultValueFactory = _ => 0.003 };
         var lrDecay = new Option<double>("--lr-decay") { Description = "Round r trains at lr / (1 + decay·(r − 1)); 0 = constant.", DefaultValueFactory = _ => 0.0 };
         var batchSize = new Option<int>("--batch-size") { Description = "Batch size without DP.", DefaultValueFactory = _ => 32 };
-        var dpOptimizer = new Option<string>("--dp-optimizer") { Description = "Local optimiser with DP-SGD: adam or sgd.", DefaultValueFactory = _ => "adam" };
-        var dpLr = new Option<double>("--dp-lr") { Description = "Local learning rate with DP-SGD.", DefaultValueFactory = _ => 0.003 };
-        var sampleRate = new Option<double>("--sample-rate") { Description = "DP-SGD Poisson sampling rate q (expected batch q·N).", DefaultValueFactory = _ => 0.02 };
-        var dpSteps = new Option<int>("--dp-steps") { Description = "DP-SGD steps per site per round (0 = local epochs × round(1/q)).", DefaultValueFactory = _ => 0 };
-        var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C.", DefaultValueFactory = _ => 1.0 };
         var freeze = new Option<bool>("--dp-freeze-embeddings") { Description = "DP-SGD keeps the embedding tables fixed (the initial or warm-start ones): noise only on the encoder and head." };
         var precondition = new Option<bool>("--dp-precondition") { Description = "DP-SGD preconditions each example's gradient with Adam's second moments measured on the public --warm-start corpus (AdaDPS); no privacy cost." };
         var preconditionFloor = new Option<double>("--dp-precondition-floor") { Description = "Floor of the preconditioner's gradient RMS, as a fraction of its median.", DefaultValueFactory = _ => 0.1 };
@@ -41,14 +35,12 @@ internal static class ExperimentCommand
         var serverLr = new Option<double>("--server-lr") { Description = "Server learning rate: the global model moves by this times the weighted mean of the sites' deltas.", DefaultValueFactory = _ => 1.0 };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level L2 clip S of a site's model delta.", DefaultValueFactory = _ => 1000.0 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level distributed-DP noise multiplier z; > 0 adds the arm DP-SGD (largest ε) + site DP.", DefaultValueFactory = _ => 0.0 };
-        var warmStart = new Option<string?>("--warm-start") { Description = "Public corpus folder (not an evaluated one) to train the initial model on, e.g. bc5cdr for NCBI-disease sites." };
-        var warmEpochs = new Option<int>("--warm-start-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 3 };
-        var warmCache = new Option<string?>("--warm-start-cache") { Description = "Folder to keep public warm-start models in and reuse them from (same corpus, epochs, config, types and seed)." };
+        var recipe = new TrainingRecipeOptions();
         var dpOnly = new Option<bool>("--dp-only") { Description = "Run only the DP arms (recipe search)." };
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, dpOptimizer, dpLr, sampleRate, dpSteps, gradClip, freeze, precondition, preconditionFloor, preconditionAfter, serverLr, updateClip, siteNoise, warmStart, warmEpochs, warmCache, dpOnly, threads })
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, serverLr, updateClip, siteNoise, dpOnly, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -66,7 +58,7 @@ internal static class ExperimentCommand
                 var other => throw new UsageException($"--split must be iid, skewed or by-corpus, not '{other}'"),
             };
             string[] corpusList = parse.GetValue(corpora) is string c ? [.. c.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)] : [];
-            var options = new ExperimentOptions
+            ExperimentOptions options = recipe.Apply(parse, new ExperimentOptions
             {
                 DataDirectory = parse.GetValue(data),
                 Corpora = corpusList,
@@ -82,15 +74,10 @@ internal static class ExperimentCommand
                 LocalEpochs = parse.GetValue(localEpochs),
                 MaxTrainSentences = parse.GetValue(maxSentences),
                 MaxEvalSentences = parse.GetValue(maxEval),
-                Optimizer = Optimizer(parse.GetValue(optimizer)!, "--optimizer"),
+                Optimizer = TrainingRecipeOptions.Optimizer(parse.GetValue(optimizer)!, "--optimizer"),
                 LearningRate = parse.GetValue(lr),
                 LearningRateDecay = parse.GetValue(lrDecay),
                 BatchSize = parse.GetValue(batchSize),
-                DpOptimizer = Optimizer(parse.GetValue(dpOptimizer)!, "--dp-optimizer"),
-                DpLearningRate = parse.GetValue(dpLr),
-                SampleRate = parse.GetValue(sampleRate),
-                DpStepsPerRound = parse.GetValue(dpSteps),
-                GradClip = parse.GetValue(gradClip),
                 DpFreezeEmbeddings = parse.GetValue(freeze),
                 DpPrecondition = parse.GetValue(precondition),
                 DpPreconditionFloor = parse.GetValue(preconditionFloor),
@@ -98,12 +85,9 @@ internal static class ExperimentCommand
                 ServerLearningRate = parse.GetValue(serverLr),
                 UpdateClip = parse.GetValue(updateClip),
                 SiteNoiseMultiplier = parse.GetValue(siteNoise),
-                WarmStartDirectory = parse.GetValue(warmStart),
-                WarmStartEpochs = parse.GetValue(warmEpochs),
-                WarmStartCache = parse.GetValue(warmCache),
                 RunNonPrivateArms = !parse.GetValue(dpOnly),
                 Threads = parse.GetValue(threads),
-            };
+            });
             try
             {
                 options.Validate();
@@ -149,11 +133,4 @@ internal static class ExperimentCommand
             throw new UsageException($"{option} takes comma-separated numbers, not '{text}'");
         }
     }
-
-    private static TaggerOptimizer Optimizer(string name, string option) => name switch
-    {
-        "adam" => TaggerOptimizer.Adam,
-        "sgd" => TaggerOptimizer.Sgd,
-        _ => throw new UsageException($"{option} must be adam or sgd, not '{name}'"),
-    };
 }

@@ -23,10 +23,6 @@ internal static class PrivacyAuditCommand
         var localEpochs = new Option<int>("--local-epochs") { Description = "Local epochs per round (no DP).", DefaultValueFactory = _ => 1 };
         var maxSentences = new Option<int>("--max-sentences") { Description = "Cap on training sentences (0 = all).", DefaultValueFactory = _ => 0 };
         var maxEval = new Option<int>("--max-eval-sentences") { Description = "Cap on dev and test sentences (0 = all).", DefaultValueFactory = _ => 0 };
-        var sampleRate = new Option<double>("--sample-rate") { Description = "DP-SGD Poisson sampling rate q.", DefaultValueFactory = _ => 0.02 };
-        var dpSteps = new Option<int>("--dp-steps") { Description = "DP-SGD steps per site per round (0 = local epochs × round(1/q)).", DefaultValueFactory = _ => 0 };
-        var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C.", DefaultValueFactory = _ => 1.0 };
-        var dpLr = new Option<double>("--dp-lr") { Description = "Local learning rate with DP-SGD.", DefaultValueFactory = _ => 0.003 };
         var lr = new Option<double>("--lr") { Description = "Local learning rate without DP.", DefaultValueFactory = _ => 0.003 };
         var delta = new Option<double>("--delta") { Description = "δ of the patient-level guarantee and of the lower bounds.", DefaultValueFactory = _ => 1e-5 };
         var canaries = new Option<int>("--canaries") { Description = "k, secret canaries whose exposure is measured.", DefaultValueFactory = _ => 10 };
@@ -34,10 +30,14 @@ internal static class PrivacyAuditCommand
         var candidates = new Option<int>("--candidates") { Description = "n, never-inserted candidates each canary is ranked against.", DefaultValueFactory = _ => 2000 };
         var auditCanaries = new Option<int>("--audit-canaries") { Description = "m, canaries each inserted once with probability 1/2 (the ε lower bound).", DefaultValueFactory = _ => 200 };
         var auditSentences = new Option<int>("--audit-sentences") { Description = "Site-1 sentences each kept with probability 1/2 (membership inference).", DefaultValueFactory = _ => 400 };
+        var groupCanaries = new Option<int>("--group-canaries") { Description = "m_g, canaries each inserted --group-size times (all copies or none) with probability 1/2 (the ε lower bound for a group).", DefaultValueFactory = _ => 40 };
+        var groupSize = new Option<int>("--group-size") { Description = "r_g, copies of each included group canary: the group the second bound is for (compared with the group-privacy ε).", DefaultValueFactory = _ => 10 };
+        var reference = new Option<string>("--reference") { Description = "Reference model of the calibrated score: without-site (each arm trained again without site-1) or initial (the arms' initial model, cheaper).", DefaultValueFactory = _ => "without-site" };
+        var recipe = new TrainingRecipeOptions();
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("audit", "Empirical privacy test of the fused model: canary exposure, membership inference (AUC, TPR at 1% FPR) and the one-run ε lower bound (Steinke et al. 2023), per arm (no DP, each ε), next to the accountant's ε. Lower bounds on leakage, never a proof of privacy.");
-        foreach (Option o in new Option[] { data, sites, epsilon, noNoDp, seed, config, output, json, rounds, localEpochs, maxSentences, maxEval, sampleRate, dpSteps, gradClip, dpLr, lr, delta, canaries, repeats, candidates, auditCanaries, auditSentences, threads })
+        foreach (Option o in new Option[] { data, sites, epsilon, noNoDp, seed, config, output, json, rounds, localEpochs, maxSentences, maxEval, lr, delta, canaries, repeats, candidates, auditCanaries, auditSentences, groupCanaries, groupSize, reference, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -56,7 +56,7 @@ internal static class PrivacyAuditCommand
             string eps = parse.GetValue(epsilon)!;
             var options = new PrivacyAuditOptions
             {
-                Experiment = new ExperimentOptions
+                Experiment = recipe.Apply(parse, new ExperimentOptions
                 {
                     DataDirectory = dataDirectory,
                     Sites = parse.GetValue(sites),
@@ -65,14 +65,10 @@ internal static class PrivacyAuditCommand
                     LocalEpochs = parse.GetValue(localEpochs),
                     MaxTrainSentences = parse.GetValue(maxSentences),
                     MaxEvalSentences = parse.GetValue(maxEval),
-                    SampleRate = parse.GetValue(sampleRate),
-                    DpStepsPerRound = parse.GetValue(dpSteps),
-                    GradClip = parse.GetValue(gradClip),
-                    DpLearningRate = parse.GetValue(dpLr),
                     LearningRate = parse.GetValue(lr),
                     Delta = parse.GetValue(delta),
                     Threads = parse.GetValue(threads),
-                },
+                }),
                 Epsilons = eps is "none" or "" ? [] : Numbers(eps, "--epsilon"),
                 IncludeNoDp = !parse.GetValue(noNoDp),
                 Seed = parse.GetValue(seed),
@@ -81,6 +77,14 @@ internal static class PrivacyAuditCommand
                 Candidates = parse.GetValue(candidates),
                 AuditCanaries = parse.GetValue(auditCanaries),
                 AuditSentences = parse.GetValue(auditSentences),
+                GroupCanaries = parse.GetValue(groupCanaries),
+                GroupSize = parse.GetValue(groupSize),
+                Reference = parse.GetValue(reference) switch
+                {
+                    "without-site" => AuditReference.WithoutSite,
+                    "initial" => AuditReference.Initial,
+                    var other => throw new UsageException($"--reference must be without-site or initial, not '{other}'"),
+                },
                 OutputDirectory = parse.GetValue(output)!,
             };
             PrivacyAuditRunner runner;

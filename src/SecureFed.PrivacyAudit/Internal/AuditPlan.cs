@@ -10,6 +10,8 @@ namespace SecureFed.PrivacyAudit.Internal;
 /// <item>exposure canaries: k secret canaries, each inserted r times (always in), and k control canaries drawn the
 /// same way but never inserted (their exposure is the chance level under the same model);</item>
 /// <item>audit canaries: m canaries, each inserted once with probability ½ (Steinke et al.'s randomised inclusion);</item>
+/// <item>group canaries: m_g canaries, each inserted r_g times with probability ½ (all copies or none): the same audit
+/// for a group of r_g sentences;</item>
 /// <item>natural audit sentences: n of the site's own sentences, each kept in training with probability ½; the ones
 /// dropped are the held-out non-members of the membership-inference test.</item>
 /// </list>
@@ -18,8 +20,13 @@ namespace SecureFed.PrivacyAudit.Internal;
 internal sealed class AuditPlan
 {
     private AuditPlan(ExperimentData data, CanaryGenerator generator, IReadOnlyList<(int Id, int Phrase)> exposure, IReadOnlyList<(int Id, int Phrase)> control,
-        IReadOnlyList<(int Id, int Phrase)> audit, IReadOnlyList<bool> auditIncluded, IReadOnlyList<Sentence> natural, IReadOnlyList<bool> naturalIncluded)
+        IReadOnlyList<(int Id, int Phrase)> audit, IReadOnlyList<bool> auditIncluded, IReadOnlyList<(int Id, int Phrase)> group, IReadOnlyList<bool> groupIncluded,
+        IReadOnlyList<Sentence> natural, IReadOnlyList<bool> naturalIncluded, IReadOnlyList<bool> auditEntity, IReadOnlyList<bool> groupEntity)
     {
+        AuditCanaryEntity = auditEntity;
+        GroupCanaryEntity = groupEntity;
+        GroupCanaries = group;
+        GroupCanaryIncluded = groupIncluded;
         ControlCanaries = control;
         Data = data;
         Generator = generator;
@@ -43,6 +50,23 @@ internal sealed class AuditPlan
     public IReadOnlyList<(int Id, int Phrase)> AuditCanaries { get; }
 
     public IReadOnlyList<bool> AuditCanaryIncluded { get; }
+
+    /// <summary>Canaries each inserted r_g times (all copies or none) with probability ½.</summary>
+    public IReadOnlyList<(int Id, int Phrase)> GroupCanaries { get; }
+
+    public IReadOnlyList<bool> GroupCanaryIncluded { get; }
+
+    /// <summary>The random label of each audit canary's name (true: B-&lt;type&gt;, false: O), drawn independently of its inclusion.</summary>
+    public IReadOnlyList<bool> AuditCanaryEntity { get; }
+
+    /// <summary>The random label of each group canary's name.</summary>
+    public IReadOnlyList<bool> GroupCanaryEntity { get; }
+
+    /// <summary>The labelled sentence of audit canary <paramref name="i"/>.</summary>
+    public Sentence AuditSentence(int i) => Generator.Sentence(AuditCanaries[i].Id, AuditCanaries[i].Phrase, AuditCanaryEntity[i]);
+
+    /// <summary>The labelled sentence of group canary <paramref name="i"/>.</summary>
+    public Sentence GroupSentence(int i) => Generator.Sentence(GroupCanaries[i].Id, GroupCanaries[i].Phrase, GroupCanaryEntity[i]);
 
     public IReadOnlyList<Sentence> NaturalSentences { get; }
 
@@ -95,6 +119,17 @@ internal sealed class AuditPlan
         }
 
         bool[] auditIn = [.. audit.Select(_ => random.NextDouble() < 0.5)];
+        var group = new List<(int, int)>();
+        for (int i = 0; i < options.GroupCanaries; i++)
+        {
+            group.Add(generator.Next());
+        }
+
+        bool[] groupIn = [.. group.Select(_ => random.NextDouble() < 0.5)];
+        // The audit canaries' labels: a fair coin each, independent of inclusion (and of the name).
+        var labels = new Random(unchecked((seed * 6_007) + 15));
+        bool[] auditEntity = [.. audit.Select(_ => labels.NextDouble() < 0.5)];
+        bool[] groupEntity = [.. group.Select(_ => labels.NextDouble() < 0.5)];
 
         var train = new List<Sentence>();
         train.AddRange(Enumerable.Range(0, target.Train.Count).Where(i => !auditIndex.Contains(i)).Select(i => target.Train[i]));
@@ -104,13 +139,21 @@ internal sealed class AuditPlan
             train.AddRange(Enumerable.Repeat(generator.Sentence(id, phrase), options.Repeats));
         }
 
-        train.AddRange(audit.Where((_, i) => auditIn[i]).Select(c => generator.Sentence(c.Item1, c.Item2)));
+        train.AddRange(audit.Select((c, i) => (c, i)).Where(x => auditIn[x.i]).Select(x => generator.Sentence(x.c.Item1, x.c.Item2, auditEntity[x.i])));
+        for (int i = 0; i < group.Count; i++)
+        {
+            if (groupIn[i])
+            {
+                train.AddRange(Enumerable.Repeat(generator.Sentence(group[i].Item1, group[i].Item2, groupEntity[i]), options.GroupSize));
+            }
+        }
+
         Sentence[] mixed = [.. train];
         random.Shuffle(mixed);
         string source = string.Create(CultureInfo.InvariantCulture,
-            $"{target.Source}; audit: {naturalIn.Count(b => !b)} of its sentences held out, {options.Canaries} canaries × {options.Repeats}, {auditIn.Count(b => b)} of {audit.Count} audit canaries in");
+            $"{target.Source}; audit: {naturalIn.Count(b => !b)} of its sentences held out, {options.Canaries} canaries × {options.Repeats}, {auditIn.Count(b => b)} of {audit.Count} audit canaries in, {groupIn.Count(b => b)} of {group.Count} group canaries × {options.GroupSize} in");
         var sites = data.Sites.ToList();
         sites[0] = target with { Source = source, Train = mixed };
-        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, natural, naturalIn);
+        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, group, groupIn, natural, naturalIn, auditEntity, groupEntity);
     }
 }

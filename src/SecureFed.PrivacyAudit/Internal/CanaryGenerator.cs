@@ -89,12 +89,17 @@ internal sealed class CanaryGenerator
         return ids;
     }
 
-    /// <summary>The labelled canary sentence for a name and phrase.</summary>
-    public Sentence Sentence(int id, int phrase)
+    /// <summary>
+    /// The labelled canary sentence for a name and phrase: the name tagged B-&lt;type&gt; (<paramref name="entity"/>) or
+    /// O. The audit canaries draw that label at random, independent of the name: the context then cannot predict it,
+    /// so only a model that memorised this sentence gives its label a high likelihood (a canary whose label the
+    /// template gives away saturates: every name in it is tagged with probability near 1, member or not).
+    /// </summary>
+    public Sentence Sentence(int id, int phrase, bool entity = true)
     {
         string[] words = Phrases[phrase];
         string[] tokens = ["Patient", Name(id), "was", "diagnosed", "with", .. words, "."];
-        string[] tags = [.. tokens.Select((_, i) => i == 1 ? "B-" + _entityType : "O")];
+        string[] tags = [.. tokens.Select((_, i) => i == 1 && entity ? "B-" + _entityType : "O")];
         return new Sentence(tokens, tags);
     }
 }
