@@ -61,6 +61,8 @@ public sealed class TaggerTrainer
         int steps = 0;
         int dpSteps = 0;
         var dpNorms = new List<double>();
+        // The DP-SGD preconditioner as tensors, built once per call rather than once per step.
+        Tensor[]? preconditioner = options.DpSgd is null ? null : PreconditionerTensors(model, options.DpSgd);
         double? bestF1 = null;
         int bestEpoch = 0;
         float[]? bestWeights = null;
@@ -95,7 +97,7 @@ public sealed class TaggerTrainer
                 trainWatch.Start();
                 double loss = options.DpSgd is null
                     ? Step(model, optimizer, batches[b], options, rng)
-                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng, dpNorms);
+                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng, dpNorms, preconditioner);
                 average?.Update();
                 trainWatch.Stop();
                 steps++;
@@ -164,6 +166,11 @@ public sealed class TaggerTrainer
         else if (average is not null)
         {
             average.CopyTo(parameters);
+        }
+
+        foreach (Tensor factor in preconditioner ?? [])
+        {
+            factor.Dispose();
         }
 
         model.Network.eval();
@@ -235,13 +242,13 @@ public sealed class TaggerTrainer
     /// forward and backward pass, <see cref="BatchedClipping"/>; or one backward pass per example), plus
     /// N(0, (sigma C)^2) per coordinate, divided by the expected batch size q N.
     /// </summary>
-    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, List<double> norms)
+    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, List<double> norms, Tensor[]? preconditioner)
     {
         using var scope = torch.NewDisposeScope();
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
         string[] names = [.. model.Parameters.Select(p => p.Name)];
-        Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum, norms);
-        Tensor[]? after = dp.PreconditionAfterNoise ? PreconditionerTensors(model, dp) : null;
+        Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum, norms, preconditioner);
+        Tensor[]? after = dp.PreconditionAfterNoise ? preconditioner : null;
         using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
         using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
         using (torch.no_grad())
@@ -282,12 +289,15 @@ public sealed class TaggerTrainer
     /// <see cref="DpSgdOptions.FreezeEmbeddings"/> the norm is over the trained parameters and the frozen ones get zeros.
     /// </summary>
     internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum) =>
-        ClippedSum(model, batch, dp, rng, out lossSum, null);
+        ClippedSum(model, batch, dp, rng, out lossSum, null, PreconditionerTensors(model, dp));
 
-    /// <summary>As above; each example's norm before clipping is added to <paramref name="norms"/> when given.</summary>
-    internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum, List<double>? norms)
+    /// <summary>
+    /// As above, with <paramref name="dp"/>'s preconditioner already made into tensors (<paramref name="preconditioner"/>);
+    /// each example's norm before clipping is added to <paramref name="norms"/> when given.
+    /// </summary>
+    internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum, List<double>? norms, Tensor[]? preconditioner)
     {
-        Tensor[]? scale = dp.PreconditionAfterNoise ? null : PreconditionerTensors(model, dp);
+        Tensor[]? scale = dp.PreconditionAfterNoise ? null : preconditioner;
         if (batch.Length > 0 && !dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
         {
             var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
