@@ -93,8 +93,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
-            // Measured (docs/utility.md): from a random model, DP-SGD at these budgets learns next to nothing on real text.
-            console.MarkupLine("[yellow]Note[/]: on real text, DP-SGD from a random model reaches about 0.35 test F1 on NCBI-disease at ε = 8 with these defaults; a public warm start helps most (e.g. --public-data ../shared/data/bc5cdr --update-clip 5 for NCBI-disease sites: about 0.52; see docs/utility.md).");
+            // Measured (docs/utility.md): from a random model, DP-SGD with these defaults reaches about 0.35 test F1 on NCBI-disease.
+            console.MarkupLine("[yellow]Note[/]: on real text, DP-SGD from a random model reaches about 0.35 test F1 on NCBI-disease at ε = 8 with these defaults; a public warm start helps most (e.g. --public-data ../shared/data/bc5cdr --update-clip 5 for NCBI-disease sites; securefed experiment measured 0.53 with this recipe after that warm start, see docs/utility.md).");
         }
 
 
