@@ -85,8 +85,7 @@ public sealed class AuditReportBrowserTests : IDisposable
 
         // Offline: nothing was fetched, and the page logged no error.
         Assert.Equal(0L, (long)driver.ExecuteScript("return performance.getEntriesByType('resource').length;")!);
-        List<LogEntry> errors = [.. driver.Manage().Logs.GetLog(LogType.Browser).Where(e => e.Level >= LogLevel.Warning)];
-        Assert.True(errors.Count == 0, "browser console: " + string.Join("\n", errors.Select(e => e.Message)));
+        HeadlessChromium.AssertNoConsoleErrors(driver);
     }
 
     public void Dispose()

@@ -28,4 +28,11 @@ internal static class HeadlessChromium
         driver.Manage().Timeouts().PageLoad = TimeSpan.FromSeconds(30);
         return driver;
     }
+
+    /// <summary>Fails when the page logged a warning or an error in the browser console.</summary>
+    public static void AssertNoConsoleErrors(IWebDriver driver)
+    {
+        List<LogEntry> errors = [.. driver.Manage().Logs.GetLog(LogType.Browser).Where(e => e.Level >= LogLevel.Warning)];
+        Assert.True(errors.Count == 0, "browser console: " + string.Join("\n", errors.Select(e => e.Message)));
+    }
 }

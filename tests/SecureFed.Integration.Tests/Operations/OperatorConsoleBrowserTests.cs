@@ -105,8 +105,7 @@ public sealed class OperatorConsoleBrowserTests : IDisposable
             d.FindElement(By.CssSelector("#history tr[data-round='2'] td.f1")).Text is "0.625" and var t ? t : null));
 
         AssertNoLevelAViolations(driver, "console");
-        List<LogEntry> errors = [.. driver.Manage().Logs.GetLog(LogType.Browser).Where(e => e.Level >= LogLevel.Warning)];
-        Assert.True(errors.Count == 0, "browser console: " + string.Join("\n", errors.Select(e => e.Message)));
+        HeadlessChromium.AssertNoConsoleErrors(driver);
     }
 
     public void Dispose()
