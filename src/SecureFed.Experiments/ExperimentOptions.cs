@@ -1,4 +1,5 @@
 using System.Globalization;
+using SecureFed.Protocol;
 using SecureFed.Tagger;
 
 namespace SecureFed.Experiments;
@@ -117,6 +118,9 @@ public sealed record ExperimentOptions
     /// <value>The default value is 0.1.</value>
     public double DpPreconditionFloor { get; init; } = 0.1;
 
+    /// <summary>With <see cref="DpPrecondition"/>: one factor per weight tensor (layer-wise) instead of per coordinate.</summary>
+    public bool DpPreconditionPerTensor { get; init; }
+
     /// <summary>δ of the patient-level guarantee.</summary>
     /// <value>The default value is 1e-5.</value>
     public double Delta { get; init; } = 1e-5;
@@ -132,6 +136,32 @@ public sealed record ExperimentOptions
     /// <summary>Server learning rate applied to the averaged update.</summary>
     /// <value>The default value is 1.</value>
     public double ServerLearningRate { get; init; } = 1.0;
+
+    /// <summary>The aggregator's update rule: avg, momentum or adam (<see cref="ServerOptimizer"/>).</summary>
+    /// <value>The default value is avg.</value>
+    public string ServerOptimizerName { get; init; } = "avg";
+
+    /// <summary>β₁ of the server optimizer (momentum; Adam's first moment).</summary>
+    /// <value>The default value is 0.9.</value>
+    public double ServerBeta1 { get; init; } = 0.9;
+
+    /// <summary>β₂ of the server Adam.</summary>
+    /// <value>The default value is 0.99.</value>
+    public double ServerBeta2 { get; init; } = 0.99;
+
+    /// <summary>τ of the server Adam.</summary>
+    /// <value>The default value is 1e-3.</value>
+    public double ServerTau { get; init; } = 1e-3;
+
+    /// <summary>The server optimizer's options.</summary>
+    public ServerOptimizerOptions ServerOptimizer => new()
+    {
+        Kind = ServerOptimizerOptions.ParseKind(ServerOptimizerName),
+        LearningRate = ServerLearningRate,
+        Beta1 = ServerBeta1,
+        Beta2 = ServerBeta2,
+        Tau = ServerTau,
+    };
 
     /// <summary>
     /// Optional public corpus folder: a model is first trained on its train.tsv (entity types limited to the sites' types)
@@ -259,6 +289,16 @@ public sealed record ExperimentOptions
 
         PositiveFinite(UpdateClip, "--update-clip");
         PositiveFinite(ServerLearningRate, "--server-lr");
+        foreach (string problem in ServerOptimizer.Validate())
+        {
+            throw new ArgumentException(problem);
+        }
+
+        if ((DpPreconditionAfterNoise || DpPreconditionPerTensor) && !DpPrecondition)
+        {
+            throw new ArgumentException("--dp-precondition-after-noise and --dp-precondition-per-tensor refine --dp-precondition: add it.");
+        }
+
         if (DpPrecondition && WarmStartDirectory is null)
         {
             throw new ArgumentException("--dp-precondition estimates the preconditioner on public data: it needs --warm-start DIR.");

@@ -141,14 +141,14 @@ public sealed partial class ExperimentRunner
     private float[] Preconditioner(TaggerModel model, Sentence[] publicTrain, string? warmStartCache, int seed)
     {
         string? path = warmStartCache is null ? null : string.Create(CultureInfo.InvariantCulture,
-            $"{Path.ChangeExtension(warmStartCache, null)}-preconditioner-b{_options.BatchSize}-f{_options.DpPreconditionFloor:R}.f32");
+            $"{Path.ChangeExtension(warmStartCache, null)}-preconditioner-b{_options.BatchSize}-f{_options.DpPreconditionFloor:R}{(_options.DpPreconditionPerTensor ? "-tensor" : "")}.f32");
         if (path is not null && File.Exists(path))
         {
             _progress($"[seed {seed}] DP-SGD preconditioner loaded from {path}");
             return ReadFloats(path, model.Flatten().Length);
         }
 
-        float[] factors = TaggerPreconditioner.FromPublicData(model, publicTrain, _options.BatchSize, _options.DpPreconditionFloor);
+        float[] factors = TaggerPreconditioner.FromPublicData(model, publicTrain, _options.BatchSize, _options.DpPreconditionFloor, _options.DpPreconditionPerTensor);
         if (path is not null)
         {
             WriteFloats(path, factors);
@@ -253,7 +253,8 @@ public sealed partial class ExperimentRunner
         // of the counts is decoded (the cap: the largest shard's token count, so nothing is clamped).
         IReadOnlyList<Sentence>[] devShards = FederatedEvaluationShards.Split(data.Dev, names.Length);
         var evaluation = EvaluationLayout.Create(data.EntityTypes, FederatedEvaluationShards.CountCap(devShards));
-        using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation);
+        using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation,
+            serverOptimizer: _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(_options.ServerOptimizer));
         var federatedF1 = new List<double?>();
         using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
         float[] global = (float[])initial.Clone();
@@ -394,8 +395,13 @@ public sealed partial class ExperimentRunner
         ["update_clip"] = _options.UpdateClip,
         ["site_noise_multiplier"] = _options.SiteNoiseMultiplier,
         ["server_lr"] = _options.ServerLearningRate,
+        ["server_optimizer"] = _options.ServerOptimizer.Kind.ToString().ToLowerInvariant(),
+        ["server_beta1"] = _options.ServerBeta1,
+        ["server_beta2"] = _options.ServerBeta2,
+        ["server_tau"] = _options.ServerTau,
         ["dp_precondition"] = _options.DpPrecondition,
         ["dp_precondition_floor"] = _options.DpPreconditionFloor,
+        ["dp_precondition_per_tensor"] = _options.DpPreconditionPerTensor,
         ["dp_precondition_after_noise"] = _options.DpPreconditionAfterNoise,
         ["warm_start"] = _options.WarmStartDirectory ?? "",
         ["warm_start_epochs"] = _options.WarmStartDirectory is null ? 0 : _options.WarmStartEpochs,

@@ -23,6 +23,7 @@ internal sealed class InProcessSecureAggregation : IDisposable
     private readonly double _serverLearningRate;
     private readonly int _configuredThreshold;
     private readonly EvaluationLayout? _evaluation;
+    private readonly ServerOptimizer? _serverOptimizer;
 
     /// <summary>Creates the federation (fresh identity keys per site).</summary>
     /// <param name="federation">Federation name (bound into every round's context).</param>
@@ -33,7 +34,8 @@ internal sealed class InProcessSecureAggregation : IDisposable
     /// <param name="serverLearningRate">Server learning rate.</param>
     /// <param name="threshold">Configured threshold (0 = the planner's).</param>
     /// <param name="evaluation">Federated-evaluation slots (null = none), as the aggregator announces them.</param>
-    public InProcessSecureAggregation(string federation, IReadOnlyList<string> sites, double l2Clip, double siteNoiseMultiplier, int weightCap, double serverLearningRate = 1.0, int threshold = 0, EvaluationLayout? evaluation = null)
+    /// <param name="serverOptimizer">The aggregator's update rule across rounds (null = plain averaging with <paramref name="serverLearningRate"/>).</param>
+    public InProcessSecureAggregation(string federation, IReadOnlyList<string> sites, double l2Clip, double siteNoiseMultiplier, int weightCap, double serverLearningRate = 1.0, int threshold = 0, EvaluationLayout? evaluation = null, ServerOptimizer? serverOptimizer = null)
     {
         ArgumentNullException.ThrowIfNull(sites);
         ArgumentOutOfRangeException.ThrowIfLessThan(sites.Count, 2);
@@ -47,6 +49,7 @@ internal sealed class InProcessSecureAggregation : IDisposable
         _serverLearningRate = serverLearningRate;
         _configuredThreshold = threshold;
         _evaluation = evaluation;
+        _serverOptimizer = serverOptimizer;
     }
 
     /// <summary>The privatized inputs of the last round (site order), for tests.</summary>
@@ -111,7 +114,9 @@ internal sealed class InProcessSecureAggregation : IDisposable
             throw new InvalidOperationException($"Secure aggregation summed {result.Aggregation.Contributors.Count} of {n} inputs.");
         }
 
-        float[] next = FederatedAveraging.ApplyAggregate(globalModel, codec, result.Aggregation.Sum, _serverLearningRate, out _);
+        float[] next = _serverOptimizer is null
+            ? FederatedAveraging.ApplyAggregate(globalModel, codec, result.Aggregation.Sum, _serverLearningRate, out _)
+            : _serverOptimizer.Step(globalModel, FederatedAveraging.AverageUpdate(codec, result.Aggregation.Sum, out _));
         string? note = null;
         LastEvaluation = _evaluation is null ? null : FederatedAveraging.Evaluate(codec, result.Aggregation.Sum, result.Aggregation.Contributors.Count, threshold, out note);
         LastEvaluationNote = note;

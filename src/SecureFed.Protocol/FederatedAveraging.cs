@@ -124,6 +124,30 @@ public static class FederatedAveraging
     }
 
     /// <summary>
+    /// The aggregator's side with a <see cref="ServerOptimizer"/>: the weighted mean Σ ω_u Δ_u / Σ ω_u of the sites'
+    /// deltas from the unmasked <paramref name="sum"/>, for <see cref="ServerOptimizer.Step"/>.
+    /// </summary>
+    /// <exception cref="RoundAbortedException">The total weight is not positive.</exception>
+    public static double[] AverageUpdate(UpdateCodec codec, ReadOnlySpan<uint> sum, out long totalWeight)
+    {
+        ArgumentNullException.ThrowIfNull(codec);
+        (double[] updateSum, long weight) = codec.Decode(sum);
+        totalWeight = weight;
+        if (weight <= 0)
+        {
+            throw new RoundAbortedException(ProtocolStage.Unmasking, $"the aggregated weight is {weight}; nothing to average");
+        }
+
+        double omegaSum = (double)weight / codec.WeightCap;
+        for (int i = 0; i < updateSum.Length; i++)
+        {
+            updateSum[i] /= omegaSum;
+        }
+
+        return updateSum;
+    }
+
+    /// <summary>
     /// The aggregator's side of federated evaluation: the federation's summed counts from the unmasked
     /// <paramref name="sum"/> of <paramref name="contributors"/> inputs, published only when at least
     /// <paramref name="minimumEvaluators"/> of them scored the model (so the totals are a sum over several sites, never

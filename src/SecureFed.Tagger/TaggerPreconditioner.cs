@@ -22,9 +22,13 @@ public static class TaggerPreconditioner
     /// <param name="publicData">Public sentences only: never a site's data.</param>
     /// <param name="batchSize">Sentences per minibatch.</param>
     /// <param name="floorRatio">The floor f as a fraction of the median √v, in (0, 1].</param>
+    /// <param name="perTensor">
+    /// One factor per weight tensor instead of per coordinate: v is the mean of E[g²] over the tensor (layer-wise
+    /// scaling; the noise-free speed of per-coordinate scaling is lost, but no single coordinate gets a huge step).
+    /// </param>
     /// <returns>One positive factor per parameter, in <see cref="TaggerModel.Flatten"/> order.</returns>
     /// <exception cref="ArgumentException">The public data has no non-empty sentence, or a setting is out of range.</exception>
-    public static float[] FromPublicData(TaggerModel model, IReadOnlyList<Sentence> publicData, int batchSize = 32, double floorRatio = 0.1)
+    public static float[] FromPublicData(TaggerModel model, IReadOnlyList<Sentence> publicData, int batchSize = 32, double floorRatio = 0.1, bool perTensor = false)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(publicData);
@@ -84,6 +88,11 @@ public static class TaggerPreconditioner
             foreach (Tensor sum in sums)
             {
                 double[] values = sum.cpu().contiguous().data<double>().ToArray();
+                if (perTensor && values.Length > 0)
+                {
+                    Array.Fill(values, values.Average());
+                }
+
                 values.CopyTo(squares, offset);
                 offset += values.Length;
             }

@@ -32,7 +32,12 @@ internal static class ExperimentCommand
         var precondition = new Option<bool>("--dp-precondition") { Description = "DP-SGD preconditions each example's gradient with Adam's second moments measured on the public --warm-start corpus (AdaDPS); no privacy cost." };
         var preconditionFloor = new Option<double>("--dp-precondition-floor") { Description = "Floor of the preconditioner's gradient RMS, as a fraction of its median.", DefaultValueFactory = _ => 0.1 };
         var preconditionAfter = new Option<bool>("--dp-precondition-after-noise") { Description = "With --dp-precondition: scale the privatised (clipped, noised) gradient instead of each example's gradient before clipping." };
+        var preconditionPerTensor = new Option<bool>("--dp-precondition-per-tensor") { Description = "With --dp-precondition: one factor per weight tensor (layer-wise) instead of per coordinate." };
         var serverLr = new Option<double>("--server-lr") { Description = "Server learning rate: the global model moves by this times the weighted mean of the sites' deltas.", DefaultValueFactory = _ => 1.0 };
+        var serverOptimizer = new Option<string>("--server-optimizer") { Description = "The aggregator's update rule on the averaged delta: avg (FedAvg), momentum (FedAvgM) or adam (FedAdam); post-processing of the sum, no privacy cost.", DefaultValueFactory = _ => "avg" };
+        var serverBeta1 = new Option<double>("--server-beta1") { Description = "Server momentum (momentum) or Adam's β1 (adam).", DefaultValueFactory = _ => 0.9 };
+        var serverBeta2 = new Option<double>("--server-beta2") { Description = "Server Adam's β2.", DefaultValueFactory = _ => 0.99 };
+        var serverTau = new Option<double>("--server-tau") { Description = "Server Adam's adaptivity τ.", DefaultValueFactory = _ => 1e-3 };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level L2 clip S of a site's model delta.", DefaultValueFactory = _ => 1000.0 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level distributed-DP noise multiplier z; > 0 adds the arm DP-SGD (largest ε) + site DP.", DefaultValueFactory = _ => 0.0 };
         var recipe = new TrainingRecipeOptions();
@@ -40,7 +45,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, serverLr, updateClip, siteNoise, dpOnly, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionPerTensor, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -81,8 +86,13 @@ internal static class ExperimentCommand
                 DpFreezeEmbeddings = parse.GetValue(freeze),
                 DpPrecondition = parse.GetValue(precondition),
                 DpPreconditionFloor = parse.GetValue(preconditionFloor),
+                DpPreconditionPerTensor = parse.GetValue(preconditionPerTensor),
                 DpPreconditionAfterNoise = parse.GetValue(preconditionAfter),
                 ServerLearningRate = parse.GetValue(serverLr),
+                ServerOptimizerName = parse.GetValue(serverOptimizer)!,
+                ServerBeta1 = parse.GetValue(serverBeta1),
+                ServerBeta2 = parse.GetValue(serverBeta2),
+                ServerTau = parse.GetValue(serverTau),
                 UpdateClip = parse.GetValue(updateClip),
                 SiteNoiseMultiplier = parse.GetValue(siteNoise),
                 RunNonPrivateArms = !parse.GetValue(dpOnly),

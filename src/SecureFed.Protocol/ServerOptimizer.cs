@@ -1,0 +1,134 @@
+using System.Globalization;
+
+namespace SecureFed.Protocol;
+
+/// <summary>
+/// How the aggregator turns the averaged update of a round into the next global model (Reddi et al., "Adaptive
+/// Federated Optimization", ICLR 2021). The averaged update Δ (the weighted mean of the sites' deltas, decoded from the
+/// unmasked sum) is treated as a pseudo-gradient step:
+/// <list type="bullet">
+/// <item><see cref="ServerOptimizerKind.Average"/> (FedAvg): θ ← θ + η Δ.</item>
+/// <item><see cref="ServerOptimizerKind.Momentum"/> (FedAvgM): v ← β₁ v + Δ; θ ← θ + η v.</item>
+/// <item><see cref="ServerOptimizerKind.Adam"/> (FedAdam): m ← β₁ m + (1 − β₁) Δ; v ← β₂ v + (1 − β₂) Δ²;
+/// θ ← θ + η m / (√v + τ).</item>
+/// </list>
+/// It only post-processes the sum the aggregator learns anyway, so it costs no privacy and reveals nothing more. The
+/// state (m, v) belongs to the aggregator and persists across rounds; <see cref="ExportState"/> and
+/// <see cref="RestoreState"/> carry it through a restart.
+/// </summary>
+public sealed class ServerOptimizer
+{
+    private readonly ServerOptimizerOptions _options;
+    private double[]? _first;
+    private double[]? _second;
+
+    /// <summary>Creates an optimizer with no history.</summary>
+    /// <exception cref="ArgumentException">An option is out of range (named in the message).</exception>
+    public ServerOptimizer(ServerOptimizerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        IReadOnlyList<string> errors = options.Validate();
+        if (errors.Count > 0)
+        {
+            throw new ArgumentException(string.Join(" ", errors), nameof(options));
+        }
+
+        _options = options;
+    }
+
+    /// <summary>The options.</summary>
+    public ServerOptimizerOptions Options => _options;
+
+    /// <summary>Rounds applied since the start (or restored).</summary>
+    public long Steps { get; private set; }
+
+    /// <summary>The next global model from <paramref name="model"/> and the round's averaged update.</summary>
+    /// <exception cref="RoundAbortedException">The result is not finite.</exception>
+    public float[] Step(ReadOnlySpan<float> model, ReadOnlySpan<double> averagedUpdate)
+    {
+        if (model.Length != averagedUpdate.Length)
+        {
+            throw new ArgumentException($"The model has {model.Length} parameters; the update has {averagedUpdate.Length}.", nameof(averagedUpdate));
+        }
+
+        if (_first is not null && _first.Length != model.Length)
+        {
+            throw new InvalidOperationException($"The optimizer state has {_first.Length} parameters; the model has {model.Length} (did the model change?).");
+        }
+
+        double eta = _options.LearningRate;
+        float[] next = new float[model.Length];
+        switch (_options.Kind)
+        {
+            case ServerOptimizerKind.Average:
+                for (int i = 0; i < next.Length; i++)
+                {
+                    next[i] = (float)(model[i] + (eta * averagedUpdate[i]));
+                }
+
+                break;
+            case ServerOptimizerKind.Momentum:
+                _first ??= new double[model.Length];
+                double beta = _options.Beta1;
+                for (int i = 0; i < next.Length; i++)
+                {
+                    _first[i] = (beta * _first[i]) + averagedUpdate[i];
+                    next[i] = (float)(model[i] + (eta * _first[i]));
+                }
+
+                break;
+            case ServerOptimizerKind.Adam:
+                _first ??= new double[model.Length];
+                _second ??= new double[model.Length];
+                double b1 = _options.Beta1;
+                double b2 = _options.Beta2;
+                double tau = _options.Tau;
+                for (int i = 0; i < next.Length; i++)
+                {
+                    double g = averagedUpdate[i];
+                    _first[i] = (b1 * _first[i]) + ((1 - b1) * g);
+                    _second[i] = (b2 * _second[i]) + ((1 - b2) * g * g);
+                    next[i] = (float)(model[i] + (eta * _first[i] / (Math.Sqrt(_second[i]) + tau)));
+                }
+
+                break;
+            default:
+                throw new InvalidOperationException($"Unknown server optimizer {_options.Kind}.");
+        }
+
+        for (int i = 0; i < next.Length; i++)
+        {
+            if (!float.IsFinite(next[i]))
+            {
+                throw new RoundAbortedException(ProtocolStage.Unmasking, string.Create(CultureInfo.InvariantCulture, $"the server optimizer's step is not finite at parameter {i}"));
+            }
+        }
+
+        Steps++;
+        return next;
+    }
+
+    /// <summary>The optimizer's state (first and second moments; null when the kind keeps none or no round ran).</summary>
+    public ServerOptimizerState ExportState() =>
+        new(Steps, _first is null ? null : (double[])_first.Clone(), _second is null ? null : (double[])_second.Clone());
+
+    /// <summary>Continues from a saved state.</summary>
+    /// <exception cref="ArgumentException">The state does not fit this optimizer (named in the message).</exception>
+    public void RestoreState(ServerOptimizerState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (state.First is not null && state.Second is not null && state.First.Length != state.Second.Length)
+        {
+            throw new ArgumentException($"The saved first moment has {state.First.Length} values and the second {state.Second.Length}.", nameof(state));
+        }
+
+        if (_options.Kind == ServerOptimizerKind.Adam && (state.First is null) != (state.Second is null))
+        {
+            throw new ArgumentException("A saved Adam state needs both moments or neither.", nameof(state));
+        }
+
+        Steps = state.Steps;
+        _first = _options.Kind == ServerOptimizerKind.Average ? null : state.First is null ? null : (double[])state.First.Clone();
+        _second = _options.Kind == ServerOptimizerKind.Adam && state.Second is not null ? (double[])state.Second.Clone() : null;
+    }
+}

@@ -1,0 +1,165 @@
+using SecureFed.Protocol;
+using SecureFed.Testing;
+
+namespace SecureFed.Protocol.Tests;
+
+/// <summary>
+/// The aggregator's update rule on the averaged update (Reddi et al., ICLR 2021): FedAvg, FedAvgM and FedAdam checked
+/// against the formulas computed by hand, plus state export/restore and validation.
+/// </summary>
+public sealed class ServerOptimizerTests
+{
+    private static readonly float[] Model = [1f, -2f, 0.5f];
+    private static readonly double[] Update1 = [0.1, -0.3, 0.0];
+    private static readonly double[] Update2 = [0.2, 0.1, -0.4];
+
+    [Fact]
+    public void Step_Average_MovesByLearningRateTimesUpdate()
+    {
+        var optimizer = new ServerOptimizer(new ServerOptimizerOptions { LearningRate = 0.5 });
+
+        float[] next = optimizer.Step(Model, Update1);
+
+        Assert.Equal([1.05f, -2.15f, 0.5f], next);
+    }
+
+    [Fact]
+    public void Step_Momentum_AccumulatesVelocityAcrossRounds()
+    {
+        var optimizer = new ServerOptimizer(new ServerOptimizerOptions { Kind = ServerOptimizerKind.Momentum, LearningRate = 2, Beta1 = 0.5 });
+
+        float[] first = optimizer.Step(Model, Update1);
+        float[] second = optimizer.Step(first, Update2);
+
+        for (int i = 0; i < Model.Length; i++)
+        {
+            double v1 = Update1[i];
+            double v2 = (0.5 * v1) + Update2[i];
+            Assert.Equal((float)(Model[i] + (2 * v1)), first[i]);
+            Assert.Equal((float)(first[i] + (2 * v2)), second[i]);
+        }
+    }
+
+    [Fact]
+    public void Step_Adam_MatchesReddiFormulaWithTau()
+    {
+        var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.01, Beta1 = 0.9, Beta2 = 0.99, Tau = 1e-3 };
+        var optimizer = new ServerOptimizer(options);
+
+        float[] first = optimizer.Step(Model, Update1);
+        float[] second = optimizer.Step(first, Update2);
+
+        for (int i = 0; i < Model.Length; i++)
+        {
+            double m1 = 0.1 * Update1[i];
+            double v1 = 0.01 * Update1[i] * Update1[i];
+            double m2 = (0.9 * m1) + (0.1 * Update2[i]);
+            double v2 = (0.99 * v1) + (0.01 * Update2[i] * Update2[i]);
+            Assert.Equal((float)(Model[i] + (0.01 * m1 / (Math.Sqrt(v1) + 1e-3))), first[i]);
+            Assert.Equal((float)(first[i] + (0.01 * m2 / (Math.Sqrt(v2) + 1e-3))), second[i]);
+        }
+
+        Assert.Equal(2, optimizer.Steps);
+    }
+
+    [Fact]
+    public void RestoreState_AfterExport_ContinuesExactlyAsTheUninterruptedOptimizer()
+    {
+        var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.05 };
+        var uninterrupted = new ServerOptimizer(options);
+        float[] a1 = uninterrupted.Step(Model, Update1);
+        ServerOptimizerState saved = uninterrupted.ExportState();
+        float[] a2 = uninterrupted.Step(a1, Update2);
+
+        var restarted = new ServerOptimizer(options);
+        restarted.RestoreState(saved);
+        float[] b2 = restarted.Step(a1, Update2);
+
+        Assert.Equal(a2, b2);
+        Assert.Equal(2, restarted.Steps);
+    }
+
+    [Fact]
+    public void ExportState_IsACopy_LaterStepsDoNotChangeIt()
+    {
+        var optimizer = new ServerOptimizer(new ServerOptimizerOptions { Kind = ServerOptimizerKind.Momentum });
+        optimizer.Step(Model, Update1);
+        ServerOptimizerState saved = optimizer.ExportState();
+        double before = saved.First![0];
+
+        optimizer.Step(Model, Update2);
+
+        Assert.Equal(before, saved.First[0]);
+    }
+
+    [Fact]
+    public void Step_ModelAndUpdateLengthsDiffer_Throws()
+    {
+        var optimizer = new ServerOptimizer(new ServerOptimizerOptions());
+
+        var error = Assert.Throws<ArgumentException>(() => optimizer.Step(Model, [0.1, 0.2]));
+
+        Assert.Contains("3 parameters", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Step_NonFiniteResult_AbortsTheRoundNamingTheParameter()
+    {
+        var optimizer = new ServerOptimizer(new ServerOptimizerOptions());
+
+        var error = Assert.Throws<RoundAbortedException>(() => optimizer.Step(Model, [0, double.PositiveInfinity, 0]));
+
+        Assert.Contains("parameter 1", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(0.0, 0.9, 0.99, 1e-3, "learning rate")]
+    [InlineData(1.0, 1.0, 0.99, 1e-3, "β1")]
+    [InlineData(1.0, 0.9, -0.1, 1e-3, "β2")]
+    [InlineData(1.0, 0.9, 0.99, 0.0, "τ")]
+    public void Constructor_OptionOutOfRange_NamesIt(double lr, double beta1, double beta2, double tau, string named)
+    {
+        var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = lr, Beta1 = beta1, Beta2 = beta2, Tau = tau };
+
+        var error = Assert.Throws<ArgumentException>(() => new ServerOptimizer(options));
+
+        Assert.Contains(named, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("avg", ServerOptimizerKind.Average)]
+    [InlineData("FedAvgM", ServerOptimizerKind.Momentum)]
+    [InlineData("adam", ServerOptimizerKind.Adam)]
+    public void ParseKind_KnownNames_Parse(string name, ServerOptimizerKind expected) =>
+        Assert.Equal(expected, ServerOptimizerOptions.ParseKind(name));
+
+    [Fact]
+    public void ParseKind_UnknownName_ListsTheChoices()
+    {
+        var error = Assert.Throws<ArgumentException>(() => ServerOptimizerOptions.ParseKind("sgd"));
+
+        Assert.Contains("avg, momentum or adam", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AverageUpdate_TwoWeightedSites_IsTheWeightedMeanOfTheirDeltas()
+    {
+        UpdateCodec codec = UpdateCodec.Plan(2, 10, 2, 0, 100);
+        var a = new uint[codec.VectorLength];
+        var b = new uint[codec.VectorLength];
+        using var random = new DeterministicRandomSource(7);
+        FederatedAveraging.PrivatizeUpdate([1f, 0f], 100, codec, 10, 0, random, a);
+        FederatedAveraging.PrivatizeUpdate([0f, 2f], 50, codec, 10, 0, random, b);
+        var sum = new uint[codec.VectorLength];
+        for (int i = 0; i < sum.Length; i++)
+        {
+            sum[i] = a[i] + b[i];
+        }
+
+        double[] mean = FederatedAveraging.AverageUpdate(codec, sum, out long weight);
+
+        Assert.Equal(150, weight);
+        Assert.Equal(100.0 / 150, mean[0], 3);
+        Assert.Equal(2 * 50.0 / 150, mean[1], 3);
+    }
+}
