@@ -1,4 +1,8 @@
 using System.Diagnostics.Metrics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -34,9 +38,19 @@ public static class AgentHost
         try
         {
             trainer ??= CreateTrainer(options, spec);
-            HostApplicationBuilder builder = Host.CreateApplicationBuilder();
+
+            // A web host only when the admin listener is on: otherwise the agent listens on nothing.
+            WebApplicationBuilder? web = options.AdminEnabled ? WebApplication.CreateSlimBuilder() : null;
+            HostApplicationBuilder? plain = web is null ? Host.CreateApplicationBuilder() : null;
+            IHostApplicationBuilder builder = (IHostApplicationBuilder?)web ?? plain!;
             builder.Configuration.AddConfiguration(configuration);
             configureLogging?.Invoke(builder.Logging);
+            if (web is not null)
+            {
+                var address = new Uri(options.AdminListen!);
+                web.WebHost.ConfigureKestrel(kestrel => AgentAdminListener.Listen(kestrel, address));
+            }
+
             builder.Services.AddSingleton(Options.Create(options));
             builder.Services.AddSingleton(state);
             builder.Services.AddSingleton(trainer);
@@ -49,7 +63,20 @@ public static class AgentHost
             AddOpenTelemetry(builder.Services, options);
             builder.Services.AddSingleton<AgentWorker>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<AgentWorker>());
-            IHost host = builder.Build();
+            IHost host;
+            if (web is not null)
+            {
+                WebApplication app = web.Build();
+                AgentAdminListener.Map(app);
+                app.Lifetime.ApplicationStarted.Register(() => Log.MetricsListening(
+                    app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AgentHost).FullName!), options.Site, AdminAddress(app)?.ToString() ?? "?"));
+                host = app;
+            }
+            else
+            {
+                host = plain!.Build();
+            }
+
             host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(state.Dispose);
             return host;
         }
@@ -61,20 +88,33 @@ public static class AgentHost
     }
 
     /// <summary>
-    /// OpenTelemetry, only when <see cref="AgentOptions.OtlpEndpoint"/> is set: this agent's meter with runtime and HTTP
-    /// client instrumentation, and its traces (source <see cref="AgentTelemetry.Name"/> and the HTTP client spans of its
-    /// gRPC calls), pushed over OTLP to the hospital's collector. The trace context of the calls to the aggregator is
-    /// propagated (W3C <c>traceparent</c>) whether or not this is on.
+    /// The agent's admin listener address (<c>/metrics</c>) after start, resolving port 0, or null when it is off.
+    /// </summary>
+    public static Uri? AdminAddress(IHost host)
+    {
+        ArgumentNullException.ThrowIfNull(host);
+        string? address = host.Services.GetService<IServer>()?.Features.Get<IServerAddressesFeature>()?.Addresses
+            .FirstOrDefault(a => a.StartsWith("http://", StringComparison.Ordinal));
+        return address is null ? null : new Uri(address);
+    }
+
+    /// <summary>
+    /// OpenTelemetry, when <see cref="AgentOptions.OtlpEndpoint"/> or <see cref="AgentOptions.AdminListen"/> is set: this
+    /// agent's meter with runtime and HTTP client instrumentation, pushed over OTLP to the hospital's collector and/or
+    /// read by the Prometheus endpoint of the admin listener; its traces (source <see cref="AgentTelemetry.Name"/> and the
+    /// HTTP client spans of its gRPC calls) only over OTLP. The trace context of the calls to the aggregator is propagated
+    /// (W3C <c>traceparent</c>) whether or not this is on.
     /// </summary>
     private static void AddOpenTelemetry(IServiceCollection services, AgentOptions options)
     {
-        if (string.IsNullOrWhiteSpace(options.OtlpEndpoint))
+        bool otlp = !string.IsNullOrWhiteSpace(options.OtlpEndpoint);
+        if (!otlp && !options.AdminEnabled)
         {
             return;
         }
 
-        var endpoint = new Uri(options.OtlpEndpoint);
-        services.AddOpenTelemetry()
+        Uri? endpoint = otlp ? new Uri(options.OtlpEndpoint!) : null;
+        var telemetry = services.AddOpenTelemetry()
             .ConfigureResource(r => r.AddService("securefed-agent", serviceInstanceId: options.Site))
             .WithMetrics(metrics =>
             {
@@ -87,12 +127,23 @@ public static class AgentHost
                     var factory = sp.GetRequiredService<IMeterFactory>();
                     b.AddView(instrument => instrument.Meter.Scope is not null && !ReferenceEquals(instrument.Meter.Scope, factory) ? MetricStreamConfiguration.Drop : null);
                 });
-                metrics.AddOtlpExporter(o => o.Endpoint = endpoint);
-            })
-            .WithTracing(tracing => tracing
+                if (options.AdminEnabled)
+                {
+                    metrics.AddPrometheusExporter();
+                }
+
+                if (endpoint is not null)
+                {
+                    metrics.AddOtlpExporter(o => o.Endpoint = endpoint);
+                }
+            });
+        if (endpoint is not null)
+        {
+            telemetry.WithTracing(tracing => tracing
                 .AddSource(AgentTelemetry.Name)
                 .AddHttpClientInstrumentation()
                 .AddOtlpExporter(o => o.Endpoint = endpoint));
+        }
     }
 
     /// <summary>The TorchSharp trainer on the site's data.</summary>

@@ -91,6 +91,18 @@ public sealed class AgentOptions
     /// </summary>
     public string? OtlpEndpoint { get; set; }
 
+    /// <summary>
+    /// The agent's admin listener, serving this agent's metrics at <c>/metrics</c> (Prometheus text format) for the
+    /// hospital's own Prometheus to scrape: an <c>http://127.0.0.1:PORT</c> URL (loopback only: 127.0.0.1, [::1] or
+    /// localhost; port 0 picks a free port), as the aggregator's <c>SecureFed:AdminListen</c>. The agent has no other
+    /// listener (its calls to the aggregator are outgoing mTLS). Empty turns it off.
+    /// <value>The default value is empty (off).</value>
+    /// </summary>
+    public string? AdminListen { get; set; }
+
+    /// <summary>True when <see cref="AdminListen"/> is set.</summary>
+    public bool AdminEnabled => !string.IsNullOrWhiteSpace(AdminListen);
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -125,6 +137,11 @@ public sealed class AgentOptions
             && string.Equals(aggregator.Host, collector.Host, StringComparison.OrdinalIgnoreCase) && aggregator.Port == collector.Port)
         {
             errors.Add($"SecureFed:OtlpEndpoint '{OtlpEndpoint}' is the aggregator's address: the agent's telemetry goes to the hospital's own collector, never to the aggregator.");
+        }
+
+        if (AdminEnabled)
+        {
+            ValidateAdminListen(errors);
         }
 
         if (Device is not ("auto" or "cpu" or "cuda"))
@@ -165,6 +182,28 @@ public sealed class AgentOptions
         }
 
         return errors;
+    }
+
+    private void ValidateAdminListen(List<string> errors)
+    {
+        if (!Uri.TryCreate(AdminListen, UriKind.Absolute, out Uri? admin) || admin.Scheme != Uri.UriSchemeHttp
+            || admin.AbsolutePath != "/" || !string.IsNullOrEmpty(admin.Query) || !string.IsNullOrEmpty(admin.UserInfo))
+        {
+            errors.Add($"SecureFed:AdminListen must be an http://127.0.0.1:PORT URL (port 0 to 65535; the agent's /metrics), got '{AdminListen}'.");
+            return;
+        }
+
+        if (!admin.IsLoopback)
+        {
+            errors.Add($"SecureFed:AdminListen must bind a loopback address (127.0.0.1, [::1] or localhost), got '{admin.Host}'; " +
+                "scrape it from elsewhere through an SSH tunnel or a reverse proxy with its own access control.");
+            return;
+        }
+
+        if (Uri.TryCreate(Aggregator, UriKind.Absolute, out Uri? aggregator) && aggregator.IsLoopback && admin.Port != 0 && admin.Port == aggregator.Port)
+        {
+            errors.Add($"SecureFed:AdminListen must use another port than the aggregator's ({admin.Port}): its mTLS endpoint never serves the agent's metrics.");
+        }
     }
 
     private static void Positive(List<string> errors, string name, double value)

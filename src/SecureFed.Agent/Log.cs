@@ -33,4 +33,7 @@ internal static partial class Log
 
     [LoggerMessage(10, LogLevel.Critical, "{Site}: the agent stopped because of an error")]
     public static partial void AgentFailed(ILogger logger, string site, Exception exception);
+
+    [LoggerMessage(11, LogLevel.Information, "{Site}: this agent's metrics are at {Address}metrics (loopback only)")]
+    public static partial void MetricsListening(ILogger logger, string site, string address);
 }

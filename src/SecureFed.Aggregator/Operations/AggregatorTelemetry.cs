@@ -42,6 +42,7 @@ public sealed class AggregatorTelemetry : IDisposable
     private readonly Counter<long> _refused;
     private readonly Lock _gate = new();
     private readonly LinkedList<ConsoleRound> _rounds = new();
+    private readonly string _federation;
     private Activity? _roundSpan;
     private Activity? _stageSpan;
     private long _stageStartedTicks;
@@ -61,6 +62,7 @@ public sealed class AggregatorTelemetry : IDisposable
         AggregatorOptions o = options.Value;
         _time = time;
         _state = state;
+        _federation = o.Federation;
         Load(state);
         _meter = meterFactory.Create(Name, typeof(AggregatorTelemetry).Assembly.GetName().Version?.ToString());
         _roundsStarted = _meter.CreateCounter<long>("securefed.aggregator.rounds.started", "{round}", "Round attempts opened.");
@@ -130,6 +132,7 @@ public sealed class AggregatorTelemetry : IDisposable
         Activity? previous = Activity.Current;
         Activity.Current = null; // every round is a trace of its own
         _roundSpan = Source.StartActivity("securefed.round", ActivityKind.Internal);
+        _roundSpan?.SetTag("securefed.federation", _federation);
         _roundSpan?.SetTag("securefed.round", round);
         _roundSpan?.SetTag("securefed.cohort_size", cohort.Count);
         _roundSpan?.SetTag("securefed.threshold", threshold);

@@ -49,6 +49,9 @@ internal sealed class LocalFederation : IAsyncDisposable
 
     public List<AgentWorker> Workers { get; } = [];
 
+    /// <summary>The agent hosts, in the order of <see cref="LocalFederationOptions.Sites"/> (after <see cref="StartAgentsAsync"/>).</summary>
+    public IReadOnlyList<IHost> AgentHosts => _agentHosts;
+
     public string AggregatorDataDirectory => Path.Combine(Options.OutputDirectory, "aggregator-data");
 
     public string AgentDataDirectory(string site) => Path.Combine(Options.OutputDirectory, "agents", site);
