@@ -184,6 +184,10 @@ public sealed record ExperimentOptions
     /// <value>The default value is true.</value>
     public bool RunNonPrivateArms { get; init; } = true;
 
+    /// <summary>Run the centralized arms (each site alone, pooled); false runs only the federated ones (recipe search).</summary>
+    /// <value>The default value is true.</value>
+    public bool RunCentralizedArms { get; init; } = true;
+
     /// <summary>Torch threads (0 = auto).</summary>
     /// <value>The default value is 0.</value>
     public int Threads { get; init; }

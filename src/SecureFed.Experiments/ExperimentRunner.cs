@@ -55,12 +55,16 @@ public sealed partial class ExperimentRunner
             float[] initial = InitialModel(data, seed, Record, cancellationToken);
             if (_options.RunNonPrivateArms)
             {
-                foreach (ArmResult alone in RunSitesAlone(data, initial, seed, cancellationToken))
+                if (_options.RunCentralizedArms)
                 {
-                    Record(alone);
+                    foreach (ArmResult alone in RunSitesAlone(data, initial, seed, cancellationToken))
+                    {
+                        Record(alone);
+                    }
+
+                    Record(RunPooled(data, initial, seed, cancellationToken));
                 }
 
-                Record(RunPooled(data, initial, seed, cancellationToken));
                 Record(RunFederated(data, initial, seed, null, 0, cancellationToken));
             }
 
