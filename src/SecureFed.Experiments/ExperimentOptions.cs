@@ -170,7 +170,7 @@ public sealed record ExperimentOptions
     /// <value>The default value is null.</value>
     public string? WarmStartDirectory { get; init; }
 
-    /// <summary>Epochs of the public warm start.</summary>
+    /// <summary>Epochs of the public warm start (0 with <see cref="DpPrecondition"/>: the initial model stays random and the public corpus only feeds the preconditioner).</summary>
     /// <value>The default value is 3.</value>
     public int WarmStartEpochs { get; init; } = 3;
 
@@ -329,7 +329,11 @@ public sealed record ExperimentOptions
 
         if (WarmStartDirectory is not null)
         {
-            Positive(WarmStartEpochs, "--warm-start-epochs");
+            if (WarmStartEpochs < 0 || (WarmStartEpochs == 0 && !DpPrecondition))
+            {
+                throw new ArgumentException($"--warm-start-epochs must be positive (0 only with --dp-precondition: the public corpus then feeds the preconditioner alone), got {WarmStartEpochs}.");
+            }
+
             string warm = Path.GetFullPath(WarmStartDirectory);
             IEnumerable<string> evaluated = Split == ExperimentSplit.ByCorpus ? Corpora : [DataDirectory!];
             if (evaluated.Any(d => string.Equals(Path.GetFullPath(d).TrimEnd('/'), warm.TrimEnd('/'), StringComparison.Ordinal)))

@@ -119,7 +119,7 @@ public sealed partial class ExperimentRunner
             model.Unflatten(ReadFloats(cached, model.Flatten().Length));
             _progress($"[seed {seed}] public warm start loaded from {cached}");
         }
-        else
+        else if (_options.WarmStartEpochs > 0)
         {
             var options = TrainingOptions(null, _options.WarmStartEpochs, unchecked((seed * 100_003) + 99_991), 1);
             new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);

@@ -75,6 +75,38 @@ public sealed class ExperimentSplitTests : IDisposable
         Assert.Contains("--warm-start", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Validate_PerTensorWithoutDpPrecondition_Refused()
+    {
+        var options = new ExperimentOptions { DataDirectory = Corpus("d", 10, ["Disease"]), DpPreconditionPerTensor = true };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains("--dp-precondition-per-tensor", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_ZeroWarmStartEpochsWithoutDpPrecondition_Refused()
+    {
+        var options = new ExperimentOptions { DataDirectory = Corpus("e", 10, ["Disease"]), WarmStartDirectory = Corpus("f", 10, ["Disease"]), WarmStartEpochs = 0 };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains("--warm-start-epochs", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("sgd", "avg, momentum or adam")]
+    [InlineData("adam", "τ")]
+    public void Validate_ServerOptimizerBad_NamesIt(string kind, string named)
+    {
+        var options = new ExperimentOptions { DataDirectory = Corpus("g", 10, ["Disease"]), ServerOptimizerName = kind, ServerTau = 0 };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains(named, error.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0.0)]
     [InlineData(1.5)]

@@ -37,6 +37,30 @@ public sealed class TaggerPreconditionerTests
     }
 
     [Fact]
+    public void FromPublicData_PerTensor_OneFactorPerWeightTensor()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, seed: 2, device: "cpu");
+        var data = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 40, seed: 3).ToList();
+
+        float[] a = TaggerPreconditioner.FromPublicData(model, data, batchSize: 8, perTensor: true);
+
+        Assert.Equal(model.ParameterCount, a.Length);
+        int offset = 0;
+        var perTensor = new List<float>();
+        foreach (var parameter in model.Parameters)
+        {
+            int count = checked((int)parameter.Tensor.numel());
+            float first = a[offset];
+            Assert.All(a.AsSpan(offset, count).ToArray(), f => Assert.Equal(first, f));
+            perTensor.Add(first);
+            offset += count;
+        }
+
+        Assert.Equal(a.Length, offset);
+        Assert.True(perTensor.Distinct().Count() > 1, "layer-wise factors must differ between tensors, or they change nothing");
+    }
+
+    [Fact]
     public void FromPublicData_NoSentence_Throws()
     {
         using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, seed: 2, device: "cpu");
