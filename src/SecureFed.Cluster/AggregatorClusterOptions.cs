@@ -23,13 +23,17 @@ public sealed class AggregatorClusterOptions
     public string AdvertisedAddress { get; set; } = "127.0.0.1";
 
     /// <summary>
-    /// The silo-to-silo port of the primary silo, which keeps the cluster's membership (every silo of one cluster names the
-    /// same). <value>The default value is 11111.</value>
+    /// Removed setting. Membership was kept by a primary silo at this port; it is now kept in the PostgreSQL database of
+    /// <see cref="ConnectionString"/> (Orleans' ADO.NET clustering), so no silo is primary. Bound only so that a
+    /// configuration still naming it is refused with that explanation instead of being silently ignored.
+    /// <value>The default value is null (absent).</value>
     /// </summary>
-    public int PrimarySiloPort { get; set; } = 11111;
+    public int? PrimarySiloPort { get; set; }
 
     /// <summary>
-    /// Npgsql connection string of the PostgreSQL database that keeps the cluster's grain state (the round ledger).
+    /// Npgsql connection string of the PostgreSQL database that keeps the cluster's membership (Orleans' tables
+    /// OrleansMembershipTable, OrleansMembershipVersionTable, OrleansQuery, created by the first silo that starts) and its
+    /// grain state (the round ledger, table securefed_grain_state). Every silo of one cluster names the same database.
     /// Required, with Host and Database.
     /// </summary>
     public string ConnectionString { get; set; } = "";
@@ -46,7 +50,10 @@ public sealed class AggregatorClusterOptions
         var errors = new List<string>();
         Port(errors, nameof(SiloPort), SiloPort);
         Port(errors, nameof(GatewayPort), GatewayPort);
-        Port(errors, nameof(PrimarySiloPort), PrimarySiloPort);
+        if (PrimarySiloPort is not null)
+        {
+            errors.Add($"{Section}:PrimarySiloPort is no longer used: membership is kept in the PostgreSQL database of {Section}:ConnectionString and no silo is primary; remove the setting.");
+        }
         if (SiloPort == GatewayPort && SiloPort is > 0 and <= 65535)
         {
             errors.Add($"{Section}:SiloPort and {Section}:GatewayPort must differ, both are {SiloPort}.");

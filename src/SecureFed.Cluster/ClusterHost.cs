@@ -12,7 +12,8 @@ public static class ClusterHost
 
     /// <summary>
     /// A silo host for <paramref name="federation"/> (its cluster id): endpoints from <paramref name="options"/>, the
-    /// round ledger in PostgreSQL, membership kept by the primary silo (<see cref="AggregatorClusterOptions.PrimarySiloPort"/>).
+    /// round ledger and the cluster's membership in PostgreSQL (<see cref="AggregatorClusterOptions.ConnectionString"/>; Orleans'
+    /// ADO.NET clustering, its tables created on start when missing), so silos may start and die in any order.
     /// </summary>
     /// <exception cref="ArgumentException">The options are not valid; the message lists every problem.</exception>
     public static IHost BuildSilo(string federation, AggregatorClusterOptions options)
@@ -29,7 +30,7 @@ public static class ClusterHost
         HostApplicationBuilder builder = Host.CreateApplicationBuilder();
         builder.UseOrleans(silo =>
         {
-            silo.UseDevelopmentClustering(new IPEndPoint(address, options.PrimarySiloPort));
+            silo.AddSecureFedPostgresClustering(options.ConnectionString);
             silo.ConfigureEndpoints(address, options.SiloPort, options.GatewayPort, listenOnAnyHostAddress: false);
             silo.Configure<ClusterOptions>(o =>
             {

@@ -1,8 +1,11 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Npgsql;
+using Orleans.Configuration;
 using Orleans.Storage;
 using Orleans.Runtime.Placement;
 using SecureFed.Cluster.Diagnostics;
+using SecureFed.Cluster.Membership;
 using SecureFed.Cluster.Placement;
 using SecureFed.Cluster.Storage;
 
@@ -11,6 +14,9 @@ namespace SecureFed.Cluster;
 /// <summary>Registers the SecureFed cluster's grains' needs on a silo.</summary>
 public static class SiloBuilderExtensions
 {
+    /// <summary>The ADO.NET provider invariant name Orleans loads Npgsql by.</summary>
+    internal const string AdoNetInvariant = "Npgsql";
+
     /// <summary>
     /// Adds the slice and per-silo placements, a <see cref="TimeProvider"/> and the silo's message-byte counter. Grain storage named "securefed" (the ledger) must be
     /// added by the host: ADO.NET on PostgreSQL in production, memory in tests.
@@ -33,6 +39,26 @@ public static class SiloBuilderExtensions
         ArgumentException.ThrowIfNullOrEmpty(connectionString);
         builder.Services.AddKeyedSingleton<IGrainStorage>(Grains.LedgerGrain.StorageName, (services, _) =>
             new PostgresGrainStorage(NpgsqlDataSource.Create(connectionString), services.GetRequiredService<Orleans.Serialization.Serializer>()));
+        return builder;
+    }
+
+    /// <summary>
+    /// Keeps the cluster's membership in PostgreSQL (<paramref name="connectionString"/>, Npgsql): Orleans' ADO.NET
+    /// clustering, whose tables (<c>OrleansMembershipVersionTable</c>, <c>OrleansMembershipTable</c>, <c>OrleansQuery</c>)
+    /// the silo creates on start when the database lacks them (<see cref="PostgresClusteringSchema"/>: once, under an
+    /// advisory lock, so silos may start together). Any silo can start or die in any order; no silo is special.
+    /// </summary>
+    public static ISiloBuilder AddSecureFedPostgresClustering(this ISiloBuilder builder, string connectionString)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(connectionString);
+        builder.UseAdoNetClustering(o =>
+        {
+            o.Invariant = AdoNetInvariant;
+            o.ConnectionString = connectionString;
+        });
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>>(services =>
+            new PostgresClusteringSchemaInstaller(connectionString, services.GetRequiredService<ILogger<PostgresClusteringSchemaInstaller>>()));
         return builder;
     }
 }

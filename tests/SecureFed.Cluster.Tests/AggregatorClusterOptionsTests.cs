@@ -17,7 +17,7 @@ public sealed class AggregatorClusterOptionsTests
         {
             SiloPort = 0,
             GatewayPort = 70000,
-            PrimarySiloPort = -1,
+            PrimarySiloPort = 11111,
             AdvertisedAddress = "not-an-ip",
             SliceSize = 10,
             ConnectionString = "Host=127.0.0.1",
@@ -27,7 +27,7 @@ public sealed class AggregatorClusterOptionsTests
 
         Assert.Contains("SecureFed:Cluster:SiloPort must be between 1 and 65535, got 0.", problems);
         Assert.Contains("SecureFed:Cluster:GatewayPort must be between 1 and 65535, got 70000.", problems);
-        Assert.Contains("SecureFed:Cluster:PrimarySiloPort must be between 1 and 65535, got -1.", problems);
+        Assert.Contains(problems, p => p.StartsWith("SecureFed:Cluster:PrimarySiloPort is no longer used: membership is kept in the PostgreSQL database", StringComparison.Ordinal));
         Assert.Contains("SecureFed:Cluster:AdvertisedAddress must be an IP address, got 'not-an-ip'.", problems);
         Assert.Contains(problems, p => p.StartsWith("SecureFed:Cluster:SliceSize must be between 1024", StringComparison.Ordinal));
         Assert.Contains("SecureFed:Cluster:ConnectionString must name a Database.", problems);
@@ -42,6 +42,16 @@ public sealed class AggregatorClusterOptionsTests
         var options = new AggregatorClusterOptions { ConnectionString = connectionString };
 
         Assert.StartsWith(expected, Assert.Single(options.Validate()), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_PrimarySiloPortSet_RefusedAsRemovedWithTheReason()
+    {
+        var options = new AggregatorClusterOptions { PrimarySiloPort = 11111, ConnectionString = "Host=h;Database=d" };
+
+        Assert.Equal(
+            "SecureFed:Cluster:PrimarySiloPort is no longer used: membership is kept in the PostgreSQL database of SecureFed:Cluster:ConnectionString and no silo is primary; remove the setting.",
+            Assert.Single(options.Validate()));
     }
 
     [Fact]

@@ -30,10 +30,9 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
         var silos = new List<SiloProcess>();
         try
         {
-            int primary = FreePort();
-            silos.Add(await SiloProcess.StartAsync(dir, Federation, primary, FreePort(), primary, _postgres.ConnectionString));
-            silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), primary, _postgres.ConnectionString));
-            silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), primary, _postgres.ConnectionString));
+            silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), _postgres.ConnectionString));
+            silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), _postgres.ConnectionString));
+            silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), _postgres.ConnectionString));
             using IHost client = await StartClientAsync(silos);
             IClusterClient grains = client.Services.GetRequiredService<IClusterClient>();
             await WaitForActiveSilosAsync(grains, 3);
@@ -52,7 +51,7 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
                 Assert.True(await round.RecordAsync(spec.SessionId, clustered, spec.Participants, null, CancellationToken.None));
             }
 
-            // Round 2: a silo process hosting a slice (not the primary) is killed during the masked-input stage.
+            // Round 2: a silo process hosting a slice (not the first started) is killed during the masked-input stage.
             string? reason = null;
             using (var second = new RoundScript(8, seed: 32, round: 2, M, bitWidth: 32, degree: 7, federation: Federation))
             {

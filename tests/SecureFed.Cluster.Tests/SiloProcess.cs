@@ -32,7 +32,7 @@ internal sealed class SiloProcess : IDisposable
         }
     }
 
-    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, int primaryPort, string connectionString)
+    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString)
     {
         string config = Path.Combine(directory, $"silo-{siloPort}.json");
         await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new
@@ -40,7 +40,7 @@ internal sealed class SiloProcess : IDisposable
             SecureFed = new
             {
                 Federation = federation,
-                Cluster = new { SiloPort = siloPort, GatewayPort = gatewayPort, PrimarySiloPort = primaryPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString, SliceSize = 1024 },
+                Cluster = new { SiloPort = siloPort, GatewayPort = gatewayPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString, SliceSize = 1024 },
             },
         }));
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

@@ -153,7 +153,7 @@ internal static class ServiceCommands
         using IHost silo = ClusterHost.BuildSilo(federation!, options);
         await silo.StartAsync(cancellationToken).ConfigureAwait(false);
         await output.WriteLineAsync(FormattableString.Invariant(
-            $"aggregator cluster silo of '{federation}' listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}, primary {options.PrimarySiloPort}); Ctrl+C to stop")).ConfigureAwait(false);
+            $"aggregator cluster silo of '{federation}' listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}, membership in PostgreSQL); Ctrl+C to stop")).ConfigureAwait(false);
         try
         {
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);

@@ -32,7 +32,7 @@ internal sealed class BenchSilo : IDisposable
     public string Tail => string.Join("\n  ", _tail);
 
     public static async Task<BenchSilo> StartAsync(Func<IReadOnlyList<string>, ProcessStartInfo> cli, string directory, string federation, int siloPort, int gatewayPort,
-        int primaryPort, string connectionString, CancellationToken cancellationToken)
+        string connectionString, CancellationToken cancellationToken)
     {
         string config = Path.Combine(directory, $"silo-{siloPort}.json");
         await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new
@@ -40,7 +40,7 @@ internal sealed class BenchSilo : IDisposable
             SecureFed = new
             {
                 Federation = federation,
-                Cluster = new { SiloPort = siloPort, GatewayPort = gatewayPort, PrimarySiloPort = primaryPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString },
+                Cluster = new { SiloPort = siloPort, GatewayPort = gatewayPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString },
             },
         }), cancellationToken).ConfigureAwait(false);
         ProcessStartInfo info = cli(["aggregator", "--config", config]);

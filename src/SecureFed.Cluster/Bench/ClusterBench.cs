@@ -58,14 +58,14 @@ public static class ClusterBench
         try
         {
             string connectionString = options.ConnectionString ?? (postgres = await ThrowawayPostgres.StartAsync("securefed_bench", cancellationToken).ConfigureAwait(false)).ConnectionString;
-            // The primary first (it keeps membership), then the other silos and the single-process reference together.
-            int primary = FreePort();
-            silos.Add(await BenchSilo.StartAsync(cli, dir, ClusterFederation, primary, FreePort(), primary, connectionString, cancellationToken).ConfigureAwait(false));
+            // One silo first (it creates the membership schema; later ones would wait on its lock anyway), then the other
+            // silos and the single-process reference together. Membership is in PostgreSQL: no silo is primary.
+            silos.Add(await BenchSilo.StartAsync(cli, dir, ClusterFederation, FreePort(), FreePort(), connectionString, cancellationToken).ConfigureAwait(false));
             int singlePort = FreePort();
             Task<BenchSilo>[] starting =
             [
-                .. Enumerable.Range(1, options.Silos - 1).Select(_ => BenchSilo.StartAsync(cli, dir, ClusterFederation, FreePort(), FreePort(), primary, connectionString, cancellationToken)),
-                BenchSilo.StartAsync(cli, dir, SingleFederation, singlePort, FreePort(), singlePort, connectionString, cancellationToken),
+                .. Enumerable.Range(1, options.Silos - 1).Select(_ => BenchSilo.StartAsync(cli, dir, ClusterFederation, FreePort(), FreePort(), connectionString, cancellationToken)),
+                BenchSilo.StartAsync(cli, dir, SingleFederation, singlePort, FreePort(), connectionString, cancellationToken),
             ];
             try
             {

@@ -2,7 +2,7 @@ namespace SecureFed.Cluster.Bench;
 
 /// <summary>
 /// The figures of one <see cref="ClusterBench"/> run. Per-silo arrays are in silo process order (the first is the
-/// primary). Bytes received are Orleans message bytes (headers and bodies, from the bench's clients and from other
+/// one started first). Bytes received are Orleans message bytes (headers and bodies, from the bench's clients and from other
 /// silos) during the round; CPU seconds are the process's user + system time during the round; peak RSS is the
 /// process's high-water mark since it started (Linux VmHWM), idle RSS its resident set just before the round.
 /// Round seconds are the time the driver waited for that side's answers (the sites' own masking is not in either).

@@ -3,6 +3,7 @@ using Npgsql;
 using NpgsqlTypes;
 using Orleans.Serialization;
 using Orleans.Storage;
+using SecureFed.Cluster.Membership;
 
 namespace SecureFed.Cluster.Storage;
 
@@ -131,8 +132,21 @@ internal sealed class PostgresGrainStorage : IGrainStorage
         {
             if (!_schemaReady)
             {
-                await using NpgsqlCommand command = _dataSource.CreateCommand(Schema);
-                await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+                // CREATE TABLE IF NOT EXISTS is not safe against itself in PostgreSQL (two sessions can both miss the table
+                // and one fails on pg_type's unique index), so silos starting together queue on the schema lock.
+                NpgsqlConnection connection = await _dataSource.OpenConnectionAsync().ConfigureAwait(false);
+                await using (connection.ConfigureAwait(false))
+                {
+                    NpgsqlTransaction transaction = await connection.BeginTransactionAsync().ConfigureAwait(false);
+                    await using (transaction.ConfigureAwait(false))
+                    {
+                        await PostgresClusteringSchema.LockAsync(connection, transaction, CancellationToken.None).ConfigureAwait(false);
+                        await using var command = new NpgsqlCommand(Schema, connection, transaction);
+                        await command.ExecuteNonQueryAsync().ConfigureAwait(false);
+                        await transaction.CommitAsync().ConfigureAwait(false);
+                    }
+                }
+
                 _schemaReady = true;
             }
         }
