@@ -92,13 +92,21 @@ internal static class DataSplitter
             string dir = options.Corpora[i];
             string corpus = Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'));
             IReadOnlyList<Sentence> train = ReadPart(dir, "train.tsv", options.MaxTrainSentences, seed);
+            if (options.PartialAnnotation)
+            {
+                // Each corpus marks only its own types: an O token may be an entity of a type it does not annotate.
+                IReadOnlyList<string> annotated = TypesOf(train);
+                train = [.. train.Select(s => s with { AnnotatedTypes = annotated })];
+            }
+
             dev.AddRange(ReadPart(dir, "dev.tsv", options.MaxEvalSentences, seed));
             test.AddRange(ReadPart(dir, "test.tsv", options.MaxEvalSentences, seed));
             sites.Add(new SiteData($"site-{i + 1}", $"{corpus} ({train.Count} sentences)", train, TypesOf(train)));
         }
 
         IReadOnlyList<string> types = [.. sites.SelectMany(s => s.EntityTypes).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
-        string description = $"by corpus: {string.Join("; ", sites.Select(s => $"{s.Name} = {s.Source} labels {string.Join("/", s.EntityTypes)}"))}; dev {dev.Count}, test {test.Count} (union of the corpora's held-out sets)";
+        string description = $"by corpus: {string.Join("; ", sites.Select(s => $"{s.Name} = {s.Source} labels {string.Join("/", s.EntityTypes)}"))}; dev {dev.Count}, test {test.Count} (union of the corpora's held-out sets)"
+            + (options.PartialAnnotation ? "; partial annotation: an O token may be any type its corpus does not annotate" : "; every unannotated type trained as O");
         return new ExperimentData(sites, dev, test, types, description);
     }
 }

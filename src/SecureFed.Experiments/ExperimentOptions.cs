@@ -184,6 +184,13 @@ public sealed record ExperimentOptions
     /// <value>The default value is true.</value>
     public bool RunNonPrivateArms { get; init; } = true;
 
+    /// <summary>
+    /// With the by-corpus split, train each sentence on partial labels (<see cref="Sentence.AnnotatedTypes"/>: its
+    /// corpus's types), so that a corpus that does not annotate a type does not teach that its entities are O.
+    /// </summary>
+    /// <value>The default value is true.</value>
+    public bool PartialAnnotation { get; init; } = true;
+
     /// <summary>Run the centralized arms (each site alone, pooled); false runs only the federated ones (recipe search).</summary>
     /// <value>The default value is true.</value>
     public bool RunCentralizedArms { get; init; } = true;

@@ -398,6 +398,7 @@ public sealed partial class ExperimentRunner
         ["epsilons"] = _options.Epsilons,
         ["update_clip"] = _options.UpdateClip,
         ["site_noise_multiplier"] = _options.SiteNoiseMultiplier,
+        ["partial_annotation"] = _options.Split == ExperimentSplit.ByCorpus && _options.PartialAnnotation,
         ["server_lr"] = _options.ServerLearningRate,
         ["server_optimizer"] = _options.ServerOptimizer.Kind.ToString().ToLowerInvariant(),
         ["server_beta1"] = _options.ServerBeta1,

@@ -248,6 +248,28 @@ public sealed class TaggerModel : IDisposable
         return result;
     }
 
+    internal EncodedSentence Encode(Sentence sentence) => Encode(sentence.Tokens, sentence.Tags) with { OutsideAllowed = OutsideAllowed(sentence.AnnotatedTypes) };
+
+    /// <summary>The labels an O token may carry when only <paramref name="annotatedTypes"/> were marked (null when every type was).</summary>
+    internal bool[]? OutsideAllowed(IReadOnlyCollection<string>? annotatedTypes)
+    {
+        if (annotatedTypes is null)
+        {
+            return null;
+        }
+
+        var allowed = new bool[Labels.Count];
+        allowed[0] = true;
+        bool any = false;
+        for (int i = 1; i < allowed.Length; i++)
+        {
+            allowed[i] = !annotatedTypes.Contains(Iob.Parse(Labels.Labels[i]).Type);
+            any |= allowed[i];
+        }
+
+        return any ? allowed : null;
+    }
+
     internal EncodedSentence Encode(IReadOnlyList<string> tokens, IReadOnlyList<string>? tags)
     {
         (long[] words, long[] shapes, long[] ngrams, long[] chars) = _hasher.Encode(tokens);

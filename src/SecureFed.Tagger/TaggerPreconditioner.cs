@@ -38,7 +38,7 @@ public static class TaggerPreconditioner
             throw new ArgumentOutOfRangeException(nameof(floorRatio), floorRatio, "floorRatio must be in (0, 1].");
         }
 
-        EncodedSentence[] encoded = [.. publicData.Where(s => s.Length > 0).Select(s => model.Encode(s.Tokens, s.Tags))];
+        EncodedSentence[] encoded = [.. publicData.Where(s => s.Length > 0).Select(model.Encode)];
         if (encoded.Length == 0)
         {
             throw new ArgumentException("the public data has no non-empty sentence", nameof(publicData));

@@ -43,7 +43,7 @@ public sealed class TaggerTrainer
         TorchRuntime.SetThreads(options.Threads);
         torch.random.manual_seed(options.Seed);
         var rng = new Random(options.Seed);
-        var encodedTrain = train.Where(s => s.Length > 0).Select(s => model.Encode(s.Tokens, s.Tags)).ToArray();
+        var encodedTrain = train.Where(s => s.Length > 0).Select(model.Encode).ToArray();
         if (encodedTrain.Length == 0)
         {
             throw new ArgumentException("the training set has only empty sentences", nameof(train));

@@ -13,6 +13,9 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
 
     public long[]? LabelValues { get; init; }
 
+    /// <summary>[B, L] bool: the labels an O token of each sentence may carry (partial annotation); null when every sentence is fully annotated.</summary>
+    public Tensor? OutsideAllowed { get; init; }
+
     public const long IgnoreIndex = -100;
 
     public static BatchTensors Create(IReadOnlyList<EncodedSentence> batch, TaggerConfig config, Device device, bool withLabels, double wordDropout, Random? rng)
@@ -59,6 +62,25 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
             }
         }
 
+        Tensor? outsideAllowed = null;
+        if (labels is not null && batch.FirstOrDefault(s => s.OutsideAllowed is not null)?.OutsideAllowed is bool[] shape)
+        {
+            var allowed = new bool[b * shape.Length];
+            for (int i = 0; i < b; i++)
+            {
+                if (batch[i].OutsideAllowed is bool[] row)
+                {
+                    Array.Copy(row, 0, allowed, i * shape.Length, shape.Length);
+                }
+                else
+                {
+                    allowed[i * shape.Length] = true;
+                }
+            }
+
+            outsideAllowed = tensor(allowed, [b, shape.Length]).to(device);
+        }
+
         return new BatchTensors(
             tensor(words, [b, t]).to(device),
             tensor(shapes, [b, t]).to(device),
@@ -71,6 +93,7 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
         {
             LengthValues = lengths,
             LabelValues = labels,
+            OutsideAllowed = outsideAllowed,
         };
     }
 }

@@ -4,4 +4,7 @@ namespace SecureFed.Tagger.Internal;
 internal sealed record EncodedSentence(long[] Words, long[] Shapes, long[] Ngrams, long[] Chars, long[]? Labels)
 {
     public int Length => Words.Length;
+
+    /// <summary>Per label index, whether a token tagged O may carry it (partial annotation); null = only O.</summary>
+    public bool[]? OutsideAllowed { get; init; }
 }

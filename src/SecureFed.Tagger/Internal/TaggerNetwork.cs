@@ -110,8 +110,31 @@ internal sealed class TaggerNetwork : nn.Module
             return _crf.SummedNegativeLogLikelihood(scores, batch.LabelValues!, batch.LengthValues);
         }
 
-        return nn.functional.cross_entropy(scores.reshape(-1, _labelCount), labels.reshape(-1),
-            ignore_index: BatchTensors.IgnoreIndex, reduction: nn.Reduction.Sum);
+        if (batch.OutsideAllowed is null)
+        {
+            return nn.functional.cross_entropy(scores.reshape(-1, _labelCount), labels.reshape(-1),
+                ignore_index: BatchTensors.IgnoreIndex, reduction: nn.Reduction.Sum);
+        }
+
+        return PartialLabelLoss(scores, labels, batch.OutsideAllowed);
+    }
+
+    /// <summary>
+    /// −Σ log Σ_{y ∈ A(token)} p(y): A is the gold label, except for O tokens of partially annotated sentences, where it
+    /// is O plus every label of a type the sentence's annotators did not mark. Equals the cross-entropy when A is one label.
+    /// </summary>
+    private Tensor PartialLabelLoss(Tensor scores, Tensor labels, Tensor outsideAllowed)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor logp = nn.functional.log_softmax(scores, -1); // [B, T, L]
+        Tensor valid = labels.ne(BatchTensors.IgnoreIndex); // [B, T]
+        Tensor safe = labels.masked_fill(valid.logical_not(), TorchScalars.ZeroInt);
+        Tensor gold = nn.functional.one_hot(safe, _labelCount).to(ScalarType.Bool); // [B, T, L]
+        Tensor isOutside = safe.eq(TorchScalars.ZeroInt).unsqueeze(-1); // [B, T, 1]
+        Tensor allowed = torch.where(isOutside, outsideAllowed.unsqueeze(1).expand_as(gold), gold);
+        using Scalar negativeInfinity = float.NegativeInfinity.ToScalar();
+        Tensor perToken = logp.masked_fill(allowed.logical_not(), negativeInfinity).logsumexp(-1).neg(); // [B, T]
+        return perToken.masked_fill(valid.logical_not(), TorchScalars.ZeroInt).sum().MoveToOuterDisposeScope();
     }
 
     /// <summary>Character CNN: [B, T, C] hashed character ids to [B, T, filters], ReLU then max over the token's characters.</summary>
