@@ -207,7 +207,10 @@ public sealed partial class ExperimentRunner
         for (int i = 0; i < data.Sites.Count; i++)
         {
             SiteData site = data.Sites[i];
-            yield return RunCentralized($"{site.Name} alone", "site_alone", site.Train, data, initial, seed, i + 1, cancellationToken);
+            // A hospital alone has nobody to mark the types it does not annotate: it trains them as O (its own tagger),
+            // never on partial labels, which without another source of those types would never learn to reject them.
+            IReadOnlyList<Sentence> train = [.. site.Train.Select(s => s.AnnotatedTypes is null ? s : s with { AnnotatedTypes = null })];
+            yield return RunCentralized($"{site.Name} alone", "site_alone", train, data, initial, seed, i + 1, cancellationToken);
         }
     }
 

@@ -53,6 +53,23 @@ public sealed class ExperimentSplitTests : IDisposable
         Assert.Contains("site-2 = gene-like", data.Description, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Load_ByCorpus_TrainSentencesCarryTheirCorpusTypesOnlyUnderPartialAnnotation(bool partial)
+    {
+        string first = Corpus("disease-only", 12, ["Disease"]);
+        string second = Corpus("gene-only", 8, ["Gene"]);
+        var options = new ExperimentOptions { Corpora = [first, second], Sites = 2, Split = ExperimentSplit.ByCorpus, PartialAnnotation = partial };
+
+        ExperimentData data = DataSplitter.Load(options, seed: 1);
+
+        Assert.All(data.Sites[0].Train, s => Assert.Equal(partial ? ["Disease"] : null, s.AnnotatedTypes));
+        Assert.All(data.Sites[1].Train, s => Assert.Equal(partial ? ["Gene"] : null, s.AnnotatedTypes));
+        Assert.All(data.Test, s => Assert.Null(s.AnnotatedTypes));
+        Assert.Contains(partial ? "partial annotation" : "trained as O", data.Description, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Validate_WarmStartIsTheEvaluatedCorpus_Refused()
     {
