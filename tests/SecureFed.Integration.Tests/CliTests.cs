@@ -105,7 +105,7 @@ public sealed class CliTests
     [Fact]
     public async Task BenchSecagg_DefaultGraph_RunsBothPoliciesAndReportsRatios()
     {
-        var (code, output, _) = await Run("bench", "secagg", "--clients", "160", "--length", "64", "--dropout", "0.2", "--planned-dropout", "0.3", "--json");
+        var (code, output, _) = await Run("bench", "secagg", "--clients", "40", "--length", "64", "--dropout", "0.05", "--planned-dropout", "0.1", "--json");
 
         Assert.Equal(0, code);
         using var doc = JsonDocument.Parse(output);
@@ -114,8 +114,8 @@ public sealed class CliTests
         Assert.True(doc.RootElement.GetProperty("sum_matches").GetBoolean());
         Assert.True(complete.GetProperty("sum_matches").GetBoolean());
         Assert.True(sparse.GetProperty("sum_matches").GetBoolean());
-        Assert.Equal(("complete", "complete", 159), (complete.GetProperty("graph_policy").GetString(), complete.GetProperty("graph").GetString(), complete.GetProperty("degree").GetInt32()));
-        Assert.Equal(("sparse", "harary", 130, 66), (sparse.GetProperty("graph_policy").GetString(), sparse.GetProperty("graph").GetString(), sparse.GetProperty("degree").GetInt32(), sparse.GetProperty("threshold").GetInt32()));
+        Assert.Equal(("complete", "complete", 39), (complete.GetProperty("graph_policy").GetString(), complete.GetProperty("graph").GetString(), complete.GetProperty("degree").GetInt32()));
+        Assert.Equal(("sparse", "harary", 26, 15), (sparse.GetProperty("graph_policy").GetString(), sparse.GetProperty("graph").GetString(), sparse.GetProperty("degree").GetInt32(), sparse.GetProperty("threshold").GetInt32()));
         double ratio = doc.RootElement.GetProperty("sparse_over_complete").GetProperty("bytes_per_client").GetDouble();
         Assert.Equal(sparse.GetProperty("bytes_per_client").GetDouble() / complete.GetProperty("bytes_per_client").GetDouble(), ratio, 12);
         Assert.True(ratio < 1, $"sparse / complete bytes per client = {ratio}");
