@@ -9,6 +9,7 @@ namespace SecureFed.Protocol.Tests;
 public sealed class GraphPolicyTests
 {
     [Theory]
+    [InlineData(132)]
     [InlineData(160)]
     [InlineData(500)]
     public void Plan_SparsePolicyModerateCohort_HararyGraphMeetingTheBounds(int n)
@@ -21,11 +22,13 @@ public sealed class GraphPolicyTests
         Assert.Null(GraphPlanner.CheckAnnounced(n, sparse.Degree, sparse.Threshold, GraphPolicy.Sparse));
     }
 
-    [Fact]
-    public void Plan_SparsePolicyCohortTooSmallForAnyHararyDegree_CompleteGraph()
+    [Theory]
+    [InlineData(100)]
+    [InlineData(131)]
+    public void Plan_SparsePolicyCohortTooSmallForAnyHararyDegree_CompleteGraph(int n)
     {
-        // At n = 100 no even k < 99 meets both bounds, so "sparse" falls back to the complete graph.
-        Assert.Equal(new GraphPlan(100, 99, 51, true), GraphPlanner.Plan(100, GraphPolicy.Sparse));
+        // Below n = 132 no even k < n - 1 meets both bounds, so "sparse" falls back to the complete graph.
+        Assert.Equal(new GraphPlan(n, n - 1, (n / 2) + 1, true), GraphPlanner.Plan(n, GraphPolicy.Sparse));
     }
 
     [Fact]
@@ -64,24 +67,31 @@ public sealed class GraphPolicyTests
     [Fact]
     public void Run_SparsePolicyWithDropoutsAtSeveralStages_SumEqualsExactSumOfContributors()
     {
-        const int n = 160;
-        GraphPlan plan = GraphPlanner.Plan(n, GraphPolicy.Sparse);
+        // The sparse plan for 64 sites expecting 15% dropout (at the default 30% the Harary graph starts at 132 sites,
+        // too slow for a unit test; the plan there is checked above): k = 34, t = 18.
+        const int n = 64;
+        GraphPlan plan = GraphPlanner.Plan(n, GraphPolicy.Sparse, dropoutFraction: 0.15);
+        Assert.Equal(new GraphPlan(n, 34, 18, false), plan);
         using var fx = new ProtocolFixture(n, seed: 17, vectorLength: 48, threshold: plan.Threshold, degree: plan.Degree);
         Assert.False(fx.Parameters.Graph.IsComplete);
-        Assert.Equal(130, fx.Parameters.Graph.Neighbors(1).Count);
+        Assert.Equal(34, fx.Parameters.Graph.Neighbors(1).Count);
         var rng = new Random(5);
         int[] order = [.. Enumerable.Range(1, n).OrderBy(_ => rng.Next())];
-        // 30% drop before sending a masked input (their pairwise masks must be removed), 5% more after it (their
-        // self-masks must be removed without their help), 2% right at the start.
-        var dropouts = order.Take(48).Select(i => new SimulatedDropout(i, ProtocolStage.MaskedInputCollection))
-            .Concat(order.Skip(48).Take(8).Select(i => new SimulatedDropout(i, ProtocolStage.Unmasking)))
-            .Concat(order.Skip(56).Take(3).Select(i => new SimulatedDropout(i, ProtocolStage.ShareKeys)))
+        // 10% drop before sending a masked input (their pairwise masks must be removed), 3% more after it (their
+        // self-masks must be removed without their help), one at ShareKeys (never shared its keys).
+        int[] beforeInput = [.. order.Take(6)];
+        int[] beforeUnmask = [.. order.Skip(6).Take(2)];
+        int[] beforeShares = [.. order.Skip(8).Take(1)];
+        var dropouts = beforeInput.Select(i => new SimulatedDropout(i, ProtocolStage.MaskedInputCollection))
+            .Concat(beforeUnmask.Select(i => new SimulatedDropout(i, ProtocolStage.Unmasking)))
+            .Concat(beforeShares.Select(i => new SimulatedDropout(i, ProtocolStage.ShareKeys)))
             .ToArray();
 
         SimulationResult result = SecAggSimulation.Run(fx.Parameters, fx.Identities, fx.Inputs, dropouts, fx.Random, serverParallelism: 2);
 
-        int[] contributors = [.. Enumerable.Range(1, n).Except(order.Take(48)).Except(order.Skip(56).Take(3))];
+        int[] contributors = [.. Enumerable.Range(1, n).Except(beforeInput).Except(beforeShares)];
         Assert.Equal(contributors, result.Aggregation.Contributors);
+        Assert.Equal(beforeInput.Order(), result.Aggregation.DroppedBeforeInput.Order());
         Assert.Equal(fx.ExpectedSum(contributors), result.Aggregation.Sum);
         // Against a wrong answer that happens to look right: the sum differs from the sum with one contributor less.
         Assert.NotEqual(fx.ExpectedSum(contributors.Skip(1)), result.Aggregation.Sum);

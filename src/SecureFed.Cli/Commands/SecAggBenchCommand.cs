@@ -92,10 +92,10 @@ internal static class SecAggBenchCommand
             }
 
             TextWriter output = parse.InvocationConfiguration.Output;
-            bool json1 = parse.GetValue(json);
+            bool asJson = parse.GetValue(json);
             if (results.Count == 1)
             {
-                if (json1)
+                if (asJson)
                 {
                     output.WriteLine(JsonSerializer.Serialize(results[0], JsonOptions));
                 }
@@ -107,7 +107,7 @@ internal static class SecAggBenchCommand
             else
             {
                 Comparison both = Compare(results[0], results[1]);
-                if (json1)
+                if (asJson)
                 {
                     output.WriteLine(JsonSerializer.Serialize(both, JsonOptions));
                 }
