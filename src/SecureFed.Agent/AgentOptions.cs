@@ -49,6 +49,17 @@ public sealed class AgentOptions
     /// <summary>Smallest site-level noise multiplier this site accepts. <value>The default value is 0.1.</value></summary>
     public double MinSiteNoiseMultiplier { get; set; } = 0.1;
 
+    /// <summary>
+    /// Masking graphs this site accepts (docs/PROTOCOL.md "Masking graph"): <c>complete</c> = only the complete graph
+    /// up to 512 sites (a SecAgg+ Harary graph only above); <c>sparse</c> = also a Harary graph for smaller cohorts.
+    /// Either way a Harary graph's threshold must meet the 2^-40 privacy bound for 5% corrupt sites, and a round that
+    /// does not fit is declined with the reason. <value>The default value is complete.</value>
+    /// </summary>
+    public string Graph { get; set; } = "complete";
+
+    /// <summary><see cref="Graph"/> parsed (complete when the setting is invalid; <see cref="Validate"/> reports that).</summary>
+    public SecureFed.Protocol.GraphPolicy GraphPolicy => SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out SecureFed.Protocol.GraphPolicy policy) ? policy : SecureFed.Protocol.GraphPolicy.Complete;
+
     /// <summary>Local learning rate (of <see cref="Optimizer"/>; plain SGD on the noisy DP-SGD gradient, docs/utility.md). <value>The default value is 0.5.</value></summary>
     public double LearningRate { get; set; } = 0.5;
 
@@ -174,6 +185,11 @@ public sealed class AgentOptions
         if (MaxRetries is < 0 or > 20)
         {
             errors.Add($"SecureFed:MaxRetries must be between 0 and 20, got {MaxRetries}.");
+        }
+
+        if (!SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _))
+        {
+            errors.Add($"SecureFed:Graph must be complete (accept the complete masking graph only, up to 512 sites) or sparse (also accept a SecAgg+ Harary graph), got '{Graph}'.");
         }
 
         if (MinDpSgdNoiseMultiplier < 0 || MinSiteNoiseMultiplier < 0)

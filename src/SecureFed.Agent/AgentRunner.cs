@@ -446,6 +446,11 @@ public sealed class AgentRunner
             return No("this site is not in the announced cohort");
         }
 
+        if (GraphPlanner.CheckAnnounced(parameters.CohortSize, parameters.GraphDegree, parameters.Threshold, _options.GraphPolicy) is string graphRefusal)
+        {
+            return No(graphRefusal);
+        }
+
         // The aggregator cannot ask for less noise than the announced guarantee needs: recompute it here.
         DistributedDpPlan plan = DistributedDp.Plan(a.SiteDp.L2Clip, a.QuantScale, (int)a.ParameterCount, parameters.CohortSize, parameters.Threshold, a.SiteDp.TargetNoiseMultiplier);
         if (a.SiteDp.NoiseSigmaSite < plan.SigmaSite * 0.999)

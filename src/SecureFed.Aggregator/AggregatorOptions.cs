@@ -31,6 +31,21 @@ public sealed class AggregatorOptions
     /// <summary>Shamir threshold t; 0 derives it from the cohort size (see GraphPlanner). <value>The default value is 0.</value></summary>
     public int Threshold { get; set; }
 
+    /// <summary>
+    /// Masking-graph policy (docs/PROTOCOL.md "Masking graph"): <c>complete</c> = the complete graph with t = ⌊n/2⌋+1
+    /// up to 512 sites, SecAgg+ Harary graph above (a deterministic guarantee up to 512 sites); <c>sparse</c> = the
+    /// SecAgg+ Harary graph for any cohort where the planner's bounds allow one (about half the unmasking work at
+    /// 500 sites, a statistical guarantee under an assumed 5% corrupt sites; sites must accept it with their own
+    /// <c>Graph=sparse</c>). <value>The default value is complete.</value>
+    /// </summary>
+    public string Graph { get; set; } = "complete";
+
+    /// <summary><see cref="Graph"/> parsed (complete when the setting is invalid; <see cref="Validate"/> reports that).</summary>
+    public SecureFed.Protocol.GraphPolicy GraphPolicy => SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out SecureFed.Protocol.GraphPolicy policy) ? policy : SecureFed.Protocol.GraphPolicy.Complete;
+
+    /// <summary>The graph and threshold a round over <paramref name="cohortSize"/> sites uses under <see cref="GraphPolicy"/> (γ = 0.05, δ = 0.3).</summary>
+    internal SecureFed.Protocol.GraphPlan PlanGraph(int cohortSize) => SecureFed.Protocol.GraphPlanner.Plan(cohortSize, GraphPolicy);
+
     /// <summary>Seconds the cohort has to train locally and advertise keys. <value>The default value is 600.</value></summary>
     public int TrainingTimeoutSeconds { get; set; } = 600;
 
@@ -177,6 +192,11 @@ public sealed class AggregatorOptions
         if (Threshold != 0 && Threshold < 2)
         {
             errors.Add($"SecureFed:Threshold must be 0 (automatic) or at least 2, got {Threshold}.");
+        }
+
+        if (!SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _))
+        {
+            errors.Add($"SecureFed:Graph must be complete (complete masking graph up to 512 sites) or sparse (SecAgg+ Harary graph wherever the planner's bounds allow it), got '{Graph}'.");
         }
 
         Range(errors, "TrainingTimeoutSeconds", TrainingTimeoutSeconds, 1, 86_400);

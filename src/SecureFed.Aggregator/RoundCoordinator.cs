@@ -227,7 +227,7 @@ public sealed class RoundCoordinator : BackgroundService
     private RoundSession? OpenRound(IReadOnlyList<string> cohort)
     {
         int n = cohort.Count;
-        GraphPlan plan = GraphPlanner.Plan(n);
+        GraphPlan plan = _options.PlanGraph(n);
         int threshold = FederatedAveraging.Threshold(plan, _options.Threshold);
         int d = _state.Model.ParameterCount;
         EvaluationLayout? evaluation = _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
@@ -249,6 +249,7 @@ public sealed class RoundCoordinator : BackgroundService
             cohort,
             threshold,
             degree = plan.Degree,
+            graph_policy = GraphPlanner.PolicyName(_options.GraphPolicy),
             vector_length = codec.VectorLength,
             bit_width = codec.BitWidth,
             scale = codec.Scale,
@@ -313,6 +314,7 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("cohort", cohort)
             .Add("threshold", threshold)
             .Add("graph_degree", plan.Degree)
+            .Add("graph_policy", GraphPlanner.PolicyName(_options.GraphPolicy))
             .Add("bit_width", codec.BitWidth)
             .Add("vector_length", codec.VectorLength)
             .Add("model_version", _state.Model.Version)

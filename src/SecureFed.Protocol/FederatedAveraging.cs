@@ -13,7 +13,8 @@ public static class FederatedAveraging
 {
     /// <summary>
     /// The threshold t of a round over <paramref name="plan"/>: the configured one (0 = the planner's), capped at the
-    /// neighbourhood size and raised to a strict majority of it.
+    /// neighbourhood size and raised to a strict majority of it; over a sparse (Harary) graph never below the
+    /// planner's t, the smallest that meets the privacy bound (agents refuse less, <see cref="GraphPlanner.CheckAnnounced"/>).
     /// </summary>
     public static int Threshold(GraphPlan plan, int configuredThreshold)
     {
@@ -22,6 +23,11 @@ public static class FederatedAveraging
         if (2 * threshold <= plan.Degree + 1)
         {
             threshold = ((plan.Degree + 1) / 2) + 1;
+        }
+
+        if (!plan.IsComplete)
+        {
+            threshold = Math.Max(threshold, plan.Threshold);
         }
 
         return threshold;

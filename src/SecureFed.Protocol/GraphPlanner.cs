@@ -11,8 +11,10 @@ namespace SecureFed.Protocol;
 /// <item>privacy: the corrupt holders alone reach t with probability ≤ 2^-40, i.e. P[Bin(k+1, γ) ≥ t] ≤ 2^-40;</item>
 /// <item>correctness: enough holders survive, P[Bin(k+1, 1-δ) &lt; t] ≤ 2^-20.</item>
 /// </list>
-/// Small cohorts (n ≤ <see cref="CompleteGraphLimit"/>) use the complete graph with t = ⌊n/2⌋+1 (at least 2), the
-/// smallest honest-majority threshold; large cohorts use the smallest even k satisfying the rules, so k = O(log n).
+/// Under <see cref="GraphPolicy.Complete"/> (the default) small cohorts (n ≤ <see cref="CompleteGraphLimit"/>) use
+/// the complete graph with t = ⌊n/2⌋+1 (at least 2), the smallest honest-majority threshold; large cohorts use the
+/// smallest even k satisfying the rules, so k = O(log n). <see cref="GraphPolicy.Sparse"/> uses that smallest k for
+/// every n where one below n − 1 exists.
 /// </para>
 /// </summary>
 public static class GraphPlanner
@@ -20,8 +22,79 @@ public static class GraphPlanner
     /// <summary>Cohorts up to this size use the complete graph. The default value is 512.</summary>
     public const int CompleteGraphLimit = 512;
 
+    /// <summary>γ the aggregator plans with: the assumed fraction of corrupt sites. The default value is 0.05.</summary>
+    public const double DefaultCorruptFraction = 0.05;
+
+    /// <summary>δ the aggregator plans with: the expected fraction of sites that drop. The default value is 0.3.</summary>
+    public const double DefaultDropoutFraction = 0.3;
+
     private static readonly double LogPrivacyBound = -40 * Math.Log(2);
     private static readonly double LogCorrectnessBound = -20 * Math.Log(2);
+
+    /// <summary>Plans the graph of a cohort under <paramref name="policy"/> (see the type's remarks).</summary>
+    /// <param name="cohortSize">n, at least 2.</param>
+    /// <param name="policy">Complete (Harary only above <see cref="CompleteGraphLimit"/>) or sparse (Harary wherever the bounds allow).</param>
+    /// <param name="corruptFraction">γ in [0, 0.5).</param>
+    /// <param name="dropoutFraction">δ in [0, 1).</param>
+    public static GraphPlan Plan(int cohortSize, GraphPolicy policy, double corruptFraction = DefaultCorruptFraction, double dropoutFraction = DefaultDropoutFraction) => policy switch
+    {
+        GraphPolicy.Complete => Plan(cohortSize, corruptFraction, dropoutFraction, forceComplete: null),
+        GraphPolicy.Sparse => Plan(cohortSize, corruptFraction, dropoutFraction, forceComplete: false),
+        _ => throw new ArgumentOutOfRangeException(nameof(policy), policy, "Unknown graph policy."),
+    };
+
+    /// <summary>Parses a <c>Graph</c> setting: <c>complete</c> or <c>sparse</c> (case-insensitive).</summary>
+    public static bool TryParsePolicy(string? value, out GraphPolicy policy)
+    {
+        switch (value?.Trim().ToLowerInvariant())
+        {
+            case "complete":
+                policy = GraphPolicy.Complete;
+                return true;
+            case "sparse":
+                policy = GraphPolicy.Sparse;
+                return true;
+            default:
+                policy = GraphPolicy.Complete;
+                return false;
+        }
+    }
+
+    /// <summary>The setting's spelling of <paramref name="policy"/> (<c>complete</c> or <c>sparse</c>).</summary>
+    public static string PolicyName(GraphPolicy policy) => policy == GraphPolicy.Sparse ? "sparse" : "complete";
+
+    /// <summary>
+    /// Checks an announced graph against what a site accepts: the complete graph always (the round parameters already
+    /// require t &gt; n/2); a Harary graph only when <paramref name="accepted"/> is sparse or n exceeds
+    /// <see cref="CompleteGraphLimit"/>, and only when t meets the privacy bound P[Bin(k+1, γ) ≥ t] ≤ 2^-40.
+    /// </summary>
+    /// <returns>Null when acceptable, else the reason to decline.</returns>
+    public static string? CheckAnnounced(int cohortSize, int degree, int threshold, GraphPolicy accepted, double corruptFraction = DefaultCorruptFraction)
+    {
+        if (corruptFraction is < 0 or >= 0.5 || double.IsNaN(corruptFraction))
+        {
+            throw new ArgumentOutOfRangeException(nameof(corruptFraction), corruptFraction, "The corrupt fraction must be in [0, 0.5).");
+        }
+
+        if (degree >= cohortSize - 1)
+        {
+            return null;
+        }
+
+        if (accepted == GraphPolicy.Complete && cohortSize <= CompleteGraphLimit)
+        {
+            return $"the round uses a sparse masking graph (k = {degree}) for {cohortSize} sites; this site's Graph policy is complete, " +
+                $"which accepts a sparse graph only above {CompleteGraphLimit} sites";
+        }
+
+        if (threshold < 1 || threshold > degree + 1 || LogBinomialUpperTail(degree + 1, corruptFraction, threshold) > LogPrivacyBound)
+        {
+            return $"the sparse masking graph's threshold t = {threshold} of {degree + 1} share holders does not meet the 2^-40 privacy bound " +
+                $"for an assumed corrupt fraction of {corruptFraction.ToString(System.Globalization.CultureInfo.InvariantCulture)}";
+        }
+
+        return null;
+    }
 
     /// <summary>Plans the complete graph or a Harary graph (see the type's remarks).</summary>
     /// <param name="cohortSize">n, at least 2.</param>

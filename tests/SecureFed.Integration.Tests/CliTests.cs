@@ -93,12 +93,41 @@ public sealed class CliTests
     [Fact]
     public async Task BenchSecagg_SmallCohortWithDropouts_SumMatchesJson()
     {
-        var (code, output, _) = await Run("bench", "secagg", "--clients", "8", "--length", "1000", "--dropout", "0.25", "--json");
+        var (code, output, _) = await Run("bench", "secagg", "--clients", "8", "--length", "1000", "--dropout", "0.25", "--graph", "complete", "--json");
 
         Assert.Equal(0, code);
         using var doc = JsonDocument.Parse(output);
         Assert.True(doc.RootElement.GetProperty("sum_matches").GetBoolean());
+        Assert.Equal("complete", doc.RootElement.GetProperty("graph_policy").GetString());
         Assert.True(doc.RootElement.GetProperty("bytes_per_client").GetDouble() > doc.RootElement.GetProperty("plain_bytes_per_client").GetDouble());
+    }
+
+    [Fact]
+    public async Task BenchSecagg_DefaultGraph_RunsBothPoliciesAndReportsRatios()
+    {
+        var (code, output, _) = await Run("bench", "secagg", "--clients", "40", "--length", "64", "--dropout", "0.05", "--planned-dropout", "0.1", "--json");
+
+        Assert.Equal(0, code);
+        using var doc = JsonDocument.Parse(output);
+        JsonElement complete = doc.RootElement.GetProperty("complete");
+        JsonElement sparse = doc.RootElement.GetProperty("sparse");
+        Assert.True(doc.RootElement.GetProperty("sum_matches").GetBoolean());
+        Assert.True(complete.GetProperty("sum_matches").GetBoolean());
+        Assert.True(sparse.GetProperty("sum_matches").GetBoolean());
+        Assert.Equal(("complete", "complete", 39), (complete.GetProperty("graph_policy").GetString(), complete.GetProperty("graph").GetString(), complete.GetProperty("degree").GetInt32()));
+        Assert.Equal(("sparse", "harary", 26, 15), (sparse.GetProperty("graph_policy").GetString(), sparse.GetProperty("graph").GetString(), sparse.GetProperty("degree").GetInt32(), sparse.GetProperty("threshold").GetInt32()));
+        double ratio = doc.RootElement.GetProperty("sparse_over_complete").GetProperty("bytes_per_client").GetDouble();
+        Assert.Equal(sparse.GetProperty("bytes_per_client").GetDouble() / complete.GetProperty("bytes_per_client").GetDouble(), ratio, 12);
+        Assert.True(ratio < 1, $"sparse / complete bytes per client = {ratio}");
+    }
+
+    [Fact]
+    public async Task BenchSecagg_UnknownGraph_Exits2NamingTheOption()
+    {
+        var (code, _, err) = await Run("bench", "secagg", "--clients", "8", "--length", "10", "--graph", "harary");
+
+        Assert.Equal(2, code);
+        Assert.Contains("--graph must be complete, sparse or both, got 'harary'", err, StringComparison.Ordinal);
     }
 
     [Fact]

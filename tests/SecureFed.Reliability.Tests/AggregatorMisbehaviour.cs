@@ -29,4 +29,10 @@ public enum AggregatorMisbehaviour
 
     /// <summary>The round is announced with protocol version 1 (no self-mask commitment).</summary>
     OldProtocolVersion,
+
+    /// <summary>
+    /// The round is announced over a sparse (Harary) masking graph of degree 2 with t = 2 instead of the complete graph:
+    /// each site's secrets would be shared with only two neighbours, so two colluding sites could unmask it.
+    /// </summary>
+    SmallSparseGraph,
 }

@@ -300,7 +300,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
             Owner = owner;
             int n = owner._sites.Count;
             int d = owner._parameters;
-            GraphPlan plan = GraphPlanner.Plan(n);
+            GraphPlan plan = owner.Now(round) == AggregatorMisbehaviour.SmallSparseGraph ? new GraphPlan(n, 2, 2, false) : GraphPlanner.Plan(n);
             const double clip = 10;
             const double noise = 0.5;
             double headroom = DistributedDp.HeadroomStandardDeviations * noise * clip * 1.1 * Math.Sqrt((double)n / plan.Threshold);

@@ -125,9 +125,26 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
         Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
     }
 
+    [Theory]
+    [InlineData("complete", "the round uses a sparse masking graph (k = 2) for 4 sites; this site's Graph policy is complete, which accepts a sparse graph only above 512 sites")]
+    [InlineData("sparse", "the sparse masking graph's threshold t = 2 of 3 share holders does not meet the 2^-40 privacy bound for an assumed corrupt fraction of 0.05")]
+    public async Task Agent_AggregatorAnnouncesSmallSparseGraph_DeclinesWithTheReasonSendsNoKeys(string graph, string reason)
+    {
+        (ConcurrentQueue<AgentRoundReport> reports, _, MaliciousAggregatorService fake, _, _, _, _, string data)
+            = await RunAsync(AggregatorMisbehaviour.SmallSparseGraph, maxRetries: 1, graph);
+
+        // Round 1 (complete graph) was accepted under either policy; round 2 was declined before any key left.
+        Assert.Contains(reports, r => r.Round == 1 && r.Completed);
+        AgentRoundReport declined = Assert.Single(reports, r => r.Round == 2);
+        Assert.Equal("declined: " + reason, declined.Outcome);
+        Assert.Contains(fake.Received, c => c.Round == 2 && c.Call == "DeclineRound");
+        Assert.DoesNotContain(fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+        Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
+    }
+
     /// <summary>Runs the real agent for site-a against the fake aggregator until the federation finishes (60 s at most).</summary>
     private async Task<(ConcurrentQueue<AgentRoundReport> Reports, CapturingLogger Logger, MaliciousAggregatorService Fake, float[]? Latest,
-        byte[] LedgerBefore, byte[] AuditBefore, byte[] ModelBefore, string Data)> RunAsync(AggregatorMisbehaviour misbehaviour, int maxRetries)
+        byte[] LedgerBefore, byte[] AuditBefore, byte[] ModelBefore, string Data)> RunAsync(AggregatorMisbehaviour misbehaviour, int maxRetries, string graph = "complete")
     {
         ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
         var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
@@ -164,6 +181,7 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
                 EpsilonBudget = 1000,
                 SiteEpsilonBudget = 1000,
                 MaxRetries = maxRetries,
+                Graph = graph,
             };
             using AgentState state = AgentState.Open(options);
             using var client = new AggregatorClient(new Uri(options.Aggregator), state.Kit, TimeSpan.FromSeconds(10), options.MaxRetries);

@@ -1,0 +1,150 @@
+using SecureFed.Protocol;
+
+namespace SecureFed.Protocol.Tests;
+
+/// <summary>
+/// The masking-graph policy (aggregator and agent setting <c>Graph</c>): what each policy plans, that a round over the
+/// sparse plan still yields the exact sum with dropouts, and which announced graphs a site accepts.
+/// </summary>
+public sealed class GraphPolicyTests
+{
+    [Theory]
+    [InlineData(132)]
+    [InlineData(160)]
+    [InlineData(500)]
+    public void Plan_SparsePolicyModerateCohort_HararyGraphMeetingTheBounds(int n)
+    {
+        GraphPlan sparse = GraphPlanner.Plan(n, GraphPolicy.Sparse);
+        GraphPlan complete = GraphPlanner.Plan(n, GraphPolicy.Complete);
+
+        Assert.Equal(new GraphPlan(n, n - 1, (n / 2) + 1, true), complete);
+        Assert.Equal(new GraphPlan(n, 130, 66, false), sparse); // γ = 0.05, δ = 0.3: the smallest even k that meets both bounds
+        Assert.Null(GraphPlanner.CheckAnnounced(n, sparse.Degree, sparse.Threshold, GraphPolicy.Sparse));
+    }
+
+    [Theory]
+    [InlineData(100)]
+    [InlineData(131)]
+    public void Plan_SparsePolicyCohortTooSmallForAnyHararyDegree_CompleteGraph(int n)
+    {
+        // Below n = 132 no even k < n - 1 meets both bounds, so "sparse" falls back to the complete graph.
+        Assert.Equal(new GraphPlan(n, n - 1, (n / 2) + 1, true), GraphPlanner.Plan(n, GraphPolicy.Sparse));
+    }
+
+    [Fact]
+    public void Plan_CohortAboveCompleteGraphLimit_BothPoliciesPlanTheSameHararyGraph()
+    {
+        GraphPlan complete = GraphPlanner.Plan(GraphPlanner.CompleteGraphLimit + 1, GraphPolicy.Complete);
+
+        Assert.False(complete.IsComplete);
+        Assert.Equal(complete, GraphPlanner.Plan(GraphPlanner.CompleteGraphLimit + 1, GraphPolicy.Sparse));
+        Assert.Equal(complete, GraphPlanner.Plan(GraphPlanner.CompleteGraphLimit + 1));
+    }
+
+    [Theory]
+    [InlineData("complete", GraphPolicy.Complete)]
+    [InlineData("sparse", GraphPolicy.Sparse)]
+    [InlineData(" Sparse ", GraphPolicy.Sparse)]
+    [InlineData("COMPLETE", GraphPolicy.Complete)]
+    public void TryParsePolicy_KnownSpelling_Parses(string value, GraphPolicy expected)
+    {
+        Assert.True(GraphPlanner.TryParsePolicy(value, out GraphPolicy policy));
+        Assert.Equal(expected, policy);
+        Assert.Equal(expected, GraphPlanner.TryParsePolicy(GraphPlanner.PolicyName(policy), out GraphPolicy again) ? again : (GraphPolicy)(-1));
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("harary")]
+    [InlineData("auto")]
+    [InlineData("complete,sparse")]
+    public void TryParsePolicy_UnknownSpelling_Refused(string? value)
+    {
+        Assert.False(GraphPlanner.TryParsePolicy(value, out _));
+    }
+
+    [Fact]
+    public void Run_SparsePolicyWithDropoutsAtSeveralStages_SumEqualsExactSumOfContributors()
+    {
+        // The sparse plan for 64 sites expecting 15% dropout (at the default 30% the Harary graph starts at 132 sites,
+        // too slow for a unit test; the plan there is checked above): k = 34, t = 18.
+        const int n = 64;
+        GraphPlan plan = GraphPlanner.Plan(n, GraphPolicy.Sparse, dropoutFraction: 0.15);
+        Assert.Equal(new GraphPlan(n, 34, 18, false), plan);
+        using var fx = new ProtocolFixture(n, seed: 17, vectorLength: 48, threshold: plan.Threshold, degree: plan.Degree);
+        Assert.False(fx.Parameters.Graph.IsComplete);
+        Assert.Equal(34, fx.Parameters.Graph.Neighbors(1).Count);
+        var rng = new Random(5);
+        int[] order = [.. Enumerable.Range(1, n).OrderBy(_ => rng.Next())];
+        // 10% drop before sending a masked input (their pairwise masks must be removed), 3% more after it (their
+        // self-masks must be removed without their help), one at ShareKeys (never shared its keys).
+        int[] beforeInput = [.. order.Take(6)];
+        int[] beforeUnmask = [.. order.Skip(6).Take(2)];
+        int[] beforeShares = [.. order.Skip(8).Take(1)];
+        var dropouts = beforeInput.Select(i => new SimulatedDropout(i, ProtocolStage.MaskedInputCollection))
+            .Concat(beforeUnmask.Select(i => new SimulatedDropout(i, ProtocolStage.Unmasking)))
+            .Concat(beforeShares.Select(i => new SimulatedDropout(i, ProtocolStage.ShareKeys)))
+            .ToArray();
+
+        SimulationResult result = SecAggSimulation.Run(fx.Parameters, fx.Identities, fx.Inputs, dropouts, fx.Random, serverParallelism: 2);
+
+        int[] contributors = [.. Enumerable.Range(1, n).Except(beforeInput).Except(beforeShares)];
+        Assert.Equal(contributors, result.Aggregation.Contributors);
+        Assert.Equal(beforeInput.Order(), result.Aggregation.DroppedBeforeInput.Order());
+        Assert.Equal(fx.ExpectedSum(contributors), result.Aggregation.Sum);
+        // Against a wrong answer that happens to look right: the sum differs from the sum with one contributor less.
+        Assert.NotEqual(fx.ExpectedSum(contributors.Skip(1)), result.Aggregation.Sum);
+    }
+
+    [Fact]
+    public void CheckAnnounced_CompleteGraph_AcceptedUnderBothPolicies()
+    {
+        Assert.Null(GraphPlanner.CheckAnnounced(160, 159, 81, GraphPolicy.Complete));
+        Assert.Null(GraphPlanner.CheckAnnounced(160, 159, 81, GraphPolicy.Sparse));
+    }
+
+    [Fact]
+    public void CheckAnnounced_SparseGraphUpToTheLimitUnderCompletePolicy_DeclinedNamingThePolicy()
+    {
+        string? reason = GraphPlanner.CheckAnnounced(500, 130, 66, GraphPolicy.Complete);
+
+        Assert.Equal("the round uses a sparse masking graph (k = 130) for 500 sites; this site's Graph policy is complete, " +
+            "which accepts a sparse graph only above 512 sites", reason);
+    }
+
+    [Fact]
+    public void CheckAnnounced_SparseGraphAboveTheLimitUnderCompletePolicy_Accepted()
+    {
+        GraphPlan plan = GraphPlanner.Plan(1000);
+
+        Assert.Null(GraphPlanner.CheckAnnounced(1000, plan.Degree, plan.Threshold, GraphPolicy.Complete));
+    }
+
+    [Theory]
+    [InlineData(100, 10, 6, GraphPolicy.Sparse)] // P[Bin(11, 0.05) ≥ 6] ≈ 2^-17
+    [InlineData(4, 2, 2, GraphPolicy.Sparse)]
+    [InlineData(1000, 10, 6, GraphPolicy.Complete)] // above the limit, but too small a neighbourhood
+    public void CheckAnnounced_SparseGraphBelowThePrivacyBound_Declined(int n, int k, int t, GraphPolicy policy)
+    {
+        string? reason = GraphPlanner.CheckAnnounced(n, k, t, policy);
+
+        Assert.Equal($"the sparse masking graph's threshold t = {t} of {k + 1} share holders does not meet the 2^-40 privacy bound " +
+            "for an assumed corrupt fraction of 0.05", reason);
+    }
+
+    [Fact]
+    public void Threshold_SparsePlanWithConfiguredThresholdBelowThePlanners_RaisedToThePlanners()
+    {
+        // With γ = 0.3 the privacy bound needs more than a bare majority of the k + 1 holders.
+        GraphPlan plan = GraphPlanner.Plan(5000, GraphPolicy.Sparse, corruptFraction: 0.3, dropoutFraction: 0.1);
+        Assert.False(plan.IsComplete);
+        Assert.True(plan.Threshold > ((plan.Degree + 1) / 2) + 1, $"k = {plan.Degree}, t = {plan.Threshold}");
+
+        Assert.Equal(plan.Threshold, FederatedAveraging.Threshold(plan, configuredThreshold: 2));
+        Assert.Equal(plan.Degree + 1, FederatedAveraging.Threshold(plan, configuredThreshold: 100_000));
+        GraphPlan complete = GraphPlanner.Plan(10, GraphPolicy.Complete);
+        Assert.Equal(6, FederatedAveraging.Threshold(complete, configuredThreshold: 2));
+        Assert.Equal(8, FederatedAveraging.Threshold(complete, configuredThreshold: 8));
+    }
+}
