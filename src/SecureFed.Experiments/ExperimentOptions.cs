@@ -300,9 +300,10 @@ public sealed record ExperimentOptions
 
         PositiveFinite(UpdateClip, "--update-clip");
         PositiveFinite(ServerLearningRate, "--server-lr");
-        foreach (string problem in ServerOptimizer.Validate())
+        IReadOnlyList<string> serverProblems = ServerOptimizer.Validate();
+        if (serverProblems.Count > 0)
         {
-            throw new ArgumentException(problem);
+            throw new ArgumentException(string.Join(" ", serverProblems));
         }
 
         if ((DpPreconditionAfterNoise || DpPreconditionPerTensor) && !DpPrecondition)

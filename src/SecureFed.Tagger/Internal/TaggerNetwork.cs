@@ -127,7 +127,8 @@ internal sealed class TaggerNetwork : nn.Module
     {
         using var scope = torch.NewDisposeScope();
         Tensor logp = nn.functional.log_softmax(scores, -1); // [B, T, L]
-        Tensor valid = labels.ne(BatchTensors.IgnoreIndex); // [B, T]
+        using Scalar ignore = BatchTensors.IgnoreIndex.ToScalar();
+        Tensor valid = labels.ne(ignore); // [B, T]
         Tensor safe = labels.masked_fill(valid.logical_not(), TorchScalars.ZeroInt);
         Tensor gold = nn.functional.one_hot(safe, _labelCount).to(ScalarType.Bool); // [B, T, L]
         Tensor isOutside = safe.eq(TorchScalars.ZeroInt).unsqueeze(-1); // [B, T, 1]
