@@ -166,10 +166,39 @@ public static class AgentHost
             dev = SyntheticClinicalCorpus.Generate(profile, Math.Max(50, options.SyntheticSentences / 5), seed + 1);
         }
 
+        train = WithAnnotatedTypes(train, options.ParsedAnnotatedTypes, spec);
         return new TaggerLocalTrainer(spec, train, dev, options.Device, options.LearningRate, options.Seed, options.ParsedOptimizer)
         {
             FreezeEmbeddings = options.DpFreezeEmbeddings,
         };
+    }
+
+    /// <summary>
+    /// The site's training sentences marked as annotated for <paramref name="annotated"/> only (partial annotation), or
+    /// unchanged when null.
+    /// </summary>
+    /// <exception cref="ArgumentException">A type is not one of the model's, or the data carries a tag of a type outside the list.</exception>
+    internal static IReadOnlyList<Sentence> WithAnnotatedTypes(IReadOnlyList<Sentence> train, IReadOnlyList<string>? annotated, ModelSpec spec)
+    {
+        if (annotated is null)
+        {
+            return train;
+        }
+
+        string[] unknown = [.. annotated.Where(t => !spec.EntityTypes.Contains(t, StringComparer.Ordinal))];
+        if (unknown.Length > 0)
+        {
+            throw new ArgumentException($"SecureFed:AnnotatedTypes names {string.Join(", ", unknown)}, which the federation's model does not tag (its types: {string.Join(", ", spec.EntityTypes)}).");
+        }
+
+        string[] unlisted = [.. train.SelectMany(s => s.Tags).Where(t => t.Length > 2 && t[1] == '-').Select(t => t[2..])
+            .Where(t => !annotated.Contains(t, StringComparer.Ordinal)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        if (unlisted.Length > 0)
+        {
+            throw new ArgumentException($"The site's training data tags {string.Join(", ", unlisted)}, which SecureFed:AnnotatedTypes ({string.Join(", ", annotated)}) says this site does not annotate: add them to the list or leave it empty.");
+        }
+
+        return [.. train.Select(s => s with { AnnotatedTypes = annotated })];
     }
 
     private static int StableSeed(string text)

@@ -73,6 +73,20 @@ public sealed class AgentOptions
     /// </summary>
     public bool DpFreezeEmbeddings { get; set; }
 
+    /// <summary>
+    /// The entity types this site's annotators mark, comma-separated (e.g. <c>Disease</c>), when the federation's model
+    /// has more: the site then trains on partial labels, so its unmarked mentions of another site's types are not
+    /// taught as <c>O</c> (docs/tagger.md, "Partial annotation"; docs/utility.md, "By corpus"). Empty = the site marks
+    /// every type of the model (the default). Every type must be one of the model's, and the site's data must carry no
+    /// tag of a type outside the list.
+    /// <value>The default value is empty.</value>
+    /// </summary>
+    public string AnnotatedTypes { get; set; } = "";
+
+    /// <summary><see cref="AnnotatedTypes"/> as a list (null when empty).</summary>
+    public IReadOnlyList<string>? ParsedAnnotatedTypes =>
+        string.IsNullOrWhiteSpace(AnnotatedTypes) ? null : [.. AnnotatedTypes.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)];
+
     /// <summary>The parsed <see cref="Optimizer"/> (call after <see cref="Validate"/>).</summary>
     internal Tagger.TaggerOptimizer ParsedOptimizer => Optimizer.ToLowerInvariant() == "sgd" ? Tagger.TaggerOptimizer.Sgd : Tagger.TaggerOptimizer.Adam;
 
@@ -153,6 +167,11 @@ public sealed class AgentOptions
         if (AdminEnabled)
         {
             ValidateAdminListen(errors);
+        }
+
+        if (ParsedAnnotatedTypes is { } annotated && annotated.Distinct(StringComparer.Ordinal).Count() != annotated.Count)
+        {
+            errors.Add($"SecureFed:AnnotatedTypes names a type twice: '{AnnotatedTypes}'.");
         }
 
         if (Device is not ("auto" or "cpu" or "cuda"))
