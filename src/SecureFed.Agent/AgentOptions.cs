@@ -96,7 +96,7 @@ public sealed class AgentOptions
     /// <summary>Retries of a transient failure. <value>The default value is 4.</value></summary>
     public int MaxRetries { get; set; } = 4;
 
-    /// <summary>Seed for local training. <value>The default value is 1.</value></summary>
+    /// <summary>Seed of the locally created model before the first global model arrives; local DP-SGD draws its sampling, dropout and noise from the OS CSPRNG, never from it. <value>The default value is 1.</value></summary>
     public int Seed { get; set; } = 1;
 
     /// <summary>Stop after this many rounds (0 = until the federation finishes). <value>The default value is 0.</value></summary>

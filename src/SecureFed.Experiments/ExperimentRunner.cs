@@ -249,7 +249,14 @@ public sealed partial class ExperimentRunner
         {
             plannedSteps = (long)_options.Rounds * _options.EffectiveDpStepsPerRound;
             double sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
-            dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate) { FreezeEmbeddings = _options.DpFreezeEmbeddings, Preconditioner = _preconditioner, PreconditionAfterNoise = _options.DpPreconditionAfterNoise };
+            dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate)
+            {
+                FreezeEmbeddings = _options.DpFreezeEmbeddings,
+                Preconditioner = _preconditioner,
+                PreconditionAfterNoise = _options.DpPreconditionAfterNoise,
+                // A simulation: the same seed must give the same table (an agent's real training keeps this secret).
+                ReproducibleRandomness = true,
+            };
             arm = string.Create(CultureInfo.InvariantCulture, $"federated + DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}"));
         }

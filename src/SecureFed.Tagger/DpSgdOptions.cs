@@ -48,6 +48,15 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     /// <value>The default value is false (AdaDPS: precondition before clipping).</value>
     public bool PreconditionAfterNoise { get; init; }
 
+    /// <summary>
+    /// Draws the Poisson sampling, word dropout, dropout masks and Gaussian noise from <see cref="TrainOptions.Seed"/>
+    /// (the same seed gives the same model). The privacy proof assumes all of them are secret: anyone who knows the seed
+    /// can recompute the noise and subtract it. For experiments and tests only, never for an agent's real training.
+    /// </summary>
+    /// <value>The default value is false: every draw comes from the operating system's CSPRNG (torch's generator is
+    /// seeded with 64 fresh bits per training call).</value>
+    public bool ReproducibleRandomness { get; init; }
+
     /// <summary>Whether DP-SGD trains the parameter named <paramref name="name"/> (see <see cref="FreezeEmbeddings"/>).</summary>
     /// <param name="name">A name from the model's parameter list, e.g. <c>encoder.weight_ih_l0</c>.</param>
     /// <returns>False for an embedding table when <see cref="FreezeEmbeddings"/> is set, otherwise true.</returns>

@@ -87,8 +87,11 @@ public sealed class TaggerModel : IDisposable
         ArgumentNullException.ThrowIfNull(labels);
         config.Validate();
         Device resolved = TorchDevices.Resolve(device);
-        torch.random.manual_seed(seed);
-        return new TaggerModel(config, labels, resolved);
+        lock (TorchRuntime.GlobalGeneratorLock)
+        {
+            torch.random.manual_seed(seed);
+            return new TaggerModel(config, labels, resolved);
+        }
     }
 
     /// <summary>All parameters as one vector (order documented on the type).</summary>

@@ -41,8 +41,41 @@ public sealed class TaggerTrainer
         }
 
         TorchRuntime.SetThreads(options.Threads);
-        torch.random.manual_seed(options.Seed);
-        var rng = new Random(options.Seed);
+        // DP-SGD's sampling, dropout and noise are secret unless reproducibility is asked for; every other run is seeded.
+        bool secret = options.DpSgd is { ReproducibleRandomness: false };
+        Random rng = secret ? new CryptoRandom() : new Random(options.Seed);
+        ulong generatorSeed = rng is CryptoRandom crypto ? crypto.NextUInt64() : unchecked((ulong)options.Seed);
+        if (!secret)
+        {
+            // Only the multi-layer nn.LSTM's own between-layer dropout still draws from torch's global generator.
+            lock (TorchRuntime.GlobalGeneratorLock)
+            {
+                torch.random.manual_seed(options.Seed);
+            }
+        }
+
+        using var generator = new Generator(generatorSeed, model.Device);
+        model.Network.Generator = generator;
+        try
+        {
+            return Run(model, train, dev, options, progress, rng, generator, cancellationToken);
+        }
+        finally
+        {
+            model.Network.Generator = null;
+        }
+    }
+
+    private static TrainResult Run(
+        TaggerModel model,
+        IReadOnlyList<Sentence> train,
+        IReadOnlyList<Sentence>? dev,
+        TrainOptions options,
+        IProgress<TrainProgress>? progress,
+        Random rng,
+        Generator generator,
+        CancellationToken cancellationToken)
+    {
         var encodedTrain = train.Where(s => s.Length > 0).Select(model.Encode).ToArray();
         if (encodedTrain.Length == 0)
         {
@@ -97,7 +130,7 @@ public sealed class TaggerTrainer
                 trainWatch.Start();
                 double loss = options.DpSgd is null
                     ? Step(model, optimizer, batches[b], options, rng)
-                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng, dpNorms, preconditioner);
+                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng, generator, dpNorms, preconditioner);
                 average?.Update();
                 trainWatch.Stop();
                 steps++;
@@ -242,7 +275,7 @@ public sealed class TaggerTrainer
     /// forward and backward pass, <see cref="BatchedClipping"/>; or one backward pass per example), plus
     /// N(0, (sigma C)^2) per coordinate, divided by the expected batch size q N.
     /// </summary>
-    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, List<double> norms, Tensor[]? preconditioner)
+    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, Generator generator, List<double> norms, Tensor[]? preconditioner)
     {
         using var scope = torch.NewDisposeScope();
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
@@ -261,7 +294,7 @@ public sealed class TaggerTrainer
                 }
 
                 Tensor noisy = dp.NoiseMultiplier > 0
-                    ? sum[i].add(torch.randn_like(sum[i]), noiseStd)
+                    ? sum[i].add(torch.randn(sum[i].shape, sum[i].dtype, sum[i].device, generator: generator), noiseStd)
                     : sum[i];
                 Tensor grad = noisy.div(expectedBatch);
                 if (after is not null)

@@ -19,4 +19,10 @@ public static class TorchRuntime
         torch.set_num_threads(n);
         return n;
     }
+
+    /// <summary>
+    /// Guards torch's process-wide generator while it is seeded and used for one thing (a model's initialisation), so
+    /// two models created at once on two threads each get the weights their seed gives.
+    /// </summary>
+    internal static Lock GlobalGeneratorLock { get; } = new();
 }

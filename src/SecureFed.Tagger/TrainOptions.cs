@@ -26,7 +26,10 @@ public sealed record TrainOptions
     /// <value>The default value is 0.</value>
     public double WeightAverageDecay { get; init; }
 
-    /// <summary>Seed for batch order, word dropout and torch's RNG.</summary>
+    /// <summary>
+    /// Seed for batch order, word dropout and the dropout masks. With DP-SGD it is used only when
+    /// <see cref="DpSgdOptions.ReproducibleRandomness"/> is set; otherwise DP-SGD's randomness is secret.
+    /// </summary>
     /// <value>The default value is 1.</value>
     public int Seed { get; init; } = 1;
 

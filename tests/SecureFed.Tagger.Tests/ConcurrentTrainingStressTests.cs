@@ -7,8 +7,7 @@ namespace SecureFed.Tagger.Tests;
 /// handle had been read; a collection triggered by another thread then ran its finalizer, which freed the native scalar
 /// while libtorch was still reading it: "INTERNAL ASSERT FAILED at Scalar.h" or a segmentation fault, which kills the
 /// whole process (so a failure here is a crashed test host, not a failed assertion).
-/// Like every class of this assembly it runs alone (AssemblyInfo.cs): its trainers draw from libtorch's global random
-/// generator.
+/// Like every class of this assembly it runs alone (AssemblyInfo.cs).
 /// </summary>
 public sealed class ConcurrentTrainingStressTests
 {

@@ -92,7 +92,7 @@ public sealed class TaggerTrainerTests
     public void DpSgd_Noise_ReportsStepsAndSampleRateAndPerturbsUpdate()
     {
         var data = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[1], 20, seed: 5).ToList();
-        var dp = new DpSgdOptions(NoiseMultiplier: 1.0, MaxGradNorm: 1.0, SampleRate: 0.25);
+        var dp = new DpSgdOptions(NoiseMultiplier: 1.0, MaxGradNorm: 1.0, SampleRate: 0.25) { ReproducibleRandomness = true };
         var options = new TrainOptions { Epochs = 2, LearningRate = 0.05, Optimizer = TaggerOptimizer.Sgd, DpSgd = dp };
 
         using var model = TaggerModel.Create(NoDropout, Labels, 1, "cpu");

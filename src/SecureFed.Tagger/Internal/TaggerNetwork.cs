@@ -58,11 +58,35 @@ internal sealed class TaggerNetwork : nn.Module
         register_module("dropout", _dropout);
     }
 
+    /// <summary>
+    /// The generator dropout draws its masks from while a training call runs (<see cref="TaggerTrainer"/> sets it and
+    /// clears it after), so concurrent training calls in one process neither share nor disturb torch's global
+    /// generator. Null: torch's global generator. The multi-layer <c>nn.LSTM</c> of <see cref="Forward"/> still draws
+    /// its own between-layer dropout from the global generator (DP-SGD's batched clipping runs the layers itself and
+    /// uses this one).
+    /// </summary>
+    public Generator? Generator { get; set; }
+
     /// <summary>The dropout applied to the encoder's input and output (active in training mode).</summary>
-    public Tensor Dropout(Tensor x) => _dropout.call(x);
+    public Tensor Dropout(Tensor x) => Generator is null ? _dropout.call(x) : DropoutWith(x, _dropout.p, Generator);
 
     /// <summary>The dropout the LSTM applies between its layers (active in training mode).</summary>
-    public Tensor InterLayerDropout(Tensor x) => nn.functional.dropout(x, _interLayerDropout, training);
+    public Tensor InterLayerDropout(Tensor x) =>
+        Generator is null ? nn.functional.dropout(x, _interLayerDropout, training) : DropoutWith(x, _interLayerDropout, Generator);
+
+    /// <summary>Inverted dropout with masks from <paramref name="generator"/>: zeroes each element with probability p and scales the rest by 1 / (1 − p).</summary>
+    private Tensor DropoutWith(Tensor x, double p, Generator generator)
+    {
+        if (!training || p <= 0)
+        {
+            return x.alias();
+        }
+
+        using Tensor keep = torch.empty_like(x).bernoulli_(1 - p, generator);
+        using Scalar scale = (1 / (1 - p)).ToScalar();
+        using Tensor kept = x.mul(keep);
+        return kept.mul(scale);
+    }
 
     /// <summary>The CRF layer, or null for the softmax head.</summary>
     public LinearChainCrf? Crf => _crf;
@@ -88,7 +112,7 @@ internal sealed class TaggerNetwork : nn.Module
 
         using Tensor x = torch.cat(parts, -1);
         chars?.Dispose();
-        using Tensor xd = _dropout.call(x);
+        using Tensor xd = Dropout(x);
         using var packed = nn.utils.rnn.pack_padded_sequence(xd, batch.Lengths, batch_first: true, enforce_sorted: false);
         (var output, Tensor h, Tensor c) = _encoder.call(packed);
         h.Dispose();
@@ -96,7 +120,7 @@ internal sealed class TaggerNetwork : nn.Module
         (Tensor padded, Tensor outLengths) = nn.utils.rnn.pad_packed_sequence(output, batch_first: true, total_length: maxLen);
         output.Dispose();
         outLengths.Dispose();
-        using Tensor yd = _dropout.call(padded);
+        using Tensor yd = Dropout(padded);
         padded.Dispose();
         return _head.call(yd);
     }
@@ -145,7 +169,7 @@ internal sealed class TaggerNetwork : nn.Module
         long t = charIds.shape[1];
         long c = charIds.shape[2];
         using var scope = torch.NewDisposeScope();
-        Tensor e = _dropout.call(_charEmb!.call(charIds.reshape(b * t, c))); // [N, C, E]
+        Tensor e = Dropout(_charEmb!.call(charIds.reshape(b * t, c))); // [N, C, E]
         Tensor conv = nn.functional.relu(_charCnn!.call(e.transpose(1, 2))); // [N, F, C]
         Tensor pad = charIds.reshape(b * t, 1, c).eq(TorchScalars.ZeroInt);
         Tensor pooled = conv.masked_fill(pad, TorchScalars.ZeroInt).amax([2]); // [N, F]
