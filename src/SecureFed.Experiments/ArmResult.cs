@@ -2,7 +2,7 @@ namespace SecureFed.Experiments;
 
 /// <summary>One arm trained with one seed, scored on the held-out test set.</summary>
 /// <param name="Arm">Display name (e.g. "site-1 alone", "federated + DP-SGD ε=8").</param>
-/// <param name="Kind">site_alone, pooled, federated, federated_dp, federated_dp_site_dp or public_warm_start.</param>
+/// <param name="Kind">site_alone, pooled, federated, federated_dp, federated_distributed_dp, federated_dp_site_dp or public_warm_start.</param>
 /// <param name="Seed">The seed.</param>
 /// <param name="Epsilon">Patient-level ε (DP arms), else null.</param>
 /// <param name="TestF1">conlleval F1 on the test set, in [0, 1].</param>
@@ -19,6 +19,15 @@ public sealed record ArmResult(string Arm, string Kind, int Seed, double? Epsilo
 
     /// <summary>ε actually spent per site according to the accountant, from the steps taken (DP arms).</summary>
     public double? EpsilonSpent { get; init; }
+
+    /// <summary>The patient-level noise was split across the sites (<see cref="ExperimentOptions.DpDistributedNoise"/>); <see cref="NoiseMultiplier"/> is then the sum's σ.</summary>
+    public bool DistributedNoise { get; init; }
+
+    /// <summary>
+    /// Distributed noise only: the patient-level ε if the aggregator and every other site collude, leaving only the
+    /// site's own share of the noise (σ / √n); null otherwise.
+    /// </summary>
+    public double? CollusionEpsilon { get; init; }
 
     /// <summary>Site-level distributed-DP noise multiplier z (0 = none).</summary>
     public double SiteNoiseMultiplier { get; init; }

@@ -40,6 +40,8 @@ public static class ExperimentJson
                 noise_multiplier = r.NoiseMultiplier,
                 dp_steps_per_site = r.DpStepsPerSite,
                 site_noise_multiplier = r.SiteNoiseMultiplier,
+                distributed_noise = r.DistributedNoise,
+                collusion_epsilon = r.CollusionEpsilon,
                 test_f1 = r.TestF1,
                 test_f1_per_type = r.TestF1PerType,
                 dev_f1_per_round = r.DevF1PerRound,

@@ -121,6 +121,16 @@ public sealed record ExperimentOptions
     /// <summary>With <see cref="DpPrecondition"/>: one factor per weight tensor (layer-wise) instead of per coordinate.</summary>
     public bool DpPreconditionPerTensor { get; init; }
 
+    /// <summary>
+    /// Splits each DP-SGD step's Gaussian noise across the sites (distributed patient-level DP): each site adds
+    /// N(0, (σC)²/n) instead of N(0, (σC)²), so the sum secure aggregation reveals carries the noise of one DP-SGD step
+    /// over every site's data. Needs one DP-SGD step per round (FedSGD, <see cref="DpStepsPerRound"/> = 1): only then
+    /// is the revealed sum that step's Gaussian mechanism. ε then holds against the aggregator while every site's
+    /// share is in the sum; against the other sites colluding with it, each site's own share gives the weaker
+    /// <see cref="ArmResult"/> collusion ε.
+    /// </summary>
+    public bool DpDistributedNoise { get; init; }
+
     /// <summary>δ of the patient-level guarantee.</summary>
     /// <value>The default value is 1e-5.</value>
     public double Delta { get; init; } = 1e-5;
@@ -275,6 +285,11 @@ public sealed record ExperimentOptions
         if (DpStepsPerRound < 0)
         {
             throw new ArgumentException("--dp-steps must be 0 (LocalEpochs × round(1/q)) or positive.");
+        }
+
+        if (DpDistributedNoise && DpStepsPerRound != 1)
+        {
+            throw new ArgumentException("--dp-noise distributed needs --dp-steps 1: a round's sum is one DP-SGD step over every site's data only when each site takes one step from the global model (with several local steps a site's intermediate models carry only its own share of the noise).");
         }
 
         if (MaxTrainSentences < 0 || MaxEvalSentences < 0)

@@ -249,7 +249,9 @@ public sealed partial class ExperimentRunner
         {
             plannedSteps = (long)_options.Rounds * _options.EffectiveDpStepsPerRound;
             double sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
-            dp = new DpSgdOptions(sigma, _options.GradClip, _options.SampleRate)
+            // Distributed: each site adds its 1/n share of the noise variance; the revealed sum carries σ.
+            double siteSigma = _options.DpDistributedNoise ? sigma / Math.Sqrt(data.Sites.Count) : sigma;
+            dp = new DpSgdOptions(siteSigma, _options.GradClip, _options.SampleRate)
             {
                 FreezeEmbeddings = _options.DpFreezeEmbeddings,
                 Preconditioner = _preconditioner,
@@ -257,8 +259,8 @@ public sealed partial class ExperimentRunner
                 // A simulation: the same seed must give the same table (an agent's real training keeps this secret).
                 ReproducibleRandomness = true,
             };
-            arm = string.Create(CultureInfo.InvariantCulture, $"federated + DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
-            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}"));
+            arm = string.Create(CultureInfo.InvariantCulture, $"federated + {(_options.DpDistributedNoise ? "distributed " : "")}DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? $" in the sum ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}"));
         }
 
         string[] names = [.. data.Sites.Select(s => s.Name)];
@@ -308,7 +310,7 @@ public sealed partial class ExperimentRunner
         }
 
         fusedModel?.Invoke(model);
-        ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : "federated_dp", seed, epsilon, model, data, curve, watch)
+        ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : _options.DpDistributedNoise ? "federated_distributed_dp" : "federated_dp", seed, epsilon, model, data, curve, watch)
             with { FederatedEvaluationF1PerRound = federatedF1 };
         if (dp is null)
         {
@@ -320,15 +322,24 @@ public sealed partial class ExperimentRunner
             throw new InvalidOperationException($"DP-SGD took {string.Join(", ", dpSteps)} steps per site; the noise was calibrated for {plannedSteps}.");
         }
 
-        var accountant = new RdpAccountant();
-        accountant.AddSubsampledGaussian(dp.SampleRate, dp.NoiseMultiplier, plannedSteps);
+        // Local noise: each site's own σ. Distributed: the sum's σ (every site's share), and each site's share alone.
+        double sumSigma = _options.DpDistributedNoise ? dp.NoiseMultiplier * Math.Sqrt(names.Length) : dp.NoiseMultiplier;
         return result with
         {
-            NoiseMultiplier = dp.NoiseMultiplier,
+            NoiseMultiplier = sumSigma,
             DpStepsPerSite = plannedSteps,
-            EpsilonSpent = accountant.GetPrivacySpent(_options.Delta).Epsilon,
+            EpsilonSpent = Spent(dp.SampleRate, sumSigma, plannedSteps),
             SiteNoiseMultiplier = siteNoise,
+            DistributedNoise = _options.DpDistributedNoise,
+            CollusionEpsilon = _options.DpDistributedNoise ? Spent(dp.SampleRate, dp.NoiseMultiplier, plannedSteps) : null,
         };
+    }
+
+    private double Spent(double sampleRate, double sigma, long steps)
+    {
+        var accountant = new RdpAccountant();
+        accountant.AddSubsampledGaussian(sampleRate, sigma, steps);
+        return accountant.GetPrivacySpent(_options.Delta).Epsilon;
     }
 
     /// <summary>Stage 4: mean and spread over seeds, per arm, in the order the arms ran.</summary>
@@ -417,6 +428,7 @@ public sealed partial class ExperimentRunner
         ["dp_precondition"] = _options.DpPrecondition,
         ["dp_precondition_floor"] = _options.DpPreconditionFloor,
         ["dp_precondition_per_tensor"] = _options.DpPreconditionPerTensor,
+        ["dp_noise"] = _options.DpDistributedNoise ? "distributed" : "local",
         ["dp_precondition_after_noise"] = _options.DpPreconditionAfterNoise,
         ["warm_start"] = _options.WarmStartDirectory ?? "",
         ["warm_start_epochs"] = _options.WarmStartDirectory is null ? 0 : _options.WarmStartEpochs,

@@ -41,6 +41,13 @@ public static class ExperimentTable
             }
         }
 
+        // Distributed noise: ε holds against the aggregator; name what it becomes if the other sites collude with it.
+        foreach (IGrouping<string, ArmResult> arm in report.Results.Where(r => r.CollusionEpsilon is not null).GroupBy(r => r.Arm))
+        {
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"  {arm.Key}: noise split across the sites; ε if the aggregator and every other site collude: {arm.Max(r => r.CollusionEpsilon)!.Value:0.##}"));
+        }
+
         return text.ToString();
     }
 }

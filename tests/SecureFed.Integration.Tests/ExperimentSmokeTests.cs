@@ -92,6 +92,54 @@ public sealed class ExperimentSmokeTests : IDisposable
     }
 
     [Fact]
+    public async Task Experiment_DistributedNoise_SplitsSigmaAcrossSitesAndReportsTheCollusionEpsilon()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "dist"), train: 90, eval: 30);
+        string output = Path.Combine(_dir, "dist-out");
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["experiment", "--data", corpus, "--sites", "3", "--dp-only", "--epsilon", "8", "--seeds", "1", "--rounds", "3",
+             "--dp-steps", "1", "--dp-noise", "distributed", "--sample-rate", "0.3", "--dp-optimizer", "sgd", "--dp-lr", "1",
+             "--out", output, "--json"],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        using JsonDocument results = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "results.json")));
+        JsonElement run = Assert.Single(results.RootElement.GetProperty("runs").EnumerateArray(), r => r.GetProperty("kind").GetString() == "federated_distributed_dp");
+        Assert.True(run.GetProperty("distributed_noise").GetBoolean());
+        Assert.Equal(3, run.GetProperty("dp_steps_per_site").GetInt64());
+        // The sum carries the σ calibrated for ε = 8; each site's share alone (σ / √3) gives a larger ε.
+        double sigma = run.GetProperty("noise_multiplier").GetDouble();
+        Assert.Equal(Privacy.NoiseCalibration.NoiseMultiplierFor(8, 1e-5, 0.3, 3), sigma, 9);
+        Assert.InRange(run.GetProperty("epsilon_spent").GetDouble(), 7.0, 8.0);
+        var accountant = new Privacy.RdpAccountant();
+        accountant.AddSubsampledGaussian(0.3, sigma / Math.Sqrt(3), 3);
+        double collusion = run.GetProperty("collusion_epsilon").GetDouble();
+        Assert.Equal(accountant.GetPrivacySpent(1e-5).Epsilon, collusion, 9);
+        Assert.True(collusion > 8, $"collusion ε {collusion} must exceed the sum's ε");
+        Assert.Contains("(0.", stderr.ToString().Split('\n').Single(l => l.Contains("distributed DP-SGD ε=8: σ=", StringComparison.Ordinal)), StringComparison.Ordinal);
+        Assert.Contains("ε if the aggregator and every other site collude: ", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Experiment_DistributedNoiseWithSeveralLocalSteps_RefusedNamingDpSteps()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "dist-bad"), train: 30, eval: 10);
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["experiment", "--data", corpus, "--epsilon", "8", "--dp-noise", "distributed", "--dp-steps", "5", "--out", Path.Combine(_dir, "dist-bad-out")],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, code);
+        Assert.Contains("--dp-steps 1", stderr.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "dist-bad-out")));
+    }
+
+    [Fact]
     public async Task Experiment_FolderWithoutTestFile_FailsNamingTheMissingFile()
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 10, eval: 5);
