@@ -78,7 +78,15 @@ public static class ExperimentJson
             ["federated_f1_sd"] = federated?.StdF1,
             ["site_alone_f1"] = alone.Select(s => s.MeanF1).ToArray(),
             ["site_alone_f1_sd"] = alone.Select(s => s.StdF1).ToArray(),
-            ["dp"] = report.Summaries.Where(s => s.Kind == "federated_dp").Select(s => new { epsilon = s.Epsilon, f1 = s.MeanF1, f1_sd = s.StdF1 }).ToArray(),
+            // Local and distributed patient-level noise (the latter with the ε if every other site colludes).
+            ["dp"] = report.Summaries.Where(s => s.Kind is "federated_dp" or "federated_distributed_dp").Select(s => new
+            {
+                epsilon = s.Epsilon,
+                f1 = s.MeanF1,
+                f1_sd = s.StdF1,
+                noise = s.Kind == "federated_dp" ? "local" : "distributed",
+                collusion_epsilon = report.Results.Where(r => r.Arm == s.Arm).Max(r => r.CollusionEpsilon),
+            }).ToArray(),
             ["dp_site"] = report.Summaries.Where(s => s.Kind == "federated_dp_site_dp").Select(s => new { epsilon = s.Epsilon, f1 = s.MeanF1, f1_sd = s.StdF1 }).ToArray(),
             ["public_warm_start_f1"] = warm?.MeanF1,
             ["seeds"] = report.Results.Select(r => r.Seed).Distinct().Count(),

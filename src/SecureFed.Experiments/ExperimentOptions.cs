@@ -131,6 +131,14 @@ public sealed record ExperimentOptions
     /// </summary>
     public bool DpDistributedNoise { get; init; }
 
+    /// <summary>
+    /// Exponential moving average of the global models, updated after every round with this decay (warm-up as
+    /// <see cref="TrainOptions.WeightAverageDecay"/>: min(decay, (1 + r) / (10 + r)) at round r); the averaged model is
+    /// the one scored and reported, the sites keep training from the raw global model. Post-processing of the released
+    /// models: it costs no privacy. 0 = off.
+    /// </summary>
+    public double ServerWeightAverage { get; init; }
+
     /// <summary>δ of the patient-level guarantee.</summary>
     /// <value>The default value is 1e-5.</value>
     public double Delta { get; init; } = 1e-5;
@@ -285,6 +293,11 @@ public sealed record ExperimentOptions
         if (DpStepsPerRound < 0)
         {
             throw new ArgumentException("--dp-steps must be 0 (LocalEpochs × round(1/q)) or positive.");
+        }
+
+        if (!(ServerWeightAverage >= 0 && ServerWeightAverage < 1))
+        {
+            throw new ArgumentException($"--server-ema must be in [0, 1) (0 = off), got {ServerWeightAverage.ToString(CultureInfo.InvariantCulture)}.");
         }
 
         if (DpDistributedNoise && DpStepsPerRound != 1)

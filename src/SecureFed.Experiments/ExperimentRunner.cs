@@ -276,6 +276,7 @@ public sealed partial class ExperimentRunner
         float[] global = (float[])initial.Clone();
         var curve = new List<double>();
         long[] dpSteps = new long[names.Length];
+        float[]? average = null;
         for (int round = 1; round <= _options.Rounds; round++)
         {
             var deltas = new float[names.Length][];
@@ -304,7 +305,8 @@ public sealed partial class ExperimentRunner
 
             global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts);
             federatedF1.Add(secAgg.LastEvaluation?.F1);
-            model.Unflatten(global);
+            average = AverageModels(average, global, round);
+            model.Unflatten(average ?? global);
             curve.Add(TaggerEvaluator.Evaluate(model, data.Dev).F1);
             RoundProgress(seed, arm, round, curve[^1], watch, dp is null ? null : (clippedFraction, medianNorm));
         }
@@ -333,6 +335,28 @@ public sealed partial class ExperimentRunner
             DistributedNoise = _options.DpDistributedNoise,
             CollusionEpsilon = _options.DpDistributedNoise ? Spent(dp.SampleRate, dp.NoiseMultiplier, plannedSteps) : null,
         };
+    }
+
+    /// <summary>The moving average of the global models after <paramref name="round"/> (null when <see cref="ExperimentOptions.ServerWeightAverage"/> is off).</summary>
+    private float[]? AverageModels(float[]? average, float[] global, int round)
+    {
+        if (_options.ServerWeightAverage <= 0)
+        {
+            return null;
+        }
+
+        if (average is null)
+        {
+            return (float[])global.Clone();
+        }
+
+        float decay = (float)Math.Min(_options.ServerWeightAverage, (1.0 + round) / (10.0 + round));
+        for (int j = 0; j < average.Length; j++)
+        {
+            average[j] = (decay * average[j]) + ((1 - decay) * global[j]);
+        }
+
+        return average;
     }
 
     private double Spent(double sampleRate, double sigma, long steps)
@@ -429,6 +453,7 @@ public sealed partial class ExperimentRunner
         ["dp_precondition_floor"] = _options.DpPreconditionFloor,
         ["dp_precondition_per_tensor"] = _options.DpPreconditionPerTensor,
         ["dp_noise"] = _options.DpDistributedNoise ? "distributed" : "local",
+        ["server_ema"] = _options.ServerWeightAverage,
         ["dp_precondition_after_noise"] = _options.DpPreconditionAfterNoise,
         ["warm_start"] = _options.WarmStartDirectory ?? "",
         ["warm_start_epochs"] = _options.WarmStartDirectory is null ? 0 : _options.WarmStartEpochs,

@@ -36,6 +36,8 @@ public sealed class ExperimentSmokeTests : IDisposable
         JsonElement dp = Assert.Single(root.GetProperty("dp").EnumerateArray());
         Assert.Equal(8.0, dp.GetProperty("epsilon").GetDouble());
         AssertF1(dp.GetProperty("f1"));
+        Assert.Equal("local", dp.GetProperty("noise").GetString());
+        Assert.Equal(JsonValueKind.Null, dp.GetProperty("collusion_epsilon").ValueKind);
         Assert.Equal(2, root.GetProperty("seeds").GetInt32());
 
         // The table names every arm; progress went to stderr.
@@ -121,6 +123,13 @@ public sealed class ExperimentSmokeTests : IDisposable
         Assert.True(collusion > 8, $"collusion ε {collusion} must exceed the sum's ε");
         Assert.Contains("(0.", stderr.ToString().Split('\n').Single(l => l.Contains("distributed DP-SGD ε=8: σ=", StringComparison.Ordinal)), StringComparison.Ordinal);
         Assert.Contains("ε if the aggregator and every other site collude: ", stdout.ToString(), StringComparison.Ordinal);
+        string[] lines = stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        using JsonDocument summary = JsonDocument.Parse(lines[^1]);
+        JsonElement dp = Assert.Single(summary.RootElement.GetProperty("dp").EnumerateArray());
+        Assert.Equal(8.0, dp.GetProperty("epsilon").GetDouble());
+        Assert.Equal("distributed", dp.GetProperty("noise").GetString());
+        Assert.Equal(collusion, dp.GetProperty("collusion_epsilon").GetDouble(), 9);
+        AssertF1(dp.GetProperty("f1"));
     }
 
     [Fact]

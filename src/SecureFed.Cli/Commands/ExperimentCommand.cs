@@ -34,6 +34,7 @@ internal static class ExperimentCommand
         var preconditionAfter = new Option<bool>("--dp-precondition-after-noise") { Description = "With --dp-precondition: scale the privatised (clipped, noised) gradient instead of each example's gradient before clipping." };
         var dpNoise = new Option<string>("--dp-noise") { Description = "Patient-level DP-SGD noise: local (each site adds all of it; ε holds even if everyone else colludes) or distributed (split across the sites; needs --dp-steps 1; ε holds against the aggregator while secure aggregation holds, and the weaker collusion ε is reported).", DefaultValueFactory = _ => "local" };
         dpNoise.AcceptOnlyFromAmong("local", "distributed");
+        var serverEma = new Option<double>("--server-ema") { Description = "Report an exponential moving average of the global models with this decay (e.g. 0.9; post-processing, no privacy cost); 0 = off.", DefaultValueFactory = _ => 0 };
         var preconditionPerTensor = new Option<bool>("--dp-precondition-per-tensor") { Description = "With --dp-precondition: one factor per weight tensor (layer-wise) instead of per coordinate." };
         var serverLr = new Option<double>("--server-lr") { Description = "Server learning rate: the global model moves by this times the weighted mean of the sites' deltas.", DefaultValueFactory = _ => 1.0 };
         var serverOptimizer = new Option<string>("--server-optimizer") { Description = "The aggregator's update rule on the averaged delta: avg (FedAvg), momentum (FedAvgM) or adam (FedAdam); post-processing of the sum, no privacy cost.", DefaultValueFactory = _ => "avg" };
@@ -49,7 +50,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionPerTensor, dpNoise, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, noPartial, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionPerTensor, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, noPartial, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -92,6 +93,7 @@ internal static class ExperimentCommand
                 DpPreconditionFloor = parse.GetValue(preconditionFloor),
                 DpPreconditionPerTensor = parse.GetValue(preconditionPerTensor),
                 DpDistributedNoise = parse.GetValue(dpNoise) == "distributed",
+                ServerWeightAverage = parse.GetValue(serverEma),
                 DpPreconditionAfterNoise = parse.GetValue(preconditionAfter),
                 ServerLearningRate = parse.GetValue(serverLr),
                 ServerOptimizerName = parse.GetValue(serverOptimizer)!,
