@@ -98,14 +98,11 @@ public sealed class ExperimentSmokeTests : IDisposable
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "dist"), train: 90, eval: 30);
         string output = Path.Combine(_dir, "dist-out");
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
 
-        int code = await CliApp.RunAsync(
-            ["experiment", "--data", corpus, "--sites", "3", "--dp-only", "--epsilon", "8", "--seeds", "1", "--rounds", "3",
-             "--dp-steps", "1", "--dp-noise", "distributed", "--sample-rate", "0.3", "--dp-optimizer", "sgd", "--dp-lr", "1",
-             "--out", output, "--json"],
-            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+        (int code, string stdout, string stderr) = await Cli(TimeSpan.FromMinutes(5),
+            "experiment", "--data", corpus, "--sites", "3", "--dp-only", "--epsilon", "8", "--seeds", "1", "--rounds", "3",
+            "--dp-steps", "1", "--dp-noise", "distributed", "--sample-rate", "0.3", "--dp-optimizer", "sgd", "--dp-lr", "1",
+            "--out", output, "--json");
 
         Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
         using JsonDocument results = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "results.json")));
@@ -121,9 +118,9 @@ public sealed class ExperimentSmokeTests : IDisposable
         double collusion = run.GetProperty("collusion_epsilon").GetDouble();
         Assert.Equal(accountant.GetPrivacySpent(1e-5).Epsilon, collusion, 9);
         Assert.True(collusion > 8, $"collusion ε {collusion} must exceed the sum's ε");
-        Assert.Contains("(0.", stderr.ToString().Split('\n').Single(l => l.Contains("distributed DP-SGD ε=8: σ=", StringComparison.Ordinal)), StringComparison.Ordinal);
-        Assert.Contains("ε if the aggregator and every other site collude: ", stdout.ToString(), StringComparison.Ordinal);
-        string[] lines = stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Contains("(0.", stderr.Split('\n').Single(l => l.Contains("distributed DP-SGD ε=8: σ=", StringComparison.Ordinal)), StringComparison.Ordinal);
+        Assert.Contains("ε if the aggregator and every other site collude: ", stdout, StringComparison.Ordinal);
+        string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         using JsonDocument summary = JsonDocument.Parse(lines[^1]);
         JsonElement dp = Assert.Single(summary.RootElement.GetProperty("dp").EnumerateArray());
         Assert.Equal(8.0, dp.GetProperty("epsilon").GetDouble());
@@ -136,15 +133,12 @@ public sealed class ExperimentSmokeTests : IDisposable
     public async Task Experiment_DistributedNoiseWithSeveralLocalSteps_RefusedNamingDpSteps()
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "dist-bad"), train: 30, eval: 10);
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
 
-        int code = await CliApp.RunAsync(
-            ["experiment", "--data", corpus, "--epsilon", "8", "--dp-noise", "distributed", "--dp-steps", "5", "--out", Path.Combine(_dir, "dist-bad-out")],
-            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        (int code, _, string stderr) = await Cli(TimeSpan.FromSeconds(60),
+            "experiment", "--data", corpus, "--epsilon", "8", "--dp-noise", "distributed", "--dp-steps", "5", "--out", Path.Combine(_dir, "dist-bad-out"));
 
         Assert.Equal(2, code);
-        Assert.Contains("--dp-steps 1", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--dp-steps 1", stderr, StringComparison.Ordinal);
         Assert.False(Directory.Exists(Path.Combine(_dir, "dist-bad-out")));
     }
 
@@ -169,6 +163,14 @@ public sealed class ExperimentSmokeTests : IDisposable
         {
             Directory.Delete(_dir, recursive: true);
         }
+    }
+
+    private static async Task<(int Code, string Stdout, string Stderr)> Cli(TimeSpan timeout, params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        int code = await CliApp.RunAsync(args, stdout, stderr, CancellationToken.None).WaitAsync(timeout);
+        return (code, stdout.ToString(), stderr.ToString());
     }
 
     private static void AssertF1(JsonElement value) => Assert.InRange(value.GetDouble(), 0.0, 1.0);
