@@ -228,6 +228,11 @@ public sealed class AgentOptions
             errors.Add($"SecureFed:Graph must be complete (accept the complete masking graph only, up to 512 sites) or sparse (also accept a SecAgg+ Harary graph), got '{Graph}'.");
         }
 
+        if (AcceptSplitPatientNoise && Optimizer?.ToLowerInvariant() == "adam")
+        {
+            errors.Add("SecureFed:AcceptSplitPatientNoise needs SecureFed:Optimizer = sgd: with adam a site's step is not linear in its noisy gradient, so the sum of the sites' steps would not be one DP-SGD step.");
+        }
+
         if (AcceptSplitPatientNoise && (!(MaxCollusionEpsilon > 0) || double.IsInfinity(MaxCollusionEpsilon)))
         {
             errors.Add($"SecureFed:MaxCollusionEpsilon must be a positive number when SecureFed:AcceptSplitPatientNoise is true (the site's record-level ε budget if the aggregator and all other sites collude), got {MaxCollusionEpsilon}.");

@@ -278,7 +278,10 @@ public sealed class AgentRunner
             LedgerEntry recordEntry = _ledger.Append(round, Guarantee.Record, PlannedMechanism.SubsampledGaussian(update.SampleRate, plan.NoiseMultiplier, Math.Max(1, update.DpSteps)), _options.Delta);
             double collusionEpsilon = _ledger.Spent(Guarantee.RecordCollusion, _options.Delta).Epsilon;
             _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "record").Add("epsilon", recordEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.EpsilonBudget).Add("steps", update.DpSteps).Add("sample_rate", update.SampleRate).Add("noise_multiplier", plan.NoiseMultiplier)
-                .Add("noise_shares", Math.Max(1, plan.NoiseShares)).Add("site_noise_multiplier", plan.SiteNoiseMultiplier).Add("collusion_epsilon", collusionEpsilon).Add("collusion_budget", _options.MaxCollusionEpsilon));
+                .Add("noise_shares", Math.Max(1, plan.NoiseShares)).Add("site_noise_multiplier", plan.SiteNoiseMultiplier).Add("collusion_epsilon", collusionEpsilon).Add("collusion_budget", _options.MaxCollusionEpsilon)
+                // The sum is exactly one DP-SGD step over the sites' data only when every step reaches it through the same
+                // linear map: not clipped by S and weighted by its example count (not capped). Recorded, not enforced.
+                .Add("update_clipped", update.Examples > 0 && _lastNorm > a.SiteDp.L2Clip).Add("weight_capped", update.Examples > a.WeightCap));
             await _client.UploadMaskedInputAsync(Header(round, parameters.SessionId, Stage.MaskedInput), masked, sha, cancellationToken).ConfigureAwait(false);
 
             SurvivorSet survivors = await _client.AwaitSurvivorsAsync(Query(round, parameters, Stage.MaskedInput), stageWait, cancellationToken).ConfigureAwait(false);
@@ -452,6 +455,11 @@ public sealed class AgentRunner
             if (!_options.AcceptSplitPatientNoise)
             {
                 return No($"the round splits the patient-level DP-SGD noise into {a.DpSgd.NoiseShares} shares (each site adds σ/√{a.DpSgd.NoiseShares}); this site has not opted in (SecureFed:AcceptSplitPatientNoise is false)");
+            }
+
+            if (_options.Optimizer?.ToLowerInvariant() != "sgd")
+            {
+                return No($"split patient-level noise ({a.DpSgd.NoiseShares} shares) needs the plain SGD local optimiser (SecureFed:Optimizer = sgd, this site uses {_options.Optimizer}): only then is the sum of the sites' steps one DP-SGD step");
             }
 
             if (a.DpSgd.MaxSteps != 1)

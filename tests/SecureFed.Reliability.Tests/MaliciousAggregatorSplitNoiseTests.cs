@@ -40,6 +40,17 @@ public sealed partial class MaliciousAggregatorTests
     }
 
     [Fact]
+    public async Task Agent_SplitNoiseWithAdamLocalOptimiser_DeclinesNamingTheOptimiser()
+    {
+        var trainer = new FakeTrainer("site-a", 2_000, 500);
+        (ConcurrentQueue<AgentRoundReport> reports, MaliciousAggregatorService fake, _) = await RunSplitAsync(AggregatorMisbehaviour.SplitNoise, optedIn: true, trainer, optimizer: "adam");
+
+        AgentRoundReport declined = Assert.Single(reports, r => r.Round == 2);
+        Assert.Equal("declined: split patient-level noise (2 shares) needs the plain SGD local optimiser (SecureFed:Optimizer = sgd, this site uses adam): only then is the sum of the sites' steps one DP-SGD step", declined.Outcome);
+        Assert.DoesNotContain(fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+    }
+
+    [Fact]
     public async Task Agent_OptedInSplitNoiseRound_TrainsOneStepAtSigmaOverSqrtKAndRecordsBothEpsilons()
     {
         var trainer = new FakeTrainer("site-a", 2_000, 500);
@@ -87,12 +98,13 @@ public sealed partial class MaliciousAggregatorTests
         Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
     }
 
-    private async Task<(ConcurrentQueue<AgentRoundReport> Reports, MaliciousAggregatorService Fake, string Data)> RunSplitAsync(AggregatorMisbehaviour misbehaviour, bool optedIn, FakeTrainer trainer)
+    private async Task<(ConcurrentQueue<AgentRoundReport> Reports, MaliciousAggregatorService Fake, string Data)> RunSplitAsync(AggregatorMisbehaviour misbehaviour, bool optedIn, FakeTrainer trainer, string optimizer = "sgd")
     {
         (ConcurrentQueue<AgentRoundReport> reports, _, MaliciousAggregatorService fake, _, _, _, _, string data) = await RunAsync(misbehaviour, maxRetries: 1, configure: o =>
         {
             o.AcceptSplitPatientNoise = optedIn;
             o.MaxCollusionEpsilon = optedIn ? 1000 : 0;
+            o.Optimizer = optimizer;
         }, trainer: trainer);
         return (reports, fake, data);
     }

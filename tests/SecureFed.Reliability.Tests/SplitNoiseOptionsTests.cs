@@ -102,6 +102,14 @@ public sealed class SplitNoiseOptionsTests
     }
 
     [Fact]
+    public void AgentOptions_OptInWithAdam_RefusedNamingTheOptimiser()
+    {
+        string error = Assert.Single(BindAgent(new() { ["AcceptSplitPatientNoise"] = "true", ["MaxCollusionEpsilon"] = "20", ["Optimizer"] = "adam" }).Validate());
+
+        Assert.StartsWith("SecureFed:AcceptSplitPatientNoise needs SecureFed:Optimizer = sgd", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void AgentOptions_NegativeCollusionBudgetWithoutOptIn_Refused()
     {
         string error = Assert.Single(BindAgent(new() { ["MaxCollusionEpsilon"] = "-1" }).Validate());
