@@ -46,6 +46,23 @@ public sealed class AgentOptions
     /// <summary>Smallest DP-SGD noise multiplier this site accepts. <value>The default value is 0.5.</value></summary>
     public double MinDpSgdNoiseMultiplier { get; set; } = 0.5;
 
+    /// <summary>
+    /// Accept rounds with split patient-level noise (docs/PROTOCOL.md, "Split patient-level noise"; aggregator
+    /// <c>DpSgdNoiseShares</c> = k ≥ 2): this site then adds only σ/√k of the DP-SGD noise, so its patient-level ε
+    /// (<see cref="EpsilonBudget"/>, at the announced σ) holds against the aggregator only while secure aggregation
+    /// holds; if the aggregator and all other sites collude the site is protected by its own share alone, a larger
+    /// "collusion ε" capped by <see cref="MaxCollusionEpsilon"/>. Off: such rounds are declined with the reason.
+    /// <value>The default value is false.</value>
+    /// </summary>
+    public bool AcceptSplitPatientNoise { get; set; }
+
+    /// <summary>
+    /// Record-level ε budget of this site if the aggregator and all other sites collude (the DP-SGD steps accounted at
+    /// the noise this site added itself); required (&gt; 0) with <see cref="AcceptSplitPatientNoise"/>. A round that
+    /// would exceed it is declined. <value>The default value is 0 (unset).</value>
+    /// </summary>
+    public double MaxCollusionEpsilon { get; set; }
+
     /// <summary>Smallest site-level noise multiplier this site accepts. <value>The default value is 0.1.</value></summary>
     public double MinSiteNoiseMultiplier { get; set; } = 0.1;
 
@@ -209,6 +226,20 @@ public sealed class AgentOptions
         if (!SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _))
         {
             errors.Add($"SecureFed:Graph must be complete (accept the complete masking graph only, up to 512 sites) or sparse (also accept a SecAgg+ Harary graph), got '{Graph}'.");
+        }
+
+        if (AcceptSplitPatientNoise && Optimizer?.ToLowerInvariant() == "adam")
+        {
+            errors.Add("SecureFed:AcceptSplitPatientNoise needs SecureFed:Optimizer = sgd: with adam a site's step is not linear in its noisy gradient, so the sum of the sites' steps would not be one DP-SGD step.");
+        }
+
+        if (AcceptSplitPatientNoise && (!(MaxCollusionEpsilon > 0) || double.IsInfinity(MaxCollusionEpsilon)))
+        {
+            errors.Add($"SecureFed:MaxCollusionEpsilon must be a positive number when SecureFed:AcceptSplitPatientNoise is true (the site's record-level ε budget if the aggregator and all other sites collude), got {MaxCollusionEpsilon}.");
+        }
+        else if (!AcceptSplitPatientNoise && (MaxCollusionEpsilon < 0 || double.IsNaN(MaxCollusionEpsilon) || double.IsInfinity(MaxCollusionEpsilon)))
+        {
+            errors.Add($"SecureFed:MaxCollusionEpsilon must be 0 (unset) or a positive number, got {MaxCollusionEpsilon}.");
         }
 
         if (MinDpSgdNoiseMultiplier < 0 || MinSiteNoiseMultiplier < 0)

@@ -15,4 +15,10 @@ public sealed record AgentRoundReport(
 {
     /// <summary>L2 norm of the local update before clipping (NaN when no update was computed).</summary>
     public double UpdateNorm { get; init; } = double.NaN;
+
+    /// <summary>
+    /// Record-level ε if the aggregator and all other sites collude (<see cref="Privacy.Guarantee.RecordCollusion"/>):
+    /// larger than <see cref="RecordEpsilon"/> once the site took part in a round with split patient-level noise.
+    /// </summary>
+    public double CollusionEpsilon { get; init; } = double.NaN;
 }

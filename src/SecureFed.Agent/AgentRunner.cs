@@ -132,14 +132,21 @@ public sealed class AgentRunner
             var plan = new LocalTrainingPlan(round, (int)a.DpSgd.LocalEpochs, a.DpSgd.NoiseMultiplier, a.DpSgd.MaxGradNorm, a.DpSgd.SampleRate)
             {
                 EvaluationCountCap = codec.Evaluation is { } evaluation && _options.FederatedEvaluation ? evaluation.CountCap : 0,
+                MaxSteps = parameters.DpSgdMaxSteps,
+                NoiseShares = parameters.DpSgdNoiseShares,
             };
-            var recordPlanned = PlannedMechanism.SubsampledGaussian(plan.SampleRate, plan.NoiseMultiplier, _trainer.ExpectedSteps(plan));
+            long expectedSteps = _trainer.ExpectedSteps(plan);
+            var recordPlanned = PlannedMechanism.SubsampledGaussian(plan.SampleRate, plan.NoiseMultiplier, expectedSteps);
             LedgerDecision recordCheck = _ledger.Check(Guarantee.Record, recordPlanned, _options.EpsilonBudget, _options.Delta);
             double rhoWorst = DistributedDp.RhoPerRound(dpPlan, parameters.Threshold);
             LedgerDecision siteCheck = _ledger.Check(Guarantee.Site, PlannedMechanism.Zcdp(rhoWorst), _options.SiteEpsilonBudget, _options.Delta);
-            if (!recordCheck.Allowed || !siteCheck.Allowed)
+            // A site that accepts split noise also caps its collusion ε (the steps at the noise it adds itself).
+            LedgerDecision? collusionCheck = _options.AcceptSplitPatientNoise
+                ? _ledger.Check(Guarantee.RecordCollusion, PlannedMechanism.SubsampledGaussian(plan.SampleRate, plan.SiteNoiseMultiplier, expectedSteps), _options.MaxCollusionEpsilon, _options.Delta)
+                : null;
+            if (!recordCheck.Allowed || !siteCheck.Allowed || collusionCheck is { Allowed: false })
             {
-                string reason = !recordCheck.Allowed ? recordCheck.Reason : siteCheck.Reason;
+                string reason = !recordCheck.Allowed ? recordCheck.Reason : !siteCheck.Allowed ? siteCheck.Reason : collusionCheck!.Value.Reason;
                 await DeclineAsync(a, reason, cancellationToken).ConfigureAwait(false);
                 Report(round, false, "declined: " + reason, loss, devF1, bytesSent);
                 return;
@@ -261,8 +268,20 @@ public sealed class AgentRunner
             bytesSent += 4L * masked.Length;
             Telemetry?.Sent(AuditEvents.MaskedInputMessageType, 4L * masked.Length);
             // The DP-SGD output is released (inside the masked sum) from here on: account it now.
+            // With split noise the collusion entry (this site's own σ/√k) goes first: the record entry that follows it
+            // in the same round then counts only for the sum's guarantee (PrivacyLedger, Guarantee.RecordCollusion).
+            if (plan.NoiseShares >= 2)
+            {
+                _ledger.Append(round, Guarantee.RecordCollusion, PlannedMechanism.SubsampledGaussian(update.SampleRate, plan.SiteNoiseMultiplier, Math.Max(1, update.DpSteps)), _options.Delta);
+            }
+
             LedgerEntry recordEntry = _ledger.Append(round, Guarantee.Record, PlannedMechanism.SubsampledGaussian(update.SampleRate, plan.NoiseMultiplier, Math.Max(1, update.DpSteps)), _options.Delta);
-            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "record").Add("epsilon", recordEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.EpsilonBudget).Add("steps", update.DpSteps).Add("sample_rate", update.SampleRate).Add("noise_multiplier", plan.NoiseMultiplier));
+            double collusionEpsilon = _ledger.Spent(Guarantee.RecordCollusion, _options.Delta).Epsilon;
+            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "record").Add("epsilon", recordEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.EpsilonBudget).Add("steps", update.DpSteps).Add("sample_rate", update.SampleRate).Add("noise_multiplier", plan.NoiseMultiplier)
+                .Add("noise_shares", Math.Max(1, plan.NoiseShares)).Add("site_noise_multiplier", plan.SiteNoiseMultiplier).Add("collusion_epsilon", collusionEpsilon).Add("collusion_budget", _options.MaxCollusionEpsilon)
+                // The sum is exactly one DP-SGD step over the sites' data only when every step reaches it through the same
+                // linear map: not clipped by S and weighted by its example count (not capped). Recorded, not enforced.
+                .Add("update_clipped", update.Examples > 0 && _lastNorm > a.SiteDp.L2Clip).Add("weight_capped", update.Examples > a.WeightCap));
             await _client.UploadMaskedInputAsync(Header(round, parameters.SessionId, Stage.MaskedInput), masked, sha, cancellationToken).ConfigureAwait(false);
 
             SurvivorSet survivors = await _client.AwaitSurvivorsAsync(Query(round, parameters, Stage.MaskedInput), stageWait, cancellationToken).ConfigureAwait(false);
@@ -425,6 +444,35 @@ public sealed class AgentRunner
             return No("the DP-SGD parameters are out of range");
         }
 
+        if (a.DpSgd.MaxSteps > 1_000_000 || a.DpSgd.NoiseShares > 10_000)
+        {
+            return No($"the DP-SGD step cap {a.DpSgd.MaxSteps} or noise share count {a.DpSgd.NoiseShares} is out of range");
+        }
+
+        if (a.DpSgd.NoiseShares >= 2)
+        {
+            // Split patient-level noise: this site would add only σ/√k (docs/PROTOCOL.md, "Split patient-level noise").
+            if (!_options.AcceptSplitPatientNoise)
+            {
+                return No($"the round splits the patient-level DP-SGD noise into {a.DpSgd.NoiseShares} shares (each site adds σ/√{a.DpSgd.NoiseShares}); this site has not opted in (SecureFed:AcceptSplitPatientNoise is false)");
+            }
+
+            if (_options.Optimizer?.ToLowerInvariant() != "sgd")
+            {
+                return No($"split patient-level noise ({a.DpSgd.NoiseShares} shares) needs the plain SGD local optimiser (SecureFed:Optimizer = sgd, this site uses {_options.Optimizer}): only then is the sum of the sites' steps one DP-SGD step");
+            }
+
+            if (a.DpSgd.MaxSteps != 1)
+            {
+                return No($"split patient-level noise ({a.DpSgd.NoiseShares} shares) needs exactly 1 DP-SGD step per round, but the round announces max_steps = {a.DpSgd.MaxSteps}");
+            }
+
+            if (a.DpSgd.NoiseShares > a.Threshold)
+            {
+                return No($"the patient-level noise is split into {a.DpSgd.NoiseShares} shares, more than the threshold t = {a.Threshold}: a sum of t sites would carry less than the announced noise multiplier");
+            }
+        }
+
         if (!(a.SiteDp.L2Clip > 0) || !(a.QuantScale >= 1) || a.BitWidth is < 1 or > 32 || a.WeightCap < 1)
         {
             return No("the quantization or clipping parameters are out of range");
@@ -434,7 +482,7 @@ public sealed class AgentRunner
         try
         {
             parameters = new RoundParameters(a.Header.FederationId, (long)a.Header.Round, a.Header.SessionId, participants,
-                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, evaluation);
+                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, evaluation, (int)a.DpSgd.MaxSteps, (int)a.DpSgd.NoiseShares);
         }
         catch (ArgumentException ex)
         {
@@ -569,6 +617,7 @@ public sealed class AgentRunner
     {
         double record = _ledger.Spent(Guarantee.Record, _options.Delta).Epsilon;
         double site = _ledger.Spent(Guarantee.Site, _options.Delta).Epsilon;
+        double collusion = _ledger.Spent(Guarantee.RecordCollusion, _options.Delta).Epsilon;
         string word = OutcomeWord(outcome);
         Telemetry?.RoundEnded(word);
         if (_roundActivity is { } activity)
@@ -580,7 +629,7 @@ public sealed class AgentRunner
             }
         }
 
-        RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion) { UpdateNorm = _lastNorm });
+        RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion) { UpdateNorm = _lastNorm, CollusionEpsilon = collusion });
         _lastNorm = double.NaN;
     }
 

@@ -31,6 +31,7 @@ public sealed class AgentTelemetry : IDisposable
     private double _delta;
     private double _recordBudget;
     private double _siteBudget;
+    private double _collusionBudget;
 
     /// <summary>
     /// Creates the instruments on <paramref name="meterFactory"/>'s meter (so each agent host in a process has its own),
@@ -46,7 +47,7 @@ public sealed class AgentTelemetry : IDisposable
         _bytesSent = Meter.CreateCounter<long>("securefed.agent.sent", "By", "Protobuf bytes sent to the aggregator, by message type.");
         _retries = Meter.CreateCounter<long>("securefed.agent.retries", "{retry}", "gRPC calls retried after a transient failure, by status.");
         _rounds = Meter.CreateCounter<long>("securefed.agent.rounds", "{round}", "Rounds this site was announced for, by outcome (completed, declined, aborted, ...).");
-        Meter.CreateObservableGauge("securefed.agent.privacy.epsilon_spent", ObserveSpent, "1", "ε this site has spent (its own privacy ledger), by guarantee (record = patient level, site = site level).");
+        Meter.CreateObservableGauge("securefed.agent.privacy.epsilon_spent", ObserveSpent, "1", "ε this site has spent (its own privacy ledger), by guarantee (record = patient level, site = site level, record-collusion = patient level if the aggregator and all other sites collude, only for a site that accepts split patient-level noise).");
         Meter.CreateObservableGauge("securefed.agent.privacy.epsilon_budget", ObserveBudget, "1", "This site's ε budget, by guarantee.");
     }
 
@@ -61,6 +62,7 @@ public sealed class AgentTelemetry : IDisposable
         _delta = options.Delta;
         _recordBudget = options.EpsilonBudget;
         _siteBudget = options.SiteEpsilonBudget;
+        _collusionBudget = options.AcceptSplitPatientNoise ? options.MaxCollusionEpsilon : 0;
         Volatile.Write(ref _ledger, ledger);
     }
 
@@ -130,6 +132,7 @@ public sealed class AgentTelemetry : IDisposable
         [
             new Measurement<double>(ledger.Spent(Guarantee.Record, _delta).Epsilon, new KeyValuePair<string, object?>("guarantee", "record")),
             new Measurement<double>(ledger.Spent(Guarantee.Site, _delta).Epsilon, new KeyValuePair<string, object?>("guarantee", "site")),
+            .. _collusionBudget > 0 ? [new Measurement<double>(ledger.Spent(Guarantee.RecordCollusion, _delta).Epsilon, new KeyValuePair<string, object?>("guarantee", "record-collusion"))] : Array.Empty<Measurement<double>>(),
         ];
     }
 
@@ -144,6 +147,7 @@ public sealed class AgentTelemetry : IDisposable
         [
             new Measurement<double>(_recordBudget, new KeyValuePair<string, object?>("guarantee", "record")),
             new Measurement<double>(_siteBudget, new KeyValuePair<string, object?>("guarantee", "site")),
+            .. _collusionBudget > 0 ? [new Measurement<double>(_collusionBudget, new KeyValuePair<string, object?>("guarantee", "record-collusion"))] : Array.Empty<Measurement<double>>(),
         ];
     }
 

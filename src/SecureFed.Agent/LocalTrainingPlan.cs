@@ -14,4 +14,16 @@ public sealed record LocalTrainingPlan(long Round, int LocalEpochs, double Noise
     /// within it. <value>The default value is 0.</value>
     /// </summary>
     public int EvaluationCountCap { get; init; }
+
+    /// <summary>Cap of DP-SGD steps in this round (0 = none: <see cref="LocalEpochs"/> × 1/q). <value>The default value is 0.</value></summary>
+    public int MaxSteps { get; init; }
+
+    /// <summary>
+    /// k: the round's patient-level noise is split into k shares (docs/PROTOCOL.md, "Split patient-level noise"); 0 or 1
+    /// = not split. <value>The default value is 0.</value>
+    /// </summary>
+    public int NoiseShares { get; init; }
+
+    /// <summary>The noise multiplier this site adds itself: σ, or σ/√k when the noise is split into k ≥ 2 shares.</summary>
+    public double SiteNoiseMultiplier => NoiseShares >= 2 ? NoiseMultiplier / Math.Sqrt(NoiseShares) : NoiseMultiplier;
 }

@@ -74,7 +74,8 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
     public long ExpectedSteps(LocalTrainingPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        return (long)Math.Ceiling(plan.LocalEpochs / plan.SampleRate);
+        long steps = (long)Math.Ceiling(plan.LocalEpochs / plan.SampleRate);
+        return plan.MaxSteps > 0 ? Math.Min(steps, plan.MaxSteps) : steps;
     }
 
     /// <inheritdoc />
@@ -92,7 +93,9 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
             Seed = unchecked(_seed + (int)plan.Round),
             Optimizer = _optimizer,
             Patience = int.MaxValue,
-            DpSgd = new DpSgdOptions(plan.NoiseMultiplier, plan.MaxGradNorm, plan.SampleRate) { FreezeEmbeddings = FreezeEmbeddings },
+            MaxSteps = plan.MaxSteps > 0 ? plan.MaxSteps : null,
+            // With split noise (k shares) this site adds σ/√k; the sum of ≥ k sites' steps carries σ.
+            DpSgd = new DpSgdOptions(plan.SiteNoiseMultiplier, plan.MaxGradNorm, plan.SampleRate) { FreezeEmbeddings = FreezeEmbeddings },
         };
         TrainResult result = new TaggerTrainer().Train(_model, _train, null, options, null, cancellationToken);
         float[] local = _model.Flatten();

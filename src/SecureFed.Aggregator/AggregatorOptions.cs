@@ -97,6 +97,22 @@ public sealed class AggregatorOptions
     /// <summary>Local epochs per round (each 1/q DP-SGD steps). <value>The default value is 2.</value></summary>
     public int LocalEpochs { get; set; } = 2;
 
+    /// <summary>
+    /// Cap of DP-SGD steps each site takes per round (docs/PROTOCOL.md, "Split patient-level noise"); 0 = no cap
+    /// (<see cref="LocalEpochs"/> × 1/q steps). <value>The default value is 0.</value>
+    /// </summary>
+    public int DpSgdMaxSteps { get; set; }
+
+    /// <summary>
+    /// k, the shares the patient-level DP-SGD noise is split into: 0 or 1 = every site adds the whole σ (the guarantee
+    /// holds even if the aggregator and all other sites collude); k ≥ 2 = every site adds σ/√k, so that any sum of ≥ k
+    /// sites' inputs carries σ (ε holds against the aggregator while secure aggregation holds; against collusion a site
+    /// keeps only its own share). Needs <see cref="DpSgdMaxSteps"/> = 1 (one DP-SGD step per round, FedSGD) and k at
+    /// most every round's threshold t; sites must opt in (agent <c>AcceptSplitPatientNoise</c>).
+    /// <value>The default value is 0.</value>
+    /// </summary>
+    public int DpSgdNoiseShares { get; set; }
+
     /// <summary>Concurrent masked-input uploads buffered in memory (bounds peak memory). <value>The default value is 4.</value></summary>
     public int MaxConcurrentUploads { get; set; } = 4;
 
@@ -204,6 +220,9 @@ public sealed class AggregatorOptions
         Range(errors, "JoinTimeoutSeconds", JoinTimeoutSeconds, 1, 86_400);
         Range(errors, "WeightCap", WeightCap, 1, 1_000_000);
         Range(errors, "LocalEpochs", LocalEpochs, 1, 1_000);
+        Range(errors, "DpSgdMaxSteps", DpSgdMaxSteps, 0, 1_000_000);
+        Range(errors, "DpSgdNoiseShares", DpSgdNoiseShares, 0, 10_000);
+        ValidateNoiseShares(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
         Range(errors, "EvaluationCountCap", EvaluationCountCap, 1, 1_000_000);
@@ -235,6 +254,40 @@ public sealed class AggregatorOptions
         }
 
         return errors;
+    }
+
+    /// <summary>The smallest threshold any round can have: the one of a cohort of <see cref="MinSites"/> (t grows with n).</summary>
+    internal int SmallestThreshold() => SecureFed.Protocol.FederatedAveraging.Threshold(PlanGraph(MinSites), Threshold);
+
+    private void ValidateNoiseShares(List<string> errors)
+    {
+        if (DpSgdNoiseShares < 2)
+        {
+            return;
+        }
+
+        if (DpSgdMaxSteps != 1)
+        {
+            errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} (split patient-level noise) needs SecureFed:DpSgdMaxSteps = 1 (one DP-SGD step per round from the global model), got {DpSgdMaxSteps}.");
+        }
+
+        if (MinSites is >= 2 and <= 10_000 && SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _) && (Threshold == 0 || Threshold >= 2))
+        {
+            int smallest;
+            try
+            {
+                smallest = SmallestThreshold();
+            }
+            catch (ArgumentException)
+            {
+                return; // the graph planner rejects MinSites itself; each round checks its own threshold again
+            }
+
+            if (DpSgdNoiseShares > smallest)
+            {
+                errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} exceeds the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: a sum of t sites would carry less than the announced DP-SGD noise; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
+            }
+        }
     }
 
     private void ValidateAdminListen(List<string> errors, Uri? listen)

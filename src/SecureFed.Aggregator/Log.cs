@@ -51,4 +51,7 @@ internal static partial class Log
 
     [LoggerMessage(16, LogLevel.Warning, "Round {Round}: no federated evaluation published: {Reason}")]
     public static partial void EvaluationWithheld(ILogger logger, long round, string reason);
+
+    [LoggerMessage(17, LogLevel.Error, "No round opened: {Reason}")]
+    public static partial void NoiseSharesAboveThreshold(ILogger logger, string reason);
 }

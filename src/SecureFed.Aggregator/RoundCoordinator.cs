@@ -242,6 +242,15 @@ public sealed class RoundCoordinator : BackgroundService
             return null;
         }
 
+        if (_options.DpSgdNoiseShares > threshold)
+        {
+            // Never announce more noise shares than t: a sum of t sites would carry less than the announced σ.
+            string reason = $"SecureFed:DpSgdNoiseShares = {_options.DpSgdNoiseShares} exceeds this round's threshold t = {threshold} ({n} sites); the aggregator does not open a round whose sum of t sites would carry less than the announced DP-SGD noise";
+            Log.NoiseSharesAboveThreshold(_logger, reason);
+            _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", _state.Store.ListRounds().Count + 1).Add("site", "aggregator").Add("reason", reason));
+            return null;
+        }
+
         byte[] sessionBytes = RandomNumberGenerator.GetBytes(16);
         var config = new
         {
@@ -256,7 +265,7 @@ public sealed class RoundCoordinator : BackgroundService
             l2_clip = _options.L2Clip,
             site_noise_multiplier = _options.SiteNoiseMultiplier,
             sigma_site = dpPlan.SigmaSite,
-            dp_sgd = new { _options.DpSgdNoiseMultiplier, _options.DpSgdMaxGradNorm, _options.DpSgdSampleRate, _options.LocalEpochs },
+            dp_sgd = new { _options.DpSgdNoiseMultiplier, _options.DpSgdMaxGradNorm, _options.DpSgdSampleRate, _options.LocalEpochs, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares },
             model_version = _state.Model.Version,
             evaluation = evaluation is null ? null : new { entity_types = evaluation.EntityTypes, count_cap = evaluation.CountCap, min_evaluators = threshold },
         };
@@ -267,7 +276,7 @@ public sealed class RoundCoordinator : BackgroundService
             return new Participant(i + 1, name, info.IdentityPublicKey);
         }).ToArray();
         var parameters = new RoundParameters(_options.Federation, round, Convert.ToHexStringLower(sessionBytes), participants,
-            threshold, plan.Degree, codec.VectorLength, codec.BitWidth, evaluation);
+            threshold, plan.Degree, codec.VectorLength, codec.BitWidth, evaluation, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares);
 
         DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(_options.TrainingTimeoutSeconds);
         var announcement = new RoundAnnouncement
@@ -280,7 +289,7 @@ public sealed class RoundCoordinator : BackgroundService
             QuantClip = codec.ClipBound,
             QuantScale = codec.Scale,
             WeightCap = (uint)codec.WeightCap,
-            DpSgd = new DpSgdSettings { NoiseMultiplier = _options.DpSgdNoiseMultiplier, MaxGradNorm = _options.DpSgdMaxGradNorm, SampleRate = _options.DpSgdSampleRate, LocalEpochs = (uint)_options.LocalEpochs },
+            DpSgd = new DpSgdSettings { NoiseMultiplier = _options.DpSgdNoiseMultiplier, MaxGradNorm = _options.DpSgdMaxGradNorm, SampleRate = _options.DpSgdSampleRate, LocalEpochs = (uint)_options.LocalEpochs, MaxSteps = (uint)_options.DpSgdMaxSteps, NoiseShares = (uint)_options.DpSgdNoiseShares },
             SiteDp = new SiteDpSettings { L2Clip = _options.L2Clip, NoiseSigmaSite = dpPlan.SigmaSite, TargetNoiseMultiplier = _options.SiteNoiseMultiplier, Delta = _options.Delta },
             ModelVersion = (ulong)_state.Model.Version,
             ModelSha256 = _state.Model.Sha256,
@@ -328,7 +337,9 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("dp_sgd_noise_multiplier", _options.DpSgdNoiseMultiplier)
                 .Add("dp_sgd_max_grad_norm", _options.DpSgdMaxGradNorm)
                 .Add("dp_sgd_sample_rate", _options.DpSgdSampleRate)
-                .Add("local_epochs", _options.LocalEpochs)));
+                .Add("local_epochs", _options.LocalEpochs)
+                .Add("dp_sgd_max_steps", _options.DpSgdMaxSteps)
+                .Add("dp_sgd_noise_shares", _options.DpSgdNoiseShares)));
         Log.RoundOpened(_logger, round, n, threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
         _telemetry?.RoundOpened(round, cohort, threshold, _state.Model.Version);
         _current = session;

@@ -5,7 +5,8 @@ using SecureFed.Privacy.Internal;
 namespace SecureFed.Privacy;
 
 /// <summary>
-/// A persistent, append-only privacy-budget ledger. The agent keeps one per site (both guarantees); the aggregator
+/// A persistent, append-only privacy-budget ledger. The agent keeps one per site (record and site guarantees, and the
+/// record-level collusion guarantee of <see cref="Guarantee.RecordCollusion"/>); the aggregator
 /// keeps the federation-level one (site guarantee). The file is JSON Lines: a header line naming the owner, then one
 /// line per <see cref="LedgerEntry"/>; every line carries the SHA-256 (hex) of the previous line's bytes, and every
 /// append is fsync'ed. Opening replays and re-verifies everything (JSON, hash chain, sequence numbers, owner, the
@@ -24,6 +25,7 @@ public sealed class PrivacyLedger
     {
         [Guarantee.Record] = new RdpAccountant(RdpOrders.Opacus),
         [Guarantee.Site] = new RdpAccountant(RdpOrders.Opacus),
+        [Guarantee.RecordCollusion] = new RdpAccountant(RdpOrders.Opacus),
     };
 
     private long _length;
@@ -124,7 +126,8 @@ public sealed class PrivacyLedger
     {
         lock (_gate)
         {
-            long next = _entries.Where(e => e.Guarantee == guarantee).Select(e => e.Round + 1).DefaultIfEmpty(1).Max();
+            long next = _entries.Where(e => e.Guarantee == guarantee || (guarantee == Guarantee.RecordCollusion && e.Guarantee == Guarantee.Record))
+                .Select(e => e.Round + 1).DefaultIfEmpty(1).Max();
             return Check(guarantee, planned, budgetEpsilon, delta, next);
         }
     }
@@ -150,7 +153,7 @@ public sealed class PrivacyLedger
             bool allowed = epsilonAfter <= budgetEpsilon;
             string reason = string.Create(
                 CultureInfo.InvariantCulture,
-                $"{Name(guarantee)}-level epsilon would reach {epsilonAfter:F2} {(allowed ? "<=" : ">")} budget {budgetEpsilon:F2} " +
+                $"{Describe(guarantee)} would reach {epsilonAfter:F2} {(allowed ? "<=" : ">")} budget {budgetEpsilon:F2} " +
                 $"(delta {delta.ToString("0.###e-00", CultureInfo.InvariantCulture)}) after round {round}" +
                 $"{(allowed ? string.Empty : $"; spent so far {before:F2}")}");
             return new LedgerDecision(allowed, before, epsilonAfter, reason);
@@ -234,12 +237,32 @@ public sealed class PrivacyLedger
 
             _length += bytes.Length;
             _lastHash = LedgerCodec.HashLine(line);
-            _entries.Add(entry);
-            _accountants[entry.Guarantee] = after;
+            ApplyAccepted(entry, after);
         }
     }
 
-    private static string Name(Guarantee guarantee) => guarantee == Guarantee.Record ? "record" : "site";
+    private static string Name(Guarantee guarantee) => GuaranteeNames.Of(guarantee);
+
+    private static string Describe(Guarantee guarantee) => guarantee == Guarantee.RecordCollusion
+        ? "record-level epsilon if the aggregator and all other sites collude"
+        : $"{Name(guarantee)}-level epsilon";
+
+    /// <summary>
+    /// Adds a verified entry: its own guarantee's accountant becomes <paramref name="after"/>; a record entry also
+    /// counts for the collusion guarantee unless it follows that guarantee's entry of the same round.
+    /// </summary>
+    private void ApplyAccepted(LedgerEntry entry, RdpAccountant after)
+    {
+        if (entry.Guarantee == Guarantee.Record && !(_entries.Count > 0 && _entries[^1] is { Guarantee: Guarantee.RecordCollusion } last && last.Round == entry.Round))
+        {
+            RdpAccountant collusion = _accountants[Guarantee.RecordCollusion].Clone();
+            entry.Mechanism.ApplyTo(collusion);
+            _accountants[Guarantee.RecordCollusion] = collusion;
+        }
+
+        _entries.Add(entry);
+        _accountants[entry.Guarantee] = after;
+    }
 
     private void RollBack(FileStream stream)
     {
@@ -372,8 +395,7 @@ public sealed class PrivacyLedger
             }
 
             RdpAccountant after = ledger.Validate(entry, seq, lineNumber);
-            ledger._entries.Add(entry);
-            ledger._accountants[entry.Guarantee] = after;
+            ledger.ApplyAccepted(entry, after);
             previous = LedgerCodec.HashLine(lines[n].Span);
         }
 

@@ -26,8 +26,16 @@ public sealed class RoundParameters
     /// The federated-evaluation slots of the input vector (null = none); bound into the digest so that an aggregator
     /// cannot show one site a different cap or type list than the others (docs/PROTOCOL.md, "Federated evaluation").
     /// </param>
+    /// <param name="dpSgdMaxSteps">
+    /// The announced cap of DP-SGD steps per round (0 = no cap: local epochs × 1/q); bound into the digest together with
+    /// <paramref name="dpSgdNoiseShares"/> when either is non-zero (docs/PROTOCOL.md, "Split patient-level noise").
+    /// </param>
+    /// <param name="dpSgdNoiseShares">
+    /// k: 0 or 1 = every site adds the whole DP-SGD noise; k ≥ 2 = every site adds 1/k of its variance (needs
+    /// <paramref name="dpSgdMaxSteps"/> = 1 and k ≤ <paramref name="threshold"/>).
+    /// </param>
     public RoundParameters(string federationId, long round, string sessionId, IReadOnlyList<Participant> participants,
-        int threshold, int graphDegree, int vectorLength, int bitWidth, EvaluationLayout? evaluation = null)
+        int threshold, int graphDegree, int vectorLength, int bitWidth, EvaluationLayout? evaluation = null, int dpSgdMaxSteps = 0, int dpSgdNoiseShares = 0)
     {
         ArgumentException.ThrowIfNullOrEmpty(federationId);
         ArgumentException.ThrowIfNullOrEmpty(sessionId);
@@ -83,6 +91,20 @@ public sealed class RoundParameters
                 $"The threshold must exceed half of the {holders} share holders, or a malicious aggregator could split the cohort.");
         }
 
+        ArgumentOutOfRangeException.ThrowIfNegative(dpSgdMaxSteps);
+        ArgumentOutOfRangeException.ThrowIfNegative(dpSgdNoiseShares);
+        if (dpSgdNoiseShares >= 2 && dpSgdMaxSteps != 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(dpSgdMaxSteps), dpSgdMaxSteps,
+                $"Split patient-level noise ({dpSgdNoiseShares} shares) needs exactly 1 DP-SGD step per round.");
+        }
+
+        if (dpSgdNoiseShares > threshold)
+        {
+            throw new ArgumentOutOfRangeException(nameof(dpSgdNoiseShares), dpSgdNoiseShares,
+                $"The patient-level noise cannot be split into more shares than the threshold t = {threshold}: a sum of t sites would carry less than the announced noise.");
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThan(vectorLength, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(bitWidth, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(bitWidth, 32);
@@ -96,6 +118,8 @@ public sealed class RoundParameters
         VectorLength = vectorLength;
         BitWidth = bitWidth;
         Evaluation = evaluation;
+        DpSgdMaxSteps = dpSgdMaxSteps;
+        DpSgdNoiseShares = dpSgdNoiseShares;
         Digest = ComputeDigest();
         Context = Convert.ToHexStringLower(Digest);
     }
@@ -126,6 +150,12 @@ public sealed class RoundParameters
 
     /// <summary>The federated-evaluation slots announced for the round, or null.</summary>
     public EvaluationLayout? Evaluation { get; }
+
+    /// <summary>The announced cap of DP-SGD steps per round (0 = none).</summary>
+    public int DpSgdMaxSteps { get; }
+
+    /// <summary>The announced number of patient-level noise shares k (0 or 1 = not split).</summary>
+    public int DpSgdNoiseShares { get; }
 
     /// <summary>SHA-256 of the canonical encoding (see docs/PROTOCOL.md).</summary>
     public byte[] Digest { get; }
@@ -170,6 +200,14 @@ public sealed class RoundParameters
         if (Evaluation is not null)
         {
             fields.AddRange(Evaluation.DigestFields());
+        }
+
+        // Absent when both are 0, so the digests of rounds without a step cap or split noise are unchanged.
+        if (DpSgdMaxSteps != 0 || DpSgdNoiseShares != 0)
+        {
+            fields.Add("dp-sgd");
+            fields.Add(DpSgdMaxSteps.ToString(CultureInfo.InvariantCulture));
+            fields.Add(DpSgdNoiseShares.ToString(CultureInfo.InvariantCulture));
         }
 
         return SHA256.HashData(DomainLabel.Encode("round-parameters", fields.ToArray()));

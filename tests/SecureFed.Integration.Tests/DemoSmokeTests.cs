@@ -58,6 +58,51 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Contains("│ Disease", output, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Demo_DistributedPatientNoise_OneStepPerRoundAtSigmaOverSqrtKLedgersWithinBothBudgets()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["demo", "--out", _dir, "--rounds", "2", "--train-per-site", "20", "--no-comparison", "--patient-noise", "distributed"],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+
+        string output = Regex.Replace(Plain(stdout.ToString()), @"\s+", " ");
+        Assert.True(code == 0, $"exit {code}\n{output}\n{stderr}");
+        Assert.Contains("after 2 steps", output, StringComparison.Ordinal);
+        Match printed = Regex.Match(output, @"Patient-level noise distributed: one DP-SGD step per round, each site adds σ/√2 = [0-9.]+; .* collusion ε=([0-9.]+)");
+        Assert.True(printed.Success, output);
+        double collusionBudget = double.Parse(printed.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        foreach (string site in new[] { "site-de", "site-fr", "site-jp" })
+        {
+            var ledger = SecureFed.Privacy.PrivacyLedger.OpenReadOnly(Path.Combine(_dir, "agents", site, "privacy-ledger.jsonl"));
+            Assert.Equal(2, ledger.Entries.Count(e => e.Guarantee == SecureFed.Privacy.Guarantee.RecordCollusion));
+            double record = ledger.Spent(SecureFed.Privacy.Guarantee.Record, 1e-5).Epsilon;
+            double collusion = ledger.Spent(SecureFed.Privacy.Guarantee.RecordCollusion, 1e-5).Epsilon;
+            Assert.InRange(record, 7.9, 8.0001);
+            Assert.InRange(collusion, record, collusionBudget + 0.01);
+        }
+    }
+
+    [Theory]
+    [InlineData("--patient-noise", "global", "--patient-noise must be local or distributed, got 'global'.")]
+    [InlineData("--optimizer", "adam", "--patient-noise distributed needs --optimizer sgd")]
+    public async Task Demo_DistributedPatientNoiseBadUsage_RefusedNamingTheOption(string option, string value, string message)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        string[] args = option == "--patient-noise"
+            ? ["demo", "--out", _dir, "--patient-noise", value]
+            : ["demo", "--out", _dir, "--patient-noise", "distributed", option, value];
+
+        int code = await CliApp.RunAsync(args, stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.NotEqual(0, code);
+        Assert.Contains(message, stderr.ToString() + stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "agents")));
+    }
+
     [Theory]
     [InlineData(60)]
     [InlineData(80)]

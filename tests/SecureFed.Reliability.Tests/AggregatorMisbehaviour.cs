@@ -35,4 +35,19 @@ public enum AggregatorMisbehaviour
     /// each site's secrets would be shared with only two neighbours, so two colluding sites could unmask it.
     /// </summary>
     SmallSparseGraph,
+
+    /// <summary>Split patient-level noise as an honest aggregator would announce it: 2 shares, 1 DP-SGD step (bound into the digest).</summary>
+    SplitNoise,
+
+    /// <summary>Split patient-level noise (2 shares) with no step cap: a site's several local steps would each carry only its share.</summary>
+    SplitNoiseManySteps,
+
+    /// <summary>Split patient-level noise into 4 shares with t = 3: a sum of t sites would carry less than σ.</summary>
+    SplitNoiseAboveThreshold,
+
+    /// <summary>
+    /// The agent is announced split noise (2 shares, 1 step) but the round's digest, which the simulated peers sign, binds
+    /// neither (as if the other sites had been shown the whole σ): the agent's context differs, so the round must fail.
+    /// </summary>
+    SplitNoiseHiddenFromPeers,
 }

@@ -40,12 +40,13 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
         [
             [.. Enumerable.Range(0, parameters).Select(i => (float)Math.Sin(i) * 0.1f)],
             [.. Enumerable.Range(0, parameters).Select(i => (float)Math.Cos(i) * 0.1f)],
+            [.. Enumerable.Range(0, parameters).Select(i => (float)Math.Sin(2 * i) * 0.1f)], // after round 2, when it completes
         ];
     }
 
     public AggregatorMisbehaviour Misbehaviour { get; }
 
-    /// <summary>Model version v (0 or 1) as the honest aggregator would serve it.</summary>
+    /// <summary>Model version v (0, 1 or 2) as the honest aggregator would serve it.</summary>
     public float[] Model(long version) => _models[(int)version];
 
     /// <summary>Called when the agent asks for round 2, i.e. after it has finished round 1.</summary>
@@ -311,7 +312,17 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 owner._manifest.TryGetSite(name, out PartyInfo info);
                 return new Participant(i + 1, name, info.IdentityPublicKey);
             })];
-            Parameters = new RoundParameters(owner._federation, round, $"session-{round:D2}-{Guid.NewGuid():N}", participants, plan.Threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
+            AggregatorMisbehaviour split = owner.Now(round);
+            (uint maxSteps, uint shares) = split switch
+            {
+                AggregatorMisbehaviour.SplitNoise or AggregatorMisbehaviour.SplitNoiseHiddenFromPeers => (1u, 2u),
+                AggregatorMisbehaviour.SplitNoiseManySteps => (0u, 2u),
+                AggregatorMisbehaviour.SplitNoiseAboveThreshold => (1u, (uint)plan.Threshold + 1),
+                _ => (0u, 0u),
+            };
+            Parameters = split is AggregatorMisbehaviour.SplitNoise
+                ? new RoundParameters(owner._federation, round, $"session-{round:D2}-{Guid.NewGuid():N}", participants, plan.Threshold, plan.Degree, codec.VectorLength, codec.BitWidth, null, (int)maxSteps, (int)shares)
+                : new RoundParameters(owner._federation, round, $"session-{round:D2}-{Guid.NewGuid():N}", participants, plan.Threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
 
             // The model this round announces and the one it streams (they differ when the aggregator lies).
             float[] announced = owner.Model(round - 1);
@@ -338,7 +349,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 QuantClip = codec.ClipBound,
                 QuantScale = codec.Scale,
                 WeightCap = (uint)codec.WeightCap,
-                DpSgd = new DpSgdSettings { NoiseMultiplier = 1.0, MaxGradNorm = 1.0, SampleRate = 0.05, LocalEpochs = 1 },
+                DpSgd = new DpSgdSettings { NoiseMultiplier = 1.0, MaxGradNorm = 1.0, SampleRate = 0.05, LocalEpochs = 1, MaxSteps = maxSteps, NoiseShares = shares },
                 SiteDp = new SiteDpSettings { L2Clip = clip, NoiseSigmaSite = dp.SigmaSite, TargetNoiseMultiplier = noise, Delta = 1e-5 },
                 ModelVersion = (ulong)(round - 1),
                 ModelSha256 = WireEncoding.ModelDigest(announced),

@@ -144,7 +144,7 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
 
     /// <summary>Runs the real agent for site-a against the fake aggregator until the federation finishes (60 s at most).</summary>
     private async Task<(ConcurrentQueue<AgentRoundReport> Reports, CapturingLogger Logger, MaliciousAggregatorService Fake, float[]? Latest,
-        byte[] LedgerBefore, byte[] AuditBefore, byte[] ModelBefore, string Data)> RunAsync(AggregatorMisbehaviour misbehaviour, int maxRetries, string graph = "complete")
+        byte[] LedgerBefore, byte[] AuditBefore, byte[] ModelBefore, string Data)> RunAsync(AggregatorMisbehaviour misbehaviour, int maxRetries, string graph = "complete", Action<AgentOptions>? configure = null, FakeTrainer? trainer = null)
     {
         ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
         var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
@@ -183,9 +183,10 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
                 MaxRetries = maxRetries,
                 Graph = graph,
             };
+            configure?.Invoke(options);
             using AgentState state = AgentState.Open(options);
             using var client = new AggregatorClient(new Uri(options.Aggregator), state.Kit, TimeSpan.FromSeconds(10), options.MaxRetries);
-            var runner = new AgentRunner(options, state.Kit, client, new FakeTrainer(Sites[0], Parameters, 500), state.Ledger, state.Audit, logger);
+            var runner = new AgentRunner(options, state.Kit, client, trainer ?? new FakeTrainer(Sites[0], Parameters, 500), state.Ledger, state.Audit, logger);
             runner.RoundFinished += (_, r) => reports.Enqueue(r);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             await runner.RunAsync(timeout.Token);

@@ -147,7 +147,7 @@ internal sealed class TestFederation : IAsyncDisposable
     }
 
     /// <summary>Starts an honest agent (FakeTrainer) for <paramref name="site"/>; <paramref name="wrap"/> may wrap its HTTP handler.</summary>
-    public void StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null, ILocalTrainer? trainer = null)
+    public void StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null, ILocalTrainer? trainer = null, Action<AgentOptions>? configure = null)
     {
         var options = new AgentOptions
         {
@@ -160,6 +160,7 @@ internal sealed class TestFederation : IAsyncDisposable
             EpsilonBudget = 1000,
             MaxRetries = maxRetries,
         };
+        configure?.Invoke(options);
         AgentState state = AgentState.Open(options);
         HttpMessageHandler handler = SiteHandler(state.Kit);
         if (wrap is not null)

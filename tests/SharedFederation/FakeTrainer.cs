@@ -15,13 +15,21 @@ internal sealed class FakeTrainer(string site, int parameters, long examples) : 
 
     public List<(long Round, float[] Global)> Seen { get; } = [];
 
-    public long ExpectedSteps(LocalTrainingPlan plan) => (long)Math.Ceiling(plan.LocalEpochs / plan.SampleRate);
+    /// <summary>Every plan this trainer was asked to train with.</summary>
+    public List<LocalTrainingPlan> Plans { get; } = [];
+
+    public long ExpectedSteps(LocalTrainingPlan plan)
+    {
+        long steps = (long)Math.Ceiling(plan.LocalEpochs / plan.SampleRate);
+        return plan.MaxSteps > 0 ? Math.Min(steps, plan.MaxSteps) : steps;
+    }
 
     public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
     {
         lock (Seen)
         {
             Seen.Add((plan.Round, (float[])globalModel.Clone()));
+            Plans.Add(plan);
         }
 
         int siteFactor = site.Aggregate(0, (h, c) => h + c) % 7 + 1;

@@ -40,9 +40,10 @@ internal static class DemoCommand
         var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser: sgd (classic DP-SGD) or adam.", DefaultValueFactory = _ => "sgd" };
         var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C (L2 norm of a sentence's summed-loss gradient; the median is about 5 on NCBI-disease).", DefaultValueFactory = _ => 8.0 };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start).", DefaultValueFactory = _ => 30.0 };
+        var patientNoise = new Option<string>("--patient-noise") { Description = "local (each site adds the whole DP-SGD noise: ε holds even if the aggregator and all other sites collude; the default) or distributed (one DP-SGD step per round, each site adds σ/√k with k = min(sites, t): the sum the aggregator sees carries σ while secure aggregation holds; the larger collusion ε is printed; needs --optimizer sgd).", DefaultValueFactory = _ => "local" };
         var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
         {
-            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip, publicData, publicEpochs, freeze,
+            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip, publicData, publicEpochs, freeze, patientNoise,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -165,8 +166,21 @@ internal static class DemoCommand
                 null => throw new UsageException("--optimizer must be sgd or adam."),
             };
 
+            bool distributed = parse.GetValue(patientNoise) switch
+            {
+                "local" => false,
+                "distributed" => true,
+                string other => throw new UsageException($"--patient-noise must be local or distributed, got '{other}'."),
+                null => throw new UsageException("--patient-noise must be local or distributed."),
+            };
+            if (distributed && opt != TaggerOptimizer.Sgd)
+            {
+                throw new UsageException("--patient-noise distributed needs --optimizer sgd: with adam a site's step is not linear in its noisy gradient, so the sum of the sites' steps would not be one DP-SGD step.");
+            }
+
             var settings = new DemoSettings
             {
+                DistributedPatientNoise = distributed,
                 Optimizer = opt,
                 GradClip = c,
                 L2Clip = s,

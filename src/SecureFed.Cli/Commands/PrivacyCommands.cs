@@ -171,6 +171,7 @@ internal static class PrivacyCommands
             IReadOnlyList<LedgerEntry> entries = ledger.Entries;
             PrivacySpent record = ledger.Spent(Guarantee.Record, d);
             PrivacySpent site = ledger.Spent(Guarantee.Site, d);
+            PrivacySpent collusion = ledger.Spent(Guarantee.RecordCollusion, d);
             TextWriter output = parse.InvocationConfiguration.Output;
             if (parse.GetValue(json))
             {
@@ -182,12 +183,13 @@ internal static class PrivacyCommands
                     w.WriteNumber("delta", d);
                     w.WriteNumber("record_epsilon", record.Epsilon);
                     w.WriteNumber("site_epsilon", site.Epsilon);
+                    w.WriteNumber("record_collusion_epsilon", collusion.Epsilon);
                     w.WriteStartArray("entries");
                     foreach (LedgerEntry e in entries)
                     {
                         w.WriteStartObject();
                         w.WriteNumber("round", e.Round);
-                        w.WriteString("guarantee", e.Guarantee == Guarantee.Record ? "record" : "site");
+                        w.WriteString("guarantee", GuaranteeNames.Of(e.Guarantee));
                         w.WriteString("mechanism", e.Mechanism.Describe());
                         w.WriteNumber("epsilon_after", e.EpsilonAfter);
                         w.WriteNumber("delta", e.Delta);
@@ -202,14 +204,19 @@ internal static class PrivacyCommands
             {
                 var text = new StringBuilder();
                 text.Append(CultureInfo.InvariantCulture, $"Privacy ledger {ledger.FilePath}\nowner: {ledger.Owner}; {entries.Count} entries; hash chain and replayed epsilons verified.\n");
-                text.Append(CultureInfo.InvariantCulture, $"{"round",6}  {"guarantee",-9}  {"epsilon after",13}  {"delta",8}  {"recorded (UTC)",-20}  mechanism\n");
+                text.Append(CultureInfo.InvariantCulture, $"{"round",6}  {"guarantee",-16}  {"epsilon after",13}  {"delta",8}  {"recorded (UTC)",-20}  mechanism\n");
                 foreach (LedgerEntry e in entries)
                 {
                     text.Append(CultureInfo.InvariantCulture,
-                        $"{e.Round,6}  {(e.Guarantee == Guarantee.Record ? "record" : "site"),-9}  {e.EpsilonAfter,13:F4}  {FormatDelta(e.Delta),8}  {e.Timestamp.UtcDateTime,-20:yyyy-MM-dd HH:mm:ss}  {e.Mechanism.Describe()}\n");
+                        $"{e.Round,6}  {GuaranteeNames.Of(e.Guarantee),-16}  {e.EpsilonAfter,13:F4}  {FormatDelta(e.Delta),8}  {e.Timestamp.UtcDateTime,-20:yyyy-MM-dd HH:mm:ss}  {e.Mechanism.Describe()}\n");
                 }
 
                 text.Append(CultureInfo.InvariantCulture, $"total at delta {FormatDelta(d)}: record-level epsilon {record.Epsilon:F4}, site-level epsilon {site.Epsilon:F4}");
+                if (entries.Any(e => e.Guarantee == Guarantee.RecordCollusion))
+                {
+                    text.Append(CultureInfo.InvariantCulture, $", record-level epsilon if the aggregator and all other sites collude {collusion.Epsilon:F4}");
+                }
+
                 output.WriteLine(text.ToString());
             }
 

@@ -52,6 +52,12 @@ internal sealed record DemoSettings
     public bool FreezeEmbeddings { get; init; }
 
     /// <summary>
+    /// Split patient-level noise (<c>--patient-noise distributed</c>; docs/PROTOCOL.md "Split patient-level noise"): one
+    /// DP-SGD step per round, each site adds σ/√k with k = min(sites, t), and the agents opt in with a collusion budget.
+    /// </summary>
+    public bool DistributedPatientNoise { get; init; }
+
+    /// <summary>
     /// Test hook (no command-line option): wraps each site's trainer, e.g. to make local training throw at chosen
     /// sites and check how the demo reports a failed host.
     /// </summary>
@@ -81,6 +87,21 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<string, string> _failedSites = new(StringComparer.Ordinal);
 
+    /// <summary>The aggregator's split-noise settings (none with local noise).</summary>
+    private static IEnumerable<KeyValuePair<string, string>> SplitNoiseAggregatorSettings(int shares) => shares < 2 ? [] :
+    [
+        KeyValuePair.Create("DpSgdNoiseShares", shares.ToString(CultureInfo.InvariantCulture)),
+        KeyValuePair.Create("DpSgdMaxSteps", "1"),
+    ];
+
+    /// <summary>The agents' opt-in with the collusion budget the demo planned (none with local noise).</summary>
+    private IEnumerable<KeyValuePair<string, string>> SplitNoiseAgentSettings(double collusionEpsilon) => !settings.DistributedPatientNoise ? [] :
+    [
+        KeyValuePair.Create("AcceptSplitPatientNoise", "true"),
+        KeyValuePair.Create("MaxCollusionEpsilon", (collusionEpsilon * 1.0001).ToString("R", CultureInfo.InvariantCulture)),
+        KeyValuePair.Create("Optimizer", settings.Optimizer == TaggerOptimizer.Sgd ? "sgd" : "adam"),
+    ];
+
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -106,9 +127,24 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             ? PublicWarmStart(spec, publicDir, test, cancellationToken)
             : TaggerLocalTrainer.InitialParameters(spec, settings.Seed);
         // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
-        long totalSteps = (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
+        // Split noise: one step per round (FedSGD) and k = min(sites, t) shares, so every sum of ≥ t sites carries σ.
+        int shares = settings.DistributedPatientNoise ? Math.Min(sites.Length, GraphPlanner.Plan(sites.Length).Threshold) : 0;
+        long totalSteps = settings.DistributedPatientNoise ? settings.Rounds : (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
         double sigma = NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, totalSteps);
+        double collusionEpsilon = double.NaN;
+        if (settings.DistributedPatientNoise)
+        {
+            var collusion = new RdpAccountant(RdpOrders.Opacus);
+            collusion.AddSubsampledGaussian(settings.SampleRate, sigma / Math.Sqrt(shares), totalSteps);
+            collusionEpsilon = collusion.GetPrivacySpent(settings.Delta).Epsilon;
+        }
+
         console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {(settings.TinyModel ? "the tiny tagger (1-layer BiLSTM, small hashed tables; --model default for the full one)" : "the default tagger")}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
+        if (settings.DistributedPatientNoise)
+        {
+            console.MarkupLine(CultureInfo.InvariantCulture, $"Patient-level noise [yellow]distributed[/]: one DP-SGD step per round, each site adds σ/√{shares} = {sigma / Math.Sqrt(shares):F3}; ε={settings.Epsilon} holds against the aggregator while secure aggregation holds (it only sees sums of ≥ t sites); if the aggregator and all other sites collude, a site keeps [yellow]collusion ε={collusionEpsilon:F2}[/] (each agent's MaxCollusionEpsilon). The sum is exactly one DP-SGD step only where every site's step |Δ| (below) stays within the update clip S={settings.L2Clip} (--update-clip; small --train-per-site makes the noisy step large).");
+        }
+
         console.MarkupLine(CultureInfo.InvariantCulture, $"Site-level DP: updates clipped to S={settings.L2Clip}, distributed discrete Gaussian z={settings.SiteNoiseMultiplier}. [yellow]With {sites.Length} hospitals the site-level ε printed below is very large, i.e. no meaningful guarantee for a whole hospital[/]: a single-digit site-level ε needs z around 1, and that much noise is only affordable when it is averaged over hundreds of hospitals. The guarantee that matters here is the patient-level DP-SGD ε above.");
 
         var options = new LocalFederationOptions
@@ -118,7 +154,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             Rounds = settings.Rounds,
             Aggregator = new Dictionary<string, string>
             {
-                ["MinSites"] = Math.Min(2, sites.Length).ToString(CultureInfo.InvariantCulture),
+                // Split noise: the whole cohort, so that every round's threshold (and the one the aggregator validates at start-up) is at least k.
+                ["MinSites"] = (settings.DistributedPatientNoise ? sites.Length : Math.Min(2, sites.Length)).ToString(CultureInfo.InvariantCulture),
                 ["TrainingTimeoutSeconds"] = "900",
                 ["StageTimeoutSeconds"] = "20",
                 ["JoinGraceSeconds"] = "2",
@@ -134,7 +171,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 // FedAvg weights are min(examples, cap)/cap: a cap at the largest site keeps ω = 1 there, so the
                 // summed site noise is not magnified when the server divides by Σω (sensitivity stays S either way).
                 ["WeightCap"] = Math.Max(1, train.Values.Max(t => t.Count)).ToString(CultureInfo.InvariantCulture),
-            }.Concat(types.Select((t, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"EvaluationEntityTypes:{i}"), t))).ToDictionary(),
+            }.Concat(SplitNoiseAggregatorSettings(shares)).Concat(types.Select((t, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"EvaluationEntityTypes:{i}"), t))).ToDictionary(),
             Agent = new Dictionary<string, string>
             {
                 ["EpsilonBudget"] = (settings.Epsilon * 1.0001).ToString("R", CultureInfo.InvariantCulture),
@@ -144,7 +181,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 ["MinSiteNoiseMultiplier"] = Math.Min(0.1, settings.SiteNoiseMultiplier).ToString("R", CultureInfo.InvariantCulture),
                 ["LearningRate"] = settings.LearningRate.ToString("R", CultureInfo.InvariantCulture),
                 ["CallTimeoutSeconds"] = "30",
-            },
+            }.Concat(SplitNoiseAgentSettings(collusionEpsilon)).ToDictionary(),
             Drop = settings.DropAt is { } stage ? (sites[^1], settings.DropRound, stage) : null,
             LogDirectory = Path.Combine(settings.OutputDirectory, "logs"),
             LogLevel = Microsoft.Extensions.Logging.LogLevel.Information,

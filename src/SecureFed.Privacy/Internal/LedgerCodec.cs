@@ -45,7 +45,7 @@ internal static class LedgerCodec
             writer.WriteStartObject();
             writer.WriteNumber("seq", sequence);
             writer.WriteNumber("round", entry.Round);
-            writer.WriteString("guarantee", entry.Guarantee == Guarantee.Record ? "record" : "site");
+            writer.WriteString("guarantee", GuaranteeNames.Of(entry.Guarantee));
             writer.WriteStartObject("mechanism");
             switch (entry.Mechanism)
             {
@@ -106,12 +106,11 @@ internal static class LedgerCodec
         JsonElement root = doc.RootElement;
         long seq = GetLong(root, "seq", path, lineNumber);
         long round = GetLong(root, "round", path, lineNumber);
-        Guarantee guarantee = GetString(root, "guarantee", path, lineNumber) switch
+        string guaranteeName = GetString(root, "guarantee", path, lineNumber);
+        if (!GuaranteeNames.TryParse(guaranteeName, out Guarantee guarantee))
         {
-            "record" => Guarantee.Record,
-            "site" => Guarantee.Site,
-            string other => throw Corrupt(path, lineNumber, $"unknown guarantee '{other}'"),
-        };
+            throw Corrupt(path, lineNumber, $"unknown guarantee '{guaranteeName}'");
+        }
 
         if (!root.TryGetProperty("mechanism", out JsonElement m) || m.ValueKind != JsonValueKind.Object)
         {

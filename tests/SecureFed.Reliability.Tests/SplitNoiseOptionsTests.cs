@@ -1,0 +1,150 @@
+using Microsoft.Extensions.Configuration;
+using SecureFed.Agent;
+using SecureFed.Aggregator;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// The split patient-level noise settings as configured (docs/PROTOCOL.md, "Split patient-level noise"): the
+/// aggregator's <c>DpSgdMaxSteps</c> / <c>DpSgdNoiseShares</c> and the agent's <c>AcceptSplitPatientNoise</c> /
+/// <c>MaxCollusionEpsilon</c> bind from configuration, default to today's behaviour, and every inconsistency is
+/// refused with the settings named.
+/// </summary>
+public sealed class SplitNoiseOptionsTests
+{
+    [Fact]
+    public void Defaults_NoSplitNoCapNoOptIn_Valid()
+    {
+        AggregatorOptions aggregator = BindAggregator([]);
+        AgentOptions agent = BindAgent([]);
+
+        Assert.Equal(0, aggregator.DpSgdMaxSteps);
+        Assert.Equal(0, aggregator.DpSgdNoiseShares);
+        Assert.Empty(aggregator.Validate());
+        Assert.False(agent.AcceptSplitPatientNoise);
+        Assert.Equal(0, agent.MaxCollusionEpsilon);
+        Assert.Empty(agent.Validate());
+    }
+
+    [Fact]
+    public void AggregatorOptions_SharesWithOneStepWithinThreshold_BoundAndValid()
+    {
+        // 5 sites at least: t = 3 (complete graph), so 3 shares fit.
+        AggregatorOptions options = BindAggregator(new() { ["DpSgdNoiseShares"] = "3", ["DpSgdMaxSteps"] = "1", ["MinSites"] = "5" });
+
+        Assert.Equal(3, options.DpSgdNoiseShares);
+        Assert.Equal(1, options.DpSgdMaxSteps);
+        Assert.Empty(options.Validate());
+    }
+
+    [Fact]
+    public void AggregatorOptions_SharesWithoutOneStepCap_RefusedNamingBothSettings()
+    {
+        string error = Assert.Single(BindAggregator(new() { ["DpSgdNoiseShares"] = "2", ["MinSites"] = "3" }).Validate());
+
+        Assert.Equal("SecureFed:DpSgdNoiseShares = 2 (split patient-level noise) needs SecureFed:DpSgdMaxSteps = 1 (one DP-SGD step per round from the global model), got 0.", error);
+    }
+
+    [Fact]
+    public void AggregatorOptions_SharesAboveThresholdOfSmallestCohort_RefusedNamingTheThreshold()
+    {
+        // MinSites = 3: t = 2 for the complete graph, so 3 shares could leave a sum of t sites with less than σ.
+        string error = Assert.Single(BindAggregator(new() { ["DpSgdNoiseShares"] = "3", ["DpSgdMaxSteps"] = "1", ["MinSites"] = "3" }).Validate());
+
+        Assert.StartsWith("SecureFed:DpSgdNoiseShares = 3 exceeds the threshold t = 2 of a round of SecureFed:MinSites = 3 sites", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AggregatorOptions_BothWrong_EveryProblemNamed()
+    {
+        IReadOnlyList<string> errors = BindAggregator(new() { ["DpSgdNoiseShares"] = "4", ["DpSgdMaxSteps"] = "3", ["MinSites"] = "2" }).Validate();
+
+        Assert.Equal(2, errors.Count);
+        Assert.Contains(errors, e => e.Contains("needs SecureFed:DpSgdMaxSteps = 1", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("exceeds the threshold t = 2", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("-1", "DpSgdMaxSteps")]
+    [InlineData("-2", "DpSgdNoiseShares")]
+    public void AggregatorOptions_Negative_RefusedNamingTheSetting(string value, string name)
+    {
+        Assert.Contains(BindAggregator(new() { [name] = value }).Validate(), e => e.StartsWith($"SecureFed:{name} must be between 0 and", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void AgentOptions_OptInWithCollusionBudget_BoundAndValid()
+    {
+        AgentOptions options = BindAgent(new() { ["AcceptSplitPatientNoise"] = "true", ["MaxCollusionEpsilon"] = "20" });
+
+        Assert.True(options.AcceptSplitPatientNoise);
+        Assert.Equal(20, options.MaxCollusionEpsilon);
+        Assert.Empty(options.Validate());
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("0")]
+    [InlineData("-3")]
+    [InlineData("NaN")]
+    [InlineData("Infinity")]
+    public void AgentOptions_OptInWithoutPositiveCollusionBudget_RefusedNamingBothSettings(string? budget)
+    {
+        var settings = new Dictionary<string, string?> { ["AcceptSplitPatientNoise"] = "true" };
+        if (budget is not null)
+        {
+            settings["MaxCollusionEpsilon"] = budget;
+        }
+
+        string error = Assert.Single(BindAgent(settings).Validate());
+
+        Assert.StartsWith("SecureFed:MaxCollusionEpsilon must be a positive number when SecureFed:AcceptSplitPatientNoise is true", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AgentOptions_OptInWithAdam_RefusedNamingTheOptimiser()
+    {
+        string error = Assert.Single(BindAgent(new() { ["AcceptSplitPatientNoise"] = "true", ["MaxCollusionEpsilon"] = "20", ["Optimizer"] = "adam" }).Validate());
+
+        Assert.StartsWith("SecureFed:AcceptSplitPatientNoise needs SecureFed:Optimizer = sgd", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AgentOptions_NegativeCollusionBudgetWithoutOptIn_Refused()
+    {
+        string error = Assert.Single(BindAgent(new() { ["MaxCollusionEpsilon"] = "-1" }).Validate());
+
+        Assert.Equal("SecureFed:MaxCollusionEpsilon must be 0 (unset) or a positive number, got -1.", error);
+    }
+
+    private static AggregatorOptions BindAggregator(Dictionary<string, string?> extra)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Federation"] = "fed",
+            ["SecureFed:KitDirectory"] = "kit",
+            ["SecureFed:ModelSpecSha256"] = new string('a', 64),
+        };
+        foreach ((string key, string? value) in extra)
+        {
+            settings["SecureFed:" + key] = value;
+        }
+
+        var options = new AggregatorOptions();
+        new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection(AggregatorOptions.Section).Bind(options);
+        return options;
+    }
+
+    private static AgentOptions BindAgent(Dictionary<string, string?> extra)
+    {
+        var settings = new Dictionary<string, string?> { ["SecureFed:Site"] = "site-a", ["SecureFed:Aggregator"] = "https://127.0.0.1:1" };
+        foreach ((string key, string? value) in extra)
+        {
+            settings["SecureFed:" + key] = value;
+        }
+
+        var options = new AgentOptions();
+        new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection(AgentOptions.Section).Bind(options);
+        return options;
+    }
+}
