@@ -244,11 +244,12 @@ public sealed partial class ExperimentRunner
         var watch = Stopwatch.StartNew();
         DpSgdOptions? dp = null;
         long plannedSteps = 0;
+        double sigma = 0; // the calibrated σ: each site's with local noise, the sum's with distributed noise
         string arm = "federated (secure aggregation)";
         if (epsilon is double eps)
         {
             plannedSteps = (long)_options.Rounds * _options.EffectiveDpStepsPerRound;
-            double sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
+            sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
             // Distributed: each site adds its 1/n share of the noise variance; the revealed sum carries σ.
             double siteSigma = _options.DpDistributedNoise ? sigma / Math.Sqrt(data.Sites.Count) : sigma;
             dp = new DpSgdOptions(siteSigma, _options.GradClip, _options.SampleRate)
@@ -325,12 +326,11 @@ public sealed partial class ExperimentRunner
         }
 
         // Local noise: each site's own σ. Distributed: the sum's σ (every site's share), and each site's share alone.
-        double sumSigma = _options.DpDistributedNoise ? dp.NoiseMultiplier * Math.Sqrt(names.Length) : dp.NoiseMultiplier;
         return result with
         {
-            NoiseMultiplier = sumSigma,
+            NoiseMultiplier = sigma,
             DpStepsPerSite = plannedSteps,
-            EpsilonSpent = Spent(dp.SampleRate, sumSigma, plannedSteps),
+            EpsilonSpent = Spent(dp.SampleRate, sigma, plannedSteps),
             SiteNoiseMultiplier = siteNoise,
             DistributedNoise = _options.DpDistributedNoise,
             CollusionEpsilon = _options.DpDistributedNoise ? Spent(dp.SampleRate, dp.NoiseMultiplier, plannedSteps) : null,
