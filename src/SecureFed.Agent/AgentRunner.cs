@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Google.Protobuf;
@@ -134,6 +135,7 @@ public sealed class AgentRunner
                 EvaluationCountCap = codec.Evaluation is { } evaluation && _options.FederatedEvaluation ? evaluation.CountCap : 0,
                 MaxSteps = parameters.DpSgdMaxSteps,
                 NoiseShares = parameters.DpSgdNoiseShares,
+                LayerScales = parameters.DpSgdLayerScales,
             };
             long expectedSteps = _trainer.ExpectedSteps(plan);
             var recordPlanned = PlannedMechanism.SubsampledGaussian(plan.SampleRate, plan.NoiseMultiplier, expectedSteps);
@@ -153,7 +155,8 @@ public sealed class AgentRunner
             }
 
             Log.Joined(_logger, _options.Site, round, parameters.CohortSize, parameters.Threshold);
-            _audit.Append(AuditEvents.RoundJoined, f => f.Add("round", round).Add("session", parameters.SessionId).Add("cohort", parameters.Participants.Select(p => p.Name)));
+            _audit.Append(AuditEvents.RoundJoined, f => f.Add("round", round).Add("session", parameters.SessionId).Add("cohort", parameters.Participants.Select(p => p.Name))
+                .Add("dp_sgd_layer_scales", parameters.DpSgdLayerScales.Count).Add("dp_sgd_layer_scales_sha256", parameters.DpSgdLayerScales.Count == 0 ? "" : RoundParameters.LayerScalesSha256(parameters.DpSgdLayerScales)));
 
             // 2. The global model.
             float[] global = await EnsureModelAsync(a, cancellationToken).ConfigureAwait(false);
@@ -367,6 +370,39 @@ public sealed class AgentRunner
         }
     }
 
+    /// <summary>
+    /// Announced layer scales (docs/PROTOCOL.md, "Layer scales"): none, or one factor in [1e-6, 1e6] per tensor of this
+    /// site's model. They cannot change the privacy guarantee (each example's preconditioned gradient is clipped to C),
+    /// only the quality of training, so no opt-in is needed; what does not fit the model is declined.
+    /// </summary>
+    private string? CheckLayerScales(IReadOnlyList<float> scales)
+    {
+        if (scales.Count == 0)
+        {
+            return null;
+        }
+
+        if (_trainer.TensorSizes is not { } sizes)
+        {
+            return $"the round announces {scales.Count} DP-SGD layer scales, but this site's trainer cannot apply layer scales";
+        }
+
+        if (scales.Count != sizes.Count)
+        {
+            return $"the round announces {scales.Count} DP-SGD layer scales, but this site's model has {sizes.Count} parameter tensors";
+        }
+
+        for (int i = 0; i < scales.Count; i++)
+        {
+            if (!(scales[i] >= 1e-6f && scales[i] <= 1e6f))
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"DP-SGD layer scale {i} is {scales[i]:G}, outside [1e-06, 1e+06]");
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Validates an announcement; returns a refusal reason or the parameters to use.</summary>
     private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal) Check(RoundAnnouncement a)
     {
@@ -473,6 +509,11 @@ public sealed class AgentRunner
             }
         }
 
+        if (CheckLayerScales(a.DpSgd.LayerScales) is string layerRefusal)
+        {
+            return No(layerRefusal);
+        }
+
         if (!(a.SiteDp.L2Clip > 0) || !(a.QuantScale >= 1) || a.BitWidth is < 1 or > 32 || a.WeightCap < 1)
         {
             return No("the quantization or clipping parameters are out of range");
@@ -482,7 +523,7 @@ public sealed class AgentRunner
         try
         {
             parameters = new RoundParameters(a.Header.FederationId, (long)a.Header.Round, a.Header.SessionId, participants,
-                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, evaluation, (int)a.DpSgd.MaxSteps, (int)a.DpSgd.NoiseShares);
+                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, evaluation, (int)a.DpSgd.MaxSteps, (int)a.DpSgd.NoiseShares, a.DpSgd.LayerScales);
         }
         catch (ArgumentException ex)
         {

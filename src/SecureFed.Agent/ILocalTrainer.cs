@@ -18,6 +18,12 @@ public interface ILocalTrainer
     /// <summary>Expected DP-SGD steps of one round under <paramref name="plan"/> (for the budget check beforehand).</summary>
     long ExpectedSteps(LocalTrainingPlan plan);
 
+    /// <summary>
+    /// Parameters per tensor of the model, in flatten order, for a round that announces layer scales (docs/PROTOCOL.md,
+    /// "Layer scales"); null when this trainer cannot apply them (the site then declines such rounds).
+    /// </summary>
+    IReadOnlyList<long>? TensorSizes => null;
+
     /// <summary>Trains from <paramref name="globalModel"/> and returns the delta.</summary>
     LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken);
 }

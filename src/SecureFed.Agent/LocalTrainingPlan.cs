@@ -24,6 +24,12 @@ public sealed record LocalTrainingPlan(long Round, int LocalEpochs, double Noise
     /// </summary>
     public int NoiseShares { get; init; }
 
+    /// <summary>
+    /// The round's layer-wise DP-SGD preconditioner, one factor per parameter tensor (docs/PROTOCOL.md, "Layer scales");
+    /// empty = none. <value>The default value is empty.</value>
+    /// </summary>
+    public IReadOnlyList<float> LayerScales { get; init; } = [];
+
     /// <summary>The noise multiplier this site adds itself: σ, or σ/√k when the noise is split into k ≥ 2 shares.</summary>
     public double SiteNoiseMultiplier => NoiseShares >= 2 ? NoiseMultiplier / Math.Sqrt(NoiseShares) : NoiseMultiplier;
 }

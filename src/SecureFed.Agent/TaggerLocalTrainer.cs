@@ -60,6 +60,9 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
     public int ParameterCount { get; }
 
     /// <inheritdoc />
+    public IReadOnlyList<long>? TensorSizes => [.. _model.ParameterLayout.Select(p => p.Shape.Aggregate(1L, (a, b) => a * b))];
+
+    /// <inheritdoc />
     public long ExampleCount => _train.Count;
 
     /// <summary>The initial parameters of a model built from the spec with <paramref name="seed"/> (for the aggregator's version 0).</summary>
@@ -95,7 +98,12 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
             Patience = int.MaxValue,
             MaxSteps = plan.MaxSteps > 0 ? plan.MaxSteps : null,
             // With split noise (k shares) this site adds σ/√k; the sum of ≥ k sites' steps carries σ.
-            DpSgd = new DpSgdOptions(plan.SiteNoiseMultiplier, plan.MaxGradNorm, plan.SampleRate) { FreezeEmbeddings = FreezeEmbeddings },
+            // Layer scales (public, from public data): each example's gradient of tensor i is scaled by factor i before clipping.
+            DpSgd = new DpSgdOptions(plan.SiteNoiseMultiplier, plan.MaxGradNorm, plan.SampleRate)
+            {
+                FreezeEmbeddings = FreezeEmbeddings,
+                Preconditioner = plan.LayerScales.Count == 0 ? null : TaggerPreconditioner.ExpandLayerScales(_model.ParameterLayout, plan.LayerScales),
+            },
         };
         TrainResult result = new TaggerTrainer().Train(_model, _train, null, options, null, cancellationToken);
         float[] local = _model.Flatten();

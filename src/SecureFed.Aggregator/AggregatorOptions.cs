@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace SecureFed.Aggregator;
 
 /// <summary>
@@ -113,6 +115,17 @@ public sealed class AggregatorOptions
     /// </summary>
     public int DpSgdNoiseShares { get; set; }
 
+    /// <summary>
+    /// A layer-wise DP-SGD preconditioner announced with every round (docs/PROTOCOL.md, "Layer scales"): one positive
+    /// factor per parameter tensor of the model, computed from public data at the public initial model (<c>securefed
+    /// model layer-scales</c>). Each example's gradient of tensor i is multiplied by factor i before clipping, so the
+    /// privacy guarantee is unchanged; a good choice gains utility (docs/utility.md). Empty = none.
+    /// <value>The default value is empty.</value>
+    /// </summary>
+#pragma warning disable CA1819 // bound from configuration as an array
+    public float[] DpSgdLayerScales { get; set; } = [];
+#pragma warning restore CA1819
+
     /// <summary>Concurrent masked-input uploads buffered in memory (bounds peak memory). <value>The default value is 4.</value></summary>
     public int MaxConcurrentUploads { get; set; } = 4;
 
@@ -223,6 +236,7 @@ public sealed class AggregatorOptions
         Range(errors, "DpSgdMaxSteps", DpSgdMaxSteps, 0, 1_000_000);
         Range(errors, "DpSgdNoiseShares", DpSgdNoiseShares, 0, 10_000);
         ValidateNoiseShares(errors);
+        ValidateLayerScales(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
         Range(errors, "EvaluationCountCap", EvaluationCountCap, 1, 1_000_000);
@@ -289,6 +303,28 @@ public sealed class AggregatorOptions
             }
         }
     }
+
+    private void ValidateLayerScales(List<string> errors)
+    {
+        if (DpSgdLayerScales.Length > 10_000)
+        {
+            errors.Add($"SecureFed:DpSgdLayerScales has {DpSgdLayerScales.Length} entries; one per parameter tensor of the model is expected (at most 10000).");
+        }
+
+        for (int i = 0; i < DpSgdLayerScales.Length; i++)
+        {
+            if (!(DpSgdLayerScales[i] >= MinLayerScale && DpSgdLayerScales[i] <= MaxLayerScale))
+            {
+                errors.Add(string.Create(CultureInfo.InvariantCulture, $"SecureFed:DpSgdLayerScales:{i} must be a number in [{MinLayerScale:G}, {MaxLayerScale:G}], got {DpSgdLayerScales[i]:G}."));
+            }
+        }
+    }
+
+    /// <summary>The smallest layer scale an aggregator announces and an agent accepts.</summary>
+    internal const float MinLayerScale = 1e-6f;
+
+    /// <summary>The largest layer scale an aggregator announces and an agent accepts.</summary>
+    internal const float MaxLayerScale = 1e6f;
 
     private void ValidateAdminListen(List<string> errors, Uri? listen)
     {

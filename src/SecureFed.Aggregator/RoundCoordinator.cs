@@ -265,7 +265,7 @@ public sealed class RoundCoordinator : BackgroundService
             l2_clip = _options.L2Clip,
             site_noise_multiplier = _options.SiteNoiseMultiplier,
             sigma_site = dpPlan.SigmaSite,
-            dp_sgd = new { _options.DpSgdNoiseMultiplier, _options.DpSgdMaxGradNorm, _options.DpSgdSampleRate, _options.LocalEpochs, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares },
+            dp_sgd = new { _options.DpSgdNoiseMultiplier, _options.DpSgdMaxGradNorm, _options.DpSgdSampleRate, _options.LocalEpochs, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares, layer_scales = _options.DpSgdLayerScales },
             model_version = _state.Model.Version,
             evaluation = evaluation is null ? null : new { entity_types = evaluation.EntityTypes, count_cap = evaluation.CountCap, min_evaluators = threshold },
         };
@@ -276,7 +276,7 @@ public sealed class RoundCoordinator : BackgroundService
             return new Participant(i + 1, name, info.IdentityPublicKey);
         }).ToArray();
         var parameters = new RoundParameters(_options.Federation, round, Convert.ToHexStringLower(sessionBytes), participants,
-            threshold, plan.Degree, codec.VectorLength, codec.BitWidth, evaluation, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares);
+            threshold, plan.Degree, codec.VectorLength, codec.BitWidth, evaluation, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares, _options.DpSgdLayerScales);
 
         DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(_options.TrainingTimeoutSeconds);
         var announcement = new RoundAnnouncement
@@ -299,6 +299,7 @@ public sealed class RoundCoordinator : BackgroundService
             StageTimeoutSeconds = (uint)_options.StageTimeoutSeconds,
             ProtocolVersion = ProtocolLabels.ProtocolVersion,
         };
+        announcement.DpSgd.LayerScales.AddRange(_options.DpSgdLayerScales);
         if (evaluation is not null)
         {
             announcement.Evaluation = new EvaluationSettings { CountCap = (uint)evaluation.CountCap, MinEvaluators = (uint)threshold };
@@ -339,7 +340,9 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("dp_sgd_sample_rate", _options.DpSgdSampleRate)
                 .Add("local_epochs", _options.LocalEpochs)
                 .Add("dp_sgd_max_steps", _options.DpSgdMaxSteps)
-                .Add("dp_sgd_noise_shares", _options.DpSgdNoiseShares)));
+                .Add("dp_sgd_noise_shares", _options.DpSgdNoiseShares)
+                .Add("dp_sgd_layer_scales", _options.DpSgdLayerScales.Length)
+                .Add("dp_sgd_layer_scales_sha256", _options.DpSgdLayerScales.Length == 0 ? "" : RoundParameters.LayerScalesSha256(_options.DpSgdLayerScales))));
         Log.RoundOpened(_logger, round, n, threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
         _telemetry?.RoundOpened(round, cohort, threshold, _state.Model.Version);
         _current = session;

@@ -34,8 +34,13 @@ public sealed class RoundParameters
     /// k: 0 or 1 = every site adds the whole DP-SGD noise; k ≥ 2 = every site adds 1/k of its variance (needs
     /// <paramref name="dpSgdMaxSteps"/> = 1 and k ≤ <paramref name="threshold"/>).
     /// </param>
+    /// <param name="dpSgdLayerScales">
+    /// The announced layer-wise DP-SGD preconditioner, one positive finite factor per parameter tensor (null or empty =
+    /// none); bound into the digest when non-empty (docs/PROTOCOL.md, "Layer scales").
+    /// </param>
     public RoundParameters(string federationId, long round, string sessionId, IReadOnlyList<Participant> participants,
-        int threshold, int graphDegree, int vectorLength, int bitWidth, EvaluationLayout? evaluation = null, int dpSgdMaxSteps = 0, int dpSgdNoiseShares = 0)
+        int threshold, int graphDegree, int vectorLength, int bitWidth, EvaluationLayout? evaluation = null, int dpSgdMaxSteps = 0, int dpSgdNoiseShares = 0,
+        IReadOnlyList<float>? dpSgdLayerScales = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(federationId);
         ArgumentException.ThrowIfNullOrEmpty(sessionId);
@@ -105,6 +110,15 @@ public sealed class RoundParameters
                 $"The patient-level noise cannot be split into more shares than the threshold t = {threshold}: a sum of t sites would carry less than the announced noise.");
         }
 
+        float[] layerScales = dpSgdLayerScales is null ? [] : [.. dpSgdLayerScales];
+        for (int i = 0; i < layerScales.Length; i++)
+        {
+            if (!(layerScales[i] > 0) || float.IsInfinity(layerScales[i]))
+            {
+                throw new ArgumentOutOfRangeException(nameof(dpSgdLayerScales), layerScales[i], $"Layer scale {i} must be a positive finite number.");
+            }
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThan(vectorLength, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(bitWidth, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(bitWidth, 32);
@@ -120,6 +134,7 @@ public sealed class RoundParameters
         Evaluation = evaluation;
         DpSgdMaxSteps = dpSgdMaxSteps;
         DpSgdNoiseShares = dpSgdNoiseShares;
+        DpSgdLayerScales = layerScales;
         Digest = ComputeDigest();
         Context = Convert.ToHexStringLower(Digest);
     }
@@ -156,6 +171,9 @@ public sealed class RoundParameters
 
     /// <summary>The announced number of patient-level noise shares k (0 or 1 = not split).</summary>
     public int DpSgdNoiseShares { get; }
+
+    /// <summary>The announced layer-wise DP-SGD preconditioner (empty = none).</summary>
+    public IReadOnlyList<float> DpSgdLayerScales { get; }
 
     /// <summary>SHA-256 of the canonical encoding (see docs/PROTOCOL.md).</summary>
     public byte[] Digest { get; }
@@ -210,6 +228,29 @@ public sealed class RoundParameters
             fields.Add(DpSgdNoiseShares.ToString(CultureInfo.InvariantCulture));
         }
 
+        // Absent when empty, so the digests of rounds without layer scales are unchanged.
+        if (DpSgdLayerScales.Count > 0)
+        {
+            fields.Add("layer-scales");
+            fields.Add(DpSgdLayerScales.Count.ToString(CultureInfo.InvariantCulture));
+            fields.Add(LayerScalesSha256(DpSgdLayerScales));
+        }
+
         return SHA256.HashData(DomainLabel.Encode("round-parameters", fields.ToArray()));
+    }
+
+    /// <summary>Lowercase hex SHA-256 of the scales as IEEE-754 binary32, little-endian, in order (docs/PROTOCOL.md, "Layer scales").</summary>
+    /// <param name="scales">The layer scales.</param>
+    /// <returns>64 hex digits.</returns>
+    public static string LayerScalesSha256(IReadOnlyList<float> scales)
+    {
+        ArgumentNullException.ThrowIfNull(scales);
+        byte[] bytes = new byte[scales.Count * sizeof(float)];
+        for (int i = 0; i < scales.Count; i++)
+        {
+            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(i * sizeof(float)), scales[i]);
+        }
+
+        return Convert.ToHexStringLower(SHA256.HashData(bytes));
     }
 }

@@ -110,6 +110,67 @@ public static class TaggerPreconditioner
         }
     }
 
+    /// <summary>
+    /// The layer-wise factors of <see cref="FromPublicData"/> (<c>perTensor: true</c>) as one number per weight tensor, in
+    /// <see cref="TaggerModel.ParameterLayout"/> order: what an aggregator announces as a round's <c>layer_scales</c>
+    /// (docs/PROTOCOL.md, "Layer scales"). Public: they come from public data at the public model.
+    /// </summary>
+    /// <param name="model">The public model (its weights are not changed).</param>
+    /// <param name="publicData">Public sentences only: never a site's data.</param>
+    /// <param name="batchSize">Sentences per minibatch.</param>
+    /// <param name="floorRatio">The floor f as a fraction of the median √v, in (0, 1].</param>
+    /// <returns>One positive factor per parameter tensor.</returns>
+    /// <exception cref="ArgumentException">The public data has no non-empty sentence, or a setting is out of range.</exception>
+    public static float[] LayerScalesFromPublicData(TaggerModel model, IReadOnlyList<Sentence> publicData, int batchSize = 32, double floorRatio = 0.1)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        float[] flat = FromPublicData(model, publicData, batchSize, floorRatio, perTensor: true);
+        var scales = new float[model.ParameterLayout.Count];
+        long offset = 0;
+        for (int i = 0; i < scales.Length; i++)
+        {
+            scales[i] = flat[offset];
+            offset += Size(model.ParameterLayout[i]);
+        }
+
+        return scales;
+    }
+
+    /// <summary>
+    /// Expands one factor per weight tensor into the per-parameter preconditioner of <see cref="DpSgdOptions.Preconditioner"/>.
+    /// </summary>
+    /// <param name="layout">The model's tensors (<see cref="TaggerModel.ParameterLayout"/>).</param>
+    /// <param name="scales">One factor per tensor, each positive and finite.</param>
+    /// <returns>A factor per parameter in <see cref="TaggerModel.Flatten"/> order.</returns>
+    /// <exception cref="ArgumentException">The count differs from the model's tensors, or a factor is not positive and finite.</exception>
+    public static float[] ExpandLayerScales(IReadOnlyList<ParameterInfo> layout, IReadOnlyList<float> scales)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(scales);
+        if (scales.Count != layout.Count)
+        {
+            throw new ArgumentException($"{scales.Count} layer scales for a model of {layout.Count} parameter tensors; one per tensor is needed.", nameof(scales));
+        }
+
+        var result = new float[layout.Sum(Size)];
+        long offset = 0;
+        for (int i = 0; i < layout.Count; i++)
+        {
+            if (!(scales[i] > 0) || float.IsInfinity(scales[i]))
+            {
+                throw new ArgumentException($"layer scale {i} ({layout[i].Name}) is {scales[i]}; every scale must be a positive finite number.", nameof(scales));
+            }
+
+            long n = Size(layout[i]);
+            Array.Fill(result, scales[i], checked((int)offset), checked((int)n));
+            offset += n;
+        }
+
+        return result;
+    }
+
+    private static long Size(ParameterInfo info) => info.Shape.Aggregate(1L, (a, b) => a * b);
+
     /// <summary>A = 1 / max(√(Σg² / batches), f) / Z as documented on <see cref="FromPublicData"/>.</summary>
     internal static float[] Factors(double[] squares, int batches, double floorRatio)
     {

@@ -50,4 +50,16 @@ public enum AggregatorMisbehaviour
     /// neither (as if the other sites had been shown the whole σ): the agent's context differs, so the round must fail.
     /// </summary>
     SplitNoiseHiddenFromPeers,
+
+    /// <summary>Layer scales as an honest aggregator announces them: one per tensor of the agent's model (<see cref="MaliciousAggregatorTests.AnnouncedLayerScales"/>), bound into the digest.</summary>
+    LayerScales,
+
+    /// <summary>Layer scales with one factor fewer than the agent's model has tensors.</summary>
+    LayerScalesWrongCount,
+
+    /// <summary>Layer scales with a factor of 1e9 (outside [1e-6, 1e6]).</summary>
+    LayerScalesOutOfRange,
+
+    /// <summary>Layer scales announced to the agent but not bound into the digest the simulated peers sign.</summary>
+    LayerScalesHiddenFromPeers,
 }

@@ -320,8 +320,17 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 AggregatorMisbehaviour.SplitNoiseAboveThreshold => (1u, (uint)plan.Threshold + 1),
                 _ => (0u, 0u),
             };
+            float[] layerScales = split switch
+            {
+                AggregatorMisbehaviour.LayerScales or AggregatorMisbehaviour.LayerScalesHiddenFromPeers => MaliciousAggregatorTests.AnnouncedLayerScales,
+                AggregatorMisbehaviour.LayerScalesWrongCount => MaliciousAggregatorTests.AnnouncedLayerScales[1..],
+                AggregatorMisbehaviour.LayerScalesOutOfRange => [.. MaliciousAggregatorTests.AnnouncedLayerScales[..^1], 1e9f],
+                _ => [],
+            };
             Parameters = split is AggregatorMisbehaviour.SplitNoise
                 ? new RoundParameters(owner._federation, round, $"session-{round:D2}-{Guid.NewGuid():N}", participants, plan.Threshold, plan.Degree, codec.VectorLength, codec.BitWidth, null, (int)maxSteps, (int)shares)
+                : split is AggregatorMisbehaviour.LayerScales
+                ? new RoundParameters(owner._federation, round, $"session-{round:D2}-{Guid.NewGuid():N}", participants, plan.Threshold, plan.Degree, codec.VectorLength, codec.BitWidth, dpSgdLayerScales: layerScales)
                 : new RoundParameters(owner._federation, round, $"session-{round:D2}-{Guid.NewGuid():N}", participants, plan.Threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
 
             // The model this round announces and the one it streams (they differ when the aggregator lies).
@@ -349,7 +358,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 QuantClip = codec.ClipBound,
                 QuantScale = codec.Scale,
                 WeightCap = (uint)codec.WeightCap,
-                DpSgd = new DpSgdSettings { NoiseMultiplier = 1.0, MaxGradNorm = 1.0, SampleRate = 0.05, LocalEpochs = 1, MaxSteps = maxSteps, NoiseShares = shares },
+                DpSgd = new DpSgdSettings { NoiseMultiplier = 1.0, MaxGradNorm = 1.0, SampleRate = 0.05, LocalEpochs = 1, MaxSteps = maxSteps, NoiseShares = shares, LayerScales = { layerScales } },
                 SiteDp = new SiteDpSettings { L2Clip = clip, NoiseSigmaSite = dp.SigmaSite, TargetNoiseMultiplier = noise, Delta = 1e-5 },
                 ModelVersion = (ulong)(round - 1),
                 ModelSha256 = WireEncoding.ModelDigest(announced),

@@ -117,6 +117,24 @@ public sealed class SplitNoiseOptionsTests
         Assert.Equal("SecureFed:MaxCollusionEpsilon must be 0 (unset) or a positive number, got -1.", error);
     }
 
+    [Fact]
+    public void AggregatorOptions_LayerScalesFromConfiguration_BoundInOrderAndValid()
+    {
+        AggregatorOptions options = BindAggregator(new() { ["DpSgdLayerScales:0"] = "0.5", ["DpSgdLayerScales:1"] = "2", ["DpSgdLayerScales:2"] = "1.25" });
+
+        Assert.Equal([0.5f, 2f, 1.25f], options.DpSgdLayerScales);
+        Assert.Empty(options.Validate());
+        Assert.Empty(BindAggregator([]).DpSgdLayerScales);
+    }
+
+    [Fact]
+    public void AggregatorOptions_LayerScalesOutOfRange_EachNamed()
+    {
+        IReadOnlyList<string> errors = BindAggregator(new() { ["DpSgdLayerScales:0"] = "0", ["DpSgdLayerScales:1"] = "2", ["DpSgdLayerScales:2"] = "1e9" }).Validate();
+
+        Assert.Equal(["SecureFed:DpSgdLayerScales:0 must be a number in [1E-06, 1000000], got 0.", "SecureFed:DpSgdLayerScales:2 must be a number in [1E-06, 1000000], got 1E+09."], errors);
+    }
+
     private static AggregatorOptions BindAggregator(Dictionary<string, string?> extra)
     {
         var settings = new Dictionary<string, string?>

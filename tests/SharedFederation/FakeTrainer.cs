@@ -13,6 +13,9 @@ internal sealed class FakeTrainer(string site, int parameters, long examples) : 
 
     public long ExampleCount => examples;
 
+    /// <summary>Tensor sizes to report for layer scales (null: this trainer cannot apply them, as the interface's default).</summary>
+    public IReadOnlyList<long>? TensorSizes { get; init; }
+
     public List<(long Round, float[] Global)> Seen { get; } = [];
 
     /// <summary>Every plan this trainer was asked to train with.</summary>

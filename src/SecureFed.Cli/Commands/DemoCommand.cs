@@ -40,10 +40,11 @@ internal static class DemoCommand
         var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser: sgd (classic DP-SGD) or adam.", DefaultValueFactory = _ => "sgd" };
         var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C (L2 norm of a sentence's summed-loss gradient; the median is about 5 on NCBI-disease).", DefaultValueFactory = _ => 8.0 };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start).", DefaultValueFactory = _ => 30.0 };
+        var layerScales = new Option<bool>("--layer-scales") { Description = "With --public-data: the aggregator announces layer-wise DP-SGD factors computed from the public data at the public model (docs/PROTOCOL.md \"Layer scales\"; the privacy guarantee is unchanged). Unless given, --lr becomes 4 (8 with --patient-noise distributed) and --grad-clip 1, the recipe measured in docs/utility.md." };
         var patientNoise = new Option<string>("--patient-noise") { Description = "local (each site adds the whole DP-SGD noise: ε holds even if the aggregator and all other sites collude; the default) or distributed (one DP-SGD step per round, each site adds σ/√k with k = min(sites, t): the sum the aggregator sees carries σ while secure aggregation holds; the larger collusion ε is printed; needs --optimizer sgd).", DefaultValueFactory = _ => "local" };
         var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
         {
-            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip, publicData, publicEpochs, freeze, patientNoise,
+            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip, publicData, publicEpochs, freeze, patientNoise, layerScales,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -178,8 +179,22 @@ internal static class DemoCommand
                 throw new UsageException("--patient-noise distributed needs --optimizer sgd: with adam a site's step is not linear in its noisy gradient, so the sum of the sites' steps would not be one DP-SGD step.");
             }
 
+            bool scales = parse.GetValue(layerScales);
+            if (scales)
+            {
+                if (parse.GetValue(publicData) is null)
+                {
+                    throw new UsageException("--layer-scales needs --public-data: the factors come from public data at the public model (at a random model they are wrong, docs/utility.md).");
+                }
+
+                // The recipe measured with the factors (docs/utility.md): the preconditioned gradients are smaller, so C comes down and lr up.
+                lr = Given(parse, learningRate) ? lr : distributed ? 8 : 4;
+                c = Given(parse, gradClip) ? c : 1;
+            }
+
             var settings = new DemoSettings
             {
+                LayerScales = scales,
                 DistributedPatientNoise = distributed,
                 Optimizer = opt,
                 GradClip = c,
@@ -208,6 +223,9 @@ internal static class DemoCommand
         });
         return command;
     }
+
+    /// <summary>Whether <paramref name="option"/> was given on the command line (not its default).</summary>
+    private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
 
     /// <summary>The terminal's width when writing to it (Console.WindowWidth), else 100 columns.</summary>
     internal static int TerminalWidth(TextWriter output)

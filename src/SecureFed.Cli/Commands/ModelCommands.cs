@@ -13,6 +13,7 @@ internal static class ModelCommands
         var command = new Command("model", "Model specifications and model files.");
         command.Subcommands.Add(SpecCommand());
         command.Subcommands.Add(MergeCommand());
+        command.Subcommands.Add(LayerScalesCommand());
         return command;
     }
 
@@ -88,6 +89,57 @@ internal static class ModelCommands
             modelA.Unflatten(merged);
             modelA.Save(outDir);
             parse.InvocationConfiguration.Output.WriteLine($"wrote {outDir}: {merged.Length:N0} parameters = {l.ToString(CultureInfo.InvariantCulture)}·A + {(1 - l).ToString(CultureInfo.InvariantCulture)}·B");
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command LayerScalesCommand()
+    {
+        var modelDir = new Argument<string>("MODEL") { Description = "The public initial model's folder (e.g. 'tagger train' on a public corpus): the model the federation starts from." };
+        var publicData = new Option<string>("--public-data") { Description = "A public CoNLL corpus folder (train.tsv; never a site's data), e.g. the one the model was trained on.", Required = true };
+        var output = new Option<string?>("--out") { Description = "Also write the aggregator configuration fragment to this JSON file." };
+        var command = new Command("layer-scales", "Compute the layer-wise DP-SGD preconditioner (one factor per weight tensor, from public data at the public model) and print it as the aggregator's SecureFed:DpSgdLayerScales setting (docs/PROTOCOL.md, \"Layer scales\").")
+        {
+            modelDir, publicData, output,
+        };
+        command.SetAction((parse, ct) =>
+        {
+            string dir = parse.GetValue(publicData)!;
+            string train = Path.Combine(dir, "train.tsv");
+            if (!File.Exists(train))
+            {
+                throw new UsageException($"--public-data: {train} does not exist (a CoNLL corpus folder with train.tsv is needed).");
+            }
+
+            using TaggerModel model = LoadModel(parse.GetValue(modelDir)!, "MODEL");
+            var types = model.Labels.EntityTypes.ToHashSet(StringComparer.Ordinal);
+            // Entity types the model does not tag are O, as in the public warm start.
+            Sentence[] sentences = [.. ConllReader.ReadFile(train).Select(x => x with { Tags = [.. x.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
+            float[] scales;
+            try
+            {
+                scales = TaggerPreconditioner.LayerScalesFromPublicData(model, sentences);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException($"--public-data {dir}: {ex.Message}");
+            }
+
+            string json = System.Text.Json.JsonSerializer.Serialize(new { SecureFed = new { DpSgdLayerScales = scales } });
+            var writer = parse.InvocationConfiguration.Output;
+            for (int i = 0; i < scales.Length; i++)
+            {
+                writer.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {model.ParameterLayout[i].Name,-40} {scales[i],10:G5}"));
+            }
+
+            writer.WriteLine(json);
+            if (parse.GetValue(output) is string path)
+            {
+                Federation.AtomicFile.WriteAllText(path, json);
+                writer.WriteLine($"wrote {path}");
+            }
+
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;

@@ -48,6 +48,12 @@ internal sealed record DemoSettings
     /// <summary>Epochs of the public warm start.</summary>
     public int PublicEpochs { get; init; } = 10;
 
+    /// <summary>
+    /// The aggregator announces layer-wise DP-SGD factors computed from the public data at the public model
+    /// (<c>--layer-scales</c>; needs <see cref="PublicDataDirectory"/>).
+    /// </summary>
+    public bool LayerScales { get; init; }
+
     /// <summary>DP-SGD keeps the embedding tables of the initial model fixed at every site.</summary>
     public bool FreezeEmbeddings { get; init; }
 
@@ -123,9 +129,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere.
         TaggerConfig config = settings.TinyModel ? TaggerConfig.Tiny with { WordBuckets = 1024, CharNgramBuckets = 1024 } : TaggerConfig.Default;
         var spec = new Agent.ModelSpec(config, types);
-        float[] initial = settings.PublicDataDirectory is string publicDir
+        (float[] initial, float[] layerScales) = settings.PublicDataDirectory is string publicDir
             ? PublicWarmStart(spec, publicDir, test, cancellationToken)
-            : TaggerLocalTrainer.InitialParameters(spec, settings.Seed);
+            : (TaggerLocalTrainer.InitialParameters(spec, settings.Seed), []);
         // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
         // Split noise: one step per round (FedSGD) and k = min(sites, t) shares, so every sum of ≥ t sites carries σ.
         int shares = settings.DistributedPatientNoise ? Math.Min(sites.Length, GraphPlanner.Plan(sites.Length).Threshold) : 0;
@@ -171,7 +177,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 // FedAvg weights are min(examples, cap)/cap: a cap at the largest site keeps ω = 1 there, so the
                 // summed site noise is not magnified when the server divides by Σω (sensitivity stays S either way).
                 ["WeightCap"] = Math.Max(1, train.Values.Max(t => t.Count)).ToString(CultureInfo.InvariantCulture),
-            }.Concat(SplitNoiseAggregatorSettings(shares)).Concat(types.Select((t, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"EvaluationEntityTypes:{i}"), t))).ToDictionary(),
+            }.Concat(SplitNoiseAggregatorSettings(shares))
+                .Concat(layerScales.Select((f, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"DpSgdLayerScales:{i}"), f.ToString("R", CultureInfo.InvariantCulture))))
+                .Concat(types.Select((t, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"EvaluationEntityTypes:{i}"), t))).ToDictionary(),
             Agent = new Dictionary<string, string>
             {
                 ["EpsilonBudget"] = (settings.Epsilon * 1.0001).ToString("R", CultureInfo.InvariantCulture),
@@ -451,7 +459,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// The public warm start: the initial model trained (no DP: public data) on <paramref name="directory"/>'s
     /// train.tsv, with the entity types the sites do not annotate turned to O; no site's sentence is used.
     /// </summary>
-    private float[] PublicWarmStart(Agent.ModelSpec spec, string directory, IReadOnlyList<Sentence> test, CancellationToken cancellationToken)
+    /// <returns>The initial model, and the layer scales from the public data at it (empty without <see cref="DemoSettings.LayerScales"/>).</returns>
+    private (float[] Initial, float[] LayerScales) PublicWarmStart(Agent.ModelSpec spec, string directory, IReadOnlyList<Sentence> test, CancellationToken cancellationToken)
     {
         string path = Path.Combine(directory, "train.tsv");
         if (!File.Exists(path))
@@ -467,7 +476,14 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         new TaggerTrainer().Train(model, publicTrain, null, new TrainOptions { Epochs = settings.PublicEpochs, Seed = settings.Seed, Patience = 0 }, null, cancellationToken);
         double f1 = TaggerEvaluator.Evaluate(model, test).F1;
         console.MarkupLine(CultureInfo.InvariantCulture, $"Public warm start: the initial model was trained on [green]{publicTrain.Length:N0} public sentences[/] of {Markup.Escape(Path.GetFullPath(directory))} ({settings.PublicEpochs} epochs, only {Markup.Escape(string.Join(", ", types))} kept, {watch.Elapsed.TotalSeconds:F0} s): test F1 {f1:F3} before any hospital's data.");
-        return model.Flatten();
+        float[] scales = [];
+        if (settings.LayerScales)
+        {
+            scales = TaggerPreconditioner.LayerScalesFromPublicData(model, publicTrain);
+            console.MarkupLine(CultureInfo.InvariantCulture, $"Layer scales: the aggregator announces one DP-SGD factor per weight tensor, from the public data at this model ({scales.Length} factors, {scales.Min():G3} to {scales.Max():G3}); each example's gradient is scaled before clipping, so ε is unchanged.");
+        }
+
+        return (model.Flatten(), scales);
     }
 
     private (Dictionary<string, IReadOnlyList<Sentence>>, Dictionary<string, IReadOnlyList<Sentence>>, IReadOnlyList<Sentence>, IReadOnlyList<Sentence>, IReadOnlyList<string>, string) LoadData(string[] sites)
