@@ -51,9 +51,9 @@ internal static class DemoCommand
             int r = parse.GetValue(rounds);
             int n = parse.GetValue(sites);
             double eps = parse.GetValue(epsilon);
-            if (r is < 1 or > 100)
+            if (r is < 1 or > 500)
             {
-                throw new UsageException($"--rounds must be between 1 and 100, got {r}.");
+                throw new UsageException($"--rounds must be between 1 and 500, got {r}.");
             }
 
             if (n is < 2 or > 20)
