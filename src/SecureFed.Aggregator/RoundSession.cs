@@ -5,7 +5,7 @@ using SecureFed.Wire.V1;
 namespace SecureFed.Aggregator;
 
 /// <summary>
-/// One attempt of one round on the aggregator: the protocol state machine plus the signals that release the agents'
+/// One attempt of one round on the aggregator: the protocol state machine (<see cref="IRoundServer"/>) plus the signals that release the agents'
 /// long-polls when a stage closes. Created by <see cref="RoundCoordinator"/>; read by the gRPC service.
 /// </summary>
 internal sealed class RoundSession
@@ -17,10 +17,10 @@ internal sealed class RoundSession
     private readonly Dictionary<(string Site, string Stage), string> _digests = [];
     private volatile string? _abortRequested;
 
-    public RoundSession(RoundParameters parameters, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, float[] baseModel)
+    public RoundSession(RoundParameters parameters, IRoundServer server, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, float[] baseModel)
     {
         Parameters = parameters;
-        Server = new ServerRound(parameters);
+        Server = server;
         Announcement = announcement;
         Codec = codec;
         DpPlan = dpPlan;
@@ -30,7 +30,8 @@ internal sealed class RoundSession
 
     public RoundParameters Parameters { get; }
 
-    public ServerRound Server { get; }
+    /// <summary>The round's server side: in this process (<see cref="LocalRoundServer"/>) or on the aggregator cluster.</summary>
+    public IRoundServer Server { get; }
 
     public RoundAnnouncement Announcement { get; }
 
@@ -80,9 +81,9 @@ internal sealed class RoundSession
 
     /// <summary>
     /// Serializes a submission's acceptance with the recording of its digest, so a concurrent retry sees either
-    /// nothing or both (see <see cref="RecordDigest"/>).
+    /// nothing or both (see <see cref="RecordDigest"/>). A semaphore, not a lock: acceptance may await the cluster.
     /// </summary>
-    public object SubmissionGate { get; } = new();
+    public SemaphoreSlim SubmissionGate { get; } = new(1, 1);
 
     /// <summary>Set by <see cref="RequestAbort"/>: the coordinator aborts the attempt at its next check.</summary>
     public string? AbortRequested => _abortRequested;

@@ -44,6 +44,15 @@ public sealed class AggregatorClusterOptions
     /// </summary>
     public int SliceSize { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// True on exactly one silo of the cluster: the <b>coordinator</b>, which also runs the aggregator's mTLS gRPC service
+    /// and round coordinator (model, privacy ledger, round store, signed audit log: the <c>SecureFed</c> settings of the
+    /// single-process aggregator) with each round's state in the cluster's grains. The other silos host slices only.
+    /// Nothing elects it: the operator runs one (docs/cluster.md §6).
+    /// <value>The default value is false.</value>
+    /// </summary>
+    public bool Coordinator { get; set; }
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
