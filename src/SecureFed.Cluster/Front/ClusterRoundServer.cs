@@ -166,7 +166,9 @@ internal sealed partial class ClusterRoundServer : IRoundServer
         }
         catch (ClusterRoundAbortedException ex)
         {
-            throw new RoundAbortedException(stage, ex.Message);
+            // The grain's message is the protocol's "round aborted at Stage: reason"; keep the reason only.
+            Match match = AbortPattern().Match(ex.Message);
+            throw new RoundAbortedException(stage, match.Success ? match.Groups["reason"].Value : ex.Message);
         }
     }
 
@@ -188,6 +190,9 @@ internal sealed partial class ClusterRoundServer : IRoundServer
 
     [GeneratedRegex(@"^(?<stage>[A-Za-z]+): (party (?<party>\d+): )?(?<reason>.*)$", RegexOptions.Singleline)]
     private static partial Regex ViolationPattern();
+
+    [GeneratedRegex(@"^round aborted at [A-Za-z]+: (?<reason>.*)$", RegexOptions.Singleline)]
+    private static partial Regex AbortPattern();
 
     private static partial class Log
     {
