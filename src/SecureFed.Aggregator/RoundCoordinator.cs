@@ -335,7 +335,8 @@ public sealed class RoundCoordinator : BackgroundService
         catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException)
         {
             // E.g. the aggregator cluster could not open the round: the attempt is recorded as aborted, never silently lost.
-            string reason = $"the round could not be opened: {ex.GetType().Name}: {ex.Message}";
+            string message = ex.Message.Split('\n', 2)[0].TrimEnd('\r');
+            string reason = $"the round could not be opened: {ex.GetType().Name}: {message}";
             _state.Store.AbortRound(round, reason);
             _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("round", round).Add("stage", StageName(ProtocolStage.AdvertiseKeys)).Add("reason", reason));
             Log.RoundAborted(_logger, round, StageName(ProtocolStage.AdvertiseKeys), reason);

@@ -3,11 +3,13 @@ using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
+using SecureFed.Cluster.Grains;
 using Xunit.Abstractions;
 
 namespace SecureFed.Cluster.Tests;
@@ -107,6 +109,15 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
 
         Assert.NotEqual(ModelState.ToBytes(fed.InitialModel), singleModels[0]);
         AssertAuditLogsVerify(fed, clusterData);
+
+        // The sums were made by the cluster's grains: its ledger (PostgreSQL) has both rounds, completed, by all four sites.
+        LedgerEntry[] ledger = await LedgerAsync(silos.SlicesOnly, federation);
+        Assert.Equal([1L, 2L], ledger.Select(e => e.Round).Order());
+        Assert.All(ledger, e =>
+        {
+            Assert.True(e.Completed);
+            Assert.Equal(Sites, e.Contributors);
+        });
     }
 
     [SkippableFact]
@@ -153,8 +164,14 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
             Assert.NotNull(state.Store.LoadModel(2));
         }
 
-        Assert.True(fed.Reports.Count(r => r.Round == 1 && r.Completed) == Sites.Length);
+        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
         AssertAuditLogsVerify(fed, clusterData);
+
+        // The cluster's ledger (PostgreSQL, read through the silo left) has round 1 completed and the aborted attempt.
+        LedgerEntry[] ledger = await LedgerAsync([silos.SlicesOnly[1]], federation);
+        Assert.True(Assert.Single(ledger, e => e.Round == 1).Completed);
+        Assert.Contains(ledger, e => !e.Completed && !string.IsNullOrWhiteSpace(e.AbortReason));
+        Assert.Equal(rounds, ledger.Count(e => e.Completed));
     }
 
     public void Dispose()
@@ -180,6 +197,14 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
             AuditVerification agent = AuditVerifier.Verify(directory);
             Assert.True(agent.Ok, directory + ": " + string.Join("; ", agent.Problems));
         }
+    }
+
+    private static async Task<LedgerEntry[]> LedgerAsync(IReadOnlyList<SiloProcess> silos, string federation)
+    {
+        using IHost client = await MultiProcessClusterTests.StartClientAsync(silos, federation);
+        LedgerEntry[] entries = await client.Services.GetRequiredService<IClusterClient>().GetGrain<ILedgerGrain>(federation).EntriesAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        await client.StopAsync().WaitAsync(RoundScript.Timeout);
+        return entries;
     }
 
     private static AggregatorState OpenStore(FrontFederation fed, string dataDirectory) => AggregatorState.Open(new AggregatorOptions

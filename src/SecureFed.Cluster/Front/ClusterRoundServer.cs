@@ -96,11 +96,27 @@ internal sealed partial class ClusterRoundServer : IRoundServer
             throw new ProtocolViolationException(stage, "already sent its masked input", sender);
         }
 
-        await CallAsync(stage, async () =>
+        try
         {
-            await _client.SendMaskedInputAsync(sender, maskedInput, cancellationToken).ConfigureAwait(false);
-            return true;
-        }, cancellationToken).ConfigureAwait(false);
+            await CallAsync(stage, async () =>
+            {
+                await _client.SendMaskedInputAsync(sender, maskedInput, cancellationToken).ConfigureAwait(false);
+                return true;
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
+        {
+            // A slice grain could not be reached (its silo failed): whatever that slice held is gone, so the sums can no
+            // longer agree; the round ends now with the reason instead of at the stage's deadline.
+            throw new RoundAbortedException(stage, $"the cluster could not take the masked input of index {sender}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
+        }
+    }
+
+    /// <summary>The first line of a message (Orleans' messages may carry a stack trace).</summary>
+    internal static string FirstLine(string message)
+    {
+        int end = message.IndexOfAny(['\r', '\n']);
+        return end < 0 ? message : message[..end];
     }
 
     public Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken)
