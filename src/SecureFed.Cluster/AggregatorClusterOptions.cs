@@ -106,6 +106,17 @@ public sealed class AggregatorClusterOptions
         return errors;
     }
 
+    /// <summary>
+    /// Checks the silo's role against the rest of its configuration: a silo that is not the coordinator serves no agents,
+    /// so a <c>SecureFed:Listen</c> address there (e.g. an <c>aggregator.json</c> copied without setting
+    /// <see cref="Coordinator"/>) is refused instead of leaving the agents without an aggregator.
+    /// </summary>
+    /// <param name="listen">The configuration's <c>SecureFed:Listen</c>, or null when absent.</param>
+    public IReadOnlyList<string> ValidateRole(string? listen)
+        => !Coordinator && !string.IsNullOrWhiteSpace(listen)
+            ? [$"SecureFed:Listen is set ('{listen}') but {Section}:Coordinator is false: only the coordinator silo serves agents; set {Section}:Coordinator to true on exactly one silo, or remove SecureFed:Listen from this silo's configuration."]
+            : [];
+
     private static void Port(List<string> errors, string name, int value)
     {
         if (value < 1 || value > 65535)

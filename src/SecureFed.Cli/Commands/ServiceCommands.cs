@@ -152,6 +152,7 @@ internal static class ServiceCommands
         var options = new AggregatorClusterOptions();
         configuration.GetSection(AggregatorClusterOptions.Section).Bind(options);
         var problems = new List<string>(options.Validate());
+        problems.AddRange(options.ValidateRole(configuration["SecureFed:Listen"]));
         string? federation = configuration["SecureFed:Federation"];
         if (string.IsNullOrWhiteSpace(federation))
         {
