@@ -28,10 +28,19 @@ public sealed record ClusterRoundSpec(
     public static ClusterRoundSpec From(RoundParameters parameters, int sliceSize)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        return new(parameters.FederationId, parameters.Round, parameters.SessionId, [.. parameters.Participants], parameters.Threshold,
+        var spec = new ClusterRoundSpec(parameters.FederationId, parameters.Round, parameters.SessionId, [.. parameters.Participants], parameters.Threshold,
             parameters.GraphDegree, parameters.VectorLength, parameters.BitWidth, sliceSize,
             parameters.Evaluation is null ? null : [.. parameters.Evaluation.EntityTypes], parameters.Evaluation?.CountCap ?? 0,
             parameters.DpSgdMaxSteps, parameters.DpSgdNoiseShares);
+
+        // Every signature of the round binds the parameters' digest: a spec that lost a bound parameter (one added to
+        // RoundParameters but not here) would make the round grain refuse every honest message, so refuse it here, by name.
+        if (!spec.ToParameters().Digest.AsSpan().SequenceEqual(parameters.Digest))
+        {
+            throw new ArgumentException($"round {parameters.Round}: the cluster's round spec does not carry every parameter bound into the round digest (ClusterRoundSpec must gain the missing one)", nameof(parameters));
+        }
+
+        return spec;
     }
 
     /// <summary>The round parameters (validated by <see cref="RoundParameters"/>; its digest binds every message of the round).</summary>
