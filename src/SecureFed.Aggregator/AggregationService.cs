@@ -462,7 +462,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// </summary>
     private async Task<bool> AcceptOnceAsync(RoundSession session, string site, string kind, string digest, Func<CancellationToken, Task<bool>> accept, CancellationToken cancellationToken)
     {
-        await session.SubmissionGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        SemaphoreSlim gate = session.SubmissionGate(site);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             string? recorded = session.RecordedDigest(site, kind);
@@ -487,7 +488,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
         finally
         {
-            session.SubmissionGate.Release();
+            gate.Release();
         }
     }
 
