@@ -159,6 +159,19 @@ internal static class ServiceCommands
             problems.Insert(0, "SecureFed:Federation is required.");
         }
 
+        if (options.Coordinator)
+        {
+            // The coordinator is also the aggregator: its settings are checked before the silo starts, all problems at once.
+            var aggregator = new AggregatorOptions();
+            configuration.GetSection(AggregatorOptions.Section).Bind(aggregator);
+            if (string.IsNullOrEmpty(aggregator.ModelSpecSha256))
+            {
+                aggregator.ModelSpecSha256 = new string('0', 64); // derived from the model spec when the service starts
+            }
+
+            problems.AddRange(aggregator.Validate().Where(p => !problems.Contains(p)));
+        }
+
         if (problems.Count > 0)
         {
             throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", problems));
