@@ -63,7 +63,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return session.Announcement;
     }
 
-    public override Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
+    public override async Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
     {
         // A plain decline answers the announcement; one with an accusation leaves the round at MaskedInputCollection.
         string site = Authenticate(context, request.Header, request.Accusation is null ? Stage.Announce : Stage.MaskedInput);
@@ -71,30 +71,30 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string reason = Truncate(request.Reason, 500);
         if (request.Accusation is not null)
         {
-            JudgeAccusation(session, site, request.Accusation);
+            await JudgeAccusationAsync(session, site, request.Accusation, context.CancellationToken).ConfigureAwait(false);
         }
 
         session.Decline(site);
         _telemetry.Declined(session.Round, site, reason);
         Log.Declined(_logger, site, session.Round, reason);
         _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).Add("site", site).Add("reason", "site declined: " + reason));
-        return Task.FromResult(new Ack());
+        return new Ack();
     }
 
-    public override Task<Ack> AdvertiseKeys(AdvertiseKeysRequest request, ServerCallContext context)
+    public override async Task<Ack> AdvertiseKeys(AdvertiseKeysRequest request, ServerCallContext context)
     {
         string site = Authenticate(context, request.Header, Stage.AdvertiseKeys);
         RoundSession session = CurrentSession(request.Header, site);
         int index = session.IndexOf(site);
         var ad = new KeyAdvertisement(index, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray(), request.SelfMaskCommitment.ToByteArray());
-        bool fresh = Guard(session, site, () => session.Server.AcceptAdvertisement(ad));
+        bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptAdvertisementAsync(ad, ct), context.CancellationToken).ConfigureAwait(false);
         if (fresh)
         {
             _state.Audit.Append(AuditEvents.KeysReceived, f => f.Add("round", session.Round).Add("site", site).AddDigest("sha256", SHA256.HashData(request.ToByteArray())));
         }
 
         session.Signal();
-        return Task.FromResult(new Ack { Duplicate = !fresh });
+        return new Ack { Duplicate = !fresh };
     }
 
     public override async Task<AdvertisementSet> AwaitAdvertisements(StageQuery request, ServerCallContext context)
@@ -103,7 +103,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         RoundSession session = CurrentSession(request.Header, site);
         await WaitAsync(session, ProtocolStage.AdvertiseKeys, context).ConfigureAwait(false);
         var result = new AdvertisementSet { Header = ReplyHeader(session, Stage.AdvertiseKeys) };
-        foreach (KeyAdvertisement ad in session.Server.AdvertisementsFor(session.IndexOf(site)))
+        foreach (KeyAdvertisement ad in await session.Server.AdvertisementsForAsync(session.IndexOf(site), context.CancellationToken).ConfigureAwait(false))
         {
             result.Advertisements.Add(new Advertisement
             {
@@ -118,15 +118,15 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return result;
     }
 
-    public override Task<Ack> ShareKeys(ShareKeysRequest request, ServerCallContext context)
+    public override async Task<Ack> ShareKeys(ShareKeysRequest request, ServerCallContext context)
     {
         string site = Authenticate(context, request.Header, Stage.ShareKeys);
         RoundSession session = CurrentSession(request.Header, site);
         int index = session.IndexOf(site);
         var shares = request.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray())).ToArray();
-        bool fresh = Guard(session, site, () => session.Server.AcceptShares(index, shares));
+        bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptSharesAsync(index, shares, ct), context.CancellationToken).ConfigureAwait(false);
         session.Signal();
-        return Task.FromResult(new Ack { Duplicate = !fresh });
+        return new Ack { Duplicate = !fresh };
     }
 
     public override async Task<ShareSet> AwaitShares(StageQuery request, ServerCallContext context)
@@ -135,7 +135,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         RoundSession session = CurrentSession(request.Header, site);
         await WaitAsync(session, ProtocolStage.ShareKeys, context).ConfigureAwait(false);
         var result = new ShareSet { Header = ReplyHeader(session, Stage.ShareKeys) };
-        foreach (EncryptedShare s in session.Server.SharesFor(session.IndexOf(site)))
+        foreach (EncryptedShare s in await session.Server.SharesForAsync(session.IndexOf(site), context.CancellationToken).ConfigureAwait(false))
         {
             result.Shares.Add(new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(s.Ciphertext) });
         }
@@ -217,13 +217,13 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
             string sha = Convert.ToHexStringLower(digest);
             string stage = "masked_input/" + session.SessionId;
-            bool fresh = AcceptOnce(session, site, "masked_input", sha, () =>
+            bool fresh = await AcceptOnceAsync(session, site, "masked_input", sha, async ct =>
             {
                 // The state machine checks stage, membership, length and reduction first; only an accepted vector is
                 // recorded, so a refused early upload cannot make a later honest one look like a duplicate.
-                session.Server.AcceptMaskedInput(session.IndexOf(site), buffer.AsSpan(0, m));
+                await session.Server.AcceptMaskedInputAsync(session.IndexOf(site), buffer.AsMemory(0, m), ct).ConfigureAwait(false);
                 return true;
-            });
+            }, context.CancellationToken).ConfigureAwait(false);
             if (fresh)
             {
                 // Kept for the record; duplicates were decided above (one accepted vector per site and attempt).
@@ -250,14 +250,14 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return result;
     }
 
-    public override Task<Ack> SignSurvivors(ConsistencyRequest request, ServerCallContext context)
+    public override async Task<Ack> SignSurvivors(ConsistencyRequest request, ServerCallContext context)
     {
         string site = Authenticate(context, request.Header, Stage.Consistency);
         RoundSession session = CurrentSession(request.Header, site);
         var signature = new ConsistencySignature(session.IndexOf(site), request.Signature.ToByteArray());
-        bool fresh = Guard(session, site, () => session.Server.AcceptConsistencySignature(signature));
+        bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptConsistencySignatureAsync(signature, ct), context.CancellationToken).ConfigureAwait(false);
         session.Signal();
-        return Task.FromResult(new Ack { Duplicate = !fresh });
+        return new Ack { Duplicate = !fresh };
     }
 
     public override async Task<UnmaskRequestMessage> AwaitUnmaskRequest(StageQuery request, ServerCallContext context)
@@ -273,7 +273,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return result;
     }
 
-    public override Task<Ack> Unmask(UnmaskResponseMessage request, ServerCallContext context)
+    public override async Task<Ack> Unmask(UnmaskResponseMessage request, ServerCallContext context)
     {
         string site = Authenticate(context, request.Header, Stage.Unmasking);
         RoundSession session = CurrentSession(request.Header, site);
@@ -281,7 +281,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             session.IndexOf(site),
             [.. request.SelfMaskShares.Select(s => new RevealedShare((int)s.Owner, s.Value.ToByteArray()))],
             [.. request.MaskingKeyShares.Select(s => new RevealedShare((int)s.Owner, s.Value.ToByteArray()))]);
-        bool fresh = AcceptOnce(session, site, "unmask", UnmaskDigest(response), () => session.Server.AcceptUnmaskResponse(response));
+        bool fresh = await AcceptOnceAsync(session, site, "unmask", UnmaskDigest(response), ct => session.Server.AcceptUnmaskResponseAsync(response, ct), context.CancellationToken).ConfigureAwait(false);
         if (fresh)
         {
             _state.Audit.Append(AuditEvents.UnmaskResponse, f => f
@@ -294,7 +294,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         session.Signal();
-        return Task.FromResult(new Ack { Duplicate = !fresh });
+        return new Ack { Duplicate = !fresh };
     }
 
     public override async Task<RoundOutcome> AwaitRoundOutcome(StageQuery request, ServerCallContext context)
@@ -460,9 +460,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// recorded; a later identical copy is a duplicate (also after the stage closed); a later different one is refused
     /// with <see cref="StatusCode.AlreadyExists"/>.
     /// </summary>
-    private bool AcceptOnce(RoundSession session, string site, string kind, string digest, Func<bool> accept)
+    private async Task<bool> AcceptOnceAsync(RoundSession session, string site, string kind, string digest, Func<CancellationToken, Task<bool>> accept, CancellationToken cancellationToken)
     {
-        lock (session.SubmissionGate)
+        SemaphoreSlim gate = session.SubmissionGate(site);
+        await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
         {
             string? recorded = session.RecordedDigest(site, kind);
             if (recorded is not null)
@@ -476,13 +478,17 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                     $"site '{site}' already submitted a different {kind} message in round {session.Round} (recorded SHA-256 {recorded}, now {digest}); equivocation refused");
             }
 
-            bool fresh = Guard(session, site, accept);
+            bool fresh = await GuardAsync(session, site, accept, cancellationToken).ConfigureAwait(false);
             if (fresh)
             {
                 session.RecordDigest(site, kind, digest);
             }
 
             return fresh;
+        }
+        finally
+        {
+            gate.Release();
         }
     }
 
@@ -514,9 +520,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// unverifiable accusation is refused with InvalidArgument and changes nothing. Otherwise the party at fault is
     /// audited and left out of the next round attempts; when the accused is at fault the attempt is aborted at once.
     /// </summary>
-    private void JudgeAccusation(RoundSession session, string site, ShareAccusationMessage message)
+    private async Task JudgeAccusationAsync(RoundSession session, string site, ShareAccusationMessage message, CancellationToken cancellationToken)
     {
-        ProtocolStage stage = session.Server.Stage;
+        ProtocolStage stage = (await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false)).Stage;
         if (stage is < ProtocolStage.MaskedInputCollection or > ProtocolStage.Unmasking)
         {
             Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.BadAccusation, $"an accusation is possible once the shares were relayed; the round is at stage {stage}");
@@ -529,8 +535,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.BadAccusation, $"the accusation names index {message.Accused}, which is not another member of the cohort");
         }
 
-        EncryptedShare? envelope = session.Server.SharesFor(accuser).FirstOrDefault(s => s.Sender == accused);
-        IReadOnlyList<KeyAdvertisement> ads = session.Server.AdvertisementsFor(accuser);
+        EncryptedShare? envelope = (await session.Server.SharesForAsync(accuser, cancellationToken).ConfigureAwait(false)).FirstOrDefault(s => s.Sender == accused);
+        IReadOnlyList<KeyAdvertisement> ads = await session.Server.AdvertisementsForAsync(accuser, cancellationToken).ConfigureAwait(false);
         KeyAdvertisement? accuserAd = ads.FirstOrDefault(a => a.Sender == accuser);
         KeyAdvertisement? accusedAd = ads.FirstOrDefault(a => a.Sender == accused);
         string accusedName = session.Parameters[accused].Name;
@@ -573,11 +579,18 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
     }
 
-    private bool Guard(RoundSession session, string site, Func<bool> action)
+    private async Task<bool> GuardAsync(RoundSession session, string site, Func<CancellationToken, Task<bool>> action, CancellationToken cancellationToken)
     {
         try
         {
-            return action();
+            return await action(cancellationToken).ConfigureAwait(false);
+        }
+        catch (RoundAbortedException ex)
+        {
+            // Only a cluster round ends this way under a message (e.g. its silo failed): the coordinator aborts the
+            // attempt with the reason at its next check; the site hears that the round ended.
+            session.RequestAbort(ex.Reason);
+            throw new RpcException(new Status(StatusCode.Aborted, $"round {session.Round} ended: {ex.Reason}"));
         }
         catch (ProtocolViolationException ex)
         {

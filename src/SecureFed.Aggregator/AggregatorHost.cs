@@ -48,6 +48,18 @@ public static class AggregatorHost
     /// <param name="initialModelFactory">Builds the initial model on demand; may be null.</param>
     /// <param name="configureLogging">Optional logging set-up.</param>
     public static WebApplication Build(IConfiguration configuration, Func<float[]>? initialModelFactory, Action<ILoggingBuilder>? configureLogging = null)
+        => Build(configuration, initialModelFactory, roundServers: null, configureLogging);
+
+    /// <summary>
+    /// As <see cref="Build(IConfiguration, Func{float[]}, Action{ILoggingBuilder})"/>, with the server side of each round
+    /// opened by <paramref name="roundServers"/> (the aggregator cluster's coordinator silo, docs/cluster.md §6); null
+    /// keeps every round in this process.
+    /// </summary>
+    /// <param name="configuration">Configuration with the <c>SecureFed</c> section.</param>
+    /// <param name="initialModelFactory">Builds the initial model on demand; may be null.</param>
+    /// <param name="roundServers">Opens each round's server side; null for this process.</param>
+    /// <param name="configureLogging">Optional logging set-up.</param>
+    public static WebApplication Build(IConfiguration configuration, Func<float[]>? initialModelFactory, IRoundServerFactory? roundServers, Action<ILoggingBuilder>? configureLogging = null)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = new AggregatorOptions();
@@ -108,6 +120,7 @@ public static class AggregatorHost
                 builder.Services.AddSingleton<OperatorConsole>();
             }
 
+            builder.Services.AddSingleton(roundServers ?? LocalRoundServerFactory.Instance);
             builder.Services.AddSingleton<RoundCoordinator>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundCoordinator>());
             builder.Services.AddGrpc(grpc =>

@@ -25,6 +25,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly TimeProvider _time;
     private readonly ILogger<RoundCoordinator> _logger;
     private readonly AggregatorTelemetry? _telemetry;
+    private readonly IRoundServerFactory _servers;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
@@ -38,7 +39,18 @@ public sealed class RoundCoordinator : BackgroundService
 
     /// <summary>Creates the coordinator, reporting rounds and stages to <paramref name="telemetry"/>.</summary>
     public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger, AggregatorTelemetry? telemetry)
+        : this(options, state, time, logger, telemetry, LocalRoundServerFactory.Instance)
     {
+    }
+
+    /// <summary>
+    /// Creates the coordinator with the server side of its rounds opened by <paramref name="servers"/> (the aggregator
+    /// cluster's coordinator silo: docs/cluster.md §6); every check, refusal and audit event stays here.
+    /// </summary>
+    public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger, AggregatorTelemetry? telemetry, IRoundServerFactory servers)
+    {
+        ArgumentNullException.ThrowIfNull(servers);
+        _servers = servers;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _state = state;
@@ -139,10 +151,17 @@ public sealed class RoundCoordinator : BackgroundService
             while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
             {
                 IReadOnlyList<string> cohort = await GatherCohortAsync(stoppingToken).ConfigureAwait(false);
-                RoundSession? session = OpenRound(cohort);
-                if (session is null)
+                (RoundSession? session, bool stop) = await OpenRoundAsync(cohort, stoppingToken).ConfigureAwait(false);
+                if (stop)
                 {
                     break; // budget exhausted
+                }
+
+                if (session is null)
+                {
+                    // The round's server could not be opened (recorded as an aborted round): try again shortly.
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, stoppingToken).ConfigureAwait(false);
+                    continue;
                 }
 
                 bool ok = await RunRoundAsync(session, stoppingToken).ConfigureAwait(false);
@@ -159,7 +178,7 @@ public sealed class RoundCoordinator : BackgroundService
             RoundSession? open = _current;
             if (open is not null && !open.IsFinished)
             {
-                AbortRound(open, open.Server.Stage, "the aggregator is shutting down");
+                await AbortRoundAsync(open, open.Server.Stage, "the aggregator is shutting down").ConfigureAwait(false);
             }
         }
         catch (Exception ex)
@@ -224,7 +243,8 @@ public sealed class RoundCoordinator : BackgroundService
         }
     }
 
-    private RoundSession? OpenRound(IReadOnlyList<string> cohort)
+    /// <summary>Opens the next round attempt; (null, true) when no round may open (budget), (null, false) when its server could not open.</summary>
+    private async Task<(RoundSession? Session, bool Stop)> OpenRoundAsync(IReadOnlyList<string> cohort, CancellationToken cancellationToken)
     {
         int n = cohort.Count;
         GraphPlan plan = _options.PlanGraph(n);
@@ -239,7 +259,7 @@ public sealed class RoundCoordinator : BackgroundService
         {
             Log.BudgetExhausted(_logger, decision.Reason);
             _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", _state.Store.ListRounds().Count + 1).Add("site", "aggregator").Add("reason", decision.Reason));
-            return null;
+            return (null, true);
         }
 
         if (_options.DpSgdNoiseShares > threshold)
@@ -248,7 +268,7 @@ public sealed class RoundCoordinator : BackgroundService
             string reason = $"SecureFed:DpSgdNoiseShares = {_options.DpSgdNoiseShares} exceeds this round's threshold t = {threshold} ({n} sites); the aggregator does not open a round whose sum of t sites would carry less than the announced DP-SGD noise";
             Log.NoiseSharesAboveThreshold(_logger, reason);
             _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", _state.Store.ListRounds().Count + 1).Add("site", "aggregator").Add("reason", reason));
-            return null;
+            return (null, true);
         }
 
         byte[] sessionBytes = RandomNumberGenerator.GetBytes(16);
@@ -308,7 +328,24 @@ public sealed class RoundCoordinator : BackgroundService
 
         announcement.Participants.AddRange(participants.Select(p => new ParticipantInfo { Index = (uint)p.Index, Name = p.Name, IdentityPublicKey = Google.Protobuf.ByteString.CopyFrom(p.IdentityPublicKey) }));
 
-        var session = new RoundSession(parameters, announcement, codec, dpPlan, _state.Model.Version, _state.Model.Values) { StageDeadline = deadline };
+        IRoundServer server;
+        try
+        {
+            server = await _servers.OpenAsync(parameters, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException)
+        {
+            // E.g. the aggregator cluster could not open the round: the attempt is recorded as aborted, never silently lost.
+            string message = ex.Message.Split('\n', 2)[0].TrimEnd('\r');
+            string reason = $"the round could not be opened: {ex.GetType().Name}: {message}";
+            _state.Store.AbortRound(round, reason);
+            _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("round", round).Add("stage", StageName(ProtocolStage.AdvertiseKeys)).Add("reason", reason));
+            Log.RoundAborted(_logger, round, StageName(ProtocolStage.AdvertiseKeys), reason);
+            _telemetry?.RoundAborted(round, StageName(ProtocolStage.AdvertiseKeys), reason);
+            return (null, false);
+        }
+
+        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, _state.Model.Version, _state.Model.Values) { StageDeadline = deadline };
         foreach (string excluded in _excluded.Keys)
         {
             // This attempt opened without the site: one fewer to sit out.
@@ -352,34 +389,35 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         Report(session, "opened", [], $"t={threshold}, k={plan.Degree}");
-        return session;
+        return (session, false);
     }
 
     private async Task<bool> RunRoundAsync(RoundSession session, CancellationToken cancellationToken)
     {
-        ServerRound server = session.Server;
+        IRoundServer server = session.Server;
         ProtocolStage stage = ProtocolStage.AdvertiseKeys;
         try
         {
             // Stage 0 has the training deadline; later stages the stage timeout.
             await WaitForStageAsync(session, stage, session.StageDeadline, cancellationToken).ConfigureAwait(false);
-            CloseStage(session, stage, () => server.CloseAdvertiseKeys());
+            await CloseStageAsync(session, stage, server.CloseAdvertiseKeysAsync, cancellationToken).ConfigureAwait(false);
 
             stage = ProtocolStage.ShareKeys;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            IReadOnlyList<int> u2 = CloseStage(session, stage, () => server.CloseShareKeys());
+            IReadOnlyList<int> u2 = await CloseStageAsync(session, stage, server.CloseShareKeysAsync, cancellationToken).ConfigureAwait(false);
             foreach (int u in u2)
             {
-                _state.Audit.Append(AuditEvents.SharesRelayed, f => f.Add("round", session.Round).Add("site", session.Parameters[u].Name).Add("count", server.SharesFor(u).Count));
+                int count = (await server.SharesForAsync(u, cancellationToken).ConfigureAwait(false)).Count;
+                _state.Audit.Append(AuditEvents.SharesRelayed, f => f.Add("round", session.Round).Add("site", session.Parameters[u].Name).Add("count", count));
             }
 
             stage = ProtocolStage.MaskedInputCollection;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            CloseStage(session, stage, () => session.Survivors = server.CloseMaskedInput());
+            await CloseStageAsync(session, stage, async ct => session.Survivors = await server.CloseMaskedInputAsync(ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
 
             stage = ProtocolStage.ConsistencyCheck;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            UnmaskRequest request = CloseStage(session, stage, () => session.UnmaskRequest = server.CloseConsistency());
+            UnmaskRequest request = await CloseStageAsync(session, stage, async ct => session.UnmaskRequest = await server.CloseConsistencyAsync(ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
             _state.Audit.Append(AuditEvents.UnmaskRequested, f => f
                 .Add("round", session.Round)
                 .Add("survivors", request.Survivors.Select(i => session.Parameters[i].Name))
@@ -387,21 +425,21 @@ public sealed class RoundCoordinator : BackgroundService
 
             stage = ProtocolStage.Unmasking;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            AggregationResult result = CloseStage(session, stage, () => server.Finish());
+            AggregationResult result = await CloseStageAsync(session, stage, server.FinishAsync, cancellationToken).ConfigureAwait(false);
             AuditRejectedShares(session, result);
             Complete(session, result);
             return true;
         }
         catch (RoundAbortedException ex)
         {
-            AbortRound(session, ex.Stage, ex.Reason);
+            await AbortRoundAsync(session, ex.Stage, ex.Reason).ConfigureAwait(false);
             return false;
         }
         catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException)
         {
             // Whatever the sites sent, one round's failure is that round's: abort it with the reason and go on. Only a
             // failure of the aggregator's own storage (below) stops the coordinator.
-            AbortRound(session, stage, $"the round failed at {StageName(stage)}: {ex.GetType().Name}: {ex.Message}");
+            await AbortRoundAsync(session, stage, $"the round failed at {StageName(stage)}: {ex.GetType().Name}: {ex.Message}").ConfigureAwait(false);
             return false;
         }
     }
@@ -451,10 +489,10 @@ public sealed class RoundCoordinator : BackgroundService
                 throw new RoundAbortedException(stage, reason);
             }
 
-            ServerRound server = session.Server;
+            RoundServerStatus status = await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false);
             var declined = session.Declined.Select(session.IndexOf).ToHashSet();
-            var expected = server.Expected.Where(i => !declined.Contains(i)).ToHashSet();
-            if (expected.IsSubsetOf(server.Delivered))
+            var expected = status.Expected.Where(i => !declined.Contains(i)).ToHashSet();
+            if (expected.IsSubsetOf(status.Delivered))
             {
                 return;
             }
@@ -469,11 +507,11 @@ public sealed class RoundCoordinator : BackgroundService
         }
     }
 
-    private T CloseStage<T>(RoundSession session, ProtocolStage stage, Func<T> close)
+    private async Task<T> CloseStageAsync<T>(RoundSession session, ProtocolStage stage, Func<CancellationToken, Task<T>> close, CancellationToken cancellationToken)
     {
-        ServerRound server = session.Server;
-        var expected = server.Expected.ToHashSet();
-        var delivered = server.Delivered.ToHashSet();
+        RoundServerStatus status = await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false);
+        var expected = status.Expected.ToHashSet();
+        var delivered = status.Delivered.ToHashSet();
         string[] dropped = [.. expected.Except(delivered).Order().Select(i => session.Parameters[i].Name)];
         if (dropped.Length > 0)
         {
@@ -483,7 +521,7 @@ public sealed class RoundCoordinator : BackgroundService
         Log.StageClosed(_logger, session.Round, StageName(stage), delivered.Count, string.Join(", ", dropped));
         string[] deliveredNames = [.. delivered.Order().Select(i => session.Parameters[i].Name)];
         _telemetry?.StageClosed(session.Round, StageName(stage), deliveredNames, dropped);
-        T result = close();
+        T result = await close(cancellationToken).ConfigureAwait(false);
         _state.Store.RecordStage(session.Round, StageName(stage), deliveredNames);
         session.CloseStage(stage);
         Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered", deliveredNames);
@@ -603,9 +641,10 @@ public sealed class RoundCoordinator : BackgroundService
             f.Add("tp", c.TruePositives).Add("fp", c.FalsePositives).Add("fn", c.FalseNegatives).Add("f1", c.F1);
     }
 
-    private void AbortRound(RoundSession session, ProtocolStage stage, string reason)
+    private async Task AbortRoundAsync(RoundSession session, ProtocolStage stage, string reason)
     {
-        session.Server.Abort(reason);
+        // Never cancelled: an abort is always recorded, also while shutting down (a cluster server bounds its own wait).
+        await session.Server.AbortAsync(reason, CancellationToken.None).ConfigureAwait(false);
         _state.Store.AbortRound(session.Round, reason);
         _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("round", session.Round).Add("stage", StageName(stage)).Add("reason", reason));
         try

@@ -5,7 +5,7 @@ using SecureFed.Wire.V1;
 namespace SecureFed.Aggregator;
 
 /// <summary>
-/// One attempt of one round on the aggregator: the protocol state machine plus the signals that release the agents'
+/// One attempt of one round on the aggregator: the protocol state machine (<see cref="IRoundServer"/>) plus the signals that release the agents'
 /// long-polls when a stage closes. Created by <see cref="RoundCoordinator"/>; read by the gRPC service.
 /// </summary>
 internal sealed class RoundSession
@@ -14,13 +14,14 @@ internal sealed class RoundSession
     private readonly TaskCompletionSource<RoundOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _activity = new(0);
     private readonly HashSet<string> _declined = [];
-    private readonly Dictionary<(string Site, string Stage), string> _digests = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private volatile string? _abortRequested;
 
-    public RoundSession(RoundParameters parameters, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, float[] baseModel)
+    public RoundSession(RoundParameters parameters, IRoundServer server, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, float[] baseModel)
     {
         Parameters = parameters;
-        Server = new ServerRound(parameters);
+        Server = server;
         Announcement = announcement;
         Codec = codec;
         DpPlan = dpPlan;
@@ -30,7 +31,8 @@ internal sealed class RoundSession
 
     public RoundParameters Parameters { get; }
 
-    public ServerRound Server { get; }
+    /// <summary>The round's server side: in this process (<see cref="LocalRoundServer"/>) or on the aggregator cluster.</summary>
+    public IRoundServer Server { get; }
 
     public RoundAnnouncement Announcement { get; }
 
@@ -79,10 +81,12 @@ internal sealed class RoundSession
     }
 
     /// <summary>
-    /// Serializes a submission's acceptance with the recording of its digest, so a concurrent retry sees either
-    /// nothing or both (see <see cref="RecordDigest"/>).
+    /// Serializes <paramref name="site"/>'s submission's acceptance with the recording of its digest, so a concurrent
+    /// retry sees either nothing or both (see <see cref="RecordDigest"/>). One per site: different sites' submissions
+    /// do not wait for each other (the round server serializes its own state). A semaphore, not a lock: acceptance may
+    /// await the cluster.
     /// </summary>
-    public object SubmissionGate { get; } = new();
+    public SemaphoreSlim SubmissionGate(string site) => _gates.GetOrAdd(site, _ => new SemaphoreSlim(1, 1));
 
     /// <summary>Set by <see cref="RequestAbort"/>: the coordinator aborts the attempt at its next check.</summary>
     public string? AbortRequested => _abortRequested;
@@ -94,10 +98,10 @@ internal sealed class RoundSession
         Signal();
     }
 
-    /// <summary>Records the digest of <paramref name="site"/>'s accepted submission for <paramref name="stage"/> (call under <see cref="SubmissionGate"/>).</summary>
+    /// <summary>Records the digest of <paramref name="site"/>'s accepted submission for <paramref name="stage"/> (call under the site's <see cref="SubmissionGate"/>).</summary>
     public void RecordDigest(string site, string stage, string digest) => _digests[(site, stage)] = digest;
 
-    /// <summary>The digest recorded for an accepted submission, or null (call under <see cref="SubmissionGate"/>).</summary>
+    /// <summary>The digest recorded for an accepted submission, or null (call under the site's <see cref="SubmissionGate"/>).</summary>
     public string? RecordedDigest(string site, string stage) => _digests.GetValueOrDefault((site, stage));
 
     /// <summary>Wakes the coordinator: something arrived, the stage may be complete.</summary>

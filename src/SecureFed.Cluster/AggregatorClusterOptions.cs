@@ -44,6 +44,15 @@ public sealed class AggregatorClusterOptions
     /// </summary>
     public int SliceSize { get; set; } = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// True on exactly one silo of the cluster: the <b>coordinator</b>, which also runs the aggregator's mTLS gRPC service
+    /// and round coordinator (model, privacy ledger, round store, signed audit log: the <c>SecureFed</c> settings of the
+    /// single-process aggregator) with each round's state in the cluster's grains. The other silos host slices only.
+    /// Nothing elects it: the operator runs one (docs/cluster.md §6).
+    /// <value>The default value is false.</value>
+    /// </summary>
+    public bool Coordinator { get; set; }
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -96,6 +105,17 @@ public sealed class AggregatorClusterOptions
 
         return errors;
     }
+
+    /// <summary>
+    /// Checks the silo's role against the rest of its configuration: a silo that is not the coordinator serves no agents,
+    /// so a <c>SecureFed:Listen</c> address there (e.g. an <c>aggregator.json</c> copied without setting
+    /// <see cref="Coordinator"/>) is refused instead of leaving the agents without an aggregator.
+    /// </summary>
+    /// <param name="listen">The configuration's <c>SecureFed:Listen</c>, or null when absent.</param>
+    public IReadOnlyList<string> ValidateRole(string? listen)
+        => !Coordinator && !string.IsNullOrWhiteSpace(listen)
+            ? [$"SecureFed:Listen is set ('{listen}') but {Section}:Coordinator is false: only the coordinator silo serves agents; set {Section}:Coordinator to true on exactly one silo, or remove SecureFed:Listen from this silo's configuration."]
+            : [];
 
     private static void Port(List<string> errors, string name, int value)
     {

@@ -68,9 +68,18 @@ public sealed class ClusterRoundClient
     /// Sends <paramref name="sender"/>'s masked input (m words, each below 2^b): slice k to slice grain k, then tells the
     /// round grain; the round commits the input once every slice holds it. Each slice grain sees only its slice.
     /// </summary>
-    public async Task SendMaskedInputAsync(int sender, uint[] maskedInput, CancellationToken cancellationToken)
+    public Task SendMaskedInputAsync(int sender, uint[] maskedInput, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(maskedInput);
+        return SendMaskedInputAsync(sender, maskedInput.AsMemory(), cancellationToken);
+    }
+
+    /// <summary>
+    /// As <see cref="SendMaskedInputAsync(int, uint[], CancellationToken)"/>, from memory the caller may reuse once the
+    /// task completes (each slice is copied before it is sent).
+    /// </summary>
+    public async Task SendMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken)
+    {
         SliceLayout layout = _layout ??= await Round.LayoutAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         if (maskedInput.Length != layout.VectorLength)
         {
@@ -79,7 +88,7 @@ public sealed class ClusterRoundClient
 
         await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(async k =>
         {
-            uint[] chunk = maskedInput.AsSpan(layout.Offset(k), layout.Length(k)).ToArray();
+            uint[] chunk = maskedInput.Span.Slice(layout.Offset(k), layout.Length(k)).ToArray();
             await Slice(k).AddChunkAsync(sender, chunk).WaitAsync(cancellationToken).ConfigureAwait(false);
             await Round.SliceDeliveredAsync(sender, k).WaitAsync(cancellationToken).ConfigureAwait(false);
         })).ConfigureAwait(false);

@@ -34,6 +34,19 @@ public sealed class AggregatorClusterOptionsTests
         Assert.Equal(6, problems.Count);
     }
 
+    [Fact]
+    public void ValidateRole_ListenOnSliceOnlySilo_RefusedNamingCoordinator()
+    {
+        var sliceOnly = new AggregatorClusterOptions();
+        var coordinator = new AggregatorClusterOptions { Coordinator = true };
+
+        string problem = Assert.Single(sliceOnly.ValidateRole("https://127.0.0.1:7443"));
+
+        Assert.StartsWith("SecureFed:Listen is set ('https://127.0.0.1:7443') but SecureFed:Cluster:Coordinator is false", problem, StringComparison.Ordinal);
+        Assert.Empty(sliceOnly.ValidateRole(null));
+        Assert.Empty(coordinator.ValidateRole("https://127.0.0.1:7443"));
+    }
+
     [Theory]
     [InlineData("", "SecureFed:Cluster:ConnectionString is required")]
     [InlineData("Hots=x;Database=y", "SecureFed:Cluster:ConnectionString is not a valid Npgsql connection string")]

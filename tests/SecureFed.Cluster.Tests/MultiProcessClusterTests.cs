@@ -120,7 +120,10 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
         }
     }
 
-    private static async Task<IHost> StartClientAsync(IReadOnlyList<SiloProcess> silos)
+    private static Task<IHost> StartClientAsync(IReadOnlyList<SiloProcess> silos) => StartClientAsync(silos, Federation);
+
+    /// <summary>An Orleans client of <paramref name="federation"/>'s cluster through the gateways of <paramref name="silos"/>.</summary>
+    internal static async Task<IHost> StartClientAsync(IReadOnlyList<SiloProcess> silos, string federation)
     {
         HostApplicationBuilder builder = Host.CreateApplicationBuilder();
         builder.UseOrleansClient(client =>
@@ -128,7 +131,7 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
             client.UseStaticClustering([.. silos.Select(s => new IPEndPoint(IPAddress.Loopback, s.GatewayPort))]);
             client.Configure<ClusterOptions>(o =>
             {
-                o.ClusterId = Federation;
+                o.ClusterId = federation;
                 o.ServiceId = ClusterHost.ServiceId;
             });
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(20));

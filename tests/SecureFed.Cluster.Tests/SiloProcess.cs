@@ -9,10 +9,12 @@ internal sealed class SiloProcess : IDisposable
     private readonly Process _process;
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly System.Text.StringBuilder _output = new();
+    private readonly string _readyLine;
 
-    private SiloProcess(Process process, int siloPort, int gatewayPort)
+    private SiloProcess(Process process, int siloPort, int gatewayPort, string readyLine)
     {
         _process = process;
+        _readyLine = readyLine;
         SiloPort = siloPort;
         GatewayPort = gatewayPort;
     }
@@ -32,24 +34,29 @@ internal sealed class SiloProcess : IDisposable
         }
     }
 
-    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString)
+    public static Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString)
+        => StartAsync(directory, federation, siloPort, gatewayPort, connectionString, aggregator: null);
+
+    /// <summary>
+    /// Starts a silo; with <paramref name="aggregator"/> (the single-process aggregator's <c>SecureFed</c> settings) it is the
+    /// coordinator silo (<c>SecureFed:Cluster:Coordinator</c>), ready once its gRPC service listens.
+    /// </summary>
+    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString, IReadOnlyDictionary<string, object>? aggregator)
     {
         string config = Path.Combine(directory, $"silo-{siloPort}.json");
-        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new
+        var secureFed = new Dictionary<string, object>(aggregator ?? new Dictionary<string, object>())
         {
-            SecureFed = new
-            {
-                Federation = federation,
-                Cluster = new { SiloPort = siloPort, GatewayPort = gatewayPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString, SliceSize = 1024 },
-            },
-        }));
+            ["Federation"] = federation,
+            ["Cluster"] = new { SiloPort = siloPort, GatewayPort = gatewayPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString, SliceSize = 1024, Coordinator = aggregator is not null },
+        };
+        await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new { SecureFed = secureFed }));
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(CliPath());
         info.ArgumentList.Add("aggregator");
         info.ArgumentList.Add("--config");
         info.ArgumentList.Add(config);
         info.Environment["Logging__LogLevel__Default"] = "Warning";
-        var silo = new SiloProcess(Process.Start(info)!, siloPort, gatewayPort);
+        var silo = new SiloProcess(Process.Start(info)!, siloPort, gatewayPort, aggregator is null ? "aggregator cluster silo" : "aggregator listening on");
         silo._process.OutputDataReceived += (_, e) => silo.OnLine(e.Data);
         silo._process.ErrorDataReceived += (_, e) => silo.OnLine(e.Data);
         silo._process.BeginOutputReadLine();
@@ -63,6 +70,13 @@ internal sealed class SiloProcess : IDisposable
         }
 
         return silo;
+    }
+
+    /// <summary>Waits for the process to exit on its own; returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        await _process.WaitForExitAsync().WaitAsync(timeout);
+        return _process.ExitCode;
     }
 
     /// <summary>Kills the process (no graceful shutdown).</summary>
@@ -105,7 +119,7 @@ internal sealed class SiloProcess : IDisposable
             _output.AppendLine(line);
         }
 
-        if (line.Contains("aggregator cluster silo", StringComparison.Ordinal))
+        if (line.Contains(_readyLine, StringComparison.Ordinal))
         {
             _listening.TrySetResult();
         }

@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using SecureFed.Agent;
@@ -35,65 +37,74 @@ internal static class ServiceCommands
             IConfiguration configuration = Load(parse.GetValue(config)!, parse.UnmatchedTokens);
             if (configuration.GetSection(AggregatorClusterOptions.Section).Exists())
             {
-                return await RunClusterSiloAsync(configuration, parse.InvocationConfiguration.Output, ct).ConfigureAwait(false);
+                return await RunClusterSiloAsync(configuration, parse, ct).ConfigureAwait(false);
             }
 
-            ModelSpec spec = Spec(configuration);
-            var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
-            // Federated evaluation scores the spec's entity types (unless the configuration names its own).
-            if (!configuration.GetSection("SecureFed:EvaluationEntityTypes").GetChildren().Any())
-            {
-                foreach ((string type, int i) in spec.EntityTypes.Select((t, i) => (t, i)))
-                {
-                    overrides[string.Create(CultureInfo.InvariantCulture, $"SecureFed:EvaluationEntityTypes:{i}")] = type;
-                }
-            }
-
-            IConfiguration full = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
-            WebApplication app;
-            try
-            {
-                // Built only when the store has no model and no InitialModel file is set (it loads libtorch).
-                app = AggregatorHost.Build(full, () => TaggerLocalTrainer.InitialParameters(spec, seed: 1));
-            }
-            catch (OptionsValidationException ex)
-            {
-                throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
-            }
-
-            await app.StartAsync(ct).ConfigureAwait(false);
-            await parse.InvocationConfiguration.Output.WriteLineAsync($"aggregator listening on {AggregatorHost.BoundAddress(app)} (model spec {spec.Sha256[..12]}…); Ctrl+C to stop").ConfigureAwait(false);
-            var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
-            var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
-            await Task.WhenAny(coordinator.Finished, Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping), Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
-            if (coordinator.Failure is Exception failure)
-            {
-                await parse.InvocationConfiguration.Error.WriteLineAsync($"aggregator stopped: {failure.Message}").ConfigureAwait(false);
-                try
-                {
-                    await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-                    await app.DisposeAsync().ConfigureAwait(false);
-                }
-                catch (Exception ex) when (ReferenceEquals(ex, failure) || ex is AggregateException or OperationCanceledException)
-                {
-                    // The host may rethrow the coordinator's failure on stop; it has been reported above.
-                }
-
-                return CliApp.ExitFailure;
-            }
-
-            if (coordinator.IsFinished && !ct.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested)
-            {
-                // Linger so that agents polling for the next round hear that the federation has finished.
-                await parse.InvocationConfiguration.Output.WriteLineAsync("federation finished; telling the agents, then stopping").ConfigureAwait(false);
-                await Task.Delay(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
-            }
-
-            await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
-            await app.DisposeAsync().ConfigureAwait(false);
-            return CliApp.ExitOk;
+            return await RunAggregatorAsync(configuration, parse, roundServers: null, ct).ConfigureAwait(false);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The aggregator service until its rounds are done or Ctrl+C: every round in this process, or, on the cluster's
+    /// coordinator silo, each round's state in the cluster (<paramref name="roundServers"/>).
+    /// </summary>
+    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, CancellationToken ct)
+    {
+        ModelSpec spec = Spec(configuration);
+        var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
+        // Federated evaluation scores the spec's entity types (unless the configuration names its own).
+        if (!configuration.GetSection("SecureFed:EvaluationEntityTypes").GetChildren().Any())
+        {
+            foreach ((string type, int i) in spec.EntityTypes.Select((t, i) => (t, i)))
+            {
+                overrides[string.Create(CultureInfo.InvariantCulture, $"SecureFed:EvaluationEntityTypes:{i}")] = type;
+            }
+        }
+
+        IConfiguration full = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
+        WebApplication app;
+        try
+        {
+            // Built only when the store has no model and no InitialModel file is set (it loads libtorch).
+            app = AggregatorHost.Build(full, () => TaggerLocalTrainer.InitialParameters(spec, seed: 1), roundServers);
+        }
+        catch (OptionsValidationException ex)
+        {
+            throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
+        }
+
+        await app.StartAsync(ct).ConfigureAwait(false);
+        await parse.InvocationConfiguration.Output.WriteLineAsync($"aggregator listening on {AggregatorHost.BoundAddress(app)} (model spec {spec.Sha256[..12]}…); Ctrl+C to stop").ConfigureAwait(false);
+        var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
+        var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
+        await Task.WhenAny(coordinator.Finished, Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping), Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+        if (coordinator.Failure is Exception failure)
+        {
+            await parse.InvocationConfiguration.Error.WriteLineAsync($"aggregator stopped: {failure.Message}").ConfigureAwait(false);
+            try
+            {
+                await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                await app.DisposeAsync().ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ReferenceEquals(ex, failure) || ex is AggregateException or OperationCanceledException)
+            {
+                // The host may rethrow the coordinator's failure on stop; it has been reported above.
+            }
+
+            return CliApp.ExitFailure;
+        }
+
+        if (coordinator.IsFinished && !ct.IsCancellationRequested && !lifetime.ApplicationStopping.IsCancellationRequested)
+        {
+            // Linger so that agents polling for the next round hear that the federation has finished.
+            await parse.InvocationConfiguration.Output.WriteLineAsync("federation finished; telling the agents, then stopping").ConfigureAwait(false);
+            await Task.Delay(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        }
+
+        await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        await app.DisposeAsync().ConfigureAwait(false);
+        return CliApp.ExitOk;
     }
 
     private static Command AgentCommand()
@@ -132,17 +143,33 @@ internal static class ServiceCommands
 
     /// <summary>
     /// Cluster mode (the config has a <c>SecureFed:Cluster</c> section): this process is one silo of the aggregator
-    /// cluster (docs/cluster.md). Every problem of the section is reported at once.
+    /// cluster (docs/cluster.md). Every problem of the section is reported at once. The coordinator silo
+    /// (<see cref="AggregatorClusterOptions.Coordinator"/>) also runs the aggregator service over the cluster.
     /// </summary>
-    private static async Task<int> RunClusterSiloAsync(IConfiguration configuration, TextWriter output, CancellationToken cancellationToken)
+    private static async Task<int> RunClusterSiloAsync(IConfiguration configuration, ParseResult parse, CancellationToken cancellationToken)
     {
+        TextWriter output = parse.InvocationConfiguration.Output;
         var options = new AggregatorClusterOptions();
         configuration.GetSection(AggregatorClusterOptions.Section).Bind(options);
         var problems = new List<string>(options.Validate());
+        problems.AddRange(options.ValidateRole(configuration["SecureFed:Listen"]));
         string? federation = configuration["SecureFed:Federation"];
         if (string.IsNullOrWhiteSpace(federation))
         {
             problems.Insert(0, "SecureFed:Federation is required.");
+        }
+
+        if (options.Coordinator)
+        {
+            // The coordinator is also the aggregator: its settings are checked before the silo starts, all problems at once.
+            var aggregator = new AggregatorOptions();
+            configuration.GetSection(AggregatorOptions.Section).Bind(aggregator);
+            if (string.IsNullOrEmpty(aggregator.ModelSpecSha256))
+            {
+                aggregator.ModelSpecSha256 = new string('0', 64); // derived from the model spec when the service starts
+            }
+
+            problems.AddRange(aggregator.Validate().Where(p => !problems.Contains(p)));
         }
 
         if (problems.Count > 0)
@@ -152,8 +179,24 @@ internal static class ServiceCommands
 
         using IHost silo = ClusterHost.BuildSilo(federation!, options);
         await silo.StartAsync(cancellationToken).ConfigureAwait(false);
+        string role = options.Coordinator ? "coordinator" : "slices only";
         await output.WriteLineAsync(FormattableString.Invariant(
-            $"aggregator cluster silo of '{federation}' listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}, membership in PostgreSQL); Ctrl+C to stop")).ConfigureAwait(false);
+            $"aggregator cluster silo of '{federation}' listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}, membership in PostgreSQL, {role}); Ctrl+C to stop")).ConfigureAwait(false);
+        if (options.Coordinator)
+        {
+            // The coordinator's own grain factory: calls to a slice grain go straight to the silo that hosts it.
+            var servers = new Cluster.Front.ClusterRoundServerFactory(silo.Services.GetRequiredService<IGrainFactory>(), options.SliceSize,
+                silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front"));
+            try
+            {
+                return await RunAggregatorAsync(configuration, parse, servers, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+
         try
         {
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);

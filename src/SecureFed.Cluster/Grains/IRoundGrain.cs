@@ -81,6 +81,13 @@ public interface IRoundGrain : IGrainWithStringKey
     [Alias("Abort")]
     Task AbortAsync(string reason);
 
+    /// <summary>
+    /// <see cref="ServerRound.Stage"/>, <see cref="ServerRound.Expected"/> and <see cref="ServerRound.Delivered"/> in one
+    /// call (the coordinator's stage-waiting); a round without state answers stage "Lost" with the reason.
+    /// </summary>
+    [Alias("Progress")]
+    Task<ClusterRoundProgress> ProgressAsync();
+
     /// <summary>The round's stage and, when aborted, why.</summary>
     [Alias("Status")]
     Task<ClusterRoundStatus> StatusAsync();

@@ -190,6 +190,11 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         }
     }
 
+    public Task<ClusterRoundProgress> ProgressAsync()
+        => Task.FromResult(_server is null
+            ? new ClusterRoundProgress("Lost", [], [], "the round grain holds no round (never opened, or its silo failed)")
+            : new ClusterRoundProgress(_server.Stage.ToString(), [.. _server.Expected.Order()], [.. _server.Delivered.Order()], _server.AbortReason));
+
     public Task<ClusterRoundStatus> StatusAsync()
         => Task.FromResult(_server is null
             ? new ClusterRoundStatus("Lost", "the round grain holds no round (never opened, or its silo failed)")

@@ -1,0 +1,67 @@
+using SecureFed.Protocol;
+
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// The server side of one round attempt as the aggregator's gRPC service and <see cref="RoundCoordinator"/> use it: the
+/// protocol state machine in this process (<see cref="ServerRound"/>, the default) or a round of the aggregator cluster
+/// (docs/cluster.md §6). Every check, refusal reason and audit event stays with the callers, shared by both.
+/// A refused message throws <see cref="ProtocolViolationException"/>; a round that can no longer complete throws
+/// <see cref="RoundAbortedException"/>.
+/// </summary>
+public interface IRoundServer
+{
+    /// <summary>The stage currently collecting messages, as last known (exact for the in-process server).</summary>
+    ProtocolStage Stage { get; }
+
+    /// <summary>Parties that delivered for the current stage, as last known (displays; decisions use <see cref="StatusAsync"/>).</summary>
+    IReadOnlyCollection<int> Delivered { get; }
+
+    /// <summary>Parties expected at the current stage, as last known.</summary>
+    IReadOnlyCollection<int> Expected { get; }
+
+    /// <summary>The current stage with who is expected and who has delivered (asks the cluster when there is one).</summary>
+    Task<RoundServerStatus> StatusAsync(CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.AcceptAdvertisement"/>.</summary>
+    Task<bool> AcceptAdvertisementAsync(KeyAdvertisement advertisement, CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.CloseAdvertiseKeys"/>.</summary>
+    Task<IReadOnlyList<int>> CloseAdvertiseKeysAsync(CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.AdvertisementsFor"/>.</summary>
+    Task<IReadOnlyList<KeyAdvertisement>> AdvertisementsForAsync(int recipient, CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.AcceptShares"/>.</summary>
+    Task<bool> AcceptSharesAsync(int sender, IReadOnlyList<EncryptedShare> shares, CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.CloseShareKeys"/>.</summary>
+    Task<IReadOnlyList<int>> CloseShareKeysAsync(CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.SharesFor"/>.</summary>
+    Task<IReadOnlyList<EncryptedShare>> SharesForAsync(int recipient, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// <see cref="ServerRound.AcceptMaskedInput"/>: the whole masked input of <paramref name="sender"/>. The memory is the
+    /// caller's and may be reused once the task completes.
+    /// </summary>
+    Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.CloseMaskedInput"/>.</summary>
+    Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.AcceptConsistencySignature"/>.</summary>
+    Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature, CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.CloseConsistency"/>.</summary>
+    Task<UnmaskRequest> CloseConsistencyAsync(CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.AcceptUnmaskResponse"/>.</summary>
+    Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.Finish"/>: the unmasked sum and who is in it.</summary>
+    Task<AggregationResult> FinishAsync(CancellationToken cancellationToken);
+
+    /// <summary><see cref="ServerRound.Abort"/>; never throws (a lost cluster round is already over).</summary>
+    Task AbortAsync(string reason, CancellationToken cancellationToken);
+}

@@ -1,0 +1,218 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Logging;
+using SecureFed.Aggregator;
+using SecureFed.Protocol;
+
+namespace SecureFed.Cluster.Front;
+
+/// <summary>
+/// The server side of one round attempt on the aggregator cluster, for the coordinator silo's
+/// <see cref="RoundCoordinator"/> and gRPC service: every call goes to the round grain (the small stages) or, for a
+/// masked input, to the slice grains (<see cref="ClusterRoundClient.SendMaskedInputAsync(int, ReadOnlyMemory{uint}, CancellationToken)"/>).
+/// A refusal of the cluster becomes the same <see cref="ProtocolViolationException"/> the single process throws; a round
+/// the cluster lost or aborted becomes a <see cref="RoundAbortedException"/> with the cluster's reason.
+/// </summary>
+internal sealed partial class ClusterRoundServer : IRoundServer
+{
+    /// <summary>How long an abort waits for the cluster before giving up (the round is recorded as aborted anyway).</summary>
+    private static readonly TimeSpan AbortWait = TimeSpan.FromSeconds(10);
+
+    private readonly ClusterRoundClient _client;
+    private readonly string _sessionId;
+    private readonly IReadOnlyList<Participant> _participants;
+    private readonly ILogger _logger;
+    private RoundServerStatus _last;
+
+    public ClusterRoundServer(ClusterRoundClient client, RoundParameters parameters, ILogger logger)
+    {
+        _client = client;
+        _sessionId = parameters.SessionId;
+        _participants = parameters.Participants;
+        _logger = logger;
+        _last = new RoundServerStatus(ProtocolStage.AdvertiseKeys, [.. parameters.Participants.Select(p => p.Index)], []);
+    }
+
+    public ProtocolStage Stage => _last.Stage;
+
+    public IReadOnlyCollection<int> Delivered => _last.Delivered;
+
+    public IReadOnlyCollection<int> Expected => _last.Expected;
+
+    public async Task<RoundServerStatus> StatusAsync(CancellationToken cancellationToken)
+    {
+        ClusterRoundProgress progress = await _client.Round.ProgressAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!Enum.TryParse(progress.Stage, out ProtocolStage stage))
+        {
+            // The round grain lost its state (its silo failed): the round cannot go on.
+            throw new RoundAbortedException(_last.Stage, progress.AbortReason ?? "the cluster lost the round");
+        }
+
+        var status = new RoundServerStatus(stage, progress.Expected, progress.Delivered);
+        _last = status;
+        return status;
+    }
+
+    public Task<bool> AcceptAdvertisementAsync(KeyAdvertisement advertisement, CancellationToken cancellationToken)
+        => CallAsync(ProtocolStage.AdvertiseKeys, () => _client.Round.AcceptAdvertisementAsync(advertisement), cancellationToken);
+
+    public Task<IReadOnlyList<int>> CloseAdvertiseKeysAsync(CancellationToken cancellationToken)
+        => CloseAsync<IReadOnlyList<int>>(ProtocolStage.AdvertiseKeys, async () => await _client.Round.CloseAdvertiseKeysAsync().ConfigureAwait(false), cancellationToken);
+
+    public Task<IReadOnlyList<KeyAdvertisement>> AdvertisementsForAsync(int recipient, CancellationToken cancellationToken)
+        => CallAsync<IReadOnlyList<KeyAdvertisement>>(ProtocolStage.ShareKeys, async () => await _client.Round.AdvertisementsForAsync(recipient).ConfigureAwait(false), cancellationToken);
+
+    public Task<bool> AcceptSharesAsync(int sender, IReadOnlyList<EncryptedShare> shares, CancellationToken cancellationToken)
+        => CallAsync(ProtocolStage.ShareKeys, () => _client.Round.AcceptSharesAsync(sender, [.. shares]), cancellationToken);
+
+    public Task<IReadOnlyList<int>> CloseShareKeysAsync(CancellationToken cancellationToken)
+        => CloseAsync<IReadOnlyList<int>>(ProtocolStage.ShareKeys, async () => await _client.Round.CloseShareKeysAsync().ConfigureAwait(false), cancellationToken);
+
+    public Task<IReadOnlyList<EncryptedShare>> SharesForAsync(int recipient, CancellationToken cancellationToken)
+        => CallAsync<IReadOnlyList<EncryptedShare>>(ProtocolStage.MaskedInputCollection, async () => await _client.Round.SharesForAsync(recipient).ConfigureAwait(false), cancellationToken);
+
+    public async Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken)
+    {
+        // The single process's checks, in its order, before any slice is touched: a site that may not send (wrong stage,
+        // not in U2, already in U3) never leaves a chunk in a slice grain.
+        RoundServerStatus status = await StatusAsync(cancellationToken).ConfigureAwait(false);
+        const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
+        if (sender < 1 || sender > _participants.Count)
+        {
+            throw new ProtocolViolationException(stage, $"index {sender} is not a member of the cohort", sender);
+        }
+
+        if (status.Stage != stage)
+        {
+            throw new ProtocolViolationException(stage, $"message for stage {stage} is out of order: the round is at stage {status.Stage}", sender);
+        }
+
+        if (!status.Expected.Contains(sender))
+        {
+            throw new ProtocolViolationException(stage, "did not complete ShareKeys in this round", sender);
+        }
+
+        if (status.Delivered.Contains(sender))
+        {
+            throw new ProtocolViolationException(stage, "already sent its masked input", sender);
+        }
+
+        try
+        {
+            await CallAsync(stage, async () =>
+            {
+                await _client.SendMaskedInputAsync(sender, maskedInput, cancellationToken).ConfigureAwait(false);
+                return true;
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
+        {
+            // A slice grain could not be reached (its silo failed): whatever that slice held is gone, so the sums can no
+            // longer agree; the round ends now with the reason instead of at the stage's deadline.
+            throw new RoundAbortedException(stage, $"the cluster could not take the masked input of index {sender}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
+        }
+    }
+
+    /// <summary>The first line of a message (Orleans' messages may carry a stack trace).</summary>
+    internal static string FirstLine(string message)
+    {
+        int end = message.IndexOfAny(['\r', '\n']);
+        return end < 0 ? message : message[..end];
+    }
+
+    public Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken)
+        => CloseAsync<IReadOnlyList<int>>(ProtocolStage.MaskedInputCollection, async () => await _client.Round.CloseMaskedInputAsync().ConfigureAwait(false), cancellationToken);
+
+    public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature, CancellationToken cancellationToken)
+        => CallAsync(ProtocolStage.ConsistencyCheck, () => _client.Round.AcceptConsistencySignatureAsync(signature), cancellationToken);
+
+    public Task<UnmaskRequest> CloseConsistencyAsync(CancellationToken cancellationToken)
+        => CloseAsync(ProtocolStage.ConsistencyCheck, () => _client.Round.CloseConsistencyAsync(), cancellationToken);
+
+    public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken)
+        => CallAsync(ProtocolStage.Unmasking, () => _client.Round.AcceptUnmaskResponseAsync(response), cancellationToken);
+
+    public async Task<AggregationResult> FinishAsync(CancellationToken cancellationToken)
+    {
+        AggregationResult result = await CloseAsync(ProtocolStage.Unmasking, () => _client.FinishAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
+
+        // The cluster's ledger (PostgreSQL) records the sum's digest; the coordinator's store and audit log record the model.
+        await _client.RecordAsync(_sessionId, result, _participants, null, cancellationToken).ConfigureAwait(false);
+        return result;
+    }
+
+    public async Task AbortAsync(string reason, CancellationToken cancellationToken)
+    {
+        _last = _last with { Stage = ProtocolStage.Aborted };
+        try
+        {
+            await _client.Round.AbortAsync(reason).WaitAsync(AbortWait, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            // The round grain is gone with its silo (or the cluster is unreachable): record the abort in the ledger directly.
+            Log.AbortNotDelivered(_logger, _client.RoundKey, ex.Message);
+            try
+            {
+                await _client.RecordAsync(_sessionId, null, _participants, reason, cancellationToken).WaitAsync(AbortWait, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception inner) when (inner is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                Log.AbortNotDelivered(_logger, _client.RoundKey, inner.Message);
+            }
+        }
+    }
+
+    /// <summary>A stage-closing call: on success the last known stage moves on (for displays and the announcement's long-poll).</summary>
+    private async Task<T> CloseAsync<T>(ProtocolStage stage, Func<Task<T>> call, CancellationToken cancellationToken)
+    {
+        T result = await CallAsync(stage, call, cancellationToken).ConfigureAwait(false);
+        _last = _last with { Stage = stage + 1 };
+        return result;
+    }
+
+    private static async Task<T> CallAsync<T>(ProtocolStage stage, Func<Task<T>> call, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await call().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (ClusterProtocolException ex)
+        {
+            throw Violation(stage, ex.Message);
+        }
+        catch (ClusterRoundAbortedException ex)
+        {
+            // The grain's message is the protocol's "round aborted at Stage: reason"; keep the reason only.
+            Match match = AbortPattern().Match(ex.Message);
+            throw new RoundAbortedException(stage, match.Success ? match.Groups["reason"].Value : ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// The <see cref="ProtocolViolationException"/> the round grain's state machine threw (its message crossed the silo
+    /// as "Stage: party i: reason"), or one for <paramref name="stage"/> with the cluster's message.
+    /// </summary>
+    internal static ProtocolViolationException Violation(ProtocolStage stage, string message)
+    {
+        Match match = ViolationPattern().Match(message);
+        if (match.Success && Enum.TryParse(match.Groups["stage"].Value, out ProtocolStage thrown))
+        {
+            int? party = match.Groups["party"].Success ? int.Parse(match.Groups["party"].Value, System.Globalization.CultureInfo.InvariantCulture) : null;
+            return new ProtocolViolationException(thrown, match.Groups["reason"].Value, party);
+        }
+
+        return new ProtocolViolationException(stage, message);
+    }
+
+    [GeneratedRegex(@"^(?<stage>[A-Za-z]+): (party (?<party>\d+): )?(?<reason>.*)$", RegexOptions.Singleline)]
+    private static partial Regex ViolationPattern();
+
+    [GeneratedRegex(@"^round aborted at [A-Za-z]+: (?<reason>.*)$", RegexOptions.Singleline)]
+    private static partial Regex AbortPattern();
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Cluster round {Round}: the abort could not be delivered to the cluster: {Reason}")]
+        public static partial void AbortNotDelivered(ILogger logger, string round, string reason);
+    }
+}

@@ -1,0 +1,272 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using SecureFed.Aggregator;
+using SecureFed.Aggregator.Persistence;
+using SecureFed.Audit;
+using SecureFed.Cluster.Grains;
+using Xunit.Abstractions;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>
+/// Agents over mTLS gRPC into the aggregator cluster (docs/cluster.md §6): three <c>securefed aggregator</c> silo
+/// processes on 127.0.0.1 and PostgreSQL, one of them the coordinator silo with Kestrel, the round coordinator, model,
+/// privacy ledger and signed audit log; the others host slices only.
+/// </summary>
+public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposable
+{
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(4);
+    private static readonly string[] Sites = ["site-a", "site-b", "site-c", "site-d"];
+    private readonly PostgresServer _postgres;
+    private readonly ITestOutputHelper _output;
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-front-").FullName;
+
+    public ClusterFrontTests(PostgresServer postgres, ITestOutputHelper output)
+    {
+        _postgres = postgres;
+        _output = output;
+    }
+
+    [SkippableFact]
+    public async Task Rounds_AgentsOverMtlsIntoThreeSiloCluster_ModelsEqualSingleProcessBitForBit()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "front-equal";
+        const int rounds = 2;
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+
+        // Arrange, reference: the single-process aggregator in this process, the same agents, the same seeded randomness.
+        string singleData = Path.Combine(_dir, "single-aggregator");
+        Dictionary<string, string?> single = FrontFederation.Flatten(fed.AggregatorSettings(singleData, FreePort(), rounds));
+        single["SecureFed:Federation"] = federation;
+        single["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(single).Build();
+        var singleModels = new List<byte[]>();
+        var singleInputs = new Dictionary<(string, long), uint[]>();
+        WebApplication app = AggregatorHost.Build(configuration, (Func<float[]>?)null, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        try
+        {
+            await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            fed.StartAgents(AggregatorHost.BoundAddress(app), "single-agents");
+            await fed.AgentsFinishedAsync(RunTimeout);
+            await app.Services.GetRequiredService<RoundCoordinator>().Finished.WaitAsync(RunTimeout);
+            AggregatorState state = app.Services.GetRequiredService<AggregatorState>();
+            for (int v = 1; v <= rounds; v++)
+            {
+                singleModels.Add(state.Store.LoadModel(v) ?? throw new InvalidOperationException($"the single process has no model v{v}"));
+            }
+
+            foreach (KeyValuePair<(string, long), uint[]> input in fed.Inputs)
+            {
+                singleInputs[input.Key] = input.Value;
+            }
+        }
+        finally
+        {
+            await fed.StopAgentsAsync();
+            await app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            await app.DisposeAsync();
+        }
+
+        Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(singleData)).Ok);
+        fed.Inputs.Clear();
+
+        // Act: the same federation through three silo processes, the third the coordinator.
+        string clusterData = Path.Combine(_dir, "cluster-aggregator");
+        int port = FreePort();
+        using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_equal"), fed.AggregatorSettings(clusterData, port, rounds));
+        fed.StartAgents(new Uri($"https://127.0.0.1:{port}"), "cluster-agents");
+        await fed.AgentsFinishedAsync(RunTimeout);
+        int exit = await silos.Coordinator.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        _output.WriteLine(silos.Coordinator.Output);
+        Assert.Equal(0, exit);
+
+        // Assert: each site's encoded input is the same in both runs (the masks differ), so the sums and models must be equal.
+        Assert.Equal(Sites.Length * rounds, singleInputs.Count);
+        Assert.Equal(singleInputs.Count, fed.Inputs.Count);
+        foreach (KeyValuePair<(string, long), uint[]> input in singleInputs)
+        {
+            Assert.Equal(input.Value, fed.Inputs[input.Key]);
+        }
+
+        using (AggregatorState state = OpenStore(fed, clusterData))
+        {
+            IReadOnlyList<RoundRecord> records = state.Store.ListRounds();
+            Assert.Equal(rounds, records.Count);
+            Assert.All(records, r => Assert.Equal(RoundStatus.Completed, r.Status));
+            for (int v = 1; v <= rounds; v++)
+            {
+                byte[] model = state.Store.LoadModel(v) ?? throw new InvalidOperationException($"the cluster has no model v{v}");
+                Assert.Equal(singleModels[v - 1], model);
+            }
+        }
+
+        Assert.NotEqual(ModelState.ToBytes(fed.InitialModel), singleModels[0]);
+        AssertAuditLogsVerify(fed, clusterData);
+
+        // The sums were made by the cluster's grains: its ledger (PostgreSQL) has both rounds, completed, by all four sites.
+        LedgerEntry[] ledger = await LedgerAsync(silos.SlicesOnly, federation);
+        Assert.Equal([1L, 2L], ledger.Select(e => e.Round).Order());
+        Assert.All(ledger, e =>
+        {
+            Assert.True(e.Completed);
+            Assert.Equal(Sites, e.Contributors);
+        });
+    }
+
+    [SkippableFact]
+    public async Task Rounds_NonCoordinatorSiloKilledMidMaskedInput_AbortsWithReasonNextRoundCompletes()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "front-kill";
+        const int rounds = 2;
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+        string clusterData = Path.Combine(_dir, "cluster-aggregator");
+        int port = FreePort();
+        using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_kill"), fed.AggregatorSettings(clusterData, port, rounds));
+
+        // The first upload after round 1 completed kills a silo that hosts slices only (every silo hosts one of the 3 slices).
+        UploadHook.Reset();
+        SiloProcess victim = silos.SlicesOnly[0];
+        fed.StartAgents(new Uri($"https://127.0.0.1:{port}"), "cluster-agents",
+            handler => new UploadHook(handler, () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
+            {
+                _output.WriteLine($"killing silo {victim.SiloPort} before a masked-input upload");
+                victim.Kill();
+            }));
+        await fed.AgentsFinishedAsync(RunTimeout);
+        int exit = await silos.Coordinator.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        _output.WriteLine(silos.Coordinator.Output);
+        Assert.Equal(0, exit);
+
+        using (AggregatorState state = OpenStore(fed, clusterData))
+        {
+            IReadOnlyList<RoundRecord> records = state.Store.ListRounds();
+            foreach (RoundRecord r in records)
+            {
+                _output.WriteLine($"round {r.Round}: {r.Status} {r.AbortReason}");
+            }
+
+            // Round 1 completed before the kill; at least one attempt aborted with a reason; the federation's second model came after it.
+            Assert.Equal(RoundStatus.Completed, records[0].Status);
+            Assert.Contains(records, r => r.Status == RoundStatus.Aborted);
+            RoundRecord aborted = records.First(r => r.Status == RoundStatus.Aborted);
+            Assert.False(string.IsNullOrWhiteSpace(aborted.AbortReason));
+            Assert.Equal(rounds, records.Count(r => r.Status == RoundStatus.Completed));
+            Assert.True(records.Last(r => r.Status == RoundStatus.Completed).Round > aborted.Round);
+            Assert.NotNull(state.Store.LoadModel(1));
+            Assert.NotNull(state.Store.LoadModel(2));
+        }
+
+        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
+        AssertAuditLogsVerify(fed, clusterData);
+
+        // The cluster's ledger (PostgreSQL, read through the silo left) has round 1 completed and the aborted attempt.
+        LedgerEntry[] ledger = await LedgerAsync([silos.SlicesOnly[1]], federation);
+        Assert.True(Assert.Single(ledger, e => e.Round == 1).Completed);
+        Assert.Contains(ledger, e => !e.Completed && !string.IsNullOrWhiteSpace(e.AbortReason));
+        Assert.Equal(rounds, ledger.Count(e => e.Completed));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static void AssertAuditLogsVerify(FrontFederation fed, string aggregatorData)
+    {
+        AuditVerification aggregator = AuditVerifier.Verify(AggregatorState.AuditDirectory(aggregatorData));
+        Assert.True(aggregator.Ok, string.Join("; ", aggregator.Problems));
+        foreach (string directory in fed.AgentAuditDirectories)
+        {
+            AuditVerification agent = AuditVerifier.Verify(directory);
+            Assert.True(agent.Ok, directory + ": " + string.Join("; ", agent.Problems));
+        }
+    }
+
+    private static async Task<LedgerEntry[]> LedgerAsync(IReadOnlyList<SiloProcess> silos, string federation)
+    {
+        using IHost client = await MultiProcessClusterTests.StartClientAsync(silos, federation);
+        LedgerEntry[] entries = await client.Services.GetRequiredService<IClusterClient>().GetGrain<ILedgerGrain>(federation).EntriesAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        await client.StopAsync().WaitAsync(RoundScript.Timeout);
+        return entries;
+    }
+
+    private static AggregatorState OpenStore(FrontFederation fed, string dataDirectory) => AggregatorState.Open(new AggregatorOptions
+    {
+        Federation = fed.Federation,
+        KitDirectory = fed.Provisioned.AggregatorKitDirectory,
+        DataDirectory = dataDirectory,
+        InitialModel = fed.InitialModelPath,
+    });
+
+    private async Task<Silos> StartClusterAsync(string federation, string connectionString, Dictionary<string, object> aggregator)
+    {
+        string dir = Path.Combine(_dir, "silos");
+        Directory.CreateDirectory(dir);
+        var silos = new Silos();
+        try
+        {
+            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString));
+            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString));
+            silos.Coordinator = await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, aggregator);
+            return silos;
+        }
+        catch
+        {
+            silos.Dispose();
+            throw;
+        }
+    }
+
+    private async Task<string> CreateDatabaseAsync(string name)
+    {
+        await using NpgsqlDataSource server = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        await using (NpgsqlCommand create = server.CreateCommand($"CREATE DATABASE {name}"))
+        {
+            await create.ExecuteNonQueryAsync().WaitAsync(RoundScript.Timeout);
+        }
+
+        return new NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Database = name }.ConnectionString;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>The test's silo processes: two hosting slices only, one coordinator.</summary>
+    private sealed class Silos : IDisposable
+    {
+        public List<SiloProcess> SlicesOnly { get; } = [];
+
+        public SiloProcess Coordinator { get; set; } = null!;
+
+        public void Dispose()
+        {
+            foreach (SiloProcess silo in SlicesOnly)
+            {
+                silo.Dispose();
+            }
+
+            Coordinator?.Dispose();
+        }
+    }
+}

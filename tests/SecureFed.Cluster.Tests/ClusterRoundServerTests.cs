@@ -1,0 +1,31 @@
+using SecureFed.Cluster.Front;
+using SecureFed.Protocol;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>The coordinator silo turns the round grain's refusals back into the single process's exceptions.</summary>
+public sealed class ClusterRoundServerTests
+{
+    [Fact]
+    public void Violation_GrainMessageWithParty_SameStagePartyAndReasonAsServerRound()
+    {
+        var original = new ProtocolViolationException(ProtocolStage.ShareKeys, "message for stage ShareKeys is out of order: the round is at stage MaskedInputCollection", 3);
+
+        ProtocolViolationException rebuilt = ClusterRoundServer.Violation(ProtocolStage.AdvertiseKeys, original.Message);
+
+        Assert.Equal(original.Stage, rebuilt.Stage);
+        Assert.Equal(original.Party, rebuilt.Party);
+        Assert.Equal(original.Reason, rebuilt.Reason);
+        Assert.Equal(original.Message, rebuilt.Message);
+    }
+
+    [Fact]
+    public void Violation_GrainOwnMessage_KeptWhole()
+    {
+        ProtocolViolationException rebuilt = ClusterRoundServer.Violation(ProtocolStage.MaskedInputCollection, "index 2: slice 7 does not exist; the round has 3");
+
+        Assert.Equal(ProtocolStage.MaskedInputCollection, rebuilt.Stage);
+        Assert.Null(rebuilt.Party);
+        Assert.Equal("index 2: slice 7 does not exist; the round has 3", rebuilt.Reason);
+    }
+}
