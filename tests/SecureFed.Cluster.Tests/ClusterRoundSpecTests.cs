@@ -7,7 +7,7 @@ namespace SecureFed.Cluster.Tests;
 public sealed class ClusterRoundSpecTests
 {
     [Fact]
-    public void From_EvaluationAndDpSgdBindings_ToParametersHasTheSameDigest()
+    public void From_EvaluationDpSgdBindingsAndLayerScales_ToParametersHasTheSameDigest()
     {
         using var random = new DeterministicRandomSource(7);
         Ed25519PrivateKey[] identities = [.. Enumerable.Range(0, 4).Select(_ => Ed25519PrivateKey.Generate(random))];
@@ -18,6 +18,8 @@ public sealed class ClusterRoundSpecTests
         }
 
         var parameters = new RoundParameters("spec", 3, "session", participants, 3, 3, 5_000, 32,
+            EvaluationLayout.Create(["PROBLEM", "TEST"], 1_000), dpSgdMaxSteps: 1, dpSgdNoiseShares: 2, dpSgdLayerScales: [0.5f, 2f, 1.25f]);
+        var withoutScales = new RoundParameters("spec", 3, "session", participants, 3, 3, 5_000, 32,
             EvaluationLayout.Create(["PROBLEM", "TEST"], 1_000), dpSgdMaxSteps: 1, dpSgdNoiseShares: 2);
         var plain = new RoundParameters("spec", 3, "session", participants, 3, 3, 5_000, 32);
 
@@ -26,5 +28,7 @@ public sealed class ClusterRoundSpecTests
         Assert.Equal(parameters.Digest, spec.ToParameters().Digest);
         Assert.NotEqual(plain.Digest, spec.ToParameters().Digest); // the bindings are in the digest, so losing one would show
         Assert.Equal(plain.Digest, ClusterRoundSpec.From(plain, 1_024).ToParameters().Digest);
+        Assert.Equal([0.5f, 2f, 1.25f], spec.ToParameters().DpSgdLayerScales);
+        Assert.NotEqual(withoutScales.Digest, spec.ToParameters().Digest); // the layer scales too
     }
 }
