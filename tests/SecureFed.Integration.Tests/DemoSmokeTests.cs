@@ -82,7 +82,28 @@ public sealed class DemoSmokeTests : IDisposable
             double collusion = ledger.Spent(SecureFed.Privacy.Guarantee.RecordCollusion, 1e-5).Epsilon;
             Assert.InRange(record, 7.9, 8.0001);
             Assert.InRange(collusion, record, collusionBudget + 0.01);
+            // Without --update-clip, S sits just above a step's norm: it must not bind (every round an exact DP-SGD step).
+            string[] ledgerEvents = [.. File.ReadAllLines(Path.Combine(_dir, "agents", site, "audit", AuditLog.LogFileName))
+                .Where(l => l.Contains($"\"{AuditEvents.PrivacyLedger}\"", StringComparison.Ordinal) && l.Contains("\"update_clipped\"", StringComparison.Ordinal))];
+            Assert.Equal(2, ledgerEvents.Length);
+            Assert.All(ledgerEvents, l => Assert.Contains("\"update_clipped\":false", l, StringComparison.Ordinal));
         }
+
+        Match clip = Regex.Match(output, @"Site-level DP: updates clipped to S=([0-9.]+),");
+        Assert.True(clip.Success, output);
+        // Not the local default 30: with 20 sentences per site (q·N = 2) a step's noise is large, and so is S.
+        Assert.NotEqual(30, double.Parse(clip.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public void SplitNoiseUpdateClip_DemoRecipeOnNcbiDisease_JustAboveTheMeasuredStepNorm()
+    {
+        // lr 8, σ/√k = 1.195/√2, C = 1, the demo's tiny model (45,075 parameters), q = 0.1, 1,808 sentences per site:
+        // measured |Δ| 8.0–8.1 in every round (docs/utility.md "Session 8").
+        double s = DemoRunner.SplitNoiseUpdateClip(8, 1.195 / Math.Sqrt(2), 1, 45_075, 0.1, 1_808);
+
+        Assert.Equal(13.2, s, 9);
+        Assert.True(DemoRunner.SplitNoiseUpdateClip(8, 1.195 / Math.Sqrt(2), 1, 45_075, 0.1, 180) > 2 * s, "ten times fewer sentences: a much noisier step");
     }
 
     [Theory]

@@ -39,7 +39,7 @@ internal static class DemoCommand
         var learningRate = new Option<double>("--lr") { Description = "Local learning rate (plain SGD on the noisy DP-SGD gradient; docs/utility.md has the search behind the default).", DefaultValueFactory = _ => 0.5 };
         var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser: sgd (classic DP-SGD) or adam.", DefaultValueFactory = _ => "sgd" };
         var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C (L2 norm of a sentence's summed-loss gradient; the median is about 5 on NCBI-disease).", DefaultValueFactory = _ => 8.0 };
-        var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start).", DefaultValueFactory = _ => 30.0 };
+        var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start; with --patient-noise distributed the default is just above a step's expected norm instead, printed at the start).", DefaultValueFactory = _ => 30.0 };
         var layerScales = new Option<bool>("--layer-scales") { Description = "With --public-data: the aggregator announces layer-wise DP-SGD factors computed from the public data at the public model (docs/PROTOCOL.md \"Layer scales\"; the privacy guarantee is unchanged). Unless given, --lr becomes 4 (8 with --patient-noise distributed) and --grad-clip 1, the recipe measured in docs/utility.md." };
         var patientNoise = new Option<string>("--patient-noise") { Description = "local (each site adds the whole DP-SGD noise: ε holds even if the aggregator and all other sites collude; the default) or distributed (one DP-SGD step per round, each site adds σ/√k with k = min(sites, t): the sum the aggregator sees carries σ while secure aggregation holds; the larger collusion ε is printed; needs --optimizer sgd).", DefaultValueFactory = _ => "local" };
         var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
@@ -199,6 +199,7 @@ internal static class DemoCommand
                 Optimizer = opt,
                 GradClip = c,
                 L2Clip = s,
+                AutoUpdateClip = !Given(parse, updateClip),
                 SampleRate = q,
                 SiteNoiseMultiplier = z,
                 LearningRate = lr,
