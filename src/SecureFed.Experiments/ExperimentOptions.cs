@@ -213,6 +213,13 @@ public sealed record ExperimentOptions
     /// <value>The default value is true.</value>
     public bool RunCentralizedArms { get; init; } = true;
 
+    /// <summary>
+    /// Run only the pooled (centralized) arm: the upper bound at another budget of epochs than an earlier full run
+    /// (e.g. after a federated-only run with more rounds). Needs no --epsilon and excludes --federated-only.
+    /// </summary>
+    /// <value>The default value is false.</value>
+    public bool PooledOnly { get; init; }
+
     /// <summary>Torch threads (0 = auto).</summary>
     /// <value>The default value is 0.</value>
     public int Threads { get; init; }
@@ -381,6 +388,11 @@ public sealed record ExperimentOptions
         if (!RunNonPrivateArms && Epsilons.Count == 0)
         {
             throw new ArgumentException("--dp-only needs at least one --epsilon.");
+        }
+
+        if (PooledOnly && (Epsilons.Count > 0 || !RunNonPrivateArms || !RunCentralizedArms))
+        {
+            throw new ArgumentException("--pooled-only runs the pooled arm alone: it takes --epsilon none and neither --dp-only nor --federated-only.");
         }
     }
 

@@ -53,6 +53,12 @@ public sealed partial class ExperimentRunner
             first ??= data;
             _progress($"[seed {seed}] {data.Description}");
             float[] initial = InitialModel(data, seed, Record, cancellationToken);
+            if (_options.PooledOnly)
+            {
+                Record(RunPooled(data, initial, seed, cancellationToken));
+                continue;
+            }
+
             if (_options.RunNonPrivateArms)
             {
                 if (_options.RunCentralizedArms)

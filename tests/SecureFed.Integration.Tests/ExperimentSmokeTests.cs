@@ -143,6 +143,41 @@ public sealed class ExperimentSmokeTests : IDisposable
     }
 
     [Fact]
+    public async Task Experiment_PooledOnly_OnlyThePooledArmInTheJsonSummary()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "pooled"), train: 30, eval: 10);
+
+        (int code, string stdout, string stderr) = await Cli(TimeSpan.FromMinutes(2),
+            "experiment", "--data", corpus, "--epsilon", "none", "--pooled-only", "--seeds", "1", "--rounds", "2", "--config", "tiny", "--out", Path.Combine(_dir, "pooled-out"), "--json");
+
+        Assert.True(code == 0, stderr);
+        using JsonDocument summary = JsonDocument.Parse(stdout.TrimEnd().Split('\n')[^1]);
+        AssertF1(summary.RootElement.GetProperty("pooled_f1"));
+        Assert.Equal(JsonValueKind.Null, summary.RootElement.GetProperty("federated_f1").ValueKind);
+        Assert.Empty(summary.RootElement.GetProperty("site_alone_f1").EnumerateArray());
+        Assert.Empty(summary.RootElement.GetProperty("dp").EnumerateArray());
+    }
+
+    [Theory]
+    [InlineData("--epsilon", "8")]
+    [InlineData("--federated-only", null)]
+    public async Task Experiment_PooledOnlyWithOtherArms_RefusedNamingPooledOnly(string option, string? value)
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "pooled-bad"), train: 10, eval: 5);
+        string[] args = ["experiment", "--data", corpus, "--pooled-only", "--out", Path.Combine(_dir, "pooled-bad-out"), option, .. value is null ? Array.Empty<string>() : [value]];
+        if (option != "--epsilon")
+        {
+            args = [.. args, "--epsilon", "none"];
+        }
+
+        (int code, _, string stderr) = await Cli(TimeSpan.FromSeconds(60), args);
+
+        Assert.Equal(2, code);
+        Assert.Contains("--pooled-only runs the pooled arm alone", stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "pooled-bad-out")));
+    }
+
+    [Fact]
     public async Task Experiment_FolderWithoutTestFile_FailsNamingTheMissingFile()
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 10, eval: 5);

@@ -45,12 +45,13 @@ internal static class ExperimentCommand
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level distributed-DP noise multiplier z; > 0 adds the arm DP-SGD (largest ε) + site DP.", DefaultValueFactory = _ => 0.0 };
         var recipe = new TrainingRecipeOptions();
         var dpOnly = new Option<bool>("--dp-only") { Description = "Run only the DP arms (recipe search)." };
+        var pooledOnly = new Option<bool>("--pooled-only") { Description = "Run only the pooled (centralized) arm, e.g. the upper bound at the epochs of a longer federated-only run; needs --epsilon none." };
         var federatedOnly = new Option<bool>("--federated-only") { Description = "Skip the centralized arms (each site alone, pooled): recipe search for the federated ones." };
         var noPartial = new Option<bool>("--no-partial-annotation") { Description = "By-corpus split: train a type a corpus does not annotate as O there (the naive way) instead of as possibly any unannotated type." };
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionPerTensor, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, noPartial, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionPerTensor, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -104,6 +105,7 @@ internal static class ExperimentCommand
                 SiteNoiseMultiplier = parse.GetValue(siteNoise),
                 RunNonPrivateArms = !parse.GetValue(dpOnly),
                 RunCentralizedArms = !parse.GetValue(federatedOnly),
+                PooledOnly = parse.GetValue(pooledOnly),
                 PartialAnnotation = !parse.GetValue(noPartial),
                 Threads = parse.GetValue(threads),
             });
