@@ -35,7 +35,7 @@ internal sealed record DemoSettings
     public int SentencesPerSite { get; init; } = 1000;
     public int LocalEpochs { get; init; } = 2;
     public double SampleRate { get; init; } = 0.1;
-    public double SiteNoiseMultiplier { get; init; } = 0.002;
+    public double SiteNoiseMultiplier { get; init; } = 0.0005;
     public double LearningRate { get; init; } = 0.5;
     public TaggerOptimizer Optimizer { get; init; } = TaggerOptimizer.Sgd;
     public double GradClip { get; init; } = 8.0;
