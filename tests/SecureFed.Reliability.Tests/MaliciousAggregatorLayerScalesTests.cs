@@ -51,15 +51,7 @@ public sealed partial class MaliciousAggregatorTests
         var trainer = new FakeTrainer("site-a", 2_000, 500) { TensorSizes = trainerHasTensors ? FakeTensorSizes : null };
         (ConcurrentQueue<AgentRoundReport> reports, _, MaliciousAggregatorService fake, _, _, _, _, string data) = await RunAsync(misbehaviour, maxRetries: 1, trainer: trainer);
 
-        Assert.Contains(reports, r => r.Round == 1 && r.Completed);
-        AgentRoundReport declined = Assert.Single(reports, r => r.Round == 2);
-        Assert.Equal("declined: " + reason, declined.Outcome);
-        Assert.Contains(fake.Received, c => c.Round == 2 && c.Call == "DeclineRound");
-        Assert.DoesNotContain(fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
-        Assert.DoesNotContain(trainer.Plans, p => p.Round == 2);
-        string[] audit = File.ReadAllLines(Path.Combine(AgentState.AuditDirectory(data), AuditLog.LogFileName));
-        Assert.Contains(audit, l => l.Contains($"\"{AuditEvents.Refusal}\"", StringComparison.Ordinal) && RoundTwo().IsMatch(l) && l.Contains(reason, StringComparison.Ordinal));
-        Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
+        AssertRoundTwoDeclinedBeforeAnyKey(reports, fake, trainer, data, reason);
     }
 
     [Fact]

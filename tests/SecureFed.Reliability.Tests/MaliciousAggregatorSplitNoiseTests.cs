@@ -28,15 +28,7 @@ public sealed partial class MaliciousAggregatorTests
         var trainer = new FakeTrainer("site-a", 2_000, 500);
         (ConcurrentQueue<AgentRoundReport> reports, MaliciousAggregatorService fake, string data) = await RunSplitAsync(misbehaviour, optedIn, trainer);
 
-        Assert.Contains(reports, r => r.Round == 1 && r.Completed);
-        AgentRoundReport declined = Assert.Single(reports, r => r.Round == 2);
-        Assert.Equal("declined: " + reason, declined.Outcome);
-        Assert.Contains(fake.Received, c => c.Round == 2 && c.Call == "DeclineRound");
-        Assert.DoesNotContain(fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
-        Assert.DoesNotContain(trainer.Plans, p => p.Round == 2);
-        string[] audit = File.ReadAllLines(Path.Combine(AgentState.AuditDirectory(data), AuditLog.LogFileName));
-        Assert.Contains(audit, l => l.Contains($"\"{AuditEvents.Refusal}\"", StringComparison.Ordinal) && RoundTwo().IsMatch(l) && l.Contains(reason, StringComparison.Ordinal));
-        Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
+        AssertRoundTwoDeclinedBeforeAnyKey(reports, fake, trainer, data, reason);
     }
 
     [Fact]
@@ -95,6 +87,20 @@ public sealed partial class MaliciousAggregatorTests
         Assert.False(round2.Completed);
         Assert.StartsWith("refused: ", round2.Outcome, StringComparison.Ordinal);
         Assert.DoesNotContain(fake.Received, c => c.Round == 2 && c.Call == "UploadMaskedInput");
+        Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
+    }
+
+    /// <summary>Round 1 completed; round 2 declined with <paramref name="reason"/> before any key left: audited, nothing trained or recorded.</summary>
+    private static void AssertRoundTwoDeclinedBeforeAnyKey(ConcurrentQueue<AgentRoundReport> reports, MaliciousAggregatorService fake, FakeTrainer trainer, string data, string reason)
+    {
+        Assert.Contains(reports, r => r.Round == 1 && r.Completed);
+        AgentRoundReport declined = Assert.Single(reports, r => r.Round == 2);
+        Assert.Equal("declined: " + reason, declined.Outcome);
+        Assert.Contains(fake.Received, c => c.Round == 2 && c.Call == "DeclineRound");
+        Assert.DoesNotContain(fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+        Assert.DoesNotContain(trainer.Plans, p => p.Round == 2);
+        string[] audit = File.ReadAllLines(Path.Combine(AgentState.AuditDirectory(data), AuditLog.LogFileName));
+        Assert.Contains(audit, l => l.Contains($"\"{AuditEvents.Refusal}\"", StringComparison.Ordinal) && RoundTwo().IsMatch(l) && l.Contains(reason, StringComparison.Ordinal));
         Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);
     }
 
