@@ -371,7 +371,7 @@ public sealed class AgentRunner
     }
 
     /// <summary>
-    /// Announced layer scales (docs/PROTOCOL.md, "Layer scales"): none, or one factor in [1e-6, 1e6] per tensor of this
+    /// Announced layer scales (docs/PROTOCOL.md, "Layer scales"): none, or one factor in [<see cref="RoundParameters.MinLayerScale"/>, <see cref="RoundParameters.MaxLayerScale"/>] per tensor of this
     /// site's model. They cannot change the privacy guarantee (each example's preconditioned gradient is clipped to C),
     /// only the quality of training, so no opt-in is needed; what does not fit the model is declined.
     /// </summary>
@@ -394,9 +394,9 @@ public sealed class AgentRunner
 
         for (int i = 0; i < scales.Count; i++)
         {
-            if (!(scales[i] >= 1e-6f && scales[i] <= 1e6f))
+            if (!(scales[i] >= RoundParameters.MinLayerScale && scales[i] <= RoundParameters.MaxLayerScale))
             {
-                return string.Create(CultureInfo.InvariantCulture, $"DP-SGD layer scale {i} is {scales[i]:G}, outside [1e-06, 1e+06]");
+                return string.Create(CultureInfo.InvariantCulture, $"DP-SGD layer scale {i} is {scales[i]:G}, outside [{RoundParameters.MinLayerScale:G}, {RoundParameters.MaxLayerScale:G}]");
             }
         }
 

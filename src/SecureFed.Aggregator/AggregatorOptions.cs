@@ -1,4 +1,5 @@
 using System.Globalization;
+using SecureFed.Protocol;
 
 namespace SecureFed.Aggregator;
 
@@ -313,18 +314,12 @@ public sealed class AggregatorOptions
 
         for (int i = 0; i < DpSgdLayerScales.Length; i++)
         {
-            if (!(DpSgdLayerScales[i] >= MinLayerScale && DpSgdLayerScales[i] <= MaxLayerScale))
+            if (!(DpSgdLayerScales[i] >= RoundParameters.MinLayerScale && DpSgdLayerScales[i] <= RoundParameters.MaxLayerScale))
             {
-                errors.Add(string.Create(CultureInfo.InvariantCulture, $"SecureFed:DpSgdLayerScales:{i} must be a number in [{MinLayerScale:G}, {MaxLayerScale:G}], got {DpSgdLayerScales[i]:G}."));
+                errors.Add(string.Create(CultureInfo.InvariantCulture, $"SecureFed:DpSgdLayerScales:{i} must be a number in [{RoundParameters.MinLayerScale:G}, {RoundParameters.MaxLayerScale:G}], got {DpSgdLayerScales[i]:G}."));
             }
         }
     }
-
-    /// <summary>The smallest layer scale an aggregator announces and an agent accepts.</summary>
-    internal const float MinLayerScale = 1e-6f;
-
-    /// <summary>The largest layer scale an aggregator announces and an agent accepts.</summary>
-    internal const float MaxLayerScale = 1e6f;
 
     private void ValidateAdminListen(List<string> errors, Uri? listen)
     {

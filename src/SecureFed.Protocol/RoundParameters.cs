@@ -172,6 +172,12 @@ public sealed class RoundParameters
     /// <summary>The announced number of patient-level noise shares k (0 or 1 = not split).</summary>
     public int DpSgdNoiseShares { get; }
 
+    /// <summary>The smallest layer scale an aggregator announces and an agent accepts (docs/PROTOCOL.md, "Layer scales").</summary>
+    public const float MinLayerScale = 1e-6f;
+
+    /// <summary>The largest layer scale an aggregator announces and an agent accepts.</summary>
+    public const float MaxLayerScale = 1e6f;
+
     /// <summary>The announced layer-wise DP-SGD preconditioner (empty = none).</summary>
     public IReadOnlyList<float> DpSgdLayerScales { get; }
 

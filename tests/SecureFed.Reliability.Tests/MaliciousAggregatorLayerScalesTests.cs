@@ -23,7 +23,7 @@ public sealed partial class MaliciousAggregatorTests
     public static TheoryData<AggregatorMisbehaviour, bool, string> LayerScaleDeclines => new()
     {
         { AggregatorMisbehaviour.LayerScalesWrongCount, true, "the round announces 2 DP-SGD layer scales, but this site's model has 3 parameter tensors" },
-        { AggregatorMisbehaviour.LayerScalesOutOfRange, true, "DP-SGD layer scale 2 is 1E+09, outside [1e-06, 1e+06]" },
+        { AggregatorMisbehaviour.LayerScalesOutOfRange, true, "DP-SGD layer scale 2 is 1E+09, outside [1E-06, 1000000]" },
         { AggregatorMisbehaviour.LayerScales, false, "the round announces 3 DP-SGD layer scales, but this site's trainer cannot apply layer scales" },
     };
 
