@@ -128,7 +128,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
             // Measured (docs/utility.md): from a random model, DP-SGD with these defaults reaches about 0.35 test F1 on NCBI-disease.
-            console.MarkupLine("[yellow]Note[/]: on real text, DP-SGD from a random model reaches about 0.35 test F1 on NCBI-disease at ε = 8 with these defaults; a public warm start helps most (e.g. --public-data ../shared/data/bc5cdr --update-clip 5 for NCBI-disease sites; securefed experiment measured 0.53 with this recipe after that warm start, see docs/utility.md).");
+            console.MarkupLine("[yellow]Note[/]: on real text, DP-SGD from a random model reaches about 0.35 test F1 on NCBI-disease at ε = 8 with these defaults; a public warm start helps most: --public-data ../shared/data/bc5cdr --layer-scales --update-clip 5 (0.48 with local noise), and with --patient-noise distributed --rounds 200 about 0.59, if the consortium accepts the weaker guarantee against collusion (docs/utility.md, Session 8).");
         }
 
 
