@@ -125,7 +125,8 @@ public sealed class AgentTelemetryTests : IDisposable
                 Assert.Equal(ActivityKind.Server, call.Kind);
                 Assert.NotEqual(stageSpan.SpanId, call.SpanId);
                 Assert.InRange(call.StartTimeUtc, stageSpan.StartTimeUtc, stageSpan.StartTimeUtc + stageSpan.Duration);
-                Assert.InRange(call.StartTimeUtc + call.Duration, stageSpan.StartTimeUtc, stageSpan.StartTimeUtc + stageSpan.Duration);
+                // The server span's end is not checked against the stage's: ASP.NET Core stops it after the response
+                // is flushed, which may be after the client has read the response and closed the stage (CI saw 2 ms).
                 Assert.Equal(stageSpan.SpanId, Ancestors(spans, call).Select(a => a.ParentSpanId).Last());
             }
         }
