@@ -114,6 +114,10 @@ public sealed record ExperimentOptions
     /// <summary>With <see cref="DpPrecondition"/>: scale the privatised gradient instead of each example's (<see cref="DpSgdOptions.PreconditionAfterNoise"/>).</summary>
     public bool DpPreconditionAfterNoise { get; init; }
 
+    /// <summary>With <see cref="DpPrecondition"/>: the exponent α of the factors applied before clipping; the noisy gradient gets the rest (<see cref="DpSgdOptions.PreconditionSplit"/>).</summary>
+    /// <value>The default value is 1 (all before clipping).</value>
+    public double DpPreconditionSplit { get; init; } = 1;
+
     /// <summary>The preconditioner's floor as a fraction of the median public gradient RMS (<see cref="TaggerPreconditioner.FromPublicData"/>).</summary>
     /// <value>The default value is 0.1.</value>
     public double DpPreconditionFloor { get; init; } = 0.1;
@@ -341,9 +345,19 @@ public sealed record ExperimentOptions
             throw new ArgumentException(string.Join(" ", serverProblems));
         }
 
-        if ((DpPreconditionAfterNoise || DpPreconditionPerTensor) && !DpPrecondition)
+        if ((DpPreconditionAfterNoise || DpPreconditionPerTensor || DpPreconditionSplit != 1) && !DpPrecondition)
         {
-            throw new ArgumentException("--dp-precondition-after-noise and --dp-precondition-per-tensor refine --dp-precondition: add it.");
+            throw new ArgumentException("--dp-precondition-after-noise, --dp-precondition-per-tensor and --dp-precondition-split refine --dp-precondition: add it.");
+        }
+
+        if (!(DpPreconditionSplit >= 0 && DpPreconditionSplit <= 1))
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"--dp-precondition-split must be in [0, 1] (the share of the factors' exponent applied before clipping), not {DpPreconditionSplit}."));
+        }
+
+        if (DpPreconditionAfterNoise && DpPreconditionSplit != 1)
+        {
+            throw new ArgumentException("--dp-precondition-after-noise is --dp-precondition-split 0: give one of them.");
         }
 
         if (DpPrecondition && WarmStartDirectory is null)

@@ -263,6 +263,7 @@ public sealed partial class ExperimentRunner
                 FreezeEmbeddings = _options.DpFreezeEmbeddings,
                 Preconditioner = _preconditioner,
                 PreconditionAfterNoise = _options.DpPreconditionAfterNoise,
+                PreconditionSplit = _options.DpPreconditionSplit,
                 // A simulation: the same seed must give the same table (an agent's real training keeps this secret).
                 ReproducibleRandomness = true,
             };
@@ -461,6 +462,7 @@ public sealed partial class ExperimentRunner
         ["dp_noise"] = _options.DpDistributedNoise ? "distributed" : "local",
         ["server_ema"] = _options.ServerWeightAverage,
         ["dp_precondition_after_noise"] = _options.DpPreconditionAfterNoise,
+        ["dp_precondition_split"] = _options.DpPreconditionSplit,
         ["warm_start"] = _options.WarmStartDirectory ?? "",
         ["warm_start_epochs"] = _options.WarmStartDirectory is null ? 0 : _options.WarmStartEpochs,
     };

@@ -49,6 +49,19 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     public bool PreconditionAfterNoise { get; init; }
 
     /// <summary>
+    /// Splits <see cref="Preconditioner"/> A between the two places it can act: each example's gradient is scaled by
+    /// A^α before clipping and the noisy averaged gradient by A^(1−α), so the signal's step is A ⊙ g in either case while
+    /// the noise's step is A^(1−α) ⊙ n. α = 1 is AdaDPS (the noise is isotropic in the parameters, so tensors with small
+    /// factors get mostly noise); α = 0 is <see cref="PreconditionAfterNoise"/>; values between spread the clipping
+    /// budget and the noise between the two. Ignored (0) when <see cref="PreconditionAfterNoise"/> is set.
+    /// </summary>
+    /// <value>The default value is 1 (precondition before clipping).</value>
+    public double PreconditionSplit { get; init; } = 1;
+
+    /// <summary>The exponent of <see cref="Preconditioner"/> applied before clipping: 0 with <see cref="PreconditionAfterNoise"/>, else <see cref="PreconditionSplit"/>.</summary>
+    public double PreconditionBeforeClipExponent => PreconditionAfterNoise ? 0 : PreconditionSplit;
+
+    /// <summary>
     /// Draws the Poisson sampling, word dropout, dropout masks and Gaussian noise from <see cref="TrainOptions.Seed"/>
     /// (the same seed gives the same model). The privacy proof assumes all of them are secret: anyone who knows the seed
     /// can recompute the noise and subtract it. For experiments and tests only, never for an agent's real training.
@@ -75,6 +88,11 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(MaxGradNorm, nameof(MaxGradNorm));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(SampleRate, nameof(SampleRate));
         ArgumentOutOfRangeException.ThrowIfGreaterThan(SampleRate, 1.0, nameof(SampleRate));
+        if (!(PreconditionSplit >= 0 && PreconditionSplit <= 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(PreconditionSplit), PreconditionSplit, "PreconditionSplit must be in [0, 1].");
+        }
+
         if (Preconditioner is not null)
         {
             for (int i = 0; i < Preconditioner.Count; i++)

@@ -94,8 +94,10 @@ public sealed class TaggerTrainer
         int steps = 0;
         int dpSteps = 0;
         var dpNorms = new List<double>();
-        // The DP-SGD preconditioner as tensors, built once per call rather than once per step.
-        Tensor[]? preconditioner = options.DpSgd is null ? null : PreconditionerTensors(model, options.DpSgd);
+        // The DP-SGD preconditioner as tensors, built once per call rather than once per step: the part applied to each
+        // example's gradient before clipping, and the part applied to the noisy averaged gradient.
+        Tensor[]? preconditioner = options.DpSgd is null ? null : PreconditionerTensors(model, options.DpSgd, options.DpSgd.PreconditionBeforeClipExponent);
+        Tensor[]? afterNoise = options.DpSgd is null ? null : PreconditionerTensors(model, options.DpSgd, 1 - options.DpSgd.PreconditionBeforeClipExponent);
         double? bestF1 = null;
         int bestEpoch = 0;
         float[]? bestWeights = null;
@@ -130,7 +132,7 @@ public sealed class TaggerTrainer
                 trainWatch.Start();
                 double loss = options.DpSgd is null
                     ? Step(model, optimizer, batches[b], options, rng)
-                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng, generator, dpNorms, preconditioner);
+                    : DpStep(model, optimizer, batches[b], options.DpSgd, encodedTrain.Length, rng, generator, dpNorms, preconditioner, afterNoise);
                 average?.Update();
                 trainWatch.Stop();
                 steps++;
@@ -201,7 +203,7 @@ public sealed class TaggerTrainer
             average.CopyTo(parameters);
         }
 
-        foreach (Tensor factor in preconditioner ?? [])
+        foreach (Tensor factor in (preconditioner ?? []).Concat(afterNoise ?? []))
         {
             factor.Dispose();
         }
@@ -275,13 +277,12 @@ public sealed class TaggerTrainer
     /// forward and backward pass, <see cref="BatchedClipping"/>; or one backward pass per example), plus
     /// N(0, (sigma C)^2) per coordinate, divided by the expected batch size q N.
     /// </summary>
-    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, Generator generator, List<double> norms, Tensor[]? preconditioner)
+    private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, Generator generator, List<double> norms, Tensor[]? preconditioner, Tensor[]? after)
     {
         using var scope = torch.NewDisposeScope();
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
         string[] names = [.. model.Parameters.Select(p => p.Name)];
         Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum, norms, preconditioner);
-        Tensor[]? after = dp.PreconditionAfterNoise ? preconditioner : null;
         using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
         using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
         using (torch.no_grad())
@@ -322,15 +323,16 @@ public sealed class TaggerTrainer
     /// <see cref="DpSgdOptions.FreezeEmbeddings"/> the norm is over the trained parameters and the frozen ones get zeros.
     /// </summary>
     internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum) =>
-        ClippedSum(model, batch, dp, rng, out lossSum, null, PreconditionerTensors(model, dp));
+        ClippedSum(model, batch, dp, rng, out lossSum, null, PreconditionerTensors(model, dp, dp.PreconditionBeforeClipExponent));
 
     /// <summary>
-    /// As above, with <paramref name="dp"/>'s preconditioner already made into tensors (<paramref name="preconditioner"/>);
-    /// each example's norm before clipping is added to <paramref name="norms"/> when given.
+    /// As above, with the part of <paramref name="dp"/>'s preconditioner applied before clipping already made into tensors
+    /// (<paramref name="preconditioner"/>, null for none); each example's norm before clipping is added to
+    /// <paramref name="norms"/> when given.
     /// </summary>
     internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum, List<double>? norms, Tensor[]? preconditioner)
     {
-        Tensor[]? scale = dp.PreconditionAfterNoise ? null : preconditioner;
+        Tensor[]? scale = preconditioner;
         if (batch.Length > 0 && !dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
         {
             var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
@@ -355,10 +357,13 @@ public sealed class TaggerTrainer
         return sum;
     }
 
-    /// <summary>The preconditioner of <paramref name="dp"/> as one tensor per parameter (null without one).</summary>
-    private static Tensor[]? PreconditionerTensors(TaggerModel model, DpSgdOptions dp)
+    /// <summary>
+    /// The preconditioner of <paramref name="dp"/> raised to <paramref name="exponent"/>, as one tensor per parameter
+    /// (null without a preconditioner or for the exponent 0).
+    /// </summary>
+    private static Tensor[]? PreconditionerTensors(TaggerModel model, DpSgdOptions dp, double exponent)
     {
-        if (dp.Preconditioner is not { } flat)
+        if (dp.Preconditioner is not { } flat || exponent == 0)
         {
             return null;
         }
@@ -368,7 +373,7 @@ public sealed class TaggerTrainer
             throw new ArgumentException($"the DP-SGD preconditioner has {flat.Count} factors but the model has {model.ParameterCount} parameters", nameof(dp));
         }
 
-        float[] values = flat as float[] ?? [.. flat];
+        float[] values = exponent == 1 ? flat as float[] ?? [.. flat] : [.. flat.Select(f => (float)Math.Pow(f, exponent))];
         var result = new Tensor[model.Parameters.Count];
         int offset = 0;
         for (int i = 0; i < result.Length; i++)
