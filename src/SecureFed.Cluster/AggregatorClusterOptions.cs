@@ -62,6 +62,17 @@ public sealed class AggregatorClusterOptions
     /// </summary>
     public string AgentListen { get; set; } = "";
 
+    /// <summary>
+    /// The URL agents are told to upload this silo's slices to, from the address Kestrel listens on: an unspecified host
+    /// (0.0.0.0, [::]) becomes <see cref="AdvertisedAddress"/>.
+    /// </summary>
+    public Uri AdvertisedAgentEndpoint(Uri listen)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        bool unspecified = IPAddress.TryParse(listen.Host.Trim('[', ']'), out IPAddress? host) && (host.Equals(IPAddress.Any) || host.Equals(IPAddress.IPv6Any));
+        return unspecified ? new UriBuilder(listen) { Host = AdvertisedAddress }.Uri : listen;
+    }
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {

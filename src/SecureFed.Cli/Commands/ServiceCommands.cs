@@ -190,9 +190,17 @@ internal static class ServiceCommands
                 silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front"));
             try
             {
-                // The coordinator serves the slices it hosts on its own Listen address (protocol version 4).
+                // The coordinator serves the slices it hosts on its own Listen address (protocol version 4): known before the
+                // first round opens unless the port is 0 (then once Kestrel bound it).
+                var endpoint = silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>();
+                bool known = Uri.TryCreate(configuration["SecureFed:Listen"], UriKind.Absolute, out Uri? listen) && listen.Port > 0;
+                if (known)
+                {
+                    endpoint.Set(options.AdvertisedAgentEndpoint(listen!));
+                }
+
                 return await RunAggregatorAsync(configuration, parse, servers,
-                    app => silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(AggregatorHost.BoundAddress(app)), cancellationToken).ConfigureAwait(false);
+                    known ? null : app => endpoint.Set(AggregatorHost.BoundAddress(app)), cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -219,7 +227,7 @@ internal static class ServiceCommands
                     silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString(), uploads);
                 front = Cluster.Front.SliceFrontHost.Build(new Uri(options.AgentListen), sliceFront);
                 await front.StartAsync(cancellationToken).ConfigureAwait(false);
-                Uri bound = Cluster.Front.SliceFrontHost.BoundAddress(front);
+                Uri bound = options.AdvertisedAgentEndpoint(Cluster.Front.SliceFrontHost.BoundAddress(front));
                 silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(bound);
                 await output.WriteLineAsync($"slice uploads (protocol version 4) served on {bound}").ConfigureAwait(false);
             }
