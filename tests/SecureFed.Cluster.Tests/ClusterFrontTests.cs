@@ -205,6 +205,11 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
             Assert.Equal(digests, sent.List("slices_sha256"));
         }
 
+        // The auditor's cross-check pairs every receipt with the agent's record of sending it (slices by their digests).
+        AuditReportResult report = AuditReport.Create([AggregatorState.AuditDirectory(clusterData), .. fed.AgentAuditDirectories]);
+        Assert.Equal(0, report.CrossCheckMismatches);
+        Assert.Equal(rounds, report.RoundsCompleted);
+
         LedgerEntry[] ledger = await LedgerAsync(silos.SlicesOnly, federation);
         Assert.Equal([1L, 2L], ledger.Select(e => e.Round).Order());
         Assert.All(ledger, e => Assert.Equal(Sites, e.Contributors));
