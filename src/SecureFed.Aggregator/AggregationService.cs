@@ -263,6 +263,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, $"slice {first.Slice} does not exist; the round has {layout.Count} slices");
         }
 
+        // Before any word is read: this process takes only the slices it hosts.
+        if (await session.Server.SliceElsewhereAsync(slice, context.CancellationToken).ConfigureAwait(false) is string elsewhere)
+        {
+            Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.MalformedUpload, $"slice {slice} is not hosted by this silo; upload it to {elsewhere}");
+        }
+
         int length = layout.Length(slice);
         SliceUploadRefusal? refusal = SliceUploadReader.CheckFirst(first, slice, length);
         if (refusal is not null)

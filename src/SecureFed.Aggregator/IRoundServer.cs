@@ -60,6 +60,12 @@ public interface IRoundServer
     /// </summary>
     Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Protocol version 4: null when slice <paramref name="slice"/> is hosted by this process (its words may be uploaded
+    /// here), else the endpoint that hosts it. Asked before any word of a slice upload is read.
+    /// </summary>
+    Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken);
+
     /// <summary>The SHA-256 of each slice of <paramref name="sender"/>'s committed masked input, by slice (empty when it was not sent by slices).</summary>
     Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken);
 

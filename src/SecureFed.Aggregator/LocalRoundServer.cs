@@ -46,6 +46,8 @@ internal sealed class LocalRoundServer : IRoundServer
         => throw new ProtocolViolationException(ProtocolStage.MaskedInputCollection,
             "this aggregator takes the masked input whole (protocol version 3); it announced no slices", sender);
 
+    public Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
     public Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
 
     public Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken) => Task.FromResult(_round.CloseMaskedInput());

@@ -98,6 +98,41 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         await app.StopAsync().WaitAsync(Timeout);
     }
 
+    [Fact]
+    public async Task OpenAsync_EverySiloServesAgents_AnnouncesEachSliceAtItsSiloAndCoordinatorRefusesOthers()
+    {
+        // Arrange: every silo of the in-process cluster with an agent endpoint; the coordinator is silo 0.
+        var silos = _cluster.Cluster.Silos.Cast<InProcessSiloHandle>().ToArray();
+        var endpoints = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < silos.Length; i++)
+        {
+            var url = new Uri($"https://127.0.0.1:{17000 + i}");
+            silos[i].SiloHost.Services.GetRequiredService<SiloAgentEndpoint>().Set(url);
+            endpoints[silos[i].SiloAddress.ToParsableString()] = url.GetLeftPart(UriPartial.Authority);
+        }
+
+        string coordinator = silos[0].SiloAddress.ToParsableString();
+        var factory = new ClusterRoundServerFactory(silos[0].SiloHost.Services.GetRequiredService<IGrainFactory>(), 1024,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, coordinator);
+        using var script = new RoundScript(4, seed: 41, round: 41, 2500, bitWidth: 32, degree: 3, Federation);
+
+        // Act
+        Aggregator.IRoundServer server = await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(Timeout);
+
+        // Assert: version 4 with one endpoint per slice, each its host's; the coordinator takes only its own slices.
+        Assert.NotNull(server.SliceUploads);
+        Assert.Equal(3, server.SliceUploads.Count);
+        var round = new ClusterRoundClient(_cluster.Grains, Federation, 41);
+        for (int k = 0; k < 3; k++)
+        {
+            string host = await round.Slice(k).SiloAsync().WaitAsync(Timeout);
+            Assert.Equal(endpoints[host], server.SliceUploads.Endpoints[k]);
+            Assert.Equal(host == coordinator ? null : endpoints[host], await server.SliceElsewhereAsync(k, CancellationToken.None).WaitAsync(Timeout));
+        }
+
+        await server.AbortAsync("test over", CancellationToken.None).WaitAsync(Timeout);
+    }
+
     public void Dispose()
     {
         try

@@ -21,11 +21,13 @@ internal sealed partial class ClusterRoundServer : IRoundServer
     private readonly string _sessionId;
     private readonly IReadOnlyList<Participant> _participants;
     private readonly ILogger _logger;
+    private readonly string? _localSilo;
     private RoundServerStatus _last;
 
-    public ClusterRoundServer(ClusterRoundClient client, RoundParameters parameters, ILogger logger, SliceUploadLayout? sliceUploads = null)
+    public ClusterRoundServer(ClusterRoundClient client, RoundParameters parameters, ILogger logger, SliceUploadLayout? sliceUploads = null, string? localSilo = null)
     {
         SliceUploads = sliceUploads;
+        _localSilo = localSilo;
         _client = client;
         _sessionId = parameters.SessionId;
         _participants = parameters.Participants;
@@ -90,6 +92,17 @@ internal sealed partial class ClusterRoundServer : IRoundServer
         {
             throw new RoundAbortedException(stage, $"the cluster could not take slice {slice} of the masked input of index {sender}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
         }
+    }
+
+    public async Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken)
+    {
+        if (_localSilo is null || SliceUploads is null || slice < 0 || slice >= SliceUploads.Count)
+        {
+            return null;
+        }
+
+        string host = await _client.Slice(slice).SiloAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        return string.Equals(host, _localSilo, StringComparison.Ordinal) ? null : SliceUploads.Endpoints[slice];
     }
 
     public async Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken)

@@ -13,10 +13,21 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
     private readonly IGrainFactory _grains;
     private readonly int _sliceSize;
     private readonly ILogger _logger;
+    private readonly string? _localSilo;
 
     /// <summary>Creates the factory over <paramref name="grains"/> (the coordinator silo's own grain factory).</summary>
     public ClusterRoundServerFactory(IGrainFactory grains, int sliceSize, ILogger logger)
+        : this(grains, sliceSize, logger, localSilo: null)
     {
+    }
+
+    /// <summary>
+    /// As above, for the coordinator silo at <paramref name="localSilo"/> (<c>SiloAddress.ToParsableString()</c>): a slice
+    /// upload (protocol version 4) of a slice hosted elsewhere is refused there before its words are read.
+    /// </summary>
+    public ClusterRoundServerFactory(IGrainFactory grains, int sliceSize, ILogger logger, string? localSilo)
+    {
+        _localSilo = localSilo;
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sliceSize);
         ArgumentNullException.ThrowIfNull(logger);
@@ -40,7 +51,7 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
             Log.WholeUploadsOnly(_logger, parameters.Round, string.Join(", ", Enumerable.Range(0, endpoints.Length).Where(k => endpoints[k].Length == 0)));
         }
 
-        return new ClusterRoundServer(client, parameters, _logger, uploads);
+        return new ClusterRoundServer(client, parameters, _logger, uploads, _localSilo);
     }
 
     /// <summary>
