@@ -16,6 +16,7 @@ namespace SecureFed.Cluster.Front;
 /// checked against its SHA-256 and handed to the local slice grain, and the round grain records the slice and its digest.
 /// Every refusal is a gRPC status with the reason, and is logged (the audit log is the coordinator's).
 /// </summary>
+[BindServiceMethod(typeof(SliceUploadService), nameof(BindService))]
 internal sealed partial class SliceUploadService : Wire.V1.Aggregation.AggregationBase
 {
     private static readonly TimeSpan GrainTimeout = TimeSpan.FromSeconds(30);
@@ -27,6 +28,13 @@ internal sealed partial class SliceUploadService : Wire.V1.Aggregation.Aggregati
         _front = front;
         _logger = logger;
     }
+
+    /// <summary>
+    /// Binds the methods with request deserializers that answer malformed bytes with InvalidArgument (as the
+    /// coordinator's service does) instead of Unknown.
+    /// </summary>
+    public static void BindService(ServiceBinderBase binder, Wire.V1.Aggregation.AggregationBase? service)
+        => Wire.V1.Aggregation.BindService(new CheckedRequestBinder(binder), service!);
 
     public override async Task<Ack> UploadMaskedInput(IAsyncStreamReader<MaskedInputChunk> requestStream, ServerCallContext context)
     {
