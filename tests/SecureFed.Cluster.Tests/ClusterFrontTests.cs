@@ -215,16 +215,20 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         Assert.All(ledger, e => Assert.Equal(Sites, e.Contributors));
     }
 
-    [SkippableFact]
-    public async Task Rounds_NonCoordinatorSiloKilledMidMaskedInput_AbortsWithReasonNextRoundCompletes()
+    /// <param name="bySlice">The slice silos serve agents too (protocol version 4: the killed silo is one agents upload to).</param>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Rounds_NonCoordinatorSiloKilledMidMaskedInput_AbortsWithReasonNextRoundCompletes(bool bySlice)
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
-        const string federation = "front-kill";
+        string federation = bySlice ? "front-kill-sliced" : "front-kill";
         const int rounds = 2;
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
         string clusterData = Path.Combine(_dir, "cluster-aggregator");
         int port = FreePort();
-        using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_kill"), fed.AggregatorSettings(clusterData, port, rounds));
+        using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync(bySlice ? "front_kill_sliced" : "front_kill"), fed.AggregatorSettings(clusterData, port, rounds),
+            sliceKit: bySlice ? fed.Provisioned.AggregatorKitDirectory : null);
 
         // The first upload after round 1 completed kills a silo that hosts slices only (every silo hosts one of the 3 slices).
         UploadHook.Reset();
@@ -261,6 +265,12 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
 
         Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
         AssertAuditLogsVerify(fed, clusterData);
+        if (bySlice)
+        {
+            // The inputs went by slice (version 4) before and after the kill: each completed round's receipts list slice digests.
+            List<AuditLine> received = [.. AuditLine.Read(AggregatorState.AuditDirectory(clusterData)).Where(l => l.Type == AuditEvents.MaskedInputReceived)];
+            Assert.True(received.Count(l => l.List("slices_sha256").Length > 0) >= Sites.Length * rounds, "fewer sliced receipts than inputs of completed rounds");
+        }
 
         // The cluster's ledger (PostgreSQL, read through the silo left) has round 1 completed and the aborted attempt.
         LedgerEntry[] ledger = await LedgerAsync([silos.SlicesOnly[1]], federation);

@@ -106,7 +106,17 @@ internal sealed partial class ClusterRoundServer : IRoundServer
     }
 
     public async Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken)
-        => await _client.Round.SliceDigestsAsync(sender).WaitAsync(cancellationToken).ConfigureAwait(false);
+    {
+        const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
+        try
+        {
+            return await CallAsync<IReadOnlyList<string>>(stage, async () => await _client.Round.SliceDigestsAsync(sender).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
+        {
+            throw new RoundAbortedException(stage, $"the cluster could not report the slice digests of index {sender}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
+        }
+    }
 
     public async Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken)
     {
