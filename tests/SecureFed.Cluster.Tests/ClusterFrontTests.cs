@@ -138,7 +138,8 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         var dead = new Uri($"https://127.0.0.1:{FreePort()}");
         using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_slices"), fed.AggregatorSettings(clusterData, port, rounds),
             sliceKit: fed.Provisioned.AggregatorKitDirectory);
-        fed.StartAgents(coordinator, "cluster-agents", setup: site => site switch
+        var wire = new System.Collections.Concurrent.ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+        fed.StartAgents(coordinator, "cluster-agents", handler => new UploadBytesCounter(handler, wire), site => site switch
         {
             "site-a" => new AgentSetup([coordinator], SpeaksProtocolVersion: 3),
             "site-b" => new AgentSetup([dead, coordinator], AgentRunner.SliceUploadVersion),
@@ -188,6 +189,21 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         long fromSlicedSites = sliceReceipts.Sum(l => l.Number("bytes"));
         _output.WriteLine($"coordinator hosts slice {hosted}: took {fromSlicedSites} bytes of the version-4 sites' masked inputs ({3 * rounds} inputs of {4L * m} bytes)");
         Assert.True(fromSlicedSites * 2 < 3L * rounds * 4 * m, "the coordinator took more than a third of the sliced inputs");
+
+        // Measured on the wire (the agents' upload request bytes per endpoint): each slice silo received the version-4 sites'
+        // words of its own slice only; the coordinator its own slice of those plus site-a's whole vectors.
+        foreach ((string endpoint, long sent) in wire)
+        {
+            _output.WriteLine($"UploadMaskedInput bytes sent to {endpoint}: {sent}");
+        }
+
+        long overhead = 4096; // per upload: header, digest, field tags and gRPC prefixes (measured well below this)
+        long toCoordinator = wire.GetValueOrDefault(coordinator.Authority);
+        long wholeFromSiteA = rounds * 4L * m;
+        Assert.InRange(toCoordinator, wholeFromSiteA + (3 * rounds * 4 * hostedWords), wholeFromSiteA + (3 * rounds * 4 * hostedWords) + ((rounds + (3 * rounds)) * overhead));
+        Assert.Equal(3, wire.Count); // the coordinator and the two slice silos; nothing went to the dead endpoint
+        long toSliceSilos = wire.Where(e => e.Key != coordinator.Authority).Sum(e => e.Value);
+        Assert.InRange(toSliceSilos, 3 * rounds * 4 * (m - hostedWords), (3 * rounds * 4 * (m - hostedWords)) + (2 * 3 * rounds * overhead));
 
         // Its masked_input.received: whole (sha256) for site-a only; for the others every slice's digest, as the agent logged them.
         List<AuditLine> received = [.. audit.Where(l => l.Type == AuditEvents.MaskedInputReceived)];
