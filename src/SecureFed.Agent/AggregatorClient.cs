@@ -195,26 +195,50 @@ public sealed class AggregatorClient : IDisposable
     {
         using AsyncClientStreamingCall<MaskedInputChunk, Ack> call = client.UploadMaskedInput(options);
         const int chunk = 65_536;
-        for (int offset = 0; offset < words.Length; offset += chunk)
+        try
         {
-            var message = new MaskedInputChunk { Offset = (uint)offset };
-            if (offset == 0)
+            for (int offset = 0; offset < words.Length; offset += chunk)
             {
-                message.Header = header;
-                message.TotalWords = (uint)words.Length;
-                message.Sha256 = sha256;
-                if (slice is uint k)
+                var message = new MaskedInputChunk { Offset = (uint)offset };
+                if (offset == 0)
                 {
-                    message.Slice = k;
+                    message.Header = header;
+                    message.TotalWords = (uint)words.Length;
+                    message.Sha256 = sha256;
+                    if (slice is uint k)
+                    {
+                        message.Slice = k;
+                    }
                 }
+
+                message.Words.AddRange(words.Span.Slice(offset, Math.Min(chunk, words.Length - offset)).ToArray());
+                await call.RequestStream.WriteAsync(message, options.CancellationToken).ConfigureAwait(false);
             }
 
-            message.Words.AddRange(words.Span.Slice(offset, Math.Min(chunk, words.Length - offset)).ToArray());
-            await call.RequestStream.WriteAsync(message, options.CancellationToken).ConfigureAwait(false);
+            await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (RpcException or OperationCanceledException))
+        {
+            // The transport failed under a write (e.g. the silo died and its connection ended): the call's status says
+            // why if the server answered; otherwise the endpoint is gone, which callers handle as UNAVAILABLE.
+            return await ResponseAsync(call, ex).ConfigureAwait(false);
         }
 
-        await call.RequestStream.CompleteAsync().ConfigureAwait(false);
-        return await call.ResponseAsync.ConfigureAwait(false);
+        return await ResponseAsync(call, null).ConfigureAwait(false);
+    }
+
+    /// <summary>The upload's answer; a transport failure that is not an <see cref="RpcException"/> becomes UNAVAILABLE.</summary>
+    private static async Task<Ack> ResponseAsync(AsyncClientStreamingCall<MaskedInputChunk, Ack> call, Exception? writeFailure)
+    {
+        try
+        {
+            return await call.ResponseAsync.ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (RpcException or OperationCanceledException))
+        {
+            Exception cause = writeFailure ?? ex;
+            throw new RpcException(new Status(StatusCode.Unavailable, $"the masked-input upload's connection failed: {cause.Message}", cause));
+        }
     }
 
     /// <summary>Waits for the survivor set.</summary>
