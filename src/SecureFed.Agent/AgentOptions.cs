@@ -13,8 +13,55 @@ public sealed class AgentOptions
     /// <summary>This site's name (must match the kit). Required.</summary>
     public string Site { get; set; } = "";
 
-    /// <summary>The aggregator's https URL. Required.</summary>
+    /// <summary>
+    /// The aggregator's https URL, or several separated by commas (the endpoints of one aggregator, e.g. of a cluster's
+    /// silos): the agent uses the first that answers and fails over to the next when it cannot connect
+    /// (<see cref="AggregatorEndpoints"/>). Required.
+    /// </summary>
     public string Aggregator { get; set; } = "";
+
+    /// <summary>
+    /// The endpoints of <see cref="Aggregator"/>, in order; each problem (not https, not absolute, a path, a duplicate, an
+    /// empty entry) is added to <paramref name="errors"/> naming the entry.
+    /// </summary>
+    public IReadOnlyList<Uri> AggregatorEndpoints(List<string>? errors = null)
+    {
+        var endpoints = new List<Uri>();
+        string[] entries = (Aggregator ?? "").Split(',', StringSplitOptions.TrimEntries);
+        bool several = entries.Length > 1;
+        for (int i = 0; i < entries.Length; i++)
+        {
+            string entry = entries[i];
+            string which = several ? $"SecureFed:Aggregator entry {i + 1} of {entries.Length}" : "SecureFed:Aggregator";
+            if (entry.Length == 0)
+            {
+                errors?.Add(several ? $"{which} is empty: separate the aggregator's https:// URLs with single commas, got '{Aggregator}'." : $"SecureFed:Aggregator must be an https:// URL, got '{Aggregator}'.");
+                continue;
+            }
+
+            if (!Uri.TryCreate(entry, UriKind.Absolute, out Uri? uri) || uri.Scheme != Uri.UriSchemeHttps)
+            {
+                errors?.Add($"{which} must be an https:// URL, got '{entry}'.");
+                continue;
+            }
+
+            if (several && (uri.AbsolutePath != "/" || !string.IsNullOrEmpty(uri.Query)))
+            {
+                errors?.Add($"{which} must be an https://host:port URL without a path, got '{entry}'.");
+                continue;
+            }
+
+            if (endpoints.Any(e => Uri.Compare(e, uri, UriComponents.SchemeAndServer, UriFormat.Unescaped, StringComparison.OrdinalIgnoreCase) == 0))
+            {
+                errors?.Add($"{which} repeats '{entry}'.");
+                continue;
+            }
+
+            endpoints.Add(uri);
+        }
+
+        return endpoints;
+    }
 
     /// <summary>The site's kit folder. <value>The default value is ".".</value></summary>
     public string KitDirectory { get; set; } = ".";
@@ -154,10 +201,7 @@ public sealed class AgentOptions
             errors.Add("SecureFed:Site is required.");
         }
 
-        if (!Uri.TryCreate(Aggregator, UriKind.Absolute, out Uri? uri) || uri.Scheme != Uri.UriSchemeHttps)
-        {
-            errors.Add($"SecureFed:Aggregator must be an https:// URL, got '{Aggregator}'.");
-        }
+        IReadOnlyList<Uri> endpoints = AggregatorEndpoints(errors);
 
         if (!string.IsNullOrEmpty(TrainFile) && !File.Exists(TrainFile))
         {
@@ -174,9 +218,8 @@ public sealed class AgentOptions
         {
             errors.Add($"SecureFed:OtlpEndpoint must be an http:// or https:// URL (e.g. http://127.0.0.1:4317), got '{OtlpEndpoint}'.");
         }
-        else if (!string.IsNullOrWhiteSpace(OtlpEndpoint) && Uri.TryCreate(Aggregator, UriKind.Absolute, out Uri? aggregator)
-            && Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out Uri? collector)
-            && string.Equals(aggregator.Host, collector.Host, StringComparison.OrdinalIgnoreCase) && aggregator.Port == collector.Port)
+        else if (!string.IsNullOrWhiteSpace(OtlpEndpoint) && Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out Uri? collector)
+            && endpoints.Any(aggregator => string.Equals(aggregator.Host, collector.Host, StringComparison.OrdinalIgnoreCase) && aggregator.Port == collector.Port))
         {
             errors.Add($"SecureFed:OtlpEndpoint '{OtlpEndpoint}' is the aggregator's address: the agent's telemetry goes to the hospital's own collector, never to the aggregator.");
         }
@@ -266,7 +309,7 @@ public sealed class AgentOptions
             return;
         }
 
-        if (Uri.TryCreate(Aggregator, UriKind.Absolute, out Uri? aggregator) && aggregator.IsLoopback && admin.Port != 0 && admin.Port == aggregator.Port)
+        if (AggregatorEndpoints().Any(aggregator => aggregator.IsLoopback && admin.Port != 0 && admin.Port == aggregator.Port))
         {
             errors.Add($"SecureFed:AdminListen must use another port than the aggregator's ({admin.Port}): its mTLS endpoint never serves the agent's metrics.");
         }

@@ -74,7 +74,12 @@ public sealed class AgentRunner
             try
             {
                 announcement = await _client.AwaitRoundAsync(
-                    new AwaitRoundRequest { Header = Header(lastRound, "", Stage.Announce), HaveModelVersion = (ulong)Math.Max(0, _modelVersion) },
+                    new AwaitRoundRequest
+                    {
+                        Header = Header(lastRound, "", Stage.Announce),
+                        HaveModelVersion = (ulong)Math.Max(0, _modelVersion),
+                        SpeaksProtocolVersion = SpeaksProtocolVersion > ProtocolLabels.ProtocolVersion ? SpeaksProtocolVersion : 0,
+                    },
                     TimeSpan.FromMinutes(5), cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded)
@@ -267,7 +272,18 @@ public sealed class AgentRunner
             CryptographicOperations.ZeroMemory(System.Runtime.InteropServices.MemoryMarshal.AsBytes(input.AsSpan()));
             byte[] digest = WireEncoding.VectorDigest(masked);
             string sha = Convert.ToHexStringLower(digest);
-            _audit.Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", AuditEvents.MaskedInputMessageType).Add("bytes", 4L * masked.Length).Add("sha256", sha));
+            // Version 4: the slices' digests too, as the aggregator's masked_input.received lists them.
+            SliceUploads? slices = a.ProtocolVersion == SliceUploadVersion ? a.SliceUploads : null;
+            string[] sliceDigests = slices is null ? [] : [.. Enumerable.Range(0, slices.Endpoints.Count).Select(k =>
+                Convert.ToHexStringLower(WireEncoding.VectorDigest(SliceOf(masked, (int)slices.SliceSize, k).Span)))];
+            _audit.Append(AuditEvents.MessageSent, f =>
+            {
+                f.Add("round", round).Add("message_type", AuditEvents.MaskedInputMessageType).Add("bytes", 4L * masked.Length).Add("sha256", sha);
+                if (slices is not null)
+                {
+                    f.Add("slices_sha256", sliceDigests);
+                }
+            });
             bytesSent += 4L * masked.Length;
             Telemetry?.Sent(AuditEvents.MaskedInputMessageType, 4L * masked.Length);
             // The DP-SGD output is released (inside the masked sum) from here on: account it now.
@@ -285,7 +301,17 @@ public sealed class AgentRunner
                 // The sum is exactly one DP-SGD step over the sites' data only when every step reaches it through the same
                 // linear map: not clipped by S and weighted by its example count (not capped). Recorded, not enforced.
                 .Add("update_clipped", update.Examples > 0 && _lastNorm > a.SiteDp.L2Clip).Add("weight_capped", update.Examples > a.WeightCap));
-            await _client.UploadMaskedInputAsync(Header(round, parameters.SessionId, Stage.MaskedInput), masked, sha, cancellationToken).ConfigureAwait(false);
+            if (slices is null)
+            {
+                await _client.UploadMaskedInputAsync(Header(round, parameters.SessionId, Stage.MaskedInput), masked, sha, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                // Version 4: slice k to the silo that hosts it; the site has sent its input once every slice is in.
+                Header uploadHeader = Header(round, parameters.SessionId, Stage.MaskedInput);
+                await Task.WhenAll(Enumerable.Range(0, slices.Endpoints.Count).Select(k => _client.UploadMaskedInputSliceAsync(
+                    new Uri(slices.Endpoints[k]), uploadHeader, k, SliceOf(masked, (int)slices.SliceSize, k), sliceDigests[k], cancellationToken))).ConfigureAwait(false);
+            }
 
             SurvivorSet survivors = await _client.AwaitSurvivorsAsync(Query(round, parameters, Stage.MaskedInput), stageWait, cancellationToken).ConfigureAwait(false);
             if (Drops(round, ProtocolStage.ConsistencyCheck))
@@ -403,6 +429,64 @@ public sealed class AgentRunner
         return null;
     }
 
+    /// <summary>
+    /// The protocol version and, for version 4, the slice layout (docs/PROTOCOL.md "Version 4: uploads by slice"): null
+    /// when this site can run the round, else why not. Version 4 is version 3's secure aggregation with the masked input
+    /// uploaded by slice, so a site that speaks 4 runs 3 too.
+    /// </summary>
+    internal static string? CheckVersion(RoundAnnouncement a, uint speaks)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        uint version = Math.Max(1, a.ProtocolVersion);
+        if (version == ProtocolLabels.ProtocolVersion)
+        {
+            return a.SliceUploads is null ? null : "the round announces slice endpoints under protocol version 3; they belong to version 4";
+        }
+
+        if (version != SliceUploadVersion || speaks < SliceUploadVersion)
+        {
+            return $"the round runs protocol version {version}; this site speaks version{(speaks >= SliceUploadVersion ? "s 3 and" : "")} {(speaks >= SliceUploadVersion ? SliceUploadVersion : ProtocolLabels.ProtocolVersion)}";
+        }
+
+        SliceUploads? slices = a.SliceUploads;
+        if (slices is null || slices.SliceSize < 1)
+        {
+            return "the round runs protocol version 4 but announces no slice layout (slice_uploads with slice_size ≥ 1)";
+        }
+
+        long count = ((long)a.VectorLength + slices.SliceSize - 1) / slices.SliceSize;
+        if (slices.Endpoints.Count != count)
+        {
+            return $"the round's vector of {a.VectorLength} words in slices of {slices.SliceSize} has {count} slices, but the announcement names {slices.Endpoints.Count} slice endpoints";
+        }
+
+        for (int k = 0; k < slices.Endpoints.Count; k++)
+        {
+            if (!Uri.TryCreate(slices.Endpoints[k], UriKind.Absolute, out Uri? endpoint) || endpoint.Scheme != Uri.UriSchemeHttps)
+            {
+                return $"the endpoint of slice {k} must be an https:// URL, got '{slices.Endpoints[k]}'";
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The protocol version whose masked input is uploaded by slice.</summary>
+    internal const uint SliceUploadVersion = 4;
+
+    /// <summary>
+    /// The highest protocol version this agent asks for in <c>AwaitRound</c> (4: uploads by slice when the aggregator offers
+    /// them). Tests set 3 to behave exactly as a version-3 agent (the field absent, the masked input sent whole).
+    /// </summary>
+    internal uint SpeaksProtocolVersion { get; set; } = SliceUploadVersion;
+
+    /// <summary>Slice <paramref name="k"/> of <paramref name="words"/> cut into slices of <paramref name="size"/> words.</summary>
+    internal static ReadOnlyMemory<uint> SliceOf(uint[] words, int size, int k)
+    {
+        int offset = (int)Math.Min((long)k * size, words.Length);
+        return words.AsMemory(offset, Math.Min(size, words.Length - offset));
+    }
+
     /// <summary>Validates an announcement; returns a refusal reason or the parameters to use.</summary>
     private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal) Check(RoundAnnouncement a)
     {
@@ -413,9 +497,9 @@ public sealed class AgentRunner
             return No($"the round is for federation '{a.Header.FederationId}', this site belongs to '{manifest.FederationName}'");
         }
 
-        if (a.ProtocolVersion != ProtocolLabels.ProtocolVersion)
+        if (CheckVersion(a, SpeaksProtocolVersion) is string versionRefusal)
         {
-            return No($"the round runs protocol version {Math.Max(1, a.ProtocolVersion)}; this site speaks version {ProtocolLabels.ProtocolVersion}");
+            return No(versionRefusal);
         }
 
         var participants = new List<Participant>();

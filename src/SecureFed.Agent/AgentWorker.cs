@@ -53,7 +53,7 @@ public sealed class AgentWorker : BackgroundService
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        using var client = new AggregatorClient(new Uri(_options.Aggregator), _state.Kit, TimeSpan.FromSeconds(_options.CallTimeoutSeconds), _options.MaxRetries, telemetry: Telemetry);
+        using var client = new AggregatorClient(_options.AggregatorEndpoints(), _state.Kit, TimeSpan.FromSeconds(_options.CallTimeoutSeconds), _options.MaxRetries, telemetry: Telemetry);
         Runner = new AgentRunner(_options, _state.Kit, client, _trainer, _state.Ledger, _state.Audit, _logger) { Dropout = Dropout, InputCaptured = InputCaptured, Telemetry = Telemetry };
         Runner.RoundFinished += (sender, report) => RoundFinished?.Invoke(this, report);
         try

@@ -17,20 +17,37 @@ namespace SecureFed.Agent;
 /// </summary>
 public sealed class AggregatorClient : IDisposable
 {
-    private readonly GrpcChannel _channel;
-    private readonly Wire.V1.Aggregation.AggregationClient _client;
+    private readonly GrpcChannel[] _channels;
+    private readonly Wire.V1.Aggregation.AggregationClient[] _clients;
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, Lazy<(GrpcChannel Channel, Wire.V1.Aggregation.AggregationClient Client)>> _sliceClients = new(StringComparer.OrdinalIgnoreCase);
+    private readonly HttpMessageHandler _handler;
+    private readonly bool _ownsHandler;
     private readonly ResiliencePipeline _pipeline;
     private readonly TimeSpan _callTimeout;
     private readonly TimeProvider _time;
+    private volatile int _current;
 
     /// <summary>Connects (lazily) to <paramref name="address"/>; retries are counted on <paramref name="telemetry"/> when given.</summary>
     public AggregatorClient(Uri address, PartyKit kit, TimeSpan callTimeout, int maxRetries, TimeProvider? time = null, HttpMessageHandler? handler = null, AgentTelemetry? telemetry = null)
+        : this([address ?? throw new ArgumentNullException(nameof(address))], kit, callTimeout, maxRetries, time, handler, telemetry)
     {
-        ArgumentNullException.ThrowIfNull(address);
+    }
+
+    /// <summary>
+    /// Connects (lazily) to the aggregator's <paramref name="addresses"/>: every call goes to the endpoint that last
+    /// answered (the first at start) and fails over to the next, in order, when it cannot connect
+    /// (<see cref="IsConnectionFailure"/>). Slices of a masked input (protocol version 4) go to the endpoints the round
+    /// announcement names (<see cref="UploadMaskedInputSliceAsync"/>), over the same handler.
+    /// </summary>
+    public AggregatorClient(IReadOnlyList<Uri> addresses, PartyKit kit, TimeSpan callTimeout, int maxRetries, TimeProvider? time = null, HttpMessageHandler? handler = null, AgentTelemetry? telemetry = null)
+    {
+        ArgumentNullException.ThrowIfNull(addresses);
+        ArgumentOutOfRangeException.ThrowIfZero(addresses.Count);
         ArgumentNullException.ThrowIfNull(kit);
         _time = time ?? TimeProvider.System;
         _callTimeout = callTimeout;
-        handler ??= new SocketsHttpHandler
+        _ownsHandler = handler is null;
+        _handler = handler ?? new SocketsHttpHandler
         {
             SslOptions = new SslClientAuthenticationOptions
             {
@@ -42,15 +59,36 @@ public sealed class AggregatorClient : IDisposable
             KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
             ConnectTimeout = TimeSpan.FromSeconds(10),
         };
-        _channel = GrpcChannel.ForAddress(address, new GrpcChannelOptions
-        {
-            HttpHandler = handler,
-            MaxReceiveMessageSize = 8 * 1024 * 1024,
-            MaxSendMessageSize = 8 * 1024 * 1024,
-        });
-        _client = new Wire.V1.Aggregation.AggregationClient(_channel);
+        Endpoints = [.. addresses];
+        _channels = [.. addresses.Select(Channel)];
+        _clients = [.. _channels.Select(c => new Wire.V1.Aggregation.AggregationClient(c))];
         _pipeline = BuildPipeline(maxRetries, _time, telemetry);
     }
+
+    /// <summary>The aggregator's endpoints, in failover order.</summary>
+    public IReadOnlyList<Uri> Endpoints { get; }
+
+    /// <summary>The endpoint the next call goes to first (the one that last answered).</summary>
+    public Uri CurrentEndpoint => Endpoints[_current];
+
+    /// <summary>
+    /// True when <paramref name="exception"/> says the endpoint could not be reached at all (Unavailable raised by the
+    /// transport: connection refused, no route, TLS failure), as opposed to an answer of the aggregator: the call is then
+    /// tried on the next endpoint.
+    /// </summary>
+    public static bool IsConnectionFailure(RpcException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return exception.StatusCode == StatusCode.Unavailable && exception.Status.DebugException is HttpRequestException or System.Net.Sockets.SocketException or IOException;
+    }
+
+    private GrpcChannel Channel(Uri address) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    {
+        HttpHandler = _handler,
+        DisposeHttpClient = false,
+        MaxReceiveMessageSize = 8 * 1024 * 1024,
+        MaxSendMessageSize = 8 * 1024 * 1024,
+    });
 
     /// <summary>
     /// Status codes worth retrying: the call may not have reached the aggregator (<see cref="StatusCode.Unavailable"/>),
@@ -126,10 +164,39 @@ public sealed class AggregatorClient : IDisposable
 
     /// <summary>Streams the masked input in chunks of at most 65,536 words; the whole stream is retried on transient failure.</summary>
     public Task<Ack> UploadMaskedInputAsync(Header header, uint[] words, string sha256, CancellationToken cancellationToken)
-        => Call(async (c, o) =>
+    {
+        ArgumentNullException.ThrowIfNull(words);
+        return Call((c, o) => StreamAsync(c, o, header, null, words, sha256), _callTimeout + TimeSpan.FromSeconds(words.Length / 1_000_000.0 * 10), cancellationToken);
+    }
+
+    /// <summary>
+    /// Protocol version 4: streams slice <paramref name="slice"/> of the masked input (its words only, with their SHA-256)
+    /// to <paramref name="endpoint"/>, the silo the round announcement names for it; retried there on transient failure
+    /// (a slice has one host, so there is no failover).
+    /// </summary>
+    public Task<Ack> UploadMaskedInputSliceAsync(Uri endpoint, Header header, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(endpoint);
+        Wire.V1.Aggregation.AggregationClient client = _sliceClients.GetOrAdd(endpoint.GetLeftPart(UriPartial.Authority),
+            key => new Lazy<(GrpcChannel, Wire.V1.Aggregation.AggregationClient)>(() =>
+            {
+                GrpcChannel channel = Channel(new Uri(key));
+                return (channel, new Wire.V1.Aggregation.AggregationClient(channel));
+            })).Value.Client;
+        TimeSpan timeout = _callTimeout + TimeSpan.FromSeconds(words.Length / 1_000_000.0 * 10);
+        return _pipeline.ExecuteAsync(async ct =>
         {
-            using AsyncClientStreamingCall<MaskedInputChunk, Ack> call = c.UploadMaskedInput(o);
-            const int chunk = 65_536;
+            var options = new CallOptions(deadline: _time.GetUtcNow().UtcDateTime + timeout, cancellationToken: ct);
+            return await StreamAsync(client, options, header, (uint)slice, words, sha256).ConfigureAwait(false);
+        }, cancellationToken).AsTask();
+    }
+
+    private static async Task<Ack> StreamAsync(Wire.V1.Aggregation.AggregationClient client, CallOptions options, Header header, uint? slice, ReadOnlyMemory<uint> words, string sha256)
+    {
+        using AsyncClientStreamingCall<MaskedInputChunk, Ack> call = client.UploadMaskedInput(options);
+        const int chunk = 65_536;
+        try
+        {
             for (int offset = 0; offset < words.Length; offset += chunk)
             {
                 var message = new MaskedInputChunk { Offset = (uint)offset };
@@ -138,15 +205,41 @@ public sealed class AggregatorClient : IDisposable
                     message.Header = header;
                     message.TotalWords = (uint)words.Length;
                     message.Sha256 = sha256;
+                    if (slice is uint k)
+                    {
+                        message.Slice = k;
+                    }
                 }
 
-                message.Words.AddRange(words.AsSpan(offset, Math.Min(chunk, words.Length - offset)).ToArray());
-                await call.RequestStream.WriteAsync(message, o.CancellationToken).ConfigureAwait(false);
+                message.Words.AddRange(words.Span.Slice(offset, Math.Min(chunk, words.Length - offset)).ToArray());
+                await call.RequestStream.WriteAsync(message, options.CancellationToken).ConfigureAwait(false);
             }
 
             await call.RequestStream.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (RpcException or OperationCanceledException))
+        {
+            // The transport failed under a write (e.g. the silo died and its connection ended): the call's status says
+            // why if the server answered; otherwise the endpoint is gone, which callers handle as UNAVAILABLE.
+            return await ResponseAsync(call, ex).ConfigureAwait(false);
+        }
+
+        return await ResponseAsync(call, null).ConfigureAwait(false);
+    }
+
+    /// <summary>The upload's answer; a transport failure that is not an <see cref="RpcException"/> becomes UNAVAILABLE.</summary>
+    private static async Task<Ack> ResponseAsync(AsyncClientStreamingCall<MaskedInputChunk, Ack> call, Exception? writeFailure)
+    {
+        try
+        {
             return await call.ResponseAsync.ConfigureAwait(false);
-        }, _callTimeout + TimeSpan.FromSeconds(words.Length / 1_000_000.0 * 10), cancellationToken);
+        }
+        catch (Exception ex) when (ex is not (RpcException or OperationCanceledException))
+        {
+            Exception cause = writeFailure ?? ex;
+            throw new RpcException(new Status(StatusCode.Unavailable, $"the masked-input upload's connection failed: {cause.Message}", cause));
+        }
+    }
 
     /// <summary>Waits for the survivor set.</summary>
     public Task<SurvivorSet> AwaitSurvivorsAsync(StageQuery query, TimeSpan wait, CancellationToken cancellationToken)
@@ -213,11 +306,42 @@ public sealed class AggregatorClient : IDisposable
     {
         return await _pipeline.ExecuteAsync(async ct =>
         {
-            var options = new CallOptions(deadline: _time.GetUtcNow().UtcDateTime + timeout, cancellationToken: ct);
-            return await call(_client, options).ConfigureAwait(false);
+            // The endpoint that last answered first, then the others in order; only a failure to connect moves on.
+            int start = _current;
+            for (int i = 0; ; i++)
+            {
+                int k = (start + i) % _clients.Length;
+                var options = new CallOptions(deadline: _time.GetUtcNow().UtcDateTime + timeout, cancellationToken: ct);
+                try
+                {
+                    T result = await call(_clients[k], options).ConfigureAwait(false);
+                    _current = k;
+                    return result;
+                }
+                catch (RpcException ex) when (i + 1 < _clients.Length && IsConnectionFailure(ex))
+                {
+                    // next endpoint
+                }
+            }
         }, cancellationToken).ConfigureAwait(false);
     }
 
     /// <inheritdoc />
-    public void Dispose() => _channel.Dispose();
+    public void Dispose()
+    {
+        foreach (GrpcChannel channel in _channels)
+        {
+            channel.Dispose();
+        }
+
+        foreach (Lazy<(GrpcChannel Channel, Wire.V1.Aggregation.AggregationClient Client)> slice in _sliceClients.Values.Where(l => l.IsValueCreated))
+        {
+            slice.Value.Channel.Dispose();
+        }
+
+        if (_ownsHandler)
+        {
+            _handler.Dispose();
+        }
+    }
 }

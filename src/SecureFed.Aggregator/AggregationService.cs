@@ -60,7 +60,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             return new RoundAnnouncement { Finished = true, Header = new Header { FederationId = _options.Federation, Sender = "aggregator", Stage = Stage.Announce } };
         }
 
-        return session.Announcement;
+        return session.AnnouncementFor(request.SpeaksProtocolVersion);
     }
 
     public override async Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
@@ -159,6 +159,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         CheckHeader(first.Header, site, Stage.MaskedInput, context.Method);
         RoundSession session = CurrentSession(first.Header, site);
+        if (first.HasSlice)
+        {
+            return await UploadSliceAsync(session, site, first, requestStream, context).ConfigureAwait(false);
+        }
+
         int m = session.Parameters.VectorLength;
         if (first.TotalWords != (uint)m)
         {
@@ -229,6 +234,65 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 // Kept for the record; duplicates were decided above (one accepted vector per site and attempt).
                 _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
                 _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).Add("site", site).Add("bytes", 4L * m).Add("sha256", sha));
+            }
+
+            session.Signal();
+            return new Ack { Duplicate = !fresh };
+        }
+        finally
+        {
+            ArrayPool<uint>.Shared.Return(buffer, clearArray: true);
+        }
+    }
+
+    /// <summary>
+    /// Protocol version 4: one slice of the caller's masked input, for a slice this silo hosts (docs/cluster.md §6). The
+    /// slice silos' service (SecureFed.Cluster) makes the same checks with the same <see cref="SliceUploadReader"/>.
+    /// </summary>
+    private async Task<Ack> UploadSliceAsync(RoundSession session, string site, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> requestStream, ServerCallContext context)
+    {
+        SliceUploadLayout? layout = session.Server.SliceUploads;
+        int slice = (int)Math.Min(first.Slice, int.MaxValue);
+        if (layout is null)
+        {
+            Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.MalformedUpload, $"slice {first.Slice} refused: this round takes the masked input whole (protocol version 3); it announced no slices");
+        }
+
+        if (slice >= layout.Count)
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, $"slice {first.Slice} does not exist; the round has {layout.Count} slices");
+        }
+
+        // Before any word is read: this process takes only the slices it hosts.
+        if (await session.Server.SliceElsewhereAsync(slice, context.CancellationToken).ConfigureAwait(false) is string elsewhere)
+        {
+            Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.MalformedUpload, $"slice {slice} is not hosted by this silo; upload it to {elsewhere}");
+        }
+
+        int length = layout.Length(slice);
+        SliceUploadRefusal? refusal = SliceUploadReader.CheckFirst(first, slice, length);
+        if (refusal is not null)
+        {
+            Refuse(session, site, refusal.Code, refusal.Category, refusal.Reason);
+        }
+
+        using UploadLimiter.Lease lease = await _uploads.AcquireAsync(context.CancellationToken).ConfigureAwait(false);
+        uint[] buffer = ArrayPool<uint>.Shared.Rent(length);
+        try
+        {
+            refusal = await SliceUploadReader.ReadAsync(first, requestStream, buffer, length, slice, context.CancellationToken).ConfigureAwait(false);
+            if (refusal is not null)
+            {
+                Refuse(session, site, refusal.Code, refusal.Category, refusal.Reason);
+            }
+
+            string sha = first.Sha256.ToLowerInvariant();
+            bool fresh = await AcceptOnceAsync(session, site, "masked_input_slice_" + slice.ToString(System.Globalization.CultureInfo.InvariantCulture), sha,
+                ct => session.Server.AcceptMaskedInputSliceAsync(session.IndexOf(site), slice, buffer.AsMemory(0, length), sha, ct), context.CancellationToken).ConfigureAwait(false);
+            if (fresh)
+            {
+                // What this silo received itself; the site's masked_input_received (every slice's digest) follows when the stage closes.
+                _state.Audit.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", session.Round).Add("site", site).Add("slice", slice).Add("bytes", 4L * length).Add("sha256", sha));
             }
 
             session.Signal();

@@ -9,18 +9,24 @@ namespace SecureFed.Aggregator;
 /// grpc-dotnet parses a unary request before any interceptor runs and maps a parser exception to
 /// <see cref="StatusCode.Unknown"/>; an <see cref="RpcException"/> thrown by the deserializer keeps its status instead
 /// (for client streams it surfaces from <c>MoveNext</c> in the service method, with the same effect).
+/// Public for the aggregator cluster's slice silos, whose service binds the same way (docs/cluster.md §6).
 /// </summary>
-internal sealed class CheckedRequestBinder(ServiceBinderBase inner) : ServiceBinderBase
+/// <param name="inner">The binder grpc-dotnet gave.</param>
+public sealed class CheckedRequestBinder(ServiceBinderBase inner) : ServiceBinderBase
 {
+    /// <inheritdoc />
     public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, UnaryServerMethod<TRequest, TResponse>? handler)
         => inner.AddMethod(Checked(method), handler);
 
+    /// <inheritdoc />
     public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ClientStreamingServerMethod<TRequest, TResponse>? handler)
         => inner.AddMethod(Checked(method), handler);
 
+    /// <inheritdoc />
     public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, ServerStreamingServerMethod<TRequest, TResponse>? handler)
         => inner.AddMethod(Checked(method), handler);
 
+    /// <inheritdoc />
     public override void AddMethod<TRequest, TResponse>(Method<TRequest, TResponse> method, DuplexStreamingServerMethod<TRequest, TResponse>? handler)
         => inner.AddMethod(Checked(method), handler);
 

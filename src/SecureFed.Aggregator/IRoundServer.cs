@@ -47,6 +47,28 @@ public interface IRoundServer
     /// </summary>
     Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// Protocol version 4: where each slice of a masked input is uploaded, or null when this server takes the masked input
+    /// whole only (the single process; a cluster with a silo that serves no agents).
+    /// </summary>
+    SliceUploadLayout? SliceUploads { get; }
+
+    /// <summary>
+    /// Protocol version 4: slice <paramref name="slice"/> of <paramref name="sender"/>'s masked input, whose SHA-256 (lower-case
+    /// hex, little-endian u32 words) is <paramref name="sha256"/>; the sender counts as having sent its masked input once every
+    /// slice is in. Returns false for an identical retry. The memory is the caller's and may be reused once the task completes.
+    /// </summary>
+    Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Protocol version 4: null when slice <paramref name="slice"/> is hosted by this process (its words may be uploaded
+    /// here), else the endpoint that hosts it. Asked before any word of a slice upload is read.
+    /// </summary>
+    Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken);
+
+    /// <summary>The SHA-256 of each slice of <paramref name="sender"/>'s committed masked input, by slice (empty when it was not sent by slices).</summary>
+    Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken);
+
     /// <summary><see cref="ServerRound.CloseMaskedInput"/>.</summary>
     Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken);
 

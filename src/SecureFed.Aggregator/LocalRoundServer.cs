@@ -40,6 +40,16 @@ internal sealed class LocalRoundServer : IRoundServer
         return Task.CompletedTask;
     }
 
+    public SliceUploadLayout? SliceUploads => null;
+
+    public Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken)
+        => throw new ProtocolViolationException(ProtocolStage.MaskedInputCollection,
+            "this aggregator takes the masked input whole (protocol version 3); it announced no slices", sender);
+
+    public Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken) => Task.FromResult<string?>(null);
+
+    public Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken) => Task.FromResult<IReadOnlyList<string>>([]);
+
     public Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken) => Task.FromResult(_round.CloseMaskedInput());
 
     public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature, CancellationToken cancellationToken) => Task.FromResult(_round.AcceptConsistencySignature(signature));

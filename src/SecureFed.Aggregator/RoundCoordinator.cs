@@ -392,6 +392,32 @@ public sealed class RoundCoordinator : BackgroundService
         return (session, false);
     }
 
+    /// <summary>
+    /// Protocol version 4: a site whose masked input came by slices (most of them to other silos) has no whole-vector
+    /// receipt; once the stage closed, its <c>masked_input.received</c> lists the SHA-256 of every slice as the cluster
+    /// recorded them (what this coordinator knows of the input; it never had the other slices' words).
+    /// </summary>
+    private async Task AuditSlicedInputsAsync(RoundSession session, CancellationToken cancellationToken)
+    {
+        if (session.Server.SliceUploads is null)
+        {
+            return;
+        }
+
+        foreach (int u in session.Survivors ?? [])
+        {
+            string site = session.Parameters[u].Name;
+            if (session.RecordedDigest(site, "masked_input") is not null)
+            {
+                continue; // sent whole (version 3): audited on receipt
+            }
+
+            IReadOnlyList<string> digests = await session.Server.SliceDigestsAsync(u, cancellationToken).ConfigureAwait(false);
+            _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).Add("site", site)
+                .Add("bytes", 4L * session.Parameters.VectorLength).Add("slices_sha256", digests));
+        }
+    }
+
     private async Task<bool> RunRoundAsync(RoundSession session, CancellationToken cancellationToken)
     {
         IRoundServer server = session.Server;
@@ -414,6 +440,7 @@ public sealed class RoundCoordinator : BackgroundService
             stage = ProtocolStage.MaskedInputCollection;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
             await CloseStageAsync(session, stage, async ct => session.Survivors = await server.CloseMaskedInputAsync(ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            await AuditSlicedInputsAsync(session, cancellationToken).ConfigureAwait(false);
 
             stage = ProtocolStage.ConsistencyCheck;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);

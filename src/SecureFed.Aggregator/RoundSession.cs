@@ -17,6 +17,7 @@ internal sealed class RoundSession
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private volatile string? _abortRequested;
+    private RoundAnnouncement? _sliced;
 
     public RoundSession(RoundParameters parameters, IRoundServer server, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, float[] baseModel)
     {
@@ -35,6 +36,34 @@ internal sealed class RoundSession
     public IRoundServer Server { get; }
 
     public RoundAnnouncement Announcement { get; }
+
+    /// <summary>
+    /// The announcement for an agent that speaks <paramref name="speaksVersion"/> (docs/PROTOCOL.md "Version 4"): version 4
+    /// with the slice layout and endpoints when the agent speaks it and the server takes slices; otherwise
+    /// <see cref="Announcement"/> (version 3, the masked input whole).
+    /// </summary>
+    public RoundAnnouncement AnnouncementFor(uint speaksVersion)
+    {
+        SliceUploadLayout? layout = Server.SliceUploads;
+        if (speaksVersion < SliceUploadVersion || layout is null)
+        {
+            return Announcement;
+        }
+
+        return _sliced ??= Sliced(Announcement, layout);
+
+        static RoundAnnouncement Sliced(RoundAnnouncement announcement, SliceUploadLayout layout)
+        {
+            RoundAnnouncement sliced = announcement.Clone();
+            sliced.ProtocolVersion = SliceUploadVersion;
+            sliced.SliceUploads = new SliceUploads { SliceSize = (uint)layout.SliceSize };
+            sliced.SliceUploads.Endpoints.AddRange(layout.Endpoints);
+            return sliced;
+        }
+    }
+
+    /// <summary>The protocol version whose masked input is uploaded by slice (docs/PROTOCOL.md "Version 4").</summary>
+    public const uint SliceUploadVersion = 4;
 
     public UpdateCodec Codec { get; }
 

@@ -24,6 +24,13 @@ public static class AuditEvents
     /// <summary>Aggregator: a masked input arrived: {round, site, bytes, sha256}.</summary>
     public const string MaskedInputReceived = "masked_input.received";
 
+    /// <summary>
+    /// Aggregator (cluster coordinator, protocol version 4): one slice of a masked input arrived at this process itself:
+    /// {round, site, slice, bytes, sha256}. The site's <see cref="MaskedInputReceived"/> follows when the stage closes, with
+    /// every slice's digest (slices_sha256) as the cluster recorded them.
+    /// </summary>
+    public const string MaskedInputSliceReceived = "masked_input.slice_received";
+
     /// <summary>Aggregator: sites dropped at a stage: {round, stage, sites[]}.</summary>
     public const string Dropout = "dropout";
 

@@ -15,6 +15,9 @@ public static class AuditFieldNames
     /// <summary>SHA-256 digest, lowercase hex.</summary>
     public const string Sha256 = "sha256";
 
+    /// <summary>A masked input uploaded by slice (protocol version 4): the SHA-256 of each slice, by slice.</summary>
+    public const string SlicesSha256 = "slices_sha256";
+
     /// <summary>Size in bytes.</summary>
     public const string Bytes = "bytes";
 

@@ -53,6 +53,26 @@ public sealed class AggregatorClusterOptions
     /// </summary>
     public bool Coordinator { get; set; }
 
+    /// <summary>
+    /// On a silo that is not the coordinator: the https:// URL (IP address and port; port 0 picks a free one) where this
+    /// silo serves agents the slices of their masked inputs it hosts (protocol version 4, docs/cluster.md §6), with the
+    /// aggregator's kit of <c>SecureFed:KitDirectory</c>. Empty: the silo serves no agents, and rounds whose slices it hosts
+    /// take whole masked inputs through the coordinator (version 3). The coordinator serves its own slices on
+    /// <c>SecureFed:Listen</c> and must not set this. <value>The default value is empty.</value>
+    /// </summary>
+    public string AgentListen { get; set; } = "";
+
+    /// <summary>
+    /// The URL agents are told to upload this silo's slices to, from the address Kestrel listens on: an unspecified host
+    /// (0.0.0.0, [::]) becomes <see cref="AdvertisedAddress"/>.
+    /// </summary>
+    public Uri AdvertisedAgentEndpoint(Uri listen)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        bool unspecified = IPAddress.TryParse(listen.Host.Trim('[', ']'), out IPAddress? host) && (host.Equals(IPAddress.Any) || host.Equals(IPAddress.IPv6Any));
+        return unspecified ? new UriBuilder(listen) { Host = AdvertisedAddress }.Uri : listen;
+    }
+
     /// <summary>Checks every setting; returns the problems (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -71,6 +91,20 @@ public sealed class AggregatorClusterOptions
         if (!IPAddress.TryParse(AdvertisedAddress, out _))
         {
             errors.Add($"{Section}:AdvertisedAddress must be an IP address, got '{AdvertisedAddress}'.");
+        }
+
+        if (!string.IsNullOrWhiteSpace(AgentListen))
+        {
+            if (!Uri.TryCreate(AgentListen, UriKind.Absolute, out Uri? listen) || listen.Scheme != Uri.UriSchemeHttps || !IPAddress.TryParse(listen.Host.Trim('[', ']'), out _)
+                || listen.AbsolutePath != "/")
+            {
+                errors.Add($"{Section}:AgentListen must be an https:// URL with an IP address and a port (e.g. https://127.0.0.1:7444), got '{AgentListen}'.");
+            }
+
+            if (Coordinator)
+            {
+                errors.Add($"{Section}:AgentListen is for silos that are not the coordinator; the coordinator serves its slices on SecureFed:Listen. Remove it, or set {Section}:Coordinator to false.");
+            }
         }
 
         if (SliceSize < 1024 || SliceSize > 64 * 1024 * 1024)
@@ -112,10 +146,22 @@ public sealed class AggregatorClusterOptions
     /// <see cref="Coordinator"/>) is refused instead of leaving the agents without an aggregator.
     /// </summary>
     /// <param name="listen">The configuration's <c>SecureFed:Listen</c>, or null when absent.</param>
-    public IReadOnlyList<string> ValidateRole(string? listen)
-        => !Coordinator && !string.IsNullOrWhiteSpace(listen)
-            ? [$"SecureFed:Listen is set ('{listen}') but {Section}:Coordinator is false: only the coordinator silo serves agents; set {Section}:Coordinator to true on exactly one silo, or remove SecureFed:Listen from this silo's configuration."]
-            : [];
+    /// <param name="kitDirectory">The configuration's <c>SecureFed:KitDirectory</c>, or null when absent (required with <see cref="AgentListen"/>).</param>
+    public IReadOnlyList<string> ValidateRole(string? listen, string? kitDirectory = null)
+    {
+        var errors = new List<string>();
+        if (!Coordinator && !string.IsNullOrWhiteSpace(listen))
+        {
+            errors.Add($"SecureFed:Listen is set ('{listen}') but {Section}:Coordinator is false: only the coordinator silo runs the aggregator service; set {Section}:Coordinator to true on exactly one silo, or remove SecureFed:Listen from this silo's configuration (a slice silo serves agents on {Section}:AgentListen).");
+        }
+
+        if (!Coordinator && !string.IsNullOrWhiteSpace(AgentListen) && string.IsNullOrWhiteSpace(kitDirectory))
+        {
+            errors.Add($"SecureFed:KitDirectory is required with {Section}:AgentListen: the silo serves agents with the aggregator's kit (TLS certificate, federation CA, manifest).");
+        }
+
+        return errors;
+    }
 
     private static void Port(List<string> errors, string name, int value)
     {

@@ -89,9 +89,22 @@ public sealed class ClusterRoundClient
         await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(async k =>
         {
             uint[] chunk = maskedInput.Span.Slice(layout.Offset(k), layout.Length(k)).ToArray();
+            string sha = Convert.ToHexStringLower(WireEncoding.VectorDigest(chunk));
             await Slice(k).AddChunkAsync(sender, chunk).WaitAsync(cancellationToken).ConfigureAwait(false);
-            await Round.SliceDeliveredAsync(sender, k).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Round.SliceDeliveredAsync(sender, k, sha).WaitAsync(cancellationToken).ConfigureAwait(false);
         })).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Protocol version 4: slice <paramref name="slice"/> of <paramref name="sender"/>'s masked input (its words already
+    /// checked against <paramref name="sha256"/>) to its slice grain, then the round grain. Returns false for an identical
+    /// retry. The memory is copied before it is sent.
+    /// </summary>
+    public async Task<bool> SendSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken)
+    {
+        bool fresh = await Slice(slice).AddChunkAsync(sender, words.ToArray()).WaitAsync(cancellationToken).ConfigureAwait(false);
+        await Round.SliceDeliveredAsync(sender, slice, sha256).WaitAsync(cancellationToken).ConfigureAwait(false);
+        return fresh;
     }
 
     /// <summary>

@@ -28,6 +28,7 @@ public static class SiloBuilderExtensions
         builder.Services.AddPlacementDirector<SiloPlacementStrategy, SiloPlacementDirector>();
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<SiloTraffic>();
+        builder.Services.AddSingleton<Front.SiloAgentEndpoint>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SiloTraffic>());
         return builder;
     }

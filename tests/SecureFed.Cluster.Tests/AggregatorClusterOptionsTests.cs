@@ -48,6 +48,41 @@ public sealed class AggregatorClusterOptionsTests
     }
 
     [Theory]
+    [InlineData("http://127.0.0.1:7444", false)]
+    [InlineData("https://silo-2.example:7444", false)]
+    [InlineData("https://127.0.0.1:7444/upload", false)]
+    [InlineData("https://127.0.0.1:7444", true)]
+    public void Validate_BadAgentListen_NamesTheSetting(string agentListen, bool coordinator)
+    {
+        var options = new AggregatorClusterOptions { ConnectionString = "Host=127.0.0.1;Database=securefed", AgentListen = agentListen, Coordinator = coordinator };
+
+        string problem = Assert.Single(options.Validate());
+
+        Assert.StartsWith("SecureFed:Cluster:AgentListen ", problem, StringComparison.Ordinal);
+        Assert.Contains(coordinator ? "the coordinator serves its slices on SecureFed:Listen" : "must be an https:// URL with an IP address and a port", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ValidateRole_AgentListenWithoutKit_RefusedNamingKitDirectory()
+    {
+        var options = new AggregatorClusterOptions { AgentListen = "https://127.0.0.1:0" };
+
+        string problem = Assert.Single(options.ValidateRole(null, null));
+
+        Assert.StartsWith("SecureFed:KitDirectory is required with SecureFed:Cluster:AgentListen", problem, StringComparison.Ordinal);
+        Assert.Empty(options.ValidateRole(null, "/etc/securefed/aggregator-kit"));
+    }
+
+    [Fact]
+    public void AdvertisedAgentEndpoint_UnspecifiedHost_BecomesAdvertisedAddress()
+    {
+        var options = new AggregatorClusterOptions { AdvertisedAddress = "10.0.0.7" };
+
+        Assert.Equal(new Uri("https://10.0.0.7:7444"), options.AdvertisedAgentEndpoint(new Uri("https://0.0.0.0:7444")));
+        Assert.Equal(new Uri("https://127.0.0.1:7444"), options.AdvertisedAgentEndpoint(new Uri("https://127.0.0.1:7444")));
+    }
+
+    [Theory]
     [InlineData("", "SecureFed:Cluster:ConnectionString is required")]
     [InlineData("Hots=x;Database=y", "SecureFed:Cluster:ConnectionString is not a valid Npgsql connection string")]
     public void Validate_BadConnectionString_SaysWhatIsWrong(string connectionString, string expected)

@@ -6,6 +6,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
@@ -121,15 +122,129 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
     }
 
     [SkippableFact]
-    public async Task Rounds_NonCoordinatorSiloKilledMidMaskedInput_AbortsWithReasonNextRoundCompletes()
+    public async Task Rounds_AgentsUploadBySliceToEachSilo_ModelsEqualSingleProcessAndCoordinatorGetsOnlyItsSlice()
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
-        const string federation = "front-kill";
+        const string federation = "front-slices";
+        const int rounds = 2;
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+        (List<byte[]> singleModels, Dictionary<(string, long), uint[]> singleInputs) = await RunSingleProcessAsync(fed, federation, rounds);
+
+        // Act: three silo processes, each serving agents the slice it hosts (protocol version 4). site-a is a version-3
+        // agent (whole vector to the coordinator); site-b's first endpoint is dead, so it must fail over to the second.
+        string clusterData = Path.Combine(_dir, "cluster-aggregator");
+        int port = FreePort();
+        var coordinator = new Uri($"https://127.0.0.1:{port}");
+        var dead = new Uri($"https://127.0.0.1:{FreePort()}");
+        using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_slices"), fed.AggregatorSettings(clusterData, port, rounds),
+            sliceKit: fed.Provisioned.AggregatorKitDirectory);
+        var wire = new System.Collections.Concurrent.ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+        fed.StartAgents(coordinator, "cluster-agents", handler => new UploadBytesCounter(handler, wire), site => site switch
+        {
+            "site-a" => new AgentSetup([coordinator], SpeaksProtocolVersion: 3),
+            "site-b" => new AgentSetup([dead, coordinator], AgentRunner.SliceUploadVersion),
+            _ => null,
+        });
+        await fed.AgentsFinishedAsync(RunTimeout);
+        int exit = await silos.Coordinator.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        _output.WriteLine(silos.Coordinator.Output);
+        Assert.Equal(0, exit);
+
+        // Assert: the same encoded inputs, the same models, bit for bit; every site completed both rounds.
+        Assert.Equal(singleInputs.Count, fed.Inputs.Count);
+        foreach (KeyValuePair<(string, long), uint[]> input in singleInputs)
+        {
+            Assert.Equal(input.Value, fed.Inputs[input.Key]);
+        }
+
+        using (AggregatorState state = OpenStore(fed, clusterData))
+        {
+            Assert.All(state.Store.ListRounds(), r => Assert.Equal(RoundStatus.Completed, r.Status));
+            for (int v = 1; v <= rounds; v++)
+            {
+                Assert.Equal(singleModels[v - 1], state.Store.LoadModel(v));
+            }
+        }
+
+        foreach (string site in Sites)
+        {
+            Assert.Equal(rounds, fed.Reports.Count(r => r.Site == site && r.Completed));
+        }
+
+        AssertAuditLogsVerify(fed, clusterData);
+
+        // The coordinator's own record of the masked-input words it took: from the version-4 sites, one slice each per round,
+        // always the same slice (the one it hosts), never a word of the two others; from site-a the whole vector.
+        int m = fed.Inputs[("site-a", 1)].Length;
+        List<AuditLine> audit = AuditLine.Read(AggregatorState.AuditDirectory(clusterData));
+        List<AuditLine> sliceReceipts = [.. audit.Where(l => l.Type == AuditEvents.MaskedInputSliceReceived)];
+        long hosted = Assert.Single(sliceReceipts.Select(l => l.Number("slice")).Distinct());
+        long hostedWords = Math.Min(1024, m - (hosted * 1024));
+        Assert.Equal(3 * rounds, sliceReceipts.Count);
+        Assert.All(sliceReceipts, l =>
+        {
+            Assert.NotEqual("site-a", l.Text("site"));
+            Assert.Equal(4 * hostedWords, l.Number("bytes"));
+        });
+        long fromSlicedSites = sliceReceipts.Sum(l => l.Number("bytes"));
+        _output.WriteLine($"coordinator hosts slice {hosted}: took {fromSlicedSites} bytes of the version-4 sites' masked inputs ({3 * rounds} inputs of {4L * m} bytes)");
+        Assert.True(fromSlicedSites * 2 < 3L * rounds * 4 * m, "the coordinator took more than a third of the sliced inputs");
+
+        // Measured on the wire (the agents' upload request bytes per endpoint): each slice silo received the version-4 sites'
+        // words of its own slice only; the coordinator its own slice of those plus site-a's whole vectors.
+        foreach ((string endpoint, long sent) in wire)
+        {
+            _output.WriteLine($"UploadMaskedInput bytes sent to {endpoint}: {sent}");
+        }
+
+        long overhead = 4096; // per upload: header, digest, field tags and gRPC prefixes (measured well below this)
+        long toCoordinator = wire.GetValueOrDefault(coordinator.Authority);
+        long wholeFromSiteA = rounds * 4L * m;
+        Assert.InRange(toCoordinator, wholeFromSiteA + (3 * rounds * 4 * hostedWords), wholeFromSiteA + (3 * rounds * 4 * hostedWords) + ((rounds + (3 * rounds)) * overhead));
+        Assert.Equal(3, wire.Count); // the coordinator and the two slice silos; nothing went to the dead endpoint
+        long toSliceSilos = wire.Where(e => e.Key != coordinator.Authority).Sum(e => e.Value);
+        Assert.InRange(toSliceSilos, 3 * rounds * 4 * (m - hostedWords), (3 * rounds * 4 * (m - hostedWords)) + (2 * 3 * rounds * overhead));
+
+        // Its masked_input.received: whole (sha256) for site-a only; for the others every slice's digest, as the agent logged them.
+        List<AuditLine> received = [.. audit.Where(l => l.Type == AuditEvents.MaskedInputReceived)];
+        Assert.Equal(Sites.Length * rounds, received.Count);
+        Assert.All(received.Where(l => l.Text("site") == "site-a"), l => Assert.Equal(64, l.Text("sha256").Length));
+        foreach (AuditLine line in received.Where(l => l.Text("site") != "site-a"))
+        {
+            string[] digests = line.List("slices_sha256");
+            Assert.Equal(3, digests.Length);
+            AuditLine receipt = Assert.Single(sliceReceipts, r => r.Text("site") == line.Text("site") && r.Number("round") == line.Number("round"));
+            Assert.Equal(receipt.Text("sha256"), digests[hosted]);
+            string agentLog = fed.AgentAuditDirectories.Single(d => d.Contains(Path.Combine("cluster-agents", line.Text("site")), StringComparison.Ordinal));
+            AuditLine sent = Assert.Single(AuditLine.Read(agentLog), l => l.Type == AuditEvents.MessageSent && l.Text("message_type") == AuditEvents.MaskedInputMessageType
+                && l.Number("round") == line.Number("round"));
+            Assert.Equal(digests, sent.List("slices_sha256"));
+        }
+
+        // The auditor's cross-check pairs every receipt with the agent's record of sending it (slices by their digests).
+        AuditReportResult report = AuditReport.Create([AggregatorState.AuditDirectory(clusterData), .. fed.AgentAuditDirectories]);
+        Assert.Equal(0, report.CrossCheckMismatches);
+        Assert.Equal(rounds, report.RoundsCompleted);
+
+        LedgerEntry[] ledger = await LedgerAsync(silos.SlicesOnly, federation);
+        Assert.Equal([1L, 2L], ledger.Select(e => e.Round).Order());
+        Assert.All(ledger, e => Assert.Equal(Sites, e.Contributors));
+    }
+
+    /// <param name="bySlice">The slice silos serve agents too (protocol version 4: the killed silo is one agents upload to).</param>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Rounds_NonCoordinatorSiloKilledMidMaskedInput_AbortsWithReasonNextRoundCompletes(bool bySlice)
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        string federation = bySlice ? "front-kill-sliced" : "front-kill";
         const int rounds = 2;
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
         string clusterData = Path.Combine(_dir, "cluster-aggregator");
         int port = FreePort();
-        using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_kill"), fed.AggregatorSettings(clusterData, port, rounds));
+        using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync(bySlice ? "front_kill_sliced" : "front_kill"), fed.AggregatorSettings(clusterData, port, rounds),
+            sliceKit: bySlice ? fed.Provisioned.AggregatorKitDirectory : null);
 
         // The first upload after round 1 completed kills a silo that hosts slices only (every silo hosts one of the 3 slices).
         UploadHook.Reset();
@@ -166,6 +281,12 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
 
         Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
         AssertAuditLogsVerify(fed, clusterData);
+        if (bySlice)
+        {
+            // The inputs went by slice (version 4) before and after the kill: each completed round's receipts list slice digests.
+            List<AuditLine> received = [.. AuditLine.Read(AggregatorState.AuditDirectory(clusterData)).Where(l => l.Type == AuditEvents.MaskedInputReceived)];
+            Assert.True(received.Count(l => l.List("slices_sha256").Length > 0) >= Sites.Length * rounds, "fewer sliced receipts than inputs of completed rounds");
+        }
 
         // The cluster's ledger (PostgreSQL, read through the silo left) has round 1 completed and the aborted attempt.
         LedgerEntry[] ledger = await LedgerAsync([silos.SlicesOnly[1]], federation);
@@ -215,15 +336,59 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         InitialModel = fed.InitialModelPath,
     });
 
-    private async Task<Silos> StartClusterAsync(string federation, string connectionString, Dictionary<string, object> aggregator)
+    /// <summary>The single-process aggregator in this process with the same agents: its models and each site's encoded inputs.</summary>
+    private async Task<(List<byte[]> Models, Dictionary<(string, long), uint[]> Inputs)> RunSingleProcessAsync(FrontFederation fed, string federation, int rounds)
+    {
+        string singleData = Path.Combine(_dir, "single-aggregator");
+        Dictionary<string, string?> single = FrontFederation.Flatten(fed.AggregatorSettings(singleData, FreePort(), rounds));
+        single["SecureFed:Federation"] = federation;
+        single["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(single).Build();
+        var models = new List<byte[]>();
+        var inputs = new Dictionary<(string, long), uint[]>();
+        WebApplication app = AggregatorHost.Build(configuration, (Func<float[]>?)null, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        try
+        {
+            await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            fed.StartAgents(AggregatorHost.BoundAddress(app), "single-agents");
+            await fed.AgentsFinishedAsync(RunTimeout);
+            await app.Services.GetRequiredService<RoundCoordinator>().Finished.WaitAsync(RunTimeout);
+            AggregatorState state = app.Services.GetRequiredService<AggregatorState>();
+            for (int v = 1; v <= rounds; v++)
+            {
+                models.Add(state.Store.LoadModel(v) ?? throw new InvalidOperationException($"the single process has no model v{v}"));
+            }
+
+            foreach (KeyValuePair<(string, long), uint[]> input in fed.Inputs)
+            {
+                inputs[input.Key] = input.Value;
+            }
+        }
+        finally
+        {
+            await fed.StopAgentsAsync();
+            await app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            await app.DisposeAsync();
+        }
+
+        Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(singleData)).Ok);
+        Assert.Equal(fed.Sites.Count * rounds, inputs.Count);
+        fed.Inputs.Clear();
+        fed.Reports.Clear();
+        fed.AgentAuditDirectories.Clear();
+        return (models, inputs);
+    }
+
+    private async Task<Silos> StartClusterAsync(string federation, string connectionString, Dictionary<string, object> aggregator, string? sliceKit = null)
     {
         string dir = Path.Combine(_dir, "silos");
         Directory.CreateDirectory(dir);
         var silos = new Silos();
+        string? agentListen = sliceKit is null ? null : "https://127.0.0.1:0";
         try
         {
-            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString));
-            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString));
+            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, null, agentListen, sliceKit));
+            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, null, agentListen, sliceKit));
             silos.Coordinator = await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, aggregator);
             return silos;
         }

@@ -44,6 +44,23 @@ public sealed class CoordinatorConfigTests : IDisposable
         Assert.Contains("SecureFed:Listen is set ('https://127.0.0.1:7443') but SecureFed:Cluster:Coordinator is false", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Aggregator_SliceSiloWithBadAgentListenAndNoKit_NamesBothProblems()
+    {
+        (int code, string error) = await RunAsync(new
+        {
+            SecureFed = new
+            {
+                Federation = "config",
+                Cluster = new { ConnectionString = "Host=127.0.0.1;Database=securefed", AgentListen = "http://127.0.0.1:7444" },
+            },
+        });
+
+        Assert.Equal(2, code); // usage error
+        Assert.Contains("SecureFed:Cluster:AgentListen must be an https:// URL with an IP address and a port (e.g. https://127.0.0.1:7444), got 'http://127.0.0.1:7444'.", error, StringComparison.Ordinal);
+        Assert.Contains("SecureFed:KitDirectory is required with SecureFed:Cluster:AgentListen", error, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         try

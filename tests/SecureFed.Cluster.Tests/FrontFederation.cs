@@ -93,15 +93,16 @@ internal sealed class FrontFederation : IAsyncDisposable
     }
 
     /// <summary>Starts every site's agent against <paramref name="aggregator"/>, each with its seeded update randomness (seed 100 + i).</summary>
-    public void StartAgents(Uri aggregator, string run, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null)
+    public void StartAgents(Uri aggregator, string run, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, Func<string, AgentSetup?>? setup = null)
     {
         for (int i = 0; i < Sites.Count; i++)
         {
             string site = Sites[i];
+            AgentSetup? custom = setup?.Invoke(site);
             var options = new AgentOptions
             {
                 Site = site,
-                Aggregator = aggregator.ToString(),
+                Aggregator = custom is null ? aggregator.ToString() : string.Join(",", custom.Endpoints.Select(e => e.ToString())),
                 KitDirectory = Provisioned.SiteKitDirectories[site],
                 DataDirectory = Path.Combine(Directory, run, site),
                 CallTimeoutSeconds = 15,
@@ -125,13 +126,14 @@ internal sealed class FrontFederation : IAsyncDisposable
                 handler = wrap(handler);
             }
 
-            var client = new AggregatorClient(aggregator, state.Kit, TimeSpan.FromSeconds(options.CallTimeoutSeconds), options.MaxRetries, handler: handler);
+            var client = new AggregatorClient(options.AggregatorEndpoints(), state.Kit, TimeSpan.FromSeconds(options.CallTimeoutSeconds), options.MaxRetries, handler: handler);
             var random = new DeterministicRandomSource(100 + i);
             var trainer = new SpecTrainer(new FakeTrainer(site, Parameters, 300 + (200 * i)), SpecSha);
             var runner = new AgentRunner(options, state.Kit, client, trainer, state.Ledger, state.Audit, NullLogger.Instance)
             {
                 InputCaptured = (round, input) => Inputs[(site, round)] = input,
                 UpdateRandom = random,
+                SpeaksProtocolVersion = custom?.SpeaksProtocolVersion ?? AgentRunner.SliceUploadVersion,
             };
             runner.RoundFinished += (_, report) => Reports.Add(report);
             var cts = new CancellationTokenSource();

@@ -41,14 +41,36 @@ internal sealed class SiloProcess : IDisposable
     /// Starts a silo; with <paramref name="aggregator"/> (the single-process aggregator's <c>SecureFed</c> settings) it is the
     /// coordinator silo (<c>SecureFed:Cluster:Coordinator</c>), ready once its gRPC service listens.
     /// </summary>
-    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString, IReadOnlyDictionary<string, object>? aggregator)
+    public static Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString, IReadOnlyDictionary<string, object>? aggregator)
+        => StartAsync(directory, federation, siloPort, gatewayPort, connectionString, aggregator, agentListen: null, kitDirectory: null);
+
+    /// <summary>
+    /// As above; a slice silo with <paramref name="agentListen"/> and the aggregator's <paramref name="kitDirectory"/> also
+    /// serves agents the slices it hosts (protocol version 4), ready once that endpoint listens.
+    /// </summary>
+    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString, IReadOnlyDictionary<string, object>? aggregator,
+        string? agentListen, string? kitDirectory)
     {
         string config = Path.Combine(directory, $"silo-{siloPort}.json");
         var secureFed = new Dictionary<string, object>(aggregator ?? new Dictionary<string, object>())
         {
             ["Federation"] = federation,
-            ["Cluster"] = new { SiloPort = siloPort, GatewayPort = gatewayPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString, SliceSize = 1024, Coordinator = aggregator is not null },
+            ["Cluster"] = new
+            {
+                SiloPort = siloPort,
+                GatewayPort = gatewayPort,
+                AdvertisedAddress = "127.0.0.1",
+                ConnectionString = connectionString,
+                SliceSize = 1024,
+                Coordinator = aggregator is not null,
+                AgentListen = agentListen ?? "",
+            },
         };
+        if (kitDirectory is not null)
+        {
+            secureFed["KitDirectory"] = kitDirectory;
+        }
+
         await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new { SecureFed = secureFed }));
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(CliPath());
@@ -56,7 +78,8 @@ internal sealed class SiloProcess : IDisposable
         info.ArgumentList.Add("--config");
         info.ArgumentList.Add(config);
         info.Environment["Logging__LogLevel__Default"] = "Warning";
-        var silo = new SiloProcess(Process.Start(info)!, siloPort, gatewayPort, aggregator is null ? "aggregator cluster silo" : "aggregator listening on");
+        string ready = aggregator is not null ? "aggregator listening on" : agentListen is not null ? "slice uploads (protocol version 4) served on" : "aggregator cluster silo";
+        var silo = new SiloProcess(Process.Start(info)!, siloPort, gatewayPort, ready);
         silo._process.OutputDataReceived += (_, e) => silo.OnLine(e.Data);
         silo._process.ErrorDataReceived += (_, e) => silo.OnLine(e.Data);
         silo._process.BeginOutputReadLine();

@@ -119,7 +119,7 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
             = await RunAsync(AggregatorMisbehaviour.OldProtocolVersion, maxRetries: 1);
 
         AgentRoundReport declined = Assert.Single(reports, r => r.Round == 2);
-        Assert.Equal($"declined: the round runs protocol version 1; this site speaks version {ProtocolLabels.ProtocolVersion}", declined.Outcome);
+        Assert.Equal($"declined: the round runs protocol version 1; this site speaks versions {ProtocolLabels.ProtocolVersion} and 4", declined.Outcome);
         Assert.Contains(fake.Received, c => c.Round == 2 && c.Call == "DeclineRound");
         Assert.DoesNotContain(fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
         Assert.DoesNotContain(PrivacyLedger.OpenReadOnly(Path.Combine(data, "privacy-ledger.jsonl")).Entries, e => e.Round == 2);

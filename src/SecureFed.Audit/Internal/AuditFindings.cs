@@ -263,7 +263,7 @@ internal sealed class AuditFindings
             {
                 string round = LogView.Text(received, AuditFieldNames.Round);
                 string site = LogView.Text(received, AuditFieldNames.Site);
-                string sha = LogView.Text(received, AuditFieldNames.Sha256);
+                string sha = InputDigest(received);
                 LogView? agent = agents.FirstOrDefault(a => a.Actor == site);
                 string detail;
                 bool ok = false;
@@ -274,12 +274,12 @@ internal sealed class AuditFindings
                 else
                 {
                     List<LogEntry> sent = [.. SentMaskedInputs(agent).Where(e => LogView.Text(e, AuditFieldNames.Round) == round)];
-                    LogEntry? match = sent.FirstOrDefault(e => LogView.Text(e, AuditFieldNames.Sha256) == sha);
+                    LogEntry? match = sent.FirstOrDefault(e => InputDigest(e) == sha);
                     ok = match is not null;
                     detail = match is not null
                         ? $"matches {LogRef.Of(agent, match)}"
                         : sent.Count > 0
-                            ? $"digest differs: {site} logged sending {string.Join(", ", sent.Select(e => LogView.Text(e, AuditFieldNames.Sha256)))} ({LogRef.Cite(sent.Select(e => LogRef.Of(agent, e)))})"
+                            ? $"digest differs: {site} logged sending {string.Join(", ", sent.Select(InputDigest))} ({LogRef.Cite(sent.Select(e => LogRef.Of(agent, e)))})"
                             : $"{site} logged no masked input for round {round}";
                 }
 
@@ -292,10 +292,10 @@ internal sealed class AuditFindings
             foreach (LogEntry sent in SentMaskedInputs(agent))
             {
                 string round = LogView.Text(sent, AuditFieldNames.Round);
-                string sha = LogView.Text(sent, AuditFieldNames.Sha256);
+                string sha = InputDigest(sent);
                 (LogView Log, LogEntry Entry)? match = aggregators.SelectMany(a => a.OfType(AuditEvents.MaskedInputReceived).Select(e => (a, e)))
                     .Where(p => LogView.Text(p.e, AuditFieldNames.Site) == agent.Actor && LogView.Text(p.e, AuditFieldNames.Round) == round
-                                && LogView.Text(p.e, AuditFieldNames.Sha256) == sha)
+                                && InputDigest(p.e) == sha)
                     .Select(p => ((LogView, LogEntry)?)p).FirstOrDefault();
                 string detail = aggregators.Count == 0
                     ? "no aggregator log was given"
@@ -305,6 +305,16 @@ internal sealed class AuditFindings
                 CrossCheck.Add(new CrossCheckRow(match is not null, $"{agent.Actor} sent", round, agent.Actor, sha, detail, LogRef.Of(agent, sent)));
             }
         }
+    }
+
+    /// <summary>
+    /// What a masked-input event (sent or received) identifies the input by: its SHA-256, or for an input uploaded by slice
+    /// (protocol version 4, whose receiver never had the whole vector) the list of its slices' SHA-256.
+    /// </summary>
+    private static string InputDigest(LogEntry entry)
+    {
+        List<string> slices = List(entry, AuditFieldNames.SlicesSha256);
+        return slices.Count > 0 ? "slices:" + string.Join(",", slices) : LogView.Text(entry, AuditFieldNames.Sha256);
     }
 
     private static IEnumerable<LogEntry> SentMaskedInputs(LogView agent) =>

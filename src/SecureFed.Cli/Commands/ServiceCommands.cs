@@ -40,7 +40,7 @@ internal static class ServiceCommands
                 return await RunClusterSiloAsync(configuration, parse, ct).ConfigureAwait(false);
             }
 
-            return await RunAggregatorAsync(configuration, parse, roundServers: null, ct).ConfigureAwait(false);
+            return await RunAggregatorAsync(configuration, parse, roundServers: null, started: null, ct).ConfigureAwait(false);
         });
         return command;
     }
@@ -49,7 +49,7 @@ internal static class ServiceCommands
     /// The aggregator service until its rounds are done or Ctrl+C: every round in this process, or, on the cluster's
     /// coordinator silo, each round's state in the cluster (<paramref name="roundServers"/>).
     /// </summary>
-    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, CancellationToken ct)
+    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, Action<WebApplication>? started, CancellationToken ct)
     {
         ModelSpec spec = Spec(configuration);
         var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
@@ -75,6 +75,7 @@ internal static class ServiceCommands
         }
 
         await app.StartAsync(ct).ConfigureAwait(false);
+        started?.Invoke(app);
         await parse.InvocationConfiguration.Output.WriteLineAsync($"aggregator listening on {AggregatorHost.BoundAddress(app)} (model spec {spec.Sha256[..12]}…); Ctrl+C to stop").ConfigureAwait(false);
         var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
         var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
@@ -152,7 +153,7 @@ internal static class ServiceCommands
         var options = new AggregatorClusterOptions();
         configuration.GetSection(AggregatorClusterOptions.Section).Bind(options);
         var problems = new List<string>(options.Validate());
-        problems.AddRange(options.ValidateRole(configuration["SecureFed:Listen"]));
+        problems.AddRange(options.ValidateRole(configuration["SecureFed:Listen"], configuration["SecureFed:KitDirectory"]));
         string? federation = configuration["SecureFed:Federation"];
         if (string.IsNullOrWhiteSpace(federation))
         {
@@ -186,10 +187,21 @@ internal static class ServiceCommands
         {
             // The coordinator's own grain factory: calls to a slice grain go straight to the silo that hosts it.
             var servers = new Cluster.Front.ClusterRoundServerFactory(silo.Services.GetRequiredService<IGrainFactory>(), options.SliceSize,
-                silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front"));
+                silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front"),
+                silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString());
             try
             {
-                return await RunAggregatorAsync(configuration, parse, servers, cancellationToken).ConfigureAwait(false);
+                // The coordinator serves the slices it hosts on its own Listen address (protocol version 4): known before the
+                // first round opens unless the port is 0 (then once Kestrel bound it).
+                var endpoint = silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>();
+                bool known = Uri.TryCreate(configuration["SecureFed:Listen"], UriKind.Absolute, out Uri? listen) && listen.Port > 0;
+                if (known)
+                {
+                    endpoint.Set(options.AdvertisedAgentEndpoint(listen!));
+                }
+
+                return await RunAggregatorAsync(configuration, parse, servers,
+                    known ? null : app => endpoint.Set(AggregatorHost.BoundAddress(app)), cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -197,13 +209,46 @@ internal static class ServiceCommands
             }
         }
 
+        WebApplication? front = null;
+        Cluster.Front.SliceFront? sliceFront = null;
+        Federation.PartyKit? kit = null;
         try
         {
+            if (!string.IsNullOrWhiteSpace(options.AgentListen))
+            {
+                // A slice silo serving agents the slices it hosts (protocol version 4, docs/cluster.md §6).
+                kit = Federation.PartyKit.Load(configuration["SecureFed:KitDirectory"]!);
+                if (!kit.IsAggregator)
+                {
+                    throw new UsageException($"SecureFed:KitDirectory {kit.Directory}: this is the kit of site '{kit.Name}', not the aggregator's.");
+                }
+
+                int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
+                sliceFront = new Cluster.Front.SliceFront(federation!, kit, silo.Services.GetRequiredService<IGrainFactory>(),
+                    silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString(), uploads);
+                front = Cluster.Front.SliceFrontHost.Build(new Uri(options.AgentListen), sliceFront);
+                await front.StartAsync(cancellationToken).ConfigureAwait(false);
+                Uri bound = options.AdvertisedAgentEndpoint(Cluster.Front.SliceFrontHost.BoundAddress(front));
+                silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(bound);
+                await output.WriteLineAsync($"slice uploads (protocol version 4) served on {bound}").ConfigureAwait(false);
+            }
+
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
             // Ctrl+C
+        }
+        finally
+        {
+            if (front is not null)
+            {
+                await front.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                await front.DisposeAsync().ConfigureAwait(false);
+            }
+
+            sliceFront?.Dispose();
+            kit?.Dispose();
         }
 
         await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);

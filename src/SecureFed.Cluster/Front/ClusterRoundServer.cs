@@ -21,10 +21,13 @@ internal sealed partial class ClusterRoundServer : IRoundServer
     private readonly string _sessionId;
     private readonly IReadOnlyList<Participant> _participants;
     private readonly ILogger _logger;
+    private readonly string? _localSilo;
     private RoundServerStatus _last;
 
-    public ClusterRoundServer(ClusterRoundClient client, RoundParameters parameters, ILogger logger)
+    public ClusterRoundServer(ClusterRoundClient client, RoundParameters parameters, ILogger logger, SliceUploadLayout? sliceUploads = null, string? localSilo = null)
     {
+        SliceUploads = sliceUploads;
+        _localSilo = localSilo;
         _client = client;
         _sessionId = parameters.SessionId;
         _participants = parameters.Participants;
@@ -70,10 +73,77 @@ internal sealed partial class ClusterRoundServer : IRoundServer
     public Task<IReadOnlyList<EncryptedShare>> SharesForAsync(int recipient, CancellationToken cancellationToken)
         => CallAsync<IReadOnlyList<EncryptedShare>>(ProtocolStage.MaskedInputCollection, async () => await _client.Round.SharesForAsync(recipient).ConfigureAwait(false), cancellationToken);
 
+    public SliceUploadLayout? SliceUploads { get; }
+
+    public async Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken)
+    {
+        const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
+        if (SliceUploads is null)
+        {
+            throw new ProtocolViolationException(stage, "this round takes the masked input whole (protocol version 3); it announced no slices", sender);
+        }
+
+        await CheckMaySendAsync(sender, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await CallAsync(stage, () => _client.SendSliceAsync(sender, slice, words, sha256, cancellationToken), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
+        {
+            throw new RoundAbortedException(stage, $"the cluster could not take slice {slice} of the masked input of index {sender}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
+        }
+    }
+
+    public async Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken)
+    {
+        if (_localSilo is null || SliceUploads is null || slice < 0 || slice >= SliceUploads.Count)
+        {
+            return null;
+        }
+
+        string host = await _client.Slice(slice).SiloAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        return string.Equals(host, _localSilo, StringComparison.Ordinal) ? null : SliceUploads.Endpoints[slice];
+    }
+
+    public async Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken)
+    {
+        const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
+        try
+        {
+            return await CallAsync<IReadOnlyList<string>>(stage, async () => await _client.Round.SliceDigestsAsync(sender).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
+        {
+            throw new RoundAbortedException(stage, $"the cluster could not report the slice digests of index {sender}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
+        }
+    }
+
     public async Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken)
     {
-        // The single process's checks, in its order, before any slice is touched: a site that may not send (wrong stage,
-        // not in U2, already in U3) never leaves a chunk in a slice grain.
+        const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
+        await CheckMaySendAsync(sender, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await CallAsync(stage, async () =>
+            {
+                await _client.SendMaskedInputAsync(sender, maskedInput, cancellationToken).ConfigureAwait(false);
+                return true;
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
+        {
+            // A slice grain could not be reached (its silo failed): whatever that slice held is gone, so the sums can no
+            // longer agree; the round ends now with the reason instead of at the stage's deadline.
+            throw new RoundAbortedException(stage, $"the cluster could not take the masked input of index {sender}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
+        }
+    }
+
+    /// <summary>
+    /// The single process's checks, in its order, before any slice is touched: a site that may not send (wrong stage, not
+    /// in U2, already in U3) never leaves a chunk in a slice grain.
+    /// </summary>
+    private async Task CheckMaySendAsync(int sender, CancellationToken cancellationToken)
+    {
         RoundServerStatus status = await StatusAsync(cancellationToken).ConfigureAwait(false);
         const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
         if (sender < 1 || sender > _participants.Count)
@@ -94,21 +164,6 @@ internal sealed partial class ClusterRoundServer : IRoundServer
         if (status.Delivered.Contains(sender))
         {
             throw new ProtocolViolationException(stage, "already sent its masked input", sender);
-        }
-
-        try
-        {
-            await CallAsync(stage, async () =>
-            {
-                await _client.SendMaskedInputAsync(sender, maskedInput, cancellationToken).ConfigureAwait(false);
-                return true;
-            }, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
-        {
-            // A slice grain could not be reached (its silo failed): whatever that slice held is gone, so the sums can no
-            // longer agree; the round ends now with the reason instead of at the stage's deadline.
-            throw new RoundAbortedException(stage, $"the cluster could not take the masked input of index {sender}: {ex.GetType().Name}: {FirstLine(ex.Message)}");
         }
     }
 

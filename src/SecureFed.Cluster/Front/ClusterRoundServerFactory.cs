@@ -8,15 +8,26 @@ namespace SecureFed.Cluster.Front;
 /// Opens each round attempt of the coordinator silo on the cluster: the round grain and its slices
 /// (<see cref="ClusterRoundClient.OpenAsync"/>), cut into slices of <see cref="AggregatorClusterOptions.SliceSize"/> words.
 /// </summary>
-public sealed class ClusterRoundServerFactory : IRoundServerFactory
+public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
 {
     private readonly IGrainFactory _grains;
     private readonly int _sliceSize;
     private readonly ILogger _logger;
+    private readonly string? _localSilo;
 
     /// <summary>Creates the factory over <paramref name="grains"/> (the coordinator silo's own grain factory).</summary>
     public ClusterRoundServerFactory(IGrainFactory grains, int sliceSize, ILogger logger)
+        : this(grains, sliceSize, logger, localSilo: null)
     {
+    }
+
+    /// <summary>
+    /// As above, for the coordinator silo at <paramref name="localSilo"/> (<c>SiloAddress.ToParsableString()</c>): a slice
+    /// upload (protocol version 4) of a slice hosted elsewhere is refused there before its words are read.
+    /// </summary>
+    public ClusterRoundServerFactory(IGrainFactory grains, int sliceSize, ILogger logger, string? localSilo)
+    {
+        _localSilo = localSilo;
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sliceSize);
         ArgumentNullException.ThrowIfNull(logger);
@@ -30,7 +41,35 @@ public sealed class ClusterRoundServerFactory : IRoundServerFactory
     {
         ArgumentNullException.ThrowIfNull(parameters);
         var client = new ClusterRoundClient(_grains, parameters.FederationId, parameters.Round);
-        await client.OpenAsync(ClusterRoundSpec.From(parameters, _sliceSize), cancellationToken).ConfigureAwait(false);
-        return new ClusterRoundServer(client, parameters, _logger);
+        ClusterRoundSpec spec = ClusterRoundSpec.From(parameters, _sliceSize);
+        await client.OpenAsync(spec, cancellationToken).ConfigureAwait(false);
+        SliceLayout layout = spec.Layout;
+        string[] endpoints = await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k => client.Slice(k).EndpointAsync().WaitAsync(cancellationToken))).ConfigureAwait(false);
+        SliceUploadLayout? uploads = UploadLayout(layout, endpoints);
+        if (uploads is null)
+        {
+            Log.WholeUploadsOnly(_logger, parameters.Round, string.Join(", ", Enumerable.Range(0, endpoints.Length).Where(k => endpoints[k].Length == 0)));
+        }
+
+        return new ClusterRoundServer(client, parameters, _logger, uploads, _localSilo);
+    }
+
+    /// <summary>
+    /// The version-4 layout when every slice's silo serves agents (<paramref name="endpoints"/>[k] not empty); otherwise
+    /// null, and the round takes whole vectors only (version 3) — an agent could not upload a slice whose silo has no endpoint.
+    /// </summary>
+    internal static SliceUploadLayout? UploadLayout(SliceLayout layout, IReadOnlyList<string> endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(endpoints);
+        return endpoints.Count == layout.Count && endpoints.All(e => e.Length > 0)
+            ? new SliceUploadLayout(layout.VectorLength, layout.SliceSize, [.. endpoints])
+            : null;
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Information, "Cluster round {Round}: slices [{Slices}] are on silos that serve no agents; the round takes whole masked inputs only (protocol version 3)")]
+        public static partial void WholeUploadsOnly(ILogger logger, long round, string slices);
     }
 }

@@ -48,8 +48,20 @@ public interface IRoundGrain : IGrainWithStringKey
     /// grain. When every slice of the sender is in, the round commits it: each slice grain adds its chunk and the sender
     /// joins U3. Returns true when this call completed the sender.
     /// </summary>
+    /// <remarks><paramref name="sha256"/> is the slice's SHA-256 (lower-case hex, little-endian u32 words), kept for the audit.</remarks>
     [Alias("SliceDelivered")]
-    Task<bool> SliceDeliveredAsync(int sender, int slice);
+    Task<bool> SliceDeliveredAsync(int sender, int slice, string sha256);
+
+    /// <summary>
+    /// Protocol version 4: may <paramref name="site"/> upload slice <paramref name="slice"/> of its masked input for
+    /// <paramref name="round"/>/<paramref name="sessionId"/> now (<see cref="SliceAdmission.Decide"/>)? A round without state refuses.
+    /// </summary>
+    [Alias("AdmitSlice")]
+    Task<SliceAdmission> AdmitSliceAsync(long round, string sessionId, string site, long slice);
+
+    /// <summary>The SHA-256 of each slice of <paramref name="sender"/>'s masked input, by slice, once every slice arrived (else empty).</summary>
+    [Alias("SliceDigests")]
+    Task<string[]> SliceDigestsAsync(int sender);
 
     /// <summary>
     /// <see cref="ServerRound.CloseMaskedInput"/>; also closes every slice and aborts the round when a slice does not

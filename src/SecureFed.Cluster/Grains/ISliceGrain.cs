@@ -38,4 +38,11 @@ public interface ISliceGrain : IGrainWithStringKey
     /// <summary>The address of the silo hosting this activation (for placement checks and operators).</summary>
     [Alias("Silo")]
     Task<string> SiloAsync();
+
+    /// <summary>
+    /// The https:// URL where agents upload this slice (protocol version 4): the agent endpoint of the silo hosting this
+    /// activation (<see cref="Front.SiloAgentEndpoint"/>), or empty when that silo serves no agents.
+    /// </summary>
+    [Alias("Endpoint")]
+    Task<string> EndpointAsync();
 }

@@ -18,6 +18,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
     private ServerRound? _server;
     private SliceLayout? _layout;
     private Dictionary<int, HashSet<int>> _delivered = [];
+    private Dictionary<int, string[]> _digests = [];
 
     public RoundGrain(ILogger<RoundGrain> logger, TimeProvider time)
     {
@@ -51,6 +52,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         _layout = layout;
         _spec = spec;
         _delivered = [];
+        _digests = [];
         Log.Opened(_logger, this.GetPrimaryKeyString(), parameters.CohortSize, layout.Count, layout.SliceSize);
     }
 
@@ -72,8 +74,21 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
 
     public Task<EncryptedShare[]> SharesForAsync(int recipient) => RunAsync(s => s.SharesFor(recipient).ToArray());
 
-    public async Task<bool> SliceDeliveredAsync(int sender, int slice)
+    public Task<SliceAdmission> AdmitSliceAsync(long round, string sessionId, string site, long slice)
+        => Task.FromResult(_server is null
+            ? SliceAdmission.Decide(null, ProtocolStage.Aborted, [], [], round, sessionId, site, slice)
+            : SliceAdmission.Decide(_spec, _server.Stage, _server.Expected, _server.Delivered, round, sessionId, site, slice));
+
+    public Task<string[]> SliceDigestsAsync(int sender)
     {
+        Server();
+        string[] digests = _digests.GetValueOrDefault(sender) ?? [];
+        return Task.FromResult(digests.Any(string.IsNullOrEmpty) ? [] : digests);
+    }
+
+    public async Task<bool> SliceDeliveredAsync(int sender, int slice, string sha256)
+    {
+        ArgumentNullException.ThrowIfNull(sha256);
         ServerRound server = Server();
         if (server.Stage != ProtocolStage.MaskedInputCollection)
         {
@@ -97,6 +112,13 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         }
 
         slices.Add(slice);
+        if (!_digests.TryGetValue(sender, out string[]? digests))
+        {
+            digests = new string[_layout.Count];
+            _digests[sender] = digests;
+        }
+
+        digests[slice] ??= sha256;
         if (slices.Count < _layout.Count)
         {
             return false;

@@ -12,6 +12,7 @@ namespace SecureFed.Cluster.Grains;
 internal sealed class SliceGrain : Grain, ISliceGrain
 {
     private readonly ILocalSiloDetails _silo;
+    private readonly Front.SiloAgentEndpoint _endpoint;
     private readonly Dictionary<int, uint[]> _held = [];
     private readonly SortedSet<int> _committed = [];
     private int _offset;
@@ -22,9 +23,10 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     private bool _closed;
     private bool _unmasked;
 
-    public SliceGrain(ILocalSiloDetails silo)
+    public SliceGrain(ILocalSiloDetails silo, Front.SiloAgentEndpoint endpoint)
     {
         _silo = silo;
+        _endpoint = endpoint;
     }
 
     public Task OpenAsync(int offset, int length, int vectorLength, int bitWidth)
@@ -159,6 +161,8 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     }
 
     public Task<string> SiloAsync() => Task.FromResult(_silo.SiloAddress.ToParsableString());
+
+    public Task<string> EndpointAsync() => Task.FromResult(_endpoint.Url);
 
     private void RequireOpen()
     {

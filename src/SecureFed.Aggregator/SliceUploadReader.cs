@@ -1,0 +1,83 @@
+using Grpc.Core;
+using SecureFed.Protocol;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// Reads one slice of a masked input from an <c>UploadMaskedInput</c> stream (protocol version 4), shared by the
+/// coordinator's service and the slice silos' (docs/cluster.md §6): at most one slice is buffered, chunks must be in
+/// order and at most <see cref="MaxChunkWords"/> long, and the words must match the SHA-256 of the first chunk.
+/// </summary>
+public static class SliceUploadReader
+{
+    /// <summary>Largest chunk accepted, in words (as for a whole vector).</summary>
+    public const int MaxChunkWords = 65_536;
+
+    /// <summary>Checks the first chunk's announced length and digest against slice <paramref name="slice"/> of <paramref name="length"/> words.</summary>
+    public static SliceUploadRefusal? CheckFirst(MaskedInputChunk first, int slice, int length)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        if (first.TotalWords != (uint)length)
+        {
+            return new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} announces {first.TotalWords} words; the round's slice {slice} has {length}");
+        }
+
+        if (first.Sha256.Length != 64)
+        {
+            return new(StatusCode.InvalidArgument, "malformed_upload", "the first chunk must carry the SHA-256 of the slice (64 hex digits)");
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Reads the stream's chunks, <paramref name="first"/> included, into the first <paramref name="length"/> words of
+    /// <paramref name="buffer"/> (the slice's length) and checks the digest. Returns the refusal, or null with the words read.
+    /// </summary>
+    public static async Task<SliceUploadRefusal?> ReadAsync(MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> stream, uint[] buffer, int length, int slice, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(buffer);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(length, buffer.Length);
+        int received = 0;
+        MaskedInputChunk chunk = first;
+        while (true)
+        {
+            if (chunk.Words.Count > MaxChunkWords)
+            {
+                return new(StatusCode.ResourceExhausted, "oversized_chunk", $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
+            }
+
+            if (chunk.Offset != (uint)received)
+            {
+                return new(StatusCode.InvalidArgument, "malformed_upload", $"chunk at offset {chunk.Offset} of slice {slice} arrived when {received} words had been received");
+            }
+
+            if (received + chunk.Words.Count > length)
+            {
+                return new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} is longer than its {length} words");
+            }
+
+            chunk.Words.CopyTo(buffer, received);
+            received += chunk.Words.Count;
+            if (!await stream.MoveNext(cancellationToken).ConfigureAwait(false))
+            {
+                break;
+            }
+
+            chunk = stream.Current;
+        }
+
+        if (received != length)
+        {
+            return new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} has {received} words; the round's slice {slice} has {length}");
+        }
+
+        string digest = Convert.ToHexStringLower(WireEncoding.VectorDigest(buffer.AsSpan(0, length)));
+        return string.Equals(digest, first.Sha256, StringComparison.OrdinalIgnoreCase)
+            ? null
+            : new(StatusCode.DataLoss, "digest_mismatch", $"slice {slice} does not match the SHA-256 announced in its first chunk");
+    }
+}

@@ -1,0 +1,75 @@
+using SecureFed.Federation;
+
+namespace SecureFed.Cluster.Front;
+
+/// <summary>
+/// What a slice silo's gRPC service needs (docs/cluster.md §6): the federation, the aggregator's kit (its TLS
+/// certificate, the CA and the manifest that maps a client certificate to a site), the silo's grain factory and address,
+/// a bound on slices buffered at once, and counters of what it received.
+/// </summary>
+public sealed class SliceFront : IDisposable
+{
+    private readonly SemaphoreSlim _uploads;
+    private long _wordsReceived;
+    private long _slicesAccepted;
+
+    /// <summary>Creates the context.</summary>
+    public SliceFront(string federation, PartyKit kit, IGrainFactory grains, string siloAddress, int maxConcurrentUploads)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(federation);
+        ArgumentNullException.ThrowIfNull(kit);
+        ArgumentNullException.ThrowIfNull(grains);
+        ArgumentException.ThrowIfNullOrEmpty(siloAddress);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrentUploads, 1);
+        Federation = federation;
+        Kit = kit;
+        Grains = grains;
+        SiloAddress = siloAddress;
+        _uploads = new SemaphoreSlim(maxConcurrentUploads, maxConcurrentUploads);
+    }
+
+    /// <summary>The federation this silo serves.</summary>
+    public string Federation { get; }
+
+    /// <summary>The aggregator's kit.</summary>
+    public PartyKit Kit { get; }
+
+    /// <summary>The silo's grain factory (calls to a slice grain on this silo stay local).</summary>
+    public IGrainFactory Grains { get; }
+
+    /// <summary>This silo's address (<c>SiloAddress.ToParsableString()</c>).</summary>
+    public string SiloAddress { get; }
+
+    /// <summary>Masked-input words received in accepted and refused slice streams (4 bytes each).</summary>
+    public long WordsReceived => Interlocked.Read(ref _wordsReceived);
+
+    /// <summary>Slices accepted (fresh, not retries).</summary>
+    public long SlicesAccepted => Interlocked.Read(ref _slicesAccepted);
+
+    /// <summary>Waits for one of the upload slots (at most that many slices buffered at once).</summary>
+    public async Task<IDisposable> AcquireUploadAsync(CancellationToken cancellationToken)
+    {
+        await _uploads.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Slot(_uploads);
+    }
+
+    internal void Received(int words) => Interlocked.Add(ref _wordsReceived, words);
+
+    internal void Accepted() => Interlocked.Increment(ref _slicesAccepted);
+
+    /// <inheritdoc />
+    public void Dispose() => _uploads.Dispose();
+
+    private sealed class Slot(SemaphoreSlim owner) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+            {
+                owner.Release();
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+using System.Net;
+using System.Security.Authentication;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using SecureFed.Aggregator;
+using SecureFed.Federation;
+
+namespace SecureFed.Cluster.Front;
+
+/// <summary>
+/// Kestrel for a slice silo (not the coordinator): HTTPS with mandatory client certificates of the federation CA, the
+/// aggregator's TLS certificate (the same kit as the coordinator's), and <see cref="SliceUploadService"/> only
+/// (docs/cluster.md §6).
+/// </summary>
+public static class SliceFrontHost
+{
+    /// <summary>Builds the host listening on <paramref name="listen"/> (https://address:port; port 0 picks one).</summary>
+    public static WebApplication Build(Uri listen, SliceFront front, Action<ILoggingBuilder>? configureLogging = null)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        ArgumentNullException.ThrowIfNull(front);
+        PartyKit kit = front.Kit;
+        var builder = WebApplication.CreateSlimBuilder();
+        configureLogging?.Invoke(builder.Logging);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.Limits.MaxRequestBodySize = null; // streams are bounded per message by gRPC
+            IPAddress address = listen.Host is "localhost" ? IPAddress.Loopback
+                : IPAddress.TryParse(listen.Host, out IPAddress? ip) ? ip : IPAddress.Any;
+            kestrel.Listen(address, listen.Port, endpoint =>
+            {
+                endpoint.Protocols = HttpProtocols.Http2;
+                endpoint.UseHttps(new HttpsConnectionAdapterOptions
+                {
+                    ServerCertificate = kit.TlsCertificate,
+                    ClientCertificateMode = ClientCertificateMode.RequireCertificate,
+                    SslProtocols = SslProtocols.Tls13 | SslProtocols.Tls12,
+                    ClientCertificateValidation = (certificate, _, _) => PeerTrust.ValidateChain(certificate, kit.CaCertificate, out _),
+                });
+            });
+        });
+        builder.Services.AddSingleton(front);
+        builder.Services.AddGrpc(grpc =>
+        {
+            grpc.MaxReceiveMessageSize = AggregatorHost.MaxMessageBytes;
+            grpc.MaxSendMessageSize = AggregatorHost.MaxMessageBytes;
+        });
+        WebApplication app = builder.Build();
+        app.UseRouting();
+        app.MapGrpcService<SliceUploadService>();
+        return app;
+    }
+
+    /// <summary>The https:// address Kestrel bound (after start; resolves port 0).</summary>
+    public static Uri BoundAddress(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        string address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        return new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+    }
+}

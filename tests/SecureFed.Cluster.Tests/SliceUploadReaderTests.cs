@@ -1,0 +1,110 @@
+using Grpc.Core;
+using SecureFed.Aggregator;
+using SecureFed.Protocol;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>Reading one slice of a masked input from its stream (protocol version 4), without a server.</summary>
+public sealed class SliceUploadReaderTests
+{
+    private static readonly uint[] Words = [.. Enumerable.Range(0, 300).Select(i => (uint)(i * 7))];
+
+    [Fact]
+    public async Task ReadAsync_ChunksInOrderMatchingDigest_FillsTheBuffer()
+    {
+        uint[] buffer = new uint[400];
+
+        SliceUploadRefusal? refusal = await ReadAsync(Chunks((0, 100), (100, 200)), buffer, 300);
+
+        Assert.Null(refusal);
+        Assert.Equal(Words, buffer[..300]);
+    }
+
+    [Theory]
+    [InlineData("gap", "chunk at offset 150 of slice 2 arrived when 100 words had been received")]
+    [InlineData("short", "slice 2 has 100 words; the round's slice 2 has 300")]
+    [InlineData("long", "slice 2 is longer than its 300 words")]
+    public async Task ReadAsync_BadStream_RefusedSayingWhy(string kind, string reason)
+    {
+        List<MaskedInputChunk> chunks = kind switch
+        {
+            "gap" => Chunks((0, 100), (150, 150)),
+            "short" => Chunks((0, 100)),
+            _ => Chunks((0, 300)),
+        };
+        if (kind == "long")
+        {
+            chunks.Add(new MaskedInputChunk { Offset = 300, Words = { 1u } });
+        }
+
+        SliceUploadRefusal? refusal = await ReadAsync(chunks, new uint[300], 300);
+
+        Assert.NotNull(refusal);
+        Assert.Equal(StatusCode.InvalidArgument, refusal.Code);
+        Assert.Equal(reason, refusal.Reason);
+    }
+
+    [Fact]
+    public async Task ReadAsync_WordsDifferFromDigest_DataLoss()
+    {
+        List<MaskedInputChunk> chunks = Chunks((0, 300));
+        chunks[0].Words[5] ^= 1;
+
+        SliceUploadRefusal? refusal = await ReadAsync(chunks, new uint[300], 300);
+
+        Assert.Equal(StatusCode.DataLoss, refusal?.Code);
+        Assert.Equal("digest_mismatch", refusal?.Category);
+    }
+
+    [Fact]
+    public async Task ReadAsync_OversizedChunk_ResourceExhausted()
+    {
+        var chunk = new MaskedInputChunk { Offset = 0, TotalWords = 70_000, Sha256 = new string('0', 64) };
+        chunk.Words.AddRange(new uint[SliceUploadReader.MaxChunkWords + 1]);
+
+        SliceUploadRefusal? refusal = await ReadAsync([chunk], new uint[70_000], 70_000);
+
+        Assert.Equal(StatusCode.ResourceExhausted, refusal?.Code);
+    }
+
+    [Fact]
+    public void CheckFirst_WrongLengthOrDigest_RefusedSayingWhy()
+    {
+        Assert.Equal("slice 1 announces 99 words; the round's slice 1 has 100",
+            SliceUploadReader.CheckFirst(new MaskedInputChunk { TotalWords = 99, Sha256 = new string('0', 64) }, 1, 100)?.Reason);
+        Assert.Equal("the first chunk must carry the SHA-256 of the slice (64 hex digits)",
+            SliceUploadReader.CheckFirst(new MaskedInputChunk { TotalWords = 100, Sha256 = "abc" }, 1, 100)?.Reason);
+        Assert.Null(SliceUploadReader.CheckFirst(new MaskedInputChunk { TotalWords = 100, Sha256 = new string('0', 64) }, 1, 100));
+    }
+
+    private static List<MaskedInputChunk> Chunks(params (int Offset, int Count)[] ranges)
+    {
+        var chunks = new List<MaskedInputChunk>();
+        foreach ((int offset, int count) in ranges)
+        {
+            var chunk = new MaskedInputChunk { Offset = (uint)offset };
+            chunk.Words.AddRange(Words.AsSpan(offset, count).ToArray());
+            chunks.Add(chunk);
+        }
+
+        chunks[0].TotalWords = 300;
+        chunks[0].Sha256 = Convert.ToHexStringLower(WireEncoding.VectorDigest(Words));
+        return chunks;
+    }
+
+    private static Task<SliceUploadRefusal?> ReadAsync(List<MaskedInputChunk> chunks, uint[] buffer, int length)
+    {
+        var stream = new ListStream(chunks.Skip(1));
+        return SliceUploadReader.ReadAsync(chunks[0], stream, buffer, length, 2, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    private sealed class ListStream(IEnumerable<MaskedInputChunk> chunks) : IAsyncStreamReader<MaskedInputChunk>
+    {
+        private readonly IEnumerator<MaskedInputChunk> _chunks = chunks.GetEnumerator();
+
+        public MaskedInputChunk Current => _chunks.Current;
+
+        public Task<bool> MoveNext(CancellationToken cancellationToken) => Task.FromResult(_chunks.MoveNext());
+    }
+}

@@ -1,0 +1,206 @@
+using System.Net.Security;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using Orleans.TestingHost;
+using SecureFed.Cluster.Front;
+using SecureFed.Federation;
+using SecureFed.Protocol;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>
+/// A slice silo's gRPC service (protocol version 4, docs/cluster.md §6) over mTLS on one silo of the in-process
+/// three-silo cluster, with a real round at its masked-input stage: every wrong upload is refused with its reason, a
+/// right one lands in the local slice grain, and a site counts as having sent its input only once every slice is in.
+/// </summary>
+public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, IDisposable
+{
+    private const string Federation = "slice-front";
+    private const int M = 300;
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly ThreeSiloCluster _cluster;
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-slice-front-").FullName;
+
+    public SliceUploadServiceTests(ThreeSiloCluster cluster)
+    {
+        _cluster = cluster;
+    }
+
+    [Fact]
+    public async Task UploadMaskedInput_SliceSilo_RefusesEachWrongUploadWithItsReasonAndCountsOnlyCompleteSites()
+    {
+        // Arrange: a round of 5 sites in 3 slices of 100 words at its masked-input stage; the service of the silo hosting slice 0.
+        using var script = new RoundScript(5, seed: 31, round: 31, M, bitWidth: 20, degree: 4, Federation);
+        var round = new ClusterRoundClient(_cluster.Grains, Federation, 31);
+        await round.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(Timeout);
+        await script.ThroughShareKeysAsync(round, []);
+        string host = await round.Slice(0).SiloAsync().WaitAsync(Timeout);
+        var silo = (InProcessSiloHandle)_cluster.Cluster.Silos.Single(s => s.SiloAddress.ToParsableString() == host);
+        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation,
+            [.. script.Parameters.Participants.Select(p => p.Name)], "127.0.0.1"));
+        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+        using var front = new SliceFront(Federation, aggregatorKit, silo.SiloHost.Services.GetRequiredService<IGrainFactory>(), host, maxConcurrentUploads: 2);
+        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front);
+        await app.StartAsync().WaitAsync(Timeout);
+        using PartyKit siteKit = PartyKit.Load(federation.SiteKitDirectories["site-002"]);
+        using GrpcChannel channel = Channel(SliceFrontHost.BoundAddress(app), siteKit);
+        var client = new Wire.V1.Aggregation.AggregationClient(channel);
+
+        uint[] masked = await MaskAsync(script, round, 2);
+        uint[][] slices = [masked[..100], masked[100..200], masked[200..]];
+        string[] digests = [.. slices.Select(Sha)];
+        Header Good(Action<Header>? change = null)
+        {
+            var header = new Header { FederationId = Federation, Round = 31, SessionId = script.Parameters.SessionId, Stage = Stage.MaskedInput, Sender = "site-002" };
+            change?.Invoke(header);
+            return header;
+        }
+
+
+        // Act + assert: each wrong upload is refused with its reason, and nothing of it reaches the round.
+        await AssertRefusedAsync(client, Good(h => h.Sender = "site-003"), 0, slices[0], digests[0], StatusCode.PermissionDenied,
+            "the header names sender 'site-003' but the client certificate belongs to 'site-002'");
+        await AssertRefusedAsync(client, Good(h => h.Round = 99), 0, slices[0], digests[0], StatusCode.FailedPrecondition, "round 99 is not open on this cluster");
+        await AssertRefusedAsync(client, Good(h => h.SessionId = "replayed"), 0, slices[0], digests[0], StatusCode.FailedPrecondition,
+            "the message is for round 31 session 'replayed', but the current round is 31");
+        await AssertRefusedAsync(client, Good(), 7, slices[0], digests[0], StatusCode.InvalidArgument, "slice 7 does not exist; the round has 3 slices");
+        await AssertRefusedAsync(client, Good(), 1, slices[1], digests[1], StatusCode.FailedPrecondition, "slice 1 is not hosted by this silo; upload it to");
+        await AssertRefusedAsync(client, Good(), 0, slices[0], Sha(new uint[100]), StatusCode.DataLoss, "slice 0 does not match the SHA-256 announced in its first chunk");
+        await AssertRefusedAsync(client, Good(), 0, slices[1][..50], Sha(slices[1][..50]), StatusCode.InvalidArgument, "slice 0 announces 50 words; the round's slice 0 has 100");
+        await AssertRefusedAsync(client, Good(), null, masked, Sha(masked), StatusCode.FailedPrecondition, "this silo takes slices of the masked input only");
+        Assert.Equal(0, front.SlicesAccepted);
+
+        // The right slice is taken once (a retry is a duplicate); the site is not in U3 until its other slices arrive.
+        Assert.False((await UploadAsync(client, Good(), 0, slices[0], digests[0])).Duplicate);
+        Assert.True((await UploadAsync(client, Good(), 0, slices[0], digests[0])).Duplicate);
+        Assert.Equal(1, front.SlicesAccepted);
+        Assert.DoesNotContain(2, (await round.Round.ProgressAsync().WaitAsync(Timeout)).Delivered);
+        Assert.Empty(await round.Round.SliceDigestsAsync(2).WaitAsync(Timeout));
+        Assert.True(await round.SendSliceAsync(2, 1, slices[1], digests[1], CancellationToken.None).WaitAsync(Timeout));
+        Assert.True(await round.SendSliceAsync(2, 2, slices[2], digests[2], CancellationToken.None).WaitAsync(Timeout));
+        Assert.Contains(2, (await round.Round.ProgressAsync().WaitAsync(Timeout)).Delivered);
+        Assert.Equal(digests, await round.Round.SliceDigestsAsync(2).WaitAsync(Timeout));
+        await AssertRefusedAsync(client, Good(), 0, slices[0], digests[0], StatusCode.AlreadyExists, "index 2: already sent its masked input (every slice)");
+        script.Single.AcceptMaskedInput(2, masked);
+
+        // Site 3 sends two of its three slices only: it is treated as not having sent its input (as a dropout).
+        uint[] partial = await MaskAsync(script, round, 3);
+        Assert.True(await round.SendSliceAsync(3, 0, partial.AsMemory(0, 100), Sha(partial[..100]), CancellationToken.None).WaitAsync(Timeout));
+        Assert.True(await round.SendSliceAsync(3, 1, partial.AsMemory(100, 100), Sha(partial[100..200]), CancellationToken.None).WaitAsync(Timeout));
+        await script.SendMaskedInputsAsync(round, [4, 5]);
+        (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(round, []);
+        Assert.Equal([2, 4, 5], clustered.Contributors);
+        Assert.Equal(single.Sum, clustered.Sum);
+        Assert.Equal(script.ExpectedSum([2, 4, 5]), clustered.Sum);
+        await app.StopAsync().WaitAsync(Timeout);
+    }
+
+    [Fact]
+    public async Task OpenAsync_EverySiloServesAgents_AnnouncesEachSliceAtItsSiloAndCoordinatorRefusesOthers()
+    {
+        // Arrange: every silo of the in-process cluster with an agent endpoint; the coordinator is silo 0.
+        var silos = _cluster.Cluster.Silos.Cast<InProcessSiloHandle>().ToArray();
+        var endpoints = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < silos.Length; i++)
+        {
+            var url = new Uri($"https://127.0.0.1:{17000 + i}");
+            silos[i].SiloHost.Services.GetRequiredService<SiloAgentEndpoint>().Set(url);
+            endpoints[silos[i].SiloAddress.ToParsableString()] = url.GetLeftPart(UriPartial.Authority);
+        }
+
+        string coordinator = silos[0].SiloAddress.ToParsableString();
+        var factory = new ClusterRoundServerFactory(silos[0].SiloHost.Services.GetRequiredService<IGrainFactory>(), 1024,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, coordinator);
+        using var script = new RoundScript(4, seed: 41, round: 41, 2500, bitWidth: 32, degree: 3, Federation);
+
+        // Act
+        Aggregator.IRoundServer server = await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(Timeout);
+
+        // Assert: version 4 with one endpoint per slice, each its host's; the coordinator takes only its own slices.
+        Assert.NotNull(server.SliceUploads);
+        Assert.Equal(3, server.SliceUploads.Count);
+        var round = new ClusterRoundClient(_cluster.Grains, Federation, 41);
+        for (int k = 0; k < 3; k++)
+        {
+            string host = await round.Slice(k).SiloAsync().WaitAsync(Timeout);
+            Assert.Equal(endpoints[host], server.SliceUploads.Endpoints[k]);
+            Assert.Equal(host == coordinator ? null : endpoints[host], await server.SliceElsewhereAsync(k, CancellationToken.None).WaitAsync(Timeout));
+        }
+
+        await server.AbortAsync("test over", CancellationToken.None).WaitAsync(Timeout);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static async Task<uint[]> MaskAsync(RoundScript script, ClusterRoundClient round, int site)
+    {
+        EncryptedShare[] forMe = await round.Round.SharesForAsync(site).WaitAsync(Timeout);
+        var masked = new uint[M];
+        script.Client(site).MaskInput(forMe, script.Inputs[site - 1], masked);
+        return masked;
+    }
+
+    private static async Task AssertRefusedAsync(Wire.V1.Aggregation.AggregationClient client, Header header, uint? slice, uint[] words, string sha, StatusCode code, string reason)
+    {
+        RpcException ex = await Assert.ThrowsAsync<RpcException>(() => UploadAsync(client, header, slice, words, sha));
+        Assert.Equal(code, ex.StatusCode);
+        Assert.Contains(reason, ex.Status.Detail, StringComparison.Ordinal);
+    }
+
+    private static async Task<Ack> UploadAsync(Wire.V1.Aggregation.AggregationClient client, Header header, uint? slice, uint[] words, string sha)
+    {
+        using AsyncClientStreamingCall<MaskedInputChunk, Ack> call = client.UploadMaskedInput(deadline: DateTime.UtcNow + Timeout);
+        var first = new MaskedInputChunk { Header = header, Offset = 0, TotalWords = (uint)words.Length, Sha256 = sha };
+        if (slice is uint k)
+        {
+            first.Slice = k;
+        }
+
+        first.Words.AddRange(words);
+        try
+        {
+            await call.RequestStream.WriteAsync(first);
+            await call.RequestStream.CompleteAsync();
+        }
+        catch (RpcException)
+        {
+            // refused before the stream was read to its end: the status comes with the response
+        }
+        catch (InvalidOperationException)
+        {
+            // the call already completed with its status
+        }
+
+        return await call.ResponseAsync.WaitAsync(Timeout);
+    }
+
+    private static string Sha(uint[] words) => Convert.ToHexStringLower(WireEncoding.VectorDigest(words));
+
+    private static GrpcChannel Channel(Uri address, PartyKit kit) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    {
+        HttpHandler = new SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                ClientCertificates = [kit.TlsCertificate],
+                RemoteCertificateValidationCallback = PeerTrust.AggregatorValidationCallback(kit.Manifest),
+            },
+        },
+        DisposeHttpClient = true,
+    });
+}
