@@ -5,15 +5,17 @@ namespace SecureFed.Cluster.Tests;
 
 /// <summary>
 /// Counts, per endpoint (host:port), the request bytes agents put on the wire in <c>UploadMaskedInput</c> calls (the
-/// gRPC frames: protobuf chunks with their 5-byte prefixes, before TLS): an outside measurement of what each silo received.
+/// gRPC frames: protobuf chunks with their 5-byte prefixes, before TLS): an outside measurement of what each silo received;
+/// and, per endpoint, the number of such calls (a retried upload is a second call).
 /// </summary>
-internal sealed class UploadBytesCounter(HttpMessageHandler inner, ConcurrentDictionary<string, long> bytes) : DelegatingHandler(inner)
+internal sealed class UploadBytesCounter(HttpMessageHandler inner, ConcurrentDictionary<string, long> bytes, ConcurrentDictionary<string, long> calls) : DelegatingHandler(inner)
 {
     protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
         if (request.RequestUri?.AbsolutePath.EndsWith("/UploadMaskedInput", StringComparison.Ordinal) == true && request.Content is { } content)
         {
             request.Content = new CountingContent(content, request.RequestUri.Authority, bytes);
+            calls.AddOrUpdate(request.RequestUri.Authority, 1, (_, n) => n + 1);
         }
 
         return base.SendAsync(request, cancellationToken);

@@ -40,7 +40,8 @@ public sealed class OperatorConsoleBrowserTests : IDisposable
         Assert.Empty(driver.FindElements(By.Id("sites")));
         driver.FindElement(By.Id("token")).SendKeys(new string('0', 64));
         driver.FindElement(By.Id("login")).Click();
-        Assert.Equal("That is not the operator token.", driver.FindElement(By.Id("login-error")).Text);
+        // The form posts and the answer is a new page: wait for it (the click may return before the navigation ends).
+        Assert.Equal("That is not the operator token.", Wait(driver, TimeSpan.FromSeconds(10), d => d.FindElement(By.Id("login-error")).Text));
         AssertNoLevelAViolations(driver, "login page");
 
         // With the provisioned token: the console, before any agent is up.
