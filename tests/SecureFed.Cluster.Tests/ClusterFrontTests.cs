@@ -43,40 +43,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
 
         // Arrange, reference: the single-process aggregator in this process, the same agents, the same seeded randomness.
-        string singleData = Path.Combine(_dir, "single-aggregator");
-        Dictionary<string, string?> single = FrontFederation.Flatten(fed.AggregatorSettings(singleData, FreePort(), rounds));
-        single["SecureFed:Federation"] = federation;
-        single["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
-        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(single).Build();
-        var singleModels = new List<byte[]>();
-        var singleInputs = new Dictionary<(string, long), uint[]>();
-        WebApplication app = AggregatorHost.Build(configuration, (Func<float[]>?)null, logging => logging.SetMinimumLevel(LogLevel.Warning));
-        try
-        {
-            await app.StartAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            fed.StartAgents(AggregatorHost.BoundAddress(app), "single-agents");
-            await fed.AgentsFinishedAsync(RunTimeout);
-            await app.Services.GetRequiredService<RoundCoordinator>().Finished.WaitAsync(RunTimeout);
-            AggregatorState state = app.Services.GetRequiredService<AggregatorState>();
-            for (int v = 1; v <= rounds; v++)
-            {
-                singleModels.Add(state.Store.LoadModel(v) ?? throw new InvalidOperationException($"the single process has no model v{v}"));
-            }
-
-            foreach (KeyValuePair<(string, long), uint[]> input in fed.Inputs)
-            {
-                singleInputs[input.Key] = input.Value;
-            }
-        }
-        finally
-        {
-            await fed.StopAgentsAsync();
-            await app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
-            await app.DisposeAsync();
-        }
-
-        Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(singleData)).Ok);
-        fed.Inputs.Clear();
+        (List<byte[]> singleModels, Dictionary<(string, long), uint[]> singleInputs) = await RunSingleProcessAsync(fed, federation, rounds);
 
         // Act: the same federation through three silo processes, the third the coordinator.
         string clusterData = Path.Combine(_dir, "cluster-aggregator");
