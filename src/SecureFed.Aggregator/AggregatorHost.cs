@@ -1,11 +1,7 @@
-using System.Net;
-using System.Security.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -85,20 +81,7 @@ public static class AggregatorHost
             var listen = new Uri(options.Listen);
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
-                kestrel.Limits.MaxRequestBodySize = null; // streams are bounded per message by gRPC
-                IPAddress address = listen.Host is "localhost" ? IPAddress.Loopback
-                    : IPAddress.TryParse(listen.Host, out IPAddress? ip) ? ip : IPAddress.Any;
-                kestrel.Listen(address, listen.Port, endpoint =>
-                {
-                    endpoint.Protocols = HttpProtocols.Http2;
-                    endpoint.UseHttps(new HttpsConnectionAdapterOptions
-                    {
-                        ServerCertificate = state.Kit.TlsCertificate,
-                        ClientCertificateMode = ClientCertificateMode.RequireCertificate,
-                        SslProtocols = SslProtocols.Tls13 | SslProtocols.Tls12,
-                        ClientCertificateValidation = (certificate, _, _) => PeerTrust.ValidateChain(certificate, state.Kit.CaCertificate, out _),
-                    });
-                });
+                AgentListener.Listen(kestrel, listen, state.Kit);
                 if (options.AdminEnabled)
                 {
                     AdminListener.Listen(kestrel, new Uri(options.AdminListen!));

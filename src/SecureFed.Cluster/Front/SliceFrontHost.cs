@@ -1,11 +1,7 @@
-using System.Net;
-using System.Security.Authentication;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
@@ -30,20 +26,7 @@ public static class SliceFrontHost
         configureLogging?.Invoke(builder.Logging);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            kestrel.Limits.MaxRequestBodySize = null; // streams are bounded per message by gRPC
-            IPAddress address = listen.Host is "localhost" ? IPAddress.Loopback
-                : IPAddress.TryParse(listen.Host, out IPAddress? ip) ? ip : IPAddress.Any;
-            kestrel.Listen(address, listen.Port, endpoint =>
-            {
-                endpoint.Protocols = HttpProtocols.Http2;
-                endpoint.UseHttps(new HttpsConnectionAdapterOptions
-                {
-                    ServerCertificate = kit.TlsCertificate,
-                    ClientCertificateMode = ClientCertificateMode.RequireCertificate,
-                    SslProtocols = SslProtocols.Tls13 | SslProtocols.Tls12,
-                    ClientCertificateValidation = (certificate, _, _) => PeerTrust.ValidateChain(certificate, kit.CaCertificate, out _),
-                });
-            });
+            AgentListener.Listen(kestrel, listen, kit);
         });
         builder.Services.AddSingleton(front);
         builder.Services.AddGrpc(grpc =>
