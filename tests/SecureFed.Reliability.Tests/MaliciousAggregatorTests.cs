@@ -1,11 +1,7 @@
 using System.Collections.Concurrent;
-using System.Net;
-using System.Security.Authentication;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using SecureFed.Agent;
@@ -211,17 +207,8 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0, endpoint =>
-        {
-            endpoint.Protocols = HttpProtocols.Http2;
-            endpoint.UseHttps(new HttpsConnectionAdapterOptions
-            {
-                ServerCertificate = kit.TlsCertificate,
-                ClientCertificateMode = ClientCertificateMode.RequireCertificate,
-                SslProtocols = SslProtocols.Tls13 | SslProtocols.Tls12,
-                ClientCertificateValidation = (certificate, _, _) => PeerTrust.ValidateChain(certificate, kit.CaCertificate, out _),
-            });
-        }));
+        // The product's agent-facing endpoint (mutual TLS), so the malicious aggregator is reached exactly as the real one.
+        builder.WebHost.ConfigureKestrel(kestrel => AgentListener.Listen(kestrel, new Uri("https://127.0.0.1:0"), kit));
         builder.Services.AddGrpc(grpc => grpc.EnableDetailedErrors = true);
         builder.Services.AddSingleton(service);
         WebApplication app = builder.Build();
