@@ -332,11 +332,10 @@ public sealed class TaggerTrainer
     /// </summary>
     internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum, List<double>? norms, Tensor[]? preconditioner)
     {
-        Tensor[]? scale = preconditioner;
         if (batch.Length > 0 && !dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
         {
             var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
-            Dictionary<string, Tensor>? byName = scale is null ? null : model.Parameters.Select((p, i) => (p.Name, Scale: scale[i])).ToDictionary(x => x.Name, x => x.Scale, StringComparer.Ordinal);
+            Dictionary<string, Tensor>? byName = preconditioner is null ? null : model.Parameters.Select((p, i) => (p.Name, Scale: preconditioner[i])).ToDictionary(x => x.Name, x => x.Scale, StringComparer.Ordinal);
             Tensor[] result = BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, dp.Trains, out lossSum, out Tensor exampleNorms, byName);
             norms?.AddRange(exampleNorms.cpu().data<double>().ToArray());
             return result;
@@ -350,7 +349,7 @@ public sealed class TaggerTrainer
             using var exampleScope = torch.NewDisposeScope();
             Tensor[] grads = PerExampleGradient(model, example, rng, out double loss);
             lossSum += loss;
-            double norm = ClipAndAccumulate([.. trained.Select(i => scale is null ? grads[i] : grads[i].mul(scale[i]))], [.. trained.Select(i => sum[i])], dp.MaxGradNorm);
+            double norm = ClipAndAccumulate([.. trained.Select(i => preconditioner is null ? grads[i] : grads[i].mul(preconditioner[i]))], [.. trained.Select(i => sum[i])], dp.MaxGradNorm);
             norms?.Add(norm);
         }
 
