@@ -126,6 +126,19 @@ public sealed record ExperimentOptions
     public bool DpPreconditionPerTensor { get; init; }
 
     /// <summary>
+    /// k of projected DP-SGD (<see cref="TaggerGradientSubspace"/>): each example's gradient is projected onto the top-k
+    /// principal directions of public per-example gradients (the --warm-start corpus) before clipping and the noise; 0 = off.
+    /// </summary>
+    public int DpSubspace { get; init; }
+
+    /// <summary>Public sentences whose gradients span the subspace (n ≥ k).</summary>
+    /// <value>The default value is 1000.</value>
+    public int DpSubspaceSentences { get; init; } = 1000;
+
+    /// <summary>Recompute the subspace at the current global model every this many rounds (0 = only at the initial model).</summary>
+    public int DpSubspaceRefresh { get; init; }
+
+    /// <summary>
     /// Splits each DP-SGD step's Gaussian noise across the sites (distributed patient-level DP): each site adds
     /// N(0, (σC)²/n) instead of N(0, (σC)²), so the sum secure aggregation reveals carries the noise of one DP-SGD step
     /// over every site's data. Needs one DP-SGD step per round (FedSGD, <see cref="DpStepsPerRound"/> = 1): only then
@@ -363,6 +376,21 @@ public sealed record ExperimentOptions
         if (DpPrecondition && WarmStartDirectory is null)
         {
             throw new ArgumentException("--dp-precondition estimates the preconditioner on public data: it needs --warm-start DIR.");
+        }
+
+        if (DpSubspace < 0 || DpSubspaceRefresh < 0)
+        {
+            throw new ArgumentException("--dp-subspace and --dp-subspace-refresh must be 0 (off) or positive.");
+        }
+
+        if (DpSubspace > 0 && WarmStartDirectory is null)
+        {
+            throw new ArgumentException("--dp-subspace takes the gradient subspace from public data: it needs --warm-start DIR.");
+        }
+
+        if (DpSubspace > 0 && DpSubspaceSentences < DpSubspace)
+        {
+            throw new ArgumentException($"--dp-subspace-sentences ({DpSubspaceSentences}) must be at least --dp-subspace ({DpSubspace}).");
         }
 
         if (!(DpPreconditionFloor > 0 && DpPreconditionFloor <= 1))

@@ -18,6 +18,7 @@ public sealed partial class ExperimentRunner
     private readonly ExperimentOptions _options;
     private readonly Action<string> _progress;
     private float[]? _preconditioner;
+    private Sentence[]? _publicTrain;
 
     /// <summary>Creates the runner.</summary>
     /// <param name="options">Validated settings.</param>
@@ -135,6 +136,7 @@ public sealed partial class ExperimentRunner
             }
         }
 
+        _publicTrain = publicTrain;
         if (_options.DpPrecondition)
         {
             _preconditioner = Preconditioner(model, publicTrain, cached, seed);
@@ -271,6 +273,12 @@ public sealed partial class ExperimentRunner
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? $" in the sum ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}"));
         }
 
+        using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
+        if (dp is not null && _options.DpSubspace > 0)
+        {
+            dp = dp with { Subspace = Subspace(model, initial, dp, seed) };
+        }
+
         string[] names = [.. data.Sites.Select(s => s.Name)];
         int weightCap = Math.Max(1, data.Sites.Max(s => s.Train.Count));
         // Federated evaluation: each site scores the model it received on its own shard of the dev set; only the sum
@@ -280,7 +288,6 @@ public sealed partial class ExperimentRunner
         using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation,
             serverOptimizer: _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(_options.ServerOptimizer));
         var federatedF1 = new List<double?>();
-        using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
         float[] global = (float[])initial.Clone();
         var curve = new List<double>();
         long[] dpSteps = new long[names.Length];
@@ -312,6 +319,12 @@ public sealed partial class ExperimentRunner
             }
 
             global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts);
+            if (dp?.Subspace is not null && _options.DpSubspaceRefresh > 0 && round % _options.DpSubspaceRefresh == 0 && round < _options.Rounds)
+            {
+                dp.Subspace.Dispose();
+                dp = dp with { Subspace = Subspace(model, global, dp, seed) };
+            }
+
             federatedF1.Add(secAgg.LastEvaluation?.F1);
             average = AverageModels(average, global, round);
             model.Unflatten(average ?? global);
@@ -319,6 +332,7 @@ public sealed partial class ExperimentRunner
             RoundProgress(seed, arm, round, curve[^1], watch, dp is null ? null : (clippedFraction, medianNorm));
         }
 
+        dp?.Subspace?.Dispose();
         fusedModel?.Invoke(model);
         ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : _options.DpDistributedNoise ? "federated_distributed_dp" : "federated_dp", seed, epsilon, model, data, curve, watch)
             with { FederatedEvaluationF1PerRound = federatedF1 };
@@ -345,6 +359,20 @@ public sealed partial class ExperimentRunner
     }
 
     /// <summary>The moving average of the global models after <paramref name="round"/> (null when <see cref="ExperimentOptions.ServerWeightAverage"/> is off).</summary>
+    /// <summary>Projected DP-SGD's public gradient subspace at <paramref name="weights"/> (a public model: the initial or the announced global one).</summary>
+    private TaggerGradientSubspace Subspace(TaggerModel model, float[] weights, DpSgdOptions dp, int seed)
+    {
+        var watch = Stopwatch.StartNew();
+        model.Unflatten(weights);
+        IReadOnlyList<float>? scale = dp.Preconditioner is { } a && dp.PreconditionBeforeClipExponent != 0
+            ? [.. a.Select(f => (float)Math.Pow(f, dp.PreconditionBeforeClipExponent))]
+            : null;
+        Sentence[] publicTrain = _publicTrain ?? throw new InvalidOperationException("--dp-subspace needs the public warm-start corpus.");
+        TaggerGradientSubspace subspace = TaggerGradientSubspace.FromPublicData(model, publicTrain, _options.DpSubspace, _options.DpSubspaceSentences, scale, dp.Trains);
+        _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public gradient subspace: k = {subspace.Dimension} of {subspace.ParameterCount} parameters from {Math.Min(publicTrain.Length, _options.DpSubspaceSentences)} public sentences, {subspace.ExplainedShare:P0} of their squared norm ({watch.Elapsed.TotalSeconds:F0} s)"));
+        return subspace;
+    }
+
     private float[]? AverageModels(float[]? average, float[] global, int round)
     {
         if (_options.ServerWeightAverage <= 0)
@@ -459,6 +487,9 @@ public sealed partial class ExperimentRunner
         ["dp_precondition"] = _options.DpPrecondition,
         ["dp_precondition_floor"] = _options.DpPreconditionFloor,
         ["dp_precondition_per_tensor"] = _options.DpPreconditionPerTensor,
+        ["dp_subspace"] = _options.DpSubspace,
+        ["dp_subspace_sentences"] = _options.DpSubspaceSentences,
+        ["dp_subspace_refresh"] = _options.DpSubspaceRefresh,
         ["dp_noise"] = _options.DpDistributedNoise ? "distributed" : "local",
         ["server_ema"] = _options.ServerWeightAverage,
         ["dp_precondition_after_noise"] = _options.DpPreconditionAfterNoise,

@@ -62,6 +62,15 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     public double PreconditionBeforeClipExponent => PreconditionAfterNoise ? 0 : PreconditionSplit;
 
     /// <summary>
+    /// Optional public gradient subspace (projected DP-SGD, <see cref="TaggerGradientSubspace"/>): each example's gradient
+    /// (after the preconditioner's part before clipping) is replaced by its k coordinates in the subspace, clipped there
+    /// to <see cref="MaxGradNorm"/>, summed, and the noise is drawn in k dimensions; the step is the sum mapped back
+    /// into the parameters. Same sensitivity, same ε; the noise's norm shrinks by √(k / P). Null = plain DP-SGD.
+    /// </summary>
+    /// <value>The default value is null.</value>
+    public TaggerGradientSubspace? Subspace { get; init; }
+
+    /// <summary>
     /// Draws the Poisson sampling, word dropout, dropout masks and Gaussian noise from <see cref="TrainOptions.Seed"/>
     /// (the same seed gives the same model). The privacy proof assumes all of them are secret: anyone who knows the seed
     /// can recompute the noise and subtract it. For experiments and tests only, never for an agent's real training.

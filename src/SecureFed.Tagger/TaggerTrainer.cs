@@ -282,6 +282,11 @@ public sealed class TaggerTrainer
         using var scope = torch.NewDisposeScope();
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
         string[] names = [.. model.Parameters.Select(p => p.Name)];
+        if (dp.Subspace is not null)
+        {
+            return ProjectedDpStep(model, optimizer, batch, dp, datasetSize, rng, generator, norms, preconditioner, after);
+        }
+
         Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum, norms, preconditioner);
         using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
         using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
@@ -316,6 +321,117 @@ public sealed class TaggerTrainer
 
         optimizer.Step();
         return batch.Length == 0 ? double.NaN : lossSum / batch.Length;
+    }
+
+    /// <summary>
+    /// One projected DP-SGD step (<see cref="DpSgdOptions.Subspace"/>): each example's gradient, scaled by the
+    /// preconditioner's part before clipping and restricted to the trained parameters, is projected onto the public
+    /// subspace (w = V g, k numbers), clipped to C there and summed; N(0, (σC)²) noise is added to each of the k
+    /// coordinates; Vᵀ of the result, divided by q N (and scaled by the part after the noise), is the gradient.
+    /// </summary>
+    private static double ProjectedDpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, Generator generator, List<double> norms, Tensor[]? preconditioner, Tensor[]? after)
+    {
+        TaggerGradientSubspace subspace = dp.Subspace!;
+        if (subspace.ParameterCount != model.ParameterCount)
+        {
+            throw new ArgumentException($"the gradient subspace is for {subspace.ParameterCount} parameters but the model has {model.ParameterCount}", nameof(dp));
+        }
+
+        Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
+        string[] names = [.. model.Parameters.Select(p => p.Name)];
+        Tensor basis = subspace.Basis(model.Device);
+        Tensor sum = ProjectedClippedSum(model, batch, dp, rng, basis, preconditioner, norms, out double lossSum);
+        using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
+        using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
+        using (torch.no_grad())
+        {
+            Tensor noisy = dp.NoiseMultiplier > 0 ? sum.add(torch.randn(sum.shape, sum.dtype, sum.device, generator: generator), noiseStd) : sum;
+            Tensor flat = noisy.matmul(basis).div(expectedBatch);
+            long offset = 0;
+            for (int i = 0; i < parameters.Length; i++)
+            {
+                long n = parameters[i].numel();
+                Tensor grad = flat.narrow(0, offset, n).reshape(parameters[i].shape);
+                offset += n;
+                if (!dp.Trains(names[i]))
+                {
+                    continue;
+                }
+
+                if (after is not null)
+                {
+                    grad = grad.mul(after[i]);
+                }
+
+                if (parameters[i].grad is Tensor g)
+                {
+                    g.copy_(grad);
+                }
+                else
+                {
+                    parameters[i].grad = grad.detach().clone().DetachFromDisposeScope();
+                }
+            }
+        }
+
+        optimizer.Step();
+        return batch.Length == 0 ? double.NaN : lossSum / batch.Length;
+    }
+
+    /// <summary>
+    /// Σ over <paramref name="batch"/> of clip_C(V (A ⊙ gᵢ)) (k numbers; zeros for an empty batch), V the subspace's basis
+    /// and A the preconditioner's part before clipping; each projected norm is added to <paramref name="norms"/>. One
+    /// batched pass (<see cref="BatchedClipping.PerExampleGradients"/>) or, with <see cref="DpSgdOptions.PerExampleLoop"/>
+    /// or the character CNN, one backward pass per example.
+    /// </summary>
+    internal static Tensor ProjectedClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, Tensor basis, Tensor[]? preconditioner, List<double>? norms, out double lossSum)
+    {
+        Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
+        string[] names = [.. model.Parameters.Select(p => p.Name)];
+        Tensor projected; // [B, k]
+        if (batch.Length == 0)
+        {
+            lossSum = 0;
+            return torch.zeros([basis.shape[0]], ScalarType.Float32, model.Device);
+        }
+
+        if (!dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
+        {
+            var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
+            Dictionary<string, Tensor>? byName = preconditioner is null ? null : names.Select((n, i) => (n, Scale: preconditioner[i])).ToDictionary(x => x.n, x => x.Scale, StringComparer.Ordinal);
+            Tensor gradients = BatchedClipping.PerExampleGradients(model, tensors, dp.Trains, out lossSum, byName);
+            using (torch.no_grad())
+            {
+                projected = gradients.matmul(basis.t());
+            }
+        }
+        else
+        {
+            Tensor mask = torch.cat([.. parameters.Select((p, i) => (preconditioner is null ? torch.ones_like(p) : preconditioner[i]).reshape(-1).mul(dp.Trains(names[i]) ? TorchScalars.One : TorchScalars.Zero))]);
+            var rows = new Tensor[batch.Length];
+            lossSum = 0;
+            for (int e = 0; e < batch.Length; e++)
+            {
+                Tensor[] grads = PerExampleGradient(model, batch[e], rng, out double loss);
+                lossSum += loss;
+                using (torch.no_grad())
+                {
+                    rows[e] = basis.matmul(torch.cat([.. grads.Select(g => g.reshape(-1))]).mul(mask));
+                }
+            }
+
+            projected = torch.stack(rows);
+        }
+
+        using (torch.no_grad())
+        {
+            Tensor exampleNorms = projected.to(ScalarType.Float64).norm(1);
+            norms?.AddRange(exampleNorms.cpu().data<double>().ToArray());
+            using Scalar c = dp.MaxGradNorm.ToScalar();
+            using Scalar tiny = 1e-12.ToScalar();
+            Tensor factors = exampleNorms.add(tiny, TorchScalars.OneInt).reciprocal().mul(c).clamp_max(TorchScalars.One).to(ScalarType.Float32);
+            return projected.mul(factors.unsqueeze(1)).sum(dim: 0);
+        }
     }
 
     /// <summary>

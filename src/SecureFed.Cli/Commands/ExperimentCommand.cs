@@ -37,6 +37,9 @@ internal static class ExperimentCommand
         dpNoise.AcceptOnlyFromAmong("local", "distributed");
         var serverEma = new Option<double>("--server-ema") { Description = "Report an exponential moving average of the global models with this decay (e.g. 0.9; post-processing, no privacy cost); 0 = off.", DefaultValueFactory = _ => 0 };
         var preconditionPerTensor = new Option<bool>("--dp-precondition-per-tensor") { Description = "With --dp-precondition: one factor per weight tensor (layer-wise) instead of per coordinate." };
+        var subspace = new Option<int>("--dp-subspace") { Description = "Projected DP-SGD: clip and noise each example's gradient in the top-k principal directions of public per-example gradients (the --warm-start corpus); the noise shrinks with k, ε does not change. 0 = off." };
+        var subspaceSentences = new Option<int>("--dp-subspace-sentences") { Description = "Public sentences whose gradients span the --dp-subspace.", DefaultValueFactory = _ => 1000 };
+        var subspaceRefresh = new Option<int>("--dp-subspace-refresh") { Description = "Recompute the --dp-subspace at the current global model every this many rounds (0 = only at the initial model)." };
         var serverLr = new Option<double>("--server-lr") { Description = "Server learning rate: the global model moves by this times the weighted mean of the sites' deltas.", DefaultValueFactory = _ => 1.0 };
         var serverOptimizer = new Option<string>("--server-optimizer") { Description = "The aggregator's update rule on the averaged delta: avg (FedAvg), momentum (FedAvgM) or adam (FedAdam); post-processing of the sum, no privacy cost.", DefaultValueFactory = _ => "avg" };
         var serverBeta1 = new Option<double>("--server-beta1") { Description = "Server momentum (momentum) or Adam's β1 (adam).", DefaultValueFactory = _ => 0.9 };
@@ -52,7 +55,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -94,6 +97,9 @@ internal static class ExperimentCommand
                 DpPrecondition = parse.GetValue(precondition),
                 DpPreconditionFloor = parse.GetValue(preconditionFloor),
                 DpPreconditionPerTensor = parse.GetValue(preconditionPerTensor),
+                DpSubspace = parse.GetValue(subspace),
+                DpSubspaceSentences = parse.GetValue(subspaceSentences),
+                DpSubspaceRefresh = parse.GetValue(subspaceRefresh),
                 DpDistributedNoise = parse.GetValue(dpNoise) == "distributed",
                 ServerWeightAverage = parse.GetValue(serverEma),
                 DpPreconditionAfterNoise = parse.GetValue(preconditionAfter),

@@ -58,6 +58,104 @@ internal static class BatchedClipping
             throw new NotSupportedException("batched per-example clipping does not cover the character CNN");
         }
 
+        Parts parts = Backward(model, batch, trains, scale, out lossSum);
+        var p = parts.Parameters;
+        long b = parts.Batch;
+        var dense = parts.Dense;
+        var tables = parts.Tables;
+        Tensor[]? crfPerExample = parts.Crf;
+        Tensor squared = torch.zeros(b, ScalarType.Float64, device: parts.Device);
+        foreach (DensePerExample d in dense)
+        {
+            squared.add_(d.SquaredNorms(), TorchScalars.OneInt);
+        }
+
+        foreach (EmbeddingPart e in tables)
+        {
+            squared.add_(e.SquaredNorms(b), TorchScalars.OneInt);
+        }
+
+        if (crfPerExample is not null)
+        {
+            foreach (Tensor g in crfPerExample)
+            {
+                using Tensor g64 = g.to(ScalarType.Float64);
+                squared.add_(g64.mul(g64).flatten(1).sum(1), TorchScalars.OneInt);
+            }
+        }
+
+        norms = squared.sqrt();
+        using Scalar c = maxNorm.ToScalar();
+        using Scalar tiny = 1e-12.ToScalar();
+        Tensor factors = norms.add(tiny, TorchScalars.OneInt).reciprocal().mul(c).clamp_max(TorchScalars.One).to(ScalarType.Float32);
+
+        var sums = new Dictionary<string, Tensor>();
+        foreach (DensePerExample d in dense)
+        {
+            d.AddClipped(factors, sums);
+        }
+
+        foreach (EmbeddingPart e in tables)
+        {
+            sums[e.Name] = e.ClippedSum(factors, p[e.Name]);
+        }
+
+        if (crfPerExample is not null)
+        {
+            string[] names = ["crf.transitions", "crf.start", "crf.end"];
+            for (int i = 0; i < names.Length; i++)
+            {
+                Tensor f = factors.reshape([b, .. Enumerable.Repeat(1L, (int)crfPerExample[i].dim() - 1)]);
+                sums[names[i]] = crfPerExample[i].mul(f).sum(dim: 0);
+            }
+        }
+
+        return [.. model.Parameters.Select(x => sums.TryGetValue(x.Name, out Tensor? s) ? s : torch.zeros_like(x.Tensor))];
+    }
+
+    /// <summary>
+    /// Every example's gradient as a dense [B, P] matrix (P = the model's parameter count, in <see cref="TaggerModel.Parameters"/>
+    /// order, zeros for the parameters <paramref name="trains"/> rejects), each scaled by <paramref name="scale"/> when
+    /// given: from the same one forward and one backward pass as <see cref="ClippedSum"/>. B × P floats: meant for the
+    /// tiny model (projected DP-SGD).
+    /// </summary>
+    public static Tensor PerExampleGradients(TaggerModel model, BatchTensors batch, Func<string, bool> trains, out double lossSum, IReadOnlyDictionary<string, Tensor>? scale = null)
+    {
+        if (!Supports(model.Config))
+        {
+            throw new NotSupportedException("batched per-example gradients do not cover the character CNN");
+        }
+
+        Parts parts = Backward(model, batch, trains, scale, out lossSum);
+        long b = parts.Batch;
+        var pieces = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach (DensePerExample d in parts.Dense)
+        {
+            pieces[d.WeightName] = d.Weight.reshape(b, -1);
+            pieces[d.BiasName] = pieces.TryGetValue(d.BiasName, out Tensor? bias0) ? TorchScalars.Add(bias0, d.Bias) : d.Bias;
+        }
+
+        foreach (EmbeddingPart e in parts.Tables)
+        {
+            pieces[e.Name] = e.PerExample(b);
+        }
+
+        if (parts.Crf is not null)
+        {
+            string[] names = ["crf.transitions", "crf.start", "crf.end"];
+            for (int i = 0; i < names.Length; i++)
+            {
+                pieces[names[i]] = parts.Crf[i].reshape(b, -1);
+            }
+        }
+
+        return torch.cat([.. model.Parameters.Select(x => pieces.TryGetValue(x.Name, out Tensor? g) ? g : torch.zeros(b, x.Tensor.numel(), device: parts.Device))], 1);
+    }
+
+    /// <summary>The one forward and one backward pass, and each example's gradient in parts.</summary>
+    private static Parts Backward(TaggerModel model, BatchTensors batch, Func<string, bool> trains, IReadOnlyDictionary<string, Tensor>? scale, out double lossSum)
+    {
+        TaggerConfig config = model.Config;
         var p = model.Parameters.ToDictionary(x => x.Name, x => x.Tensor);
         long b = batch.Words.shape[0];
         long t = batch.Words.shape[1];
@@ -104,59 +202,16 @@ internal static class BatchedClipping
 
         loss.backward();
 
-        // 5. Per-example squared norms, then the clipped sums.
+        // 5. The per-example parts.
         Tensor inputGrad = input.grad ?? torch.zeros_like(input);
         var dense = contributions.Select(c => c.PerExample()).Where(d => trains(d.WeightName)).Select(d => d.Scaled(scale)).ToList();
         var tables = EmbeddingParts(config, batch, inputGrad, ngramCount, trains).Select(e => e.Scaled(scale)).ToList();
-        Tensor squared = torch.zeros(b, ScalarType.Float64, device: y.device);
-        foreach (DensePerExample d in dense)
-        {
-            squared.add_(d.SquaredNorms(), TorchScalars.OneInt);
-        }
-
-        foreach (EmbeddingPart e in tables)
-        {
-            squared.add_(e.SquaredNorms(b), TorchScalars.OneInt);
-        }
-
         Tensor[]? crfPerExample = crf is null || !trains("crf.transitions") ? null : CrfPerExample(crf, b, model.Labels.Count, y.device, scale);
-        if (crfPerExample is not null)
-        {
-            foreach (Tensor g in crfPerExample)
-            {
-                using Tensor g64 = g.to(ScalarType.Float64);
-                squared.add_(g64.mul(g64).flatten(1).sum(1), TorchScalars.OneInt);
-            }
-        }
-
-        norms = squared.sqrt();
-        using Scalar c = maxNorm.ToScalar();
-        using Scalar tiny = 1e-12.ToScalar();
-        Tensor factors = norms.add(tiny, TorchScalars.OneInt).reciprocal().mul(c).clamp_max(TorchScalars.One).to(ScalarType.Float32);
-
-        var sums = new Dictionary<string, Tensor>();
-        foreach (DensePerExample d in dense)
-        {
-            d.AddClipped(factors, sums);
-        }
-
-        foreach (EmbeddingPart e in tables)
-        {
-            sums[e.Name] = e.ClippedSum(factors, p[e.Name]);
-        }
-
-        if (crfPerExample is not null)
-        {
-            string[] names = ["crf.transitions", "crf.start", "crf.end"];
-            for (int i = 0; i < names.Length; i++)
-            {
-                Tensor f = factors.reshape([b, .. Enumerable.Repeat(1L, (int)crfPerExample[i].dim() - 1)]);
-                sums[names[i]] = crfPerExample[i].mul(f).sum(dim: 0);
-            }
-        }
-
-        return [.. model.Parameters.Select(x => sums.TryGetValue(x.Name, out Tensor? s) ? s : torch.zeros_like(x.Tensor))];
+        return new Parts(p, b, y.device, dense, tables, crfPerExample);
     }
+
+    /// <summary>Each example's gradient: the dense maps', the embedding tables' lookups and the CRF's ([B, …] each; null without a trained CRF).</summary>
+    private sealed record Parts(Dictionary<string, Parameter> Parameters, long Batch, Device Device, List<DensePerExample> Dense, List<EmbeddingPart> Tables, Tensor[]? Crf);
 
     /// <summary>[word | shape | mean n-gram] embeddings as a leaf tensor that requires grad; <paramref name="ngramCount"/> is [B, T, 1].</summary>
     private static Tensor EmbedInput(Dictionary<string, Parameter> p, BatchTensors batch, out Tensor ngramCount)
@@ -351,6 +406,15 @@ internal static class BatchedClipping
             Tensor rowSquares = summed.mul(summed).sum(1);
             Tensor example = unique.div(rows, rounding_mode: RoundingMode.floor);
             return torch.zeros(b, ScalarType.Float64, device: Vectors.device).index_add_(0, example, rowSquares, TorchScalars.OneInt);
+        }
+
+        /// <summary>Each example's gradient of the whole table, [B, rows × D].</summary>
+        public Tensor PerExample(long b)
+        {
+            using Scalar rows = ((long)Rows).ToScalar();
+            Tensor keys = TorchScalars.Add(Examples.mul(rows), RowIds);
+            return torch.zeros(b * Rows, Vectors.shape[1], Vectors.dtype, device: Vectors.device)
+                .index_add_(0, keys, Vectors, TorchScalars.OneInt).reshape(b, -1);
         }
 
         public Tensor ClippedSum(Tensor factors, Parameter table)

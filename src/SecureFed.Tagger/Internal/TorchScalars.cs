@@ -25,6 +25,9 @@ internal static class TorchScalars
     /// <summary>1.0.</summary>
     public static readonly Scalar One = 1.0.ToScalar();
 
+    /// <summary>0.0 (float).</summary>
+    public static readonly Scalar Zero = 0.0.ToScalar();
+
     /// <summary>-1.0.</summary>
     public static readonly Scalar MinusOne = (-1.0).ToScalar();
 
