@@ -160,6 +160,12 @@ public sealed record ExperimentOptions
     /// <value>The default value is 1e-5.</value>
     public double Delta { get; init; } = 1e-5;
 
+    /// <summary>
+    /// Calibrates σ (and reports ε) with the PLD accountant (<see cref="PldAccountant"/>, tighter) instead of the Rényi-DP
+    /// accountant the product's ledger uses.
+    /// </summary>
+    public bool PldAccounting { get; init; }
+
     /// <summary>Site-level L2 clip S of a site's model delta (as the aggregator announces it).</summary>
     /// <value>The default value is 1000.</value>
     public double UpdateClip { get; init; } = 1000;
@@ -214,6 +220,12 @@ public sealed record ExperimentOptions
     /// model config, entity types, seed): a later run with the same key loads it instead of training it again.
     /// </summary>
     public string? WarmStartCache { get; init; }
+
+    /// <summary>
+    /// Trains the public warm start on every split of the public corpus (train.tsv, dev.tsv and test.tsv: all of a public
+    /// corpus is public) instead of its train.tsv only.
+    /// </summary>
+    public bool WarmStartAllSplits { get; init; }
 
     /// <summary>Also run the arms without DP (site alone, pooled, federated); false runs only the DP arms (recipe search).</summary>
     /// <value>The default value is true.</value>

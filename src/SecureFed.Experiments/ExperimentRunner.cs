@@ -117,9 +117,10 @@ public sealed partial class ExperimentRunner
         var watch = Stopwatch.StartNew();
         var types = data.EntityTypes.ToHashSet(StringComparer.Ordinal);
         // Public data: the warm-start corpus's training sentences, with the types the sites do not annotate turned to O.
-        Sentence[] publicTrain = [.. DataSplitter.ReadPart(_options.WarmStartDirectory, "train.tsv", 0, seed)
+        string[] splits = _options.WarmStartAllSplits ? ["train.tsv", "dev.tsv", "test.tsv"] : ["train.tsv"];
+        Sentence[] publicTrain = [.. splits.SelectMany(split => DataSplitter.ReadPart(_options.WarmStartDirectory, split, 0, seed))
             .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
-        _progress($"[seed {seed}] public warm start: {publicTrain.Length} sentences of {_options.WarmStartDirectory} (types kept: {string.Join(", ", types)}), {_options.WarmStartEpochs} epochs");
+        _progress($"[seed {seed}] public warm start: {publicTrain.Length} sentences of {_options.WarmStartDirectory} ({string.Join(" + ", splits)}; types kept: {string.Join(", ", types)}), {_options.WarmStartEpochs} epochs");
         string? cached = WarmStartCachePath(model, data, seed);
         if (cached is not null && File.Exists(cached))
         {
@@ -181,7 +182,7 @@ public sealed partial class ExperimentRunner
         string key = string.Join('\n', Path.GetFullPath(_options.WarmStartDirectory), _options.WarmStartEpochs.ToString(CultureInfo.InvariantCulture),
             _options.Config.ToJson(), string.Join(',', data.EntityTypes), seed.ToString(CultureInfo.InvariantCulture),
             _options.LearningRate.ToString("R", CultureInfo.InvariantCulture), _options.BatchSize.ToString(CultureInfo.InvariantCulture),
-            _options.Optimizer.ToString(), model.ParameterCount.ToString(CultureInfo.InvariantCulture));
+            _options.Optimizer.ToString(), model.ParameterCount.ToString(CultureInfo.InvariantCulture)) + (_options.WarmStartAllSplits ? "\nall splits" : "");
         string digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..16];
         Directory.CreateDirectory(_options.WarmStartCache);
         return Path.Combine(_options.WarmStartCache, $"warm-start-{digest}.f32");
@@ -257,7 +258,9 @@ public sealed partial class ExperimentRunner
         if (epsilon is double eps)
         {
             plannedSteps = (long)_options.Rounds * _options.EffectiveDpStepsPerRound;
-            sigma = NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
+            sigma = _options.PldAccounting
+                ? PldAccountant.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps)
+                : NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
             // Distributed: each site adds its 1/n share of the noise variance; the revealed sum carries σ.
             double siteSigma = _options.DpDistributedNoise ? sigma / Math.Sqrt(data.Sites.Count) : sigma;
             dp = new DpSgdOptions(siteSigma, _options.GradClip, _options.SampleRate)
@@ -270,7 +273,7 @@ public sealed partial class ExperimentRunner
                 ReproducibleRandomness = true,
             };
             arm = string.Create(CultureInfo.InvariantCulture, $"federated + {(_options.DpDistributedNoise ? "distributed " : "")}DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
-            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? $" in the sum ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}"));
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? $" in the sum ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}, {(_options.PldAccounting ? "PLD" : "RDP")} accountant"));
         }
 
         using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
@@ -396,6 +399,11 @@ public sealed partial class ExperimentRunner
 
     private double Spent(double sampleRate, double sigma, long steps)
     {
+        if (_options.PldAccounting)
+        {
+            return PldAccountant.Epsilon(sigma, sampleRate, steps, _options.Delta);
+        }
+
         var accountant = new RdpAccountant();
         accountant.AddSubsampledGaussian(sampleRate, sigma, steps);
         return accountant.GetPrivacySpent(_options.Delta).Epsilon;
@@ -487,6 +495,7 @@ public sealed partial class ExperimentRunner
         ["dp_precondition"] = _options.DpPrecondition,
         ["dp_precondition_floor"] = _options.DpPreconditionFloor,
         ["dp_precondition_per_tensor"] = _options.DpPreconditionPerTensor,
+        ["accountant"] = _options.PldAccounting ? "pld" : "rdp",
         ["dp_subspace"] = _options.DpSubspace,
         ["dp_subspace_sentences"] = _options.DpSubspaceSentences,
         ["dp_subspace_refresh"] = _options.DpSubspaceRefresh,
@@ -496,6 +505,7 @@ public sealed partial class ExperimentRunner
         ["dp_precondition_split"] = _options.DpPreconditionSplit,
         ["warm_start"] = _options.WarmStartDirectory ?? "",
         ["warm_start_epochs"] = _options.WarmStartDirectory is null ? 0 : _options.WarmStartEpochs,
+        ["warm_start_splits"] = _options.WarmStartAllSplits ? "all" : "train",
     };
 
     private static string LoadAverage()

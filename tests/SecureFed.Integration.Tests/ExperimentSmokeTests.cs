@@ -1,5 +1,6 @@
 using System.Text.Json;
 using SecureFed.Cli;
+using SecureFed.Tagger;
 
 namespace SecureFed.Integration.Tests;
 
@@ -243,5 +244,34 @@ public sealed class ExperimentSmokeTests : IDisposable
         Assert.Contains("DP-SGD preconditioner loaded from", second, StringComparison.Ordinal);
         Assert.Equal(firstF1, secondF1);
         Assert.InRange(firstF1, 0.0, 1.0);
+    }
+
+    [Fact]
+    public async Task Experiment_AllPublicSplitsSubspaceAndPld_EachIsUsedAndSaysSo()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "sites-all"), train: 90, eval: 30);
+        string publicCorpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "public-all"), train: 60, eval: 10);
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["experiment", "--data", corpus, "--sites", "3", "--dp-only", "--epsilon", "8", "--seeds", "1", "--rounds", "2",
+             "--dp-steps", "2", "--sample-rate", "0.3", "--dp-optimizer", "sgd", "--dp-lr", "2", "--grad-clip", "1",
+             "--warm-start", publicCorpus, "--warm-start-epochs", "1", "--warm-start-splits", "all",
+             "--dp-subspace", "4", "--dp-subspace-sentences", "20", "--dp-subspace-refresh", "1", "--accountant", "pld",
+             "--out", Path.Combine(_dir, "out-all"), "--json"],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        string log = stderr.ToString();
+        int publicSentences = new[] { "train.tsv", "dev.tsv", "test.tsv" }.Sum(f => ConllReader.ReadFile(Path.Combine(publicCorpus, f)).Count(x => x.Length > 0));
+        Assert.Contains($"public warm start: {publicSentences} sentences", log, StringComparison.Ordinal);
+        Assert.Contains("train.tsv + dev.tsv + test.tsv", log, StringComparison.Ordinal);
+        Assert.Equal(2, log.Split("public gradient subspace: k = 4 of").Length - 1); // at the start and after round 1
+        Assert.Contains("PLD accountant", log, StringComparison.Ordinal);
+        string[] lines = stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        using JsonDocument summary = JsonDocument.Parse(lines[^1]);
+        JsonElement dp = Assert.Single(summary.RootElement.GetProperty("dp").EnumerateArray());
+        Assert.InRange(dp.GetProperty("f1").GetDouble(), 0.0, 1.0);
     }
 }

@@ -33,6 +33,8 @@ internal static class ExperimentCommand
         var preconditionFloor = new Option<double>("--dp-precondition-floor") { Description = "Floor of the preconditioner's gradient RMS, as a fraction of its median.", DefaultValueFactory = _ => 0.1 };
         var preconditionAfter = new Option<bool>("--dp-precondition-after-noise") { Description = "With --dp-precondition: scale the privatised (clipped, noised) gradient instead of each example's gradient before clipping." };
         var preconditionSplit = new Option<double>("--dp-precondition-split") { Description = "With --dp-precondition: each example's gradient is scaled by the factors to this power α before clipping, the noisy gradient by the power 1 − α (1 = all before clipping, 0 = --dp-precondition-after-noise).", DefaultValueFactory = _ => 1 };
+        var accountant = new Option<string>("--accountant") { Description = "How σ is calibrated to ε: rdp (the Rényi-DP accountant of the product's ledger) or pld (privacy loss distributions, tighter: less noise for the same ε).", DefaultValueFactory = _ => "rdp" };
+        accountant.AcceptOnlyFromAmong("rdp", "pld");
         var dpNoise = new Option<string>("--dp-noise") { Description = "Patient-level DP-SGD noise: local (each site adds all of it; ε holds even if everyone else colludes) or distributed (split across the sites; needs --dp-steps 1; ε holds against the aggregator while secure aggregation holds, and the weaker collusion ε is reported).", DefaultValueFactory = _ => "local" };
         dpNoise.AcceptOnlyFromAmong("local", "distributed");
         var serverEma = new Option<double>("--server-ema") { Description = "Report an exponential moving average of the global models with this decay (e.g. 0.9; post-processing, no privacy cost); 0 = off.", DefaultValueFactory = _ => 0 };
@@ -55,7 +57,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -101,6 +103,7 @@ internal static class ExperimentCommand
                 DpSubspaceSentences = parse.GetValue(subspaceSentences),
                 DpSubspaceRefresh = parse.GetValue(subspaceRefresh),
                 DpDistributedNoise = parse.GetValue(dpNoise) == "distributed",
+                PldAccounting = parse.GetValue(accountant) == "pld",
                 ServerWeightAverage = parse.GetValue(serverEma),
                 DpPreconditionAfterNoise = parse.GetValue(preconditionAfter),
                 DpPreconditionSplit = parse.GetValue(preconditionSplit),

@@ -18,10 +18,11 @@ internal sealed class TrainingRecipeOptions
     private readonly Option<double> _gradClip = new("--grad-clip") { Description = "DP-SGD per-example gradient clip C.", DefaultValueFactory = _ => 1.0 };
     private readonly Option<string?> _warmStart = new("--warm-start") { Description = "Public corpus folder (not an evaluated one) to train the initial model on, e.g. bc5cdr for NCBI-disease sites." };
     private readonly Option<int> _warmEpochs = new("--warm-start-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 3 };
+    private readonly Option<string> _warmSplits = CreateWarmSplits();
     private readonly Option<string?> _warmCache = new("--warm-start-cache") { Description = "Folder to keep public warm-start models in and reuse them from (same corpus, epochs, config, types and seed)." };
 
     /// <summary>Every option, to add to a command.</summary>
-    public IEnumerable<Option> All => [_dpOptimizer, _dpLr, _sampleRate, _dpSteps, _gradClip, _warmStart, _warmEpochs, _warmCache];
+    public IEnumerable<Option> All => [_dpOptimizer, _dpLr, _sampleRate, _dpSteps, _gradClip, _warmStart, _warmEpochs, _warmSplits, _warmCache];
 
     /// <summary>The parsed recipe on top of <paramref name="options"/>.</summary>
     public ExperimentOptions Apply(ParseResult parse, ExperimentOptions options) => options with
@@ -34,7 +35,15 @@ internal sealed class TrainingRecipeOptions
         WarmStartDirectory = parse.GetValue(_warmStart),
         WarmStartEpochs = parse.GetValue(_warmEpochs),
         WarmStartCache = parse.GetValue(_warmCache),
+        WarmStartAllSplits = parse.GetValue(_warmSplits) == "all",
     };
+
+    private static Option<string> CreateWarmSplits()
+    {
+        var option = new Option<string>("--warm-start-splits") { Description = "Which splits of the public --warm-start corpus to train on: train (train.tsv) or all (train, dev and test: every split of a public corpus is public; more public data, a better start).", DefaultValueFactory = _ => "train" };
+        option.AcceptOnlyFromAmong("train", "all");
+        return option;
+    }
 
     /// <summary>adam or sgd; anything else is a usage error naming <paramref name="option"/>.</summary>
     public static TaggerOptimizer Optimizer(string name, string option) => name switch
