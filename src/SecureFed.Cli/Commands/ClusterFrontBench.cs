@@ -83,7 +83,7 @@ internal static class ClusterFrontBench
                 double cpu0 = process.Probe.CpuSeconds;
                 await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"single process {process.ProcessId} listening on 127.0.0.1:{singlePort} (RSS {MiB(singleIdle)} MiB); {n} agents start")).ConfigureAwait(false);
-                single = await RunAgentsAsync(setup, new Uri($"https://127.0.0.1:{singlePort}"), "single-agents", process, progress, cancellationToken).ConfigureAwait(false);
+                single = await RunAgentsAsync(setup, new Uri($"https://127.0.0.1:{singlePort}"), "single-agents", process, [process], progress, cancellationToken).ConfigureAwait(false);
                 await process.WaitForExitAsync(ExitTimeout, cancellationToken).ConfigureAwait(false);
                 singlePeak = process.Probe.PeakRssBytes;
                 singleCpu = process.Probe.CpuSeconds - cpu0;
@@ -136,7 +136,7 @@ internal static class ClusterFrontBench
                 await progress.WriteLineAsync($"cluster: coordinator silo (process {coordinatorSilo.ProcessId}) listening on 127.0.0.1:{port}; {n} agents start").ConfigureAwait(false);
                 siloIdle = [.. silos.Select(s => s.Probe.RssBytes)];
                 double[] cpu0 = [.. silos.Select(s => s.Probe.CpuSeconds)];
-                cluster = await RunAgentsAsync(setup, new Uri($"https://127.0.0.1:{port}"), "cluster-agents", coordinatorSilo, progress, cancellationToken).ConfigureAwait(false);
+                cluster = await RunAgentsAsync(setup, new Uri($"https://127.0.0.1:{port}"), "cluster-agents", coordinatorSilo, silos, progress, cancellationToken).ConfigureAwait(false);
                 await coordinatorSilo.WaitForExitAsync(ExitTimeout, cancellationToken).ConfigureAwait(false);
                 foreach (BenchChildProcess silo in silos)
                 {
@@ -193,7 +193,7 @@ internal static class ClusterFrontBench
     }
 
     /// <summary>Runs every site's agent against <paramref name="endpoint"/> until the federation (one round) finishes.</summary>
-    private static async Task<SideOutcome> RunAgentsAsync(Setup setup, Uri endpoint, string run, BenchChildProcess aggregator, TextWriter progress, CancellationToken cancellationToken)
+    private static async Task<SideOutcome> RunAgentsAsync(Setup setup, Uri endpoint, string run, BenchChildProcess aggregator, IReadOnlyList<BenchChildProcess> watched, TextWriter progress, CancellationToken cancellationToken)
     {
         var bytes = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         var digests = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
@@ -260,15 +260,17 @@ internal static class ClusterFrontBench
             }
 
             Task all = Task.WhenAll(agents.Select(a => a.Task));
-            while (await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(15), CancellationToken.None)).ConfigureAwait(false) != all)
+            while (await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(10), CancellationToken.None)).ConfigureAwait(false) != all)
             {
                 if (aggregator.HasExited)
                 {
                     throw new InvalidOperationException($"the {aggregator.Name} exited before the agents finished:\n  {aggregator.Tail}");
                 }
 
+                // Each process's resident set now (and its peak so far): where in the round the memory goes.
+                string memory = string.Join(", ", watched.Select(p => $"{p.Name} {MiB(p.Probe.RssBytes)} ({MiB(p.Probe.PeakRssBytes)})"));
                 await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                    $"  {run}: {Stopwatch.GetElapsedTime(started).TotalSeconds:F0} s, {bytes.Values.Sum() / 1048576.0:F0} MiB sent, {Volatile.Read(ref completed)} of {agents.Count} rounds completed")).ConfigureAwait(false);
+                    $"  {run}: {Stopwatch.GetElapsedTime(started).TotalSeconds:F0} s, {bytes.Values.Sum() / 1048576.0:F0} MiB sent, {Volatile.Read(ref completed)} of {agents.Count} rounds completed; RSS (peak) MiB: {memory}")).ConfigureAwait(false);
             }
 
             await all.ConfigureAwait(false);
