@@ -7,7 +7,8 @@ namespace SecureFed.Cli.Commands;
 
 /// <summary>
 /// <c>securefed bench cluster</c>: one round on an aggregator cluster of separate silo processes and on the
-/// single-process reference, side by side (<see cref="ClusterBench"/>; docs/benchmarks.md).
+/// single-process aggregator, side by side: by default through the product's gRPC front with real agents
+/// (<see cref="ClusterFrontBench"/>), or at grain level (<c>--front client</c>, <see cref="ClusterBench"/>); docs/benchmarks.md.
 /// </summary>
 internal static class ClusterBenchCommand
 {
@@ -17,9 +18,9 @@ internal static class ClusterBenchCommand
     {
         var defaults = new ClusterBenchOptions();
         var silos = new Option<int>("--silos") { Description = "Silo processes of the cluster.", DefaultValueFactory = _ => defaults.Silos };
-        var agents = new Option<int>("--agents") { Description = "Sites in the round (simulated in this process).", DefaultValueFactory = _ => defaults.Agents };
+        var agents = new Option<int>("--agents") { Description = "Sites in the round (agents in this process).", DefaultValueFactory = _ => defaults.Agents };
         var parameters = new Option<int>("--parameters") { Description = "Model parameters (the input vector has one word more).", DefaultValueFactory = _ => defaults.Parameters };
-        var dropped = new Option<int>("--dropped") { Description = "Sites that drop after sharing their keys (their pairwise masks are removed).", DefaultValueFactory = _ => 0 };
+        var dropped = new Option<int>("--dropped") { Description = "Sites that drop after sharing their keys (their pairwise masks are removed; --front client only).", DefaultValueFactory = _ => 0 };
         var connection = new Option<string?>("--connection-string") { Description = "PostgreSQL database of the cluster's grain state (default: a throw-away server started with initdb/pg_ctl)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object as the last line." };
         var front = new Option<string>("--front")
@@ -28,7 +29,7 @@ internal static class ClusterBenchCommand
             DefaultValueFactory = _ => "grpc",
         };
         front.AcceptOnlyFromAmong("grpc", "client");
-        var command = new Command("cluster", "One round on a cluster of separate silo processes on 127.0.0.1 and on the single-process reference: round time, bytes received, peak RSS and CPU per process; fused models compared bit for bit.")
+        var command = new Command("cluster", "One round on a cluster of separate silo processes on 127.0.0.1 and on the single-process aggregator (default --front grpc: mTLS agents through the real endpoints, uploads by slice): round time, bytes received, peak RSS and CPU per process; fused models compared bit for bit.")
         {
             silos, agents, parameters, dropped, connection, json, front,
         };
