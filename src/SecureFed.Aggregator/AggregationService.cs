@@ -277,31 +277,25 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         using UploadLimiter.Lease lease = await _uploads.AcquireAsync(context.CancellationToken).ConfigureAwait(false);
-        uint[] buffer = ArrayPool<uint>.Shared.Rent(length);
-        try
+        // Exactly the slice, handed over to the round server (the cluster's local slice grain keeps it until the commit).
+        uint[] buffer = GC.AllocateUninitializedArray<uint>(length);
+        refusal = await SliceUploadReader.ReadAsync(first, requestStream, buffer, length, slice, context.CancellationToken).ConfigureAwait(false);
+        if (refusal is not null)
         {
-            refusal = await SliceUploadReader.ReadAsync(first, requestStream, buffer, length, slice, context.CancellationToken).ConfigureAwait(false);
-            if (refusal is not null)
-            {
-                Refuse(session, site, refusal.Code, refusal.Category, refusal.Reason);
-            }
-
-            string sha = first.Sha256.ToLowerInvariant();
-            bool fresh = await AcceptOnceAsync(session, site, "masked_input_slice_" + slice.ToString(System.Globalization.CultureInfo.InvariantCulture), sha,
-                ct => session.Server.AcceptMaskedInputSliceAsync(session.IndexOf(site), slice, buffer.AsMemory(0, length), sha, ct), context.CancellationToken).ConfigureAwait(false);
-            if (fresh)
-            {
-                // What this silo received itself; the site's masked_input_received (every slice's digest) follows when the stage closes.
-                _state.Audit.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", session.Round).Add("site", site).Add("slice", slice).Add("bytes", 4L * length).Add("sha256", sha));
-            }
-
-            session.Signal();
-            return new Ack { Duplicate = !fresh };
+            Refuse(session, site, refusal.Code, refusal.Category, refusal.Reason);
         }
-        finally
+
+        string sha = first.Sha256.ToLowerInvariant();
+        bool fresh = await AcceptOnceAsync(session, site, "masked_input_slice_" + slice.ToString(System.Globalization.CultureInfo.InvariantCulture), sha,
+            ct => session.Server.AcceptMaskedInputSliceAsync(session.IndexOf(site), slice, buffer, sha, ct), context.CancellationToken).ConfigureAwait(false);
+        if (fresh)
         {
-            ArrayPool<uint>.Shared.Return(buffer, clearArray: true);
+            // What this silo received itself; the site's masked_input_received (every slice's digest) follows when the stage closes.
+            _state.Audit.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", session.Round).Add("site", site).Add("slice", slice).Add("bytes", 4L * length).Add("sha256", sha));
         }
+
+        session.Signal();
+        return new Ack { Duplicate = !fresh };
     }
 
     public override async Task<SurvivorSet> AwaitSurvivors(StageQuery request, ServerCallContext context)

@@ -56,9 +56,11 @@ public interface IRoundServer
     /// <summary>
     /// Protocol version 4: slice <paramref name="slice"/> of <paramref name="sender"/>'s masked input, whose SHA-256 (lower-case
     /// hex, little-endian u32 words) is <paramref name="sha256"/>; the sender counts as having sent its masked input once every
-    /// slice is in. Returns false for an identical retry. The memory is the caller's and may be reused once the task completes.
+    /// slice is in. Returns false for an identical retry. <paramref name="words"/> is exactly the slice and is handed over: the
+    /// implementation may keep the array (the cluster's slice grain on this silo does, without a copy), so the caller must not
+    /// change it afterwards.
     /// </summary>
-    Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken);
+    Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, uint[] words, string sha256, CancellationToken cancellationToken);
 
     /// <summary>
     /// Protocol version 4: null when slice <paramref name="slice"/> is hosted by this process (its words may be uploaded

@@ -90,7 +90,7 @@ public sealed class ClusterRoundClient
         {
             uint[] chunk = maskedInput.Span.Slice(layout.Offset(k), layout.Length(k)).ToArray();
             string sha = Convert.ToHexStringLower(WireEncoding.VectorDigest(chunk));
-            await Slice(k).AddChunkAsync(sender, chunk).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Slice(k).AddChunkAsync(sender, new Orleans.Concurrency.Immutable<uint[]>(chunk)).WaitAsync(cancellationToken).ConfigureAwait(false);
             await Round.SliceDeliveredAsync(sender, k, sha).WaitAsync(cancellationToken).ConfigureAwait(false);
         })).ConfigureAwait(false);
     }
@@ -100,9 +100,17 @@ public sealed class ClusterRoundClient
     /// checked against <paramref name="sha256"/>) to its slice grain, then the round grain. Returns false for an identical
     /// retry. The memory is copied before it is sent.
     /// </summary>
-    public async Task<bool> SendSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken)
+    public Task<bool> SendSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken)
+        => SendOwnedSliceAsync(sender, slice, words.ToArray(), sha256, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="SendSliceAsync"/>, but <paramref name="words"/> (exactly the slice) is handed over: a slice grain on
+    /// this silo keeps the array itself until the commit (no copy), so the caller must not use it afterwards.
+    /// </summary>
+    public async Task<bool> SendOwnedSliceAsync(int sender, int slice, uint[] words, string sha256, CancellationToken cancellationToken)
     {
-        bool fresh = await Slice(slice).AddChunkAsync(sender, words.ToArray()).WaitAsync(cancellationToken).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(words);
+        bool fresh = await Slice(slice).AddChunkAsync(sender, new Orleans.Concurrency.Immutable<uint[]>(words)).WaitAsync(cancellationToken).ConfigureAwait(false);
         await Round.SliceDeliveredAsync(sender, slice, sha256).WaitAsync(cancellationToken).ConfigureAwait(false);
         return fresh;
     }

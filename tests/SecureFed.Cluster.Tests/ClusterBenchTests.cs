@@ -5,8 +5,10 @@ using Xunit.Abstractions;
 namespace SecureFed.Cluster.Tests;
 
 /// <summary>
-/// <c>securefed bench cluster</c> end to end with small sizes: three silo processes, the single-process reference and
-/// PostgreSQL. Checks the JSON fields and the bit-for-bit comparison, never timings.
+/// <c>securefed bench cluster</c> end to end with small sizes, both fronts: <c>grpc</c> (the default: mTLS agents into
+/// the single-process aggregator and into three <c>securefed aggregator</c> silo processes uploading by slice) and
+/// <c>client</c> (three silo processes, the unsliced reference and sites simulated in the benchmark); PostgreSQL. Checks
+/// the JSON fields and the bit-for-bit comparison, never timings.
 /// </summary>
 public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
 {
@@ -21,14 +23,57 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
     }
 
     [SkippableFact]
-    public async Task BenchCluster_ThreeSilosSmallModel_JsonHasPerSiloFiguresAndModelsEqual()
+    public async Task BenchCluster_GrpcFrontSmallModel_JsonContractModelsEqualAndEachSiloGetsItsSlice()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const int Agents = 4;
+        const int Parameters = 6_000;
+        (int exit, string output) = await RunCliAsync(
+            "bench", "cluster", "--front", "grpc", "--silos", "3", "--agents", $"{Agents}", "--parameters", $"{Parameters}",
+            "--connection-string", _postgres.ConnectionString, "--json");
+        _output.WriteLine(output);
+        Assert.Equal(0, exit);
+        Assert.Contains("provisioning federation", output, StringComparison.Ordinal);
+
+        using JsonDocument json = JsonDocument.Parse(output.TrimEnd().Split('\n')[^1]);
+        JsonElement r = json.RootElement;
+        Assert.Equal("grpc", r.GetProperty("front").GetString());
+        Assert.True(r.GetProperty("models_equal").GetBoolean());
+        Assert.True(r.GetProperty("inputs_equal").GetBoolean());
+        Assert.True(r.GetProperty("model_changed").GetBoolean());
+        Assert.Equal(Agents, r.GetProperty("contributors").GetInt32());
+        Assert.Equal(["slices", "slices", "coordinator"], r.GetProperty("silo_roles").EnumerateArray().Select(e => e.GetString()));
+
+        long[] siloPeak = [.. r.GetProperty("silo_peak_rss_bytes").EnumerateArray().Select(e => e.GetInt64())];
+        long[] siloReceived = [.. r.GetProperty("silo_bytes_received").EnumerateArray().Select(e => e.GetInt64())];
+        Assert.Equal(3, siloPeak.Length);
+        Assert.Equal(3, siloReceived.Length);
+        Assert.Equal(3, r.GetProperty("silo_cpu_seconds").GetArrayLength());
+        Assert.All(siloPeak, p => Assert.True(p > 0));
+        Assert.True(r.GetProperty("single_peak_rss_bytes").GetInt64() > 0);
+        Assert.True(r.GetProperty("cluster_round_seconds").GetDouble() > 0);
+        Assert.True(r.GetProperty("single_round_seconds").GetDouble() > 0);
+
+        // On the wire: the single process takes every whole masked input; each silo its own slice of each (the coordinator also
+        // the small control messages), so each silo gets more than a third of the inputs and well under half of the single's bytes.
+        int sliceWords = r.GetProperty("slice_size").GetInt32();
+        long maskedBytes = r.GetProperty("masked_input_bytes").GetInt64();
+        Assert.Equal(Agents * 4L * (Parameters + 1), maskedBytes);
+        long singleReceived = r.GetProperty("single_bytes_received").GetInt64();
+        Assert.True(singleReceived >= maskedBytes, $"single process received {singleReceived} bytes, less than the {maskedBytes} of the masked inputs");
+        long lastSliceWords = Parameters + 1 - (2L * sliceWords);
+        Assert.All(siloReceived, b => Assert.InRange(b, Agents * 4L * Math.Min(sliceWords, lastSliceWords), singleReceived / 2));
+    }
+
+    [SkippableFact]
+    public async Task BenchCluster_ClientFrontThreeSilosSmallModel_JsonHasPerSiloFiguresAndModelsEqual()
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
         const int Agents = 4;
         const int Dropped = 1;
         const int Parameters = 300_000;
         (int exit, string output) = await RunCliAsync(
-            "bench", "cluster", "--silos", "3", "--agents", $"{Agents}", "--parameters", $"{Parameters}", "--dropped", $"{Dropped}",
+            "bench", "cluster", "--front", "client", "--silos", "3", "--agents", $"{Agents}", "--parameters", $"{Parameters}", "--dropped", $"{Dropped}",
             "--connection-string", _postgres.ConnectionString, "--json");
         _output.WriteLine(output);
         Assert.Equal(0, exit);
@@ -75,6 +120,15 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
         Assert.Equal(2, exit);
         Assert.Contains("--dropped must be between 0 and 1", output, StringComparison.Ordinal);
         Assert.Contains("--parameters must be between 1 and", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BenchCluster_GrpcFrontWithDropsOrTinyModel_UsageErrorNamesTheOptions()
+    {
+        (int exit, string output) = await RunCliAsync("bench", "cluster", "--front", "grpc", "--silos", "3", "--agents", "4", "--dropped", "1", "--parameters", "100");
+        Assert.Equal(2, exit);
+        Assert.Contains("--dropped is not supported with --front grpc", output, StringComparison.Ordinal);
+        Assert.Contains("--parameters must be at least 3071 with --front grpc and --silos 3", output, StringComparison.Ordinal);
     }
 
     private static async Task<(int Exit, string Output)> RunCliAsync(params string[] arguments)

@@ -7,7 +7,8 @@ namespace SecureFed.Cli.Commands;
 
 /// <summary>
 /// <c>securefed bench cluster</c>: one round on an aggregator cluster of separate silo processes and on the
-/// single-process reference, side by side (<see cref="ClusterBench"/>; docs/benchmarks.md).
+/// single-process aggregator, side by side: by default through the product's gRPC front with real agents
+/// (<see cref="ClusterFrontBench"/>), or at grain level (<c>--front client</c>, <see cref="ClusterBench"/>); docs/benchmarks.md.
 /// </summary>
 internal static class ClusterBenchCommand
 {
@@ -17,14 +18,20 @@ internal static class ClusterBenchCommand
     {
         var defaults = new ClusterBenchOptions();
         var silos = new Option<int>("--silos") { Description = "Silo processes of the cluster.", DefaultValueFactory = _ => defaults.Silos };
-        var agents = new Option<int>("--agents") { Description = "Sites in the round (simulated in this process).", DefaultValueFactory = _ => defaults.Agents };
+        var agents = new Option<int>("--agents") { Description = "Sites in the round (agents in this process).", DefaultValueFactory = _ => defaults.Agents };
         var parameters = new Option<int>("--parameters") { Description = "Model parameters (the input vector has one word more).", DefaultValueFactory = _ => defaults.Parameters };
-        var dropped = new Option<int>("--dropped") { Description = "Sites that drop after sharing their keys (their pairwise masks are removed).", DefaultValueFactory = _ => 0 };
+        var dropped = new Option<int>("--dropped") { Description = "Sites that drop after sharing their keys (their pairwise masks are removed; --front client only).", DefaultValueFactory = _ => 0 };
         var connection = new Option<string?>("--connection-string") { Description = "PostgreSQL database of the cluster's grain state (default: a throw-away server started with initdb/pg_ctl)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object as the last line." };
-        var command = new Command("cluster", "One round on a cluster of separate silo processes on 127.0.0.1 and on the single-process reference: round time, bytes received, peak RSS and CPU per process; fused models compared bit for bit.")
+        var front = new Option<string>("--front")
         {
-            silos, agents, parameters, dropped, connection, json,
+            Description = "grpc: agents over mTLS gRPC into 'securefed aggregator' processes (the coordinator silo and slice silos' AgentListen endpoints, uploads by slice), against the single-process aggregator; client: sites simulated in this process, grain calls routed per slice, against an unsliced ServerRound.",
+            DefaultValueFactory = _ => "grpc",
+        };
+        front.AcceptOnlyFromAmong("grpc", "client");
+        var command = new Command("cluster", "One round on a cluster of separate silo processes on 127.0.0.1 and on the single-process aggregator (default --front grpc: mTLS agents through the real endpoints, uploads by slice): round time, bytes received, peak RSS and CPU per process; fused models compared bit for bit.")
+        {
+            silos, agents, parameters, dropped, connection, json, front,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -36,7 +43,13 @@ internal static class ClusterBenchCommand
                 Dropped = parse.GetValue(dropped),
                 ConnectionString = parse.GetValue(connection),
             };
-            IReadOnlyList<string> problems = options.Validate();
+            bool grpc = parse.GetValue(front) == "grpc";
+            List<string> problems = [.. options.Validate()];
+            if (grpc)
+            {
+                problems.AddRange(ClusterFrontBench.Validate(options));
+            }
+
             if (problems.Count > 0)
             {
                 throw new UsageException(string.Join("\n", problems));
@@ -48,11 +61,39 @@ internal static class ClusterBenchCommand
             }
 
             TextWriter output = parse.InvocationConfiguration.Output;
+            if (grpc)
+            {
+                ClusterFrontBenchResult g = await ClusterFrontBench.RunAsync(options, output, ct).ConfigureAwait(false);
+                await output.WriteLineAsync(parse.GetValue(json) ? JsonSerializer.Serialize(g, JsonOptions) : Describe(g)).ConfigureAwait(false);
+                return g.ModelsEqual && g.InputsEqual ? CliApp.ExitOk : CliApp.ExitFailure;
+            }
+
             ClusterBenchResult r = await ClusterBench.RunAsync(options, arguments => LoadBenchProcessProbe.SelfCommand([.. arguments]), output, ct).ConfigureAwait(false);
             await output.WriteLineAsync(parse.GetValue(json) ? JsonSerializer.Serialize(r, JsonOptions) : Describe(r)).ConfigureAwait(false);
             return r.ModelsEqual && r.SumsExact ? CliApp.ExitOk : CliApp.ExitFailure;
         });
         return command;
+    }
+
+    private static string Describe(ClusterFrontBenchResult r)
+    {
+        static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);
+        var lines = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture,
+                $"{r.Agents} agents over mTLS gRPC, {r.Parameters:N0} parameters, slices of {r.SliceSize:N0} words; masked inputs {MiB(r.MaskedInputBytes)} MiB in total"),
+            string.Create(CultureInfo.InvariantCulture,
+                $"single process: round {r.SingleRoundSeconds:F2} s, received {MiB(r.SingleBytesReceived)} MiB, peak RSS {MiB(r.SinglePeakRssBytes)} MiB (idle {MiB(r.SingleIdleRssBytes)}), CPU {r.SingleCpuSeconds:F2} s"),
+            string.Create(CultureInfo.InvariantCulture, $"cluster of {r.Silos}: round {r.ClusterRoundSeconds:F2} s"),
+        };
+        for (int i = 0; i < r.Silos; i++)
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"  silo {i} ({r.SiloRoles[i]}): received {MiB(r.SiloBytesReceived[i])} MiB ({r.SiloBytesReceived[i] / (double)r.SingleBytesReceived:F3} of single), peak RSS {MiB(r.SiloPeakRssBytes[i])} MiB ({r.SiloPeakRssBytes[i] / (double)r.SinglePeakRssBytes:F2} of single; idle {MiB(r.SiloIdleRssBytes[i])}), CPU {r.SiloCpuSeconds[i]:F2} s"));
+        }
+
+        lines.Add($"agents' process peak RSS {MiB(r.AgentsPeakRssBytes)} MiB; inputs equal: {(r.InputsEqual ? "yes" : "NO")}; fused models equal bit for bit: {(r.ModelsEqual ? "yes" : "NO")}");
+        return string.Join(Environment.NewLine, lines);
     }
 
     private static string Describe(ClusterBenchResult r)

@@ -75,7 +75,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer
 
     public SliceUploadLayout? SliceUploads { get; }
 
-    public async Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken)
+    public async Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, uint[] words, string sha256, CancellationToken cancellationToken)
     {
         const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
         if (SliceUploads is null)
@@ -86,7 +86,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer
         await CheckMaySendAsync(sender, cancellationToken).ConfigureAwait(false);
         try
         {
-            return await CallAsync(stage, () => _client.SendSliceAsync(sender, slice, words, sha256, cancellationToken), cancellationToken).ConfigureAwait(false);
+            return await CallAsync(stage, () => _client.SendOwnedSliceAsync(sender, slice, words, sha256, cancellationToken), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
         {

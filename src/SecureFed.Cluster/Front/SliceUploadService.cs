@@ -1,4 +1,3 @@
-using System.Buffers;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -96,44 +95,39 @@ internal sealed partial class SliceUploadService : Wire.V1.Aggregation.Aggregati
         }
 
         using IDisposable slot = await _front.AcquireUploadAsync(ct).ConfigureAwait(false);
-        uint[] buffer = ArrayPool<uint>.Shared.Rent(admission.Length);
+        // Exactly the slice, handed to the local slice grain, which keeps this array until the commit: one copy of the
+        // words in this process (a pooled buffer would be rounded up to a power of two and then copied).
+        uint[] buffer = GC.AllocateUninitializedArray<uint>(admission.Length);
+        refusal = await SliceUploadReader.ReadAsync(first, requestStream, buffer, admission.Length, slice, ct).ConfigureAwait(false);
+        _front.Received(admission.Length);
+        if (refusal is not null)
+        {
+            throw Refuse(site, refusal.Code, refusal.Reason);
+        }
+
+        string sha = first.Sha256.ToLowerInvariant();
+        bool fresh;
         try
         {
-            refusal = await SliceUploadReader.ReadAsync(first, requestStream, buffer, admission.Length, slice, ct).ConfigureAwait(false);
-            _front.Received(admission.Length);
-            if (refusal is not null)
-            {
-                throw Refuse(site, refusal.Code, refusal.Reason);
-            }
-
-            string sha = first.Sha256.ToLowerInvariant();
-            bool fresh;
-            try
-            {
-                fresh = await grains.SendSliceAsync(admission.Index, slice, buffer.AsMemory(0, admission.Length), sha, ct).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
-            }
-            catch (ClusterProtocolException ex)
-            {
-                StatusCode code = ex.Message.Contains("already sent", StringComparison.Ordinal) ? StatusCode.AlreadyExists : StatusCode.InvalidArgument;
-                throw Refuse(site, code, ex.Message);
-            }
-            catch (ClusterRoundAbortedException ex)
-            {
-                throw Refuse(site, StatusCode.Aborted, $"round {round} ended: {ex.Message}");
-            }
-
-            if (fresh)
-            {
-                _front.Accepted();
-            }
-
-            Log.Accepted(_logger, site, round, slice, admission.Length, fresh);
-            return new Ack { Duplicate = !fresh };
+            fresh = await grains.SendOwnedSliceAsync(admission.Index, slice, buffer, sha, ct).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
         }
-        finally
+        catch (ClusterProtocolException ex)
         {
-            ArrayPool<uint>.Shared.Return(buffer, clearArray: true);
+            StatusCode code = ex.Message.Contains("already sent", StringComparison.Ordinal) ? StatusCode.AlreadyExists : StatusCode.InvalidArgument;
+            throw Refuse(site, code, ex.Message);
         }
+        catch (ClusterRoundAbortedException ex)
+        {
+            throw Refuse(site, StatusCode.Aborted, $"round {round} ended: {ex.Message}");
+        }
+
+        if (fresh)
+        {
+            _front.Accepted();
+        }
+
+        Log.Accepted(_logger, site, round, slice, admission.Length, fresh);
+        return new Ack { Duplicate = !fresh };
     }
 
     internal static StatusCode Code(SliceRefusalKind kind) => kind switch

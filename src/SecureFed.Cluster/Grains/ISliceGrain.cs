@@ -15,9 +15,11 @@ public interface ISliceGrain : IGrainWithStringKey
     /// <summary>
     /// Receives <paramref name="sender"/>'s chunk for this slice; checks its length and that every word is below 2^b.
     /// Returns false for an identical retry; throws <see cref="ClusterProtocolException"/> for a bad or conflicting chunk.
+    /// The chunk is <see cref="Orleans.Concurrency.Immutable{T}"/>: a caller on the grain's own silo hands over its array, which the grain keeps
+    /// until the commit without a copy, so the caller must not change it afterwards.
     /// </summary>
     [Alias("AddChunk")]
-    Task<bool> AddChunkAsync(int sender, uint[] chunk);
+    Task<bool> AddChunkAsync(int sender, Orleans.Concurrency.Immutable<uint[]> chunk);
 
     /// <summary>Adds the held chunk of <paramref name="sender"/> into the running sum (called by the round grain).</summary>
     [Alias("Commit")]

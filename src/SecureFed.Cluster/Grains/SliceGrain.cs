@@ -49,9 +49,10 @@ internal sealed class SliceGrain : Grain, ISliceGrain
         return Task.CompletedTask;
     }
 
-    public Task<bool> AddChunkAsync(int sender, uint[] chunk)
+    public Task<bool> AddChunkAsync(int sender, Orleans.Concurrency.Immutable<uint[]> words)
     {
-        ArgumentNullException.ThrowIfNull(chunk);
+        uint[] chunk = words.Value;
+        ArgumentNullException.ThrowIfNull(chunk, nameof(words));
         RequireOpen();
         if (_closed)
         {
