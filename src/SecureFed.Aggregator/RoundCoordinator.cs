@@ -26,6 +26,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly ILogger<RoundCoordinator> _logger;
     private readonly AggregatorTelemetry? _telemetry;
     private readonly IRoundServerFactory _servers;
+    private readonly ICoordinatorFence _fence;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
@@ -48,9 +49,21 @@ public sealed class RoundCoordinator : BackgroundService
     /// cluster's coordinator silo: docs/cluster.md §6); every check, refusal and audit event stays here.
     /// </summary>
     public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger, AggregatorTelemetry? telemetry, IRoundServerFactory servers)
+        : this(options, state, time, logger, telemetry, servers, CoordinatorFence.Always)
+    {
+    }
+
+    /// <summary>
+    /// As above, driving rounds only while <paramref name="fence"/> holds (the cluster's coordinator lease,
+    /// docs/cluster.md §6): when it is lost the open round is aborted with that reason and the coordinator stops with
+    /// <see cref="CoordinatorLeaseLostException"/> as its <see cref="Failure"/>; no round is opened or completed after.
+    /// </summary>
+    public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger, AggregatorTelemetry? telemetry, IRoundServerFactory servers, ICoordinatorFence fence)
     {
         ArgumentNullException.ThrowIfNull(servers);
+        ArgumentNullException.ThrowIfNull(fence);
         _servers = servers;
+        _fence = fence;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _state = state;
@@ -138,8 +151,11 @@ public sealed class RoundCoordinator : BackgroundService
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, _fence.Lost);
+        stoppingToken = running.Token;
         try
         {
+            _fence.EnsureHeld();
             int interrupted = _state.Store.AbortInterruptedRounds("the aggregator restarted while the round was open");
             if (interrupted > 0)
             {
@@ -172,6 +188,21 @@ public sealed class RoundCoordinator : BackgroundService
             }
 
             Log.Finished(_logger, completed);
+        }
+        catch (Exception ex) when (_fence.Lost.IsCancellationRequested || ex is CoordinatorLeaseLostException)
+        {
+            // Fencing: another silo may already drive the federation. Record the open round as aborted here (this
+            // silo's own records; the cluster's state refuses this silo's writes once its epoch is stale) and stop.
+            var lost = ex as CoordinatorLeaseLostException ?? new CoordinatorLeaseLostException("this silo lost the coordinator lease (it could not renew it before it expired)", ex);
+            RoundSession? open = _current;
+            if (open is not null && !open.IsFinished)
+            {
+                await AbortRoundAsync(open, open.Server.Stage, "the coordinator lost its lease: " + lost.Message).ConfigureAwait(false);
+            }
+
+            Log.LeaseLost(_logger, lost.Message);
+            Failure = lost;
+            throw lost;
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -289,6 +320,7 @@ public sealed class RoundCoordinator : BackgroundService
             model_version = _state.Model.Version,
             evaluation = evaluation is null ? null : new { entity_types = evaluation.EntityTypes, count_cap = evaluation.CountCap, min_evaluators = threshold },
         };
+        _fence.EnsureHeld();
         long round = _state.Store.BeginRound(JsonSerializer.Serialize(config));
         var participants = cohort.Select((name, i) =>
         {
@@ -333,7 +365,7 @@ public sealed class RoundCoordinator : BackgroundService
         {
             server = await _servers.OpenAsync(parameters, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException)
+        catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException and not CoordinatorLeaseLostException)
         {
             // E.g. the aggregator cluster could not open the round: the attempt is recorded as aborted, never silently lost.
             string message = ex.Message.Split('\n', 2)[0].TrimEnd('\r');
@@ -578,6 +610,7 @@ public sealed class RoundCoordinator : BackgroundService
         byte[] bytes = ModelState.ToBytes(next);
         string sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
+        _fence.EnsureHeld();
         _state.Store.CompleteRoundWithModel(session.Round, version, bytes, sha, contributors);
         double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
         _state.Model.Update(version, next, sha);

@@ -48,10 +48,30 @@ public sealed class AggregatorClusterOptions
     /// True on exactly one silo of the cluster: the <b>coordinator</b>, which also runs the aggregator's mTLS gRPC service
     /// and round coordinator (model, privacy ledger, round store, signed audit log: the <c>SecureFed</c> settings of the
     /// single-process aggregator) with each round's state in the cluster's grains. The other silos host slices only.
-    /// Nothing elects it: the operator runs one (docs/cluster.md §6).
+    /// It drives rounds only while it holds the coordinator lease in the cluster's database (docs/cluster.md §6): a second
+    /// silo with this setting waits for the lease instead of driving rounds too.
     /// <value>The default value is false.</value>
     /// </summary>
     public bool Coordinator { get; set; }
+
+    /// <summary>
+    /// Length of the coordinator lease in the cluster's database (docs/cluster.md §6): a coordinator silo that has not
+    /// renewed it for this long may be replaced by another coordinator-eligible silo.
+    /// <value>The default value is 15.</value>
+    /// </summary>
+    public double LeaseSeconds { get; set; } = Lease.LeaseTerms.Default.Duration.TotalSeconds;
+
+    /// <summary>How often the coordinator renews its lease. <value>The default value is 3.</value></summary>
+    public double LeaseRenewSeconds { get; set; } = Lease.LeaseTerms.Default.RenewInterval.TotalSeconds;
+
+    /// <summary>
+    /// How long before the lease would expire the coordinator stops driving rounds when it could not renew it (covers clock
+    /// drift and pauses). <value>The default value is 3.</value>
+    /// </summary>
+    public double LeaseSafetyMarginSeconds { get; set; } = Lease.LeaseTerms.Default.SafetyMargin.TotalSeconds;
+
+    /// <summary>The lease terms of <see cref="LeaseSeconds"/>, <see cref="LeaseRenewSeconds"/> and <see cref="LeaseSafetyMarginSeconds"/>.</summary>
+    public Lease.LeaseTerms LeaseTerms => new(Seconds(LeaseSeconds), Seconds(LeaseRenewSeconds), Seconds(LeaseSafetyMarginSeconds));
 
     /// <summary>
     /// On a silo that is not the coordinator: the https:// URL (IP address and port; port 0 picks a free one) where this
@@ -105,6 +125,15 @@ public sealed class AggregatorClusterOptions
             {
                 errors.Add($"{Section}:AgentListen is for silos that are not the coordinator; the coordinator serves its slices on SecureFed:Listen. Remove it, or set {Section}:Coordinator to false.");
             }
+        }
+
+        if (double.IsFinite(LeaseSeconds) && double.IsFinite(LeaseRenewSeconds) && double.IsFinite(LeaseSafetyMarginSeconds))
+        {
+            errors.AddRange(LeaseTerms.Validate(Section + ":"));
+        }
+        else
+        {
+            errors.Add($"{Section}:LeaseSeconds, LeaseRenewSeconds and LeaseSafetyMarginSeconds must be finite numbers of seconds.");
         }
 
         if (SliceSize < 1024 || SliceSize > 64 * 1024 * 1024)
@@ -162,6 +191,8 @@ public sealed class AggregatorClusterOptions
 
         return errors;
     }
+
+    private static TimeSpan Seconds(double seconds) => double.IsFinite(seconds) && Math.Abs(seconds) < 1e6 ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;
 
     private static void Port(List<string> errors, string name, int value)
     {
