@@ -15,5 +15,7 @@ public static class CoordinatorFence
         public void EnsureHeld()
         {
         }
+
+        public Task CommitAsync(AggregatorState state, CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

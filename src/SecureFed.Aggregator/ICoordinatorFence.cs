@@ -16,4 +16,13 @@ public interface ICoordinatorFence
     /// <summary>Throws when this process may no longer drive rounds; called before every durable write of a round.</summary>
     /// <exception cref="CoordinatorLeaseLostException">The lease is lost or expired locally.</exception>
     void EnsureHeld();
+
+    /// <summary>
+    /// Called at each commit point of the coordinator (start-up, a round opened, completed or aborted), after its local
+    /// state is written: makes that state durable where another coordinator can take it over (the cluster's database,
+    /// fenced by <see cref="Epoch"/>); nothing for the single process. Agents are told a round completed only after
+    /// this returned.
+    /// </summary>
+    /// <exception cref="CoordinatorLeaseLostException">The write was refused: another silo holds the lease.</exception>
+    Task CommitAsync(AggregatorState state, CancellationToken cancellationToken);
 }

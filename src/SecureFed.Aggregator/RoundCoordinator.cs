@@ -156,12 +156,17 @@ public sealed class RoundCoordinator : BackgroundService
         try
         {
             _fence.EnsureHeld();
-            int interrupted = _state.Store.AbortInterruptedRounds("the aggregator restarted while the round was open");
+            string restartReason = _fence.Epoch > 0
+                ? string.Create(CultureInfo.InvariantCulture, $"the coordinator stopped while the round was open; this coordinator took over at lease epoch {_fence.Epoch}")
+                : "aggregator restarted while the round was open";
+            int interrupted = _state.Store.AbortInterruptedRounds(_fence.Epoch > 0 ? restartReason : "the aggregator restarted while the round was open");
             if (interrupted > 0)
             {
                 Log.InterruptedRoundsAborted(_logger, interrupted);
-                _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", "aggregator restarted while the round was open"));
+                _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", restartReason));
             }
+
+            await _fence.CommitAsync(_state, stoppingToken).ConfigureAwait(false);
 
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
             while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
@@ -322,6 +327,7 @@ public sealed class RoundCoordinator : BackgroundService
         };
         _fence.EnsureHeld();
         long round = _state.Store.BeginRound(JsonSerializer.Serialize(config));
+        await _fence.CommitAsync(_state, cancellationToken).ConfigureAwait(false);
         var participants = cohort.Select((name, i) =>
         {
             _state.Kit.Manifest.TryGetSite(name, out Federation.PartyInfo info);
@@ -486,7 +492,7 @@ public sealed class RoundCoordinator : BackgroundService
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
             AggregationResult result = await CloseStageAsync(session, stage, server.FinishAsync, cancellationToken).ConfigureAwait(false);
             AuditRejectedShares(session, result);
-            Complete(session, result);
+            await CompleteAsync(session, result).ConfigureAwait(false);
             return true;
         }
         catch (RoundAbortedException ex)
@@ -587,7 +593,7 @@ public sealed class RoundCoordinator : BackgroundService
         return result;
     }
 
-    private void Complete(RoundSession session, AggregationResult result)
+    private async Task CompleteAsync(RoundSession session, AggregationResult result)
     {
         // W must lie in [1, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound).
         (_, long decodedWeight) = session.Codec.Decode(result.Sum);
@@ -630,6 +636,7 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("budget", _options.EpsilonBudget));
         _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", session.Round));
         _state.Audit.Checkpoint();
+        await _fence.CommitAsync(_state, CancellationToken.None).ConfigureAwait(false); // durable in the cluster before anyone hears of it
         Log.RoundCompleted(_logger, session.Round, version, contributors.Length, epsilon);
         _telemetry?.RoundCompleted(session.Round, contributors, version);
         var outcome = new RoundOutcome
@@ -714,6 +721,11 @@ public sealed class RoundCoordinator : BackgroundService
         catch (InvalidOperationException)
         {
             // nothing new to sign
+        }
+
+        if (!_fence.Lost.IsCancellationRequested)
+        {
+            await _fence.CommitAsync(_state, CancellationToken.None).ConfigureAwait(false);
         }
 
         Log.RoundAborted(_logger, session.Round, StageName(stage), reason);

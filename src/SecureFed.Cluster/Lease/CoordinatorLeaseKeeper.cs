@@ -6,12 +6,12 @@ namespace SecureFed.Cluster.Lease;
 
 /// <summary>
 /// Holds the coordinator lease for one silo: <see cref="AcquireAsync"/> waits until the lease is free and takes it, then
-/// a background loop renews it (<see cref="LeaseRules.Next"/>). It is the coordinator's <see cref="ICoordinatorFence"/>:
+/// a background loop renews it (<see cref="LeaseRules.Next"/>). <see cref="ClusterCoordinatorFence"/> builds the coordinator's fence on it:
 /// <see cref="Lost"/> is cancelled, and <see cref="EnsureHeld"/> throws, as soon as a renewal is refused or the lease's
 /// local validity runs out without one (a database that does not answer counts as lost: the silo cannot prove it still
 /// holds the lease). A lost lease is never taken back by this keeper: the silo stops driving rounds.
 /// </summary>
-public sealed partial class CoordinatorLeaseKeeper : ICoordinatorFence, IAsyncDisposable
+public sealed partial class CoordinatorLeaseKeeper : IAsyncDisposable
 {
     private readonly PostgresCoordinatorLease _lease;
     private readonly LeaseTerms _terms;
@@ -48,10 +48,10 @@ public sealed partial class CoordinatorLeaseKeeper : ICoordinatorFence, IAsyncDi
     /// <summary>This silo's name in the lease table.</summary>
     public string Holder { get; }
 
-    /// <inheritdoc />
+    /// <summary>Cancelled when the lease is lost.</summary>
     public CancellationToken Lost => _lost.Token;
 
-    /// <inheritdoc />
+    /// <summary>The epoch (fencing token) this keeper holds; 0 before it acquired the lease.</summary>
     public long Epoch => Interlocked.Read(ref _epoch);
 
     /// <summary>Why the lease was lost, or null while held (or before it was taken).</summary>
@@ -101,7 +101,8 @@ public sealed partial class CoordinatorLeaseKeeper : ICoordinatorFence, IAsyncDi
         }
     }
 
-    /// <inheritdoc />
+    /// <summary>Throws when this silo may no longer drive rounds.</summary>
+    /// <exception cref="CoordinatorLeaseLostException">Not acquired, lost, or past its local validity without a renewal.</exception>
     public void EnsureHeld()
     {
         if (_renewing is null)
