@@ -152,7 +152,11 @@ public sealed partial class CoordinatorLeaseKeeper : IAsyncDisposable
                 }
             }
 
-            MarkLost("the silo is stopping");
+            // Stopping is not a loss to report: the coordinator was stopped before this.
+            if (Interlocked.CompareExchange(ref _lostReason, "the silo stopped and released the lease", null) is null)
+            {
+                await _lost.CancelAsync().ConfigureAwait(false);
+            }
         }
 
         _stop.Dispose();
