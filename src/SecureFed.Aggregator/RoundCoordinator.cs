@@ -156,14 +156,15 @@ public sealed class RoundCoordinator : BackgroundService
         try
         {
             _fence.EnsureHeld();
-            string restartReason = _fence.Epoch > 0
+            // On the cluster (a lease epoch) the round left open may have been another silo's: say so.
+            string? takeover = _fence.Epoch > 0
                 ? string.Create(CultureInfo.InvariantCulture, $"the coordinator stopped while the round was open; this coordinator took over at lease epoch {_fence.Epoch}")
-                : "aggregator restarted while the round was open";
-            int interrupted = _state.Store.AbortInterruptedRounds(_fence.Epoch > 0 ? restartReason : "the aggregator restarted while the round was open");
+                : null;
+            int interrupted = _state.Store.AbortInterruptedRounds(takeover ?? "the aggregator restarted while the round was open");
             if (interrupted > 0)
             {
                 Log.InterruptedRoundsAborted(_logger, interrupted);
-                _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", restartReason));
+                _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", takeover ?? "aggregator restarted while the round was open"));
             }
 
             await _fence.CommitAsync(_state, stoppingToken).ConfigureAwait(false);
@@ -199,14 +200,22 @@ public sealed class RoundCoordinator : BackgroundService
             // Fencing: another silo may already drive the federation. Record the open round as aborted here (this
             // silo's own records; the cluster's state refuses this silo's writes once its epoch is stale) and stop.
             var lost = ex as CoordinatorLeaseLostException ?? new CoordinatorLeaseLostException("this silo lost the coordinator lease (it could not renew it before it expired)", ex);
+            Failure = lost;
+            Log.LeaseLost(_logger, lost.Message);
             RoundSession? open = _current;
             if (open is not null && !open.IsFinished)
             {
-                await AbortRoundAsync(open, open.Server.Stage, "the coordinator lost its lease: " + lost.Message).ConfigureAwait(false);
+                try
+                {
+                    await AbortRoundAsync(open, open.Server.Stage, "the coordinator lost its lease: " + lost.Message).ConfigureAwait(false);
+                }
+                catch (Exception abortFailure) when (abortFailure is not OperationCanceledException)
+                {
+                    // E.g. the round was already completed here when its save was refused: the successor decides from its state.
+                    Log.LeaseLost(_logger, "the open round could not be recorded as aborted here: " + abortFailure.Message);
+                }
             }
 
-            Log.LeaseLost(_logger, lost.Message);
-            Failure = lost;
             throw lost;
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)

@@ -45,11 +45,10 @@ public sealed class AggregatorClusterOptions
     public int SliceSize { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>
-    /// True on exactly one silo of the cluster: the <b>coordinator</b>, which also runs the aggregator's mTLS gRPC service
-    /// and round coordinator (model, privacy ledger, round store, signed audit log: the <c>SecureFed</c> settings of the
-    /// single-process aggregator) with each round's state in the cluster's grains. The other silos host slices only.
-    /// It drives rounds only while it holds the coordinator lease in the cluster's database (docs/cluster.md §6): a second
-    /// silo with this setting waits for the lease instead of driving rounds too.
+    /// True on every coordinator-eligible silo. The one holding the coordinator lease in the cluster's database is the
+    /// <b>coordinator</b>: it also runs the aggregator's mTLS gRPC service and round coordinator (model, privacy ledger,
+    /// round store, signed audit log: the <c>SecureFed</c> settings of the single-process aggregator) with each round's
+    /// state in the cluster's grains; the others wait for the lease (docs/cluster.md §6). Silos without it host slices only.
     /// <value>The default value is false.</value>
     /// </summary>
     public bool Coordinator { get; set; }
@@ -181,7 +180,7 @@ public sealed class AggregatorClusterOptions
         var errors = new List<string>();
         if (!Coordinator && !string.IsNullOrWhiteSpace(listen))
         {
-            errors.Add($"SecureFed:Listen is set ('{listen}') but {Section}:Coordinator is false: only the coordinator silo runs the aggregator service; set {Section}:Coordinator to true on exactly one silo, or remove SecureFed:Listen from this silo's configuration (a slice silo serves agents on {Section}:AgentListen).");
+            errors.Add($"SecureFed:Listen is set ('{listen}') but {Section}:Coordinator is false: only the coordinator silo runs the aggregator service; set {Section}:Coordinator to true on the coordinator-eligible silos, or remove SecureFed:Listen from this silo's configuration (a slice silo serves agents on {Section}:AgentListen).");
         }
 
         if (!Coordinator && !string.IsNullOrWhiteSpace(AgentListen) && string.IsNullOrWhiteSpace(kitDirectory))
