@@ -35,9 +35,9 @@ public sealed class CoordinatorFenceTests : IDisposable
             RoundCoordinator coordinator = app.Services.GetRequiredService<RoundCoordinator>();
 
             // Round 1 completes under the fence (each commit point reached it); the first upload of round 2 loses the fence.
-            UploadHook.Reset();
+            var latch = new UploadHook.StrongBox(); // its own latch: ClusterFrontTests may run in parallel
             fed.StartAgents(AggregatorHost.BoundAddress(app), "agents",
-                handler => new UploadHook(handler, () => fed.Reports.Count(r => r.Round == 1 && r.Completed) == 3, fence.Lose));
+                handler => new UploadHook(handler, () => fed.Reports.Count(r => r.Round == 1 && r.Completed) == 3, fence.Lose, latch));
             await coordinator.Finished.WaitAsync(Timeout);
             var failure = Assert.IsType<CoordinatorLeaseLostException>(coordinator.Failure);
             Assert.Contains("lost the coordinator lease", failure.Message, StringComparison.Ordinal);

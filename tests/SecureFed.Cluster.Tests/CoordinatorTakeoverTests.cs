@@ -52,14 +52,14 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
             readyLine: "waiting for the coordinator lease");
 
         // The agents know both coordinator-eligible silos. The first masked-input upload after round 1 completed kills A.
-        UploadHook.Reset();
+        var latch = new UploadHook.StrongBox(); // its own latch: ClusterFrontTests may run in parallel
         Uri[] endpoints = [new($"https://127.0.0.1:{portA}"), new($"https://127.0.0.1:{portB}")];
         fed.StartAgents(endpoints[0], "agents",
             handler => new UploadHook(handler, () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
             {
                 _output.WriteLine("killing the coordinator silo A before a masked-input upload of round 2");
                 a.Kill();
-            }),
+            }, latch),
             _ => new AgentSetup(endpoints, AgentRunner.SliceUploadVersion));
         await fed.AgentsFinishedAsync(RunTimeout);
         int exit = await b.WaitForExitAsync(TimeSpan.FromSeconds(60));
