@@ -112,6 +112,42 @@ public sealed class CoordinatorTakeoverStateTests : IClassFixture<PostgresServer
     }
 
     [Fact]
+    public async Task Take_LineBeingAppended_CutAtLastCompleteLineAndRestoredStateOpens()
+    {
+        await using var federation = new FrontFederation(_directory, "snapshot", ["site-a", "site-b", "site-c"]);
+        AggregatorOptions options = Options(federation, "snapshot-data");
+        IReadOnlyDictionary<string, byte[]> files;
+        using (AggregatorState state = AggregatorState.Open(options))
+        {
+            long round = state.Store.BeginRound("{}");
+            byte[] bytes = ModelState.ToBytes([.. federation.InitialModel.Select(v => v * 2)]);
+            state.Store.CompleteRoundWithModel(round, 1, bytes, Convert.ToHexStringLower(SHA256.HashData(bytes)), ["site-a"]);
+            state.Budget.Record(round, 0.05, 1e-5);
+            state.Audit.Checkpoint();
+
+            // Another writer is half-way through a line of each append-only file when the snapshot is taken.
+            File.AppendAllText(AggregatorState.PrivacyLedgerPath(options.DataDirectory), "{\"half\":");
+            File.AppendAllText(Path.Combine(AggregatorState.AuditDirectory(options.DataDirectory), AuditLog.LogFileName), "{\"half\":");
+            files = CoordinatorSnapshot.Take(state);
+        }
+
+        Assert.EndsWith("\n", System.Text.Encoding.UTF8.GetString(files["privacy-ledger.jsonl"]), StringComparison.Ordinal);
+        Assert.EndsWith("\n", System.Text.Encoding.UTF8.GetString(files["audit/audit.jsonl"]), StringComparison.Ordinal);
+        Assert.Contains("audit/verifier.key", files.Keys);
+        Assert.Contains(files.Keys, k => k.StartsWith("audit/checkpoints/", StringComparison.Ordinal));
+
+        AggregatorOptions restored = Options(federation, "snapshot-restored");
+        Assert.Null(CoordinatorSnapshot.Restore(files, restored.DataDirectory, 2)); // nothing there before: nothing moved aside
+        using (AggregatorState state = AggregatorState.Open(restored))
+        {
+            Assert.Equal(1, state.Model.Version);
+            Assert.True(state.Budget.Spent(1e-5) > 0);
+        }
+
+        Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(restored.DataDirectory)).Ok);
+    }
+
+    [Fact]
     public void Restore_NameOutsideTheSnapshot_RefusedAndNothingWritten()
     {
         string target = Path.Combine(_directory, "restore");
