@@ -35,8 +35,8 @@ public sealed class AggregatorClient : IDisposable
 
     /// <summary>
     /// Connects (lazily) to the aggregator's <paramref name="addresses"/>: every call goes to the endpoint that last
-    /// answered (the first at start) and fails over to the next, in order, when it cannot connect
-    /// (<see cref="IsConnectionFailure"/>). Slices of a masked input (protocol version 4) go to the endpoints the round
+    /// answered (the first at start) and fails over to the next, in order, when it cannot connect or the endpoint does
+    /// not serve the call (<see cref="ShouldTryNextEndpoint"/>). Slices of a masked input (protocol version 4) go to the endpoints the round
     /// announcement names (<see cref="UploadMaskedInputSliceAsync"/>), over the same handler.
     /// </summary>
     public AggregatorClient(IReadOnlyList<Uri> addresses, PartyKit kit, TimeSpan callTimeout, int maxRetries, TimeProvider? time = null, HttpMessageHandler? handler = null, AgentTelemetry? telemetry = null)
@@ -80,6 +80,17 @@ public sealed class AggregatorClient : IDisposable
     {
         ArgumentNullException.ThrowIfNull(exception);
         return exception.StatusCode == StatusCode.Unavailable && exception.Status.DebugException is HttpRequestException or System.Net.Sockets.SocketException or IOException;
+    }
+
+    /// <summary>
+    /// True when a control call should move on to the next endpoint: the endpoint could not be reached
+    /// (<see cref="IsConnectionFailure"/>), or it answered <see cref="StatusCode.Unimplemented"/> — a silo of the
+    /// aggregator cluster that is not (or no longer) the coordinator serves slice uploads only (docs/cluster.md §6).
+    /// </summary>
+    public static bool ShouldTryNextEndpoint(RpcException exception)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        return IsConnectionFailure(exception) || exception.StatusCode == StatusCode.Unimplemented;
     }
 
     private GrpcChannel Channel(Uri address) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
@@ -318,7 +329,7 @@ public sealed class AggregatorClient : IDisposable
                     _current = k;
                     return result;
                 }
-                catch (RpcException ex) when (i + 1 < _clients.Length && IsConnectionFailure(ex))
+                catch (RpcException ex) when (i + 1 < _clients.Length && ShouldTryNextEndpoint(ex))
                 {
                     // next endpoint
                 }

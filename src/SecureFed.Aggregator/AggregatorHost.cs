@@ -56,6 +56,19 @@ public static class AggregatorHost
     /// <param name="roundServers">Opens each round's server side; null for this process.</param>
     /// <param name="configureLogging">Optional logging set-up.</param>
     public static WebApplication Build(IConfiguration configuration, Func<float[]>? initialModelFactory, IRoundServerFactory? roundServers, Action<ILoggingBuilder>? configureLogging = null)
+        => Build(configuration, initialModelFactory, roundServers, fence: null, configureLogging);
+
+    /// <summary>
+    /// As <see cref="Build(IConfiguration, Func{float[]}, IRoundServerFactory, Action{ILoggingBuilder})"/>, with the
+    /// coordinator driving rounds only while <paramref name="fence"/> holds (the cluster's coordinator lease,
+    /// docs/cluster.md §6); null: always (the single process).
+    /// </summary>
+    /// <param name="configuration">Configuration with the <c>SecureFed</c> section.</param>
+    /// <param name="initialModelFactory">Builds the initial model on demand; may be null.</param>
+    /// <param name="roundServers">Opens each round's server side; null for this process.</param>
+    /// <param name="fence">The coordinator lease; null for the single process.</param>
+    /// <param name="configureLogging">Optional logging set-up.</param>
+    public static WebApplication Build(IConfiguration configuration, Func<float[]>? initialModelFactory, IRoundServerFactory? roundServers, ICoordinatorFence? fence, Action<ILoggingBuilder>? configureLogging = null)
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = new AggregatorOptions();
@@ -104,6 +117,7 @@ public static class AggregatorHost
             }
 
             builder.Services.AddSingleton(roundServers ?? LocalRoundServerFactory.Instance);
+            builder.Services.AddSingleton(fence ?? CoordinatorFence.Always);
             builder.Services.AddSingleton<RoundCoordinator>();
             builder.Services.AddHostedService(sp => sp.GetRequiredService<RoundCoordinator>());
             builder.Services.AddGrpc(grpc =>

@@ -11,14 +11,24 @@ namespace SecureFed.Aggregator;
 /// </summary>
 public sealed class AggregatorState : IDisposable
 {
-    private AggregatorState(PartyKit kit, AggregatorStore store, FederationBudget budget, AuditLog audit, ModelState model)
+    private AggregatorState(string dataDirectory, PartyKit kit, AggregatorStore store, FederationBudget budget, AuditLog audit, ModelState model)
     {
+        DataDirectory = dataDirectory;
         Kit = kit;
         Store = store;
         Budget = budget;
         Audit = audit;
         Model = model;
     }
+
+    /// <summary>The full path of the data directory (round store, privacy ledger, audit log).</summary>
+    public string DataDirectory { get; }
+
+    /// <summary>The privacy ledger's file under <paramref name="dataDirectory"/>.</summary>
+    public static string PrivacyLedgerPath(string dataDirectory) => Path.Combine(dataDirectory, "privacy-ledger.jsonl");
+
+    /// <summary>The round store's file under <paramref name="dataDirectory"/>.</summary>
+    public static string StorePath(string dataDirectory) => Path.Combine(dataDirectory, "aggregator.db");
 
     /// <summary>The aggregator's kit.</summary>
     public PartyKit Kit { get; }
@@ -69,12 +79,12 @@ public sealed class AggregatorState : IDisposable
         AuditLog? audit = null;
         try
         {
-            store = AggregatorStore.Open(Path.Combine(options.DataDirectory, "aggregator.db"));
+            store = AggregatorStore.Open(StorePath(options.DataDirectory));
             store.EnsureFederation(options.Federation);
-            budget = FederationBudget.Open(Path.Combine(options.DataDirectory, "privacy-ledger.jsonl"), options.Federation);
+            budget = FederationBudget.Open(PrivacyLedgerPath(options.DataDirectory), options.Federation);
             audit = AuditLog.Open(AuditDirectory(options.DataDirectory), "aggregator", kit.IdentityKey, $"securefed/{options.Federation}/aggregator");
             ModelState model = LoadModel(store, options, initialModelFactory);
-            return new AggregatorState(kit, store, budget, audit, model);
+            return new AggregatorState(Path.GetFullPath(options.DataDirectory), kit, store, budget, audit, model);
         }
         catch
         {

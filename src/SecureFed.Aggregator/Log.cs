@@ -54,4 +54,7 @@ internal static partial class Log
 
     [LoggerMessage(17, LogLevel.Error, "No round opened: {Reason}")]
     public static partial void NoiseSharesAboveThreshold(ILogger logger, string reason);
+
+    [LoggerMessage(18, LogLevel.Error, "Coordinator stopped driving rounds: {Reason}")]
+    public static partial void LeaseLost(ILogger logger, string reason);
 }

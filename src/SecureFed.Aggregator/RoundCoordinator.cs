@@ -26,6 +26,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly ILogger<RoundCoordinator> _logger;
     private readonly AggregatorTelemetry? _telemetry;
     private readonly IRoundServerFactory _servers;
+    private readonly ICoordinatorFence _fence;
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
@@ -48,9 +49,21 @@ public sealed class RoundCoordinator : BackgroundService
     /// cluster's coordinator silo: docs/cluster.md §6); every check, refusal and audit event stays here.
     /// </summary>
     public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger, AggregatorTelemetry? telemetry, IRoundServerFactory servers)
+        : this(options, state, time, logger, telemetry, servers, CoordinatorFence.Always)
+    {
+    }
+
+    /// <summary>
+    /// As above, driving rounds only while <paramref name="fence"/> holds (the cluster's coordinator lease,
+    /// docs/cluster.md §6): when it is lost the open round is aborted with that reason and the coordinator stops with
+    /// <see cref="CoordinatorLeaseLostException"/> as its <see cref="Failure"/>; no round is opened or completed after.
+    /// </summary>
+    public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger, AggregatorTelemetry? telemetry, IRoundServerFactory servers, ICoordinatorFence fence)
     {
         ArgumentNullException.ThrowIfNull(servers);
+        ArgumentNullException.ThrowIfNull(fence);
         _servers = servers;
+        _fence = fence;
         ArgumentNullException.ThrowIfNull(options);
         _options = options.Value;
         _state = state;
@@ -138,14 +151,23 @@ public sealed class RoundCoordinator : BackgroundService
     /// <inheritdoc />
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, _fence.Lost);
+        stoppingToken = running.Token;
         try
         {
-            int interrupted = _state.Store.AbortInterruptedRounds("the aggregator restarted while the round was open");
+            _fence.EnsureHeld();
+            // On the cluster (a lease epoch) the round left open may have been another silo's: say so.
+            string? takeover = _fence.Epoch > 0
+                ? string.Create(CultureInfo.InvariantCulture, $"the coordinator stopped while the round was open; this coordinator took over at lease epoch {_fence.Epoch}")
+                : null;
+            int interrupted = _state.Store.AbortInterruptedRounds(takeover ?? "the aggregator restarted while the round was open");
             if (interrupted > 0)
             {
                 Log.InterruptedRoundsAborted(_logger, interrupted);
-                _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", "aggregator restarted while the round was open"));
+                _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", takeover ?? "aggregator restarted while the round was open"));
             }
+
+            await _fence.CommitAsync(_state, stoppingToken).ConfigureAwait(false);
 
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
             while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
@@ -172,6 +194,29 @@ public sealed class RoundCoordinator : BackgroundService
             }
 
             Log.Finished(_logger, completed);
+        }
+        catch (Exception ex) when (_fence.Lost.IsCancellationRequested || ex is CoordinatorLeaseLostException)
+        {
+            // Fencing: another silo may already drive the federation. Record the open round as aborted here (this
+            // silo's own records; the cluster's state refuses this silo's writes once its epoch is stale) and stop.
+            var lost = ex as CoordinatorLeaseLostException ?? new CoordinatorLeaseLostException("this silo lost the coordinator lease (it could not renew it before it expired)", ex);
+            Failure = lost;
+            Log.LeaseLost(_logger, lost.Message);
+            RoundSession? open = _current;
+            if (open is not null && !open.IsFinished)
+            {
+                try
+                {
+                    await AbortRoundAsync(open, open.Server.Stage, "the coordinator lost its lease: " + lost.Message).ConfigureAwait(false);
+                }
+                catch (Exception abortFailure) when (abortFailure is not OperationCanceledException)
+                {
+                    // E.g. the round was already completed here when its save was refused: the successor decides from its state.
+                    Log.LeaseLost(_logger, "the open round could not be recorded as aborted here: " + abortFailure.Message);
+                }
+            }
+
+            throw lost;
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
@@ -289,7 +334,9 @@ public sealed class RoundCoordinator : BackgroundService
             model_version = _state.Model.Version,
             evaluation = evaluation is null ? null : new { entity_types = evaluation.EntityTypes, count_cap = evaluation.CountCap, min_evaluators = threshold },
         };
+        _fence.EnsureHeld();
         long round = _state.Store.BeginRound(JsonSerializer.Serialize(config));
+        await _fence.CommitAsync(_state, cancellationToken).ConfigureAwait(false);
         var participants = cohort.Select((name, i) =>
         {
             _state.Kit.Manifest.TryGetSite(name, out Federation.PartyInfo info);
@@ -333,7 +380,7 @@ public sealed class RoundCoordinator : BackgroundService
         {
             server = await _servers.OpenAsync(parameters, cancellationToken).ConfigureAwait(false);
         }
-        catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException)
+        catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException and not CoordinatorLeaseLostException)
         {
             // E.g. the aggregator cluster could not open the round: the attempt is recorded as aborted, never silently lost.
             string message = ex.Message.Split('\n', 2)[0].TrimEnd('\r');
@@ -454,7 +501,7 @@ public sealed class RoundCoordinator : BackgroundService
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
             AggregationResult result = await CloseStageAsync(session, stage, server.FinishAsync, cancellationToken).ConfigureAwait(false);
             AuditRejectedShares(session, result);
-            Complete(session, result);
+            await CompleteAsync(session, result).ConfigureAwait(false);
             return true;
         }
         catch (RoundAbortedException ex)
@@ -555,7 +602,7 @@ public sealed class RoundCoordinator : BackgroundService
         return result;
     }
 
-    private void Complete(RoundSession session, AggregationResult result)
+    private async Task CompleteAsync(RoundSession session, AggregationResult result)
     {
         // W must lie in [1, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound).
         (_, long decodedWeight) = session.Codec.Decode(result.Sum);
@@ -578,6 +625,7 @@ public sealed class RoundCoordinator : BackgroundService
         byte[] bytes = ModelState.ToBytes(next);
         string sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
+        _fence.EnsureHeld();
         _state.Store.CompleteRoundWithModel(session.Round, version, bytes, sha, contributors);
         double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
         _state.Model.Update(version, next, sha);
@@ -597,6 +645,7 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("budget", _options.EpsilonBudget));
         _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", session.Round));
         _state.Audit.Checkpoint();
+        await _fence.CommitAsync(_state, CancellationToken.None).ConfigureAwait(false); // durable in the cluster before anyone hears of it
         Log.RoundCompleted(_logger, session.Round, version, contributors.Length, epsilon);
         _telemetry?.RoundCompleted(session.Round, contributors, version);
         var outcome = new RoundOutcome
@@ -681,6 +730,11 @@ public sealed class RoundCoordinator : BackgroundService
         catch (InvalidOperationException)
         {
             // nothing new to sign
+        }
+
+        if (!_fence.Lost.IsCancellationRequested)
+        {
+            await _fence.CommitAsync(_state, CancellationToken.None).ConfigureAwait(false);
         }
 
         Log.RoundAborted(_logger, session.Round, StageName(stage), reason);

@@ -45,13 +45,32 @@ public sealed class AggregatorClusterOptions
     public int SliceSize { get; set; } = 4 * 1024 * 1024;
 
     /// <summary>
-    /// True on exactly one silo of the cluster: the <b>coordinator</b>, which also runs the aggregator's mTLS gRPC service
-    /// and round coordinator (model, privacy ledger, round store, signed audit log: the <c>SecureFed</c> settings of the
-    /// single-process aggregator) with each round's state in the cluster's grains. The other silos host slices only.
-    /// Nothing elects it: the operator runs one (docs/cluster.md §6).
+    /// True on every coordinator-eligible silo. The one holding the coordinator lease in the cluster's database is the
+    /// <b>coordinator</b>: it also runs the aggregator's mTLS gRPC service and round coordinator (model, privacy ledger,
+    /// round store, signed audit log: the <c>SecureFed</c> settings of the single-process aggregator) with each round's
+    /// state in the cluster's grains; the others wait for the lease (docs/cluster.md §6). Silos without it host slices only.
     /// <value>The default value is false.</value>
     /// </summary>
     public bool Coordinator { get; set; }
+
+    /// <summary>
+    /// Length of the coordinator lease in the cluster's database (docs/cluster.md §6): a coordinator silo that has not
+    /// renewed it for this long may be replaced by another coordinator-eligible silo.
+    /// <value>The default value is 15.</value>
+    /// </summary>
+    public double LeaseSeconds { get; set; } = Lease.LeaseTerms.Default.Duration.TotalSeconds;
+
+    /// <summary>How often the coordinator renews its lease. <value>The default value is 3.</value></summary>
+    public double LeaseRenewSeconds { get; set; } = Lease.LeaseTerms.Default.RenewInterval.TotalSeconds;
+
+    /// <summary>
+    /// How long before the lease would expire the coordinator stops driving rounds when it could not renew it (covers clock
+    /// drift and pauses). <value>The default value is 3.</value>
+    /// </summary>
+    public double LeaseSafetyMarginSeconds { get; set; } = Lease.LeaseTerms.Default.SafetyMargin.TotalSeconds;
+
+    /// <summary>The lease terms of <see cref="LeaseSeconds"/>, <see cref="LeaseRenewSeconds"/> and <see cref="LeaseSafetyMarginSeconds"/>.</summary>
+    public Lease.LeaseTerms LeaseTerms => new(Seconds(LeaseSeconds), Seconds(LeaseRenewSeconds), Seconds(LeaseSafetyMarginSeconds));
 
     /// <summary>
     /// On a silo that is not the coordinator: the https:// URL (IP address and port; port 0 picks a free one) where this
@@ -107,6 +126,15 @@ public sealed class AggregatorClusterOptions
             }
         }
 
+        if (double.IsFinite(LeaseSeconds) && double.IsFinite(LeaseRenewSeconds) && double.IsFinite(LeaseSafetyMarginSeconds))
+        {
+            errors.AddRange(LeaseTerms.Validate(Section + ":"));
+        }
+        else
+        {
+            errors.Add($"{Section}:LeaseSeconds, LeaseRenewSeconds and LeaseSafetyMarginSeconds must be finite numbers of seconds.");
+        }
+
         if (SliceSize < 1024 || SliceSize > 64 * 1024 * 1024)
         {
             errors.Add($"{Section}:SliceSize must be between 1024 and {64 * 1024 * 1024} words, got {SliceSize}.");
@@ -152,7 +180,7 @@ public sealed class AggregatorClusterOptions
         var errors = new List<string>();
         if (!Coordinator && !string.IsNullOrWhiteSpace(listen))
         {
-            errors.Add($"SecureFed:Listen is set ('{listen}') but {Section}:Coordinator is false: only the coordinator silo runs the aggregator service; set {Section}:Coordinator to true on exactly one silo, or remove SecureFed:Listen from this silo's configuration (a slice silo serves agents on {Section}:AgentListen).");
+            errors.Add($"SecureFed:Listen is set ('{listen}') but {Section}:Coordinator is false: only the coordinator silo runs the aggregator service; set {Section}:Coordinator to true on the coordinator-eligible silos, or remove SecureFed:Listen from this silo's configuration (a slice silo serves agents on {Section}:AgentListen).");
         }
 
         if (!Coordinator && !string.IsNullOrWhiteSpace(AgentListen) && string.IsNullOrWhiteSpace(kitDirectory))
@@ -162,6 +190,8 @@ public sealed class AggregatorClusterOptions
 
         return errors;
     }
+
+    private static TimeSpan Seconds(double seconds) => double.IsFinite(seconds) && Math.Abs(seconds) < 1e6 ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;
 
     private static void Port(List<string> errors, string name, int value)
     {

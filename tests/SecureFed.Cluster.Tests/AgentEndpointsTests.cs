@@ -61,6 +61,20 @@ public sealed class AgentEndpointsTests
     }
 
     [Fact]
+    public void ShouldTryNextEndpoint_UnreachableOrUnimplemented_OtherAnswersStay()
+    {
+        var refused = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.", new HttpRequestException("Connection refused")));
+        var sliceSilo = new RpcException(new Status(StatusCode.Unimplemented, "Service is unimplemented."));
+        var answered = new RpcException(new Status(StatusCode.Unavailable, "the aggregator is restarting"));
+        var refusedRound = new RpcException(new Status(StatusCode.FailedPrecondition, "round 2 is not open"));
+
+        Assert.True(AggregatorClient.ShouldTryNextEndpoint(refused));
+        Assert.True(AggregatorClient.ShouldTryNextEndpoint(sliceSilo));
+        Assert.False(AggregatorClient.ShouldTryNextEndpoint(answered));
+        Assert.False(AggregatorClient.ShouldTryNextEndpoint(refusedRound));
+    }
+
+    [Fact]
     public void CheckVersion_Version3_RunByEveryAgent()
     {
         var announcement = new RoundAnnouncement { ProtocolVersion = 3, VectorLength = 2500 };

@@ -48,23 +48,32 @@ internal sealed class SiloProcess : IDisposable
     /// As above; a slice silo with <paramref name="agentListen"/> and the aggregator's <paramref name="kitDirectory"/> also
     /// serves agents the slices it hosts (protocol version 4), ready once that endpoint listens.
     /// </summary>
-    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString, IReadOnlyDictionary<string, object>? aggregator,
+    public static Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString, IReadOnlyDictionary<string, object>? aggregator,
         string? agentListen, string? kitDirectory)
+        => StartAsync(directory, federation, siloPort, gatewayPort, connectionString, aggregator, agentListen, kitDirectory, cluster: null, readyLine: null);
+
+    /// <summary>
+    /// As above, with more <c>SecureFed:Cluster</c> settings (e.g. the lease's) and the output line that says the silo is
+    /// ready (e.g. a coordinator-eligible silo waiting for the lease).
+    /// </summary>
+    public static async Task<SiloProcess> StartAsync(string directory, string federation, int siloPort, int gatewayPort, string connectionString, IReadOnlyDictionary<string, object>? aggregator,
+        string? agentListen, string? kitDirectory, IReadOnlyDictionary<string, object>? cluster, string? readyLine)
     {
         string config = Path.Combine(directory, $"silo-{siloPort}.json");
+        var clusterSection = new Dictionary<string, object>(cluster ?? new Dictionary<string, object>())
+        {
+            ["SiloPort"] = siloPort,
+            ["GatewayPort"] = gatewayPort,
+            ["AdvertisedAddress"] = "127.0.0.1",
+            ["ConnectionString"] = connectionString,
+            ["SliceSize"] = 1024,
+            ["Coordinator"] = aggregator is not null,
+            ["AgentListen"] = agentListen ?? "",
+        };
         var secureFed = new Dictionary<string, object>(aggregator ?? new Dictionary<string, object>())
         {
             ["Federation"] = federation,
-            ["Cluster"] = new
-            {
-                SiloPort = siloPort,
-                GatewayPort = gatewayPort,
-                AdvertisedAddress = "127.0.0.1",
-                ConnectionString = connectionString,
-                SliceSize = 1024,
-                Coordinator = aggregator is not null,
-                AgentListen = agentListen ?? "",
-            },
+            ["Cluster"] = clusterSection,
         };
         if (kitDirectory is not null)
         {
@@ -78,7 +87,7 @@ internal sealed class SiloProcess : IDisposable
         info.ArgumentList.Add("--config");
         info.ArgumentList.Add(config);
         info.Environment["Logging__LogLevel__Default"] = "Warning";
-        string ready = aggregator is not null ? "aggregator listening on" : agentListen is not null ? "slice uploads (protocol version 4) served on" : "aggregator cluster silo";
+        string ready = readyLine ?? (aggregator is not null ? "aggregator listening on" : agentListen is not null ? "slice uploads (protocol version 4) served on" : "aggregator cluster silo");
         var silo = new SiloProcess(Process.Start(info)!, siloPort, gatewayPort, ready);
         silo._process.OutputDataReceived += (_, e) => silo.OnLine(e.Data);
         silo._process.ErrorDataReceived += (_, e) => silo.OnLine(e.Data);
@@ -93,6 +102,21 @@ internal sealed class SiloProcess : IDisposable
         }
 
         return silo;
+    }
+
+    /// <summary>Waits until the process has written a line containing <paramref name="text"/>.</summary>
+    public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        while (!Output.Contains(text, StringComparison.Ordinal))
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"silo {SiloPort} exited before writing '{text}':\n{Output}");
+            }
+
+            await Task.Delay(100, cts.Token);
+        }
     }
 
     /// <summary>Waits for the process to exit on its own; returns its exit code.</summary>

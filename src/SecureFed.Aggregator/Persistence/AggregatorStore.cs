@@ -415,6 +415,24 @@ public sealed class AggregatorStore : IDisposable
         return (IReadOnlyList<LedgerEntry>)entries;
     });
 
+    /// <summary>
+    /// A consistent copy of the whole database as one SQLite file (<c>VACUUM INTO</c> a temporary file, read back and
+    /// deleted): what the aggregator cluster's coordinator keeps in PostgreSQL so that another silo can take over.
+    /// </summary>
+    public byte[] Snapshot() => Run(() =>
+    {
+        string temp = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"securefed-snapshot-{Guid.NewGuid():N}.db");
+        try
+        {
+            Execute(_connection, null, "VACUUM INTO $path;", ("$path", temp));
+            return File.ReadAllBytes(temp);
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    });
+
     /// <summary>Runs SQLite's <c>quick_check</c>; returns an empty list when the database is consistent.</summary>
     public IReadOnlyList<string> QuickCheck() => Run(() =>
     {

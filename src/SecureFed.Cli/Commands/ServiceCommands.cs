@@ -40,7 +40,7 @@ internal static class ServiceCommands
                 return await RunClusterSiloAsync(configuration, parse, ct).ConfigureAwait(false);
             }
 
-            return await RunAggregatorAsync(configuration, parse, roundServers: null, started: null, ct).ConfigureAwait(false);
+            return await RunAggregatorAsync(configuration, parse, roundServers: null, started: null, fence: null, ct).ConfigureAwait(false);
         });
         return command;
     }
@@ -49,7 +49,7 @@ internal static class ServiceCommands
     /// The aggregator service until its rounds are done or Ctrl+C: every round in this process, or, on the cluster's
     /// coordinator silo, each round's state in the cluster (<paramref name="roundServers"/>).
     /// </summary>
-    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, Action<WebApplication>? started, CancellationToken ct)
+    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, Action<WebApplication>? started, ICoordinatorFence? fence, CancellationToken ct)
     {
         ModelSpec spec = Spec(configuration);
         var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
@@ -67,7 +67,7 @@ internal static class ServiceCommands
         try
         {
             // Built only when the store has no model and no InitialModel file is set (it loads libtorch).
-            app = AggregatorHost.Build(full, () => TaggerLocalTrainer.InitialParameters(spec, seed: 1), roundServers);
+            app = AggregatorHost.Build(full, () => TaggerLocalTrainer.InitialParameters(spec, seed: 1), roundServers, fence);
         }
         catch (OptionsValidationException ex)
         {
@@ -185,6 +185,28 @@ internal static class ServiceCommands
             $"aggregator cluster silo of '{federation}' listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}, membership in PostgreSQL, {role}); Ctrl+C to stop")).ConfigureAwait(false);
         if (options.Coordinator)
         {
+            // Coordinator-eligible: drive rounds only while holding the coordinator lease (docs/cluster.md §6). Wait for it,
+            // restore the state the last coordinator saved in the cluster's database, then run the aggregator with it.
+            string holder = silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString();
+            ILogger leaseLogger = silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Lease");
+            await using Npgsql.NpgsqlDataSource database = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
+            var lease = new Cluster.Lease.PostgresCoordinatorLease(database, federation!);
+            var keeper = new Cluster.Lease.CoordinatorLeaseKeeper(lease, holder, options.LeaseTerms, TimeProvider.System, leaseLogger);
+            Cluster.Lease.ClusterCoordinatorFence fence;
+            try
+            {
+                await output.WriteLineAsync($"waiting for the coordinator lease of '{federation}' (silo {holder})").ConfigureAwait(false);
+                fence = await Cluster.Lease.ClusterCoordinatorFence.TakeOverAsync(keeper, new Cluster.Lease.PostgresCoordinatorState(database, lease),
+                    configuration["SecureFed:DataDirectory"]!, leaseLogger, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                return CliApp.ExitOk;
+            }
+
+            await output.WriteLineAsync(FormattableString.Invariant($"coordinator lease acquired (epoch {fence.Epoch}): this silo coordinates the federation")).ConfigureAwait(false);
+
             // The coordinator's own grain factory: calls to a slice grain go straight to the silo that hosts it.
             var servers = new Cluster.Front.ClusterRoundServerFactory(silo.Services.GetRequiredService<IGrainFactory>(), options.SliceSize,
                 silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front"),
@@ -201,10 +223,11 @@ internal static class ServiceCommands
                 }
 
                 return await RunAggregatorAsync(configuration, parse, servers,
-                    known ? null : app => endpoint.Set(AggregatorHost.BoundAddress(app)), cancellationToken).ConfigureAwait(false);
+                    known ? null : app => endpoint.Set(AggregatorHost.BoundAddress(app)), fence, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
+                await fence.DisposeAsync().ConfigureAwait(false); // releases the lease if still held: another silo takes over at once
                 await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
             }
         }

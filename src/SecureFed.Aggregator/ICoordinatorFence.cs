@@ -1,0 +1,28 @@
+namespace SecureFed.Aggregator;
+
+/// <summary>
+/// Whether this process may still drive the federation's rounds. The single-process aggregator always may
+/// (<see cref="CoordinatorFence.Always"/>); on the aggregator cluster the coordinator silo may only while it holds the
+/// coordinator lease in the cluster's database (docs/cluster.md §6, "The coordinator lease").
+/// </summary>
+public interface ICoordinatorFence
+{
+    /// <summary>Cancelled when the lease is lost (never, for the single process).</summary>
+    CancellationToken Lost { get; }
+
+    /// <summary>The lease's epoch (fencing token) this process holds; 0 for the single process.</summary>
+    long Epoch { get; }
+
+    /// <summary>Throws when this process may no longer drive rounds; called before every durable write of a round.</summary>
+    /// <exception cref="CoordinatorLeaseLostException">The lease is lost or expired locally.</exception>
+    void EnsureHeld();
+
+    /// <summary>
+    /// Called at each commit point of the coordinator (start-up, a round opened, completed or aborted), after its local
+    /// state is written: makes that state durable where another coordinator can take it over (the cluster's database,
+    /// fenced by <see cref="Epoch"/>); nothing for the single process. Agents are told a round completed only after
+    /// this returned.
+    /// </summary>
+    /// <exception cref="CoordinatorLeaseLostException">The write was refused: another silo holds the lease.</exception>
+    Task CommitAsync(AggregatorState state, CancellationToken cancellationToken);
+}

@@ -1,0 +1,116 @@
+using System.Security.Cryptography;
+using SecureFed.Aggregator;
+using SecureFed.Audit;
+
+namespace SecureFed.Cluster.Lease;
+
+/// <summary>
+/// The coordinator's state as files, relative to its data directory: the round store (a consistent SQLite copy: every
+/// round, stage, model version and submission), the federation privacy ledger, and the signed audit log (its lines,
+/// verifier key, the latest checkpoint and every signed checkpoint). What another silo needs to continue as the same aggregator.
+/// </summary>
+public static class CoordinatorSnapshot
+{
+    /// <summary>The names a snapshot may hold (others are refused on restore).</summary>
+    public static bool IsAllowedName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name is "aggregator.db" or "privacy-ledger.jsonl" or "audit/audit.jsonl" or "audit/checkpoint.latest" or "audit/verifier.key")
+        {
+            return true;
+        }
+
+        const string prefix = "audit/checkpoints/";
+        return name.StartsWith(prefix, StringComparison.Ordinal) && name.EndsWith(AuditLog.CheckpointExtension, StringComparison.Ordinal)
+            && name[prefix.Length..^AuditLog.CheckpointExtension.Length].All(char.IsAsciiDigit) && name.Length > prefix.Length + AuditLog.CheckpointExtension.Length;
+    }
+
+    /// <summary>
+    /// Takes the snapshot of <paramref name="state"/>. Checkpoints are read before the log's lines, and each append-only
+    /// file is cut at its last complete line, so a line being appended meanwhile is left for the next snapshot and the
+    /// log always holds at least what the latest checkpoint signs.
+    /// </summary>
+    public static IReadOnlyDictionary<string, byte[]> Take(AggregatorState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        var files = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
+        string audit = AggregatorState.AuditDirectory(state.DataDirectory);
+        string checkpoints = Path.Combine(audit, AuditLog.CheckpointDirectoryName);
+        string latest = Path.Combine(audit, AuditLog.LatestCheckpointFileName);
+        if (File.Exists(latest))
+        {
+            files["audit/" + AuditLog.LatestCheckpointFileName] = File.ReadAllBytes(latest);
+        }
+
+        string verifier = Path.Combine(audit, AuditLog.VerifierKeyFileName);
+        if (File.Exists(verifier))
+        {
+            files["audit/" + AuditLog.VerifierKeyFileName] = File.ReadAllBytes(verifier);
+        }
+
+        if (Directory.Exists(checkpoints))
+        {
+            foreach (string file in Directory.EnumerateFiles(checkpoints, "*" + AuditLog.CheckpointExtension))
+            {
+                string name = "audit/" + AuditLog.CheckpointDirectoryName + "/" + Path.GetFileName(file);
+                if (IsAllowedName(name))
+                {
+                    files[name] = File.ReadAllBytes(file);
+                }
+            }
+        }
+
+        files["audit/" + AuditLog.LogFileName] = CompleteLines(File.ReadAllBytes(Path.Combine(audit, AuditLog.LogFileName)));
+        string ledger = AggregatorState.PrivacyLedgerPath(state.DataDirectory);
+        if (File.Exists(ledger))
+        {
+            files["privacy-ledger.jsonl"] = CompleteLines(File.ReadAllBytes(ledger));
+        }
+
+        files["aggregator.db"] = state.Store.Snapshot();
+        return files;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="files"/> into <paramref name="dataDirectory"/>. A directory that already holds files (this
+    /// silo's state from an earlier term, possibly newer than what reached the database before it lost the lease) is
+    /// moved aside first to <c>&lt;dataDirectory&gt;.superseded-&lt;epoch&gt;</c>, never deleted: the database is the
+    /// authority. Returns the folder moved aside, or null.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A name is not one a snapshot holds (nothing is written).</exception>
+    public static string? Restore(IReadOnlyDictionary<string, byte[]> files, string dataDirectory, long epoch)
+    {
+        ArgumentNullException.ThrowIfNull(files);
+        ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
+        string[] bad = [.. files.Keys.Where(n => !IsAllowedName(n))];
+        if (bad.Length > 0)
+        {
+            throw new InvalidDataException($"the coordinator state in the cluster's database holds files a snapshot never holds: {string.Join(", ", bad)}; nothing was restored");
+        }
+
+        string full = Path.GetFullPath(dataDirectory);
+        string? aside = null;
+        if (Directory.Exists(full) && Directory.EnumerateFileSystemEntries(full).Any())
+        {
+            aside = $"{full}.superseded-{epoch}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+            Directory.Move(full, aside);
+        }
+
+        foreach ((string name, byte[] bytes) in files)
+        {
+            string path = Path.Combine(full, name.Replace('/', Path.DirectorySeparatorChar));
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+            stream.Write(bytes);
+            stream.Flush(flushToDisk: true);
+        }
+
+        return aside;
+    }
+
+    private static byte[] CompleteLines(byte[] bytes)
+    {
+        int end = Array.LastIndexOf(bytes, (byte)'\n');
+        return end == bytes.Length - 1 ? bytes : bytes[..(end + 1)];
+    }
+}

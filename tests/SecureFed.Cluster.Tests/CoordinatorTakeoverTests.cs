@@ -1,0 +1,157 @@
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+using SecureFed.Agent;
+using SecureFed.Aggregator;
+using SecureFed.Aggregator.Persistence;
+using SecureFed.Audit;
+using Xunit.Abstractions;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>
+/// The must-show of the coordinator lease (docs/cluster.md §6): three <c>securefed aggregator</c> silo processes on
+/// 127.0.0.1 and PostgreSQL — two coordinator-eligible, one hosting slices only — and four agents over mTLS given both
+/// coordinator-eligible endpoints. The coordinator process is killed during round 2; the other eligible silo takes the
+/// lease over, restores the state the first saved, aborts round 2 with a reason, and round 3 completes there.
+/// </summary>
+public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, IDisposable
+{
+    private static readonly TimeSpan RunTimeout = TimeSpan.FromMinutes(5);
+    private static readonly string[] Sites = ["site-a", "site-b", "site-c", "site-d"];
+    private static readonly Dictionary<string, object> ShortLease = new() { ["LeaseSeconds"] = 6, ["LeaseRenewSeconds"] = 1, ["LeaseSafetyMarginSeconds"] = 2 };
+    private readonly PostgresServer _postgres;
+    private readonly ITestOutputHelper _output;
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-takeover-").FullName;
+
+    public CoordinatorTakeoverTests(PostgresServer postgres, ITestOutputHelper output)
+    {
+        _postgres = postgres;
+        _output = output;
+    }
+
+    [SkippableFact]
+    public async Task Rounds_CoordinatorKilledMidRound_OtherSiloTakesOverNothingCompletedLostNextRoundCompletes()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "takeover-front";
+        const int rounds = 2;
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+        string connection = await CreateDatabaseAsync("takeover_front");
+        string dataA = Path.Combine(_dir, "aggregator-a");
+        string dataB = Path.Combine(_dir, "aggregator-b");
+        int portA = FreePort();
+        int portB = FreePort();
+        string silos = Path.Combine(_dir, "silos");
+        Directory.CreateDirectory(silos);
+
+        using SiloProcess slices = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, null, null, null, ShortLease, null);
+        using SiloProcess a = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
+        Assert.Contains("coordinator lease acquired (epoch 1)", a.Output, StringComparison.Ordinal);
+        using SiloProcess b = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,
+            readyLine: "waiting for the coordinator lease");
+
+        // The agents know both coordinator-eligible silos. The first masked-input upload after round 1 completed kills A.
+        var latch = new UploadHook.StrongBox(); // its own latch: ClusterFrontTests may run in parallel
+        Uri[] endpoints = [new($"https://127.0.0.1:{portA}"), new($"https://127.0.0.1:{portB}")];
+        fed.StartAgents(endpoints[0], "agents",
+            handler => new UploadHook(handler, () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
+            {
+                _output.WriteLine("killing the coordinator silo A before a masked-input upload of round 2");
+                a.Kill();
+            }, latch),
+            _ => new AgentSetup(endpoints, AgentRunner.SliceUploadVersion));
+        await fed.AgentsFinishedAsync(RunTimeout);
+        int exit = await b.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        _output.WriteLine("--- silo A ---\n" + a.Output + "\n--- silo B ---\n" + b.Output);
+        Assert.Equal(0, exit);
+        Assert.Contains("coordinator lease acquired (epoch 2)", b.Output, StringComparison.Ordinal);
+
+        // A's own files, as it left them when killed.
+        byte[] modelOfA;
+        using (AggregatorStore storeA = AggregatorStore.Open(AggregatorState.StorePath(dataA)))
+        {
+            Assert.Equal(RoundStatus.Completed, storeA.GetRound(1)!.Status);
+            modelOfA = storeA.LoadModel(1)!;
+        }
+
+        string[] ledgerOfA = File.ReadAllLines(AggregatorState.PrivacyLedgerPath(dataA));
+        string[] auditOfA = File.ReadAllLines(Path.Combine(AggregatorState.AuditDirectory(dataA), AuditLog.LogFileName));
+
+        using (AggregatorStore storeB = AggregatorStore.Open(AggregatorState.StorePath(dataB)))
+        {
+            IReadOnlyList<RoundRecord> records = storeB.ListRounds();
+            foreach (RoundRecord r in records)
+            {
+                _output.WriteLine($"round {r.Round}: {r.Status} {r.AbortReason}");
+            }
+
+            // Round 1 (completed on A) and its model are kept bit for bit; round 2 (open on A) is aborted with the reason;
+            // the next round completed on B with the next model version.
+            Assert.Equal(RoundStatus.Completed, records[0].Status);
+            Assert.Equal(modelOfA, storeB.LoadModel(1));
+            RoundRecord interrupted = Assert.Single(records, r => r.Round == 2);
+            Assert.Equal(RoundStatus.Aborted, interrupted.Status);
+            Assert.Contains("took over at lease epoch 2", interrupted.AbortReason, StringComparison.Ordinal);
+            Assert.Equal(rounds, records.Count(r => r.Status == RoundStatus.Completed));
+            Assert.True(records.Last(r => r.Status == RoundStatus.Completed).Round > 2);
+            Assert.NotNull(storeB.LoadModel(2));
+        }
+
+        // The federation privacy ledger continues A's: every line A wrote, then round 3's.
+        string[] ledgerOfB = File.ReadAllLines(AggregatorState.PrivacyLedgerPath(dataB));
+        Assert.Equal(ledgerOfA, ledgerOfB.Take(ledgerOfA.Length));
+        Assert.True(ledgerOfB.Length > ledgerOfA.Length);
+
+        // One audit log for the aggregator: B's starts with A's up to round 1's completion and verifies end to end.
+        string auditB = AggregatorState.AuditDirectory(dataB);
+        AuditVerification verified = AuditVerifier.Verify(auditB);
+        Assert.True(verified.Ok, verified.FirstProblem);
+        string[] linesB = File.ReadAllLines(Path.Combine(auditB, AuditLog.LogFileName));
+        int completed1 = Array.FindIndex(auditOfA, l => l.Contains("\"round.completed\"", StringComparison.Ordinal));
+        Assert.True(completed1 > 0);
+        Assert.Equal(auditOfA.Take(completed1 + 1), linesB.Take(completed1 + 1));
+        Assert.Contains(linesB, l => l.Contains("took over at lease epoch 2", StringComparison.Ordinal));
+        foreach (string directory in fed.AgentAuditDirectories)
+        {
+            AuditVerification agent = AuditVerifier.Verify(directory);
+            Assert.True(agent.Ok, directory + ": " + agent.FirstProblem);
+        }
+
+        // Every site saw round 1 complete and a later round complete (on B).
+        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
+        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round > 2 && r.Completed));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private async Task<string> CreateDatabaseAsync(string name)
+    {
+        await using NpgsqlDataSource server = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        await using (NpgsqlCommand create = server.CreateCommand($"CREATE DATABASE {name}"))
+        {
+            await create.ExecuteNonQueryAsync().WaitAsync(RoundScript.Timeout);
+        }
+
+        return new NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Database = name }.ConnectionString;
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
