@@ -280,13 +280,13 @@ public sealed class TaggerTrainer
     private static double DpStep(TaggerModel model, ParameterOptimizer optimizer, EncodedSentence[] batch, DpSgdOptions dp, int datasetSize, Random rng, Generator generator, List<double> norms, Tensor[]? preconditioner, Tensor[]? after)
     {
         using var scope = torch.NewDisposeScope();
-        Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
-        string[] names = [.. model.Parameters.Select(p => p.Name)];
         if (dp.Subspace is not null)
         {
             return ProjectedDpStep(model, optimizer, batch, dp, datasetSize, rng, generator, norms, preconditioner, after);
         }
 
+        Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
+        string[] names = [.. model.Parameters.Select(p => p.Name)];
         Tensor[] sum = ClippedSum(model, batch, dp, rng, out double lossSum, norms, preconditioner);
         using Scalar expectedBatch = (dp.SampleRate * datasetSize).ToScalar();
         using Scalar noiseStd = (dp.NoiseMultiplier * dp.MaxGradNorm).ToScalar();
@@ -302,25 +302,26 @@ public sealed class TaggerTrainer
                 Tensor noisy = dp.NoiseMultiplier > 0
                     ? sum[i].add(torch.randn(sum[i].shape, sum[i].dtype, sum[i].device, generator: generator), noiseStd)
                     : sum[i];
-                Tensor grad = noisy.div(expectedBatch);
-                if (after is not null)
-                {
-                    grad = grad.mul(after[i]);
-                }
-
-                if (parameters[i].grad is Tensor g)
-                {
-                    g.copy_(grad);
-                }
-                else
-                {
-                    parameters[i].grad = grad.detach().clone().DetachFromDisposeScope();
-                }
+                SetGradient(parameters[i], noisy.div(expectedBatch), after?[i]);
             }
         }
 
         optimizer.Step();
         return batch.Length == 0 ? double.NaN : lossSum / batch.Length;
+    }
+
+    /// <summary>Sets <paramref name="parameter"/>'s gradient to <paramref name="grad"/>, times the preconditioner's part after the noise when there is one.</summary>
+    private static void SetGradient(Parameter parameter, Tensor grad, Tensor? after)
+    {
+        Tensor value = after is null ? grad : grad.mul(after);
+        if (parameter.grad is Tensor g)
+        {
+            g.copy_(value);
+        }
+        else
+        {
+            parameter.grad = value.detach().clone().DetachFromDisposeScope();
+        }
     }
 
     /// <summary>
@@ -353,23 +354,9 @@ public sealed class TaggerTrainer
                 long n = parameters[i].numel();
                 Tensor grad = flat.narrow(0, offset, n).reshape(parameters[i].shape);
                 offset += n;
-                if (!dp.Trains(names[i]))
+                if (dp.Trains(names[i]))
                 {
-                    continue;
-                }
-
-                if (after is not null)
-                {
-                    grad = grad.mul(after[i]);
-                }
-
-                if (parameters[i].grad is Tensor g)
-                {
-                    g.copy_(grad);
-                }
-                else
-                {
-                    parameters[i].grad = grad.detach().clone().DetachFromDisposeScope();
+                    SetGradient(parameters[i], grad, after?[i]);
                 }
             }
         }

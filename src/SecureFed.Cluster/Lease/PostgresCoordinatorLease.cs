@@ -172,18 +172,7 @@ public sealed class PostgresCoordinatorLease
         {
             if (!_schemaReady)
             {
-                NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
-                await using (connection.ConfigureAwait(false))
-                {
-                    NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
-                    await using (transaction.ConfigureAwait(false))
-                    {
-                        await PostgresClusteringSchema.LockAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
-                        await using var command = new NpgsqlCommand(Schema, connection, transaction);
-                        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                    }
-                }
+                await PostgresClusteringSchema.CreateUnderLockAsync(_dataSource, Schema, cancellationToken).ConfigureAwait(false);
 
                 _schemaReady = true;
             }

@@ -78,6 +78,23 @@ internal static class PostgresClusteringSchema
         }
     }
 
+    /// <summary>Runs the idempotent DDL <paramref name="schema"/> in one transaction under the schema lock (<see cref="LockAsync"/>).</summary>
+    public static async Task CreateUnderLockAsync(NpgsqlDataSource dataSource, string schema, CancellationToken cancellationToken)
+    {
+        NpgsqlConnection connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+            await using (transaction.ConfigureAwait(false))
+            {
+                await LockAsync(connection, transaction, cancellationToken).ConfigureAwait(false);
+                await using var command = new NpgsqlCommand(schema, connection, transaction);
+                await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
     /// <summary>Takes <see cref="AdvisoryLockKey"/> until the end of <paramref name="transaction"/>.</summary>
     public static async Task LockAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, CancellationToken cancellationToken)
     {
