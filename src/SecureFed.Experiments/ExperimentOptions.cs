@@ -39,9 +39,12 @@ public sealed record ExperimentOptions
     /// <value>The default value is 1.</value>
     public int FirstSeed { get; init; } = 1;
 
-    /// <summary>Model configuration name (tiny or default), stated in the output.</summary>
+    /// <summary>Model configuration: tiny, default, or the path of a JSON file written by TaggerConfig.ToJson; stated in the output.</summary>
     /// <value>The default value is "tiny".</value>
     public string ConfigName { get; init; } = "tiny";
+
+    private TaggerConfig? _config;
+    private string? _configSource;
 
     /// <summary>Output folder (results.json, f1-per-round.png).</summary>
     /// <value>The default value is "experiment-out".</value>
@@ -253,13 +256,29 @@ public sealed record ExperimentOptions
     /// <value>The default value is 0.</value>
     public int Threads { get; init; }
 
-    /// <summary>The model configuration.</summary>
-    public TaggerConfig Config => ConfigName switch
+    /// <summary>The model configuration (a file is read once).</summary>
+    /// <exception cref="ArgumentException">--config is neither tiny, default nor a valid configuration file.</exception>
+    public TaggerConfig Config
     {
-        "tiny" => TaggerConfig.Tiny,
-        "default" => TaggerConfig.Default,
-        _ => throw new ArgumentException($"--config must be tiny or default, not '{ConfigName}'."),
-    };
+        get
+        {
+            if (_config is null || !ReferenceEquals(_configSource, ConfigName))
+            {
+                try
+                {
+                    _config = TaggerConfig.Resolve(ConfigName);
+                }
+                catch (InvalidDataException ex)
+                {
+                    throw new ArgumentException($"--config {ex.Message}", ex);
+                }
+
+                _configSource = ConfigName;
+            }
+
+            return _config;
+        }
+    }
 
     /// <summary>DP-SGD steps per site per round actually taken.</summary>
     public int EffectiveDpStepsPerRound => DpStepsPerRound > 0 ? DpStepsPerRound : LocalEpochs * Math.Max(1, (int)Math.Round(1.0 / SampleRate));

@@ -158,6 +158,39 @@ public sealed record TaggerConfig
     /// <returns>The JSON text.</returns>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>
+    /// Resolves a configuration given by name (<c>tiny</c>, <c>default</c>, any case) or as the path of a JSON file written by
+    /// <see cref="ToJson"/>.
+    /// </summary>
+    /// <param name="nameOrPath">A configuration name or a JSON file's path.</param>
+    /// <returns>The configuration.</returns>
+    /// <exception cref="InvalidDataException">It is neither name nor an existing file, or the file is not a valid configuration; the message says which.</exception>
+    public static TaggerConfig Resolve(string nameOrPath)
+    {
+        ArgumentNullException.ThrowIfNull(nameOrPath);
+        switch (nameOrPath.Trim().ToUpperInvariant())
+        {
+            case "DEFAULT":
+                return Default;
+            case "TINY":
+                return Tiny;
+        }
+
+        if (!File.Exists(nameOrPath))
+        {
+            throw new InvalidDataException($"must be default, tiny or an existing JSON file (not found: {Path.GetFullPath(nameOrPath)})");
+        }
+
+        try
+        {
+            return FromJson(File.ReadAllText(nameOrPath));
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException($"{nameOrPath}: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>Parses JSON written by <see cref="ToJson"/> and validates it.</summary>
     /// <param name="json">The JSON text.</param>
     /// <returns>The configuration.</returns>

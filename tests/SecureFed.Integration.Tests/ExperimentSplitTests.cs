@@ -82,6 +82,17 @@ public sealed class ExperimentSplitTests : IDisposable
     }
 
     [Fact]
+    public void Validate_ConfigNeitherNameNorFile_RefusedNamingTheOption()
+    {
+        var options = new ExperimentOptions { DataDirectory = Corpus("c", 10, ["Disease"]), ConfigName = "tiny-crf.json" };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.StartsWith("--config", error.Message, StringComparison.Ordinal);
+        Assert.Contains("tiny-crf.json", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Validate_DpPreconditionWithoutPublicCorpus_Refused()
     {
         var options = new ExperimentOptions { DataDirectory = Corpus("b", 10, ["Disease"]), DpPrecondition = true };

@@ -190,6 +190,32 @@ public sealed class TaggerModelTests
     }
 
     [Fact]
+    public void TaggerConfig_Resolve_NamesAndFiles()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"securefed-config-{Guid.NewGuid():N}.json");
+        TaggerConfig tinyCrf = TaggerConfig.Tiny with { Crf = true };
+        File.WriteAllText(path, tinyCrf.ToJson());
+        try
+        {
+            Assert.Same(TaggerConfig.Tiny, TaggerConfig.Resolve(" Tiny "));
+            Assert.Same(TaggerConfig.Default, TaggerConfig.Resolve("DEFAULT"));
+            Assert.Equal(tinyCrf, TaggerConfig.Resolve(path));
+
+            File.WriteAllText(path, "{\"hidden\": 0}");
+            InvalidDataException invalid = Assert.Throws<InvalidDataException>(() => TaggerConfig.Resolve(path));
+            Assert.Contains(path, invalid.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        InvalidDataException missing = Assert.Throws<InvalidDataException>(() => TaggerConfig.Resolve(path));
+        Assert.Contains("not found", missing.Message, StringComparison.Ordinal);
+        Assert.Contains(path, missing.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void FeatureHasher_Fnv1a_MatchesPublishedVector()
     {
         // FNV-1a 64-bit test vectors (Fowler/Noll/Vo): "" -> cbf29ce484222325, "a" -> af63dc4c8601ec8c, "foobar" -> 85944171f73967e8.

@@ -305,26 +305,13 @@ internal static class TaggerCommands
 
     private static TaggerConfig ResolveConfig(string value)
     {
-        switch (value.Trim().ToUpperInvariant())
-        {
-            case "DEFAULT":
-                return TaggerConfig.Default;
-            case "TINY":
-                return TaggerConfig.Tiny;
-        }
-
-        if (!File.Exists(value))
-        {
-            throw new UsageException($"--config must be default, tiny or an existing JSON file (not found: {Path.GetFullPath(value)})");
-        }
-
         try
         {
-            return TaggerConfig.FromJson(File.ReadAllText(value));
+            return TaggerConfig.Resolve(value);
         }
         catch (InvalidDataException ex)
         {
-            throw new UsageException($"--config {value}: {ex.Message}");
+            throw new UsageException($"--config {ex.Message}");
         }
     }
 
