@@ -199,6 +199,8 @@ public sealed class TaggerModelTests
         {
             Assert.Same(TaggerConfig.Tiny, TaggerConfig.Resolve(" Tiny "));
             Assert.Same(TaggerConfig.Default, TaggerConfig.Resolve("DEFAULT"));
+            Assert.Same(TaggerConfig.TinyCrf, TaggerConfig.Resolve("tiny-crf"));
+            Assert.Equal(TaggerConfig.Tiny with { Crf = true }, TaggerConfig.TinyCrf);
             Assert.Equal(tinyCrf, TaggerConfig.Resolve(path));
 
             File.WriteAllText(path, "{\"hidden\": 0}");

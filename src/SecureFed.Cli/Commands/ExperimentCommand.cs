@@ -17,7 +17,7 @@ internal static class ExperimentCommand
         var epsilon = new Option<string>("--epsilon") { Description = "Patient-level ε of the DP arms, comma-separated; 'none' runs no DP arm.", DefaultValueFactory = _ => "1,3,8" };
         var seeds = new Option<int>("--seeds") { Description = "Seeds (headline numbers are mean and spread over them).", DefaultValueFactory = _ => 2 };
         var firstSeed = new Option<int>("--first-seed") { Description = "First seed, to run seeds in separate processes (seeds first … first + --seeds − 1).", DefaultValueFactory = _ => 1 };
-        var config = new Option<string>("--config") { Description = "Model: tiny, default, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "tiny" };
+        var config = new Option<string>("--config") { Description = "Model: tiny, tiny-crf (tiny with a CRF head: better under DP), default, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "tiny" };
         var output = new Option<string>("--out") { Description = "Output folder for results.json and f1-per-round.png.", DefaultValueFactory = _ => "experiment-out" };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object on the last line." };
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds (centralized arms: the same number of chunks of local epochs).", DefaultValueFactory = _ => 10 };

@@ -20,7 +20,7 @@ internal static class ModelCommands
     private static Command SpecCommand()
     {
         var output = new Option<string>("--out") { Description = "Where to write the specification JSON.", Required = true };
-        var size = new Option<string>("--size") { Description = "default or tiny.", DefaultValueFactory = _ => "default" };
+        var size = new Option<string>("--size") { Description = "default, tiny or tiny-crf (the tiny model with a CRF head: the one to train under DP).", DefaultValueFactory = _ => "default" };
         var types = new Option<string?>("--types") { Description = "Comma-separated entity types (default: the five clinical types)." };
         var command = new Command("spec", "Write a model specification (tagger configuration + entity types) that every site and the aggregator must share; prints its SHA-256.")
         {
@@ -29,9 +29,9 @@ internal static class ModelCommands
         command.SetAction((parse, ct) =>
         {
             string s = parse.GetValue(size) ?? "default";
-            if (s is not ("default" or "tiny"))
+            if (s is not ("default" or "tiny" or "tiny-crf"))
             {
-                throw new UsageException($"--size must be default or tiny, got '{s}'.");
+                throw new UsageException($"--size must be default, tiny or tiny-crf, got '{s}'.");
             }
 
             string? t = parse.GetValue(types);
@@ -41,7 +41,7 @@ internal static class ModelCommands
                 throw new UsageException("--types must name at least one entity type.");
             }
 
-            var spec = new ModelSpec(s == "tiny" ? TaggerConfig.Tiny : TaggerConfig.Default, entityTypes);
+            var spec = new ModelSpec(TaggerConfig.Resolve(s), entityTypes);
             string path = parse.GetValue(output)!;
             Federation.AtomicFile.WriteAllText(path, spec.ToJson());
             parse.InvocationConfiguration.Output.WriteLine($"wrote {path}; sha256 {spec.Sha256}");

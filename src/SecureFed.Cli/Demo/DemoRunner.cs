@@ -133,8 +133,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
 
         // DP-SGD adds noise to every parameter at every step, so the demo's small model keeps its hashed embedding
-        // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere.
-        TaggerConfig config = settings.TinyModel ? TaggerConfig.Tiny with { WordBuckets = 1024, CharNgramBuckets = 1024 } : TaggerConfig.Default;
+        // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere — and has a CRF head
+        // (a few transition scores: +2 points under DP-SGD, docs/utility.md "Session 11").
+        TaggerConfig config = settings.TinyModel ? TaggerConfig.TinyCrf with { WordBuckets = 1024, CharNgramBuckets = 1024 } : TaggerConfig.Default;
         var spec = new Agent.ModelSpec(config, types);
         (float[] initial, float[] layerScales) = settings.PublicDataDirectory is string publicDir
             ? PublicWarmStart(spec, publicDir, test, cancellationToken)
@@ -158,7 +159,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             l2Clip = SplitNoiseUpdateClip(settings.LearningRate, sigma / Math.Sqrt(shares), settings.GradClip, initial.Length, settings.SampleRate, train.Values.Min(t => t.Count));
         }
 
-        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {(settings.TinyModel ? "the tiny tagger (1-layer BiLSTM, small hashed tables; --model default for the full one)" : "the default tagger")}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {(settings.TinyModel ? "the tiny tagger (1-layer BiLSTM, CRF head, small hashed tables; --model default for the full one)" : "the default tagger")}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
         if (settings.DistributedPatientNoise)
         {
             console.MarkupLine(CultureInfo.InvariantCulture, $"Patient-level noise [yellow]distributed[/]: one DP-SGD step per round, each site adds σ/√{shares} = {sigma / Math.Sqrt(shares):F3}; ε={settings.Epsilon} holds against the aggregator while secure aggregation holds (it only sees sums of ≥ t sites); if the aggregator and all other sites collude, a site keeps [yellow]collusion ε={collusionEpsilon:F2}[/] (each agent's MaxCollusionEpsilon). The sum is exactly one DP-SGD step only where every site's step |Δ| (below) stays within the update clip S={l2Clip:G4} (--update-clip{(settings.AutoUpdateClip ? "; by default just above a step's expected norm, so that the site-level noise, which scales with S, stays small" : "")}; small --train-per-site makes the noisy step large).");
