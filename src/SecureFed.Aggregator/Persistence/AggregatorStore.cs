@@ -420,19 +420,29 @@ public sealed class AggregatorStore : IDisposable
     /// A consistent copy of the whole database as one SQLite file (<c>VACUUM INTO</c> a temporary file, read back and
     /// deleted): what the aggregator cluster's coordinator keeps in PostgreSQL so that another silo can take over.
     /// </summary>
-    public byte[] Snapshot() => Run(() =>
+    public byte[] Snapshot()
     {
         string temp = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"securefed-snapshot-{Guid.NewGuid():N}.db");
         try
         {
-            Execute(_connection, null, "VACUUM INTO $path;", ("$path", temp));
+            SnapshotTo(temp);
             return File.ReadAllBytes(temp);
         }
         finally
         {
             File.Delete(temp);
         }
-    });
+    }
+
+    /// <summary>
+    /// Writes a consistent copy of the database (as <see cref="Snapshot"/>) to the new file <paramref name="path"/>,
+    /// without reading it into memory.
+    /// </summary>
+    public void SnapshotTo(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        Run(() => Execute(_connection, null, "VACUUM INTO $path;", ("$path", path)));
+    }
 
     /// <summary>Runs SQLite's <c>quick_check</c>; returns an empty list when the database is consistent.</summary>
     public IReadOnlyList<string> QuickCheck() => Run(() =>
