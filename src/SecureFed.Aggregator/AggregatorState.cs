@@ -109,7 +109,7 @@ public sealed class AggregatorState : IDisposable
         float[] values;
         if (!string.IsNullOrEmpty(options.InitialModel))
         {
-            values = ModelState.FromBytes(File.ReadAllBytes(options.InitialModel), options.InitialModel);
+            values = ModelState.FromFile(options.InitialModel);
         }
         else
         {
