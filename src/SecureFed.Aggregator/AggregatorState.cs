@@ -1,6 +1,7 @@
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Federation;
+using SecureFed.Protocol;
 
 namespace SecureFed.Aggregator;
 
@@ -108,7 +109,7 @@ public sealed class AggregatorState : IDisposable
         float[] values;
         if (!string.IsNullOrEmpty(options.InitialModel))
         {
-            values = ModelState.FromBytes(File.ReadAllBytes(options.InitialModel), options.InitialModel);
+            values = ModelState.FromFile(options.InitialModel);
         }
         else
         {
@@ -116,7 +117,7 @@ public sealed class AggregatorState : IDisposable
         }
 
         string sha = ModelState.Digest(values);
-        store.SaveModel(0, 0, ModelState.ToBytes(values), sha);
+        store.SaveModel(0, 0, WireEncoding.ModelBytesView(values), sha);
         return new ModelState(0, values, sha);
     }
 

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using SecureFed.Protocol;
 
 namespace SecureFed.Aggregator;
@@ -61,6 +62,38 @@ public sealed class ModelState
             if (!float.IsFinite(values[i]))
             {
                 throw new InvalidDataException($"{source}: value {i} is not finite.");
+            }
+        }
+
+        return values;
+    }
+
+    /// <summary>
+    /// As <see cref="FromBytes"/> on the bytes of the file at <paramref name="path"/>, read straight into the values
+    /// where the machine is little-endian (no whole-file byte[] next to the model).
+    /// </summary>
+    public static float[] FromFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!BitConverter.IsLittleEndian)
+        {
+            return FromBytes(File.ReadAllBytes(path), path);
+        }
+
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        long length = stream.Length;
+        if (length == 0 || length % 4 != 0 || length / 4 > Array.MaxLength)
+        {
+            throw new InvalidDataException($"{path}: a model file holds little-endian float32 values; {length} bytes is not a positive multiple of 4.");
+        }
+
+        float[] values = new float[length / 4];
+        stream.ReadExactly(MemoryMarshal.AsBytes(values.AsSpan()));
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                throw new InvalidDataException($"{path}: value {i} is not finite.");
             }
         }
 

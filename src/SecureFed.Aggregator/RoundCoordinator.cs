@@ -604,8 +604,9 @@ public sealed class RoundCoordinator : BackgroundService
 
     private async Task CompleteAsync(RoundSession session, AggregationResult result)
     {
-        // W must lie in [1, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound).
-        (_, long decodedWeight) = session.Codec.Decode(result.Sum);
+        // W must lie in [1, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound). Only the weight
+        // slot is decoded here; the coordinates are decoded once, a block at a time, by ApplyAggregate.
+        long decodedWeight = session.Codec.DecodeTotalWeight(result.Sum);
         if (session.Codec.CheckTotalWeight(decodedWeight, result.Contributors.Count) is string badWeight)
         {
             throw new RoundAbortedException(ProtocolStage.Unmasking, badWeight);
@@ -622,11 +623,10 @@ public sealed class RoundCoordinator : BackgroundService
 
         string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
         long version = _state.Model.Version + 1;
-        byte[] bytes = ModelState.ToBytes(next);
-        string sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        string sha = ModelState.Digest(next);
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
         _fence.EnsureHeld();
-        _state.Store.CompleteRoundWithModel(session.Round, version, bytes, sha, contributors);
+        _state.Store.CompleteRoundWithModel(session.Round, version, WireEncoding.ModelBytesView(next), sha, contributors); // the fused model's own memory, no copy
         double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
         _state.Model.Update(version, next, sha);
         _state.Audit.Append(AuditEvents.AggregateProduced, f => f

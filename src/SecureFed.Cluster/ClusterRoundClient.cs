@@ -123,14 +123,36 @@ public sealed class ClusterRoundClient
     {
         ClusterRoundResult result = await Round.FinishAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
         SliceLayout layout = result.Layout;
-        uint[][] slices = await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k => Slice(k).ResultAsync().WaitAsync(cancellationToken))).ConfigureAwait(false);
         uint[] sum = new uint[layout.VectorLength];
-        for (int k = 0; k < slices.Length; k++)
+        await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(async k =>
         {
-            slices[k].CopyTo(sum, layout.Offset(k));
+            // Each slice goes into the sum as soon as it arrives and is dropped (no slice waits for the others).
+            Orleans.Concurrency.Immutable<uint[]> slice = await Slice(k).ResultAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            GatherSlice(layout, k, slice.Value, sum);
+        })).ConfigureAwait(false);
+        return result.ToAggregationResult(sum);
+    }
+
+    /// <summary>
+    /// Copies unmasked slice <paramref name="k"/> into its place in <paramref name="sum"/> (slices are disjoint, so they
+    /// may be gathered concurrently).
+    /// </summary>
+    /// <exception cref="ClusterRoundAbortedException">The slice is not exactly the layout's slice k (it would leave words of the sum unset).</exception>
+    internal static void GatherSlice(SliceLayout layout, int k, uint[]? slice, uint[] sum)
+    {
+        ArgumentNullException.ThrowIfNull(layout);
+        ArgumentNullException.ThrowIfNull(sum);
+        if (sum.Length != layout.VectorLength)
+        {
+            throw new ArgumentException($"The sum has {sum.Length} words; the layout's vector has {layout.VectorLength}.", nameof(sum));
         }
 
-        return result.ToAggregationResult(sum);
+        if (slice is null || slice.Length != layout.Length(k))
+        {
+            throw new ClusterRoundAbortedException($"slice {k} returned {slice?.Length ?? 0} unmasked words; the slice has {layout.Length(k)}");
+        }
+
+        slice.CopyTo(sum, layout.Offset(k));
     }
 
     /// <summary>SHA-256 (lower-case hex) of the sum's words as little-endian u32.</summary>

@@ -11,6 +11,9 @@ namespace SecureFed.Protocol;
 /// </summary>
 public static class FederatedAveraging
 {
+    /// <summary>Coordinates decoded at a time by <see cref="ApplyAggregate(ReadOnlySpan{float}, UpdateCodec, ReadOnlySpan{uint}, long, double, Span{float})"/> (4 KiB of doubles on the stack).</summary>
+    private const int DecodeBlock = 512;
+
     /// <summary>
     /// The threshold t of a round over <paramref name="plan"/>: the configured one (0 = the planner's), capped at the
     /// neighbourhood size and raised to a strict majority of it; over a sparse (Harary) graph never below the
@@ -97,12 +100,13 @@ public static class FederatedAveraging
     /// <summary>
     /// The aggregator's side: the next global model from the unmasked <paramref name="sum"/>. Each site sent ω_u·Δ_u
     /// with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u; it is applied with the server learning rate.
+    /// The sum is decoded a block at a time (no whole-model <c>double[]</c>), so the only whole-model allocation is the result.
     /// </summary>
     /// <exception cref="RoundAbortedException">The total weight is not positive or the result is not finite.</exception>
     public static float[] ApplyAggregate(ReadOnlySpan<float> baseModel, UpdateCodec codec, ReadOnlySpan<uint> sum, double serverLearningRate, out long totalWeight)
     {
         ArgumentNullException.ThrowIfNull(codec);
-        (double[] updateSum, long weight) = codec.Decode(sum);
+        long weight = codec.DecodeTotalWeight(sum);
         totalWeight = weight;
         if (weight <= 0)
         {
@@ -114,19 +118,58 @@ public static class FederatedAveraging
             throw new ArgumentException($"The base model has {baseModel.Length} parameters; the codec expects {codec.ParameterCount}.", nameof(baseModel));
         }
 
-        double omegaSum = (double)weight / codec.WeightCap;
         float[] next = new float[baseModel.Length];
-        for (int i = 0; i < next.Length; i++)
-        {
-            next[i] = (float)(baseModel[i] + (serverLearningRate * updateSum[i] / omegaSum));
-        }
-
-        if (next.Any(v => !float.IsFinite(v)))
-        {
-            throw new RoundAbortedException(ProtocolStage.Unmasking, "the averaged update is not finite");
-        }
-
+        ApplyAggregate(baseModel, codec, sum[..codec.ParameterCount], weight, serverLearningRate, next);
         return next;
+    }
+
+    /// <summary>
+    /// The update rule of <see cref="ApplyAggregate(ReadOnlySpan{float}, UpdateCodec, ReadOnlySpan{uint}, double, out long)"/>
+    /// on any contiguous run of coordinates (e.g. one slice of the model): coordinate i of the result depends only on
+    /// coordinate i of the base model and of the sum, and on the public total weight W, so the runs put together are the
+    /// whole-vector result bit for bit.
+    /// </summary>
+    /// <param name="baseModel">The base model's values on the run.</param>
+    /// <param name="codec">The round's codec.</param>
+    /// <param name="sumCoordinates">The unmasked sum's words on the same run (coordinates only, no weight slot).</param>
+    /// <param name="totalWeight">W, decoded from the sum's weight slot (<see cref="UpdateCodec.DecodeTotalWeight"/>).</param>
+    /// <param name="serverLearningRate">The server learning rate.</param>
+    /// <param name="destination">The next model's values on the run (may not overlap the inputs).</param>
+    /// <exception cref="RoundAbortedException">The total weight is not positive or a result is not finite.</exception>
+    public static void ApplyAggregate(ReadOnlySpan<float> baseModel, UpdateCodec codec, ReadOnlySpan<uint> sumCoordinates, long totalWeight, double serverLearningRate, Span<float> destination)
+    {
+        ArgumentNullException.ThrowIfNull(codec);
+        if (sumCoordinates.Length != baseModel.Length || destination.Length != baseModel.Length)
+        {
+            throw new ArgumentException($"The base model ({baseModel.Length}), the sum's coordinates ({sumCoordinates.Length}) and the destination ({destination.Length}) must have the same length.");
+        }
+
+        if (totalWeight <= 0)
+        {
+            throw new RoundAbortedException(ProtocolStage.Unmasking, $"the aggregated weight is {totalWeight}; nothing to average");
+        }
+
+        double omegaSum = (double)totalWeight / codec.WeightCap;
+        Span<double> block = stackalloc double[DecodeBlock];
+        for (int offset = 0; offset < baseModel.Length; offset += DecodeBlock)
+        {
+            int count = Math.Min(DecodeBlock, baseModel.Length - offset);
+            Span<double> updateSum = block[..count];
+            codec.DecodeCoordinates(sumCoordinates.Slice(offset, count), updateSum);
+            ReadOnlySpan<float> before = baseModel.Slice(offset, count);
+            Span<float> next = destination.Slice(offset, count);
+            bool finite = true;
+            for (int i = 0; i < count; i++)
+            {
+                next[i] = (float)(before[i] + (serverLearningRate * updateSum[i] / omegaSum));
+                finite &= float.IsFinite(next[i]);
+            }
+
+            if (!finite)
+            {
+                throw new RoundAbortedException(ProtocolStage.Unmasking, "the averaged update is not finite");
+            }
+        }
     }
 
     /// <summary>

@@ -187,6 +187,34 @@ public sealed class UpdateCodec
         return null;
     }
 
+    /// <summary>
+    /// The total weight W of a sum (its weight slot as a signed b-bit integer), without decoding the coordinates: the
+    /// same value as <see cref="Decode"/>'s.
+    /// </summary>
+    public long DecodeTotalWeight(ReadOnlySpan<uint> sum)
+    {
+        if (sum.Length != VectorLength)
+        {
+            throw new ArgumentException($"Expected a sum of {VectorLength} words; got {sum.Length}.", nameof(sum));
+        }
+
+        return ModularVector.ToSigned(sum[ParameterCount], BitWidth);
+    }
+
+    /// <summary>
+    /// Decodes a run of summed coordinates (any contiguous part of the sum's first d words, e.g. one slice) into
+    /// <paramref name="destination"/> (update units), value for value as <see cref="Decode"/> does for the whole sum.
+    /// </summary>
+    public void DecodeCoordinates(ReadOnlySpan<uint> coordinates, Span<double> destination)
+    {
+        if (coordinates.Length > ParameterCount)
+        {
+            throw new ArgumentException($"Expected at most {ParameterCount} coordinates; got {coordinates.Length}.", nameof(coordinates));
+        }
+
+        _quantizer.Dequantize(coordinates, destination);
+    }
+
     /// <summary>Decodes a sum: the summed update (in update units) and the total weight.</summary>
     public (double[] UpdateSum, long TotalWeight) Decode(ReadOnlySpan<uint> sum)
     {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 
 namespace SecureFed.Protocol;
@@ -40,6 +41,13 @@ public static class WireEncoding
         return bytes;
     }
 
+    /// <summary>
+    /// The bytes of <see cref="ModelBytes"/> without a copy where the machine is little-endian (the values' own memory,
+    /// valid as long as <paramref name="values"/> is); a fresh encoding elsewhere.
+    /// </summary>
+    public static ReadOnlySpan<byte> ModelBytesView(ReadOnlySpan<float> values) =>
+        BitConverter.IsLittleEndian ? MemoryMarshal.AsBytes(values) : ModelBytes(values);
+
     /// <summary>Lowercase hex SHA-256 of <see cref="ModelBytes"/>.</summary>
-    public static string ModelDigest(ReadOnlySpan<float> values) => Convert.ToHexStringLower(SHA256.HashData(ModelBytes(values)));
+    public static string ModelDigest(ReadOnlySpan<float> values) => Convert.ToHexStringLower(SHA256.HashData(ModelBytesView(values)));
 }

@@ -111,6 +111,37 @@ public sealed class CoordinatorTakeoverStateTests : IClassFixture<PostgresServer
         Assert.DoesNotContain("a late write of the old coordinator", System.Text.Encoding.UTF8.GetString(saved["audit/audit.jsonl"]), StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public async Task SaveAsync_RoundStoreOnDisk_StreamedLoadedBitForBitAndSentOnlyWhenChanged()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        var lease = new PostgresCoordinatorLease(db, "streamed");
+        long epoch = (await lease.TryAcquireAsync("silo-s", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        var state = new PostgresCoordinatorState(db, lease);
+        Directory.CreateDirectory(_directory);
+        string onDisk = Path.Combine(_directory, "store-copy.db");
+        byte[] large = new byte[3_000_001]; // spans many of Npgsql's write buffers
+        new Random(17).NextBytes(large);
+        await File.WriteAllBytesAsync(onDisk, large);
+        var small = new Dictionary<string, byte[]>(StringComparer.Ordinal) { ["audit/audit.jsonl"] = "{}\n"u8.ToArray() };
+        var disk = new Dictionary<string, string>(StringComparer.Ordinal) { [CoordinatorSnapshot.RoundStoreName] = onDisk };
+
+        int first = await state.SaveAsync(small, disk, "silo-s", epoch, CancellationToken.None).WaitAsync(Timeout);
+        int unchanged = await state.SaveAsync(small, disk, "silo-s", epoch, CancellationToken.None).WaitAsync(Timeout);
+        large[1_500_000] ^= 0x40;
+        await File.WriteAllBytesAsync(onDisk, large);
+        int changed = await state.SaveAsync(small, disk, "silo-s", epoch, CancellationToken.None).WaitAsync(Timeout);
+        IReadOnlyDictionary<string, byte[]> loaded = await new PostgresCoordinatorState(db, lease).LoadAsync(CancellationToken.None).WaitAsync(Timeout);
+
+        Assert.Equal((2, 0, 1), (first, unchanged, changed));
+        Assert.Equal(large, loaded[CoordinatorSnapshot.RoundStoreName]);
+        Assert.Equal(small["audit/audit.jsonl"], loaded["audit/audit.jsonl"]);
+        Assert.True(File.Exists(onDisk)); // the caller's file
+        await Assert.ThrowsAsync<ArgumentException>(() => state.SaveAsync(
+            new Dictionary<string, byte[]>(StringComparer.Ordinal) { [CoordinatorSnapshot.RoundStoreName] = [1] }, disk, "silo-s", epoch, CancellationToken.None));
+    }
+
     [Fact]
     public async Task Take_LineBeingAppended_CutAtLastCompleteLineAndRestoredStateOpens()
     {

@@ -22,6 +22,9 @@ public sealed class AggregatorStore : IDisposable
     private const int SqliteIoError = 10;
     private const int SqliteFull = 13;
 
+    /// <summary>Bytes written per incremental blob write when a model is stored (1 MiB).</summary>
+    private const int ModelWriteBlock = 1 << 20;
+
     private readonly SqliteConnection _connection;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
@@ -204,8 +207,7 @@ public sealed class AggregatorStore : IDisposable
     {
         string sha = VerifiedSha256(modelBytes, sha256);
         string names = ParticipantsJson(participants);
-        byte[] bytes = modelBytes.ToArray();
-        Run(() =>
+        Run(modelBytes, bytes =>
         {
             using SqliteTransaction tx = _connection.BeginTransaction();
             CompleteRoundCore(tx, round, sha, names);
@@ -272,8 +274,7 @@ public sealed class AggregatorStore : IDisposable
     {
         ArgumentOutOfRangeException.ThrowIfNegative(round);
         string sha = VerifiedSha256(modelBytes, sha256);
-        byte[] bytes = modelBytes.ToArray();
-        Run(() =>
+        Run(modelBytes, bytes =>
         {
             using SqliteTransaction tx = _connection.BeginTransaction();
             if (round != 0)
@@ -419,19 +420,29 @@ public sealed class AggregatorStore : IDisposable
     /// A consistent copy of the whole database as one SQLite file (<c>VACUUM INTO</c> a temporary file, read back and
     /// deleted): what the aggregator cluster's coordinator keeps in PostgreSQL so that another silo can take over.
     /// </summary>
-    public byte[] Snapshot() => Run(() =>
+    public byte[] Snapshot()
     {
         string temp = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"securefed-snapshot-{Guid.NewGuid():N}.db");
         try
         {
-            Execute(_connection, null, "VACUUM INTO $path;", ("$path", temp));
+            SnapshotTo(temp);
             return File.ReadAllBytes(temp);
         }
         finally
         {
             File.Delete(temp);
         }
-    });
+    }
+
+    /// <summary>
+    /// Writes a consistent copy of the database (as <see cref="Snapshot"/>) to the new file <paramref name="path"/>,
+    /// without reading it into memory.
+    /// </summary>
+    public void SnapshotTo(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        Run(() => Execute(_connection, null, "VACUUM INTO $path;", ("$path", path)));
+    }
 
     /// <summary>Runs SQLite's <c>quick_check</c>; returns an empty list when the database is consistent.</summary>
     public IReadOnlyList<string> QuickCheck() => Run(() =>
@@ -477,7 +488,13 @@ public sealed class AggregatorStore : IDisposable
             ("$round", round));
     }
 
-    private void SaveModelCore(SqliteTransaction tx, long version, long round, byte[] bytes, string sha)
+    /// <summary>
+    /// Inserts model <paramref name="version"/> without copying its bytes: the row is inserted with
+    /// <c>zeroblob(size)</c> in its last column (SQLite then records the zeros without materializing them, where a bound
+    /// blob would be copied twice in native memory: the parameter, then the record), and the bytes are written into the
+    /// row's pages with incremental blob I/O, <see cref="ModelWriteBlock"/> bytes at a time, inside <paramref name="tx"/>.
+    /// </summary>
+    private void SaveModelCore(SqliteTransaction tx, long version, long round, ReadOnlySpan<byte> bytes, string sha)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(version);
         long latest = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(version), -1) FROM models;")!;
@@ -489,13 +506,17 @@ public sealed class AggregatorStore : IDisposable
         Execute(
             _connection,
             tx,
-            "INSERT INTO models (version, round, sha256, size_bytes, bytes, created_utc) VALUES ($v, $round, $sha, $size, $bytes, $now);",
+            "INSERT INTO models (version, round, sha256, size_bytes, created_utc, bytes) VALUES ($v, $round, $sha, $size, $now, zeroblob($size));",
             ("$v", version),
             ("$round", round == 0 ? DBNull.Value : (object)round),
             ("$sha", sha),
             ("$size", (long)bytes.Length),
-            ("$bytes", bytes),
             ("$now", Now()));
+        using var blob = new SqliteBlob(_connection, "models", "bytes", version); // version is the rowid (INTEGER PRIMARY KEY)
+        for (int offset = 0; offset < bytes.Length; offset += ModelWriteBlock)
+        {
+            blob.Write(bytes.Slice(offset, Math.Min(ModelWriteBlock, bytes.Length - offset)));
+        }
     }
 
     private string Status(SqliteTransaction? tx, long round) =>
@@ -569,6 +590,23 @@ public sealed class AggregatorStore : IDisposable
             try
             {
                 return action();
+            }
+            catch (SqliteException ex)
+            {
+                throw Translate(ex, Path);
+            }
+        }
+    }
+
+    /// <summary>As <see cref="Run{T}"/> for an action over a model's bytes (a span, which a closure cannot hold).</summary>
+    private void Run(ReadOnlySpan<byte> modelBytes, ModelBytesAction action)
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            try
+            {
+                action(modelBytes);
             }
             catch (SqliteException ex)
             {
@@ -714,4 +752,6 @@ public sealed class AggregatorStore : IDisposable
 
         return actual;
     }
+
+    private delegate void ModelBytesAction(ReadOnlySpan<byte> modelBytes);
 }

@@ -57,6 +57,23 @@ internal static class StoreSchema
             recorded_utc  TEXT NOT NULL
         );
         """,
+
+        // 2: the model's bytes become the last column of models, so that a model is inserted as zeroblob(size) without
+        // SQLite materializing it and then written with incremental blob I/O (AggregatorStore.SaveModelCore).
+        """
+        CREATE TABLE models_v2 (
+            version      INTEGER PRIMARY KEY CHECK (version >= 0),
+            round        INTEGER REFERENCES rounds(round),
+            sha256       TEXT NOT NULL,
+            size_bytes   INTEGER NOT NULL,
+            created_utc  TEXT NOT NULL,
+            bytes        BLOB NOT NULL
+        );
+        INSERT INTO models_v2 (version, round, sha256, size_bytes, created_utc, bytes)
+            SELECT version, round, sha256, size_bytes, created_utc, bytes FROM models;
+        DROP TABLE models;
+        ALTER TABLE models_v2 RENAME TO models;
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -33,9 +33,12 @@ public interface ISliceGrain : IGrainWithStringKey
     [Alias("Unmask")]
     Task UnmaskAsync(Protocol.MaskRemoval[] removals);
 
-    /// <summary>The unmasked slice of the sum (after <see cref="UnmaskAsync"/>).</summary>
+    /// <summary>
+    /// The unmasked slice of the sum (after <see cref="UnmaskAsync"/>), as <see cref="Orleans.Concurrency.Immutable{T}"/>:
+    /// a caller on the grain's own silo gets the grain's array itself (no copy; the grain never changes it again).
+    /// </summary>
     [Alias("Result")]
-    Task<uint[]> ResultAsync();
+    Task<Orleans.Concurrency.Immutable<uint[]>> ResultAsync();
 
     /// <summary>The address of the silo hosting this activation (for placement checks and operators).</summary>
     [Alias("Silo")]

@@ -148,7 +148,7 @@ internal sealed class SliceGrain : Grain, ISliceGrain
         return Task.CompletedTask;
     }
 
-    public Task<uint[]> ResultAsync()
+    public Task<Orleans.Concurrency.Immutable<uint[]>> ResultAsync()
     {
         RequireOpen();
         if (!_unmasked)
@@ -158,7 +158,7 @@ internal sealed class SliceGrain : Grain, ISliceGrain
 
         // The slice is the round's output: the activation may go now.
         DeactivateOnIdle();
-        return Task.FromResult(_sum!);
+        return Task.FromResult(new Orleans.Concurrency.Immutable<uint[]>(_sum!));
     }
 
     public Task<string> SiloAsync() => Task.FromResult(_silo.SiloAddress.ToParsableString());

@@ -70,9 +70,18 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     {
         ArgumentNullException.ThrowIfNull(state);
         _keeper.EnsureHeld();
-        IReadOnlyDictionary<string, byte[]> files = CoordinatorSnapshot.Take(state);
-        int written = await _state.SaveAsync(files, _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
-        Log.Saved(_logger, written, _keeper.Epoch);
+        // The round store (every model version) is streamed from a temporary copy on disk, not read into memory.
+        IReadOnlyDictionary<string, byte[]> files = CoordinatorSnapshot.TakeWithRoundStoreOnDisk(state, out string roundStore);
+        try
+        {
+            var onDisk = new Dictionary<string, string>(StringComparer.Ordinal) { [CoordinatorSnapshot.RoundStoreName] = roundStore };
+            int written = await _state.SaveAsync(files, onDisk, _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
+            Log.Saved(_logger, written, _keeper.Epoch);
+        }
+        finally
+        {
+            File.Delete(roundStore);
+        }
     }
 
     /// <inheritdoc />

@@ -11,11 +11,14 @@ namespace SecureFed.Cluster.Lease;
 /// </summary>
 public static class CoordinatorSnapshot
 {
+    /// <summary>The round store's name in a snapshot.</summary>
+    public const string RoundStoreName = "aggregator.db";
+
     /// <summary>The names a snapshot may hold (others are refused on restore).</summary>
     public static bool IsAllowedName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (name is "aggregator.db" or "privacy-ledger.jsonl" or "audit/audit.jsonl" or "audit/checkpoint.latest" or "audit/verifier.key")
+        if (name is RoundStoreName or "privacy-ledger.jsonl" or "audit/audit.jsonl" or "audit/checkpoint.latest" or "audit/verifier.key")
         {
             return true;
         }
@@ -33,6 +36,39 @@ public static class CoordinatorSnapshot
     public static IReadOnlyDictionary<string, byte[]> Take(AggregatorState state)
     {
         ArgumentNullException.ThrowIfNull(state);
+        var files = (SortedDictionary<string, byte[]>)TakeSmallFiles(state);
+        files[RoundStoreName] = state.Store.Snapshot();
+        return files;
+    }
+
+    /// <summary>
+    /// As <see cref="Take"/>, but the round store (every model version: the one large file) is left on disk: written to
+    /// a new temporary file, <paramref name="roundStorePath"/>, for the caller to stream
+    /// (<see cref="PostgresCoordinatorState.SaveAsync(IReadOnlyDictionary{string, byte[]}, IReadOnlyDictionary{string, string}, string, long, CancellationToken)"/>)
+    /// and delete. The returned files (audit log, ledger) do not include it.
+    /// </summary>
+    public static IReadOnlyDictionary<string, byte[]> TakeWithRoundStoreOnDisk(AggregatorState state, out string roundStorePath)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        IReadOnlyDictionary<string, byte[]> files = TakeSmallFiles(state);
+        string path = Path.Combine(Path.GetTempPath(), $"securefed-snapshot-{Guid.NewGuid():N}.db");
+        try
+        {
+            state.Store.SnapshotTo(path);
+        }
+        catch
+        {
+            File.Delete(path);
+            throw;
+        }
+
+        roundStorePath = path;
+        return files;
+    }
+
+    /// <summary>Every file of <see cref="Take"/> but the round store (which is taken last).</summary>
+    private static IReadOnlyDictionary<string, byte[]> TakeSmallFiles(AggregatorState state)
+    {
         var files = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
         string audit = AggregatorState.AuditDirectory(state.DataDirectory);
         string checkpoints = Path.Combine(audit, AuditLog.CheckpointDirectoryName);
@@ -67,7 +103,6 @@ public static class CoordinatorSnapshot
             files["privacy-ledger.jsonl"] = CompleteLines(File.ReadAllBytes(ledger));
         }
 
-        files["aggregator.db"] = state.Store.Snapshot();
         return files;
     }
 

@@ -46,15 +46,40 @@ public sealed class PostgresCoordinatorState
     /// were written.
     /// </summary>
     /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
-    public async Task<int> SaveAsync(IReadOnlyDictionary<string, byte[]> files, string holder, long epoch, CancellationToken cancellationToken)
+    public Task<int> SaveAsync(IReadOnlyDictionary<string, byte[]> files, string holder, long epoch, CancellationToken cancellationToken) =>
+        SaveAsync(files, new Dictionary<string, string>(StringComparer.Ordinal), holder, epoch, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="SaveAsync(IReadOnlyDictionary{string, byte[]}, string, long, CancellationToken)"/>, with the large
+    /// files (the round store, which holds every model version) given as paths of files on disk
+    /// (<paramref name="filesOnDisk"/>: name → path): each is hashed and sent as a stream, never held in memory. The
+    /// caller keeps (and deletes) those files.
+    /// </summary>
+    /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
+    public async Task<int> SaveAsync(IReadOnlyDictionary<string, byte[]> files, IReadOnlyDictionary<string, string> filesOnDisk, string holder, long epoch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(files);
+        ArgumentNullException.ThrowIfNull(filesOnDisk);
+        if (filesOnDisk.Keys.FirstOrDefault(files.ContainsKey) is string twice)
+        {
+            throw new ArgumentException($"'{twice}' is given both in memory and on disk.", nameof(filesOnDisk));
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
-            var changed = files.Select(f => (f.Key, f.Value, Sha: Convert.ToHexStringLower(SHA256.HashData(f.Value))))
-                .Where(f => !_saved.TryGetValue(f.Key, out string? sha) || sha != f.Sha).ToList();
+            var all = files.Select(f => (f.Key, Bytes: (byte[]?)f.Value, Path: (string?)null, Sha: Convert.ToHexStringLower(SHA256.HashData(f.Value)))).ToList();
+            foreach ((string name, string path) in filesOnDisk)
+            {
+                FileStream hashed = File.OpenRead(path);
+                await using (hashed.ConfigureAwait(false))
+                {
+                    all.Add((name, null, path, Convert.ToHexStringLower(await SHA256.HashDataAsync(hashed, cancellationToken).ConfigureAwait(false))));
+                }
+            }
+
+            var changed = all.Where(f => !_saved.TryGetValue(f.Key, out string? sha) || sha != f.Sha).ToList();
             NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
@@ -63,28 +88,40 @@ public sealed class PostgresCoordinatorState
                 {
                     // Even with nothing changed the fence runs: a commit point of a silo that lost the lease fails.
                     await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken).ConfigureAwait(false);
-                    foreach ((string name, byte[] bytes, string sha) in changed)
+                    foreach ((string name, byte[]? bytes, string? path, string sha) in changed)
                     {
-                        await using var command = new NpgsqlCommand(
-                            """
-                            INSERT INTO securefed_coordinator_state (federation, name, epoch, sha256, bytes) VALUES ($1, $2, $3, $4, $5)
-                            ON CONFLICT (federation, name) DO UPDATE SET epoch = EXCLUDED.epoch, sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, saved_utc = now()
-                            """,
-                            connection,
-                            transaction);
-                        command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
-                        command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
-                        command.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
-                        command.Parameters.Add(new NpgsqlParameter { Value = sha, NpgsqlDbType = NpgsqlDbType.Text });
-                        command.Parameters.Add(new NpgsqlParameter { Value = bytes, NpgsqlDbType = NpgsqlDbType.Bytea });
-                        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                        // A file on disk goes as a stream, through Npgsql's write buffer.
+                        FileStream? stream = path is null ? null : File.OpenRead(path);
+                        try
+                        {
+                            await using var command = new NpgsqlCommand(
+                                """
+                                INSERT INTO securefed_coordinator_state (federation, name, epoch, sha256, bytes) VALUES ($1, $2, $3, $4, $5)
+                                ON CONFLICT (federation, name) DO UPDATE SET epoch = EXCLUDED.epoch, sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, saved_utc = now()
+                                """,
+                                connection,
+                                transaction);
+                            command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+                            command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
+                            command.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
+                            command.Parameters.Add(new NpgsqlParameter { Value = sha, NpgsqlDbType = NpgsqlDbType.Text });
+                            command.Parameters.Add(new NpgsqlParameter { Value = (object?)bytes ?? stream!, NpgsqlDbType = NpgsqlDbType.Bytea });
+                            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                        }
+                        finally
+                        {
+                            if (stream is not null)
+                            {
+                                await stream.DisposeAsync().ConfigureAwait(false);
+                            }
+                        }
                     }
 
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
 
-            foreach ((string name, _, string sha) in changed)
+            foreach ((string name, _, _, string sha) in changed)
             {
                 _saved[name] = sha;
             }

@@ -176,6 +176,70 @@ public sealed class AggregatorStoreTests : IDisposable
     }
 
     [Fact]
+    public void Open_SchemaVersion1WithModels_MigratesKeepingEveryModelBitForBit()
+    {
+        // A database written by the first schema (bytes before created_utc), with a model that spans many pages.
+        (byte[] initial, string initialSha) = Model(300_000, 11);
+        (byte[] fused, string fusedSha) = Model(17, 12);
+        Directory.CreateDirectory(Path.GetDirectoryName(DbPath)!);
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={DbPath};Pooling=False"))
+        {
+            connection.Open();
+            using var cmd = connection.CreateCommand();
+            cmd.CommandText = StoreSchema.Migrations[0] + """
+                CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_utc TEXT NOT NULL);
+                INSERT INTO schema_version (version, applied_utc) VALUES (1, '2026-11-01T00:00:00.0000000Z');
+                INSERT INTO rounds (round, status, configuration, started_utc) VALUES (1, 'completed', '{}', '2026-11-01T00:00:00.0000000Z');
+                INSERT INTO models (version, round, sha256, size_bytes, bytes, created_utc) VALUES (0, NULL, $s0, $n0, $b0, '2026-11-01T00:00:00.0000000Z');
+                INSERT INTO models (version, round, sha256, size_bytes, bytes, created_utc) VALUES (1, 1, $s1, $n1, $b1, '2026-11-01T00:00:01.0000000Z');
+                """;
+            cmd.Parameters.AddWithValue("$s0", initialSha);
+            cmd.Parameters.AddWithValue("$n0", (long)initial.Length);
+            cmd.Parameters.AddWithValue("$b0", initial);
+            cmd.Parameters.AddWithValue("$s1", fusedSha);
+            cmd.Parameters.AddWithValue("$n1", (long)fused.Length);
+            cmd.Parameters.AddWithValue("$b1", fused);
+            cmd.ExecuteNonQuery();
+        }
+
+        using AggregatorStore store = Open();
+
+        Assert.Equal(initial, store.LoadModel(0));
+        Assert.Equal(fused, store.LoadModel(1));
+        ModelRecord latest = store.LatestModel()!;
+        Assert.Equal((1L, 1L, fusedSha, (long)fused.Length), (latest.Version, latest.Round, latest.Sha256, latest.SizeBytes));
+        (byte[] next, string nextSha) = Model(300_001, 13);
+        store.SaveModel(2, 0, next, nextSha);
+        Assert.Equal(next, store.LoadModel(2));
+        Assert.Equal(["version", "round", "sha256", "size_bytes", "created_utc", "bytes"], ModelColumns());
+    }
+
+    [Fact]
+    public void Open_NewDatabase_ModelBytesAreTheLastColumn()
+    {
+        Open().Dispose();
+
+        // The zeroblob insert of SaveModelCore is only free of a whole-model copy when the blob is the row's last column.
+        Assert.Equal("bytes", ModelColumns()[^1]);
+    }
+
+    private List<string> ModelColumns()
+    {
+        using var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={DbPath};Pooling=False");
+        connection.Open();
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = "SELECT name FROM pragma_table_info('models') ORDER BY cid;";
+        using var reader = cmd.ExecuteReader();
+        var columns = new List<string>();
+        while (reader.Read())
+        {
+            columns.Add(reader.GetString(0));
+        }
+
+        return columns;
+    }
+
+    [Fact]
     public void SaveModel_InitialModelVersionZeroOutsideAnyRound_StoredThenRoundsAddVersions()
     {
         using AggregatorStore store = Open();
