@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using SecureFed.Audit;
 using SecureFed.Cli;
 using SecureFed.Cli.Demo;
+using SecureFed.Tagger;
 
 namespace SecureFed.Integration.Tests;
 
@@ -56,6 +57,34 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Contains("NCBI-disease", output, StringComparison.Ordinal);
         Assert.Contains("a random subsample of 20 of each site's", output, StringComparison.Ordinal);
         Assert.Contains("│ Disease", output, StringComparison.Ordinal);
+        Assert.Contains("the tiny tagger (1-layer BiLSTM, CRF head", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DemoModel_TinyHasTheCrfHeadTinySoftmaxNotBothSmallTables()
+    {
+        TaggerConfig tiny = DemoRunner.DemoModel("tiny");
+        TaggerConfig softmax = DemoRunner.DemoModel("tiny-softmax");
+
+        Assert.True(tiny.Crf);
+        Assert.False(softmax.Crf);
+        Assert.Equal(tiny with { Crf = false }, softmax);
+        Assert.Equal(1024, tiny.WordBuckets);
+        Assert.Equal(TaggerConfig.Default, DemoRunner.DemoModel("default"));
+        Assert.Contains("tiny, tiny-softmax, default", Assert.Throws<ArgumentException>(() => DemoRunner.DemoModel("tiny-crf")).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Demo_UnknownModel_RefusedNamingTheChoices()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["demo", "--out", _dir, "--model", "huge"], stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("--model must be tiny, tiny-softmax, default, got 'huge'.", stderr.ToString() + stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "agents")));
     }
 
     [Fact]

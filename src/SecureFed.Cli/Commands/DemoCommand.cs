@@ -31,7 +31,7 @@ internal static class DemoCommand
         var publicData = new Option<string?>("--public-data") { Description = "A public CoNLL corpus folder (not a hospital's data, e.g. ../shared/data/bc5cdr for NCBI-disease sites) to train the initial model on before round 1: the public warm start." };
         var publicEpochs = new Option<int>("--public-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 10 };
         var freeze = new Option<bool>("--freeze-embeddings") { Description = "DP-SGD keeps the initial model's embedding tables fixed (noise only on the encoder and head); most useful with --public-data." };
-        var model = new Option<string>("--model") { Description = "Tagger size: tiny (fast, default) or default.", DefaultValueFactory = _ => "tiny" };
+        var model = new Option<string>("--model") { Description = "Tagger: tiny (fast, default: 1-layer BiLSTM with a CRF head), tiny-softmax (the same without the CRF head) or default (the full tagger).", DefaultValueFactory = _ => "tiny" };
         var sentences = new Option<int>("--sentences") { Description = "Synthetic training sentences per site.", DefaultValueFactory = _ => 1000 };
         var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round (each 1/q DP-SGD steps).", DefaultValueFactory = _ => 2 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level (update) noise multiplier z of the distributed discrete Gaussian; with only a few hospitals a meaningful site-level epsilon costs most of the accuracy, so the default only shows the mechanism at work (its ε is no guarantee; docs/utility.md \"Session 8\" measured what z·S costs).", DefaultValueFactory = _ => 0.0005 };
@@ -77,9 +77,9 @@ internal static class DemoCommand
                 string other => throw new UsageException($"--drop-site-at must be advertise, share, mask, consistency or unmask, got '{other}'."),
             };
             string size = parse.GetValue(model) ?? "tiny";
-            if (size is not ("tiny" or "default"))
+            if (!DemoRunner.ModelNames.Contains(size))
             {
-                throw new UsageException($"--model must be tiny or default, got '{size}'.");
+                throw new UsageException($"--model must be {string.Join(", ", DemoRunner.ModelNames)}, got '{size}'.");
             }
 
             string? dataDir = parse.GetValue(data);
@@ -213,7 +213,7 @@ internal static class DemoCommand
                 CorpusLabel = corpusLabel,
                 TrainSentencesPerSite = perSite,
                 CompareBaselines = !parse.GetValue(noComparison),
-                TinyModel = size == "tiny",
+                Model = size,
                 SentencesPerSite = sentenceCount,
                 LocalEpochs = localEpochs,
                 PublicDataDirectory = parse.GetValue(publicData),

@@ -31,7 +31,8 @@ internal sealed record DemoSettings
 
     /// <summary>Whether to end with "was it worth it" (each site alone, the federation without DP).</summary>
     public bool CompareBaselines { get; init; } = true;
-    public bool TinyModel { get; init; } = true;
+    /// <summary>The tagger: tiny (1-layer BiLSTM, CRF head, small hashed tables), tiny-softmax (the same without the CRF head) or default.</summary>
+    public string Model { get; init; } = "tiny";
     public int SentencesPerSite { get; init; } = 1000;
     public int LocalEpochs { get; init; } = 2;
     public double SampleRate { get; init; } = 0.1;
@@ -132,10 +133,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
 
-        // DP-SGD adds noise to every parameter at every step, so the demo's small model keeps its hashed embedding
-        // tables small (fewer noised parameters, better signal-to-noise) — still no vocabulary anywhere — and has a CRF head
-        // (a few transition scores: +2 points under DP-SGD, docs/utility.md "Session 11").
-        TaggerConfig config = settings.TinyModel ? TaggerConfig.TinyCrf with { WordBuckets = 1024, CharNgramBuckets = 1024 } : TaggerConfig.Default;
+        TaggerConfig config = DemoModel(settings.Model);
         var spec = new Agent.ModelSpec(config, types);
         (float[] initial, float[] layerScales) = settings.PublicDataDirectory is string publicDir
             ? PublicWarmStart(spec, publicDir, test, cancellationToken)
@@ -159,7 +157,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             l2Clip = SplitNoiseUpdateClip(settings.LearningRate, sigma / Math.Sqrt(shares), settings.GradClip, initial.Length, settings.SampleRate, train.Values.Min(t => t.Count));
         }
 
-        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {(settings.TinyModel ? "the tiny tagger (1-layer BiLSTM, CRF head, small hashed tables; --model default for the full one)" : "the default tagger")}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {DemoModelDescription(settings.Model)}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
         if (settings.DistributedPatientNoise)
         {
             console.MarkupLine(CultureInfo.InvariantCulture, $"Patient-level noise [yellow]distributed[/]: one DP-SGD step per round, each site adds σ/√{shares} = {sigma / Math.Sqrt(shares):F3}; ε={settings.Epsilon} holds against the aggregator while secure aggregation holds (it only sees sums of ≥ t sites); if the aggregator and all other sites collude, a site keeps [yellow]collusion ε={collusionEpsilon:F2}[/] (each agent's MaxCollusionEpsilon). The sum is exactly one DP-SGD step only where every site's step |Δ| (below) stays within the update clip S={l2Clip:G4} (--update-clip{(settings.AutoUpdateClip ? "; by default just above a step's expected norm, so that the site-level noise, which scales with S, stays small" : "")}; small --train-per-site makes the noisy step large).");
@@ -458,6 +456,29 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         double bestAlone = alone.Max(a => a.TestF1);
         console.MarkupLine(CultureInfo.InvariantCulture, $"Federation vs the best site alone: [bold]{fusedF1 - bestAlone:+0.000;-0.000}[/] F1; cost of privacy (without DP minus with DP): [bold]{noDp - fusedF1:+0.000;-0.000}[/] F1 for patient-level ε ≤ {maxEpsilon:F2}. [grey](comparisons took {(aloneTime + noDpTime).TotalSeconds:F0} s; site alone and no-DP local training: Adam lr 0.01, batches of 32)[/]");
     }
+
+    /// <summary>The demo's model names (<c>--model</c>).</summary>
+    internal static readonly string[] ModelNames = ["tiny", "tiny-softmax", "default"];
+
+    /// <summary>
+    /// The tagger of <c>--model</c>. DP-SGD adds noise to every parameter at every step, so the tiny models keep their
+    /// hashed embedding tables small (fewer noised parameters, better signal-to-noise; still no vocabulary anywhere);
+    /// "tiny" has a CRF head (a few transition scores: +2 points under DP-SGD, docs/utility.md "Session 11").
+    /// </summary>
+    internal static TaggerConfig DemoModel(string name) => name switch
+    {
+        "tiny" => TaggerConfig.TinyCrf with { WordBuckets = 1024, CharNgramBuckets = 1024 },
+        "tiny-softmax" => TaggerConfig.Tiny with { WordBuckets = 1024, CharNgramBuckets = 1024 },
+        "default" => TaggerConfig.Default,
+        _ => throw new ArgumentException($"--model must be {string.Join(", ", ModelNames)}, got '{name}'.", nameof(name)),
+    };
+
+    private static string DemoModelDescription(string name) => name switch
+    {
+        "tiny" => "the tiny tagger (1-layer BiLSTM, CRF head, small hashed tables; --model default for the full one)",
+        "tiny-softmax" => "the tiny tagger without its CRF head (1-layer BiLSTM, softmax per token, small hashed tables)",
+        _ => "the default tagger",
+    };
 
     /// <summary>
     /// The site clip S for split noise: a site's one step is lr·(Σ clipped gradients + noise)/(q·N). The noise part has
