@@ -57,21 +57,21 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Contains("NCBI-disease", output, StringComparison.Ordinal);
         Assert.Contains("a random subsample of 20 of each site's", output, StringComparison.Ordinal);
         Assert.Contains("│ Disease", output, StringComparison.Ordinal);
-        Assert.Contains("the tiny tagger (1-layer BiLSTM, CRF head", output, StringComparison.Ordinal);
+        Assert.Contains("the tiny tagger (1-layer BiLSTM, small hashed tables; --model tiny-crf adds a CRF head", output, StringComparison.Ordinal);
     }
 
     [Fact]
-    public void DemoModel_TinyHasTheCrfHeadTinySoftmaxNotBothSmallTables()
+    public void DemoModel_TinyCrfIsTinyWithTheCrfHeadBothSmallTables()
     {
         TaggerConfig tiny = DemoRunner.DemoModel("tiny");
-        TaggerConfig softmax = DemoRunner.DemoModel("tiny-softmax");
+        TaggerConfig crf = DemoRunner.DemoModel("tiny-crf");
 
-        Assert.True(tiny.Crf);
-        Assert.False(softmax.Crf);
-        Assert.Equal(tiny with { Crf = false }, softmax);
+        Assert.False(tiny.Crf);
+        Assert.True(crf.Crf);
+        Assert.Equal(tiny with { Crf = true }, crf);
         Assert.Equal(1024, tiny.WordBuckets);
         Assert.Equal(TaggerConfig.Default, DemoRunner.DemoModel("default"));
-        Assert.Contains("tiny, tiny-softmax, default", Assert.Throws<ArgumentException>(() => DemoRunner.DemoModel("tiny-crf")).Message, StringComparison.Ordinal);
+        Assert.Contains("tiny, tiny-crf, default", Assert.Throws<ArgumentException>(() => DemoRunner.DemoModel("tiny-softmax")).Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -83,7 +83,7 @@ public sealed class DemoSmokeTests : IDisposable
         int code = await CliApp.RunAsync(["demo", "--out", _dir, "--model", "huge"], stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
 
         Assert.NotEqual(0, code);
-        Assert.Contains("--model must be tiny, tiny-softmax, default, got 'huge'.", stderr.ToString() + stdout, StringComparison.Ordinal);
+        Assert.Contains("--model must be tiny, tiny-crf, default, got 'huge'.", stderr.ToString() + stdout, StringComparison.Ordinal);
         Assert.False(Directory.Exists(Path.Combine(_dir, "agents")));
     }
 
