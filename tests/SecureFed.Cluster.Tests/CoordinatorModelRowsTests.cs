@@ -12,8 +12,11 @@ namespace SecureFed.Cluster.Tests;
 /// <summary>
 /// The coordinator's model versions in PostgreSQL (a throw-away server): one row per version, sent once under the
 /// lease's epoch, the round store saved without model bytes; a takeover rebuilds every version bit for bit, and refuses
-/// (naming the version, leaving the local data directory as it was) a row that is missing or corrupt.
+/// (naming the version, leaving the local data directory as it was) a row that is missing or corrupt. Not run in
+/// parallel with other classes: it measures this process's managed allocations during a commit point and a takeover.
 /// </summary>
+[Collection(nameof(CoordinatorModelRowsTests))]
+[CollectionDefinition(nameof(CoordinatorModelRowsTests), DisableParallelization = true)]
 public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
@@ -56,6 +59,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
             keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
         var perCommitPoint = new List<long>();
         long wholeStoreBytes;
+        long commitAllocated = 0;
         using (AggregatorState a = AggregatorState.Open(optionsA))
         {
             // Start-up (version 0), then two rounds with a commit point each (versions 1 and 2), then one without a model.
@@ -66,7 +70,9 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
                 a.Store.RecordStage(round, "MaskedInput", ["site-a", "site-b"]);
                 byte[] bytes = ModelState.ToBytes([.. Enumerable.Range(0, Parameters).Select(p => (float)Math.Sin(p) + (i * 0.125f))]);
                 a.Store.CompleteRoundWithModel(round, i, bytes, Convert.ToHexStringLower(SHA256.HashData(bytes)), ["site-a", "site-b"]);
+                long allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
                 perCommitPoint.Add(await CommitAsync(fenceA, a, sent));
+                commitAllocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
             }
 
             Assert.Equal(3, a.Store.BeginRound("{}"));
@@ -77,6 +83,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         }
 
         _output.WriteLine($"bytes sent to PostgreSQL per commit point (start-up, round 1, round 2, round 3 opened), {ModelBytes} bytes per model version: {string.Join(", ", perCommitPoint)}; the whole round store after 2 rounds: {wholeStoreBytes} bytes");
+        _output.WriteLine($"managed bytes allocated by the process during round 2's commit point: {commitAllocated}");
 
         // Each model version went once: a commit point after a round sends that round's model and a small rest.
         Assert.All(perCommitPoint.Take(3), b => Assert.InRange(b, ModelBytes, ModelBytes + (ModelBytes / 4)));
@@ -87,8 +94,16 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         // Silo B takes over: every model version and round record equal to A's, bit for bit.
         await ExpireAsync(db, "model-rows");
         var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", Terms, TimeProvider.System, NullLogger.Instance);
+        long beforeTakeover = GC.GetTotalAllocatedBytes(precise: true);
         await using ClusterCoordinatorFence fenceB = await ClusterCoordinatorFence.TakeOverAsync(
             keeperB, new PostgresCoordinatorState(db, lease), optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
+        long takeoverAllocated = GC.GetTotalAllocatedBytes(precise: true) - beforeTakeover;
+        _output.WriteLine($"managed bytes allocated by the process during the takeover (3 model versions restored): {takeoverAllocated}");
+
+        // No model version passed through a managed array of its size, neither sent nor restored (the whole process's
+        // allocations stay under one model's bytes, while the takeover wrote three).
+        Assert.InRange(commitAllocated, 1, ModelBytes - 1);
+        Assert.InRange(takeoverAllocated, 1, ModelBytes - 1);
         using (AggregatorStore original = AggregatorStore.Open(Path.Combine(optionsA.DataDirectory, CoordinatorSnapshot.RoundStoreName)))
         using (AggregatorStore restored = AggregatorStore.Open(Path.Combine(optionsB.DataDirectory, CoordinatorSnapshot.RoundStoreName)))
         {

@@ -26,6 +26,9 @@ public sealed class AggregatorStore : IDisposable
     /// <summary>Bytes written per incremental blob write when a model is stored (1 MiB).</summary>
     private const int ModelWriteBlock = 1 << 20;
 
+    /// <summary>Bytes read from a stream and written per incremental blob write when a model's bytes are written back (128 KiB, pooled).</summary>
+    private const int ModelCopyBlock = 1 << 17;
+
     private readonly SqliteConnection _connection;
     private readonly TimeProvider _time;
     private readonly Lock _gate = new();
@@ -516,7 +519,7 @@ public sealed class AggregatorStore : IDisposable
 
     /// <summary>
     /// Writes the bytes of model <paramref name="version"/> (a row without its bytes, see <see cref="ListModelsWithoutBytes"/>)
-    /// from <paramref name="source"/>, read to its end <see cref="ModelWriteBlock"/> bytes at a time and written with
+    /// from <paramref name="source"/>, read to its end <see cref="ModelCopyBlock"/> bytes at a time and written with
     /// incremental blob I/O, never held whole in memory. The bytes must be exactly the row's size and hash to its
     /// SHA-256; otherwise nothing is written.
     /// </summary>
@@ -539,14 +542,14 @@ public sealed class AggregatorStore : IDisposable
 
             ModelRecord model = found[0];
             Execute(_connection, tx, "UPDATE models SET bytes = zeroblob($size) WHERE version = $v;", ("$size", model.SizeBytes), ("$v", version));
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(ModelWriteBlock);
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(ModelCopyBlock);
             try
             {
                 using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                 using var blob = new SqliteBlob(_connection, "models", "bytes", version);
                 long written = 0;
                 int read;
-                while ((read = source.Read(buffer, 0, (int)Math.Min(ModelWriteBlock, model.SizeBytes - written + 1))) > 0)
+                while ((read = source.Read(buffer, 0, (int)Math.Min(ModelCopyBlock, model.SizeBytes - written + 1))) > 0)
                 {
                     if (written + read > model.SizeBytes)
                     {
