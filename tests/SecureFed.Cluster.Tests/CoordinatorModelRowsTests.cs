@@ -224,6 +224,36 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         Assert.Equal([(0L, current)], await ModelRowsAsync(db, "model-rows-stale"));
     }
 
+    [SkippableFact]
+    public async Task TakeOver_RoundStoreSavedWholeByAnEarlierVersion_RestoredWithEveryModelAndNoModelRows()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        await using var federation = new FrontFederation(_directory, "model-rows-whole", ["site-a", "site-b", "site-c"]);
+        await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        var lease = new PostgresCoordinatorLease(db, "model-rows-whole");
+        AggregatorOptions optionsA = Options(federation, "silo-a-data", federation.InitialModelPath);
+        AggregatorOptions optionsB = Options(federation, "silo-b-data", federation.InitialModelPath);
+        long epoch = (await lease.TryAcquireAsync("silo-a", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        byte[] model;
+        using (AggregatorState a = AggregatorState.Open(optionsA))
+        {
+            long round = a.Store.BeginRound("{}");
+            model = ModelState.ToBytes([.. federation.InitialModel.Select(v => v * 3)]);
+            a.Store.CompleteRoundWithModel(round, 1, model, Convert.ToHexStringLower(SHA256.HashData(model)), ["site-a"]);
+
+            // What a coordinator before model rows saved: the round store whole, model bytes inside.
+            await new PostgresCoordinatorState(db, lease).SaveAsync(CoordinatorSnapshot.Take(a), "silo-a", epoch, CancellationToken.None).WaitAsync(Timeout);
+        }
+
+        await TakeOverAsync(db, lease, "silo-b", optionsB);
+
+        using AggregatorStore restored = AggregatorStore.Open(Path.Combine(optionsB.DataDirectory, CoordinatorSnapshot.RoundStoreName));
+        Assert.Equal([0L, 1L], restored.ListModels().Select(m => m.Version));
+        Assert.Empty(restored.ListModelsWithoutBytes());
+        Assert.Equal(model, restored.LoadModel(1));
+        Assert.Empty(await ModelRowsAsync(db, "model-rows-whole"));
+    }
+
     private static async Task<long> CommitAsync(ClusterCoordinatorFence fence, AggregatorState state, BytesWritten sent)
     {
         long before = sent.Total;
