@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -24,6 +25,9 @@ public sealed class AggregatorStore : IDisposable
 
     /// <summary>Bytes written per incremental blob write when a model is stored (1 MiB).</summary>
     private const int ModelWriteBlock = 1 << 20;
+
+    /// <summary>Bytes read from a stream and written per incremental blob write when a model's bytes are written back (128 KiB, pooled).</summary>
+    private const int ModelCopyBlock = 1 << 17;
 
     private readonly SqliteConnection _connection;
     private readonly TimeProvider _time;
@@ -444,6 +448,179 @@ public sealed class AggregatorStore : IDisposable
         Run(() => Execute(_connection, null, "VACUUM INTO $path;", ("$path", path)));
     }
 
+    /// <summary>
+    /// Writes a consistent copy of the database to the new file <paramref name="path"/> in which every model row keeps
+    /// its metadata (version, round, SHA-256, size, time) but holds no bytes (an empty blob): every other table is copied
+    /// whole. Nothing of a model is read. Returns the model versions of the copy, whose bytes are kept elsewhere (the
+    /// aggregator cluster's coordinator sends each version once) and written back with <see cref="WriteModelBytes"/>.
+    /// </summary>
+    /// <exception cref="IOException"><paramref name="path"/> already exists.</exception>
+    public IReadOnlyList<ModelRecord> SnapshotWithoutModelBytesTo(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        string full = System.IO.Path.GetFullPath(path);
+        if (File.Exists(full))
+        {
+            throw new IOException($"Cannot write a snapshot of '{Path}' to '{full}': the file already exists.");
+        }
+
+        // The copy gets its schema the way every store does (the same migrations, hence the same tables and columns).
+        var builder = new SqliteConnectionStringBuilder { DataSource = full, Mode = SqliteOpenMode.ReadWriteCreate, Pooling = false };
+        using (var copy = new SqliteConnection(builder.ConnectionString))
+        {
+            copy.Open();
+            Migrate(copy, full, _time);
+        }
+
+        return Run(() =>
+        {
+            Execute(_connection, null, "ATTACH DATABASE $path AS snapshot;", ("$path", full));
+            try
+            {
+                using SqliteTransaction tx = _connection.BeginTransaction();
+                List<string> tables = TableNames(tx, "main");
+                List<string> copyTables = TableNames(tx, "snapshot");
+                if (!tables.Order(StringComparer.Ordinal).SequenceEqual(copyTables.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+                {
+                    throw new InvalidOperationException(
+                        $"Cannot snapshot '{Path}': its tables ({string.Join(", ", tables)}) are not those of a new store ({string.Join(", ", copyTables)}).");
+                }
+
+                foreach (string table in tables.OrderBy(t => t == "rounds" ? 0 : 1)) // rounds first: other tables refer to it
+                {
+                    Execute(_connection, tx, $"DELETE FROM snapshot.\"{table}\";");
+                    Execute(
+                        _connection,
+                        tx,
+                        table == "models"
+                            ? "INSERT INTO snapshot.models (version, round, sha256, size_bytes, created_utc, bytes) SELECT version, round, sha256, size_bytes, created_utc, x'' FROM main.models;"
+                            : $"INSERT INTO snapshot.\"{table}\" SELECT * FROM main.\"{table}\";");
+                }
+
+                IReadOnlyList<ModelRecord> models = ReadModels(tx, "main", string.Empty);
+                tx.Commit();
+                return models;
+            }
+            finally
+            {
+                Execute(_connection, null, "DETACH DATABASE snapshot;");
+            }
+        });
+    }
+
+    /// <summary>Every model version's metadata, oldest first.</summary>
+    public IReadOnlyList<ModelRecord> ListModels() => Run(() => ReadModels(null, "main", string.Empty));
+
+    /// <summary>
+    /// The model versions whose bytes are not in this database (their rows hold an empty blob while their size is not
+    /// zero): a store restored from <see cref="SnapshotWithoutModelBytesTo"/> before <see cref="WriteModelBytes"/>.
+    /// </summary>
+    public IReadOnlyList<ModelRecord> ListModelsWithoutBytes() => Run(() => ReadModels(null, "main", "WHERE length(bytes) <> size_bytes"));
+
+    /// <summary>
+    /// Writes the bytes of model <paramref name="version"/> (a row without its bytes, see <see cref="ListModelsWithoutBytes"/>)
+    /// from <paramref name="source"/>, read to its end <see cref="ModelCopyBlock"/> bytes at a time and written with
+    /// incremental blob I/O, never held whole in memory. The bytes must be exactly the row's size and hash to its
+    /// SHA-256; otherwise nothing is written.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The version does not exist or already holds its bytes.</exception>
+    /// <exception cref="InvalidDataException">The bytes are shorter or longer than the row's size, or do not hash to its SHA-256 (the message names the version).</exception>
+    public void WriteModelBytes(long version, Stream source)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            IReadOnlyList<ModelRecord> found = ReadModels(tx, "main", "WHERE version = $v AND length(bytes) <> size_bytes", ("$v", version));
+            if (found.Count == 0)
+            {
+                throw new InvalidOperationException(
+                    Scalar(_connection, tx, "SELECT 1 FROM models WHERE version = $v;", ("$v", version)) is null
+                        ? $"Cannot write the bytes of model version {version}: '{Path}' has no such version."
+                        : $"Cannot write the bytes of model version {version}: '{Path}' already holds them.");
+            }
+
+            ModelRecord model = found[0];
+            Execute(_connection, tx, "UPDATE models SET bytes = zeroblob($size) WHERE version = $v;", ("$size", model.SizeBytes), ("$v", version));
+            byte[] buffer = ArrayPool<byte>.Shared.Rent(ModelCopyBlock);
+            try
+            {
+                using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+                using var blob = new SqliteBlob(_connection, "models", "bytes", version);
+                long written = 0;
+                int read;
+                while ((read = source.Read(buffer, 0, (int)Math.Min(ModelCopyBlock, model.SizeBytes - written + 1))) > 0)
+                {
+                    if (written + read > model.SizeBytes)
+                    {
+                        throw new InvalidDataException(
+                            $"The bytes given for model version {version} of '{Path}' are longer than its recorded size of {model.SizeBytes} bytes; nothing was written.");
+                    }
+
+                    blob.Write(buffer, 0, read);
+                    hash.AppendData(buffer, 0, read);
+                    written += read;
+                }
+
+                if (written != model.SizeBytes)
+                {
+                    throw new InvalidDataException(
+                        $"The bytes given for model version {version} of '{Path}' end after {written} of its recorded {model.SizeBytes} bytes; nothing was written.");
+                }
+
+                string actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+                if (!string.Equals(actual, model.Sha256, StringComparison.Ordinal))
+                {
+                    throw new InvalidDataException(
+                        $"The bytes given for model version {version} of '{Path}' hash to SHA-256 {actual}, not its recorded {model.Sha256}; nothing was written.");
+                }
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+            }
+
+            tx.Commit();
+        });
+    }
+
+    /// <summary>
+    /// Opens model <paramref name="version"/>'s bytes as a read-only, seekable stream over the database file (incremental
+    /// blob I/O on a connection of its own, so the store stays usable while it is read; a stored version never changes).
+    /// The caller disposes it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The version does not exist or its bytes are not in this database.</exception>
+    public Stream OpenModel(long version)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var builder = new SqliteConnectionStringBuilder { DataSource = Path, Mode = SqliteOpenMode.ReadOnly, Pooling = false, DefaultTimeout = 30 };
+        var connection = new SqliteConnection(builder.ConnectionString);
+        try
+        {
+            connection.Open();
+            Execute(connection, null, "PRAGMA busy_timeout=5000;");
+            object? complete = Scalar(connection, null, "SELECT length(bytes) = size_bytes FROM models WHERE version = $v;", ("$v", version));
+            if (complete is not long flag || flag == 0)
+            {
+                throw new InvalidOperationException(complete is null
+                    ? $"Model version {version} does not exist in '{Path}'."
+                    : $"The bytes of model version {version} are not in '{Path}' (a snapshot without model bytes).");
+            }
+
+            return new ModelBlobStream(connection, new SqliteBlob(connection, "models", "bytes", version, readOnly: true));
+        }
+        catch (SqliteException ex)
+        {
+            connection.Dispose();
+            throw Translate(ex, Path);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Runs SQLite's <c>quick_check</c>; returns an empty list when the database is consistent.</summary>
     public IReadOnlyList<string> QuickCheck() => Run(() =>
     {
@@ -517,6 +694,32 @@ public sealed class AggregatorStore : IDisposable
         {
             blob.Write(bytes.Slice(offset, Math.Min(ModelWriteBlock, bytes.Length - offset)));
         }
+    }
+
+    private List<string> TableNames(SqliteTransaction tx, string schema)
+    {
+        var tables = new List<string>();
+        using SqliteCommand cmd = Command(_connection, tx, $"SELECT name FROM {schema}.sqlite_master WHERE type = 'table' ORDER BY name;");
+        using SqliteDataReader reader = cmd.ExecuteReader();
+        while (reader.Read())
+        {
+            tables.Add(reader.GetString(0));
+        }
+
+        return tables;
+    }
+
+    private List<ModelRecord> ReadModels(SqliteTransaction? tx, string schema, string where, params (string Name, object Value)[] parameters)
+    {
+        var models = new List<ModelRecord>();
+        using SqliteCommand cmd = Command(_connection, tx, $"SELECT version, round, sha256, size_bytes, created_utc FROM {schema}.models {where} ORDER BY version;", parameters);
+        using SqliteDataReader reader = cmd.ExecuteReader();
+        while (reader.Read())
+        {
+            models.Add(new ModelRecord(reader.GetInt64(0), reader.IsDBNull(1) ? 0 : reader.GetInt64(1), reader.GetString(2), reader.GetInt64(3), ParseTime(reader.GetString(4))));
+        }
+
+        return models;
     }
 
     private string Status(SqliteTransaction? tx, long round) =>

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using SecureFed.Aggregator;
+using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 
 namespace SecureFed.Cluster.Lease;
@@ -8,6 +9,8 @@ namespace SecureFed.Cluster.Lease;
 /// The coordinator's state as files, relative to its data directory: the round store (a consistent SQLite copy: every
 /// round, stage, model version and submission), the federation privacy ledger, and the signed audit log (its lines,
 /// verifier key, the latest checkpoint and every signed checkpoint). What another silo needs to continue as the same aggregator.
+/// At a commit point the round store is taken without its model bytes (<see cref="TakeWithoutModelBytes"/>); each model
+/// version is saved once, apart, and written back on takeover.
 /// </summary>
 public static class CoordinatorSnapshot
 {
@@ -42,19 +45,20 @@ public static class CoordinatorSnapshot
     }
 
     /// <summary>
-    /// As <see cref="Take"/>, but the round store (every model version: the one large file) is left on disk: written to
-    /// a new temporary file, <paramref name="roundStorePath"/>, for the caller to stream
-    /// (<see cref="PostgresCoordinatorState.SaveAsync(IReadOnlyDictionary{string, byte[]}, IReadOnlyDictionary{string, string}, string, long, CancellationToken)"/>)
-    /// and delete. The returned files (audit log, ledger) do not include it.
+    /// As <see cref="Take"/>, but the round store is taken without its model bytes
+    /// (<see cref="AggregatorStore.SnapshotWithoutModelBytesTo"/>: every round, stage, submission and ledger row, and each
+    /// model version's metadata) into a new temporary file, <paramref name="roundStorePath"/>, for the caller to stream
+    /// and delete; <paramref name="models"/> are the model versions it refers to, whose bytes the caller saves apart, each
+    /// once (<see cref="PostgresCoordinatorState"/>). The returned files (audit log, ledger) do not include the round store.
     /// </summary>
-    public static IReadOnlyDictionary<string, byte[]> TakeWithRoundStoreOnDisk(AggregatorState state, out string roundStorePath)
+    public static IReadOnlyDictionary<string, byte[]> TakeWithoutModelBytes(AggregatorState state, out string roundStorePath, out IReadOnlyList<ModelRecord> models)
     {
         ArgumentNullException.ThrowIfNull(state);
         IReadOnlyDictionary<string, byte[]> files = TakeSmallFiles(state);
         string path = Path.Combine(Path.GetTempPath(), $"securefed-snapshot-{Guid.NewGuid():N}.db");
         try
         {
-            state.Store.SnapshotTo(path);
+            models = state.Store.SnapshotWithoutModelBytesTo(path);
         }
         catch
         {
@@ -107,13 +111,34 @@ public static class CoordinatorSnapshot
     }
 
     /// <summary>
-    /// Writes <paramref name="files"/> into <paramref name="dataDirectory"/>. A directory that already holds files (this
-    /// silo's state from an earlier term, possibly newer than what reached the database before it lost the lease) is
-    /// moved aside first to <c>&lt;dataDirectory&gt;.superseded-&lt;epoch&gt;</c>, never deleted: the database is the
-    /// authority. Returns the folder moved aside, or null.
+    /// Writes <paramref name="files"/> into <paramref name="dataDirectory"/> (<see cref="Stage"/>, then <see cref="Install"/>).
+    /// A directory that already holds files (this silo's state from an earlier term, possibly newer than what reached the
+    /// database before it lost the lease) is moved aside first to <c>&lt;dataDirectory&gt;.superseded-&lt;epoch&gt;</c>,
+    /// never deleted: the database is the authority. Returns the folder moved aside, or null.
     /// </summary>
     /// <exception cref="InvalidDataException">A name is not one a snapshot holds (nothing is written).</exception>
     public static string? Restore(IReadOnlyDictionary<string, byte[]> files, string dataDirectory, long epoch)
+    {
+        string staged = Stage(files, dataDirectory, epoch);
+        try
+        {
+            return Install(staged, dataDirectory, epoch);
+        }
+        catch
+        {
+            Directory.Delete(staged, recursive: true);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Writes <paramref name="files"/> into a new directory beside <paramref name="dataDirectory"/>
+    /// (<c>&lt;dataDirectory&gt;.restoring-&lt;epoch&gt;-&lt;random&gt;</c>) and returns it; <paramref name="dataDirectory"/>
+    /// itself is not touched, so what is restored can be completed and checked (the round store's model versions) before
+    /// <see cref="Install"/>. The caller deletes the directory if it does not install it.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A name is not one a snapshot holds (nothing is written).</exception>
+    public static string Stage(IReadOnlyDictionary<string, byte[]> files, string dataDirectory, long epoch)
     {
         ArgumentNullException.ThrowIfNull(files);
         ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
@@ -123,23 +148,57 @@ public static class CoordinatorSnapshot
             throw new InvalidDataException($"the coordinator state in the cluster's database holds files a snapshot never holds: {string.Join(", ", bad)}; nothing was restored");
         }
 
+        string staged = $"{Path.GetFullPath(dataDirectory)}.restoring-{epoch}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+        try
+        {
+            foreach ((string name, byte[] bytes) in files)
+            {
+                string path = Path.Combine(staged, name.Replace('/', Path.DirectorySeparatorChar));
+                Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+                using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
+                stream.Write(bytes);
+                stream.Flush(flushToDisk: true);
+            }
+        }
+        catch
+        {
+            if (Directory.Exists(staged))
+            {
+                Directory.Delete(staged, recursive: true);
+            }
+
+            throw;
+        }
+
+        return staged;
+    }
+
+    /// <summary>
+    /// Makes the <paramref name="staged"/> directory (<see cref="Stage"/>) the data directory: an existing
+    /// <paramref name="dataDirectory"/> that holds files is moved aside to
+    /// <c>&lt;dataDirectory&gt;.superseded-&lt;epoch&gt;-&lt;random&gt;</c> (never deleted), then the staged one is moved
+    /// into its place. Returns the folder moved aside, or null.
+    /// </summary>
+    public static string? Install(string staged, string dataDirectory, long epoch)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(staged);
+        ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
         string full = Path.GetFullPath(dataDirectory);
         string? aside = null;
-        if (Directory.Exists(full) && Directory.EnumerateFileSystemEntries(full).Any())
+        if (Directory.Exists(full))
         {
-            aside = $"{full}.superseded-{epoch}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
-            Directory.Move(full, aside);
+            if (Directory.EnumerateFileSystemEntries(full).Any())
+            {
+                aside = $"{full}.superseded-{epoch}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
+                Directory.Move(full, aside);
+            }
+            else
+            {
+                Directory.Delete(full);
+            }
         }
 
-        foreach ((string name, byte[] bytes) in files)
-        {
-            string path = Path.Combine(full, name.Replace('/', Path.DirectorySeparatorChar));
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            using var stream = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None);
-            stream.Write(bytes);
-            stream.Flush(flushToDisk: true);
-        }
-
+        Directory.Move(staged, full);
         return aside;
     }
 

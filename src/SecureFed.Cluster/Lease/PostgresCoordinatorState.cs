@@ -1,15 +1,22 @@
+using System.Data;
+using System.Diagnostics;
 using System.Security.Cryptography;
 using Npgsql;
 using NpgsqlTypes;
+using SecureFed.Aggregator.Persistence;
 using SecureFed.Cluster.Membership;
 
 namespace SecureFed.Cluster.Lease;
 
 /// <summary>
 /// The coordinator's state in the cluster's PostgreSQL database (<see cref="CoordinatorSnapshot"/>'s files, one row per
-/// file in table <c>securefed_coordinator_state</c>, with its SHA-256 and the lease epoch that wrote it). Every save is
-/// one transaction fenced by the lease (<see cref="PostgresCoordinatorLease.FenceAsync"/>): a silo that lost the lease
-/// cannot overwrite what its successor continues from. Only files that changed since this instance's last save are sent.
+/// file in table <c>securefed_coordinator_state</c>, with its SHA-256 and the lease epoch that wrote it), and the round
+/// store's model versions, one row each in table <c>securefed_coordinator_models</c> (keyed by version and SHA-256, with
+/// the epoch that wrote it), sent once: the round store itself is saved without model bytes. Every save is one
+/// transaction fenced by the lease (<see cref="PostgresCoordinatorLease.FenceAsync"/>): a silo that lost the lease
+/// cannot overwrite what its successor continues from, nor add a model row. Only files that changed since this
+/// instance's last save, and model versions not yet in the database, are sent. Model rows are never updated or deleted:
+/// they are the federation's model history.
 /// </summary>
 public sealed class PostgresCoordinatorState
 {
@@ -23,6 +30,16 @@ public sealed class PostgresCoordinatorState
             bytes bytea NOT NULL,
             saved_utc timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (federation, name)
+        );
+        CREATE TABLE IF NOT EXISTS securefed_coordinator_models (
+            federation text NOT NULL,
+            version bigint NOT NULL,
+            sha256 text NOT NULL,
+            size_bytes bigint NOT NULL,
+            epoch bigint NOT NULL,
+            bytes bytea NOT NULL,
+            saved_utc timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (federation, version, sha256)
         );
         """;
 
@@ -56,10 +73,31 @@ public sealed class PostgresCoordinatorState
     /// caller keeps (and deletes) those files.
     /// </summary>
     /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
-    public async Task<int> SaveAsync(IReadOnlyDictionary<string, byte[]> files, IReadOnlyDictionary<string, string> filesOnDisk, string holder, long epoch, CancellationToken cancellationToken)
+    public async Task<int> SaveAsync(IReadOnlyDictionary<string, byte[]> files, IReadOnlyDictionary<string, string> filesOnDisk, string holder, long epoch, CancellationToken cancellationToken) =>
+        (await SaveAsync(files, filesOnDisk, [], _ => throw new UnreachableException(), holder, epoch, cancellationToken).ConfigureAwait(false)).Files;
+
+    /// <summary>
+    /// As <see cref="SaveAsync(IReadOnlyDictionary{string, byte[]}, IReadOnlyDictionary{string, string}, string, long, CancellationToken)"/>,
+    /// and in the same fenced transaction every model version of <paramref name="models"/> that the database does not
+    /// hold yet (same version and SHA-256) is sent once, into its own row of <c>securefed_coordinator_models</c>: opened
+    /// with <paramref name="openModel"/> (a seekable stream, disposed here) and streamed. The database hashes what it
+    /// received; a model whose bytes do not match its recorded size and SHA-256 fails the save (nothing is written).
+    /// </summary>
+    /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
+    /// <exception cref="InvalidDataException">A model's bytes are not its recorded size or SHA-256 (the message names the version); nothing was written.</exception>
+    public async Task<CoordinatorSaveResult> SaveAsync(
+        IReadOnlyDictionary<string, byte[]> files,
+        IReadOnlyDictionary<string, string> filesOnDisk,
+        IReadOnlyList<ModelRecord> models,
+        Func<long, Stream> openModel,
+        string holder,
+        long epoch,
+        CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(files);
         ArgumentNullException.ThrowIfNull(filesOnDisk);
+        ArgumentNullException.ThrowIfNull(models);
+        ArgumentNullException.ThrowIfNull(openModel);
         if (filesOnDisk.Keys.FirstOrDefault(files.ContainsKey) is string twice)
         {
             throw new ArgumentException($"'{twice}' is given both in memory and on disk.", nameof(filesOnDisk));
@@ -80,6 +118,8 @@ public sealed class PostgresCoordinatorState
             }
 
             var changed = all.Where(f => !_saved.TryGetValue(f.Key, out string? sha) || sha != f.Sha).ToList();
+            int modelsWritten;
+            long modelBytes;
             NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
@@ -117,6 +157,7 @@ public sealed class PostgresCoordinatorState
                         }
                     }
 
+                    (modelsWritten, modelBytes) = await SaveModelsAsync(connection, transaction, models, openModel, epoch, cancellationToken).ConfigureAwait(false);
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
@@ -126,7 +167,7 @@ public sealed class PostgresCoordinatorState
                 _saved[name] = sha;
             }
 
-            return changed.Count;
+            return new CoordinatorSaveResult(changed.Count, modelsWritten, modelBytes);
         }
         finally
         {
@@ -158,6 +199,122 @@ public sealed class PostgresCoordinatorState
         }
 
         return files;
+    }
+
+    /// <summary>
+    /// Writes into <paramref name="store"/> (a round store restored from a snapshot saved without model bytes) the bytes
+    /// of every model version it lacks (<see cref="AggregatorStore.ListModelsWithoutBytes"/>), each streamed from its row
+    /// of <c>securefed_coordinator_models</c> and checked against the version's size and SHA-256 as it is written.
+    /// Returns how many versions and bytes were written.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A version's row is missing or its bytes do not match (the message names the version).</exception>
+    public async Task<(int Models, long Bytes)> RestoreModelsAsync(AggregatorStore store, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        int count = 0;
+        long bytes = 0;
+        foreach (ModelRecord model in store.ListModelsWithoutBytes())
+        {
+            await using NpgsqlCommand command = _dataSource.CreateCommand(
+                "SELECT bytes FROM securefed_coordinator_models WHERE federation = $1 AND version = $2 AND sha256 = $3");
+            command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter { Value = model.Version, NpgsqlDbType = NpgsqlDbType.Bigint });
+            command.Parameters.Add(new NpgsqlParameter { Value = model.Sha256, NpgsqlDbType = NpgsqlDbType.Text });
+
+            // Sequential access: the column is read from the connection as it is written into the store, never whole.
+            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken).ConfigureAwait(false);
+            if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                throw new InvalidDataException(
+                    $"model version {model.Version} (SHA-256 {model.Sha256}, {model.SizeBytes} bytes) of federation '{_lease.Federation}' is missing from the cluster's database (table securefed_coordinator_models), though the saved round store holds it");
+            }
+
+            Stream column = await reader.GetStreamAsync(0, cancellationToken).ConfigureAwait(false);
+            await using (column.ConfigureAwait(false))
+            {
+                try
+                {
+                    store.WriteModelBytes(model.Version, column);
+                }
+                catch (InvalidDataException ex)
+                {
+                    throw new InvalidDataException(
+                        $"model version {model.Version} of federation '{_lease.Federation}' in the cluster's database (table securefed_coordinator_models) is corrupt: {ex.Message}", ex);
+                }
+            }
+
+            count++;
+            bytes += model.SizeBytes;
+        }
+
+        return (count, bytes);
+    }
+
+    /// <summary>Sends, inside the fenced <paramref name="transaction"/>, each model version the database lacks.</summary>
+    private async Task<(int Models, long Bytes)> SaveModelsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ModelRecord> models, Func<long, Stream> openModel, long epoch, CancellationToken cancellationToken)
+    {
+        if (models.Count == 0)
+        {
+            return (0, 0);
+        }
+
+        var stored = new HashSet<(long, string)>();
+        await using (var query = new NpgsqlCommand("SELECT version, sha256 FROM securefed_coordinator_models WHERE federation = $1", connection, transaction))
+        {
+            query.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+            await using NpgsqlDataReader reader = await query.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                stored.Add((reader.GetInt64(0), reader.GetString(1)));
+            }
+        }
+
+        int count = 0;
+        long bytes = 0;
+        foreach (ModelRecord model in models.Where(m => !stored.Contains((m.Version, m.Sha256))))
+        {
+            Stream stream = openModel(model.Version);
+            await using (stream.ConfigureAwait(false))
+            {
+                if (stream.Length - stream.Position != model.SizeBytes)
+                {
+                    throw new InvalidDataException(
+                        $"model version {model.Version} of the coordinator's round store holds {stream.Length - stream.Position} bytes, its record says {model.SizeBytes}; nothing was saved");
+                }
+
+                // The database hashes what it received (the stream goes through Npgsql's write buffer, never whole).
+                await using var insert = new NpgsqlCommand(
+                    """
+                    INSERT INTO securefed_coordinator_models (federation, version, sha256, size_bytes, epoch, bytes) VALUES ($1, $2, $3, $4, $5, $6)
+                    ON CONFLICT (federation, version, sha256) DO NOTHING
+                    RETURNING encode(sha256(bytes), 'hex')
+                    """,
+                    connection,
+                    transaction);
+                insert.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+                insert.Parameters.Add(new NpgsqlParameter { Value = model.Version, NpgsqlDbType = NpgsqlDbType.Bigint });
+                insert.Parameters.Add(new NpgsqlParameter { Value = model.Sha256, NpgsqlDbType = NpgsqlDbType.Text });
+                insert.Parameters.Add(new NpgsqlParameter { Value = model.SizeBytes, NpgsqlDbType = NpgsqlDbType.Bigint });
+                insert.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
+                insert.Parameters.Add(new NpgsqlParameter { Value = stream, NpgsqlDbType = NpgsqlDbType.Bytea });
+                object? received = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+                if (received is string actual && actual != model.Sha256)
+                {
+                    throw new InvalidDataException(
+                        $"model version {model.Version} of the coordinator's round store hashes to SHA-256 {actual}, its record says {model.Sha256} (the local copy is corrupt); nothing was saved");
+                }
+
+                if (received is not null)
+                {
+                    count++;
+                    bytes += model.SizeBytes;
+                }
+            }
+        }
+
+        return (count, bytes);
     }
 
     private async Task EnsureSchemaAsync(CancellationToken cancellationToken)

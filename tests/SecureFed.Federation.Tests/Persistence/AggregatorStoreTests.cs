@@ -442,6 +442,90 @@ public sealed class AggregatorStoreTests : IDisposable
     }
 
     [Fact]
+    public void SnapshotWithoutModelBytesTo_ThenWriteModelBytesFromOpenModel_EveryVersionAndRecordEqualBitForBit()
+    {
+        using AggregatorStore store = Open();
+        store.EnsureFederation("fed");
+        (byte[] initial, string initialSha) = Model(300_000, 10);
+        store.SaveModel(0, 0, initial, initialSha);
+        for (int i = 1; i <= 2; i++)
+        {
+            long round = store.BeginRound($$"""{"round":{{i}}}""");
+            store.RecordStage(round, "MaskedInput", ["site-a", "site-b"]);
+            Assert.True(store.TryRecordSubmission(round, "site-a", "MaskedInput", new string('c', 64)));
+            store.AppendLedger(round, "privacy", """{"epsilon":0.5}""");
+            (byte[] bytes, string sha) = Model(300_000, 10 + i);
+            store.CompleteRoundWithModel(round, i, bytes, sha, ["site-a", "site-b"]);
+        }
+
+        long aborted = store.BeginRound("{}");
+        store.AbortRound(aborted, "dropouts");
+        string copyPath = _dir.Combine("copy", "aggregator.db");
+        Directory.CreateDirectory(Path.GetDirectoryName(copyPath)!);
+
+        IReadOnlyList<ModelRecord> models = store.SnapshotWithoutModelBytesTo(copyPath);
+
+        Assert.Equal(store.ListModels(), models);
+        Assert.Equal([0L, 1L, 2L], models.Select(m => m.Version));
+        Assert.True(new FileInfo(copyPath).Length < 300_000 * sizeof(float), "the copy holds no model bytes");
+        using (AggregatorStore copy = AggregatorStore.Open(copyPath, _time))
+        {
+            Assert.Equal(models, copy.ListModelsWithoutBytes());
+            foreach (ModelRecord model in models)
+            {
+                using Stream source = store.OpenModel(model.Version);
+                Assert.Equal(model.SizeBytes, source.Length);
+                copy.WriteModelBytes(model.Version, source);
+            }
+
+            Assert.Empty(copy.ListModelsWithoutBytes());
+            Assert.Equal(models, copy.ListModels());
+            foreach (ModelRecord model in models)
+            {
+                Assert.Equal(store.LoadModel(model.Version), copy.LoadModel(model.Version));
+            }
+
+            Assert.Equal(Describe(store.ListRounds()), Describe(copy.ListRounds()));
+            Assert.Equal(store.ListLedger(), copy.ListLedger());
+            Assert.Equal("fed", copy.FederationName);
+            Assert.False(copy.TryRecordSubmission(1, "site-a", "MaskedInput", new string('c', 64)));
+            Assert.Empty(copy.QuickCheck());
+            Assert.Equal(store.AppendLedger(null, "next", "{}"), copy.AppendLedger(null, "next", "{}")); // the sequence continues alike
+        }
+
+        Assert.Throws<IOException>(() => store.SnapshotWithoutModelBytesTo(copyPath));
+    }
+
+    [Fact]
+    public void WriteModelBytes_WrongShortOrLongBytes_RefusedNamingTheVersionAndNothingWritten()
+    {
+        using AggregatorStore store = Open();
+        long round = store.BeginRound("{}");
+        (byte[] bytes, string sha) = Model(5_000, 4);
+        store.CompleteRoundWithModel(round, 1, bytes, sha, ["a"]);
+        string copyPath = _dir.Combine("copy.db");
+        store.SnapshotWithoutModelBytesTo(copyPath);
+        using AggregatorStore copy = AggregatorStore.Open(copyPath, _time);
+        byte[] flipped = (byte[])bytes.Clone();
+        flipped[12_345] ^= 0x01;
+
+        var wrong = Assert.Throws<InvalidDataException>(() => copy.WriteModelBytes(1, new MemoryStream(flipped)));
+        var shorter = Assert.Throws<InvalidDataException>(() => copy.WriteModelBytes(1, new MemoryStream(bytes[..^1])));
+        var longer = Assert.Throws<InvalidDataException>(() => copy.WriteModelBytes(1, new MemoryStream([.. bytes, 0])));
+
+        Assert.Contains("model version 1", wrong.Message, StringComparison.Ordinal);
+        Assert.Contains($"not its recorded {sha}", wrong.Message, StringComparison.Ordinal);
+        Assert.Contains("end after 19999 of its recorded 20000 bytes", shorter.Message, StringComparison.Ordinal);
+        Assert.Contains("longer than its recorded size of 20000 bytes", longer.Message, StringComparison.Ordinal);
+        Assert.Equal([1L], copy.ListModelsWithoutBytes().Select(m => m.Version)); // nothing was written
+        Assert.Throws<InvalidOperationException>(() => copy.OpenModel(1));
+        copy.WriteModelBytes(1, new MemoryStream(bytes));
+        Assert.Equal(bytes, copy.LoadModel(1));
+        Assert.Contains("already holds them", Assert.Throws<InvalidOperationException>(() => copy.WriteModelBytes(1, new MemoryStream(bytes))).Message, StringComparison.Ordinal);
+        Assert.Contains("no such version", Assert.Throws<InvalidOperationException>(() => copy.WriteModelBytes(7, new MemoryStream(bytes))).Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Dispose_ThenUse_ThrowsObjectDisposed()
     {
         AggregatorStore store = Open();
@@ -449,4 +533,8 @@ public sealed class AggregatorStoreTests : IDisposable
 
         Assert.Throws<ObjectDisposedException>(() => store.ListRounds());
     }
+
+    private static string[] Describe(IReadOnlyList<RoundRecord> rounds) =>
+        [.. rounds.Select(r => string.Join("|", r.Round, r.Status, r.ConfigurationJson, r.StartedUtc.ToString("O"), r.EndedUtc?.ToString("O"), r.ModelSha256, r.AbortReason,
+            string.Join(",", r.Participants), string.Join(";", r.Stages.Select(s => $"{s.Stage}:{string.Join(",", s.Participants)}:{s.RecordedUtc:O}"))))];
 }

@@ -1,0 +1,7 @@
+namespace SecureFed.Cluster.Lease;
+
+/// <summary>What one save of the coordinator's state wrote (<see cref="PostgresCoordinatorState"/>).</summary>
+/// <param name="Files">Snapshot files written (those that changed).</param>
+/// <param name="Models">Model versions written (those the database did not hold yet).</param>
+/// <param name="ModelBytes">The bytes of those model versions.</param>
+public readonly record struct CoordinatorSaveResult(int Files, int Models, long ModelBytes);
