@@ -16,7 +16,6 @@ namespace SecureFed.Cluster.Tests;
 /// parallel with other classes: it measures this process's managed allocations during a commit point and a takeover.
 /// </summary>
 [Collection(nameof(CoordinatorModelRowsTests))]
-[CollectionDefinition(nameof(CoordinatorModelRowsTests), DisableParallelization = true)]
 public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
@@ -357,3 +356,10 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         public void Dispose() => _listener.Dispose();
     }
 }
+
+/// <summary>
+/// The collection of <see cref="CoordinatorModelRowsTests"/>, run alone. A class of its own: declared on the test class
+/// itself, xunit never disposed the class's <see cref="PostgresServer"/> (the throw-away server outlived the run).
+/// </summary>
+[CollectionDefinition(nameof(CoordinatorModelRowsTests), DisableParallelization = true)]
+public sealed class CoordinatorModelRowsCollection;
