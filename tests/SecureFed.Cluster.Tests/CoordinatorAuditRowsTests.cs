@@ -259,6 +259,49 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         AssertUntouched(optionsB.DataDirectory, before);
     }
 
+    [SkippableFact]
+    public async Task CommitAsync_AuditLogSavedWholeByAnEarlierVersion_RestoredThenSavedAsRowsAndTheFileRowDropped()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        await using var federation = new FrontFederation(_directory, "audit-rows-whole", ["site-a", "site-b", "site-c"]);
+        await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        var lease = new PostgresCoordinatorLease(db, "audit-rows-whole");
+        AggregatorOptions optionsA = Options(federation, "silo-a-data");
+        AggregatorOptions optionsB = Options(federation, "silo-b-data");
+        long epoch = (await lease.TryAcquireAsync("silo-a", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        using (AggregatorState a = AggregatorState.Open(optionsA))
+        {
+            a.Audit.Append(AuditEvents.RoundOpened, f => f.Add("round", 1));
+            a.Audit.Checkpoint();
+
+            // What a coordinator before audit rows saved: the audit log whole, as a file row.
+            await new PostgresCoordinatorState(db, lease).SaveAsync(CoordinatorSnapshot.Take(a), "silo-a", epoch, CancellationToken.None).WaitAsync(Timeout);
+        }
+
+        // B restores the whole file, continues it, and its commit point saves every line as a row and drops the file row.
+        await ExpireAsync(db, "audit-rows-whole");
+        var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", Terms, TimeProvider.System, NullLogger.Instance);
+        await using (ClusterCoordinatorFence fenceB = await ClusterCoordinatorFence.TakeOverAsync(
+            keeperB, new PostgresCoordinatorState(db, lease), optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout))
+        using (AggregatorState b = AggregatorState.Open(optionsB))
+        {
+            await fenceB.CommitAsync(b, CancellationToken.None).WaitAsync(Timeout);
+        }
+
+        string logB = Path.Combine(AggregatorState.AuditDirectory(optionsB.DataDirectory), AuditLog.LogFileName);
+        Assert.Equal(File.ReadAllLines(logB).Length, (await RowsAsync(db, "audit-rows-whole")).Count);
+        Assert.Contains(File.ReadAllLines(logB), l => l.Contains(AuditEvents.RoundOpened, StringComparison.Ordinal));
+        Assert.DoesNotContain(CoordinatorSnapshot.AuditLogName, (await new PostgresCoordinatorState(db, lease).LoadAsync(CancellationToken.None).WaitAsync(Timeout)).Keys);
+
+        // C restores B's log from the rows alone, and it verifies.
+        AggregatorOptions optionsC = Options(federation, "silo-c-data");
+        await TakeOverAsync(db, lease, "silo-c", optionsC);
+        string auditC = AggregatorState.AuditDirectory(optionsC.DataDirectory);
+        Assert.Equal(File.ReadAllBytes(logB), File.ReadAllBytes(Path.Combine(auditC, AuditLog.LogFileName)));
+        AuditVerification verified = AuditVerifier.Verify(auditC);
+        Assert.True(verified.Ok, verified.FirstProblem);
+    }
+
     private static async Task<long> SentAsync(NpgsqlBytesWritten sent, Func<Task> save)
     {
         long before = sent.Total;
