@@ -17,5 +17,7 @@ public static class CoordinatorFence
         }
 
         public Task CommitAsync(AggregatorState state, CancellationToken cancellationToken) => Task.CompletedTask;
+
+        public Task SaveAuditAsync(AggregatorState state, CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }

@@ -25,4 +25,12 @@ public interface ICoordinatorFence
     /// </summary>
     /// <exception cref="CoordinatorLeaseLostException">The write was refused: another silo holds the lease.</exception>
     Task CommitAsync(AggregatorState state, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Called at each stage close of a round, after the stage's audit lines are written and before the next stage
+    /// starts: makes the audit lines written since the last save durable where another coordinator can take them over
+    /// (the cluster's database, appended under <see cref="Epoch"/>, only the new lines); nothing for the single process.
+    /// </summary>
+    /// <exception cref="CoordinatorLeaseLostException">The write was refused: another silo holds the lease.</exception>
+    Task SaveAuditAsync(AggregatorState state, CancellationToken cancellationToken);
 }

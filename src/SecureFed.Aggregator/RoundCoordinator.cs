@@ -598,6 +598,9 @@ public sealed class RoundCoordinator : BackgroundService
         T result = await close(cancellationToken).ConfigureAwait(false);
         _state.Store.RecordStage(session.Round, StageName(stage), deliveredNames);
         session.CloseStage(stage);
+
+        // The stage's audit lines (what each site sent, who dropped out) durable in the cluster before the next stage acts on them.
+        await _fence.SaveAuditAsync(_state, cancellationToken).ConfigureAwait(false);
         Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered", deliveredNames);
         return result;
     }

@@ -102,5 +102,11 @@ public sealed class CoordinatorFenceTests : IDisposable
             Interlocked.Increment(ref _commits);
             return Task.CompletedTask;
         }
+
+        public Task SaveAuditAsync(AggregatorState state, CancellationToken cancellationToken)
+        {
+            EnsureHeld();
+            return Task.CompletedTask;
+        }
     }
 }

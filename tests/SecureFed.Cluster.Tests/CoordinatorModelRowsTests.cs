@@ -1,4 +1,3 @@
-using System.Diagnostics.Metrics;
 using System.Security.Cryptography;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -49,7 +48,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         File.WriteAllBytes(initialModel, ModelState.ToBytes([.. Enumerable.Range(0, Parameters).Select(i => (float)Math.Sin(i))]));
         string pool = "model-rows-" + Guid.NewGuid().ToString("N");
         await using NpgsqlDataSource db = new NpgsqlDataSourceBuilder(_postgres.ConnectionString) { Name = pool }.Build();
-        using var sent = new BytesWritten(pool);
+        using var sent = new NpgsqlBytesWritten(pool);
         var lease = new PostgresCoordinatorLease(db, "model-rows");
         AggregatorOptions optionsA = Options(federation, "silo-a-data", initialModel);
         AggregatorOptions optionsB = Options(federation, "silo-b-data", initialModel);
@@ -253,7 +252,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         Assert.Empty(await ModelRowsAsync(db, "model-rows-whole"));
     }
 
-    private static async Task<long> CommitAsync(ClusterCoordinatorFence fence, AggregatorState state, BytesWritten sent)
+    private static async Task<long> CommitAsync(ClusterCoordinatorFence fence, AggregatorState state, NpgsqlBytesWritten sent)
     {
         long before = sent.Total;
         await fence.CommitAsync(state, CancellationToken.None).WaitAsync(Timeout);
@@ -321,39 +320,6 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
     {
         await using NpgsqlCommand command = db.CreateCommand(sql);
         await command.ExecuteNonQueryAsync().WaitAsync(Timeout);
-    }
-
-    /// <summary>Npgsql's count of bytes written to the server by one data source (its pool name).</summary>
-    private sealed class BytesWritten : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private long _total;
-
-        public BytesWritten(string pool)
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == "Npgsql" && instrument.Name == "db.client.operation.npgsql.bytes_written")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-            {
-                foreach (KeyValuePair<string, object?> tag in tags)
-                {
-                    if (tag.Key == "db.client.connection.pool.name" && Equals(tag.Value, pool))
-                    {
-                        Interlocked.Add(ref _total, value);
-                    }
-                }
-            });
-            _listener.Start();
-        }
-
-        public long Total => Interlocked.Read(ref _total);
-
-        public void Dispose() => _listener.Dispose();
     }
 }
 

@@ -1,15 +1,17 @@
 using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
+using SecureFed.Audit;
 
 namespace SecureFed.Cluster.Lease;
 
 /// <summary>
 /// The coordinator silo's fence: the lease kept by <see cref="CoordinatorLeaseKeeper"/>, and at every commit point the
 /// coordinator's state (<see cref="CoordinatorSnapshot"/>) saved to the cluster's database under the lease's epoch
-/// (<see cref="PostgresCoordinatorState"/>). <see cref="TakeOverAsync"/> is how a coordinator-eligible silo starts:
-/// wait for the lease, then restore the last saved state (the snapshot files and every model version) into its data
-/// directory before the aggregator opens it.
+/// (<see cref="PostgresCoordinatorState"/>), and at every stage close the audit lines written since the last save
+/// (<see cref="SaveAuditAsync"/>). <see cref="TakeOverAsync"/> is how a coordinator-eligible silo starts: wait for the
+/// lease, then restore the last saved state (the snapshot files, every model version, every saved audit line) into its
+/// data directory before the aggregator opens it.
 /// </summary>
 public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncDisposable
 {
@@ -35,8 +37,8 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     /// <paramref name="dataDirectory"/> (moving any older local state aside; nothing saved yet: the local state is used
     /// as it is and saved at the first commit point). The returned fence renews the lease until disposed.
     /// </summary>
-    /// <exception cref="InvalidDataException">A saved file or model version is missing or corrupt (the message names it);
-    /// <paramref name="dataDirectory"/> was left as it was.</exception>
+    /// <exception cref="InvalidDataException">A saved file, model version or audit line is missing or corrupt, or the
+    /// restored audit log does not verify (the message names it); <paramref name="dataDirectory"/> was left as it was.</exception>
     public static async Task<ClusterCoordinatorFence> TakeOverAsync(CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, string dataDirectory, ILogger logger, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(keeper);
@@ -46,7 +48,8 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
         try
         {
             IReadOnlyDictionary<string, byte[]> files = await state.LoadAsync(cancellationToken).ConfigureAwait(false);
-            if (files.Count > 0)
+            long auditLines = await state.SavedAuditLinesAsync(cancellationToken).ConfigureAwait(false);
+            if (files.Count > 0 || auditLines > 0)
             {
                 keeper.EnsureHeld(); // do not restore state we may no longer continue from
 
@@ -62,9 +65,28 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
                         (models, modelBytes) = await state.RestoreModelsAsync(store, cancellationToken).ConfigureAwait(false);
                     }
 
+                    // The audit log from its rows (they supersede a whole file saved by an earlier version), checked line by
+                    // line, then verified as the auditors will: hash chain, Merkle tree, signed checkpoints.
+                    string audit = AggregatorState.AuditDirectory(staged);
+                    (long lines, long auditBytes) = (0, 0L);
+                    if (auditLines > 0)
+                    {
+                        (lines, auditBytes) = await state.RestoreAuditAsync(Path.Combine(audit, AuditLog.LogFileName), cancellationToken).ConfigureAwait(false);
+                    }
+
+                    if (File.Exists(Path.Combine(audit, AuditLog.LogFileName)))
+                    {
+                        AuditVerification verified = AuditVerifier.Verify(audit);
+                        if (!verified.Ok)
+                        {
+                            throw new InvalidDataException(
+                                $"the audit log of federation '{state.Federation}' restored from the cluster's database (table securefed_coordinator_audit and its checkpoints in securefed_coordinator_state) does not verify: {verified.FirstProblem}");
+                        }
+                    }
+
                     keeper.EnsureHeld();
                     string? aside = CoordinatorSnapshot.Install(staged, dataDirectory, epoch);
-                    Log.Restored(logger, files.Count, files.Values.Sum(f => (long)f.Length), models, modelBytes, epoch, aside ?? "(none)");
+                    Log.Restored(logger, files.Count, files.Values.Sum(f => (long)f.Length), models, modelBytes, lines, auditBytes, epoch, aside ?? "(none)");
                 }
                 catch
                 {
@@ -104,8 +126,9 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
         try
         {
             var onDisk = new Dictionary<string, string>(StringComparer.Ordinal) { [CoordinatorSnapshot.RoundStoreName] = roundStore };
-            CoordinatorSaveResult saved = await _state.SaveAsync(files, onDisk, models, state.Store.OpenModel, _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
-            Log.Saved(_logger, saved.Files, saved.Models, saved.ModelBytes, _keeper.Epoch);
+            CoordinatorSaveResult saved = await _state.SaveAsync(
+                files, onDisk, models, state.Store.OpenModel, AuditLogPath(state), _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
+            Log.Saved(_logger, saved.Files, saved.Models, saved.ModelBytes, saved.AuditLines, saved.AuditBytes, _keeper.Epoch);
         }
         finally
         {
@@ -114,17 +137,31 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     }
 
     /// <inheritdoc />
+    public async Task SaveAuditAsync(AggregatorState state, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        _keeper.EnsureHeld();
+        (int lines, long bytes) = await _state.SaveAuditAsync(AuditLogPath(state), _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
+        Log.AuditSaved(_logger, lines, bytes, _keeper.Epoch);
+    }
+
+    /// <inheritdoc />
     public ValueTask DisposeAsync() => _keeper.DisposeAsync();
+
+    private static string AuditLogPath(AggregatorState state) => Path.Combine(AggregatorState.AuditDirectory(state.DataDirectory), AuditLog.LogFileName);
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Coordinator state restored from the cluster's database: {Files} files, {Bytes} bytes, {Models} model versions, {ModelBytes} model bytes, lease epoch {Epoch}; earlier local state moved to {Aside}")]
-        public static partial void Restored(ILogger logger, int files, long bytes, int models, long modelBytes, long epoch, string aside);
+        [LoggerMessage(1, LogLevel.Information, "Coordinator state restored from the cluster's database: {Files} files, {Bytes} bytes, {Models} model versions, {ModelBytes} model bytes, {AuditLines} audit lines ({AuditBytes} bytes), lease epoch {Epoch}; earlier local state moved to {Aside}")]
+        public static partial void Restored(ILogger logger, int files, long bytes, int models, long modelBytes, long auditLines, long auditBytes, long epoch, string aside);
 
         [LoggerMessage(2, LogLevel.Information, "No coordinator state in the cluster's database yet (lease epoch {Epoch}): starting from the local data directory")]
         public static partial void NothingSaved(ILogger logger, long epoch);
 
-        [LoggerMessage(3, LogLevel.Debug, "Coordinator state saved to the cluster's database: {Files} changed files, {Models} new model versions ({ModelBytes} bytes) at lease epoch {Epoch}")]
-        public static partial void Saved(ILogger logger, int files, int models, long modelBytes, long epoch);
+        [LoggerMessage(3, LogLevel.Debug, "Coordinator state saved to the cluster's database: {Files} changed files, {Models} new model versions ({ModelBytes} bytes), {AuditLines} new audit lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
+        public static partial void Saved(ILogger logger, int files, int models, long modelBytes, int auditLines, long auditBytes, long epoch);
+
+        [LoggerMessage(4, LogLevel.Debug, "Coordinator audit lines saved to the cluster's database: {AuditLines} new lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
+        public static partial void AuditSaved(ILogger logger, int auditLines, long auditBytes, long epoch);
     }
 }

@@ -4,4 +4,11 @@ namespace SecureFed.Cluster.Lease;
 /// <param name="Files">Snapshot files written (those that changed).</param>
 /// <param name="Models">Model versions written (those the database did not hold yet).</param>
 /// <param name="ModelBytes">The bytes of those model versions.</param>
-public readonly record struct CoordinatorSaveResult(int Files, int Models, long ModelBytes);
+public readonly record struct CoordinatorSaveResult(int Files, int Models, long ModelBytes)
+{
+    /// <summary>Audit lines appended as rows (those the database did not hold yet).</summary>
+    public int AuditLines { get; init; }
+
+    /// <summary>The bytes of those audit lines.</summary>
+    public long AuditBytes { get; init; }
+}

@@ -9,19 +9,23 @@ namespace SecureFed.Cluster.Lease;
 /// The coordinator's state as files, relative to its data directory: the round store (a consistent SQLite copy: every
 /// round, stage, model version and submission), the federation privacy ledger, and the signed audit log (its lines,
 /// verifier key, the latest checkpoint and every signed checkpoint). What another silo needs to continue as the same aggregator.
-/// At a commit point the round store is taken without its model bytes (<see cref="TakeWithoutModelBytes"/>); each model
-/// version is saved once, apart, and written back on takeover.
+/// At a commit point the round store is taken without its model bytes and without the audit log's lines
+/// (<see cref="TakeWithoutModelBytes"/>): each model version is saved once, apart, each audit line once, as a row
+/// (<see cref="PostgresCoordinatorState.SaveAuditAsync"/>), and both are written back on takeover.
 /// </summary>
 public static class CoordinatorSnapshot
 {
     /// <summary>The round store's name in a snapshot.</summary>
     public const string RoundStoreName = "aggregator.db";
 
+    /// <summary>The audit log's lines in a snapshot (<see cref="Take"/> only; the cluster saves them as rows).</summary>
+    public const string AuditLogName = "audit/" + AuditLog.LogFileName;
+
     /// <summary>The names a snapshot may hold (others are refused on restore).</summary>
     public static bool IsAllowedName(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
-        if (name is RoundStoreName or "privacy-ledger.jsonl" or "audit/audit.jsonl" or "audit/checkpoint.latest" or "audit/verifier.key")
+        if (name is RoundStoreName or AuditLogName or "privacy-ledger.jsonl" or "audit/checkpoint.latest" or "audit/verifier.key")
         {
             return true;
         }
@@ -39,7 +43,7 @@ public static class CoordinatorSnapshot
     public static IReadOnlyDictionary<string, byte[]> Take(AggregatorState state)
     {
         ArgumentNullException.ThrowIfNull(state);
-        var files = (SortedDictionary<string, byte[]>)TakeSmallFiles(state);
+        var files = (SortedDictionary<string, byte[]>)TakeSmallFiles(state, includeAuditLog: true);
         files[RoundStoreName] = state.Store.Snapshot();
         return files;
     }
@@ -49,12 +53,14 @@ public static class CoordinatorSnapshot
     /// (<see cref="AggregatorStore.SnapshotWithoutModelBytesTo"/>: every round, stage, submission and ledger row, and each
     /// model version's metadata) into a new temporary file, <paramref name="roundStorePath"/>, for the caller to stream
     /// and delete; <paramref name="models"/> are the model versions it refers to, whose bytes the caller saves apart, each
-    /// once (<see cref="PostgresCoordinatorState"/>). The returned files (audit log, ledger) do not include the round store.
+    /// once (<see cref="PostgresCoordinatorState"/>). The returned files (the audit log's checkpoints and verifier key, the
+    /// ledger) include neither the round store nor the audit log's lines (<see cref="AuditLogName"/>), which the caller
+    /// saves as rows, each line once, read after these files (so the saved lines cover at least what the latest checkpoint signs).
     /// </summary>
     public static IReadOnlyDictionary<string, byte[]> TakeWithoutModelBytes(AggregatorState state, out string roundStorePath, out IReadOnlyList<ModelRecord> models)
     {
         ArgumentNullException.ThrowIfNull(state);
-        IReadOnlyDictionary<string, byte[]> files = TakeSmallFiles(state);
+        IReadOnlyDictionary<string, byte[]> files = TakeSmallFiles(state, includeAuditLog: false);
         string path = Path.Combine(Path.GetTempPath(), $"securefed-snapshot-{Guid.NewGuid():N}.db");
         try
         {
@@ -70,8 +76,8 @@ public static class CoordinatorSnapshot
         return files;
     }
 
-    /// <summary>Every file of <see cref="Take"/> but the round store (which is taken last).</summary>
-    private static IReadOnlyDictionary<string, byte[]> TakeSmallFiles(AggregatorState state)
+    /// <summary>Every file of <see cref="Take"/> but the round store (which is taken last) and, unless <paramref name="includeAuditLog"/>, the audit log's lines.</summary>
+    private static IReadOnlyDictionary<string, byte[]> TakeSmallFiles(AggregatorState state, bool includeAuditLog)
     {
         var files = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
         string audit = AggregatorState.AuditDirectory(state.DataDirectory);
@@ -100,7 +106,11 @@ public static class CoordinatorSnapshot
             }
         }
 
-        files["audit/" + AuditLog.LogFileName] = CompleteLines(File.ReadAllBytes(Path.Combine(audit, AuditLog.LogFileName)));
+        if (includeAuditLog)
+        {
+            files[AuditLogName] = CompleteLines(File.ReadAllBytes(Path.Combine(audit, AuditLog.LogFileName)));
+        }
+
         string ledger = AggregatorState.PrivacyLedgerPath(state.DataDirectory);
         if (File.Exists(ledger))
         {
@@ -151,6 +161,7 @@ public static class CoordinatorSnapshot
         string staged = $"{Path.GetFullPath(dataDirectory)}.restoring-{epoch}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
         try
         {
+            Directory.CreateDirectory(staged);
             foreach ((string name, byte[] bytes) in files)
             {
                 string path = Path.Combine(staged, name.Replace('/', Path.DirectorySeparatorChar));

@@ -16,7 +16,9 @@ namespace SecureFed.Cluster.Lease;
 /// transaction fenced by the lease (<see cref="PostgresCoordinatorLease.FenceAsync"/>): a silo that lost the lease
 /// cannot overwrite what its successor continues from, nor add a model row. Only files that changed since this
 /// instance's last save, and model versions not yet in the database, are sent. Model rows are never updated or deleted:
-/// they are the federation's model history.
+/// they are the federation's model history. The audit log is saved apart too, as append-only rows, one per line, in table
+/// <c>securefed_coordinator_audit</c> (<see cref="CoordinatorAuditRows"/>): at every save only the lines the database
+/// does not hold yet are sent, under the same fence, and <see cref="SaveAuditAsync"/> sends them between commit points.
 /// </summary>
 public sealed class PostgresCoordinatorState
 {
@@ -46,6 +48,7 @@ public sealed class PostgresCoordinatorState
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresCoordinatorLease _lease;
     private readonly Dictionary<string, string> _saved = new(StringComparer.Ordinal);
+    private CoordinatorAuditRows.Head? _auditSaved;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private bool _schemaReady;
 
@@ -57,6 +60,9 @@ public sealed class PostgresCoordinatorState
         _dataSource = dataSource;
         _lease = lease;
     }
+
+    /// <summary>The federation whose state this is.</summary>
+    public string Federation => _lease.Federation;
 
     /// <summary>
     /// Saves the files that changed, fenced by <paramref name="holder"/>'s <paramref name="epoch"/>; returns how many
@@ -85,11 +91,30 @@ public sealed class PostgresCoordinatorState
     /// </summary>
     /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
     /// <exception cref="InvalidDataException">A model's bytes are not its recorded size or SHA-256 (the message names the version); nothing was written.</exception>
+    public Task<CoordinatorSaveResult> SaveAsync(
+        IReadOnlyDictionary<string, byte[]> files,
+        IReadOnlyDictionary<string, string> filesOnDisk,
+        IReadOnlyList<ModelRecord> models,
+        Func<long, Stream> openModel,
+        string holder,
+        long epoch,
+        CancellationToken cancellationToken) =>
+        SaveAsync(files, filesOnDisk, models, openModel, auditLog: null, holder, epoch, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="SaveAsync(IReadOnlyDictionary{string, byte[]}, IReadOnlyDictionary{string, string}, IReadOnlyList{ModelRecord}, Func{long, Stream}, string, long, CancellationToken)"/>,
+    /// and in the same fenced transaction the complete lines of the audit log at <paramref name="auditLog"/> (the local
+    /// <c>audit.jsonl</c>; null: none) that the database does not hold yet are appended as rows (<see cref="SaveAuditAsync"/>);
+    /// the audit log saved whole as a file by an earlier version (<c>audit/audit.jsonl</c>) is then dropped.
+    /// </summary>
+    /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
+    /// <exception cref="InvalidDataException">A model's bytes are not its recorded size or SHA-256, or the local audit log does not continue the saved one (the message says which); nothing was written.</exception>
     public async Task<CoordinatorSaveResult> SaveAsync(
         IReadOnlyDictionary<string, byte[]> files,
         IReadOnlyDictionary<string, string> filesOnDisk,
         IReadOnlyList<ModelRecord> models,
         Func<long, Stream> openModel,
+        string? auditLog,
         string holder,
         long epoch,
         CancellationToken cancellationToken)
@@ -120,6 +145,7 @@ public sealed class PostgresCoordinatorState
             var changed = all.Where(f => !_saved.TryGetValue(f.Key, out string? sha) || sha != f.Sha).ToList();
             int modelsWritten;
             long modelBytes;
+            (CoordinatorAuditRows.Head Head, int Lines, long Bytes)? audit = null;
             NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
@@ -158,6 +184,15 @@ public sealed class PostgresCoordinatorState
                     }
 
                     (modelsWritten, modelBytes) = await SaveModelsAsync(connection, transaction, models, openModel, epoch, cancellationToken).ConfigureAwait(false);
+                    if (auditLog is not null)
+                    {
+                        audit = await SaveAuditLinesAsync(connection, transaction, auditLog, epoch, cancellationToken).ConfigureAwait(false);
+                        await using var legacy = new NpgsqlCommand("DELETE FROM securefed_coordinator_state WHERE federation = $1 AND name = $2", connection, transaction);
+                        legacy.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+                        legacy.Parameters.Add(new NpgsqlParameter { Value = CoordinatorSnapshot.AuditLogName, NpgsqlDbType = NpgsqlDbType.Text });
+                        await legacy.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+                    }
+
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
@@ -167,11 +202,94 @@ public sealed class PostgresCoordinatorState
                 _saved[name] = sha;
             }
 
-            return new CoordinatorSaveResult(changed.Count, modelsWritten, modelBytes);
+            if (audit is { } a)
+            {
+                _auditSaved = a.Head;
+                _saved.Remove(CoordinatorSnapshot.AuditLogName);
+            }
+
+            return new CoordinatorSaveResult(changed.Count, modelsWritten, modelBytes) { AuditLines = audit?.Lines ?? 0, AuditBytes = audit?.Bytes ?? 0 };
         }
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Appends, in one transaction fenced by <paramref name="holder"/>'s <paramref name="epoch"/>, the complete lines of
+    /// the audit log at <paramref name="auditLog"/> (the local <c>audit.jsonl</c>) that the database does not hold yet,
+    /// one row each (<see cref="CoordinatorAuditRows"/>). The first save of this instance checks that the local log
+    /// begins with every saved line (same running hash); later ones send from where the last ended. Returns how many
+    /// lines and bytes were written.
+    /// </summary>
+    /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
+    /// <exception cref="InvalidDataException">The local audit log does not continue the saved one (the message says how); nothing was written.</exception>
+    public async Task<(int Lines, long Bytes)> SaveAuditAsync(string auditLog, string holder, long epoch, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(auditLog);
+        await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+            NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using (transaction.ConfigureAwait(false))
+                {
+                    await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken).ConfigureAwait(false);
+                    (CoordinatorAuditRows.Head head, int lines, long bytes) = await SaveAuditLinesAsync(connection, transaction, auditLog, epoch, cancellationToken).ConfigureAwait(false);
+                    await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                    _auditSaved = head;
+                    return (lines, bytes);
+                }
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The number of audit lines saved for the federation (0 when none).</summary>
+    public async Task<long> SavedAuditLinesAsync(CancellationToken cancellationToken)
+    {
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            return (await CoordinatorAuditRows.ReadHeadAsync(connection, null, _lease.Federation, cancellationToken).ConfigureAwait(false)).Lines;
+        }
+    }
+
+    /// <summary>
+    /// Writes the saved audit log (every row of <c>securefed_coordinator_audit</c>, in order) to a new file at
+    /// <paramref name="path"/>, checking that no line is missing and every running hash matches. Returns how many lines
+    /// and bytes were written. On failure the file is deleted.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A saved audit line is missing or corrupt (the message names it).</exception>
+    public async Task<(long Lines, long Bytes)> RestoreAuditAsync(string path, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        try
+        {
+            CoordinatorAuditRows.Head head;
+            var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None);
+            await using (stream.ConfigureAwait(false))
+            {
+                head = await CoordinatorAuditRows.CopyToAsync(_dataSource, _lease.Federation, stream, cancellationToken).ConfigureAwait(false);
+                stream.Flush(flushToDisk: true);
+            }
+
+            return (head.Lines, head.Offset);
+        }
+        catch
+        {
+            File.Delete(path);
+            throw;
         }
     }
 
@@ -251,6 +369,34 @@ public sealed class PostgresCoordinatorState
         return (count, bytes);
     }
 
+    /// <summary>Appends, inside the fenced <paramref name="transaction"/>, the local audit lines the database lacks.</summary>
+    private async Task<(CoordinatorAuditRows.Head Head, int Lines, long Bytes)> SaveAuditLinesAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, string auditLog, long epoch, CancellationToken cancellationToken)
+    {
+        CoordinatorAuditRows.Head stored = await CoordinatorAuditRows.ReadHeadAsync(connection, transaction, _lease.Federation, cancellationToken).ConfigureAwait(false);
+        if (_auditSaved != stored)
+        {
+            // This instance's first save (or the rows changed under it): the local log must begin with every saved line.
+            CoordinatorAuditRows.Head local = CoordinatorAuditRows.LocalPrefix(auditLog, stored.Lines);
+            if (local != stored)
+            {
+                throw new InvalidDataException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"the first {stored.Lines} lines of the local audit log {auditLog} are not the {stored.Lines} audit lines of federation '{_lease.Federation}' in the cluster's database (running SHA-256 {local.Chain}, saved {stored.Chain}): the local log forked from the saved one; nothing was saved"));
+            }
+        }
+
+        List<CoordinatorAuditRows.Row> rows = CoordinatorAuditRows.ReadNew(auditLog, stored);
+        if (rows.Count == 0)
+        {
+            return (stored, 0, 0);
+        }
+
+        await CoordinatorAuditRows.InsertAsync(connection, transaction, _lease.Federation, epoch, rows, cancellationToken).ConfigureAwait(false);
+        CoordinatorAuditRows.Row last = rows[^1];
+        long bytes = last.Offset + last.Bytes.Length - stored.Offset;
+        return (new CoordinatorAuditRows.Head(last.Line, last.Offset + last.Bytes.Length, Convert.ToHexStringLower(last.Chain)), rows.Count, bytes);
+    }
+
     /// <summary>Sends, inside the fenced <paramref name="transaction"/>, each model version the database lacks.</summary>
     private async Task<(int Models, long Bytes)> SaveModelsAsync(
         NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ModelRecord> models, Func<long, Stream> openModel, long epoch, CancellationToken cancellationToken)
@@ -325,7 +471,7 @@ public sealed class PostgresCoordinatorState
         }
 
         await _lease.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
-        await PostgresClusteringSchema.CreateUnderLockAsync(_dataSource, Schema, cancellationToken).ConfigureAwait(false);
+        await PostgresClusteringSchema.CreateUnderLockAsync(_dataSource, Schema + CoordinatorAuditRows.Schema, cancellationToken).ConfigureAwait(false);
 
         _schemaReady = true;
     }
