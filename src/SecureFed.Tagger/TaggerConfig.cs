@@ -115,8 +115,9 @@ public sealed record TaggerConfig
     };
 
     /// <summary>
-    /// The tiny model with a linear-chain CRF head instead of the softmax (9 more parameters per label pair): the model to
-    /// train under DP-SGD (docs/utility.md "Session 11": +2 points at ε = 8, +1 without DP).
+    /// The tiny model with a linear-chain CRF head instead of the softmax (L² + 2L transition scores more for L labels:
+    /// 15 for one entity type's three BIO labels): the model to train under DP-SGD after a public warm start
+    /// (docs/utility.md "Sessions 11 and 12": +2 points at ε = 8, +1 without DP).
     /// </summary>
     public static TaggerConfig TinyCrf { get; } = Tiny with { Crf = true };
 

@@ -463,8 +463,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// <summary>
     /// The tagger of <c>--model</c>. DP-SGD adds noise to every parameter at every step, so the tiny models keep their
     /// hashed embedding tables small (fewer noised parameters, better signal-to-noise; still no vocabulary anywhere).
-    /// "tiny-crf" adds a CRF head (a few transition scores): +2 points under DP-SGD after a public warm start, not
-    /// better with the demo's defaults from a random model (docs/utility.md "Sessions 11 and 12").
+    /// "tiny-crf" adds a CRF head (a few transition scores): +2 points under DP-SGD after a public warm start; with the
+    /// demo's defaults from a random model one run each did not show it better (docs/utility.md "Sessions 11 and 12").
     /// </summary>
     internal static TaggerConfig DemoModel(string name) => name switch
     {
