@@ -7,6 +7,8 @@ using SecureFed.Audit;
 using SecureFed.Cluster.Lease;
 using Xunit.Abstractions;
 
+using static SecureFed.Cluster.Tests.CoordinatorStateTesting;
+
 namespace SecureFed.Cluster.Tests;
 
 /// <summary>
@@ -17,8 +19,6 @@ namespace SecureFed.Cluster.Tests;
 /// </summary>
 public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, IDisposable
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private static readonly LeaseTerms Terms = new(TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
     private readonly PostgresServer _postgres;
     private readonly ITestOutputHelper _output;
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "securefed-audit-rows-" + Guid.NewGuid().ToString("N"));
@@ -49,23 +49,23 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         string checkpointOfA = Path.Combine(_directory, "a-checkpoint");
         var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", Terms, TimeProvider.System, NullLogger.Instance);
         await using ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
-            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
+            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit);
         string[] linesOfA;
         using (AggregatorState a = AggregatorState.Open(optionsA))
         {
             // Start-up and round opened: A's last commit points.
-            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(Timeout);
+            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
             long round = a.Store.BeginRound("{}");
             a.Audit.Append(AuditEvents.RoundOpened, f => f.Add("round", round));
             a.Audit.Checkpoint();
-            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(Timeout);
+            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
             File.Copy(Path.Combine(AggregatorState.AuditDirectory(optionsA.DataDirectory), AuditLog.LatestCheckpointFileName), checkpointOfA);
 
             // The masked-input stage: what each site sent, who dropped out, then the stage closes (no commit point).
             a.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", "site-a").Add("bytes", 400L).Add("sha256", new string('a', 64)));
             a.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", "site-b").Add("bytes", 400L).Add("sha256", new string('b', 64)));
             a.Audit.Append(AuditEvents.Dropout, f => f.Add("round", round).Add("stage", "masked_input").Add("sites", new[] { "site-c" }));
-            await fenceA.SaveAuditAsync(a, CancellationToken.None).WaitAsync(Timeout);
+            await fenceA.SaveAuditAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
 
             // A line written after the stage close and never saved: the window that is still lost (docs/cluster.md §6).
             a.Audit.Append(AuditEvents.UnmaskRequested, f => f.Add("round", round).Add("reason", "never saved"));
@@ -77,7 +77,7 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", Terms, TimeProvider.System, NullLogger.Instance);
         var stateB = new PostgresCoordinatorState(db, lease);
         await using ClusterCoordinatorFence fenceB = await ClusterCoordinatorFence.TakeOverAsync(
-            keeperB, stateB, optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
+            keeperB, stateB, optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit);
         string auditB = AggregatorState.AuditDirectory(optionsB.DataDirectory);
         string[] restored = File.ReadAllLines(Path.Combine(auditB, AuditLog.LogFileName));
         Assert.Equal(linesOfA[..^1], restored); // every line A saved, bit for bit, in order
@@ -94,7 +94,7 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
             Assert.Equal(1, b.Store.AbortInterruptedRounds("the coordinator stopped while the round was open"));
             b.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", 1).Add("reason", "the coordinator stopped while the round was open"));
             b.Audit.Checkpoint();
-            await fenceB.CommitAsync(b, CancellationToken.None).WaitAsync(Timeout);
+            await fenceB.CommitAsync(b, CancellationToken.None).WaitAsync(WaitLimit);
         }
 
         AuditVerification afterB = AuditVerifier.Verify(auditB, previousCheckpoint: checkpointOfA);
@@ -105,13 +105,13 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         Assert.Contains(linesOfB[restored.Length..], l => l.Contains(AuditEvents.LogOpened, StringComparison.Ordinal));
 
         // The database holds B's log, line for line, each line written under the epoch of the coordinator that wrote it.
-        List<(long Line, long Epoch)> rows = await RowsAsync(db, "audit-rows");
+        List<(long Line, long Epoch)> rows = await AuditRowsAsync(db, "audit-rows");
         Assert.Equal(Enumerable.Range(1, linesOfB.Length).Select(i => (long)i), rows.Select(r => r.Line));
         Assert.All(rows.Take(restored.Length), r => Assert.Equal(1, r.Epoch));
         Assert.All(rows.Skip(restored.Length), r => Assert.Equal(2, r.Epoch));
         string again = Path.Combine(_directory, "again", AuditLog.LogFileName);
         Assert.Equal(((long)linesOfB.Length, new FileInfo(Path.Combine(auditB, AuditLog.LogFileName)).Length),
-            await new PostgresCoordinatorState(db, lease).RestoreAuditAsync(again, CancellationToken.None).WaitAsync(Timeout));
+            await new PostgresCoordinatorState(db, lease).RestoreAuditAsync(again, CancellationToken.None).WaitAsync(WaitLimit));
         Assert.Equal(File.ReadAllBytes(Path.Combine(auditB, AuditLog.LogFileName)), File.ReadAllBytes(again));
     }
 
@@ -126,7 +126,7 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         var lease = new PostgresCoordinatorLease(db, "audit-rows-once");
         var keeper = new CoordinatorLeaseKeeper(lease, "silo-a", Terms, TimeProvider.System, NullLogger.Instance);
         await using ClusterCoordinatorFence fence = await ClusterCoordinatorFence.TakeOverAsync(
-            keeper, new PostgresCoordinatorState(db, lease), Options(federation, "silo-a-data").DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
+            keeper, new PostgresCoordinatorState(db, lease), Options(federation, "silo-a-data").DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit);
         using AggregatorState a = AggregatorState.Open(Options(federation, "silo-a-data"));
         string log = Path.Combine(AggregatorState.AuditDirectory(a.DataDirectory), AuditLog.LogFileName);
 
@@ -167,7 +167,7 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         Assert.All(perSave, p => Assert.InRange(p.Sent, p.NewBytes, p.NewBytes + 2048));
         Assert.InRange(fresh, commitNewBytes, commitNewBytes + 4096); // plus its schema check, once per instance
         Assert.True(perSave.Max(p => p.Sent) < logBytes / 50);
-        Assert.Equal(File.ReadAllLines(log).Length, (await RowsAsync(db, "audit-rows-once")).Count);
+        Assert.Equal(File.ReadAllLines(log).Length, (await AuditRowsAsync(db, "audit-rows-once")).Count);
     }
 
     [SkippableFact]
@@ -176,36 +176,36 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
         await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
         var lease = new PostgresCoordinatorLease(db, "audit-rows-stale");
-        long stale = (await lease.TryAcquireAsync("silo-old", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        long stale = (await lease.TryAcquireAsync("silo-old", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(WaitLimit))!.Value;
         await ExpireAsync(db, "audit-rows-stale");
-        long current = (await lease.TryAcquireAsync("silo-new", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        long current = (await lease.TryAcquireAsync("silo-new", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(WaitLimit))!.Value;
         Directory.CreateDirectory(_directory);
         string log = Path.Combine(_directory, "audit.jsonl");
         File.WriteAllText(log, "{\"seq\":1}\n{\"seq\":2}\n");
 
         // The old holder (epoch 1), alone or with a commit point: refused by the fence, no row written.
         var lost = await Assert.ThrowsAsync<CoordinatorLeaseLostException>(() =>
-            new PostgresCoordinatorState(db, lease).SaveAuditAsync(log, "silo-old", stale, CancellationToken.None).WaitAsync(Timeout));
+            new PostgresCoordinatorState(db, lease).SaveAuditAsync(log, "silo-old", stale, CancellationToken.None).WaitAsync(WaitLimit));
         Assert.Contains($"this writer holds epoch {stale}", lost.Message, StringComparison.Ordinal);
         var none = new Dictionary<string, string>(StringComparer.Ordinal);
         await Assert.ThrowsAsync<CoordinatorLeaseLostException>(() => new PostgresCoordinatorState(db, lease).SaveAsync(
-            new Dictionary<string, byte[]>(StringComparer.Ordinal), none, [], _ => Stream.Null, log, "silo-old", stale, CancellationToken.None).WaitAsync(Timeout));
-        Assert.Empty(await RowsAsync(db, "audit-rows-stale"));
+            new Dictionary<string, byte[]>(StringComparer.Ordinal), none, [], _ => Stream.Null, log, "silo-old", stale, CancellationToken.None).WaitAsync(WaitLimit));
+        Assert.Empty(await AuditRowsAsync(db, "audit-rows-stale"));
 
         // The holder's save writes both lines under its epoch; a later line is sent alone.
         var state = new PostgresCoordinatorState(db, lease);
-        Assert.Equal((2, 20L), await state.SaveAuditAsync(log, "silo-new", current, CancellationToken.None).WaitAsync(Timeout));
+        Assert.Equal((2, 20L), await state.SaveAuditAsync(log, "silo-new", current, CancellationToken.None).WaitAsync(WaitLimit));
         File.AppendAllText(log, "{\"seq\":3}\n{\"half\":"); // the last line is still being written: left for the next save
-        Assert.Equal((1, 10L), await state.SaveAuditAsync(log, "silo-new", current, CancellationToken.None).WaitAsync(Timeout));
-        Assert.Equal([(1L, current), (2L, current), (3L, current)], await RowsAsync(db, "audit-rows-stale"));
+        Assert.Equal((1, 10L), await state.SaveAuditAsync(log, "silo-new", current, CancellationToken.None).WaitAsync(WaitLimit));
+        Assert.Equal([(1L, current), (2L, current), (3L, current)], await AuditRowsAsync(db, "audit-rows-stale"));
 
         // A local log that is not the saved one (line 2 differs): refused, nothing written.
         string forked = Path.Combine(_directory, "forked.jsonl");
         File.WriteAllText(forked, "{\"seq\":1}\n{\"seq\":9}\n{\"seq\":3}\n{\"seq\":4}\n");
         var fork = await Assert.ThrowsAsync<InvalidDataException>(() =>
-            new PostgresCoordinatorState(db, lease).SaveAuditAsync(forked, "silo-new", current, CancellationToken.None).WaitAsync(Timeout));
+            new PostgresCoordinatorState(db, lease).SaveAuditAsync(forked, "silo-new", current, CancellationToken.None).WaitAsync(WaitLimit));
         Assert.Contains("the local log forked from the saved one; nothing was saved", fork.Message, StringComparison.Ordinal);
-        Assert.Equal(3, (await RowsAsync(db, "audit-rows-stale")).Count);
+        Assert.Equal(3, (await AuditRowsAsync(db, "audit-rows-stale")).Count);
     }
 
     [SkippableFact]
@@ -220,14 +220,14 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", Terms, TimeProvider.System, NullLogger.Instance);
         long lines;
         await using (ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
-            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout))
+            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit))
         using (AggregatorState a = AggregatorState.Open(optionsA))
         {
             long round = a.Store.BeginRound("{}");
             a.Audit.Append(AuditEvents.RoundOpened, f => f.Add("round", round));
             a.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", "site-a").Add("bytes", 400L).Add("sha256", new string('e', 64)));
             a.Audit.Checkpoint();
-            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(Timeout);
+            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
             lines = a.Audit.Size;
         }
 
@@ -268,30 +268,30 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         var lease = new PostgresCoordinatorLease(db, "audit-rows-whole");
         AggregatorOptions optionsA = Options(federation, "silo-a-data");
         AggregatorOptions optionsB = Options(federation, "silo-b-data");
-        long epoch = (await lease.TryAcquireAsync("silo-a", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        long epoch = (await lease.TryAcquireAsync("silo-a", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(WaitLimit))!.Value;
         using (AggregatorState a = AggregatorState.Open(optionsA))
         {
             a.Audit.Append(AuditEvents.RoundOpened, f => f.Add("round", 1));
             a.Audit.Checkpoint();
 
             // What a coordinator before audit rows saved: the audit log whole, as a file row.
-            await new PostgresCoordinatorState(db, lease).SaveAsync(CoordinatorSnapshot.Take(a), "silo-a", epoch, CancellationToken.None).WaitAsync(Timeout);
+            await new PostgresCoordinatorState(db, lease).SaveAsync(CoordinatorSnapshot.Take(a), "silo-a", epoch, CancellationToken.None).WaitAsync(WaitLimit);
         }
 
         // B restores the whole file, continues it, and its commit point saves every line as a row and drops the file row.
         await ExpireAsync(db, "audit-rows-whole");
         var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", Terms, TimeProvider.System, NullLogger.Instance);
         await using (ClusterCoordinatorFence fenceB = await ClusterCoordinatorFence.TakeOverAsync(
-            keeperB, new PostgresCoordinatorState(db, lease), optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout))
+            keeperB, new PostgresCoordinatorState(db, lease), optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit))
         using (AggregatorState b = AggregatorState.Open(optionsB))
         {
-            await fenceB.CommitAsync(b, CancellationToken.None).WaitAsync(Timeout);
+            await fenceB.CommitAsync(b, CancellationToken.None).WaitAsync(WaitLimit);
         }
 
         string logB = Path.Combine(AggregatorState.AuditDirectory(optionsB.DataDirectory), AuditLog.LogFileName);
-        Assert.Equal(File.ReadAllLines(logB).Length, (await RowsAsync(db, "audit-rows-whole")).Count);
+        Assert.Equal(File.ReadAllLines(logB).Length, (await AuditRowsAsync(db, "audit-rows-whole")).Count);
         Assert.Contains(File.ReadAllLines(logB), l => l.Contains(AuditEvents.RoundOpened, StringComparison.Ordinal));
-        Assert.DoesNotContain(CoordinatorSnapshot.AuditLogName, (await new PostgresCoordinatorState(db, lease).LoadAsync(CancellationToken.None).WaitAsync(Timeout)).Keys);
+        Assert.DoesNotContain(CoordinatorSnapshot.AuditLogName, (await new PostgresCoordinatorState(db, lease).LoadAsync(CancellationToken.None).WaitAsync(WaitLimit)).Keys);
 
         // C restores B's log from the rows alone, and it verifies.
         AggregatorOptions optionsC = Options(federation, "silo-c-data");
@@ -305,50 +305,8 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
     private static async Task<long> SentAsync(NpgsqlBytesWritten sent, Func<Task> save)
     {
         long before = sent.Total;
-        await save().WaitAsync(Timeout);
+        await save().WaitAsync(WaitLimit);
         return sent.Total - before;
-    }
-
-    private static async Task TakeOverAsync(NpgsqlDataSource db, PostgresCoordinatorLease lease, string holder, AggregatorOptions options)
-    {
-        await ExpireAsync(db, lease.Federation);
-        var keeper = new CoordinatorLeaseKeeper(lease, holder, Terms, TimeProvider.System, NullLogger.Instance);
-        ClusterCoordinatorFence fence = await ClusterCoordinatorFence.TakeOverAsync(
-            keeper, new PostgresCoordinatorState(db, lease), options.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
-        await fence.DisposeAsync();
-    }
-
-    private void AssertUntouched(string dataDirectory, Dictionary<string, string> before)
-    {
-        Assert.Equal(before, Contents(dataDirectory));
-        string name = Path.GetFileName(dataDirectory);
-        Assert.Empty(Directory.GetDirectories(_directory, name + ".superseded-*"));
-        Assert.Empty(Directory.GetDirectories(_directory, name + ".restoring-*"));
-    }
-
-    private static Dictionary<string, string> Contents(string directory) =>
-        Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
-            .ToDictionary(f => Path.GetRelativePath(directory, f), f => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(f))));
-
-    private static async Task<List<(long Line, long Epoch)>> RowsAsync(NpgsqlDataSource db, string federation)
-    {
-        await using NpgsqlCommand command = db.CreateCommand("SELECT line, epoch FROM securefed_coordinator_audit WHERE federation = $1 ORDER BY line");
-        command.Parameters.Add(new NpgsqlParameter { Value = federation });
-        var rows = new List<(long, long)>();
-        try
-        {
-            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync().WaitAsync(Timeout);
-            while (await reader.ReadAsync())
-            {
-                rows.Add((reader.GetInt64(0), reader.GetInt64(1)));
-            }
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            // no save has created the table yet
-        }
-
-        return rows;
     }
 
     private AggregatorOptions Options(FrontFederation federation, string data) => new()
@@ -358,13 +316,4 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         DataDirectory = Path.Combine(_directory, data),
         InitialModel = federation.InitialModelPath,
     };
-
-    private static Task ExpireAsync(NpgsqlDataSource db, string federation) =>
-        ExecuteAsync(db, $"UPDATE securefed_coordinator_lease SET expires_utc = clock_timestamp() WHERE federation = '{federation}'");
-
-    private static async Task ExecuteAsync(NpgsqlDataSource db, string sql)
-    {
-        await using NpgsqlCommand command = db.CreateCommand(sql);
-        await command.ExecuteNonQueryAsync().WaitAsync(Timeout);
-    }
 }

@@ -6,6 +6,8 @@ using SecureFed.Aggregator.Persistence;
 using SecureFed.Cluster.Lease;
 using Xunit.Abstractions;
 
+using static SecureFed.Cluster.Tests.CoordinatorStateTesting;
+
 namespace SecureFed.Cluster.Tests;
 
 /// <summary>
@@ -17,8 +19,6 @@ namespace SecureFed.Cluster.Tests;
 [Collection(nameof(CoordinatorModelRowsTests))]
 public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, IDisposable
 {
-    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
-    private static readonly LeaseTerms Terms = new(TimeSpan.FromSeconds(20), TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5));
     private readonly PostgresServer _postgres;
     private readonly ITestOutputHelper _output;
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "securefed-model-rows-" + Guid.NewGuid().ToString("N"));
@@ -54,7 +54,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         AggregatorOptions optionsB = Options(federation, "silo-b-data", initialModel);
         var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", Terms, TimeProvider.System, NullLogger.Instance);
         await using ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
-            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
+            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit);
         var perCommitPoint = new List<long>();
         long wholeStoreBytes;
         long commitAllocated = 0;
@@ -94,7 +94,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", Terms, TimeProvider.System, NullLogger.Instance);
         long beforeTakeover = GC.GetTotalAllocatedBytes(precise: true);
         await using ClusterCoordinatorFence fenceB = await ClusterCoordinatorFence.TakeOverAsync(
-            keeperB, new PostgresCoordinatorState(db, lease), optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
+            keeperB, new PostgresCoordinatorState(db, lease), optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit);
         long takeoverAllocated = GC.GetTotalAllocatedBytes(precise: true) - beforeTakeover;
         _output.WriteLine($"managed bytes allocated by the process during the takeover (3 model versions restored): {takeoverAllocated}");
 
@@ -141,7 +141,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         AggregatorOptions optionsB = Options(federation, "silo-b-data", federation.InitialModelPath);
         var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", Terms, TimeProvider.System, NullLogger.Instance);
         await using (ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
-            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout))
+            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit))
         using (AggregatorState a = AggregatorState.Open(optionsA))
         {
             for (int i = 1; i <= 2; i++)
@@ -149,7 +149,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
                 long round = a.Store.BeginRound("{}");
                 byte[] bytes = ModelState.ToBytes([.. federation.InitialModel.Select(v => v + i)]);
                 a.Store.CompleteRoundWithModel(round, i, bytes, Convert.ToHexStringLower(SHA256.HashData(bytes)), ["site-a"]);
-                await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(Timeout);
+                await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
             }
         }
 
@@ -181,9 +181,9 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
         var lease = new PostgresCoordinatorLease(db, "model-rows-stale");
         var state = new PostgresCoordinatorState(db, lease);
-        long stale = (await lease.TryAcquireAsync("silo-old", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        long stale = (await lease.TryAcquireAsync("silo-old", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(WaitLimit))!.Value;
         await ExpireAsync(db, "model-rows-stale");
-        long current = (await lease.TryAcquireAsync("silo-new", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        long current = (await lease.TryAcquireAsync("silo-new", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(WaitLimit))!.Value;
         using AggregatorStore store = AggregatorStore.Open(Path.Combine(_directory, "store", "aggregator.db"));
         byte[] bytes = new byte[200_000];
         new Random(5).NextBytes(bytes);
@@ -199,7 +199,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
 
         // The old holder's save (epoch 1) is refused by the fence before any model is opened or sent.
         var lost = await Assert.ThrowsAsync<CoordinatorLeaseLostException>(() =>
-            state.SaveAsync(small, none, store.ListModels(), Open, "silo-old", stale, CancellationToken.None).WaitAsync(Timeout));
+            state.SaveAsync(small, none, store.ListModels(), Open, "silo-old", stale, CancellationToken.None).WaitAsync(WaitLimit));
         Assert.Contains($"this writer holds epoch {stale}", lost.Message, StringComparison.Ordinal);
         Assert.Equal(0, opened);
         Assert.Empty(await ModelRowsAsync(db, "model-rows-stale"));
@@ -208,14 +208,14 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         byte[] other = (byte[])bytes.Clone();
         other[7] ^= 0x80;
         var wrong = await Assert.ThrowsAsync<InvalidDataException>(() =>
-            state.SaveAsync(small, none, store.ListModels(), _ => new MemoryStream(other), "silo-new", current, CancellationToken.None).WaitAsync(Timeout));
+            state.SaveAsync(small, none, store.ListModels(), _ => new MemoryStream(other), "silo-new", current, CancellationToken.None).WaitAsync(WaitLimit));
         Assert.Contains("model version 0 of the coordinator's round store hashes to SHA-256 ", wrong.Message, StringComparison.Ordinal);
         Assert.Empty(await ModelRowsAsync(db, "model-rows-stale"));
-        Assert.Empty(await new PostgresCoordinatorState(db, lease).LoadAsync(CancellationToken.None).WaitAsync(Timeout));
+        Assert.Empty(await new PostgresCoordinatorState(db, lease).LoadAsync(CancellationToken.None).WaitAsync(WaitLimit));
 
         // The current holder's save writes it, once, under its epoch.
-        CoordinatorSaveResult first = await state.SaveAsync(small, none, store.ListModels(), Open, "silo-new", current, CancellationToken.None).WaitAsync(Timeout);
-        CoordinatorSaveResult again = await state.SaveAsync(small, none, store.ListModels(), Open, "silo-new", current, CancellationToken.None).WaitAsync(Timeout);
+        CoordinatorSaveResult first = await state.SaveAsync(small, none, store.ListModels(), Open, "silo-new", current, CancellationToken.None).WaitAsync(WaitLimit);
+        CoordinatorSaveResult again = await state.SaveAsync(small, none, store.ListModels(), Open, "silo-new", current, CancellationToken.None).WaitAsync(WaitLimit);
         Assert.Equal(new CoordinatorSaveResult(1, 1, bytes.Length), first);
         Assert.Equal(new CoordinatorSaveResult(0, 0, 0), again);
         Assert.Equal(1, opened);
@@ -231,7 +231,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         var lease = new PostgresCoordinatorLease(db, "model-rows-whole");
         AggregatorOptions optionsA = Options(federation, "silo-a-data", federation.InitialModelPath);
         AggregatorOptions optionsB = Options(federation, "silo-b-data", federation.InitialModelPath);
-        long epoch = (await lease.TryAcquireAsync("silo-a", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(Timeout))!.Value;
+        long epoch = (await lease.TryAcquireAsync("silo-a", TimeSpan.FromMinutes(5), CancellationToken.None).WaitAsync(WaitLimit))!.Value;
         byte[] model;
         using (AggregatorState a = AggregatorState.Open(optionsA))
         {
@@ -240,7 +240,7 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
             a.Store.CompleteRoundWithModel(round, 1, model, Convert.ToHexStringLower(SHA256.HashData(model)), ["site-a"]);
 
             // What a coordinator before model rows saved: the round store whole, model bytes inside.
-            await new PostgresCoordinatorState(db, lease).SaveAsync(CoordinatorSnapshot.Take(a), "silo-a", epoch, CancellationToken.None).WaitAsync(Timeout);
+            await new PostgresCoordinatorState(db, lease).SaveAsync(CoordinatorSnapshot.Take(a), "silo-a", epoch, CancellationToken.None).WaitAsync(WaitLimit);
         }
 
         await TakeOverAsync(db, lease, "silo-b", optionsB);
@@ -255,50 +255,8 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
     private static async Task<long> CommitAsync(ClusterCoordinatorFence fence, AggregatorState state, NpgsqlBytesWritten sent)
     {
         long before = sent.Total;
-        await fence.CommitAsync(state, CancellationToken.None).WaitAsync(Timeout);
+        await fence.CommitAsync(state, CancellationToken.None).WaitAsync(WaitLimit);
         return sent.Total - before;
-    }
-
-    private static async Task TakeOverAsync(NpgsqlDataSource db, PostgresCoordinatorLease lease, string holder, AggregatorOptions options)
-    {
-        await ExpireAsync(db, lease.Federation);
-        var keeper = new CoordinatorLeaseKeeper(lease, holder, Terms, TimeProvider.System, NullLogger.Instance);
-        ClusterCoordinatorFence fence = await ClusterCoordinatorFence.TakeOverAsync(
-            keeper, new PostgresCoordinatorState(db, lease), options.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
-        await fence.DisposeAsync();
-    }
-
-    private void AssertUntouched(string dataDirectory, Dictionary<string, string> before)
-    {
-        Assert.Equal(before, Contents(dataDirectory));
-        string name = Path.GetFileName(dataDirectory);
-        Assert.Empty(Directory.GetDirectories(_directory, name + ".superseded-*"));
-        Assert.Empty(Directory.GetDirectories(_directory, name + ".restoring-*"));
-    }
-
-    private static Dictionary<string, string> Contents(string directory) =>
-        Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories)
-            .ToDictionary(f => Path.GetRelativePath(directory, f), f => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(f))));
-
-    private static async Task<List<(long Version, long Epoch)>> ModelRowsAsync(NpgsqlDataSource db, string federation)
-    {
-        await using NpgsqlCommand command = db.CreateCommand("SELECT version, epoch FROM securefed_coordinator_models WHERE federation = $1 ORDER BY version");
-        command.Parameters.Add(new NpgsqlParameter { Value = federation });
-        var rows = new List<(long, long)>();
-        try
-        {
-            await using NpgsqlDataReader reader = await command.ExecuteReaderAsync().WaitAsync(Timeout);
-            while (await reader.ReadAsync())
-            {
-                rows.Add((reader.GetInt64(0), reader.GetInt64(1)));
-            }
-        }
-        catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UndefinedTable)
-        {
-            // no save has created the table yet
-        }
-
-        return rows;
     }
 
     private static string[] Describe(IReadOnlyList<RoundRecord> rounds) =>
@@ -312,15 +270,6 @@ public sealed class CoordinatorModelRowsTests : IClassFixture<PostgresServer>, I
         DataDirectory = Path.Combine(_directory, data),
         InitialModel = initialModel,
     };
-
-    private static Task ExpireAsync(NpgsqlDataSource db, string federation) =>
-        ExecuteAsync(db, $"UPDATE securefed_coordinator_lease SET expires_utc = clock_timestamp() WHERE federation = '{federation}'");
-
-    private static async Task ExecuteAsync(NpgsqlDataSource db, string sql)
-    {
-        await using NpgsqlCommand command = db.CreateCommand(sql);
-        await command.ExecuteNonQueryAsync().WaitAsync(Timeout);
-    }
 }
 
 /// <summary>
