@@ -186,9 +186,12 @@ public sealed class DiskFullTests : IDisposable
         await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string> { ["Rounds"] = "1", ["TrainingTimeoutSeconds"] = "10" });
         var logs = new CapturingLogger();
         await fed.StartAggregatorAsync(logs: logs);
+        // The masked inputs are held back until the disk is full: on a fast machine the round could otherwise finish
+        // (and store model 1) between the test seeing the ShareKeys stage and redirecting the log.
+        var uploads = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
         {
-            fed.StartAgent(site, 100 * (i + 1));
+            fed.StartAgent(site, 100 * (i + 1), wrap: inner => new HoldUploads(inner, uploads.Task));
         }
 
         using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
@@ -205,6 +208,7 @@ public sealed class DiskFullTests : IDisposable
         byte[] budgetBefore = File.ReadAllBytes(budgetFile);
         byte[] model0 = fed.State.Store.LoadModel(0)!;
         DevFull.Redirect(DevFull.DescriptorOf(auditFile));
+        uploads.SetResult();
 
         // The next audit append fails with ENOSPC: the aggregator stops running rounds and logs the error with the path.
         await fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(60));
@@ -252,6 +256,20 @@ public sealed class DiskFullTests : IDisposable
         {
             AuditVerification agent = AuditVerifier.Verify(AgentState.AuditDirectory(fed.AgentDataDirectory(site)));
             Assert.True(agent.Ok, agent.FirstProblem);
+        }
+    }
+
+    /// <summary>Holds every masked-input upload of the agent until <paramref name="release"/> completes.</summary>
+    private sealed class HoldUploads(HttpMessageHandler inner, Task release) : DelegatingHandler(inner)
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.RequestUri?.AbsolutePath.EndsWith("/UploadMaskedInput", StringComparison.Ordinal) == true)
+            {
+                await release.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
         }
     }
 
