@@ -197,6 +197,17 @@ public sealed record ExperimentOptions
     /// <value>The default value is 1e-3.</value>
     public double ServerTau { get; init; } = 1e-3;
 
+    /// <summary>
+    /// With the adam server optimizer: on DP arms, correct its second moment for the DP noise's variance Φ per
+    /// coordinate of the averaged update (DP-AdamBC; <see cref="ServerOptimizerOptions.NoiseVariance"/>).
+    /// </summary>
+    /// <value>The default value is false.</value>
+    public bool ServerNoiseCorrection { get; init; }
+
+    /// <summary>With <see cref="ServerNoiseCorrection"/>: the floor of the corrected second moment, a multiple of Φ.</summary>
+    /// <value>The default value is 1.</value>
+    public double ServerNoiseFloor { get; init; } = 1;
+
     /// <summary>The server optimizer's options.</summary>
     public ServerOptimizerOptions ServerOptimizer => new()
     {
@@ -205,6 +216,7 @@ public sealed record ExperimentOptions
         Beta1 = ServerBeta1,
         Beta2 = ServerBeta2,
         Tau = ServerTau,
+        NoiseFloor = ServerNoiseFloor,
     };
 
     /// <summary>
@@ -383,6 +395,16 @@ public sealed record ExperimentOptions
 
         PositiveFinite(UpdateClip, "--update-clip");
         PositiveFinite(ServerLearningRate, "--server-lr");
+        if (ServerNoiseCorrection && ServerOptimizer.Kind != ServerOptimizerKind.Adam)
+        {
+            throw new ArgumentException("--server-noise-correction corrects Adam's second moment: it needs --server-optimizer adam.");
+        }
+
+        if (ServerNoiseCorrection && LearningRateDecay > 0)
+        {
+            throw new ArgumentException("--server-noise-correction computes the noise variance from a constant --dp-lr: it cannot be combined with --lr-decay.");
+        }
+
         IReadOnlyList<string> serverProblems = ServerOptimizer.Validate();
         if (serverProblems.Count > 0)
         {

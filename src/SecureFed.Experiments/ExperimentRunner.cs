@@ -244,6 +244,28 @@ public sealed partial class ExperimentRunner
     }
 
     /// <summary>
+    /// The server optimizer of an arm. With <see cref="ExperimentOptions.ServerNoiseCorrection"/> on a DP arm, Φ is the
+    /// variance per coordinate of the patient-level noise in the averaged update: site s steps by
+    /// −lr (Σ clipped + σₛ C z) / (q Nₛ) and the update weighs it by Nₛ / N, so Φ = (lr C / (q N))² Σₛ σₛ²
+    /// (σ² with the noise split across the sites, n σ² with each adding all of it).
+    /// </summary>
+    private ServerOptimizerOptions ServerOptimizerFor(ExperimentData data, DpSgdOptions? dp)
+    {
+        ServerOptimizerOptions options = _options.ServerOptimizer;
+        if (!_options.ServerNoiseCorrection || dp is null || dp.NoiseMultiplier <= 0)
+        {
+            return options;
+        }
+
+        double total = data.Sites.Sum(s => (double)s.Train.Count);
+        double sigmaSquares = data.Sites.Count * dp.NoiseMultiplier * dp.NoiseMultiplier;
+        double scale = _options.DpLearningRate * dp.MaxGradNorm / (dp.SampleRate * total);
+        double phi = scale * scale * sigmaSquares;
+        _progress(string.Create(CultureInfo.InvariantCulture, $"server Adam corrected for the DP noise: Φ = {phi:G4} per coordinate, floor {options.NoiseFloor:G3} Φ"));
+        return options with { NoiseVariance = phi };
+    }
+
+    /// <summary>
     /// Stage 3c/3d/3e: federated averaging through the real secure aggregation; with <paramref name="epsilon"/>, each
     /// site trains with DP-SGD calibrated by the accountant so that it ends at ε (δ from the options) after all rounds;
     /// with <paramref name="siteNoise"/> &gt; 0 each site also adds its distributed discrete Gaussian share.
@@ -289,7 +311,7 @@ public sealed partial class ExperimentRunner
         IReadOnlyList<Sentence>[] devShards = FederatedEvaluationShards.Split(data.Dev, names.Length);
         var evaluation = EvaluationLayout.Create(data.EntityTypes, FederatedEvaluationShards.CountCap(devShards));
         using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation,
-            serverOptimizer: _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(_options.ServerOptimizer));
+            serverOptimizer: _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(ServerOptimizerFor(data, dp)));
         var federatedF1 = new List<double?>();
         float[] global = (float[])initial.Clone();
         var curve = new List<double>();

@@ -83,6 +83,12 @@ public sealed class ServerOptimizer
                 double b1 = _options.Beta1;
                 double b2 = _options.Beta2;
                 double tau = _options.Tau;
+                if (_options.NoiseVariance > 0)
+                {
+                    AdamBiasCorrected(model, averagedUpdate, next);
+                    break;
+                }
+
                 for (int i = 0; i < next.Length; i++)
                 {
                     double g = averagedUpdate[i];
@@ -106,6 +112,30 @@ public sealed class ServerOptimizer
 
         Steps++;
         return next;
+    }
+
+    /// <summary>
+    /// DP-AdamBC's step: m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ), θ ← θ + η m̂ / (√max(v̂ − Φ, floor Φ) + τ).
+    /// </summary>
+    private void AdamBiasCorrected(ReadOnlySpan<float> model, ReadOnlySpan<double> averagedUpdate, float[] next)
+    {
+        double b1 = _options.Beta1;
+        double b2 = _options.Beta2;
+        long t = Steps + 1;
+        double c1 = 1 - Math.Pow(b1, t);
+        double c2 = 1 - Math.Pow(b2, t);
+        double phi = _options.NoiseVariance;
+        double floor = _options.NoiseFloor * phi;
+        double eta = _options.LearningRate;
+        double tau = _options.Tau;
+        for (int i = 0; i < next.Length; i++)
+        {
+            double g = averagedUpdate[i];
+            _first![i] = (b1 * _first[i]) + ((1 - b1) * g);
+            _second![i] = (b2 * _second[i]) + ((1 - b2) * g * g);
+            double v = Math.Max((_second[i] / c2) - phi, floor);
+            next[i] = (float)(model[i] + (eta * (_first[i] / c1) / (Math.Sqrt(v) + tau)));
+        }
     }
 
     /// <summary>The optimizer's state (first and second moments; null when the kind keeps none or no round ran).</summary>

@@ -25,6 +25,21 @@ public sealed record ServerOptimizerOptions
     /// <value>The default value is 1e-3.</value>
     public double Tau { get; init; } = 1e-3;
 
+    /// <summary>
+    /// Φ, the variance per coordinate of the DP noise in each round's averaged update (0: none known). With
+    /// <see cref="ServerOptimizerKind.Adam"/> and Φ &gt; 0 the second moment is corrected for it (DP-AdamBC, Tang et al.,
+    /// "DP-AdamBC: Your DP-Adam Is Actually DP-SGD (Unless You Apply Bias Correction)", AAAI 2024): Adam's moments are
+    /// bias-corrected for their start at zero and the step divides by √max(v̂ − Φ, <see cref="NoiseFloor"/> Φ) instead
+    /// of √v̂, which under DP noise is mostly Φ. Φ follows from public settings (σ, C, q, N and the sites' learning
+    /// rate), so the correction costs no privacy.
+    /// </summary>
+    /// <value>The default value is 0.</value>
+    public double NoiseVariance { get; init; }
+
+    /// <summary>With <see cref="NoiseVariance"/>: the floor of the corrected second moment, as a multiple of Φ.</summary>
+    /// <value>The default value is 1.</value>
+    public double NoiseFloor { get; init; } = 1;
+
     /// <summary>Parses a kind name: avg (or average, fedavg), momentum (fedavgm), adam (fedadam).</summary>
     /// <exception cref="ArgumentException">Unknown name.</exception>
     public static ServerOptimizerKind ParseKind(string name) => (name ?? "").Trim().ToLowerInvariant() switch
@@ -57,6 +72,20 @@ public sealed record ServerOptimizerOptions
         if (!double.IsFinite(Tau) || Tau <= 0)
         {
             errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server τ (adaptivity) must be a positive number, not {Tau}."));
+        }
+
+        if (!double.IsFinite(NoiseVariance) || NoiseVariance < 0)
+        {
+            errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server's noise variance Φ must be 0 (none) or a positive number, not {NoiseVariance}."));
+        }
+        else if (NoiseVariance > 0 && Kind != ServerOptimizerKind.Adam)
+        {
+            errors.Add($"The noise correction (Φ > 0) applies to the adam server optimizer only, not {Kind.ToString().ToLowerInvariant()}.");
+        }
+
+        if (!double.IsFinite(NoiseFloor) || NoiseFloor <= 0)
+        {
+            errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server's noise floor must be a positive multiple of Φ, not {NoiseFloor}."));
         }
 
         return errors;

@@ -63,6 +63,77 @@ public sealed class ServerOptimizerTests
     }
 
     [Fact]
+    public void Step_AdamWithNoiseVariance_MatchesDpAdamBcFormula()
+    {
+        // Φ = 0.02: coordinate 0 (v̂ well above Φ) is corrected, coordinate 2 (v̂ under Φ) sits on the floor 0.5 Φ.
+        const double phi = 0.02, floor = 0.5;
+        var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.01, Beta1 = 0.9, Beta2 = 0.99, Tau = 1e-6, NoiseVariance = phi, NoiseFloor = floor };
+        var optimizer = new ServerOptimizer(options);
+        double[] big = [0.5, -0.3, 0.01];
+        double[] big2 = [0.4, 0.2, -0.02];
+
+        float[] first = optimizer.Step(Model, big);
+        float[] second = optimizer.Step(first, big2);
+
+        for (int i = 0; i < Model.Length; i++)
+        {
+            double m1 = 0.1 * big[i];
+            double v1 = 0.01 * big[i] * big[i];
+            double m2 = (0.9 * m1) + (0.1 * big2[i]);
+            double v2 = (0.99 * v1) + (0.01 * big2[i] * big2[i]);
+            double s1 = Math.Sqrt(Math.Max((v1 / (1 - 0.99)) - phi, floor * phi));
+            double s2 = Math.Sqrt(Math.Max((v2 / (1 - (0.99 * 0.99))) - phi, floor * phi));
+            Assert.Equal((float)(Model[i] + (0.01 * (m1 / (1 - 0.9)) / (s1 + 1e-6))), first[i]);
+            Assert.Equal((float)(first[i] + (0.01 * (m2 / (1 - (0.9 * 0.9))) / (s2 + 1e-6))), second[i]);
+        }
+
+    }
+
+    [Fact]
+    public void Step_AdamWithNoiseVariance_PureNoiseStepsStayNearLearningRateTimesMomentumOverFloor()
+    {
+        // Updates that are pure noise of variance Φ: uncorrected Adam divides by √v̂ ≈ √Φ anyway, but the corrected
+        // second moment sits on its floor, so the step is m̂ / √(floor Φ): about 0.23 √Φ / √(floor Φ) in magnitude
+        // for β₁ = 0.9, never the blow-up a floor of zero would give.
+        const double phi = 1e-4;
+        var optimizer = new ServerOptimizer(new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 1, Beta1 = 0.9, Beta2 = 0.99, Tau = 1e-12, NoiseVariance = phi, NoiseFloor = 1 });
+        var random = new Random(7);
+        const int n = 4000;
+        float[] model = new float[n];
+        double sumSquares = 0;
+        for (int step = 0; step < 200; step++)
+        {
+            double[] noise = [.. Enumerable.Range(0, n).Select(_ => Math.Sqrt(phi) * Normal(random))];
+            float[] next = optimizer.Step(model, noise);
+            if (step == 199)
+            {
+                sumSquares = Enumerable.Range(0, n).Sum(i => (double)(next[i] - model[i]) * (next[i] - model[i]));
+            }
+
+            model = next;
+        }
+
+        double rms = Math.Sqrt(sumSquares / n);
+        Assert.InRange(rms, 0.15, 0.35); // √((1 − β₁) / (1 + β₁)) = 0.229
+    }
+
+    [Theory]
+    [InlineData(ServerOptimizerKind.Momentum, 0.01, 1.0, "adam server optimizer only")]
+    [InlineData(ServerOptimizerKind.Adam, -0.01, 1.0, "noise variance")]
+    [InlineData(ServerOptimizerKind.Adam, 0.01, 0.0, "noise floor")]
+    public void Constructor_NoiseCorrectionOutOfPlace_NamesIt(ServerOptimizerKind kind, double phi, double floor, string named)
+    {
+        var options = new ServerOptimizerOptions { Kind = kind, NoiseVariance = phi, NoiseFloor = floor };
+
+        var error = Assert.Throws<ArgumentException>(() => new ServerOptimizer(options));
+
+        Assert.Contains(named, error.Message, StringComparison.Ordinal);
+    }
+
+    private static double Normal(Random random) =>
+        Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+
+    [Fact]
     public void RestoreState_AfterExport_ContinuesExactlyAsTheUninterruptedOptimizer()
     {
         var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.05 };

@@ -47,6 +47,8 @@ internal static class ExperimentCommand
         var serverBeta1 = new Option<double>("--server-beta1") { Description = "Server momentum (momentum) or Adam's β1 (adam).", DefaultValueFactory = _ => 0.9 };
         var serverBeta2 = new Option<double>("--server-beta2") { Description = "Server Adam's β2.", DefaultValueFactory = _ => 0.99 };
         var serverTau = new Option<double>("--server-tau") { Description = "Server Adam's adaptivity τ.", DefaultValueFactory = _ => 1e-3 };
+        var serverNoiseCorrection = new Option<bool>("--server-noise-correction") { Description = "With --server-optimizer adam on DP arms: subtract the DP noise's known variance from Adam's second moment (DP-AdamBC); computed from σ, C, q, the sites' sizes and --dp-lr." };
+        var serverNoiseFloor = new Option<double>("--server-noise-floor") { Description = "With --server-noise-correction: the floor of the corrected second moment, as a multiple of the noise variance.", DefaultValueFactory = _ => 1.0 };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level L2 clip S of a site's model delta.", DefaultValueFactory = _ => 1000.0 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level distributed-DP noise multiplier z; > 0 adds the arm DP-SGD (largest ε) + site DP.", DefaultValueFactory = _ => 0.0 };
         var recipe = new TrainingRecipeOptions();
@@ -57,7 +59,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -112,6 +114,8 @@ internal static class ExperimentCommand
                 ServerBeta1 = parse.GetValue(serverBeta1),
                 ServerBeta2 = parse.GetValue(serverBeta2),
                 ServerTau = parse.GetValue(serverTau),
+                ServerNoiseCorrection = parse.GetValue(serverNoiseCorrection),
+                ServerNoiseFloor = parse.GetValue(serverNoiseFloor),
                 UpdateClip = parse.GetValue(updateClip),
                 SiteNoiseMultiplier = parse.GetValue(siteNoise),
                 RunNonPrivateArms = !parse.GetValue(dpOnly),
