@@ -232,41 +232,83 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         await fed.AgentsFinishedAsync(RunTimeout);
         int exit = await silos.Coordinator.WaitForExitAsync(TimeSpan.FromSeconds(60));
         _output.WriteLine(silos.Coordinator.Output);
-        Assert.Equal(0, exit);
+        Assert.True(exit == 0, $"expected the coordinator to exit 0 once {rounds} rounds completed; it exited {exit}");
 
+        IReadOnlyList<RoundRecord> records;
         using (AggregatorState state = OpenStore(fed, clusterData))
         {
-            IReadOnlyList<RoundRecord> records = state.Store.ListRounds();
+            records = state.Store.ListRounds();
             foreach (RoundRecord r in records)
             {
                 _output.WriteLine($"round {r.Round}: {r.Status} {r.AbortReason}");
             }
 
-            // Round 1 completed before the kill; at least one attempt aborted with a reason; the federation's second model came after it.
-            Assert.Equal(RoundStatus.Completed, records[0].Status);
-            Assert.Contains(records, r => r.Status == RoundStatus.Aborted);
-            RoundRecord aborted = records.First(r => r.Status == RoundStatus.Aborted);
-            Assert.False(string.IsNullOrWhiteSpace(aborted.AbortReason));
-            Assert.Equal(rounds, records.Count(r => r.Status == RoundStatus.Completed));
-            Assert.True(records.Last(r => r.Status == RoundStatus.Completed).Round > aborted.Round);
-            Assert.NotNull(state.Store.LoadModel(1));
-            Assert.NotNull(state.Store.LoadModel(2));
+            // Round 1 completed before the kill; at least one attempt aborted with a reason (round 2 cannot complete: the victim
+            // hosts one of its slices, placed before the kill); the federation's second model came after it.
+            string listed = Describe(records);
+            Assert.True(records.Count > 0 && records[0].Status == RoundStatus.Completed, $"expected round 1 completed before the kill; the store lists {listed}");
+            RoundRecord? aborted = records.FirstOrDefault(r => r.Status == RoundStatus.Aborted);
+            Assert.True(aborted is not null, $"expected an aborted attempt after the kill; the store lists {listed}");
+            Assert.False(string.IsNullOrWhiteSpace(aborted.AbortReason), $"expected aborted round {aborted.Round} to carry a reason; the store lists {listed}");
+            int completed = records.Count(r => r.Status == RoundStatus.Completed);
+            Assert.True(completed == rounds, $"expected {rounds} completed rounds; found {completed}: {listed}");
+            long lastCompleted = records.Last(r => r.Status == RoundStatus.Completed).Round;
+            Assert.True(lastCompleted > aborted.Round, $"expected a round to complete after aborted round {aborted.Round}; the last completed is round {lastCompleted}: {listed}");
+            for (int v = 1; v <= rounds; v++)
+            {
+                Assert.True(state.Store.LoadModel(v) is not null, $"expected model v{v} in the coordinator's store; it is missing ({listed})");
+            }
         }
 
-        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
+        int round1 = fed.Reports.Count(r => r.Round == 1 && r.Completed);
+        Assert.True(round1 == Sites.Length, $"expected all {Sites.Length} agents to report round 1 completed; {round1} did. Reports: "
+            + string.Join("; ", fed.Reports.OrderBy(r => r.Round).ThenBy(r => r.Site, StringComparer.Ordinal).Select(r => $"{r.Site} round {r.Round}: {r.Outcome}")));
         AssertAuditLogsVerify(fed, clusterData);
         if (bySlice)
         {
-            // The inputs went by slice (version 4) before and after the kill: each completed round's receipts list slice digests.
+            // The inputs went by slice (version 4) before and after the kill (every silo left serves agents): each contributor
+            // of a completed round has a masked_input.received listing its slices' digests.
             List<AuditLine> received = [.. AuditLine.Read(AggregatorState.AuditDirectory(clusterData)).Where(l => l.Type == AuditEvents.MaskedInputReceived)];
-            Assert.True(received.Count(l => l.List("slices_sha256").Length > 0) >= Sites.Length * rounds, "fewer sliced receipts than inputs of completed rounds");
+            foreach (RoundRecord r in records.Where(r => r.Status == RoundStatus.Completed))
+            {
+                AuditLine[] receipts = [.. received.Where(l => l.Number("round") == r.Round)];
+                string[] unsliced = [.. r.Participants.Where(site => !receipts.Any(l => l.Text("site") == site && l.List("slices_sha256").Length > 0))];
+                Assert.True(r.Participants.Count > 0 && unsliced.Length == 0,
+                    $"expected every contributor of completed round {r.Round} [{string.Join(", ", r.Participants)}] to have a masked_input.received with slice digests; "
+                    + $"missing for [{string.Join(", ", unsliced)}]; the round's receipts: [{string.Join("; ", receipts.Select(l => $"{l.Text("site")}: {l.List("slices_sha256").Length} slice digests"))}]");
+            }
         }
 
-        // The cluster's ledger (PostgreSQL, read through the silo left) has round 1 completed and the aborted attempt.
+        // The cluster's ledger (PostgreSQL, read through the silo left): nothing completed is lost and nothing is recorded twice.
+        // Every completed round of the coordinator's store is there, completed, with the same contributors; every attempt
+        // that was opened on the cluster and aborted is there as aborted with a reason. (An attempt whose opening already
+        // failed never reached the cluster's round; it is only in the coordinator's store.)
         LedgerEntry[] ledger = await LedgerAsync([silos.SlicesOnly[1]], federation);
-        Assert.True(Assert.Single(ledger, e => e.Round == 1).Completed);
-        Assert.Contains(ledger, e => !e.Completed && !string.IsNullOrWhiteSpace(e.AbortReason));
-        Assert.Equal(rounds, ledger.Count(e => e.Completed));
+        string inLedger = "[" + string.Join("; ", ledger.Select(e => $"round {e.Round}: {(e.Completed ? "completed by " + string.Join(",", e.Contributors) : "aborted: " + e.AbortReason)}")) + "]";
+        _output.WriteLine($"ledger: {inLedger}");
+        long[] twice = [.. ledger.GroupBy(e => e.Round).Where(g => g.Count() > 1).Select(g => g.Key)];
+        Assert.True(twice.Length == 0, $"expected each round once in the ledger; rounds [{string.Join(", ", twice)}] are there more than once: {inLedger}");
+        foreach (RoundRecord r in records)
+        {
+            LedgerEntry? entry = ledger.SingleOrDefault(e => e.Round == r.Round);
+            if (r.Status == RoundStatus.Completed)
+            {
+                Assert.True(entry is { Completed: true } && entry.Contributors.Order(StringComparer.Ordinal).SequenceEqual(r.Participants.Order(StringComparer.Ordinal)),
+                    $"expected completed round {r.Round} (contributors {string.Join(",", r.Participants)}) completed in the ledger with the same contributors; the ledger has {inLedger}");
+            }
+            else if (r.Status == RoundStatus.Aborted && r.AbortReason?.StartsWith("the round could not be opened", StringComparison.Ordinal) != true)
+            {
+                Assert.True(entry is { Completed: false } && !string.IsNullOrWhiteSpace(entry.AbortReason),
+                    $"expected aborted round {r.Round} ({r.AbortReason}) aborted with a reason in the ledger; the ledger has {inLedger}");
+            }
+            else
+            {
+                Assert.True(entry is null or { Completed: false }, $"expected round {r.Round} ({r.Status}: {r.AbortReason}) not completed in the ledger; the ledger has {inLedger}");
+            }
+        }
+
+        Assert.True(ledger.Count(e => e.Completed) == rounds, $"expected {rounds} completed rounds in the ledger; it has {inLedger}");
+        Assert.True(ledger.Any(e => !e.Completed && !string.IsNullOrWhiteSpace(e.AbortReason)), $"expected the attempt aborted by the kill in the ledger with a reason; it has {inLedger}");
     }
 
     public void Dispose()
@@ -283,14 +325,18 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         }
     }
 
+    /// <summary>The coordinator's round records on one line (for assertion messages).</summary>
+    private static string Describe(IReadOnlyList<RoundRecord> records)
+        => "[" + string.Join("; ", records.Select(r => $"round {r.Round}: {r.Status}{(r.AbortReason is null ? "" : " (" + r.AbortReason + ")")}")) + "]";
+
     private static void AssertAuditLogsVerify(FrontFederation fed, string aggregatorData)
     {
         AuditVerification aggregator = AuditVerifier.Verify(AggregatorState.AuditDirectory(aggregatorData));
-        Assert.True(aggregator.Ok, string.Join("; ", aggregator.Problems));
+        Assert.True(aggregator.Ok, "expected the aggregator's audit log to verify; problems: " + string.Join("; ", aggregator.Problems));
         foreach (string directory in fed.AgentAuditDirectories)
         {
             AuditVerification agent = AuditVerifier.Verify(directory);
-            Assert.True(agent.Ok, directory + ": " + string.Join("; ", agent.Problems));
+            Assert.True(agent.Ok, $"expected the agent audit log {directory} to verify; problems: " + string.Join("; ", agent.Problems));
         }
     }
 

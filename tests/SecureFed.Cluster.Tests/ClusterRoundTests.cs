@@ -64,6 +64,34 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
     }
 
     [Fact]
+    public async Task Abort_RoundGrainLostItsState_AbortIsStillRecordedInTheLedger()
+    {
+        // Arrange: a round opened on the cluster by the coordinator's server side, then its round grain loses its in-memory
+        // round, as when the silo hosting it fails and the grain is reactivated elsewhere (here: the grain is deactivated).
+        using var script = new RoundScript(4, seed: 13, round: 13, 300, bitWidth: 32, degree: 3);
+        var factory = new Front.ClusterRoundServerFactory(_cluster.Grains, 100, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        Aggregator.IRoundServer server = await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, 13);
+        await _cluster.Grains.GetGrain<IManagementGrain>(0).DeactivateGrain(cluster.Round.GetGrainId()).WaitAsync(RoundScript.Timeout);
+        DateTime deadline = DateTime.UtcNow + RoundScript.Timeout;
+        while ((await cluster.Round.ProgressAsync().WaitAsync(RoundScript.Timeout)).Stage != "Lost")
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the deactivated round grain still holds its round");
+            await Task.Delay(100);
+        }
+
+        // Act: the coordinator aborts the attempt (e.g. its status call failed with the silo).
+        await server.AbortAsync("a silo failed during the masked-input stage", CancellationToken.None).WaitAsync(RoundScript.Timeout);
+
+        // Assert: the aborted attempt is in the ledger with the reason (not silently dropped by the empty grain).
+        LedgerEntry[] ledger = await cluster.Ledger.EntriesAsync().WaitAsync(RoundScript.Timeout);
+        LedgerEntry? entry = ledger.SingleOrDefault(e => e.Round == 13 && e.SessionId == script.Parameters.SessionId);
+        Assert.True(entry is not null, $"expected the aborted round 13 in the ledger; found rounds [{string.Join(", ", ledger.Select(e => $"{e.Round}:{(e.Completed ? "completed" : "aborted")}"))}]");
+        Assert.False(entry.Completed, "round 13 was aborted, but the ledger says completed");
+        Assert.Equal("a silo failed during the masked-input stage", entry.AbortReason);
+    }
+
+    [Fact]
     public async Task RoundGrain_NeverOpened_AbortsNamingTheLostState()
     {
         IRoundGrain lost = _cluster.Grains.GetGrain<IRoundGrain>(ClusterKeys.Round("cluster-test", 999));

@@ -17,6 +17,14 @@ internal sealed partial class ClusterRoundServer : IRoundServer
     /// <summary>How long an abort waits for the cluster before giving up (the round is recorded as aborted anyway).</summary>
     private static readonly TimeSpan AbortWait = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// How long the driver keeps trying to record an abort the round grain could not record (longer than membership
+    /// takes to declare a killed silo dead, so a ledger grain that lived there is reached again).
+    /// </summary>
+    private static readonly TimeSpan LedgerWait = TimeSpan.FromSeconds(60);
+
+    private static readonly TimeSpan LedgerRetryDelay = TimeSpan.FromSeconds(1);
+
     private readonly ClusterRoundClient _client;
     private readonly string _sessionId;
     private readonly IReadOnlyList<Participant> _participants;
@@ -200,20 +208,61 @@ internal sealed partial class ClusterRoundServer : IRoundServer
         _last = _last with { Stage = ProtocolStage.Aborted };
         try
         {
+            // The round grain stops the round and records the abort in the ledger.
             await _client.Round.AbortAsync(reason).WaitAsync(AbortWait, cancellationToken).ConfigureAwait(false);
+            return;
         }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
-            // The round grain is gone with its silo (or the cluster is unreachable): record the abort in the ledger directly.
-            Log.AbortNotDelivered(_logger, _client.RoundKey, ex.Message);
+            // The round grain lost its round with its silo (it says so), its silo cannot be reached, or the ledger could
+            // not be reached from it: record the abort in the ledger from here.
+            Log.AbortNotDelivered(_logger, _client.RoundKey, FirstLine(ex.Message));
+        }
+
+        await RecordAbortAsync(reason, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Records the abort in the ledger from the driver, trying again for up to <see cref="LedgerWait"/> while the cluster
+    /// recovers: the ledger grain may have lived on the silo that failed, and is reached again (reactivated on a silo
+    /// left, from its stored state) once membership has declared that silo dead. A retry of an abort that did reach the
+    /// ledger is a no-op there; a different outcome already recorded is not retried.
+    /// </summary>
+    private async Task RecordAbortAsync(string reason, CancellationToken cancellationToken)
+    {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        for (int attempt = 1; ; attempt++)
+        {
             try
             {
                 await _client.RecordAsync(_sessionId, null, _participants, reason, cancellationToken).WaitAsync(AbortWait, cancellationToken).ConfigureAwait(false);
+                if (attempt > 1)
+                {
+                    Log.AbortRecorded(_logger, _client.RoundKey, attempt);
+                }
+
+                return;
             }
-            catch (Exception inner) when (inner is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            catch (ClusterProtocolException ex)
             {
-                Log.AbortNotDelivered(_logger, _client.RoundKey, inner.Message);
+                Log.AbortNotRecorded(_logger, _client.RoundKey, attempt, FirstLine(ex.Message));
+                return;
             }
+            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            {
+                if (System.Diagnostics.Stopwatch.GetElapsedTime(started) + LedgerRetryDelay >= LedgerWait)
+                {
+                    Log.AbortNotRecorded(_logger, _client.RoundKey, attempt, FirstLine(ex.Message));
+                    return;
+                }
+
+                if (attempt == 1)
+                {
+                    Log.AbortRecordRetrying(_logger, _client.RoundKey, FirstLine(ex.Message));
+                }
+            }
+
+            await Task.Delay(LedgerRetryDelay, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -267,7 +316,16 @@ internal sealed partial class ClusterRoundServer : IRoundServer
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Cluster round {Round}: the abort could not be delivered to the cluster: {Reason}")]
+        [LoggerMessage(1, LogLevel.Warning, "Cluster round {Round}: the round grain did not record the abort ({Reason}); recording it in the ledger directly")]
         public static partial void AbortNotDelivered(ILogger logger, string round, string reason);
+
+        [LoggerMessage(2, LogLevel.Warning, "Cluster round {Round}: the ledger could not be reached to record the abort ({Reason}); trying again while the cluster recovers")]
+        public static partial void AbortRecordRetrying(ILogger logger, string round, string reason);
+
+        [LoggerMessage(3, LogLevel.Information, "Cluster round {Round}: the abort is recorded in the ledger (attempt {Attempt})")]
+        public static partial void AbortRecorded(ILogger logger, string round, int attempt);
+
+        [LoggerMessage(4, LogLevel.Error, "Cluster round {Round}: the abort could not be recorded in the ledger (attempt {Attempt}): {Reason}")]
+        public static partial void AbortNotRecorded(ILogger logger, string round, int attempt, string reason);
     }
 }

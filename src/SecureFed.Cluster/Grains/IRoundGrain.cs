@@ -89,7 +89,10 @@ public interface IRoundGrain : IGrainWithStringKey
     [Alias("Finish")]
     Task<ClusterRoundResult> FinishAsync();
 
-    /// <summary>Aborts the round with <paramref name="reason"/> (recorded in the ledger); nothing further is revealed.</summary>
+    /// <summary>
+    /// Aborts the round with <paramref name="reason"/> (recorded in the ledger); nothing further is revealed. A grain that
+    /// holds no round (its silo failed) throws <see cref="ClusterRoundAbortedException"/>: the driver records the abort.
+    /// </summary>
     [Alias("Abort")]
     Task AbortAsync(string reason);
 

@@ -29,7 +29,20 @@ internal sealed class LedgerGrain : Grain, ILedgerGrain
         }
 
         _state.State.Entries.Add(entry);
-        await _state.WriteStateAsync().ConfigureAwait(true);
+        try
+        {
+            await _state.WriteStateAsync().ConfigureAwait(true);
+        }
+        catch
+        {
+            // Not stored: take the entry back out, or the caller's retry would be answered "already recorded" and the
+            // outcome never stored. The activation goes too, so the next call reads what the storage holds (a write that
+            // did land before the failure is then found there, not written twice).
+            _state.State.Entries.Remove(entry);
+            DeactivateOnIdle();
+            throw;
+        }
+
         return true;
     }
 

@@ -205,11 +205,13 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
     public async Task AbortAsync(string reason)
     {
         ArgumentException.ThrowIfNullOrEmpty(reason);
-        if (_server is not null)
-        {
-            _server.Abort(reason);
-            await Ledger().RecordAsync(AbortEntry(reason)).ConfigureAwait(true);
-        }
+
+        // A grain without its round (its silo failed, it was reactivated here) cannot record the abort: it knows neither
+        // the round's federation nor its session. It says so, as every other call does, and the driver records the abort
+        // in the ledger itself (ClusterRoundServer.AbortAsync); returning quietly would lose the attempt from the ledger.
+        ServerRound server = Server();
+        server.Abort(reason);
+        await Ledger().RecordAsync(AbortEntry(reason)).ConfigureAwait(true);
     }
 
     public Task<ClusterRoundProgress> ProgressAsync()
