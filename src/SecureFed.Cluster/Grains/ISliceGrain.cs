@@ -40,6 +40,14 @@ public interface ISliceGrain : IGrainWithStringKey
     [Alias("Result")]
     Task<Orleans.Concurrency.Immutable<uint[]>> ResultAsync();
 
+    /// <summary>
+    /// Words [<paramref name="from"/>, <paramref name="from"/> + <paramref name="count"/>) of the unmasked slice (indices
+    /// within the slice), after <see cref="UnmaskAsync"/>, without ending the activation: the coordinator reads the sum's
+    /// tail (weight and evaluation slots) this way before it reads the slices in order with <see cref="ResultAsync"/>.
+    /// </summary>
+    [Alias("Words")]
+    Task<uint[]> WordsAsync(int from, int count);
+
     /// <summary>The address of the silo hosting this activation (for placement checks and operators).</summary>
     [Alias("Silo")]
     Task<string> SiloAsync();

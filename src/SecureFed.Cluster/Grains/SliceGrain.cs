@@ -161,6 +161,22 @@ internal sealed class SliceGrain : Grain, ISliceGrain
         return Task.FromResult(new Orleans.Concurrency.Immutable<uint[]>(_sum!));
     }
 
+    public Task<uint[]> WordsAsync(int from, int count)
+    {
+        RequireOpen();
+        if (!_unmasked)
+        {
+            throw new ClusterRoundAbortedException($"slice {this.GetPrimaryKeyString()} is not unmasked");
+        }
+
+        if (from < 0 || count < 0 || count > _length - from)
+        {
+            throw new ClusterProtocolException($"slice {this.GetPrimaryKeyString()}: words [{from}, {(long)from + count}) are not within its {_length} words");
+        }
+
+        return Task.FromResult(_sum.AsSpan(from, count).ToArray());
+    }
+
     public Task<string> SiloAsync() => Task.FromResult(_silo.SiloAddress.ToParsableString());
 
     public Task<string> EndpointAsync() => Task.FromResult(_endpoint.Url);
