@@ -136,15 +136,16 @@ public sealed class ClusterRoundClient
 
     /// <summary>
     /// Finishes the round as <see cref="FinishAsync"/> does, but leaves the unmasked slices in their grains: the returned
-    /// sum reads its tail from the grains that hold it, then the slices one after the other, in order (each slice grain
-    /// ends after its slice was read), so the reader never holds more than one slice of the sum.
+    /// sum reads its tail from the grains that hold it, then the slices one after the other, in order, a piece at a time
+    /// (each slice grain ends after its slice was read), so the reader never holds more than one piece of the sum.
     /// </summary>
     /// <param name="record">Told the whole sum's SHA-256 once the sum was read (<see cref="UnmaskedSum.RecordAsync"/>), if given.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
-    public async Task<(ClusterRoundResult Result, SlicedClusterSum Sum)> FinishBySliceAsync(Func<string, CancellationToken, Task>? record, CancellationToken cancellationToken)
+    /// <param name="pieceWords">Words read per grain call (<see cref="SlicedClusterSum.PieceWords"/>).</param>
+    public async Task<(ClusterRoundResult Result, SlicedClusterSum Sum)> FinishBySliceAsync(Func<string, CancellationToken, Task>? record, CancellationToken cancellationToken, int pieceWords = SlicedClusterSum.DefaultPieceWords)
     {
         ClusterRoundResult result = await Round.FinishAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
-        return (result, new SlicedClusterSum(this, result.Layout, record));
+        return (result, new SlicedClusterSum(this, result.Layout, record, pieceWords));
     }
 
     /// <summary>
