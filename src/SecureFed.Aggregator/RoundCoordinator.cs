@@ -499,9 +499,15 @@ public sealed class RoundCoordinator : BackgroundService
 
             stage = ProtocolStage.Unmasking;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            AggregationResult result = await CloseStageAsync(session, stage, server.FinishAsync, cancellationToken).ConfigureAwait(false);
-            AuditRejectedShares(session, result);
-            await CompleteAsync(session, result).ConfigureAwait(false);
+            SlicedRoundResult result = server is ISlicedRoundServer sliced
+                ? await CloseStageAsync(session, stage, sliced.FinishBySliceAsync, cancellationToken).ConfigureAwait(false)
+                : await CloseStageAsync(session, stage, async ct =>
+                {
+                    AggregationResult whole = await server.FinishAsync(ct).ConfigureAwait(false);
+                    return new SlicedRoundResult(whole.Contributors, whole.RejectedShares, UnmaskedSum.Whole(whole.Sum));
+                }, cancellationToken).ConfigureAwait(false);
+            AuditRejectedShares(session, result.RejectedShares);
+            await CompleteAsync(session, result, cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (RoundAbortedException ex)
@@ -536,9 +542,9 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>Audits every revealed share that was wrong and left out of the reconstruction, naming who revealed it.</summary>
-    private void AuditRejectedShares(RoundSession session, AggregationResult result)
+    private void AuditRejectedShares(RoundSession session, IReadOnlyList<RejectedShare> rejectedShares)
     {
-        foreach (IGrouping<int, RejectedShare> liar in result.RejectedShares.GroupBy(r => r.Responder))
+        foreach (IGrouping<int, RejectedShare> liar in rejectedShares.GroupBy(r => r.Responder))
         {
             string site = session.Parameters[liar.Key].Name;
             string owners = string.Join(", ", liar.Select(r => $"{(r.Kind == RevealedShareKind.SelfMaskSeed ? "b" : "s")}:{session.Parameters[r.Owner].Name}"));
@@ -605,24 +611,34 @@ public sealed class RoundCoordinator : BackgroundService
         return result;
     }
 
-    private async Task CompleteAsync(RoundSession session, AggregationResult result)
+    private async Task CompleteAsync(RoundSession session, SlicedRoundResult result, CancellationToken cancellationToken)
     {
-        // W must lie in [1, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound). Only the weight
-        // slot is decoded here; the coordinates are decoded once, a block at a time, by ApplyAggregate.
-        long decodedWeight = session.Codec.DecodeTotalWeight(result.Sum);
-        if (session.Codec.CheckTotalWeight(decodedWeight, result.Contributors.Count) is string badWeight)
+        // W must lie in [1, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound). The sum's tail
+        // (the weight slot, then any evaluation slots) is read first; the coordinates are then read once, in order, a run
+        // at a time, and decoded a block at a time into the next model (SumFusion): on the cluster the whole sum is never
+        // in this process, only one unmasked slice at a time.
+        UpdateCodec codec = session.Codec;
+        uint[] tail = await result.Sum.TailAsync(codec.ParameterCount, cancellationToken).ConfigureAwait(false);
+        long decodedWeight = codec.DecodeTotalWeightFromTail(tail);
+        if (codec.CheckTotalWeight(decodedWeight, result.Contributors.Count) is string badWeight)
         {
             throw new RoundAbortedException(ProtocolStage.Unmasking, badWeight);
         }
 
         // Each site sent ω_u·Δ_u with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u.
-        float[] next = FederatedAveraging.ApplyAggregate(session.BaseModel, session.Codec, result.Sum, _options.ServerLearningRate, out long totalWeight);
+        var fusion = new SumFusion(session.BaseModel, codec, decodedWeight, _options.ServerLearningRate, digest: result.Sum.RecordsDigest);
+        await result.Sum.ReadInOrderAsync(fusion.Add, cancellationToken).ConfigureAwait(false);
+        (float[] next, string? sumSha256) = fusion.Complete();
+        if (sumSha256 is not null)
+        {
+            await result.Sum.RecordAsync(sumSha256, cancellationToken).ConfigureAwait(false);
+        }
 
         // Federated evaluation of the round's starting model: only the sum over the contributors, published when at
         // least t of them scored it; an impossible sum withholds the score, never the model (PROTOCOL.md).
         string? evaluationNote = null;
-        FederatedEvaluation? evaluation = session.Codec.Evaluation is null ? null
-            : FederatedAveraging.Evaluate(session.Codec, result.Sum, result.Contributors.Count, session.Parameters.Threshold, out evaluationNote);
+        FederatedEvaluation? evaluation = codec.Evaluation is null ? null
+            : FederatedAveraging.EvaluateTail(codec, tail, result.Contributors.Count, session.Parameters.Threshold, out evaluationNote);
 
         string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
         long version = _state.Model.Version + 1;
@@ -637,7 +653,7 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("model_version", version)
             .Add("sha256", sha)
             .Add("participants", contributors)
-            .Add("total_weight", totalWeight));
+            .Add("total_weight", decodedWeight));
         AuditEvaluation(session, evaluation, evaluationNote);
         _state.Audit.Append(AuditEvents.PrivacySpent, f => f
             .Add("round", session.Round)

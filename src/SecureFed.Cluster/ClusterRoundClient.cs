@@ -1,3 +1,4 @@
+using SecureFed.Aggregator;
 using SecureFed.Cluster.Grains;
 using SecureFed.Protocol;
 
@@ -134,6 +135,20 @@ public sealed class ClusterRoundClient
     }
 
     /// <summary>
+    /// Finishes the round as <see cref="FinishAsync"/> does, but leaves the unmasked slices in their grains: the returned
+    /// sum reads its tail from the grains that hold it, then the slices one after the other, in order, a piece at a time
+    /// (each slice grain ends after its slice was read), so the reader never holds more than one piece of the sum.
+    /// </summary>
+    /// <param name="record">Told the whole sum's SHA-256 once the sum was read (<see cref="UnmaskedSum.RecordAsync"/>), if given.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <param name="pieceWords">Words read per grain call (<see cref="SlicedClusterSum.PieceWords"/>).</param>
+    public async Task<(ClusterRoundResult Result, SlicedClusterSum Sum)> FinishBySliceAsync(Func<string, CancellationToken, Task>? record, CancellationToken cancellationToken, int pieceWords = SlicedClusterSum.DefaultPieceWords)
+    {
+        ClusterRoundResult result = await Round.FinishAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        return (result, new SlicedClusterSum(this, result.Layout, record, pieceWords));
+    }
+
+    /// <summary>
     /// Copies unmasked slice <paramref name="k"/> into its place in <paramref name="sum"/> (slices are disjoint, so they
     /// may be gathered concurrently).
     /// </summary>
@@ -163,11 +178,23 @@ public sealed class ClusterRoundClient
     /// reason. Used by the round's driver, which also records an abort when the round grain itself was lost.
     /// </summary>
     public Task<bool> RecordAsync(string sessionId, AggregationResult? result, IReadOnlyList<Participant> participants, string? abortReason, CancellationToken cancellationToken)
+        => result is not null
+            ? RecordCompletedAsync(sessionId, SumDigest(result.Sum), result.Contributors, participants, cancellationToken)
+            : RecordAbortedAsync(sessionId, abortReason, cancellationToken);
+
+    /// <summary>Records the round as completed with the sum's SHA-256 (<see cref="SumDigest"/>, e.g. computed while the sum was read by slice) and its contributors.</summary>
+    public Task<bool> RecordCompletedAsync(string sessionId, string sumSha256, IEnumerable<int> contributors, IReadOnlyList<Participant> participants, CancellationToken cancellationToken)
     {
+        ArgumentException.ThrowIfNullOrEmpty(sumSha256);
+        ArgumentNullException.ThrowIfNull(contributors);
         ArgumentNullException.ThrowIfNull(participants);
-        LedgerEntry entry = result is not null
-            ? new LedgerEntry(RoundNumber, sessionId, Completed: true, SumDigest(result.Sum), [.. result.Contributors.Select(i => participants[i - 1].Name)], null, _time.GetUtcNow())
-            : new LedgerEntry(RoundNumber, sessionId, Completed: false, null, [], abortReason ?? "aborted", _time.GetUtcNow());
+        var entry = new LedgerEntry(RoundNumber, sessionId, Completed: true, sumSha256, [.. contributors.Select(i => participants[i - 1].Name)], null, _time.GetUtcNow());
+        return Ledger.RecordAsync(entry).WaitAsync(cancellationToken);
+    }
+
+    private Task<bool> RecordAbortedAsync(string sessionId, string? abortReason, CancellationToken cancellationToken)
+    {
+        var entry = new LedgerEntry(RoundNumber, sessionId, Completed: false, null, [], abortReason ?? "aborted", _time.GetUtcNow());
         return Ledger.RecordAsync(entry).WaitAsync(cancellationToken);
     }
 

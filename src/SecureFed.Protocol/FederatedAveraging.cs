@@ -216,4 +216,22 @@ public static class FederatedAveraging
 
         return evaluation;
     }
+
+    /// <summary>
+    /// As <see cref="Evaluate"/>, from the sum's tail only (its words from index d on:
+    /// <see cref="UpdateCodec.TailLength"/> of them).
+    /// </summary>
+    public static FederatedEvaluation? EvaluateTail(UpdateCodec codec, ReadOnlySpan<uint> tail, int contributors, int minimumEvaluators, out string? rejection)
+    {
+        ArgumentNullException.ThrowIfNull(codec);
+        ArgumentOutOfRangeException.ThrowIfLessThan(minimumEvaluators, 1);
+        FederatedEvaluation? evaluation = codec.DecodeEvaluationFromTail(tail, contributors, out rejection);
+        if (evaluation is not null && evaluation.Evaluators < minimumEvaluators)
+        {
+            rejection = $"only {evaluation.Evaluators} of {contributors} contributors scored the model; at least {minimumEvaluators} are needed before the federation's score is published";
+            return null;
+        }
+
+        return evaluation;
+    }
 }

@@ -161,6 +161,40 @@ public sealed class UpdateCodec
         return Evaluation.Decode(sum[EvaluationOffset..], contributors, BitWidth, out rejection);
     }
 
+    /// <summary>Words of the sum after its d coordinates: the weight slot, then any evaluation slots.</summary>
+    public int TailLength => VectorLength - ParameterCount;
+
+    /// <summary>
+    /// As <see cref="DecodeEvaluation"/>, from the sum's tail only (its words from index d on, <see cref="TailLength"/>
+    /// of them), so that a sum read a slice at a time need not be put together first.
+    /// </summary>
+    public FederatedEvaluation? DecodeEvaluationFromTail(ReadOnlySpan<uint> tail, int contributors, out string? rejection)
+    {
+        if (tail.Length != TailLength)
+        {
+            throw new ArgumentException($"Expected a tail of {TailLength} words; got {tail.Length}.", nameof(tail));
+        }
+
+        if (Evaluation is null)
+        {
+            rejection = "the round carries no federated evaluation";
+            return null;
+        }
+
+        return Evaluation.Decode(tail[1..], contributors, BitWidth, out rejection);
+    }
+
+    /// <summary>As <see cref="DecodeTotalWeight"/>, from the sum's tail only (its words from index d on).</summary>
+    public long DecodeTotalWeightFromTail(ReadOnlySpan<uint> tail)
+    {
+        if (tail.Length != TailLength)
+        {
+            throw new ArgumentException($"Expected a tail of {TailLength} words; got {tail.Length}.", nameof(tail));
+        }
+
+        return ModularVector.ToSigned(tail[0], BitWidth);
+    }
+
     /// <summary>The weight a site with <paramref name="examples"/> examples puts in its slot.</summary>
     public long Weight(long examples) => Math.Min(Math.Max(examples, 0), WeightCap);
 

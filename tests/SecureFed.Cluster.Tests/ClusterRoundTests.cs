@@ -44,6 +44,49 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
     }
 
     [Fact]
+    public async Task Round_FinishedBySlice_TailAndPiecesInOrderEqualSingleProcessSum()
+    {
+        const int M = 10_007;
+        const long round = 3;
+        const int n = 8;
+        using var script = new RoundScript(n, seed: 3, round, M, bitWidth: 24, degree: 7);
+        var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, round);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, (M + 2) / 3), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await script.ThroughShareKeysAsync(cluster, [1]);
+        await script.SendMaskedInputsAsync(cluster, Enumerable.Range(3, n - 2)); // site 2 drops before its input: its s is rebuilt
+        AggregationResult single = await script.ThroughUnmaskingAsync(cluster, []);
+
+        string? recorded = null;
+        (ClusterRoundResult result, SlicedClusterSum sum) = await cluster.FinishBySliceAsync(
+            (sha, _) => { recorded = sha; return Task.CompletedTask; }, CancellationToken.None, pieceWords: 1000).WaitAsync(RoundScript.Timeout);
+        uint[] tail = await sum.TailAsync(6000, CancellationToken.None).WaitAsync(RoundScript.Timeout); // across slices 1 and 2
+        uint[] gathered = new uint[M];
+        var pieces = new List<(int Offset, int Length)>();
+        await sum.ReadInOrderAsync((offset, words) =>
+        {
+            pieces.Add((offset, words.Length));
+            words.CopyTo(gathered.AsSpan(offset));
+        }, CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await sum.RecordAsync("digest", CancellationToken.None);
+
+        Assert.Equal(M, sum.Length);
+        Assert.Equal(single.Sum[6000..], tail);
+        Assert.Equal(single.Sum, gathered);
+        Assert.Equal(script.ExpectedSum(Enumerable.Range(3, n - 2)), gathered);
+        Assert.Equal(single.Contributors, result.Contributors);
+        Assert.All(pieces, p => Assert.InRange(p.Length, 1, 1000));
+        Assert.Equal(0, pieces[0].Offset);
+        for (int i = 1; i < pieces.Count; i++)
+        {
+            Assert.Equal(pieces[i - 1].Offset + pieces[i - 1].Length, pieces[i].Offset); // in order, each word once
+        }
+
+        Assert.Contains(pieces, p => p.Offset == result.Layout.Offset(1)); // no piece crosses a slice boundary
+        Assert.True(sum.RecordsDigest);
+        Assert.Equal("digest", recorded);
+    }
+
+    [Fact]
     public async Task SendMaskedInput_WordNotReduced_IsRefusedNamingSiteAndWordAndNotCounted()
     {
         const int M = 300;

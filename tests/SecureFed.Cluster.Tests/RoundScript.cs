@@ -92,6 +92,14 @@ internal sealed class RoundScript : IDisposable
     /// <summary>Stages 3 and 4 (sites in <paramref name="silentAfterInput"/> say nothing more) and both results.</summary>
     public async Task<(AggregationResult Single, AggregationResult Cluster)> FinishAsync(ClusterRoundClient cluster, IReadOnlyCollection<int> silentAfterInput)
     {
+        AggregationResult single = await ThroughUnmaskingAsync(cluster, silentAfterInput);
+        AggregationResult clustered = await cluster.FinishAsync(CancellationToken.None).WaitAsync(Timeout);
+        return (single, clustered);
+    }
+
+    /// <summary>Closes the masked input, consistency and unmasking stages on both sides and finishes the single process's round (the cluster's is left to the caller).</summary>
+    public async Task<AggregationResult> ThroughUnmaskingAsync(ClusterRoundClient cluster, IReadOnlyCollection<int> silentAfterInput)
+    {
         IReadOnlyList<int> survivors = Single.CloseMaskedInput();
         Assert.Equal(survivors, await cluster.Round.CloseMaskedInputAsync().WaitAsync(Timeout));
         foreach (int u in survivors.Where(u => !silentAfterInput.Contains(u)))
@@ -111,9 +119,7 @@ internal sealed class RoundScript : IDisposable
             Assert.True(await cluster.Round.AcceptUnmaskResponseAsync(response).WaitAsync(Timeout));
         }
 
-        AggregationResult single = Single.Finish(maxDegreeOfParallelism: 1);
-        AggregationResult clustered = await cluster.FinishAsync(CancellationToken.None).WaitAsync(Timeout);
-        return (single, clustered);
+        return Single.Finish(maxDegreeOfParallelism: 1);
     }
 
     public void Dispose()

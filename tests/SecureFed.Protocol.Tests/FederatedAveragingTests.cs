@@ -67,6 +67,33 @@ public sealed class FederatedAveragingTests
         Assert.Throws<ArgumentException>(() => codec.DecodeTotalWeight(sum.AsSpan(1)));
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void TailDecoders_SameAsWholeSumDecoders(bool evaluation)
+    {
+        UpdateCodec codec = Codec(300, evaluation);
+        (_, uint[] sum) = Round(codec, seed: 11);
+        uint[] tail = sum[codec.ParameterCount..];
+
+        Assert.Equal(codec.VectorLength - codec.ParameterCount, codec.TailLength);
+        Assert.Equal(codec.DecodeTotalWeight(sum), codec.DecodeTotalWeightFromTail(tail));
+        FederatedEvaluation? whole = FederatedAveraging.Evaluate(codec, sum, 5, 2, out string? wholeNote);
+        FederatedEvaluation? fromTail = FederatedAveraging.EvaluateTail(codec, tail, 5, 2, out string? tailNote);
+        Assert.Equal(wholeNote, tailNote);
+        Assert.Equal(whole is null, fromTail is null);
+        if (whole is not null)
+        {
+            Assert.Equal(whole.Evaluators, fromTail!.Evaluators);
+            Assert.Equal(whole.Overall, fromTail.Overall);
+            Assert.Equal(whole.PerType.Keys, fromTail.PerType.Keys);
+            Assert.Equal(whole.F1, fromTail.F1);
+        }
+
+        Assert.Throws<ArgumentException>(() => codec.DecodeTotalWeightFromTail(sum));
+        Assert.Throws<ArgumentException>(() => codec.DecodeEvaluationFromTail(tail.AsSpan(1), 5, out _));
+    }
+
     [Fact]
     public void ApplyAggregate_NonFiniteCoordinateInALaterBlock_AbortsTheRound()
     {

@@ -12,7 +12,7 @@ namespace SecureFed.Cluster.Front;
 /// A refusal of the cluster becomes the same <see cref="ProtocolViolationException"/> the single process throws; a round
 /// the cluster lost or aborted becomes a <see cref="RoundAbortedException"/> with the cluster's reason.
 /// </summary>
-internal sealed partial class ClusterRoundServer : IRoundServer
+internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundServer
 {
     /// <summary>How long an abort waits for the cluster before giving up (the round is recorded as aborted anyway).</summary>
     private static readonly TimeSpan AbortWait = TimeSpan.FromSeconds(10);
@@ -201,6 +201,43 @@ internal sealed partial class ClusterRoundServer : IRoundServer
         // The cluster's ledger (PostgreSQL) records the sum's digest; the coordinator's store and audit log record the model.
         await _client.RecordAsync(_sessionId, result, _participants, null, cancellationToken).ConfigureAwait(false);
         return result;
+    }
+
+    /// <summary>
+    /// The coordinator's end of the round (<see cref="RoundCoordinator"/>): the unmasked sum stays in the slice grains and is
+    /// read a slice at a time; once it was read, the cluster's ledger records its SHA-256, as <see cref="FinishAsync"/> does.
+    /// </summary>
+    public async Task<SlicedRoundResult> FinishBySliceAsync(CancellationToken cancellationToken)
+    {
+        ClusterRoundResult result = await CloseAsync(ProtocolStage.Unmasking, () => _client.Round.FinishAsync(), cancellationToken).ConfigureAwait(false);
+        var sum = new SlicedClusterSum(_client, result.Layout,
+            (sha, ct) => _client.RecordCompletedAsync(_sessionId, sha, result.Contributors, _participants, ct));
+        return new SlicedRoundResult(result.Contributors, result.RejectedShares, new GuardedSum(sum));
+    }
+
+    /// <summary>A sliced sum whose cluster failures become the protocol's exceptions, as every other call here.</summary>
+    private sealed class GuardedSum(SlicedClusterSum sum) : UnmaskedSum
+    {
+        public override int Length => sum.Length;
+
+        public override bool RecordsDigest => sum.RecordsDigest;
+
+        public override Task<uint[]> TailAsync(int offset, CancellationToken cancellationToken)
+            => CallAsync(ProtocolStage.Unmasking, () => sum.TailAsync(offset, cancellationToken), cancellationToken);
+
+        public override Task ReadInOrderAsync(SumPieceHandler consume, CancellationToken cancellationToken)
+            => CallAsync(ProtocolStage.Unmasking, async () =>
+            {
+                await sum.ReadInOrderAsync(consume, cancellationToken).ConfigureAwait(false);
+                return true;
+            }, cancellationToken);
+
+        public override Task RecordAsync(string sumSha256, CancellationToken cancellationToken)
+            => CallAsync(ProtocolStage.Unmasking, async () =>
+            {
+                await sum.RecordAsync(sumSha256, cancellationToken).ConfigureAwait(false);
+                return true;
+            }, cancellationToken);
     }
 
     public async Task AbortAsync(string reason, CancellationToken cancellationToken)

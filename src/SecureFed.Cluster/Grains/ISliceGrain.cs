@@ -40,6 +40,19 @@ public interface ISliceGrain : IGrainWithStringKey
     [Alias("Result")]
     Task<Orleans.Concurrency.Immutable<uint[]>> ResultAsync();
 
+    /// <summary>
+    /// Words [<paramref name="from"/>, <paramref name="from"/> + <paramref name="count"/>) of the unmasked slice (indices
+    /// within the slice), after <see cref="UnmaskAsync"/>, without ending the activation: the coordinator reads the sum's
+    /// tail (weight and evaluation slots) and then every slice, in order, a piece at a time this way, then calls
+    /// <see cref="EndAsync"/>.
+    /// </summary>
+    [Alias("Words")]
+    Task<uint[]> WordsAsync(int from, int count);
+
+    /// <summary>The slice was read (<see cref="WordsAsync"/>): the activation may go, as after <see cref="ResultAsync"/>.</summary>
+    [Alias("End")]
+    Task EndAsync();
+
     /// <summary>The address of the silo hosting this activation (for placement checks and operators).</summary>
     [Alias("Silo")]
     Task<string> SiloAsync();

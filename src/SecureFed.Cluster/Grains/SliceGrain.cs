@@ -112,8 +112,17 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     public Task<int[]> CloseAsync()
     {
         RequireOpen();
+        bool first = !_closed;
         _closed = true;
+        int dropped = _held.Count;
         _held.Clear();
+        if (first)
+        {
+            // Every chunk this slice held is now in its sum or dropped: garbage the size of n slices. Give it back before
+            // the unmasking and the end of the round allocate (the slice sent to the coordinator, the coordinator's next model).
+            RoundMemory.Release(4L * _length * (_committed.Count + dropped));
+        }
+
         return Task.FromResult(_committed.ToArray());
     }
 
@@ -159,6 +168,29 @@ internal sealed class SliceGrain : Grain, ISliceGrain
         // The slice is the round's output: the activation may go now.
         DeactivateOnIdle();
         return Task.FromResult(new Orleans.Concurrency.Immutable<uint[]>(_sum!));
+    }
+
+    public Task<uint[]> WordsAsync(int from, int count)
+    {
+        RequireOpen();
+        if (!_unmasked)
+        {
+            throw new ClusterRoundAbortedException($"slice {this.GetPrimaryKeyString()} is not unmasked");
+        }
+
+        if (from < 0 || count < 0 || count > _length - from)
+        {
+            throw new ClusterProtocolException($"slice {this.GetPrimaryKeyString()}: words [{from}, {(long)from + count}) are not within its {_length} words");
+        }
+
+        return Task.FromResult(_sum.AsSpan(from, count).ToArray());
+    }
+
+    public Task EndAsync()
+    {
+        // The slice is the round's output and was read: the activation may go now.
+        DeactivateOnIdle();
+        return Task.CompletedTask;
     }
 
     public Task<string> SiloAsync() => Task.FromResult(_silo.SiloAddress.ToParsableString());
