@@ -514,6 +514,8 @@ public sealed partial class ExperimentRunner
         ["server_beta1"] = _options.ServerBeta1,
         ["server_beta2"] = _options.ServerBeta2,
         ["server_tau"] = _options.ServerTau,
+        ["server_noise_correction"] = _options.ServerNoiseCorrection,
+        ["server_noise_floor"] = _options.ServerNoiseFloor,
         ["dp_precondition"] = _options.DpPrecondition,
         ["dp_precondition_floor"] = _options.DpPreconditionFloor,
         ["dp_precondition_per_tensor"] = _options.DpPreconditionPerTensor,

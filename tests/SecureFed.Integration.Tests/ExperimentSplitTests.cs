@@ -136,6 +136,19 @@ public sealed class ExperimentSplitTests : IDisposable
     }
 
     [Theory]
+    [InlineData("avg", 0.0, 1.0, "needs --server-optimizer adam")]
+    [InlineData("adam", 0.01, 1.0, "--lr-decay")]
+    [InlineData("adam", 0.0, 0.0, "noise floor")]
+    public void Validate_ServerNoiseCorrectionMisused_NamesWhy(string kind, double lrDecay, double floor, string named)
+    {
+        var options = new ExperimentOptions { DataDirectory = Corpus("n", 10, ["Disease"]), ServerOptimizerName = kind, ServerNoiseCorrection = true, LearningRateDecay = lrDecay, ServerNoiseFloor = floor };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains(named, error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(0.0)]
     [InlineData(1.5)]
     [InlineData(double.NaN)]
