@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using System.Security.Cryptography;
 using SecureFed.Protocol;
 
@@ -94,24 +93,5 @@ public sealed class SumFusion
         return (_next, sha);
     }
 
-    private static void Hash(IncrementalHash hash, ReadOnlySpan<uint> words)
-    {
-        if (BitConverter.IsLittleEndian)
-        {
-            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(words));
-            return;
-        }
-
-        Span<byte> block = stackalloc byte[4096];
-        for (int offset = 0; offset < words.Length; offset += 1024)
-        {
-            int count = Math.Min(1024, words.Length - offset);
-            for (int i = 0; i < count; i++)
-            {
-                BinaryPrimitives.WriteUInt32LittleEndian(block[(i * 4)..], words[offset + i]);
-            }
-
-            hash.AppendData(block[..(count * 4)]);
-        }
-    }
+    private static void Hash(IncrementalHash hash, ReadOnlySpan<uint> words) => WireEncoding.AppendWords(hash, words);
 }

@@ -207,14 +207,7 @@ public static class FederatedAveraging
     {
         ArgumentNullException.ThrowIfNull(codec);
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumEvaluators, 1);
-        FederatedEvaluation? evaluation = codec.DecodeEvaluation(sum, contributors, out rejection);
-        if (evaluation is not null && evaluation.Evaluators < minimumEvaluators)
-        {
-            rejection = $"only {evaluation.Evaluators} of {contributors} contributors scored the model; at least {minimumEvaluators} are needed before the federation's score is published";
-            return null;
-        }
-
-        return evaluation;
+        return PublishedOnly(codec.DecodeEvaluation(sum, contributors, out rejection), contributors, minimumEvaluators, ref rejection);
     }
 
     /// <summary>
@@ -225,7 +218,12 @@ public static class FederatedAveraging
     {
         ArgumentNullException.ThrowIfNull(codec);
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumEvaluators, 1);
-        FederatedEvaluation? evaluation = codec.DecodeEvaluationFromTail(tail, contributors, out rejection);
+        return PublishedOnly(codec.DecodeEvaluationFromTail(tail, contributors, out rejection), contributors, minimumEvaluators, ref rejection);
+    }
+
+    /// <summary>The decoded evaluation when at least <paramref name="minimumEvaluators"/> contributors scored the model; otherwise null with the reason.</summary>
+    private static FederatedEvaluation? PublishedOnly(FederatedEvaluation? evaluation, int contributors, int minimumEvaluators, ref string? rejection)
+    {
         if (evaluation is not null && evaluation.Evaluators < minimumEvaluators)
         {
             rejection = $"only {evaluation.Evaluators} of {contributors} contributors scored the model; at least {minimumEvaluators} are needed before the federation's score is published";

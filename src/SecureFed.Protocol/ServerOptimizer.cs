@@ -10,7 +10,8 @@ namespace SecureFed.Protocol;
 /// <item><see cref="ServerOptimizerKind.Average"/> (FedAvg): θ ← θ + η Δ.</item>
 /// <item><see cref="ServerOptimizerKind.Momentum"/> (FedAvgM): v ← β₁ v + Δ; θ ← θ + η v.</item>
 /// <item><see cref="ServerOptimizerKind.Adam"/> (FedAdam): m ← β₁ m + (1 − β₁) Δ; v ← β₂ v + (1 − β₂) Δ²;
-/// θ ← θ + η m / (√v + τ).</item>
+/// θ ← θ + η m / (√v + τ); with <see cref="ServerOptimizerOptions.NoiseVariance"/> Φ &gt; 0, DP-AdamBC's rule on the
+/// bias-corrected moments: θ ← θ + η m̂ / (√max(v̂ − Φ, floor Φ) + τ).</item>
 /// </list>
 /// It only post-processes the sum the aggregator learns anyway, so it costs no privacy and reveals nothing more. The
 /// state (m, v) belongs to the aggregator and persists across rounds; <see cref="ExportState"/> and

@@ -152,13 +152,7 @@ public sealed class UpdateCodec
             throw new ArgumentException($"Expected a sum of {VectorLength} words; got {sum.Length}.", nameof(sum));
         }
 
-        if (Evaluation is null)
-        {
-            rejection = "the round carries no federated evaluation";
-            return null;
-        }
-
-        return Evaluation.Decode(sum[EvaluationOffset..], contributors, BitWidth, out rejection);
+        return DecodeEvaluationFromTail(sum[ParameterCount..], contributors, out rejection);
     }
 
     /// <summary>Words of the sum after its d coordinates: the weight slot, then any evaluation slots.</summary>

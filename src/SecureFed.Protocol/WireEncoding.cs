@@ -14,6 +14,20 @@ public static class WireEncoding
     public static byte[] VectorDigest(ReadOnlySpan<uint> words)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        AppendWords(hash, words);
+        return hash.GetHashAndReset();
+    }
+
+    /// <summary>Appends the words to <paramref name="hash"/> as little-endian u32 (the encoding <see cref="VectorDigest"/> hashes), so a vector can be hashed run by run.</summary>
+    public static void AppendWords(IncrementalHash hash, ReadOnlySpan<uint> words)
+    {
+        ArgumentNullException.ThrowIfNull(hash);
+        if (BitConverter.IsLittleEndian)
+        {
+            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(words));
+            return;
+        }
+
         Span<byte> block = stackalloc byte[4096];
         for (int offset = 0; offset < words.Length; offset += 1024)
         {
@@ -25,8 +39,6 @@ public static class WireEncoding
 
             hash.AppendData(block[..(count * 4)]);
         }
-
-        return hash.GetHashAndReset();
     }
 
     /// <summary>Little-endian float32 encoding of a model.</summary>
