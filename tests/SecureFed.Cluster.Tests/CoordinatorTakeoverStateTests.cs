@@ -193,6 +193,28 @@ public sealed class CoordinatorTakeoverStateTests : IClassFixture<PostgresServer
         Assert.True(CoordinatorSnapshot.IsAllowedName("audit/checkpoints/12.checkpoint"));
     }
 
+    [Fact]
+    public void Restore_StagingLeftByAKilledRestore_RemovedSupersededAndOtherDirectoriesKept()
+    {
+        string target = Path.Combine(_directory, "data");
+        string abandoned = target + ".restoring-4-0badf00d";
+        string superseded = target + ".superseded-3-12345678";
+        string sibling = Path.Combine(_directory, "data-other.restoring-4-00000000"); // another data directory's staging
+        foreach (string d in new[] { abandoned, superseded, sibling })
+        {
+            Directory.CreateDirectory(d);
+            File.WriteAllBytes(Path.Combine(d, "aggregator.db"), [1, 2, 3]);
+        }
+
+        CoordinatorSnapshot.Restore(new Dictionary<string, byte[]> { ["aggregator.db"] = [9] }, target, 5);
+
+        Assert.False(Directory.Exists(abandoned), "the staging directory of the killed restore is still there");
+        Assert.True(File.Exists(Path.Combine(superseded, "aggregator.db")), "a superseded data directory was touched");
+        Assert.True(File.Exists(Path.Combine(sibling, "aggregator.db")), "another data directory's staging was touched");
+        Assert.Equal([9], File.ReadAllBytes(Path.Combine(target, "aggregator.db")));
+        Assert.Empty(Directory.EnumerateDirectories(_directory, "data.restoring-*"));
+    }
+
     private AggregatorOptions Options(FrontFederation federation, string data) => new()
     {
         Federation = federation.Federation,

@@ -158,6 +158,7 @@ public static class CoordinatorSnapshot
             throw new InvalidDataException($"the coordinator state in the cluster's database holds files a snapshot never holds: {string.Join(", ", bad)}; nothing was restored");
         }
 
+        RemoveAbandonedStaging(dataDirectory);
         string staged = $"{Path.GetFullPath(dataDirectory)}.restoring-{epoch}-{Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4))}";
         try
         {
@@ -182,6 +183,36 @@ public static class CoordinatorSnapshot
         }
 
         return staged;
+    }
+
+    /// <summary>
+    /// Deletes the staging directories (<c>&lt;dataDirectory&gt;.restoring-*</c>) that a restore killed midway left beside
+    /// <paramref name="dataDirectory"/> (a killed process never reaches its clean-up); only this silo restores into them,
+    /// one restore at a time under the lease. Data directories moved aside (<c>.superseded-*</c>) are never touched.
+    /// Returns the directories deleted.
+    /// </summary>
+    public static IReadOnlyList<string> RemoveAbandonedStaging(string dataDirectory)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(dataDirectory);
+        string full = Path.GetFullPath(dataDirectory).TrimEnd(Path.DirectorySeparatorChar);
+        string? parent = Path.GetDirectoryName(full);
+        if (parent is null || !Directory.Exists(parent))
+        {
+            return [];
+        }
+
+        string prefix = Path.GetFileName(full) + ".restoring-";
+        var removed = new List<string>();
+        foreach (string candidate in Directory.EnumerateDirectories(parent, prefix + "*"))
+        {
+            if (Path.GetFileName(candidate).StartsWith(prefix, StringComparison.Ordinal))
+            {
+                Directory.Delete(candidate, recursive: true);
+                removed.Add(candidate);
+            }
+        }
+
+        return removed;
     }
 
     /// <summary>
