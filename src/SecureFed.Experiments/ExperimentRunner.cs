@@ -247,7 +247,8 @@ public sealed partial class ExperimentRunner
     /// The server optimizer of an arm. With <see cref="ExperimentOptions.ServerNoiseCorrection"/> on a DP arm, Φ is the
     /// variance per coordinate of the patient-level noise in the averaged update: site s steps by
     /// −lr (Σ clipped + σₛ C z) / (q Nₛ) and the update weighs it by Nₛ / N, so Φ = (lr C / (q N))² Σₛ σₛ²
-    /// (σ² with the noise split across the sites, n σ² with each adding all of it).
+    /// (σ² with the noise split across the sites, n σ² with each adding all of it). The site-level noise of the
+    /// "+ site DP" arm is not in Φ (that arm's correction is too small by its variance).
     /// </summary>
     private ServerOptimizerOptions ServerOptimizerFor(ExperimentData data, DpSgdOptions? dp)
     {
