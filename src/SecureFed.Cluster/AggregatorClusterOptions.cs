@@ -82,6 +82,17 @@ public sealed class AggregatorClusterOptions
     public string AgentListen { get; set; } = "";
 
     /// <summary>
+    /// Security of the cluster's own ports (<see cref="SiloPort"/>, <see cref="GatewayPort"/>): <c>mutual</c> (mutual TLS
+    /// with the aggregator's certificate of <c>SecureFed:KitDirectory</c>, which every silo then needs; a peer must present
+    /// that same certificate: <see cref="ClusterTls"/>) or <c>off</c> (plain TCP, only where no one else can reach the
+    /// ports). Every silo of one cluster uses the same setting. <value>The default value is "mutual".</value>
+    /// </summary>
+    public string Tls { get; set; } = ClusterTls.Mutual;
+
+    /// <summary>Whether <see cref="Tls"/> asks for mutual TLS.</summary>
+    public bool MutualTls => string.Equals(Tls?.Trim(), ClusterTls.Mutual, StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
     /// The URL agents are told to upload this silo's slices to, from the address Kestrel listens on: an unspecified host
     /// (0.0.0.0, [::]) becomes <see cref="AdvertisedAddress"/>.
     /// </summary>
@@ -105,6 +116,11 @@ public sealed class AggregatorClusterOptions
         if (SiloPort == GatewayPort && SiloPort is > 0 and <= 65535)
         {
             errors.Add($"{Section}:SiloPort and {Section}:GatewayPort must differ, both are {SiloPort}.");
+        }
+
+        if (!MutualTls && !string.Equals(Tls?.Trim(), ClusterTls.Off, StringComparison.OrdinalIgnoreCase))
+        {
+            errors.Add($"{Section}:Tls must be '{ClusterTls.Mutual}' (mutual TLS with the aggregator's certificate, the default) or '{ClusterTls.Off}', got '{Tls}'.");
         }
 
         if (!IPAddress.TryParse(AdvertisedAddress, out _))
@@ -174,7 +190,7 @@ public sealed class AggregatorClusterOptions
     /// <see cref="Coordinator"/>) is refused instead of leaving the agents without an aggregator.
     /// </summary>
     /// <param name="listen">The configuration's <c>SecureFed:Listen</c>, or null when absent.</param>
-    /// <param name="kitDirectory">The configuration's <c>SecureFed:KitDirectory</c>, or null when absent (required with <see cref="AgentListen"/>).</param>
+    /// <param name="kitDirectory">The configuration's <c>SecureFed:KitDirectory</c>, or null when absent (required with <see cref="AgentListen"/> and with mutual <see cref="Tls"/>; the coordinator's aggregator settings require it anyway).</param>
     public IReadOnlyList<string> ValidateRole(string? listen, string? kitDirectory = null)
     {
         var errors = new List<string>();
@@ -186,6 +202,10 @@ public sealed class AggregatorClusterOptions
         if (!Coordinator && !string.IsNullOrWhiteSpace(AgentListen) && string.IsNullOrWhiteSpace(kitDirectory))
         {
             errors.Add($"SecureFed:KitDirectory is required with {Section}:AgentListen: the silo serves agents with the aggregator's kit (TLS certificate, federation CA, manifest).");
+        }
+        else if (!Coordinator && MutualTls && string.IsNullOrWhiteSpace(kitDirectory))
+        {
+            errors.Add($"SecureFed:KitDirectory is required on every silo while {Section}:Tls is '{ClusterTls.Mutual}' (the default): silo-to-silo and gateway connections are mutual TLS with the aggregator's certificate of that kit. Give this silo the aggregator's kit, or set {Section}:Tls to '{ClusterTls.Off}' on every silo of a cluster whose ports no one else can reach.");
         }
 
         return errors;

@@ -296,7 +296,10 @@ public static class FederationProvisioner
         }
 
         request.CertificateExtensions.Add(san.Build());
-        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(PeerTrust.ServerAuthOid)], false));
+        // serverAuth for the agents' connections; clientAuth because the silos of an aggregator cluster present this same
+        // certificate to each other (mutual TLS on the cluster's ports, docs/cluster.md). A site still cannot be impersonated
+        // with it: sites are identified by CN and their own thumbprint in the manifest (PeerTrust.IdentifySite).
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(PeerTrust.ServerAuthOid), new Oid(PeerTrust.ClientAuthOid)], false));
     }
 
     private static void AddClientExtensions(CertificateRequest request, string federation, string site)

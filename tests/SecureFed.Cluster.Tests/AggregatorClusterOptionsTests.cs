@@ -40,10 +40,10 @@ public sealed class AggregatorClusterOptionsTests
         var sliceOnly = new AggregatorClusterOptions();
         var coordinator = new AggregatorClusterOptions { Coordinator = true };
 
-        string problem = Assert.Single(sliceOnly.ValidateRole("https://127.0.0.1:7443"));
+        string problem = Assert.Single(sliceOnly.ValidateRole("https://127.0.0.1:7443", "/kits/aggregator"));
 
         Assert.StartsWith("SecureFed:Listen is set ('https://127.0.0.1:7443') but SecureFed:Cluster:Coordinator is false", problem, StringComparison.Ordinal);
-        Assert.Empty(sliceOnly.ValidateRole(null));
+        Assert.Empty(sliceOnly.ValidateRole(null, "/kits/aggregator"));
         Assert.Empty(coordinator.ValidateRole("https://127.0.0.1:7443"));
     }
 

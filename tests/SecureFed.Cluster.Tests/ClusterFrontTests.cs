@@ -79,7 +79,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         AssertAuditLogsVerify(fed, clusterData);
 
         // The sums were made by the cluster's grains: its ledger (PostgreSQL) has both rounds, completed, by all four sites.
-        LedgerEntry[] ledger = await LedgerAsync(silos.SlicesOnly, federation);
+        LedgerEntry[] ledger = await LedgerAsync(silos.SlicesOnly, federation, fed.Provisioned.AggregatorKitDirectory);
         Assert.Equal([1L, 2L], ledger.Select(e => e.Round).Order());
         Assert.All(ledger, e =>
         {
@@ -200,7 +200,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         Assert.Equal(0, report.CrossCheckMismatches);
         Assert.Equal(rounds, report.RoundsCompleted);
 
-        LedgerEntry[] ledger = await LedgerAsync(silos.SlicesOnly, federation);
+        LedgerEntry[] ledger = await LedgerAsync(silos.SlicesOnly, federation, fed.Provisioned.AggregatorKitDirectory);
         Assert.Equal([1L, 2L], ledger.Select(e => e.Round).Order());
         Assert.All(ledger, e => Assert.Equal(Sites, e.Contributors));
     }
@@ -283,7 +283,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         // Every completed round of the coordinator's store is there, completed, with the same contributors; every attempt
         // that was opened on the cluster and aborted is there as aborted with a reason. (An attempt whose opening already
         // failed never reached the cluster's round; it is only in the coordinator's store.)
-        LedgerEntry[] ledger = await LedgerAsync([silos.SlicesOnly[1]], federation);
+        LedgerEntry[] ledger = await LedgerAsync([silos.SlicesOnly[1]], federation, fed.Provisioned.AggregatorKitDirectory);
         string inLedger = "[" + string.Join("; ", ledger.Select(e => $"round {e.Round}: {(e.Completed ? "completed by " + string.Join(",", e.Contributors) : "aborted: " + e.AbortReason)}")) + "]";
         _output.WriteLine($"ledger: {inLedger}");
         long[] twice = [.. ledger.GroupBy(e => e.Round).Where(g => g.Count() > 1).Select(g => g.Key)];
@@ -340,9 +340,9 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         }
     }
 
-    private static async Task<LedgerEntry[]> LedgerAsync(IReadOnlyList<SiloProcess> silos, string federation)
+    private static async Task<LedgerEntry[]> LedgerAsync(IReadOnlyList<SiloProcess> silos, string federation, string aggregatorKit)
     {
-        using IHost client = await MultiProcessClusterTests.StartClientAsync(silos, federation);
+        using IHost client = await MultiProcessClusterTests.StartClientAsync(silos, federation, aggregatorKit);
         LedgerEntry[] entries = await client.Services.GetRequiredService<IClusterClient>().GetGrain<ILedgerGrain>(federation).EntriesAsync().WaitAsync(TimeSpan.FromSeconds(60));
         await client.StopAsync().WaitAsync(RoundScript.Timeout);
         return entries;
@@ -405,10 +405,11 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         Directory.CreateDirectory(dir);
         var silos = new Silos();
         string? agentListen = sliceKit is null ? null : "https://127.0.0.1:0";
+        string kit = sliceKit ?? (string)aggregator["KitDirectory"]; // every silo has the aggregator's kit: the cluster's ports run the default mutual TLS
         try
         {
-            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, null, agentListen, sliceKit));
-            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, null, agentListen, sliceKit));
+            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, null, agentListen, kit));
+            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, null, agentListen, kit));
             silos.Coordinator = await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, aggregator);
             return silos;
         }

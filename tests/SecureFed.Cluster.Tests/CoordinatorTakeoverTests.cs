@@ -45,7 +45,8 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         string silos = Path.Combine(_dir, "silos");
         Directory.CreateDirectory(silos);
 
-        using SiloProcess slices = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, null, null, null, ShortLease, null);
+        // Every silo holds the aggregator's kit: the cluster's ports run the default mutual TLS with its certificate.
+        using SiloProcess slices = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, null, null, fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
         using SiloProcess a = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
         Assert.Contains("coordinator lease acquired (epoch 1)", a.Output, StringComparison.Ordinal);
         using SiloProcess b = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,

@@ -122,9 +122,14 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
 
     private static Task<IHost> StartClientAsync(IReadOnlyList<SiloProcess> silos) => StartClientAsync(silos, Federation);
 
-    /// <summary>An Orleans client of <paramref name="federation"/>'s cluster through the gateways of <paramref name="silos"/>.</summary>
-    internal static async Task<IHost> StartClientAsync(IReadOnlyList<SiloProcess> silos, string federation)
+    /// <summary>
+    /// An Orleans client of <paramref name="federation"/>'s cluster through the gateways of <paramref name="silos"/>; with
+    /// <paramref name="aggregatorKit"/> over the cluster's mutual TLS with that kit's certificate (silos that have the kit),
+    /// else plain TCP (kit-less silos, <c>Tls</c> off).
+    /// </summary>
+    internal static async Task<IHost> StartClientAsync(IReadOnlyList<SiloProcess> silos, string federation, string? aggregatorKit = null)
     {
+        SecureFed.Federation.PartyKit? kit = aggregatorKit is null ? null : SecureFed.Federation.PartyKit.Load(aggregatorKit); // lives as long as the client: its certificate is used on every connection
         HostApplicationBuilder builder = Host.CreateApplicationBuilder();
         builder.UseOrleansClient(client =>
         {
@@ -135,6 +140,10 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
                 o.ServiceId = ClusterHost.ServiceId;
             });
             client.Configure<ClientMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(20));
+            if (kit is not null)
+            {
+                client.UseTls(kit.TlsCertificate, tls => ClusterTls.Configure(tls, kit));
+            }
         });
         IHost host = builder.Build();
         await host.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));

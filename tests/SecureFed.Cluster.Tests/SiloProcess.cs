@@ -80,6 +80,13 @@ internal sealed class SiloProcess : IDisposable
             secureFed["KitDirectory"] = kitDirectory;
         }
 
+        if (!secureFed.ContainsKey("KitDirectory") && !clusterSection.ContainsKey("Tls"))
+        {
+            // A silo without the aggregator's kit cannot run the default mutual TLS: membership and grain tests on
+            // loopback run plain TCP (every silo of such a test is kit-less); the front, kill and takeover tests give every silo the kit.
+            clusterSection["Tls"] = "off";
+        }
+
         await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new { SecureFed = secureFed }));
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add(CliPath());

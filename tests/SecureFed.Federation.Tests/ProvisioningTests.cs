@@ -78,7 +78,7 @@ public sealed class ProvisioningTests(ProvisionedFederation federation) : IClass
     }
 
     [Fact]
-    public void Provision_ServerCertificate_HasHostLocalhostLoopbackAndServerAuth()
+    public void Provision_ServerCertificate_HasHostLocalhostLoopbackServerAuthAndClientAuthForTheCluster()
     {
         using X509Certificate2 cert = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(federation.Root, "aggregator", "tls.crt"));
         Assert.Equal("aggregator", cert.GetNameInfo(X509NameType.SimpleName, false));
@@ -87,7 +87,7 @@ public sealed class ProvisioningTests(ProvisionedFederation federation) : IClass
         Assert.Contains("localhost", san.EnumerateDnsNames());
         Assert.Contains(System.Net.IPAddress.Loopback, san.EnumerateIPAddresses());
         X509EnhancedKeyUsageExtension eku = cert.Extensions.OfType<X509EnhancedKeyUsageExtension>().Single();
-        Assert.Equal([PeerTrust.ServerAuthOid], eku.EnhancedKeyUsages.Cast<Oid>().Select(o => o.Value));
+        Assert.Equal([PeerTrust.ServerAuthOid, PeerTrust.ClientAuthOid], eku.EnhancedKeyUsages.Cast<Oid>().Select(o => o.Value));
         Assert.True(cert.MatchesHostname("agg.example.org"));
         Assert.True(cert.MatchesHostname("localhost"));
     }

@@ -178,11 +178,19 @@ internal static class ServiceCommands
             throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", problems));
         }
 
-        using IHost silo = ClusterHost.BuildSilo(federation!, options);
+        // Mutual TLS on the silo and gateway ports with the aggregator's certificate (docs/cluster.md, "TLS between silos").
+        using Federation.PartyKit? siloKit = options.MutualTls ? LoadAggregatorKit(configuration["SecureFed:KitDirectory"]!) : null;
+        if (siloKit is not null && ClusterTls.Problem(siloKit) is string tlsProblem)
+        {
+            throw new UsageException($"SecureFed:KitDirectory {tlsProblem}");
+        }
+
+        using IHost silo = ClusterHost.BuildSilo(federation!, options, siloKit);
         await silo.StartAsync(cancellationToken).ConfigureAwait(false);
         string role = options.Coordinator ? "coordinator" : "slices only";
+        string tls = options.MutualTls ? "mutual TLS with the aggregator's certificate" : "NO TLS (Cluster:Tls is off)";
         await output.WriteLineAsync(FormattableString.Invariant(
-            $"aggregator cluster silo of '{federation}' listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}, membership in PostgreSQL, {role}); Ctrl+C to stop")).ConfigureAwait(false);
+            $"aggregator cluster silo of '{federation}' listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}, {tls}, membership in PostgreSQL, {role}); Ctrl+C to stop")).ConfigureAwait(false);
         if (options.Coordinator)
         {
             // Coordinator-eligible: drive rounds only while holding the coordinator lease (docs/cluster.md §6). Wait for it,
@@ -240,14 +248,11 @@ internal static class ServiceCommands
             if (!string.IsNullOrWhiteSpace(options.AgentListen))
             {
                 // A slice silo serving agents the slices it hosts (protocol version 4, docs/cluster.md §6).
-                kit = Federation.PartyKit.Load(configuration["SecureFed:KitDirectory"]!);
-                if (!kit.IsAggregator)
-                {
-                    throw new UsageException($"SecureFed:KitDirectory {kit.Directory}: this is the kit of site '{kit.Name}', not the aggregator's.");
-                }
+                kit = siloKit is null ? LoadAggregatorKit(configuration["SecureFed:KitDirectory"]!) : null;
+                Federation.PartyKit serving = siloKit ?? kit!;
 
                 int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
-                sliceFront = new Cluster.Front.SliceFront(federation!, kit, silo.Services.GetRequiredService<IGrainFactory>(),
+                sliceFront = new Cluster.Front.SliceFront(federation!, serving, silo.Services.GetRequiredService<IGrainFactory>(),
                     silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString(), uploads);
                 front = Cluster.Front.SliceFrontHost.Build(new Uri(options.AgentListen), sliceFront);
                 await front.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -276,6 +281,30 @@ internal static class ServiceCommands
 
         await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
         return CliApp.ExitOk;
+    }
+
+    /// <summary>The aggregator's kit of a silo's <c>SecureFed:KitDirectory</c>; a site's kit or a broken one is a usage error naming it.</summary>
+    private static Federation.PartyKit LoadAggregatorKit(string directory)
+    {
+        Federation.PartyKit kit;
+        try
+        {
+            kit = Federation.PartyKit.Load(directory);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new UsageException($"SecureFed:KitDirectory: {ex.Message}");
+        }
+
+        if (!kit.IsAggregator)
+        {
+            string name = kit.Name;
+            string dir = kit.Directory;
+            kit.Dispose();
+            throw new UsageException($"SecureFed:KitDirectory {dir}: this is the kit of site '{name}', not the aggregator's.");
+        }
+
+        return kit;
     }
 
     /// <summary>JSON file + environment + command-line overrides, with relative paths resolved against the file.</summary>

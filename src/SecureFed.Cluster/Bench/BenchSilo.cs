@@ -40,7 +40,9 @@ internal sealed class BenchSilo : IDisposable
             SecureFed = new
             {
                 Federation = federation,
-                Cluster = new { SiloPort = siloPort, GatewayPort = gatewayPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString },
+                // The grain-level benchmark's silos have no aggregator kit: plain TCP on loopback (the product's default is
+                // mutual TLS; `bench cluster --front grpc` runs with it).
+                Cluster = new { SiloPort = siloPort, GatewayPort = gatewayPort, AdvertisedAddress = "127.0.0.1", ConnectionString = connectionString, Tls = ClusterTls.Off },
             },
         }), cancellationToken).ConfigureAwait(false);
         ProcessStartInfo info = cli(["aggregator", "--config", config]);
