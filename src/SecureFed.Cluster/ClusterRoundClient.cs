@@ -18,7 +18,18 @@ public sealed class ClusterRoundClient
 
     /// <summary>Creates the client for round <paramref name="round"/> of <paramref name="federation"/>.</summary>
     public ClusterRoundClient(IGrainFactory grains, string federation, long round, TimeProvider? time = null)
+        : this(grains, federation, round, epoch: 0, time)
     {
+    }
+
+    /// <summary>
+    /// As above, for the coordinator holding lease epoch <paramref name="epoch"/> (docs/cluster.md §6): its ledger
+    /// records carry the epoch, and the ledger refuses a completed round from an epoch lower than one it has seen.
+    /// </summary>
+    public ClusterRoundClient(IGrainFactory grains, string federation, long round, long epoch, TimeProvider? time = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        Epoch = epoch;
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentException.ThrowIfNullOrEmpty(federation);
         _grains = grains;
@@ -31,6 +42,9 @@ public sealed class ClusterRoundClient
 
     /// <summary>The federation.</summary>
     public string Federation { get; }
+
+    /// <summary>The coordinator lease epoch this client records outcomes under (0: no lease).</summary>
+    public long Epoch { get; }
 
     /// <summary>The round number.</summary>
     public long RoundNumber { get; }
@@ -188,13 +202,13 @@ public sealed class ClusterRoundClient
         ArgumentException.ThrowIfNullOrEmpty(sumSha256);
         ArgumentNullException.ThrowIfNull(contributors);
         ArgumentNullException.ThrowIfNull(participants);
-        var entry = new LedgerEntry(RoundNumber, sessionId, Completed: true, sumSha256, [.. contributors.Select(i => participants[i - 1].Name)], null, _time.GetUtcNow());
+        var entry = new LedgerEntry(RoundNumber, sessionId, Completed: true, sumSha256, [.. contributors.Select(i => participants[i - 1].Name)], null, _time.GetUtcNow(), Epoch);
         return Ledger.RecordAsync(entry).WaitAsync(cancellationToken);
     }
 
     private Task<bool> RecordAbortedAsync(string sessionId, string? abortReason, CancellationToken cancellationToken)
     {
-        var entry = new LedgerEntry(RoundNumber, sessionId, Completed: false, null, [], abortReason ?? "aborted", _time.GetUtcNow());
+        var entry = new LedgerEntry(RoundNumber, sessionId, Completed: false, null, [], abortReason ?? "aborted", _time.GetUtcNow(), Epoch);
         return Ledger.RecordAsync(entry).WaitAsync(cancellationToken);
     }
 

@@ -45,6 +45,38 @@ public sealed class LedgerGrainTests : IAsyncLifetime
         Assert.Equal([entry], await ledger.EntriesAsync().WaitAsync(RoundScript.Timeout));
     }
 
+    [Fact]
+    public async Task RecordAsync_CompletedFromAnEarlierLeaseEpoch_RefusedEvenAfterReactivation_AbortStillRecorded()
+    {
+        // Arrange: coordinator A (epoch 1) recorded round 1; B took over (epoch 2) and recorded the abort of round 2.
+        const string federation = "ledger-epochs";
+        ILedgerGrain ledger = _cluster.GrainFactory.GetGrain<ILedgerGrain>(federation);
+        var round1 = new LedgerEntry(1, "s1", Completed: true, "aa", ["site-a", "site-b"], null, DateTimeOffset.UnixEpoch, Epoch: 1);
+        var round2Abort = new LedgerEntry(2, "s2", Completed: false, null, [], "the coordinator stopped while the round was open", DateTimeOffset.UnixEpoch, Epoch: 2);
+        Assert.True(await ledger.RecordAsync(round1).WaitAsync(RoundScript.Timeout));
+        Assert.True(await ledger.RecordAsync(round2Abort).WaitAsync(RoundScript.Timeout));
+
+        // Act + assert: A, still believing it holds the lease, completes another attempt: refused, naming both epochs.
+        var stale = new LedgerEntry(2, "s2-retry", Completed: true, "bb", ["site-a", "site-b"], null, DateTimeOffset.UnixEpoch, Epoch: 1);
+        var ex = await Assert.ThrowsAsync<ClusterProtocolException>(() => ledger.RecordAsync(stale).WaitAsync(RoundScript.Timeout));
+        Assert.Contains("from coordinator lease epoch 1, but epoch 2 has recorded outcomes since", ex.Message, StringComparison.Ordinal);
+
+        // The epoch is stored with the entries: a new activation (e.g. on another silo) refuses it too.
+        await _cluster.GrainFactory.GetGrain<IManagementGrain>(0).ForceActivationCollection(TimeSpan.Zero).WaitAsync(RoundScript.Timeout);
+        await Assert.ThrowsAsync<ClusterProtocolException>(() => ledger.RecordAsync(stale with { SessionId = "s2-again" }).WaitAsync(RoundScript.Timeout));
+        Assert.Equal(2, FlakyStorage.StoredEpoch(federation));
+
+        // A's attempt may still be recorded as aborted (it reveals nothing), and B goes on.
+        var staleAbort = new LedgerEntry(2, "s2-retry", Completed: false, null, [], "lease lost", DateTimeOffset.UnixEpoch, Epoch: 1);
+        Assert.True(await ledger.RecordAsync(staleAbort).WaitAsync(RoundScript.Timeout));
+        var round3 = new LedgerEntry(3, "s3", Completed: true, "cc", ["site-a", "site-b"], null, DateTimeOffset.UnixEpoch, Epoch: 2);
+        Assert.True(await ledger.RecordAsync(round3).WaitAsync(RoundScript.Timeout));
+        LedgerEntry[] entries = await ledger.EntriesAsync().WaitAsync(RoundScript.Timeout);
+        Assert.Equal(
+            new[] { round1, round2Abort, staleAbort, round3 }.Select(e => (e.Round, e.SessionId, e.Completed, e.Epoch)),
+            entries.Select(e => (e.Round, e.SessionId, e.Completed, e.Epoch)));
+    }
+
     private sealed class SiloConfigurator : ISiloConfigurator
     {
         public void Configure(ISiloBuilder siloBuilder)
@@ -64,12 +96,14 @@ public sealed class LedgerGrainTests : IAsyncLifetime
 
         public static LedgerEntry[] Stored(string key) => Rows.TryGetValue(key, out var row) ? [.. row.State.Entries] : [];
 
+        public static long StoredEpoch(string key) => Rows.TryGetValue(key, out var row) ? row.State.Epoch : -1;
+
         public Task ReadStateAsync<T>(string stateName, GrainId grainId, IGrainState<T> grainState)
         {
             string key = grainId.Key.ToString()!;
             if (Rows.TryGetValue(key, out var row))
             {
-                grainState.State = (T)(object)new LedgerState { Entries = [.. row.State.Entries] };
+                grainState.State = (T)(object)new LedgerState { Entries = [.. row.State.Entries], Epoch = row.State.Epoch };
                 grainState.ETag = row.Version.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 grainState.RecordExists = true;
             }
@@ -98,7 +132,7 @@ public sealed class LedgerGrainTests : IAsyncLifetime
             }
 
             var state = (LedgerState)(object)grainState.State!;
-            Rows[key] = (new LedgerState { Entries = [.. state.Entries] }, current + 1);
+            Rows[key] = (new LedgerState { Entries = [.. state.Entries], Epoch = state.Epoch }, current + 1);
             grainState.ETag = (current + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
             grainState.RecordExists = true;
             return Task.CompletedTask;

@@ -218,7 +218,7 @@ internal static class ServiceCommands
             // The coordinator's own grain factory: calls to a slice grain go straight to the silo that hosts it.
             var servers = new Cluster.Front.ClusterRoundServerFactory(silo.Services.GetRequiredService<IGrainFactory>(), options.SliceSize,
                 silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front"),
-                silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString());
+                silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString(), fence.Epoch);
             try
             {
                 // The coordinator serves the slices it hosts on its own Listen address (protocol version 4): known before the

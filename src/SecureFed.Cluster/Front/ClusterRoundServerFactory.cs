@@ -14,6 +14,7 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
     private readonly int _sliceSize;
     private readonly ILogger _logger;
     private readonly string? _localSilo;
+    private readonly long _epoch;
 
     /// <summary>Creates the factory over <paramref name="grains"/> (the coordinator silo's own grain factory).</summary>
     public ClusterRoundServerFactory(IGrainFactory grains, int sliceSize, ILogger logger)
@@ -26,7 +27,18 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
     /// upload (protocol version 4) of a slice hosted elsewhere is refused there before its words are read.
     /// </summary>
     public ClusterRoundServerFactory(IGrainFactory grains, int sliceSize, ILogger logger, string? localSilo)
+        : this(grains, sliceSize, logger, localSilo, epoch: 0)
     {
+    }
+
+    /// <summary>
+    /// As above, for the coordinator holding lease epoch <paramref name="epoch"/>: every round's ledger records carry it,
+    /// so the ledger refuses a completed round from this coordinator once a later epoch has recorded (docs/cluster.md §6).
+    /// </summary>
+    public ClusterRoundServerFactory(IGrainFactory grains, int sliceSize, ILogger logger, string? localSilo, long epoch)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(epoch);
+        _epoch = epoch;
         _localSilo = localSilo;
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(sliceSize);
@@ -40,7 +52,7 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
     public async Task<IRoundServer> OpenAsync(RoundParameters parameters, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(parameters);
-        var client = new ClusterRoundClient(_grains, parameters.FederationId, parameters.Round);
+        var client = new ClusterRoundClient(_grains, parameters.FederationId, parameters.Round, _epoch);
         ClusterRoundSpec spec = ClusterRoundSpec.From(parameters, _sliceSize);
         await client.OpenAsync(spec, cancellationToken).ConfigureAwait(false);
         SliceLayout layout = spec.Layout;

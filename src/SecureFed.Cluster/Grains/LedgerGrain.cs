@@ -28,7 +28,18 @@ internal sealed class LedgerGrain : Grain, ILedgerGrain
                 $"round {entry.Round} (session {entry.SessionId}) is already recorded as {(existing.Completed ? "completed" : "aborted")}; refusing a different outcome");
         }
 
+        // Fencing by the coordinator lease epoch: once a coordinator of epoch N has written, a coordinator of a lower epoch
+        // (it lost its lease and does not know it yet, e.g. after a long pause) cannot record a completed round. It may still
+        // record an abort: that reveals nothing and tells the auditor what happened to its attempt.
+        long epochBefore = _state.State.Epoch;
+        if (entry.Completed && entry.Epoch < epochBefore)
+        {
+            throw new ClusterProtocolException(
+                $"round {entry.Round} (session {entry.SessionId}): a completed outcome from coordinator lease epoch {entry.Epoch}, but epoch {epochBefore} has recorded outcomes since; a coordinator that lost its lease cannot record a completed round");
+        }
+
         _state.State.Entries.Add(entry);
+        _state.State.Epoch = Math.Max(epochBefore, entry.Epoch);
         try
         {
             await _state.WriteStateAsync().ConfigureAwait(true);
@@ -39,6 +50,7 @@ internal sealed class LedgerGrain : Grain, ILedgerGrain
             // outcome never stored. The activation goes too, so the next call reads what the storage holds (a write that
             // did land before the failure is then found there, not written twice).
             _state.State.Entries.Remove(entry);
+            _state.State.Epoch = epochBefore;
             DeactivateOnIdle();
             throw;
         }
