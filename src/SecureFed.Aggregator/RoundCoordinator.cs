@@ -389,6 +389,7 @@ public sealed class RoundCoordinator : BackgroundService
             _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("round", round).Add("stage", StageName(ProtocolStage.AdvertiseKeys)).Add("reason", reason));
             Log.RoundAborted(_logger, round, StageName(ProtocolStage.AdvertiseKeys), reason);
             _telemetry?.RoundAborted(round, StageName(ProtocolStage.AdvertiseKeys), reason);
+            await RecordOpenFailedAsync(parameters, reason, cancellationToken).ConfigureAwait(false);
             return (null, false);
         }
 
@@ -700,6 +701,22 @@ public sealed class RoundCoordinator : BackgroundService
             FalseNegatives = (ulong)c.FalseNegatives,
             F1 = c.F1,
         };
+    }
+
+    /// <summary>
+    /// Tells the round servers' own ledger (the cluster's) that the attempt could not be opened; best effort, at most
+    /// 10 s: the round store and the audit log already say so, and the cause may keep that ledger out of reach too.
+    /// </summary>
+    private async Task RecordOpenFailedAsync(RoundParameters parameters, string reason, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _servers.RecordOpenFailedAsync(parameters, reason, cancellationToken).WaitAsync(TimeSpan.FromSeconds(10), _time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Log.OpenFailureNotRecorded(_logger, parameters.Round, ex.Message.Split('\n', 2)[0].TrimEnd('\r'));
+        }
     }
 
     /// <summary>Audits (and logs) the federation's score of the round's starting model, or why none was published.</summary>

@@ -135,6 +135,22 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
     }
 
     [Fact]
+    public async Task RecordOpenFailed_AttemptInTheLedgerAbortedWithTheReasonAndTheLeaseEpoch()
+    {
+        // A federation of its own: the entries carry epoch 7, after which the ledger refuses completions of lower epochs.
+        using var script = new RoundScript(4, seed: 17, round: 3, 300, bitWidth: 32, degree: 3, federation: "cluster-open-failed");
+        var factory = new Front.ClusterRoundServerFactory(_cluster.Grains, 100, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, localSilo: null, epoch: 7);
+
+        await factory.RecordOpenFailedAsync(script.Parameters, "the round could not be opened: OrleansMessageRejectionException: unreachable (test)", CancellationToken.None)
+            .WaitAsync(RoundScript.Timeout);
+
+        LedgerEntry[] ledger = await _cluster.Grains.GetGrain<ILedgerGrain>("cluster-open-failed").EntriesAsync().WaitAsync(RoundScript.Timeout);
+        LedgerEntry entry = Assert.Single(ledger);
+        Assert.Equal((3L, script.Parameters.SessionId, false, 7L), (entry.Round, entry.SessionId, entry.Completed, entry.Epoch));
+        Assert.Equal("the round could not be opened: OrleansMessageRejectionException: unreachable (test)", entry.AbortReason);
+    }
+
+    [Fact]
     public async Task RoundGrain_NeverOpened_AbortsNamingTheLostState()
     {
         IRoundGrain lost = _cluster.Grains.GetGrain<IRoundGrain>(ClusterKeys.Round("cluster-test", 999));

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
+using SecureFed.Protocol;
 
 namespace SecureFed.Cluster.Tests;
 
@@ -64,6 +65,38 @@ public sealed class CoordinatorFenceTests : IDisposable
         Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(data)).Ok);
     }
 
+    [Fact]
+    public async Task OpenRound_ServersCannotOpenTheFirstAttempt_AbortedRecordedInTheirLedgerThenNextAttemptCompletes()
+    {
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed-open"), "open-fails", ["site-a", "site-b", "site-c"]);
+        string data = Path.Combine(_dir, "aggregator-open");
+        Dictionary<string, string?> settings = FrontFederation.Flatten(fed.AggregatorSettings(data, 0, rounds: 1));
+        settings["SecureFed:Federation"] = "open-fails";
+        settings["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        var servers = new FirstOpenFails();
+        WebApplication app = AggregatorHost.Build(configuration, (Func<float[]>?)null, servers, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        await using (app)
+        {
+            await app.StartAsync().WaitAsync(Timeout);
+            RoundCoordinator coordinator = app.Services.GetRequiredService<RoundCoordinator>();
+            fed.StartAgents(AggregatorHost.BoundAddress(app), "agents-open");
+            await coordinator.Finished.WaitAsync(Timeout);
+            Assert.Null(coordinator.Failure);
+            await fed.StopAgentsAsync();
+            await app.StopAsync().WaitAsync(Timeout);
+        }
+
+        using AggregatorStore store = AggregatorStore.Open(AggregatorState.StorePath(data));
+        IReadOnlyList<RoundRecord> rounds = store.ListRounds();
+        Assert.Equal([RoundStatus.Aborted, RoundStatus.Completed], rounds.Select(r => r.Status));
+        (RoundParameters failed, string reason) = Assert.Single(servers.Recorded);
+        Assert.Equal(1, failed.Round);
+        Assert.Equal(rounds[0].AbortReason, reason);
+        Assert.Equal("the round could not be opened: InvalidOperationException: no silo could host slice 1 (test)", reason);
+        Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(data)).Ok);
+    }
+
     public void Dispose()
     {
         try
@@ -72,6 +105,25 @@ public sealed class CoordinatorFenceTests : IDisposable
         }
         catch (IOException)
         {
+        }
+    }
+
+    /// <summary>Round servers in this process whose first open fails, recording what the coordinator reports of it.</summary>
+    private sealed class FirstOpenFails : IRoundServerFactory
+    {
+        private int _opens;
+
+        public System.Collections.Concurrent.ConcurrentQueue<(RoundParameters Parameters, string Reason)> Recorded { get; } = new();
+
+        public Task<IRoundServer> OpenAsync(RoundParameters parameters, CancellationToken cancellationToken) =>
+            Interlocked.Increment(ref _opens) == 1
+                ? throw new InvalidOperationException("no silo could host slice 1 (test)")
+                : LocalRoundServerFactory.Instance.OpenAsync(parameters, cancellationToken);
+
+        public Task RecordOpenFailedAsync(RoundParameters parameters, string reason, CancellationToken cancellationToken)
+        {
+            Recorded.Enqueue((parameters, reason));
+            return Task.CompletedTask;
         }
     }
 

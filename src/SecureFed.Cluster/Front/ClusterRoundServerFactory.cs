@@ -66,6 +66,16 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
         return new ClusterRoundServer(client, parameters, _logger, uploads, _localSilo);
     }
 
+    /// <inheritdoc />
+    /// <remarks>The cluster's ledger grain gets the attempt as aborted with the reason, under this coordinator's lease epoch.</remarks>
+    public Task RecordOpenFailedAsync(RoundParameters parameters, string reason, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        var client = new ClusterRoundClient(_grains, parameters.FederationId, parameters.Round, _epoch);
+        return client.RecordAsync(parameters.SessionId, result: null, parameters.Participants, reason, cancellationToken);
+    }
+
     /// <summary>
     /// The version-4 layout when every slice's silo serves agents (<paramref name="endpoints"/>[k] not empty); otherwise
     /// null, and the round takes whole vectors only (version 3) — an agent could not upload a slice whose silo has no endpoint.
