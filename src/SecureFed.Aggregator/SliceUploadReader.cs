@@ -32,6 +32,63 @@ public static class SliceUploadReader
     }
 
     /// <summary>
+    /// Reads the stream's chunks, <paramref name="first"/> included, with the same checks of their framing as
+    /// <see cref="ReadAsync"/> (size, order, total length), and hands each chunk's words to <paramref name="piece"/> with
+    /// their offset in the slice as they arrive, so at most one chunk is buffered. The digest is the receiver's to check
+    /// (the words are not kept). Returns the refusal, or null once all <paramref name="length"/> words were handed over.
+    /// </summary>
+    public static async Task<SliceUploadRefusal?> StreamAsync(MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> stream, int length, int slice, Func<Google.Protobuf.Collections.RepeatedField<uint>, int, Task> piece, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(piece);
+        int received = 0;
+        MaskedInputChunk chunk = first;
+        while (true)
+        {
+            SliceUploadRefusal? refusal = CheckChunk(chunk, received, length, slice);
+            if (refusal is not null)
+            {
+                return refusal;
+            }
+
+            if (chunk.Words.Count > 0)
+            {
+                await piece(chunk.Words, received).ConfigureAwait(false);
+            }
+
+            received += chunk.Words.Count;
+            if (!await stream.MoveNext(cancellationToken).ConfigureAwait(false))
+            {
+                break;
+            }
+
+            chunk = stream.Current;
+        }
+
+        return received == length
+            ? null
+            : new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} has {received} words; the round's slice {slice} has {length}");
+    }
+
+    private static SliceUploadRefusal? CheckChunk(MaskedInputChunk chunk, int received, int length, int slice)
+    {
+        if (chunk.Words.Count > MaxChunkWords)
+        {
+            return new(StatusCode.ResourceExhausted, "oversized_chunk", $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
+        }
+
+        if (chunk.Offset != (uint)received)
+        {
+            return new(StatusCode.InvalidArgument, "malformed_upload", $"chunk at offset {chunk.Offset} of slice {slice} arrived when {received} words had been received");
+        }
+
+        return received + chunk.Words.Count > length
+            ? new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} is longer than its {length} words")
+            : null;
+    }
+
+    /// <summary>
     /// Reads the stream's chunks, <paramref name="first"/> included, into the first <paramref name="length"/> words of
     /// <paramref name="buffer"/> (the slice's length) and checks the digest. Returns the refusal, or null with the words read.
     /// </summary>
@@ -45,19 +102,10 @@ public static class SliceUploadReader
         MaskedInputChunk chunk = first;
         while (true)
         {
-            if (chunk.Words.Count > MaxChunkWords)
+            SliceUploadRefusal? refusal = CheckChunk(chunk, received, length, slice);
+            if (refusal is not null)
             {
-                return new(StatusCode.ResourceExhausted, "oversized_chunk", $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
-            }
-
-            if (chunk.Offset != (uint)received)
-            {
-                return new(StatusCode.InvalidArgument, "malformed_upload", $"chunk at offset {chunk.Offset} of slice {slice} arrived when {received} words had been received");
-            }
-
-            if (received + chunk.Words.Count > length)
-            {
-                return new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} is longer than its {length} words");
+                return refusal;
             }
 
             chunk.Words.CopyTo(buffer, received);
