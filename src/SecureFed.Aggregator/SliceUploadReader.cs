@@ -71,6 +71,57 @@ public static class SliceUploadReader
             : new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} has {received} words; the round's slice {slice} has {length}");
     }
 
+    /// <summary>
+    /// As <see cref="StreamAsync(MaskedInputChunk, IAsyncStreamReader{MaskedInputChunk}, int, int, Func{Google.Protobuf.Collections.RepeatedField{uint}, int, Task}, CancellationToken)"/>,
+    /// each chunk's words copied into one buffer of <see cref="MaxChunkWords"/> words that is reused (the piece's memory is
+    /// the reader's again when <paramref name="piece"/>'s task completes).
+    /// </summary>
+    public static async Task<SliceUploadRefusal?> StreamAsync(MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> stream, int length, int slice, Func<ReadOnlyMemory<uint>, int, Task> piece, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(piece);
+        uint[] buffer = System.Buffers.ArrayPool<uint>.Shared.Rent(MaxChunkWords);
+        bool lent = false;
+        try
+        {
+            return await StreamAsync(first, stream, length, slice, async (words, offset) =>
+            {
+                words.CopyTo(buffer, 0);
+                lent = true;
+                await piece(buffer.AsMemory(0, words.Count), offset).ConfigureAwait(false);
+                lent = false;
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!lent)
+            {
+                System.Buffers.ArrayPool<uint>.Shared.Return(buffer); // a buffer whose piece failed is left to the collector
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads the rest of an upload whose words are not kept (an identical retry decided by its digest), with the framing
+    /// checks of <see cref="ReadAsync"/>, and checks the words against the SHA-256 of the first chunk.
+    /// </summary>
+    public static async Task<SliceUploadRefusal?> VerifyAsync(MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> stream, int length, int slice, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        SliceUploadRefusal? refusal = await StreamAsync(first, stream, length, slice, (ReadOnlyMemory<uint> words, int _) =>
+        {
+            WireEncoding.AppendWords(hash, words.Span);
+            return Task.CompletedTask;
+        }, cancellationToken).ConfigureAwait(false);
+        return refusal ?? (string.Equals(Convert.ToHexStringLower(hash.GetHashAndReset()), first.Sha256, StringComparison.OrdinalIgnoreCase)
+            ? null
+            : DigestMismatch(slice));
+    }
+
+    /// <summary>The refusal of a slice whose words do not match the SHA-256 announced in its first chunk.</summary>
+    public static SliceUploadRefusal DigestMismatch(int slice)
+        => new(StatusCode.DataLoss, "digest_mismatch", $"slice {slice} does not match the SHA-256 announced in its first chunk");
+
     private static SliceUploadRefusal? CheckChunk(MaskedInputChunk chunk, int received, int length, int slice)
     {
         if (chunk.Words.Count > MaxChunkWords)
@@ -124,8 +175,6 @@ public static class SliceUploadReader
         }
 
         string digest = Convert.ToHexStringLower(WireEncoding.VectorDigest(buffer.AsSpan(0, length)));
-        return string.Equals(digest, first.Sha256, StringComparison.OrdinalIgnoreCase)
-            ? null
-            : new(StatusCode.DataLoss, "digest_mismatch", $"slice {slice} does not match the SHA-256 announced in its first chunk");
+        return string.Equals(digest, first.Sha256, StringComparison.OrdinalIgnoreCase) ? null : DigestMismatch(slice);
     }
 }

@@ -147,6 +147,78 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
     }
 
     [Fact]
+    public async Task AcceptMaskedInputSlice_CoordinatorStreamsPieces_RefusedBrokenAndMismatchedUploadsLeaveTheSum()
+    {
+        // Arrange: the coordinator's round server (every silo serves agents, so the round takes slices), 3 slices.
+        foreach (InProcessSiloHandle silo in _cluster.Cluster.Silos.Cast<InProcessSiloHandle>())
+        {
+            silo.SiloHost.Services.GetRequiredService<Front.SiloAgentEndpoint>().Set(new Uri($"https://127.0.0.1:{17100 + silo.SiloAddress.Endpoint.Port % 100}"));
+        }
+
+        using var script = new RoundScript(3, seed: 59, round: 59, M, bitWidth: 24, degree: 2);
+        var factory = new Front.ClusterRoundServerFactory(_cluster.Grains, 1_001, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        Aggregator.IRoundServer server = await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(Timeout);
+        Assert.NotNull(server.SliceUploads);
+        var round = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, 59);
+        await script.ThroughShareKeysAsync(round, []);
+        SliceLayout layout = await round.Round.LayoutAsync().WaitAsync(Timeout);
+        uint[] masked = await MaskAsync(script, round, 1);
+        uint[][] chunks = [.. Enumerable.Range(0, 3).Select(k => Chunk(layout, masked, k))];
+        uint[] conflicting = (uint[])chunks[0].Clone();
+        conflicting[999] ^= 1;
+
+        // Act + assert: a refused upload, one whose stream breaks off and one whose words do not match their digest
+        // each leave nothing in the sum; the reader's own failure reaches the caller as it is (the round goes on).
+        var cut = new Aggregator.SliceUploadRefusal(Grpc.Core.StatusCode.InvalidArgument, "malformed_upload", "cut off");
+        Aggregator.SliceUploadOutcome refused = await server.AcceptMaskedInputSliceAsync(1, 0, Sha(chunks[0]), Reader(chunks[0], stopAfter: 500, refusal: cut), CancellationToken.None).WaitAsync(Timeout);
+        Assert.Same(cut, refused.Refusal);
+        Assert.False(refused.Fresh);
+        await Assert.ThrowsAsync<IOException>(() => server.AcceptMaskedInputSliceAsync(1, 0, Sha(chunks[0]), Reader(chunks[0], stopAfter: 300, breaks: true), CancellationToken.None).WaitAsync(Timeout));
+        Aggregator.SliceUploadOutcome mismatch = await server.AcceptMaskedInputSliceAsync(1, 0, Sha(chunks[0]), Reader(conflicting), CancellationToken.None).WaitAsync(Timeout);
+        Assert.Equal(Grpc.Core.StatusCode.DataLoss, mismatch.Refusal?.Code);
+        Assert.Equal("slice 0 does not match the SHA-256 announced in its first chunk", mismatch.Refusal?.Reason);
+
+        // The right slices, slice 0 twice (the second is a retry).
+        Assert.True((await server.AcceptMaskedInputSliceAsync(1, 0, Sha(chunks[0]), Reader(chunks[0]), CancellationToken.None).WaitAsync(Timeout)).Fresh);
+        Aggregator.SliceUploadOutcome retry = await server.AcceptMaskedInputSliceAsync(1, 0, Sha(chunks[0]), Reader(chunks[0]), CancellationToken.None).WaitAsync(Timeout);
+        Assert.False(retry.Fresh);
+        Assert.Null(retry.Refusal);
+        for (int k = 1; k < 3; k++)
+        {
+            Assert.True((await server.AcceptMaskedInputSliceAsync(1, k, Sha(chunks[k]), Reader(chunks[k]), CancellationToken.None).WaitAsync(Timeout)).Fresh);
+        }
+
+        script.Single.AcceptMaskedInput(1, masked);
+        await script.SendMaskedInputsAsync(round, [2, 3]);
+        (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(round, []);
+
+        Assert.Equal([1, 2, 3], clustered.Contributors);
+        Assert.Equal(single.Sum, clustered.Sum);
+        Assert.Equal(script.ExpectedSum([1, 2, 3]), clustered.Sum);
+    }
+
+    /// <summary>An upload as the coordinator's service reads it: 256-word pieces from one reused buffer.</summary>
+    private static Aggregator.SliceWordsReader Reader(uint[] chunk, int stopAfter = int.MaxValue, Aggregator.SliceUploadRefusal? refusal = null, bool breaks = false)
+        => async (piece, ct) =>
+        {
+            uint[] buffer = new uint[256];
+            for (int offset = 0; offset < chunk.Length; offset += buffer.Length)
+            {
+                if (offset >= stopAfter)
+                {
+                    return breaks ? throw new IOException("the client reset the stream") : refusal;
+                }
+
+                int count = Math.Min(buffer.Length, chunk.Length - offset);
+                chunk.AsSpan(offset, count).CopyTo(buffer);
+                await piece(buffer.AsMemory(0, count), offset);
+                Array.Clear(buffer); // the server must not keep the piece
+            }
+
+            return null;
+        };
+
+    [Fact]
     public async Task SendMaskedInput_SpillCannotBeWritten_RoundAbortsNamingTheSpillBeforeAnythingIsRevealed()
     {
         // Arrange: a one-silo cluster whose spill files cannot be written (the disk is full).
@@ -172,7 +244,7 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
             Assert.Equal(nameof(ProtocolStage.Aborted), status.Stage);
             Assert.Contains("could not spill", status.AbortReason, StringComparison.Ordinal);
             var closed = await Assert.ThrowsAsync<ClusterProtocolException>(() => round.Round.CloseMaskedInputAsync().WaitAsync(Timeout));
-            Assert.Contains("the round was aborted (slice cluster-test/53/0 could not spill", closed.Message, StringComparison.Ordinal);
+            Assert.Contains("could not spill the masked input of index 1", closed.Message, StringComparison.Ordinal);
             LedgerEntry entry = Assert.Single(await round.Ledger.EntriesAsync().WaitAsync(Timeout), e => e.Round == 53);
             Assert.False(entry.Completed);
             Assert.Contains("could not spill", entry.AbortReason, StringComparison.Ordinal);
