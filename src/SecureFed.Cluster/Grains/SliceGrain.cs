@@ -22,6 +22,7 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     private readonly Dictionary<int, Added> _added = [];
     private readonly SortedSet<int> _committed = [];
     private long _nextUpload;
+    private long _wholeChunkBytes;
     private int _offset;
     private int _length = -1;
     private int _vectorLength;
@@ -70,6 +71,7 @@ internal sealed class SliceGrain : Grain, ISliceGrain
 
         string sha = Convert.ToHexStringLower(WireEncoding.VectorDigest(chunk));
         long upload = await BeginChunkAsync(sender, sha).ConfigureAwait(true);
+        _wholeChunkBytes += 4L * chunk.Length;
         await AddPieceAsync(sender, upload, 0, words, chunk.Length).ConfigureAwait(true);
         return await EndChunkAsync(sender, upload).ConfigureAwait(true);
     }
@@ -258,7 +260,7 @@ internal sealed class SliceGrain : Grain, ISliceGrain
 
             // Chunks handed over whole (the coordinator's own uploads, AddChunkAsync) are garbage now: give them back
             // before the unmasking and the end of the round allocate.
-            RoundMemory.Release(4L * _length * _added.Count);
+            RoundMemory.Release(_wholeChunkBytes);
         }
 
         return [.. _committed];
