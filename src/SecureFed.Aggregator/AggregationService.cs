@@ -277,17 +277,35 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         using UploadLimiter.Lease lease = await _uploads.AcquireAsync(context.CancellationToken).ConfigureAwait(false);
-        // Exactly the slice, handed over to the round server (the cluster's local slice grain keeps it until the commit).
-        uint[] buffer = GC.AllocateUninitializedArray<uint>(length);
-        refusal = await SliceUploadReader.ReadAsync(first, requestStream, buffer, length, slice, context.CancellationToken).ConfigureAwait(false);
-        if (refusal is not null)
+        // The words go to the round server a gRPC chunk at a time as they arrive (the cluster's slice grain on this silo
+        // checks, spills and adds each piece): the slice is never buffered whole here.
+        string sha = first.Sha256.ToLowerInvariant();
+        bool read = false;
+        SliceUploadRefusal? refused = null;
+        Task<SliceUploadRefusal?> ReadWords(Func<ReadOnlyMemory<uint>, int, Task> piece, CancellationToken ct)
         {
-            Refuse(session, site, refusal.Code, refusal.Category, refusal.Reason);
+            read = true;
+            return SliceUploadReader.StreamAsync(first, requestStream, length, slice, piece, ct);
         }
 
-        string sha = first.Sha256.ToLowerInvariant();
         bool fresh = await AcceptOnceAsync(session, site, "masked_input_slice_" + slice.ToString(System.Globalization.CultureInfo.InvariantCulture), sha,
-            ct => session.Server.AcceptMaskedInputSliceAsync(session.IndexOf(site), slice, buffer, sha, ct), context.CancellationToken).ConfigureAwait(false);
+            async ct =>
+            {
+                SliceUploadOutcome outcome = await session.Server.AcceptMaskedInputSliceAsync(session.IndexOf(site), slice, sha, ReadWords, ct).ConfigureAwait(false);
+                refused = outcome.Refusal;
+                return outcome.Fresh;
+            }, context.CancellationToken).ConfigureAwait(false);
+        if (!read && refused is null)
+        {
+            // A retry of a slice already taken (the same digest): its words are still read and checked, not kept.
+            refused = await SliceUploadReader.VerifyAsync(first, requestStream, length, slice, context.CancellationToken).ConfigureAwait(false);
+        }
+
+        if (refused is not null)
+        {
+            Refuse(session, site, refused.Code, refused.Category, refused.Reason);
+        }
+
         if (fresh)
         {
             // What this silo received itself; the site's masked_input_received (every slice's digest) follows when the stage closes.

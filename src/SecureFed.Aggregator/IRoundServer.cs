@@ -55,12 +55,14 @@ public interface IRoundServer
 
     /// <summary>
     /// Protocol version 4: slice <paramref name="slice"/> of <paramref name="sender"/>'s masked input, whose SHA-256 (lower-case
-    /// hex, little-endian u32 words) is <paramref name="sha256"/>; the sender counts as having sent its masked input once every
-    /// slice is in. Returns false for an identical retry. <paramref name="words"/> is exactly the slice and is handed over: the
-    /// implementation may keep the array (the cluster's slice grain on this silo does, without a copy), so the caller must not
-    /// change it afterwards.
+    /// hex, little-endian u32 words) is <paramref name="sha256"/>, as it arrives: the implementation calls
+    /// <paramref name="words"/> once, handing it the callback that takes each piece (its words and their offset within the
+    /// slice, in order; the memory is the caller's again when the callback's task completes). <paramref name="words"/>
+    /// returns the refusal of a malformed upload, or null. The sender counts as having sent its masked input once every
+    /// slice is in. Returns whether the slice was fresh (false for an identical retry) or the refusal (a malformed upload,
+    /// words that do not match <paramref name="sha256"/>), in which case nothing of the upload is kept.
     /// </summary>
-    Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, uint[] words, string sha256, CancellationToken cancellationToken);
+    Task<SliceUploadOutcome> AcceptMaskedInputSliceAsync(int sender, int slice, string sha256, SliceWordsReader words, CancellationToken cancellationToken);
 
     /// <summary>
     /// Protocol version 4: null when slice <paramref name="slice"/> is hosted by this process (its words may be uploaded

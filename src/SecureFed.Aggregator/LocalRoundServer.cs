@@ -42,7 +42,7 @@ internal sealed class LocalRoundServer : IRoundServer
 
     public SliceUploadLayout? SliceUploads => null;
 
-    public Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, uint[] words, string sha256, CancellationToken cancellationToken)
+    public Task<SliceUploadOutcome> AcceptMaskedInputSliceAsync(int sender, int slice, string sha256, SliceWordsReader words, CancellationToken cancellationToken)
         => throw new ProtocolViolationException(ProtocolStage.MaskedInputCollection,
             "this aggregator takes the masked input whole (protocol version 3); it announced no slices", sender);
 

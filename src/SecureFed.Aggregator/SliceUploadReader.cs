@@ -32,6 +32,114 @@ public static class SliceUploadReader
     }
 
     /// <summary>
+    /// Reads the stream's chunks, <paramref name="first"/> included, with the same checks of their framing as
+    /// <see cref="ReadAsync"/> (size, order, total length), and hands each chunk's words to <paramref name="piece"/> with
+    /// their offset in the slice as they arrive, so at most one chunk is buffered. The digest is the receiver's to check
+    /// (the words are not kept). Returns the refusal, or null once all <paramref name="length"/> words were handed over.
+    /// </summary>
+    public static async Task<SliceUploadRefusal?> StreamAsync(MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> stream, int length, int slice, Func<Google.Protobuf.Collections.RepeatedField<uint>, int, Task> piece, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(piece);
+        int received = 0;
+        MaskedInputChunk chunk = first;
+        while (true)
+        {
+            SliceUploadRefusal? refusal = CheckChunk(chunk, received, length, slice);
+            if (refusal is not null)
+            {
+                return refusal;
+            }
+
+            if (chunk.Words.Count > 0)
+            {
+                await piece(chunk.Words, received).ConfigureAwait(false);
+            }
+
+            received += chunk.Words.Count;
+            if (!await stream.MoveNext(cancellationToken).ConfigureAwait(false))
+            {
+                break;
+            }
+
+            chunk = stream.Current;
+        }
+
+        return received == length
+            ? null
+            : new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} has {received} words; the round's slice {slice} has {length}");
+    }
+
+    /// <summary>
+    /// As <see cref="StreamAsync(MaskedInputChunk, IAsyncStreamReader{MaskedInputChunk}, int, int, Func{Google.Protobuf.Collections.RepeatedField{uint}, int, Task}, CancellationToken)"/>,
+    /// each chunk's words copied into one buffer of <see cref="MaxChunkWords"/> words that is reused (the piece's memory is
+    /// the reader's again when <paramref name="piece"/>'s task completes).
+    /// </summary>
+    public static async Task<SliceUploadRefusal?> StreamAsync(MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> stream, int length, int slice, Func<ReadOnlyMemory<uint>, int, Task> piece, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(piece);
+        uint[] buffer = System.Buffers.ArrayPool<uint>.Shared.Rent(MaxChunkWords);
+        bool lent = false;
+        try
+        {
+            return await StreamAsync(first, stream, length, slice, async (words, offset) =>
+            {
+                words.CopyTo(buffer, 0);
+                lent = true;
+                await piece(buffer.AsMemory(0, words.Count), offset).ConfigureAwait(false);
+                lent = false;
+            }, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (!lent)
+            {
+                System.Buffers.ArrayPool<uint>.Shared.Return(buffer); // a buffer whose piece failed is left to the collector
+            }
+        }
+    }
+
+    /// <summary>
+    /// Reads the rest of an upload whose words are not kept (an identical retry decided by its digest), with the framing
+    /// checks of <see cref="ReadAsync"/>, and checks the words against the SHA-256 of the first chunk.
+    /// </summary>
+    public static async Task<SliceUploadRefusal?> VerifyAsync(MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> stream, int length, int slice, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(first);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        SliceUploadRefusal? refusal = await StreamAsync(first, stream, length, slice, (ReadOnlyMemory<uint> words, int _) =>
+        {
+            WireEncoding.AppendWords(hash, words.Span);
+            return Task.CompletedTask;
+        }, cancellationToken).ConfigureAwait(false);
+        return refusal ?? (string.Equals(Convert.ToHexStringLower(hash.GetHashAndReset()), first.Sha256, StringComparison.OrdinalIgnoreCase)
+            ? null
+            : DigestMismatch(slice));
+    }
+
+    /// <summary>The refusal of a slice whose words do not match the SHA-256 announced in its first chunk.</summary>
+    public static SliceUploadRefusal DigestMismatch(int slice)
+        => new(StatusCode.DataLoss, "digest_mismatch", $"slice {slice} does not match the SHA-256 announced in its first chunk");
+
+    private static SliceUploadRefusal? CheckChunk(MaskedInputChunk chunk, int received, int length, int slice)
+    {
+        if (chunk.Words.Count > MaxChunkWords)
+        {
+            return new(StatusCode.ResourceExhausted, "oversized_chunk", $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
+        }
+
+        if (chunk.Offset != (uint)received)
+        {
+            return new(StatusCode.InvalidArgument, "malformed_upload", $"chunk at offset {chunk.Offset} of slice {slice} arrived when {received} words had been received");
+        }
+
+        return received + chunk.Words.Count > length
+            ? new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} is longer than its {length} words")
+            : null;
+    }
+
+    /// <summary>
     /// Reads the stream's chunks, <paramref name="first"/> included, into the first <paramref name="length"/> words of
     /// <paramref name="buffer"/> (the slice's length) and checks the digest. Returns the refusal, or null with the words read.
     /// </summary>
@@ -45,19 +153,10 @@ public static class SliceUploadReader
         MaskedInputChunk chunk = first;
         while (true)
         {
-            if (chunk.Words.Count > MaxChunkWords)
+            SliceUploadRefusal? refusal = CheckChunk(chunk, received, length, slice);
+            if (refusal is not null)
             {
-                return new(StatusCode.ResourceExhausted, "oversized_chunk", $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
-            }
-
-            if (chunk.Offset != (uint)received)
-            {
-                return new(StatusCode.InvalidArgument, "malformed_upload", $"chunk at offset {chunk.Offset} of slice {slice} arrived when {received} words had been received");
-            }
-
-            if (received + chunk.Words.Count > length)
-            {
-                return new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} is longer than its {length} words");
+                return refusal;
             }
 
             chunk.Words.CopyTo(buffer, received);
@@ -76,8 +175,6 @@ public static class SliceUploadReader
         }
 
         string digest = Convert.ToHexStringLower(WireEncoding.VectorDigest(buffer.AsSpan(0, length)));
-        return string.Equals(digest, first.Sha256, StringComparison.OrdinalIgnoreCase)
-            ? null
-            : new(StatusCode.DataLoss, "digest_mismatch", $"slice {slice} does not match the SHA-256 announced in its first chunk");
+        return string.Equals(digest, first.Sha256, StringComparison.OrdinalIgnoreCase) ? null : DigestMismatch(slice);
     }
 }

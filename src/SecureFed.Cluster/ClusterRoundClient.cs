@@ -105,7 +105,7 @@ public sealed class ClusterRoundClient
         {
             uint[] chunk = maskedInput.Span.Slice(layout.Offset(k), layout.Length(k)).ToArray();
             string sha = Convert.ToHexStringLower(WireEncoding.VectorDigest(chunk));
-            await Slice(k).AddChunkAsync(sender, new Orleans.Concurrency.Immutable<uint[]>(chunk)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            await AbortIfSliceFailedAsync(Slice(k).AddChunkAsync(sender, new Orleans.Concurrency.Immutable<uint[]>(chunk))).WaitAsync(cancellationToken).ConfigureAwait(false);
             await Round.SliceDeliveredAsync(sender, k, sha).WaitAsync(cancellationToken).ConfigureAwait(false);
         })).ConfigureAwait(false);
     }
@@ -119,15 +119,51 @@ public sealed class ClusterRoundClient
         => SendOwnedSliceAsync(sender, slice, words.ToArray(), sha256, cancellationToken);
 
     /// <summary>
-    /// As <see cref="SendSliceAsync"/>, but <paramref name="words"/> (exactly the slice) is handed over: a slice grain on
-    /// this silo keeps the array itself until the commit (no copy), so the caller must not use it afterwards.
+    /// As <see cref="SendSliceAsync"/>, but <paramref name="words"/> (exactly the slice) is passed without a copy to a slice
+    /// grain on this silo (which adds it into its sum and does not keep it), so the caller must not change it until the
+    /// task completes.
     /// </summary>
     public async Task<bool> SendOwnedSliceAsync(int sender, int slice, uint[] words, string sha256, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(words);
-        bool fresh = await Slice(slice).AddChunkAsync(sender, new Orleans.Concurrency.Immutable<uint[]>(words)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        bool fresh = await AbortIfSliceFailedAsync(Slice(slice).AddChunkAsync(sender, new Orleans.Concurrency.Immutable<uint[]>(words))).WaitAsync(cancellationToken).ConfigureAwait(false);
         await Round.SliceDeliveredAsync(sender, slice, sha256).WaitAsync(cancellationToken).ConfigureAwait(false);
         return fresh;
+    }
+
+    /// <summary>
+    /// Awaits a call to a slice grain; when the slice says the round cannot go on (<see cref="ClusterRoundAbortedException"/>:
+    /// it lost its state, or could not spill a chunk it added), aborts the round at once with that reason (best effort: the
+    /// close of the input stage aborts it at the latest) and rethrows.
+    /// </summary>
+    internal async Task<T> AbortIfSliceFailedAsync<T>(Task<T> call)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        await AbortIfSliceFailedAsync((Task)call).ConfigureAwait(false);
+        return await call.ConfigureAwait(false);
+    }
+
+    /// <inheritdoc cref="AbortIfSliceFailedAsync{T}(Task{T})"/>
+    internal async Task AbortIfSliceFailedAsync(Task call)
+    {
+        ArgumentNullException.ThrowIfNull(call);
+        try
+        {
+            await call.ConfigureAwait(false);
+        }
+        catch (ClusterRoundAbortedException ex)
+        {
+            try
+            {
+                await Round.AbortAsync(ex.Message).ConfigureAwait(false);
+            }
+            catch (Exception abort) when (abort is ClusterRoundAbortedException or ClusterProtocolException or TimeoutException or OrleansException)
+            {
+                // The round is already aborted or lost; the close of the stage will say so.
+            }
+
+            throw;
+        }
     }
 
     /// <summary>

@@ -18,7 +18,7 @@ public static class SiloBuilderExtensions
     internal const string AdoNetInvariant = "Npgsql";
 
     /// <summary>
-    /// Adds the slice and per-silo placements, a <see cref="TimeProvider"/> and the silo's message-byte counter. Grain storage named "securefed" (the ledger) must be
+    /// Adds the slice and per-silo placements, a <see cref="TimeProvider"/>, the silo's message-byte counter and its slice spill directory (cleaned at start-up). Grain storage named "securefed" (the ledger) must be
     /// added by the host: ADO.NET on PostgreSQL in production, memory in tests.
     /// </summary>
     public static ISiloBuilder AddSecureFedCluster(this ISiloBuilder builder)
@@ -30,6 +30,8 @@ public static class SiloBuilderExtensions
         builder.Services.AddSingleton<SiloTraffic>();
         builder.Services.AddSingleton<Front.SiloAgentEndpoint>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SiloTraffic>());
+        builder.Services.AddSingleton(services => new Grains.SliceSpillStore(services.GetRequiredService<ILocalSiloDetails>()));
+        builder.Services.AddHostedService<Grains.SliceSpillCleanup>();
         return builder;
     }
 

@@ -83,8 +83,9 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
 
     public SliceUploadLayout? SliceUploads { get; }
 
-    public async Task<bool> AcceptMaskedInputSliceAsync(int sender, int slice, uint[] words, string sha256, CancellationToken cancellationToken)
+    public async Task<SliceUploadOutcome> AcceptMaskedInputSliceAsync(int sender, int slice, string sha256, SliceWordsReader words, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(words);
         const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
         if (SliceUploads is null)
         {
@@ -92,9 +93,60 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         }
 
         await CheckMaySendAsync(sender, cancellationToken).ConfigureAwait(false);
+        Grains.ISliceGrain grain = _client.Slice(slice);
+        long upload = await SliceCallAsync(sender, slice, () => _client.AbortIfSliceFailedAsync(grain.BeginChunkAsync(sender, sha256)), cancellationToken).ConfigureAwait(false);
+        bool ended = false;
         try
         {
-            return await CallAsync(stage, () => _client.SendOwnedSliceAsync(sender, slice, words, sha256, cancellationToken), cancellationToken).ConfigureAwait(false);
+            // Each piece is passed to the slice grain (on this silo: without a copy) and awaited before the next is read.
+            SliceUploadRefusal? refusal = await words(async (piece, offset) =>
+            {
+                uint[] array = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(piece, out ArraySegment<uint> segment) && segment.Offset == 0
+                    ? segment.Array!
+                    : piece.ToArray();
+                await SliceCallAsync(sender, slice, async () =>
+                {
+                    await _client.AbortIfSliceFailedAsync(grain.AddPieceAsync(sender, upload, offset, new Orleans.Concurrency.Immutable<uint[]>(array), piece.Length)).ConfigureAwait(false);
+                    return true;
+                }, cancellationToken).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
+            if (refusal is not null)
+            {
+                return new SliceUploadOutcome(false, refusal);
+            }
+
+            bool fresh;
+            try
+            {
+                fresh = await _client.AbortIfSliceFailedAsync(grain.EndChunkAsync(sender, upload)).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (ClusterProtocolException ex) when (ex.Message.Contains("SHA-256", StringComparison.Ordinal))
+            {
+                ended = true; // the grain dropped the upload
+                return new SliceUploadOutcome(false, SliceUploadReader.DigestMismatch(slice));
+            }
+
+            ended = true;
+            await SliceCallAsync(sender, slice, () => _client.Round.SliceDeliveredAsync(sender, slice, sha256), cancellationToken).ConfigureAwait(false);
+            return new SliceUploadOutcome(fresh, null);
+        }
+        finally
+        {
+            if (!ended)
+            {
+                // Refused, or the stream broke off (the caller hears the stream's own error): the words added so far leave the sum.
+                grain.AbandonChunkAsync(sender, upload).Ignore();
+            }
+        }
+    }
+
+    /// <summary>A call to the cluster for a slice upload, its failures mapped as for the other messages (a slice that cannot be reached aborts the round).</summary>
+    private static async Task<T> SliceCallAsync<T>(int sender, int slice, Func<Task<T>> call, CancellationToken cancellationToken)
+    {
+        const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
+        try
+        {
+            return await CallAsync(stage, call, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
         {

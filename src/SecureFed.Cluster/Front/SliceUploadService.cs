@@ -11,8 +11,9 @@ namespace SecureFed.Cluster.Front;
 /// The gRPC service of a silo that is not the coordinator (docs/cluster.md §6, protocol version 4): only
 /// <c>UploadMaskedInput</c>, and only for a slice this silo hosts. Every other RPC answers Unimplemented (the base
 /// class). The caller is identified by its mTLS certificate as the coordinator does; the round, session, cohort, stage
-/// and slice are checked by the round grain (<see cref="SliceAdmission"/>); at most one slice per upload is buffered,
-/// checked against its SHA-256 and handed to the local slice grain, and the round grain records the slice and its digest.
+/// and slice are checked by the round grain (<see cref="SliceAdmission"/>); the slice is streamed into the local slice
+/// grain one gRPC chunk at a time (never buffered whole), which checks it against its SHA-256, and the round grain records
+/// the slice and its digest.
 /// Every refusal is a gRPC status with the reason, and is logged (the audit log is the coordinator's).
 /// </summary>
 [BindServiceMethod(typeof(SliceUploadService), nameof(BindService))]
@@ -95,32 +96,8 @@ internal sealed partial class SliceUploadService : Wire.V1.Aggregation.Aggregati
         }
 
         using IDisposable slot = await _front.AcquireUploadAsync(ct).ConfigureAwait(false);
-        // Exactly the slice, handed to the local slice grain, which keeps this array until the commit: one copy of the
-        // words in this process (a pooled buffer would be rounded up to a power of two and then copied).
-        uint[] buffer = GC.AllocateUninitializedArray<uint>(admission.Length);
-        refusal = await SliceUploadReader.ReadAsync(first, requestStream, buffer, admission.Length, slice, ct).ConfigureAwait(false);
-        _front.Received(admission.Length);
-        if (refusal is not null)
-        {
-            throw Refuse(site, refusal.Code, refusal.Reason);
-        }
-
         string sha = first.Sha256.ToLowerInvariant();
-        bool fresh;
-        try
-        {
-            fresh = await grains.SendOwnedSliceAsync(admission.Index, slice, buffer, sha, ct).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
-        }
-        catch (ClusterProtocolException ex)
-        {
-            StatusCode code = ex.Message.Contains("already sent", StringComparison.Ordinal) ? StatusCode.AlreadyExists : StatusCode.InvalidArgument;
-            throw Refuse(site, code, ex.Message);
-        }
-        catch (ClusterRoundAbortedException ex)
-        {
-            throw Refuse(site, StatusCode.Aborted, $"round {round} ended: {ex.Message}");
-        }
-
+        bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, requestStream, ct).ConfigureAwait(false);
         if (fresh)
         {
             _front.Accepted();
@@ -128,6 +105,71 @@ internal sealed partial class SliceUploadService : Wire.V1.Aggregation.Aggregati
 
         Log.Accepted(_logger, site, round, slice, admission.Length, fresh);
         return new Ack { Duplicate = !fresh };
+    }
+
+    /// <summary>
+    /// Streams the slice into the local slice grain one gRPC chunk at a time (at most <see cref="SliceUploadReader.MaxChunkWords"/>
+    /// words in this process per upload): the grain checks, spills and adds each piece as it comes and checks the SHA-256 at
+    /// the end; an upload that breaks off is abandoned (its words leave the sum). Then the round grain records the slice.
+    /// Returns false for an identical retry.
+    /// </summary>
+    private async Task<bool> StreamToSliceAsync(string site, ClusterRoundClient grains, int sender, int slice, int length, string sha, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> requestStream, CancellationToken ct)
+    {
+        Grains.ISliceGrain grain = grains.Slice(slice);
+        long upload = -1;
+        bool ended = false;
+        bool pieceInFlight = false;
+        uint[] piece = System.Buffers.ArrayPool<uint>.Shared.Rent(SliceUploadReader.MaxChunkWords);
+        try
+        {
+            upload = await grains.AbortIfSliceFailedAsync(grain.BeginChunkAsync(sender, sha)).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
+            SliceUploadRefusal? refusal = await SliceUploadReader.StreamAsync(first, requestStream, length, slice, async (words, offset) =>
+            {
+                words.CopyTo(piece, 0);
+                pieceInFlight = true;
+                await grains.AbortIfSliceFailedAsync(grain.AddPieceAsync(sender, upload, offset, new Orleans.Concurrency.Immutable<uint[]>(piece), words.Count))
+                    .WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
+                pieceInFlight = false;
+            }, ct).ConfigureAwait(false);
+            if (refusal is not null)
+            {
+                throw Refuse(site, refusal.Code, refusal.Reason);
+            }
+
+            _front.Received(length);
+            bool fresh = await grains.AbortIfSliceFailedAsync(grain.EndChunkAsync(sender, upload)).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
+            ended = true;
+            await grains.Round.SliceDeliveredAsync(sender, slice, sha).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
+            return fresh;
+        }
+        catch (ClusterProtocolException ex)
+        {
+            if (ex.Message.Contains("SHA-256", StringComparison.Ordinal))
+            {
+                throw Refuse(site, StatusCode.DataLoss, $"slice {slice} does not match the SHA-256 announced in its first chunk");
+            }
+
+            throw Refuse(site, ex.Message.Contains("already sent", StringComparison.Ordinal) ? StatusCode.AlreadyExists : StatusCode.InvalidArgument, ex.Message);
+        }
+        catch (ClusterRoundAbortedException ex)
+        {
+            throw Refuse(site, StatusCode.Aborted, $"round {grains.RoundNumber} ended: {ex.Message}");
+        }
+        finally
+        {
+            if (upload >= 0 && !ended)
+            {
+                // The stream broke off or was refused: the words added so far leave the sum now (the close of the stage
+                // would subtract them otherwise).
+                grain.AbandonChunkAsync(sender, upload).Ignore();
+            }
+
+            if (!pieceInFlight)
+            {
+                // A piece still with the grain (a timed-out call) is left to the collector, never reused.
+                System.Buffers.ArrayPool<uint>.Shared.Return(piece);
+            }
+        }
     }
 
     internal static StatusCode Code(SliceRefusalKind kind) => kind switch

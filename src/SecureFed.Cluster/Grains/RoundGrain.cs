@@ -211,6 +211,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         // in the ledger itself (ClusterRoundServer.AbortAsync); returning quietly would lose the attempt from the ledger.
         ServerRound server = Server();
         server.Abort(reason);
+        DiscardSlices();
         await Ledger().RecordAsync(AbortEntry(reason)).ConfigureAwait(true);
     }
 
@@ -241,6 +242,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         }
         catch (RoundAbortedException ex)
         {
+            DiscardSlices();
             _ = Ledger().RecordAsync(AbortEntry(ex.Reason));
             throw new ClusterRoundAbortedException(ex.Message);
         }
@@ -251,6 +253,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
     private ClusterRoundAbortedException Abort(ProtocolStage stage, string reason)
     {
         _server?.Abort(reason);
+        DiscardSlices();
         Log.Aborted(_logger, this.GetPrimaryKeyString(), stage.ToString(), reason);
         _ = Ledger().RecordAsync(AbortEntry(reason));
         return new ClusterRoundAbortedException($"round aborted at {stage}: {reason}");
@@ -259,6 +262,23 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
     private LedgerEntry AbortEntry(string reason) => new(_spec!.Round, _spec.SessionId, Completed: false, SumSha256: null, [], reason, _time.GetUtcNow());
 
     private ILedgerGrain Ledger() => GrainFactory.GetGrain<ILedgerGrain>(_spec!.Federation);
+
+    /// <summary>
+    /// Tells every slice the round was aborted (their spills are deleted at once), without waiting: a slice that cannot be
+    /// reached has lost its state anyway, and a slice busy with a call to this grain must not be waited for.
+    /// </summary>
+    private void DiscardSlices()
+    {
+        if (_layout is null)
+        {
+            return;
+        }
+
+        for (int k = 0; k < _layout.Count; k++)
+        {
+            Slice(k).DiscardAsync().Ignore();
+        }
+    }
 
     private ISliceGrain Slice(int k) => GrainFactory.GetGrain<ISliceGrain>(ClusterKeys.Slice(this.GetPrimaryKeyString(), k));
 

@@ -1,0 +1,103 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Runtime.InteropServices;
+using SecureFed.Crypto;
+
+namespace SecureFed.Cluster.Grains;
+
+/// <summary>
+/// One sender's chunk of one slice, written to local disk while its words are already in the slice's running sum, only
+/// so that they can be subtracted again if the sender is not committed (docs/cluster.md §6). It holds masked words only
+/// (what the slice grain adds into its sum anyway). The file is opened with <see cref="FileOptions.DeleteOnClose"/>:
+/// disposing the spill deletes it; files left by a killed silo are deleted when the silo starts again
+/// (<see cref="SliceSpillStore"/>).
+/// </summary>
+internal sealed class SliceSpill : IDisposable
+{
+    private const int PieceWords = 65_536;
+    private readonly Stream _stream;
+
+    public SliceSpill(Stream stream, string path)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        _stream = stream;
+        Path = path;
+    }
+
+    /// <summary>Where the words are (for error messages).</summary>
+    public string Path { get; }
+
+    /// <summary>Words written so far.</summary>
+    public int Words { get; private set; }
+
+    /// <summary>Appends <paramref name="words"/> (little-endian u32).</summary>
+    /// <exception cref="IOException">The words could not be written (the disk is full, the directory is gone).</exception>
+    public async ValueTask AppendAsync(ReadOnlyMemory<uint> words, CancellationToken cancellationToken)
+    {
+        byte[] bytes = ArrayPool<byte>.Shared.Rent(4 * Math.Min(PieceWords, words.Length));
+        try
+        {
+            for (int done = 0; done < words.Length;)
+            {
+                int count = Math.Min(PieceWords, words.Length - done);
+                WriteLittleEndian(words.Span.Slice(done, count), bytes);
+                await _stream.WriteAsync(bytes.AsMemory(0, 4 * count), cancellationToken).ConfigureAwait(false);
+                done += count;
+                Words += count;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
+    }
+
+    /// <summary>
+    /// Subtracts the spilled words from <paramref name="sum"/> (mod 2^<paramref name="bitWidth"/>), the first spilled word
+    /// from <paramref name="sum"/>[0]: exactly undoes the additions made while the words were spilled.
+    /// </summary>
+    /// <exception cref="IOException">The words could not be read back.</exception>
+    public async ValueTask SubtractFromAsync(Memory<uint> sum, int bitWidth, CancellationToken cancellationToken)
+    {
+        await _stream.FlushAsync(cancellationToken).ConfigureAwait(false);
+        _stream.Position = 0;
+        byte[] bytes = ArrayPool<byte>.Shared.Rent(4 * PieceWords);
+        uint[] piece = ArrayPool<uint>.Shared.Rent(PieceWords);
+        try
+        {
+            for (int done = 0; done < Words;)
+            {
+                int count = Math.Min(PieceWords, Words - done);
+                await _stream.ReadExactlyAsync(bytes.AsMemory(0, 4 * count), cancellationToken).ConfigureAwait(false);
+                for (int i = 0; i < count; i++)
+                {
+                    piece[i] = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(4 * i));
+                }
+
+                ModularVector.Subtract(sum.Span.Slice(done, count), piece.AsSpan(0, count), bitWidth);
+                done += count;
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+            ArrayPool<uint>.Shared.Return(piece);
+        }
+    }
+
+    private static void WriteLittleEndian(ReadOnlySpan<uint> words, Span<byte> bytes)
+    {
+        if (BitConverter.IsLittleEndian)
+        {
+            MemoryMarshal.AsBytes(words).CopyTo(bytes);
+            return;
+        }
+
+        for (int i = 0; i < words.Length; i++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes[(4 * i)..], words[i]);
+        }
+    }
+
+    public void Dispose() => _stream.Dispose();
+}
