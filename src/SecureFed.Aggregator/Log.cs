@@ -57,4 +57,7 @@ internal static partial class Log
 
     [LoggerMessage(18, LogLevel.Error, "Coordinator stopped driving rounds: {Reason}")]
     public static partial void LeaseLost(ILogger logger, string reason);
+
+    [LoggerMessage(19, LogLevel.Information, "Server update rule {Rule} (learning rate {LearningRate}): {History}")]
+    public static partial void ServerRule(ILogger logger, string rule, double learningRate, string history);
 }
