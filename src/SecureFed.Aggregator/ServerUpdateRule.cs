@@ -92,14 +92,15 @@ public sealed class ServerUpdateRule
     /// <summary>Sets the moments to those stored for <paramref name="modelVersion"/> (none: zero moments); returns how.</summary>
     private string Restore(long modelVersion)
     {
-        SavedServerOptimizer? saved = _store.LoadServerOptimizer();
         if (Options.Kind == ServerOptimizerKind.Average)
         {
-            _optimizer = null;
-            return saved is null
+            _optimizer = null; // the moments are not read: average keeps none
+            return _store.SavedServerOptimizerVersion() is not (long version, string kind)
                 ? "no state (average)"
-                : string.Create(CultureInfo.InvariantCulture, $"the {saved.Kind} moments saved with model version {saved.ModelVersion} are not used by average and are deleted with the next model version");
+                : string.Create(CultureInfo.InvariantCulture, $"the {kind} moments saved with model version {version} are not used by average and are deleted with the next model version");
         }
+
+        SavedServerOptimizer? saved = _store.LoadServerOptimizer();
 
         if (saved is not null && saved.ModelVersion != modelVersion)
         {

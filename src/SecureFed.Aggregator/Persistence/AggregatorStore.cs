@@ -241,6 +241,14 @@ public sealed class AggregatorStore : IDisposable
         });
     }
 
+    /// <summary>The model version and rule of the saved server-optimizer state, without reading its moments; null when none is saved.</summary>
+    public (long ModelVersion, string Kind)? SavedServerOptimizerVersion() => Run(() =>
+    {
+        using SqliteCommand cmd = Command(_connection, null, "SELECT model_version, kind FROM server_optimizer ORDER BY model_version DESC LIMIT 1;");
+        using SqliteDataReader reader = cmd.ExecuteReader();
+        return reader.Read() ? (reader.GetInt64(0), reader.GetString(1)) : ((long, string)?)null;
+    });
+
     /// <summary>
     /// The server update rule's saved state (the moments of the latest model version produced under momentum or adam),
     /// or null when none is saved. Each moment is read into its own array a block at a time (no whole-blob copy).
