@@ -82,8 +82,52 @@ public sealed class AggregatorOptions
     /// <summary>Cap on the example count a site's update is weighted with. <value>The default value is 10000.</value></summary>
     public int WeightCap { get; set; } = 10_000;
 
-    /// <summary>Server learning rate applied to the averaged update. <value>The default value is 1.0.</value></summary>
+    /// <summary>Server learning rate η applied to the averaged update (by every <see cref="ServerOptimizer"/> rule). <value>The default value is 1.0.</value></summary>
     public double ServerLearningRate { get; set; } = 1.0;
+
+    /// <summary>
+    /// The aggregator's update rule on the round's averaged update Δ (docs/PROTOCOL.md, "Server update rule"; Reddi et
+    /// al., ICLR 2021): <c>average</c> (FedAvg, θ ← θ + η Δ), <c>momentum</c> (FedAvgM, v ← β₁ v + Δ; θ ← θ + η v) or
+    /// <c>adam</c> (FedAdam, m ← β₁ m + (1 − β₁) Δ; v ← β₂ v + (1 − β₂) Δ²; θ ← θ + η m / (√v + τ)). Post-processing of
+    /// the sum: no privacy cost, nothing more revealed. The moments of momentum and adam (8 or 16 bytes per parameter)
+    /// are saved with each model version, in the same transaction, and restored at start-up. Not with the aggregator
+    /// cluster (a <c>SecureFed:Cluster</c> section): only <c>average</c> there. <value>The default value is average.</value>
+    /// </summary>
+    public string ServerOptimizer { get; set; } = "average";
+
+    /// <summary>β₁: the momentum of <c>momentum</c>, the first-moment decay of <c>adam</c>. <value>The default value is 0.9.</value></summary>
+    public double ServerBeta1 { get; set; } = 0.9;
+
+    /// <summary>β₂: the second-moment decay of <c>adam</c>. <value>The default value is 0.99.</value></summary>
+    public double ServerBeta2 { get; set; } = 0.99;
+
+    /// <summary>τ: the adaptivity of <c>adam</c> (added to √v; docs/utility.md measured 1e-7 under DP). <value>The default value is 1e-3.</value></summary>
+    public double ServerTau { get; set; } = 1e-3;
+
+    /// <summary>
+    /// Φ, with <c>adam</c>: the variance per coordinate of the DP noise in each round's averaged update (DP-AdamBC: the
+    /// bias-corrected second moment is replaced by max(v̂ − Φ, <see cref="ServerNoiseFloor"/> Φ)); it follows from public
+    /// settings (docs/utility.md "Session 13"). 0 = no correction. <value>The default value is 0.</value>
+    /// </summary>
+    public double ServerNoiseVariance { get; set; }
+
+    /// <summary>With <see cref="ServerNoiseVariance"/>: the floor of the corrected second moment, a multiple of Φ. <value>The default value is 1.</value></summary>
+    public double ServerNoiseFloor { get; set; } = 1;
+
+    /// <summary>The <see cref="ServerOptimizer"/> rule parsed (average when the setting is invalid; <see cref="Validate"/> reports that).</summary>
+    public ServerOptimizerKind ServerOptimizerKind => TryParseServerOptimizer(ServerOptimizer, out ServerOptimizerKind kind) ? kind : ServerOptimizerKind.Average;
+
+    /// <summary>The server update rule's options from the <c>Server*</c> settings.</summary>
+    public ServerOptimizerOptions ServerOptimizerOptions => new()
+    {
+        Kind = ServerOptimizerKind,
+        LearningRate = ServerLearningRate,
+        Beta1 = ServerBeta1,
+        Beta2 = ServerBeta2,
+        Tau = ServerTau,
+        NoiseVariance = ServerNoiseVariance,
+        NoiseFloor = ServerNoiseFloor,
+    };
 
     /// <summary>
     /// DP-SGD noise multiplier announced to sites (patient-level DP). With the other defaults (q = 0.1, 2 local epochs
@@ -252,6 +296,7 @@ public sealed class AggregatorOptions
         Positive(errors, "DpSgdNoiseMultiplier", DpSgdNoiseMultiplier);
         Positive(errors, "DpSgdMaxGradNorm", DpSgdMaxGradNorm);
         Positive(errors, "ServerLearningRate", ServerLearningRate);
+        ValidateServerOptimizer(errors);
         Positive(errors, "JoinGraceSeconds", JoinGraceSeconds);
         if (!(Delta > 0 && Delta < 1))
         {
@@ -270,6 +315,14 @@ public sealed class AggregatorOptions
 
         return errors;
     }
+
+    /// <summary>
+    /// Why these settings cannot run on the aggregator cluster, or null: only the stateless <c>average</c> rule is
+    /// supported there, because the moments of <c>momentum</c> and <c>adam</c> are not carried through the coordinator's
+    /// state in PostgreSQL and a takeover (docs/cluster.md, limitations).
+    /// </summary>
+    public string? ClusterProblem() => ServerOptimizerKind == ServerOptimizerKind.Average ? null :
+        $"SecureFed:ServerOptimizer = {ServerOptimizer} is not supported on the aggregator cluster (a SecureFed:Cluster section): its moments ({(ServerOptimizerKind == ServerOptimizerKind.Adam ? 16 : 8)} bytes per parameter) must be saved with every model version and carried through a coordinator takeover, which the cluster's state in PostgreSQL does not do yet; use ServerOptimizer = average on the cluster, or the single-process aggregator.";
 
     /// <summary>The smallest threshold any round can have: the one of a cohort of <see cref="MinSites"/> (t grows with n).</summary>
     internal int SmallestThreshold() => SecureFed.Protocol.FederatedAveraging.Threshold(PlanGraph(MinSites), Threshold);
@@ -302,6 +355,33 @@ public sealed class AggregatorOptions
             {
                 errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} exceeds the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: a sum of t sites would carry less than the announced DP-SGD noise; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
             }
+        }
+    }
+
+    private void ValidateServerOptimizer(List<string> errors)
+    {
+        if (!TryParseServerOptimizer(ServerOptimizer, out _))
+        {
+            errors.Add($"SecureFed:ServerOptimizer must be average (FedAvg), momentum (FedAvgM) or adam (FedAdam), got '{ServerOptimizer}'.");
+        }
+
+        // The learning rate is checked above under its own name; the rule's other settings here, each named.
+        ServerOptimizerOptions rule = ServerOptimizerOptions with { LearningRate = ServerLearningRate > 0 && double.IsFinite(ServerLearningRate) ? ServerLearningRate : 1 };
+        errors.AddRange(rule.Validate("SecureFed:Server"));
+    }
+
+    /// <summary>Parses a server update rule: average (avg, fedavg), momentum (fedavgm) or adam (fedadam).</summary>
+    public static bool TryParseServerOptimizer(string? name, out ServerOptimizerKind kind)
+    {
+        try
+        {
+            kind = ServerOptimizerOptions.ParseKind(name ?? "");
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            kind = ServerOptimizerKind.Average;
+            return false;
         }
     }
 

@@ -12,8 +12,9 @@ namespace SecureFed.Aggregator;
 /// </summary>
 public sealed class AggregatorState : IDisposable
 {
-    private AggregatorState(string dataDirectory, PartyKit kit, AggregatorStore store, FederationBudget budget, AuditLog audit, ModelState model)
+    private AggregatorState(string dataDirectory, PartyKit kit, AggregatorStore store, FederationBudget budget, AuditLog audit, ModelState model, ServerUpdateRule serverRule)
     {
+        ServerRule = serverRule;
         DataDirectory = dataDirectory;
         Kit = kit;
         Store = store;
@@ -45,6 +46,9 @@ public sealed class AggregatorState : IDisposable
 
     /// <summary>The current global model.</summary>
     public ModelState Model { get; }
+
+    /// <summary>The aggregator's update rule and its moments, which go with <see cref="Model"/>'s version.</summary>
+    public ServerUpdateRule ServerRule { get; }
 
     /// <summary>Audit log folder under the data directory.</summary>
     public static string AuditDirectory(string dataDirectory) => Path.Combine(dataDirectory, "audit");
@@ -85,7 +89,8 @@ public sealed class AggregatorState : IDisposable
             budget = FederationBudget.Open(PrivacyLedgerPath(options.DataDirectory), options.Federation);
             audit = AuditLog.Open(AuditDirectory(options.DataDirectory), "aggregator", kit.IdentityKey, $"securefed/{options.Federation}/aggregator");
             ModelState model = LoadModel(store, options, initialModelFactory);
-            return new AggregatorState(Path.GetFullPath(options.DataDirectory), kit, store, budget, audit, model);
+            var serverRule = ServerUpdateRule.Open(options.ServerOptimizerOptions, store, model.Version, model.ParameterCount);
+            return new AggregatorState(Path.GetFullPath(options.DataDirectory), kit, store, budget, audit, model, serverRule);
         }
         catch
         {

@@ -58,6 +58,9 @@ internal static partial class Log
     [LoggerMessage(18, LogLevel.Error, "Coordinator stopped driving rounds: {Reason}")]
     public static partial void LeaseLost(ILogger logger, string reason);
 
-    [LoggerMessage(19, LogLevel.Warning, "Round {Round}: the attempt that could not be opened was not recorded in the round servers' ledger: {Reason}")]
+    [LoggerMessage(19, LogLevel.Information, "Server update rule {Rule} (learning rate {LearningRate}): {History}")]
+    public static partial void ServerRule(ILogger logger, string rule, double learningRate, string history);
+
+    [LoggerMessage(20, LogLevel.Warning, "Round {Round}: the attempt that could not be opened was not recorded in the round servers' ledger: {Reason}")]
     public static partial void OpenFailureNotRecorded(ILogger logger, long round, string reason);
 }

@@ -156,6 +156,13 @@ public sealed class RoundCoordinator : BackgroundService
         try
         {
             _fence.EnsureHeld();
+            if (_fence.Epoch > 0 && _options.ClusterProblem() is string clusterProblem)
+            {
+                throw new InvalidOperationException(clusterProblem); // the CLI refuses this configuration first; never run it silently
+            }
+
+            Log.ServerRule(_logger, _state.ServerRule.Name, _state.ServerRule.Options.LearningRate, _state.ServerRule.History);
+
             // On the cluster (a lease epoch) the round left open may have been another silo's: say so.
             string? takeover = _fence.Epoch > 0
                 ? string.Create(CultureInfo.InvariantCulture, $"the coordinator stopped while the round was open; this coordinator took over at lease epoch {_fence.Epoch}")
@@ -627,7 +634,8 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         // Each site sent ω_u·Δ_u with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u.
-        var fusion = new SumFusion(session.BaseModel, codec, decodedWeight, _options.ServerLearningRate, digest: result.Sum.RecordsDigest);
+        // The update rule (FedAvg, or the momentum / adam moments that go with the base model version) is applied run by run.
+        SumFusion fusion = _state.ServerRule.BeginFusion(session.BaseModel, session.BaseModelVersion, codec, decodedWeight, digest: result.Sum.RecordsDigest);
         await result.Sum.ReadInOrderAsync(fusion.Add, cancellationToken).ConfigureAwait(false);
         (float[] next, string? sumSha256) = fusion.Complete();
         if (sumSha256 is not null)
@@ -646,7 +654,10 @@ public sealed class RoundCoordinator : BackgroundService
         string sha = ModelState.Digest(next);
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
         _fence.EnsureHeld();
-        _state.Store.CompleteRoundWithModel(session.Round, version, WireEncoding.ModelBytesView(next), sha, contributors); // the fused model's own memory, no copy
+        // The model version and the update rule's moments that produced it in one transaction (the fused model's and the
+        // optimizer's own memory, no copy): a restart never finds one without the other.
+        _state.Store.CompleteRoundWithModel(session.Round, version, WireEncoding.ModelBytesView(next), sha, contributors, _state.ServerRule.Moments);
+        _state.ServerRule.Stored();
         double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
         _state.Model.Update(version, next, sha);
         _state.Audit.Append(AuditEvents.AggregateProduced, f => f
@@ -654,7 +665,8 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("model_version", version)
             .Add("sha256", sha)
             .Add("participants", contributors)
-            .Add("total_weight", decodedWeight));
+            .Add("total_weight", decodedWeight)
+            .AddObject("server_update", rule => ServerRuleFields(rule, _state.ServerRule)));
         AuditEvaluation(session, evaluation, evaluationNote);
         _state.Audit.Append(AuditEvents.PrivacySpent, f => f
             .Add("round", session.Round)
@@ -701,6 +713,26 @@ public sealed class RoundCoordinator : BackgroundService
             FalseNegatives = (ulong)c.FalseNegatives,
             F1 = c.F1,
         };
+    }
+
+    /// <summary>
+    /// The update rule that turned the round's averaged update into the model (docs/PROTOCOL.md, "Server update rule"):
+    /// {rule, learning_rate} and, for momentum and adam, beta1, beta2, tau, noise_variance, noise_floor and the step count.
+    /// </summary>
+    private static AuditFields ServerRuleFields(AuditFields fields, ServerUpdateRule rule)
+    {
+        fields.Add("rule", rule.Name).Add("learning_rate", rule.Options.LearningRate);
+        if (rule.Options.Kind != ServerOptimizerKind.Average)
+        {
+            fields.Add("beta1", rule.Options.Beta1).Add("step", rule.Steps);
+        }
+
+        if (rule.Options.Kind == ServerOptimizerKind.Adam)
+        {
+            fields.Add("beta2", rule.Options.Beta2).Add("tau", rule.Options.Tau).Add("noise_variance", rule.Options.NoiseVariance).Add("noise_floor", rule.Options.NoiseFloor);
+        }
+
+        return fields;
     }
 
     /// <summary>

@@ -40,7 +40,11 @@ public static class AuditEvents
     /// <summary>Aggregator: a site's unmasking response (counts only, never shares): {round, site, b_shares, s_shares}.</summary>
     public const string UnmaskResponse = "unmask.response";
 
-    /// <summary>Aggregator: the fused model: {round, model_version, sha256, participants[]}.</summary>
+    /// <summary>
+    /// Aggregator: the fused model: {round, model_version, sha256, participants[], total_weight, server_update{rule,
+    /// learning_rate, and for momentum/adam beta1, step, for adam beta2, tau, noise_variance, noise_floor}}: the update
+    /// rule that turned the sum into this model (docs/PROTOCOL.md §5, "Server update rule").
+    /// </summary>
     public const string AggregateProduced = "aggregate.produced";
 
     /// <summary>Aggregator: privacy budget spent so far: {round, guarantee, epsilon, delta, budget, rho}.</summary>

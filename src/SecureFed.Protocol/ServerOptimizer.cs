@@ -52,13 +52,63 @@ public sealed class ServerOptimizer
             throw new ArgumentException($"The model has {model.Length} parameters; the update has {averagedUpdate.Length}.", nameof(averagedUpdate));
         }
 
-        if (_first is not null && _first.Length != model.Length)
+        BeginStep(model.Length);
+        float[] next = new float[model.Length];
+        StepRun(0, model, averagedUpdate, next);
+        EndStep();
+        return next;
+    }
+
+    /// <summary>
+    /// Starts a step taken a run of coordinates at a time (<see cref="StepRun"/>, then <see cref="EndStep"/>), as the
+    /// aggregator does while it reads the unmasked sum in order: the rule is per coordinate, so the runs together give
+    /// <see cref="Step"/>'s result bit for bit. Allocates the moments on the first step.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The state's length is not <paramref name="parameterCount"/>.</exception>
+    public void BeginStep(int parameterCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(parameterCount);
+        if (_first is not null && _first.Length != parameterCount)
         {
-            throw new InvalidOperationException($"The optimizer state has {_first.Length} parameters; the model has {model.Length} (did the model change?).");
+            throw new InvalidOperationException($"The optimizer state has {_first.Length} parameters; the model has {parameterCount} (did the model change?).");
+        }
+
+        switch (_options.Kind)
+        {
+            case ServerOptimizerKind.Momentum:
+                _first ??= new double[parameterCount];
+                break;
+            case ServerOptimizerKind.Adam:
+                _first ??= new double[parameterCount];
+                _second ??= new double[parameterCount];
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Coordinates [<paramref name="offset"/>, <paramref name="offset"/> + n) of the step begun by <see cref="BeginStep"/>:
+    /// <paramref name="model"/>, <paramref name="averagedUpdate"/> and <paramref name="next"/> are that run's values.
+    /// Each coordinate must be stepped once per step; the moments of the run are updated in place.
+    /// </summary>
+    /// <exception cref="RoundAbortedException">A result is not finite (the message names the parameter).</exception>
+    public void StepRun(int offset, ReadOnlySpan<float> model, ReadOnlySpan<double> averagedUpdate, Span<float> next)
+    {
+        if (model.Length != averagedUpdate.Length || next.Length != model.Length)
+        {
+            throw new ArgumentException($"The model ({model.Length}), the update ({averagedUpdate.Length}) and the result ({next.Length}) must have the same length.", nameof(averagedUpdate));
+        }
+
+        if (offset < 0 || (_first is not null && offset > _first.Length - model.Length))
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), $"A run of {model.Length} at {offset} is outside the optimizer's {_first?.Length} parameters.");
+        }
+
+        if (_options.Kind != ServerOptimizerKind.Average && _first is null)
+        {
+            throw new InvalidOperationException("BeginStep must come before StepRun.");
         }
 
         double eta = _options.LearningRate;
-        float[] next = new float[model.Length];
         switch (_options.Kind)
         {
             case ServerOptimizerKind.Average:
@@ -69,33 +119,33 @@ public sealed class ServerOptimizer
 
                 break;
             case ServerOptimizerKind.Momentum:
-                _first ??= new double[model.Length];
+                Span<double> velocity = _first.AsSpan(offset, model.Length);
                 double beta = _options.Beta1;
                 for (int i = 0; i < next.Length; i++)
                 {
-                    _first[i] = (beta * _first[i]) + averagedUpdate[i];
-                    next[i] = (float)(model[i] + (eta * _first[i]));
+                    velocity[i] = (beta * velocity[i]) + averagedUpdate[i];
+                    next[i] = (float)(model[i] + (eta * velocity[i]));
                 }
 
                 break;
             case ServerOptimizerKind.Adam:
-                _first ??= new double[model.Length];
-                _second ??= new double[model.Length];
-                double b1 = _options.Beta1;
-                double b2 = _options.Beta2;
-                double tau = _options.Tau;
+                Span<double> m = _first.AsSpan(offset, model.Length);
+                Span<double> v = _second.AsSpan(offset, model.Length);
                 if (_options.NoiseVariance > 0)
                 {
-                    AdamBiasCorrected(model, averagedUpdate, next);
+                    AdamBiasCorrected(model, averagedUpdate, next, m, v);
                     break;
                 }
 
+                double b1 = _options.Beta1;
+                double b2 = _options.Beta2;
+                double tau = _options.Tau;
                 for (int i = 0; i < next.Length; i++)
                 {
                     double g = averagedUpdate[i];
-                    _first[i] = (b1 * _first[i]) + ((1 - b1) * g);
-                    _second[i] = (b2 * _second[i]) + ((1 - b2) * g * g);
-                    next[i] = (float)(model[i] + (eta * _first[i] / (Math.Sqrt(_second[i]) + tau)));
+                    m[i] = (b1 * m[i]) + ((1 - b1) * g);
+                    v[i] = (b2 * v[i]) + ((1 - b2) * g * g);
+                    next[i] = (float)(model[i] + (eta * m[i] / (Math.Sqrt(v[i]) + tau)));
                 }
 
                 break;
@@ -107,18 +157,18 @@ public sealed class ServerOptimizer
         {
             if (!float.IsFinite(next[i]))
             {
-                throw new RoundAbortedException(ProtocolStage.Unmasking, string.Create(CultureInfo.InvariantCulture, $"the server optimizer's step is not finite at parameter {i}"));
+                throw new RoundAbortedException(ProtocolStage.Unmasking, string.Create(CultureInfo.InvariantCulture, $"the server optimizer's step is not finite at parameter {offset + i}"));
             }
         }
-
-        Steps++;
-        return next;
     }
+
+    /// <summary>Ends the step begun by <see cref="BeginStep"/> once every coordinate went through <see cref="StepRun"/>.</summary>
+    public void EndStep() => Steps++;
 
     /// <summary>
     /// DP-AdamBC's step: m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ), θ ← θ + η m̂ / (√max(v̂ − Φ, floor Φ) + τ).
     /// </summary>
-    private void AdamBiasCorrected(ReadOnlySpan<float> model, ReadOnlySpan<double> averagedUpdate, float[] next)
+    private void AdamBiasCorrected(ReadOnlySpan<float> model, ReadOnlySpan<double> averagedUpdate, Span<float> next, Span<double> first, Span<double> second)
     {
         double b1 = _options.Beta1;
         double b2 = _options.Beta2;
@@ -132,20 +182,35 @@ public sealed class ServerOptimizer
         for (int i = 0; i < next.Length; i++)
         {
             double g = averagedUpdate[i];
-            _first![i] = (b1 * _first[i]) + ((1 - b1) * g);
-            _second![i] = (b2 * _second[i]) + ((1 - b2) * g * g);
-            double v = Math.Max((_second[i] / c2) - phi, floor);
-            next[i] = (float)(model[i] + (eta * (_first[i] / c1) / (Math.Sqrt(v) + tau)));
+            first[i] = (b1 * first[i]) + ((1 - b1) * g);
+            second[i] = (b2 * second[i]) + ((1 - b2) * g * g);
+            double v = Math.Max((second[i] / c2) - phi, floor);
+            next[i] = (float)(model[i] + (eta * (first[i] / c1) / (Math.Sqrt(v) + tau)));
         }
     }
+
+    /// <summary>The first moment (momentum buffer) as it is now, without a copy; empty when none is kept yet.</summary>
+    public ReadOnlyMemory<double> FirstMoment => _first;
+
+    /// <summary>Adam's second moment as it is now, without a copy; empty when none is kept yet.</summary>
+    public ReadOnlyMemory<double> SecondMoment => _second;
 
     /// <summary>The optimizer's state (first and second moments; null when the kind keeps none or no round ran).</summary>
     public ServerOptimizerState ExportState() =>
         new(Steps, _first is null ? null : (double[])_first.Clone(), _second is null ? null : (double[])_second.Clone());
 
+    /// <summary>
+    /// As <see cref="RestoreState"/>, taking the state's arrays as the optimizer's own instead of copying them (the
+    /// aggregator restores moments as large as the model; the caller must not use the arrays afterwards).
+    /// </summary>
+    /// <exception cref="ArgumentException">The state does not fit this optimizer (named in the message).</exception>
+    public void AdoptState(ServerOptimizerState state) => RestoreState(state, copy: false);
+
     /// <summary>Continues from a saved state.</summary>
     /// <exception cref="ArgumentException">The state does not fit this optimizer (named in the message).</exception>
-    public void RestoreState(ServerOptimizerState state)
+    public void RestoreState(ServerOptimizerState state) => RestoreState(state, copy: true);
+
+    private void RestoreState(ServerOptimizerState state, bool copy)
     {
         ArgumentNullException.ThrowIfNull(state);
         if (state.First is not null && state.Second is not null && state.First.Length != state.Second.Length)
@@ -159,7 +224,7 @@ public sealed class ServerOptimizer
         }
 
         Steps = state.Steps;
-        _first = _options.Kind == ServerOptimizerKind.Average ? null : state.First is null ? null : (double[])state.First.Clone();
-        _second = _options.Kind == ServerOptimizerKind.Adam && state.Second is not null ? (double[])state.Second.Clone() : null;
+        _first = _options.Kind == ServerOptimizerKind.Average || state.First is null ? null : copy ? (double[])state.First.Clone() : state.First;
+        _second = _options.Kind == ServerOptimizerKind.Adam && state.Second is not null ? copy ? (double[])state.Second.Clone() : state.Second : null;
     }
 }

@@ -51,43 +51,59 @@ public sealed record ServerOptimizerOptions
     };
 
     /// <summary>Every problem with the options, each naming the setting (empty when valid).</summary>
-    public IReadOnlyList<string> Validate()
+    public IReadOnlyList<string> Validate() => Validate(null);
+
+    /// <summary>
+    /// As <see cref="Validate()"/>, each message led by the configuration key of the setting it concerns when
+    /// <paramref name="settingPrefix"/> is given: the prefix and the property's name (e.g. <c>SecureFed:Server</c> gives
+    /// <c>SecureFed:ServerTau</c>), and the prefix and <c>Optimizer</c> for <see cref="Kind"/>.
+    /// </summary>
+    public IReadOnlyList<string> Validate(string? settingPrefix)
     {
-        var errors = new List<string>();
+        var errors = new Problems(settingPrefix);
         if (!double.IsFinite(LearningRate) || LearningRate <= 0)
         {
-            errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server learning rate must be a positive number, not {LearningRate}."));
+            errors.Add("LearningRate", string.Create(CultureInfo.InvariantCulture, $"The server learning rate must be a positive number, not {LearningRate}."));
         }
 
         if (!double.IsFinite(Beta1) || Beta1 < 0 || Beta1 >= 1)
         {
-            errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server β1 (momentum) must be in [0, 1), not {Beta1}."));
+            errors.Add("Beta1", string.Create(CultureInfo.InvariantCulture, $"The server β1 (momentum) must be in [0, 1), not {Beta1}."));
         }
 
         if (!double.IsFinite(Beta2) || Beta2 < 0 || Beta2 >= 1)
         {
-            errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server β2 must be in [0, 1), not {Beta2}."));
+            errors.Add("Beta2", string.Create(CultureInfo.InvariantCulture, $"The server β2 must be in [0, 1), not {Beta2}."));
         }
 
         if (!double.IsFinite(Tau) || Tau <= 0)
         {
-            errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server τ (adaptivity) must be a positive number, not {Tau}."));
+            errors.Add("Tau", string.Create(CultureInfo.InvariantCulture, $"The server τ (adaptivity) must be a positive number, not {Tau}."));
         }
 
         if (!double.IsFinite(NoiseVariance) || NoiseVariance < 0)
         {
-            errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server's noise variance Φ must be 0 (none) or a positive number, not {NoiseVariance}."));
+            errors.Add("NoiseVariance", string.Create(CultureInfo.InvariantCulture, $"The server's noise variance Φ must be 0 (none) or a positive number, not {NoiseVariance}."));
         }
         else if (NoiseVariance > 0 && Kind != ServerOptimizerKind.Adam)
         {
-            errors.Add($"The noise correction (Φ > 0) applies to the adam server optimizer only, not {Kind.ToString().ToLowerInvariant()}.");
+            errors.Add("Optimizer", $"The noise correction (Φ > 0) applies to the adam server optimizer only, not {Kind.ToString().ToLowerInvariant()}.");
         }
 
         if (!double.IsFinite(NoiseFloor) || NoiseFloor <= 0)
         {
-            errors.Add(string.Create(CultureInfo.InvariantCulture, $"The server's noise floor must be a positive multiple of Φ, not {NoiseFloor}."));
+            errors.Add("NoiseFloor", string.Create(CultureInfo.InvariantCulture, $"The server's noise floor must be a positive multiple of Φ, not {NoiseFloor}."));
         }
 
-        return errors;
+        return errors.Messages;
+    }
+
+    /// <summary>Problems, each led by its configuration key when a prefix is given.</summary>
+    private sealed class Problems(string? prefix)
+    {
+        public List<string> Messages { get; } = [];
+
+        public void Add(string setting, string message) =>
+            Messages.Add(prefix is null ? message : $"{prefix}{setting}: {char.ToLowerInvariant(message[0])}{message[1..]}");
     }
 }

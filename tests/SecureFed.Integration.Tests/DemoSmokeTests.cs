@@ -135,6 +135,45 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.True(DemoRunner.SplitNoiseUpdateClip(8, 1.195 / Math.Sqrt(2), 1, 45_075, 0.1, 180) > 2 * s, "ten times fewer sentences: a much noisier step");
     }
 
+    [Fact]
+    public async Task Demo_ServerAdam_AggregatorRunsItAuditsItAndStoresTheMoments()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["demo", "--corpus", "synthetic", "--out", _dir, "--rounds", "2", "--sentences", "60", "--local-epochs", "1", "--no-comparison",
+             "--server-optimizer", "adam", "--server-lr", "0.02", "--server-tau", "1e-7"],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(8));
+
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        string output = Plain(stdout.ToString());
+        Assert.Contains("Aggregator update rule: adam on the averaged update", output, StringComparison.Ordinal);
+        Assert.Contains("τ 1E-07", output, StringComparison.Ordinal);
+        string audit = File.ReadAllText(Path.Combine(_dir, "aggregator-data", "audit", AuditLog.LogFileName));
+        Assert.Equal(2, System.Text.RegularExpressions.Regex.Count(audit, "\"server_update\":\\{[^}]*\"rule\":\"adam\""));
+        using var store = SecureFed.Aggregator.Persistence.AggregatorStore.Open(Path.Combine(_dir, "aggregator-data", "aggregator.db"));
+        SecureFed.Aggregator.Persistence.SavedServerOptimizer saved = store.LoadServerOptimizer()!;
+        Assert.Equal(2, saved.ModelVersion);
+        Assert.Equal(2, saved.Steps);
+        Assert.Equal("adam", saved.Kind);
+    }
+
+    [Theory]
+    [InlineData("--server-optimizer", "sgd", "--server-optimizer: The server optimizer must be avg, momentum or adam, not 'sgd'.")]
+    [InlineData("--server-tau", "0", "The server τ (adaptivity) must be a positive number, not 0.")]
+    public async Task Demo_ServerRuleBadUsage_RefusedNamingTheOption(string option, string value, string message)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["demo", "--out", _dir, option, value], stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.NotEqual(0, code);
+        Assert.Contains(message, stderr.ToString() + stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "agents")));
+    }
+
     [Theory]
     [InlineData("--patient-noise", "global", "--patient-noise must be local or distributed, got 'global'.")]
     [InlineData("--optimizer", "adam", "--patient-noise distributed needs --optimizer sgd")]

@@ -233,4 +233,71 @@ public sealed class ServerOptimizerTests
         Assert.Equal(100.0 / 150, mean[0], 3);
         Assert.Equal(2 * 50.0 / 150, mean[1], 3);
     }
+
+    [Theory]
+    [InlineData(ServerOptimizerKind.Average, 0.0, 7)]
+    [InlineData(ServerOptimizerKind.Momentum, 0.0, 1)]
+    [InlineData(ServerOptimizerKind.Adam, 0.0, 13)]
+    [InlineData(ServerOptimizerKind.Adam, 1e-4, 64)]
+    public void StepRun_InRunsOverRounds_EqualsWholeStepBitForBit(ServerOptimizerKind kind, double noiseVariance, int run)
+    {
+        var options = new ServerOptimizerOptions { Kind = kind, LearningRate = 0.02, Tau = 1e-7, NoiseVariance = noiseVariance };
+        var whole = new ServerOptimizer(options);
+        var pieces = new ServerOptimizer(options);
+        var random = new Random(3);
+        float[] model = [.. Enumerable.Range(0, 200).Select(_ => (float)random.NextDouble())];
+        float[] byWhole = model;
+        float[] byPieces = model;
+
+        for (int round = 0; round < 4; round++)
+        {
+            double[] update = [.. Enumerable.Range(0, 200).Select(_ => (random.NextDouble() - 0.5) * 0.1)];
+            byWhole = whole.Step(byWhole, update);
+            float[] next = new float[model.Length];
+            pieces.BeginStep(model.Length);
+            for (int offset = 0; offset < model.Length; offset += run)
+            {
+                int n = Math.Min(run, model.Length - offset);
+                pieces.StepRun(offset, byPieces.AsSpan(offset, n), update.AsSpan(offset, n), next.AsSpan(offset, n));
+            }
+
+            pieces.EndStep();
+            byPieces = next;
+            Assert.Equal(byWhole.Select(BitConverter.SingleToInt32Bits), byPieces.Select(BitConverter.SingleToInt32Bits));
+        }
+
+        Assert.Equal(whole.Steps, pieces.Steps);
+        Assert.Equal(whole.FirstMoment.ToArray(), pieces.FirstMoment.ToArray());
+        Assert.Equal(whole.SecondMoment.ToArray(), pieces.SecondMoment.ToArray());
+    }
+
+    [Fact]
+    public void AdoptState_TakesTheArrays_ContinuesAsRestoreState()
+    {
+        var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.01 };
+        var first = new ServerOptimizer(options);
+        first.Step(Model, Update1);
+        ServerOptimizerState saved = first.ExportState();
+        var restored = new ServerOptimizer(options);
+        var adopted = new ServerOptimizer(options);
+
+        restored.RestoreState(saved);
+        adopted.AdoptState(saved);
+
+        Assert.Equal(restored.Step(Model, Update2), adopted.Step(Model, Update2));
+        Assert.Same(saved.First, System.Runtime.InteropServices.MemoryMarshal.TryGetArray(adopted.FirstMoment, out ArraySegment<double> segment) ? segment.Array : null);
+    }
+
+    [Fact]
+    public void Validate_WithSettingPrefix_LeadsEveryProblemWithItsKey()
+    {
+        var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Momentum, LearningRate = 0, Beta1 = 1, Beta2 = 2, Tau = 0, NoiseVariance = 1, NoiseFloor = 0 };
+
+        IReadOnlyList<string> problems = options.Validate("SecureFed:Server");
+
+        Assert.Equal(
+            ["SecureFed:ServerLearningRate", "SecureFed:ServerBeta1", "SecureFed:ServerBeta2", "SecureFed:ServerTau", "SecureFed:ServerOptimizer", "SecureFed:ServerNoiseFloor"],
+            problems.Select(p => p[..p.IndexOf(':', "SecureFed:".Length)]));
+        Assert.Equal(options.Validate().Count, problems.Count);
+    }
 }

@@ -102,6 +102,9 @@ internal sealed class TestFederation : IAsyncDisposable
         return new TestFederation(directory, provisioned, FreePort(), settings);
     }
 
+    /// <summary>Changes an aggregator setting (key without the "SecureFed:" prefix) for the next <see cref="StartAggregatorAsync"/>.</summary>
+    public void SetAggregatorSetting(string key, string value) => _aggregatorSettings[key] = value;
+
     /// <summary>Builds and starts the aggregator (again, after a stop: same port, same data directory).</summary>
     public async Task StartAggregatorAsync(string? dataDirectory = null, ILoggerProvider? logs = null, LogLevel minimumLevel = LogLevel.Warning)
     {

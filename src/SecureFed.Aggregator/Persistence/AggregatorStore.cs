@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Buffers.Binary;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -207,18 +208,89 @@ public sealed class AggregatorStore : IDisposable
     /// <summary>Stores the fused model as <paramref name="version"/> and completes <paramref name="round"/>, atomically.</summary>
     /// <exception cref="ArgumentException"><paramref name="sha256"/> is not the SHA-256 of <paramref name="modelBytes"/>.</exception>
     /// <exception cref="InvalidOperationException">The round is not running, or the version is not newer than the latest.</exception>
-    public void CompleteRoundWithModel(long round, long version, ReadOnlySpan<byte> modelBytes, string sha256, IReadOnlyList<string> participants)
+    public void CompleteRoundWithModel(long round, long version, ReadOnlySpan<byte> modelBytes, string sha256, IReadOnlyList<string> participants) =>
+        CompleteRoundWithModel(round, version, modelBytes, sha256, participants, moments: null);
+
+    /// <summary>
+    /// As <see cref="CompleteRoundWithModel(long, long, ReadOnlySpan{byte}, string, IReadOnlyList{string})"/>, and in the
+    /// same transaction replaces the server update rule's saved state with <paramref name="moments"/> for
+    /// <paramref name="version"/> (null: the rule keeps none, and any saved state is deleted), so that a model version
+    /// is never stored without the moments it goes with, nor moments without their version.
+    /// </summary>
+    /// <exception cref="ArgumentException">The moments' lengths do not match the model's parameter count.</exception>
+    public void CompleteRoundWithModel(long round, long version, ReadOnlySpan<byte> modelBytes, string sha256, IReadOnlyList<string> participants, ServerOptimizerMoments? moments)
     {
         string sha = VerifiedSha256(modelBytes, sha256);
         string names = ParticipantsJson(participants);
+        if (moments is not null)
+        {
+            long parameters = modelBytes.Length / sizeof(float);
+            if (moments.First.Length != parameters || (moments.Second.Length != 0 && moments.Second.Length != parameters))
+            {
+                throw new ArgumentException($"The server optimizer's moments have {moments.First.Length} and {moments.Second.Length} values; the model has {parameters} parameters.", nameof(moments));
+            }
+        }
+
         Run(modelBytes, bytes =>
         {
             using SqliteTransaction tx = _connection.BeginTransaction();
             CompleteRoundCore(tx, round, sha, names);
             SaveModelCore(tx, version, round, bytes, sha);
+            SaveServerOptimizerCore(tx, version, moments);
             tx.Commit();
         });
     }
+
+    /// <summary>The model version and rule of the saved server-optimizer state, without reading its moments; null when none is saved.</summary>
+    public (long ModelVersion, string Kind)? SavedServerOptimizerVersion() => Run(() =>
+    {
+        using SqliteCommand cmd = Command(_connection, null, "SELECT model_version, kind FROM server_optimizer ORDER BY model_version DESC LIMIT 1;");
+        using SqliteDataReader reader = cmd.ExecuteReader();
+        return reader.Read() ? (reader.GetInt64(0), reader.GetString(1)) : ((long, string)?)null;
+    });
+
+    /// <summary>
+    /// The server update rule's saved state (the moments of the latest model version produced under momentum or adam),
+    /// or null when none is saved. Each moment is read into its own array a block at a time (no whole-blob copy).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The saved state is inconsistent (more than one row, or a blob whose length
+    /// is not its parameter count; the message names it).</exception>
+    public SavedServerOptimizer? LoadServerOptimizer() => Run(() =>
+    {
+        long rows = (long)Scalar(_connection, null, "SELECT COUNT(*) FROM server_optimizer;")!;
+        if (rows == 0)
+        {
+            return null;
+        }
+
+        if (rows > 1)
+        {
+            throw new InvalidDataException($"'{Path}' holds the server optimizer's state of {rows} model versions; only the latest one's is kept.");
+        }
+
+        long version;
+        string kind;
+        long steps;
+        long count;
+        long firstBytes;
+        long secondBytes;
+        using (SqliteCommand cmd = Command(_connection, null, "SELECT model_version, kind, steps, parameter_count, length(first), length(second) FROM server_optimizer;"))
+        using (SqliteDataReader reader = cmd.ExecuteReader())
+        {
+            reader.Read();
+            (version, kind, steps, count, firstBytes, secondBytes) = (reader.GetInt64(0), reader.GetString(1), reader.GetInt64(2), reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5));
+        }
+
+        if (count > Array.MaxLength || firstBytes != count * sizeof(double) || (secondBytes != 0 && secondBytes != count * sizeof(double)))
+        {
+            throw new InvalidDataException(
+                $"The server optimizer's state saved with model version {version} in '{Path}' is corrupt: {count} parameters, but moments of {firstBytes} and {secondBytes} bytes.");
+        }
+
+        double[] first = ReadDoubles(version, "first", (int)count);
+        double[]? second = secondBytes == 0 ? null : ReadDoubles(version, "second", (int)count);
+        return new SavedServerOptimizer(version, kind, steps, first, second);
+    });
 
     /// <summary>Marks <paramref name="round"/> aborted. Aborting an already aborted round does nothing.</summary>
     /// <exception cref="InvalidOperationException">The round does not exist or is completed.</exception>
@@ -694,6 +766,88 @@ public sealed class AggregatorStore : IDisposable
         {
             blob.Write(bytes.Slice(offset, Math.Min(ModelWriteBlock, bytes.Length - offset)));
         }
+    }
+
+    /// <summary>
+    /// Replaces the saved server-optimizer state with <paramref name="moments"/> for model <paramref name="version"/>
+    /// (deletes it when null): inserted as zeroblobs and written with incremental blob I/O, encoded little-endian a block
+    /// at a time from the optimizer's own arrays, inside <paramref name="tx"/>.
+    /// </summary>
+    private void SaveServerOptimizerCore(SqliteTransaction tx, long version, ServerOptimizerMoments? moments)
+    {
+        Execute(_connection, tx, "DELETE FROM server_optimizer;");
+        if (moments is null)
+        {
+            return;
+        }
+
+        Execute(
+            _connection,
+            tx,
+            "INSERT INTO server_optimizer (model_version, kind, steps, parameter_count, first, second) VALUES ($v, $kind, $steps, $count, zeroblob($first), zeroblob($second));",
+            ("$v", version),
+            ("$kind", moments.Kind),
+            ("$steps", moments.Steps),
+            ("$count", (long)moments.First.Length),
+            ("$first", (long)moments.First.Length * sizeof(double)),
+            ("$second", (long)moments.Second.Length * sizeof(double)));
+        WriteDoubles(version, "first", moments.First.Span);
+        WriteDoubles(version, "second", moments.Second.Span);
+    }
+
+    private void WriteDoubles(long version, string column, ReadOnlySpan<double> values)
+    {
+        if (values.IsEmpty)
+        {
+            return;
+        }
+
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ModelCopyBlock);
+        try
+        {
+            using var blob = new SqliteBlob(_connection, "server_optimizer", column, version); // model_version is the rowid
+            int perBlock = ModelCopyBlock / sizeof(double);
+            for (int offset = 0; offset < values.Length; offset += perBlock)
+            {
+                int n = Math.Min(perBlock, values.Length - offset);
+                for (int i = 0; i < n; i++)
+                {
+                    BinaryPrimitives.WriteDoubleLittleEndian(buffer.AsSpan(i * sizeof(double)), values[offset + i]);
+                }
+
+                blob.Write(buffer, 0, n * sizeof(double));
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private double[] ReadDoubles(long version, string column, int count)
+    {
+        double[] values = new double[count];
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ModelCopyBlock);
+        try
+        {
+            using var blob = new SqliteBlob(_connection, "server_optimizer", column, version, readOnly: true);
+            int perBlock = ModelCopyBlock / sizeof(double);
+            for (int offset = 0; offset < count; offset += perBlock)
+            {
+                int n = Math.Min(perBlock, count - offset);
+                blob.ReadExactly(buffer, 0, n * sizeof(double));
+                for (int i = 0; i < n; i++)
+                {
+                    values[offset + i] = BinaryPrimitives.ReadDoubleLittleEndian(buffer.AsSpan(i * sizeof(double)));
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+
+        return values;
     }
 
     private List<string> TableNames(SqliteTransaction tx, string schema)

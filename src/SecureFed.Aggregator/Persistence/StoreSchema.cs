@@ -74,6 +74,20 @@ internal static class StoreSchema
         DROP TABLE models;
         ALTER TABLE models_v2 RENAME TO models;
         """,
+
+        // 3: the server update rule's state (AggregatorOptions.ServerOptimizer momentum or adam): the moments that go with
+        // one model version, written in the transaction that stores that version (AggregatorStore.CompleteRoundWithModel),
+        // so a model version never exists without its moments. At most one row: the latest version's.
+        """
+        CREATE TABLE server_optimizer (
+            model_version    INTEGER PRIMARY KEY REFERENCES models(version),
+            kind             TEXT NOT NULL,
+            steps            INTEGER NOT NULL CHECK (steps >= 0),
+            parameter_count  INTEGER NOT NULL CHECK (parameter_count >= 0),
+            first            BLOB NOT NULL,
+            second           BLOB NOT NULL
+        );
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;

@@ -42,9 +42,15 @@ internal static class DemoCommand
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start; with --patient-noise distributed the default is just above a step's expected norm instead, printed at the start).", DefaultValueFactory = _ => 30.0 };
         var layerScales = new Option<bool>("--layer-scales") { Description = "With --public-data: the aggregator announces layer-wise DP-SGD factors computed from the public data at the public model (docs/PROTOCOL.md \"Layer scales\"; the privacy guarantee is unchanged). Unless given, --lr becomes 4 (8 with --patient-noise distributed) and --grad-clip 1, the recipe measured in docs/utility.md." };
         var patientNoise = new Option<string>("--patient-noise") { Description = "local (each site adds the whole DP-SGD noise: ε holds even if the aggregator and all other sites collude; the default) or distributed (one DP-SGD step per round, each site adds σ/√k with k = min(sites, t): the sum the aggregator sees carries σ while secure aggregation holds; the larger collusion ε is printed; needs --optimizer sgd).", DefaultValueFactory = _ => "local" };
+        var serverOptimizer = new Option<string>("--server-optimizer") { Description = "The aggregator's update rule on the averaged update (its ServerOptimizer setting): avg (FedAvg, the default), momentum (FedAvgM) or adam (FedAdam; docs/utility.md \"Session 14\"); post-processing of the sum, no privacy cost.", DefaultValueFactory = _ => "avg" };
+        var serverLr = new Option<double>("--server-lr") { Description = "The aggregator's learning rate η on the averaged update (ServerLearningRate; with adam the experiment used 0.02, the demo's public-data recipe did best at 0.01: docs/utility.md \"Session 14\").", DefaultValueFactory = _ => 1.0 };
+        var serverBeta1 = new Option<double>("--server-beta1") { Description = "Server momentum (momentum) or Adam's β1 (adam).", DefaultValueFactory = _ => 0.9 };
+        var serverBeta2 = new Option<double>("--server-beta2") { Description = "Server Adam's β2.", DefaultValueFactory = _ => 0.99 };
+        var serverTau = new Option<double>("--server-tau") { Description = "Server Adam's adaptivity τ (under DP noise far below its per-coordinate size: 1e-7 was measured).", DefaultValueFactory = _ => 1e-3 };
         var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
         {
             rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip, publicData, publicEpochs, freeze, patientNoise, layerScales,
+            serverOptimizer, serverLr, serverBeta1, serverBeta2, serverTau,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -192,8 +198,31 @@ internal static class DemoCommand
                 c = Given(parse, gradClip) ? c : 1;
             }
 
+            ServerOptimizerOptions serverRule;
+            try
+            {
+                serverRule = new ServerOptimizerOptions
+                {
+                    Kind = ServerOptimizerOptions.ParseKind(parse.GetValue(serverOptimizer) ?? "avg"),
+                    LearningRate = parse.GetValue(serverLr),
+                    Beta1 = parse.GetValue(serverBeta1),
+                    Beta2 = parse.GetValue(serverBeta2),
+                    Tau = parse.GetValue(serverTau),
+                };
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException("--server-optimizer: " + ex.Message);
+            }
+
+            if (serverRule.Validate() is { Count: > 0 } serverProblems)
+            {
+                throw new UsageException(string.Join(" ", serverProblems));
+            }
+
             var settings = new DemoSettings
             {
+                ServerRule = serverRule,
                 LayerScales = scales,
                 DistributedPatientNoise = distributed,
                 Optimizer = opt,

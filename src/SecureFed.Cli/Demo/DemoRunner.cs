@@ -71,6 +71,9 @@ internal sealed record DemoSettings
     /// </summary>
     public bool DistributedPatientNoise { get; init; }
 
+    /// <summary>The aggregator's update rule (<c>--server-optimizer</c>, <c>--server-lr</c>, ...): its Server* settings.</summary>
+    public ServerOptimizerOptions ServerRule { get; init; } = new();
+
     /// <summary>
     /// Test hook (no command-line option): wraps each site's trainer, e.g. to make local training throw at chosen
     /// sites and check how the demo reports a failed host.
@@ -107,6 +110,17 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         KeyValuePair.Create("DpSgdNoiseShares", shares.ToString(CultureInfo.InvariantCulture)),
         KeyValuePair.Create("DpSgdMaxSteps", "1"),
     ];
+
+    /// <summary>The aggregator's update rule settings (none for the default, FedAvg with η = 1: its config stays as it was).</summary>
+    private static IEnumerable<KeyValuePair<string, string>> ServerRuleSettings(ServerOptimizerOptions rule) =>
+        rule.Kind == ServerOptimizerKind.Average && rule.LearningRate == 1.0 ? [] :
+        [
+            KeyValuePair.Create("ServerOptimizer", ServerUpdateRule.KindName(rule.Kind)),
+            KeyValuePair.Create("ServerLearningRate", rule.LearningRate.ToString("R", CultureInfo.InvariantCulture)),
+            KeyValuePair.Create("ServerBeta1", rule.Beta1.ToString("R", CultureInfo.InvariantCulture)),
+            KeyValuePair.Create("ServerBeta2", rule.Beta2.ToString("R", CultureInfo.InvariantCulture)),
+            KeyValuePair.Create("ServerTau", rule.Tau.ToString("R", CultureInfo.InvariantCulture)),
+        ];
 
     /// <summary>The agents' opt-in with the collusion budget the demo planned (none with local noise).</summary>
     private IEnumerable<KeyValuePair<string, string>> SplitNoiseAgentSettings(double collusionEpsilon) => !settings.DistributedPatientNoise ? [] :
@@ -164,6 +178,13 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         console.MarkupLine(CultureInfo.InvariantCulture, $"Site-level DP: updates clipped to S={l2Clip:G4}, distributed discrete Gaussian z={settings.SiteNoiseMultiplier}. [yellow]With {sites.Length} hospitals the site-level ε printed below is very large, i.e. no meaningful guarantee for a whole hospital[/]: a single-digit site-level ε needs z around 1, and that much noise is only affordable when it is averaged over hundreds of hospitals. The guarantee that matters here is the patient-level DP-SGD ε above.");
+        ServerOptimizerOptions rule = settings.ServerRule;
+        console.MarkupLine(CultureInfo.InvariantCulture, rule.Kind switch
+        {
+            ServerOptimizerKind.Adam => $"Aggregator update rule: adam on the averaged update (η {rule.LearningRate:G4}, β1 {rule.Beta1:G4}, β2 {rule.Beta2:G4}, τ {rule.Tau:G4}; post-processing of the sum, no privacy cost).",
+            ServerOptimizerKind.Momentum => $"Aggregator update rule: momentum on the averaged update (η {rule.LearningRate:G4}, β1 {rule.Beta1:G4}; post-processing of the sum, no privacy cost).",
+            _ => $"Aggregator update rule: average (FedAvg, η {rule.LearningRate:G4}).",
+        });
 
         var options = new LocalFederationOptions
         {
@@ -190,6 +211,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 // summed site noise is not magnified when the server divides by Σω (sensitivity stays S either way).
                 ["WeightCap"] = Math.Max(1, train.Values.Max(t => t.Count)).ToString(CultureInfo.InvariantCulture),
             }.Concat(SplitNoiseAggregatorSettings(shares))
+                .Concat(ServerRuleSettings(settings.ServerRule))
                 .Concat(layerScales.Select((f, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"DpSgdLayerScales:{i}"), f.ToString("R", CultureInfo.InvariantCulture))))
                 .Concat(types.Select((t, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"EvaluationEntityTypes:{i}"), t))).ToDictionary(),
             Agent = new Dictionary<string, string>
