@@ -149,29 +149,14 @@ public static class SliceUploadReader
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(buffer);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(length, buffer.Length);
-        int received = 0;
-        MaskedInputChunk chunk = first;
-        while (true)
+        SliceUploadRefusal? refusal = await StreamAsync(first, stream, length, slice, (Google.Protobuf.Collections.RepeatedField<uint> words, int offset) =>
         {
-            SliceUploadRefusal? refusal = CheckChunk(chunk, received, length, slice);
-            if (refusal is not null)
-            {
-                return refusal;
-            }
-
-            chunk.Words.CopyTo(buffer, received);
-            received += chunk.Words.Count;
-            if (!await stream.MoveNext(cancellationToken).ConfigureAwait(false))
-            {
-                break;
-            }
-
-            chunk = stream.Current;
-        }
-
-        if (received != length)
+            words.CopyTo(buffer, offset);
+            return Task.CompletedTask;
+        }, cancellationToken).ConfigureAwait(false);
+        if (refusal is not null)
         {
-            return new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} has {received} words; the round's slice {slice} has {length}");
+            return refusal;
         }
 
         string digest = Convert.ToHexStringLower(WireEncoding.VectorDigest(buffer.AsSpan(0, length)));
