@@ -32,6 +32,12 @@ public sealed class AggregatorState : IDisposable
     /// <summary>The round store's file under <paramref name="dataDirectory"/>.</summary>
     public static string StorePath(string dataDirectory) => Path.Combine(dataDirectory, "aggregator.db");
 
+    /// <summary>
+    /// Name pattern of the staging files in which the next model is written while it is fused (<c>RoundCoordinator</c>),
+    /// in the data directory; a file left by a killed process is deleted when the state is opened.
+    /// </summary>
+    public const string NextModelFilePattern = "next-model-*.tmp";
+
     /// <summary>The aggregator's kit.</summary>
     public PartyKit Kit { get; }
 
@@ -79,6 +85,11 @@ public sealed class AggregatorState : IDisposable
         }
 
         Directory.CreateDirectory(options.DataDirectory);
+        foreach (string leftover in Directory.EnumerateFiles(options.DataDirectory, NextModelFilePattern))
+        {
+            File.Delete(leftover); // a next model that was being fused when the process died: never stored, never used
+        }
+
         AggregatorStore? store = null;
         FederationBudget? budget = null;
         AuditLog? audit = null;

@@ -535,11 +535,12 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// A new staging file for the next model, in the system's temporary folder, deleted when it is closed (the fused model
-    /// is published to the sites anyway; nothing secret is written).
+    /// A new staging file for the next model in the aggregator's data directory (next to the round store that receives it,
+    /// with the same access rights), deleted when it is closed; one a killed process left is deleted at the next start-up
+    /// (<see cref="AggregatorState.NextModelFilePattern"/>).
     /// </summary>
-    private static FileStream NextModelFile() => new(
-        Path.Combine(Path.GetTempPath(), $"securefed-next-model-{Guid.NewGuid():N}.bin"),
+    private FileStream NextModelFile() => new(
+        Path.Combine(_state.DataDirectory, AggregatorState.NextModelFilePattern.Replace("*", Guid.NewGuid().ToString("N"), StringComparison.Ordinal)),
         FileMode.CreateNew,
         FileAccess.ReadWrite,
         FileShare.None,

@@ -37,9 +37,15 @@ public sealed class AggregatorStateModelTests : IDisposable
             Assert.Equal(file, state.Store.LoadModel(0));
         }
 
+        string leftover = Path.Combine(options.DataDirectory, "next-model-0123.tmp"); // a killed fusion's staging file
+        File.WriteAllBytes(leftover, [1, 2, 3, 4]);
+        string unrelated = Path.Combine(options.DataDirectory, "next-model-notes.txt");
+        File.WriteAllText(unrelated, "kept");
         using AggregatorState reopened = AggregatorState.Open(options);
         Assert.Equal((0L, ModelState.Digest(federation.InitialModel)), reopened.Model.Current);
         Assert.Equal(FrontFederation.Parameters, reopened.Model.ParameterCount);
+        Assert.False(File.Exists(leftover));
+        Assert.True(File.Exists(unrelated));
     }
 
     [Fact]
