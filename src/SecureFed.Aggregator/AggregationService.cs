@@ -384,32 +384,45 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     {
         Authenticate(context, request.Header, Stage.Model);
         long version = (long)request.Version;
-        float[] values;
+        (long current, string currentSha) = _state.Model.Current;
         string sha;
-        if (version == 0 || version == _state.Model.Version)
+        if (version == 0 || version == current)
         {
-            (version, values, sha) = (_state.Model.Version, _state.Model.Values, _state.Model.Sha256);
+            (version, sha) = (current, currentSha);
         }
         else
         {
-            byte[] bytes = _state.Store.LoadModel(version)
-                ?? throw new RpcException(new Status(StatusCode.NotFound, $"model version {version} does not exist (latest is {_state.Model.Version})"));
-            values = ModelState.FromBytes(bytes, $"model version {version}");
-            sha = ModelState.Digest(values);
+            sha = _state.Store.FindModel(version)?.Sha256
+                ?? throw new RpcException(new Status(StatusCode.NotFound, $"model version {version} does not exist (latest is {current})"));
         }
 
+        // Streamed from the round store a chunk at a time (a stored version never changes), hashed as it is sent: bytes
+        // that do not match the version's SHA-256 end the call with an error after the last chunk (the agent checks too).
+        using Stream bytes = _state.Store.OpenModel(version);
+        long total = bytes.Length / sizeof(float);
         const int chunk = 65_536;
-        for (int offset = 0; offset < values.Length; offset += chunk)
+        float[] values = new float[(int)Math.Min(chunk, total)];
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        for (long offset = 0; offset < total; offset += chunk)
         {
+            Span<float> run = values.AsSpan(0, (int)Math.Min(chunk, total - offset));
+            ModelState.ReadValues(bytes, run);
+            hash.AppendData(WireEncoding.ModelBytesView(run));
             var message = new ModelChunk { Version = (ulong)version, Offset = (uint)offset };
             if (offset == 0)
             {
                 message.Sha256 = sha;
-                message.TotalValues = (uint)values.Length;
+                message.TotalValues = (uint)total;
             }
 
-            message.Values.AddRange(values.AsSpan(offset, Math.Min(chunk, values.Length - offset)).ToArray());
+            message.Values.AddRange(run.ToArray());
             await responseStream.WriteAsync(message, context.CancellationToken).ConfigureAwait(false);
+        }
+
+        string actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+        if (!string.Equals(actual, sha, StringComparison.Ordinal))
+        {
+            throw new RpcException(new Status(StatusCode.DataLoss, $"model version {version} in the aggregator's round store is corrupt: its bytes hash to SHA-256 {actual}, not its recorded {sha}"));
         }
     }
 

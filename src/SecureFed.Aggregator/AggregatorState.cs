@@ -32,6 +32,12 @@ public sealed class AggregatorState : IDisposable
     /// <summary>The round store's file under <paramref name="dataDirectory"/>.</summary>
     public static string StorePath(string dataDirectory) => Path.Combine(dataDirectory, "aggregator.db");
 
+    /// <summary>
+    /// Name pattern of the staging files in which the next model is written while it is fused (<c>RoundCoordinator</c>),
+    /// in the data directory; a file left by a killed process is deleted when the state is opened.
+    /// </summary>
+    public const string NextModelFilePattern = "next-model-*.tmp";
+
     /// <summary>The aggregator's kit.</summary>
     public PartyKit Kit { get; }
 
@@ -79,6 +85,11 @@ public sealed class AggregatorState : IDisposable
         }
 
         Directory.CreateDirectory(options.DataDirectory);
+        foreach (string leftover in Directory.EnumerateFiles(options.DataDirectory, NextModelFilePattern))
+        {
+            File.Delete(leftover); // a next model that was being fused when the process died: never stored, never used
+        }
+
         AggregatorStore? store = null;
         FederationBudget? budget = null;
         AuditLog? audit = null;
@@ -101,29 +112,62 @@ public sealed class AggregatorState : IDisposable
         }
     }
 
+    /// <summary>
+    /// The current model: the store's latest version, checked (read once a block at a time: its SHA-256 against the
+    /// record, every value finite) but not kept in memory; or, in a new store, the initial model, streamed from its file
+    /// (checked the same way) into the store as version 0.
+    /// </summary>
     private static ModelState LoadModel(AggregatorStore store, AggregatorOptions options, Func<float[]>? initialModelFactory)
     {
         ModelRecord? latest = store.LatestModel();
         if (latest is not null)
         {
-            byte[] bytes = store.LoadModel(latest.Version)
-                ?? throw new InvalidDataException($"The store lists model version {latest.Version} but holds no bytes for it.");
-            return new ModelState(latest.Version, ModelState.FromBytes(bytes, $"model version {latest.Version}"), latest.Sha256);
+            (int count, string actual) = CheckStored(store, latest.Version);
+            if (!string.Equals(actual, latest.Sha256, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException(
+                    $"Model version {latest.Version} in '{store.Path}' is corrupt: its recorded SHA-256 is {latest.Sha256} but the stored bytes hash to {actual}.");
+            }
+
+            return new ModelState(latest.Version, count, latest.Sha256);
         }
 
-        float[] values;
         if (!string.IsNullOrEmpty(options.InitialModel))
         {
-            values = ModelState.FromFile(options.InitialModel);
+            using var file = new FileStream(options.InitialModel, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            (int count, string fileSha) = ModelState.Check(file, options.InitialModel);
+            file.Position = 0;
+            store.SaveModel(0, 0, file, fileSha);
+            return new ModelState(0, count, fileSha);
         }
-        else
+
+        float[] values = initialModelFactory?.Invoke() ?? throw new InvalidDataException("No model yet: set SecureFed:InitialModel to a model file (see 'securefed model init').");
+        if (values.Length == 0)
         {
-            values = initialModelFactory?.Invoke() ?? throw new InvalidDataException("No model yet: set SecureFed:InitialModel to a model file (see 'securefed model init').");
+            throw new InvalidDataException("The initial model has no parameters.");
         }
 
         string sha = ModelState.Digest(values);
         store.SaveModel(0, 0, WireEncoding.ModelBytesView(values), sha);
-        return new ModelState(0, values, sha);
+        return new ModelState(0, values.Length, sha);
+    }
+
+    private static (int ParameterCount, string Sha256) CheckStored(AggregatorStore store, long version)
+    {
+        Stream bytes;
+        try
+        {
+            bytes = store.OpenModel(version);
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new InvalidDataException($"The store lists model version {version} but holds no bytes for it: {ex.Message}", ex);
+        }
+
+        using (bytes)
+        {
+            return ModelState.Check(bytes, $"model version {version} in '{store.Path}'");
+        }
     }
 
     /// <inheritdoc />

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SecureFed.Aggregator.Operations;
+using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Privacy;
 using SecureFed.Protocol;
@@ -302,6 +303,7 @@ public sealed class RoundCoordinator : BackgroundService
         GraphPlan plan = _options.PlanGraph(n);
         int threshold = FederatedAveraging.Threshold(plan, _options.Threshold);
         int d = _state.Model.ParameterCount;
+        (long modelVersion, string modelSha256) = _state.Model.Current;
         EvaluationLayout? evaluation = _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
         (UpdateCodec codec, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(d, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, evaluation);
 
@@ -338,7 +340,7 @@ public sealed class RoundCoordinator : BackgroundService
             site_noise_multiplier = _options.SiteNoiseMultiplier,
             sigma_site = dpPlan.SigmaSite,
             dp_sgd = new { _options.DpSgdNoiseMultiplier, _options.DpSgdMaxGradNorm, _options.DpSgdSampleRate, _options.LocalEpochs, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares, layer_scales = _options.DpSgdLayerScales },
-            model_version = _state.Model.Version,
+            model_version = modelVersion,
             evaluation = evaluation is null ? null : new { entity_types = evaluation.EntityTypes, count_cap = evaluation.CountCap, min_evaluators = threshold },
         };
         _fence.EnsureHeld();
@@ -365,8 +367,8 @@ public sealed class RoundCoordinator : BackgroundService
             WeightCap = (uint)codec.WeightCap,
             DpSgd = new DpSgdSettings { NoiseMultiplier = _options.DpSgdNoiseMultiplier, MaxGradNorm = _options.DpSgdMaxGradNorm, SampleRate = _options.DpSgdSampleRate, LocalEpochs = (uint)_options.LocalEpochs, MaxSteps = (uint)_options.DpSgdMaxSteps, NoiseShares = (uint)_options.DpSgdNoiseShares },
             SiteDp = new SiteDpSettings { L2Clip = _options.L2Clip, NoiseSigmaSite = dpPlan.SigmaSite, TargetNoiseMultiplier = _options.SiteNoiseMultiplier, Delta = _options.Delta },
-            ModelVersion = (ulong)_state.Model.Version,
-            ModelSha256 = _state.Model.Sha256,
+            ModelVersion = (ulong)modelVersion,
+            ModelSha256 = modelSha256,
             ParameterCount = (uint)d,
             ModelSpecSha256 = _options.ModelSpecSha256,
             StageDeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
@@ -400,7 +402,7 @@ public sealed class RoundCoordinator : BackgroundService
             return (null, false);
         }
 
-        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, _state.Model.Version, _state.Model.Values) { StageDeadline = deadline };
+        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256) { StageDeadline = deadline };
         foreach (string excluded in _excluded.Keys)
         {
             // This attempt opened without the site: one fewer to sit out.
@@ -419,7 +421,7 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("graph_policy", GraphPlanner.PolicyName(_options.GraphPolicy))
             .Add("bit_width", codec.BitWidth)
             .Add("vector_length", codec.VectorLength)
-            .Add("model_version", _state.Model.Version)
+            .Add("model_version", modelVersion)
             .Add("federated_evaluation", evaluation is not null)
             .AddObject("dp", dp => dp
                 .Add("l2_clip", _options.L2Clip)
@@ -436,7 +438,7 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("dp_sgd_layer_scales", _options.DpSgdLayerScales.Length)
                 .Add("dp_sgd_layer_scales_sha256", _options.DpSgdLayerScales.Length == 0 ? "" : RoundParameters.LayerScalesSha256(_options.DpSgdLayerScales))));
         Log.RoundOpened(_logger, round, n, threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
-        _telemetry?.RoundOpened(round, cohort, threshold, _state.Model.Version);
+        _telemetry?.RoundOpened(round, cohort, threshold, modelVersion);
         _current = session;
         foreach (TaskCompletionSource<bool> w in _waiting.Values)
         {
@@ -531,6 +533,19 @@ public sealed class RoundCoordinator : BackgroundService
             return false;
         }
     }
+
+    /// <summary>
+    /// A new staging file for the next model in the aggregator's data directory (next to the round store that receives it,
+    /// with the same access rights), deleted when it is closed; one a killed process left is deleted at the next start-up
+    /// (<see cref="AggregatorState.NextModelFilePattern"/>).
+    /// </summary>
+    private FileStream NextModelFile() => new(
+        Path.Combine(_state.DataDirectory, AggregatorState.NextModelFilePattern.Replace("*", Guid.NewGuid().ToString("N"), StringComparison.Ordinal)),
+        FileMode.CreateNew,
+        FileAccess.ReadWrite,
+        FileShare.None,
+        bufferSize: 1 << 16,
+        FileOptions.DeleteOnClose);
 
     /// <summary>
     /// True for a failure of the aggregator's own storage (audit log, round store, privacy ledger, files): it must stop
@@ -634,10 +649,20 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         // Each site sent ω_u·Δ_u with ω_u = w_u / cap, so the weighted average is Σ ω_u Δ_u / Σ ω_u.
-        // The update rule (FedAvg, or the momentum / adam moments that go with the base model version) is applied run by run.
-        SumFusion fusion = _state.ServerRule.BeginFusion(session.BaseModel, session.BaseModelVersion, codec, decodedWeight, digest: result.Sum.RecordsDigest);
-        await result.Sum.ReadInOrderAsync(fusion.Add, cancellationToken).ConfigureAwait(false);
-        (float[] next, string? sumSha256) = fusion.Complete();
+        // The update rule (FedAvg, or the momentum / adam moments that go with the base model version) is applied run by run,
+        // a block at a time: the base model's block read from the round store, the next model's block written to a staging
+        // file (deleted when closed) that the store copies in below; neither model is ever whole in memory.
+        SumFusion fusion = _state.ServerRule.BeginFusion(session.BaseModelVersion, codec, decodedWeight, digest: result.Sum.RecordsDigest);
+        using FileStream next = NextModelFile();
+        string sha;
+        string? sumSha256;
+        using (Stream baseModel = _state.Store.OpenModel(session.BaseModelVersion))
+        using (var streamed = new StoredModelFusion(fusion, baseModel, session.BaseModelSha256, $"model version {session.BaseModelVersion} in '{_state.Store.Path}'", next))
+        {
+            await result.Sum.ReadInOrderAsync(streamed.Add, cancellationToken).ConfigureAwait(false);
+            (sha, sumSha256) = streamed.Complete();
+        }
+
         if (sumSha256 is not null)
         {
             await result.Sum.RecordAsync(sumSha256, cancellationToken).ConfigureAwait(false);
@@ -650,16 +675,17 @@ public sealed class RoundCoordinator : BackgroundService
             : FederatedAveraging.EvaluateTail(codec, tail, result.Contributors.Count, session.Parameters.Threshold, out evaluationNote);
 
         string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
-        long version = _state.Model.Version + 1;
-        string sha = ModelState.Digest(next);
+        long version = session.BaseModelVersion + 1;
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
         _fence.EnsureHeld();
-        // The model version and the update rule's moments that produced it in one transaction (the fused model's and the
-        // optimizer's own memory, no copy): a restart never finds one without the other.
-        _state.Store.CompleteRoundWithModel(session.Round, version, WireEncoding.ModelBytesView(next), sha, contributors, _state.ServerRule.Moments);
+        // The model version and the update rule's moments that produced it in one transaction (the model streamed from the
+        // staging file and checked against its SHA-256 as it is copied; the optimizer's own memory): a restart never finds
+        // one without the other.
+        next.Position = 0;
+        _state.Store.CompleteRoundWithModel(session.Round, version, next, sha, contributors, _state.ServerRule.Moments);
         _state.ServerRule.Stored();
         double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
-        _state.Model.Update(version, next, sha);
+        _state.Model.Update(version, sha);
         _state.Audit.Append(AuditEvents.AggregateProduced, f => f
             .Add("round", session.Round)
             .Add("model_version", version)

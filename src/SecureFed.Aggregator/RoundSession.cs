@@ -19,7 +19,7 @@ internal sealed class RoundSession
     private volatile string? _abortRequested;
     private RoundAnnouncement? _sliced;
 
-    public RoundSession(RoundParameters parameters, IRoundServer server, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, float[] baseModel)
+    public RoundSession(RoundParameters parameters, IRoundServer server, RoundAnnouncement announcement, UpdateCodec codec, DistributedDpPlan dpPlan, long baseModelVersion, string baseModelSha256)
     {
         Parameters = parameters;
         Server = server;
@@ -27,7 +27,7 @@ internal sealed class RoundSession
         Codec = codec;
         DpPlan = dpPlan;
         BaseModelVersion = baseModelVersion;
-        BaseModel = baseModel;
+        BaseModelSha256 = baseModelSha256;
     }
 
     public RoundParameters Parameters { get; }
@@ -71,7 +71,8 @@ internal sealed class RoundSession
 
     public long BaseModelVersion { get; }
 
-    public float[] BaseModel { get; }
+    /// <summary>The SHA-256 of the round's starting model (version <see cref="BaseModelVersion"/>, in the round store).</summary>
+    public string BaseModelSha256 { get; }
 
     public long Round => Parameters.Round;
 

@@ -77,13 +77,37 @@ public sealed class ServerUpdateRule
             throw new InvalidOperationException($"The server update rule was opened for {_parameterCount} parameters; the model has {baseModel.Length}.");
         }
 
+        return new SumFusion(baseModel, codec, totalWeight, Options.LearningRate, digest, Prepare(baseVersion));
+    }
+
+    /// <summary>
+    /// As <see cref="BeginFusion(float[], long, UpdateCodec, long, bool)"/>, run by run: the base model's coordinates come
+    /// with each run (<see cref="SumFusion.Add(int, ReadOnlySpan{uint}, ReadOnlySpan{float}, Span{float})"/>), so the
+    /// model need not be in memory (<see cref="StoredModelFusion"/>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The codec's parameter count is not the rule's.</exception>
+    /// <exception cref="RoundAbortedException">The total weight is not positive.</exception>
+    public SumFusion BeginFusion(long baseVersion, UpdateCodec codec, long totalWeight, bool digest)
+    {
+        ArgumentNullException.ThrowIfNull(codec);
+        if (codec.ParameterCount != _parameterCount)
+        {
+            throw new InvalidOperationException($"The server update rule was opened for {_parameterCount} parameters; the round's model has {codec.ParameterCount}.");
+        }
+
+        return new SumFusion(codec, totalWeight, Options.LearningRate, digest, Prepare(baseVersion));
+    }
+
+    /// <summary>The optimizer for a step from <paramref name="baseVersion"/>, its moments reloaded if an earlier step was never stored.</summary>
+    private ServerOptimizer? Prepare(long baseVersion)
+    {
         if (_pending)
         {
             Restore(baseVersion); // a step began and its model version was never stored: its moments are not the store's
         }
 
         _pending = _optimizer is not null;
-        return new SumFusion(baseModel, codec, totalWeight, Options.LearningRate, digest, _optimizer);
+        return _optimizer;
     }
 
     /// <summary>The model version of the last step was stored with <see cref="Moments"/>: the moments in memory are the store's.</summary>

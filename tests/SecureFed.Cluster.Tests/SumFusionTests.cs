@@ -93,6 +93,56 @@ public sealed class SumFusionTests
         Assert.Throws<ArgumentException>(() => new SumFusion(model[1..], codec, weight, 1.0, digest: false));
     }
 
+    [Theory]
+    [InlineData(2500, 834)]
+    [InlineData(2500, 7)]
+    [InlineData(2500, 100000)]
+    public void RunByRun_EqualsWholeModelFusion_BitForBit(int parameters, int run)
+    {
+        UpdateCodec codec = Codec(parameters, evaluation: true);
+        (float[] model, uint[] sum) = Round(codec, seed: parameters + run);
+        long weight = codec.DecodeTotalWeightFromTail(sum.AsSpan(codec.ParameterCount));
+        var whole = new SumFusion(model, codec, weight, 0.8, digest: true);
+        whole.Add(0, sum);
+        (float[] expected, string? expectedSha) = whole.Complete();
+
+        var runs = new SumFusion(codec, weight, 0.8, digest: true, optimizer: null);
+        float[] next = new float[parameters];
+        for (int offset = 0; offset < sum.Length; offset += Math.Min(run, sum.Length - offset))
+        {
+            int length = Math.Min(run, sum.Length - offset);
+            int coordinates = runs.CoordinatesIn(offset, length);
+            int at = Math.Min(offset, parameters); // a run of the tail has no coordinates (and may start past the model)
+            runs.Add(offset, sum.AsSpan(offset, length), model.AsSpan(at, coordinates).ToArray(), next.AsSpan(at, coordinates));
+        }
+
+        Assert.Equal(expectedSha, runs.CompleteRuns());
+        Assert.Equal(Bits(expected), Bits(next));
+    }
+
+    [Fact]
+    public void RunByRunAndWholeModel_MisuseRefused()
+    {
+        UpdateCodec codec = Codec(100, evaluation: false);
+        (float[] model, uint[] sum) = Round(codec, seed: 10);
+        long weight = codec.DecodeTotalWeight(sum);
+        var runs = new SumFusion(codec, weight, 1.0, digest: false, optimizer: null);
+        var whole = new SumFusion(model, codec, weight, 1.0, digest: false);
+        float[] next = new float[100];
+
+        Assert.Throws<InvalidOperationException>(() => runs.Add(0, sum));
+        Assert.Throws<InvalidOperationException>(() => whole.Add(0, sum, model, next));
+        Assert.Throws<ArgumentException>(() => runs.Add(0, sum.AsSpan(0, 50), model.AsSpan(0, 49), next.AsSpan(0, 50)));
+        Assert.Throws<ArgumentException>(() => runs.Add(0, sum.AsSpan(0, 50), model.AsSpan(0, 50), next.AsSpan(0, 49)));
+        Assert.Throws<ArgumentException>(() => runs.Add(0, sum.AsSpan(0, 50), next.AsSpan(0, 50), next.AsSpan(25, 50)));
+        runs.Add(0, sum.AsSpan(0, 100), model, next);
+        Assert.Throws<ArgumentException>(() => runs.Add(100, sum.AsSpan(100), model.AsSpan(0, 1), next.AsSpan(0, 1))); // the tail has no coordinates
+        runs.Add(100, sum.AsSpan(100), [], []);
+        Assert.Throws<InvalidOperationException>(() => runs.Complete());
+        Assert.Null(runs.CompleteRuns());
+        Assert.Equal(Bits(FederatedAveraging.ApplyAggregate(model, codec, sum, 1.0, out _)), Bits(next));
+    }
+
     private static UpdateCodec Codec(int parameters, bool evaluation) =>
         UpdateCodec.Plan(parameters, clipBound: 1.0, cohortSize: 5, noiseHeadroom: 0.5, WeightCap, evaluation: evaluation ? EvaluationLayout.Create(["PER", "LOC"], 1000) : null);
 

@@ -241,6 +241,42 @@ public sealed class AggregatorStore : IDisposable
         });
     }
 
+    /// <summary>
+    /// As <see cref="CompleteRoundWithModel(long, long, ReadOnlySpan{byte}, string, IReadOnlyList{string}, ServerOptimizerMoments?)"/>,
+    /// with the model's bytes read from <paramref name="modelBytes"/> (seekable: its bytes from the current position to the
+    /// end) <see cref="ModelCopyBlock"/> bytes at a time and written with incremental blob I/O, never held whole in memory
+    /// (the aggregator's next model, written to a staging file as it is fused: <see cref="StoredModelFusion"/>). The bytes
+    /// are hashed as they are copied; if they do not hash to <paramref name="sha256"/>, or the stream ends early, nothing is
+    /// written.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes do not hash to <paramref name="sha256"/>, are not a positive multiple of 4, or end before the size the stream reported (the message names the version); nothing was written.</exception>
+    /// <exception cref="ArgumentException">The moments' lengths do not match the model's parameter count.</exception>
+    /// <exception cref="InvalidOperationException">The round is not running, or the version is not newer than the latest.</exception>
+    public void CompleteRoundWithModel(long round, long version, Stream modelBytes, string sha256, IReadOnlyList<string> participants, ServerOptimizerMoments? moments)
+    {
+        ArgumentNullException.ThrowIfNull(modelBytes);
+        string sha = NormalizeSha256(sha256, nameof(sha256));
+        string names = ParticipantsJson(participants);
+        long size = StreamedModelSize(modelBytes, version);
+        if (moments is not null)
+        {
+            long parameters = size / sizeof(float);
+            if (moments.First.Length != parameters || (moments.Second.Length != 0 && moments.Second.Length != parameters))
+            {
+                throw new ArgumentException($"The server optimizer's moments have {moments.First.Length} and {moments.Second.Length} values; the model has {parameters} parameters.", nameof(moments));
+            }
+        }
+
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            CompleteRoundCore(tx, round, sha, names);
+            SaveModelCore(tx, version, round, modelBytes, size, sha);
+            SaveServerOptimizerCore(tx, version, moments);
+            tx.Commit();
+        });
+    }
+
     /// <summary>The model version and rule of the saved server-optimizer state, without reading its moments; null when none is saved.</summary>
     public (long ModelVersion, string Kind)? SavedServerOptimizerVersion() => Run(() =>
     {
@@ -362,6 +398,35 @@ public sealed class AggregatorStore : IDisposable
             tx.Commit();
         });
     }
+
+    /// <summary>
+    /// As <see cref="SaveModel(long, long, ReadOnlySpan{byte}, string)"/>, with the bytes read from
+    /// <paramref name="modelBytes"/> (seekable: from the current position to the end) a block at a time and written with
+    /// incremental blob I/O, never held whole in memory; nothing is written unless they hash to <paramref name="sha256"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes do not hash to <paramref name="sha256"/>, are not a positive multiple of 4, or end early; nothing was written.</exception>
+    /// <exception cref="InvalidOperationException">The round does not exist or the version is not newer than the latest.</exception>
+    public void SaveModel(long version, long round, Stream modelBytes, string sha256)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(round);
+        ArgumentNullException.ThrowIfNull(modelBytes);
+        string sha = NormalizeSha256(sha256, nameof(sha256));
+        long size = StreamedModelSize(modelBytes, version);
+        Run(() =>
+        {
+            using SqliteTransaction tx = _connection.BeginTransaction();
+            if (round != 0)
+            {
+                _ = Status(tx, round);
+            }
+
+            SaveModelCore(tx, version, round, modelBytes, size, sha);
+            tx.Commit();
+        });
+    }
+
+    /// <summary>Model <paramref name="version"/>'s metadata, or null if it does not exist.</summary>
+    public ModelRecord? FindModel(long version) => Run(() => ReadModels(null, "main", "WHERE version = $v", ("$v", version)).SingleOrDefault());
 
     /// <summary>The newest model version's metadata, or null if no model is stored.</summary>
     public ModelRecord? LatestModel() => Run(() =>
@@ -766,6 +831,81 @@ public sealed class AggregatorStore : IDisposable
         {
             blob.Write(bytes.Slice(offset, Math.Min(ModelWriteBlock, bytes.Length - offset)));
         }
+    }
+
+    /// <summary>
+    /// Inserts model <paramref name="version"/> as <see cref="SaveModelCore(SqliteTransaction, long, long, ReadOnlySpan{byte}, string)"/>
+    /// does, its <paramref name="size"/> bytes copied from <paramref name="source"/> <see cref="ModelCopyBlock"/> bytes at a
+    /// time (pooled) and hashed as they go, inside <paramref name="tx"/>; throws (so the caller's transaction is rolled back)
+    /// if the stream ends early or the bytes do not hash to <paramref name="sha"/>.
+    /// </summary>
+    private void SaveModelCore(SqliteTransaction tx, long version, long round, Stream source, long size, string sha)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(version);
+        long latest = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(version), -1) FROM models;")!;
+        if (version <= latest)
+        {
+            throw new InvalidOperationException($"Cannot store model version {version}: version {latest} is already stored and versions only increase.");
+        }
+
+        Execute(
+            _connection,
+            tx,
+            "INSERT INTO models (version, round, sha256, size_bytes, created_utc, bytes) VALUES ($v, $round, $sha, $size, $now, zeroblob($size));",
+            ("$v", version),
+            ("$round", round == 0 ? DBNull.Value : (object)round),
+            ("$sha", sha),
+            ("$size", size),
+            ("$now", Now()));
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(ModelCopyBlock);
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            using var blob = new SqliteBlob(_connection, "models", "bytes", version); // version is the rowid (INTEGER PRIMARY KEY)
+            long written = 0;
+            while (written < size)
+            {
+                int read = source.Read(buffer, 0, (int)Math.Min(ModelCopyBlock, size - written));
+                if (read == 0)
+                {
+                    throw new InvalidDataException(
+                        $"The bytes given for model version {version} of '{Path}' end after {written} of the {size} bytes announced; nothing was written.");
+                }
+
+                blob.Write(buffer, 0, read);
+                hash.AppendData(buffer, 0, read);
+                written += read;
+            }
+
+            string actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (!string.Equals(actual, sha, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException(
+                    $"The bytes given for model version {version} of '{Path}' hash to SHA-256 {actual}, not the given {sha}; nothing was written.");
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>The bytes left in a seekable model stream: a positive multiple of 4 (float32 values).</summary>
+    private long StreamedModelSize(Stream source, long version)
+    {
+        if (!source.CanRead || !source.CanSeek)
+        {
+            throw new ArgumentException("The model's bytes must come from a readable, seekable stream (its length is the model's size).", nameof(source));
+        }
+
+        long size = source.Length - source.Position;
+        if (size <= 0 || size % sizeof(float) != 0)
+        {
+            throw new InvalidDataException(
+                $"The bytes given for model version {version} of '{Path}' are {size} bytes, not a positive multiple of 4 (float32 values); nothing was written.");
+        }
+
+        return size;
     }
 
     /// <summary>

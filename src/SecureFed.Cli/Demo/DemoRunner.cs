@@ -667,7 +667,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     private (double F1, EvaluationResult Result, string ModelDirectory) EvaluateFinal(LocalFederation federation, Agent.ModelSpec spec, IReadOnlyList<Sentence> test)
     {
         using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, settings.Seed, "cpu");
-        model.Unflatten(federation.State.Model.Values);
+        long version = federation.State.Model.Version;
+        byte[] bytes = federation.State.Store.LoadModel(version) ?? throw new InvalidDataException($"model v{version} is not in the round store");
+        model.Unflatten(ModelState.FromBytes(bytes, $"model v{version}"));
         EvaluationResult result = TaggerEvaluator.Evaluate(model, test);
         string dir = Path.Combine(settings.OutputDirectory, "fused-model");
         model.Save(dir);

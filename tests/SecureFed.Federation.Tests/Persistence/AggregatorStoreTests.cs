@@ -526,6 +526,80 @@ public sealed class AggregatorStoreTests : IDisposable
     }
 
     [Fact]
+    public void CompleteRoundWithModel_FromStream_StoresTheSameBytesAndRecordAsFromMemory()
+    {
+        (byte[] bytes, string sha) = Model(300_000, 11); // 1.2 MB: several copy blocks and a partial last one
+        using AggregatorStore fromMemory = AggregatorStore.Open(_dir.Combine("memory", "aggregator.db"), _time);
+        using AggregatorStore fromStream = Open();
+        long round = fromMemory.BeginRound("{}");
+        Assert.Equal(round, fromStream.BeginRound("{}"));
+
+        fromMemory.CompleteRoundWithModel(round, 1, bytes, sha, ["a", "b"], moments: null);
+        using var stream = new MemoryStream([0, 0, 0, .. bytes]) { Position = 3 }; // read from the stream's position
+        fromStream.CompleteRoundWithModel(round, 1, stream, sha.ToUpperInvariant(), ["a", "b"], moments: null);
+
+        Assert.Equal(bytes, fromStream.LoadModel(1));
+        Assert.Equal(fromMemory.FindModel(1), fromStream.FindModel(1));
+        RoundRecord expected = fromMemory.GetRound(round)!;
+        RoundRecord actual = fromStream.GetRound(round)!;
+        Assert.Equal(RoundStatus.Completed, actual.Status);
+        Assert.Equal(expected.ModelSha256, actual.ModelSha256);
+        Assert.Equal(sha, actual.ModelSha256);
+        Assert.Equal(expected.Participants, actual.Participants);
+        Assert.Null(fromStream.FindModel(2));
+    }
+
+    [Fact]
+    public void CompleteRoundWithModel_FromStreamWrongOrShortBytes_RefusedNamingTheProblemAndNothingWritten()
+    {
+        using AggregatorStore store = Open();
+        long round = store.BeginRound("{}");
+        (byte[] bytes, string sha) = Model(50_000, 12);
+        byte[] flipped = (byte[])bytes.Clone();
+        flipped[123_456] ^= 0x01;
+
+        var wrong = Assert.Throws<InvalidDataException>(() => store.CompleteRoundWithModel(round, 1, new MemoryStream(flipped), sha, ["a"], moments: null));
+        var shorter = Assert.Throws<InvalidDataException>(() => store.CompleteRoundWithModel(round, 1, new ShortReadStream(bytes, 150_000), sha, ["a"], moments: null));
+        var odd = Assert.Throws<InvalidDataException>(() => store.CompleteRoundWithModel(round, 1, new MemoryStream(bytes[..^1]), sha, ["a"], moments: null));
+        var moments = Assert.Throws<ArgumentException>(() => store.CompleteRoundWithModel(round, 1, new MemoryStream(bytes), sha, ["a"], new ServerOptimizerMoments("momentum", 1, new double[49_999], Array.Empty<double>())));
+
+        Assert.Contains($"model version 1 of '{store.Path}' hash to SHA-256", wrong.Message, StringComparison.Ordinal);
+        Assert.Contains($"not the given {sha}; nothing was written", wrong.Message, StringComparison.Ordinal);
+        Assert.Contains("end after 150000 of the 200000 bytes announced; nothing was written", shorter.Message, StringComparison.Ordinal);
+        Assert.Contains("199999 bytes, not a positive multiple of 4", odd.Message, StringComparison.Ordinal);
+        Assert.Contains("49999", moments.Message, StringComparison.Ordinal);
+        Assert.Equal(RoundStatus.Running, store.GetRound(round)!.Status); // the round's completion was rolled back with the model
+        Assert.Null(store.LatestModel());
+
+        store.CompleteRoundWithModel(round, 1, new MemoryStream(bytes), sha, ["a"], moments: null);
+        Assert.Equal(bytes, store.LoadModel(1));
+    }
+
+    [Fact]
+    public void SaveModel_FromStream_StoredBitForBitAndWrongDigestRefused()
+    {
+        using AggregatorStore store = Open();
+        (byte[] bytes, string sha) = Model(40_000, 13);
+
+        var wrong = Assert.Throws<InvalidDataException>(() => store.SaveModel(0, 0, new MemoryStream(bytes), new string('0', 64)));
+        Assert.Contains("nothing was written", wrong.Message, StringComparison.Ordinal);
+        Assert.Null(store.LatestModel());
+
+        store.SaveModel(0, 0, new MemoryStream(bytes), sha);
+        Assert.Equal(bytes, store.LoadModel(0));
+        Assert.Equal(sha, store.FindModel(0)!.Sha256);
+        using Stream opened = store.OpenModel(0);
+        Assert.Equal(bytes.Length, opened.Length);
+    }
+
+    /// <summary>A seekable stream that reports the whole length but ends after <c>limit</c> bytes (a file cut short under the reader).</summary>
+    private sealed class ShortReadStream(byte[] bytes, int limit) : MemoryStream(bytes)
+    {
+        public override int Read(byte[] buffer, int offset, int count) =>
+            base.Read(buffer, offset, (int)Math.Max(0, Math.Min(count, limit - Position)));
+    }
+
+    [Fact]
     public void Dispose_ThenUse_ThrowsObjectDisposed()
     {
         AggregatorStore store = Open();
