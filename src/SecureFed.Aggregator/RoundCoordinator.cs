@@ -156,11 +156,6 @@ public sealed class RoundCoordinator : BackgroundService
         try
         {
             _fence.EnsureHeld();
-            if (_fence.Epoch > 0 && _options.ClusterProblem() is string clusterProblem)
-            {
-                throw new InvalidOperationException(clusterProblem); // the CLI refuses this configuration first; never run it silently
-            }
-
             Log.ServerRule(_logger, _state.ServerRule.Name, _state.ServerRule.Options.LearningRate, _state.ServerRule.History);
 
             // On the cluster (a lease epoch) the round left open may have been another silo's: say so.

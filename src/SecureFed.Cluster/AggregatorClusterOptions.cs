@@ -211,16 +211,6 @@ public sealed class AggregatorClusterOptions
         return errors;
     }
 
-    /// <summary>
-    /// Checks the coordinator's aggregator settings against what the cluster supports: the server update rule must be
-    /// average (<see cref="SecureFed.Aggregator.AggregatorOptions.ClusterProblem"/>).
-    /// </summary>
-    public static IReadOnlyList<string> ValidateAggregator(SecureFed.Aggregator.AggregatorOptions aggregator)
-    {
-        ArgumentNullException.ThrowIfNull(aggregator);
-        return aggregator.ClusterProblem() is string problem ? [problem] : [];
-    }
-
     private static TimeSpan Seconds(double seconds) => double.IsFinite(seconds) && Math.Abs(seconds) < 1e6 ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;
 
     private static void Port(List<string> errors, string name, int value)

@@ -34,21 +34,6 @@ public sealed class AggregatorClusterOptionsTests
         Assert.Equal(6, problems.Count);
     }
 
-    [Theory]
-    [InlineData("adam", "16 bytes per parameter")]
-    [InlineData("momentum", "8 bytes per parameter")]
-    public void ValidateAggregator_StatefulServerRule_RefusedSayingWhy(string rule, string size)
-    {
-        var aggregator = new SecureFed.Aggregator.AggregatorOptions { ServerOptimizer = rule };
-
-        string problem = Assert.Single(AggregatorClusterOptions.ValidateAggregator(aggregator));
-
-        Assert.StartsWith($"SecureFed:ServerOptimizer = {rule} is not supported on the aggregator cluster", problem, StringComparison.Ordinal);
-        Assert.Contains(size, problem, StringComparison.Ordinal);
-        Assert.Contains("coordinator takeover", problem, StringComparison.Ordinal);
-        Assert.Empty(AggregatorClusterOptions.ValidateAggregator(new SecureFed.Aggregator.AggregatorOptions()));
-    }
-
     [Fact]
     public void ValidateRole_ListenOnSliceOnlySilo_RefusedNamingCoordinator()
     {
