@@ -35,6 +35,35 @@ public sealed class AggregatorClusterOptionsTests
     }
 
     [Fact]
+    public void Validate_SpillDirectory_BadPathsNamedGoodOneCreated()
+    {
+        string root = Directory.CreateTempSubdirectory("securefed-spill-option-").FullName;
+        try
+        {
+            string file = Path.Combine(root, "a-file");
+            File.WriteAllText(file, "not a directory");
+            string created = Path.Combine(root, "spills", "here");
+            const string Connection = "Host=127.0.0.1;Database=securefed";
+
+            Assert.Contains("SecureFed:Cluster:SpillDirectory must be an absolute path, got 'relative/spills'.",
+                new AggregatorClusterOptions { ConnectionString = Connection, SpillDirectory = "relative/spills" }.Validate());
+            Assert.Contains($"SecureFed:Cluster:SpillDirectory '{file}' is a file, not a directory.",
+                new AggregatorClusterOptions { ConnectionString = Connection, SpillDirectory = file }.Validate());
+            string under = Assert.Single(new AggregatorClusterOptions { ConnectionString = Connection, SpillDirectory = Path.Combine(file, "sub") }.Validate());
+            Assert.StartsWith($"SecureFed:Cluster:SpillDirectory '{Path.Combine(file, "sub")}' cannot be used for the slice spills: ", under, StringComparison.Ordinal);
+
+            Assert.Empty(new AggregatorClusterOptions { ConnectionString = Connection, SpillDirectory = created }.Validate());
+            Assert.True(Directory.Exists(created));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(created)); // the probe file is gone
+            Assert.Empty(new AggregatorClusterOptions { ConnectionString = Connection }.Validate()); // empty: the default under TMPDIR
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
+
+    [Fact]
     public void ValidateRole_ListenOnSliceOnlySilo_RefusedNamingCoordinator()
     {
         var sliceOnly = new AggregatorClusterOptions();
