@@ -19,11 +19,12 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     private readonly PostgresCoordinatorState _state;
     private readonly ILogger _logger;
 
-    private ClusterCoordinatorFence(CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, ILogger logger)
+    private ClusterCoordinatorFence(CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, ILogger logger, long previousEpoch)
     {
         _keeper = keeper;
         _state = state;
         _logger = logger;
+        PreviousEpoch = previousEpoch;
     }
 
     /// <inheritdoc />
@@ -31,6 +32,10 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
 
     /// <inheritdoc />
     public long Epoch => _keeper.Epoch;
+
+    /// <inheritdoc />
+    /// <remarks>The epoch that wrote the round store this silo restored (0 when nothing was saved).</remarks>
+    public long PreviousEpoch { get; }
 
     /// <summary>
     /// Waits until this silo holds the lease, then writes the state the last coordinator saved into
@@ -48,6 +53,7 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
         try
         {
             IReadOnlyDictionary<string, byte[]> files = await state.LoadAsync(cancellationToken).ConfigureAwait(false);
+            long previousEpoch = await state.SavedEpochAsync(CoordinatorSnapshot.RoundStoreName, cancellationToken).ConfigureAwait(false);
             long auditLines = await state.SavedAuditLinesAsync(cancellationToken).ConfigureAwait(false);
             if (files.Count > 0 || auditLines > 0)
             {
@@ -108,7 +114,7 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
                 Log.NothingSaved(logger, epoch);
             }
 
-            return new ClusterCoordinatorFence(keeper, state, logger);
+            return new ClusterCoordinatorFence(keeper, state, logger, previousEpoch);
         }
         catch
         {

@@ -328,6 +328,17 @@ public sealed class PostgresCoordinatorState
         }
     }
 
+    /// <summary>The lease epoch that last saved the file <paramref name="name"/> (e.g. the round store), or 0 when it is not saved.</summary>
+    public async Task<long> SavedEpochAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await using NpgsqlCommand command = _dataSource.CreateCommand("SELECT epoch FROM securefed_coordinator_state WHERE federation = $1 AND name = $2");
+        command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long epoch ? epoch : 0;
+    }
+
     /// <summary>Every stored file of the federation (empty when no coordinator ever saved), each checked against its SHA-256.</summary>
     /// <exception cref="InvalidDataException">A stored file does not match its digest (the message names it).</exception>
     public async Task<IReadOnlyDictionary<string, byte[]>> LoadAsync(CancellationToken cancellationToken)
