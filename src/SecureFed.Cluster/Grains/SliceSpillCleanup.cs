@@ -19,11 +19,13 @@ internal sealed partial class SliceSpillCleanup : ILifecycleParticipant<ISiloLif
     public static readonly TimeSpan AbandonedAfter = TimeSpan.FromHours(1);
 
     private readonly SliceSpillStore _store;
+    private readonly TimeProvider _time;
     private readonly ILogger<SliceSpillCleanup> _logger;
 
-    public SliceSpillCleanup(SliceSpillStore store, ILogger<SliceSpillCleanup> logger)
+    public SliceSpillCleanup(SliceSpillStore store, TimeProvider time, ILogger<SliceSpillCleanup> logger)
     {
         _store = store;
+        _time = time;
         _logger = logger;
     }
 
@@ -41,7 +43,7 @@ internal sealed partial class SliceSpillCleanup : ILifecycleParticipant<ISiloLif
             Log.DeletedStale(_logger, deleted, _store.Directory);
         }
 
-        foreach (string removed in _store.RemoveAbandonedSiblings(AbandonedAfter, DateTime.UtcNow))
+        foreach (string removed in _store.RemoveAbandonedSiblings(AbandonedAfter, _time.GetUtcNow().UtcDateTime))
         {
             Log.RemovedAbandoned(_logger, removed);
         }
