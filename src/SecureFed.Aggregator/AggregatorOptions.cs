@@ -90,8 +90,9 @@ public sealed class AggregatorOptions
     /// al., ICLR 2021): <c>average</c> (FedAvg, θ ← θ + η Δ), <c>momentum</c> (FedAvgM, v ← β₁ v + Δ; θ ← θ + η v) or
     /// <c>adam</c> (FedAdam, m ← β₁ m + (1 − β₁) Δ; v ← β₂ v + (1 − β₂) Δ²; θ ← θ + η m / (√v + τ)). Post-processing of
     /// the sum: no privacy cost, nothing more revealed. The moments of momentum and adam (8 or 16 bytes per parameter)
-    /// are saved with each model version, in the same transaction, and restored at start-up. Not with the aggregator
-    /// cluster (a <c>SecureFed:Cluster</c> section): only <c>average</c> there. <value>The default value is average.</value>
+    /// are saved with each model version, in the same transaction, and restored at start-up; on the aggregator cluster
+    /// they are also saved to its database with that version and restored by a coordinator that takes over
+    /// (docs/cluster.md §6). <value>The default value is average.</value>
     /// </summary>
     public string ServerOptimizer { get; set; } = "average";
 
@@ -315,14 +316,6 @@ public sealed class AggregatorOptions
 
         return errors;
     }
-
-    /// <summary>
-    /// Why these settings cannot run on the aggregator cluster, or null: only the stateless <c>average</c> rule is
-    /// supported there, because the moments of <c>momentum</c> and <c>adam</c> are not carried through the coordinator's
-    /// state in PostgreSQL and a takeover (docs/cluster.md, limitations).
-    /// </summary>
-    public string? ClusterProblem() => ServerOptimizerKind == ServerOptimizerKind.Average ? null :
-        $"SecureFed:ServerOptimizer = {ServerOptimizer} is not supported on the aggregator cluster (a SecureFed:Cluster section): its moments ({(ServerOptimizerKind == ServerOptimizerKind.Adam ? 16 : 8)} bytes per parameter) must be saved with every model version and carried through a coordinator takeover, which the cluster's state in PostgreSQL does not do yet; use ServerOptimizer = average on the cluster, or the single-process aggregator.";
 
     /// <summary>The smallest threshold any round can have: the one of a cohort of <see cref="MinSites"/> (t grows with n).</summary>
     internal int SmallestThreshold() => SecureFed.Protocol.FederatedAveraging.Threshold(PlanGraph(MinSites), Threshold);

@@ -13,6 +13,13 @@ public interface ICoordinatorFence
     /// <summary>The lease's epoch (fencing token) this process holds; 0 for the single process.</summary>
     long Epoch { get; }
 
+    /// <summary>
+    /// The lease epoch of the coordinator whose saved state this process took over (the epoch that last saved the round
+    /// store), to name it when a round it left open is aborted; 0 when unknown or none (the single process, a first
+    /// coordinator).
+    /// </summary>
+    long PreviousEpoch => 0;
+
     /// <summary>Throws when this process may no longer drive rounds; called before every durable write of a round.</summary>
     /// <exception cref="CoordinatorLeaseLostException">The lease is lost or expired locally.</exception>
     void EnsureHeld();

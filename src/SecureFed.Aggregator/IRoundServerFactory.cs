@@ -15,4 +15,14 @@ public interface IRoundServerFactory
     /// best effort (what made the open fail may keep the ledger out of reach too).
     /// </summary>
     Task RecordOpenFailedAsync(RoundParameters parameters, string reason, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>
+    /// Records, where the round servers keep an outcome ledger of their own (the aggregator cluster's ledger grain), that
+    /// round <paramref name="round"/> of <paramref name="federation"/> (session <paramref name="sessionId"/>), left open by
+    /// a previous coordinator, was aborted at start-up with <paramref name="reason"/> (a coordinator takeover), so that
+    /// ledger lists that attempt as the round store does. Nothing for the single process. Returns false when the ledger
+    /// already held that outcome.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The ledger holds another outcome for that round and session (e.g. completed).</exception>
+    Task<bool> RecordInterruptedAsync(string federation, long round, string sessionId, string reason, CancellationToken cancellationToken) => Task.FromResult(false);
 }

@@ -63,4 +63,7 @@ internal static partial class Log
 
     [LoggerMessage(20, LogLevel.Warning, "Round {Round}: the attempt that could not be opened was not recorded in the round servers' ledger: {Reason}")]
     public static partial void OpenFailureNotRecorded(ILogger logger, long round, string reason);
+
+    [LoggerMessage(21, LogLevel.Warning, "Round {Round}: its abort at the coordinator takeover was not recorded in the round servers' ledger: {Reason}")]
+    public static partial void InterruptedNotRecorded(ILogger logger, long round, string reason);
 }

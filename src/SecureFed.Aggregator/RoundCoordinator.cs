@@ -32,6 +32,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
     private volatile RoundSession? _current;
+    private readonly TaskCompletionSource _interruptedRecorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates the coordinator.</summary>
     public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger)
@@ -146,6 +147,12 @@ public sealed class RoundCoordinator : BackgroundService
     /// <summary>Sites left out of the next round attempts, with the number of attempts still to skip.</summary>
     public IReadOnlyDictionary<string, int> ExcludedSites => new Dictionary<string, int>(_excluded, StringComparer.Ordinal);
 
+    /// <summary>
+    /// Completes when the rounds a previous coordinator left open, aborted at start-up, were recorded in the round
+    /// servers' own ledger (the cluster's) or given up (logged); at once when there were none.
+    /// </summary>
+    internal Task InterruptedRecorded => _interruptedRecorded.Task;
+
     /// <summary>Sites currently waiting for a round.</summary>
     public IReadOnlyCollection<string> WaitingSites => [.. _waiting.Keys];
 
@@ -153,21 +160,17 @@ public sealed class RoundCoordinator : BackgroundService
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var running = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken, _fence.Lost);
+        CancellationToken hostStopping = stoppingToken;
         stoppingToken = running.Token;
+        bool recordingInterrupted = false;
         try
         {
             _fence.EnsureHeld();
-            if (_fence.Epoch > 0 && _options.ClusterProblem() is string clusterProblem)
-            {
-                throw new InvalidOperationException(clusterProblem); // the CLI refuses this configuration first; never run it silently
-            }
-
             Log.ServerRule(_logger, _state.ServerRule.Name, _state.ServerRule.Options.LearningRate, _state.ServerRule.History);
 
-            // On the cluster (a lease epoch) the round left open may have been another silo's: say so.
-            string? takeover = _fence.Epoch > 0
-                ? string.Create(CultureInfo.InvariantCulture, $"the coordinator stopped while the round was open; this coordinator took over at lease epoch {_fence.Epoch}")
-                : null;
+            // On the cluster (a lease epoch) the round left open may have been another silo's: say so, with both epochs.
+            string? takeover = _fence.Epoch > 0 ? TakeoverReason(_fence.PreviousEpoch, _fence.Epoch) : null;
+            RoundRecord[] open = [.. _state.Store.ListRounds().Where(r => r.Status == Persistence.RoundStatus.Running)];
             int interrupted = _state.Store.AbortInterruptedRounds(takeover ?? "the aggregator restarted while the round was open");
             if (interrupted > 0)
             {
@@ -176,6 +179,17 @@ public sealed class RoundCoordinator : BackgroundService
             }
 
             await _fence.CommitAsync(_state, stoppingToken).ConfigureAwait(false);
+            if (takeover is not null && open.Length > 0)
+            {
+                // The cluster's ledger gets those attempts too (an auditor sees every attempt there): in the background,
+                // since its grain may be on the dead coordinator's silo until membership declares it dead.
+                recordingInterrupted = true;
+                _ = RecordInterruptedAsync(open, takeover, hostStopping);
+            }
+            else
+            {
+                _interruptedRecorded.TrySetResult();
+            }
 
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
             while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
@@ -241,6 +255,11 @@ public sealed class RoundCoordinator : BackgroundService
         }
         finally
         {
+            if (!recordingInterrupted)
+            {
+                _interruptedRecorded.TrySetResult(); // nothing to record, or the start-up failed before
+            }
+
             _finished.TrySetResult();
             foreach (TaskCompletionSource<bool> w in _waiting.Values)
             {
@@ -329,6 +348,7 @@ public sealed class RoundCoordinator : BackgroundService
         var config = new
         {
             federation = _options.Federation,
+            session = Convert.ToHexStringLower(sessionBytes),
             cohort,
             threshold,
             degree = plan.Degree,
@@ -759,6 +779,81 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         return fields;
+    }
+
+    /// <summary>The reason a round left open by the coordinator of <paramref name="previous"/> (0: unknown) is aborted by the one of <paramref name="epoch"/>.</summary>
+    internal static string TakeoverReason(long previous, long epoch) => previous > 0
+        ? string.Create(CultureInfo.InvariantCulture, $"coordinator takeover: the coordinator of lease epoch {previous} stopped while the round was open; this coordinator took over at lease epoch {epoch}")
+        : string.Create(CultureInfo.InvariantCulture, $"coordinator takeover: the coordinator stopped while the round was open; this coordinator took over at lease epoch {epoch}");
+
+    /// <summary>
+    /// Records in the round servers' own ledger (the cluster's) each round of <paramref name="rounds"/>, aborted at
+    /// start-up with <paramref name="reason"/>: retried for up to 60 s (the ledger grain may have lived on the dead
+    /// coordinator's silo), then given up with a warning; a ledger that holds another outcome for the round (e.g. the
+    /// previous coordinator recorded it completed but died before saving that) is logged, not overwritten.
+    /// </summary>
+    private async Task RecordInterruptedAsync(IReadOnlyList<RoundRecord> rounds, string reason, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        try
+        {
+            foreach (RoundRecord round in rounds)
+            {
+                await RecordOneAsync(round).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // the coordinator stops
+        }
+        finally
+        {
+            _interruptedRecorded.TrySetResult();
+        }
+
+        async Task RecordOneAsync(RoundRecord round)
+        {
+            string session = SessionOf(round);
+            DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(60);
+            while (true)
+            {
+                try
+                {
+                    await _servers.RecordInterruptedAsync(_options.Federation, round.Round, session, reason, cancellationToken).WaitAsync(TimeSpan.FromSeconds(10), _time, cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+                catch (InvalidOperationException ex)
+                {
+                    Log.InterruptedNotRecorded(_logger, round.Round, ex.Message); // another outcome is recorded: left as it is
+                    return;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+                {
+                    if (_time.GetUtcNow() >= deadline)
+                    {
+                        Log.InterruptedNotRecorded(_logger, round.Round, ex.Message.Split('\n', 2)[0].TrimEnd('\r'));
+                        return;
+                    }
+
+                    await Task.Delay(TimeSpan.FromSeconds(1), _time, cancellationToken).ConfigureAwait(false);
+                }
+            }
+        }
+
+        static string SessionOf(RoundRecord round)
+        {
+            try
+            {
+                using var config = JsonDocument.Parse(round.ConfigurationJson);
+                return config.RootElement.TryGetProperty("session", out JsonElement session) && session.GetString() is { Length: > 0 } id
+                    ? id
+                    : "unknown (the round was opened by an earlier version)";
+            }
+            catch (JsonException)
+            {
+                return "unknown (the round's configuration is not JSON)";
+            }
+        }
     }
 
     /// <summary>

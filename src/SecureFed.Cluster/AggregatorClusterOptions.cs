@@ -89,6 +89,14 @@ public sealed class AggregatorClusterOptions
     /// </summary>
     public string Tls { get; set; } = ClusterTls.Mutual;
 
+    /// <summary>
+    /// The directory under which this silo keeps its slice spills (docs/cluster.md §1, "Spills"), in
+    /// <c>securefed-slice-spill/&lt;address&gt;-&lt;silo port&gt;</c>: an absolute path, created if missing, which the silo
+    /// must be able to write (checked at start-up). Empty: the machine's temporary directory (<c>TMPDIR</c>), as before.
+    /// <value>The default value is empty.</value>
+    /// </summary>
+    public string SpillDirectory { get; set; } = "";
+
     /// <summary>Whether <see cref="Tls"/> asks for mutual TLS.</summary>
     public bool MutualTls => string.Equals(Tls?.Trim(), ClusterTls.Mutual, StringComparison.OrdinalIgnoreCase);
 
@@ -149,6 +157,11 @@ public sealed class AggregatorClusterOptions
         else
         {
             errors.Add($"{Section}:LeaseSeconds, LeaseRenewSeconds and LeaseSafetyMarginSeconds must be finite numbers of seconds.");
+        }
+
+        if (SpillDirectoryProblem(SpillDirectory) is string spill)
+        {
+            errors.Add(spill);
         }
 
         if (SliceSize < 1024 || SliceSize > 64 * 1024 * 1024)
@@ -212,13 +225,42 @@ public sealed class AggregatorClusterOptions
     }
 
     /// <summary>
-    /// Checks the coordinator's aggregator settings against what the cluster supports: the server update rule must be
-    /// average (<see cref="SecureFed.Aggregator.AggregatorOptions.ClusterProblem"/>).
+    /// What is wrong with <paramref name="directory"/> as <see cref="SpillDirectory"/>, or null: it must be an absolute
+    /// path, not a file, and a directory this process can create and write a file in (a probe file is created and
+    /// deleted).
     /// </summary>
-    public static IReadOnlyList<string> ValidateAggregator(SecureFed.Aggregator.AggregatorOptions aggregator)
+    internal static string? SpillDirectoryProblem(string? directory)
     {
-        ArgumentNullException.ThrowIfNull(aggregator);
-        return aggregator.ClusterProblem() is string problem ? [problem] : [];
+        if (string.IsNullOrWhiteSpace(directory))
+        {
+            return null;
+        }
+
+        string name = $"{Section}:SpillDirectory";
+        if (directory.IndexOfAny(Path.GetInvalidPathChars()) >= 0 || !Path.IsPathFullyQualified(directory))
+        {
+            return $"{name} must be an absolute path, got '{directory}'.";
+        }
+
+        if (File.Exists(directory))
+        {
+            return $"{name} '{directory}' is a file, not a directory.";
+        }
+
+        try
+        {
+            Directory.CreateDirectory(directory);
+            string probe = Path.Combine(directory, $".securefed-probe-{Environment.ProcessId}-{Guid.NewGuid():N}");
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+            {
+            }
+
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NotSupportedException)
+        {
+            return $"{name} '{directory}' cannot be used for the slice spills: {ex.Message}";
+        }
     }
 
     private static TimeSpan Seconds(double seconds) => double.IsFinite(seconds) && Math.Abs(seconds) < 1e6 ? TimeSpan.FromSeconds(seconds) : TimeSpan.Zero;

@@ -51,7 +51,7 @@ public static class ClusterHost
                 o.ClusterId = federation;
                 o.ServiceId = ServiceId;
             });
-            silo.AddSecureFedCluster();
+            silo.AddSecureFedCluster(options.SpillDirectory);
             silo.AddSecureFedPostgresStorage(options.ConnectionString);
             if (options.MutualTls)
             {

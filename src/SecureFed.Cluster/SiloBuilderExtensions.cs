@@ -18,10 +18,12 @@ public static class SiloBuilderExtensions
     internal const string AdoNetInvariant = "Npgsql";
 
     /// <summary>
-    /// Adds the slice and per-silo placements, a <see cref="TimeProvider"/>, the silo's message-byte counter and its slice spill directory (cleaned at start-up). Grain storage named "securefed" (the ledger) must be
-    /// added by the host: ADO.NET on PostgreSQL in production, memory in tests.
+    /// Adds the slice and per-silo placements, a <see cref="TimeProvider"/>, the silo's message-byte counter and its slice
+    /// spill directory under <paramref name="spillDirectory"/> (<c>SecureFed:Cluster:SpillDirectory</c>; null or empty: the
+    /// default under <c>TMPDIR</c>), cleaned at start-up and removed at a stop. Grain storage named "securefed" (the ledger)
+    /// must be added by the host: ADO.NET on PostgreSQL in production, memory in tests.
     /// </summary>
-    public static ISiloBuilder AddSecureFedCluster(this ISiloBuilder builder)
+    public static ISiloBuilder AddSecureFedCluster(this ISiloBuilder builder, string? spillDirectory = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddPlacementDirector<SlicePlacementStrategy, SlicePlacementDirector>();
@@ -30,8 +32,8 @@ public static class SiloBuilderExtensions
         builder.Services.AddSingleton<SiloTraffic>();
         builder.Services.AddSingleton<Front.SiloAgentEndpoint>();
         builder.Services.AddHostedService(services => services.GetRequiredService<SiloTraffic>());
-        builder.Services.AddSingleton(services => new Grains.SliceSpillStore(services.GetRequiredService<ILocalSiloDetails>()));
-        builder.Services.AddHostedService<Grains.SliceSpillCleanup>();
+        builder.Services.AddSingleton(services => new Grains.SliceSpillStore(services.GetRequiredService<ILocalSiloDetails>(), spillDirectory));
+        builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, Grains.SliceSpillCleanup>();
         return builder;
     }
 

@@ -34,19 +34,33 @@ public sealed class AggregatorClusterOptionsTests
         Assert.Equal(6, problems.Count);
     }
 
-    [Theory]
-    [InlineData("adam", "16 bytes per parameter")]
-    [InlineData("momentum", "8 bytes per parameter")]
-    public void ValidateAggregator_StatefulServerRule_RefusedSayingWhy(string rule, string size)
+    [Fact]
+    public void Validate_SpillDirectory_BadPathsNamedGoodOneCreated()
     {
-        var aggregator = new SecureFed.Aggregator.AggregatorOptions { ServerOptimizer = rule };
+        string root = Directory.CreateTempSubdirectory("securefed-spill-option-").FullName;
+        try
+        {
+            string file = Path.Combine(root, "a-file");
+            File.WriteAllText(file, "not a directory");
+            string created = Path.Combine(root, "spills", "here");
+            const string Connection = "Host=127.0.0.1;Database=securefed";
 
-        string problem = Assert.Single(AggregatorClusterOptions.ValidateAggregator(aggregator));
+            Assert.Contains("SecureFed:Cluster:SpillDirectory must be an absolute path, got 'relative/spills'.",
+                new AggregatorClusterOptions { ConnectionString = Connection, SpillDirectory = "relative/spills" }.Validate());
+            Assert.Contains($"SecureFed:Cluster:SpillDirectory '{file}' is a file, not a directory.",
+                new AggregatorClusterOptions { ConnectionString = Connection, SpillDirectory = file }.Validate());
+            string under = Assert.Single(new AggregatorClusterOptions { ConnectionString = Connection, SpillDirectory = Path.Combine(file, "sub") }.Validate());
+            Assert.StartsWith($"SecureFed:Cluster:SpillDirectory '{Path.Combine(file, "sub")}' cannot be used for the slice spills: ", under, StringComparison.Ordinal);
 
-        Assert.StartsWith($"SecureFed:ServerOptimizer = {rule} is not supported on the aggregator cluster", problem, StringComparison.Ordinal);
-        Assert.Contains(size, problem, StringComparison.Ordinal);
-        Assert.Contains("coordinator takeover", problem, StringComparison.Ordinal);
-        Assert.Empty(AggregatorClusterOptions.ValidateAggregator(new SecureFed.Aggregator.AggregatorOptions()));
+            Assert.Empty(new AggregatorClusterOptions { ConnectionString = Connection, SpillDirectory = created }.Validate());
+            Assert.True(Directory.Exists(created));
+            Assert.Empty(Directory.EnumerateFileSystemEntries(created)); // the probe file is gone
+            Assert.Empty(new AggregatorClusterOptions { ConnectionString = Connection }.Validate()); // empty: the default under TMPDIR
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
     }
 
     [Fact]

@@ -47,6 +47,7 @@ public sealed class CoordinatorTakeoverStateTests : IClassFixture<PostgresServer
         await using ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
             keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
         Assert.Equal(1, fenceA.Epoch);
+        Assert.Equal(0, fenceA.PreviousEpoch); // nothing saved before it
         string modelSha;
         double spent;
         string checkpointOfA = Path.Combine(_directory, "a-checkpoint");
@@ -76,6 +77,7 @@ public sealed class CoordinatorTakeoverStateTests : IClassFixture<PostgresServer
             await using ClusterCoordinatorFence fenceB = await ClusterCoordinatorFence.TakeOverAsync(
                 keeperB, new PostgresCoordinatorState(db, lease), optionsB.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
             Assert.Equal(2, fenceB.Epoch);
+            Assert.Equal(1, fenceB.PreviousEpoch); // the epoch that saved the round store B restored
             Assert.False(File.Exists(Path.Combine(optionsB.DataDirectory, "stale.txt"))); // moved aside, not mixed in
             Assert.Single(Directory.GetDirectories(_directory, "silo-b-data.superseded-2-*"));
 

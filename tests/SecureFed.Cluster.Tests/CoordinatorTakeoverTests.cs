@@ -1,10 +1,13 @@
 using System.Net;
 using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
+using SecureFed.Cluster.Grains;
 using Xunit.Abstractions;
 
 namespace SecureFed.Cluster.Tests;
@@ -79,6 +82,7 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         string[] ledgerOfA = File.ReadAllLines(AggregatorState.PrivacyLedgerPath(dataA));
         string[] auditOfA = File.ReadAllLines(Path.Combine(AggregatorState.AuditDirectory(dataA), AuditLog.LogFileName));
 
+        string? interruptedReason;
         using (AggregatorStore storeB = AggregatorStore.Open(AggregatorState.StorePath(dataB)))
         {
             IReadOnlyList<RoundRecord> records = storeB.ListRounds();
@@ -93,10 +97,24 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
             Assert.Equal(modelOfA, storeB.LoadModel(1));
             RoundRecord interrupted = Assert.Single(records, r => r.Round == 2);
             Assert.Equal(RoundStatus.Aborted, interrupted.Status);
-            Assert.Contains("took over at lease epoch 2", interrupted.AbortReason, StringComparison.Ordinal);
+            Assert.Equal("coordinator takeover: the coordinator of lease epoch 1 stopped while the round was open; this coordinator took over at lease epoch 2", interrupted.AbortReason);
+            interruptedReason = interrupted.AbortReason;
             Assert.Equal(rounds, records.Count(r => r.Status == RoundStatus.Completed));
             Assert.True(records.Last(r => r.Status == RoundStatus.Completed).Round > 2);
             Assert.NotNull(storeB.LoadModel(2));
+        }
+
+        // The cluster's ledger (read through the slice silo left) lists round 2 too, aborted by B (epoch 2) with the same reason.
+        using (IHost client = await MultiProcessClusterTests.StartClientAsync([slices], federation, fed.Provisioned.AggregatorKitDirectory))
+        {
+            LedgerEntry[] entries = await client.Services.GetRequiredService<IClusterClient>().GetGrain<ILedgerGrain>(federation).EntriesAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            foreach (LedgerEntry e in entries)
+            {
+                _output.WriteLine($"ledger: round {e.Round} completed={e.Completed} epoch={e.Epoch} {e.AbortReason}");
+            }
+
+            Assert.Contains(entries, e => e.Round == 2 && !e.Completed && e.Epoch == 2 && e.AbortReason == interruptedReason);
+            await client.StopAsync().WaitAsync(TimeSpan.FromSeconds(60));
         }
 
         // The federation privacy ledger continues A's: every line A wrote, then round 3's.

@@ -9,7 +9,11 @@ using Xunit.Abstractions;
 
 namespace SecureFed.Cluster.Tests;
 
-/// <summary>Three silo processes on 127.0.0.1 with the ledger in PostgreSQL; one is killed mid masked-input.</summary>
+/// <summary>
+/// Three silo processes on 127.0.0.1 with the ledger in PostgreSQL; one is killed mid masked-input, with a slice spill
+/// open: no spill file is on disk by name before or after the kill (<c>SecureFed:Cluster:SpillDirectory</c> is the
+/// test's own directory).
+/// </summary>
 public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
 {
     private const string Federation = "multi-process";
@@ -27,12 +31,16 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
         string dir = Directory.CreateTempSubdirectory("securefed-silos-").FullName;
+        string spills = Path.Combine(dir, "spills");
+        var cluster = new Dictionary<string, object> { ["SpillDirectory"] = spills };
         var silos = new List<SiloProcess>();
         try
         {
-            silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), _postgres.ConnectionString));
-            silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), _postgres.ConnectionString));
-            silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), _postgres.ConnectionString));
+            for (int i = 0; i < 3; i++)
+            {
+                silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), _postgres.ConnectionString, null, null, null, cluster, readyLine: null));
+            }
+
             using IHost client = await StartClientAsync(silos);
             IClusterClient grains = client.Services.GetRequiredService<IClusterClient>();
             await WaitForActiveSilosAsync(grains, 3);
@@ -67,7 +75,22 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
                 }
 
                 SiloProcess victim = silos.Skip(1).First(s => hosts.Any(h => h.Contains($":{s.SiloPort}@", StringComparison.Ordinal)));
+
+                // Site 4 starts streaming its chunk of a slice the victim hosts: a spill is open in the victim, unlinked.
+                int victimSlice = hosts.FindIndex(h => h.Contains($":{victim.SiloPort}@", StringComparison.Ordinal));
+                ISliceGrain slice = grains.GetGrain<ISliceGrain>(ClusterKeys.Slice(round.RoundKey, victimSlice));
+                uint[] words = [.. Enumerable.Range(0, 100).Select(i => (uint)i * 2_654_435_761u)];
+                long upload = await slice.BeginChunkAsync(4, new string('0', 64)).WaitAsync(RoundScript.Timeout);
+                await slice.AddPieceAsync(4, upload, 0, new Orleans.Concurrency.Immutable<uint[]>(words), words.Length).WaitAsync(RoundScript.Timeout);
+                Assert.Empty(SpillFiles(spills));
+                if (OperatingSystem.IsLinux())
+                {
+                    string[] open = OpenDeletedSpills(victim.ProcessId);
+                    Assert.True(open.Length == 1, $"the victim should hold one unlinked spill open, found: {string.Join(", ", open)}");
+                }
+
                 victim.Kill();
+                Assert.Empty(SpillFiles(spills)); // a killed silo leaves no spill file behind
                 try
                 {
                     await second.SendMaskedInputsAsync(round, [4, 5, 6, 7, 8]);
@@ -121,6 +144,14 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
     }
 
     private static Task<IHost> StartClientAsync(IReadOnlyList<SiloProcess> silos) => StartClientAsync(silos, Federation);
+
+    private static string[] SpillFiles(string root) => Directory.Exists(root) ? Directory.GetFiles(root, "*.spill", SearchOption.AllDirectories) : [];
+
+    /// <summary>The spill files process <paramref name="pid"/> holds open after they were unlinked (/proc/pid/fd: "… (deleted)").</summary>
+    private static string[] OpenDeletedSpills(int pid)
+        => [.. new DirectoryInfo($"/proc/{pid}/fd").EnumerateFileSystemInfos()
+            .Select(fd => fd.LinkTarget ?? "")
+            .Where(target => target.EndsWith(".spill (deleted)", StringComparison.Ordinal))];
 
     /// <summary>
     /// An Orleans client of <paramref name="federation"/>'s cluster through the gateways of <paramref name="silos"/>; with

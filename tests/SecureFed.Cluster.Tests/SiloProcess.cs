@@ -23,6 +23,9 @@ internal sealed class SiloProcess : IDisposable
 
     public int GatewayPort { get; }
 
+    /// <summary>The process id (to look at its open files in /proc).</summary>
+    public int ProcessId => _process.Id;
+
     public string Output
     {
         get

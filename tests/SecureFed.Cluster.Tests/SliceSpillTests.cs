@@ -42,11 +42,13 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
         uint[] last = Chunk(layout, masked, 2);
         long upload = await round.Slice(2).BeginChunkAsync(2, Sha(last)).WaitAsync(Timeout);
         await round.Slice(2).AddPieceAsync(2, upload, 0, new Immutable<uint[]>(last[..500]), 500).WaitAsync(Timeout);
-        Assert.Equal(3, SpillFiles().Length); // site 2's three chunks, on disk until the close
+        Assert.Equal(3, OpenSpills()); // site 2's three chunks, spilled until the close
+        AssertNoneOnDisk(); // on Unix each spill file is unlinked once open: its handle keeps the words
 
         // Act: the other sites send their whole inputs (committed: their spills go at once) and the stage closes.
         await script.SendMaskedInputsAsync(round, [1, 3, 4, 5, 6]);
-        Assert.Equal(3, SpillFiles().Length);
+        Assert.Equal(3, OpenSpills());
+        AssertNoneOnDisk();
         (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(round, []);
 
         // Assert: site 2 is left out of every slice, exactly as the single process (which never saw its input) leaves it out.
@@ -54,6 +56,7 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
         Assert.Equal([2], clustered.DroppedBeforeInput);
         Assert.Equal(single.Sum, clustered.Sum);
         Assert.Equal(script.ExpectedSum([1, 3, 4, 5, 6]), clustered.Sum);
+        Assert.Equal(0, OpenSpills());
         Assert.Empty(SpillFiles());
     }
 
@@ -256,7 +259,7 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
     }
 
     [Fact]
-    public void DeleteStale_FilesLeftByAKilledSilo_AreDeletedAndOthersKept()
+    public async Task DeleteStale_FilesLeftByAKilledSilo_AreDeletedAndOthersKept()
     {
         string directory = Directory.CreateTempSubdirectory("securefed-spill-test-").FullName;
         try
@@ -269,16 +272,43 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
             Assert.Equal(2, store.DeleteStale());
             Assert.Equal(["notes.txt"], Directory.GetFiles(directory).Select(Path.GetFileName));
 
+            // Unix: unlinked once open, the words still there through the handle; elsewhere on disk until closed.
             using (SliceSpill spill = store.Create("f/1/0", 2))
+            {
+                Assert.Equal(OperatingSystem.IsWindows() ? 1 : 0, Directory.GetFiles(directory, "*.spill").Length);
+                Assert.Equal(1, store.OpenSpills);
+                await spill.AppendAsync(new uint[] { 5, 7, 9 }, CancellationToken.None);
+                uint[] sum = [10, 10, 10];
+                await spill.SubtractFromAsync(sum, 32, CancellationToken.None);
+                Assert.Equal([5u, 3u, 1u], sum);
+            }
+
+            Assert.Empty(Directory.GetFiles(directory, "*.spill")); // deleted on close
+            Assert.Equal(0, store.OpenSpills);
+
+            // Where the unlink fails, the fallback: the file stays until the spill is closed, then it goes.
+            var failing = new UnlinkFailsStore(directory);
+            using (SliceSpill spill = failing.Create("f/1/0", 3))
             {
                 Assert.Single(Directory.GetFiles(directory, "*.spill"));
             }
 
-            Assert.Empty(Directory.GetFiles(directory, "*.spill")); // deleted on close
+            Assert.Empty(Directory.GetFiles(directory, "*.spill"));
         }
         finally
         {
             Directory.Delete(directory, recursive: true);
+        }
+    }
+
+    private long OpenSpills()
+        => _cluster.Cluster.Silos.Cast<InProcessSiloHandle>().Sum(s => s.SiloHost.Services.GetRequiredService<SliceSpillStore>().OpenSpills);
+
+    private void AssertNoneOnDisk()
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Empty(SpillFiles());
         }
     }
 
@@ -300,7 +330,7 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
         return await slice.EndChunkAsync(sender, upload).WaitAsync(Timeout);
     }
 
-    private static async Task<uint[]> MaskAsync(RoundScript script, ClusterRoundClient round, int site)
+    internal static async Task<uint[]> MaskAsync(RoundScript script, ClusterRoundClient round, int site)
     {
         EncryptedShare[] forMe = await round.Round.SharesForAsync(site).WaitAsync(Timeout);
         var masked = new uint[script.Parameters.VectorLength];
@@ -308,9 +338,9 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
         return masked;
     }
 
-    private static uint[] Chunk(SliceLayout layout, uint[] vector, int k) => vector.AsSpan(layout.Offset(k), layout.Length(k)).ToArray();
+    internal static uint[] Chunk(SliceLayout layout, uint[] vector, int k) => vector.AsSpan(layout.Offset(k), layout.Length(k)).ToArray();
 
-    private static string Sha(uint[] words) => Convert.ToHexStringLower(WireEncoding.VectorDigest(words));
+    internal static string Sha(uint[] words) => Convert.ToHexStringLower(WireEncoding.VectorDigest(words));
 
     private sealed class FullDiskSilo : ISiloConfigurator
     {
@@ -322,9 +352,15 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
         }
     }
 
+    /// <summary>A spill store on a file system where a file cannot be unlinked while open (the fallback path).</summary>
+    internal sealed class UnlinkFailsStore(string directory) : SliceSpillStore(directory)
+    {
+        protected override void Unlink(string path) => throw new IOException("unlink refused (test)");
+    }
+
     private sealed class FullDiskSpillStore() : SliceSpillStore(Path.Combine(Path.GetTempPath(), "securefed-full-disk-test"))
     {
-        protected override Stream Open(string path) => new FullDiskStream();
+        protected override Stream Open(string path, bool deleteOnClose) => new FullDiskStream();
     }
 
     /// <summary>A file on a full disk: it opens, and every write fails as write(2) does with ENOSPC.</summary>

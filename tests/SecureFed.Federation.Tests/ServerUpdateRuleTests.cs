@@ -238,8 +238,6 @@ public sealed class ServerUpdateRuleTests : IDisposable
         Assert.Contains(problems, p => p.StartsWith("SecureFed:ServerBeta2: ", StringComparison.Ordinal));
         Assert.Empty(new AggregatorOptions { Federation = "f", ModelSpecSha256 = new string('a', 64), ServerOptimizer = "adam", ServerLearningRate = 0.02, ServerTau = 1e-7 }.Validate());
         Assert.Equal(ServerOptimizerKind.Average, new AggregatorOptions().ServerOptimizerKind);
-        Assert.Null(new AggregatorOptions().ClusterProblem());
-        Assert.Contains("not supported on the aggregator cluster", new AggregatorOptions { ServerOptimizer = "adam" }.ClusterProblem(), StringComparison.Ordinal);
     }
 
     private static float[] RunRound(AggregatorStore store, ServerUpdateRule rule, UpdateCodec codec, int seed, float[] model)

@@ -15,7 +15,7 @@ namespace SecureFed.Aggregator.Persistence;
 /// lost. An existing database is never deleted or reset: a corrupt or foreign file is refused with an error naming it.
 /// Thread-safe (one connection, serialized).
 /// </summary>
-public sealed class AggregatorStore : IDisposable
+public sealed partial class AggregatorStore : IDisposable
 {
     private const int SqliteCantOpen = 14;
     private const int SqliteCorrupt = 11;
@@ -587,8 +587,9 @@ public sealed class AggregatorStore : IDisposable
 
     /// <summary>
     /// Writes a consistent copy of the database to the new file <paramref name="path"/> in which every model row keeps
-    /// its metadata (version, round, SHA-256, size, time) but holds no bytes (an empty blob): every other table is copied
-    /// whole. Nothing of a model is read. Returns the model versions of the copy, whose bytes are kept elsewhere (the
+    /// its metadata (version, round, SHA-256, size, time) but holds no bytes (an empty blob), and so does the server update
+    /// rule's saved state (its model version, rule, steps and parameter count, the moments left out: written back with
+    /// <see cref="WriteServerOptimizerBytes"/>); every other table is copied whole. Nothing of a model is read. Returns the model versions of the copy, whose bytes are kept elsewhere (the
     /// aggregator cluster's coordinator sends each version once) and written back with <see cref="WriteModelBytes"/>.
     /// </summary>
     /// <exception cref="IOException"><paramref name="path"/> already exists.</exception>
@@ -629,9 +630,12 @@ public sealed class AggregatorStore : IDisposable
                     Execute(
                         _connection,
                         tx,
-                        table == "models"
-                            ? "INSERT INTO snapshot.models (version, round, sha256, size_bytes, created_utc, bytes) SELECT version, round, sha256, size_bytes, created_utc, x'' FROM main.models;"
-                            : $"INSERT INTO snapshot.\"{table}\" SELECT * FROM main.\"{table}\";");
+                        table switch
+                        {
+                            "models" => "INSERT INTO snapshot.models (version, round, sha256, size_bytes, created_utc, bytes) SELECT version, round, sha256, size_bytes, created_utc, x'' FROM main.models;",
+                            "server_optimizer" => ServerOptimizerWithoutBytesSql, // the moments go apart too, once per model version
+                            _ => $"INSERT INTO snapshot.\"{table}\" SELECT * FROM main.\"{table}\";",
+                        });
                 }
 
                 IReadOnlyList<ModelRecord> models = ReadModels(tx, "main", string.Empty);

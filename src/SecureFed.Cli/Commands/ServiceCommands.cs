@@ -171,7 +171,6 @@ internal static class ServiceCommands
             }
 
             problems.AddRange(aggregator.Validate().Where(p => !problems.Contains(p)));
-            problems.AddRange(AggregatorClusterOptions.ValidateAggregator(aggregator));
         }
 
         if (problems.Count > 0)

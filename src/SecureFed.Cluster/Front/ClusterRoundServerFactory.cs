@@ -76,6 +76,23 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
         return client.RecordAsync(parameters.SessionId, result: null, parameters.Participants, reason, cancellationToken);
     }
 
+    /// <inheritdoc />
+    /// <remarks>The cluster's ledger grain gets the round as aborted with the reason, under this coordinator's lease epoch.</remarks>
+    public async Task<bool> RecordInterruptedAsync(string federation, long round, string sessionId, string reason, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(federation);
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        var client = new ClusterRoundClient(_grains, federation, round, _epoch);
+        try
+        {
+            return await client.RecordAsync(sessionId, result: null, [], reason, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ClusterProtocolException ex)
+        {
+            throw new InvalidOperationException(ex.Message, ex); // another outcome is recorded: not for a retry
+        }
+    }
+
     /// <summary>
     /// The version-4 layout when every slice's silo serves agents (<paramref name="endpoints"/>[k] not empty); otherwise
     /// null, and the round takes whole vectors only (version 3) — an agent could not upload a slice whose silo has no endpoint.

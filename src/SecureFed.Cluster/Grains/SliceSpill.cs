@@ -8,20 +8,32 @@ namespace SecureFed.Cluster.Grains;
 /// <summary>
 /// One sender's chunk of one slice, written to local disk while its words are already in the slice's running sum, only
 /// so that they can be subtracted again if the sender is not committed (docs/cluster.md §6). It holds masked words only
-/// (what the slice grain adds into its sum anyway). The file is opened with <see cref="FileOptions.DeleteOnClose"/>:
-/// disposing the spill deletes it; files left by a killed silo are deleted when the silo starts again
+/// (what the slice grain adds into its sum anyway). On Unix its file is unlinked as soon as it is open (the handle keeps
+/// the words; nothing is on disk by name, and a killed silo leaves nothing); elsewhere, or if that unlink failed, the file
+/// is deleted when the spill is disposed, and files left by a killed silo when a silo starts on its port again
 /// (<see cref="SliceSpillStore"/>).
 /// </summary>
 internal sealed class SliceSpill : IDisposable
 {
     private const int PieceWords = 65_536;
     private readonly Stream _stream;
+    private readonly string? _deleteOnDispose;
+    private readonly Action? _disposed;
+    private int _disposedFlag;
 
     public SliceSpill(Stream stream, string path)
+        : this(stream, path, deleteOnDispose: null, disposed: null)
+    {
+    }
+
+    /// <summary>A spill over <paramref name="stream"/>; <paramref name="deleteOnDispose"/>: a file name to delete after closing it (the fallback where it could not be unlinked while open).</summary>
+    public SliceSpill(Stream stream, string path, string? deleteOnDispose, Action? disposed)
     {
         ArgumentNullException.ThrowIfNull(stream);
         _stream = stream;
         Path = path;
+        _deleteOnDispose = deleteOnDispose;
+        _disposed = disposed;
     }
 
     /// <summary>Where the words are (for error messages).</summary>
@@ -99,5 +111,26 @@ internal sealed class SliceSpill : IDisposable
         }
     }
 
-    public void Dispose() => _stream.Dispose();
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposedFlag, 1) == 1)
+        {
+            return;
+        }
+
+        _stream.Dispose();
+        if (_deleteOnDispose is not null)
+        {
+            try
+            {
+                File.Delete(_deleteOnDispose);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // left for the next start's clean-up (SliceSpillStore.DeleteStale)
+            }
+        }
+
+        _disposed?.Invoke();
+    }
 }

@@ -19,11 +19,12 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     private readonly PostgresCoordinatorState _state;
     private readonly ILogger _logger;
 
-    private ClusterCoordinatorFence(CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, ILogger logger)
+    private ClusterCoordinatorFence(CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, ILogger logger, long previousEpoch)
     {
         _keeper = keeper;
         _state = state;
         _logger = logger;
+        PreviousEpoch = previousEpoch;
     }
 
     /// <inheritdoc />
@@ -31,6 +32,10 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
 
     /// <inheritdoc />
     public long Epoch => _keeper.Epoch;
+
+    /// <inheritdoc />
+    /// <remarks>The epoch that wrote the round store this silo restored (0 when nothing was saved).</remarks>
+    public long PreviousEpoch { get; }
 
     /// <summary>
     /// Waits until this silo holds the lease, then writes the state the last coordinator saved into
@@ -48,6 +53,7 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
         try
         {
             IReadOnlyDictionary<string, byte[]> files = await state.LoadAsync(cancellationToken).ConfigureAwait(false);
+            long previousEpoch = await state.SavedEpochAsync(CoordinatorSnapshot.RoundStoreName, cancellationToken).ConfigureAwait(false);
             long auditLines = await state.SavedAuditLinesAsync(cancellationToken).ConfigureAwait(false);
             if (files.Count > 0 || auditLines > 0)
             {
@@ -59,10 +65,15 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
                 try
                 {
                     (int models, long modelBytes) = (0, 0L);
+                    (int moments, long momentBytes) = (0, 0L);
                     if (files.ContainsKey(CoordinatorSnapshot.RoundStoreName))
                     {
                         using AggregatorStore store = AggregatorStore.Open(Path.Combine(staged, CoordinatorSnapshot.RoundStoreName));
                         (models, modelBytes) = await state.RestoreModelsAsync(store, cancellationToken).ConfigureAwait(false);
+
+                        // The server update rule's moments that go with the restored model version (momentum, adam): checked
+                        // against it, never silently left out (the successor would restart them from zero).
+                        (moments, momentBytes) = await state.RestoreMomentsAsync(store, cancellationToken).ConfigureAwait(false);
                     }
 
                     // The audit log from its rows (they supersede a whole file saved by an earlier version), checked line by
@@ -86,7 +97,7 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
 
                     keeper.EnsureHeld();
                     string? aside = CoordinatorSnapshot.Install(staged, dataDirectory, epoch);
-                    Log.Restored(logger, files.Count, files.Values.Sum(f => (long)f.Length), models, modelBytes, lines, auditBytes, epoch, aside ?? "(none)");
+                    Log.Restored(logger, files.Count, files.Values.Sum(f => (long)f.Length), models, modelBytes, moments, momentBytes, lines, auditBytes, epoch, aside ?? "(none)");
                 }
                 catch
                 {
@@ -103,7 +114,7 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
                 Log.NothingSaved(logger, epoch);
             }
 
-            return new ClusterCoordinatorFence(keeper, state, logger);
+            return new ClusterCoordinatorFence(keeper, state, logger, previousEpoch);
         }
         catch
         {
@@ -127,8 +138,8 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
         {
             var onDisk = new Dictionary<string, string>(StringComparer.Ordinal) { [CoordinatorSnapshot.RoundStoreName] = roundStore };
             CoordinatorSaveResult saved = await _state.SaveAsync(
-                files, onDisk, models, state.Store.OpenModel, AuditLogPath(state), _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
-            Log.Saved(_logger, saved.Files, saved.Models, saved.ModelBytes, saved.AuditLines, saved.AuditBytes, _keeper.Epoch);
+                files, onDisk, models, state.Store.OpenModel, AuditLogPath(state), CoordinatorMoments.Of(state.Store), _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
+            Log.Saved(_logger, saved.Files, saved.Models, saved.ModelBytes, saved.Moments, saved.MomentBytes, saved.AuditLines, saved.AuditBytes, _keeper.Epoch);
         }
         finally
         {
@@ -152,14 +163,14 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Information, "Coordinator state restored from the cluster's database: {Files} files, {Bytes} bytes, {Models} model versions, {ModelBytes} model bytes, {AuditLines} audit lines ({AuditBytes} bytes), lease epoch {Epoch}; earlier local state moved to {Aside}")]
-        public static partial void Restored(ILogger logger, int files, long bytes, int models, long modelBytes, long auditLines, long auditBytes, long epoch, string aside);
+        [LoggerMessage(1, LogLevel.Information, "Coordinator state restored from the cluster's database: {Files} files, {Bytes} bytes, {Models} model versions, {ModelBytes} model bytes, {Moments} server-optimizer moments ({MomentBytes} bytes), {AuditLines} audit lines ({AuditBytes} bytes), lease epoch {Epoch}; earlier local state moved to {Aside}")]
+        public static partial void Restored(ILogger logger, int files, long bytes, int models, long modelBytes, int moments, long momentBytes, long auditLines, long auditBytes, long epoch, string aside);
 
         [LoggerMessage(2, LogLevel.Information, "No coordinator state in the cluster's database yet (lease epoch {Epoch}): starting from the local data directory")]
         public static partial void NothingSaved(ILogger logger, long epoch);
 
-        [LoggerMessage(3, LogLevel.Debug, "Coordinator state saved to the cluster's database: {Files} changed files, {Models} new model versions ({ModelBytes} bytes), {AuditLines} new audit lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
-        public static partial void Saved(ILogger logger, int files, int models, long modelBytes, int auditLines, long auditBytes, long epoch);
+        [LoggerMessage(3, LogLevel.Debug, "Coordinator state saved to the cluster's database: {Files} changed files, {Models} new model versions ({ModelBytes} bytes), {Moments} new server-optimizer moments ({MomentBytes} bytes), {AuditLines} new audit lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
+        public static partial void Saved(ILogger logger, int files, int models, long modelBytes, int moments, long momentBytes, int auditLines, long auditBytes, long epoch);
 
         [LoggerMessage(4, LogLevel.Debug, "Coordinator audit lines saved to the cluster's database: {AuditLines} new lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
         public static partial void AuditSaved(ILogger logger, int auditLines, long auditBytes, long epoch);

@@ -11,4 +11,10 @@ public readonly record struct CoordinatorSaveResult(int Files, int Models, long 
 
     /// <summary>The bytes of those audit lines.</summary>
     public long AuditBytes { get; init; }
+
+    /// <summary>Rows of server-optimizer moments written (1 when the round store's model version's moments were not saved yet).</summary>
+    public int Moments { get; init; }
+
+    /// <summary>The bytes of those moments.</summary>
+    public long MomentBytes { get; init; }
 }

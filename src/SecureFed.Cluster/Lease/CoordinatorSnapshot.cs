@@ -50,8 +50,9 @@ public static class CoordinatorSnapshot
 
     /// <summary>
     /// As <see cref="Take"/>, but the round store is taken without its model bytes
-    /// (<see cref="AggregatorStore.SnapshotWithoutModelBytesTo"/>: every round, stage, submission and ledger row, and each
-    /// model version's metadata) into a new temporary file, <paramref name="roundStorePath"/>, for the caller to stream
+    /// (<see cref="AggregatorStore.SnapshotWithoutModelBytesTo"/>: every round, stage, submission and ledger row, each
+    /// model version's metadata, and the server update rule's saved state without its moments, which the caller saves
+    /// apart, <see cref="CoordinatorMoments"/>) into a new temporary file, <paramref name="roundStorePath"/>, for the caller to stream
     /// and delete; <paramref name="models"/> are the model versions it refers to, whose bytes the caller saves apart, each
     /// once (<see cref="PostgresCoordinatorState"/>). The returned files (the audit log's checkpoints and verifier key, the
     /// ledger) include neither the round store nor the audit log's lines (<see cref="AuditLogName"/>), which the caller

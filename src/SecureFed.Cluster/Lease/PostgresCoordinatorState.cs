@@ -19,6 +19,8 @@ namespace SecureFed.Cluster.Lease;
 /// they are the federation's model history. The audit log is saved apart too, as append-only rows, one per line, in table
 /// <c>securefed_coordinator_audit</c> (<see cref="CoordinatorAuditRows"/>): at every save only the lines the database
 /// does not hold yet are sent, under the same fence, and <see cref="SaveAuditAsync"/> sends them between commit points.
+/// The server update rule's moments, when the round store keeps any, are saved apart as well, once per model version
+/// (<see cref="CoordinatorMomentRows"/>, table <c>securefed_coordinator_moments</c>).
 /// </summary>
 public sealed class PostgresCoordinatorState
 {
@@ -109,12 +111,33 @@ public sealed class PostgresCoordinatorState
     /// </summary>
     /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
     /// <exception cref="InvalidDataException">A model's bytes are not its recorded size or SHA-256, or the local audit log does not continue the saved one (the message says which); nothing was written.</exception>
+    public Task<CoordinatorSaveResult> SaveAsync(
+        IReadOnlyDictionary<string, byte[]> files,
+        IReadOnlyDictionary<string, string> filesOnDisk,
+        IReadOnlyList<ModelRecord> models,
+        Func<long, Stream> openModel,
+        string? auditLog,
+        string holder,
+        long epoch,
+        CancellationToken cancellationToken) =>
+        SaveAsync(files, filesOnDisk, models, openModel, auditLog, moments: null, holder, epoch, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="SaveAsync(IReadOnlyDictionary{string, byte[]}, IReadOnlyDictionary{string, string}, IReadOnlyList{ModelRecord}, Func{long, Stream}, string?, string, long, CancellationToken)"/>,
+    /// and in the same fenced transaction the rows of <c>securefed_coordinator_moments</c> made to mirror the round
+    /// store's server-optimizer moments (<paramref name="moments"/>; null: left as they are): the moments of its model
+    /// version sent once, other versions' rows deleted (<see cref="CoordinatorMomentRows"/>). The round store given must
+    /// be saved without them (<see cref="CoordinatorSnapshot.TakeWithoutModelBytes"/>).
+    /// </summary>
+    /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
+    /// <exception cref="InvalidDataException">A model's or the moments' bytes are not as recorded, the database holds other moments for the same model version, or the local audit log does not continue the saved one (the message says which); nothing was written.</exception>
     public async Task<CoordinatorSaveResult> SaveAsync(
         IReadOnlyDictionary<string, byte[]> files,
         IReadOnlyDictionary<string, string> filesOnDisk,
         IReadOnlyList<ModelRecord> models,
         Func<long, Stream> openModel,
         string? auditLog,
+        CoordinatorMoments? moments,
         string holder,
         long epoch,
         CancellationToken cancellationToken)
@@ -145,6 +168,7 @@ public sealed class PostgresCoordinatorState
             var changed = all.Where(f => !_saved.TryGetValue(f.Key, out string? sha) || sha != f.Sha).ToList();
             int modelsWritten;
             long modelBytes;
+            (int Rows, long Bytes) momentsWritten = (0, 0);
             (CoordinatorAuditRows.Head Head, int Lines, long Bytes)? audit = null;
             NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
@@ -184,6 +208,11 @@ public sealed class PostgresCoordinatorState
                     }
 
                     (modelsWritten, modelBytes) = await SaveModelsAsync(connection, transaction, models, openModel, epoch, cancellationToken).ConfigureAwait(false);
+                    if (moments is not null)
+                    {
+                        momentsWritten = await CoordinatorMomentRows.SaveAsync(connection, transaction, _lease.Federation, epoch, moments, cancellationToken).ConfigureAwait(false);
+                    }
+
                     if (auditLog is not null)
                     {
                         audit = await SaveAuditLinesAsync(connection, transaction, auditLog, epoch, cancellationToken).ConfigureAwait(false);
@@ -208,7 +237,13 @@ public sealed class PostgresCoordinatorState
                 _saved.Remove(CoordinatorSnapshot.AuditLogName);
             }
 
-            return new CoordinatorSaveResult(changed.Count, modelsWritten, modelBytes) { AuditLines = audit?.Lines ?? 0, AuditBytes = audit?.Bytes ?? 0 };
+            return new CoordinatorSaveResult(changed.Count, modelsWritten, modelBytes)
+            {
+                AuditLines = audit?.Lines ?? 0,
+                AuditBytes = audit?.Bytes ?? 0,
+                Moments = momentsWritten.Rows,
+                MomentBytes = momentsWritten.Bytes,
+            };
         }
         finally
         {
@@ -293,6 +328,17 @@ public sealed class PostgresCoordinatorState
         }
     }
 
+    /// <summary>The lease epoch that last saved the file <paramref name="name"/> (e.g. the round store), or 0 when it is not saved.</summary>
+    public async Task<long> SavedEpochAsync(string name, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await using NpgsqlCommand command = _dataSource.CreateCommand("SELECT epoch FROM securefed_coordinator_state WHERE federation = $1 AND name = $2");
+        command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long epoch ? epoch : 0;
+    }
+
     /// <summary>Every stored file of the federation (empty when no coordinator ever saved), each checked against its SHA-256.</summary>
     /// <exception cref="InvalidDataException">A stored file does not match its digest (the message names it).</exception>
     public async Task<IReadOnlyDictionary<string, byte[]>> LoadAsync(CancellationToken cancellationToken)
@@ -367,6 +413,20 @@ public sealed class PostgresCoordinatorState
         }
 
         return (count, bytes);
+    }
+
+    /// <summary>
+    /// Writes into <paramref name="store"/> (a round store restored from a snapshot saved without moments, its model
+    /// versions already written back) the server-optimizer moments saved with its model version, streamed from
+    /// <c>securefed_coordinator_moments</c> and checked (<see cref="CoordinatorMomentRows.RestoreAsync"/>). Returns the
+    /// rows and bytes written.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The moments are missing, do not go with the round store's model version, or are corrupt (the message names both sides).</exception>
+    public async Task<(int Rows, long Bytes)> RestoreMomentsAsync(AggregatorStore store, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        return await CoordinatorMomentRows.RestoreAsync(_dataSource, _lease.Federation, store, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Appends, inside the fenced <paramref name="transaction"/>, the local audit lines the database lacks.</summary>
@@ -471,7 +531,7 @@ public sealed class PostgresCoordinatorState
         }
 
         await _lease.EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
-        await PostgresClusteringSchema.CreateUnderLockAsync(_dataSource, Schema + CoordinatorAuditRows.Schema, cancellationToken).ConfigureAwait(false);
+        await PostgresClusteringSchema.CreateUnderLockAsync(_dataSource, Schema + CoordinatorAuditRows.Schema + CoordinatorMomentRows.Schema, cancellationToken).ConfigureAwait(false);
 
         _schemaReady = true;
     }

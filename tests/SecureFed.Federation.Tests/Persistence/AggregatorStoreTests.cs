@@ -525,6 +525,56 @@ public sealed class AggregatorStoreTests : IDisposable
         Assert.Contains("no such version", Assert.Throws<InvalidOperationException>(() => copy.WriteModelBytes(7, new MemoryStream(bytes))).Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("adam")]
+    [InlineData("momentum")]
+    public void WriteServerOptimizerBytes_SnapshotWithoutMoments_WrittenBackBitForBitAndBadBytesRefused(string kind)
+    {
+        using AggregatorStore store = Open();
+        store.SaveModel(0, 0, Model(1_000, 1).Bytes, Model(1_000, 1).Sha);
+        long round = store.BeginRound("{}");
+        (byte[] bytes, string sha) = Model(1_000, 2);
+        double[] first = [.. Enumerable.Range(0, 1_000).Select(i => Math.Sin(i) * 1e-3)];
+        double[] second = kind == "adam" ? [.. Enumerable.Range(0, 1_000).Select(i => Math.Cos(i) * Math.Cos(i) * 1e-6)] : [];
+        store.CompleteRoundWithModel(round, 1, bytes, sha, ["a"], new ServerOptimizerMoments(kind, 3, first, second));
+        ServerOptimizerRecord saved = store.ServerOptimizerMetadata()!;
+        Assert.Equal(new ServerOptimizerRecord(1, kind, 3, 1_000, 8_000, second.Length * 8), saved);
+        byte[] moments;
+        using (Stream stream = store.OpenServerOptimizer(1))
+        using (var copyOf = new MemoryStream())
+        {
+            stream.CopyTo(copyOf);
+            moments = copyOf.ToArray();
+        }
+
+        Assert.Equal(saved.Bytes, moments.Length);
+        string momentsSha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(moments));
+        string copyPath = _dir.Combine("copy.db");
+        store.SnapshotWithoutModelBytesTo(copyPath);
+        using AggregatorStore copy = AggregatorStore.Open(copyPath, _time);
+        Assert.Equal(saved with { FirstBytes = 0, SecondBytes = 0 }, copy.ServerOptimizerMetadata()); // the moments are left out
+        byte[] flipped = (byte[])moments.Clone();
+        flipped[100] ^= 0x01;
+
+        var wrong = Assert.Throws<InvalidDataException>(() => copy.WriteServerOptimizerBytes(saved, momentsSha, new MemoryStream(flipped)));
+        var shorter = Assert.Throws<InvalidDataException>(() => copy.WriteServerOptimizerBytes(saved, momentsSha, new MemoryStream(moments[..^1])));
+        var longer = Assert.Throws<InvalidDataException>(() => copy.WriteServerOptimizerBytes(saved, momentsSha, new MemoryStream([.. moments, 0])));
+        var steps = Assert.Throws<InvalidDataException>(() => copy.WriteServerOptimizerBytes(saved with { Steps = 2 }, momentsSha, new MemoryStream(moments)));
+
+        Assert.Contains($"hash to SHA-256 {Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(flipped))}, not their recorded {momentsSha}", wrong.Message, StringComparison.Ordinal);
+        Assert.Contains($"end after {moments.Length - 1} of {moments.Length} bytes", shorter.Message, StringComparison.Ordinal);
+        Assert.Contains($"longer than {moments.Length} bytes", longer.Message, StringComparison.Ordinal);
+        Assert.Contains($"are {kind} after 2 steps for 1000 parameters, but", steps.Message, StringComparison.Ordinal);
+        Assert.Contains($"saves {kind} after 3 steps for 1000 parameters", steps.Message, StringComparison.Ordinal);
+        Assert.False(copy.ServerOptimizerMetadata()!.HasBytes); // nothing was written
+        copy.WriteServerOptimizerBytes(saved, momentsSha, new MemoryStream(moments));
+        SavedServerOptimizer restored = copy.LoadServerOptimizer()!;
+        Assert.Equal((1L, kind, 3L), (restored.ModelVersion, restored.Kind, restored.Steps));
+        Assert.Equal(first, restored.First);
+        Assert.Equal(kind == "adam" ? second : null, restored.Second);
+        Assert.Contains("already holds them", Assert.Throws<InvalidOperationException>(() => copy.WriteServerOptimizerBytes(saved, momentsSha, new MemoryStream(moments))).Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void CompleteRoundWithModel_FromStream_StoresTheSameBytesAndRecordAsFromMemory()
     {
