@@ -313,6 +313,11 @@ public sealed partial class ExperimentRunner
         var evaluation = EvaluationLayout.Create(data.EntityTypes, FederatedEvaluationShards.CountCap(devShards));
         using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation,
             serverOptimizer: _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(ServerOptimizerFor(data, dp)));
+        if (dp is not null && _options.PublicMix > 0)
+        {
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: public server steps on {_publicTrain?.Length} public sentences, weight {_options.PublicMix} decaying linearly to 0 after round {(_options.PublicMixUntil > 0 ? _options.PublicMixUntil : _options.Rounds)}"));
+        }
+
         var federatedF1 = new List<double?>();
         float[] global = (float[])initial.Clone();
         var curve = new List<double>();
@@ -346,7 +351,9 @@ public sealed partial class ExperimentRunner
                 examples[i] = data.Sites[i].Train.Count;
             }
 
-            global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts);
+            double mix = dp is null ? 0 : _options.PublicMixWeight(round);
+            global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts,
+                serverUpdate: mix > 0 ? PublicStep(model, global, dp!, weightCap, mix, LocalSeed(seed, round, names.Length + 1), round, cancellationToken) : null);
             if (dp?.Subspace is not null && _options.DpSubspaceRefresh > 0 && round % _options.DpSubspaceRefresh == 0 && round < _options.Rounds)
             {
                 dp.Subspace.Dispose();
@@ -405,6 +412,27 @@ public sealed partial class ExperimentRunner
         TaggerGradientSubspace subspace = TaggerGradientSubspace.FromPublicData(model, publicTrain, _options.DpSubspace, _options.DpSubspaceSentences, scale, dp.Trains);
         _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public gradient subspace: k = {subspace.Dimension} of {subspace.ParameterCount} parameters from {Math.Min(publicTrain.Length, _options.DpSubspaceSentences)} public sentences, {subspace.ExplainedShare:P0} of their squared norm ({watch.Elapsed.TotalSeconds:F0} s)"));
         return subspace;
+    }
+
+    /// <summary>
+    /// <see cref="ExperimentOptions.PublicMix"/>: one noiseless step of the sites' kind (same preconditioner, clip and
+    /// learning rate) on a Poisson batch of the public corpus whose expected size is one site's, from
+    /// <paramref name="global"/>, times <paramref name="weight"/>.
+    /// </summary>
+    internal double[] PublicStep(TaggerModel model, float[] global, DpSgdOptions dp, int siteSentences, double weight, int stepSeed, int round, CancellationToken cancellationToken)
+    {
+        Sentence[] publicTrain = _publicTrain ?? throw new InvalidOperationException("--public-mix needs the public warm-start corpus.");
+        DpSgdOptions noiseless = dp with { NoiseMultiplier = 0, SampleRate = Math.Min(1, dp.SampleRate * siteSentences / publicTrain.Length) };
+        model.Unflatten(global);
+        new TaggerTrainer().Train(model, publicTrain, null, TrainingOptions(noiseless, 1, stepSeed, round), null, cancellationToken);
+        float[] local = model.Flatten();
+        var step = new double[local.Length];
+        for (int j = 0; j < step.Length; j++)
+        {
+            step[j] = weight * (local[j] - global[j]);
+        }
+
+        return step;
     }
 
     /// <summary>
@@ -563,6 +591,8 @@ public sealed partial class ExperimentRunner
         ["server_ema"] = _options.ServerWeightAverage,
         ["server_average_from"] = _options.ServerAverageFrom,
         ["server_average_sweep"] = _options.ServerAverageSweep,
+        ["public_mix"] = _options.PublicMix,
+        ["public_mix_until"] = _options.PublicMixUntil > 0 ? _options.PublicMixUntil : _options.Rounds,
         ["dp_precondition_after_noise"] = _options.DpPreconditionAfterNoise,
         ["dp_precondition_split"] = _options.DpPreconditionSplit,
         ["warm_start"] = _options.WarmStartDirectory ?? "",
