@@ -159,6 +159,41 @@ public sealed record ExperimentOptions
     /// </summary>
     public double ServerWeightAverage { get; init; }
 
+    /// <summary>
+    /// Polyak–Ruppert tail averaging: from this round on, the model scored and reported is the uniform mean of the global
+    /// models after this round and every later one (the last <see cref="Rounds"/> − this + 1 rounds); the sites keep
+    /// training from the raw global model. Post-processing of the released models: it costs no privacy. 0 = off; not
+    /// with <see cref="ServerWeightAverage"/>.
+    /// </summary>
+    public int ServerAverageFrom { get; init; }
+
+    /// <summary>
+    /// Keeps every round's global model and, after each federated arm, scores on the dev and test sets the last global
+    /// model, uniform tail averages over the last 10, 25, 50, 100 and Rounds / 2 rounds, and bias-corrected moving
+    /// averages with decays 0.9, 0.95, 0.98 and 0.99 (<see cref="ModelAverages"/>): one run measures every averaging
+    /// window of the same trajectory (choose on the dev F1). Changes nothing in training or in the reported model.
+    /// </summary>
+    public bool ServerAverageSweep { get; init; }
+
+    /// <summary>
+    /// Public-data-assisted server steps (DP arms only): every round the server also takes one step of the sites' own
+    /// kind on the public <see cref="WarmStartDirectory"/> corpus from the model the sites trained from (the same
+    /// preconditioner, clip and learning rate, no noise, a Poisson batch of the same expected size as one site's), and
+    /// adds it, times this weight, to the averaged update before its update rule. The weight decays linearly to 0 after
+    /// round <see cref="PublicMixUntil"/>. Public data and the public model only: it costs no privacy. 0 = off.
+    /// </summary>
+    public double PublicMix { get; init; }
+
+    /// <summary>The last round with a public step (the weight at round r is <see cref="PublicMix"/> × (1 − (r − 1) / this)); 0 = <see cref="Rounds"/>.</summary>
+    public int PublicMixUntil { get; init; }
+
+    /// <summary>The public step's weight at <paramref name="round"/> (1-based).</summary>
+    public double PublicMixWeight(int round)
+    {
+        int until = PublicMixUntil > 0 ? PublicMixUntil : Rounds;
+        return PublicMix > 0 && round <= until ? PublicMix * (1 - ((round - 1) / (double)until)) : 0;
+    }
+
     /// <summary>δ of the patient-level guarantee.</summary>
     /// <value>The default value is 1e-5.</value>
     public double Delta { get; init; } = 1e-5;
@@ -365,6 +400,31 @@ public sealed record ExperimentOptions
         if (!(ServerWeightAverage >= 0 && ServerWeightAverage < 1))
         {
             throw new ArgumentException($"--server-ema must be in [0, 1) (0 = off), got {ServerWeightAverage.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        if (ServerAverageFrom < 0 || ServerAverageFrom > Rounds)
+        {
+            throw new ArgumentException($"--server-average-from must be a round in [1, --rounds = {Rounds}] (0 = off), got {ServerAverageFrom}.");
+        }
+
+        if (ServerAverageFrom > 0 && ServerWeightAverage > 0)
+        {
+            throw new ArgumentException("--server-average-from and --server-ema each choose the reported model; give one of them.");
+        }
+
+        if (!(PublicMix >= 0 && double.IsFinite(PublicMix)))
+        {
+            throw new ArgumentException($"--public-mix must be a finite weight >= 0 (0 = off), got {PublicMix.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        if (PublicMix > 0 && WarmStartDirectory is null)
+        {
+            throw new ArgumentException("--public-mix needs the public corpus of --warm-start.");
+        }
+
+        if (PublicMixUntil < 0 || PublicMixUntil > Rounds)
+        {
+            throw new ArgumentException($"--public-mix-until must be a round in [1, --rounds = {Rounds}] (0 = --rounds), got {PublicMixUntil}.");
         }
 
         if (DpDistributedNoise && DpStepsPerRound != 1)

@@ -313,11 +313,18 @@ public sealed partial class ExperimentRunner
         var evaluation = EvaluationLayout.Create(data.EntityTypes, FederatedEvaluationShards.CountCap(devShards));
         using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation,
             serverOptimizer: _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(ServerOptimizerFor(data, dp)));
+        if (dp is not null && _options.PublicMix > 0)
+        {
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: public server steps on {_publicTrain?.Length} public sentences, weight {_options.PublicMix} decaying linearly to 0 after round {(_options.PublicMixUntil > 0 ? _options.PublicMixUntil : _options.Rounds)}"));
+        }
+
         var federatedF1 = new List<double?>();
         float[] global = (float[])initial.Clone();
         var curve = new List<double>();
         long[] dpSteps = new long[names.Length];
         float[]? average = null;
+        ModelAverages.TailAccumulator? tail = _options.ServerAverageFrom > 0 ? new(_options.ServerAverageFrom) : null;
+        List<float[]>? history = _options.ServerAverageSweep ? [] : null;
         for (int round = 1; round <= _options.Rounds; round++)
         {
             var deltas = new float[names.Length][];
@@ -344,7 +351,9 @@ public sealed partial class ExperimentRunner
                 examples[i] = data.Sites[i].Train.Count;
             }
 
-            global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts);
+            double mix = dp is null ? 0 : _options.PublicMixWeight(round);
+            global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts,
+                serverUpdate: mix > 0 ? PublicStep(model, global, dp!, weightCap, mix, LocalSeed(seed, round, names.Length + 1), round, cancellationToken) : null);
             if (dp?.Subspace is not null && _options.DpSubspaceRefresh > 0 && round % _options.DpSubspaceRefresh == 0 && round < _options.Rounds)
             {
                 dp.Subspace.Dispose();
@@ -353,7 +362,8 @@ public sealed partial class ExperimentRunner
 
             federatedF1.Add(secAgg.LastEvaluation?.F1);
             average = AverageModels(average, global, round);
-            model.Unflatten(average ?? global);
+            history?.Add((float[])global.Clone());
+            model.Unflatten(average ?? tail?.Add(round, global) ?? global);
             curve.Add(TaggerEvaluator.Evaluate(model, data.Dev).F1);
             RoundProgress(seed, arm, round, curve[^1], watch, dp is null ? null : (clippedFraction, medianNorm));
         }
@@ -362,6 +372,11 @@ public sealed partial class ExperimentRunner
         fusedModel?.Invoke(model);
         ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : _options.DpDistributedNoise ? "federated_distributed_dp" : "federated_dp", seed, epsilon, model, data, curve, watch)
             with { FederatedEvaluationF1PerRound = federatedF1 };
+        if (history is not null)
+        {
+            AverageSweep(model, history, data, seed, arm);
+        }
+
         if (dp is null)
         {
             return result;
@@ -397,6 +412,54 @@ public sealed partial class ExperimentRunner
         TaggerGradientSubspace subspace = TaggerGradientSubspace.FromPublicData(model, publicTrain, _options.DpSubspace, _options.DpSubspaceSentences, scale, dp.Trains);
         _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public gradient subspace: k = {subspace.Dimension} of {subspace.ParameterCount} parameters from {Math.Min(publicTrain.Length, _options.DpSubspaceSentences)} public sentences, {subspace.ExplainedShare:P0} of their squared norm ({watch.Elapsed.TotalSeconds:F0} s)"));
         return subspace;
+    }
+
+    /// <summary>
+    /// <see cref="ExperimentOptions.PublicMix"/>: one noiseless step of the sites' kind (same preconditioner, clip and
+    /// learning rate) on a Poisson batch of the public corpus whose expected size is one site's, from
+    /// <paramref name="global"/>, times <paramref name="weight"/>.
+    /// </summary>
+    internal double[] PublicStep(TaggerModel model, float[] global, DpSgdOptions dp, int siteSentences, double weight, int stepSeed, int round, CancellationToken cancellationToken)
+    {
+        Sentence[] publicTrain = _publicTrain ?? throw new InvalidOperationException("--public-mix needs the public warm-start corpus.");
+        DpSgdOptions noiseless = dp with { NoiseMultiplier = 0, SampleRate = Math.Min(1, dp.SampleRate * siteSentences / publicTrain.Length) };
+        model.Unflatten(global);
+        new TaggerTrainer().Train(model, publicTrain, null, TrainingOptions(noiseless, 1, stepSeed, round), null, cancellationToken);
+        float[] local = model.Flatten();
+        var step = new double[local.Length];
+        for (int j = 0; j < step.Length; j++)
+        {
+            step[j] = weight * (local[j] - global[j]);
+        }
+
+        return step;
+    }
+
+    /// <summary>
+    /// <see cref="ExperimentOptions.ServerAverageSweep"/>: dev and test F1 of the last global model and of averages of
+    /// the run's global models over several windows, one line each (leaves <paramref name="model"/> at the last one scored).
+    /// </summary>
+    private void AverageSweep(TaggerModel model, List<float[]> history, ExperimentData data, int seed, string arm)
+    {
+        int rounds = history.Count;
+        var candidates = new List<(string Name, Func<float[]> Weights)> { ("last global model", () => history[^1]) };
+        foreach (int window in new[] { 10, 25, 50, 100, rounds / 2 }.Where(w => w > 1 && w <= rounds).Distinct().Order())
+        {
+            candidates.Add((string.Create(CultureInfo.InvariantCulture, $"tail mean of the last {window} rounds (from round {rounds - window + 1})"), new Func<float[]>(() => ModelAverages.Tail(history, rounds - window + 1))));
+        }
+
+        foreach (double decay in new[] { 0.9, 0.95, 0.98, 0.99 })
+        {
+            candidates.Add((string.Create(CultureInfo.InvariantCulture, $"moving average, decay {decay} (bias-corrected)"), new Func<float[]>(() => ModelAverages.Ema(history, decay))));
+        }
+
+        foreach ((string name, Func<float[]> weights) in candidates)
+        {
+            model.Unflatten(weights());
+            double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
+            double test = TaggerEvaluator.Evaluate(model, data.Test).F1;
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: average sweep: {name}: dev F1 {dev:F3}, test F1 {test:F3}"));
+        }
     }
 
     private float[]? AverageModels(float[]? average, float[] global, int round)
@@ -526,6 +589,10 @@ public sealed partial class ExperimentRunner
         ["dp_subspace_refresh"] = _options.DpSubspaceRefresh,
         ["dp_noise"] = _options.DpDistributedNoise ? "distributed" : "local",
         ["server_ema"] = _options.ServerWeightAverage,
+        ["server_average_from"] = _options.ServerAverageFrom,
+        ["server_average_sweep"] = _options.ServerAverageSweep,
+        ["public_mix"] = _options.PublicMix,
+        ["public_mix_until"] = _options.PublicMixUntil > 0 ? _options.PublicMixUntil : _options.Rounds,
         ["dp_precondition_after_noise"] = _options.DpPreconditionAfterNoise,
         ["dp_precondition_split"] = _options.DpPreconditionSplit,
         ["warm_start"] = _options.WarmStartDirectory ?? "",

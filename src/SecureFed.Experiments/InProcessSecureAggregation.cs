@@ -71,7 +71,8 @@ internal sealed class InProcessSecureAggregation : IDisposable
     /// <param name="examples">Training examples per site.</param>
     /// <param name="randomness">Per-site randomness of rounding and noise (null = the system CSPRNG).</param>
     /// <param name="evaluations">Per site, its counts of <paramref name="globalModel"/> on its own dev data (federated evaluation; null = none).</param>
-    public float[] RunRound(long round, float[] globalModel, IReadOnlyList<float[]> deltas, IReadOnlyList<long> examples, IReadOnlyList<IRandomSource>? randomness = null, IReadOnlyList<EvaluationCounts?>? evaluations = null)
+    /// <param name="serverUpdate">A public update the server adds to the averaged update before its rule (null = none; <see cref="ExperimentOptions.PublicMix"/>).</param>
+    public float[] RunRound(long round, float[] globalModel, IReadOnlyList<float[]> deltas, IReadOnlyList<long> examples, IReadOnlyList<IRandomSource>? randomness = null, IReadOnlyList<EvaluationCounts?>? evaluations = null, IReadOnlyList<double>? serverUpdate = null)
     {
         ArgumentNullException.ThrowIfNull(globalModel);
         ArgumentNullException.ThrowIfNull(deltas);
@@ -114,9 +115,29 @@ internal sealed class InProcessSecureAggregation : IDisposable
             throw new InvalidOperationException($"Secure aggregation summed {result.Aggregation.Contributors.Count} of {n} inputs.");
         }
 
-        float[] next = _serverOptimizer is null
-            ? FederatedAveraging.ApplyAggregate(globalModel, codec, result.Aggregation.Sum, _serverLearningRate, out _)
-            : _serverOptimizer.Step(globalModel, FederatedAveraging.AverageUpdate(codec, result.Aggregation.Sum, out _));
+        float[] next;
+        if (serverUpdate is null)
+        {
+            next = _serverOptimizer is null
+                ? FederatedAveraging.ApplyAggregate(globalModel, codec, result.Aggregation.Sum, _serverLearningRate, out _)
+                : _serverOptimizer.Step(globalModel, FederatedAveraging.AverageUpdate(codec, result.Aggregation.Sum, out _));
+        }
+        else
+        {
+            if (serverUpdate.Count != d)
+            {
+                throw new ArgumentException($"The server update has {serverUpdate.Count} coordinates; the model has {d}.", nameof(serverUpdate));
+            }
+
+            double[] update = FederatedAveraging.AverageUpdate(codec, result.Aggregation.Sum, out _);
+            for (int j = 0; j < d; j++)
+            {
+                update[j] += serverUpdate[j];
+            }
+
+            next = _serverOptimizer?.Step(globalModel, update) ?? [.. globalModel.Select((w, j) => (float)(w + (_serverLearningRate * update[j])))];
+        }
+
         string? note = null;
         LastEvaluation = _evaluation is null ? null : FederatedAveraging.Evaluate(codec, result.Aggregation.Sum, result.Aggregation.Contributors.Count, threshold, out note);
         LastEvaluationNote = note;

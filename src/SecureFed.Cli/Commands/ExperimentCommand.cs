@@ -37,7 +37,11 @@ internal static class ExperimentCommand
         accountant.AcceptOnlyFromAmong("rdp", "pld");
         var dpNoise = new Option<string>("--dp-noise") { Description = "Patient-level DP-SGD noise: local (each site adds all of it; ε holds even if everyone else colludes) or distributed (split across the sites; needs --dp-steps 1; ε holds against the aggregator while secure aggregation holds, and the weaker collusion ε is reported).", DefaultValueFactory = _ => "local" };
         dpNoise.AcceptOnlyFromAmong("local", "distributed");
-        var serverEma = new Option<double>("--server-ema") { Description = "Report an exponential moving average of the global models with this decay (e.g. 0.9; post-processing, no privacy cost); 0 = off.", DefaultValueFactory = _ => 0 };
+        var serverEma = new Option<double>("--server-ema") { Description = "Report an exponential moving average of the global models with this decay (e.g. 0.9; post-processing, no privacy cost); 0 = off. The decay at round r is min(decay, (1 + r) / (10 + r)): 0.95 is reached at round 170, 0.98 at 440 (--server-average-from for long windows).", DefaultValueFactory = _ => 0 };
+        var serverAverageFrom = new Option<int>("--server-average-from") { Description = "Report the uniform mean of the global models after this round and every later one (Polyak-Ruppert tail averaging; post-processing, no privacy cost); 0 = off; not with --server-ema." };
+        var publicMix = new Option<double>("--public-mix") { Description = "DP arms: each round the server also takes one noiseless step of the sites' kind on the public --warm-start corpus (same preconditioner, clip, lr; a batch the size of one site's) and adds it, times this weight, to the averaged update before its rule; the weight decays linearly to 0 at --public-mix-until. Public data only: no privacy cost. 0 = off." };
+        var publicMixUntil = new Option<int>("--public-mix-until") { Description = "Last round of the --public-mix steps (0 = --rounds)." };
+        var serverAverageSweep = new Option<bool>("--server-average-sweep") { Description = "After each federated arm, also score on dev and test the last global model, tail averages over the last 10, 25, 50, 100 and rounds/2 rounds and bias-corrected moving averages with decays 0.9-0.99 of the same run (keeps every round's model in memory; choose on dev)." };
         var preconditionPerTensor = new Option<bool>("--dp-precondition-per-tensor") { Description = "With --dp-precondition: one factor per weight tensor (layer-wise) instead of per coordinate." };
         var subspace = new Option<int>("--dp-subspace") { Description = "Projected DP-SGD: clip and noise each example's gradient in the top-k principal directions of public per-example gradients (the --warm-start corpus); the noise shrinks with k, ε does not change. 0 = off." };
         var subspaceSentences = new Option<int>("--dp-subspace-sentences") { Description = "Public sentences whose gradients span the --dp-subspace.", DefaultValueFactory = _ => 1000 };
@@ -59,7 +63,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, serverEma, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, serverEma, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -107,6 +111,10 @@ internal static class ExperimentCommand
                 DpDistributedNoise = parse.GetValue(dpNoise) == "distributed",
                 PldAccounting = parse.GetValue(accountant) == "pld",
                 ServerWeightAverage = parse.GetValue(serverEma),
+                ServerAverageFrom = parse.GetValue(serverAverageFrom),
+                ServerAverageSweep = parse.GetValue(serverAverageSweep),
+                PublicMix = parse.GetValue(publicMix),
+                PublicMixUntil = parse.GetValue(publicMixUntil),
                 DpPreconditionAfterNoise = parse.GetValue(preconditionAfter),
                 DpPreconditionSplit = parse.GetValue(preconditionSplit),
                 ServerLearningRate = parse.GetValue(serverLr),
