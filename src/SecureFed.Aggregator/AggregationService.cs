@@ -380,6 +380,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return await session.OutcomeAsync(context.CancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Values per <c>ModelChunk</c> of a download (64 KiB: below the large-object threshold).</summary>
+    public const int DownloadChunkValues = 16_384;
+
     public override async Task DownloadModel(ModelRequest request, IServerStreamWriter<ModelChunk> responseStream, ServerCallContext context)
     {
         Authenticate(context, request.Header, Stage.Model);
@@ -398,9 +401,13 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         // Streamed from the round store a chunk at a time (a stored version never changes), hashed as it is sent: bytes
         // that do not match the version's SHA-256 end the call with an error after the last chunk (the agent checks too).
+        // Chunks of 16,384 values (64 KiB, and so their copies, the message's field and its serialization buffer) stay below
+        // the runtime's large-object threshold (85,000 bytes): short-lived small objects collected as the download goes.
+        // Chunks of 65,536 values were 256 KiB large objects, several per chunk, that piled up until a full collection:
+        // 30-40 MiB of the coordinator's peak (docs/benchmarks.md, runs 23-31). Agents accept any chunk size (PROTOCOL.md §5).
         using Stream bytes = _state.Store.OpenModel(version);
         long total = bytes.Length / sizeof(float);
-        const int chunk = 65_536;
+        const int chunk = DownloadChunkValues;
         float[] values = new float[(int)Math.Min(chunk, total)];
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         for (long offset = 0; offset < total; offset += chunk)
