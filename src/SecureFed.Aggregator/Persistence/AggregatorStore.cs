@@ -807,43 +807,10 @@ public sealed partial class AggregatorStore : IDisposable
     }
 
     /// <summary>
-    /// Inserts model <paramref name="version"/> without copying its bytes: the row is inserted with
-    /// <c>zeroblob(size)</c> in its last column (SQLite then records the zeros without materializing them, where a bound
-    /// blob would be copied twice in native memory: the parameter, then the record), and the bytes are written into the
-    /// row's pages with incremental blob I/O, <see cref="ModelWriteBlock"/> bytes at a time, inside <paramref name="tx"/>.
+    /// Inserts model <paramref name="version"/>'s row with <c>zeroblob(size)</c> for its bytes (written next with
+    /// incremental blob I/O); versions only increase.
     /// </summary>
-    private void SaveModelCore(SqliteTransaction tx, long version, long round, ReadOnlySpan<byte> bytes, string sha)
-    {
-        ArgumentOutOfRangeException.ThrowIfNegative(version);
-        long latest = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(version), -1) FROM models;")!;
-        if (version <= latest)
-        {
-            throw new InvalidOperationException($"Cannot store model version {version}: version {latest} is already stored and versions only increase.");
-        }
-
-        Execute(
-            _connection,
-            tx,
-            "INSERT INTO models (version, round, sha256, size_bytes, created_utc, bytes) VALUES ($v, $round, $sha, $size, $now, zeroblob($size));",
-            ("$v", version),
-            ("$round", round == 0 ? DBNull.Value : (object)round),
-            ("$sha", sha),
-            ("$size", (long)bytes.Length),
-            ("$now", Now()));
-        using var blob = new SqliteBlob(_connection, "models", "bytes", version); // version is the rowid (INTEGER PRIMARY KEY)
-        for (int offset = 0; offset < bytes.Length; offset += ModelWriteBlock)
-        {
-            blob.Write(bytes.Slice(offset, Math.Min(ModelWriteBlock, bytes.Length - offset)));
-        }
-    }
-
-    /// <summary>
-    /// Inserts model <paramref name="version"/> as <see cref="SaveModelCore(SqliteTransaction, long, long, ReadOnlySpan{byte}, string)"/>
-    /// does, its <paramref name="size"/> bytes copied from <paramref name="source"/> <see cref="ModelCopyBlock"/> bytes at a
-    /// time (pooled) and hashed as they go, inside <paramref name="tx"/>; throws (so the caller's transaction is rolled back)
-    /// if the stream ends early or the bytes do not hash to <paramref name="sha"/>.
-    /// </summary>
-    private void SaveModelCore(SqliteTransaction tx, long version, long round, Stream source, long size, string sha)
+    private void InsertModelRow(SqliteTransaction tx, long version, long round, long size, string sha)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(version);
         long latest = (long)Scalar(_connection, tx, "SELECT COALESCE(MAX(version), -1) FROM models;")!;
@@ -861,6 +828,33 @@ public sealed partial class AggregatorStore : IDisposable
             ("$sha", sha),
             ("$size", size),
             ("$now", Now()));
+    }
+
+    /// <summary>
+    /// Inserts model <paramref name="version"/> without copying its bytes: the row is inserted with
+    /// <c>zeroblob(size)</c> in its last column (SQLite then records the zeros without materializing them, where a bound
+    /// blob would be copied twice in native memory: the parameter, then the record), and the bytes are written into the
+    /// row's pages with incremental blob I/O, <see cref="ModelWriteBlock"/> bytes at a time, inside <paramref name="tx"/>.
+    /// </summary>
+    private void SaveModelCore(SqliteTransaction tx, long version, long round, ReadOnlySpan<byte> bytes, string sha)
+    {
+        InsertModelRow(tx, version, round, bytes.Length, sha);
+        using var blob = new SqliteBlob(_connection, "models", "bytes", version); // version is the rowid (INTEGER PRIMARY KEY)
+        for (int offset = 0; offset < bytes.Length; offset += ModelWriteBlock)
+        {
+            blob.Write(bytes.Slice(offset, Math.Min(ModelWriteBlock, bytes.Length - offset)));
+        }
+    }
+
+    /// <summary>
+    /// Inserts model <paramref name="version"/> as <see cref="SaveModelCore(SqliteTransaction, long, long, ReadOnlySpan{byte}, string)"/>
+    /// does, its <paramref name="size"/> bytes copied from <paramref name="source"/> <see cref="ModelCopyBlock"/> bytes at a
+    /// time (pooled) and hashed as they go, inside <paramref name="tx"/>; throws (so the caller's transaction is rolled back)
+    /// if the stream ends early or the bytes do not hash to <paramref name="sha"/>.
+    /// </summary>
+    private void SaveModelCore(SqliteTransaction tx, long version, long round, Stream source, long size, string sha)
+    {
+        InsertModelRow(tx, version, round, size, sha);
         byte[] buffer = ArrayPool<byte>.Shared.Rent(ModelCopyBlock);
         try
         {
