@@ -239,13 +239,40 @@ public sealed class ClusterRoundClient
         ArgumentNullException.ThrowIfNull(contributors);
         ArgumentNullException.ThrowIfNull(participants);
         var entry = new LedgerEntry(RoundNumber, sessionId, Completed: true, sumSha256, [.. contributors.Select(i => participants[i - 1].Name)], null, _time.GetUtcNow(), Epoch);
-        return Ledger.RecordAsync(entry).WaitAsync(cancellationToken);
+        return RecordWithRetryAsync(entry, cancellationToken);
     }
 
     private Task<bool> RecordAbortedAsync(string sessionId, string? abortReason, CancellationToken cancellationToken)
     {
         var entry = new LedgerEntry(RoundNumber, sessionId, Completed: false, null, [], abortReason ?? "aborted", _time.GetUtcNow(), Epoch);
-        return Ledger.RecordAsync(entry).WaitAsync(cancellationToken);
+        return RecordWithRetryAsync(entry, cancellationToken);
+    }
+
+    /// <summary>How long a ledger entry is retried while the transport refuses it (a silo just died).</summary>
+    internal static readonly TimeSpan LedgerRetryWindow = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Records <paramref name="entry"/>, again while the transport refuses the call: right after a silo dies, a call may
+    /// still be routed to it (the ledger grain or the directory partition lived there) until membership and the directory
+    /// have moved on. A retry is safe: the ledger answers an identical entry with false ("already recorded") and refuses
+    /// a different one. Any other failure, and the last refusal after <see cref="LedgerRetryWindow"/>, is the caller's.
+    /// </summary>
+    private async Task<bool> RecordWithRetryAsync(LedgerEntry entry, CancellationToken cancellationToken)
+    {
+        // Real time, not the injected clock (which stamps the entries): the transport recovers in real time.
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (true)
+        {
+            try
+            {
+                return await Ledger.RecordAsync(entry).WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is Orleans.Runtime.OrleansMessageRejectionException or Orleans.Runtime.SiloUnavailableException
+                && System.Diagnostics.Stopwatch.GetElapsedTime(started) < LedgerRetryWindow)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Slice grain <paramref name="k"/> of this round, reached through its route (<see cref="RouteSlice"/>) if any.</summary>

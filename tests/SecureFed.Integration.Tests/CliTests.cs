@@ -15,32 +15,6 @@ public sealed class CliTests
     }
 
     [Fact]
-    public async Task Aggregator_ClusterWithServerAdam_RefusedBeforeStartingSayingWhy()
-    {
-        // The aggregator cluster does not carry the server optimizer's moments through a coordinator takeover: the
-        // configuration is refused up front instead of running adam with moments that a takeover would lose.
-        string dir = Directory.CreateTempSubdirectory("securefed-cli-cluster-adam-").FullName;
-        try
-        {
-            string config = Path.Combine(dir, "aggregator.json");
-            await File.WriteAllTextAsync(config, """
-                {"SecureFed": {"Federation": "f", "Listen": "https://127.0.0.1:7443", "KitDirectory": ".", "DataDirectory": "data",
-                  "ServerOptimizer": "adam", "ServerLearningRate": 0.02, "ServerTau": 1e-7,
-                  "Cluster": {"Coordinator": true, "ConnectionString": "Host=127.0.0.1;Port=1;Database=securefed;Username=securefed"}}}
-                """);
-
-            var (code, _, err) = await Run("aggregator", "--config", config);
-
-            Assert.Equal(CliApp.ExitUsage, code);
-            Assert.Contains("SecureFed:ServerOptimizer = adam is not supported on the aggregator cluster", err, StringComparison.Ordinal);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
-
-    [Fact]
     public async Task Run_UnknownCommand_PrintsErrorAndExits2()
     {
         var (code, _, err) = await Run("frobnicate");
