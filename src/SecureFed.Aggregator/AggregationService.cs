@@ -380,7 +380,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return await session.OutcomeAsync(context.CancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Values per <c>ModelChunk</c> of a download (64 KiB: below the large-object threshold).</summary>
+    /// <summary>Values per <c>ModelChunk</c> of a download (64 KiB).</summary>
     public const int DownloadChunkValues = 16_384;
 
     public override async Task DownloadModel(ModelRequest request, IServerStreamWriter<ModelChunk> responseStream, ServerCallContext context)
@@ -401,28 +401,34 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         // Streamed from the round store a chunk at a time (a stored version never changes), hashed as it is sent: bytes
         // that do not match the version's SHA-256 end the call with an error after the last chunk (the agent checks too).
-        // Chunks of 16,384 values (64 KiB, and so their copies, the message's field and its serialization buffer) stay below
-        // the runtime's large-object threshold (85,000 bytes): short-lived small objects collected as the download goes.
-        // Chunks of 65,536 values were 256 KiB large objects, several per chunk, that piled up until a full collection:
-        // 30-40 MiB of the coordinator's peak (docs/benchmarks.md, runs 23-31). Agents accept any chunk size (PROTOCOL.md §5).
+        // Agents accept any chunk size (PROTOCOL.md §5). One buffer and one message serve the whole download: each chunk is
+        // read into the buffer, hashed, copied into the message's field (which keeps its array across Clear) and written;
+        // gRPC serializes a message into the response before WriteAsync completes, so the message is refilled only after
+        // that. A download used to allocate a copy of each chunk and a new message with its own field array (2 x 64 KiB per
+        // chunk: 128 MiB per agent for 16 M parameters; 670 MiB for five agents), garbage that left the process's heap
+        // ~10 MiB larger for the rest of the round (docs/benchmarks.md, runs 33-34); the chunks are small objects either
+        // way (the product's large-object threshold is 4 MiB, SecureFed.Cli.csproj).
         using Stream bytes = _state.Store.OpenModel(version);
         long total = bytes.Length / sizeof(float);
         const int chunk = DownloadChunkValues;
         float[] values = new float[(int)Math.Min(chunk, total)];
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var message = new ModelChunk { Version = (ulong)version, Sha256 = sha, TotalValues = (uint)total };
         for (long offset = 0; offset < total; offset += chunk)
         {
             Span<float> run = values.AsSpan(0, (int)Math.Min(chunk, total - offset));
             ModelState.ReadValues(bytes, run);
             hash.AppendData(WireEncoding.ModelBytesView(run));
-            var message = new ModelChunk { Version = (ulong)version, Offset = (uint)offset };
-            if (offset == 0)
+            if (offset > 0)
             {
-                message.Sha256 = sha;
-                message.TotalValues = (uint)total;
+                // The digest and the length go in the first chunk only (PROTOCOL.md §5).
+                message.Sha256 = "";
+                message.TotalValues = 0;
             }
 
-            message.Values.AddRange(run.ToArray());
+            message.Offset = (uint)offset;
+            message.Values.Clear();
+            message.Values.AddRange(run.Length == values.Length ? values : run.ToArray()); // an array is copied in at once; only a short last chunk needs its own
             await responseStream.WriteAsync(message, context.CancellationToken).ConfigureAwait(false);
         }
 

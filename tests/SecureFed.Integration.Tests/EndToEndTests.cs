@@ -148,6 +148,58 @@ public sealed class EndToEndTests : IDisposable
         Assert.Equal(0, report.CrossCheckMismatches);
     }
 
+    [Fact]
+    public async Task Federation_ModelOfSeveralDownloadChunks_EveryAgentTrainsFromTheStoredModelBitForBit()
+    {
+        // Two full download chunks and a short third one (the service refills one message and one buffer per download).
+        const int parameters = (2 * Aggregator.AggregationService.DownloadChunkValues) + 1_234;
+        string[] sites = ["site-a", "site-b", "site-c"];
+        var initial = Enumerable.Range(0, parameters).Select(i => (float)Math.Sin(i * 0.37) * 0.5f).ToArray();
+        var options = new LocalFederationOptions
+        {
+            OutputDirectory = _dir,
+            Sites = sites,
+            Rounds = 2,
+            Aggregator = new Dictionary<string, string>
+            {
+                ["MinSites"] = "3",
+                ["StageTimeoutSeconds"] = "10",
+                ["TrainingTimeoutSeconds"] = "30",
+                ["WeightCap"] = "1000",
+                ["EpsilonBudget"] = "1000",
+            },
+            Agent = new Dictionary<string, string> { ["CallTimeoutSeconds"] = "10", ["SiteEpsilonBudget"] = "1000", ["EpsilonBudget"] = "1000" },
+        };
+        var trainers = new ConcurrentBag<FakeTrainer>();
+
+        await using LocalFederation federation = await LocalFederation.StartAggregatorAsync(options, initial, FakeTrainer.SpecSha, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        await federation.StartAgentsAsync(
+            new ModelSpec(Tagger.TaggerConfig.Tiny, ["Disease"]),
+            (site, _) =>
+            {
+                var trainer = new FakeTrainer(site, parameters, 500);
+                trainers.Add(trainer);
+                return trainer;
+            },
+            _ => { },
+            CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        await federation.WaitAsync(TimeSpan.FromMinutes(3), CancellationToken.None);
+
+        float[] v1 = Aggregator.ModelState.FromBytes(federation.State.Store.LoadModel(1)!, "v1");
+        Assert.NotEqual(initial, v1);
+        Assert.Equal(sites.Length, trainers.Count);
+        foreach (FakeTrainer trainer in trainers)
+        {
+            Assert.Equal(2, trainer.Seen.Count);
+            Assert.Equal(1, trainer.Seen[0].Round);
+            Assert.Equal(Bits(initial), Bits(trainer.Seen[0].Global));
+            Assert.Equal(2, trainer.Seen[1].Round);
+            Assert.Equal(Bits(v1), Bits(trainer.Seen[1].Global));
+        }
+
+        static int[] Bits(float[] values) => [.. values.Select(BitConverter.SingleToInt32Bits)];
+    }
+
     private static string SiteOf(AgentWorker worker) => worker.SiteName;
 
     private static double ScaleOf(string configurationJson)
