@@ -54,7 +54,7 @@ public sealed partial class AggregatorStore
         try
         {
             connection.Open();
-            Execute(connection, null, "PRAGMA busy_timeout=5000;");
+            Execute(connection, null, StreamingReadPragmas);
             object? complete = Scalar(connection, null, "SELECT length(first) = parameter_count * 8 FROM server_optimizer WHERE model_version = $v;", ("$v", version));
             if (complete is not long flag || flag == 0)
             {

@@ -739,7 +739,7 @@ public sealed partial class AggregatorStore : IDisposable
         try
         {
             connection.Open();
-            Execute(connection, null, "PRAGMA busy_timeout=5000;");
+            Execute(connection, null, StreamingReadPragmas);
             object? complete = Scalar(connection, null, "SELECT length(bytes) = size_bytes FROM models WHERE version = $v;", ("$v", version));
             if (complete is not long flag || flag == 0)
             {
@@ -761,6 +761,15 @@ public sealed partial class AggregatorStore : IDisposable
             throw;
         }
     }
+
+    /// <summary>
+    /// The pragmas of a connection that streams one blob once, front to back (<see cref="OpenModel"/>,
+    /// <see cref="OpenServerOptimizer"/>): a page cache of 16 pages instead of SQLite's default 2,000 KiB. Each page of the
+    /// blob is read once, so a larger cache only holds pages that are never read again. With the default, five concurrent
+    /// downloads of a 64 MiB model grew the aggregator's C heap by 11-12 MB (malloc'd bytes in use), memory the C
+    /// allocator then kept in its arenas; with 16 pages by 2-4 MB (docs/benchmarks.md, runs 33-34).
+    /// </summary>
+    internal const string StreamingReadPragmas = "PRAGMA busy_timeout=5000; PRAGMA cache_size=16;";
 
     /// <summary>Runs SQLite's <c>quick_check</c>; returns an empty list when the database is consistent.</summary>
     public IReadOnlyList<string> QuickCheck() => Run(() =>
