@@ -767,7 +767,8 @@ public sealed partial class AggregatorStore : IDisposable
     /// <see cref="OpenServerOptimizer"/>): a page cache of 16 pages instead of SQLite's default 2,000 KiB. Each page of the
     /// blob is read once, so a larger cache only holds pages that are never read again. With the default, five concurrent
     /// downloads of a 64 MiB model grew the aggregator's C heap by 11-12 MB (malloc'd bytes in use), memory the C
-    /// allocator then kept in its arenas; with 16 pages by 2-4 MB (docs/benchmarks.md, runs 33-34).
+    /// allocator then kept in its arenas; with 16 pages by under 2 MB (the coordinator) to 4 MB (the single process),
+    /// measured together with the reuse of one message per download (docs/benchmarks.md, runs 33-34).
     /// </summary>
     internal const string StreamingReadPragmas = "PRAGMA busy_timeout=5000; PRAGMA cache_size=16;";
 
