@@ -125,6 +125,45 @@ public sealed class DemoSmokeTests : IDisposable
     }
 
     [Fact]
+    public async Task Demo_StepsPerRoundOneWithLocalNoise_OneFullNoiseStepPerRoundWithinTheBudget()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["demo", "--out", _dir, "--rounds", "2", "--train-per-site", "20", "--no-comparison", "--steps-per-round", "1"],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+
+        string output = Regex.Replace(Plain(stdout.ToString()), @"\s+", " ");
+        Assert.True(code == 0, $"exit {code}\n{output}\n{stderr}");
+        Assert.Contains("after 2 steps (1 per round)", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Patient-level noise distributed", output, StringComparison.Ordinal);
+        foreach (string site in new[] { "site-de", "site-fr", "site-jp" })
+        {
+            var ledger = SecureFed.Privacy.PrivacyLedger.OpenReadOnly(Path.Combine(_dir, "agents", site, "privacy-ledger.jsonl"));
+            Assert.DoesNotContain(ledger.Entries, e => e.Guarantee == SecureFed.Privacy.Guarantee.RecordCollusion);
+            Assert.InRange(ledger.Spent(SecureFed.Privacy.Guarantee.Record, 1e-5).Epsilon, 7.9, 8.0001);
+            // Without --update-clip, S sits just above a step's norm, as with split noise: it must not bind.
+            string[] ledgerEvents = [.. File.ReadAllLines(Path.Combine(_dir, "agents", site, "audit", AuditLog.LogFileName))
+                .Where(l => l.Contains($"\"{AuditEvents.PrivacyLedger}\"", StringComparison.Ordinal) && l.Contains("\"update_clipped\"", StringComparison.Ordinal))];
+            Assert.Equal(2, ledgerEvents.Length);
+            Assert.All(ledgerEvents, l => Assert.Contains("\"update_clipped\":false", l, StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task Demo_DistributedWithSeveralStepsPerRound_Refused()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["demo", "--out", _dir, "--patient-noise", "distributed", "--steps-per-round", "2"], stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("--patient-noise distributed takes exactly one DP-SGD step per round", stderr.ToString() + stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void SplitNoiseUpdateClip_DemoRecipeOnNcbiDisease_JustAboveTheMeasuredStepNorm()
     {
         // lr 8, σ/√k = 1.195/√2, C = 1, the demo's tiny model (45,075 parameters), q = 0.1, 1,808 sentences per site:

@@ -43,7 +43,7 @@ internal sealed record DemoSettings
     public double L2Clip { get; init; } = 30.0;
 
     /// <summary>
-    /// With split noise and no <c>--update-clip</c>: S is set just above the norm a site's one noisy step reaches
+    /// With one DP-SGD step per round (split noise or <see cref="StepsPerRound"/> = 1) and no <c>--update-clip</c>: S is set just above the norm a site's one noisy step reaches
     /// (<see cref="DemoRunner.SplitNoiseUpdateClip"/>) instead of <see cref="L2Clip"/>, so the site-level noise, which
     /// scales with S, costs little while S still never binds.
     /// </summary>
@@ -70,6 +70,12 @@ internal sealed record DemoSettings
     /// DP-SGD step per round, each site adds σ/√k with k = min(sites, t), and the agents opt in with a collusion budget.
     /// </summary>
     public bool DistributedPatientNoise { get; init; }
+
+    /// <summary>
+    /// Cap of DP-SGD steps each site takes per round (<c>--steps-per-round</c>, the aggregator's <c>DpSgdMaxSteps</c>);
+    /// 0 = <see cref="LocalEpochs"/> × 1/q. Split noise always takes 1.
+    /// </summary>
+    public int StepsPerRound { get; init; }
 
     /// <summary>The aggregator's update rule (<c>--server-optimizer</c>, <c>--server-lr</c>, ...): its Server* settings.</summary>
     public ServerOptimizerOptions ServerRule { get; init; } = new();
@@ -110,6 +116,21 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         KeyValuePair.Create("DpSgdNoiseShares", shares.ToString(CultureInfo.InvariantCulture)),
         KeyValuePair.Create("DpSgdMaxSteps", "1"),
     ];
+
+    /// <summary>The aggregator's step cap with local noise (<c>--steps-per-round</c>; none when not given).</summary>
+    private IEnumerable<KeyValuePair<string, string>> StepCapSettings() => settings.DistributedPatientNoise || settings.StepsPerRound < 1 ? [] :
+    [
+        KeyValuePair.Create("DpSgdMaxSteps", settings.StepsPerRound.ToString(CultureInfo.InvariantCulture)),
+    ];
+
+    /// <summary>DP-SGD steps each site takes over the whole run (what the noise is calibrated to).</summary>
+    internal static long TotalSteps(DemoSettings settings)
+    {
+        long perRound = (long)Math.Ceiling(settings.LocalEpochs / settings.SampleRate);
+        return settings.DistributedPatientNoise ? settings.Rounds
+            : settings.StepsPerRound > 0 ? settings.Rounds * Math.Min(perRound, settings.StepsPerRound)
+            : (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
+    }
 
     /// <summary>The aggregator's update rule settings (none for the default, FedAvg with η = 1: its config stays as it was).</summary>
     private static IEnumerable<KeyValuePair<string, string>> ServerRuleSettings(ServerOptimizerOptions rule) =>
@@ -155,7 +176,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // Patient-level DP: calibrate DP-SGD noise so that every site ends at the requested epsilon after all rounds.
         // Split noise: one step per round (FedSGD) and k = min(sites, t) shares, so every sum of ≥ t sites carries σ.
         int shares = settings.DistributedPatientNoise ? Math.Min(sites.Length, GraphPlanner.Plan(sites.Length).Threshold) : 0;
-        long totalSteps = settings.DistributedPatientNoise ? settings.Rounds : (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
+        long totalSteps = TotalSteps(settings);
         double sigma = NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, totalSteps);
         double collusionEpsilon = double.NaN;
         if (settings.DistributedPatientNoise)
@@ -166,12 +187,13 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         double l2Clip = settings.L2Clip;
-        if (settings.DistributedPatientNoise && settings.AutoUpdateClip)
+        bool oneStep = settings.DistributedPatientNoise || settings.StepsPerRound == 1;
+        if (oneStep && settings.AutoUpdateClip)
         {
-            l2Clip = SplitNoiseUpdateClip(settings.LearningRate, sigma / Math.Sqrt(shares), settings.GradClip, initial.Length, settings.SampleRate, train.Values.Min(t => t.Count));
+            l2Clip = SplitNoiseUpdateClip(settings.LearningRate, sigma / Math.Sqrt(Math.Max(1, shares)), settings.GradClip, initial.Length, settings.SampleRate, train.Values.Min(t => t.Count));
         }
 
-        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {DemoModelDescription(settings.Model)}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps, {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {DemoModelDescription(settings.Model)}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps ({totalSteps / Math.Max(1, settings.Rounds)} per round), {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
         if (settings.DistributedPatientNoise)
         {
             console.MarkupLine(CultureInfo.InvariantCulture, $"Patient-level noise [yellow]distributed[/]: one DP-SGD step per round, each site adds σ/√{shares} = {sigma / Math.Sqrt(shares):F3}; ε={settings.Epsilon} holds against the aggregator while secure aggregation holds (it only sees sums of ≥ t sites); if the aggregator and all other sites collude, a site keeps [yellow]collusion ε={collusionEpsilon:F2}[/] (each agent's MaxCollusionEpsilon). The sum is exactly one DP-SGD step only where every site's step |Δ| (below) stays within the update clip S={l2Clip:G4} (--update-clip{(settings.AutoUpdateClip ? "; by default just above a step's expected norm, so that the site-level noise, which scales with S, stays small" : "")}; small --train-per-site makes the noisy step large).");
@@ -211,6 +233,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 // summed site noise is not magnified when the server divides by Σω (sensitivity stays S either way).
                 ["WeightCap"] = Math.Max(1, train.Values.Max(t => t.Count)).ToString(CultureInfo.InvariantCulture),
             }.Concat(SplitNoiseAggregatorSettings(shares))
+                .Concat(StepCapSettings())
                 .Concat(ServerRuleSettings(settings.ServerRule))
                 .Concat(layerScales.Select((f, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"DpSgdLayerScales:{i}"), f.ToString("R", CultureInfo.InvariantCulture))))
                 .Concat(types.Select((t, i) => KeyValuePair.Create(string.Create(CultureInfo.InvariantCulture, $"EvaluationEntityTypes:{i}"), t))).ToDictionary(),
