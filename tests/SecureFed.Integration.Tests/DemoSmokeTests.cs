@@ -57,7 +57,7 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Contains("NCBI-disease", output, StringComparison.Ordinal);
         Assert.Contains("a random subsample of 20 of each site's", output, StringComparison.Ordinal);
         Assert.Contains("│ Disease", output, StringComparison.Ordinal);
-        Assert.Contains("the tiny tagger (1-layer BiLSTM, small hashed tables; --model tiny-crf adds a CRF head", output, StringComparison.Ordinal);
+        Assert.Contains("the tiny tagger with a CRF head (1-layer BiLSTM, small hashed tables; --model tiny drops the CRF head", output, StringComparison.Ordinal);
     }
 
     [Fact]
