@@ -57,7 +57,10 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Contains("NCBI-disease", output, StringComparison.Ordinal);
         Assert.Contains("a random subsample of 20 of each site's", output, StringComparison.Ordinal);
         Assert.Contains("│ Disease", output, StringComparison.Ordinal);
-        Assert.Contains("the tiny tagger (1-layer BiLSTM, small hashed tables; --model tiny-crf adds a CRF head", output, StringComparison.Ordinal);
+        Assert.Contains("the tiny tagger with a CRF head (1-layer BiLSTM, small hashed tables; --model tiny drops the CRF head", output, StringComparison.Ordinal);
+        // Without --public-data the note names the public recipe with local noise; the demo never picks a corpus up by itself.
+        Assert.Contains("--public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Public warm start", output, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -122,6 +125,45 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.True(clip.Success, output);
         // Not the local default 30: with 20 sentences per site (q·N = 2) a step's noise is large, and so is S.
         Assert.NotEqual(30, double.Parse(clip.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    [Fact]
+    public async Task Demo_StepsPerRoundOneWithLocalNoise_OneFullNoiseStepPerRoundWithinTheBudget()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(
+            ["demo", "--out", _dir, "--rounds", "2", "--train-per-site", "20", "--no-comparison", "--steps-per-round", "1"],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+
+        string output = Regex.Replace(Plain(stdout.ToString()), @"\s+", " ");
+        Assert.True(code == 0, $"exit {code}\n{output}\n{stderr}");
+        Assert.Contains("after 2 steps (1 per round)", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("Patient-level noise distributed", output, StringComparison.Ordinal);
+        foreach (string site in new[] { "site-de", "site-fr", "site-jp" })
+        {
+            var ledger = SecureFed.Privacy.PrivacyLedger.OpenReadOnly(Path.Combine(_dir, "agents", site, "privacy-ledger.jsonl"));
+            Assert.DoesNotContain(ledger.Entries, e => e.Guarantee == SecureFed.Privacy.Guarantee.RecordCollusion);
+            Assert.InRange(ledger.Spent(SecureFed.Privacy.Guarantee.Record, 1e-5).Epsilon, 7.9, 8.0001);
+            // Without --update-clip, S sits just above a step's norm, as with split noise: it must not bind.
+            string[] ledgerEvents = [.. File.ReadAllLines(Path.Combine(_dir, "agents", site, "audit", AuditLog.LogFileName))
+                .Where(l => l.Contains($"\"{AuditEvents.PrivacyLedger}\"", StringComparison.Ordinal) && l.Contains("\"update_clipped\"", StringComparison.Ordinal))];
+            Assert.Equal(2, ledgerEvents.Length);
+            Assert.All(ledgerEvents, l => Assert.Contains("\"update_clipped\":false", l, StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public async Task Demo_DistributedWithSeveralStepsPerRound_Refused()
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["demo", "--out", _dir, "--patient-noise", "distributed", "--steps-per-round", "2"], stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
+
+        Assert.NotEqual(0, code);
+        Assert.Contains("--patient-noise distributed takes exactly one DP-SGD step per round", stderr.ToString() + stdout, StringComparison.Ordinal);
     }
 
     [Fact]

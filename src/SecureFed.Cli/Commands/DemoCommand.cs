@@ -18,7 +18,7 @@ internal static class DemoCommand
 
     public static Command Create()
     {
-        var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run.", DefaultValueFactory = _ => 10 };
+        var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run (the default 30: from a random model DP-SGD is limited by its steps; docs/utility.md \"Session 16\").", DefaultValueFactory = _ => DemoSettings.DefaultRounds };
         var sites = new Option<int>("--sites") { Description = "Hospitals (agents); the first three are site-de, site-fr, site-jp.", DefaultValueFactory = _ => 3 };
         var epsilon = new Option<double>("--epsilon") { Description = "Patient-level ε each site reaches after all rounds (DP-SGD noise is calibrated to it; δ = 1e-5).", DefaultValueFactory = _ => 8.0 };
         var drop = new Option<string?>("--drop-site-at") { Description = "Make the last site go silent before this stage of round 2 to watch dropout recovery: advertise, share, mask, consistency, unmask." };
@@ -31,7 +31,7 @@ internal static class DemoCommand
         var publicData = new Option<string?>("--public-data") { Description = "A public CoNLL corpus folder (not a hospital's data, e.g. ../shared/data/bc5cdr for NCBI-disease sites) to train the initial model on before round 1: the public warm start." };
         var publicEpochs = new Option<int>("--public-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 10 };
         var freeze = new Option<bool>("--freeze-embeddings") { Description = "DP-SGD keeps the initial model's embedding tables fixed (noise only on the encoder and head); most useful with --public-data." };
-        var model = new Option<string>("--model") { Description = "Tagger: tiny (fast, default: 1-layer BiLSTM, small hashed tables), tiny-crf (the same with a CRF head: better under DP after a --public-data warm start) or default (the full tagger).", DefaultValueFactory = _ => "tiny" };
+        var model = new Option<string>("--model") { Description = "Tagger: tiny-crf (the default: 1-layer BiLSTM, small hashed tables, CRF head; docs/utility.md \"Session 16\"), tiny (the same with a softmax per token) or default (the full tagger).", DefaultValueFactory = _ => DemoSettings.DefaultModel };
         var sentences = new Option<int>("--sentences") { Description = "Synthetic training sentences per site.", DefaultValueFactory = _ => 1000 };
         var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round (each 1/q DP-SGD steps).", DefaultValueFactory = _ => 2 };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level (update) noise multiplier z of the distributed discrete Gaussian; with only a few hospitals a meaningful site-level epsilon costs most of the accuracy, so the default only shows the mechanism at work (its ε is no guarantee; docs/utility.md \"Session 8\" measured what z·S costs).", DefaultValueFactory = _ => 0.0005 };
@@ -39,8 +39,9 @@ internal static class DemoCommand
         var learningRate = new Option<double>("--lr") { Description = "Local learning rate (plain SGD on the noisy DP-SGD gradient; docs/utility.md has the search behind the default).", DefaultValueFactory = _ => 0.5 };
         var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser: sgd (classic DP-SGD) or adam.", DefaultValueFactory = _ => "sgd" };
         var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C (L2 norm of a sentence's summed-loss gradient; the median is about 5 on NCBI-disease).", DefaultValueFactory = _ => 8.0 };
-        var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start; with --patient-noise distributed the default is just above a step's expected norm instead, printed at the start).", DefaultValueFactory = _ => 30.0 };
-        var layerScales = new Option<bool>("--layer-scales") { Description = "With --public-data: the aggregator announces layer-wise DP-SGD factors computed from the public data at the public model (docs/PROTOCOL.md \"Layer scales\"; the privacy guarantee is unchanged). Unless given, --lr becomes 4 (8 with --patient-noise distributed) and --grad-clip 1, the recipe measured in docs/utility.md." };
+        var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start; with one step per round (--patient-noise distributed or --steps-per-round 1) the default is just above a step's expected norm instead, printed at the start).", DefaultValueFactory = _ => 30.0 };
+        var layerScales = new Option<bool>("--layer-scales") { Description = "With --public-data: the aggregator announces layer-wise DP-SGD factors computed from the public data at the public model (docs/PROTOCOL.md \"Layer scales\"; the privacy guarantee is unchanged). Unless given, --lr becomes 4 (8 with one step per round: --patient-noise distributed or --steps-per-round 1) and --grad-clip 1, the recipe measured in docs/utility.md." };
+        var stepsPerRound = new Option<int>("--steps-per-round") { Description = "DP-SGD steps each site takes per round: 0 = --local-epochs × 1/q (the default), 1 = one step from the round's global model (FedSGD: the sum of the sites' steps is one larger DP-SGD step; what --patient-noise distributed always does). The noise is calibrated to rounds × steps either way.", DefaultValueFactory = _ => 0 };
         var patientNoise = new Option<string>("--patient-noise") { Description = "local (each site adds the whole DP-SGD noise: ε holds even if the aggregator and all other sites collude; the default) or distributed (one DP-SGD step per round, each site adds σ/√k with k = min(sites, t): the sum the aggregator sees carries σ while secure aggregation holds; the larger collusion ε is printed; needs --optimizer sgd).", DefaultValueFactory = _ => "local" };
         var serverOptimizer = new Option<string>("--server-optimizer") { Description = "The aggregator's update rule on the averaged update (its ServerOptimizer setting): avg (FedAvg, the default), momentum (FedAvgM) or adam (FedAdam; docs/utility.md \"Session 14\"); post-processing of the sum, no privacy cost.", DefaultValueFactory = _ => "avg" };
         var serverLr = new Option<double>("--server-lr") { Description = "The aggregator's learning rate η on the averaged update (ServerLearningRate; with adam the experiment used 0.02, the demo's public-data recipe did best at 0.01: docs/utility.md \"Session 14\").", DefaultValueFactory = _ => 1.0 };
@@ -49,7 +50,7 @@ internal static class DemoCommand
         var serverTau = new Option<double>("--server-tau") { Description = "Server Adam's adaptivity τ (under DP noise far below its per-coordinate size: 1e-7 was measured).", DefaultValueFactory = _ => 1e-3 };
         var command = new Command("demo", "Run a throw-away federation on 127.0.0.1: provisioning, mTLS gRPC aggregator, hospital agents, secure aggregation with DP, audit.")
         {
-            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip, publicData, publicEpochs, freeze, patientNoise, layerScales,
+            rounds, sites, epsilon, drop, dropRound, output, corpus, data, trainPerSite, noComparison, model, sentences, epochs, siteNoise, learningRate, sampleRate, optimizer, gradClip, updateClip, publicData, publicEpochs, freeze, patientNoise, stepsPerRound, layerScales,
             serverOptimizer, serverLr, serverBeta1, serverBeta2, serverTau,
         };
         command.SetAction(async (parse, ct) =>
@@ -82,7 +83,7 @@ internal static class DemoCommand
                 "unmask" => ProtocolStage.Unmasking,
                 string other => throw new UsageException($"--drop-site-at must be advertise, share, mask, consistency or unmask, got '{other}'."),
             };
-            string size = parse.GetValue(model) ?? "tiny";
+            string size = parse.GetValue(model) ?? DemoSettings.DefaultModel;
             if (!DemoRunner.ModelNames.Contains(size))
             {
                 throw new UsageException($"--model must be {string.Join(", ", DemoRunner.ModelNames)}, got '{size}'.");
@@ -185,6 +186,17 @@ internal static class DemoCommand
                 throw new UsageException("--patient-noise distributed needs --optimizer sgd: with adam a site's step is not linear in its noisy gradient, so the sum of the sites' steps would not be one DP-SGD step.");
             }
 
+            int steps = parse.GetValue(stepsPerRound);
+            if (steps is < 0 or > 100_000)
+            {
+                throw new UsageException($"--steps-per-round must be 0 (local epochs × 1/q) or positive, got {steps}.");
+            }
+
+            if (distributed && steps > 1)
+            {
+                throw new UsageException("--patient-noise distributed takes exactly one DP-SGD step per round; leave --steps-per-round out or give 1.");
+            }
+
             bool scales = parse.GetValue(layerScales);
             if (scales)
             {
@@ -194,7 +206,8 @@ internal static class DemoCommand
                 }
 
                 // The recipe measured with the factors (docs/utility.md): the preconditioned gradients are smaller, so C comes down and lr up.
-                lr = Given(parse, learningRate) ? lr : distributed ? 8 : 4;
+                // One step per round (split noise always, local noise with --steps-per-round 1) takes the larger lr of the experiment's recipe.
+                lr = Given(parse, learningRate) ? lr : distributed || steps == 1 ? 8 : 4;
                 c = Given(parse, gradClip) ? c : 1;
             }
 
@@ -225,6 +238,7 @@ internal static class DemoCommand
                 ServerRule = serverRule,
                 LayerScales = scales,
                 DistributedPatientNoise = distributed,
+                StepsPerRound = distributed ? 1 : steps,
                 Optimizer = opt,
                 GradClip = c,
                 L2Clip = s,
