@@ -38,7 +38,6 @@ internal sealed record DemoSettings
 
     /// <summary>Whether to end with "was it worth it" (each site alone, the federation without DP).</summary>
     public bool CompareBaselines { get; init; } = true;
-    /// <summary>The tagger: tiny (1-layer BiLSTM, small hashed tables), tiny-crf (the same with a CRF head) or default.</summary>
     /// <summary>
     /// The model of <c>securefed demo</c> without <c>--model</c>: tiny-crf, whose last-round dev F1 was higher after the
     /// default 30 rounds (0.494 against 0.467 for tiny; one run each, within the round-to-round swing) and which is the
