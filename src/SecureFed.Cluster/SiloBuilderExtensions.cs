@@ -21,8 +21,9 @@ public static class SiloBuilderExtensions
     /// Entries in each silo's cache of grain locations (Orleans' <see cref="GrainDirectoryOptions.CacheSize"/>). A round calls
     /// one round grain and one grain per slice, plus the ledger and each silo's stats grain, so a few thousand entries hold
     /// every grain of the last hundreds of rounds; an older entry is looked up in the grain directory again. Orleans'
-    /// default, 1,000,000 entries, pre-allocates two 4.65 MB arrays in every silo at start-up (9.3 MB of the 24.6 MB heap
-    /// of an idle silo, measured with dotnet-gcdump, docs/benchmarks.md run 40).
+    /// default, 1,000,000 entries, allocates two 4.65 MB arrays in every silo at start-up (9.3 MB of the 24.6 MB GC heap
+    /// of an idle silo, measured with dotnet-gcdump; mostly never written, so the resident memory fell by only 0-9 MiB,
+    /// docs/benchmarks.md runs 40-41).
     /// </summary>
     public const int DirectoryCacheSize = 4096;
 
