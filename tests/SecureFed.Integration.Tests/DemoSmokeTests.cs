@@ -57,7 +57,7 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Contains("NCBI-disease", output, StringComparison.Ordinal);
         Assert.Contains("a random subsample of 20 of each site's", output, StringComparison.Ordinal);
         Assert.Contains("│ Disease", output, StringComparison.Ordinal);
-        Assert.Contains("the tiny tagger with a CRF head (1-layer BiLSTM, small hashed tables; --model tiny drops the CRF head", output, StringComparison.Ordinal);
+        Assert.Contains("the tiny tagger (1-layer BiLSTM, small hashed tables; --model tiny-crf adds a CRF head", output, StringComparison.Ordinal);
         // Without --public-data the note names the public recipe with local noise; the demo never picks a corpus up by itself.
         Assert.Contains("--public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200", output, StringComparison.Ordinal);
         Assert.DoesNotContain("Public warm start", output, StringComparison.Ordinal);

@@ -15,11 +15,11 @@ internal sealed record DemoSettings
 {
     public required string OutputDirectory { get; init; }
     /// <summary>
-    /// Rounds of <c>securefed demo</c> without <c>--rounds</c>: 30 × 20 DP-SGD steps from a random model reached dev F1
-    /// 0.494 and test F1 0.434 on NCBI-disease at ε = 8 with tiny-crf (tiny: 0.467 and 0.397), against 0.343 and 0.305
-    /// (tiny: 0.353 and 0.369) with the earlier 10 (docs/utility.md "Session 16").
+    /// Rounds of <c>securefed demo</c> without <c>--rounds</c>. 10 keep the whole demo, comparisons included, at about 5
+    /// minutes on 2 cores (test F1 0.369 on NCBI-disease at ε = 8, tiny). 30 rounds with tiny-crf reached 0.407-0.434 but
+    /// took 17 minutes with the comparisons, which train with the same local budget (docs/utility.md "Session 16").
     /// </summary>
-    public const int DefaultRounds = 30;
+    public const int DefaultRounds = 10;
 
     public int Rounds { get; init; } = DefaultRounds;
     public int Sites { get; init; } = 3;
@@ -39,11 +39,11 @@ internal sealed record DemoSettings
     /// <summary>Whether to end with "was it worth it" (each site alone, the federation without DP).</summary>
     public bool CompareBaselines { get; init; } = true;
     /// <summary>
-    /// The model of <c>securefed demo</c> without <c>--model</c>: tiny-crf, whose last-round dev F1 was higher after the
-    /// default 30 rounds (0.494 against 0.467 for tiny; one run each, within the round-to-round swing) and which is the
-    /// public-data recipe's model too (docs/utility.md "Session 16").
+    /// The model of <c>securefed demo</c> without <c>--model</c>: tiny, which did better than tiny-crf at the default 10
+    /// rounds from a random model (test F1 0.369 against 0.305; at 30 rounds tiny-crf led on dev, 0.494 against 0.467, one
+    /// run each; docs/utility.md "Session 16").
     /// </summary>
-    public const string DefaultModel = "tiny-crf";
+    public const string DefaultModel = "tiny";
 
     public string Model { get; init; } = DefaultModel;
     public int SentencesPerSite { get; init; } = 1000;
@@ -176,8 +176,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
-            // Measured (docs/utility.md "Session 16"): from a random model, DP-SGD with the defaults (30 rounds, tiny-crf) reached 0.434 test F1 on NCBI-disease.
-            console.MarkupLine("[yellow]Note[/]: from a random model DP-SGD on real text is limited by its few, noisy steps: on NCBI-disease at ε = 8 the defaults (30 rounds × 20 steps, local noise) reached test F1 0.434, the same model trained centrally without DP 0.747. A public corpus (never picked up by itself: your choice) helps most, with the same local noise, i.e. ε against any collusion: --public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200 (BC5CDR for NCBI-disease: 0.649 in this demo, 0.677 in the experiment); with --patient-noise distributed instead, if the consortium accepts a weaker ε against collusion, 0.689 (docs/utility.md, Sessions 12 and 16).");
+            // Measured (docs/utility.md "Sessions 5 and 16"): from a random model, DP-SGD with the defaults reached 0.369 test F1 on NCBI-disease, 0.407-0.434 with --rounds 30 --model tiny-crf.
+            console.MarkupLine("[yellow]Note[/]: from a random model DP-SGD on real text is limited by its few, noisy steps: on NCBI-disease at ε = 8 the defaults (10 rounds × 20 steps, local noise) reached test F1 0.369, --rounds 30 --model tiny-crf 0.407-0.434 (three times as long), the same model trained centrally without DP 0.725-0.747. A public corpus (never picked up by itself: your choice) helps most, with the same local noise, i.e. ε against any collusion: --public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200 (BC5CDR for NCBI-disease: 0.649 in this demo, 0.677 in the experiment); with --patient-noise distributed instead, if the consortium accepts a weaker ε against collusion, 0.689 (docs/utility.md, Sessions 12 and 16).");
         }
 
 
@@ -521,9 +521,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// <summary>
     /// The tagger of <c>--model</c>. DP-SGD adds noise to every parameter at every step, so the tiny models keep their
     /// hashed embedding tables small (fewer noised parameters, better signal-to-noise; still no vocabulary anywhere).
-    /// "tiny-crf" (the default) adds a CRF head (a few transition scores): +2 points under DP-SGD after a public warm
-    /// start (docs/utility.md "Sessions 11 and 12"); from a random model at 30 rounds one run each put it 2.7 points of
-    /// dev F1 above "tiny" (docs/utility.md "Session 16").
+    /// "tiny-crf" adds a CRF head (a few transition scores): +2 points under DP-SGD after a public warm start
+    /// (docs/utility.md "Sessions 11 and 12"); from a random model it did worse at 10 rounds and better at 30, one run
+    /// each (docs/utility.md "Session 16").
     /// </summary>
     internal static TaggerConfig DemoModel(string name) => name switch
     {
@@ -535,8 +535,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
     private static string DemoModelDescription(string name) => name switch
     {
-        "tiny" => "the tiny tagger with a softmax per token (1-layer BiLSTM, small hashed tables)",
-        "tiny-crf" => "the tiny tagger with a CRF head (1-layer BiLSTM, small hashed tables; --model tiny drops the CRF head, --model default is the full one)",
+        "tiny" => "the tiny tagger (1-layer BiLSTM, small hashed tables; --model tiny-crf adds a CRF head, --model default is the full one)",
+        "tiny-crf" => "the tiny tagger with a CRF head (1-layer BiLSTM, small hashed tables)",
         _ => "the default tagger",
     };
 
