@@ -119,7 +119,24 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
         (int exit, string output) = await RunCliAsync("bench", "cluster", "--agents", "4", "--dropped", "2", "--parameters", "0");
         Assert.Equal(2, exit);
         Assert.Contains("--dropped must be between 0 and 1", output, StringComparison.Ordinal);
-        Assert.Contains("--parameters must be between 1 and", output, StringComparison.Ordinal);
+        Assert.Contains("--parameters must be at least 1", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BenchCluster_ModelTooLargeForTheFront_UsageErrorNamesTheLimitOfThatFront()
+    {
+        // Grain level: one whole masked input travels in one Orleans message.
+        (int exit, string output) = await RunCliAsync("bench", "cluster", "--front", "client", "--parameters", "20000001");
+        Assert.Equal(2, exit);
+        Assert.Contains("--parameters must be between 1 and 20000000 with --front client", output, StringComparison.Ordinal);
+
+        // gRPC front: only a slice's sum does, so the bound grows with the silos (and stops at one PostgreSQL bytea).
+        (exit, output) = await RunCliAsync("bench", "cluster", "--front", "grpc", "--silos", "2", "--parameters", "40000000");
+        Assert.Equal(2, exit);
+        Assert.Contains("--parameters must be at most 39999999 with --front grpc and --silos 2", output, StringComparison.Ordinal);
+        (exit, output) = await RunCliAsync("bench", "cluster", "--front", "grpc", "--silos", "16", "--parameters", "250000001");
+        Assert.Equal(2, exit);
+        Assert.Contains("--parameters must be at most 250000000 with --front grpc and --silos 16", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -45,10 +45,7 @@ internal static class ClusterBenchCommand
             };
             bool grpc = parse.GetValue(front) == "grpc";
             List<string> problems = [.. options.Validate()];
-            if (grpc)
-            {
-                problems.AddRange(ClusterFrontBench.Validate(options));
-            }
+            problems.AddRange(grpc ? ClusterFrontBench.Validate(options) : options.ValidateGrainLevel());
 
             if (problems.Count > 0)
             {

@@ -44,6 +44,13 @@ internal static class ClusterFrontBench
         {
             yield return $"--parameters must be at least {(MinSliceSize * options.Silos) - 1} with --front grpc and --silos {options.Silos} (every silo hosts a slice of at least {MinSliceSize} words), got {options.Parameters}.";
         }
+
+        long maxBySlice = ((long)ClusterBenchOptions.MaxSliceWords * Math.Max(1, options.Silos)) - 1;
+        long max = Math.Min(ClusterBenchOptions.MaxFrontParameters, maxBySlice);
+        if (options.Parameters > max)
+        {
+            yield return $"--parameters must be at most {max} with --front grpc and --silos {options.Silos} (each slice's sum must fit in one 100 MiB Orleans message, {ClusterBenchOptions.MaxSliceWords} words, and a model in one PostgreSQL bytea, {ClusterBenchOptions.MaxFrontParameters} parameters), got {options.Parameters}.";
+        }
     }
 
     public static async Task<ClusterFrontBenchResult> RunAsync(ClusterBenchOptions options, TextWriter progress, CancellationToken cancellationToken)

@@ -44,7 +44,7 @@ public static class ClusterBench
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(cli);
         ArgumentNullException.ThrowIfNull(progress);
-        IReadOnlyList<string> problems = options.Validate();
+        List<string> problems = [.. options.Validate(), .. options.ValidateGrainLevel()];
         if (problems.Count > 0)
         {
             throw new ArgumentException(string.Join("\n", problems), nameof(options));

@@ -4,10 +4,22 @@ namespace SecureFed.Cluster.Bench;
 public sealed record ClusterBenchOptions
 {
     /// <summary>
-    /// The largest model: one masked input must fit in one Orleans message (100 MiB body) for the single process, and
-    /// Orleans writes a random 32-bit word in up to 5 bytes.
+    /// The largest model at grain level (<c>--front client</c>): one whole masked input must fit in one Orleans message
+    /// (100 MiB body) for its single process, and Orleans writes a random 32-bit word in up to 5 bytes.
     /// </summary>
     public const int MaxParameters = 20_000_000;
+
+    /// <summary>
+    /// The largest slice through the gRPC front (<c>--front grpc</c>): a slice's sum travels from its silo to the
+    /// coordinator in one Orleans message (100 MiB body, up to 5 bytes a word); whole inputs never do.
+    /// </summary>
+    public const int MaxSliceWords = 20_000_000;
+
+    /// <summary>
+    /// The largest model through the gRPC front: the coordinator stores each model version as one PostgreSQL
+    /// <c>bytea</c> (at most 1 GB, 4 bytes a parameter) at its commit point.
+    /// </summary>
+    public const int MaxFrontParameters = 250_000_000;
 
     /// <summary>Silo processes of the cluster. <value>The default value is 3.</value></summary>
     public int Silos { get; init; } = 3;
@@ -24,7 +36,10 @@ public sealed record ClusterBenchOptions
     /// <summary>PostgreSQL database of the cluster's grain state; null starts a throw-away server (<see cref="ThrowawayPostgres"/>).</summary>
     public string? ConnectionString { get; init; }
 
-    /// <summary>Every problem, each naming the option (empty when valid).</summary>
+    /// <summary>
+    /// Every problem common to both benchmarks, each naming the option (empty when valid); the upper bound on
+    /// <see cref="Parameters"/> depends on the benchmark (<see cref="ValidateGrainLevel"/>, and the gRPC front's own).
+    /// </summary>
     public IReadOnlyList<string> Validate()
     {
         var problems = new List<string>();
@@ -38,9 +53,9 @@ public sealed record ClusterBenchOptions
             problems.Add($"--agents must be between 3 and 100, got {Agents}.");
         }
 
-        if (Parameters < 1 || Parameters > MaxParameters)
+        if (Parameters < 1)
         {
-            problems.Add($"--parameters must be between 1 and {MaxParameters} (one masked input must fit in one 100 MiB Orleans message at up to 5 bytes a word), got {Parameters}.");
+            problems.Add($"--parameters must be at least 1, got {Parameters}.");
         }
 
         if (Dropped < 0 || (Agents >= 3 && Agents - Dropped < (Agents / 2) + 1))
@@ -49,5 +64,14 @@ public sealed record ClusterBenchOptions
         }
 
         return problems;
+    }
+
+    /// <summary>The problems of the grain-level benchmark (<c>--front client</c>) beyond <see cref="Validate"/>.</summary>
+    public IEnumerable<string> ValidateGrainLevel()
+    {
+        if (Parameters > MaxParameters)
+        {
+            yield return $"--parameters must be between 1 and {MaxParameters} with --front client (one masked input must fit in one 100 MiB Orleans message at up to 5 bytes a word), got {Parameters}.";
+        }
     }
 }
