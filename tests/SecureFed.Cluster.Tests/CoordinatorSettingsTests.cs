@@ -237,7 +237,7 @@ public sealed class CoordinatorSettingsTests : IClassFixture<PostgresServer>, ID
                 KitDirectory = _directory,
                 DataDirectory = Path.Combine(_directory, "silo-b-data"),
                 ServerLearningRate = 0.03,
-                Cluster = new { ConnectionString = _postgres.ConnectionString, Coordinator = true, Tls = "off", SiloPort = 21111, GatewayPort = 21112 },
+                Cluster = new { ConnectionString = _postgres.ConnectionString, Coordinator = true, Tls = "off", SiloPort = FreePort(), GatewayPort = FreePort() },
             },
         }));
 
@@ -249,6 +249,32 @@ public sealed class CoordinatorSettingsTests : IClassFixture<PostgresServer>, ID
         Assert.Contains("SecureFed:Cluster:AcceptChangedSettings", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("listening on", stdout, StringComparison.Ordinal); // refused before the silo started
         Assert.False(Directory.Exists(Path.Combine(_directory, "silo-b-data")), "the refused silo should not have created its data directory");
+
+        // With AcceptChangedSettings the same silo starts, says what it accepted, and waits for the lease (held by A).
+        var aggregator = new Dictionary<string, object>
+        {
+            ["Listen"] = "https://127.0.0.1:0",
+            ["KitDirectory"] = _directory,
+            ["DataDirectory"] = Path.Combine(_directory, "silo-b-data"),
+            ["ServerLearningRate"] = 0.03,
+        };
+        var cluster = new Dictionary<string, object> { ["Tls"] = "off", ["AcceptChangedSettings"] = true };
+        using (SiloProcess accepting = await SiloProcess.StartAsync(_directory, Name, FreePort(), FreePort(), _postgres.ConnectionString, aggregator, null, null, cluster,
+            readyLine: "waiting for the coordinator lease"))
+        {
+            Assert.Contains($"coordinator settings differ from those saved by lease epoch {epoch}; accepted (SecureFed:Cluster:AcceptChangedSettings)", accepting.Output, StringComparison.Ordinal);
+            Assert.Contains("ServerLearningRate 0.02 → 0.03", accepting.Output, StringComparison.Ordinal);
+        }
+
+        SavedRoundSettings? saved = await new PostgresCoordinatorState(db, lease).LoadSettingsAsync(CancellationToken.None).WaitAsync(WaitLimit);
+        Assert.True(saved is not null && saved.Epoch == epoch && saved.Settings.Values["ServerLearningRate"] == "0.02", "a silo that has not taken over should not have changed the saved settings");
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static async Task<(int Code, string Output, string Error)> RunCliAsync(params string[] arguments)
