@@ -71,6 +71,13 @@ public static class AuditEvents
     public const string Error = "error";
 
     /// <summary>
+    /// Aggregator (cluster coordinator): this coordinator took over with round-affecting settings that differ from those
+    /// the previous coordinator saved, on purpose (<c>SecureFed:Cluster:AcceptChangedSettings</c>): {epoch, saved_epoch,
+    /// saved_sha256, sha256, changes{setting: {previous, current}}} (docs/cluster.md §6, "Coordinator settings").
+    /// </summary>
+    public const string CoordinatorSettingsChanged = "coordinator.settings_changed";
+
+    /// <summary>
     /// A share accusation (docs/PROTOCOL.md, "Blame"). Aggregator: {round, accuser, accused, at_fault, reason,
     /// envelope_sha256, signature, excluded_rounds}; agent: {round, accused, reason, envelope_sha256}.
     /// </summary>

@@ -54,6 +54,18 @@ public sealed class AggregatorClusterOptions
     public bool Coordinator { get; set; }
 
     /// <summary>
+    /// On a coordinator-eligible silo: take over the coordinator's role even when this silo's round-affecting settings
+    /// (<see cref="Aggregator.RoundSettings"/>: DP parameters, budget, cohort and threshold, graph, server update rule and
+    /// its hyper-parameters, layer scales, model, rounds, evaluation) differ from those the federation's last coordinator
+    /// saved in the cluster's database. False: such a silo refuses the role, naming every differing setting with both
+    /// values, at start-up already when it can read the saved settings then, and when it acquires the lease. True: it takes
+    /// over with its own settings and writes the changes to the audit log (event <c>coordinator.settings_changed</c>); set
+    /// it for the deployment that changes settings on purpose and remove it afterwards (docs/cluster.md §6, "Coordinator
+    /// settings"). <value>The default value is false.</value>
+    /// </summary>
+    public bool AcceptChangedSettings { get; set; }
+
+    /// <summary>
     /// Length of the coordinator lease in the cluster's database (docs/cluster.md §6): a coordinator silo that has not
     /// renewed it for this long may be replaced by another coordinator-eligible silo.
     /// <value>The default value is 15.</value>

@@ -49,9 +49,13 @@ internal static class ServiceCommands
     /// The aggregator service until its rounds are done or Ctrl+C: every round in this process, or, on the cluster's
     /// coordinator silo, each round's state in the cluster (<paramref name="roundServers"/>).
     /// </summary>
-    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, Action<WebApplication>? started, ICoordinatorFence? fence, CancellationToken ct)
+    /// <summary>
+    /// The aggregator's configuration as the service reads it: <paramref name="configuration"/> with the model spec's
+    /// SHA-256 and, unless the configuration names its own, the spec's entity types for federated evaluation.
+    /// </summary>
+    private static IConfiguration AggregatorConfiguration(IConfiguration configuration, out ModelSpec spec)
     {
-        ModelSpec spec = Spec(configuration);
+        spec = Spec(configuration);
         var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
         // Federated evaluation scores the spec's entity types (unless the configuration names its own).
         if (!configuration.GetSection("SecureFed:EvaluationEntityTypes").GetChildren().Any())
@@ -62,7 +66,12 @@ internal static class ServiceCommands
             }
         }
 
-        IConfiguration full = new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
+        return new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
+    }
+
+    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, Action<WebApplication>? started, ICoordinatorFence? fence, CancellationToken ct)
+    {
+        IConfiguration full = AggregatorConfiguration(configuration, out ModelSpec spec);
         WebApplication app;
         try
         {
@@ -185,6 +194,11 @@ internal static class ServiceCommands
             throw new UsageException($"SecureFed:KitDirectory {tlsProblem}");
         }
 
+        // A coordinator-eligible silo's round-affecting settings, compared with those the last coordinator saved before the
+        // silo starts (an operator deploying a silo with other settings hears it now, not at the failover), and again when
+        // it takes the lease (docs/cluster.md §6, "Coordinator settings").
+        RoundSettings? settings = options.Coordinator ? await CheckCoordinatorSettingsAsync(configuration, options, federation!, output, cancellationToken).ConfigureAwait(false) : null;
+
         using IHost silo = ClusterHost.BuildSilo(federation!, options, siloKit);
         await silo.StartAsync(cancellationToken).ConfigureAwait(false);
         string role = options.Coordinator ? "coordinator" : "slices only";
@@ -199,18 +213,25 @@ internal static class ServiceCommands
             ILogger leaseLogger = silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Lease");
             await using Npgsql.NpgsqlDataSource database = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
             var lease = new Cluster.Lease.PostgresCoordinatorLease(database, federation!);
+            var coordinatorState = new Cluster.Lease.PostgresCoordinatorState(database, lease);
             var keeper = new Cluster.Lease.CoordinatorLeaseKeeper(lease, holder, options.LeaseTerms, TimeProvider.System, leaseLogger);
             Cluster.Lease.ClusterCoordinatorFence fence;
             try
             {
-                await output.WriteLineAsync($"waiting for the coordinator lease of '{federation}' (silo {holder})").ConfigureAwait(false);
-                fence = await Cluster.Lease.ClusterCoordinatorFence.TakeOverAsync(keeper, new Cluster.Lease.PostgresCoordinatorState(database, lease),
-                    configuration["SecureFed:DataDirectory"]!, leaseLogger, cancellationToken).ConfigureAwait(false);
+                await output.WriteLineAsync($"waiting for the coordinator lease of '{federation}' (silo {holder}, coordinator settings {settings!.Sha256[..12]}…)").ConfigureAwait(false);
+                fence = await Cluster.Lease.ClusterCoordinatorFence.TakeOverAsync(keeper, coordinatorState,
+                    configuration["SecureFed:DataDirectory"]!, settings!, options.AcceptChangedSettings, leaseLogger, cancellationToken).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
                 await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
                 return CliApp.ExitOk;
+            }
+            catch (Cluster.Lease.CoordinatorSettingsChangedException ex)
+            {
+                // Refused at takeover (another coordinator saved other settings while this silo waited): the lease is released.
+                await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
+                throw new UsageException(ex.Message);
             }
 
             await output.WriteLineAsync(FormattableString.Invariant($"coordinator lease acquired (epoch {fence.Epoch}): this silo coordinates the federation")).ConfigureAwait(false);
@@ -281,6 +302,40 @@ internal static class ServiceCommands
 
         await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
         return CliApp.ExitOk;
+    }
+
+    /// <summary>
+    /// The round-affecting settings of a coordinator-eligible silo (<see cref="RoundSettings"/>, from its configuration as
+    /// the aggregator service reads it), checked against those saved in the cluster's database (no lease needed): a
+    /// difference is a usage error naming every setting with both values, unless
+    /// <see cref="AggregatorClusterOptions.AcceptChangedSettings"/> (then it is printed and the silo goes on).
+    /// </summary>
+    private static async Task<RoundSettings> CheckCoordinatorSettingsAsync(
+        IConfiguration configuration, AggregatorClusterOptions options, string federation, TextWriter output, CancellationToken cancellationToken)
+    {
+        var aggregatorOptions = new AggregatorOptions();
+        AggregatorConfiguration(configuration, out _).GetSection(AggregatorOptions.Section).Bind(aggregatorOptions);
+        var settings = RoundSettings.Of(aggregatorOptions);
+        await using Npgsql.NpgsqlDataSource database = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
+        var state = new Cluster.Lease.PostgresCoordinatorState(database, new Cluster.Lease.PostgresCoordinatorLease(database, federation));
+        Cluster.Lease.SavedRoundSettings? saved = await state.LoadSettingsAsync(cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<RoundSettingChange> accepted;
+        try
+        {
+            accepted = Cluster.Lease.ClusterCoordinatorFence.CheckSettings(federation, settings, saved, options.AcceptChangedSettings, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        }
+        catch (Cluster.Lease.CoordinatorSettingsChangedException ex)
+        {
+            throw new UsageException(ex.Message);
+        }
+
+        if (accepted.Count > 0)
+        {
+            await output.WriteLineAsync(FormattableString.Invariant(
+                $"coordinator settings differ from those saved by lease epoch {saved!.Epoch}; accepted ({AggregatorClusterOptions.Section}:AcceptChangedSettings), to be written to the audit log at takeover: {RoundSettings.Describe(accepted)}")).ConfigureAwait(false);
+        }
+
+        return settings;
     }
 
     /// <summary>The aggregator's kit of a silo's <c>SecureFed:KitDirectory</c>; a site's kit or a broken one is a usage error naming it.</summary>

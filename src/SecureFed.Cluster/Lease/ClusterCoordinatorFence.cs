@@ -18,14 +18,29 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     private readonly CoordinatorLeaseKeeper _keeper;
     private readonly PostgresCoordinatorState _state;
     private readonly ILogger _logger;
+    private readonly RoundSettings? _settings;
+    private readonly SavedRoundSettings? _savedSettings;
+    private IReadOnlyList<RoundSettingChange> _unaudited;
 
-    private ClusterCoordinatorFence(CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, ILogger logger, long previousEpoch)
+    private ClusterCoordinatorFence(
+        CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, ILogger logger, long previousEpoch,
+        RoundSettings? settings, SavedRoundSettings? savedSettings, IReadOnlyList<RoundSettingChange> changes)
     {
         _keeper = keeper;
         _state = state;
         _logger = logger;
         PreviousEpoch = previousEpoch;
+        _settings = settings;
+        _savedSettings = savedSettings;
+        SettingsChanges = changes;
+        _unaudited = changes;
     }
+
+    /// <summary>
+    /// The round-affecting settings this coordinator took over with that differ from those the previous coordinator saved
+    /// (accepted on purpose); empty when they are the same, when nothing was saved, or when no settings were given.
+    /// </summary>
+    public IReadOnlyList<RoundSettingChange> SettingsChanges { get; }
 
     /// <inheritdoc />
     public CancellationToken Lost => _keeper.Lost;
@@ -44,7 +59,23 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     /// </summary>
     /// <exception cref="InvalidDataException">A saved file, model version or audit line is missing or corrupt, or the
     /// restored audit log does not verify (the message names it); <paramref name="dataDirectory"/> was left as it was.</exception>
-    public static async Task<ClusterCoordinatorFence> TakeOverAsync(CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, string dataDirectory, ILogger logger, CancellationToken cancellationToken)
+    public static Task<ClusterCoordinatorFence> TakeOverAsync(CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, string dataDirectory, ILogger logger, CancellationToken cancellationToken) =>
+        TakeOverAsync(keeper, state, dataDirectory, settings: null, acceptChangedSettings: false, logger, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="TakeOverAsync(CoordinatorLeaseKeeper, PostgresCoordinatorState, string, ILogger, CancellationToken)"/>,
+    /// with this silo's round-affecting <paramref name="settings"/> (null: not compared, not saved): once it holds the
+    /// lease, and before anything saved is read into the data directory, they are compared with the settings the last
+    /// coordinator saved (<see cref="CheckSettings"/>). If they differ and <paramref name="acceptChangedSettings"/> is false,
+    /// the role is refused: logged, the lease released, <see cref="CoordinatorSettingsChangedException"/> thrown, and
+    /// nothing saved or local changed. Otherwise this coordinator saves its own settings at its first commit point, and
+    /// when they differ (accepted) first writes the changes to its audit log there.
+    /// </summary>
+    /// <exception cref="CoordinatorSettingsChangedException">The settings differ and changes are not accepted.</exception>
+    /// <exception cref="InvalidDataException">A saved file, model version or audit line is missing or corrupt, or the
+    /// restored audit log does not verify (the message names it); <paramref name="dataDirectory"/> was left as it was.</exception>
+    public static async Task<ClusterCoordinatorFence> TakeOverAsync(
+        CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, string dataDirectory, RoundSettings? settings, bool acceptChangedSettings, ILogger logger, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(keeper);
         ArgumentNullException.ThrowIfNull(state);
@@ -52,6 +83,9 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
         long epoch = await keeper.AcquireAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // The settings first: a silo that refuses the role has read nothing into its data directory.
+            SavedRoundSettings? savedSettings = settings is null ? null : await state.LoadSettingsAsync(cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<RoundSettingChange> changes = settings is null ? [] : CheckSettings(state.Federation, settings, savedSettings, acceptChangedSettings, logger);
             IReadOnlyDictionary<string, byte[]> files = await state.LoadAsync(cancellationToken).ConfigureAwait(false);
             long previousEpoch = await state.SavedEpochAsync(CoordinatorSnapshot.RoundStoreName, cancellationToken).ConfigureAwait(false);
             long auditLines = await state.SavedAuditLinesAsync(cancellationToken).ConfigureAwait(false);
@@ -114,13 +148,46 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
                 Log.NothingSaved(logger, epoch);
             }
 
-            return new ClusterCoordinatorFence(keeper, state, logger, previousEpoch);
+            return new ClusterCoordinatorFence(keeper, state, logger, previousEpoch, settings, savedSettings, changes);
         }
         catch
         {
             await keeper.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>
+    /// Compares <paramref name="settings"/> (this silo's) with <paramref name="saved"/> (the last coordinator's; null:
+    /// nothing to compare, no changes) and returns the changes. Changes not accepted are logged as an error and refused
+    /// with <see cref="CoordinatorSettingsChangedException"/>; accepted ones are logged as a warning. Used at takeover and,
+    /// read without the lease, at a coordinator-eligible silo's start-up.
+    /// </summary>
+    /// <exception cref="CoordinatorSettingsChangedException">The settings differ and <paramref name="acceptChanged"/> is false.</exception>
+    public static IReadOnlyList<RoundSettingChange> CheckSettings(string federation, RoundSettings settings, SavedRoundSettings? saved, bool acceptChanged, ILogger logger)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(logger);
+        if (saved is null)
+        {
+            return [];
+        }
+
+        IReadOnlyList<RoundSettingChange> changes = settings.ChangesFrom(saved.Settings);
+        if (changes.Count == 0)
+        {
+            return changes;
+        }
+
+        if (!acceptChanged)
+        {
+            var refused = new CoordinatorSettingsChangedException(federation, saved.Epoch, changes);
+            Log.SettingsRefused(logger, refused.Message);
+            throw refused;
+        }
+
+        Log.SettingsAccepted(logger, saved.Epoch, RoundSettings.Describe(changes));
+        return changes;
     }
 
     /// <inheritdoc />
@@ -131,6 +198,12 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     {
         ArgumentNullException.ThrowIfNull(state);
         _keeper.EnsureHeld();
+        if (_unaudited.Count > 0)
+        {
+            // Settings changed on purpose at this takeover: in the audit log before the state (and the new settings) are saved.
+            AuditSettingsChanged(state.Audit);
+        }
+
         // The round store is saved without model bytes (streamed from a temporary copy on disk); each model version is
         // sent once, streamed from the store, in its own row.
         IReadOnlyDictionary<string, byte[]> files = CoordinatorSnapshot.TakeWithoutModelBytes(state, out string roundStore, out IReadOnlyList<ModelRecord> models);
@@ -138,7 +211,7 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
         {
             var onDisk = new Dictionary<string, string>(StringComparer.Ordinal) { [CoordinatorSnapshot.RoundStoreName] = roundStore };
             CoordinatorSaveResult saved = await _state.SaveAsync(
-                files, onDisk, models, state.Store.OpenModel, AuditLogPath(state), CoordinatorMoments.Of(state.Store), _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
+                files, onDisk, models, state.Store.OpenModel, AuditLogPath(state), CoordinatorMoments.Of(state.Store), _settings, _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
             Log.Saved(_logger, saved.Files, saved.Models, saved.ModelBytes, saved.Moments, saved.MomentBytes, saved.AuditLines, saved.AuditBytes, _keeper.Epoch);
         }
         finally
@@ -159,6 +232,24 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     /// <inheritdoc />
     public ValueTask DisposeAsync() => _keeper.DisposeAsync();
 
+    private void AuditSettingsChanged(AuditLog audit)
+    {
+        SavedRoundSettings saved = _savedSettings!;
+        audit.Append(AuditEvents.CoordinatorSettingsChanged, f => f
+            .Add("epoch", _keeper.Epoch)
+            .Add("saved_epoch", saved.Epoch)
+            .Add("saved_sha256", saved.Settings.Sha256)
+            .Add("sha256", _settings!.Sha256)
+            .AddObject("changes", c =>
+            {
+                foreach (RoundSettingChange change in _unaudited)
+                {
+                    c.AddObject(change.Name, v => v.Add("previous", change.Previous).Add("current", change.Current));
+                }
+            }));
+        _unaudited = [];
+    }
+
     private static string AuditLogPath(AggregatorState state) => Path.Combine(AggregatorState.AuditDirectory(state.DataDirectory), AuditLog.LogFileName);
 
     private static partial class Log
@@ -171,6 +262,12 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
 
         [LoggerMessage(3, LogLevel.Debug, "Coordinator state saved to the cluster's database: {Files} changed files, {Models} new model versions ({ModelBytes} bytes), {Moments} new server-optimizer moments ({MomentBytes} bytes), {AuditLines} new audit lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
         public static partial void Saved(ILogger logger, int files, int models, long modelBytes, int moments, long momentBytes, int auditLines, long auditBytes, long epoch);
+
+        [LoggerMessage(5, LogLevel.Error, "Coordinator role refused: {Reason}")]
+        public static partial void SettingsRefused(ILogger logger, string reason);
+
+        [LoggerMessage(6, LogLevel.Warning, "Taking over with coordinator settings that differ from those saved by lease epoch {SavedEpoch} (SecureFed:Cluster:AcceptChangedSettings is true; written to the audit log): {Changes}")]
+        public static partial void SettingsAccepted(ILogger logger, long savedEpoch, string changes);
 
         [LoggerMessage(4, LogLevel.Debug, "Coordinator audit lines saved to the cluster's database: {AuditLines} new lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
         public static partial void AuditSaved(ILogger logger, int auditLines, long auditBytes, long epoch);

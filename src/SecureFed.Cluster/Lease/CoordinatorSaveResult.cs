@@ -17,4 +17,7 @@ public readonly record struct CoordinatorSaveResult(int Files, int Models, long 
 
     /// <summary>The bytes of those moments.</summary>
     public long MomentBytes { get; init; }
+
+    /// <summary>Whether the coordinator's round-affecting settings were written (the first save of an instance that was given them).</summary>
+    public bool Settings { get; init; }
 }

@@ -45,12 +45,20 @@ public sealed class PostgresCoordinatorState
             saved_utc timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (federation, version, sha256)
         );
+        CREATE TABLE IF NOT EXISTS securefed_coordinator_settings (
+            federation text NOT NULL PRIMARY KEY,
+            epoch bigint NOT NULL,
+            sha256 text NOT NULL,
+            settings text NOT NULL,
+            saved_utc timestamptz NOT NULL DEFAULT now()
+        );
         """;
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly PostgresCoordinatorLease _lease;
     private readonly Dictionary<string, string> _saved = new(StringComparer.Ordinal);
     private CoordinatorAuditRows.Head? _auditSaved;
+    private string? _settingsSaved;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private bool _schemaReady;
 
@@ -131,6 +139,27 @@ public sealed class PostgresCoordinatorState
     /// </summary>
     /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
     /// <exception cref="InvalidDataException">A model's or the moments' bytes are not as recorded, the database holds other moments for the same model version, or the local audit log does not continue the saved one (the message says which); nothing was written.</exception>
+    public Task<CoordinatorSaveResult> SaveAsync(
+        IReadOnlyDictionary<string, byte[]> files,
+        IReadOnlyDictionary<string, string> filesOnDisk,
+        IReadOnlyList<ModelRecord> models,
+        Func<long, Stream> openModel,
+        string? auditLog,
+        CoordinatorMoments? moments,
+        string holder,
+        long epoch,
+        CancellationToken cancellationToken) =>
+        SaveAsync(files, filesOnDisk, models, openModel, auditLog, moments, settings: null, holder, epoch, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="SaveAsync(IReadOnlyDictionary{string, byte[]}, IReadOnlyDictionary{string, string}, IReadOnlyList{ModelRecord}, Func{long, Stream}, string?, CoordinatorMoments?, string, long, CancellationToken)"/>,
+    /// and in the same fenced transaction the coordinator's round-affecting settings (<paramref name="settings"/>; null:
+    /// left as they are) into the federation's row of <c>securefed_coordinator_settings</c>, with <paramref name="epoch"/>,
+    /// when this instance has not saved these settings yet: what a silo that takes over compares its own settings with
+    /// (<see cref="LoadSettingsAsync"/>).
+    /// </summary>
+    /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
+    /// <exception cref="InvalidDataException">A model's or the moments' bytes are not as recorded, the database holds other moments for the same model version, or the local audit log does not continue the saved one (the message says which); nothing was written.</exception>
     public async Task<CoordinatorSaveResult> SaveAsync(
         IReadOnlyDictionary<string, byte[]> files,
         IReadOnlyDictionary<string, string> filesOnDisk,
@@ -138,6 +167,7 @@ public sealed class PostgresCoordinatorState
         Func<long, Stream> openModel,
         string? auditLog,
         CoordinatorMoments? moments,
+        Aggregator.RoundSettings? settings,
         string holder,
         long epoch,
         CancellationToken cancellationToken)
@@ -170,6 +200,7 @@ public sealed class PostgresCoordinatorState
             long modelBytes;
             (int Rows, long Bytes) momentsWritten = (0, 0);
             (CoordinatorAuditRows.Head Head, int Lines, long Bytes)? audit = null;
+            bool settingsWritten = false;
             NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
@@ -213,6 +244,12 @@ public sealed class PostgresCoordinatorState
                         momentsWritten = await CoordinatorMomentRows.SaveAsync(connection, transaction, _lease.Federation, epoch, moments, cancellationToken).ConfigureAwait(false);
                     }
 
+                    if (settings is not null && settings.Sha256 != _settingsSaved)
+                    {
+                        await SaveSettingsAsync(connection, transaction, settings, epoch, cancellationToken).ConfigureAwait(false);
+                        settingsWritten = true;
+                    }
+
                     if (auditLog is not null)
                     {
                         audit = await SaveAuditLinesAsync(connection, transaction, auditLog, epoch, cancellationToken).ConfigureAwait(false);
@@ -237,8 +274,14 @@ public sealed class PostgresCoordinatorState
                 _saved.Remove(CoordinatorSnapshot.AuditLogName);
             }
 
+            if (settingsWritten)
+            {
+                _settingsSaved = settings!.Sha256;
+            }
+
             return new CoordinatorSaveResult(changed.Count, modelsWritten, modelBytes)
             {
+                Settings = settingsWritten,
                 AuditLines = audit?.Lines ?? 0,
                 AuditBytes = audit?.Bytes ?? 0,
                 Moments = momentsWritten.Rows,
@@ -427,6 +470,52 @@ public sealed class PostgresCoordinatorState
         ArgumentNullException.ThrowIfNull(store);
         await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         return await CoordinatorMomentRows.RestoreAsync(_dataSource, _lease.Federation, store, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The round-affecting settings the federation's last coordinator saved (table <c>securefed_coordinator_settings</c>),
+    /// with the lease epoch that saved them; null when none are saved (no coordinator saved yet, or only versions that did
+    /// not save settings). Reading needs no lease.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The saved text does not match its SHA-256 or is not a settings text.</exception>
+    public async Task<SavedRoundSettings?> LoadSettingsAsync(CancellationToken cancellationToken)
+    {
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await using NpgsqlCommand command = _dataSource.CreateCommand("SELECT epoch, sha256, settings FROM securefed_coordinator_settings WHERE federation = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return null;
+        }
+
+        long epoch = reader.GetInt64(0);
+        string sha = reader.GetString(1);
+        Aggregator.RoundSettings settings = Aggregator.RoundSettings.Parse(reader.GetString(2));
+        if (settings.Sha256 != sha)
+        {
+            throw new InvalidDataException(
+                $"the coordinator settings of federation '{_lease.Federation}' saved by lease epoch {epoch} in the cluster's database (table securefed_coordinator_settings) are corrupt: recorded SHA-256 {sha}, the text hashes to {settings.Sha256}");
+        }
+
+        return new SavedRoundSettings(epoch, settings);
+    }
+
+    /// <summary>Writes, inside the fenced <paramref name="transaction"/>, the federation's settings row.</summary>
+    private async Task SaveSettingsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Aggregator.RoundSettings settings, long epoch, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            """
+            INSERT INTO securefed_coordinator_settings (federation, epoch, sha256, settings) VALUES ($1, $2, $3, $4)
+            ON CONFLICT (federation) DO UPDATE SET epoch = EXCLUDED.epoch, sha256 = EXCLUDED.sha256, settings = EXCLUDED.settings, saved_utc = now()
+            """,
+            connection,
+            transaction);
+        command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
+        command.Parameters.Add(new NpgsqlParameter { Value = settings.Sha256, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.Add(new NpgsqlParameter { Value = settings.Canonical, NpgsqlDbType = NpgsqlDbType.Text });
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Appends, inside the fenced <paramref name="transaction"/>, the local audit lines the database lacks.</summary>
