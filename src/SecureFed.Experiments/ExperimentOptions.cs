@@ -277,6 +277,18 @@ public sealed record ExperimentOptions
     /// </summary>
     public bool WarmStartAllSplits { get; init; }
 
+    /// <summary>
+    /// Public corpus folders whose text (train.tsv, dev.tsv and test.tsv; tokens only, the labels are ignored) pretrains
+    /// the encoder of the public warm start with a bidirectional language-model objective (<see cref="TaggerLanguageModel"/>)
+    /// before it is trained on <see cref="WarmStartDirectory"/>; empty = no pretraining. Never an evaluated corpus.
+    /// </summary>
+    /// <value>The default value is empty.</value>
+    public IReadOnlyList<string> PretrainTextDirectories { get; init; } = [];
+
+    /// <summary>Passes of the language-model pretraining over <see cref="PretrainTextDirectories"/>.</summary>
+    /// <value>The default value is 1.</value>
+    public int PretrainEpochs { get; init; } = 1;
+
     /// <summary>Also run the arms without DP (site alone, pooled, federated); false runs only the DP arms (recipe search).</summary>
     /// <value>The default value is true.</value>
     public bool RunNonPrivateArms { get; init; } = true;
@@ -540,6 +552,8 @@ public sealed record ExperimentOptions
             }
         }
 
+        ValidatePretraining();
+
         if (!RunNonPrivateArms && Epsilons.Count == 0)
         {
             throw new ArgumentException("--dp-only needs at least one --epsilon.");
@@ -548,6 +562,75 @@ public sealed record ExperimentOptions
         if (PooledOnly && (Epsilons.Count > 0 || !RunNonPrivateArms || !RunCentralizedArms))
         {
             throw new ArgumentException("--pooled-only runs the pooled arm alone: it takes --epsilon none and neither --dp-only nor --federated-only.");
+        }
+    }
+
+    private void ValidatePretraining()
+    {
+        if (PretrainTextDirectories.Count == 0)
+        {
+            if (PretrainEpochs != 1)
+            {
+                throw new ArgumentException("--pretrain-epochs sets the passes over --pretrain-text: add it.");
+            }
+
+            return;
+        }
+
+        if (WarmStartDirectory is null)
+        {
+            throw new ArgumentException("--pretrain-text pretrains the encoder of the public warm start: it needs --warm-start DIR.");
+        }
+
+        if (PretrainEpochs < 1)
+        {
+            throw new ArgumentException($"--pretrain-epochs must be at least 1, not {PretrainEpochs}.");
+        }
+
+        if (Config.Layers != 1)
+        {
+            throw new ArgumentException($"--pretrain-text needs a model with a one-layer BiLSTM (this --config has {Config.Layers}): in a stacked BiLSTM the upper forward direction reads states that have seen the token it predicts.");
+        }
+
+        IEnumerable<string> evaluated = Split == ExperimentSplit.ByCorpus ? Corpora : DataDirectory is null ? [] : [DataDirectory];
+        var evaluatedPaths = evaluated.Select(CanonicalDirectory).ToHashSet(StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (string directory in PretrainTextDirectories)
+        {
+            if (string.IsNullOrWhiteSpace(directory))
+            {
+                throw new ArgumentException("--pretrain-text has an empty folder name (give DIR1,DIR2,...).");
+            }
+
+            if (!Directory.Exists(directory))
+            {
+                throw new ArgumentException($"--pretrain-text: folder {directory} does not exist.");
+            }
+
+            string canonical = CanonicalDirectory(directory);
+            if (evaluatedPaths.Contains(canonical))
+            {
+                throw new ArgumentException($"--pretrain-text must not include the evaluated corpus ({directory}): its dev and test text would leak into the model.");
+            }
+
+            if (!seen.Add(canonical))
+            {
+                throw new ArgumentException($"--pretrain-text names {directory} twice.");
+            }
+        }
+    }
+
+    /// <summary>The full path of a folder with symbolic links resolved and no trailing separator, to compare folders.</summary>
+    internal static string CanonicalDirectory(string directory)
+    {
+        string full = Path.GetFullPath(directory).TrimEnd(Path.DirectorySeparatorChar);
+        try
+        {
+            return new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName.TrimEnd(Path.DirectorySeparatorChar) ?? full;
+        }
+        catch (IOException)
+        {
+            return full;
         }
     }
 

@@ -127,14 +127,9 @@ public sealed partial class ExperimentRunner
             model.Unflatten(ReadFloats(cached, model.Flatten().Length));
             _progress($"[seed {seed}] public warm start loaded from {cached}");
         }
-        else if (_options.WarmStartEpochs > 0)
+        else
         {
-            var options = TrainingOptions(null, _options.WarmStartEpochs, unchecked((seed * 100_003) + 99_991), 1);
-            new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);
-            if (cached is not null)
-            {
-                WriteFloats(cached, model.Flatten());
-            }
+            TrainWarmStart(model, data, publicTrain, cached, seed, cancellationToken);
         }
 
         _publicTrain = publicTrain;
@@ -146,8 +141,89 @@ public sealed partial class ExperimentRunner
         EvaluationResult test = TaggerEvaluator.Evaluate(model, data.Test);
         double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
         record(new ArmResult("public warm start only", "public_warm_start", seed, null, test.F1, PerType(test, data.EntityTypes), [dev], watch.Elapsed.TotalSeconds));
-        _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public warm start only: test F1 {test.F1:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
+        _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] public warm start only: test F1 {test.F1:F3}, dev F1 {dev:F3} ({watch.Elapsed.TotalSeconds:F0} s)"));
         return model.Flatten();
+    }
+
+    /// <summary>The public warm start: the encoder pretrained on --pretrain-text when given, then --warm-start-epochs of supervised training on the public corpus.</summary>
+    private void TrainWarmStart(TaggerModel model, ExperimentData data, Sentence[] publicTrain, string? cached, int seed, CancellationToken cancellationToken)
+    {
+        Pretrain(model, data, seed, cancellationToken);
+        if (_options.WarmStartEpochs > 0)
+        {
+            var options = TrainingOptions(null, _options.WarmStartEpochs, unchecked((seed * 100_003) + 99_991), 1);
+            new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);
+            if (cached is not null)
+            {
+                WriteFloats(cached, model.Flatten());
+            }
+        }
+    }
+
+    /// <summary>
+    /// Stage 2a: pretrains the encoder on the unlabelled public text of --pretrain-text with the language-model objective
+    /// (<see cref="TaggerLanguageModel"/>), or loads it from the cache next to the warm start; nothing without --pretrain-text.
+    /// </summary>
+    private void Pretrain(TaggerModel model, ExperimentData data, int seed, CancellationToken cancellationToken)
+    {
+        if (_options.PretrainTextDirectories.Count == 0)
+        {
+            return;
+        }
+
+        string? cached = PretrainCachePath(model, data, seed);
+        if (cached is not null && File.Exists(cached))
+        {
+            model.Unflatten(ReadFloats(cached, (int)model.ParameterCount));
+            _progress($"[seed {seed}] pretrained encoder loaded from {cached}");
+            return;
+        }
+
+        IReadOnlyList<string>[] text = [.. _options.PretrainTextDirectories
+            .SelectMany(directory => new[] { "train.tsv", "dev.tsv", "test.tsv" }.Select(split => (directory, split)))
+            .SelectMany(part => DataSplitter.ReadPart(part.directory, part.split, 0, seed))
+            .Select(sentence => sentence.Tokens)];
+        long tokens = text.Sum(t => (long)t.Count);
+        _progress(string.Create(CultureInfo.InvariantCulture,
+            $"[seed {seed}] language-model pretraining: {text.Length} sentences, {tokens} tokens of {string.Join(", ", _options.PretrainTextDirectories)} (train + dev + test, labels ignored), {_options.PretrainEpochs} epochs"));
+        var options = new LanguageModelOptions
+        {
+            Epochs = _options.PretrainEpochs,
+            BatchSize = _options.BatchSize,
+            LearningRate = _options.LearningRate,
+            Seed = unchecked((seed * 100_003) + 77_773),
+            Threads = _options.Threads,
+        };
+        var progress = new SyncProgress<TrainProgress>(p => _progress(string.Create(CultureInfo.InvariantCulture,
+            $"[seed {seed}] language-model pretraining: epoch {p.Epoch}/{p.Epochs} {p.EpochFraction:P0}, step {p.Step}, loss {p.Loss:F3} (perplexity {Math.Exp(p.Loss):F1}), {p.TokensPerSecond:F0} tokens/s")));
+        LanguageModelResult result = new TaggerLanguageModel().Pretrain(model, text, options, progress, cancellationToken);
+        _progress(string.Create(CultureInfo.InvariantCulture,
+            $"[seed {seed}] language-model pretraining done: loss per epoch {string.Join(" ", result.EpochLosses.Select(l => l.ToString("F3", CultureInfo.InvariantCulture)))}, perplexity {result.Perplexity:F1} over {model.Config.WordBuckets} word buckets, {result.Steps} steps, {result.TokensPerSecond:F0} tokens/s, {result.Elapsed.TotalSeconds:F0} s"));
+        if (cached is not null)
+        {
+            WriteFloats(cached, model.Flatten());
+        }
+    }
+
+    /// <summary>The pretrained-encoder cache file for this seed: a digest of everything the pretraining depends on.</summary>
+    private string? PretrainCachePath(TaggerModel model, ExperimentData data, int seed)
+    {
+        if (_options.WarmStartCache is null)
+        {
+            return null;
+        }
+
+        Directory.CreateDirectory(_options.WarmStartCache);
+        return Path.Combine(_options.WarmStartCache, $"pretrained-{PretrainDigest(model, data, seed)}.f32");
+    }
+
+    private string PretrainDigest(TaggerModel model, ExperimentData data, int seed)
+    {
+        string key = string.Join('\n', "language model v1", string.Join(',', _options.PretrainTextDirectories.Select(ExperimentOptions.CanonicalDirectory)),
+            _options.PretrainEpochs.ToString(CultureInfo.InvariantCulture), _options.Config.ToJson(), string.Join(',', data.EntityTypes),
+            seed.ToString(CultureInfo.InvariantCulture), _options.LearningRate.ToString("R", CultureInfo.InvariantCulture),
+            _options.BatchSize.ToString(CultureInfo.InvariantCulture), model.ParameterCount.ToString(CultureInfo.InvariantCulture));
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..16];
     }
 
     /// <summary>DP-SGD's public preconditioner at the public model, from the cache next to the warm start when there is one.</summary>
@@ -182,7 +258,8 @@ public sealed partial class ExperimentRunner
         string key = string.Join('\n', Path.GetFullPath(_options.WarmStartDirectory), _options.WarmStartEpochs.ToString(CultureInfo.InvariantCulture),
             _options.Config.ToJson(), string.Join(',', data.EntityTypes), seed.ToString(CultureInfo.InvariantCulture),
             _options.LearningRate.ToString("R", CultureInfo.InvariantCulture), _options.BatchSize.ToString(CultureInfo.InvariantCulture),
-            _options.Optimizer.ToString(), model.ParameterCount.ToString(CultureInfo.InvariantCulture)) + (_options.WarmStartAllSplits ? "\nall splits" : "");
+            _options.Optimizer.ToString(), model.ParameterCount.ToString(CultureInfo.InvariantCulture)) + (_options.WarmStartAllSplits ? "\nall splits" : "")
+            + (_options.PretrainTextDirectories.Count > 0 ? "\npretrained " + PretrainDigest(model, data, seed) : "");
         string digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))[..16];
         Directory.CreateDirectory(_options.WarmStartCache);
         return Path.Combine(_options.WarmStartCache, $"warm-start-{digest}.f32");
@@ -598,6 +675,8 @@ public sealed partial class ExperimentRunner
         ["warm_start"] = _options.WarmStartDirectory ?? "",
         ["warm_start_epochs"] = _options.WarmStartDirectory is null ? 0 : _options.WarmStartEpochs,
         ["warm_start_splits"] = _options.WarmStartAllSplits ? "all" : "train",
+        ["pretrain_text"] = string.Join(',', _options.PretrainTextDirectories),
+        ["pretrain_epochs"] = _options.PretrainTextDirectories.Count == 0 ? 0 : _options.PretrainEpochs,
     };
 
     private static string LoadAverage()

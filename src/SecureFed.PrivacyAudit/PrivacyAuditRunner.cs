@@ -210,6 +210,8 @@ public sealed class PrivacyAuditRunner
             ["optimizer"] = e.Optimizer.ToString().ToLowerInvariant(),
             ["warm_start"] = e.WarmStartDirectory ?? "none",
             ["warm_start_epochs"] = e.WarmStartDirectory is null ? 0 : e.WarmStartEpochs,
+            ["pretrain_text"] = string.Join(',', e.PretrainTextDirectories),
+            ["pretrain_epochs"] = e.PretrainTextDirectories.Count == 0 ? 0 : e.PretrainEpochs,
             ["lr"] = e.LearningRate,
             ["delta"] = e.Delta,
             ["audited_site"] = plan.Data.Sites[0].Name,

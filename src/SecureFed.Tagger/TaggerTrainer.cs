@@ -221,7 +221,7 @@ public sealed class TaggerTrainer
     private static double Rate(long tokens, Stopwatch watch) =>
         watch.Elapsed.TotalSeconds > 0 ? tokens / watch.Elapsed.TotalSeconds : 0;
 
-    private static List<EncodedSentence[]> MakeBatches(EncodedSentence[] data, int batchSize, Random rng)
+    internal static List<EncodedSentence[]> MakeBatches(EncodedSentence[] data, int batchSize, Random rng)
     {
         // Bucket by length with a little jitter so batches differ between epochs, then shuffle the batch order.
         var order = Enumerable.Range(0, data.Length)

@@ -94,6 +94,14 @@ internal sealed class TaggerNetwork : nn.Module
     /// <summary>Label scores [B, T, labels] (logits of the softmax head, or CRF emissions).</summary>
     public Tensor Forward(BatchTensors batch)
     {
+        using Tensor states = EncoderStates(batch);
+        using Tensor yd = Dropout(states);
+        return _head.call(yd);
+    }
+
+    /// <summary>The encoder's output [B, T, 2 * Hidden] before the output dropout: the forward direction's state in the first Hidden columns, the backward direction's in the last (zero past each sentence's length).</summary>
+    public Tensor EncoderStates(BatchTensors batch)
+    {
         long maxLen = batch.Words.shape[1];
         using Tensor w = _wordEmb.call(batch.Words);
         using Tensor s = _shapeEmb.call(batch.Shapes);
@@ -120,9 +128,7 @@ internal sealed class TaggerNetwork : nn.Module
         (Tensor padded, Tensor outLengths) = nn.utils.rnn.pad_packed_sequence(output, batch_first: true, total_length: maxLen);
         output.Dispose();
         outLengths.Dispose();
-        using Tensor yd = Dropout(padded);
-        padded.Dispose();
-        return _head.call(yd);
+        return padded;
     }
 
     /// <summary>Summed loss over the batch's sentences: CRF negative log-likelihood, or token cross-entropy.</summary>
