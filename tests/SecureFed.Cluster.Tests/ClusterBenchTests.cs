@@ -150,26 +150,7 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
 
     private static async Task<(int Exit, string Output)> RunCliAsync(params string[] arguments)
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(SiloProcess.CliPath());
-        foreach (string argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using Process process = Process.Start(info)!;
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
-        try
-        {
-            await process.WaitForExitAsync().WaitAsync(RunTimeout);
-        }
-        catch (TimeoutException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw;
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
+        (int exit, string output, string error) = await SiloProcess.RunCliAsync(RunTimeout, arguments);
+        return (exit, output + error);
     }
 }

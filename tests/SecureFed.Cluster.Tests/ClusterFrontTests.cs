@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -47,7 +45,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
 
         // Act: the same federation through three silo processes, the third the coordinator.
         string clusterData = Path.Combine(_dir, "cluster-aggregator");
-        int port = FreePort();
+        int port = SiloProcess.FreePort();
         using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_equal"), fed.AggregatorSettings(clusterData, port, rounds));
         fed.StartAgents(new Uri($"https://127.0.0.1:{port}"), "cluster-agents");
         await fed.AgentsFinishedAsync(RunTimeout);
@@ -100,9 +98,9 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         // Act: three silo processes, each serving agents the slice it hosts (protocol version 4). site-a is a version-3
         // agent (whole vector to the coordinator); site-b's first endpoint is dead, so it must fail over to the second.
         string clusterData = Path.Combine(_dir, "cluster-aggregator");
-        int port = FreePort();
+        int port = SiloProcess.FreePort();
         var coordinator = new Uri($"https://127.0.0.1:{port}");
-        var dead = new Uri($"https://127.0.0.1:{FreePort()}");
+        var dead = new Uri($"https://127.0.0.1:{SiloProcess.FreePort()}");
         using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_slices"), fed.AggregatorSettings(clusterData, port, rounds),
             sliceKit: fed.Provisioned.AggregatorKitDirectory);
         var wire = new System.Collections.Concurrent.ConcurrentDictionary<string, long>(StringComparer.Ordinal);
@@ -216,7 +214,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         const int rounds = 2;
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
         string clusterData = Path.Combine(_dir, "cluster-aggregator");
-        int port = FreePort();
+        int port = SiloProcess.FreePort();
         using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync(bySlice ? "front_kill_sliced" : "front_kill"), fed.AggregatorSettings(clusterData, port, rounds),
             sliceKit: bySlice ? fed.Provisioned.AggregatorKitDirectory : null);
 
@@ -360,7 +358,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
     private async Task<(List<byte[]> Models, Dictionary<(string, long), uint[]> Inputs)> RunSingleProcessAsync(FrontFederation fed, string federation, int rounds)
     {
         string singleData = Path.Combine(_dir, "single-aggregator");
-        Dictionary<string, string?> single = FrontFederation.Flatten(fed.AggregatorSettings(singleData, FreePort(), rounds));
+        Dictionary<string, string?> single = FrontFederation.Flatten(fed.AggregatorSettings(singleData, SiloProcess.FreePort(), rounds));
         single["SecureFed:Federation"] = federation;
         single["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
         IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(single).Build();
@@ -408,9 +406,9 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         string kit = sliceKit ?? (string)aggregator["KitDirectory"]; // every silo has the aggregator's kit: the cluster's ports run the default mutual TLS
         try
         {
-            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, null, agentListen, kit));
-            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, null, agentListen, kit));
-            silos.Coordinator = await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString, aggregator);
+            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString, null, agentListen, kit));
+            silos.SlicesOnly.Add(await SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString, null, agentListen, kit));
+            silos.Coordinator = await SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString, aggregator);
             return silos;
         }
         catch
@@ -429,13 +427,6 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         }
 
         return new NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Database = name }.ConnectionString;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     /// <summary>The test's silo processes: two hosting slices only, one coordinator.</summary>

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -70,8 +69,8 @@ public sealed class ClusterTlsTests : IClassFixture<PostgresServer>, IDisposable
         try
         {
             // Two slice-only silos with the aggregator's kit: the default Cluster:Tls, mutual.
-            silos.Add(await SiloProcess.StartAsync(_dir, Federation, FreePort(), FreePort(), connection, null, null, kit, null, null));
-            silos.Add(await SiloProcess.StartAsync(_dir, Federation, FreePort(), FreePort(), connection, null, null, kit, null, null));
+            silos.Add(await SiloProcess.StartAsync(_dir, Federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null, null, kit, null, null));
+            silos.Add(await SiloProcess.StartAsync(_dir, Federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null, null, kit, null, null));
             Assert.All(silos, s => Assert.Contains("mutual TLS with the aggregator's certificate", s.Output, StringComparison.Ordinal));
 
             using (PartyKit aggregator = PartyKit.Load(kit))
@@ -255,12 +254,5 @@ public sealed class ClusterTlsTests : IClassFixture<PostgresServer>, IDisposable
         }
 
         return new Npgsql.NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Database = name }.ConnectionString;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

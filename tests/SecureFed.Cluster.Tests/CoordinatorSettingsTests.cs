@@ -237,7 +237,7 @@ public sealed class CoordinatorSettingsTests : IClassFixture<PostgresServer>, ID
                 KitDirectory = _directory,
                 DataDirectory = Path.Combine(_directory, "silo-b-data"),
                 ServerLearningRate = 0.03,
-                Cluster = new { ConnectionString = _postgres.ConnectionString, Coordinator = true, Tls = "off", SiloPort = FreePort(), GatewayPort = FreePort() },
+                Cluster = new { ConnectionString = _postgres.ConnectionString, Coordinator = true, Tls = "off", SiloPort = SiloProcess.FreePort(), GatewayPort = SiloProcess.FreePort() },
             },
         }));
 
@@ -259,7 +259,7 @@ public sealed class CoordinatorSettingsTests : IClassFixture<PostgresServer>, ID
             ["ServerLearningRate"] = 0.03,
         };
         var cluster = new Dictionary<string, object> { ["Tls"] = "off", ["AcceptChangedSettings"] = true };
-        using (SiloProcess accepting = await SiloProcess.StartAsync(_directory, Name, FreePort(), FreePort(), _postgres.ConnectionString, aggregator, null, null, cluster,
+        using (SiloProcess accepting = await SiloProcess.StartAsync(_directory, Name, SiloProcess.FreePort(), SiloProcess.FreePort(), _postgres.ConnectionString, aggregator, null, null, cluster,
             readyLine: "waiting for the coordinator lease"))
         {
             Assert.Contains($"coordinator settings differ from those saved by lease epoch {epoch}; accepted (SecureFed:Cluster:AcceptChangedSettings)", accepting.Output, StringComparison.Ordinal);
@@ -270,28 +270,7 @@ public sealed class CoordinatorSettingsTests : IClassFixture<PostgresServer>, ID
         Assert.True(saved is not null && saved.Epoch == epoch && saved.Settings.Values["ServerLearningRate"] == "0.02", "a silo that has not taken over should not have changed the saved settings");
     }
 
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    private static async Task<(int Code, string Output, string Error)> RunCliAsync(params string[] arguments)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        info.ArgumentList.Add(SiloProcess.CliPath());
-        foreach (string argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        using Process process = Process.Start(info)!;
-        Task<string> output = process.StandardOutput.ReadToEndAsync();
-        Task<string> error = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(WaitLimit);
-        return (process.ExitCode, await output, await error);
-    }
+    private static Task<(int Exit, string Output, string Error)> RunCliAsync(params string[] arguments) => SiloProcess.RunCliAsync(WaitLimit, arguments);
 
     /// <summary>Silo A: the first coordinator (epoch 1) completes round 1 with model version 1 and saves; returns the model's SHA-256.</summary>
     private static async Task<string> CoordinateOneRoundAsync(NpgsqlDataSource db, PostgresCoordinatorLease lease, AggregatorOptions options, bool withSettings = true)

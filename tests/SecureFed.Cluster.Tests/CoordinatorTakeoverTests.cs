@@ -1,5 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
@@ -43,16 +41,16 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         string connection = await CreateDatabaseAsync("takeover_front");
         string dataA = Path.Combine(_dir, "aggregator-a");
         string dataB = Path.Combine(_dir, "aggregator-b");
-        int portA = FreePort();
-        int portB = FreePort();
+        int portA = SiloProcess.FreePort();
+        int portB = SiloProcess.FreePort();
         string silos = Path.Combine(_dir, "silos");
         Directory.CreateDirectory(silos);
 
         // Every silo holds the aggregator's kit: the cluster's ports run the default mutual TLS with its certificate.
-        using SiloProcess slices = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, null, null, fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
-        using SiloProcess a = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
+        using SiloProcess slices = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null, null, fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
+        using SiloProcess a = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
         Assert.Contains("coordinator lease acquired (epoch 1)", a.Output, StringComparison.Ordinal);
-        using SiloProcess b = await SiloProcess.StartAsync(silos, federation, FreePort(), FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,
+        using SiloProcess b = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,
             readyLine: "waiting for the coordinator lease");
 
         // The agents know both coordinator-eligible silos. The first masked-input upload after round 1 completed kills A.
@@ -165,12 +163,5 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         }
 
         return new NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Database = name }.ConnectionString;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

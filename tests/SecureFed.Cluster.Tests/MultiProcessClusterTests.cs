@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Orleans.Configuration;
@@ -38,7 +37,7 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
         {
             for (int i = 0; i < 3; i++)
             {
-                silos.Add(await SiloProcess.StartAsync(dir, Federation, FreePort(), FreePort(), _postgres.ConnectionString, null, null, null, cluster, readyLine: null));
+                silos.Add(await SiloProcess.StartAsync(dir, Federation, SiloProcess.FreePort(), SiloProcess.FreePort(), _postgres.ConnectionString, null, null, null, cluster, readyLine: null));
             }
 
             using IHost client = await StartClientAsync(silos);
@@ -203,12 +202,5 @@ public sealed class MultiProcessClusterTests : IClassFixture<PostgresServer>
             Assert.True(DateTime.UtcNow < deadline, $"the cluster did not reach {count} active silos within 120 s");
             await Task.Delay(500);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

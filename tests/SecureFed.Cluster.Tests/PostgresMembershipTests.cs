@@ -85,9 +85,9 @@ public sealed class PostgresMembershipTests : IClassFixture<PostgresServer>
         var silos = new List<SiloProcess>();
         try
         {
-            SiloProcess a = await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString);
+            SiloProcess a = await SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString);
             silos.Add(a);
-            SiloProcess b = await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString);
+            SiloProcess b = await SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString);
             silos.Add(b);
             await WaitForMembershipAsync(connectionString, federation, active: [a.SiloPort, b.SiloPort]);
             var before = new LedgerEntry(1, "s1", Completed: false, null, [], "recorded before the first silo died", DateTimeOffset.UnixEpoch);
@@ -101,7 +101,7 @@ public sealed class PostgresMembershipTests : IClassFixture<PostgresServer>
             // The first silo dies without a word (under primary-silo clustering it kept membership: nothing could join).
             a.Kill();
             var joining = System.Diagnostics.Stopwatch.StartNew();
-            SiloProcess c = await SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString);
+            SiloProcess c = await SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString);
             silos.Add(c);
             _output.WriteLine($"silo C started {joining.Elapsed.TotalSeconds:F1} s after silo A was killed");
             await WaitForMembershipAsync(connectionString, federation, active: [b.SiloPort, c.SiloPort]);
@@ -153,8 +153,8 @@ public sealed class PostgresMembershipTests : IClassFixture<PostgresServer>
         string dir = Directory.CreateTempSubdirectory("securefed-membership-").FullName;
         Task<SiloProcess>[] starting =
         [
-            SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString),
-            SiloProcess.StartAsync(dir, federation, FreePort(), FreePort(), connectionString),
+            SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString),
+            SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString),
         ];
         try
         {
@@ -236,12 +236,5 @@ public sealed class PostgresMembershipTests : IClassFixture<PostgresServer>
         IHost host = builder.Build();
         await host.StartAsync().WaitAsync(TimeSpan.FromSeconds(60));
         return host;
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

@@ -153,6 +153,40 @@ internal sealed class SiloProcess : IDisposable
         _process.Dispose();
     }
 
+    /// <summary>A TCP port on 127.0.0.1 that was free when asked (the caller binds it soon after).</summary>
+    internal static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Runs <c>securefed</c> with <paramref name="arguments"/> to its end, killed after <paramref name="timeout"/>: its exit code, standard output and standard error.</summary>
+    internal static async Task<(int Exit, string Output, string Error)> RunCliAsync(TimeSpan timeout, params string[] arguments)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        info.ArgumentList.Add(CliPath());
+        foreach (string argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using Process process = Process.Start(info)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        try
+        {
+            await process.WaitForExitAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+
     internal static string CliPath()
     {
         // tests/SecureFed.Cluster.Tests/bin/<Configuration>/net10.0 -> src/SecureFed.Cli/bin/<Configuration>/net10.0
