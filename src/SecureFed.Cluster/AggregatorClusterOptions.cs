@@ -1,5 +1,7 @@
+using System.Globalization;
 using System.Net;
 using Npgsql;
+using Orleans.Configuration;
 
 namespace SecureFed.Cluster;
 
@@ -109,6 +111,85 @@ public sealed class AggregatorClusterOptions
     /// </summary>
     public string SpillDirectory { get; set; } = "";
 
+    /// <summary>
+    /// How long a silo waits for a liveness probe's answer before counting it as missed (Orleans'
+    /// <see cref="ClusterMembershipOptions.ProbeTimeout"/>). Together with <see cref="MissedProbesLimit"/> and
+    /// <see cref="VotesForDeathDeclaration"/> it sets how soon a silo that died without a goodbye is declared dead and its
+    /// slices are placed elsewhere (docs/cluster.md §2). Null: Orleans' default (5 s). <value>The default value is null.</value>
+    /// </summary>
+    public double? ProbeTimeoutSeconds { get; set; }
+
+    /// <summary>
+    /// Missed probes after which a silo suspects another one and votes it dead (Orleans'
+    /// <see cref="ClusterMembershipOptions.NumMissedProbesLimit"/>). Null: Orleans' default (3). <value>The default value is null.</value>
+    /// </summary>
+    public int? MissedProbesLimit { get; set; }
+
+    /// <summary>
+    /// How many other silos each silo probes (Orleans' <see cref="ClusterMembershipOptions.NumProbedSilos"/>). Null: Orleans'
+    /// default (10). <value>The default value is null.</value>
+    /// </summary>
+    public int? ProbedSilos { get; set; }
+
+    /// <summary>
+    /// Votes that declare a silo dead (Orleans' <see cref="ClusterMembershipOptions.NumVotesForDeathDeclaration"/>); at most
+    /// the probed silos. Null: Orleans' default (2). <value>The default value is null.</value>
+    /// </summary>
+    public int? VotesForDeathDeclaration { get; set; }
+
+    /// <summary>
+    /// How often a silo reads the membership table in PostgreSQL (Orleans' <see cref="ClusterMembershipOptions.TableRefreshTimeout"/>).
+    /// Null: Orleans' default (60 s). <value>The default value is null.</value>
+    /// </summary>
+    public double? TableRefreshSeconds { get; set; }
+
+    /// <summary>
+    /// How long a dead silo's row stays in the membership table before Orleans' clean-up may delete it (Orleans'
+    /// <see cref="ClusterMembershipOptions.DefunctSiloExpiration"/>). Null: Orleans' default (one week).
+    /// <value>The default value is null.</value>
+    /// </summary>
+    public double? DefunctSiloExpirationHours { get; set; }
+
+    /// <summary>
+    /// Sets the membership settings given (<see cref="ProbeTimeoutSeconds"/>, <see cref="MissedProbesLimit"/>,
+    /// <see cref="ProbedSilos"/>, <see cref="VotesForDeathDeclaration"/>, <see cref="TableRefreshSeconds"/>,
+    /// <see cref="DefunctSiloExpirationHours"/>) on Orleans' options; those left null keep Orleans' defaults. Call only on
+    /// validated options.
+    /// </summary>
+    public void ApplyMembership(ClusterMembershipOptions membership)
+    {
+        ArgumentNullException.ThrowIfNull(membership);
+        if (ProbeTimeoutSeconds is double probe)
+        {
+            membership.ProbeTimeout = TimeSpan.FromSeconds(probe);
+        }
+
+        if (MissedProbesLimit is int missed)
+        {
+            membership.NumMissedProbesLimit = missed;
+        }
+
+        if (ProbedSilos is int probed)
+        {
+            membership.NumProbedSilos = probed;
+        }
+
+        if (VotesForDeathDeclaration is int votes)
+        {
+            membership.NumVotesForDeathDeclaration = votes;
+        }
+
+        if (TableRefreshSeconds is double refresh)
+        {
+            membership.TableRefreshTimeout = TimeSpan.FromSeconds(refresh);
+        }
+
+        if (DefunctSiloExpirationHours is double hours)
+        {
+            membership.DefunctSiloExpiration = TimeSpan.FromHours(hours);
+        }
+    }
+
     /// <summary>Whether <see cref="Tls"/> asks for mutual TLS.</summary>
     public bool MutualTls => string.Equals(Tls?.Trim(), ClusterTls.Mutual, StringComparison.OrdinalIgnoreCase);
 
@@ -175,6 +256,8 @@ public sealed class AggregatorClusterOptions
         {
             errors.Add(spill);
         }
+
+        ValidateMembership(errors);
 
         if (SliceSize < 1024 || SliceSize > 64 * 1024 * 1024)
         {
@@ -272,6 +355,37 @@ public sealed class AggregatorClusterOptions
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or NotSupportedException)
         {
             return $"{name} '{directory}' cannot be used for the slice spills: {ex.Message}";
+        }
+    }
+
+    private void ValidateMembership(List<string> errors)
+    {
+        Range(errors, nameof(ProbeTimeoutSeconds), ProbeTimeoutSeconds, 0.1, 300, "seconds");
+        Range(errors, nameof(TableRefreshSeconds), TableRefreshSeconds, 0.1, 3600, "seconds");
+        Range(errors, nameof(DefunctSiloExpirationHours), DefunctSiloExpirationHours, 1, 24 * 366, "hours");
+        Count(errors, nameof(MissedProbesLimit), MissedProbesLimit, 100);
+        Count(errors, nameof(ProbedSilos), ProbedSilos, 100);
+        Count(errors, nameof(VotesForDeathDeclaration), VotesForDeathDeclaration, 100);
+        int probed = ProbedSilos ?? new ClusterMembershipOptions().NumProbedSilos;
+        if (VotesForDeathDeclaration is int votes and >= 1 and <= 100 && probed is >= 1 and <= 100 && votes > probed)
+        {
+            errors.Add($"{Section}:VotesForDeathDeclaration must be at most {Section}:ProbedSilos ({probed}{(ProbedSilos is null ? ", Orleans' default" : "")}): a silo is declared dead by the silos that probe it, got {votes}.");
+        }
+    }
+
+    private static void Range(List<string> errors, string name, double? value, double least, double most, string unit)
+    {
+        if (value is double v && !(v >= least && v <= most))
+        {
+            errors.Add(string.Create(CultureInfo.InvariantCulture, $"{Section}:{name} must be between {least} and {most} {unit}, got {v}."));
+        }
+    }
+
+    private static void Count(List<string> errors, string name, int? value, int most)
+    {
+        if (value is int v && (v < 1 || v > most))
+        {
+            errors.Add($"{Section}:{name} must be between 1 and {most}, got {v}.");
         }
     }
 

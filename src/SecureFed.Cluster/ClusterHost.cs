@@ -51,6 +51,7 @@ public static class ClusterHost
                 o.ClusterId = federation;
                 o.ServiceId = ServiceId;
             });
+            silo.Configure<ClusterMembershipOptions>(options.ApplyMembership);
             silo.AddSecureFedCluster(options.SpillDirectory);
             silo.AddSecureFedPostgresStorage(options.ConnectionString);
             if (options.MutualTls)

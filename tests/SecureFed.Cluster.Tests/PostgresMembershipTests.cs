@@ -145,6 +145,49 @@ public sealed class PostgresMembershipTests : IClassFixture<PostgresServer>
     }
 
     [SkippableFact]
+    public async Task Silos_FailureDetectionSettings_AcceptedByRealSilosAndAKilledSiloDeclaredDead()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "membership-settings";
+        string connectionString = await CreateDatabaseAsync("detection");
+        string dir = Directory.CreateTempSubdirectory("securefed-membership-").FullName;
+        // Faster detection than Orleans' defaults: real silo processes must accept the settings (Orleans validates them at start)
+        // and still declare a killed silo dead (23 s here against 39 s with the defaults, one run each; not asserted).
+        var detection = new Dictionary<string, object>
+        {
+            ["ProbeTimeoutSeconds"] = 2,
+            ["MissedProbesLimit"] = 2,
+            ["ProbedSilos"] = 2,
+            ["VotesForDeathDeclaration"] = 1,
+            ["TableRefreshSeconds"] = 2,
+            ["DefunctSiloExpirationHours"] = 24,
+        };
+        var silos = new List<SiloProcess>();
+        try
+        {
+            SiloProcess a = await SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString, null, null, null, detection, null);
+            silos.Add(a);
+            SiloProcess b = await SiloProcess.StartAsync(dir, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connectionString, null, null, null, detection, null);
+            silos.Add(b);
+            await WaitForMembershipAsync(connectionString, federation, active: [a.SiloPort, b.SiloPort]);
+
+            b.Kill();
+
+            await WaitForMembershipAsync(connectionString, federation, active: [a.SiloPort]);
+            Assert.DoesNotContain("ClusterMembershipOptions", a.Output, StringComparison.Ordinal); // no options error logged
+        }
+        finally
+        {
+            foreach (SiloProcess silo in silos)
+            {
+                silo.Dispose();
+            }
+
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [SkippableFact]
     public async Task Silos_TwoStartingTogetherOnEmptyDatabase_BothJoinOneCluster()
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
