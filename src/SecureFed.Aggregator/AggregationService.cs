@@ -476,24 +476,27 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return site;
     }
 
-    /// <summary>The caller's site from its mTLS certificate; refused (and audited) when there is none or it is not a provisioned, non-revoked site.</summary>
+    /// <summary>
+    /// The caller's site from its mTLS certificate, or, for a call another silo of the aggregator cluster forwarded with the
+    /// aggregator's own certificate, from the forwarding header (<see cref="ForwardedIdentity"/>); refused (and audited)
+    /// when there is no certificate, it is not a provisioned, non-revoked site, or the forwarding header comes from
+    /// anything but the aggregator's certificate.
+    /// </summary>
     private string Identify(ServerCallContext context, Header? header)
     {
-        var certificate = context.GetHttpContext().Connection.ClientCertificate;
-        if (certificate is null)
+        CallerIdentity caller = ForwardedIdentity.Decide(context.GetHttpContext().Connection.ClientCertificate,
+            context.RequestHeaders.GetValue(ForwardedIdentity.SiteHeader), context.RequestHeaders.GetValue(ForwardedIdentity.SiloHeader), _state.Kit.Manifest);
+        if (caller.Site is null)
         {
-            RefuseCall("(no certificate)", header?.Round ?? 0, StatusCode.Unauthenticated, RefusalReasons.NoCertificate, "a client certificate issued by the federation CA is required");
+            RefuseCall(caller.Caller, header?.Round ?? 0, caller.Code, caller.Category!, caller.Reason!);
         }
 
-        string? site = PeerTrust.IdentifySite(certificate, _state.Kit.Manifest, out string? error);
-        if (site is null)
+        if (caller.ForwardedBy is not null)
         {
-            string subject = certificate.GetNameInfo(System.Security.Cryptography.X509Certificates.X509NameType.SimpleName, forIssuer: false);
-            RefuseCall(string.IsNullOrEmpty(subject) ? "(unidentified certificate)" : subject, header?.Round ?? 0, StatusCode.PermissionDenied, RefusalReasons.UnknownCertificate,
-                error ?? "the client certificate does not identify a provisioned site");
+            Log.Forwarded(_logger, context.Method, caller.Site, caller.ForwardedBy);
         }
 
-        return site;
+        return caller.Site;
     }
 
     /// <summary>

@@ -66,4 +66,7 @@ internal static partial class Log
 
     [LoggerMessage(21, LogLevel.Warning, "Round {Round}: its abort at the coordinator takeover was not recorded in the round servers' ledger: {Reason}")]
     public static partial void InterruptedNotRecorded(ILogger logger, long round, string reason);
+
+    [LoggerMessage(22, LogLevel.Debug, "{Method} from {Site} forwarded by silo {Silo}")]
+    public static partial void Forwarded(ILogger logger, string method, string site, string silo);
 }

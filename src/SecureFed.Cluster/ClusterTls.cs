@@ -34,26 +34,7 @@ public static partial class ClusterTls
     /// <param name="manifest">The federation manifest of this silo's kit.</param>
     /// <param name="error">Why the certificate is refused, or null.</param>
     public static bool IsAggregatorPeer(X509Certificate2 certificate, FederationManifest manifest, out string? error)
-    {
-        ArgumentNullException.ThrowIfNull(certificate);
-        ArgumentNullException.ThrowIfNull(manifest);
-        if (!PeerTrust.ValidateChain(certificate, manifest.CaCertificate, X509RevocationMode.NoCheck, requiredUsageOid: null, out error))
-        {
-            return false;
-        }
-
-        string thumbprint = FederationManifest.Thumbprint(certificate);
-        if (!CryptographicOperations.FixedTimeEquals(
-                System.Text.Encoding.ASCII.GetBytes(thumbprint),
-                System.Text.Encoding.ASCII.GetBytes(manifest.Aggregator.CertificateThumbprint)))
-        {
-            error = $"certificate '{certificate.Subject}' (SHA-256 {thumbprint}) is not the aggregator certificate of federation manifest (SHA-256 {manifest.Aggregator.CertificateThumbprint})";
-            return false;
-        }
-
-        error = null;
-        return true;
-    }
+        => PeerTrust.IsAggregatorCertificate(certificate, manifest, out error);
 
     /// <summary>
     /// Why <paramref name="kit"/> cannot secure the cluster's ports, or null: it must be the aggregator's, and its

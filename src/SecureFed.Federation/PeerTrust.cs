@@ -114,6 +114,36 @@ public static class PeerTrust
     }
 
     /// <summary>
+    /// Whether <paramref name="certificate"/> is this federation's aggregator certificate: it chains to the federation
+    /// CA of <paramref name="manifest"/> and its SHA-256 thumbprint (so its public key too) is the manifest's aggregator
+    /// thumbprint. No extended key usage is required here; callers that need one check it themselves.
+    /// </summary>
+    /// <param name="certificate">The peer's certificate.</param>
+    /// <param name="manifest">The federation manifest.</param>
+    /// <param name="error">Why the certificate is not the aggregator's, or null.</param>
+    public static bool IsAggregatorCertificate(X509Certificate2 certificate, FederationManifest manifest, out string? error)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        ArgumentNullException.ThrowIfNull(manifest);
+        if (!ValidateChain(certificate, manifest.CaCertificate, X509RevocationMode.NoCheck, requiredUsageOid: null, out error))
+        {
+            return false;
+        }
+
+        string thumbprint = FederationManifest.Thumbprint(certificate);
+        if (!CryptographicOperations.FixedTimeEquals(
+                System.Text.Encoding.ASCII.GetBytes(thumbprint),
+                System.Text.Encoding.ASCII.GetBytes(manifest.Aggregator.CertificateThumbprint)))
+        {
+            error = $"certificate '{certificate.Subject}' (SHA-256 {thumbprint}) is not the aggregator certificate of federation manifest (SHA-256 {manifest.Aggregator.CertificateThumbprint})";
+            return false;
+        }
+
+        error = null;
+        return true;
+    }
+
+    /// <summary>
     /// Identifies the site presenting <paramref name="clientCertificate"/>: it must chain to the federation CA, be
     /// valid for client authentication, its CN must name a site of the manifest whose recorded thumbprint it matches,
     /// and that site must not be revoked.

@@ -203,6 +203,78 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         Assert.All(ledger, e => Assert.Equal(Sites, e.Contributors));
     }
 
+    [SkippableFact]
+    public async Task Rounds_AgentsGivenOnlyASliceSilo_ControlCallsForwardedModelsEqualSingleProcessBitForBit()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "front-forward";
+        const int rounds = 2;
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+        (List<byte[]> singleModels, Dictionary<(string, long), uint[]> singleInputs) = await RunSingleProcessAsync(fed, federation, rounds);
+
+        // Act: every agent knows one endpoint only, a silo that is not the coordinator (every silo a front). site-a is a
+        // version-3 agent: its whole vectors go through that silo to the coordinator, chunk by chunk.
+        string clusterData = Path.Combine(_dir, "cluster-aggregator");
+        int port = SiloProcess.FreePort();
+        var coordinator = new Uri($"https://127.0.0.1:{port}");
+        using Silos silos = await StartClusterAsync(federation, await CreateDatabaseAsync("front_forward"), fed.AggregatorSettings(clusterData, port, rounds),
+            sliceKit: fed.Provisioned.AggregatorKitDirectory);
+        Uri front = AgentEndpoint(silos.SlicesOnly[0]);
+        var calls = new System.Collections.Concurrent.ConcurrentDictionary<(string Authority, string Method), long>();
+        fed.StartAgents(front, "cluster-agents", handler => new CallCounter(handler, calls),
+            site => new AgentSetup([front], site == "site-a" ? 3 : AgentRunner.SliceUploadVersion));
+        await fed.AgentsFinishedAsync(RunTimeout);
+        int exit = await silos.Coordinator.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        _output.WriteLine(silos.Coordinator.Output);
+        Assert.Equal(0, exit);
+        foreach (((string authority, string method), long n) in calls.OrderBy(c => c.Key.Authority).ThenBy(c => c.Key.Method))
+        {
+            _output.WriteLine($"{authority} {method}: {n}");
+        }
+
+        // Assert: the same encoded inputs and models, bit for bit; every site completed both rounds.
+        Assert.Equal(singleInputs.Count, fed.Inputs.Count);
+        foreach (KeyValuePair<(string, long), uint[]> input in singleInputs)
+        {
+            Assert.Equal(input.Value, fed.Inputs[input.Key]);
+        }
+
+        using (AggregatorState state = OpenStore(fed, clusterData))
+        {
+            Assert.Equal(rounds, state.Store.ListRounds().Count);
+            Assert.All(state.Store.ListRounds(), r => Assert.Equal(RoundStatus.Completed, r.Status));
+            for (int v = 1; v <= rounds; v++)
+            {
+                Assert.Equal(singleModels[v - 1], state.Store.LoadModel(v));
+            }
+        }
+
+        foreach (string site in Sites)
+        {
+            Assert.Equal(rounds, fed.Reports.Count(r => r.Site == site && r.Completed));
+        }
+
+        AssertAuditLogsVerify(fed, clusterData);
+
+        // Every control call and download went to the front; the coordinator saw agents only for the slice it hosts (the
+        // round announcement names its endpoint for that slice, protocol version 4).
+        Assert.All(calls.Keys.Where(c => c.Authority == coordinator.Authority), c => Assert.Equal("UploadMaskedInput", c.Method));
+        foreach (string method in new[] { "AwaitRound", "AdvertiseKeys", "AwaitAdvertisements", "ShareKeys", "AwaitShares", "AwaitSurvivors", "SignSurvivors", "AwaitUnmaskRequest", "Unmask", "AwaitRoundOutcome", "DownloadModel" })
+        {
+            Assert.True(calls.ContainsKey((front.Authority, method)), $"expected agents to call {method} on the front {front.Authority}");
+        }
+
+        // The coordinator authenticated the forwarded calls as the sites: each site's receipts are in its audit log, and
+        // site-a's whole vectors (forwarded by the front) were received whole.
+        List<AuditLine> audit = AuditLine.Read(AggregatorState.AuditDirectory(clusterData));
+        foreach (string site in Sites)
+        {
+            Assert.Equal(rounds, audit.Count(l => l.Type == AuditEvents.KeysReceived && l.Text("site") == site));
+        }
+
+        Assert.Equal(rounds, audit.Count(l => l.Type == AuditEvents.MaskedInputReceived && l.Text("site") == "site-a" && l.Text("sha256").Length == 64));
+    }
+
     /// <param name="bySlice">The slice silos serve agents too (protocol version 4: the killed silo is one agents upload to).</param>
     [SkippableTheory]
     [InlineData(false)]
@@ -321,6 +393,14 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         catch (UnauthorizedAccessException)
         {
         }
+    }
+
+    /// <summary>The agent endpoint a silo with AgentListen printed when its Kestrel bound it.</summary>
+    internal static Uri AgentEndpoint(SiloProcess silo)
+    {
+        System.Text.RegularExpressions.Match match = System.Text.RegularExpressions.Regex.Match(silo.Output, @"slice uploads \(protocol version 4\) served on (https://\S+)");
+        Assert.True(match.Success, "the silo printed no agent endpoint:\n" + silo.Output);
+        return new Uri(match.Groups[1].Value);
     }
 
     /// <summary>The coordinator's round records on one line (for assertion messages).</summary>

@@ -140,6 +140,70 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round > 2 && r.Completed));
     }
 
+    [SkippableFact]
+    public async Task Rounds_CoordinatorKilled_AgentsKnowingOnlyASliceSiloCompleteNextRoundThroughNewHolder()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "takeover-forward";
+        const int rounds = 2;
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+        string connection = await CreateDatabaseAsync("takeover_forward");
+        string dataA = Path.Combine(_dir, "aggregator-a");
+        string dataB = Path.Combine(_dir, "aggregator-b");
+        int portA = SiloProcess.FreePort();
+        int portB = SiloProcess.FreePort();
+        string silos = Path.Combine(_dir, "silos");
+        Directory.CreateDirectory(silos);
+
+        // A silo that is not coordinator-eligible serves agents (slices and forwarding); A and B are coordinator-eligible.
+        using SiloProcess front = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null,
+            "https://127.0.0.1:0", fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
+        using SiloProcess a = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
+        Assert.Contains("coordinator lease acquired (epoch 1)", a.Output, StringComparison.Ordinal);
+        using SiloProcess b = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,
+            readyLine: "waiting for the coordinator lease");
+
+        // The agents know the front only. The first masked-input upload after round 1 completed kills A.
+        Uri endpoint = ClusterFrontTests.AgentEndpoint(front);
+        var latch = new UploadHook.StrongBox();
+        var calls = new System.Collections.Concurrent.ConcurrentDictionary<(string Authority, string Method), long>();
+        fed.StartAgents(endpoint, "agents",
+            handler => new UploadHook(new CallCounter(handler, calls), () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
+            {
+                _output.WriteLine("killing the coordinator silo A before a masked-input upload of round 2");
+                a.Kill();
+            }, latch),
+            _ => new AgentSetup([endpoint], AgentRunner.SliceUploadVersion));
+        await fed.AgentsFinishedAsync(RunTimeout);
+        int exit = await b.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        _output.WriteLine("--- silo A ---\n" + a.Output + "\n--- silo B ---\n" + b.Output + "\n--- front ---\n" + front.Output);
+        Assert.Equal(0, exit);
+        Assert.Contains("coordinator lease acquired (epoch 2)", b.Output, StringComparison.Ordinal);
+
+        // Round 1 completed on A, round 2 was aborted by the takeover, and the next round completed on B, every site in it,
+        // with the agents' control calls all made to the front.
+        using (AggregatorStore storeB = AggregatorStore.Open(AggregatorState.StorePath(dataB)))
+        {
+            IReadOnlyList<RoundRecord> records = storeB.ListRounds();
+            foreach (RoundRecord r in records)
+            {
+                _output.WriteLine($"round {r.Round}: {r.Status} {r.AbortReason}");
+            }
+
+            Assert.Equal(RoundStatus.Completed, records[0].Status);
+            Assert.Equal(RoundStatus.Aborted, Assert.Single(records, r => r.Round == 2).Status);
+            Assert.Equal(rounds, records.Count(r => r.Status == RoundStatus.Completed));
+            Assert.NotNull(storeB.LoadModel(2));
+        }
+
+        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
+        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round > 2 && r.Completed));
+        Assert.All(calls.Keys.Where(c => c.Method != "UploadMaskedInput"), c => Assert.Equal(endpoint.Authority, c.Authority));
+        Assert.Contains("could not reach the coordinator", front.Output, StringComparison.Ordinal);
+        AuditVerification verified = AuditVerifier.Verify(AggregatorState.AuditDirectory(dataB));
+        Assert.True(verified.Ok, verified.FirstProblem);
+    }
+
     public void Dispose()
     {
         try

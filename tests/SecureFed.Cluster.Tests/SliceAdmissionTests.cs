@@ -61,7 +61,7 @@ public sealed class SliceAdmissionTests
     [InlineData(SliceRefusalKind.NoSuchSlice, Grpc.Core.StatusCode.InvalidArgument)]
     [InlineData(SliceRefusalKind.AlreadySent, Grpc.Core.StatusCode.AlreadyExists)]
     public void Code_EachRefusal_HasItsStatus(SliceRefusalKind kind, Grpc.Core.StatusCode code)
-        => Assert.Equal(code, SliceUploadService.Code(kind));
+        => Assert.Equal(code, SiloFrontService.Code(kind));
 
     [Fact]
     public void UploadLayout_EverySliceServed_IsVersion4ElseNone()

@@ -214,7 +214,14 @@ internal static class ServiceCommands
             await using Npgsql.NpgsqlDataSource database = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
             var lease = new Cluster.Lease.PostgresCoordinatorLease(database, federation!);
             var coordinatorState = new Cluster.Lease.PostgresCoordinatorState(database, lease);
-            var keeper = new Cluster.Lease.CoordinatorLeaseKeeper(lease, holder, options.LeaseTerms, TimeProvider.System, leaseLogger);
+            // The coordinator serves agents (and the slices it hosts, protocol version 4) on its own Listen address: known
+            // before the lease is taken unless the port is 0 (then once Kestrel bound it). It goes into the lease row, so the
+            // other silos forward agents' control calls to it (docs/cluster.md §6, "Every silo a front").
+            bool known = Uri.TryCreate(configuration["SecureFed:Listen"], UriKind.Absolute, out Uri? listen) && listen.Port > 0;
+            var keeper = new Cluster.Lease.CoordinatorLeaseKeeper(lease, holder, options.LeaseTerms, TimeProvider.System, leaseLogger)
+            {
+                AgentEndpoint = known ? options.AdvertisedAgentEndpoint(listen!).GetLeftPart(UriPartial.Authority) : "",
+            };
             Cluster.Lease.ClusterCoordinatorFence fence;
             try
             {
@@ -242,17 +249,18 @@ internal static class ServiceCommands
                 silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString(), fence.Epoch);
             try
             {
-                // The coordinator serves the slices it hosts on its own Listen address (protocol version 4): known before the
-                // first round opens unless the port is 0 (then once Kestrel bound it).
                 var endpoint = silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>();
-                bool known = Uri.TryCreate(configuration["SecureFed:Listen"], UriKind.Absolute, out Uri? listen) && listen.Port > 0;
                 if (known)
                 {
                     endpoint.Set(options.AdvertisedAgentEndpoint(listen!));
                 }
 
-                return await RunAggregatorAsync(configuration, parse, servers,
-                    known ? null : app => endpoint.Set(AggregatorHost.BoundAddress(app)), fence, cancellationToken).ConfigureAwait(false);
+                return await RunAggregatorAsync(configuration, parse, servers, known ? null : app =>
+                {
+                    Uri bound = options.AdvertisedAgentEndpoint(AggregatorHost.BoundAddress(app));
+                    endpoint.Set(bound);
+                    _ = keeper.PublishEndpointAsync(bound.GetLeftPart(UriPartial.Authority), cancellationToken);
+                }, fence, cancellationToken).ConfigureAwait(false);
             }
             finally
             {
@@ -264,6 +272,7 @@ internal static class ServiceCommands
         WebApplication? front = null;
         Cluster.Front.SliceFront? sliceFront = null;
         Federation.PartyKit? kit = null;
+        Npgsql.NpgsqlDataSource? leaseDatabase = null;
         try
         {
             if (!string.IsNullOrWhiteSpace(options.AgentListen))
@@ -273,13 +282,27 @@ internal static class ServiceCommands
                 Federation.PartyKit serving = siloKit ?? kit!;
 
                 int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
-                sliceFront = new Cluster.Front.SliceFront(federation!, serving, silo.Services.GetRequiredService<IGrainFactory>(),
-                    silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString(), uploads);
+                string siloName = silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString();
+                if (ClusterTls.Problem(serving) is string clientProblem)
+                {
+                    throw new UsageException($"SecureFed:KitDirectory {clientProblem}");
+                }
+
+                // Every silo a front (docs/cluster.md §6): the other calls go to the coordinator the lease row names, with the
+                // aggregator's certificate as the TLS client certificate and the site in a header.
+                leaseDatabase = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
+                var locator = new Cluster.Front.LeaseCoordinatorLocator(new Cluster.Lease.PostgresCoordinatorLease(leaseDatabase, federation!), TimeProvider.System);
+                sliceFront = new Cluster.Front.SliceFront(federation!, serving, silo.Services.GetRequiredService<IGrainFactory>(), siloName, uploads)
+                {
+                    Coordinator = new Cluster.Front.CoordinatorForwarder(federation!, serving, siloName, locator,
+                        silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front")),
+                };
                 front = Cluster.Front.SliceFrontHost.Build(new Uri(options.AgentListen), sliceFront);
                 await front.StartAsync(cancellationToken).ConfigureAwait(false);
                 Uri bound = options.AdvertisedAgentEndpoint(Cluster.Front.SliceFrontHost.BoundAddress(front));
                 silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(bound);
                 await output.WriteLineAsync($"slice uploads (protocol version 4) served on {bound}").ConfigureAwait(false);
+                await output.WriteLineAsync($"agents' other calls on {bound} forwarded to the coordinator named by the lease row").ConfigureAwait(false);
             }
 
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
@@ -298,6 +321,10 @@ internal static class ServiceCommands
 
             sliceFront?.Dispose();
             kit?.Dispose();
+            if (leaseDatabase is not null)
+            {
+                await leaseDatabase.DisposeAsync().ConfigureAwait(false);
+            }
         }
 
         await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);

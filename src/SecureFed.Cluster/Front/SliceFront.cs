@@ -5,7 +5,7 @@ namespace SecureFed.Cluster.Front;
 /// <summary>
 /// What a slice silo's gRPC service needs (docs/cluster.md §6): the federation, the aggregator's kit (its TLS
 /// certificate, the CA and the manifest that maps a client certificate to a site), the silo's grain factory and address,
-/// a bound on slices buffered at once, and counters of what it received.
+/// a bound on slices buffered at once, counters of what it received, and the forwarder to the coordinator.
 /// </summary>
 public sealed class SliceFront : IDisposable
 {
@@ -40,6 +40,13 @@ public sealed class SliceFront : IDisposable
     /// <summary>This silo's address (<c>SiloAddress.ToParsableString()</c>).</summary>
     public string SiloAddress { get; }
 
+    /// <summary>
+    /// Forwards agents' control calls, model downloads and whole-vector uploads to the current coordinator (docs/cluster.md
+    /// §6, "Every silo a front").
+    /// <value>The default value is null: those calls answer Unimplemented and whole vectors are refused (slices only).</value>
+    /// </summary>
+    public CoordinatorForwarder? Coordinator { get; init; }
+
     /// <summary>Masked-input words received in accepted and refused slice streams (4 bytes each).</summary>
     public long WordsReceived => Interlocked.Read(ref _wordsReceived);
 
@@ -57,8 +64,12 @@ public sealed class SliceFront : IDisposable
 
     internal void Accepted() => Interlocked.Increment(ref _slicesAccepted);
 
-    /// <inheritdoc />
-    public void Dispose() => _uploads.Dispose();
+    /// <summary>Releases the upload slots and the <see cref="Coordinator"/> forwarder (its channels).</summary>
+    public void Dispose()
+    {
+        _uploads.Dispose();
+        Coordinator?.Dispose();
+    }
 
     private sealed class Slot(SemaphoreSlim owner) : IDisposable
     {

@@ -11,7 +11,8 @@ namespace SecureFed.Cluster.Front;
 
 /// <summary>
 /// Kestrel for a slice silo (not the coordinator): HTTPS with mandatory client certificates of the federation CA, the
-/// aggregator's TLS certificate (the same kit as the coordinator's), and <see cref="SliceUploadService"/> only
+/// aggregator's TLS certificate (the same kit as the coordinator's), and <see cref="SiloFrontService"/>: slice uploads
+/// taken here, every other call forwarded to the coordinator when <see cref="SliceFront.Coordinator"/> is set
 /// (docs/cluster.md §6).
 /// </summary>
 public static class SliceFrontHost
@@ -36,7 +37,7 @@ public static class SliceFrontHost
         });
         WebApplication app = builder.Build();
         app.UseRouting();
-        app.MapGrpcService<SliceUploadService>();
+        app.MapGrpcService<SiloFrontService>();
         return app;
     }
 

@@ -48,6 +48,13 @@ public sealed partial class CoordinatorLeaseKeeper : IAsyncDisposable
     /// <summary>This silo's name in the lease table.</summary>
     public string Holder { get; }
 
+    /// <summary>
+    /// The https:// URL where this silo serves agents once it holds the lease, recorded in the lease row when it acquires
+    /// it (the other silos forward agents' control calls there, docs/cluster.md §6).
+    /// <value>The default value is empty (not known at acquisition).</value>
+    /// </summary>
+    public string AgentEndpoint { get; init; } = "";
+
     /// <summary>Cancelled when the lease is lost.</summary>
     public CancellationToken Lost => _lost.Token;
 
@@ -75,7 +82,7 @@ public sealed partial class CoordinatorLeaseKeeper : IAsyncDisposable
             long sent = _time.GetTimestamp();
             try
             {
-                if (await _lease.TryAcquireAsync(Holder, _terms.Duration, cancellationToken).ConfigureAwait(false) is long epoch)
+                if (await _lease.TryAcquireAsync(Holder, _terms.Duration, AgentEndpoint, cancellationToken).ConfigureAwait(false) is long epoch)
                 {
                     Interlocked.Exchange(ref _grantSent, sent);
                     Interlocked.Exchange(ref _epoch, epoch);
@@ -98,6 +105,26 @@ public sealed partial class CoordinatorLeaseKeeper : IAsyncDisposable
             }
 
             await Task.Delay(_terms.RenewInterval, _time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Records <paramref name="agentEndpoint"/> in the held lease's row (for a silo that learned its URL only after it
+    /// acquired the lease: Kestrel on port 0). Never throws: a failure is logged, and the other silos then answer agents'
+    /// control calls Unavailable until the next coordinator records its endpoint.
+    /// </summary>
+    public async Task PublishEndpointAsync(string agentEndpoint, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if (!await _lease.PublishEndpointAsync(Holder, Epoch, agentEndpoint, cancellationToken).ConfigureAwait(false))
+            {
+                Log.DatabaseError(_logger, "recording the agent endpoint", "the lease is no longer held at epoch " + Epoch.ToString(CultureInfo.InvariantCulture));
+            }
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            Log.DatabaseError(_logger, "recording the agent endpoint", ex.Message);
         }
     }
 

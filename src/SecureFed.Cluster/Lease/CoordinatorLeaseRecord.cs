@@ -5,4 +5,5 @@ namespace SecureFed.Cluster.Lease;
 /// <param name="Holder">The silo that holds or last held the lease (its Orleans address with generation).</param>
 /// <param name="Epoch">The fencing token: one more on every acquisition by any silo, never reused.</param>
 /// <param name="ExpiresUtc">The database time after which any silo may take the lease.</param>
-public sealed record CoordinatorLeaseRecord(string Federation, string Holder, long Epoch, DateTimeOffset ExpiresUtc);
+/// <param name="AgentEndpoint">The https:// URL where the holder serves agents (recorded when it acquired the lease), or empty.</param>
+public sealed record CoordinatorLeaseRecord(string Federation, string Holder, long Epoch, DateTimeOffset ExpiresUtc, string AgentEndpoint = "");

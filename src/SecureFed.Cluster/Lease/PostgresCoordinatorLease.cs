@@ -8,7 +8,7 @@ namespace SecureFed.Cluster.Lease;
 /// <summary>
 /// The coordinator lease of one federation in the cluster's PostgreSQL database: one row per federation in table
 /// <c>securefed_coordinator_lease</c> (holder, epoch, expiry; created if missing under the schema advisory lock, like
-/// the membership tables). Acquire, renew and release are one atomic statement each, timed by the database's clock;
+/// the membership tables; the holder's agent endpoint is a column added to older tables). Acquire, renew and release are one atomic statement each, timed by the database's clock;
 /// <see cref="FenceAsync"/> checks, inside a writer's transaction, that the writer still holds its epoch, and keeps the
 /// row share-locked until that transaction ends so no acquisition can slip in between the check and the commit.
 /// The rules are <see cref="LeaseRules"/>'.
@@ -23,19 +23,21 @@ public sealed class PostgresCoordinatorLease
             epoch bigint NOT NULL CHECK (epoch > 0),
             expires_utc timestamptz NOT NULL,
             acquired_utc timestamptz NOT NULL,
-            renewed_utc timestamptz NOT NULL
+            renewed_utc timestamptz NOT NULL,
+            agent_endpoint text NOT NULL DEFAULT ''
         );
+        ALTER TABLE securefed_coordinator_lease ADD COLUMN IF NOT EXISTS agent_endpoint text NOT NULL DEFAULT '';
         """;
 
     // Takes the lease only when it has expired (or no row exists yet), with the next epoch. Two silos acquiring at once:
     // the second's ON CONFLICT waits for the first's row lock, then re-checks the WHERE against the new row and returns
     // nothing.
     private const string AcquireSql = """
-        INSERT INTO securefed_coordinator_lease AS l (federation, holder, epoch, expires_utc, acquired_utc, renewed_utc)
-        VALUES ($1, $2, 1, clock_timestamp() + $3, clock_timestamp(), clock_timestamp())
+        INSERT INTO securefed_coordinator_lease AS l (federation, holder, epoch, expires_utc, acquired_utc, renewed_utc, agent_endpoint)
+        VALUES ($1, $2, 1, clock_timestamp() + $3, clock_timestamp(), clock_timestamp(), $4)
         ON CONFLICT (federation) DO UPDATE
             SET holder = EXCLUDED.holder, epoch = l.epoch + 1, expires_utc = clock_timestamp() + $3,
-                acquired_utc = clock_timestamp(), renewed_utc = clock_timestamp()
+                acquired_utc = clock_timestamp(), renewed_utc = clock_timestamp(), agent_endpoint = EXCLUDED.agent_endpoint
             WHERE l.expires_utc <= clock_timestamp()
         RETURNING epoch
         """;
@@ -50,13 +52,18 @@ public sealed class PostgresCoordinatorLease
         WHERE federation = $1 AND holder = $2 AND epoch = $3 AND expires_utc > clock_timestamp()
         """;
 
+    private const string PublishSql = """
+        UPDATE securefed_coordinator_lease SET agent_endpoint = $4
+        WHERE federation = $1 AND holder = $2 AND epoch = $3 AND expires_utc > clock_timestamp()
+        """;
+
     private const string FenceSql = """
         SELECT epoch FROM securefed_coordinator_lease
         WHERE federation = $1 AND holder = $2 AND epoch = $3 AND expires_utc > clock_timestamp()
         FOR SHARE
         """;
 
-    private const string ReadSql = "SELECT holder, epoch, expires_utc, clock_timestamp() FROM securefed_coordinator_lease WHERE federation = $1";
+    private const string ReadSql = "SELECT holder, epoch, expires_utc, clock_timestamp(), agent_endpoint FROM securefed_coordinator_lease WHERE federation = $1";
 
     private readonly NpgsqlDataSource _dataSource;
     private readonly SemaphoreSlim _schemaGate = new(1, 1);
@@ -78,14 +85,24 @@ public sealed class PostgresCoordinatorLease
     /// Takes the lease for <paramref name="holder"/> if nobody holds an unexpired one; returns the new epoch, or null
     /// when another silo (or this one, under an older epoch) still holds it.
     /// </summary>
-    public async Task<long?> TryAcquireAsync(string holder, TimeSpan duration, CancellationToken cancellationToken)
+    public Task<long?> TryAcquireAsync(string holder, TimeSpan duration, CancellationToken cancellationToken)
+        => TryAcquireAsync(holder, duration, "", cancellationToken);
+
+    /// <summary>
+    /// Takes the lease for <paramref name="holder"/> as <see cref="TryAcquireAsync(string, TimeSpan, CancellationToken)"/>
+    /// does, recording <paramref name="agentEndpoint"/> (the https:// URL where the holder serves agents; empty when not
+    /// known yet) in the same statement, so the other silos forward agents' control calls there (docs/cluster.md §6).
+    /// </summary>
+    public async Task<long?> TryAcquireAsync(string holder, TimeSpan duration, string agentEndpoint, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(holder);
+        ArgumentNullException.ThrowIfNull(agentEndpoint);
         await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
         await using NpgsqlCommand command = _dataSource.CreateCommand(AcquireSql);
         AddText(command, Federation);
         AddText(command, holder);
         command.Parameters.Add(new NpgsqlParameter { Value = duration, NpgsqlDbType = NpgsqlDbType.Interval });
+        AddText(command, agentEndpoint);
         object? epoch = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
         return epoch is long e ? e : null;
     }
@@ -101,6 +118,21 @@ public sealed class PostgresCoordinatorLease
         await using NpgsqlCommand command = _dataSource.CreateCommand(RenewSql);
         AddKey(command, holder, epoch);
         command.Parameters.Add(new NpgsqlParameter { Value = duration, NpgsqlDbType = NpgsqlDbType.Interval });
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>
+    /// Records <paramref name="agentEndpoint"/> as the agent endpoint of <paramref name="holder"/>'s unexpired lease at
+    /// <paramref name="epoch"/> (for a holder that learns its URL only once Kestrel bound port 0); false when not held.
+    /// </summary>
+    public async Task<bool> PublishEndpointAsync(string holder, long epoch, string agentEndpoint, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(holder);
+        ArgumentException.ThrowIfNullOrWhiteSpace(agentEndpoint);
+        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+        await using NpgsqlCommand command = _dataSource.CreateCommand(PublishSql);
+        AddKey(command, holder, epoch);
+        AddText(command, agentEndpoint);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
@@ -193,7 +225,7 @@ public sealed class PostgresCoordinatorLease
             return (null, null);
         }
 
-        return (new CoordinatorLeaseRecord(Federation, reader.GetString(0), reader.GetInt64(1), reader.GetFieldValue<DateTimeOffset>(2)),
+        return (new CoordinatorLeaseRecord(Federation, reader.GetString(0), reader.GetInt64(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetString(4)),
             reader.GetFieldValue<DateTimeOffset>(3));
     }
 

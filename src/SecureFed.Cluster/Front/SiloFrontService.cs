@@ -8,22 +8,25 @@ using SecureFed.Wire.V1;
 namespace SecureFed.Cluster.Front;
 
 /// <summary>
-/// The gRPC service of a silo that is not the coordinator (docs/cluster.md §6, protocol version 4): only
-/// <c>UploadMaskedInput</c>, and only for a slice this silo hosts. Every other RPC answers Unimplemented (the base
-/// class). The caller is identified by its mTLS certificate as the coordinator does; the round, session, cohort, stage
-/// and slice are checked by the round grain (<see cref="SliceAdmission"/>); the slice is streamed into the local slice
-/// grain one gRPC chunk at a time (never buffered whole), which checks it against its SHA-256, and the round grain records
-/// the slice and its digest.
+/// The gRPC service of a silo that is not the coordinator (docs/cluster.md §6). Protocol-version-4 slice uploads for a
+/// slice this silo hosts are taken here: the caller is identified by its mTLS certificate as the coordinator does
+/// (<see cref="ForwardedIdentity"/>); the round, session, cohort, stage and slice are checked by the round grain
+/// (<see cref="SliceAdmission"/>); the slice is streamed into the local slice grain one gRPC chunk at a time (never
+/// buffered whole), which checks it against its SHA-256, and the round grain records the slice and its digest. Every
+/// other call — the control stages, the model download, a whole-vector upload — is forwarded to the current coordinator
+/// (<see cref="SliceFront.Coordinator"/>, <see cref="CoordinatorForwarder"/>) for the site the certificate identifies,
+/// and the coordinator makes every check; without a forwarder those calls answer Unimplemented (and whole vectors are
+/// refused), as before.
 /// Every refusal is a gRPC status with the reason, and is logged (the audit log is the coordinator's).
 /// </summary>
-[BindServiceMethod(typeof(SliceUploadService), nameof(BindService))]
-internal sealed partial class SliceUploadService : Wire.V1.Aggregation.AggregationBase
+[BindServiceMethod(typeof(SiloFrontService), nameof(BindService))]
+internal sealed partial class SiloFrontService : Wire.V1.Aggregation.AggregationBase
 {
     private static readonly TimeSpan GrainTimeout = TimeSpan.FromSeconds(30);
     private readonly SliceFront _front;
-    private readonly ILogger<SliceUploadService> _logger;
+    private readonly ILogger<SiloFrontService> _logger;
 
-    public SliceUploadService(SliceFront front, ILogger<SliceUploadService> logger)
+    public SiloFrontService(SliceFront front, ILogger<SiloFrontService> logger)
     {
         _front = front;
         _logger = logger;
@@ -36,6 +39,45 @@ internal sealed partial class SliceUploadService : Wire.V1.Aggregation.Aggregati
     public static void BindService(ServiceBinderBase binder, Wire.V1.Aggregation.AggregationBase? service)
         => Wire.V1.Aggregation.BindService(new CheckedRequestBinder(binder), service!);
 
+    public override Task<RoundAnnouncement> AwaitRound(AwaitRoundRequest request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.AwaitRoundAsync(request, o));
+
+    public override Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.DeclineRoundAsync(request, o));
+
+    public override Task<Ack> AdvertiseKeys(AdvertiseKeysRequest request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.AdvertiseKeysAsync(request, o));
+
+    public override Task<AdvertisementSet> AwaitAdvertisements(StageQuery request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.AwaitAdvertisementsAsync(request, o));
+
+    public override Task<Ack> ShareKeys(ShareKeysRequest request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.ShareKeysAsync(request, o));
+
+    public override Task<ShareSet> AwaitShares(StageQuery request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.AwaitSharesAsync(request, o));
+
+    public override Task<SurvivorSet> AwaitSurvivors(StageQuery request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.AwaitSurvivorsAsync(request, o));
+
+    public override Task<Ack> SignSurvivors(ConsistencyRequest request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.SignSurvivorsAsync(request, o));
+
+    public override Task<UnmaskRequestMessage> AwaitUnmaskRequest(StageQuery request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.AwaitUnmaskRequestAsync(request, o));
+
+    public override Task<Ack> Unmask(UnmaskResponseMessage request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.UnmaskAsync(request, o));
+
+    public override Task<RoundOutcome> AwaitRoundOutcome(StageQuery request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.AwaitRoundOutcomeAsync(request, o));
+
+    public override Task<FederationStatus> GetStatus(StatusRequest request, ServerCallContext context)
+        => ForwardAsync(context, (c, o) => c.GetStatusAsync(request, o));
+
+    public override Task DownloadModel(ModelRequest request, IServerStreamWriter<ModelChunk> responseStream, ServerCallContext context)
+        => Forwarder(context).ServerStreamAsync(Identify(context), context, (c, o) => c.DownloadModel(request, o), responseStream);
+
     public override async Task<Ack> UploadMaskedInput(IAsyncStreamReader<MaskedInputChunk> requestStream, ServerCallContext context)
     {
         string site = Identify(context);
@@ -46,6 +88,12 @@ internal sealed partial class SliceUploadService : Wire.V1.Aggregation.Aggregati
         }
 
         MaskedInputChunk first = requestStream.Current;
+        if (!first.HasSlice && _front.Coordinator is CoordinatorForwarder forwarder)
+        {
+            // A whole vector (protocol version 3): the coordinator takes it, streamed through chunk by chunk; it checks everything.
+            return await forwarder.UploadAsync(site, context, first, requestStream).ConfigureAwait(false);
+        }
+
         Header? header = first.Header;
         if (header is null)
         {
@@ -180,16 +228,31 @@ internal sealed partial class SliceUploadService : Wire.V1.Aggregation.Aggregati
         _ => StatusCode.InvalidArgument,
     };
 
+    private Task<T> ForwardAsync<T>(ServerCallContext context, Func<Wire.V1.Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<T>> call)
+        => Forwarder(context).UnaryAsync(Identify(context), context, call);
+
+    private CoordinatorForwarder Forwarder(ServerCallContext context)
+        => _front.Coordinator ?? throw new RpcException(new Status(StatusCode.Unimplemented, $"{context.Method}: this silo serves slice uploads only"));
+
+    /// <summary>
+    /// The caller's site by the same rule as the coordinator's (<see cref="ForwardedIdentity.Decide"/>); a call that is itself
+    /// forwarded (the aggregator's certificate with the header) is refused here: silos forward to the coordinator only.
+    /// </summary>
     private string Identify(ServerCallContext context)
     {
-        var certificate = context.GetHttpContext().Connection.ClientCertificate;
-        if (certificate is null)
+        CallerIdentity caller = ForwardedIdentity.Decide(context.GetHttpContext().Connection.ClientCertificate,
+            context.RequestHeaders.GetValue(ForwardedIdentity.SiteHeader), context.RequestHeaders.GetValue(ForwardedIdentity.SiloHeader), _front.Kit.Manifest);
+        if (caller.Site is null)
         {
-            throw Refuse("(no certificate)", StatusCode.Unauthenticated, "a client certificate issued by the federation CA is required");
+            throw Refuse(caller.Caller, caller.Code, caller.Reason!);
         }
 
-        string? site = PeerTrust.IdentifySite(certificate, _front.Kit.Manifest, out string? error);
-        return site ?? throw Refuse("(unidentified certificate)", StatusCode.PermissionDenied, error ?? "the client certificate does not identify a provisioned site");
+        if (caller.ForwardedBy is not null)
+        {
+            throw Refuse(caller.Caller, StatusCode.PermissionDenied, $"silo {caller.ForwardedBy} forwarded a call to silo {_front.SiloAddress}, which is not the coordinator; calls are forwarded to the coordinator only");
+        }
+
+        return caller.Site;
     }
 
     private RpcException Refuse(string site, StatusCode code, string reason)

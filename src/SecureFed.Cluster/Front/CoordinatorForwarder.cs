@@ -1,0 +1,233 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Net.Security;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.Logging;
+using SecureFed.Aggregator;
+using SecureFed.Cluster.Lease;
+using SecureFed.Federation;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Cluster.Front;
+
+/// <summary>
+/// Forwards an agent's call, received by a silo that is not the coordinator, to the current coordinator's agent endpoint
+/// over gRPC with mutual TLS (docs/cluster.md §6, "Every silo a front"). The silo authenticates to the coordinator with
+/// the aggregator's certificate of its kit and names the site it authenticated from the site's certificate in
+/// <see cref="ForwardedIdentity.SiteHeader"/> and itself in <see cref="ForwardedIdentity.SiloHeader"/>; the coordinator's
+/// <c>AggregationService</c> makes every check, as for a direct call. The agent's deadline and cancellation go with the
+/// call; the coordinator's status and detail come back unchanged; streams are passed on one message at a time, never
+/// buffered whole. A coordinator that cannot be located or reached is answered Unavailable naming the lease holder, its
+/// endpoint and the cause, and the lease row is read again on the next call. One channel per coordinator endpoint.
+/// </summary>
+public sealed partial class CoordinatorForwarder : IDisposable
+{
+    private readonly ConcurrentDictionary<string, Lazy<GrpcChannel>> _channels = new(StringComparer.OrdinalIgnoreCase);
+    private readonly SocketsHttpHandler _handler;
+    private readonly ICoordinatorLocator _locator;
+    private readonly ILogger _logger;
+    private readonly string _federation;
+    private long _forwarded;
+
+    /// <summary>A forwarder for the silo named <paramref name="siloName"/>, presenting the certificate of <paramref name="kit"/> (the aggregator's).</summary>
+    /// <exception cref="ArgumentException">The kit is not the aggregator's, or its certificate does not allow TLS client authentication.</exception>
+    public CoordinatorForwarder(string federation, PartyKit kit, string siloName, ICoordinatorLocator locator, ILogger logger)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(federation);
+        ArgumentNullException.ThrowIfNull(kit);
+        ArgumentException.ThrowIfNullOrEmpty(siloName);
+        ArgumentNullException.ThrowIfNull(locator);
+        ArgumentNullException.ThrowIfNull(logger);
+        if (ClusterTls.Problem(kit) is string problem)
+        {
+            throw new ArgumentException(problem, nameof(kit));
+        }
+
+        _federation = federation;
+        SiloName = siloName;
+        _locator = locator;
+        _logger = logger;
+        _handler = new SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                ClientCertificates = [kit.TlsCertificate],
+                RemoteCertificateValidationCallback = PeerTrust.AggregatorValidationCallback(kit.Manifest),
+            },
+            EnableMultipleHttp2Connections = true,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            ConnectTimeout = TimeSpan.FromSeconds(5),
+        };
+    }
+
+    /// <summary>This silo's name, sent in <see cref="ForwardedIdentity.SiloHeader"/>.</summary>
+    public string SiloName { get; }
+
+    /// <summary>Calls forwarded (answered by the coordinator or not).</summary>
+    public long CallsForwarded => Interlocked.Read(ref _forwarded);
+
+    /// <summary>Forwards a unary call for <paramref name="site"/>.</summary>
+    internal async Task<TResponse> UnaryAsync<TResponse>(string site, ServerCallContext context, Func<Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<TResponse>> call)
+    {
+        Target target = await TargetAsync(context).ConfigureAwait(false);
+        try
+        {
+            using AsyncUnaryCall<TResponse> pending = call(target.Client, Options(site, context));
+            return await pending.ResponseAsync.ConfigureAwait(false);
+        }
+        catch (RpcException ex)
+        {
+            throw Translate(target, ex);
+        }
+    }
+
+    /// <summary>Forwards a server-streaming call (the model download) one message at a time.</summary>
+    internal async Task ServerStreamAsync<TResponse>(string site, ServerCallContext context, Func<Aggregation.AggregationClient, CallOptions, AsyncServerStreamingCall<TResponse>> call, IServerStreamWriter<TResponse> writer)
+    {
+        Target target = await TargetAsync(context).ConfigureAwait(false);
+        try
+        {
+            using AsyncServerStreamingCall<TResponse> pending = call(target.Client, Options(site, context));
+            while (await pending.ResponseStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            {
+                await writer.WriteAsync(pending.ResponseStream.Current, context.CancellationToken).ConfigureAwait(false);
+            }
+        }
+        catch (RpcException ex)
+        {
+            throw Translate(target, ex);
+        }
+    }
+
+    /// <summary>
+    /// Forwards a whole-vector masked-input upload (protocol version 3): <paramref name="first"/>, then each chunk as it
+    /// arrives from the agent (at most one chunk in this process at a time). When the coordinator ends the call early
+    /// (a refusal), the rest of the agent's stream is not read and the coordinator's status is the answer.
+    /// </summary>
+    internal async Task<Ack> UploadAsync(string site, ServerCallContext context, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> rest)
+    {
+        Target target = await TargetAsync(context).ConfigureAwait(false);
+        try
+        {
+            using AsyncClientStreamingCall<MaskedInputChunk, Ack> pending = target.Client.UploadMaskedInput(Options(site, context));
+            bool open = await WriteAsync(pending, first).ConfigureAwait(false);
+            while (open && await rest.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            {
+                open = await WriteAsync(pending, rest.Current).ConfigureAwait(false);
+            }
+
+            if (open)
+            {
+                await pending.RequestStream.CompleteAsync().ConfigureAwait(false);
+            }
+
+            return await pending.ResponseAsync.ConfigureAwait(false);
+        }
+        catch (RpcException ex)
+        {
+            throw Translate(target, ex);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (Lazy<GrpcChannel> channel in _channels.Values.Where(c => c.IsValueCreated))
+        {
+            channel.Value.Dispose();
+        }
+
+        _handler.Dispose();
+    }
+
+    private static async Task<bool> WriteAsync(AsyncClientStreamingCall<MaskedInputChunk, Ack> call, MaskedInputChunk chunk)
+    {
+        try
+        {
+            await call.RequestStream.WriteAsync(chunk).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception ex) when (ex is RpcException or InvalidOperationException)
+        {
+            // The call already ended (the coordinator answered, or the connection failed): its status is the response's.
+            return false;
+        }
+    }
+
+    private CallOptions Options(string site, ServerCallContext context)
+    {
+        Interlocked.Increment(ref _forwarded);
+        var headers = new Metadata
+        {
+            { ForwardedIdentity.SiteHeader, site },
+            { ForwardedIdentity.SiloHeader, SiloName },
+        };
+        DateTime? deadline = context.Deadline == DateTime.MaxValue ? null : context.Deadline;
+        return new CallOptions(headers, deadline, context.CancellationToken);
+    }
+
+    private async Task<Target> TargetAsync(ServerCallContext context)
+    {
+        CoordinatorLeaseRecord? lease;
+        try
+        {
+            lease = await _locator.LocateAsync(context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException or InvalidOperationException)
+        {
+            throw Unavailable($"silo {SiloName} could not read the coordinator lease of federation '{_federation}' from the cluster's database: {ex.Message}");
+        }
+
+        if (lease is null)
+        {
+            throw Unavailable($"no silo has taken the coordinator lease of federation '{_federation}' yet; silo {SiloName} has no coordinator to forward to");
+        }
+
+        if (string.IsNullOrEmpty(lease.AgentEndpoint) || !Uri.TryCreate(lease.AgentEndpoint, UriKind.Absolute, out Uri? endpoint))
+        {
+            _locator.Forget(lease);
+            throw Unavailable($"the coordinator {Describe(lease)} has recorded no agent endpoint in the lease row; silo {SiloName} cannot forward to it");
+        }
+
+        GrpcChannel channel = _channels.GetOrAdd(lease.AgentEndpoint, key => new Lazy<GrpcChannel>(() => GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
+        {
+            HttpHandler = _handler,
+            DisposeHttpClient = false,
+            MaxReceiveMessageSize = AggregatorHost.MaxMessageBytes,
+            MaxSendMessageSize = AggregatorHost.MaxMessageBytes,
+        }))).Value;
+        return new Target(lease, new Aggregation.AggregationClient(channel));
+    }
+
+    private RpcException Translate(Target target, RpcException ex)
+    {
+        if (ex.StatusCode != StatusCode.Unavailable)
+        {
+            // The coordinator's answer (or the agent's own deadline or cancellation): status and detail unchanged.
+            return new RpcException(new Status(ex.StatusCode, ex.Status.Detail));
+        }
+
+        _locator.Forget(target.Lease);
+        string cause = ex.Status.DebugException is Exception inner ? $"{ex.Status.Detail} ({inner.GetBaseException().Message})" : ex.Status.Detail;
+        return Unavailable($"silo {SiloName} could not reach the coordinator {Describe(target.Lease)} at {target.Lease.AgentEndpoint}: {cause}");
+    }
+
+    private RpcException Unavailable(string reason)
+    {
+        Log.Unavailable(_logger, reason);
+        return new RpcException(new Status(StatusCode.Unavailable, reason));
+    }
+
+    private static string Describe(CoordinatorLeaseRecord lease)
+        => string.Create(CultureInfo.InvariantCulture, $"{lease.Holder} (lease epoch {lease.Epoch}, expiring {lease.ExpiresUtc:O})");
+
+    private sealed record Target(CoordinatorLeaseRecord Lease, Aggregation.AggregationClient Client);
+
+    private static partial class Log
+    {
+        [LoggerMessage(1, LogLevel.Warning, "Forwarding to the coordinator failed: {Reason}")]
+        public static partial void Unavailable(ILogger logger, string reason);
+    }
+}

@@ -1,0 +1,239 @@
+using System.Net.Security;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using SecureFed.Aggregator;
+using SecureFed.Audit;
+using SecureFed.Cluster.Front;
+using SecureFed.Cluster.Lease;
+using SecureFed.Federation;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>
+/// Every silo a front (docs/cluster.md §6), in one process: a silo's front service (<see cref="SiloFrontService"/> on
+/// Kestrel with mTLS, on a silo of the in-process three-silo cluster) forwarding to an aggregator service in this process
+/// (the same <c>AggregationService</c> the coordinator silo runs), and that service's side of the forwarded identity.
+/// </summary>
+public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsyncLifetime
+{
+    private const string Federation = "front-forward";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
+    private readonly ThreeSiloCluster _cluster;
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-front-forward-").FullName;
+    private FrontFederation _fed = null!;
+    private WebApplication _coordinator = null!;
+    private Uri _coordinatorUrl = null!;
+    private string _data = null!;
+
+    public FrontForwardingTests(ThreeSiloCluster cluster)
+    {
+        _cluster = cluster;
+    }
+
+    public async Task InitializeAsync()
+    {
+        _fed = new FrontFederation(Path.Combine(_dir, "fed"), Federation, ["site-a", "site-b"]);
+        _data = Path.Combine(_dir, "aggregator");
+        Dictionary<string, string?> settings = FrontFederation.Flatten(_fed.AggregatorSettings(_data, SiloProcess.FreePort(), rounds: 1));
+        settings["SecureFed:Federation"] = Federation;
+        settings["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
+        settings["SecureFed:MinSites"] = "2";
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        _coordinator = AggregatorHost.Build(configuration, (Func<float[]>?)null, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        await _coordinator.StartAsync().WaitAsync(Timeout);
+        _coordinatorUrl = AggregatorHost.BoundAddress(_coordinator);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await _coordinator.StopAsync().WaitAsync(Timeout);
+        await _coordinator.DisposeAsync();
+        await _fed.DisposeAsync();
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    [Fact]
+    public async Task Calls_ThroughSiloFront_AnsweredByCoordinatorForTheSite()
+    {
+        // Arrange: a front on a silo of the cluster, forwarding to the aggregator service with the aggregator's certificate.
+        var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), _coordinatorUrl.GetLeftPart(UriPartial.Authority)));
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel viaFront = Channel(front.Url, siteA);
+        using GrpcChannel direct = Channel(_coordinatorUrl, siteA);
+        var client = new Aggregation.AggregationClient(viaFront);
+
+        // Act + assert: the status and the model come back as the coordinator sends them.
+        FederationStatus status = await client.GetStatusAsync(new StatusRequest { Header = Header(Stage.Unspecified, "site-a") }, deadline: DateTime.UtcNow + Timeout);
+        Assert.Equal(Federation, status.FederationId);
+        Assert.Equal(1, front.Forwarder.CallsForwarded);
+        List<ModelChunk> forwarded = await DownloadAsync(client);
+        List<ModelChunk> straight = await DownloadAsync(new Aggregation.AggregationClient(direct));
+        Assert.Equal(straight.Count, forwarded.Count);
+        Assert.Equal(straight.SelectMany(c => c.Values), forwarded.SelectMany(c => c.Values));
+        Assert.Equal(straight[0].Sha256, forwarded[0].Sha256);
+
+        // The coordinator's refusal, status and detail unchanged: its checks run on the site the front authenticated.
+        RpcException stale = await Assert.ThrowsAsync<RpcException>(() => client.AdvertiseKeysAsync(
+            new AdvertiseKeysRequest { Header = Header(Stage.AdvertiseKeys, "site-a", round: 9) }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        Assert.Equal(StatusCode.FailedPrecondition, stale.StatusCode);
+        Assert.StartsWith("the message is for round 9 session 's'", stale.Status.Detail, StringComparison.Ordinal);
+        RpcException sender = await Assert.ThrowsAsync<RpcException>(() => client.GetStatusAsync(
+            new StatusRequest { Header = Header(Stage.Unspecified, "site-b") }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        Assert.Equal(StatusCode.PermissionDenied, sender.StatusCode);
+        Assert.Equal("the header names sender 'site-b' but the client certificate belongs to 'site-a'", sender.Status.Detail);
+
+        // The agent's deadline goes with the call: the coordinator's long poll ends when the agent's deadline passes.
+        RpcException late = await Assert.ThrowsAsync<RpcException>(() => client.AwaitRoundAsync(
+            new AwaitRoundRequest { Header = Header(Stage.Announce, "site-a"), SpeaksProtocolVersion = 4 }, deadline: DateTime.UtcNow.AddSeconds(2)).ResponseAsync.WaitAsync(Timeout));
+        Assert.Equal(StatusCode.DeadlineExceeded, late.StatusCode);
+    }
+
+    [Fact]
+    public async Task Calls_CoordinatorUnreachableOrUnknown_UnavailableNamingHolderEndpointAndCause()
+    {
+        int dead = SiloProcess.FreePort();
+        var record = new CoordinatorLeaseRecord(Federation, "S127.0.0.1:11111:42", 7, DateTimeOffset.UtcNow.AddMinutes(1), $"https://127.0.0.1:{dead}");
+        var locator = new FixedLocator(record);
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel channel = Channel(front.Url, siteA);
+        var client = new Aggregation.AggregationClient(channel);
+
+        RpcException unreachable = await Assert.ThrowsAsync<RpcException>(() => client.GetStatusAsync(new StatusRequest { Header = Header(Stage.Unspecified, "site-a") }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        locator.Record = null;
+        RpcException none = await Assert.ThrowsAsync<RpcException>(() => client.GetStatusAsync(new StatusRequest { Header = Header(Stage.Unspecified, "site-a") }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+
+        Assert.Equal(StatusCode.Unavailable, unreachable.StatusCode);
+        Assert.StartsWith($"silo {front.Forwarder.SiloName} could not reach the coordinator S127.0.0.1:11111:42 (lease epoch 7, expiring ", unreachable.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains($"at https://127.0.0.1:{dead}: ", unreachable.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("refused", unreachable.Status.Detail, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal([record], locator.Forgotten);
+        Assert.Equal(StatusCode.Unavailable, none.StatusCode);
+        Assert.Equal($"no silo has taken the coordinator lease of federation '{Federation}' yet; silo {front.Forwarder.SiloName} has no coordinator to forward to", none.Status.Detail);
+    }
+
+    [Fact]
+    public async Task Coordinator_SiteCertificateSendingForwardedHeader_PermissionDeniedNothingAccepted()
+    {
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using PartyKit aggregator = PartyKit.Load(_fed.Provisioned.AggregatorKitDirectory);
+        using GrpcChannel asSite = Channel(_coordinatorUrl, siteA);
+        using GrpcChannel asSilo = Channel(_coordinatorUrl, aggregator);
+        var forged = new Metadata { { ForwardedIdentity.SiteHeader, "site-b" }, { ForwardedIdentity.SiloHeader, "a site pretending" } };
+
+        RpcException refused = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(asSite).AdvertiseKeysAsync(
+            new AdvertiseKeysRequest { Header = Header(Stage.AdvertiseKeys, "site-b") }, forged, DateTime.UtcNow + Timeout).ResponseAsync);
+        RpcException headerless = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(asSilo).GetStatusAsync(
+            new StatusRequest { Header = Header(Stage.Unspecified, "site-a") }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        FederationStatus forwarded = await new Aggregation.AggregationClient(asSilo).GetStatusAsync(
+            new StatusRequest { Header = Header(Stage.Unspecified, "site-b") }, new Metadata { { ForwardedIdentity.SiteHeader, "site-b" }, { ForwardedIdentity.SiloHeader, "silo-x" } }, DateTime.UtcNow + Timeout);
+
+        Assert.Equal(StatusCode.PermissionDenied, refused.StatusCode);
+        Assert.Equal("the 'securefed-forwarded-site' header (naming 'site-b') is accepted only from a silo of the aggregator cluster, which presents the aggregator's own certificate; "
+            + "this caller presented the certificate of site 'site-a'", refused.Status.Detail);
+        Assert.Equal(StatusCode.PermissionDenied, headerless.StatusCode);
+        Assert.Contains("the aggregator's own certificate identifies no site", headerless.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(Federation, forwarded.FederationId);
+
+        // Audited as refusals under the presenting site; nothing was accepted for site-b (or anyone).
+        List<AuditLine> audit = AuditLine.Read(AggregatorState.AuditDirectory(_data));
+        Assert.Contains(audit, l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-a" && l.Text("reason") == refused.Status.Detail);
+        Assert.DoesNotContain(audit, l => l.Type == AuditEvents.KeysReceived);
+        Assert.DoesNotContain(audit, l => l.Type != AuditEvents.Refusal && l.Text("site") == "site-b");
+    }
+
+    private static Header Header(Stage stage, string sender, ulong round = 0) => new() { FederationId = Federation, Round = round, SessionId = "s", Stage = stage, Sender = sender };
+
+    private static async Task<List<ModelChunk>> DownloadAsync(Aggregation.AggregationClient client)
+    {
+        using AsyncServerStreamingCall<ModelChunk> call = client.DownloadModel(new ModelRequest { Header = Header(Stage.Model, "site-a") }, deadline: DateTime.UtcNow + Timeout);
+        var chunks = new List<ModelChunk>();
+        while (await call.ResponseStream.MoveNext(CancellationToken.None))
+        {
+            chunks.Add(call.ResponseStream.Current.Clone());
+        }
+
+        return chunks;
+    }
+
+    private static GrpcChannel Channel(Uri address, PartyKit kit) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    {
+        HttpHandler = new SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                ClientCertificates = [kit.TlsCertificate],
+                RemoteCertificateValidationCallback = PeerTrust.AggregatorValidationCallback(kit.Manifest),
+            },
+        },
+        DisposeHttpClient = true,
+    });
+
+    private sealed class FixedLocator(CoordinatorLeaseRecord? record) : ICoordinatorLocator
+    {
+        public CoordinatorLeaseRecord? Record { get; set; } = record;
+
+        public List<CoordinatorLeaseRecord> Forgotten { get; } = [];
+
+        public Task<CoordinatorLeaseRecord?> LocateAsync(CancellationToken cancellationToken) => Task.FromResult(Record);
+
+        public void Forget(CoordinatorLeaseRecord stale)
+        {
+            lock (Forgotten)
+            {
+                Forgotten.Add(stale);
+            }
+        }
+    }
+
+    /// <summary>A silo front on Kestrel (127.0.0.1, port 0) with the aggregator's kit and a forwarder.</summary>
+    private sealed class Front : IAsyncDisposable
+    {
+        private readonly PartyKit _kit;
+        private readonly SliceFront _front;
+        private readonly WebApplication _app;
+
+        private Front(PartyKit kit, SliceFront front, WebApplication app)
+        {
+            _kit = kit;
+            _front = front;
+            _app = app;
+        }
+
+        public Uri Url => SliceFrontHost.BoundAddress(_app);
+
+        public CoordinatorForwarder Forwarder => _front.Coordinator!;
+
+        public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator)
+        {
+            PartyKit kit = PartyKit.Load(fed.Provisioned.AggregatorKitDirectory);
+            var front = new SliceFront(Federation, kit, grains, "S-front", maxConcurrentUploads: 2)
+            {
+                Coordinator = new CoordinatorForwarder(Federation, kit, "S-front", locator, NullLogger.Instance),
+            };
+            WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front, logging => logging.SetMinimumLevel(LogLevel.Warning));
+            await app.StartAsync().WaitAsync(Timeout);
+            return new Front(kit, front, app);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _app.StopAsync().WaitAsync(Timeout);
+            await _app.DisposeAsync();
+            _front.Dispose();
+            _kit.Dispose();
+        }
+    }
+}
