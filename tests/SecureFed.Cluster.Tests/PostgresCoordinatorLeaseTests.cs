@@ -110,7 +110,8 @@ public sealed class PostgresCoordinatorLeaseTests : IClassFixture<PostgresServer
         await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
         var lease = new PostgresCoordinatorLease(db, "fed-fence");
         await ExecuteAsync(db, "CREATE TABLE IF NOT EXISTS fenced_writes (writer text NOT NULL)");
-        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", TimeSpan.FromMilliseconds(200), CancellationToken.None).WaitAsync(Timeout));
+        // Long enough for the first fenced write on a loaded machine (a 200 ms lease could expire before it), short enough to wait out.
+        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", TimeSpan.FromSeconds(3), CancellationToken.None).WaitAsync(Timeout));
         await FencedInsertAsync(db, lease, "silo-a", 1);
 
         await WaitUntilExpiredAsync(lease);
@@ -128,7 +129,8 @@ public sealed class PostgresCoordinatorLeaseTests : IClassFixture<PostgresServer
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
         await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
         var lease = new PostgresCoordinatorLease(db, "fed-inflight");
-        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", TimeSpan.FromMilliseconds(300), CancellationToken.None).WaitAsync(Timeout));
+        // Long enough for the fence below on a loaded machine, short enough to wait out.
+        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", TimeSpan.FromSeconds(3), CancellationToken.None).WaitAsync(Timeout));
 
         await using NpgsqlConnection writer = await db.OpenConnectionAsync().AsTask().WaitAsync(Timeout);
         await using NpgsqlTransaction tx = await writer.BeginTransactionAsync().AsTask().WaitAsync(Timeout);
