@@ -37,4 +37,16 @@ public sealed record ArmResult(string Arm, string Kind, int Seed, double? Epsilo
     /// the sites' counts on their own dev shards (null where the score was withheld); null for other arms.
     /// </summary>
     public IReadOnlyList<double?>? FederatedEvaluationF1PerRound { get; init; }
+
+    /// <summary>Adaptive clipping (<see cref="ExperimentOptions.AdaptiveClipQuantile"/>): the clip C each round used; null with a fixed clip.</summary>
+    public IReadOnlyList<double>? ClipPerRound { get; init; }
+
+    /// <summary>Adaptive clipping: the noised unclipped fraction b̃ released after each round (it set the next round's C); null with a fixed clip.</summary>
+    public IReadOnlyList<double>? UnclippedFractionPerRound { get; init; }
+
+    /// <summary>Adaptive clipping: σ_Δ, the noise multiplier of the clipped sum (the sum's with distributed noise), raised from <see cref="NoiseMultiplier"/> so the sum and the count together are σ; null with a fixed clip.</summary>
+    public double? GradientNoiseMultiplier { get; init; }
+
+    /// <summary>Adaptive clipping: σ_b, the noise on the unclipped count (the sum's with distributed noise); null with a fixed clip.</summary>
+    public double? ClipCountNoise { get; init; }
 }

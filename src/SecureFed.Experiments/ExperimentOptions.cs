@@ -105,6 +105,34 @@ public sealed record ExperimentOptions
     /// <value>The default value is 1.</value>
     public double GradClip { get; init; } = 1.0;
 
+    /// <summary>
+    /// Adaptive clipping to a norm quantile (Andrew, Thakkar, McMahan &amp; Ramaswamy, NeurIPS 2021): the target fraction γ
+    /// of sampled examples left unclipped; 0 = a fixed clip. C starts at <see cref="GradClip"/> and after every round
+    /// becomes C · exp(−η_C (b̃ − γ)), b̃ the fraction of the round's sampled examples whose norm (the one clipped: after
+    /// the preconditioner's part before clipping) was at most C, released with Gaussian noise σ_b
+    /// (<see cref="ClipCountNoise"/>) and summed over the sites. The sum's noise multiplier is raised to
+    /// σ_Δ = (σ⁻² − (2σ_b)⁻²)^(−1/2) so that the pair is the accountant's σ and ε is unchanged. Needs one DP-SGD step
+    /// per round (<see cref="DpStepsPerRound"/> = 1).
+    /// </summary>
+    /// <value>The default value is 0 (off).</value>
+    public double AdaptiveClipQuantile { get; init; }
+
+    /// <summary>η_C of <see cref="AdaptiveClipQuantile"/>'s geometric update.</summary>
+    /// <value>The default value is 0.2 (the paper's).</value>
+    public double ClipLearningRate { get; init; } = DefaultClipLearningRate;
+
+    /// <summary>
+    /// σ_b of <see cref="AdaptiveClipQuantile"/>, in counts: the noise in the sum of the sites' unclipped counts with
+    /// <see cref="DpDistributedNoise"/> (each site adds σ_b / √n), each site's otherwise; must exceed σ / 2. Null = the
+    /// paper's default, the expected batch size of the noised count / 20 (q N with distributed noise, q times the
+    /// smallest site's N otherwise).
+    /// </summary>
+    /// <value>The default value is null.</value>
+    public double? ClipCountNoise { get; init; }
+
+    /// <summary>The default of <see cref="ClipLearningRate"/>.</summary>
+    public const double DefaultClipLearningRate = 0.2;
+
     /// <summary>DP-SGD keeps the embedding tables fixed (<see cref="DpSgdOptions.FreezeEmbeddings"/>).</summary>
     public bool DpFreezeEmbeddings { get; init; }
 
@@ -442,6 +470,32 @@ public sealed record ExperimentOptions
         if (DpDistributedNoise && DpStepsPerRound != 1)
         {
             throw new ArgumentException("--dp-noise distributed needs --dp-steps 1: a round's sum is one DP-SGD step over every site's data only when each site takes one step from the global model (with several local steps a site's intermediate models carry only its own share of the noise).");
+        }
+
+        if (!(AdaptiveClipQuantile >= 0 && AdaptiveClipQuantile < 1))
+        {
+            throw new ArgumentException($"--adaptive-clip must be the target fraction of unclipped examples in (0, 1) (0 = a fixed clip), got {AdaptiveClipQuantile.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        PositiveFinite(ClipLearningRate, "--clip-lr");
+        if (ClipCountNoise is double countNoise)
+        {
+            PositiveFinite(countNoise, "--clip-count-noise");
+        }
+
+        if (AdaptiveClipQuantile == 0 && (ClipLearningRate != DefaultClipLearningRate || ClipCountNoise is not null))
+        {
+            throw new ArgumentException("--clip-lr and --clip-count-noise refine --adaptive-clip: add it.");
+        }
+
+        if (AdaptiveClipQuantile > 0 && EffectiveDpStepsPerRound != 1)
+        {
+            throw new ArgumentException("--adaptive-clip updates C once per round from one DP-SGD step's unclipped count: it needs --dp-steps 1.");
+        }
+
+        if (AdaptiveClipQuantile > 0 && Epsilons.Count == 0)
+        {
+            throw new ArgumentException("--adaptive-clip adapts the DP-SGD clip: it needs --epsilon.");
         }
 
         if (MaxTrainSentences < 0 || MaxEvalSentences < 0)

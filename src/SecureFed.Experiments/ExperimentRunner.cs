@@ -335,12 +335,18 @@ public sealed partial class ExperimentRunner
             return options;
         }
 
+        double phi = NoiseVariance(data, dp);
+        _progress(string.Create(CultureInfo.InvariantCulture, $"server Adam corrected for the DP noise: Φ = {phi:G4} per coordinate, floor {options.NoiseFloor:G3} Φ"));
+        return options with { NoiseVariance = phi };
+    }
+
+    /// <summary>Φ of <see cref="ServerOptimizerFor"/> for <paramref name="dp"/>'s σ and C (with adaptive clipping: this round's C).</summary>
+    private double NoiseVariance(ExperimentData data, DpSgdOptions dp)
+    {
         double total = data.Sites.Sum(s => (double)s.Train.Count);
         double sigmaSquares = data.Sites.Count * dp.NoiseMultiplier * dp.NoiseMultiplier;
         double scale = _options.DpLearningRate * dp.MaxGradNorm / (dp.SampleRate * total);
-        double phi = scale * scale * sigmaSquares;
-        _progress(string.Create(CultureInfo.InvariantCulture, $"server Adam corrected for the DP noise: Φ = {phi:G4} per coordinate, floor {options.NoiseFloor:G3} Φ"));
-        return options with { NoiseVariance = phi };
+        return scale * scale * sigmaSquares;
     }
 
     /// <summary>
@@ -354,6 +360,9 @@ public sealed partial class ExperimentRunner
         DpSgdOptions? dp = null;
         long plannedSteps = 0;
         double sigma = 0; // the calibrated σ: each site's with local noise, the sum's with distributed noise
+        double gradientSigma = 0; // σ_Δ of the clipped sum: σ, or a little more with adaptive clipping's count
+        double countNoise = 0; // adaptive clipping's σ_b: each site's count's with local noise, the sum's with distributed noise
+        AdaptiveClipping? clipping = null;
         string arm = "federated (secure aggregation)";
         if (epsilon is double eps)
         {
@@ -361,8 +370,22 @@ public sealed partial class ExperimentRunner
             sigma = _options.PldAccounting
                 ? PldAccountant.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps)
                 : NoiseCalibration.NoiseMultiplierFor(eps, _options.Delta, _options.SampleRate, plannedSteps);
+            gradientSigma = sigma;
+            if (_options.AdaptiveClipQuantile > 0)
+            {
+                // The same step releases the clipped sum and the centred unclipped count: σ_Δ for the sum so the pair is σ.
+                countNoise = _options.ClipCountNoise ?? _options.SampleRate * (_options.DpDistributedNoise ? data.Sites.Sum(s => s.Train.Count) : data.Sites.Min(s => s.Train.Count)) / 20;
+                if (!(countNoise > sigma / 2))
+                {
+                    throw new ArgumentException(string.Create(CultureInfo.InvariantCulture, $"--clip-count-noise σ_b = {countNoise:G4} must exceed σ/2 = {sigma / 2:G4} (σ = {sigma:G4} for --epsilon {eps} over {plannedSteps} steps at --sample-rate {_options.SampleRate}): the count alone would spend the budget. Raise --clip-count-noise (default: the expected batch size / 20) or leave out --adaptive-clip."));
+                }
+
+                gradientSigma = AdaptiveClipping.GradientNoiseMultiplier(sigma, countNoise);
+                clipping = new AdaptiveClipping(_options.GradClip, _options.AdaptiveClipQuantile, _options.ClipLearningRate, countNoise);
+            }
+
             // Distributed: each site adds its 1/n share of the noise variance; the revealed sum carries σ.
-            double siteSigma = _options.DpDistributedNoise ? sigma / Math.Sqrt(data.Sites.Count) : sigma;
+            double siteSigma = _options.DpDistributedNoise ? gradientSigma / Math.Sqrt(data.Sites.Count) : gradientSigma;
             dp = new DpSgdOptions(siteSigma, _options.GradClip, _options.SampleRate)
             {
                 FreezeEmbeddings = _options.DpFreezeEmbeddings,
@@ -374,6 +397,10 @@ public sealed partial class ExperimentRunner
             };
             arm = string.Create(CultureInfo.InvariantCulture, $"federated + {(_options.DpDistributedNoise ? "distributed " : "")}DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? $" in the sum ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}, {(_options.PldAccounting ? "PLD" : "RDP")} accountant"));
+            if (clipping is not null)
+            {
+                _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: adaptive clipping to the unclipped fraction γ = {clipping.TargetQuantile} (η_C = {clipping.LearningRate}, C₀ = {clipping.Clip}); count noise σ_b = {countNoise:G4}{(_options.DpDistributedNoise ? " in the sum" : " per site")}, so the clipped sum's σ_Δ = {gradientSigma:F4} (σ_Δ and σ_b together: σ = {sigma:F4})"));
+            }
         }
 
         using TaggerModel model = TaggerModel.Create(_options.Config, LabelSet.Create(data.EntityTypes), seed, "cpu");
@@ -388,8 +415,9 @@ public sealed partial class ExperimentRunner
         // of the counts is decoded (the cap: the largest shard's token count, so nothing is clamped).
         IReadOnlyList<Sentence>[] devShards = FederatedEvaluationShards.Split(data.Dev, names.Length);
         var evaluation = EvaluationLayout.Create(data.EntityTypes, FederatedEvaluationShards.CountCap(devShards));
+        ServerOptimizer? serverOptimizer = _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(ServerOptimizerFor(data, dp));
         using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation,
-            serverOptimizer: _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(ServerOptimizerFor(data, dp)));
+            serverOptimizer: serverOptimizer);
         if (dp is not null && _options.PublicMix > 0)
         {
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: public server steps on {_publicTrain?.Length} public sentences, weight {_options.PublicMix} decaying linearly to 0 after round {(_options.PublicMixUntil > 0 ? _options.PublicMixUntil : _options.Rounds)}"));
@@ -400,6 +428,12 @@ public sealed partial class ExperimentRunner
         var curve = new List<double>();
         long[] dpSteps = new long[names.Length];
         float[]? average = null;
+        List<double>? clips = clipping is null ? null : [];
+        List<double>? unclippedFractions = clipping is null ? null : [];
+        // Adaptive clipping's count noise: a simulation, drawn from the seed like the rest (see ReproducibleRandomness).
+        var countRandom = new Random(unchecked((seed * 7_919) + 17));
+        double siteCountNoise = _options.DpDistributedNoise ? countNoise / Math.Sqrt(names.Length) : countNoise;
+        double expectedBatch = _options.SampleRate * data.Sites.Sum(s => (double)s.Train.Count);
         ModelAverages.TailAccumulator? tail = _options.ServerAverageFrom > 0 ? new(_options.ServerAverageFrom) : null;
         List<float[]>? history = _options.ServerAverageSweep ? [] : null;
         for (int round = 1; round <= _options.Rounds; round++)
@@ -409,6 +443,17 @@ public sealed partial class ExperimentRunner
             var devCounts = new EvaluationCounts?[names.Length];
             double clippedFraction = 0;
             double medianNorm = 0;
+            double centredCount = 0; // Σ over the sites of their noised Σ (b_i − ½)
+            if (clipping is not null)
+            {
+                dp = dp! with { MaxGradNorm = clipping.Clip };
+                clips!.Add(clipping.Clip);
+                if (serverOptimizer is not null && serverOptimizer.NoiseVariance > 0)
+                {
+                    serverOptimizer.SetNoiseVariance(NoiseVariance(data, dp));
+                }
+            }
+
             for (int i = 0; i < names.Length; i++)
             {
                 // One model at a time: the same TaggerModel is reset to the global model for every site.
@@ -418,6 +463,12 @@ public sealed partial class ExperimentRunner
                 dpSteps[i] += trained.DpSteps;
                 clippedFraction += trained.DpClippedFraction / names.Length;
                 medianNorm += trained.DpMedianGradNorm / names.Length;
+                if (clipping is not null)
+                {
+                    // Each site releases its centred unclipped count (sensitivity ½) with its share of the count noise.
+                    centredCount += trained.DpUnclippedCount - (trained.DpSampledExamples / 2.0) + (siteCountNoise * Normal(countRandom));
+                }
+
                 float[] local = model.Flatten();
                 deltas[i] = new float[local.Length];
                 for (int j = 0; j < local.Length; j++)
@@ -437,12 +488,20 @@ public sealed partial class ExperimentRunner
                 dp = dp with { Subspace = Subspace(model, global, dp, seed) };
             }
 
+            if (clipping is not null)
+            {
+                double unclipped = (centredCount + (expectedBatch / 2)) / expectedBatch;
+                unclippedFractions!.Add(unclipped);
+                clipping.Update(unclipped);
+            }
+
             federatedF1.Add(secAgg.LastEvaluation?.F1);
             average = AverageModels(average, global, round);
             history?.Add((float[])global.Clone());
             model.Unflatten(average ?? tail?.Add(round, global) ?? global);
             curve.Add(TaggerEvaluator.Evaluate(model, data.Dev).F1);
-            RoundProgress(seed, arm, round, curve[^1], watch, dp is null ? null : (clippedFraction, medianNorm));
+            RoundProgress(seed, arm, round, curve[^1], watch, dp is null ? null : (clippedFraction, medianNorm),
+                clipping is null ? null : (clips![^1], unclippedFractions![^1], clipping.Clip));
         }
 
         dp?.Subspace?.Dispose();
@@ -472,7 +531,12 @@ public sealed partial class ExperimentRunner
             EpsilonSpent = Spent(dp.SampleRate, sigma, plannedSteps),
             SiteNoiseMultiplier = siteNoise,
             DistributedNoise = _options.DpDistributedNoise,
-            CollusionEpsilon = _options.DpDistributedNoise ? Spent(dp.SampleRate, dp.NoiseMultiplier, plannedSteps) : null,
+            // Each site's share, σ / √n (with adaptive clipping its σ_Δ / √n and σ_b / √n together are that).
+            CollusionEpsilon = _options.DpDistributedNoise ? Spent(dp.SampleRate, sigma / Math.Sqrt(data.Sites.Count), plannedSteps) : null,
+            ClipPerRound = clips,
+            UnclippedFractionPerRound = unclippedFractions,
+            GradientNoiseMultiplier = clipping is null ? null : gradientSigma,
+            ClipCountNoise = clipping is null ? null : countNoise,
         };
     }
 
@@ -595,9 +659,10 @@ public sealed partial class ExperimentRunner
         return result;
     }
 
-    private void RoundProgress(int seed, string arm, int round, double devF1, Stopwatch watch, (double Fraction, double MedianNorm)? clipping = null) =>
+    private void RoundProgress(int seed, string arm, int round, double devF1, Stopwatch watch, (double Fraction, double MedianNorm)? clipping = null, (double Clip, double NoisedUnclipped, double Next)? adaptive = null) =>
         _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: round {round}/{_options.Rounds}, dev F1 {devF1:F3}")
             + (clipping is var (fraction, median) ? string.Create(CultureInfo.InvariantCulture, $", {fraction:P0} of the sampled gradients clipped (median norm {median:G3})") : "")
+            + (adaptive is var (c, b, next) ? string.Create(CultureInfo.InvariantCulture, $", C {c:G3}, noised unclipped fraction {b:F3}, next C {next:G3}") : "")
             + string.Create(CultureInfo.InvariantCulture, $" ({watch.Elapsed.TotalSeconds:F0} s)"));
 
     private TrainOptions TrainingOptions(DpSgdOptions? dp, int epochs, int seed, int round) => new()
@@ -615,6 +680,10 @@ public sealed partial class ExperimentRunner
 
     /// <summary>Epochs (of round(1/q) Poisson steps each) that cover the DP-SGD steps of one round; the step cap ends the round.</summary>
     private int DpEpochs => (int)Math.Ceiling(_options.EffectiveDpStepsPerRound / (double)Math.Max(1, (int)Math.Round(1.0 / _options.SampleRate)));
+
+    /// <summary>A standard normal draw (Box–Muller).</summary>
+    private static double Normal(Random random) =>
+        Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
 
     private static int LocalSeed(int seed, int round, int site) => unchecked((seed * 100_003) + (round * 1_009) + site);
 
@@ -665,6 +734,9 @@ public sealed partial class ExperimentRunner
         ["dp_subspace_sentences"] = _options.DpSubspaceSentences,
         ["dp_subspace_refresh"] = _options.DpSubspaceRefresh,
         ["dp_noise"] = _options.DpDistributedNoise ? "distributed" : "local",
+        ["adaptive_clip"] = _options.AdaptiveClipQuantile,
+        ["clip_lr"] = _options.ClipLearningRate,
+        ["clip_count_noise"] = _options.ClipCountNoise ?? 0,
         ["server_ema"] = _options.ServerWeightAverage,
         ["server_average_from"] = _options.ServerAverageFrom,
         ["server_average_sweep"] = _options.ServerAverageSweep,

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace SecureFed.Privacy;
 
 /// <summary>
@@ -42,6 +44,34 @@ public sealed class AdaptiveClipping
         TargetQuantile = targetQuantile;
         LearningRate = learningRate;
         CountNoiseStddev = countNoiseStddev;
+    }
+
+    /// <summary>
+    /// The noise multiplier σ_Δ of the clipped sum when the same step also releases the centred unclipped count
+    /// Σ (b_i − ½) with Gaussian noise of standard deviation σ_b (sensitivity ½): the pair is one Gaussian mechanism of
+    /// noise multiplier σ when σ_Δ⁻² + (2σ_b)⁻² = σ⁻² (Andrew et al. 2021, §3), i.e. σ_Δ = (σ⁻² − (2σ_b)⁻²)^(−1/2). The
+    /// accountant's σ for the target ε then still holds for the pair, so the count costs no extra ε, only a slightly
+    /// larger σ_Δ.
+    /// </summary>
+    /// <param name="noiseMultiplier">σ &gt; 0, the noise multiplier the accountant calibrated for the target ε.</param>
+    /// <param name="countNoiseStddev">σ_b, the count noise in counts; must exceed σ / 2.</param>
+    /// <returns>σ_Δ ≥ σ.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">σ is not positive and finite, or σ_b ≤ σ / 2 (no σ_Δ exists).</exception>
+    public static double GradientNoiseMultiplier(double noiseMultiplier, double countNoiseStddev)
+    {
+        if (!double.IsFinite(noiseMultiplier) || noiseMultiplier <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(noiseMultiplier), noiseMultiplier, "The noise multiplier must be finite and > 0.");
+        }
+
+        if (!(countNoiseStddev > noiseMultiplier / 2) || double.IsInfinity(countNoiseStddev))
+        {
+            throw new ArgumentOutOfRangeException(nameof(countNoiseStddev), countNoiseStddev,
+                string.Create(CultureInfo.InvariantCulture, $"The count noise σ_b must be finite and exceed σ / 2 = {noiseMultiplier / 2:G4}: with σ_b ≤ σ / 2 the count alone spends the whole budget."));
+        }
+
+        double inverseSquare = (1 / (noiseMultiplier * noiseMultiplier)) - (1 / (4 * countNoiseStddev * countNoiseStddev));
+        return 1 / Math.Sqrt(inverseSquare);
     }
 
     /// <summary>The current clip C_t.</summary>

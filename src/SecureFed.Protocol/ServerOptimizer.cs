@@ -22,6 +22,9 @@ public sealed class ServerOptimizer
     private readonly ServerOptimizerOptions _options;
     private double[]? _first;
     private double[]? _second;
+    private double _noiseVariance;
+    private double _noiseMoment; // β₂-average of the Φ of the steps so far, like v (not bias-corrected)
+    private bool _noiseVaries;
 
     /// <summary>Creates an optimizer with no history.</summary>
     /// <exception cref="ArgumentException">An option is out of range (named in the message).</exception>
@@ -35,10 +38,38 @@ public sealed class ServerOptimizer
         }
 
         _options = options;
+        _noiseVariance = options.NoiseVariance;
     }
 
     /// <summary>The options.</summary>
     public ServerOptimizerOptions Options => _options;
+
+    /// <summary>Φ of the coming steps: <see cref="ServerOptimizerOptions.NoiseVariance"/> until <see cref="SetNoiseVariance"/> changes it.</summary>
+    public double NoiseVariance => _noiseVariance;
+
+    /// <summary>
+    /// Changes Φ for the coming steps, when the noise in the averaged update changes between rounds (adaptive clipping
+    /// scales it with the clip). The second moment v averages Δ² over past steps, so the corrected rule then subtracts
+    /// the same β₂-average of the past steps' Φ instead of the current one (for a constant Φ the two are equal).
+    /// </summary>
+    /// <param name="noiseVariance">Φ &gt; 0 per coordinate.</param>
+    /// <exception cref="InvalidOperationException">The optimizer is not Adam with a noise correction (<see cref="ServerOptimizerOptions.NoiseVariance"/> &gt; 0).</exception>
+    /// <exception cref="ArgumentOutOfRangeException">Φ is not positive and finite.</exception>
+    public void SetNoiseVariance(double noiseVariance)
+    {
+        if (_options.Kind != ServerOptimizerKind.Adam || _options.NoiseVariance <= 0)
+        {
+            throw new InvalidOperationException("Only Adam with a noise correction (NoiseVariance > 0) has a noise variance to change.");
+        }
+
+        if (!double.IsFinite(noiseVariance) || noiseVariance <= 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(noiseVariance), noiseVariance, "The noise variance must be finite and > 0.");
+        }
+
+        _noiseVaries |= noiseVariance != _noiseVariance;
+        _noiseVariance = noiseVariance;
+    }
 
     /// <summary>Rounds applied since the start (or restored).</summary>
     public long Steps { get; private set; }
@@ -175,7 +206,8 @@ public sealed class ServerOptimizer
         long t = Steps + 1;
         double c1 = 1 - Math.Pow(b1, t);
         double c2 = 1 - Math.Pow(b2, t);
-        double phi = _options.NoiseVariance;
+        _noiseMoment = (b2 * _noiseMoment) + ((1 - b2) * _noiseVariance);
+        double phi = _noiseVaries ? _noiseMoment / c2 : _options.NoiseVariance;
         double floor = _options.NoiseFloor * phi;
         double eta = _options.LearningRate;
         double tau = _options.Tau;
@@ -224,6 +256,7 @@ public sealed class ServerOptimizer
         }
 
         Steps = state.Steps;
+        _noiseMoment = _noiseVariance * (1 - Math.Pow(_options.Beta2, Steps)); // the past steps' Φ is not saved: taken as the current one
         _first = _options.Kind == ServerOptimizerKind.Average || state.First is null ? null : copy ? (double[])state.First.Clone() : state.First;
         _second = _options.Kind == ServerOptimizerKind.Adam && state.Second is not null ? copy ? (double[])state.Second.Clone() : state.Second : null;
     }

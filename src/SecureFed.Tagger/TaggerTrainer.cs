@@ -215,6 +215,8 @@ public sealed class TaggerTrainer
             Elapsed = total.Elapsed,
             DpClippedFraction = dpNorms.Count == 0 ? 0 : dpNorms.Count(n => n > options.DpSgd!.MaxGradNorm) / (double)dpNorms.Count,
             DpMedianGradNorm = dpNorms.Count == 0 ? 0 : dpNorms.Order().ElementAt(dpNorms.Count / 2),
+            DpUnclippedCount = dpNorms.Count(n => n <= options.DpSgd!.MaxGradNorm),
+            DpSampledExamples = dpNorms.Count,
         };
     }
 

@@ -22,6 +22,16 @@ public sealed record TrainResult(int Epochs, int Steps, int DpSteps, double Samp
     /// </summary>
     public double DpClippedFraction { get; init; }
 
+    /// <summary>
+    /// DP-SGD: the number of sampled examples whose gradient norm (the same norm the clip was applied to: after the
+    /// preconditioner's part before clipping, in the subspace with projected DP-SGD) is at most the clip C, i.e. left
+    /// unscaled; summed over the steps (0 without DP). Adaptive clipping releases it with noise.
+    /// </summary>
+    public long DpUnclippedCount { get; init; }
+
+    /// <summary>DP-SGD: the number of sampled examples over all steps (0 without DP).</summary>
+    public long DpSampledExamples { get; init; }
+
     /// <summary>DP-SGD: the median of the sampled examples' gradient norms before clipping (0 without DP); a usual choice of C.</summary>
     public double DpMedianGradNorm { get; init; }
 }

@@ -144,6 +144,77 @@ public sealed class ExperimentSmokeTests : IDisposable
     }
 
     [Fact]
+    public async Task Experiment_AdaptiveClip_MovesTheClipFromTheNoisedCountAndRaisesTheGradientNoise()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "adaptive"), train: 90, eval: 30);
+        string output = Path.Combine(_dir, "adaptive-out");
+
+        (int code, string stdout, string stderr) = await Cli(TimeSpan.FromMinutes(5),
+            "experiment", "--data", corpus, "--sites", "3", "--dp-only", "--epsilon", "8", "--seeds", "1", "--rounds", "3",
+            "--dp-steps", "1", "--dp-noise", "distributed", "--sample-rate", "0.3", "--dp-optimizer", "sgd", "--dp-lr", "1",
+            "--grad-clip", "0.5", "--adaptive-clip", "0.5", "--clip-lr", "0.3",
+            "--server-optimizer", "adam", "--server-noise-correction", "--server-lr", "0.01", "--out", output, "--json");
+
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        using JsonDocument results = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "results.json")));
+        JsonElement run = Assert.Single(results.RootElement.GetProperty("runs").EnumerateArray(), r => r.GetProperty("kind").GetString() == "federated_distributed_dp");
+        double sigma = run.GetProperty("noise_multiplier").GetDouble();
+        Assert.Equal(Privacy.NoiseCalibration.NoiseMultiplierFor(8, 1e-5, 0.3, 3), sigma, 9);
+        Assert.InRange(run.GetProperty("epsilon_spent").GetDouble(), 7.0, 8.0);
+        // σ_b defaults to the expected batch size over the sites / 20; σ_Δ makes the pair σ.
+        int train = ConllReader.ReadFile(Path.Combine(corpus, "train.tsv")).Count(x => x.Length > 0);
+        double countNoise = run.GetProperty("clip_count_noise").GetDouble();
+        Assert.Equal(0.3 * train / 20, countNoise, 9);
+        Assert.Equal(Privacy.AdaptiveClipping.GradientNoiseMultiplier(sigma, countNoise), run.GetProperty("gradient_noise_multiplier").GetDouble(), 12);
+        Assert.True(run.GetProperty("gradient_noise_multiplier").GetDouble() > sigma);
+        // C starts at --grad-clip and follows C ← C exp(−η_C (b̃ − γ)) with the released b̃.
+        double[] clips = [.. run.GetProperty("clip_per_round").EnumerateArray().Select(e => e.GetDouble())];
+        double[] fractions = [.. run.GetProperty("unclipped_fraction_per_round").EnumerateArray().Select(e => e.GetDouble())];
+        Assert.Equal(3, clips.Length);
+        Assert.Equal(3, fractions.Length);
+        Assert.Equal(0.5, clips[0]);
+        for (int r = 1; r < clips.Length; r++)
+        {
+            Assert.Equal(clips[r - 1] * Math.Exp(-0.3 * (fractions[r - 1] - 0.5)), clips[r], 12);
+        }
+
+        Assert.Contains("adaptive clipping to the unclipped fraction γ = 0.5", stderr, StringComparison.Ordinal);
+        Assert.Contains("noised unclipped fraction", stderr, StringComparison.Ordinal);
+        Assert.Contains("\"adaptive_clip\": 0.5", await File.ReadAllTextAsync(Path.Combine(output, "results.json")), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--dp-steps 5 --adaptive-clip 0.5", "--dp-steps 1")]
+    [InlineData("--dp-steps 1 --adaptive-clip 1.5", "--adaptive-clip must be")]
+    [InlineData("--dp-steps 1 --clip-lr 0.5", "refine --adaptive-clip")]
+    [InlineData("--dp-steps 1 --adaptive-clip 0.5 --clip-lr 0", "--clip-lr must be")]
+    [InlineData("--dp-steps 1 --adaptive-clip 0.5 --clip-count-noise -1", "--clip-count-noise must be")]
+    public async Task Experiment_AdaptiveClipOutOfPlace_RefusedNamingTheOption(string options, string named)
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "adaptive-bad"), train: 30, eval: 10);
+
+        (int code, _, string stderr) = await Cli(TimeSpan.FromSeconds(60),
+            ["experiment", "--data", corpus, "--epsilon", "8", .. options.Split(' '), "--out", Path.Combine(_dir, "adaptive-bad-out")]);
+
+        Assert.Equal(2, code);
+        Assert.Contains(named, stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "adaptive-bad-out")));
+    }
+
+    [Fact]
+    public async Task Experiment_AdaptiveClipCountNoiseAtMostHalfSigma_RefusedNamingClipCountNoise()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "adaptive-sigma"), train: 30, eval: 10);
+
+        (int code, _, string stderr) = await Cli(TimeSpan.FromMinutes(2),
+            "experiment", "--data", corpus, "--sites", "3", "--dp-only", "--epsilon", "8", "--seeds", "1", "--rounds", "1",
+            "--dp-steps", "1", "--sample-rate", "0.3", "--adaptive-clip", "0.5", "--clip-count-noise", "0.01", "--out", Path.Combine(_dir, "adaptive-sigma-out"));
+
+        Assert.Equal(1, code);
+        Assert.Contains("--clip-count-noise σ_b = 0.01 must exceed σ/2", stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Experiment_PooledOnly_OnlyThePooledArmInTheJsonSummary()
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "pooled"), train: 30, eval: 10);

@@ -59,4 +59,47 @@ public sealed class AdaptiveClippingTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new AdaptiveClipping(clip, quantile, eta, noise));
     }
+
+    [Fact]
+    public void Update_NoisedFractionAtTarget_ClipUnchanged()
+    {
+        var clipping = new AdaptiveClipping(0.37, 0.8, 0.2, 0);
+
+        Assert.Equal(0.37, clipping.Update(0.8), 15);
+        Assert.Equal(0.37 * Math.Exp(-0.2 * (0.9 - 0.8)), clipping.Update(0.9), 15);
+    }
+
+    [Theory]
+    [InlineData(1.0, 1.0, 1.1547005383792515)] // 1 / √(1 − 1/4)
+    [InlineData(2.854, 81.36, 2.8544391)]
+    [InlineData(2.0, 1.000001, 1414.2146)] // σ_b just above σ / 2: σ_Δ explodes
+    public void GradientNoiseMultiplier_KnownValues(double sigma, double countNoise, double expected)
+    {
+        Assert.Equal(expected, AdaptiveClipping.GradientNoiseMultiplier(sigma, countNoise), expected * 1e-6);
+    }
+
+    [Theory]
+    [InlineData(0.5, 0.3)]
+    [InlineData(2.854, 81.36)]
+    [InlineData(8.0, 4.5)]
+    public void GradientNoiseMultiplier_PairComposesToTheAccountantsSigma(double sigma, double countNoise)
+    {
+        double gradient = AdaptiveClipping.GradientNoiseMultiplier(sigma, countNoise);
+
+        // The sum (sensitivity 1 in units of C, noise σ_Δ) and the centred count (sensitivity ½, noise σ_b) are one
+        // Gaussian mechanism with noise multiplier σ: their squared sensitivity-to-noise ratios add.
+        Assert.True(gradient > sigma);
+        Assert.Equal(1 / (sigma * sigma), (1 / (gradient * gradient)) + (0.25 / (countNoise * countNoise)), 12);
+    }
+
+    [Theory]
+    [InlineData(2.0, 1.0)] // σ_b = σ / 2
+    [InlineData(2.0, 0.5)]
+    [InlineData(2.0, 0.0)]
+    [InlineData(2.0, double.PositiveInfinity)]
+    [InlineData(0.0, 1.0)]
+    public void GradientNoiseMultiplier_NoSolution_Refused(double sigma, double countNoise)
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => AdaptiveClipping.GradientNoiseMultiplier(sigma, countNoise));
+    }
 }

@@ -117,6 +117,53 @@ public sealed class ServerOptimizerTests
         Assert.InRange(rms, 0.15, 0.35); // √((1 − β₁) / (1 + β₁)) = 0.229
     }
 
+    [Fact]
+    public void SetNoiseVariance_ChangedBetweenSteps_SubtractsTheBeta2AverageOfThePastSteps()
+    {
+        // Step 1 with Φ₁ = 0.02, step 2 with Φ₂ = 0.005: v̂₂ carries 0.01 Φ₁ 0.99 + 0.01 Φ₂ over 1 − 0.99², not Φ₂.
+        const double phi1 = 0.02, phi2 = 0.005;
+        var optimizer = new ServerOptimizer(new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.01, Beta1 = 0.9, Beta2 = 0.99, Tau = 1e-6, NoiseVariance = phi1, NoiseFloor = 0.5 });
+        double[] big = [0.5, -0.3, 0.01];
+        double[] big2 = [0.4, 0.2, -0.02];
+
+        float[] first = optimizer.Step(Model, big);
+        optimizer.SetNoiseVariance(phi2);
+        float[] second = optimizer.Step(first, big2);
+
+        double phiSeen = ((0.99 * 0.01 * phi1) + (0.01 * phi2)) / (1 - (0.99 * 0.99));
+        Assert.NotEqual(phi2, phiSeen, 3);
+        for (int i = 0; i < Model.Length; i++)
+        {
+            double m2 = (0.9 * 0.1 * big[i]) + (0.1 * big2[i]);
+            double v2 = (0.99 * 0.01 * big[i] * big[i]) + (0.01 * big2[i] * big2[i]);
+            double s2 = Math.Sqrt(Math.Max((v2 / (1 - (0.99 * 0.99))) - phiSeen, 0.5 * phiSeen));
+            Assert.Equal((float)(first[i] + (0.01 * (m2 / (1 - (0.9 * 0.9))) / (s2 + 1e-6))), second[i]);
+        }
+
+        Assert.Equal(phi2, optimizer.NoiseVariance);
+    }
+
+    [Fact]
+    public void SetNoiseVariance_SameValue_StepsAsWithTheOptionsAlone()
+    {
+        var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.01, Beta2 = 0.99, NoiseVariance = 0.02 };
+        var plain = new ServerOptimizer(options);
+        var set = new ServerOptimizer(options);
+        double[] update = [0.5, -0.3, 0.01];
+
+        set.SetNoiseVariance(0.02);
+
+        Assert.Equal(plain.Step(Model, update), set.Step(Model, update));
+    }
+
+    [Fact]
+    public void SetNoiseVariance_WithoutNoiseCorrection_Throws()
+    {
+        var optimizer = new ServerOptimizer(new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam });
+
+        Assert.Throws<InvalidOperationException>(() => optimizer.SetNoiseVariance(0.01));
+    }
+
     [Theory]
     [InlineData(ServerOptimizerKind.Momentum, 0.01, 1.0, "adam server optimizer only")]
     [InlineData(ServerOptimizerKind.Adam, -0.01, 1.0, "noise variance")]

@@ -37,6 +37,9 @@ internal static class ExperimentCommand
         accountant.AcceptOnlyFromAmong("rdp", "pld");
         var dpNoise = new Option<string>("--dp-noise") { Description = "Patient-level DP-SGD noise: local (each site adds all of it; ε holds even if everyone else colludes) or distributed (split across the sites; needs --dp-steps 1; ε holds against the aggregator while secure aggregation holds, and the weaker collusion ε is reported).", DefaultValueFactory = _ => "local" };
         dpNoise.AcceptOnlyFromAmong("local", "distributed");
+        var adaptiveClip = new Option<double>("--adaptive-clip") { Description = "Adaptive clipping (Andrew et al. 2021): the target fraction γ of sampled examples left unclipped, e.g. 0.5; C starts at --grad-clip and moves geometrically towards that norm quantile after every round, from a noised count; ε unchanged (the gradient noise is raised slightly). Needs --dp-steps 1. 0 = a fixed clip.", DefaultValueFactory = _ => 0 };
+        var clipLr = new Option<double>("--clip-lr") { Description = "With --adaptive-clip: η_C of C ← C·exp(−η_C (b̃ − γ)).", DefaultValueFactory = _ => ExperimentOptions.DefaultClipLearningRate };
+        var clipCountNoise = new Option<double?>("--clip-count-noise") { Description = "With --adaptive-clip: σ_b, the Gaussian noise on the unclipped count (in the sum over the sites with --dp-noise distributed); must exceed σ/2. Default: the expected batch size / 20." };
         var serverEma = new Option<double>("--server-ema") { Description = "Report an exponential moving average of the global models with this decay (e.g. 0.9; post-processing, no privacy cost); 0 = off. The decay at round r is min(decay, (1 + r) / (10 + r)): 0.95 is reached at round 170, 0.98 at 440 (--server-average-from for long windows).", DefaultValueFactory = _ => 0 };
         var serverAverageFrom = new Option<int>("--server-average-from") { Description = "Report the uniform mean of the global models after this round and every later one (Polyak-Ruppert tail averaging; post-processing, no privacy cost); 0 = off; not with --server-ema." };
         var publicMix = new Option<double>("--public-mix") { Description = "DP arms: each round the server also takes one noiseless step of the sites' kind on the public --warm-start corpus (same preconditioner, clip, lr; a batch the size of one site's) and adds it, times this weight, to the averaged update before its rule; the weight decays linearly to 0 at --public-mix-until. Public data only: no privacy cost. 0 = off." };
@@ -63,7 +66,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, serverEma, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -109,6 +112,9 @@ internal static class ExperimentCommand
                 DpSubspaceSentences = parse.GetValue(subspaceSentences),
                 DpSubspaceRefresh = parse.GetValue(subspaceRefresh),
                 DpDistributedNoise = parse.GetValue(dpNoise) == "distributed",
+                AdaptiveClipQuantile = parse.GetValue(adaptiveClip),
+                ClipLearningRate = parse.GetValue(clipLr),
+                ClipCountNoise = parse.GetValue(clipCountNoise),
                 PldAccounting = parse.GetValue(accountant) == "pld",
                 ServerWeightAverage = parse.GetValue(serverEma),
                 ServerAverageFrom = parse.GetValue(serverAverageFrom),
