@@ -204,6 +204,67 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         Assert.True(verified.Ok, verified.FirstProblem);
     }
 
+    [SkippableFact]
+    public async Task Rounds_AgentsKnowingOnlyTheStandby_ForwardedByItsFrontThenServedByItAfterTakeover()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "takeover-standby";
+        const int rounds = 2;
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+        string connection = await CreateDatabaseAsync("takeover_standby");
+        string dataA = Path.Combine(_dir, "aggregator-a");
+        string dataB = Path.Combine(_dir, "aggregator-b");
+        int portA = SiloProcess.FreePort();
+        int portB = SiloProcess.FreePort();
+        string silos = Path.Combine(_dir, "silos");
+        Directory.CreateDirectory(silos);
+
+        using SiloProcess slices = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null, null, fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
+        using SiloProcess a = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
+        Assert.Contains("coordinator lease acquired (epoch 1)", a.Output, StringComparison.Ordinal);
+        using SiloProcess b = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,
+            readyLine: "waiting for the coordinator lease");
+        Assert.Contains($"standby: slice uploads served and agents' other calls forwarded to the coordinator on https://127.0.0.1:{portB}/", b.Output, StringComparison.Ordinal);
+
+        // The agents know the standby B only: round 1 goes through B's front to A; A is killed before a masked-input upload
+        // of round 2; B takes the lease, stops its front and serves the same address as the coordinator.
+        var endpoint = new Uri($"https://127.0.0.1:{portB}");
+        var latch = new UploadHook.StrongBox();
+        var calls = new System.Collections.Concurrent.ConcurrentDictionary<(string Authority, string Method), long>();
+        fed.StartAgents(endpoint, "agents",
+            handler => new UploadHook(new CallCounter(handler, calls), () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
+            {
+                _output.WriteLine("killing the coordinator silo A before a masked-input upload of round 2");
+                a.Kill();
+            }, latch),
+            _ => new AgentSetup([endpoint], AgentRunner.SliceUploadVersion));
+        await fed.AgentsFinishedAsync(RunTimeout);
+        int exit = await b.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        _output.WriteLine("--- silo A ---\n" + a.Output + "\n--- silo B ---\n" + b.Output);
+        Assert.Equal(0, exit);
+        Assert.Contains("coordinator lease acquired (epoch 2)", b.Output, StringComparison.Ordinal);
+
+        // Round 1 was A's (every site in it, through B's front), round 2 aborted by the takeover, the next round B's.
+        using (AggregatorStore storeA = AggregatorStore.Open(AggregatorState.StorePath(dataA)))
+        {
+            Assert.Equal(RoundStatus.Completed, storeA.GetRound(1)!.Status);
+        }
+
+        using (AggregatorStore storeB = AggregatorStore.Open(AggregatorState.StorePath(dataB)))
+        {
+            IReadOnlyList<RoundRecord> records = storeB.ListRounds();
+            Assert.Equal(RoundStatus.Completed, records[0].Status);
+            Assert.Equal(RoundStatus.Aborted, Assert.Single(records, r => r.Round == 2).Status);
+            Assert.Equal(rounds, records.Count(r => r.Status == RoundStatus.Completed));
+        }
+
+        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
+        Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round > 2 && r.Completed));
+        Assert.All(calls.Keys.Where(c => c.Method != "UploadMaskedInput"), c => Assert.Equal(endpoint.Authority, c.Authority));
+        AuditVerification verified = AuditVerifier.Verify(AggregatorState.AuditDirectory(dataB));
+        Assert.True(verified.Ok, verified.FirstProblem);
+    }
+
     public void Dispose()
     {
         try

@@ -154,6 +154,39 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         Assert.DoesNotContain(audit, l => l.Type != AuditEvents.Refusal && l.Text("site") == "site-b");
     }
 
+    [Fact]
+    public async Task Calls_LeaseNamesAStandbysFrontNotTheService_UnavailableAndNeverForwardedOn()
+    {
+        // A standby that has just taken the lease: the row names it and its address, where its front still answers until it
+        // stops and the aggregator service starts there.
+        var standbyLocator = new FixedLocator(null);
+        await using Front standby = await Front.StartAsync(_fed, _cluster.Grains, standbyLocator, "S-standby");
+        var record = new CoordinatorLeaseRecord(Federation, "S-standby", 4, DateTimeOffset.UtcNow.AddMinutes(1), standby.Url.GetLeftPart(UriPartial.Authority));
+        standbyLocator.Record = record;
+        var locator = new FixedLocator(record);
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel toStandby = Channel(standby.Url, siteA);
+        using GrpcChannel toFront = Channel(front.Url, siteA);
+
+        // An agent at the standby: it does not forward to its own address. An agent at another front: forwarded once, to the
+        // standby's front, which does not forward it on.
+        RpcException own = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(toStandby).GetStatusAsync(
+            new StatusRequest { Header = Header(Stage.Unspecified, "site-a") }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+        RpcException chained = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(toFront).GetStatusAsync(
+            new StatusRequest { Header = Header(Stage.Unspecified, "site-a") }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+
+        // Both retryable (the agent's next call finds the service), with the reason.
+        Assert.Equal(StatusCode.Unavailable, own.StatusCode);
+        Assert.Equal("silo S-standby has just taken the coordinator lease (epoch 4) and is starting the aggregator service at this address; retry", own.Status.Detail);
+        Assert.Equal(0, standby.Forwarder.CallsForwarded);
+        Assert.Equal(StatusCode.Unavailable, chained.StatusCode);
+        Assert.StartsWith("silo S-front could not reach the coordinator S-standby (lease epoch 4, ", chained.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("silo S-front forwarded a call to silo S-standby, whose front does not serve the coordinator's calls", chained.Status.Detail, StringComparison.Ordinal);
+        Assert.Equal(1, front.Forwarder.CallsForwarded);
+        Assert.Equal([record], standbyLocator.Forgotten);
+    }
+
     private static Header Header(Stage stage, string sender, ulong round = 0) => new() { FederationId = Federation, Round = round, SessionId = "s", Stage = stage, Sender = sender };
 
     private static async Task<List<ModelChunk>> DownloadAsync(Aggregation.AggregationClient client)
@@ -216,12 +249,12 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
         public CoordinatorForwarder Forwarder => _front.Coordinator!;
 
-        public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator)
+        public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator, string silo = "S-front")
         {
             PartyKit kit = PartyKit.Load(fed.Provisioned.AggregatorKitDirectory);
-            var front = new SliceFront(Federation, kit, grains, "S-front", maxConcurrentUploads: 2)
+            var front = new SliceFront(Federation, kit, grains, silo, maxConcurrentUploads: 2)
             {
-                Coordinator = new CoordinatorForwarder(Federation, kit, "S-front", locator, NullLogger.Instance),
+                Coordinator = new CoordinatorForwarder(Federation, kit, silo, locator, NullLogger.Instance),
             };
             WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front, logging => logging.SetMinimumLevel(LogLevel.Warning));
             await app.StartAsync().WaitAsync(Timeout);

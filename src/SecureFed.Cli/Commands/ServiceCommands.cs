@@ -223,22 +223,47 @@ internal static class ServiceCommands
                 AgentEndpoint = known ? options.AdvertisedAgentEndpoint(listen!).GetLeftPart(UriPartial.Authority) : "",
             };
             Cluster.Lease.ClusterCoordinatorFence fence;
+            SiloFront? standby = null;
             try
             {
+                if (known)
+                {
+                    // While it waits, a standby is a front on its own Listen address like any slice silo (docs/cluster.md §6,
+                    // "Every silo a front"); the front stops as soon as the lease is taken, before the state is restored, and
+                    // the aggregator service then binds the same address.
+                    standby = await SiloFront.StartAsync(configuration, options, silo, siloKit, listen!, federation!, cancellationToken).ConfigureAwait(false);
+                    await output.WriteLineAsync($"standby: slice uploads served and agents' other calls forwarded to the coordinator on {standby.Bound} until this silo holds the lease").ConfigureAwait(false);
+                }
+
                 await output.WriteLineAsync($"waiting for the coordinator lease of '{federation}' (silo {holder}, coordinator settings {settings!.Sha256[..12]}…)").ConfigureAwait(false);
                 fence = await Cluster.Lease.ClusterCoordinatorFence.TakeOverAsync(keeper, coordinatorState,
-                    configuration["SecureFed:DataDirectory"]!, settings!, options.AcceptChangedSettings, leaseLogger, cancellationToken).ConfigureAwait(false);
+                    configuration["SecureFed:DataDirectory"]!, settings!, options.AcceptChangedSettings, leaseLogger, cancellationToken,
+                    acquired: async () =>
+                    {
+                        if (standby is not null)
+                        {
+                            await standby.DisposeAsync().ConfigureAwait(false);
+                            standby = null;
+                        }
+                    }).ConfigureAwait(false);
             }
             catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
             {
+                await StopStandbyAsync(standby).ConfigureAwait(false);
                 await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
                 return CliApp.ExitOk;
             }
             catch (Cluster.Lease.CoordinatorSettingsChangedException ex)
             {
                 // Refused at takeover (another coordinator saved other settings while this silo waited): the lease is released.
+                await StopStandbyAsync(standby).ConfigureAwait(false);
                 await silo.StopAsync(CancellationToken.None).ConfigureAwait(false);
                 throw new UsageException(ex.Message);
+            }
+            catch
+            {
+                await StopStandbyAsync(standby).ConfigureAwait(false);
+                throw;
             }
 
             await output.WriteLineAsync(FormattableString.Invariant($"coordinator lease acquired (epoch {fence.Epoch}): this silo coordinates the federation")).ConfigureAwait(false);
@@ -269,40 +294,15 @@ internal static class ServiceCommands
             }
         }
 
-        WebApplication? front = null;
-        Cluster.Front.SliceFront? sliceFront = null;
-        Federation.PartyKit? kit = null;
-        Npgsql.NpgsqlDataSource? leaseDatabase = null;
+        SiloFront? front = null;
         try
         {
             if (!string.IsNullOrWhiteSpace(options.AgentListen))
             {
-                // A slice silo serving agents the slices it hosts (protocol version 4, docs/cluster.md §6).
-                kit = siloKit is null ? LoadAggregatorKit(configuration["SecureFed:KitDirectory"]!) : null;
-                Federation.PartyKit serving = siloKit ?? kit!;
-
-                int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
-                string siloName = silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString();
-                if (ClusterTls.Problem(serving) is string clientProblem)
-                {
-                    throw new UsageException($"SecureFed:KitDirectory {clientProblem}");
-                }
-
-                // Every silo a front (docs/cluster.md §6): the other calls go to the coordinator the lease row names, with the
-                // aggregator's certificate as the TLS client certificate and the site in a header.
-                leaseDatabase = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
-                var locator = new Cluster.Front.LeaseCoordinatorLocator(new Cluster.Lease.PostgresCoordinatorLease(leaseDatabase, federation!), TimeProvider.System);
-                sliceFront = new Cluster.Front.SliceFront(federation!, serving, silo.Services.GetRequiredService<IGrainFactory>(), siloName, uploads)
-                {
-                    Coordinator = new Cluster.Front.CoordinatorForwarder(federation!, serving, siloName, locator,
-                        silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front")),
-                };
-                front = Cluster.Front.SliceFrontHost.Build(new Uri(options.AgentListen), sliceFront);
-                await front.StartAsync(cancellationToken).ConfigureAwait(false);
-                Uri bound = options.AdvertisedAgentEndpoint(Cluster.Front.SliceFrontHost.BoundAddress(front));
-                silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(bound);
-                await output.WriteLineAsync($"slice uploads (protocol version 4) served on {bound}").ConfigureAwait(false);
-                await output.WriteLineAsync($"agents' other calls on {bound} forwarded to the coordinator named by the lease row").ConfigureAwait(false);
+                // A slice silo serving agents the slices it hosts (protocol version 4) and forwarding the rest (docs/cluster.md §6).
+                front = await SiloFront.StartAsync(configuration, options, silo, siloKit, new Uri(options.AgentListen), federation!, cancellationToken).ConfigureAwait(false);
+                await output.WriteLineAsync($"slice uploads (protocol version 4) served on {front.Bound}").ConfigureAwait(false);
+                await output.WriteLineAsync($"agents' other calls on {front.Bound} forwarded to the coordinator named by the lease row").ConfigureAwait(false);
             }
 
             await Task.Delay(Timeout.Infinite, cancellationToken).ConfigureAwait(false);
@@ -315,15 +315,7 @@ internal static class ServiceCommands
         {
             if (front is not null)
             {
-                await front.StopAsync(CancellationToken.None).ConfigureAwait(false);
                 await front.DisposeAsync().ConfigureAwait(false);
-            }
-
-            sliceFront?.Dispose();
-            kit?.Dispose();
-            if (leaseDatabase is not null)
-            {
-                await leaseDatabase.DisposeAsync().ConfigureAwait(false);
             }
         }
 
@@ -366,6 +358,97 @@ internal static class ServiceCommands
     }
 
     /// <summary>The aggregator's kit of a silo's <c>SecureFed:KitDirectory</c>; a site's kit or a broken one is a usage error naming it.</summary>
+    private static async Task StopStandbyAsync(SiloFront? standby)
+    {
+        if (standby is not null)
+        {
+            await standby.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// A silo's agent-facing front (docs/cluster.md §6, "Every silo a front"): the slices it hosts are taken here (protocol
+    /// version 4), every other call is forwarded to the coordinator the lease row names, with the aggregator's certificate
+    /// as the TLS client certificate and the site in a header. Run by a slice silo with <c>AgentListen</c>, and by a
+    /// coordinator-eligible silo on its <c>Listen</c> address while it waits for the lease.
+    /// </summary>
+    private sealed class SiloFront : IAsyncDisposable
+    {
+        private readonly WebApplication _host;
+        private readonly Cluster.Front.SliceFront _front;
+        private readonly Federation.PartyKit? _ownKit;
+        private readonly Npgsql.NpgsqlDataSource _leaseDatabase;
+
+        private SiloFront(WebApplication host, Cluster.Front.SliceFront front, Federation.PartyKit? ownKit, Npgsql.NpgsqlDataSource leaseDatabase, Uri bound)
+        {
+            _host = host;
+            _front = front;
+            _ownKit = ownKit;
+            _leaseDatabase = leaseDatabase;
+            Bound = bound;
+        }
+
+        /// <summary>The address agents are told (the listen address, an unspecified host replaced by the advertised one).</summary>
+        public Uri Bound { get; }
+
+        public static async Task<SiloFront> StartAsync(IConfiguration configuration, AggregatorClusterOptions options, IHost silo, Federation.PartyKit? siloKit, Uri listen,
+            string federation, CancellationToken cancellationToken)
+        {
+            Federation.PartyKit? ownKit = siloKit is null ? LoadAggregatorKit(configuration["SecureFed:KitDirectory"]!) : null;
+            Federation.PartyKit serving = siloKit ?? ownKit!;
+            Npgsql.NpgsqlDataSource? leaseDatabase = null;
+            Cluster.Front.SliceFront? front = null;
+            WebApplication? host = null;
+            try
+            {
+                if (ClusterTls.Problem(serving) is string clientProblem)
+                {
+                    throw new UsageException($"SecureFed:KitDirectory {clientProblem}");
+                }
+
+                int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
+                string siloName = silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString();
+                leaseDatabase = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
+                var locator = new Cluster.Front.LeaseCoordinatorLocator(new Cluster.Lease.PostgresCoordinatorLease(leaseDatabase, federation), TimeProvider.System);
+                front = new Cluster.Front.SliceFront(federation, serving, silo.Services.GetRequiredService<IGrainFactory>(), siloName, uploads)
+                {
+                    Coordinator = new Cluster.Front.CoordinatorForwarder(federation, serving, siloName, locator,
+                        silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front")),
+                };
+                host = Cluster.Front.SliceFrontHost.Build(listen, front);
+                await host.StartAsync(cancellationToken).ConfigureAwait(false);
+                Uri bound = options.AdvertisedAgentEndpoint(Cluster.Front.SliceFrontHost.BoundAddress(host));
+                silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(bound);
+                return new SiloFront(host, front, ownKit, leaseDatabase, bound);
+            }
+            catch
+            {
+                if (host is not null)
+                {
+                    await host.DisposeAsync().ConfigureAwait(false);
+                }
+
+                front?.Dispose();
+                ownKit?.Dispose();
+                if (leaseDatabase is not null)
+                {
+                    await leaseDatabase.DisposeAsync().ConfigureAwait(false);
+                }
+
+                throw;
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+            await _host.DisposeAsync().ConfigureAwait(false);
+            _front.Dispose();
+            _ownKit?.Dispose();
+            await _leaseDatabase.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
     private static Federation.PartyKit LoadAggregatorKit(string directory)
     {
         Federation.PartyKit kit;

@@ -185,6 +185,13 @@ public sealed partial class CoordinatorForwarder : IDisposable
             throw Unavailable($"no silo has taken the coordinator lease of federation '{_federation}' yet; silo {SiloName} has no coordinator to forward to");
         }
 
+        if (string.Equals(lease.Holder, SiloName, StringComparison.Ordinal))
+        {
+            // A standby front whose silo has just taken the lease: its aggregator service starts on this address next.
+            _locator.Forget(lease);
+            throw Unavailable($"silo {SiloName} has just taken the coordinator lease (epoch {lease.Epoch}) and is starting the aggregator service at this address; retry");
+        }
+
         if (string.IsNullOrEmpty(lease.AgentEndpoint) || !Uri.TryCreate(lease.AgentEndpoint, UriKind.Absolute, out Uri? endpoint))
         {
             _locator.Forget(lease);

@@ -249,7 +249,9 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
 
         if (caller.ForwardedBy is not null)
         {
-            throw Refuse(caller.Caller, StatusCode.PermissionDenied, $"silo {caller.ForwardedBy} forwarded a call to silo {_front.SiloAddress}, which is not the coordinator; calls are forwarded to the coordinator only");
+            // The lease row names this silo's address, but its aggregator service is not running here yet (a standby that has
+            // just taken the lease stops its front and starts the service on the same address): retryable, never forwarded on.
+            throw Refuse(caller.Caller, StatusCode.Unavailable, $"silo {caller.ForwardedBy} forwarded a call to silo {_front.SiloAddress}, whose front does not serve the coordinator's calls (a silo taking over starts the aggregator service at this address); calls are forwarded to the coordinator only, retry");
         }
 
         return caller.Site;

@@ -75,7 +75,8 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     /// <exception cref="InvalidDataException">A saved file, model version or audit line is missing or corrupt, or the
     /// restored audit log does not verify (the message names it); <paramref name="dataDirectory"/> was left as it was.</exception>
     public static async Task<ClusterCoordinatorFence> TakeOverAsync(
-        CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, string dataDirectory, RoundSettings? settings, bool acceptChangedSettings, ILogger logger, CancellationToken cancellationToken)
+        CoordinatorLeaseKeeper keeper, PostgresCoordinatorState state, string dataDirectory, RoundSettings? settings, bool acceptChangedSettings, ILogger logger, CancellationToken cancellationToken,
+        Func<Task>? acquired = null)
     {
         ArgumentNullException.ThrowIfNull(keeper);
         ArgumentNullException.ThrowIfNull(state);
@@ -83,6 +84,11 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
         long epoch = await keeper.AcquireAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            if (acquired is not null)
+            {
+                await acquired().ConfigureAwait(false); // e.g. a standby's front stops before the state is restored
+            }
+
             // The settings first: a silo that refuses the role has read nothing into its data directory.
             SavedRoundSettings? savedSettings = settings is null ? null : await state.LoadSettingsAsync(cancellationToken).ConfigureAwait(false);
             IReadOnlyList<RoundSettingChange> changes = settings is null ? [] : CheckSettings(state.Federation, settings, savedSettings, acceptChangedSettings, logger);
