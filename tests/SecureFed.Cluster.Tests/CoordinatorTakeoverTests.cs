@@ -38,20 +38,9 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         const string federation = "takeover-front";
         const int rounds = 2;
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
-        string connection = await CreateDatabaseAsync("takeover_front");
-        string dataA = Path.Combine(_dir, "aggregator-a");
-        string dataB = Path.Combine(_dir, "aggregator-b");
-        int portA = SiloProcess.FreePort();
-        int portB = SiloProcess.FreePort();
-        string silos = Path.Combine(_dir, "silos");
-        Directory.CreateDirectory(silos);
-
-        // Every silo holds the aggregator's kit: the cluster's ports run the default mutual TLS with its certificate.
-        using SiloProcess slices = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null, null, fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
-        using SiloProcess a = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
-        Assert.Contains("coordinator lease acquired (epoch 1)", a.Output, StringComparison.Ordinal);
-        using SiloProcess b = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,
-            readyLine: "waiting for the coordinator lease");
+        using Takeover cluster = await StartAsync(fed, federation, "takeover_front", rounds, agentListen: null);
+        (SiloProcess slices, SiloProcess a, SiloProcess b) = (cluster.Other, cluster.A, cluster.B);
+        (string dataA, string dataB, int portA, int portB) = (cluster.DataA, cluster.DataB, cluster.PortA, cluster.PortB);
 
         // The agents know both coordinator-eligible silos. The first masked-input upload after round 1 completed kills A.
         var latch = new UploadHook.StrongBox(); // its own latch: ClusterFrontTests may run in parallel
@@ -147,21 +136,9 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         const string federation = "takeover-forward";
         const int rounds = 2;
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
-        string connection = await CreateDatabaseAsync("takeover_forward");
-        string dataA = Path.Combine(_dir, "aggregator-a");
-        string dataB = Path.Combine(_dir, "aggregator-b");
-        int portA = SiloProcess.FreePort();
-        int portB = SiloProcess.FreePort();
-        string silos = Path.Combine(_dir, "silos");
-        Directory.CreateDirectory(silos);
-
         // A silo that is not coordinator-eligible serves agents (slices and forwarding); A and B are coordinator-eligible.
-        using SiloProcess front = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null,
-            "https://127.0.0.1:0", fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
-        using SiloProcess a = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
-        Assert.Contains("coordinator lease acquired (epoch 1)", a.Output, StringComparison.Ordinal);
-        using SiloProcess b = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,
-            readyLine: "waiting for the coordinator lease");
+        using Takeover cluster = await StartAsync(fed, federation, "takeover_forward", rounds, agentListen: "https://127.0.0.1:0");
+        (SiloProcess front, SiloProcess a, SiloProcess b, string dataB) = (cluster.Other, cluster.A, cluster.B, cluster.DataB);
 
         // The agents know the front only. The first masked-input upload after round 1 completed kills A.
         Uri endpoint = ClusterFrontTests.AgentEndpoint(front);
@@ -211,19 +188,9 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         const string federation = "takeover-standby";
         const int rounds = 2;
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
-        string connection = await CreateDatabaseAsync("takeover_standby");
-        string dataA = Path.Combine(_dir, "aggregator-a");
-        string dataB = Path.Combine(_dir, "aggregator-b");
-        int portA = SiloProcess.FreePort();
-        int portB = SiloProcess.FreePort();
-        string silos = Path.Combine(_dir, "silos");
-        Directory.CreateDirectory(silos);
-
-        using SiloProcess slices = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null, null, fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
-        using SiloProcess a = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataA, portA, rounds), null, null, ShortLease, null);
-        Assert.Contains("coordinator lease acquired (epoch 1)", a.Output, StringComparison.Ordinal);
-        using SiloProcess b = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, fed.AggregatorSettings(dataB, portB, rounds), null, null, ShortLease,
-            readyLine: "waiting for the coordinator lease");
+        using Takeover cluster = await StartAsync(fed, federation, "takeover_standby", rounds, agentListen: null);
+        (SiloProcess a, SiloProcess b) = (cluster.A, cluster.B);
+        (string dataA, string dataB, int portB) = (cluster.DataA, cluster.DataB, cluster.PortB);
         Assert.Contains($"standby: slice uploads served and agents' other calls forwarded to the coordinator on https://127.0.0.1:{portB}/", b.Output, StringComparison.Ordinal);
 
         // The agents know the standby B only: round 1 goes through B's front to A; A is killed before a masked-input upload
@@ -279,6 +246,36 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         }
     }
 
+    /// <summary>
+    /// Three silo processes on a database of their own, every one with the aggregator's kit (the cluster's ports run the
+    /// default mutual TLS with its certificate): a silo that is not coordinator-eligible (serving agents on
+    /// <paramref name="agentListen"/> when given, slices only otherwise), coordinator A holding the lease at epoch 1, and
+    /// standby B waiting for it.
+    /// </summary>
+    private async Task<Takeover> StartAsync(FrontFederation fed, string federation, string database, int rounds, string? agentListen)
+    {
+        string connection = await CreateDatabaseAsync(database);
+        var cluster = new Takeover(Path.Combine(_dir, "aggregator-a"), Path.Combine(_dir, "aggregator-b"), SiloProcess.FreePort(), SiloProcess.FreePort());
+        string silos = Path.Combine(_dir, "silos");
+        Directory.CreateDirectory(silos);
+        try
+        {
+            cluster.Other = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection, null,
+                agentListen, fed.Provisioned.AggregatorKitDirectory, ShortLease, null);
+            cluster.A = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection,
+                fed.AggregatorSettings(cluster.DataA, cluster.PortA, rounds), null, null, ShortLease, null);
+            Assert.Contains("coordinator lease acquired (epoch 1)", cluster.A.Output, StringComparison.Ordinal);
+            cluster.B = await SiloProcess.StartAsync(silos, federation, SiloProcess.FreePort(), SiloProcess.FreePort(), connection,
+                fed.AggregatorSettings(cluster.DataB, cluster.PortB, rounds), null, null, ShortLease, readyLine: "waiting for the coordinator lease");
+            return cluster;
+        }
+        catch
+        {
+            cluster.Dispose();
+            throw;
+        }
+    }
+
     private async Task<string> CreateDatabaseAsync(string name)
     {
         await using NpgsqlDataSource server = NpgsqlDataSource.Create(_postgres.ConnectionString);
@@ -288,5 +285,30 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         }
 
         return new NpgsqlConnectionStringBuilder(_postgres.ConnectionString) { Database = name }.ConnectionString;
+    }
+
+    /// <summary>The three silo processes of a takeover test and the coordinator-eligible silos' data folders and ports.</summary>
+    private sealed class Takeover(string dataA, string dataB, int portA, int portB) : IDisposable
+    {
+        public string DataA { get; } = dataA;
+
+        public string DataB { get; } = dataB;
+
+        public int PortA { get; } = portA;
+
+        public int PortB { get; } = portB;
+
+        public SiloProcess Other { get; set; } = null!;
+
+        public SiloProcess A { get; set; } = null!;
+
+        public SiloProcess B { get; set; } = null!;
+
+        public void Dispose()
+        {
+            B?.Dispose();
+            A?.Dispose();
+            Other?.Dispose();
+        }
     }
 }
