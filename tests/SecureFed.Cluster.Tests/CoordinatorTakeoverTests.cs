@@ -43,17 +43,7 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         (string dataA, string dataB, int portA, int portB) = (cluster.DataA, cluster.DataB, cluster.PortA, cluster.PortB);
 
         // The agents know both coordinator-eligible silos. The first masked-input upload after round 1 completed kills A.
-        var latch = new UploadHook.StrongBox(); // its own latch: ClusterFrontTests may run in parallel
-        Uri[] endpoints = [new($"https://127.0.0.1:{portA}"), new($"https://127.0.0.1:{portB}")];
-        fed.StartAgents(endpoints[0], "agents",
-            handler => new UploadHook(handler, () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
-            {
-                _output.WriteLine("killing the coordinator silo A before a masked-input upload of round 2");
-                a.Kill();
-            }, latch),
-            _ => new AgentSetup(endpoints, AgentRunner.SliceUploadVersion));
-        await fed.AgentsFinishedAsync(RunTimeout);
-        int exit = await b.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exit = await RunAgentsKillingAAsync(fed, cluster, [new($"https://127.0.0.1:{portA}"), new($"https://127.0.0.1:{portB}")], calls: null);
         _output.WriteLine("--- silo A ---\n" + a.Output + "\n--- silo B ---\n" + b.Output);
         Assert.Equal(0, exit);
         Assert.Contains("coordinator lease acquired (epoch 2)", b.Output, StringComparison.Ordinal);
@@ -142,17 +132,8 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
 
         // The agents know the front only. The first masked-input upload after round 1 completed kills A.
         Uri endpoint = ClusterFrontTests.AgentEndpoint(front);
-        var latch = new UploadHook.StrongBox();
         var calls = new System.Collections.Concurrent.ConcurrentDictionary<(string Authority, string Method), long>();
-        fed.StartAgents(endpoint, "agents",
-            handler => new UploadHook(new CallCounter(handler, calls), () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
-            {
-                _output.WriteLine("killing the coordinator silo A before a masked-input upload of round 2");
-                a.Kill();
-            }, latch),
-            _ => new AgentSetup([endpoint], AgentRunner.SliceUploadVersion));
-        await fed.AgentsFinishedAsync(RunTimeout);
-        int exit = await b.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exit = await RunAgentsKillingAAsync(fed, cluster, [endpoint], calls);
         _output.WriteLine("--- silo A ---\n" + a.Output + "\n--- silo B ---\n" + b.Output + "\n--- front ---\n" + front.Output);
         Assert.Equal(0, exit);
         Assert.Contains("coordinator lease acquired (epoch 2)", b.Output, StringComparison.Ordinal);
@@ -196,17 +177,8 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         // The agents know the standby B only: round 1 goes through B's front to A; A is killed before a masked-input upload
         // of round 2; B takes the lease, stops its front and serves the same address as the coordinator.
         var endpoint = new Uri($"https://127.0.0.1:{portB}");
-        var latch = new UploadHook.StrongBox();
         var calls = new System.Collections.Concurrent.ConcurrentDictionary<(string Authority, string Method), long>();
-        fed.StartAgents(endpoint, "agents",
-            handler => new UploadHook(new CallCounter(handler, calls), () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
-            {
-                _output.WriteLine("killing the coordinator silo A before a masked-input upload of round 2");
-                a.Kill();
-            }, latch),
-            _ => new AgentSetup([endpoint], AgentRunner.SliceUploadVersion));
-        await fed.AgentsFinishedAsync(RunTimeout);
-        int exit = await b.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        int exit = await RunAgentsKillingAAsync(fed, cluster, [endpoint], calls);
         _output.WriteLine("--- silo A ---\n" + a.Output + "\n--- silo B ---\n" + b.Output);
         Assert.Equal(0, exit);
         Assert.Contains("coordinator lease acquired (epoch 2)", b.Output, StringComparison.Ordinal);
@@ -244,6 +216,26 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         catch (UnauthorizedAccessException)
         {
         }
+    }
+
+    /// <summary>
+    /// Runs the agents given <paramref name="endpoints"/> (the first one first; each call counted in <paramref name="calls"/>
+    /// when given) until they finish; the first masked-input upload after round 1 completed kills coordinator A. Returns
+    /// standby B's exit code.
+    /// </summary>
+    private async Task<int> RunAgentsKillingAAsync(FrontFederation fed, Takeover cluster, Uri[] endpoints,
+        System.Collections.Concurrent.ConcurrentDictionary<(string Authority, string Method), long>? calls)
+    {
+        var latch = new UploadHook.StrongBox(); // its own latch: ClusterFrontTests may run in parallel
+        fed.StartAgents(endpoints[0], "agents",
+            handler => new UploadHook(calls is null ? handler : new CallCounter(handler, calls), () => fed.Reports.Any(r => r.Round == 1 && r.Completed), () =>
+            {
+                _output.WriteLine("killing the coordinator silo A before a masked-input upload of round 2");
+                cluster.A.Kill();
+            }, latch),
+            _ => new AgentSetup(endpoints, AgentRunner.SliceUploadVersion));
+        await fed.AgentsFinishedAsync(RunTimeout);
+        return await cluster.B.WaitForExitAsync(TimeSpan.FromSeconds(60));
     }
 
     /// <summary>
