@@ -1,4 +1,3 @@
-using System.Net.Security;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -47,18 +46,7 @@ public sealed class AggregatorClient : IDisposable
         _time = time ?? TimeProvider.System;
         _callTimeout = callTimeout;
         _ownsHandler = handler is null;
-        _handler = handler ?? new SocketsHttpHandler
-        {
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                ClientCertificates = [kit.TlsCertificate],
-                RemoteCertificateValidationCallback = PeerTrust.AggregatorValidationCallback(kit.Manifest),
-            },
-            EnableMultipleHttp2Connections = true,
-            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-            ConnectTimeout = TimeSpan.FromSeconds(10),
-        };
+        _handler = handler ?? PeerTrust.AggregatorClientHandler(kit, TimeSpan.FromSeconds(10));
         Endpoints = [.. addresses];
         _channels = [.. addresses.Select(Channel)];
         _clients = [.. _channels.Select(c => new Wire.V1.Aggregation.AggregationClient(c))];

@@ -208,6 +208,28 @@ public static class PeerTrust
     }
 
     /// <summary>
+    /// The HTTP/2 handler of a gRPC client of the aggregator's agent-facing service (an agent, or a silo forwarding to the
+    /// coordinator): mutual TLS with <paramref name="kit"/>'s certificate, only the manifest's aggregator certificate
+    /// accepted (<see cref="AggregatorValidationCallback"/>), several HTTP/2 connections, keep-alive pings every 30 s.
+    /// </summary>
+    public static System.Net.Http.SocketsHttpHandler AggregatorClientHandler(PartyKit kit, TimeSpan connectTimeout)
+    {
+        ArgumentNullException.ThrowIfNull(kit);
+        return new System.Net.Http.SocketsHttpHandler
+        {
+            SslOptions = new SslClientAuthenticationOptions
+            {
+                ClientCertificates = [kit.TlsCertificate],
+                RemoteCertificateValidationCallback = AggregatorValidationCallback(kit.Manifest),
+            },
+            EnableMultipleHttp2Connections = true,
+            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
+            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+            ConnectTimeout = connectTimeout,
+        };
+    }
+
+    /// <summary>
     /// A client-side callback for <see cref="SslStream"/> / <c>SocketsHttpHandler.SslOptions</c>: accepts only the
     /// manifest's aggregator certificate and requires the host name to match (the machine trust store is not used).
     /// </summary>

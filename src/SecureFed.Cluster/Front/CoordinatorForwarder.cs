@@ -1,6 +1,5 @@
 using System.Collections.Concurrent;
 using System.Globalization;
-using System.Net.Security;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
@@ -48,18 +47,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         SiloName = siloName;
         _locator = locator;
         _logger = logger;
-        _handler = new SocketsHttpHandler
-        {
-            SslOptions = new SslClientAuthenticationOptions
-            {
-                ClientCertificates = [kit.TlsCertificate],
-                RemoteCertificateValidationCallback = PeerTrust.AggregatorValidationCallback(kit.Manifest),
-            },
-            EnableMultipleHttp2Connections = true,
-            KeepAlivePingDelay = TimeSpan.FromSeconds(30),
-            KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
-            ConnectTimeout = TimeSpan.FromSeconds(5),
-        };
+        _handler = PeerTrust.AggregatorClientHandler(kit, TimeSpan.FromSeconds(5));
     }
 
     /// <summary>This silo's name, sent in <see cref="ForwardedIdentity.SiloHeader"/>.</summary>
