@@ -77,7 +77,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         session.Decline(site);
         _telemetry.Declined(session.Round, site, reason);
         Log.Declined(_logger, site, session.Round, reason);
-        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).Add("site", site).Add("reason", "site declined: " + reason));
+        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).AddSite(site).Add("reason", "site declined: " + reason));
         return new Ack();
     }
 
@@ -90,7 +90,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptAdvertisementAsync(ad, ct), context.CancellationToken).ConfigureAwait(false);
         if (fresh)
         {
-            _state.Audit.Append(AuditEvents.KeysReceived, f => f.Add("round", session.Round).Add("site", site).AddDigest("sha256", SHA256.HashData(request.ToByteArray())));
+            _state.Audit.Append(AuditEvents.KeysReceived, f => f.Add("round", session.Round).AddSite(site).AddDigest("sha256", SHA256.HashData(request.ToByteArray())));
         }
 
         session.Signal();
@@ -233,7 +233,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             {
                 // Kept for the record; duplicates were decided above (one accepted vector per site and attempt).
                 _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
-                _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).Add("site", site).Add("bytes", 4L * m).Add("sha256", sha));
+                _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).AddSite(site).Add("bytes", 4L * m).Add("sha256", sha));
             }
 
             session.Signal();
@@ -309,7 +309,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         if (fresh)
         {
             // What this silo received itself; the site's masked_input_received (every slice's digest) follows when the stage closes.
-            _state.Audit.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", session.Round).Add("site", site).Add("slice", slice).Add("bytes", 4L * length).Add("sha256", sha));
+            _state.Audit.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", session.Round).AddSite(site).Add("slice", slice).Add("bytes", 4L * length).Add("sha256", sha));
         }
 
         session.Signal();
@@ -362,7 +362,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         {
             _state.Audit.Append(AuditEvents.UnmaskResponse, f => f
                 .Add("round", session.Round)
-                .Add("site", site)
+                .AddSite(site)
                 .Add("b_shares", response.SelfMaskShares.Count)
                 .Add("s_shares", response.MaskingKeyShares.Count)
                 .Add("b_share_owners", response.SelfMaskShares.Select(s => session.Parameters[s.Owner].Name))
@@ -484,6 +484,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// </summary>
     private string Identify(ServerCallContext context, Header? header)
     {
+        ForwardedAudit.Begin(null);
         CallerIdentity caller = ForwardedIdentity.Decide(context.GetHttpContext().Connection.ClientCertificate,
             context.RequestHeaders.GetValue(ForwardedIdentity.SiteHeader), context.RequestHeaders.GetValue(ForwardedIdentity.SiloHeader), _state.Kit.Manifest);
         if (caller.Site is null)
@@ -496,6 +497,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             Log.Forwarded(_logger, context.Method, caller.Site, caller.ForwardedBy);
         }
 
+        ForwardedAudit.Begin(caller.ForwardedBy);
         return caller.Site;
     }
 
@@ -556,7 +558,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     {
         _telemetry.Refused(code, category);
         Log.Refused(_logger, site, reason);
-        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", (long)Math.Min(round, long.MaxValue)).Add("site", site).Add("status", code.ToString()).Add("reason", reason));
+        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", (long)Math.Min(round, long.MaxValue)).AddSite(site).Add("status", code.ToString()).Add("reason", reason));
         throw new RpcException(new Status(code, reason));
     }
 
@@ -712,7 +714,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     {
         _telemetry.Refused(code, category);
         Log.Refused(_logger, site, reason);
-        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).Add("site", site).Add("reason", reason));
+        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).AddSite(site).Add("reason", reason));
         throw new RpcException(new Status(code, reason));
     }
 

@@ -273,6 +273,13 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         }
 
         Assert.Equal(rounds, audit.Count(l => l.Type == AuditEvents.MaskedInputReceived && l.Text("site") == "site-a" && l.Text("sha256").Length == 64));
+
+        // Each receipt of a forwarded message names the silo that vouched for the site (via): the front the agents used.
+        string frontSilo = $"127.0.0.1:{silos.SlicesOnly[0].SiloPort}@";
+        List<AuditLine> receipts = [.. audit.Where(l => l.Type is AuditEvents.KeysReceived or AuditEvents.UnmaskResponse
+            || (l.Type == AuditEvents.MaskedInputReceived && l.Text("site") == "site-a"))];
+        Assert.Equal(rounds * (Sites.Length + 1), receipts.Count(l => l.Type != AuditEvents.UnmaskResponse));
+        Assert.All(receipts, l => Assert.StartsWith(frontSilo, l.Text("via"), StringComparison.Ordinal));
     }
 
     /// <param name="bySlice">The slice silos serve agents too (protocol version 4: the killed silo is one agents upload to).</param>

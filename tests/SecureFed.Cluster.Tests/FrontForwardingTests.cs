@@ -93,6 +93,18 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
             new StatusRequest { Header = Header(Stage.Unspecified, "site-b") }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
         Assert.Equal(StatusCode.PermissionDenied, sender.StatusCode);
         Assert.Equal("the header names sender 'site-b' but the client certificate belongs to 'site-a'", sender.Status.Detail);
+        RpcException straightStale = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(direct).AdvertiseKeysAsync(
+            new AdvertiseKeysRequest { Header = Header(Stage.AdvertiseKeys, "site-a", round: 8) }, deadline: DateTime.UtcNow + Timeout).ResponseAsync);
+
+        // The coordinator's audit lines name the silo that vouched for the site (via) on the forwarded calls only.
+        List<AuditLine> audit = AuditLine.Read(AggregatorState.AuditDirectory(_data));
+        AuditLine staleLine = Assert.Single(audit, l => l.Type == AuditEvents.Refusal && l.Text("reason") == stale.Status.Detail);
+        AuditLine senderLine = Assert.Single(audit, l => l.Type == AuditEvents.Refusal && l.Text("reason") == sender.Status.Detail);
+        AuditLine straightLine = Assert.Single(audit, l => l.Type == AuditEvents.Refusal && l.Text("reason") == straightStale.Status.Detail);
+        Assert.Equal(("site-a", front.Forwarder.SiloName), (staleLine.Text("site"), staleLine.Text("via")));
+        Assert.Equal(("site-a", front.Forwarder.SiloName), (senderLine.Text("site"), senderLine.Text("via")));
+        Assert.Equal("site-a", straightLine.Text("site"));
+        Assert.False(straightLine.Fields.TryGetProperty("via", out _));
 
         // The agent's deadline goes with the call: the coordinator's long poll ends when the agent's deadline passes.
         RpcException late = await Assert.ThrowsAsync<RpcException>(() => client.AwaitRoundAsync(
@@ -149,7 +161,8 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
         // Audited as refusals under the presenting site; nothing was accepted for site-b (or anyone).
         List<AuditLine> audit = AuditLine.Read(AggregatorState.AuditDirectory(_data));
-        Assert.Contains(audit, l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-a" && l.Text("reason") == refused.Status.Detail);
+        AuditLine refusal = Assert.Single(audit, l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-a" && l.Text("reason") == refused.Status.Detail);
+        Assert.False(refusal.Fields.TryGetProperty("via", out _)); // the silo a site claims is not recorded as a forwarder
         Assert.DoesNotContain(audit, l => l.Type == AuditEvents.KeysReceived);
         Assert.DoesNotContain(audit, l => l.Type != AuditEvents.Refusal && l.Text("site") == "site-b");
     }
