@@ -86,7 +86,7 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         Assert.DoesNotContain(restored, l => l.Contains("never saved", StringComparison.Ordinal));
         AuditVerification beforeB = AuditVerifier.Verify(auditB, previousCheckpoint: checkpointOfA);
         Assert.True(beforeB.Ok, beforeB.FirstProblem);
-        Assert.Equal(3, beforeB.UncoveredLines); // the stage's lines, after A's last checkpoint
+        Assert.Equal(0, beforeB.UncoveredLines); // the stage close signed a checkpoint over its lines and saved it with them
 
         // B opens the restored log and continues it: its lines chain onto A's, and are saved as rows in turn.
         using (AggregatorState b = AggregatorState.Open(optionsB))
@@ -164,7 +164,9 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         long fresh = await SentAsync(sent, () => direct.SaveAuditAsync(log, "silo-a", fence.Epoch, CancellationToken.None)); // a second instance: checks the prefix, sends one line
         _output.WriteLine($"stage close of 3 lines: {perSave.Average(p => p.NewBytes):F0} new bytes, {perSave.Average(p => p.Sent):F0} bytes sent, " +
             $"{elapsed.Order().ElementAt(elapsed.Count / 2):F1} ms median per fenced save; a new instance's first save of one line ({commitNewBytes} bytes): {fresh} bytes sent");
-        Assert.All(perSave, p => Assert.InRange(p.Sent, p.NewBytes, p.NewBytes + 2048));
+        // Each stage close: its new lines, plus the fenced transaction and the checkpoint it signed over them (two rows of
+        // a few hundred bytes: checkpoint.latest and checkpoints/<size>.checkpoint), never the log again.
+        Assert.All(perSave, p => Assert.InRange(p.Sent, p.NewBytes, p.NewBytes + 4096));
         Assert.InRange(fresh, commitNewBytes, commitNewBytes + 4096); // plus its schema check, once per instance
         Assert.True(perSave.Max(p => p.Sent) < logBytes / 50);
         Assert.Equal(File.ReadAllLines(log).Length, (await AuditRowsAsync(db, "audit-rows-once")).Count);
@@ -257,6 +259,90 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
         var missing = await Assert.ThrowsAsync<InvalidDataException>(() => TakeOverAsync(db, lease, "silo-d", optionsB));
         Assert.Contains("audit line 1 of federation 'audit-rows-bad' is missing from the cluster's database (table securefed_coordinator_audit): the next saved line is 2", missing.Message, StringComparison.Ordinal);
         AssertUntouched(optionsB.DataDirectory, before);
+    }
+
+    [SkippableFact]
+    public async Task TakeOver_StageLineRewrittenInTheDatabaseWithItsRunningHashes_RefusedSinceTheStageCloseSignedIt()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        await using var federation = new FrontFederation(_directory, "audit-rows-rewritten", ["site-a", "site-b", "site-c"]);
+        await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        var lease = new PostgresCoordinatorLease(db, "audit-rows-rewritten");
+        AggregatorOptions optionsA = Options(federation, "silo-a-data");
+        AggregatorOptions optionsB = Options(federation, "silo-b-data");
+        var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", Terms, TimeProvider.System, NullLogger.Instance);
+        long checkpointed;
+        await using (ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
+            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit))
+        using (AggregatorState a = AggregatorState.Open(optionsA))
+        {
+            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
+            long round = a.Store.BeginRound("{}");
+            a.Audit.Append(AuditEvents.RoundOpened, f => f.Add("round", round));
+            a.Audit.Checkpoint();
+            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
+
+            // A stage closes after two receipts; then the coordinator is gone before its next commit point.
+            a.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", "site-a").Add("bytes", 400L).Add("sha256", new string('a', 64)));
+            a.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", "site-b").Add("bytes", 400L).Add("sha256", new string('b', 64)));
+            await fenceA.SaveAuditAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
+            checkpointed = a.Audit.LatestCheckpoint!.Size;
+            Assert.Equal(a.Audit.Size, checkpointed);
+        }
+
+        // The saved checkpoint is the stage close's, and it signs every saved line.
+        IReadOnlyDictionary<string, byte[]> saved = await new PostgresCoordinatorState(db, lease).LoadAsync(CancellationToken.None).WaitAsync(WaitLimit);
+        Assert.Equal(checkpointed, SignedCheckpoint.Parse(System.Text.Encoding.UTF8.GetString(saved["audit/" + AuditLog.LatestCheckpointFileName])).Size);
+        Assert.Contains($"audit/{AuditLog.CheckpointDirectoryName}/{checkpointed}{AuditLog.CheckpointExtension}", saved.Keys);
+        Assert.Equal(checkpointed, (await AuditRowsAsync(db, "audit-rows-rewritten")).Count);
+
+        // Whoever can write the database rewrites site-b's receipt (same length) and every running hash from there on, so
+        // that the rows are consistent again: the restore's chain check passes, the signed checkpoint does not.
+        await RewriteLineAsync(db, "audit-rows-rewritten", line => line.Replace(new string('b', 64), new string('f', 64), StringComparison.Ordinal));
+        Directory.CreateDirectory(optionsB.DataDirectory);
+        File.WriteAllText(Path.Combine(optionsB.DataDirectory, "aggregator.db"), "B's own round store");
+        Dictionary<string, string> before = Contents(optionsB.DataDirectory);
+        await ExpireAsync(db, "audit-rows-rewritten");
+        var refused = await Assert.ThrowsAsync<InvalidDataException>(() => TakeOverAsync(db, lease, "silo-b", optionsB));
+        Assert.Contains("the audit log of federation 'audit-rows-rewritten' restored from the cluster's database", refused.Message, StringComparison.Ordinal);
+        Assert.Contains("does not verify", refused.Message, StringComparison.Ordinal);
+        AssertUntouched(optionsB.DataDirectory, before);
+    }
+
+    /// <summary>Rewrites the first saved line that <paramref name="rewrite"/> changes and recomputes every running hash from it on, as a writer of the database could.</summary>
+    private static async Task RewriteLineAsync(NpgsqlDataSource db, string federation, Func<string, string> rewrite)
+    {
+        var rows = new List<(long Line, byte[] Bytes)>();
+        await using (NpgsqlCommand read = db.CreateCommand("SELECT line, bytes FROM securefed_coordinator_audit WHERE federation = $1 ORDER BY line"))
+        {
+            read.Parameters.AddWithValue(federation);
+            await using NpgsqlDataReader reader = await read.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                rows.Add((reader.GetInt64(0), reader.GetFieldValue<byte[]>(1)));
+            }
+        }
+
+        byte[] chain = new byte[SHA256.HashSizeInBytes];
+        bool changed = false;
+        foreach ((long line, byte[] bytes) in rows)
+        {
+            string text = System.Text.Encoding.UTF8.GetString(bytes);
+            string after = changed ? text : rewrite(text);
+            bool now = !changed && after != text;
+            changed |= now;
+            byte[] newBytes = System.Text.Encoding.UTF8.GetBytes(after);
+            Assert.Equal(bytes.Length, newBytes.Length);
+            chain = CoordinatorAuditRows.NextChain(chain, newBytes);
+            await using NpgsqlCommand write = db.CreateCommand("UPDATE securefed_coordinator_audit SET bytes = $1, chain = $2 WHERE federation = $3 AND line = $4");
+            write.Parameters.AddWithValue(newBytes);
+            write.Parameters.AddWithValue(chain);
+            write.Parameters.AddWithValue(federation);
+            write.Parameters.AddWithValue(line);
+            await write.ExecuteNonQueryAsync();
+        }
+
+        Assert.True(changed, "no saved line was rewritten");
     }
 
     [SkippableFact]

@@ -231,7 +231,12 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
     {
         ArgumentNullException.ThrowIfNull(state);
         _keeper.EnsureHeld();
-        (int lines, long bytes) = await _state.SaveAuditAsync(AuditLogPath(state), _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
+
+        // Signed first, so that the lines saved now are covered by a signed checkpoint saved with them: a line in the
+        // database that no checkpoint signs could be rewritten there (with its running hash) before a takeover.
+        SignedCheckpoint checkpoint = state.Audit.Checkpoint();
+        IReadOnlyDictionary<string, byte[]> checkpoints = CoordinatorSnapshot.CheckpointFiles(state, checkpoint);
+        (int lines, long bytes) = await _state.SaveAuditAsync(AuditLogPath(state), checkpoints, _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
         Log.AuditSaved(_logger, lines, bytes, _keeper.Epoch);
     }
 

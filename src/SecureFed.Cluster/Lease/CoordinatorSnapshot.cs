@@ -21,6 +21,43 @@ public static class CoordinatorSnapshot
     /// <summary>The audit log's lines in a snapshot (<see cref="Take"/> only; the cluster saves them as rows).</summary>
     public const string AuditLogName = "audit/" + AuditLog.LogFileName;
 
+    /// <summary>Whether <paramref name="name"/> is a snapshot's name of a signed checkpoint of the audit log (the latest, or one by its size).</summary>
+    public static bool IsCheckpointName(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        return name == "audit/" + AuditLog.LatestCheckpointFileName
+            || (name.StartsWith("audit/" + AuditLog.CheckpointDirectoryName + "/", StringComparison.Ordinal) && IsAllowedName(name));
+    }
+
+    /// <summary>
+    /// The files of <paramref name="checkpoint"/>, which the audit log of <paramref name="state"/> has just signed, read
+    /// from disk and named as <see cref="Take"/> names them (<c>audit/checkpoint.latest</c>,
+    /// <c>audit/checkpoints/&lt;size&gt;.checkpoint</c>): what a stage close saves before the lines, so that every saved line
+    /// is covered by a saved signed checkpoint (docs/cluster.md §6).
+    /// </summary>
+    /// <exception cref="InvalidDataException">A file does not hold <paramref name="checkpoint"/> (replaced meanwhile).</exception>
+    public static IReadOnlyDictionary<string, byte[]> CheckpointFiles(AggregatorState state, SignedCheckpoint checkpoint)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(checkpoint);
+        string audit = AggregatorState.AuditDirectory(state.DataDirectory);
+        string numbered = AuditLog.CheckpointDirectoryName + "/" + checkpoint.Size.ToString(System.Globalization.CultureInfo.InvariantCulture) + AuditLog.CheckpointExtension;
+        var files = new SortedDictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (string relative in new[] { AuditLog.LatestCheckpointFileName, numbered })
+        {
+            string path = Path.Combine(audit, relative);
+            byte[] bytes = File.ReadAllBytes(path);
+            if (!System.Text.Encoding.UTF8.GetString(bytes).Equals(checkpoint.Text, StringComparison.Ordinal))
+            {
+                throw new InvalidDataException($"{path} does not hold the checkpoint just signed for size {checkpoint.Size}; the audit log's directory was changed by something else.");
+            }
+
+            files["audit/" + relative] = bytes;
+        }
+
+        return files;
+    }
+
     /// <summary>The names a snapshot may hold (others are refused on restore).</summary>
     public static bool IsAllowedName(string name)
     {

@@ -211,31 +211,7 @@ public sealed class PostgresCoordinatorState
                     await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken).ConfigureAwait(false);
                     foreach ((string name, byte[]? bytes, string? path, string sha) in changed)
                     {
-                        // A file on disk goes as a stream, through Npgsql's write buffer.
-                        FileStream? stream = path is null ? null : File.OpenRead(path);
-                        try
-                        {
-                            await using var command = new NpgsqlCommand(
-                                """
-                                INSERT INTO securefed_coordinator_state (federation, name, epoch, sha256, bytes) VALUES ($1, $2, $3, $4, $5)
-                                ON CONFLICT (federation, name) DO UPDATE SET epoch = EXCLUDED.epoch, sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, saved_utc = now()
-                                """,
-                                connection,
-                                transaction);
-                            command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
-                            command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
-                            command.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
-                            command.Parameters.Add(new NpgsqlParameter { Value = sha, NpgsqlDbType = NpgsqlDbType.Text });
-                            command.Parameters.Add(new NpgsqlParameter { Value = (object?)bytes ?? stream!, NpgsqlDbType = NpgsqlDbType.Bytea });
-                            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-                        }
-                        finally
-                        {
-                            if (stream is not null)
-                            {
-                                await stream.DisposeAsync().ConfigureAwait(false);
-                            }
-                        }
+                        await SaveFileAsync(connection, transaction, name, bytes, path, sha, epoch, cancellationToken).ConfigureAwait(false);
                     }
 
                     (modelsWritten, modelBytes) = await SaveModelsAsync(connection, transaction, models, openModel, epoch, cancellationToken).ConfigureAwait(false);
@@ -303,13 +279,34 @@ public sealed class PostgresCoordinatorState
     /// </summary>
     /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
     /// <exception cref="InvalidDataException">The local audit log does not continue the saved one (the message says how); nothing was written.</exception>
-    public async Task<(int Lines, long Bytes)> SaveAuditAsync(string auditLog, string holder, long epoch, CancellationToken cancellationToken)
+    public Task<(int Lines, long Bytes)> SaveAuditAsync(string auditLog, string holder, long epoch, CancellationToken cancellationToken) =>
+        SaveAuditAsync(auditLog, new Dictionary<string, byte[]>(StringComparer.Ordinal), holder, epoch, cancellationToken);
+
+    /// <summary>
+    /// As <see cref="SaveAuditAsync(string, string, long, CancellationToken)"/>, and in the same fenced transaction the
+    /// <paramref name="checkpoints"/> (the files of the checkpoint the caller has just signed, named as in
+    /// <see cref="CoordinatorSnapshot"/>; those the database already holds with the same bytes are not sent again), so that
+    /// the saved lines are covered by a saved signed checkpoint (docs/cluster.md §6). The checkpoint files are given, so
+    /// read, before the lines: the lines saved always cover at least what they sign.
+    /// </summary>
+    /// <exception cref="Aggregator.CoordinatorLeaseLostException">The lease is no longer this holder's; nothing was written.</exception>
+    /// <exception cref="InvalidDataException">The local audit log does not continue the saved one (the message says how); nothing was written.</exception>
+    /// <exception cref="ArgumentException">A checkpoint file's name is not one a snapshot may hold.</exception>
+    public async Task<(int Lines, long Bytes)> SaveAuditAsync(string auditLog, IReadOnlyDictionary<string, byte[]> checkpoints, string holder, long epoch, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(auditLog);
+        ArgumentNullException.ThrowIfNull(checkpoints);
+        if (checkpoints.Keys.FirstOrDefault(n => !CoordinatorSnapshot.IsCheckpointName(n)) is string bad)
+        {
+            throw new ArgumentException($"'{bad}' is not a checkpoint file of the audit log.", nameof(checkpoints));
+        }
+
         await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
             await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
+            var changed = checkpoints.Select(f => (Name: f.Key, Bytes: f.Value, Sha: Convert.ToHexStringLower(SHA256.HashData(f.Value))))
+                .Where(f => !_saved.TryGetValue(f.Name, out string? sha) || sha != f.Sha).ToList();
             NpgsqlConnection connection = await _dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
             await using (connection.ConfigureAwait(false))
             {
@@ -317,9 +314,19 @@ public sealed class PostgresCoordinatorState
                 await using (transaction.ConfigureAwait(false))
                 {
                     await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken).ConfigureAwait(false);
+                    foreach ((string name, byte[] fileBytes, string sha) in changed)
+                    {
+                        await SaveFileAsync(connection, transaction, name, fileBytes, path: null, sha, epoch, cancellationToken).ConfigureAwait(false);
+                    }
+
                     (CoordinatorAuditRows.Head head, int lines, long bytes) = await SaveAuditLinesAsync(connection, transaction, auditLog, epoch, cancellationToken).ConfigureAwait(false);
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                     _auditSaved = head;
+                    foreach ((string name, _, string sha) in changed)
+                    {
+                        _saved[name] = sha;
+                    }
+
                     return (lines, bytes);
                 }
             }
@@ -327,6 +334,35 @@ public sealed class PostgresCoordinatorState
         finally
         {
             _gate.Release();
+        }
+    }
+
+    /// <summary>One file row of <c>securefed_coordinator_state</c>, inserted or replaced: from memory, or a file on disk sent as a stream through Npgsql's write buffer.</summary>
+    private async Task SaveFileAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string name, byte[]? bytes, string? path, string sha, long epoch, CancellationToken cancellationToken)
+    {
+        FileStream? stream = path is null ? null : File.OpenRead(path);
+        try
+        {
+            await using var command = new NpgsqlCommand(
+                """
+                INSERT INTO securefed_coordinator_state (federation, name, epoch, sha256, bytes) VALUES ($1, $2, $3, $4, $5)
+                ON CONFLICT (federation, name) DO UPDATE SET epoch = EXCLUDED.epoch, sha256 = EXCLUDED.sha256, bytes = EXCLUDED.bytes, saved_utc = now()
+                """,
+                connection,
+                transaction);
+            command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter { Value = name, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
+            command.Parameters.Add(new NpgsqlParameter { Value = sha, NpgsqlDbType = NpgsqlDbType.Text });
+            command.Parameters.Add(new NpgsqlParameter { Value = (object?)bytes ?? stream!, NpgsqlDbType = NpgsqlDbType.Bytea });
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (stream is not null)
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
         }
     }
 
