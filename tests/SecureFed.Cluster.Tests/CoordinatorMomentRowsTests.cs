@@ -168,6 +168,13 @@ public sealed class CoordinatorMomentRowsTests : IClassFixture<PostgresServer>, 
         AssertUntouched(optionsB.DataDirectory, before);
         await ExecuteAsync(db, $"UPDATE {Table} SET bytes = set_byte(bytes, 9, get_byte(bytes, 9) # 1) {where}");
 
+        // The same in the second moment, which has a column of its own.
+        await ExecuteAsync(db, $"UPDATE {Table} SET second = set_byte(second, 17, get_byte(second, 17) # 1) {where}");
+        var corruptSecond = await Assert.ThrowsAsync<InvalidDataException>(() => TakeOverAsync(db, lease, "silo-b", optionsB));
+        Assert.Contains($"the moments of model version 2 of federation '{Name}' in the cluster's database (table {Table}) are corrupt", corruptSecond.Message, StringComparison.Ordinal);
+        AssertUntouched(optionsB.DataDirectory, before);
+        await ExecuteAsync(db, $"UPDATE {Table} SET second = set_byte(second, 17, get_byte(second, 17) # 1) {where}");
+
         // Another step count than the round store's: mismatched, naming both.
         await ExecuteAsync(db, $"UPDATE {Table} SET steps = 1 {where}");
         var steps = await Assert.ThrowsAsync<InvalidDataException>(() => TakeOverAsync(db, lease, "silo-c", optionsB));
@@ -186,6 +193,154 @@ public sealed class CoordinatorMomentRowsTests : IClassFixture<PostgresServer>, 
         var missing = await Assert.ThrowsAsync<InvalidDataException>(() => TakeOverAsync(db, lease, "silo-e", optionsB));
         Assert.Contains($"the adam moments of model version 2 (2 steps, 3000 parameters) of federation '{Name}' are missing from the cluster's database (table {Table} holds none)", missing.Message, StringComparison.Ordinal);
         AssertUntouched(optionsB.DataDirectory, before);
+    }
+
+    [SkippableFact]
+    public async Task TakeOver_EachMomentInItsOwnColumnOrBothInBytesAsBeforeSession19_RestoredBitForBit()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string Name = "moments-columns";
+        await using var federation = new FrontFederation(Path.Combine(_directory, "columns"), Name, Sites);
+        await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        var lease = new PostgresCoordinatorLease(db, Name);
+        AggregatorOptions optionsA = Options(federation, "adam", "silo-a-data");
+        UpdateCodec codec = Codec();
+        SavedServerOptimizer savedByA;
+        var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", Terms, TimeProvider.System, NullLogger.Instance);
+        await using (ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
+            keeperA, new PostgresCoordinatorState(db, lease), optionsA.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit))
+        using (AggregatorState a = AggregatorState.Open(optionsA))
+        {
+            RunRound(a, codec, 1);
+            await fenceA.CommitAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
+            savedByA = a.Store.LoadServerOptimizer()!;
+        }
+
+        // Each moment is a value of its own (PostgreSQL takes at most 1 GB in one value).
+        const long Bytes8 = 8L * FrontFederation.Parameters;
+        Assert.Equal((Bytes8, Bytes8), await ColumnLengthsAsync(db, Name));
+
+        // B restores that layout bit for bit.
+        await ExpireAsync(db, Name);
+        AggregatorOptions optionsB = Options(federation, "adam", "silo-b-data");
+        await TakeOverAsync(db, lease, "silo-b", optionsB);
+        AssertMoments(savedByA, optionsB);
+
+        // A row written before session 19, both moments in bytes and second null: C restores it bit for bit too.
+        await ExecuteAsync(db, $"UPDATE securefed_coordinator_moments SET bytes = bytes || second, second = NULL WHERE federation = '{Name}'");
+        Assert.Equal((2 * Bytes8, -1L), await ColumnLengthsAsync(db, Name));
+        await ExpireAsync(db, Name);
+        AggregatorOptions optionsC = Options(federation, "adam", "silo-c-data");
+        await TakeOverAsync(db, lease, "silo-c", optionsC);
+        AssertMoments(savedByA, optionsC);
+    }
+
+    [SkippableFact]
+    public async Task Save_AdamMomentsOfSeventyMillionParameters_OverOneGigabyteInAllSavedEachMomentUnderTheValueLimit()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string Name = "moments-large";
+        const long Parameters = 70_000_000; // 2 × 560 MB of doubles: one value of 1.12 GB would exceed PostgreSQL's 1 GB
+        const long Half = 8 * Parameters;
+        await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        var lease = new PostgresCoordinatorLease(db, Name);
+        long epoch = (await lease.TryAcquireAsync("silo-a", TimeSpan.FromMinutes(10), CancellationToken.None).WaitAsync(WaitLimit))!.Value;
+        var state = new PostgresCoordinatorState(db, lease);
+        await state.SaveAuditAsync(WriteEmptyLog(), "silo-a", epoch, CancellationToken.None).WaitAsync(WaitLimit); // creates the tables
+        var record = new ServerOptimizerRecord(1, "adam", 1, Parameters, Half, Half);
+        var moments = new CoordinatorMoments(record, _ => new GeneratedStream(2 * Half));
+
+        (int rows, long bytes) = await SaveMomentsAsync(db, lease, epoch, moments);
+
+        // The database hashed each moment as it received it and agreed with the stream (else the save throws).
+        Assert.Equal((1, 2 * Half), (rows, bytes));
+        Assert.Equal((Half, Half), await ColumnLengthsAsync(db, Name));
+        await using NpgsqlCommand command = db.CreateCommand("SELECT sha256 FROM securefed_coordinator_moments WHERE federation = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = Name });
+        using var whole = new GeneratedStream(2 * Half);
+        Assert.Equal(Convert.ToHexStringLower(await System.Security.Cryptography.SHA256.HashDataAsync(whole)), (string?)await command.ExecuteScalarAsync());
+        await ExecuteAsync(db, $"DELETE FROM securefed_coordinator_moments WHERE federation = '{Name}'");
+    }
+
+    private string WriteEmptyLog()
+    {
+        Directory.CreateDirectory(_directory);
+        string path = Path.Combine(_directory, "empty-audit.jsonl");
+        File.WriteAllText(path, "");
+        return path;
+    }
+
+    private static async Task<(int Rows, long Bytes)> SaveMomentsAsync(NpgsqlDataSource db, PostgresCoordinatorLease lease, long epoch, CoordinatorMoments moments)
+    {
+        await using NpgsqlConnection connection = await db.OpenConnectionAsync();
+        await using NpgsqlTransaction transaction = await connection.BeginTransactionAsync();
+        await lease.FenceAsync(connection, transaction, "silo-a", epoch, CancellationToken.None);
+        (int, long) saved = await CoordinatorMomentRows.SaveAsync(connection, transaction, lease.Federation, epoch, moments, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+        await transaction.CommitAsync();
+        return saved;
+    }
+
+    private static async Task<(long Bytes, long Second)> ColumnLengthsAsync(NpgsqlDataSource db, string federation)
+    {
+        await using NpgsqlCommand command = db.CreateCommand("SELECT octet_length(bytes), coalesce(octet_length(second), -1) FROM securefed_coordinator_moments WHERE federation = $1");
+        command.Parameters.Add(new NpgsqlParameter { Value = federation });
+        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync().WaitAsync(WaitLimit);
+        Assert.True(await reader.ReadAsync());
+        return (reader.GetInt64(0), reader.GetInt64(1));
+    }
+
+    private static void AssertMoments(SavedServerOptimizer expected, AggregatorOptions options)
+    {
+        using AggregatorStore store = AggregatorStore.Open(AggregatorState.StorePath(options.DataDirectory));
+        SavedServerOptimizer restored = store.LoadServerOptimizer()!;
+        Assert.Equal((expected.ModelVersion, expected.Kind, expected.Steps), (restored.ModelVersion, restored.Kind, restored.Steps));
+        Assert.Equal(Bytes(expected.First), Bytes(restored.First));
+        Assert.Equal(Bytes(expected.Second!), Bytes(restored.Second!));
+    }
+
+    /// <summary>A seekable read-only stream of <c>length</c> pseudo-random bytes (a function of the position), never in memory.</summary>
+    private sealed class GeneratedStream(long length) : Stream
+    {
+        private long _position;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => true;
+
+        public override bool CanWrite => false;
+
+        public override long Length => length;
+
+        public override long Position { get => _position; set => _position = value; }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            int n = (int)Math.Min(buffer.Length, Math.Max(0, length - _position));
+            for (int i = 0; i < n; i++)
+            {
+                ulong x = (ulong)(_position + i) * 0x9E3779B97F4A7C15UL;
+                buffer[i] = (byte)((x ^ (x >> 29)) >> 40);
+            }
+
+            _position += n;
+            return n;
+        }
+
+        public override long Seek(long offset, SeekOrigin origin)
+        {
+            _position = origin switch { SeekOrigin.Begin => offset, SeekOrigin.Current => _position + offset, _ => length + offset };
+            return _position;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>One round as <c>RoundCoordinator.CompleteAsync</c> ends it: fusion under the rule, model and moments stored in one transaction.</summary>

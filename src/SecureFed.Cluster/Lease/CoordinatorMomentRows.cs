@@ -11,7 +11,9 @@ namespace SecureFed.Cluster.Lease;
 /// The server update rule's moments (<c>SecureFed:ServerOptimizer</c> momentum or adam: 8 or 16 bytes per parameter) in
 /// table <c>securefed_coordinator_moments</c>: one row per federation and model version, with the rule, its step count,
 /// the parameter count, the sizes of the two moments, their SHA-256 (of the first moment's bytes then the second's) and
-/// the lease epoch that wrote it. The round store is saved without them (<see cref="AggregatorStore.SnapshotWithoutModelBytesTo"/>
+/// the lease epoch that wrote it; the first moment in column <c>bytes</c>, the second in column <c>second</c>, so that
+/// each stays under PostgreSQL's 1 GB limit on one value wherever the round store (SQLite, 10⁹ bytes per blob) holds them,
+/// i.e. up to 125 million parameters (a row written before session 19 holds both in <c>bytes</c>, <c>second</c> null). The round store is saved without them (<see cref="AggregatorStore.SnapshotWithoutModelBytesTo"/>
 /// keeps only their model version, rule, steps and parameter count), so the moments of a model version are sent once.
 /// Written inside <see cref="PostgresCoordinatorState"/>'s fenced transaction, so the rows always mirror the round store
 /// saved in the same transaction: its one row of moments or, when it saves none, none. A successor writes them back into
@@ -36,6 +38,7 @@ internal static class CoordinatorMomentRows
             saved_utc timestamptz NOT NULL DEFAULT now(),
             PRIMARY KEY (federation, model_version)
         );
+        ALTER TABLE securefed_coordinator_moments ADD COLUMN IF NOT EXISTS second bytea;
         """;
 
     /// <summary>
@@ -69,30 +72,20 @@ internal static class CoordinatorMomentRows
 
             if (same is null)
             {
-                string sha;
-                Stream hashed = moments.Open(local.ModelVersion);
-                await using (hashed.ConfigureAwait(false))
-                {
-                    sha = Convert.ToHexStringLower(await SHA256.HashDataAsync(hashed, cancellationToken).ConfigureAwait(false));
-                }
+                (string sha, string firstSha, string secondSha) = await HashAsync(moments, local, cancellationToken).ConfigureAwait(false);
 
-                Stream stream = moments.Open(local.ModelVersion);
-                await using (stream.ConfigureAwait(false))
+                // Each moment goes as its own value, in a statement of its own (PostgreSQL takes at most 1 GB in one value
+                // and in one message), through Npgsql's write buffer, never whole; the database hashes what it received.
+                await using (var first = new StreamWindow(moments.Open(local.ModelVersion), 0, local.FirstBytes))
+                await using (var insert = new NpgsqlCommand(
+                    """
+                    INSERT INTO securefed_coordinator_moments (federation, model_version, kind, steps, parameter_count, first_bytes, second_bytes, sha256, epoch, bytes, second)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, ''::bytea)
+                    RETURNING encode(sha256(bytes), 'hex')
+                    """,
+                    connection,
+                    transaction))
                 {
-                    if (stream.Length - stream.Position != local.Bytes)
-                    {
-                        throw new InvalidDataException(Invariant($"the moments of model version {local.ModelVersion} in the coordinator's round store hold {stream.Length - stream.Position} bytes, their record says {local.Bytes}; nothing was saved"));
-                    }
-
-                    // The stream goes through Npgsql's write buffer, never whole; the database hashes what it received.
-                    await using var insert = new NpgsqlCommand(
-                        """
-                        INSERT INTO securefed_coordinator_moments (federation, model_version, kind, steps, parameter_count, first_bytes, second_bytes, sha256, epoch, bytes)
-                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                        RETURNING encode(sha256(bytes), 'hex')
-                        """,
-                        connection,
-                        transaction);
                     insert.Parameters.Add(new NpgsqlParameter { Value = federation, NpgsqlDbType = NpgsqlDbType.Text });
                     insert.Parameters.Add(new NpgsqlParameter { Value = local.ModelVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
                     insert.Parameters.Add(new NpgsqlParameter { Value = local.Kind, NpgsqlDbType = NpgsqlDbType.Text });
@@ -102,13 +95,20 @@ internal static class CoordinatorMomentRows
                     insert.Parameters.Add(new NpgsqlParameter { Value = local.SecondBytes, NpgsqlDbType = NpgsqlDbType.Bigint });
                     insert.Parameters.Add(new NpgsqlParameter { Value = sha, NpgsqlDbType = NpgsqlDbType.Text });
                     insert.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
-                    insert.Parameters.Add(new NpgsqlParameter { Value = stream, NpgsqlDbType = NpgsqlDbType.Bytea });
-                    object? received = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-                    if (received is not string actual || actual != sha)
-                    {
-                        throw new InvalidDataException(Invariant(
-                            $"the moments of model version {local.ModelVersion} reached the cluster's database as SHA-256 {received}, but hashed to {sha} when read from the coordinator's round store; nothing was saved"));
-                    }
+                    insert.Parameters.Add(new NpgsqlParameter { Value = first, NpgsqlDbType = NpgsqlDbType.Bytea });
+                    CheckReceived(local, "first", firstSha, await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false));
+                }
+
+                await using (var second = new StreamWindow(moments.Open(local.ModelVersion), local.FirstBytes, local.SecondBytes))
+                await using (var update = new NpgsqlCommand(
+                    "UPDATE securefed_coordinator_moments SET second = $1 WHERE federation = $2 AND model_version = $3 RETURNING encode(sha256(second), 'hex')",
+                    connection,
+                    transaction))
+                {
+                    update.Parameters.Add(new NpgsqlParameter { Value = second, NpgsqlDbType = NpgsqlDbType.Bytea });
+                    update.Parameters.Add(new NpgsqlParameter { Value = federation, NpgsqlDbType = NpgsqlDbType.Text });
+                    update.Parameters.Add(new NpgsqlParameter { Value = local.ModelVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
+                    CheckReceived(local, "second", secondSha, await update.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false));
                 }
 
                 rows = 1;
@@ -184,28 +184,23 @@ internal static class CoordinatorMomentRows
                 $"the cluster's database (table securefed_coordinator_moments) holds {held} for federation '{federation}', but only the moments of the saved round store's model version {local.ModelVersion} are kept; nothing was restored"));
         }
 
-        await using NpgsqlCommand command = dataSource.CreateCommand("SELECT bytes FROM securefed_coordinator_moments WHERE federation = $1 AND model_version = $2");
-        command.Parameters.Add(new NpgsqlParameter { Value = federation, NpgsqlDbType = NpgsqlDbType.Text });
-        command.Parameters.Add(new NpgsqlParameter { Value = local.ModelVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
-
-        // Sequential access: the column is read from the connection as it is written into the store, never whole.
-        await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        // Column bytes then column second, each read from the connection as it is written into the store (one query
+        // each: a row of both could exceed the 1 GB a message may carry), never whole.
+        NpgsqlConnection reading = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using (reading.ConfigureAwait(false))
         {
-            throw new InvalidDataException(Invariant($"the moments of model version {local.ModelVersion} of federation '{federation}' left the cluster's database while they were restored; nothing was restored"));
-        }
-
-        Stream column = await reader.GetStreamAsync(0, cancellationToken).ConfigureAwait(false);
-        await using (column.ConfigureAwait(false))
-        {
-            try
+            Stream column = new ColumnsStream(reading, federation, local.ModelVersion);
+            await using (column.ConfigureAwait(false))
             {
-                store.WriteServerOptimizerBytes(match.Row, match.Sha, column);
-            }
-            catch (InvalidDataException ex)
-            {
-                throw new InvalidDataException(Invariant(
-                    $"the moments of model version {local.ModelVersion} of federation '{federation}' in the cluster's database (table securefed_coordinator_moments) are corrupt: {ex.Message}"), ex);
+                try
+                {
+                    store.WriteServerOptimizerBytes(match.Row, match.Sha, column);
+                }
+                catch (InvalidDataException ex)
+                {
+                    throw new InvalidDataException(Invariant(
+                        $"the moments of model version {local.ModelVersion} of federation '{federation}' in the cluster's database (table securefed_coordinator_moments) are corrupt: {ex.Message}"), ex);
+                }
             }
         }
 
@@ -230,7 +225,147 @@ internal static class CoordinatorMomentRows
         return rows;
     }
 
+    private static void CheckReceived(ServerOptimizerRecord local, string moment, string sha, object? received)
+    {
+        if (received is not string actual || actual != sha)
+        {
+            throw new InvalidDataException(Invariant(
+                $"the {moment} moment of model version {local.ModelVersion} reached the cluster's database as SHA-256 {received}, but hashed to {sha} when read from the coordinator's round store; nothing was saved"));
+        }
+    }
+
+    /// <summary>The SHA-256 of the moments (first then second), and of each, in one read of the round store's stream.</summary>
+    private static async Task<(string Whole, string First, string Second)> HashAsync(CoordinatorMoments moments, ServerOptimizerRecord local, CancellationToken cancellationToken)
+    {
+        using var whole = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var first = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        using var second = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        Stream stream = moments.Open(local.ModelVersion);
+        await using (stream.ConfigureAwait(false))
+        {
+            if (stream.Length - stream.Position != local.Bytes)
+            {
+                throw new InvalidDataException(Invariant($"the moments of model version {local.ModelVersion} in the coordinator's round store hold {stream.Length - stream.Position} bytes, their record says {local.Bytes}; nothing was saved"));
+            }
+
+            byte[] buffer = new byte[1 << 20];
+            long at = 0;
+            int read;
+            while ((read = await stream.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, at < local.FirstBytes ? local.FirstBytes - at : buffer.Length)), cancellationToken).ConfigureAwait(false)) > 0)
+            {
+                whole.AppendData(buffer, 0, read);
+                (at < local.FirstBytes ? first : second).AppendData(buffer, 0, read);
+                at += read;
+            }
+        }
+
+        return (Convert.ToHexStringLower(whole.GetHashAndReset()), Convert.ToHexStringLower(first.GetHashAndReset()), Convert.ToHexStringLower(second.GetHashAndReset()));
+    }
+
     private static string Describe(ServerOptimizerRecord row) => Invariant($"the {row.Kind} moments after {row.Steps} steps");
 
     private static string Invariant(FormattableString text) => text.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// Column <c>bytes</c> then column <c>second</c> (when not null: a row from before session 19 holds both moments in
+    /// <c>bytes</c>) of one row, each from a sequential-access query of its own on <paramref name="connection"/>, read as
+    /// one stream as it arrives, never whole.
+    /// </summary>
+    private sealed class ColumnsStream(NpgsqlConnection connection, string federation, long version) : Stream
+    {
+        private NpgsqlCommand? _command;
+        private NpgsqlDataReader? _reader;
+        private Stream? _current;
+        private int _next;
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            while (true)
+            {
+                if (_current is null && !OpenNext())
+                {
+                    return 0;
+                }
+
+                int read = _current!.Read(buffer);
+                if (read > 0 || buffer.IsEmpty)
+                {
+                    return read;
+                }
+
+                EndColumn();
+            }
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void Flush()
+        {
+        }
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                EndColumn();
+            }
+
+            base.Dispose(disposing);
+        }
+
+        private bool OpenNext()
+        {
+            string column = _next switch { 0 => "bytes", 1 => "second", _ => "" };
+            _next++;
+            if (column.Length == 0)
+            {
+                return false;
+            }
+
+            _command = new NpgsqlCommand($"SELECT {column} FROM securefed_coordinator_moments WHERE federation = $1 AND model_version = $2", connection);
+            _command.Parameters.Add(new NpgsqlParameter { Value = federation, NpgsqlDbType = NpgsqlDbType.Text });
+            _command.Parameters.Add(new NpgsqlParameter { Value = version, NpgsqlDbType = NpgsqlDbType.Bigint });
+            _reader = _command.ExecuteReader(CommandBehavior.SequentialAccess);
+            if (!_reader.Read())
+            {
+                EndColumn();
+                throw new InvalidDataException(Invariant($"the moments of model version {version} of federation '{federation}' left the cluster's database while they were restored; nothing was restored"));
+            }
+
+            if (_reader.IsDBNull(0))
+            {
+                EndColumn();
+                return false;
+            }
+
+            _current = _reader.GetStream(0);
+            return true;
+        }
+
+        private void EndColumn()
+        {
+            _current?.Dispose();
+            _current = null;
+            _reader?.Dispose();
+            _reader = null;
+            _command?.Dispose();
+            _command = null;
+        }
+    }
 }
