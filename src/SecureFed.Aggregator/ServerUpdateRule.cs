@@ -46,6 +46,9 @@ public sealed class ServerUpdateRule
     /// </summary>
     public ServerOptimizerMoments? Moments => _optimizer is null ? null : new(Name, _optimizer.Steps, _optimizer.FirstMoment, _optimizer.SecondMoment);
 
+    /// <summary>The largest model a rule with moments serves: one moment, 8 bytes per parameter, is one value of the round store.</summary>
+    public const int MaxParametersWithMoments = (int)(AggregatorStore.MaxValueBytes / sizeof(double));
+
     /// <summary>The configuration name of a rule.</summary>
     public static string KindName(ServerOptimizerKind kind) => kind.ToString().ToLowerInvariant();
 
@@ -54,10 +57,18 @@ public sealed class ServerUpdateRule
     /// <paramref name="modelVersion"/>, with the moments saved in <paramref name="store"/> for that version.
     /// </summary>
     /// <exception cref="InvalidDataException">The saved moments go with another model version or another parameter count (the message names both).</exception>
+    /// <exception cref="InvalidOperationException">A rule with moments for a model whose moment would not fit in one value of the round store (<see cref="MaxParametersWithMoments"/>).</exception>
     public static ServerUpdateRule Open(ServerOptimizerOptions options, AggregatorStore store, long modelVersion, int parameterCount)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(store);
+        if (options.Kind != ServerOptimizerKind.Average && parameterCount > MaxParametersWithMoments)
+        {
+            // Refused at start-up, not at the end of the first round, when the moments could not be stored.
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"SecureFed:ServerOptimizer {KindName(options.Kind)} keeps its moments (8 bytes per parameter each) with every model version in the round store, one SQLite value per moment of at most {AggregatorStore.MaxValueBytes:N0} bytes, so for at most {MaxParametersWithMoments:N0} parameters; this model has {parameterCount:N0}. Use ServerOptimizer average (FedAvg) for it, or a smaller model."));
+        }
+
         var rule = new ServerUpdateRule(options, store, parameterCount);
         rule.History = rule.Restore(modelVersion);
         return rule;

@@ -33,6 +33,24 @@ public sealed class ServerUpdateRuleTests : IDisposable
     };
 
     [Theory]
+    [InlineData(ServerOptimizerKind.Adam)]
+    [InlineData(ServerOptimizerKind.Momentum)]
+    public void Open_RuleWithMomentsForAModelOverWhatTheRoundStoreHolds_RefusedAtStartUpNamingTheLimit(ServerOptimizerKind kind)
+    {
+        using AggregatorStore store = AggregatorStore.Open(_dir.Combine("limit.db"));
+        const int Parameters = ServerUpdateRule.MaxParametersWithMoments + 1;
+
+        var refused = Assert.Throws<InvalidOperationException>(() => ServerUpdateRule.Open(Options(kind, 0), store, 0, Parameters));
+        ServerUpdateRule average = ServerUpdateRule.Open(Options(ServerOptimizerKind.Average, 0), store, 0, Parameters);
+
+        Assert.Equal(125_000_000, ServerUpdateRule.MaxParametersWithMoments);
+        Assert.Equal(
+            $"SecureFed:ServerOptimizer {ServerUpdateRule.KindName(kind)} keeps its moments (8 bytes per parameter each) with every model version in the round store, one SQLite value per moment of at most 1,000,000,000 bytes, so for at most 125,000,000 parameters; this model has 125,000,001. Use ServerOptimizer average (FedAvg) for it, or a smaller model.",
+            refused.Message);
+        Assert.Equal("average", average.Name);
+    }
+
+    [Theory]
     [MemberData(nameof(Rules))]
     public void SumFusion_OptimizerRunsInOrderOverRounds_EqualsAverageUpdateThenStep_BitForBit(ServerOptimizerKind kind, double noiseVariance, int run)
     {

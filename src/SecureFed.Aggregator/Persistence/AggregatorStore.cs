@@ -17,6 +17,9 @@ namespace SecureFed.Aggregator.Persistence;
 /// </summary>
 public sealed partial class AggregatorStore : IDisposable
 {
+    /// <summary>The largest value (model version, one moment of the server optimizer) the round store holds: SQLite's default length limit, 10⁹ bytes.</summary>
+    public const long MaxValueBytes = 1_000_000_000;
+
     private const int SqliteCantOpen = 14;
     private const int SqliteCorrupt = 11;
     private const int SqliteNotADatabase = 26;
