@@ -136,6 +136,12 @@ public sealed class AggregatorState : IDisposable
         {
             using var file = new FileStream(options.InitialModel, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
             (int count, string fileSha) = ModelState.Check(file, options.InitialModel);
+            if (file.Length > AggregatorStore.MaxValueBytes)
+            {
+                throw new InvalidDataException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"The initial model '{options.InitialModel}' is {file.Length:N0} bytes ({count:N0} parameters); the round store keeps each model version as one SQLite value of at most {AggregatorStore.MaxValueBytes:N0} bytes (250,000,000 parameters)."));
+            }
+
             file.Position = 0;
             store.SaveModel(0, 0, file, fileSha);
             return new ModelState(0, count, fileSha);

@@ -49,6 +49,27 @@ public sealed class AggregatorStateModelTests : IDisposable
     }
 
     [Fact]
+    public async Task Open_InitialModelOverWhatTheRoundStoreHolds_RefusedNamingTheLimitNothingStored()
+    {
+        await using var federation = new FrontFederation(_directory, "state-model-large", ["site-a", "site-b", "site-c"]);
+        string large = Path.Combine(_directory, "large-model.bin");
+        using (var file = new FileStream(large, FileMode.Create))
+        {
+            file.SetLength(1_000_000_004); // 250,000,001 zeros (finite), sparse on disk
+        }
+
+        AggregatorOptions options = Options(federation);
+        options.InitialModel = large;
+
+        var refused = Assert.Throws<InvalidDataException>(() => AggregatorState.Open(options));
+
+        Assert.Equal($"The initial model '{large}' is 1,000,000,004 bytes (250,000,001 parameters); the round store keeps each model version as one SQLite value of at most 1,000,000,000 bytes (250,000,000 parameters).", refused.Message);
+        File.Delete(large);
+        using AggregatorState state = AggregatorState.Open(Options(federation)); // nothing was stored: the next start-up takes the configured model
+        Assert.Equal(FrontFederation.Parameters, state.Model.ParameterCount);
+    }
+
+    [Fact]
     public async Task Open_StoredModelTampered_RefusedNamingTheVersionAndStore()
     {
         await using var federation = new FrontFederation(_directory, "state-model-bad", ["site-a", "site-b", "site-c"]);
