@@ -2,7 +2,7 @@ namespace SecureFed.Experiments;
 
 /// <summary>One arm trained with one seed, scored on the held-out test set.</summary>
 /// <param name="Arm">Display name (e.g. "site-1 alone", "federated + DP-SGD ε=8").</param>
-/// <param name="Kind">site_alone, pooled, federated, federated_dp, federated_distributed_dp, federated_dp_site_dp, public_warm_start or self_trained_student.</param>
+/// <param name="Kind">site_alone, pooled, federated, federated_dp, federated_distributed_dp, federated_dp_site_dp, public_warm_start, saved_teacher (--distill-teacher) or self_trained_student.</param>
 /// <param name="Seed">The seed.</param>
 /// <param name="Epsilon">Patient-level ε (DP arms), else null.</param>
 /// <param name="TestF1">conlleval F1 on the test set, in [0, 1].</param>

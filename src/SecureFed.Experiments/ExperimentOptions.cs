@@ -334,6 +334,13 @@ public sealed record ExperimentOptions
     /// <value>The default value is 0.003 (the centralized tagger's).</value>
     public double DistillLearningRate { get; init; } = 0.003;
 
+    /// <summary>
+    /// A tagger model folder written by an earlier run (its <c>models/</c> folder): instead of training any arm, self-train
+    /// this model on <see cref="DistillTextDirectories"/> and report it next to its student (student variants without
+    /// training the teacher again). Null = train the arms.
+    /// </summary>
+    public string? DistillTeacherDirectory { get; init; }
+
     /// <summary>Also run the arms without DP (site alone, pooled, federated); false runs only the DP arms (recipe search).</summary>
     /// <value>The default value is true.</value>
     public bool RunNonPrivateArms { get; init; } = true;
@@ -671,9 +678,9 @@ public sealed record ExperimentOptions
     {
         if (DistillTextDirectories.Count == 0)
         {
-            if (DistillEpochs != 3 || DistillLearningRate != 0.003)
+            if (DistillEpochs != 3 || DistillLearningRate != 0.003 || DistillTeacherDirectory is not null)
             {
-                throw new ArgumentException("--distill-epochs and --distill-lr set the student's training on --distill-text: add it.");
+                throw new ArgumentException("--distill-epochs, --distill-lr and --distill-teacher set the student's training on --distill-text: add it.");
             }
 
             return;
@@ -685,6 +692,11 @@ public sealed record ExperimentOptions
         }
 
         PositiveFinite(DistillLearningRate, "--distill-lr");
+        if (DistillTeacherDirectory is not null && !File.Exists(Path.Combine(DistillTeacherDirectory, "model.json")))
+        {
+            throw new ArgumentException($"--distill-teacher: {DistillTeacherDirectory} holds no tagger model (model.json), e.g. <out>/models/seed1-dp-eps8 of an earlier run.");
+        }
+
         if (PooledOnly)
         {
             throw new ArgumentException("--distill-text distils the federated arms' models: not with --pooled-only.");

@@ -55,6 +55,12 @@ public sealed partial class ExperimentRunner
             ExperimentData data = LoadData(seed);
             first ??= data;
             _progress($"[seed {seed}] {data.Description}");
+            if (_options.DistillTeacherDirectory is not null)
+            {
+                DistillSavedTeacher(data, seed, Record, cancellationToken);
+                continue;
+            }
+
             float[] initial = InitialModel(data, seed, Record, cancellationToken);
             if (_options.PooledOnly)
             {
@@ -120,6 +126,29 @@ public sealed partial class ExperimentRunner
         {
             record(student);
         }
+    }
+
+    /// <summary>
+    /// Stage 3f alone (--distill-teacher): a model an earlier run wrote, scored as the teacher and self-trained on the
+    /// public text, its student written to models/ under the teacher's folder name.
+    /// </summary>
+    private void DistillSavedTeacher(ExperimentData data, int seed, Action<ArmResult> record, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        string directory = _options.DistillTeacherDirectory!;
+        using TaggerModel model = TaggerModel.Load(directory, "cpu");
+        if (!model.Labels.EntityTypes.SequenceEqual(data.EntityTypes, StringComparer.Ordinal))
+        {
+            throw new InvalidDataException($"{directory}: a model of the types {string.Join(", ", model.Labels.EntityTypes)}, the data has {string.Join(", ", data.EntityTypes)}.");
+        }
+
+        string arm = $"saved model {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)))}";
+        double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
+        ArmResult teacher = Finish(arm, "saved_teacher", seed, null, model, data, [dev], watch);
+        ArmResult student = _distillation!.Run(model, data, seed, arm, null, dev, teacher.TestF1, cancellationToken);
+        model.Save(Path.Combine(_options.OutputDirectory, "models", Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))) + "-student"));
+        record(teacher);
+        record(student);
     }
 
     /// <summary>The folder name under models/ of a federated arm's final model.</summary>
@@ -791,6 +820,7 @@ public sealed partial class ExperimentRunner
         ["distill_text"] = string.Join(',', _options.DistillTextDirectories),
         ["distill_epochs"] = _options.DistillTextDirectories.Count == 0 ? 0 : _options.DistillEpochs,
         ["distill_lr"] = _options.DistillLearningRate,
+        ["distill_teacher"] = _options.DistillTeacherDirectory ?? "",
     };
 
     private static string LoadAverage()

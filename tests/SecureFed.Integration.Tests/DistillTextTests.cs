@@ -53,6 +53,8 @@ public sealed class DistillTextTests : IDisposable
     [InlineData("lr-without-text", "set the student's training on --distill-text")]
     [InlineData("zero-lr", "--distill-lr must be finite and > 0")]
     [InlineData("pooled-only", "not with --pooled-only")]
+    [InlineData("teacher-without-text", "--distill-teacher set the student's training on --distill-text")]
+    [InlineData("teacher-not-a-model", "--distill-teacher: ")]
     public void Validate_BadDistillation_RefusedWithAClearMessage(string problem, string message)
     {
         string text = PublicCorpus("gene-text", 5);
@@ -67,6 +69,8 @@ public sealed class DistillTextTests : IDisposable
             "lr-without-text" => options with { DistillTextDirectories = [], DistillLearningRate = 0.01 },
             "zero-lr" => options with { DistillLearningRate = 0 },
             "pooled-only" => options with { PooledOnly = true, Epsilons = [] },
+            "teacher-without-text" => options with { DistillTextDirectories = [], DistillTeacherDirectory = text },
+            "teacher-not-a-model" => options with { DistillTeacherDirectory = text },
             _ => throw new ArgumentOutOfRangeException(nameof(problem)),
         };
 
@@ -134,7 +138,7 @@ public sealed class DistillTextTests : IDisposable
 
         int code = await CliApp.RunAsync(
             ["experiment", "--data", corpus, "--sites", "3", "--federated-only", "--epsilon", "8", "--seeds", "1", "--rounds", "1",
-             "--config", "tiny-crf", "--dp-steps", "1", "--sample-rate", "0.3", "--distill-text", text, "--distill-epochs", "2",
+             "--config", "tiny-crf", "--dp-steps", "1", "--sample-rate", "0.3", "--distill-text", text, "--distill-epochs", "2", "--threads", "1",
              "--out", output, "--json"],
             stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
 
@@ -177,6 +181,23 @@ public sealed class DistillTextTests : IDisposable
             using TaggerModel student = TaggerModel.Load(Path.Combine(output, "models", name + "-student"), "cpu");
             Assert.NotEqual(teacher.Flatten(), student.Flatten());
         }
+
+        // --distill-teacher: the saved DP model again, self-trained without training any arm; the same teacher and student.
+        using var again = new StringWriter();
+        using var againErr = new StringWriter();
+        code = await CliApp.RunAsync(
+            ["experiment", "--data", corpus, "--sites", "3", "--federated-only", "--epsilon", "none", "--seeds", "1",
+             "--config", "tiny-crf", "--threads", "1", "--distill-text", text, "--distill-epochs", "2", "--distill-teacher", Path.Combine(output, "models", "seed1-dp-eps8"),
+             "--out", Path.Combine(_dir, "again")],
+            again, againErr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+        Assert.True(code == 0, $"exit {code}\n{again}\n{againErr}");
+        Assert.DoesNotContain("round 1/", againErr.ToString(), StringComparison.Ordinal);
+        using JsonDocument rerun = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(_dir, "again", "results.json")));
+        JsonElement[] rows = [.. rerun.RootElement.GetProperty("runs").EnumerateArray()];
+        Assert.Equal(["saved_teacher", "self_trained_student"], rows.Select(r => r.GetProperty("kind").GetString()));
+        Assert.Equal(runs[2].GetProperty("test_f1").GetDouble(), rows[0].GetProperty("test_f1").GetDouble(), 12);
+        Assert.Equal(runs[3].GetProperty("distillation").GetProperty("dev_f1_per_epoch").GetRawText(), rows[1].GetProperty("distillation").GetProperty("dev_f1_per_epoch").GetRawText());
+        Assert.True(Directory.Exists(Path.Combine(_dir, "again", "models", "seed1-dp-eps8-student")));
     }
 
     public void Dispose()
