@@ -2,7 +2,7 @@ namespace SecureFed.Experiments;
 
 /// <summary>One arm trained with one seed, scored on the held-out test set.</summary>
 /// <param name="Arm">Display name (e.g. "site-1 alone", "federated + DP-SGD ε=8").</param>
-/// <param name="Kind">site_alone, pooled, federated, federated_dp, federated_distributed_dp, federated_dp_site_dp or public_warm_start.</param>
+/// <param name="Kind">site_alone, pooled, federated, federated_dp, federated_distributed_dp, federated_dp_site_dp, public_warm_start, saved_teacher (--distill-teacher) or self_trained_student.</param>
 /// <param name="Seed">The seed.</param>
 /// <param name="Epsilon">Patient-level ε (DP arms), else null.</param>
 /// <param name="TestF1">conlleval F1 on the test set, in [0, 1].</param>
@@ -49,4 +49,11 @@ public sealed record ArmResult(string Arm, string Kind, int Seed, double? Epsilo
 
     /// <summary>Adaptive clipping: σ_b, the noise on the unclipped count (the sum's with distributed noise); null with a fixed clip.</summary>
     public double? ClipCountNoise { get; init; }
+
+    /// <summary>
+    /// Self-trained students (<see cref="ExperimentOptions.DistillTextDirectories"/>): the teacher's and the student's
+    /// dev and test F1 (<see cref="TestF1"/> is then the chosen student's, <see cref="DevF1PerRound"/> its dev F1 per
+    /// epoch); null for other arms.
+    /// </summary>
+    public DistillationResult? Distillation { get; init; }
 }

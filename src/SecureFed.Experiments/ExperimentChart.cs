@@ -8,7 +8,8 @@ internal static class ExperimentChart
         var plot = new ScottPlot.Plot();
         foreach (ArmSummary arm in arms)
         {
-            if (arm.MeanDevF1PerRound.Count < 2)
+            // A self-trained student's curve is per epoch of its training, not per round.
+            if (arm.MeanDevF1PerRound.Count < 2 || arm.Kind == PublicDistillation.StudentKind)
             {
                 continue;
             }

@@ -50,6 +50,20 @@ public static class ExperimentJson
                 unclipped_fraction_per_round = r.UnclippedFractionPerRound,
                 gradient_noise_multiplier = r.GradientNoiseMultiplier,
                 clip_count_noise = r.ClipCountNoise,
+                distillation = r.Distillation is not { } d ? null : new
+                {
+                    teacher_arm = d.TeacherArm,
+                    teacher_dev_f1 = d.TeacherDevF1,
+                    teacher_test_f1 = d.TeacherTestF1,
+                    student_dev_f1 = d.StudentDevF1,
+                    student_test_f1 = d.StudentTestF1,
+                    best_epoch = d.BestEpoch,
+                    dev_f1_per_epoch = d.DevF1PerEpoch,
+                    test_f1_per_epoch = d.TestF1PerEpoch,
+                    public_sentences = d.PublicSentences,
+                    public_tokens = d.PublicTokens,
+                    pseudo_entities = d.PseudoEntities,
+                },
                 wall_seconds = r.WallSeconds,
             }),
             machine = report.Machine,
@@ -58,8 +72,9 @@ public static class ExperimentJson
     }
 
     /// <summary>
-    /// One line: pooled_f1, federated_f1, site_alone_f1 (site order), dp [{epsilon, f1}], all means over seeds (null when
-    /// the arm did not run), plus their spreads and the output paths.
+    /// One line: pooled_f1, federated_f1, site_alone_f1 (site order), dp [{epsilon, f1}], self_trained [{teacher, teacher
+    /// and student dev and test F1}], all means over seeds (null or empty when the arm did not run), plus their spreads
+    /// and the output paths.
     /// </summary>
     public static string SummaryLine(ExperimentReport report)
     {
@@ -93,6 +108,21 @@ public static class ExperimentJson
             }).ToArray(),
             ["dp_site"] = report.Summaries.Where(s => s.Kind == "federated_dp_site_dp").Select(s => new { epsilon = s.Epsilon, f1 = s.MeanF1, f1_sd = s.StdF1 }).ToArray(),
             ["public_warm_start_f1"] = warm?.MeanF1,
+            // Self-training on public text: each federated arm's teacher and its student, means over seeds.
+            ["self_trained"] = report.Summaries.Where(s => s.Kind == PublicDistillation.StudentKind).Select(s =>
+            {
+                DistillationResult[] runs = [.. report.Results.Where(r => r.Arm == s.Arm && r.Distillation is not null).Select(r => r.Distillation!)];
+                return new
+                {
+                    teacher = runs[0].TeacherArm,
+                    epsilon = s.Epsilon,
+                    teacher_dev_f1 = runs.Average(d => d.TeacherDevF1),
+                    teacher_test_f1 = runs.Average(d => d.TeacherTestF1),
+                    student_dev_f1 = runs.Average(d => d.StudentDevF1),
+                    student_test_f1 = s.MeanF1,
+                    student_test_f1_sd = s.StdF1,
+                };
+            }).ToArray(),
             ["seeds"] = report.Results.Select(r => r.Seed).Distinct().Count(),
             ["results"] = report.JsonPath,
             ["chart"] = report.ChartPath,

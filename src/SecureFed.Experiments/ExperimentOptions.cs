@@ -317,6 +317,30 @@ public sealed record ExperimentOptions
     /// <value>The default value is 1.</value>
     public int PretrainEpochs { get; init; } = 1;
 
+    /// <summary>
+    /// Public corpus folders whose text (train.tsv, dev.tsv and test.tsv; tokens only, the labels are ignored) the final
+    /// model of every federated arm (the teacher) tags with its Viterbi labels; a student initialised from the teacher is
+    /// then trained on those pseudo-labels (<see cref="PublicDistillation"/>). The teacher and public text only:
+    /// post-processing, no privacy cost. Empty = no distillation. Never an evaluated corpus.
+    /// </summary>
+    /// <value>The default value is empty.</value>
+    public IReadOnlyList<string> DistillTextDirectories { get; init; } = [];
+
+    /// <summary>Epochs of the student's training on the pseudo-labelled public text (the epoch with the best dev F1 is kept).</summary>
+    /// <value>The default value is 3.</value>
+    public int DistillEpochs { get; init; } = 3;
+
+    /// <summary>The student's Adam learning rate (batches of <see cref="BatchSize"/>).</summary>
+    /// <value>The default value is 0.003 (the centralized tagger's).</value>
+    public double DistillLearningRate { get; init; } = 0.003;
+
+    /// <summary>
+    /// A tagger model folder written by an earlier run (its <c>models/</c> folder): instead of training any arm, self-train
+    /// this model on <see cref="DistillTextDirectories"/> and report it next to its student (student variants without
+    /// training the teacher again). Null = train the arms.
+    /// </summary>
+    public string? DistillTeacherDirectory { get; init; }
+
     /// <summary>Also run the arms without DP (site alone, pooled, federated); false runs only the DP arms (recipe search).</summary>
     /// <value>The default value is true.</value>
     public bool RunNonPrivateArms { get; init; } = true;
@@ -607,6 +631,7 @@ public sealed record ExperimentOptions
         }
 
         ValidatePretraining();
+        ValidateDistillation();
 
         if (!RunNonPrivateArms && Epsilons.Count == 0)
         {
@@ -646,30 +671,67 @@ public sealed record ExperimentOptions
             throw new ArgumentException($"--pretrain-text needs a model with a one-layer BiLSTM (this --config has {Config.Layers}): in a stacked BiLSTM the upper forward direction reads states that have seen the token it predicts.");
         }
 
+        ValidatePublicText(PretrainTextDirectories, "--pretrain-text");
+    }
+
+    private void ValidateDistillation()
+    {
+        if (DistillTextDirectories.Count == 0)
+        {
+            if (DistillEpochs != 3 || DistillLearningRate != 0.003 || DistillTeacherDirectory is not null)
+            {
+                throw new ArgumentException("--distill-epochs, --distill-lr and --distill-teacher set the student's training on --distill-text: add it.");
+            }
+
+            return;
+        }
+
+        if (DistillEpochs < 1)
+        {
+            throw new ArgumentException($"--distill-epochs must be at least 1, not {DistillEpochs}.");
+        }
+
+        PositiveFinite(DistillLearningRate, "--distill-lr");
+        if (DistillTeacherDirectory is not null && !File.Exists(Path.Combine(DistillTeacherDirectory, "model.json")))
+        {
+            throw new ArgumentException($"--distill-teacher: {DistillTeacherDirectory} holds no tagger model (model.json), e.g. <out>/models/seed1-dp-eps8 of an earlier run.");
+        }
+
+        if (PooledOnly)
+        {
+            throw new ArgumentException("--distill-text distils the federated arms' models: not with --pooled-only.");
+        }
+
+        ValidatePublicText(DistillTextDirectories, "--distill-text");
+    }
+
+    /// <summary>Public text folders (<paramref name="option"/>): each exists, is named once and is not an evaluated corpus.</summary>
+    private void ValidatePublicText(IReadOnlyList<string> directories, string option)
+    {
         IEnumerable<string> evaluated = Split == ExperimentSplit.ByCorpus ? Corpora : DataDirectory is null ? [] : [DataDirectory];
         var evaluatedPaths = evaluated.Select(CanonicalDirectory).ToHashSet(StringComparer.Ordinal);
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        foreach (string directory in PretrainTextDirectories)
+        foreach (string directory in directories)
         {
             if (string.IsNullOrWhiteSpace(directory))
             {
-                throw new ArgumentException("--pretrain-text has an empty folder name (give DIR1,DIR2,...).");
+                throw new ArgumentException($"{option} has an empty folder name (give DIR1,DIR2,...).");
             }
 
             if (!Directory.Exists(directory))
             {
-                throw new ArgumentException($"--pretrain-text: folder {directory} does not exist.");
+                throw new ArgumentException($"{option}: folder {directory} does not exist.");
             }
 
             string canonical = CanonicalDirectory(directory);
             if (evaluatedPaths.Contains(canonical))
             {
-                throw new ArgumentException($"--pretrain-text must not include the evaluated corpus ({directory}): its dev and test text would leak into the model.");
+                throw new ArgumentException($"{option} must not include the evaluated corpus ({directory}): its dev and test text would leak into the model.");
             }
 
             if (!seen.Add(canonical))
             {
-                throw new ArgumentException($"--pretrain-text names {directory} twice.");
+                throw new ArgumentException($"{option} names {directory} twice.");
             }
         }
     }

@@ -29,6 +29,6 @@ public sealed partial class ExperimentRunner
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(initial);
         ArgumentNullException.ThrowIfNull(inspectFusedModel);
-        return RunFederated(data, initial, seed, epsilon, 0, cancellationToken, inspectFusedModel);
+        return RunFederated(data, initial, seed, epsilon, 0, cancellationToken, (model, _) => inspectFusedModel(model));
     }
 }

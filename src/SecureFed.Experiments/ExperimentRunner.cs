@@ -17,6 +17,7 @@ public sealed partial class ExperimentRunner
 {
     private readonly ExperimentOptions _options;
     private readonly Action<string> _progress;
+    private readonly PublicDistillation? _distillation;
     private float[]? _preconditioner;
     private Sentence[]? _publicTrain;
 
@@ -29,6 +30,7 @@ public sealed partial class ExperimentRunner
         options.Validate();
         _options = options;
         _progress = progress ?? (_ => { });
+        _distillation = options.DistillTextDirectories.Count > 0 ? new PublicDistillation(options, _progress) : null;
     }
 
     /// <summary>
@@ -53,6 +55,12 @@ public sealed partial class ExperimentRunner
             ExperimentData data = LoadData(seed);
             first ??= data;
             _progress($"[seed {seed}] {data.Description}");
+            if (_options.DistillTeacherDirectory is not null)
+            {
+                DistillSavedTeacher(data, seed, Record, cancellationToken);
+                continue;
+            }
+
             float[] initial = InitialModel(data, seed, Record, cancellationToken);
             if (_options.PooledOnly)
             {
@@ -72,22 +80,81 @@ public sealed partial class ExperimentRunner
                     Record(RunPooled(data, initial, seed, cancellationToken));
                 }
 
-                Record(RunFederated(data, initial, seed, null, 0, cancellationToken));
+                RunFederatedAndDistill(data, initial, seed, null, 0, Record, cancellationToken);
             }
 
             foreach (double epsilon in _options.Epsilons)
             {
-                Record(RunFederated(data, initial, seed, epsilon, 0, cancellationToken));
+                RunFederatedAndDistill(data, initial, seed, epsilon, 0, Record, cancellationToken);
             }
 
             if (_options.SiteNoiseMultiplier > 0 && _options.Epsilons.Count > 0)
             {
-                Record(RunFederated(data, initial, seed, _options.Epsilons.Max(), _options.SiteNoiseMultiplier, cancellationToken));
+                RunFederatedAndDistill(data, initial, seed, _options.Epsilons.Max(), _options.SiteNoiseMultiplier, Record, cancellationToken);
             }
         }
 
         return report ?? throw new InvalidOperationException("No arm ran.");
     }
+
+    /// <summary>
+    /// Stage 3c–3e plus 3f: one federated arm, its final model written to the output folder (models/), and with
+    /// --distill-text its self-trained student (<see cref="PublicDistillation"/>) recorded after it and written too.
+    /// </summary>
+    private void RunFederatedAndDistill(ExperimentData data, float[] initial, int seed, double? epsilon, double siteNoise, Action<ArmResult> record, CancellationToken cancellationToken)
+    {
+        ArmResult? student = null;
+        ArmResult teacher = RunFederated(data, initial, seed, epsilon, siteNoise, cancellationToken, (model, arm) =>
+        {
+            string name = ModelName(seed, epsilon, siteNoise);
+            model.Save(Path.Combine(_options.OutputDirectory, "models", name));
+            if (_distillation is null)
+            {
+                return;
+            }
+
+            // The student is trained in place; the teacher's weights are put back for the arm's own scoring.
+            float[] weights = model.Flatten();
+            double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
+            double test = TaggerEvaluator.Evaluate(model, data.Test).F1;
+            student = _distillation.Run(model, data, seed, arm, epsilon, dev, test, cancellationToken);
+            model.Save(Path.Combine(_options.OutputDirectory, "models", name + "-student"));
+            model.Unflatten(weights);
+        });
+        record(teacher);
+        if (student is not null)
+        {
+            record(student);
+        }
+    }
+
+    /// <summary>
+    /// Stage 3f alone (--distill-teacher): a model an earlier run wrote, scored as the teacher and self-trained on the
+    /// public text, its student written to models/ under the teacher's folder name.
+    /// </summary>
+    private void DistillSavedTeacher(ExperimentData data, int seed, Action<ArmResult> record, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        string directory = _options.DistillTeacherDirectory!;
+        using TaggerModel model = TaggerModel.Load(directory, "cpu");
+        if (!model.Labels.EntityTypes.SequenceEqual(data.EntityTypes, StringComparer.Ordinal))
+        {
+            throw new InvalidDataException($"{directory}: a model of the types {string.Join(", ", model.Labels.EntityTypes)}, the data has {string.Join(", ", data.EntityTypes)}.");
+        }
+
+        string arm = $"saved model {Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory)))}";
+        double dev = TaggerEvaluator.Evaluate(model, data.Dev).F1;
+        ArmResult teacher = Finish(arm, "saved_teacher", seed, null, model, data, [dev], watch);
+        ArmResult student = _distillation!.Run(model, data, seed, arm, null, dev, teacher.TestF1, cancellationToken);
+        model.Save(Path.Combine(_options.OutputDirectory, "models", Path.GetFileName(Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory))) + "-student"));
+        record(teacher);
+        record(student);
+    }
+
+    /// <summary>The folder name under models/ of a federated arm's final model.</summary>
+    private static string ModelName(int seed, double? epsilon, double siteNoise) =>
+        string.Create(CultureInfo.InvariantCulture, $"seed{seed}-") + (epsilon is double e ? string.Create(CultureInfo.InvariantCulture, $"dp-eps{e:0.##}") : "federated")
+        + (siteNoise > 0 ? "-site-dp" : "");
 
     private ExperimentReport Report(ExperimentData first, IReadOnlyList<ArmResult> results, string startLoad, DateTimeOffset started)
     {
@@ -354,7 +421,7 @@ public sealed partial class ExperimentRunner
     /// site trains with DP-SGD calibrated by the accountant so that it ends at ε (δ from the options) after all rounds;
     /// with <paramref name="siteNoise"/> &gt; 0 each site also adds its distributed discrete Gaussian share.
     /// </summary>
-    private ArmResult RunFederated(ExperimentData data, float[] initial, int seed, double? epsilon, double siteNoise, CancellationToken cancellationToken, Action<TaggerModel>? fusedModel = null)
+    private ArmResult RunFederated(ExperimentData data, float[] initial, int seed, double? epsilon, double siteNoise, CancellationToken cancellationToken, Action<TaggerModel, string>? fusedModel = null)
     {
         var watch = Stopwatch.StartNew();
         DpSgdOptions? dp = null;
@@ -505,9 +572,10 @@ public sealed partial class ExperimentRunner
         }
 
         dp?.Subspace?.Dispose();
-        fusedModel?.Invoke(model);
         ArmResult result = Finish(arm, epsilon is null ? "federated" : siteNoise > 0 ? "federated_dp_site_dp" : _options.DpDistributedNoise ? "federated_distributed_dp" : "federated_dp", seed, epsilon, model, data, curve, watch)
             with { FederatedEvaluationF1PerRound = federatedF1 };
+        // After the arm's own scoring, so its wall time leaves out what the callback does (e.g. self-training).
+        fusedModel?.Invoke(model, arm);
         if (history is not null)
         {
             AverageSweep(model, history, data, seed, arm);
@@ -749,6 +817,10 @@ public sealed partial class ExperimentRunner
         ["warm_start_splits"] = _options.WarmStartAllSplits ? "all" : "train",
         ["pretrain_text"] = string.Join(',', _options.PretrainTextDirectories),
         ["pretrain_epochs"] = _options.PretrainTextDirectories.Count == 0 ? 0 : _options.PretrainEpochs,
+        ["distill_text"] = string.Join(',', _options.DistillTextDirectories),
+        ["distill_epochs"] = _options.DistillTextDirectories.Count == 0 ? 0 : _options.DistillEpochs,
+        ["distill_lr"] = _options.DistillLearningRate,
+        ["distill_teacher"] = _options.DistillTeacherDirectory ?? "",
     };
 
     private static string LoadAverage()

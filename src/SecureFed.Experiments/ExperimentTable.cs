@@ -48,6 +48,14 @@ public static class ExperimentTable
                 $"  {arm.Key}: noise split across the sites; ε if the aggregator and every other site collude: {arm.Max(r => r.CollusionEpsilon)!.Value:0.##}"));
         }
 
+        // Self-training on public text: teacher and student side by side, per seed (the student's epoch chosen by dev F1).
+        foreach (ArmResult run in report.Results.Where(r => r.Distillation is not null))
+        {
+            DistillationResult d = run.Distillation!;
+            text.AppendLine(string.Create(CultureInfo.InvariantCulture,
+                $"  seed {run.Seed}, {d.TeacherArm}: teacher dev F1 {d.TeacherDevF1:F3}, test F1 {d.TeacherTestF1:F3}; self-trained student (epoch {d.BestEpoch} of {d.DevF1PerEpoch.Count} by dev) dev F1 {d.StudentDevF1:F3}, test F1 {d.StudentTestF1:F3}"));
+        }
+
         return text.ToString();
     }
 }

@@ -63,10 +63,14 @@ internal static class ExperimentCommand
         var pooledOnly = new Option<bool>("--pooled-only") { Description = "Run only the pooled (centralized) arm, e.g. the upper bound at the epochs of a longer federated-only run; needs --epsilon none." };
         var federatedOnly = new Option<bool>("--federated-only") { Description = "Skip the centralized arms (each site alone, pooled): recipe search for the federated ones." };
         var noPartial = new Option<bool>("--no-partial-annotation") { Description = "By-corpus split: train a type a corpus does not annotate as O there (the naive way) instead of as possibly any unannotated type." };
+        var distillText = new Option<string?>("--distill-text") { Description = "Comma-separated public corpus folders (train/dev/test.tsv; tokens only, labels ignored) that each federated arm's final model (the teacher) tags with its Viterbi labels; a student initialised from the teacher is then trained on those pseudo-labels (self-training; post-processing, no privacy cost) and reported next to the teacher; never the evaluated corpus." };
+        var distillEpochs = new Option<int>("--distill-epochs") { Description = "Epochs of the --distill-text student (the one with the best dev F1 is reported).", DefaultValueFactory = _ => 3 };
+        var distillLr = new Option<double>("--distill-lr") { Description = "Adam learning rate of the --distill-text student (batches of --batch-size).", DefaultValueFactory = _ => 0.003 };
+        var distillTeacher = new Option<string?>("--distill-teacher") { Description = "A model folder an earlier run wrote (<out>/models/seed1-dp-eps8, say): train no arm, self-train that model on --distill-text and report it next to its student (student variants without training the teacher again; use the seed it was trained with)." };
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -136,6 +140,10 @@ internal static class ExperimentCommand
                 RunCentralizedArms = !parse.GetValue(federatedOnly),
                 PooledOnly = parse.GetValue(pooledOnly),
                 PartialAnnotation = !parse.GetValue(noPartial),
+                DistillTextDirectories = parse.GetValue(distillText) is string distill ? [.. distill.Split(',', StringSplitOptions.TrimEntries)] : [],
+                DistillEpochs = parse.GetValue(distillEpochs),
+                DistillLearningRate = parse.GetValue(distillLr),
+                DistillTeacherDirectory = parse.GetValue(distillTeacher),
                 Threads = parse.GetValue(threads),
             });
             try
