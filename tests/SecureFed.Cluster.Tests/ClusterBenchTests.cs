@@ -66,6 +66,36 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
     }
 
     [SkippableFact]
+    public async Task BenchCluster_GrpcFrontOneDropped_RoundCompletesWithoutItAndModelsEqual()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const int Agents = 4;
+        const int Dropped = 1;
+        const int Parameters = 6_000;
+        (int exit, string output) = await RunCliAsync(
+            "bench", "cluster", "--front", "grpc", "--silos", "3", "--agents", $"{Agents}", "--parameters", $"{Parameters}", "--dropped", $"{Dropped}",
+            "--connection-string", _postgres.ConnectionString, "--json");
+        _output.WriteLine(output);
+        Assert.Equal(0, exit);
+        Assert.Contains("dropped: 1 of 4 sites (site-001) share their keys and never upload; the masked-input stage closes at its deadline, StageTimeoutSeconds = 31 on both sides", output, StringComparison.Ordinal);
+
+        using JsonDocument json = JsonDocument.Parse(output.TrimEnd().Split('\n')[^1]);
+        JsonElement r = json.RootElement;
+        Assert.True(r.GetProperty("models_equal").GetBoolean());
+        Assert.True(r.GetProperty("inputs_equal").GetBoolean());
+        Assert.True(r.GetProperty("model_changed").GetBoolean());
+        Assert.Equal(Dropped, r.GetProperty("dropped").GetInt32());
+        // The round completed for every surviving agent on both sides (the benchmark fails otherwise), without the dropped one.
+        Assert.Equal(Agents - Dropped, r.GetProperty("contributors").GetInt32());
+        Assert.Equal((Agents - Dropped) * 4L * (Parameters + 1), r.GetProperty("masked_input_bytes").GetInt64());
+        // 30 s plus a second per 150,000 words of the cohort's inputs; both rounds waited for it at the masked-input stage.
+        int deadline = r.GetProperty("stage_timeout_seconds").GetInt32();
+        Assert.Equal(31, deadline);
+        Assert.True(r.GetProperty("single_round_seconds").GetDouble() >= deadline);
+        Assert.True(r.GetProperty("cluster_round_seconds").GetDouble() >= deadline);
+    }
+
+    [SkippableFact]
     public async Task BenchCluster_ClientFrontThreeSilosSmallModel_JsonHasPerSiloFiguresAndModelsEqual()
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
@@ -140,12 +170,16 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
     }
 
     [Fact]
-    public async Task BenchCluster_GrpcFrontWithDropsOrTinyModel_UsageErrorNamesTheOptions()
+    public async Task BenchCluster_GrpcFrontTinyModelOrTooManyDrops_UsageErrorNamesTheOptionsAndTheThreshold()
     {
         (int exit, string output) = await RunCliAsync("bench", "cluster", "--front", "grpc", "--silos", "3", "--agents", "4", "--dropped", "1", "--parameters", "100");
         Assert.Equal(2, exit);
-        Assert.Contains("--dropped is not supported with --front grpc", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("--dropped", output, StringComparison.Ordinal);
         Assert.Contains("--parameters must be at least 3071 with --front grpc and --silos 3", output, StringComparison.Ordinal);
+
+        (exit, output) = await RunCliAsync("bench", "cluster", "--front", "grpc", "--agents", "5", "--dropped", "3", "--parameters", "10000");
+        Assert.Equal(2, exit);
+        Assert.Contains("--dropped must be between 0 and 2 (the survivors must reach the threshold t = ⌊n/2⌋ + 1 = 3 of n = 5 sites), got 3.", output, StringComparison.Ordinal);
     }
 
     private static async Task<(int Exit, string Output)> RunCliAsync(params string[] arguments)

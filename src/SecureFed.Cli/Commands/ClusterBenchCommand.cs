@@ -20,7 +20,7 @@ internal static class ClusterBenchCommand
         var silos = new Option<int>("--silos") { Description = "Silo processes of the cluster.", DefaultValueFactory = _ => defaults.Silos };
         var agents = new Option<int>("--agents") { Description = "Sites in the round (agents in this process).", DefaultValueFactory = _ => defaults.Agents };
         var parameters = new Option<int>("--parameters") { Description = "Model parameters (the input vector has one word more).", DefaultValueFactory = _ => defaults.Parameters };
-        var dropped = new Option<int>("--dropped") { Description = "Sites that drop after sharing their keys (their pairwise masks are removed; --front client only).", DefaultValueFactory = _ => 0 };
+        var dropped = new Option<int>("--dropped") { Description = "Sites that drop after sharing their keys (they never upload their masked input; their pairwise masks are removed; with --front grpc the masked-input stage closes at a deadline computed from the size).", DefaultValueFactory = _ => 0 };
         var connection = new Option<string?>("--connection-string") { Description = "PostgreSQL database of the cluster's grain state (default: a throw-away server started with initdb/pg_ctl)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object as the last line." };
         var front = new Option<string>("--front")
@@ -78,7 +78,7 @@ internal static class ClusterBenchCommand
         var lines = new List<string>
         {
             string.Create(CultureInfo.InvariantCulture,
-                $"{r.Agents} agents over mTLS gRPC, {r.Parameters:N0} parameters, slices of {r.SliceSize:N0} words; masked inputs {MiB(r.MaskedInputBytes)} MiB in total"),
+                $"{r.Agents} agents over mTLS gRPC ({r.Dropped} dropped after sharing keys; stage deadline {r.StageTimeoutSeconds} s), {r.Parameters:N0} parameters, slices of {r.SliceSize:N0} words; masked inputs {MiB(r.MaskedInputBytes)} MiB in total"),
             string.Create(CultureInfo.InvariantCulture,
                 $"single process: round {r.SingleRoundSeconds:F2} s, received {MiB(r.SingleBytesReceived)} MiB, peak RSS {MiB(r.SinglePeakRssBytes)} MiB (idle {MiB(r.SingleIdleRssBytes)}), CPU {r.SingleCpuSeconds:F2} s"),
             string.Create(CultureInfo.InvariantCulture, $"cluster of {r.Silos}: round {r.ClusterRoundSeconds:F2} s"),

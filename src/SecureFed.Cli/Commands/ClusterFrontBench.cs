@@ -24,6 +24,9 @@ namespace SecureFed.Cli.Commands;
 /// <c>AgentListen</c> endpoints. The same <see cref="ClusterBenchOptions.Agents"/> agents (<see cref="AgentRunner"/>s in
 /// this process, synthetic updates, protocol version 4, mTLS) take part in both rounds with the same privatized inputs
 /// (<see cref="BenchReplayRandomSource"/>), so the two fused models, read from both round stores, must be equal bit for bit.
+/// With <see cref="ClusterBenchOptions.Dropped"/> = N the first N sites share their keys and then go silent on both sides
+/// (<see cref="DropoutHook"/> before the masked input), so both aggregators close that stage at its deadline and remove
+/// the dropped sites' pairwise masks (the cluster in its slice grains).
 /// </summary>
 internal static class ClusterFrontBench
 {
@@ -35,11 +38,6 @@ internal static class ClusterFrontBench
     /// <summary>The problems of <paramref name="options"/> for this mode beyond <see cref="ClusterBenchOptions.Validate"/>.</summary>
     public static IEnumerable<string> Validate(ClusterBenchOptions options)
     {
-        if (options.Dropped != 0)
-        {
-            yield return $"--dropped is not supported with --front grpc (its agents all upload), got {options.Dropped}.";
-        }
-
         if ((long)options.Parameters + 1 < (long)MinSliceSize * options.Silos)
         {
             yield return $"--parameters must be at least {(MinSliceSize * options.Silos) - 1} with --front grpc and --silos {options.Silos} (every silo hosts a slice of at least {MinSliceSize} words), got {options.Parameters}.";
@@ -52,6 +50,16 @@ internal static class ClusterFrontBench
             yield return $"--parameters must be at most {max} with --front grpc and --silos {options.Silos} (each slice's sum must fit in one 100 MiB Orleans message, {ClusterBenchOptions.MaxSliceWords} words, and a model in one PostgreSQL bytea, {ClusterBenchOptions.MaxFrontParameters} parameters), got {options.Parameters}.";
         }
     }
+
+    /// <summary>
+    /// The aggregators' <c>StageTimeoutSeconds</c> (both sides): 600 s when every site uploads (no stage waits for its
+    /// deadline); with dropped sites the masked-input stage closes only at its deadline, so it is short but generous: 30 s
+    /// plus one second per 150,000 words of the cohort's masked inputs (n·(d + 1); about a third of the rate the
+    /// loaded 2-core machine sustained in docs/benchmarks.md), at most 3,600 s (the setting's bound).
+    /// </summary>
+    internal static int StageTimeoutSeconds(ClusterBenchOptions options) => options.Dropped == 0
+        ? 600
+        : (int)Math.Min(3_600, 30 + (((long)options.Agents * (options.Parameters + 1L)) + 149_999) / 150_000);
 
     public static async Task<ClusterFrontBenchResult> RunAsync(ClusterBenchOptions options, TextWriter progress, CancellationToken cancellationToken)
     {
@@ -74,7 +82,15 @@ internal static class ClusterFrontBench
             await File.WriteAllTextAsync(specPath, spec.ToJson(), cancellationToken).ConfigureAwait(false);
             string modelPath = Path.Combine(dir, "initial-model.bin");
             await File.WriteAllBytesAsync(modelPath, WireEncoding.ModelBytes(new float[d]), cancellationToken).ConfigureAwait(false);
-            var setup = new Setup(dir, federation, provisioned, spec, specPath, modelPath, n, d, keys);
+            // Sites 1..dropped share their keys and then go silent (as --front client drops them), on both sides.
+            var dropped = sites.Take(options.Dropped).ToHashSet(StringComparer.Ordinal);
+            int stageTimeout = StageTimeoutSeconds(options);
+            var setup = new Setup(dir, federation, provisioned, spec, specPath, modelPath, n, d, keys, dropped, stageTimeout);
+            if (dropped.Count > 0)
+            {
+                await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"dropped: {dropped.Count} of {n} sites ({string.Join(", ", dropped.Order(StringComparer.Ordinal))}) share their keys and never upload; the masked-input stage closes at its deadline, StageTimeoutSeconds = {stageTimeout} on both sides")).ConfigureAwait(false);
+            }
 
             // Side 1: the single-process aggregator.
             await progress.WriteLineAsync("single process: starting 'securefed aggregator' (Kestrel, mTLS, SQLite)").ConfigureAwait(false);
@@ -169,7 +185,7 @@ internal static class ClusterFrontBench
                 single.InputDigests.TryGetValue(s, out string? a) && cluster.InputDigests.TryGetValue(s, out string? b) && a == b);
             string[] roles = [.. Enumerable.Range(0, options.Silos).Select(i => i == options.Silos - 1 ? Coordinator : "slices")];
             return new ClusterFrontBenchResult(
-                "grpc", options.Silos, n, d, vectorWords, sliceSize, roles, 4L * vectorWords * n,
+                "grpc", options.Silos, n, dropped.Count, stageTimeout, d, vectorWords, sliceSize, roles, 4L * vectorWords * (n - dropped.Count),
                 cluster.RoundSeconds, siloPeak, siloIdle,
                 [.. endpoints.Select(e => cluster.BytesByEndpoint.GetValueOrDefault(e))],
                 siloCpu,
@@ -243,6 +259,7 @@ internal static class ClusterFrontBench
                 {
                     UpdateRandom = random,
                     InputCaptured = (_, input) => digests[site] = Convert.ToHexStringLower(SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(input.AsSpan()))),
+                    Dropout = setup.Dropped.Contains(site) ? new DropoutHook(0, ProtocolStage.MaskedInputCollection) : null,
                 };
                 runner.RoundFinished += (_, report) =>
                 {
@@ -301,9 +318,10 @@ internal static class ClusterFrontBench
             }
         }
 
-        if (completed != agents.Count)
+        int surviving = agents.Count - setup.Dropped.Count;
+        if (completed != surviving)
         {
-            throw new InvalidOperationException($"{run}: only {completed} of {agents.Count} agents completed the round; the aggregator said:\n  {aggregator.Tail}");
+            throw new InvalidOperationException($"{run}: {completed} of the {surviving} surviving agents ({setup.Dropped.Count} dropped) completed the round; the aggregator said:\n  {aggregator.Tail}");
         }
 
         long opened = aggregator.RoundOpenedTimestamp;
@@ -329,6 +347,8 @@ internal static class ClusterFrontBench
         {
             settings[key] = value;
         }
+
+        settings["StageTimeoutSeconds"] = setup.StageTimeoutSeconds.ToString(CultureInfo.InvariantCulture);
 
         return settings;
     }
@@ -379,7 +399,7 @@ internal static class ClusterFrontBench
     }
 
     private sealed record Setup(string Directory, string Federation, ProvisionResult Provisioned, ModelSpec Spec, string SpecPath, string ModelPath, int Agents, int Parameters,
-        Dictionary<string, byte[]> Keys);
+        Dictionary<string, byte[]> Keys, HashSet<string> Dropped, int StageTimeoutSeconds);
 
     private sealed record SideOutcome(double RoundSeconds, int Completed, Dictionary<string, long> BytesByEndpoint, Dictionary<string, string> InputDigests);
 }

@@ -8,12 +8,16 @@ namespace SecureFed.Cli.Commands;
 /// high-water mark since it started (Linux VmHWM), idle RSS its resident set when it was ready; CPU seconds are user +
 /// system time from ready to the end of its side of the run. Round time is from the aggregator's "Round 1 opened" to the
 /// last agent's report of the completed round. <see cref="ModelChanged"/>: the fused model differs from the initial one
-/// (so equal models are not two untouched copies).
+/// (so equal models are not two untouched copies). With <see cref="Dropped"/> sites (they share their keys and never upload
+/// their masked input) the round times include the wait for the masked-input stage's deadline,
+/// <see cref="StageTimeoutSeconds"/>, the aggregators' <c>StageTimeoutSeconds</c> on both sides.
 /// </summary>
 internal sealed record ClusterFrontBenchResult(
     string Front,
     int Silos,
     int Agents,
+    int Dropped,
+    int StageTimeoutSeconds,
     int Parameters,
     int VectorWords,
     int SliceSize,

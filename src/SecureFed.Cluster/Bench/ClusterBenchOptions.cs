@@ -60,7 +60,7 @@ public sealed record ClusterBenchOptions
 
         if (Dropped < 0 || (Agents >= 3 && Agents - Dropped < (Agents / 2) + 1))
         {
-            problems.Add($"--dropped must be between 0 and {Math.Max(0, Agents - ((Agents / 2) + 1))} (the survivors must reach the threshold ⌊n/2⌋ + 1), got {Dropped}.");
+            problems.Add($"--dropped must be between 0 and {Math.Max(0, Agents - ((Agents / 2) + 1))} (the survivors must reach the threshold t = ⌊n/2⌋ + 1 = {(Agents / 2) + 1} of n = {Agents} sites), got {Dropped}.");
         }
 
         return problems;
