@@ -210,6 +210,9 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
             AuditSettingsChanged(state.Audit);
         }
 
+        // Signed first, as at a stage close, so that the lines this commit point saves are covered by a checkpoint it saves.
+        state.Audit.Checkpoint();
+
         // The round store is saved without model bytes (streamed from a temporary copy on disk); each model version is
         // sent once, streamed from the store, in its own row.
         IReadOnlyDictionary<string, byte[]> files = CoordinatorSnapshot.TakeWithoutModelBytes(state, out string roundStore, out IReadOnlyList<ModelRecord> models);
