@@ -27,7 +27,10 @@ namespace SecureFed.Cli.Commands;
 /// (<see cref="BenchReplayRandomSource"/>), so the two fused models, read from both round stores, must be equal bit for bit.
 /// With <see cref="ClusterBenchOptions.Dropped"/> = N the first N sites share their keys and then go silent on both sides
 /// (<see cref="DropoutHook"/> before the masked input), so both aggregators close that stage at its deadline and remove
-/// the dropped sites' pairwise masks (the cluster in its slice grains).
+/// the dropped sites' pairwise masks (the cluster in its slice grains). Both sides' unmasking is reported apart from that
+/// deadline, from the aggregator's own log line and round store (<see cref="BenchUnmaskWatch"/>, <see cref="LoadRound"/>).
+/// With <see cref="ClusterBenchAgentsVia.Front"/> the cluster's agents are given one slice silo's endpoint each, which
+/// forwards their control calls to the coordinator silo.
 /// </summary>
 internal static class ClusterFrontBench
 {
