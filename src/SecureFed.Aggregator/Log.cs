@@ -69,4 +69,7 @@ internal static partial class Log
 
     [LoggerMessage(22, LogLevel.Debug, "{Method} from {Site} forwarded by silo {Silo}")]
     public static partial void Forwarded(ILogger logger, string method, string site, string silo);
+
+    [LoggerMessage(23, LogLevel.Information, "Round {Round} stage {Stage}: closing work took {Seconds:F3} s")]
+    public static partial void StageWork(ILogger logger, long round, string stage, double seconds);
 }

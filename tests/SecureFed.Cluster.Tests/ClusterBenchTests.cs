@@ -63,6 +63,13 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
         Assert.True(singleReceived >= maskedBytes, $"single process received {singleReceived} bytes, less than the {maskedBytes} of the masked inputs");
         long lastSliceWords = Parameters + 1 - (2L * sliceWords);
         Assert.All(siloReceived, b => Assert.InRange(b, Agents * 4L * Math.Min(sliceWords, lastSliceWords), singleReceived / 2));
+
+        // Agents given the coordinator's endpoint send it their control calls too: more than slices with framing (the bound
+        // the forwarding test below holds the coordinator to).
+        Assert.Equal("coordinator", r.GetProperty("agents_via").GetString());
+        Assert.True(siloReceived[2] > Agents * ((4L * sliceWords) + 512), $"the coordinator received {siloReceived[2]} bytes, no more than slices with framing");
+        AssertUnmaskingSeparated(r, "single", 0);
+        AssertUnmaskingSeparated(r, "cluster", 0);
     }
 
     [SkippableFact]
@@ -93,6 +100,51 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
         Assert.Equal(31, deadline);
         Assert.True(r.GetProperty("single_round_seconds").GetDouble() >= deadline);
         Assert.True(r.GetProperty("cluster_round_seconds").GetDouble() >= deadline);
+
+        // The time after the deadline, apart: the unmasking work (timed in the aggregator) inside the span from the close of
+        // the masked-input stage to the completion (the round store's times), which leaves the deadline out of it.
+        Assert.Equal("coordinator", r.GetProperty("agents_via").GetString());
+        AssertUnmaskingSeparated(r, "single", deadline);
+        AssertUnmaskingSeparated(r, "cluster", deadline);
+        Assert.True(r.GetProperty("single_unmask_cpu_seconds").GetDouble() >= 0);
+        double[] siloUnmaskCpu = [.. r.GetProperty("silo_unmask_cpu_seconds").EnumerateArray().Select(e => e.GetDouble())];
+        Assert.Equal(3, siloUnmaskCpu.Length);
+        Assert.All(siloUnmaskCpu, c => Assert.True(c >= 0, $"a silo's unmasking CPU is {c} s"));
+    }
+
+    [SkippableFact]
+    public async Task BenchCluster_GrpcFrontAgentsViaFront_ControlCallsReachOnlyTheSliceSilosAndModelsEqual()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const int Agents = 4;
+        const int Parameters = 6_000;
+        (int exit, string output) = await RunCliAsync(
+            "bench", "cluster", "--front", "grpc", "--silos", "3", "--agents", $"{Agents}", "--parameters", $"{Parameters}", "--agents-via", "front",
+            "--connection-string", _postgres.ConnectionString, "--json");
+        _output.WriteLine(output);
+        Assert.Equal(0, exit);
+        Assert.Contains("each given one slice silo's endpoint only", output, StringComparison.Ordinal);
+
+        using JsonDocument json = JsonDocument.Parse(output.TrimEnd().Split('\n')[^1]);
+        JsonElement r = json.RootElement;
+        Assert.Equal("front", r.GetProperty("agents_via").GetString());
+        Assert.True(r.GetProperty("models_equal").GetBoolean());
+        Assert.True(r.GetProperty("inputs_equal").GetBoolean());
+        Assert.True(r.GetProperty("model_changed").GetBoolean());
+        Assert.Equal(Agents, r.GetProperty("contributors").GetInt32());
+        AssertUnmaskingSeparated(r, "single", 0);
+        AssertUnmaskingSeparated(r, "cluster", 0);
+
+        // The coordinator silo (last) got from the agents their slices of the index it hosts and nothing else: every control
+        // call went to a slice silo, which forwarded it. Each slice silo got its slices and the control calls of the agents
+        // given its endpoint (two each), more than slices with framing alone. (A slice upload's framing, one chunk of 2,001
+        // words or less, is ~150 bytes; the control calls of one agent of four are over a kilobyte.)
+        int sliceWords = r.GetProperty("slice_size").GetInt32();
+        long lastSliceWords = Parameters + 1 - (2L * sliceWords);
+        long[] received = [.. r.GetProperty("silo_bytes_received").EnumerateArray().Select(e => e.GetInt64())];
+        Assert.Equal(3, received.Length);
+        Assert.InRange(received[2], Agents * 4L * lastSliceWords, Agents * ((4L * sliceWords) + 512));
+        Assert.All(received[..2], b => Assert.True(b > Agents * ((4L * sliceWords) + 512), $"a slice silo received {b} bytes: no more than its slices, so no forwarded control calls"));
     }
 
     [SkippableFact]
@@ -180,6 +232,33 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
         (exit, output) = await RunCliAsync("bench", "cluster", "--front", "grpc", "--agents", "5", "--dropped", "3", "--parameters", "10000");
         Assert.Equal(2, exit);
         Assert.Contains("--dropped must be between 0 and 2 (the survivors must reach the threshold t = ⌊n/2⌋ + 1 = 3 of n = 5 sites), got 3.", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task BenchCluster_AgentsViaFrontWithoutASliceSiloOrGrpc_UsageErrorNamesTheOption()
+    {
+        (int exit, string output) = await RunCliAsync("bench", "cluster", "--front", "grpc", "--silos", "1", "--agents-via", "front", "--parameters", "10000");
+        Assert.Equal(2, exit);
+        Assert.Contains("--agents-via front needs at least 2 silos", output, StringComparison.Ordinal);
+
+        (exit, output) = await RunCliAsync("bench", "cluster", "--front", "client", "--agents-via", "front", "--parameters", "10000");
+        Assert.Equal(2, exit);
+        Assert.Contains("--agents-via front needs --front grpc", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// <paramref name="side"/>'s unmasking figures: the work positive and inside the span after the masked-input stage's
+    /// close, that span inside the round, and the round at least <paramref name="deadline"/> longer than that span.
+    /// </summary>
+    private static void AssertUnmaskingSeparated(JsonElement r, string side, int deadline)
+    {
+        double unmask = r.GetProperty($"{side}_unmask_seconds").GetDouble();
+        double afterInput = r.GetProperty($"{side}_after_input_seconds").GetDouble();
+        double round = r.GetProperty($"{side}_round_seconds").GetDouble();
+        Assert.True(unmask > 0, $"{side}: unmasking {unmask} s");
+        Assert.True(unmask < afterInput, $"{side}: unmasking {unmask} s, not inside the {afterInput} s after the masked-input stage closed");
+        Assert.True(afterInput < round, $"{side}: {afterInput} s after the masked-input stage closed, not inside the round's {round} s");
+        Assert.True(round - afterInput >= deadline - 1, $"{side}: the round's {round} s less the {afterInput} s after the masked input leave less than the {deadline} s deadline");
     }
 
     private static async Task<(int Exit, string Output)> RunCliAsync(params string[] arguments)

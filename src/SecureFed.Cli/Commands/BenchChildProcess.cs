@@ -37,6 +37,9 @@ internal sealed class BenchChildProcess : IAsyncDisposable
     /// <summary><see cref="Stopwatch.GetTimestamp"/> when the process printed that round 1 opened; 0 before.</summary>
     public long RoundOpenedTimestamp => Interlocked.Read(ref _roundOpenedTimestamp);
 
+    /// <summary>Raised for every line the process writes (stdout and stderr), on the thread that read it.</summary>
+    public event Action<string>? LineWritten;
+
     /// <summary>The last lines the process wrote.</summary>
     public string Tail => string.Join("\n  ", _tail);
 
@@ -113,6 +116,7 @@ internal sealed class BenchChildProcess : IAsyncDisposable
             return;
         }
 
+        LineWritten?.Invoke(line);
         _tail.Enqueue(line);
         while (_tail.Count > 40 && _tail.TryDequeue(out _))
         {

@@ -29,9 +29,15 @@ internal static class ClusterBenchCommand
             DefaultValueFactory = _ => "grpc",
         };
         front.AcceptOnlyFromAmong("grpc", "client");
+        var via = new Option<string>("--agents-via")
+        {
+            Description = "With --front grpc, the endpoint the cluster's agents are given: coordinator (the coordinator silo's), or front (each agent one slice silo's only, in turn; that silo forwards every control call to the coordinator; slices still go to the announced endpoints).",
+            DefaultValueFactory = _ => "coordinator",
+        };
+        via.AcceptOnlyFromAmong("coordinator", "front");
         var command = new Command("cluster", "One round on a cluster of separate silo processes on 127.0.0.1 and on the single-process aggregator (default --front grpc: mTLS agents through the real endpoints, uploads by slice): round time, bytes received, peak RSS and CPU per process; fused models compared bit for bit.")
         {
-            silos, agents, parameters, dropped, connection, json, front,
+            silos, agents, parameters, dropped, connection, json, front, via,
         };
         command.SetAction(async (parse, ct) =>
         {
@@ -44,8 +50,13 @@ internal static class ClusterBenchCommand
                 ConnectionString = parse.GetValue(connection),
             };
             bool grpc = parse.GetValue(front) == "grpc";
+            ClusterBenchAgentsVia agentsVia = parse.GetValue(via) == "front" ? ClusterBenchAgentsVia.Front : ClusterBenchAgentsVia.Coordinator;
             List<string> problems = [.. options.Validate()];
-            problems.AddRange(grpc ? ClusterFrontBench.Validate(options) : options.ValidateGrainLevel());
+            problems.AddRange(grpc ? ClusterFrontBench.Validate(options, agentsVia) : options.ValidateGrainLevel());
+            if (!grpc && agentsVia == ClusterBenchAgentsVia.Front)
+            {
+                problems.Add("--agents-via front needs --front grpc (with --front client there are no agents' endpoints).");
+            }
 
             if (problems.Count > 0)
             {
@@ -60,7 +71,7 @@ internal static class ClusterBenchCommand
             TextWriter output = parse.InvocationConfiguration.Output;
             if (grpc)
             {
-                ClusterFrontBenchResult g = await ClusterFrontBench.RunAsync(options, output, ct).ConfigureAwait(false);
+                ClusterFrontBenchResult g = await ClusterFrontBench.RunAsync(options, agentsVia, output, ct).ConfigureAwait(false);
                 await output.WriteLineAsync(parse.GetValue(json) ? JsonSerializer.Serialize(g, JsonOptions) : Describe(g)).ConfigureAwait(false);
                 return g.ModelsEqual && g.InputsEqual ? CliApp.ExitOk : CliApp.ExitFailure;
             }
@@ -81,7 +92,12 @@ internal static class ClusterBenchCommand
                 $"{r.Agents} agents over mTLS gRPC ({r.Dropped} dropped after sharing keys; stage deadline {r.StageTimeoutSeconds} s), {r.Parameters:N0} parameters, slices of {r.SliceSize:N0} words; masked inputs {MiB(r.MaskedInputBytes)} MiB in total"),
             string.Create(CultureInfo.InvariantCulture,
                 $"single process: round {r.SingleRoundSeconds:F2} s, received {MiB(r.SingleBytesReceived)} MiB, peak RSS {MiB(r.SinglePeakRssBytes)} MiB (idle {MiB(r.SingleIdleRssBytes)}), CPU {r.SingleCpuSeconds:F2} s"),
-            string.Create(CultureInfo.InvariantCulture, $"cluster of {r.Silos}: round {r.ClusterRoundSeconds:F2} s"),
+            string.Create(CultureInfo.InvariantCulture,
+                $"  after the masked-input stage closed: {r.SingleAfterInputSeconds:F3} s to the round's completion; unmasking work {r.SingleUnmaskSeconds:F3} s (CPU {r.SingleUnmaskCpuSeconds:F2} s)"),
+            string.Create(CultureInfo.InvariantCulture,
+                $"cluster of {r.Silos} (agents given {(r.AgentsVia == "front" ? "a slice silo's endpoint only: control calls forwarded to the coordinator" : "the coordinator silo's endpoint")}): round {r.ClusterRoundSeconds:F2} s"),
+            string.Create(CultureInfo.InvariantCulture,
+                $"  after the masked-input stage closed: {r.ClusterAfterInputSeconds:F3} s to the round's completion; unmasking work {r.ClusterUnmaskSeconds:F3} s (CPU per silo {string.Join(" / ", r.SiloUnmaskCpuSeconds.Select(c => c.ToString("F2", CultureInfo.InvariantCulture)))} s)"),
         };
         for (int i = 0; i < r.Silos; i++)
         {

@@ -9,6 +9,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Logging.Abstractions;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
+using SecureFed.Aggregator.Persistence;
 using SecureFed.Cluster.Bench;
 using SecureFed.Federation;
 using SecureFed.Protocol;
@@ -26,7 +27,10 @@ namespace SecureFed.Cli.Commands;
 /// (<see cref="BenchReplayRandomSource"/>), so the two fused models, read from both round stores, must be equal bit for bit.
 /// With <see cref="ClusterBenchOptions.Dropped"/> = N the first N sites share their keys and then go silent on both sides
 /// (<see cref="DropoutHook"/> before the masked input), so both aggregators close that stage at its deadline and remove
-/// the dropped sites' pairwise masks (the cluster in its slice grains).
+/// the dropped sites' pairwise masks (the cluster in its slice grains). Both sides' unmasking is reported apart from that
+/// deadline, from the aggregator's own log line and round store (<see cref="BenchUnmaskWatch"/>, <see cref="LoadRound"/>).
+/// With <see cref="ClusterBenchAgentsVia.Front"/> the cluster's agents are given one slice silo's endpoint each, which
+/// forwards their control calls to the coordinator silo.
 /// </summary>
 internal static class ClusterFrontBench
 {
@@ -36,8 +40,13 @@ internal static class ClusterFrontBench
     private static readonly TimeSpan ExitTimeout = TimeSpan.FromMinutes(2);
 
     /// <summary>The problems of <paramref name="options"/> for this mode beyond <see cref="ClusterBenchOptions.Validate"/>.</summary>
-    public static IEnumerable<string> Validate(ClusterBenchOptions options)
+    public static IEnumerable<string> Validate(ClusterBenchOptions options, ClusterBenchAgentsVia via)
     {
+        if (via == ClusterBenchAgentsVia.Front && options.Silos < 2)
+        {
+            yield return $"--agents-via front needs at least 2 silos (a slice silo to forward to the coordinator silo), got --silos {options.Silos}.";
+        }
+
         if ((long)options.Parameters + 1 < (long)MinSliceSize * options.Silos)
         {
             yield return $"--parameters must be at least {(MinSliceSize * options.Silos) - 1} with --front grpc and --silos {options.Silos} (every silo hosts a slice of at least {MinSliceSize} words), got {options.Parameters}.";
@@ -61,7 +70,7 @@ internal static class ClusterFrontBench
         ? 600
         : (int)Math.Min(3_600, 30 + (((long)options.Agents * (options.Parameters + 1L)) + 149_999) / 150_000);
 
-    public static async Task<ClusterFrontBenchResult> RunAsync(ClusterBenchOptions options, TextWriter progress, CancellationToken cancellationToken)
+    public static async Task<ClusterFrontBenchResult> RunAsync(ClusterBenchOptions options, ClusterBenchAgentsVia via, TextWriter progress, CancellationToken cancellationToken)
     {
         var wall = Stopwatch.StartNew();
         int n = options.Agents;
@@ -99,22 +108,25 @@ internal static class ClusterFrontBench
             string singleConfig = await WriteConfigAsync(dir, "single.json", AggregatorSettings(setup, singlePort, singleData), null, cancellationToken).ConfigureAwait(false);
             SideOutcome single;
             long singlePeak, singleIdle;
-            double singleCpu;
+            double singleCpu, singleUnmask, singleUnmaskCpu;
             await using (BenchChildProcess process = await BenchChildProcess.StartAsync("single-process aggregator", singleConfig, "aggregator listening on", cancellationToken).ConfigureAwait(false))
             {
                 singleIdle = process.Probe.RssBytes;
                 double cpu0 = process.Probe.CpuSeconds;
                 await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
                     $"single process {process.ProcessId} listening on 127.0.0.1:{singlePort} (RSS {MiB(singleIdle)} MiB); {n} agents start")).ConfigureAwait(false);
-                single = await RunAgentsAsync(setup, new Uri($"https://127.0.0.1:{singlePort}"), "single-agents", process, [process], progress, cancellationToken).ConfigureAwait(false);
+                var unmasking = new BenchUnmaskWatch(process, [process]);
+                single = await RunAgentsAsync(setup, [new Uri($"https://127.0.0.1:{singlePort}")], "single-agents", process, [process], progress, cancellationToken).ConfigureAwait(false);
+                singleUnmask = unmasking.Seconds;
+                singleUnmaskCpu = unmasking.CpuSeconds[0];
                 await process.WaitForExitAsync(ExitTimeout, cancellationToken).ConfigureAwait(false);
                 singlePeak = process.Probe.PeakRssBytes;
                 singleCpu = process.Probe.CpuSeconds - cpu0;
             }
 
-            byte[] singleModel = LoadModel(setup, singleData);
+            (byte[] singleModel, double singleAfterInput) = LoadRound(setup, singleData);
             await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"single process: round {single.RoundSeconds:F1} s, peak RSS {MiB(singlePeak)} MiB, CPU {singleCpu:F1} s")).ConfigureAwait(false);
+                $"single process: round {single.RoundSeconds:F1} s (unmasking {singleUnmask:F3} s), peak RSS {MiB(singlePeak)} MiB, CPU {singleCpu:F1} s")).ConfigureAwait(false);
 
             // Side 2: the cluster.
             string connectionString;
@@ -131,9 +143,11 @@ internal static class ClusterFrontBench
 
             var silos = new List<BenchChildProcess>();
             var endpoints = new List<string>();
+            var fronts = new List<Uri>();
             SideOutcome cluster;
             long[] siloPeak, siloIdle;
-            double[] siloCpu;
+            double[] siloCpu, siloUnmaskCpu;
+            double clusterUnmask;
             string clusterData = Path.Combine(dir, "cluster-aggregator");
             try
             {
@@ -147,6 +161,7 @@ internal static class ClusterFrontBench
                     silos.Add(silo);
                     string url = silo.ReadyLine[(silo.ReadyLine.IndexOf("https://", StringComparison.Ordinal))..].Trim();
                     endpoints.Add(new Uri(url).Authority);
+                    fronts.Add(new Uri(url));
                     await progress.WriteLineAsync($"cluster: slice silo {i} (process {silo.ProcessId}) serves agents on {url}").ConfigureAwait(false);
                 }
 
@@ -156,10 +171,16 @@ internal static class ClusterFrontBench
                 BenchChildProcess coordinatorSilo = await BenchChildProcess.StartAsync("coordinator silo", coordinatorConfig, "aggregator listening on", cancellationToken).ConfigureAwait(false);
                 silos.Add(coordinatorSilo);
                 endpoints.Add($"127.0.0.1:{port}");
-                await progress.WriteLineAsync($"cluster: coordinator silo (process {coordinatorSilo.ProcessId}) listening on 127.0.0.1:{port}; {n} agents start").ConfigureAwait(false);
+                IReadOnlyList<Uri> given = via == ClusterBenchAgentsVia.Front ? fronts : [new Uri($"https://127.0.0.1:{port}")];
+                await progress.WriteLineAsync(via == ClusterBenchAgentsVia.Front
+                    ? $"cluster: coordinator silo (process {coordinatorSilo.ProcessId}) listening on 127.0.0.1:{port}; {n} agents start, each given one slice silo's endpoint only ({string.Join(", ", fronts.Select(f => f.Authority))}, in turn): control calls forwarded to the coordinator"
+                    : $"cluster: coordinator silo (process {coordinatorSilo.ProcessId}) listening on 127.0.0.1:{port}; {n} agents start").ConfigureAwait(false);
                 siloIdle = [.. silos.Select(s => s.Probe.RssBytes)];
                 double[] cpu0 = [.. silos.Select(s => s.Probe.CpuSeconds)];
-                cluster = await RunAgentsAsync(setup, new Uri($"https://127.0.0.1:{port}"), "cluster-agents", coordinatorSilo, silos, progress, cancellationToken).ConfigureAwait(false);
+                var unmasking = new BenchUnmaskWatch(coordinatorSilo, silos);
+                cluster = await RunAgentsAsync(setup, given, "cluster-agents", coordinatorSilo, silos, progress, cancellationToken).ConfigureAwait(false);
+                clusterUnmask = unmasking.Seconds;
+                siloUnmaskCpu = unmasking.CpuSeconds;
                 await coordinatorSilo.WaitForExitAsync(ExitTimeout, cancellationToken).ConfigureAwait(false);
                 foreach (BenchChildProcess silo in silos)
                 {
@@ -177,9 +198,9 @@ internal static class ClusterFrontBench
                 }
             }
 
-            byte[] clusterModel = LoadModel(setup, clusterData);
+            (byte[] clusterModel, double clusterAfterInput) = LoadRound(setup, clusterData);
             await progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
-                $"cluster: round {cluster.RoundSeconds:F1} s, peak RSS per silo {string.Join(" / ", siloPeak.Select(MiB))} MiB")).ConfigureAwait(false);
+                $"cluster: round {cluster.RoundSeconds:F1} s (unmasking {clusterUnmask:F3} s), peak RSS per silo {string.Join(" / ", siloPeak.Select(MiB))} MiB")).ConfigureAwait(false);
 
             bool inputsEqual = single.InputDigests.Count == n && sites.All(s =>
                 single.InputDigests.TryGetValue(s, out string? a) && cluster.InputDigests.TryGetValue(s, out string? b) && a == b);
@@ -195,7 +216,14 @@ internal static class ClusterFrontBench
                 inputsEqual,
                 singleModel.AsSpan().SequenceEqual(clusterModel),
                 !singleModel.AsSpan().SequenceEqual(WireEncoding.ModelBytes(new float[d])),
-                Math.Round(wall.Elapsed.TotalSeconds, 3));
+                Math.Round(wall.Elapsed.TotalSeconds, 3),
+                via == ClusterBenchAgentsVia.Front ? "front" : Coordinator,
+                Math.Round(singleUnmask, 3),
+                singleAfterInput,
+                singleUnmaskCpu,
+                Math.Round(clusterUnmask, 3),
+                clusterAfterInput,
+                siloUnmaskCpu);
         }
         finally
         {
@@ -215,8 +243,11 @@ internal static class ClusterFrontBench
         }
     }
 
-    /// <summary>Runs every site's agent against <paramref name="endpoint"/> until the federation (one round) finishes.</summary>
-    private static async Task<SideOutcome> RunAgentsAsync(Setup setup, Uri endpoint, string run, BenchChildProcess aggregator, IReadOnlyList<BenchChildProcess> watched, TextWriter progress, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs every site's agent until the federation (one round) finishes; the i-th site (in name order) is given
+    /// <paramref name="endpoints"/>[i mod count] only.
+    /// </summary>
+    private static async Task<SideOutcome> RunAgentsAsync(Setup setup, IReadOnlyList<Uri> endpoints, string run, BenchChildProcess aggregator, IReadOnlyList<BenchChildProcess> watched, TextWriter progress, CancellationToken cancellationToken)
     {
         var bytes = new ConcurrentDictionary<string, long>(StringComparer.Ordinal);
         var digests = new ConcurrentDictionary<string, string>(StringComparer.Ordinal);
@@ -228,12 +259,12 @@ internal static class ClusterFrontBench
         stop.CancelAfter(RoundTimeout);
         try
         {
-            foreach (string site in setup.Provisioned.SiteKitDirectories.Keys.Order(StringComparer.Ordinal))
+            foreach ((string site, int index) in setup.Provisioned.SiteKitDirectories.Keys.Order(StringComparer.Ordinal).Select((s, i) => (s, i)))
             {
                 var options = new AgentOptions
                 {
                     Site = site,
-                    Aggregator = endpoint.ToString(),
+                    Aggregator = endpoints[index % endpoints.Count].ToString(),
                     KitDirectory = setup.Provisioned.SiteKitDirectories[site],
                     DataDirectory = Path.Combine(setup.Directory, run, site),
                     CallTimeoutSeconds = 600,
@@ -376,8 +407,12 @@ internal static class ClusterFrontBench
         return path;
     }
 
-    /// <summary>Model v1 (the fused model of the round) from an aggregator's round store.</summary>
-    private static byte[] LoadModel(Setup setup, string dataDirectory)
+    /// <summary>
+    /// Model v1 (the fused model of the round) from an aggregator's round store, and the seconds from the close of round 1's
+    /// masked-input stage (the time the store recorded it, just after the close) to the round's completion (the time the
+    /// store recorded the model): the aggregator's own clock, so with dropped sites the time after the deadline.
+    /// </summary>
+    private static (byte[] Model, double AfterInputSeconds) LoadRound(Setup setup, string dataDirectory)
     {
         using AggregatorState state = AggregatorState.Open(new AggregatorOptions
         {
@@ -386,7 +421,13 @@ internal static class ClusterFrontBench
             DataDirectory = dataDirectory,
             InitialModel = setup.ModelPath,
         });
-        return state.Store.LoadModel(1) ?? throw new InvalidOperationException($"the aggregator in {dataDirectory} has no model v1");
+        byte[] model = state.Store.LoadModel(1) ?? throw new InvalidOperationException($"the aggregator in {dataDirectory} has no model v1");
+        RoundRecord round = state.Store.ListRounds().SingleOrDefault(r => r.Round == 1)
+            ?? throw new InvalidOperationException($"the aggregator in {dataDirectory} has no round 1");
+        StageRecord maskedInput = round.Stages.FirstOrDefault(s => s.Stage == "masked_input")
+            ?? throw new InvalidOperationException($"round 1 in {dataDirectory} has no masked_input stage (stages: {string.Join(", ", round.Stages.Select(s => s.Stage))})");
+        DateTimeOffset ended = round.EndedUtc ?? throw new InvalidOperationException($"round 1 in {dataDirectory} has not ended");
+        return (model, Math.Round((ended - maskedInput.RecordedUtc).TotalSeconds, 3));
     }
 
     private static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);

@@ -10,7 +10,17 @@ namespace SecureFed.Cli.Commands;
 /// last agent's report of the completed round. <see cref="ModelChanged"/>: the fused model differs from the initial one
 /// (so equal models are not two untouched copies). With <see cref="Dropped"/> sites (they share their keys and never upload
 /// their masked input) the round times include the wait for the masked-input stage's deadline,
-/// <see cref="StageTimeoutSeconds"/>, the aggregators' <c>StageTimeoutSeconds</c> on both sides.
+/// <see cref="StageTimeoutSeconds"/>, the aggregators' <c>StageTimeoutSeconds</c> on both sides; the figures after the
+/// deadline are separate: <see cref="SingleUnmaskSeconds"/> / <see cref="ClusterUnmaskSeconds"/>, the unmasking stage's
+/// close work as the aggregator timed it (reconstructing the seeds and removing every mask; on the cluster the round grain
+/// and every slice grain), <see cref="SingleAfterInputSeconds"/> / <see cref="ClusterAfterInputSeconds"/>, from the close of
+/// the masked-input stage (the deadline, with dropped sites) to the round's completion, both times from the aggregator's
+/// round store (so the consistency and unmasking stages' exchanges with the agents, the unmasking work, and the model's
+/// fusion and storage), and <see cref="SingleUnmaskCpuSeconds"/> / <see cref="SiloUnmaskCpuSeconds"/>, each process's CPU
+/// seconds from the aggregator's log line that the unmasking stage closed to its line that the work was done.
+/// <see cref="AgentsVia"/>: "coordinator" when the cluster's agents were given the coordinator silo's endpoint, "front" when
+/// each was given one slice silo's only (its control calls forwarded to the coordinator; the bytes received are still the
+/// agents' requests to each process, so a front's include the control calls it forwarded, the coordinator's not).
 /// </summary>
 internal sealed record ClusterFrontBenchResult(
     string Front,
@@ -38,4 +48,11 @@ internal sealed record ClusterFrontBenchResult(
     bool InputsEqual,
     bool ModelsEqual,
     bool ModelChanged,
-    double WallSeconds);
+    double WallSeconds,
+    string AgentsVia,
+    double SingleUnmaskSeconds,
+    double SingleAfterInputSeconds,
+    double SingleUnmaskCpuSeconds,
+    double ClusterUnmaskSeconds,
+    double ClusterAfterInputSeconds,
+    double[] SiloUnmaskCpuSeconds);

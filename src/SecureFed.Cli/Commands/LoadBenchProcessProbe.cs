@@ -66,10 +66,7 @@ internal sealed class LoadBenchProcessProbe : IAsyncDisposable
                 }
             }
 
-            string stat = File.ReadAllText($"/proc/{_pid}/stat");
-            // Fields after the command name (which may contain spaces) start at field 3 (state).
-            string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            double cpu = (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
+            double cpu = StatCpuSeconds(_pid);
             if (hwm > 0)
             {
                 PeakRssBytes = Math.Max(PeakRssBytes, hwm);
@@ -80,6 +77,22 @@ internal sealed class LoadBenchProcessProbe : IAsyncDisposable
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
         {
             // The process has exited (or is a zombie without status lines): keep the last sample.
+        }
+    }
+
+    /// <summary>
+    /// User + system CPU time read now, in seconds, without touching the sampled figures (safe beside the sampling loop);
+    /// <see cref="double.NaN"/> once the process has gone.
+    /// </summary>
+    public double ReadCpuSeconds()
+    {
+        try
+        {
+            return StatCpuSeconds(_pid);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return double.NaN;
         }
     }
 
@@ -128,4 +141,12 @@ internal sealed class LoadBenchProcessProbe : IAsyncDisposable
     }
 
     private static long Kilobytes(string line) => long.Parse(line[(line.IndexOf(':', StringComparison.Ordinal) + 1)..].Trim().Split(' ')[0], CultureInfo.InvariantCulture);
+
+    private static double StatCpuSeconds(int pid)
+    {
+        string stat = File.ReadAllText($"/proc/{pid}/stat");
+        // Fields after the command name (which may contain spaces) start at field 3 (state).
+        string[] fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        return (long.Parse(fields[11], CultureInfo.InvariantCulture) + long.Parse(fields[12], CultureInfo.InvariantCulture)) / TicksPerSecond;
+    }
 }
