@@ -69,4 +69,7 @@ internal static partial class Log
 
     [LoggerMessage(22, LogLevel.Debug, "{Method} from {Site} forwarded by silo {Silo}")]
     public static partial void Forwarded(ILogger logger, string method, string site, string silo);
+
+    [LoggerMessage(23, LogLevel.Information, "Round {Round}: model versions pruned with version {Version} (SecureFed:KeepModelVersions = {Keep}): {Pruned}")]
+    public static partial void ModelsPruned(ILogger logger, long round, long version, int keep, string pruned);
 }

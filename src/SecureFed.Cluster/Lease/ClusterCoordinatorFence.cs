@@ -222,6 +222,10 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
             CoordinatorSaveResult saved = await _state.SaveAsync(
                 files, onDisk, models, state.Store.OpenModel, AuditLogPath(state), CoordinatorMoments.Of(state.Store), _settings, _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
             Log.Saved(_logger, saved.Files, saved.Models, saved.ModelBytes, saved.Moments, saved.MomentBytes, saved.AuditLines, saved.AuditBytes, _keeper.Epoch);
+            if (saved.PrunedModels is { Count: > 0 } pruned)
+            {
+                Log.ModelRowsPruned(_logger, string.Join(", ", pruned), _keeper.Epoch);
+            }
         }
         finally
         {
@@ -282,6 +286,9 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
 
         [LoggerMessage(6, LogLevel.Warning, "Taking over with coordinator settings that differ from those saved by lease epoch {SavedEpoch} (SecureFed:Cluster:AcceptChangedSettings is true; written to the audit log): {Changes}")]
         public static partial void SettingsAccepted(ILogger logger, long savedEpoch, string changes);
+
+        [LoggerMessage(7, LogLevel.Information, "Model versions {Versions} deleted from the cluster's database at lease epoch {Epoch}: the round store saved with them no longer holds them (SecureFed:KeepModelVersions)")]
+        public static partial void ModelRowsPruned(ILogger logger, string versions, long epoch);
 
         [LoggerMessage(4, LogLevel.Debug, "Coordinator audit lines saved to the cluster's database: {AuditLines} new lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
         public static partial void AuditSaved(ILogger logger, int auditLines, long auditBytes, long epoch);
