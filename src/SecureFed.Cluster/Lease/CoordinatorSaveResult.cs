@@ -19,10 +19,10 @@ public readonly record struct CoordinatorSaveResult(int Files, int Models, long 
     public long MomentBytes { get; init; }
 
     /// <summary>
-    /// The model versions whose rows were deleted because the round store saved with them no longer holds them (pruned by
-    /// <c>SecureFed:KeepModelVersions</c>), oldest first; empty when none.
+    /// Model rows deleted because the round store saved with them no longer holds their versions (pruned by
+    /// <c>SecureFed:KeepModelVersions</c>).
     /// </summary>
-    public IReadOnlyList<long> PrunedModels { get; init; } = [];
+    public int PrunedModels { get; init; }
 
     /// <summary>Whether the coordinator's round-affecting settings were written (the first save of an instance that was given them).</summary>
     public bool Settings { get; init; }

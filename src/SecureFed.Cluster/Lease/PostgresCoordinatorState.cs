@@ -265,7 +265,7 @@ public sealed class PostgresCoordinatorState
                 AuditBytes = audit?.Bytes ?? 0,
                 Moments = momentsWritten.Rows,
                 MomentBytes = momentsWritten.Bytes,
-                PrunedModels = modelsPruned,
+                PrunedModels = modelsPruned.Count,
             };
         }
         finally
