@@ -395,8 +395,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
         else
         {
-            sha = _state.Store.FindModel(version)?.Sha256
-                ?? throw new RpcException(new Status(StatusCode.NotFound, $"model version {version} does not exist (latest is {current})"));
+            sha = _state.Store.FindModel(version)?.Sha256 ?? throw NotStored(version, current);
         }
 
         // Streamed from the round store a chunk at a time (a stored version never changes), hashed as it is sent: bytes
@@ -408,7 +407,17 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         // chunk: 128 MiB per agent for 16 M parameters; 670 MiB for five agents), garbage that left the process's heap
         // ~10 MiB larger for the rest of the round (docs/benchmarks.md, runs 33-34); the chunks are small objects either
         // way (the product's large-object threshold is 4 MiB, SecureFed.Cli.csproj).
-        using Stream bytes = _state.Store.OpenModel(version);
+        Stream bytes;
+        try
+        {
+            bytes = _state.Store.OpenModel(version);
+        }
+        catch (InvalidOperationException)
+        {
+            throw NotStored(version, current); // pruned between the look-up and the open (SecureFed:KeepModelVersions)
+        }
+
+        using Stream stream = bytes;
         long total = bytes.Length / sizeof(float);
         const int chunk = DownloadChunkValues;
         float[] values = new float[(int)Math.Min(chunk, total)];
@@ -438,6 +447,13 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             throw new RpcException(new Status(StatusCode.DataLoss, $"model version {version} in the aggregator's round store is corrupt: its bytes hash to SHA-256 {actual}, not its recorded {sha}"));
         }
     }
+
+    /// <summary>The answer to a download of a version the round store does not hold: never stored, or pruned.</summary>
+    private RpcException NotStored(long version, long current) => new(new Status(
+        StatusCode.NotFound,
+        _options.KeepModelVersions > 0 && version < current
+            ? $"model version {version} does not exist (latest is {current}; the aggregator keeps only the newest {_options.KeepModelVersions}, SecureFed:KeepModelVersions)"
+            : $"model version {version} does not exist (latest is {current})"));
 
     public override Task<FederationStatus> GetStatus(StatusRequest request, ServerCallContext context)
     {

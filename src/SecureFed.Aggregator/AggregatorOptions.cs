@@ -175,6 +175,16 @@ public sealed class AggregatorOptions
     /// <summary>Concurrent masked-input uploads buffered in memory (bounds peak memory). <value>The default value is 4.</value></summary>
     public int MaxConcurrentUploads { get; set; } = 4;
 
+    /// <summary>
+    /// Model versions the round store keeps: 0 keeps every version; N ≥ 1 keeps the newest N, and the transaction that
+    /// stores a round's new version deletes the older ones (never the latest, the version the saved server-optimizer
+    /// moments go with, or the base version of a running round), audited as <c>models.pruned</c>. On the aggregator
+    /// cluster the coordinator's database mirrors the round store at the next commit point (docs/cluster.md §6).
+    /// A pruned version can no longer be downloaded (<c>NOT_FOUND</c>) nor read back by an auditor; agents only ever
+    /// request the announced version, the latest. <value>The default value is 0 (keep every version).</value>
+    /// </summary>
+    public int KeepModelVersions { get; set; }
+
     /// <summary>Path of the initial model (little-endian float32 vector) used when the store has none.</summary>
     public string? InitialModel { get; set; }
 
@@ -285,6 +295,11 @@ public sealed class AggregatorOptions
         ValidateLayerScales(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
+        if (KeepModelVersions < 0)
+        {
+            errors.Add($"SecureFed:KeepModelVersions must be 0 (keep every model version) or the number of newest model versions to keep (at least 1), got {KeepModelVersions}.");
+        }
+
         Range(errors, "EvaluationCountCap", EvaluationCountCap, 1, 1_000_000);
         if (EvaluationEntityTypes.Any(string.IsNullOrWhiteSpace))
         {

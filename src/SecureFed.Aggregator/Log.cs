@@ -72,4 +72,7 @@ internal static partial class Log
 
     [LoggerMessage(23, LogLevel.Information, "Round {Round} stage {Stage}: closing work took {Seconds:F3} s")]
     public static partial void StageWork(ILogger logger, long round, string stage, double seconds);
+
+    [LoggerMessage(24, LogLevel.Information, "Round {Round}: model versions pruned with version {Version} (SecureFed:KeepModelVersions = {Keep}): {Pruned}")]
+    public static partial void ModelsPruned(ILogger logger, long round, long version, int keep, string pruned);
 }

@@ -706,7 +706,9 @@ public sealed class RoundCoordinator : BackgroundService
         // staging file and checked against its SHA-256 as it is copied; the optimizer's own memory): a restart never finds
         // one without the other.
         next.Position = 0;
-        _state.Store.CompleteRoundWithModel(session.Round, version, next, sha, contributors, _state.ServerRule.Moments);
+        // Older versions beyond SecureFed:KeepModelVersions go in the same transaction (never the new one, nor the moments').
+        IReadOnlyList<ModelRecord> pruned = _state.Store.CompleteRoundWithModel(
+            session.Round, version, next, sha, contributors, _state.ServerRule.Moments, _options.KeepModelVersions);
         _state.ServerRule.Stored();
         double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
         _state.Model.Update(version, sha);
@@ -717,6 +719,22 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("participants", contributors)
             .Add("total_weight", decodedWeight)
             .AddObject("server_update", rule => ServerRuleFields(rule, _state.ServerRule)));
+        if (pruned.Count > 0)
+        {
+            _state.Audit.Append(AuditEvents.ModelsPruned, f => f
+                .Add("round", session.Round)
+                .Add("model_version", version)
+                .Add("keep", _options.KeepModelVersions)
+                .AddObject("pruned", p =>
+                {
+                    foreach (ModelRecord model in pruned)
+                    {
+                        p.Add(model.Version.ToString(CultureInfo.InvariantCulture), model.Sha256);
+                    }
+                }));
+            Log.ModelsPruned(_logger, session.Round, version, _options.KeepModelVersions, string.Join(", ", pruned.Select(m => $"v{m.Version} ({m.Sha256})")));
+        }
+
         AuditEvaluation(session, evaluation, evaluationNote);
         _state.Audit.Append(AuditEvents.PrivacySpent, f => f
             .Add("round", session.Round)

@@ -25,9 +25,10 @@ namespace SecureFed.Aggregator;
 /// </para>
 /// <para>
 /// Not round-affecting (<see cref="IgnoredNames"/>): where the process listens and keeps its files, its operator and
-/// telemetry endpoints, the upload concurrency, the timeouts, the federation's name (the key the state is saved under)
-/// and <c>InitialModel</c> (read only when the round store holds no model; a coordinator that takes over restores the
-/// saved model versions, version 0 included, and never reads it).
+/// telemetry endpoints, the upload concurrency, how many model versions the round store keeps (<c>KeepModelVersions</c>:
+/// no round's result depends on a version older than its base), the timeouts, the federation's name (the key the state
+/// is saved under) and <c>InitialModel</c> (read only when the round store holds no model; a coordinator that takes over
+/// restores the saved model versions, version 0 included unless pruned, and never reads it).
 /// </para>
 /// </remarks>
 public sealed class RoundSettings
@@ -49,6 +50,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.JoinTimeoutSeconds),
         nameof(AggregatorOptions.JoinGraceSeconds),
         nameof(AggregatorOptions.MaxConcurrentUploads),
+        nameof(AggregatorOptions.KeepModelVersions),
         nameof(AggregatorOptions.InitialModel),
         nameof(AggregatorOptions.AdminListen),
         nameof(AggregatorOptions.OperatorTokenVerifier),

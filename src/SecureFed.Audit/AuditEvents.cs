@@ -47,6 +47,13 @@ public static class AuditEvents
     /// </summary>
     public const string AggregateProduced = "aggregate.produced";
 
+    /// <summary>
+    /// Aggregator: model versions deleted from the round store (<c>SecureFed:KeepModelVersions</c>) in the transaction
+    /// that stored <c>model_version</c>: {round, model_version, keep, pruned{version: sha256}}. Written after the round's
+    /// <see cref="AggregateProduced"/>; an auditor can no longer fetch those versions' bytes from the aggregator.
+    /// </summary>
+    public const string ModelsPruned = "models.pruned";
+
     /// <summary>Aggregator: privacy budget spent so far: {round, guarantee, epsilon, delta, budget, rho}.</summary>
     public const string PrivacySpent = "privacy.spent";
 

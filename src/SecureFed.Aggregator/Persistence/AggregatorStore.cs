@@ -221,8 +221,20 @@ public sealed partial class AggregatorStore : IDisposable
     /// is never stored without the moments it goes with, nor moments without their version.
     /// </summary>
     /// <exception cref="ArgumentException">The moments' lengths do not match the model's parameter count.</exception>
-    public void CompleteRoundWithModel(long round, long version, ReadOnlySpan<byte> modelBytes, string sha256, IReadOnlyList<string> participants, ServerOptimizerMoments? moments)
+    public void CompleteRoundWithModel(long round, long version, ReadOnlySpan<byte> modelBytes, string sha256, IReadOnlyList<string> participants, ServerOptimizerMoments? moments) =>
+        CompleteRoundWithModel(round, version, modelBytes, sha256, participants, moments, keepModelVersions: 0);
+
+    /// <summary>
+    /// As <see cref="CompleteRoundWithModel(long, long, ReadOnlySpan{byte}, string, IReadOnlyList{string}, ServerOptimizerMoments?)"/>,
+    /// and in the same transaction deletes the model versions older than the newest <paramref name="keepModelVersions"/>
+    /// (0: none; see <see cref="PruneModelsCore"/> for the versions never deleted). Returns the deleted versions' records.
+    /// </summary>
+    /// <exception cref="ArgumentException">The moments' lengths do not match the model's parameter count.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="keepModelVersions"/> is negative.</exception>
+    public IReadOnlyList<ModelRecord> CompleteRoundWithModel(
+        long round, long version, ReadOnlySpan<byte> modelBytes, string sha256, IReadOnlyList<string> participants, ServerOptimizerMoments? moments, int keepModelVersions)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(keepModelVersions);
         string sha = VerifiedSha256(modelBytes, sha256);
         string names = ParticipantsJson(participants);
         if (moments is not null)
@@ -234,14 +246,17 @@ public sealed partial class AggregatorStore : IDisposable
             }
         }
 
+        IReadOnlyList<ModelRecord> pruned = [];
         Run(modelBytes, bytes =>
         {
             using SqliteTransaction tx = _connection.BeginTransaction();
             CompleteRoundCore(tx, round, sha, names);
             SaveModelCore(tx, version, round, bytes, sha);
             SaveServerOptimizerCore(tx, version, moments);
+            pruned = PruneModelsCore(tx, keepModelVersions);
             tx.Commit();
         });
+        return pruned;
     }
 
     /// <summary>
@@ -255,9 +270,24 @@ public sealed partial class AggregatorStore : IDisposable
     /// <exception cref="InvalidDataException">The bytes do not hash to <paramref name="sha256"/>, are not a positive multiple of 4, or end before the size the stream reported (the message names the version); nothing was written.</exception>
     /// <exception cref="ArgumentException">The moments' lengths do not match the model's parameter count.</exception>
     /// <exception cref="InvalidOperationException">The round is not running, or the version is not newer than the latest.</exception>
-    public void CompleteRoundWithModel(long round, long version, Stream modelBytes, string sha256, IReadOnlyList<string> participants, ServerOptimizerMoments? moments)
+    public void CompleteRoundWithModel(long round, long version, Stream modelBytes, string sha256, IReadOnlyList<string> participants, ServerOptimizerMoments? moments) =>
+        CompleteRoundWithModel(round, version, modelBytes, sha256, participants, moments, keepModelVersions: 0);
+
+    /// <summary>
+    /// As <see cref="CompleteRoundWithModel(long, long, Stream, string, IReadOnlyList{string}, ServerOptimizerMoments?)"/>,
+    /// and in the same transaction deletes the model versions older than the newest <paramref name="keepModelVersions"/>
+    /// (0: none; see <see cref="PruneModelsCore"/> for the versions never deleted), so a crash leaves either the old
+    /// versions and no new one, or the new one and the kept ones. Returns the deleted versions' records, oldest first.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The bytes do not hash to <paramref name="sha256"/>, are not a positive multiple of 4, or end before the size the stream reported (the message names the version); nothing was written.</exception>
+    /// <exception cref="ArgumentException">The moments' lengths do not match the model's parameter count.</exception>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="keepModelVersions"/> is negative.</exception>
+    /// <exception cref="InvalidOperationException">The round is not running, or the version is not newer than the latest.</exception>
+    public IReadOnlyList<ModelRecord> CompleteRoundWithModel(
+        long round, long version, Stream modelBytes, string sha256, IReadOnlyList<string> participants, ServerOptimizerMoments? moments, int keepModelVersions)
     {
         ArgumentNullException.ThrowIfNull(modelBytes);
+        ArgumentOutOfRangeException.ThrowIfNegative(keepModelVersions);
         string sha = NormalizeSha256(sha256, nameof(sha256));
         string names = ParticipantsJson(participants);
         long size = StreamedModelSize(modelBytes, version);
@@ -270,13 +300,15 @@ public sealed partial class AggregatorStore : IDisposable
             }
         }
 
-        Run(() =>
+        return Run(() =>
         {
             using SqliteTransaction tx = _connection.BeginTransaction();
             CompleteRoundCore(tx, round, sha, names);
             SaveModelCore(tx, version, round, modelBytes, size, sha);
             SaveServerOptimizerCore(tx, version, moments);
+            IReadOnlyList<ModelRecord> pruned = PruneModelsCore(tx, keepModelVersions);
             tx.Commit();
+            return pruned;
         });
     }
 
@@ -817,6 +849,35 @@ public sealed partial class AggregatorStore : IDisposable
             ("$sha", sha),
             ("$p", names),
             ("$round", round));
+    }
+
+    /// <summary>
+    /// Deletes, inside <paramref name="tx"/>, every model version older than the newest <paramref name="keep"/> (0: none),
+    /// except those something still reads: the latest version (the current model, which agents download and the next
+    /// round starts from), the version the saved server-optimizer moments go with, and the base version
+    /// (<c>model_version</c> of its configuration) of any round still running. Returns the deleted versions, oldest first.
+    /// </summary>
+    private List<ModelRecord> PruneModelsCore(SqliteTransaction tx, int keep)
+    {
+        if (keep == 0)
+        {
+            return [];
+        }
+
+        const string Doomed = """
+            WHERE version NOT IN (SELECT version FROM models ORDER BY version DESC LIMIT $keep)
+              AND version <> (SELECT MAX(version) FROM models)
+              AND version NOT IN (SELECT model_version FROM server_optimizer)
+              AND version NOT IN (SELECT json_extract(configuration, '$.model_version') FROM rounds
+                                  WHERE status = 'running' AND json_valid(configuration) AND json_extract(configuration, '$.model_version') IS NOT NULL)
+            """;
+        List<ModelRecord> doomed = ReadModels(tx, "main", Doomed, ("$keep", (long)keep));
+        if (doomed.Count > 0)
+        {
+            Execute(_connection, tx, $"DELETE FROM models {Doomed};", ("$keep", (long)keep));
+        }
+
+        return doomed;
     }
 
     /// <summary>

@@ -222,6 +222,10 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
             CoordinatorSaveResult saved = await _state.SaveAsync(
                 files, onDisk, models, state.Store.OpenModel, AuditLogPath(state), CoordinatorMoments.Of(state.Store), _settings, _keeper.Holder, _keeper.Epoch, cancellationToken).ConfigureAwait(false);
             Log.Saved(_logger, saved.Files, saved.Models, saved.ModelBytes, saved.Moments, saved.MomentBytes, saved.AuditLines, saved.AuditBytes, _keeper.Epoch);
+            if (saved.PrunedModels > 0)
+            {
+                Log.ModelRowsPruned(_logger, saved.PrunedModels, _keeper.Epoch, string.Join(", ", models.Select(m => m.Version)));
+            }
         }
         finally
         {
@@ -282,6 +286,9 @@ public sealed partial class ClusterCoordinatorFence : ICoordinatorFence, IAsyncD
 
         [LoggerMessage(6, LogLevel.Warning, "Taking over with coordinator settings that differ from those saved by lease epoch {SavedEpoch} (SecureFed:Cluster:AcceptChangedSettings is true; written to the audit log): {Changes}")]
         public static partial void SettingsAccepted(ILogger logger, long savedEpoch, string changes);
+
+        [LoggerMessage(7, LogLevel.Information, "{Count} model versions deleted from the cluster's database at lease epoch {Epoch}: the round store saved with them no longer holds them (SecureFed:KeepModelVersions); it holds versions {Kept}")]
+        public static partial void ModelRowsPruned(ILogger logger, int count, long epoch, string kept);
 
         [LoggerMessage(4, LogLevel.Debug, "Coordinator audit lines saved to the cluster's database: {AuditLines} new lines ({AuditBytes} bytes) at lease epoch {Epoch}")]
         public static partial void AuditSaved(ILogger logger, int auditLines, long auditBytes, long epoch);

@@ -18,6 +18,12 @@ public readonly record struct CoordinatorSaveResult(int Files, int Models, long 
     /// <summary>The bytes of those moments.</summary>
     public long MomentBytes { get; init; }
 
+    /// <summary>
+    /// Model rows deleted because the round store saved with them no longer holds their versions (pruned by
+    /// <c>SecureFed:KeepModelVersions</c>).
+    /// </summary>
+    public int PrunedModels { get; init; }
+
     /// <summary>Whether the coordinator's round-affecting settings were written (the first save of an instance that was given them).</summary>
     public bool Settings { get; init; }
 }

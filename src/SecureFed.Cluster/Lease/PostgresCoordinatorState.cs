@@ -15,8 +15,9 @@ namespace SecureFed.Cluster.Lease;
 /// the epoch that wrote it), sent once: the round store itself is saved without model bytes. Every save is one
 /// transaction fenced by the lease (<see cref="PostgresCoordinatorLease.FenceAsync"/>): a silo that lost the lease
 /// cannot overwrite what its successor continues from, nor add a model row. Only files that changed since this
-/// instance's last save, and model versions not yet in the database, are sent. Model rows are never updated or deleted:
-/// they are the federation's model history. The audit log is saved apart too, as append-only rows, one per line, in table
+/// instance's last save, and model versions not yet in the database, are sent. Model rows are never updated; they mirror
+/// the round store saved with them: a version the round store pruned (<c>SecureFed:KeepModelVersions</c>) has its row
+/// deleted in the same fenced transaction, so the rows hold exactly the versions a takeover restores. The audit log is saved apart too, as append-only rows, one per line, in table
 /// <c>securefed_coordinator_audit</c> (<see cref="CoordinatorAuditRows"/>): at every save only the lines the database
 /// does not hold yet are sent, under the same fence, and <see cref="SaveAuditAsync"/> sends them between commit points.
 /// The server update rule's moments, when the round store keeps any, are saved apart as well, once per model version
@@ -198,6 +199,7 @@ public sealed class PostgresCoordinatorState
             var changed = all.Where(f => !_saved.TryGetValue(f.Key, out string? sha) || sha != f.Sha).ToList();
             int modelsWritten;
             long modelBytes;
+            List<long> modelsPruned;
             (int Rows, long Bytes) momentsWritten = (0, 0);
             (CoordinatorAuditRows.Head Head, int Lines, long Bytes)? audit = null;
             bool settingsWritten = false;
@@ -215,6 +217,7 @@ public sealed class PostgresCoordinatorState
                     }
 
                     (modelsWritten, modelBytes) = await SaveModelsAsync(connection, transaction, models, openModel, epoch, cancellationToken).ConfigureAwait(false);
+                    modelsPruned = await PruneModelRowsAsync(connection, transaction, models, cancellationToken).ConfigureAwait(false);
                     if (moments is not null)
                     {
                         momentsWritten = await CoordinatorMomentRows.SaveAsync(connection, transaction, _lease.Federation, epoch, moments, cancellationToken).ConfigureAwait(false);
@@ -262,6 +265,7 @@ public sealed class PostgresCoordinatorState
                 AuditBytes = audit?.Bytes ?? 0,
                 Moments = momentsWritten.Rows,
                 MomentBytes = momentsWritten.Bytes,
+                PrunedModels = modelsPruned.Count,
             };
         }
         finally
@@ -646,6 +650,43 @@ public sealed class PostgresCoordinatorState
         }
 
         return (count, bytes);
+    }
+
+    /// <summary>
+    /// Deletes, inside the fenced <paramref name="transaction"/>, the model rows of the federation whose version and
+    /// SHA-256 are not among <paramref name="models"/> (the round store saved in the same transaction): the versions the
+    /// round store pruned (<c>SecureFed:KeepModelVersions</c>). Nothing is deleted when <paramref name="models"/> is empty
+    /// (a round store saved whole, with its model bytes inside). Returns the deleted rows' versions, oldest first.
+    /// </summary>
+    private async Task<List<long>> PruneModelRowsAsync(
+        NpgsqlConnection connection, NpgsqlTransaction transaction, IReadOnlyList<ModelRecord> models, CancellationToken cancellationToken)
+    {
+        var pruned = new List<long>();
+        if (models.Count == 0)
+        {
+            return pruned;
+        }
+
+        await using var delete = new NpgsqlCommand(
+            """
+            DELETE FROM securefed_coordinator_models m
+            WHERE m.federation = $1
+              AND NOT EXISTS (SELECT 1 FROM unnest($2::bigint[], $3::text[]) AS k(version, sha256) WHERE k.version = m.version AND k.sha256 = m.sha256)
+            RETURNING m.version
+            """,
+            connection,
+            transaction);
+        delete.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
+        delete.Parameters.Add(new NpgsqlParameter { Value = models.Select(m => m.Version).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Bigint });
+        delete.Parameters.Add(new NpgsqlParameter { Value = models.Select(m => m.Sha256).ToArray(), NpgsqlDbType = NpgsqlDbType.Array | NpgsqlDbType.Text });
+        await using NpgsqlDataReader reader = await delete.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            pruned.Add(reader.GetInt64(0));
+        }
+
+        pruned.Sort();
+        return pruned;
     }
 
     private async Task EnsureSchemaAsync(CancellationToken cancellationToken)
