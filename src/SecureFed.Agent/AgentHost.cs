@@ -170,6 +170,7 @@ public static class AgentHost
         return new TaggerLocalTrainer(spec, train, dev, options.Device, options.LearningRate, options.Seed, options.ParsedOptimizer)
         {
             FreezeEmbeddings = options.DpFreezeEmbeddings,
+            DpDropout = options.DpDropout,
         };
     }
 

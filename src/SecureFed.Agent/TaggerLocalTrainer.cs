@@ -54,6 +54,10 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
     /// <value>The default value is false.</value>
     public bool FreezeEmbeddings { get; init; }
 
+    /// <summary>DP-SGD keeps the model's dropout in each example's gradient (the opposite of <see cref="DpSgdOptions.NoDropout"/>).</summary>
+    /// <value>The default value is false: no dropout under DP-SGD.</value>
+    public bool DpDropout { get; init; }
+
     public string ModelSpecSha256 => _spec.Sha256;
 
     /// <inheritdoc />
@@ -102,6 +106,7 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
             DpSgd = new DpSgdOptions(plan.SiteNoiseMultiplier, plan.MaxGradNorm, plan.SampleRate)
             {
                 FreezeEmbeddings = FreezeEmbeddings,
+                NoDropout = !DpDropout,
                 Preconditioner = plan.LayerScales.Count == 0 ? null : TaggerPreconditioner.ExpandLayerScales(_model.ParameterLayout, plan.LayerScales),
             },
         };

@@ -136,6 +136,9 @@ public sealed record ExperimentOptions
     /// <summary>DP-SGD keeps the embedding tables fixed (<see cref="DpSgdOptions.FreezeEmbeddings"/>).</summary>
     public bool DpFreezeEmbeddings { get; init; }
 
+    /// <summary>DP-SGD's per-example gradients without dropout (<see cref="DpSgdOptions.NoDropout"/>).</summary>
+    public bool DpNoDropout { get; init; }
+
     /// <summary>
     /// DP-SGD preconditions each example's gradient with Adam's second moments measured on the public warm-start corpus
     /// at the public model (AdaDPS, <see cref="TaggerPreconditioner"/>); needs <see cref="WarmStartDirectory"/>.

@@ -456,6 +456,7 @@ public sealed partial class ExperimentRunner
             dp = new DpSgdOptions(siteSigma, _options.GradClip, _options.SampleRate)
             {
                 FreezeEmbeddings = _options.DpFreezeEmbeddings,
+                NoDropout = _options.DpNoDropout,
                 Preconditioner = _preconditioner,
                 PreconditionAfterNoise = _options.DpPreconditionAfterNoise,
                 PreconditionSplit = _options.DpPreconditionSplit,
@@ -782,6 +783,7 @@ public sealed partial class ExperimentRunner
         ["dp_steps_per_round"] = _options.EffectiveDpStepsPerRound,
         ["grad_clip"] = _options.GradClip,
         ["dp_freeze_embeddings"] = _options.DpFreezeEmbeddings,
+        ["dp_no_dropout"] = _options.DpNoDropout,
         ["delta"] = _options.Delta,
         ["epsilons"] = _options.Epsilons,
         ["update_clip"] = _options.UpdateClip,

@@ -30,6 +30,14 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     public bool FreezeEmbeddings { get; init; }
 
     /// <summary>
+    /// Computes the per-example gradients of DP-SGD without dropout and word dropout (the network in evaluation mode):
+    /// the Gaussian noise already regularises, and dropout's extra variance in each example's gradient is signal the
+    /// clipping and the noise cannot tell apart. No effect on ordinary training or on the privacy guarantee.
+    /// </summary>
+    /// <value>The default value is false.</value>
+    public bool NoDropout { get; init; }
+
+    /// <summary>
     /// Optional fixed diagonal preconditioner A, one positive factor per model parameter in <see cref="TaggerModel.Flatten"/>
     /// order (null = none): each example's gradient g is replaced by A ⊙ g before it is clipped, so the clipping and the
     /// noise act in the preconditioned space and plain SGD on the result behaves like an adaptive optimiser whose

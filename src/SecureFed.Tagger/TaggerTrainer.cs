@@ -375,6 +375,19 @@ public sealed class TaggerTrainer
     /// </summary>
     internal static Tensor ProjectedClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, Tensor basis, Tensor[]? preconditioner, List<double>? norms, out double lossSum)
     {
+        bool dropoutOff = WithoutDropout(model, dp);
+        try
+        {
+            return ProjectedClippedSumCore(model, batch, dp, rng, basis, preconditioner, norms, out lossSum);
+        }
+        finally
+        {
+            RestoreDropout(model, dropoutOff);
+        }
+    }
+
+    private static Tensor ProjectedClippedSumCore(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, Tensor basis, Tensor[]? preconditioner, List<double>? norms, out double lossSum)
+    {
         Parameter[] parameters = [.. model.Parameters.Select(p => p.Tensor)];
         string[] names = [.. model.Parameters.Select(p => p.Name)];
         Tensor projected; // [B, k]
@@ -386,7 +399,7 @@ public sealed class TaggerTrainer
 
         if (!dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
         {
-            var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
+            var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, dp.NoDropout ? 0 : model.Config.WordDropout, rng);
             Dictionary<string, Tensor>? byName = preconditioner is null ? null : names.Select((n, i) => (n, Scale: preconditioner[i])).ToDictionary(x => x.n, x => x.Scale, StringComparer.Ordinal);
             Tensor gradients = BatchedClipping.PerExampleGradients(model, tensors, dp.Trains, out lossSum, byName);
             using (torch.no_grad())
@@ -401,7 +414,7 @@ public sealed class TaggerTrainer
             lossSum = 0;
             for (int e = 0; e < batch.Length; e++)
             {
-                Tensor[] grads = PerExampleGradient(model, batch[e], rng, out double loss);
+                Tensor[] grads = PerExampleGradient(model, batch[e], rng, out double loss, dp.NoDropout);
                 lossSum += loss;
                 using (torch.no_grad())
                 {
@@ -437,9 +450,45 @@ public sealed class TaggerTrainer
     /// </summary>
     internal static Tensor[] ClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum, List<double>? norms, Tensor[]? preconditioner)
     {
+        bool dropoutOff = WithoutDropout(model, dp);
+        try
+        {
+            return ClippedSumCore(model, batch, dp, rng, out lossSum, norms, preconditioner);
+        }
+        finally
+        {
+            RestoreDropout(model, dropoutOff);
+        }
+    }
+
+    /// <summary>
+    /// Puts the network in evaluation mode (no dropout) for <see cref="DpSgdOptions.NoDropout"/> when it is training;
+    /// true when it did, so <see cref="RestoreDropout"/> puts it back.
+    /// </summary>
+    private static bool WithoutDropout(TaggerModel model, DpSgdOptions dp)
+    {
+        if (!dp.NoDropout || !model.Network.training)
+        {
+            return false;
+        }
+
+        model.Network.eval();
+        return true;
+    }
+
+    private static void RestoreDropout(TaggerModel model, bool dropoutOff)
+    {
+        if (dropoutOff)
+        {
+            model.Network.train();
+        }
+    }
+
+    private static Tensor[] ClippedSumCore(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, out double lossSum, List<double>? norms, Tensor[]? preconditioner)
+    {
         if (batch.Length > 0 && !dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
         {
-            var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
+            var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, dp.NoDropout ? 0 : model.Config.WordDropout, rng);
             Dictionary<string, Tensor>? byName = preconditioner is null ? null : model.Parameters.Select((p, i) => (p.Name, Scale: preconditioner[i])).ToDictionary(x => x.Name, x => x.Scale, StringComparer.Ordinal);
             Tensor[] result = BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, dp.Trains, out lossSum, out Tensor exampleNorms, byName);
             norms?.AddRange(exampleNorms.cpu().data<double>().ToArray());
@@ -452,7 +501,7 @@ public sealed class TaggerTrainer
         foreach (EncodedSentence example in batch)
         {
             using var exampleScope = torch.NewDisposeScope();
-            Tensor[] grads = PerExampleGradient(model, example, rng, out double loss);
+            Tensor[] grads = PerExampleGradient(model, example, rng, out double loss, dp.NoDropout);
             lossSum += loss;
             double norm = ClipAndAccumulate([.. trained.Select(i => preconditioner is null ? grads[i] : grads[i].mul(preconditioner[i]))], [.. trained.Select(i => sum[i])], dp.MaxGradNorm);
             norms?.Add(norm);
@@ -492,9 +541,9 @@ public sealed class TaggerTrainer
     }
 
     /// <summary>Gradient of one example's summed token loss, copied out of the parameters' grads.</summary>
-    internal static Tensor[] PerExampleGradient(TaggerModel model, EncodedSentence example, Random rng, out double loss)
+    internal static Tensor[] PerExampleGradient(TaggerModel model, EncodedSentence example, Random rng, out double loss, bool noDropout = false)
     {
-        var tensors = BatchTensors.Create([example], model.Config, model.Device, withLabels: true, model.Config.WordDropout, rng);
+        var tensors = BatchTensors.Create([example], model.Config, model.Device, withLabels: true, noDropout ? 0 : model.Config.WordDropout, rng);
         Tensor scores = model.Network.Forward(tensors);
         Tensor lossTensor = model.Network.SummedLoss(scores, tensors);
         foreach ((_, Parameter p) in model.Parameters)

@@ -199,6 +199,41 @@ public sealed class BatchedClippingTests
     }
 
     /// <summary>Sentences of different lengths (padding), a word repeated inside one sentence (rows hit twice) and one token.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ClippedSum_NoDropout_EqualsTheModelWithoutDropoutWhateverTheRandomness(bool perExampleLoop)
+    {
+        // Large dropout and word dropout, the network in training mode: without NoDropout the clipped sum depends on the
+        // random masks; with it, it equals the same weights configured without dropout, for any seed.
+        TaggerConfig withDropout = TaggerConfig.Tiny with { Crf = true, Hidden = 12, Dropout = 0.5, WordDropout = 0.25 };
+        using var model = TaggerModel.Create(withDropout, Labels, seed: 13, device: "cpu");
+        using var plainModel = TaggerModel.Create(withDropout with { Dropout = 0, WordDropout = 0 }, Labels, seed: 13, device: "cpu");
+        Assert.Equal(model.Flatten(), plainModel.Flatten());
+        EncodedSentence[] batch = Batch(model);
+        using var scope = NewDisposeScope();
+        var dp = new DpSgdOptions(0, 0.5, 0.1) { PerExampleLoop = perExampleLoop };
+
+        Tensor[] off1 = TaggerTrainer.ClippedSum(model, batch, dp with { NoDropout = true }, new Random(1), out _);
+        Tensor[] off2 = TaggerTrainer.ClippedSum(model, batch, dp with { NoDropout = true }, new Random(2), out _);
+        Tensor[] reference = TaggerTrainer.ClippedSum(plainModel, batch, dp, new Random(3), out _);
+        Tensor[] on1 = TaggerTrainer.ClippedSum(model, batch, dp, new Random(1), out _);
+        Tensor[] on2 = TaggerTrainer.ClippedSum(model, batch, dp, new Random(2), out _);
+
+        Assert.True(model.Network.training, "the network must be back in training mode after the clipped sum");
+        string[] names = [.. model.ParameterLayout.Select(p => p.Name)];
+        bool dropoutChangedSomething = false;
+        for (int i = 0; i < names.Length; i++)
+        {
+            float[] want = reference[i].data<float>().ToArray();
+            Assert.Equal(off1[i].data<float>().ToArray(), off2[i].data<float>().ToArray());
+            Assert.True(want.Zip(off1[i].data<float>().ToArray(), (a, b) => Math.Abs(a - b)).Max() <= 1e-6, $"{names[i]} differs from the model without dropout");
+            dropoutChangedSomething |= !on1[i].data<float>().ToArray().SequenceEqual(on2[i].data<float>().ToArray());
+        }
+
+        Assert.True(dropoutChangedSomething, "with dropout the two seeds should give different sums: the test would prove nothing");
+    }
+
     private static EncodedSentence[] Batch(TaggerModel model)
     {
         var sentences = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 6, seed: 11).ToList();

@@ -16,7 +16,7 @@ internal sealed record DemoSettings
     public required string OutputDirectory { get; init; }
     /// <summary>
     /// Rounds of <c>securefed demo</c> without <c>--rounds</c>. 10 keep the whole demo, comparisons included, at about 5
-    /// minutes on 2 cores (test F1 0.369 on NCBI-disease at ε = 8, tiny). 30 rounds with tiny-crf reached 0.407-0.434 but
+    /// minutes on 2 cores (test F1 0.408 on NCBI-disease at ε = 8, tiny, DP-SGD without dropout; 0.369 with it). 30 rounds with tiny-crf reached 0.407-0.434 (with dropout) but
     /// took 17 minutes with the comparisons, which train with the same local budget (docs/utility.md "Session 16").
     /// </summary>
     public const int DefaultRounds = 10;
@@ -77,6 +77,9 @@ internal sealed record DemoSettings
 
     /// <summary>DP-SGD keeps the embedding tables of the initial model fixed at every site.</summary>
     public bool FreezeEmbeddings { get; init; }
+
+    /// <summary>DP-SGD keeps the model's dropout in each example's gradient (<c>--dp-dropout</c>; the agents' <c>DpDropout</c>).</summary>
+    public bool DpDropout { get; init; }
 
     /// <summary>
     /// Split patient-level noise (<c>--patient-noise distributed</c>; docs/PROTOCOL.md "Split patient-level noise"): one
@@ -176,8 +179,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
-            // Measured (docs/utility.md "Sessions 5 and 16"): from a random model, DP-SGD with the defaults reached 0.369 test F1 on NCBI-disease, 0.407-0.434 with --rounds 30 --model tiny-crf.
-            console.MarkupLine("[yellow]Note[/]: from a random model DP-SGD on real text is limited by its few, noisy steps: on NCBI-disease at ε = 8 the defaults (10 rounds × 20 steps, local noise) reached test F1 0.369, --rounds 30 --model tiny-crf 0.407-0.434 (three times as long), the same model trained centrally without DP 0.725-0.747. A public corpus (never picked up by itself: your choice) helps most, with the same local noise, i.e. ε against any collusion: --public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200 --model tiny-crf (BC5CDR for NCBI-disease: 0.649 in this demo, 0.677 in the experiment); with --patient-noise distributed instead, if the consortium accepts a weaker ε against collusion, 0.689 (docs/utility.md, Sessions 12 and 16).");
+            // Measured (docs/utility.md "Sessions 5, 16 and 20"): from a random model, DP-SGD with the defaults reached 0.408 test F1 on NCBI-disease (0.369 with dropout), 0.407-0.434 with --rounds 30 --model tiny-crf (with dropout).
+            console.MarkupLine("[yellow]Note[/]: from a random model DP-SGD on real text is limited by its few, noisy steps: on NCBI-disease at ε = 8 the defaults (10 rounds × 20 steps, local noise, no dropout) reached test F1 0.408, --rounds 30 --model tiny-crf 0.407-0.434 with dropout (three times as long), the same model trained centrally without DP 0.725-0.747. A public corpus (never picked up by itself: your choice) helps most, with the same local noise, i.e. ε against any collusion: --public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200 --model tiny-crf (BC5CDR for NCBI-disease: 0.649 in this demo, 0.677 in the experiment); with --patient-noise distributed instead, if the consortium accepts a weaker ε against collusion, 0.689 (docs/utility.md, Sessions 12 and 16).");
         }
 
 
@@ -294,6 +297,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             var trainer = new TaggerLocalTrainer(spec, train[site], dev[site], "auto", agentOptions.LearningRate, settings.Seed + Array.IndexOf(sites, site), settings.Optimizer)
             {
                 FreezeEmbeddings = settings.FreezeEmbeddings,
+                DpDropout = settings.DpDropout,
             };
             lock (trainers)
             {
