@@ -66,7 +66,7 @@ public sealed class CoordinatorAdamTakeoverTests : IClassFixture<PostgresServer>
         try
         {
             Assert.Equal(1, fenceA.Epoch);
-            await RunCoordinatorAsync(fed, dataA, rounds: 2, fenceA, state => Assert.Equal(0, state.ServerRule.Steps));
+            await AdamCoordinatorRuns.RunAsync(fed, dataA, rounds: 2, fenceA, atStart: state => Assert.Equal(0, state.ServerRule.Steps));
 
             // A dies between rounds: its lease runs out in the database, nothing is released.
             await ExpireAsync(db, Federation);
@@ -76,7 +76,7 @@ public sealed class CoordinatorAdamTakeoverTests : IClassFixture<PostgresServer>
             await using ClusterCoordinatorFence fenceB = await ClusterCoordinatorFence.TakeOverAsync(
                 keeperB, new PostgresCoordinatorState(db, lease), dataB, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
             Assert.Equal(2, fenceB.Epoch);
-            await RunCoordinatorAsync(fed, dataB, rounds: 4, fenceB, state =>
+            await AdamCoordinatorRuns.RunAsync(fed, dataB, rounds: 4, fenceB, atStart: state =>
             {
                 Assert.Equal(2, state.ServerRule.Steps);
                 Assert.Contains("adam moments restored from model version 2 after 2 steps", state.ServerRule.History, StringComparison.Ordinal);
@@ -92,28 +92,13 @@ public sealed class CoordinatorAdamTakeoverTests : IClassFixture<PostgresServer>
         using AggregatorStore store = AggregatorStore.Open(AggregatorState.StorePath(dataB));
         IReadOnlyList<RoundRecord> completed = [.. store.ListRounds().Where(r => r.Status == RoundStatus.Completed)];
         Assert.Equal(4, completed.Count);
-        var experiment = new ServerOptimizer(new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.05, Tau = 1e-3, Beta1 = 0.9, Beta2 = 0.99 });
+        var experiment = new ServerOptimizer(AdamCoordinatorRuns.Rule);
         float[] expected = fed.InitialModel;
         for (int version = 1; version <= completed.Count; version++)
         {
             RoundRecord round = completed[version - 1];
-            UpdateCodec codec = Codec(round);
-            uint[] sum = new uint[codec.VectorLength];
-            foreach (string site in round.Participants)
-            {
-                uint[] input = fed.Inputs[(site, round.Round)];
-                for (int i = 0; i < sum.Length; i++)
-                {
-                    sum[i] += input[i];
-                }
-            }
-
-            uint mask = codec.BitWidth == 32 ? uint.MaxValue : (1u << codec.BitWidth) - 1;
-            for (int i = 0; i < sum.Length; i++)
-            {
-                sum[i] &= mask;
-            }
-
+            UpdateCodec codec = AdamCoordinatorRuns.Codec(round);
+            uint[] sum = AdamCoordinatorRuns.Sum(fed, round);
             expected = experiment.Step(expected, FederatedAveraging.AverageUpdate(codec, sum, out _));
             Assert.Equal(ModelState.ToBytes(expected), store.LoadModel(version));
         }
@@ -124,44 +109,5 @@ public sealed class CoordinatorAdamTakeoverTests : IClassFixture<PostgresServer>
         Assert.Equal(experiment.FirstMoment.ToArray(), saved.First);
         Assert.Equal(experiment.SecondMoment.ToArray(), saved.Second);
         Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(dataB)).Ok);
-    }
-
-    /// <summary>Runs the aggregator on <paramref name="data"/> under <paramref name="fence"/> until <paramref name="rounds"/> rounds completed, with the agents.</summary>
-    private static async Task RunCoordinatorAsync(FrontFederation fed, string data, int rounds, ICoordinatorFence fence, Action<AggregatorState> atStart)
-    {
-        Dictionary<string, string?> settings = FrontFederation.Flatten(fed.AggregatorSettings(data, 0, rounds));
-        settings["SecureFed:Federation"] = Federation;
-        settings["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
-        settings["SecureFed:ServerOptimizer"] = "adam";
-        settings["SecureFed:ServerLearningRate"] = "0.05";
-        settings["SecureFed:ServerTau"] = "0.001";
-        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        WebApplication app = AggregatorHost.Build(configuration, (Func<float[]>?)null, roundServers: null, fence, logging => logging.SetMinimumLevel(LogLevel.Warning));
-        await using (app)
-        {
-            atStart(app.Services.GetRequiredService<AggregatorState>());
-            await app.StartAsync().WaitAsync(Timeout);
-            RoundCoordinator coordinator = app.Services.GetRequiredService<RoundCoordinator>();
-            fed.StartAgents(AggregatorHost.BoundAddress(app), "agents");
-            await coordinator.Finished.WaitAsync(Timeout);
-            Assert.Null(coordinator.Failure);
-            await fed.AgentsFinishedAsync(Timeout);
-            await fed.StopAgentsAsync();
-            await app.StopAsync().WaitAsync(Timeout);
-        }
-    }
-
-    /// <summary>The codec of <paramref name="round"/> as the coordinator planned it (checked against its recorded configuration).</summary>
-    private static UpdateCodec Codec(RoundRecord round)
-    {
-        using JsonDocument config = JsonDocument.Parse(round.ConfigurationJson);
-        int n = config.RootElement.GetProperty("cohort").GetArrayLength();
-        int threshold = FederatedAveraging.Threshold(GraphPlanner.Plan(n, GraphPolicy.Complete), 0);
-        EvaluationLayout evaluation = EvaluationLayout.Create(ModelSpec.Clinical(tiny: false).EntityTypes, 100_000);
-        UpdateCodec codec = FederatedAveraging.PlanRound(FrontFederation.Parameters, 10, n, threshold, 0.5, 1000, evaluation).Codec;
-        Assert.Equal(config.RootElement.GetProperty("vector_length").GetInt32(), codec.VectorLength);
-        Assert.Equal(config.RootElement.GetProperty("bit_width").GetInt32(), codec.BitWidth);
-        Assert.Equal(config.RootElement.GetProperty("scale").GetDouble(), codec.Scale);
-        return codec;
     }
 }

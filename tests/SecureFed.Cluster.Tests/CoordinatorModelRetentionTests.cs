@@ -25,6 +25,7 @@ namespace SecureFed.Cluster.Tests;
 public sealed class CoordinatorModelRetentionTests : IClassFixture<PostgresServer>, IDisposable
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(2);
+    private static readonly Dictionary<string, string?> KeepTwo = new() { ["SecureFed:KeepModelVersions"] = "2" };
     private static readonly string[] Sites = ["site-a", "site-b", "site-c"];
     private readonly PostgresServer _postgres;
     private readonly string _dir = Directory.CreateTempSubdirectory("securefed-model-retention-").FullName;
@@ -142,7 +143,7 @@ public sealed class CoordinatorModelRetentionTests : IClassFixture<PostgresServe
             keeperA, new PostgresCoordinatorState(db, lease), dataA, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
         try
         {
-            await RunCoordinatorAsync(fed, dataA, rounds: 3, fenceA);
+            await AdamCoordinatorRuns.RunAsync(fed, dataA, rounds: 3, fenceA, KeepTwo);
             Assert.Equal([(2L, 1L), (3L, 1L)], await ModelRowsAsync(db, Federation));
             await ExpireAsync(db, Federation);
 
@@ -156,7 +157,7 @@ public sealed class CoordinatorModelRetentionTests : IClassFixture<PostgresServe
                 Assert.Equal(3, restored.LoadServerOptimizer()!.ModelVersion);
             }
 
-            await RunCoordinatorAsync(fed, dataB, rounds: 5, fenceB);
+            await AdamCoordinatorRuns.RunAsync(fed, dataB, rounds: 5, fenceB, KeepTwo);
             Assert.Equal([(4L, 2L), (5L, 2L)], await ModelRowsAsync(db, Federation));
         }
         finally
@@ -169,12 +170,12 @@ public sealed class CoordinatorModelRetentionTests : IClassFixture<PostgresServe
         Assert.Equal([4L, 5L], store.ListModels().Select(m => m.Version));
         IReadOnlyList<RoundRecord> completed = [.. store.ListRounds().Where(r => r.Status == RoundStatus.Completed)];
         Assert.Equal(5, completed.Count);
-        var experiment = new ServerOptimizer(new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.05, Tau = 1e-3, Beta1 = 0.9, Beta2 = 0.99 });
+        var experiment = new ServerOptimizer(AdamCoordinatorRuns.Rule);
         float[] expected = fed.InitialModel;
         var digests = new Dictionary<long, string> { [0] = ModelState.Digest(expected) };
         for (int version = 1; version <= completed.Count; version++)
         {
-            expected = experiment.Step(expected, FederatedAveraging.AverageUpdate(Codec(completed[version - 1]), Sum(fed, completed[version - 1]), out _));
+            expected = experiment.Step(expected, FederatedAveraging.AverageUpdate(AdamCoordinatorRuns.Codec(completed[version - 1]), AdamCoordinatorRuns.Sum(fed, completed[version - 1]), out _));
             digests[version] = ModelState.Digest(expected);
             Assert.Equal(version >= 4 ? ModelState.ToBytes(expected) : null, store.LoadModel(version));
         }
@@ -201,65 +202,4 @@ public sealed class CoordinatorModelRetentionTests : IClassFixture<PostgresServe
         DataDirectory = Path.Combine(_dir, data),
         InitialModel = federation.InitialModelPath,
     };
-
-    /// <summary>Runs the aggregator (adam, KeepModelVersions = 2) on <paramref name="data"/> under <paramref name="fence"/> until <paramref name="rounds"/> rounds completed, with the agents.</summary>
-    private static async Task RunCoordinatorAsync(FrontFederation fed, string data, int rounds, ICoordinatorFence fence)
-    {
-        Dictionary<string, string?> settings = FrontFederation.Flatten(fed.AggregatorSettings(data, 0, rounds));
-        settings["SecureFed:Federation"] = fed.Federation;
-        settings["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
-        settings["SecureFed:ServerOptimizer"] = "adam";
-        settings["SecureFed:ServerLearningRate"] = "0.05";
-        settings["SecureFed:ServerTau"] = "0.001";
-        settings["SecureFed:KeepModelVersions"] = "2";
-        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        WebApplication app = AggregatorHost.Build(configuration, (Func<float[]>?)null, roundServers: null, fence, logging => logging.SetMinimumLevel(LogLevel.Warning));
-        await using (app)
-        {
-            await app.StartAsync().WaitAsync(Timeout);
-            RoundCoordinator coordinator = app.Services.GetRequiredService<RoundCoordinator>();
-            fed.StartAgents(AggregatorHost.BoundAddress(app), "agents");
-            await coordinator.Finished.WaitAsync(Timeout);
-            Assert.Null(coordinator.Failure);
-            await fed.AgentsFinishedAsync(Timeout);
-            await fed.StopAgentsAsync();
-            await app.StopAsync().WaitAsync(Timeout);
-        }
-    }
-
-    /// <summary>The round's unmasked sum: the contributors' privatized inputs added (the masks cancel), reduced to the bit width.</summary>
-    private static uint[] Sum(FrontFederation fed, RoundRecord round)
-    {
-        UpdateCodec codec = Codec(round);
-        uint[] sum = new uint[codec.VectorLength];
-        foreach (string site in round.Participants)
-        {
-            uint[] input = fed.Inputs[(site, round.Round)];
-            for (int i = 0; i < sum.Length; i++)
-            {
-                sum[i] += input[i];
-            }
-        }
-
-        uint mask = codec.BitWidth == 32 ? uint.MaxValue : (1u << codec.BitWidth) - 1;
-        for (int i = 0; i < sum.Length; i++)
-        {
-            sum[i] &= mask;
-        }
-
-        return sum;
-    }
-
-    /// <summary>The codec of <paramref name="round"/> as the coordinator planned it (checked against its recorded configuration).</summary>
-    private static UpdateCodec Codec(RoundRecord round)
-    {
-        using JsonDocument config = JsonDocument.Parse(round.ConfigurationJson);
-        int n = config.RootElement.GetProperty("cohort").GetArrayLength();
-        int threshold = FederatedAveraging.Threshold(GraphPlanner.Plan(n, GraphPolicy.Complete), 0);
-        EvaluationLayout evaluation = EvaluationLayout.Create(ModelSpec.Clinical(tiny: false).EntityTypes, 100_000);
-        UpdateCodec codec = FederatedAveraging.PlanRound(FrontFederation.Parameters, 10, n, threshold, 0.5, 1000, evaluation).Codec;
-        Assert.Equal(config.RootElement.GetProperty("vector_length").GetInt32(), codec.VectorLength);
-        Assert.Equal(config.RootElement.GetProperty("bit_width").GetInt32(), codec.BitWidth);
-        return codec;
-    }
 }
