@@ -89,8 +89,9 @@ public sealed class AggregatorClusterOptions
     /// <summary>
     /// On a silo that is not the coordinator: the https:// URL (IP address and port; port 0 picks a free one) where this
     /// silo serves agents the slices of their masked inputs it hosts (protocol version 4, docs/cluster.md §6), with the
-    /// aggregator's kit of <c>SecureFed:KitDirectory</c>. Empty: the silo serves no agents, and rounds whose slices it hosts
-    /// take whole masked inputs through the coordinator (version 3). The coordinator serves its own slices on
+    /// aggregator's kit of <c>SecureFed:KitDirectory</c>. Empty: the silo serves no agents (unless it is a
+    /// coordinator-eligible standby with a <c>Listen</c> port, whose front serves them there), and rounds whose slices it
+    /// hosts take whole masked inputs through the coordinator (version 3). The coordinator serves its own slices on
     /// <c>SecureFed:Listen</c> and must not set this. <value>The default value is empty.</value>
     /// </summary>
     public string AgentListen { get; set; } = "";
