@@ -122,6 +122,48 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task BenchDpSgd_TinyModelSyntheticCorpus_JsonHasEveryArmPositive()
+    {
+        string data = Path.Combine(Path.GetTempPath(), $"securefed-dpbench-{Guid.NewGuid():N}.tsv");
+        try
+        {
+            File.WriteAllLines(data, SyntheticClinicalLines(48));
+            var (code, output, err) = await Run("bench", "dp-sgd", "--data", data, "--sentences", "48", "--batch", "8", "--steps", "4", "--config", "tiny", "--json");
+
+            Assert.True(code == 0, err);
+            string last = output.TrimEnd().Split('\n')[^1];
+            using var doc = JsonDocument.Parse(last);
+            JsonElement tiny = doc.RootElement.GetProperty("configs").GetProperty("tiny");
+            foreach (string field in new[] { "ordinary_tokens_per_second", "dp_tokens_per_second", "dp_with_dropout_tokens_per_second", "dp_per_example_loop_tokens_per_second" })
+            {
+                Assert.True(tiny.GetProperty(field).GetDouble() > 0, field);
+            }
+
+            // Without a default-model arm the headline figures are the only model's, DP-SGD as the agents run it.
+            Assert.Equal(tiny.GetProperty("dp_tokens_per_second").GetDouble(), doc.RootElement.GetProperty("dp_tokens_per_second").GetDouble());
+            Assert.Equal(tiny.GetProperty("dp_tokens_per_second").GetDouble() / tiny.GetProperty("ordinary_tokens_per_second").GetDouble(), tiny.GetProperty("dp_ratio").GetDouble(), 0.002); // rounded to 0.1 tokens/s and 0.001
+            Assert.Equal(tiny.GetProperty("dp_with_dropout_tokens_per_second").GetDouble() / tiny.GetProperty("ordinary_tokens_per_second").GetDouble(), tiny.GetProperty("dp_with_dropout_ratio").GetDouble(), 0.002);
+        }
+        finally
+        {
+            File.Delete(data);
+        }
+    }
+
+    private static IEnumerable<string> SyntheticClinicalLines(int sentences)
+    {
+        foreach (var sentence in SecureFed.Tagger.SyntheticClinicalCorpus.Generate(SecureFed.Tagger.SyntheticClinicalCorpus.Profiles[0], sentences, seed: 3))
+        {
+            for (int i = 0; i < sentence.Length; i++)
+            {
+                yield return sentence.Tokens[i] + "\t" + sentence.Tags[i];
+            }
+
+            yield return "";
+        }
+    }
+
+    [Fact]
     public async Task BenchSecagg_UnknownGraph_Exits2NamingTheOption()
     {
         var (code, _, err) = await Run("bench", "secagg", "--clients", "8", "--length", "10", "--graph", "harary");

@@ -21,7 +21,7 @@ internal static class DpSgdBenchCommand
         var batch = new Option<int>("--batch") { Description = "Batch size of ordinary training = expected batch size q N of DP-SGD.", DefaultValueFactory = _ => 32 };
         var steps = new Option<int>("--steps") { Description = "Optimizer steps measured per arm (after 2 warm-up steps); the per-example loop runs a quarter of them.", DefaultValueFactory = _ => 24 };
         var configs = new Option<string[]>("--config") { Description = "Model configurations (repeatable): default, tiny.", DefaultValueFactory = _ => ["default", "tiny"], AllowMultipleArgumentsPerToken = true };
-        var json = new Option<bool>("--json") { Description = "End with one JSON line (ordinary_tokens_per_second and dp_tokens_per_second are the default model's)." };
+        var json = new Option<bool>("--json") { Description = "End with one JSON line (ordinary_tokens_per_second and dp_tokens_per_second are the default model's; DP-SGD as the agents run it, each example's gradient without dropout, and dp_with_dropout_tokens_per_second with it)." };
         var command = new Command("dp-sgd", "Measure DP-SGD training speed against ordinary training (tokens/s, one torch thread).")
         {
             data, sentences, batch, steps, configs, json,
@@ -77,19 +77,25 @@ internal static class DpSgdBenchCommand
     {
         double q = batch / (double)train.Count;
         var ordinary = new TrainOptions { Epochs = 1000, BatchSize = batch, MaxSteps = steps, Patience = 0, Threads = 1, Seed = 1 };
-        var dp = ordinary with { DpSgd = new DpSgdOptions(1.0, 1.0, q) };
-        var loop = dp with { DpSgd = new DpSgdOptions(1.0, 1.0, q) { PerExampleLoop = true }, MaxSteps = Math.Max(2, steps / 4) };
+        // The product's DP-SGD (the agents' default since DpDropout became opt-in): each example's gradient without
+        // dropout. The path with dropout in each example's gradient (the agents' DpDropout) is measured beside it.
+        var dp = ordinary with { DpSgd = new DpSgdOptions(1.0, 1.0, q) { NoDropout = true } };
+        var dpWithDropout = ordinary with { DpSgd = new DpSgdOptions(1.0, 1.0, q) };
+        var loop = dp with { DpSgd = new DpSgdOptions(1.0, 1.0, q) { PerExampleLoop = true, NoDropout = true }, MaxSteps = Math.Max(2, steps / 4) };
         double ordinaryRate = Measure(config, labels, train, ordinary, ct);
         double dpRate = Measure(config, labels, train, dp, ct);
+        double dpWithDropoutRate = Measure(config, labels, train, dpWithDropout, ct);
         double loopRate = Measure(config, labels, train, loop, ct);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"{name,-8} ordinary {ordinaryRate,8:F0} tokens/s | DP-SGD batched {dpRate,8:F0} tokens/s ({dpRate / ordinaryRate:F2}x) | DP-SGD per-example loop {loopRate,8:F0} tokens/s ({loopRate / ordinaryRate:F2}x)"));
+            $"{name,-8} ordinary {ordinaryRate,8:F0} tokens/s | DP-SGD batched {dpRate,8:F0} tokens/s ({dpRate / ordinaryRate:F2}x; with dropout {dpWithDropoutRate:F0}, {dpWithDropoutRate / ordinaryRate:F2}x) | DP-SGD per-example loop {loopRate,8:F0} tokens/s ({loopRate / ordinaryRate:F2}x)"));
         return new JsonObject
         {
             ["ordinary_tokens_per_second"] = Math.Round(ordinaryRate, 1),
             ["dp_tokens_per_second"] = Math.Round(dpRate, 1),
+            ["dp_with_dropout_tokens_per_second"] = Math.Round(dpWithDropoutRate, 1),
             ["dp_per_example_loop_tokens_per_second"] = Math.Round(loopRate, 1),
             ["dp_ratio"] = Math.Round(dpRate / ordinaryRate, 3),
+            ["dp_with_dropout_ratio"] = Math.Round(dpWithDropoutRate / ordinaryRate, 3),
             ["dp_per_example_loop_ratio"] = Math.Round(loopRate / ordinaryRate, 3),
         };
     }
