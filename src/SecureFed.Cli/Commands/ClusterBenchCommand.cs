@@ -103,7 +103,7 @@ internal static class ClusterBenchCommand
         for (int i = 0; i < r.Silos; i++)
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"  silo {i} ({r.SiloRoles[i]}): received {MiB(r.SiloBytesReceived[i])} MiB ({r.SiloBytesReceived[i] / (double)r.SingleBytesReceived:F3} of single), peak RSS {MiB(r.SiloPeakRssBytes[i])} MiB ({r.SiloPeakRssBytes[i] / (double)r.SinglePeakRssBytes:F2} of single; idle {MiB(r.SiloIdleRssBytes[i])}), CPU {r.SiloCpuSeconds[i]:F2} s; forwarded to the coordinator {KiB(r.SiloBytesForwarded[i])} KiB (answers back {KiB(r.SiloBytesReturned[i])} KiB)"));
+                $"  silo {i} ({r.SiloRoles[i]}): received {MiB(r.SiloBytesReceived[i])} MiB ({r.SiloBytesReceived[i] / (double)r.SingleBytesReceived:F3} of single), peak RSS {MiB(r.SiloPeakRssBytes[i])} MiB ({r.SiloPeakRssBytes[i] / (double)r.SinglePeakRssBytes:F2} of single; idle {MiB(r.SiloIdleRssBytes[i])}), CPU {r.SiloCpuSeconds[i]:F2} s{(i == r.Silos - 1 ? "" : $"; forwarded to the coordinator {KiB(r.SiloBytesForwarded[i])} KiB (answers back {KiB(r.SiloBytesReturned[i])} KiB)")}"));
         }
 
         lines.Add(string.Create(CultureInfo.InvariantCulture,
