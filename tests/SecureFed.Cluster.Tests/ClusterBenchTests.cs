@@ -68,6 +68,11 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
         // the forwarding test below holds the coordinator to).
         Assert.Equal("coordinator", r.GetProperty("agents_via").GetString());
         Assert.True(siloReceived[2] > Agents * ((4L * sliceWords) + 512), $"the coordinator received {siloReceived[2]} bytes, no more than slices with framing");
+
+        // Nothing went through a front: no silo forwarded a byte, and the coordinator counted none from fronts.
+        Assert.Equal([0L, 0L, 0L], r.GetProperty("silo_bytes_forwarded").EnumerateArray().Select(e => e.GetInt64()));
+        Assert.Equal([0L, 0L, 0L], r.GetProperty("silo_bytes_returned").EnumerateArray().Select(e => e.GetInt64()));
+        Assert.Equal(0, r.GetProperty("coordinator_bytes_from_fronts").GetInt64());
         AssertUnmaskingSeparated(r, "single", 0);
         AssertUnmaskingSeparated(r, "cluster", 0);
     }
@@ -145,6 +150,22 @@ public sealed class ClusterBenchTests : IClassFixture<PostgresServer>
         Assert.Equal(3, received.Length);
         Assert.InRange(received[2], Agents * 4L * lastSliceWords, Agents * ((4L * sliceWords) + 512));
         Assert.All(received[..2], b => Assert.True(b > Agents * ((4L * sliceWords) + 512), $"a slice silo received {b} bytes: no more than its slices, so no forwarded control calls"));
+
+        // What the fronts passed on, as each process counted it (gRPC message bytes, protobuf plus the 5-byte prefix): each
+        // slice silo forwarded its agents' control calls and passed back the answers, the coordinator forwarded nothing, and
+        // the coordinator counted exactly the bytes the fronts sent it (no forwarded call broke off in this run). A front
+        // forwards every request it received but the slice uploads it took itself: received less forwarded is its slices
+        // with their framing.
+        long[] forwarded = [.. r.GetProperty("silo_bytes_forwarded").EnumerateArray().Select(e => e.GetInt64())];
+        long[] returned = [.. r.GetProperty("silo_bytes_returned").EnumerateArray().Select(e => e.GetInt64())];
+        Assert.Equal(3, forwarded.Length);
+        Assert.Equal(3, returned.Length);
+        Assert.All(forwarded[..2], b => Assert.True(b > 1024, $"a slice silo forwarded {b} bytes to the coordinator: less than the control calls of its two agents"));
+        Assert.All(returned[..2], b => Assert.True(b > 1024, $"a slice silo passed back {b} bytes of the coordinator's answers"));
+        Assert.All([0, 1], i => Assert.InRange(received[i] - forwarded[i], Agents * 4L * sliceWords, Agents * ((4L * sliceWords) + 512)));
+        Assert.Equal(0, forwarded[2]);
+        Assert.Equal(0, returned[2]);
+        Assert.Equal(forwarded.Sum(), r.GetProperty("coordinator_bytes_from_fronts").GetInt64());
     }
 
     [SkippableFact]

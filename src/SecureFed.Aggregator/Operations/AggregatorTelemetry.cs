@@ -47,6 +47,7 @@ public sealed class AggregatorTelemetry : IDisposable
     private Activity? _stageSpan;
     private long _stageStartedTicks;
     private long _lastRound;
+    private long _forwardedRequestBytes;
 
     /// <summary>Creates the instruments (on <paramref name="meterFactory"/>'s meter, so each host has its own).</summary>
     public AggregatorTelemetry(IMeterFactory meterFactory, AggregatorState state, IOptions<AggregatorOptions> options, TimeProvider time)
@@ -222,6 +223,15 @@ public sealed class AggregatorTelemetry : IDisposable
             }
         }
     }
+
+    /// <summary>
+    /// The gRPC message bytes (protobuf size plus the 5-byte prefix, as the forwarding silo counts them) of the requests
+    /// that carried <see cref="ForwardedIdentity.SiloHeader"/>: the agents' calls other silos of the aggregator cluster
+    /// forwarded here, since the service started (also in <c>securefed.aggregator.received</c>, in protobuf bytes).
+    /// </summary>
+    public long ForwardedRequestBytes => Interlocked.Read(ref _forwardedRequestBytes);
+
+    internal void ReceivedForwarded(long bytes) => Interlocked.Add(ref _forwardedRequestBytes, bytes);
 
     internal void Refused(StatusCode status, string reason)
         => _refused.Add(1, new KeyValuePair<string, object?>("status", status.ToString()), new KeyValuePair<string, object?>("reason", reason));

@@ -4,7 +4,11 @@ using Grpc.Core.Interceptors;
 
 namespace SecureFed.Aggregator.Operations;
 
-/// <summary>Counts the protobuf bytes every request brings in (<c>securefed.aggregator.received</c>, by method).</summary>
+/// <summary>
+/// Counts the protobuf bytes every request brings in (<c>securefed.aggregator.received</c>, by method), and apart the
+/// gRPC message bytes of requests another silo of the aggregator cluster forwarded (those that carry
+/// <see cref="ForwardedIdentity.SiloHeader"/>; <see cref="AggregatorTelemetry.ForwardedRequestBytes"/>).
+/// </summary>
 internal sealed class TelemetryInterceptor(AggregatorTelemetry telemetry) : Interceptor
 {
     public override Task<TResponse> UnaryServerHandler<TRequest, TResponse>(TRequest request, ServerCallContext context, UnaryServerMethod<TRequest, TResponse> continuation)
@@ -20,13 +24,22 @@ internal sealed class TelemetryInterceptor(AggregatorTelemetry telemetry) : Inte
     }
 
     public override Task<TResponse> ClientStreamingServerHandler<TRequest, TResponse>(IAsyncStreamReader<TRequest> requestStream, ServerCallContext context, ClientStreamingServerMethod<TRequest, TResponse> continuation)
-        => continuation(new CountingReader<TRequest>(requestStream, this, context), context);
+        => continuation(new CountingReader<TRequest>(requestStream, this, context, Forwarded(context)), context);
 
-    private void Count<TRequest>(TRequest request, ServerCallContext context)
+    private static bool Forwarded(ServerCallContext context) => context.RequestHeaders.GetValue(ForwardedIdentity.SiloHeader) is not null;
+
+    private void Count<TRequest>(TRequest request, ServerCallContext context) => Count(request, context, Forwarded(context));
+
+    private void Count<TRequest>(TRequest request, ServerCallContext context, bool forwarded)
     {
         if (request is IMessage message)
         {
-            telemetry.Received(MethodName(context.Method), message.CalculateSize());
+            int size = message.CalculateSize();
+            telemetry.Received(MethodName(context.Method), size);
+            if (forwarded)
+            {
+                telemetry.ReceivedForwarded(size + 5L); // the gRPC message prefix: the unit the forwarding silo counts
+            }
         }
     }
 
@@ -37,7 +50,7 @@ internal sealed class TelemetryInterceptor(AggregatorTelemetry telemetry) : Inte
         return slash >= 0 ? method[(slash + 1)..] : method;
     }
 
-    private sealed class CountingReader<T>(IAsyncStreamReader<T> inner, TelemetryInterceptor owner, ServerCallContext context) : IAsyncStreamReader<T>
+    private sealed class CountingReader<T>(IAsyncStreamReader<T> inner, TelemetryInterceptor owner, ServerCallContext context, bool forwarded) : IAsyncStreamReader<T>
     {
         public T Current => inner.Current;
 
@@ -46,7 +59,7 @@ internal sealed class TelemetryInterceptor(AggregatorTelemetry telemetry) : Inte
             bool more = await inner.MoveNext(cancellationToken).ConfigureAwait(false);
             if (more)
             {
-                owner.Count(inner.Current, context);
+                owner.Count(inner.Current, context, forwarded);
             }
 
             return more;

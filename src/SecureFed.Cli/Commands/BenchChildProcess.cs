@@ -52,6 +52,8 @@ internal sealed class BenchChildProcess : IAsyncDisposable
         info.Environment["Logging__LogLevel__Orleans"] = "Warning";
         info.Environment["Logging__LogLevel__Microsoft"] = "Warning";
         info.Environment["Logging__LogLevel__System"] = "Warning";
+        // A silo's front logs its running totals of forwarded bytes at Debug after each forwarded call (BenchForwardedBytes).
+        info.Environment["Logging__LogLevel__SecureFed.Cluster.Front"] = "Debug";
         Process process = Process.Start(info) ?? throw new InvalidOperationException($"could not start the {name} process");
         var child = new BenchChildProcess(name, process, readyLine);
         process.OutputDataReceived += (_, e) => child.OnLine(e.Data);

@@ -86,6 +86,7 @@ internal static class ClusterBenchCommand
     private static string Describe(ClusterFrontBenchResult r)
     {
         static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);
+        static string KiB(long bytes) => (bytes / 1024.0).ToString("F1", CultureInfo.InvariantCulture);
         var lines = new List<string>
         {
             string.Create(CultureInfo.InvariantCulture,
@@ -102,8 +103,11 @@ internal static class ClusterBenchCommand
         for (int i = 0; i < r.Silos; i++)
         {
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"  silo {i} ({r.SiloRoles[i]}): received {MiB(r.SiloBytesReceived[i])} MiB ({r.SiloBytesReceived[i] / (double)r.SingleBytesReceived:F3} of single), peak RSS {MiB(r.SiloPeakRssBytes[i])} MiB ({r.SiloPeakRssBytes[i] / (double)r.SinglePeakRssBytes:F2} of single; idle {MiB(r.SiloIdleRssBytes[i])}), CPU {r.SiloCpuSeconds[i]:F2} s"));
+                $"  silo {i} ({r.SiloRoles[i]}): received {MiB(r.SiloBytesReceived[i])} MiB ({r.SiloBytesReceived[i] / (double)r.SingleBytesReceived:F3} of single), peak RSS {MiB(r.SiloPeakRssBytes[i])} MiB ({r.SiloPeakRssBytes[i] / (double)r.SinglePeakRssBytes:F2} of single; idle {MiB(r.SiloIdleRssBytes[i])}), CPU {r.SiloCpuSeconds[i]:F2} s{(i == r.Silos - 1 ? "" : $"; forwarded to the coordinator {KiB(r.SiloBytesForwarded[i])} KiB (answers back {KiB(r.SiloBytesReturned[i])} KiB)")}"));
         }
+
+        lines.Add(string.Create(CultureInfo.InvariantCulture,
+            $"  coordinator: received {KiB(r.CoordinatorBytesFromFronts)} KiB in calls the fronts forwarded (they report {KiB(r.SiloBytesForwarded.Sum())} KiB); with the agents' own, {MiB(r.SiloBytesReceived[^1] + r.CoordinatorBytesFromFronts)} MiB in all"));
 
         lines.Add($"agents' process peak RSS {MiB(r.AgentsPeakRssBytes)} MiB; inputs equal: {(r.InputsEqual ? "yes" : "NO")}; fused models equal bit for bit: {(r.ModelsEqual ? "yes" : "NO")}");
         return string.Join(Environment.NewLine, lines);

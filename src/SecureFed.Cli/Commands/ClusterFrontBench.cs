@@ -142,10 +142,12 @@ internal static class ClusterFrontBench
             }
 
             var silos = new List<BenchChildProcess>();
+            var forwarded = new List<BenchForwardedBytes>();
             var endpoints = new List<string>();
             var fronts = new List<Uri>();
             SideOutcome cluster;
-            long[] siloPeak, siloIdle;
+            long[] siloPeak, siloIdle, siloForwarded, siloReturned;
+            long fromFronts;
             double[] siloCpu, siloUnmaskCpu;
             double clusterUnmask;
             string clusterData = Path.Combine(dir, "cluster-aggregator");
@@ -159,6 +161,7 @@ internal static class ClusterFrontBench
                     string config = await WriteConfigAsync(dir, $"silo-{i}.json", settings, cluster0, cancellationToken).ConfigureAwait(false);
                     BenchChildProcess silo = await BenchChildProcess.StartAsync($"slice silo {i}", config, "slice uploads (protocol version 4) served on", cancellationToken).ConfigureAwait(false);
                     silos.Add(silo);
+                    forwarded.Add(new BenchForwardedBytes(silo));
                     string url = silo.ReadyLine[(silo.ReadyLine.IndexOf("https://", StringComparison.Ordinal))..].Trim();
                     endpoints.Add(new Uri(url).Authority);
                     fronts.Add(new Uri(url));
@@ -170,6 +173,7 @@ internal static class ClusterFrontBench
                     ClusterSection(FreePort(), FreePort(), connectionString, sliceSize, coordinator: true), cancellationToken).ConfigureAwait(false);
                 BenchChildProcess coordinatorSilo = await BenchChildProcess.StartAsync("coordinator silo", coordinatorConfig, "aggregator listening on", cancellationToken).ConfigureAwait(false);
                 silos.Add(coordinatorSilo);
+                forwarded.Add(new BenchForwardedBytes(coordinatorSilo));
                 endpoints.Add($"127.0.0.1:{port}");
                 IReadOnlyList<Uri> given = via == ClusterBenchAgentsVia.Front ? fronts : [new Uri($"https://127.0.0.1:{port}")];
                 await progress.WriteLineAsync(via == ClusterBenchAgentsVia.Front
@@ -189,6 +193,10 @@ internal static class ClusterFrontBench
 
                 siloPeak = [.. silos.Select(s => s.Probe.PeakRssBytes)];
                 siloCpu = [.. silos.Select((s, i) => Math.Round(s.Probe.CpuSeconds - cpu0[i], 3))];
+                // The coordinator has exited (its line is in); the fronts' last forwarded calls ended before the agents did.
+                siloForwarded = [.. forwarded.Select(f => f.RequestBytes)];
+                siloReturned = [.. forwarded.Select(f => f.ResponseBytes)];
+                fromFronts = forwarded[^1].FromFronts;
             }
             finally
             {
@@ -223,7 +231,10 @@ internal static class ClusterFrontBench
                 singleUnmaskCpu,
                 Math.Round(clusterUnmask, 3),
                 clusterAfterInput,
-                siloUnmaskCpu);
+                siloUnmaskCpu,
+                siloForwarded,
+                siloReturned,
+                fromFronts);
         }
         finally
         {

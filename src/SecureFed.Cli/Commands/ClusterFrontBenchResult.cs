@@ -21,6 +21,15 @@ namespace SecureFed.Cli.Commands;
 /// <see cref="AgentsVia"/>: "coordinator" when the cluster's agents were given the coordinator silo's endpoint, "front" when
 /// each was given one slice silo's only (its control calls forwarded to the coordinator; the bytes received are still the
 /// agents' requests to each process, so a front's include the control calls it forwarded, the coordinator's not).
+/// What the fronts pass on is apart, in the same unit (gRPC message bytes: protobuf plus the 5-byte prefix, before HTTP/2
+/// and TLS framing), each as the process itself counted it: <see cref="SiloBytesForwarded"/>, per silo, the agents' request
+/// bytes its front sent on to the coordinator (0 for the coordinator, and for every silo when the agents were given the
+/// coordinator's endpoint); <see cref="SiloBytesReturned"/>, per silo, the coordinator's answers its front passed back to
+/// agents; <see cref="CoordinatorBytesFromFronts"/>, the request bytes the coordinator received in calls forwarded by
+/// other silos. The coordinator's whole ingress from agents, directly or through the fronts, is its
+/// <see cref="SiloBytesReceived"/> plus <see cref="CoordinatorBytesFromFronts"/>; the latter equals the sum of
+/// <see cref="SiloBytesForwarded"/> unless a forwarded call broke off on the way (a front counts a message when it hands it
+/// to the call, the coordinator when it reads it).
 /// </summary>
 internal sealed record ClusterFrontBenchResult(
     string Front,
@@ -55,4 +64,7 @@ internal sealed record ClusterFrontBenchResult(
     double SingleUnmaskCpuSeconds,
     double ClusterUnmaskSeconds,
     double ClusterAfterInputSeconds,
-    double[] SiloUnmaskCpuSeconds);
+    double[] SiloUnmaskCpuSeconds,
+    long[] SiloBytesForwarded,
+    long[] SiloBytesReturned,
+    long CoordinatorBytesFromFronts);

@@ -19,6 +19,9 @@ namespace SecureFed.Cli.Commands;
 /// </summary>
 internal static class ServiceCommands
 {
+    /// <summary>The start of the line a cluster's coordinator writes before it stops, followed by the bytes the other silos forwarded to it.</summary>
+    internal const string ForwardedBytesLine = "requests forwarded by other silos, bytes: ";
+
     private static readonly string[] PathKeys = ["KitDirectory", "DataDirectory", "InitialModel", "TrainFile", "DevFile", "ModelSpec"];
 
     public static IEnumerable<Command> Create()
@@ -110,6 +113,14 @@ internal static class ServiceCommands
             // Linger so that agents polling for the next round hear that the federation has finished.
             await parse.InvocationConfiguration.Output.WriteLineAsync("federation finished; telling the agents, then stopping").ConfigureAwait(false);
             await Task.Delay(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+        }
+
+        if (roundServers is not null)
+        {
+            // The cluster's coordinator: what the other silos' fronts forwarded to it (bench cluster --agents-via front reads this line).
+            var telemetry = (Aggregator.Operations.AggregatorTelemetry)app.Services.GetService(typeof(Aggregator.Operations.AggregatorTelemetry))!;
+            await parse.InvocationConfiguration.Output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                $"{ForwardedBytesLine}{telemetry.ForwardedRequestBytes} (gRPC message bytes of the agents' requests other silos forwarded to this coordinator)")).ConfigureAwait(false);
         }
 
         await app.StopAsync(CancellationToken.None).ConfigureAwait(false);

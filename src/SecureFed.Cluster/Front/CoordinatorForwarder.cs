@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Globalization;
+using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.Logging;
@@ -19,6 +20,8 @@ namespace SecureFed.Cluster.Front;
 /// call; the coordinator's status and detail come back unchanged; streams are passed on one message at a time, never
 /// buffered whole. A coordinator that cannot be located or reached is answered Unavailable naming the lease holder, its
 /// endpoint and the cause, and the lease row is read again on the next call. One channel per coordinator endpoint.
+/// The forwarder counts the gRPC message bytes it passes on (<see cref="RequestBytesForwarded"/>,
+/// <see cref="ResponseBytesReturned"/>) and logs the running totals at Debug after every call.
 /// </summary>
 public sealed partial class CoordinatorForwarder : IDisposable
 {
@@ -28,6 +31,8 @@ public sealed partial class CoordinatorForwarder : IDisposable
     private readonly ILogger _logger;
     private readonly string _federation;
     private long _forwarded;
+    private long _requestBytes;
+    private long _responseBytes;
 
     /// <summary>A forwarder for the silo named <paramref name="siloName"/>, presenting the certificate of <paramref name="kit"/> (the aggregator's).</summary>
     /// <exception cref="ArgumentException">The kit is not the aggregator's, or its certificate does not allow TLS client authentication.</exception>
@@ -56,36 +61,71 @@ public sealed partial class CoordinatorForwarder : IDisposable
     /// <summary>Calls forwarded (answered by the coordinator or not).</summary>
     public long CallsForwarded => Interlocked.Read(ref _forwarded);
 
-    /// <summary>Forwards a unary call for <paramref name="site"/>.</summary>
-    internal async Task<TResponse> UnaryAsync<TResponse>(string site, ServerCallContext context, Func<Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<TResponse>> call)
+    /// <summary>
+    /// The gRPC message bytes of the agents' requests this silo has sent on to the coordinator: for every request message
+    /// passed to the coordinator's channel, its protobuf size plus the 5-byte gRPC message prefix (<see cref="FrameBytes"/>;
+    /// the unit of the coordinator's count of requests forwarded to it, before HTTP/2 and TLS framing). A message is counted
+    /// when it is handed to the call, so a call that fails on the way may be counted here and not at the coordinator.
+    /// </summary>
+    public long RequestBytesForwarded => Interlocked.Read(ref _requestBytes);
+
+    /// <summary>The gRPC message bytes (protobuf plus the 5-byte prefix) of the coordinator's answers this silo has passed back to agents.</summary>
+    public long ResponseBytesReturned => Interlocked.Read(ref _responseBytes);
+
+    /// <summary>A gRPC message's bytes on the wire without compression: its protobuf size plus the 5-byte length prefix.</summary>
+    public static long FrameBytes(IMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return message.CalculateSize() + 5L;
+    }
+
+    /// <summary>Forwards a unary call for <paramref name="site"/>: <paramref name="call"/> sends <paramref name="request"/>.</summary>
+    internal async Task<TResponse> UnaryAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<TResponse>> call)
+        where TResponse : IMessage
     {
         Target target = await TargetAsync(context).ConfigureAwait(false);
         try
         {
-            using AsyncUnaryCall<TResponse> pending = call(target.Client, Options(site, context));
-            return await pending.ResponseAsync.ConfigureAwait(false);
+            CallOptions options = Options(site, context);
+            Sent(request);
+            using AsyncUnaryCall<TResponse> pending = call(target.Client, options);
+            TResponse response = await pending.ResponseAsync.ConfigureAwait(false);
+            Returned(response);
+            return response;
         }
         catch (RpcException ex)
         {
             throw Translate(target, ex);
         }
+        finally
+        {
+            Counted(context, site);
+        }
     }
 
     /// <summary>Forwards a server-streaming call (the model download) one message at a time.</summary>
-    internal async Task ServerStreamAsync<TResponse>(string site, ServerCallContext context, Func<Aggregation.AggregationClient, CallOptions, AsyncServerStreamingCall<TResponse>> call, IServerStreamWriter<TResponse> writer)
+    internal async Task ServerStreamAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncServerStreamingCall<TResponse>> call, IServerStreamWriter<TResponse> writer)
+        where TResponse : IMessage
     {
         Target target = await TargetAsync(context).ConfigureAwait(false);
         try
         {
-            using AsyncServerStreamingCall<TResponse> pending = call(target.Client, Options(site, context));
+            CallOptions options = Options(site, context);
+            Sent(request);
+            using AsyncServerStreamingCall<TResponse> pending = call(target.Client, options);
             while (await pending.ResponseStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
             {
+                Returned(pending.ResponseStream.Current);
                 await writer.WriteAsync(pending.ResponseStream.Current, context.CancellationToken).ConfigureAwait(false);
             }
         }
         catch (RpcException ex)
         {
             throw Translate(target, ex);
+        }
+        finally
+        {
+            Counted(context, site);
         }
     }
 
@@ -111,11 +151,17 @@ public sealed partial class CoordinatorForwarder : IDisposable
                 await pending.RequestStream.CompleteAsync().ConfigureAwait(false);
             }
 
-            return await pending.ResponseAsync.ConfigureAwait(false);
+            Ack ack = await pending.ResponseAsync.ConfigureAwait(false);
+            Returned(ack);
+            return ack;
         }
         catch (RpcException ex)
         {
             throw Translate(target, ex);
+        }
+        finally
+        {
+            Counted(context, site);
         }
     }
 
@@ -130,10 +176,11 @@ public sealed partial class CoordinatorForwarder : IDisposable
         _handler.Dispose();
     }
 
-    private static async Task<bool> WriteAsync(AsyncClientStreamingCall<MaskedInputChunk, Ack> call, MaskedInputChunk chunk)
+    private async Task<bool> WriteAsync(AsyncClientStreamingCall<MaskedInputChunk, Ack> call, MaskedInputChunk chunk)
     {
         try
         {
+            Sent(chunk);
             await call.RequestStream.WriteAsync(chunk).ConfigureAwait(false);
             return true;
         }
@@ -143,6 +190,13 @@ public sealed partial class CoordinatorForwarder : IDisposable
             return false;
         }
     }
+
+    private void Sent(IMessage request) => Interlocked.Add(ref _requestBytes, FrameBytes(request));
+
+    private void Returned(IMessage response) => Interlocked.Add(ref _responseBytes, FrameBytes(response));
+
+    private void Counted(ServerCallContext context, string site)
+        => Log.Forwarded(_logger, context.Method, site, CallsForwarded, RequestBytesForwarded, ResponseBytesReturned);
 
     private CallOptions Options(string site, ServerCallContext context)
     {
@@ -224,5 +278,9 @@ public sealed partial class CoordinatorForwarder : IDisposable
     {
         [LoggerMessage(1, LogLevel.Warning, "Forwarding to the coordinator failed: {Reason}")]
         public static partial void Unavailable(ILogger logger, string reason);
+
+        /// <summary>After every forwarded call; <c>bench cluster --agents-via front</c> reads the totals from this line.</summary>
+        [LoggerMessage(2, LogLevel.Debug, "Forwarded {Method} for {Site}; this silo's totals: {Calls} calls, forwarded request bytes {RequestBytes}, returned response bytes {ResponseBytes}")]
+        public static partial void Forwarded(ILogger logger, string method, string site, long calls, long requestBytes, long responseBytes);
     }
 }

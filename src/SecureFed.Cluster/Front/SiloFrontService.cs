@@ -1,3 +1,4 @@
+using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -40,43 +41,43 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         => Wire.V1.Aggregation.BindService(new CheckedRequestBinder(binder), service!);
 
     public override Task<RoundAnnouncement> AwaitRound(AwaitRoundRequest request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.AwaitRoundAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.AwaitRoundAsync(request, o));
 
     public override Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.DeclineRoundAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.DeclineRoundAsync(request, o));
 
     public override Task<Ack> AdvertiseKeys(AdvertiseKeysRequest request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.AdvertiseKeysAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.AdvertiseKeysAsync(request, o));
 
     public override Task<AdvertisementSet> AwaitAdvertisements(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.AwaitAdvertisementsAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.AwaitAdvertisementsAsync(request, o));
 
     public override Task<Ack> ShareKeys(ShareKeysRequest request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.ShareKeysAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.ShareKeysAsync(request, o));
 
     public override Task<ShareSet> AwaitShares(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.AwaitSharesAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.AwaitSharesAsync(request, o));
 
     public override Task<SurvivorSet> AwaitSurvivors(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.AwaitSurvivorsAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.AwaitSurvivorsAsync(request, o));
 
     public override Task<Ack> SignSurvivors(ConsistencyRequest request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.SignSurvivorsAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.SignSurvivorsAsync(request, o));
 
     public override Task<UnmaskRequestMessage> AwaitUnmaskRequest(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.AwaitUnmaskRequestAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.AwaitUnmaskRequestAsync(request, o));
 
     public override Task<Ack> Unmask(UnmaskResponseMessage request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.UnmaskAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.UnmaskAsync(request, o));
 
     public override Task<RoundOutcome> AwaitRoundOutcome(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.AwaitRoundOutcomeAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.AwaitRoundOutcomeAsync(request, o));
 
     public override Task<FederationStatus> GetStatus(StatusRequest request, ServerCallContext context)
-        => ForwardAsync(context, (c, o) => c.GetStatusAsync(request, o));
+        => ForwardAsync(context, request, (c, o) => c.GetStatusAsync(request, o));
 
     public override Task DownloadModel(ModelRequest request, IServerStreamWriter<ModelChunk> responseStream, ServerCallContext context)
-        => Forwarder(context).ServerStreamAsync(Identify(context), context, (c, o) => c.DownloadModel(request, o), responseStream);
+        => Forwarder(context).ServerStreamAsync(Identify(context), context, request, (c, o) => c.DownloadModel(request, o), responseStream);
 
     public override async Task<Ack> UploadMaskedInput(IAsyncStreamReader<MaskedInputChunk> requestStream, ServerCallContext context)
     {
@@ -228,8 +229,9 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         _ => StatusCode.InvalidArgument,
     };
 
-    private Task<T> ForwardAsync<T>(ServerCallContext context, Func<Wire.V1.Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<T>> call)
-        => Forwarder(context).UnaryAsync(Identify(context), context, call);
+    private Task<T> ForwardAsync<T>(ServerCallContext context, IMessage request, Func<Wire.V1.Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<T>> call)
+        where T : IMessage
+        => Forwarder(context).UnaryAsync(Identify(context), context, request, call);
 
     private CoordinatorForwarder Forwarder(ServerCallContext context)
         => _front.Coordinator ?? throw new RpcException(new Status(StatusCode.Unimplemented, $"{context.Method}: this silo serves slice uploads only"));
