@@ -128,7 +128,7 @@ public sealed class CliTests
         try
         {
             File.WriteAllLines(data, SyntheticClinicalLines(48));
-            var (code, output, err) = await Run("bench", "dp-sgd", "--data", data, "--sentences", "48", "--batch", "8", "--steps", "4", "--config", "tiny", "--json");
+            var (code, output, err) = await Run("bench", "dp-sgd", "--data", data, "--sentences", "48", "--batch", "8", "--steps", "4", "--repeats", "3", "--config", "tiny", "--json");
 
             Assert.True(code == 0, err);
             string last = output.TrimEnd().Split('\n')[^1];
@@ -138,6 +138,16 @@ public sealed class CliTests
             {
                 Assert.True(tiny.GetProperty(field).GetDouble() > 0, field);
             }
+
+            // Each figure is the median of the interleaved repeats.
+            foreach ((string rate, string samples) in new[] { ("ordinary_tokens_per_second", "ordinary_samples"), ("dp_tokens_per_second", "dp_samples"), ("dp_with_dropout_tokens_per_second", "dp_with_dropout_samples") })
+            {
+                double[] values = [.. tiny.GetProperty(samples).EnumerateArray().Select(v => v.GetDouble()).Order()];
+                Assert.Equal(3, values.Length);
+                Assert.Equal(values[1], tiny.GetProperty(rate).GetDouble(), 0.05);
+            }
+
+            Assert.Equal(3, doc.RootElement.GetProperty("repeats").GetInt32());
 
             // Without a default-model arm the headline figures are the only model's, DP-SGD as the agents run it.
             Assert.Equal(tiny.GetProperty("dp_tokens_per_second").GetDouble(), doc.RootElement.GetProperty("dp_tokens_per_second").GetDouble());

@@ -20,17 +20,19 @@ internal static class DpSgdBenchCommand
         var sentences = new Option<int>("--sentences") { Description = "Training sentences used (the first N).", DefaultValueFactory = _ => 1024 };
         var batch = new Option<int>("--batch") { Description = "Batch size of ordinary training = expected batch size q N of DP-SGD.", DefaultValueFactory = _ => 32 };
         var steps = new Option<int>("--steps") { Description = "Optimizer steps measured per arm (after 2 warm-up steps); the per-example loop runs a quarter of them.", DefaultValueFactory = _ => 24 };
+        var repeats = new Option<int>("--repeats") { Description = "Rounds of the ordinary and batched DP-SGD arms, interleaved (ordinary, DP-SGD, DP-SGD with dropout, then again); each figure is the median, so a burst of load on a shared machine moves one sample, not the ratio.", DefaultValueFactory = _ => 3 };
         var configs = new Option<string[]>("--config") { Description = "Model configurations (repeatable): default, tiny.", DefaultValueFactory = _ => ["default", "tiny"], AllowMultipleArgumentsPerToken = true };
         var json = new Option<bool>("--json") { Description = "End with one JSON line (ordinary_tokens_per_second and dp_tokens_per_second are the default model's; DP-SGD as the agents run it, each example's gradient without dropout, and dp_with_dropout_tokens_per_second with it)." };
         var command = new Command("dp-sgd", "Measure DP-SGD training speed against ordinary training (tokens/s, one torch thread).")
         {
-            data, sentences, batch, steps, configs, json,
+            data, sentences, batch, steps, repeats, configs, json,
         };
         command.SetAction((parse, ct) =>
         {
             int n = Positive(parse.GetValue(sentences), "--sentences");
             int b = Positive(parse.GetValue(batch), "--batch");
             int s = Positive(parse.GetValue(steps), "--steps");
+            int r = Positive(parse.GetValue(repeats), "--repeats");
             if (b > n)
             {
                 throw new UsageException($"--batch ({b}) must not exceed --sentences ({n}).");
@@ -40,7 +42,7 @@ internal static class DpSgdBenchCommand
             TextWriter output = parse.InvocationConfiguration.Output;
             LabelSet labels = LabelSet.FromSentences(train);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"bench dp-sgd: {train.Count} sentences ({train.Sum(x => x.Length)} tokens) from {source}, batch {b}, {s} steps per arm, 1 torch thread, load {LoadAverage()}"));
+                $"bench dp-sgd: {train.Count} sentences ({train.Sum(x => x.Length)} tokens) from {source}, batch {b}, {s} steps per arm, {r} interleaved repeats (medians), 1 torch thread, load {LoadAverage()}"));
             var results = new JsonObject();
             foreach (string name in parse.GetValue(configs) ?? [])
             {
@@ -50,7 +52,7 @@ internal static class DpSgdBenchCommand
                     "tiny" => TaggerConfig.Tiny,
                     _ => throw new UsageException($"--config must be default or tiny, got '{name}'."),
                 };
-                results[name] = MeasureConfig(output, name, config, labels, train, b, s, ct);
+                results[name] = MeasureConfig(output, name, config, labels, train, b, s, r, ct);
             }
 
             if (parse.GetValue(json))
@@ -61,6 +63,7 @@ internal static class DpSgdBenchCommand
                     ["source"] = source,
                     ["sentences"] = train.Count,
                     ["batch"] = b,
+                    ["repeats"] = r,
                     ["ordinary_tokens_per_second"] = main?["ordinary_tokens_per_second"]?.DeepClone(),
                     ["dp_tokens_per_second"] = main?["dp_tokens_per_second"]?.DeepClone(),
                     ["configs"] = results,
@@ -73,7 +76,7 @@ internal static class DpSgdBenchCommand
         return command;
     }
 
-    private static JsonObject MeasureConfig(TextWriter output, string name, TaggerConfig config, LabelSet labels, List<Sentence> train, int batch, int steps, CancellationToken ct)
+    private static JsonObject MeasureConfig(TextWriter output, string name, TaggerConfig config, LabelSet labels, List<Sentence> train, int batch, int steps, int repeats, CancellationToken ct)
     {
         double q = batch / (double)train.Count;
         var ordinary = new TrainOptions { Epochs = 1000, BatchSize = batch, MaxSteps = steps, Patience = 0, Threads = 1, Seed = 1 };
@@ -82,9 +85,19 @@ internal static class DpSgdBenchCommand
         var dp = ordinary with { DpSgd = new DpSgdOptions(1.0, 1.0, q) { NoDropout = true } };
         var dpWithDropout = ordinary with { DpSgd = new DpSgdOptions(1.0, 1.0, q) };
         var loop = dp with { DpSgd = new DpSgdOptions(1.0, 1.0, q) { PerExampleLoop = true, NoDropout = true }, MaxSteps = Math.Max(2, steps / 4) };
-        double ordinaryRate = Measure(config, labels, train, ordinary, ct);
-        double dpRate = Measure(config, labels, train, dp, ct);
-        double dpWithDropoutRate = Measure(config, labels, train, dpWithDropout, ct);
+        var ordinaryRates = new List<double>();
+        var dpRates = new List<double>();
+        var dpWithDropoutRates = new List<double>();
+        for (int i = 0; i < repeats; i++)
+        {
+            ordinaryRates.Add(Measure(config, labels, train, ordinary, ct));
+            dpRates.Add(Measure(config, labels, train, dp, ct));
+            dpWithDropoutRates.Add(Measure(config, labels, train, dpWithDropout, ct));
+        }
+
+        double ordinaryRate = Median(ordinaryRates);
+        double dpRate = Median(dpRates);
+        double dpWithDropoutRate = Median(dpWithDropoutRates);
         double loopRate = Measure(config, labels, train, loop, ct);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{name,-8} ordinary {ordinaryRate,8:F0} tokens/s | DP-SGD batched {dpRate,8:F0} tokens/s ({dpRate / ordinaryRate:F2}x; with dropout {dpWithDropoutRate:F0}, {dpWithDropoutRate / ordinaryRate:F2}x) | DP-SGD per-example loop {loopRate,8:F0} tokens/s ({loopRate / ordinaryRate:F2}x)"));
@@ -97,8 +110,20 @@ internal static class DpSgdBenchCommand
             ["dp_ratio"] = Math.Round(dpRate / ordinaryRate, 3),
             ["dp_with_dropout_ratio"] = Math.Round(dpWithDropoutRate / ordinaryRate, 3),
             ["dp_per_example_loop_ratio"] = Math.Round(loopRate / ordinaryRate, 3),
+            ["ordinary_samples"] = Samples(ordinaryRates),
+            ["dp_samples"] = Samples(dpRates),
+            ["dp_with_dropout_samples"] = Samples(dpWithDropoutRates),
         };
     }
+
+    private static double Median(List<double> values)
+    {
+        double[] sorted = [.. values.Order()];
+        int mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    private static JsonArray Samples(List<double> values) => [.. values.Select(v => (JsonNode?)JsonValue.Create(Math.Round(v, 1)))];
 
     /// <summary>Tokens per second of training time, after two warm-up steps on a fresh model.</summary>
     private static double Measure(TaggerConfig config, LabelSet labels, List<Sentence> train, TrainOptions options, CancellationToken ct)
