@@ -12,6 +12,9 @@ public sealed partial class AggregatorStore
     private const int SqliteBusy = 5;
     private const int SqliteLocked = 6;
 
+    /// <summary>Free pages given back per transaction by <see cref="ReleaseFreePages"/>: 4 MiB of 4 KiB pages.</summary>
+    private const string ReleaseChunkSql = "PRAGMA incremental_vacuum(1024);";
+
     /// <summary>SQLite's <c>auto_vacuum</c> value for incremental auto-vacuum (0 is none, 1 full).</summary>
     private const long AutoVacuumIncremental = 2;
 
@@ -25,11 +28,12 @@ public sealed partial class AggregatorStore
     public long FreeBytes() => Run(() => FreePages(_connection) * PageSize(_connection));
 
     /// <summary>
-    /// Gives the database file's free pages back to the file system (<c>PRAGMA incremental_vacuum</c>, then a passive
-    /// checkpoint so that the file itself is truncated when no reader still needs its old pages), in a transaction of its
-    /// own: call it after a commit that deleted rows, outside any transaction. It moves live pages from the end of the
-    /// file into the free ones, so it writes about as many bytes as it gives back. Does nothing on a store without
-    /// incremental auto-vacuum (<see cref="ReleasesFreePages"/>). Returns the bytes given back.
+    /// Gives the database file's free pages back to the file system (<c>PRAGMA incremental_vacuum</c> 4 MiB at a time,
+    /// each in a transaction of its own followed by a passive checkpoint, so that the file itself is truncated when no
+    /// reader still needs its old pages; then the write-ahead log is truncated if no reader uses it): call it after a
+    /// commit that deleted rows, outside any transaction. It moves live pages from the end of the file into the free
+    /// ones, so it writes at least as many bytes as the live pages it moves. Does nothing on a store without incremental
+    /// auto-vacuum (<see cref="ReleasesFreePages"/>). Returns the bytes given back.
     /// </summary>
     /// <exception cref="IOException">The file cannot be written (the message names it); nothing committed before is lost.</exception>
     /// <exception cref="InvalidOperationException">Another error from SQLite (the message names the file).</exception>
@@ -46,8 +50,35 @@ public sealed partial class AggregatorStore
             return 0L;
         }
 
-        ReadToEnd(_connection, "PRAGMA incremental_vacuum;"); // one page per step: stepped to the end
-        ReadToEnd(_connection, "PRAGMA wal_checkpoint(PASSIVE);");
+        // In chunks, each a transaction of its own followed by a passive checkpoint, so that the write-ahead log restarts
+        // between them: moving a page writes it and the pages that point to it. Giving back five 4 MiB versions (the kept
+        // one moved) in one transaction grew the log to 19 MB; 4 MiB at a time, it stayed at the 4.3 MB that storing the
+        // model had needed.
+        long left = free;
+        while (true)
+        {
+            ReadToEnd(_connection, ReleaseChunkSql); // one page per step: stepped to the end
+            ReadToEnd(_connection, "PRAGMA wal_checkpoint(PASSIVE);");
+            long now = FreePages(_connection);
+            if (now == 0 || now >= left)
+            {
+                break;
+            }
+
+            left = now;
+        }
+
+        // Then the log itself is truncated, unless a download still reads from it (never waiting for one).
+        Execute(_connection, null, "PRAGMA busy_timeout=0;");
+        try
+        {
+            ReadToEnd(_connection, "PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+        finally
+        {
+            Execute(_connection, null, "PRAGMA busy_timeout=5000;");
+        }
+
         return (free - FreePages(_connection)) * PageSize(_connection);
     });
 

@@ -123,6 +123,7 @@ public sealed class StoreSpaceTests : IDisposable
         Assert.Equal(freed, released);
         Assert.Equal(0, store.FreeBytes());
         Assert.True(after <= ModelBytes + Slack, $"{after} bytes after pruning, {ModelBytes} kept"); // was ≥ 5 models
+        Assert.Equal(0, new FileInfo(DbPath + "-wal").Length); // and the write-ahead log truncated (no reader)
         Assert.Equal(_written[5].Bytes, store.LoadModel(5));
         Assert.Empty(store.QuickCheck());
 
