@@ -75,4 +75,10 @@ internal static partial class Log
 
     [LoggerMessage(24, LogLevel.Information, "Round {Round}: model versions pruned with version {Version} (SecureFed:KeepModelVersions = {Keep}): {Pruned}")]
     public static partial void ModelsPruned(ILogger logger, long round, long version, int keep, string pruned);
+
+    [LoggerMessage(25, LogLevel.Information, "Round {Round}: {Bytes} bytes of the pruned model versions given back to the file system ('{Path}')")]
+    public static partial void FreePagesReleased(ILogger logger, long round, long bytes, string path);
+
+    [LoggerMessage(26, LogLevel.Warning, "Round {Round}: the pruned model versions' space in '{Path}' was not given back to the file system (the round and its model are stored; the space is reused by later models): {Reason}")]
+    public static partial void FreePagesNotReleased(ILogger logger, long round, string path, string reason);
 }

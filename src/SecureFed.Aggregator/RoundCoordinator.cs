@@ -733,6 +733,7 @@ public sealed class RoundCoordinator : BackgroundService
                     }
                 }));
             Log.ModelsPruned(_logger, session.Round, version, _options.KeepModelVersions, string.Join(", ", pruned.Select(m => $"v{m.Version} ({m.Sha256})")));
+            ReleasePrunedSpace(session.Round);
         }
 
         AuditEvaluation(session, evaluation, evaluationNote);
@@ -891,6 +892,27 @@ public sealed class RoundCoordinator : BackgroundService
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             Log.OpenFailureNotRecorded(_logger, parameters.Round, ex.Message.Split('\n', 2)[0].TrimEnd('\r'));
+        }
+    }
+
+    /// <summary>
+    /// After the commit that pruned model versions, outside its transaction: gives their pages back to the file system
+    /// (a store created before incremental auto-vacuum reuses them only: <c>securefed aggregator compact</c>). The round
+    /// is committed already; a failure here only leaves the space to be reused, and is logged as a warning.
+    /// </summary>
+    private void ReleasePrunedSpace(long round)
+    {
+        try
+        {
+            long released = _state.Store.ReleaseFreePages();
+            if (released > 0)
+            {
+                Log.FreePagesReleased(_logger, round, released, _state.Store.Path);
+            }
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or InvalidDataException)
+        {
+            Log.FreePagesNotReleased(_logger, round, _state.Store.Path, ex.Message);
         }
     }
 

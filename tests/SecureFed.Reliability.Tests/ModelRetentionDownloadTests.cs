@@ -9,7 +9,7 @@ namespace SecureFed.Reliability.Tests;
 /// <summary>
 /// <c>SecureFed:KeepModelVersions</c> in the product, end to end: the real aggregator and agents over mTLS gRPC run 3
 /// rounds keeping one version; the latest is downloaded as before, a pruned version answers <c>NOT_FOUND</c> naming the
-/// setting, each prune is audited, and the audit log verifies.
+/// setting, each prune is audited (and its pages given back to the file system), and the audit log verifies.
 /// </summary>
 public sealed class ModelRetentionDownloadTests : IDisposable
 {
@@ -46,6 +46,8 @@ public sealed class ModelRetentionDownloadTests : IDisposable
         await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
         await fed.StopAgentsAsync();
         Assert.Equal([3L], fed.State.Store.ListModels().Select(m => m.Version));
+        Assert.True(fed.State.Store.ReleasesFreePages); // a new store: incremental auto-vacuum
+        Assert.Equal(0, fed.State.Store.FreeBytes()); // each pruning round gave the pruned version's pages back
 
         // Act: a site asks for the latest version and for a pruned one.
         var options = new AgentOptions

@@ -9,7 +9,8 @@ using Microsoft.Data.Sqlite;
 namespace SecureFed.Aggregator.Persistence;
 
 /// <summary>
-/// The aggregator's durable state in SQLite (WAL journal, <c>synchronous=FULL</c>, foreign keys on, versioned schema):
+/// The aggregator's durable state in SQLite (WAL journal, <c>synchronous=FULL</c>, foreign keys on, incremental
+/// auto-vacuum for a file it creates (<see cref="ReleaseFreePages"/>, <see cref="Compact"/>), versioned schema):
 /// the federation it belongs to, rounds and their stages, model versions, seen submissions and a ledger.
 /// A restart mid-round is handled by <see cref="AbortInterruptedRounds"/>; completed rounds and models are never
 /// lost. An existing database is never deleted or reset: a corrupt or foreign file is refused with an error naming it.
@@ -89,6 +90,7 @@ public sealed partial class AggregatorStore : IDisposable
         try
         {
             connection.Open();
+            UseIncrementalVacuumIfNew(connection); // before journal_mode=WAL, which writes the header of a new file
             string mode = (string)Scalar(connection, null, "PRAGMA journal_mode=WAL;")!;
             if (!string.Equals(mode, "wal", StringComparison.OrdinalIgnoreCase))
             {
@@ -642,6 +644,7 @@ public sealed partial class AggregatorStore : IDisposable
         using (var copy = new SqliteConnection(builder.ConnectionString))
         {
             copy.Open();
+            UseIncrementalVacuumIfNew(copy);
             Migrate(copy, full, _time);
         }
 

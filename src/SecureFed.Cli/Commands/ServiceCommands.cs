@@ -13,7 +13,8 @@ using SecureFed.Cluster;
 namespace SecureFed.Cli.Commands;
 
 /// <summary>
-/// <c>securefed aggregator --config FILE</c> and <c>securefed agent --config FILE</c>: the long-running services.
+/// <c>securefed aggregator --config FILE</c> and <c>securefed agent --config FILE</c>: the long-running services (and
+/// <c>securefed aggregator compact</c>, <see cref="AggregatorCompactCommand"/>, for a stopped aggregator's round store).
 /// Configuration: the JSON file, then environment variables (<c>SecureFed__Name</c>), then
 /// <c>--SecureFed:Name=value</c> arguments. Relative paths in the file are relative to the file's folder.
 /// </summary>
@@ -33,8 +34,9 @@ internal static class ServiceCommands
     private static Command Aggregator()
     {
         var config = new Option<FileInfo>("--config") { Description = "aggregator.json (as written by 'securefed provision').", Required = true };
-        var command = new Command("aggregator", "Run the aggregator service (gRPC over mTLS, health service, SQLite state) until its rounds are done or Ctrl+C.") { config };
+        var command = new Command("aggregator", "Run the aggregator service (gRPC over mTLS, health service, SQLite state) until its rounds are done or Ctrl+C; 'aggregator compact' compacts a stopped one's round store.") { config };
         command.TreatUnmatchedTokensAsErrors = false;
+        command.Subcommands.Add(AggregatorCompactCommand.Create());
         command.SetAction(async (parse, ct) =>
         {
             IConfiguration configuration = Load(parse.GetValue(config)!, parse.UnmatchedTokens);
