@@ -33,8 +33,8 @@ internal static class AuditBenchCommand
                 results.Add(RunOnce(n, t, ct));
             }
 
-            double append = Median(results.Select(x => x.AppendMicros));
-            double verify = Median(results.Select(x => x.VerifyMillis));
+            double append = BenchStatistics.Median(results.Select(x => x.AppendMicros));
+            double verify = BenchStatistics.Median(results.Select(x => x.VerifyMillis));
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"audit: {n} lines, {t} writer(s), {r} run(s): append median {append:F1} us/line ({1e6 / append:F0} lines/s, fsync per line); " +
                 $"verify median {verify:F1} ms ({verify * 1000 / n:F1} us/line) in {Path.GetTempPath()}"));
@@ -85,11 +85,5 @@ internal static class AuditBenchCommand
                 Directory.Delete(dir, recursive: true);
             }
         }
-    }
-
-    private static double Median(IEnumerable<double> values)
-    {
-        double[] sorted = [.. values.Order()];
-        return sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
 }

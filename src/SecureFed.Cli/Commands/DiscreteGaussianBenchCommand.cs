@@ -68,17 +68,11 @@ internal static class DiscreteGaussianBenchCommand
 
                 output.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"sigma {sigma:G9}: {Median(wall) / 1e3:F0} k samples/s wall, {Median(cpu) / 1e3:F0} k samples/s CPU (median of {r} x {n})"));
+                    $"sigma {sigma:G9}: {BenchStatistics.Median(wall) / 1e3:F0} k samples/s wall, {BenchStatistics.Median(cpu) / 1e3:F0} k samples/s CPU (median of {r} x {n})"));
             }
 
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;
-    }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values[values.Count / 2];
     }
 }

@@ -95,9 +95,9 @@ internal static class DpSgdBenchCommand
             dpWithDropoutRates.Add(Measure(config, labels, train, dpWithDropout, ct));
         }
 
-        double ordinaryRate = Median(ordinaryRates);
-        double dpRate = Median(dpRates);
-        double dpWithDropoutRate = Median(dpWithDropoutRates);
+        double ordinaryRate = BenchStatistics.Median(ordinaryRates);
+        double dpRate = BenchStatistics.Median(dpRates);
+        double dpWithDropoutRate = BenchStatistics.Median(dpWithDropoutRates);
         double loopRate = Measure(config, labels, train, loop, ct);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"{name,-8} ordinary {ordinaryRate,8:F0} tokens/s | DP-SGD batched {dpRate,8:F0} tokens/s ({dpRate / ordinaryRate:F2}x; with dropout {dpWithDropoutRate:F0}, {dpWithDropoutRate / ordinaryRate:F2}x) | DP-SGD per-example loop {loopRate,8:F0} tokens/s ({loopRate / ordinaryRate:F2}x)"));
@@ -114,13 +114,6 @@ internal static class DpSgdBenchCommand
             ["dp_samples"] = Samples(dpRates),
             ["dp_with_dropout_samples"] = Samples(dpWithDropoutRates),
         };
-    }
-
-    private static double Median(List<double> values)
-    {
-        double[] sorted = [.. values.Order()];
-        int mid = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 
     private static JsonArray Samples(List<double> values) => [.. values.Select(v => (JsonNode?)JsonValue.Create(Math.Round(v, 1)))];

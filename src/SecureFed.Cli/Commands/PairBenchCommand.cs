@@ -130,7 +130,7 @@ internal static class PairBenchCommand
                 }
             }
 
-            double[] med = [.. micros.Select(Median)];
+            double[] med = [.. micros.Select(BenchStatistics.Median)];
             double old = med[0] + med[2] + med[4];
             double now = med[1] + med[3] + med[4];
             string load = File.Exists("/proc/loadavg") ? File.ReadAllText("/proc/loadavg").Trim() : "n/a";
@@ -143,12 +143,5 @@ internal static class PairBenchCommand
                 d.Dispose();
             }
         }
-    }
-
-    private static double Median(double[] values)
-    {
-        double[] sorted = [.. values.Order()];
-        int mid = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 }

@@ -138,12 +138,12 @@ internal static class PrgBenchCommand
             add[run] = Stopwatch.GetElapsedTime(start).TotalSeconds;
         }
 
-        double prgRate = bytes / Median(prg);
-        double ecbRate = bytes / Median(ecb);
+        double prgRate = bytes / BenchStatistics.Median(prg);
+        double ecbRate = bytes / BenchStatistics.Median(ecb);
         return new Result(
-            bytes, runs, bitWidth, prgRate, bytes / Median(add), ecbRate, prgRate / ecbRate, EcbChunkBytes,
-            bytes / Math.Max(Median(prgCpu), 1e-9), bytes / Math.Max(Median(ecbCpu), 1e-9),
-            Median(ecbCpu) / Math.Max(Median(prgCpu), 1e-9), prg, ecb,
+            bytes, runs, bitWidth, prgRate, bytes / BenchStatistics.Median(add), ecbRate, prgRate / ecbRate, EcbChunkBytes,
+            bytes / Math.Max(BenchStatistics.Median(prgCpu), 1e-9), bytes / Math.Max(BenchStatistics.Median(ecbCpu), 1e-9),
+            BenchStatistics.Median(ecbCpu) / Math.Max(BenchStatistics.Median(prgCpu), 1e-9), prg, ecb,
             System.Runtime.Intrinsics.X86.Aes.IsSupported ? "aes-ni-ctr" : "encrypt-ecb");
     }
 
@@ -154,14 +154,6 @@ internal static class PrgBenchCommand
             int length = Math.Min(counters.Length, destination.Length - offset);
             aes.EncryptEcb(counters.AsSpan(0, length), destination.Slice(offset, length), PaddingMode.None);
         }
-    }
-
-    private static double Median(double[] values)
-    {
-        double[] sorted = (double[])values.Clone();
-        Array.Sort(sorted);
-        int mid = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 
     private static void Print(Result r, TextWriter output)

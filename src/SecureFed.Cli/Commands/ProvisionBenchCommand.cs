@@ -71,9 +71,9 @@ internal static class ProvisionBenchCommand
                 }
 
                 TextWriter stdout = parse.InvocationConfiguration.Output;
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"provision ({n} sites, {files} files): median {Median(provision):F1} ms over {r} runs"));
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"PartyKit.Load (site kit): median {Median(load):F2} ms"));
-                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"AtomicFile.WriteAllBytes (4 MB, fsync + rename + dir fsync): median {Median(atomic):F2} ms"));
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"provision ({n} sites, {files} files): median {BenchStatistics.Median(provision):F1} ms over {r} runs"));
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"PartyKit.Load (site kit): median {BenchStatistics.Median(load):F2} ms"));
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"AtomicFile.WriteAllBytes (4 MB, fsync + rename + dir fsync): median {BenchStatistics.Median(atomic):F2} ms"));
                 return Task.FromResult(CliApp.ExitOk);
             }
             finally
@@ -85,11 +85,5 @@ internal static class ProvisionBenchCommand
             }
         });
         return command;
-    }
-
-    private static double Median(List<double> values)
-    {
-        values.Sort();
-        return values.Count % 2 == 1 ? values[values.Count / 2] : (values[(values.Count / 2) - 1] + values[values.Count / 2]) / 2;
     }
 }

@@ -219,7 +219,7 @@ internal static class SecAggBenchCommand
         // A plain (unprotected) upload of the same vector: m 32-bit words.
         double plain = 4.0 * m;
         return new Result(n, m, dropout, GraphPlanner.PolicyName(policy), plannedDropout, plan.IsComplete ? "complete" : "harary", plan.Degree, plan.Threshold, survivors.Count,
-            Median(maskSeconds), maskSeconds[^1], Median(totalSeconds), sim.ServerUnmaskTime.TotalSeconds, sim.ServerTime.TotalSeconds,
+            BenchStatistics.Median(maskSeconds), maskSeconds[^1], BenchStatistics.Median(totalSeconds), sim.ServerUnmaskTime.TotalSeconds, sim.ServerTime.TotalSeconds,
             bytes, plain, bytes / plain, matches, wall.Elapsed.TotalSeconds, X25519.Backend, LoadAverage(),
             threads > 0 ? threads : Environment.ProcessorCount, clientThreads > 0 ? clientThreads : Environment.ProcessorCount,
             sim.ServerUnmaskCpuTime.TotalSeconds);
@@ -238,10 +238,6 @@ internal static class SecAggBenchCommand
             return null;
         }
     }
-
-    private static double Median(double[] sorted) => sorted.Length == 0 ? 0 : sorted.Length % 2 == 1
-        ? sorted[sorted.Length / 2]
-        : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
 
     private static void Print(Result r, TextWriter output)
     {
