@@ -55,8 +55,8 @@ public sealed record ExperimentOptions
     public int Rounds { get; init; } = 10;
 
     /// <summary>Local epochs per round (the budget of every arm is Rounds × LocalEpochs epochs over its data).</summary>
-    /// <value>The default value is 1.</value>
-    public int LocalEpochs { get; init; } = 1;
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 2.</value>
+    public int LocalEpochs { get; init; } = TrainingRecipe.Product.LocalEpochs;
 
     /// <summary>Cap on training sentences per corpus (0 = all), for quick runs.</summary>
     /// <value>The default value is 0.</value>
@@ -83,27 +83,27 @@ public sealed record ExperimentOptions
     public int BatchSize { get; init; } = 32;
 
     /// <summary>Local optimiser of the DP-SGD arms.</summary>
-    /// <value>The default value is <see cref="TaggerOptimizer.Adam"/>.</value>
-    public TaggerOptimizer DpOptimizer { get; init; } = TaggerOptimizer.Adam;
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, <see cref="TaggerOptimizer.Sgd"/>.</value>
+    public TaggerOptimizer DpOptimizer { get; init; } = TrainingRecipe.Product.DpOptimizer;
 
     /// <summary>Learning rate of the DP-SGD arms.</summary>
-    /// <value>The default value is 0.003.</value>
-    public double DpLearningRate { get; init; } = 0.003;
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 0.5.</value>
+    public double DpLearningRate { get; init; } = TrainingRecipe.Product.DpLearningRate;
 
     /// <summary>DP-SGD Poisson sampling rate q (expected batch q·N).</summary>
-    /// <value>The default value is 0.02.</value>
-    public double SampleRate { get; init; } = 0.02;
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 0.1.</value>
+    public double SampleRate { get; init; } = TrainingRecipe.Product.SampleRate;
 
     /// <summary>
     /// DP-SGD steps per site per round (each a Poisson sample of expected size q·N); 0 = LocalEpochs × round(1/q), i.e.
     /// the same epochs as the arms without DP. Fewer, larger steps at the same ε need less noise per step.
     /// </summary>
-    /// <value>The default value is 0.</value>
-    public int DpStepsPerRound { get; init; }
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 0.</value>
+    public int DpStepsPerRound { get; init; } = TrainingRecipe.Product.DpStepsPerRound;
 
     /// <summary>DP-SGD per-example gradient clip C.</summary>
-    /// <value>The default value is 1.</value>
-    public double GradClip { get; init; } = 1.0;
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 8.</value>
+    public double GradClip { get; init; } = TrainingRecipe.Product.GradClip;
 
     /// <summary>
     /// Adaptive clipping to a norm quantile (Andrew, Thakkar, McMahan &amp; Ramaswamy, NeurIPS 2021): the target fraction γ
@@ -137,7 +137,12 @@ public sealed record ExperimentOptions
     public bool DpFreezeEmbeddings { get; init; }
 
     /// <summary>DP-SGD's per-example gradients without dropout (<see cref="DpSgdOptions.NoDropout"/>).</summary>
-    public bool DpNoDropout { get; init; }
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, true.</value>
+    public bool DpNoDropout { get; init; } = TrainingRecipe.Product.DpNoDropout;
+
+    /// <summary>The name of the <see cref="TrainingRecipe"/> whose defaults the command line started from (recorded in results.json).</summary>
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s name.</value>
+    public string RecipeName { get; init; } = TrainingRecipe.Product.Name;
 
     /// <summary>
     /// DP-SGD preconditions each example's gradient with Adam's second moments measured on the public warm-start corpus

@@ -769,6 +769,7 @@ public sealed partial class ExperimentRunner
         ["first_seed"] = _options.FirstSeed,
         ["config"] = _options.ConfigName,
         ["entity_types"] = data.EntityTypes,
+        ["recipe"] = _options.RecipeName,
         ["rounds"] = _options.Rounds,
         ["local_epochs"] = _options.LocalEpochs,
         ["max_train_sentences"] = _options.MaxTrainSentences,

@@ -249,6 +249,46 @@ public sealed class ExperimentSmokeTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_dir, "pooled-bad-out")));
     }
 
+    [Theory]
+    [InlineData(new string[0], "product", 2, "sgd", 0.5, 0.1, 8.0, true)]
+    [InlineData(new[] { "--recipe", "first-session" }, "first-session", 1, "adam", 0.003, 0.02, 1.0, false)]
+    [InlineData(new[] { "--recipe", "first-session", "--grad-clip", "3", "--dp-no-dropout" }, "first-session", 1, "adam", 0.003, 0.02, 3.0, true)]
+    [InlineData(new[] { "--dp-dropout", "--dp-lr", "0.25", "--local-epochs", "1" }, "product", 1, "sgd", 0.25, 0.1, 8.0, false)]
+    public async Task Experiment_Recipe_OptionsNotGivenComeFromTheRecipeAndAreRecorded(string[] options, string recipe, int localEpochs, string dpOptimizer, double dpLr, double q, double clip, bool noDropout)
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "recipe"), train: 30, eval: 10);
+        string output = Path.Combine(_dir, "recipe-out-" + Guid.NewGuid().ToString("N"));
+
+        (int code, _, string stderr) = await Cli(TimeSpan.FromMinutes(2),
+            ["experiment", "--data", corpus, "--epsilon", "none", "--pooled-only", "--seeds", "1", "--rounds", "1", "--config", "tiny", "--out", output, .. options]);
+
+        Assert.True(code == 0, stderr);
+        using JsonDocument results = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "results.json")));
+        JsonElement configuration = results.RootElement.GetProperty("configuration");
+        Assert.Equal(recipe, configuration.GetProperty("recipe").GetString());
+        Assert.Equal(localEpochs, configuration.GetProperty("local_epochs").GetInt32());
+        Assert.Equal(dpOptimizer, configuration.GetProperty("dp_optimizer").GetString());
+        Assert.Equal(dpLr, configuration.GetProperty("dp_lr").GetDouble());
+        Assert.Equal(q, configuration.GetProperty("sample_rate").GetDouble());
+        Assert.Equal(clip, configuration.GetProperty("grad_clip").GetDouble());
+        Assert.Equal(noDropout, configuration.GetProperty("dp_no_dropout").GetBoolean());
+    }
+
+    [Theory]
+    [InlineData(new[] { "--dp-dropout", "--dp-no-dropout" }, "--dp-dropout and --dp-no-dropout")]
+    [InlineData(new[] { "--recipe", "fast" }, "--recipe")]
+    public async Task Experiment_BadRecipeOptions_RefusedNamingThem(string[] options, string named)
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "recipe-bad"), train: 10, eval: 5);
+        string output = Path.Combine(_dir, "recipe-bad-out");
+
+        (int code, _, string stderr) = await Cli(TimeSpan.FromSeconds(60), ["experiment", "--data", corpus, "--epsilon", "none", "--pooled-only", "--out", output, .. options]);
+
+        Assert.Equal(2, code);
+        Assert.Contains(named, stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(output));
+    }
+
     [Fact]
     public async Task Experiment_FolderWithoutTestFile_FailsNamingTheMissingFile()
     {

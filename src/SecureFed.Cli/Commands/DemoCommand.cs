@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using SecureFed.Cli.Demo;
+using SecureFed.Experiments;
 using SecureFed.Protocol;
 using SecureFed.Tagger;
 using Spectre.Console;
@@ -34,12 +35,12 @@ internal static class DemoCommand
         var freeze = new Option<bool>("--freeze-embeddings") { Description = "DP-SGD keeps the initial model's embedding tables fixed (noise only on the encoder and head); most useful with --public-data." };
         var model = new Option<string>("--model") { Description = "Tagger: tiny (fast, default: 1-layer BiLSTM, small hashed tables), tiny-crf (the same with a CRF head: better under DP after a --public-data warm start, and with --rounds 30) or default (the full tagger).", DefaultValueFactory = _ => DemoSettings.DefaultModel };
         var sentences = new Option<int>("--sentences") { Description = "Synthetic training sentences per site.", DefaultValueFactory = _ => 1000 };
-        var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round (each 1/q DP-SGD steps).", DefaultValueFactory = _ => 2 };
+        var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round (each 1/q DP-SGD steps).", DefaultValueFactory = _ => TrainingRecipe.Product.LocalEpochs };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level (update) noise multiplier z of the distributed discrete Gaussian; with only a few hospitals a meaningful site-level epsilon costs most of the accuracy, so the default only shows the mechanism at work (its ε is no guarantee; docs/utility.md \"Session 8\" measured what z·S costs).", DefaultValueFactory = _ => 0.0005 };
-        var sampleRate = new Option<double>("--sample-rate") { Description = "DP-SGD Poisson sampling rate q.", DefaultValueFactory = _ => 0.1 };
-        var learningRate = new Option<double>("--lr") { Description = "Local learning rate (plain SGD on the noisy DP-SGD gradient; docs/utility.md has the search behind the default).", DefaultValueFactory = _ => 0.5 };
-        var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser: sgd (classic DP-SGD) or adam.", DefaultValueFactory = _ => "sgd" };
-        var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C (L2 norm of a sentence's summed-loss gradient; the median is about 5 on NCBI-disease).", DefaultValueFactory = _ => 8.0 };
+        var sampleRate = new Option<double>("--sample-rate") { Description = "DP-SGD Poisson sampling rate q.", DefaultValueFactory = _ => TrainingRecipe.Product.SampleRate };
+        var learningRate = new Option<double>("--lr") { Description = "Local learning rate (plain SGD on the noisy DP-SGD gradient; docs/utility.md has the search behind the default).", DefaultValueFactory = _ => TrainingRecipe.Product.DpLearningRate };
+        var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser: sgd (classic DP-SGD) or adam.", DefaultValueFactory = _ => TrainingRecipe.Product.DpOptimizer.ToString().ToLowerInvariant() };
+        var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C (L2 norm of a sentence's summed-loss gradient; the median is about 5 on NCBI-disease).", DefaultValueFactory = _ => TrainingRecipe.Product.GradClip };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start; with one step per round (--patient-noise distributed or --steps-per-round 1) the default is just above a step's expected norm instead, printed at the start).", DefaultValueFactory = _ => 30.0 };
         var layerScales = new Option<bool>("--layer-scales") { Description = "With --public-data: the aggregator announces layer-wise DP-SGD factors computed from the public data at the public model (docs/PROTOCOL.md \"Layer scales\"; the privacy guarantee is unchanged). Unless given, --lr becomes 4 (8 with one step per round: --patient-noise distributed or --steps-per-round 1) and --grad-clip 1, the recipe measured in docs/utility.md." };
         var stepsPerRound = new Option<int>("--steps-per-round") { Description = "DP-SGD steps each site takes per round: 0 = --local-epochs × 1/q (the default), 1 = one step from the round's global model (FedSGD: the sum of the sites' steps is one larger DP-SGD step; what --patient-noise distributed always does). The noise is calibrated to rounds × steps either way.", DefaultValueFactory = _ => 0 };

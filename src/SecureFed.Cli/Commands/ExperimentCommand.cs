@@ -21,14 +21,12 @@ internal static class ExperimentCommand
         var output = new Option<string>("--out") { Description = "Output folder for results.json and f1-per-round.png.", DefaultValueFactory = _ => "experiment-out" };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object on the last line." };
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds (centralized arms: the same number of chunks of local epochs).", DefaultValueFactory = _ => 10 };
-        var localEpochs = new Option<int>("--local-epochs") { Description = "Local epochs per round.", DefaultValueFactory = _ => 1 };
         var maxSentences = new Option<int>("--max-sentences") { Description = "Cap on training sentences per corpus (0 = all), for quick runs.", DefaultValueFactory = _ => 0 };
         var maxEval = new Option<int>("--max-eval-sentences") { Description = "Cap on dev and test sentences per corpus (0 = all).", DefaultValueFactory = _ => 0 };
         var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser without DP: adam or sgd.", DefaultValueFactory = _ => "adam" };
         var lr = new Option<double>("--lr") { Description = "Local learning rate without DP.", DefaultValueFactory = _ => 0.003 };
         var lrDecay = new Option<double>("--lr-decay") { Description = "Round r trains at lr / (1 + decay·(r − 1)); 0 = constant.", DefaultValueFactory = _ => 0.0 };
         var batchSize = new Option<int>("--batch-size") { Description = "Batch size without DP.", DefaultValueFactory = _ => 32 };
-        var noDropout = new Option<bool>("--dp-no-dropout") { Description = "DP-SGD computes each example's gradient without dropout and word dropout (the noise already regularises); ε unchanged." };
         var freeze = new Option<bool>("--dp-freeze-embeddings") { Description = "DP-SGD keeps the embedding tables fixed (the initial or warm-start ones): noise only on the encoder and head." };
         var precondition = new Option<bool>("--dp-precondition") { Description = "DP-SGD preconditions each example's gradient with Adam's second moments measured on the public --warm-start corpus (AdaDPS); no privacy cost." };
         var preconditionFloor = new Option<double>("--dp-precondition-floor") { Description = "Floor of the preconditioner's gradient RMS, as a fraction of its median.", DefaultValueFactory = _ => 0.1 };
@@ -71,7 +69,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, localEpochs, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, noDropout, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -102,7 +100,6 @@ internal static class ExperimentCommand
                 ConfigName = parse.GetValue(config)!,
                 OutputDirectory = parse.GetValue(output)!,
                 Rounds = parse.GetValue(rounds),
-                LocalEpochs = parse.GetValue(localEpochs),
                 MaxTrainSentences = parse.GetValue(maxSentences),
                 MaxEvalSentences = parse.GetValue(maxEval),
                 Optimizer = TrainingRecipeOptions.Optimizer(parse.GetValue(optimizer)!, "--optimizer"),
@@ -110,7 +107,6 @@ internal static class ExperimentCommand
                 LearningRateDecay = parse.GetValue(lrDecay),
                 BatchSize = parse.GetValue(batchSize),
                 DpFreezeEmbeddings = parse.GetValue(freeze),
-                DpNoDropout = parse.GetValue(noDropout),
                 DpPrecondition = parse.GetValue(precondition),
                 DpPreconditionFloor = parse.GetValue(preconditionFloor),
                 DpPreconditionPerTensor = parse.GetValue(preconditionPerTensor),

@@ -20,7 +20,6 @@ internal static class PrivacyAuditCommand
         var output = new Option<string>("--out") { Description = "Output folder for privacy-audit.json and the PNGs.", DefaultValueFactory = _ => "privacy-audit-out" };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object on the last line." };
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds.", DefaultValueFactory = _ => 10 };
-        var localEpochs = new Option<int>("--local-epochs") { Description = "Local epochs per round (no DP).", DefaultValueFactory = _ => 1 };
         var maxSentences = new Option<int>("--max-sentences") { Description = "Cap on training sentences (0 = all).", DefaultValueFactory = _ => 0 };
         var maxEval = new Option<int>("--max-eval-sentences") { Description = "Cap on dev and test sentences (0 = all).", DefaultValueFactory = _ => 0 };
         var lr = new Option<double>("--lr") { Description = "Local learning rate without DP.", DefaultValueFactory = _ => 0.003 };
@@ -37,7 +36,7 @@ internal static class PrivacyAuditCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("audit", "Empirical privacy test of the fused model: canary exposure, membership inference (AUC, TPR at 1% FPR) and the one-run ε lower bound (Steinke et al. 2023), per arm (no DP, each ε), next to the accountant's ε. Lower bounds on leakage, never a proof of privacy.");
-        foreach (Option o in new Option[] { data, sites, epsilon, noNoDp, seed, config, output, json, rounds, localEpochs, maxSentences, maxEval, lr, delta, canaries, repeats, candidates, auditCanaries, auditSentences, groupCanaries, groupSize, reference, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, sites, epsilon, noNoDp, seed, config, output, json, rounds, maxSentences, maxEval, lr, delta, canaries, repeats, candidates, auditCanaries, auditSentences, groupCanaries, groupSize, reference, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -62,7 +61,6 @@ internal static class PrivacyAuditCommand
                     Sites = parse.GetValue(sites),
                     ConfigName = parse.GetValue(config)!,
                     Rounds = parse.GetValue(rounds),
-                    LocalEpochs = parse.GetValue(localEpochs),
                     MaxTrainSentences = parse.GetValue(maxSentences),
                     MaxEvalSentences = parse.GetValue(maxEval),
                     LearningRate = parse.GetValue(lr),

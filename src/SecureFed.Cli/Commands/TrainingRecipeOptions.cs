@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Globalization;
 using SecureFed.Experiments;
 using SecureFed.Tagger;
 
@@ -11,11 +12,15 @@ namespace SecureFed.Cli.Commands;
 /// </summary>
 internal sealed class TrainingRecipeOptions
 {
-    private readonly Option<string> _dpOptimizer = new("--dp-optimizer") { Description = "Local optimiser with DP-SGD: adam or sgd.", DefaultValueFactory = _ => "adam" };
-    private readonly Option<double> _dpLr = new("--dp-lr") { Description = "Local learning rate with DP-SGD.", DefaultValueFactory = _ => 0.003 };
-    private readonly Option<double> _sampleRate = new("--sample-rate") { Description = "DP-SGD Poisson sampling rate q (expected batch q·N).", DefaultValueFactory = _ => 0.02 };
-    private readonly Option<int> _dpSteps = new("--dp-steps") { Description = "DP-SGD steps per site per round (0 = local epochs × round(1/q)).", DefaultValueFactory = _ => 0 };
-    private readonly Option<double> _gradClip = new("--grad-clip") { Description = "DP-SGD per-example gradient clip C.", DefaultValueFactory = _ => 1.0 };
+    private readonly Option<string> _recipe = CreateRecipe();
+    private readonly Option<int?> _localEpochs = new("--local-epochs") { Description = Default("Local epochs per round (the arms without DP train as many epochs; with --dp-steps 0 DP-SGD takes epochs × round(1/q) steps).", r => r.LocalEpochs) };
+    private readonly Option<string?> _dpOptimizer = new("--dp-optimizer") { Description = Default("Local optimiser with DP-SGD: adam or sgd.", r => r.DpOptimizer.ToString().ToLowerInvariant()) };
+    private readonly Option<double?> _dpLr = new("--dp-lr") { Description = Default("Local learning rate with DP-SGD.", r => r.DpLearningRate) };
+    private readonly Option<double?> _sampleRate = new("--sample-rate") { Description = Default("DP-SGD Poisson sampling rate q (expected batch q·N).", r => r.SampleRate) };
+    private readonly Option<int?> _dpSteps = new("--dp-steps") { Description = Default("DP-SGD steps per site per round (0 = local epochs × round(1/q)).", r => r.DpStepsPerRound) };
+    private readonly Option<double?> _gradClip = new("--grad-clip") { Description = Default("DP-SGD per-example gradient clip C.", r => r.GradClip) };
+    private readonly Option<bool> _dpDropout = new("--dp-dropout") { Description = "DP-SGD keeps the model's dropout and word dropout in each example's gradient (the first-session recipe's behaviour; the agents' DpDropout)." };
+    private readonly Option<bool> _dpNoDropout = new("--dp-no-dropout") { Description = "DP-SGD computes each example's gradient without dropout and word dropout (the noise already regularises; the product recipe's behaviour); ε unchanged." };
     private readonly Option<string?> _warmStart = new("--warm-start") { Description = "Public corpus folder (not an evaluated one) to train the initial model on, e.g. bc5cdr for NCBI-disease sites." };
     private readonly Option<int> _warmEpochs = new("--warm-start-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 3 };
     private readonly Option<string> _warmSplits = CreateWarmSplits();
@@ -24,23 +29,67 @@ internal sealed class TrainingRecipeOptions
     private readonly Option<int> _pretrainEpochs = new("--pretrain-epochs") { Description = "Passes of the --pretrain-text language-model pretraining.", DefaultValueFactory = _ => 1 };
 
     /// <summary>Every option, to add to a command.</summary>
-    public IEnumerable<Option> All => [_dpOptimizer, _dpLr, _sampleRate, _dpSteps, _gradClip, _warmStart, _warmEpochs, _warmSplits, _warmCache, _pretrainText, _pretrainEpochs];
+    public IEnumerable<Option> All => [_recipe, _localEpochs, _dpOptimizer, _dpLr, _sampleRate, _dpSteps, _gradClip, _dpDropout, _dpNoDropout, _warmStart, _warmEpochs, _warmSplits, _warmCache, _pretrainText, _pretrainEpochs];
 
-    /// <summary>The parsed recipe on top of <paramref name="options"/>.</summary>
-    public ExperimentOptions Apply(ParseResult parse, ExperimentOptions options) => options with
+    /// <summary>
+    /// The parsed recipe on top of <paramref name="options"/>: every recipe option given on the command line, the others
+    /// from the <c>--recipe</c> (<see cref="TrainingRecipe"/>).
+    /// </summary>
+    /// <exception cref="UsageException">An unknown recipe or optimiser, or both --dp-dropout and --dp-no-dropout.</exception>
+    public ExperimentOptions Apply(ParseResult parse, ExperimentOptions options)
     {
-        DpOptimizer = Optimizer(parse.GetValue(_dpOptimizer)!, "--dp-optimizer"),
-        DpLearningRate = parse.GetValue(_dpLr),
-        SampleRate = parse.GetValue(_sampleRate),
-        DpStepsPerRound = parse.GetValue(_dpSteps),
-        GradClip = parse.GetValue(_gradClip),
-        WarmStartDirectory = parse.GetValue(_warmStart),
-        WarmStartEpochs = parse.GetValue(_warmEpochs),
-        WarmStartCache = parse.GetValue(_warmCache),
-        WarmStartAllSplits = parse.GetValue(_warmSplits) == "all",
-        PretrainTextDirectories = parse.GetValue(_pretrainText) is string text ? [.. text.Split(',', StringSplitOptions.TrimEntries)] : [],
-        PretrainEpochs = parse.GetValue(_pretrainEpochs),
-    };
+        TrainingRecipe recipe = TrainingRecipe.Parse(parse.GetValue(_recipe)!);
+        bool dropout = parse.GetValue(_dpDropout);
+        bool noDropout = parse.GetValue(_dpNoDropout);
+        if (dropout && noDropout)
+        {
+            throw new UsageException("--dp-dropout and --dp-no-dropout contradict each other: give one (the default is the --recipe's)");
+        }
+
+        return options with
+        {
+            RecipeName = recipe.Name,
+            LocalEpochs = parse.GetValue(_localEpochs) ?? recipe.LocalEpochs,
+            DpOptimizer = parse.GetValue(_dpOptimizer) is string optimizer ? Optimizer(optimizer, "--dp-optimizer") : recipe.DpOptimizer,
+            DpLearningRate = parse.GetValue(_dpLr) ?? recipe.DpLearningRate,
+            SampleRate = parse.GetValue(_sampleRate) ?? recipe.SampleRate,
+            DpStepsPerRound = parse.GetValue(_dpSteps) ?? recipe.DpStepsPerRound,
+            GradClip = parse.GetValue(_gradClip) ?? recipe.GradClip,
+            DpNoDropout = noDropout || (!dropout && recipe.DpNoDropout),
+            WarmStartDirectory = parse.GetValue(_warmStart),
+            WarmStartEpochs = parse.GetValue(_warmEpochs),
+            WarmStartCache = parse.GetValue(_warmCache),
+            WarmStartAllSplits = parse.GetValue(_warmSplits) == "all",
+            PretrainTextDirectories = parse.GetValue(_pretrainText) is string text ? [.. text.Split(',', StringSplitOptions.TrimEntries)] : [],
+            PretrainEpochs = parse.GetValue(_pretrainEpochs),
+        };
+    }
+
+    private static Option<string> CreateRecipe()
+    {
+        var option = new Option<string>("--recipe")
+        {
+            Description = "Defaults of the options below that are not given: product (what the agents and the demo run: 2 local epochs; DP-SGD with sgd, lr 0.5, C 8, q 0.1, no dropout) or first-session (1 local epoch; adam, lr 0.003, C 1, q 0.02, dropout: how every experiment and privacy audit command in the docs up to session 21 ran; it learns nothing under DP at ε ≤ 3 from a random model).",
+            DefaultValueFactory = _ => TrainingRecipe.Product.Name,
+        };
+        option.CompletionSources.Add([.. TrainingRecipe.All.Select(r => r.Name)]);
+        option.Validators.Add(result =>
+        {
+            try
+            {
+                TrainingRecipe.Parse(result.GetValueOrDefault<string>());
+            }
+            catch (ArgumentException ex)
+            {
+                result.AddError(ex.Message);
+            }
+        });
+        return option;
+    }
+
+    /// <summary><paramref name="text"/> followed by the default under each recipe.</summary>
+    private static string Default(string text, Func<TrainingRecipe, object> value) =>
+        $"{text} Default: {string.Join(", ", TrainingRecipe.All.Select(r => string.Create(CultureInfo.InvariantCulture, $"{value(r)} ({r.Name})")))}.";
 
     private static Option<string> CreateWarmSplits()
     {

@@ -3,6 +3,7 @@ using System.Globalization;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Audit;
+using SecureFed.Experiments;
 using SecureFed.Privacy;
 using SecureFed.Protocol;
 using SecureFed.Tagger;
@@ -47,12 +48,12 @@ internal sealed record DemoSettings
 
     public string Model { get; init; } = DefaultModel;
     public int SentencesPerSite { get; init; } = 1000;
-    public int LocalEpochs { get; init; } = 2;
-    public double SampleRate { get; init; } = 0.1;
+    public int LocalEpochs { get; init; } = TrainingRecipe.Product.LocalEpochs;
+    public double SampleRate { get; init; } = TrainingRecipe.Product.SampleRate;
     public double SiteNoiseMultiplier { get; init; } = 0.0005;
-    public double LearningRate { get; init; } = 0.5;
-    public TaggerOptimizer Optimizer { get; init; } = TaggerOptimizer.Sgd;
-    public double GradClip { get; init; } = 8.0;
+    public double LearningRate { get; init; } = TrainingRecipe.Product.DpLearningRate;
+    public TaggerOptimizer Optimizer { get; init; } = TrainingRecipe.Product.DpOptimizer;
+    public double GradClip { get; init; } = TrainingRecipe.Product.GradClip;
     public double L2Clip { get; init; } = 30.0;
 
     /// <summary>
@@ -79,7 +80,7 @@ internal sealed record DemoSettings
     public bool FreezeEmbeddings { get; init; }
 
     /// <summary>DP-SGD keeps the model's dropout in each example's gradient (<c>--dp-dropout</c>; the agents' <c>DpDropout</c>).</summary>
-    public bool DpDropout { get; init; }
+    public bool DpDropout { get; init; } = !TrainingRecipe.Product.DpNoDropout;
 
     /// <summary>
     /// Split patient-level noise (<c>--patient-noise distributed</c>; docs/PROTOCOL.md "Split patient-level noise"): one
