@@ -22,14 +22,21 @@ namespace SecureFed.Tagger.Internal;
 /// (<see cref="LinearChainCrf.Gradients"/>).</item>
 /// </list>
 /// <para>The LSTM is therefore run step by step in torch ops (the same equations and gate order i, f, g, o as
-/// libtorch's), with a zero "probe" tensor added to each layer's gate pre-activations; the probe's gradient after one
-/// backward pass is δ for every example and step. The parameters themselves are detached, so autograd computes only
-/// what is needed. Sequences of different lengths: the reverse direction runs on each sentence reversed within its
-/// own length, so padding always comes after the real tokens and receives a zero gradient.</para>
-/// <para>Per-example gradients of the dense maps are materialised ([B, out, in], small for this model); the
-/// embeddings' are aggregated over (sentence, row) pairs with <c>unique</c>, never as dense [B, rows, dim] tensors.
-/// The result equals the per-example reference (<see cref="TaggerTrainer.PerExampleGradient"/> + clipping) to float
-/// rounding; the character CNN is not covered (the trainer then uses the reference loop).</para>
+/// libtorch's, few ops per step: one addmm, one sigmoid over all four gates, one addcmul), with a zero "probe" tensor
+/// added to each layer's gate pre-activations; the probe's gradient after one backward pass is δ for every example and
+/// step. The parameters themselves are detached, so autograd computes only what is needed. Sequences of different
+/// lengths: the reverse direction runs on each sentence reversed within its own length, so padding always comes after
+/// the real tokens and receives a zero gradient. (Getting δ from ONE libtorch <c>nn.LSTM</c> call instead, fed the
+/// pre-activations with weight_ih = I so that its input gradient is δ, was measured slower for the default model: the
+/// 4H × 4H identity products cost more than the per-step calls they save; docs/tagger.md.)</para>
+/// <para>Each group of maps that share a probe (an LSTM direction's W_ih and W_hh; the head) gets its per-example norms
+/// either as ghost norms, ‖Σ_t δ_t x_tᵀ‖² = Σ_{t,s} (δ_t·δ_s)(x_t·x_s) from [B, T, T] Gram matrices in float64, with
+/// the clipped sum as one [out, B·T] × [B·T, in] product, or from the materialised per-example gradients [B, out, in],
+/// whichever costs fewer multiply-adds (<see cref="UsesGhostNorms"/>); a preconditioner (<c>scale</c>) and
+/// <see cref="PerExampleGradients"/> need them materialised. The embeddings' are aggregated over (sentence, row) pairs
+/// with <c>unique</c>, never as dense [B, rows, dim] tensors. The result equals the per-example reference
+/// (<see cref="TaggerTrainer.PerExampleGradient"/> + clipping) to float rounding; the character CNN is not covered (the
+/// trainer then uses the reference loop).</para>
 /// </remarks>
 internal static class BatchedClipping
 {
@@ -50,7 +57,13 @@ internal static class BatchedClipping
     /// Optional fixed diagonal preconditioner by parameter name (same shape as the parameter): every per-example
     /// gradient is multiplied by it before its norm is taken, so the result is Σᵢ min(1, C / ‖A gᵢ‖) A gᵢ.
     /// </param>
-    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, Func<string, bool> trains, out double lossSum, out Tensor norms, IReadOnlyDictionary<string, Tensor>? scale = null)
+    /// <param name="ghostNorms">
+    /// Whether the LSTM's and the head's per-example norms and clipped sums are taken without materialising each
+    /// example's [out, in] gradient (<see cref="UsesGhostNorms"/>): null chooses per map by cost, false materialises
+    /// them all; true takes ghost norms wherever there is no <paramref name="scale"/> (which needs them materialised).
+    /// The result is the same to float rounding.
+    /// </param>
+    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, Func<string, bool> trains, out double lossSum, out Tensor norms, IReadOnlyDictionary<string, Tensor>? scale = null, bool? ghostNorms = null)
     {
         TaggerConfig config = model.Config;
         if (!Supports(config))
@@ -61,10 +74,25 @@ internal static class BatchedClipping
         Parts parts = Backward(model, batch, trains, scale, out lossSum);
         var p = parts.Parameters;
         long b = parts.Batch;
-        var dense = parts.Dense;
+        var ghost = scale is null && ghostNorms != false
+            ? parts.Maps.GroupBy(m => m.Probe, ReferenceEqualityComparer.Instance).Where(g => ghostNorms == true || UsesGhostNorms([.. g])).SelectMany(g => g).ToList()
+            : [];
+        var dense = parts.Maps.Where(m => !ghost.Contains(m)).Select(m => m.PerExample().Scaled(scale)).ToList();
         var tables = parts.Tables;
         Tensor[]? crfPerExample = parts.Crf;
         Tensor squared = torch.zeros(b, ScalarType.Float64, device: parts.Device);
+        var deltaGrams = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
+        foreach (Contribution m in ghost)
+        {
+            if (!deltaGrams.TryGetValue(m.Probe, out Tensor? deltaGram))
+            {
+                deltaGram = m.DeltaGram();
+                deltaGrams[m.Probe] = deltaGram;
+            }
+
+            squared.add_(m.GhostSquaredNorms(deltaGram), TorchScalars.OneInt);
+        }
+
         foreach (DensePerExample d in dense)
         {
             squared.add_(d.SquaredNorms(), TorchScalars.OneInt);
@@ -90,6 +118,11 @@ internal static class BatchedClipping
         Tensor factors = norms.add(tiny, TorchScalars.OneInt).reciprocal().mul(c).clamp_max(TorchScalars.One).to(ScalarType.Float32);
 
         var sums = new Dictionary<string, Tensor>();
+        foreach (Contribution m in ghost)
+        {
+            m.AddClippedGhost(factors, sums);
+        }
+
         foreach (DensePerExample d in dense)
         {
             d.AddClipped(factors, sums);
@@ -129,7 +162,7 @@ internal static class BatchedClipping
         Parts parts = Backward(model, batch, trains, scale, out lossSum);
         long b = parts.Batch;
         var pieces = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (DensePerExample d in parts.Dense)
+        foreach (DensePerExample d in parts.Maps.Select(m => m.PerExample().Scaled(scale)))
         {
             pieces[d.WeightName] = d.Weight.reshape(b, -1);
             pieces[d.BiasName] = pieces.TryGetValue(d.BiasName, out Tensor? bias0) ? TorchScalars.Add(bias0, d.Bias) : d.Bias;
@@ -150,6 +183,21 @@ internal static class BatchedClipping
         }
 
         return torch.cat([.. model.Parameters.Select(x => pieces.TryGetValue(x.Name, out Tensor? g) ? g : torch.zeros(b, x.Tensor.numel(), device: parts.Device))], 1);
+    }
+
+    /// <summary>
+    /// Whether the linear maps that share one probe (an LSTM direction's W_ih and W_hh, or the head) get ghost norms:
+    /// when they cost fewer multiply-adds than the materialised per-example gradients, T² (out + Σ in) against
+    /// T out Σ in per example (Bu et al.'s layer-wise choice), i.e. when T (out + Σ in) &lt; out Σ in. The default
+    /// model's LSTM directions (out = 384, Σ in = 224 or 288) take them up to 141 or 164 steps, the tiny model's
+    /// (96, 60) up to 36; the head (out = the label count) only for batches shorter than the label count.
+    /// </summary>
+    private static bool UsesGhostNorms(IReadOnlyList<Contribution> maps)
+    {
+        long t = maps[0].Probe.shape[1];
+        long output = maps[0].Probe.shape[2];
+        long inputs = maps.Sum(m => m.Input.shape[2]);
+        return t * (output + inputs) < output * inputs;
     }
 
     /// <summary>The one forward and one backward pass, and each example's gradient in parts.</summary>
@@ -183,7 +231,7 @@ internal static class BatchedClipping
         Tensor headWeight = p["head.weight"].detach();
         Tensor headProbe = torch.zeros(b, t, headWeight.shape[0], device: y.device).requires_grad_(true);
         Tensor emissions = TorchScalars.Add(torch.nn.functional.linear(y, headWeight, p["head.bias"].detach()), headProbe);
-        contributions.Add(new Contribution("head", headProbe, y.detach(), null));
+        contributions.Add(new Contribution("head.weight", headProbe, y.detach(), "head.bias"));
 
         // 4. The loss and one backward pass.
         CrfGradients? crf = null;
@@ -204,14 +252,17 @@ internal static class BatchedClipping
 
         // 5. The per-example parts.
         Tensor inputGrad = input.grad ?? torch.zeros_like(input);
-        var dense = contributions.Select(c => c.PerExample()).Where(d => trains(d.WeightName)).Select(d => d.Scaled(scale)).ToList();
+        var maps = contributions.Where(c => trains(c.WeightName)).ToList();
         var tables = EmbeddingParts(config, batch, inputGrad, ngramCount, trains).Select(e => e.Scaled(scale)).ToList();
         Tensor[]? crfPerExample = crf is null || !trains("crf.transitions") ? null : CrfPerExample(crf, b, model.Labels.Count, y.device, scale);
-        return new Parts(p, b, y.device, dense, tables, crfPerExample);
+        return new Parts(p, b, y.device, maps, tables, crfPerExample);
     }
 
-    /// <summary>Each example's gradient: the dense maps', the embedding tables' lookups and the CRF's ([B, …] each; null without a trained CRF).</summary>
-    private sealed record Parts(Dictionary<string, Parameter> Parameters, long Batch, Device Device, List<DensePerExample> Dense, List<EmbeddingPart> Tables, Tensor[]? Crf);
+    /// <summary>
+    /// Each example's gradient: the trained dense maps' (as gradient at the output and input, unscaled), the embedding
+    /// tables' lookups and the CRF's ([B, …] each, scaled; null without a trained CRF).
+    /// </summary>
+    private sealed record Parts(Dictionary<string, Parameter> Parameters, long Batch, Device Device, List<Contribution> Maps, List<EmbeddingPart> Tables, Tensor[]? Crf);
 
     /// <summary>[word | shape | mean n-gram] embeddings as a leaf tensor that requires grad; <paramref name="ngramCount"/> is [B, T, 1].</summary>
     private static Tensor EmbedInput(Dictionary<string, Parameter> p, BatchTensors batch, out Tensor ngramCount)
@@ -253,14 +304,13 @@ internal static class BatchedClipping
         var outputs = new Tensor[t];
         for (long step = 0; step < t; step++)
         {
-            Tensor gates = TorchScalars.Add(gatesIn[step], state.mm(whhT));
-            Tensor[] chunks = gates.chunk(4, 1);
-            Tensor i = chunks[0].sigmoid();
-            Tensor f = chunks[1].sigmoid();
-            Tensor g = chunks[2].tanh();
-            Tensor o = chunks[3].sigmoid();
-            cell = TorchScalars.Add(f * cell, i * g);
-            state = o * cell.tanh();
+            // Few ops per step, as each costs a call into libtorch and an autograd node: the sigmoid of all four
+            // gates at once (the g block's is unused), g = tanh of its block, c = f c + i g by addcmul.
+            Tensor gates = torch.addmm(gatesIn[step], state, whhT, 1f, 1f);
+            Tensor[] sigmoids = gates.sigmoid().chunk(4, 1);
+            Tensor g = gates.narrow(1, 2L * h, h).tanh();
+            cell = torch.addcmul(sigmoids[1] * cell, sigmoids[0], g, TorchScalars.One);
+            state = sigmoids[3] * cell.tanh();
             outputs[step] = state;
         }
 
@@ -332,15 +382,55 @@ internal static class BatchedClipping
         return [.. perExample.Select((g, i) => g.mul(scale[names[i]].unsqueeze(0)))];
     }
 
-    /// <summary>A linear map's probe (gradient at its output, [B, T, out]), its input [B, T, in] and the names of its weight and bias.</summary>
-    private sealed record Contribution(string Name, Tensor Probe, Tensor Input, string? BiasName)
+    /// <summary>
+    /// A linear map's probe (gradient at its output, [B, T, out]), its input [B, T, in] and the names of its weight and
+    /// bias.
+    /// </summary>
+    private sealed record Contribution(string WeightName, Tensor Probe, Tensor Input, string BiasName)
     {
+        /// <summary>δ [B, T, out], the gradient at the map's output.</summary>
+        private Tensor Delta => Probe.grad ?? torch.zeros_like(Probe);
+
+        /// <summary>Each example's gradient, materialised: Σ_t δ_t x_tᵀ [B, out, in] and Σ_t δ_t [B, out].</summary>
         public DensePerExample PerExample()
         {
-            Tensor delta = Probe.grad ?? torch.zeros_like(Probe);
+            Tensor delta = Delta;
             Tensor weight = delta.transpose(1, 2).bmm(Input); // [B, out, in]
             Tensor bias = delta.sum(1); // [B, out]
-            return new DensePerExample(Name == "head" ? "head.weight" : Name, weight, Name == "head" ? "head.bias" : BiasName!, bias);
+            return new DensePerExample(WeightName, weight, BiasName, bias);
+        }
+
+        /// <summary>δ δᵀ [B, T, T] in float64 (shared by the maps that have the same probe).</summary>
+        public Tensor DeltaGram()
+        {
+            using Tensor d = Delta.to(ScalarType.Float64);
+            return d.bmm(d.transpose(1, 2));
+        }
+
+        /// <summary>
+        /// ‖Σ_t δ_t x_tᵀ‖² + ‖Σ_t δ_t‖² per example ([B], float64) without the [B, out, in] tensor ("ghost norm",
+        /// Goodfellow 2015; Li et al., ICLR 2022): ‖Σ_t δ_t x_tᵀ‖_F² = Σ_{t,s} (δ_t·δ_s)(x_t·x_s).
+        /// </summary>
+        /// <param name="deltaGram"><see cref="DeltaGram"/>.</param>
+        public Tensor GhostSquaredNorms(Tensor deltaGram)
+        {
+            using Tensor x = Input.to(ScalarType.Float64);
+            using Tensor inputGram = x.bmm(x.transpose(1, 2)); // [B, T, T]
+            using Tensor weight = deltaGram.mul(inputGram).sum([1, 2]);
+            using Tensor bias = Delta.sum(1).to(ScalarType.Float64);
+            return TorchScalars.Add(weight, bias.mul(bias).sum(1));
+        }
+
+        /// <summary>Adds Σᵢ fᵢ Σ_t δ_{i,t} x_{i,t}ᵀ (one [out, B·T] × [B·T, in] product) and Σᵢ fᵢ Σ_t δ_{i,t} to <paramref name="sums"/>.</summary>
+        /// <param name="factors">fᵢ, each example's clipping factor ([B], float32).</param>
+        /// <param name="sums">The clipped sums by parameter name.</param>
+        public void AddClippedGhost(Tensor factors, Dictionary<string, Tensor> sums)
+        {
+            using Tensor scaled = Delta.mul(factors.reshape(-1, 1, 1)); // [B, T, out]
+            Tensor w = scaled.reshape(-1, scaled.shape[2]).t().mm(Input.reshape(-1, Input.shape[2]));
+            Tensor b = scaled.sum([0, 1]);
+            sums[WeightName] = sums.TryGetValue(WeightName, out Tensor? w0) ? TorchScalars.Add(w0, w) : w;
+            sums[BiasName] = sums.TryGetValue(BiasName, out Tensor? b0) ? TorchScalars.Add(b0, b) : b;
         }
     }
 
