@@ -22,7 +22,8 @@ namespace SecureFed.Tagger.Internal;
 /// (<see cref="LinearChainCrf.Gradients"/>).</item>
 /// </list>
 /// <para>The LSTM is therefore run step by step in torch ops (the same equations and gate order i, f, g, o as
-/// libtorch's, few ops per step: one addmm, one sigmoid over all four gates, one addcmul), with a zero "probe" tensor
+/// libtorch's; few ops per step: one bmm, one sigmoid over all four gates, one addcmul, each for both directions of
+/// the layer at once, [2, B, …]), with a zero "probe" tensor
 /// added to each layer's gate pre-activations; the probe's gradient after one backward pass is δ for every example and
 /// step. The parameters themselves are detached, so autograd computes only what is needed. Sequences of different
 /// lengths: the reverse direction runs on each sentence reversed within its own length, so padding always comes after
@@ -213,13 +214,11 @@ internal static class BatchedClipping
         Tensor input = EmbedInput(p, batch, out Tensor ngramCount);
         Tensor x = model.Network.Dropout(input);
 
-        // 2. The BiLSTM, step by step, with a probe on every layer's gates.
+        // 2. The BiLSTM, step by step (both directions together), with a probe on every layer's gates.
         Tensor reverse = ReverseIndex(batch.LengthValues, t, input.device);
         for (int layer = 0; layer < config.Layers; layer++)
         {
-            Tensor forwardOut = Direction(p, config, x, layer, reverse: null, contributions);
-            Tensor backwardOut = Direction(p, config, x, layer, reverse, contributions);
-            x = torch.cat([forwardOut, backwardOut], -1);
+            x = Layer(p, config, x, layer, reverse, contributions);
             if (layer < config.Layers - 1)
             {
                 x = model.Network.InterLayerDropout(x);
@@ -283,42 +282,58 @@ internal static class BatchedClipping
     private static Tensor Lookup(Tensor table, Tensor ids) =>
         table.index_select(0, ids.reshape(-1)).reshape([.. ids.shape, table.shape[1]]);
 
-    /// <summary>One LSTM direction of one layer over [B, T, in]; returns [B, T, H] in the original time order.</summary>
-    private static Tensor Direction(Dictionary<string, Parameter> p, TaggerConfig config, Tensor x, int layer, Tensor? reverse, List<Contribution> contributions)
+    /// <summary>
+    /// One LSTM layer over [B, T, in], its two directions stepped together (each step's ops act on [2, B, …], one call
+    /// for both directions); returns [B, T, 2H]: the forward direction's states, then the reverse direction's, in the
+    /// original time order.
+    /// </summary>
+    private static Tensor Layer(Dictionary<string, Parameter> p, TaggerConfig config, Tensor x, int layer, Tensor reverse, List<Contribution> contributions)
     {
-        string suffix = $"_l{layer}" + (reverse is null ? string.Empty : "_reverse");
-        Tensor wih = p["encoder.weight_ih" + suffix].detach();
-        Tensor whh = p["encoder.weight_hh" + suffix].detach();
-        Tensor bias = TorchScalars.Add(p["encoder.bias_ih" + suffix].detach(), p["encoder.bias_hh" + suffix].detach());
         long b = x.shape[0];
         long t = x.shape[1];
         int h = config.Hidden;
-        Tensor inp = reverse is null ? x : x.gather(1, reverse.unsqueeze(-1).expand(b, t, x.shape[2]));
-        Tensor pre = torch.nn.functional.linear(inp, wih, bias); // [B, T, 4H]
-        Tensor probe = torch.zeros(b, t, 4L * h, device: x.device).requires_grad_(true);
-        // unbind, not select per step: select's backward writes a full [B, T, 4H] gradient per step (quadratic in T).
-        Tensor[] gatesIn = TorchScalars.Add(pre, probe).unbind(1);
-        Tensor whhT = whh.t();
-        Tensor state = torch.zeros(b, h, device: x.device);
-        Tensor cell = torch.zeros(b, h, device: x.device);
+        string[] suffixes = [$"_l{layer}", $"_l{layer}_reverse"];
+        Tensor[] inputs = [x, x.gather(1, reverse.unsqueeze(-1).expand(b, t, x.shape[2]))];
+        var probes = new Tensor[2];
+        var gatesIn = new Tensor[2];
+        var recurrent = new Tensor[2];
+        for (int d = 0; d < 2; d++)
+        {
+            Tensor wih = p["encoder.weight_ih" + suffixes[d]].detach();
+            Tensor bias = TorchScalars.Add(p["encoder.bias_ih" + suffixes[d]].detach(), p["encoder.bias_hh" + suffixes[d]].detach());
+            probes[d] = torch.zeros(b, t, 4L * h, device: x.device).requires_grad_(true);
+            gatesIn[d] = TorchScalars.Add(torch.nn.functional.linear(inputs[d], wih, bias), probes[d]); // [B, T, 4H]
+            recurrent[d] = p["encoder.weight_hh" + suffixes[d]].detach().t(); // [H, 4H]
+        }
+
+        // unbind, not select per step: select's backward writes a full [2, B, T, 4H] gradient per step (quadratic in T).
+        Tensor[] steps = torch.stack(gatesIn, 0).unbind(2); // T × [2, B, 4H]
+        Tensor whhT = torch.stack(recurrent, 0); // [2, H, 4H]
+        Tensor state = torch.zeros(2, b, h, device: x.device);
+        Tensor cell = torch.zeros(2, b, h, device: x.device);
         var outputs = new Tensor[t];
         for (long step = 0; step < t; step++)
         {
             // Few ops per step, as each costs a call into libtorch and an autograd node: the sigmoid of all four
-            // gates at once (the g block's is unused), g = tanh of its block, c = f c + i g by addcmul.
-            Tensor gates = torch.addmm(gatesIn[step], state, whhT, 1f, 1f);
-            Tensor[] sigmoids = gates.sigmoid().chunk(4, 1);
-            Tensor g = gates.narrow(1, 2L * h, h).tanh();
+            // gates at once (the g block's is unused), g = tanh of its block, c = f c + i g by addcmul. (Not baddbmm:
+            // TorchSharp 0.107 hands its three tensors to libtorch in the wrong order.)
+            Tensor gates = TorchScalars.Add(steps[step], state.bmm(whhT));
+            Tensor[] sigmoids = gates.sigmoid().chunk(4, 2);
+            Tensor g = gates.narrow(2, 2L * h, h).tanh();
             cell = torch.addcmul(sigmoids[1] * cell, sigmoids[0], g, TorchScalars.One);
             state = sigmoids[3] * cell.tanh();
             outputs[step] = state;
         }
 
-        Tensor hs = torch.stack(outputs, 1); // [B, T, H]
-        Tensor previous = torch.cat([torch.zeros(b, 1, h, device: x.device), hs.narrow(1, 0, t - 1)], 1).detach();
-        contributions.Add(new Contribution("encoder.weight_ih" + suffix, probe, inp.detach(), "encoder.bias_ih" + suffix));
-        contributions.Add(new Contribution("encoder.weight_hh" + suffix, probe, previous, "encoder.bias_hh" + suffix));
-        return reverse is null ? hs : hs.gather(1, reverse.unsqueeze(-1).expand(b, t, h));
+        Tensor[] hs = torch.stack(outputs, 2).unbind(0); // 2 × [B, T, H]
+        for (int d = 0; d < 2; d++)
+        {
+            Tensor previous = torch.cat([torch.zeros(b, 1, h, device: x.device), hs[d].narrow(1, 0, t - 1)], 1).detach();
+            contributions.Add(new Contribution("encoder.weight_ih" + suffixes[d], probes[d], inputs[d].detach(), "encoder.bias_ih" + suffixes[d]));
+            contributions.Add(new Contribution("encoder.weight_hh" + suffixes[d], probes[d], previous, "encoder.bias_hh" + suffixes[d]));
+        }
+
+        return torch.cat([hs[0], hs[1].gather(1, reverse.unsqueeze(-1).expand(b, t, h))], -1);
     }
 
     /// <summary>[B, T] indices that reverse each sentence within its length and leave padding in place (an involution).</summary>
