@@ -76,22 +76,17 @@ internal static class BatchedClipping
         var p = parts.Parameters;
         long b = parts.Batch;
         var ghost = scale is null && ghostNorms != false
-            ? parts.Maps.GroupBy(m => m.Probe, ReferenceEqualityComparer.Instance).Where(g => ghostNorms == true || UsesGhostNorms([.. g])).SelectMany(g => g).ToList()
+            ? parts.Maps.GroupBy(m => m.Probe, ReferenceEqualityComparer.Instance).Select(g => new GhostGroup([.. g])).Where(g => ghostNorms == true || UsesGhostNorms(g.Maps)).ToList()
             : [];
-        var dense = parts.Maps.Where(m => !ghost.Contains(m)).Select(m => m.PerExample().Scaled(scale)).ToList();
+        var ghostMaps = new HashSet<Contribution>(ghost.SelectMany(g => g.Maps), ReferenceEqualityComparer.Instance);
+        var dense = parts.Maps.Where(m => !ghostMaps.Contains(m)).Select(m => m.PerExample().Scaled(scale)).ToList();
         var tables = parts.Tables;
         Tensor[]? crfPerExample = parts.Crf;
         Tensor squared = torch.zeros(b, ScalarType.Float64, device: parts.Device);
-        var deltaGrams = new Dictionary<Tensor, Tensor>(ReferenceEqualityComparer.Instance);
-        foreach (Contribution m in ghost)
+        TokenLayout? layout = ghost.Count > 0 ? TokenLayout.Create(batch.LengthValues, batch.Words.shape[1], parts.Device) : null;
+        foreach (GhostGroup g in ghost)
         {
-            if (!deltaGrams.TryGetValue(m.Probe, out Tensor? deltaGram))
-            {
-                deltaGram = m.DeltaGram();
-                deltaGrams[m.Probe] = deltaGram;
-            }
-
-            squared.add_(m.GhostSquaredNorms(deltaGram), TorchScalars.OneInt);
+            squared.add_(g.SquaredNorms(layout!), TorchScalars.OneInt);
         }
 
         foreach (DensePerExample d in dense)
@@ -119,9 +114,9 @@ internal static class BatchedClipping
         Tensor factors = norms.add(tiny, TorchScalars.OneInt).reciprocal().mul(c).clamp_max(TorchScalars.One).to(ScalarType.Float32);
 
         var sums = new Dictionary<string, Tensor>();
-        foreach (Contribution m in ghost)
+        foreach (GhostGroup g in ghost)
         {
-            m.AddClippedGhost(factors, sums);
+            g.AddClipped(factors, layout!, sums);
         }
 
         foreach (DensePerExample d in dense)
@@ -404,7 +399,7 @@ internal static class BatchedClipping
     private sealed record Contribution(string WeightName, Tensor Probe, Tensor Input, string BiasName)
     {
         /// <summary>δ [B, T, out], the gradient at the map's output.</summary>
-        private Tensor Delta => Probe.grad ?? torch.zeros_like(Probe);
+        public Tensor Delta => Probe.grad ?? torch.zeros_like(Probe);
 
         /// <summary>Each example's gradient, materialised: Σ_t δ_t x_tᵀ [B, out, in] and Σ_t δ_t [B, out].</summary>
         public DensePerExample PerExample()
@@ -414,38 +409,110 @@ internal static class BatchedClipping
             Tensor bias = delta.sum(1); // [B, out]
             return new DensePerExample(WeightName, weight, BiasName, bias);
         }
+    }
 
-        /// <summary>δ δᵀ [B, T, T] in float64 (shared by the maps that have the same probe).</summary>
-        public Tensor DeltaGram()
+    /// <summary>
+    /// The maps that share one probe (an LSTM direction's W_ih and W_hh, or the head), with their per-example norms and
+    /// clipped sums taken without materialising the per-example gradients.
+    /// </summary>
+    private sealed record GhostGroup(IReadOnlyList<Contribution> Maps)
+    {
+        /// <summary>
+        /// Σ over the maps of ‖Σ_t δ_t x_tᵀ‖² + ‖Σ_t δ_t‖² per example ([B], float64) without the [B, out, in] tensors
+        /// ("ghost norm", Goodfellow 2015; Li et al., ICLR 2022): ‖Σ_t δ_t x_tᵀ‖_F² = Σ_{t,s} (δ_t·δ_s)(x_t·x_s), the
+        /// Gram matrices over each run of similar-length examples' steps only (δ is zero past a sentence's length).
+        /// </summary>
+        public Tensor SquaredNorms(TokenLayout layout)
         {
-            using Tensor d = Delta.to(ScalarType.Float64);
-            return d.bmm(d.transpose(1, 2));
+            Tensor delta = Maps[0].Delta;
+            using Tensor sortedDelta = delta.index_select(0, layout.Order).to(ScalarType.Float64);
+            Tensor[] sortedInputs = [.. Maps.Select(m => m.Input.index_select(0, layout.Order).to(ScalarType.Float64))];
+            var runs = new Tensor[layout.Runs.Length];
+            for (int r = 0; r < runs.Length; r++)
+            {
+                (long start, long count, long steps) = layout.Runs[r];
+                using Tensor d = sortedDelta.narrow(0, start, count).narrow(1, 0, steps);
+                using Tensor deltaGram = d.bmm(d.transpose(1, 2)); // [count, steps, steps]
+                runs[r] = torch.zeros(count, ScalarType.Float64, device: delta.device);
+                foreach (Tensor input in sortedInputs)
+                {
+                    using Tensor x = input.narrow(0, start, count).narrow(1, 0, steps);
+                    using Tensor inputGram = x.bmm(x.transpose(1, 2));
+                    using Tensor products = deltaGram.mul(inputGram);
+                    runs[r].add_(products.sum([1, 2]), TorchScalars.OneInt);
+                }
+            }
+
+            using Tensor sorted = torch.cat(runs, 0);
+            Tensor squared = torch.zeros(delta.shape[0], ScalarType.Float64, device: delta.device).index_copy_(0, layout.Order, sorted);
+            using Tensor bias = delta.sum(1).to(ScalarType.Float64);
+            using Tensor biasSquared = bias.mul(bias).sum(1);
+            for (int i = 0; i < Maps.Count; i++)
+            {
+                // Each map has a bias of its own, all with the gradient Σ_t δ_t.
+                squared.add_(biasSquared, TorchScalars.OneInt);
+            }
+
+            return squared;
         }
 
         /// <summary>
-        /// ‖Σ_t δ_t x_tᵀ‖² + ‖Σ_t δ_t‖² per example ([B], float64) without the [B, out, in] tensor ("ghost norm",
-        /// Goodfellow 2015; Li et al., ICLR 2022): ‖Σ_t δ_t x_tᵀ‖_F² = Σ_{t,s} (δ_t·δ_s)(x_t·x_s).
+        /// Adds Σᵢ fᵢ Σ_t δ_{i,t} x_{i,t}ᵀ (one [out, N] × [N, in] product over the batch's N real tokens) and
+        /// Σᵢ fᵢ Σ_t δ_{i,t} to <paramref name="sums"/> for every map.
         /// </summary>
-        /// <param name="deltaGram"><see cref="DeltaGram"/>.</param>
-        public Tensor GhostSquaredNorms(Tensor deltaGram)
-        {
-            using Tensor x = Input.to(ScalarType.Float64);
-            using Tensor inputGram = x.bmm(x.transpose(1, 2)); // [B, T, T]
-            using Tensor weight = deltaGram.mul(inputGram).sum([1, 2]);
-            using Tensor bias = Delta.sum(1).to(ScalarType.Float64);
-            return TorchScalars.Add(weight, bias.mul(bias).sum(1));
-        }
-
-        /// <summary>Adds Σᵢ fᵢ Σ_t δ_{i,t} x_{i,t}ᵀ (one [out, B·T] × [B·T, in] product) and Σᵢ fᵢ Σ_t δ_{i,t} to <paramref name="sums"/>.</summary>
         /// <param name="factors">fᵢ, each example's clipping factor ([B], float32).</param>
+        /// <param name="layout">Where the real tokens are.</param>
         /// <param name="sums">The clipped sums by parameter name.</param>
-        public void AddClippedGhost(Tensor factors, Dictionary<string, Tensor> sums)
+        public void AddClipped(Tensor factors, TokenLayout layout, Dictionary<string, Tensor> sums)
         {
-            using Tensor scaled = Delta.mul(factors.reshape(-1, 1, 1)); // [B, T, out]
-            Tensor w = scaled.reshape(-1, scaled.shape[2]).t().mm(Input.reshape(-1, Input.shape[2]));
-            Tensor b = scaled.sum([0, 1]);
-            sums[WeightName] = sums.TryGetValue(WeightName, out Tensor? w0) ? TorchScalars.Add(w0, w) : w;
-            sums[BiasName] = sums.TryGetValue(BiasName, out Tensor? b0) ? TorchScalars.Add(b0, b) : b;
+            Tensor delta = Maps[0].Delta;
+            using Tensor rowFactors = factors.index_select(0, layout.RowExamples).unsqueeze(1); // [N, 1]
+            using Tensor rows = delta.reshape(-1, delta.shape[2]).index_select(0, layout.Rows); // [N, out]
+            using Tensor scaled = rows.mul(rowFactors);
+            using Tensor scaledT = scaled.t();
+            foreach (Contribution m in Maps)
+            {
+                using Tensor inputRows = m.Input.reshape(-1, m.Input.shape[2]).index_select(0, layout.Rows); // [N, in]
+                Tensor w = scaledT.mm(inputRows);
+                Tensor b = scaled.sum(dim: 0);
+                sums[m.WeightName] = sums.TryGetValue(m.WeightName, out Tensor? w0) ? TorchScalars.Add(w0, w) : w;
+                sums[m.BiasName] = sums.TryGetValue(m.BiasName, out Tensor? b0) ? TorchScalars.Add(b0, b) : b;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Where a batch's real tokens are: the examples sorted by length, longest first (<see cref="Order"/>), in runs of up
+    /// to 8 with the run's longest length (ghost norms need only those steps), and the flat [B·T] indices of the real
+    /// tokens (<see cref="Rows"/>) with their examples (the clipped sums skip padding).
+    /// </summary>
+    private sealed record TokenLayout(Tensor Order, (long Start, long Count, long Steps)[] Runs, Tensor Rows, Tensor RowExamples)
+    {
+        private const int RunSize = 8;
+
+        /// <summary>From the sentences' lengths and the padded length <paramref name="t"/>.</summary>
+        public static TokenLayout Create(long[] lengths, long t, Device device)
+        {
+            long[] length = [.. lengths.Select(l => Math.Clamp(l, 1, t))];
+            long[] order = [.. Enumerable.Range(0, length.Length).OrderByDescending(i => length[i]).Select(i => (long)i)];
+            var runs = new List<(long, long, long)>();
+            for (int start = 0; start < order.Length; start += RunSize)
+            {
+                runs.Add((start, Math.Min(RunSize, order.Length - start), length[order[start]]));
+            }
+
+            var rows = new List<long>();
+            var rowExamples = new List<long>();
+            for (int s = 0; s < length.Length; s++)
+            {
+                for (long j = 0; j < length[s]; j++)
+                {
+                    rows.Add((s * t) + j);
+                    rowExamples.Add(s);
+                }
+            }
+
+            return new TokenLayout(torch.tensor(order).to(device), [.. runs], torch.tensor(rows.ToArray()).to(device), torch.tensor(rowExamples.ToArray()).to(device));
         }
     }
 
