@@ -23,21 +23,21 @@ namespace SecureFed.Tagger.Internal;
 /// </list>
 /// <para>The LSTM is therefore run step by step in torch ops (the same equations and gate order i, f, g, o as
 /// libtorch's; few ops per step: one bmm, one sigmoid over all four gates, one addcmul, each for both directions of
-/// the layer at once, [2, B, …]), with a zero "probe" tensor
-/// added to each layer's gate pre-activations; the probe's gradient after one backward pass is δ for every example and
-/// step. The parameters themselves are detached, so autograd computes only what is needed. Sequences of different
-/// lengths: the reverse direction runs on each sentence reversed within its own length, so padding always comes after
-/// the real tokens and receives a zero gradient. (Getting δ from ONE libtorch <c>nn.LSTM</c> call instead, fed the
-/// pre-activations with weight_ih = I so that its input gradient is δ, was measured slower for the default model: the
-/// 4H × 4H identity products cost more than the per-step calls they save; docs/tagger.md.)</para>
+/// the layer at once, [2, B, …]), with a zero "probe" tensor added to each layer's gate pre-activations; the probe's
+/// gradient after one backward pass is δ for every example and step. The parameters themselves are detached, so
+/// autograd computes only what is needed. Sequences of different lengths: the reverse direction runs on each sentence
+/// reversed within its own length, so padding always comes after the real tokens and receives a zero gradient.
+/// (Getting δ from ONE libtorch <c>nn.LSTM</c> call instead, fed the pre-activations with weight_ih = I so that its
+/// input gradient is δ, was measured slower for the default model: the 4H × 4H identity products cost more than the
+/// per-step calls they save; docs/tagger.md.)</para>
 /// <para>Each group of maps that share a probe (an LSTM direction's W_ih and W_hh; the head) gets its per-example norms
-/// either as ghost norms, ‖Σ_t δ_t x_tᵀ‖² = Σ_{t,s} (δ_t·δ_s)(x_t·x_s) from [B, T, T] Gram matrices in float64, with
-/// the clipped sum as one [out, B·T] × [B·T, in] product, or from the materialised per-example gradients [B, out, in],
-/// whichever costs fewer multiply-adds (<see cref="UsesGhostNorms"/>); a preconditioner (<c>scale</c>) and
-/// <see cref="PerExampleGradients"/> need them materialised. The embeddings' are aggregated over (sentence, row) pairs
-/// with <c>unique</c>, never as dense [B, rows, dim] tensors. The result equals the per-example reference
-/// (<see cref="TaggerTrainer.PerExampleGradient"/> + clipping) to float rounding; the character CNN is not covered (the
-/// trainer then uses the reference loop).</para>
+/// either as ghost norms, ‖Σ_t δ_t x_tᵀ‖² = Σ_{t,s} (δ_t·δ_s)(x_t·x_s) from Gram matrices in float64 (per run of
+/// similar-length sentences, <see cref="TokenLayout"/>), with the clipped sum as one [out, N] × [N, in] product over
+/// the N real tokens, or from the materialised per-example gradients [B, out, in], whichever costs fewer multiply-adds
+/// (<see cref="UsesGhostNorms"/>); a preconditioner (<c>scale</c>) and <see cref="PerExampleGradients"/> need them
+/// materialised. The embeddings' are aggregated over (sentence, row) pairs with <c>unique</c>, never as dense
+/// [B, rows, dim] tensors. The result equals the per-example reference (<see cref="TaggerTrainer.PerExampleGradient"/>
+/// + clipping) to float rounding; the character CNN is not covered (the trainer then uses the reference loop).</para>
 /// </remarks>
 internal static class BatchedClipping
 {
@@ -60,9 +60,9 @@ internal static class BatchedClipping
     /// </param>
     /// <param name="ghostNorms">
     /// Whether the LSTM's and the head's per-example norms and clipped sums are taken without materialising each
-    /// example's [out, in] gradient (<see cref="UsesGhostNorms"/>): null chooses per map by cost, false materialises
-    /// them all; true takes ghost norms wherever there is no <paramref name="scale"/> (which needs them materialised).
-    /// The result is the same to float rounding.
+    /// example's [out, in] gradient: null chooses by cost for each group of maps that share a probe
+    /// (<see cref="UsesGhostNorms"/>), false materialises them all, true takes ghost norms wherever there is no
+    /// <paramref name="scale"/> (which needs them materialised). The result is the same to float rounding.
     /// </param>
     public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, Func<string, bool> trains, out double lossSum, out Tensor norms, IReadOnlyDictionary<string, Tensor>? scale = null, bool? ghostNorms = null)
     {
