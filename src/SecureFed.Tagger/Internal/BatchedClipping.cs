@@ -22,14 +22,22 @@ namespace SecureFed.Tagger.Internal;
 /// (<see cref="LinearChainCrf.Gradients"/>).</item>
 /// </list>
 /// <para>The LSTM is therefore run step by step in torch ops (the same equations and gate order i, f, g, o as
-/// libtorch's), with a zero "probe" tensor added to each layer's gate pre-activations; the probe's gradient after one
-/// backward pass is δ for every example and step. The parameters themselves are detached, so autograd computes only
-/// what is needed. Sequences of different lengths: the reverse direction runs on each sentence reversed within its
-/// own length, so padding always comes after the real tokens and receives a zero gradient.</para>
-/// <para>Per-example gradients of the dense maps are materialised ([B, out, in], small for this model); the
-/// embeddings' are aggregated over (sentence, row) pairs with <c>unique</c>, never as dense [B, rows, dim] tensors.
-/// The result equals the per-example reference (<see cref="TaggerTrainer.PerExampleGradient"/> + clipping) to float
-/// rounding; the character CNN is not covered (the trainer then uses the reference loop).</para>
+/// libtorch's; few ops per step: one bmm, one sigmoid over all four gates, one addcmul, each for both directions of
+/// the layer at once, [2, B, …]), with a zero "probe" tensor added to each layer's gate pre-activations; the probe's
+/// gradient after one backward pass is δ for every example and step. The parameters themselves are detached, so
+/// autograd computes only what is needed. Sequences of different lengths: the reverse direction runs on each sentence
+/// reversed within its own length, so padding always comes after the real tokens and receives a zero gradient.
+/// (Getting δ from ONE libtorch <c>nn.LSTM</c> call instead, fed the pre-activations with weight_ih = I so that its
+/// input gradient is δ, was measured slower for the default model: the 4H × 4H identity products cost more than the
+/// per-step calls they save; docs/tagger.md.)</para>
+/// <para>Each group of maps that share a probe (an LSTM direction's W_ih and W_hh; the head) gets its per-example norms
+/// either as ghost norms, ‖Σ_t δ_t x_tᵀ‖² = Σ_{t,s} (δ_t·δ_s)(x_t·x_s) from Gram matrices in float64 (per run of
+/// similar-length sentences, <see cref="TokenLayout"/>), with the clipped sum as one [out, N] × [N, in] product over
+/// the N real tokens, or from the materialised per-example gradients [B, out, in], whichever costs fewer multiply-adds
+/// (<see cref="UsesGhostNorms"/>); a preconditioner (<c>scale</c>) and <see cref="PerExampleGradients"/> need them
+/// materialised. The embeddings' are aggregated over (sentence, row) pairs with <c>unique</c>, never as dense
+/// [B, rows, dim] tensors. The result equals the per-example reference (<see cref="TaggerTrainer.PerExampleGradient"/>
+/// + clipping) to float rounding; the character CNN is not covered (the trainer then uses the reference loop).</para>
 /// </remarks>
 internal static class BatchedClipping
 {
@@ -50,7 +58,13 @@ internal static class BatchedClipping
     /// Optional fixed diagonal preconditioner by parameter name (same shape as the parameter): every per-example
     /// gradient is multiplied by it before its norm is taken, so the result is Σᵢ min(1, C / ‖A gᵢ‖) A gᵢ.
     /// </param>
-    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, Func<string, bool> trains, out double lossSum, out Tensor norms, IReadOnlyDictionary<string, Tensor>? scale = null)
+    /// <param name="ghostNorms">
+    /// Whether the LSTM's and the head's per-example norms and clipped sums are taken without materialising each
+    /// example's [out, in] gradient: null chooses by cost for each group of maps that share a probe
+    /// (<see cref="UsesGhostNorms"/>), false materialises them all, true takes ghost norms wherever there is no
+    /// <paramref name="scale"/> (which needs them materialised). The result is the same to float rounding.
+    /// </param>
+    public static Tensor[] ClippedSum(TaggerModel model, BatchTensors batch, double maxNorm, Func<string, bool> trains, out double lossSum, out Tensor norms, IReadOnlyDictionary<string, Tensor>? scale = null, bool? ghostNorms = null)
     {
         TaggerConfig config = model.Config;
         if (!Supports(config))
@@ -61,10 +75,20 @@ internal static class BatchedClipping
         Parts parts = Backward(model, batch, trains, scale, out lossSum);
         var p = parts.Parameters;
         long b = parts.Batch;
-        var dense = parts.Dense;
+        var ghost = scale is null && ghostNorms != false
+            ? parts.Maps.GroupBy(m => m.Probe, ReferenceEqualityComparer.Instance).Select(g => new GhostGroup([.. g])).Where(g => ghostNorms == true || UsesGhostNorms(g.Maps)).ToList()
+            : [];
+        var ghostMaps = new HashSet<Contribution>(ghost.SelectMany(g => g.Maps), ReferenceEqualityComparer.Instance);
+        var dense = parts.Maps.Where(m => !ghostMaps.Contains(m)).Select(m => m.PerExample().Scaled(scale)).ToList();
         var tables = parts.Tables;
         Tensor[]? crfPerExample = parts.Crf;
         Tensor squared = torch.zeros(b, ScalarType.Float64, device: parts.Device);
+        TokenLayout? layout = ghost.Count > 0 ? TokenLayout.Create(batch.LengthValues, batch.Words.shape[1], parts.Device) : null;
+        foreach (GhostGroup g in ghost)
+        {
+            squared.add_(g.SquaredNorms(layout!), TorchScalars.OneInt);
+        }
+
         foreach (DensePerExample d in dense)
         {
             squared.add_(d.SquaredNorms(), TorchScalars.OneInt);
@@ -90,6 +114,11 @@ internal static class BatchedClipping
         Tensor factors = norms.add(tiny, TorchScalars.OneInt).reciprocal().mul(c).clamp_max(TorchScalars.One).to(ScalarType.Float32);
 
         var sums = new Dictionary<string, Tensor>();
+        foreach (GhostGroup g in ghost)
+        {
+            g.AddClipped(factors, layout!, sums);
+        }
+
         foreach (DensePerExample d in dense)
         {
             d.AddClipped(factors, sums);
@@ -129,7 +158,7 @@ internal static class BatchedClipping
         Parts parts = Backward(model, batch, trains, scale, out lossSum);
         long b = parts.Batch;
         var pieces = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        foreach (DensePerExample d in parts.Dense)
+        foreach (DensePerExample d in parts.Maps.Select(m => m.PerExample().Scaled(scale)))
         {
             pieces[d.WeightName] = d.Weight.reshape(b, -1);
             pieces[d.BiasName] = pieces.TryGetValue(d.BiasName, out Tensor? bias0) ? TorchScalars.Add(bias0, d.Bias) : d.Bias;
@@ -152,6 +181,21 @@ internal static class BatchedClipping
         return torch.cat([.. model.Parameters.Select(x => pieces.TryGetValue(x.Name, out Tensor? g) ? g : torch.zeros(b, x.Tensor.numel(), device: parts.Device))], 1);
     }
 
+    /// <summary>
+    /// Whether the linear maps that share one probe (an LSTM direction's W_ih and W_hh, or the head) get ghost norms:
+    /// when they cost fewer multiply-adds than the materialised per-example gradients, T² (out + Σ in) against
+    /// T out Σ in per example (Bu et al.'s layer-wise choice), i.e. when T (out + Σ in) &lt; out Σ in. The default
+    /// model's LSTM directions (out = 384, Σ in = 224 or 288) take them up to 141 or 164 steps, the tiny model's
+    /// (96, 60) up to 36; the head (out = the label count) only for batches shorter than the label count.
+    /// </summary>
+    private static bool UsesGhostNorms(IReadOnlyList<Contribution> maps)
+    {
+        long t = maps[0].Probe.shape[1];
+        long output = maps[0].Probe.shape[2];
+        long inputs = maps.Sum(m => m.Input.shape[2]);
+        return t * (output + inputs) < output * inputs;
+    }
+
     /// <summary>The one forward and one backward pass, and each example's gradient in parts.</summary>
     private static Parts Backward(TaggerModel model, BatchTensors batch, Func<string, bool> trains, IReadOnlyDictionary<string, Tensor>? scale, out double lossSum)
     {
@@ -165,13 +209,11 @@ internal static class BatchedClipping
         Tensor input = EmbedInput(p, batch, out Tensor ngramCount);
         Tensor x = model.Network.Dropout(input);
 
-        // 2. The BiLSTM, step by step, with a probe on every layer's gates.
+        // 2. The BiLSTM, step by step (both directions together), with a probe on every layer's gates.
         Tensor reverse = ReverseIndex(batch.LengthValues, t, input.device);
         for (int layer = 0; layer < config.Layers; layer++)
         {
-            Tensor forwardOut = Direction(p, config, x, layer, reverse: null, contributions);
-            Tensor backwardOut = Direction(p, config, x, layer, reverse, contributions);
-            x = torch.cat([forwardOut, backwardOut], -1);
+            x = Layer(p, config, x, layer, reverse, contributions);
             if (layer < config.Layers - 1)
             {
                 x = model.Network.InterLayerDropout(x);
@@ -183,7 +225,7 @@ internal static class BatchedClipping
         Tensor headWeight = p["head.weight"].detach();
         Tensor headProbe = torch.zeros(b, t, headWeight.shape[0], device: y.device).requires_grad_(true);
         Tensor emissions = TorchScalars.Add(torch.nn.functional.linear(y, headWeight, p["head.bias"].detach()), headProbe);
-        contributions.Add(new Contribution("head", headProbe, y.detach(), null));
+        contributions.Add(new Contribution("head.weight", headProbe, y.detach(), "head.bias"));
 
         // 4. The loss and one backward pass.
         CrfGradients? crf = null;
@@ -204,14 +246,17 @@ internal static class BatchedClipping
 
         // 5. The per-example parts.
         Tensor inputGrad = input.grad ?? torch.zeros_like(input);
-        var dense = contributions.Select(c => c.PerExample()).Where(d => trains(d.WeightName)).Select(d => d.Scaled(scale)).ToList();
+        var maps = contributions.Where(c => trains(c.WeightName)).ToList();
         var tables = EmbeddingParts(config, batch, inputGrad, ngramCount, trains).Select(e => e.Scaled(scale)).ToList();
         Tensor[]? crfPerExample = crf is null || !trains("crf.transitions") ? null : CrfPerExample(crf, b, model.Labels.Count, y.device, scale);
-        return new Parts(p, b, y.device, dense, tables, crfPerExample);
+        return new Parts(p, b, y.device, maps, tables, crfPerExample);
     }
 
-    /// <summary>Each example's gradient: the dense maps', the embedding tables' lookups and the CRF's ([B, …] each; null without a trained CRF).</summary>
-    private sealed record Parts(Dictionary<string, Parameter> Parameters, long Batch, Device Device, List<DensePerExample> Dense, List<EmbeddingPart> Tables, Tensor[]? Crf);
+    /// <summary>
+    /// Each example's gradient: the trained dense maps' (as gradient at the output and input, unscaled), the embedding
+    /// tables' lookups and the CRF's ([B, …] each, scaled; null without a trained CRF).
+    /// </summary>
+    private sealed record Parts(Dictionary<string, Parameter> Parameters, long Batch, Device Device, List<Contribution> Maps, List<EmbeddingPart> Tables, Tensor[]? Crf);
 
     /// <summary>[word | shape | mean n-gram] embeddings as a leaf tensor that requires grad; <paramref name="ngramCount"/> is [B, T, 1].</summary>
     private static Tensor EmbedInput(Dictionary<string, Parameter> p, BatchTensors batch, out Tensor ngramCount)
@@ -232,43 +277,58 @@ internal static class BatchedClipping
     private static Tensor Lookup(Tensor table, Tensor ids) =>
         table.index_select(0, ids.reshape(-1)).reshape([.. ids.shape, table.shape[1]]);
 
-    /// <summary>One LSTM direction of one layer over [B, T, in]; returns [B, T, H] in the original time order.</summary>
-    private static Tensor Direction(Dictionary<string, Parameter> p, TaggerConfig config, Tensor x, int layer, Tensor? reverse, List<Contribution> contributions)
+    /// <summary>
+    /// One LSTM layer over [B, T, in], its two directions stepped together (each step's ops act on [2, B, …], one call
+    /// for both directions); returns [B, T, 2H]: the forward direction's states, then the reverse direction's, in the
+    /// original time order.
+    /// </summary>
+    private static Tensor Layer(Dictionary<string, Parameter> p, TaggerConfig config, Tensor x, int layer, Tensor reverse, List<Contribution> contributions)
     {
-        string suffix = $"_l{layer}" + (reverse is null ? string.Empty : "_reverse");
-        Tensor wih = p["encoder.weight_ih" + suffix].detach();
-        Tensor whh = p["encoder.weight_hh" + suffix].detach();
-        Tensor bias = TorchScalars.Add(p["encoder.bias_ih" + suffix].detach(), p["encoder.bias_hh" + suffix].detach());
         long b = x.shape[0];
         long t = x.shape[1];
         int h = config.Hidden;
-        Tensor inp = reverse is null ? x : x.gather(1, reverse.unsqueeze(-1).expand(b, t, x.shape[2]));
-        Tensor pre = torch.nn.functional.linear(inp, wih, bias); // [B, T, 4H]
-        Tensor probe = torch.zeros(b, t, 4L * h, device: x.device).requires_grad_(true);
-        // unbind, not select per step: select's backward writes a full [B, T, 4H] gradient per step (quadratic in T).
-        Tensor[] gatesIn = TorchScalars.Add(pre, probe).unbind(1);
-        Tensor whhT = whh.t();
-        Tensor state = torch.zeros(b, h, device: x.device);
-        Tensor cell = torch.zeros(b, h, device: x.device);
+        string[] suffixes = [$"_l{layer}", $"_l{layer}_reverse"];
+        Tensor[] inputs = [x, x.gather(1, reverse.unsqueeze(-1).expand(b, t, x.shape[2]))];
+        var probes = new Tensor[2];
+        var gatesIn = new Tensor[2];
+        var recurrent = new Tensor[2];
+        for (int d = 0; d < 2; d++)
+        {
+            Tensor wih = p["encoder.weight_ih" + suffixes[d]].detach();
+            Tensor bias = TorchScalars.Add(p["encoder.bias_ih" + suffixes[d]].detach(), p["encoder.bias_hh" + suffixes[d]].detach());
+            probes[d] = torch.zeros(b, t, 4L * h, device: x.device).requires_grad_(true);
+            gatesIn[d] = TorchScalars.Add(torch.nn.functional.linear(inputs[d], wih, bias), probes[d]); // [B, T, 4H]
+            recurrent[d] = p["encoder.weight_hh" + suffixes[d]].detach().t(); // [H, 4H]
+        }
+
+        // unbind, not select per step: select's backward writes a full [2, B, T, 4H] gradient per step (quadratic in T).
+        Tensor[] steps = torch.stack(gatesIn, 0).unbind(2); // T × [2, B, 4H]
+        Tensor whhT = torch.stack(recurrent, 0); // [2, H, 4H]
+        Tensor state = torch.zeros(2, b, h, device: x.device);
+        Tensor cell = torch.zeros(2, b, h, device: x.device);
         var outputs = new Tensor[t];
         for (long step = 0; step < t; step++)
         {
-            Tensor gates = TorchScalars.Add(gatesIn[step], state.mm(whhT));
-            Tensor[] chunks = gates.chunk(4, 1);
-            Tensor i = chunks[0].sigmoid();
-            Tensor f = chunks[1].sigmoid();
-            Tensor g = chunks[2].tanh();
-            Tensor o = chunks[3].sigmoid();
-            cell = TorchScalars.Add(f * cell, i * g);
-            state = o * cell.tanh();
+            // Few ops per step, as each costs a call into libtorch and an autograd node: the sigmoid of all four
+            // gates at once (the g block's is unused), g = tanh of its block, c = f c + i g by addcmul. (Not baddbmm:
+            // TorchSharp 0.107 hands its three tensors to libtorch in the wrong order.)
+            Tensor gates = TorchScalars.Add(steps[step], state.bmm(whhT));
+            Tensor[] sigmoids = gates.sigmoid().chunk(4, 2);
+            Tensor g = gates.narrow(2, 2L * h, h).tanh();
+            cell = torch.addcmul(sigmoids[1] * cell, sigmoids[0], g, TorchScalars.One);
+            state = sigmoids[3] * cell.tanh();
             outputs[step] = state;
         }
 
-        Tensor hs = torch.stack(outputs, 1); // [B, T, H]
-        Tensor previous = torch.cat([torch.zeros(b, 1, h, device: x.device), hs.narrow(1, 0, t - 1)], 1).detach();
-        contributions.Add(new Contribution("encoder.weight_ih" + suffix, probe, inp.detach(), "encoder.bias_ih" + suffix));
-        contributions.Add(new Contribution("encoder.weight_hh" + suffix, probe, previous, "encoder.bias_hh" + suffix));
-        return reverse is null ? hs : hs.gather(1, reverse.unsqueeze(-1).expand(b, t, h));
+        Tensor[] hs = torch.stack(outputs, 2).unbind(0); // 2 × [B, T, H]
+        for (int d = 0; d < 2; d++)
+        {
+            Tensor previous = torch.cat([torch.zeros(b, 1, h, device: x.device), hs[d].narrow(1, 0, t - 1)], 1).detach();
+            contributions.Add(new Contribution("encoder.weight_ih" + suffixes[d], probes[d], inputs[d].detach(), "encoder.bias_ih" + suffixes[d]));
+            contributions.Add(new Contribution("encoder.weight_hh" + suffixes[d], probes[d], previous, "encoder.bias_hh" + suffixes[d]));
+        }
+
+        return torch.cat([hs[0], hs[1].gather(1, reverse.unsqueeze(-1).expand(b, t, h))], -1);
     }
 
     /// <summary>[B, T] indices that reverse each sentence within its length and leave padding in place (an involution).</summary>
@@ -332,15 +392,127 @@ internal static class BatchedClipping
         return [.. perExample.Select((g, i) => g.mul(scale[names[i]].unsqueeze(0)))];
     }
 
-    /// <summary>A linear map's probe (gradient at its output, [B, T, out]), its input [B, T, in] and the names of its weight and bias.</summary>
-    private sealed record Contribution(string Name, Tensor Probe, Tensor Input, string? BiasName)
+    /// <summary>
+    /// A linear map's probe (gradient at its output, [B, T, out]), its input [B, T, in] and the names of its weight and
+    /// bias.
+    /// </summary>
+    private sealed record Contribution(string WeightName, Tensor Probe, Tensor Input, string BiasName)
     {
+        /// <summary>δ [B, T, out], the gradient at the map's output.</summary>
+        public Tensor Delta => Probe.grad ?? torch.zeros_like(Probe);
+
+        /// <summary>Each example's gradient, materialised: Σ_t δ_t x_tᵀ [B, out, in] and Σ_t δ_t [B, out].</summary>
         public DensePerExample PerExample()
         {
-            Tensor delta = Probe.grad ?? torch.zeros_like(Probe);
+            Tensor delta = Delta;
             Tensor weight = delta.transpose(1, 2).bmm(Input); // [B, out, in]
             Tensor bias = delta.sum(1); // [B, out]
-            return new DensePerExample(Name == "head" ? "head.weight" : Name, weight, Name == "head" ? "head.bias" : BiasName!, bias);
+            return new DensePerExample(WeightName, weight, BiasName, bias);
+        }
+    }
+
+    /// <summary>
+    /// The maps that share one probe (an LSTM direction's W_ih and W_hh, or the head), with their per-example norms and
+    /// clipped sums taken without materialising the per-example gradients.
+    /// </summary>
+    private sealed record GhostGroup(IReadOnlyList<Contribution> Maps)
+    {
+        /// <summary>
+        /// Σ over the maps of ‖Σ_t δ_t x_tᵀ‖² + ‖Σ_t δ_t‖² per example ([B], float64) without the [B, out, in] tensors
+        /// ("ghost norm", Goodfellow 2015; Li et al., ICLR 2022): ‖Σ_t δ_t x_tᵀ‖_F² = Σ_{t,s} (δ_t·δ_s)(x_t·x_s), the
+        /// Gram matrices over each run of similar-length examples' steps only (δ is zero past a sentence's length).
+        /// </summary>
+        public Tensor SquaredNorms(TokenLayout layout)
+        {
+            Tensor delta = Maps[0].Delta;
+            using Tensor sortedDelta = delta.index_select(0, layout.Order).to(ScalarType.Float64);
+            Tensor[] sortedInputs = [.. Maps.Select(m => m.Input.index_select(0, layout.Order).to(ScalarType.Float64))];
+            var runs = new Tensor[layout.Runs.Length];
+            for (int r = 0; r < runs.Length; r++)
+            {
+                (long start, long count, long steps) = layout.Runs[r];
+                using Tensor d = sortedDelta.narrow(0, start, count).narrow(1, 0, steps);
+                using Tensor deltaGram = d.bmm(d.transpose(1, 2)); // [count, steps, steps]
+                runs[r] = torch.zeros(count, ScalarType.Float64, device: delta.device);
+                foreach (Tensor input in sortedInputs)
+                {
+                    using Tensor x = input.narrow(0, start, count).narrow(1, 0, steps);
+                    using Tensor inputGram = x.bmm(x.transpose(1, 2));
+                    using Tensor products = deltaGram.mul(inputGram);
+                    runs[r].add_(products.sum([1, 2]), TorchScalars.OneInt);
+                }
+            }
+
+            using Tensor sorted = torch.cat(runs, 0);
+            Tensor squared = torch.zeros(delta.shape[0], ScalarType.Float64, device: delta.device).index_copy_(0, layout.Order, sorted);
+            using Tensor bias = delta.sum(1).to(ScalarType.Float64);
+            using Tensor biasSquared = bias.mul(bias).sum(1);
+            for (int i = 0; i < Maps.Count; i++)
+            {
+                // Each map has a bias of its own, all with the gradient Σ_t δ_t.
+                squared.add_(biasSquared, TorchScalars.OneInt);
+            }
+
+            return squared;
+        }
+
+        /// <summary>
+        /// Adds Σᵢ fᵢ Σ_t δ_{i,t} x_{i,t}ᵀ (one [out, N] × [N, in] product over the batch's N real tokens) and
+        /// Σᵢ fᵢ Σ_t δ_{i,t} to <paramref name="sums"/> for every map.
+        /// </summary>
+        /// <param name="factors">fᵢ, each example's clipping factor ([B], float32).</param>
+        /// <param name="layout">Where the real tokens are.</param>
+        /// <param name="sums">The clipped sums by parameter name.</param>
+        public void AddClipped(Tensor factors, TokenLayout layout, Dictionary<string, Tensor> sums)
+        {
+            Tensor delta = Maps[0].Delta;
+            using Tensor rowFactors = factors.index_select(0, layout.RowExamples).unsqueeze(1); // [N, 1]
+            using Tensor rows = delta.reshape(-1, delta.shape[2]).index_select(0, layout.Rows); // [N, out]
+            using Tensor scaled = rows.mul(rowFactors);
+            using Tensor scaledT = scaled.t();
+            foreach (Contribution m in Maps)
+            {
+                using Tensor inputRows = m.Input.reshape(-1, m.Input.shape[2]).index_select(0, layout.Rows); // [N, in]
+                Tensor w = scaledT.mm(inputRows);
+                Tensor b = scaled.sum(dim: 0);
+                sums[m.WeightName] = sums.TryGetValue(m.WeightName, out Tensor? w0) ? TorchScalars.Add(w0, w) : w;
+                sums[m.BiasName] = sums.TryGetValue(m.BiasName, out Tensor? b0) ? TorchScalars.Add(b0, b) : b;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Where a batch's real tokens are: the examples sorted by length, longest first (<see cref="Order"/>), in runs of up
+    /// to 8 with the run's longest length (ghost norms need only those steps), and the flat [B·T] indices of the real
+    /// tokens (<see cref="Rows"/>) with their examples (the clipped sums skip padding).
+    /// </summary>
+    private sealed record TokenLayout(Tensor Order, (long Start, long Count, long Steps)[] Runs, Tensor Rows, Tensor RowExamples)
+    {
+        private const int RunSize = 8;
+
+        /// <summary>From the sentences' lengths and the padded length <paramref name="t"/>.</summary>
+        public static TokenLayout Create(long[] lengths, long t, Device device)
+        {
+            long[] length = [.. lengths.Select(l => Math.Clamp(l, 1, t))];
+            long[] order = [.. Enumerable.Range(0, length.Length).OrderByDescending(i => length[i]).Select(i => (long)i)];
+            var runs = new List<(long, long, long)>();
+            for (int start = 0; start < order.Length; start += RunSize)
+            {
+                runs.Add((start, Math.Min(RunSize, order.Length - start), length[order[start]]));
+            }
+
+            var rows = new List<long>();
+            var rowExamples = new List<long>();
+            for (int s = 0; s < length.Length; s++)
+            {
+                for (long j = 0; j < length[s]; j++)
+                {
+                    rows.Add((s * t) + j);
+                    rowExamples.Add(s);
+                }
+            }
+
+            return new TokenLayout(torch.tensor(order).to(device), [.. runs], torch.tensor(rows.ToArray()).to(device), torch.tensor(rowExamples.ToArray()).to(device));
         }
     }
 
