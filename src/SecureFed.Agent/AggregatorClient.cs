@@ -60,25 +60,17 @@ public sealed class AggregatorClient : IDisposable
     public Uri CurrentEndpoint => Endpoints[_current];
 
     /// <summary>
-    /// True when <paramref name="exception"/> says the endpoint could not be reached at all (Unavailable raised by the
-    /// transport: connection refused, no route, TLS failure), as opposed to an answer of the aggregator: the call is then
-    /// tried on the next endpoint.
-    /// </summary>
-    public static bool IsConnectionFailure(RpcException exception)
-    {
-        ArgumentNullException.ThrowIfNull(exception);
-        return exception.StatusCode == StatusCode.Unavailable && exception.Status.DebugException is HttpRequestException or System.Net.Sockets.SocketException or IOException;
-    }
-
-    /// <summary>
-    /// True when a control call should move on to the next endpoint: the endpoint could not be reached
-    /// (<see cref="IsConnectionFailure"/>), or it answered <see cref="StatusCode.Unimplemented"/> — a silo of the
-    /// aggregator cluster that is not (or no longer) the coordinator serves slice uploads only (docs/cluster.md §6).
+    /// True when a control call should move on to the next endpoint: <see cref="StatusCode.Unavailable"/>, raised by the
+    /// transport (the endpoint could not be reached) or answered (e.g. by a front of the aggregator cluster that cannot
+    /// reach the coordinator, while another endpoint may), or the endpoint answered
+    /// <see cref="StatusCode.Unimplemented"/> (a silo of an earlier version that serves slice uploads only;
+    /// docs/cluster.md §6). When every endpoint fails so, the last failure goes to the retry pipeline, which starts
+    /// again from the endpoint that last answered.
     /// </summary>
     public static bool ShouldTryNextEndpoint(RpcException exception)
     {
         ArgumentNullException.ThrowIfNull(exception);
-        return IsConnectionFailure(exception) || exception.StatusCode == StatusCode.Unimplemented;
+        return exception.StatusCode is StatusCode.Unavailable or StatusCode.Unimplemented;
     }
 
     private GrpcChannel Channel(Uri address) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
@@ -305,7 +297,8 @@ public sealed class AggregatorClient : IDisposable
     {
         return await _pipeline.ExecuteAsync(async ct =>
         {
-            // The endpoint that last answered first, then the others in order; only a failure to connect moves on.
+            // The endpoint that last answered first, then the others in order; UNAVAILABLE (unreachable, or a front
+            // without its coordinator) and UNIMPLEMENTED move on, any other answer is the aggregator's.
             int start = _current;
             for (int i = 0; ; i++)
             {

@@ -49,29 +49,21 @@ public sealed class AgentEndpointsTests
     }
 
     [Fact]
-    public void IsConnectionFailure_TransportUnavailableOnly()
-    {
-        var refused = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.", new HttpRequestException("Connection refused")));
-        var answered = new RpcException(new Status(StatusCode.Unavailable, "the aggregator is restarting"));
-        var denied = new RpcException(new Status(StatusCode.PermissionDenied, "not in cohort", new HttpRequestException("x")));
-
-        Assert.True(AggregatorClient.IsConnectionFailure(refused));
-        Assert.False(AggregatorClient.IsConnectionFailure(answered));
-        Assert.False(AggregatorClient.IsConnectionFailure(denied));
-    }
-
-    [Fact]
-    public void ShouldTryNextEndpoint_UnreachableOrUnimplemented_OtherAnswersStay()
+    public void ShouldTryNextEndpoint_UnavailableOrUnimplemented_OtherAnswersStay()
     {
         var refused = new RpcException(new Status(StatusCode.Unavailable, "Error connecting to subchannel.", new HttpRequestException("Connection refused")));
         var sliceSilo = new RpcException(new Status(StatusCode.Unimplemented, "Service is unimplemented."));
-        var answered = new RpcException(new Status(StatusCode.Unavailable, "the aggregator is restarting"));
+        var frontWithoutCoordinator = new RpcException(new Status(StatusCode.Unavailable, "silo s2 could not reach the coordinator s1 (lease epoch 1, expiring …) at https://10.0.0.1:7443: Connection refused"));
         var refusedRound = new RpcException(new Status(StatusCode.FailedPrecondition, "round 2 is not open"));
+        var denied = new RpcException(new Status(StatusCode.PermissionDenied, "not in cohort"));
+        var overloaded = new RpcException(new Status(StatusCode.ResourceExhausted, "too many uploads"));
 
         Assert.True(AggregatorClient.ShouldTryNextEndpoint(refused));
         Assert.True(AggregatorClient.ShouldTryNextEndpoint(sliceSilo));
-        Assert.False(AggregatorClient.ShouldTryNextEndpoint(answered));
+        Assert.True(AggregatorClient.ShouldTryNextEndpoint(frontWithoutCoordinator));
         Assert.False(AggregatorClient.ShouldTryNextEndpoint(refusedRound));
+        Assert.False(AggregatorClient.ShouldTryNextEndpoint(denied));
+        Assert.False(AggregatorClient.ShouldTryNextEndpoint(overloaded));
     }
 
     [Fact]
