@@ -162,17 +162,25 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         Assert.True(verified.Ok, verified.FirstProblem);
     }
 
-    [SkippableFact]
-    public async Task Rounds_AgentsKnowingOnlyTheStandby_ForwardedByItsFrontThenServedByItAfterTakeover()
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Rounds_AgentsKnowingOnlyTheStandby_ForwardedByItsFrontThenServedByItAfterTakeover(bool listenPort0)
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
-        const string federation = "takeover-standby";
+        string federation = listenPort0 ? "takeover-standby-port0" : "takeover-standby";
         const int rounds = 2;
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
-        using Takeover cluster = await StartAsync(fed, federation, "takeover_standby", rounds, agentListen: null);
+        // With SecureFed:Listen port 0 the standby's front picks the port, and the silo keeps it after the takeover.
+        using Takeover cluster = await StartAsync(fed, federation, listenPort0 ? "takeover_standby_port0" : "takeover_standby", rounds, agentListen: null,
+            portB: listenPort0 ? 0 : null);
         (SiloProcess a, SiloProcess b) = (cluster.A, cluster.B);
-        (string dataA, string dataB, int portB) = (cluster.DataA, cluster.DataB, cluster.PortB);
-        Assert.Contains($"standby: slice uploads served and agents' other calls forwarded to the coordinator on https://127.0.0.1:{portB}/", b.Output, StringComparison.Ordinal);
+        (string dataA, string dataB) = (cluster.DataA, cluster.DataB);
+        int portB = StandbyPort(b);
+        if (!listenPort0)
+        {
+            Assert.Equal(cluster.PortB, portB);
+        }
 
         // The agents know the standby B only: round 1 goes through B's front to A; A is killed before a masked-input upload
         // of round 2; B takes the lease, stops its front and serves the same address as the coordinator.
@@ -182,6 +190,7 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         _output.WriteLine("--- silo A ---\n" + a.Output + "\n--- silo B ---\n" + b.Output);
         Assert.Equal(0, exit);
         Assert.Contains("coordinator lease acquired (epoch 2)", b.Output, StringComparison.Ordinal);
+        Assert.Contains($"aggregator listening on https://127.0.0.1:{portB}/", b.Output, StringComparison.Ordinal);
 
         // Round 1 was A's (every site in it, through B's front), round 2 aborted by the takeover, the next round B's.
         using (AggregatorStore storeA = AggregatorStore.Open(AggregatorState.StorePath(dataA)))
@@ -204,6 +213,37 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         Assert.True(verified.Ok, verified.FirstProblem);
     }
 
+    [SkippableFact]
+    public async Task Takeover_StandbyPort0TakenByAnotherProcessAfterItsFrontStopped_FailsNamingTheAddress()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "takeover-port-taken";
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+        using Takeover cluster = await StartAsync(fed, federation, "takeover_port_taken", rounds: 2, agentListen: null, portB: 0);
+        int portB = StandbyPort(cluster.B);
+
+        // Another process binds the port B's front picked as soon as the front stops (B took the lease after A was killed).
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        Task<System.Net.Sockets.TcpListener> grab = Task.Run(() => Grab(portB, cts.Token));
+        cluster.A.Kill();
+        System.Net.Sockets.TcpListener taken = await grab;
+        try
+        {
+            int exit = await cluster.B.WaitForExitAsync(TimeSpan.FromSeconds(120));
+            _output.WriteLine(cluster.B.Output);
+
+            // No silent move to another port: B stops with an error naming the address it announced.
+            Assert.NotEqual(0, exit);
+            Assert.Contains("coordinator lease acquired (epoch 2)", cluster.B.Output, StringComparison.Ordinal);
+            Assert.Contains($"the aggregator service cannot bind https://127.0.0.1:{portB}, the address this silo's standby front picked", cluster.B.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("aggregator listening on", cluster.B.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            taken.Stop();
+        }
+    }
+
     public void Dispose()
     {
         try
@@ -215,6 +255,37 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         }
         catch (UnauthorizedAccessException)
         {
+        }
+    }
+
+    /// <summary>The port standby <paramref name="silo"/> printed for its front (its Listen port, or the one picked for port 0).</summary>
+    private static int StandbyPort(SiloProcess silo)
+    {
+        System.Text.RegularExpressions.Match standby = System.Text.RegularExpressions.Regex.Match(silo.Output,
+            @"standby: slice uploads served and agents' other calls forwarded to the coordinator on https://127\.0\.0\.1:(\d+)/");
+        Assert.True(standby.Success, "the standby printed no front endpoint:\n" + silo.Output);
+        int port = int.Parse(standby.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(port > 0);
+        return port;
+    }
+
+    /// <summary>Binds 127.0.0.1:<paramref name="port"/> as soon as it is free (tried every millisecond); the listener is started.</summary>
+    private static System.Net.Sockets.TcpListener Grab(int port, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+            try
+            {
+                listener.Start();
+                return listener;
+            }
+            catch (System.Net.Sockets.SocketException)
+            {
+                listener.Dispose();
+                Thread.Sleep(1);
+            }
         }
     }
 
@@ -242,12 +313,12 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
     /// Three silo processes on a database of their own, every one with the aggregator's kit (the cluster's ports run the
     /// default mutual TLS with its certificate): a silo that is not coordinator-eligible (serving agents on
     /// <paramref name="agentListen"/> when given, slices only otherwise), coordinator A holding the lease at epoch 1, and
-    /// standby B waiting for it.
+    /// standby B waiting for it (on <paramref name="portB"/> when given, 0 letting its front pick one; a free port otherwise).
     /// </summary>
-    private async Task<Takeover> StartAsync(FrontFederation fed, string federation, string database, int rounds, string? agentListen)
+    private async Task<Takeover> StartAsync(FrontFederation fed, string federation, string database, int rounds, string? agentListen, int? portB = null)
     {
         string connection = await CreateDatabaseAsync(database);
-        var cluster = new Takeover(Path.Combine(_dir, "aggregator-a"), Path.Combine(_dir, "aggregator-b"), SiloProcess.FreePort(), SiloProcess.FreePort());
+        var cluster = new Takeover(Path.Combine(_dir, "aggregator-a"), Path.Combine(_dir, "aggregator-b"), SiloProcess.FreePort(), portB ?? SiloProcess.FreePort());
         string silos = Path.Combine(_dir, "silos");
         Directory.CreateDirectory(silos);
         try

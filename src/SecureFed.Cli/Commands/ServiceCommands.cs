@@ -227,26 +227,38 @@ internal static class ServiceCommands
             await using Npgsql.NpgsqlDataSource database = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
             var lease = new Cluster.Lease.PostgresCoordinatorLease(database, federation!);
             var coordinatorState = new Cluster.Lease.PostgresCoordinatorState(database, lease);
-            // The coordinator serves agents (and the slices it hosts, protocol version 4) on its own Listen address: known
-            // before the lease is taken unless the port is 0 (then once Kestrel bound it). It goes into the lease row, so the
-            // other silos forward agents' control calls to it (docs/cluster.md §6, "Every silo a front").
+            // The coordinator serves agents (and the slices it hosts, protocol version 4) on its own Listen address, known
+            // before the lease is taken: a port of 0 is picked by the standby front below and kept from then on. It goes into
+            // the lease row, so the other silos forward agents' control calls to it (docs/cluster.md §6, "Every silo a front").
             bool known = Uri.TryCreate(configuration["SecureFed:Listen"], UriKind.Absolute, out Uri? listen) && listen.Port > 0;
-            var keeper = new Cluster.Lease.CoordinatorLeaseKeeper(lease, holder, options.LeaseTerms, TimeProvider.System, leaseLogger)
-            {
-                AgentEndpoint = known ? options.AdvertisedAgentEndpoint(listen!).GetLeftPart(UriPartial.Authority) : "",
-            };
+            bool picked = listen?.Port == 0;
+            Cluster.Lease.CoordinatorLeaseKeeper keeper;
             Cluster.Lease.ClusterCoordinatorFence fence;
             SiloFront? standby = null;
             try
             {
-                if (known)
+                if (known || picked)
                 {
                     // While it waits, a standby is a front on its own Listen address like any slice silo (docs/cluster.md §6,
                     // "Every silo a front"); the front stops as soon as the lease is taken, before the state is restored, and
                     // the aggregator service then binds the same address.
                     standby = await SiloFront.StartAsync(configuration, options, silo, siloKit, listen!, federation!, cancellationToken).ConfigureAwait(false);
+                    if (picked)
+                    {
+                        // Port 0: from now on the silo is one configured with the port its front bound. Slices placed on it
+                        // are announced with that endpoint, the lease row names it, and the aggregator service binds it.
+                        listen = new UriBuilder(listen!) { Port = standby.Bound.Port }.Uri;
+                        configuration = WithListen(configuration, listen);
+                        known = true;
+                    }
+
                     await output.WriteLineAsync($"standby: slice uploads served and agents' other calls forwarded to the coordinator on {standby.Bound} until this silo holds the lease").ConfigureAwait(false);
                 }
+
+                keeper = new Cluster.Lease.CoordinatorLeaseKeeper(lease, holder, options.LeaseTerms, TimeProvider.System, leaseLogger)
+                {
+                    AgentEndpoint = known ? options.AdvertisedAgentEndpoint(listen!).GetLeftPart(UriPartial.Authority) : "",
+                };
 
                 await output.WriteLineAsync($"waiting for the coordinator lease of '{federation}' (silo {holder}, coordinator settings {settings!.Sha256[..12]}…)").ConfigureAwait(false);
                 fence = await Cluster.Lease.ClusterCoordinatorFence.TakeOverAsync(keeper, coordinatorState,
@@ -299,6 +311,14 @@ internal static class ServiceCommands
                     endpoint.Set(bound);
                     _ = keeper.PublishEndpointAsync(bound.GetLeftPart(UriPartial.Authority), cancellationToken);
                 }, fence, cancellationToken).ConfigureAwait(false);
+            }
+            catch (IOException ex) when (picked && ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            {
+                // The port the standby front picked was taken by another process between the front's stop and this bind. No
+                // fallback to another port: agents and the other silos were told this one. The lease is released (finally).
+                throw new IOException(
+                    $"coordinator lease taken, but the aggregator service cannot bind {listen!.GetLeftPart(UriPartial.Authority)}, the address this silo's standby front picked for SecureFed:Listen port 0 and announced: another process took it after the front stopped ({ex.Message}). The lease is released for another coordinator-eligible silo; restart this silo, or give SecureFed:Listen a fixed port.",
+                    ex);
             }
             finally
             {
@@ -370,7 +390,15 @@ internal static class ServiceCommands
         return settings;
     }
 
-    /// <summary>The aggregator's kit of a silo's <c>SecureFed:KitDirectory</c>; a site's kit or a broken one is a usage error naming it.</summary>
+    /// <summary>
+    /// <paramref name="configuration"/> with <c>SecureFed:Listen</c> set to <paramref name="listen"/>: a standby whose Listen
+    /// port was 0 binds the aggregator service on the port its front picked (docs/cluster.md §6).
+    /// </summary>
+    private static IConfiguration WithListen(IConfiguration configuration, Uri listen)
+        => new ConfigurationBuilder().AddConfiguration(configuration)
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["SecureFed:Listen"] = listen.GetLeftPart(UriPartial.Authority) }).Build();
+
+    /// <summary>Stops a standby's front, if it runs.</summary>
     private static async Task StopStandbyAsync(SiloFront? standby)
     {
         if (standby is not null)
@@ -462,6 +490,7 @@ internal static class ServiceCommands
         }
     }
 
+    /// <summary>The aggregator's kit of a silo's <c>SecureFed:KitDirectory</c>; a site's kit or a broken one is a usage error naming it.</summary>
     private static Federation.PartyKit LoadAggregatorKit(string directory)
     {
         Federation.PartyKit kit;
