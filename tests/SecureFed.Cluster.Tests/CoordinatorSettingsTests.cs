@@ -7,6 +7,7 @@ using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Cluster.Lease;
+using SecureFed.Federation;
 
 using static SecureFed.Cluster.Tests.CoordinatorStateTesting;
 
@@ -250,11 +251,13 @@ public sealed class CoordinatorSettingsTests : IClassFixture<PostgresServer>, ID
         Assert.DoesNotContain("listening on", stdout, StringComparison.Ordinal); // refused before the silo started
         Assert.False(Directory.Exists(Path.Combine(_directory, "silo-b-data")), "the refused silo should not have created its data directory");
 
-        // With AcceptChangedSettings the same silo starts, says what it accepted, and waits for the lease (held by A).
+        // With AcceptChangedSettings the same silo starts, says what it accepted, and waits for the lease (held by A), a
+        // front on the port its Listen port 0 picks meanwhile, so it needs the aggregator's kit.
+        ProvisionResult provisioned = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_directory, "federation"), Name, ["site-a"], "127.0.0.1"));
         var aggregator = new Dictionary<string, object>
         {
             ["Listen"] = "https://127.0.0.1:0",
-            ["KitDirectory"] = _directory,
+            ["KitDirectory"] = provisioned.AggregatorKitDirectory,
             ["DataDirectory"] = Path.Combine(_directory, "silo-b-data"),
             ["ServerLearningRate"] = 0.03,
         };
