@@ -154,12 +154,7 @@ internal sealed class SiloProcess : IDisposable
     }
 
     /// <summary>A TCP port on 127.0.0.1 that was free when asked (the caller binds it soon after).</summary>
-    internal static int FreePort()
-    {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    internal static int FreePort() => SecureFed.Cluster.Bench.LoopbackPorts.Next();
 
     /// <summary>Runs <c>securefed</c> with <paramref name="arguments"/> to its end, killed after <paramref name="timeout"/>: its exit code, standard output and standard error.</summary>
     internal static async Task<(int Exit, string Output, string Error)> RunCliAsync(TimeSpan timeout, params string[] arguments)

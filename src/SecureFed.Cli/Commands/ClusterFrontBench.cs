@@ -443,12 +443,7 @@ internal static class ClusterFrontBench
 
     private static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => LoopbackPorts.Next();
 
     private sealed record Setup(string Directory, string Federation, ProvisionResult Provisioned, ModelSpec Spec, string SpecPath, string ModelPath, int Agents, int Parameters,
         Dictionary<string, byte[]> Keys, HashSet<string> Dropped, int StageTimeoutSeconds);

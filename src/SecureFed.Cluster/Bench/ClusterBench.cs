@@ -413,12 +413,7 @@ public static class ClusterBench
         return stats;
     }
 
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
+    private static int FreePort() => LoopbackPorts.Next();
 
     private sealed record RoundOutcome(int Slices, int[] SliceSilo, long MaskedInputBytes, double ClusterSeconds, double SingleSeconds, int Contributors,
         bool SumsExact, bool ModelsEqual, bool LedgerRecorded);
