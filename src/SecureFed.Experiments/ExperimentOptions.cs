@@ -279,6 +279,14 @@ public sealed record ExperimentOptions
     /// <value>The default value is 1.</value>
     public double ServerNoiseFloor { get; init; } = 1;
 
+    /// <summary>
+    /// κ of DiSK's simplified Kalman filter on the averaged update (<see cref="LookaheadFilter"/>): the sites train
+    /// from x_t + ((1 − κ) / κ)(x_t − x_{t−1}) and the server's update rule gets (1 − κ)·g_{t−1} + κ·(this round's
+    /// averaged update). Post-processing of the released sums: no privacy cost. 1 = off.
+    /// </summary>
+    /// <value>The default value is 1 (off).</value>
+    public double ServerKalman { get; init; } = 1;
+
     /// <summary>The server optimizer's options.</summary>
     public ServerOptimizerOptions ServerOptimizer => new()
     {
@@ -561,6 +569,16 @@ public sealed record ExperimentOptions
         if (ServerNoiseCorrection && LearningRateDecay > 0)
         {
             throw new ArgumentException("--server-noise-correction computes the noise variance from a constant --dp-lr: it cannot be combined with --lr-decay.");
+        }
+
+        if (!(ServerKalman > 0 && ServerKalman <= 1))
+        {
+            throw new ArgumentException($"--server-kalman must be a weight κ in (0, 1] (1 = off), got {ServerKalman.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        if (ServerKalman < 1 && ServerNoiseCorrection)
+        {
+            throw new ArgumentException("--server-noise-correction subtracts the variance of one round's noise; after --server-kalman the update carries κ / (2 − κ) of it: give one of them.");
         }
 
         IReadOnlyList<string> serverProblems = ServerOptimizer.Validate();

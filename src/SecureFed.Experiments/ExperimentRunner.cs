@@ -484,8 +484,13 @@ public sealed partial class ExperimentRunner
         IReadOnlyList<Sentence>[] devShards = FederatedEvaluationShards.Split(data.Dev, names.Length);
         var evaluation = EvaluationLayout.Create(data.EntityTypes, FederatedEvaluationShards.CountCap(devShards));
         ServerOptimizer? serverOptimizer = _options.ServerOptimizer.Kind == ServerOptimizerKind.Average ? null : new ServerOptimizer(ServerOptimizerFor(data, dp));
+        LookaheadFilter? lookahead = _options.ServerKalman < 1 ? new LookaheadFilter(_options.ServerKalman) : null;
         using var secAgg = new InProcessSecureAggregation("securefed-experiment", names, _options.UpdateClip, siteNoise, weightCap, _options.ServerLearningRate, evaluation: evaluation,
-            serverOptimizer: serverOptimizer);
+            serverOptimizer: serverOptimizer, updateFilter: lookahead);
+        if (lookahead is not null)
+        {
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: Kalman filter on the averaged update, κ = {_options.ServerKalman}; the sites train from x_t + {lookahead.Gamma:0.###}·(x_t − x_t−1)"));
+        }
         if (dp is not null && _options.PublicMix > 0)
         {
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: public server steps on {_publicTrain?.Length} public sentences, weight {_options.PublicMix} decaying linearly to 0 after round {(_options.PublicMixUntil > 0 ? _options.PublicMixUntil : _options.Rounds)}"));
@@ -522,11 +527,18 @@ public sealed partial class ExperimentRunner
                 }
             }
 
+            // With the Kalman filter the sites train from the extrapolated point (and score the global model).
+            float[] start = lookahead?.TrainingPoint(global) ?? global;
             for (int i = 0; i < names.Length; i++)
             {
                 // One model at a time: the same TaggerModel is reset to the global model for every site.
                 model.Unflatten(global);
                 devCounts[i] = FederatedEvaluationShards.Score(model, devShards[i]);
+                if (!ReferenceEquals(start, global))
+                {
+                    model.Unflatten(start);
+                }
+
                 TrainResult trained = new TaggerTrainer().Train(model, data.Sites[i].Train, null, TrainingOptions(dp, dp is null ? _options.LocalEpochs : DpEpochs, LocalSeed(seed, round, i + 1), round), null, cancellationToken);
                 dpSteps[i] += trained.DpSteps;
                 clippedFraction += trained.DpClippedFraction / names.Length;
@@ -541,7 +553,7 @@ public sealed partial class ExperimentRunner
                 deltas[i] = new float[local.Length];
                 for (int j = 0; j < local.Length; j++)
                 {
-                    deltas[i][j] = local[j] - global[j];
+                    deltas[i][j] = local[j] - start[j];
                 }
 
                 examples[i] = data.Sites[i].Train.Count;
@@ -809,6 +821,7 @@ public sealed partial class ExperimentRunner
         ["clip_lr"] = _options.ClipLearningRate,
         ["clip_count_noise"] = _options.ClipCountNoise ?? 0,
         ["server_ema"] = _options.ServerWeightAverage,
+        ["server_kalman"] = _options.ServerKalman,
         ["server_average_from"] = _options.ServerAverageFrom,
         ["server_average_sweep"] = _options.ServerAverageSweep,
         ["public_mix"] = _options.PublicMix,

@@ -24,6 +24,7 @@ internal sealed class InProcessSecureAggregation : IDisposable
     private readonly int _configuredThreshold;
     private readonly EvaluationLayout? _evaluation;
     private readonly ServerOptimizer? _serverOptimizer;
+    private readonly LookaheadFilter? _updateFilter;
 
     /// <summary>Creates the federation (fresh identity keys per site).</summary>
     /// <param name="federation">Federation name (bound into every round's context).</param>
@@ -35,7 +36,8 @@ internal sealed class InProcessSecureAggregation : IDisposable
     /// <param name="threshold">Configured threshold (0 = the planner's).</param>
     /// <param name="evaluation">Federated-evaluation slots (null = none), as the aggregator announces them.</param>
     /// <param name="serverOptimizer">The aggregator's update rule across rounds (null = plain averaging with <paramref name="serverLearningRate"/>).</param>
-    public InProcessSecureAggregation(string federation, IReadOnlyList<string> sites, double l2Clip, double siteNoiseMultiplier, int weightCap, double serverLearningRate = 1.0, int threshold = 0, EvaluationLayout? evaluation = null, ServerOptimizer? serverOptimizer = null)
+    /// <param name="updateFilter">Filters the averaged update before the update rule (null = none).</param>
+    internal InProcessSecureAggregation(string federation, IReadOnlyList<string> sites, double l2Clip, double siteNoiseMultiplier, int weightCap, double serverLearningRate = 1.0, int threshold = 0, EvaluationLayout? evaluation = null, ServerOptimizer? serverOptimizer = null, LookaheadFilter? updateFilter = null)
     {
         ArgumentNullException.ThrowIfNull(sites);
         ArgumentOutOfRangeException.ThrowIfLessThan(sites.Count, 2);
@@ -50,6 +52,7 @@ internal sealed class InProcessSecureAggregation : IDisposable
         _configuredThreshold = threshold;
         _evaluation = evaluation;
         _serverOptimizer = serverOptimizer;
+        _updateFilter = updateFilter;
     }
 
     /// <summary>The privatized inputs of the last round (site order), for tests.</summary>
@@ -116,7 +119,7 @@ internal sealed class InProcessSecureAggregation : IDisposable
         }
 
         float[] next;
-        if (serverUpdate is null)
+        if (serverUpdate is null && _updateFilter is null)
         {
             next = _serverOptimizer is null
                 ? FederatedAveraging.ApplyAggregate(globalModel, codec, result.Aggregation.Sum, _serverLearningRate, out _)
@@ -124,16 +127,18 @@ internal sealed class InProcessSecureAggregation : IDisposable
         }
         else
         {
-            if (serverUpdate.Count != d)
+            if (serverUpdate is not null && serverUpdate.Count != d)
             {
                 throw new ArgumentException($"The server update has {serverUpdate.Count} coordinates; the model has {d}.", nameof(serverUpdate));
             }
 
             double[] update = FederatedAveraging.AverageUpdate(codec, result.Aggregation.Sum, out _);
-            for (int j = 0; j < d; j++)
+            for (int j = 0; serverUpdate is not null && j < d; j++)
             {
                 update[j] += serverUpdate[j];
             }
+
+            _updateFilter?.Filter(update);
 
             next = _serverOptimizer?.Step(globalModel, update) ?? [.. globalModel.Select((w, j) => (float)(w + (_serverLearningRate * update[j])))];
         }

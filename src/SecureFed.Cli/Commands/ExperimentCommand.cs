@@ -40,6 +40,7 @@ internal static class ExperimentCommand
         var clipLr = new Option<double>("--clip-lr") { Description = "With --adaptive-clip: η_C of C ← C·exp(−η_C (b̃ − γ)).", DefaultValueFactory = _ => ExperimentOptions.DefaultClipLearningRate };
         var clipCountNoise = new Option<double?>("--clip-count-noise") { Description = "With --adaptive-clip: σ_b, the Gaussian noise on the unclipped count (in the sum over the sites with --dp-noise distributed); must exceed σ/2. Default: the expected batch size / 20." };
         var serverEma = new Option<double>("--server-ema") { Description = "Report an exponential moving average of the global models with this decay (e.g. 0.9; post-processing, no privacy cost); 0 = off. The decay at round r is min(decay, (1 + r) / (10 + r)): 0.95 is reached at round 170, 0.98 at 440 (--server-average-from for long windows).", DefaultValueFactory = _ => 0 };
+        var serverKalman = new Option<double>("--server-kalman") { Description = "κ of DiSK's simplified Kalman filter on the averaged update (Zhang et al., 2024): the sites train from x_t + ((1 − κ)/κ)(x_t − x_t−1) and the server's update rule gets (1 − κ)·(the last filtered update) + κ·(this round's); post-processing, no privacy cost; 1 = off.", DefaultValueFactory = _ => 1 };
         var serverAverageFrom = new Option<int>("--server-average-from") { Description = "Report the uniform mean of the global models after this round and every later one (Polyak-Ruppert tail averaging; post-processing, no privacy cost); 0 = off; not with --server-ema." };
         var publicMix = new Option<double>("--public-mix") { Description = "DP arms: each round the server also takes one noiseless step of the sites' kind on the public --warm-start corpus (same preconditioner, clip, lr; a batch the size of one site's) and adds it, times this weight, to the averaged update before its rule; the weight decays linearly to 0 at --public-mix-until. Public data only: no privacy cost. 0 = off." };
         var publicMixUntil = new Option<int>("--public-mix-until") { Description = "Last round of the --public-mix steps (0 = --rounds)." };
@@ -69,7 +70,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverKalman, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -119,6 +120,7 @@ internal static class ExperimentCommand
                 ClipCountNoise = parse.GetValue(clipCountNoise),
                 PldAccounting = parse.GetValue(accountant) == "pld",
                 ServerWeightAverage = parse.GetValue(serverEma),
+                ServerKalman = parse.GetValue(serverKalman),
                 ServerAverageFrom = parse.GetValue(serverAverageFrom),
                 ServerAverageSweep = parse.GetValue(serverAverageSweep),
                 PublicMix = parse.GetValue(publicMix),
