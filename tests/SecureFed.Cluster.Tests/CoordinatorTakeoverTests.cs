@@ -6,6 +6,7 @@ using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Cluster.Grains;
+using SecureFed.Federation;
 using Xunit.Abstractions;
 
 namespace SecureFed.Cluster.Tests;
@@ -242,6 +243,44 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         {
             taken.Stop();
         }
+    }
+
+    [SkippableFact]
+    public async Task Standby_ListenAddressInUse_FailsAtStartUpNamingTheAddressAndTheKey()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        const string federation = "takeover-listen-taken";
+        string connection = await CreateDatabaseAsync("takeover_listen_taken");
+        ProvisionResult provisioned = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), federation, ["site-a"], "127.0.0.1"));
+
+        // Another process holds the address the coordinator-eligible silo's standby front is to serve on.
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        int port = ((System.Net.IPEndPoint)taken.LocalEndpoint).Port;
+        string config = Path.Combine(_dir, "standby-listen-taken.json");
+        await File.WriteAllTextAsync(config, System.Text.Json.JsonSerializer.Serialize(new
+        {
+            SecureFed = new
+            {
+                Federation = federation,
+                Listen = $"https://127.0.0.1:{port}",
+                KitDirectory = provisioned.AggregatorKitDirectory,
+                DataDirectory = Path.Combine(_dir, "standby-listen-taken-data"),
+                Cluster = new
+                {
+                    ConnectionString = connection, Coordinator = true, Tls = "off", AdvertisedAddress = "127.0.0.1",
+                    SiloPort = SiloProcess.FreePort(), GatewayPort = SiloProcess.FreePort(),
+                },
+            },
+        }));
+
+        (int exit, string stdout, string stderr) = await SiloProcess.RunCliAsync(TimeSpan.FromMinutes(2), "aggregator", "--config", config);
+        _output.WriteLine(stdout + "\n" + stderr);
+
+        Assert.Equal(1, exit);
+        Assert.Contains($"error: this silo cannot serve agents on https://127.0.0.1:{port} (SecureFed:Listen): the address is already in use by another process. Stop that process, or set SecureFed:Listen to a free address.",
+            stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("waiting for the coordinator lease", stdout, StringComparison.Ordinal);
     }
 
     public void Dispose()

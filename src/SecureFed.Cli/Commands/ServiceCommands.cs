@@ -45,7 +45,7 @@ internal static class ServiceCommands
                 return await RunClusterSiloAsync(configuration, parse, ct).ConfigureAwait(false);
             }
 
-            return await RunAggregatorAsync(configuration, parse, roundServers: null, started: null, fence: null, ct).ConfigureAwait(false);
+            return await RunAggregatorAsync(configuration, parse, roundServers: null, fence: null, ct).ConfigureAwait(false);
         });
         return command;
     }
@@ -74,7 +74,7 @@ internal static class ServiceCommands
         return new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
     }
 
-    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, Action<WebApplication>? started, ICoordinatorFence? fence, CancellationToken ct)
+    private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, ICoordinatorFence? fence, CancellationToken ct)
     {
         IConfiguration full = AggregatorConfiguration(configuration, out ModelSpec spec);
         WebApplication app;
@@ -89,7 +89,6 @@ internal static class ServiceCommands
         }
 
         await app.StartAsync(ct).ConfigureAwait(false);
-        started?.Invoke(app);
         await parse.InvocationConfiguration.Output.WriteLineAsync($"aggregator listening on {AggregatorHost.BoundAddress(app)} (model spec {spec.Sha256[..12]}…); Ctrl+C to stop").ConfigureAwait(false);
         var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
         var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
@@ -182,8 +181,13 @@ internal static class ServiceCommands
             problems.Insert(0, "SecureFed:Federation is required.");
         }
 
+        bool defaultListen = false;
         if (options.Coordinator)
         {
+            // A coordinator-eligible silo without SecureFed:Listen is one configured with the aggregator's default address:
+            // its standby front runs there, the lease row names it, and its aggregator service binds it after a takeover.
+            (configuration, defaultListen) = ResolveCoordinatorListen(configuration);
+
             // The coordinator is also the aggregator: its settings are checked before the silo starts, all problems at once.
             var aggregator = new AggregatorOptions();
             configuration.GetSection(AggregatorOptions.Section).Bind(aggregator);
@@ -227,37 +231,34 @@ internal static class ServiceCommands
             await using Npgsql.NpgsqlDataSource database = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
             var lease = new Cluster.Lease.PostgresCoordinatorLease(database, federation!);
             var coordinatorState = new Cluster.Lease.PostgresCoordinatorState(database, lease);
-            // The coordinator serves agents (and the slices it hosts, protocol version 4) on its own Listen address, known
-            // before the lease is taken: a port of 0 is picked by the standby front below and kept from then on. It goes into
-            // the lease row, so the other silos forward agents' control calls to it (docs/cluster.md §6, "Every silo a front").
-            bool known = Uri.TryCreate(configuration["SecureFed:Listen"], UriKind.Absolute, out Uri? listen) && listen.Port > 0;
-            bool picked = listen?.Port == 0;
-            Cluster.Lease.CoordinatorLeaseKeeper keeper;
+            // The coordinator serves agents (and the slices it hosts, protocol version 4) on its own Listen address (the
+            // aggregator's default when the configuration has none, above), known before the lease is taken: a port of 0 is
+            // picked by the standby front below and kept from then on. It goes into the lease row, so the other silos forward
+            // agents' control calls to it (docs/cluster.md §6, "Every silo a front").
+            var listen = new Uri(configuration["SecureFed:Listen"]!);
+            bool picked = listen.Port == 0;
             Cluster.Lease.ClusterCoordinatorFence fence;
             SiloFront? standby = null;
             try
             {
-                if (known || picked)
+                // While it waits, a standby is a front on its own Listen address like any slice silo (docs/cluster.md §6,
+                // "Every silo a front"); the front stops as soon as the lease is taken, before the state is restored, and
+                // the aggregator service then binds the same address.
+                standby = await SiloFront.StartAsync(configuration, options, silo, siloKit, listen, "SecureFed:Listen",
+                    defaultListen ? "the aggregator's default address; this silo's configuration has no SecureFed:Listen" : null, federation!, cancellationToken).ConfigureAwait(false);
+                if (picked)
                 {
-                    // While it waits, a standby is a front on its own Listen address like any slice silo (docs/cluster.md §6,
-                    // "Every silo a front"); the front stops as soon as the lease is taken, before the state is restored, and
-                    // the aggregator service then binds the same address.
-                    standby = await SiloFront.StartAsync(configuration, options, silo, siloKit, listen!, federation!, cancellationToken).ConfigureAwait(false);
-                    if (picked)
-                    {
-                        // Port 0: from now on the silo is one configured with the port its front bound. Slices placed on it
-                        // are announced with that endpoint, the lease row names it, and the aggregator service binds it.
-                        listen = new UriBuilder(listen!) { Port = standby.Bound.Port }.Uri;
-                        configuration = WithListen(configuration, listen);
-                        known = true;
-                    }
-
-                    await output.WriteLineAsync($"standby: slice uploads served and agents' other calls forwarded to the coordinator on {standby.Bound} until this silo holds the lease").ConfigureAwait(false);
+                    // Port 0: from now on the silo is one configured with the port its front bound. Slices placed on it
+                    // are announced with that endpoint, the lease row names it, and the aggregator service binds it.
+                    listen = new UriBuilder(listen) { Port = standby.Bound.Port }.Uri;
+                    configuration = WithListen(configuration, listen);
                 }
 
-                keeper = new Cluster.Lease.CoordinatorLeaseKeeper(lease, holder, options.LeaseTerms, TimeProvider.System, leaseLogger)
+                string defaulted = defaultListen ? " (SecureFed:Listen not set: the aggregator's default address)" : "";
+                await output.WriteLineAsync($"standby: slice uploads served and agents' other calls forwarded to the coordinator on {standby.Bound} until this silo holds the lease{defaulted}").ConfigureAwait(false);
+                var keeper = new Cluster.Lease.CoordinatorLeaseKeeper(lease, holder, options.LeaseTerms, TimeProvider.System, leaseLogger)
                 {
-                    AgentEndpoint = known ? options.AdvertisedAgentEndpoint(listen!).GetLeftPart(UriPartial.Authority) : "",
+                    AgentEndpoint = options.AdvertisedAgentEndpoint(listen).GetLeftPart(UriPartial.Authority),
                 };
 
                 await output.WriteLineAsync($"waiting for the coordinator lease of '{federation}' (silo {holder}, coordinator settings {settings!.Sha256[..12]}…)").ConfigureAwait(false);
@@ -299,25 +300,15 @@ internal static class ServiceCommands
                 silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString(), fence.Epoch);
             try
             {
-                var endpoint = silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>();
-                if (known)
-                {
-                    endpoint.Set(options.AdvertisedAgentEndpoint(listen!));
-                }
-
-                return await RunAggregatorAsync(configuration, parse, servers, known ? null : app =>
-                {
-                    Uri bound = options.AdvertisedAgentEndpoint(AggregatorHost.BoundAddress(app));
-                    endpoint.Set(bound);
-                    _ = keeper.PublishEndpointAsync(bound.GetLeftPart(UriPartial.Authority), cancellationToken);
-                }, fence, cancellationToken).ConfigureAwait(false);
+                silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(options.AdvertisedAgentEndpoint(listen));
+                return await RunAggregatorAsync(configuration, parse, servers, fence, cancellationToken).ConfigureAwait(false);
             }
             catch (IOException ex) when (picked && ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
             {
                 // The port the standby front picked was taken by another process between the front's stop and this bind. No
                 // fallback to another port: agents and the other silos were told this one. The lease is released (finally).
                 throw new IOException(
-                    $"coordinator lease taken, but the aggregator service cannot bind {listen!.GetLeftPart(UriPartial.Authority)}, the address this silo's standby front picked for SecureFed:Listen port 0 and announced: another process took it after the front stopped ({ex.Message}). The lease is released for another coordinator-eligible silo; restart this silo, or give SecureFed:Listen a fixed port.",
+                    $"coordinator lease taken, but the aggregator service cannot bind {listen.GetLeftPart(UriPartial.Authority)}, the address this silo's standby front picked for SecureFed:Listen port 0 and announced: another process took it after the front stopped ({ex.Message}). The lease is released for another coordinator-eligible silo; restart this silo, or give SecureFed:Listen a fixed port.",
                     ex);
             }
             finally
@@ -333,7 +324,7 @@ internal static class ServiceCommands
             if (!string.IsNullOrWhiteSpace(options.AgentListen))
             {
                 // A slice silo serving agents the slices it hosts (protocol version 4) and forwarding the rest (docs/cluster.md §6).
-                front = await SiloFront.StartAsync(configuration, options, silo, siloKit, new Uri(options.AgentListen), federation!, cancellationToken).ConfigureAwait(false);
+                front = await SiloFront.StartAsync(configuration, options, silo, siloKit, new Uri(options.AgentListen), $"{AggregatorClusterOptions.Section}:AgentListen", null, federation!, cancellationToken).ConfigureAwait(false);
                 await output.WriteLineAsync($"slice uploads (protocol version 4) served on {front.Bound}").ConfigureAwait(false);
                 await output.WriteLineAsync($"agents' other calls on {front.Bound} forwarded to the coordinator named by the lease row").ConfigureAwait(false);
             }
@@ -391,8 +382,24 @@ internal static class ServiceCommands
     }
 
     /// <summary>
+    /// A coordinator-eligible silo's configuration with <c>SecureFed:Listen</c> resolved: when the key is missing or blank,
+    /// <paramref name="configuration"/> with the aggregator's default address (<see cref="AggregatorOptions.Listen"/>), so
+    /// the silo behaves exactly as one configured with it (its standby front runs there, the lease row names it, the
+    /// aggregator service binds it after a takeover), and <c>Defaulted</c> true; any other value (port 0 included, picked
+    /// later by the standby front) unchanged.
+    /// </summary>
+    internal static (IConfiguration Configuration, bool Defaulted) ResolveCoordinatorListen(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return string.IsNullOrWhiteSpace(configuration["SecureFed:Listen"])
+            ? (WithListen(configuration, new Uri(new AggregatorOptions().Listen)), true)
+            : (configuration, false);
+    }
+
+    /// <summary>
     /// <paramref name="configuration"/> with <c>SecureFed:Listen</c> set to <paramref name="listen"/>: a standby whose Listen
-    /// port was 0 binds the aggregator service on the port its front picked (docs/cluster.md §6).
+    /// port was 0 binds the aggregator service on the port its front picked (docs/cluster.md §6); a coordinator-eligible
+    /// silo without the key gets the aggregator's default (<see cref="ResolveCoordinatorListen"/>).
     /// </summary>
     private static IConfiguration WithListen(IConfiguration configuration, Uri listen)
         => new ConfigurationBuilder().AddConfiguration(configuration)
@@ -432,8 +439,13 @@ internal static class ServiceCommands
         /// <summary>The address agents are told (the listen address, an unspecified host replaced by the advertised one).</summary>
         public Uri Bound { get; }
 
+        /// <summary>
+        /// Starts the front on <paramref name="listen"/>, the value of setting <paramref name="listenKey"/> (with
+        /// <paramref name="listenNote"/>, when given, saying where it came from). An address another process holds is an
+        /// error naming the address and the setting.
+        /// </summary>
         public static async Task<SiloFront> StartAsync(IConfiguration configuration, AggregatorClusterOptions options, IHost silo, Federation.PartyKit? siloKit, Uri listen,
-            string federation, CancellationToken cancellationToken)
+            string listenKey, string? listenNote, string federation, CancellationToken cancellationToken)
         {
             Federation.PartyKit? ownKit = siloKit is null ? LoadAggregatorKit(configuration["SecureFed:KitDirectory"]!) : null;
             Federation.PartyKit serving = siloKit ?? ownKit!;
@@ -457,7 +469,18 @@ internal static class ServiceCommands
                         silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front")),
                 };
                 host = Cluster.Front.SliceFrontHost.Build(listen, front);
-                await host.StartAsync(cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    await host.StartAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+                {
+                    string note = listenNote is null ? "" : $", {listenNote}";
+                    throw new IOException(
+                        $"this silo cannot serve agents on {listen.GetLeftPart(UriPartial.Authority)} ({listenKey}{note}): the address is already in use by another process. Stop that process, or set {listenKey} to a free address.",
+                        ex);
+                }
+
                 Uri bound = options.AdvertisedAgentEndpoint(Cluster.Front.SliceFrontHost.BoundAddress(host));
                 silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(bound);
                 return new SiloFront(host, front, ownKit, leaseDatabase, bound);

@@ -51,7 +51,7 @@ public sealed partial class CoordinatorLeaseKeeper : IAsyncDisposable
     /// <summary>
     /// The https:// URL where this silo serves agents once it holds the lease, recorded in the lease row when it acquires
     /// it (the other silos forward agents' control calls there, docs/cluster.md §6).
-    /// <value>The default value is empty (not known at acquisition).</value>
+    /// <value>The default value is empty (no endpoint recorded).</value>
     /// </summary>
     public string AgentEndpoint { get; init; } = "";
 
@@ -105,26 +105,6 @@ public sealed partial class CoordinatorLeaseKeeper : IAsyncDisposable
             }
 
             await Task.Delay(_terms.RenewInterval, _time, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>
-    /// Records <paramref name="agentEndpoint"/> in the held lease's row (for a silo that learned its URL only after it
-    /// acquired the lease: Kestrel on port 0). Never throws: a failure is logged, and the other silos then answer agents'
-    /// control calls Unavailable until the next coordinator records its endpoint.
-    /// </summary>
-    public async Task PublishEndpointAsync(string agentEndpoint, CancellationToken cancellationToken)
-    {
-        try
-        {
-            if (!await _lease.PublishEndpointAsync(Holder, Epoch, agentEndpoint, cancellationToken).ConfigureAwait(false))
-            {
-                Log.DatabaseError(_logger, "recording the agent endpoint", "the lease is no longer held at epoch " + Epoch.ToString(CultureInfo.InvariantCulture));
-            }
-        }
-        catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException or OperationCanceledException)
-        {
-            Log.DatabaseError(_logger, "recording the agent endpoint", ex.Message);
         }
     }
 

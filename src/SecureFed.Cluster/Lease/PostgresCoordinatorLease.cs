@@ -52,11 +52,6 @@ public sealed class PostgresCoordinatorLease
         WHERE federation = $1 AND holder = $2 AND epoch = $3 AND expires_utc > clock_timestamp()
         """;
 
-    private const string PublishSql = """
-        UPDATE securefed_coordinator_lease SET agent_endpoint = $4
-        WHERE federation = $1 AND holder = $2 AND epoch = $3 AND expires_utc > clock_timestamp()
-        """;
-
     private const string FenceSql = """
         SELECT epoch FROM securefed_coordinator_lease
         WHERE federation = $1 AND holder = $2 AND epoch = $3 AND expires_utc > clock_timestamp()
@@ -90,8 +85,8 @@ public sealed class PostgresCoordinatorLease
 
     /// <summary>
     /// Takes the lease for <paramref name="holder"/> as <see cref="TryAcquireAsync(string, TimeSpan, CancellationToken)"/>
-    /// does, recording <paramref name="agentEndpoint"/> (the https:// URL where the holder serves agents; empty when not
-    /// known yet) in the same statement, so the other silos forward agents' control calls there (docs/cluster.md §6).
+    /// does, recording <paramref name="agentEndpoint"/> (the https:// URL where the holder serves agents; empty for
+    /// none) in the same statement, so the other silos forward agents' control calls there (docs/cluster.md §6).
     /// </summary>
     public async Task<long?> TryAcquireAsync(string holder, TimeSpan duration, string agentEndpoint, CancellationToken cancellationToken)
     {
@@ -118,21 +113,6 @@ public sealed class PostgresCoordinatorLease
         await using NpgsqlCommand command = _dataSource.CreateCommand(RenewSql);
         AddKey(command, holder, epoch);
         command.Parameters.Add(new NpgsqlParameter { Value = duration, NpgsqlDbType = NpgsqlDbType.Interval });
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
-    }
-
-    /// <summary>
-    /// Records <paramref name="agentEndpoint"/> as the agent endpoint of <paramref name="holder"/>'s unexpired lease at
-    /// <paramref name="epoch"/> (for a holder that learns its URL only once Kestrel bound port 0); false when not held.
-    /// </summary>
-    public async Task<bool> PublishEndpointAsync(string holder, long epoch, string agentEndpoint, CancellationToken cancellationToken)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(holder);
-        ArgumentException.ThrowIfNullOrWhiteSpace(agentEndpoint);
-        await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
-        await using NpgsqlCommand command = _dataSource.CreateCommand(PublishSql);
-        AddKey(command, holder, epoch);
-        AddText(command, agentEndpoint);
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
     }
 
