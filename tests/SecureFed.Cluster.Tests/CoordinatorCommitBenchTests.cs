@@ -38,7 +38,10 @@ public sealed class CoordinatorCommitBenchTests
         Assert.Equal(ModelBytes, r.GetProperty("model_bytes").GetInt64());
         Assert.Equal(Versions, r.GetProperty("versions").GetInt32());
         Assert.True(r.GetProperty("restored_equal").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, r.GetProperty("lease_lost_at_version").ValueKind);
+        Assert.Equal(15, r.GetProperty("lease_seconds").GetDouble());
         Assert.Equal(Versions, r.GetProperty("median_commit_seconds").GetArrayLength());
+        Assert.True(r.GetProperty("median_takeover_seconds").GetDouble() > 0);
 
         JsonElement[] commits = [.. r.GetProperty("commits").EnumerateArray()];
         Assert.Equal(2 * Versions, commits.Length);
@@ -87,15 +90,17 @@ public sealed class CoordinatorCommitBenchTests
     }
 
     [Theory]
+    [InlineData(1000, 3, 1, "--lease-seconds", 6.5)]
+    [InlineData(1000, 3, 1, "--lease-seconds", 601)]
     [InlineData(0, 3, 1, "--parameters")]
     [InlineData(-5, 3, 1, "--parameters")]
     [InlineData(250_000_001, 3, 1, "--parameters")]
     [InlineData(1000, 0, 1, "--versions")]
     [InlineData(1000, 51, 1, "--versions")]
     [InlineData(1000, 3, 0, "--repeats")]
-    public async Task Validate_OutOfRange_OneProblemNamingTheOptionAndRunRefuses(int parameters, int versions, int repeats, string option)
+    public async Task Validate_OutOfRange_OneProblemNamingTheOptionAndRunRefuses(int parameters, int versions, int repeats, string option, double leaseSeconds = 15)
     {
-        var options = new CoordinatorCommitBenchOptions { Parameters = parameters, Versions = versions, Repeats = repeats };
+        var options = new CoordinatorCommitBenchOptions { Parameters = parameters, Versions = versions, Repeats = repeats, LeaseSeconds = leaseSeconds };
         string problem = Assert.Single(options.Validate());
         Assert.StartsWith(option + " must be between", problem, StringComparison.Ordinal);
         var refused = await Assert.ThrowsAsync<ArgumentException>(() => CoordinatorCommitBench.RunAsync(options, TextWriter.Null, CancellationToken.None));

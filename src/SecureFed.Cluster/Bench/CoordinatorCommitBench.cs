@@ -21,7 +21,8 @@ namespace SecureFed.Cluster.Bench;
 /// go and silo B takes over into an empty data directory, restoring every version from PostgreSQL. Each commit point and
 /// the takeover are timed; bytes written to PostgreSQL (Npgsql's metric), peak resident set and managed allocations are
 /// counted over each. The models are seeded pseudo-random floats (no run of repeated bytes to compress). Leases use
-/// <see cref="LeaseTerms.Default"/>, as the product does without settings.
+/// <see cref="CoordinatorCommitBenchOptions.LeaseTerms"/> (by default the product's); a commit point that outlasts the
+/// lease ends that repeat (the product's next commit point would refuse too), reported in the result.
 /// </summary>
 public static class CoordinatorCommitBench
 {
@@ -65,18 +66,25 @@ public static class CoordinatorCommitBench
                 bool vmHwm = PeakMemory.CanReset();
                 var commits = new List<CoordinatorCommitFigures>();
                 var takeovers = new List<CoordinatorTakeoverFigures>();
+                long? lost = null;
                 for (int repeat = 1; repeat <= options.Repeats; repeat++)
                 {
-                    (List<CoordinatorCommitFigures> c, CoordinatorTakeoverFigures t) = await RunOnceAsync(
+                    (List<CoordinatorCommitFigures> c, CoordinatorTakeoverFigures? t) = await RunOnceAsync(
                         options, repeat, Path.Combine(dir, "r" + repeat.ToString(CultureInfo.InvariantCulture)), provisioned, db, sent, progress, cancellationToken).ConfigureAwait(false);
                     commits.AddRange(c);
+                    if (t is null)
+                    {
+                        lost = c[^1].Version;
+                        break;
+                    }
+
                     takeovers.Add(t);
                 }
 
-                double[] medianCommit = [.. Enumerable.Range(0, options.Versions).Select(v => Median(commits.Where(c => c.Version == v).Select(c => c.Seconds)))];
+                double?[] medianCommit = [.. Enumerable.Range(0, options.Versions).Select(v => Median(commits.Where(c => c.Version == v).Select(c => c.Seconds)))];
                 return new CoordinatorCommitBenchResult(
-                    options.Parameters, modelBytes, options.Versions, options.Repeats, vmHwm, medianCommit, Median(takeovers.Select(t => t.Seconds)),
-                    commits, takeovers, takeovers.All(t => t.RestoredEqual), wall.Elapsed.TotalSeconds);
+                    options.Parameters, modelBytes, options.Versions, options.Repeats, options.LeaseSeconds, lost, vmHwm, medianCommit, Median(takeovers.Select(t => t.Seconds)),
+                    commits, takeovers, lost is null && takeovers.All(t => t.RestoredEqual), wall.Elapsed.TotalSeconds);
             }
         }
         finally
@@ -90,7 +98,7 @@ public static class CoordinatorCommitBench
         }
     }
 
-    private static async Task<(List<CoordinatorCommitFigures>, CoordinatorTakeoverFigures)> RunOnceAsync(
+    private static async Task<(List<CoordinatorCommitFigures>, CoordinatorTakeoverFigures?)> RunOnceAsync(
         CoordinatorCommitBenchOptions options, int repeat, string dir, ProvisionResult provisioned, NpgsqlDataSource db, BytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(dir);
@@ -100,7 +108,7 @@ public static class CoordinatorCommitBench
         await Say(progress, $"repeat {repeat}: writing model version 0 ({options.Parameters:N0} parameters, {modelBytes:N0} bytes)").ConfigureAwait(false);
         string initialSha = WriteModel(initial, options.Parameters, Seed(repeat, 0));
         AggregatorOptions optionsA = Options(provisioned, Path.Combine(dir, "silo-a-data"), initial);
-        var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", LeaseTerms.Default, TimeProvider.System, NullLogger.Instance);
+        var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", options.LeaseTerms, TimeProvider.System, NullLogger.Instance);
         var commits = new List<CoordinatorCommitFigures>();
         var committed = new Dictionary<long, string>();
         ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
@@ -111,7 +119,7 @@ public static class CoordinatorCommitBench
             File.Delete(initial);
             committed[0] = initialSha;
             commits.Add(await CommitAsync(fenceA, a, repeat, 0, modelBytes, sent, progress, cancellationToken).ConfigureAwait(false));
-            for (long version = 1; version < options.Versions; version++)
+            for (long version = 1; version < options.Versions && commits[^1].LeaseHeldAfter; version++)
             {
                 string path = Path.Combine(dir, $"model-{version}.bin");
                 await Say(progress, $"repeat {repeat}: round {version} completes with model version {version}").ConfigureAwait(false);
@@ -129,6 +137,14 @@ public static class CoordinatorCommitBench
             }
         }
 
+        if (commits.Count < options.Versions || !commits[^1].LeaseHeldAfter)
+        {
+            await Say(progress, string.Create(CultureInfo.InvariantCulture,
+                $"repeat {repeat}: the lease ({options.LeaseSeconds} s, given up {LeaseTerms.Default.SafetyMargin.TotalSeconds} s early) was lost during the commit point of model version {commits[^1].Version} ({commits[^1].Seconds:F2} s): its renewals wait for the commit's fenced transaction; the coordinator's next commit point would be refused. Stopped (no takeover measured); a longer lease: --lease-seconds")).ConfigureAwait(false);
+            Directory.Delete(dir, recursive: true);
+            return (commits, null);
+        }
+
         // Silo B takes over: the lease expired by hand (A let go), an empty data directory, every version restored.
         await using (NpgsqlCommand expire = db.CreateCommand("UPDATE securefed_coordinator_lease SET expires_utc = clock_timestamp() WHERE federation = $1"))
         {
@@ -138,7 +154,7 @@ public static class CoordinatorCommitBench
 
         string dataB = Path.Combine(dir, "silo-b-data");
         await Say(progress, $"repeat {repeat}: silo B takes over, restoring {options.Versions} model version(s)").ConfigureAwait(false);
-        var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", LeaseTerms.Default, TimeProvider.System, NullLogger.Instance);
+        var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", options.LeaseTerms, TimeProvider.System, NullLogger.Instance);
         Collect();
         using var peak = PeakMemory.Start();
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
@@ -256,10 +272,10 @@ public static class CoordinatorCommitBench
         GC.WaitForPendingFinalizers();
     }
 
-    private static double Median(IEnumerable<double> values)
+    private static double? Median(IEnumerable<double> values)
     {
         double[] sorted = [.. values.Order()];
-        return sorted.Length == 0 ? double.NaN : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
+        return sorted.Length == 0 ? null : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
 
     private static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);

@@ -31,6 +31,16 @@ public sealed record CoordinatorCommitBenchOptions
     /// <summary>How many times the whole sequence (commit points, then takeover) runs. <value>The default value is 1.</value></summary>
     public int Repeats { get; init; } = 1;
 
+    /// <summary>
+    /// Length of the coordinator lease (renewed every 3 s, given up 3 s early, as the product's defaults): a commit point
+    /// longer than the lease less its safety margin loses the lease, since the lease cannot be renewed while the commit's
+    /// fenced transaction holds the lease row. <value>The default value is 15 (the product's <c>LeaseSeconds</c> default).</value>
+    /// </summary>
+    public double LeaseSeconds { get; init; } = Lease.LeaseTerms.Default.Duration.TotalSeconds;
+
+    /// <summary>The lease terms of <see cref="LeaseSeconds"/>.</summary>
+    public Lease.LeaseTerms LeaseTerms => new(TimeSpan.FromSeconds(LeaseSeconds), Lease.LeaseTerms.Default.RenewInterval, Lease.LeaseTerms.Default.SafetyMargin);
+
     /// <summary>PostgreSQL database to use; null starts a throw-away server (<see cref="ThrowawayPostgres"/>).</summary>
     public string? ConnectionString { get; init; }
 
@@ -52,6 +62,11 @@ public sealed record CoordinatorCommitBenchOptions
         if (Repeats < 1 || Repeats > MaxRepeats)
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture, $"--repeats must be between 1 and {MaxRepeats}, got {Repeats}."));
+        }
+
+        if (!(LeaseSeconds >= 7 && LeaseSeconds <= 600))
+        {
+            problems.Add(string.Create(CultureInfo.InvariantCulture, $"--lease-seconds must be between 7 and 600 (renewed every 3 s, given up 3 s early), got {LeaseSeconds}."));
         }
 
         return problems;

@@ -34,15 +34,21 @@ public sealed record CoordinatorTakeoverFigures(
     long ManagedBytesAllocated,
     bool RestoredEqual);
 
-/// <summary>The figures of one <see cref="CoordinatorCommitBench"/> run; medians over repeats for each version's commit point and for the takeover.</summary>
+/// <summary>
+/// The figures of one <see cref="CoordinatorCommitBench"/> run; medians over repeats for each version's commit point and
+/// for the takeover (null where none ran). <see cref="LeaseLostAtVersion"/>: the version whose commit point outlasted the lease (the repeat
+/// stopped there: no later commit point and no takeover), or null.
+/// </summary>
 public sealed record CoordinatorCommitBenchResult(
     int Parameters,
     long ModelBytes,
     int Versions,
     int Repeats,
+    double LeaseSeconds,
+    long? LeaseLostAtVersion,
     bool PeakFromVmHwm,
-    double[] MedianCommitSeconds,
-    double MedianTakeoverSeconds,
+    double?[] MedianCommitSeconds,
+    double? MedianTakeoverSeconds,
     IReadOnlyList<CoordinatorCommitFigures> Commits,
     IReadOnlyList<CoordinatorTakeoverFigures> Takeovers,
     bool RestoredEqual,
