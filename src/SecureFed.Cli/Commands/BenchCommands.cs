@@ -11,6 +11,7 @@ internal static class BenchCommands
         command.Subcommands.Add(SecAggBenchCommand.Create());
         command.Subcommands.Add(LoadBenchCommand.Create());
         command.Subcommands.Add(ClusterBenchCommand.Create());
+        command.Subcommands.Add(CoordinatorCommitBenchCommand.Create());
         command.Subcommands.Add(PrgBenchCommand.Create());
         command.Subcommands.Add(PairBenchCommand.Create());
         command.Subcommands.Add(DiscreteGaussianBenchCommand.Create());

@@ -1,0 +1,83 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using SecureFed.Cluster.Bench;
+
+namespace SecureFed.Cli.Commands;
+
+/// <summary>
+/// <c>securefed bench coordinator-commit</c>: the coordinator's commit points and a successor's takeover with a large
+/// model, on a throw-away PostgreSQL (<see cref="CoordinatorCommitBench"/>); docs/benchmarks.md.
+/// </summary>
+internal static class CoordinatorCommitBenchCommand
+{
+    private static readonly JsonSerializerOptions JsonOptions = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
+
+    public static Command Create()
+    {
+        var defaults = new CoordinatorCommitBenchOptions();
+        var parameters = new Option<int>("--parameters") { Description = "Model parameters per version (float32; the default is 440 MB a version).", DefaultValueFactory = _ => defaults.Parameters };
+        var versions = new Option<int>("--versions") { Description = "Model versions committed (version 0 at start-up, then one per round), all restored by the takeover.", DefaultValueFactory = _ => defaults.Versions };
+        var repeats = new Option<int>("--repeats") { Description = "How many times the commit points and the takeover run (each on a federation of its own).", DefaultValueFactory = _ => defaults.Repeats };
+        var lease = new Option<double>("--lease-seconds") { Description = "Coordinator lease length (renewed every 3 s, given up 3 s early; default: the product's LeaseSeconds default). A commit point longer than the lease less 3 s loses it.", DefaultValueFactory = _ => defaults.LeaseSeconds };
+        var connection = new Option<string?>("--connection-string") { Description = "PostgreSQL database to use (default: a throw-away server started with initdb/pg_ctl)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object as the last line." };
+        var command = new Command(
+            "coordinator-commit",
+            "The coordinator's commit point after each model version (sent once to PostgreSQL, fenced) and a successor's takeover restoring every version, through the product's classes: time, bytes sent, peak working set, managed allocations.")
+        {
+            parameters, versions, repeats, lease, connection, json,
+        };
+        command.SetAction(async (parse, ct) =>
+        {
+            var options = new CoordinatorCommitBenchOptions
+            {
+                Parameters = parse.GetValue(parameters),
+                Versions = parse.GetValue(versions),
+                Repeats = parse.GetValue(repeats),
+                LeaseSeconds = parse.GetValue(lease),
+                ConnectionString = parse.GetValue(connection),
+            };
+            IReadOnlyList<string> problems = options.Validate();
+            if (problems.Count > 0)
+            {
+                throw new UsageException(string.Join("\n", problems));
+            }
+
+            TextWriter output = parse.InvocationConfiguration.Output;
+            CoordinatorCommitBenchResult r = await CoordinatorCommitBench.RunAsync(options, output, ct).ConfigureAwait(false);
+            await output.WriteLineAsync(parse.GetValue(json) ? JsonSerializer.Serialize(r, JsonOptions) : Describe(r)).ConfigureAwait(false);
+            return r.RestoredEqual ? CliApp.ExitOk : CliApp.ExitFailure;
+        });
+        return command;
+    }
+
+    private static string Describe(CoordinatorCommitBenchResult r)
+    {
+        static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);
+        var lines = new List<string>
+        {
+            string.Create(CultureInfo.InvariantCulture, $"{r.Parameters:N0} parameters ({r.ModelBytes:N0} bytes a version), {r.Versions} version(s), {r.Repeats} repeat(s)"),
+        };
+        for (int v = 0; v < r.Versions; v++)
+        {
+            CoordinatorCommitFigures[] c = [.. r.Commits.Where(x => x.Version == v)];
+            if (c.Length == 0)
+            {
+                continue;
+            }
+
+            lines.Add(string.Create(CultureInfo.InvariantCulture,
+                $"commit point of version {v}: median {r.MedianCommitSeconds[v] ?? 0:F2} s; sent {string.Join(" / ", c.Select(x => x.BytesSent.ToString("N0", CultureInfo.InvariantCulture)))} bytes; peak working set {string.Join(" / ", c.Select(x => MiB(x.PeakWorkingSetBytes)))} MiB"));
+        }
+
+        if (r.LeaseLostAtVersion is long lost)
+        {
+            lines.Add(string.Create(CultureInfo.InvariantCulture, $"the lease was lost during the commit point of version {lost}: stopped there, no takeover measured"));
+        }
+
+        lines.Add(string.Create(CultureInfo.InvariantCulture,
+            $"takeover: median {r.MedianTakeoverSeconds ?? 0:F2} s restoring {string.Join(" / ", r.Takeovers.Select(t => t.VersionsRestored))} version(s); peak working set {string.Join(" / ", r.Takeovers.Select(t => MiB(t.PeakWorkingSetBytes)))} MiB; restored bytes equal: {(r.RestoredEqual ? "yes" : "NO")}"));
+        return string.Join(Environment.NewLine, lines);
+    }
+}
