@@ -140,6 +140,53 @@ public sealed class PostgresCoordinatorLeaseTests : IClassFixture<PostgresServer
     }
 
     [SkippableFact]
+    public async Task Fence_UnlockedCheckWhileTheWriteIsSent_RenewalsGoThrough_LockingFenceHoldsThemBack()
+    {
+        // A commit point of a 440 MB model version takes longer than the lease: the holder's renewals must not wait for
+        // it. The unlocked check at the start of the write lets them through; only the locking fence just before the
+        // commit holds them back, for as long as the commit itself takes.
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        var lease = new PostgresCoordinatorLease(db, "fed-renew-inflight");
+        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", Long, CancellationToken.None).WaitAsync(Timeout));
+
+        await using NpgsqlConnection writer = await db.OpenConnectionAsync().AsTask().WaitAsync(Timeout);
+        await using NpgsqlTransaction tx = await writer.BeginTransactionAsync().AsTask().WaitAsync(Timeout);
+        await lease.FenceAsync(writer, tx, "silo-a", 1, CancellationToken.None, lockRow: false).WaitAsync(Timeout);
+        Assert.True(await lease.RenewAsync("silo-a", 1, Long, CancellationToken.None).WaitAsync(Timeout)); // not blocked by the write
+
+        await lease.FenceAsync(writer, tx, "silo-a", 1, CancellationToken.None).WaitAsync(Timeout); // the fence proper: holds the row
+        Task<bool> renewal = lease.RenewAsync("silo-a", 1, Long, CancellationToken.None);
+        await WaitForLockWaitAsync(db);
+        Assert.False(renewal.IsCompleted);
+        await tx.CommitAsync().WaitAsync(Timeout);
+        Assert.True(await renewal.WaitAsync(Timeout));
+    }
+
+    [SkippableFact]
+    public async Task Fence_TakeoverAfterTheUnlockedCheck_LockingFenceRefuses()
+    {
+        Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
+        await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
+        var lease = new PostgresCoordinatorLease(db, "fed-check-then-lost");
+        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", TimeSpan.FromSeconds(3), CancellationToken.None).WaitAsync(Timeout));
+
+        await using (NpgsqlConnection writer = await db.OpenConnectionAsync().AsTask().WaitAsync(Timeout))
+        {
+            await using NpgsqlTransaction tx = await writer.BeginTransactionAsync().AsTask().WaitAsync(Timeout);
+            await lease.FenceAsync(writer, tx, "silo-a", 1, CancellationToken.None, lockRow: false).WaitAsync(Timeout);
+
+            // The lease expires while the write is sent, and silo-b takes it at once: the unlocked check held nothing.
+            await WaitUntilExpiredAsync(lease);
+            Assert.Equal(2L, await lease.TryAcquireAsync("silo-b", Long, CancellationToken.None).WaitAsync(Timeout));
+
+            var ex = await Assert.ThrowsAsync<CoordinatorLeaseLostException>(() => lease.FenceAsync(writer, tx, "silo-a", 1, CancellationToken.None).WaitAsync(Timeout));
+            Assert.Contains("fed-check-then-lost", ex.Message, StringComparison.Ordinal);
+            await tx.RollbackAsync().WaitAsync(Timeout);
+        }
+    }
+
+    [SkippableFact]
     public async Task Keeper_RenewsThenRenewalRefused_LostCancelledAndEnsureHeldThrows()
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);

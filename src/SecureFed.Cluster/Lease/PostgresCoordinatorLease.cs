@@ -58,6 +58,11 @@ public sealed class PostgresCoordinatorLease
         FOR SHARE
         """;
 
+    private const string CheckSql = """
+        SELECT epoch FROM securefed_coordinator_lease
+        WHERE federation = $1 AND holder = $2 AND epoch = $3 AND expires_utc > clock_timestamp()
+        """;
+
     private const string ReadSql = "SELECT holder, epoch, expires_utc, clock_timestamp(), agent_endpoint FROM securefed_coordinator_lease WHERE federation = $1";
 
     private readonly NpgsqlDataSource _dataSource;
@@ -146,17 +151,22 @@ public sealed class PostgresCoordinatorLease
 
     /// <summary>
     /// The fence of a write: inside <paramref name="transaction"/>, checks that <paramref name="holder"/> still holds
-    /// the unexpired lease at <paramref name="epoch"/> and share-locks the row until the transaction ends (a concurrent
-    /// acquisition waits for the commit, so the write lands before the next epoch begins).
+    /// the unexpired lease at <paramref name="epoch"/> and, with <paramref name="lockRow"/>, share-locks the row until the
+    /// transaction ends (a concurrent acquisition waits for the commit, so the write lands before the next epoch begins).
+    /// The lock also holds back the holder's own renewals (an <c>UPDATE</c> of the row), so a long write takes it last:
+    /// an unlocked check first (fail fast, before sending anything), the write, then the locking fence just before the
+    /// commit. A takeover between the two makes the locking fence fail and the write is rolled back; one after it waits
+    /// for the commit.
     /// </summary>
+    /// <param name="lockRow">True (the fence proper): share-lock the row until the transaction ends; false: only check.</param>
     /// <exception cref="CoordinatorLeaseLostException">The writer no longer holds the lease; the message says why (<see cref="LeaseRules.Fence"/>). Roll back.</exception>
-    public async Task FenceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string holder, long epoch, CancellationToken cancellationToken)
+    public async Task FenceAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string holder, long epoch, CancellationToken cancellationToken, bool lockRow = true)
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentException.ThrowIfNullOrWhiteSpace(holder);
         await EnsureSchemaAsync(cancellationToken).ConfigureAwait(false);
-        await using (var command = new NpgsqlCommand(FenceSql, connection, transaction))
+        await using (var command = new NpgsqlCommand(lockRow ? FenceSql : CheckSql, connection, transaction))
         {
             AddKey(command, holder, epoch);
             if (await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is long)

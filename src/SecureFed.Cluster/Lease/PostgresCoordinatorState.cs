@@ -209,8 +209,10 @@ public sealed class PostgresCoordinatorState
                 NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
                 await using (transaction.ConfigureAwait(false))
                 {
-                    // Even with nothing changed the fence runs: a commit point of a silo that lost the lease fails.
-                    await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken).ConfigureAwait(false);
+                    // Even with nothing changed the fence runs: a commit point of a silo that lost the lease fails. First an
+                    // unlocked check (nothing is sent by a silo that already lost it); the locking fence comes last, just
+                    // before the commit, so the keeper's renewals are not held back while a large model version is sent.
+                    await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken, lockRow: false).ConfigureAwait(false);
                     foreach ((string name, byte[]? bytes, string? path, string sha) in changed)
                     {
                         await SaveFileAsync(connection, transaction, name, bytes, path, sha, epoch, cancellationToken).ConfigureAwait(false);
@@ -238,6 +240,7 @@ public sealed class PostgresCoordinatorState
                         await legacy.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
                     }
 
+                    await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken).ConfigureAwait(false);
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                 }
             }
@@ -317,13 +320,14 @@ public sealed class PostgresCoordinatorState
                 NpgsqlTransaction transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
                 await using (transaction.ConfigureAwait(false))
                 {
-                    await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken).ConfigureAwait(false);
+                    await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken, lockRow: false).ConfigureAwait(false);
                     foreach ((string name, byte[] fileBytes, string sha) in changed)
                     {
                         await SaveFileAsync(connection, transaction, name, fileBytes, path: null, sha, epoch, cancellationToken).ConfigureAwait(false);
                     }
 
                     (CoordinatorAuditRows.Head head, int lines, long bytes) = await SaveAuditLinesAsync(connection, transaction, auditLog, epoch, cancellationToken).ConfigureAwait(false);
+                    await _lease.FenceAsync(connection, transaction, holder, epoch, cancellationToken).ConfigureAwait(false);
                     await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
                     _auditSaved = head;
                     foreach ((string name, _, string sha) in changed)
