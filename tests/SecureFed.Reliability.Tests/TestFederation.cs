@@ -2,7 +2,6 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Net;
 using System.Net.Security;
-using System.Net.Sockets;
 using System.Security.Cryptography.X509Certificates;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
@@ -99,7 +98,7 @@ internal sealed class TestFederation : IAsyncDisposable
             settings[key] = value;
         }
 
-        return new TestFederation(directory, provisioned, FreePort(), settings);
+        return new TestFederation(directory, provisioned, SecureFed.Cluster.Bench.LoopbackPorts.Next(), settings);
     }
 
     /// <summary>Changes an aggregator setting (key without the "SecureFed:" prefix) for the next <see cref="StartAggregatorAsync"/>.</summary>
@@ -267,12 +266,5 @@ internal sealed class TestFederation : IAsyncDisposable
         catch (UnauthorizedAccessException)
         {
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }

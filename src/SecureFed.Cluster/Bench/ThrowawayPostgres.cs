@@ -1,7 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 
 namespace SecureFed.Cluster.Bench;
 
@@ -63,7 +61,7 @@ public sealed class ThrowawayPostgres : IAsyncDisposable
         string dir = Path.Combine(Path.GetTempPath(), "securefed-pg-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
         bool root = Environment.UserName == "root";
-        int port = FreePort();
+        int port = LoopbackPorts.Next();
         try
         {
             if (root)
@@ -110,13 +108,6 @@ public sealed class ThrowawayPostgres : IAsyncDisposable
         {
             Directory.Delete(_dir, recursive: true);
         }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
     private static async Task RunAsync(string program, IReadOnlyList<string> arguments, bool asPostgres, CancellationToken cancellationToken)
