@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using SecureFed.Aggregator;
 using SecureFed.Audit;
+using SecureFed.Cluster.Bench;
 using SecureFed.Cluster.Lease;
 using Xunit.Abstractions;
 

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
+using SecureFed.Cluster.Bench;
 using SecureFed.Cluster.Lease;
 using Xunit.Abstractions;
 

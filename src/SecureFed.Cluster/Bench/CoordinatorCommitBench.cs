@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Diagnostics.Metrics;
 using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
@@ -62,7 +61,7 @@ public static class CoordinatorCommitBench
             NpgsqlDataSource db = new NpgsqlDataSourceBuilder(connectionString) { Name = pool }.Build();
             await using (db.ConfigureAwait(false))
             {
-                using var sent = new BytesWritten(pool);
+                using var sent = new NpgsqlBytesWritten(pool);
                 bool vmHwm = PeakMemory.CanReset();
                 var commits = new List<CoordinatorCommitFigures>();
                 var takeovers = new List<CoordinatorTakeoverFigures>();
@@ -99,7 +98,7 @@ public static class CoordinatorCommitBench
     }
 
     private static async Task<(List<CoordinatorCommitFigures>, CoordinatorTakeoverFigures?)> RunOnceAsync(
-        CoordinatorCommitBenchOptions options, int repeat, string dir, ProvisionResult provisioned, NpgsqlDataSource db, BytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
+        CoordinatorCommitBenchOptions options, int repeat, string dir, ProvisionResult provisioned, NpgsqlDataSource db, NpgsqlBytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(dir);
         long modelBytes = options.Parameters * (long)sizeof(float);
@@ -191,7 +190,7 @@ public static class CoordinatorCommitBench
     }
 
     private static async Task<CoordinatorCommitFigures> CommitAsync(
-        ClusterCoordinatorFence fence, AggregatorState state, int repeat, long version, long modelBytes, BytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
+        ClusterCoordinatorFence fence, AggregatorState state, int repeat, long version, long modelBytes, NpgsqlBytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
     {
         Collect();
         using var peak = PeakMemory.Start();
@@ -282,39 +281,6 @@ public static class CoordinatorCommitBench
 
     private static Task Say(TextWriter progress, string line) =>
         progress.WriteLineAsync(string.Create(CultureInfo.InvariantCulture, $"[{DateTime.UtcNow:HH:mm:ss}] {line}"));
-
-    /// <summary>Npgsql's count of bytes written to the server by one data source (its pool name): the metric CoordinatorModelRowsTests counts.</summary>
-    private sealed class BytesWritten : IDisposable
-    {
-        private readonly MeterListener _listener = new();
-        private long _total;
-
-        public BytesWritten(string pool)
-        {
-            _listener.InstrumentPublished = (instrument, listener) =>
-            {
-                if (instrument.Meter.Name == "Npgsql" && instrument.Name == "db.client.operation.npgsql.bytes_written")
-                {
-                    listener.EnableMeasurementEvents(instrument);
-                }
-            };
-            _listener.SetMeasurementEventCallback<long>((_, value, tags, _) =>
-            {
-                foreach (KeyValuePair<string, object?> tag in tags)
-                {
-                    if (tag.Key == "db.client.connection.pool.name" && Equals(tag.Value, pool))
-                    {
-                        Interlocked.Add(ref _total, value);
-                    }
-                }
-            });
-            _listener.Start();
-        }
-
-        public long Total => Interlocked.Read(ref _total);
-
-        public void Dispose() => _listener.Dispose();
-    }
 
     /// <summary>
     /// The process's resident set high-water mark over a span: Linux VmHWM reset at the start (writing 5 to

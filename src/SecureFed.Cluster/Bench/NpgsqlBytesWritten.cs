@@ -1,13 +1,17 @@
 using System.Diagnostics.Metrics;
 
-namespace SecureFed.Cluster.Tests;
+namespace SecureFed.Cluster.Bench;
 
-/// <summary>Npgsql's count of bytes written to the server by one data source (its pool name).</summary>
-internal sealed class NpgsqlBytesWritten : IDisposable
+/// <summary>
+/// Npgsql's count of bytes written to the server by one data source (its pool name): the metric
+/// <c>db.client.operation.npgsql.bytes_written</c>, read by <c>bench coordinator-commit</c> and the commit-point tests.
+/// </summary>
+public sealed class NpgsqlBytesWritten : IDisposable
 {
     private readonly MeterListener _listener = new();
     private long _total;
 
+    /// <summary>Starts counting the bytes written by the data source whose pool is named <paramref name="pool"/>.</summary>
     public NpgsqlBytesWritten(string pool)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
@@ -30,7 +34,9 @@ internal sealed class NpgsqlBytesWritten : IDisposable
         _listener.Start();
     }
 
+    /// <summary>Bytes written so far.</summary>
     public long Total => Interlocked.Read(ref _total);
 
+    /// <summary>Stops counting.</summary>
     public void Dispose() => _listener.Dispose();
 }
