@@ -139,7 +139,7 @@ public static class CoordinatorCommitBench
         if (commits.Count < options.Versions || !commits[^1].LeaseHeldAfter)
         {
             await Say(progress, string.Create(CultureInfo.InvariantCulture,
-                $"repeat {repeat}: the lease ({options.LeaseSeconds} s, given up {LeaseTerms.Default.SafetyMargin.TotalSeconds} s early) was lost during the commit point of model version {commits[^1].Version} ({commits[^1].Seconds:F2} s): its renewals wait for the commit's fenced transaction; the coordinator's next commit point would be refused. Stopped (no takeover measured); a longer lease: --lease-seconds")).ConfigureAwait(false);
+                $"repeat {repeat}: the lease ({options.LeaseSeconds} s, given up {options.LeaseTerms.SafetyMargin.TotalSeconds} s early) was lost during the commit point of model version {commits[^1].Version} ({commits[^1].Seconds:F2} s): no renewal succeeded in time, so the coordinator's next commit point would be refused. Stopped (no takeover measured); a longer lease: --lease-seconds")).ConfigureAwait(false);
             Directory.Delete(dir, recursive: true);
             return (commits, null);
         }
