@@ -19,7 +19,7 @@ internal static class CoordinatorCommitBenchCommand
         var parameters = new Option<int>("--parameters") { Description = "Model parameters per version (float32; the default is 440 MB a version).", DefaultValueFactory = _ => defaults.Parameters };
         var versions = new Option<int>("--versions") { Description = "Model versions committed (version 0 at start-up, then one per round), all restored by the takeover.", DefaultValueFactory = _ => defaults.Versions };
         var repeats = new Option<int>("--repeats") { Description = "How many times the commit points and the takeover run (each on a federation of its own).", DefaultValueFactory = _ => defaults.Repeats };
-        var lease = new Option<double>("--lease-seconds") { Description = "Coordinator lease length (renewed every 3 s, given up 3 s early; default: the product's LeaseSeconds default). A commit point longer than the lease less 3 s loses it.", DefaultValueFactory = _ => defaults.LeaseSeconds };
+        var lease = new Option<double>("--lease-seconds") { Description = "Coordinator lease length (renewed every 3 s, given up 3 s early; default: the product's LeaseSeconds default). A lease lost during a commit point ends the repeat and is reported.", DefaultValueFactory = _ => defaults.LeaseSeconds };
         var connection = new Option<string?>("--connection-string") { Description = "PostgreSQL database to use (default: a throw-away server started with initdb/pg_ctl)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object as the last line." };
         var command = new Command(

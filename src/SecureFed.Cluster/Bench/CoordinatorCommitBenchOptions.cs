@@ -32,9 +32,9 @@ public sealed record CoordinatorCommitBenchOptions
     public int Repeats { get; init; } = 1;
 
     /// <summary>
-    /// Length of the coordinator lease (renewed every 3 s, given up 3 s early, as the product's defaults): a commit point
-    /// longer than the lease less its safety margin loses the lease, since the lease cannot be renewed while the commit's
-    /// fenced transaction holds the lease row. <value>The default value is 15 (the product's <c>LeaseSeconds</c> default).</value>
+    /// Length of the coordinator lease (renewed every 3 s, given up 3 s early, as the product's defaults). Renewals go
+    /// through while a commit point sends its model version (the locking fence is the transaction's last statement); a
+    /// lease lost anyway ends the repeat and is reported. <value>The default value is 15 (the product's <c>LeaseSeconds</c> default).</value>
     /// </summary>
     public double LeaseSeconds { get; init; } = Lease.LeaseTerms.Default.Duration.TotalSeconds;
 
