@@ -214,13 +214,16 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         Assert.True(verified.Ok, verified.FirstProblem);
     }
 
-    [SkippableFact]
-    public async Task Takeover_StandbyPort0TakenByAnotherProcessAfterItsFrontStopped_FailsNamingTheAddress()
+    [SkippableTheory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Takeover_StandbyPortTakenByAnotherProcessAfterItsFrontStopped_FailsNamingTheAddress(bool listenPort0)
     {
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
-        const string federation = "takeover-port-taken";
+        string federation = listenPort0 ? "takeover-port-taken" : "takeover-fixed-port-taken";
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
-        using Takeover cluster = await StartAsync(fed, federation, "takeover_port_taken", rounds: 2, agentListen: null, portB: 0);
+        using Takeover cluster = await StartAsync(fed, federation, listenPort0 ? "takeover_port_taken" : "takeover_fixed_port_taken", rounds: 2, agentListen: null,
+            portB: listenPort0 ? 0 : null);
         int portB = StandbyPort(cluster.B);
 
         // Another process binds the port B's front picked as soon as the front stops (B took the lease after A was killed).
@@ -236,7 +239,9 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
             // No silent move to another port: B stops with an error naming the address it announced.
             Assert.NotEqual(0, exit);
             Assert.Contains("coordinator lease acquired (epoch 2)", cluster.B.Output, StringComparison.Ordinal);
-            Assert.Contains($"the aggregator service cannot bind https://127.0.0.1:{portB}, the address this silo's standby front picked", cluster.B.Output, StringComparison.Ordinal);
+            string origin = listenPort0 ? "the address this silo's standby front picked" : "this silo's SecureFed:Listen, which its standby front served";
+            Assert.Contains($"the aggregator service cannot bind https://127.0.0.1:{portB}, {origin}", cluster.B.Output, StringComparison.Ordinal);
+            Assert.Contains("The lease is released for another coordinator-eligible silo", cluster.B.Output, StringComparison.Ordinal);
             Assert.DoesNotContain("aggregator listening on", cluster.B.Output, StringComparison.Ordinal);
         }
         finally

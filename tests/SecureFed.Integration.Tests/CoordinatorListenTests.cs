@@ -51,4 +51,17 @@ public sealed class CoordinatorListenTests
 
     private static IConfiguration Configuration(Dictionary<string, string?> values)
         => new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+
+    [Theory]
+    [InlineData(true, false, "the address this silo's standby front picked for SecureFed:Listen port 0 and announced", "give SecureFed:Listen a fixed port")]
+    [InlineData(false, true, "the aggregator's default address, which this silo's standby front served (its configuration has no SecureFed:Listen)", "set SecureFed:Listen to a free address")]
+    [InlineData(false, false, "this silo's SecureFed:Listen, which its standby front served", "set SecureFed:Listen to a free address")]
+    public void TakenAfterFrontStopped_NamesTheAddressWhereItCameFromAndTheRemedy(bool picked, bool defaulted, string origin, string remedy)
+    {
+        string message = ServiceCommands.TakenAfterFrontStopped(new Uri("https://127.0.0.1:7443"), picked, defaulted, "Address already in use");
+
+        Assert.StartsWith($"coordinator lease taken, but the aggregator service cannot bind https://127.0.0.1:7443, {origin}: another process took it after the front stopped (Address already in use).", message, StringComparison.Ordinal);
+        Assert.Contains("The lease is released for another coordinator-eligible silo", message, StringComparison.Ordinal);
+        Assert.EndsWith(remedy + ".", message, StringComparison.Ordinal);
+    }
 }

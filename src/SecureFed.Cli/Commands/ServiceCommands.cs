@@ -303,13 +303,11 @@ internal static class ServiceCommands
                 silo.Services.GetRequiredService<Cluster.Front.SiloAgentEndpoint>().Set(options.AdvertisedAgentEndpoint(listen));
                 return await RunAggregatorAsync(configuration, parse, servers, fence, cancellationToken).ConfigureAwait(false);
             }
-            catch (IOException ex) when (picked && ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
+            catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
             {
-                // The port the standby front picked was taken by another process between the front's stop and this bind. No
-                // fallback to another port: agents and the other silos were told this one. The lease is released (finally).
-                throw new IOException(
-                    $"coordinator lease taken, but the aggregator service cannot bind {listen.GetLeftPart(UriPartial.Authority)}, the address this silo's standby front picked for SecureFed:Listen port 0 and announced: another process took it after the front stopped ({ex.Message}). The lease is released for another coordinator-eligible silo; restart this silo, or give SecureFed:Listen a fixed port.",
-                    ex);
+                // The address was taken by another process between the standby front's stop and this bind. No fallback to
+                // another port: agents and the other silos were told this one. The lease is released (finally).
+                throw new IOException(TakenAfterFrontStopped(listen, picked, defaultListen, ex.Message), ex);
             }
             finally
             {
@@ -404,6 +402,23 @@ internal static class ServiceCommands
     private static IConfiguration WithListen(IConfiguration configuration, Uri listen)
         => new ConfigurationBuilder().AddConfiguration(configuration)
             .AddInMemoryCollection(new Dictionary<string, string?> { ["SecureFed:Listen"] = listen.GetLeftPart(UriPartial.Authority) }).Build();
+
+    /// <summary>
+    /// The error of a coordinator that took the lease but cannot bind its Listen address because another process took it
+    /// after the standby front stopped: it names the address, where it came from (a port the front picked for port 0, the
+    /// aggregator's default, or <c>SecureFed:Listen</c>) and what to do.
+    /// </summary>
+    internal static string TakenAfterFrontStopped(Uri listen, bool picked, bool defaulted, string cause)
+    {
+        string address = listen.GetLeftPart(UriPartial.Authority);
+        string origin = picked
+            ? "the address this silo's standby front picked for SecureFed:Listen port 0 and announced"
+            : defaulted
+                ? "the aggregator's default address, which this silo's standby front served (its configuration has no SecureFed:Listen)"
+                : "this silo's SecureFed:Listen, which its standby front served";
+        string remedy = picked ? "restart this silo, or give SecureFed:Listen a fixed port" : "stop that process and restart this silo, or set SecureFed:Listen to a free address";
+        return $"coordinator lease taken, but the aggregator service cannot bind {address}, {origin}: another process took it after the front stopped ({cause}). The lease is released for another coordinator-eligible silo; {remedy}.";
+    }
 
     /// <summary>Stops a standby's front, if it runs.</summary>
     private static async Task StopStandbyAsync(SiloFront? standby)
