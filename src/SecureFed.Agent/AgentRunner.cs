@@ -82,8 +82,9 @@ public sealed class AgentRunner
                     },
                     TimeSpan.FromMinutes(5), cancellationToken).ConfigureAwait(false);
             }
-            catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded)
+            catch (RpcException ex) when (ex.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Aborted)
             {
+                // Aborted: a newer long-poll of this site replaced this one at the aggregator (one waiting call per site).
                 continue;
             }
             catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown)

@@ -54,7 +54,16 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     public override async Task<RoundAnnouncement> AwaitRound(AwaitRoundRequest request, ServerCallContext context)
     {
         string site = Authenticate(context, request.Header, Stage.Announce);
-        RoundSession? session = await _coordinator.AwaitRoundAsync(site, (long)request.Header.Round, context.CancellationToken).ConfigureAwait(false);
+        RoundSession? session;
+        try
+        {
+            session = await _coordinator.AwaitRoundAsync(site, (long)request.Header.Round, context.CancellationToken).ConfigureAwait(false);
+        }
+        catch (AwaitRoundSupersededException ex)
+        {
+            throw new RpcException(new Status(StatusCode.Aborted, ex.Message));
+        }
+
         if (session is null)
         {
             return new RoundAnnouncement { Finished = true, Header = new Header { FederationId = _options.Federation, Sender = "aggregator", Stage = Stage.Announce } };

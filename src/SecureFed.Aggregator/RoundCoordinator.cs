@@ -112,14 +112,26 @@ public sealed class RoundCoordinator : BackgroundService
                 return null;
             }
 
+            // One long-poll per site: a newer one (an agent that reconnected, or a site opening many) ends the older, so a
+            // site cannot pile up waiting calls, each holding its request, on the aggregator.
             var waiter = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
-            _waiting[site] = waiter;
+            TaskCompletionSource<bool>? replaced = null;
+            _waiting.AddOrUpdate(site, waiter, (_, older) =>
+            {
+                replaced = older;
+                return waiter;
+            });
+            replaced?.TrySetException(new AwaitRoundSupersededException(site));
             using (cancellationToken.Register(() => waiter.TrySetCanceled(cancellationToken)))
             {
                 try
                 {
                     await Task.WhenAny(waiter.Task, _finished.Task).ConfigureAwait(false);
                     cancellationToken.ThrowIfCancellationRequested();
+                    if (waiter.Task.Exception?.InnerException is AwaitRoundSupersededException superseded)
+                    {
+                        throw superseded;
+                    }
                 }
                 finally
                 {

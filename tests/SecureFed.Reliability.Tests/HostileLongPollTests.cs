@@ -1,0 +1,112 @@
+using Grpc.Core;
+using Grpc.Net.Client;
+using SecureFed.Aggregator;
+using SecureFed.Audit;
+using SecureFed.Federation;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// One authenticated site tries to make the aggregator hold memory with small calls: requests padded up to the 4 MiB
+/// message limit, and many long-polls for the next round. Requests that carry no bulk data are refused over 64 KiB before
+/// they are parsed, and a site has one waiting <c>AwaitRound</c> at a time (a newer one ends the older with ABORTED).
+/// </summary>
+public sealed class HostileLongPollTests : IDisposable
+{
+    private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-longpoll-").FullName;
+
+    [Fact]
+    public async Task SmallRequests_PaddedOverTheLimit_RefusedBeforeParsingNamingTheLimit()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"], null);
+        await fed.StartAggregatorAsync();
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Aggregation.AggregationClient(channel);
+
+        // A long-poll padded with a 1 MiB session id, and a status request with a 100 KB federation id of control characters.
+        var poll = new AwaitRoundRequest { Header = RawClient.Header(0, new string('a', 1 << 20), "site-x", Stage.Announce) };
+        RpcException padded = await Assert.ThrowsAsync<RpcException>(() => client.AwaitRoundAsync(poll, RawClient.Deadline(10)).ResponseAsync.WaitAsync(CallTimeout));
+        Assert.Equal(StatusCode.ResourceExhausted, padded.StatusCode);
+        Assert.Contains("securefed.v1.Aggregation/AwaitRound: the request is", padded.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains($"the limit for AwaitRoundRequest is {CheckedRequestBinder.MaxSmallRequestBytes} bytes", padded.Status.Detail, StringComparison.Ordinal);
+
+        Header header = RawClient.Header(0, "", "site-x", Stage.Unspecified);
+        header.FederationId = new string('\u0001', 100_000);
+        RpcException status = await Assert.ThrowsAsync<RpcException>(() => client.GetStatusAsync(new StatusRequest { Header = header }, RawClient.Deadline(10)).ResponseAsync.WaitAsync(CallTimeout));
+        Assert.Equal(StatusCode.ResourceExhausted, status.StatusCode);
+        Assert.Contains("the limit for StatusRequest is", status.Status.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("\u0001", status.Status.Detail, StringComparison.Ordinal);
+
+        // Just under the limit is parsed as before (here refused for its unknown federation, by the service).
+        header.FederationId = new string('f', 1000);
+        RpcException parsed = await Assert.ThrowsAsync<RpcException>(() => client.GetStatusAsync(new StatusRequest { Header = header }, RawClient.Deadline(10)).ResponseAsync.WaitAsync(CallTimeout));
+        Assert.Equal(StatusCode.InvalidArgument, parsed.StatusCode);
+
+        // The aggregator is healthy and its audit log verifies.
+        FederationStatus healthy = await client.GetStatusAsync(new StatusRequest { Header = RawClient.Header(0, "", "site-x", Stage.Unspecified) }, RawClient.Deadline(10)).ResponseAsync.WaitAsync(CallTimeout);
+        Assert.Equal(TestFederation.FederationName, healthy.FederationId);
+        AuditVerification verified = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(verified.Ok, verified.FirstProblem);
+    }
+
+    [Fact]
+    public async Task AwaitRound_ManyLongPollsOfOneSite_EachNewerEndsTheOlderWithAborted()
+    {
+        // Two sites must join (MinSites = 2) and only site-x polls: no round opens while it piles up long-polls.
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"], null);
+        await fed.StartAggregatorAsync();
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Aggregation.AggregationClient(channel);
+
+        // 20 long-polls at once: whatever order they reach the aggregator in, each newer one ends the one before it, so
+        // 19 end with ABORTED and exactly one waits.
+        const int polls = 20;
+        var calls = new List<AsyncUnaryCall<RoundAnnouncement>>();
+        try
+        {
+            for (int i = 0; i < polls; i++)
+            {
+                calls.Add(client.AwaitRoundAsync(new AwaitRoundRequest { Header = RawClient.Header((ulong)(1L << 62), "", "site-x", Stage.Announce) }, RawClient.Deadline(120)));
+            }
+
+            using var timeout = new CancellationTokenSource(CallTimeout);
+            while (calls.Count(c => c.ResponseAsync.IsCompleted) < polls - 1)
+            {
+                await Task.WhenAny(calls.Select(c => c.ResponseAsync).Where(t => !t.IsCompleted)).WaitAsync(timeout.Token);
+            }
+
+            foreach (Task<RoundAnnouncement> done in calls.Select(c => c.ResponseAsync).Where(t => t.IsCompleted))
+            {
+                RpcException ex = await Assert.ThrowsAsync<RpcException>(() => done);
+                Assert.Equal(StatusCode.Aborted, ex.StatusCode);
+                Assert.Contains("a newer AwaitRound call of site site-x replaced this one", ex.Status.Detail, StringComparison.Ordinal);
+            }
+
+            // The one left still waits for a round.
+            await Task.Delay(TimeSpan.FromMilliseconds(500));
+            Assert.Equal(1, calls.Count(c => !c.ResponseAsync.IsCompleted));
+        }
+        finally
+        {
+            foreach (AsyncUnaryCall<RoundAnnouncement> call in calls)
+            {
+                call.Dispose();
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}
