@@ -435,7 +435,16 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         for (long offset = 0; offset < total; offset += chunk)
         {
             Span<float> run = values.AsSpan(0, (int)Math.Min(chunk, total - offset));
-            ModelState.ReadValues(bytes, run);
+            try
+            {
+                // Each read opens and closes the blob (ModelBlobStream): a download drained slowly holds no SQLite snapshot.
+                ModelState.ReadValues(bytes, run);
+            }
+            catch (InvalidOperationException)
+            {
+                throw NotStored(version, _state.Model.Current.Version); // removed while it was sent (SecureFed:KeepModelVersions)
+            }
+
             hash.AppendData(WireEncoding.ModelBytesView(run));
             if (offset > 0)
             {

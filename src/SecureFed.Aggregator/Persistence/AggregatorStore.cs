@@ -786,7 +786,7 @@ public sealed partial class AggregatorStore : IDisposable
                     : $"The bytes of model version {version} are not in '{Path}' (a snapshot without model bytes).");
             }
 
-            return new ModelBlobStream(connection, new SqliteBlob(connection, "models", "bytes", version, readOnly: true));
+            return new ModelBlobStream(connection, version, Path);
         }
         catch (SqliteException ex)
         {

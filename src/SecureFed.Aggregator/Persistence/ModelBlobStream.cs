@@ -6,15 +6,27 @@ namespace SecureFed.Aggregator.Persistence;
 /// A model's bytes read with incremental blob I/O (<see cref="AggregatorStore.OpenModel"/>): read-only and seekable, so a
 /// reader that needs the length (Npgsql's bytea parameter) streams it. Owns its connection.
 /// </summary>
+/// <remarks>
+/// The blob is opened for each read and closed after it, so the stream holds no read transaction between reads. A
+/// download a site drains slowly (or not at all) would otherwise keep one SQLite snapshot open for as long as the call
+/// lasts, and with it every WAL frame written since: the round store's WAL would grow by every later model version
+/// until the disk filled. A stored version never changes; one removed while it is read (<c>KeepModelVersions</c>) ends
+/// the next read with <see cref="InvalidOperationException"/>.
+/// </remarks>
 internal sealed class ModelBlobStream : Stream
 {
     private readonly SqliteConnection _connection;
-    private readonly SqliteBlob _blob;
+    private readonly long _version;
+    private readonly string _path;
+    private long _position;
 
-    public ModelBlobStream(SqliteConnection connection, SqliteBlob blob)
+    public ModelBlobStream(SqliteConnection connection, long version, string path)
     {
         _connection = connection;
-        _blob = blob;
+        _version = version;
+        _path = path;
+        using SqliteBlob blob = Open();
+        Length = blob.Length;
     }
 
     public override bool CanRead => true;
@@ -23,25 +35,52 @@ internal sealed class ModelBlobStream : Stream
 
     public override bool CanWrite => false;
 
-    public override long Length => _blob.Length;
+    public override long Length { get; }
 
     public override long Position
     {
-        get => _blob.Position;
-        set => _blob.Position = value;
+        get => _position;
+        set => _position = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "The position cannot be negative.");
     }
 
-    public override int Read(byte[] buffer, int offset, int count) => _blob.Read(buffer, offset, count);
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
-    public override int Read(Span<byte> buffer) => _blob.Read(buffer);
+    public override int Read(Span<byte> buffer)
+    {
+        if (buffer.IsEmpty || _position >= Length)
+        {
+            return 0;
+        }
+
+        using SqliteBlob blob = Open();
+        if (blob.Length != Length)
+        {
+            throw new InvalidOperationException($"Model version {_version} in '{_path}' changed length while it was read ({Length} bytes, now {blob.Length}).");
+        }
+
+        blob.Position = _position;
+        int read = blob.Read(buffer);
+        _position += read;
+        return read;
+    }
 
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken) =>
-        cancellationToken.IsCancellationRequested ? Task.FromCanceled<int>(cancellationToken) : Task.FromResult(_blob.Read(buffer, offset, count));
+        cancellationToken.IsCancellationRequested ? Task.FromCanceled<int>(cancellationToken) : Task.FromResult(Read(buffer, offset, count));
 
     public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default) =>
-        cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled<int>(cancellationToken) : new(_blob.Read(buffer.Span));
+        cancellationToken.IsCancellationRequested ? ValueTask.FromCanceled<int>(cancellationToken) : new(Read(buffer.Span));
 
-    public override long Seek(long offset, SeekOrigin origin) => _blob.Seek(offset, origin);
+    public override long Seek(long offset, SeekOrigin origin)
+    {
+        Position = origin switch
+        {
+            SeekOrigin.Begin => offset,
+            SeekOrigin.Current => _position + offset,
+            SeekOrigin.End => Length + offset,
+            _ => throw new ArgumentOutOfRangeException(nameof(origin), origin, "Not a seek origin."),
+        };
+        return _position;
+    }
 
     public override void Flush()
     {
@@ -55,10 +94,22 @@ internal sealed class ModelBlobStream : Stream
     {
         if (disposing)
         {
-            _blob.Dispose();
             _connection.Dispose();
         }
 
         base.Dispose(disposing);
+    }
+
+    /// <summary>The version's blob, open for one read (its read transaction ends when it is disposed).</summary>
+    private SqliteBlob Open()
+    {
+        try
+        {
+            return new SqliteBlob(_connection, "models", "bytes", _version, readOnly: true);
+        }
+        catch (SqliteException ex)
+        {
+            throw new InvalidOperationException($"Model version {_version} is no longer in '{_path}' (removed while it was read: SecureFed:KeepModelVersions): {ex.Message}", ex);
+        }
     }
 }

@@ -9,7 +9,7 @@ namespace SecureFed.Federation.Tests.Persistence;
 
 /// <summary>
 /// Model-version retention in the round store (<c>SecureFed:KeepModelVersions</c>): the transaction that stores a
-/// round's model deletes the versions older than the newest N, never one that is still read, and what it keeps
+/// round's model deletes the versions older than the newest N, never the latest or a running round's base, and what it keeps
 /// reopens and restores bit for bit.
 /// </summary>
 public sealed class ModelRetentionTests : IDisposable
@@ -187,22 +187,55 @@ public sealed class ModelRetentionTests : IDisposable
     }
 
     [Fact]
-    public void OpenModel_DownloadInFlightWhenItsVersionIsPruned_ReadsEveryByteOfIt()
+    public void OpenModel_DownloadInFlightWhenItsVersionIsPruned_NextReadFailsNamingTheRemoval()
     {
+        // A download holds no read transaction between reads (ModelBlobStream), so it cannot keep a pruned version alive;
+        // an agent only downloads the version its round starts from, which is never pruned while the round runs.
+        using AggregatorStore store = Open();
+        Run(store, rounds: 2, keep: 0);
+        using Stream download = store.OpenModel(2);
+        byte[] head = new byte[1_000];
+        download.ReadExactly(head);
+        Assert.Equal(_written[2].Bytes.AsSpan(0, 1_000).ToArray(), head);
+
+        Run(store, rounds: 2, keep: 1, firstVersion: 3);
+
+        Assert.Equal([4L], store.ListModels().Select(m => m.Version));
+        var removed = Assert.Throws<InvalidOperationException>(() => download.ReadExactly(new byte[1_000]));
+        Assert.Contains("Model version 2 is no longer in", removed.Message, StringComparison.Ordinal);
+        Assert.Contains("SecureFed:KeepModelVersions", removed.Message, StringComparison.Ordinal);
+        Assert.Throws<InvalidOperationException>(() => store.OpenModel(2)); // a new download of it finds nothing
+    }
+
+    [Fact]
+    public void OpenModel_DownloadStalledMidway_HoldsNoSnapshotSoTheLogIsTruncated()
+    {
+        // A site that starts a download and stops reading must not pin the write-ahead log: every later version would stay
+        // in it until the disk filled.
         using AggregatorStore store = Open();
         Run(store, rounds: 2, keep: 0);
         using Stream download = store.OpenModel(2);
         byte[] head = new byte[1_000];
         download.ReadExactly(head);
 
-        Run(store, rounds: 2, keep: 1, firstVersion: 3);
+        Run(store, rounds: 3, keep: 0, firstVersion: 3);
+        using (var connection = new SqliteConnection(new SqliteConnectionStringBuilder { DataSource = DbPath, Pooling = false }.ConnectionString))
+        {
+            connection.Open();
+            using SqliteCommand checkpoint = connection.CreateCommand();
+            checkpoint.CommandText = "PRAGMA wal_checkpoint(TRUNCATE);";
+            using SqliteDataReader result = checkpoint.ExecuteReader();
+            Assert.True(result.Read());
+            Assert.Equal(0L, result.GetInt64(0)); // not busy: no reader holds an old snapshot
+        }
 
-        Assert.Equal([4L], store.ListModels().Select(m => m.Version));
+        Assert.Equal(0L, new FileInfo(DbPath + "-wal").Length);
+
+        // The download goes on where it stopped, every byte of its version.
         using var rest = new MemoryStream();
         download.CopyTo(rest);
         byte[] read = [.. head, .. rest.ToArray()];
         Assert.Equal(_written[2].Bytes, read);
-        Assert.Throws<InvalidOperationException>(() => store.OpenModel(2)); // a new download of it finds nothing
     }
 
     [Fact]
