@@ -21,7 +21,9 @@ namespace SecureFed.Cluster.Bench;
 /// the takeover are timed; bytes written to PostgreSQL (Npgsql's metric), peak resident set and managed allocations are
 /// counted over each. The models are seeded pseudo-random floats (no run of repeated bytes to compress). Leases use
 /// <see cref="CoordinatorCommitBenchOptions.LeaseTerms"/> (by default the product's); a commit point that outlasts the
-/// lease ends that repeat (the product's next commit point would refuse too), reported in the result.
+/// lease ends that repeat (the product's next commit point would refuse too), reported in the result. The server's
+/// <c>fsync</c> setting is read back from it; the throw-away server's own memory (its processes') is sampled over the
+/// whole run (<see cref="ServerMemorySampler"/>).
 /// </summary>
 public static class CoordinatorCommitBench
 {
@@ -43,6 +45,7 @@ public static class CoordinatorCommitBench
         var wall = Stopwatch.StartNew();
         long modelBytes = options.Parameters * (long)sizeof(float);
         ThrowawayPostgres? server = null;
+        ServerMemorySampler? serverMemory = null;
         string dir = Path.Combine(Path.GetTempPath(), "securefed-commit-bench-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
         try
@@ -50,9 +53,15 @@ public static class CoordinatorCommitBench
             string connectionString = options.ConnectionString ?? "";
             if (options.ConnectionString is null)
             {
-                await Say(progress, "starting a throw-away PostgreSQL server").ConfigureAwait(false);
-                server = await ThrowawayPostgres.StartAsync("securefed_commit_bench", cancellationToken).ConfigureAwait(false);
+                bool fsync = options.Fsync ?? false;
+                await Say(progress, $"starting a throw-away PostgreSQL server (fsync {(fsync ? "on" : "off")})").ConfigureAwait(false);
+                server = await ThrowawayPostgres.StartAsync("securefed_commit_bench", fsync, cancellationToken).ConfigureAwait(false);
                 connectionString = server.ConnectionString;
+                serverMemory = ServerMemorySampler.Start(server.DataDirectory);
+                if (serverMemory is null)
+                {
+                    await Say(progress, "the server's memory cannot be sampled here (no /proc, or its postmaster.pid unreadable): not measured").ConfigureAwait(false);
+                }
             }
 
             await Say(progress, "provisioning federation").ConfigureAwait(false);
@@ -61,6 +70,13 @@ public static class CoordinatorCommitBench
             NpgsqlDataSource db = new NpgsqlDataSourceBuilder(connectionString) { Name = pool }.Build();
             await using (db.ConfigureAwait(false))
             {
+                string fsyncSetting;
+                await using (NpgsqlCommand show = db.CreateCommand("SHOW fsync"))
+                {
+                    fsyncSetting = (string?)await show.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? "unknown";
+                }
+
+                await Say(progress, $"PostgreSQL fsync: {fsyncSetting} (SHOW fsync)").ConfigureAwait(false);
                 using var sent = new NpgsqlBytesWritten(pool);
                 bool vmHwm = PeakMemory.CanReset();
                 var commits = new List<CoordinatorCommitFigures>();
@@ -81,13 +97,27 @@ public static class CoordinatorCommitBench
                 }
 
                 double?[] medianCommit = [.. Enumerable.Range(0, options.Versions).Select(v => Median(commits.Where(c => c.Version == v).Select(c => c.Seconds)))];
+                ServerMemoryPeak? serverPeak = serverMemory is null ? null : await serverMemory.StopAsync().ConfigureAwait(false);
+                if (serverPeak is not null)
+                {
+                    await Say(progress, string.Create(CultureInfo.InvariantCulture,
+                        $"PostgreSQL server's peak memory over the run ({serverPeak.Samples} samples): resident sets summed {MiB(serverPeak.RssBytes)} MiB over up to {serverPeak.Processes} processes, largest process {MiB(serverPeak.ProcessRssBytes)} MiB, proportional sets summed {(serverPeak.PssBytes is long pss ? MiB(pss) + " MiB" : "not readable")}")).ConfigureAwait(false);
+                }
+
                 return new CoordinatorCommitBenchResult(
-                    options.Parameters, modelBytes, options.Versions, options.Repeats, options.LeaseSeconds, lost, vmHwm, medianCommit, Median(takeovers.Select(t => t.Seconds)),
+                    options.Parameters, modelBytes, options.Versions, options.Repeats, options.LeaseSeconds, fsyncSetting,
+                    serverPeak?.RssBytes, serverPeak?.ProcessRssBytes, serverPeak?.PssBytes, serverPeak?.Processes,
+                    lost, vmHwm, medianCommit, Median(takeovers.Select(t => t.Seconds)),
                     commits, takeovers, lost is null && takeovers.All(t => t.RestoredEqual), wall.Elapsed.TotalSeconds);
             }
         }
         finally
         {
+            if (serverMemory is not null)
+            {
+                await serverMemory.DisposeAsync().ConfigureAwait(false);
+            }
+
             if (server is not null)
             {
                 await server.DisposeAsync().ConfigureAwait(false);

@@ -37,7 +37,13 @@ public sealed record CoordinatorTakeoverFigures(
 /// <summary>
 /// The figures of one <see cref="CoordinatorCommitBench"/> run; medians over repeats for each version's commit point and
 /// for the takeover (null where none ran). <see cref="LeaseLostAtVersion"/>: the version whose commit point outlasted the lease (the repeat
-/// stopped there: no later commit point and no takeover), or null.
+/// stopped there: no later commit point and no takeover), or null. <see cref="Fsync"/> is the server's <c>fsync</c>
+/// setting as it reports it (<c>SHOW fsync</c>: "on" or "off"). The server's peak memory over the whole run (from its
+/// start to the last figure) is sampled every 100 ms for the throw-away server only (<see cref="ServerMemorySampler"/>;
+/// null for an external server, or where /proc cannot be read): the peak sum of the resident sets of the postmaster and
+/// its descendants (it counts shared buffers once per process that touched them), the peak resident set of a single
+/// process, and the peak sum of their proportional sets (shared pages split among the processes mapping them: the
+/// better figure; null where smaps_rollup is not readable).
 /// </summary>
 public sealed record CoordinatorCommitBenchResult(
     int Parameters,
@@ -45,6 +51,11 @@ public sealed record CoordinatorCommitBenchResult(
     int Versions,
     int Repeats,
     double LeaseSeconds,
+    string Fsync,
+    long? ServerPeakRssBytes,
+    long? ServerPeakProcessRssBytes,
+    long? ServerPeakPssBytes,
+    int? ServerPeakProcesses,
     long? LeaseLostAtVersion,
     bool PeakFromVmHwm,
     double?[] MedianCommitSeconds,
