@@ -101,6 +101,18 @@ public sealed class CoordinatorCommitBenchTests
             Assert.True(rss >= largest);
             Assert.InRange(pss, 1, rss);
             Assert.True(r.GetProperty("server_peak_processes").GetInt32() >= 2);
+
+            // The same peaks over each step, none above the run's.
+            JsonElement[] steps = [.. r.GetProperty("commits").EnumerateArray(), .. r.GetProperty("takeovers").EnumerateArray()];
+            Assert.Equal(2, steps.Length);
+            foreach (JsonElement step in steps)
+            {
+                JsonElement server = step.GetProperty("server_memory");
+                Assert.InRange(server.GetProperty("process_rss_bytes").GetInt64(), 1, largest);
+                Assert.InRange(server.GetProperty("rss_bytes").GetInt64(), server.GetProperty("process_rss_bytes").GetInt64(), rss);
+                Assert.InRange(server.GetProperty("pss_bytes").GetInt64(), 1, pss);
+                Assert.True(server.GetProperty("samples").GetInt32() >= 2);
+            }
         }
     }
 

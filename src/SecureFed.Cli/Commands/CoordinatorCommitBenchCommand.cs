@@ -69,6 +69,7 @@ internal static class CoordinatorCommitBenchCommand
     private static string Describe(CoordinatorCommitBenchResult r)
     {
         static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);
+        static string Server(ServerMemoryPeak? server) => server?.PssBytes is long pss ? MiB(pss) + " MiB" : "not measured";
         var lines = new List<string>
         {
             string.Create(CultureInfo.InvariantCulture, $"{r.Parameters:N0} parameters ({r.ModelBytes:N0} bytes a version), {r.Versions} version(s), {r.Repeats} repeat(s)"),
@@ -87,7 +88,7 @@ internal static class CoordinatorCommitBenchCommand
             }
 
             lines.Add(string.Create(CultureInfo.InvariantCulture,
-                $"commit point of version {v}: median {r.MedianCommitSeconds[v] ?? 0:F2} s; sent {string.Join(" / ", c.Select(x => x.BytesSent.ToString("N0", CultureInfo.InvariantCulture)))} bytes; peak working set {string.Join(" / ", c.Select(x => MiB(x.PeakWorkingSetBytes)))} MiB"));
+                $"commit point of version {v}: median {r.MedianCommitSeconds[v] ?? 0:F2} s; sent {string.Join(" / ", c.Select(x => x.BytesSent.ToString("N0", CultureInfo.InvariantCulture)))} bytes; peak working set {string.Join(" / ", c.Select(x => MiB(x.PeakWorkingSetBytes)))} MiB; PostgreSQL server peak PSS {string.Join(" / ", c.Select(x => Server(x.ServerMemory)))}"));
         }
 
         if (r.LeaseLostAtVersion is long lost)
@@ -96,7 +97,7 @@ internal static class CoordinatorCommitBenchCommand
         }
 
         lines.Add(string.Create(CultureInfo.InvariantCulture,
-            $"takeover: median {r.MedianTakeoverSeconds ?? 0:F2} s restoring {string.Join(" / ", r.Takeovers.Select(t => t.VersionsRestored))} version(s); peak working set {string.Join(" / ", r.Takeovers.Select(t => MiB(t.PeakWorkingSetBytes)))} MiB; restored bytes equal: {(r.RestoredEqual ? "yes" : "NO")}"));
+            $"takeover: median {r.MedianTakeoverSeconds ?? 0:F2} s restoring {string.Join(" / ", r.Takeovers.Select(t => t.VersionsRestored))} version(s); peak working set {string.Join(" / ", r.Takeovers.Select(t => MiB(t.PeakWorkingSetBytes)))} MiB; PostgreSQL server peak PSS {string.Join(" / ", r.Takeovers.Select(t => Server(t.ServerMemory)))}; restored bytes equal: {(r.RestoredEqual ? "yes" : "NO")}"));
         return string.Join(Environment.NewLine, lines);
     }
 }

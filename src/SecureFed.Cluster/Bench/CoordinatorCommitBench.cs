@@ -85,7 +85,7 @@ public static class CoordinatorCommitBench
                 for (int repeat = 1; repeat <= options.Repeats; repeat++)
                 {
                     (List<CoordinatorCommitFigures> c, CoordinatorTakeoverFigures? t) = await RunOnceAsync(
-                        options, repeat, Path.Combine(dir, "r" + repeat.ToString(CultureInfo.InvariantCulture)), provisioned, db, sent, progress, cancellationToken).ConfigureAwait(false);
+                        options, repeat, Path.Combine(dir, "r" + repeat.ToString(CultureInfo.InvariantCulture)), provisioned, db, sent, serverMemory, progress, cancellationToken).ConfigureAwait(false);
                     commits.AddRange(c);
                     if (t is null)
                     {
@@ -128,7 +128,7 @@ public static class CoordinatorCommitBench
     }
 
     private static async Task<(List<CoordinatorCommitFigures>, CoordinatorTakeoverFigures?)> RunOnceAsync(
-        CoordinatorCommitBenchOptions options, int repeat, string dir, ProvisionResult provisioned, NpgsqlDataSource db, NpgsqlBytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
+        CoordinatorCommitBenchOptions options, int repeat, string dir, ProvisionResult provisioned, NpgsqlDataSource db, NpgsqlBytesWritten sent, ServerMemorySampler? serverMemory, TextWriter progress, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(dir);
         long modelBytes = options.Parameters * (long)sizeof(float);
@@ -147,7 +147,7 @@ public static class CoordinatorCommitBench
             using AggregatorState a = AggregatorState.Open(optionsA);
             File.Delete(initial);
             committed[0] = initialSha;
-            commits.Add(await CommitAsync(fenceA, a, repeat, 0, modelBytes, sent, progress, cancellationToken).ConfigureAwait(false));
+            commits.Add(await CommitAsync(fenceA, a, repeat, 0, modelBytes, sent, serverMemory, progress, cancellationToken).ConfigureAwait(false));
             for (long version = 1; version < options.Versions && commits[^1].LeaseHeldAfter; version++)
             {
                 string path = Path.Combine(dir, $"model-{version}.bin");
@@ -162,7 +162,7 @@ public static class CoordinatorCommitBench
 
                 File.Delete(path);
                 committed[version] = sha;
-                commits.Add(await CommitAsync(fenceA, a, repeat, version, modelBytes, sent, progress, cancellationToken).ConfigureAwait(false));
+                commits.Add(await CommitAsync(fenceA, a, repeat, version, modelBytes, sent, serverMemory, progress, cancellationToken).ConfigureAwait(false));
             }
         }
 
@@ -185,6 +185,7 @@ public static class CoordinatorCommitBench
         await Say(progress, $"repeat {repeat}: silo B takes over, restoring {options.Versions} model version(s)").ConfigureAwait(false);
         var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", options.LeaseTerms, TimeProvider.System, NullLogger.Instance);
         Collect();
+        serverMemory?.BeginStep();
         using var peak = PeakMemory.Start();
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
         var watch = Stopwatch.StartNew();
@@ -193,6 +194,7 @@ public static class CoordinatorCommitBench
         double seconds = watch.Elapsed.TotalSeconds;
         long takeoverAllocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         long peakBytes = peak.Stop();
+        ServerMemoryPeak? serverPeak = serverMemory?.EndStep();
         await fenceB.DisposeAsync().ConfigureAwait(false);
 
         // Checked outside the timing: the same versions, each byte for byte the one committed.
@@ -212,17 +214,18 @@ public static class CoordinatorCommitBench
                 && models.All(m => SameBytes(original, restored, m.Version));
         }
 
-        var takeover = new CoordinatorTakeoverFigures(repeat, seconds, restoredCount, latest, restoredBytes, peak.Before, peakBytes, takeoverAllocated, equal);
+        var takeover = new CoordinatorTakeoverFigures(repeat, seconds, restoredCount, latest, restoredBytes, peak.Before, peakBytes, takeoverAllocated, equal, serverPeak);
         await Say(progress, string.Create(CultureInfo.InvariantCulture,
-            $"repeat {repeat}: takeover {seconds:F2} s, {restoredCount} version(s) restored (latest {latest}), {restoredBytes:N0} model bytes, peak working set {MiB(peakBytes)} MiB (before {MiB(peak.Before)} MiB), managed allocations {MiB(takeoverAllocated)} MiB; restored bytes equal: {(equal ? "yes" : "NO")}")).ConfigureAwait(false);
+            $"repeat {repeat}: takeover {seconds:F2} s, {restoredCount} version(s) restored (latest {latest}), {restoredBytes:N0} model bytes, peak working set {MiB(peakBytes)} MiB (before {MiB(peak.Before)} MiB), managed allocations {MiB(takeoverAllocated)} MiB{ServerLine(serverPeak)}; restored bytes equal: {(equal ? "yes" : "NO")}")).ConfigureAwait(false);
         Directory.Delete(dir, recursive: true);
         return (commits, takeover);
     }
 
     private static async Task<CoordinatorCommitFigures> CommitAsync(
-        ClusterCoordinatorFence fence, AggregatorState state, int repeat, long version, long modelBytes, NpgsqlBytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
+        ClusterCoordinatorFence fence, AggregatorState state, int repeat, long version, long modelBytes, NpgsqlBytesWritten sent, ServerMemorySampler? serverMemory, TextWriter progress, CancellationToken cancellationToken)
     {
         Collect();
+        serverMemory?.BeginStep();
         using var peak = PeakMemory.Start();
         long bytesBefore = sent.Total;
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
@@ -232,10 +235,11 @@ public static class CoordinatorCommitBench
         long commitAllocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         long bytes = sent.Total - bytesBefore;
         long peakBytes = peak.Stop();
+        ServerMemoryPeak? serverPeak = serverMemory?.EndStep();
         bool held = !fence.Lost.IsCancellationRequested;
-        var figures = new CoordinatorCommitFigures(repeat, version, modelBytes, seconds, bytes, peak.Before, peakBytes, commitAllocated, held);
+        var figures = new CoordinatorCommitFigures(repeat, version, modelBytes, seconds, bytes, peak.Before, peakBytes, commitAllocated, held, serverPeak);
         await Say(progress, string.Create(CultureInfo.InvariantCulture,
-            $"repeat {repeat}: commit point of model version {version}: {seconds:F2} s, {bytes:N0} bytes sent to PostgreSQL, peak working set {MiB(peakBytes)} MiB (before {MiB(peak.Before)} MiB), managed allocations {MiB(commitAllocated)} MiB; lease held after: {(held ? "yes" : "NO")}")).ConfigureAwait(false);
+            $"repeat {repeat}: commit point of model version {version}: {seconds:F2} s, {bytes:N0} bytes sent to PostgreSQL, peak working set {MiB(peakBytes)} MiB (before {MiB(peak.Before)} MiB), managed allocations {MiB(commitAllocated)} MiB{ServerLine(serverPeak)}; lease held after: {(held ? "yes" : "NO")}")).ConfigureAwait(false);
         return figures;
     }
 
@@ -306,6 +310,10 @@ public static class CoordinatorCommitBench
         double[] sorted = [.. values.Order()];
         return sorted.Length == 0 ? null : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
+
+    private static string ServerLine(ServerMemoryPeak? server) =>
+        server is null ? "" : string.Create(CultureInfo.InvariantCulture,
+            $", PostgreSQL server peak {(server.PssBytes is long pss ? MiB(pss) : "?")} MiB PSS / {MiB(server.RssBytes)} MiB RSS summed, largest process {MiB(server.ProcessRssBytes)} MiB");
 
     private static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);
 

@@ -5,7 +5,8 @@ namespace SecureFed.Cluster.Bench;
 /// model version <see cref="Version"/> entered the round store. Bytes sent are Npgsql's count of bytes written to the
 /// server by the bench's data source during the call. Peak working set is the process's resident set high-water mark
 /// over the call (Linux VmHWM reset before it, or sampled every 10 ms where it cannot be reset); the working set before is
-/// its resident set just before. Managed bytes are the process's managed allocations during the call.
+/// its resident set just before. Managed bytes are the process's managed allocations during the call. Server memory: the
+/// throw-away PostgreSQL server's peaks during the call (<see cref="ServerMemoryPeak"/>; null for an external server).
 /// </summary>
 public sealed record CoordinatorCommitFigures(
     int Repeat,
@@ -16,12 +17,14 @@ public sealed record CoordinatorCommitFigures(
     long WorkingSetBeforeBytes,
     long PeakWorkingSetBytes,
     long ManagedBytesAllocated,
-    bool LeaseHeldAfter);
+    bool LeaseHeldAfter,
+    ServerMemoryPeak? ServerMemory);
 
 /// <summary>
 /// One takeover of <see cref="CoordinatorCommitBench"/>: a second silo's <c>ClusterCoordinatorFence.TakeOverAsync</c>
 /// into an empty data directory, restoring every committed model version; then checked (outside the timing): the
-/// restored round store holds the same versions, each byte for byte equal to the committed one.
+/// restored round store holds the same versions, each byte for byte equal to the committed one. Server memory: the
+/// throw-away PostgreSQL server's peaks during the takeover (<see cref="ServerMemoryPeak"/>; null for an external server).
 /// </summary>
 public sealed record CoordinatorTakeoverFigures(
     int Repeat,
@@ -32,7 +35,8 @@ public sealed record CoordinatorTakeoverFigures(
     long WorkingSetBeforeBytes,
     long PeakWorkingSetBytes,
     long ManagedBytesAllocated,
-    bool RestoredEqual);
+    bool RestoredEqual,
+    ServerMemoryPeak? ServerMemory);
 
 /// <summary>
 /// The figures of one <see cref="CoordinatorCommitBench"/> run; medians over repeats for each version's commit point and

@@ -25,6 +25,11 @@ internal sealed class ServerMemorySampler : IAsyncDisposable
     private long? _peakPss;
     private int _peakProcesses;
     private int _samples;
+    private long _spanRss;
+    private long _spanProcessRss;
+    private long? _spanPss;
+    private int _spanProcesses;
+    private int _spanSamples;
 
     private ServerMemorySampler(int postmaster)
     {
@@ -51,6 +56,27 @@ internal sealed class ServerMemorySampler : IAsyncDisposable
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return null;
+        }
+    }
+
+    /// <summary>Starts a step within the span (one sample first): <see cref="EndStep"/> gives the peaks from here.</summary>
+    public void BeginStep()
+    {
+        lock (_gate)
+        {
+            (_spanRss, _spanProcessRss, _spanPss, _spanProcesses, _spanSamples) = (0, 0, null, 0, 0);
+        }
+
+        Record(Read(_postmaster));
+    }
+
+    /// <summary>Ends the step begun by <see cref="BeginStep"/> (one last sample first); the peaks over it, or null when no sample could be read.</summary>
+    public ServerMemoryPeak? EndStep()
+    {
+        Record(Read(_postmaster));
+        lock (_gate)
+        {
+            return _spanSamples == 0 ? null : new ServerMemoryPeak(_spanRss, _spanProcessRss, _spanPss, _spanProcesses, _spanSamples);
         }
     }
 
@@ -110,9 +136,14 @@ internal sealed class ServerMemorySampler : IAsyncDisposable
             _peakRss = Math.Max(_peakRss, s.Rss);
             _peakProcessRss = Math.Max(_peakProcessRss, s.MaxProcessRss);
             _peakProcesses = Math.Max(_peakProcesses, s.Processes);
+            _spanSamples++;
+            _spanRss = Math.Max(_spanRss, s.Rss);
+            _spanProcessRss = Math.Max(_spanProcessRss, s.MaxProcessRss);
+            _spanProcesses = Math.Max(_spanProcesses, s.Processes);
             if (s.Pss is long pss)
             {
                 _peakPss = Math.Max(_peakPss ?? 0, pss);
+                _spanPss = Math.Max(_spanPss ?? 0, pss);
             }
         }
     }
@@ -234,9 +265,9 @@ internal sealed class ServerMemorySampler : IAsyncDisposable
 }
 
 /// <summary>
-/// Peaks of <see cref="ServerMemorySampler"/> over a span, each the largest of its samples: the sum of the server's
+/// Peaks of the PostgreSQL server's memory over a span (the run, or one step of it), each the largest of its samples: the sum of the server's
 /// processes' resident sets, the largest single process's resident set, the sum of their proportional sets (over the
 /// samples where every process's smaps_rollup was readable; null when none was), the most processes seen at once, and
 /// how many samples were read.
 /// </summary>
-internal sealed record ServerMemoryPeak(long RssBytes, long ProcessRssBytes, long? PssBytes, int Processes, int Samples);
+public sealed record ServerMemoryPeak(long RssBytes, long ProcessRssBytes, long? PssBytes, int Processes, int Samples);
