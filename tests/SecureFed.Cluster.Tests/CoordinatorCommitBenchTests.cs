@@ -40,6 +40,7 @@ public sealed class CoordinatorCommitBenchTests
         Assert.True(r.GetProperty("restored_equal").GetBoolean());
         Assert.Equal(JsonValueKind.Null, r.GetProperty("lease_lost_at_version").ValueKind);
         Assert.Equal(15, r.GetProperty("lease_seconds").GetDouble());
+        Assert.Equal("off", r.GetProperty("fsync").GetString()); // the default, read back from the server
         Assert.Equal(Versions, r.GetProperty("median_commit_seconds").GetArrayLength());
         Assert.True(r.GetProperty("median_takeover_seconds").GetDouble() > 0);
 
@@ -71,6 +72,73 @@ public sealed class CoordinatorCommitBenchTests
             Assert.True(t.GetProperty("seconds").GetDouble() > 0);
             Assert.True(t.GetProperty("peak_working_set_bytes").GetInt64() >= t.GetProperty("working_set_before_bytes").GetInt64());
         }
+    }
+
+    [SkippableFact]
+    public async Task BenchCoordinatorCommit_FsyncOn_ServerReportsFsyncOnAndItsPeakMemory()
+    {
+        string? unavailable = ThrowawayPostgres.Unavailable();
+        Skip.If(unavailable is not null, unavailable);
+        (int exit, string output, string error) = await SiloProcess.RunCliAsync(
+            RunTimeout, "bench", "coordinator-commit", "--parameters", "100000", "--versions", "1", "--fsync", "on", "--json");
+        _output.WriteLine(output);
+        _output.WriteLine(error);
+        Assert.Equal(0, exit);
+        Assert.Contains("starting a throw-away PostgreSQL server (fsync on)", output, StringComparison.Ordinal);
+        Assert.Contains("PostgreSQL fsync: on (SHOW fsync)", output, StringComparison.Ordinal);
+
+        using JsonDocument json = JsonDocument.Parse(output.TrimEnd().Split('\n')[^1]);
+        JsonElement r = json.RootElement;
+        Assert.Equal("on", r.GetProperty("fsync").GetString());
+        Assert.True(r.GetProperty("restored_equal").GetBoolean());
+        if (OperatingSystem.IsLinux())
+        {
+            // The postmaster and its children: a sum at least the largest process, the proportional sum at most the resident sum.
+            long rss = r.GetProperty("server_peak_rss_bytes").GetInt64();
+            long largest = r.GetProperty("server_peak_process_rss_bytes").GetInt64();
+            long pss = r.GetProperty("server_peak_pss_bytes").GetInt64();
+            Assert.True(largest > 0);
+            Assert.True(rss >= largest);
+            Assert.InRange(pss, 1, rss);
+            Assert.True(r.GetProperty("server_peak_processes").GetInt32() >= 2);
+
+            // The same peaks over each step, none above the run's.
+            JsonElement[] steps = [.. r.GetProperty("commits").EnumerateArray(), .. r.GetProperty("takeovers").EnumerateArray()];
+            Assert.Equal(2, steps.Length);
+            foreach (JsonElement step in steps)
+            {
+                JsonElement server = step.GetProperty("server_memory");
+                Assert.InRange(server.GetProperty("process_rss_bytes").GetInt64(), 1, largest);
+                Assert.InRange(server.GetProperty("rss_bytes").GetInt64(), server.GetProperty("process_rss_bytes").GetInt64(), rss);
+                Assert.InRange(server.GetProperty("pss_bytes").GetInt64(), 1, pss);
+                Assert.True(server.GetProperty("samples").GetInt32() >= 2);
+            }
+        }
+    }
+
+    [Fact]
+    public async Task BenchCoordinatorCommit_FsyncBadValue_UsageErrorNamesTheOption()
+    {
+        (int exit, string output, string error) = await SiloProcess.RunCliAsync(RunTimeout, "bench", "coordinator-commit", "--fsync", "maybe");
+        Assert.Equal(2, exit);
+        Assert.Contains("--fsync must be on or off, got 'maybe'.", output + error, StringComparison.Ordinal);
+        Assert.DoesNotContain("starting a throw-away PostgreSQL server", output + error, StringComparison.Ordinal);
+
+        (exit, output, error) = await SiloProcess.RunCliAsync(RunTimeout, "bench", "coordinator-commit", "--fsync", "off", "--connection-string", "Host=127.0.0.1;Database=none");
+        Assert.Equal(2, exit);
+        Assert.Contains("--fsync cannot be used with --connection-string", output + error, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Validate_FsyncWithConnectionString_OneProblemNamingBothOptions(bool fsync)
+    {
+        var options = new CoordinatorCommitBenchOptions { ConnectionString = "Host=127.0.0.1;Database=none", Fsync = fsync };
+        string problem = Assert.Single(options.Validate());
+        Assert.StartsWith("--fsync cannot be used with --connection-string", problem, StringComparison.Ordinal);
+        Assert.Empty((options with { Fsync = null }).Validate());
+        Assert.Empty((options with { ConnectionString = null }).Validate());
     }
 
     [Fact]

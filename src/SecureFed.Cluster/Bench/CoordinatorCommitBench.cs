@@ -21,7 +21,9 @@ namespace SecureFed.Cluster.Bench;
 /// the takeover are timed; bytes written to PostgreSQL (Npgsql's metric), peak resident set and managed allocations are
 /// counted over each. The models are seeded pseudo-random floats (no run of repeated bytes to compress). Leases use
 /// <see cref="CoordinatorCommitBenchOptions.LeaseTerms"/> (by default the product's); a commit point that outlasts the
-/// lease ends that repeat (the product's next commit point would refuse too), reported in the result.
+/// lease ends that repeat (the product's next commit point would refuse too), reported in the result. The server's
+/// <c>fsync</c> setting is read back from it; the throw-away server's own memory (its processes') is sampled over the
+/// whole run (<see cref="ServerMemorySampler"/>).
 /// </summary>
 public static class CoordinatorCommitBench
 {
@@ -43,6 +45,7 @@ public static class CoordinatorCommitBench
         var wall = Stopwatch.StartNew();
         long modelBytes = options.Parameters * (long)sizeof(float);
         ThrowawayPostgres? server = null;
+        ServerMemorySampler? serverMemory = null;
         string dir = Path.Combine(Path.GetTempPath(), "securefed-commit-bench-" + Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(dir);
         try
@@ -50,9 +53,15 @@ public static class CoordinatorCommitBench
             string connectionString = options.ConnectionString ?? "";
             if (options.ConnectionString is null)
             {
-                await Say(progress, "starting a throw-away PostgreSQL server").ConfigureAwait(false);
-                server = await ThrowawayPostgres.StartAsync("securefed_commit_bench", cancellationToken).ConfigureAwait(false);
+                bool fsync = options.Fsync ?? false;
+                await Say(progress, $"starting a throw-away PostgreSQL server (fsync {(fsync ? "on" : "off")})").ConfigureAwait(false);
+                server = await ThrowawayPostgres.StartAsync("securefed_commit_bench", fsync, cancellationToken).ConfigureAwait(false);
                 connectionString = server.ConnectionString;
+                serverMemory = ServerMemorySampler.Start(server.DataDirectory);
+                if (serverMemory is null)
+                {
+                    await Say(progress, "the server's memory cannot be sampled here (no /proc, or its postmaster.pid unreadable): not measured").ConfigureAwait(false);
+                }
             }
 
             await Say(progress, "provisioning federation").ConfigureAwait(false);
@@ -61,6 +70,13 @@ public static class CoordinatorCommitBench
             NpgsqlDataSource db = new NpgsqlDataSourceBuilder(connectionString) { Name = pool }.Build();
             await using (db.ConfigureAwait(false))
             {
+                string fsyncSetting;
+                await using (NpgsqlCommand show = db.CreateCommand("SHOW fsync"))
+                {
+                    fsyncSetting = (string?)await show.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) ?? "unknown";
+                }
+
+                await Say(progress, $"PostgreSQL fsync: {fsyncSetting} (SHOW fsync)").ConfigureAwait(false);
                 using var sent = new NpgsqlBytesWritten(pool);
                 bool vmHwm = PeakMemory.CanReset();
                 var commits = new List<CoordinatorCommitFigures>();
@@ -69,7 +85,7 @@ public static class CoordinatorCommitBench
                 for (int repeat = 1; repeat <= options.Repeats; repeat++)
                 {
                     (List<CoordinatorCommitFigures> c, CoordinatorTakeoverFigures? t) = await RunOnceAsync(
-                        options, repeat, Path.Combine(dir, "r" + repeat.ToString(CultureInfo.InvariantCulture)), provisioned, db, sent, progress, cancellationToken).ConfigureAwait(false);
+                        options, repeat, Path.Combine(dir, "r" + repeat.ToString(CultureInfo.InvariantCulture)), provisioned, db, sent, serverMemory, progress, cancellationToken).ConfigureAwait(false);
                     commits.AddRange(c);
                     if (t is null)
                     {
@@ -81,13 +97,27 @@ public static class CoordinatorCommitBench
                 }
 
                 double?[] medianCommit = [.. Enumerable.Range(0, options.Versions).Select(v => Median(commits.Where(c => c.Version == v).Select(c => c.Seconds)))];
+                ServerMemoryPeak? serverPeak = serverMemory is null ? null : await serverMemory.StopAsync().ConfigureAwait(false);
+                if (serverPeak is not null)
+                {
+                    await Say(progress, string.Create(CultureInfo.InvariantCulture,
+                        $"PostgreSQL server's peak memory over the run ({serverPeak.Samples} samples): resident sets summed {MiB(serverPeak.RssBytes)} MiB over up to {serverPeak.Processes} processes, largest process {MiB(serverPeak.ProcessRssBytes)} MiB, proportional sets summed {(serverPeak.PssBytes is long pss ? MiB(pss) + " MiB" : "not readable")}")).ConfigureAwait(false);
+                }
+
                 return new CoordinatorCommitBenchResult(
-                    options.Parameters, modelBytes, options.Versions, options.Repeats, options.LeaseSeconds, lost, vmHwm, medianCommit, Median(takeovers.Select(t => t.Seconds)),
+                    options.Parameters, modelBytes, options.Versions, options.Repeats, options.LeaseSeconds, fsyncSetting,
+                    serverPeak?.RssBytes, serverPeak?.ProcessRssBytes, serverPeak?.PssBytes, serverPeak?.Processes,
+                    lost, vmHwm, medianCommit, Median(takeovers.Select(t => t.Seconds)),
                     commits, takeovers, lost is null && takeovers.All(t => t.RestoredEqual), wall.Elapsed.TotalSeconds);
             }
         }
         finally
         {
+            if (serverMemory is not null)
+            {
+                await serverMemory.DisposeAsync().ConfigureAwait(false);
+            }
+
             if (server is not null)
             {
                 await server.DisposeAsync().ConfigureAwait(false);
@@ -98,7 +128,7 @@ public static class CoordinatorCommitBench
     }
 
     private static async Task<(List<CoordinatorCommitFigures>, CoordinatorTakeoverFigures?)> RunOnceAsync(
-        CoordinatorCommitBenchOptions options, int repeat, string dir, ProvisionResult provisioned, NpgsqlDataSource db, NpgsqlBytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
+        CoordinatorCommitBenchOptions options, int repeat, string dir, ProvisionResult provisioned, NpgsqlDataSource db, NpgsqlBytesWritten sent, ServerMemorySampler? serverMemory, TextWriter progress, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(dir);
         long modelBytes = options.Parameters * (long)sizeof(float);
@@ -117,7 +147,7 @@ public static class CoordinatorCommitBench
             using AggregatorState a = AggregatorState.Open(optionsA);
             File.Delete(initial);
             committed[0] = initialSha;
-            commits.Add(await CommitAsync(fenceA, a, repeat, 0, modelBytes, sent, progress, cancellationToken).ConfigureAwait(false));
+            commits.Add(await CommitAsync(fenceA, a, repeat, 0, modelBytes, sent, serverMemory, progress, cancellationToken).ConfigureAwait(false));
             for (long version = 1; version < options.Versions && commits[^1].LeaseHeldAfter; version++)
             {
                 string path = Path.Combine(dir, $"model-{version}.bin");
@@ -132,7 +162,7 @@ public static class CoordinatorCommitBench
 
                 File.Delete(path);
                 committed[version] = sha;
-                commits.Add(await CommitAsync(fenceA, a, repeat, version, modelBytes, sent, progress, cancellationToken).ConfigureAwait(false));
+                commits.Add(await CommitAsync(fenceA, a, repeat, version, modelBytes, sent, serverMemory, progress, cancellationToken).ConfigureAwait(false));
             }
         }
 
@@ -155,6 +185,7 @@ public static class CoordinatorCommitBench
         await Say(progress, $"repeat {repeat}: silo B takes over, restoring {options.Versions} model version(s)").ConfigureAwait(false);
         var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", options.LeaseTerms, TimeProvider.System, NullLogger.Instance);
         Collect();
+        serverMemory?.BeginStep();
         using var peak = PeakMemory.Start();
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
         var watch = Stopwatch.StartNew();
@@ -163,6 +194,7 @@ public static class CoordinatorCommitBench
         double seconds = watch.Elapsed.TotalSeconds;
         long takeoverAllocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         long peakBytes = peak.Stop();
+        ServerMemoryPeak? serverPeak = serverMemory?.EndStep();
         await fenceB.DisposeAsync().ConfigureAwait(false);
 
         // Checked outside the timing: the same versions, each byte for byte the one committed.
@@ -182,17 +214,18 @@ public static class CoordinatorCommitBench
                 && models.All(m => SameBytes(original, restored, m.Version));
         }
 
-        var takeover = new CoordinatorTakeoverFigures(repeat, seconds, restoredCount, latest, restoredBytes, peak.Before, peakBytes, takeoverAllocated, equal);
+        var takeover = new CoordinatorTakeoverFigures(repeat, seconds, restoredCount, latest, restoredBytes, peak.Before, peakBytes, takeoverAllocated, equal, serverPeak);
         await Say(progress, string.Create(CultureInfo.InvariantCulture,
-            $"repeat {repeat}: takeover {seconds:F2} s, {restoredCount} version(s) restored (latest {latest}), {restoredBytes:N0} model bytes, peak working set {MiB(peakBytes)} MiB (before {MiB(peak.Before)} MiB), managed allocations {MiB(takeoverAllocated)} MiB; restored bytes equal: {(equal ? "yes" : "NO")}")).ConfigureAwait(false);
+            $"repeat {repeat}: takeover {seconds:F2} s, {restoredCount} version(s) restored (latest {latest}), {restoredBytes:N0} model bytes, peak working set {MiB(peakBytes)} MiB (before {MiB(peak.Before)} MiB), managed allocations {MiB(takeoverAllocated)} MiB{ServerLine(serverPeak)}; restored bytes equal: {(equal ? "yes" : "NO")}")).ConfigureAwait(false);
         Directory.Delete(dir, recursive: true);
         return (commits, takeover);
     }
 
     private static async Task<CoordinatorCommitFigures> CommitAsync(
-        ClusterCoordinatorFence fence, AggregatorState state, int repeat, long version, long modelBytes, NpgsqlBytesWritten sent, TextWriter progress, CancellationToken cancellationToken)
+        ClusterCoordinatorFence fence, AggregatorState state, int repeat, long version, long modelBytes, NpgsqlBytesWritten sent, ServerMemorySampler? serverMemory, TextWriter progress, CancellationToken cancellationToken)
     {
         Collect();
+        serverMemory?.BeginStep();
         using var peak = PeakMemory.Start();
         long bytesBefore = sent.Total;
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
@@ -202,10 +235,11 @@ public static class CoordinatorCommitBench
         long commitAllocated = GC.GetTotalAllocatedBytes(precise: true) - allocated;
         long bytes = sent.Total - bytesBefore;
         long peakBytes = peak.Stop();
+        ServerMemoryPeak? serverPeak = serverMemory?.EndStep();
         bool held = !fence.Lost.IsCancellationRequested;
-        var figures = new CoordinatorCommitFigures(repeat, version, modelBytes, seconds, bytes, peak.Before, peakBytes, commitAllocated, held);
+        var figures = new CoordinatorCommitFigures(repeat, version, modelBytes, seconds, bytes, peak.Before, peakBytes, commitAllocated, held, serverPeak);
         await Say(progress, string.Create(CultureInfo.InvariantCulture,
-            $"repeat {repeat}: commit point of model version {version}: {seconds:F2} s, {bytes:N0} bytes sent to PostgreSQL, peak working set {MiB(peakBytes)} MiB (before {MiB(peak.Before)} MiB), managed allocations {MiB(commitAllocated)} MiB; lease held after: {(held ? "yes" : "NO")}")).ConfigureAwait(false);
+            $"repeat {repeat}: commit point of model version {version}: {seconds:F2} s, {bytes:N0} bytes sent to PostgreSQL, peak working set {MiB(peakBytes)} MiB (before {MiB(peak.Before)} MiB), managed allocations {MiB(commitAllocated)} MiB{ServerLine(serverPeak)}; lease held after: {(held ? "yes" : "NO")}")).ConfigureAwait(false);
         return figures;
     }
 
@@ -276,6 +310,10 @@ public static class CoordinatorCommitBench
         double[] sorted = [.. values.Order()];
         return sorted.Length == 0 ? null : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2] : (sorted[(sorted.Length / 2) - 1] + sorted[sorted.Length / 2]) / 2;
     }
+
+    private static string ServerLine(ServerMemoryPeak? server) =>
+        server is null ? "" : string.Create(CultureInfo.InvariantCulture,
+            $", PostgreSQL server peak {(server.PssBytes is long pss ? MiB(pss) : "?")} MiB PSS / {MiB(server.RssBytes)} MiB RSS summed, largest process {MiB(server.ProcessRssBytes)} MiB");
 
     private static string MiB(long bytes) => (bytes / 1048576.0).ToString("F0", CultureInfo.InvariantCulture);
 

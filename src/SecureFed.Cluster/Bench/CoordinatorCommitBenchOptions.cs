@@ -44,6 +44,14 @@ public sealed record CoordinatorCommitBenchOptions
     /// <summary>PostgreSQL database to use; null starts a throw-away server (<see cref="ThrowawayPostgres"/>).</summary>
     public string? ConnectionString { get; init; }
 
+    /// <summary>
+    /// PostgreSQL's <c>fsync</c> on the throw-away server: true as a production server runs (every commit waits for its
+    /// WAL to reach the disk), false not crash-safe but faster; null is false, as the earlier figures ran. Only for the
+    /// throw-away server: an external server (<see cref="ConnectionString"/>) runs with its own setting, which the bench
+    /// reads back and reports as for the throw-away one. <value>The default value is null (fsync off).</value>
+    /// </summary>
+    public bool? Fsync { get; init; }
+
     /// <summary>Every problem, each naming the option (empty when valid).</summary>
     public IReadOnlyList<string> Validate()
     {
@@ -67,6 +75,11 @@ public sealed record CoordinatorCommitBenchOptions
         if (!(LeaseSeconds >= 7 && LeaseSeconds <= 600))
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture, $"--lease-seconds must be between 7 and 600 (renewed every 3 s, given up 3 s early), got {LeaseSeconds}."));
+        }
+
+        if (Fsync is not null && ConnectionString is not null)
+        {
+            problems.Add("--fsync cannot be used with --connection-string: the external server runs with its own fsync setting, which the bench reads back (SHOW fsync) and reports.");
         }
 
         return problems;

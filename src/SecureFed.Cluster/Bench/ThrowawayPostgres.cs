@@ -5,7 +5,8 @@ namespace SecureFed.Cluster.Bench;
 
 /// <summary>
 /// A throw-away PostgreSQL server for a benchmark or a test: <c>initdb</c> in a temporary folder, <c>pg_ctl start</c> on a
-/// free port of 127.0.0.1 (trust authentication, fsync off), one database; stopped (immediate) and deleted on dispose.
+/// free port of 127.0.0.1 (trust authentication, fsync off unless asked for on), one database; stopped (immediate) and
+/// deleted on dispose.
 /// Runs the server as user 'postgres' when this process runs as root (initdb refuses root).
 /// </summary>
 public sealed class ThrowawayPostgres : IAsyncDisposable
@@ -23,6 +24,9 @@ public sealed class ThrowawayPostgres : IAsyncDisposable
 
     /// <summary>Npgsql connection string of the server's database.</summary>
     public string ConnectionString { get; }
+
+    /// <summary>The server's data directory (its <c>postmaster.pid</c> names the postmaster's process id on its first line).</summary>
+    public string DataDirectory => Path.Combine(_dir, "data");
 
     /// <summary>
     /// The folder of the PostgreSQL server programs (initdb, pg_ctl, createdb): on PATH or under
@@ -52,9 +56,17 @@ public sealed class ThrowawayPostgres : IAsyncDisposable
             ? "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or under /usr/lib/postgresql/*/bin; install Debian's 'postgresql' package"
             : null;
 
-    /// <summary>Creates and starts the server with one database named <paramref name="database"/>.</summary>
+    /// <summary>Creates and starts the server, fsync off, with one database named <paramref name="database"/>.</summary>
     /// <exception cref="InvalidOperationException">The programs are missing, or one of them failed (its output is in the message).</exception>
-    public static async Task<ThrowawayPostgres> StartAsync(string database, CancellationToken cancellationToken)
+    public static Task<ThrowawayPostgres> StartAsync(string database, CancellationToken cancellationToken)
+        => StartAsync(database, fsync: false, cancellationToken);
+
+    /// <summary>
+    /// Creates and starts the server with one database named <paramref name="database"/>, with <c>fsync</c> on (as a
+    /// production server runs: every commit waits for its WAL to reach the disk) or off (faster, not crash-safe).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The programs are missing, or one of them failed (its output is in the message).</exception>
+    public static async Task<ThrowawayPostgres> StartAsync(string database, bool fsync, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(database);
         string bin = FindBinaries() ?? throw new InvalidOperationException(Unavailable());
@@ -72,7 +84,7 @@ public sealed class ThrowawayPostgres : IAsyncDisposable
             string data = Path.Combine(dir, "data");
             await RunAsync(Path.Combine(bin, "initdb"), ["-D", data, "-U", "securefed", "--auth=trust", "-E", "UTF8", "--no-sync"], root, cancellationToken).ConfigureAwait(false);
             await RunAsync(Path.Combine(bin, "pg_ctl"), ["-D", data, "-l", Path.Combine(dir, "server.log"), "-w", "-t", "60",
-                "-o", $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off", "start"], root, cancellationToken).ConfigureAwait(false);
+                "-o", $"-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync={(fsync ? "on" : "off")}", "start"], root, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
