@@ -177,6 +177,43 @@ public sealed class HostileClientTests : IDisposable
         Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory)).Ok);
     }
 
+    [Fact]
+    public async Task GetStatus_MillionsOfControlCharactersInFederationOrSender_RefusedByLengthAuditLineBounded()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"]);
+        await fed.StartAggregatorAsync();
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Aggregation.AggregationClient(channel);
+        string hostile = new('\u0001', 4_000_000);
+        string auditFile = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
+
+        // Each escaped control character would take 6 bytes of audit log: 24 MB per call.
+        var federation = H(0, "", "site-x");
+        federation.FederationId = hostile;
+        long before = new FileInfo(auditFile).Length;
+        await Refused(() => client.GetStatusAsync(new StatusRequest { Header = federation }, Deadline(30)).ResponseAsync, StatusCode.InvalidArgument,
+            $"the header's federation_id has 4000000 characters; the limit is {AuditText.IdentifierChars}");
+        Assert.InRange(new FileInfo(auditFile).Length - before, 1, 4095);
+
+        before = new FileInfo(auditFile).Length;
+        await Refused(() => client.GetStatusAsync(new StatusRequest { Header = H(0, "", hostile) }, Deadline(30)).ResponseAsync, StatusCode.InvalidArgument,
+            $"the header's sender has 4000000 characters; the limit is {AuditText.IdentifierChars}");
+        Assert.InRange(new FileInfo(auditFile).Length - before, 1, 4095);
+
+        // Within the length limit, control characters are replaced, not escaped.
+        var shortHostile = H(0, "", "site-x");
+        shortHostile.FederationId = new string('\u0001', AuditText.IdentifierChars);
+        before = new FileInfo(auditFile).Length;
+        await Refused(() => client.GetStatusAsync(new StatusRequest { Header = shortHostile }, Deadline()).ResponseAsync, StatusCode.InvalidArgument, "the message is for federation");
+        Assert.InRange(new FileInfo(auditFile).Length - before, 1, 1023);
+        Assert.DoesNotContain("\\u0001", File.ReadAllText(auditFile), StringComparison.Ordinal);
+
+        Assert.Equal(TestFederation.FederationName, (await client.GetStatusAsync(new StatusRequest { Header = H(0, "", "site-x") }, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).FederationId);
+        AuditVerification verification = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(verification.Ok, verification.FirstProblem);
+    }
+
     private static Header H(ulong round, string session, string sender, Stage stage = Stage.Unspecified) => RawClient.Header(round, session, sender, stage);
 
     private static CallOptions Deadline(int seconds = 10) => RawClient.Deadline(seconds);
