@@ -30,10 +30,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private readonly ILogger<AggregationService> _logger;
     private readonly UploadLimiter _uploads;
     private readonly AggregatorTelemetry _telemetry;
+    private readonly RefusalAudit _refusals;
 
-    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, ILogger<AggregationService> logger)
+    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, RefusalAudit refusals, ILogger<AggregationService> logger)
     {
         _telemetry = telemetry;
+        _refusals = refusals;
         _coordinator = coordinator;
         _state = state;
         _options = options.Value;
@@ -581,13 +583,18 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return session;
     }
 
-    /// <summary>A refusal before any round state is touched (certificate, header, round lookup): logged, audited, thrown.</summary>
+    /// <summary>
+    /// A refusal before any round state is touched (certificate, header, round lookup): counted, logged and audited
+    /// (within the caller's share of refusal lines, <see cref="RefusalAudit"/>), thrown.
+    /// </summary>
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     private void RefuseCall(string site, ulong round, StatusCode code, string category, string reason)
     {
         _telemetry.Refused(code, category);
-        Log.Refused(_logger, site, reason);
-        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", (long)Math.Min(round, long.MaxValue)).AddSite(site).Add("status", code.ToString()).Add("reason", reason));
+        if (_refusals.Append(site, category, f => f.Add("round", (long)Math.Min(round, long.MaxValue)).AddSite(site).Add("status", code.ToString()).Add("reason", reason)))
+        {
+            Log.Refused(_logger, site, reason);
+        }
 
         throw new RpcException(new Status(code, reason));
     }
@@ -743,8 +750,10 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private void Refuse(RoundSession session, string site, StatusCode code, string category, string reason)
     {
         _telemetry.Refused(code, category);
-        Log.Refused(_logger, site, reason);
-        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).AddSite(site).Add("reason", reason));
+        if (_refusals.Append(site, category, f => f.Add("round", session.Round).AddSite(site).Add("reason", reason)))
+        {
+            Log.Refused(_logger, site, reason);
+        }
 
         throw new RpcException(new Status(code, reason));
     }
