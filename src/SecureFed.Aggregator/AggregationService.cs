@@ -30,10 +30,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private readonly ILogger<AggregationService> _logger;
     private readonly UploadLimiter _uploads;
     private readonly AggregatorTelemetry _telemetry;
+    private readonly RefusalAudit _refusals;
 
-    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, ILogger<AggregationService> logger)
+    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, RefusalAudit refusals, ILogger<AggregationService> logger)
     {
         _telemetry = telemetry;
+        _refusals = refusals;
         _coordinator = coordinator;
         _state = state;
         _options = options.Value;
@@ -77,7 +79,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         // A plain decline answers the announcement; one with an accusation leaves the round at MaskedInputCollection.
         string site = Authenticate(context, request.Header, request.Accusation is null ? Stage.Announce : Stage.MaskedInput);
         RoundSession session = CurrentSession(request.Header, site);
-        string reason = Truncate(request.Reason, 500);
+        string reason = AuditText.Bound(request.Reason, AuditText.ReasonChars);
         if (request.Accusation is not null)
         {
             await JudgeAccusationAsync(session, site, request.Accusation, context.CancellationToken).ConfigureAwait(false);
@@ -536,24 +538,37 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     }
 
     /// <summary>
-    /// Header checks in this order (PROTOCOL.md §3, "Refusals"): federation, sender = certificate, stage of the method.
-    /// Each refusal is audited like a stage-level one.
+    /// Header checks in this order (PROTOCOL.md §3, "Refusals"): the length of federation, sender and session (at most
+    /// <see cref="AuditText.IdentifierChars"/> characters each; the refusal states the length, not the text), federation,
+    /// sender = certificate, stage of the method. Each refusal is audited like a stage-level one.
     /// </summary>
     private void CheckHeader(Header header, string site, Stage expected, string method)
     {
+        RefuseIfTooLong(header.FederationId, "federation_id", header, site);
+        RefuseIfTooLong(header.Sender, "sender", header, site);
+        RefuseIfTooLong(header.SessionId, "session_id", header, site);
         if (header.FederationId != _options.Federation)
         {
-            RefuseCall(site, header.Round, StatusCode.InvalidArgument, RefusalReasons.WrongFederation, $"the message is for federation '{header.FederationId}'; this aggregator serves '{_options.Federation}'");
+            RefuseCall(site, header.Round, StatusCode.InvalidArgument, RefusalReasons.WrongFederation, $"the message is for federation '{AuditText.Bound(header.FederationId, AuditText.IdentifierChars)}'; this aggregator serves '{_options.Federation}'");
         }
 
         if (header.Sender != site)
         {
-            RefuseCall(site, header.Round, StatusCode.PermissionDenied, RefusalReasons.WrongSender, $"the header names sender '{header.Sender}' but the client certificate belongs to '{site}'");
+            RefuseCall(site, header.Round, StatusCode.PermissionDenied, RefusalReasons.WrongSender, $"the header names sender '{AuditText.Bound(header.Sender, AuditText.IdentifierChars)}' but the client certificate belongs to '{site}'");
         }
 
         if (header.Stage != expected)
         {
             RefuseCall(site, header.Round, StatusCode.InvalidArgument, RefusalReasons.WrongStage, $"{method}: the header's stage is {WireName(header.Stage)}; this call carries {WireName(expected)}");
+        }
+    }
+
+    private void RefuseIfTooLong(string value, string field, Header header, string site)
+    {
+        if (value.Length > AuditText.IdentifierChars)
+        {
+            RefuseCall(site, header.Round, StatusCode.InvalidArgument, RefusalReasons.OversizedField,
+                $"the header's {field} has {value.Length} characters; the limit is {AuditText.IdentifierChars}");
         }
     }
 
@@ -575,7 +590,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         {
             string current = session is null ? "no round is open" : $"the current round is {session.Round} (session {session.SessionId})";
             RefuseCall(site, header.Round, StatusCode.FailedPrecondition, RefusalReasons.StaleOrReplay,
-                $"the message is for round {header.Round} session '{Truncate(header.SessionId, 80)}', but {current}; replays and stale messages are refused");
+                $"the message is for round {header.Round} session '{AuditText.Bound(header.SessionId, AuditText.IdentifierChars)}', but {current}; replays and stale messages are refused");
         }
 
         if (session.IndexOf(site) == 0)
@@ -586,13 +601,19 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return session;
     }
 
-    /// <summary>A refusal before any round state is touched (certificate, header, round lookup): logged, audited, thrown.</summary>
+    /// <summary>
+    /// A refusal before any round state is touched (certificate, header, round lookup): counted, logged and audited
+    /// (within the caller's share of refusal lines, <see cref="RefusalAudit"/>), thrown.
+    /// </summary>
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     private void RefuseCall(string site, ulong round, StatusCode code, string category, string reason)
     {
         _telemetry.Refused(code, category);
-        Log.Refused(_logger, site, reason);
-        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", (long)Math.Min(round, long.MaxValue)).AddSite(site).Add("status", code.ToString()).Add("reason", reason));
+        if (_refusals.Append(site, category, f => f.Add("round", (long)Math.Min(round, long.MaxValue)).AddSite(site).Add("status", code.ToString()).Add("reason", reason)))
+        {
+            Log.Refused(_logger, site, reason);
+        }
+
         throw new RpcException(new Status(code, reason));
     }
 
@@ -616,7 +637,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 }
 
                 Refuse(session, site, StatusCode.AlreadyExists, RefusalReasons.Equivocation,
-                    $"site '{site}' already submitted a different {kind} message in round {session.Round} (recorded SHA-256 {recorded}, now {digest}); equivocation refused");
+                    $"site '{site}' already submitted a different {kind} message in round {session.Round} (recorded SHA-256 {recorded}, now {AuditText.Bound(digest, AuditText.IdentifierChars)}); equivocation refused");
             }
 
             bool fresh = await GuardAsync(session, site, accept, cancellationToken).ConfigureAwait(false);
@@ -747,8 +768,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private void Refuse(RoundSession session, string site, StatusCode code, string category, string reason)
     {
         _telemetry.Refused(code, category);
-        Log.Refused(_logger, site, reason);
-        _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).AddSite(site).Add("reason", reason));
+        if (_refusals.Append(site, category, f => f.Add("round", session.Round).AddSite(site).Add("reason", reason)))
+        {
+            Log.Refused(_logger, site, reason);
+        }
+
         throw new RpcException(new Status(code, reason));
     }
 
@@ -786,6 +810,4 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         Stage.Model => "STAGE_MODEL",
         _ => ((int)stage).ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
-
-    private static string Truncate(string value, int max) => value.Length <= max ? value : value[..max];
 }

@@ -106,6 +106,7 @@ public static class AggregatorHost
             builder.Services.AddSingleton(TimeProvider.System);
             var uploads = new UploadLimiter(options.MaxConcurrentUploads);
             builder.Services.AddSingleton(uploads);
+            builder.Services.AddSingleton(sp => new RefusalAudit(state.Audit, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RefusalAudit>>()));
             builder.Services.AddSingleton(sp => new AggregatorTelemetry(
                 sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), state, Options.Create(options), sp.GetRequiredService<TimeProvider>(), uploads));
             AddOpenTelemetry(builder.Services, options);
@@ -140,7 +141,20 @@ public static class AggregatorHost
             app.UseRouting();
             app.MapGrpcService<AggregationService>();
             app.MapGrpcHealthChecksService();
-            app.Lifetime.ApplicationStopped.Register(state.Dispose);
+            app.Lifetime.ApplicationStopped.Register(() =>
+            {
+                // The suppressed refusals' counts go into the audit log before it closes.
+                RefusalAudit refusals = app.Services.GetRequiredService<RefusalAudit>();
+                refusals.Dispose();
+                try
+                {
+                    refusals.Flush();
+                }
+                finally
+                {
+                    state.Dispose();
+                }
+            });
             return app;
         }
         catch

@@ -1,6 +1,7 @@
 using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
 using SecureFed.Aggregator.Operations;
+using SecureFed.Audit;
 using SecureFed.Federation;
 
 namespace SecureFed.Aggregator;
@@ -86,8 +87,8 @@ public static class ForwardedIdentity
     private static string Subject(X509Certificate2 certificate)
     {
         string subject = certificate.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
-        return string.IsNullOrEmpty(subject) ? "(unidentified certificate)" : subject;
+        return string.IsNullOrEmpty(subject) ? "(unidentified certificate)" : AuditText.Bound(subject, AuditText.IdentifierChars);
     }
 
-    private static string Shorten(string value) => value.Length <= MaxHeaderChars ? value : value[..MaxHeaderChars] + "…";
+    private static string Shorten(string value) => AuditText.Bound(value, MaxHeaderChars);
 }

@@ -81,4 +81,10 @@ internal static partial class Log
 
     [LoggerMessage(26, LogLevel.Warning, "Round {Round}: the pruned model versions' space in '{Path}' was not given back to the file system (the round and its model are stored; the space is reused by later models): {Reason}")]
     public static partial void FreePagesNotReleased(ILogger logger, long round, string path, string reason);
+
+    [LoggerMessage(27, LogLevel.Warning, "{Count} refusals of {Site} were not audited one by one (too many; refused all the same) between {Since} and {Until}; audited as refusal.suppressed")]
+    public static partial void RefusalsSuppressed(ILogger logger, long count, string site, string since, string until);
+
+    [LoggerMessage(28, LogLevel.Warning, "Could not audit the {Count} suppressed refusals of {Site} yet (kept for the next attempt): {Error}")]
+    public static partial void RefusalSummaryFailed(ILogger logger, string site, long count, string error);
 }

@@ -74,6 +74,15 @@ public static class AuditEvents
     /// <summary>Aggregator {round, site, reason} or agent {round, reason}: a request was refused.</summary>
     public const string Refusal = "refusal";
 
+    /// <summary>
+    /// Aggregator: refusals of one caller that were refused but not written as <see cref="Refusal"/> lines, because the
+    /// caller had used up its refusal lines (a burst, then one line per refill interval; docs/PROTOCOL.md §9):
+    /// {site, suppressed (the count), since and until (the first and last suppressed refusal's time), categories{category:
+    /// count} (the kinds, e.g. wrong_federation), burst, refill_seconds}. Written as soon as the caller may have a line
+    /// again, and for every pending count when the aggregator stops.
+    /// </summary>
+    public const string RefusalsSuppressed = "refusal.suppressed";
+
     /// <summary>{message}.</summary>
     public const string Error = "error";
 

@@ -77,5 +77,5 @@ public sealed record SliceAdmission(
 
     private static SliceAdmission No(SliceRefusalKind kind, string reason) => new(0, 0, 0, kind, reason);
 
-    private static string Truncate(string value) => value.Length <= 80 ? value : value[..80];
+    private static string Truncate(string value) => SecureFed.Audit.AuditText.Bound(value, SecureFed.Audit.AuditText.IdentifierChars);
 }

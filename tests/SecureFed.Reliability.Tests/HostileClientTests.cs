@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
@@ -175,6 +176,96 @@ public sealed class HostileClientTests : IDisposable
         Assert.Equal(StatusCode.PermissionDenied, ex.StatusCode);
         Assert.Contains("revoked", ex.Status.Detail, StringComparison.OrdinalIgnoreCase);
         Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory)).Ok);
+    }
+
+    [Fact]
+    public async Task GetStatus_MillionsOfControlCharactersInFederationOrSender_RefusedByLengthAuditLineBounded()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"]);
+        await fed.StartAggregatorAsync();
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Aggregation.AggregationClient(channel);
+        string hostile = new('\u0001', 4_000_000);
+        string auditFile = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
+
+        // Each escaped control character would take 6 bytes of audit log: 24 MB per call.
+        var federation = H(0, "", "site-x");
+        federation.FederationId = hostile;
+        long before = new FileInfo(auditFile).Length;
+        await Refused(() => client.GetStatusAsync(new StatusRequest { Header = federation }, Deadline(30)).ResponseAsync, StatusCode.InvalidArgument,
+            $"the header's federation_id has 4000000 characters; the limit is {AuditText.IdentifierChars}");
+        Assert.InRange(new FileInfo(auditFile).Length - before, 1, 4095);
+
+        before = new FileInfo(auditFile).Length;
+        await Refused(() => client.GetStatusAsync(new StatusRequest { Header = H(0, "", hostile) }, Deadline(30)).ResponseAsync, StatusCode.InvalidArgument,
+            $"the header's sender has 4000000 characters; the limit is {AuditText.IdentifierChars}");
+        Assert.InRange(new FileInfo(auditFile).Length - before, 1, 4095);
+
+        // Within the length limit, control characters are replaced, not escaped.
+        var shortHostile = H(0, "", "site-x");
+        shortHostile.FederationId = new string('\u0001', AuditText.IdentifierChars);
+        before = new FileInfo(auditFile).Length;
+        await Refused(() => client.GetStatusAsync(new StatusRequest { Header = shortHostile }, Deadline()).ResponseAsync, StatusCode.InvalidArgument, "the message is for federation");
+        Assert.InRange(new FileInfo(auditFile).Length - before, 1, 1023);
+        Assert.DoesNotContain("\\u0001", File.ReadAllText(auditFile), StringComparison.Ordinal);
+
+        Assert.Equal(TestFederation.FederationName, (await client.GetStatusAsync(new StatusRequest { Header = H(0, "", "site-x") }, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).FederationId);
+        AuditVerification verification = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(verification.Ok, verification.FirstProblem);
+    }
+
+    [Fact]
+    public async Task GetStatus_ThousandRefusalsOfOneSite_BoundedAuditLinesSummaryCountsThemOtherSiteAudited()
+    {
+        const int Calls = 1_000;
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"]);
+        await fed.StartAggregatorAsync();
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Aggregation.AggregationClient(channel);
+        using PartyKit kitA = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel channelA = fed.RawChannel(kitA.TlsCertificate);
+        var clientA = new Aggregation.AggregationClient(channelA);
+        var wrong = H(0, "", "site-x");
+        wrong.FederationId = "evil-federation";
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        for (int i = 0; i < Calls; i += 10)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 10).Select(_ => Refused(() => client.GetStatusAsync(new StatusRequest { Header = wrong }, Deadline()).ResponseAsync, StatusCode.InvalidArgument, "evil-federation")));
+        }
+
+        TimeSpan elapsed = clock.Elapsed;
+        // site-x's bucket is empty; site-a's is its own.
+        var wrongA = H(0, "", "site-a");
+        wrongA.FederationId = "evil-federation";
+        for (int i = 0; i < 3; i++)
+        {
+            await Refused(() => clientA.GetStatusAsync(new StatusRequest { Header = wrongA }, Deadline()).ResponseAsync, StatusCode.InvalidArgument, "evil-federation");
+        }
+
+        await fed.StopAggregatorAsync(); // writes the pending count
+
+        List<JsonElement> lines = [.. File.ReadAllLines(Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName)).Select(l =>
+        {
+            using JsonDocument doc = JsonDocument.Parse(l);
+            return doc.RootElement.Clone();
+        })];
+        List<JsonElement> refusalsX = [.. lines.Where(l => Type(l) == AuditEvents.Refusal && Field(l, "site") == "site-x")];
+        List<JsonElement> summariesX = [.. lines.Where(l => Type(l) == AuditEvents.RefusalsSuppressed && Field(l, "site") == "site-x")];
+        int bound = RefusalAudit.DefaultBurst + (2 * (int)(elapsed / RefusalAudit.DefaultRefillInterval)) + 2;
+        Assert.True(refusalsX.Count + summariesX.Count <= bound, $"{refusalsX.Count} refusal and {summariesX.Count} summary lines for site-x in {elapsed}; at most {bound} expected");
+        Assert.NotEmpty(summariesX);
+        long suppressed = summariesX.Sum(s => s.GetProperty("fields").GetProperty("suppressed").GetInt64());
+        Assert.Equal(Calls, refusalsX.Count + suppressed);
+        Assert.Equal(suppressed, summariesX.Sum(s => s.GetProperty("fields").GetProperty("categories").GetProperty("wrong_federation").GetInt64()));
+        Assert.Equal(3, lines.Count(l => Type(l) == AuditEvents.Refusal && Field(l, "site") == "site-a"));
+        AuditVerification verification = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(verification.Ok, verification.FirstProblem);
+
+        static string Type(JsonElement line) => line.GetProperty("type").GetString()!;
+        static string? Field(JsonElement line, string name) => line.GetProperty("fields").TryGetProperty(name, out JsonElement v) ? v.GetString() : null;
     }
 
     private static Header H(ulong round, string session, string sender, Stage stage = Stage.Unspecified) => RawClient.Header(round, session, sender, stage);

@@ -235,6 +235,22 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    [Fact]
+    public async Task DeclineRound_ReasonCutInsideASurrogatePair_AcknowledgedAndAudited()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+
+        // 501 UTF-16 characters: the bound of 500 falls between the two halves of the emoji.
+        Ack ack = await x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = new string('a', 499) + "😀" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+
+        Assert.False(ack.Duplicate);
+        AuditLine declined = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x");
+        Assert.Equal("site declined: " + new string('a', 499) + AuditText.Ellipsis, declined.Text("reason"));
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        AssertLogsVerify(fed);
+    }
+
     // Row 9 -------------------------------------------------------------------------------------------------------
 
     [Fact]

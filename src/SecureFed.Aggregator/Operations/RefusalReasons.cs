@@ -13,6 +13,7 @@ internal static class RefusalReasons
     public const string NoCertificate = "no_certificate";
     public const string UnknownCertificate = "unknown_certificate";
     public const string ForwardedIdentity = "forwarded_identity";
+    public const string OversizedField = "oversized_field";
     public const string WrongFederation = "wrong_federation";
     public const string WrongSender = "wrong_sender";
     public const string WrongStage = "wrong_stage";

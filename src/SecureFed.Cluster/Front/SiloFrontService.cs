@@ -3,6 +3,7 @@ using Grpc.Core;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
+using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Wire.V1;
 
@@ -101,14 +102,23 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             throw Refuse(site, StatusCode.InvalidArgument, "the first masked-input chunk must carry the header");
         }
 
+        // As the coordinator's service: over-long identifiers are refused by their length; none reaches the log unbounded.
+        foreach ((string field, string value) in (ReadOnlySpan<(string, string)>)[("federation_id", header.FederationId), ("sender", header.Sender), ("session_id", header.SessionId)])
+        {
+            if (value.Length > AuditText.IdentifierChars)
+            {
+                throw Refuse(site, StatusCode.InvalidArgument, $"the header's {field} has {value.Length} characters; the limit is {AuditText.IdentifierChars}");
+            }
+        }
+
         if (header.FederationId != _front.Federation)
         {
-            throw Refuse(site, StatusCode.InvalidArgument, $"the message is for federation '{header.FederationId}'; this aggregator serves '{_front.Federation}'");
+            throw Refuse(site, StatusCode.InvalidArgument, $"the message is for federation '{AuditText.Bound(header.FederationId, AuditText.IdentifierChars)}'; this aggregator serves '{_front.Federation}'");
         }
 
         if (header.Sender != site)
         {
-            throw Refuse(site, StatusCode.PermissionDenied, $"the header names sender '{header.Sender}' but the client certificate belongs to '{site}'");
+            throw Refuse(site, StatusCode.PermissionDenied, $"the header names sender '{AuditText.Bound(header.Sender, AuditText.IdentifierChars)}' but the client certificate belongs to '{site}'");
         }
 
         if (header.Stage != Stage.MaskedInput)

@@ -1,0 +1,93 @@
+using System.Text;
+
+namespace SecureFed.Audit;
+
+/// <summary>
+/// Bounds text that a caller supplied (a header's federation, sender or session, a decline's reason) before it goes into
+/// a refusal reason, an audit line or a log message. The result is at most the given number of UTF-16 characters plus
+/// an ellipsis, so its escaped form in an audit line (at most 6 bytes per character, <c>\u00XX</c>) is bounded whatever
+/// the caller sent; it is always valid Unicode (<see cref="AuditFields.Add(string, string?)"/> refuses unpaired
+/// surrogates).
+/// </summary>
+public static class AuditText
+{
+    /// <summary>The bound for an identifier a caller names (federation, sender, session, site).</summary>
+    public const int IdentifierChars = 128;
+
+    /// <summary>The bound for free text a caller explains itself with (a decline's reason).</summary>
+    public const int ReasonChars = 500;
+
+    /// <summary>What a control character or an unpaired surrogate is replaced with (U+FFFD).</summary>
+    public const char Replacement = '\uFFFD';
+
+    /// <summary>Appended when the text was cut (U+2026).</summary>
+    public const char Ellipsis = '\u2026';
+
+    /// <summary>
+    /// <paramref name="value"/> cut to at most <paramref name="maxChars"/> UTF-16 characters, never between the two halves
+    /// of a surrogate pair, followed by <see cref="Ellipsis"/> when it was cut; control characters (C0, DEL, C1) and
+    /// unpaired surrogates become <see cref="Replacement"/>. Null gives "". Text within the bound with neither is returned
+    /// as it is.
+    /// </summary>
+    /// <param name="value">The caller's text.</param>
+    /// <param name="maxChars">The bound, at least 2 (room for a surrogate pair).</param>
+    public static string Bound(string? value, int maxChars)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxChars, 2);
+        if (string.IsNullOrEmpty(value))
+        {
+            return "";
+        }
+
+        int length = Math.Min(value.Length, maxChars);
+        if (length < value.Length && char.IsHighSurrogate(value[length - 1]) && char.IsLowSurrogate(value[length]))
+        {
+            length--; // keep the pair whole: leave it out
+        }
+
+        bool cut = length < value.Length;
+        if (!cut && IsClean(value))
+        {
+            return value;
+        }
+
+        var text = new StringBuilder(length + 1);
+        for (int i = 0; i < length; i++)
+        {
+            char c = value[i];
+            if (char.IsHighSurrogate(c) && i + 1 < length && char.IsLowSurrogate(value[i + 1]))
+            {
+                text.Append(c).Append(value[++i]);
+            }
+            else
+            {
+                text.Append(char.IsControl(c) || char.IsSurrogate(c) ? Replacement : c);
+            }
+        }
+
+        if (cut)
+        {
+            text.Append(Ellipsis);
+        }
+
+        return text.ToString();
+    }
+
+    private static bool IsClean(string value)
+    {
+        for (int i = 0; i < value.Length; i++)
+        {
+            char c = value[i];
+            if (char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsControl(c) || char.IsSurrogate(c))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+}

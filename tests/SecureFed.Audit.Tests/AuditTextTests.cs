@@ -1,0 +1,95 @@
+namespace SecureFed.Audit.Tests;
+
+/// <summary>
+/// <see cref="AuditText.Bound"/>: what a caller supplied reaches an audit line bounded, as valid Unicode, without control
+/// characters.
+/// </summary>
+public sealed class AuditTextTests
+{
+    [Theory]
+    [InlineData("")]
+    [InlineData("site-a")]
+    [InlineData("héllo wörld 😀")]
+    public void Bound_CleanTextWithinBound_Unchanged(string value)
+    {
+        Assert.Same(value, AuditText.Bound(value, 128));
+    }
+
+    [Fact]
+    public void Bound_ExactLength_Unchanged()
+    {
+        string value = new('a', AuditText.ReasonChars);
+
+        Assert.Equal(value, AuditText.Bound(value, AuditText.ReasonChars));
+    }
+
+    [Fact]
+    public void Bound_Null_Empty()
+    {
+        Assert.Equal("", AuditText.Bound(null, 10));
+    }
+
+    [Fact]
+    public void Bound_SurrogatePairAcrossTheBound_PairLeftOutWhole()
+    {
+        string value = new string('a', 499) + "😀";
+
+        string bound = AuditText.Bound(value, 500);
+
+        Assert.Equal(new string('a', 499) + AuditText.Ellipsis, bound);
+        using var log = new TestLog();
+        using AuditLog audit = log.Open();
+        audit.Append(AuditEvents.Refusal, f => f.Add("reason", bound)); // valid Unicode: no ArgumentException
+    }
+
+    [Fact]
+    public void Bound_SurrogatePairEndingAtTheBound_Kept()
+    {
+        string value = new string('a', 498) + "😀" + "b";
+
+        Assert.Equal(new string('a', 498) + "😀" + AuditText.Ellipsis, AuditText.Bound(value, 500));
+    }
+
+    [Fact]
+    public void Bound_SurrogatePairExactlyAtTheBound_Unchanged()
+    {
+        string value = new string('a', 498) + "😀";
+
+        Assert.Same(value, AuditText.Bound(value, 500));
+    }
+
+    [Fact]
+    public void Bound_ControlCharacters_Replaced()
+    {
+        Assert.Equal("a\uFFFDb\uFFFDc\uFFFD\uFFFD", AuditText.Bound("a\u0001b\nc\u007F\u0085", 128));
+    }
+
+    [Fact]
+    public void Bound_UnpairedSurrogates_Replaced()
+    {
+        Assert.Equal("a\uFFFDb\uFFFD", AuditText.Bound("a\uD83Db\uDE00", 128));
+    }
+
+    [Fact]
+    public void Bound_MillionsOfControlCharacters_AuditLineBounded()
+    {
+        string value = new('\u0001', 4_000_000);
+        using var log = new TestLog();
+        using AuditLog audit = log.Open();
+        long before = new FileInfo(log.LogPath).Length;
+
+        string bound = AuditText.Bound(value, AuditText.IdentifierChars);
+        audit.Append(AuditEvents.Refusal, f => f.Add("reason", bound));
+
+        Assert.Equal(AuditText.IdentifierChars + 1, bound.Length);
+        Assert.Equal(new string(AuditText.Replacement, AuditText.IdentifierChars) + AuditText.Ellipsis, bound);
+        long grown = new FileInfo(log.LogPath).Length - before;
+        Assert.True(grown < 1024, $"the line took {grown} bytes");
+    }
+
+    [Fact]
+    public void Bound_MaxCharsBelowTwo_Throws()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => AuditText.Bound("abc", 1));
+    }
+}
