@@ -179,7 +179,7 @@ public sealed class HostileClientTests : IDisposable
     }
 
     [Fact]
-    public async Task GetStatus_MillionsOfControlCharactersInFederationOrSender_RefusedByLengthAuditLineBounded()
+    public async Task ShareKeys_MillionsOfControlCharactersInFederationOrSender_RefusedByLengthAuditLineBounded()
     {
         await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"]);
         await fed.StartAggregatorAsync();
@@ -189,16 +189,17 @@ public sealed class HostileClientTests : IDisposable
         string hostile = new('\u0001', 4_000_000);
         string auditFile = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
 
-        // Each escaped control character would take 6 bytes of audit log: 24 MB per call.
+        // Each escaped control character would take 6 bytes of audit log: 24 MB per call. ShareKeys, whose requests carry
+        // bulk data (GetStatus and the other small requests are refused over 64 KiB before they are parsed).
         var federation = H(0, "", "site-x");
         federation.FederationId = hostile;
         long before = new FileInfo(auditFile).Length;
-        await Refused(() => client.GetStatusAsync(new StatusRequest { Header = federation }, Deadline(30)).ResponseAsync, StatusCode.InvalidArgument,
+        await Refused(() => client.ShareKeysAsync(new ShareKeysRequest { Header = federation }, Deadline(30)).ResponseAsync, StatusCode.InvalidArgument,
             $"the header's federation_id has 4000000 characters; the limit is {AuditText.IdentifierChars}");
         Assert.InRange(new FileInfo(auditFile).Length - before, 1, 4095);
 
         before = new FileInfo(auditFile).Length;
-        await Refused(() => client.GetStatusAsync(new StatusRequest { Header = H(0, "", hostile) }, Deadline(30)).ResponseAsync, StatusCode.InvalidArgument,
+        await Refused(() => client.ShareKeysAsync(new ShareKeysRequest { Header = H(0, "", hostile) }, Deadline(30)).ResponseAsync, StatusCode.InvalidArgument,
             $"the header's sender has 4000000 characters; the limit is {AuditText.IdentifierChars}");
         Assert.InRange(new FileInfo(auditFile).Length - before, 1, 4095);
 
