@@ -96,6 +96,7 @@ internal static class CoordinatorMomentRows
                     insert.Parameters.Add(new NpgsqlParameter { Value = sha, NpgsqlDbType = NpgsqlDbType.Text });
                     insert.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
                     insert.Parameters.Add(new NpgsqlParameter { Value = first, NpgsqlDbType = NpgsqlDbType.Bytea });
+                    insert.CommandTimeout = PostgresCoordinatorState.ModelCommandTimeoutSeconds(insert.CommandTimeout, local.FirstBytes);
                     CheckReceived(local, "first", firstSha, await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false));
                 }
 
@@ -108,6 +109,7 @@ internal static class CoordinatorMomentRows
                     update.Parameters.Add(new NpgsqlParameter { Value = second, NpgsqlDbType = NpgsqlDbType.Bytea });
                     update.Parameters.Add(new NpgsqlParameter { Value = federation, NpgsqlDbType = NpgsqlDbType.Text });
                     update.Parameters.Add(new NpgsqlParameter { Value = local.ModelVersion, NpgsqlDbType = NpgsqlDbType.Bigint });
+                    update.CommandTimeout = PostgresCoordinatorState.ModelCommandTimeoutSeconds(update.CommandTimeout, local.SecondBytes);
                     CheckReceived(local, "second", secondSha, await update.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false));
                 }
 

@@ -472,6 +472,7 @@ public sealed class PostgresCoordinatorState
             command.Parameters.Add(new NpgsqlParameter { Value = _lease.Federation, NpgsqlDbType = NpgsqlDbType.Text });
             command.Parameters.Add(new NpgsqlParameter { Value = model.Version, NpgsqlDbType = NpgsqlDbType.Bigint });
             command.Parameters.Add(new NpgsqlParameter { Value = model.Sha256, NpgsqlDbType = NpgsqlDbType.Text });
+            command.CommandTimeout = ModelCommandTimeoutSeconds(command.CommandTimeout, model.SizeBytes);
 
             // Sequential access: the column is read from the connection as it is written into the store, never whole.
             await using NpgsqlDataReader reader = await command.ExecuteReaderAsync(CommandBehavior.SequentialAccess, cancellationToken).ConfigureAwait(false);
@@ -638,6 +639,7 @@ public sealed class PostgresCoordinatorState
                 insert.Parameters.Add(new NpgsqlParameter { Value = model.SizeBytes, NpgsqlDbType = NpgsqlDbType.Bigint });
                 insert.Parameters.Add(new NpgsqlParameter { Value = epoch, NpgsqlDbType = NpgsqlDbType.Bigint });
                 insert.Parameters.Add(new NpgsqlParameter { Value = stream, NpgsqlDbType = NpgsqlDbType.Bytea });
+                insert.CommandTimeout = ModelCommandTimeoutSeconds(insert.CommandTimeout, model.SizeBytes);
                 object? received = await insert.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
                 if (received is string actual && actual != model.Sha256)
                 {
@@ -704,5 +706,25 @@ public sealed class PostgresCoordinatorState
         await PostgresClusteringSchema.CreateUnderLockAsync(_dataSource, Schema + CoordinatorAuditRows.Schema + CoordinatorMomentRows.Schema, cancellationToken).ConfigureAwait(false);
 
         _schemaReady = true;
+    }
+
+    /// <summary>
+    /// The command timeout (seconds) of a statement that sends or reads one model version of <paramref name="sizeBytes"/>
+    /// bytes: the connection's (<paramref name="configured"/>, Npgsql's 30 s unless the connection string's
+    /// <c>Command Timeout</c> says otherwise; 0 = none, kept) or 60 s plus one second per MiB, whichever is longer. With
+    /// the 30 s default the <c>INSERT</c> of a 440 MB version failed on a loaded machine (docs/benchmarks.md); at one MiB a
+    /// second it now has 479 s.
+    /// </summary>
+    internal static int ModelCommandTimeoutSeconds(int configured, long sizeBytes)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(configured);
+        ArgumentOutOfRangeException.ThrowIfNegative(sizeBytes);
+        if (configured == 0)
+        {
+            return 0;
+        }
+
+        long scaled = 60 + (sizeBytes >> 20);
+        return (int)Math.Min(int.MaxValue, Math.Max(configured, scaled));
     }
 }
