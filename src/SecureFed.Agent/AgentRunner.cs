@@ -174,6 +174,13 @@ public sealed class AgentRunner
             {
                 long started = Stopwatch.GetTimestamp();
                 update = await Task.Run(() => _trainer.Train(global, plan, cancellationToken), cancellationToken).ConfigureAwait(false);
+                if (update.Examples < 1)
+                {
+                    // Every honest weight slot holds at least 1, so the aggregator can refuse a sum whose W is below the
+                    // number of contributors (a wrapped weight slot, PROTOCOL.md "The W bound"): with no examples, withdraw.
+                    throw new InvalidOperationException($"the local trainer used {update.Examples} training examples; a site contributes at least one");
+                }
+
                 Telemetry?.Trained(Stopwatch.GetElapsedTime(started), update.TokensPerSecond);
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)

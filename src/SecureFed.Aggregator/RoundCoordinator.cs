@@ -672,7 +672,7 @@ public sealed class RoundCoordinator : BackgroundService
 
     private async Task CompleteAsync(RoundSession session, SlicedRoundResult result, CancellationToken cancellationToken)
     {
-        // W must lie in [1, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound). The sum's tail
+        // W must lie in [contributors, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound). The sum's tail
         // (the weight slot, then any evaluation slots) is read first; the coordinates are then read once, in order, a run
         // at a time, and decoded a block at a time into the next model (SumFusion): on the cluster the whole sum is never
         // in this process, only one unmasked slice at a time.
@@ -695,7 +695,19 @@ public sealed class RoundCoordinator : BackgroundService
         using (Stream baseModel = _state.Store.OpenModel(session.BaseModelVersion))
         using (var streamed = new StoredModelFusion(fusion, baseModel, session.BaseModelSha256, $"model version {session.BaseModelVersion} in '{_state.Store.Path}'", next))
         {
-            await result.Sum.ReadInOrderAsync(streamed.Add, cancellationToken).ConfigureAwait(false);
+            // The sum bound (PROTOCOL.md): the decoded coordinates' norm and largest value, measured as they pass, must be
+            // within what the contributors' clipped updates and noise can give; else no site's edit reaches the model.
+            var bound = new SumBound(codec);
+            await result.Sum.ReadInOrderAsync((offset, words) =>
+            {
+                bound.Add(offset, words);
+                streamed.Add(offset, words);
+            }, cancellationToken).ConfigureAwait(false);
+            if (bound.Check(decodedWeight, result.Contributors.Count, session.DpPlan.SigmaSite) is string outside)
+            {
+                throw new RoundAbortedException(ProtocolStage.Unmasking, outside);
+            }
+
             (sha, sumSha256) = streamed.Complete();
         }
 

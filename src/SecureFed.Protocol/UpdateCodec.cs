@@ -194,9 +194,11 @@ public sealed class UpdateCodec
 
     /// <summary>
     /// Checks the decoded total weight W of <paramref name="contributors"/> sites: every honest site puts a weight in
-    /// [0, cap] into its slot, so 1 ≤ W ≤ contributors × cap. Returns why W is impossible, or null when it is in range.
-    /// The aggregator sees only the sum, so a single site's slot cannot be checked on its own: a site that lies within
-    /// [0, cap] is not detected.
+    /// [1, cap] into its slot (an agent whose trainer used no examples withdraws instead of sending weight 0), so
+    /// contributors ≤ W ≤ contributors × cap. Returns why W is impossible, or null when it is in range. The aggregator
+    /// sees only the sum, so a single site's slot cannot be checked on its own: a site that lies within [1, cap] is not
+    /// detected, nor one whose slot moves W elsewhere within the range (a W lowered towards the number of contributors
+    /// scales the average up; <see cref="SumBound"/> catches that only when the sites' updates, not the noise, dominate the sum).
     /// </summary>
     public string? CheckTotalWeight(long totalWeight, int contributors)
     {
@@ -205,6 +207,11 @@ public sealed class UpdateCodec
         if (totalWeight <= 0)
         {
             return $"the aggregated weight is {totalWeight}; nothing to average";
+        }
+
+        if (totalWeight < contributors)
+        {
+            return $"the aggregated weight W = {totalWeight} is below the {contributors} contributors' minimum of 1 each: some site put less than 1 (or a wrapped value) into its weight slot; the model is unchanged";
         }
 
         if (totalWeight > limit)

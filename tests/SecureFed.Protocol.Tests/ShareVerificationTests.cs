@@ -206,6 +206,8 @@ public sealed class ShareVerificationTests
 
     [Theory]
     [InlineData(0, 3, "nothing to average")]
+    [InlineData(1, 3, "W = 1 is below the 3 contributors' minimum of 1 each")]
+    [InlineData(2, 3, "below the 3 contributors")]
     [InlineData(3001, 3, "W = 3001 exceeds 3 contributors × weight cap 1000 = 3000")]
     [InlineData(2147483647, 4, "exceeds 4 contributors")]
     public void CheckTotalWeight_OutOfRange_ReasonNamesTheBound(long weight, int contributors, string fragment)
@@ -214,6 +216,6 @@ public sealed class ShareVerificationTests
 
         Assert.Contains(fragment, codec.CheckTotalWeight(weight, contributors), StringComparison.Ordinal);
         Assert.Null(codec.CheckTotalWeight(3000, 3));
-        Assert.Null(codec.CheckTotalWeight(1, 3));
+        Assert.Null(codec.CheckTotalWeight(3, 3));
     }
 }

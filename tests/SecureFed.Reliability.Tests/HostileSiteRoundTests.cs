@@ -251,6 +251,66 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    // Row C7 (threat model): a site that runs the protocol honestly but edits its own input before masking -----------
+
+    /// <summary>
+    /// site-x puts 2^32 − 599 into its weight slot: with the honest sites' weights 100 + 200 + 300 the decoded W wraps to 1
+    /// (the average would be scaled up 600 times). The round aborts before the model changes; the retry without site-x completes.
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_WeightSlotWrapsTotalToOne_RoundAbortsModelUnchangedRetryCompletes()
+    {
+        string reason = await RunEditedInputAsync((input, d) => input[d] = unchecked((uint)-(600 - 1)));
+        Assert.Contains("W = 1 is below the 4 contributors' minimum of 1 each", reason, StringComparison.Ordinal);
+        Assert.Contains("the model is unchanged", reason, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// site-x adds 2^30 to coordinate 0 (≈ 83 update units: 8 clips of S = 10, far beyond what four clipped updates and
+    /// the noise give one coordinate). The round aborts before the model changes; the retry without site-x completes.
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_CoordinateFarOutsideTheClip_RoundAbortsModelUnchangedRetryCompletes()
+    {
+        string reason = await RunEditedInputAsync((input, _) => input[0] = 1u << 30);
+        Assert.StartsWith("coordinate 0 of the decoded sum is ", reason, StringComparison.Ordinal);
+        Assert.Contains("at least one site sent an input outside its clip or a wrong weight; the model is unchanged", reason, StringComparison.Ordinal);
+    }
+
+    /// <summary>site-x sends the edited all-zero input (weight 0) through an honest run of the protocol; returns the aborted round's reason.</summary>
+    private async Task<string> RunEditedInputAsync(Action<uint[], int> edit)
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        (long baseVersion, string baseSha) = fed.State.Model.Current;
+        await x.AdvertiseAndShareAsync();
+        uint[] input = new uint[x.Parameters.VectorLength];
+        edit(input, (int)x.Announcement.ParameterCount);
+        Assert.False((await x.UploadAsync(x.Mask(input))).Duplicate);
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        await x.SignAndUnmaskAsync(survivors);
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        RoundRecord aborted = Assert.Single(rounds, r => r.Status == RoundStatus.Aborted);
+        RoundRecord completed = Assert.Single(rounds, r => r.Status == RoundStatus.Completed);
+        Assert.True(completed.Round > aborted.Round);
+        Assert.Equal(Honest, completed.Participants.Order());
+
+        // The aborted round produced no model: the only new version is the retry's, from the same base.
+        List<AuditLine> lines = AuditLines(fed);
+        AuditLine abortLine = Assert.Single(lines, l => l.Type == AuditEvents.RoundAborted && l.Text("round") == aborted.Round.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal("unmasking", abortLine.Text("stage"));
+        AuditLine produced = Assert.Single(lines, l => l.Type == AuditEvents.AggregateProduced);
+        Assert.Equal(completed.Round.ToString(System.Globalization.CultureInfo.InvariantCulture), produced.Text("round"));
+        Assert.Equal((baseVersion + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), produced.Text("model_version"));
+        Assert.Equal(baseVersion + 1, fed.State.Model.Current.Version);
+        Assert.NotEqual(baseSha, fed.State.Model.Current.Sha256);
+        AssertLogsVerify(fed);
+        Assert.Equal(aborted.AbortReason, abortLine.Text("reason"));
+        return aborted.AbortReason!;
+    }
+
     // Row 9 -------------------------------------------------------------------------------------------------------
 
     [Fact]
@@ -490,12 +550,12 @@ public sealed class HostileSiteRoundTests : IDisposable
             await Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
         }
 
-        /// <summary>Masks an all-zero input (weight 0) with the shares relayed to site-x.</summary>
-        public uint[] Mask()
+        /// <summary>Masks <paramref name="input"/> (default: an all-zero input, weight 0) with the shares relayed to site-x.</summary>
+        public uint[] Mask(uint[]? input = null)
         {
             ShareSet forMe = Client.AwaitSharesAsync(Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40)).GetAwaiter().GetResult();
             uint[] masked = new uint[Parameters.VectorLength];
-            Protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], new uint[Parameters.VectorLength], masked);
+            Protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input ?? new uint[Parameters.VectorLength], masked);
             return masked;
         }
 
