@@ -23,6 +23,9 @@ internal sealed class UploadLimiter(int limit) : IDisposable
     /// <summary>Most uploads ever buffered at the same time (for load measurements).</summary>
     public int PeakInUse => Volatile.Read(ref _peak);
 
+    /// <summary><paramref name="site"/>'s uploads here right now: reading (at most one) and waiting.</summary>
+    public int UploadsOf(string site) => _sites.TryGetValue(site, out SiteGate? gate) ? Volatile.Read(ref gate.Uploads) : 0;
+
     /// <summary>
     /// Waits for <paramref name="site"/>'s turn (one upload per site at a time), then for one of the slots. Returns null at
     /// once, without waiting, when the site already has one upload reading and <paramref name="maxWaiting"/> waiting here.
