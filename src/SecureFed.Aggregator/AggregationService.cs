@@ -181,7 +181,6 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// <summary>A whole masked input (protocol version 3), buffered in one of the <see cref="UploadLimiter"/>'s slots.</summary>
     private async Task<Ack> UploadWholeAsync(RoundSession session, string site, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> requestStream, CancellationToken cancellationToken)
     {
-
         int m = session.Parameters.VectorLength;
         if (first.TotalWords != (uint)m)
         {
