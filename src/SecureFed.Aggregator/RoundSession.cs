@@ -157,9 +157,6 @@ internal sealed class RoundSession
     /// </summary>
     public CancellationToken UploadCancellation => _inputClosed.IsCancellationRequested ? _ended.Token : _inputClosed.Token;
 
-    /// <summary>True once the masked-input stage has closed.</summary>
-    public bool MaskedInputClosed => _closed[(int)ProtocolStage.MaskedInputCollection].Task.IsCompleted;
-
     /// <summary>Waits until <paramref name="stage"/> has closed; throws when the round ended first.</summary>
     public async Task WaitStageClosedAsync(ProtocolStage stage, CancellationToken cancellationToken)
     {
