@@ -170,11 +170,28 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         CheckHeader(first.Header, site, Stage.MaskedInput, context.Method);
         RoundSession session = CurrentSession(first.Header, site);
-        if (first.HasSlice)
-        {
-            return await UploadSliceAsync(session, site, first, requestStream, context).ConfigureAwait(false);
-        }
 
+        // Every wait and read of this upload ends when the masked-input stage closes or the round ends (an upload begun after
+        // the close: when the round ends), so a stream that stalls holds its slot no longer than that.
+        using var upload = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, session.UploadCancellation);
+        try
+        {
+            return first.HasSlice
+                ? await UploadSliceAsync(session, site, first, requestStream, upload.Token).ConfigureAwait(false)
+                : await UploadWholeAsync(session, site, first, requestStream, upload.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (upload.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            Refuse(session, site, StatusCode.FailedPrecondition, session.IsFinished ? RefusalReasons.RoundEnded : RefusalReasons.WrongStage, session.IsFinished
+                ? $"round {session.Round} ended before this upload finished"
+                : $"the masked-input stage of round {session.Round} closed before this upload finished");
+            throw; // not reached
+        }
+    }
+
+    /// <summary>A whole masked input (protocol version 3), buffered in one of the <see cref="UploadLimiter"/>'s slots.</summary>
+    private async Task<Ack> UploadWholeAsync(RoundSession session, string site, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> requestStream, CancellationToken cancellationToken)
+    {
         int m = session.Parameters.VectorLength;
         if (first.TotalWords != (uint)m)
         {
@@ -186,8 +203,13 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, "the first chunk must carry the SHA-256 of the vector (64 hex digits)");
         }
 
-        // Bounded memory: at most MaxConcurrentUploads vectors are buffered at once; the rest wait their turn.
-        using UploadLimiter.Lease lease = await _uploads.AcquireAsync(context.CancellationToken).ConfigureAwait(false);
+        if (first.Words.Count > MaxChunkWords)
+        {
+            Refuse(session, site, StatusCode.ResourceExhausted, RefusalReasons.OversizedChunk, $"a chunk of {first.Words.Count} words exceeds the limit of {MaxChunkWords}");
+        }
+
+        // Bounded memory: at most MaxConcurrentUploads vectors are buffered at once, at most one per site; the rest wait their turn.
+        using UploadLimiter.Lease lease = await AcquireSlotAsync(session, site, cancellationToken).ConfigureAwait(false);
         uint[] buffer = ArrayPool<uint>.Shared.Rent(m);
         try
         {
@@ -198,6 +220,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 if (chunk.Words.Count > MaxChunkWords)
                 {
                     Refuse(session, site, StatusCode.ResourceExhausted, RefusalReasons.OversizedChunk, $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
+                }
+
+                if (chunk.Words.Count == 0 && chunk != first)
+                {
+                    Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.MalformedUpload, $"an empty chunk at offset {chunk.Offset}: every chunk after the first must carry words");
                 }
 
                 if (chunk.Offset != (uint)received)
@@ -212,7 +239,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
                 chunk.Words.CopyTo(buffer, received);
                 received += chunk.Words.Count;
-                if (!await requestStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+                if (!await requestStream.MoveNext(cancellationToken).ConfigureAwait(false))
                 {
                     break;
                 }
@@ -239,7 +266,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 // recorded, so a refused early upload cannot make a later honest one look like a duplicate.
                 await session.Server.AcceptMaskedInputAsync(session.IndexOf(site), buffer.AsMemory(0, m), ct).ConfigureAwait(false);
                 return true;
-            }, context.CancellationToken).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
             if (fresh)
             {
                 // Kept for the record; duplicates were decided above (one accepted vector per site and attempt).
@@ -260,7 +287,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// Protocol version 4: one slice of the caller's masked input, for a slice this silo hosts (docs/cluster.md §6). The
     /// slice silos' service (SecureFed.Cluster) makes the same checks with the same <see cref="SliceUploadReader"/>.
     /// </summary>
-    private async Task<Ack> UploadSliceAsync(RoundSession session, string site, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> requestStream, ServerCallContext context)
+    private async Task<Ack> UploadSliceAsync(RoundSession session, string site, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> requestStream, CancellationToken cancellationToken)
     {
         SliceUploadLayout? layout = session.Server.SliceUploads;
         int slice = (int)Math.Min(first.Slice, int.MaxValue);
@@ -275,7 +302,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         // Before any word is read: this process takes only the slices it hosts.
-        if (await session.Server.SliceElsewhereAsync(slice, context.CancellationToken).ConfigureAwait(false) is string elsewhere)
+        if (await session.Server.SliceElsewhereAsync(slice, cancellationToken).ConfigureAwait(false) is string elsewhere)
         {
             Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.MalformedUpload, $"slice {slice} is not hosted by this silo; upload it to {elsewhere}");
         }
@@ -287,7 +314,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             Refuse(session, site, refusal.Code, refusal.Category, refusal.Reason);
         }
 
-        using UploadLimiter.Lease lease = await _uploads.AcquireAsync(context.CancellationToken).ConfigureAwait(false);
+        using UploadLimiter.Lease lease = await AcquireSlotAsync(session, site, cancellationToken).ConfigureAwait(false);
         // The words go to the round server a gRPC chunk at a time as they arrive (the cluster's slice grain on this silo
         // checks, spills and adds each piece): the slice is never buffered whole here.
         string sha = first.Sha256.ToLowerInvariant();
@@ -305,11 +332,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 SliceUploadOutcome outcome = await session.Server.AcceptMaskedInputSliceAsync(session.IndexOf(site), slice, sha, ReadWords, ct).ConfigureAwait(false);
                 refused = outcome.Refusal;
                 return outcome.Fresh;
-            }, context.CancellationToken).ConfigureAwait(false);
+            }, cancellationToken).ConfigureAwait(false);
         if (!read && refused is null)
         {
             // A retry of a slice already taken (the same digest): its words are still read and checked, not kept.
-            refused = await SliceUploadReader.VerifyAsync(first, requestStream, length, slice, context.CancellationToken).ConfigureAwait(false);
+            refused = await SliceUploadReader.VerifyAsync(first, requestStream, length, slice, cancellationToken).ConfigureAwait(false);
         }
 
         if (refused is not null)
@@ -325,6 +352,24 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         session.Signal();
         return new Ack { Duplicate = !fresh };
+    }
+
+    /// <summary>
+    /// One of the <see cref="UploadLimiter"/>'s slots for <paramref name="site"/>'s upload: a site reads one upload at a time;
+    /// as many more as the round has slices (one for a whole vector: a retry) may wait for it; beyond that the upload is
+    /// refused with ResourceExhausted before anything waits.
+    /// </summary>
+    private async Task<UploadLimiter.Lease> AcquireSlotAsync(RoundSession session, string site, CancellationToken cancellationToken)
+    {
+        int waiting = Math.Max(1, session.Server.SliceUploads?.Count ?? 1);
+        UploadLimiter.Lease? lease = await _uploads.AcquireAsync(site, waiting, cancellationToken).ConfigureAwait(false);
+        if (lease is null)
+        {
+            Refuse(session, site, StatusCode.ResourceExhausted, RefusalReasons.TooManyUploads,
+                $"site '{site}' already has {waiting + 1} masked-input uploads open at this aggregator (one is read at a time, at most {waiting} wait); refused");
+        }
+
+        return lease;
     }
 
     public override async Task<SurvivorSet> AwaitSurvivors(StageQuery request, ServerCallContext context)

@@ -16,6 +16,8 @@ internal sealed class RoundSession
     private readonly HashSet<string> _declined = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
+    private readonly CancellationTokenSource _inputClosed = new();
+    private readonly CancellationTokenSource _ended = new();
     private volatile string? _abortRequested;
     private RoundAnnouncement? _sliced;
 
@@ -139,7 +141,21 @@ internal sealed class RoundSession
 
     public Task<bool> WaitForActivityAsync(TimeSpan timeout, CancellationToken cancellationToken) => _activity.WaitAsync(timeout, cancellationToken);
 
-    public void CloseStage(ProtocolStage stage) => _closed[(int)stage].TrySetResult();
+    public void CloseStage(ProtocolStage stage)
+    {
+        _closed[(int)stage].TrySetResult();
+        if (stage == ProtocolStage.MaskedInputCollection)
+        {
+            _ = _inputClosed.CancelAsync(); // the uploads' reads end on the thread pool, not on the coordinator's
+        }
+    }
+
+    /// <summary>
+    /// Cancelled when an upload begun now must stop reading: when the masked-input stage closes, or, for an upload begun after
+    /// it closed (an identical retry), when the round ends. Either way no later than the end of the round, so a stalled
+    /// stream never holds an upload slot past it (<see cref="UploadLimiter"/>).
+    /// </summary>
+    public CancellationToken UploadCancellation => _inputClosed.IsCancellationRequested ? _ended.Token : _inputClosed.Token;
 
     /// <summary>Waits until <paramref name="stage"/> has closed; throws when the round ended first.</summary>
     public async Task WaitStageClosedAsync(ProtocolStage stage, CancellationToken cancellationToken)
@@ -155,5 +171,10 @@ internal sealed class RoundSession
 
     public Task<RoundOutcome> OutcomeAsync(CancellationToken cancellationToken) => _outcome.Task.WaitAsync(cancellationToken);
 
-    public void Finish(RoundOutcome outcome) => _outcome.TrySetResult(outcome);
+    public void Finish(RoundOutcome outcome)
+    {
+        _outcome.TrySetResult(outcome);
+        _ = _inputClosed.CancelAsync();
+        _ = _ended.CancelAsync();
+    }
 }

@@ -7,17 +7,25 @@ namespace SecureFed.Aggregator;
 /// <summary>
 /// Reads one slice of a masked input from an <c>UploadMaskedInput</c> stream (protocol version 4), shared by the
 /// coordinator's service and the slice silos' (docs/cluster.md §6): at most one slice is buffered, chunks must be in
-/// order and at most <see cref="MaxChunkWords"/> long, and the words must match the SHA-256 of the first chunk.
+/// order, at most <see cref="MaxChunkWords"/> long and (after the first) not empty, and the words must match the SHA-256 of the first chunk.
 /// </summary>
 public static class SliceUploadReader
 {
     /// <summary>Largest chunk accepted, in words (as for a whole vector).</summary>
     public const int MaxChunkWords = 65_536;
 
-    /// <summary>Checks the first chunk's announced length and digest against slice <paramref name="slice"/> of <paramref name="length"/> words.</summary>
+    /// <summary>
+    /// Checks the first chunk's size, announced length and digest against slice <paramref name="slice"/> of
+    /// <paramref name="length"/> words (before the upload waits for a slot).
+    /// </summary>
     public static SliceUploadRefusal? CheckFirst(MaskedInputChunk first, int slice, int length)
     {
         ArgumentNullException.ThrowIfNull(first);
+        if (first.Words.Count > MaxChunkWords)
+        {
+            return Oversized(first);
+        }
+
         if (first.TotalWords != (uint)length)
         {
             return new(StatusCode.InvalidArgument, "malformed_upload", $"slice {slice} announces {first.TotalWords} words; the round's slice {slice} has {length}");
@@ -46,7 +54,7 @@ public static class SliceUploadReader
         MaskedInputChunk chunk = first;
         while (true)
         {
-            SliceUploadRefusal? refusal = CheckChunk(chunk, received, length, slice);
+            SliceUploadRefusal? refusal = CheckChunk(chunk, chunk == first, received, length, slice);
             if (refusal is not null)
             {
                 return refusal;
@@ -122,11 +130,19 @@ public static class SliceUploadReader
     public static SliceUploadRefusal DigestMismatch(int slice)
         => new(StatusCode.DataLoss, "digest_mismatch", $"slice {slice} does not match the SHA-256 announced in its first chunk");
 
-    private static SliceUploadRefusal? CheckChunk(MaskedInputChunk chunk, int received, int length, int slice)
+    private static SliceUploadRefusal Oversized(MaskedInputChunk chunk)
+        => new(StatusCode.ResourceExhausted, "oversized_chunk", $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
+
+    private static SliceUploadRefusal? CheckChunk(MaskedInputChunk chunk, bool isFirst, int received, int length, int slice)
     {
         if (chunk.Words.Count > MaxChunkWords)
         {
-            return new(StatusCode.ResourceExhausted, "oversized_chunk", $"a chunk of {chunk.Words.Count} words exceeds the limit of {MaxChunkWords}");
+            return Oversized(chunk);
+        }
+
+        if (chunk.Words.Count == 0 && !isFirst)
+        {
+            return new(StatusCode.InvalidArgument, "malformed_upload", $"an empty chunk at offset {chunk.Offset} of slice {slice}: every chunk after the first must carry words");
         }
 
         if (chunk.Offset != (uint)received)

@@ -69,6 +69,30 @@ public sealed class SliceUploadReaderTests
     }
 
     [Fact]
+    public async Task ReadAsync_EmptyChunkAfterFirst_RefusedSayingWhy()
+    {
+        List<MaskedInputChunk> chunks = Chunks((0, 100), (100, 200));
+        chunks.Insert(1, new MaskedInputChunk { Offset = 100 });
+
+        SliceUploadRefusal? refusal = await ReadAsync(chunks, new uint[300], 300);
+
+        Assert.Equal(StatusCode.InvalidArgument, refusal?.Code);
+        Assert.Equal("an empty chunk at offset 100 of slice 2: every chunk after the first must carry words", refusal?.Reason);
+    }
+
+    [Fact]
+    public void CheckFirst_OversizedFirstChunk_ResourceExhaustedBeforeAnyRead()
+    {
+        var first = new MaskedInputChunk { TotalWords = 70_000, Sha256 = new string('0', 64) };
+        first.Words.AddRange(new uint[SliceUploadReader.MaxChunkWords + 1]);
+
+        SliceUploadRefusal? refusal = SliceUploadReader.CheckFirst(first, 1, 70_000);
+
+        Assert.Equal(StatusCode.ResourceExhausted, refusal?.Code);
+        Assert.Equal("oversized_chunk", refusal?.Category);
+    }
+
+    [Fact]
     public void CheckFirst_WrongLengthOrDigest_RefusedSayingWhy()
     {
         Assert.Equal("slice 1 announces 99 words; the round's slice 1 has 100",

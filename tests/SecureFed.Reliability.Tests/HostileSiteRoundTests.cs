@@ -2,6 +2,7 @@ using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
@@ -359,6 +360,95 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    // Upload slots -------------------------------------------------------------------------------------------------
+
+    [Fact]
+    public async Task UploadMaskedInput_SiteHoldsAllUploadSlots_HonestRoundAndNextRoundComplete()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 2);
+        UploadLimiter limiter = fed.Aggregator!.Services.GetRequiredService<UploadLimiter>();
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+
+        // Still at AdvertiseKeys, before any honest site can upload: more uploads than there are slots, each with a valid
+        // first chunk (header, the round's length, a digest, no words), and then nothing more.
+        var stalled = new List<AsyncClientStreamingCall<MaskedInputChunk, Ack>>();
+        for (int i = 0; i < limiter.Limit + 1; i++)
+        {
+            stalled.Add(await x.OpenStalledUploadAsync());
+        }
+
+        await WaitUntilAsync(() => limiter.InUse >= 1);
+        await x.AdvertiseAndShareAsync();
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        Assert.Equal(2, rounds.Count(r => r.Status == RoundStatus.Completed));
+        Assert.All(rounds, r => Assert.Equal(RoundStatus.Completed, r.Status));
+        Assert.All(rounds, r => Assert.Equal(Honest, r.Participants.Order()));
+
+        // site-x read one upload at a time and had one more wait; the rest were refused at once. The two it kept ended when
+        // the masked-input stage closed, and their slot was given back.
+        List<RpcException> ends = [];
+        foreach (AsyncClientStreamingCall<MaskedInputChunk, Ack> call in stalled)
+        {
+            ends.Add(await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync.WaitAsync(CallTimeout)));
+            call.Dispose();
+        }
+
+        Assert.Equal(stalled.Count - 2, ends.Count(e => e.StatusCode == StatusCode.ResourceExhausted && e.Status.Detail.Contains("masked-input uploads open", StringComparison.Ordinal)));
+        Assert.Equal(2, ends.Count(e => e.StatusCode == StatusCode.FailedPrecondition && e.Status.Detail.Contains("closed before this upload finished", StringComparison.Ordinal)));
+        Assert.Equal(0, limiter.InUse);
+        Assert.Equal(0, limiter.UploadsOf("site-x"));
+        Assert.Equal(2, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").Contains("closed before this upload finished", StringComparison.Ordinal)));
+        AssertLogsVerify(fed);
+    }
+
+    [Fact]
+    public async Task UploadMaskedInput_OversizedFirstChunkOrEmptyLaterChunk_RefusedWithoutWaiting()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        UploadLimiter limiter = fed.Aggregator!.Services.GetRequiredService<UploadLimiter>();
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+
+        // site-x's slot and its one waiting place are taken.
+        AsyncClientStreamingCall<MaskedInputChunk, Ack> held = await x.OpenStalledUploadAsync();
+        AsyncClientStreamingCall<MaskedInputChunk, Ack> waiting = await x.OpenStalledUploadAsync();
+        await WaitUntilAsync(() => limiter.InUse == 1 && limiter.UploadsOf("site-x") == 2);
+
+        // An oversized first chunk is refused for its size, before it could wait; a third upload for the site's limit.
+        await Refused(() => x.UploadChunksAsync((0, new uint[AggregationService.MaxChunkWords + 1])), StatusCode.ResourceExhausted, "exceeds the limit");
+        await Refused(() => x.UploadChunksAsync((0, new uint[10])), StatusCode.ResourceExhausted, "already has 2 masked-input uploads open");
+
+        // The stalled uploads are given up by the client: their slot is free again.
+        held.Dispose();
+        waiting.Dispose();
+        await WaitUntilAsync(() => limiter.InUse == 0 && limiter.UploadsOf("site-x") == 0);
+
+        // An empty chunk after the first is refused (it would let a stream go on without sending anything).
+        await Refused(() => x.UploadChunksAsync((0, new uint[10]), (10, [])), StatusCode.InvalidArgument, "every chunk after the first must carry words");
+
+        await x.AdvertiseAndShareAsync();
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, completed.Status);
+        Assert.Equal(Honest, completed.Participants.Order());
+        Assert.Equal(0, limiter.InUse);
+        List<AuditLine> refusals = [.. AuditLines(fed).Where(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x")];
+        Assert.Contains(refusals, l => l.Text("reason").Contains("exceeds the limit", StringComparison.Ordinal));
+        Assert.Contains(refusals, l => l.Text("reason").Contains("masked-input uploads open", StringComparison.Ordinal));
+        Assert.Contains(refusals, l => l.Text("reason").Contains("every chunk after the first must carry words", StringComparison.Ordinal));
+        AssertLogsVerify(fed);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!condition())
+        {
+            await Task.Delay(20, timeout.Token);
+        }
+    }
+
     // Helpers ------------------------------------------------------------------------------------------------------
 
     private async Task<TestFederation> StartAsync(int rounds)
@@ -572,6 +662,47 @@ public sealed class HostileSiteRoundTests : IDisposable
             catch (RpcException)
             {
                 // refused before the stream completed: the status is in ResponseAsync
+            }
+
+            return await call.ResponseAsync.WaitAsync(CallTimeout);
+        }
+
+        /// <summary>Opens an upload whose first chunk is valid (header, the round's length, a digest) but carries no words, and sends nothing more.</summary>
+        public async Task<AsyncClientStreamingCall<MaskedInputChunk, Ack>> OpenStalledUploadAsync()
+        {
+            AsyncClientStreamingCall<MaskedInputChunk, Ack> call = Client.UploadMaskedInput(Deadline(120));
+            await call.RequestStream.WriteAsync(new MaskedInputChunk { Header = H(Stage.MaskedInput), Offset = 0, TotalWords = (uint)Parameters.VectorLength, Sha256 = new string('0', 64) });
+            return call;
+        }
+
+        /// <summary>Uploads the given chunks (the first with the header, the round's length and an all-zero digest) and completes the stream.</summary>
+        public async Task<Ack> UploadChunksAsync(params (int Offset, uint[] Words)[] chunks)
+        {
+            using AsyncClientStreamingCall<MaskedInputChunk, Ack> call = Client.UploadMaskedInput(Deadline());
+            try
+            {
+                for (int i = 0; i < chunks.Length; i++)
+                {
+                    var chunk = new MaskedInputChunk { Offset = (uint)chunks[i].Offset };
+                    chunk.Words.AddRange(chunks[i].Words);
+                    if (i == 0)
+                    {
+                        chunk.Header = H(Stage.MaskedInput);
+                        chunk.TotalWords = (uint)Parameters.VectorLength;
+                        chunk.Sha256 = new string('0', 64);
+                    }
+
+                    await call.RequestStream.WriteAsync(chunk);
+                }
+
+                await call.RequestStream.CompleteAsync();
+            }
+            catch (RpcException)
+            {
+                // refused before the stream completed: the status is in ResponseAsync
+            }
+            catch (InvalidOperationException)
+            {
             }
 
             return await call.ResponseAsync.WaitAsync(CallTimeout);
