@@ -69,5 +69,13 @@ internal static class CliApp
             await stderr.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
             return ExitFailure;
         }
+        catch (Exception ex) when (ex is System.Data.Common.DbException or TimeoutException)
+        {
+            // A database the cluster or a benchmark talks to failed (refused the connection, timed out, ...): named with its
+            // cause, not a crash with a stack trace.
+            string cause = ex.InnerException is null ? "" : $" ({ex.InnerException.Message})";
+            await stderr.WriteLineAsync($"error: {ex.Message}{cause}").ConfigureAwait(false);
+            return ExitFailure;
+        }
     }
 }
