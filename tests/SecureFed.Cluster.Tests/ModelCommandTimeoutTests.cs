@@ -3,7 +3,7 @@ using SecureFed.Cluster.Lease;
 namespace SecureFed.Cluster.Tests;
 
 /// <summary>
-/// The command timeout of a statement that sends or reads one model version or moment (<see cref="PostgresCoordinatorState.ModelCommandTimeoutSeconds"/>):
+/// The command timeout of a statement that sends one model version or moment, or reads a model version back (<see cref="PostgresCoordinatorState.ModelCommandTimeoutSeconds"/>):
 /// never below the connection's, 60 s plus one second per MiB, none when the connection string says none.
 /// </summary>
 public sealed class ModelCommandTimeoutTests

@@ -709,7 +709,7 @@ public sealed class PostgresCoordinatorState
     }
 
     /// <summary>
-    /// The command timeout (seconds) of a statement that sends or reads one model version of <paramref name="sizeBytes"/>
+    /// The command timeout (seconds) of a statement that sends one model version or moment, or reads a model version back, of <paramref name="sizeBytes"/>
     /// bytes: the connection's (<paramref name="configured"/>, Npgsql's 30 s unless the connection string's
     /// <c>Command Timeout</c> says otherwise; 0 = none, kept) or 60 s plus one second per MiB, whichever is longer. With
     /// the 30 s default the <c>INSERT</c> of a 440 MB version failed on a loaded machine (docs/benchmarks.md); at one MiB a
