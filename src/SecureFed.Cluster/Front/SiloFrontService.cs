@@ -265,6 +265,12 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
                 throw Refuse(site, StatusCode.DataLoss, $"slice {slice} does not match the SHA-256 announced in its first chunk");
             }
 
+            if (ex.Message.Contains("masked-input stage of slice", StringComparison.Ordinal))
+            {
+                // The slice closed while this upload waited for its site's turn (before the stage check saw it).
+                throw Refuse(site, StatusCode.FailedPrecondition, $"the masked-input stage of round {grains.RoundNumber} closed before this upload finished");
+            }
+
             throw Refuse(site, ex.Message.Contains("already sent", StringComparison.Ordinal) ? StatusCode.AlreadyExists : StatusCode.InvalidArgument, ex.Message);
         }
         catch (ClusterRoundAbortedException ex)
