@@ -5,7 +5,8 @@ namespace SecureFed.Cluster;
 /// <summary>
 /// The round grain's answer to "may <c>site</c> upload slice k of its masked input in session s now?" (protocol version
 /// 4, docs/cluster.md §6): the site's protocol index and the slice's words, or the refusal with its kind and reason. The
-/// checks are the single process's for a whole vector, in its order, plus the slice index.
+/// checks are the single process's for a whole vector, in its order, plus the slice index. An admitted upload also learns
+/// how many slices the round has (<see cref="Slices"/>: how many of one site's uploads may wait at a silo).
 /// </summary>
 [GenerateSerializer]
 [Alias("securefed.SliceAdmission")]
@@ -14,7 +15,8 @@ public sealed record SliceAdmission(
     [property: Id(1)] int Offset,
     [property: Id(2)] int Length,
     [property: Id(3)] SliceRefusalKind Refusal,
-    [property: Id(4)] string? Reason)
+    [property: Id(4)] string? Reason,
+    [property: Id(5)] int Slices = 0)
 {
     /// <summary>True when the slice may be uploaded.</summary>
     public bool Admitted => Refusal == SliceRefusalKind.None;
@@ -72,7 +74,7 @@ public sealed record SliceAdmission(
         }
 
         int k = (int)slice;
-        return new SliceAdmission(index, layout.Offset(k), layout.Length(k), SliceRefusalKind.None, null);
+        return new SliceAdmission(index, layout.Offset(k), layout.Length(k), SliceRefusalKind.None, null, layout.Count);
     }
 
     private static SliceAdmission No(SliceRefusalKind kind, string reason) => new(0, 0, 0, kind, reason);

@@ -99,6 +99,128 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
     }
 
     [Fact]
+    public async Task UploadMaskedInput_SiteStallsMoreSliceUploadsThanSlots_HonestRoundAndNextRoundCompleteThroughThatSilo()
+    {
+        // Arrange: rounds of 5 sites in 3 slices of 100 words; the service of the silo hosting slice 0 (every round: placement
+        // by slice index) with 2 upload slots, asking the round grain every 200 ms whether the masked-input stage is open.
+        const int Slots = 2;
+        using var script = new RoundScript(5, seed: 32, round: 32, M, bitWidth: 20, degree: 4, Federation);
+        var round = new ClusterRoundClient(_cluster.Grains, Federation, 32);
+        await round.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(Timeout);
+        await script.ThroughShareKeysAsync(round, []);
+        string host = await round.Slice(0).SiloAsync().WaitAsync(Timeout);
+        var silo = (InProcessSiloHandle)_cluster.Cluster.Silos.Single(s => s.SiloAddress.ToParsableString() == host);
+        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation,
+            [.. script.Parameters.Participants.Select(p => p.Name)], "127.0.0.1"));
+        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+        using var front = new SliceFront(Federation, aggregatorKit, silo.SiloHost.Services.GetRequiredService<IGrainFactory>(), host, maxConcurrentUploads: Slots)
+        {
+            StageCheckInterval = TimeSpan.FromMilliseconds(200),
+        };
+        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front);
+        await app.StartAsync().WaitAsync(Timeout);
+        PartyKit[] kits = [.. Enumerable.Range(1, 5).Select(i => PartyKit.Load(federation.SiteKitDirectories[$"site-{i:D3}"]))];
+        GrpcChannel[] channels = [.. kits.Select(k => Channel(SliceFrontHost.BoundAddress(app), k))];
+        Wire.V1.Aggregation.AggregationClient Client(int site) => new(channels[site - 1]);
+        Header HeaderOf(RoundScript s, int site) => new()
+        {
+            FederationId = Federation, Round = (ulong)s.Parameters.Round, SessionId = s.Parameters.SessionId, Stage = Stage.MaskedInput, Sender = $"site-{site:D3}",
+        };
+        async Task SendHonestAsync(RoundScript s, ClusterRoundClient r, int[] sites)
+        {
+            // Slice 0 through the front, every site at once (as agents upload concurrently); slices 1 and 2 to their grains.
+            var uploads = new List<Task<Ack>>();
+            foreach (int u in sites)
+            {
+                uint[] masked = await MaskAsync(s, r, u);
+                s.Single.AcceptMaskedInput(u, masked);
+                uploads.Add(UploadAsync(Client(u), HeaderOf(s, u), 0, masked[..100], Sha(masked[..100])));
+                Assert.True(await r.SendSliceAsync(u, 1, masked.AsMemory(100, 100), Sha(masked[100..200]), CancellationToken.None).WaitAsync(Timeout));
+                Assert.True(await r.SendSliceAsync(u, 2, masked.AsMemory(200, 100), Sha(masked[200..]), CancellationToken.None).WaitAsync(Timeout));
+            }
+
+            Assert.All(await Task.WhenAll(uploads).WaitAsync(Timeout), ack => Assert.False(ack.Duplicate));
+        }
+
+        try
+        {
+            // Act: site-001 opens slice-0 uploads (a valid first chunk of half the slice, then nothing): one is read, as many
+            // as the round has slices wait for its turn; a further one is refused at once.
+            uint[] hostile = await MaskAsync(script, round, 1);
+            var first = new MaskedInputChunk { Header = HeaderOf(script, 1), Slice = 0, Offset = 0, TotalWords = 100, Sha256 = Sha(hostile[..100]) };
+            first.Words.AddRange(hostile[..50]);
+            var stalled = new List<AsyncClientStreamingCall<MaskedInputChunk, Ack>>();
+            for (int i = 0; i < 5; i++)
+            {
+                AsyncClientStreamingCall<MaskedInputChunk, Ack> call = Client(1).UploadMaskedInput(deadline: DateTime.UtcNow + TimeSpan.FromMinutes(3));
+                await call.RequestStream.WriteAsync(first).WaitAsync(Timeout);
+                if (i < 4)
+                {
+                    stalled.Add(call);
+                    await WaitUntilAsync(() => front.UploadsOf("site-001") == i + 1, $"site-001's upload {i + 1} open at the silo");
+                }
+                else
+                {
+                    using (call)
+                    {
+                        RpcException refused = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync.WaitAsync(Timeout));
+                        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+                        Assert.Contains("site 'site-001' already has 4 masked-input uploads open at this silo (one is read at a time, at most 3 wait)", refused.Status.Detail, StringComparison.Ordinal);
+                    }
+                }
+            }
+
+            // The honest sites' uploads through the same silo go on, and their round completes without site-001.
+            await SendHonestAsync(script, round, [2, 3, 4, 5]);
+            (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(round, []);
+
+            // Assert: the round's sum is the honest sites'; site-001's stalled uploads ended when the stage closed, and its
+            // slots are free again.
+            Assert.Equal([2, 3, 4, 5], clustered.Contributors);
+            Assert.Equal(single.Sum, clustered.Sum);
+            Assert.Equal(script.ExpectedSum([2, 3, 4, 5]), clustered.Sum);
+            foreach (AsyncClientStreamingCall<MaskedInputChunk, Ack> call in stalled)
+            {
+                RpcException ended = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync.WaitAsync(Timeout));
+                Assert.Equal(StatusCode.FailedPrecondition, ended.StatusCode);
+                Assert.Equal("the masked-input stage of round 32 closed before this upload finished", ended.Status.Detail);
+            }
+
+            Assert.Equal(0, front.UploadsOf("site-001"));
+
+            // The next round through the same silo completes with every site, site-001 included.
+            using var next = new RoundScript(5, seed: 33, round: 33, M, bitWidth: 20, degree: 4, Federation);
+            var nextRound = new ClusterRoundClient(_cluster.Grains, Federation, 33);
+            await nextRound.OpenAsync(ClusterRoundSpec.From(next.Parameters, 100), CancellationToken.None).WaitAsync(Timeout);
+            await next.ThroughShareKeysAsync(nextRound, []);
+            Assert.Equal(host, await nextRound.Slice(0).SiloAsync().WaitAsync(Timeout));
+            await SendHonestAsync(next, nextRound, [1, 2, 3, 4, 5]);
+            (AggregationResult nextSingle, AggregationResult nextClustered) = await next.FinishAsync(nextRound, []);
+            Assert.Equal([1, 2, 3, 4, 5], nextClustered.Contributors);
+            Assert.Equal(nextSingle.Sum, nextClustered.Sum);
+            Assert.Equal(9, front.SlicesAccepted);
+            foreach (AsyncClientStreamingCall<MaskedInputChunk, Ack> call in stalled)
+            {
+                call.Dispose();
+            }
+
+            await app.StopAsync().WaitAsync(Timeout);
+        }
+        finally
+        {
+            foreach (GrpcChannel channel in channels)
+            {
+                channel.Dispose();
+            }
+
+            foreach (PartyKit kit in kits)
+            {
+                kit.Dispose();
+            }
+        }
+    }
+
+    [Fact]
     public async Task OpenAsync_EverySiloServesAgents_AnnouncesEachSliceAtItsSiloAndCoordinatorRefusesOthers()
     {
         // Arrange: every silo of the in-process cluster with an agent endpoint; the coordinator is silo 0.
@@ -153,6 +275,16 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         var masked = new uint[M];
         script.Client(site).MaskInput(forMe, script.Inputs[site - 1], masked);
         return masked;
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition, string what)
+    {
+        DateTime until = DateTime.UtcNow + Timeout;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < until, $"timed out waiting for {what}");
+            await Task.Delay(20);
+        }
     }
 
     private static async Task AssertRefusedAsync(Wire.V1.Aggregation.AggregationClient client, Header header, uint? slice, uint[] words, string sha, StatusCode code, string reason)

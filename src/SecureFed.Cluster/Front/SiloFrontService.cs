@@ -154,16 +154,73 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             throw Refuse(site, refusal.Code, refusal.Reason);
         }
 
-        using IDisposable slot = await _front.AcquireUploadAsync(ct).ConfigureAwait(false);
-        string sha = first.Sha256.ToLowerInvariant();
-        bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, requestStream, ct).ConfigureAwait(false);
-        if (fresh)
+        // As the coordinator's: a site reads one upload at a time, and every wait and read of this upload ends when the
+        // masked-input stage closes (the round grain is asked every StageCheckInterval), so a stalled stream holds its
+        // site's one slot no longer than that.
+        using var upload = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task watching = WatchStageAsync(grains.Round, upload);
+        try
         {
-            _front.Accepted();
-        }
+            int waiting = Math.Max(1, admission.Slices);
+            using IDisposable slot = await _front.AcquireUploadAsync(site, waiting, upload.Token).ConfigureAwait(false)
+                ?? throw Refuse(site, StatusCode.ResourceExhausted,
+                    $"site '{site}' already has {waiting + 1} masked-input uploads open at this silo (one is read at a time, at most {waiting} wait); refused");
+            string sha = first.Sha256.ToLowerInvariant();
+            bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, requestStream, upload.Token).ConfigureAwait(false);
+            if (fresh)
+            {
+                _front.Accepted();
+            }
 
-        Log.Accepted(_logger, site, round, slice, admission.Length, fresh);
-        return new Ack { Duplicate = !fresh };
+            Log.Accepted(_logger, site, round, slice, admission.Length, fresh);
+            return new Ack { Duplicate = !fresh };
+        }
+        catch (OperationCanceledException) when (upload.IsCancellationRequested && !ct.IsCancellationRequested)
+        {
+            throw Refuse(site, StatusCode.FailedPrecondition, $"the masked-input stage of round {round} closed before this upload finished");
+        }
+        finally
+        {
+            await upload.CancelAsync().ConfigureAwait(false);
+            await watching.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Asks the round grain every <see cref="SliceFront.StageCheckInterval"/> whether the round is still collecting masked
+    /// inputs, and cancels <paramref name="upload"/> when it is not (the stage closed, the round ended or its grain lost
+    /// it). Ends when <paramref name="upload"/> is cancelled; a check that fails (the grain unreachable for a moment) is
+    /// tried again at the next interval.
+    /// </summary>
+    private async Task WatchStageAsync(Grains.IRoundGrain round, CancellationTokenSource upload)
+    {
+        CancellationToken token = upload.Token;
+        try
+        {
+            while (true)
+            {
+                await Task.Delay(_front.StageCheckInterval, _front.Time, token).ConfigureAwait(false);
+                ClusterRoundStatus status;
+                try
+                {
+                    status = await round.StatusAsync().WaitAsync(GrainTimeout, token).ConfigureAwait(false);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    continue;
+                }
+
+                if (status.Stage != nameof(SecureFed.Protocol.ProtocolStage.MaskedInputCollection))
+                {
+                    await upload.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            // The upload ended (or the call did).
+        }
     }
 
     /// <summary>
@@ -206,6 +263,12 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             if (ex.Message.Contains("SHA-256", StringComparison.Ordinal))
             {
                 throw Refuse(site, StatusCode.DataLoss, $"slice {slice} does not match the SHA-256 announced in its first chunk");
+            }
+
+            if (ex.Message.Contains("masked-input stage of slice", StringComparison.Ordinal))
+            {
+                // The slice closed while this upload waited for its site's turn (before the stage check saw it).
+                throw Refuse(site, StatusCode.FailedPrecondition, $"the masked-input stage of round {grains.RoundNumber} closed before this upload finished");
             }
 
             throw Refuse(site, ex.Message.Contains("already sent", StringComparison.Ordinal) ? StatusCode.AlreadyExists : StatusCode.InvalidArgument, ex.Message);

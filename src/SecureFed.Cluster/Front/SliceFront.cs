@@ -1,3 +1,4 @@
+using SecureFed.Aggregator;
 using SecureFed.Federation;
 
 namespace SecureFed.Cluster.Front;
@@ -5,11 +6,12 @@ namespace SecureFed.Cluster.Front;
 /// <summary>
 /// What a slice silo's gRPC service needs (docs/cluster.md §6): the federation, the aggregator's kit (its TLS
 /// certificate, the CA and the manifest that maps a client certificate to a site), the silo's grain factory and address,
-/// a bound on slices buffered at once, counters of what it received, and the forwarder to the coordinator.
+/// a bound on slices buffered at once (at most one per site: <see cref="UploadLimiter"/>, as the coordinator's), counters of
+/// what it received, and the forwarder to the coordinator.
 /// </summary>
 public sealed class SliceFront : IDisposable
 {
-    private readonly SemaphoreSlim _uploads;
+    private readonly UploadLimiter _uploads;
     private long _wordsReceived;
     private long _slicesAccepted;
 
@@ -25,7 +27,7 @@ public sealed class SliceFront : IDisposable
         Kit = kit;
         Grains = grains;
         SiloAddress = siloAddress;
-        _uploads = new SemaphoreSlim(maxConcurrentUploads, maxConcurrentUploads);
+        _uploads = new UploadLimiter(maxConcurrentUploads);
     }
 
     /// <summary>The federation this silo serves.</summary>
@@ -47,18 +49,35 @@ public sealed class SliceFront : IDisposable
     /// </summary>
     public CoordinatorForwarder? Coordinator { get; init; }
 
+    /// <summary>
+    /// How often an upload asks the round grain whether the masked-input stage is still open (the silo has no signal of its
+    /// close); an upload still waiting or reading when it closed is refused and its slot freed.
+    /// <value>The default value is 1 s.</value>
+    /// </summary>
+    public TimeSpan StageCheckInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
+    /// The clock of <see cref="StageCheckInterval"/>.
+    /// <value>The default value is <see cref="TimeProvider.System"/>.</value>
+    /// </summary>
+    public TimeProvider Time { get; init; } = TimeProvider.System;
+
     /// <summary>Masked-input words received in accepted and refused slice streams (4 bytes each).</summary>
     public long WordsReceived => Interlocked.Read(ref _wordsReceived);
 
     /// <summary>Slices accepted (fresh, not retries).</summary>
     public long SlicesAccepted => Interlocked.Read(ref _slicesAccepted);
 
-    /// <summary>Waits for one of the upload slots (at most that many slices buffered at once).</summary>
-    public async Task<IDisposable> AcquireUploadAsync(CancellationToken cancellationToken)
-    {
-        await _uploads.WaitAsync(cancellationToken).ConfigureAwait(false);
-        return new Slot(_uploads);
-    }
+    /// <summary>Slice uploads of <paramref name="site"/> here right now: reading (at most one) and waiting.</summary>
+    public int UploadsOf(string site) => _uploads.UploadsOf(site);
+
+    /// <summary>
+    /// Waits for <paramref name="site"/>'s turn (one upload per site at a time), then for one of the upload slots (at most
+    /// that many slices buffered at once). Returns null at once, without waiting, when the site already has one upload
+    /// reading and <paramref name="maxWaiting"/> waiting here. Disposing the result gives both back.
+    /// </summary>
+    public async Task<IDisposable?> AcquireUploadAsync(string site, int maxWaiting, CancellationToken cancellationToken)
+        => await _uploads.AcquireAsync(site, maxWaiting, cancellationToken).ConfigureAwait(false);
 
     internal void Received(int words) => Interlocked.Add(ref _wordsReceived, words);
 
@@ -69,18 +88,5 @@ public sealed class SliceFront : IDisposable
     {
         _uploads.Dispose();
         Coordinator?.Dispose();
-    }
-
-    private sealed class Slot(SemaphoreSlim owner) : IDisposable
-    {
-        private int _released;
-
-        public void Dispose()
-        {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-            {
-                owner.Release();
-            }
-        }
     }
 }
