@@ -103,121 +103,96 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
     {
         // Arrange: rounds of 5 sites in 3 slices of 100 words; the service of the silo hosting slice 0 (every round: placement
         // by slice index) with 2 upload slots, asking the round grain every 200 ms whether the masked-input stage is open.
-        const int Slots = 2;
         using var script = new RoundScript(5, seed: 32, round: 32, M, bitWidth: 20, degree: 4, Federation);
-        var round = new ClusterRoundClient(_cluster.Grains, Federation, 32);
-        await round.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(Timeout);
-        await script.ThroughShareKeysAsync(round, []);
-        string host = await round.Slice(0).SiloAsync().WaitAsync(Timeout);
-        var silo = (InProcessSiloHandle)_cluster.Cluster.Silos.Single(s => s.SiloAddress.ToParsableString() == host);
-        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation,
-            [.. script.Parameters.Participants.Select(p => p.Name)], "127.0.0.1"));
-        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
-        using var front = new SliceFront(Federation, aggregatorKit, silo.SiloHost.Services.GetRequiredService<IGrainFactory>(), host, maxConcurrentUploads: Slots)
+        await using SliceSilo silo = await SliceSilo.StartAsync(this, script, slots: 2, TimeSpan.FromMilliseconds(200));
+
+        // Act: site-001 opens slice-0 uploads (a valid first chunk of half the slice, then nothing): one is read, as many
+        // as the round has slices wait for its turn; a further one is refused at once.
+        uint[] hostile = await MaskAsync(script, silo.Round, 1);
+        var stalled = new List<AsyncClientStreamingCall<MaskedInputChunk, Ack>>();
+        for (int i = 0; i < 5; i++)
         {
-            StageCheckInterval = TimeSpan.FromMilliseconds(200),
-        };
-        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front);
-        await app.StartAsync().WaitAsync(Timeout);
-        PartyKit[] kits = [.. Enumerable.Range(1, 5).Select(i => PartyKit.Load(federation.SiteKitDirectories[$"site-{i:D3}"]))];
-        GrpcChannel[] channels = [.. kits.Select(k => Channel(SliceFrontHost.BoundAddress(app), k))];
-        Wire.V1.Aggregation.AggregationClient Client(int site) => new(channels[site - 1]);
-        Header HeaderOf(RoundScript s, int site) => new()
-        {
-            FederationId = Federation, Round = (ulong)s.Parameters.Round, SessionId = s.Parameters.SessionId, Stage = Stage.MaskedInput, Sender = $"site-{site:D3}",
-        };
-        async Task SendHonestAsync(RoundScript s, ClusterRoundClient r, int[] sites)
-        {
-            // Slice 0 through the front, every site at once (as agents upload concurrently); slices 1 and 2 to their grains.
-            var uploads = new List<Task<Ack>>();
-            foreach (int u in sites)
+            AsyncClientStreamingCall<MaskedInputChunk, Ack> call = await silo.OpenHalfSliceAsync(script, 1, hostile);
+            if (i < 4)
             {
-                uint[] masked = await MaskAsync(s, r, u);
-                s.Single.AcceptMaskedInput(u, masked);
-                uploads.Add(UploadAsync(Client(u), HeaderOf(s, u), 0, masked[..100], Sha(masked[..100])));
-                Assert.True(await r.SendSliceAsync(u, 1, masked.AsMemory(100, 100), Sha(masked[100..200]), CancellationToken.None).WaitAsync(Timeout));
-                Assert.True(await r.SendSliceAsync(u, 2, masked.AsMemory(200, 100), Sha(masked[200..]), CancellationToken.None).WaitAsync(Timeout));
+                stalled.Add(call);
+                await WaitUntilAsync(() => silo.Front.UploadsOf("site-001") == i + 1, $"site-001's upload {i + 1} open at the silo");
             }
-
-            Assert.All(await Task.WhenAll(uploads).WaitAsync(Timeout), ack => Assert.False(ack.Duplicate));
-        }
-
-        try
-        {
-            // Act: site-001 opens slice-0 uploads (a valid first chunk of half the slice, then nothing): one is read, as many
-            // as the round has slices wait for its turn; a further one is refused at once.
-            uint[] hostile = await MaskAsync(script, round, 1);
-            var first = new MaskedInputChunk { Header = HeaderOf(script, 1), Slice = 0, Offset = 0, TotalWords = 100, Sha256 = Sha(hostile[..100]) };
-            first.Words.AddRange(hostile[..50]);
-            var stalled = new List<AsyncClientStreamingCall<MaskedInputChunk, Ack>>();
-            for (int i = 0; i < 5; i++)
+            else
             {
-                AsyncClientStreamingCall<MaskedInputChunk, Ack> call = Client(1).UploadMaskedInput(deadline: DateTime.UtcNow + TimeSpan.FromMinutes(3));
-                await call.RequestStream.WriteAsync(first).WaitAsync(Timeout);
-                if (i < 4)
+                using (call)
                 {
-                    stalled.Add(call);
-                    await WaitUntilAsync(() => front.UploadsOf("site-001") == i + 1, $"site-001's upload {i + 1} open at the silo");
-                }
-                else
-                {
-                    using (call)
-                    {
-                        RpcException refused = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync.WaitAsync(Timeout));
-                        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
-                        Assert.Contains("site 'site-001' already has 4 masked-input uploads open at this silo (one is read at a time, at most 3 wait)", refused.Status.Detail, StringComparison.Ordinal);
-                    }
+                    RpcException refused = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync.WaitAsync(Timeout));
+                    Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+                    Assert.Contains("site 'site-001' already has 4 masked-input uploads open at this silo (one is read at a time, at most 3 wait)", refused.Status.Detail, StringComparison.Ordinal);
                 }
             }
-
-            // The honest sites' uploads through the same silo go on, and their round completes without site-001.
-            await SendHonestAsync(script, round, [2, 3, 4, 5]);
-            (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(round, []);
-
-            // Assert: the round's sum is the honest sites'; site-001's stalled uploads ended when the stage closed, and its
-            // slots are free again.
-            Assert.Equal([2, 3, 4, 5], clustered.Contributors);
-            Assert.Equal(single.Sum, clustered.Sum);
-            Assert.Equal(script.ExpectedSum([2, 3, 4, 5]), clustered.Sum);
-            foreach (AsyncClientStreamingCall<MaskedInputChunk, Ack> call in stalled)
-            {
-                RpcException ended = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync.WaitAsync(Timeout));
-                Assert.Equal(StatusCode.FailedPrecondition, ended.StatusCode);
-                Assert.Equal("the masked-input stage of round 32 closed before this upload finished", ended.Status.Detail);
-            }
-
-            Assert.Equal(0, front.UploadsOf("site-001"));
-
-            // The next round through the same silo completes with every site, site-001 included.
-            using var next = new RoundScript(5, seed: 33, round: 33, M, bitWidth: 20, degree: 4, Federation);
-            var nextRound = new ClusterRoundClient(_cluster.Grains, Federation, 33);
-            await nextRound.OpenAsync(ClusterRoundSpec.From(next.Parameters, 100), CancellationToken.None).WaitAsync(Timeout);
-            await next.ThroughShareKeysAsync(nextRound, []);
-            Assert.Equal(host, await nextRound.Slice(0).SiloAsync().WaitAsync(Timeout));
-            await SendHonestAsync(next, nextRound, [1, 2, 3, 4, 5]);
-            (AggregationResult nextSingle, AggregationResult nextClustered) = await next.FinishAsync(nextRound, []);
-            Assert.Equal([1, 2, 3, 4, 5], nextClustered.Contributors);
-            Assert.Equal(nextSingle.Sum, nextClustered.Sum);
-            Assert.Equal(9, front.SlicesAccepted);
-            foreach (AsyncClientStreamingCall<MaskedInputChunk, Ack> call in stalled)
-            {
-                call.Dispose();
-            }
-
-            await app.StopAsync().WaitAsync(Timeout);
         }
-        finally
+
+        // The honest sites' uploads through the same silo go on, and their round completes without site-001.
+        await silo.SendHonestAsync(script, silo.Round, [2, 3, 4, 5]);
+        (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(silo.Round, []);
+
+        // Assert: the round's sum is the honest sites'; site-001's stalled uploads ended when the stage closed, and its
+        // slots are free again.
+        Assert.Equal([2, 3, 4, 5], clustered.Contributors);
+        Assert.Equal(single.Sum, clustered.Sum);
+        Assert.Equal(script.ExpectedSum([2, 3, 4, 5]), clustered.Sum);
+        foreach (AsyncClientStreamingCall<MaskedInputChunk, Ack> call in stalled)
         {
-            foreach (GrpcChannel channel in channels)
-            {
-                channel.Dispose();
-            }
-
-            foreach (PartyKit kit in kits)
-            {
-                kit.Dispose();
-            }
+            await AssertClosedAsync(call, 32);
         }
+
+        Assert.Equal(0, silo.Front.UploadsOf("site-001"));
+
+        // The next round through the same silo completes with every site, site-001 included.
+        using var next = new RoundScript(5, seed: 33, round: 33, M, bitWidth: 20, degree: 4, Federation);
+        var nextRound = new ClusterRoundClient(_cluster.Grains, Federation, 33);
+        await nextRound.OpenAsync(ClusterRoundSpec.From(next.Parameters, 100), CancellationToken.None).WaitAsync(Timeout);
+        await next.ThroughShareKeysAsync(nextRound, []);
+        Assert.Equal(silo.Host, await nextRound.Slice(0).SiloAsync().WaitAsync(Timeout));
+        await silo.SendHonestAsync(next, nextRound, [1, 2, 3, 4, 5]);
+        (AggregationResult nextSingle, AggregationResult nextClustered) = await next.FinishAsync(nextRound, []);
+        Assert.Equal([1, 2, 3, 4, 5], nextClustered.Contributors);
+        Assert.Equal(nextSingle.Sum, nextClustered.Sum);
+        Assert.Equal(9, silo.Front.SlicesAccepted);
+        foreach (AsyncClientStreamingCall<MaskedInputChunk, Ack> call in stalled)
+        {
+            call.Dispose();
+        }
+    }
+
+    [Fact]
+    public async Task UploadMaskedInput_StalledSliceUploadsResumeAfterTheRoundCompleted_RefusedAsClosedNotAborted()
+    {
+        // Arrange: a round of 5 sites in 3 slices; the silo hosting slice 0 with 2 upload slots and a stage check that never
+        // comes in the test (1 h), so site-001's uploads see the round end only when they go on. Site-001 opens two slice-0
+        // uploads with half the slice each: one is read, one waits for the site's turn.
+        using var script = new RoundScript(5, seed: 34, round: 34, M, bitWidth: 20, degree: 4, Federation);
+        await using SliceSilo silo = await SliceSilo.StartAsync(this, script, slots: 2, TimeSpan.FromHours(1));
+        uint[] late = await MaskAsync(script, silo.Round, 1);
+        using AsyncClientStreamingCall<MaskedInputChunk, Ack> read = await silo.OpenHalfSliceAsync(script, 1, late);
+        await WaitUntilAsync(() => silo.Front.UploadsOf("site-001") == 1, "site-001's first upload open at the silo");
+        using AsyncClientStreamingCall<MaskedInputChunk, Ack> waiting = await silo.OpenHalfSliceAsync(script, 1, late);
+        await WaitUntilAsync(() => silo.Front.UploadsOf("site-001") == 2, "site-001's second upload waiting at the silo");
+
+        // The round completes without site-001 (its slice grains are read and ended).
+        await silo.SendHonestAsync(script, silo.Round, [2, 3, 4, 5]);
+        (_, AggregationResult clustered) = await script.FinishAsync(silo.Round, []);
+        Assert.Equal([2, 3, 4, 5], clustered.Contributors);
+
+        // Act: site-001 sends the rest of the read upload and ends it, which frees the slot for the waiting one.
+        var rest = new MaskedInputChunk { Offset = 50 };
+        rest.Words.AddRange(late[50..100]);
+        await read.RequestStream.WriteAsync(rest).WaitAsync(Timeout);
+        await read.RequestStream.CompleteAsync().WaitAsync(Timeout);
+
+        // Assert: both are told the stage closed before they finished (the round did not abort: the read one's slice grain
+        // had ended, the waiting one is refused as soon as it gets the slot), and the slots are free.
+        await AssertClosedAsync(read, 34);
+        await AssertClosedAsync(waiting, 34);
+        Assert.Equal(0, silo.Front.UploadsOf("site-001"));
+        Assert.Equal(4, silo.Front.SlicesAccepted);
     }
 
     [Fact]
@@ -267,6 +242,13 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         catch (UnauthorizedAccessException)
         {
         }
+    }
+
+    private static async Task AssertClosedAsync(AsyncClientStreamingCall<MaskedInputChunk, Ack> call, int round)
+    {
+        RpcException ended = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync.WaitAsync(Timeout));
+        Assert.Equal(StatusCode.FailedPrecondition, ended.StatusCode);
+        Assert.Equal($"the masked-input stage of round {round} closed before this upload finished", ended.Status.Detail);
     }
 
     private static async Task<uint[]> MaskAsync(RoundScript script, ClusterRoundClient round, int site)
@@ -335,4 +317,110 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         },
         DisposeHttpClient = true,
     });
+
+    /// <summary>
+    /// A round at its masked-input stage (after share keys) and the gRPC service of the silo hosting its slice 0, with
+    /// every site's kit and an mTLS channel per site.
+    /// </summary>
+    private sealed class SliceSilo : IAsyncDisposable
+    {
+        private PartyKit? _aggregatorKit;
+        private PartyKit[] _kits = [];
+        private GrpcChannel[] _channels = [];
+        private WebApplication? _app;
+
+        public required ClusterRoundClient Round { get; init; }
+
+        public required string Host { get; init; }
+
+        public SliceFront Front { get; private set; } = null!;
+
+        public static async Task<SliceSilo> StartAsync(SliceUploadServiceTests test, RoundScript script, int slots, TimeSpan stageCheck)
+        {
+            var round = new ClusterRoundClient(test._cluster.Grains, Federation, script.Parameters.Round);
+            await round.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(Timeout);
+            await script.ThroughShareKeysAsync(round, []);
+            string host = await round.Slice(0).SiloAsync().WaitAsync(Timeout);
+            var handle = (InProcessSiloHandle)test._cluster.Cluster.Silos.Single(s => s.SiloAddress.ToParsableString() == host);
+            ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(test._dir, $"federation-{script.Parameters.Round}"), Federation,
+                [.. script.Parameters.Participants.Select(p => p.Name)], "127.0.0.1"));
+            var silo = new SliceSilo { Round = round, Host = host };
+            try
+            {
+                silo._aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+                silo.Front = new SliceFront(Federation, silo._aggregatorKit, handle.SiloHost.Services.GetRequiredService<IGrainFactory>(), host, maxConcurrentUploads: slots)
+                {
+                    StageCheckInterval = stageCheck,
+                };
+                silo._app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), silo.Front);
+                await silo._app.StartAsync().WaitAsync(Timeout);
+                silo._kits = [.. Enumerable.Range(1, script.Parameters.Participants.Count).Select(i => PartyKit.Load(federation.SiteKitDirectories[$"site-{i:D3}"]))];
+                silo._channels = [.. silo._kits.Select(k => Channel(SliceFrontHost.BoundAddress(silo._app), k))];
+                return silo;
+            }
+            catch
+            {
+                await silo.DisposeAsync();
+                throw;
+            }
+        }
+
+        public Wire.V1.Aggregation.AggregationClient Client(int site) => new(_channels[site - 1]);
+
+        public static Header HeaderOf(RoundScript script, int site) => new()
+        {
+            FederationId = Federation, Round = (ulong)script.Parameters.Round, SessionId = script.Parameters.SessionId, Stage = Stage.MaskedInput, Sender = $"site-{site:D3}",
+        };
+
+        /// <summary>Opens an upload of slice 0 of <paramref name="masked"/> and sends only its first half.</summary>
+        public async Task<AsyncClientStreamingCall<MaskedInputChunk, Ack>> OpenHalfSliceAsync(RoundScript script, int site, uint[] masked)
+        {
+            var first = new MaskedInputChunk { Header = HeaderOf(script, site), Slice = 0, Offset = 0, TotalWords = 100, Sha256 = Sha(masked[..100]) };
+            first.Words.AddRange(masked[..50]);
+            AsyncClientStreamingCall<MaskedInputChunk, Ack> call = Client(site).UploadMaskedInput(deadline: DateTime.UtcNow + TimeSpan.FromMinutes(3));
+            await call.RequestStream.WriteAsync(first).WaitAsync(Timeout);
+            return call;
+        }
+
+        /// <summary>
+        /// Slice 0 of each site's masked input through this silo's service, every site at once (as agents upload
+        /// concurrently); slices 1 and 2 to their grains.
+        /// </summary>
+        public async Task SendHonestAsync(RoundScript script, ClusterRoundClient round, int[] sites)
+        {
+            var uploads = new List<Task<Ack>>();
+            foreach (int u in sites)
+            {
+                uint[] masked = await MaskAsync(script, round, u);
+                script.Single.AcceptMaskedInput(u, masked);
+                uploads.Add(UploadAsync(Client(u), HeaderOf(script, u), 0, masked[..100], Sha(masked[..100])));
+                Assert.True(await round.SendSliceAsync(u, 1, masked.AsMemory(100, 100), Sha(masked[100..200]), CancellationToken.None).WaitAsync(Timeout));
+                Assert.True(await round.SendSliceAsync(u, 2, masked.AsMemory(200, 100), Sha(masked[200..]), CancellationToken.None).WaitAsync(Timeout));
+            }
+
+            Assert.All(await Task.WhenAll(uploads).WaitAsync(Timeout), ack => Assert.False(ack.Duplicate));
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            foreach (GrpcChannel channel in _channels)
+            {
+                channel.Dispose();
+            }
+
+            if (_app is not null)
+            {
+                await _app.StopAsync().WaitAsync(Timeout);
+                await _app.DisposeAsync();
+            }
+
+            Front?.Dispose();
+            foreach (PartyKit kit in _kits)
+            {
+                kit.Dispose();
+            }
+
+            _aggregatorKit?.Dispose();
+        }
+    }
 }

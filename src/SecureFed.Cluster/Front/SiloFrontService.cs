@@ -165,6 +165,13 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             using IDisposable slot = await _front.AcquireUploadAsync(site, waiting, upload.Token).ConfigureAwait(false)
                 ?? throw Refuse(site, StatusCode.ResourceExhausted,
                     $"site '{site}' already has {waiting + 1} masked-input uploads open at this silo (one is read at a time, at most {waiting} wait); refused");
+            if (await StagePassedAsync(grains.Round).ConfigureAwait(false))
+            {
+                // The stage closed while this upload waited for its site's turn (before the stage check saw it); the
+                // slice may already have been read and ended.
+                throw Refuse(site, StatusCode.FailedPrecondition, $"the masked-input stage of round {round} closed before this upload finished");
+            }
+
             string sha = first.Sha256.ToLowerInvariant();
             bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, requestStream, upload.Token).ConfigureAwait(false);
             if (fresh)
@@ -224,6 +231,25 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
     }
 
     /// <summary>
+    /// Whether the round went past its masked-input stage without aborting (consistency check, unmasking or completed). False
+    /// while the stage is open, after an abort, or when the round grain cannot be asked.
+    /// </summary>
+    private static async Task<bool> StagePassedAsync(Grains.IRoundGrain round)
+    {
+        try
+        {
+            ClusterRoundStatus status = await round.StatusAsync().WaitAsync(GrainTimeout).ConfigureAwait(false);
+            return status.Stage is nameof(SecureFed.Protocol.ProtocolStage.ConsistencyCheck)
+                or nameof(SecureFed.Protocol.ProtocolStage.Unmasking)
+                or nameof(SecureFed.Protocol.ProtocolStage.Completed);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
     /// Streams the slice into the local slice grain one gRPC chunk at a time (at most <see cref="SliceUploadReader.MaxChunkWords"/>
     /// words in this process per upload): the grain checks, spills and adds each piece as it comes and checks the SHA-256 at
     /// the end; an upload that breaks off is abandoned (its words leave the sum). Then the round grain records the slice.
@@ -275,6 +301,13 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         }
         catch (ClusterRoundAbortedException ex)
         {
+            if (await StagePassedAsync(grains.Round).ConfigureAwait(false))
+            {
+                // The round went on without this upload and its slice was read and ended (a slice grain that ended has
+                // no state): the stage closed, the round did not abort.
+                throw Refuse(site, StatusCode.FailedPrecondition, $"the masked-input stage of round {grains.RoundNumber} closed before this upload finished");
+            }
+
             throw Refuse(site, StatusCode.Aborted, $"round {grains.RoundNumber} ended: {ex.Message}");
         }
         finally
