@@ -90,6 +90,21 @@ public sealed class UpdateCodec
 
         long maxAbs = (long)Math.Ceiling((clipBound * scale) + 1);
         long headroom = (long)Math.Ceiling(noiseHeadroom * scale);
+        if ((cohortSize * (double)maxAbs) + headroom > budget)
+        {
+            // At the rounding edge the ceilings above add up to n + 1 units the closed form did not count (about a third
+            // of parameter sets with a small clip bound): leave room for them.
+            scale = Math.Floor((budget - (2.0 * cohortSize) - 1) / ((cohortSize * clipBound) + noiseHeadroom));
+            if (scale < 1)
+            {
+                throw new InvalidOperationException(
+                    $"{cohortSize} sites with clip {clipBound} and noise headroom {noiseHeadroom} do not fit in {bitWidth}-bit words; lower the clip bound or the noise.");
+            }
+
+            maxAbs = (long)Math.Ceiling((clipBound * scale) + 1);
+            headroom = (long)Math.Ceiling(noiseHeadroom * scale);
+        }
+
         // Cross-check with the crypto library's planner: it must agree that the sum fits.
         int needed = BitWidthPlanner.ForSum(maxAbs, cohortSize, headroom);
         if (needed > bitWidth)

@@ -61,7 +61,6 @@ public sealed class SumBoundTests
         // clip along one shared direction (the honest sum's largest possible signal).
         var rng = new Random(20260);
         double worstNorm = 0, worstCoordinate = 0;
-        int planned = 0;
         for (int trial = 0; trial < 300; trial++)
         {
             int d = rng.Next(1, 600);
@@ -70,18 +69,7 @@ public sealed class SumBoundTests
             double clip = Math.Pow(10, rng.NextDouble() * 4 - 2);
             int cap = rng.Next(1, 2000);
             double z = trial % 3 == 0 ? 0 : 0.05 + rng.NextDouble();
-            UpdateCodec codec;
-            DistributedDpPlan plan;
-            try
-            {
-                (codec, plan) = FederatedAveraging.PlanRound(d, clip, n, t, z == 0 ? 1 : z, cap);
-            }
-            catch (InvalidOperationException)
-            {
-                continue; // the planner's cross-check refuses a few parameter sets (rounding at the 32-bit edge): no round
-            }
-
-            planned++;
+            (UpdateCodec codec, DistributedDpPlan plan) = FederatedAveraging.PlanRound(d, clip, n, t, z == 0 ? 1 : z, cap);
             double sigma = z == 0 ? 0 : plan.SigmaSite;
             long[] examples = [.. Enumerable.Range(0, n).Select(_ => rng.Next(3) == 0 ? (long)rng.Next(1, cap + 1) : cap * 2L)];
             using var random = new DeterministicRandomSource(trial);
@@ -96,7 +84,6 @@ public sealed class SumBoundTests
             worstCoordinate = Math.Max(worstCoordinate, bound.LargestCoordinate / coordinateLimit);
         }
 
-        Assert.InRange(planned, 150, 300);
         Assert.InRange(worstNorm, 0.5, 1.0); // the bound is not vacuous: some honest sums come near it
         Assert.InRange(worstCoordinate, 0.5, 1.0);
     }
