@@ -15,6 +15,7 @@ namespace SecureFed.Reliability.Tests;
 public sealed class HostileLongPollTests : IDisposable
 {
     private static readonly TimeSpan CallTimeout = TimeSpan.FromSeconds(15);
+    private static readonly TimeSpan SettleTimeout = TimeSpan.FromSeconds(90);
     private readonly string _dir = Directory.CreateTempSubdirectory("securefed-longpoll-").FullName;
 
     [Fact]
@@ -62,6 +63,9 @@ public sealed class HostileLongPollTests : IDisposable
         using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
         var client = new Aggregation.AggregationClient(channel);
 
+        // The connection (TLS, HTTP/2) is set up first, so the 20 calls below race only each other.
+        await client.GetStatusAsync(new StatusRequest { Header = RawClient.Header(0, "", "site-x", Stage.Unspecified) }, RawClient.Deadline(60)).ResponseAsync.WaitAsync(SettleTimeout);
+
         // 20 long-polls at once: whatever order they reach the aggregator in, each newer one ends the one before it, so
         // 19 end with ABORTED and exactly one waits.
         const int polls = 20;
@@ -73,7 +77,8 @@ public sealed class HostileLongPollTests : IDisposable
                 calls.Add(client.AwaitRoundAsync(new AwaitRoundRequest { Header = RawClient.Header((ulong)(1L << 62), "", "site-x", Stage.Announce) }, RawClient.Deadline(120)));
             }
 
-            using var timeout = new CancellationTokenSource(CallTimeout);
+            // A bound for a hang, not for speed: under a loaded CI machine the 20 calls have taken over 15 s to settle.
+            using var timeout = new CancellationTokenSource(SettleTimeout);
             while (calls.Count(c => c.ResponseAsync.IsCompleted) < polls - 1)
             {
                 await Task.WhenAny(calls.Select(c => c.ResponseAsync).Where(t => !t.IsCompleted)).WaitAsync(timeout.Token);
