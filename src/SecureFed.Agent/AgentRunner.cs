@@ -331,6 +331,11 @@ public sealed class AgentRunner
             stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "consistency");
             ConsistencySignature signature = protocol.SignSurvivors([.. survivors.Survivors.Select(x => (int)x)]);
             var signRequest = new ConsistencyRequest { Header = Header(round, parameters.SessionId, Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) };
+            if (codec.Evaluation is not null)
+            {
+                signRequest.Scored = counts is not null; // the flag this site put into its input, declared outside the sum
+            }
+
             bytesSent += Sent(round, "consistency", signRequest);
             await _client.SignSurvivorsAsync(signRequest, cancellationToken).ConfigureAwait(false);
 

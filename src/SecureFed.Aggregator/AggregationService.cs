@@ -386,6 +386,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     {
         string site = Authenticate(context, request.Header, Stage.Consistency);
         RoundSession session = CurrentSession(request.Header, site);
+        if (request.HasScored)
+        {
+            // Federated evaluation: the site's own word on its flag, checked against the summed flag before publishing.
+            session.DeclareScored(site, request.Scored);
+        }
+
         var signature = new ConsistencySignature(session.IndexOf(site), request.Signature.ToByteArray());
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptConsistencySignatureAsync(signature, ct), context.CancellationToken).ConfigureAwait(false);
         session.Signal();

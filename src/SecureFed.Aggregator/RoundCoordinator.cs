@@ -717,10 +717,12 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         // Federated evaluation of the round's starting model: only the sum over the contributors, published when at
-        // least t of them scored it; an impossible sum withholds the score, never the model (PROTOCOL.md).
+        // least t of them scored it and exactly as many declared so (ConsistencyRequest.scored); an impossible sum or a
+        // flag that disagrees with the declarations withholds the score, never the model (PROTOCOL.md).
         string? evaluationNote = null;
+        ScoringDeclaration[] declarations = [.. result.Contributors.Select(i => session.Parameters[i].Name).Select(name => new ScoringDeclaration(name, session.ScoredDeclaration(name)))];
         FederatedEvaluation? evaluation = codec.Evaluation is null ? null
-            : FederatedAveraging.EvaluateTail(codec, tail, result.Contributors.Count, session.Parameters.Threshold, out evaluationNote);
+            : FederatedAveraging.EvaluateTail(codec, tail, declarations, session.Parameters.Threshold, out evaluationNote);
 
         string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
         long version = session.BaseModelVersion + 1;

@@ -16,6 +16,7 @@ internal sealed class RoundSession
     private readonly HashSet<string> _declined = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _scored = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _inputClosed = new();
     private readonly CancellationTokenSource _ended = new();
     private volatile string? _abortRequested;
@@ -135,6 +136,15 @@ internal sealed class RoundSession
 
     /// <summary>The digest recorded for an accepted submission, or null (call under the site's <see cref="SubmissionGate"/>).</summary>
     public string? RecordedDigest(string site, string stage) => _digests.GetValueOrDefault((site, stage));
+
+    /// <summary>
+    /// Records <paramref name="site"/>'s declaration of whether it scored the model (ConsistencyRequest.scored); the first
+    /// one stands, so a later different one changes nothing.
+    /// </summary>
+    public void DeclareScored(string site, bool scored) => _scored.TryAdd(site, scored);
+
+    /// <summary>What <paramref name="site"/> declared about its evaluation flag, or null when it declared nothing.</summary>
+    public bool? ScoredDeclaration(string site) => _scored.TryGetValue(site, out bool scored) ? scored : null;
 
     /// <summary>Wakes the coordinator: something arrived, the stage may be complete.</summary>
     public void Signal() => _activity.Release();

@@ -144,7 +144,9 @@ internal sealed class InProcessSecureAggregation : IDisposable
         }
 
         string? note = null;
-        LastEvaluation = _evaluation is null ? null : FederatedAveraging.Evaluate(codec, result.Aggregation.Sum, result.Aggregation.Contributors.Count, threshold, out note);
+        // Every in-process site is honest: each declares whether it put counts in (protocol index u is site u − 1).
+        ScoringDeclaration[] declarations = [.. result.Aggregation.Contributors.Select(u => new ScoringDeclaration(_sites[u - 1], evaluations?[u - 1] is not null))];
+        LastEvaluation = _evaluation is null ? null : FederatedAveraging.Evaluate(codec, result.Aggregation.Sum, declarations, threshold, out note);
         LastEvaluationNote = note;
         return next;
     }

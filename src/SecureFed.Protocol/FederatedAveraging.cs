@@ -198,35 +198,58 @@ public static class FederatedAveraging
 
     /// <summary>
     /// The aggregator's side of federated evaluation: the federation's summed counts from the unmasked
-    /// <paramref name="sum"/> of <paramref name="contributors"/> inputs, published only when at least
-    /// <paramref name="minimumEvaluators"/> of them scored the model (so the totals are a sum over several sites, never
-    /// one site's score). Null with the reason when the round carries no evaluation, the sum is impossible (a site put
-    /// more than the cap into its slots), or too few sites evaluated. Never aborts the round: the model is unaffected.
+    /// <paramref name="sum"/> of the <paramref name="contributors"/>' inputs, published only when the number of them that
+    /// declared "scored" (outside the sum) equals the decoded flag E and E is at least <paramref name="minimumEvaluators"/>
+    /// (so the totals are a sum over several sites, never one site's score, unless sites that lie about their own flag
+    /// collude). Null with the reason when the round carries no evaluation, the sum is impossible (a site put more than the
+    /// cap into its slots), the flag disagrees with the declarations, or too few sites evaluated. Never aborts the round:
+    /// the model is unaffected.
     /// </summary>
-    public static FederatedEvaluation? Evaluate(UpdateCodec codec, ReadOnlySpan<uint> sum, int contributors, int minimumEvaluators, out string? rejection)
+    public static FederatedEvaluation? Evaluate(UpdateCodec codec, ReadOnlySpan<uint> sum, IReadOnlyList<ScoringDeclaration> contributors, int minimumEvaluators, out string? rejection)
     {
         ArgumentNullException.ThrowIfNull(codec);
+        ArgumentNullException.ThrowIfNull(contributors);
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumEvaluators, 1);
-        return PublishedOnly(codec.DecodeEvaluation(sum, contributors, out rejection), contributors, minimumEvaluators, ref rejection);
+        return PublishedOnly(codec.DecodeEvaluation(sum, contributors.Count, out rejection), contributors, minimumEvaluators, ref rejection);
     }
 
     /// <summary>
     /// As <see cref="Evaluate"/>, from the sum's tail only (its words from index d on:
     /// <see cref="UpdateCodec.TailLength"/> of them).
     /// </summary>
-    public static FederatedEvaluation? EvaluateTail(UpdateCodec codec, ReadOnlySpan<uint> tail, int contributors, int minimumEvaluators, out string? rejection)
+    public static FederatedEvaluation? EvaluateTail(UpdateCodec codec, ReadOnlySpan<uint> tail, IReadOnlyList<ScoringDeclaration> contributors, int minimumEvaluators, out string? rejection)
     {
         ArgumentNullException.ThrowIfNull(codec);
+        ArgumentNullException.ThrowIfNull(contributors);
         ArgumentOutOfRangeException.ThrowIfLessThan(minimumEvaluators, 1);
-        return PublishedOnly(codec.DecodeEvaluationFromTail(tail, contributors, out rejection), contributors, minimumEvaluators, ref rejection);
+        return PublishedOnly(codec.DecodeEvaluationFromTail(tail, contributors.Count, out rejection), contributors, minimumEvaluators, ref rejection);
     }
 
-    /// <summary>The decoded evaluation when at least <paramref name="minimumEvaluators"/> contributors scored the model; otherwise null with the reason.</summary>
-    private static FederatedEvaluation? PublishedOnly(FederatedEvaluation? evaluation, int contributors, int minimumEvaluators, ref string? rejection)
+    /// <summary>
+    /// The decoded evaluation when exactly as many contributors declared "scored" as the summed flag counts, and at least
+    /// <paramref name="minimumEvaluators"/> of them; otherwise null with the reason.
+    /// </summary>
+    private static FederatedEvaluation? PublishedOnly(FederatedEvaluation? evaluation, IReadOnlyList<ScoringDeclaration> contributors, int minimumEvaluators, ref string? rejection)
     {
-        if (evaluation is not null && evaluation.Evaluators < minimumEvaluators)
+        if (evaluation is null)
         {
-            rejection = $"only {evaluation.Evaluators} of {contributors} contributors scored the model; at least {minimumEvaluators} are needed before the federation's score is published";
+            return null;
+        }
+
+        int declared = contributors.Count(c => c.Scored == true);
+        if (declared != evaluation.Evaluators)
+        {
+            string[] silent = [.. contributors.Where(c => c.Scored is null).Select(c => c.Site)];
+            string unstated = silent.Length == 0 ? ""
+                : $" ({silent.Length} sent no declaration and count as not scored: {string.Join(", ", silent)})";
+            rejection = $"withheld: the summed evaluation flag is {evaluation.Evaluators} but {declared} of {contributors.Count} contributors declared they scored the model{unstated}; "
+                + "a site's flag disagrees with its declaration, so the sum could be fewer sites' score than it claims";
+            return null;
+        }
+
+        if (evaluation.Evaluators < minimumEvaluators)
+        {
+            rejection = $"only {evaluation.Evaluators} of {contributors.Count} contributors scored the model; at least {minimumEvaluators} are needed before the federation's score is published";
             return null;
         }
 

@@ -9,6 +9,7 @@ using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Cluster.Grains;
+using SecureFed.Protocol;
 using Xunit.Abstractions;
 
 namespace SecureFed.Cluster.Tests;
@@ -210,6 +211,8 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         const string federation = "front-forward";
         const int rounds = 2;
         await using var fed = new FrontFederation(Path.Combine(_dir, "fed"), federation, Sites);
+        // Every site scores (federated evaluation): its declaration (ConsistencyRequest.scored) goes through the front too.
+        fed.DevCounts = site => new EvaluationCounts(new EntityCounts(10 + site[^1], 3, 4), new Dictionary<string, EntityCounts>(StringComparer.Ordinal));
         (List<byte[]> singleModels, Dictionary<(string, long), uint[]> singleInputs) = await RunSingleProcessAsync(fed, federation, rounds);
 
         // Act: every agent knows one endpoint only, a silo that is not the coordinator (every silo a front). site-a is a
@@ -273,6 +276,18 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         }
 
         Assert.Equal(rounds, audit.Count(l => l.Type == AuditEvents.MaskedInputReceived && l.Text("site") == "site-a" && l.Text("sha256").Length == 64));
+
+        // The federation's score was published each round: all four sites declared through the front that they scored,
+        // matching the summed flag, and the counts are the sum of theirs ('a'..'d' + 10 true positives each).
+        long truePositives = Sites.Sum(site => 10L + site[^1]);
+        List<AuditLine> scores = [.. audit.Where(l => l.Type == AuditEvents.FederatedEvaluation)];
+        Assert.Equal(rounds, scores.Count);
+        Assert.All(scores, l =>
+        {
+            Assert.Equal("", l.Text("withheld"));
+            Assert.Equal(Sites.Length, l.Number("evaluators"));
+            Assert.Equal((truePositives, 3L * Sites.Length, 4L * Sites.Length), (l.Number("tp"), l.Number("fp"), l.Number("fn")));
+        });
 
         // Each receipt of a forwarded message names the silo that vouched for the site (via): the front the agents used.
         string frontSilo = $"127.0.0.1:{silos.SlicesOnly[0].SiloPort}@";

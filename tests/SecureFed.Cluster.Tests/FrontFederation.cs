@@ -6,6 +6,7 @@ using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Crypto;
 using SecureFed.Federation;
+using SecureFed.Protocol;
 
 namespace SecureFed.Cluster.Tests;
 
@@ -48,6 +49,9 @@ internal sealed class FrontFederation : IAsyncDisposable
     public ConcurrentDictionary<(string Site, long Round), uint[]> Inputs { get; } = new();
 
     public ConcurrentBag<AgentRoundReport> Reports { get; } = [];
+
+    /// <summary>Each site's dev counts for federated evaluation (null, the default: the sites do not score).</summary>
+    public Func<string, EvaluationCounts?>? DevCounts { get; set; }
 
     public List<string> AgentAuditDirectories { get; } = [];
 
@@ -128,7 +132,7 @@ internal sealed class FrontFederation : IAsyncDisposable
 
             var client = new AggregatorClient(options.AggregatorEndpoints(), state.Kit, TimeSpan.FromSeconds(options.CallTimeoutSeconds), options.MaxRetries, handler: handler);
             var random = new DeterministicRandomSource(100 + i);
-            var trainer = new SpecTrainer(new FakeTrainer(site, Parameters, 300 + (200 * i)), SpecSha);
+            var trainer = new SpecTrainer(new FakeTrainer(site, Parameters, 300 + (200 * i)), SpecSha, DevCounts?.Invoke(site));
             var runner = new AgentRunner(options, state.Kit, client, trainer, state.Ledger, state.Audit, NullLogger.Instance)
             {
                 InputCaptured = (round, input) => Inputs[(site, round)] = input,

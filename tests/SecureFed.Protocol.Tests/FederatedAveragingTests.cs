@@ -12,6 +12,8 @@ public sealed class FederatedAveragingTests
 {
     private const int WeightCap = 100;
 
+    private static readonly ScoringDeclaration[] Declarations = [.. Enumerable.Range(1, 5).Select(i => new ScoringDeclaration($"site-{i}", true))];
+
     [Theory]
     [InlineData(1, false, 1.0)]
     [InlineData(511, false, 1.0)]
@@ -108,8 +110,8 @@ public sealed class FederatedAveragingTests
 
         Assert.Equal(codec.VectorLength - codec.ParameterCount, codec.TailLength);
         Assert.Equal(codec.DecodeTotalWeight(sum), codec.DecodeTotalWeightFromTail(tail));
-        FederatedEvaluation? whole = FederatedAveraging.Evaluate(codec, sum, 5, 2, out string? wholeNote);
-        FederatedEvaluation? fromTail = FederatedAveraging.EvaluateTail(codec, tail, 5, 2, out string? tailNote);
+        FederatedEvaluation? whole = FederatedAveraging.Evaluate(codec, sum, Declarations, 2, out string? wholeNote);
+        FederatedEvaluation? fromTail = FederatedAveraging.EvaluateTail(codec, tail, Declarations, 2, out string? tailNote);
         Assert.Equal(wholeNote, tailNote);
         Assert.Equal(whole is null, fromTail is null);
         if (whole is not null)

@@ -77,7 +77,7 @@ public sealed class FederatedEvaluationTests
             IReadOnlyList<int> contributors = result.Aggregation.Contributors;
             Assert.DoesNotContain(2, contributors);
             Assert.Contains(n, contributors);
-            FederatedEvaluation? federated = FederatedAveraging.Evaluate(codec, result.Aggregation.Sum, contributors.Count, parameters.Threshold, out string? rejection);
+            FederatedEvaluation? federated = FederatedAveraging.Evaluate(codec, result.Aggregation.Sum, [.. contributors.Select(u => new ScoringDeclaration(participants[u - 1].Name, true))], parameters.Threshold, out string? rejection);
             Assert.Null(rejection);
             Assert.NotNull(federated);
             Assert.Equal(contributors.Count, federated.Evaluators);
@@ -105,7 +105,7 @@ public sealed class FederatedEvaluationTests
         // A hostile site bypassed the encoder and put 1 000 000 true positives into its overall slot.
         sum[codec.EvaluationOffset + 1] += 1_000_000;
 
-        FederatedEvaluation? result = FederatedAveraging.Evaluate(codec, sum, 3, 2, out string? rejection);
+        FederatedEvaluation? result = FederatedAveraging.Evaluate(codec, sum, Declared(true, true, true), 2, out string? rejection);
 
         Assert.Null(result);
         Assert.Contains("outside [0, 3 evaluators × count cap 100 = 300]", rejection, StringComparison.Ordinal);
@@ -119,7 +119,7 @@ public sealed class FederatedEvaluationTests
         uint[] sum = SumOf(codec, Counts((10, 2, 3)), Counts((20, 1, 1)), Counts((5, 0, 0)));
         sum[codec.EvaluationOffset + 3] -= 1000; // −1000 false negatives: wraps to a huge word
 
-        Assert.Null(FederatedAveraging.Evaluate(codec, sum, 3, 2, out string? rejection));
+        Assert.Null(FederatedAveraging.Evaluate(codec, sum, Declared(true, true, true), 2, out string? rejection));
         Assert.Contains("overall", rejection, StringComparison.Ordinal);
     }
 
@@ -131,7 +131,7 @@ public sealed class FederatedEvaluationTests
         uint[] sum = SumOf(codec, Counts((10, 2, 3)), Counts((20, 1, 1)), Counts((5, 0, 0)));
         sum[codec.EvaluationOffset] += 5;
 
-        Assert.Null(FederatedAveraging.Evaluate(codec, sum, 3, 2, out string? rejection));
+        Assert.Null(FederatedAveraging.Evaluate(codec, sum, Declared(true, true, true), 2, out string? rejection));
         Assert.Contains("evaluation flag is 8", rejection, StringComparison.Ordinal);
     }
 
@@ -142,7 +142,7 @@ public sealed class FederatedEvaluationTests
         UpdateCodec codec = UpdateCodec.Plan(4, 1.0, 2, 0, 10, evaluation: layout);
         uint[] sum = SumOf(codec, Counts((10, 2, 3), ("Drug", (50, 0, 0))), Counts((20, 1, 1)));
 
-        Assert.Null(FederatedAveraging.Evaluate(codec, sum, 2, 2, out string? rejection));
+        Assert.Null(FederatedAveraging.Evaluate(codec, sum, Declared(true, true), 2, out string? rejection));
         Assert.Contains("exceed the overall counts", rejection, StringComparison.Ordinal);
     }
 
@@ -154,8 +154,91 @@ public sealed class FederatedEvaluationTests
         // Two sites have no dev data (or opted out): the sum would be the third site's own score.
         uint[] sum = SumOf(codec, Counts((10, 2, 3)), null, null);
 
-        Assert.Null(FederatedAveraging.Evaluate(codec, sum, 3, 2, out string? rejection));
+        Assert.Null(FederatedAveraging.Evaluate(codec, sum, Declared(true, false, false), 2, out string? rejection));
         Assert.Equal("only 1 of 3 contributors scored the model; at least 2 are needed before the federation's score is published", rejection);
+    }
+
+    /// <summary>
+    /// Threat model C20: sites 2 and 3 opted out, site 1 scored, and hostile site 4 wrote flag t − 1 = 2 with zero counts.
+    /// The summed flag reaches t = 3, but the published "federation" counts would be site 1's own: withheld, whatever site 4
+    /// declares, because the sites that declared "scored" are fewer than the flag.
+    /// </summary>
+    [Theory]
+    [InlineData(false, "withheld: the summed evaluation flag is 3 but 1 of 4 contributors declared they scored the model; ")]
+    [InlineData(true, "withheld: the summed evaluation flag is 3 but 2 of 4 contributors declared they scored the model; ")]
+    [InlineData(null, "withheld: the summed evaluation flag is 3 but 1 of 4 contributors declared they scored the model (1 sent no declaration and count as not scored: site-4); ")]
+    public void Evaluate_FlagRaisedToThresholdByOneSite_WithheldNamingTheMismatch(bool? hostileDeclares, string reason)
+    {
+        EvaluationLayout layout = EvaluationLayout.Create(Types, 100);
+        UpdateCodec codec = UpdateCodec.Plan(4, 1.0, 4, 0, 10, evaluation: layout);
+        uint[] sum = SumOf(codec, Counts((37, 5, 11)), null, null, null);
+        sum[codec.EvaluationOffset] += 2;
+
+        FederatedEvaluation? result = FederatedAveraging.Evaluate(codec, sum, Declared(true, false, false, hostileDeclares), 3, out string? rejection);
+
+        Assert.Null(result);
+        Assert.StartsWith(reason, rejection, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The hostile site declares "scored" to match its flag 1 and zero counts: the flag is then 2, below t = 3, so still
+    /// nothing is published; one site raises the flag by at most 1 without being caught.
+    /// </summary>
+    [Fact]
+    public void Evaluate_ZeroCountsWithDeclaredFlagOne_RaisesEvaluatorsByOneOnly()
+    {
+        EvaluationLayout layout = EvaluationLayout.Create(Types, 100);
+        UpdateCodec codec = UpdateCodec.Plan(4, 1.0, 4, 0, 10, evaluation: layout);
+        uint[] sum = SumOf(codec, Counts((37, 5, 11)), null, null, null);
+        sum[codec.EvaluationOffset] += 1;
+
+        Assert.Null(FederatedAveraging.Evaluate(codec, sum, Declared(true, false, false, true), 3, out string? rejection));
+        Assert.StartsWith("only 2 of 4 contributors scored the model", rejection, StringComparison.Ordinal);
+    }
+
+    /// <summary>A site that scored but sent no declaration (an older agent) makes the flag disagree: withheld, naming it.</summary>
+    [Fact]
+    public void Evaluate_ScoringSiteSentNoDeclaration_Withheld()
+    {
+        EvaluationLayout layout = EvaluationLayout.Create(Types, 100);
+        UpdateCodec codec = UpdateCodec.Plan(4, 1.0, 3, 0, 10, evaluation: layout);
+        uint[] sum = SumOf(codec, Counts((10, 2, 3)), Counts((20, 1, 1)), Counts((5, 0, 0)));
+
+        Assert.Null(FederatedAveraging.Evaluate(codec, sum, Declared(true, true, null), 2, out string? rejection));
+        Assert.Contains("1 sent no declaration and count as not scored: site-3", rejection, StringComparison.Ordinal);
+    }
+
+    /// <summary>Sites that did not score may send no declaration: the flag agrees with the declared scorers, so the sum is published.</summary>
+    [Fact]
+    public void Evaluate_NonScoringSiteSentNoDeclaration_Published()
+    {
+        EvaluationLayout layout = EvaluationLayout.Create(Types, 100);
+        UpdateCodec codec = UpdateCodec.Plan(4, 1.0, 3, 0, 10, evaluation: layout);
+        uint[] sum = SumOf(codec, Counts((10, 2, 3)), Counts((20, 1, 1)), null);
+
+        FederatedEvaluation? result = FederatedAveraging.Evaluate(codec, sum, Declared(true, true, null), 2, out string? rejection);
+
+        Assert.Null(rejection);
+        Assert.Equal((2, new EntityCounts(30, 3, 4)), (result!.Evaluators, result.Overall));
+    }
+
+    /// <summary>
+    /// The residual (PROTOCOL.md "Federated evaluation", threat model C20): a site that declares and flags "scored" can put a
+    /// wrapped negative word into a count slot and subtract honest sites' counts while the sum stays in [0, E·cap]. Nothing
+    /// per site is range-checked, so this is published, biased; only the sum's range is checked.
+    /// </summary>
+    [Fact]
+    public void Evaluate_DeclaredScorerWritesWrappedNegativeWithinRange_PublishedBiased()
+    {
+        EvaluationLayout layout = EvaluationLayout.Create(Types, 100);
+        UpdateCodec codec = UpdateCodec.Plan(4, 1.0, 3, 0, 10, evaluation: layout);
+        uint[] sum = SumOf(codec, Counts((10, 2, 3)), Counts((20, 1, 1)), Counts((0, 0, 0)));
+        sum[codec.EvaluationOffset + 1] -= 25; // site 3's true positives: −25, beyond its own cap's range [0, 100]
+
+        FederatedEvaluation? result = FederatedAveraging.Evaluate(codec, sum, Declared(true, true, true), 2, out string? rejection);
+
+        Assert.Null(rejection);
+        Assert.Equal(new EntityCounts(5, 3, 4), result!.Overall);
     }
 
     [Fact]
@@ -195,6 +278,9 @@ public sealed class FederatedEvaluationTests
         Assert.Equal(2 * 0.75 * 0.6 / 1.35, counts.F1, 12);
         Assert.Equal(0, default(EntityCounts).F1);
     }
+
+    private static ScoringDeclaration[] Declared(params bool?[] scored) =>
+        [.. scored.Select((s, i) => new ScoringDeclaration("site-" + (i + 1).ToString(CultureInfo.InvariantCulture), s))];
 
     private static uint[] SumOf(UpdateCodec codec, params EvaluationCounts?[] sites)
     {

@@ -278,6 +278,50 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Contains("at least one site sent an input outside its clip or a wrong weight; the model is unchanged", reason, StringComparison.Ordinal);
     }
 
+    // Row C20 (threat model): a site raises the summed evaluation flag so that one honest site's counts pass for the federation's
+
+    /// <summary>
+    /// site-b and site-c opt out of federated evaluation, site-a scores (TP/FP/FN 37/5/11); site-x writes flag t − 1 = 2 and
+    /// zero counts into its input and declares nothing (as an older agent would). The summed flag is t = 3, so before the
+    /// declarations the aggregator published "3 evaluators" with site-a's exact counts. Now the round completes (the model
+    /// is unaffected) and the score is withheld with the reason, in the outcome every site receives and in the audit.
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_FlagRaisedToThresholdByNonScoringSite_RoundCompletesEvaluationWithheld()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        var own = new EvaluationCounts(new EntityCounts(37, 5, 11), new Dictionary<string, EntityCounts>(StringComparer.Ordinal));
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () =>
+        {
+            fed.StartAgent("site-a", 100, trainer: new CountingTrainer(new FakeTrainer("site-a", TestFederation.Parameters, 100), own));
+            fed.StartAgent("site-b", 200, configure: o => o.FederatedEvaluation = false);
+            fed.StartAgent("site-c", 300, configure: o => o.FederatedEvaluation = false);
+        });
+        Assert.Equal((3u, 3u), (x.Announcement.Threshold, x.Announcement.Evaluation.MinEvaluators));
+        await x.AdvertiseAndShareAsync();
+        int d = (int)x.Announcement.ParameterCount;
+        uint[] input = new uint[x.Parameters.VectorLength];
+        input[d] = 100;     // a plausible weight, a zero update
+        input[d + 1] = 2;   // the evaluation flag t − 1; the counts stay zero
+        Assert.False((await x.UploadAsync(x.Mask(input))).Duplicate);
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        await x.SignAndUnmaskAsync(survivors);
+        RoundOutcome outcome = await x.Client.AwaitRoundOutcomeAsync(x.Query(Stage.Unmasking), Deadline(60)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(70));
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+
+        Assert.True(outcome.Completed, outcome.AbortReason);
+        Assert.Equal([.. Honest, "site-x"], outcome.Contributors.Order());
+        Assert.True(outcome.Evaluation.Count == 0, $"published {outcome.Evaluators} evaluators with site-a's own counts: {outcome.Evaluation}");
+        Assert.Equal(0u, outcome.Evaluators);
+        const string Reason = "withheld: the summed evaluation flag is 3 but 1 of 4 contributors declared they scored the model (1 sent no declaration and count as not scored: site-x)";
+        Assert.StartsWith(Reason, outcome.EvaluationNote, StringComparison.Ordinal);
+        AuditLine withheld = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.FederatedEvaluation);
+        Assert.Equal(outcome.EvaluationNote, withheld.Text("withheld"));
+        Assert.Equal("", withheld.Text("tp"));
+        Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        AssertLogsVerify(fed);
+    }
+
     /// <summary>site-x sends the edited all-zero input (weight 0) through an honest run of the protocol; returns the aborted round's reason.</summary>
     private async Task<string> RunEditedInputAsync(Action<uint[], int> edit)
     {
@@ -537,6 +581,24 @@ public sealed class HostileSiteRoundTests : IDisposable
     private sealed record AuditLine(string Type, JsonElement Fields)
     {
         public string Text(string name) => Fields.TryGetProperty(name, out JsonElement v) ? (v.ValueKind == JsonValueKind.String ? v.GetString()! : v.GetRawText()) : "";
+    }
+
+    /// <summary>The fake trainer, reporting <paramref name="counts"/> as its dev counts of the received model whenever the round asks for them.</summary>
+    private sealed class CountingTrainer(FakeTrainer inner, EvaluationCounts counts) : ILocalTrainer
+    {
+        public string ModelSpecSha256 => inner.ModelSpecSha256;
+
+        public int ParameterCount => inner.ParameterCount;
+
+        public long ExampleCount => inner.ExampleCount;
+
+        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
+
+        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
+        {
+            LocalUpdate update = inner.Train(globalModel, plan, cancellationToken);
+            return plan.EvaluationCountCap > 0 ? update with { GlobalDevCounts = counts } : update;
+        }
     }
 
     /// <summary>The system CSPRNG, keeping a copy of the first block it filled.</summary>
