@@ -376,8 +376,12 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         catch (ClusterRoundAbortedException ex)
         {
             // The grain's message is the protocol's "round aborted at Stage: reason"; keep the reason only.
+            // A dealer shown at fault crossed the silo as "party i at fault: " (RoundAbortedException.AtFault); keep it.
             Match match = AbortPattern().Match(ex.Message);
-            throw new RoundAbortedException(stage, match.Success ? match.Groups["reason"].Value : ex.Message);
+            int? atFault = match.Success && match.Groups["party"].Success
+                ? int.Parse(match.Groups["party"].Value, System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+            throw new RoundAbortedException(stage, match.Success ? match.Groups["reason"].Value : ex.Message, atFault);
         }
     }
 
@@ -400,7 +404,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     [GeneratedRegex(@"^(?<stage>[A-Za-z]+): (party (?<party>\d+): )?(?<reason>.*)$", RegexOptions.Singleline)]
     private static partial Regex ViolationPattern();
 
-    [GeneratedRegex(@"^round aborted at [A-Za-z]+: (?<reason>.*)$", RegexOptions.Singleline)]
+    [GeneratedRegex(@"^round aborted at [A-Za-z]+: (party (?<party>\d+) at fault: )?(?<reason>.*)$", RegexOptions.Singleline)]
     private static partial Regex AbortPattern();
 
     private static partial class Log
