@@ -138,7 +138,7 @@ public sealed class ShamirDecoderTests
     }
 
     [Fact]
-    public void Decode_SharesOfAnotherSecret_ConsistentOnlyWhenMoreThanTShareAgreeAfterCorrection()
+    public void Decode_SharesOfAnotherSecret_ConsistentOnlyWhenMoreThanTSharesAgreeAfterCorrection()
     {
         using var random = new DeterministicRandomSource(8);
         byte[] secret = new byte[32];
