@@ -107,7 +107,8 @@ public static class ShamirDecoder
         bool[] off = new bool[n];
         try
         {
-            bool decoded = TryUniqueDecode(xs, ys, threshold, secret, off);
+            UniqueDecoding unique = TryUniqueDecode(xs, ys, threshold, secret, off);
+            bool decoded = unique == UniqueDecoding.Secret;
             if (decoded && (verifier is null || verifier(secret)))
             {
                 return Result(secret, good, off, rejected);
@@ -141,12 +142,21 @@ public static class ShamirDecoder
                 }
             }
 
-            string why = decoded
-                ? $"the secret decoded from the {n} well-formed shares fails verification"
-                : $"the {n} well-formed shares do not lie on one polynomial of degree below {threshold} with at most {CorrectableErrors(n, threshold)} of them wrong";
+            // With more than t shares, one polynomial within ⌊(n − t) / 2⌋ corrections is the dealt one unless more shares
+            // than that are wrong; with exactly t shares any values fit some polynomial, so that says nothing.
+            bool consistent = n > threshold && unique != UniqueDecoding.Undecodable;
+            string why = unique switch
+            {
+                UniqueDecoding.Secret => $"the secret decoded from the {n} well-formed shares fails verification",
+                UniqueDecoding.NotASecret => $"the {n} well-formed shares lie on one polynomial of degree below {threshold} (with at most {CorrectableErrors(n, threshold)} of them corrected) whose constant is not a {secretLength}-byte secret (non-zero padding)",
+                _ => $"the {n} well-formed shares do not lie on one polynomial of degree below {threshold} with at most {CorrectableErrors(n, threshold)} of them wrong",
+            };
             throw new ShamirDecodingException(verifier is null
                 ? why + "."
-                : $"{why}, and none of the {tried} subsets of {threshold} shares tried rebuilds a secret that verifies.");
+                : $"{why}, and none of the {tried} subsets of {threshold} shares tried rebuilds a secret that verifies.")
+            {
+                Consistent = consistent,
+            };
         }
         catch
         {
@@ -168,9 +178,14 @@ public static class ShamirDecoder
         return new ShamirDecoding(secret, [.. rejected]);
     }
 
-    /// <summary>Per chunk: the parity check, then Berlekamp–Welch when it fails. False when some chunk cannot be decoded.</summary>
-    private static bool TryUniqueDecode(ulong[] xs, ulong[][] ys, int t, Span<byte> secret, bool[] off)
+    /// <summary>
+    /// Per chunk: the parity check, then Berlekamp–Welch when it fails. <see cref="UniqueDecoding.Undecodable"/> when some
+    /// chunk cannot be decoded; <see cref="UniqueDecoding.NotASecret"/> when every chunk decodes but some constant is not a
+    /// secret chunk (at least 2^56, or non-zero padding).
+    /// </summary>
+    private static UniqueDecoding TryUniqueDecode(ulong[] xs, ulong[][] ys, int t, Span<byte> secret, bool[] off)
     {
+        bool valid = true;
         int n = xs.Length;
         ulong[]? weights = n > t ? ReedSolomon.DualWeights(xs) : null;
         ulong[]? lagrange = null;
@@ -192,7 +207,7 @@ public static class ShamirDecoder
                 ulong[]? polynomial = e == 0 ? null : ReedSolomon.Decode(xs, ys[c], t, e);
                 if (polynomial is null)
                 {
-                    return false;
+                    return UniqueDecoding.Undecodable;
                 }
 
                 value = polynomial[0];
@@ -202,13 +217,11 @@ public static class ShamirDecoder
                 }
             }
 
-            if (!WriteChunk(value, c, secret))
-            {
-                return false;
-            }
+            // Go on with the other chunks: whether all of them decode tells a wrong secret from undecodable shares.
+            valid &= WriteChunk(value, c, secret);
         }
 
-        return true;
+        return valid ? UniqueDecoding.Secret : UniqueDecoding.NotASecret;
     }
 
     private static bool TryInterpolate(ulong[] subsetXs, int[] subset, ulong[][] ys, Span<byte> secret)
@@ -325,5 +338,18 @@ public static class ShamirDecoder
         }
 
         return true;
+    }
+
+    /// <summary>The outcome of <see cref="TryUniqueDecode"/>.</summary>
+    private enum UniqueDecoding
+    {
+        /// <summary>Every chunk decoded to a valid secret chunk.</summary>
+        Secret,
+
+        /// <summary>Every chunk decoded (one polynomial per chunk) but some constant is not a valid secret chunk.</summary>
+        NotASecret,
+
+        /// <summary>Some chunk has more wrong shares than Berlekamp–Welch corrects.</summary>
+        Undecodable,
     }
 }

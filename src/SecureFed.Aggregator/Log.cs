@@ -87,4 +87,7 @@ internal static partial class Log
 
     [LoggerMessage(28, LogLevel.Warning, "Could not audit the {Count} suppressed refusals of {Site} yet (kept for the next attempt): {Error}")]
     public static partial void RefusalSummaryFailed(ILogger logger, string site, long count, string error);
+
+    [LoggerMessage(29, LogLevel.Warning, "Round {Round}: {Dealer} dealt shares of another secret than it committed to ({Reason}); excluded from the next {Rounds} round attempt(s)")]
+    public static partial void DealerBlamed(ILogger logger, long round, string dealer, string reason, int rounds);
 }

@@ -554,6 +554,11 @@ public sealed class RoundCoordinator : BackgroundService
         }
         catch (RoundAbortedException ex)
         {
+            if (ex.AtFault is int atFault && atFault >= 1 && atFault <= session.Parameters.CohortSize)
+            {
+                BlameDealer(session, session.Parameters[atFault].Name, ex.Reason);
+            }
+
             await AbortRoundAsync(session, ex.Stage, ex.Reason).ConfigureAwait(false);
             return false;
         }
@@ -596,17 +601,39 @@ public sealed class RoundCoordinator : BackgroundService
             || ex.TargetSite?.DeclaringType?.Namespace == typeof(Persistence.RoundStatus).Namespace;
     }
 
-    /// <summary>Audits every revealed share that was wrong and left out of the reconstruction, naming who revealed it.</summary>
+    /// <summary>
+    /// Audits every revealed share that was wrong and left out of the reconstruction, naming who revealed it and whose
+    /// secret it is. Such a share is off the polynomial of the verified secret, which the aggregator cannot pin on either
+    /// side: the responder revealed another value than it received, or the dealer (the owner) dealt it a wrong one. So the
+    /// line names both and nobody is excluded for it (docs/PROTOCOL.md, "Blame").
+    /// </summary>
     private void AuditRejectedShares(RoundSession session, IReadOnlyList<RejectedShare> rejectedShares)
     {
-        foreach (IGrouping<int, RejectedShare> liar in rejectedShares.GroupBy(r => r.Responder))
+        foreach (IGrouping<int, RejectedShare> responder in rejectedShares.GroupBy(r => r.Responder))
         {
-            string site = session.Parameters[liar.Key].Name;
-            string owners = string.Join(", ", liar.Select(r => $"{(r.Kind == RevealedShareKind.SelfMaskSeed ? "b" : "s")}:{session.Parameters[r.Owner].Name}"));
-            string reason = $"revealed shares that are not on the polynomial of the verified secret; left out of the reconstruction ({owners})";
+            string site = session.Parameters[responder.Key].Name;
+            string reason = "left out of the reconstruction, nobody excluded for it: " + string.Join("; ", responder.Select(r => r.Describe(session.Parameters)));
             Log.Refused(_logger, site, reason);
             _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).Add("site", site).Add("reason", reason));
         }
+    }
+
+    /// <summary>
+    /// Blames a site whose revealed shares determine another secret than the one it committed to (the round aborted at
+    /// Unmasking with <see cref="RoundAbortedException.AtFault"/>): audits a <see cref="AuditEvents.Blame"/> line and
+    /// leaves it out of the next attempts, as a verified share accusation does (docs/PROTOCOL.md, "Blame"), so the retry
+    /// completes without it instead of aborting the same way again.
+    /// </summary>
+    private void BlameDealer(RoundSession session, string dealer, string reason)
+    {
+        int excluded = Exclude(dealer);
+        Log.DealerBlamed(_logger, session.Round, dealer, reason, excluded);
+        _state.Audit.Append(AuditEvents.Blame, f => f
+            .Add("round", session.Round)
+            .Add("accused", dealer)
+            .Add("at_fault", dealer)
+            .Add("reason", reason)
+            .Add("excluded_rounds", excluded));
     }
 
     private DateTimeOffset NextDeadline(RoundSession session)

@@ -95,7 +95,9 @@ public static class AuditEvents
 
     /// <summary>
     /// A share accusation (docs/PROTOCOL.md, "Blame"). Aggregator: {round, accuser, accused, at_fault, reason,
-    /// envelope_sha256, signature, excluded_rounds}; agent: {round, accused, reason, envelope_sha256}.
+    /// envelope_sha256, signature, excluded_rounds}, or, for a site whose revealed shares determine another secret than
+    /// it committed to (no accuser): {round, accused, at_fault, reason, excluded_rounds}; agent: {round, accused, reason,
+    /// envelope_sha256}.
     /// </summary>
     public const string Blame = "blame";
 

@@ -375,8 +375,11 @@ public sealed partial class ServerRound
     /// matches the advertised public key. Wrong shares are corrected or left out when enough others are revealed
     /// (<see cref="ShamirDecoder"/>: Berlekamp–Welch, then a search of t-subsets against the commitment) and reported in
     /// <see cref="AggregationResult.RejectedShares"/>; when a secret cannot be rebuilt the round aborts
-    /// (<see cref="RoundAbortedException"/> naming the owner), never with another exception. Then removes all masks
-    /// from the running sum.
+    /// (<see cref="RoundAbortedException"/> naming the owner), never with another exception. When more than t revealed
+    /// shares determine a secret (at most ⌊(n' − t) / 2⌋ of them corrected) that fails the owner's commitment, the owner
+    /// dealt shares of another secret and the abort says so (<see cref="RoundAbortedException.AtFault"/> = the owner);
+    /// when the shares are too few or too inconsistent to tell a lying dealer from lying responders it names nobody at
+    /// fault. Then removes all masks from the running sum.
     /// </summary>
     /// <param name="maxDegreeOfParallelism">Threads for the PRG work; the default uses every core.</param>
     public AggregationResult Finish(int maxDegreeOfParallelism = -1)
@@ -656,6 +659,17 @@ public sealed partial class ServerRound
         {
             decoding ??= ShamirDecoder.Decode(all, _p.Threshold, 32, verify);
         }
+        catch (ShamirDecodingException ex) when (ex.Consistent)
+        {
+            // More than t shares agree on one secret (up to ⌊(n' − t) / 2⌋ corrected) and it is not the committed one:
+            // unless more responders lied than the decoder corrects, the owner dealt shares of another secret.
+            string name = _p[owner].Name;
+            Abort(ProtocolStage.Unmasking,
+                $"the {what} of '{name}' cannot be rebuilt: the {all.Count} shares revealed by {string.Join(", ", all.Select(s => $"'{_p[s.X].Name}'"))} "
+                + $"determine a secret (at most {ShamirDecoder.CorrectableErrors(all.Count, _p.Threshold)} of them corrected) that does not match what '{name}' "
+                + $"advertised, so '{name}' dealt shares of another secret (unless more than that many responders lied): {ex.Message}",
+                owner);
+        }
         catch (Exception ex) when (ex is ShamirDecodingException or ArgumentException)
         {
             Abort(ProtocolStage.Unmasking,
@@ -715,11 +729,11 @@ public sealed partial class ServerRound
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private void Abort(ProtocolStage stage, string reason)
+    private void Abort(ProtocolStage stage, string reason, int? atFault = null)
     {
         AbortReason = reason;
         Stage = ProtocolStage.Aborted;
-        throw new RoundAbortedException(stage, reason);
+        throw new RoundAbortedException(stage, reason, atFault);
     }
 
     private void Expect(ProtocolStage stage, int? sender)

@@ -28,4 +28,28 @@ public sealed class ClusterRoundServerTests
         Assert.Null(rebuilt.Party);
         Assert.Equal("index 2: slice 7 does not exist; the round has 3", rebuilt.Reason);
     }
+
+    [Fact]
+    public void Aborted_GrainMessageNamingADealerAtFault_SamePartyAndReasonAsServerRound()
+    {
+        var original = new RoundAbortedException(ProtocolStage.Unmasking, "the self-mask seed of 'site-x' cannot be rebuilt: ... so 'site-x' dealt shares of another secret", 4);
+
+        RoundAbortedException rebuilt = ClusterRoundServer.Aborted(ProtocolStage.Unmasking, original.Message);
+
+        Assert.Equal(4, rebuilt.AtFault);
+        Assert.Equal(original.Reason, rebuilt.Reason);
+        Assert.Equal(original.Message, rebuilt.Message);
+    }
+
+    [Fact]
+    public void Aborted_GrainMessageWithoutParty_ReasonOnlyNobodyAtFault()
+    {
+        var original = new RoundAbortedException(ProtocolStage.Unmasking, "only 2 shares of the self-mask seed of 'site-a' were revealed; t = 3");
+
+        RoundAbortedException rebuilt = ClusterRoundServer.Aborted(ProtocolStage.Unmasking, original.Message);
+
+        Assert.Null(rebuilt.AtFault);
+        Assert.Equal(original.Reason, rebuilt.Reason);
+        Assert.Null(ClusterRoundServer.Aborted(ProtocolStage.Unmasking, "a slice could not be unmasked").AtFault);
+    }
 }

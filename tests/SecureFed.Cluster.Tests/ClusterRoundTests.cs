@@ -102,6 +102,35 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
     }
 
     [Fact]
+    public async Task FinishBySlice_DealerSharesEncodeAnotherSecret_AbortNamesTheDealerAtFaultAsInOneProcess()
+    {
+        // Site 3 dealt every holder a b-share of b_3 + δ: 6 consistent shares (t = 4) of a secret that fails its commitment.
+        const int M = 1_001;
+        const long round = 7;
+        using var script = new RoundScript(6, seed: 7, round, M, bitWidth: 24, degree: 5);
+        var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, round);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, (M + 2) / 3), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await script.ThroughShareKeysAsync(cluster, []);
+        await script.SendMaskedInputsAsync(cluster, Enumerable.Range(1, 6));
+        await script.UnmaskAsync(cluster, [], response =>
+        {
+            byte[] share = response.SelfMaskShares.Single(s => s.Owner == 3).Value;
+            ulong y = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(share);
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(share, (y + 987_654_321) % SecureFed.Crypto.Shamir.Prime);
+        });
+        var single = Assert.Throws<RoundAbortedException>(() => script.Single.Finish(maxDegreeOfParallelism: 1));
+        var front = new SecureFed.Cluster.Front.ClusterRoundServer(cluster, script.Parameters, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+        var clustered = await Assert.ThrowsAsync<RoundAbortedException>(() => front.FinishBySliceAsync(CancellationToken.None).WaitAsync(RoundScript.Timeout));
+
+        Assert.Equal(3, single.AtFault);
+        Assert.Equal(3, clustered.AtFault);
+        Assert.Equal(ProtocolStage.Unmasking, clustered.Stage);
+        Assert.Equal(single.Reason, clustered.Reason);
+        Assert.Contains("dealt shares of another secret", clustered.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task SendMaskedInput_WordNotReduced_IsRefusedNamingSiteAndWordAndNotCounted()
     {
         const int M = 300;

@@ -100,6 +100,16 @@ internal sealed class RoundScript : IDisposable
     /// <summary>Closes the masked input, consistency and unmasking stages on both sides and finishes the single process's round (the cluster's is left to the caller).</summary>
     public async Task<AggregationResult> ThroughUnmaskingAsync(ClusterRoundClient cluster, IReadOnlyCollection<int> silentAfterInput)
     {
+        await UnmaskAsync(cluster, silentAfterInput);
+        return Single.Finish(maxDegreeOfParallelism: 1);
+    }
+
+    /// <summary>
+    /// Closes the masked input and consistency stages on both sides and gives both every signer's unmasking response,
+    /// after <paramref name="tamper"/> (if any) changed it; finishes neither round.
+    /// </summary>
+    public async Task UnmaskAsync(ClusterRoundClient cluster, IReadOnlyCollection<int> silentAfterInput, Action<UnmaskResponse>? tamper = null)
+    {
         IReadOnlyList<int> survivors = Single.CloseMaskedInput();
         Assert.Equal(survivors, await cluster.Round.CloseMaskedInputAsync().WaitAsync(Timeout));
         foreach (int u in survivors.Where(u => !silentAfterInput.Contains(u)))
@@ -115,11 +125,10 @@ internal sealed class RoundScript : IDisposable
         foreach (ConsistencySignature signer in request.Signatures)
         {
             UnmaskResponse response = Client(signer.Sender).Unmask(request);
+            tamper?.Invoke(response);
             Single.AcceptUnmaskResponse(response);
             Assert.True(await cluster.Round.AcceptUnmaskResponseAsync(response).WaitAsync(Timeout));
         }
-
-        return Single.Finish(maxDegreeOfParallelism: 1);
     }
 
     public void Dispose()

@@ -111,6 +111,7 @@ public sealed class ShamirDecoderTests
 
         var ex = Assert.Throws<ShamirDecodingException>(() => ShamirDecoder.Decode(shares, 3, 32));
         Assert.Contains("do not lie on one polynomial", ex.Message, StringComparison.Ordinal);
+        Assert.False(ex.Consistent);
 
         byte[] commitment = SHA256.HashData(secret);
         ShamirDecoding decoding = ShamirDecoder.Decode(shares, 3, 32, s => SHA256.HashData(s).AsSpan().SequenceEqual(commitment));
@@ -133,6 +134,46 @@ public sealed class ShamirDecoderTests
             ShamirDecoder.Decode(shares, 3, 32, s => SHA256.HashData(s).AsSpan().SequenceEqual(commitment)));
         Assert.Contains("fails verification", ex.Message, StringComparison.Ordinal);
         Assert.Contains("none of the 10 subsets", ex.Message, StringComparison.Ordinal);
+        Assert.True(ex.Consistent);
+    }
+
+    [Fact]
+    public void Decode_SharesOfAnotherSecret_ConsistentOnlyWhenMoreThanTSharesAgreeAfterCorrection()
+    {
+        using var random = new DeterministicRandomSource(8);
+        byte[] secret = new byte[32];
+        random.Fill(secret);
+        byte[] commitment = SHA256.HashData(secret);
+        bool Verify(ReadOnlySpan<byte> s) => SHA256.HashData(s).AsSpan().SequenceEqual(commitment);
+        ShamirShare[] shares = Shamir.Split(secret, 3, [1, 2, 3, 4, 5], random);
+
+        // A dealer's shift of the constant: the same in-field delta added to chunk 0 of every share.
+        foreach (ShamirShare share in shares)
+        {
+            ulong y = BinaryPrimitives.ReadUInt64LittleEndian(share.Value);
+            BinaryPrimitives.WriteUInt64LittleEndian(share.Value, MersenneField.Add(y, 12345));
+        }
+
+        Assert.True(Assert.Throws<ShamirDecodingException>(() => ShamirDecoder.Decode(shares, 3, 32, Verify)).Consistent);
+
+        // One responder lies as well: 5 shares, t = 3 correct one, so the shares still determine the (wrong) secret.
+        shares[1].Value[9] ^= 0x01;
+        Assert.True(Assert.Throws<ShamirDecodingException>(() => ShamirDecoder.Decode(shares, 3, 32, Verify)).Consistent);
+
+        // A shift that pushes chunk 0 to 2^56 or above (not a secret chunk at all) is just as consistent.
+        ShamirShare[] far = Shamir.Split(secret, 3, [1, 2, 3, 4, 5], random);
+        foreach (ShamirShare share in far)
+        {
+            ulong y = BinaryPrimitives.ReadUInt64LittleEndian(share.Value);
+            BinaryPrimitives.WriteUInt64LittleEndian(share.Value, MersenneField.Add(y, 1UL << 60));
+        }
+
+        var notASecret = Assert.Throws<ShamirDecodingException>(() => ShamirDecoder.Decode(far, 3, 32, Verify));
+        Assert.True(notASecret.Consistent);
+        Assert.Contains("whose constant is not a 32-byte secret", notASecret.Message, StringComparison.Ordinal);
+
+        // Exactly t shares always fit some polynomial: that says nothing about the dealer.
+        Assert.False(Assert.Throws<ShamirDecodingException>(() => ShamirDecoder.Decode(far[..3], 3, 32, Verify)).Consistent);
     }
 
     [Fact]

@@ -120,6 +120,95 @@ public sealed class ShareVerificationTests
 
         Assert.Contains("the self-mask seed of 'site-003' cannot be rebuilt from the 4 shares", ex.Reason, StringComparison.Ordinal);
         Assert.Equal(ProtocolStage.Aborted, server.Stage);
+        Assert.Null(ex.AtFault); // two lies among 4 shares, t = 3: a lying dealer cannot be told from lying responders
+    }
+
+    /// <summary>Adds <paramref name="delta"/> to element 0 of a share value (in the field).</summary>
+    private static void AddToFirstElement(byte[] value, ulong delta)
+    {
+        ulong y = BinaryPrimitives.ReadUInt64LittleEndian(value);
+        BinaryPrimitives.WriteUInt64LittleEndian(value, (y + delta) % Shamir.Prime);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Finish_DealerSharesAllEncodeAnotherSecret_AbortsNamingTheDealerAtFault(bool oneResponderLiesToo)
+    {
+        // 5 sites, t = 3. Site 2 dealt every holder (itself included) a b-share of b_2 + δ: the shares are one polynomial,
+        // each holder reveals exactly what it received, and the rebuilt secret does not open site 2's commitment. With
+        // 5 shares Berlekamp–Welch corrects ⌊(5 − 3) / 2⌋ = 1, so one lying responder on top changes nothing.
+        using var fx = new ProtocolFixture(5, 14, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx);
+        foreach (var c in clients)
+        {
+            UnmaskResponse response = c.Unmask(request);
+            byte[] share = response.SelfMaskShares.Single(s => s.Owner == 2).Value;
+            AddToFirstElement(share, 987_654_321);
+            if (oneResponderLiesToo && c.Index == 4)
+            {
+                AddToFirstElement(share, 5);
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
+        var ex = Assert.Throws<RoundAbortedException>(() => server.Finish());
+
+        Assert.Equal(2, ex.AtFault);
+        Assert.Equal(ProtocolStage.Unmasking, ex.Stage);
+        Assert.Contains("the self-mask seed of 'site-002' cannot be rebuilt", ex.Reason, StringComparison.Ordinal);
+        Assert.Contains("'site-002' dealt shares of another secret", ex.Reason, StringComparison.Ordinal);
+        Assert.StartsWith("round aborted at Unmasking: party 2 at fault: ", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(ProtocolStage.Aborted, server.Stage);
+    }
+
+    [Fact]
+    public void Finish_DealerSharesEncodeAnotherSecretButOnlyTRevealed_AbortsBlamingNobody()
+    {
+        // 4 sites, t = 3, site 4 does not answer: 3 shares always fit some polynomial, so one lying responder would look
+        // the same as a lying dealer; the aggregator must not blame site 2 on that.
+        using var fx = new ProtocolFixture(4, 15, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx);
+        foreach (var c in clients.Where(c => c.Index != 4))
+        {
+            UnmaskResponse response = c.Unmask(request);
+            AddToFirstElement(response.SelfMaskShares.Single(s => s.Owner == 2).Value, 987_654_321);
+            server.AcceptUnmaskResponse(response);
+        }
+
+        var ex = Assert.Throws<RoundAbortedException>(() => server.Finish());
+
+        Assert.Null(ex.AtFault);
+        Assert.Contains("the self-mask seed of 'site-002' cannot be rebuilt from the 3 shares", ex.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Finish_DealerGivesOneHolderAnOffPolynomialShare_CompletesAndNamesHolderAndDealerAsPossibleLiars()
+    {
+        // 5 sites, t = 3: site 2 dealt site 1 one share off its polynomial and the others right; site 1 reveals what it
+        // received. Berlekamp–Welch corrects it; the aggregator cannot tell which of the two lied and must not say site 1 did.
+        using var fx = new ProtocolFixture(5, 16, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx);
+        foreach (var c in clients)
+        {
+            UnmaskResponse response = c.Unmask(request);
+            if (c.Index == 1) // among the first t responders, so the fast path sees it
+            {
+                AddToFirstElement(response.SelfMaskShares.Single(s => s.Owner == 2).Value, 987_654_321);
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
+        AggregationResult result = server.Finish();
+
+        Assert.Equal(fx.ExpectedSum(Enumerable.Range(1, 5)), result.Sum);
+        RejectedShare rejected = Assert.Single(result.RejectedShares);
+        Assert.Equal((1, 2, RevealedShareKind.SelfMaskSeed), (rejected.Responder, rejected.Owner, rejected.Kind));
+        Assert.Equal(
+            "the share of b:'site-002' that 'site-001' revealed is off the polynomial of the other revealed shares: 'site-001' or the dealer 'site-002' lied",
+            rejected.Describe(fx.Parameters));
     }
 
     [Fact]

@@ -193,6 +193,64 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    /// <summary>
+    /// Review finding: site-x deals every holder a well-formed, decryptable b-share of b_x + δ (element 0 shifted; its own
+    /// share too), so nobody accuses at ShareKeys and the shares agree on one polynomial whose secret does not open its
+    /// commitment. The aggregator blames and excludes site-x at Unmasking (it used to abort every attempt with it, blaming
+    /// nobody), and the retry without it completes.
+    /// </summary>
+    [Fact]
+    public async Task Unmask_DealerBSharesOfAnotherSecret_DealerBlamedExcludedAndRetryCompletesWithoutIt()
+    {
+        const ulong delta = 987_654_321;
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync();
+        var request = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
+        request.Shares.AddRange(shares.Select(s => new EncryptedShareMessage
+        {
+            Sender = (uint)s.Sender,
+            Recipient = (uint)s.Recipient,
+            Ciphertext = ByteString.CopyFrom(x.ResealWithShiftedBShare(s, delta)),
+        }));
+        Assert.All(request.Shares, s => Assert.Equal(116, s.Ciphertext.Length));
+        Assert.False((await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
+        await x.UploadAsync(x.Mask());
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        UnmaskResponseMessage response = await x.SignAndBuildUnmaskAsync(survivors);
+        RevealedShareMessage own = response.SelfMaskShares.Single(s => s.Owner == (uint)x.Self);
+        own.Value = ByteString.CopyFrom(AddToFirstElement(own.Value.ToByteArray(), delta));
+        await x.Client.UnmaskAsync(response, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(60));
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        RoundRecord aborted = Assert.Single(rounds, r => r.Status == RoundStatus.Aborted);
+        Assert.Contains("the self-mask seed of 'site-x' cannot be rebuilt", aborted.AbortReason, StringComparison.Ordinal);
+        Assert.Contains("'site-x' dealt shares of another secret", aborted.AbortReason, StringComparison.Ordinal);
+        RoundRecord completed = Assert.Single(rounds, r => r.Status == RoundStatus.Completed);
+        Assert.True(completed.Round > aborted.Round);
+        Assert.Equal(Honest, completed.Participants.Order());
+
+        // Blamed at the abort (no accuser: the shares themselves show it) and left out of the next attempts.
+        AuditLine blame = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.Blame);
+        Assert.Equal(aborted.Round.ToString(System.Globalization.CultureInfo.InvariantCulture), blame.Text("round"));
+        Assert.Equal("site-x", blame.Text("accused"));
+        Assert.Equal("site-x", blame.Text("at_fault"));
+        Assert.Equal("", blame.Text("accuser"));
+        Assert.Equal(aborted.AbortReason, blame.Text("reason"));
+        Assert.True(fed.Coordinator.ExcludedSites.ContainsKey("site-x"));
+        Assert.DoesNotContain(AuditLines(fed), l => l.Type == AuditEvents.Refusal && Honest.Contains(l.Text("site")));
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>Adds <paramref name="delta"/> to element 0 of a share value, in the field; returns the value.</summary>
+    private static byte[] AddToFirstElement(byte[] value, ulong delta)
+    {
+        ulong y = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(value);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(value, (y + delta) % SecureFed.Crypto.Shamir.Prime);
+        return value;
+    }
+
     [Fact]
     public async Task DeclineRound_FalseOrUnverifiableAccusation_AccuserBlamedHonestSiteKeptAndRoundCompletes()
     {
@@ -691,7 +749,28 @@ public sealed class HostileSiteRoundTests : IDisposable
                 SelfMaskCommitment = ByteString.CopyFrom(ad.SelfMaskCommitment),
             }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
             AdvertisementSet ads = await Client.AwaitAdvertisementsAsync(Query(Stage.AdvertiseKeys), Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
-            return Protocol.ShareKeys([.. ads.Advertisements.Select(a => new KeyAdvertisement((int)a.Sender, a.EncryptionPublicKey.ToByteArray(), a.MaskingPublicKey.ToByteArray(), a.Signature.ToByteArray(), a.SelfMaskCommitment.ToByteArray()))]);
+            Advertisements = [.. ads.Advertisements.Select(a => new KeyAdvertisement((int)a.Sender, a.EncryptionPublicKey.ToByteArray(), a.MaskingPublicKey.ToByteArray(), a.Signature.ToByteArray(), a.SelfMaskCommitment.ToByteArray()))];
+            return Protocol.ShareKeys(Advertisements);
+        }
+
+        /// <summary>The advertisements relayed at AdvertiseKeys (after <see cref="AdvertiseAndBuildSharesAsync"/>).</summary>
+        public IReadOnlyList<KeyAdvertisement> Advertisements { get; private set; } = [];
+
+        /// <summary>
+        /// Opens site-x's envelope to its recipient (key = HKDF(X25519(c^SK_x, c^PK_recipient)), the protocol's share
+        /// key), adds <paramref name="delta"/> to element 0 of the b-share and seals it again: a well-formed envelope
+        /// whose b-share lies on the dealt polynomial shifted by δ, i.e. a share of b_x + δ.
+        /// </summary>
+        public byte[] ResealWithShiftedBShare(EncryptedShare share, ulong delta)
+        {
+            using SecureFed.Crypto.X25519KeyPair encryption = SecureFed.Crypto.X25519KeyPair.FromPrivateKey(EncryptionPrivateKey);
+            byte[] shared = encryption.DeriveSharedSecret(Advertisements.Single(a => a.Sender == share.Recipient).EncryptionPublicKey);
+            byte[] key = SecureFed.Crypto.HkdfSha256.DeriveKey(shared, default, ProtocolLabels.ShareKeyInfo(Parameters, Self, share.Recipient), 32);
+            byte[] associatedData = ProtocolLabels.ShareAssociatedData(Parameters, Self, share.Recipient);
+            byte[] plain = SecureFed.Crypto.ShareCipher.Open(key, share.Ciphertext, associatedData);
+            byte[] bShare = plain.AsSpan(8, ProtocolLabels.ShareValueSize).ToArray();
+            AddToFirstElement(bShare, delta).CopyTo(plain.AsSpan(8));
+            return SecureFed.Crypto.ShareCipher.Seal(key, plain, associatedData);
         }
 
         public async Task AdvertiseAndShareAsync()

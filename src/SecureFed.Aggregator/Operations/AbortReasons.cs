@@ -16,6 +16,7 @@ internal static class AbortReasons
     {
         _ when reason.StartsWith("only ", StringComparison.Ordinal) => BelowThreshold,
         _ when reason.Contains("invalid share envelope", StringComparison.Ordinal) => Blame,
+        _ when reason.Contains("dealt shares of another secret", StringComparison.Ordinal) => Blame,
         _ when reason.Contains("shutting down", StringComparison.Ordinal) => Shutdown,
         _ when reason.StartsWith("the round failed at ", StringComparison.Ordinal) => Failure,
         _ => Protocol,

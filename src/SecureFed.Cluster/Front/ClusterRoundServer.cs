@@ -375,10 +375,23 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         }
         catch (ClusterRoundAbortedException ex)
         {
-            // The grain's message is the protocol's "round aborted at Stage: reason"; keep the reason only.
-            Match match = AbortPattern().Match(ex.Message);
-            throw new RoundAbortedException(stage, match.Success ? match.Groups["reason"].Value : ex.Message);
+            throw Aborted(stage, ex.Message);
         }
+    }
+
+    /// <summary>
+    /// The <see cref="RoundAbortedException"/> for the round grain's abort message: the protocol's "round aborted at
+    /// Stage: reason" keeps the reason only, and "round aborted at Stage: party i at fault: reason" (a dealer shown at
+    /// fault, <see cref="RoundAbortedException.AtFault"/>) keeps the party too, so the coordinator blames and excludes it
+    /// as in a single process.
+    /// </summary>
+    internal static RoundAbortedException Aborted(ProtocolStage stage, string message)
+    {
+        Match match = AbortPattern().Match(message);
+        int? atFault = match.Success && match.Groups["party"].Success
+            ? int.Parse(match.Groups["party"].Value, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+        return new RoundAbortedException(stage, match.Success ? match.Groups["reason"].Value : message, atFault);
     }
 
     /// <summary>
@@ -400,7 +413,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     [GeneratedRegex(@"^(?<stage>[A-Za-z]+): (party (?<party>\d+): )?(?<reason>.*)$", RegexOptions.Singleline)]
     private static partial Regex ViolationPattern();
 
-    [GeneratedRegex(@"^round aborted at [A-Za-z]+: (?<reason>.*)$", RegexOptions.Singleline)]
+    [GeneratedRegex(@"^round aborted at [A-Za-z]+: (party (?<party>\d+) at fault: )?(?<reason>.*)$", RegexOptions.Singleline)]
     private static partial Regex AbortPattern();
 
     private static partial class Log
