@@ -747,11 +747,11 @@ public sealed class RoundCoordinator : BackgroundService
         // least t of them scored it and exactly as many declared so (ConsistencyRequest.scored); an impossible sum or a
         // flag that disagrees with the declarations withholds the score, never the model (PROTOCOL.md).
         string? evaluationNote = null;
-        ScoringDeclaration[] declarations = [.. result.Contributors.Select(i => session.Parameters[i].Name).Select(name => new ScoringDeclaration(name, session.ScoredDeclaration(name)))];
+        string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
+        ScoringDeclaration[] declarations = [.. contributors.Select(name => new ScoringDeclaration(name, session.ScoredDeclaration(name)))];
         FederatedEvaluation? evaluation = codec.Evaluation is null ? null
             : FederatedAveraging.EvaluateTail(codec, tail, declarations, session.Parameters.Threshold, out evaluationNote);
 
-        string[] contributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
         long version = session.BaseModelVersion + 1;
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
         _fence.EnsureHeld();
@@ -789,7 +789,7 @@ public sealed class RoundCoordinator : BackgroundService
             ReleasePrunedSpace(session.Round);
         }
 
-        AuditEvaluation(session, evaluation, evaluationNote);
+        AuditEvaluation(session, evaluation, evaluationNote, declarations);
         _state.Audit.Append(AuditEvents.PrivacySpent, f => f
             .Add("round", session.Round)
             .Add("guarantee", "site")
@@ -969,9 +969,14 @@ public sealed class RoundCoordinator : BackgroundService
         }
     }
 
-    /// <summary>Audits (and logs) the federation's score of the round's starting model, or why none was published.</summary>
-    private void AuditEvaluation(RoundSession session, FederatedEvaluation? evaluation, string? note)
+    /// <summary>
+    /// Audits (and logs) the federation's score of the round's starting model, or why none was published; either line names
+    /// the contributors that declared they scored it (ConsistencyRequest.scored), so an auditor can check the published
+    /// evaluator count against the declarations, or see whose declaration was missing.
+    /// </summary>
+    private void AuditEvaluation(RoundSession session, FederatedEvaluation? evaluation, string? note, IReadOnlyList<ScoringDeclaration> declarations)
     {
+        string[] declaredScored = [.. declarations.Where(d => d.Scored == true).Select(d => d.Site)];
         if (evaluation is not null)
         {
             Log.FederatedEvaluation(_logger, session.Round, session.BaseModelVersion, evaluation.Evaluators, evaluation.F1, evaluation.Overall.Precision, evaluation.Overall.Recall);
@@ -982,7 +987,8 @@ public sealed class RoundCoordinator : BackgroundService
 
             _state.Audit.Append(AuditEvents.FederatedEvaluation, f =>
             {
-                f.Add("round", session.Round).Add("model_version", session.BaseModelVersion).Add("evaluators", evaluation.Evaluators);
+                f.Add("round", session.Round).Add("model_version", session.BaseModelVersion).Add("evaluators", evaluation.Evaluators)
+                    .Add("declared_scored", declaredScored);
                 Counts(f, evaluation.Overall).Add("precision", evaluation.Overall.Precision).Add("recall", evaluation.Overall.Recall);
                 f.AddObject("per_type", types =>
                 {
@@ -996,7 +1002,8 @@ public sealed class RoundCoordinator : BackgroundService
         else if (note is not null)
         {
             Log.EvaluationWithheld(_logger, session.Round, note);
-            _state.Audit.Append(AuditEvents.FederatedEvaluation, f => f.Add("round", session.Round).Add("model_version", session.BaseModelVersion).Add("withheld", note));
+            _state.Audit.Append(AuditEvents.FederatedEvaluation, f => f.Add("round", session.Round).Add("model_version", session.BaseModelVersion)
+                .Add("declared_scored", declaredScored).Add("withheld", note));
         }
 
         static AuditFields Counts(AuditFields f, EntityCounts c) =>

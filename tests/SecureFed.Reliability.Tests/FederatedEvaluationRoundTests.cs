@@ -85,6 +85,7 @@ public sealed class FederatedEvaluationRoundTests : IDisposable
             // The audit records the same aggregate, for the model version the round started from.
             JsonElement line = AuditLine(audit, AuditEvents.FederatedEvaluation, round);
             Assert.Equal(round - 1, line.GetProperty("model_version").GetInt64());
+            Assert.Equal(inSum, line.GetProperty("declared_scored").EnumerateArray().Select(e => e.GetString()!).Order(StringComparer.Ordinal));
             Assert.Equal(pooled.F1, line.GetProperty("f1").GetDouble(), 12);
             Assert.Equal(pooled.PerType["Drug"].F1, line.GetProperty("per_type").GetProperty("Drug").GetProperty("f1").GetDouble(), 12);
             Assert.Contains(pooled.F1.ToString("F3", CultureInfo.InvariantCulture), logged, StringComparison.Ordinal);

@@ -376,6 +376,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         AuditLine withheld = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.FederatedEvaluation);
         Assert.Equal(outcome.EvaluationNote, withheld.Text("withheld"));
         Assert.Equal("", withheld.Text("tp"));
+        Assert.Equal("[\"site-a\"]", withheld.Text("declared_scored")); // site-x's missing declaration is visible to an auditor
         Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
         AssertLogsVerify(fed);
     }

@@ -165,7 +165,7 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             using IDisposable slot = await _front.AcquireUploadAsync(site, waiting, upload.Token).ConfigureAwait(false)
                 ?? throw Refuse(site, StatusCode.ResourceExhausted,
                     $"site '{site}' already has {waiting + 1} masked-input uploads open at this silo (one is read at a time, at most {waiting} wait); refused");
-            if (await StagePassedAsync(grains.Round).ConfigureAwait(false))
+            if (await StagePassedAsync(grains.Round, upload.Token).ConfigureAwait(false))
             {
                 // The stage closed while this upload waited for its site's turn (before the stage check saw it); the
                 // slice may already have been read and ended.
@@ -232,18 +232,18 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
 
     /// <summary>
     /// Whether the round went past its masked-input stage without aborting (consistency check, unmasking or completed). False
-    /// while the stage is open, after an abort, or when the round grain cannot be asked.
+    /// while the stage is open, after an abort, or when the round grain cannot be asked; a cancelled wait throws.
     /// </summary>
-    private static async Task<bool> StagePassedAsync(Grains.IRoundGrain round)
+    private static async Task<bool> StagePassedAsync(Grains.IRoundGrain round, CancellationToken ct)
     {
         try
         {
-            ClusterRoundStatus status = await round.StatusAsync().WaitAsync(GrainTimeout).ConfigureAwait(false);
+            ClusterRoundStatus status = await round.StatusAsync().WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
             return status.Stage is nameof(SecureFed.Protocol.ProtocolStage.ConsistencyCheck)
                 or nameof(SecureFed.Protocol.ProtocolStage.Unmasking)
                 or nameof(SecureFed.Protocol.ProtocolStage.Completed);
         }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
+        catch (Exception ex) when (ex is not OutOfMemoryException && !(ex is OperationCanceledException && ct.IsCancellationRequested))
         {
             return false;
         }
@@ -297,11 +297,18 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
                 throw Refuse(site, StatusCode.FailedPrecondition, $"the masked-input stage of round {grains.RoundNumber} closed before this upload finished");
             }
 
+            if (await StagePassedAsync(grains.Round, CancellationToken.None).ConfigureAwait(false))
+            {
+                // The slice took the words but the round grain had closed the stage before it recorded them (the round is
+                // at its consistency check or later): the upload was late, not malformed.
+                throw Refuse(site, StatusCode.FailedPrecondition, $"the masked-input stage of round {grains.RoundNumber} closed before this upload finished");
+            }
+
             throw Refuse(site, ex.Message.Contains("already sent", StringComparison.Ordinal) ? StatusCode.AlreadyExists : StatusCode.InvalidArgument, ex.Message);
         }
         catch (ClusterRoundAbortedException ex)
         {
-            if (await StagePassedAsync(grains.Round).ConfigureAwait(false))
+            if (await StagePassedAsync(grains.Round, CancellationToken.None).ConfigureAwait(false))
             {
                 // The round went on without this upload and its slice was read and ended (a slice grain that ended has
                 // no state): the stage closed, the round did not abort.
