@@ -286,6 +286,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         {
             Assert.Equal("", l.Text("withheld"));
             Assert.Equal(Sites.Length, l.Number("evaluators"));
+            Assert.Equal(Sites.Order(StringComparer.Ordinal), l.List("declared_scored").Order(StringComparer.Ordinal));
             Assert.Equal((truePositives, 3L * Sites.Length, 4L * Sites.Length), (l.Number("tp"), l.Number("fp"), l.Number("fn")));
         });
 
