@@ -2,6 +2,7 @@ using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using SecureFed.Aggregator;
@@ -130,6 +131,32 @@ public sealed class BulkCallGateTests : IDisposable
         failing.Request.Headers["x-test-throw"] = "1";
         await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(failing));
         Assert.Equal(0, gate.InFlight("site-x"));
+    }
+
+    [Theory]
+    [InlineData(null, 2, null)]
+    [InlineData("1", 1, null)]
+    [InlineData("64", 64, null)]
+    [InlineData("0", 0, "SecureFed:MaxBulkCallsPerSite must be between 1 and 64, got 0.")]
+    [InlineData("65", 65, "SecureFed:MaxBulkCallsPerSite must be between 1 and 64, got 65.")]
+    public void AggregatorOptions_MaxBulkCallsPerSite_BoundDefaultedAndValidated(string? configured, int bound, string? error)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Federation"] = "fed",
+            ["SecureFed:KitDirectory"] = "kit",
+            ["SecureFed:ModelSpecSha256"] = new string('a', 64),
+        };
+        if (configured is not null)
+        {
+            settings["SecureFed:MaxBulkCallsPerSite"] = configured;
+        }
+
+        var options = new AggregatorOptions();
+        new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection(AggregatorOptions.Section).Bind(options);
+
+        Assert.Equal(bound, options.MaxBulkCallsPerSite);
+        Assert.Equal(error is null ? [] : [error], options.Validate());
     }
 
     [Fact]
