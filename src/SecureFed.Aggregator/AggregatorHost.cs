@@ -141,7 +141,16 @@ public static class AggregatorHost
             }
 
             // Before routing and gRPC: a site's ShareKeys/Unmask calls over the limit are refused before their bodies are read.
-            BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>());
+            // Counted and audited like the service's refusals before any round state is touched (the round is unknown: 0;
+            // a forwarded call's line names the forwarding silo in 'via').
+            BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(), (caller, message) =>
+            {
+                string site = caller.Site!;
+                ForwardedAudit.Begin(caller.ForwardedBy);
+                app.Services.GetRequiredService<AggregatorTelemetry>().Refused(Grpc.Core.StatusCode.ResourceExhausted, RefusalReasons.TooManyBulkCalls);
+                return app.Services.GetRequiredService<RefusalAudit>().Append(site, RefusalReasons.TooManyBulkCalls, f => f.Add("round", 0L).AddSite(site)
+                    .Add("status", nameof(Grpc.Core.StatusCode.ResourceExhausted)).Add("reason", message));
+            });
             app.UseRouting();
             app.MapGrpcService<AggregationService>();
             app.MapGrpcHealthChecksService();

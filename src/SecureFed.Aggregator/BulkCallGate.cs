@@ -84,7 +84,12 @@ public sealed class BulkCallGate
     /// <param name="gate">The gate.</param>
     /// <param name="manifest">The federation manifest of the kit the service identifies callers with.</param>
     /// <param name="logger">Where refusals are logged.</param>
-    public static void UseBulkCallGate(IApplicationBuilder app, BulkCallGate gate, FederationManifest manifest, ILogger logger)
+    /// <param name="audit">
+    /// Called with the caller (its site, and the silo that forwarded the call if one did) and the message of each refusal
+    /// (the aggregator counts and audits it); returns whether it is also logged (false beyond the caller's share of audit
+    /// lines). Null: every refusal is logged.
+    /// </param>
+    public static void UseBulkCallGate(IApplicationBuilder app, BulkCallGate gate, FederationManifest manifest, ILogger logger, Func<CallerIdentity, string, bool>? audit = null)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(gate);
@@ -110,7 +115,11 @@ public sealed class BulkCallGate
             if (place is null)
             {
                 string message = gate.RefusalMessage(site, method);
-                Log.BulkCallRefused(logger, site, method, gate.LimitPerSite);
+                if (audit?.Invoke(caller, message) ?? true)
+                {
+                    Log.BulkCallRefused(logger, site, method, gate.LimitPerSite);
+                }
+
                 RefuseTrailersOnly(context.Response, StatusCode.ResourceExhausted, message);
                 return;
             }

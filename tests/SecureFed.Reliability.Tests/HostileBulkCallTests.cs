@@ -3,12 +3,14 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Security;
 using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.Extensions.DependencyInjection;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
+using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Wire.V1;
 
@@ -114,6 +116,18 @@ public sealed class HostileBulkCallTests : IDisposable
         RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
         Assert.Equal(["site-a", "site-b"], completed.Participants.Order());
         Assert.Equal(2, gate.InFlight("site-x"));
+
+        // Each refusal is audited like the service's (9: 4 raw, 4 through Grpc.Net.Client, 1 Unmask), and the log verifies.
+        string audit = AggregatorState.AuditDirectory(fed.AggregatorDataDirectory);
+        List<JsonElement> refusals = [.. Directory.EnumerateFiles(audit, "*.jsonl").SelectMany(File.ReadAllLines).Where(l => l.Length > 0)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .Where(e => e.GetProperty("type").GetString() == AuditEvents.Refusal && e.GetProperty("fields").TryGetProperty("reason", out JsonElement r)
+                && r.GetString()!.Contains("already has 2 ShareKeys/Unmask calls in flight", StringComparison.Ordinal))];
+        Assert.Equal(9, refusals.Count);
+        Assert.All(refusals, e => Assert.Equal("site-x", e.GetProperty("fields").GetProperty("site").GetString()));
+        Assert.All(refusals, e => Assert.Equal("ResourceExhausted", e.GetProperty("fields").GetProperty("status").GetString()));
+        AuditVerification verified = AuditVerifier.Verify(audit);
+        Assert.True(verified.Ok, verified.FirstProblem);
 
         // site-x gives up its stalled calls: the aborted calls give their places back.
         await release.CancelAsync();
