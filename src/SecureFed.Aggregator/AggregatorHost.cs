@@ -106,6 +106,8 @@ public static class AggregatorHost
             builder.Services.AddSingleton(TimeProvider.System);
             var uploads = new UploadLimiter(options.MaxConcurrentUploads);
             builder.Services.AddSingleton(uploads);
+            var bulkCalls = new BulkCallGate(options.MaxBulkCallsPerSite);
+            builder.Services.AddSingleton(bulkCalls);
             builder.Services.AddSingleton(sp => new RefusalAudit(state.Audit, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RefusalAudit>>()));
             builder.Services.AddSingleton(sp => new AggregatorTelemetry(
                 sp.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>(), state, Options.Create(options), sp.GetRequiredService<TimeProvider>(), uploads));
@@ -138,6 +140,17 @@ public static class AggregatorHost
                     Log.AdminListening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AggregatorHost).FullName!), AdminAddress(app)?.ToString() ?? "?"));
             }
 
+            // Before routing and gRPC: a site's ShareKeys/Unmask calls over the limit are refused before their bodies are read.
+            // Counted and audited like the service's refusals before any round state is touched (the round is unknown: 0;
+            // a forwarded call's line names the forwarding silo in 'via').
+            BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(), (caller, message) =>
+            {
+                string site = caller.Site!;
+                ForwardedAudit.Begin(caller.ForwardedBy);
+                app.Services.GetRequiredService<AggregatorTelemetry>().Refused(Grpc.Core.StatusCode.ResourceExhausted, RefusalReasons.TooManyBulkCalls);
+                return app.Services.GetRequiredService<RefusalAudit>().Append(site, RefusalReasons.TooManyBulkCalls, f => f.Add("round", 0L).AddSite(site)
+                    .Add("status", nameof(Grpc.Core.StatusCode.ResourceExhausted)).Add("reason", message));
+            });
             app.UseRouting();
             app.MapGrpcService<AggregationService>();
             app.MapGrpcHealthChecksService();

@@ -176,6 +176,15 @@ public sealed class AggregatorOptions
     public int MaxConcurrentUploads { get; set; } = 4;
 
     /// <summary>
+    /// <c>ShareKeys</c> and <c>Unmask</c> calls one site may have in flight at once (their requests may be up to the 4 MiB
+    /// message limit and are buffered whole before they are read): a further one is refused with <c>RESOURCE_EXHAUSTED</c>
+    /// before its body is read, so one site makes the aggregator (and each slice silo) hold at most this many 4 MiB
+    /// requests (<see cref="BulkCallGate"/>; docs/PROTOCOL.md §3, "Refusals"). Honest agents make one at a time.
+    /// <value>The default value is 2.</value>
+    /// </summary>
+    public int MaxBulkCallsPerSite { get; set; } = BulkCallGate.DefaultLimitPerSite;
+
+    /// <summary>
     /// Model versions the round store keeps: 0 keeps every version; N ≥ 1 keeps the newest N, and the transaction that
     /// stores a round's new version deletes the older ones (never the latest, the version the saved server-optimizer
     /// moments go with, or the base version of a running round), audited as <c>models.pruned</c>. On the aggregator
@@ -295,6 +304,7 @@ public sealed class AggregatorOptions
         ValidateLayerScales(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
+        Range(errors, "MaxBulkCallsPerSite", MaxBulkCallsPerSite, 1, 64);
         if (KeepModelVersions < 0)
         {
             errors.Add($"SecureFed:KeepModelVersions must be 0 (keep every model version) or the number of newest model versions to keep (at least 1), got {KeepModelVersions}.");

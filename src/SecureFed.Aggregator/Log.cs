@@ -90,4 +90,7 @@ internal static partial class Log
 
     [LoggerMessage(29, LogLevel.Warning, "Round {Round}: {Dealer} dealt shares of another secret than it committed to ({Reason}); excluded from the next {Rounds} round attempt(s)")]
     public static partial void DealerBlamed(ILogger logger, long round, string dealer, string reason, int rounds);
+
+    [LoggerMessage(30, LogLevel.Warning, "Refused a {Method} call of {Site} before reading it: the site already has {Limit} ShareKeys/Unmask calls in flight (SecureFed:MaxBulkCallsPerSite)")]
+    public static partial void BulkCallRefused(ILogger logger, string site, string method, int limit);
 }

@@ -50,6 +50,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.JoinTimeoutSeconds),
         nameof(AggregatorOptions.JoinGraceSeconds),
         nameof(AggregatorOptions.MaxConcurrentUploads),
+        nameof(AggregatorOptions.MaxBulkCallsPerSite),
         nameof(AggregatorOptions.KeepModelVersions),
         nameof(AggregatorOptions.InitialModel),
         nameof(AggregatorOptions.AdminListen),

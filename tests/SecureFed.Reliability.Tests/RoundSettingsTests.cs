@@ -58,6 +58,7 @@ public sealed class RoundSettingsTests
         { "JoinTimeoutSeconds", o => o.JoinTimeoutSeconds = 30 },
         { "JoinGraceSeconds", o => o.JoinGraceSeconds = 5 },
         { "MaxConcurrentUploads", o => o.MaxConcurrentUploads = 16 },
+        { "MaxBulkCallsPerSite", o => o.MaxBulkCallsPerSite = 4 },
         { "KeepModelVersions", o => o.KeepModelVersions = 5 },
         { "InitialModel", o => o.InitialModel = "/elsewhere/initial.bin" },
         { "AdminListen", o => o.AdminListen = "http://127.0.0.1:9090" },

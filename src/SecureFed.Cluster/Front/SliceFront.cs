@@ -57,6 +57,14 @@ public sealed class SliceFront : IDisposable
     public TimeSpan StageCheckInterval { get; init; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
+    /// <c>ShareKeys</c> and <c>Unmask</c> calls one site may have in flight at this silo at once (taken here before they are
+    /// forwarded, and again at the coordinator): a further one is refused with RESOURCE_EXHAUSTED before its body is read
+    /// (<see cref="BulkCallGate"/>; <c>SecureFed:MaxBulkCallsPerSite</c>).
+    /// <value>The default value is <see cref="BulkCallGate.DefaultLimitPerSite"/> (2).</value>
+    /// </summary>
+    public int MaxBulkCallsPerSite { get; init; } = BulkCallGate.DefaultLimitPerSite;
+
+    /// <summary>
     /// The clock of <see cref="StageCheckInterval"/>.
     /// <value>The default value is <see cref="TimeProvider.System"/>.</value>
     /// </summary>

@@ -11,7 +11,8 @@ namespace SecureFed.Cluster.Front;
 
 /// <summary>
 /// Kestrel for a slice silo (not the coordinator): HTTPS with mandatory client certificates of the federation CA, the
-/// aggregator's TLS certificate (the same kit as the coordinator's), and <see cref="SiloFrontService"/>: slice uploads
+/// aggregator's TLS certificate (the same kit as the coordinator's), the per-site bound on ShareKeys/Unmask calls in flight
+/// (<see cref="BulkCallGate"/>), and <see cref="SiloFrontService"/>: slice uploads
 /// taken here, every other call forwarded to the coordinator when <see cref="SliceFront.Coordinator"/> is set
 /// (docs/cluster.md §6).
 /// </summary>
@@ -30,12 +31,17 @@ public static class SliceFrontHost
             AgentListener.Listen(kestrel, listen, kit);
         });
         builder.Services.AddSingleton(front);
+        var bulkCalls = new BulkCallGate(front.MaxBulkCallsPerSite);
+        builder.Services.AddSingleton(bulkCalls);
         builder.Services.AddGrpc(grpc =>
         {
             grpc.MaxReceiveMessageSize = AggregatorHost.MaxMessageBytes;
             grpc.MaxSendMessageSize = AggregatorHost.MaxMessageBytes;
         });
         WebApplication app = builder.Build();
+        // Before routing, as the coordinator's: a site's ShareKeys/Unmask calls over the limit are refused before their
+        // bodies are read (and before they are forwarded).
+        BulkCallGate.UseBulkCallGate(app, bulkCalls, kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>());
         app.UseRouting();
         app.MapGrpcService<SiloFrontService>();
         return app;

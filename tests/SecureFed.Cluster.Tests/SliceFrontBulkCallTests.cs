@@ -1,0 +1,172 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.DependencyInjection;
+using SecureFed.Aggregator;
+using SecureFed.Cluster.Front;
+using SecureFed.Federation;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Cluster.Tests;
+
+/// <summary>
+/// A slice silo's front bounds one site's ShareKeys/Unmask calls in flight as the coordinator does (<see cref="BulkCallGate"/>,
+/// docs/cluster.md §6): a site's stalled large calls beyond <see cref="SliceFront.MaxBulkCallsPerSite"/> are refused with
+/// RESOURCE_EXHAUSTED before their bodies are read (and before anything is forwarded); another site's calls are not.
+/// </summary>
+public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, IDisposable
+{
+    private const string Federation = "slice-bulk";
+    private static readonly TimeSpan HangBound = TimeSpan.FromSeconds(90);
+    private readonly ThreeSiloCluster _cluster;
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-slice-bulk-").FullName;
+
+    public SliceFrontBulkCallTests(ThreeSiloCluster cluster)
+    {
+        _cluster = cluster;
+    }
+
+    [Fact]
+    public async Task ShareKeys_SiteStallsMoreLargeCallsThanTheLimit_RestRefusedResourceExhaustedOtherSiteNot()
+    {
+        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation, ["site-a", "site-x"], "127.0.0.1"));
+        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+        using PartyKit kitX = PartyKit.Load(federation.SiteKitDirectories["site-x"]);
+        using PartyKit kitA = PartyKit.Load(federation.SiteKitDirectories["site-a"]);
+        using var front = new SliceFront(Federation, aggregatorKit, _cluster.Grains, "silo-under-test", maxConcurrentUploads: 2);
+        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front);
+        await app.StartAsync().WaitAsync(HangBound);
+        Uri address = SliceFrontHost.BoundAddress(app);
+        BulkCallGate gate = app.Services.GetRequiredService<BulkCallGate>();
+        Assert.Equal(BulkCallGate.DefaultLimitPerSite, gate.LimitPerSite);
+
+        // site-x: 5 raw HTTP/2 ShareKeys calls declaring 3.5 MB and sending 64 KiB, then stalling.
+        using var release = new CancellationTokenSource();
+        using var raw = new HttpClient(Handler(kitX)) { Timeout = Timeout.InfiniteTimeSpan };
+        var calls = new List<Task<HttpResponseMessage>>();
+        for (int i = 0; i < 5; i++)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, "/securefed.v1.Aggregation/ShareKeys"))
+            {
+                Version = HttpVersion.Version20,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Content = new StalledGrpcContent(3_500_000, 64 * 1024),
+            };
+            request.Headers.TE.Add(new TransferCodingWithQualityHeaderValue("trailers"));
+            calls.Add(raw.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, release.Token));
+        }
+
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (calls.Count(c => c.IsCompleted) < 3 || gate.InFlight("site-x") < 2)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        foreach (Task<HttpResponseMessage> done in calls.Where(c => c.IsCompleted))
+        {
+            using HttpResponseMessage response = await done;
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("8", Assert.Single(response.Headers.GetValues("grpc-status")));
+            Assert.StartsWith("ShareKeys: site 'site-x' already has 2 ShareKeys/Unmask calls in flight (the limit per site); refused",
+                Uri.UnescapeDataString(Assert.Single(response.Headers.GetValues("grpc-message"))), StringComparison.Ordinal);
+        }
+
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(2, calls.Count(c => !c.IsCompleted));
+
+        // Through Grpc.Net.Client: site-x's Unmask is refused the same way; site-a's reaches the front's service (which,
+        // with no coordinator to forward to, answers Unimplemented).
+        using (GrpcChannel channelX = Channel(address, kitX))
+        {
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(channelX)
+                .UnmaskAsync(new UnmaskResponseMessage(), deadline: DateTime.UtcNow.AddSeconds(60)).ResponseAsync.WaitAsync(HangBound));
+            Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
+            Assert.StartsWith("Unmask: site 'site-x' already has 2 ShareKeys/Unmask calls in flight", ex.Status.Detail, StringComparison.Ordinal);
+        }
+
+        using (GrpcChannel channelA = Channel(address, kitA))
+        {
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(channelA)
+                .ShareKeysAsync(new ShareKeysRequest(), deadline: DateTime.UtcNow.AddSeconds(60)).ResponseAsync.WaitAsync(HangBound));
+            Assert.Equal(StatusCode.Unimplemented, ex.StatusCode);
+        }
+
+        // Aborted calls give their places back.
+        await release.CancelAsync();
+        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.InFlight("site-x") > 0)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        await app.StopAsync().WaitAsync(HangBound);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static SocketsHttpHandler Handler(PartyKit kit) => new()
+    {
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            ClientCertificates = [kit.TlsCertificate],
+            RemoteCertificateValidationCallback = PeerTrust.AggregatorValidationCallback(kit.Manifest),
+        },
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+    };
+
+    private static GrpcChannel Channel(Uri address, PartyKit kit) => GrpcChannel.ForAddress(address, new GrpcChannelOptions
+    {
+        HttpHandler = Handler(kit),
+        DisposeHttpClient = true,
+    });
+
+    /// <summary>A gRPC request body declaring a message of <c>declared</c> bytes that sends <c>sent</c> of them, then stalls until cancelled.</summary>
+    private sealed class StalledGrpcContent : HttpContent
+    {
+        private readonly int _declared;
+        private readonly int _sent;
+
+        public StalledGrpcContent(int declared, int sent)
+        {
+            _declared = declared;
+            _sent = sent;
+            Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+        {
+            byte[] prefix = new byte[5];
+            BinaryPrimitives.WriteUInt32BigEndian(prefix.AsSpan(1), (uint)_declared);
+            await stream.WriteAsync(prefix, cancellationToken);
+            await stream.WriteAsync(new byte[_sent], cancellationToken);
+            await stream.FlushAsync(cancellationToken);
+            await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken);
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+}

@@ -1,0 +1,237 @@
+using System.Security.Cryptography.X509Certificates;
+using Grpc.Core;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using SecureFed.Aggregator;
+using SecureFed.Federation;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// The per-site bound on ShareKeys/Unmask calls in flight (<see cref="BulkCallGate"/>), in process: its counting, and
+/// the middleware on a pipeline of its own (no Kestrel): who is counted, what a refusal looks like, that a refused
+/// request's body is never read, and that a place is given back however the call ends.
+/// </summary>
+public sealed class BulkCallGateTests : IDisposable
+{
+    private const string ShareKeysPath = "/securefed.v1.Aggregation/ShareKeys";
+    private const string UnmaskPath = "/securefed.v1.Aggregation/Unmask";
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-bulkgate-").FullName;
+
+    [Fact]
+    public void Methods_FromTheServiceDescriptor_AreShareKeysAndUnmask()
+    {
+        Assert.Equal(new Dictionary<string, string> { [ShareKeysPath] = "ShareKeys", [UnmaskPath] = "Unmask" }, BulkCallGate.Methods);
+    }
+
+    [Fact]
+    public void TryEnter_UpToTheLimitPerSite_ThenNullUntilOneIsGivenBack()
+    {
+        var gate = new BulkCallGate(2);
+        IDisposable first = Assert.IsAssignableFrom<IDisposable>(gate.TryEnter("site-x"));
+        IDisposable second = Assert.IsAssignableFrom<IDisposable>(gate.TryEnter("site-x"));
+        Assert.Null(gate.TryEnter("site-x"));
+        Assert.Null(gate.TryEnter("site-x"));
+        Assert.Equal(2, gate.InFlight("site-x"));
+
+        // Another site has its own places.
+        using (IDisposable other = Assert.IsAssignableFrom<IDisposable>(gate.TryEnter("site-a")))
+        {
+            Assert.NotNull(gate.TryEnter("site-a"));
+            Assert.Equal(2, gate.InFlight("site-a"));
+        }
+
+        // Given back once, however often disposed.
+        first.Dispose();
+        first.Dispose();
+        Assert.Equal(1, gate.InFlight("site-x"));
+        IDisposable third = Assert.IsAssignableFrom<IDisposable>(gate.TryEnter("site-x"));
+        Assert.Null(gate.TryEnter("site-x"));
+        second.Dispose();
+        third.Dispose();
+        Assert.Equal(0, gate.InFlight("site-x"));
+        Assert.Equal(0, gate.InFlight("never-seen"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BulkCallGate(0));
+    }
+
+    [Fact]
+    public async Task Middleware_OverTheLimit_TrailersOnlyResourceExhaustedBodyUnread_PlacesGivenBackOnExceptionAndAbort()
+    {
+        ProvisionResult provisioned = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "gate", ["site-a", "site-x"], "127.0.0.1"));
+        using PartyKit siteX = PartyKit.Load(provisioned.SiteKitDirectories["site-x"]);
+        using PartyKit siteA = PartyKit.Load(provisioned.SiteKitDirectories["site-a"]);
+        using PartyKit aggregator = PartyKit.Load(provisioned.AggregatorKitDirectory);
+        var gate = new BulkCallGate(2);
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int reached = 0;
+        RequestDelegate pipeline = Pipeline(gate, siteX.Manifest, async context =>
+        {
+            Interlocked.Increment(ref reached);
+            if (context.Request.Headers.ContainsKey("x-test-throw"))
+            {
+                throw new InvalidOperationException("the service failed");
+            }
+
+            await hold.Task.WaitAsync(context.RequestAborted);
+        });
+
+        // Two ShareKeys/Unmask calls of site-x are let through and held.
+        var held = new List<Task>
+        {
+            pipeline(Context(siteX.TlsCertificate, ShareKeysPath, out _)),
+            pipeline(Context(siteX.TlsCertificate, UnmaskPath, out _)),
+        };
+        Assert.Equal(2, gate.InFlight("site-x"));
+
+        // The third is answered at once, trailers-only, and its body is never read.
+        DefaultHttpContext refused = Context(siteX.TlsCertificate, ShareKeysPath, out ThrowingBody body);
+        await pipeline(refused).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(StatusCodes.Status200OK, refused.Response.StatusCode);
+        Assert.Equal("application/grpc", refused.Response.ContentType);
+        Assert.Equal(((int)StatusCode.ResourceExhausted).ToString(System.Globalization.CultureInfo.InvariantCulture), refused.Response.Headers["grpc-status"].ToString());
+        Assert.Equal("ShareKeys: site 'site-x' already has 2 ShareKeys/Unmask calls in flight (the limit per site); refused before reading the request, retry when one has finished",
+            Uri.UnescapeDataString(refused.Response.Headers["grpc-message"].ToString()));
+        Assert.False(body.WasRead);
+        Assert.Equal(2, reached);
+
+        // A call forwarded by a silo with the aggregator's certificate counts against the site it names.
+        DefaultHttpContext forwarded = Context(aggregator.TlsCertificate, UnmaskPath, out _);
+        forwarded.Request.Headers[ForwardedIdentity.SiteHeader] = "site-x";
+        forwarded.Request.Headers[ForwardedIdentity.SiloHeader] = "silo-2";
+        await pipeline(forwarded).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal("8", forwarded.Response.Headers["grpc-status"].ToString());
+
+        // Other sites, other methods and unidentified callers are not counted against site-x.
+        using var abortA = new CancellationTokenSource();
+        DefaultHttpContext honest = Context(siteA.TlsCertificate, ShareKeysPath, out _);
+        honest.RequestAborted = abortA.Token;
+        Task honestCall = pipeline(honest);
+        Assert.Equal(1, gate.InFlight("site-a"));
+        DefaultHttpContext status = Context(siteX.TlsCertificate, "/securefed.v1.Aggregation/GetStatus", out _);
+        status.Request.Headers["x-test-throw"] = "1";
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(status));
+        DefaultHttpContext anonymous = Context(null, ShareKeysPath, out _);
+        anonymous.Request.Headers["x-test-throw"] = "1";
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(anonymous));
+        Assert.Equal(2, gate.InFlight("site-x"));
+
+        // An aborted call gives its place back.
+        await abortA.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => honestCall);
+        Assert.Equal(0, gate.InFlight("site-a"));
+
+        // Calls that complete give theirs back, and so does one whose service throws.
+        hold.SetResult();
+        await Task.WhenAll(held).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(0, gate.InFlight("site-x"));
+        DefaultHttpContext failing = Context(siteX.TlsCertificate, ShareKeysPath, out _);
+        failing.Request.Headers["x-test-throw"] = "1";
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(failing));
+        Assert.Equal(0, gate.InFlight("site-x"));
+    }
+
+    [Theory]
+    [InlineData(null, 2, null)]
+    [InlineData("1", 1, null)]
+    [InlineData("64", 64, null)]
+    [InlineData("0", 0, "SecureFed:MaxBulkCallsPerSite must be between 1 and 64, got 0.")]
+    [InlineData("65", 65, "SecureFed:MaxBulkCallsPerSite must be between 1 and 64, got 65.")]
+    public void AggregatorOptions_MaxBulkCallsPerSite_BoundDefaultedAndValidated(string? configured, int bound, string? error)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Federation"] = "fed",
+            ["SecureFed:KitDirectory"] = "kit",
+            ["SecureFed:ModelSpecSha256"] = new string('a', 64),
+        };
+        if (configured is not null)
+        {
+            settings["SecureFed:MaxBulkCallsPerSite"] = configured;
+        }
+
+        var options = new AggregatorOptions();
+        new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection(AggregatorOptions.Section).Bind(options);
+
+        Assert.Equal(bound, options.MaxBulkCallsPerSite);
+        Assert.Equal(error is null ? [] : [error], options.Validate());
+    }
+
+    [Fact]
+    public void PercentEncode_NonPrintableAndPercent_EncodedAsUtf8Bytes()
+    {
+        Assert.Equal("a b%25c%0A%C3%A9", BulkCallGate.PercentEncode("a b%c\né"));
+        Assert.Equal("a b%c\né", Uri.UnescapeDataString(BulkCallGate.PercentEncode("a b%c\né")));
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static RequestDelegate Pipeline(BulkCallGate gate, FederationManifest manifest, RequestDelegate service)
+    {
+        var app = new ApplicationBuilder(new ServiceCollection().BuildServiceProvider());
+        BulkCallGate.UseBulkCallGate(app, gate, manifest, NullLogger.Instance);
+        app.Run(service);
+        return app.Build();
+    }
+
+    private static DefaultHttpContext Context(X509Certificate2? certificate, string path, out ThrowingBody body)
+    {
+        body = new ThrowingBody();
+        var context = new DefaultHttpContext();
+        context.Connection.ClientCertificate = certificate;
+        context.Request.Method = HttpMethods.Post;
+        context.Request.Path = path;
+        context.Request.ContentType = "application/grpc";
+        context.Request.Body = body;
+        return context;
+    }
+
+    /// <summary>A request body that records (and fails) any read: a refused request must not be read.</summary>
+    private sealed class ThrowingBody : Stream
+    {
+        public bool WasRead { get; private set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            WasRead = true;
+            throw new InvalidOperationException("the request body was read");
+        }
+
+        public override ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            WasRead = true;
+            throw new InvalidOperationException("the request body was read");
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}

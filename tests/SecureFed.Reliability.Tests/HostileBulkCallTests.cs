@@ -1,0 +1,202 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Security;
+using System.Security.Cryptography.X509Certificates;
+using System.Text.Json;
+using Google.Protobuf;
+using Grpc.Core;
+using Grpc.Net.Client;
+using Microsoft.Extensions.DependencyInjection;
+using SecureFed.Aggregator;
+using SecureFed.Aggregator.Persistence;
+using SecureFed.Audit;
+using SecureFed.Federation;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// One authenticated site opens many ShareKeys calls at once with bodies near the 4 MiB message limit, sent slowly, to make
+/// the aggregator buffer ~4 MiB per call (threat-model/README.md §7). At most <c>MaxBulkCallsPerSite</c> (2) of them are in
+/// flight; the others are refused with RESOURCE_EXHAUSTED before their bodies are read, while the honest sites of the same
+/// federation complete a round.
+/// </summary>
+public sealed class HostileBulkCallTests : IDisposable
+{
+    private const int BulkBytes = 3_500_000;
+    private static readonly TimeSpan HangBound = TimeSpan.FromSeconds(90);
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-bulkcalls-").FullName;
+
+    [Fact]
+    public async Task ShareKeys_ManyLargeStalledCallsOfOneSite_TwoInFlightRestRefusedResourceExhausted_HonestRoundCompletes()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-x"], new Dictionary<string, string> { ["MinSites"] = "2" });
+        await fed.StartAggregatorAsync();
+        BulkCallGate gate = fed.Aggregator!.Services.GetRequiredService<BulkCallGate>();
+        Assert.Equal(2, gate.LimitPerSite);
+        using PartyKit kitX = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using PartyKit kitA = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-a"]);
+        string expected = "ShareKeys: site 'site-x' already has 2 ShareKeys/Unmask calls in flight (the limit per site); refused";
+
+        // site-x: 6 raw HTTP/2 ShareKeys calls at once, each declaring a 3.5 MB message and sending 64 KiB of it, then
+        // stalling. Two are let through (the service waits for the rest of the body); four are answered at once.
+        const int stalled = 6;
+        using var release = new CancellationTokenSource();
+        using HttpClient raw = RawHttp(kitX.TlsCertificate);
+        var calls = new List<Task<HttpResponseMessage>>();
+        for (int i = 0; i < stalled; i++)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri(fed.Address, "/securefed.v1.Aggregation/ShareKeys"))
+            {
+                Version = HttpVersion.Version20,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Content = new StalledGrpcContent(BulkBytes, 64 * 1024),
+            };
+            request.Headers.TE.Add(new TransferCodingWithQualityHeaderValue("trailers"));
+            calls.Add(raw.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, release.Token));
+        }
+
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (calls.Count(c => c.IsCompleted) < stalled - 2 || gate.InFlight("site-x") < 2)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        Assert.Equal(2, gate.InFlight("site-x"));
+        foreach (Task<HttpResponseMessage> done in calls.Where(c => c.IsCompleted))
+        {
+            using HttpResponseMessage response = await done;
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("application/grpc", response.Content.Headers.ContentType?.MediaType);
+            Assert.Equal("8", Assert.Single(response.Headers.GetValues("grpc-status")));
+            Assert.StartsWith(expected, Uri.UnescapeDataString(Assert.Single(response.Headers.GetValues("grpc-message"))), StringComparison.Ordinal);
+        }
+
+        // The two let through are still waiting for their bodies.
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        Assert.Equal(2, calls.Count(c => !c.IsCompleted));
+
+        // Through Grpc.Net.Client, whole 3.5 MB ShareKeys requests of site-x, four at once: each an RpcException with the
+        // status and the message.
+        using (GrpcChannel channelX = fed.RawChannel(kitX.TlsCertificate))
+        {
+            var clientX = new Aggregation.AggregationClient(channelX);
+            var large = new ShareKeysRequest { Header = RawClient.Header(1, "0123abcd", "site-x", Stage.ShareKeys) };
+            large.Shares.Add(new EncryptedShareMessage { Sender = 1, Recipient = 2, Ciphertext = ByteString.CopyFrom(new byte[BulkBytes]) });
+            Task<Ack>[] refused = [.. Enumerable.Range(0, 4).Select(_ => clientX.ShareKeysAsync(large, RawClient.Deadline(60)).ResponseAsync)];
+            foreach (Task<Ack> call in refused)
+            {
+                RpcException ex = await Assert.ThrowsAsync<RpcException>(() => call.WaitAsync(HangBound));
+                Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
+                Assert.StartsWith(expected, ex.Status.Detail, StringComparison.Ordinal);
+            }
+
+            // Unmask shares the same places.
+            var unmask = new UnmaskResponseMessage { Header = RawClient.Header(1, "0123abcd", "site-x", Stage.Unmasking) };
+            RpcException unmaskRefused = await Assert.ThrowsAsync<RpcException>(() => clientX.UnmaskAsync(unmask, RawClient.Deadline(60)).ResponseAsync.WaitAsync(HangBound));
+            Assert.Equal(StatusCode.ResourceExhausted, unmaskRefused.StatusCode);
+            Assert.StartsWith("Unmask: site 'site-x' already has 2", unmaskRefused.Status.Detail, StringComparison.Ordinal);
+        }
+
+        // Another site's ShareKeys is not counted against site-x: it reaches the service (refused there as stale).
+        using (GrpcChannel channelA = fed.RawChannel(kitA.TlsCertificate))
+        {
+            var request = new ShareKeysRequest { Header = RawClient.Header(7, "0123abcd", "site-a", Stage.ShareKeys) };
+            RpcException stale = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(channelA).ShareKeysAsync(request, RawClient.Deadline(60)).ResponseAsync.WaitAsync(HangBound));
+            Assert.Equal(StatusCode.FailedPrecondition, stale.StatusCode);
+        }
+
+        // The honest sites run a round (their ShareKeys and Unmask calls, one at a time) while site-x still holds its two.
+        fed.StartAgent("site-a", 100);
+        fed.StartAgent("site-b", 200);
+        await fed.WaitFinishedAsync(HangBound);
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal(["site-a", "site-b"], completed.Participants.Order());
+        Assert.Equal(2, gate.InFlight("site-x"));
+
+        // Each refusal is audited like the service's (9: 4 raw, 4 through Grpc.Net.Client, 1 Unmask), and the log verifies.
+        string audit = AggregatorState.AuditDirectory(fed.AggregatorDataDirectory);
+        List<JsonElement> refusals = [.. Directory.EnumerateFiles(audit, "*.jsonl").SelectMany(File.ReadAllLines).Where(l => l.Length > 0)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .Where(e => e.GetProperty("type").GetString() == AuditEvents.Refusal && e.GetProperty("fields").TryGetProperty("reason", out JsonElement r)
+                && r.GetString()!.Contains("already has 2 ShareKeys/Unmask calls in flight", StringComparison.Ordinal))];
+        Assert.Equal(9, refusals.Count);
+        Assert.All(refusals, e => Assert.Equal("site-x", e.GetProperty("fields").GetProperty("site").GetString()));
+        Assert.All(refusals, e => Assert.Equal("ResourceExhausted", e.GetProperty("fields").GetProperty("status").GetString()));
+        AuditVerification verified = AuditVerifier.Verify(audit);
+        Assert.True(verified.Ok, verified.FirstProblem);
+
+        // site-x gives up its stalled calls: the aborted calls give their places back.
+        await release.CancelAsync();
+        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.InFlight("site-x") > 0)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static HttpClient RawHttp(X509Certificate2 certificate) => new(new SocketsHttpHandler
+    {
+        SslOptions = new SslClientAuthenticationOptions
+        {
+            ClientCertificates = [certificate],
+            RemoteCertificateValidationCallback = (_, _, _, _) => true,
+        },
+        ConnectTimeout = TimeSpan.FromSeconds(5),
+    })
+    {
+        Timeout = Timeout.InfiniteTimeSpan,
+    };
+
+    /// <summary>
+    /// A gRPC request body that declares a message of <c>declared</c> bytes, sends <c>sent</c> of them and then stalls until
+    /// the call is cancelled (or the server ends the stream).
+    /// </summary>
+    private sealed class StalledGrpcContent : HttpContent
+    {
+        private readonly int _declared;
+        private readonly int _sent;
+
+        public StalledGrpcContent(int declared, int sent)
+        {
+            _declared = declared;
+            _sent = sent;
+            Headers.ContentType = new MediaTypeHeaderValue("application/grpc");
+        }
+
+        protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) => SerializeToStreamAsync(stream, context, CancellationToken.None);
+
+        protected override async Task SerializeToStreamAsync(Stream stream, TransportContext? context, CancellationToken cancellationToken)
+        {
+            byte[] prefix = new byte[5];
+            BinaryPrimitives.WriteUInt32BigEndian(prefix.AsSpan(1), (uint)_declared);
+            await stream.WriteAsync(prefix, cancellationToken);
+            await stream.WriteAsync(new byte[_sent], cancellationToken);
+            await stream.FlushAsync(cancellationToken);
+            await Task.Delay(Timeout.InfiniteTimeSpan, cancellationToken);
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+}
