@@ -62,8 +62,8 @@ public sealed class AggregatorOptions
     public double JoinGraceSeconds { get; set; } = 2;
 
     /// <summary>
-    /// Round attempts a site is left out of after a verified share accusation found it at fault (docs/PROTOCOL.md,
-    /// "Blame"). <value>The default value is 3.</value>
+    /// Round attempts a site is left out of after it was found at fault: by a verified share accusation, as a dealer of
+    /// shares of another secret, or by the out-of-bound search (docs/PROTOCOL.md, "Blame"). <value>The default value is 3.</value>
     /// </summary>
     public int BlameExclusionRounds { get; set; } = 3;
 

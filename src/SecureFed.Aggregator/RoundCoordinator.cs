@@ -31,6 +31,10 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
+    private readonly OutOfBoundSearch _outOfBound = new();
+
+    /// <summary>Sites the out-of-bound search holds out of the next attempt (when the rest can open it); then cleared.</summary>
+    private string[] _heldOut = [];
     private volatile RoundSession? _current;
     private readonly TaskCompletionSource _interruptedRecorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -298,13 +302,25 @@ public sealed class RoundCoordinator : BackgroundService
         {
             // Revoked sites never join; sites blamed by a verified accusation sit out their exclusion (PROTOCOL.md "Blame").
             var waiting = _waiting.Keys.Where(s => !_state.Kit.Manifest.IsRevoked(s) && !_excluded.ContainsKey(s)).Order(StringComparer.Ordinal).ToList();
+            int eligible = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name) && !_excluded.ContainsKey(s.Name));
+
+            // The out-of-bound search's held-out sites sit this attempt out only while the others can open it without them
+            // (never at the price of waiting for sites that are not there).
+            List<string> withoutHeld = [.. waiting.Except(_heldOut, StringComparer.Ordinal)];
+            if (_heldOut.Length > 0 && CanOpenWith(withoutHeld.Count))
+            {
+                waiting = withoutHeld;
+                eligible -= _heldOut.Length;
+            }
+
             DateTimeOffset now = _time.GetUtcNow();
             if (waiting.Count >= _options.MinSites)
             {
                 enoughSince ??= now;
-                bool everyone = waiting.Count >= _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name) && !_excluded.ContainsKey(s.Name));
+                bool everyone = waiting.Count >= eligible;
                 if (everyone || now - enoughSince.Value >= TimeSpan.FromSeconds(_options.JoinGraceSeconds))
                 {
+                    _heldOut = [];
                     return waiting;
                 }
             }
@@ -558,6 +574,10 @@ public sealed class RoundCoordinator : BackgroundService
             {
                 BlameDealer(session, session.Parameters[atFault].Name, ex.Reason);
             }
+            else if (session.OutOfBoundContributors is string[] contributors)
+            {
+                SearchOutOfBound(session, contributors);
+            }
 
             await AbortRoundAsync(session, ex.Stage, ex.Reason).ConfigureAwait(false);
             return false;
@@ -636,6 +656,73 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("excluded_rounds", excluded));
     }
 
+    /// <summary>
+    /// A sum out of its bound blames nobody (the aggregator sees only the sum): the out-of-bound search narrows the sites
+    /// that were in every such sum (docs/PROTOCOL.md "Blame", "Out-of-bound inputs"), audits its step as a
+    /// <see cref="AuditEvents.OutOfBoundSearch"/> line, and either holds a random half of the suspects out of the next
+    /// attempt or, when one is left, blames and excludes it like a dealer at fault.
+    /// </summary>
+    private void SearchOutOfBound(RoundSession session, string[] contributors)
+    {
+        int cohort = session.Parameters.CohortSize;
+        int spare = 0;
+        while (spare < cohort && CanOpenWith(cohort - spare - 1))
+        {
+            spare++;
+        }
+
+        OutOfBoundStep step = _outOfBound.OutOfBound(contributors, spare);
+        _heldOut = [.. step.HoldOut];
+        Log.OutOfBoundSearch(_logger, session.Round, string.Join(", ", step.Suspects), string.Join(", ", step.HoldOut), step.Found ?? "");
+        _state.Audit.Append(AuditEvents.OutOfBoundSearch, f => f
+            .Add("round", session.Round)
+            .Add("contributors", contributors)
+            .Add("suspects", step.Suspects)
+            .Add("held_out", step.HoldOut)
+            .Add("restarted", step.Restarted));
+        if (step.Found is string found)
+        {
+            int excluded = Exclude(found);
+            const string reason = "its masked input was in every decoded sum outside the bound since the search began, and every other site was cleared by an out-of-bound sum without it (found by elimination: the aggregator sees only sums)";
+            Log.OutOfBoundSiteBlamed(_logger, session.Round, found, reason, excluded);
+            _state.Audit.Append(AuditEvents.Blame, f => f
+                .Add("round", session.Round)
+                .Add("accused", found)
+                .Add("at_fault", found)
+                .Add("reason", reason)
+                .Add("excluded_rounds", excluded));
+        }
+    }
+
+    /// <summary>
+    /// Whether an attempt with <paramref name="sites"/> sites could open: at least <see cref="AggregatorOptions.MinSites"/>,
+    /// a threshold that carries every DP-SGD noise share, and a round the federation's budget allows.
+    /// </summary>
+    private bool CanOpenWith(int sites)
+    {
+        if (sites < _options.MinSites)
+        {
+            return false;
+        }
+
+        try
+        {
+            int threshold = FederatedAveraging.Threshold(_options.PlanGraph(sites), _options.Threshold);
+            if (_options.DpSgdNoiseShares > threshold)
+            {
+                return false;
+            }
+
+            EvaluationLayout? evaluation = _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
+            (_, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(_state.Model.ParameterCount, _options.L2Clip, sites, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, evaluation);
+            return _state.Budget.Check(DistributedDp.RhoPerRound(dpPlan, threshold), _options.EpsilonBudget, _options.Delta).Allowed;
+        }
+        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException)
+        {
+            return false;
+        }
+    }
+
     private DateTimeOffset NextDeadline(RoundSession session)
     {
         session.StageDeadline = _time.GetUtcNow().AddSeconds(_options.StageTimeoutSeconds);
@@ -708,6 +795,7 @@ public sealed class RoundCoordinator : BackgroundService
         long decodedWeight = codec.DecodeTotalWeightFromTail(tail);
         if (codec.CheckTotalWeight(decodedWeight, result.Contributors.Count) is string badWeight)
         {
+            session.OutOfBoundContributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
             throw new RoundAbortedException(ProtocolStage.Unmasking, badWeight);
         }
 
@@ -732,6 +820,7 @@ public sealed class RoundCoordinator : BackgroundService
             }, cancellationToken).ConfigureAwait(false);
             if (bound.Check(decodedWeight, result.Contributors.Count, session.DpPlan.SigmaSite) is string outside)
             {
+                session.OutOfBoundContributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
                 throw new RoundAbortedException(ProtocolStage.Unmasking, outside);
             }
 

@@ -124,6 +124,9 @@ internal sealed class RoundSession
     /// <summary>Set by <see cref="RequestAbort"/>: the coordinator aborts the attempt at its next check.</summary>
     public string? AbortRequested => _abortRequested;
 
+    /// <summary>The sites whose inputs were in a decoded sum outside its bound (the round then aborts), or null.</summary>
+    public string[]? OutOfBoundContributors { get; set; }
+
     /// <summary>Asks the coordinator to abort this attempt (a verified accusation); the first reason wins.</summary>
     public void RequestAbort(string reason)
     {

@@ -96,10 +96,19 @@ public static class AuditEvents
     /// <summary>
     /// A share accusation (docs/PROTOCOL.md, "Blame"). Aggregator: {round, accuser, accused, at_fault, reason,
     /// envelope_sha256, signature, excluded_rounds}, or, for a site whose revealed shares determine another secret than
-    /// it committed to (no accuser): {round, accused, at_fault, reason, excluded_rounds}; agent: {round, accused, reason,
+    /// it committed to, or one found by the out-of-bound search (no accuser): {round, accused, at_fault, reason,
+    /// excluded_rounds}; agent: {round, accused, reason,
     /// envelope_sha256}.
     /// </summary>
     public const string Blame = "blame";
+
+    /// <summary>
+    /// Aggregator: a round's decoded sum was out of its bound (blaming nobody), and the out-of-bound search took a step
+    /// (docs/PROTOCOL.md, "Blame"): {round, contributors (the sites whose inputs were in that sum), suspects (the sites in
+    /// every such sum since the search began), held_out (sites held out of the next attempt), restarted}. When one suspect
+    /// is left, a <see cref="Blame"/> line {round, accused, at_fault, reason, excluded_rounds} follows.
+    /// </summary>
+    public const string OutOfBoundSearch = "blame.out_of_bound_search";
 
     /// <summary>Agent: a message left the site: {round, message_type, bytes, sha256 of the exact bytes sent}.</summary>
     public const string MessageSent = "message.sent";

@@ -381,6 +381,102 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    /// <summary>
+    /// site-x puts 2^30 into coordinate 0 of its input in every attempt it joins, and rejoins after each: before the
+    /// out-of-bound search every attempt with it aborted blaming nobody (the aggregator sees only the sum), so it stopped the
+    /// federation and spent the honest sites' budget on each attempt. Now the coordinator holds suspects out of attempts
+    /// (MinSites 2 lets it hold out up to two of four) until site-x is the only site in every out-of-bound sum, blames it by
+    /// elimination, excludes it, and rounds complete; no honest site is ever blamed or cleared of suspicion wrongly.
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_SiteBreaksTheBoundInEveryAttempt_FoundByEliminationExcludedRoundsComplete()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 50, minSites: 2);
+        using var stop = new CancellationTokenSource();
+        int attacks = 0;
+        Task hostile = Task.Run(async () =>
+        {
+            ulong after = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                await using HostileSite? x = await HostileSite.NextAsync(fed, after, stop.Token);
+                if (x is null)
+                {
+                    return;
+                }
+
+                after = x.Announcement.Header.Round;
+                try
+                {
+                    await x.AdvertiseAndShareAsync();
+                    uint[] input = new uint[x.Parameters.VectorLength];
+                    input[0] = 1u << 30;
+                    input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
+                    await x.UploadAsync(x.Mask(input));
+                    Interlocked.Increment(ref attacks);
+                    SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40), stop.Token);
+                    await x.SignAndUnmaskAsync(survivors);
+                }
+                catch (Exception ex) when (ex is RpcException or TimeoutException)
+                {
+                    // The attempt went on without site-x (or aborted): join the next.
+                }
+            }
+        });
+        StartHonest(fed);
+
+        // Bounded only to catch a hang: the search needs about 2·log₂ 4 out-of-bound attempts of a few seconds each.
+        AuditLine? blame;
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(240);
+        while ((blame = AuditLines(fed).FirstOrDefault(l => l.Type == AuditEvents.Blame)) is null)
+        {
+            Assert.False(hostile.IsCompleted, $"site-x stopped: {hostile.Exception}");
+            Assert.True(DateTime.UtcNow < giveUp, $"nobody blamed after 240 s: {fed.State.Store.ListRounds().Count(r => r.Status == RoundStatus.Aborted)} attempts aborted, {attacks} attacks by site-x");
+            await Task.Delay(200);
+        }
+
+        Assert.Equal("site-x", blame.Text("at_fault"));
+        Assert.Contains("found by elimination", blame.Text("reason"), StringComparison.Ordinal);
+        // Excluded like a dealer at fault (the exclusion itself may already be running down: attempts open quickly).
+        Assert.Equal("3", blame.Text("excluded_rounds"));
+        long blamedIn = long.Parse(blame.Text("round"), System.Globalization.CultureInfo.InvariantCulture);
+
+        // A round without site-x completes after the blame.
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120)))
+        {
+            while (!fed.State.Store.ListRounds().Any(r => r.Round > blamedIn && r.Status == RoundStatus.Completed))
+            {
+                await Task.Delay(200, timeout.Token);
+            }
+        }
+
+        await stop.CancelAsync();
+        try
+        {
+            await hostile.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (Exception ex) when (ex is OperationCanceledException || (ex is RpcException rpc && rpc.StatusCode == StatusCode.Cancelled))
+        {
+            // site-x stopped waiting for its next attempt
+        }
+
+        // Every out-of-bound sum had site-x in it, every search step kept it a suspect and held out only suspects, and every
+        // aborted attempt with its input was out of bound; nobody else was blamed.
+        List<AuditLine> lines = AuditLines(fed);
+        List<AuditLine> steps = [.. lines.Where(l => l.Type == AuditEvents.OutOfBoundSearch)];
+        Assert.NotEmpty(steps);
+        Assert.All(steps, l =>
+        {
+            Assert.Contains("site-x", l.List("contributors"));
+            Assert.Contains("site-x", l.List("suspects").Append(blame.Text("at_fault")));
+            Assert.All(l.List("held_out"), h => Assert.Contains(h, l.List("suspects")));
+        });
+        Assert.Single(lines, l => l.Type == AuditEvents.Blame);
+        Assert.True(attacks >= steps.Count, $"{steps.Count} out-of-bound sums from {attacks} attacks");
+        Assert.All(fed.State.Store.ListRounds().Where(r => r.Status == RoundStatus.Completed), r => Assert.DoesNotContain("site-x", r.Participants));
+        AssertLogsVerify(fed);
+    }
+
     /// <summary>site-x sends the edited all-zero input (weight 0) through an honest run of the protocol; returns the aborted round's reason.</summary>
     private async Task<string> RunEditedInputAsync(Action<uint[], int> edit)
     {
@@ -405,6 +501,11 @@ public sealed class HostileSiteRoundTests : IDisposable
         List<AuditLine> lines = AuditLines(fed);
         AuditLine abortLine = Assert.Single(lines, l => l.Type == AuditEvents.RoundAborted && l.Text("round") == aborted.Round.ToString(System.Globalization.CultureInfo.InvariantCulture));
         Assert.Equal("unmasking", abortLine.Text("stage"));
+
+        // The out-of-bound search began with the four contributors; with MinSites 3 and site-x gone, nobody was held out.
+        AuditLine search = Assert.Single(lines, l => l.Type == AuditEvents.OutOfBoundSearch);
+        Assert.Equal([.. Honest, "site-x"], search.List("suspects"));
+        Assert.DoesNotContain(lines, l => l.Type == AuditEvents.Blame);
         AuditLine produced = Assert.Single(lines, l => l.Type == AuditEvents.AggregateProduced);
         Assert.Equal(completed.Round.ToString(System.Globalization.CultureInfo.InvariantCulture), produced.Text("round"));
         Assert.Equal((baseVersion + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), produced.Text("model_version"));
@@ -554,12 +655,12 @@ public sealed class HostileSiteRoundTests : IDisposable
 
     // Helpers ------------------------------------------------------------------------------------------------------
 
-    private async Task<TestFederation> StartAsync(int rounds)
+    private async Task<TestFederation> StartAsync(int rounds, int minSites = 3)
     {
         TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], new Dictionary<string, string>
         {
             ["Rounds"] = rounds.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["MinSites"] = "3",
+            ["MinSites"] = minSites.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["JoinGraceSeconds"] = "1",
         });
         await fed.StartAggregatorAsync();
@@ -640,6 +741,10 @@ public sealed class HostileSiteRoundTests : IDisposable
     private sealed record AuditLine(string Type, JsonElement Fields)
     {
         public string Text(string name) => Fields.TryGetProperty(name, out JsonElement v) ? (v.ValueKind == JsonValueKind.String ? v.GetString()! : v.GetRawText()) : "";
+
+        public string[] List(string name) => Fields.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.Array
+            ? [.. v.EnumerateArray().Select(e => e.GetString()!)]
+            : [];
     }
 
     /// <summary>The fake trainer, reporting <paramref name="counts"/> as its dev counts of the received model whenever the round asks for them.</summary>
@@ -730,6 +835,43 @@ public sealed class HostileSiteRoundTests : IDisposable
             Assert.False(a.Finished);
             Assert.Contains(a.Participants, p => p.Name == "site-x");
             return new HostileSite(kit, channel, a);
+        }
+
+        /// <summary>
+        /// Waits as site-x for the next attempt after round <paramref name="after"/> that includes it (the federation's
+        /// agents already running); null when the federation finished.
+        /// </summary>
+        public static async Task<HostileSite?> NextAsync(TestFederation fed, ulong after, CancellationToken cancellationToken)
+        {
+            var kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+            GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+            var client = new Aggregation.AggregationClient(channel);
+            var header = new Header { FederationId = TestFederation.FederationName, Stage = Stage.Announce, Sender = "site-x", Round = after };
+            while (true)
+            {
+                try
+                {
+                    RoundAnnouncement a = await client.AwaitRoundAsync(new AwaitRoundRequest { Header = header }, Deadline(30).WithCancellationToken(cancellationToken)).ResponseAsync;
+                    if (a.Finished)
+                    {
+                        channel.Dispose();
+                        kit.Dispose();
+                        return null;
+                    }
+
+                    return new HostileSite(kit, channel, a);
+                }
+                catch (RpcException ex) when (ex.StatusCode == StatusCode.DeadlineExceeded && !cancellationToken.IsCancellationRequested)
+                {
+                    // No attempt with site-x yet (held out, or excluded): wait on.
+                }
+                catch
+                {
+                    channel.Dispose();
+                    kit.Dispose();
+                    throw;
+                }
+            }
         }
 
         public int IndexOf(string site) => Parameters.Find(site)!.Index;
