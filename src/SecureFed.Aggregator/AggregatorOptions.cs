@@ -63,7 +63,7 @@ public sealed class AggregatorOptions
 
     /// <summary>
     /// Round attempts a site is left out of after it was found at fault: by a verified share accusation, as a dealer of
-    /// shares of another secret, or by the out-of-bound search (docs/PROTOCOL.md, "Blame"). <value>The default value is 3.</value>
+    /// shares of another secret, or by a search by elimination (docs/PROTOCOL.md, "Blame"). <value>The default value is 3.</value>
     /// </summary>
     public int BlameExclusionRounds { get; set; } = 3;
 

@@ -94,9 +94,9 @@ internal static partial class Log
     [LoggerMessage(30, LogLevel.Warning, "Refused a {Method} call of {Site} before reading it: the site already has {Limit} ShareKeys/Unmask calls in flight (SecureFed:MaxBulkCallsPerSite)")]
     public static partial void BulkCallRefused(ILogger logger, string site, string method, int limit);
 
-    [LoggerMessage(31, LogLevel.Warning, "Round {Round}: the decoded sum was out of its bound; sites in every such sum so far: {Suspects}; held out of the next attempt: {HeldOut}; found: {Found}")]
-    public static partial void OutOfBoundSearch(ILogger logger, long round, string suspects, string heldOut, string found);
+    [LoggerMessage(31, LogLevel.Warning, "Round {Round}: {Failure}; sites involved in every such failure so far: {Suspects}; held out of the next attempt: {HeldOut}; found: {Found}")]
+    public static partial void EliminationStep(ILogger logger, long round, string failure, string suspects, string heldOut, string found);
 
-    [LoggerMessage(32, LogLevel.Warning, "Round {Round}: {Site} found by elimination to send the input that puts the sum out of its bound ({Reason}); excluded from the next {Rounds} round attempt(s)")]
-    public static partial void OutOfBoundSiteBlamed(ILogger logger, long round, string site, string reason, int rounds);
+    [LoggerMessage(32, LogLevel.Warning, "Round {Round}: {Site} found by elimination ({Reason}); excluded from the next {Rounds} round attempt(s)")]
+    public static partial void FoundByElimination(ILogger logger, long round, string site, string reason, int rounds);
 }

@@ -31,9 +31,10 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
-    private readonly OutOfBoundSearch _outOfBound = new();
+    private readonly EliminationSearch _outOfBound = new();
+    private readonly EliminationSearch _unrebuiltSecret = new();
 
-    /// <summary>Sites the out-of-bound search holds out of the next attempt (when the rest can open it); then cleared.</summary>
+    /// <summary>Sites a search by elimination holds out of the next attempt (when the rest can open it); then cleared.</summary>
     private string[] _heldOut = [];
     private volatile RoundSession? _current;
     private readonly TaskCompletionSource _interruptedRecorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -576,7 +577,15 @@ public sealed class RoundCoordinator : BackgroundService
             }
             else if (session.OutOfBoundContributors is string[] contributors)
             {
-                SearchOutOfBound(session, contributors);
+                SearchByElimination(session, _outOfBound, AuditEvents.OutOfBoundSearch, "contributors", contributors,
+                    "the decoded sum was out of its bound",
+                    "its masked input was in every decoded sum outside the bound since the search began, and every other site was cleared by an out-of-bound sum without it (found by elimination: the aggregator sees only sums)");
+            }
+            else if (ex.Suspects.Count > 0 && ex.Suspects.All(i => i >= 1 && i <= session.Parameters.CohortSize))
+            {
+                SearchByElimination(session, _unrebuiltSecret, AuditEvents.UnrebuiltSecretSearch, "involved", [.. ex.Suspects.Select(i => session.Parameters[i].Name)],
+                    "a secret could not be rebuilt from its revealed shares",
+                    "it was the owner or a responder of every secret that could not be rebuilt from its revealed shares since the search began, and every other site was cleared by such a failure without it (found by elimination: shares dealt off every polynomial cannot be told from lying responders)");
             }
 
             await AbortRoundAsync(session, ex.Stage, ex.Reason).ConfigureAwait(false);
@@ -657,12 +666,13 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// A sum out of its bound blames nobody (the aggregator sees only the sum): the out-of-bound search narrows the sites
-    /// that were in every such sum (docs/PROTOCOL.md "Blame", "Out-of-bound inputs"), audits its step as a
-    /// <see cref="AuditEvents.OutOfBoundSearch"/> line, and either holds a random half of the suspects out of the next
-    /// attempt or, when one is left, blames and excludes it like a dealer at fault.
+    /// An abort that one attempt cannot pin on anybody (a sum out of its bound: the aggregator sees only the sum; a secret
+    /// whose revealed shares cannot be rebuilt: a dealer off every polynomial looks like lying responders) names the
+    /// sites involved: <paramref name="search"/> narrows the sites involved in every such failure (docs/PROTOCOL.md
+    /// "Blame: by elimination"), audits its step as a <paramref name="auditEvent"/> line, and either holds a random half
+    /// of the suspects out of the next attempt or, when one is left, blames and excludes it like a dealer at fault.
     /// </summary>
-    private void SearchOutOfBound(RoundSession session, string[] contributors)
+    private void SearchByElimination(RoundSession session, EliminationSearch search, string auditEvent, string involvedField, string[] involved, string failure, string reason)
     {
         int cohort = session.Parameters.CohortSize;
         int spare = 0;
@@ -671,20 +681,19 @@ public sealed class RoundCoordinator : BackgroundService
             spare++;
         }
 
-        OutOfBoundStep step = _outOfBound.OutOfBound(contributors, spare);
+        EliminationStep step = search.Failed(involved, spare);
         _heldOut = [.. step.HoldOut];
-        Log.OutOfBoundSearch(_logger, session.Round, string.Join(", ", step.Suspects), string.Join(", ", step.HoldOut), step.Found ?? "");
-        _state.Audit.Append(AuditEvents.OutOfBoundSearch, f => f
+        Log.EliminationStep(_logger, session.Round, failure, string.Join(", ", step.Suspects), string.Join(", ", step.HoldOut), step.Found ?? "");
+        _state.Audit.Append(auditEvent, f => f
             .Add("round", session.Round)
-            .Add("contributors", contributors)
+            .Add(involvedField, involved)
             .Add("suspects", step.Suspects)
             .Add("held_out", step.HoldOut)
             .Add("restarted", step.Restarted));
         if (step.Found is string found)
         {
             int excluded = Exclude(found);
-            const string reason = "its masked input was in every decoded sum outside the bound since the search began, and every other site was cleared by an out-of-bound sum without it (found by elimination: the aggregator sees only sums)";
-            Log.OutOfBoundSiteBlamed(_logger, session.Round, found, reason, excluded);
+            Log.FoundByElimination(_logger, session.Round, found, reason, excluded);
             _state.Audit.Append(AuditEvents.Blame, f => f
                 .Add("round", session.Round)
                 .Add("accused", found)

@@ -96,7 +96,7 @@ public static class AuditEvents
     /// <summary>
     /// A share accusation (docs/PROTOCOL.md, "Blame"). Aggregator: {round, accuser, accused, at_fault, reason,
     /// envelope_sha256, signature, excluded_rounds}, or, for a site whose revealed shares determine another secret than
-    /// it committed to, or one found by the out-of-bound search (no accuser): {round, accused, at_fault, reason,
+    /// it committed to, or one found by a search by elimination (no accuser): {round, accused, at_fault, reason,
     /// excluded_rounds}; agent: {round, accused, reason,
     /// envelope_sha256}.
     /// </summary>
@@ -109,6 +109,15 @@ public static class AuditEvents
     /// is left, a <see cref="Blame"/> line {round, accused, at_fault, reason, excluded_rounds} follows.
     /// </summary>
     public const string OutOfBoundSearch = "blame.out_of_bound_search";
+
+    /// <summary>
+    /// Aggregator: a secret could not be rebuilt from its revealed shares and the shares could not show who was at fault
+    /// (a dealer's shares off every polynomial look like lying responders), and the search by elimination took a step
+    /// (docs/PROTOCOL.md, "Blame: by elimination"): {round, involved (the secret's owner and the sites that revealed its
+    /// shares), suspects (the sites involved in every such failure since the search began), held_out, restarted}. When
+    /// one suspect is left, a <see cref="Blame"/> line {round, accused, at_fault, reason, excluded_rounds} follows.
+    /// </summary>
+    public const string UnrebuiltSecretSearch = "blame.unrebuilt_secret_search";
 
     /// <summary>Agent: a message left the site: {round, message_type, bytes, sha256 of the exact bytes sent}.</summary>
     public const string MessageSent = "message.sent";

@@ -379,7 +379,8 @@ public sealed partial class ServerRound
     /// shares determine a secret (at most ⌊(n' − t) / 2⌋ of them corrected) that fails the owner's commitment, the owner
     /// dealt shares of another secret and the abort says so (<see cref="RoundAbortedException.AtFault"/> = the owner);
     /// when the shares are too few or too inconsistent to tell a lying dealer from lying responders it names nobody at
-    /// fault. Then removes all masks from the running sum.
+    /// fault and lists the owner and the responders as <see cref="RoundAbortedException.Suspects"/>. Then removes all
+    /// masks from the running sum.
     /// </summary>
     /// <param name="maxDegreeOfParallelism">Threads for the PRG work; the default uses every core.</param>
     public AggregationResult Finish(int maxDegreeOfParallelism = -1)
@@ -672,8 +673,11 @@ public sealed partial class ServerRound
         }
         catch (Exception ex) when (ex is ShamirDecodingException or ArgumentException)
         {
+            // Too few or too inconsistent to tell a dealer that dealt shares off every polynomial from responders that
+            // lied: one of them did, and the coordinator looks for it over the next attempts.
             Abort(ProtocolStage.Unmasking,
-                $"the {what} of '{_p[owner].Name}' cannot be rebuilt from the {all.Count} shares revealed by {string.Join(", ", all.Select(s => $"'{_p[s.X].Name}'"))}: {ex.Message}");
+                $"the {what} of '{_p[owner].Name}' cannot be rebuilt from the {all.Count} shares revealed by {string.Join(", ", all.Select(s => $"'{_p[s.X].Name}'"))}: {ex.Message}",
+                suspects: [.. all.Select(s => s.X).Append(owner).Distinct().Order()]);
         }
 
         foreach (int x in decoding.RejectedX)
@@ -729,11 +733,11 @@ public sealed partial class ServerRound
     }
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
-    private void Abort(ProtocolStage stage, string reason, int? atFault = null)
+    private void Abort(ProtocolStage stage, string reason, int? atFault = null, IReadOnlyList<int>? suspects = null)
     {
         AbortReason = reason;
         Stage = ProtocolStage.Aborted;
-        throw new RoundAbortedException(stage, reason, atFault);
+        throw new RoundAbortedException(stage, reason, atFault, suspects);
     }
 
     private void Expect(ProtocolStage stage, int? sender)

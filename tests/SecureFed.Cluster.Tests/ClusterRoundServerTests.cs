@@ -42,6 +42,20 @@ public sealed class ClusterRoundServerTests
     }
 
     [Fact]
+    public void Aborted_GrainMessageNamingSuspects_SameSuspectsAndReasonAsServerRound()
+    {
+        var original = new RoundAbortedException(ProtocolStage.Unmasking, "the self-mask seed of 'site-x' cannot be rebuilt from the 4 shares revealed by ...", null, [4, 1, 3, 4]);
+
+        RoundAbortedException rebuilt = ClusterRoundServer.Aborted(ProtocolStage.Unmasking, original.Message);
+
+        Assert.Equal([1, 3, 4], original.Suspects);
+        Assert.Null(rebuilt.AtFault);
+        Assert.Equal([1, 3, 4], rebuilt.Suspects);
+        Assert.Equal(original.Reason, rebuilt.Reason);
+        Assert.Equal(original.Message, rebuilt.Message);
+    }
+
+    [Fact]
     public void Aborted_GrainMessageWithoutParty_ReasonOnlyNobodyAtFault()
     {
         var original = new RoundAbortedException(ProtocolStage.Unmasking, "only 2 shares of the self-mask seed of 'site-a' were revealed; t = 3");
@@ -49,6 +63,7 @@ public sealed class ClusterRoundServerTests
         RoundAbortedException rebuilt = ClusterRoundServer.Aborted(ProtocolStage.Unmasking, original.Message);
 
         Assert.Null(rebuilt.AtFault);
+        Assert.Empty(rebuilt.Suspects);
         Assert.Equal(original.Reason, rebuilt.Reason);
         Assert.Null(ClusterRoundServer.Aborted(ProtocolStage.Unmasking, "a slice could not be unmasked").AtFault);
     }

@@ -12,10 +12,14 @@ namespace SecureFed.Protocol.Tests;
 /// </summary>
 public sealed class ShareVerificationTests
 {
-    /// <summary>All n sites survive and sign; returns the unmasking request.</summary>
-    private static (ClientRound[] Clients, ServerRound Server, UnmaskRequest Request) ToUnmasking(ProtocolFixture fx)
+    /// <summary>
+    /// All n sites but <paramref name="dropped"/> (0: none) upload, survive and sign; returns the survivors and the
+    /// unmasking request.
+    /// </summary>
+    private static (ClientRound[] Clients, ServerRound Server, UnmaskRequest Request) ToUnmasking(ProtocolFixture fx, int dropped = 0)
     {
-        var (clients, server) = fx.ThroughShareKeys();
+        var (all, server) = fx.ThroughShareKeys();
+        ClientRound[] clients = [.. all.Where(c => c.Index != dropped)];
         var y = new uint[fx.Parameters.VectorLength];
         foreach (var c in clients)
         {
@@ -121,6 +125,10 @@ public sealed class ShareVerificationTests
         Assert.Contains("the self-mask seed of 'site-003' cannot be rebuilt from the 4 shares", ex.Reason, StringComparison.Ordinal);
         Assert.Equal(ProtocolStage.Aborted, server.Stage);
         Assert.Null(ex.AtFault); // two lies among 4 shares, t = 3: a lying dealer cannot be told from lying responders
+
+        // So the owner and every responder are suspects for the coordinator's search by elimination.
+        Assert.Equal([1, 2, 3, 4], ex.Suspects);
+        Assert.StartsWith("round aborted at Unmasking: parties 1,2,3,4 suspected: the self-mask seed of 'site-003'", ex.Message, StringComparison.Ordinal);
     }
 
     /// <summary>Adds <paramref name="delta"/> to element 0 of a share value (in the field).</summary>
@@ -181,6 +189,33 @@ public sealed class ShareVerificationTests
 
         Assert.Null(ex.AtFault);
         Assert.Contains("the self-mask seed of 'site-002' cannot be rebuilt from the 3 shares", ex.Reason, StringComparison.Ordinal);
+        Assert.Equal([1, 2, 3], ex.Suspects); // the owner and the responders; site 4 revealed nothing and is not suspected
+    }
+
+    [Fact]
+    public void Finish_DroppedDealerSSharesOffEveryPolynomial_SuspectsAreTheOwnerAndItsResponders()
+    {
+        // 5 sites, t = 3, site 5 dropped after ShareKeys: its masking key is rebuilt from the 4 survivors' s-shares. Site
+        // 5 dealt two holders shares off its polynomial (e = ⌊(4 − 3) / 2⌋ = 0 corrected), so nobody can be named: the
+        // abort lists the dropped owner and the four responders, and nothing else.
+        using var fx = new ProtocolFixture(5, 17, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx, dropped: 5);
+        foreach (var c in clients)
+        {
+            UnmaskResponse response = c.Unmask(request);
+            if (c.Index is 1 or 3)
+            {
+                RandomNumberGenerator.Fill(response.MaskingKeyShares.Single(s => s.Owner == 5).Value.AsSpan(0, 7));
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
+        var ex = Assert.Throws<RoundAbortedException>(() => server.Finish());
+
+        Assert.Null(ex.AtFault);
+        Assert.Contains("the masking key of 'site-005' cannot be rebuilt from the 4 shares", ex.Reason, StringComparison.Ordinal);
+        Assert.Equal([1, 2, 3, 4, 5], ex.Suspects);
     }
 
     [Fact]

@@ -391,6 +391,54 @@ public sealed class HostileSiteRoundTests : IDisposable
     [Fact]
     public async Task UploadMaskedInput_SiteBreaksTheBoundInEveryAttempt_FoundByEliminationExcludedRoundsComplete()
     {
+        await AssertRejoiningAttackerFoundByEliminationAsync(AuditEvents.OutOfBoundSearch, "contributors", async x =>
+        {
+            await x.AdvertiseAndShareAsync();
+            uint[] input = new uint[x.Parameters.VectorLength];
+            input[0] = 1u << 30;
+            input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
+            await x.UploadAsync(x.Mask(input));
+        });
+    }
+
+    /// <summary>
+    /// site-x deals two of its holders b-shares off its polynomial (independent random shifts, so the revealed shares lie
+    /// on no one polynomial and a lying dealer cannot be told from lying responders), runs the rest honestly, and rejoins
+    /// after each attempt: every attempt with it aborts at Unmasking naming nobody at fault. The coordinator's search by
+    /// elimination over the secret's owner and responders holds suspects out until only site-x is left, blames and
+    /// excludes it, and rounds complete; no honest site is blamed.
+    /// </summary>
+    [Fact]
+    public async Task Unmask_DealerSharesOffEveryPolynomialInEveryAttempt_FoundByEliminationExcludedRoundsComplete()
+    {
+        await AssertRejoiningAttackerFoundByEliminationAsync(AuditEvents.UnrebuiltSecretSearch, "involved", async x =>
+        {
+            IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync();
+            int[] lied = [.. shares.Select(s => s.Recipient).Where(r => r != x.Self).Order().Take(2)];
+            var request = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
+            request.Shares.AddRange(shares.Select(s => new EncryptedShareMessage
+            {
+                Sender = (uint)s.Sender,
+                Recipient = (uint)s.Recipient,
+                Ciphertext = ByteString.CopyFrom(lied.Contains(s.Recipient)
+                    ? x.ResealWithShiftedBShare(s, 1 + (ulong)System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue))
+                    : s.Ciphertext),
+            }));
+            await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            uint[] input = new uint[x.Parameters.VectorLength];
+            input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight, nothing else: the input is within bound
+            await x.UploadAsync(x.Mask(input));
+        });
+    }
+
+    /// <summary>
+    /// Runs the honest sites and a site-x that joins every attempt it is let into, runs <paramref name="attack"/> (up to
+    /// its upload), then signs and reveals its shares honestly, and rejoins. Asserts that the search audited as
+    /// <paramref name="searchEvent"/> blames site-x by elimination and nobody else, that a round completes without it after
+    /// the blame, that every step involved site-x and held out only suspects, and that the logs verify.
+    /// </summary>
+    private async Task AssertRejoiningAttackerFoundByEliminationAsync(string searchEvent, string involvedField, Func<HostileSite, Task> attack)
+    {
         await using TestFederation fed = await StartAsync(rounds: 50, minSites: 2);
         using var stop = new CancellationTokenSource();
         int attacks = 0;
@@ -408,11 +456,7 @@ public sealed class HostileSiteRoundTests : IDisposable
                 after = x.Announcement.Header.Round;
                 try
                 {
-                    await x.AdvertiseAndShareAsync();
-                    uint[] input = new uint[x.Parameters.VectorLength];
-                    input[0] = 1u << 30;
-                    input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
-                    await x.UploadAsync(x.Mask(input));
+                    await attack(x);
                     Interlocked.Increment(ref attacks);
                     SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40), stop.Token);
                     await x.SignAndUnmaskAsync(survivors);
@@ -425,7 +469,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         });
         StartHonest(fed);
 
-        // Bounded only to catch a hang: the search needs about 2·log₂ 4 out-of-bound attempts of a few seconds each.
+        // Bounded only to catch a hang: the search needs about 2·log₂ 4 failed attempts of a few seconds each.
         AuditLine? blame;
         DateTime giveUp = DateTime.UtcNow.AddSeconds(240);
         while ((blame = AuditLines(fed).FirstOrDefault(l => l.Type == AuditEvents.Blame)) is null)
@@ -437,6 +481,7 @@ public sealed class HostileSiteRoundTests : IDisposable
 
         Assert.Equal("site-x", blame.Text("at_fault"));
         Assert.Contains("found by elimination", blame.Text("reason"), StringComparison.Ordinal);
+
         // Excluded like a dealer at fault (the exclusion itself may already be running down: attempts open quickly).
         Assert.Equal("3", blame.Text("excluded_rounds"));
         long blamedIn = long.Parse(blame.Text("round"), System.Globalization.CultureInfo.InvariantCulture);
@@ -460,19 +505,19 @@ public sealed class HostileSiteRoundTests : IDisposable
             // site-x stopped waiting for its next attempt
         }
 
-        // Every out-of-bound sum had site-x in it, every search step kept it a suspect and held out only suspects, and every
-        // aborted attempt with its input was out of bound; nobody else was blamed.
+        // Every failure had site-x in it, every search step kept it a suspect and held out only suspects, and every
+        // aborted attempt with its input failed the same way; nobody else was blamed.
         List<AuditLine> lines = AuditLines(fed);
-        List<AuditLine> steps = [.. lines.Where(l => l.Type == AuditEvents.OutOfBoundSearch)];
+        List<AuditLine> steps = [.. lines.Where(l => l.Type == searchEvent)];
         Assert.NotEmpty(steps);
         Assert.All(steps, l =>
         {
-            Assert.Contains("site-x", l.List("contributors"));
+            Assert.Contains("site-x", l.List(involvedField));
             Assert.Contains("site-x", l.List("suspects").Append(blame.Text("at_fault")));
             Assert.All(l.List("held_out"), h => Assert.Contains(h, l.List("suspects")));
         });
         Assert.Single(lines, l => l.Type == AuditEvents.Blame);
-        Assert.True(attacks >= steps.Count, $"{steps.Count} out-of-bound sums from {attacks} attacks");
+        Assert.True(attacks >= steps.Count, $"{steps.Count} failed attempts from {attacks} attacks");
         Assert.All(fed.State.Store.ListRounds().Where(r => r.Status == RoundStatus.Completed), r => Assert.DoesNotContain("site-x", r.Participants));
         AssertLogsVerify(fed);
     }

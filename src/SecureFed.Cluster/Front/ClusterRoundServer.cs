@@ -383,7 +383,8 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     /// The <see cref="RoundAbortedException"/> for the round grain's abort message: the protocol's "round aborted at
     /// Stage: reason" keeps the reason only, and "round aborted at Stage: party i at fault: reason" (a dealer shown at
     /// fault, <see cref="RoundAbortedException.AtFault"/>) keeps the party too, so the coordinator blames and excludes it
-    /// as in a single process.
+    /// as in a single process; "parties i,j,k suspected: reason" keeps <see cref="RoundAbortedException.Suspects"/> for
+    /// the coordinator's search by elimination.
     /// </summary>
     internal static RoundAbortedException Aborted(ProtocolStage stage, string message)
     {
@@ -391,7 +392,10 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         int? atFault = match.Success && match.Groups["party"].Success
             ? int.Parse(match.Groups["party"].Value, System.Globalization.CultureInfo.InvariantCulture)
             : null;
-        return new RoundAbortedException(stage, match.Success ? match.Groups["reason"].Value : message, atFault);
+        int[]? suspects = match.Success && match.Groups["suspects"].Success
+            ? [.. match.Groups["suspects"].Value.Split(',').Select(p => int.Parse(p, System.Globalization.CultureInfo.InvariantCulture))]
+            : null;
+        return new RoundAbortedException(stage, match.Success ? match.Groups["reason"].Value : message, atFault, suspects);
     }
 
     /// <summary>
@@ -413,7 +417,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     [GeneratedRegex(@"^(?<stage>[A-Za-z]+): (party (?<party>\d+): )?(?<reason>.*)$", RegexOptions.Singleline)]
     private static partial Regex ViolationPattern();
 
-    [GeneratedRegex(@"^round aborted at [A-Za-z]+: (party (?<party>\d+) at fault: )?(?<reason>.*)$", RegexOptions.Singleline)]
+    [GeneratedRegex(@"^round aborted at [A-Za-z]+: (party (?<party>\d+) at fault: |parties (?<suspects>\d+(,\d+)*) suspected: )?(?<reason>.*)$", RegexOptions.Singleline)]
     private static partial Regex AbortPattern();
 
     private static partial class Log

@@ -8,13 +8,13 @@ namespace SecureFed.Federation.Tests;
 /// puts every sum it joins out of bound. The search must find that site and never name an honest one, whatever the random
 /// hold-outs, and it must need few out-of-bound attempts to do so.
 /// </summary>
-public sealed class OutOfBoundSearchTests
+public sealed class EliminationSearchTests
 {
     [Fact]
-    public void OutOfBound_FirstSum_SuspectsAreItsContributorsAndHalfIsHeldOut()
+    public void Failed_FirstSum_SuspectsAreItsContributorsAndHalfIsHeldOut()
     {
-        var search = new OutOfBoundSearch(n => 0);
-        OutOfBoundStep step = search.OutOfBound(["site-d", "site-a", "site-c", "site-b"], spare: 10);
+        var search = new EliminationSearch(n => 0);
+        EliminationStep step = search.Failed(["site-d", "site-a", "site-c", "site-b"], spare: 10);
 
         Assert.Null(step.Found);
         Assert.True(step.Restarted);
@@ -24,40 +24,40 @@ public sealed class OutOfBoundSearchTests
     }
 
     [Fact]
-    public void OutOfBound_NoSpareSites_HoldsNobodyOut()
+    public void Failed_NoSpareSites_HoldsNobodyOut()
     {
-        var search = new OutOfBoundSearch();
-        OutOfBoundStep step = search.OutOfBound(["site-a", "site-b", "site-c"], spare: 0);
+        var search = new EliminationSearch();
+        EliminationStep step = search.Failed(["site-a", "site-b", "site-c"], spare: 0);
 
         Assert.Empty(step.HoldOut);
         Assert.Null(step.Found);
     }
 
     [Fact]
-    public void OutOfBound_SumsNarrowToOneSite_ThatSiteIsFoundAndTheSearchEnds()
+    public void Failed_SumsNarrowToOneSite_ThatSiteIsFoundAndTheSearchEnds()
     {
-        var search = new OutOfBoundSearch(n => 0);
-        search.OutOfBound(["site-a", "site-b", "site-c", "site-x"], spare: 2);
-        OutOfBoundStep second = search.OutOfBound(["site-b", "site-x"], spare: 2);
+        var search = new EliminationSearch(n => 0);
+        search.Failed(["site-a", "site-b", "site-c", "site-x"], spare: 2);
+        EliminationStep second = search.Failed(["site-b", "site-x"], spare: 2);
         Assert.Equal(["site-b", "site-x"], second.Suspects);
         Assert.Single(second.HoldOut);
 
-        OutOfBoundStep third = search.OutOfBound(["site-a", "site-c", "site-x"], spare: 2);
+        EliminationStep third = search.Failed(["site-a", "site-c", "site-x"], spare: 2);
         Assert.Equal("site-x", third.Found);
         Assert.Empty(third.HoldOut);
 
         // Found: the next out-of-bound sum begins a new search.
-        OutOfBoundStep next = search.OutOfBound(["site-a", "site-x"], spare: 0);
+        EliminationStep next = search.Failed(["site-a", "site-x"], spare: 0);
         Assert.True(next.Restarted);
         Assert.Equal(["site-a", "site-x"], next.Suspects);
     }
 
     [Fact]
-    public void OutOfBound_NoSuspectInTheSum_SearchRestartsFromItsContributors()
+    public void Failed_NoSuspectInTheSum_SearchRestartsFromItsContributors()
     {
-        var search = new OutOfBoundSearch(n => 0);
-        search.OutOfBound(["site-a", "site-b"], spare: 0);
-        OutOfBoundStep step = search.OutOfBound(["site-c", "site-d"], spare: 0);
+        var search = new EliminationSearch(n => 0);
+        search.Failed(["site-a", "site-b"], spare: 0);
+        EliminationStep step = search.Failed(["site-c", "site-d"], spare: 0);
 
         Assert.True(step.Restarted);
         Assert.Equal(["site-c", "site-d"], step.Suspects);
@@ -73,7 +73,7 @@ public sealed class OutOfBoundSearchTests
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public void OutOfBound_OneHostileSite_AlwaysFoundNeverAnHonestSite(bool oneSpare)
+    public void Failed_OneHostileSite_AlwaysFoundNeverAnHonestSite(bool oneSpare)
     {
         var rng = new Random(oneSpare ? 17 : 7);
         for (int trial = 0; trial < 1_000; trial++)
@@ -81,7 +81,7 @@ public sealed class OutOfBoundSearchTests
             int n = rng.Next(3, 41);
             string[] sites = [.. Enumerable.Range(0, n).Select(i => $"site-{i:D2}")];
             string hostile = sites[rng.Next(n)];
-            var search = new OutOfBoundSearch(k => rng.Next(k));
+            var search = new EliminationSearch(k => rng.Next(k));
             string[] heldOut = [];
             int outOfBound = 0;
             string? found = null;
@@ -97,7 +97,7 @@ public sealed class OutOfBoundSearchTests
 
                 outOfBound++;
                 int spare = oneSpare ? 1 : contributors.Length - 2;
-                OutOfBoundStep step = search.OutOfBound(contributors, spare);
+                EliminationStep step = search.Failed(contributors, spare);
                 Assert.Contains(hostile, step.Suspects);
                 Assert.True(step.Found is null || step.Found == hostile, $"n = {n}: an honest site, {step.Found}, was named instead of {hostile}");
                 found = step.Found;
