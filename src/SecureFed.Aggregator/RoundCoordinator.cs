@@ -31,6 +31,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _blamed = new(StringComparer.Ordinal);
     private readonly EliminationSearch _outOfBound = new();
     private readonly EliminationSearch _unrebuiltSecret = new();
 
@@ -147,18 +148,35 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// Leaves <paramref name="site"/> out of the next <see cref="AggregatorOptions.BlameExclusionRounds"/> round attempts
-    /// (a verified share accusation found it at fault). Returns the number of attempts.
+    /// Leaves <paramref name="site"/>, found at fault, out of the next round attempts: <see cref="AggregatorOptions.BlameExclusionRounds"/>
+    /// the first time, twice as many each further time this aggregator blames it (at most <see cref="MaxExclusionRounds"/>),
+    /// so a site that keeps attacking after each exclusion costs the federation fewer and fewer attempts
+    /// (docs/PROTOCOL.md, "Blame"). Returns the number of attempts.
     /// </summary>
     internal int Exclude(string site)
     {
-        int rounds = _options.BlameExclusionRounds;
+        int blamed = _blamed.AddOrUpdate(site, 1, (_, count) => count + 1);
+        int rounds = ExclusionRounds(_options.BlameExclusionRounds, blamed);
         if (rounds > 0)
         {
             _excluded[site] = rounds;
         }
 
         return rounds;
+    }
+
+    /// <summary>The most attempts one blame excludes a site for, however often it was blamed.</summary>
+    internal const int MaxExclusionRounds = 10_000;
+
+    /// <summary>
+    /// The attempts a site sits out after its <paramref name="blamed"/>-th blame (1 for the first): <paramref name="first"/>
+    /// doubled for each earlier blame, at most <see cref="MaxExclusionRounds"/> (0 stays 0: exclusion off).
+    /// </summary>
+    internal static int ExclusionRounds(int first, int blamed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(first);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blamed, 1);
+        return (int)Math.Min((long)first << Math.Min(blamed - 1, 20), Math.Max(first, MaxExclusionRounds));
     }
 
     /// <summary>Sites left out of the next round attempts, with the number of attempts still to skip.</summary>

@@ -113,4 +113,16 @@ public sealed class EliminationSearchTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(3, 1, 3)]
+    [InlineData(3, 2, 6)]
+    [InlineData(3, 4, 24)]
+    [InlineData(3, 13, 10_000)] // 3 · 2^12 = 12,288: capped
+    [InlineData(1_000, 60, 10_000)] // no overflow however often a site was blamed
+    [InlineData(0, 5, 0)] // exclusion off stays off
+    public void ExclusionRounds_EachFurtherBlameDoublesTheExclusionUpToTheCap(int first, int blamed, int expected)
+    {
+        Assert.Equal(expected, RoundCoordinator.ExclusionRounds(first, blamed));
+    }
 }
