@@ -62,8 +62,9 @@ public sealed class AggregatorOptions
     public double JoinGraceSeconds { get; set; } = 2;
 
     /// <summary>
-    /// Round attempts a site is left out of after it was found at fault: by a verified share accusation, as a dealer of
-    /// shares of another secret, or by a search by elimination (docs/PROTOCOL.md, "Blame"). <value>The default value is 3.</value>
+    /// Round attempts a site is left out of after it was first found at fault: by a verified share accusation, as a dealer
+    /// of shares of another secret, or by a search by elimination (docs/PROTOCOL.md, "Blame"); each further blame of the
+    /// same site doubles it (at most 10,000 attempts). <value>The default value is 3.</value>
     /// </summary>
     public int BlameExclusionRounds { get; set; } = 3;
 

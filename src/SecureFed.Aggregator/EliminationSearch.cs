@@ -7,9 +7,13 @@ namespace SecureFed.Aggregator;
 /// lying responders). Each such failure comes with the sites that may have caused it (the sum's contributors; the
 /// secret's owner and responders). Without this a single hostile site could abort every attempt it joins (and spend the
 /// honest sites' privacy budget on each). The search keeps the sites involved in every failure of its kind since it
-/// began (the suspects) and holds a random half of them (as many as the next cohort can spare) out of the next attempt:
-/// when that attempt fails again, the held-out half is cleared; when it completes, the round made progress and the
-/// search goes on. When one suspect is left, it is named (the coordinator blames and excludes it like a dealer at fault).
+/// began (the suspects) and, while it lasts, holds a fresh random half of them (as many as the cohort can spare) out of
+/// every attempt: when an attempt fails again, its held-out half is cleared; when it completes, the round made progress.
+/// So a site that attacks only when nobody is held out (it sees the cohort in the announcement) gets no such attempt
+/// while the search lasts. When one suspect is left, it is named (the coordinator blames and excludes it like a dealer
+/// at fault). A search that sees no failure in a window of completed attempts in a row ends (the hold-outs cost the
+/// honest sites rounds); the window doubles with each search that ends so, so a site that waits each one out aborts
+/// O(log A) of A attempts.
 /// </summary>
 /// <remarks>
 /// Sound against one hostile site: it is involved in every failure it causes, so it is never cleared, and honest sites
@@ -21,29 +25,68 @@ namespace SecureFed.Aggregator;
 /// </remarks>
 internal sealed class EliminationSearch
 {
+    /// <summary>The longest quiet window, in completed attempts.</summary>
+    public const int MaxQuietAttempts = 10_000;
+
     private readonly Func<int, int> _random;
     private HashSet<string>? _suspects;
+    private int _quietWindow;
+    private int _quiet;
 
-    /// <summary>Creates a search that draws held-out sites with <paramref name="random"/> (an integer in [0, n) for n).</summary>
-    public EliminationSearch(Func<int, int>? random = null)
+    /// <summary>
+    /// Creates a search that draws held-out sites with <paramref name="random"/> (an integer in [0, n) for n) and ends
+    /// after <paramref name="firstQuietWindow"/> completed attempts in a row without a failure (doubled for each search
+    /// that ends so).
+    /// </summary>
+    public EliminationSearch(Func<int, int>? random = null, int firstQuietWindow = 10)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(firstQuietWindow, 1);
         _random = random ?? System.Security.Cryptography.RandomNumberGenerator.GetInt32;
+        _quietWindow = Math.Min(firstQuietWindow, MaxQuietAttempts);
     }
 
     /// <summary>The sites still suspected, in ordinal order (empty when no search is under way).</summary>
     public IReadOnlyList<string> Suspects => _suspects is null ? [] : [.. _suspects.Order(StringComparer.Ordinal)];
 
+    /// <summary>Completed attempts in a row without a failure that end the current (or next) search.</summary>
+    public int QuietWindow => _quietWindow;
+
     /// <summary>
-    /// Records an attempt that failed, with the sites involved in the failure, and decides what follows: the site found
-    /// (when one suspect is left) or the sites to hold out of the next attempt.
+    /// The suspects to hold out of the attempt about to open: a uniformly random ⌊k/2⌋ of the k suspects among
+    /// <paramref name="eligible"/>, at most <paramref name="max"/> (what the cohort can spare), in ordinal order; empty when
+    /// no search is under way.
+    /// </summary>
+    public IReadOnlyList<string> DrawHoldOut(IEnumerable<string> eligible, int max)
+    {
+        ArgumentNullException.ThrowIfNull(eligible);
+        if (_suspects is null || max <= 0)
+        {
+            return [];
+        }
+
+        string[] candidates = [.. eligible.Where(_suspects.Contains).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        int hold = Math.Min(candidates.Length / 2, max);
+        for (int i = 0; i < hold; i++)
+        {
+            // A partial Fisher–Yates shuffle: the first `hold` entries are a uniformly random subset.
+            int j = i + _random(candidates.Length - i);
+            (candidates[i], candidates[j]) = (candidates[j], candidates[i]);
+        }
+
+        return [.. candidates.Take(hold).Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// Records an attempt that failed, with the sites involved in the failure, and names the site found when one
+    /// suspect is left (the search then ends).
     /// </summary>
     /// <param name="involved">The sites that may have caused the failure (for an out-of-bound sum: the sites whose
-    /// masked inputs were in it; for a secret that cannot be rebuilt: its owner and the sites that revealed its shares).</param>
-    /// <param name="spare">How many sites the next attempt's cohort can do without (its minimum size, threshold and budget
-    /// still met); zero holds nobody out, and the search then narrows only when an attempt's cohort happens to differ.</param>
-    public EliminationStep Failed(IReadOnlyCollection<string> involved, int spare)
+    /// masked inputs were in it; for a secret that cannot be rebuilt: its owner and the sites that revealed its shares).
+    /// Sites held out of the attempt are not among them, so they are cleared.</param>
+    public EliminationStep Failed(IReadOnlyCollection<string> involved)
     {
         ArgumentNullException.ThrowIfNull(involved);
+        _quiet = 0;
         bool restarted = false;
         if (_suspects is null)
         {
@@ -66,25 +109,33 @@ internal sealed class EliminationSearch
         {
             string found = _suspects.Single();
             _suspects = null;
-            return new EliminationStep(found, [], [found], restarted);
+            return new EliminationStep(found, [found], restarted);
         }
 
-        string[] suspects = [.. _suspects.Order(StringComparer.Ordinal)];
-        int hold = Math.Min(suspects.Length / 2, Math.Max(0, spare));
-        for (int i = 0; i < hold; i++)
+        return new EliminationStep(null, Suspects, restarted);
+    }
+
+    /// <summary>
+    /// Records an attempt that completed. Returns the suspects when this ends the search (the quiet window passed
+    /// without a failure; the next search's window is twice as long), else null.
+    /// </summary>
+    public IReadOnlyList<string>? Completed()
+    {
+        if (_suspects is null || ++_quiet < _quietWindow)
         {
-            // A partial Fisher–Yates shuffle: the first `hold` entries are a uniformly random subset.
-            int j = i + _random(suspects.Length - i);
-            (suspects[i], suspects[j]) = (suspects[j], suspects[i]);
+            return null;
         }
 
-        return new EliminationStep(null, [.. suspects.Take(hold).Order(StringComparer.Ordinal)], Suspects, restarted);
+        IReadOnlyList<string> ended = Suspects;
+        _suspects = null;
+        _quiet = 0;
+        _quietWindow = (int)Math.Min(2L * _quietWindow, MaxQuietAttempts);
+        return ended;
     }
 }
 
 /// <summary>What <see cref="EliminationSearch.Failed"/> decided.</summary>
 /// <param name="Found">The one site left, or null.</param>
-/// <param name="HoldOut">Sites to hold out of the next attempt (empty when <paramref name="Found"/> is set).</param>
 /// <param name="Suspects">The suspects after this failure, in ordinal order.</param>
 /// <param name="Restarted">True when this failure began a search (the first, or none of the suspects was involved in it).</param>
-internal sealed record EliminationStep(string? Found, IReadOnlyList<string> HoldOut, IReadOnlyList<string> Suspects, bool Restarted);
+internal sealed record EliminationStep(string? Found, IReadOnlyList<string> Suspects, bool Restarted);

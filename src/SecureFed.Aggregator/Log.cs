@@ -94,9 +94,15 @@ internal static partial class Log
     [LoggerMessage(30, LogLevel.Warning, "Refused a {Method} call of {Site} before reading it: the site already has {Limit} ShareKeys/Unmask calls in flight (SecureFed:MaxBulkCallsPerSite)")]
     public static partial void BulkCallRefused(ILogger logger, string site, string method, int limit);
 
-    [LoggerMessage(31, LogLevel.Warning, "Round {Round}: {Failure}; sites involved in every such failure so far: {Suspects}; held out of the next attempt: {HeldOut}; found: {Found}")]
+    [LoggerMessage(31, LogLevel.Warning, "Round {Round}: {Failure}; sites involved in every such failure so far: {Suspects}; held out of this attempt (now cleared): {HeldOut}; found: {Found}")]
     public static partial void EliminationStep(ILogger logger, long round, string failure, string suspects, string heldOut, string found);
 
     [LoggerMessage(32, LogLevel.Warning, "Round {Round}: {Site} found by elimination ({Reason}); excluded from the next {Rounds} round attempt(s)")]
     public static partial void FoundByElimination(ILogger logger, long round, string site, string reason, int rounds);
+
+    [LoggerMessage(33, LogLevel.Information, "Round {Round}: held out of this attempt by a search by elimination: {HeldOut}")]
+    public static partial void HeldOut(ILogger logger, long round, string heldOut);
+
+    [LoggerMessage(34, LogLevel.Information, "Round {Round}: the {Search} search by elimination ended after {Quiet} completed attempts without a failure; its suspects were {Suspects}")]
+    public static partial void SearchEnded(ILogger logger, long round, string search, int quiet, string suspects);
 }

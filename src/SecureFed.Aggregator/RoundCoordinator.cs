@@ -31,10 +31,11 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, int> _blamed = new(StringComparer.Ordinal);
     private readonly EliminationSearch _outOfBound = new();
     private readonly EliminationSearch _unrebuiltSecret = new();
 
-    /// <summary>Sites a search by elimination holds out of the next attempt (when the rest can open it); then cleared.</summary>
+    /// <summary>Sites the searches by elimination held out of the attempt being opened (set by <see cref="GatherCohortAsync"/>).</summary>
     private string[] _heldOut = [];
     private volatile RoundSession? _current;
     private readonly TaskCompletionSource _interruptedRecorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -147,18 +148,35 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// Leaves <paramref name="site"/> out of the next <see cref="AggregatorOptions.BlameExclusionRounds"/> round attempts
-    /// (a verified share accusation found it at fault). Returns the number of attempts.
+    /// Leaves <paramref name="site"/>, found at fault, out of the next round attempts: <see cref="AggregatorOptions.BlameExclusionRounds"/>
+    /// the first time, twice as many each further time this aggregator blames it (at most <see cref="MaxExclusionRounds"/>),
+    /// so a site that keeps attacking after each exclusion costs the federation fewer and fewer attempts
+    /// (docs/PROTOCOL.md, "Blame"). Returns the number of attempts.
     /// </summary>
     internal int Exclude(string site)
     {
-        int rounds = _options.BlameExclusionRounds;
+        int blamed = _blamed.AddOrUpdate(site, 1, (_, count) => count + 1);
+        int rounds = ExclusionRounds(_options.BlameExclusionRounds, blamed);
         if (rounds > 0)
         {
             _excluded[site] = rounds;
         }
 
         return rounds;
+    }
+
+    /// <summary>The most attempts one blame excludes a site for, however often it was blamed.</summary>
+    internal const int MaxExclusionRounds = 10_000;
+
+    /// <summary>
+    /// The attempts a site sits out after its <paramref name="blamed"/>-th blame (1 for the first): <paramref name="first"/>
+    /// doubled for each earlier blame, at most <see cref="MaxExclusionRounds"/> (0 stays 0: exclusion off).
+    /// </summary>
+    internal static int ExclusionRounds(int first, int blamed)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(first);
+        ArgumentOutOfRangeException.ThrowIfLessThan(blamed, 1);
+        return (int)Math.Min((long)first << Math.Min(blamed - 1, 20), Math.Max(first, MaxExclusionRounds));
     }
 
     /// <summary>Sites left out of the next round attempts, with the number of attempts still to skip.</summary>
@@ -299,19 +317,22 @@ public sealed class RoundCoordinator : BackgroundService
         DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(_options.JoinTimeoutSeconds);
         DateTimeOffset? enoughSince = null;
         int reported = -1;
+        string[] held = DrawHoldOut();
         while (true)
         {
             // Revoked sites never join; sites blamed by a verified accusation sit out their exclusion (PROTOCOL.md "Blame").
             var waiting = _waiting.Keys.Where(s => !_state.Kit.Manifest.IsRevoked(s) && !_excluded.ContainsKey(s)).Order(StringComparer.Ordinal).ToList();
-            int eligible = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name) && !_excluded.ContainsKey(s.Name));
+            var eligibleSites = _state.Kit.Manifest.Sites.Select(s => s.Name).Where(s => !_state.Kit.Manifest.IsRevoked(s) && !_excluded.ContainsKey(s)).ToList();
+            int eligible = eligibleSites.Count;
 
-            // The out-of-bound search's held-out sites sit this attempt out only while the others can open it without them
-            // (never at the price of waiting for sites that are not there).
-            List<string> withoutHeld = [.. waiting.Except(_heldOut, StringComparer.Ordinal)];
-            if (_heldOut.Length > 0 && CanOpenWith(withoutHeld.Count))
+            // The searches' held-out sites sit this attempt out only while the others can open it without them (never at
+            // the price of waiting for sites that are not there).
+            List<string> withoutHeld = [.. waiting.Except(held, StringComparer.Ordinal)];
+            bool holding = held.Length > 0 && CanOpenWith(withoutHeld.Count);
+            if (holding)
             {
                 waiting = withoutHeld;
-                eligible -= _heldOut.Length;
+                eligible = eligibleSites.Count(s => !held.Contains(s, StringComparer.Ordinal));
             }
 
             DateTimeOffset now = _time.GetUtcNow();
@@ -321,7 +342,7 @@ public sealed class RoundCoordinator : BackgroundService
                 bool everyone = waiting.Count >= eligible;
                 if (everyone || now - enoughSince.Value >= TimeSpan.FromSeconds(_options.JoinGraceSeconds))
                 {
-                    _heldOut = [];
+                    _heldOut = holding ? held : [];
                     return waiting;
                 }
             }
@@ -342,6 +363,30 @@ public sealed class RoundCoordinator : BackgroundService
 
             await Task.Delay(TimeSpan.FromMilliseconds(50), _time, cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The suspects the searches by elimination hold out of the attempt about to open (docs/PROTOCOL.md "Blame: by elimination"):
+    /// while a search lasts, a fresh random half of its suspects every attempt, as many as the eligible sites can spare
+    /// (the rest must still open a round); empty when no search is under way.
+    /// </summary>
+    private string[] DrawHoldOut()
+    {
+        if (_outOfBound.Suspects.Count == 0 && _unrebuiltSecret.Suspects.Count == 0)
+        {
+            return [];
+        }
+
+        var eligible = _state.Kit.Manifest.Sites.Select(s => s.Name).Where(s => !_state.Kit.Manifest.IsRevoked(s) && !_excluded.ContainsKey(s)).ToList();
+        int spare = 0;
+        while (spare < eligible.Count && CanOpenWith(eligible.Count - spare - 1))
+        {
+            spare++;
+        }
+
+        List<string> held = [.. _outOfBound.DrawHoldOut(eligible, spare)];
+        held.AddRange(_unrebuiltSecret.DrawHoldOut(eligible.Except(held, StringComparer.Ordinal), spare - held.Count));
+        return [.. held.Order(StringComparer.Ordinal)];
     }
 
     /// <summary>Opens the next round attempt; (null, true) when no round may open (budget), (null, false) when its server could not open.</summary>
@@ -451,7 +496,8 @@ public sealed class RoundCoordinator : BackgroundService
             return (null, false);
         }
 
-        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256) { StageDeadline = deadline };
+        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256) { StageDeadline = deadline, HeldOut = _heldOut };
+        _heldOut = [];
         foreach (string excluded in _excluded.Keys)
         {
             // This attempt opened without the site: one fewer to sit out.
@@ -487,6 +533,12 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("dp_sgd_layer_scales", _options.DpSgdLayerScales.Length)
                 .Add("dp_sgd_layer_scales_sha256", _options.DpSgdLayerScales.Length == 0 ? "" : RoundParameters.LayerScalesSha256(_options.DpSgdLayerScales))));
         Log.RoundOpened(_logger, round, n, threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
+        if (session.HeldOut.Count > 0)
+        {
+            // Left out of this cohort by a search by elimination: audited so an operator sees why they were not in it.
+            Log.HeldOut(_logger, round, string.Join(", ", session.HeldOut));
+            _state.Audit.Append(AuditEvents.SearchHeldOut, f => f.Add("round", round).Add("held_out", session.HeldOut));
+        }
         _telemetry?.RoundOpened(round, cohort, threshold, modelVersion);
         _current = session;
         foreach (TaskCompletionSource<bool> w in _waiting.Values)
@@ -567,6 +619,7 @@ public sealed class RoundCoordinator : BackgroundService
                 }, cancellationToken).ConfigureAwait(false);
             AuditRejectedShares(session, result.RejectedShares);
             await CompleteAsync(session, result, cancellationToken).ConfigureAwait(false);
+            QuietAttempt(session);
             return true;
         }
         catch (RoundAbortedException ex)
@@ -669,26 +722,19 @@ public sealed class RoundCoordinator : BackgroundService
     /// An abort that one attempt cannot pin on anybody (a sum out of its bound: the aggregator sees only the sum; a secret
     /// whose revealed shares cannot be rebuilt: a dealer off every polynomial looks like lying responders) names the
     /// sites involved: <paramref name="search"/> narrows the sites involved in every such failure (docs/PROTOCOL.md
-    /// "Blame: by elimination"), audits its step as a <paramref name="auditEvent"/> line, and either holds a random half
-    /// of the suspects out of the next attempt or, when one is left, blames and excludes it like a dealer at fault.
+    /// "Blame: by elimination"; the suspects held out of this attempt are cleared), audits its step as a
+    /// <paramref name="auditEvent"/> line and, when one suspect is left, blames and excludes it like a dealer at fault.
+    /// While the search lasts <see cref="DrawHoldOut"/> holds a random half of the suspects out of every attempt.
     /// </summary>
     private void SearchByElimination(RoundSession session, EliminationSearch search, string auditEvent, string involvedField, string[] involved, string failure, string reason)
     {
-        int cohort = session.Parameters.CohortSize;
-        int spare = 0;
-        while (spare < cohort && CanOpenWith(cohort - spare - 1))
-        {
-            spare++;
-        }
-
-        EliminationStep step = search.Failed(involved, spare);
-        _heldOut = [.. step.HoldOut];
-        Log.EliminationStep(_logger, session.Round, failure, string.Join(", ", step.Suspects), string.Join(", ", step.HoldOut), step.Found ?? "");
+        EliminationStep step = search.Failed(involved);
+        Log.EliminationStep(_logger, session.Round, failure, string.Join(", ", step.Suspects), string.Join(", ", session.HeldOut), step.Found ?? "");
         _state.Audit.Append(auditEvent, f => f
             .Add("round", session.Round)
             .Add(involvedField, involved)
+            .Add("held_out", session.HeldOut)
             .Add("suspects", step.Suspects)
-            .Add("held_out", step.HoldOut)
             .Add("restarted", step.Restarted));
         if (step.Found is string found)
         {
@@ -700,6 +746,27 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("at_fault", found)
                 .Add("reason", reason)
                 .Add("excluded_rounds", excluded));
+        }
+    }
+
+    /// <summary>
+    /// A completed attempt: each search by elimination that has now seen its quiet window of completed attempts without a
+    /// failure ends (its hold-outs cost the honest sites rounds), audited as <see cref="AuditEvents.SearchEnded"/>.
+    /// </summary>
+    private void QuietAttempt(RoundSession session)
+    {
+        foreach ((EliminationSearch search, string name) in new[] { (_outOfBound, "out_of_bound"), (_unrebuiltSecret, "unrebuilt_secret") })
+        {
+            int window = search.QuietWindow;
+            if (search.Completed() is IReadOnlyList<string> suspects)
+            {
+                Log.SearchEnded(_logger, session.Round, name, window, string.Join(", ", suspects));
+                _state.Audit.Append(AuditEvents.SearchEnded, f => f
+                    .Add("round", session.Round)
+                    .Add("search", name)
+                    .Add("suspects", suspects)
+                    .Add("quiet_attempts", window));
+            }
         }
     }
 

@@ -124,6 +124,9 @@ internal sealed class RoundSession
     /// <summary>Set by <see cref="RequestAbort"/>: the coordinator aborts the attempt at its next check.</summary>
     public string? AbortRequested => _abortRequested;
 
+    /// <summary>Sites a search by elimination held out of this attempt's cohort (docs/PROTOCOL.md "Blame: by elimination").</summary>
+    public IReadOnlyList<string> HeldOut { get; init; } = [];
+
     /// <summary>The sites whose inputs were in a decoded sum outside its bound (the round then aborts), or null.</summary>
     public string[]? OutOfBoundContributors { get; set; }
 

@@ -105,7 +105,7 @@ public static class AuditEvents
     /// <summary>
     /// Aggregator: a round's decoded sum was out of its bound (blaming nobody), and the out-of-bound search took a step
     /// (docs/PROTOCOL.md, "Blame"): {round, contributors (the sites whose inputs were in that sum), suspects (the sites in
-    /// every such sum since the search began), held_out (sites held out of the next attempt), restarted}. When one suspect
+    /// every such sum since the search began), held_out (the suspects held out of this attempt, so now cleared), restarted}. When one suspect
     /// is left, a <see cref="Blame"/> line {round, accused, at_fault, reason, excluded_rounds} follows.
     /// </summary>
     public const string OutOfBoundSearch = "blame.out_of_bound_search";
@@ -114,10 +114,24 @@ public static class AuditEvents
     /// Aggregator: a secret could not be rebuilt from its revealed shares and the shares could not show who was at fault
     /// (a dealer's shares off every polynomial look like lying responders), and the search by elimination took a step
     /// (docs/PROTOCOL.md, "Blame: by elimination"): {round, involved (the secret's owner and the sites that revealed its
-    /// shares), suspects (the sites involved in every such failure since the search began), held_out, restarted}. When
+    /// shares), held_out (the suspects held out of this attempt, so now cleared), suspects (the sites involved in every
+    /// such failure since the search began), restarted}. When
     /// one suspect is left, a <see cref="Blame"/> line {round, accused, at_fault, reason, excluded_rounds} follows.
     /// </summary>
     public const string UnrebuiltSecretSearch = "blame.unrebuilt_secret_search";
+
+    /// <summary>
+    /// Aggregator: a search by elimination held these suspects out of the attempt that just opened (docs/PROTOCOL.md,
+    /// "Blame: by elimination"): {round, held_out}.
+    /// </summary>
+    public const string SearchHeldOut = "blame.held_out";
+
+    /// <summary>
+    /// Aggregator: a search by elimination saw no failure in its quiet window of completed attempts and ended
+    /// (docs/PROTOCOL.md, "Blame: by elimination"): {round, search (`out_of_bound` or `unrebuilt_secret`), suspects,
+    /// quiet_attempts (the window; the next search's is twice as long)}.
+    /// </summary>
+    public const string SearchEnded = "blame.search_ended";
 
     /// <summary>Agent: a message left the site: {round, message_type, bytes, sha256 of the exact bytes sent}.</summary>
     public const string MessageSent = "message.sent";

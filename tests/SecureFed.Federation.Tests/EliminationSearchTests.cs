@@ -4,71 +4,126 @@ using Xunit;
 namespace SecureFed.Federation.Tests;
 
 /// <summary>
-/// The out-of-bound search (docs/PROTOCOL.md "Blame", "Out-of-bound inputs"): simulated federations in which one site
-/// puts every sum it joins out of bound. The search must find that site and never name an honest one, whatever the random
-/// hold-outs, and it must need few out-of-bound attempts to do so.
+/// The search by elimination (docs/PROTOCOL.md "Blame: by elimination"): simulated federations in which one site makes
+/// every attempt it is in fail (an out-of-bound sum, a secret that cannot be rebuilt). The search must find that site and
+/// never name an honest one, whatever the random hold-outs, need few failed attempts to do so, and bound what a site that
+/// attacks only when nobody is held out can do.
 /// </summary>
 public sealed class EliminationSearchTests
 {
+    private static readonly string[] Four = ["site-a", "site-b", "site-c", "site-d"];
+
     [Fact]
-    public void Failed_FirstSum_SuspectsAreItsContributorsAndHalfIsHeldOut()
+    public void Failed_FirstFailure_SuspectsAreTheSitesInvolved()
     {
         var search = new EliminationSearch(n => 0);
-        EliminationStep step = search.Failed(["site-d", "site-a", "site-c", "site-b"], spare: 10);
+        Assert.Empty(search.DrawHoldOut(Four, 10)); // no search yet: nobody is held out
+
+        EliminationStep step = search.Failed(["site-d", "site-a", "site-c", "site-b"]);
 
         Assert.Null(step.Found);
         Assert.True(step.Restarted);
-        Assert.Equal(["site-a", "site-b", "site-c", "site-d"], step.Suspects);
-        Assert.Equal(2, step.HoldOut.Count);
-        Assert.All(step.HoldOut, s => Assert.Contains(s, step.Suspects));
+        Assert.Equal(Four, step.Suspects);
     }
 
     [Fact]
-    public void Failed_NoSpareSites_HoldsNobodyOut()
+    public void DrawHoldOut_HalfTheEligibleSuspectsAtMostTheSpare()
     {
         var search = new EliminationSearch();
-        EliminationStep step = search.Failed(["site-a", "site-b", "site-c"], spare: 0);
+        search.Failed(Four);
 
-        Assert.Empty(step.HoldOut);
-        Assert.Null(step.Found);
+        for (int i = 0; i < 50; i++)
+        {
+            IReadOnlyList<string> half = search.DrawHoldOut(Four, 10);
+            Assert.Equal(2, half.Count);
+            Assert.All(half, s => Assert.Contains(s, Four));
+            Assert.Equal(half.Order(StringComparer.Ordinal), half);
+        }
+
+        Assert.Single(search.DrawHoldOut(Four, 1));
+        Assert.Empty(search.DrawHoldOut(Four, 0));
+
+        // Only eligible suspects are held out (an excluded or revoked one is out anyway): half of the two left.
+        for (int i = 0; i < 20; i++)
+        {
+            string one = Assert.Single(search.DrawHoldOut(["site-c", "site-d", "site-e"], 10));
+            Assert.Contains(one, (string[])["site-c", "site-d"]);
+        }
     }
 
     [Fact]
-    public void Failed_SumsNarrowToOneSite_ThatSiteIsFoundAndTheSearchEnds()
+    public void DrawHoldOut_EveryHalfEquallyLikely()
+    {
+        // A uniformly random 2 of 4: each of the 6 pairs about 1/6 of 6,000 draws.
+        var search = new EliminationSearch(new Random(5).Next);
+        search.Failed(Four);
+        var counts = new Dictionary<string, int>();
+        for (int i = 0; i < 6_000; i++)
+        {
+            string pair = string.Join(',', search.DrawHoldOut(Four, 2));
+            counts[pair] = counts.GetValueOrDefault(pair) + 1;
+        }
+
+        Assert.Equal(6, counts.Count);
+        Assert.All(counts.Values, c => Assert.InRange(c, 850, 1_150));
+    }
+
+    [Fact]
+    public void Failed_FailuresNarrowToOneSite_ThatSiteIsFoundAndTheSearchEnds()
     {
         var search = new EliminationSearch(n => 0);
-        search.Failed(["site-a", "site-b", "site-c", "site-x"], spare: 2);
-        EliminationStep second = search.Failed(["site-b", "site-x"], spare: 2);
+        search.Failed(["site-a", "site-b", "site-c", "site-x"]);
+        EliminationStep second = search.Failed(["site-b", "site-x"]);
         Assert.Equal(["site-b", "site-x"], second.Suspects);
-        Assert.Single(second.HoldOut);
+        Assert.Single(search.DrawHoldOut(["site-a", "site-b", "site-c", "site-x"], 2));
 
-        EliminationStep third = search.Failed(["site-a", "site-c", "site-x"], spare: 2);
+        EliminationStep third = search.Failed(["site-a", "site-c", "site-x"]);
         Assert.Equal("site-x", third.Found);
-        Assert.Empty(third.HoldOut);
+        Assert.Empty(search.Suspects);
+        Assert.Empty(search.DrawHoldOut(["site-a", "site-b", "site-c", "site-x"], 2));
 
-        // Found: the next out-of-bound sum begins a new search.
-        EliminationStep next = search.Failed(["site-a", "site-x"], spare: 0);
+        // Found: the next failure begins a new search.
+        EliminationStep next = search.Failed(["site-a", "site-x"]);
         Assert.True(next.Restarted);
         Assert.Equal(["site-a", "site-x"], next.Suspects);
     }
 
     [Fact]
-    public void Failed_NoSuspectInTheSum_SearchRestartsFromItsContributors()
+    public void Failed_NoSuspectInvolved_SearchRestartsFromTheSitesInvolved()
     {
         var search = new EliminationSearch(n => 0);
-        search.Failed(["site-a", "site-b"], spare: 0);
-        EliminationStep step = search.Failed(["site-c", "site-d"], spare: 0);
+        search.Failed(["site-a", "site-b"]);
+        EliminationStep step = search.Failed(["site-c", "site-d"]);
 
         Assert.True(step.Restarted);
         Assert.Equal(["site-c", "site-d"], step.Suspects);
     }
 
+    [Fact]
+    public void Completed_QuietWindowWithoutAFailure_EndsTheSearchAndDoublesTheNextWindow()
+    {
+        var search = new EliminationSearch(n => 0, firstQuietWindow: 3);
+        Assert.Null(search.Completed()); // no search: nothing to end
+        search.Failed(Four);
+        Assert.Null(search.Completed());
+        Assert.Null(search.Completed());
+        search.Failed(Four); // a failure starts the window again
+        Assert.Null(search.Completed());
+        Assert.Null(search.Completed());
+
+        Assert.Equal(Four, search.Completed());
+
+        Assert.Empty(search.Suspects);
+        Assert.Empty(search.DrawHoldOut(Four, 2));
+        Assert.Equal(6, search.QuietWindow);
+        Assert.True(search.Failed(Four).Restarted);
+    }
+
     /// <summary>
     /// 2,000 simulated federations of 3 to 40 sites, one hostile site at a random place, each attempt's cohort every site
-    /// not held out (some honest sites also drop out at random); the hostile site breaks the bound whenever it contributes.
-    /// The search names the hostile site every time, never an honest one, within 4·⌈log₂ n⌉ + 10 out-of-bound attempts
-    /// (about 2·log₂ n expected) when it may hold half the suspects out; with one site spare per attempt (a 4-site
-    /// federation needing 3) it still ends.
+    /// not held out (some honest sites also drop out at random); the hostile site makes every attempt it is in fail. The
+    /// search names the hostile site every time, never an honest one, within 2·⌈log₂ n⌉ + 8 failed attempts when it may
+    /// hold half the suspects out; with one site spare per attempt (a 4-site federation needing 3) it still ends.
     /// </summary>
     [Theory]
     [InlineData(false)]
@@ -82,35 +137,76 @@ public sealed class EliminationSearchTests
             string[] sites = [.. Enumerable.Range(0, n).Select(i => $"site-{i:D2}")];
             string hostile = sites[rng.Next(n)];
             var search = new EliminationSearch(k => rng.Next(k));
-            string[] heldOut = [];
-            int outOfBound = 0;
+            int failed = 0;
             string? found = null;
             for (int attempt = 0; attempt < 10_000 && found is null; attempt++)
             {
-                // The attempt's contributors: everyone not held out, less a few honest dropouts.
-                string[] contributors = [.. sites.Where(s => !heldOut.Contains(s) && (s == hostile || rng.NextDouble() > 0.1))];
-                heldOut = [];
-                if (!contributors.Contains(hostile))
+                IReadOnlyList<string> held = search.DrawHoldOut(sites, oneSpare ? 1 : n - 2);
+                string[] cohort = [.. sites.Where(s => !held.Contains(s) && (s == hostile || rng.NextDouble() > 0.1))];
+                if (!cohort.Contains(hostile))
                 {
-                    continue; // the round completes without it
+                    search.Completed();
+                    continue;
                 }
 
-                outOfBound++;
-                int spare = oneSpare ? 1 : contributors.Length - 2;
-                EliminationStep step = search.Failed(contributors, spare);
-                Assert.Contains(hostile, step.Suspects);
+                failed++;
+                EliminationStep step = search.Failed(cohort);
                 Assert.True(step.Found is null || step.Found == hostile, $"n = {n}: an honest site, {step.Found}, was named instead of {hostile}");
+                Assert.True(step.Found is not null || step.Suspects.Contains(hostile));
+                Assert.DoesNotContain(step.Suspects, held.Contains);
                 found = step.Found;
-                heldOut = [.. step.HoldOut];
             }
 
             Assert.Equal(hostile, found);
             if (!oneSpare)
             {
-                // Each out-of-bound attempt that follows a hold-out without the hostile site halves the suspects; one whose
-                // hold-out had it completes, and the next (everyone back) narrows only by dropouts: about 2·log₂ n in all.
-                Assert.True(outOfBound <= (4 * Math.Ceiling(Math.Log2(n))) + 10, $"n = {n}: {outOfBound} out-of-bound attempts");
+                // Each failed attempt had half the suspects held out and clears them: about log₂ n failures, plus the
+                // first one and the dropouts' noise.
+                Assert.True(failed <= (2 * Math.Ceiling(Math.Log2(n))) + 8, $"n = {n}: {failed} failed attempts");
             }
         }
+    }
+
+    /// <summary>
+    /// A hostile site that attacks only when nobody is held out of the attempt (it sees the cohort in the announcement):
+    /// while a search lasts every attempt has a hold-out, so it waits out the quiet window; each window is twice the last.
+    /// Over 5,000 attempts of a 6-site federation it makes at most ⌈log₂(5,000 / 10)⌉ + 1 = 10 attempts fail, and no
+    /// honest site is ever named.
+    /// </summary>
+    [Fact]
+    public void Completed_SiteAttacksOnlyWhenNobodyIsHeldOut_FailsLogarithmicallyFewAttempts()
+    {
+        var rng = new Random(11);
+        string[] sites = [.. Enumerable.Range(0, 6).Select(i => $"site-{i}")];
+        var search = new EliminationSearch(k => rng.Next(k), firstQuietWindow: 10);
+        int failed = 0;
+        for (int attempt = 0; attempt < 5_000; attempt++)
+        {
+            IReadOnlyList<string> held = search.DrawHoldOut(sites, 3);
+            if (held.Count == 0)
+            {
+                failed++;
+                EliminationStep step = search.Failed(sites);
+                Assert.Null(step.Found);
+            }
+            else
+            {
+                search.Completed();
+            }
+        }
+
+        Assert.InRange(failed, 1, 10);
+    }
+
+    [Theory]
+    [InlineData(3, 1, 3)]
+    [InlineData(3, 2, 6)]
+    [InlineData(3, 4, 24)]
+    [InlineData(3, 13, 10_000)] // 3 · 2^12 = 12,288: capped
+    [InlineData(1_000, 60, 10_000)] // no overflow however often a site was blamed
+    [InlineData(0, 5, 0)] // exclusion off stays off
+    public void ExclusionRounds_EachFurtherBlameDoublesTheExclusionUpToTheCap(int first, int blamed, int expected)
+    {
+        Assert.Equal(expected, RoundCoordinator.ExclusionRounds(first, blamed));
     }
 }

@@ -432,59 +432,140 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// site-x breaks the sum bound only in attempts where nobody is held out (it sees the cohort in the announcement) and
+    /// runs honestly otherwise, the strategy that defeated a search holding suspects out of only the attempt after each
+    /// failure (every other attempt aborted, nobody blamed). While a search lasts every attempt has a hold-out, so site-x
+    /// waits out the quiet window (10 completed attempts, then 20): over the first 25 completed rounds at most 2 attempts
+    /// abort, a `blame.search_ended` line records the first window, and no honest site is blamed.
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_SiteBreaksTheBoundOnlyWhenNobodyIsHeldOut_AbortsOnlyOncePerQuietWindow()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 50, minSites: 2);
+        using var stop = new CancellationTokenSource();
+        int attacks = 0;
+        Task hostile = RunRejoiningSiteX(fed, async x =>
+        {
+            await x.AdvertiseAndShareAsync();
+            uint[] input = new uint[x.Parameters.VectorLength];
+            input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
+            if (x.Announcement.Participants.Count == Honest.Length + 1)
+            {
+                input[0] = 1u << 30; // nobody held out: attack
+                Interlocked.Increment(ref attacks);
+            }
+
+            await x.UploadAsync(x.Mask(input));
+        }, stop.Token);
+        StartHonest(fed);
+
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(240);
+        while (fed.State.Store.ListRounds().Count(r => r.Status == RoundStatus.Completed) < 25)
+        {
+            Assert.False(hostile.IsCompleted, $"site-x stopped: {hostile.Exception}");
+            Assert.True(DateTime.UtcNow < giveUp, $"fewer than 25 rounds completed after 240 s; {fed.State.Store.ListRounds().Count(r => r.Status == RoundStatus.Aborted)} attempts aborted");
+            await Task.Delay(200);
+        }
+
+        await stop.CancelAsync();
+        try
+        {
+            await hostile.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (Exception ex) when (ex is OperationCanceledException || (ex is RpcException rpc && rpc.StatusCode == StatusCode.Cancelled))
+        {
+            // site-x stopped waiting for its next attempt
+        }
+
+        List<AuditLine> lines = AuditLines(fed);
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        int completed = rounds.Count(r => r.Status == RoundStatus.Completed);
+        int aborted = rounds.Count(r => r.Status == RoundStatus.Aborted);
+        Assert.True(attacks >= 1, "site-x never found an attempt without a hold-out");
+        Assert.True(aborted <= 2 + (completed > 31 ? 1 : 0), $"{aborted} attempts aborted and {completed} completed; site-x attacked {attacks} times");
+        Assert.Equal(aborted, lines.Count(l => l.Type == AuditEvents.OutOfBoundSearch));
+        AuditLine ended = lines.First(l => l.Type == AuditEvents.SearchEnded);
+        Assert.Equal("10", ended.Text("quiet_attempts"));
+        Assert.Equal("out_of_bound", ended.Text("search"));
+        Assert.Contains("site-x", ended.List("suspects"));
+        Assert.True(lines.Count(l => l.Type == AuditEvents.SearchHeldOut) >= 10);
+        Assert.DoesNotContain(lines, l => l.Type == AuditEvents.Blame);
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
+    /// Runs site-x in the background: it waits for every attempt it is let into, runs <paramref name="upToUpload"/> (its
+    /// advertisement, shares and upload, honest or not), then signs and reveals its shares honestly, and joins the next
+    /// attempt; it stops when <paramref name="stop"/> is cancelled or the federation finishes.
+    /// </summary>
+    private static Task RunRejoiningSiteX(TestFederation fed, Func<HostileSite, Task> upToUpload, CancellationToken stop) => Task.Run(async () =>
+    {
+        ulong after = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            await using HostileSite? x = await HostileSite.NextAsync(fed, after, stop);
+            if (x is null)
+            {
+                return;
+            }
+
+            after = x.Announcement.Header.Round;
+            try
+            {
+                await upToUpload(x);
+                SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40), stop);
+                await x.SignAndUnmaskAsync(survivors);
+            }
+            catch (Exception ex) when (ex is RpcException or TimeoutException)
+            {
+                // The attempt went on without site-x (or aborted): join the next.
+            }
+        }
+    });
+
+    /// <summary>
     /// Runs the honest sites and a site-x that joins every attempt it is let into, runs <paramref name="attack"/> (up to
     /// its upload), then signs and reveals its shares honestly, and rejoins. Asserts that the search audited as
-    /// <paramref name="searchEvent"/> blames site-x by elimination and nobody else, that a round completes without it after
-    /// the blame, that every step involved site-x and held out only suspects, and that the logs verify.
+    /// <paramref name="searchEvent"/> blames site-x by elimination and nobody else, twice (it rejoins after its first
+    /// exclusion, which the second blame doubles), that a round completes without it after the second blame, that every
+    /// step involved site-x and held out only suspects, and that the logs verify.
     /// </summary>
     private async Task AssertRejoiningAttackerFoundByEliminationAsync(string searchEvent, string involvedField, Func<HostileSite, Task> attack)
     {
         await using TestFederation fed = await StartAsync(rounds: 50, minSites: 2);
         using var stop = new CancellationTokenSource();
         int attacks = 0;
-        Task hostile = Task.Run(async () =>
+        Task hostile = RunRejoiningSiteX(fed, async x =>
         {
-            ulong after = 0;
-            while (!stop.IsCancellationRequested)
-            {
-                await using HostileSite? x = await HostileSite.NextAsync(fed, after, stop.Token);
-                if (x is null)
-                {
-                    return;
-                }
-
-                after = x.Announcement.Header.Round;
-                try
-                {
-                    await attack(x);
-                    Interlocked.Increment(ref attacks);
-                    SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40), stop.Token);
-                    await x.SignAndUnmaskAsync(survivors);
-                }
-                catch (Exception ex) when (ex is RpcException or TimeoutException)
-                {
-                    // The attempt went on without site-x (or aborted): join the next.
-                }
-            }
-        });
+            await attack(x);
+            Interlocked.Increment(ref attacks);
+        }, stop.Token);
         StartHonest(fed);
 
-        // Bounded only to catch a hang: the search needs about 2·log₂ 4 failed attempts of a few seconds each.
-        AuditLine? blame;
+        // Bounded only to catch a hang: each search needs about 2·log₂ 4 failed attempts of a few seconds each. site-x
+        // comes back after its first exclusion and is found again.
+        List<AuditLine> blames;
         DateTime giveUp = DateTime.UtcNow.AddSeconds(240);
-        while ((blame = AuditLines(fed).FirstOrDefault(l => l.Type == AuditEvents.Blame)) is null)
+        while ((blames = [.. AuditLines(fed).Where(l => l.Type == AuditEvents.Blame)]).Count < 2)
         {
             Assert.False(hostile.IsCompleted, $"site-x stopped: {hostile.Exception}");
-            Assert.True(DateTime.UtcNow < giveUp, $"nobody blamed after 240 s: {fed.State.Store.ListRounds().Count(r => r.Status == RoundStatus.Aborted)} attempts aborted, {attacks} attacks by site-x");
+            Assert.True(DateTime.UtcNow < giveUp, $"{blames.Count} blame(s) after 240 s: {fed.State.Store.ListRounds().Count(r => r.Status == RoundStatus.Aborted)} attempts aborted, {attacks} attacks by site-x");
             await Task.Delay(200);
         }
 
-        Assert.Equal("site-x", blame.Text("at_fault"));
-        Assert.Contains("found by elimination", blame.Text("reason"), StringComparison.Ordinal);
+        AuditLine blame = blames[0];
+        Assert.All(blames, b =>
+        {
+            Assert.Equal("site-x", b.Text("at_fault"));
+            Assert.Contains("found by elimination", b.Text("reason"), StringComparison.Ordinal);
+        });
 
-        // Excluded like a dealer at fault (the exclusion itself may already be running down: attempts open quickly).
-        Assert.Equal("3", blame.Text("excluded_rounds"));
-        long blamedIn = long.Parse(blame.Text("round"), System.Globalization.CultureInfo.InvariantCulture);
+        // Excluded like a dealer at fault, for twice as many attempts the second time; it sat out the first exclusion's 3
+        // attempts before it could break a round again.
+        Assert.Equal(["3", "6"], blames.Select(b => b.Text("excluded_rounds")));
+        long firstBlame = long.Parse(blame.Text("round"), System.Globalization.CultureInfo.InvariantCulture);
+        long blamedIn = long.Parse(blames[1].Text("round"), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(blamedIn > firstBlame + 3, $"blamed in attempts {firstBlame} and {blamedIn}");
 
         // A round without site-x completes after the blame.
         using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(120)))
@@ -513,10 +594,16 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.All(steps, l =>
         {
             Assert.Contains("site-x", l.List(involvedField));
-            Assert.Contains("site-x", l.List("suspects").Append(blame.Text("at_fault")));
-            Assert.All(l.List("held_out"), h => Assert.Contains(h, l.List("suspects")));
+            Assert.Contains("site-x", l.List("suspects"));
+            Assert.DoesNotContain("site-x", l.List("held_out"));
+            if (l.Text("restarted") == "false")
+            {
+                // The suspects held out of the failed attempt were not involved in it: cleared.
+                Assert.All(l.List("held_out"), h => Assert.DoesNotContain(h, l.List("suspects")));
+            }
         });
-        Assert.Single(lines, l => l.Type == AuditEvents.Blame);
+        Assert.True(lines.Count(l => l.Type == AuditEvents.Blame) >= 2);
+        Assert.All(lines.Where(l => l.Type == AuditEvents.Blame), b => Assert.Equal("site-x", b.Text("at_fault")));
         Assert.True(attacks >= steps.Count, $"{steps.Count} failed attempts from {attacks} attacks");
         Assert.All(fed.State.Store.ListRounds().Where(r => r.Status == RoundStatus.Completed), r => Assert.DoesNotContain("site-x", r.Participants));
         AssertLogsVerify(fed);
