@@ -140,7 +140,11 @@ public static class AggregatorHost
                     Log.AdminListening(app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AggregatorHost).FullName!), AdminAddress(app)?.ToString() ?? "?"));
             }
 
-            // Before routing and gRPC: a site's ShareKeys/Unmask calls over the limit are refused before their bodies are read.
+            app.UseRouting();
+
+            // After routing (which selects the endpoint without reading the body; the gate knows a call by its routed gRPC method,
+            // however its path is cased), before gRPC: a site's ShareKeys/Unmask calls over the limit are refused before their
+            // bodies are read.
             // Counted and audited like the service's refusals before any round state is touched (the round is unknown: 0;
             // a forwarded call's line names the forwarding silo in 'via').
             BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(), (caller, message) =>
@@ -151,7 +155,6 @@ public static class AggregatorHost
                 return app.Services.GetRequiredService<RefusalAudit>().Append(site, RefusalReasons.TooManyBulkCalls, f => f.Add("round", 0L).AddSite(site)
                     .Add("status", nameof(Grpc.Core.StatusCode.ResourceExhausted)).Add("reason", message));
             });
-            app.UseRouting();
             app.MapGrpcService<AggregationService>();
             app.MapGrpcHealthChecksService();
             app.Lifetime.ApplicationStopped.Register(() =>

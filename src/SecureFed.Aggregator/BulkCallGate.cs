@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Text;
 using Google.Protobuf.Reflection;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -15,8 +16,10 @@ namespace SecureFed.Aggregator;
 /// requests may be up to the 4 MiB message limit and which grpc-dotnet buffers whole before the service runs) are in
 /// flight at once: at most <see cref="LimitPerSite"/> per site, so a site makes this process hold at most that many
 /// 4 MiB request buffers, however many connections and HTTP/2 streams it opens (threat-model/README.md §7,
-/// docs/PROTOCOL.md §3 "Refusals"). As ASP.NET Core middleware (<see cref="UseBulkCallGate"/>, before routing) it refuses
-/// a further call with RESOURCE_EXHAUSTED before its body is read. The caller is identified by the service's own rule
+/// docs/PROTOCOL.md §3 "Refusals"). As ASP.NET Core middleware (<see cref="UseBulkCallGate"/>, after routing, before the
+/// endpoint) it refuses a further call with RESOURCE_EXHAUSTED before its body is read. It knows the call by the gRPC method
+/// of the endpoint routing selected (<see cref="BulkMethod"/>), not by the spelling of the request's path, which routing
+/// matches case-insensitively and with or without a trailing slash. The caller is identified by the service's own rule
 /// (<see cref="ForwardedIdentity.Decide"/>): a call a silo of the aggregator cluster forwards with the aggregator's
 /// certificate counts against the site it names. Calls it cannot identify pass through (the service refuses them).
 /// Public for the aggregator cluster's slice silos, whose front serves the same methods (docs/cluster.md §6).
@@ -25,6 +28,9 @@ public sealed class BulkCallGate
 {
     /// <summary>The default of <see cref="AggregatorOptions.MaxBulkCallsPerSite"/>: 2 (honest agents make one at a time).</summary>
     public const int DefaultLimitPerSite = 2;
+
+    /// <summary><see cref="Methods"/> as routing matches a path to them: case-insensitively (a trailing slash is trimmed before).</summary>
+    private static readonly Dictionary<string, string> RoutedPaths = new(BulkMethods(), StringComparer.OrdinalIgnoreCase);
 
     private readonly ConcurrentDictionary<string, Counter> _sites = new(StringComparer.Ordinal);
 
@@ -75,7 +81,8 @@ public sealed class BulkCallGate
         $"{method}: site '{site}' already has {LimitPerSite} ShareKeys/Unmask calls in flight (the limit per site); refused before reading the request, retry when one has finished");
 
     /// <summary>
-    /// Adds the gate to <paramref name="app"/>'s pipeline (call it before <c>UseRouting</c>): a request on one of
+    /// Adds the gate to <paramref name="app"/>'s pipeline (call it after <c>UseRouting</c>, which selects the endpoint
+    /// without reading the body, so that the call is known by its routed method: <see cref="BulkMethod"/>): a POST for one of
     /// <see cref="Methods"/> from an identified site takes a place for as long as the rest of the pipeline runs on it
     /// (given back however it ends: completed, failed, aborted or cancelled); a request over the limit is answered at
     /// once with a gRPC trailers-only response of status RESOURCE_EXHAUSTED and <see cref="RefusalMessage"/>.
@@ -97,7 +104,7 @@ public sealed class BulkCallGate
         ArgumentNullException.ThrowIfNull(logger);
         app.Use(async (context, next) =>
         {
-            if (!HttpMethods.IsPost(context.Request.Method) || !Methods.TryGetValue(context.Request.Path.Value ?? "", out string? method))
+            if (!HttpMethods.IsPost(context.Request.Method) || BulkMethod(context) is not string method)
             {
                 await next(context).ConfigureAwait(false);
                 return;
@@ -133,6 +140,31 @@ public sealed class BulkCallGate
                 place.Dispose();
             }
         });
+    }
+
+    /// <summary>
+    /// The name of the bulk method (<see cref="Methods"/>) <paramref name="context"/>'s request is for, or null. When routing
+    /// has selected an endpoint, it is the endpoint's gRPC method (<see cref="GrpcMethodMetadata"/>), however the path was
+    /// spelled; an endpoint that is not a gRPC method is not a bulk call. Without an endpoint (the gate placed before routing,
+    /// or no route matched) the path is matched as routing would match it: case-insensitively, a trailing slash ignored.
+    /// </summary>
+    /// <param name="context">The request's context.</param>
+    public static string? BulkMethod(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        string? name;
+        if (context.GetEndpoint() is Endpoint endpoint)
+        {
+            return endpoint.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method is IMethod grpc && Methods.TryGetValue(grpc.FullName, out name) ? name : null;
+        }
+
+        string path = context.Request.Path.Value ?? "";
+        if (path.Length > 1 && path[^1] == '/')
+        {
+            path = path[..^1];
+        }
+
+        return RoutedPaths.TryGetValue(path, out name) ? name : null;
     }
 
     /// <summary>

@@ -2,6 +2,7 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Security;
+using Google.Protobuf;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
@@ -111,6 +112,83 @@ public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, I
         await app.StopAsync().WaitAsync(HangBound);
     }
 
+    /// <summary>
+    /// Routing matches a method's path case-insensitively and tolerates a trailing slash: a site's differently spelled
+    /// ShareKeys/Unmask call (a hand-made <see cref="Method{TRequest, TResponse}"/>) reaches the front's service, so the
+    /// front's gate counts it against the same limit.
+    /// </summary>
+    [Theory]
+    [InlineData("securefed.v1.aggregation", "sharekeys")]
+    [InlineData("securefed.v1.Aggregation", "ShareKeys/")]
+    [InlineData("SECUREFED.V1.AGGREGATION", "UNMASK")]
+    public async Task BulkCall_PathSpelledDifferentlyButRoutedToTheMethod_CountedAgainstTheSameLimit(string service, string name)
+    {
+        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation, ["site-a", "site-x"], "127.0.0.1"));
+        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+        using PartyKit kitX = PartyKit.Load(federation.SiteKitDirectories["site-x"]);
+        using PartyKit kitA = PartyKit.Load(federation.SiteKitDirectories["site-a"]);
+        using var front = new SliceFront(Federation, aggregatorKit, _cluster.Grains, "silo-under-test", maxConcurrentUploads: 2);
+        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front);
+        await app.StartAsync().WaitAsync(HangBound);
+        Uri address = SliceFrontHost.BoundAddress(app);
+        BulkCallGate gate = app.Services.GetRequiredService<BulkCallGate>();
+        string canonical = name.StartsWith("unmask", StringComparison.OrdinalIgnoreCase) ? "Unmask" : "ShareKeys";
+
+        // Routing takes the path to the method: site-a's call reaches the front's service (no coordinator: Unimplemented
+        // with the service's own message).
+        using (GrpcChannel channelA = Channel(address, kitA))
+        {
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => BulkCall(channelA, service, name).WaitAsync(HangBound));
+            Assert.Equal(StatusCode.Unimplemented, ex.StatusCode);
+            Assert.EndsWith("this silo serves slice uploads only", ex.Status.Detail, StringComparison.Ordinal);
+        }
+
+        // site-x fills its two places with stalled calls on the canonical path.
+        using var release = new CancellationTokenSource();
+        using var raw = new HttpClient(Handler(kitX)) { Timeout = Timeout.InfiniteTimeSpan };
+        var calls = new List<Task<HttpResponseMessage>>();
+        for (int i = 0; i < 2; i++)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, "/securefed.v1.Aggregation/ShareKeys"))
+            {
+                Version = HttpVersion.Version20,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Content = new StalledGrpcContent(3_500_000, 64 * 1024),
+            };
+            request.Headers.TE.Add(new TransferCodingWithQualityHeaderValue("trailers"));
+            calls.Add(raw.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, release.Token));
+        }
+
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.InFlight("site-x") < 2)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        // site-x's differently spelled call is refused by the gate.
+        using (GrpcChannel channelX = Channel(address, kitX))
+        {
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => BulkCall(channelX, service, name).WaitAsync(HangBound));
+            Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
+            Assert.StartsWith($"{canonical}: site 'site-x' already has 2 ShareKeys/Unmask calls in flight (the limit per site); refused", ex.Status.Detail, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(2, gate.InFlight("site-x"));
+        await release.CancelAsync();
+        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.InFlight("site-x") > 0)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        await app.StopAsync().WaitAsync(HangBound);
+    }
+
     public void Dispose()
     {
         try
@@ -120,6 +198,14 @@ public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, I
         catch (IOException)
         {
         }
+    }
+
+    /// <summary>A ShareKeys-shaped unary call on the method <paramref name="service"/>/<paramref name="name"/> as spelled.</summary>
+    private static Task<Ack> BulkCall(GrpcChannel channel, string service, string name)
+    {
+        var method = new Method<ShareKeysRequest, Ack>(MethodType.Unary, service, name,
+            Marshallers.Create(m => m.ToByteArray(), ShareKeysRequest.Parser.ParseFrom), Marshallers.Create(m => m.ToByteArray(), Ack.Parser.ParseFrom));
+        return channel.CreateCallInvoker().AsyncUnaryCall(method, null, new CallOptions(deadline: DateTime.UtcNow.AddSeconds(60)), new ShareKeysRequest()).ResponseAsync;
     }
 
     private static SocketsHttpHandler Handler(PartyKit kit) => new()

@@ -1,4 +1,5 @@
 using System.Security.Cryptography.X509Certificates;
+using Grpc.AspNetCore.Server;
 using Grpc.Core;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -25,6 +26,40 @@ public sealed class BulkCallGateTests : IDisposable
     public void Methods_FromTheServiceDescriptor_AreShareKeysAndUnmask()
     {
         Assert.Equal(new Dictionary<string, string> { [ShareKeysPath] = "ShareKeys", [UnmaskPath] = "Unmask" }, BulkCallGate.Methods);
+    }
+
+    [Fact]
+    public void BulkMethod_ByTheRoutedGrpcMethodNotThePath_WithoutEndpointPathMatchedAsRoutingDoes()
+    {
+        // Routed: the endpoint's gRPC method decides, whatever the path's spelling.
+        Assert.Equal("ShareKeys", BulkCallGate.BulkMethod(Routed("/SECUREFED.V1.AGGREGATION/sharekeys/", "ShareKeys")));
+        Assert.Equal("Unmask", BulkCallGate.BulkMethod(Routed("/anything", "Unmask")));
+        Assert.Null(BulkCallGate.BulkMethod(Routed(ShareKeysPath, "GetStatus")));
+        var notGrpc = new DefaultHttpContext();
+        notGrpc.Request.Path = ShareKeysPath;
+        notGrpc.SetEndpoint(new Endpoint(_ => Task.CompletedTask, new EndpointMetadataCollection(), "not gRPC"));
+        Assert.Null(BulkCallGate.BulkMethod(notGrpc));
+
+        // No endpoint: the path as routing matches it (case-insensitively, a trailing slash ignored).
+        foreach (string path in new[] { ShareKeysPath, "/securefed.v1.aggregation/sharekeys", "/SECUREFED.V1.AGGREGATION/SHAREKEYS/", ShareKeysPath + "/" })
+        {
+            Assert.Equal("ShareKeys", BulkCallGate.BulkMethod(Context(null, path, out _)));
+        }
+
+        Assert.Equal("Unmask", BulkCallGate.BulkMethod(Context(null, "/securefed.v1.aggregation/unmask/", out _)));
+        foreach (string path in new[] { "/", "", "/securefed.v1.Aggregation/GetStatus", ShareKeysPath + "//", "/securefed.v1.Aggregation/ShareKeysX", "/other.Aggregation/ShareKeys" })
+        {
+            Assert.Null(BulkCallGate.BulkMethod(Context(null, path, out _)));
+        }
+
+        static DefaultHttpContext Routed(string path, string method)
+        {
+            var context = new DefaultHttpContext();
+            context.Request.Path = path;
+            var grpc = new Method<byte[], byte[]>(MethodType.Unary, "securefed.v1.Aggregation", method, Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+            context.SetEndpoint(new Endpoint(_ => Task.CompletedTask, new EndpointMetadataCollection(new GrpcMethodMetadata(typeof(Wire.V1.Aggregation.AggregationBase), grpc)), "gRPC"));
+            return context;
+        }
     }
 
     [Fact]

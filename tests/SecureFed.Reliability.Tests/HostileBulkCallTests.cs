@@ -141,6 +141,81 @@ public sealed class HostileBulkCallTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// Routing matches a method's path case-insensitively and tolerates a trailing slash, so a site that spells ShareKeys
+    /// or Unmask differently (a hand-made <see cref="Method{TRequest, TResponse}"/> on its channel) still reaches the
+    /// service: such a call is counted against the same limit (the gate identifies the call by the routed endpoint).
+    /// </summary>
+    [Theory]
+    [InlineData("securefed.v1.aggregation", "sharekeys")]
+    [InlineData("SECUREFED.V1.AGGREGATION", "SHAREKEYS")]
+    [InlineData("securefed.v1.Aggregation", "ShareKeys/")]
+    [InlineData("Securefed.V1.aggregation", "sharekeys/")]
+    [InlineData("securefed.v1.aggregation", "unmask")]
+    [InlineData("securefed.v1.Aggregation", "Unmask/")]
+    public async Task BulkCall_PathSpelledDifferentlyButRoutedToTheMethod_CountedAgainstTheSameLimit(string service, string name)
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"], new Dictionary<string, string> { ["MinSites"] = "2" });
+        await fed.StartAggregatorAsync();
+        BulkCallGate gate = fed.Aggregator!.Services.GetRequiredService<BulkCallGate>();
+        using PartyKit kitX = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using PartyKit kitA = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-a"]);
+        bool unmask = name.StartsWith("unmask", StringComparison.OrdinalIgnoreCase);
+        string canonical = unmask ? "Unmask" : "ShareKeys";
+
+        // Routing takes the path to the method: site-a's call on it reaches the service (refused there as stale).
+        using (GrpcChannel channelA = fed.RawChannel(kitA.TlsCertificate))
+        {
+            RpcException stale = await Assert.ThrowsAsync<RpcException>(() => BulkCall(channelA, service, name, "site-a", unmask).WaitAsync(HangBound));
+            Assert.Equal(StatusCode.FailedPrecondition, stale.StatusCode);
+        }
+
+        Assert.Equal(0, gate.InFlight("site-a"));
+
+        // site-x fills its two places with stalled calls on the canonical path.
+        using var release = new CancellationTokenSource();
+        using HttpClient raw = RawHttp(kitX.TlsCertificate);
+        var calls = new List<Task<HttpResponseMessage>>();
+        for (int i = 0; i < 2; i++)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri(fed.Address, "/securefed.v1.Aggregation/ShareKeys"))
+            {
+                Version = HttpVersion.Version20,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Content = new StalledGrpcContent(BulkBytes, 64 * 1024),
+            };
+            request.Headers.TE.Add(new TransferCodingWithQualityHeaderValue("trailers"));
+            calls.Add(raw.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, release.Token));
+        }
+
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.InFlight("site-x") < 2)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        // The differently spelled call of site-x is refused by the gate, not let through to the service.
+        using (GrpcChannel channelX = fed.RawChannel(kitX.TlsCertificate))
+        {
+            RpcException refused = await Assert.ThrowsAsync<RpcException>(() => BulkCall(channelX, service, name, "site-x", unmask).WaitAsync(HangBound));
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+            Assert.StartsWith($"{canonical}: site 'site-x' already has 2 ShareKeys/Unmask calls in flight (the limit per site); refused", refused.Status.Detail, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(2, gate.InFlight("site-x"));
+        await release.CancelAsync();
+        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.InFlight("site-x") > 0)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+    }
+
     public void Dispose()
     {
         try
@@ -151,6 +226,27 @@ public sealed class HostileBulkCallTests : IDisposable
         {
         }
     }
+
+    private static Task<Ack> BulkCall(GrpcChannel channel, string service, string name, string site, bool unmask)
+    {
+        CallInvoker invoker = channel.CreateCallInvoker();
+        CallOptions options = RawClient.Deadline(60);
+        if (unmask)
+        {
+            var method = new Method<UnmaskResponseMessage, Ack>(MethodType.Unary, service, name, Marshaller<UnmaskResponseMessage>(UnmaskResponseMessage.Parser), Marshaller<Ack>(Ack.Parser));
+            var request = new UnmaskResponseMessage { Header = RawClient.Header(1, "0123abcd", site, Stage.Unmasking) };
+            return invoker.AsyncUnaryCall(method, null, options, request).ResponseAsync;
+        }
+        else
+        {
+            var method = new Method<ShareKeysRequest, Ack>(MethodType.Unary, service, name, Marshaller<ShareKeysRequest>(ShareKeysRequest.Parser), Marshaller<Ack>(Ack.Parser));
+            var request = new ShareKeysRequest { Header = RawClient.Header(1, "0123abcd", site, Stage.ShareKeys) };
+            return invoker.AsyncUnaryCall(method, null, options, request).ResponseAsync;
+        }
+    }
+
+    private static Marshaller<T> Marshaller<T>(MessageParser<T> parser)
+        where T : IMessage<T> => Marshallers.Create(m => m.ToByteArray(), parser.ParseFrom);
 
     private static HttpClient RawHttp(X509Certificate2 certificate) => new(new SocketsHttpHandler
     {

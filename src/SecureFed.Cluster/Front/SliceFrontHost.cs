@@ -39,10 +39,10 @@ public static class SliceFrontHost
             grpc.MaxSendMessageSize = AggregatorHost.MaxMessageBytes;
         });
         WebApplication app = builder.Build();
-        // Before routing, as the coordinator's: a site's ShareKeys/Unmask calls over the limit are refused before their
-        // bodies are read (and before they are forwarded).
-        BulkCallGate.UseBulkCallGate(app, bulkCalls, kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>());
+        // After routing, as the coordinator's (the gate knows a call by its routed gRPC method, however its path is cased):
+        // a site's ShareKeys/Unmask calls over the limit are refused before their bodies are read (and before they are forwarded).
         app.UseRouting();
+        BulkCallGate.UseBulkCallGate(app, bulkCalls, kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>());
         app.MapGrpcService<SiloFrontService>();
         return app;
     }
