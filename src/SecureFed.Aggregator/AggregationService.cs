@@ -775,7 +775,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         string atFault = verdict.AccusedAtFault ? accusedName : site;
-        int excluded = _coordinator.Exclude(atFault);
+        int excluded = _coordinator.Exclude(atFault, session.Round);
         Log.Blamed(_logger, session.Round, site, accusedName, atFault, verdict.Reason, excluded);
         _state.Audit.Append(AuditEvents.Blame, f => f
             .Add("round", session.Round)

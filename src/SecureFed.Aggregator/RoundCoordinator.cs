@@ -31,7 +31,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly ConcurrentDictionary<string, TaskCompletionSource<bool>> _waiting = new(StringComparer.Ordinal);
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
-    private readonly ConcurrentDictionary<string, int> _blamed = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (int Count, long Round)> _blamed = new(StringComparer.Ordinal);
     private readonly EliminationSearch _outOfBound = new();
     private readonly EliminationSearch _unrebuiltSecret = new();
 
@@ -149,13 +149,15 @@ public sealed class RoundCoordinator : BackgroundService
 
     /// <summary>
     /// Leaves <paramref name="site"/>, found at fault, out of the next round attempts: <see cref="AggregatorOptions.BlameExclusionRounds"/>
-    /// the first time, twice as many each further time this aggregator blames it (at most <see cref="MaxExclusionRounds"/>),
+    /// the first time, twice as many each further round attempt in which this aggregator blames it (at most <see cref="MaxExclusionRounds"/>),
     /// so a site that keeps attacking after each exclusion costs the federation fewer and fewer attempts
     /// (docs/PROTOCOL.md, "Blame"). Returns the number of attempts.
     /// </summary>
-    internal int Exclude(string site)
+    internal int Exclude(string site, long round)
     {
-        int blamed = _blamed.AddOrUpdate(site, 1, (_, count) => count + 1);
+        // One round attempt counts once however many verdicts name the site in it (every holder of an invalid envelope
+        // accuses its sender).
+        (int blamed, _) = _blamed.AddOrUpdate(site, (1, round), (_, last) => last.Round == round ? last : (last.Count + 1, round));
         int rounds = ExclusionRounds(_options.BlameExclusionRounds, blamed);
         if (rounds > 0)
         {
@@ -317,33 +319,21 @@ public sealed class RoundCoordinator : BackgroundService
         DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(_options.JoinTimeoutSeconds);
         DateTimeOffset? enoughSince = null;
         int reported = -1;
-        string[] held = DrawHoldOut();
         while (true)
         {
             // Revoked sites never join; sites blamed by a verified accusation sit out their exclusion (PROTOCOL.md "Blame").
             var waiting = _waiting.Keys.Where(s => !_state.Kit.Manifest.IsRevoked(s) && !_excluded.ContainsKey(s)).Order(StringComparer.Ordinal).ToList();
-            var eligibleSites = _state.Kit.Manifest.Sites.Select(s => s.Name).Where(s => !_state.Kit.Manifest.IsRevoked(s) && !_excluded.ContainsKey(s)).ToList();
-            int eligible = eligibleSites.Count;
-
-            // The searches' held-out sites sit this attempt out only while the others can open it without them (never at
-            // the price of waiting for sites that are not there).
-            List<string> withoutHeld = [.. waiting.Except(held, StringComparer.Ordinal)];
-            bool holding = held.Length > 0 && CanOpenWith(withoutHeld.Count);
-            if (holding)
-            {
-                waiting = withoutHeld;
-                eligible = eligibleSites.Count(s => !held.Contains(s, StringComparer.Ordinal));
-            }
-
             DateTimeOffset now = _time.GetUtcNow();
             if (waiting.Count >= _options.MinSites)
             {
                 enoughSince ??= now;
-                bool everyone = waiting.Count >= eligible;
+                bool everyone = waiting.Count >= _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name) && !_excluded.ContainsKey(s.Name));
                 if (everyone || now - enoughSince.Value >= TimeSpan.FromSeconds(_options.JoinGraceSeconds))
                 {
-                    _heldOut = holding ? held : [];
-                    return waiting;
+                    // The searches by elimination hold suspects out of the sites that are here, as many as these can spare
+                    // (never at the price of waiting for sites that are not).
+                    _heldOut = DrawHoldOut(waiting);
+                    return [.. waiting.Except(_heldOut, StringComparer.Ordinal)];
                 }
             }
             else
@@ -366,26 +356,26 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// The suspects the searches by elimination hold out of the attempt about to open (docs/PROTOCOL.md "Blame: by elimination"):
-    /// while a search lasts, a fresh random half of its suspects every attempt, as many as the eligible sites can spare
-    /// (the rest must still open a round); empty when no search is under way.
+    /// The suspects the searches by elimination hold out of the attempt about to open (docs/PROTOCOL.md "Blame: by
+    /// elimination"): while a search lasts, a fresh random half of its suspects among the <paramref name="waiting"/>
+    /// sites every attempt, as many as those can spare (the rest must still open a round: <see cref="CanOpenWith"/>);
+    /// empty when no search is under way.
     /// </summary>
-    private string[] DrawHoldOut()
+    private string[] DrawHoldOut(IReadOnlyList<string> waiting)
     {
         if (_outOfBound.Suspects.Count == 0 && _unrebuiltSecret.Suspects.Count == 0)
         {
             return [];
         }
 
-        var eligible = _state.Kit.Manifest.Sites.Select(s => s.Name).Where(s => !_state.Kit.Manifest.IsRevoked(s) && !_excluded.ContainsKey(s)).ToList();
         int spare = 0;
-        while (spare < eligible.Count && CanOpenWith(eligible.Count - spare - 1))
+        while (spare < waiting.Count && CanOpenWith(waiting.Count - spare - 1))
         {
             spare++;
         }
 
-        List<string> held = [.. _outOfBound.DrawHoldOut(eligible, spare)];
-        held.AddRange(_unrebuiltSecret.DrawHoldOut(eligible.Except(held, StringComparer.Ordinal), spare - held.Count));
+        List<string> held = [.. _outOfBound.DrawHoldOut(waiting, spare)];
+        held.AddRange(_unrebuiltSecret.DrawHoldOut(waiting.Except(held, StringComparer.Ordinal), spare - held.Count));
         return [.. held.Order(StringComparer.Ordinal)];
     }
 
@@ -630,6 +620,7 @@ public sealed class RoundCoordinator : BackgroundService
             }
             else if (session.OutOfBoundContributors is string[] contributors)
             {
+                ChargeUnmaskedSum(session, contributors.Length);
                 SearchByElimination(session, _outOfBound, AuditEvents.OutOfBoundSearch, "contributors", contributors,
                     "the decoded sum was out of its bound",
                     "its masked input was in every decoded sum outside the bound since the search began, and every other site was cleared by an out-of-bound sum without it (found by elimination: the aggregator sees only sums)");
@@ -708,7 +699,7 @@ public sealed class RoundCoordinator : BackgroundService
     /// </summary>
     private void BlameDealer(RoundSession session, string dealer, string reason)
     {
-        int excluded = Exclude(dealer);
+        int excluded = Exclude(dealer, session.Round);
         Log.DealerBlamed(_logger, session.Round, dealer, reason, excluded);
         _state.Audit.Append(AuditEvents.Blame, f => f
             .Add("round", session.Round)
@@ -728,17 +719,19 @@ public sealed class RoundCoordinator : BackgroundService
     /// </summary>
     private void SearchByElimination(RoundSession session, EliminationSearch search, string auditEvent, string involvedField, string[] involved, string failure, string reason)
     {
+        // This search's suspects that sat the attempt out: not involved in its failure, so cleared by it.
+        string[] cleared = [.. session.HeldOut.Intersect(search.Suspects, StringComparer.Ordinal)];
         EliminationStep step = search.Failed(involved);
-        Log.EliminationStep(_logger, session.Round, failure, string.Join(", ", step.Suspects), string.Join(", ", session.HeldOut), step.Found ?? "");
+        Log.EliminationStep(_logger, session.Round, failure, string.Join(", ", step.Suspects), string.Join(", ", cleared), step.Found ?? "");
         _state.Audit.Append(auditEvent, f => f
             .Add("round", session.Round)
             .Add(involvedField, involved)
-            .Add("held_out", session.HeldOut)
+            .Add("held_out", cleared)
             .Add("suspects", step.Suspects)
             .Add("restarted", step.Restarted));
         if (step.Found is string found)
         {
-            int excluded = Exclude(found);
+            int excluded = Exclude(found, session.Round);
             Log.FoundByElimination(_logger, session.Round, found, reason, excluded);
             _state.Audit.Append(AuditEvents.Blame, f => f
                 .Add("round", session.Round)
@@ -747,6 +740,26 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("reason", reason)
                 .Add("excluded_rounds", excluded));
         }
+    }
+
+    /// <summary>
+    /// An attempt aborted after its sum was unmasked (the sum bound): the aggregator saw the sum of the
+    /// <paramref name="contributors"/> sites' noisy inputs, so its site-level cost counts against the federation's budget
+    /// as a completed round's does (<see cref="AuditEvents.PrivacySpent"/> with the note "sum unmasked, round aborted"),
+    /// although no model is stored.
+    /// </summary>
+    private void ChargeUnmaskedSum(RoundSession session, int contributors)
+    {
+        double rho = DistributedDp.RhoPerRound(session.DpPlan, contributors);
+        double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
+        _state.Audit.Append(AuditEvents.PrivacySpent, f => f
+            .Add("round", session.Round)
+            .Add("guarantee", "site")
+            .Add("rho", rho)
+            .Add("epsilon", epsilon)
+            .Add("delta", _options.Delta)
+            .Add("budget", _options.EpsilonBudget)
+            .Add("note", "sum unmasked, round aborted"));
     }
 
     /// <summary>

@@ -168,7 +168,7 @@ public sealed class HostileShareTests : IDisposable
     }
 
     [Fact]
-    public async Task MaskedInput_WeightSlotAboveCap_RoundAbortedWithBoundNoModelNoBudgetNextRoundCompletes()
+    public async Task MaskedInput_WeightSlotAboveCap_RoundAbortedWithBoundNoModelUnmaskedSumChargedNextRoundCompletes()
     {
         await using TestFederation fed = await StartAsync(rounds: 1);
         uint weight = int.MaxValue - 600; // W = 2^31 − 1 with the honest 100 + 200 + 300
@@ -181,7 +181,9 @@ public sealed class HostileShareTests : IDisposable
         RoundRecord completed = Assert.Single(rounds, r => r.Status == RoundStatus.Completed);
         Assert.Equal(Honest, completed.Participants.Order());
         Assert.Equal([2L], AuditFields(fed, AuditEvents.AggregateProduced).Select(f => f.GetProperty("round").GetInt64()));
-        Assert.Equal([2L], AuditFields(fed, AuditEvents.PrivacySpent).Select(f => f.GetProperty("round").GetInt64()));
+        // The aborted attempt's sum was unmasked before W was checked: its site-level cost is charged, noted as such.
+        Assert.Equal([1L, 2L], AuditFields(fed, AuditEvents.PrivacySpent).Select(f => f.GetProperty("round").GetInt64()));
+        Assert.Equal("sum unmasked, round aborted", AuditFields(fed, AuditEvents.PrivacySpent).First().GetProperty("note").GetString());
         Assert.Equal(600, AuditFields(fed, AuditEvents.AggregateProduced).Single().GetProperty("total_weight").GetInt64());
         AssertLogsVerify(fed);
     }

@@ -183,6 +183,10 @@ public sealed class HostileSiteRoundTests : IDisposable
             Assert.Contains(b.Text("accuser"), Honest);
             Assert.Contains("does not decrypt", b.Text("reason"), StringComparison.Ordinal);
             Assert.Equal(128, b.Text("signature").Length);
+
+            // Every accusation of the one attempt counts as one blame: excluded for BlameExclusionRounds, not doubled
+            // per accuser.
+            Assert.Equal("3", b.Text("excluded_rounds"));
         });
         Assert.True(fed.Coordinator.ExcludedSites.ContainsKey("site-x"));
         foreach (string site in Honest)
@@ -432,11 +436,31 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// As above in a federation of six (five honest sites and site-x, MinSites 4) with one honest site offline for the
+    /// whole test (review finding: the search sized its hold-outs by every eligible site, offline ones included: it drew
+    /// two of the five suspects, the four sites left could not open a round (MinSites 4), so it held nobody out, never
+    /// narrowed, and site-x aborted every attempt again). The hold-outs are now drawn from the sites waiting, as many as
+    /// they can spare (one here).
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_SiteBreaksTheBoundInEveryAttemptWithOneSiteOffline_FoundByElimination()
+    {
+        await AssertRejoiningAttackerFoundByEliminationAsync(AuditEvents.OutOfBoundSearch, "contributors", async x =>
+        {
+            await x.AdvertiseAndShareAsync();
+            uint[] input = new uint[x.Parameters.VectorLength];
+            input[0] = 1u << 30;
+            input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
+            await x.UploadAsync(x.Mask(input));
+        }, minSites: 4, honest: [.. Honest, "site-d", "site-e"], offline: "site-e");
+    }
+
+    /// <summary>
     /// site-x breaks the sum bound only in attempts where nobody is held out (it sees the cohort in the announcement) and
     /// runs honestly otherwise, the strategy that defeated a search holding suspects out of only the attempt after each
     /// failure (every other attempt aborted, nobody blamed). While a search lasts every attempt has a hold-out, so site-x
-    /// waits out the quiet window (10 completed attempts, then 20): over the first 25 completed rounds at most 2 attempts
-    /// abort, a `blame.search_ended` line records the first window, and no honest site is blamed.
+    /// waits out the quiet window (10 completed attempts, then 20): at most one attempt aborts per search (one more than
+    /// the searches ended), a `blame.search_ended` line records the first window, and no honest site is blamed.
     /// </summary>
     [Fact]
     public async Task UploadMaskedInput_SiteBreaksTheBoundOnlyWhenNobodyIsHeldOut_AbortsOnlyOncePerQuietWindow()
@@ -482,7 +506,10 @@ public sealed class HostileSiteRoundTests : IDisposable
         int completed = rounds.Count(r => r.Status == RoundStatus.Completed);
         int aborted = rounds.Count(r => r.Status == RoundStatus.Aborted);
         Assert.True(attacks >= 1, "site-x never found an attempt without a hold-out");
-        Assert.True(aborted <= 2 + (completed > 31 ? 1 : 0), $"{aborted} attempts aborted and {completed} completed; site-x attacked {attacks} times");
+        // Each search begins with one abort (an attack in a full cohort) and sees none while it lasts.
+        int ends = lines.Count(l => l.Type == AuditEvents.SearchEnded);
+        Assert.True(aborted <= 1 + ends, $"{aborted} attempts aborted, {completed} completed and {ends} searches ended; site-x attacked {attacks} times");
+        Assert.InRange(ends, 1, 2); // windows of 10 and 20 completed attempts
         Assert.Equal(aborted, lines.Count(l => l.Type == AuditEvents.OutOfBoundSearch));
         AuditLine ended = lines.First(l => l.Type == AuditEvents.SearchEnded);
         Assert.Equal("10", ended.Text("quiet_attempts"));
@@ -530,9 +557,10 @@ public sealed class HostileSiteRoundTests : IDisposable
     /// exclusion, which the second blame doubles), that a round completes without it after the second blame, that every
     /// step involved site-x and held out only suspects, and that the logs verify.
     /// </summary>
-    private async Task AssertRejoiningAttackerFoundByEliminationAsync(string searchEvent, string involvedField, Func<HostileSite, Task> attack)
+    private async Task AssertRejoiningAttackerFoundByEliminationAsync(string searchEvent, string involvedField, Func<HostileSite, Task> attack,
+        int minSites = 2, IReadOnlyList<string>? honest = null, string? offline = null)
     {
-        await using TestFederation fed = await StartAsync(rounds: 50, minSites: 2);
+        await using TestFederation fed = await StartAsync(rounds: 50, minSites, honest);
         using var stop = new CancellationTokenSource();
         int attacks = 0;
         Task hostile = RunRejoiningSiteX(fed, async x =>
@@ -540,7 +568,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             await attack(x);
             Interlocked.Increment(ref attacks);
         }, stop.Token);
-        StartHonest(fed);
+        StartHonest(fed, offline: offline, honest: honest);
 
         // Bounded only to catch a hang: each search needs about 2·log₂ 4 failed attempts of a few seconds each. site-x
         // comes back after its first exclusion and is found again.
@@ -605,6 +633,11 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.True(lines.Count(l => l.Type == AuditEvents.Blame) >= 2);
         Assert.All(lines.Where(l => l.Type == AuditEvents.Blame), b => Assert.Equal("site-x", b.Text("at_fault")));
         Assert.True(attacks >= steps.Count, $"{steps.Count} failed attempts from {attacks} attacks");
+
+        // An out-of-bound sum was unmasked before it was refused: its site-level cost is charged like a completed
+        // round's. A secret that cannot be rebuilt leaves the sum masked: nothing to charge.
+        int charged = lines.Count(l => l.Type == AuditEvents.PrivacySpent && l.Text("note") == "sum unmasked, round aborted");
+        Assert.Equal(searchEvent == AuditEvents.OutOfBoundSearch ? steps.Count : 0, charged);
         Assert.All(fed.State.Store.ListRounds().Where(r => r.Status == RoundStatus.Completed), r => Assert.DoesNotContain("site-x", r.Participants));
         AssertLogsVerify(fed);
     }
@@ -787,9 +820,9 @@ public sealed class HostileSiteRoundTests : IDisposable
 
     // Helpers ------------------------------------------------------------------------------------------------------
 
-    private async Task<TestFederation> StartAsync(int rounds, int minSites = 3)
+    private async Task<TestFederation> StartAsync(int rounds, int minSites = 3, IReadOnlyList<string>? honest = null)
     {
-        TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], new Dictionary<string, string>
+        TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. honest ?? Honest, "site-x"], new Dictionary<string, string>
         {
             ["Rounds"] = rounds.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["MinSites"] = minSites.ToString(System.Globalization.CultureInfo.InvariantCulture),
@@ -799,9 +832,9 @@ public sealed class HostileSiteRoundTests : IDisposable
         return fed;
     }
 
-    private static void StartHonest(TestFederation fed, string? silentAtUnmasking = null)
+    private static void StartHonest(TestFederation fed, string? silentAtUnmasking = null, string? offline = null, IReadOnlyList<string>? honest = null)
     {
-        foreach ((string site, int i) in Honest.Select((s, i) => (s, i)))
+        foreach ((string site, int i) in (honest ?? Honest).Select((s, i) => (s, i)).Where(p => p.s != offline))
         {
             fed.StartAgent(site, 100 * (i + 1), site == silentAtUnmasking ? new DropoutHook(1, ProtocolStage.Unmasking) : null);
         }
