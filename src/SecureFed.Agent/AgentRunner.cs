@@ -355,6 +355,14 @@ public sealed class AgentRunner
             unmaskMessage.SelfMaskShares.AddRange(response.SelfMaskShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
             unmaskMessage.MaskingKeyShares.AddRange(response.MaskingKeyShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
             bytesSent += Sent(round, "unmask", unmaskMessage);
+
+            // Once these shares are out the aggregator can unmask the sum of the survivors' inputs, whatever it reports
+            // afterwards (an abort after the sum was read, e.g. at the sum bound, or a lie): the round's site-level cost
+            // counts from here, for the survivors named in the signed unmasking request (docs/PROTOCOL.md §6).
+            double rho = DistributedDp.RhoPerRound(dpPlan, unmaskRequest.Survivors.Count);
+            LedgerEntry siteEntry = _ledger.Append(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), _options.Delta);
+            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", siteEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.SiteEpsilonBudget).Add("rho", rho));
+            _audit.Checkpoint();
             await _client.UnmaskAsync(unmaskMessage, cancellationToken).ConfigureAwait(false);
 
             RoundOutcome outcome = await _client.AwaitOutcomeAsync(Query(round, parameters, Stage.Unmasking), stageWait * 2, cancellationToken).ConfigureAwait(false);
@@ -365,10 +373,6 @@ public sealed class AgentRunner
                 return;
             }
 
-            double rho = DistributedDp.RhoPerRound(dpPlan, outcome.Contributors.Count);
-            LedgerEntry siteEntry = _ledger.Append(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), _options.Delta);
-            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", siteEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.SiteEpsilonBudget).Add("rho", rho));
-            _audit.Checkpoint();
             Log.RoundDone(_logger, _options.Site, round, "completed", recordEntry.EpsilonAfter, siteEntry.EpsilonAfter);
             Report(round, true, $"completed (model v{outcome.ModelVersion})", loss, devF1, bytesSent, (long)outcome.ModelVersion);
         }

@@ -184,6 +184,15 @@ public sealed class HostileShareTests : IDisposable
         // The aborted attempt's sum was unmasked before W was checked: its site-level cost is charged, noted as such.
         Assert.Equal([1L, 2L], AuditFields(fed, AuditEvents.PrivacySpent).Select(f => f.GetProperty("round").GetInt64()));
         Assert.Equal("sum unmasked, round aborted", AuditFields(fed, AuditEvents.PrivacySpent).First().GetProperty("note").GetString());
+
+        // Each honest agent charged its own site-level ledger for both attempts, before it revealed its shares: the
+        // aggregator could unmask the sum of the first whatever it reported afterwards.
+        foreach (string site in Honest)
+        {
+            Assert.Equal([1L, 2L], AuditFields(fed, AuditEvents.PrivacyLedger, site)
+                .Where(f => f.GetProperty("guarantee").GetString() == "site")
+                .Select(f => f.GetProperty("round").GetInt64()));
+        }
         Assert.Equal(600, AuditFields(fed, AuditEvents.AggregateProduced).Single().GetProperty("total_weight").GetInt64());
         AssertLogsVerify(fed);
     }
@@ -331,10 +340,11 @@ public sealed class HostileShareTests : IDisposable
     private static string AuditText(TestFederation fed)
         => string.Join("\n", Directory.EnumerateFiles(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), "*.jsonl").Select(File.ReadAllText));
 
-    private static List<JsonElement> AuditFields(TestFederation fed, string type)
+    private static List<JsonElement> AuditFields(TestFederation fed, string type, string? agent = null)
     {
         var result = new List<JsonElement>();
-        foreach (string line in File.ReadAllLines(Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName)))
+        string directory = agent is null ? AggregatorState.AuditDirectory(fed.AggregatorDataDirectory) : AgentState.AuditDirectory(fed.AgentDataDirectory(agent));
+        foreach (string line in File.ReadAllLines(Path.Combine(directory, AuditLog.LogFileName)))
         {
             using JsonDocument doc = JsonDocument.Parse(line);
             if (doc.RootElement.GetProperty("type").GetString() == type)

@@ -501,8 +501,10 @@ public sealed class HostileSiteRoundTests : IDisposable
             // site-x stopped waiting for its next attempt
         }
 
+        // The federation still runs its rounds: stop it before reading and verifying the logs (a checkpoint written while
+        // a log is being verified looks like a rollback).
+        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed);
         List<AuditLine> lines = AuditLines(fed);
-        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
         int completed = rounds.Count(r => r.Status == RoundStatus.Completed);
         int aborted = rounds.Count(r => r.Status == RoundStatus.Aborted);
         Assert.True(attacks >= 1, "site-x never found an attempt without a hold-out");
@@ -614,6 +616,10 @@ public sealed class HostileSiteRoundTests : IDisposable
             // site-x stopped waiting for its next attempt
         }
 
+        // The federation still runs its rounds: stop it before reading and verifying the logs (a checkpoint written while
+        // a log is being verified looks like a rollback).
+        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed);
+
         // Every failure had site-x in it, every search step kept it a suspect and held out only suspects, and every
         // aborted attempt with its input failed the same way; nobody else was blamed.
         List<AuditLine> lines = AuditLines(fed);
@@ -638,7 +644,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         // round's. A secret that cannot be rebuilt leaves the sum masked: nothing to charge.
         int charged = lines.Count(l => l.Type == AuditEvents.PrivacySpent && l.Text("note") == "sum unmasked, round aborted");
         Assert.Equal(searchEvent == AuditEvents.OutOfBoundSearch ? steps.Count : 0, charged);
-        Assert.All(fed.State.Store.ListRounds().Where(r => r.Status == RoundStatus.Completed), r => Assert.DoesNotContain("site-x", r.Participants));
+        Assert.All(rounds.Where(r => r.Status == RoundStatus.Completed), r => Assert.DoesNotContain("site-x", r.Participants));
         AssertLogsVerify(fed);
     }
 
@@ -880,6 +886,15 @@ public sealed class HostileSiteRoundTests : IDisposable
             return new AuditLine(doc.RootElement.GetProperty("type").GetString()!, doc.RootElement.GetProperty("fields").Clone());
         }),
     ];
+
+    /// <summary>Stops the agents, then the aggregator, and returns the rounds it recorded.</summary>
+    private static async Task<IReadOnlyList<RoundRecord>> StopFederationAsync(TestFederation fed)
+    {
+        await fed.StopAgentsAsync();
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        await fed.StopAggregatorAsync();
+        return rounds;
+    }
 
     private static void AssertLogsVerify(TestFederation fed)
     {
