@@ -92,9 +92,11 @@ public static class AggregatorHost
             }
 
             var listen = new Uri(options.Listen);
+            var connections = new ConnectionGate(options.MaxConnectionsPerSite);
+            builder.Services.AddSingleton(connections);
             builder.WebHost.ConfigureKestrel(kestrel =>
             {
-                AgentListener.Listen(kestrel, listen, state.Kit);
+                AgentListener.Listen(kestrel, listen, state.Kit, connections);
                 if (options.AdminEnabled)
                 {
                     AdminListener.Listen(kestrel, new Uri(options.AdminListen!));

@@ -186,6 +186,16 @@ public sealed class AggregatorOptions
     public int MaxBulkCallsPerSite { get; set; } = BulkCallGate.DefaultLimitPerSite;
 
     /// <summary>
+    /// TLS connections one site may hold open to the agent endpoint at once (on the aggregator, the coordinator silo and each
+    /// slice silo): a further one is closed right after its TLS handshake, before any HTTP/2 frame of it is read, so one site
+    /// makes this process hold at most this many connections' TLS and HTTP/2 state, each with at most Kestrel's 100 streams
+    /// (<see cref="ConnectionGate"/>, <see cref="AgentListener"/>; docs/PROTOCOL.md §3, "Refusals"). Honest agents hold one.
+    /// Connections presenting the aggregator's own certificate (silos forwarding calls) are not counted.
+    /// <value>The default value is 8.</value>
+    /// </summary>
+    public int MaxConnectionsPerSite { get; set; } = ConnectionGate.DefaultLimitPerSite;
+
+    /// <summary>
     /// Model versions the round store keeps: 0 keeps every version; N ≥ 1 keeps the newest N, and the transaction that
     /// stores a round's new version deletes the older ones (never the latest, the version the saved server-optimizer
     /// moments go with, or the base version of a running round), audited as <c>models.pruned</c>. On the aggregator
@@ -306,6 +316,7 @@ public sealed class AggregatorOptions
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
         Range(errors, "MaxBulkCallsPerSite", MaxBulkCallsPerSite, 1, 64);
+        Range(errors, "MaxConnectionsPerSite", MaxConnectionsPerSite, 1, 1_024);
         if (KeepModelVersions < 0)
         {
             errors.Add($"SecureFed:KeepModelVersions must be 0 (keep every model version) or the number of newest model versions to keep (at least 1), got {KeepModelVersions}.");

@@ -105,4 +105,7 @@ internal static partial class Log
 
     [LoggerMessage(34, LogLevel.Information, "Round {Round}: the {Search} search by elimination ended after {Quiet} completed attempts without a failure; its suspects were {Suspects}")]
     public static partial void SearchEnded(ILogger logger, long round, string search, int quiet, string suspects);
+
+    [LoggerMessage(35, LogLevel.Warning, "Closed a connection of {Site} right after its TLS handshake: the site already holds {Limit} connections to the agent endpoint (SecureFed:MaxConnectionsPerSite); {Refused} connection(s) of the site refused since the last such line (at most one per site every 10 s)")]
+    public static partial void ConnectionRefused(ILogger logger, string site, int limit, long refused);
 }

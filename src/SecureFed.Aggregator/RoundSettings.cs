@@ -25,9 +25,9 @@ namespace SecureFed.Aggregator;
 /// </para>
 /// <para>
 /// Not round-affecting (<see cref="IgnoredNames"/>): where the process listens and keeps its files, its operator and
-/// telemetry endpoints, the upload concurrency, how many model versions the round store keeps (<c>KeepModelVersions</c>:
-/// no round's result depends on a version older than its base), the timeouts, the federation's name (the key the state
-/// is saved under) and <c>InitialModel</c> (read only when the round store holds no model; a coordinator that takes over
+/// telemetry endpoints, the upload concurrency, the per-site bounds on bulk calls and connections, how many model
+/// versions the round store keeps (<c>KeepModelVersions</c>: no round's result depends on a version older than its
+/// base), the timeouts, the federation's name (the key the state is saved under) and <c>InitialModel</c> (read only when the round store holds no model; a coordinator that takes over
 /// restores the saved model versions, version 0 included unless pruned, and never reads it).
 /// </para>
 /// </remarks>
@@ -51,6 +51,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.JoinGraceSeconds),
         nameof(AggregatorOptions.MaxConcurrentUploads),
         nameof(AggregatorOptions.MaxBulkCallsPerSite),
+        nameof(AggregatorOptions.MaxConnectionsPerSite),
         nameof(AggregatorOptions.KeepModelVersions),
         nameof(AggregatorOptions.InitialModel),
         nameof(AggregatorOptions.AdminListen),

@@ -17,7 +17,8 @@ namespace SecureFed.Cluster.Tests;
 /// <summary>
 /// A slice silo's front bounds one site's ShareKeys/Unmask calls in flight as the coordinator does (<see cref="BulkCallGate"/>,
 /// docs/cluster.md §6): a site's stalled large calls beyond <see cref="SliceFront.MaxBulkCallsPerSite"/> are refused with
-/// RESOURCE_EXHAUSTED before their bodies are read (and before anything is forwarded); another site's calls are not.
+/// RESOURCE_EXHAUSTED before their bodies are read (and before anything is forwarded); another site's calls are not. Its
+/// agent endpoint bounds a site's open connections likewise (<see cref="ConnectionGate"/>).
 /// </summary>
 public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, IDisposable
 {
@@ -186,6 +187,60 @@ public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, I
             }
         }
 
+        await app.StopAsync().WaitAsync(HangBound);
+    }
+
+    /// <summary>
+    /// The front's agent endpoint bounds a site's open connections as the coordinator's does (<see cref="ConnectionGate"/>,
+    /// <see cref="SliceFront.MaxConnectionsPerSite"/>): one over the limit is closed after its TLS handshake (the client sees
+    /// UNAVAILABLE); another site's is not; a closed connection frees its place.
+    /// </summary>
+    [Fact]
+    public async Task AgentEndpoint_SiteOpensMoreConnectionsThanTheLimit_ExtraClosedOtherSiteNotFreedOnClose()
+    {
+        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation, ["site-a", "site-x"], "127.0.0.1"));
+        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+        using PartyKit kitX = PartyKit.Load(federation.SiteKitDirectories["site-x"]);
+        using PartyKit kitA = PartyKit.Load(federation.SiteKitDirectories["site-a"]);
+        using var front = new SliceFront(Federation, aggregatorKit, _cluster.Grains, "silo-under-test", maxConcurrentUploads: 2) { MaxConnectionsPerSite = 2 };
+        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front);
+        await app.StartAsync().WaitAsync(HangBound);
+        Uri address = SliceFrontHost.BoundAddress(app);
+        ConnectionGate gate = app.Services.GetRequiredService<ConnectionGate>();
+        Assert.Equal(2, gate.LimitPerSite);
+
+        // Each connection opened by a call that reaches the front's service (no coordinator: Unimplemented).
+        static async Task<StatusCode> CallAsync(GrpcChannel channel)
+        {
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(channel)
+                .ShareKeysAsync(new ShareKeysRequest(), deadline: DateTime.UtcNow.AddSeconds(30)).ResponseAsync.WaitAsync(HangBound));
+            return ex.StatusCode;
+        }
+
+        using GrpcChannel first = Channel(address, kitX);
+        using GrpcChannel second = Channel(address, kitX);
+        using GrpcChannel third = Channel(address, kitX);
+        Assert.Equal(StatusCode.Unimplemented, await CallAsync(first));
+        Assert.Equal(StatusCode.Unimplemented, await CallAsync(second));
+        Assert.Equal(StatusCode.Unavailable, await CallAsync(third));
+        Assert.Equal(2, gate.Open("site-x"));
+        using (GrpcChannel channelA = Channel(address, kitA))
+        {
+            Assert.Equal(StatusCode.Unimplemented, await CallAsync(channelA));
+        }
+
+        second.Dispose(); // closes its connection now (disposing again at the end is a no-op)
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.Open("site-x") > 1)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        using GrpcChannel fourth = Channel(address, kitX);
+        Assert.Equal(StatusCode.Unimplemented, await CallAsync(fourth));
+        Assert.Equal(2, gate.Open("site-x"));
         await app.StopAsync().WaitAsync(HangBound);
     }
 

@@ -208,7 +208,7 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         // The product's agent-facing endpoint (mutual TLS), so the malicious aggregator is reached exactly as the real one.
-        builder.WebHost.ConfigureKestrel(kestrel => AgentListener.Listen(kestrel, new Uri("https://127.0.0.1:0"), kit));
+        builder.WebHost.ConfigureKestrel(kestrel => AgentListener.Listen(kestrel, new Uri("https://127.0.0.1:0"), kit, new ConnectionGate(ConnectionGate.DefaultLimitPerSite)));
         builder.Services.AddGrpc(grpc => grpc.EnableDetailedErrors = true);
         builder.Services.AddSingleton(service);
         WebApplication app = builder.Build();

@@ -476,12 +476,14 @@ internal static class ServiceCommands
 
                 int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
                 int bulkCalls = int.TryParse(configuration["SecureFed:MaxBulkCallsPerSite"], CultureInfo.InvariantCulture, out int b) && b > 0 ? b : new AggregatorOptions().MaxBulkCallsPerSite;
+                int connections = int.TryParse(configuration["SecureFed:MaxConnectionsPerSite"], CultureInfo.InvariantCulture, out int c) && c > 0 ? c : new AggregatorOptions().MaxConnectionsPerSite;
                 string siloName = silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString();
                 leaseDatabase = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
                 var locator = new Cluster.Front.LeaseCoordinatorLocator(new Cluster.Lease.PostgresCoordinatorLease(leaseDatabase, federation), TimeProvider.System);
                 front = new Cluster.Front.SliceFront(federation, serving, silo.Services.GetRequiredService<IGrainFactory>(), siloName, uploads)
                 {
                     MaxBulkCallsPerSite = bulkCalls,
+                    MaxConnectionsPerSite = connections,
                     Coordinator = new Cluster.Front.CoordinatorForwarder(federation, serving, siloName, locator,
                         silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front")),
                 };

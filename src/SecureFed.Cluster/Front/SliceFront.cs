@@ -65,6 +65,13 @@ public sealed class SliceFront : IDisposable
     public int MaxBulkCallsPerSite { get; init; } = BulkCallGate.DefaultLimitPerSite;
 
     /// <summary>
+    /// TLS connections one site may hold open to this silo's agent endpoint at once: a further one is closed right after its
+    /// TLS handshake, before any HTTP/2 frame of it is read (<see cref="ConnectionGate"/>; <c>SecureFed:MaxConnectionsPerSite</c>).
+    /// <value>The default value is <see cref="ConnectionGate.DefaultLimitPerSite"/> (8).</value>
+    /// </summary>
+    public int MaxConnectionsPerSite { get; init; } = ConnectionGate.DefaultLimitPerSite;
+
+    /// <summary>
     /// The clock of <see cref="StageCheckInterval"/>.
     /// <value>The default value is <see cref="TimeProvider.System"/>.</value>
     /// </summary>

@@ -11,8 +11,8 @@ namespace SecureFed.Cluster.Front;
 
 /// <summary>
 /// Kestrel for a slice silo (not the coordinator): HTTPS with mandatory client certificates of the federation CA, the
-/// aggregator's TLS certificate (the same kit as the coordinator's), the per-site bound on ShareKeys/Unmask calls in flight
-/// (<see cref="BulkCallGate"/>), and <see cref="SiloFrontService"/>: slice uploads
+/// aggregator's TLS certificate (the same kit as the coordinator's), the per-site bounds on open connections
+/// (<see cref="ConnectionGate"/>) and on ShareKeys/Unmask calls in flight (<see cref="BulkCallGate"/>), and <see cref="SiloFrontService"/>: slice uploads
 /// taken here, every other call forwarded to the coordinator when <see cref="SliceFront.Coordinator"/> is set
 /// (docs/cluster.md §6).
 /// </summary>
@@ -26,9 +26,11 @@ public static class SliceFrontHost
         PartyKit kit = front.Kit;
         var builder = WebApplication.CreateSlimBuilder();
         configureLogging?.Invoke(builder.Logging);
+        var connections = new ConnectionGate(front.MaxConnectionsPerSite);
+        builder.Services.AddSingleton(connections);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
-            AgentListener.Listen(kestrel, listen, kit);
+            AgentListener.Listen(kestrel, listen, kit, connections);
         });
         builder.Services.AddSingleton(front);
         var bulkCalls = new BulkCallGate(front.MaxBulkCallsPerSite);
