@@ -699,14 +699,25 @@ public sealed class RoundCoordinator : BackgroundService
     /// </summary>
     private void BlameDealer(RoundSession session, string dealer, string reason)
     {
-        int excluded = Exclude(dealer, session.Round);
+        int excluded = BlameAndExclude(session, dealer, reason);
         Log.DealerBlamed(_logger, session.Round, dealer, reason, excluded);
+    }
+
+    /// <summary>
+    /// Excludes <paramref name="site"/>, found at fault with no accuser (the shares or the search are the evidence), and
+    /// audits a <see cref="AuditEvents.Blame"/> line {round, accused = at_fault, reason, excluded_rounds}; returns the
+    /// attempts it sits out.
+    /// </summary>
+    private int BlameAndExclude(RoundSession session, string site, string reason)
+    {
+        int excluded = Exclude(site, session.Round);
         _state.Audit.Append(AuditEvents.Blame, f => f
             .Add("round", session.Round)
-            .Add("accused", dealer)
-            .Add("at_fault", dealer)
+            .Add("accused", site)
+            .Add("at_fault", site)
             .Add("reason", reason)
             .Add("excluded_rounds", excluded));
+        return excluded;
     }
 
     /// <summary>
@@ -731,14 +742,8 @@ public sealed class RoundCoordinator : BackgroundService
             .Add("restarted", step.Restarted));
         if (step.Found is string found)
         {
-            int excluded = Exclude(found, session.Round);
+            int excluded = BlameAndExclude(session, found, reason);
             Log.FoundByElimination(_logger, session.Round, found, reason, excluded);
-            _state.Audit.Append(AuditEvents.Blame, f => f
-                .Add("round", session.Round)
-                .Add("accused", found)
-                .Add("at_fault", found)
-                .Add("reason", reason)
-                .Add("excluded_rounds", excluded));
         }
     }
 

@@ -491,19 +491,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             await Task.Delay(200);
         }
 
-        await stop.CancelAsync();
-        try
-        {
-            await hostile.WaitAsync(TimeSpan.FromSeconds(60));
-        }
-        catch (Exception ex) when (ex is OperationCanceledException || (ex is RpcException rpc && rpc.StatusCode == StatusCode.Cancelled))
-        {
-            // site-x stopped waiting for its next attempt
-        }
-
-        // The federation still runs its rounds: stop it before reading and verifying the logs (a checkpoint written while
-        // a log is being verified looks like a rollback).
-        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed);
+        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed, stop, hostile);
         List<AuditLine> lines = AuditLines(fed);
         int completed = rounds.Count(r => r.Status == RoundStatus.Completed);
         int aborted = rounds.Count(r => r.Status == RoundStatus.Aborted);
@@ -606,19 +594,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             }
         }
 
-        await stop.CancelAsync();
-        try
-        {
-            await hostile.WaitAsync(TimeSpan.FromSeconds(60));
-        }
-        catch (Exception ex) when (ex is OperationCanceledException || (ex is RpcException rpc && rpc.StatusCode == StatusCode.Cancelled))
-        {
-            // site-x stopped waiting for its next attempt
-        }
-
-        // The federation still runs its rounds: stop it before reading and verifying the logs (a checkpoint written while
-        // a log is being verified looks like a rollback).
-        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed);
+        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed, stop, hostile);
 
         // Every failure had site-x in it, every search step kept it a suspect and held out only suspects, and every
         // aborted attempt with its input failed the same way; nobody else was blamed.
@@ -887,9 +863,23 @@ public sealed class HostileSiteRoundTests : IDisposable
         }),
     ];
 
-    /// <summary>Stops the agents, then the aggregator, and returns the rounds it recorded.</summary>
-    private static async Task<IReadOnlyList<RoundRecord>> StopFederationAsync(TestFederation fed)
+    /// <summary>
+    /// Stops site-x (<paramref name="stop"/>, then waits for <paramref name="hostile"/>), the agents, then the aggregator,
+    /// and returns the rounds it recorded. The federation would still run its rounds otherwise: a checkpoint written while
+    /// a log is being verified looks like a rollback.
+    /// </summary>
+    private static async Task<IReadOnlyList<RoundRecord>> StopFederationAsync(TestFederation fed, CancellationTokenSource stop, Task hostile)
     {
+        await stop.CancelAsync();
+        try
+        {
+            await hostile.WaitAsync(TimeSpan.FromSeconds(60));
+        }
+        catch (Exception ex) when (ex is OperationCanceledException || (ex is RpcException rpc && rpc.StatusCode == StatusCode.Cancelled))
+        {
+            // site-x stopped waiting for its next attempt
+        }
+
         await fed.StopAgentsAsync();
         IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
         await fed.StopAggregatorAsync();

@@ -237,7 +237,7 @@ internal sealed class TestFederation : IAsyncDisposable
         ConnectTimeout = TimeSpan.FromSeconds(5),
     };
 
-    /// <summary>A raw channel presenting <paramref name="certificate"/> (or none), trusting any server certificate.</summary>
+    /// <summary>A raw channel presenting <paramref name="certificate"/> (or none), trusting any server certificate; disposing it closes its connections.</summary>
     public GrpcChannel RawChannel(X509Certificate2? certificate, int maxSendBytes = 16 * 1024 * 1024)
     {
         var handler = new SocketsHttpHandler
@@ -249,7 +249,8 @@ internal sealed class TestFederation : IAsyncDisposable
             },
             ConnectTimeout = TimeSpan.FromSeconds(5),
         };
-        return GrpcChannel.ForAddress(Address, new GrpcChannelOptions { HttpHandler = handler, MaxSendMessageSize = maxSendBytes, MaxReceiveMessageSize = 16 * 1024 * 1024 });
+        // Disposing the channel closes its connections (the aggregator bounds each site's open connections: MaxConnectionsPerSite).
+        return GrpcChannel.ForAddress(Address, new GrpcChannelOptions { HttpHandler = handler, DisposeHttpClient = true, MaxSendMessageSize = maxSendBytes, MaxReceiveMessageSize = 16 * 1024 * 1024 });
     }
 
     public async ValueTask DisposeAsync()
