@@ -48,6 +48,9 @@ internal sealed class EliminationSearch
     /// <summary>The sites still suspected, in ordinal order (empty when no search is under way).</summary>
     public IReadOnlyList<string> Suspects => _suspects is null ? [] : [.. _suspects.Order(StringComparer.Ordinal)];
 
+    /// <summary>Whether <paramref name="site"/> is among the suspects (false when no search is under way).</summary>
+    public bool IsSuspect(string site) => _suspects?.Contains(site) == true;
+
     /// <summary>Completed attempts in a row without a failure that end the current (or next) search.</summary>
     public int QuietWindow => _quietWindow;
 

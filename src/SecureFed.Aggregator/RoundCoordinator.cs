@@ -368,8 +368,10 @@ public sealed class RoundCoordinator : BackgroundService
             return [];
         }
 
+        // No more than the suspects waiting can be held out: stop planning rounds there (each check plans a round).
+        int suspects = waiting.Count(s => _outOfBound.IsSuspect(s) || _unrebuiltSecret.IsSuspect(s));
         int spare = 0;
-        while (spare < waiting.Count && CanOpenWith(waiting.Count - spare - 1))
+        while (spare < suspects && CanOpenWith(waiting.Count - spare - 1))
         {
             spare++;
         }

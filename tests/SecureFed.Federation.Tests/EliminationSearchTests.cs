@@ -24,6 +24,8 @@ public sealed class EliminationSearchTests
         Assert.Null(step.Found);
         Assert.True(step.Restarted);
         Assert.Equal(Four, step.Suspects);
+        Assert.True(search.IsSuspect("site-c"));
+        Assert.False(search.IsSuspect("site-e"));
     }
 
     [Fact]

@@ -34,7 +34,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
         AssertAnnouncementFollowsProtocolFormulas(x.Announcement);
         await x.AdvertiseAndShareAsync();
-        uint[] masked = x.Mask();
+        uint[] masked = await x.MaskAsync();
         Ack first = await x.UploadAsync(masked);
         Assert.False(first.Duplicate);
 
@@ -116,7 +116,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         // arrive while it is open (3 of 4 answers >= t = 3, the round still completes).
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed, silentAtUnmasking: "site-c"));
         await x.AdvertiseAndShareAsync();
-        await x.UploadAsync(x.Mask());
+        await x.UploadAsync(await x.MaskAsync());
         SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
         UnmaskResponseMessage response = await x.SignAndBuildUnmaskAsync(survivors);
         Assert.True(response.SelfMaskShares.Count >= 2);
@@ -219,7 +219,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         }));
         Assert.All(request.Shares, s => Assert.Equal(116, s.Ciphertext.Length));
         Assert.False((await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
-        await x.UploadAsync(x.Mask());
+        await x.UploadAsync(await x.MaskAsync());
         SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
         UnmaskResponseMessage response = await x.SignAndBuildUnmaskAsync(survivors);
         RevealedShareMessage own = response.SelfMaskShares.Single(s => s.Owner == (uint)x.Self);
@@ -365,7 +365,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         uint[] input = new uint[x.Parameters.VectorLength];
         input[d] = 100;     // a plausible weight, a zero update
         input[d + 1] = 2;   // the evaluation flag t − 1; the counts stay zero
-        Assert.False((await x.UploadAsync(x.Mask(input))).Duplicate);
+        Assert.False((await x.UploadAsync(await x.MaskAsync(input))).Duplicate);
         SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
         await x.SignAndUnmaskAsync(survivors);
         RoundOutcome outcome = await x.Client.AwaitRoundOutcomeAsync(x.Query(Stage.Unmasking), Deadline(60)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(70));
@@ -401,7 +401,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             uint[] input = new uint[x.Parameters.VectorLength];
             input[0] = 1u << 30;
             input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
-            await x.UploadAsync(x.Mask(input));
+            await x.UploadAsync(await x.MaskAsync(input));
         });
     }
 
@@ -431,7 +431,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
             uint[] input = new uint[x.Parameters.VectorLength];
             input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight, nothing else: the input is within bound
-            await x.UploadAsync(x.Mask(input));
+            await x.UploadAsync(await x.MaskAsync(input));
         });
     }
 
@@ -451,7 +451,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             uint[] input = new uint[x.Parameters.VectorLength];
             input[0] = 1u << 30;
             input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
-            await x.UploadAsync(x.Mask(input));
+            await x.UploadAsync(await x.MaskAsync(input));
         }, minSites: 4, honest: [.. Honest, "site-d", "site-e"], offline: "site-e");
     }
 
@@ -479,7 +479,7 @@ public sealed class HostileSiteRoundTests : IDisposable
                 Interlocked.Increment(ref attacks);
             }
 
-            await x.UploadAsync(x.Mask(input));
+            await x.UploadAsync(await x.MaskAsync(input));
         }, stop.Token);
         StartHonest(fed);
 
@@ -633,7 +633,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         await x.AdvertiseAndShareAsync();
         uint[] input = new uint[x.Parameters.VectorLength];
         edit(input, (int)x.Announcement.ParameterCount);
-        Assert.False((await x.UploadAsync(x.Mask(input))).Duplicate);
+        Assert.False((await x.UploadAsync(await x.MaskAsync(input))).Duplicate);
         SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
         await x.SignAndUnmaskAsync(survivors);
 
@@ -1095,9 +1095,9 @@ public sealed class HostileSiteRoundTests : IDisposable
         }
 
         /// <summary>Masks <paramref name="input"/> (default: an all-zero input, weight 0) with the shares relayed to site-x.</summary>
-        public uint[] Mask(uint[]? input = null)
+        public async Task<uint[]> MaskAsync(uint[]? input = null)
         {
-            ShareSet forMe = Client.AwaitSharesAsync(Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40)).GetAwaiter().GetResult();
+            ShareSet forMe = await Client.AwaitSharesAsync(Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
             uint[] masked = new uint[Parameters.VectorLength];
             Protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input ?? new uint[Parameters.VectorLength], masked);
             return masked;
