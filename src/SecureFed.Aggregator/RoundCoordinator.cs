@@ -759,15 +759,24 @@ public sealed class RoundCoordinator : BackgroundService
     {
         double rho = DistributedDp.RhoPerRound(session.DpPlan, contributors);
         double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
-        _state.Audit.Append(AuditEvents.PrivacySpent, f => f
-            .Add("round", session.Round)
-            .Add("guarantee", "site")
-            .Add("rho", rho)
-            .Add("epsilon", epsilon)
-            .Add("delta", _options.Delta)
-            .Add("budget", _options.EpsilonBudget)
-            .Add("note", "sum unmasked, round aborted"));
+        AuditSiteSpend(session.Round, rho, epsilon, "sum unmasked, round aborted");
     }
+
+    /// <summary>Audits a round's site-level cost as <see cref="AuditEvents.PrivacySpent"/> (with <paramref name="note"/> when not null).</summary>
+    private void AuditSiteSpend(long round, double rho, double epsilon, string? note = null) =>
+        _state.Audit.Append(AuditEvents.PrivacySpent, f =>
+        {
+            f.Add("round", round)
+                .Add("guarantee", "site")
+                .Add("rho", rho)
+                .Add("epsilon", epsilon)
+                .Add("delta", _options.Delta)
+                .Add("budget", _options.EpsilonBudget);
+            if (note is not null)
+            {
+                f.Add("note", note);
+            }
+        });
 
     /// <summary>
     /// A completed attempt: each search by elimination that has now seen its quiet window of completed attempts without a
@@ -975,13 +984,7 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         AuditEvaluation(session, evaluation, evaluationNote, declarations);
-        _state.Audit.Append(AuditEvents.PrivacySpent, f => f
-            .Add("round", session.Round)
-            .Add("guarantee", "site")
-            .Add("rho", rho)
-            .Add("epsilon", epsilon)
-            .Add("delta", _options.Delta)
-            .Add("budget", _options.EpsilonBudget));
+        AuditSiteSpend(session.Round, rho, epsilon);
         _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", session.Round));
         _state.Audit.Checkpoint();
         await _fence.CommitAsync(_state, CancellationToken.None).ConfigureAwait(false); // durable in the cluster before anyone hears of it

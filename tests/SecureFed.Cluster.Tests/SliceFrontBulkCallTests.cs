@@ -23,6 +23,22 @@ namespace SecureFed.Cluster.Tests;
 public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, IDisposable
 {
     private const string Federation = "slice-bulk";
+    /// <summary>Aborts site-x's stalled calls, waits until they gave their places back, and stops the front.</summary>
+    private static async Task ReleaseAndStopAsync(CancellationTokenSource release, List<Task<HttpResponseMessage>> calls, BulkCallGate gate, WebApplication app)
+    {
+        await release.CancelAsync();
+        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.InFlight("site-x") > 0)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        await app.StopAsync().WaitAsync(HangBound);
+    }
+
     private static readonly TimeSpan HangBound = TimeSpan.FromSeconds(90);
     private readonly ThreeSiloCluster _cluster;
     private readonly string _dir = Directory.CreateTempSubdirectory("securefed-slice-bulk-").FullName;
@@ -100,17 +116,7 @@ public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, I
         }
 
         // Aborted calls give their places back.
-        await release.CancelAsync();
-        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
-        using (var timeout = new CancellationTokenSource(HangBound))
-        {
-            while (gate.InFlight("site-x") > 0)
-            {
-                await Task.Delay(50, timeout.Token);
-            }
-        }
-
-        await app.StopAsync().WaitAsync(HangBound);
+        await ReleaseAndStopAsync(release, calls, gate, app);
     }
 
     /// <summary>
@@ -177,17 +183,7 @@ public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, I
         }
 
         Assert.Equal(2, gate.InFlight("site-x"));
-        await release.CancelAsync();
-        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
-        using (var timeout = new CancellationTokenSource(HangBound))
-        {
-            while (gate.InFlight("site-x") > 0)
-            {
-                await Task.Delay(50, timeout.Token);
-            }
-        }
-
-        await app.StopAsync().WaitAsync(HangBound);
+        await ReleaseAndStopAsync(release, calls, gate, app);
     }
 
     /// <summary>

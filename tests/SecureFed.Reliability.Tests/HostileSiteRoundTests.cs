@@ -395,14 +395,7 @@ public sealed class HostileSiteRoundTests : IDisposable
     [Fact]
     public async Task UploadMaskedInput_SiteBreaksTheBoundInEveryAttempt_FoundByEliminationExcludedRoundsComplete()
     {
-        await AssertRejoiningAttackerFoundByEliminationAsync(AuditEvents.OutOfBoundSearch, "contributors", async x =>
-        {
-            await x.AdvertiseAndShareAsync();
-            uint[] input = new uint[x.Parameters.VectorLength];
-            input[0] = 1u << 30;
-            input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
-            await x.UploadAsync(await x.MaskAsync(input));
-        });
+        await AssertRejoiningAttackerFoundByEliminationAsync(AuditEvents.OutOfBoundSearch, "contributors", BreakTheBoundAsync);
     }
 
     /// <summary>
@@ -445,14 +438,7 @@ public sealed class HostileSiteRoundTests : IDisposable
     [Fact]
     public async Task UploadMaskedInput_SiteBreaksTheBoundInEveryAttemptWithOneSiteOffline_FoundByElimination()
     {
-        await AssertRejoiningAttackerFoundByEliminationAsync(AuditEvents.OutOfBoundSearch, "contributors", async x =>
-        {
-            await x.AdvertiseAndShareAsync();
-            uint[] input = new uint[x.Parameters.VectorLength];
-            input[0] = 1u << 30;
-            input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
-            await x.UploadAsync(await x.MaskAsync(input));
-        }, minSites: 4, honest: [.. Honest, "site-d", "site-e"], offline: "site-e");
+        await AssertRejoiningAttackerFoundByEliminationAsync(AuditEvents.OutOfBoundSearch, "contributors", BreakTheBoundAsync, minSites: 4, honest: [.. Honest, "site-d", "site-e"], offline: "site-e");
     }
 
     /// <summary>
@@ -508,6 +494,16 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.True(lines.Count(l => l.Type == AuditEvents.SearchHeldOut) >= 10);
         Assert.DoesNotContain(lines, l => l.Type == AuditEvents.Blame);
         AssertLogsVerify(fed);
+    }
+
+    /// <summary>site-x's attack up to its upload: an honest run with 2^30 in coordinate 0 of its input and a plausible weight.</summary>
+    private static async Task BreakTheBoundAsync(HostileSite x)
+    {
+        await x.AdvertiseAndShareAsync();
+        uint[] input = new uint[x.Parameters.VectorLength];
+        input[0] = 1u << 30;
+        input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight
+        await x.UploadAsync(await x.MaskAsync(input));
     }
 
     /// <summary>
