@@ -71,8 +71,8 @@ public sealed record ExperimentOptions
     public TaggerOptimizer Optimizer { get; init; } = TaggerOptimizer.Adam;
 
     /// <summary>Learning rate without DP.</summary>
-    /// <value>The default value is 0.003.</value>
-    public double LearningRate { get; init; } = 0.003;
+    /// <value>The default value is the product recipe's (<see cref="TrainingRecipe.LearningRate"/>, 0.01).</value>
+    public double LearningRate { get; init; } = TrainingRecipe.Product.LearningRate;
 
     /// <summary>Learning-rate decay per round: round r trains at rate / (1 + decay · (r − 1)) (with and without DP); 0 = constant.</summary>
     /// <value>The default value is 0.</value>

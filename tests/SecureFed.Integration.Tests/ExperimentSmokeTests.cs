@@ -250,11 +250,11 @@ public sealed class ExperimentSmokeTests : IDisposable
     }
 
     [Theory]
-    [InlineData(new string[0], "product", 2, "sgd", 0.5, 0.1, 8.0, true)]
-    [InlineData(new[] { "--recipe", "first-session" }, "first-session", 1, "adam", 0.003, 0.02, 1.0, false)]
-    [InlineData(new[] { "--recipe", "first-session", "--grad-clip", "3", "--dp-no-dropout" }, "first-session", 1, "adam", 0.003, 0.02, 3.0, true)]
-    [InlineData(new[] { "--dp-dropout", "--dp-lr", "0.25", "--local-epochs", "1" }, "product", 1, "sgd", 0.25, 0.1, 8.0, false)]
-    public async Task Experiment_Recipe_OptionsNotGivenComeFromTheRecipeAndAreRecorded(string[] options, string recipe, int localEpochs, string dpOptimizer, double dpLr, double q, double clip, bool noDropout)
+    [InlineData(new string[0], "product", 2, 0.01, "sgd", 0.5, 0.1, 8.0, true)]
+    [InlineData(new[] { "--recipe", "first-session" }, "first-session", 1, 0.003, "adam", 0.003, 0.02, 1.0, false)]
+    [InlineData(new[] { "--recipe", "first-session", "--grad-clip", "3", "--dp-no-dropout", "--lr", "0.02" }, "first-session", 1, 0.02, "adam", 0.003, 0.02, 3.0, true)]
+    [InlineData(new[] { "--dp-dropout", "--dp-lr", "0.25", "--local-epochs", "1" }, "product", 1, 0.01, "sgd", 0.25, 0.1, 8.0, false)]
+    public async Task Experiment_Recipe_OptionsNotGivenComeFromTheRecipeAndAreRecorded(string[] options, string recipe, int localEpochs, double lr, string dpOptimizer, double dpLr, double q, double clip, bool noDropout)
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "recipe"), train: 30, eval: 10);
         string output = Path.Combine(_dir, "recipe-out-" + Guid.NewGuid().ToString("N"));
@@ -267,6 +267,7 @@ public sealed class ExperimentSmokeTests : IDisposable
         JsonElement configuration = results.RootElement.GetProperty("configuration");
         Assert.Equal(recipe, configuration.GetProperty("recipe").GetString());
         Assert.Equal(localEpochs, configuration.GetProperty("local_epochs").GetInt32());
+        Assert.Equal(lr, configuration.GetProperty("lr").GetDouble());
         Assert.Equal(dpOptimizer, configuration.GetProperty("dp_optimizer").GetString());
         Assert.Equal(dpLr, configuration.GetProperty("dp_lr").GetDouble());
         Assert.Equal(q, configuration.GetProperty("sample_rate").GetDouble());

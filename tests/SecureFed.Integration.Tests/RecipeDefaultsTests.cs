@@ -40,8 +40,18 @@ public sealed class RecipeDefaultsTests
         var options = new ExperimentOptions();
 
         Assert.Equal(Product.Name, options.RecipeName);
-        Assert.Equal(Product, new TrainingRecipe(options.RecipeName, options.LocalEpochs, options.DpOptimizer, options.DpLearningRate, options.SampleRate, options.GradClip, options.DpStepsPerRound, options.DpNoDropout));
+        Assert.Equal(Product, new TrainingRecipe(options.RecipeName, options.LocalEpochs, options.LearningRate, options.DpOptimizer, options.DpLearningRate, options.SampleRate, options.GradClip, options.DpStepsPerRound, options.DpNoDropout));
         Assert.Equal(20, options.EffectiveDpStepsPerRound);
+    }
+
+    [Fact]
+    public void DemoComparisonsWithoutDp_TrainAtTheProductRecipesLearningRate()
+    {
+        var plain = SecureFed.Cli.Demo.DemoBaselines.PlainOptions(epochs: 4, seed: 1);
+
+        Assert.Equal(Product.LearningRate, plain.LearningRate);
+        Assert.Equal(TaggerOptimizer.Adam, plain.Optimizer);
+        Assert.Equal(0.003, TrainingRecipe.FirstSession.LearningRate);
     }
 
     [Fact]

@@ -24,7 +24,6 @@ internal static class ExperimentCommand
         var maxSentences = new Option<int>("--max-sentences") { Description = "Cap on training sentences per corpus (0 = all), for quick runs.", DefaultValueFactory = _ => 0 };
         var maxEval = new Option<int>("--max-eval-sentences") { Description = "Cap on dev and test sentences per corpus (0 = all).", DefaultValueFactory = _ => 0 };
         var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser without DP: adam or sgd.", DefaultValueFactory = _ => "adam" };
-        var lr = new Option<double>("--lr") { Description = "Local learning rate without DP.", DefaultValueFactory = _ => 0.003 };
         var lrDecay = new Option<double>("--lr-decay") { Description = "Round r trains at lr / (1 + decay·(r − 1)); 0 = constant.", DefaultValueFactory = _ => 0.0 };
         var batchSize = new Option<int>("--batch-size") { Description = "Batch size without DP.", DefaultValueFactory = _ => 32 };
         var freeze = new Option<bool>("--dp-freeze-embeddings") { Description = "DP-SGD keeps the embedding tables fixed (the initial or warm-start ones): noise only on the encoder and head." };
@@ -70,7 +69,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lr, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverKalman, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverKalman, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -104,7 +103,6 @@ internal static class ExperimentCommand
                 MaxTrainSentences = parse.GetValue(maxSentences),
                 MaxEvalSentences = parse.GetValue(maxEval),
                 Optimizer = TrainingRecipeOptions.Optimizer(parse.GetValue(optimizer)!, "--optimizer"),
-                LearningRate = parse.GetValue(lr),
                 LearningRateDecay = parse.GetValue(lrDecay),
                 BatchSize = parse.GetValue(batchSize),
                 DpFreezeEmbeddings = parse.GetValue(freeze),

@@ -22,7 +22,6 @@ internal static class PrivacyAuditCommand
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds.", DefaultValueFactory = _ => 10 };
         var maxSentences = new Option<int>("--max-sentences") { Description = "Cap on training sentences (0 = all).", DefaultValueFactory = _ => 0 };
         var maxEval = new Option<int>("--max-eval-sentences") { Description = "Cap on dev and test sentences (0 = all).", DefaultValueFactory = _ => 0 };
-        var lr = new Option<double>("--lr") { Description = "Local learning rate without DP.", DefaultValueFactory = _ => 0.003 };
         var delta = new Option<double>("--delta") { Description = "δ of the patient-level guarantee and of the lower bounds.", DefaultValueFactory = _ => 1e-5 };
         var canaries = new Option<int>("--canaries") { Description = "k, secret canaries whose exposure is measured.", DefaultValueFactory = _ => 10 };
         var repeats = new Option<int>("--repeats") { Description = "r, insertions of each secret canary into site-1's data.", DefaultValueFactory = _ => 10 };
@@ -36,7 +35,7 @@ internal static class PrivacyAuditCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("audit", "Empirical privacy test of the fused model: canary exposure, membership inference (AUC, TPR at 1% FPR) and the one-run ε lower bound (Steinke et al. 2023), per arm (no DP, each ε), next to the accountant's ε. Lower bounds on leakage, never a proof of privacy.");
-        foreach (Option o in new Option[] { data, sites, epsilon, noNoDp, seed, config, output, json, rounds, maxSentences, maxEval, lr, delta, canaries, repeats, candidates, auditCanaries, auditSentences, groupCanaries, groupSize, reference, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, sites, epsilon, noNoDp, seed, config, output, json, rounds, maxSentences, maxEval, delta, canaries, repeats, candidates, auditCanaries, auditSentences, groupCanaries, groupSize, reference, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -63,7 +62,6 @@ internal static class PrivacyAuditCommand
                     Rounds = parse.GetValue(rounds),
                     MaxTrainSentences = parse.GetValue(maxSentences),
                     MaxEvalSentences = parse.GetValue(maxEval),
-                    LearningRate = parse.GetValue(lr),
                     Delta = parse.GetValue(delta),
                     Threads = parse.GetValue(threads),
                 }),

@@ -14,6 +14,7 @@ internal sealed class TrainingRecipeOptions
 {
     private readonly Option<string> _recipe = CreateRecipe();
     private readonly Option<int?> _localEpochs = new("--local-epochs") { Description = Default("Local epochs per round (the arms without DP train as many epochs; with --dp-steps 0 DP-SGD takes epochs × round(1/q) steps).", r => r.LocalEpochs) };
+    private readonly Option<double?> _lr = new("--lr") { Description = Default("Adam's learning rate without DP (site alone, pooled, federated).", r => r.LearningRate) };
     private readonly Option<string?> _dpOptimizer = new("--dp-optimizer") { Description = Default("Local optimiser with DP-SGD: adam or sgd.", r => r.DpOptimizer.ToString().ToLowerInvariant()) };
     private readonly Option<double?> _dpLr = new("--dp-lr") { Description = Default("Local learning rate with DP-SGD.", r => r.DpLearningRate) };
     private readonly Option<double?> _sampleRate = new("--sample-rate") { Description = Default("DP-SGD Poisson sampling rate q (expected batch q·N).", r => r.SampleRate) };
@@ -29,7 +30,7 @@ internal sealed class TrainingRecipeOptions
     private readonly Option<int> _pretrainEpochs = new("--pretrain-epochs") { Description = "Passes of the --pretrain-text language-model pretraining.", DefaultValueFactory = _ => 1 };
 
     /// <summary>Every option, to add to a command.</summary>
-    public IEnumerable<Option> All => [_recipe, _localEpochs, _dpOptimizer, _dpLr, _sampleRate, _dpSteps, _gradClip, _dpDropout, _dpNoDropout, _warmStart, _warmEpochs, _warmSplits, _warmCache, _pretrainText, _pretrainEpochs];
+    public IEnumerable<Option> All => [_recipe, _localEpochs, _lr, _dpOptimizer, _dpLr, _sampleRate, _dpSteps, _gradClip, _dpDropout, _dpNoDropout, _warmStart, _warmEpochs, _warmSplits, _warmCache, _pretrainText, _pretrainEpochs];
 
     /// <summary>
     /// The parsed recipe on top of <paramref name="options"/>: every recipe option given on the command line, the others
@@ -50,6 +51,7 @@ internal sealed class TrainingRecipeOptions
         {
             RecipeName = recipe.Name,
             LocalEpochs = parse.GetValue(_localEpochs) ?? recipe.LocalEpochs,
+            LearningRate = parse.GetValue(_lr) ?? recipe.LearningRate,
             DpOptimizer = parse.GetValue(_dpOptimizer) is string optimizer ? Optimizer(optimizer, "--dp-optimizer") : recipe.DpOptimizer,
             DpLearningRate = parse.GetValue(_dpLr) ?? recipe.DpLearningRate,
             SampleRate = parse.GetValue(_sampleRate) ?? recipe.SampleRate,
@@ -69,7 +71,7 @@ internal sealed class TrainingRecipeOptions
     {
         var option = new Option<string>("--recipe")
         {
-            Description = "Defaults of the options below that are not given: product (what the agents and the demo run: 2 local epochs; DP-SGD with sgd, lr 0.5, C 8, q 0.1, no dropout) or first-session (1 local epoch; adam, lr 0.003, C 1, q 0.02, dropout: how every experiment and privacy audit command in the docs up to session 21 ran; it learns nothing under DP at ε ≤ 3 from a random model).",
+            Description = "Defaults of the options below that are not given: product (what the agents and the demo run: 2 local epochs; adam lr 0.01 without DP; DP-SGD with sgd, lr 0.5, C 8, q 0.1, no dropout) or first-session (1 local epoch; adam lr 0.003 without DP; DP-SGD with adam, lr 0.003, C 1, q 0.02, dropout: how every experiment and privacy audit command in the docs up to session 21 ran; it learns nothing under DP at ε ≤ 3 from a random model).",
             DefaultValueFactory = _ => TrainingRecipe.Product.Name,
         };
         option.CompletionSources.Add([.. TrainingRecipe.All.Select(r => r.Name)]);

@@ -10,11 +10,11 @@ namespace SecureFed.Cli.Demo;
 /// </summary>
 internal static class DemoBaselines
 {
-    /// <summary>The local training recipe without DP: Adam lr 0.01, batches of 32, the tagger's usual gradient clip.</summary>
+    /// <summary>The local training recipe without DP: Adam at the product recipe's lr (0.01), batches of 32, the tagger's usual gradient clip.</summary>
     public static TrainOptions PlainOptions(int epochs, int seed) => new()
     {
         Epochs = epochs,
-        LearningRate = 0.01,
+        LearningRate = Experiments.TrainingRecipe.Product.LearningRate,
         BatchSize = 32,
         Seed = seed,
         Optimizer = TaggerOptimizer.Adam,
