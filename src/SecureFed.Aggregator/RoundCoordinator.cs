@@ -164,14 +164,14 @@ public sealed class RoundCoordinator : BackgroundService
         {
             // One round attempt counts once however many verdicts name the site in it (every holder of an invalid envelope
             // accuses its sender).
-            (int blamed, long last) = _blamed.AddOrUpdate(site, (1, round), (_, last) => last.Round == round ? last : (last.Count + 1, round));
+            (int blamed, long lastRound) = _blamed.AddOrUpdate(site, (1, round), (_, last) => last.Round == round ? last : (last.Count + 1, round));
             int rounds = ExclusionRounds(_options.BlameExclusionRounds, blamed);
             if (rounds > 0)
             {
                 _excluded[site] = rounds;
             }
 
-            _state.Store.SaveExclusions([new SiteExclusionRecord(site, _excluded.GetValueOrDefault(site), blamed, last)]);
+            _state.Store.SaveExclusions([new SiteExclusionRecord(site, _excluded.GetValueOrDefault(site), blamed, lastRound)]);
             return rounds;
         }
     }
@@ -187,7 +187,7 @@ public sealed class RoundCoordinator : BackgroundService
             var changed = new List<SiteExclusionRecord>();
             foreach (string excluded in _excluded.Keys)
             {
-                int left = _excluded.AddOrUpdate(excluded, 0, (_, left) => left - 1);
+                int left = _excluded.AddOrUpdate(excluded, 0, (_, before) => before - 1);
                 if (left <= 0)
                 {
                     _excluded.TryRemove(new KeyValuePair<string, int>(excluded, left));
