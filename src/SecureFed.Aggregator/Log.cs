@@ -108,4 +108,10 @@ internal static partial class Log
 
     [LoggerMessage(35, LogLevel.Warning, "Closed a connection of {Site} right after its TLS handshake: the site already holds {Limit} connections to the agent endpoint (SecureFed:MaxConnectionsPerSite); {Refused} connection(s) of the site refused since the last such line (at most one per site every 10 s)")]
     public static partial void ConnectionRefused(ILogger logger, string site, int limit, long refused);
+
+    [LoggerMessage(36, LogLevel.Warning, "Ignored the exclusion row of site '{Site}' in '{Path}': {Problem}; the row is left as it is and the site is not excluded by it")]
+    public static partial void ExclusionIgnored(ILogger logger, string site, string path, string problem);
+
+    [LoggerMessage(37, LogLevel.Information, "Restored from '{Path}': sites found at fault and still excluded (round attempts left): {Sites}")]
+    public static partial void ExclusionsRestored(ILogger logger, string path, string sites);
 }

@@ -32,6 +32,9 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly TaskCompletionSource _finished = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly ConcurrentDictionary<string, int> _excluded = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (int Count, long Round)> _blamed = new(StringComparer.Ordinal);
+
+    /// <summary>Serializes the changes of <see cref="_excluded"/> and <see cref="_blamed"/> with their writes to the round store.</summary>
+    private readonly Lock _exclusionGate = new();
     private readonly EliminationSearch _outOfBound = new();
     private readonly EliminationSearch _unrebuiltSecret = new();
 
@@ -151,20 +154,95 @@ public sealed class RoundCoordinator : BackgroundService
     /// Leaves <paramref name="site"/>, found at fault, out of the next round attempts: <see cref="AggregatorOptions.BlameExclusionRounds"/>
     /// the first time, twice as many each further round attempt in which this aggregator blames it (at most <see cref="MaxExclusionRounds"/>),
     /// so a site that keeps attacking after each exclusion costs the federation fewer and fewer attempts
-    /// (docs/PROTOCOL.md, "Blame"). Returns the number of attempts.
+    /// (docs/PROTOCOL.md, "Blame"). The site's row in the round store (attempts left, blame count, round) is written before
+    /// this returns, so that a restart (<see cref="RestoreExclusions"/>) neither frees the site nor forgets the blame.
+    /// Returns the number of attempts.
     /// </summary>
     internal int Exclude(string site, long round)
     {
-        // One round attempt counts once however many verdicts name the site in it (every holder of an invalid envelope
-        // accuses its sender).
-        (int blamed, _) = _blamed.AddOrUpdate(site, (1, round), (_, last) => last.Round == round ? last : (last.Count + 1, round));
-        int rounds = ExclusionRounds(_options.BlameExclusionRounds, blamed);
-        if (rounds > 0)
+        lock (_exclusionGate)
         {
-            _excluded[site] = rounds;
-        }
+            // One round attempt counts once however many verdicts name the site in it (every holder of an invalid envelope
+            // accuses its sender).
+            (int blamed, long lastRound) = _blamed.AddOrUpdate(site, (1, round), (_, last) => last.Round == round ? last : (last.Count + 1, round));
+            int rounds = ExclusionRounds(_options.BlameExclusionRounds, blamed);
+            if (rounds > 0)
+            {
+                _excluded[site] = rounds;
+            }
 
-        return rounds;
+            _state.Store.SaveExclusions([new SiteExclusionRecord(site, _excluded.GetValueOrDefault(site), blamed, lastRound)]);
+            return rounds;
+        }
+    }
+
+    /// <summary>
+    /// An attempt opened without the excluded sites: one fewer for each to sit out (a site with none left is no longer
+    /// excluded; its row keeps its blame count), written to the round store in one transaction.
+    /// </summary>
+    private void SitOutOpenedAttempt()
+    {
+        lock (_exclusionGate)
+        {
+            var changed = new List<SiteExclusionRecord>();
+            foreach (string excluded in _excluded.Keys)
+            {
+                int left = _excluded.AddOrUpdate(excluded, 0, (_, before) => before - 1);
+                if (left <= 0)
+                {
+                    _excluded.TryRemove(new KeyValuePair<string, int>(excluded, left));
+                }
+
+                (int count, long round) = _blamed.GetValueOrDefault(excluded, (1, 1));
+                changed.Add(new SiteExclusionRecord(excluded, Math.Max(left, 0), count, round));
+            }
+
+            _state.Store.SaveExclusions(changed);
+        }
+    }
+
+    /// <summary>
+    /// At start-up: the excluded sites and blame counts the round store keeps (written by <see cref="Exclude"/> and
+    /// <see cref="SitOutOpenedAttempt"/> before a restart, or by the previous coordinator before a takeover), so that a
+    /// site still sits out the attempts it had left and its next blame doubles as if there had been no restart. A row
+    /// this coordinator cannot use (a site not in the federation's manifest, a count or round out of range) is ignored
+    /// with a warning and left in the store as it is.
+    /// </summary>
+    private void RestoreExclusions()
+    {
+        lock (_exclusionGate)
+        {
+            int restored = 0;
+            foreach (SiteExclusionRecord row in _state.Store.ListExclusions())
+            {
+                string? problem = !_state.Kit.Manifest.TryGetSite(row.Site, out _) ? "the site is not in the federation's manifest"
+                    : row.AttemptsLeft is < 0 or > int.MaxValue ? $"attempts left {row.AttemptsLeft} is not between 0 and {int.MaxValue}"
+                    : row.BlameCount is < 1 or > int.MaxValue ? $"blame count {row.BlameCount} is not between 1 and {int.MaxValue}"
+                    : row.LastBlamedRound < 1 ? $"round {row.LastBlamedRound} of its last blame is not a round"
+                    : null;
+                if (problem is not null)
+                {
+                    Log.ExclusionIgnored(_logger, row.Site, _state.Store.Path, problem);
+                    continue;
+                }
+
+                _blamed[row.Site] = ((int)row.BlameCount, row.LastBlamedRound);
+                if (row.AttemptsLeft > 0)
+                {
+                    _excluded[row.Site] = (int)row.AttemptsLeft;
+                    restored++;
+                }
+                else
+                {
+                    _excluded.TryRemove(row.Site, out _);
+                }
+            }
+
+            if (restored > 0)
+            {
+                Log.ExclusionsRestored(_logger, _state.Store.Path, string.Join(", ", _excluded.OrderBy(e => e.Key, StringComparer.Ordinal).Select(e => $"{e.Key} ({e.Value})")));
+            }
+        }
     }
 
     /// <summary>The most attempts one blame excludes a site for, however often it was blamed.</summary>
@@ -203,6 +281,7 @@ public sealed class RoundCoordinator : BackgroundService
         try
         {
             _fence.EnsureHeld();
+            RestoreExclusions();
             Log.ServerRule(_logger, _state.ServerRule.Name, _state.ServerRule.Options.LearningRate, _state.ServerRule.History);
 
             // On the cluster (a lease epoch) the round left open may have been another silo's: say so, with both epochs.
@@ -490,14 +569,7 @@ public sealed class RoundCoordinator : BackgroundService
 
         var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256) { StageDeadline = deadline, HeldOut = _heldOut };
         _heldOut = [];
-        foreach (string excluded in _excluded.Keys)
-        {
-            // This attempt opened without the site: one fewer to sit out.
-            if (_excluded.AddOrUpdate(excluded, 0, (_, left) => left - 1) <= 0)
-            {
-                _excluded.TryRemove(new KeyValuePair<string, int>(excluded, 0));
-            }
-        }
+        SitOutOpenedAttempt();
 
         _state.Audit.Append(AuditEvents.RoundOpened, f => f
             .Add("round", round)

@@ -88,6 +88,21 @@ internal static class StoreSchema
             second           BLOB NOT NULL
         );
         """,
+
+        // 4: the sites found at fault (RoundCoordinator.Exclude, docs/PROTOCOL.md §3 "Blame"), one row per site: the round
+        // attempts it still sits out (0 once served: the row stays, for its blame count), how many distinct attempts
+        // blamed it (each further blame doubles the exclusion) and the last of them. Written in the transaction of each
+        // change, read when the coordinator starts, so that a restart or a takeover neither frees an excluded site nor
+        // forgets its blames.
+        """
+        CREATE TABLE site_exclusions (
+            site               TEXT PRIMARY KEY NOT NULL,
+            attempts_left      INTEGER NOT NULL CHECK (attempts_left >= 0),
+            blame_count        INTEGER NOT NULL CHECK (blame_count >= 1),
+            last_blamed_round  INTEGER NOT NULL CHECK (last_blamed_round > 0),
+            updated_utc        TEXT NOT NULL
+        );
+        """,
     ];
 
     public static int LatestVersion => Migrations.Length;
