@@ -8,7 +8,7 @@ namespace SecureFed.Experiments;
 /// </summary>
 /// <param name="Name">The name <c>--recipe</c> takes.</param>
 /// <param name="LocalEpochs">Local epochs per round (with <paramref name="DpStepsPerRound"/> 0 also the DP-SGD steps: epochs × round(1/q)).</param>
-/// <param name="LearningRate">Adam's learning rate in the arms without DP (site alone, pooled, federated; batches of 32).</param>
+/// <param name="LearningRate">The learning rate without DP (of experiment's <c>--optimizer</c>, Adam by default; batches of 32): the arms site alone, pooled and federated, and the public warm start and its pretraining.</param>
 /// <param name="DpOptimizer">Local optimiser of the DP-SGD arms.</param>
 /// <param name="DpLearningRate">Local learning rate of the DP-SGD arms.</param>
 /// <param name="SampleRate">DP-SGD's Poisson sampling rate q.</param>

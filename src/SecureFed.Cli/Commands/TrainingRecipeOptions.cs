@@ -14,7 +14,7 @@ internal sealed class TrainingRecipeOptions
 {
     private readonly Option<string> _recipe = CreateRecipe();
     private readonly Option<int?> _localEpochs = new("--local-epochs") { Description = Default("Local epochs per round (the arms without DP train as many epochs; with --dp-steps 0 DP-SGD takes epochs × round(1/q) steps).", r => r.LocalEpochs) };
-    private readonly Option<double?> _lr = new("--lr") { Description = Default("Adam's learning rate without DP (site alone, pooled, federated).", r => r.LearningRate) };
+    private readonly Option<double?> _lr = new("--lr") { Description = Default("Learning rate without DP (of --optimizer, Adam by default): the arms site alone, pooled and federated, and the public warm start and its pretraining.", r => r.LearningRate) };
     private readonly Option<string?> _dpOptimizer = new("--dp-optimizer") { Description = Default("Local optimiser with DP-SGD: adam or sgd.", r => r.DpOptimizer.ToString().ToLowerInvariant()) };
     private readonly Option<double?> _dpLr = new("--dp-lr") { Description = Default("Local learning rate with DP-SGD.", r => r.DpLearningRate) };
     private readonly Option<double?> _sampleRate = new("--sample-rate") { Description = Default("DP-SGD Poisson sampling rate q (expected batch q·N).", r => r.SampleRate) };
