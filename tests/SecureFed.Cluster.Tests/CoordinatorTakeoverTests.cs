@@ -91,7 +91,14 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
                 _output.WriteLine($"ledger: round {e.Round} completed={e.Completed} epoch={e.Epoch} {e.AbortReason}");
             }
 
-            Assert.Contains(entries, e => e.Round == 2 && !e.Completed && e.Epoch == 2 && e.AbortReason == interruptedReason);
+            // Aborted by B at the takeover (epoch 2, the reason B's store gives), or first by round 2's own grain when one of
+            // its calls to a slice grain on the killed silo failed (epoch 0, that failure: LedgerEntry.Epoch); the ledger
+            // keeps the first outcome recorded (seen in CI under load).
+            LedgerEntry round2 = Assert.Single(entries, e => e.Round == 2);
+            Assert.False(round2.Completed);
+            Assert.True(
+                (round2.Epoch == 2 && round2.AbortReason == interruptedReason) || (round2.Epoch == 0 && !string.IsNullOrWhiteSpace(round2.AbortReason)),
+                $"round 2 in the cluster's ledger: epoch {round2.Epoch}, reason '{round2.AbortReason}'");
             await client.StopAsync().WaitAsync(TimeSpan.FromSeconds(60));
         }
 
