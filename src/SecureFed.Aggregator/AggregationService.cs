@@ -775,6 +775,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         string atFault = verdict.AccusedAtFault ? accusedName : site;
+        if (verdict.AccusedAtFault)
+        {
+            // First, so that the attempt ends before unmasking even if recording the exclusion fails.
+            session.RequestAbort($"site '{accusedName}' sent '{site}' an invalid share envelope (verified accusation: {verdict.Reason}); the round is retried without it");
+        }
+
         int excluded = _coordinator.Exclude(atFault, session.Round);
         Log.Blamed(_logger, session.Round, site, accusedName, atFault, verdict.Reason, excluded);
         _state.Audit.Append(AuditEvents.Blame, f => f
@@ -786,10 +792,6 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             .AddDigest("envelope_sha256", SHA256.HashData(envelope.Ciphertext))
             .Add("signature", Convert.ToHexStringLower(accusation.Signature))
             .Add("excluded_rounds", excluded));
-        if (verdict.AccusedAtFault)
-        {
-            session.RequestAbort($"site '{accusedName}' sent '{site}' an invalid share envelope (verified accusation: {verdict.Reason}); the round is retried without it");
-        }
     }
 
     private async Task<bool> GuardAsync(RoundSession session, string site, Func<CancellationToken, Task<bool>> action, CancellationToken cancellationToken)

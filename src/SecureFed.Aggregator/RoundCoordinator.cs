@@ -154,9 +154,9 @@ public sealed class RoundCoordinator : BackgroundService
     /// Leaves <paramref name="site"/>, found at fault, out of the next round attempts: <see cref="AggregatorOptions.BlameExclusionRounds"/>
     /// the first time, twice as many each further round attempt in which this aggregator blames it (at most <see cref="MaxExclusionRounds"/>),
     /// so a site that keeps attacking after each exclusion costs the federation fewer and fewer attempts
-    /// (docs/PROTOCOL.md, "Blame"). The site's row in the round store (attempts left, blame count, round) is written before
-    /// this returns, so that a restart (<see cref="RestoreExclusions"/>) neither frees the site nor forgets the blame.
-    /// Returns the number of attempts.
+    /// (docs/PROTOCOL.md, "Blame"). The site's row in the round store (attempts left, blame count, round) is written first,
+    /// and memory changes only once it is, so that a restart (<see cref="RestoreExclusions"/>) neither frees the site nor
+    /// forgets the blame, and a failed write leaves both as they were. Returns the number of attempts.
     /// </summary>
     internal int Exclude(string site, long round)
     {
@@ -164,14 +164,18 @@ public sealed class RoundCoordinator : BackgroundService
         {
             // One round attempt counts once however many verdicts name the site in it (every holder of an invalid envelope
             // accuses its sender).
-            (int blamed, long lastRound) = _blamed.AddOrUpdate(site, (1, round), (_, last) => last.Round == round ? last : (last.Count + 1, round));
+            (int blamed, long lastRound) = _blamed.TryGetValue(site, out var last)
+                ? (last.Round == round ? last : (last.Count + 1, round))
+                : (1, round);
             int rounds = ExclusionRounds(_options.BlameExclusionRounds, blamed);
+            int left = rounds > 0 ? rounds : _excluded.GetValueOrDefault(site);
+            _state.Store.SaveExclusions([new SiteExclusionRecord(site, left, blamed, lastRound)]);
+            _blamed[site] = (blamed, lastRound);
             if (rounds > 0)
             {
                 _excluded[site] = rounds;
             }
 
-            _state.Store.SaveExclusions([new SiteExclusionRecord(site, _excluded.GetValueOrDefault(site), blamed, lastRound)]);
             return rounds;
         }
     }
@@ -216,7 +220,7 @@ public sealed class RoundCoordinator : BackgroundService
             foreach (SiteExclusionRecord row in _state.Store.ListExclusions())
             {
                 string? problem = !_state.Kit.Manifest.TryGetSite(row.Site, out _) ? "the site is not in the federation's manifest"
-                    : row.AttemptsLeft is < 0 or > int.MaxValue ? $"attempts left {row.AttemptsLeft} is not between 0 and {int.MaxValue}"
+                    : row.AttemptsLeft is < 0 or > MaxExclusionRounds ? $"attempts left {row.AttemptsLeft} is not between 0 and {MaxExclusionRounds}"
                     : row.BlameCount is < 1 or > int.MaxValue ? $"blame count {row.BlameCount} is not between 1 and {int.MaxValue}"
                     : row.LastBlamedRound < 1 ? $"round {row.LastBlamedRound} of its last blame is not a round"
                     : null;
@@ -227,7 +231,7 @@ public sealed class RoundCoordinator : BackgroundService
                 }
 
                 _blamed[row.Site] = ((int)row.BlameCount, row.LastBlamedRound);
-                if (row.AttemptsLeft > 0)
+                if (row.AttemptsLeft > 0 && _options.BlameExclusionRounds > 0) // BlameExclusionRounds 0: nobody is excluded
                 {
                     _excluded[row.Site] = (int)row.AttemptsLeft;
                     restored++;

@@ -286,6 +286,34 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// Review finding (session 28): with <c>BlameExclusionRounds</c> 0 (exclusion off) a stored exclusion is not applied,
+    /// though its blame count is kept; and a row with more attempts left than one blame can give is ignored with a warning.
+    /// </summary>
+    [Fact]
+    public async Task Start_ExclusionOffWithStoredExclusions_NobodyExcludedBlameCountsKept()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await fed.Coordinator.InterruptedRecorded.WaitAsync(TimeSpan.FromSeconds(30));
+        await fed.StopAggregatorAsync();
+        using (AggregatorStore store = AggregatorStore.Open(AggregatorState.StorePath(fed.AggregatorDataDirectory)))
+        {
+            store.SaveExclusions([new SiteExclusionRecord("site-x", 5, 2, 1), new SiteExclusionRecord("site-b", RoundCoordinator.MaxExclusionRounds + 1, 1, 1)]);
+        }
+
+        fed.SetAggregatorSetting("BlameExclusionRounds", "0");
+        var logs = new CapturingLogger();
+        await fed.StartAggregatorAsync(logs: logs);
+        await fed.Coordinator.InterruptedRecorded.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Null(fed.Coordinator.Failure);
+        Assert.Empty(fed.Coordinator.ExcludedSites);
+        Assert.Contains(logs.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning
+            && l.Message.Contains("exclusion row of site 'site-b'", StringComparison.Ordinal) && l.Message.Contains($"attempts left {RoundCoordinator.MaxExclusionRounds + 1}", StringComparison.Ordinal));
+        Assert.Equal(0, fed.Coordinator.Exclude("site-x", 2));
+        Assert.Contains(new SiteExclusionRecord("site-x", 0, 3, 2), fed.State.Store.ListExclusions());
+    }
+
+    /// <summary>
     /// Review finding: site-x deals every holder a well-formed, decryptable b-share of b_x + δ (element 0 shifted; its own
     /// share too), so nobody accuses at ShareKeys and the shares agree on one polynomial whose secret does not open its
     /// commitment. The aggregator blames and excludes site-x at Unmasking (it used to abort every attempt with it, blaming

@@ -65,16 +65,76 @@ public sealed partial class AggregatorStore
     /// can use; a row with a count out of range (only a file edited outside SecureFed has one) or of a site that is no
     /// longer in the federation is left in the database as it is.
     /// </summary>
-    public IReadOnlyList<SiteExclusionRecord> ListExclusions() => Run(() =>
+    public IReadOnlyList<SiteExclusionRecord> ListExclusions() => Run(() => ExclusionRows(_connection));
+    /// <summary>
+    /// The rows of the stopped aggregator's store at <paramref name="path"/> (<c>securefed aggregator exclusions</c>), by
+    /// site; none for a store made before schema version 4. The store is held exclusively while it is read.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">There is no file at <paramref name="path"/>.</exception>
+    /// <exception cref="IOException">An aggregator has the store open, or it cannot be read.</exception>
+    /// <exception cref="InvalidDataException">The file is not a SecureFed aggregator database.</exception>
+    public static IReadOnlyList<SiteExclusionRecord> ReadExclusions(string path)
     {
-        using SqliteCommand cmd = Command(_connection, null, "SELECT site, attempts_left, blame_count, last_blamed_round FROM site_exclusions ORDER BY site;");
-        using SqliteDataReader reader = cmd.ExecuteReader();
+        string fullPath = ExistingStorePath(path, "read the exclusions of");
+        using SqliteConnection connection = OpenExclusive(fullPath, "read the exclusions of");
+        try
+        {
+            return ExclusionRows(connection);
+        }
+        catch (SqliteException ex)
+        {
+            throw Translate(ex, fullPath);
+        }
+    }
+
+    /// <summary>
+    /// Deletes the row of <paramref name="site"/> from the stopped aggregator's store at <paramref name="path"/>
+    /// (<c>securefed aggregator exclusions --clear</c>): the site is no longer excluded when the aggregator starts, and its
+    /// blame count starts again from 0 (an operator's remedy when an honest site was framed, threat model C18). Returns
+    /// the row as it was.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">There is no file at <paramref name="path"/>.</exception>
+    /// <exception cref="IOException">An aggregator has the store open, or it cannot be written; nothing was changed.</exception>
+    /// <exception cref="InvalidDataException">The file is not a SecureFed aggregator database.</exception>
+    /// <exception cref="KeyNotFoundException">The store keeps no row for <paramref name="site"/> (the message lists the sites it keeps); nothing was changed.</exception>
+    public static SiteExclusionRecord ClearExclusion(string path, string site)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(site);
+        string fullPath = ExistingStorePath(path, "clear an exclusion in");
+        using SqliteConnection connection = OpenExclusive(fullPath, "clear an exclusion in");
+        try
+        {
+            IReadOnlyList<SiteExclusionRecord> rows = ExclusionRows(connection);
+            SiteExclusionRecord row = rows.FirstOrDefault(r => string.Equals(r.Site, site, StringComparison.Ordinal))
+                ?? throw new KeyNotFoundException(rows.Count == 0
+                    ? $"Aggregator database '{fullPath}' keeps no blamed or excluded site; nothing was changed."
+                    : $"Aggregator database '{fullPath}' keeps no exclusion of site '{site}' (it keeps: {string.Join(", ", rows.Select(r => r.Site))}); nothing was changed.");
+            using SqliteTransaction tx = connection.BeginTransaction();
+            Execute(connection, tx, "DELETE FROM site_exclusions WHERE site = $site;", ("$site", site));
+            tx.Commit();
+            return row;
+        }
+        catch (SqliteException ex)
+        {
+            throw Translate(ex, fullPath);
+        }
+    }
+
+    private static IReadOnlyList<SiteExclusionRecord> ExclusionRows(SqliteConnection connection)
+    {
         var exclusions = new List<SiteExclusionRecord>();
+        if (Scalar(connection, null, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'site_exclusions';") is null)
+        {
+            return exclusions;
+        }
+
+        using SqliteCommand cmd = Command(connection, null, "SELECT site, attempts_left, blame_count, last_blamed_round FROM site_exclusions ORDER BY site;");
+        using SqliteDataReader reader = cmd.ExecuteReader();
         while (reader.Read())
         {
             exclusions.Add(new SiteExclusionRecord(reader.GetString(0), reader.GetInt64(1), reader.GetInt64(2), reader.GetInt64(3)));
         }
 
-        return (IReadOnlyList<SiteExclusionRecord>)exclusions;
-    });
+        return exclusions;
+    }
 }

@@ -95,52 +95,13 @@ public sealed partial class AggregatorStore
     /// <exception cref="InvalidDataException">The file is corrupt, not SQLite, or not a SecureFed aggregator database (the message names it); nothing was changed.</exception>
     public static StoreCompaction Compact(string path)
     {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        string fullPath = System.IO.Path.GetFullPath(path);
-        if (Directory.Exists(fullPath))
-        {
-            throw new IOException($"Cannot compact aggregator database '{fullPath}': it is a directory; nothing was changed.");
-        }
-
-        if (!File.Exists(fullPath))
-        {
-            throw new FileNotFoundException($"Cannot compact aggregator database '{fullPath}': the file does not exist; nothing was changed.", fullPath);
-        }
-
+        string fullPath = ExistingStorePath(path, "compact");
         long before = DiskBytes(fullPath);
         bool wasIncremental;
-        var builder = new SqliteConnectionStringBuilder
-        {
-            DataSource = fullPath,
-            Mode = SqliteOpenMode.ReadWrite, // never creates a file
-            Pooling = false,
-            DefaultTimeout = 1, // Microsoft.Data.Sqlite retries a busy database for this long (0 would retry for ever)
-        };
-        using (var connection = new SqliteConnection(builder.ConnectionString))
+        using (SqliteConnection connection = OpenExclusive(fullPath, "compact"))
         {
             try
             {
-                connection.Open();
-                // Exclusive: the lock taken next is held until the connection closes, so no aggregator can open the
-                // store meanwhile; and one held elsewhere (an aggregator's open connection) refuses it at once.
-                Execute(connection, null, "PRAGMA busy_timeout=0; PRAGMA locking_mode=EXCLUSIVE;");
-                try
-                {
-                    Execute(connection, null, "BEGIN EXCLUSIVE; COMMIT;");
-                }
-                catch (SqliteException ex) when (ex.SqliteErrorCode is SqliteBusy or SqliteLocked)
-                {
-                    throw new IOException(
-                        $"Cannot compact aggregator database '{fullPath}': another process has it open (an aggregator running on this data directory?); stop it and try again. Nothing was changed.",
-                        ex);
-                }
-
-                if (Scalar(connection, null, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';") is null)
-                {
-                    throw new InvalidDataException(
-                        $"Cannot compact '{fullPath}': it is an SQLite database but not a SecureFed aggregator database (no schema_version); it was left untouched.");
-                }
-
                 wasIncremental = IsIncremental(connection);
                 Execute(connection, null, "PRAGMA auto_vacuum=INCREMENTAL;"); // takes effect with the VACUUM
                 Execute(connection, null, "VACUUM;");
@@ -157,6 +118,77 @@ public sealed partial class AggregatorStore
         }
 
         return new StoreCompaction(fullPath, before, DiskBytes(fullPath), wasIncremental);
+    }
+
+    /// <summary>The full path of the store file at <paramref name="path"/>, which must exist; the errors name what <paramref name="verb"/> could not do.</summary>
+    private static string ExistingStorePath(string path, string verb)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        string fullPath = System.IO.Path.GetFullPath(path);
+        if (Directory.Exists(fullPath))
+        {
+            throw new IOException($"Cannot {verb} aggregator database '{fullPath}': it is a directory; nothing was changed.");
+        }
+
+        if (!File.Exists(fullPath))
+        {
+            throw new FileNotFoundException($"Cannot {verb} aggregator database '{fullPath}': the file does not exist; nothing was changed.", fullPath);
+        }
+
+        return fullPath;
+    }
+
+    /// <summary>
+    /// A connection to the SecureFed store at <paramref name="fullPath"/> that holds it exclusively until disposed, so that
+    /// no aggregator can open it meanwhile; refused at once when another process (an aggregator running on it) has it open.
+    /// </summary>
+    /// <exception cref="IOException">Another process has the store open, or it cannot be read or written; nothing was changed.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupt, not SQLite, or not a SecureFed aggregator database; nothing was changed.</exception>
+    private static SqliteConnection OpenExclusive(string fullPath, string verb)
+    {
+        var builder = new SqliteConnectionStringBuilder
+        {
+            DataSource = fullPath,
+            Mode = SqliteOpenMode.ReadWrite, // never creates a file
+            Pooling = false,
+            DefaultTimeout = 1, // Microsoft.Data.Sqlite retries a busy database for this long (0 would retry for ever)
+        };
+        var connection = new SqliteConnection(builder.ConnectionString);
+        try
+        {
+            connection.Open();
+            // Exclusive: the lock taken next is held until the connection closes, so no aggregator can open the
+            // store meanwhile; and one held elsewhere (an aggregator's open connection) refuses it at once.
+            Execute(connection, null, "PRAGMA busy_timeout=0; PRAGMA locking_mode=EXCLUSIVE;");
+            try
+            {
+                Execute(connection, null, "BEGIN EXCLUSIVE; COMMIT;");
+            }
+            catch (SqliteException ex) when (ex.SqliteErrorCode is SqliteBusy or SqliteLocked)
+            {
+                throw new IOException(
+                    $"Cannot {verb} aggregator database '{fullPath}': another process has it open (an aggregator running on this data directory?); stop it and try again. Nothing was changed.",
+                    ex);
+            }
+
+            if (Scalar(connection, null, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version';") is null)
+            {
+                throw new InvalidDataException(
+                    $"Cannot {verb} '{fullPath}': it is an SQLite database but not a SecureFed aggregator database (no schema_version); it was left untouched.");
+            }
+
+            return connection;
+        }
+        catch (SqliteException ex)
+        {
+            connection.Dispose();
+            throw Translate(ex, fullPath);
+        }
+        catch
+        {
+            connection.Dispose();
+            throw;
+        }
     }
 
     /// <summary>

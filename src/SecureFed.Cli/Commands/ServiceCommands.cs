@@ -14,7 +14,8 @@ namespace SecureFed.Cli.Commands;
 
 /// <summary>
 /// <c>securefed aggregator --config FILE</c> and <c>securefed agent --config FILE</c>: the long-running services (and
-/// <c>securefed aggregator compact</c>, <see cref="AggregatorCompactCommand"/>, for a stopped aggregator's round store).
+/// <c>securefed aggregator compact</c> and <c>securefed aggregator exclusions</c>, <see cref="AggregatorCompactCommand"/> and
+/// <see cref="AggregatorExclusionsCommand"/>, for a stopped aggregator's round store).
 /// Configuration: the JSON file, then environment variables (<c>SecureFed__Name</c>), then
 /// <c>--SecureFed:Name=value</c> arguments. Relative paths in the file are relative to the file's folder.
 /// </summary>
@@ -37,6 +38,7 @@ internal static class ServiceCommands
         var command = new Command("aggregator", "Run the aggregator service (gRPC over mTLS, health service, SQLite state) until its rounds are done or Ctrl+C; 'aggregator compact' compacts a stopped one's round store.") { config };
         command.TreatUnmatchedTokensAsErrors = false;
         command.Subcommands.Add(AggregatorCompactCommand.Create());
+        command.Subcommands.Add(AggregatorExclusionsCommand.Create());
         command.SetAction(async (parse, ct) =>
         {
             IConfiguration configuration = Load(parse.GetValue(config)!, parse.UnmatchedTokens);

@@ -112,4 +112,58 @@ public sealed class SiteExclusionStoreTests : IDisposable
         Assert.Equal(model, reopened.LoadModel(0));
         Assert.Empty(reopened.QuickCheck());
     }
+    [Fact]
+    public void ClearExclusion_StoppedStore_ThatRowGoneTheOthersKept()
+    {
+        using (AggregatorStore store = Open())
+        {
+            store.SaveExclusions([new SiteExclusionRecord("site-x", 6, 2, 9), new SiteExclusionRecord("site-b", 0, 1, 2)]);
+        }
+
+        SiteExclusionRecord removed = AggregatorStore.ClearExclusion(DbPath, "site-x");
+
+        Assert.Equal(new SiteExclusionRecord("site-x", 6, 2, 9), removed);
+        Assert.Equal([new SiteExclusionRecord("site-b", 0, 1, 2)], AggregatorStore.ReadExclusions(DbPath));
+        using AggregatorStore reopened = Open();
+        Assert.Equal([new SiteExclusionRecord("site-b", 0, 1, 2)], reopened.ListExclusions());
+    }
+
+    [Fact]
+    public void ClearExclusion_SiteWithoutARow_RefusedListingTheSitesKeptAndNothingChanged()
+    {
+        using (AggregatorStore store = Open())
+        {
+            store.SaveExclusions([new SiteExclusionRecord("site-x", 3, 1, 4)]);
+        }
+
+        var error = Assert.Throws<KeyNotFoundException>(() => AggregatorStore.ClearExclusion(DbPath, "site-y"));
+
+        Assert.Contains("no exclusion of site 'site-y' (it keeps: site-x)", error.Message, StringComparison.Ordinal);
+        Assert.Contains("nothing was changed", error.Message, StringComparison.Ordinal);
+        Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], AggregatorStore.ReadExclusions(DbPath));
+    }
+
+    [Fact]
+    public void ClearExclusion_StoreOpenElsewhere_RefusedAndTheRowKept()
+    {
+        using AggregatorStore store = Open();
+        store.SaveExclusions([new SiteExclusionRecord("site-x", 3, 1, 4)]);
+
+        var error = Assert.Throws<IOException>(() => AggregatorStore.ClearExclusion(DbPath, "site-x"));
+        var read = Assert.Throws<IOException>(() => AggregatorStore.ReadExclusions(DbPath));
+
+        Assert.Contains("another process has it open", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed", error.Message, StringComparison.Ordinal);
+        Assert.Contains("another process has it open", read.Message, StringComparison.Ordinal);
+        Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], store.ListExclusions());
+    }
+
+    [Fact]
+    public void ClearExclusion_MissingFile_RefusedNamingItAndNothingCreated()
+    {
+        var error = Assert.Throws<FileNotFoundException>(() => AggregatorStore.ClearExclusion(DbPath, "site-x"));
+
+        Assert.Contains(Path.GetFullPath(DbPath), error.Message, StringComparison.Ordinal);
+        Assert.False(File.Exists(DbPath));
+    }
 }

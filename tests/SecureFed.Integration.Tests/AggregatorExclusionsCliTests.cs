@@ -1,0 +1,75 @@
+using SecureFed.Aggregator.Persistence;
+using SecureFed.Cli;
+
+namespace SecureFed.Integration.Tests;
+
+/// <summary>
+/// <c>securefed aggregator exclusions</c>: an operator lists the sites a stopped aggregator found at fault and clears one;
+/// a site the store does not keep is a usage error naming the ones it does.
+/// </summary>
+public sealed class AggregatorExclusionsCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-exclusions-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static async Task<(int Code, string Stdout, string Stderr)> Cli(params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        int code = await CliApp.RunAsync(args, stdout, stderr, CancellationToken.None);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    [Fact]
+    public async Task Exclusions_ListThenClear_TheSiteIsGoneAndTheOthersStay()
+    {
+        using (AggregatorStore store = AggregatorStore.Open(Path.Combine(_dir, "aggregator.db")))
+        {
+            store.SaveExclusions([new SiteExclusionRecord("site-x", 6, 2, 9), new SiteExclusionRecord("site-b", 0, 1, 2)]);
+        }
+
+        (int code, string listed, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", _dir);
+        Assert.True(code == 0, stderr);
+        string[] lines = listed.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.StartsWith("site", lines[0], StringComparison.Ordinal);
+        Assert.Equal(["site-b", "0", "1", "2"], lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(["site-x", "6", "2", "9"], lines[2].Split(' ', StringSplitOptions.RemoveEmptyEntries));
+
+        (code, string cleared, stderr) = await Cli("aggregator", "exclusions", "--data-dir", _dir, "--clear", "site-x");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("cleared site-x: it had 6 attempts left to sit out and 2 blames (the last in round 9)", cleared, StringComparison.Ordinal);
+
+        (code, string after, _) = await Cli("aggregator", "exclusions", "--data-dir", _dir);
+        Assert.Equal(0, code);
+        Assert.DoesNotContain("site-x", after, StringComparison.Ordinal);
+        Assert.Contains("site-b", after, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Exclusions_ClearASiteWithoutARow_UsageErrorNamingTheSitesKept()
+    {
+        using (AggregatorStore store = AggregatorStore.Open(Path.Combine(_dir, "aggregator.db")))
+        {
+            store.SaveExclusions([new SiteExclusionRecord("site-x", 3, 1, 4)]);
+        }
+
+        (int code, _, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", _dir, "--clear", "site-q");
+
+        Assert.Equal(CliApp.ExitUsage, code);
+        Assert.Contains("no exclusion of site 'site-q' (it keeps: site-x)", stderr, StringComparison.Ordinal);
+        Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], AggregatorStore.ReadExclusions(Path.Combine(_dir, "aggregator.db")));
+    }
+
+    [Fact]
+    public async Task Exclusions_NoStore_FailsNamingTheFile()
+    {
+        (int code, _, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", Path.Combine(_dir, "none"));
+
+        Assert.Equal(CliApp.ExitFailure, code);
+        Assert.Contains("aggregator.db", stderr, StringComparison.Ordinal);
+        Assert.Contains("does not exist", stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "none")));
+    }
+}
