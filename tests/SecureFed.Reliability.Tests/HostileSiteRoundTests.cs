@@ -153,17 +153,7 @@ public sealed class HostileSiteRoundTests : IDisposable
     {
         await using TestFederation fed = await StartAsync(rounds: 1);
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
-        IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync();
-
-        // Well-formed (116 bytes each, one per neighbour) but one ciphertext byte flipped: the GCM tag fails.
-        var request = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
-        request.Shares.AddRange(shares.Select(s =>
-        {
-            byte[] c = (byte[])s.Ciphertext.Clone();
-            c[20] ^= 0x01;
-            return new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(c) };
-        }));
-        Assert.False((await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
+        await SendUndecryptableSharesAsync(x);
 
         await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
         IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
@@ -198,6 +188,23 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// site-x advertises, then sends every neighbour a well-formed share envelope (116 bytes) with one ciphertext byte
+    /// flipped, so the GCM tag fails and each honest holder accuses it.
+    /// </summary>
+    private static async Task SendUndecryptableSharesAsync(HostileSite x)
+    {
+        IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync();
+        var request = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
+        request.Shares.AddRange(shares.Select(s =>
+        {
+            byte[] c = (byte[])s.Ciphertext.Clone();
+            c[20] ^= 0x01;
+            return new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(c) };
+        }));
+        Assert.False((await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
+    }
+
+    /// <summary>
     /// The exclusion and the blame count survive a restart (they are kept in the round store, not only in memory):
     /// site-x sends undecryptable envelopes in round 1 and is excluded for 3 attempts; round 2 opens without it (2 left);
     /// the aggregator restarts on the same data directory and site-x is still excluded for 2 attempts; round 3 opens
@@ -209,15 +216,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         await using TestFederation fed = await StartAsync(rounds: 1);
         await using (HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed)))
         {
-            IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync();
-            var request = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
-            request.Shares.AddRange(shares.Select(s =>
-            {
-                byte[] c = (byte[])s.Ciphertext.Clone();
-                c[20] ^= 0x01;
-                return new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(c) };
-            }));
-            Assert.False((await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
+            await SendUndecryptableSharesAsync(x);
             await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
         }
 
