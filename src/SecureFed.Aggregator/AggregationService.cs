@@ -775,13 +775,21 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         string atFault = verdict.AccusedAtFault ? accusedName : site;
-        if (verdict.AccusedAtFault)
+        int excluded;
+        try
         {
-            // First, so that the attempt ends before unmasking even if recording the exclusion fails.
-            session.RequestAbort($"site '{accusedName}' sent '{site}' an invalid share envelope (verified accusation: {verdict.Reason}); the round is retried without it");
+            // Excluded before the coordinator wakes to abort, so the retry's cohort cannot include it.
+            excluded = _coordinator.Exclude(atFault, session.Round);
+        }
+        finally
+        {
+            if (verdict.AccusedAtFault)
+            {
+                // Even if recording the exclusion failed: the attempt ends before unmasking.
+                session.RequestAbort($"site '{accusedName}' sent '{site}' an invalid share envelope (verified accusation: {verdict.Reason}); the round is retried without it");
+            }
         }
 
-        int excluded = _coordinator.Exclude(atFault, session.Round);
         Log.Blamed(_logger, session.Round, site, accusedName, atFault, verdict.Reason, excluded);
         _state.Audit.Append(AuditEvents.Blame, f => f
             .Add("round", session.Round)

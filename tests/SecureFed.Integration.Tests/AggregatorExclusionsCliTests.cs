@@ -63,6 +63,21 @@ public sealed class AggregatorExclusionsCliTests : IDisposable
     }
 
     [Fact]
+    public async Task Exclusions_ClearABlankName_UsageErrorAndNothingChanged()
+    {
+        using (AggregatorStore store = AggregatorStore.Open(Path.Combine(_dir, "aggregator.db")))
+        {
+            store.SaveExclusions([new SiteExclusionRecord("site-x", 3, 1, 4)]);
+        }
+
+        (int code, _, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", _dir, "--clear", " ");
+
+        Assert.Equal(CliApp.ExitUsage, code);
+        Assert.Contains("--clear needs a site name", stderr, StringComparison.Ordinal);
+        Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], AggregatorStore.ReadExclusions(Path.Combine(_dir, "aggregator.db")));
+    }
+
+    [Fact]
     public async Task Exclusions_NoStore_FailsNamingTheFile()
     {
         (int code, _, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", Path.Combine(_dir, "none"));

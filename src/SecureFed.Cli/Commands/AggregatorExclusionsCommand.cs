@@ -8,7 +8,8 @@ namespace SecureFed.Cli.Commands;
 /// <summary>
 /// <c>securefed aggregator exclusions --data-dir DIR [--clear SITE]</c>: lists the sites a stopped aggregator found at
 /// fault (attempts each still sits out, its blame count, the round of its last blame: the rows a restart restores), and
-/// clears one (<see cref="AggregatorStore.ClearExclusion"/>), the operator's remedy for an honest site that colluders framed.
+/// clears one (<see cref="AggregatorStore.ClearExclusion"/>), the operator's remedy for an honest site that colluders framed
+/// (single-process aggregator: a cluster coordinator's store is restored from the cluster database at every lease).
 /// </summary>
 internal static class AggregatorExclusionsCommand
 {
@@ -27,9 +28,10 @@ internal static class AggregatorExclusionsCommand
             "exclusions",
             "List the sites a stopped aggregator found at fault (data-dir/aggregator.db): the round attempts each still sits out, how many " +
             "attempts blamed it (each further blame doubles its exclusion) and the round of the last blame; a restart restores them. With " +
-            "--clear SITE, delete that site's row. Stop the aggregator first: a store another process has open is refused. On the aggregator " +
-            "cluster the coordinator's store comes from the cluster database at a takeover, so clear it on the coordinator silo's data " +
-            "directory while the whole cluster is stopped.")
+            "--clear SITE, delete that site's row. Stop the aggregator first: a store another process has open is refused. The clearing " +
+            "is not audited (the aggregator logs the sites it restores as excluded when it starts). Single-process aggregator only: a " +
+            "cluster coordinator replaces its data directory's store with the one saved in the cluster database whenever it takes the " +
+            "lease, so a row cleared here comes back there.")
         {
             dataDir,
             clear,
@@ -48,6 +50,10 @@ internal static class AggregatorExclusionsCommand
                 catch (KeyNotFoundException ex)
                 {
                     throw new UsageException(ex.Message);
+                }
+                catch (ArgumentException ex)
+                {
+                    throw new UsageException($"--clear needs a site name, not '{site}' ({ex.Message})");
                 }
 
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
