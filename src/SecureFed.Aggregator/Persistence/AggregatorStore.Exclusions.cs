@@ -66,6 +66,7 @@ public sealed partial class AggregatorStore
     /// longer in the federation is left in the database as it is.
     /// </summary>
     public IReadOnlyList<SiteExclusionRecord> ListExclusions() => Run(() => ExclusionRows(_connection));
+
     /// <summary>
     /// The rows of the stopped aggregator's store at <paramref name="path"/> (<c>securefed aggregator exclusions</c>), by
     /// site; none for a store made before schema version 4. The store is held exclusively while it is read.

@@ -35,7 +35,7 @@ internal static class ServiceCommands
     private static Command Aggregator()
     {
         var config = new Option<FileInfo>("--config") { Description = "aggregator.json (as written by 'securefed provision').", Required = true };
-        var command = new Command("aggregator", "Run the aggregator service (gRPC over mTLS, health service, SQLite state) until its rounds are done or Ctrl+C; 'aggregator compact' compacts a stopped one's round store.") { config };
+        var command = new Command("aggregator", "Run the aggregator service (gRPC over mTLS, health service, SQLite state) until its rounds are done or Ctrl+C; 'aggregator compact' compacts a stopped one's round store, 'aggregator exclusions' lists or clears the sites it found at fault.") { config };
         command.TreatUnmatchedTokensAsErrors = false;
         command.Subcommands.Add(AggregatorCompactCommand.Create());
         command.Subcommands.Add(AggregatorExclusionsCommand.Create());
