@@ -13,6 +13,15 @@ public sealed class AggregatorExclusionsCliTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    private string StorePath => Path.Combine(_dir, "aggregator.db");
+
+    /// <summary>Writes <paramref name="rows"/> to the store in <c>_dir</c>, which is then closed (a stopped aggregator's).</summary>
+    private void SaveRows(params SiteExclusionRecord[] rows)
+    {
+        using AggregatorStore store = AggregatorStore.Open(StorePath);
+        store.SaveExclusions(rows);
+    }
+
     private static async Task<(int Code, string Stdout, string Stderr)> Cli(params string[] args)
     {
         using var stdout = new StringWriter();
@@ -24,10 +33,7 @@ public sealed class AggregatorExclusionsCliTests : IDisposable
     [Fact]
     public async Task Exclusions_ListThenClear_TheSiteIsGoneAndTheOthersStay()
     {
-        using (AggregatorStore store = AggregatorStore.Open(Path.Combine(_dir, "aggregator.db")))
-        {
-            store.SaveExclusions([new SiteExclusionRecord("site-x", 6, 2, 9), new SiteExclusionRecord("site-b", 0, 1, 2)]);
-        }
+        SaveRows(new SiteExclusionRecord("site-x", 6, 2, 9), new SiteExclusionRecord("site-b", 0, 1, 2));
 
         (int code, string listed, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", _dir);
         Assert.True(code == 0, stderr);
@@ -47,34 +53,18 @@ public sealed class AggregatorExclusionsCliTests : IDisposable
         Assert.Contains("site-b", after, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public async Task Exclusions_ClearASiteWithoutARow_UsageErrorNamingTheSitesKept()
+    [Theory]
+    [InlineData("site-q", "no exclusion of site 'site-q' (it keeps: site-x)")]
+    [InlineData(" ", "--clear needs a site name")]
+    public async Task Exclusions_ClearASiteWithoutARowOrABlankName_UsageErrorAndNothingChanged(string site, string named)
     {
-        using (AggregatorStore store = AggregatorStore.Open(Path.Combine(_dir, "aggregator.db")))
-        {
-            store.SaveExclusions([new SiteExclusionRecord("site-x", 3, 1, 4)]);
-        }
+        SaveRows(new SiteExclusionRecord("site-x", 3, 1, 4));
 
-        (int code, _, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", _dir, "--clear", "site-q");
+        (int code, _, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", _dir, "--clear", site);
 
         Assert.Equal(CliApp.ExitUsage, code);
-        Assert.Contains("no exclusion of site 'site-q' (it keeps: site-x)", stderr, StringComparison.Ordinal);
-        Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], AggregatorStore.ReadExclusions(Path.Combine(_dir, "aggregator.db")));
-    }
-
-    [Fact]
-    public async Task Exclusions_ClearABlankName_UsageErrorAndNothingChanged()
-    {
-        using (AggregatorStore store = AggregatorStore.Open(Path.Combine(_dir, "aggregator.db")))
-        {
-            store.SaveExclusions([new SiteExclusionRecord("site-x", 3, 1, 4)]);
-        }
-
-        (int code, _, string stderr) = await Cli("aggregator", "exclusions", "--data-dir", _dir, "--clear", " ");
-
-        Assert.Equal(CliApp.ExitUsage, code);
-        Assert.Contains("--clear needs a site name", stderr, StringComparison.Ordinal);
-        Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], AggregatorStore.ReadExclusions(Path.Combine(_dir, "aggregator.db")));
+        Assert.Contains(named, stderr, StringComparison.Ordinal);
+        Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], AggregatorStore.ReadExclusions(StorePath));
     }
 
     [Fact]
