@@ -68,6 +68,11 @@ internal static class TaggerCommands
             FileInfo trainFile = RequireFile(parse.GetValue(train)!, "--train");
             FileInfo? devFile = parse.GetValue(dev) is FileInfo d ? RequireFile(d, "--dev") : null;
             DirectoryInfo outDir = parse.GetValue(output)!;
+            if (outDir.Exists && outDir.EnumerateFileSystemInfos().Any())
+            {
+                throw new UsageException($"--out {outDir.FullName} already exists and is not empty; training never overwrites a saved model (give a new folder).");
+            }
+
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             TaggerConfig taggerConfig = ResolveConfig(parse.GetValue(config)!);
             var options = new TrainOptions
@@ -84,7 +89,17 @@ internal static class TaggerCommands
             };
 
             var trainSet = ConllReader.ReadFile(trainFile.FullName).ToList();
+            if (trainSet.Count == 0)
+            {
+                throw new UsageException($"--train {trainFile.FullName} has no sentence to train on.");
+            }
+
             var devSet = devFile is null ? null : ConllReader.ReadFile(devFile.FullName).ToList();
+            if (devSet is { Count: 0 })
+            {
+                throw new UsageException($"--dev {devFile!.FullName} has no sentence; leave --dev out to train without one.");
+            }
+
             LabelSet labels = LabelSet.FromSentences(devSet is null ? trainSet : trainSet.Concat(devSet));
             using TaggerModel model = TaggerModel.Create(taggerConfig, labels, options.Seed, deviceName);
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -178,6 +193,11 @@ internal static class TaggerCommands
             TextWriter stdout = parse.InvocationConfiguration.Output;
             DirectoryInfo dir = RequireModel(parse.GetValue(modelDir)!);
             FileInfo testFile = RequireFile(parse.GetValue(test)!, "--test");
+            if (parse.GetValue(conllOut) is FileInfo target && SamePath(target.FullName, testFile.FullName))
+            {
+                throw new UsageException($"--conll-out {target.FullName} is the --test file; writing predictions there would replace the gold labels.");
+            }
+
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             ApplyThreads(parse, threads);
             var gold = ConllReader.ReadFile(testFile.FullName).ToList();
@@ -320,4 +340,8 @@ internal static class TaggerCommands
     {
         public void Report(TrainProgress value) => report(value);
     }
+
+    /// <summary>Whether two full paths name the same file (case-insensitively on Windows and macOS, where file systems usually are).</summary>
+    private static bool SamePath(string a, string b) => string.Equals(Path.GetFullPath(a), Path.GetFullPath(b),
+        OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
 }
