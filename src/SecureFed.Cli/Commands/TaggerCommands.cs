@@ -43,7 +43,7 @@ internal static class TaggerCommands
     {
         var train = new Option<FileInfo>("--train") { Description = "Training file (TOKEN<TAB>TAG, blank line between sentences).", Required = true };
         var dev = new Option<FileInfo?>("--dev") { Description = "Dev file for early stopping on entity F1 (recommended)." };
-        var output = new Option<DirectoryInfo>("--out") { Description = "Directory to write the model to.", Required = true };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Directory to write the model to (must not exist or be empty: a saved model is never overwritten).", Required = true };
         var epochs = new Option<int>("--epochs") { Description = "Maximum epochs.", DefaultValueFactory = _ => 30 };
         var device = DeviceOption();
         var config = new Option<string>("--config") { Description = "Model size: default, tiny, tiny-crf, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "default" };
@@ -178,7 +178,7 @@ internal static class TaggerCommands
     {
         var modelDir = new Option<DirectoryInfo>("--model") { Description = "Model directory written by 'tagger train'.", Required = true };
         var test = new Option<FileInfo>("--test") { Description = "Gold CoNLL file.", Required = true };
-        var conllOut = new Option<FileInfo?>("--conll-out") { Description = "Write 'token gold predicted' lines here (conlleval input)." };
+        var conllOut = new Option<FileInfo?>("--conll-out") { Description = "Write 'token gold predicted' lines here (conlleval input; not the --test file)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var device = DeviceOption();
         var threads = ThreadsOption();
