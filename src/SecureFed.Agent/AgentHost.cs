@@ -11,6 +11,7 @@ using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using SecureFed.Federation;
 using SecureFed.Tagger;
 
 namespace SecureFed.Agent;
@@ -28,7 +29,7 @@ public static class AgentHost
         ArgumentNullException.ThrowIfNull(spec);
         var options = new AgentOptions();
         configuration.GetSection(AgentOptions.Section).Bind(options);
-        IReadOnlyList<string> problems = options.Validate();
+        IReadOnlyList<string> problems = [.. UnknownSettings(configuration), .. options.Validate()];
         if (problems.Count > 0)
         {
             throw new OptionsValidationException(AgentOptions.Section, typeof(AgentOptions), problems);
@@ -146,6 +147,13 @@ public static class AgentHost
         }
     }
 
+    /// <summary>Keys of the <c>SecureFed</c> section that are no agent setting (typos binding would ignore); <c>ModelSpec</c> is read by the CLI.</summary>
+    public static IReadOnlyList<string> UnknownSettings(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return SettingNames.Unknown(AgentOptions.Section, configuration.GetSection(AgentOptions.Section).GetChildren().Select(c => c.Key), typeof(AgentOptions), "ModelSpec");
+    }
+
     /// <summary>The TorchSharp trainer on the site's data.</summary>
     public static TaggerLocalTrainer CreateTrainer(AgentOptions options, ModelSpec spec)
     {
@@ -156,6 +164,7 @@ public static class AgentHost
         {
             train = [.. ConllReader.ReadFile(options.TrainFile)];
             dev = string.IsNullOrEmpty(options.DevFile) ? [] : [.. ConllReader.ReadFile(options.DevFile)];
+            RequireTrainable(options.TrainFile, train, spec);
         }
         else
         {
@@ -172,6 +181,28 @@ public static class AgentHost
             FreezeEmbeddings = options.DpFreezeEmbeddings,
             DpDropout = options.DpDropout,
         };
+    }
+
+    /// <summary>
+    /// A site's training file the federation's model can learn from: at least one sentence, and when it tags entities,
+    /// at least one of the model's types (a file tagged <c>B-DISEASE</c> for a model of <c>Disease</c> would otherwise
+    /// train every mention as O, silently, and spend the site's privacy budget on it). Types outside the model are
+    /// allowed beside the model's (they are trained as O, as a site annotating more than the federation needs).
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file has no sentence, or tags no type of the model.</exception>
+    internal static void RequireTrainable(string path, IReadOnlyList<Sentence> train, ModelSpec spec)
+    {
+        if (train.Count == 0)
+        {
+            throw new InvalidDataException($"SecureFed:TrainFile '{path}' has no sentence to train on.");
+        }
+
+        string[] tagged = [.. train.SelectMany(s => s.Tags).Where(t => t.Length > 2 && t[1] == '-').Select(t => t[2..])
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        if (tagged.Length > 0 && !tagged.Any(t => spec.EntityTypes.Contains(t, StringComparer.Ordinal)))
+        {
+            throw new InvalidDataException($"SecureFed:TrainFile '{path}' tags {string.Join(", ", tagged)}, none of which the federation's model tags (its types: {string.Join(", ", spec.EntityTypes)}; names are case-sensitive): every mention would be trained as O.");
+        }
     }
 
     /// <summary>

@@ -72,7 +72,9 @@ public sealed record ModelSpec(TaggerConfig Config, IReadOnlyList<string> Entity
             using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(path));
             TaggerConfig config = TaggerConfig.FromJson(doc.RootElement.GetProperty("config").GetRawText());
             string[] types = [.. doc.RootElement.GetProperty("entity_types").EnumerateArray().Select(e => e.GetString() ?? throw new InvalidDataException("null entity type"))];
-            return new ModelSpec(config, types);
+            var spec = new ModelSpec(config, types);
+            _ = spec.Labels; // every type a valid label name (no whitespace), or the spec is refused here, naming the file
+            return spec;
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
         {

@@ -526,6 +526,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             ? $"model version {version} does not exist (latest is {current}; the aggregator keeps only the newest {_options.KeepModelVersions}, SecureFed:KeepModelVersions)"
             : $"model version {version} does not exist (latest is {current})"));
 
+    /// <summary>
+    /// Rounds (attempts) a <c>GetStatus</c> reply lists, the most recent: its size and the store work behind it stay
+    /// bounded however long the federation runs (the whole history is in the audit log and <c>securefed audit</c>).
+    /// </summary>
+    public const int StatusRounds = 50;
+
     public override Task<FederationStatus> GetStatus(StatusRequest request, ServerCallContext context)
     {
         Authenticate(context, request.Header, Stage.Unspecified);
@@ -535,7 +541,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             LatestModelVersion = (ulong)_state.Model.Version,
             SiteEpsilonSpent = _state.Budget.Spent(_options.Delta),
         };
-        foreach (var r in _state.Store.ListRounds())
+        foreach (var r in _state.Store.ListRecentRounds(StatusRounds))
         {
             var summary = new RoundSummary
             {

@@ -26,6 +26,16 @@ public static class AggregatorHost
     public const int MaxMessageBytes = 4 * 1024 * 1024;
 
     /// <summary>
+    /// Keys of the <c>SecureFed</c> section that are no aggregator setting (typos binding would ignore); <c>ModelSpec</c>
+    /// is read by the CLI and <c>Cluster</c> is the cluster's own section.
+    /// </summary>
+    public static IReadOnlyList<string> UnknownSettings(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return SettingNames.Unknown(AggregatorOptions.Section, configuration.GetSection(AggregatorOptions.Section).GetChildren().Select(c => c.Key), typeof(AggregatorOptions), "ModelSpec", "Cluster");
+    }
+
+    /// <summary>
     /// Creates the host from configuration (section <c>SecureFed</c>). Options are validated here: every problem is
     /// reported at once, naming the setting.
     /// </summary>
@@ -73,7 +83,7 @@ public static class AggregatorHost
         ArgumentNullException.ThrowIfNull(configuration);
         var options = new AggregatorOptions();
         configuration.GetSection(AggregatorOptions.Section).Bind(options);
-        IReadOnlyList<string> problems = options.Validate();
+        IReadOnlyList<string> problems = [.. UnknownSettings(configuration), .. options.Validate()];
         if (problems.Count > 0)
         {
             throw new OptionsValidationException(AggregatorOptions.Section, typeof(AggregatorOptions), problems);

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.CommandLine.Parsing;
 using System.Security.Cryptography;
 using SecureFed.Cli.Commands;
 
@@ -27,15 +28,47 @@ internal static class CliApp
         return root;
     }
 
+    /// <summary>
+    /// A number option given with a decimal comma (<c>--epsilon 0,5</c>). The options parse numbers in the invariant
+    /// culture, where a comma groups thousands, so <c>0,5</c> would silently become 5; it is refused instead.
+    /// </summary>
+    internal static IEnumerable<string> DecimalCommaErrors(ParseResult parse)
+    {
+        ArgumentNullException.ThrowIfNull(parse);
+        var pending = new Stack<SymbolResult>([parse.RootCommandResult]);
+        while (pending.TryPop(out SymbolResult? result))
+        {
+            if (result is OptionResult option)
+            {
+                Type type = Nullable.GetUnderlyingType(option.Option.ValueType) ?? option.Option.ValueType;
+                if (type == typeof(double) || type == typeof(float) || type == typeof(decimal))
+                {
+                    foreach (Token token in option.Tokens.Where(t => t.Value.Contains(',', StringComparison.Ordinal)))
+                    {
+                        yield return $"{option.Option.Name} {token.Value}: write numbers with a decimal point ({token.Value.Replace(',', '.')}); a comma is not read as one.";
+                    }
+                }
+            }
+            else if (result is CommandResult command)
+            {
+                foreach (SymbolResult child in command.Children)
+                {
+                    pending.Push(child);
+                }
+            }
+        }
+    }
+
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         RootCommand root = BuildRoot();
         ParseResult parse = root.Parse(args);
-        if (parse.Errors.Count > 0)
+        string[] errors = [.. parse.Errors.Select(e => e.Message), .. DecimalCommaErrors(parse)];
+        if (errors.Length > 0)
         {
-            foreach (var error in parse.Errors)
+            foreach (string error in errors)
             {
-                await stderr.WriteLineAsync($"error: {error.Message}").ConfigureAwait(false);
+                await stderr.WriteLineAsync($"error: {error}").ConfigureAwait(false);
             }
 
             await stderr.WriteLineAsync("Run 'securefed --help' (or add --help to the sub-command) for usage.").ConfigureAwait(false);
@@ -64,7 +97,8 @@ internal static class CliApp
             return ExitFailure;
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException
-                                       or CryptographicException or InvalidOperationException or FormatException)
+                                       or CryptographicException or InvalidOperationException or FormatException
+                                       or ArgumentException)
         {
             await stderr.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
             return ExitFailure;

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text;
 using SecureFed.Tagger.Internal;
 
 namespace SecureFed.Tagger;
@@ -30,12 +31,31 @@ public static class ConllReader
         return ReadFileIterator(path);
     }
 
+    /// <summary>UTF-8 that refuses bytes it cannot decode (a Latin-1 corpus would otherwise train on U+FFFD tokens).</summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     private static IEnumerable<Sentence> ReadFileIterator(string path)
     {
-        using var reader = new StreamReader(path);
-        foreach (Sentence sentence in Read(reader, path))
+        using var reader = new StreamReader(path, StrictUtf8, detectEncodingFromByteOrderMarks: true);
+        using IEnumerator<Sentence> sentences = Read(reader, path).GetEnumerator();
+        while (true)
         {
-            yield return sentence;
+            bool more;
+            try
+            {
+                more = sentences.MoveNext();
+            }
+            catch (DecoderFallbackException ex)
+            {
+                throw new InvalidDataException($"{path}: not UTF-8 text ({ex.Message}); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).", ex);
+            }
+
+            if (!more)
+            {
+                yield break;
+            }
+
+            yield return sentences.Current;
         }
     }
 

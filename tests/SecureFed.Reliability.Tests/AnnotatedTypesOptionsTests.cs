@@ -71,6 +71,68 @@ public sealed class AnnotatedTypesOptionsTests
         Assert.Contains("SecureFed:AnnotatedTypes", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void RequireTrainable_EmptyFile_RefusedNamingIt()
+    {
+        var error = Assert.Throws<InvalidDataException>(() => AgentHost.RequireTrainable("/data/train.tsv", [], Spec));
+
+        Assert.Contains("'/data/train.tsv' has no sentence", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RequireTrainable_TagsNoTypeOfTheModel_RefusedNamingBoth()
+    {
+        Sentence[] shouting = [new(["aspirin", "for", "migraine"], ["O", "O", "B-DISEASE"])];
+
+        var error = Assert.Throws<InvalidDataException>(() => AgentHost.RequireTrainable("train.tsv", shouting, Spec));
+
+        Assert.Contains("tags DISEASE", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Chemical, Disease, Gene", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void RequireTrainable_ModelTypesBesideOthersOrNoEntityAtAll_Accepted()
+    {
+        Sentence[] extra = [new(["aspirin", "for", "migraine"], ["B-Drug", "O", "B-Disease"])];
+        Sentence[] untagged = [new(["no", "entity"], ["O", "O"])];
+
+        AgentHost.RequireTrainable("a.tsv", extra, Spec);
+        AgentHost.RequireTrainable("b.tsv", untagged, Spec);
+        AgentHost.RequireTrainable("c.tsv", Train, Spec);
+    }
+
+    [Fact]
+    public void UnknownSettings_MisspeltKey_NamedWithTheSettingItMeant()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["SecureFed:Site"] = "site-a",
+            ["SecureFed:EpsilonBuget"] = "2",
+            ["SecureFed:ModelSpec"] = "spec.json",
+            ["SecureFed:annotatedtypes"] = "Disease",
+            ["Logging:LogLevel:Default"] = "Warning",
+        }).Build();
+
+        IReadOnlyList<string> problems = AgentHost.UnknownSettings(configuration);
+
+        Assert.Equal(["SecureFed:EpsilonBuget is not a setting (did you mean SecureFed:EpsilonBudget?)."], problems);
+    }
+
+    [Fact]
+    public void Build_MisspeltKey_RefusedWithEveryProblem()
+    {
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["SecureFed:Site"] = "site-a",
+            ["SecureFed:Aggregator"] = "https://127.0.0.1:1",
+            ["SecureFed:EpsilonBuget"] = "2",
+        }).Build();
+
+        var error = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => AgentHost.Build(configuration, Spec));
+
+        Assert.Contains(error.Failures, f => f.Contains("SecureFed:EpsilonBuget is not a setting", StringComparison.Ordinal));
+    }
+
     private static AgentOptions Bind(string? annotated)
     {
         var settings = new Dictionary<string, string?> { ["SecureFed:Site"] = "site-a", ["SecureFed:Aggregator"] = "https://127.0.0.1:1" };

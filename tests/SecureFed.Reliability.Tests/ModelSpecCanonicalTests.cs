@@ -40,6 +40,18 @@ public sealed class ModelSpecCanonicalTests : IDisposable
         Assert.DoesNotContain('\n', spec.ToJson());
     }
 
+    [Fact]
+    public void ModelSpec_LoadTypeWithASpace_RefusedNamingTheFile()
+    {
+        string path = Path.Combine(_dir, "spec.json");
+        File.WriteAllText(path, "{\"config\":" + TaggerConfig.Tiny.ToJson() + ",\"entity_types\":[\"Disease\",\"Adverse Event\"]}");
+
+        var error = Assert.Throws<InvalidDataException>(() => ModelSpec.Load(path));
+
+        Assert.Contains(path, error.Message, StringComparison.Ordinal);
+        Assert.Contains("Adverse Event", error.Message, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         try

@@ -77,6 +77,41 @@ public sealed class ConllReaderTests
     }
 
     [Fact]
+    public void ReadFile_Latin1Bytes_RefusedNamingTheFileInsteadOfReplacementCharacters()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "securefed-latin1-" + Guid.NewGuid().ToString("N") + ".tsv");
+        File.WriteAllBytes(path, [.. "Fever\tB-Symptom\n\nCaf"u8, 0xE9, .. "\tO\n"u8]);
+        try
+        {
+            var ex = Assert.Throws<InvalidDataException>(() => ConllReader.ReadFile(path).ToList());
+
+            Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+            Assert.Contains("not UTF-8", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void ReadFile_Utf8WithBomAndAccents_Read()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "securefed-utf8-" + Guid.NewGuid().ToString("N") + ".tsv");
+        File.WriteAllBytes(path, [0xEF, 0xBB, 0xBF, .. "Ménière\tB-Disease\ndisease\tI-Disease\n"u8]);
+        try
+        {
+            Sentence sentence = Assert.Single(ConllReader.ReadFile(path));
+
+            Assert.Equal(["Ménière", "disease"], sentence.Tokens);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Read_IsStreaming_YieldsFirstSentenceBeforeMalformedTail()
     {
         using var reader = new StringReader("a\tO\n\nbad\n");

@@ -413,6 +413,13 @@ public sealed partial class AggregatorStore : IDisposable
     /// <summary>All rounds, oldest first.</summary>
     public IReadOnlyList<RoundRecord> ListRounds() => Run(() => ReadRounds(string.Empty));
 
+    /// <summary>The <paramref name="count"/> most recent rounds (attempts), oldest first: bounded work however long the history.</summary>
+    public IReadOnlyList<RoundRecord> ListRecentRounds(int count)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(count);
+        return Run(() => ReadRounds("WHERE round IN (SELECT round FROM rounds ORDER BY round DESC LIMIT $count)", ("$count", count)));
+    }
+
     /// <summary>
     /// Stores a model version produced by <paramref name="round"/>; round 0 means "no round" (the initial model,
     /// typically version 0). Versions start at 0 and only increase.

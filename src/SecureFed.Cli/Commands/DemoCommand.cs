@@ -130,6 +130,17 @@ internal static class DemoCommand
                 throw new UsageException($"--train-per-site must be 0 (all) or positive, got {perSite}.");
             }
 
+            if (parse.GetValue(output) is { } givenOut && string.IsNullOrWhiteSpace(givenOut))
+            {
+                throw new UsageException("--out is blank; give a folder that does not exist or is empty, or leave --out out for ./securefed-demo-<UTC time>.");
+            }
+
+            int dropIn = parse.GetValue(dropRound);
+            if (dropAt is not null && (dropIn < 1 || dropIn > r))
+            {
+                throw new UsageException($"--drop-round must be a round of this run, 1 to {r} (--rounds), got {dropIn}.");
+            }
+
             string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
             if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
             {
@@ -253,7 +264,7 @@ internal static class DemoCommand
                 Sites = n,
                 Epsilon = eps,
                 DropAt = dropAt,
-                DropRound = parse.GetValue(dropRound),
+                DropRound = dropIn,
                 DataDirectory = dataDir,
                 CorpusLabel = corpusLabel,
                 TrainSentencesPerSite = perSite,

@@ -41,6 +41,15 @@ internal static class ModelCommands
                 throw new UsageException("--types must name at least one entity type.");
             }
 
+            try
+            {
+                _ = LabelSet.Create(entityTypes);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException($"--types: {ex.Message}.");
+            }
+
             var spec = new ModelSpec(TaggerConfig.Resolve(s), entityTypes);
             string path = parse.GetValue(output)!;
             Federation.AtomicFile.WriteAllText(path, spec.ToJson());

@@ -149,6 +149,11 @@ internal static class ServiceCommands
             {
                 throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
             }
+            catch (ArgumentException ex)
+            {
+                // The site's data does not fit its settings (e.g. SecureFed:AnnotatedTypes names a type the model does not tag).
+                throw new UsageException("invalid configuration: " + ex.Message);
+            }
 
             // Taken before RunAsync, which disposes the host (and its services) when it returns.
             var worker = (AgentWorker?)host.Services.GetService(typeof(AgentWorker));
@@ -175,7 +180,9 @@ internal static class ServiceCommands
         TextWriter output = parse.InvocationConfiguration.Output;
         var options = new AggregatorClusterOptions();
         configuration.GetSection(AggregatorClusterOptions.Section).Bind(options);
-        var problems = new List<string>(options.Validate());
+        var problems = new List<string>(Federation.SettingNames.Unknown(AggregatorClusterOptions.Section,
+            configuration.GetSection(AggregatorClusterOptions.Section).GetChildren().Select(c => c.Key), typeof(AggregatorClusterOptions)));
+        problems.AddRange(options.Validate());
         problems.AddRange(options.ValidateRole(configuration["SecureFed:Listen"], configuration["SecureFed:KitDirectory"]));
         string? federation = configuration["SecureFed:Federation"];
         if (string.IsNullOrWhiteSpace(federation))
@@ -198,7 +205,7 @@ internal static class ServiceCommands
                 aggregator.ModelSpecSha256 = new string('0', 64); // derived from the model spec when the service starts
             }
 
-            problems.AddRange(aggregator.Validate().Where(p => !problems.Contains(p)));
+            problems.AddRange(AggregatorHost.UnknownSettings(configuration).Concat(aggregator.Validate()).Where(p => !problems.Contains(p)));
         }
 
         if (problems.Count > 0)

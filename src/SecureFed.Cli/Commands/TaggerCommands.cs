@@ -43,7 +43,7 @@ internal static class TaggerCommands
     {
         var train = new Option<FileInfo>("--train") { Description = "Training file (TOKEN<TAB>TAG, blank line between sentences).", Required = true };
         var dev = new Option<FileInfo?>("--dev") { Description = "Dev file for early stopping on entity F1 (recommended)." };
-        var output = new Option<DirectoryInfo>("--out") { Description = "Directory to write the model to.", Required = true };
+        var output = new Option<DirectoryInfo>("--out") { Description = "Directory to write the model to (must not exist or be empty: a saved model is never overwritten).", Required = true };
         var epochs = new Option<int>("--epochs") { Description = "Maximum epochs.", DefaultValueFactory = _ => 30 };
         var device = DeviceOption();
         var config = new Option<string>("--config") { Description = "Model size: default, tiny, tiny-crf, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "default" };
@@ -68,6 +68,11 @@ internal static class TaggerCommands
             FileInfo trainFile = RequireFile(parse.GetValue(train)!, "--train");
             FileInfo? devFile = parse.GetValue(dev) is FileInfo d ? RequireFile(d, "--dev") : null;
             DirectoryInfo outDir = parse.GetValue(output)!;
+            if (outDir.Exists && outDir.EnumerateFileSystemInfos().Any())
+            {
+                throw new UsageException($"--out {outDir.FullName} already exists and is not empty; training never overwrites a saved model (give a new folder).");
+            }
+
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             TaggerConfig taggerConfig = ResolveConfig(parse.GetValue(config)!);
             var options = new TrainOptions
@@ -84,7 +89,17 @@ internal static class TaggerCommands
             };
 
             var trainSet = ConllReader.ReadFile(trainFile.FullName).ToList();
+            if (trainSet.Count == 0)
+            {
+                throw new UsageException($"--train {trainFile.FullName} has no sentence to train on.");
+            }
+
             var devSet = devFile is null ? null : ConllReader.ReadFile(devFile.FullName).ToList();
+            if (devSet is { Count: 0 })
+            {
+                throw new UsageException($"--dev {devFile!.FullName} has no sentence; leave --dev out to train without one.");
+            }
+
             LabelSet labels = LabelSet.FromSentences(devSet is null ? trainSet : trainSet.Concat(devSet));
             using TaggerModel model = TaggerModel.Create(taggerConfig, labels, options.Seed, deviceName);
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -163,7 +178,7 @@ internal static class TaggerCommands
     {
         var modelDir = new Option<DirectoryInfo>("--model") { Description = "Model directory written by 'tagger train'.", Required = true };
         var test = new Option<FileInfo>("--test") { Description = "Gold CoNLL file.", Required = true };
-        var conllOut = new Option<FileInfo?>("--conll-out") { Description = "Write 'token gold predicted' lines here (conlleval input)." };
+        var conllOut = new Option<FileInfo?>("--conll-out") { Description = "Write 'token gold predicted' lines here (conlleval input; not the --test file)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var device = DeviceOption();
         var threads = ThreadsOption();
@@ -178,6 +193,11 @@ internal static class TaggerCommands
             TextWriter stdout = parse.InvocationConfiguration.Output;
             DirectoryInfo dir = RequireModel(parse.GetValue(modelDir)!);
             FileInfo testFile = RequireFile(parse.GetValue(test)!, "--test");
+            if (parse.GetValue(conllOut) is FileInfo target && SamePath(target.FullName, testFile.FullName))
+            {
+                throw new UsageException($"--conll-out {target.FullName} is the --test file; writing predictions there would replace the gold labels.");
+            }
+
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             ApplyThreads(parse, threads);
             var gold = ConllReader.ReadFile(testFile.FullName).ToList();
@@ -320,4 +340,8 @@ internal static class TaggerCommands
     {
         public void Report(TrainProgress value) => report(value);
     }
+
+    /// <summary>Whether two full paths name the same file (case-insensitively on Windows and macOS, where file systems usually are).</summary>
+    private static bool SamePath(string a, string b) => string.Equals(Path.GetFullPath(a), Path.GetFullPath(b),
+        OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
 }

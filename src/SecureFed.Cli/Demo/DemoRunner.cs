@@ -140,6 +140,12 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         KeyValuePair.Create("DpSgdMaxSteps", settings.StepsPerRound.ToString(CultureInfo.InvariantCulture)),
     ];
 
+    /// <summary>
+    /// How long the demo waits for its federation before it gives up: generous for the slowest model and machine
+    /// (an hour plus 10 minutes a round), so only a federation that stopped making progress reaches it.
+    /// </summary>
+    internal static TimeSpan FederationTimeout(int rounds) => TimeSpan.FromMinutes(60 + (10.0 * rounds));
+
     /// <summary>DP-SGD steps each site takes over the whole run (what the noise is calibrated to).</summary>
     internal static long TotalSteps(DemoSettings settings)
     {
@@ -321,7 +327,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             },
             CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
 
-        Task finished = federation.WaitAsync(TimeSpan.FromHours(2), cancellationToken);
+        Task finished = federation.WaitAsync(FederationTimeout(settings.Rounds), cancellationToken);
         await Task.WhenAny(finished, _fatal.Task).ConfigureAwait(false);
         if (federation.Coordinator.IsFinished)
         {
@@ -590,6 +596,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         var types = spec.Labels.EntityTypes.ToHashSet(StringComparer.Ordinal);
         Sentence[] publicTrain = [.. files.SelectMany(f => ConllReader.ReadFile(Path.Combine(directory, f)))
             .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
+        if (publicTrain.Length == 0)
+        {
+            throw new UsageException($"--public-data {directory}: {string.Join(", ", files)} hold no sentence to train the warm start on.");
+        }
+
         var watch = System.Diagnostics.Stopwatch.StartNew();
         using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, settings.Seed, "cpu");
         new TaggerTrainer().Train(model, publicTrain, null, new TrainOptions { Epochs = settings.PublicEpochs, Seed = settings.Seed, Patience = 0 }, null, cancellationToken);
@@ -603,6 +614,28 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         return (model.Flatten(), scales);
+    }
+
+    /// <summary>
+    /// A corpus the demo can split: at least one training sentence per site, and a dev and a test set that are not
+    /// empty (an empty one would score every model 0 without saying why).
+    /// </summary>
+    internal static void RequireCorpus(string directory, string trainPath, int train, int sites, string devPath, int dev, string testPath, int test)
+    {
+        if (train < sites)
+        {
+            throw new UsageException($"--data {directory}: {trainPath} has {train} sentence{(train == 1 ? "" : "s")}; the demo splits it across {sites} sites and needs at least one per site.");
+        }
+
+        if (dev == 0)
+        {
+            throw new UsageException($"--data {directory}: {devPath} has no sentence; the sites score the model on it each round.");
+        }
+
+        if (test == 0)
+        {
+            throw new UsageException($"--data {directory}: {testPath} has no sentence; the fused model is scored on it.");
+        }
     }
 
     private (Dictionary<string, IReadOnlyList<Sentence>>, Dictionary<string, IReadOnlyList<Sentence>>, IReadOnlyList<Sentence>, IReadOnlyList<Sentence>, IReadOnlyList<string>, string) LoadData(string[] sites)
@@ -625,6 +658,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             List<Sentence> all = [.. ConllReader.ReadFile(trainPath)];
             List<Sentence> allDev = [.. ConllReader.ReadFile(devPath)];
             List<Sentence> test = [.. ConllReader.ReadFile(testPath)];
+            RequireCorpus(dir, trainPath, all.Count, sites.Length, devPath, allDev.Count, testPath, test.Count);
             // A seeded shuffle, then round-robin: every site gets a random share of the abstracts' sentences.
             var order = Enumerable.Range(0, all.Count).ToArray();
             new Random(settings.Seed).Shuffle(order);
@@ -636,6 +670,10 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             }
 
             var types = LabelSet.FromSentences(all.Concat(allDev), includeClinicalTypes: false).EntityTypes;
+            if (types.Count == 0)
+            {
+                throw new UsageException($"--data {dir}: {trainPath} and {devPath} tag no entity (no B-TYPE or I-TYPE tag), so there is nothing to learn.");
+            }
             string label = settings.CorpusLabel ?? "real corpus";
             string subsample = settings.TrainSentencesPerSite > 0 && settings.TrainSentencesPerSite * sites.Length < all.Count
                 ? string.Create(CultureInfo.InvariantCulture, $", a random subsample of {settings.TrainSentencesPerSite:N0} of each site's ~{all.Count / sites.Length:N0} training sentences to keep the demo short (--train-per-site 0 uses all)")

@@ -159,10 +159,18 @@ internal sealed class LocalFederation : IAsyncDisposable
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         cts.CancelAfter(timeout);
-        await Coordinator.Finished.WaitAsync(cts.Token).ConfigureAwait(false);
-        foreach (IHost host in _agentHosts)
+        try
         {
-            await host.WaitForShutdownAsync(cts.Token).ConfigureAwait(false);
+            await Coordinator.Finished.WaitAsync(cts.Token).ConfigureAwait(false);
+            foreach (IHost host in _agentHosts)
+            {
+                await host.WaitForShutdownAsync(cts.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new TimeoutException(string.Create(CultureInfo.InvariantCulture,
+                $"the federation did not finish within {timeout.TotalMinutes:F0} minutes; the logs folder of the output folder shows the last round it reached."));
         }
     }
 

@@ -66,6 +66,34 @@ public sealed class AggregatorStoreTests : IDisposable
     }
 
     [Fact]
+    public void ListRecentRounds_LongHistory_OnlyTheMostRecentOldestFirstWithTheirStages()
+    {
+        using AggregatorStore store = Open();
+        for (int i = 1; i <= 12; i++)
+        {
+            long round = store.BeginRound("{}");
+            store.RecordStage(round, "AdvertiseKeys", ["a", "b", "c"]);
+            if (i % 3 == 0)
+            {
+                store.AbortRound(round, "too many dropouts " + i);
+            }
+            else
+            {
+                store.CompleteRound(round, new string('c', 64), ["a", "b"]);
+            }
+        }
+
+        IReadOnlyList<RoundRecord> recent = store.ListRecentRounds(5);
+
+        Assert.Equal([8L, 9L, 10L, 11L, 12L], recent.Select(r => r.Round));
+        Assert.Equal("too many dropouts 9", recent[1].AbortReason);
+        Assert.All(recent, r => Assert.Equal("AdvertiseKeys", Assert.Single(r.Stages).Stage));
+        Assert.Equal(store.ListRounds().TakeLast(5), recent, (a, b) => a.Round == b.Round && a.Status == b.Status);
+        Assert.Equal(12, store.ListRecentRounds(50).Count);
+        Assert.Throws<ArgumentOutOfRangeException>(() => store.ListRecentRounds(0));
+    }
+
+    [Fact]
     public void BeginRound_AfterCompletedAndAborted_NumbersIncrease()
     {
         using AggregatorStore store = Open();
