@@ -189,19 +189,19 @@ public static class AgentHost
     /// train every mention as O, silently, and spend the site's privacy budget on it). Types outside the model are
     /// allowed beside the model's (they are trained as O, as a site annotating more than the federation needs).
     /// </summary>
-    /// <exception cref="InvalidDataException">The file has no sentence, or tags no type of the model.</exception>
+    /// <exception cref="ArgumentException">The file has no sentence, or tags no type of the model (as <see cref="WithAnnotatedTypes"/>: the site's data does not fit its settings).</exception>
     internal static void RequireTrainable(string path, IReadOnlyList<Sentence> train, ModelSpec spec)
     {
         if (train.Count == 0)
         {
-            throw new InvalidDataException($"SecureFed:TrainFile '{path}' has no sentence to train on.");
+            throw new ArgumentException($"SecureFed:TrainFile '{path}' has no sentence to train on.");
         }
 
         string[] tagged = [.. train.SelectMany(s => s.Tags).Where(t => t.Length > 2 && t[1] == '-').Select(t => t[2..])
             .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
         if (tagged.Length > 0 && !tagged.Any(t => spec.EntityTypes.Contains(t, StringComparer.Ordinal)))
         {
-            throw new InvalidDataException($"SecureFed:TrainFile '{path}' tags {string.Join(", ", tagged)}, none of which the federation's model tags (its types: {string.Join(", ", spec.EntityTypes)}; names are case-sensitive): every mention would be trained as O.");
+            throw new ArgumentException($"SecureFed:TrainFile '{path}' tags {string.Join(", ", tagged)}, none of which the federation's model tags (its types: {string.Join(", ", spec.EntityTypes)}; names are case-sensitive): every mention would be trained as O.");
         }
     }
 

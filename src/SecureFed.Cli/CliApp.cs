@@ -40,8 +40,7 @@ internal static class CliApp
         {
             if (result is OptionResult option)
             {
-                Type type = Nullable.GetUnderlyingType(option.Option.ValueType) ?? option.Option.ValueType;
-                if (type == typeof(double) || type == typeof(float) || type == typeof(decimal))
+                if (IsNumber(option.Option.ValueType))
                 {
                     foreach (Token token in option.Tokens.Where(t => t.Value.Contains(',', StringComparison.Ordinal)))
                     {
@@ -57,6 +56,16 @@ internal static class CliApp
                 }
             }
         }
+    }
+
+    /// <summary>A floating-point number type, nullable, or an array or list of one (e.g. <c>double[]</c>).</summary>
+    private static bool IsNumber(Type type)
+    {
+        Type element = type.IsArray ? type.GetElementType()!
+            : type.IsGenericType && type.GetGenericArguments() is [Type argument] && typeof(System.Collections.IEnumerable).IsAssignableFrom(type) ? argument
+            : type;
+        element = Nullable.GetUnderlyingType(element) ?? element;
+        return element == typeof(double) || element == typeof(float) || element == typeof(decimal);
     }
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
@@ -98,7 +107,7 @@ internal static class CliApp
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or InvalidDataException
                                        or CryptographicException or InvalidOperationException or FormatException
-                                       or ArgumentException)
+                                       or (ArgumentException and not ArgumentNullException))
         {
             await stderr.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
             return ExitFailure;

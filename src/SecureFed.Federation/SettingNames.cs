@@ -10,8 +10,8 @@ namespace SecureFed.Federation;
 public static class SettingNames
 {
     /// <summary>
-    /// One problem per key of <paramref name="keys"/> (the section's direct children) that is neither a public property of
-    /// <paramref name="optionsType"/> nor one of <paramref name="alsoAllowed"/> (keys read elsewhere, e.g. a nested
+    /// One problem per key of <paramref name="keys"/> (the section's direct children) that is neither a public settable
+    /// property of <paramref name="optionsType"/> (binding ignores read-only ones) nor one of <paramref name="alsoAllowed"/> (keys read elsewhere, e.g. a nested
     /// section); names compare case-insensitively, as binding does.
     /// </summary>
     /// <param name="section">The section's path, e.g. <c>SecureFed</c>, for the messages.</param>
@@ -24,7 +24,7 @@ public static class SettingNames
         ArgumentNullException.ThrowIfNull(optionsType);
         string[] known =
         [
-            .. optionsType.GetProperties(BindingFlags.Public | BindingFlags.Instance).Select(p => p.Name),
+            .. optionsType.GetProperties(BindingFlags.Public | BindingFlags.Instance).Where(p => p.SetMethod?.IsPublic == true).Select(p => p.Name),
             .. alsoAllowed,
         ];
         var problems = new List<string>();

@@ -31,8 +31,12 @@ public static class ConllReader
         return ReadFileIterator(path);
     }
 
-    /// <summary>UTF-8 that refuses bytes it cannot decode (a Latin-1 corpus would otherwise train on U+FFFD tokens).</summary>
-    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+    /// <summary>
+    /// UTF-8 that refuses bytes it cannot decode (a Latin-1 corpus would otherwise train on U+FFFD tokens). With its own
+    /// preamble, so that a reader meeting a UTF-8 BOM strips it and keeps this decoder (without one it would switch to
+    /// the lenient <see cref="Encoding.UTF8"/>).
+    /// </summary>
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: true, throwOnInvalidBytes: true);
 
     private static IEnumerable<Sentence> ReadFileIterator(string path)
     {

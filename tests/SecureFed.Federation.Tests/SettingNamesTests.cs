@@ -10,6 +10,8 @@ public sealed class SettingNamesTests
         public int MinSites { get; set; }
 
         public string Listen { get; set; } = "";
+
+        public bool AdminEnabled => Listen.Length > 0;
     }
 
     [Fact]
@@ -26,6 +28,12 @@ public sealed class SettingNamesTests
     public void Unknown_OtherKey_NamedWithTheNearestSettingWhenItIsATypo(string key, string expected)
     {
         Assert.Equal([expected], SettingNames.Unknown("SecureFed", [key, "MinSites"], typeof(Options)));
+    }
+
+    [Fact]
+    public void Unknown_ReadOnlyProperty_NotASettingBindingWouldIgnoreIt()
+    {
+        Assert.Equal(["SecureFed:AdminEnabled is not a setting."], SettingNames.Unknown("SecureFed", ["AdminEnabled"], typeof(Options)));
     }
 
     [Fact]

@@ -57,6 +57,7 @@ public sealed class CliBadInputTests : IDisposable
         var (code, _, err) = await Run("demo", "--data", data, "--sites", "3", "--out", Path.Combine(_dir, "out"));
 
         AssertUsageError(code, err, Path.Combine(data, file), problem);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")), "a refused corpus leaves no output folder behind");
     }
 
     [Fact]
@@ -153,6 +154,14 @@ public sealed class CliBadInputTests : IDisposable
 
         AssertUsageError(code, err, $"{option} {value}", "decimal point", value.Replace(',', '.'));
         Assert.Empty(output);
+    }
+
+    [Fact]
+    public async Task NumberListWithADecimalComma_UsageError()
+    {
+        var (code, _, err) = await Run("bench", "dgauss", "--sigma", "0,5", "--samples", "10");
+
+        AssertUsageError(code, err, "--sigma 0,5", "decimal point");
     }
 
     [Fact]

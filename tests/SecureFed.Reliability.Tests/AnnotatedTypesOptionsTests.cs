@@ -74,7 +74,7 @@ public sealed class AnnotatedTypesOptionsTests
     [Fact]
     public void RequireTrainable_EmptyFile_RefusedNamingIt()
     {
-        var error = Assert.Throws<InvalidDataException>(() => AgentHost.RequireTrainable("/data/train.tsv", [], Spec));
+        var error = Assert.Throws<ArgumentException>(() => AgentHost.RequireTrainable("/data/train.tsv", [], Spec));
 
         Assert.Contains("'/data/train.tsv' has no sentence", error.Message, StringComparison.Ordinal);
     }
@@ -84,7 +84,7 @@ public sealed class AnnotatedTypesOptionsTests
     {
         Sentence[] shouting = [new(["aspirin", "for", "migraine"], ["O", "O", "B-DISEASE"])];
 
-        var error = Assert.Throws<InvalidDataException>(() => AgentHost.RequireTrainable("train.tsv", shouting, Spec));
+        var error = Assert.Throws<ArgumentException>(() => AgentHost.RequireTrainable("train.tsv", shouting, Spec));
 
         Assert.Contains("tags DISEASE", error.Message, StringComparison.Ordinal);
         Assert.Contains("Chemical, Disease, Gene", error.Message, StringComparison.Ordinal);

@@ -76,11 +76,14 @@ public sealed class ConllReaderTests
         Assert.Contains(path, ex.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void ReadFile_Latin1Bytes_RefusedNamingTheFileInsteadOfReplacementCharacters()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ReadFile_Latin1Bytes_RefusedNamingTheFileInsteadOfReplacementCharacters(bool utf8Bom)
     {
         string path = Path.Combine(Path.GetTempPath(), "securefed-latin1-" + Guid.NewGuid().ToString("N") + ".tsv");
-        File.WriteAllBytes(path, [.. "Fever\tB-Symptom\n\nCaf"u8, 0xE9, .. "\tO\n"u8]);
+        byte[] bom = utf8Bom ? [0xEF, 0xBB, 0xBF] : [];
+        File.WriteAllBytes(path, [.. bom, .. "Fever\tB-Symptom\n\nCaf"u8, 0xE9, .. "\tO\n"u8]);
         try
         {
             var ex = Assert.Throws<InvalidDataException>(() => ConllReader.ReadFile(path).ToList());

@@ -151,7 +151,8 @@ internal static class ServiceCommands
             }
             catch (ArgumentException ex)
             {
-                // The site's data does not fit its settings (e.g. SecureFed:AnnotatedTypes names a type the model does not tag).
+                // The site's data does not fit its settings (an empty SecureFed:TrainFile, one tagging none of the model's
+                // types, SecureFed:AnnotatedTypes naming a type the model does not tag).
                 throw new UsageException("invalid configuration: " + ex.Message);
             }
 

@@ -177,12 +177,12 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        Directory.CreateDirectory(settings.OutputDirectory);
         string[] sites = SiteNames(settings.Sites);
         console.MarkupLine($"[bold]SecureFed demo[/]: {sites.Length} hospitals ({string.Join(", ", sites)}), {settings.Rounds} rounds, output in [blue]{Markup.Escape(Path.GetFullPath(settings.OutputDirectory))}[/]");
 
         // Data: each site keeps its own partition; nothing below ever hands one site's sentences to another.
         (Dictionary<string, IReadOnlyList<Sentence>> train, Dictionary<string, IReadOnlyList<Sentence>> dev, IReadOnlyList<Sentence> pooledDev, IReadOnlyList<Sentence> test, IReadOnlyList<string> types, string source) = LoadData(sites);
+        Directory.CreateDirectory(settings.OutputDirectory); // only once the corpus is known to fit: a refused one leaves no folder behind
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
