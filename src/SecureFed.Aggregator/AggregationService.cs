@@ -80,12 +80,24 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string site = Authenticate(context, request.Header, request.Accusation is null ? Stage.Announce : Stage.MaskedInput);
         RoundSession session = CurrentSession(request.Header, site);
         string reason = AuditText.Bound(request.Reason, AuditText.ReasonChars);
+        bool accused = false;
         if (request.Accusation is not null)
         {
-            await JudgeAccusationAsync(session, site, request.Accusation, context.CancellationToken).ConfigureAwait(false);
+            if (!await JudgeAccusationOnceAsync(session, site, request.Accusation, context.CancellationToken).ConfigureAwait(false))
+            {
+                return new Ack { Duplicate = true }; // an identical retry of the accusation judged in this attempt
+            }
+
+            accused = true;
         }
 
-        session.Decline(site);
+        if (!session.Decline(site))
+        {
+            // The site's first decline of the attempt stands (with its reason); a repeat is answered without an audit
+            // line, a log line or a wake-up, so repeating it costs the aggregator nothing on disk (threat model C19).
+            return new Ack { Duplicate = !accused };
+        }
+
         _telemetry.Declined(session.Round, site, reason);
         Log.Declined(_logger, site, session.Round, reason);
         _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", session.Round).AddSite(site).Add("reason", "site declined: " + reason));
@@ -735,11 +747,48 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     }
 
     /// <summary>
+    /// Judges <paramref name="site"/>'s accusation only if it is the site's first of this attempt (PROTOCOL.md "Blame"):
+    /// an identical retry of the judged one returns false (answered as a duplicate); any other one, or one that arrives
+    /// while the first is being judged, is refused with AlreadyExists before any crypto, store or audit work (its refusal
+    /// line is within the caller's share, <see cref="RefusalAudit"/>). An accusation refused as unverifiable, or whose
+    /// judging failed, does not count: the site may send another.
+    /// </summary>
+    /// <returns>True when the accusation was judged now.</returns>
+    private async Task<bool> JudgeAccusationOnceAsync(RoundSession session, string site, ShareAccusationMessage message, CancellationToken cancellationToken)
+    {
+        JudgedAccusation? held = session.TryBeginAccusation(site);
+        if (held is not null)
+        {
+            if (held.Matches((int)Math.Min(message.Accused, int.MaxValue), message.Signature.Span))
+            {
+                return false;
+            }
+
+            string first = ReferenceEquals(held, JudgedAccusation.Pending) ? "an accusation that is being judged" : $"'{session.Parameters[held.Accused].Name}'";
+            Refuse(session, site, StatusCode.AlreadyExists, RefusalReasons.BadAccusation,
+                $"site '{site}' already accused {first} in this attempt of round {session.Round}; one accusation per site per attempt is judged");
+        }
+
+        JudgedAccusation? judged = null;
+        try
+        {
+            judged = await JudgeAccusationAsync(session, site, message, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            session.EndAccusation(site, judged);
+        }
+
+        return true;
+    }
+
+    /// <summary>
     /// Checks a share accusation (PROTOCOL.md "Blame") against the envelope this aggregator relayed. A malformed or
     /// unverifiable accusation is refused with InvalidArgument and changes nothing. Otherwise the party at fault is
     /// audited and left out of the next round attempts; when the accused is at fault the attempt is aborted at once.
     /// </summary>
-    private async Task JudgeAccusationAsync(RoundSession session, string site, ShareAccusationMessage message, CancellationToken cancellationToken)
+    /// <returns>The accusation judged (the accused and the accuser's signature).</returns>
+    private async Task<JudgedAccusation> JudgeAccusationAsync(RoundSession session, string site, ShareAccusationMessage message, CancellationToken cancellationToken)
     {
         ProtocolStage stage = (await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false)).Stage;
         if (stage is < ProtocolStage.MaskedInputCollection or > ProtocolStage.Unmasking)
@@ -806,6 +855,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             .AddDigest("envelope_sha256", SHA256.HashData(envelope.Ciphertext))
             .Add("signature", Convert.ToHexStringLower(accusation.Signature))
             .Add("excluded_rounds", excluded));
+        return new JudgedAccusation(accused, accusation.Signature);
     }
 
     private async Task<bool> GuardAsync(RoundSession session, string site, Func<CancellationToken, Task<bool>> action, CancellationToken cancellationToken)

@@ -15,8 +15,9 @@ namespace SecureFed.Aggregator;
 /// </summary>
 /// <remarks>
 /// Declines (a cohort member's "site declined: …", read by the audit report) are not refusals of a message and do not
-/// go through here. With the defaults a caller that is refused without pause gets 32 lines at once, then at most two
-/// lines (a refusal and a summary) every 10 seconds.
+/// go through here: a site's first decline in an attempt is one line, its repeats in that attempt none. With the
+/// defaults a caller that is refused without pause gets 32 lines at once, then at most two lines (a refusal and a
+/// summary) every 10 seconds.
 /// </remarks>
 internal sealed class RefusalAudit : IDisposable
 {

@@ -14,6 +14,7 @@ internal sealed class RoundSession
     private readonly TaskCompletionSource<RoundOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _activity = new(0);
     private readonly HashSet<string> _declined = [];
+    private readonly Dictionary<string, JudgedAccusation> _accusations = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _scored = new(StringComparer.Ordinal);
@@ -92,14 +93,62 @@ internal sealed class RoundSession
 
     public int IndexOf(string site) => Parameters.Find(site)?.Index ?? 0;
 
-    public void Decline(string site)
+    /// <summary>
+    /// Records that <paramref name="site"/> declined this attempt and wakes the coordinator, the first time only.
+    /// </summary>
+    /// <returns>True when this is the site's first decline in the attempt; false for a repeat (nothing changes, no signal).</returns>
+    public bool Decline(string site)
     {
+        bool first;
         lock (_declined)
         {
-            _declined.Add(site);
+            first = _declined.Add(site);
         }
 
-        Signal();
+        if (first)
+        {
+            Signal();
+        }
+
+        return first;
+    }
+
+    /// <summary>
+    /// Claims <paramref name="site"/>'s one accusation of this attempt before it is judged (docs/PROTOCOL.md "Blame"):
+    /// null when the claim is new (then <see cref="EndAccusation"/> must follow), otherwise the accusation already judged
+    /// or being judged for the site (<see cref="JudgedAccusation.Signature"/> empty while it is being judged).
+    /// </summary>
+    public JudgedAccusation? TryBeginAccusation(string site)
+    {
+        lock (_accusations)
+        {
+            if (_accusations.TryGetValue(site, out JudgedAccusation? held))
+            {
+                return held;
+            }
+
+            _accusations.Add(site, JudgedAccusation.Pending);
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Ends the claim taken by <see cref="TryBeginAccusation"/>: keeps <paramref name="judged"/> as the site's accusation
+    /// of this attempt, or, when null (refused as unverifiable, or judging failed), frees the claim for another try.
+    /// </summary>
+    public void EndAccusation(string site, JudgedAccusation? judged)
+    {
+        lock (_accusations)
+        {
+            if (judged is null)
+            {
+                _accusations.Remove(site);
+            }
+            else
+            {
+                _accusations[site] = judged;
+            }
+        }
     }
 
     public IReadOnlyCollection<string> Declined

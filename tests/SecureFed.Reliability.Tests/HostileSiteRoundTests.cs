@@ -429,6 +429,77 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    /// <summary>
+    /// A member site that sends DeclineRound 50 times at once in one attempt (threat model C19: one site cannot fill the
+    /// log's disk): the first decline is acknowledged and audited; the other 49 are acknowledged as duplicates and write
+    /// nothing. The round completes with the honest sites.
+    /// </summary>
+    [Fact]
+    public async Task DeclineRound_FiftyTimesInOneAttempt_OneDeclineLineRepeatsDuplicateAndRoundCompletes()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+
+        Ack[] acks = await Task.WhenAll(Enumerable.Range(0, 50).Select(i =>
+            x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = "not today" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout)));
+
+        Assert.Single(acks, a => !a.Duplicate);
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        AuditLine declined = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x");
+        Assert.Equal("site declined: not today", declined.Text("reason"));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, completed.Status);
+        Assert.Equal(Honest, completed.Participants.Order());
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
+    /// site-x falsely accuses honest site-a, then repeats the same accusation 20 times and sends 20 well-formed, signed
+    /// accusations of site-b: only the first is judged (one exclusion write, one <c>blame</c> line, one decline line); the
+    /// identical repeats are acknowledged as duplicates and the others refused with ALREADY_EXISTS, before any crypto,
+    /// store or audit work beyond the rate-limited refusal line.
+    /// </summary>
+    [Fact]
+    public async Task DeclineRound_RepeatedAccusations_OneJudgedOneExclusionWriteOneBlameLineRepeatsWithoutEffect()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        await x.AdvertiseAndShareAsync();
+        ShareSet forX = await x.Client.AwaitSharesAsync(x.Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        EncryptedShareMessage fromA = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-a"));
+        EncryptedShareMessage fromB = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-b"));
+        byte[] key = x.EncryptionPrivateKey;
+        ShareAccusation lieA = ShareAccusation.Create(x.Parameters, x.Self, (int)fromA.Sender, fromA.Ciphertext.ToByteArray(), key, x.Kit.IdentityKey);
+        ShareAccusation lieB = ShareAccusation.Create(x.Parameters, x.Self, (int)fromB.Sender, fromB.Ciphertext.ToByteArray(), key, x.Kit.IdentityKey);
+
+        Ack first = await x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, key, lieA.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        Assert.False(first.Duplicate);
+        SiteExclusionRecord row = Assert.Single(fed.State.Store.ListExclusions());
+        Assert.Equal("site-x", row.Site);
+        Assert.Equal(1, row.BlameCount);
+
+        // Mark the stored row: a repeat that wrote the exclusion again would put the aggregator's values back.
+        fed.State.Store.SaveExclusions([row with { AttemptsLeft = 77 }]);
+        Task<Ack>[] same = [.. Enumerable.Range(0, 20).Select(_ => x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, key, lieA.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout))];
+        Task[] other = [.. Enumerable.Range(0, 20).Select(_ => Refused(() => x.Client.DeclineRoundAsync(Accuse(x, (int)fromB.Sender, key, lieB.Signature), Deadline()).ResponseAsync, StatusCode.AlreadyExists, "already accused"))];
+        Ack[] repeats = await Task.WhenAll(same);
+        await Task.WhenAll(other);
+
+        Assert.All(repeats, a => Assert.True(a.Duplicate));
+        Assert.Equal(new SiteExclusionRecord("site-x", 77, 1, row.LastBlamedRound), Assert.Single(fed.State.Store.ListExclusions()));
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        List<AuditLine> lines = AuditLines(fed);
+        AuditLine blame = Assert.Single(lines, l => l.Type == AuditEvents.Blame);
+        Assert.Equal("site-a", blame.Text("accused"));
+        Assert.Equal("site-x", blame.Text("at_fault"));
+        Assert.Single(lines, l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").StartsWith("site declined: ", StringComparison.Ordinal));
+        Assert.Equal(20, lines.Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").Contains("already accused", StringComparison.Ordinal)));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, completed.Status);
+        Assert.Equal(Honest, completed.Participants.Order());
+        AssertLogsVerify(fed);
+    }
+
     // Row C7 (threat model): a site that runs the protocol honestly but edits its own input before masking -----------
 
     /// <summary>
