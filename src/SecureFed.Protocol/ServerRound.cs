@@ -16,6 +16,10 @@ public sealed partial class ServerRound
     private readonly object _gate = new();
     private readonly Dictionary<int, KeyAdvertisement> _u1 = [];
     private readonly Dictionary<int, List<EncryptedShare>> _sharesFrom = [];
+
+    // The shares by recipient, each list ordered by sender: built once when ShareKeys closes (no share is taken after
+    // that), so relaying a site's shares costs its own k shares, not a scan of all n·k under the lock.
+    private Dictionary<int, EncryptedShare[]>? _sharesTo;
     private readonly HashSet<int> _u3 = [];
     private readonly Dictionary<int, ConsistencySignature> _u4 = [];
     private readonly Dictionary<int, UnmaskResponse> _u5 = [];
@@ -222,6 +226,8 @@ public sealed partial class ServerRound
             Expect(ProtocolStage.ShareKeys, null);
             RequireAtLeastThreshold(_sharesFrom.Count, "sent their shares");
             _u2Sorted = [.. _sharesFrom.Keys.Order()];
+            _sharesTo = _sharesFrom.Values.SelectMany(list => list).GroupBy(share => share.Recipient)
+                .ToDictionary(group => group.Key, group => group.OrderBy(share => share.Sender).ToArray());
             Stage = ProtocolStage.MaskedInputCollection;
             return _u2Sorted;
         }
@@ -233,7 +239,13 @@ public sealed partial class ServerRound
         lock (_gate)
         {
             CheckIndex(recipient, ProtocolStage.MaskedInputCollection);
-            return [.. _sharesFrom.Values.SelectMany(list => list).Where(s => s.Recipient == recipient).OrderBy(s => s.Sender)];
+            if (_sharesTo is null)
+            {
+                // ShareKeys still open: the shares taken so far.
+                return [.. _sharesFrom.Values.SelectMany(list => list).Where(s => s.Recipient == recipient).OrderBy(s => s.Sender)];
+            }
+
+            return _sharesTo.TryGetValue(recipient, out EncryptedShare[]? shares) ? Array.AsReadOnly(shares) : [];
         }
     }
 
