@@ -747,36 +747,41 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     }
 
     /// <summary>
-    /// Judges <paramref name="site"/>'s accusation only if it is the site's first of this attempt (PROTOCOL.md "Blame"):
-    /// an identical retry of the judged one returns false (answered as a duplicate); any other one, or one that arrives
-    /// while the first is being judged, is refused with AlreadyExists before any crypto, store or audit work (its refusal
-    /// line is within the caller's share, <see cref="RefusalAudit"/>). An accusation refused as unverifiable, or whose
-    /// judging failed, does not count: the site may send another.
+    /// Judges <paramref name="site"/>'s accusation only if it is the site's first of this attempt (PROTOCOL.md "Blame"). An
+    /// identical one (same accused, same signature: an agent's retry) waits for the first's outcome and returns false when
+    /// it was judged (answered as a duplicate), or is judged itself when the first was freed; any other one is refused with
+    /// AlreadyExists before any crypto, store or audit work (its refusal line is within the caller's share,
+    /// <see cref="RefusalAudit"/>). An accusation refused as unverifiable, or whose judging failed, does not count: the
+    /// site may send another.
     /// </summary>
     /// <returns>True when the accusation was judged now.</returns>
     private async Task<bool> JudgeAccusationOnceAsync(RoundSession session, string site, ShareAccusationMessage message, CancellationToken cancellationToken)
     {
-        JudgedAccusation? held = session.TryBeginAccusation(site);
-        if (held is not null)
+        var claim = new AccusationClaim(message.Accused, message.Signature.ToByteArray());
+        while (session.TryBeginAccusation(site, claim) is { } held)
         {
-            if (held.Matches((int)Math.Min(message.Accused, int.MaxValue), message.Signature.Span))
+            if (!held.Matches(message.Accused, message.Signature.Span))
+            {
+                string first = held.Outcome is { IsCompletedSuccessfully: true, Result: true } ? $"'{session.Parameters[(int)held.Accused].Name}'" : "another site, an accusation still being judged";
+                Refuse(session, site, StatusCode.AlreadyExists, RefusalReasons.BadAccusation,
+                    $"site '{site}' already accused {first} in this attempt of round {session.Round}; one accusation per site per attempt is judged");
+            }
+
+            if (await held.Outcome.WaitAsync(cancellationToken).ConfigureAwait(false))
             {
                 return false;
             }
-
-            string first = ReferenceEquals(held, JudgedAccusation.Pending) ? "an accusation that is being judged" : $"'{session.Parameters[held.Accused].Name}'";
-            Refuse(session, site, StatusCode.AlreadyExists, RefusalReasons.BadAccusation,
-                $"site '{site}' already accused {first} in this attempt of round {session.Round}; one accusation per site per attempt is judged");
         }
 
-        JudgedAccusation? judged = null;
+        bool judged = false;
         try
         {
-            judged = await JudgeAccusationAsync(session, site, message, cancellationToken).ConfigureAwait(false);
+            await JudgeAccusationAsync(session, site, message, cancellationToken).ConfigureAwait(false);
+            judged = true;
         }
         finally
         {
-            session.EndAccusation(site, judged);
+            session.EndAccusation(site, claim, judged);
         }
 
         return true;
@@ -787,8 +792,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// unverifiable accusation is refused with InvalidArgument and changes nothing. Otherwise the party at fault is
     /// audited and left out of the next round attempts; when the accused is at fault the attempt is aborted at once.
     /// </summary>
-    /// <returns>The accusation judged (the accused and the accuser's signature).</returns>
-    private async Task<JudgedAccusation> JudgeAccusationAsync(RoundSession session, string site, ShareAccusationMessage message, CancellationToken cancellationToken)
+    private async Task JudgeAccusationAsync(RoundSession session, string site, ShareAccusationMessage message, CancellationToken cancellationToken)
     {
         ProtocolStage stage = (await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false)).Stage;
         if (stage is < ProtocolStage.MaskedInputCollection or > ProtocolStage.Unmasking)
@@ -855,7 +859,6 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             .AddDigest("envelope_sha256", SHA256.HashData(envelope.Ciphertext))
             .Add("signature", Convert.ToHexStringLower(accusation.Signature))
             .Add("excluded_rounds", excluded));
-        return new JudgedAccusation(accused, accusation.Signature);
     }
 
     private async Task<bool> GuardAsync(RoundSession session, string site, Func<CancellationToken, Task<bool>> action, CancellationToken cancellationToken)

@@ -14,7 +14,7 @@ internal sealed class RoundSession
     private readonly TaskCompletionSource<RoundOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _activity = new(0);
     private readonly HashSet<string> _declined = [];
-    private readonly Dictionary<string, JudgedAccusation> _accusations = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, AccusationClaim> _accusations = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _scored = new(StringComparer.Ordinal);
@@ -114,41 +114,40 @@ internal sealed class RoundSession
     }
 
     /// <summary>
-    /// Claims <paramref name="site"/>'s one accusation of this attempt before it is judged (docs/PROTOCOL.md "Blame"):
-    /// null when the claim is new (then <see cref="EndAccusation"/> must follow), otherwise the accusation already judged
-    /// or being judged for the site (<see cref="JudgedAccusation.Signature"/> empty while it is being judged).
+    /// Claims <paramref name="site"/>'s one accusation of this attempt for <paramref name="claim"/> before it is judged
+    /// (docs/PROTOCOL.md "Blame"): null when the claim is taken (then <see cref="EndAccusation"/> must follow), otherwise
+    /// the site's accusation already judged or being judged.
     /// </summary>
-    public JudgedAccusation? TryBeginAccusation(string site)
+    public AccusationClaim? TryBeginAccusation(string site, AccusationClaim claim)
     {
         lock (_accusations)
         {
-            if (_accusations.TryGetValue(site, out JudgedAccusation? held))
+            if (_accusations.TryGetValue(site, out AccusationClaim? held))
             {
                 return held;
             }
 
-            _accusations.Add(site, JudgedAccusation.Pending);
+            _accusations.Add(site, claim);
             return null;
         }
     }
 
     /// <summary>
-    /// Ends the claim taken by <see cref="TryBeginAccusation"/>: keeps <paramref name="judged"/> as the site's accusation
-    /// of this attempt, or, when null (refused as unverifiable, or judging failed), frees the claim for another try.
+    /// Ends the claim taken by <see cref="TryBeginAccusation"/>: <paramref name="judged"/> keeps it as the site's
+    /// accusation of this attempt; otherwise (refused as unverifiable, or judging failed) it is freed for another try.
+    /// Either way an identical retry waiting on it learns the outcome.
     /// </summary>
-    public void EndAccusation(string site, JudgedAccusation? judged)
+    public void EndAccusation(string site, AccusationClaim claim, bool judged)
     {
         lock (_accusations)
         {
-            if (judged is null)
+            if (!judged && _accusations.TryGetValue(site, out AccusationClaim? held) && ReferenceEquals(held, claim))
             {
                 _accusations.Remove(site);
             }
-            else
-            {
-                _accusations[site] = judged;
-            }
         }
+
+        claim.End(judged);
     }
 
     public IReadOnlyCollection<string> Declined

@@ -500,6 +500,34 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    /// <summary>
+    /// An agent's retries of one accusation (Polly resends the same request when a call fails in flight) may reach the
+    /// aggregator while the first is still being judged: they wait for its outcome and are answered as duplicates, never
+    /// refused, and the accusation is judged once.
+    /// </summary>
+    [Fact]
+    public async Task DeclineRound_IdenticalAccusationsAtOnce_JudgedOnceTheOthersDuplicatesNoneRefused()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        await x.AdvertiseAndShareAsync();
+        ShareSet forX = await x.Client.AwaitSharesAsync(x.Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        EncryptedShareMessage fromA = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-a"));
+        byte[] key = x.EncryptionPrivateKey;
+        ShareAccusation lie = ShareAccusation.Create(x.Parameters, x.Self, (int)fromA.Sender, fromA.Ciphertext.ToByteArray(), key, x.Kit.IdentityKey);
+
+        Ack[] acks = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ =>
+            x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, key, lie.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout)));
+
+        Assert.Single(acks, a => !a.Duplicate);
+        Assert.Equal(1, Assert.Single(fed.State.Store.ListExclusions()).BlameCount);
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        List<AuditLine> lines = AuditLines(fed);
+        Assert.Single(lines, l => l.Type == AuditEvents.Blame);
+        Assert.DoesNotContain(lines, l => l.Type == AuditEvents.Refusal && l.Text("reason").Contains("already accused", StringComparison.Ordinal));
+        AssertLogsVerify(fed);
+    }
+
     // Row C7 (threat model): a site that runs the protocol honestly but edits its own input before masking -----------
 
     /// <summary>
