@@ -19,18 +19,21 @@ namespace SecureFed.Cluster.Front;
 /// (<see cref="SliceFront.Coordinator"/>, <see cref="CoordinatorForwarder"/>) for the site the certificate identifies,
 /// and the coordinator makes every check; without a forwarder those calls answer Unimplemented (and whole vectors are
 /// refused), as before.
-/// Every refusal is a gRPC status with the reason, and is logged (the audit log is the coordinator's).
+/// Every refusal is a gRPC status with the reason, and is logged within the site's share of refusal lines
+/// (<see cref="FrontRefusalLog"/>: beyond it, counted and summarised; the audit log is the coordinator's).
 /// </summary>
 [BindServiceMethod(typeof(SiloFrontService), nameof(BindService))]
 internal sealed partial class SiloFrontService : Wire.V1.Aggregation.AggregationBase
 {
     private static readonly TimeSpan GrainTimeout = TimeSpan.FromSeconds(30);
     private readonly SliceFront _front;
+    private readonly FrontRefusalLog _refusals;
     private readonly ILogger<SiloFrontService> _logger;
 
-    public SiloFrontService(SliceFront front, ILogger<SiloFrontService> logger)
+    public SiloFrontService(SliceFront front, FrontRefusalLog refusals, ILogger<SiloFrontService> logger)
     {
         _front = front;
+        _refusals = refusals;
         _logger = logger;
     }
 
@@ -374,15 +377,12 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
 
     private RpcException Refuse(string site, StatusCode code, string reason)
     {
-        Log.Refused(_logger, site, code.ToString(), reason);
+        _refusals.Refused(site, code.ToString(), reason);
         return new RpcException(new Status(code, reason));
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Slice upload from {Site} refused ({Code}): {Reason}")]
-        public static partial void Refused(ILogger logger, string site, string code, string reason);
-
         [LoggerMessage(2, LogLevel.Debug, "Slice upload from {Site}: round {Round} slice {Slice} ({Words} words) accepted, fresh {Fresh}")]
         public static partial void Accepted(ILogger logger, string site, long round, int slice, int words, bool fresh);
     }
