@@ -135,7 +135,15 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
                 "this silo takes slices of the masked input only (protocol version 4: the first chunk names its slice); send the whole vector to the coordinator");
         }
 
+        // Any call to a round grain activates it: a round this silo opened no slice of (never opened here, long over, or not
+        // yet opened) is refused here, before any grain is called, so a site naming round after round costs no activation.
         long round = (long)Math.Min(header.Round, long.MaxValue);
+        if (_front.Rounds is SiloRounds opened ? !opened.Has(_front.Federation, round) : round < 1)
+        {
+            throw Refuse(site, StatusCode.FailedPrecondition,
+                $"round {round} is not open at this silo (no slice of it was opened here, or it is long over); stale messages are refused");
+        }
+
         var grains = new ClusterRoundClient(_front.Grains, _front.Federation, round);
         SliceAdmission admission = await grains.Round.AdmitSliceAsync(round, header.SessionId, site, first.Slice).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
         if (!admission.Admitted)
