@@ -73,6 +73,48 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
         await AssertDeactivatedAsync(cluster.Round, keepCalling: true);
     }
 
+    /// <summary>
+    /// Once the round grain has unmasked the sum, an abort asked by a late slice upload (its slice grain had ended, so
+    /// <see cref="ClusterRoundClient.AbortIfSliceFailedAsync(Task)"/> asks the round grain to abort) changes nothing: it is
+    /// refused, the unmasked slices are still there to be read and nothing is recorded in the ledger. Before, it discarded
+    /// the slices and recorded an abort over a round whose sum the coordinator was reading. The coordinator's own abort after
+    /// the unmasking (e.g. a decoded sum out of its bound) is still recorded, by the driver.
+    /// </summary>
+    [Fact]
+    public async Task AbortAsync_AfterTheSumWasUnmasked_LateUploadsAbortRefusedSlicesKeptCoordinatorsAbortRecorded()
+    {
+        using var script = new RoundScript(4, seed: 43, round: 43, 300, bitWidth: 20, degree: 3, Federation);
+        var factory = new Front.ClusterRoundServerFactory(_cluster.GrainFactory, 100, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        Aggregator.IRoundServer server = await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        var cluster = new ClusterRoundClient(_cluster.GrainFactory, Federation, 43);
+        await script.ThroughShareKeysAsync(cluster, []);
+        await script.SendMaskedInputsAsync(cluster, [1, 2, 3, 4]);
+        await script.UnmaskAsync(cluster, []);
+        AggregationResult single = script.Single.Finish(maxDegreeOfParallelism: 1);
+        ClusterRoundResult result = await cluster.Round.FinishAsync().WaitAsync(RoundScript.Timeout);
+
+        // Act: a late upload's failure asks the round grain to abort.
+        var refused = await Assert.ThrowsAsync<ClusterProtocolException>(() => cluster.Round.AbortAsync("slice 0 has no state (a late upload, test)").WaitAsync(RoundScript.Timeout));
+
+        // Assert: refused, the round still completed, every slice still holds its unmasked sum, nothing in the ledger.
+        Assert.Equal($"round {Federation}/43 is over (completed: its sum was unmasked); it is not aborted now (slice 0 has no state (a late upload, test))", refused.Message);
+        Assert.Equal(nameof(ProtocolStage.Completed), (await cluster.Round.StatusAsync().WaitAsync(RoundScript.Timeout)).Stage);
+        uint[] sum = new uint[300];
+        for (int k = 0; k < result.Layout.Count; k++)
+        {
+            Orleans.Concurrency.Immutable<uint[]> slice = await cluster.Slice(k).ResultAsync().WaitAsync(RoundScript.Timeout);
+            ClusterRoundClient.GatherSlice(result.Layout, k, slice.Value, sum);
+        }
+
+        Assert.Equal(single.Sum, sum);
+        Assert.DoesNotContain(await cluster.Ledger.EntriesAsync().WaitAsync(RoundScript.Timeout), e => e.Round == 43);
+
+        // The coordinator gives the round up after the unmasking: its abort is recorded in the ledger (by the driver).
+        await server.AbortAsync("the decoded sum was out of its bound (test)", CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        LedgerEntry entry = Assert.Single(await cluster.Ledger.EntriesAsync().WaitAsync(RoundScript.Timeout), e => e.Round == 43);
+        Assert.Equal((false, "the decoded sum was out of its bound (test)"), (entry.Completed, entry.AbortReason));
+    }
+
     /// <summary>Waits (at most 30 s, the grain kept 1 s after its end) until the grain has no activation.</summary>
     private async Task AssertDeactivatedAsync(IRoundGrain round, bool keepCalling = false)
     {

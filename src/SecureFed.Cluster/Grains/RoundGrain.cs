@@ -229,6 +229,15 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         // A grain without its round (its silo failed, it was reactivated here) cannot record the abort: it knows neither
         // the round's federation nor its session. It says so, as every other call does, and the driver records the abort
         // in the ledger itself (ClusterRoundServer.AbortAsync); returning quietly would lose the attempt from the ledger.
+        if (_ended is { Stage: ProtocolStage.Completed })
+        {
+            // The sum is unmasked in the slices: nothing here may discard them or record an abort over the round now (a
+            // late slice upload whose slice grain had ended asks for an abort, ClusterRoundClient.AbortIfSliceFailedAsync).
+            // Refused as a grain without the round refuses, so a driver that gives the round up after the unmasking (the
+            // coordinator's out-of-bound sum or failed fusion) records its abort in the ledger itself, as it does then.
+            throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} is over (completed: its sum was unmasked); it is not aborted now ({reason})");
+        }
+
         if (_ended is null)
         {
             ServerRound server = Server();
