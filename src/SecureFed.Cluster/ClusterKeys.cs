@@ -18,4 +18,26 @@ public static class ClusterKeys
         int slash = sliceKey.LastIndexOf('/');
         return slash >= 0 && int.TryParse(sliceKey.AsSpan(slash + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int slice) ? slice : -1;
     }
+
+    /// <summary>
+    /// The federation and round of a slice key ("federation/round/slice", read from the end: a federation may hold '/'),
+    /// or false when the key is not one.
+    /// </summary>
+    public static bool TryParseSlice(string sliceKey, out string federation, out long round)
+    {
+        ArgumentNullException.ThrowIfNull(sliceKey);
+        federation = "";
+        round = 0;
+        int slash = sliceKey.LastIndexOf('/');
+        int roundSlash = slash > 0 ? sliceKey.LastIndexOf('/', slash - 1) : -1;
+        if (roundSlash <= 0 || SliceIndex(sliceKey) < 0
+            || !long.TryParse(sliceKey.AsSpan(roundSlash + 1, slash - roundSlash - 1), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out round))
+        {
+            round = 0;
+            return false;
+        }
+
+        federation = sliceKey[..roundSlash];
+        return true;
+    }
 }

@@ -28,7 +28,9 @@ public static class SiloBuilderExtensions
     public const int DirectoryCacheSize = 4096;
 
     /// <summary>
-    /// Adds the slice and per-silo placements, a <see cref="TimeProvider"/>, the silo's message-byte counter and its slice
+    /// Adds the slice and per-silo placements, a <see cref="TimeProvider"/>, the silo's message-byte counter, the rounds whose
+    /// slices it opened (<see cref="Front.SiloRounds"/>, for its front), how long a round grain stays after its round ended
+    /// (<see cref="Grains.RoundGrainOptions"/>) and its slice
     /// spill directory under <paramref name="spillDirectory"/> (<c>SecureFed:Cluster:SpillDirectory</c>; null or empty: the
     /// default under <c>TMPDIR</c>), cleaned at start-up and removed at a stop. Grain storage named "securefed" (the ledger)
     /// must be added by the host: ADO.NET on PostgreSQL in production, memory in tests.
@@ -42,6 +44,8 @@ public static class SiloBuilderExtensions
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<SiloTraffic>();
         builder.Services.AddSingleton<Front.SiloAgentEndpoint>();
+        builder.Services.AddSingleton<Front.SiloRounds>();
+        builder.Services.AddSingleton(new Grains.RoundGrainOptions());
         builder.Services.AddHostedService(services => services.GetRequiredService<SiloTraffic>());
         builder.Services.AddSingleton(services => new Grains.SliceSpillStore(services.GetRequiredService<ILocalSiloDetails>(), spillDirectory));
         builder.Services.AddSingleton<ILifecycleParticipant<ISiloLifecycle>, Grains.SliceSpillCleanup>();

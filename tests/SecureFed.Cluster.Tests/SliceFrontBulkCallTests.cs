@@ -7,6 +7,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
 using SecureFed.Cluster.Front;
 using SecureFed.Federation;
@@ -237,6 +238,62 @@ public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, I
         using GrpcChannel fourth = Channel(address, kitX);
         Assert.Equal(StatusCode.Unimplemented, await CallAsync(fourth));
         Assert.Equal(2, gate.Open("site-x"));
+        await app.StopAsync().WaitAsync(HangBound);
+    }
+
+    /// <summary>
+    /// A site refused without pause gets its share of the front's refusal lines (<see cref="FrontRefusalLog"/>: 32 at once),
+    /// the rest counted and logged as one summary once its bucket has a line again; another site's refusal is logged all the
+    /// same. Before the bound every refusal was one warning line (1,000 lines here).
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_SiteRefusedAThousandTimes_FrontLogsItsShareThenOneSummaryOtherSiteLogged()
+    {
+        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation, ["site-a", "site-x"], "127.0.0.1"));
+        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+        using PartyKit kitX = PartyKit.Load(federation.SiteKitDirectories["site-x"]);
+        using PartyKit kitA = PartyKit.Load(federation.SiteKitDirectories["site-a"]);
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
+        var log = new CapturingLogger();
+        using var front = new SliceFront(Federation, aggregatorKit, _cluster.Grains, "silo-under-test", maxConcurrentUploads: 2) { Time = time };
+        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front, logging => logging.AddProvider(log));
+        await app.StartAsync().WaitAsync(HangBound);
+        Uri address = SliceFrontHost.BoundAddress(app);
+
+        // Each upload names another federation: refused by the front before any grain is called.
+        static async Task RefusedAsync(Aggregation.AggregationClient client, string site)
+        {
+            using AsyncClientStreamingCall<MaskedInputChunk, Ack> call = client.UploadMaskedInput(deadline: DateTime.UtcNow.AddSeconds(60));
+            await call.RequestStream.WriteAsync(new MaskedInputChunk
+            {
+                Header = new Header { FederationId = "another-federation", Round = 1, SessionId = "s", Stage = Stage.MaskedInput, Sender = site },
+                Slice = 0,
+            });
+            await call.RequestStream.CompleteAsync();
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => call.ResponseAsync.WaitAsync(HangBound));
+            Assert.Equal(StatusCode.InvalidArgument, ex.StatusCode);
+        }
+
+        using GrpcChannel channelX = Channel(address, kitX);
+        var clientX = new Aggregation.AggregationClient(channelX);
+        for (int batch = 0; batch < 50; batch++)
+        {
+            await Task.WhenAll(Enumerable.Range(0, 20).Select(_ => RefusedAsync(clientX, "site-x")));
+        }
+
+        using (GrpcChannel channelA = Channel(address, kitA))
+        {
+            await RefusedAsync(new Aggregation.AggregationClient(channelA), "site-a");
+        }
+
+        List<string> Lines(string containing) => [.. log.Lines.Select(l => l.Message).Where(m => m.Contains(containing, StringComparison.Ordinal))];
+        Assert.Equal(32, Lines("Slice upload from site-x refused (InvalidArgument): the message is for federation 'another-federation'").Count);
+        Assert.Single(Lines("Slice upload from site-a refused (InvalidArgument)"));
+        Assert.Empty(Lines("refusals of site-x"));
+
+        time.Advance(TimeSpan.FromSeconds(10));
+        Assert.StartsWith("968 refusals of site-x were not logged one by one (too many; refused all the same) between ", Assert.Single(Lines("refusals of site-x")), StringComparison.Ordinal);
+        Assert.Equal(32, Lines("Slice upload from site-x").Count);
         await app.StopAsync().WaitAsync(HangBound);
     }
 

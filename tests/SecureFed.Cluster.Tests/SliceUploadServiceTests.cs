@@ -42,7 +42,10 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation,
             [.. script.Parameters.Participants.Select(p => p.Name)], "127.0.0.1"));
         using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
-        using var front = new SliceFront(Federation, aggregatorKit, silo.SiloHost.Services.GetRequiredService<IGrainFactory>(), host, maxConcurrentUploads: 2);
+        using var front = new SliceFront(Federation, aggregatorKit, silo.SiloHost.Services.GetRequiredService<IGrainFactory>(), host, maxConcurrentUploads: 2)
+        {
+            Rounds = silo.SiloHost.Services.GetRequiredService<SiloRounds>(),
+        };
         await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front);
         await app.StartAsync().WaitAsync(Timeout);
         using PartyKit siteKit = PartyKit.Load(federation.SiteKitDirectories["site-002"]);
@@ -63,7 +66,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         // Act + assert: each wrong upload is refused with its reason, and nothing of it reaches the round.
         await AssertRefusedAsync(client, Good(h => h.Sender = "site-003"), 0, slices[0], digests[0], StatusCode.PermissionDenied,
             "the header names sender 'site-003' but the client certificate belongs to 'site-002'");
-        await AssertRefusedAsync(client, Good(h => h.Round = 99), 0, slices[0], digests[0], StatusCode.FailedPrecondition, "round 99 is not open on this cluster");
+        await AssertRefusedAsync(client, Good(h => h.Round = 99), 0, slices[0], digests[0], StatusCode.FailedPrecondition, "round 99 is not open at this silo");
         await AssertRefusedAsync(client, Good(h => h.SessionId = "replayed"), 0, slices[0], digests[0], StatusCode.FailedPrecondition,
             "the message is for round 31 session 'replayed', but the current round is 31");
         await AssertRefusedAsync(client, Good(), 7, slices[0], digests[0], StatusCode.InvalidArgument, "slice 7 does not exist; the round has 3 slices");
@@ -95,6 +98,47 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         Assert.Equal([2, 4, 5], clustered.Contributors);
         Assert.Equal(single.Sum, clustered.Sum);
         Assert.Equal(script.ExpectedSum([2, 4, 5]), clustered.Sum);
+        await app.StopAsync().WaitAsync(Timeout);
+    }
+
+    /// <summary>
+    /// A round grain is activated by any call to its key: a slice upload naming a round whose slices this silo never opened
+    /// (0, one far ahead, the largest the header can carry) is refused by the front before it calls any grain, so a site
+    /// naming round after round makes the cluster activate nothing. Before, the front asked the round grain of each
+    /// round named, which activated it (and it stayed until Orleans collected it as idle).
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_RoundNeverOpenedAtThisSilo_RefusedBeforeAnyRoundGrainIsActivated()
+    {
+        var silo = (InProcessSiloHandle)_cluster.Cluster.Silos[0];
+        string host = silo.SiloAddress.ToParsableString();
+        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation-rounds"), Federation, ["site-001"], "127.0.0.1"));
+        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+        using var front = new SliceFront(Federation, aggregatorKit, silo.SiloHost.Services.GetRequiredService<IGrainFactory>(), host, maxConcurrentUploads: 2)
+        {
+            Rounds = silo.SiloHost.Services.GetRequiredService<SiloRounds>(),
+        };
+        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front);
+        await app.StartAsync().WaitAsync(Timeout);
+        using PartyKit siteKit = PartyKit.Load(federation.SiteKitDirectories["site-001"]);
+        using GrpcChannel channel = Channel(SliceFrontHost.BoundAddress(app), siteKit);
+        var client = new Wire.V1.Aggregation.AggregationClient(channel);
+        uint[] words = new uint[100];
+
+        foreach (ulong round in new ulong[] { 0, 7_777, 7_778, ulong.MaxValue })
+        {
+            var header = new Header { FederationId = Federation, Round = round, SessionId = "s", Stage = Stage.MaskedInput, Sender = "site-001" };
+            await AssertRefusedAsync(client, header, 0, words, Sha(words), StatusCode.FailedPrecondition,
+                $"round {(long)Math.Min(round, long.MaxValue)} is not open at this silo (no slice of it was opened here, or it is long over); stale messages are refused");
+        }
+
+        IManagementGrain management = _cluster.Grains.GetGrain<IManagementGrain>(0);
+        foreach (long round in new[] { 0L, 7_777L, 7_778L, long.MaxValue })
+        {
+            var grain = (GrainReference)(object)_cluster.Grains.GetGrain<Grains.IRoundGrain>(ClusterKeys.Round(Federation, round));
+            Assert.Equal(0, await management.GetGrainActivationCount(grain).WaitAsync(Timeout));
+        }
+
         await app.StopAsync().WaitAsync(Timeout);
     }
 
@@ -351,6 +395,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
                 silo.Front = new SliceFront(Federation, silo._aggregatorKit, handle.SiloHost.Services.GetRequiredService<IGrainFactory>(), host, maxConcurrentUploads: slots)
                 {
                     StageCheckInterval = stageCheck,
+                    Rounds = handle.SiloHost.Services.GetRequiredService<SiloRounds>(),
                 };
                 silo._app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), silo.Front);
                 await silo._app.StartAsync().WaitAsync(Timeout);

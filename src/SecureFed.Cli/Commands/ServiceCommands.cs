@@ -494,6 +494,7 @@ internal static class ServiceCommands
                 {
                     MaxBulkCallsPerSite = bulkCalls,
                     MaxConnectionsPerSite = connections,
+                    Rounds = silo.Services.GetRequiredService<Cluster.Front.SiloRounds>(),
                     Coordinator = new Cluster.Front.CoordinatorForwarder(federation, serving, siloName, locator,
                         silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front")),
                 };

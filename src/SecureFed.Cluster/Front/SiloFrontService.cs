@@ -19,18 +19,21 @@ namespace SecureFed.Cluster.Front;
 /// (<see cref="SliceFront.Coordinator"/>, <see cref="CoordinatorForwarder"/>) for the site the certificate identifies,
 /// and the coordinator makes every check; without a forwarder those calls answer Unimplemented (and whole vectors are
 /// refused), as before.
-/// Every refusal is a gRPC status with the reason, and is logged (the audit log is the coordinator's).
+/// Every refusal is a gRPC status with the reason, and is logged within the site's share of refusal lines
+/// (<see cref="FrontRefusalLog"/>: beyond it, counted and summarised; the audit log is the coordinator's).
 /// </summary>
 [BindServiceMethod(typeof(SiloFrontService), nameof(BindService))]
 internal sealed partial class SiloFrontService : Wire.V1.Aggregation.AggregationBase
 {
     private static readonly TimeSpan GrainTimeout = TimeSpan.FromSeconds(30);
     private readonly SliceFront _front;
+    private readonly FrontRefusalLog _refusals;
     private readonly ILogger<SiloFrontService> _logger;
 
-    public SiloFrontService(SliceFront front, ILogger<SiloFrontService> logger)
+    public SiloFrontService(SliceFront front, FrontRefusalLog refusals, ILogger<SiloFrontService> logger)
     {
         _front = front;
+        _refusals = refusals;
         _logger = logger;
     }
 
@@ -132,7 +135,15 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
                 "this silo takes slices of the masked input only (protocol version 4: the first chunk names its slice); send the whole vector to the coordinator");
         }
 
+        // Any call to a round grain activates it: a round this silo opened no slice of (never opened here, long over, or not
+        // yet opened) is refused here, before any grain is called, so a site naming round after round costs no activation.
         long round = (long)Math.Min(header.Round, long.MaxValue);
+        if (_front.Rounds is SiloRounds opened ? !opened.Has(_front.Federation, round) : round < 1)
+        {
+            throw Refuse(site, StatusCode.FailedPrecondition,
+                $"round {round} is not open at this silo (no slice of it was opened here, or it is long over); stale messages are refused");
+        }
+
         var grains = new ClusterRoundClient(_front.Grains, _front.Federation, round);
         SliceAdmission admission = await grains.Round.AdmitSliceAsync(round, header.SessionId, site, first.Slice).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
         if (!admission.Admitted)
@@ -374,15 +385,12 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
 
     private RpcException Refuse(string site, StatusCode code, string reason)
     {
-        Log.Refused(_logger, site, code.ToString(), reason);
+        _refusals.Refused(site, code.ToString(), reason);
         return new RpcException(new Status(code, reason));
     }
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Slice upload from {Site} refused ({Code}): {Reason}")]
-        public static partial void Refused(ILogger logger, string site, string code, string reason);
-
         [LoggerMessage(2, LogLevel.Debug, "Slice upload from {Site}: round {Round} slice {Slice} ({Words} words) accepted, fresh {Fresh}")]
         public static partial void Accepted(ILogger logger, string site, long round, int slice, int words, bool fresh);
     }

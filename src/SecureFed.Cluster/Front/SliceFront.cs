@@ -50,6 +50,14 @@ public sealed class SliceFront : IDisposable
     public CoordinatorForwarder? Coordinator { get; init; }
 
     /// <summary>
+    /// The rounds whose slices this silo opened (the silo's <see cref="SiloRounds"/> singleton): a slice upload naming
+    /// another round is refused before any grain is called, so a site cannot make the cluster activate round grains.
+    /// <value>The default value is null: then only rounds below 1 are refused before the round grain is asked (a test
+    /// front without a silo of its own).</value>
+    /// </summary>
+    public SiloRounds? Rounds { get; init; }
+
+    /// <summary>
     /// How often an upload asks the round grain whether the masked-input stage is still open (the silo has no signal of its
     /// close); an upload still waiting or reading when it closed is refused and its slot freed.
     /// <value>The default value is 1 s.</value>

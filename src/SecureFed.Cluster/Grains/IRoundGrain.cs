@@ -91,7 +91,9 @@ public interface IRoundGrain : IGrainWithStringKey
 
     /// <summary>
     /// Aborts the round with <paramref name="reason"/> (recorded in the ledger); nothing further is revealed. A grain that
-    /// holds no round (its silo failed) throws <see cref="ClusterRoundAbortedException"/>: the driver records the abort.
+    /// holds no round (its silo failed, or it ended a while ago) throws <see cref="ClusterRoundAbortedException"/>, and one
+    /// whose round completed (its sum unmasked) throws <see cref="ClusterProtocolException"/> and changes nothing (its
+    /// slices are kept for the driver to read): in both cases the driver records the abort if it gives the round up.
     /// </summary>
     [Alias("Abort")]
     Task AbortAsync(string reason);

@@ -8,22 +8,29 @@ namespace SecureFed.Cluster.Grains;
 /// <see cref="IRoundGrain"/>: hosts one sliced <see cref="ServerRound"/> (the protocol state machine is unchanged; the
 /// grain only forwards). Its state is in memory: when its silo fails, the reactivated grain has no round and answers
 /// every call with <see cref="ClusterRoundAbortedException"/>, and the driver (<see cref="ClusterRoundClient"/>) records
-/// the round as aborted in the ledger.
+/// the round as aborted in the ledger. When the round ends (completed or aborted) the grain releases its
+/// <see cref="ServerRound"/> (the keys, the n(n−1) encrypted shares, the signatures: tens of MiB at hundreds of sites) at
+/// once and keeps only the outcome, which it answers late calls with, for <see cref="RoundGrainOptions.KeptAfterEnd"/>;
+/// then the activation is deactivated, however often it is called.
 /// </summary>
 internal sealed partial class RoundGrain : Grain, IRoundGrain
 {
     private readonly ILogger<RoundGrain> _logger;
     private readonly TimeProvider _time;
+    private readonly RoundGrainOptions _options;
     private ClusterRoundSpec? _spec;
     private ServerRound? _server;
+    private Ended? _ended;
+    private IGrainTimer? _endTimer;
     private SliceLayout? _layout;
     private Dictionary<int, HashSet<int>> _delivered = [];
     private Dictionary<int, string[]> _digests = [];
 
-    public RoundGrain(ILogger<RoundGrain> logger, TimeProvider time)
+    public RoundGrain(ILogger<RoundGrain> logger, TimeProvider time, RoundGrainOptions options)
     {
         _logger = logger;
         _time = time;
+        _options = options;
     }
 
     public async Task OpenAsync(ClusterRoundSpec spec)
@@ -58,7 +65,11 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
 
     public Task<SliceLayout> LayoutAsync()
     {
-        Server();
+        if (_ended is null)
+        {
+            Server();
+        }
+
         return Task.FromResult(_layout!);
     }
 
@@ -75,12 +86,19 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
     public Task<EncryptedShare[]> SharesForAsync(int recipient) => RunAsync(s => s.SharesFor(recipient).ToArray());
 
     public Task<SliceAdmission> AdmitSliceAsync(long round, string sessionId, string site, long slice)
-        => Task.FromResult(_server is null
-            ? SliceAdmission.Decide(null, ProtocolStage.Aborted, [], [], round, sessionId, site, slice)
-            : SliceAdmission.Decide(_spec, _server.Stage, _server.Expected, _server.Delivered, round, sessionId, site, slice));
+        => Task.FromResult(_server is not null
+            ? SliceAdmission.Decide(_spec, _server.Stage, _server.Expected, _server.Delivered, round, sessionId, site, slice)
+            : _ended is not null
+                ? SliceAdmission.Decide(_spec, _ended.Stage, _ended.Expected, _ended.Delivered, round, sessionId, site, slice)
+                : SliceAdmission.Decide(null, ProtocolStage.Aborted, [], [], round, sessionId, site, slice));
 
     public Task<string[]> SliceDigestsAsync(int sender)
     {
+        if (_ended is not null)
+        {
+            return Task.FromResult<string[]>([]); // released with the round (the coordinator read them when the stage closed)
+        }
+
         Server();
         string[] digests = _digests.GetValueOrDefault(sender) ?? [];
         return Task.FromResult(digests.Any(string.IsNullOrEmpty) ? [] : digests);
@@ -198,8 +216,10 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
 
         Log.Finished(_logger, this.GetPrimaryKeyString(), unmasking.Contributors.Count, unmasking.Removals.Count);
         _ = server;
-        return new ClusterRoundResult(_layout, [.. unmasking.Contributors], [.. unmasking.DroppedBeforeShares], [.. unmasking.DroppedBeforeInput],
+        var result = new ClusterRoundResult(_layout, [.. unmasking.Contributors], [.. unmasking.DroppedBeforeShares], [.. unmasking.DroppedBeforeInput],
             [.. unmasking.DroppedAfterInput], [.. unmasking.RejectedShares]);
+        Release();
+        return result;
     }
 
     public async Task AbortAsync(string reason)
@@ -209,25 +229,88 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         // A grain without its round (its silo failed, it was reactivated here) cannot record the abort: it knows neither
         // the round's federation nor its session. It says so, as every other call does, and the driver records the abort
         // in the ledger itself (ClusterRoundServer.AbortAsync); returning quietly would lose the attempt from the ledger.
-        ServerRound server = Server();
-        server.Abort(reason);
+        if (_ended is { Stage: ProtocolStage.Completed })
+        {
+            // The sum is unmasked in the slices: nothing here may discard them or record an abort over the round now (a
+            // late slice upload whose slice grain had ended asks for an abort, ClusterRoundClient.AbortIfSliceFailedAsync).
+            // Refused as a grain without the round refuses, so a driver that gives the round up after the unmasking (the
+            // coordinator's out-of-bound sum or failed fusion) records its abort in the ledger itself, as it does then.
+            throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} is over (completed: its sum was unmasked); it is not aborted now ({reason})");
+        }
+
+        if (_ended is null)
+        {
+            ServerRound server = Server();
+            server.Abort(reason);
+            Release(reason);
+        }
+
         DiscardSlices();
         await Ledger().RecordAsync(AbortEntry(reason)).ConfigureAwait(true);
     }
 
     public Task<ClusterRoundProgress> ProgressAsync()
-        => Task.FromResult(_server is null
-            ? new ClusterRoundProgress("Lost", [], [], "the round grain holds no round (never opened, or its silo failed)")
-            : new ClusterRoundProgress(_server.Stage.ToString(), [.. _server.Expected.Order()], [.. _server.Delivered.Order()], _server.AbortReason));
+        => Task.FromResult(_server is not null
+            ? new ClusterRoundProgress(_server.Stage.ToString(), [.. _server.Expected.Order()], [.. _server.Delivered.Order()], _server.AbortReason)
+            : _ended is not null
+                ? new ClusterRoundProgress(_ended.Stage.ToString(), [.. _ended.Expected], [.. _ended.Delivered], _ended.AbortReason)
+                : new ClusterRoundProgress("Lost", [], [], "the round grain holds no round (never opened, it ended a while ago, or its silo failed)"));
 
     public Task<ClusterRoundStatus> StatusAsync()
-        => Task.FromResult(_server is null
-            ? new ClusterRoundStatus("Lost", "the round grain holds no round (never opened, or its silo failed)")
-            : new ClusterRoundStatus(_server.Stage.ToString(), _server.AbortReason));
+        => Task.FromResult(_server is not null
+            ? new ClusterRoundStatus(_server.Stage.ToString(), _server.AbortReason)
+            : _ended is not null
+                ? new ClusterRoundStatus(_ended.Stage.ToString(), _ended.AbortReason)
+                : new ClusterRoundStatus("Lost", "the round grain holds no round (never opened, it ended a while ago, or its silo failed)"));
 
+    /// <summary>The round's state machine; a round that ended, or that this activation never held, refuses with the reason.</summary>
     private ServerRound Server()
-        => _server ?? throw new ClusterRoundAbortedException(
-            $"round {this.GetPrimaryKeyString()} has no state: it was never opened, or the silo that hosted it failed");
+    {
+        if (_server is not null)
+        {
+            return _server;
+        }
+
+        // A late message to a round that ended is refused as its ServerRound refused it ("out of order"), naming the outcome.
+        if (_ended is { Stage: ProtocolStage.Completed })
+        {
+            throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} is over (completed); its state was released and late messages are refused");
+        }
+
+        if (_ended is not null)
+        {
+            throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} was aborted ({_ended.AbortReason}); its state was released and late messages are refused");
+        }
+
+        throw new ClusterRoundAbortedException($"round {this.GetPrimaryKeyString()} has no state: it was never opened, it ended a while ago, or the silo that hosted it failed");
+    }
+
+    /// <summary>
+    /// The round ended (completed, or aborted): drops the <see cref="ServerRound"/> and the per-site slice records, keeps the
+    /// outcome (stage, reason, U2 and U3: O(n)) to answer late calls, and deactivates the grain after
+    /// <see cref="RoundGrainOptions.KeptAfterEnd"/> (a timer that calls do not hold back: late calls cannot keep it alive).
+    /// </summary>
+    /// <param name="abortReason">The round was aborted with this reason (also when its state machine had completed: the slices failed to unmask).</param>
+    private void Release(string? abortReason = null)
+    {
+        if (_server is null)
+        {
+            return;
+        }
+
+        bool aborted = abortReason is not null || _server.Stage == ProtocolStage.Aborted;
+        _ended = new Ended(aborted ? ProtocolStage.Aborted : _server.Stage, aborted ? _server.AbortReason ?? abortReason : null,
+            [.. _server.Expected.Order()], [.. _server.Delivered.Order()]);
+        _server = null;
+        _delivered = [];
+        _digests = [];
+        _endTimer ??= this.RegisterGrainTimer(() =>
+        {
+            DeactivateOnIdle();
+            return Task.CompletedTask;
+        }, _options.KeptAfterEnd, Timeout.InfiniteTimeSpan);
+        Log.Released(_logger, this.GetPrimaryKeyString(), _ended.Stage.ToString(), _options.KeptAfterEnd.TotalSeconds);
+    }
 
     private T Run<T>(Func<ServerRound, T> call)
     {
@@ -242,6 +325,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         }
         catch (RoundAbortedException ex)
         {
+            Release(ex.Reason);
             DiscardSlices();
             _ = Ledger().RecordAsync(AbortEntry(ex.Reason));
             throw new ClusterRoundAbortedException(ex.Message);
@@ -253,6 +337,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
     private ClusterRoundAbortedException Abort(ProtocolStage stage, string reason)
     {
         _server?.Abort(reason);
+        Release(reason);
         DiscardSlices();
         Log.Aborted(_logger, this.GetPrimaryKeyString(), stage.ToString(), reason);
         _ = Ledger().RecordAsync(AbortEntry(reason));
@@ -292,5 +377,11 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
 
         [LoggerMessage(3, LogLevel.Warning, "Cluster round {Round} aborted at {Stage}: {Reason}")]
         public static partial void Aborted(ILogger logger, string round, string stage, string reason);
+
+        [LoggerMessage(4, LogLevel.Debug, "Cluster round {Round} ended ({Stage}): its state is released; the grain answers with the outcome for {Seconds} s, then deactivates")]
+        public static partial void Released(ILogger logger, string round, string stage, double seconds);
     }
+
+    /// <summary>What a round grain keeps of a round that ended: its stage (Completed or Aborted), why it aborted, U2 and U3.</summary>
+    private sealed record Ended(ProtocolStage Stage, string? AbortReason, int[] Expected, int[] Delivered);
 }

@@ -18,6 +18,7 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     private readonly ILocalSiloDetails _silo;
     private readonly Front.SiloAgentEndpoint _endpoint;
     private readonly SliceSpillStore _spills;
+    private readonly Front.SiloRounds _rounds;
     private readonly Dictionary<int, Upload> _uploads = [];
     private readonly Dictionary<int, Added> _added = [];
     private readonly SortedSet<int> _committed = [];
@@ -32,11 +33,12 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     private bool _unmasked;
     private string? _failed;
 
-    public SliceGrain(ILocalSiloDetails silo, Front.SiloAgentEndpoint endpoint, SliceSpillStore spills)
+    public SliceGrain(ILocalSiloDetails silo, Front.SiloAgentEndpoint endpoint, SliceSpillStore spills, Front.SiloRounds rounds)
     {
         _silo = silo;
         _endpoint = endpoint;
         _spills = spills;
+        _rounds = rounds;
     }
 
     public Task OpenAsync(int offset, int length, int vectorLength, int bitWidth)
@@ -56,6 +58,12 @@ internal sealed class SliceGrain : Grain, ISliceGrain
         _vectorLength = vectorLength;
         _bitWidth = bitWidth;
         _sum = new uint[length];
+        if (ClusterKeys.TryParseSlice(this.GetPrimaryKeyString(), out string federation, out long round))
+        {
+            // This silo's front takes uploads for this round from now on (and refuses rounds it never opened).
+            _rounds.Opened(federation, round);
+        }
+
         return Task.CompletedTask;
     }
 
