@@ -45,7 +45,7 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
         ClusterRoundProgress progress = await cluster.Round.ProgressAsync().WaitAsync(RoundScript.Timeout);
         Assert.Equal(nameof(ProtocolStage.Completed), progress.Stage);
         var late = await Assert.ThrowsAsync<ClusterProtocolException>(() => cluster.Round.CloseAdvertiseKeysAsync().WaitAsync(RoundScript.Timeout));
-        Assert.Equal($"round {Federation}/41 is over (completed); its state was released and late messages are refused", late.Message);
+        Assert.Equal($"round {Federation}/41 is over (completed); its state was released and late messages are refused as out of order", late.Message);
         SliceAdmission admission = await cluster.Round.AdmitSliceAsync(41, script.Parameters.SessionId, "site-001", 0).WaitAsync(RoundScript.Timeout);
         Assert.Equal(SliceRefusalKind.WrongStage, admission.Refusal);
 
@@ -65,7 +65,7 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
         ClusterRoundStatus status = await cluster.Round.StatusAsync().WaitAsync(RoundScript.Timeout);
         Assert.Equal((nameof(ProtocolStage.Aborted), "the coordinator stopped (test)"), (status.Stage, status.AbortReason));
         var late = await Assert.ThrowsAsync<ClusterProtocolException>(() => cluster.Round.CloseMaskedInputAsync().WaitAsync(RoundScript.Timeout));
-        Assert.Equal($"round {Federation}/42 was aborted (the coordinator stopped (test)); its state was released and late messages are refused", late.Message);
+        Assert.Equal($"round {Federation}/42 was aborted (the coordinator stopped (test)); its state was released and late messages are refused as out of order", late.Message);
         LedgerEntry entry = Assert.Single(await cluster.Ledger.EntriesAsync().WaitAsync(RoundScript.Timeout), e => e.Round == 42);
         Assert.Equal((false, "the coordinator stopped (test)"), (entry.Completed, entry.AbortReason));
 

@@ -50,13 +50,15 @@ public sealed class HostileConnectionTests : IDisposable
                 Assert.Equal(TestFederation.FederationName, status.FederationId);
             }
 
-            // Each further connection is closed after its handshake: the call fails UNAVAILABLE, nothing else changes.
+            // Each further connection is closed after its handshake: the call fails, nothing else changes. The client reports
+            // the closed connection as UNAVAILABLE, or as INTERNAL when the close reaches it while the HTTP/2 connection is
+            // being set up (seen once in CI); either way the gate closed it (its count below stays at the limit).
             for (int i = 0; i < Extra; i++)
             {
                 GrpcChannel channel = Connect(fed, kitX.TlsCertificate);
                 refused.Add(channel);
                 RpcException ex = await Assert.ThrowsAsync<RpcException>(() => StatusAsync(channel, "site-x"));
-                Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
+                Assert.Contains(ex.StatusCode, new[] { StatusCode.Unavailable, StatusCode.Internal });
             }
 
             Assert.Equal(limit, gate.Open("site-x"));

@@ -274,12 +274,12 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         // A late message to a round that ended is refused as its ServerRound refused it ("out of order"), naming the outcome.
         if (_ended is { Stage: ProtocolStage.Completed })
         {
-            throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} is over (completed); its state was released and late messages are refused");
+            throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} is over (completed); its state was released and late messages are refused as out of order");
         }
 
         if (_ended is not null)
         {
-            throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} was aborted ({_ended.AbortReason}); its state was released and late messages are refused");
+            throw new ClusterProtocolException($"round {this.GetPrimaryKeyString()} was aborted ({_ended.AbortReason}); its state was released and late messages are refused as out of order");
         }
 
         throw new ClusterRoundAbortedException($"round {this.GetPrimaryKeyString()} has no state: it was never opened, it ended a while ago, or the silo that hosted it failed");
