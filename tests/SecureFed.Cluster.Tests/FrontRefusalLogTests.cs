@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Time.Testing;
 using SecureFed.Cluster.Front;
+using SecureFed.Testing;
 
 namespace SecureFed.Cluster.Tests;
 

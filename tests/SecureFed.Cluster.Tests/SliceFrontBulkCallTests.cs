@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
 using SecureFed.Cluster.Front;
 using SecureFed.Federation;
+using SecureFed.Testing;
 using SecureFed.Wire.V1;
 
 namespace SecureFed.Cluster.Tests;

@@ -7,6 +7,7 @@ using SecureFed.Federation;
 using SecureFed.Privacy;
 using SecureFed.Protocol;
 using Microsoft.Extensions.Logging;
+using SecureFed.Testing;
 
 namespace SecureFed.Reliability.Tests;
 

@@ -10,6 +10,7 @@ using SecureFed.Aggregator.Operations;
 using SecureFed.Audit;
 using SecureFed.Protocol;
 using SecureFed.Tagger;
+using SecureFed.Testing;
 
 namespace SecureFed.Reliability.Tests;
 

@@ -7,6 +7,7 @@ using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Federation;
+using SecureFed.Testing;
 using SecureFed.Wire.V1;
 
 namespace SecureFed.Reliability.Tests;

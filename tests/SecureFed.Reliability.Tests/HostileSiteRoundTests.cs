@@ -9,6 +9,7 @@ using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Protocol;
+using SecureFed.Testing;
 using SecureFed.Wire.V1;
 
 namespace SecureFed.Reliability.Tests;
@@ -464,13 +465,10 @@ public sealed class HostileSiteRoundTests : IDisposable
     {
         await using TestFederation fed = await StartAsync(rounds: 1);
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
-        await x.AdvertiseAndShareAsync();
-        ShareSet forX = await x.Client.AwaitSharesAsync(x.Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
-        EncryptedShareMessage fromA = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-a"));
-        EncryptedShareMessage fromB = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-b"));
+        ShareSet forX = await AdvertiseShareAndAwaitSharesAsync(x);
+        (EncryptedShareMessage fromA, ShareAccusation lieA) = FalseAccusation(x, forX, "site-a");
+        (EncryptedShareMessage fromB, ShareAccusation lieB) = FalseAccusation(x, forX, "site-b");
         byte[] key = x.EncryptionPrivateKey;
-        ShareAccusation lieA = ShareAccusation.Create(x.Parameters, x.Self, (int)fromA.Sender, fromA.Ciphertext.ToByteArray(), key, x.Kit.IdentityKey);
-        ShareAccusation lieB = ShareAccusation.Create(x.Parameters, x.Self, (int)fromB.Sender, fromB.Ciphertext.ToByteArray(), key, x.Kit.IdentityKey);
 
         Ack first = await x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, key, lieA.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
         Assert.False(first.Duplicate);
@@ -510,11 +508,8 @@ public sealed class HostileSiteRoundTests : IDisposable
     {
         await using TestFederation fed = await StartAsync(rounds: 1);
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
-        await x.AdvertiseAndShareAsync();
-        ShareSet forX = await x.Client.AwaitSharesAsync(x.Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
-        EncryptedShareMessage fromA = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-a"));
+        (EncryptedShareMessage fromA, ShareAccusation lie) = FalseAccusation(x, await AdvertiseShareAndAwaitSharesAsync(x), "site-a");
         byte[] key = x.EncryptionPrivateKey;
-        ShareAccusation lie = ShareAccusation.Create(x.Parameters, x.Self, (int)fromA.Sender, fromA.Ciphertext.ToByteArray(), key, x.Kit.IdentityKey);
 
         Ack[] acks = await Task.WhenAll(Enumerable.Range(0, 12).Select(_ =>
             x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, key, lie.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout)));
@@ -1042,6 +1037,20 @@ public sealed class HostileSiteRoundTests : IDisposable
         }
 
         return session;
+    }
+
+    /// <summary>site-x advertises and deals its shares, then waits for the shares relayed to it.</summary>
+    private static async Task<ShareSet> AdvertiseShareAndAwaitSharesAsync(HostileSite x)
+    {
+        await x.AdvertiseAndShareAsync();
+        return await x.Client.AwaitSharesAsync(x.Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+    }
+
+    /// <summary>A signed accusation by site-x of <paramref name="accused"/>'s envelope, which decrypts: a false accusation.</summary>
+    private static (EncryptedShareMessage Envelope, ShareAccusation Lie) FalseAccusation(HostileSite x, ShareSet forX, string accused)
+    {
+        EncryptedShareMessage envelope = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf(accused));
+        return (envelope, ShareAccusation.Create(x.Parameters, x.Self, (int)envelope.Sender, envelope.Ciphertext.ToByteArray(), x.EncryptionPrivateKey, x.Kit.IdentityKey));
     }
 
     private static DeclineRoundRequest Accuse(HostileSite x, int accused, byte[] key, byte[] signature) => new()

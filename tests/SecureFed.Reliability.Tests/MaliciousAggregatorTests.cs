@@ -10,6 +10,7 @@ using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Privacy;
 using SecureFed.Protocol;
+using SecureFed.Testing;
 
 namespace SecureFed.Reliability.Tests;
 

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace SecureFed.Cluster.Tests;
+namespace SecureFed.Testing;
 
 /// <summary>
 /// Keeps every formatted log line (level, message and exception message) so a test can assert what was logged; also a
