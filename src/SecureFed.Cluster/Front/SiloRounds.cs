@@ -53,14 +53,4 @@ public sealed class SiloRounds
             return _rounds.TryGetValue(federation, out SortedSet<long>? rounds) && rounds.Contains(round);
         }
     }
-
-    /// <summary>The rounds of <paramref name="federation"/> whose slices were opened here, lowest first (at most <see cref="Kept"/>).</summary>
-    public long[] Of(string federation)
-    {
-        ArgumentNullException.ThrowIfNull(federation);
-        lock (_gate)
-        {
-            return _rounds.TryGetValue(federation, out SortedSet<long>? rounds) ? [.. rounds] : [];
-        }
-    }
 }
