@@ -85,6 +85,15 @@ public sealed partial class ServerRound
         }
     }
 
+    /// <summary>The survivor signatures and unmasking responses accepted so far (what a holder of the ended round keeps to answer retries).</summary>
+    public AcceptedLateMessages AcceptedSoFar()
+    {
+        lock (_gate)
+        {
+            return new AcceptedLateMessages(_u4.ToDictionary(kv => kv.Key, kv => kv.Value.Signature), _u5.Keys);
+        }
+    }
+
     /// <summary>True when every expected party has delivered for the current stage.</summary>
     public bool StageComplete => Delivered.Count >= Expected.Count;
 

@@ -74,6 +74,43 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// An agent whose survivor signature or unmasking response was accepted but whose reply was lost retries it; when the
+    /// retry reaches the round grain after the unmasking released the round, it is a duplicate (false), as the
+    /// <see cref="ServerRound"/> answers it, not a late message. Before, it was refused as out of order and the agent
+    /// reported a completed round as ended. A signature that differs from the accepted one is still refused.
+    /// </summary>
+    [Fact]
+    public async Task RetriedSignatureAndUnmaskResponse_AfterTheRelease_AnsweredAsDuplicates()
+    {
+        using var script = new RoundScript(4, seed: 44, round: 44, 300, bitWidth: 20, degree: 3, Federation);
+        var cluster = new ClusterRoundClient(_cluster.GrainFactory, Federation, 44);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await script.ThroughShareKeysAsync(cluster, []);
+        await script.SendMaskedInputsAsync(cluster, [1, 2, 3, 4]);
+        var responses = new List<UnmaskResponse>();
+        await script.UnmaskAsync(cluster, [], responses.Add);
+        await cluster.Round.FinishAsync().WaitAsync(RoundScript.Timeout);
+        Assert.Equal(nameof(ProtocolStage.Completed), (await cluster.Round.StatusAsync().WaitAsync(RoundScript.Timeout)).Stage);
+        int[] survivors = [1, 2, 3, 4];
+
+        ConsistencySignature Resigned(int u) => new(u, script.Identities[u - 1].Sign(ProtocolLabels.ConsistencyTranscript(script.Parameters, u, survivors)));
+        foreach (int u in survivors)
+        {
+            Assert.False(await cluster.Round.AcceptConsistencySignatureAsync(Resigned(u)).WaitAsync(RoundScript.Timeout)); // Ed25519: the same bytes again
+        }
+
+        foreach (UnmaskResponse response in responses)
+        {
+            Assert.False(await cluster.Round.AcceptUnmaskResponseAsync(response).WaitAsync(RoundScript.Timeout));
+        }
+
+        ConsistencySignature other = Resigned(1);
+        other.Signature[0] ^= 1;
+        var late = await Assert.ThrowsAsync<ClusterProtocolException>(() => cluster.Round.AcceptConsistencySignatureAsync(other).WaitAsync(RoundScript.Timeout));
+        Assert.Equal($"round {Federation}/44 is over (completed); its state was released and late messages are refused as out of order", late.Message);
+    }
+
+    /// <summary>
     /// Once the round grain has unmasked the sum, an abort asked by a late slice upload (its slice grain had ended, so
     /// <see cref="ClusterRoundClient.AbortIfSliceFailedAsync(Task)"/> asks the round grain to abort) changes nothing: it is
     /// refused, the unmasked slices are still there to be read and nothing is recorded in the ledger. Before, it discarded

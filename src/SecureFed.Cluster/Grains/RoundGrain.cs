@@ -10,7 +10,7 @@ namespace SecureFed.Cluster.Grains;
 /// every call with <see cref="ClusterRoundAbortedException"/>, and the driver (<see cref="ClusterRoundClient"/>) records
 /// the round as aborted in the ledger. When the round ends (completed or aborted) the grain releases its
 /// <see cref="ServerRound"/> (the keys, the n(n−1) encrypted shares, the signatures: tens of MiB at hundreds of sites) at
-/// once and keeps only the outcome, which it answers late calls with, for <see cref="RoundGrainOptions.KeptAfterEnd"/>;
+/// once and keeps only the outcome (and what it needs to tell an agent's retry from a late message), which it answers late calls with, for <see cref="RoundGrainOptions.KeptAfterEnd"/>;
 /// then the activation is deactivated, however often it is called.
 /// </summary>
 internal sealed partial class RoundGrain : Grain, IRoundGrain
@@ -189,7 +189,10 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         return survivors;
     }
 
-    public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature) => RunAsync(s => s.AcceptConsistencySignature(signature));
+    public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature)
+        => _server is null && _ended is not null && _ended.Accepted.IsRetry(signature)
+            ? Task.FromResult(false) // an agent's retry after the release (its reply was lost): a duplicate, as ServerRound answers it
+            : RunAsync(s => s.AcceptConsistencySignature(signature));
 
     public Task<UnmaskRequest> CloseConsistencyAsync() => RunAsync(s =>
     {
@@ -197,7 +200,10 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         return new UnmaskRequest([.. request.Survivors], [.. request.Dropped], [.. request.Signatures]);
     });
 
-    public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response) => RunAsync(s => s.AcceptUnmaskResponse(response));
+    public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response)
+        => _server is null && _ended is not null && _ended.Accepted.IsRetry(response)
+            ? Task.FromResult(false) // an agent's retry after the release (its reply was lost): a duplicate, as ServerRound answers it
+            : RunAsync(s => s.AcceptUnmaskResponse(response));
 
     public async Task<ClusterRoundResult> FinishAsync()
     {
@@ -287,7 +293,9 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
 
     /// <summary>
     /// The round ended (completed, or aborted): drops the <see cref="ServerRound"/> and the per-site slice records, keeps the
-    /// outcome (stage, reason, U2 and U3: O(n)) to answer late calls, and deactivates the grain after
+    /// outcome (stage, reason, the accepted survivor signatures and unmasking senders: O(n)) to
+    /// answer late calls (an agent's retry of an accepted signature or unmasking response is a duplicate, as in the
+    /// <see cref="ServerRound"/>; any other message is refused as out of order), and deactivates the grain after
     /// <see cref="RoundGrainOptions.KeptAfterEnd"/> (a timer that calls do not hold back: late calls cannot keep it alive).
     /// </summary>
     /// <param name="abortReason">The round was aborted with this reason (also when its state machine had completed: the slices failed to unmask).</param>
@@ -300,7 +308,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
 
         bool aborted = abortReason is not null || _server.Stage == ProtocolStage.Aborted;
         _ended = new Ended(aborted ? ProtocolStage.Aborted : _server.Stage, aborted ? _server.AbortReason ?? abortReason : null,
-            [.. _server.Expected.Order()], [.. _server.Delivered.Order()]);
+            [.. _server.Expected.Order()], [.. _server.Delivered.Order()], _server.AcceptedSoFar());
         _server = null;
         _delivered = [];
         _digests = [];
@@ -382,6 +390,9 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         public static partial void Released(ILogger logger, string round, string stage, double seconds);
     }
 
-    /// <summary>What a round grain keeps of a round that ended: its stage (Completed or Aborted), why it aborted, U2 and U3.</summary>
-    private sealed record Ended(ProtocolStage Stage, string? AbortReason, int[] Expected, int[] Delivered);
+    /// <summary>
+    /// What a round grain keeps of a round that ended: its stage (Completed or Aborted), why it aborted, the last stage's
+    /// expected and delivered sets, and the accepted survivor signatures and unmasking senders (to answer retries).
+    /// </summary>
+    private sealed record Ended(ProtocolStage Stage, string? AbortReason, int[] Expected, int[] Delivered, AcceptedLateMessages Accepted);
 }
