@@ -215,6 +215,7 @@ public sealed class AgentRunner
             EvaluationCounts? counts = _options.FederatedEvaluation ? update.GlobalDevCounts : null;
             _lastNorm = FederatedAveraging.PrivatizeUpdate(update.Delta, update.Examples, counts, codec, a.SiteDp.L2Clip, a.SiteDp.NoiseSigmaSite, UpdateRandom, input);
 
+            uint declaredWeight = input[codec.ParameterCount]; // the weight slot, declared outside the sum with the signature
             InputCaptured?.Invoke(round, (uint[])input.Clone());
 
             // 5. Secure aggregation.
@@ -330,7 +331,12 @@ public sealed class AgentRunner
 
             stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "consistency");
             ConsistencySignature signature = protocol.SignSurvivors([.. survivors.Survivors.Select(x => (int)x)]);
-            var signRequest = new ConsistencyRequest { Header = Header(round, parameters.SessionId, Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) };
+            var signRequest = new ConsistencyRequest
+            {
+                Header = Header(round, parameters.SessionId, Stage.Consistency),
+                Signature = ByteString.CopyFrom(signature.Signature),
+                Weight = declaredWeight, // checked against the decoded W, so no site's weight slot can scale the average
+            };
             if (codec.Evaluation is not null)
             {
                 signRequest.Scored = counts is not null; // the flag this site put into its input, declared outside the sum

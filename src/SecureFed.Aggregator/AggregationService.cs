@@ -404,8 +404,21 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             session.DeclareScored(site, request.Scored);
         }
 
+        if (request.HasWeight && (request.Weight < 1 || request.Weight > session.Codec.WeightCap))
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.ProtocolViolation,
+                $"the declared weight {request.Weight} is outside [1, {session.Codec.WeightCap}] (the round's weight cap)");
+        }
+
         var signature = new ConsistencySignature(session.IndexOf(site), request.Signature.ToByteArray());
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptConsistencySignatureAsync(signature, ct), context.CancellationToken).ConfigureAwait(false);
+        if (fresh && request.HasWeight)
+        {
+            // The weight the site put into its slot, declared with its accepted signature: the decoded W is checked against
+            // the declarations before the sum is used (RoundCoordinator.CompleteAsync; PROTOCOL.md "The W bound").
+            session.DeclareWeight(site, request.Weight);
+        }
+
         session.Signal();
         return new Ack { Duplicate = !fresh };
     }

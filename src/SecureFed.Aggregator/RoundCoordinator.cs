@@ -965,6 +965,10 @@ public sealed class RoundCoordinator : BackgroundService
         return result;
     }
 
+    /// <summary>Each contributor's declared weight (null where it declared none), in contributor order.</summary>
+    private static (string Site, long? Weight)[] DeclaredWeights(RoundSession session, IEnumerable<int> contributors)
+        => [.. contributors.Select(i => session.Parameters[i].Name).Select(name => (name, session.WeightDeclaration(name)))];
+
     private async Task CompleteAsync(RoundSession session, SlicedRoundResult result, CancellationToken cancellationToken)
     {
         // W must lie in [contributors, contributors × weight cap] before the sum is used (PROTOCOL.md, the W bound). The sum's tail
@@ -974,7 +978,11 @@ public sealed class RoundCoordinator : BackgroundService
         UpdateCodec codec = session.Codec;
         uint[] tail = await result.Sum.TailAsync(codec.ParameterCount, cancellationToken).ConfigureAwait(false);
         long decodedWeight = codec.DecodeTotalWeightFromTail(tail);
-        if (codec.CheckTotalWeight(decodedWeight, result.Contributors.Count) is string badWeight)
+        // Then W against the weights the contributors declared outside the sum (ConsistencyRequest.weight): a wrapped or
+        // wrong slot would scale the average without breaking the sum bound where the noise dominates the sum.
+        string? badWeight = codec.CheckTotalWeight(decodedWeight, result.Contributors.Count)
+            ?? codec.CheckDeclaredWeights(decodedWeight, DeclaredWeights(session, result.Contributors));
+        if (badWeight is not null)
         {
             session.OutOfBoundContributors = [.. result.Contributors.Select(i => session.Parameters[i].Name)];
             throw new RoundAbortedException(ProtocolStage.Unmasking, badWeight);

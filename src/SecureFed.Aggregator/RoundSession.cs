@@ -18,6 +18,7 @@ internal sealed class RoundSession
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _scored = new(StringComparer.Ordinal);
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, long> _weights = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource _inputClosed = new();
     private readonly CancellationTokenSource _ended = new();
     private volatile string? _abortRequested;
@@ -199,6 +200,15 @@ internal sealed class RoundSession
 
     /// <summary>What <paramref name="site"/> declared about its evaluation flag, or null when it declared nothing.</summary>
     public bool? ScoredDeclaration(string site) => _scored.TryGetValue(site, out bool scored) ? scored : null;
+
+    /// <summary>
+    /// Records the weight <paramref name="site"/> declared with its accepted consistency signature (ConsistencyRequest.weight,
+    /// checked to lie in [1, weight cap] by the caller); the first one stands.
+    /// </summary>
+    public void DeclareWeight(string site, long weight) => _weights.TryAdd(site, weight);
+
+    /// <summary>The weight <paramref name="site"/> declared, or null when it declared none.</summary>
+    public long? WeightDeclaration(string site) => _weights.TryGetValue(site, out long weight) ? weight : null;
 
     /// <summary>Wakes the coordinator: something arrived, the stage may be complete.</summary>
     public void Signal() => _activity.Release();

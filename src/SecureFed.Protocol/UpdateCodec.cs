@@ -212,8 +212,8 @@ public sealed class UpdateCodec
     /// [1, cap] into its slot (an agent whose trainer used no examples withdraws instead of sending weight 0), so
     /// contributors ≤ W ≤ contributors × cap. Returns why W is impossible, or null when it is in range. The aggregator
     /// sees only the sum, so a single site's slot cannot be checked on its own: a site that lies within [1, cap] is not
-    /// detected, nor one whose slot moves W elsewhere within the range (a W lowered towards the number of contributors
-    /// scales the average up; <see cref="SumBound"/> catches that only when the sites' updates, not the noise, dominate the sum).
+    /// detected here, nor one whose slot moves W elsewhere within the range (a W lowered towards the number of contributors
+    /// scales the average up): <see cref="CheckDeclaredWeights"/> checks W against the weights the sites declared.
     /// </summary>
     public string? CheckTotalWeight(long totalWeight, int contributors)
     {
@@ -235,6 +235,48 @@ public sealed class UpdateCodec
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Checks a decoded total weight against the weights the contributors declared outside the sum (one entry per
+    /// contributor; null where a contributor declared none): W must equal the declared sum D plus, for each of the u
+    /// contributors without a declaration, something in [1, cap], i.e. D + u ≤ W ≤ D + u·cap. A site whose weight slot
+    /// differs from its declaration (a wrapped value that lowers W towards the number of contributors and so scales the
+    /// average up) makes W miss this range; one that declares nothing still moves W by no more than an honest weight can.
+    /// Returns the abort reason, or null. Declarations outside [1, cap] are refused on receipt; here they are an argument error.
+    /// </summary>
+    public string? CheckDeclaredWeights(long totalWeight, IReadOnlyList<(string Site, long? Weight)> contributors)
+    {
+        ArgumentNullException.ThrowIfNull(contributors);
+        long declared = 0;
+        int silent = 0;
+        foreach ((string site, long? weight) in contributors)
+        {
+            if (weight is null)
+            {
+                silent++;
+                continue;
+            }
+
+            if (weight < 1 || weight > WeightCap)
+            {
+                throw new ArgumentOutOfRangeException(nameof(contributors), $"site '{site}' declared weight {weight}, outside [1, {WeightCap}]");
+            }
+
+            declared += weight.Value;
+        }
+
+        long low = declared + silent;
+        long high = declared + ((long)silent * WeightCap);
+        if (totalWeight >= low && totalWeight <= high)
+        {
+            return null;
+        }
+
+        string expected = silent == 0
+            ? $"the {contributors.Count} contributors' declared weights, {declared}"
+            : $"the range [{low}, {high}] that the declared weights ({declared}, of {contributors.Count - silent} contributors) and {silent} undeclared weight{(silent == 1 ? "" : "s")} of 1 to {WeightCap} allow";
+        return $"the aggregated weight W = {totalWeight} differs from {expected}: some site's weight slot does not hold the weight it declared (a wrong or wrapped value would scale the average); the model is unchanged";
     }
 
     /// <summary>

@@ -342,4 +342,47 @@ public sealed class ShareVerificationTests
         Assert.Null(codec.CheckTotalWeight(3000, 3));
         Assert.Null(codec.CheckTotalWeight(3, 3));
     }
+
+    /// <summary>
+    /// W against declared weights: exact when every contributor declared, D + u … D + u·cap with u undeclared; the reason
+    /// names W and what the declarations allow. Every W in range passes, every W outside fails (property over the range's
+    /// edges).
+    /// </summary>
+    [Theory]
+    [InlineData(new long[] { 100, 200, 300 }, 0, 600, 600)]
+    [InlineData(new long[] { 100, 200 }, 1, 301, 1300)]
+    [InlineData(new long[0], 3, 3, 3000)]
+    [InlineData(new long[] { 1000, 1 }, 2, 1003, 3001)]
+    public void CheckDeclaredWeights_InsideTheDeclaredRangePassesOutsideFails(long[] declared, int silent, long low, long high)
+    {
+        UpdateCodec codec = UpdateCodec.Plan(10, 1.0, 4, 0, 1000);
+        (string, long?)[] contributors = [.. declared.Select((w, i) => ($"site-{i}", (long?)w)), .. Enumerable.Range(0, silent).Select(i => ($"silent-{i}", (long?)null))];
+
+        foreach (long w in new[] { low, low + 1, (low + high) / 2, high - 1, high }.Where(w => w >= low && w <= high))
+        {
+            Assert.Null(codec.CheckDeclaredWeights(w, contributors));
+        }
+
+        foreach (long w in new[] { 0, low - 1, high + 1, contributors.Length })
+        {
+            if (w >= low && w <= high)
+            {
+                continue;
+            }
+
+            string? reason = codec.CheckDeclaredWeights(w, contributors);
+            Assert.NotNull(reason);
+            Assert.StartsWith($"the aggregated weight W = {w} differs from ", reason, StringComparison.Ordinal);
+            Assert.Contains(silent == 0 ? $"declared weights, {low}" : $"the range [{low}, {high}]", reason, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void CheckDeclaredWeights_DeclarationOutsideOneToCap_ArgumentError()
+    {
+        UpdateCodec codec = UpdateCodec.Plan(10, 1.0, 4, 0, 1000);
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => codec.CheckDeclaredWeights(5, [("site-a", 0L)]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => codec.CheckDeclaredWeights(5, [("site-a", 1001L)]));
+    }
 }

@@ -538,6 +538,57 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// site-x puts 4 − 600 into its weight slot and declares no weight (as an older agent would): with the honest sites'
+    /// weights 100 + 200 + 300 (declared by their agents) the decoded W is 4, the number of contributors, so the W range
+    /// passes and, the noise dominating this round's sum, so does the sum bound; before the declared weights the round
+    /// completed with the average scaled up 150 times (PROTOCOL.md "The W bound"). Now W must lie in [600 + 1, 600 + 1000]:
+    /// the round aborts before the model changes; the retry without site-x completes.
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_WeightSlotLowersTotalToContributorCount_RoundAbortsModelUnchangedRetryCompletes()
+    {
+        string reason = await RunEditedInputAsync((input, d) => input[d] = unchecked((uint)(4 - 600)));
+        Assert.StartsWith("the aggregated weight W = 4 differs from the range [601, 1600] that the declared weights (600, of 3 contributors) and 1 undeclared weight of 1 to 1000 allow", reason, StringComparison.Ordinal);
+        Assert.EndsWith("the model is unchanged", reason, StringComparison.Ordinal);
+    }
+
+    /// <summary>site-x declares weight 100 and puts 4 − 600 into its slot: W = 4 against the declared 700; the round aborts.</summary>
+    [Fact]
+    public async Task UploadMaskedInput_WeightSlotDiffersFromTheDeclaredWeight_RoundAbortsModelUnchangedRetryCompletes()
+    {
+        string reason = await RunEditedInputAsync((input, d) => input[d] = unchecked((uint)(4 - 600)), declaredWeight: 100);
+        Assert.StartsWith("the aggregated weight W = 4 differs from the 4 contributors' declared weights, 700: some site's weight slot does not hold the weight it declared", reason, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A declared weight outside [1, weight cap] is refused (INVALID_ARGUMENT, naming the cap) and nothing is recorded: the
+    /// same site then signs without a declaration and the round completes with it.
+    /// </summary>
+    [Fact]
+    public async Task SignSurvivors_DeclaredWeightAboveTheCap_RefusedThenRoundCompletesWithTheSite()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        await x.AdvertiseAndShareAsync();
+        await x.UploadAsync(await x.MaskAsync());
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        ConsistencySignature signature = x.Protocol.SignSurvivors([.. survivors.Survivors.Select(s => (int)s)]);
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => x.Client.SignSurvivorsAsync(
+            new ConsistencyRequest { Header = x.H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature), Weight = 1001 }, Deadline()).ResponseAsync);
+
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        Assert.Contains("the declared weight 1001 is outside [1, 1000] (the round's weight cap)", refused.Status.Detail, StringComparison.Ordinal);
+        await x.Client.SignSurvivorsAsync(new ConsistencyRequest { Header = x.H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) }, Deadline()).ResponseAsync;
+        await x.Client.UnmaskAsync(await x.BuildUnmaskAsync(), Deadline()).ResponseAsync;
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
     /// site-x adds 2^30 to coordinate 0 (≈ 83 update units: 8 clips of S = 10, far beyond what four clipped updates and
     /// the noise give one coordinate). The round aborts before the model changes; the retry without site-x completes.
     /// </summary>
@@ -829,14 +880,15 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
-    /// <summary>site-x sends the edited all-zero input (weight 0) through an honest run of the protocol; returns the aborted round's reason.</summary>
-    private async Task<string> RunEditedInputAsync(Action<uint[], int> edit)
+    /// <summary>site-x sends the edited all-zero input (weight 100) through an honest run of the protocol; returns the aborted round's reason.</summary>
+    private async Task<string> RunEditedInputAsync(Action<uint[], int> edit, uint? declaredWeight = null)
     {
         await using TestFederation fed = await StartAsync(rounds: 1);
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        x.DeclaredWeight = declaredWeight;
         (long baseVersion, string baseSha) = fed.State.Model.Current;
         await x.AdvertiseAndShareAsync();
-        uint[] input = new uint[x.Parameters.VectorLength];
+        uint[] input = x.PlausibleInput();
         edit(input, (int)x.Announcement.ParameterCount);
         Assert.False((await x.UploadAsync(await x.MaskAsync(input))).Duplicate);
         SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
@@ -1313,13 +1365,21 @@ public sealed class HostileSiteRoundTests : IDisposable
             await Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
         }
 
-        /// <summary>Masks <paramref name="input"/> (default: an all-zero input, weight 0) with the shares relayed to site-x.</summary>
+        /// <summary>Masks <paramref name="input"/> (default: <see cref="PlausibleInput"/>) with the shares relayed to site-x.</summary>
         public async Task<uint[]> MaskAsync(uint[]? input = null)
         {
             ShareSet forMe = await Client.AwaitSharesAsync(Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
             uint[] masked = new uint[Parameters.VectorLength];
-            Protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input ?? new uint[Parameters.VectorLength], masked);
+            Protocol.MaskInput([.. forMe.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray()))], input ?? PlausibleInput(), masked);
             return masked;
+        }
+
+        /// <summary>An all-zero update with weight 100 in the weight slot (what an honest site with 100 examples and nothing learnt sends).</summary>
+        public uint[] PlausibleInput()
+        {
+            uint[] input = new uint[Parameters.VectorLength];
+            input[(int)Announcement.ParameterCount] = 100;
+            return input;
         }
 
         public async Task<Ack> UploadAsync(uint[] masked)
@@ -1384,7 +1444,19 @@ public sealed class HostileSiteRoundTests : IDisposable
         public async Task<UnmaskResponseMessage> SignAndBuildUnmaskAsync(SurvivorSet survivors)
         {
             ConsistencySignature signature = Protocol.SignSurvivors([.. survivors.Survivors.Select(s => (int)s)]);
-            await Client.SignSurvivorsAsync(new ConsistencyRequest { Header = H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            var sign = new ConsistencyRequest { Header = H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) };
+            if (DeclaredWeight is uint weight)
+            {
+                sign.Weight = weight;
+            }
+
+            await Client.SignSurvivorsAsync(sign, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            return await BuildUnmaskAsync();
+        }
+
+        /// <summary>Waits for the unmasking request and answers it honestly (site-x has signed).</summary>
+        public async Task<UnmaskResponseMessage> BuildUnmaskAsync()
+        {
             UnmaskRequestMessage request = await Client.AwaitUnmaskRequestAsync(Query(Stage.Consistency), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
             UnmaskResponse response = Protocol.Unmask(new UnmaskRequest(
                 [.. request.Survivors.Select(s => (int)s)],
@@ -1395,6 +1467,9 @@ public sealed class HostileSiteRoundTests : IDisposable
             message.MaskingKeyShares.AddRange(response.MaskingKeyShares.Select(s => new RevealedShareMessage { Owner = (uint)s.Owner, Value = ByteString.CopyFrom(s.Value) }));
             return message;
         }
+
+        /// <summary>The weight site-x declares with its consistency signature (ConsistencyRequest.weight); none when null.</summary>
+        public uint? DeclaredWeight { get; set; }
 
         public async Task SignAndUnmaskAsync(SurvivorSet survivors)
         {
