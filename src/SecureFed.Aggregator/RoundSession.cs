@@ -11,6 +11,10 @@ namespace SecureFed.Aggregator;
 internal sealed class RoundSession
 {
     private readonly TaskCompletionSource[] _closed = [.. Enumerable.Range(0, 5).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
+
+    // Per stage: completed when the stage closes or the round ends, whichever comes first (after _closed or _outcome), so a
+    // stage's long-poll registers on one task only, and a cancelled one takes its registration back (see WaitStageClosedAsync).
+    private readonly TaskCompletionSource[] _released = [.. Enumerable.Range(0, 5).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
     private readonly TaskCompletionSource<RoundOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _activity = new(0);
     private readonly HashSet<string> _declined = [];
@@ -208,6 +212,7 @@ internal sealed class RoundSession
     public void CloseStage(ProtocolStage stage)
     {
         _closed[(int)stage].TrySetResult();
+        _released[(int)stage].TrySetResult();
         if (stage == ProtocolStage.MaskedInputCollection)
         {
             _ = _inputClosed.CancelAsync(); // the uploads' reads end on the thread pool, not on the coordinator's
@@ -221,13 +226,18 @@ internal sealed class RoundSession
     /// </summary>
     public CancellationToken UploadCancellation => _inputClosed.IsCancellationRequested ? _ended.Token : _inputClosed.Token;
 
-    /// <summary>Waits until <paramref name="stage"/> has closed; throws when the round ended first.</summary>
+    /// <summary>
+    /// Waits until <paramref name="stage"/> has closed; throws when the round ended first. A cancelled wait leaves nothing
+    /// registered behind it (a site may long-poll with a tiny deadline in a loop): it waits on one task that the stage's close
+    /// or the round's end completes, and <see cref="Task.WaitAsync(CancellationToken)"/> removes its continuation when
+    /// cancelled, where <c>Task.WhenAny(closed, outcome)</c> stayed registered on both until they completed.
+    /// </summary>
     public async Task WaitStageClosedAsync(ProtocolStage stage, CancellationToken cancellationToken)
     {
-        Task closed = _closed[(int)stage].Task;
-        Task done = await Task.WhenAny(closed, _outcome.Task).WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (done != closed && !closed.IsCompleted)
+        await _released[(int)stage].Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!_closed[(int)stage].Task.IsCompleted)
         {
+            // Released without closing: the round ended (Finish completes the outcome before it releases the waits).
             RoundOutcome outcome = await _outcome.Task.ConfigureAwait(false);
             throw new RoundAbortedException(stage, outcome.Completed ? "the round already completed" : outcome.AbortReason);
         }
@@ -238,6 +248,11 @@ internal sealed class RoundSession
     public void Finish(RoundOutcome outcome)
     {
         _outcome.TrySetResult(outcome);
+        foreach (TaskCompletionSource released in _released)
+        {
+            released.TrySetResult();
+        }
+
         _ = _inputClosed.CancelAsync();
         _ = _ended.CancelAsync();
     }
