@@ -204,8 +204,24 @@ internal sealed class RoundSession
     /// <summary>What <paramref name="site"/> declared about its evaluation flag, or null when it declared nothing.</summary>
     public bool? ScoredDeclaration(string site) => _scored.TryGetValue(site, out bool scored) ? scored : null;
 
-    /// <summary>Wakes the coordinator: something arrived, the stage may be complete.</summary>
-    public void Signal() => _activity.Release();
+    /// <summary>
+    /// Wakes the coordinator: something arrived, the stage may be complete. At most one wake-up is pending, so a burst of
+    /// signals costs the coordinator's stage loop (<see cref="WaitForActivityAsync"/>) one more status check, not one each.
+    /// </summary>
+    public void Signal()
+    {
+        // No wake-up is lost. The loop checks the status, then waits; a signal follows the change it reports. If no permit
+        // is pending, the signal releases one, and the loop's next (or current) wait returns and checks again. If one is
+        // pending, no wait has taken it yet, so the wait that takes it returns after the change, and the check that follows
+        // sees it. The lock only keeps two signals from both finding no permit and leaving two.
+        lock (_activity)
+        {
+            if (_activity.CurrentCount == 0)
+            {
+                _activity.Release();
+            }
+        }
+    }
 
     public Task<bool> WaitForActivityAsync(TimeSpan timeout, CancellationToken cancellationToken) => _activity.WaitAsync(timeout, cancellationToken);
 
