@@ -114,9 +114,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         if (fresh)
         {
             _state.Audit.Append(AuditEvents.KeysReceived, f => f.Add("round", session.Round).AddSite(site).AddDigest("sha256", SHA256.HashData(request.ToByteArray())));
+            session.Signal();
         }
 
-        session.Signal();
         return new Ack { Duplicate = !fresh };
     }
 
@@ -148,7 +148,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         int index = session.IndexOf(site);
         var shares = request.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray())).ToArray();
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptSharesAsync(index, shares, ct), context.CancellationToken).ConfigureAwait(false);
-        session.Signal();
+        if (fresh)
+        {
+            session.Signal();
+        }
+
         return new Ack { Duplicate = !fresh };
     }
 
@@ -284,9 +288,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 // Kept for the record; duplicates were decided above (one accepted vector per site and attempt).
                 _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
                 _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).AddSite(site).Add("bytes", 4L * m).Add("sha256", sha));
+                session.Signal();
             }
 
-            session.Signal();
             return new Ack { Duplicate = !fresh };
         }
         finally
@@ -360,9 +364,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         {
             // What this silo received itself; the site's masked_input_received (every slice's digest) follows when the stage closes.
             _state.Audit.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", session.Round).AddSite(site).Add("slice", slice).Add("bytes", 4L * length).Add("sha256", sha));
+            session.Signal();
         }
 
-        session.Signal();
         return new Ack { Duplicate = !fresh };
     }
 
@@ -419,7 +423,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             session.DeclareWeight(site, request.Weight);
         }
 
-        session.Signal();
+        if (fresh)
+        {
+            session.Signal();
+        }
+
         return new Ack { Duplicate = !fresh };
     }
 
@@ -454,9 +462,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 .Add("s_shares", response.MaskingKeyShares.Count)
                 .Add("b_share_owners", response.SelfMaskShares.Select(s => session.Parameters[s.Owner].Name))
                 .Add("s_share_owners", response.MaskingKeyShares.Select(s => session.Parameters[s.Owner].Name)));
+            session.Signal();
         }
 
-        session.Signal();
         return new Ack { Duplicate = !fresh };
     }
 

@@ -11,6 +11,10 @@ namespace SecureFed.Aggregator;
 internal sealed class RoundSession
 {
     private readonly TaskCompletionSource[] _closed = [.. Enumerable.Range(0, 5).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
+
+    // Per stage: completed when the stage closes or the round ends, whichever comes first (after _closed or _outcome), so a
+    // stage's long-poll registers on one task only, and a cancelled one takes its registration back (see WaitStageClosedAsync).
+    private readonly TaskCompletionSource[] _released = [.. Enumerable.Range(0, 5).Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously))];
     private readonly TaskCompletionSource<RoundOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _activity = new(0);
     private readonly HashSet<string> _declined = [];
@@ -210,14 +214,31 @@ internal sealed class RoundSession
     /// <summary>The weight <paramref name="site"/> declared, or null when it declared none.</summary>
     public long? WeightDeclaration(string site) => _weights.TryGetValue(site, out long weight) ? weight : null;
 
-    /// <summary>Wakes the coordinator: something arrived, the stage may be complete.</summary>
-    public void Signal() => _activity.Release();
+    /// <summary>
+    /// Wakes the coordinator: something arrived, the stage may be complete. At most one wake-up is pending, so a burst of
+    /// signals costs the coordinator's stage loop (<see cref="WaitForActivityAsync"/>) one more status check, not one each.
+    /// </summary>
+    public void Signal()
+    {
+        // No wake-up is lost. The loop checks the status, then waits; a signal follows the change it reports. If no permit
+        // is pending, the signal releases one, and the loop's next (or current) wait returns and checks again. If one is
+        // pending, no wait has taken it yet, so the wait that takes it returns after the change, and the check that follows
+        // sees it. The lock only keeps two signals from both finding no permit and leaving two.
+        lock (_activity)
+        {
+            if (_activity.CurrentCount == 0)
+            {
+                _activity.Release();
+            }
+        }
+    }
 
     public Task<bool> WaitForActivityAsync(TimeSpan timeout, CancellationToken cancellationToken) => _activity.WaitAsync(timeout, cancellationToken);
 
     public void CloseStage(ProtocolStage stage)
     {
         _closed[(int)stage].TrySetResult();
+        _released[(int)stage].TrySetResult();
         if (stage == ProtocolStage.MaskedInputCollection)
         {
             _ = _inputClosed.CancelAsync(); // the uploads' reads end on the thread pool, not on the coordinator's
@@ -231,13 +252,18 @@ internal sealed class RoundSession
     /// </summary>
     public CancellationToken UploadCancellation => _inputClosed.IsCancellationRequested ? _ended.Token : _inputClosed.Token;
 
-    /// <summary>Waits until <paramref name="stage"/> has closed; throws when the round ended first.</summary>
+    /// <summary>
+    /// Waits until <paramref name="stage"/> has closed; throws when the round ended first. A cancelled wait leaves nothing
+    /// registered behind it (a site may long-poll with a tiny deadline in a loop): it waits on one task that the stage's close
+    /// or the round's end completes, and <see cref="Task.WaitAsync(CancellationToken)"/> removes its continuation when
+    /// cancelled, where <c>Task.WhenAny(closed, outcome)</c> stayed registered on both until they completed.
+    /// </summary>
     public async Task WaitStageClosedAsync(ProtocolStage stage, CancellationToken cancellationToken)
     {
-        Task closed = _closed[(int)stage].Task;
-        Task done = await Task.WhenAny(closed, _outcome.Task).WaitAsync(cancellationToken).ConfigureAwait(false);
-        if (done != closed && !closed.IsCompleted)
+        await _released[(int)stage].Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!_closed[(int)stage].Task.IsCompleted)
         {
+            // Released without closing: the round ended (Finish completes the outcome before it releases the waits).
             RoundOutcome outcome = await _outcome.Task.ConfigureAwait(false);
             throw new RoundAbortedException(stage, outcome.Completed ? "the round already completed" : outcome.AbortReason);
         }
@@ -248,6 +274,11 @@ internal sealed class RoundSession
     public void Finish(RoundOutcome outcome)
     {
         _outcome.TrySetResult(outcome);
+        foreach (TaskCompletionSource released in _released)
+        {
+            released.TrySetResult();
+        }
+
         _ = _inputClosed.CancelAsync();
         _ = _ended.CancelAsync();
     }

@@ -105,13 +105,15 @@ public sealed partial class ServerRound
         ArgumentNullException.ThrowIfNull(advertisement);
         lock (_gate)
         {
-            if (Stage > ProtocolStage.AdvertiseKeys && _u1.TryGetValue(advertisement.Sender, out KeyAdvertisement? accepted)
+            if (_u1.TryGetValue(advertisement.Sender, out KeyAdvertisement? accepted)
                 && accepted.EncryptionPublicKey.AsSpan().SequenceEqual(advertisement.EncryptionPublicKey)
                 && accepted.MaskingPublicKey.AsSpan().SequenceEqual(advertisement.MaskingPublicKey)
                 && accepted.Signature.AsSpan().SequenceEqual(advertisement.Signature)
                 && accepted.SelfMaskCommitment.AsSpan().SequenceEqual(advertisement.SelfMaskCommitment))
             {
-                return false; // a retry whose first copy was accepted before the stage closed (the reply was lost)
+                // A retry of the accepted copy (its reply was lost), before or after the stage closed: the bytes are the ones
+                // already verified, so it is answered without verifying the signature again (a site repeating it costs a compare).
+                return false;
             }
 
             Expect(ProtocolStage.AdvertiseKeys, advertisement.Sender);

@@ -203,6 +203,25 @@ public sealed class MaliciousPartyTests
     }
 
     [Fact]
+    public void AcceptAdvertisement_IdenticalRetry_DuplicateWithoutVerifyingTheSignatureAgain_DifferentRefused()
+    {
+        using var fx = new ProtocolFixture(3, 11, vectorLength: 8);
+        var server = new ServerRound(fx.Parameters);
+        KeyAdvertisement ad = fx.Client(1).AdvertiseKeys();
+        Assert.True(server.AcceptAdvertisement(ad));
+
+        // The round keeps the accepted advertisement's arrays: spoiling its signature in place makes a copy of its bytes
+        // one that would not verify. The retry is answered as a duplicate by comparing bytes, before any verification.
+        ad.Signature[0] ^= 1;
+        KeyAdvertisement retry = ad with { Signature = [.. ad.Signature] };
+        Assert.Throws<ProtocolViolationException>(() => new ServerRound(fx.Parameters).AcceptAdvertisement(retry));
+
+        Assert.False(server.AcceptAdvertisement(retry));
+        using var other = X25519KeyPair.Generate(fx.Random);
+        Assert.Throws<ProtocolViolationException>(() => server.AcceptAdvertisement(retry with { MaskingPublicKey = other.PublicKey }));
+    }
+
+    [Fact]
     public void AcceptShares_DuplicateIdenticalIsIdempotent_DifferentIsRejected()
     {
         using var fx = new ProtocolFixture(3, 6, vectorLength: 8);

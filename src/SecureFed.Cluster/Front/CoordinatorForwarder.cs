@@ -19,7 +19,9 @@ namespace SecureFed.Cluster.Front;
 /// <c>AggregationService</c> makes every check, as for a direct call. The agent's deadline and cancellation go with the
 /// call; the coordinator's status and detail come back unchanged; streams are passed on one message at a time, never
 /// buffered whole. A coordinator that cannot be located or reached is answered Unavailable naming the lease holder, its
-/// endpoint and the cause, and the lease row is read again on the next call. One channel per coordinator endpoint.
+/// endpoint and the cause, and the lease row is read again on the next call; those answers are logged within the site's
+/// share of lines (<see cref="FrontRefusalLog"/>: a site looping on the front while the coordinator is unreachable gets
+/// a burst of lines, then one every 10 s, the rest counted in a summary line). One channel per coordinator endpoint.
 /// The forwarder counts the gRPC message bytes it passes on (<see cref="RequestBytesForwarded"/>,
 /// <see cref="ResponseBytesReturned"/>) and logs the running totals at Debug after every call.
 /// </summary>
@@ -29,14 +31,18 @@ public sealed partial class CoordinatorForwarder : IDisposable
     private readonly SocketsHttpHandler _handler;
     private readonly ICoordinatorLocator _locator;
     private readonly ILogger _logger;
+    private readonly FrontRefusalLog _unavailable;
     private readonly string _federation;
     private long _forwarded;
     private long _requestBytes;
     private long _responseBytes;
 
-    /// <summary>A forwarder for the silo named <paramref name="siloName"/>, presenting the certificate of <paramref name="kit"/> (the aggregator's).</summary>
+    /// <summary>
+    /// A forwarder for the silo named <paramref name="siloName"/>, presenting the certificate of <paramref name="kit"/> (the
+    /// aggregator's); <paramref name="time"/> (the system clock by default) refills the sites' shares of Unavailable lines.
+    /// </summary>
     /// <exception cref="ArgumentException">The kit is not the aggregator's, or its certificate does not allow TLS client authentication.</exception>
-    public CoordinatorForwarder(string federation, PartyKit kit, string siloName, ICoordinatorLocator locator, ILogger logger)
+    public CoordinatorForwarder(string federation, PartyKit kit, string siloName, ICoordinatorLocator locator, ILogger logger, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrEmpty(federation);
         ArgumentNullException.ThrowIfNull(kit);
@@ -52,6 +58,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         SiloName = siloName;
         _locator = locator;
         _logger = logger;
+        _unavailable = new FrontRefusalLog(logger, time ?? TimeProvider.System);
         _handler = PeerTrust.AggregatorClientHandler(kit, TimeSpan.FromSeconds(5));
     }
 
@@ -83,7 +90,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
     internal async Task<TResponse> UnaryAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<TResponse>> call)
         where TResponse : IMessage
     {
-        Target target = await TargetAsync(context).ConfigureAwait(false);
+        Target target = await TargetAsync(site, context).ConfigureAwait(false);
         try
         {
             CallOptions options = Options(site, context);
@@ -95,7 +102,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
         catch (RpcException ex)
         {
-            throw Translate(target, ex);
+            throw Translate(site, target, ex);
         }
         finally
         {
@@ -107,7 +114,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
     internal async Task ServerStreamAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncServerStreamingCall<TResponse>> call, IServerStreamWriter<TResponse> writer)
         where TResponse : IMessage
     {
-        Target target = await TargetAsync(context).ConfigureAwait(false);
+        Target target = await TargetAsync(site, context).ConfigureAwait(false);
         try
         {
             CallOptions options = Options(site, context);
@@ -121,7 +128,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
         catch (RpcException ex)
         {
-            throw Translate(target, ex);
+            throw Translate(site, target, ex);
         }
         finally
         {
@@ -136,7 +143,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
     /// </summary>
     internal async Task<Ack> UploadAsync(string site, ServerCallContext context, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> rest)
     {
-        Target target = await TargetAsync(context).ConfigureAwait(false);
+        Target target = await TargetAsync(site, context).ConfigureAwait(false);
         try
         {
             using AsyncClientStreamingCall<MaskedInputChunk, Ack> pending = target.Client.UploadMaskedInput(Options(site, context));
@@ -157,7 +164,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
         catch (RpcException ex)
         {
-            throw Translate(target, ex);
+            throw Translate(site, target, ex);
         }
         finally
         {
@@ -174,6 +181,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
 
         _handler.Dispose();
+        _unavailable.Dispose(); // logs the pending summaries
     }
 
     private async Task<bool> WriteAsync(AsyncClientStreamingCall<MaskedInputChunk, Ack> call, MaskedInputChunk chunk)
@@ -210,7 +218,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         return new CallOptions(headers, deadline, context.CancellationToken);
     }
 
-    private async Task<Target> TargetAsync(ServerCallContext context)
+    private async Task<Target> TargetAsync(string site, ServerCallContext context)
     {
         CoordinatorLeaseRecord? lease;
         try
@@ -219,25 +227,25 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
         catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException or InvalidOperationException)
         {
-            throw Unavailable($"silo {SiloName} could not read the coordinator lease of federation '{_federation}' from the cluster's database: {ex.Message}");
+            throw Unavailable(site, $"silo {SiloName} could not read the coordinator lease of federation '{_federation}' from the cluster's database: {ex.Message}");
         }
 
         if (lease is null)
         {
-            throw Unavailable($"no silo has taken the coordinator lease of federation '{_federation}' yet; silo {SiloName} has no coordinator to forward to");
+            throw Unavailable(site, $"no silo has taken the coordinator lease of federation '{_federation}' yet; silo {SiloName} has no coordinator to forward to");
         }
 
         if (string.Equals(lease.Holder, SiloName, StringComparison.Ordinal))
         {
             // A standby front whose silo has just taken the lease: its aggregator service starts on this address next.
             _locator.Forget(lease);
-            throw Unavailable($"silo {SiloName} has just taken the coordinator lease (epoch {lease.Epoch}) and is starting the aggregator service at this address; retry");
+            throw Unavailable(site, $"silo {SiloName} has just taken the coordinator lease (epoch {lease.Epoch}) and is starting the aggregator service at this address; retry");
         }
 
         if (string.IsNullOrEmpty(lease.AgentEndpoint) || !Uri.TryCreate(lease.AgentEndpoint, UriKind.Absolute, out Uri? endpoint))
         {
             _locator.Forget(lease);
-            throw Unavailable($"the coordinator {Describe(lease)} has recorded no agent endpoint in the lease row; silo {SiloName} cannot forward to it");
+            throw Unavailable(site, $"the coordinator {Describe(lease)} has recorded no agent endpoint in the lease row; silo {SiloName} cannot forward to it");
         }
 
         GrpcChannel channel = _channels.GetOrAdd(lease.AgentEndpoint, key => new Lazy<GrpcChannel>(() => GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
@@ -250,7 +258,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         return new Target(lease, new Aggregation.AggregationClient(channel));
     }
 
-    private RpcException Translate(Target target, RpcException ex)
+    private RpcException Translate(string site, Target target, RpcException ex)
     {
         if (ex.StatusCode != StatusCode.Unavailable)
         {
@@ -260,12 +268,18 @@ public sealed partial class CoordinatorForwarder : IDisposable
 
         _locator.Forget(target.Lease);
         string cause = ex.Status.DebugException is Exception inner ? $"{ex.Status.Detail} ({inner.GetBaseException().Message})" : ex.Status.Detail;
-        return Unavailable($"silo {SiloName} could not reach the coordinator {Describe(target.Lease)} at {target.Lease.AgentEndpoint}: {cause}");
+        return Unavailable(site, $"silo {SiloName} could not reach the coordinator {Describe(target.Lease)} at {target.Lease.AgentEndpoint}: {cause}");
     }
 
-    private RpcException Unavailable(string reason)
+    private RpcException Unavailable(string site, string reason)
     {
-        Log.Unavailable(_logger, reason);
+        // Within the site's share of lines: a site that loops on this front during a takeover or a database blip does not
+        // write a line per call.
+        if (_unavailable.MayLog(site, nameof(StatusCode.Unavailable)))
+        {
+            Log.Unavailable(_logger, site, reason);
+        }
+
         return new RpcException(new Status(StatusCode.Unavailable, reason));
     }
 
@@ -276,8 +290,8 @@ public sealed partial class CoordinatorForwarder : IDisposable
 
     private static partial class Log
     {
-        [LoggerMessage(1, LogLevel.Warning, "Forwarding to the coordinator failed: {Reason}")]
-        public static partial void Unavailable(ILogger logger, string reason);
+        [LoggerMessage(1, LogLevel.Warning, "Forwarding a call of {Site} to the coordinator failed: {Reason}")]
+        public static partial void Unavailable(ILogger logger, string site, string reason);
 
         /// <summary>After every forwarded call; <c>bench cluster --agents-via front</c> reads the totals from this line.</summary>
         [LoggerMessage(2, LogLevel.Debug, "Forwarded {Method} for {Site}; this silo's totals: {Calls} calls, forwarded request bytes {RequestBytes}, returned response bytes {ResponseBytes}")]

@@ -10,7 +10,8 @@ namespace SecureFed.Cluster.Front;
 /// <see cref="RefusalAudit.DefaultRefillInterval"/>; the refusals beyond that are still refused to the site, counted by
 /// status code, and logged as one summary line ("N refusals of site … were not logged one by one …") as soon as the
 /// site's bucket has a line again, and at <see cref="Dispose"/>. One site's refusals never hold back another's lines.
-/// A front has no audit log (the audit log is the coordinator's): these lines are the silo's journal.
+/// A front has no audit log (the audit log is the coordinator's): these lines are the silo's journal. The front's
+/// <see cref="CoordinatorForwarder"/> keeps one of its own for its Unavailable answers (the coordinator unreachable).
 /// </summary>
 public sealed partial class FrontRefusalLog : IDisposable
 {

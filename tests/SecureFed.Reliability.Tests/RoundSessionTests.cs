@@ -1,0 +1,110 @@
+using SecureFed.Aggregator;
+using SecureFed.Protocol;
+using SecureFed.Wire.V1;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// <see cref="RoundSession"/>'s signals, in process: a site's cancelled stage long-polls leave nothing behind them (a hostile
+/// site may poll with a 1 ms deadline in a loop), and a burst of wake-ups for the coordinator's stage loop costs it one
+/// status check, never losing one.
+/// </summary>
+public sealed class RoundSessionTests
+{
+    private static readonly TimeSpan HangBound = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task WaitStageClosedAsync_200kCancelledWaits_HeapKeepsNothingAndLaterWaitsStillReleased()
+    {
+        RoundSession session = NewSession();
+        ProtocolStage[] polled = [ProtocolStage.AdvertiseKeys, ProtocolStage.ShareKeys, ProtocolStage.MaskedInputCollection, ProtocolStage.ConsistencyCheck];
+        await CancelledWaitsAsync(session, polled, 1_000); // JIT and pools first
+        long before = GC.GetTotalMemory(forceFullCollection: true);
+
+        await CancelledWaitsAsync(session, polled, 200_000);
+
+        long grown = GC.GetTotalMemory(forceFullCollection: true) - before;
+        Assert.True(grown < 1 << 20, $"the heap grew by {grown} bytes after 200,000 cancelled waits");
+        Task shares = session.WaitStageClosedAsync(ProtocolStage.ShareKeys, CancellationToken.None);
+        Task survivors = session.WaitStageClosedAsync(ProtocolStage.MaskedInputCollection, CancellationToken.None);
+        Assert.False(shares.IsCompleted);
+        session.CloseStage(ProtocolStage.ShareKeys);
+        await shares.WaitAsync(HangBound);
+        Assert.False(survivors.IsCompleted);
+        session.Finish(new RoundOutcome { Completed = false, AbortReason = "too few sites" });
+        RoundAbortedException ex = await Assert.ThrowsAsync<RoundAbortedException>(() => survivors.WaitAsync(HangBound));
+        Assert.Equal("too few sites", ex.Reason);
+        await session.WaitStageClosedAsync(ProtocolStage.ShareKeys, CancellationToken.None).WaitAsync(HangBound); // closed before the end
+    }
+
+    [Fact]
+    public async Task Signal_ThousandSignalsWhileTheLoopChecks_OneWakeUpPending()
+    {
+        RoundSession session = NewSession();
+
+        for (int i = 0; i < 1_000; i++)
+        {
+            session.Signal();
+        }
+
+        Assert.Equal(1, await WakeUpsAsync(session));
+    }
+
+    [Fact]
+    public async Task Signal_FromManyThreadsAtOnce_OneWakeUpPending()
+    {
+        RoundSession session = NewSession();
+
+        Parallel.For(0, 10_000, _ => session.Signal());
+
+        Assert.Equal(1, await WakeUpsAsync(session));
+    }
+
+    [Fact]
+    public async Task Signal_BurstWhileTheLoopWaits_WakesItThenAtMostOneMoreCheck()
+    {
+        RoundSession session = NewSession();
+        Task<bool> waiting = session.WaitForActivityAsync(HangBound, CancellationToken.None);
+        Assert.False(waiting.IsCompleted);
+
+        for (int i = 0; i < 1_000; i++)
+        {
+            session.Signal();
+        }
+
+        Assert.True(await waiting.WaitAsync(HangBound));
+        Assert.InRange(await WakeUpsAsync(session), 0, 1);
+
+        // A signal after the loop has taken every wake-up (it checked, and waits again) still wakes it.
+        Task<bool> next = session.WaitForActivityAsync(HangBound, CancellationToken.None);
+        Assert.False(next.IsCompleted);
+        session.Signal();
+        Assert.True(await next.WaitAsync(HangBound));
+    }
+
+    /// <summary>The wake-ups pending: how many waits return at once.</summary>
+    private static async Task<int> WakeUpsAsync(RoundSession session)
+    {
+        int woken = 0;
+        while (await session.WaitForActivityAsync(TimeSpan.Zero, CancellationToken.None))
+        {
+            woken++;
+        }
+
+        return woken;
+    }
+
+    private static async Task CancelledWaitsAsync(RoundSession session, ProtocolStage[] stages, int count)
+    {
+        for (int i = 0; i < count; i++)
+        {
+            using var cts = new CancellationTokenSource();
+            Task wait = session.WaitStageClosedAsync(stages[i % stages.Length], cts.Token);
+            await cts.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => wait);
+        }
+    }
+
+    /// <summary>A session whose waits and wake-ups are under test; they use none of the round's parts.</summary>
+    private static RoundSession NewSession() => new(null!, null!, new RoundAnnouncement(), null!, null!, 0, "");
+}
