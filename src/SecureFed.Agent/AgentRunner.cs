@@ -316,10 +316,20 @@ public sealed class AgentRunner
             }
             else
             {
-                // Version 4: slice k to the silo that hosts it; the site has sent its input once every slice is in.
+                // Version 4: slice k to the silo that hosts it; the site has sent its input once every slice is in. The silos in
+                // parallel, the slices one silo hosts one after another: a silo reads one upload of a site at a time anyway, and
+                // bounds the site's calls in flight (SecureFed:MaxCallsPerSite), however many slices it hosts.
                 Header uploadHeader = Header(round, parameters.SessionId, Stage.MaskedInput);
-                await Task.WhenAll(Enumerable.Range(0, slices.Endpoints.Count).Select(k => _client.UploadMaskedInputSliceAsync(
-                    new Uri(slices.Endpoints[k]), uploadHeader, k, SliceOf(masked, (int)slices.SliceSize, k), sliceDigests[k], cancellationToken))).ConfigureAwait(false);
+                await Task.WhenAll(Enumerable.Range(0, slices.Endpoints.Count)
+                    .GroupBy(k => new Uri(slices.Endpoints[k]).GetLeftPart(UriPartial.Authority), StringComparer.OrdinalIgnoreCase)
+                    .Select(async silo =>
+                    {
+                        foreach (int k in silo)
+                        {
+                            await _client.UploadMaskedInputSliceAsync(new Uri(slices.Endpoints[k]), uploadHeader, k, SliceOf(masked, (int)slices.SliceSize, k),
+                                sliceDigests[k], cancellationToken).ConfigureAwait(false);
+                        }
+                    })).ConfigureAwait(false);
             }
 
             SurvivorSet survivors = await _client.AwaitSurvivorsAsync(Query(round, parameters, Stage.MaskedInput), stageWait, cancellationToken).ConfigureAwait(false);

@@ -118,7 +118,7 @@ public static class AggregatorHost
             builder.Services.AddSingleton(TimeProvider.System);
             var uploads = new UploadLimiter(options.MaxConcurrentUploads);
             builder.Services.AddSingleton(uploads);
-            var bulkCalls = new BulkCallGate(options.MaxBulkCallsPerSite);
+            var bulkCalls = new BulkCallGate(options.MaxBulkCallsPerSite, options.MaxCallsPerSite);
             builder.Services.AddSingleton(bulkCalls);
             builder.Services.AddSingleton(sp => new RefusalAudit(state.Audit, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RefusalAudit>>()));
             builder.Services.AddSingleton(sp => new AggregatorTelemetry(
@@ -155,16 +155,16 @@ public static class AggregatorHost
             app.UseRouting();
 
             // After routing (which selects the endpoint without reading the body; the gate knows a call by its routed gRPC method,
-            // however its path is cased), before gRPC: a site's ShareKeys/Unmask calls over the limit are refused before their
-            // bodies are read.
+            // however its path is cased), before gRPC: a site's calls over MaxCallsPerSite, and its ShareKeys/Unmask calls over
+            // MaxBulkCallsPerSite, are refused before their bodies are read (forwarded calls count against the site they name).
             // Counted and audited like the service's refusals before any round state is touched (the round is unknown: 0;
             // a forwarded call's line names the forwarding silo in 'via').
-            BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(), (caller, message) =>
+            BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(), (caller, reason, message) =>
             {
                 string site = caller.Site!;
                 ForwardedAudit.Begin(caller.ForwardedBy);
-                app.Services.GetRequiredService<AggregatorTelemetry>().Refused(Grpc.Core.StatusCode.ResourceExhausted, RefusalReasons.TooManyBulkCalls);
-                return app.Services.GetRequiredService<RefusalAudit>().Append(site, RefusalReasons.TooManyBulkCalls, f => f.Add("round", 0L).AddSite(site)
+                app.Services.GetRequiredService<AggregatorTelemetry>().Refused(Grpc.Core.StatusCode.ResourceExhausted, reason);
+                return app.Services.GetRequiredService<RefusalAudit>().Append(site, reason, f => f.Add("round", 0L).AddSite(site)
                     .Add("status", nameof(Grpc.Core.StatusCode.ResourceExhausted)).Add("reason", message));
             });
             app.MapGrpcService<AggregationService>();

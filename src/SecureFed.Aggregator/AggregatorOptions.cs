@@ -186,6 +186,17 @@ public sealed class AggregatorOptions
     public int MaxBulkCallsPerSite { get; set; } = BulkCallGate.DefaultLimitPerSite;
 
     /// <summary>
+    /// gRPC calls of any method one site may have in flight at once at this process (on the aggregator, the coordinator silo
+    /// and each slice silo; <see cref="MaxBulkCallsPerSite"/> of them at most ShareKeys/Unmask): a further one is refused
+    /// with <c>RESOURCE_EXHAUSTED</c> before its body is read, so one site makes the process hold at most this many 4 MiB
+    /// requests (<see cref="BulkCallGate"/>; docs/PROTOCOL.md §3, "Refusals"). Calls a silo of the aggregator cluster forwards
+    /// count against the site they name. Honest agents have at most <see cref="BulkCallGate.HonestCallsPerSite"/> (6) in
+    /// flight at one process; at least <see cref="MaxBulkCallsPerSite"/> + 6.
+    /// <value>The default value is 16.</value>
+    /// </summary>
+    public int MaxCallsPerSite { get; set; } = BulkCallGate.DefaultCallLimitPerSite;
+
+    /// <summary>
     /// TLS connections one site may hold open to the agent endpoint at once (on the aggregator, the coordinator silo and each
     /// slice silo): a further one is closed right after its TLS handshake, before any HTTP/2 frame of it is read, so one site
     /// makes this process hold at most this many connections' TLS and HTTP/2 state, each with at most Kestrel's 100 streams
@@ -316,6 +327,11 @@ public sealed class AggregatorOptions
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
         Range(errors, "MaxBulkCallsPerSite", MaxBulkCallsPerSite, 1, 64);
+        if (MaxCallsPerSite < MaxBulkCallsPerSite + BulkCallGate.HonestCallsPerSite || MaxCallsPerSite > 1_024)
+        {
+            errors.Add($"SecureFed:MaxCallsPerSite must be between {MaxBulkCallsPerSite + BulkCallGate.HonestCallsPerSite} (MaxBulkCallsPerSite + the {BulkCallGate.HonestCallsPerSite} calls an honest agent may have in flight) and 1024, got {MaxCallsPerSite}.");
+        }
+
         Range(errors, "MaxConnectionsPerSite", MaxConnectionsPerSite, 1, 1_024);
         if (KeepModelVersions < 0)
         {

@@ -12,16 +12,18 @@ using SecureFed.Federation;
 namespace SecureFed.Aggregator;
 
 /// <summary>
-/// Bounds how many of one site's bulk unary calls (<see cref="Methods"/>: <c>ShareKeys</c> and <c>Unmask</c>, whose
-/// requests may be up to the 4 MiB message limit and which grpc-dotnet buffers whole before the service runs) are in
-/// flight at once: at most <see cref="LimitPerSite"/> per site, so a site makes this process hold at most that many
-/// 4 MiB request buffers, however many connections and HTTP/2 streams it opens (threat-model/README.md §7,
-/// docs/PROTOCOL.md §3 "Refusals"). As ASP.NET Core middleware (<see cref="UseBulkCallGate"/>, after routing, before the
-/// endpoint) it refuses a further call with RESOURCE_EXHAUSTED before its body is read. It knows the call by the gRPC method
-/// of the endpoint routing selected (<see cref="BulkMethod"/>), not by the spelling of the request's path, which routing
-/// matches case-insensitively and with or without a trailing slash. The caller is identified by the service's own rule
-/// (<see cref="ForwardedIdentity.Decide"/>): a call a silo of the aggregator cluster forwards with the aggregator's
-/// certificate counts against the site it names. Calls it cannot identify pass through (the service refuses them).
+/// Bounds how many of one site's gRPC calls are in flight at this process at once, before any of their bodies is read
+/// (threat-model/README.md §7, docs/PROTOCOL.md §3 "Refusals"): every call (a request grpc-dotnet may buffer up to the
+/// 4 MiB message limit before the service runs, or a long-poll) at most <see cref="CallLimitPerSite"/> per site, and of
+/// those the bulk unary calls (<see cref="Methods"/>: <c>ShareKeys</c> and <c>Unmask</c>, whose honest requests are the
+/// large ones) at most <see cref="LimitPerSite"/>; so a site makes this process hold at most that many 4 MiB request
+/// buffers, however many connections and HTTP/2 streams it opens. As ASP.NET Core middleware (<see cref="UseBulkCallGate"/>,
+/// after routing, before the endpoint) it refuses a further call with RESOURCE_EXHAUSTED before its body is read. It knows
+/// a bulk call by the gRPC method of the endpoint routing selected (<see cref="BulkMethod"/>), not by the spelling of the
+/// request's path, which routing matches case-insensitively and with or without a trailing slash. The caller is identified
+/// by the service's own rule (<see cref="ForwardedIdentity.Decide"/>): a call a silo of the aggregator cluster forwards with
+/// the aggregator's certificate counts against the site it names, so a site's calls at the coordinator are bounded however
+/// many silos forward them. Calls it cannot identify pass through (the service refuses them).
 /// Public for the aggregator cluster's slice silos, whose front serves the same methods (docs/cluster.md §6).
 /// </summary>
 public sealed class BulkCallGate
@@ -29,17 +31,36 @@ public sealed class BulkCallGate
     /// <summary>The default of <see cref="AggregatorOptions.MaxBulkCallsPerSite"/>: 2 (honest agents make one at a time).</summary>
     public const int DefaultLimitPerSite = 2;
 
+    /// <summary>
+    /// The calls an honest agent may have in flight at one process at once, at most: its <c>AwaitRound</c> long-poll, a
+    /// stage's long-poll, a <c>DownloadModel</c> or <c>GetStatus</c>, one masked-input upload (an agent uploads the slices
+    /// one silo hosts one after another), and one each for a retried call and upload whose abandoned attempt the server
+    /// has not yet seen end. <see cref="AggregatorOptions.MaxCallsPerSite"/> is at least
+    /// <see cref="AggregatorOptions.MaxBulkCallsPerSite"/> more than this.
+    /// </summary>
+    public const int HonestCallsPerSite = 6;
+
+    /// <summary>
+    /// The default of <see cref="AggregatorOptions.MaxCallsPerSite"/>: 16, twice <see cref="DefaultLimitPerSite"/> +
+    /// <see cref="HonestCallsPerSite"/>.
+    /// </summary>
+    public const int DefaultCallLimitPerSite = 16;
+
     /// <summary><see cref="Methods"/> as routing matches a path to them: case-insensitively (a trailing slash is trimmed before).</summary>
     private static readonly Dictionary<string, string> RoutedPaths = new(BulkMethods(), StringComparer.OrdinalIgnoreCase);
 
     private readonly ConcurrentDictionary<string, Counter> _sites = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Counter> _calls = new(StringComparer.Ordinal);
 
     /// <summary>Creates the gate.</summary>
     /// <param name="limitPerSite">Bulk calls one site may have in flight at once (at least 1).</param>
-    public BulkCallGate(int limitPerSite)
+    /// <param name="callLimitPerSite">Calls of any method one site may have in flight at once (at least <paramref name="limitPerSite"/>).</param>
+    public BulkCallGate(int limitPerSite, int callLimitPerSite = DefaultCallLimitPerSite)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limitPerSite, 1);
+        ArgumentOutOfRangeException.ThrowIfLessThan(callLimitPerSite, limitPerSite);
         LimitPerSite = limitPerSite;
+        CallLimitPerSite = callLimitPerSite;
     }
 
     /// <summary>
@@ -52,6 +73,9 @@ public sealed class BulkCallGate
     /// <summary>Bulk calls one site may have in flight at once.</summary>
     public int LimitPerSite { get; }
 
+    /// <summary>Calls of any method (bulk ones included) one site may have in flight at once.</summary>
+    public int CallLimitPerSite { get; }
+
     /// <summary><paramref name="site"/>'s bulk calls in flight here right now.</summary>
     public int InFlight(string site)
     {
@@ -59,44 +83,53 @@ public sealed class BulkCallGate
         return _sites.TryGetValue(site, out Counter? count) ? Volatile.Read(ref count.Value) : 0;
     }
 
-    /// <summary>
-    /// Takes one of <paramref name="site"/>'s <see cref="LimitPerSite"/> places, or returns null at once when the site
-    /// already has that many calls in flight. Disposing the result gives the place back (once).
-    /// </summary>
-    public IDisposable? TryEnter(string site)
+    /// <summary><paramref name="site"/>'s calls of any method (bulk ones included) in flight here right now.</summary>
+    public int CallsInFlight(string site)
     {
         ArgumentNullException.ThrowIfNull(site);
-        Counter count = _sites.GetOrAdd(site, _ => new Counter());
-        if (Interlocked.Increment(ref count.Value) > LimitPerSite)
-        {
-            Interlocked.Decrement(ref count.Value);
-            return null;
-        }
-
-        return new Place(count);
+        return _calls.TryGetValue(site, out Counter? count) ? Volatile.Read(ref count.Value) : 0;
     }
 
-    /// <summary>The refusal's message: names the site, the method and the limit.</summary>
+    /// <summary>
+    /// Takes one of <paramref name="site"/>'s <see cref="LimitPerSite"/> places for bulk calls, or returns null at once when
+    /// the site already has that many bulk calls in flight. Disposing the result gives the place back (once).
+    /// </summary>
+    public IDisposable? TryEnter(string site) => TryEnter(_sites, site, LimitPerSite);
+
+    /// <summary>
+    /// Takes one of <paramref name="site"/>'s <see cref="CallLimitPerSite"/> places for calls of any method, or returns null
+    /// at once when the site already has that many calls in flight. Disposing the result gives the place back (once).
+    /// </summary>
+    public IDisposable? TryEnterCall(string site) => TryEnter(_calls, site, CallLimitPerSite);
+
+    /// <summary>The bulk refusal's message: names the site, the method and the limit.</summary>
     public string RefusalMessage(string site, string method) => string.Create(CultureInfo.InvariantCulture,
         $"{method}: site '{site}' already has {LimitPerSite} ShareKeys/Unmask calls in flight (the limit per site); refused before reading the request, retry when one has finished");
 
+    /// <summary>The refusal's message for a call over <see cref="CallLimitPerSite"/>: names the site, the method and the limit.</summary>
+    public string CallRefusalMessage(string site, string method) => string.Create(CultureInfo.InvariantCulture,
+        $"{method}: site '{site}' already has {CallLimitPerSite} calls in flight at this aggregator process (the limit per site, SecureFed:MaxCallsPerSite); refused before reading the request, retry when one has finished");
+
     /// <summary>
     /// Adds the gate to <paramref name="app"/>'s pipeline (call it after <c>UseRouting</c>, which selects the endpoint
-    /// without reading the body, so that the call is known by its routed method: <see cref="BulkMethod"/>): a POST for one of
-    /// <see cref="Methods"/> from an identified site takes a place for as long as the rest of the pipeline runs on it
-    /// (given back however it ends: completed, failed, aborted or cancelled); a request over the limit is answered at
-    /// once with a gRPC trailers-only response of status RESOURCE_EXHAUSTED and <see cref="RefusalMessage"/>.
+    /// without reading the body, so that the call is known by its routed method: <see cref="BulkMethod"/>): every POST (a
+    /// gRPC call of any method) from an identified site takes one of its <see cref="CallLimitPerSite"/> places, and one for
+    /// <see cref="Methods"/> also one of its <see cref="LimitPerSite"/> bulk places, for as long as the rest of the pipeline
+    /// runs on it (given back however it ends: completed, failed, aborted or cancelled); a request over either limit is
+    /// answered at once with a gRPC trailers-only response of status RESOURCE_EXHAUSTED and <see cref="CallRefusalMessage"/>
+    /// or <see cref="RefusalMessage"/>.
     /// </summary>
     /// <param name="app">The application's pipeline.</param>
     /// <param name="gate">The gate.</param>
     /// <param name="manifest">The federation manifest of the kit the service identifies callers with.</param>
     /// <param name="logger">Where refusals are logged.</param>
     /// <param name="audit">
-    /// Called with the caller (its site, and the silo that forwarded the call if one did) and the message of each refusal
-    /// (the aggregator counts and audits it); returns whether it is also logged (false beyond the caller's share of audit
-    /// lines). Null: every refusal is logged.
+    /// Called with the caller (its site, and the silo that forwarded the call if one did), the refusal's reason
+    /// (<see cref="Operations.RefusalReasons.TooManyCalls"/> or <see cref="Operations.RefusalReasons.TooManyBulkCalls"/>) and
+    /// its message (the aggregator counts and audits it); returns whether it is also logged (false beyond the caller's share
+    /// of audit lines). Null: every refusal is logged.
     /// </param>
-    public static void UseBulkCallGate(IApplicationBuilder app, BulkCallGate gate, FederationManifest manifest, ILogger logger, Func<CallerIdentity, string, bool>? audit = null)
+    public static void UseBulkCallGate(IApplicationBuilder app, BulkCallGate gate, FederationManifest manifest, ILogger logger, Func<CallerIdentity, string, string, bool>? audit = null)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(gate);
@@ -104,7 +137,7 @@ public sealed class BulkCallGate
         ArgumentNullException.ThrowIfNull(logger);
         app.Use(async (context, next) =>
         {
-            if (!HttpMethods.IsPost(context.Request.Method) || BulkMethod(context) is not string method)
+            if (!HttpMethods.IsPost(context.Request.Method))
             {
                 await next(context).ConfigureAwait(false);
                 return;
@@ -118,13 +151,15 @@ public sealed class BulkCallGate
                 return;
             }
 
-            IDisposable? place = gate.TryEnter(site);
-            if (place is null)
+            string? bulk = BulkMethod(context);
+            IDisposable? call = gate.TryEnterCall(site);
+            if (call is null)
             {
-                string message = gate.RefusalMessage(site, method);
-                if (audit?.Invoke(caller, message) ?? true)
+                string method = bulk ?? CallMethod(context);
+                string message = gate.CallRefusalMessage(site, method);
+                if (audit?.Invoke(caller, Operations.RefusalReasons.TooManyCalls, message) ?? true)
                 {
-                    Log.BulkCallRefused(logger, site, method, gate.LimitPerSite);
+                    Log.CallRefused(logger, site, method, gate.CallLimitPerSite);
                 }
 
                 RefuseTrailersOnly(context.Response, StatusCode.ResourceExhausted, message);
@@ -133,13 +168,56 @@ public sealed class BulkCallGate
 
             try
             {
-                await next(context).ConfigureAwait(false);
+                if (bulk is null)
+                {
+                    await next(context).ConfigureAwait(false);
+                    return;
+                }
+
+                IDisposable? place = gate.TryEnter(site);
+                if (place is null)
+                {
+                    string message = gate.RefusalMessage(site, bulk);
+                    if (audit?.Invoke(caller, Operations.RefusalReasons.TooManyBulkCalls, message) ?? true)
+                    {
+                        Log.BulkCallRefused(logger, site, bulk, gate.LimitPerSite);
+                    }
+
+                    RefuseTrailersOnly(context.Response, StatusCode.ResourceExhausted, message);
+                    return;
+                }
+
+                try
+                {
+                    await next(context).ConfigureAwait(false);
+                }
+                finally
+                {
+                    place.Dispose();
+                }
             }
             finally
             {
-                place.Dispose();
+                call.Dispose();
             }
         });
+    }
+
+    /// <summary>
+    /// The name of the gRPC method <paramref name="context"/>'s request is for, for a refusal's message: the routed endpoint's
+    /// method name, or the last segment of the request's path when routing selected no gRPC method.
+    /// </summary>
+    /// <param name="context">The request's context.</param>
+    public static string CallMethod(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.GetEndpoint()?.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method is IMethod grpc)
+        {
+            return grpc.Name;
+        }
+
+        string path = (context.Request.Path.Value ?? "").TrimEnd('/');
+        return path[(path.LastIndexOf('/') + 1)..];
     }
 
     /// <summary>
@@ -199,6 +277,19 @@ public sealed class BulkCallGate
     }
 
     private static string? Single(Microsoft.Extensions.Primitives.StringValues values) => values.Count == 0 ? null : values[0];
+
+    private static Place? TryEnter(ConcurrentDictionary<string, Counter> sites, string site, int limit)
+    {
+        ArgumentNullException.ThrowIfNull(site);
+        Counter count = sites.GetOrAdd(site, _ => new Counter());
+        if (Interlocked.Increment(ref count.Value) > limit)
+        {
+            Interlocked.Decrement(ref count.Value);
+            return null;
+        }
+
+        return new Place(count);
+    }
 
     private static Dictionary<string, string> BulkMethods()
     {

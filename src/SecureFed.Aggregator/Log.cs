@@ -94,6 +94,9 @@ internal static partial class Log
     [LoggerMessage(30, LogLevel.Warning, "Refused a {Method} call of {Site} before reading it: the site already has {Limit} ShareKeys/Unmask calls in flight (SecureFed:MaxBulkCallsPerSite)")]
     public static partial void BulkCallRefused(ILogger logger, string site, string method, int limit);
 
+    [LoggerMessage(38, LogLevel.Warning, "Refused a {Method} call of {Site} before reading it: the site already has {Limit} calls in flight at this process (SecureFed:MaxCallsPerSite)")]
+    public static partial void CallRefused(ILogger logger, string site, string method, int limit);
+
     [LoggerMessage(31, LogLevel.Warning, "Round {Round}: {Failure}; sites involved in every such failure so far: {Suspects}; held out of this attempt (now cleared): {HeldOut}; found: {Found}")]
     public static partial void EliminationStep(ILogger logger, long round, string failure, string suspects, string heldOut, string found);
 

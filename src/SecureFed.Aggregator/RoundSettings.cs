@@ -51,6 +51,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.JoinGraceSeconds),
         nameof(AggregatorOptions.MaxConcurrentUploads),
         nameof(AggregatorOptions.MaxBulkCallsPerSite),
+        nameof(AggregatorOptions.MaxCallsPerSite),
         nameof(AggregatorOptions.MaxConnectionsPerSite),
         nameof(AggregatorOptions.KeepModelVersions),
         nameof(AggregatorOptions.InitialModel),

@@ -3,6 +3,7 @@ using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using SecureFed.Aggregator;
@@ -110,6 +111,47 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         RpcException late = await Assert.ThrowsAsync<RpcException>(() => client.AwaitRoundAsync(
             new AwaitRoundRequest { Header = Header(Stage.Announce, "site-a"), SpeaksProtocolVersion = 4 }, deadline: DateTime.UtcNow.AddSeconds(2)).ResponseAsync.WaitAsync(Timeout));
         Assert.Equal(StatusCode.DeadlineExceeded, late.StatusCode);
+    }
+
+    /// <summary>
+    /// A call a front forwards takes a place of the site it names at the coordinator (<see cref="BulkCallGate"/>,
+    /// <c>MaxCallsPerSite</c>), as well as one at the front: the site's calls in flight at the coordinator are bounded however
+    /// many fronts forward them (threat-model/README.md §7).
+    /// </summary>
+    [Fact]
+    public async Task ForwardedLongPoll_CountedAgainstTheNamedSiteAtTheCoordinatorAndAtTheFront_GivenBackWhenItEnds()
+    {
+        var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), _coordinatorUrl.GetLeftPart(UriPartial.Authority)));
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel viaFront = Channel(front.Url, siteA);
+        BulkCallGate coordinator = _coordinator.Services.GetRequiredService<BulkCallGate>();
+        using var cancel = new CancellationTokenSource();
+
+        // site-a's AwaitRound long-poll through the front (no round is running: it waits at the coordinator).
+        Task<RoundAnnouncement> poll = new Aggregation.AggregationClient(viaFront).AwaitRoundAsync(
+            new AwaitRoundRequest { Header = Header(Stage.Announce, "site-a"), SpeaksProtocolVersion = 4 }, deadline: DateTime.UtcNow + Timeout, cancellationToken: cancel.Token).ResponseAsync;
+        using (var timeout = new CancellationTokenSource(Timeout))
+        {
+            while (coordinator.CallsInFlight("site-a") < 1)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        Assert.Equal(1, coordinator.CallsInFlight("site-a"));
+        Assert.Equal(1, front.Gate.CallsInFlight("site-a"));
+        Assert.Equal(0, coordinator.CallsInFlight("site-b"));
+
+        await cancel.CancelAsync();
+        await Assert.ThrowsAsync<RpcException>(() => poll.WaitAsync(Timeout));
+        using (var timeout = new CancellationTokenSource(Timeout))
+        {
+            while (coordinator.CallsInFlight("site-a") > 0 || front.Gate.CallsInFlight("site-a") > 0)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
     }
 
     [Fact]
@@ -261,6 +303,8 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         public Uri Url => SliceFrontHost.BoundAddress(_app);
 
         public CoordinatorForwarder Forwarder => _front.Coordinator!;
+
+        public BulkCallGate Gate => _app.Services.GetRequiredService<BulkCallGate>();
 
         public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator, string silo = "S-front")
         {

@@ -122,6 +122,92 @@ public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, I
     }
 
     /// <summary>
+    /// Every method, not only ShareKeys/Unmask (threat-model/README.md §7): a site's stalled calls of any method beyond
+    /// <see cref="SliceFront.MaxCallsPerSite"/> (16) are refused by the front with RESOURCE_EXHAUSTED before their bodies are
+    /// read (and before anything is forwarded), logged within the site's share of the front's refusal lines; another site's
+    /// calls are not; aborted calls give their places back.
+    /// </summary>
+    [Fact]
+    public async Task AnyMethod_SiteStallsMoreCallsThanTheCallLimit_RestRefusedResourceExhaustedOtherSiteNot()
+    {
+        ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "federation"), Federation, ["site-a", "site-x"], "127.0.0.1"));
+        using PartyKit aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
+        using PartyKit kitX = PartyKit.Load(federation.SiteKitDirectories["site-x"]);
+        using PartyKit kitA = PartyKit.Load(federation.SiteKitDirectories["site-a"]);
+        var log = new CapturingLogger();
+        using var front = new SliceFront(Federation, aggregatorKit, _cluster.Grains, "silo-under-test", maxConcurrentUploads: 2);
+        await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front, logging => logging.AddProvider(log));
+        await app.StartAsync().WaitAsync(HangBound);
+        Uri address = SliceFrontHost.BoundAddress(app);
+        BulkCallGate gate = app.Services.GetRequiredService<BulkCallGate>();
+        int limit = gate.CallLimitPerSite;
+        Assert.Equal(BulkCallGate.DefaultCallLimitPerSite, limit);
+
+        // site-x: `limit` raw HTTP/2 calls declaring ~4 MiB and sending 64 KiB, then stalling; then 40 more.
+        string[] methods = ["GetStatus", "UploadMaskedInput", "AwaitRound", "AdvertiseKeys", "DownloadModel"];
+        using var release = new CancellationTokenSource();
+        using var raw = new HttpClient(Handler(kitX)) { Timeout = Timeout.InfiniteTimeSpan };
+        var calls = new List<Task<HttpResponseMessage>>();
+        Task<HttpResponseMessage> Stalled(string method)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, $"/securefed.v1.Aggregation/{method}"))
+            {
+                Version = HttpVersion.Version20,
+                VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+                Content = new StalledGrpcContent(4 * 1024 * 1024 - 16, 64 * 1024),
+            };
+            request.Headers.TE.Add(new TransferCodingWithQualityHeaderValue("trailers"));
+            return raw.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, release.Token);
+        }
+
+        for (int i = 0; i < limit; i++)
+        {
+            calls.Add(Stalled(methods[i % methods.Length]));
+        }
+
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.CallsInFlight("site-x") < limit)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        HttpResponseMessage[] answers = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => Stalled(methods[i % methods.Length]))).WaitAsync(HangBound);
+        for (int i = 0; i < answers.Length; i++)
+        {
+            using HttpResponseMessage response = answers[i];
+            Assert.Equal("8", Assert.Single(response.Headers.GetValues("grpc-status")));
+            Assert.StartsWith($"{methods[i % methods.Length]}: site 'site-x' already has 16 calls in flight at this aggregator process (the limit per site, SecureFed:MaxCallsPerSite); refused",
+                Uri.UnescapeDataString(Assert.Single(response.Headers.GetValues("grpc-message"))), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(limit, gate.CallsInFlight("site-x"));
+        Assert.All(calls, c => Assert.False(c.IsCompleted));
+        Assert.InRange(log.Lines.Count(l => l.Message.Contains("(SecureFed:MaxCallsPerSite)", StringComparison.Ordinal)), 32, 33); // 32 at once, one more every 10 s
+
+        // site-a's call reaches the front's service (no coordinator: Unimplemented).
+        using (GrpcChannel channelA = Channel(address, kitA))
+        {
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(channelA)
+                .GetStatusAsync(new StatusRequest(), deadline: DateTime.UtcNow.AddSeconds(60)).ResponseAsync.WaitAsync(HangBound));
+            Assert.Equal(StatusCode.Unimplemented, ex.StatusCode);
+        }
+
+        await release.CancelAsync();
+        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.CallsInFlight("site-x") > 0)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        await app.StopAsync().WaitAsync(HangBound);
+    }
+
+    /// <summary>
     /// Routing matches a method's path case-insensitively and tolerates a trailing slash: a site's differently spelled
     /// ShareKeys/Unmask call (a hand-made <see cref="Method{TRequest, TResponse}"/>) reaches the front's service, so the
     /// front's gate counts it against the same limit.
@@ -256,7 +342,8 @@ public sealed class SliceFrontBulkCallTests : IClassFixture<ThreeSiloCluster>, I
         using PartyKit kitA = PartyKit.Load(federation.SiteKitDirectories["site-a"]);
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 12, 3, 12, 0, 0, TimeSpan.Zero));
         var log = new CapturingLogger();
-        using var front = new SliceFront(Federation, aggregatorKit, _cluster.Grains, "silo-under-test", maxConcurrentUploads: 2) { Time = time };
+        // Calls in flight are not what this test is about: 20 at once (and those the front is still ending) may exceed the default.
+        using var front = new SliceFront(Federation, aggregatorKit, _cluster.Grains, "silo-under-test", maxConcurrentUploads: 2) { Time = time, MaxCallsPerSite = 1_024 };
         await using WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front, logging => logging.AddProvider(log));
         await app.StartAsync().WaitAsync(HangBound);
         Uri address = SliceFrontHost.BoundAddress(app);

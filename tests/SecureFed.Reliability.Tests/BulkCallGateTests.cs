@@ -168,6 +168,168 @@ public sealed class BulkCallGateTests : IDisposable
         Assert.Equal(0, gate.InFlight("site-x"));
     }
 
+    [Fact]
+    public void TryEnterCall_UpToTheCallLimitPerSite_CountedApartFromBulkPlaces_ThenNullUntilOneIsGivenBack()
+    {
+        var gate = new BulkCallGate(2, 3);
+        Assert.Equal(3, gate.CallLimitPerSite);
+        Assert.Equal(BulkCallGate.DefaultCallLimitPerSite, new BulkCallGate(2).CallLimitPerSite);
+        IDisposable[] held = [.. Enumerable.Range(0, 3).Select(_ => Assert.IsAssignableFrom<IDisposable>(gate.TryEnterCall("site-x")))];
+        Assert.Null(gate.TryEnterCall("site-x"));
+        Assert.Equal(3, gate.CallsInFlight("site-x"));
+        Assert.Equal(0, gate.InFlight("site-x"));
+        using (IDisposable bulk = Assert.IsAssignableFrom<IDisposable>(gate.TryEnter("site-x")))
+        {
+            Assert.Equal(3, gate.CallsInFlight("site-x"));
+        }
+
+        using (IDisposable other = Assert.IsAssignableFrom<IDisposable>(gate.TryEnterCall("site-a")))
+        {
+            Assert.Equal(1, gate.CallsInFlight("site-a"));
+        }
+
+        held[0].Dispose();
+        held[0].Dispose();
+        Assert.Equal(2, gate.CallsInFlight("site-x"));
+        held[0] = Assert.IsAssignableFrom<IDisposable>(gate.TryEnterCall("site-x"));
+        Assert.Null(gate.TryEnterCall("site-x"));
+        foreach (IDisposable place in held)
+        {
+            place.Dispose();
+        }
+
+        Assert.Equal(0, gate.CallsInFlight("site-x"));
+        Assert.Equal(0, gate.CallsInFlight("never-seen"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new BulkCallGate(2, 1));
+    }
+
+    [Fact]
+    public async Task Middleware_CallsOfAnyMethodOverTheCallLimit_RefusedBodyUnread_PlacesGivenBackOnCompletionCancellationAndException()
+    {
+        ProvisionResult provisioned = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "gate", ["site-a", "site-x"], "127.0.0.1"));
+        using PartyKit siteX = PartyKit.Load(provisioned.SiteKitDirectories["site-x"]);
+        using PartyKit siteA = PartyKit.Load(provisioned.SiteKitDirectories["site-a"]);
+        using PartyKit aggregator = PartyKit.Load(provisioned.AggregatorKitDirectory);
+        var gate = new BulkCallGate(2, 4);
+        var hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var refusals = new List<(string Site, string Reason, string Message)>();
+        int reached = 0;
+        var app = new ApplicationBuilder(new ServiceCollection().BuildServiceProvider());
+        BulkCallGate.UseBulkCallGate(app, gate, siteX.Manifest, NullLogger.Instance, (caller, reason, message) =>
+        {
+            refusals.Add((caller.Site!, reason, message));
+            return true;
+        });
+        app.Run(async context =>
+        {
+            Interlocked.Increment(ref reached);
+            if (context.Request.Headers.ContainsKey("x-test-throw"))
+            {
+                throw new InvalidOperationException("the service failed");
+            }
+
+            await hold.Task.WaitAsync(context.RequestAborted);
+        });
+        RequestDelegate pipeline = app.Build();
+        const string Status = "/securefed.v1.Aggregation/GetStatus";
+
+        // site-x: a ShareKeys, a forwarded AwaitRound naming site-x, and two GetStatus calls are let through and held.
+        using var abortX = new CancellationTokenSource();
+        DefaultHttpContext aborted = Context(siteX.TlsCertificate, Status, out _);
+        aborted.RequestAborted = abortX.Token;
+        DefaultHttpContext forwarded = Context(aggregator.TlsCertificate, "/securefed.v1.Aggregation/AwaitRound", out _);
+        forwarded.Request.Headers[ForwardedIdentity.SiteHeader] = "site-x";
+        forwarded.Request.Headers[ForwardedIdentity.SiloHeader] = "silo-2";
+        Task abortedCall = pipeline(aborted);
+        var held = new List<Task>
+        {
+            pipeline(Context(siteX.TlsCertificate, ShareKeysPath, out _)),
+            pipeline(forwarded),
+            pipeline(Context(siteX.TlsCertificate, Status, out _)),
+        };
+        Assert.Equal(4, gate.CallsInFlight("site-x"));
+        Assert.Equal(1, gate.InFlight("site-x"));
+
+        // A fifth call of any method is answered at once, trailers-only, its body never read; a bulk one too (with this message).
+        foreach (string path in new[] { Status, ShareKeysPath })
+        {
+            DefaultHttpContext refused = Context(siteX.TlsCertificate, path, out ThrowingBody body);
+            await pipeline(refused).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(StatusCodes.Status200OK, refused.Response.StatusCode);
+            Assert.Equal("application/grpc", refused.Response.ContentType);
+            Assert.Equal("8", refused.Response.Headers["grpc-status"].ToString());
+            Assert.Equal($"{path[(path.LastIndexOf('/') + 1)..]}: site 'site-x' already has 4 calls in flight at this aggregator process (the limit per site, SecureFed:MaxCallsPerSite); refused before reading the request, retry when one has finished",
+                Uri.UnescapeDataString(refused.Response.Headers["grpc-message"].ToString()));
+            Assert.False(body.WasRead);
+        }
+
+        Assert.Equal(4, reached);
+        Assert.Equal(4, gate.CallsInFlight("site-x"));
+        Assert.Equal(new[] { ("site-x", "too_many_calls"), ("site-x", "too_many_calls") }, refusals.Select(r => (r.Site, r.Reason)));
+
+        // Another site has its own places; an unidentified caller passes through uncounted.
+        DefaultHttpContext other = Context(siteA.TlsCertificate, Status, out _);
+        other.Request.Headers["x-test-throw"] = "1";
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(other));
+        DefaultHttpContext anonymous = Context(null, Status, out _);
+        anonymous.Request.Headers["x-test-throw"] = "1";
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(anonymous));
+        Assert.Equal(0, gate.CallsInFlight("site-a"));
+
+        // Cancellation gives a place back; a call whose service throws takes one and gives it back.
+        await abortX.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => abortedCall);
+        Assert.Equal(3, gate.CallsInFlight("site-x"));
+        DefaultHttpContext failing = Context(siteX.TlsCertificate, Status, out _);
+        failing.Request.Headers["x-test-throw"] = "1";
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(failing));
+        Assert.Equal(3, gate.CallsInFlight("site-x"));
+
+        // A bulk call refused by the bulk limit gives its call place back.
+        held.Add(pipeline(Context(siteX.TlsCertificate, UnmaskPath, out _)));
+        Assert.Equal(4, gate.CallsInFlight("site-x"));
+        var bulkGate = new BulkCallGate(1, 4);
+        RequestDelegate bulkPipeline = Pipeline(bulkGate, siteX.Manifest, context => hold.Task.WaitAsync(context.RequestAborted));
+        Task bulkHeld = bulkPipeline(Context(siteX.TlsCertificate, ShareKeysPath, out _));
+        DefaultHttpContext bulkRefused = Context(siteX.TlsCertificate, UnmaskPath, out _);
+        await bulkPipeline(bulkRefused).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.StartsWith("Unmask: site 'site-x' already has 1 ShareKeys/Unmask calls in flight", Uri.UnescapeDataString(bulkRefused.Response.Headers["grpc-message"].ToString()), StringComparison.Ordinal);
+        Assert.Equal(1, bulkGate.CallsInFlight("site-x"));
+
+        // Calls that complete give theirs back.
+        hold.SetResult();
+        await Task.WhenAll(held.Append(bulkHeld)).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(0, gate.CallsInFlight("site-x"));
+        Assert.Equal(0, gate.InFlight("site-x"));
+        Assert.Equal(0, bulkGate.CallsInFlight("site-x"));
+    }
+
+    [Theory]
+    [InlineData(null, null, 16, null)]
+    [InlineData("8", null, 8, null)]
+    [InlineData("1024", null, 1024, null)]
+    [InlineData("7", null, 7, "SecureFed:MaxCallsPerSite must be between 8 (MaxBulkCallsPerSite + the 6 calls an honest agent may have in flight) and 1024, got 7.")]
+    [InlineData("1025", null, 1025, "SecureFed:MaxCallsPerSite must be between 8 (MaxBulkCallsPerSite + the 6 calls an honest agent may have in flight) and 1024, got 1025.")]
+    [InlineData(null, "11", 16, "SecureFed:MaxCallsPerSite must be between 17 (MaxBulkCallsPerSite + the 6 calls an honest agent may have in flight) and 1024, got 16.")]
+    public void AggregatorOptions_MaxCallsPerSite_BoundDefaultedAndValidatedAgainstMaxBulkCallsPerSite(string? configured, string? bulk, int bound, string? error)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Federation"] = "fed",
+            ["SecureFed:KitDirectory"] = "kit",
+            ["SecureFed:ModelSpecSha256"] = new string('a', 64),
+            ["SecureFed:MaxCallsPerSite"] = configured,
+            ["SecureFed:MaxBulkCallsPerSite"] = bulk,
+        };
+
+        var options = new AggregatorOptions();
+        new ConfigurationBuilder().AddInMemoryCollection(settings.Where(kv => kv.Value is not null)).Build().GetSection(AggregatorOptions.Section).Bind(options);
+
+        Assert.Equal(bound, options.MaxCallsPerSite);
+        Assert.Equal(error is null ? [] : [error], options.Validate());
+        Assert.Empty(AggregatorHost.UnknownSettings(new ConfigurationBuilder().AddInMemoryCollection(settings.Where(kv => kv.Value is not null)).Build()));
+    }
+
     [Theory]
     [InlineData(null, 2, null)]
     [InlineData("1", 1, null)]
@@ -185,6 +347,7 @@ public sealed class BulkCallGateTests : IDisposable
         if (configured is not null)
         {
             settings["SecureFed:MaxBulkCallsPerSite"] = configured;
+            settings["SecureFed:MaxCallsPerSite"] = "1024"; // at least MaxBulkCallsPerSite + 6
         }
 
         var options = new AggregatorOptions();

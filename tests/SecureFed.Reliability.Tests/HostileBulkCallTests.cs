@@ -142,6 +142,105 @@ public sealed class HostileBulkCallTests : IDisposable
     }
 
     /// <summary>
+    /// Every method, not only ShareKeys/Unmask: one site opens more calls than <c>MaxCallsPerSite</c> (16) allows, each declaring
+    /// a message near 4 MiB, sending part of it and stalling (threat-model/README.md §7). At most 16 are in flight; the rest are
+    /// refused with RESOURCE_EXHAUSTED before their bodies are read, and audited and logged within the site's share (32 lines);
+    /// a call a cluster silo forwards naming the site counts against it; other sites complete a round meanwhile.
+    /// </summary>
+    [Fact]
+    public async Task AnyMethod_MoreStalledCallsOfOneSiteThanTheCallLimit_LimitInFlightRestRefusedWithinTheSiteShare_HonestRoundCompletes()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-x"], new Dictionary<string, string> { ["MinSites"] = "2" });
+        var logs = new CapturingLogger();
+        await fed.StartAggregatorAsync(logs: logs);
+        BulkCallGate gate = fed.Aggregator!.Services.GetRequiredService<BulkCallGate>();
+        int limit = gate.CallLimitPerSite;
+        Assert.Equal(BulkCallGate.DefaultCallLimitPerSite, limit);
+        using PartyKit kitX = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using PartyKit aggregatorKit = PartyKit.Load(fed.Provisioned.AggregatorKitDirectory);
+        const string expected = "site 'site-x' already has 16 calls in flight at this aggregator process (the limit per site, SecureFed:MaxCallsPerSite); refused before reading the request";
+
+        // site-x: `limit` stalled calls of the methods that are not ShareKeys/Unmask, then 40 more; one HTTP/2 connection.
+        string[] methods = ["GetStatus", "UploadMaskedInput", "AdvertiseKeys", "AwaitShares", "DownloadModel", "AwaitRound"];
+        const int extra = 40;
+        using var release = new CancellationTokenSource();
+        using HttpClient raw = RawHttp(kitX.TlsCertificate);
+        var calls = new List<Task<HttpResponseMessage>>();
+        for (int i = 0; i < limit; i++)
+        {
+            calls.Add(Stalled(raw, fed.Address, methods[i % methods.Length], release.Token));
+        }
+
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.CallsInFlight("site-x") < limit)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        var refused = new List<Task<HttpResponseMessage>>();
+        for (int i = 0; i < extra; i++)
+        {
+            refused.Add(Stalled(raw, fed.Address, methods[i % methods.Length], release.Token));
+        }
+
+        HttpResponseMessage[] answers = await Task.WhenAll(refused).WaitAsync(HangBound);
+        for (int i = 0; i < extra; i++)
+        {
+            using HttpResponseMessage response = answers[i];
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            Assert.Equal("8", Assert.Single(response.Headers.GetValues("grpc-status")));
+            Assert.StartsWith($"{methods[i % methods.Length]}: {expected}", Uri.UnescapeDataString(Assert.Single(response.Headers.GetValues("grpc-message"))), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(limit, gate.CallsInFlight("site-x"));
+        Assert.All(calls, c => Assert.False(c.IsCompleted));
+
+        // A call a silo forwards naming site-x (the aggregator's certificate) counts against site-x: refused too.
+        using (GrpcChannel forwarding = fed.RawChannel(aggregatorKit.TlsCertificate))
+        {
+            var headers = new Metadata { { ForwardedIdentity.SiteHeader, "site-x" }, { ForwardedIdentity.SiloHeader, "silo-2" } };
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => new Aggregation.AggregationClient(forwarding)
+                .GetStatusAsync(new StatusRequest(), headers, DateTime.UtcNow.AddSeconds(60)).ResponseAsync.WaitAsync(HangBound));
+            Assert.Equal(StatusCode.ResourceExhausted, ex.StatusCode);
+            Assert.StartsWith($"GetStatus: {expected}", ex.Status.Detail, StringComparison.Ordinal);
+        }
+
+        // The honest sites run a round while site-x holds its calls.
+        fed.StartAgent("site-a", 100);
+        fed.StartAgent("site-b", 200);
+        await fed.WaitFinishedAsync(HangBound);
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal(["site-a", "site-b"], completed.Participants.Order());
+        Assert.Equal(limit, gate.CallsInFlight("site-x"));
+
+        // 41 refusals: audited and logged within the site's share of refusal lines (32 at once, one more every 10 s), the rest counted.
+        string audit = AggregatorState.AuditDirectory(fed.AggregatorDataDirectory);
+        List<JsonElement> lines = [.. Directory.EnumerateFiles(audit, "*.jsonl").SelectMany(File.ReadAllLines).Where(l => l.Length > 0)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .Where(e => e.GetProperty("type").GetString() == AuditEvents.Refusal && e.GetProperty("fields").TryGetProperty("reason", out JsonElement r)
+                && r.GetString()!.Contains(expected, StringComparison.Ordinal))];
+        Assert.InRange(lines.Count, RefusalAudit.DefaultBurst, RefusalAudit.DefaultBurst + 1);
+        Assert.All(lines, e => Assert.Equal("site-x", e.GetProperty("fields").GetProperty("site").GetString()));
+        Assert.All(lines, e => Assert.Equal("ResourceExhausted", e.GetProperty("fields").GetProperty("status").GetString()));
+        Assert.Equal(lines.Count, logs.Lines.Count(l => l.Message.Contains("(SecureFed:MaxCallsPerSite)", StringComparison.Ordinal)));
+        AuditVerification verified = AuditVerifier.Verify(audit);
+        Assert.True(verified.Ok, verified.FirstProblem);
+
+        // site-x gives up its stalled calls: the aborted calls give their places back.
+        await release.CancelAsync();
+        await Task.WhenAll(calls.Select(c => c.ContinueWith(_ => { }, TaskScheduler.Default))).WaitAsync(HangBound);
+        using (var timeout = new CancellationTokenSource(HangBound))
+        {
+            while (gate.CallsInFlight("site-x") > 0)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+    }
+
+    /// <summary>
     /// Routing matches a method's path case-insensitively and tolerates a trailing slash, so a site that spells ShareKeys
     /// or Unmask differently (a hand-made <see cref="Method{TRequest, TResponse}"/> on its channel) still reaches the
     /// service: such a call is counted against the same limit (the gate identifies the call by the routed endpoint).
@@ -243,6 +342,19 @@ public sealed class HostileBulkCallTests : IDisposable
             var request = new ShareKeysRequest { Header = RawClient.Header(1, "0123abcd", site, Stage.ShareKeys) };
             return invoker.AsyncUnaryCall(method, null, options, request).ResponseAsync;
         }
+    }
+
+    /// <summary>A raw HTTP/2 call of <paramref name="method"/> declaring a ~4 MiB message, sending 64 KiB of it, then stalling.</summary>
+    private static Task<HttpResponseMessage> Stalled(HttpClient raw, Uri address, string method, CancellationToken cancellationToken)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, $"/securefed.v1.Aggregation/{method}"))
+        {
+            Version = HttpVersion.Version20,
+            VersionPolicy = HttpVersionPolicy.RequestVersionExact,
+            Content = new StalledGrpcContent(4 * 1024 * 1024 - 16, 64 * 1024),
+        };
+        request.Headers.TE.Add(new TransferCodingWithQualityHeaderValue("trailers"));
+        return raw.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
     }
 
     private static Marshaller<T> Marshaller<T>(MessageParser<T> parser)

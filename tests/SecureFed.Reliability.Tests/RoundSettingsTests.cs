@@ -59,6 +59,7 @@ public sealed class RoundSettingsTests
         { "JoinGraceSeconds", o => o.JoinGraceSeconds = 5 },
         { "MaxConcurrentUploads", o => o.MaxConcurrentUploads = 16 },
         { "MaxBulkCallsPerSite", o => o.MaxBulkCallsPerSite = 4 },
+        { "MaxCallsPerSite", o => o.MaxCallsPerSite = 32 },
         { "MaxConnectionsPerSite", o => o.MaxConnectionsPerSite = 16 },
         { "KeepModelVersions", o => o.KeepModelVersions = 5 },
         { "InitialModel", o => o.InitialModel = "/elsewhere/initial.bin" },

@@ -10,6 +10,7 @@ internal static class RefusalReasons
     public const string OversizedChunk = "oversized_chunk";
     public const string TooManyUploads = "too_many_uploads";
     public const string TooManyBulkCalls = "too_many_bulk_calls";
+    public const string TooManyCalls = "too_many_calls";
     public const string DigestMismatch = "digest_mismatch";
     public const string MissingHeader = "missing_header";
     public const string NoCertificate = "no_certificate";

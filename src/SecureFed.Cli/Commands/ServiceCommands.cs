@@ -486,6 +486,8 @@ internal static class ServiceCommands
 
                 int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
                 int bulkCalls = int.TryParse(configuration["SecureFed:MaxBulkCallsPerSite"], CultureInfo.InvariantCulture, out int b) && b > 0 ? b : new AggregatorOptions().MaxBulkCallsPerSite;
+                int calls = int.TryParse(configuration["SecureFed:MaxCallsPerSite"], CultureInfo.InvariantCulture, out int a) && a >= bulkCalls + BulkCallGate.HonestCallsPerSite
+                    ? a : Math.Max(new AggregatorOptions().MaxCallsPerSite, bulkCalls + BulkCallGate.HonestCallsPerSite);
                 int connections = int.TryParse(configuration["SecureFed:MaxConnectionsPerSite"], CultureInfo.InvariantCulture, out int c) && c > 0 ? c : new AggregatorOptions().MaxConnectionsPerSite;
                 string siloName = silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString();
                 leaseDatabase = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);
@@ -493,6 +495,7 @@ internal static class ServiceCommands
                 front = new Cluster.Front.SliceFront(federation, serving, silo.Services.GetRequiredService<IGrainFactory>(), siloName, uploads)
                 {
                     MaxBulkCallsPerSite = bulkCalls,
+                    MaxCallsPerSite = calls,
                     MaxConnectionsPerSite = connections,
                     Rounds = silo.Services.GetRequiredService<Cluster.Front.SiloRounds>(),
                     Coordinator = new Cluster.Front.CoordinatorForwarder(federation, serving, siloName, locator,

@@ -73,6 +73,14 @@ public sealed class SliceFront : IDisposable
     public int MaxBulkCallsPerSite { get; init; } = BulkCallGate.DefaultLimitPerSite;
 
     /// <summary>
+    /// gRPC calls of any method one site may have in flight at this silo at once (taken here before they are forwarded, and
+    /// again at the coordinator against the site named): a further one is refused with RESOURCE_EXHAUSTED before its body is
+    /// read (<see cref="BulkCallGate"/>; <c>SecureFed:MaxCallsPerSite</c>). At least <see cref="MaxBulkCallsPerSite"/>.
+    /// <value>The default value is <see cref="BulkCallGate.DefaultCallLimitPerSite"/> (16).</value>
+    /// </summary>
+    public int MaxCallsPerSite { get; init; } = BulkCallGate.DefaultCallLimitPerSite;
+
+    /// <summary>
     /// TLS connections one site may hold open to this silo's agent endpoint at once: a further one is closed right after its
     /// TLS handshake, before any HTTP/2 frame of it is read (<see cref="ConnectionGate"/>; <c>SecureFed:MaxConnectionsPerSite</c>).
     /// <value>The default value is <see cref="ConnectionGate.DefaultLimitPerSite"/> (8).</value>

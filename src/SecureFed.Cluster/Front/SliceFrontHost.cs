@@ -12,7 +12,7 @@ namespace SecureFed.Cluster.Front;
 /// <summary>
 /// Kestrel for a slice silo (not the coordinator): HTTPS with mandatory client certificates of the federation CA, the
 /// aggregator's TLS certificate (the same kit as the coordinator's), the per-site bounds on open connections
-/// (<see cref="ConnectionGate"/>) and on ShareKeys/Unmask calls in flight (<see cref="BulkCallGate"/>), the per-site bound
+/// (<see cref="ConnectionGate"/>) and on calls in flight, ShareKeys/Unmask ones apart (<see cref="BulkCallGate"/>), the per-site bound
 /// on refusal lines (<see cref="FrontRefusalLog"/>), and <see cref="SiloFrontService"/>: slice uploads
 /// taken here, every other call forwarded to the coordinator when <see cref="SliceFront.Coordinator"/> is set
 /// (docs/cluster.md §6).
@@ -34,7 +34,7 @@ public static class SliceFrontHost
             AgentListener.Listen(kestrel, listen, kit, connections);
         });
         builder.Services.AddSingleton(front);
-        var bulkCalls = new BulkCallGate(front.MaxBulkCallsPerSite);
+        var bulkCalls = new BulkCallGate(front.MaxBulkCallsPerSite, front.MaxCallsPerSite);
         builder.Services.AddSingleton(bulkCalls);
         // The front's refusal lines, bounded per site (disposed with the host: the pending summaries are logged then).
         builder.Services.AddSingleton(services => new FrontRefusalLog(services.GetRequiredService<ILoggerFactory>().CreateLogger<SiloFrontService>(), front.Time));
@@ -45,12 +45,13 @@ public static class SliceFrontHost
         });
         WebApplication app = builder.Build();
         // After routing, as the coordinator's (the gate knows a call by its routed gRPC method, however its path is cased):
-        // a site's ShareKeys/Unmask calls over the limit are refused before their bodies are read (and before they are forwarded),
+        // a site's calls over MaxCallsPerSite, and its ShareKeys/Unmask calls over MaxBulkCallsPerSite, are refused before their
+        // bodies are read (and before they are forwarded),
         // and logged within the site's share of the front's refusal lines.
         app.UseRouting();
         FrontRefusalLog refusals = app.Services.GetRequiredService<FrontRefusalLog>();
         BulkCallGate.UseBulkCallGate(app, bulkCalls, kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(),
-            (caller, _) => refusals.MayLog(caller.Site!, "ResourceExhausted"));
+            (caller, _, _) => refusals.MayLog(caller.Site!, "ResourceExhausted"));
         app.MapGrpcService<SiloFrontService>();
         return app;
     }
