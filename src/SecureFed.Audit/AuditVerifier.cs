@@ -25,6 +25,16 @@ public static class AuditVerifier
     public static AuditVerification Verify(string directory, string? verifierKey = null, string? previousCheckpoint = null) =>
         VerifyCore(directory, verifierKey, previousCheckpoint, out _);
 
+    /// <summary>The message for a key argument that looks like a file's path (has a folder separator or starts with '.' or '~') but names no file; else null.</summary>
+    private static string? NotAFile(string keyOrFile)
+    {
+        string text = keyOrFile.Trim();
+        bool looksLikePath = text.Contains('/', StringComparison.Ordinal) || text.Contains('\\', StringComparison.Ordinal) || text.StartsWith('.') || text.StartsWith('~');
+        return looksLikePath && !File.Exists(text) && !Directory.Exists(text)
+            ? $"key file '{text}' does not exist (a key is given as a file holding it, a verifier key name+hash+base64, or a base64 Ed25519 public key)."
+            : null;
+    }
+
     /// <summary>Resolves a key argument (verifier key string, base64 public key, or a file holding either).</summary>
     /// <exception cref="FormatException">The text is not a key.</exception>
     public static NoteVerifierKey ParseKey(string keyOrFile, string? origin)
@@ -49,7 +59,7 @@ public static class AuditVerifier
         }
         catch (FormatException)
         {
-            throw new FormatException($"'{Shorten(keyOrFile)}' is neither a verifier key (name+hash+base64), a base64 Ed25519 public key, nor a file holding one.");
+            throw new FormatException(NotAFile(keyOrFile) ?? $"'{Shorten(keyOrFile)}' is neither a verifier key (name+hash+base64), a base64 Ed25519 public key, nor a file holding one.");
         }
 
         if (raw.Length == 33 && raw[0] == NoteVerifierKey.Ed25519SignatureType)
@@ -59,7 +69,8 @@ public static class AuditVerifier
 
         if (raw.Length != 32)
         {
-            throw new FormatException($"A base64 Ed25519 public key decodes to 32 bytes, got {raw.Length}.");
+            // "/etc/fed/key" is valid base64 (9 bytes): a path that does not exist is named as one, not as a short key.
+            throw new FormatException(NotAFile(keyOrFile) ?? $"A base64 Ed25519 public key decodes to 32 bytes, got {raw.Length}.");
         }
 
         if (origin is null)

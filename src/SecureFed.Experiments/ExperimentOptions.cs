@@ -631,6 +631,11 @@ public sealed record ExperimentOptions
             throw new ArgumentException($"--sample-rate must be in (0, 1]; got {SampleRate.ToString(CultureInfo.InvariantCulture)}.");
         }
 
+        if (DpSgdOptions.StepsProblem(SampleRate, LocalEpochs, DpStepsPerRound) is string tooManySteps)
+        {
+            throw new ArgumentException("--sample-rate: " + tooManySteps);
+        }
+
         if (!(Delta > 0 && Delta < 1))
         {
             throw new ArgumentException($"--delta must be in (0, 1); got {Delta.ToString(CultureInfo.InvariantCulture)}.");

@@ -184,24 +184,7 @@ public sealed class TaggerModel : IDisposable
             throw new DirectoryNotFoundException($"no tagger model in {directory} (expected {MetadataFile} and {ParametersFile})");
         }
 
-        JsonNode meta = JsonNode.Parse(File.ReadAllText(metaPath))
-            ?? throw new InvalidDataException($"{metaPath}: empty JSON");
-        if ((string?)meta["format"] != "securefed-tagger" || (int?)meta["version"] != FormatVersion)
-        {
-            throw new InvalidDataException($"{metaPath}: not a securefed-tagger model of format version {FormatVersion}");
-        }
-
-        JsonObject configNode = meta["config"] as JsonObject ?? throw new InvalidDataException($"{metaPath}: missing config");
-        TaggerConfig config = TaggerConfig.FromJson(configNode.ToJsonString());
-        if (!configNode.ContainsKey("crf"))
-        {
-            // Saved before the CRF head existed: those models had a linear head, whatever today's default is.
-            config = config with { Crf = false };
-        }
-
-        var types = (meta["entity_types"] as JsonArray ?? throw new InvalidDataException($"{metaPath}: missing entity_types"))
-            .Select(n => (string?)n ?? throw new InvalidDataException($"{metaPath}: null entity type"));
-        LabelSet labels = LabelSet.Create(types);
+        (TaggerConfig config, LabelSet labels) = ReadMetadata(metaPath);
         byte[] bytes = File.ReadAllBytes(paramPath);
         var model = Create(config, labels, 0, device);
         try
@@ -225,6 +208,53 @@ public sealed class TaggerModel : IDisposable
         {
             model.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// Reads <c>model.json</c>. A file that is not JSON (truncated, say) or not a model's metadata is an
+    /// <see cref="InvalidDataException"/> naming the file and the problem, never a JSON parser's exception.
+    /// </summary>
+    private static (TaggerConfig Config, LabelSet Labels) ReadMetadata(string metaPath)
+    {
+        JsonNode? meta;
+        try
+        {
+            meta = JsonNode.Parse(File.ReadAllText(metaPath));
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"{metaPath}: not valid JSON, the file is damaged or not a tagger model's metadata ({ex.Message})", ex);
+        }
+
+        try
+        {
+            if (meta is not JsonObject || (string?)meta["format"] != "securefed-tagger" || (int?)meta["version"] != FormatVersion)
+            {
+                throw new InvalidDataException($"{metaPath}: not a securefed-tagger model of format version {FormatVersion}");
+            }
+
+            JsonObject configNode = meta["config"] as JsonObject ?? throw new InvalidDataException($"{metaPath}: missing config");
+            TaggerConfig config = TaggerConfig.FromJson(configNode.ToJsonString());
+            if (!configNode.ContainsKey("crf"))
+            {
+                // Saved before the CRF head existed: those models had a linear head, whatever today's default is.
+                config = config with { Crf = false };
+            }
+
+            var types = (meta["entity_types"] as JsonArray ?? throw new InvalidDataException($"{metaPath}: missing entity_types"))
+                .Select(n => (string?)n ?? throw new InvalidDataException($"{metaPath}: null entity type"));
+            return (config, LabelSet.Create(types));
+        }
+        catch (InvalidDataException ex) when (!ex.Message.StartsWith(metaPath, StringComparison.Ordinal))
+        {
+            // The configuration's own check (TaggerConfig.FromJson) does not know the file.
+            throw new InvalidDataException($"{metaPath}: {ex.Message}", ex);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or FormatException or ArgumentException)
+        {
+            // A field of the wrong kind ("version": "one", a number as an entity type, an entity type with a space).
+            throw new InvalidDataException($"{metaPath}: not a valid tagger model's metadata ({ex.Message})", ex);
         }
     }
 

@@ -319,6 +319,17 @@ public sealed class AuditVerifierTests
         Assert.Throws<FormatException>(() => AuditVerifier.ParseKey("not a key", TestLog.Origin));
     }
 
+    [Theory]
+    [InlineData("/nonexistent")]
+    [InlineData("./keys/verifier.key")]
+    [InlineData("/etc/securefed/no-such-verifier.key")]
+    public void ParseKey_PathThatDoesNotExist_SaysTheFileDoesNotExist(string path)
+    {
+        var ex = Assert.Throws<FormatException>(() => AuditVerifier.ParseKey(path, TestLog.Origin));
+
+        Assert.Equal($"key file '{path}' does not exist (a key is given as a file holding it, a verifier key name+hash+base64, or a base64 Ed25519 public key).", ex.Message);
+    }
+
     [Fact]
     public void LogFile_Parse_SplitsCompleteLinesAndTornTail()
     {

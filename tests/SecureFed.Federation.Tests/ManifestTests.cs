@@ -40,7 +40,6 @@ public sealed class ManifestTests(ProvisionedFederation federation) : IClassFixt
     [InlineData("aggregator")]
     [InlineData("sites")]
     [InlineData("revoked")]
-    [InlineData("format")]
     public void Parse_MissingTopLevelField_NamesTheField(string field)
     {
         string json = Mutate(Json, root => root.Remove(field));
@@ -48,6 +47,16 @@ public sealed class ManifestTests(ProvisionedFederation federation) : IClassFixt
         var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
 
         Assert.Equal($"m.json: field '{field}' is missing.", ex.Message);
+    }
+
+    [Theory]
+    [InlineData("{\"SecureFed\": {\"Listen\": \"https://0.0.0.0:7443\"}}")]
+    [InlineData("{}")]
+    public void Parse_NoFormatField_SaysItIsNotAFederationManifest(string json)
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "aggregator.json"));
+
+        Assert.Equal("aggregator.json: not a federation manifest (no 'format' field; expected the federation.json that 'securefed provision' writes).", ex.Message);
     }
 
     [Fact]

@@ -1,4 +1,6 @@
 using SecureFed.Cli;
+using SecureFed.Experiments;
+using SecureFed.Tagger;
 
 namespace SecureFed.Integration.Tests;
 
@@ -140,6 +142,190 @@ public sealed class CliBadInputTests : IDisposable
 
         AssertUsageError(code, err, "--types", "Adverse Event");
         Assert.False(File.Exists(spec));
+    }
+
+    private string DamagedModel(string name, string metadata)
+    {
+        string dir = Path.Combine(_dir, name);
+        Directory.CreateDirectory(dir);
+        File.WriteAllText(Path.Combine(dir, "model.json"), metadata);
+        File.WriteAllBytes(Path.Combine(dir, "parameters.f32"), new byte[16]);
+        return dir;
+    }
+
+    [Theory]
+    [InlineData("{\"format\": \"securefed-tagger\", \"vers", "not valid JSON")]
+    [InlineData("this is not JSON", "not valid JSON")]
+    [InlineData("{\"format\": 1}", "not a valid tagger model's metadata")]
+    public async Task ModelCommands_DamagedModelJson_ErrorNamingTheFileNotACrash(string metadata, string problem)
+    {
+        string model = DamagedModel("damaged", metadata);
+        string data = Corpus("c", 3, 1, 1);
+        string input = Path.Combine(_dir, "in.txt");
+        File.WriteAllText(input, "Ataxia is rare .\n");
+        string[][] commands =
+        [
+            ["tagger", "eval", "--model", model, "--test", Path.Combine(data, "test.tsv")],
+            ["tagger", "predict", "--model", model, "--input", input],
+            ["model", "merge", model, model, "--lambda", "0.5", "--out", Path.Combine(_dir, "merged")],
+            ["model", "layer-scales", model, "--public-data", data],
+        ];
+
+        foreach (string[] command in commands)
+        {
+            var (code, _, err) = await Run(command);
+
+            Assert.True(code == CliApp.ExitFailure, $"{string.Join(' ', command)}: exit {code}, {err}");
+            Assert.StartsWith("error: " + Path.Combine(model, "model.json") + ": ", err, StringComparison.Ordinal);
+            Assert.Contains(problem, err, StringComparison.Ordinal);
+            Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData("model.json")]
+    [InlineData("parameters.f32")]
+    [InlineData("predictions.conll")]
+    public async Task TaggerEval_ConllOutInsideTheModelFolder_RefusedAndTheModelKept(string file)
+    {
+        string data = Corpus("c", 3, 1, 1);
+        string model = DamagedModel("model", "{\"earlier\":true}");
+
+        var (code, _, err) = await Run("tagger", "eval", "--model", model, "--test", Path.Combine(data, "test.tsv"), "--conll-out", Path.Combine(model, file));
+
+        AssertUsageError(code, err, "is inside the --model folder");
+        Assert.Equal("{\"earlier\":true}", File.ReadAllText(Path.Combine(model, "model.json")));
+        Assert.Equal(16, new FileInfo(Path.Combine(model, "parameters.f32")).Length);
+        Assert.False(File.Exists(Path.Combine(model, "predictions.conll")));
+    }
+
+    [Theory]
+    [InlineData("audit.jsonl", "is inside the audited log folder")]
+    [InlineData("checkpoints/report.html", "is inside the audited log folder")]
+    [InlineData("privacy-audit.json", "is the --privacy-audit file")]
+    public async Task AuditReport_OutIsAnInput_RefusedAndTheInputKept(string target, string problem)
+    {
+        string logs = Path.Combine(_dir, "logs");
+        Directory.CreateDirectory(Path.Combine(logs, "checkpoints"));
+        File.WriteAllText(Path.Combine(logs, "audit.jsonl"), "{\"line\":1}\n");
+        string privacy = Path.Combine(_dir, "privacy-audit.json");
+        File.WriteAllText(privacy, "{\"arms\":[]}");
+        string output = target == "privacy-audit.json" ? privacy : Path.Combine(logs, target);
+
+        var (code, _, err) = await Run("audit", "report", logs, "--privacy-audit", privacy, "--out", output);
+
+        AssertUsageError(code, err, problem);
+        Assert.Equal("{\"line\":1}\n", File.ReadAllText(Path.Combine(logs, "audit.jsonl")));
+        Assert.Equal("{\"arms\":[]}", File.ReadAllText(privacy));
+        Assert.False(File.Exists(Path.Combine(logs, "checkpoints", "report.html")));
+    }
+
+    [Theory]
+    [InlineData("spec")]
+    [InlineData("layer-scales")]
+    public async Task ModelOut_ExistingFile_RefusedAndKept(string command)
+    {
+        string existing = Path.Combine(_dir, "aggregator.json");
+        File.WriteAllText(existing, "{\"kept\":true}");
+        string[] args = command == "spec"
+            ? ["model", "spec", "--out", existing, "--size", "tiny"]
+            : ["model", "layer-scales", DamagedModel("m", "{}"), "--public-data", Corpus("c", 3, 1, 1), "--out", existing];
+
+        var (code, _, err) = await Run(args);
+
+        AssertUsageError(code, err, $"--out {existing} already exists; choose another path or delete it");
+        Assert.Equal("{\"kept\":true}", File.ReadAllText(existing));
+    }
+
+    [Theory]
+    [InlineData("experiment")]
+    [InlineData("privacy")]
+    public async Task ResultsOut_NotEmptyFolder_RefusedAndTheEarlierResultsKept(string command)
+    {
+        string data = Corpus("c", 6, 2, 2);
+        string output = Path.Combine(_dir, "out");
+        Directory.CreateDirectory(output);
+        File.WriteAllText(Path.Combine(output, "results.json"), "{\"earlier\":true}");
+        string[] args = command == "experiment"
+            ? ["experiment", "--data", data, "--epsilon", "none", "--seeds", "1", "--rounds", "1", "--config", "tiny", "--out", output]
+            : ["privacy", "audit", "--data", data, "--epsilon", "none", "--rounds", "1", "--out", output];
+
+        var (code, _, err) = await Run(args);
+
+        AssertUsageError(code, err, $"--out {output} already exists and is not empty");
+        Assert.Equal(["results.json"], Directory.EnumerateFileSystemEntries(output).Select(Path.GetFileName));
+        Assert.Equal("{\"earlier\":true}", File.ReadAllText(Path.Combine(output, "results.json")));
+    }
+
+    [Theory]
+    [InlineData("1e-10")]
+    [InlineData("1e-9")]
+    [InlineData("1e-7")]
+    public async Task SampleRateGivingMillionsOfStepsPerRound_UsageErrorBeforeAnythingRuns(string rate)
+    {
+        string data = Corpus("c", 6, 2, 2);
+
+        var (demoCode, _, demoErr) = await Run("demo", "--data", data, "--sample-rate", rate, "--out", Path.Combine(_dir, "demo"));
+        var (experimentCode, _, experimentErr) = await Run("experiment", "--data", data, "--sample-rate", rate, "--out", Path.Combine(_dir, "experiment"));
+
+        AssertUsageError(demoCode, demoErr, "--sample-rate: sample rate q = ", "DP-SGD steps per round", "at most 1,000,000");
+        AssertUsageError(experimentCode, experimentErr, "--sample-rate: sample rate q = ", "DP-SGD steps per round");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "demo")));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "experiment")));
+    }
+
+    [Fact]
+    public void StepsProblem_DefaultsAndDocumentedRecipes_Accepted()
+    {
+        Assert.Null(DpSgdOptions.StepsProblem(TrainingRecipe.Product.SampleRate, TrainingRecipe.Product.LocalEpochs));
+        Assert.Null(DpSgdOptions.StepsProblem(TrainingRecipe.FirstSession.SampleRate, TrainingRecipe.FirstSession.LocalEpochs));
+        Assert.Null(DpSgdOptions.StepsProblem(0.001, 50)); // the demo's most local epochs at q = 0.001: 50,000 steps
+        Assert.Null(DpSgdOptions.StepsProblem(1e-6, 1));
+        Assert.Null(DpSgdOptions.StepsProblem(1e-5, 50, stepsCap: 1));
+        Assert.NotNull(DpSgdOptions.StepsProblem(1e-6, 2));
+        Assert.NotNull(DpSgdOptions.StepsProblem(1e-7, 1, stepsCap: 1)); // the epoch's batches are sampled all the same
+        Assert.NotNull(DpSgdOptions.StepsProblem(double.Epsilon, 1));
+    }
+
+    [Theory]
+    [InlineData("same")]
+    [InlineData("trailing-slash")]
+    [InlineData("copy")]
+    [InlineData("test-file-copied")]
+    public async Task Demo_PublicDataIsTheEvaluatedCorpus_UsageError(string how)
+    {
+        string data = Corpus("c", 6, 2, 2);
+        string publicData = data;
+        if (how == "trailing-slash")
+        {
+            publicData = data + Path.DirectorySeparatorChar;
+        }
+        else if (how != "same")
+        {
+            publicData = Corpus("public", 6, 2, 2, "Cancer\tB-Disease\n.\tO\n");
+            string[] files = how == "copy" ? ["train.tsv", "dev.tsv", "test.tsv"] : ["test.tsv"];
+            foreach (string file in files)
+            {
+                File.Copy(Path.Combine(data, file), Path.Combine(publicData, how == "copy" ? file : "train.tsv"), overwrite: true);
+            }
+        }
+
+        var (code, _, err) = await Run("demo", "--data", data, "--public-data", publicData, "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, $"--public-data {publicData} must be a public corpus other than the one the sites train and are tested on");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Fact]
+    public async Task Demo_OutIsAFile_UsageErrorSayingItMustBeAFolder()
+    {
+        string file = Path.Combine(_dir, "results.txt");
+        File.WriteAllText(file, "kept");
+
+        var (code, _, err) = await Run("demo", "--corpus", "synthetic", "--out", file);
+
+        AssertUsageError(code, err, $"--out {file} is a file; --out must be a folder");
+        Assert.Equal("kept", File.ReadAllText(file));
     }
 
     [Theory]

@@ -152,6 +152,39 @@ public sealed class TaggerModelTests
         Assert.Contains(dir, ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("truncated", "not valid JSON")]
+    [InlineData("not json at all", "not valid JSON")]
+    [InlineData("[1, 2]", "not a securefed-tagger model")]
+    [InlineData("{\"format\": 3, \"version\": \"one\"}", "not a valid tagger model's metadata")]
+    [InlineData("{\"format\": \"securefed-tagger\", \"version\": 1, \"config\": {\"hidden\": 0}, \"entity_types\": [\"Disease\"]}", "tagger config is invalid")]
+    public void Load_DamagedMetadata_InvalidDataNamingTheFile(string metadata, string problem)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "securefed-tagger-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 3))
+            {
+                model.Save(dir);
+            }
+
+            string metaPath = Path.Combine(dir, "model.json");
+            File.WriteAllText(metaPath, metadata == "truncated" ? File.ReadAllText(metaPath)[..40] : metadata);
+
+            var ex = Assert.Throws<InvalidDataException>(() => TaggerModel.Load(dir, "cpu"));
+
+            Assert.StartsWith(metaPath + ": ", ex.Message, StringComparison.Ordinal);
+            Assert.Contains(problem, ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
     [Fact]
     public void Predict_BatchedAndSingle_GiveSameTagsAndValidIob2()
     {

@@ -95,7 +95,7 @@ internal static class AuditCommands
     private static Command CreateReport()
     {
         var directories = new Argument<string[]>("DIR") { Description = "Log directories (aggregator and agents).", Arity = ArgumentArity.OneOrMore };
-        var output = new Option<string>("--out") { Description = "The HTML file to write.", Required = true };
+        var output = new Option<string>("--out") { Description = "The HTML file to write (outside the log folders; an earlier report there is replaced).", Required = true };
         var privacyAudit = new Option<string?>("--privacy-audit") { Description = "privacy-audit.json of 'securefed privacy audit', shown beside the ledger's ε." };
         var command = new Command("report", "Write a self-contained HTML report: a verdict first (logs intact, rounds completed and aborted, dropouts, cross-check), patient-level epsilon per site against its budget, who took part in each round, then the details. Exit 1 when a log fails, a cross-check mismatches or a site exceeds its logged budget.");
         command.Arguments.Add(directories);
@@ -110,6 +110,8 @@ internal static class AuditCommands
             {
                 throw new UsageException($"--privacy-audit {auditPath} does not exist");
             }
+
+            RequireReportPath(outPath, dirs, auditPath);
 
             AuditReportResult result = AuditReport.Write(dirs, outPath, auditPath);
             TextWriter stdout = parse.InvocationConfiguration.Output;
@@ -210,6 +212,34 @@ internal static class AuditCommands
             return Task.FromResult(CliApp.ExitFailure);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The report never replaces what it reads: --out may not be the --privacy-audit file, lie inside an audited log
+    /// folder (audit.jsonl, checkpoints/, verifier.key) or be a folder. An existing file elsewhere (an earlier report) is
+    /// replaced, as before.
+    /// </summary>
+    private static void RequireReportPath(string outPath, IEnumerable<string> dirs, string? auditPath)
+    {
+        if (string.IsNullOrWhiteSpace(outPath))
+        {
+            throw new UsageException("--out is blank; give the path of the HTML file to write.");
+        }
+
+        if (auditPath is not null && OutputPaths.SamePath(outPath, auditPath))
+        {
+            throw new UsageException($"--out {outPath} is the --privacy-audit file; writing the report there would replace it.");
+        }
+
+        if (dirs.FirstOrDefault(d => OutputPaths.IsInside(outPath, d) || OutputPaths.SamePath(outPath, d)) is string logDir)
+        {
+            throw new UsageException($"--out {outPath} is inside the audited log folder {logDir}; writing the report there could replace the log (write it outside the log folders, e.g. report.html).");
+        }
+
+        if (Directory.Exists(outPath))
+        {
+            throw new UsageException($"--out {outPath} is a folder; give the path of the HTML file to write.");
+        }
     }
 
     private static string RequireDirectory(string? directory)

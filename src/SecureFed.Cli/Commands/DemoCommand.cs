@@ -124,6 +124,11 @@ internal static class DemoCommand
                 }
             }
 
+            if (dataDir is not null && parse.GetValue(publicData) is string publicDir)
+            {
+                RequirePublicCorpusOtherThan(publicDir, dataDir);
+            }
+
             int perSite = parse.GetValue(trainPerSite);
             if (perSite < 0)
             {
@@ -142,6 +147,11 @@ internal static class DemoCommand
             }
 
             string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+            if (File.Exists(outDir))
+            {
+                throw new UsageException($"--out {outDir} is a file; --out must be a folder that does not exist or is empty (the demo writes its results, logs and models there).");
+            }
+
             if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
             {
                 throw new UsageException($"--out {outDir} already exists and is not empty; the demo never overwrites earlier results.");
@@ -208,6 +218,11 @@ internal static class DemoCommand
             if (distributed && steps > 1)
             {
                 throw new UsageException("--patient-noise distributed takes exactly one DP-SGD step per round; leave --steps-per-round out or give 1.");
+            }
+
+            if (DpSgdOptions.StepsProblem(q, localEpochs, distributed ? 1 : steps) is string tooManySteps)
+            {
+                throw new UsageException("--sample-rate: " + tooManySteps);
             }
 
             bool scales = parse.GetValue(layerScales);
@@ -280,6 +295,30 @@ internal static class DemoCommand
             return await new DemoRunner(settings, console).RunAsync(ct).ConfigureAwait(false);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Refuses a --public-data corpus that is the corpus the sites train on and are tested on (the same folder by full path,
+    /// or a file of one with the same content as a file of the other: a link to it or a copy): the warm start trains on its
+    /// train, dev and test files, so the test F1 would be inflated. As <c>experiment --warm-start</c> refuses.
+    /// </summary>
+    private static void RequirePublicCorpusOtherThan(string publicDir, string dataDir)
+    {
+        string[] files = ["train.tsv", "dev.tsv", "test.tsv"];
+        bool sameFolder = OutputPaths.SamePath(publicDir, dataDir);
+        string? shared = sameFolder ? null : (from p in files
+                                              let pub = Path.Combine(publicDir, p)
+                                              from d in files
+                                              let own = Path.Combine(dataDir, d)
+                                              where File.Exists(pub) && File.Exists(own) && SameContent(pub, own)
+                                              select $"{pub} has the same content as {own}").FirstOrDefault();
+        if (sameFolder || shared is not null)
+        {
+            throw new UsageException($"--public-data {publicDir} must be a public corpus other than the one the sites train and are tested on ({dataDir}{(shared is null ? "" : "; " + shared)}): the warm start trains on its train, dev and test files, which would inflate the test F1.");
+        }
+
+        static bool SameContent(string a, string b) =>
+            new FileInfo(a).Length == new FileInfo(b).Length && File.ReadAllBytes(a).AsSpan().SequenceEqual(File.ReadAllBytes(b));
     }
 
     /// <summary>Whether <paramref name="option"/> was given on the command line (not its default).</summary>

@@ -18,7 +18,7 @@ internal static class ExperimentCommand
         var seeds = new Option<int>("--seeds") { Description = "Seeds (headline numbers are mean and spread over them).", DefaultValueFactory = _ => 2 };
         var firstSeed = new Option<int>("--first-seed") { Description = "First seed, to run seeds in separate processes (seeds first … first + --seeds − 1).", DefaultValueFactory = _ => 1 };
         var config = new Option<string>("--config") { Description = "Model: tiny, tiny-crf (tiny with a CRF head: better under DP), default, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "tiny" };
-        var output = new Option<string>("--out") { Description = "Output folder for results.json and f1-per-round.png.", DefaultValueFactory = _ => "experiment-out" };
+        var output = new Option<string>("--out") { Description = "Output folder for results.json and f1-per-round.png (must not exist or be empty: earlier results are never overwritten).", DefaultValueFactory = _ => "experiment-out" };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object on the last line." };
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds (centralized arms: the same number of chunks of local epochs).", DefaultValueFactory = _ => 10 };
         var maxSentences = new Option<int>("--max-sentences") { Description = "Cap on training sentences per corpus (0 = all), for quick runs.", DefaultValueFactory = _ => 0 };
@@ -152,6 +152,8 @@ internal static class ExperimentCommand
             {
                 throw new UsageException(ex.Message);
             }
+
+            OutputPaths.RequireNewFolder(options.OutputDirectory, "--out", "earlier results and models");
 
             // Progress goes to stderr so that stdout holds the table (and, with --json, ends with the JSON line).
             var runner = new ExperimentRunner(options, line => stderr.WriteLine(line));

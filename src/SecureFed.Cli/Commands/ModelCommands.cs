@@ -19,7 +19,7 @@ internal static class ModelCommands
 
     private static Command SpecCommand()
     {
-        var output = new Option<string>("--out") { Description = "Where to write the specification JSON.", Required = true };
+        var output = new Option<string>("--out") { Description = "Where to write the specification JSON (a new file: an existing one is never replaced).", Required = true };
         var size = new Option<string>("--size") { Description = "default, tiny or tiny-crf (the tiny model with a CRF head: the one to train under DP).", DefaultValueFactory = _ => "default" };
         var types = new Option<string?>("--types") { Description = "Comma-separated entity types (default: the five clinical types)." };
         var command = new Command("spec", "Write a model specification (tagger configuration + entity types) that every site and the aggregator must share; prints its SHA-256.")
@@ -28,6 +28,8 @@ internal static class ModelCommands
         };
         command.SetAction((parse, ct) =>
         {
+            string path = parse.GetValue(output)!;
+            OutputPaths.RequireNewFile(path, "--out");
             string s = parse.GetValue(size) ?? "default";
             if (s is not ("default" or "tiny" or "tiny-crf"))
             {
@@ -51,7 +53,6 @@ internal static class ModelCommands
             }
 
             var spec = new ModelSpec(TaggerConfig.Resolve(s), entityTypes);
-            string path = parse.GetValue(output)!;
             Federation.AtomicFile.WriteAllText(path, spec.ToJson());
             parse.InvocationConfiguration.Output.WriteLine($"wrote {path}; sha256 {spec.Sha256}");
             return Task.FromResult(CliApp.ExitOk);
@@ -107,7 +108,7 @@ internal static class ModelCommands
     {
         var modelDir = new Argument<string>("MODEL") { Description = "The public initial model's folder (e.g. 'tagger train' on a public corpus): the model the federation starts from." };
         var publicData = new Option<string>("--public-data") { Description = "A public CoNLL corpus folder (train.tsv; never a site's data), e.g. the one the model was trained on.", Required = true };
-        var output = new Option<string?>("--out") { Description = "Also write the aggregator configuration fragment to this JSON file." };
+        var output = new Option<string?>("--out") { Description = "Also write the aggregator configuration fragment to this JSON file (a new file: an existing one is never replaced)." };
         var command = new Command("layer-scales", "Compute the layer-wise DP-SGD preconditioner (one factor per weight tensor, from public data at the public model) and print it as the aggregator's SecureFed:DpSgdLayerScales setting (docs/PROTOCOL.md, \"Layer scales\").")
         {
             modelDir, publicData, output,
@@ -115,6 +116,11 @@ internal static class ModelCommands
         command.SetAction((parse, ct) =>
         {
             string dir = parse.GetValue(publicData)!;
+            if (parse.GetValue(output) is string target)
+            {
+                OutputPaths.RequireNewFile(target, "--out");
+            }
+
             string train = Path.Combine(dir, "train.tsv");
             if (!File.Exists(train))
             {

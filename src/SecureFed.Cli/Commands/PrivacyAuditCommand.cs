@@ -17,7 +17,7 @@ internal static class PrivacyAuditCommand
         var noNoDp = new Option<bool>("--skip-no-dp") { Description = "Do not run the arm without DP (the power check)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the split, model and canaries.", DefaultValueFactory = _ => 1 };
         var config = new Option<string>("--config") { Description = "Model size: tiny or default.", DefaultValueFactory = _ => "tiny" };
-        var output = new Option<string>("--out") { Description = "Output folder for privacy-audit.json and the PNGs.", DefaultValueFactory = _ => "privacy-audit-out" };
+        var output = new Option<string>("--out") { Description = "Output folder for privacy-audit.json and the PNGs (must not exist or be empty: earlier results are never overwritten).", DefaultValueFactory = _ => "privacy-audit-out" };
         var json = new Option<bool>("--json") { Description = "Print the summary as one JSON object on the last line." };
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds.", DefaultValueFactory = _ => 10 };
         var maxSentences = new Option<int>("--max-sentences") { Description = "Cap on training sentences (0 = all).", DefaultValueFactory = _ => 0 };
@@ -83,6 +83,7 @@ internal static class PrivacyAuditCommand
                 },
                 OutputDirectory = parse.GetValue(output)!,
             };
+            OutputPaths.RequireNewFolder(options.OutputDirectory, "--out", "earlier results");
             PrivacyAuditRunner runner;
             try
             {

@@ -193,9 +193,17 @@ internal static class TaggerCommands
             TextWriter stdout = parse.InvocationConfiguration.Output;
             DirectoryInfo dir = RequireModel(parse.GetValue(modelDir)!);
             FileInfo testFile = RequireFile(parse.GetValue(test)!, "--test");
-            if (parse.GetValue(conllOut) is FileInfo target && SamePath(target.FullName, testFile.FullName))
+            if (parse.GetValue(conllOut) is FileInfo target)
             {
-                throw new UsageException($"--conll-out {target.FullName} is the --test file; writing predictions there would replace the gold labels.");
+                if (OutputPaths.SamePath(target.FullName, testFile.FullName))
+                {
+                    throw new UsageException($"--conll-out {target.FullName} is the --test file; writing predictions there would replace the gold labels.");
+                }
+
+                if (OutputPaths.IsInside(target.FullName, dir.FullName))
+                {
+                    throw new UsageException($"--conll-out {target.FullName} is inside the --model folder {dir.FullName}; writing predictions there could replace the model's files (give a path outside it).");
+                }
             }
 
             string deviceName = ValidateDevice(parse.GetValue(device)!);
@@ -340,8 +348,4 @@ internal static class TaggerCommands
     {
         public void Report(TrainProgress value) => report(value);
     }
-
-    /// <summary>Whether two full paths name the same file (case-insensitively on Windows and macOS, where file systems usually are).</summary>
-    private static bool SamePath(string a, string b) => string.Equals(Path.GetFullPath(a), Path.GetFullPath(b),
-        OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase);
 }

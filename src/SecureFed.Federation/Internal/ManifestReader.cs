@@ -17,6 +17,12 @@ internal sealed class ManifestReader(string source)
             throw Fail("$", "must be a JSON object");
         }
 
+        if (!root.TryGetProperty("format", out _))
+        {
+            // e.g. a kit's aggregator.json or agent.json given as --manifest.
+            throw new InvalidDataException($"{source}: not a federation manifest (no 'format' field; expected the federation.json that 'securefed provision' writes).");
+        }
+
         string format = String(root, "format", "format");
         if (format != FederationManifest.FormatVersion)
         {

@@ -1,0 +1,54 @@
+namespace SecureFed.Cli.Commands;
+
+/// <summary>
+/// Checks of an output path before a command writes anything: a command never replaces one of its own inputs, an existing
+/// file it did not ask for, or a folder of earlier results (usage errors naming the path; nothing on disk is changed).
+/// There is no <c>--force</c>: give another path or delete the old one.
+/// </summary>
+internal static class OutputPaths
+{
+    private static StringComparison PathComparison => OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
+
+    /// <summary>Whether two paths name the same file (by full path; case-insensitively on Windows and macOS, where file systems usually are).</summary>
+    public static bool SamePath(string a, string b) => string.Equals(
+        Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(b)), PathComparison);
+
+    /// <summary>Whether <paramref name="path"/> lies inside <paramref name="folder"/> at any depth (not the folder itself), by full path.</summary>
+    public static bool IsInside(string path, string folder) =>
+        Path.GetFullPath(path).StartsWith(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)) + Path.DirectorySeparatorChar, PathComparison);
+
+    /// <summary>Refuses an output file <paramref name="path"/> that already exists (as a file or a folder).</summary>
+    /// <param name="path">The output file.</param>
+    /// <param name="option">The option that gave it, e.g. <c>--out</c>.</param>
+    /// <exception cref="UsageException">Something already exists at <paramref name="path"/>.</exception>
+    public static void RequireNewFile(string path, string option)
+    {
+        if (Directory.Exists(path))
+        {
+            throw new UsageException($"{option} {path} is a folder; give the path of a file to write.");
+        }
+
+        if (File.Exists(path))
+        {
+            throw new UsageException($"{option} {path} already exists; choose another path or delete it (it is never overwritten).");
+        }
+    }
+
+    /// <summary>Refuses an output folder <paramref name="path"/> that is an existing file or a folder that is not empty.</summary>
+    /// <param name="path">The output folder.</param>
+    /// <param name="option">The option that gave it, e.g. <c>--out</c>.</param>
+    /// <param name="what">What would be overwritten, for the message (e.g. "earlier results").</param>
+    /// <exception cref="UsageException">The folder cannot be used.</exception>
+    public static void RequireNewFolder(string path, string option, string what)
+    {
+        if (File.Exists(path))
+        {
+            throw new UsageException($"{option} {path} is a file; {option} must be a folder that does not exist or is empty.");
+        }
+
+        if (Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any())
+        {
+            throw new UsageException($"{option} {path} already exists and is not empty; {what} are never overwritten (give a new folder).");
+        }
+    }
+}
