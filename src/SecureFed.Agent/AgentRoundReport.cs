@@ -21,4 +21,10 @@ public sealed record AgentRoundReport(
     /// larger than <see cref="RecordEpsilon"/> once the site took part in a round with split patient-level noise.
     /// </summary>
     public double CollusionEpsilon { get; init; } = double.NaN;
+
+    /// <summary>
+    /// True when the site declined the round because one of its privacy budgets would be exceeded: it will decline every
+    /// later round with the same settings too (its ledger only grows).
+    /// </summary>
+    public bool BudgetSpent { get; init; }
 }

@@ -156,7 +156,7 @@ public sealed class AgentRunner
             {
                 string reason = !recordCheck.Allowed ? recordCheck.Reason : !siteCheck.Allowed ? siteCheck.Reason : collusionCheck!.Value.Reason;
                 await DeclineAsync(a, reason, cancellationToken).ConfigureAwait(false);
-                Report(round, false, "declined: " + reason, loss, devF1, bytesSent);
+                Report(round, false, "declined: " + reason, loss, devF1, bytesSent, budgetSpent: true);
                 return;
             }
 
@@ -771,7 +771,7 @@ public sealed class AgentRunner
         return bytes.Length;
     }
 
-    private void Report(long round, bool completed, string outcome, double loss, double devF1, long bytes, long modelVersion = -1)
+    private void Report(long round, bool completed, string outcome, double loss, double devF1, long bytes, long modelVersion = -1, bool budgetSpent = false)
     {
         double record = _ledger.Spent(Guarantee.Record, _options.Delta).Epsilon;
         double site = _ledger.Spent(Guarantee.Site, _options.Delta).Epsilon;
@@ -787,7 +787,7 @@ public sealed class AgentRunner
             }
         }
 
-        RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion) { UpdateNorm = _lastNorm, CollusionEpsilon = collusion });
+        RoundFinished?.Invoke(this, new AgentRoundReport(_options.Site, round, completed, outcome, loss, devF1, record, site, bytes, modelVersion) { UpdateNorm = _lastNorm, CollusionEpsilon = collusion, BudgetSpent = budgetSpent });
         _lastNorm = double.NaN;
     }
 

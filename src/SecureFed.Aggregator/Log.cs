@@ -117,4 +117,7 @@ internal static partial class Log
 
     [LoggerMessage(37, LogLevel.Information, "Restored from '{Path}': sites found at fault and still excluded (round attempts left): {Sites}")]
     public static partial void ExclusionsRestored(ILogger logger, string path, string sites);
+
+    [LoggerMessage(45, LogLevel.Warning, "{Failed} round attempts in a row did not complete (see their abort reasons and declines above); the next attempt opens in {Seconds} s (SecureFed:MaxRetryPauseSeconds caps the pause; a completed round resets it)")]
+    public static partial void RetryPause(ILogger logger, int failed, double seconds);
 }

@@ -312,8 +312,11 @@ public sealed class RoundCoordinator : BackgroundService
             }
 
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
+            int failedInARow = 0;
+            EnsureARoundFits();
             while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
             {
+                await PauseAfterFailuresAsync(failedInARow, stoppingToken).ConfigureAwait(false);
                 IReadOnlyList<string> cohort = await GatherCohortAsync(stoppingToken).ConfigureAwait(false);
                 (RoundSession? session, bool stop) = await OpenRoundAsync(cohort, stoppingToken).ConfigureAwait(false);
                 if (stop)
@@ -332,6 +335,11 @@ public sealed class RoundCoordinator : BackgroundService
                 if (ok)
                 {
                     completed++;
+                    failedInARow = 0;
+                }
+                else
+                {
+                    failedInARow++;
                 }
             }
 
@@ -394,6 +402,24 @@ public sealed class RoundCoordinator : BackgroundService
             {
                 // nothing new to sign
             }
+        }
+    }
+
+    /// <summary>
+    /// The pause before the next attempt after <paramref name="failedInARow"/> consecutive attempts that did not complete:
+    /// none for the first two (a dropout's retry opens at once), then 1, 2, 4 … s up to <paramref name="max"/> (0: never).
+    /// </summary>
+    internal static TimeSpan RetryPause(int failedInARow, int max)
+        => failedInARow < 2 || max <= 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Min(max, Math.Pow(2, Math.Min(failedInARow - 2, 30))));
+
+    /// <summary>Waits <see cref="RetryPause"/> before the next attempt, saying so in the log.</summary>
+    private async Task PauseAfterFailuresAsync(int failedInARow, CancellationToken cancellationToken)
+    {
+        TimeSpan pause = RetryPause(failedInARow, _options.MaxRetryPauseSeconds);
+        if (pause > TimeSpan.Zero)
+        {
+            Log.RetryPause(_logger, failedInARow, pause.TotalSeconds);
+            await Task.Delay(pause, _time, cancellationToken).ConfigureAwait(false);
         }
     }
 
@@ -462,6 +488,64 @@ public sealed class RoundCoordinator : BackgroundService
         List<string> held = [.. _outOfBound.DrawHoldOut(waiting, spare)];
         held.AddRange(_unrebuiltSecret.DrawHoldOut(waiting.Except(held, StringComparer.Ordinal), spare - held.Count));
         return [.. held.Order(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// Before anything is spent: a budget that allows not even one round (with the manifest's sites) is a start-up error
+    /// naming the fix, not a federation that "finished after 0 rounds" while the sites wait (the site-level cost of a round
+    /// depends on SiteNoiseMultiplier, hardly on the cohort).
+    /// </summary>
+    private void EnsureARoundFits()
+    {
+        if (_state.Budget.Spent(_options.Delta) > 0)
+        {
+            return;
+        }
+
+        int n = Math.Max(_options.MinSites, _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name)));
+        int threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
+        EvaluationLayout? evaluation = _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
+        (_, DistributedDpPlan plan) = FederatedAveraging.PlanRound(_state.Model.ParameterCount, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, evaluation);
+        BudgetDecision decision = _state.Budget.Check(DistributedDp.RhoPerRound(plan, threshold), _options.EpsilonBudget, _options.Delta);
+        if (!decision.Allowed)
+        {
+            throw new InvalidOperationException(NoRoundFits(_state.Model.ParameterCount, n, threshold, evaluation, decision.Reason));
+        }
+    }
+
+    /// <summary>
+    /// Why the federation's budget allows not even its first round, with the smallest <c>SiteNoiseMultiplier</c> that fits
+    /// all <see cref="AggregatorOptions.Rounds"/> into <see cref="AggregatorOptions.EpsilonBudget"/> (zCDP costs add up, so
+    /// the check is one of the whole run's cost against the empty ledger; bisection on z).
+    /// </summary>
+    private string NoRoundFits(int d, int n, int threshold, EvaluationLayout? evaluation, string reason)
+    {
+        bool Fits(double z)
+        {
+            (_, DistributedDpPlan plan) = FederatedAveraging.PlanRound(d, _options.L2Clip, n, threshold, z, _options.WeightCap, evaluation);
+            return _state.Budget.Check(DistributedDp.RhoPerRound(plan, threshold) * _options.Rounds, _options.EpsilonBudget, _options.Delta).Allowed;
+        }
+
+        string fix = "raise SecureFed:EpsilonBudget";
+        double high = Math.Max(_options.SiteNoiseMultiplier, 1e-3);
+        for (int i = 0; i < 40 && !Fits(high); i++)
+        {
+            high *= 2;
+        }
+
+        if (Fits(high))
+        {
+            double low = _options.SiteNoiseMultiplier;
+            for (int i = 0; i < 50; i++)
+            {
+                double mid = (low + high) / 2;
+                (low, high) = Fits(mid) ? (low, mid) : (mid, high);
+            }
+
+            fix = string.Create(CultureInfo.InvariantCulture, $"set SecureFed:SiteNoiseMultiplier to at least {Math.Ceiling(high * 100) / 100:0.00} to run all {_options.Rounds} rounds within ε {_options.EpsilonBudget:G4}, or raise SecureFed:EpsilonBudget (with few sites so much site-level noise swamps the updates: the patient-level DP-SGD budget each agent keeps is then the guarantee that matters, README \"For an aggregator operator\")");
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"SecureFed:EpsilonBudget {_options.EpsilonBudget:G4} allows no round at all: {reason} (one round with {n} sites, threshold t = {threshold}, SiteNoiseMultiplier {_options.SiteNoiseMultiplier:G4}); {fix}.");
     }
 
     /// <summary>Opens the next round attempt; (null, true) when no round may open (budget), (null, false) when its server could not open.</summary>

@@ -49,6 +49,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.StageTimeoutSeconds),
         nameof(AggregatorOptions.JoinTimeoutSeconds),
         nameof(AggregatorOptions.JoinGraceSeconds),
+        nameof(AggregatorOptions.MaxRetryPauseSeconds),
         nameof(AggregatorOptions.MaxConcurrentUploads),
         nameof(AggregatorOptions.MaxBulkCallsPerSite),
         nameof(AggregatorOptions.MaxCallsPerSite),

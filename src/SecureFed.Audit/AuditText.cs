@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 
 namespace SecureFed.Audit;
@@ -17,7 +18,7 @@ public static class AuditText
     /// <summary>The bound for free text a caller explains itself with (a decline's reason).</summary>
     public const int ReasonChars = 500;
 
-    /// <summary>What a control character or an unpaired surrogate is replaced with (U+FFFD).</summary>
+    /// <summary>What a control character, a format character or an unpaired surrogate is replaced with (U+FFFD).</summary>
     public const char Replacement = '\uFFFD';
 
     /// <summary>Appended when the text was cut (U+2026).</summary>
@@ -25,9 +26,11 @@ public static class AuditText
 
     /// <summary>
     /// <paramref name="value"/> cut to at most <paramref name="maxChars"/> UTF-16 characters, never between the two halves
-    /// of a surrogate pair, followed by <see cref="Ellipsis"/> when it was cut; control characters (C0, DEL, C1) and
-    /// unpaired surrogates become <see cref="Replacement"/>. Null gives "". Text within the bound with neither is returned
-    /// as it is.
+    /// of a surrogate pair, followed by <see cref="Ellipsis"/> when it was cut; control characters (C0, DEL, C1), format
+    /// characters (Unicode category Cf: bidirectional overrides and isolates such as U+202E and U+2066–U+2069, zero-width
+    /// characters, tag characters U+E0000–U+E007F; they could make an operator's console or an auditor's viewer show a
+    /// line reversed or hide text in it) and unpaired surrogates become <see cref="Replacement"/>. Null gives "". Text
+    /// within the bound with none of them is returned as it is.
     /// </summary>
     /// <param name="value">The caller's text.</param>
     /// <param name="maxChars">The bound, at least 2 (room for a surrogate pair).</param>
@@ -57,11 +60,20 @@ public static class AuditText
             char c = value[i];
             if (char.IsHighSurrogate(c) && i + 1 < length && char.IsLowSurrogate(value[i + 1]))
             {
-                text.Append(c).Append(value[++i]);
+                if (IsFormat(value, i))
+                {
+                    text.Append(Replacement);
+                }
+                else
+                {
+                    text.Append(c).Append(value[i + 1]);
+                }
+
+                i++;
             }
             else
             {
-                text.Append(char.IsControl(c) || char.IsSurrogate(c) ? Replacement : c);
+                text.Append(char.IsControl(c) || char.IsSurrogate(c) || IsFormat(value, i) ? Replacement : c);
             }
         }
 
@@ -80,9 +92,14 @@ public static class AuditText
             char c = value[i];
             if (char.IsHighSurrogate(c) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
             {
+                if (IsFormat(value, i))
+                {
+                    return false;
+                }
+
                 i++;
             }
-            else if (char.IsControl(c) || char.IsSurrogate(c))
+            else if (char.IsControl(c) || char.IsSurrogate(c) || IsFormat(value, i))
             {
                 return false;
             }
@@ -90,4 +107,7 @@ public static class AuditText
 
         return true;
     }
+
+    /// <summary>Whether the character (or surrogate pair) at <paramref name="index"/> is a Unicode format character (Cf).</summary>
+    private static bool IsFormat(string value, int index) => CharUnicodeInfo.GetUnicodeCategory(value, index) == UnicodeCategory.Format;
 }

@@ -87,6 +87,22 @@ public sealed class AuditTextTests
         Assert.True(grown < 1024, $"the line took {grown} bytes");
     }
 
+    /// <summary>
+    /// Format characters (Cf) could make a console or viewer show an audit or log line reversed or with hidden text: a
+    /// site's decline reason "\u202Eexcluded site-b" displays as "b-etis dedulcxe". Each becomes U+FFFD (a tag character,
+    /// a surrogate pair, becomes one); other text, accented letters and emoji stay.
+    /// </summary>
+    [Theory]
+    [InlineData("ok\u202Esite-b", "ok\uFFFDsite-b")]                        // RIGHT-TO-LEFT OVERRIDE
+    [InlineData("a\u2066b\u2069c", "a\uFFFDb\uFFFDc")]                       // isolates
+    [InlineData("zero\u200Bwidth\u200E\uFEFF", "zero\uFFFDwidth\uFFFD\uFFFD")] // zero-width space, LRM, BOM
+    [InlineData("tag\U000E0041\U000E0042", "tag\uFFFD\uFFFD")]               // tag characters (supplementary plane)
+    [InlineData("Zürich \U0001F600 ok", "Zürich \U0001F600 ok")]
+    public void Bound_FormatCharacters_Replaced(string value, string expected)
+    {
+        Assert.Equal(expected, AuditText.Bound(value, 128));
+    }
+
     [Fact]
     public void Bound_MaxCharsBelowTwo_Throws()
     {

@@ -65,6 +65,39 @@ public sealed class DemoFailureTests : IDisposable
         Assert.True(File.Exists(Path.Combine(_dir, "fused-model", "model.json")));
     }
 
+    /// <summary>
+    /// Two sites, and site-fr drops out before signing in round 2: the attempt aborts after both sites' updates left, so
+    /// both charged their patient-level budget for it and the retry would exceed it; both decline. The demo stops within
+    /// seconds, exit 1, with one line saying the budgets are spent. Before, the aggregator retried the attempt for ever
+    /// (1,495 attempts in 90 s, each with its audit lines) and the demo never ended; and the agents' cancelled calls were
+    /// reported as failures while it stopped.
+    /// </summary>
+    [Fact]
+    public async Task Demo_TwoSitesAttemptAbortedAfterTheUpdatesLeft_StopsWhenTheBudgetsAreSpent()
+    {
+        using var stdout = new StringWriter();
+        var settings = new DemoSettings
+        {
+            OutputDirectory = _dir,
+            Rounds = 2,
+            Sites = 2,
+            SentencesPerSite = 40,
+            DropAt = SecureFed.Protocol.ProtocolStage.ConsistencyCheck,
+            DropRound = 2,
+        };
+
+        int code = await RunAsync(settings, stdout);
+
+        string output = stdout.ToString();
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}\n{output}");
+        string stopped = Assert.Single(output.Split('\n'), l => l.StartsWith("Demo stopped:", StringComparison.Ordinal));
+        Assert.Contains("declined: its privacy budget is spent", stopped, StringComparison.Ordinal);
+        Assert.Contains("only 1 of 2 hospitals can still take part; a round needs at least 2 (t)", stopped, StringComparison.Ordinal);
+        Assert.DoesNotContain("round 5 ", output, StringComparison.Ordinal); // at most a couple of attempts after the abort
+        Assert.DoesNotContain("failed:", output, StringComparison.Ordinal);
+        Assert.DoesNotContain("loss NaN", output, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_dir))
@@ -73,15 +106,18 @@ public sealed class DemoFailureTests : IDisposable
         }
     }
 
-    private async Task<int> RunAsync(FailurePlan failures, StringWriter stdout)
-    {
-        var settings = new DemoSettings
+    private Task<int> RunAsync(FailurePlan failures, StringWriter stdout) => RunAsync(
+        new DemoSettings
         {
             OutputDirectory = _dir,
             Rounds = 2,
             SentencesPerSite = 40,
             TrainerHook = failures.Wrap,
-        };
+        },
+        stdout);
+
+    private static async Task<int> RunAsync(DemoSettings settings, StringWriter stdout)
+    {
         IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stdout), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
         console.Profile.Width = 400;
         return await new DemoRunner(settings, console).RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(4));

@@ -57,6 +57,7 @@ public sealed class RoundSettingsTests
         { "StageTimeoutSeconds", o => o.StageTimeoutSeconds = 30 },
         { "JoinTimeoutSeconds", o => o.JoinTimeoutSeconds = 30 },
         { "JoinGraceSeconds", o => o.JoinGraceSeconds = 5 },
+        { "MaxRetryPauseSeconds", o => o.MaxRetryPauseSeconds = 5 },
         { "MaxConcurrentUploads", o => o.MaxConcurrentUploads = 16 },
         { "MaxBulkCallsPerSite", o => o.MaxBulkCallsPerSite = 4 },
         { "MaxCallsPerSite", o => o.MaxCallsPerSite = 32 },

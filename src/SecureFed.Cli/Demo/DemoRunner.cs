@@ -315,7 +315,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }, worker =>
         {
             worker.Failed += (_, error) => OnHostFailed(federation, worker.SiteName, error, sites.Length, required);
-            worker.RoundFinished += (_, r) => OnRoundFinished(r, reports);
+            worker.RoundFinished += (_, r) => OnRoundFinished(r, reports, sites.Length, required);
         }, cancellationToken).ConfigureAwait(false);
         Task aggregatorWatch = federation.Coordinator.Finished.ContinueWith(
             _ =>
@@ -386,7 +386,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         return completed > 0 && allVerified ? CliApp.ExitOk : CliApp.ExitFailure;
     }
 
-    private void OnRoundFinished(AgentRoundReport r, ConcurrentQueue<AgentRoundReport> reports)
+    private void OnRoundFinished(AgentRoundReport r, ConcurrentQueue<AgentRoundReport> reports, int siteCount, int required)
     {
         reports.Enqueue(r);
         if (r.Outcome.StartsWith("failed:", StringComparison.Ordinal))
@@ -395,7 +395,46 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         string color = r.Completed ? "green" : "yellow";
-        console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}; loss {r.Loss:F3}, its dev F1 of the received model {r.GlobalDevF1:F3}, ε patient {r.RecordEpsilon:F2}, |Δ| {r.UpdateNorm:F1}, {r.BytesSent / 1024.0:N0} KiB sent");
+        string trained = double.IsNaN(r.Loss) ? "" : $"; loss {r.Loss:F3}, its dev F1 of the received model {r.GlobalDevF1:F3}, |Δ| {r.UpdateNorm:F1}";
+        console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}{trained}, ε patient {r.RecordEpsilon:F2}, {r.BytesSent / 1024.0:N0} KiB sent");
+        if (r.BudgetSpent)
+        {
+            OnBudgetSpent(r.Site, siteCount, required);
+        }
+    }
+
+    /// <summary>A host's calls cancelled on its own side (the demo stopped it), not a failure to report.</summary>
+    internal static bool IsOwnCancellation(Exception error)
+        => error is OperationCanceledException
+            || error is Grpc.Core.RpcException { StatusCode: Grpc.Core.StatusCode.Cancelled } rpc && rpc.Status.DebugException is OperationCanceledException
+            || error.InnerException is { } inner && IsOwnCancellation(inner);
+
+    /// <summary>
+    /// A site declined because its privacy budget is spent: it can take part in no later round either (same settings, a
+    /// ledger that only grows), so it counts as gone, as a failed site does; with fewer than <paramref name="required"/>
+    /// sites left no round can complete and the demo stops (before, the aggregator retried the round for ever).
+    /// </summary>
+    private void OnBudgetSpent(string site, int siteCount, int required)
+    {
+        int left;
+        lock (_failedSites)
+        {
+            if (!_failedSites.TryAdd(site, "its privacy budget is spent"))
+            {
+                return;
+            }
+
+            left = siteCount - _failedSites.Count;
+        }
+
+        if (left < required)
+        {
+            _fatal.TrySetResult($"{site} declined: its privacy budget is spent (an earlier attempt that aborted after the sites' updates left also counts), and only {left} of {siteCount} hospitals can still take part; a round needs at least {required} (t), so the federation cannot go on. Give the sites a larger --epsilon or fewer --rounds.");
+        }
+        else
+        {
+            console.MarkupLine($"  [yellow]{Markup.Escape(site)} leaves[/]: its privacy budget is spent; {left} of {siteCount} hospitals go on (a round needs at least {required}).");
+        }
     }
 
     /// <summary>
@@ -404,6 +443,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// </summary>
     private void OnHostFailed(LocalFederation federation, string host, Exception error, int siteCount, int required)
     {
+        if (IsOwnCancellation(error))
+        {
+            return; // the demo is stopping (Ctrl-C, or another host's failure): the host's calls were cancelled by the demo itself
+        }
+
         string message = LocalTrainingException.FirstLine(error.Message);
         string log = federation.LogFile(host) ?? "the host's log";
         console.MarkupLine($"[red bold]✗ {Markup.Escape(host)} failed[/]: {Markup.Escape(message)} [grey](full trace in {Markup.Escape(log)})[/]");
