@@ -123,6 +123,9 @@ internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<strin
 /// </summary>
 internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 {
+    /// <summary>The aggregator's training deadline in the demo: long enough for the default model's local epochs on 2 cores.</summary>
+    private const int TrainingTimeoutSeconds = 900;
+
     private static readonly string[] DefaultSites = ["site-de", "site-fr", "site-jp"];
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<string, string> _failedSites = new(StringComparer.Ordinal);
@@ -240,7 +243,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             {
                 // Split noise: the whole cohort, so that every round's threshold (and the one the aggregator validates at start-up) is at least k.
                 ["MinSites"] = (settings.DistributedPatientNoise ? sites.Length : Math.Min(2, sites.Length)).ToString(CultureInfo.InvariantCulture),
-                ["TrainingTimeoutSeconds"] = "900",
+                ["TrainingTimeoutSeconds"] = TrainingTimeoutSeconds.ToString(CultureInfo.InvariantCulture),
                 ["StageTimeoutSeconds"] = "20",
                 ["JoinGraceSeconds"] = "2",
                 ["AdminListen"] = "http://127.0.0.1:0", // the operator console and /metrics on a free loopback port
@@ -291,6 +294,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         if (settings.DropAt is { } dropStage)
         {
             console.MarkupLine($"Fault injection: [yellow]{sites[^1]}[/] goes silent before [yellow]{dropStage}[/] in round {settings.DropRound}.");
+            if (dropStage == ProtocolStage.AdvertiseKeys)
+            {
+                // A site that vanishes before its keys cannot be told from one still training: the others wait for the deadline.
+                console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]Before advertising its keys a silent site cannot be told from one still training: round {settings.DropRound} goes on without it only at the training deadline, up to {TrainingTimeoutSeconds} s after the round opened (the aggregator's TrainingTimeoutSeconds; nothing is printed meanwhile). The later stages notice a silent site within seconds.[/]");
+            }
         }
 
         federation.Coordinator.Progress += (_, p) =>
