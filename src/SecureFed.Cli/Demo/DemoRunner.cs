@@ -129,6 +129,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     private static readonly string[] DefaultSites = ["site-de", "site-fr", "site-jp"];
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<string, string> _failedSites = new(StringComparer.Ordinal);
+    private CancellationToken _cancellation;
 
     /// <summary>The aggregator's split-noise settings (none with local noise).</summary>
     private static IEnumerable<KeyValuePair<string, string>> SplitNoiseAggregatorSettings(int shares) => shares < 2 ? [] :
@@ -179,6 +180,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
+        _cancellation = cancellationToken;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string[] sites = SiteNames(settings.Sites);
         console.MarkupLine($"[bold]SecureFed demo[/]: {sites.Length} hospitals ({string.Join(", ", sites)}), {settings.Rounds} rounds, output in [blue]{Markup.Escape(Path.GetFullPath(settings.OutputDirectory))}[/]");
@@ -353,7 +355,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         await finished.ConfigureAwait(false);
         if (_failedSites.Count > 0)
         {
-            console.MarkupLine($"[yellow]Dropped out after a failure[/]: {Markup.Escape(string.Join("; ", _failedSites.Select(kv => $"{kv.Key} ({kv.Value})")))}; the others went on without them.");
+            console.MarkupLine($"[yellow]Dropped out[/]: {Markup.Escape(string.Join("; ", _failedSites.Select(kv => $"{kv.Key} ({kv.Value})")))}; the others went on without them.");
         }
 
 
@@ -451,7 +453,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// </summary>
     private void OnHostFailed(LocalFederation federation, string host, Exception error, int siteCount, int required)
     {
-        if (IsOwnCancellation(error))
+        if ((_fatal.Task.IsCompleted || _cancellation.IsCancellationRequested) && IsOwnCancellation(error))
         {
             return; // the demo is stopping (Ctrl-C, or another host's failure): the host's calls were cancelled by the demo itself
         }
