@@ -215,7 +215,7 @@ public sealed class AgentRunner
             EvaluationCounts? counts = _options.FederatedEvaluation ? update.GlobalDevCounts : null;
             _lastNorm = FederatedAveraging.PrivatizeUpdate(update.Delta, update.Examples, counts, codec, a.SiteDp.L2Clip, a.SiteDp.NoiseSigmaSite, UpdateRandom, input);
 
-            uint declaredWeight = input[codec.ParameterCount]; // the weight slot, declared outside the sum with the signature
+            uint declaredWeight = input[codec.ParameterCount]; // the weight slot, declared outside the sum with the keys
             InputCaptured?.Invoke(round, (uint[])input.Clone());
 
             // 5. Secure aggregation.
@@ -237,6 +237,7 @@ public sealed class AgentRunner
                 MaskingPublicKey = ByteString.CopyFrom(ad.MaskingPublicKey),
                 Signature = ByteString.CopyFrom(ad.Signature),
                 SelfMaskCommitment = ByteString.CopyFrom(ad.SelfMaskCommitment),
+                Weight = declaredWeight, // checked against the decoded W, so no site's weight slot can scale the average
             };
             bytesSent += Sent(round, "advertise_keys", adRequest);
             await _client.AdvertiseKeysAsync(adRequest, cancellationToken).ConfigureAwait(false);
@@ -341,12 +342,7 @@ public sealed class AgentRunner
 
             stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "consistency");
             ConsistencySignature signature = protocol.SignSurvivors([.. survivors.Survivors.Select(x => (int)x)]);
-            var signRequest = new ConsistencyRequest
-            {
-                Header = Header(round, parameters.SessionId, Stage.Consistency),
-                Signature = ByteString.CopyFrom(signature.Signature),
-                Weight = declaredWeight, // checked against the decoded W, so no site's weight slot can scale the average
-            };
+            var signRequest = new ConsistencyRequest { Header = Header(round, parameters.SessionId, Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) };
             if (codec.Evaluation is not null)
             {
                 signRequest.Scored = counts is not null; // the flag this site put into its input, declared outside the sum

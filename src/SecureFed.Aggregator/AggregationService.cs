@@ -109,8 +109,22 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string site = Authenticate(context, request.Header, Stage.AdvertiseKeys);
         RoundSession session = CurrentSession(request.Header, site);
         int index = session.IndexOf(site);
+        if (request.HasWeight && (request.Weight < 1 || request.Weight > session.Codec.WeightCap))
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.ProtocolViolation,
+                $"the declared weight {request.Weight} is outside [1, {session.Codec.WeightCap}] (the round's weight cap)");
+        }
+
         var ad = new KeyAdvertisement(index, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray(), request.SelfMaskCommitment.ToByteArray());
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptAdvertisementAsync(ad, ct), context.CancellationToken).ConfigureAwait(false);
+        if (request.HasWeight)
+        {
+            // The weight the site put into its slot, declared with its accepted keys (also on a duplicate: a retry whose first
+            // copy was accepted while its reply was lost; the first declaration stands). The decoded W is checked against
+            // the contributors' declarations before the sum is used (RoundCoordinator.CompleteAsync; PROTOCOL.md "The W bound").
+            session.DeclareWeight(site, request.Weight);
+        }
+
         if (fresh)
         {
             _state.Audit.Append(AuditEvents.KeysReceived, f => f.Add("round", session.Round).AddSite(site).AddDigest("sha256", SHA256.HashData(request.ToByteArray())));
@@ -408,21 +422,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             session.DeclareScored(site, request.Scored);
         }
 
-        if (request.HasWeight && (request.Weight < 1 || request.Weight > session.Codec.WeightCap))
-        {
-            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.ProtocolViolation,
-                $"the declared weight {request.Weight} is outside [1, {session.Codec.WeightCap}] (the round's weight cap)");
-        }
-
         var signature = new ConsistencySignature(session.IndexOf(site), request.Signature.ToByteArray());
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptConsistencySignatureAsync(signature, ct), context.CancellationToken).ConfigureAwait(false);
-        if (fresh && request.HasWeight)
-        {
-            // The weight the site put into its slot, declared with its accepted signature: the decoded W is checked against
-            // the declarations before the sum is used (RoundCoordinator.CompleteAsync; PROTOCOL.md "The W bound").
-            session.DeclareWeight(site, request.Weight);
-        }
-
         if (fresh)
         {
             session.Signal();

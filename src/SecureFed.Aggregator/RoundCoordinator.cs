@@ -1062,7 +1062,7 @@ public sealed class RoundCoordinator : BackgroundService
         UpdateCodec codec = session.Codec;
         uint[] tail = await result.Sum.TailAsync(codec.ParameterCount, cancellationToken).ConfigureAwait(false);
         long decodedWeight = codec.DecodeTotalWeightFromTail(tail);
-        // Then W against the weights the contributors declared outside the sum (ConsistencyRequest.weight): a wrapped or
+        // Then W against the weights the contributors declared outside the sum (AdvertiseKeysRequest.weight): a wrapped or
         // wrong slot would scale the average without breaking the sum bound where the noise dominates the sum.
         string? badWeight = codec.CheckTotalWeight(decodedWeight, result.Contributors.Count)
             ?? codec.CheckDeclaredWeights(decodedWeight, DeclaredWeights(session, result.Contributors));

@@ -206,7 +206,7 @@ internal sealed class RoundSession
     public bool? ScoredDeclaration(string site) => _scored.TryGetValue(site, out bool scored) ? scored : null;
 
     /// <summary>
-    /// Records the weight <paramref name="site"/> declared with its accepted consistency signature (ConsistencyRequest.weight,
+    /// Records the weight <paramref name="site"/> declared with its accepted key advertisement (AdvertiseKeysRequest.weight,
     /// checked to lie in [1, weight cap] by the caller); the first one stands.
     /// </summary>
     public void DeclareWeight(string site, long weight) => _weights.TryAdd(site, weight);

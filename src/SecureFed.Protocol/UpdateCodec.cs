@@ -242,7 +242,8 @@ public sealed class UpdateCodec
     /// contributor; null where a contributor declared none): W must equal the declared sum D plus, for each of the u
     /// contributors without a declaration, something in [1, cap], i.e. D + u ≤ W ≤ D + u·cap. A site whose weight slot
     /// differs from its declaration (a wrapped value that lowers W towards the number of contributors and so scales the
-    /// average up) makes W miss this range; one that declares nothing still moves W by no more than an honest weight can.
+    /// average up) makes W miss this range. The undeclared contributors' range is shared slack: a hostile site can use an
+    /// undeclared (older) agent's cap − 1 of it, so only a cohort that declared in full pins W exactly.
     /// Returns the abort reason, or null. Declarations outside [1, cap] are refused on receipt; here they are an argument error.
     /// </summary>
     public string? CheckDeclaredWeights(long totalWeight, IReadOnlyList<(string Site, long? Weight)> contributors)

@@ -52,6 +52,13 @@ public sealed class LabelSet
                 throw new ArgumentException($"invalid entity type \"{type}\" (must be non-empty without whitespace)", nameof(entityTypes));
             }
 
+            if (type == "O" || type.StartsWith("B-", StringComparison.Ordinal) || type.StartsWith("I-", StringComparison.Ordinal))
+            {
+                // "O" is the label of tokens outside any mention, and B-/I- are the BIO prefixes the labels get: a type
+                // "B-Disease" would give the labels "B-B-Disease" and "I-B-Disease", which no corpus uses.
+                throw new ArgumentException($"invalid entity type \"{type}\": give the type's name (e.g. Disease), not a BIO label (O, B-…, I-…)", nameof(entityTypes));
+            }
+
             types.Add(type);
         }
 

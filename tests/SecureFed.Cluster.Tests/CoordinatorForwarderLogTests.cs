@@ -43,10 +43,12 @@ public sealed class CoordinatorForwarderLogTests : IDisposable
 
         Assert.Equal(32, Lines("Forwarding a call of site-x to the coordinator failed: no silo has taken the coordinator lease").Count);
         Assert.Single(Lines("Forwarding a call of site-y to the coordinator failed"));
-        Assert.Empty(Lines("refusals of"));
+        Assert.Empty(Lines("calls of site-x answered Unavailable"));
         forwarder.Dispose(); // logs the pending summary
-        Assert.StartsWith("968 refusals of site-x were not logged one by one", Assert.Single(Lines("refusals of site-x")), StringComparison.Ordinal);
-        Assert.EndsWith(": Unavailable 968", Assert.Single(Lines("refusals of site-x")), StringComparison.Ordinal);
+        string summary = Assert.Single(Lines("calls of site-x answered Unavailable"));
+        Assert.StartsWith("968 calls of site-x answered Unavailable (the coordinator could not be located or reached) were not logged one by one", summary, StringComparison.Ordinal);
+        Assert.EndsWith(": Unavailable 968", summary, StringComparison.Ordinal);
+        Assert.Empty(Lines("refusals of")); // the site was refused nothing
         Assert.Equal(34, _logger.Lines.Count(l => l.Level == LogLevel.Warning)); // 32 + site-y's line + the summary, for 1,001 calls
     }
 

@@ -144,6 +144,33 @@ public sealed class CliBadInputTests : IDisposable
         Assert.False(File.Exists(spec));
     }
 
+    /// <summary>A BIO label given as a type ("O", "B-Disease") would give labels no corpus uses ("B-O", "B-B-Disease"): refused.</summary>
+    [Theory]
+    [InlineData("O")]
+    [InlineData("B-Disease")]
+    [InlineData("I-Drug")]
+    public async Task ModelSpec_TypeIsABioLabel_UsageErrorAndNoFile(string type)
+    {
+        string spec = Path.Combine(_dir, "spec.json");
+
+        var (code, _, err) = await Run("model", "spec", "--out", spec, "--size", "tiny", "--types", "Disease," + type);
+
+        AssertUsageError(code, err, "--types", $"\"{type}\"", "not a BIO label");
+        Assert.False(File.Exists(spec));
+    }
+
+    /// <summary>--data and --corpus both choose the demo's corpus: giving both is refused (--data won silently).</summary>
+    [Fact]
+    public async Task Demo_DataAndCorpusBoth_UsageError()
+    {
+        string data = Corpus("both", 3, 1, 1);
+
+        var (code, _, err) = await Run("demo", "--corpus", "synthetic", "--data", data, "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, "--data and --corpus both choose the corpus");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
     private string DamagedModel(string name, string metadata)
     {
         string dir = Path.Combine(_dir, name);

@@ -60,7 +60,7 @@ public sealed class DemoFailureTests : IDisposable
         Assert.Contains("✗ site-jp failed: local training failed in round 1: false INTERNAL ASSERT FAILED", output, StringComparison.Ordinal);
         Assert.Contains("site-jp drops out; 2 of 3 hospitals go on", output, StringComparison.Ordinal);
         Assert.Contains("dropped: site-jp", output, StringComparison.Ordinal);
-        Assert.Contains("Dropped out after a failure: site-jp", output, StringComparison.Ordinal);
+        Assert.Contains("Dropped out: site-jp (", output, StringComparison.Ordinal);
         Assert.DoesNotContain("Demo stopped", output, StringComparison.Ordinal);
         Assert.True(File.Exists(Path.Combine(_dir, "fused-model", "model.json")));
     }

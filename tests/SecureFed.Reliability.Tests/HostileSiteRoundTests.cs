@@ -562,25 +562,24 @@ public sealed class HostileSiteRoundTests : IDisposable
 
     /// <summary>
     /// A declared weight outside [1, weight cap] is refused (INVALID_ARGUMENT, naming the cap) and nothing is recorded: the
-    /// same site then signs without a declaration and the round completes with it.
+    /// same site then advertises the same keys without a declaration and the round completes with it.
     /// </summary>
     [Fact]
-    public async Task SignSurvivors_DeclaredWeightAboveTheCap_RefusedThenRoundCompletesWithTheSite()
+    public async Task AdvertiseKeys_DeclaredWeightAboveTheCap_RefusedThenRoundCompletesWithTheSite()
     {
         await using TestFederation fed = await StartAsync(rounds: 1);
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
-        await x.AdvertiseAndShareAsync();
-        await x.UploadAsync(await x.MaskAsync());
-        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
-        ConsistencySignature signature = x.Protocol.SignSurvivors([.. survivors.Survivors.Select(s => (int)s)]);
+        x.DeclaredWeight = 1001;
 
-        var refused = await Assert.ThrowsAsync<RpcException>(() => x.Client.SignSurvivorsAsync(
-            new ConsistencyRequest { Header = x.H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature), Weight = 1001 }, Deadline()).ResponseAsync);
+        var refused = await Assert.ThrowsAsync<RpcException>(x.AdvertiseAndShareAsync);
 
         Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
         Assert.Contains("the declared weight 1001 is outside [1, 1000] (the round's weight cap)", refused.Status.Detail, StringComparison.Ordinal);
-        await x.Client.SignSurvivorsAsync(new ConsistencyRequest { Header = x.H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) }, Deadline()).ResponseAsync;
-        await x.Client.UnmaskAsync(await x.BuildUnmaskAsync(), Deadline()).ResponseAsync;
+        x.DeclaredWeight = null;
+        await x.AdvertiseAndShareAsync();
+        await x.UploadAsync(await x.MaskAsync());
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        await x.SignAndUnmaskAsync(survivors);
         await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
 
         RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
@@ -1321,17 +1320,27 @@ public sealed class HostileSiteRoundTests : IDisposable
 
         public StageQuery Query(Stage stage) => new() { Header = H(stage) };
 
+        /// <summary>
+        /// Advertises site-x's keys (the same advertisement on a second call, e.g. after a refusal), with
+        /// <see cref="DeclaredWeight"/> when set, and builds its shares from the relayed advertisements.
+        /// </summary>
         public async Task<IReadOnlyList<EncryptedShare>> AdvertiseAndBuildSharesAsync()
         {
-            KeyAdvertisement ad = Protocol.AdvertiseKeys();
-            await Client.AdvertiseKeysAsync(new AdvertiseKeysRequest
+            KeyAdvertisement ad = _advertisement ??= Protocol.AdvertiseKeys();
+            var advertise = new AdvertiseKeysRequest
             {
                 Header = H(Stage.AdvertiseKeys),
                 EncryptionPublicKey = ByteString.CopyFrom(ad.EncryptionPublicKey),
                 MaskingPublicKey = ByteString.CopyFrom(ad.MaskingPublicKey),
                 Signature = ByteString.CopyFrom(ad.Signature),
                 SelfMaskCommitment = ByteString.CopyFrom(ad.SelfMaskCommitment),
-            }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            };
+            if (DeclaredWeight is uint weight)
+            {
+                advertise.Weight = weight;
+            }
+
+            await Client.AdvertiseKeysAsync(advertise, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
             AdvertisementSet ads = await Client.AwaitAdvertisementsAsync(Query(Stage.AdvertiseKeys), Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
             Advertisements = [.. ads.Advertisements.Select(a => new KeyAdvertisement((int)a.Sender, a.EncryptionPublicKey.ToByteArray(), a.MaskingPublicKey.ToByteArray(), a.Signature.ToByteArray(), a.SelfMaskCommitment.ToByteArray()))];
             return Protocol.ShareKeys(Advertisements);
@@ -1444,13 +1453,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         public async Task<UnmaskResponseMessage> SignAndBuildUnmaskAsync(SurvivorSet survivors)
         {
             ConsistencySignature signature = Protocol.SignSurvivors([.. survivors.Survivors.Select(s => (int)s)]);
-            var sign = new ConsistencyRequest { Header = H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) };
-            if (DeclaredWeight is uint weight)
-            {
-                sign.Weight = weight;
-            }
-
-            await Client.SignSurvivorsAsync(sign, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            await Client.SignSurvivorsAsync(new ConsistencyRequest { Header = H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
             return await BuildUnmaskAsync();
         }
 
@@ -1468,8 +1471,10 @@ public sealed class HostileSiteRoundTests : IDisposable
             return message;
         }
 
-        /// <summary>The weight site-x declares with its consistency signature (ConsistencyRequest.weight); none when null.</summary>
+        /// <summary>The weight site-x declares with its keys (AdvertiseKeysRequest.weight); none when null.</summary>
         public uint? DeclaredWeight { get; set; }
+
+        private KeyAdvertisement? _advertisement;
 
         public async Task SignAndUnmaskAsync(SurvivorSet survivors)
         {

@@ -92,6 +92,11 @@ internal static class DemoCommand
             }
 
             string? dataDir = parse.GetValue(data);
+            if (dataDir is not null && parse.GetResult(corpus) is { Implicit: false })
+            {
+                throw new UsageException("--data and --corpus both choose the corpus; give one of them.");
+            }
+
             string? corpusLabel = null;
             if (dataDir is not null && !Directory.Exists(dataDir))
             {

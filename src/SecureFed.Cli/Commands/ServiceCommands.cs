@@ -486,8 +486,15 @@ internal static class ServiceCommands
 
                 int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
                 int bulkCalls = int.TryParse(configuration["SecureFed:MaxBulkCallsPerSite"], CultureInfo.InvariantCulture, out int b) && b > 0 ? b : new AggregatorOptions().MaxBulkCallsPerSite;
-                int calls = int.TryParse(configuration["SecureFed:MaxCallsPerSite"], CultureInfo.InvariantCulture, out int a) && a >= bulkCalls + BulkCallGate.HonestCallsPerSite
-                    ? a : Math.Max(new AggregatorOptions().MaxCallsPerSite, bulkCalls + BulkCallGate.HonestCallsPerSite);
+                int calls = Math.Max(new AggregatorOptions().MaxCallsPerSite, bulkCalls + BulkCallGate.HonestCallsPerSite);
+                if (configuration["SecureFed:MaxCallsPerSite"] is string configuredCalls)
+                {
+                    // As the coordinator validates it (AggregatorOptions.Validate): a front must not run with another limit silently.
+                    if (!int.TryParse(configuredCalls, CultureInfo.InvariantCulture, out calls) || calls < bulkCalls + BulkCallGate.HonestCallsPerSite || calls > 1_024)
+                    {
+                        throw new UsageException($"SecureFed:MaxCallsPerSite must be between {bulkCalls + BulkCallGate.HonestCallsPerSite} (MaxBulkCallsPerSite + the {BulkCallGate.HonestCallsPerSite} calls an honest agent may have in flight) and 1024, got '{configuredCalls}'.");
+                    }
+                }
                 int connections = int.TryParse(configuration["SecureFed:MaxConnectionsPerSite"], CultureInfo.InvariantCulture, out int c) && c > 0 ? c : new AggregatorOptions().MaxConnectionsPerSite;
                 string siloName = silo.Services.GetRequiredService<Orleans.Runtime.ILocalSiloDetails>().SiloAddress.ToParsableString();
                 leaseDatabase = Npgsql.NpgsqlDataSource.Create(options.ConnectionString);

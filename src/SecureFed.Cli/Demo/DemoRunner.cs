@@ -123,9 +123,13 @@ internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<strin
 /// </summary>
 internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 {
+    /// <summary>The aggregator's training deadline in the demo: long enough for the default model's local epochs on 2 cores.</summary>
+    private const int TrainingTimeoutSeconds = 900;
+
     private static readonly string[] DefaultSites = ["site-de", "site-fr", "site-jp"];
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<string, string> _failedSites = new(StringComparer.Ordinal);
+    private CancellationToken _cancellation;
 
     /// <summary>The aggregator's split-noise settings (none with local noise).</summary>
     private static IEnumerable<KeyValuePair<string, string>> SplitNoiseAggregatorSettings(int shares) => shares < 2 ? [] :
@@ -176,6 +180,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
+        _cancellation = cancellationToken;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string[] sites = SiteNames(settings.Sites);
         console.MarkupLine($"[bold]SecureFed demo[/]: {sites.Length} hospitals ({string.Join(", ", sites)}), {settings.Rounds} rounds, output in [blue]{Markup.Escape(Path.GetFullPath(settings.OutputDirectory))}[/]");
@@ -240,7 +245,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             {
                 // Split noise: the whole cohort, so that every round's threshold (and the one the aggregator validates at start-up) is at least k.
                 ["MinSites"] = (settings.DistributedPatientNoise ? sites.Length : Math.Min(2, sites.Length)).ToString(CultureInfo.InvariantCulture),
-                ["TrainingTimeoutSeconds"] = "900",
+                ["TrainingTimeoutSeconds"] = TrainingTimeoutSeconds.ToString(CultureInfo.InvariantCulture),
                 ["StageTimeoutSeconds"] = "20",
                 ["JoinGraceSeconds"] = "2",
                 ["AdminListen"] = "http://127.0.0.1:0", // the operator console and /metrics on a free loopback port
@@ -291,6 +296,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         if (settings.DropAt is { } dropStage)
         {
             console.MarkupLine($"Fault injection: [yellow]{sites[^1]}[/] goes silent before [yellow]{dropStage}[/] in round {settings.DropRound}.");
+            if (dropStage == ProtocolStage.AdvertiseKeys)
+            {
+                // A site that vanishes before its keys cannot be told from one still training: the others wait for the deadline.
+                console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]Before advertising its keys a silent site cannot be told from one still training: round {settings.DropRound} goes on without it only at the training deadline, up to {TrainingTimeoutSeconds} s after the round opened (the aggregator's TrainingTimeoutSeconds; nothing is printed meanwhile). The later stages notice a silent site within seconds.[/]");
+            }
         }
 
         federation.Coordinator.Progress += (_, p) =>
@@ -345,7 +355,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         await finished.ConfigureAwait(false);
         if (_failedSites.Count > 0)
         {
-            console.MarkupLine($"[yellow]Dropped out after a failure[/]: {Markup.Escape(string.Join("; ", _failedSites.Select(kv => $"{kv.Key} ({kv.Value})")))}; the others went on without them.");
+            console.MarkupLine($"[yellow]Dropped out[/]: {Markup.Escape(string.Join("; ", _failedSites.Select(kv => $"{kv.Key} ({kv.Value})")))}; the others went on without them.");
         }
 
 
@@ -443,7 +453,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// </summary>
     private void OnHostFailed(LocalFederation federation, string host, Exception error, int siteCount, int required)
     {
-        if (IsOwnCancellation(error))
+        if ((_fatal.Task.IsCompleted || _cancellation.IsCancellationRequested) && IsOwnCancellation(error))
         {
             return; // the demo is stopping (Ctrl-C, or another host's failure): the host's calls were cancelled by the demo itself
         }

@@ -58,7 +58,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         SiloName = siloName;
         _locator = locator;
         _logger = logger;
-        _unavailable = new FrontRefusalLog(logger, time ?? TimeProvider.System);
+        _unavailable = FrontRefusalLog.ForUnavailable(logger, time ?? TimeProvider.System);
         _handler = PeerTrust.AggregatorClientHandler(kit, TimeSpan.FromSeconds(5));
     }
 

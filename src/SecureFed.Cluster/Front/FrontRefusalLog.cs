@@ -17,6 +17,7 @@ public sealed partial class FrontRefusalLog : IDisposable
 {
     private readonly ILogger _logger;
     private readonly RefusalRateLimiter _limiter;
+    private readonly bool _unavailable;
 
     /// <summary>A log with the coordinator's defaults (32 lines at once, one more every 10 s).</summary>
     public FrontRefusalLog(ILogger logger, TimeProvider time)
@@ -26,11 +27,24 @@ public sealed partial class FrontRefusalLog : IDisposable
 
     /// <summary>A log whose buckets hold <paramref name="burst"/> lines and gain one every <paramref name="refillInterval"/>.</summary>
     public FrontRefusalLog(ILogger logger, TimeProvider time, int burst, TimeSpan refillInterval)
+        : this(logger, time, burst, refillInterval, unavailable: false)
+    {
+    }
+
+    private FrontRefusalLog(ILogger logger, TimeProvider time, int burst, TimeSpan refillInterval, bool unavailable)
     {
         ArgumentNullException.ThrowIfNull(logger);
         _logger = logger;
+        _unavailable = unavailable;
         _limiter = new RefusalRateLimiter(time, burst, refillInterval, WriteSummary, logger);
     }
+
+    /// <summary>
+    /// A log of a front's Unavailable answers (the coordinator could not be located or reached), with the same per-site
+    /// shares; its summary line says what was not logged without calling it the site's refusals.
+    /// </summary>
+    public static FrontRefusalLog ForUnavailable(ILogger logger, TimeProvider time)
+        => new(logger, time, RefusalAudit.DefaultBurst, RefusalAudit.DefaultRefillInterval, unavailable: true);
 
     /// <summary>
     /// Logs <paramref name="site"/>'s refusal (status <paramref name="code"/>, <paramref name="reason"/>) at warning level
@@ -57,8 +71,19 @@ public sealed partial class FrontRefusalLog : IDisposable
     }
 
     private void WriteSummary(string site, SuppressedRefusals suppressed)
-        => Log.Suppressed(_logger, suppressed.Count, site, SuppressedRefusals.Timestamp(suppressed.Since), SuppressedRefusals.Timestamp(suppressed.Until),
-            string.Join(", ", suppressed.Categories.Select(c => $"{c.Key} {c.Value}")));
+    {
+        string since = SuppressedRefusals.Timestamp(suppressed.Since);
+        string until = SuppressedRefusals.Timestamp(suppressed.Until);
+        string codes = string.Join(", ", suppressed.Categories.Select(c => $"{c.Key} {c.Value}"));
+        if (_unavailable)
+        {
+            Log.UnavailableSuppressed(_logger, suppressed.Count, site, since, until, codes);
+        }
+        else
+        {
+            Log.Suppressed(_logger, suppressed.Count, site, since, until, codes);
+        }
+    }
 
     private static partial class Log
     {
@@ -67,5 +92,8 @@ public sealed partial class FrontRefusalLog : IDisposable
 
         [LoggerMessage(3, LogLevel.Warning, "{Count} refusals of {Site} were not logged one by one (too many; refused all the same) between {Since} and {Until}: {Codes}")]
         public static partial void Suppressed(ILogger logger, long count, string site, string since, string until, string codes);
+
+        [LoggerMessage(4, LogLevel.Warning, "{Count} calls of {Site} answered Unavailable (the coordinator could not be located or reached) were not logged one by one between {Since} and {Until}: {Codes}")]
+        public static partial void UnavailableSuppressed(ILogger logger, long count, string site, string since, string until, string codes);
     }
 }
