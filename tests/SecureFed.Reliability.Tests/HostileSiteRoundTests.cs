@@ -438,7 +438,7 @@ public sealed class HostileSiteRoundTests : IDisposable
     [Fact]
     public async Task DeclineRound_FiftyTimesInOneAttempt_OneDeclineLineRepeatsDuplicateAndRoundCompletes()
     {
-        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using TestFederation fed = await StartAsync(rounds: 1, maxCallsPerSite: 1024); // the repeats arrive at once: more than the default 16 in flight
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
 
         Ack[] acks = await Task.WhenAll(Enumerable.Range(0, 50).Select(i =>
@@ -463,7 +463,7 @@ public sealed class HostileSiteRoundTests : IDisposable
     [Fact]
     public async Task DeclineRound_RepeatedAccusations_OneJudgedOneExclusionWriteOneBlameLineRepeatsWithoutEffect()
     {
-        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using TestFederation fed = await StartAsync(rounds: 1, maxCallsPerSite: 1024); // the repeats arrive at once: more than the default 16 in flight
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
         ShareSet forX = await AdvertiseShareAndAwaitSharesAsync(x);
         (EncryptedShareMessage fromA, ShareAccusation lieA) = FalseAccusation(x, forX, "site-a");
@@ -506,7 +506,7 @@ public sealed class HostileSiteRoundTests : IDisposable
     [Fact]
     public async Task DeclineRound_IdenticalAccusationsAtOnce_JudgedOnceTheOthersDuplicatesNoneRefused()
     {
-        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using TestFederation fed = await StartAsync(rounds: 1, maxCallsPerSite: 1024); // the repeats arrive at once: more than the default 16 in flight
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
         (EncryptedShareMessage fromA, ShareAccusation lie) = FalseAccusation(x, await AdvertiseShareAndAwaitSharesAsync(x), "site-a");
         byte[] key = x.EncryptionPrivateKey;
@@ -1058,14 +1058,21 @@ public sealed class HostileSiteRoundTests : IDisposable
 
     // Helpers ------------------------------------------------------------------------------------------------------
 
-    private async Task<TestFederation> StartAsync(int rounds, int minSites = 3, IReadOnlyList<string>? honest = null)
+    /// <param name="maxCallsPerSite">SecureFed:MaxCallsPerSite when a test's point needs more of site-x's calls at once than the default 16 (the cap itself: HostileBulkCallTests).</param>
+    private async Task<TestFederation> StartAsync(int rounds, int minSites = 3, IReadOnlyList<string>? honest = null, int? maxCallsPerSite = null)
     {
-        TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. honest ?? Honest, "site-x"], new Dictionary<string, string>
+        var settings = new Dictionary<string, string>
         {
             ["Rounds"] = rounds.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["MinSites"] = minSites.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["JoinGraceSeconds"] = "1",
-        });
+        };
+        if (maxCallsPerSite is int calls)
+        {
+            settings["MaxCallsPerSite"] = calls.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. honest ?? Honest, "site-x"], settings);
         await fed.StartAggregatorAsync();
         return fed;
     }
