@@ -504,13 +504,22 @@ public sealed class RoundCoordinator : BackgroundService
 
         int n = Math.Max(_options.MinSites, _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name)));
         int threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
-        EvaluationLayout? evaluation = _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
-        (_, DistributedDpPlan plan) = FederatedAveraging.PlanRound(_state.Model.ParameterCount, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, evaluation);
-        BudgetDecision decision = _state.Budget.Check(DistributedDp.RhoPerRound(plan, threshold), _options.EpsilonBudget, _options.Delta);
+        BudgetDecision decision = _state.Budget.Check(SiteRhoPerRound(n, threshold, _options.SiteNoiseMultiplier), _options.EpsilonBudget, _options.Delta);
         if (!decision.Allowed)
         {
-            throw new InvalidOperationException(NoRoundFits(_state.Model.ParameterCount, n, threshold, evaluation, decision.Reason));
+            throw new InvalidOperationException(NoRoundFits(n, threshold, decision.Reason));
         }
+    }
+
+    /// <summary>The federated-evaluation slots a round carries (the options' layout), or null when federated evaluation is off.</summary>
+    private EvaluationLayout? EvaluationLayoutOrNull()
+        => _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
+
+    /// <summary>The site-level ρ of one round of <paramref name="n"/> sites at threshold <paramref name="threshold"/> and noise multiplier <paramref name="z"/>, as <see cref="OpenRoundAsync"/> plans it.</summary>
+    private double SiteRhoPerRound(int n, int threshold, double z)
+    {
+        (_, DistributedDpPlan plan) = FederatedAveraging.PlanRound(_state.Model.ParameterCount, _options.L2Clip, n, threshold, z, _options.WeightCap, EvaluationLayoutOrNull());
+        return DistributedDp.RhoPerRound(plan, threshold);
     }
 
     /// <summary>
@@ -518,13 +527,9 @@ public sealed class RoundCoordinator : BackgroundService
     /// all <see cref="AggregatorOptions.Rounds"/> into <see cref="AggregatorOptions.EpsilonBudget"/> (zCDP costs add up, so
     /// the check is one of the whole run's cost against the empty ledger; bisection on z).
     /// </summary>
-    private string NoRoundFits(int d, int n, int threshold, EvaluationLayout? evaluation, string reason)
+    private string NoRoundFits(int n, int threshold, string reason)
     {
-        bool Fits(double z)
-        {
-            (_, DistributedDpPlan plan) = FederatedAveraging.PlanRound(d, _options.L2Clip, n, threshold, z, _options.WeightCap, evaluation);
-            return _state.Budget.Check(DistributedDp.RhoPerRound(plan, threshold) * _options.Rounds, _options.EpsilonBudget, _options.Delta).Allowed;
-        }
+        bool Fits(double z) => _state.Budget.Check(SiteRhoPerRound(n, threshold, z) * _options.Rounds, _options.EpsilonBudget, _options.Delta).Allowed;
 
         string fix = "raise SecureFed:EpsilonBudget";
         double high = Math.Max(_options.SiteNoiseMultiplier, 1e-3);
@@ -556,7 +561,7 @@ public sealed class RoundCoordinator : BackgroundService
         int threshold = FederatedAveraging.Threshold(plan, _options.Threshold);
         int d = _state.Model.ParameterCount;
         (long modelVersion, string modelSha256) = _state.Model.Current;
-        EvaluationLayout? evaluation = _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
+        EvaluationLayout? evaluation = EvaluationLayoutOrNull();
         (UpdateCodec codec, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(d, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, evaluation);
 
         double rho = DistributedDp.RhoPerRound(dpPlan, threshold);
@@ -978,7 +983,7 @@ public sealed class RoundCoordinator : BackgroundService
                 return false;
             }
 
-            EvaluationLayout? evaluation = _options.FederatedEvaluation ? EvaluationLayout.Create(_options.EvaluationEntityTypes, _options.EvaluationCountCap) : null;
+            EvaluationLayout? evaluation = EvaluationLayoutOrNull();
             (_, DistributedDpPlan dpPlan) = FederatedAveraging.PlanRound(_state.Model.ParameterCount, _options.L2Clip, sites, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, evaluation);
             return _state.Budget.Check(DistributedDp.RhoPerRound(dpPlan, threshold), _options.EpsilonBudget, _options.Delta).Allowed;
         }

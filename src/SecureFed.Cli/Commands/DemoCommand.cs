@@ -152,15 +152,7 @@ internal static class DemoCommand
             }
 
             string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
-            if (File.Exists(outDir))
-            {
-                throw new UsageException($"--out {outDir} is a file; --out must be a folder that does not exist or is empty (the demo writes its results, logs and models there).");
-            }
-
-            if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
-            {
-                throw new UsageException($"--out {outDir} already exists and is not empty; the demo never overwrites earlier results.");
-            }
+            OutputPaths.RequireNewFolder(outDir, "--out", "earlier results");
 
             int sentenceCount = parse.GetValue(sentences);
             if (sentenceCount is < 20 or > 100_000)

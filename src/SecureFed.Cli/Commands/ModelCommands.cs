@@ -76,10 +76,7 @@ internal static class ModelCommands
             }
 
             string outDir = parse.GetValue(output)!;
-            if (Directory.Exists(outDir) && Directory.EnumerateFileSystemEntries(outDir).Any())
-            {
-                throw new UsageException($"--out {outDir} already exists and is not empty.");
-            }
+            OutputPaths.RequireNewFolder(outDir, "--out", "saved models");
 
             using TaggerModel modelA = LoadModel(parse.GetValue(a)!, "A");
             using TaggerModel modelB = LoadModel(parse.GetValue(b)!, "B");

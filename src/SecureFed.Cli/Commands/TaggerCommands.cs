@@ -68,10 +68,7 @@ internal static class TaggerCommands
             FileInfo trainFile = RequireFile(parse.GetValue(train)!, "--train");
             FileInfo? devFile = parse.GetValue(dev) is FileInfo d ? RequireFile(d, "--dev") : null;
             DirectoryInfo outDir = parse.GetValue(output)!;
-            if (outDir.Exists && outDir.EnumerateFileSystemInfos().Any())
-            {
-                throw new UsageException($"--out {outDir.FullName} already exists and is not empty; training never overwrites a saved model (give a new folder).");
-            }
+            OutputPaths.RequireNewFolder(outDir.FullName, "--out", "saved models");
 
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             TaggerConfig taggerConfig = ResolveConfig(parse.GetValue(config)!);

@@ -425,11 +425,20 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// sites left no round can complete and the demo stops (before, the aggregator retried the round for ever).
     /// </summary>
     private void OnBudgetSpent(string site, int siteCount, int required)
+        => SiteGone(site, "its privacy budget is spent", siteCount, required,
+            left => $"{site} declined: its privacy budget is spent (an earlier attempt that aborted after the sites' updates left also counts), and only {left} of {siteCount} hospitals can still take part; a round needs at least {required} (t), so the federation cannot go on. Give the sites a larger --epsilon or fewer --rounds.",
+            left => $"  [yellow]{Markup.Escape(site)} leaves[/]: its privacy budget is spent; {left} of {siteCount} hospitals go on (a round needs at least {required}).");
+
+    /// <summary>
+    /// Counts <paramref name="site"/> as gone (once, with <paramref name="why"/>); with fewer than <paramref name="required"/>
+    /// sites left the demo stops with <paramref name="fatal"/>'s reason, else it prints <paramref name="goesOn"/>'s line.
+    /// </summary>
+    private void SiteGone(string site, string why, int siteCount, int required, Func<int, string> fatal, Func<int, string> goesOn)
     {
         int left;
         lock (_failedSites)
         {
-            if (!_failedSites.TryAdd(site, "its privacy budget is spent"))
+            if (!_failedSites.TryAdd(site, why))
             {
                 return;
             }
@@ -439,11 +448,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         if (left < required)
         {
-            _fatal.TrySetResult($"{site} declined: its privacy budget is spent (an earlier attempt that aborted after the sites' updates left also counts), and only {left} of {siteCount} hospitals can still take part; a round needs at least {required} (t), so the federation cannot go on. Give the sites a larger --epsilon or fewer --rounds.");
+            _fatal.TrySetResult(fatal(left));
         }
         else
         {
-            console.MarkupLine($"  [yellow]{Markup.Escape(site)} leaves[/]: its privacy budget is spent; {left} of {siteCount} hospitals go on (a round needs at least {required}).");
+            console.MarkupLine(goesOn(left));
         }
     }
 
@@ -467,21 +476,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             return;
         }
 
-        int left;
-        lock (_failedSites)
-        {
-            _failedSites[host] = message;
-            left = siteCount - _failedSites.Count;
-        }
-
-        if (left < required)
-        {
-            _fatal.TrySetResult($"{host} failed and only {left} of {siteCount} hospitals are left; a round needs at least {required} (t), so the federation cannot go on.");
-        }
-        else
-        {
-            console.MarkupLine($"  [yellow]{Markup.Escape(host)} drops out[/]; {left} of {siteCount} hospitals go on (a round needs at least {required}).");
-        }
+        SiteGone(host, message, siteCount, required,
+            left => $"{host} failed and only {left} of {siteCount} hospitals are left; a round needs at least {required} (t), so the federation cannot go on.",
+            left => $"  [yellow]{Markup.Escape(host)} drops out[/]; {left} of {siteCount} hospitals go on (a round needs at least {required}).");
     }
 
     /// <summary>
