@@ -247,6 +247,23 @@ public sealed class CliBadInputTests : IDisposable
         Assert.False(File.Exists(Path.Combine(logs, "checkpoints", "report.html")));
     }
 
+    [Fact]
+    public async Task AuditReport_ExperimentResultsAsPrivacyAudit_UsageErrorNamingTheFileAndNoReport()
+    {
+        string logs = Path.Combine(_dir, "logs");
+        Directory.CreateDirectory(logs);
+        string results = Path.Combine(_dir, "results.json");
+        const string Experiment = """{"configuration":{},"data":"d","sites":[],"summary":{},"arms":[{"arm":"federated","kind":"federated","epsilon":null,"f1_mean":0.5}],"runs":[],"machine":{}}""";
+        File.WriteAllText(results, Experiment);
+        string report = Path.Combine(_dir, "report.html");
+
+        var (code, _, err) = await Run("audit", "report", logs, "--privacy-audit", results, "--out", report);
+
+        AssertUsageError(code, err, $"--privacy-audit {results} is not a privacy-audit result", "'securefed experiment'", "'securefed privacy audit'");
+        Assert.Equal(Experiment, File.ReadAllText(results));
+        Assert.False(File.Exists(report));
+    }
+
     [Theory]
     [InlineData("spec")]
     [InlineData("layer-scales")]
