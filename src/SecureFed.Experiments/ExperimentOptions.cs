@@ -408,7 +408,7 @@ public sealed record ExperimentOptions
     }
 
     /// <summary>DP-SGD steps per site per round actually taken.</summary>
-    public int EffectiveDpStepsPerRound => DpStepsPerRound > 0 ? DpStepsPerRound : LocalEpochs * Math.Max(1, (int)Math.Round(1.0 / SampleRate));
+    public int EffectiveDpStepsPerRound => DpStepsPerRound > 0 ? DpStepsPerRound : LocalEpochs * (int)DpSgdOptions.StepsPerEpoch(SampleRate);
 
     /// <summary>The skewed shares actually used.</summary>
     public IReadOnlyList<double> EffectiveSkewShares()

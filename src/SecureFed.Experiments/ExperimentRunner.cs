@@ -760,7 +760,7 @@ public sealed partial class ExperimentRunner
     };
 
     /// <summary>Epochs (of round(1/q) Poisson steps each) that cover the DP-SGD steps of one round; the step cap ends the round.</summary>
-    private int DpEpochs => (int)Math.Ceiling(_options.EffectiveDpStepsPerRound / (double)Math.Max(1, (int)Math.Round(1.0 / _options.SampleRate)));
+    private int DpEpochs => (int)Math.Ceiling(_options.EffectiveDpStepsPerRound / DpSgdOptions.StepsPerEpoch(_options.SampleRate));
 
     /// <summary>A standard normal draw (Box–Muller).</summary>
     private static double Normal(Random random) =>
