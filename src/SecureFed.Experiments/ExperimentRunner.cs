@@ -153,7 +153,7 @@ public sealed partial class ExperimentRunner
 
     /// <summary>The folder name under models/ of a federated arm's final model.</summary>
     private static string ModelName(int seed, double? epsilon, double siteNoise) =>
-        string.Create(CultureInfo.InvariantCulture, $"seed{seed}-") + (epsilon is double e ? string.Create(CultureInfo.InvariantCulture, $"dp-eps{e:0.##}") : "federated")
+        string.Create(CultureInfo.InvariantCulture, $"seed{seed}-") + (epsilon is double e ? "dp-eps" + EpsilonText.Format(e) : "federated")
         + (siteNoise > 0 ? "-site-dp" : "");
 
     private ExperimentReport Report(ExperimentData first, IReadOnlyList<ArmResult> results, string startLoad, DateTimeOffset started)
@@ -463,7 +463,7 @@ public sealed partial class ExperimentRunner
                 // A simulation: the same seed must give the same table (an agent's real training keeps this secret).
                 ReproducibleRandomness = true,
             };
-            arm = string.Create(CultureInfo.InvariantCulture, $"federated + {(_options.DpDistributedNoise ? "distributed " : "")}DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
+            arm = string.Create(CultureInfo.InvariantCulture, $"federated + {(_options.DpDistributedNoise ? "distributed " : "")}DP-SGD ε={EpsilonText.Format(eps)}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? $" in the sum ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}, {(_options.PldAccounting ? "PLD" : "RDP")} accountant"));
             if (clipping is not null)
             {
