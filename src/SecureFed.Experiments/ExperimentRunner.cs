@@ -219,7 +219,8 @@ public sealed partial class ExperimentRunner
         if (_options.WarmStartEpochs > 0)
         {
             var options = TrainingOptions(null, _options.WarmStartEpochs, unchecked((seed * 100_003) + 99_991), 1);
-            new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);
+            var progress = new WarmStartProgress(publicTrain.Length, line => _progress($"[seed {seed}] public warm start: {line}"));
+            new TaggerTrainer().Train(model, publicTrain, null, options, progress, cancellationToken);
             if (cached is not null)
             {
                 WriteFloats(cached, model.Flatten());

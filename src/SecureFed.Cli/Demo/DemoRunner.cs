@@ -654,7 +654,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         var watch = System.Diagnostics.Stopwatch.StartNew();
         using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, settings.Seed, "cpu");
-        new TaggerTrainer().Train(model, publicTrain, null, new TrainOptions { Epochs = settings.PublicEpochs, Seed = settings.Seed, Patience = 0 }, null, cancellationToken);
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Public warm start: training the initial model on {publicTrain.Length:N0} public sentences of {Markup.Escape(Path.GetFullPath(directory))}, {settings.PublicEpochs} epochs ...");
+        var progress = new WarmStartProgress(publicTrain.Length, line => console.MarkupLine(CultureInfo.InvariantCulture, $"[grey]  public warm start: {Markup.Escape(line)}[/]"));
+        new TaggerTrainer().Train(model, publicTrain, null, new TrainOptions { Epochs = settings.PublicEpochs, Seed = settings.Seed, Patience = 0 }, progress, cancellationToken);
         double f1 = TaggerEvaluator.Evaluate(model, test).F1;
         console.MarkupLine(CultureInfo.InvariantCulture, $"Public warm start: the initial model was trained on [green]{publicTrain.Length:N0} public sentences[/] of {Markup.Escape(Path.GetFullPath(directory))} ({string.Join(" + ", files)}; {settings.PublicEpochs} epochs, only {Markup.Escape(string.Join(", ", types))} kept, {watch.Elapsed.TotalSeconds:F0} s): test F1 {f1:F3} before any hospital's data.");
         float[] scales = [];
