@@ -33,6 +33,18 @@ public static class AuditReport
         return result;
     }
 
+    /// <summary>
+    /// Reads <paramref name="privacyAuditPath"/> as <see cref="Create"/> would, so that a caller can refuse a wrong file
+    /// (say the results.json of 'securefed experiment') before any log is verified.
+    /// </summary>
+    /// <param name="privacyAuditPath">privacy-audit.json of <c>securefed privacy audit</c>.</param>
+    /// <exception cref="InvalidDataException">The file is not a privacy-audit result; the message names the file and what was expected.</exception>
+    public static void CheckPrivacyAudit(string privacyAuditPath)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(privacyAuditPath);
+        _ = PrivacyAuditSection.Read(privacyAuditPath);
+    }
+
     /// <summary>Verifies each log directory and renders the report without writing it.</summary>
     /// <exception cref="ArgumentException">No directory was given.</exception>
     /// <param name="directories">Log directories.</param>

@@ -27,7 +27,7 @@ public sealed record ExperimentOptions
     /// <value>The default value is empty.</value>
     public IReadOnlyList<double> SkewShares { get; init; } = [];
 
-    /// <summary>Patient-level ε of the DP arms (δ = <see cref="Delta"/>); empty runs no DP arm.</summary>
+    /// <summary>Patient-level ε of the DP arms (δ = <see cref="Delta"/>), each at least <see cref="EpsilonText.Minimum"/>; empty runs no DP arm.</summary>
     /// <value>The default value is 1, 3, 8.</value>
     public IReadOnlyList<double> Epsilons { get; init; } = [1, 3, 8];
 
@@ -408,7 +408,7 @@ public sealed record ExperimentOptions
     }
 
     /// <summary>DP-SGD steps per site per round actually taken.</summary>
-    public int EffectiveDpStepsPerRound => DpStepsPerRound > 0 ? DpStepsPerRound : LocalEpochs * Math.Max(1, (int)Math.Round(1.0 / SampleRate));
+    public int EffectiveDpStepsPerRound => DpStepsPerRound > 0 ? DpStepsPerRound : LocalEpochs * (int)DpSgdOptions.StepsPerEpoch(SampleRate);
 
     /// <summary>The skewed shares actually used.</summary>
     public IReadOnlyList<double> EffectiveSkewShares()
@@ -545,9 +545,9 @@ public sealed record ExperimentOptions
 
         foreach (double e in Epsilons)
         {
-            if (!(e > 0) || double.IsInfinity(e))
+            if (EpsilonText.Problem("--epsilon", e, Delta) is string badEpsilon)
             {
-                throw new ArgumentException($"--epsilon values must be finite and > 0; got {e.ToString(CultureInfo.InvariantCulture)}.");
+                throw new ArgumentException(badEpsilon);
             }
         }
 

@@ -153,7 +153,7 @@ public sealed partial class ExperimentRunner
 
     /// <summary>The folder name under models/ of a federated arm's final model.</summary>
     private static string ModelName(int seed, double? epsilon, double siteNoise) =>
-        string.Create(CultureInfo.InvariantCulture, $"seed{seed}-") + (epsilon is double e ? string.Create(CultureInfo.InvariantCulture, $"dp-eps{e:0.##}") : "federated")
+        string.Create(CultureInfo.InvariantCulture, $"seed{seed}-") + (epsilon is double e ? "dp-eps" + EpsilonText.Format(e) : "federated")
         + (siteNoise > 0 ? "-site-dp" : "");
 
     private ExperimentReport Report(ExperimentData first, IReadOnlyList<ArmResult> results, string startLoad, DateTimeOffset started)
@@ -219,7 +219,8 @@ public sealed partial class ExperimentRunner
         if (_options.WarmStartEpochs > 0)
         {
             var options = TrainingOptions(null, _options.WarmStartEpochs, unchecked((seed * 100_003) + 99_991), 1);
-            new TaggerTrainer().Train(model, publicTrain, null, options, null, cancellationToken);
+            var progress = new WarmStartProgress(publicTrain.Length, line => _progress($"[seed {seed}] public warm start: {line}"));
+            new TaggerTrainer().Train(model, publicTrain, null, options, progress, cancellationToken);
             if (cached is not null)
             {
                 WriteFloats(cached, model.Flatten());
@@ -463,7 +464,7 @@ public sealed partial class ExperimentRunner
                 // A simulation: the same seed must give the same table (an agent's real training keeps this secret).
                 ReproducibleRandomness = true,
             };
-            arm = string.Create(CultureInfo.InvariantCulture, $"federated + {(_options.DpDistributedNoise ? "distributed " : "")}DP-SGD ε={eps:0.##}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
+            arm = string.Create(CultureInfo.InvariantCulture, $"federated + {(_options.DpDistributedNoise ? "distributed " : "")}DP-SGD ε={EpsilonText.Format(eps)}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
             _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? $" in the sum ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}, {(_options.PldAccounting ? "PLD" : "RDP")} accountant"));
             if (clipping is not null)
             {
@@ -760,7 +761,7 @@ public sealed partial class ExperimentRunner
     };
 
     /// <summary>Epochs (of round(1/q) Poisson steps each) that cover the DP-SGD steps of one round; the step cap ends the round.</summary>
-    private int DpEpochs => (int)Math.Ceiling(_options.EffectiveDpStepsPerRound / (double)Math.Max(1, (int)Math.Round(1.0 / _options.SampleRate)));
+    private int DpEpochs => (int)Math.Ceiling(_options.EffectiveDpStepsPerRound / DpSgdOptions.StepsPerEpoch(_options.SampleRate));
 
     /// <summary>A standard normal draw (Box–Muller).</summary>
     private static double Normal(Random random) =>

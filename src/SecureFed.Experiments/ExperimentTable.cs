@@ -17,7 +17,7 @@ public static class ExperimentTable
         {
             rows.Add([
                 s.Arm,
-                s.Epsilon is double e ? e.ToString("0.##", CultureInfo.InvariantCulture) : "-",
+                s.Epsilon is double e ? EpsilonText.Format(e) : "-",
                 string.Create(CultureInfo.InvariantCulture, $"{s.MeanF1:F3} ± {s.StdF1:F3}"),
                 .. types.Select(t => s.MeanF1PerType.TryGetValue(t, out double v) ? v.ToString("F3", CultureInfo.InvariantCulture) : "-"),
                 s.MeanWallSeconds.ToString("F0", CultureInfo.InvariantCulture),
@@ -45,7 +45,7 @@ public static class ExperimentTable
         foreach (IGrouping<string, ArmResult> arm in report.Results.Where(r => r.CollusionEpsilon is not null).GroupBy(r => r.Arm))
         {
             text.AppendLine(string.Create(CultureInfo.InvariantCulture,
-                $"  {arm.Key}: noise split across the sites; ε if the aggregator and every other site collude: {arm.Max(r => r.CollusionEpsilon)!.Value:0.##}"));
+                $"  {arm.Key}: noise split across the sites; ε if the aggregator and every other site collude: {EpsilonText.Format(arm.Max(r => r.CollusionEpsilon)!.Value)}"));
         }
 
         // Self-training on public text: teacher and student side by side, per seed (the student's epoch chosen by dev F1).

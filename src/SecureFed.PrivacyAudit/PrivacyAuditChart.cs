@@ -1,3 +1,5 @@
+using SecureFed.Experiments;
+
 namespace SecureFed.PrivacyAudit;
 
 /// <summary>The audit's PNGs (ScottPlot, drawn like the experiment's chart): the attack's ROC per arm, and the canaries' exposure per arm.</summary>
@@ -65,7 +67,7 @@ internal static class PrivacyAuditChart
         var ticks = new ScottPlot.TickGenerators.NumericManual();
         for (int a = 0; a < report.Arms.Count; a++)
         {
-            ticks.AddMajor(a + 1, report.Arms[a].Epsilon is double e ? FormattableString.Invariant($"ε = {e:0.##}") : "no DP");
+            ticks.AddMajor(a + 1, report.Arms[a].Epsilon is double e ? "ε = " + EpsilonText.Format(e) : "no DP");
         }
 
         plot.Axes.Bottom.TickGenerator = ticks;

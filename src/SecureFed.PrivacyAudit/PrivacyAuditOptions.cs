@@ -13,7 +13,7 @@ public sealed record PrivacyAuditOptions
     /// <value>The default value is the experiment's defaults (a data folder must be set).</value>
     public ExperimentOptions Experiment { get; init; } = new();
 
-    /// <summary>Patient-level ε of the DP arms (δ of <see cref="Experiment"/>).</summary>
+    /// <summary>Patient-level ε of the DP arms (δ of <see cref="Experiment"/>), each at least <see cref="EpsilonText.Minimum"/>.</summary>
     /// <value>The default value is 8, 3.</value>
     public IReadOnlyList<double> Epsilons { get; init; } = [8, 3];
 
@@ -92,9 +92,9 @@ public sealed record PrivacyAuditOptions
 
         foreach (double e in Epsilons)
         {
-            if (!(e > 0) || double.IsInfinity(e))
+            if (EpsilonText.Problem("--epsilon", e, Experiment.Delta) is string badEpsilon)
             {
-                throw new ArgumentException($"--epsilon values must be finite and > 0; got {e.ToString(CultureInfo.InvariantCulture)}.");
+                throw new ArgumentException(badEpsilon);
             }
         }
 

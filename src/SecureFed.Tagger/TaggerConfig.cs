@@ -13,7 +13,15 @@ public sealed record TaggerConfig
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
     };
+
+    /// <summary>The JSON property names a configuration has (those <see cref="ToJson"/> writes).</summary>
+    private static readonly Lazy<string[]> PropertyNames = new(() =>
+    {
+        using JsonDocument document = JsonDocument.Parse(new TaggerConfig().ToJson());
+        return [.. document.RootElement.EnumerateObject().Select(p => p.Name)];
+    });
 
     /// <summary>Hash buckets for normalised words (lower-cased, digits mapped to 0).</summary>
     /// <value>The default value is 16384.</value>
@@ -171,7 +179,7 @@ public sealed record TaggerConfig
     /// </summary>
     /// <param name="nameOrPath">A configuration name or a JSON file's path.</param>
     /// <returns>The configuration.</returns>
-    /// <exception cref="InvalidDataException">It is neither name nor an existing file, or the file is not a valid configuration; the message says which.</exception>
+    /// <exception cref="InvalidDataException">It is neither name nor an existing file, or the file is not a valid configuration (or another kind of file, such as a model specification); the message names the file and says which.</exception>
     public static TaggerConfig Resolve(string nameOrPath)
     {
         ArgumentNullException.ThrowIfNull(nameOrPath);
@@ -200,13 +208,18 @@ public sealed record TaggerConfig
         }
     }
 
-    /// <summary>Parses JSON written by <see cref="ToJson"/> and validates it.</summary>
+    /// <summary>
+    /// Parses JSON written by <see cref="ToJson"/> and validates it. Properties left out keep their defaults; a property
+    /// a configuration does not have is an error naming it, and so is a JSON file of another kind (a model specification
+    /// of <c>securefed model spec</c>, an empty object), rather than silently the default configuration.
+    /// </summary>
     /// <param name="json">The JSON text.</param>
     /// <returns>The configuration.</returns>
     /// <exception cref="InvalidDataException">The JSON is not a valid configuration.</exception>
     public static TaggerConfig FromJson(string json)
     {
         ArgumentNullException.ThrowIfNull(json);
+        RequireConfigShape(json);
         TaggerConfig? config;
         try
         {
@@ -232,6 +245,50 @@ public sealed record TaggerConfig
         }
 
         return config;
+    }
+
+    /// <summary>Refuses JSON that is not a tagger configuration, saying what it is when that is known.</summary>
+    private static void RequireConfigShape(string json)
+    {
+        JsonDocument document;
+        try
+        {
+            document = JsonDocument.Parse(json);
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidDataException($"tagger config is not valid JSON: {ex.Message}", ex);
+        }
+
+        using (document)
+        {
+            JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new InvalidDataException($"tagger config must be a JSON object of settings ({string.Join(", ", PropertyNames.Value)}), not a JSON {root.ValueKind.ToString().ToLowerInvariant()}");
+            }
+
+            if (root.TryGetProperty("config", out JsonElement inner) && inner.ValueKind == JsonValueKind.Object && root.TryGetProperty("entity_types", out _))
+            {
+                throw new InvalidDataException(
+                    "this is a model specification (written by 'securefed model spec': a tagger config under \"config\" plus \"entity_types\"), not a tagger config; " +
+                    "the aggregator and agents take it as their ModelSpec setting (aggregator.json, agent.json). To train a tagger of that shape, " +
+                    "pass its size name (default, tiny, tiny-crf) or save its \"config\" object as a file of its own");
+            }
+
+            string[] unknown = [.. root.EnumerateObject().Select(p => p.Name).Where(n => !PropertyNames.Value.Contains(n, StringComparer.Ordinal))];
+            if (unknown.Length > 0)
+            {
+                throw new InvalidDataException(
+                    $"tagger config has unknown propert{(unknown.Length == 1 ? "y" : "ies")} {string.Join(", ", unknown.Select(n => $"\"{n}\""))}; " +
+                    $"a tagger config (as TaggerConfig.ToJson writes it) has only {string.Join(", ", PropertyNames.Value)}");
+            }
+
+            if (!root.EnumerateObject().Any())
+            {
+                throw new InvalidDataException($"tagger config is an empty JSON object; name at least one setting ({string.Join(", ", PropertyNames.Value)}) or use default, tiny or tiny-crf");
+            }
+        }
     }
 
     /// <summary>Total embedding width fed to the encoder.</summary>

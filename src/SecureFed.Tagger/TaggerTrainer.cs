@@ -243,7 +243,7 @@ public sealed class TaggerTrainer
 
     private static List<EncodedSentence[]> PoissonBatches(EncodedSentence[] data, double q, Random rng)
     {
-        int stepsPerEpoch = Math.Max(1, (int)Math.Round(1.0 / q));
+        int stepsPerEpoch = (int)DpSgdOptions.StepsPerEpoch(q);
         var batches = new List<EncodedSentence[]>(stepsPerEpoch);
         for (int s = 0; s < stepsPerEpoch; s++)
         {

@@ -295,6 +295,62 @@ public sealed class AuditReportTests
         Assert.Contains("\"arms\"", ex.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>The results.json of 'securefed experiment' also has an "arms" list with "arm" and "epsilon": refused by its kind.</summary>
+    [Fact]
+    public void Create_ExperimentResultsAsPrivacyAudit_ThrowsNamingTheFileAndTheExpectedKind()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1);
+        string results = Path.Combine(fed.Root, "results.json");
+        File.WriteAllText(results, """
+            {"configuration":{"sites":3},"data":"ncbi-disease: 3 sites","sites":[{"name":"site-1","training_sentences":10}],
+             "summary":{"pooled_f1":0.7},
+             "arms":[{"arm":"federated + DP-SGD ε=8","kind":"federated_dp","epsilon":8,"f1_mean":0.5}],
+             "runs":[{"arm":"federated + DP-SGD ε=8","kind":"federated_dp","seed":1,"epsilon":8,"epsilon_spent":7.9,"test_f1":0.5}],
+             "machine":{}}
+            """);
+
+        var ex = Assert.Throws<InvalidDataException>(() => AuditReport.Create(fed.Directories, results));
+
+        Assert.Contains(results, ex.Message, StringComparison.Ordinal);
+        Assert.Contains("results.json of 'securefed experiment'", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("\"kind\": \"securefed-privacy-audit\"", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void CheckPrivacyAudit_OtherKind_ThrowsNamingTheKind()
+    {
+        string file = Path.Combine(Path.GetTempPath(), "securefed-audit-kind-" + Guid.NewGuid().ToString("N") + ".json");
+        File.WriteAllText(file, """{"kind":"securefed-ledger","arms":[]}""");
+        try
+        {
+            var ex = Assert.Throws<InvalidDataException>(() => AuditReport.CheckPrivacyAudit(file));
+
+            Assert.Contains(file, ex.Message, StringComparison.Ordinal);
+            Assert.Contains("\"securefed-ledger\"", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
+    /// <summary>The one-line summary 'securefed privacy audit --json' prints (no kind, but its charts) is still read.</summary>
+    [Fact]
+    public void CheckPrivacyAudit_JsonSummaryLine_Accepted()
+    {
+        string file = Path.Combine(Path.GetTempPath(), "securefed-audit-line-" + Guid.NewGuid().ToString("N") + ".json");
+        File.WriteAllText(file, """{"arms":[{"arm":"federated (secure aggregation)","epsilon":null,"mia_auc":0.6}],"results":"out/privacy-audit.json","charts":["a.png","b.png"]}""");
+        try
+        {
+            AuditReport.CheckPrivacyAudit(file);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     private sealed class Federation : IDisposable
     {
         private static readonly string[] Sites = ["h1", "h2"];

@@ -249,6 +249,50 @@ public sealed class CliBadInputTests : IDisposable
 
     [Theory]
     [InlineData("spec")]
+    [InlineData("other")]
+    public async Task TaggerTrain_ConfigNotATaggerConfig_UsageErrorNamingTheFileAndNoModel(string kind)
+    {
+        string data = Corpus("c", 3, 1, 1);
+        string config = Path.Combine(_dir, "not-a-config.json");
+        if (kind == "spec")
+        {
+            var (specCode, _, specErr) = await Run("model", "spec", "--size", "tiny", "--out", config);
+            Assert.True(specCode == 0, specErr);
+        }
+        else
+        {
+            File.WriteAllText(config, "{\"pooled_f1\":0.7}");
+        }
+
+        string written = File.ReadAllText(config);
+        string output = Path.Combine(_dir, "model");
+
+        var (code, _, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--config", config, "--epochs", "1", "--out", output);
+
+        AssertUsageError(code, err, $"--config {config}", kind == "spec" ? "model specification (written by 'securefed model spec'" : "unknown property \"pooled_f1\"");
+        Assert.Equal(written, File.ReadAllText(config));
+        Assert.False(Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(), "no model is trained from a file that is not a tagger config");
+    }
+
+    [Fact]
+    public async Task AuditReport_ExperimentResultsAsPrivacyAudit_UsageErrorNamingTheFileAndNoReport()
+    {
+        string logs = Path.Combine(_dir, "logs");
+        Directory.CreateDirectory(logs);
+        string results = Path.Combine(_dir, "results.json");
+        const string Experiment = """{"configuration":{},"data":"d","sites":[],"summary":{},"arms":[{"arm":"federated","kind":"federated","epsilon":null,"f1_mean":0.5}],"runs":[],"machine":{}}""";
+        File.WriteAllText(results, Experiment);
+        string report = Path.Combine(_dir, "report.html");
+
+        var (code, _, err) = await Run("audit", "report", logs, "--privacy-audit", results, "--out", report);
+
+        AssertUsageError(code, err, $"--privacy-audit {results} is not a privacy-audit result", "'securefed experiment'", "'securefed privacy audit'");
+        Assert.Equal(Experiment, File.ReadAllText(results));
+        Assert.False(File.Exists(report));
+    }
+
+    [Theory]
+    [InlineData("spec")]
     [InlineData("layer-scales")]
     public async Task ModelOut_ExistingFile_RefusedAndKept(string command)
     {

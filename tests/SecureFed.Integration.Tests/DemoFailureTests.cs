@@ -98,6 +98,38 @@ public sealed class DemoFailureTests : IDisposable
         Assert.DoesNotContain("loss NaN", output, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A site silent before it advertises its keys cannot be told from one still training: the round goes on without it
+    /// only at the aggregator's training deadline, and the demo says so while it waits (before, nothing was printed for up
+    /// to 900 s).
+    /// </summary>
+    [Fact]
+    public async Task Demo_SiteSilentBeforeAdvertising_PrintsWaitingLinesUntilTheDeadline()
+    {
+        using var stdout = new StringWriter();
+        var settings = new DemoSettings
+        {
+            OutputDirectory = _dir,
+            Rounds = 1,
+            SentencesPerSite = 40,
+            CompareBaselines = false,
+            DropAt = SecureFed.Protocol.ProtocolStage.AdvertiseKeys,
+            DropRound = 1,
+            TrainingTimeoutSeconds = 30,
+            DeadlineWaitLineInterval = TimeSpan.FromSeconds(4),
+        };
+
+        int code = await RunAsync(settings, stdout);
+
+        string output = stdout.ToString();
+        Assert.True(code == CliApp.ExitOk, $"exit {code}\n{output}");
+        Assert.Contains("a line every 4 s says how long is left", output, StringComparison.Ordinal);
+        string[] waiting = [.. output.Split('\n').Where(l => l.Contains("round 1: waiting for the sites' keys;", StringComparison.Ordinal))];
+        Assert.NotEmpty(waiting);
+        Assert.Contains("goes on without it at the training deadline, ", waiting[0], StringComparison.Ordinal);
+        Assert.True(waiting.Length <= 30 / 4 + 1, $"{waiting.Length} waiting lines: they stop when the round moves on\n{output}");
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_dir))

@@ -69,6 +69,8 @@ public sealed class LayerScalesCliTests : IDisposable
         string plain = Regex.Replace(Regex.Replace(output, @"\x1b\[[0-9;]*m", ""), @"\s+", " ");
         Assert.True(code == 0, $"exit {code}\n{plain}\n{err}");
         Assert.Contains("Layer scales: the aggregator announces one DP-SGD factor per weight tensor", plain, StringComparison.Ordinal);
+        Assert.Matches(@"public warm start: epoch 1/1, [0-9,]+ sentences, loss [0-9.]+, [0-9]+ s elapsed", plain); // progress of the warm start
+
         Assert.Contains("lr 4, per-example clip C=1.", plain, StringComparison.Ordinal);
         string[] aggregatorAudit = File.ReadAllLines(Path.Combine(demo, "aggregator-data", "audit", AuditLog.LogFileName));
         string[] opened = [.. aggregatorAudit.Where(l => l.Contains($"\"{AuditEvents.RoundOpened}\"", StringComparison.Ordinal))];

@@ -44,6 +44,26 @@ public sealed class RecipeDefaultsTests
         Assert.Equal(20, options.EffectiveDpStepsPerRound);
     }
 
+    /// <summary>
+    /// The experiment's DP-SGD steps per epoch come from <see cref="DpSgdOptions.StepsPerEpoch"/>, as the trainer's Poisson
+    /// batches do: round(1/q), at least 1, the same numbers as the inline max(1, (int)round(1/q)) they replaced.
+    /// </summary>
+    [Theory]
+    [InlineData(0.3, 3)]
+    [InlineData(0.1, 10)]
+    [InlineData(0.07, 14)]
+    [InlineData(0.4, 2)]
+    [InlineData(1.0, 1)]
+    [InlineData(0.001, 1000)]
+    public void EffectiveDpStepsPerRound_LocalEpochsTimesStepsPerEpoch_AsTheInlineRounding(double q, int perEpoch)
+    {
+        var options = new ExperimentOptions { SampleRate = q, LocalEpochs = 2, DpStepsPerRound = 0 };
+
+        Assert.Equal(perEpoch, (int)DpSgdOptions.StepsPerEpoch(q));
+        Assert.Equal(Math.Max(1, (int)Math.Round(1.0 / q)), (int)DpSgdOptions.StepsPerEpoch(q));
+        Assert.Equal(2 * perEpoch, options.EffectiveDpStepsPerRound);
+    }
+
     [Fact]
     public void DemoComparisonsWithoutDp_TrainAtTheProductRecipesLearningRate()
     {

@@ -222,6 +222,61 @@ public sealed class TaggerModelTests
         Assert.Throws<InvalidDataException>(() => TaggerConfig.FromJson("{\"hidden\": 0}"));
     }
 
+    [Theory]
+    [InlineData("{\"hidden\": 8, \"hiden_size\": 3}", "\"hiden_size\"")]
+    [InlineData("{\"Hidden\": 8}", "\"Hidden\"")]
+    [InlineData("{\"pooled_f1\": 0.7, \"arms\": []}", "\"pooled_f1\", \"arms\"")]
+    [InlineData("{}", "empty JSON object")]
+    [InlineData("[1, 2]", "must be a JSON object")]
+    public void TaggerConfig_FromJson_NotAConfig_ThrowsNamingWhatIsWrong(string json, string expected)
+    {
+        InvalidDataException ex = Assert.Throws<InvalidDataException>(() => TaggerConfig.FromJson(json));
+
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A model spec (securefed model spec) is not a tagger config: refused, naming the file, what it is and who takes it.</summary>
+    [Fact]
+    public void TaggerConfig_Resolve_ModelSpecFile_RefusedSayingWhatItIs()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"securefed-spec-{Guid.NewGuid():N}.json");
+        File.WriteAllText(path, $$"""{"config": {{TaggerConfig.Tiny.ToJson()}}, "entity_types": ["Disease"]}""");
+        try
+        {
+            InvalidDataException ex = Assert.Throws<InvalidDataException>(() => TaggerConfig.Resolve(path));
+
+            Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+            Assert.Contains("model specification", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("ModelSpec setting", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Configs shipped in the repository (docs/configs) and partial configs still load.</summary>
+    [Fact]
+    public void TaggerConfig_Resolve_ShippedAndPartialConfigsLoad()
+    {
+        DirectoryInfo? root = new(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "SecureFed.sln")))
+        {
+            root = root.Parent;
+        }
+
+        Assert.NotNull(root);
+        string[] shipped = Directory.GetFiles(Path.Combine(root.FullName, "docs", "configs"), "*.json");
+        Assert.NotEmpty(shipped);
+        foreach (string file in shipped)
+        {
+            TaggerConfig config = TaggerConfig.Resolve(file);
+            Assert.Equal(config, TaggerConfig.FromJson(config.ToJson()));
+        }
+
+        Assert.Equal(TaggerConfig.Default with { Hidden = 7 }, TaggerConfig.FromJson("{\"hidden\": 7}"));
+    }
+
     [Fact]
     public void TaggerConfig_Resolve_NamesAndFiles()
     {

@@ -29,6 +29,8 @@ internal sealed record PrivacyAuditSection(string Path, string Data, IReadOnlyLi
                 throw new InvalidDataException($"{path} is not a privacy-audit result: no \"arms\" list (write it with 'securefed privacy audit').");
             }
 
+            RequireKind(path, root);
+
             var list = new List<Arm>();
             foreach (JsonElement a in arms.EnumerateArray())
             {
@@ -52,6 +54,38 @@ internal sealed record PrivacyAuditSection(string Path, string Data, IReadOnlyLi
             throw new InvalidDataException($"{path} is not valid JSON: {ex.Message}", ex);
         }
     }
+
+    /// <summary>
+    /// privacy-audit.json says <c>"kind": "securefed-privacy-audit"</c>; the one-line summary printed with --json has no
+    /// kind but names its "charts". Anything else with an "arms" list (the results.json of 'securefed experiment' has one)
+    /// is refused, naming the file, what it looks like and what was expected.
+    /// </summary>
+    private static void RequireKind(string path, JsonElement root)
+    {
+        const string Expected = "expected the privacy-audit.json of 'securefed privacy audit' (\"kind\": \"" + Kind + "\")";
+        if (root.TryGetProperty("kind", out JsonElement kind))
+        {
+            if (kind.ValueKind == JsonValueKind.String && kind.GetString() == Kind)
+            {
+                return;
+            }
+
+            throw new InvalidDataException($"{path} is not a privacy-audit result: its \"kind\" is {kind.GetRawText()}; {Expected}.");
+        }
+
+        if (root.TryGetProperty("charts", out JsonElement charts) && charts.ValueKind == JsonValueKind.Array)
+        {
+            return; // the --json summary line of 'securefed privacy audit'
+        }
+
+        string looksLike = root.TryGetProperty("runs", out _) && root.TryGetProperty("sites", out _)
+            ? "it looks like the results.json of 'securefed experiment'"
+            : "it has no \"kind\"";
+        throw new InvalidDataException($"{path} is not a privacy-audit result: {looksLike}; {Expected}.");
+    }
+
+    /// <summary>The "kind" of privacy-audit.json (PrivacyAuditJson.Report).</summary>
+    private const string Kind = "securefed-privacy-audit";
 
     public void Append(StringBuilder html, AuditFindings findings)
     {

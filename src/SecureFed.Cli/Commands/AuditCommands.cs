@@ -96,7 +96,7 @@ internal static class AuditCommands
     {
         var directories = new Argument<string[]>("DIR") { Description = "Log directories (aggregator and agents).", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string>("--out") { Description = "The HTML file to write (outside the log folders; an earlier report there is replaced).", Required = true };
-        var privacyAudit = new Option<string?>("--privacy-audit") { Description = "privacy-audit.json of 'securefed privacy audit', shown beside the ledger's ε." };
+        var privacyAudit = new Option<string?>("--privacy-audit") { Description = "privacy-audit.json of 'securefed privacy audit' (\"kind\": \"securefed-privacy-audit\"; any other file is refused), shown beside the ledger's ε." };
         var command = new Command("report", "Write a self-contained HTML report: a verdict first (logs intact, rounds completed and aborted, dropouts, cross-check), patient-level epsilon per site against its budget, who took part in each round, then the details. Exit 1 when a log fails, a cross-check mismatches or a site exceeds its logged budget.");
         command.Arguments.Add(directories);
         command.Options.Add(output);
@@ -112,6 +112,17 @@ internal static class AuditCommands
             }
 
             RequireReportPath(outPath, dirs, auditPath);
+            if (auditPath is not null)
+            {
+                try
+                {
+                    AuditReport.CheckPrivacyAudit(auditPath);
+                }
+                catch (InvalidDataException ex)
+                {
+                    throw new UsageException($"--privacy-audit {ex.Message}");
+                }
+            }
 
             AuditReportResult result = AuditReport.Write(dirs, outPath, auditPath);
             TextWriter stdout = parse.InvocationConfiguration.Output;

@@ -21,7 +21,7 @@ internal static class DemoCommand
     {
         var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run (from a random model DP-SGD is limited by its steps: --rounds 30 --model tiny-crf scored 4-6 points more on NCBI-disease than the default 10 while DP-SGD kept dropout, in three times the time; docs/utility.md \"Session 16\"; without dropout, the default since session 20, 10 rounds reach as much).", DefaultValueFactory = _ => DemoSettings.DefaultRounds };
         var sites = new Option<int>("--sites") { Description = "Hospitals (agents); the first three are site-de, site-fr, site-jp.", DefaultValueFactory = _ => 3 };
-        var epsilon = new Option<double>("--epsilon") { Description = "Patient-level ε each site reaches after all rounds (DP-SGD noise is calibrated to it; δ = 1e-5).", DefaultValueFactory = _ => 8.0 };
+        var epsilon = new Option<double>("--epsilon") { Description = "Patient-level ε each site reaches after all rounds (DP-SGD noise is calibrated to it; δ = 1e-5); at least 0.01 (below it the noise drowns every gradient).", DefaultValueFactory = _ => 8.0 };
         var drop = new Option<string?>("--drop-site-at") { Description = "Make the last site go silent before this stage of round 2 to watch dropout recovery: advertise, share, mask, consistency, unmask." };
         var dropRound = new Option<int>("--drop-round") { Description = "Round in which --drop-site-at applies.", DefaultValueFactory = _ => 2 };
         var output = new Option<string?>("--out") { Description = "Output folder (default: ./securefed-demo-<UTC time>); must not exist or be empty." };
@@ -73,6 +73,11 @@ internal static class DemoCommand
             if (!(eps > 0) || double.IsInfinity(eps))
             {
                 throw new UsageException($"--epsilon must be positive, got {eps.ToString(CultureInfo.InvariantCulture)}.");
+            }
+
+            if (EpsilonText.Problem("--epsilon", eps, 1e-5) is string tooSmall)
+            {
+                throw new UsageException(tooSmall);
             }
 
             ProtocolStage? dropAt = parse.GetValue(drop) switch

@@ -14,7 +14,7 @@ internal static class ExperimentCommand
         var sites = new Option<int?>("--sites") { Description = "Number of sites (default 3; by-corpus: the number of corpora)." };
         var split = new Option<string>("--split") { Description = "iid, skewed or by-corpus.", DefaultValueFactory = _ => "iid" };
         var skew = new Option<string?>("--skew") { Description = "Shares of the skewed split, e.g. 0.6,0.3,0.1 (the default for 3 sites)." };
-        var epsilon = new Option<string>("--epsilon") { Description = "Patient-level ε of the DP arms, comma-separated; 'none' runs no DP arm.", DefaultValueFactory = _ => "1,3,8" };
+        var epsilon = new Option<string>("--epsilon") { Description = "Patient-level ε of the DP arms, comma-separated, each at least 0.01 (below it the DP-SGD noise drowns every gradient; δ is set apart at 1e-5); shown with two decimals from 1 up and three significant digits below 1; 'none' runs no DP arm.", DefaultValueFactory = _ => "1,3,8" };
         var seeds = new Option<int>("--seeds") { Description = "Seeds (headline numbers are mean and spread over them).", DefaultValueFactory = _ => 2 };
         var firstSeed = new Option<int>("--first-seed") { Description = "First seed, to run seeds in separate processes (seeds first … first + --seeds − 1).", DefaultValueFactory = _ => 1 };
         var config = new Option<string>("--config") { Description = "Model: tiny, tiny-crf (tiny with a CRF head: better under DP), default, or a JSON file written by TaggerConfig.ToJson.", DefaultValueFactory = _ => "tiny" };

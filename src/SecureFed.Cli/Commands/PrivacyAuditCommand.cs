@@ -13,7 +13,7 @@ internal static class PrivacyAuditCommand
     {
         var data = new Option<string?>("--data") { Description = "CoNLL corpus folder (train.tsv, dev.tsv, test.tsv); default: the demo's data/ncbi-disease." };
         var sites = new Option<int>("--sites") { Description = "Number of sites (site-1 is audited).", DefaultValueFactory = _ => 3 };
-        var epsilon = new Option<string>("--epsilon") { Description = "Patient-level ε of the DP arms, comma-separated; 'none' runs only the no-DP arm.", DefaultValueFactory = _ => "8,3" };
+        var epsilon = new Option<string>("--epsilon") { Description = "Patient-level ε of the DP arms, comma-separated, each at least 0.01 (below it the DP-SGD noise drowns every gradient; δ is set apart at 1e-5); 'none' runs only the no-DP arm.", DefaultValueFactory = _ => "8,3" };
         var noNoDp = new Option<bool>("--skip-no-dp") { Description = "Do not run the arm without DP (the power check)." };
         var seed = new Option<int>("--seed") { Description = "Seed of the split, model and canaries.", DefaultValueFactory = _ => 1 };
         var config = new Option<string>("--config") { Description = "Model size: tiny or default.", DefaultValueFactory = _ => "tiny" };

@@ -1,3 +1,5 @@
+using SecureFed.Experiments;
+
 namespace SecureFed.Cli.Demo;
 
 /// <summary>
@@ -45,7 +47,7 @@ internal static class DemoChart
         target.Axes.YAxis = plot.Axes.Right;
         target.LinePattern = ScottPlot.LinePattern.Dotted;
         target.Color = ScottPlot.Colors.Gray;
-        target.LegendText = $"ε budget per site = {epsilonTarget:0.##} (right axis)";
+        target.LegendText = $"ε budget per site = {EpsilonText.Format(epsilonTarget)} (right axis)";
 
         plot.Title("SecureFed demo: fused-model F1 and patient-level privacy spent, per round");
         plot.XLabel("round");

@@ -98,6 +98,15 @@ internal sealed record DemoSettings
     public ServerOptimizerOptions ServerRule { get; init; } = new();
 
     /// <summary>
+    /// The aggregator's training deadline (its TrainingTimeoutSeconds): long enough for the default model's local epochs
+    /// on 2 cores. A round goes on without a site that has not advertised its keys this long after it opened.
+    /// </summary>
+    public int TrainingTimeoutSeconds { get; init; } = 900;
+
+    /// <summary>With a site dropped before advertising its keys: how often a line says the round waits for its training deadline.</summary>
+    public TimeSpan DeadlineWaitLineInterval { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
     /// Test hook (no command-line option): wraps each site's trainer, e.g. to make local training throw at chosen
     /// sites and check how the demo reports a failed host.
     /// </summary>
@@ -123,9 +132,6 @@ internal sealed record DemoRound(long Round, string Outcome, IReadOnlyList<strin
 /// </summary>
 internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 {
-    /// <summary>The aggregator's training deadline in the demo: long enough for the default model's local epochs on 2 cores.</summary>
-    private const int TrainingTimeoutSeconds = 900;
-
     private static readonly string[] DefaultSites = ["site-de", "site-fr", "site-jp"];
     private readonly TaskCompletionSource<string> _fatal = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Dictionary<string, string> _failedSites = new(StringComparer.Ordinal);
@@ -245,7 +251,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             {
                 // Split noise: the whole cohort, so that every round's threshold (and the one the aggregator validates at start-up) is at least k.
                 ["MinSites"] = (settings.DistributedPatientNoise ? sites.Length : Math.Min(2, sites.Length)).ToString(CultureInfo.InvariantCulture),
-                ["TrainingTimeoutSeconds"] = TrainingTimeoutSeconds.ToString(CultureInfo.InvariantCulture),
+                ["TrainingTimeoutSeconds"] = settings.TrainingTimeoutSeconds.ToString(CultureInfo.InvariantCulture),
                 ["StageTimeoutSeconds"] = "20",
                 ["JoinGraceSeconds"] = "2",
                 ["AdminListen"] = "http://127.0.0.1:0", // the operator console and /metrics on a free loopback port
@@ -299,13 +305,26 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             if (dropStage == ProtocolStage.AdvertiseKeys)
             {
                 // A site that vanishes before its keys cannot be told from one still training: the others wait for the deadline.
-                console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]Before advertising its keys a silent site cannot be told from one still training: round {settings.DropRound} goes on without it only at the training deadline, up to {TrainingTimeoutSeconds} s after the round opened (the aggregator's TrainingTimeoutSeconds; nothing is printed meanwhile). The later stages notice a silent site within seconds.[/]");
+                console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]Before advertising its keys a silent site cannot be told from one still training: round {settings.DropRound} goes on without it only at the training deadline, up to {settings.TrainingTimeoutSeconds} s after the round opened (the aggregator's TrainingTimeoutSeconds; a line every {settings.DeadlineWaitLineInterval.TotalSeconds:F0} s says how long is left). The later stages notice a silent site within seconds.[/]");
             }
         }
 
+        var roundMovedOn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         federation.Coordinator.Progress += (_, p) =>
         {
             progress.Enqueue(p);
+            if (settings.DropAt == ProtocolStage.AdvertiseKeys && p.Round == settings.DropRound)
+            {
+                if (p.Stage == "opened")
+                {
+                    _ = PrintDeadlineWaitAsync(p.Round, roundMovedOn.Task, cancellationToken);
+                }
+                else
+                {
+                    roundMovedOn.TrySetResult(); // the round moved on (or ended): no more waiting lines
+                }
+            }
+
             string dropped = p.Dropped.Count > 0 ? $" [red]dropped: {Markup.Escape(string.Join(", ", p.Dropped))}[/]" : "";
             console.MarkupLine(CultureInfo.InvariantCulture, $"  round {p.Round} · [cyan]{Markup.Escape(p.Stage)}[/] · {p.Participants.Count} participants · {Markup.Escape(p.Detail)}{dropped}");
         };
@@ -654,7 +673,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         var watch = System.Diagnostics.Stopwatch.StartNew();
         using TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, settings.Seed, "cpu");
-        new TaggerTrainer().Train(model, publicTrain, null, new TrainOptions { Epochs = settings.PublicEpochs, Seed = settings.Seed, Patience = 0 }, null, cancellationToken);
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Public warm start: training the initial model on {publicTrain.Length:N0} public sentences of {Markup.Escape(Path.GetFullPath(directory))}, {settings.PublicEpochs} epochs ...");
+        var progress = new WarmStartProgress(publicTrain.Length, line => console.MarkupLine(CultureInfo.InvariantCulture, $"[grey]  public warm start: {Markup.Escape(line)}[/]"));
+        new TaggerTrainer().Train(model, publicTrain, null, new TrainOptions { Epochs = settings.PublicEpochs, Seed = settings.Seed, Patience = 0 }, progress, cancellationToken);
         double f1 = TaggerEvaluator.Evaluate(model, test).F1;
         console.MarkupLine(CultureInfo.InvariantCulture, $"Public warm start: the initial model was trained on [green]{publicTrain.Length:N0} public sentences[/] of {Markup.Escape(Path.GetFullPath(directory))} ({string.Join(" + ", files)}; {settings.PublicEpochs} epochs, only {Markup.Escape(string.Join(", ", types))} kept, {watch.Elapsed.TotalSeconds:F0} s): test F1 {f1:F3} before any hospital's data.");
         float[] scales = [];
@@ -665,6 +686,27 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         return (model.Flatten(), scales);
+    }
+
+    /// <summary>
+    /// With a site silent before it advertises its keys, the round can only go on at the training deadline: a line every
+    /// <see cref="DemoSettings.DeadlineWaitLineInterval"/> says so and how long is left, until the round moves on.
+    /// </summary>
+    private async Task PrintDeadlineWaitAsync(long round, Task movedOn, CancellationToken cancellationToken)
+    {
+        var opened = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            // WhenAny never throws: a cancelled delay or the round moving on ends the lines.
+            await Task.WhenAny(Task.Delay(settings.DeadlineWaitLineInterval, cancellationToken), movedOn).ConfigureAwait(false);
+            if (movedOn.IsCompleted || cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            double left = Math.Max(0, settings.TrainingTimeoutSeconds - opened.Elapsed.TotalSeconds);
+            console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]round {round}: waiting for the sites' keys; a silent site cannot be told from one still training, so the round goes on without it at the training deadline, {left:F0} s from now ({opened.Elapsed.TotalSeconds:F0} s since the round opened).[/]");
+        }
     }
 
     /// <summary>
