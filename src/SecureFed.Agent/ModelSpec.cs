@@ -76,7 +76,7 @@ public sealed record ModelSpec(TaggerConfig Config, IReadOnlyList<string> Entity
             _ = spec.Labels; // every type a valid label name (no whitespace), or the spec is refused here, naming the file
             return spec;
         }
-        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException)
+        catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or ArgumentException or InvalidDataException)
         {
             throw new InvalidDataException($"{path}: not a valid model specification ({ex.Message}).", ex);
         }

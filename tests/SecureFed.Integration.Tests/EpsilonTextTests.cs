@@ -34,6 +34,7 @@ public sealed class EpsilonTextTests
     [Theory]
     [InlineData(1e-6, "--epsilon 1e-06 is below the minimum ε of 0.01")]
     [InlineData(0.009, "--epsilon 0.009 is below the minimum ε of 0.01")]
+    [InlineData(0.0099999, "--epsilon 0.0099999 is below the minimum ε of 0.01")]
     public void ExperimentOptionsValidate_EpsilonBelowMinimum_RefusedNamingTheValue(double epsilon, string expected)
     {
         var options = new ExperimentOptions { DataDirectory = "corpus", Epsilons = [3, epsilon] };

@@ -230,7 +230,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {DemoModelDescription(settings.Model)}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps ({totalSteps / Math.Max(1, settings.Rounds)} per round), {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
         if (settings.DistributedPatientNoise)
         {
-            console.MarkupLine(CultureInfo.InvariantCulture, $"Patient-level noise [yellow]distributed[/]: one DP-SGD step per round, each site adds σ/√{shares} = {sigma / Math.Sqrt(shares):F3}; ε={settings.Epsilon} holds against the aggregator while secure aggregation holds (it only sees sums of ≥ t sites); if the aggregator and all other sites collude, a site keeps [yellow]collusion ε={collusionEpsilon:F2}[/] (each agent's MaxCollusionEpsilon). The sum is exactly one DP-SGD step only where every site's step |Δ| (below) stays within the update clip S={l2Clip:G4} (--update-clip{(settings.AutoUpdateClip ? "; by default just above a step's expected norm, so that the site-level noise, which scales with S, stays small" : "")}; small --train-per-site makes the noisy step large).");
+            console.MarkupLine(CultureInfo.InvariantCulture, $"Patient-level noise [yellow]distributed[/]: one DP-SGD step per round, each site adds σ/√{shares} = {sigma / Math.Sqrt(shares):F3}; ε={settings.Epsilon} holds against the aggregator while secure aggregation holds (it only sees sums of ≥ t sites); if the aggregator and all other sites collude, a site keeps [yellow]collusion ε={EpsilonText.Format(collusionEpsilon)}[/] (each agent's MaxCollusionEpsilon). The sum is exactly one DP-SGD step only where every site's step |Δ| (below) stays within the update clip S={l2Clip:G4} (--update-clip{(settings.AutoUpdateClip ? "; by default just above a step's expected norm, so that the site-level noise, which scales with S, stays small" : "")}; small --train-per-site makes the noisy step large).");
         }
 
         console.MarkupLine(CultureInfo.InvariantCulture, $"Site-level DP: updates clipped to S={l2Clip:G4}, distributed discrete Gaussian z={settings.SiteNoiseMultiplier}. [yellow]With {sites.Length} hospitals the site-level ε printed below is very large, i.e. no meaningful guarantee for a whole hospital[/]: a single-digit site-level ε needs z around 1, and that much noise is only affordable when it is averaged over hundreds of hospitals. The guarantee that matters here is the patient-level DP-SGD ε above.");
@@ -358,6 +358,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         Task finished = federation.WaitAsync(FederationTimeout(settings.Rounds), cancellationToken);
         await Task.WhenAny(finished, _fatal.Task).ConfigureAwait(false);
+        roundMovedOn.TrySetResult(); // the federation ended or stopped: no waiting line after this, whichever way it returns
         if (federation.Coordinator.IsFinished)
         {
             await aggregatorWatch.ConfigureAwait(false);
@@ -425,7 +426,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         string color = r.Completed ? "green" : "yellow";
         string trained = double.IsNaN(r.Loss) ? "" : $"; loss {r.Loss:F3}, its dev F1 of the received model {r.GlobalDevF1:F3}, |Δ| {r.UpdateNorm:F1}";
-        console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}{trained}, ε patient {r.RecordEpsilon:F2}, {r.BytesSent / 1024.0:N0} KiB sent");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"  [{color}]{r.Site}[/] round {r.Round}: {Markup.Escape(r.Outcome)}{trained}, ε patient {EpsilonText.Format(r.RecordEpsilon)}, {r.BytesSent / 1024.0:N0} KiB sent");
         if (r.BudgetSpent)
         {
             OnBudgetSpent(r.Site, siteCount, required);
@@ -584,7 +585,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         var table = new Table().Title("[bold]Was it worth it? Test F1 on the held-out test set[/]")
             .AddColumn("model").AddColumn(new TableColumn("test F1").RightAligned()).AddColumn("privacy");
         table.AddRow("[bold]fused model (this federation)[/]", $"[bold]{fusedF1.ToString("F3", CultureInfo.InvariantCulture)}[/]",
-            string.Create(CultureInfo.InvariantCulture, $"patient-level ε ≤ {maxEpsilon:F2} per site; only masked sums left"));
+            string.Create(CultureInfo.InvariantCulture, $"patient-level ε ≤ {EpsilonText.Format(maxEpsilon)} per site; only masked sums left"));
         foreach ((string site, double f1) in alone)
         {
             table.AddRow($"{Markup.Escape(site)} alone ({train[site].Count:N0} sentences)", f1.ToString("F3", CultureInfo.InvariantCulture), "none needed: nothing leaves the site");
@@ -593,7 +594,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         table.AddRow("same federation without DP", noDp.ToString("F3", CultureInfo.InvariantCulture), "no patient-level guarantee");
         console.Write(table);
         double bestAlone = alone.Max(a => a.TestF1);
-        console.MarkupLine(CultureInfo.InvariantCulture, $"Federation vs the best site alone: [bold]{fusedF1 - bestAlone:+0.000;-0.000}[/] F1; cost of privacy (without DP minus with DP): [bold]{noDp - fusedF1:+0.000;-0.000}[/] F1 for patient-level ε ≤ {maxEpsilon:F2}. [grey](comparisons took {(aloneTime + noDpTime).TotalSeconds:F0} s; site alone and no-DP local training: Adam lr 0.01, batches of 32)[/]");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"Federation vs the best site alone: [bold]{fusedF1 - bestAlone:+0.000;-0.000}[/] F1; cost of privacy (without DP minus with DP): [bold]{noDp - fusedF1:+0.000;-0.000}[/] F1 for patient-level ε ≤ {EpsilonText.Format(maxEpsilon)}. [grey](comparisons took {(aloneTime + noDpTime).TotalSeconds:F0} s; site alone and no-DP local training: Adam lr 0.01, batches of 32)[/]");
     }
 
     /// <summary>The demo's model names (<c>--model</c>).</summary>
