@@ -322,17 +322,17 @@ internal sealed class AuditFindings
 
                 string named = LogView.Text(entry, AuditFieldNames.Guarantee);
                 string kind = entry.Type + " " + named;
-                if (!double.IsFinite(epsilon.Value) || epsilon.Value < 0)
-                {
-                    Impossible(log, $"{LogRef.Of(log, entry)}: {log.Actor} logged ε {LogView.Text(entry, AuditFieldNames.Epsilon)}; a spent ε is a finite number of 0 or more.");
-                    continue;
-                }
-
                 double? budgetLogged = LogView.Number(entry, AuditFieldNames.Budget);
                 if (budgetLogged is { } invalid && (!double.IsFinite(invalid) || invalid <= 0))
                 {
                     // The agent refuses such a budget at start-up (AgentOptions: a positive number), and the ledger's Check refuses it.
                     Impossible(log, $"{LogRef.Of(log, entry)}: {log.Actor} logged ε budget {LogView.Text(entry, AuditFieldNames.Budget)}; a budget is a finite number above 0.");
+                }
+
+                if (!double.IsFinite(epsilon.Value) || epsilon.Value < 0)
+                {
+                    Impossible(log, $"{LogRef.Of(log, entry)}: {log.Actor} logged ε {LogView.Text(entry, AuditFieldNames.Epsilon)}; a spent ε is a finite number of 0 or more.");
+                    continue;
                 }
 
                 if (last.TryGetValue(kind, out EpsilonPoint? before))
