@@ -18,11 +18,14 @@ public static class AuditReport
     /// <param name="directories">Log directories (aggregator and agents).</param>
     /// <param name="outputHtmlPath">The HTML file to write.</param>
     /// <param name="privacyAuditPath">Optional privacy-audit.json of <c>securefed privacy audit</c>, shown beside the ledger's ε.</param>
-    public static AuditReportResult Write(IReadOnlyList<string> directories, string outputHtmlPath, string? privacyAuditPath = null)
+    /// <param name="verifierKeys">Optional pins, as in <see cref="Create"/>.</param>
+    /// <param name="previousCheckpoints">Optional kept checkpoints, as in <see cref="Create"/>.</param>
+    public static AuditReportResult Write(IReadOnlyList<string> directories, string outputHtmlPath, string? privacyAuditPath = null,
+        IReadOnlyList<string?>? verifierKeys = null, IReadOnlyList<string?>? previousCheckpoints = null)
     {
         ArgumentNullException.ThrowIfNull(directories);
         ArgumentException.ThrowIfNullOrWhiteSpace(outputHtmlPath);
-        AuditReportResult result = Create(directories, privacyAuditPath);
+        AuditReportResult result = Create(directories, privacyAuditPath, verifierKeys, previousCheckpoints);
         string? folder = Path.GetDirectoryName(Path.GetFullPath(outputHtmlPath));
         if (folder is not null)
         {
@@ -49,8 +52,15 @@ public static class AuditReport
     /// <exception cref="ArgumentException">No directory was given.</exception>
     /// <param name="directories">Log directories.</param>
     /// <param name="privacyAuditPath">Optional privacy-audit.json of <c>securefed privacy audit</c>, shown beside the ledger's ε.</param>
+    /// <param name="verifierKeys">
+    /// Null, or one key per directory in the same order (null leaves that log unpinned), as <see cref="AuditVerifier.Verify"/>
+    /// takes it. An unpinned log is checked against its own verifier.key, and the verdict says "keys not pinned".
+    /// </param>
+    /// <param name="previousCheckpoints">Null, or one checkpoint file the auditor kept per directory (null where none): rollback detection.</param>
     /// <exception cref="InvalidDataException">The privacy-audit file is not a privacy-audit result.</exception>
-    public static AuditReportResult Create(IReadOnlyList<string> directories, string? privacyAuditPath = null)
+    /// <exception cref="FormatException">A key is not a key.</exception>
+    public static AuditReportResult Create(IReadOnlyList<string> directories, string? privacyAuditPath = null,
+        IReadOnlyList<string?>? verifierKeys = null, IReadOnlyList<string?>? previousCheckpoints = null)
     {
         ArgumentNullException.ThrowIfNull(directories);
         if (directories.Count == 0)
@@ -58,13 +68,15 @@ public static class AuditReport
             throw new ArgumentException("At least one log directory is needed.", nameof(directories));
         }
 
-        AuditFindings findings = AuditFindings.Compute(directories);
+        AuditFindings findings = AuditFindings.Compute(directories, verifierKeys, previousCheckpoints);
         PrivacyAuditSection? privacyAudit = privacyAuditPath is null ? null : PrivacyAuditSection.Read(privacyAuditPath);
         return new AuditReportResult(ReportHtml.Render(findings, privacyAudit), findings.Logs.Count, findings.FailedLogs, findings.CrossCheckMismatches)
         {
             Passed = findings.Passed,
             Verdict = findings.Headline,
             Problems = findings.Problems,
+            Warnings = findings.Warnings,
+            UnverifiedLines = findings.UnverifiedLines,
             RoundsCompleted = findings.RoundsCompleted,
             RoundsAborted = findings.RoundsAborted,
             Dropouts = findings.Dropouts,

@@ -16,6 +16,15 @@ public sealed record AuditReportResult(string Html, int Logs, int FailedLogs, in
     /// <summary>Every finding that fails the audit, as a sentence naming the log (and line) concerned.</summary>
     public IReadOnlyList<string> Problems { get; init; } = [];
 
+    /// <summary>
+    /// Findings that do not fail the audit but need an auditor's judgement (lines after the newest signed checkpoint, left
+    /// out of every figure; a budget changed between restarts; a round opened twice), as sentences naming the log and line.
+    /// </summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>Well-formed lines after the newest signed checkpoint of their log: no signature covers them, no figure counts them.</summary>
+    public int UnverifiedLines { get; init; }
+
     /// <summary>Rounds the aggregator logged as completed.</summary>
     public int RoundsCompleted { get; init; }
 

@@ -85,6 +85,15 @@ public static class AuditText
         return text.ToString();
     }
 
+    /// <summary>
+    /// <paramref name="value"/> safe to print on a terminal or console: every control character (C0 such as ESC, DEL, C1),
+    /// format character (Cf, e.g. bidirectional overrides) and unpaired surrogate becomes <see cref="Replacement"/>, so text
+    /// read from a log (an actor, a site) cannot move the cursor, clear the screen or colour a fake verdict. Not cut.
+    /// Print one line at a time: a line break is replaced too.
+    /// </summary>
+    /// <param name="value">Text that came from a log or another untrusted source; null gives "".</param>
+    public static string Printable(string? value) => Bound(value, int.MaxValue);
+
     private static bool IsClean(string value)
     {
         for (int i = 0; i < value.Length; i++)

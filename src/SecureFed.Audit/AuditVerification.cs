@@ -48,9 +48,11 @@ public sealed class AuditVerification
     /// <summary>A human-readable summary.</summary>
     public override string ToString()
     {
+        // Everything read from the log (actor, origin, problems quoting lines) is made printable: no escape sequence reaches the terminal.
+        static string P(string? text) => AuditText.Printable(text);
         var text = new StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"{(Ok ? "OK" : "FAILED")}: {Directory}\n");
-        text.Append(CultureInfo.InvariantCulture, $"  actor {Actor ?? "?"}, origin {Origin ?? "?"}\n");
+        text.Append(CultureInfo.InvariantCulture, $"{(Ok ? "OK" : "FAILED")}: {P(Directory)}\n");
+        text.Append(CultureInfo.InvariantCulture, $"  actor {P(Actor ?? "?")}, origin {P(Origin ?? "?")}\n");
         text.Append(CultureInfo.InvariantCulture, $"  {Lines} line(s), {Checkpoints} valid checkpoint(s), newest covers {CoveredLines} line(s)");
         if (RootHash is not null)
         {
@@ -63,10 +65,10 @@ public sealed class AuditVerification
             text.Append(CultureInfo.InvariantCulture, $"  note: {UncoveredLines} line(s) after the newest checkpoint are not yet covered by a signature\n");
         }
 
-        text.Append(CultureInfo.InvariantCulture, $"  verifier key {VerifierKey ?? "(none)"} (from {VerifierKeySource ?? "nowhere"})\n");
+        text.Append(CultureInfo.InvariantCulture, $"  verifier key {P(VerifierKey ?? "(none)")} (from {VerifierKeySource ?? "nowhere"})\n");
         foreach (string problem in Problems)
         {
-            text.Append(CultureInfo.InvariantCulture, $"  problem: {problem}\n");
+            text.Append(CultureInfo.InvariantCulture, $"  problem: {P(problem)}\n");
         }
 
         return text.ToString();

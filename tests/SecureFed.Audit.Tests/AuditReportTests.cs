@@ -19,7 +19,8 @@ public sealed class AuditReportTests
         Assert.Equal(2, result.RoundsCompleted);
         Assert.Equal(0, result.RoundsAborted);
         Assert.Equal(
-            "PASSED: all 3 logs intact, 2 rounds completed, 0 aborted, 0 dropouts, 0 cross-check discrepancies, every site within its patient-level ε budget.",
+            "PASSED: all 3 logs intact, 2 rounds completed, 0 aborted, 0 dropouts, 0 cross-check discrepancies, every site within its patient-level ε budget." +
+            " Keys not pinned: each log was checked against its own verifier.key (pin them with --key).",
             result.Verdict);
         string html = result.Html;
         Assert.Contains("<h2 id=\"verdict-heading\">Verdict: PASSED</h2>\n<p id=\"verdict-text\"><strong>all 3 logs intact, 2 rounds completed,", html, StringComparison.Ordinal);
@@ -169,7 +170,7 @@ public sealed class AuditReportTests
 
         Assert.False(result.Passed);
         Assert.Equal(["h2"], result.SitesOverBudget);
-        Assert.Equal("FAILED: patient-level ε over budget at h2.", result.Verdict);
+        Assert.StartsWith("FAILED: patient-level ε over budget at h2.", result.Verdict, StringComparison.Ordinal);
         Assert.Equal("h2 spent patient-level ε 9.5 by round 2, over its budget of 8 (h2 audit.jsonl line 7).", Assert.Single(result.Problems));
         Assert.Contains("OVER BUDGET", result.Html, StringComparison.Ordinal);
     }
@@ -210,7 +211,7 @@ public sealed class AuditReportTests
 
         Assert.Equal(2, result.CrossCheckMismatches);
         Assert.False(result.Passed);
-        Assert.Equal("FAILED: 2 cross-check discrepancies.", result.Verdict);
+        Assert.StartsWith("FAILED: 2 cross-check discrepancies.", result.Verdict, StringComparison.Ordinal);
         Assert.StartsWith("2 masked-input cross-check discrepancies: round 1, aggregator received (aggregator audit.jsonl line", Assert.Single(result.Problems), StringComparison.Ordinal);
         string html = result.Html;
         Assert.Contains("2 of 4 masked-input record(s) match; 2 mismatch(es).", html, StringComparison.Ordinal);
@@ -349,6 +350,36 @@ public sealed class AuditReportTests
         {
             File.Delete(file);
         }
+    }
+
+    [Fact]
+    public void Create_ManyRounds_CrossCheckPairsEveryInputWithItsCounterpart()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 150, tamperedSite: "h2", budget: 1000);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        // h1's 150 inputs match both ways; each of h2's 150 differs on both sides.
+        Assert.Equal(300, result.CrossCheckMismatches);
+        Assert.Contains("300 of 600 masked-input record(s) match; 300 mismatch(es).", result.Html, StringComparison.Ordinal);
+        Assert.StartsWith("300 masked-input cross-check discrepancies: round 1, aggregator received (aggregator audit.jsonl line 4): digest differs: h2 logged sending ", Assert.Single(result.Problems), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_EveryLogPinned_PassesWithoutTheUnpinnedCaveat()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2);
+        using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
+        string?[] pins = [.. new[] { "aggregator", "h1", "h2" }.Select(n => NoteVerifierKey.FromEd25519("securefed.test/" + n, key.PublicKey).ToString())];
+
+        AuditReportResult pinned = AuditReport.Create(fed.Directories, verifierKeys: pins);
+        AuditReportResult partly = AuditReport.Create(fed.Directories, verifierKeys: [pins[0], null, pins[2]]);
+
+        Assert.True(pinned.Passed, string.Join("\n", pinned.Problems));
+        Assert.EndsWith("every site within its patient-level ε budget.", pinned.Verdict, StringComparison.Ordinal);
+        Assert.EndsWith(" Keys not pinned for h1: checked against their own verifier.key.", partly.Verdict, StringComparison.Ordinal);
     }
 
     private sealed class Federation : IDisposable

@@ -44,7 +44,8 @@ public sealed class AuditReportBrowserTests : IDisposable
         // Assert: the verdict, in words.
         IWebElement verdict = driver.FindElement(By.Id("verdict-text"));
         Assert.Equal(
-            "all 4 logs intact, 2 rounds completed, 0 aborted, 1 dropout, 0 cross-check discrepancies, every site within its patient-level ε budget.",
+            "all 4 logs intact, 2 rounds completed, 0 aborted, 1 dropout, 0 cross-check discrepancies, every site within its patient-level ε budget." +
+            " Keys not pinned: each log was checked against its own verifier.key (pin them with --key).",
             verdict.Text);
         Assert.Equal("Verdict: PASSED", driver.FindElement(By.Id("verdict-heading")).Text);
         Assert.Contains("Logs intact: 4 of 4", driver.FindElement(By.Id("verdict")).Text, StringComparison.Ordinal);

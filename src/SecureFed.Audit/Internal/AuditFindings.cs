@@ -18,6 +18,20 @@ internal sealed class AuditFindings
 
     private const int MaxListedDiscrepancies = 5;
 
+    /// <summary>At most this many impossible values are named per log (then a count).</summary>
+    private const int MaxValueProblemsPerLog = 5;
+
+    /// <summary>The largest plausible round number: 2^53, the largest integer a JSON number keeps exactly.</summary>
+    private const double MaxPlausibleRound = 9_007_199_254_740_992;
+
+    /// <summary>Fields that count something (bytes, shares, sites, steps): never negative.</summary>
+    private static readonly string[] CountFields =
+        [AuditFieldNames.Bytes, AuditFieldNames.Count, AuditFieldNames.Threshold, AuditFieldNames.BitWidth, AuditFieldNames.VectorLength,
+         AuditFieldNames.BShares, AuditFieldNames.SShares, "steps"];
+
+    /// <summary>Impossible content found while collecting (ε not a number, a round completed that was never opened…), in log order.</summary>
+    private readonly List<string> _impossible = [];
+
     private AuditFindings(List<LogView> logs)
     {
         Logs = logs;
@@ -45,8 +59,17 @@ internal sealed class AuditFindings
     /// <summary>Findings that fail the audit, as sentences.</summary>
     public List<string> Problems { get; } = [];
 
+    /// <summary>
+    /// Findings that do not fail the audit but that an auditor must look at: lines no signature covers yet, content that
+    /// is suspicious but possible (a budget changed between agent restarts, a round opened twice). Named in the headline.
+    /// </summary>
+    public List<string> Warnings { get; } = [];
+
     /// <summary>Findings worth knowing that do not fail the audit.</summary>
     public List<string> Notes { get; } = [];
+
+    /// <summary>Well-formed lines after the newest signed checkpoint, over all logs: left out of every figure.</summary>
+    public int UnverifiedLines => Logs.Sum(l => l.Unverified.Count);
 
     public bool Passed => Problems.Count == 0;
 
@@ -71,7 +94,7 @@ internal sealed class AuditFindings
             {
                 string all = Logs.Count == 1 ? "the only log is intact" : $"all {Plural(Logs.Count, "log")} intact";
                 string budget = PatientEpsilon.Count == 0 ? "no patient-level ε logged" : "every site within its patient-level ε budget";
-                return $"PASSED: {all}, {Plural(RoundsCompleted, "round")} completed, {RoundsAborted} aborted, {Plural(Dropouts, "dropout")}, 0 cross-check discrepancies, {budget}.";
+                return $"PASSED: {all}, {Plural(RoundsCompleted, "round")} completed, {RoundsAborted} aborted, {Plural(Dropouts, "dropout")}, 0 cross-check discrepancies, {budget}.{Caveats()}";
             }
 
             var reasons = new List<string>();
@@ -97,24 +120,77 @@ internal sealed class AuditFindings
                 reasons.Add($"{Plural(other, "other problem")}");
             }
 
-            return "FAILED: " + string.Join("; ", reasons) + ".";
+            return "FAILED: " + string.Join("; ", reasons) + "." + Caveats();
         }
+    }
+
+    /// <summary>What the verdict rests on that an auditor must know: unverified lines, warnings, keys not pinned.</summary>
+    private string Caveats()
+    {
+        var text = new System.Text.StringBuilder();
+        if (UnverifiedLines > 0)
+        {
+            text.Append(CultureInfo.InvariantCulture,
+                $" UNVERIFIED: {Plural(UnverifiedLines, "line")} after the newest signed checkpoint ({string.Join(", ", Logs.Where(l => l.Unverified.Count > 0).Select(l => l.Actor))}) left out of every figure.");
+        }
+
+        int warnings = Warnings.Count;
+        if (warnings > 0)
+        {
+            text.Append(CultureInfo.InvariantCulture, $" {Plural(warnings, "warning")}.");
+        }
+
+        List<string> unpinned = [.. Logs.Where(l => !l.Pinned).Select(l => l.Actor)];
+        if (unpinned.Count > 0)
+        {
+            text.Append(unpinned.Count == Logs.Count
+                ? " Keys not pinned: each log was checked against its own verifier.key (pin them with --key)."
+                : $" Keys not pinned for {string.Join(", ", unpinned)}: checked against their own verifier.key.");
+        }
+
+        return text.ToString();
     }
 
     /// <summary>"1 log", "2 logs".</summary>
     internal static string Plural(long count, string noun) =>
         string.Create(CultureInfo.InvariantCulture, $"{count} {noun}{(count == 1 ? string.Empty : "s")}");
 
-    public static AuditFindings Compute(IReadOnlyList<string> directories)
+    /// <param name="directories">Log directories.</param>
+    /// <param name="verifierKeys">Null, or one key per directory (null for a log left unpinned), as <see cref="AuditVerifier.Verify"/> takes it.</param>
+    /// <param name="previousCheckpoints">Null, or one kept checkpoint file per directory (null where none).</param>
+    /// <exception cref="FormatException">A key is not a key.</exception>
+    public static AuditFindings Compute(IReadOnlyList<string> directories, IReadOnlyList<string?>? verifierKeys = null, IReadOnlyList<string?>? previousCheckpoints = null)
     {
-        var logs = new List<LogView>();
-        foreach (string directory in directories)
+        if ((verifierKeys is not null && verifierKeys.Count != directories.Count) || (previousCheckpoints is not null && previousCheckpoints.Count != directories.Count))
         {
-            AuditVerification verification = AuditVerifier.VerifyCore(directory, null, null, out IReadOnlyList<LogEntry> entries);
-            logs.Add(new LogView(verification.Directory, verification, entries));
+            throw new ArgumentException("Give one key and one previous checkpoint (or null) per log directory.", nameof(verifierKeys));
+        }
+
+        var logs = new List<LogView>();
+        var duplicates = new List<string>();
+        for (int i = 0; i < directories.Count; i++)
+        {
+            string? key = verifierKeys?[i];
+            AuditVerification verification = AuditVerifier.VerifyCore(directories[i], key, previousCheckpoints?[i], out IReadOnlyList<LogEntry> entries);
+            if (logs.Exists(l => Path.TrimEndingDirectorySeparator(l.Directory) == Path.TrimEndingDirectorySeparator(verification.Directory)))
+            {
+                // Counted once: a log given twice would double every figure ("4 rounds" for 2).
+                duplicates.Add($"The log directory {verification.Directory} was given twice; it is counted once.");
+                continue;
+            }
+
+            var view = new LogView(verification.Directory, verification, entries, pinned: key is not null);
+            if (logs.Find(l => l.Actor == view.Actor) is { } twin)
+            {
+                duplicates.Add($"Two logs name the same actor {view.Actor} ({twin.Directory} and {view.Directory}): one actor keeps one log, so one of them is a copy or an impostor, and figures would count twice.");
+            }
+
+            logs.Add(view);
         }
 
         var findings = new AuditFindings(logs);
+        findings._impossible.AddRange(duplicates);
+        findings.CheckValues();
         findings.CollectRounds();
         findings.CollectSites();
         findings.CollectEpsilon();
@@ -133,11 +209,22 @@ internal sealed class AuditFindings
         foreach (LogView log in Aggregators)
         {
             var byRound = new Dictionary<long, RoundFacts>();
+            long? lastOpened = null;
             foreach (LogEntry entry in log.Entries)
             {
                 if (entry.Type == AuditEvents.RoundOpened && LogView.Number(entry, AuditFieldNames.Round) is { } opened)
                 {
                     var facts = new RoundFacts { Aggregator = log, Round = (long)opened, Opened = entry, Cohort = List(entry, AuditFieldNames.Cohort) };
+                    if (byRound.TryGetValue(facts.Round, out RoundFacts? earlier))
+                    {
+                        Warnings.Add($"{log.Actor} opened round {facts.Round} twice ({earlier.OpenedAt} and {facts.OpenedAt}).");
+                    }
+                    else if (lastOpened is { } last && facts.Round < last)
+                    {
+                        Warnings.Add($"{log.Actor} opened round {facts.Round} after round {last} ({facts.OpenedAt}): rounds out of order.");
+                    }
+
+                    lastOpened = lastOpened is { } previous ? Math.Max(previous, facts.Round) : facts.Round;
                     byRound[facts.Round] = facts;
                     Rounds.Add(facts);
                     continue;
@@ -152,6 +239,11 @@ internal sealed class AuditFindings
                 {
                     if (!byRound.TryGetValue(round, out RoundFacts? facts))
                     {
+                        if (entry.Type == AuditEvents.RoundCompleted && log.Verification.Ok)
+                        {
+                            _impossible.Add($"{LogRef.Of(log, entry)}: round {round} completed, but {log.Actor} never opened it.");
+                        }
+
                         continue;
                     }
 
@@ -174,6 +266,11 @@ internal sealed class AuditFindings
                         case AuditEvents.AggregateProduced:
                             facts.Aggregate = entry;
                             facts.Participants = List(entry, AuditFieldNames.Participants);
+                            if (facts.Participants.Where(p => !facts.Cohort.Contains(p, StringComparer.Ordinal)).ToList() is { Count: > 0 } strangers)
+                            {
+                                Impossible(log, $"{LogRef.Of(log, entry)}: the aggregate of round {round} names participant(s) {string.Join(", ", strangers)} outside the round's cohort ({facts.OpenedAt}).");
+                            }
+
                             break;
                         case AuditEvents.MaskedInputReceived:
                             facts.MaskedInputs.Add(entry);
@@ -212,6 +309,8 @@ internal sealed class AuditFindings
     {
         foreach (LogView log in Logs)
         {
+            // Per guarantee, the last point of this log: cumulative ε never goes down, the budget should not change.
+            var last = new Dictionary<string, EpsilonPoint>(StringComparer.Ordinal);
             foreach (LogEntry entry in log.Entries.Where(e => e.Type is AuditEvents.PrivacySpent or AuditEvents.PrivacyLedger))
             {
                 double? round = LogView.Number(entry, AuditFieldNames.Round);
@@ -221,8 +320,45 @@ internal sealed class AuditFindings
                     continue;
                 }
 
+                string named = LogView.Text(entry, AuditFieldNames.Guarantee);
+                string kind = entry.Type + " " + named;
+                double? budgetLogged = LogView.Number(entry, AuditFieldNames.Budget);
+                if (budgetLogged is { } invalid && (!double.IsFinite(invalid) || invalid <= 0))
+                {
+                    // The agent refuses such a budget at start-up (AgentOptions: a positive number), and the ledger's Check refuses it.
+                    Impossible(log, $"{LogRef.Of(log, entry)}: {log.Actor} logged ε budget {LogView.Text(entry, AuditFieldNames.Budget)}; a budget is a finite number above 0.");
+                }
+
+                if (!double.IsFinite(epsilon.Value) || epsilon.Value < 0)
+                {
+                    Impossible(log, $"{LogRef.Of(log, entry)}: {log.Actor} logged ε {LogView.Text(entry, AuditFieldNames.Epsilon)}; a spent ε is a finite number of 0 or more.");
+                    continue;
+                }
+
+                if (last.TryGetValue(kind, out EpsilonPoint? before))
+                {
+                    if (epsilon.Value < before.Epsilon - (1e-9 * Math.Max(1, before.Epsilon)))
+                    {
+                        Impossible(log, string.Create(CultureInfo.InvariantCulture,
+                            $"{LogRef.Of(log, entry)}: {log.Actor}'s cumulative ε went down from {before.Epsilon:G6} ({before.Source}) to {epsilon.Value:G6}; spent ε can only grow."));
+                    }
+
+                    if (budgetLogged is { } now && before.Budget is { } then && now != then)
+                    {
+                        // The ledger keeps no budget: the agent logs its configured budget with each entry, so a change means it was restarted with another setting.
+                        Warnings.Add(string.Create(CultureInfo.InvariantCulture,
+                            $"{log.Actor} changed its {(named.Length == 0 ? "unnamed" : named)}-level ε budget from {then:G6} ({before.Source}) to {now:G6} ({LogRef.Of(log, entry)}): a restart with another budget setting; judge whether it was allowed."));
+                    }
+
+                    if ((long)round.Value < before.Round)
+                    {
+                        Warnings.Add($"{LogRef.Of(log, entry)}: {log.Actor} logged ε for round {(long)round.Value} after round {before.Round}: rounds out of order.");
+                    }
+                }
+
                 var point = new EpsilonPoint((long)round.Value, epsilon.Value, LogView.Number(entry, AuditFieldNames.Delta),
                     LogView.Number(entry, AuditFieldNames.Budget), LogRef.Of(log, entry));
+                last[kind] = point;
                 string guarantee = LogView.Text(entry, AuditFieldNames.Guarantee);
                 if (entry.Type == AuditEvents.PrivacyLedger && guarantee == PatientGuarantee)
                 {
@@ -257,6 +393,40 @@ internal sealed class AuditFindings
     {
         List<LogView> aggregators = Aggregators;
         List<LogView> agents = Agents;
+
+        // Indexed once (site, round, digest), so the cross-check is linear in the lines, not their product.
+        var agentBySite = new Dictionary<string, LogView>(StringComparer.Ordinal);
+        var sentBySiteRound = new Dictionary<(string Site, string Round), List<LogEntry>>();
+        foreach (LogView agent in agents)
+        {
+            agentBySite.TryAdd(agent.Actor, agent);
+            if (agentBySite[agent.Actor] != agent)
+            {
+                continue;
+            }
+
+            foreach (LogEntry sent in SentMaskedInputs(agent))
+            {
+                (string, string) key = (agent.Actor, LogView.Text(sent, AuditFieldNames.Round));
+                if (!sentBySiteRound.TryGetValue(key, out List<LogEntry>? list))
+                {
+                    list = [];
+                    sentBySiteRound[key] = list;
+                }
+
+                list.Add(sent);
+            }
+        }
+
+        var receivedByKey = new Dictionary<(string Site, string Round, string Digest), (LogView Log, LogEntry Entry)>();
+        foreach (LogView aggregator in aggregators)
+        {
+            foreach (LogEntry received in aggregator.OfType(AuditEvents.MaskedInputReceived))
+            {
+                receivedByKey.TryAdd((LogView.Text(received, AuditFieldNames.Site), LogView.Text(received, AuditFieldNames.Round), InputDigest(received)), (aggregator, received));
+            }
+        }
+
         foreach (LogView aggregator in aggregators)
         {
             foreach (LogEntry received in aggregator.OfType(AuditEvents.MaskedInputReceived))
@@ -264,17 +434,16 @@ internal sealed class AuditFindings
                 string round = LogView.Text(received, AuditFieldNames.Round);
                 string site = LogView.Text(received, AuditFieldNames.Site);
                 string sha = InputDigest(received);
-                LogView? agent = agents.FirstOrDefault(a => a.Actor == site);
                 string detail;
                 bool ok = false;
-                if (agent is null)
+                if (!agentBySite.TryGetValue(site, out LogView? agent))
                 {
                     detail = $"no log for site {site} was given";
                 }
                 else
                 {
-                    List<LogEntry> sent = [.. SentMaskedInputs(agent).Where(e => LogView.Text(e, AuditFieldNames.Round) == round)];
-                    LogEntry? match = sent.FirstOrDefault(e => InputDigest(e) == sha);
+                    List<LogEntry> sent = sentBySiteRound.TryGetValue((site, round), out List<LogEntry>? list) ? list : [];
+                    LogEntry? match = sent.Find(e => InputDigest(e) == sha);
                     ok = match is not null;
                     detail = match is not null
                         ? $"matches {LogRef.Of(agent, match)}"
@@ -293,10 +462,7 @@ internal sealed class AuditFindings
             {
                 string round = LogView.Text(sent, AuditFieldNames.Round);
                 string sha = InputDigest(sent);
-                (LogView Log, LogEntry Entry)? match = aggregators.SelectMany(a => a.OfType(AuditEvents.MaskedInputReceived).Select(e => (a, e)))
-                    .Where(p => LogView.Text(p.e, AuditFieldNames.Site) == agent.Actor && LogView.Text(p.e, AuditFieldNames.Round) == round
-                                && InputDigest(p.e) == sha)
-                    .Select(p => ((LogView, LogEntry)?)p).FirstOrDefault();
+                (LogView Log, LogEntry Entry)? match = receivedByKey.TryGetValue((agent.Actor, round, sha), out (LogView, LogEntry) found) ? found : null;
                 string detail = aggregators.Count == 0
                     ? "no aggregator log was given"
                     : match is { } m
@@ -319,6 +485,50 @@ internal sealed class AuditFindings
 
     private static IEnumerable<LogEntry> SentMaskedInputs(LogView agent) =>
         agent.OfType(AuditEvents.MessageSent).Where(e => LogView.Text(e, AuditFieldNames.MessageType) == AuditEvents.MaskedInputMessageType);
+
+    /// <summary>
+    /// Records impossible content of a log that verified. A log that failed verification already fails the audit, and
+    /// lines missing from it (unparsable) would only add false alarms.
+    /// </summary>
+    private void Impossible(LogView log, string problem)
+    {
+        if (log.Verification.Ok)
+        {
+            _impossible.Add(problem);
+        }
+    }
+
+    /// <summary>Impossible values on any covered line: a negative count, a round number that is negative, fractional or beyond 2^53.</summary>
+    private void CheckValues()
+    {
+        // A log that failed verification already fails the audit; lines missing from it would only add false alarms.
+        foreach (LogView log in Logs.Where(l => l.Verification.Ok))
+        {
+            int found = 0;
+            foreach (LogEntry entry in log.Entries)
+            {
+                string? problem = null;
+                if (LogView.Number(entry, AuditFieldNames.Round) is { } round && (!(round >= 0 && round <= MaxPlausibleRound) || Math.Floor(round) != round))
+                {
+                    problem = $"{LogRef.Of(log, entry)}: round {LogView.Text(entry, AuditFieldNames.Round)} is not a plausible round number (a whole number from 0 to 2^53).";
+                }
+                else if (Array.Find(CountFields, f => LogView.Number(entry, f) is { } n && !(n >= 0)) is { } field)
+                {
+                    problem = $"{LogRef.Of(log, entry)}: {field} {LogView.Text(entry, field)} is not a count (a number of 0 or more).";
+                }
+
+                if (problem is not null && found++ < MaxValueProblemsPerLog)
+                {
+                    _impossible.Add(problem);
+                }
+            }
+
+            if (found > MaxValueProblemsPerLog)
+            {
+                _impossible.Add(string.Create(CultureInfo.InvariantCulture, $"{log.Actor}: {found - MaxValueProblemsPerLog} more line(s) with impossible values."));
+            }
+        }
+    }
 
     private void Judge()
     {
@@ -350,6 +560,8 @@ internal sealed class AuditFindings
             }
         }
 
+        Problems.AddRange(_impossible);
+
         List<CrossCheckRow> bad = [.. CrossCheck.Where(r => !r.Ok)];
         if (bad.Count > 0)
         {
@@ -373,10 +585,11 @@ internal sealed class AuditFindings
             Notes.Add($"No log of {site} was given, although a cohort names it.");
         }
 
-        foreach (LogView log in Logs.Where(l => l.Verification.Ok && l.Verification.UncoveredLines > 0))
+        foreach (LogView log in Logs.Where(l => l.Unverified.Count > 0))
         {
-            Notes.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{log.Actor}: the last {log.Verification.UncoveredLines} line(s) come after the newest signed checkpoint, so no signature covers them yet."));
+            string types = string.Join(", ", log.Unverified.GroupBy(e => e.Type, StringComparer.Ordinal).Select(g => $"{g.Key} ×{g.Count()}"));
+            Warnings.Insert(0, string.Create(CultureInfo.InvariantCulture,
+                $"UNVERIFIED: {log.Actor} lines {log.Unverified[0].Line}–{log.Unverified[^1].Line} come after the newest signed checkpoint: no signature covers them (anyone able to write the file could have appended them), so no figure in this report counts them ({types}). A log that was closed normally ends with a checkpoint; these lines are left by a crash, or were added."));
         }
 
         foreach (RoundFacts round in Rounds.Where(r => r.State == RoundState.Open))

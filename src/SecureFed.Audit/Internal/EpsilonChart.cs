@@ -29,7 +29,8 @@ internal static class EpsilonChart
         double drawable = budgets.Where(b => b <= 10 * maxEpsilon || maxEpsilon <= 0).DefaultIfEmpty(0).Max();
         double top = NiceCeiling(Math.Max(maxEpsilon, drawable) * 1.05);
         double plotRight = Width - Right;
-        double X(double round) => Left + ((round - minRound + 0.5) / (maxRound - minRound + 1) * (plotRight - Left));
+        double span = (double)maxRound - minRound + 1;
+        double X(double round) => Left + ((round - minRound + 0.5) / span * (plotRight - Left));
         double Y(double epsilon) => Height - Bottom - (epsilon / top * (Height - Top - Bottom));
 
         // The plot keeps its size; with many sites the picture grows downwards so every legend entry fits.
@@ -50,9 +51,11 @@ internal static class EpsilonChart
 
         svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{Height - Bottom}\" x2=\"{plotRight}\" y2=\"{Height - Bottom}\" stroke=\"#444\"/>");
         svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{Left}\" y1=\"{Top}\" x2=\"{Left}\" y2=\"{Height - Bottom}\" stroke=\"#444\"/>\n");
-        long roundStep = Math.Max(1, (long)Math.Ceiling((maxRound - minRound + 1) / 12.0));
-        for (long round = minRound; round <= maxRound; round += roundStep)
+        // At most 13 ticks, whatever the rounds (a long loop variable would overflow and never end near long.MaxValue).
+        double roundStep = Math.Max(1, Math.Ceiling(span / 12.0));
+        for (int tick = 0; tick <= 12 && minRound + (tick * roundStep) <= maxRound; tick++)
         {
+            long round = (long)(minRound + (tick * roundStep));
             svg.Append(CultureInfo.InvariantCulture, $"<line x1=\"{X(round):F1}\" y1=\"{Height - Bottom}\" x2=\"{X(round):F1}\" y2=\"{Height - Bottom + 4}\" stroke=\"#444\"/>");
             svg.Append(CultureInfo.InvariantCulture, $"<text x=\"{X(round):F1}\" y=\"{Height - Bottom + 16}\" font-size=\"11\" text-anchor=\"middle\">{round}</text>\n");
         }

@@ -33,6 +33,12 @@ internal sealed record LogEntry(long Line, long Seq, string Timestamp, string Ac
             problem = string.Create(CultureInfo.InvariantCulture, $"line {lineNumber} is not valid UTF-8 JSON text (edited or corrupted?): {ex.Message}");
             return null;
         }
+        catch (ArgumentException ex)
+        {
+            // A number beyond double (1e400) or a string beyond Utf8JsonWriter's limit cannot be re-serialized: name the line.
+            problem = string.Create(CultureInfo.InvariantCulture, $"line {lineNumber} cannot be in canonical form (a number out of range or a value too large; edited or corrupted?): {ex.Message}");
+            return null;
+        }
 
         if (canonical is null)
         {

@@ -3,14 +3,22 @@ using System.Text.Json;
 
 namespace SecureFed.Audit.Internal;
 
-/// <summary>One verified log as the report sees it.</summary>
+/// <summary>
+/// One verified log as the report sees it. Of a log that verifies, only lines its newest signed checkpoint covers are
+/// <see cref="Entries"/>: lines after it (which anyone with write access could append without the key) are kept apart as
+/// <see cref="Unverified"/> and count in no figure. A log that failed verification fails the audit, and is shown whole.
+/// </summary>
 internal sealed class LogView
 {
-    public LogView(string directory, AuditVerification verification, IReadOnlyList<LogEntry> entries)
+    public LogView(string directory, AuditVerification verification, IReadOnlyList<LogEntry> entries, bool pinned = false)
     {
         Directory = directory;
         Verification = verification;
-        Entries = entries;
+        // A log that failed verification is shown whole under its FAILED verdict ("nothing it logged can be trusted").
+        long covered = verification.Ok ? verification.CoveredLines : long.MaxValue;
+        Entries = [.. entries.Where(e => e.Line <= covered)];
+        Unverified = [.. entries.Where(e => e.Line > covered)];
+        Pinned = pinned;
         Actor = verification.Actor ?? Path.GetFileName(directory.TrimEnd(Path.DirectorySeparatorChar));
         bool aggregator = entries.Any(e => e.Type is AuditEvents.RoundOpened or AuditEvents.MaskedInputReceived or AuditEvents.AggregateProduced or AuditEvents.PrivacySpent);
         bool agent = entries.Any(e => e.Type is AuditEvents.MessageSent or AuditEvents.PrivacyLedger or AuditEvents.RoundJoined or AuditEvents.ModelReceived);
@@ -21,7 +29,14 @@ internal sealed class LogView
 
     public AuditVerification Verification { get; }
 
+    /// <summary>The lines the newest valid checkpoint covers.</summary>
     public IReadOnlyList<LogEntry> Entries { get; }
+
+    /// <summary>Well-formed lines after the newest valid checkpoint: no signature covers them.</summary>
+    public IReadOnlyList<LogEntry> Unverified { get; }
+
+    /// <summary>Whether the log was checked against a key the auditor gave (--key), not the log's own verifier.key.</summary>
+    public bool Pinned { get; }
 
     public string Actor { get; }
 

@@ -109,6 +109,17 @@ internal static class ReportHtml
         }
 
         html.Append("</ul>\n");
+        if (f.Warnings.Count > 0)
+        {
+            html.Append("<ol class=\"problems warnings\" id=\"warnings\" aria-label=\"warnings\">\n");
+            foreach (string warning in f.Warnings)
+            {
+                html.Append("<li>").Append(E(warning)).Append("</li>\n");
+            }
+
+            html.Append("</ol>\n");
+        }
+
         if (f.Notes.Count > 0)
         {
             html.Append("<ul class=\"notes\" aria-label=\"notes\">\n");

@@ -97,10 +97,23 @@ internal static class AuditCommands
         var directories = new Argument<string[]>("DIR") { Description = "Log directories (aggregator and agents).", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string>("--out") { Description = "The HTML file to write (outside the log folders; an earlier report there is replaced).", Required = true };
         var privacyAudit = new Option<string?>("--privacy-audit") { Description = "privacy-audit.json of 'securefed privacy audit' (\"kind\": \"securefed-privacy-audit\"; any other file is refused), shown beside the ledger's ε." };
-        var command = new Command("report", "Write a self-contained HTML report: a verdict first (logs intact, rounds completed and aborted, dropouts, cross-check), patient-level epsilon per site against its budget, who took part in each round, then the details. Exit 1 when a log fails, a cross-check mismatches or a site exceeds its logged budget.");
+        var keys = new Option<string[]>("--key")
+        {
+            Description = "Pin a log's public key (as for 'audit verify --key'): give it once per DIR, in the order of the DIRs; '-' leaves that log unpinned. " +
+                          "Without it each log's own verifier.key is trusted and the verdict says the keys were not pinned.",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var previous = new Option<string[]>("--previous")
+        {
+            Description = "A checkpoint file kept from an earlier verification, once per DIR in the order of the DIRs ('-' for none): detects rollback.",
+            Arity = ArgumentArity.ZeroOrMore,
+        };
+        var command = new Command("report", "Write a self-contained HTML report: a verdict first (logs intact, rounds completed and aborted, dropouts, cross-check), patient-level epsilon per site against its budget, who took part in each round, then the details. Exit 1 when a log fails, a cross-check mismatches, a site exceeds its logged budget or a log holds impossible content. Lines after a log's newest signed checkpoint are listed as unverified and counted in no figure.");
         command.Arguments.Add(directories);
         command.Options.Add(output);
         command.Options.Add(privacyAudit);
+        command.Options.Add(keys);
+        command.Options.Add(previous);
         command.SetAction((parse, ct) =>
         {
             string[] dirs = [.. parse.GetValue(directories)!.Select(RequireDirectory)];
@@ -124,12 +137,34 @@ internal static class AuditCommands
                 }
             }
 
-            AuditReportResult result = AuditReport.Write(dirs, outPath, auditPath);
+            string?[]? pins = PerDirectory(parse.GetValue(keys), dirs, "--key");
+            string?[]? kept = PerDirectory(parse.GetValue(previous), dirs, "--previous");
+            if (kept?.FirstOrDefault(k => k is not null && !File.Exists(k)) is string missing)
+            {
+                throw new UsageException($"--previous: checkpoint file '{missing}' does not exist.");
+            }
+
+            AuditReportResult result;
+            try
+            {
+                result = AuditReport.Write(dirs, outPath, auditPath, pins, kept);
+            }
+            catch (FormatException ex)
+            {
+                throw new UsageException($"--key: {ex.Message}");
+            }
+
+            // Text from the logs (actors, sites) is made printable: an escape sequence in a log cannot draw a fake verdict.
             TextWriter stdout = parse.InvocationConfiguration.Output;
-            stdout.WriteLine(result.Verdict);
+            stdout.WriteLine(AuditText.Printable(result.Verdict));
             foreach (string problem in result.Problems)
             {
-                stdout.WriteLine("  - " + problem);
+                stdout.WriteLine("  - " + AuditText.Printable(problem));
+            }
+
+            foreach (string warning in result.Warnings)
+            {
+                stdout.WriteLine("  warning: " + AuditText.Printable(warning));
             }
 
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
@@ -251,6 +286,22 @@ internal static class AuditCommands
         {
             throw new UsageException($"--out {outPath} is a folder; give the path of the HTML file to write.");
         }
+    }
+
+    /// <summary>Null when the option was not given; else one value per log directory ('-' gives null), or a usage error.</summary>
+    private static string?[]? PerDirectory(string[]? values, string[] dirs, string option)
+    {
+        if (values is null || values.Length == 0)
+        {
+            return null;
+        }
+
+        if (values.Length != dirs.Length)
+        {
+            throw new UsageException($"{option} was given {values.Length} time(s) for {dirs.Length} log folder(s): give it once per DIR, in the same order ('-' for none).");
+        }
+
+        return [.. values.Select(v => v == "-" ? null : v)];
     }
 
     private static string RequireDirectory(string? directory)

@@ -9,13 +9,56 @@ internal static class OutputPaths
 {
     private static StringComparison PathComparison => OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
 
-    /// <summary>Whether two paths name the same file (by full path; case-insensitively on Windows and macOS, where file systems usually are).</summary>
-    public static bool SamePath(string a, string b) => string.Equals(
-        Path.TrimEndingDirectorySeparator(Path.GetFullPath(a)), Path.TrimEndingDirectorySeparator(Path.GetFullPath(b)), PathComparison);
+    /// <summary>Links followed at most while resolving one path (as Linux's MAXSYMLINKS): a loop of links stops here.</summary>
+    private const int MaxLinks = 40;
 
-    /// <summary>Whether <paramref name="path"/> lies inside <paramref name="folder"/> at any depth (not the folder itself), by full path.</summary>
+    /// <summary>
+    /// Whether two paths name the same file: by full path with every symbolic link among the parts that exist resolved
+    /// (so a link to a log folder is that folder); case-insensitively on Windows and macOS, where file systems usually are.
+    /// </summary>
+    public static bool SamePath(string a, string b) => string.Equals(
+        Path.TrimEndingDirectorySeparator(Resolve(a)), Path.TrimEndingDirectorySeparator(Resolve(b)), PathComparison);
+
+    /// <summary>Whether <paramref name="path"/> lies inside <paramref name="folder"/> at any depth (not the folder itself), by full path with links resolved.</summary>
     public static bool IsInside(string path, string folder) =>
-        Path.GetFullPath(path).StartsWith(Path.TrimEndingDirectorySeparator(Path.GetFullPath(folder)) + Path.DirectorySeparatorChar, PathComparison);
+        Resolve(path).StartsWith(Path.TrimEndingDirectorySeparator(Resolve(folder)) + Path.DirectorySeparatorChar, PathComparison);
+
+    /// <summary>
+    /// The full path of <paramref name="path"/> with each existing part that is a symbolic link (a folder on the way, or
+    /// the file itself) replaced by its final target; parts that do not exist yet are kept as written.
+    /// </summary>
+    internal static string Resolve(string path)
+    {
+        string full = Path.GetFullPath(path);
+        string root = Path.GetPathRoot(full) ?? string.Empty;
+        string current = root;
+        int links = 0;
+        var parts = new Queue<string>(full[root.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries));
+        while (parts.TryDequeue(out string? part))
+        {
+            string next = Path.Combine(current, part);
+            FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+            if (info.Exists && info.LinkTarget is { } target && links++ < MaxLinks)
+            {
+                // The target may itself pass through links: resolve it from its root again, then go on with the rest.
+                string targetFull = Path.GetFullPath(target, Path.GetDirectoryName(next) ?? root);
+                string targetRoot = Path.GetPathRoot(targetFull) ?? string.Empty;
+                var rest = new Queue<string>(targetFull[targetRoot.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries));
+                foreach (string remaining in parts)
+                {
+                    rest.Enqueue(remaining);
+                }
+
+                parts = rest;
+                current = targetRoot;
+                continue;
+            }
+
+            current = next;
+        }
+
+        return current;
+    }
 
     /// <summary>Refuses an output file <paramref name="path"/> that already exists (as a file or a folder).</summary>
     /// <param name="path">The output file.</param>
