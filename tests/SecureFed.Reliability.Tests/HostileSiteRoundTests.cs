@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
@@ -1008,6 +1009,50 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Equal(0, limiter.UploadsOf("site-x"));
         Assert.Equal(2, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").Contains("closed before this upload finished", StringComparison.Ordinal)));
         AssertLogsVerify(fed);
+    }
+
+    [Fact]
+    public async Task UploadMaskedInput_FewestUploadSlotsAndOneHeldByAStalledUpload_RoundCompletes()
+    {
+        // Review 31: with one slot, site-x's stalled upload held it until the stage closed and every round aborted. The
+        // fewest slots allowed is two, and a site holds at most one of them, so the others upload through the second.
+        var settings = new Dictionary<string, string>
+        {
+            ["Rounds"] = "1", ["MinSites"] = "3", ["JoinGraceSeconds"] = "1",
+            ["MaxConcurrentUploads"] = AggregatorOptions.MinConcurrentUploads.ToString(CultureInfo.InvariantCulture),
+        };
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], settings);
+        await fed.StartAggregatorAsync();
+        UploadLimiter limiter = fed.Aggregator!.Services.GetRequiredService<UploadLimiter>();
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        AsyncClientStreamingCall<MaskedInputChunk, Ack> stalled = await x.OpenStalledUploadAsync();
+        await WaitUntilAsync(() => limiter.InUse == 1);
+
+        await x.AdvertiseAndShareAsync();
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        RoundRecord round = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, round.Status);
+        Assert.Equal(Honest, round.Participants.Order());
+        await Assert.ThrowsAsync<RpcException>(() => stalled.ResponseAsync.WaitAsync(CallTimeout));
+        stalled.Dispose();
+        Assert.Equal(0, limiter.InUse);
+        AssertLogsVerify(fed);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(1_001)]
+    public void AggregatorOptions_MaxConcurrentUploadsOutOfRange_RefusedSayingOneSiteCouldHoldTheOnlySlot(int uploads)
+    {
+        var options = new AggregatorOptions { Federation = "fed", KitDirectory = "kit", ModelSpecSha256 = new string('a', 64), MaxConcurrentUploads = uploads };
+
+        string error = Assert.Single(options.Validate());
+
+        Assert.StartsWith($"SecureFed:MaxConcurrentUploads must be between 2 and 1000, got '{uploads}': a site holds at most one upload slot", error, StringComparison.Ordinal);
+        Assert.Contains("abort every round", error, StringComparison.Ordinal);
+        Assert.Empty(new AggregatorOptions { Federation = "fed", KitDirectory = "kit", ModelSpecSha256 = new string('a', 64), MaxConcurrentUploads = 2 }.Validate());
     }
 
     [Fact]
