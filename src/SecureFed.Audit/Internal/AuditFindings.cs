@@ -379,6 +379,16 @@ internal sealed class AuditFindings
                 $"{log.Actor}: the last {log.Verification.UncoveredLines} line(s) come after the newest signed checkpoint, so no signature covers them yet."));
         }
 
+        // A decline does not take a site out of the attempt (PROTOCOL.md §3 "Declines"): one that declined and is still in
+        // the aggregate contributed, whatever its decline said.
+        foreach (RoundFacts round in Rounds.Where(r => r.Aggregate is not null))
+        {
+            foreach ((string site, (string reason, LogRef source)) in round.Declined.Where(d => round.Participants.Contains(d.Key, StringComparer.Ordinal)))
+            {
+                Notes.Add($"{site} declined round {round.Round} ({reason} — {source}) but its masked input is in the aggregate ({LogRef.Of(round.Aggregator, round.Aggregate!)}): it took part.");
+            }
+        }
+
         foreach (RoundFacts round in Rounds.Where(r => r.State == RoundState.Open))
         {
             Notes.Add(string.Create(CultureInfo.InvariantCulture, $"Round {round.Round} was opened ({round.OpenedAt}) but neither completed nor aborted in the log."));
