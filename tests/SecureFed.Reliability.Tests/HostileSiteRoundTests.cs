@@ -148,6 +148,69 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    [Fact]
+    public async Task Unmask_MoreSharesThanTheCohortOrWrongValueSize_RefusedNamingTheFieldBeforeHashingAndRoundCompletes()
+    {
+        // Review 31: each RevealedShare was copied, hex-converted and sorted for the digest before any check, so 4 MiB of
+        // empty shares cost seconds of CPU. Now their number and sizes are checked first, whatever the stage.
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        var many = new UnmaskResponseMessage { Header = x.H(Stage.Unmasking) };
+        many.SelfMaskShares.AddRange(Enumerable.Range(0, 100_000).Select(i => new RevealedShareMessage { Owner = 1 }));
+        var oneTooMany = new UnmaskResponseMessage { Header = x.H(Stage.Unmasking) };
+        oneTooMany.SelfMaskShares.AddRange(Enumerable.Range(1, 3).Select(i => new RevealedShareMessage { Owner = (uint)i, Value = ByteString.CopyFrom(new byte[40]) }));
+        oneTooMany.MaskingKeyShares.AddRange(Enumerable.Range(1, 2).Select(i => new RevealedShareMessage { Owner = (uint)i, Value = ByteString.CopyFrom(new byte[40]) }));
+        var wrongSize = new UnmaskResponseMessage { Header = x.H(Stage.Unmasking) };
+        wrongSize.SelfMaskShares.Add(new RevealedShareMessage { Owner = 1, Value = ByteString.CopyFrom(new byte[40]) });
+        wrongSize.MaskingKeyShares.Add(new RevealedShareMessage { Owner = 2, Value = ByteString.CopyFrom(new byte[40]) });
+        wrongSize.MaskingKeyShares.Add(new RevealedShareMessage { Owner = 3, Value = ByteString.CopyFrom(new byte[41]) });
+
+        await Refused(() => x.Client.UnmaskAsync(many, Deadline()).ResponseAsync, StatusCode.InvalidArgument,
+            "Unmask: self_mask_shares (100000) and masking_key_shares (0) hold 100000 shares; a site reveals at most one share per cohort member, 4 in round 1");
+        await Refused(() => x.Client.UnmaskAsync(oneTooMany, Deadline()).ResponseAsync, StatusCode.InvalidArgument,
+            "self_mask_shares (3) and masking_key_shares (2) hold 5 shares");
+        await Refused(() => x.Client.UnmaskAsync(wrongSize, Deadline()).ResponseAsync, StatusCode.InvalidArgument,
+            "Unmask: masking_key_shares[1].value has 41 bytes; a share is 40 bytes");
+
+        // Refused before the digest was recorded: site-x's honest response later is its first, and the round completes.
+        await x.AdvertiseAndShareAsync();
+        await x.UploadAsync(await x.MaskAsync());
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        await x.SignAndUnmaskAsync(survivors);
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
+        Assert.Equal(3, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").StartsWith("Unmask: ", StringComparison.Ordinal)));
+        AssertLogsVerify(fed);
+    }
+
+    [Fact]
+    public void UnmaskDigest_SameSharesInAnotherOrder_SameDigestAndValuesOrderedAsBytes()
+    {
+        byte[] low = new byte[40];
+        byte[] high = new byte[40];
+        high[0] = 0xA0; // "A0…" sorts after "09…" as hex and as bytes alike
+        low[0] = 0x09;
+        var a = new UnmaskResponse(1, [new RevealedShare(2, high), new RevealedShare(1, low)], [new RevealedShare(3, low)]);
+        var b = new UnmaskResponse(1, [new RevealedShare(1, low), new RevealedShare(2, high)], [new RevealedShare(3, low)]);
+        var swapped = new UnmaskResponse(1, [new RevealedShare(1, high), new RevealedShare(2, low)], [new RevealedShare(3, low)]);
+
+        Assert.Equal(AggregationService.UnmaskDigest(a), AggregationService.UnmaskDigest(b));
+        Assert.NotEqual(AggregationService.UnmaskDigest(a), AggregationService.UnmaskDigest(swapped));
+
+        // The format (AggregationService.UnmaskDigest): 'b', then per share u32be(owner) ‖ u32be(40) ‖ value by owner; then 's'.
+        using var expected = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        expected.AppendData("b"u8);
+        expected.AppendData([0, 0, 0, 1, 0, 0, 0, 40]);
+        expected.AppendData(low);
+        expected.AppendData([0, 0, 0, 2, 0, 0, 0, 40]);
+        expected.AppendData(high);
+        expected.AppendData("s"u8);
+        expected.AppendData([0, 0, 0, 3, 0, 0, 0, 40]);
+        expected.AppendData(low);
+        Assert.Equal(Convert.ToHexStringLower(expected.GetHashAndReset()), AggregationService.UnmaskDigest(a));
+    }
+
     // Row 8 -------------------------------------------------------------------------------------------------------
 
     [Fact]
