@@ -120,4 +120,10 @@ internal static partial class Log
 
     [LoggerMessage(45, LogLevel.Warning, "{Failed} round attempts in a row did not complete (see their abort reasons and declines above); the next attempt opens in {Seconds} s (SecureFed:MaxRetryPauseSeconds caps the pause; a completed round resets it)")]
     public static partial void RetryPause(ILogger logger, int failed, double seconds);
+
+    [LoggerMessage(46, LogLevel.Error, "Round {Round}: its round server could not be told that the attempt aborted ({Type}: {Message}); the abort is recorded in the round store and the audit log all the same")]
+    public static partial void RoundServerAbortFailed(ILogger logger, long round, string type, string message);
+
+    [LoggerMessage(47, LogLevel.Error, "Round {Round}: the abort ({Reason}) could not be fully recorded ({Type}: {Message}); the coordinator goes on with the next attempt")]
+    public static partial void AbortNotRecorded(ILogger logger, long round, string reason, string type, string message);
 }
