@@ -313,6 +313,7 @@ public sealed class RoundCoordinator : BackgroundService
 
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
             int failedInARow = 0;
+            WarnIfOneSiteCanAbortEveryRound();
             EnsureARoundFits();
             while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
             {
@@ -508,6 +509,45 @@ public sealed class RoundCoordinator : BackgroundService
         if (!decision.Allowed)
         {
             throw new InvalidOperationException(NoRoundFits(n, threshold, decision.Reason));
+        }
+    }
+
+    /// <summary>
+    /// Warns at start-up when the threshold t equals the cohort size n: for the whole federation (every site not revoked;
+    /// e.g. a federation of two sites) or, with a configured <see cref="AggregatorOptions.Threshold"/>, for the smallest
+    /// cohort a round may open with (<see cref="AggregatorOptions.MinSites"/>). Then every member must
+    /// answer the unmasking request, so any one site can abort each such attempt by staying silent after the others
+    /// charged their privacy budgets, and nobody is blamed (a silent site looks like a dropout; threat-model §7,
+    /// docs/PROTOCOL.md §2 "A cohort of exactly t sites"). Logged, not audited: the aggregator audits no start-up settings, and each
+    /// <c>round.opened</c> line states the round's cohort and threshold.
+    /// </summary>
+    private void WarnIfOneSiteCanAbortEveryRound()
+    {
+        int sites = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+        foreach ((int n, string which) in new[] { (sites, "every site of the federation"), (_options.MinSites, "the fewest sites a round opens with, SecureFed:MinSites") })
+        {
+            // The smallest cohort only with a configured threshold: the automatic one grows with n, and a round normally
+            // opens with every site that waits, not with MinSites.
+            if (n < 2 || n > sites || (n != sites && _options.Threshold == 0))
+            {
+                continue;
+            }
+
+            int threshold;
+            try
+            {
+                threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
+            }
+            catch (ArgumentException)
+            {
+                continue; // the graph planner refuses this cohort size; each round checks its own
+            }
+
+            if (threshold >= n)
+            {
+                Log.OneSiteCanAbort(_logger, threshold, n, which);
+                return;
+            }
         }
     }
 

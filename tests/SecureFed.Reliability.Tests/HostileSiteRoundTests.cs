@@ -1118,6 +1118,36 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Empty(new AggregatorOptions { Federation = "fed", KitDirectory = "kit", ModelSpecSha256 = new string('a', 64), MaxConcurrentUploads = 2 }.Validate());
     }
 
+    // Thresholds ---------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Review 31: when t equals the cohort size, one survivor that never answers the unmasking request aborts every
+    /// attempt unblamed. Not prevented (a silent site looks like a crashed one); the coordinator warns at start-up.
+    /// </summary>
+    [Theory]
+    [InlineData(2, "0", "t = 2 for a cohort of 2 sites (every site of the federation)")]                                      // t > n/2
+    [InlineData(3, "3", "t = 3 for a cohort of 3 sites (every site of the federation)")]                                      // Threshold = the sites
+    [InlineData(3, "0", null)]                                                                                                 // t = 2 < 3
+    public async Task Start_ThresholdEqualsTheCohort_WarnsThatOneSiteCanAbortEveryRound(int sites, string threshold, string? warning)
+    {
+        var settings = new Dictionary<string, string> { ["Rounds"] = "1", ["MinSites"] = "2", ["Threshold"] = threshold };
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest.Take(sites)], settings);
+        var logs = new CapturingLogger();
+
+        await fed.StartAggregatorAsync(logs: logs, minimumLevel: Microsoft.Extensions.Logging.LogLevel.Information);
+
+        await WaitUntilAsync(() => logs.Lines.Any(l => l.Message.StartsWith("Waiting for at least", StringComparison.Ordinal)));
+        string[] warned = [.. logs.Lines.Where(l => l.Message.Contains("any one site can abort every such round", StringComparison.Ordinal)).Select(l => l.Message)];
+        if (warning is null)
+        {
+            Assert.Empty(warned);
+        }
+        else
+        {
+            Assert.Contains(warning, Assert.Single(warned), StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task UploadMaskedInput_OversizedFirstChunkOrEmptyLaterChunk_RefusedWithoutWaiting()
     {
