@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Globalization;
 using System.Security.Cryptography;
 using Google.Protobuf;
 using Grpc.Core;
@@ -449,6 +450,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     {
         string site = Authenticate(context, request.Header, Stage.Unmasking);
         RoundSession session = CurrentSession(request.Header, site);
+        RefuseIfUnmaskIllShaped(session, site, request);
         var response = new UnmaskResponse(
             session.IndexOf(site),
             [.. request.SelfMaskShares.Select(s => new RevealedShare((int)s.Owner, s.Value.ToByteArray()))],
@@ -746,8 +748,57 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     }
 
     /// <summary>
-    /// SHA-256 (lowercase hex) of an unmasking response as a set: "b" then "s" shares, each sorted by owner, each
-    /// u32be(owner) ‖ u32be(length) ‖ value. Two responses with the same shares in another order have the same digest.
+    /// Refuses, before any share is copied or hashed, an unmasking response no honest site sends
+    /// (<see cref="UnmaskShapeProblem"/> with the attempt's cohort size).
+    /// </summary>
+    private void RefuseIfUnmaskIllShaped(RoundSession session, string site, UnmaskResponseMessage request)
+    {
+        if (UnmaskShapeProblem(request, session.Parameters.CohortSize, string.Create(CultureInfo.InvariantCulture, $"{session.Parameters.CohortSize} in round {session.Round}")) is string problem)
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.OversizedField, problem);
+        }
+    }
+
+    /// <summary>
+    /// What makes an unmasking response one no honest site sends, found by counting and by each value's length only (no
+    /// copy, no hash): more shares in all than <paramref name="members"/> (a site reveals at most one share per cohort
+    /// member: b-shares of survivors, s-shares of dropped sites, never both of one owner), or a share whose value is not
+    /// <see cref="ProtocolLabels.ShareValueSize"/> bytes; the reason names the field. Null when neither: the round server
+    /// then checks owners and values as before. <paramref name="membersText"/> states the bound in the reason.
+    /// </summary>
+    internal static string? UnmaskShapeProblem(UnmaskResponseMessage request, int members, string membersText)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        int b = request.SelfMaskShares.Count;
+        int s = request.MaskingKeyShares.Count;
+        if ((long)b + s > members)
+        {
+            return string.Create(CultureInfo.InvariantCulture,
+                $"Unmask: self_mask_shares ({b}) and masking_key_shares ({s}) hold {(long)b + s} shares; a site reveals at most one share per cohort member, {membersText}");
+        }
+
+        return ShareSizeProblem(request.SelfMaskShares, "self_mask_shares") ?? ShareSizeProblem(request.MaskingKeyShares, "masking_key_shares");
+    }
+
+    private static string? ShareSizeProblem(IReadOnlyList<RevealedShareMessage> shares, string field)
+    {
+        for (int i = 0; i < shares.Count; i++)
+        {
+            if (shares[i].Value.Length != ProtocolLabels.ShareValueSize)
+            {
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"Unmask: {field}[{i}].value has {shares[i].Value.Length} bytes; a share is {ProtocolLabels.ShareValueSize} bytes");
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// SHA-256 (lowercase hex) of an unmasking response as a set: "b" then "s" shares, each sorted by owner then by value
+    /// (bytes compared in order, a prefix first), each u32be(owner) ‖ u32be(length) ‖ value. Two responses with the same
+    /// shares in another order have the same digest. (The value order is the one the former sort by hex strings gave, so
+    /// digests recorded before are unchanged.)
     /// </summary>
     internal static string UnmaskDigest(UnmaskResponse response)
     {
@@ -756,7 +807,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         foreach ((byte tag, IReadOnlyList<RevealedShare> shares) in new[] { ((byte)'b', response.SelfMaskShares), ((byte)'s', response.MaskingKeyShares) })
         {
             hash.AppendData([tag]);
-            foreach (RevealedShare share in shares.OrderBy(x => x.Owner).ThenBy(x => Convert.ToHexString(x.Value), StringComparer.Ordinal))
+            RevealedShare[] sorted = [.. shares];
+            Array.Sort(sorted, static (x, y) => x.Owner != y.Owner ? x.Owner.CompareTo(y.Owner) : x.Value.AsSpan().SequenceCompareTo(y.Value));
+            foreach (RevealedShare share in sorted)
             {
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(head, (uint)share.Owner);
                 System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(head[4..], (uint)share.Value.Length);

@@ -186,8 +186,24 @@ public sealed class AggregatorOptions
     public float[] DpSgdLayerScales { get; set; } = [];
 #pragma warning restore CA1819
 
-    /// <summary>Concurrent masked-input uploads buffered in memory (bounds peak memory). <value>The default value is 4.</value></summary>
+    /// <summary>
+    /// Concurrent masked-input uploads buffered in memory (bounds peak memory), at least <see cref="MinConcurrentUploads"/>.
+    /// <value>The default value is 4.</value>
+    /// </summary>
     public int MaxConcurrentUploads { get; set; } = 4;
+
+    /// <summary>
+    /// The fewest upload slots allowed (coordinator, slice fronts): a site holds at most one slot at a time
+    /// (<see cref="UploadLimiter"/>), so with one slot a single site that opens an upload and stalls would hold it until the
+    /// masked-input stage closes and abort every round without being blamed; with two or more, one slot stays for the others.
+    /// </summary>
+    public const int MinConcurrentUploads = 2;
+
+    /// <summary>The error for an invalid <see cref="MaxConcurrentUploads"/> (<paramref name="value"/> as configured), or null.</summary>
+    internal static string? ConcurrentUploadsProblem(string value) =>
+        int.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int n) && n is >= MinConcurrentUploads and <= 1_000
+            ? null
+            : $"SecureFed:MaxConcurrentUploads must be between {MinConcurrentUploads} and 1000, got '{value}': a site holds at most one upload slot at a time, so with a single slot one site that opens an upload and never finishes it would hold the slot until the masked-input stage closes and abort every round; two or more leave a slot for the other sites.";
 
     /// <summary>
     /// <c>ShareKeys</c> and <c>Unmask</c> calls one site may have in flight at once (their requests may be up to the 4 MiB
@@ -339,7 +355,10 @@ public sealed class AggregatorOptions
         ValidateNoiseShares(errors);
         ValidateLayerScales(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
-        Range(errors, "MaxConcurrentUploads", MaxConcurrentUploads, 1, 1_000);
+        if (ConcurrentUploadsProblem(MaxConcurrentUploads.ToString(System.Globalization.CultureInfo.InvariantCulture)) is string uploadsProblem)
+        {
+            errors.Add(uploadsProblem);
+        }
         Range(errors, "MaxBulkCallsPerSite", MaxBulkCallsPerSite, 1, 64);
         if (MaxCallsPerSite < MaxBulkCallsPerSite + BulkCallGate.HonestCallsPerSite || MaxCallsPerSite > 1_024)
         {

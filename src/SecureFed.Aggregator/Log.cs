@@ -120,4 +120,13 @@ internal static partial class Log
 
     [LoggerMessage(45, LogLevel.Warning, "{Failed} round attempts in a row did not complete (see their abort reasons and declines above); the next attempt opens in {Seconds} s (SecureFed:MaxRetryPauseSeconds caps the pause; a completed round resets it)")]
     public static partial void RetryPause(ILogger logger, int failed, double seconds);
+
+    [LoggerMessage(46, LogLevel.Error, "Round {Round}: its round server could not be told that the attempt aborted ({Type}: {Message}); the abort is recorded in the round store and the audit log all the same")]
+    public static partial void RoundServerAbortFailed(ILogger logger, long round, string type, string message);
+
+    [LoggerMessage(47, LogLevel.Error, "Round {Round}: the abort ({Reason}) could not be fully recorded ({Type}: {Message}); the coordinator goes on with the next attempt")]
+    public static partial void AbortNotRecorded(ILogger logger, long round, string reason, string type, string message);
+
+    [LoggerMessage(48, LogLevel.Warning, "The threshold is t = {Threshold} for a cohort of {Sites} sites ({Which}): every member must answer the unmasking request, so any one site can abort every such round by staying silent after the others charged their privacy budgets, and it is not blamed (it looks like a dropout). Add sites, or raise SecureFed:MinSites / lower SecureFed:Threshold so that t < n (threat-model/README.md section 7; docs/PROTOCOL.md section 2, A cohort of exactly t sites)")]
+    public static partial void OneSiteCanAbort(ILogger logger, int threshold, int sites, string which);
 }

@@ -313,6 +313,7 @@ public sealed class RoundCoordinator : BackgroundService
 
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
             int failedInARow = 0;
+            WarnIfOneSiteCanAbortEveryRound();
             EnsureARoundFits();
             while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
             {
@@ -508,6 +509,45 @@ public sealed class RoundCoordinator : BackgroundService
         if (!decision.Allowed)
         {
             throw new InvalidOperationException(NoRoundFits(n, threshold, decision.Reason));
+        }
+    }
+
+    /// <summary>
+    /// Warns at start-up when the threshold t equals the cohort size n: for the whole federation (every site not revoked;
+    /// e.g. a federation of two sites) or, with a configured <see cref="AggregatorOptions.Threshold"/>, for the smallest
+    /// cohort a round may open with (<see cref="AggregatorOptions.MinSites"/>). Then every member must
+    /// answer the unmasking request, so any one site can abort each such attempt by staying silent after the others
+    /// charged their privacy budgets, and nobody is blamed (a silent site looks like a dropout; threat-model §7,
+    /// docs/PROTOCOL.md §2 "A cohort of exactly t sites"). Logged, not audited: the aggregator audits no start-up settings, and each
+    /// <c>round.opened</c> line states the round's cohort and threshold.
+    /// </summary>
+    private void WarnIfOneSiteCanAbortEveryRound()
+    {
+        int sites = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+        foreach ((int n, string which) in new[] { (sites, "every site of the federation"), (_options.MinSites, "the fewest sites a round opens with, SecureFed:MinSites") })
+        {
+            // The smallest cohort only with a configured threshold: the automatic one grows with n, and a round normally
+            // opens with every site that waits, not with MinSites.
+            if (n < 2 || n > sites || (n != sites && _options.Threshold == 0))
+            {
+                continue;
+            }
+
+            int threshold;
+            try
+            {
+                threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
+            }
+            catch (ArgumentException)
+            {
+                continue; // the graph planner refuses this cohort size; each round checks its own
+            }
+
+            if (threshold >= n)
+            {
+                Log.OneSiteCanAbort(_logger, threshold, n, which);
+                return;
+            }
         }
     }
 
@@ -799,15 +839,39 @@ public sealed class RoundCoordinator : BackgroundService
                     "it was the owner or a responder of every secret that could not be rebuilt from its revealed shares since the search began, and every other site was cleared by such a failure without it (found by elimination: shares dealt off every polynomial cannot be told from lying responders)");
             }
 
-            await AbortRoundAsync(session, ex.Stage, ex.Reason).ConfigureAwait(false);
+            await AbortFailedAttemptAsync(session, ex.Stage, ex.Reason).ConfigureAwait(false);
             return false;
         }
         catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException)
         {
             // Whatever the sites sent, one round's failure is that round's: abort it with the reason and go on. Only a
             // failure of the aggregator's own storage (below) stops the coordinator.
-            await AbortRoundAsync(session, stage, $"the round failed at {StageName(stage)}: {ex.GetType().Name}: {ex.Message}").ConfigureAwait(false);
+            await AbortFailedAttemptAsync(session, stage, $"the round failed at {StageName(stage)}: {ex.GetType().Name}: {ex.Message}").ConfigureAwait(false);
             return false;
+        }
+    }
+
+    /// <summary>
+    /// Records the abort of an attempt that failed (<see cref="RunRoundAsync"/>'s catch blocks) without letting a failure
+    /// to record it stop the coordinator, when going on is safe: the round server's part is already best effort
+    /// (<see cref="AbortRoundAsync"/>), and anything else that is not the aggregator's own storage (a progress handler,
+    /// the session's end) is logged and the coordinator opens the next attempt. A failure of its own storage (round
+    /// store, audit log, privacy ledger: <see cref="IsOwnStorageFault"/>), a lost lease or a cancellation still
+    /// propagates: the coordinator then stops with that error (fail closed) rather than run attempts it cannot record.
+    /// </summary>
+    private async Task AbortFailedAttemptAsync(RoundSession session, ProtocolStage stage, string reason)
+    {
+        try
+        {
+            await AbortRoundAsync(session, stage, reason).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!IsOwnStorageFault(ex) && ex is not OperationCanceledException and not CoordinatorLeaseLostException && !_fence.Lost.IsCancellationRequested)
+        {
+            Log.AbortNotRecorded(_logger, session.Round, reason, ex.GetType().Name, ex.Message);
+            if (!session.IsFinished)
+            {
+                session.Finish(new RoundOutcome { Header = Header(session), Completed = false, AbortReason = reason, SiteEpsilonSpent = _state.Budget.Spent(_options.Delta) });
+            }
         }
     }
 
@@ -1374,7 +1438,17 @@ public sealed class RoundCoordinator : BackgroundService
     private async Task AbortRoundAsync(RoundSession session, ProtocolStage stage, string reason)
     {
         // Never cancelled: an abort is always recorded, also while shutting down (a cluster server bounds its own wait).
-        await session.Server.AbortAsync(reason, CancellationToken.None).ConfigureAwait(false);
+        // The round server's part is best effort: when it fails (a cluster's round grain out of reach) the attempt is still
+        // recorded here, in the round store and the audit log, which are what the next attempt and an auditor read.
+        try
+        {
+            await session.Server.AbortAsync(reason, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException and not CoordinatorLeaseLostException)
+        {
+            Log.RoundServerAbortFailed(_logger, session.Round, ex.GetType().Name, ex.Message);
+        }
+
         _state.Store.AbortRound(session.Round, reason);
         _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("round", session.Round).Add("stage", StageName(stage)).Add("reason", reason));
         try

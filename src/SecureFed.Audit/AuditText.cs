@@ -29,7 +29,9 @@ public static class AuditText
     /// of a surrogate pair, followed by <see cref="Ellipsis"/> when it was cut; control characters (C0, DEL, C1), format
     /// characters (Unicode category Cf: bidirectional overrides and isolates such as U+202E and U+2066–U+2069, zero-width
     /// characters, tag characters U+E0000–U+E007F; they could make an operator's console or an auditor's viewer show a
-    /// line reversed or hide text in it) and unpaired surrogates become <see cref="Replacement"/>. Null gives "". Text
+    /// line reversed or hide text in it), the line and paragraph separators U+2028 and U+2029 (categories Zl and Zp:
+    /// a viewer or a JavaScript reader of the log may break a line there, so a caller could make its text look like a
+    /// line of its own) and unpaired surrogates become <see cref="Replacement"/>. Null gives "". Text
     /// within the bound with none of them is returned as it is.
     /// </summary>
     /// <param name="value">The caller's text.</param>
@@ -117,6 +119,10 @@ public static class AuditText
         return true;
     }
 
-    /// <summary>Whether the character (or surrogate pair) at <paramref name="index"/> is a Unicode format character (Cf).</summary>
-    private static bool IsFormat(string value, int index) => CharUnicodeInfo.GetUnicodeCategory(value, index) == UnicodeCategory.Format;
+    /// <summary>
+    /// Whether the character (or surrogate pair) at <paramref name="index"/> is a Unicode format character (Cf) or a line
+    /// or paragraph separator (Zl, Zp: U+2028, U+2029).
+    /// </summary>
+    private static bool IsFormat(string value, int index) => CharUnicodeInfo.GetUnicodeCategory(value, index)
+        is UnicodeCategory.Format or UnicodeCategory.LineSeparator or UnicodeCategory.ParagraphSeparator;
 }

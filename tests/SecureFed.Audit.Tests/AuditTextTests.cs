@@ -103,6 +103,19 @@ public sealed class AuditTextTests
         Assert.Equal(expected, AuditText.Bound(value, 128));
     }
 
+    /// <summary>
+    /// The line and paragraph separators (Zl U+2028, Zp U+2029) break a line in some viewers and JavaScript readers of
+    /// the log: a decline reason could look like a forged line of its own. Each becomes U+FFFD, as a format character does.
+    /// </summary>
+    [Theory]
+    [InlineData("ok\u2028{\"type\":\"round.completed\"}", "ok\uFFFD{\"type\":\"round.completed\"}")] // LINE SEPARATOR
+    [InlineData("a\u2029b", "a\uFFFDb")]                                                           // PARAGRAPH SEPARATOR
+    [InlineData("\u2028\u2029", "\uFFFD\uFFFD")]
+    public void Bound_LineAndParagraphSeparators_Replaced(string value, string expected)
+    {
+        Assert.Equal(expected, AuditText.Bound(value, 128));
+    }
+
     [Fact]
     public void Bound_MaxCharsBelowTwo_Throws()
     {

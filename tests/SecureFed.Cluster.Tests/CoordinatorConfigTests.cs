@@ -61,6 +61,23 @@ public sealed class CoordinatorConfigTests : IDisposable
         Assert.Contains("SecureFed:KitDirectory is required with SecureFed:Cluster:AgentListen", error, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Aggregator_SliceSiloWithOneUploadSlot_RefusedSayingWhy()
+    {
+        (int code, string error) = await RunAsync(new
+        {
+            SecureFed = new
+            {
+                Federation = "config",
+                MaxConcurrentUploads = 1,
+                Cluster = new { ConnectionString = "Host=127.0.0.1;Database=securefed" },
+            },
+        });
+
+        Assert.Equal(2, code); // usage error, before the silo starts
+        Assert.Contains("SecureFed:MaxConcurrentUploads must be between 2 and 1000, got '1': a site holds at most one upload slot at a time", error, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         try

@@ -97,6 +97,37 @@ public sealed class CoordinatorFenceTests : IDisposable
         Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(data)).Ok);
     }
 
+    [Fact]
+    public async Task RunRound_AttemptFailsAndItsServerCannotAbort_AbortRecordedCoordinatorGoesOnAndNextAttemptCompletes()
+    {
+        // Review 31: an exception from AbortRoundAsync inside RunRoundAsync's catch blocks escaped and stopped the coordinator.
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed-abort"), "abort-fails", ["site-a", "site-b", "site-c"]);
+        string data = Path.Combine(_dir, "aggregator-abort");
+        Dictionary<string, string?> settings = FrontFederation.Flatten(fed.AggregatorSettings(data, 0, rounds: 1));
+        settings["SecureFed:Federation"] = "abort-fails";
+        settings["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        var servers = new FirstAttemptCannotAbort();
+        WebApplication app = AggregatorHost.Build(configuration, (Func<float[]>?)null, servers, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        await using (app)
+        {
+            await app.StartAsync().WaitAsync(Timeout);
+            RoundCoordinator coordinator = app.Services.GetRequiredService<RoundCoordinator>();
+            fed.StartAgents(AggregatorHost.BoundAddress(app), "agents-abort");
+            await coordinator.Finished.WaitAsync(Timeout);
+            Assert.Null(coordinator.Failure);
+            await fed.StopAgentsAsync();
+            await app.StopAsync().WaitAsync(Timeout);
+        }
+
+        Assert.Equal(1, servers.FailedAborts);
+        using AggregatorStore store = AggregatorStore.Open(AggregatorState.StorePath(data));
+        IReadOnlyList<RoundRecord> rounds = store.ListRounds();
+        Assert.Equal([RoundStatus.Aborted, RoundStatus.Completed], rounds.Select(r => r.Status));
+        Assert.Equal("the round failed at advertise_keys: InvalidOperationException: the round grain did not answer (test)", rounds[0].AbortReason);
+        Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(data)).Ok);
+    }
+
     public void Dispose()
     {
         try
@@ -124,6 +155,75 @@ public sealed class CoordinatorFenceTests : IDisposable
         {
             Recorded.Enqueue((parameters, reason));
             return Task.CompletedTask;
+        }
+    }
+
+    /// <summary>
+    /// Round servers in this process; the first attempt's fails to close AdvertiseKeys and then to abort (as a cluster's
+    /// round grain out of reach would).
+    /// </summary>
+    private sealed class FirstAttemptCannotAbort : IRoundServerFactory
+    {
+        private int _opens;
+        private int _failedAborts;
+
+        public int FailedAborts => Volatile.Read(ref _failedAborts);
+
+        public async Task<IRoundServer> OpenAsync(RoundParameters parameters, CancellationToken cancellationToken)
+        {
+            IRoundServer inner = await LocalRoundServerFactory.Instance.OpenAsync(parameters, cancellationToken);
+            return Interlocked.Increment(ref _opens) == 1 ? new Unreachable(inner, this) : inner;
+        }
+
+        private sealed class Unreachable(IRoundServer inner, FirstAttemptCannotAbort owner) : IRoundServer
+        {
+            public ProtocolStage Stage => inner.Stage;
+
+            public IReadOnlyCollection<int> Delivered => inner.Delivered;
+
+            public IReadOnlyCollection<int> Expected => inner.Expected;
+
+            public SliceUploadLayout? SliceUploads => inner.SliceUploads;
+
+            public Task<RoundServerStatus> StatusAsync(CancellationToken cancellationToken) => inner.StatusAsync(cancellationToken);
+
+            public Task<bool> AcceptAdvertisementAsync(KeyAdvertisement advertisement, CancellationToken cancellationToken) => inner.AcceptAdvertisementAsync(advertisement, cancellationToken);
+
+            public Task<IReadOnlyList<int>> CloseAdvertiseKeysAsync(CancellationToken cancellationToken) => throw new InvalidOperationException("the round grain did not answer (test)");
+
+            public Task<IReadOnlyList<KeyAdvertisement>> AdvertisementsForAsync(int recipient, CancellationToken cancellationToken) => inner.AdvertisementsForAsync(recipient, cancellationToken);
+
+            public Task<bool> AcceptSharesAsync(int sender, IReadOnlyList<EncryptedShare> shares, CancellationToken cancellationToken) => inner.AcceptSharesAsync(sender, shares, cancellationToken);
+
+            public Task<IReadOnlyList<int>> CloseShareKeysAsync(CancellationToken cancellationToken) => inner.CloseShareKeysAsync(cancellationToken);
+
+            public Task<IReadOnlyList<EncryptedShare>> SharesForAsync(int recipient, CancellationToken cancellationToken) => inner.SharesForAsync(recipient, cancellationToken);
+
+            public Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken) => inner.AcceptMaskedInputAsync(sender, maskedInput, cancellationToken);
+
+            public Task<SliceUploadOutcome> AcceptMaskedInputSliceAsync(int sender, int slice, string sha256, SliceWordsReader words, CancellationToken cancellationToken) =>
+                inner.AcceptMaskedInputSliceAsync(sender, slice, sha256, words, cancellationToken);
+
+            public Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken) => inner.SliceElsewhereAsync(slice, cancellationToken);
+
+            public Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken) => inner.SliceDigestsAsync(sender, cancellationToken);
+
+            public Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken) => inner.CloseMaskedInputAsync(cancellationToken);
+
+            public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature, CancellationToken cancellationToken) => inner.AcceptConsistencySignatureAsync(signature, cancellationToken);
+
+            public Task<UnmaskRequest> CloseConsistencyAsync(CancellationToken cancellationToken) => inner.CloseConsistencyAsync(cancellationToken);
+
+            public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken) => inner.AcceptUnmaskResponseAsync(response, cancellationToken);
+
+            public Task<AggregationResult> FinishAsync(CancellationToken cancellationToken) => inner.FinishAsync(cancellationToken);
+
+            public async Task AbortAsync(string reason, CancellationToken cancellationToken)
+            {
+                await inner.AbortAsync(reason, cancellationToken);
+                Interlocked.Increment(ref owner._failedAborts);
+                throw new InvalidOperationException("the round grain is out of reach (test)");
+            }
         }
     }
 

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Google.Protobuf;
 using Grpc.Core;
@@ -145,6 +146,69 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
         Assert.Equal(2, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").Contains("different unmask", StringComparison.Ordinal)));
         AssertLogsVerify(fed);
+    }
+
+    [Fact]
+    public async Task Unmask_MoreSharesThanTheCohortOrWrongValueSize_RefusedNamingTheFieldBeforeHashingAndRoundCompletes()
+    {
+        // Review 31: each RevealedShare was copied, hex-converted and sorted for the digest before any check, so 4 MiB of
+        // empty shares cost seconds of CPU. Now their number and sizes are checked first, whatever the stage.
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        var many = new UnmaskResponseMessage { Header = x.H(Stage.Unmasking) };
+        many.SelfMaskShares.AddRange(Enumerable.Range(0, 100_000).Select(i => new RevealedShareMessage { Owner = 1 }));
+        var oneTooMany = new UnmaskResponseMessage { Header = x.H(Stage.Unmasking) };
+        oneTooMany.SelfMaskShares.AddRange(Enumerable.Range(1, 3).Select(i => new RevealedShareMessage { Owner = (uint)i, Value = ByteString.CopyFrom(new byte[40]) }));
+        oneTooMany.MaskingKeyShares.AddRange(Enumerable.Range(1, 2).Select(i => new RevealedShareMessage { Owner = (uint)i, Value = ByteString.CopyFrom(new byte[40]) }));
+        var wrongSize = new UnmaskResponseMessage { Header = x.H(Stage.Unmasking) };
+        wrongSize.SelfMaskShares.Add(new RevealedShareMessage { Owner = 1, Value = ByteString.CopyFrom(new byte[40]) });
+        wrongSize.MaskingKeyShares.Add(new RevealedShareMessage { Owner = 2, Value = ByteString.CopyFrom(new byte[40]) });
+        wrongSize.MaskingKeyShares.Add(new RevealedShareMessage { Owner = 3, Value = ByteString.CopyFrom(new byte[41]) });
+
+        await Refused(() => x.Client.UnmaskAsync(many, Deadline()).ResponseAsync, StatusCode.InvalidArgument,
+            "Unmask: self_mask_shares (100000) and masking_key_shares (0) hold 100000 shares; a site reveals at most one share per cohort member, 4 in round 1");
+        await Refused(() => x.Client.UnmaskAsync(oneTooMany, Deadline()).ResponseAsync, StatusCode.InvalidArgument,
+            "self_mask_shares (3) and masking_key_shares (2) hold 5 shares");
+        await Refused(() => x.Client.UnmaskAsync(wrongSize, Deadline()).ResponseAsync, StatusCode.InvalidArgument,
+            "Unmask: masking_key_shares[1].value has 41 bytes; a share is 40 bytes");
+
+        // Refused before the digest was recorded: site-x's honest response later is its first, and the round completes.
+        await x.AdvertiseAndShareAsync();
+        await x.UploadAsync(await x.MaskAsync());
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        await x.SignAndUnmaskAsync(survivors);
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
+        Assert.Equal(3, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").StartsWith("Unmask: ", StringComparison.Ordinal)));
+        AssertLogsVerify(fed);
+    }
+
+    [Fact]
+    public void UnmaskDigest_SameSharesInAnotherOrder_SameDigestAndValuesOrderedAsBytes()
+    {
+        byte[] low = new byte[40];
+        byte[] high = new byte[40];
+        high[0] = 0xA0; // "A0…" sorts after "09…" as hex and as bytes alike
+        low[0] = 0x09;
+        var a = new UnmaskResponse(1, [new RevealedShare(2, high), new RevealedShare(1, low)], [new RevealedShare(3, low)]);
+        var b = new UnmaskResponse(1, [new RevealedShare(1, low), new RevealedShare(2, high)], [new RevealedShare(3, low)]);
+        var swapped = new UnmaskResponse(1, [new RevealedShare(1, high), new RevealedShare(2, low)], [new RevealedShare(3, low)]);
+
+        Assert.Equal(AggregationService.UnmaskDigest(a), AggregationService.UnmaskDigest(b));
+        Assert.NotEqual(AggregationService.UnmaskDigest(a), AggregationService.UnmaskDigest(swapped));
+
+        // The format (AggregationService.UnmaskDigest): 'b', then per share u32be(owner) ‖ u32be(40) ‖ value by owner; then 's'.
+        using var expected = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        expected.AppendData("b"u8);
+        expected.AppendData([0, 0, 0, 1, 0, 0, 0, 40]);
+        expected.AppendData(low);
+        expected.AppendData([0, 0, 0, 2, 0, 0, 0, 40]);
+        expected.AppendData(high);
+        expected.AppendData("s"u8);
+        expected.AppendData([0, 0, 0, 3, 0, 0, 0, 40]);
+        expected.AppendData(low);
+        Assert.Equal(Convert.ToHexStringLower(expected.GetHashAndReset()), AggregationService.UnmaskDigest(a));
     }
 
     // Row 8 -------------------------------------------------------------------------------------------------------
@@ -1008,6 +1072,80 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Equal(0, limiter.UploadsOf("site-x"));
         Assert.Equal(2, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").Contains("closed before this upload finished", StringComparison.Ordinal)));
         AssertLogsVerify(fed);
+    }
+
+    [Fact]
+    public async Task UploadMaskedInput_FewestUploadSlotsAndOneHeldByAStalledUpload_RoundCompletes()
+    {
+        // Review 31: with one slot, site-x's stalled upload held it until the stage closed and every round aborted. The
+        // fewest slots allowed is two, and a site holds at most one of them, so the others upload through the second.
+        var settings = new Dictionary<string, string>
+        {
+            ["Rounds"] = "1", ["MinSites"] = "3", ["JoinGraceSeconds"] = "1",
+            ["MaxConcurrentUploads"] = AggregatorOptions.MinConcurrentUploads.ToString(CultureInfo.InvariantCulture),
+        };
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], settings);
+        await fed.StartAggregatorAsync();
+        UploadLimiter limiter = fed.Aggregator!.Services.GetRequiredService<UploadLimiter>();
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        AsyncClientStreamingCall<MaskedInputChunk, Ack> stalled = await x.OpenStalledUploadAsync();
+        await WaitUntilAsync(() => limiter.InUse == 1);
+
+        await x.AdvertiseAndShareAsync();
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        RoundRecord round = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, round.Status);
+        Assert.Equal(Honest, round.Participants.Order());
+        await Assert.ThrowsAsync<RpcException>(() => stalled.ResponseAsync.WaitAsync(CallTimeout));
+        stalled.Dispose();
+        Assert.Equal(0, limiter.InUse);
+        AssertLogsVerify(fed);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(1_001)]
+    public void AggregatorOptions_MaxConcurrentUploadsOutOfRange_RefusedSayingOneSiteCouldHoldTheOnlySlot(int uploads)
+    {
+        var options = new AggregatorOptions { Federation = "fed", KitDirectory = "kit", ModelSpecSha256 = new string('a', 64), MaxConcurrentUploads = uploads };
+
+        string error = Assert.Single(options.Validate());
+
+        Assert.StartsWith($"SecureFed:MaxConcurrentUploads must be between 2 and 1000, got '{uploads}': a site holds at most one upload slot", error, StringComparison.Ordinal);
+        Assert.Contains("abort every round", error, StringComparison.Ordinal);
+        Assert.Empty(new AggregatorOptions { Federation = "fed", KitDirectory = "kit", ModelSpecSha256 = new string('a', 64), MaxConcurrentUploads = 2 }.Validate());
+    }
+
+    // Thresholds ---------------------------------------------------------------------------------------------------
+
+    /// <summary>
+    /// Review 31: when t equals the cohort size, one survivor that never answers the unmasking request aborts every
+    /// attempt unblamed. Not prevented (a silent site looks like a crashed one); the coordinator warns at start-up.
+    /// </summary>
+    [Theory]
+    [InlineData(2, "0", "t = 2 for a cohort of 2 sites (every site of the federation)")]                                      // t > n/2
+    [InlineData(3, "3", "t = 3 for a cohort of 3 sites (every site of the federation)")]                                      // Threshold = the sites
+    [InlineData(3, "0", null)]                                                                                                 // t = 2 < 3
+    public async Task Start_ThresholdEqualsTheCohort_WarnsThatOneSiteCanAbortEveryRound(int sites, string threshold, string? warning)
+    {
+        var settings = new Dictionary<string, string> { ["Rounds"] = "1", ["MinSites"] = "2", ["Threshold"] = threshold };
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest.Take(sites)], settings);
+        var logs = new CapturingLogger();
+
+        await fed.StartAggregatorAsync(logs: logs, minimumLevel: Microsoft.Extensions.Logging.LogLevel.Information);
+
+        await WaitUntilAsync(() => logs.Lines.Any(l => l.Message.StartsWith("Waiting for at least", StringComparison.Ordinal)));
+        string[] warned = [.. logs.Lines.Where(l => l.Message.Contains("any one site can abort every such round", StringComparison.Ordinal)).Select(l => l.Message)];
+        if (warning is null)
+        {
+            Assert.Empty(warned);
+        }
+        else
+        {
+            Assert.Contains(warning, Assert.Single(warned), StringComparison.Ordinal);
+        }
     }
 
     [Fact]

@@ -592,6 +592,16 @@ internal sealed class AuditFindings
                 $"UNVERIFIED: {log.Actor} lines {log.Unverified[0].Line}–{log.Unverified[^1].Line} come after the newest signed checkpoint: no signature covers them (anyone able to write the file could have appended them), so no figure in this report counts them ({types}). A log that was closed normally ends with a checkpoint; these lines are left by a crash, or were added."));
         }
 
+        // A decline does not take a site out of the attempt (PROTOCOL.md §3 "Declines"): one that declined and is still in
+        // the aggregate contributed, whatever its decline said.
+        foreach (RoundFacts round in Rounds.Where(r => r.Aggregate is not null))
+        {
+            foreach ((string site, (string reason, LogRef source)) in round.Declined.Where(d => round.Participants.Contains(d.Key, StringComparer.Ordinal)))
+            {
+                Notes.Add($"{site} declined round {round.Round} ({reason} — {source}) but its masked input is in the aggregate ({LogRef.Of(round.Aggregator, round.Aggregate!)}): it took part.");
+            }
+        }
+
         foreach (RoundFacts round in Rounds.Where(r => r.State == RoundState.Open))
         {
             Notes.Add(string.Create(CultureInfo.InvariantCulture, $"Round {round.Round} was opened ({round.OpenedAt}) but neither completed nor aborted in the log."));

@@ -203,19 +203,26 @@ internal static class ReportHtml
             return ("idle", "–", $"not in the cohort of round {round.Round} ({round.OpenedAt})");
         }
 
-        if (round.Declined.TryGetValue(site, out (string Reason, LogRef Source) declined))
+        // The aggregate first: a site whose masked input is in the sum took part, whatever it declared or missed later (a
+        // decline does not take a site out of the attempt, PROTOCOL.md §3 "Declines"; a site that drops after its masked
+        // input was taken is still in the sum). The verdict lists a declined contributor as a note (AuditFindings.Judge).
+        bool declinedAt = round.Declined.TryGetValue(site, out (string Reason, LogRef Source) declined);
+        SiteDropout? dropout = round.Dropouts.FirstOrDefault(d => d.Site == site);
+        if (round.Aggregate is not null && round.Participants.Contains(site, StringComparer.Ordinal))
+        {
+            string also = (declinedAt ? $"; it also declined the round: {declined.Reason} — {declined.Source}" : string.Empty)
+                + (dropout is not null ? $"; it was logged as dropped at {Stage(dropout.Stage)} after its masked input was taken — {dropout.Source}" : string.Empty);
+            return ("in", declinedAt ? "✓ declined" : "✓", $"{site} is a participant of the aggregate of round {round.Round} — {LogRef.Of(round.Aggregator, round.Aggregate)}{also}");
+        }
+
+        if (declinedAt)
         {
             return ("declined", "declined", $"{site} declined round {round.Round}: {declined.Reason} — {declined.Source}");
         }
 
-        if (round.Dropouts.FirstOrDefault(d => d.Site == site) is { } dropout)
+        if (dropout is not null)
         {
             return ("drop", $"✗ {Stage(dropout.Stage)}", $"{site} dropped at {Stage(dropout.Stage)} in round {round.Round} — {dropout.Source}");
-        }
-
-        if (round.Aggregate is not null && round.Participants.Contains(site, StringComparer.Ordinal))
-        {
-            return ("in", "✓", $"{site} is a participant of the aggregate of round {round.Round} — {LogRef.Of(round.Aggregator, round.Aggregate)}");
         }
 
         return round.State == RoundState.Aborted

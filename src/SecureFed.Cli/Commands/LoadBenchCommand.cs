@@ -45,9 +45,10 @@ internal static class LoadBenchCommand
                 throw new UsageException($"--parameters must be between 1 and 20000000, got {d}.");
             }
 
-            if (u is < 1 or > 1000)
+            if (u < AggregatorOptions.MinConcurrentUploads || u > 1000)
             {
-                throw new UsageException($"--max-concurrent-uploads must be between 1 and 1000, got {u}.");
+                // As the aggregator validates SecureFed:MaxConcurrentUploads (one site's stalled upload must not hold the only slot).
+                throw new UsageException($"--max-concurrent-uploads must be between {AggregatorOptions.MinConcurrentUploads} and 1000, got {u}.");
             }
 
             if (parse.GetValue(childAggregator) && !File.Exists("/proc/self/status"))

@@ -209,6 +209,13 @@ internal static class ServiceCommands
             problems.AddRange(AggregatorHost.UnknownSettings(configuration).Concat(aggregator.Validate()).Where(p => !problems.Contains(p)));
         }
 
+        // Every silo's front buffers slices with its own upload slots: refused before the silo starts, as the coordinator does.
+        if (configuration["SecureFed:MaxConcurrentUploads"] is string uploads && AggregatorOptions.ConcurrentUploadsProblem(uploads) is string uploadsProblem
+            && !problems.Contains(uploadsProblem))
+        {
+            problems.Add(uploadsProblem);
+        }
+
         if (problems.Count > 0)
         {
             throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", problems));
@@ -484,7 +491,18 @@ internal static class ServiceCommands
                     throw new UsageException($"SecureFed:KitDirectory {clientProblem}");
                 }
 
-                int uploads = int.TryParse(configuration["SecureFed:MaxConcurrentUploads"], CultureInfo.InvariantCulture, out int n) && n > 0 ? n : new AggregatorOptions().MaxConcurrentUploads;
+                int uploads = new AggregatorOptions().MaxConcurrentUploads;
+                if (configuration["SecureFed:MaxConcurrentUploads"] is string configuredUploads)
+                {
+                    // As the coordinator validates it: one slot would let one site's stalled upload hold it for the whole stage.
+                    if (AggregatorOptions.ConcurrentUploadsProblem(configuredUploads) is string uploadsProblem)
+                    {
+                        throw new UsageException(uploadsProblem);
+                    }
+
+                    uploads = int.Parse(configuredUploads, CultureInfo.InvariantCulture);
+                }
+
                 int bulkCalls = int.TryParse(configuration["SecureFed:MaxBulkCallsPerSite"], CultureInfo.InvariantCulture, out int b) && b > 0 ? b : new AggregatorOptions().MaxBulkCallsPerSite;
                 int calls = Math.Max(new AggregatorOptions().MaxCallsPerSite, bulkCalls + BulkCallGate.HonestCallsPerSite);
                 if (configuration["SecureFed:MaxCallsPerSite"] is string configuredCalls)

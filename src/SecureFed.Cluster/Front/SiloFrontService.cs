@@ -72,7 +72,17 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         => ForwardAsync(context, request, (c, o) => c.AwaitUnmaskRequestAsync(request, o));
 
     public override Task<Ack> Unmask(UnmaskResponseMessage request, ServerCallContext context)
-        => ForwardAsync(context, request, (c, o) => c.UnmaskAsync(request, o));
+    {
+        // Counted and measured here, before the request is forwarded (the coordinator checks against the round's cohort):
+        // at most one share per site of the federation, each value 40 bytes (PROTOCOL.md §3, "Refusals" 12′).
+        int sites = _front.Kit.Manifest.Sites.Count;
+        if (AggregationService.UnmaskShapeProblem(request, sites, string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{sites} in this federation")) is string problem)
+        {
+            throw Refuse(Identify(context), StatusCode.InvalidArgument, problem);
+        }
+
+        return ForwardAsync(context, request, (c, o) => c.UnmaskAsync(request, o));
+    }
 
     public override Task<RoundOutcome> AwaitRoundOutcome(StageQuery request, ServerCallContext context)
         => ForwardAsync(context, request, (c, o) => c.AwaitRoundOutcomeAsync(request, o));

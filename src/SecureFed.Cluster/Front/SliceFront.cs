@@ -22,7 +22,8 @@ public sealed class SliceFront : IDisposable
         ArgumentNullException.ThrowIfNull(kit);
         ArgumentNullException.ThrowIfNull(grains);
         ArgumentException.ThrowIfNullOrEmpty(siloAddress);
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrentUploads, 1);
+        // One slot would let one site's stalled upload hold it for the whole stage (AggregatorOptions.MinConcurrentUploads).
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrentUploads, AggregatorOptions.MinConcurrentUploads);
         Federation = federation;
         Kit = kit;
         Grains = grains;
