@@ -59,6 +59,10 @@ public sealed class AgentWorker : BackgroundService
         try
         {
             await Runner.RunAsync(stoppingToken).ConfigureAwait(false);
+            if (stoppingToken.IsCancellationRequested)
+            {
+                Log.StoppedByOperator(_logger, _options.Site); // stopped between two calls
+            }
         }
         catch (Exception ex) when (IsStop(ex, stoppingToken))
         {

@@ -128,7 +128,8 @@ internal static class ServiceCommands
 
         await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         await app.DisposeAsync().ConfigureAwait(false);
-        return CliApp.ExitOk;
+        // Stopped by Ctrl-C before its rounds were done: the same exit code as an agent's (README "Exit codes").
+        return ct.IsCancellationRequested && !coordinator.IsFinished ? CliApp.ExitCancelled : CliApp.ExitOk;
     }
 
     private static Command AgentCommand()
@@ -164,6 +165,12 @@ internal static class ServiceCommands
                 // The full trace is in the agent's log; the operator gets one line and a non-zero exit code.
                 await parse.InvocationConfiguration.Error.WriteLineAsync($"agent {worker.SiteName} stopped: {LocalTrainingException.FirstLine(failure.Message)}").ConfigureAwait(false);
                 return CliApp.ExitFailure;
+            }
+
+            if (ct.IsCancellationRequested)
+            {
+                // Ctrl-C: the worker logged one line ("stopped by the operator"); the exit code says how it ended.
+                return CliApp.ExitCancelled;
             }
 
             return CliApp.ExitOk;
