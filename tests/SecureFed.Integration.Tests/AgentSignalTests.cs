@@ -6,7 +6,8 @@ namespace SecureFed.Integration.Tests;
 
 /// <summary>
 /// Ctrl-C (SIGINT, sent with kill -INT) to a real <c>securefed agent</c> process, idle and during its first round: a
-/// clean stop with exit code 130, one info line, no training failure in its output or audit log.
+/// clean stop with exit code 130, one info line, no training failure in its output or audit log; then to the aggregator,
+/// whose round is not done: 130 too.
 /// </summary>
 public sealed class AgentSignalTests : IDisposable
 {
@@ -58,6 +59,10 @@ public sealed class AgentSignalTests : IDisposable
             string audit = string.Concat(Directory.EnumerateFiles(Path.Combine(kits, "sites", "site-a", "data", "audit"), "*.jsonl").Select(File.ReadAllText));
             Assert.DoesNotContain("\"refusal\"", audit, StringComparison.Ordinal);
         }
+
+        // The aggregator, stopped before its round is done, exits as the agents do.
+        int aggregatorCode = await aggregator.InterruptAsync(Hang);
+        Assert.True(aggregatorCode == CliApp.ExitCancelled, $"aggregator exit code {aggregatorCode}:\n{aggregator.Output}");
     }
 
     public void Dispose()

@@ -95,6 +95,7 @@ internal static class ServiceCommands
         var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
         var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
         await Task.WhenAny(coordinator.Finished, Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping), Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+        bool roundsDone = coordinator.IsFinished; // read before the stop, which finishes the coordinator too
         if (coordinator.Failure is Exception failure)
         {
             await parse.InvocationConfiguration.Error.WriteLineAsync($"aggregator stopped: {failure.Message}").ConfigureAwait(false);
@@ -129,7 +130,7 @@ internal static class ServiceCommands
         await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         await app.DisposeAsync().ConfigureAwait(false);
         // Stopped by Ctrl-C before its rounds were done: the same exit code as an agent's (README "Exit codes").
-        return ct.IsCancellationRequested && !coordinator.IsFinished ? CliApp.ExitCancelled : CliApp.ExitOk;
+        return ct.IsCancellationRequested && !roundsDone ? CliApp.ExitCancelled : CliApp.ExitOk;
     }
 
     private static Command AgentCommand()
