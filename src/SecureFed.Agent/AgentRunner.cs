@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.Extensions.Logging;
+using Polly.CircuitBreaker;
 using SecureFed.Audit;
 using SecureFed.Crypto;
 using SecureFed.Federation;
@@ -87,12 +88,29 @@ public sealed class AgentRunner
                 // Aborted: a newer long-poll of this site replaced this one at the aggregator (one waiting call per site).
                 continue;
             }
-            catch (RpcException ex) when (ex.StatusCode is StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown)
+            catch (RpcException ex) when (cancellationToken.IsCancellationRequested && ex.StatusCode == StatusCode.Cancelled)
             {
-                // The aggregator is down or restarting: an agent is a long-running service, so it waits and tries again.
+                // The operator stopped the agent (Ctrl-C) while it waited for a round: a clean stop, not a failure.
+                throw new OperationCanceledException("the agent was stopped while it waited for a round", ex, cancellationToken);
+            }
+            catch (RpcException ex) when (AggregatorTrustException.From(ex, _options, _client.CurrentEndpoint) is { } trust)
+            {
+                // Not an outage: the TLS handshake failed (a kit of another federation, or a certificate the aggregator refuses).
+                // Waiting would not help; stop and say which certificate to check.
+                throw trust;
+            }
+            catch (RpcException ex) when (ex.StatusCode == StatusCode.PermissionDenied)
+            {
+                throw new AggregatorRefusedSiteException(_options.Site, ex);
+            }
+            catch (Exception ex) when (ex is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown } or BrokenCircuitException)
+            {
+                // The aggregator is down, restarting or not started yet (after many failed calls the client's circuit
+                // breaker opens and refuses calls for a while): an agent is a long-running service, so it keeps waiting.
                 unreachable++;
-                TimeSpan wait = TimeSpan.FromSeconds(Math.Min(30, Math.Pow(2, Math.Min(unreachable, 5))));
-                Log.Unreachable(_logger, _options.Site, ex.Status.Detail, wait.TotalSeconds);
+                TimeSpan wait = UnreachableWait(unreachable);
+                string why = ex is RpcException rpc ? rpc.Status.Detail : "its last calls all failed, so the client pauses calls for a few seconds";
+                Log.Unreachable(_logger, _options.Site, _client.CurrentEndpoint.ToString(), why, wait.TotalSeconds, unreachable);
                 await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
                 continue;
             }
@@ -112,6 +130,23 @@ public sealed class AgentRunner
                 return;
             }
         }
+    }
+
+    /// <summary>The outcome of a round the operator stopped the agent in (Ctrl-C).</summary>
+    public const string StoppedOutcome = "stopped by the operator";
+
+    /// <summary>The first wait after the aggregator could not be reached; it doubles with every failed attempt.</summary>
+    /// <value>The default value is 2 seconds.</value>
+    internal TimeSpan FirstUnreachableWait { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>The longest wait between attempts to reach the aggregator.</summary>
+    /// <value>The default value is 30 seconds.</value>
+    internal TimeSpan MaxUnreachableWait { get; set; } = TimeSpan.FromSeconds(30);
+
+    private TimeSpan UnreachableWait(int attempt)
+    {
+        double factor = Math.Pow(2, Math.Min(attempt - 1, 16));
+        return TimeSpan.FromTicks((long)Math.Min(MaxUnreachableWait.Ticks, FirstUnreachableWait.Ticks * factor));
     }
 
     private async Task RunRoundAsync(RoundAnnouncement a, CancellationToken cancellationToken)
@@ -183,7 +218,15 @@ public sealed class AgentRunner
 
                 Telemetry?.Trained(Stopwatch.GetElapsedTime(started), update.TokensPerSecond);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+            catch (Exception ex) when (cancellationToken.IsCancellationRequested)
+            {
+                // The operator stopped the agent while it trained. Whatever the trainer threw on the way out (the
+                // cancellation, or an error of native code that was interrupted) is not a training failure: nothing is
+                // recorded as one, in the audit log or as a decline to the aggregator, which sees a dropout.
+                Report(round, false, StoppedOutcome, loss, devF1, bytesSent);
+                throw new OperationCanceledException("the agent was stopped while it trained", ex, cancellationToken);
+            }
+            catch (Exception ex)
             {
                 // Nothing was released (no ledger entry). Withdraw at once so the others need not wait for the
                 // training deadline, then stop this agent: the failure is reported, not retried.

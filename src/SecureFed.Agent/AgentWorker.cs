@@ -59,8 +59,24 @@ public sealed class AgentWorker : BackgroundService
         try
         {
             await Runner.RunAsync(stoppingToken).ConfigureAwait(false);
+            if (stoppingToken.IsCancellationRequested)
+            {
+                Log.StoppedByOperator(_logger, _options.Site); // stopped between two calls
+            }
         }
-        catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+        catch (Exception ex) when (IsStop(ex, stoppingToken))
+        {
+            // Ctrl-C (or the host stopping) while the agent waited, trained or talked to the aggregator: a clean stop.
+            Log.StoppedByOperator(_logger, _options.Site);
+        }
+        catch (Exception ex) when (ex is AggregatorTrustException or AggregatorRefusedSiteException)
+        {
+            // Known reasons to stop, said in one line (the log needs no stack trace for them).
+            Failure = ex;
+            Log.AgentStopped(_logger, _options.Site, ex.Message);
+            Failed?.Invoke(this, ex);
+        }
+        catch (Exception ex)
         {
             // Reported here (with the full trace in the log) and through Failure/Failed, not rethrown: the host
             // stops cleanly and whoever runs it decides how to tell the operator (one line, exit code 1).
@@ -73,4 +89,12 @@ public sealed class AgentWorker : BackgroundService
             _lifetime.StopApplication();
         }
     }
+
+    /// <summary>
+    /// True when <paramref name="exception"/> is how a stop requested through <paramref name="stoppingToken"/> surfaced:
+    /// a cancellation, or a call the stop cancelled (<see cref="Grpc.Core.StatusCode.Cancelled"/>).
+    /// </summary>
+    internal static bool IsStop(Exception exception, CancellationToken stoppingToken)
+        => stoppingToken.IsCancellationRequested
+            && exception is OperationCanceledException or Grpc.Core.RpcException { StatusCode: Grpc.Core.StatusCode.Cancelled };
 }

@@ -22,8 +22,8 @@ internal static partial class Log
     [LoggerMessage(6, LogLevel.Information, "{Site}: simulated dropout before {Stage} of round {Round}")]
     public static partial void SimulatedDrop(ILogger logger, string site, string stage, long round);
 
-    [LoggerMessage(8, LogLevel.Warning, "{Site}: the aggregator is unreachable ({Detail}); trying again in {Seconds} s")]
-    public static partial void Unreachable(ILogger logger, string site, string detail, double seconds);
+    [LoggerMessage(8, LogLevel.Warning, "{Site}: still waiting for the aggregator at {Endpoint}: it is unreachable ({Detail}); trying again in {Seconds} s (attempt {Attempt})")]
+    public static partial void Unreachable(ILogger logger, string site, string endpoint, string detail, double seconds, int attempt);
 
     [LoggerMessage(7, LogLevel.Information, "{Site}: the federation has finished")]
     public static partial void FederationFinished(ILogger logger, string site);
@@ -33,6 +33,12 @@ internal static partial class Log
 
     [LoggerMessage(10, LogLevel.Critical, "{Site}: the agent stopped because of an error")]
     public static partial void AgentFailed(ILogger logger, string site, Exception exception);
+
+    [LoggerMessage(12, LogLevel.Information, "{Site}: stopped by the operator")]
+    public static partial void StoppedByOperator(ILogger logger, string site);
+
+    [LoggerMessage(13, LogLevel.Critical, "{Site}: the agent stopped: {Reason}")]
+    public static partial void AgentStopped(ILogger logger, string site, string reason);
 
     [LoggerMessage(11, LogLevel.Information, "{Site}: this agent's metrics are at {Address}metrics (loopback only)")]
     public static partial void MetricsListening(ILogger logger, string site, string address);

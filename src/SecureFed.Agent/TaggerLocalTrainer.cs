@@ -92,7 +92,9 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
         ArgumentNullException.ThrowIfNull(plan);
         _model.Unflatten(globalModel);
         // The received global model is scored before local training (federated evaluation reports model v(r−1)).
+        cancellationToken.ThrowIfCancellationRequested();
         (EvaluationCounts? devCounts, double devF1) = DevEvaluation.Score(_model, _dev, plan.EvaluationCountCap);
+        cancellationToken.ThrowIfCancellationRequested(); // the trainer checks between DP-SGD steps
         var options = new TrainOptions
         {
             Epochs = plan.LocalEpochs,

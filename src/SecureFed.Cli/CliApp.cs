@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.CommandLine.Parsing;
+using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using SecureFed.Cli.Commands;
 
@@ -7,13 +8,46 @@ namespace SecureFed.Cli;
 
 /// <summary>
 /// Builds the <c>securefed</c> command tree and runs it with SecureFed's exit-code contract:
-/// 0 success, 1 a failed check or operation, 2 a usage error (unknown command, bad option, invalid value).
+/// 0 success, 1 a failed check or operation, 2 a usage error (unknown command, bad option, invalid value), 130 stopped by
+/// Ctrl-C (SIGINT) and 143 by SIGTERM (128 + the signal's number, as a shell reports a process a signal ended).
 /// </summary>
 internal static class CliApp
 {
     public const int ExitOk = 0;
     public const int ExitFailure = 1;
     public const int ExitUsage = 2;
+    public const int ExitCancelled = 130;
+    public const int ExitTerminated = 143;
+
+    /// <summary>
+    /// The process's entry: runs the command with Ctrl-C (SIGINT) and SIGTERM turned into cancellation of its token.
+    /// The process does not end until the command has returned: a command stopping a training thread waits for it to
+    /// leave native code (libtorch) instead of the process exiting under it (System.CommandLine's own handling would
+    /// return after <see cref="InvocationConfiguration.ProcessTerminationTimeout"/>, 2 s by default, and end the process
+    /// while the thread still runs). A second Ctrl-C while the command stops ends the process at once.
+    /// </summary>
+    public static async Task<int> RunProcessAsync(string[] args)
+    {
+        using var stop = new CancellationTokenSource();
+        int signal = 0;
+        void OnSignal(PosixSignalContext context)
+        {
+            if (Interlocked.CompareExchange(ref signal, (int)context.Signal, 0) == 0)
+            {
+                context.Cancel = true; // the command stops itself; the process ends when it has
+                stop.Cancel();
+                return;
+            }
+
+            // A second signal: the operator does not want to wait (a hosted service's own handler would swallow it).
+            Environment.Exit(context.Signal == PosixSignal.SIGTERM ? ExitTerminated : ExitCancelled);
+        }
+
+        using PosixSignalRegistration sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
+        using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
+        int code = await RunAsync(args, Console.Out, Console.Error, stop.Token).ConfigureAwait(false);
+        return code == ExitCancelled && signal == (int)PosixSignal.SIGTERM ? ExitTerminated : code;
+    }
 
     public static RootCommand BuildRoot()
     {
@@ -89,6 +123,8 @@ internal static class CliApp
             Output = stdout,
             Error = stderr,
             EnableDefaultExceptionHandler = false,
+            // Signals are handled by RunProcessAsync (the token); never return while the command is still stopping.
+            ProcessTerminationTimeout = null,
         };
 
         try
@@ -99,6 +135,11 @@ internal static class CliApp
         {
             await stderr.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
             return ExitUsage;
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            await stderr.WriteLineAsync("cancelled").ConfigureAwait(false);
+            return ExitCancelled;
         }
         catch (OperationCanceledException)
         {

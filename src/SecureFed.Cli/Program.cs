@@ -1,3 +1,3 @@
 using SecureFed.Cli;
 
-return await CliApp.RunAsync(args, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
+return await CliApp.RunProcessAsync(args).ConfigureAwait(false);

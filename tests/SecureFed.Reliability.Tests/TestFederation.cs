@@ -149,12 +149,14 @@ internal sealed class TestFederation : IAsyncDisposable
     }
 
     /// <summary>Starts an honest agent (FakeTrainer) for <paramref name="site"/>; <paramref name="wrap"/> may wrap its HTTP handler.</summary>
-    public void StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null, ILocalTrainer? trainer = null, Action<AgentOptions>? configure = null)
+    /// <returns>The agent's run (it faults with what stopped it) and the source that stops it (Ctrl-C).</returns>
+    public (Task Run, CancellationTokenSource Stop) StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null, ILocalTrainer? trainer = null, Action<AgentOptions>? configure = null, Action<AgentRunner>? configureRunner = null, Microsoft.Extensions.Logging.ILogger? logger = null, Uri? aggregatorAddress = null)
     {
+        Uri address = aggregatorAddress ?? Address;
         var options = new AgentOptions
         {
             Site = site,
-            Aggregator = Address.ToString(),
+            Aggregator = address.ToString(),
             KitDirectory = Provisioned.SiteKitDirectories[site],
             DataDirectory = AgentDataDirectory(site),
             CallTimeoutSeconds = 10,
@@ -170,8 +172,8 @@ internal sealed class TestFederation : IAsyncDisposable
             handler = wrap(handler);
         }
 
-        var client = new AggregatorClient(Address, state.Kit, TimeSpan.FromSeconds(options.CallTimeoutSeconds), options.MaxRetries, handler: handler);
-        var runner = new AgentRunner(options, state.Kit, client, trainer ?? new FakeTrainer(site, Parameters, examples), state.Ledger, state.Audit, NullLogger.Instance)
+        var client = new AggregatorClient(address, state.Kit, TimeSpan.FromSeconds(options.CallTimeoutSeconds), options.MaxRetries, handler: handler);
+        var runner = new AgentRunner(options, state.Kit, client, trainer ?? new FakeTrainer(site, Parameters, examples), state.Ledger, state.Audit, logger ?? NullLogger.Instance)
         {
             Dropout = dropout,
             InputCaptured = (round, input) => Inputs[(site, round)] = input,
@@ -181,6 +183,7 @@ internal sealed class TestFederation : IAsyncDisposable
             runner.UpdateRandom = updateRandom;
         }
 
+        configureRunner?.Invoke(runner);
         runner.RoundFinished += (_, report) => Reports.Add(report);
         var cts = new CancellationTokenSource();
         Task task = Task.Run(async () =>
@@ -195,6 +198,7 @@ internal sealed class TestFederation : IAsyncDisposable
             }
         });
         _agents.Add((cts, task, state));
+        return (task, cts);
     }
 
     /// <summary>Stops every agent and releases its state (audit log lock, ledger).</summary>
@@ -207,7 +211,7 @@ internal sealed class TestFederation : IAsyncDisposable
             {
                 await task.WaitAsync(TimeSpan.FromSeconds(20));
             }
-            catch (Exception ex) when (ex is OperationCanceledException or Grpc.Core.RpcException or HttpRequestException)
+            catch (Exception ex) when (ex is OperationCanceledException or Grpc.Core.RpcException or HttpRequestException or AggregatorTrustException or AggregatorRefusedSiteException)
             {
                 // an agent stopped mid-call
             }

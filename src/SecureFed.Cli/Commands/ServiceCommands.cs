@@ -95,6 +95,7 @@ internal static class ServiceCommands
         var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
         var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
         await Task.WhenAny(coordinator.Finished, Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping), Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+        bool roundsDone = coordinator.IsFinished; // read before the stop, which finishes the coordinator too
         if (coordinator.Failure is Exception failure)
         {
             await parse.InvocationConfiguration.Error.WriteLineAsync($"aggregator stopped: {failure.Message}").ConfigureAwait(false);
@@ -128,7 +129,8 @@ internal static class ServiceCommands
 
         await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
         await app.DisposeAsync().ConfigureAwait(false);
-        return CliApp.ExitOk;
+        // Stopped by Ctrl-C before its rounds were done: the same exit code as an agent's (README "Exit codes").
+        return ct.IsCancellationRequested && !roundsDone ? CliApp.ExitCancelled : CliApp.ExitOk;
     }
 
     private static Command AgentCommand()
@@ -164,6 +166,12 @@ internal static class ServiceCommands
                 // The full trace is in the agent's log; the operator gets one line and a non-zero exit code.
                 await parse.InvocationConfiguration.Error.WriteLineAsync($"agent {worker.SiteName} stopped: {LocalTrainingException.FirstLine(failure.Message)}").ConfigureAwait(false);
                 return CliApp.ExitFailure;
+            }
+
+            if (ct.IsCancellationRequested)
+            {
+                // Ctrl-C: the worker logged one line ("stopped by the operator"); the exit code says how it ended.
+                return CliApp.ExitCancelled;
             }
 
             return CliApp.ExitOk;

@@ -184,7 +184,39 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         KeyValuePair.Create("Optimizer", settings.Optimizer == TaggerOptimizer.Sgd ? "sgd" : "adam"),
     ];
 
+    /// <summary>The demo's results in its output folder, in the order they are written.</summary>
+    internal static readonly string[] ResultFiles = ["fused-model", "rounds.png", "audit-report.html"];
+
     public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await RunCoreAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            console.MarkupLine($"[yellow bold]Demo cancelled[/] (Ctrl-C): {Markup.Escape(CancelledFolderText(settings.OutputDirectory))}");
+            return CliApp.ExitCancelled;
+        }
+    }
+
+    /// <summary>What a cancelled demo left in <paramref name="directory"/>: which results were written and which were not.</summary>
+    internal static string CancelledFolderText(string directory)
+    {
+        string full = Path.GetFullPath(directory);
+        if (!Directory.Exists(full))
+        {
+            return "nothing was written.";
+        }
+
+        string[] written = [.. ResultFiles.Where(f => File.Exists(Path.Combine(full, f)) || Directory.Exists(Path.Combine(full, f)))];
+        string[] missing = [.. ResultFiles.Except(written)];
+        return missing.Length == 0
+            ? $"every result is in {full} ({string.Join(", ", written)})."
+            : $"the output folder {full} is incomplete: {(written.Length == 0 ? "no result was written" : "it holds " + string.Join(", ", written))}; not written: {string.Join(", ", missing)} (logs/ and the federation's files are there as far as the run got).";
+    }
+
+    private async Task<int> RunCoreAsync(CancellationToken cancellationToken)
     {
         _cancellation = cancellationToken;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -383,8 +415,10 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         var rounds = CollectRounds(federation, reports, progress, spec, pooledDev, sites);
         (double testF1, EvaluationResult testResult, string modelDir) = EvaluateFinal(federation, spec, test);
         PrintTable(rounds, sites, testF1, testResult);
+        cancellationToken.ThrowIfCancellationRequested(); // Ctrl-C after the rounds: stop here and say what is written
         string chart = Path.Combine(settings.OutputDirectory, "rounds.png");
         DemoChart.Write(rounds, sites, settings.Epsilon, chart);
+        cancellationToken.ThrowIfCancellationRequested();
         if (settings.CompareBaselines)
         {
             PrintWorthIt(spec, initial, sites, train, test, testF1, rounds, cancellationToken);
@@ -393,6 +427,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         var auditDirs = new List<string> { AggregatorState.AuditDirectory(federation.AggregatorDataDirectory) };
         auditDirs.AddRange(sites.Select(s => AgentState.AuditDirectory(federation.AgentDataDirectory(s))));
         string report = Path.Combine(settings.OutputDirectory, "audit-report.html");
+        cancellationToken.ThrowIfCancellationRequested();
         AuditReport.Write(auditDirs, report);
         bool allVerified = true;
         foreach (string dir in auditDirs)

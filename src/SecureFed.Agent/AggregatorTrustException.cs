@@ -1,0 +1,59 @@
+using System.Security.Authentication;
+using Grpc.Core;
+using SecureFed.Federation;
+
+namespace SecureFed.Agent;
+
+/// <summary>
+/// The TLS handshake with the aggregator failed: its certificate is not one this kit trusts (not signed by the
+/// federation's CA in the kit's <c>ca.crt</c>, or not the aggregator the kit's manifest names), or the aggregator refused
+/// this site's certificate. Not an outage, so the agent does not wait for it to pass: it stops (exit code 1).
+/// </summary>
+public sealed class AggregatorTrustException : Exception
+{
+    private AggregatorTrustException(string message, Exception inner)
+        : base(message, inner)
+    {
+    }
+
+    /// <summary>True when the aggregator's certificate was rejected here; false when the aggregator (probably) refused ours.</summary>
+    public bool AggregatorCertificateRejected { get; private init; }
+
+    /// <summary>
+    /// The exception to stop with when <paramref name="exception"/> failed in the TLS handshake (an
+    /// <see cref="AuthenticationException"/> underneath), naming the kit's files to check; otherwise null.
+    /// </summary>
+    public static AggregatorTrustException? From(RpcException exception, AgentOptions options, Uri endpoint)
+    {
+        ArgumentNullException.ThrowIfNull(exception);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(endpoint);
+        AuthenticationException? authentication = null;
+        for (Exception? e = exception.Status.DebugException; e is not null && authentication is null; e = e.InnerException)
+        {
+            authentication = e as AuthenticationException;
+        }
+
+        if (authentication is null)
+        {
+            return null;
+        }
+
+        string ca = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.CaCertificate));
+        string manifest = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.Manifest));
+        if (authentication.Message.Contains("remote certificate", StringComparison.OrdinalIgnoreCase))
+        {
+            return new AggregatorTrustException(
+                $"the aggregator at {endpoint} presented a certificate that is not signed by this federation's CA ({ca}) or is not the aggregator named in {manifest}: " +
+                "is this kit from another federation, or the address another federation's aggregator? (TLS: " + authentication.Message + ")", exception)
+            {
+                AggregatorCertificateRejected = true,
+            };
+        }
+
+        string certificate = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.TlsCertificate));
+        return new AggregatorTrustException(
+            $"the TLS handshake with the aggregator at {endpoint} failed: it probably refused this site's certificate ({certificate}), " +
+            "e.g. a kit from another federation or a certificate it no longer accepts (TLS: " + authentication.Message + ")", exception);
+    }
+}

@@ -1,0 +1,176 @@
+using System.Diagnostics;
+using System.Text;
+using SecureFed.Cli;
+
+namespace SecureFed.Integration.Tests;
+
+/// <summary>
+/// Ctrl-C (SIGINT, sent with kill -INT) to a real <c>securefed agent</c> process, idle and during its first round: a
+/// clean stop with exit code 130, one info line, no training failure in its output or audit log; then to the aggregator,
+/// whose round is not done: 130 too.
+/// </summary>
+public sealed class AgentSignalTests : IDisposable
+{
+    private static readonly TimeSpan Hang = TimeSpan.FromMinutes(4);
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-signal-").FullName;
+
+    [Fact]
+    public async Task Agent_SigintWhileWaitingThenWhileInARound_ExitsCleanlyWith130()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return;
+        }
+
+        string kits = Path.Combine(_dir, "fed");
+        using (var stdout = new StringWriter())
+        using (var stderr = new StringWriter())
+        {
+            int provisioned = await CliApp.RunAsync(["provision", "--out", kits, "--federation", "signal", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1"], stdout, stderr, CancellationToken.None).WaitAsync(Hang);
+            Assert.True(provisioned == CliApp.ExitOk, stderr.ToString());
+        }
+
+        string address = $"https://127.0.0.1:{SecureFed.Cluster.Bench.LoopbackPorts.Next()}";
+        using CliProcess aggregator = CliProcess.Start("aggregator", "--config", Path.Combine(kits, "aggregator", "aggregator.json"), $"--SecureFed:Listen={address}", "--SecureFed:MinSites=2", "--SecureFed:Rounds=1");
+        await aggregator.WaitForOutputAsync("aggregator listening on", Hang);
+
+        // Idle: site-a alone, so no round opens; it long-polls the aggregator.
+        using (CliProcess idle = StartAgent(kits, "site-a", address))
+        {
+            await idle.WaitForOutputAsync("Application started", Hang);
+            int code = await idle.InterruptAsync(Hang);
+
+            Assert.True(code == CliApp.ExitCancelled, $"exit code {code}:\n{idle.Output}");
+            Assert.True(idle.Output.Contains("site-a: stopped by the operator", StringComparison.Ordinal), idle.Output);
+            Assert.DoesNotContain("stopped because of an error", idle.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("agent site-a stopped:", idle.Output, StringComparison.Ordinal);
+        }
+
+        // In a round: with site-b the round opens; Ctrl-C once site-a joined it (it trains next).
+        using CliProcess other = StartAgent(kits, "site-b", address);
+        using (CliProcess busy = StartAgent(kits, "site-a", address))
+        {
+            await busy.WaitForOutputAsync("site-a: joined round", Hang);
+            int code = await busy.InterruptAsync(Hang);
+
+            Assert.True(code == CliApp.ExitCancelled, $"exit code {code}:\n{busy.Output}");
+            Assert.DoesNotContain("local training failed", busy.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("declined", busy.Output, StringComparison.Ordinal);
+            string audit = string.Concat(Directory.EnumerateFiles(Path.Combine(kits, "sites", "site-a", "data", "audit"), "*.jsonl").Select(File.ReadAllText));
+            Assert.DoesNotContain("\"refusal\"", audit, StringComparison.Ordinal);
+        }
+
+        // The aggregator, stopped before its round is done, exits as the agents do.
+        int aggregatorCode = await aggregator.InterruptAsync(Hang);
+        Assert.True(aggregatorCode == CliApp.ExitCancelled, $"aggregator exit code {aggregatorCode}:\n{aggregator.Output}");
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static CliProcess StartAgent(string kits, string site, string address)
+        => CliProcess.Start("agent", "--config", Path.Combine(kits, "sites", site, "agent.json"), $"--SecureFed:Aggregator={address}", "--SecureFed:SyntheticSentences=60");
+
+    /// <summary>A <c>securefed</c> child process whose output (stdout and stderr) is collected.</summary>
+    private sealed class CliProcess : IDisposable
+    {
+        private readonly Process _process;
+        private readonly StringBuilder _output = new();
+
+        private CliProcess(Process process) => _process = process;
+
+        public string Output
+        {
+            get
+            {
+                lock (_output)
+                {
+                    return _output.ToString();
+                }
+            }
+        }
+
+        public static CliProcess Start(params string[] args)
+        {
+            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            info.ArgumentList.Add(CliPath());
+            foreach (string arg in args)
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            var cli = new CliProcess(Process.Start(info)!);
+            cli._process.OutputDataReceived += (_, e) => cli.Append(e.Data);
+            cli._process.ErrorDataReceived += (_, e) => cli.Append(e.Data);
+            cli._process.BeginOutputReadLine();
+            cli._process.BeginErrorReadLine();
+            return cli;
+        }
+
+        public async Task WaitForOutputAsync(string text, TimeSpan timeout)
+        {
+            using var hang = new CancellationTokenSource(timeout);
+            while (!Output.Contains(text, StringComparison.Ordinal))
+            {
+                if (_process.HasExited)
+                {
+                    throw new InvalidOperationException($"the process exited ({_process.ExitCode}) before writing '{text}':\n{Output}");
+                }
+
+                await Task.Delay(100, hang.Token);
+            }
+        }
+
+        /// <summary>Sends SIGINT (as Ctrl-C does) and returns the exit code.</summary>
+        public async Task<int> InterruptAsync(TimeSpan timeout)
+        {
+            using (Process kill = Process.Start("kill", ["-INT", _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
+            {
+                await kill.WaitForExitAsync().WaitAsync(timeout);
+            }
+
+            await _process.WaitForExitAsync().WaitAsync(timeout);
+            _process.WaitForExit(); // the output is read to its end
+            return _process.ExitCode;
+        }
+
+        public void Dispose()
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit();
+            }
+
+            _process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is not null)
+            {
+                lock (_output)
+                {
+                    _output.AppendLine(line);
+                }
+            }
+        }
+
+        private static string CliPath()
+        {
+            // tests/SecureFed.Integration.Tests/bin/<Configuration>/net10.0 -> src/SecureFed.Cli/bin/<Configuration>/net10.0
+            var bin = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+            DirectoryInfo root = bin.Parent!.Parent!.Parent!.Parent!.Parent!;
+            string path = Path.Combine(root.FullName, "src", "SecureFed.Cli", "bin", bin.Parent!.Name, bin.Name, "securefed.dll");
+            return File.Exists(path) ? path : throw new FileNotFoundException($"the CLI was not built: {path}");
+        }
+    }
+}

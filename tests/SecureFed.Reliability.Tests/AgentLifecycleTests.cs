@@ -1,0 +1,220 @@
+using System.Runtime.InteropServices;
+using Grpc.Core;
+using SecureFed.Agent;
+using SecureFed.Tagger;
+using SecureFed.Testing;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// How an agent stops: Ctrl-C while it trains (TorchSharp in process) or waits for a round is a clean stop, never a
+/// training failure; an aggregator that is not there yet is waited for, past the client's circuit breaker; a kit of
+/// another federation and a revoked site stop the agent with one clear reason.
+/// </summary>
+public sealed class AgentLifecycleTests : IDisposable
+{
+    private static readonly string[] ThreeSites = ["site-a", "site-b", "site-c"];
+    private static readonly TimeSpan Hang = TimeSpan.FromSeconds(120);
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-lifecycle-").FullName;
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task RunAsync_CancelledWhileTraining_StopsWithoutRecordingOrSendingAFailure(bool nativeErrorOnStop)
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ThreeSites, new Dictionary<string, string>
+        {
+            ["Rounds"] = "1",
+            ["TrainingTimeoutSeconds"] = "600",
+        });
+        await fed.StartAggregatorAsync();
+        using var trainer = new TorchUntilCancelledTrainer(nativeErrorOnStop);
+        fed.StartAgent("site-a", 100);
+        fed.StartAgent("site-b", 100);
+        (Task run, CancellationTokenSource stop) = fed.StartAgent("site-c", 100, trainer: trainer);
+
+        await trainer.Training.WaitAsync(Hang);
+        await stop.CancelAsync();
+
+        // Act: the runner waits for the training thread to leave TorchSharp, then stops as cancelled.
+        Exception error = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Hang));
+
+        Assert.IsNotType<LocalTrainingException>(error);
+        Assert.True(trainer.Left.Task.IsCompleted, "the runner returned while the trainer was still inside TorchSharp");
+        Assert.DoesNotContain(fed.Reports, r => r.Site == "site-c" && r.Outcome.StartsWith("failed", StringComparison.Ordinal));
+        Assert.Contains(fed.Reports, r => r.Site == "site-c" && r.Outcome == AgentRunner.StoppedOutcome);
+        string audit = ReadAudit(fed.AgentDataDirectory("site-c"));
+        Assert.DoesNotContain("\"refusal\"", audit, StringComparison.Ordinal);
+        Assert.DoesNotContain("\"decline\"", audit, StringComparison.Ordinal);
+        Assert.DoesNotContain("INTERNAL ASSERT", audit, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunAsync_CancelledWhileWaitingForARound_StopsAsCancelledNotWithACancelledStatus()
+    {
+        // One site of three: no round opens, so the agent long-polls the aggregator.
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ThreeSites, new Dictionary<string, string> { ["Rounds"] = "1" });
+        await fed.StartAggregatorAsync();
+        var polling = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        (Task run, CancellationTokenSource stop) = fed.StartAgent("site-a", 100, wrap: inner => new SignallingHandler(inner, polling));
+
+        await polling.Task.WaitAsync(Hang);
+        await stop.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Hang));
+    }
+
+    [Fact]
+    public void IsStop_CancelledCallAfterTheStop_IsAStopNotAFailure()
+    {
+        var cancelled = new RpcException(new Status(StatusCode.Cancelled, "Call canceled by the client."));
+        Assert.True(AgentWorker.IsStop(cancelled, new CancellationToken(canceled: true)));
+        Assert.True(AgentWorker.IsStop(new OperationCanceledException(), new CancellationToken(canceled: true)));
+        Assert.False(AgentWorker.IsStop(cancelled, CancellationToken.None));
+        Assert.False(AgentWorker.IsStop(new RpcException(new Status(StatusCode.Unavailable, "down")), new CancellationToken(canceled: true)));
+    }
+
+    [Fact]
+    public async Task RunAsync_AggregatorAbsentPastTheCircuitBreaker_KeepsWaitingAndJoinsWhenItStarts()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ThreeSites, new Dictionary<string, string> { ["Rounds"] = "1" });
+        var logs = new CapturingLogger();
+        foreach (string site in ThreeSites)
+        {
+            // Short waits, so the client's circuit breaker (20 failed calls) opens while the aggregator is still absent.
+            fed.StartAgent(site, 100, maxRetries: 1, logger: site == "site-a" ? logs : null, configureRunner: r =>
+            {
+                r.FirstUnreachableWait = TimeSpan.FromMilliseconds(1);
+                r.MaxUnreachableWait = TimeSpan.FromMilliseconds(20);
+            });
+        }
+
+        // Wait until the breaker has opened and the agent has said it keeps waiting anyway.
+        await WaitUntilAsync(() => logs.Lines.Any(l => l.Message.Contains("still waiting", StringComparison.Ordinal) && l.Message.Contains("pauses calls", StringComparison.Ordinal)));
+        await fed.StartAggregatorAsync();
+
+        await fed.WaitFinishedAsync(Hang);
+        Assert.Equal(3, fed.Reports.Count(r => r.Completed));
+    }
+
+    [Fact]
+    public async Task RunAsync_KitOfAnotherFederation_StopsNamingTheCaInsteadOfWaiting()
+    {
+        await using TestFederation ours = TestFederation.Provision(Path.Combine(_dir, "ours"), ThreeSites);
+        await using TestFederation other = TestFederation.Provision(Path.Combine(_dir, "other"), ThreeSites);
+        await ours.StartAggregatorAsync();
+
+        (Task run, _) = other.StartAgent("site-a", 100, maxRetries: 1, aggregatorAddress: ours.Address);
+
+        AggregatorTrustException error = await Assert.ThrowsAsync<AggregatorTrustException>(() => run.WaitAsync(Hang));
+        Assert.True(error.AggregatorCertificateRejected);
+        Assert.Contains(Path.GetFullPath(Path.Combine(other.Provisioned.SiteKitDirectories["site-a"], "ca.crt")), error.Message, StringComparison.Ordinal);
+        Assert.Contains("not signed by this federation's CA", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("unreachable", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunAsync_RevokedSite_StopsWithOneClearLine()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ThreeSites, null, "site-c");
+        await fed.StartAggregatorAsync();
+
+        (Task run, _) = fed.StartAgent("site-c", 100);
+
+        AggregatorRefusedSiteException error = await Assert.ThrowsAsync<AggregatorRefusedSiteException>(() => run.WaitAsync(Hang));
+        Assert.Contains("the aggregator refused site 'site-c': site 'site-c' is revoked", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("Status(", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', error.Message);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var hang = new CancellationTokenSource(Hang);
+        while (!condition())
+        {
+            await Task.Delay(20, hang.Token);
+        }
+    }
+
+    private static string ReadAudit(string dataDirectory)
+    {
+        var text = new System.Text.StringBuilder();
+        foreach (string file in Directory.EnumerateFiles(AgentState.AuditDirectory(dataDirectory), "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith('.')))
+        {
+            using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            using var reader = new StreamReader(stream);
+            text.Append(reader.ReadToEnd());
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>Signals once the first request has gone out (the agent's long-poll for a round).</summary>
+    private sealed class SignallingHandler(HttpMessageHandler inner, TaskCompletionSource sent) : DelegatingHandler(inner)
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            Task<HttpResponseMessage> response = base.SendAsync(request, cancellationToken);
+            sent.TrySetResult();
+            return response;
+        }
+    }
+
+    /// <summary>
+    /// The test federation's model shape, trained by the real tiny tagger (TorchSharp, in process) for as long as it
+    /// takes to be cancelled; with <c>nativeErrorOnStop</c> the stop surfaces as libtorch's error did when the process
+    /// ended under a training thread.
+    /// </summary>
+    private sealed class TorchUntilCancelledTrainer(bool nativeErrorOnStop) : ILocalTrainer, IDisposable
+    {
+        private static readonly SecureFed.Agent.ModelSpec Spec = new(TaggerConfig.Tiny with { WordBuckets = 256, CharNgramBuckets = 256 }, ["Disease"]);
+        private readonly TaggerLocalTrainer _tagger = new(Spec, SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 40, 1), [], "cpu", 0.01, 1, TaggerOptimizer.Sgd);
+        private readonly float[] _initial = TaggerLocalTrainer.InitialParameters(Spec, seed: 1);
+        private readonly TaskCompletionSource _training = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public Task Training => _training.Task;
+
+        public TaskCompletionSource Left { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public string ModelSpecSha256 => FakeTrainer.SpecSha;
+
+        public int ParameterCount => TestFederation.Parameters;
+
+        public long ExampleCount => 100;
+
+        public long ExpectedSteps(LocalTrainingPlan plan) => new FakeTrainer("x", ParameterCount, ExampleCount).ExpectedSteps(plan);
+
+        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
+        {
+            _training.TrySetResult();
+            try
+            {
+                // 200,000 DP-SGD steps: it runs until the token is cancelled (the trainer checks between steps).
+                _tagger.Train(_initial, new LocalTrainingPlan(plan.Round, 100_000, 1.0, 1.0, 0.5), cancellationToken);
+            }
+            catch (OperationCanceledException) when (nativeErrorOnStop)
+            {
+                throw new ExternalException("schema_.has_value() INTERNAL ASSERT FAILED at \"/pytorch/aten/src/ATen/core/dispatch/OperatorEntry.h\":80, please report a bug to PyTorch.");
+            }
+            finally
+            {
+                Left.TrySetResult();
+            }
+
+            throw new InvalidOperationException("the training ran to its end: it was not cancelled");
+        }
+
+        public void Dispose() => _tagger.Dispose();
+    }
+}
