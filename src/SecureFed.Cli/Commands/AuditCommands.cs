@@ -95,7 +95,7 @@ internal static class AuditCommands
     private static Command CreateReport()
     {
         var directories = new Argument<string[]>("DIR") { Description = "Log directories (aggregator and agents).", Arity = ArgumentArity.OneOrMore };
-        var output = new Option<string>("--out") { Description = "The HTML file to write (outside the log folders; an earlier report there is replaced).", Required = true };
+        var output = new Option<string>("--out") { Description = "The HTML file to write (outside the log folders; an earlier audit report there is replaced, any other existing file is refused).", Required = true };
         var privacyAudit = new Option<string?>("--privacy-audit") { Description = "privacy-audit.json of 'securefed privacy audit' (\"kind\": \"securefed-privacy-audit\"; any other file is refused), shown beside the ledger's ε." };
         var command = new Command("report", "Write a self-contained HTML report: a verdict first (logs intact, rounds completed and aborted, dropouts, cross-check), patient-level epsilon per site against its budget, who took part in each round, then the details. Exit 1 when a log fails, a cross-check mismatches or a site exceeds its logged budget.");
         command.Arguments.Add(directories);
@@ -227,8 +227,8 @@ internal static class AuditCommands
 
     /// <summary>
     /// The report never replaces what it reads: --out may not be the --privacy-audit file, lie inside an audited log
-    /// folder (audit.jsonl, checkpoints/, verifier.key) or be a folder. An existing file elsewhere (an earlier report) is
-    /// replaced, as before.
+    /// folder (audit.jsonl, checkpoints/, verifier.key) or be a folder. An existing file elsewhere is replaced only when it
+    /// is an earlier report (its HTML starts as a report's does); any other file (a database, a key) is refused.
     /// </summary>
     private static void RequireReportPath(string outPath, IEnumerable<string> dirs, string? auditPath)
     {
@@ -251,7 +251,13 @@ internal static class AuditCommands
         {
             throw new UsageException($"--out {outPath} is a folder; give the path of the HTML file to write.");
         }
+
+        OutputPaths.RequireNewOrEarlierOutput(outPath, "--out", "an earlier audit report", IsEarlierReport);
     }
+
+    /// <summary>Whether a file starts as the report's HTML does (ReportHtml: the doctype, then the title within the head).</summary>
+    private static bool IsEarlierReport(string head) =>
+        head.StartsWith("<!DOCTYPE html>", StringComparison.Ordinal) && head.Contains("<title>SecureFed audit report: ", StringComparison.Ordinal);
 
     private static string RequireDirectory(string? directory)
     {
