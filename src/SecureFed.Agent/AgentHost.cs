@@ -28,8 +28,13 @@ public static class AgentHost
         ArgumentNullException.ThrowIfNull(configuration);
         ArgumentNullException.ThrowIfNull(spec);
         var options = new AgentOptions();
-        configuration.GetSection(AgentOptions.Section).Bind(options);
-        IReadOnlyList<string> problems = [.. UnknownSettings(configuration), .. options.Validate()];
+        IReadOnlyList<string> wrongValues = WrongValues(configuration);
+        if (wrongValues.Count == 0)
+        {
+            configuration.GetSection(AgentOptions.Section).Bind(options); // cannot fail: every value has its setting's type
+        }
+
+        IReadOnlyList<string> problems = [.. UnknownSettings(configuration), .. wrongValues, .. wrongValues.Count == 0 ? options.Validate() : []];
         if (problems.Count > 0)
         {
             throw new OptionsValidationException(AgentOptions.Section, typeof(AgentOptions), problems);
@@ -153,6 +158,18 @@ public static class AgentHost
         ArgumentNullException.ThrowIfNull(configuration);
         return SettingNames.Unknown(AgentOptions.Section, configuration.GetSection(AgentOptions.Section).GetChildren().Select(c => c.Key), typeof(AgentOptions), "ModelSpec");
     }
+
+    /// <summary>
+    /// Values of the <c>SecureFed</c> section that binding would drop or fail on (SettingNames.Shape): one value for a
+    /// list, an object for one value, a value not of the setting's type; each named with its key, value and the type.
+    /// </summary>
+    public static IReadOnlyList<string> WrongValues(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return SettingNames.Shape(AgentOptions.Section, [.. configuration.GetSection(AgentOptions.Section).GetChildren().Select(Node)], typeof(AgentOptions));
+    }
+
+    private static SettingNode Node(IConfigurationSection section) => new(section.Key, section.Value, [.. section.GetChildren().Select(Node)]);
 
     /// <summary>The TorchSharp trainer on the site's data.</summary>
     public static TaggerLocalTrainer CreateTrainer(AgentOptions options, ModelSpec spec)

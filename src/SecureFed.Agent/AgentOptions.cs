@@ -69,6 +69,14 @@ public sealed class AgentOptions
     /// <summary>Where the ledger, audit log and last model are kept. <value>The default value is ./data.</value></summary>
     public string DataDirectory { get; set; } = "./data";
 
+    /// <summary>
+    /// Whether start-up repairs a torn last line of the audit log (a crash mid-write): the torn bytes are moved to
+    /// <c>audit/quarantine/</c> (kept, never deleted) and an audit event records their size and SHA-256. Off, the
+    /// agent refuses to start and names this setting.
+    /// <value>The default value is false.</value>
+    /// </summary>
+    public bool RepairTornAuditTail { get; set; }
+
     /// <summary>CoNLL training file; empty uses the embedded synthetic corpus for this site's profile.</summary>
     public string TrainFile { get; set; } = "";
 

@@ -29,6 +29,9 @@ public sealed class AgentState : IDisposable
     /// <summary>Audit log folder under a data directory.</summary>
     public static string AuditDirectory(string dataDirectory) => Path.Combine(dataDirectory, "audit");
 
+    /// <summary>How the operator repairs a torn audit log, as they type it.</summary>
+    internal const string TornTailHint = "To move the torn bytes to audit/quarantine/ (kept there, nothing is deleted; an audit event records their size and SHA-256) and continue, start once with --SecureFed:RepairTornAuditTail=true, or set \"RepairTornAuditTail\": true in the config file's SecureFed section.";
+
     /// <summary>Opens the state; errors name the file at fault.</summary>
     public static AgentState Open(AgentOptions options)
     {
@@ -45,7 +48,16 @@ public sealed class AgentState : IDisposable
         {
             Directory.CreateDirectory(options.DataDirectory);
             ledger = PrivacyLedger.Open(Path.Combine(options.DataDirectory, "privacy-ledger.jsonl"), options.Site);
-            AuditLog audit = AuditLog.Open(AuditDirectory(options.DataDirectory), options.Site, kit.IdentityKey, $"securefed/{kit.Manifest.FederationName}/{options.Site}");
+            AuditLog audit;
+            try
+            {
+                audit = AuditLog.Open(AuditDirectory(options.DataDirectory), options.Site, kit.IdentityKey, $"securefed/{kit.Manifest.FederationName}/{options.Site}", options.RepairTornAuditTail);
+            }
+            catch (InvalidDataException ex) when (ex.InnerException is AuditLogTornTailException torn)
+            {
+                throw new InvalidDataException(torn.Explain(TornTailHint), ex);
+            }
+
             return new AgentState(kit, ledger, audit);
         }
         catch

@@ -36,6 +36,23 @@ public static class AggregatorHost
     }
 
     /// <summary>
+    /// Values of the <c>SecureFed</c> section that binding would drop or fail on (SettingNames.Shape): one value for a
+    /// list, an object for one value, a value not of the setting's type; each named with its key, value and the type.
+    /// </summary>
+    public static IReadOnlyList<string> WrongValues(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        return SettingNames.Shape(AggregatorOptions.Section, [.. configuration.GetSection(AggregatorOptions.Section).GetChildren().Select(Node)], typeof(AggregatorOptions));
+    }
+
+    /// <summary>A configuration section as SettingNames sees it.</summary>
+    public static SettingNode Node(IConfigurationSection section)
+    {
+        ArgumentNullException.ThrowIfNull(section);
+        return new SettingNode(section.Key, section.Value, [.. section.GetChildren().Select(Node)]);
+    }
+
+    /// <summary>
     /// Creates the host from configuration (section <c>SecureFed</c>). Options are validated here: every problem is
     /// reported at once, naming the setting.
     /// </summary>
@@ -82,8 +99,13 @@ public static class AggregatorHost
     {
         ArgumentNullException.ThrowIfNull(configuration);
         var options = new AggregatorOptions();
-        configuration.GetSection(AggregatorOptions.Section).Bind(options);
-        IReadOnlyList<string> problems = [.. UnknownSettings(configuration), .. options.Validate()];
+        IReadOnlyList<string> wrongValues = WrongValues(configuration);
+        if (wrongValues.Count == 0)
+        {
+            configuration.GetSection(AggregatorOptions.Section).Bind(options); // cannot fail: every value has its setting's type
+        }
+
+        IReadOnlyList<string> problems = [.. UnknownSettings(configuration), .. wrongValues, .. wrongValues.Count == 0 ? options.Validate() : []];
         if (problems.Count > 0)
         {
             throw new OptionsValidationException(AggregatorOptions.Section, typeof(AggregatorOptions), problems);

@@ -25,6 +25,14 @@ public sealed class AggregatorOptions
     /// <summary>Where state lives: aggregator.db, ledger, audit log. <value>The default value is ./data.</value></summary>
     public string DataDirectory { get; set; } = "./data";
 
+    /// <summary>
+    /// Whether start-up repairs a torn last line of the audit log (a crash mid-write): the torn bytes are moved to
+    /// <c>audit/quarantine/</c> (kept, never deleted) and an audit event records their size and SHA-256. Off, the
+    /// aggregator refuses to start and names this setting. Local to this process: not round-affecting.
+    /// <value>The default value is false.</value>
+    /// </summary>
+    public bool RepairTornAuditTail { get; set; }
+
     /// <summary>Rounds to run before the federation finishes. <value>The default value is 10.</value></summary>
     public int Rounds { get; set; } = 10;
 

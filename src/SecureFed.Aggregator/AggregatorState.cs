@@ -98,7 +98,7 @@ public sealed class AggregatorState : IDisposable
             store = AggregatorStore.Open(StorePath(options.DataDirectory));
             store.EnsureFederation(options.Federation);
             budget = FederationBudget.Open(PrivacyLedgerPath(options.DataDirectory), options.Federation);
-            audit = AuditLog.Open(AuditDirectory(options.DataDirectory), "aggregator", kit.IdentityKey, $"securefed/{options.Federation}/aggregator");
+            audit = OpenAudit(options, kit);
             ModelState model = LoadModel(store, options, initialModelFactory);
             var serverRule = ServerUpdateRule.Open(options.ServerOptimizerOptions, store, model.Version, model.ParameterCount);
             return new AggregatorState(Path.GetFullPath(options.DataDirectory), kit, store, budget, audit, model, serverRule);
@@ -111,6 +111,22 @@ public sealed class AggregatorState : IDisposable
             throw;
         }
     }
+
+    /// <summary>The audit log; a torn last line is repaired only with <see cref="AggregatorOptions.RepairTornAuditTail"/>, and the error says so.</summary>
+    private static AuditLog OpenAudit(AggregatorOptions options, PartyKit kit)
+    {
+        try
+        {
+            return AuditLog.Open(AuditDirectory(options.DataDirectory), "aggregator", kit.IdentityKey, $"securefed/{options.Federation}/aggregator", options.RepairTornAuditTail);
+        }
+        catch (InvalidDataException ex) when (ex.InnerException is AuditLogTornTailException torn)
+        {
+            throw new InvalidDataException(torn.Explain(TornTailHint), ex);
+        }
+    }
+
+    /// <summary>How the operator repairs a torn audit log, as they type it.</summary>
+    internal const string TornTailHint = "To move the torn bytes to audit/quarantine/ (kept there, nothing is deleted; an audit event records their size and SHA-256) and continue, start once with --SecureFed:RepairTornAuditTail=true, or set \"RepairTornAuditTail\": true in the config file's SecureFed section.";
 
     /// <summary>
     /// The current model: the store's latest version, checked (read once a block at a time: its SHA-256 against the

@@ -25,7 +25,7 @@ namespace SecureFed.Aggregator;
 /// </para>
 /// <para>
 /// Not round-affecting (<see cref="IgnoredNames"/>): where the process listens and keeps its files, its operator and
-/// telemetry endpoints, the upload concurrency, the per-site bounds on bulk calls and connections, how many model
+/// telemetry endpoints, whether a torn audit-log tail is repaired at start-up (<c>RepairTornAuditTail</c>), the upload concurrency, the per-site bounds on bulk calls and connections, how many model
 /// versions the round store keeps (<c>KeepModelVersions</c>: no round's result depends on a version older than its
 /// base), the timeouts, the federation's name (the key the state is saved under) and <c>InitialModel</c> (read only when the round store holds no model; a coordinator that takes over
 /// restores the saved model versions, version 0 included unless pruned, and never reads it).
@@ -45,6 +45,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.Listen),
         nameof(AggregatorOptions.KitDirectory),
         nameof(AggregatorOptions.DataDirectory),
+        nameof(AggregatorOptions.RepairTornAuditTail),
         nameof(AggregatorOptions.TrainingTimeoutSeconds),
         nameof(AggregatorOptions.StageTimeoutSeconds),
         nameof(AggregatorOptions.JoinTimeoutSeconds),

@@ -103,7 +103,7 @@ public sealed class AuditLog : IDisposable
     /// <param name="signingKey">The checkpoint signing key (copied; the caller keeps ownership).</param>
     /// <param name="origin">The checkpoint origin and key name, e.g. <c>securefed.example/aggregator</c>.</param>
     /// <param name="timeProvider">Clock for timestamps (the system clock by default).</param>
-    /// <exception cref="InvalidDataException">The existing log is damaged: a torn last line, a bad line, or a checkpoint that does not match.</exception>
+    /// <exception cref="InvalidDataException">The existing log is damaged: a torn last line (its inner exception an <see cref="AuditLogTornTailException"/>), a bad line, or a checkpoint that does not match.</exception>
     /// <exception cref="InvalidOperationException">Another writer holds the log, or it belongs to another actor, origin or key.</exception>
     public static AuditLog Open(string directory, string actor, Ed25519PrivateKey signingKey, string origin, TimeProvider? timeProvider = null) =>
         Open(directory, actor, signingKey, origin, repairTornTail: false, timeProvider);
@@ -335,9 +335,10 @@ public sealed class AuditLog : IDisposable
         {
             if (!repairTornTail)
             {
-                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                string message = string.Create(CultureInfo.InvariantCulture,
                     $"{_logPath}: line {file.TornLineNumber} is torn ({torn.Length} bytes without a final newline; a crash mid-write?). " +
-                    $"Lines 1..{file.Lines.Count} are intact. Reopen with repairTornTail: true to move the torn bytes to {QuarantineDirectoryName}/ and continue."));
+                    $"Lines 1..{file.Lines.Count} are intact. Reopen with repairTornTail: true to move the torn bytes to {QuarantineDirectoryName}/ and continue.");
+                throw new InvalidDataException(message, new AuditLogTornTailException(_logPath, file.TornLineNumber, torn.Length, file.Lines.Count, message));
             }
 
             string quarantine = Path.Combine(Directory, QuarantineDirectoryName);

@@ -150,7 +150,7 @@ internal static class CliApp
                                        or CryptographicException or InvalidOperationException or FormatException
                                        or (ArgumentException and not ArgumentNullException))
         {
-            await stderr.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            await stderr.WriteLineAsync($"error: {ExceptionText.Plain(ex)}").ConfigureAwait(false);
             return ExitFailure;
         }
         catch (Exception ex) when (ex is System.Data.Common.DbException or TimeoutException)

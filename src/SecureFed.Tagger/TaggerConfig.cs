@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
@@ -129,33 +130,46 @@ public sealed record TaggerConfig
     /// </summary>
     public static TaggerConfig TinyCrf { get; } = Tiny with { Crf = true };
 
-    /// <summary>Checks every value.</summary>
+    /// <summary>
+    /// The most scalar parameters a configuration may have: 2^28 (1 GiB as float32), over a hundred times the default's
+    /// 2.2 M. A damaged or mistyped configuration (a bucket count of 2^31 - 1) is refused here, before libtorch is asked
+    /// for the memory.
+    /// </summary>
+    public const long MaxParameterCount = 1L << 28;
+
+    /// <summary>The most hash buckets of any kind: 2^22 (the default has 16384).</summary>
+    public const int MaxBuckets = 1 << 22;
+
+    /// <summary>The widest embedding, hidden size or character CNN (the default's widest is 96).</summary>
+    public const int MaxWidth = 4096;
+
+    /// <summary>Checks every value: each within its range (sizes at most <see cref="MaxBuckets"/> or <see cref="MaxWidth"/>) and the whole model at most <see cref="MaxParameterCount"/> parameters.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
     public void Validate()
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(WordBuckets, 2, nameof(WordBuckets));
-        ArgumentOutOfRangeException.ThrowIfLessThan(CharNgramBuckets, 2, nameof(CharNgramBuckets));
-        ArgumentOutOfRangeException.ThrowIfLessThan(ShapeBuckets, 2, nameof(ShapeBuckets));
-        ArgumentOutOfRangeException.ThrowIfLessThan(WordDim, 1, nameof(WordDim));
-        ArgumentOutOfRangeException.ThrowIfLessThan(CharDim, 1, nameof(CharDim));
-        ArgumentOutOfRangeException.ThrowIfLessThan(ShapeDim, 1, nameof(ShapeDim));
-        ArgumentOutOfRangeException.ThrowIfLessThan(MinNgram, 1, nameof(MinNgram));
-        ArgumentOutOfRangeException.ThrowIfLessThan(MaxNgram, MinNgram, nameof(MaxNgram));
-        ArgumentOutOfRangeException.ThrowIfLessThan(MaxNgramsPerToken, 1, nameof(MaxNgramsPerToken));
-        ArgumentOutOfRangeException.ThrowIfLessThan(Hidden, 1, nameof(Hidden));
-        ArgumentOutOfRangeException.ThrowIfLessThan(Layers, 1, nameof(Layers));
-        ArgumentOutOfRangeException.ThrowIfNegative(CharCnnFilters, nameof(CharCnnFilters));
+        Range(WordBuckets, 2, MaxBuckets, nameof(WordBuckets));
+        Range(CharNgramBuckets, 2, MaxBuckets, nameof(CharNgramBuckets));
+        Range(ShapeBuckets, 2, MaxBuckets, nameof(ShapeBuckets));
+        Range(WordDim, 1, MaxWidth, nameof(WordDim));
+        Range(CharDim, 1, MaxWidth, nameof(CharDim));
+        Range(ShapeDim, 1, MaxWidth, nameof(ShapeDim));
+        Range(MinNgram, 1, 64, nameof(MinNgram));
+        Range(MaxNgram, MinNgram, 64, nameof(MaxNgram));
+        Range(MaxNgramsPerToken, 1, 4096, nameof(MaxNgramsPerToken));
+        Range(Hidden, 1, MaxWidth, nameof(Hidden));
+        Range(Layers, 1, 64, nameof(Layers));
+        Range(CharCnnFilters, 0, MaxWidth, nameof(CharCnnFilters));
         if (CharCnnFilters > 0)
         {
-            ArgumentOutOfRangeException.ThrowIfLessThan(CharBuckets, 2, nameof(CharBuckets));
-            ArgumentOutOfRangeException.ThrowIfLessThan(CharEmbDim, 1, nameof(CharEmbDim));
-            ArgumentOutOfRangeException.ThrowIfLessThan(CharCnnWidth, 1, nameof(CharCnnWidth));
+            Range(CharBuckets, 2, MaxBuckets, nameof(CharBuckets));
+            Range(CharEmbDim, 1, MaxWidth, nameof(CharEmbDim));
+            Range(CharCnnWidth, 1, 255, nameof(CharCnnWidth));
             if (CharCnnWidth % 2 == 0)
             {
                 throw new ArgumentOutOfRangeException(nameof(CharCnnWidth), CharCnnWidth, "CharCnnWidth must be odd.");
             }
 
-            ArgumentOutOfRangeException.ThrowIfLessThan(MaxCharsPerToken, 3, nameof(MaxCharsPerToken));
+            Range(MaxCharsPerToken, 3, 4096, nameof(MaxCharsPerToken));
         }
 
         if (!(Dropout >= 0 && Dropout < 1))
@@ -166,6 +180,52 @@ public sealed record TaggerConfig
         if (!(WordDropout >= 0 && WordDropout < 1))
         {
             throw new ArgumentOutOfRangeException(nameof(WordDropout), WordDropout, "WordDropout must be in [0, 1).");
+        }
+
+        long count = ParameterCount(0);
+        if (count > MaxParameterCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(WordBuckets), count, string.Create(CultureInfo.InvariantCulture,
+                $"the configuration has {count} parameters ({count * sizeof(float)} bytes as float32), more than the {MaxParameterCount} a tagger may have; the sizes (buckets, dims, hidden, layers) are damaged or far too large."));
+        }
+    }
+
+    /// <summary>
+    /// The number of scalar parameters of a model of this shape with <paramref name="labelCount"/> output labels (what
+    /// <see cref="TaggerModel.ParameterCount"/> will be), computed without building the model. Sizes are not checked.
+    /// </summary>
+    /// <param name="labelCount">The number of output labels (<see cref="LabelSet.Count"/>).</param>
+    /// <returns>The parameter count.</returns>
+    public long ParameterCount(int labelCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(labelCount);
+        long count = ((long)WordBuckets * WordDim) + ((long)ShapeBuckets * ShapeDim) + ((long)CharNgramBuckets * CharDim);
+        if (CharCnnFilters > 0)
+        {
+            count += ((long)CharBuckets * CharEmbDim) + ((long)CharCnnFilters * CharEmbDim * CharCnnWidth) + CharCnnFilters;
+        }
+
+        long gates = 4L * Hidden;
+        for (int layer = 0; layer < Layers; layer++)
+        {
+            long input = layer == 0 ? InputDim : 2L * Hidden;
+            count += 2 * ((gates * input) + (gates * Hidden) + (2 * gates)); // both directions: weight_ih, weight_hh, bias_ih, bias_hh
+        }
+
+        count += (2L * Hidden * labelCount) + labelCount;
+        if (Crf)
+        {
+            count += ((long)labelCount * labelCount) + (2L * labelCount);
+        }
+
+        return count;
+    }
+
+    private static void Range(int value, int min, int max, string name)
+    {
+        if (value < min || value > max)
+        {
+            throw new ArgumentOutOfRangeException(name, value, string.Create(CultureInfo.InvariantCulture, $"{name} is {value}; it must be from {min} to {max}."));
         }
     }
 
@@ -241,7 +301,7 @@ public sealed record TaggerConfig
         }
         catch (ArgumentOutOfRangeException ex)
         {
-            throw new InvalidDataException($"tagger config is invalid: {ex.Message}", ex);
+            throw new InvalidDataException($"tagger config is invalid: {ex.Message.Split(" (Parameter", 2)[0]}", ex);
         }
 
         return config;
@@ -293,5 +353,5 @@ public sealed record TaggerConfig
 
     /// <summary>Total embedding width fed to the encoder.</summary>
     [JsonIgnore]
-    public int InputDim => WordDim + CharDim + ShapeDim + CharCnnFilters;
+    public int InputDim => WordDim + CharDim + ShapeDim + CharCnnFilters; // each at most MaxWidth: no overflow
 }

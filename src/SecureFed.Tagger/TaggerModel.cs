@@ -185,6 +185,16 @@ public sealed class TaggerModel : IDisposable
         }
 
         (TaggerConfig config, LabelSet labels) = ReadMetadata(metaPath);
+
+        // Sizes first, from the configuration alone: a damaged model.json must not ask libtorch for the memory it names.
+        long needed = config.ParameterCount(labels.Count) * sizeof(float);
+        long length = new FileInfo(paramPath).Length;
+        if (length != needed)
+        {
+            throw new InvalidDataException(
+                $"{paramPath}: {length} bytes but the configuration in {metaPath} needs {needed}; one of the two files is damaged or they come from different models");
+        }
+
         byte[] bytes = File.ReadAllBytes(paramPath);
         var model = Create(config, labels, 0, device);
         try

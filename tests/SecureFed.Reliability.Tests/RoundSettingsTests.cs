@@ -53,6 +53,7 @@ public sealed class RoundSettingsTests
         { "Listen", o => o.Listen = "https://127.0.0.1:9443" },
         { "KitDirectory", o => o.KitDirectory = "/elsewhere/kit" },
         { "DataDirectory", o => o.DataDirectory = "/elsewhere/data" },
+        { "RepairTornAuditTail", o => o.RepairTornAuditTail = true },
         { "TrainingTimeoutSeconds", o => o.TrainingTimeoutSeconds = 60 },
         { "StageTimeoutSeconds", o => o.StageTimeoutSeconds = 30 },
         { "JoinTimeoutSeconds", o => o.JoinTimeoutSeconds = 30 },

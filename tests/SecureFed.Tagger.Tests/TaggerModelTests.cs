@@ -185,6 +185,95 @@ public sealed class TaggerModelTests
         }
     }
 
+    [Theory]
+    [InlineData("word_buckets", 2147483647L, "WordBuckets is 2147483647; it must be from 2 to 4194304")]
+    [InlineData("hidden", 1000000L, "Hidden is 1000000; it must be from 1 to 4096")]
+    [InlineData("word_dim", 4096L, "more than the 268435456 a tagger may have")]
+    public void Load_HugeSizeInMetadata_InvalidDataNamingTheFileBeforeAllocating(string key, long value, string problem)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "securefed-tagger-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 3))
+            {
+                model.Save(dir);
+            }
+
+            string metaPath = Path.Combine(dir, "model.json");
+            var meta = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(metaPath))!;
+            meta["config"]![key] = value;
+            if (key == "word_dim")
+            {
+                meta["config"]!["word_buckets"] = TaggerConfig.MaxBuckets; // each size in range, the product not
+            }
+
+            File.WriteAllText(metaPath, meta.ToJsonString());
+
+            var ex = Assert.Throws<InvalidDataException>(() => TaggerModel.Load(dir, "cpu"));
+
+            Assert.StartsWith(metaPath + ": ", ex.Message, StringComparison.Ordinal);
+            Assert.Contains(problem, ex.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("(Parameter", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public void Load_ConfigurationLargerThanTheWeightsFile_InvalidDataNamingBothFilesWithoutBuildingTheModel()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "securefed-tagger-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 3))
+            {
+                model.Save(dir);
+            }
+
+            string metaPath = Path.Combine(dir, "model.json");
+            var meta = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(metaPath))!;
+            meta["config"]!["word_buckets"] = TaggerConfig.MaxBuckets; // 67 M parameters, 256 MiB: in range, but not these weights
+            File.WriteAllText(metaPath, meta.ToJsonString());
+
+            var ex = Assert.Throws<InvalidDataException>(() => TaggerModel.Load(dir, "cpu"));
+
+            // Checked before the model is built: the message of the check after building names only the weights file.
+            Assert.StartsWith(Path.Combine(dir, "parameters.f32") + ": ", ex.Message, StringComparison.Ordinal);
+            Assert.Contains(metaPath, ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    [Fact]
+    public void ConfigParameterCount_EveryShape_MatchesTheBuiltModel()
+    {
+        TaggerConfig[] configs =
+        [
+            TaggerConfig.Tiny,
+            TaggerConfig.TinyCrf,
+            TaggerConfig.Tiny with { Layers = 3, Hidden = 7 },
+            TaggerConfig.Tiny with { CharCnnFilters = 5, CharBuckets = 33, CharEmbDim = 6, CharCnnWidth = 5, Crf = true },
+            TaggerConfig.Default,
+        ];
+        foreach (TaggerConfig config in configs)
+        {
+            using var model = TaggerModel.Create(config, Labels, 1);
+
+            Assert.Equal(model.ParameterCount, config.ParameterCount(Labels.Count));
+        }
+    }
+
     [Fact]
     public void Predict_BatchedAndSingle_GiveSameTagsAndValidIob2()
     {

@@ -95,7 +95,7 @@ internal static class AuditCommands
     private static Command CreateReport()
     {
         var directories = new Argument<string[]>("DIR") { Description = "Log directories (aggregator and agents).", Arity = ArgumentArity.OneOrMore };
-        var output = new Option<string>("--out") { Description = "The HTML file to write (outside the log folders; an earlier report there is replaced).", Required = true };
+        var output = new Option<string>("--out") { Description = "The HTML file to write (outside the log folders; an earlier audit report there is replaced, any other existing file is refused).", Required = true };
         var privacyAudit = new Option<string?>("--privacy-audit") { Description = "privacy-audit.json of 'securefed privacy audit' (\"kind\": \"securefed-privacy-audit\"; any other file is refused), shown beside the ledger's ε." };
         var keys = new Option<string[]>("--key")
         {
@@ -262,8 +262,8 @@ internal static class AuditCommands
 
     /// <summary>
     /// The report never replaces what it reads: --out may not be the --privacy-audit file, lie inside an audited log
-    /// folder (audit.jsonl, checkpoints/, verifier.key) or be a folder. An existing file elsewhere (an earlier report) is
-    /// replaced, as before.
+    /// folder (audit.jsonl, checkpoints/, verifier.key) or be a folder. An existing file elsewhere is replaced only when it
+    /// is an earlier report (its HTML starts as a report's does); any other file (a database, a key) is refused.
     /// </summary>
     private static void RequireReportPath(string outPath, IEnumerable<string> dirs, string? auditPath)
     {
@@ -286,6 +286,8 @@ internal static class AuditCommands
         {
             throw new UsageException($"--out {outPath} is a folder; give the path of the HTML file to write.");
         }
+
+        OutputPaths.RequireNewOrEarlierOutput(outPath, "--out", "an earlier audit report", IsEarlierReport);
     }
 
     /// <summary>Null when the option was not given; else one value per log directory ('-' gives null), or a usage error.</summary>
@@ -303,6 +305,10 @@ internal static class AuditCommands
 
         return [.. values.Select(v => v == "-" ? null : v)];
     }
+
+    /// <summary>Whether a file starts as the report's HTML does (ReportHtml: the doctype, then the title within the head).</summary>
+    private static bool IsEarlierReport(string head) =>
+        head.StartsWith("<!DOCTYPE html>", StringComparison.Ordinal) && head.Contains("<title>SecureFed audit report: ", StringComparison.Ordinal);
 
     private static string RequireDirectory(string? directory)
     {

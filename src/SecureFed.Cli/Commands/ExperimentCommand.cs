@@ -87,6 +87,11 @@ internal static class ExperimentCommand
                 var other => throw new UsageException($"--split must be iid, skewed or by-corpus, not '{other}'"),
             };
             string[] corpusList = parse.GetValue(corpora) is string c ? [.. c.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)] : [];
+            if (corpusList.Select((path, i) => (path, i)).FirstOrDefault(p => corpusList.Take(p.i).Any(earlier => OutputPaths.SamePath(earlier, p.path))) is { path: not null } twice)
+            {
+                throw new UsageException($"--corpora names {twice.path} more than once; each site of the by-corpus split needs a corpus of its own (the same corpus twice would be one hospital counted as two).");
+            }
+
             ExperimentOptions options = recipe.Apply(parse, new ExperimentOptions
             {
                 DataDirectory = parse.GetValue(data),

@@ -77,6 +77,47 @@ internal static class OutputPaths
         }
     }
 
+    /// <summary>
+    /// Refuses an output file <paramref name="path"/> that exists unless it is recognisably an earlier output of the same
+    /// command (<paramref name="isEarlierOutput"/>, given the file's first 4 KiB as text), which is replaced; a folder is
+    /// always refused. Any other file (a database, a key, a corpus) is never overwritten.
+    /// </summary>
+    /// <param name="path">The output file.</param>
+    /// <param name="option">The option that gave it, e.g. <c>--out</c>.</param>
+    /// <param name="what">What the command writes, for the message (e.g. "an audit report").</param>
+    /// <param name="isEarlierOutput">Whether the start of the existing file shows it to be an earlier output.</param>
+    /// <exception cref="UsageException">The path is a folder, or an existing file that is not an earlier output.</exception>
+    public static void RequireNewOrEarlierOutput(string path, string option, string what, Func<string, bool> isEarlierOutput)
+    {
+        ArgumentNullException.ThrowIfNull(isEarlierOutput);
+        if (Directory.Exists(path))
+        {
+            throw new UsageException($"{option} {path} is a folder; give the path of a file to write.");
+        }
+
+        if (!File.Exists(path))
+        {
+            return;
+        }
+
+        string head;
+        try
+        {
+            using var reader = new StreamReader(path, detectEncodingFromByteOrderMarks: true);
+            var buffer = new char[4096];
+            head = new string(buffer, 0, reader.ReadBlock(buffer, 0, buffer.Length));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"{option} {path} already exists and cannot be read to check that it is {what} ({ex.Message}); choose another path or delete it.");
+        }
+
+        if (!isEarlierOutput(head))
+        {
+            throw new UsageException($"{option} {path} already exists and is not {what}; it is never overwritten (choose another path, or delete it if it is no longer needed).");
+        }
+    }
+
     /// <summary>Refuses an output folder <paramref name="path"/> that is an existing file or a folder that is not empty.</summary>
     /// <param name="path">The output folder.</param>
     /// <param name="option">The option that gave it, e.g. <c>--out</c>.</param>

@@ -26,7 +26,7 @@ internal static class PrivacyCommands
         var sigma = new Option<double>("--noise-multiplier") { Description = "Noise multiplier sigma (noise std / clipping norm), > 0.", Required = true };
         var q = new Option<double>("--sample-rate") { Description = "Poisson sampling rate q in (0, 1].", Required = true };
         var steps = new Option<long>("--steps") { Description = "Number of DP-SGD steps, >= 1.", Required = true };
-        var delta = new Option<double>("--delta") { Description = "Target delta in (0, 1).", Required = true };
+        var delta = new Option<double>("--delta") { Description = "Target delta in (0, 0.1] (1e-5 is usual).", Required = true };
         Option<string> orders = OrdersOption();
         Option<string> conversion = ConversionOption();
         var json = new Option<bool>("--json") { Description = "Print a JSON object instead of text." };
@@ -82,7 +82,7 @@ internal static class PrivacyCommands
     private static Command CreateNoise()
     {
         var epsilon = new Option<double>("--epsilon") { Description = "Target epsilon, > 0.", Required = true };
-        var delta = new Option<double>("--delta") { Description = "Target delta in (0, 1).", Required = true };
+        var delta = new Option<double>("--delta") { Description = "Target delta in (0, 0.1] (1e-5 is usual).", Required = true };
         var q = new Option<double>("--sample-rate") { Description = "Poisson sampling rate q in (0, 1].", Required = true };
         var steps = new Option<long>("--steps") { Description = "Number of DP-SGD steps, >= 1.", Required = true };
         Option<string> orders = OrdersOption();
@@ -248,6 +248,9 @@ internal static class PrivacyCommands
         }
     }
 
+    /// <summary>The largest δ the calculators accept: beyond it an (ε, δ) statement says next to nothing.</summary>
+    private const double MaxDelta = 0.1;
+
     private static void ValidateRun(double sampleRate, long steps, double delta)
     {
         if (!(sampleRate > 0 && sampleRate <= 1))
@@ -260,9 +263,11 @@ internal static class PrivacyCommands
             throw new UsageException($"--steps must be >= 1 (got {steps}).");
         }
 
-        if (!(delta > 0 && delta < 1))
+        if (!(delta > 0 && delta <= MaxDelta))
         {
-            throw new UsageException($"--delta must be in (0, 1) (got {delta.ToString(CultureInfo.InvariantCulture)}).");
+            throw new UsageException(
+                $"--delta must be in (0, {MaxDelta.ToString(CultureInfo.InvariantCulture)}] (got {delta.ToString(CultureInfo.InvariantCulture)}): δ is the probability " +
+                "that the ε guarantee fails outright, so it must be small, well below 1/n for n records (1e-5 is usual); a δ near 1 would make any ε, even 0, meaningless.");
         }
     }
 

@@ -188,11 +188,18 @@ internal static class ServiceCommands
     {
         TextWriter output = parse.InvocationConfiguration.Output;
         var options = new AggregatorClusterOptions();
-        configuration.GetSection(AggregatorClusterOptions.Section).Bind(options);
+        IReadOnlyList<string> wrongValues = Federation.SettingNames.Shape(AggregatorClusterOptions.Section,
+            [.. configuration.GetSection(AggregatorClusterOptions.Section).GetChildren().Select(AggregatorHost.Node)], typeof(AggregatorClusterOptions));
         var problems = new List<string>(Federation.SettingNames.Unknown(AggregatorClusterOptions.Section,
             configuration.GetSection(AggregatorClusterOptions.Section).GetChildren().Select(c => c.Key), typeof(AggregatorClusterOptions)));
-        problems.AddRange(options.Validate());
-        problems.AddRange(options.ValidateRole(configuration["SecureFed:Listen"], configuration["SecureFed:KitDirectory"]));
+        problems.AddRange(wrongValues);
+        if (wrongValues.Count == 0)
+        {
+            configuration.GetSection(AggregatorClusterOptions.Section).Bind(options); // cannot fail: every value has its setting's type
+            problems.AddRange(options.Validate());
+            problems.AddRange(options.ValidateRole(configuration["SecureFed:Listen"], configuration["SecureFed:KitDirectory"]));
+        }
+
         string? federation = configuration["SecureFed:Federation"];
         if (string.IsNullOrWhiteSpace(federation))
         {
@@ -200,7 +207,7 @@ internal static class ServiceCommands
         }
 
         bool defaultListen = false;
-        if (options.Coordinator)
+        if (options.Coordinator && wrongValues.Count == 0)
         {
             // A coordinator-eligible silo without SecureFed:Listen is one configured with the aggregator's default address:
             // its standby front runs there, the lease row names it, and its aggregator service binds it after a takeover.
@@ -208,13 +215,19 @@ internal static class ServiceCommands
 
             // The coordinator is also the aggregator: its settings are checked before the silo starts, all problems at once.
             var aggregator = new AggregatorOptions();
-            configuration.GetSection(AggregatorOptions.Section).Bind(aggregator);
+            IReadOnlyList<string> aggregatorWrongValues = AggregatorHost.WrongValues(configuration);
+            if (aggregatorWrongValues.Count == 0)
+            {
+                configuration.GetSection(AggregatorOptions.Section).Bind(aggregator);
+            }
+
             if (string.IsNullOrEmpty(aggregator.ModelSpecSha256))
             {
                 aggregator.ModelSpecSha256 = new string('0', 64); // derived from the model spec when the service starts
             }
 
-            problems.AddRange(AggregatorHost.UnknownSettings(configuration).Concat(aggregator.Validate()).Where(p => !problems.Contains(p)));
+            IEnumerable<string> aggregatorProblems = aggregatorWrongValues.Count == 0 ? aggregator.Validate() : aggregatorWrongValues;
+            problems.AddRange(AggregatorHost.UnknownSettings(configuration).Concat(aggregatorProblems).Where(p => !problems.Contains(p)));
         }
 
         // Every silo's front buffers slices with its own upload slots: refused before the silo starts, as the coordinator does.

@@ -175,7 +175,7 @@ internal static class TaggerCommands
     {
         var modelDir = new Option<DirectoryInfo>("--model") { Description = "Model directory written by 'tagger train'.", Required = true };
         var test = new Option<FileInfo>("--test") { Description = "Gold CoNLL file.", Required = true };
-        var conllOut = new Option<FileInfo?>("--conll-out") { Description = "Write 'token gold predicted' lines here (conlleval input; not the --test file)." };
+        var conllOut = new Option<FileInfo?>("--conll-out") { Description = "Write 'token gold predicted' lines here (conlleval input): a new file, never an existing one (a corpus, an earlier output: delete it or choose another name)." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object instead of a table." };
         var device = DeviceOption();
         var threads = ThreadsOption();
@@ -201,6 +201,9 @@ internal static class TaggerCommands
                 {
                     throw new UsageException($"--conll-out {target.FullName} is inside the --model folder {dir.FullName}; writing predictions there could replace the model's files (give a path outside it).");
                 }
+
+                // Its lines carry no mark of their own (conlleval reads them as they are), so an earlier output cannot be told from a corpus.
+                OutputPaths.RequireNewFile(target.FullName, "--conll-out");
             }
 
             string deviceName = ValidateDevice(parse.GetValue(device)!);

@@ -36,7 +36,7 @@ internal sealed class TrainingRecipeOptions
     /// The parsed recipe on top of <paramref name="options"/>: every recipe option given on the command line, the others
     /// from the <c>--recipe</c> (<see cref="TrainingRecipe"/>).
     /// </summary>
-    /// <exception cref="UsageException">An unknown recipe or optimiser, or both --dp-dropout and --dp-no-dropout.</exception>
+    /// <exception cref="UsageException">An unknown recipe or optimiser, both --dp-dropout and --dp-no-dropout, or a --warm-start-cache that is a file.</exception>
     public ExperimentOptions Apply(ParseResult parse, ExperimentOptions options)
     {
         TrainingRecipe recipe = TrainingRecipe.Parse(parse.GetValue(_recipe)!);
@@ -45,6 +45,12 @@ internal sealed class TrainingRecipeOptions
         if (dropout && noDropout)
         {
             throw new UsageException("--dp-dropout and --dp-no-dropout contradict each other: give one (the default is the --recipe's)");
+        }
+
+        if (parse.GetValue(_warmCache) is string cache && File.Exists(cache))
+        {
+            // Found here, not after the warm start's training, when the first model would be saved into it.
+            throw new UsageException($"--warm-start-cache {cache} is a file; give a folder (it is created when missing) to keep the warm-start models in.");
         }
 
         return options with
