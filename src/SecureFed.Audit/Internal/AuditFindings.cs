@@ -24,6 +24,22 @@ internal sealed class AuditFindings
     /// <summary>The largest plausible round number: 2^53, the largest integer a JSON number keeps exactly.</summary>
     private const double MaxPlausibleRound = 9_007_199_254_740_992;
 
+    /// <summary>
+    /// Lines in which the logging party states one of its own rounds: the aggregator writes them only for a round it
+    /// opened, an agent only for a round it joined or its own ledger. Other lines (a refusal, a refusal summary, an error)
+    /// may carry a round number another party claimed — a caller's request header up to 2^64 − 1 — so an implausible
+    /// round there says nothing about the logging party and is not checked.
+    /// </summary>
+    private static readonly HashSet<string> OwnRoundEvents = new(StringComparer.Ordinal)
+    {
+        AuditEvents.RoundOpened, AuditEvents.KeysReceived, AuditEvents.SharesRelayed, AuditEvents.MaskedInputReceived,
+        AuditEvents.MaskedInputSliceReceived, AuditEvents.Dropout, AuditEvents.UnmaskRequested, AuditEvents.UnmaskResponse,
+        AuditEvents.AggregateProduced, AuditEvents.PrivacySpent, AuditEvents.RoundAborted, AuditEvents.FederatedEvaluation,
+        AuditEvents.RoundCompleted, AuditEvents.Blame, AuditEvents.OutOfBoundSearch, AuditEvents.UnrebuiltSecretSearch,
+        AuditEvents.SearchHeldOut, AuditEvents.SearchEnded, AuditEvents.MessageSent, AuditEvents.PrivacyLedger,
+        AuditEvents.ModelReceived, AuditEvents.RoundJoined,
+    };
+
     /// <summary>Fields that count something (bytes, shares, sites, steps): never negative.</summary>
     private static readonly string[] CountFields =
         [AuditFieldNames.Bytes, AuditFieldNames.Count, AuditFieldNames.Threshold, AuditFieldNames.BitWidth, AuditFieldNames.VectorLength,
@@ -134,7 +150,8 @@ internal sealed class AuditFindings
                 $" UNVERIFIED: {Plural(UnverifiedLines, "line")} after the newest signed checkpoint ({string.Join(", ", Logs.Where(l => l.Unverified.Count > 0).Select(l => l.Actor))}) left out of every figure.");
         }
 
-        int warnings = Warnings.Count;
+        // The UNVERIFIED entries of the warnings were stated just above: not counted again.
+        int warnings = Warnings.Count - Logs.Count(l => l.Unverified.Count > 0);
         if (warnings > 0)
         {
             text.Append(CultureInfo.InvariantCulture, $" {Plural(warnings, "warning")}.");
@@ -168,6 +185,7 @@ internal sealed class AuditFindings
 
         var logs = new List<LogView>();
         var duplicates = new List<string>();
+        var sameActor = new List<string>();
         for (int i = 0; i < directories.Count; i++)
         {
             string? key = verifierKeys?[i];
@@ -180,9 +198,19 @@ internal sealed class AuditFindings
             }
 
             var view = new LogView(verification.Directory, verification, entries, pinned: key is not null);
+            if (logs.Find(l => l.Actor == view.Actor && SameBytes(l.Directory, view.Directory)) is { } copy)
+            {
+                // A copy of a log given under another folder: counted once, like a folder given twice.
+                sameActor.Add($"The log of {view.Actor} in {view.Directory} is a byte-identical copy of {copy.Directory}; it is counted once.");
+                continue;
+            }
+
             if (logs.Find(l => l.Actor == view.Actor) is { } twin)
             {
-                duplicates.Add($"Two logs name the same actor {view.Actor} ({twin.Directory} and {view.Directory}): one actor keeps one log, so one of them is a copy or an impostor, and figures would count twice.");
+                // Every aggregator's actor is "aggregator": a coordinator that took over from a dead one (docs/cluster.md),
+                // or a site re-enrolled into a new data directory, keeps a second log under the same name. Possible, so a
+                // warning; but an impostor would look the same, so the auditor must know which logs they gave.
+                sameActor.Add($"Two different logs name the same actor {view.Actor} ({twin.Directory} and {view.Directory}): a second log of one actor (a coordinator after a takeover, a site re-enrolled into a new data directory) or an impostor; both are counted, and the cross-check matches a site's inputs against its first log only. Check that both belong to this federation (pin their keys with --key).");
             }
 
             logs.Add(view);
@@ -190,6 +218,7 @@ internal sealed class AuditFindings
 
         var findings = new AuditFindings(logs);
         findings._impossible.AddRange(duplicates);
+        findings.Warnings.AddRange(sameActor);
         findings.CheckValues();
         findings.CollectRounds();
         findings.CollectSites();
@@ -197,6 +226,21 @@ internal sealed class AuditFindings
         findings.CollectCrossCheck();
         findings.Judge();
         return findings;
+    }
+
+    /// <summary>Whether two log directories hold byte-identical audit logs (a copy given under another folder).</summary>
+    private static bool SameBytes(string first, string second)
+    {
+        var a = new FileInfo(Path.Combine(first, AuditLog.LogFileName));
+        var b = new FileInfo(Path.Combine(second, AuditLog.LogFileName));
+        if (!a.Exists || !b.Exists || a.Length != b.Length)
+        {
+            return false;
+        }
+
+        using FileStream left = a.OpenRead();
+        using FileStream right = b.OpenRead();
+        return System.Security.Cryptography.SHA256.HashData(left).AsSpan().SequenceEqual(System.Security.Cryptography.SHA256.HashData(right));
     }
 
     internal static List<string> List(LogEntry entry, string name) =>
@@ -309,8 +353,11 @@ internal sealed class AuditFindings
     {
         foreach (LogView log in Logs)
         {
-            // Per guarantee, the last point of this log: cumulative ε never goes down, the budget should not change.
+            // Per guarantee, the last point of this log: the budget and δ should not change. Per guarantee and δ, the last
+            // point: cumulative ε at one δ never goes down. The agent's ledger allows another δ per entry (an agent restarted
+            // with another SecureFed:Delta), and ε at a larger δ is smaller for the same spending, so ε is compared at equal δ only.
             var last = new Dictionary<string, EpsilonPoint>(StringComparer.Ordinal);
+            var lastAtDelta = new Dictionary<string, EpsilonPoint>(StringComparer.Ordinal);
             foreach (LogEntry entry in log.Entries.Where(e => e.Type is AuditEvents.PrivacySpent or AuditEvents.PrivacyLedger))
             {
                 double? round = LogView.Number(entry, AuditFieldNames.Round);
@@ -335,12 +382,23 @@ internal sealed class AuditFindings
                     continue;
                 }
 
+                string deltaText = LogView.Text(entry, AuditFieldNames.Delta);
+                string kindAtDelta = kind + " δ=" + deltaText;
+                if (lastAtDelta.TryGetValue(kindAtDelta, out EpsilonPoint? sameDelta) && epsilon.Value < sameDelta.Epsilon - (1e-9 * Math.Max(1, sameDelta.Epsilon)))
+                {
+                    string at = deltaText.Length == 0 ? string.Empty : $" at δ {deltaText}";
+                    Impossible(log, string.Create(CultureInfo.InvariantCulture,
+                        $"{LogRef.Of(log, entry)}: {log.Actor}'s cumulative ε{at} went down from {sameDelta.Epsilon:G6} ({sameDelta.Source}) to {epsilon.Value:G6}; spent ε can only grow."));
+                }
+
                 if (last.TryGetValue(kind, out EpsilonPoint? before))
                 {
-                    if (epsilon.Value < before.Epsilon - (1e-9 * Math.Max(1, before.Epsilon)))
+                    if (LogView.Number(entry, AuditFieldNames.Delta) != before.Delta)
                     {
-                        Impossible(log, string.Create(CultureInfo.InvariantCulture,
-                            $"{LogRef.Of(log, entry)}: {log.Actor}'s cumulative ε went down from {before.Epsilon:G6} ({before.Source}) to {epsilon.Value:G6}; spent ε can only grow."));
+                        // Like the budget: the agent logs its configured δ with each entry, so a change means a restart with another setting.
+                        string deltaBefore = before.Delta is { } d ? d.ToString("G6", CultureInfo.InvariantCulture) : "none";
+                        Warnings.Add(string.Create(CultureInfo.InvariantCulture,
+                            $"{log.Actor} changed its {(named.Length == 0 ? "unnamed" : named)}-level δ from {deltaBefore} ({before.Source}) to {(deltaText.Length == 0 ? "none" : deltaText)} ({LogRef.Of(log, entry)}): a restart with another δ setting; ε at the new δ is not comparable with ε before (a larger δ gives a smaller ε), judge whether it was allowed."));
                     }
 
                     if (budgetLogged is { } now && before.Budget is { } then && now != then)
@@ -359,6 +417,7 @@ internal sealed class AuditFindings
                 var point = new EpsilonPoint((long)round.Value, epsilon.Value, LogView.Number(entry, AuditFieldNames.Delta),
                     LogView.Number(entry, AuditFieldNames.Budget), LogRef.Of(log, entry));
                 last[kind] = point;
+                lastAtDelta[kindAtDelta] = point;
                 string guarantee = LogView.Text(entry, AuditFieldNames.Guarantee);
                 if (entry.Type == AuditEvents.PrivacyLedger && guarantee == PatientGuarantee)
                 {
@@ -419,11 +478,17 @@ internal sealed class AuditFindings
         }
 
         var receivedByKey = new Dictionary<(string Site, string Round, string Digest), (LogView Log, LogEntry Entry)>();
+        var receivedUnverifiedByKey = new Dictionary<(string Site, string Round, string Digest), (LogView Log, LogEntry Entry)>();
         foreach (LogView aggregator in aggregators)
         {
             foreach (LogEntry received in aggregator.OfType(AuditEvents.MaskedInputReceived))
             {
                 receivedByKey.TryAdd((LogView.Text(received, AuditFieldNames.Site), LogView.Text(received, AuditFieldNames.Round), InputDigest(received)), (aggregator, received));
+            }
+
+            foreach (LogEntry received in aggregator.Unverified.Where(e => e.Type == AuditEvents.MaskedInputReceived))
+            {
+                receivedUnverifiedByKey.TryAdd((LogView.Text(received, AuditFieldNames.Site), LogView.Text(received, AuditFieldNames.Round), InputDigest(received)), (aggregator, received));
             }
         }
 
@@ -436,6 +501,7 @@ internal sealed class AuditFindings
                 string sha = InputDigest(received);
                 string detail;
                 bool ok = false;
+                bool unverified = false;
                 if (!agentBySite.TryGetValue(site, out LogView? agent))
                 {
                     detail = $"no log for site {site} was given";
@@ -444,15 +510,21 @@ internal sealed class AuditFindings
                 {
                     List<LogEntry> sent = sentBySiteRound.TryGetValue((site, round), out List<LogEntry>? list) ? list : [];
                     LogEntry? match = sent.Find(e => InputDigest(e) == sha);
-                    ok = match is not null;
+                    LogEntry? tail = match is null
+                        ? agent.Unverified.FirstOrDefault(e => IsSentMaskedInput(e) && LogView.Text(e, AuditFieldNames.Round) == round && InputDigest(e) == sha)
+                        : null;
+                    ok = match is not null || tail is not null;
+                    unverified = tail is not null;
                     detail = match is not null
                         ? $"matches {LogRef.Of(agent, match)}"
-                        : sent.Count > 0
-                            ? $"digest differs: {site} logged sending {string.Join(", ", sent.Select(InputDigest))} ({LogRef.Cite(sent.Select(e => LogRef.Of(agent, e)))})"
-                            : $"{site} logged no masked input for round {round}";
+                        : tail is not null
+                            ? $"counterpart in the unverified tail of {agent.Actor} ({LogRef.Of(agent, tail)}): no signature covers it yet"
+                            : sent.Count > 0
+                                ? $"digest differs: {site} logged sending {string.Join(", ", sent.Select(InputDigest))} ({LogRef.Cite(sent.Select(e => LogRef.Of(agent, e)))})"
+                                : $"{site} logged no masked input for round {round}";
                 }
 
-                CrossCheck.Add(new CrossCheckRow(ok, $"{aggregator.Actor} received", round, site, sha, detail, LogRef.Of(aggregator, received)));
+                CrossCheck.Add(new CrossCheckRow(ok, $"{aggregator.Actor} received", round, site, sha, detail, LogRef.Of(aggregator, received), unverified));
             }
         }
 
@@ -463,12 +535,15 @@ internal sealed class AuditFindings
                 string round = LogView.Text(sent, AuditFieldNames.Round);
                 string sha = InputDigest(sent);
                 (LogView Log, LogEntry Entry)? match = receivedByKey.TryGetValue((agent.Actor, round, sha), out (LogView, LogEntry) found) ? found : null;
+                (LogView Log, LogEntry Entry)? tail = match is null && receivedUnverifiedByKey.TryGetValue((agent.Actor, round, sha), out (LogView, LogEntry) late) ? late : null;
                 string detail = aggregators.Count == 0
                     ? "no aggregator log was given"
                     : match is { } m
                         ? $"the aggregator logged receiving it at {LogRef.Of(m.Log, m.Entry)}"
-                        : "the aggregator did not log receiving this input";
-                CrossCheck.Add(new CrossCheckRow(match is not null, $"{agent.Actor} sent", round, agent.Actor, sha, detail, LogRef.Of(agent, sent)));
+                        : tail is { } t
+                            ? $"counterpart in the unverified tail of {t.Log.Actor} ({LogRef.Of(t.Log, t.Entry)}): no signature covers it yet"
+                            : "the aggregator did not log receiving this input";
+                CrossCheck.Add(new CrossCheckRow(match is not null || tail is not null, $"{agent.Actor} sent", round, agent.Actor, sha, detail, LogRef.Of(agent, sent), tail is not null));
             }
         }
     }
@@ -483,8 +558,10 @@ internal sealed class AuditFindings
         return slices.Count > 0 ? "slices:" + string.Join(",", slices) : LogView.Text(entry, AuditFieldNames.Sha256);
     }
 
-    private static IEnumerable<LogEntry> SentMaskedInputs(LogView agent) =>
-        agent.OfType(AuditEvents.MessageSent).Where(e => LogView.Text(e, AuditFieldNames.MessageType) == AuditEvents.MaskedInputMessageType);
+    private static IEnumerable<LogEntry> SentMaskedInputs(LogView agent) => agent.Entries.Where(IsSentMaskedInput);
+
+    private static bool IsSentMaskedInput(LogEntry entry) =>
+        entry.Type == AuditEvents.MessageSent && LogView.Text(entry, AuditFieldNames.MessageType) == AuditEvents.MaskedInputMessageType;
 
     /// <summary>
     /// Records impossible content of a log that verified. A log that failed verification already fails the audit, and
@@ -498,7 +575,10 @@ internal sealed class AuditFindings
         }
     }
 
-    /// <summary>Impossible values on any covered line: a negative count, a round number that is negative, fractional or beyond 2^53.</summary>
+    /// <summary>
+    /// Impossible values on any covered line: a negative count; a round number that is negative, fractional or beyond 2^53
+    /// on a line about the logging party's own round (<see cref="OwnRoundEvents"/>).
+    /// </summary>
     private void CheckValues()
     {
         // A log that failed verification already fails the audit; lines missing from it would only add false alarms.
@@ -508,7 +588,7 @@ internal sealed class AuditFindings
             foreach (LogEntry entry in log.Entries)
             {
                 string? problem = null;
-                if (LogView.Number(entry, AuditFieldNames.Round) is { } round && (!(round >= 0 && round <= MaxPlausibleRound) || Math.Floor(round) != round))
+                if (OwnRoundEvents.Contains(entry.Type) && LogView.Number(entry, AuditFieldNames.Round) is { } round && (!(round >= 0 && round <= MaxPlausibleRound) || Math.Floor(round) != round))
                 {
                     problem = $"{LogRef.Of(log, entry)}: round {LogView.Text(entry, AuditFieldNames.Round)} is not a plausible round number (a whole number from 0 to 2^53).";
                 }
@@ -562,6 +642,14 @@ internal sealed class AuditFindings
 
         Problems.AddRange(_impossible);
 
+        List<CrossCheckRow> late = [.. CrossCheck.Where(r => r.Unverified)];
+        if (late.Count > 0)
+        {
+            string listed = string.Join("; ", late.Take(MaxListedDiscrepancies).Select(r => $"round {r.Round}, {r.Direction} ({r.Source}): {r.Detail}"));
+            Warnings.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{Plural(late.Count, "masked-input record")} of the cross-check found {(late.Count == 1 ? "its" : "their")} counterpart only in the other log's unverified tail (a process still running, or killed before it signed a checkpoint): not counted as {(late.Count == 1 ? "a discrepancy" : "discrepancies")}, but not confirmed by a signature: {listed}{(late.Count > MaxListedDiscrepancies ? "; …" : string.Empty)}."));
+        }
+
         List<CrossCheckRow> bad = [.. CrossCheck.Where(r => !r.Ok)];
         if (bad.Count > 0)
         {
@@ -589,7 +677,7 @@ internal sealed class AuditFindings
         {
             string types = string.Join(", ", log.Unverified.GroupBy(e => e.Type, StringComparer.Ordinal).Select(g => $"{g.Key} ×{g.Count()}"));
             Warnings.Insert(0, string.Create(CultureInfo.InvariantCulture,
-                $"UNVERIFIED: {log.Actor} lines {log.Unverified[0].Line}–{log.Unverified[^1].Line} come after the newest signed checkpoint: no signature covers them (anyone able to write the file could have appended them), so no figure in this report counts them ({types}). A log that was closed normally ends with a checkpoint; these lines are left by a crash, or were added."));
+                $"UNVERIFIED: {log.Actor} lines {log.Unverified[0].Line}–{log.Unverified[^1].Line} come after the newest signed checkpoint: no signature covers them (anyone able to write the file could have appended them), so no figure in this report counts them ({types}). A log that was closed normally ends with a checkpoint; these lines are not yet signed (a running process, a crash, or lines appended)."));
         }
 
         // A decline does not take a site out of the attempt (PROTOCOL.md §3 "Declines"): one that declined and is still in
