@@ -35,6 +35,8 @@ internal static class CliApp
             if (Interlocked.CompareExchange(ref signal, (int)context.Signal, 0) == 0)
             {
                 context.Cancel = true; // the command stops itself; the process ends when it has
+                // Said at once: a command between two cancellation checks (a long native step, a benchmark) may take a while.
+                Console.Error.WriteLine($"securefed: stopping ({context.Signal}); press Ctrl-C again to exit at once");
                 stop.Cancel();
                 return;
             }
