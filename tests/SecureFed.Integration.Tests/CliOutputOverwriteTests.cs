@@ -33,6 +33,19 @@ public sealed class CliOutputOverwriteTests : IDisposable
     }
 
     [Fact]
+    public async Task AuditReport_OutIsAnEmptyFile_Written()
+    {
+        string logs = Logs();
+        string report = Path.Combine(_dir, "empty.html");
+        File.WriteAllText(report, "");
+
+        var (code, _, err) = await Run("audit", "report", logs, "--out", report);
+
+        Assert.True(code is CliApp.ExitOk or CliApp.ExitFailure, err);
+        Assert.StartsWith("<!DOCTYPE html>", File.ReadAllText(report), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task AuditReport_OutIsAnEarlierReport_Replaced()
     {
         string logs = Logs();
@@ -64,13 +77,20 @@ public sealed class CliOutputOverwriteTests : IDisposable
         Assert.Equal(OneSentence + OneSentence, File.ReadAllText(existing));
     }
 
-    [Fact]
-    public async Task TaggerEval_ConllOutNew_Written()
+    /// <summary>A new path, or an empty file made beforehand (mktemp, touch): nothing to lose, so it is written.</summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task TaggerEval_ConllOutNewOrEmpty_Written(bool emptyFileFirst)
     {
         string model = TinyModel();
         string test = Path.Combine(_dir, "test.tsv");
         File.WriteAllText(test, OneSentence);
         string output = Path.Combine(_dir, "predictions.conll");
+        if (emptyFileFirst)
+        {
+            File.WriteAllText(output, "");
+        }
 
         var (code, _, err) = await Run("tagger", "eval", "--model", model, "--test", test, "--conll-out", output);
 

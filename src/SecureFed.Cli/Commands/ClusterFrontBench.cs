@@ -328,9 +328,11 @@ internal static class ClusterFrontBench
             Task all = Task.WhenAll(agents.Select(a => a.Task));
             while (await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(10), CancellationToken.None)).ConfigureAwait(false) != all)
             {
-                if (aggregator.HasExited)
+                // Any silo, not only the coordinator: agents wait for a front that is gone (they never give up on an absent
+                // aggregator), so a crashed silo would otherwise hold the bench until the round timeout.
+                if (watched.Prepend(aggregator).FirstOrDefault(p => p.HasExited) is { } exited)
                 {
-                    throw new InvalidOperationException($"the {aggregator.Name} exited before the agents finished:\n  {aggregator.Tail}");
+                    throw new InvalidOperationException($"the {exited.Name} exited before the agents finished:\n  {exited.Tail}");
                 }
 
                 // Each process's resident set now (and its peak so far): where in the round the memory goes.
@@ -350,7 +352,7 @@ internal static class ClusterFrontBench
                 {
                     await task.WaitAsync(TimeSpan.FromSeconds(30), CancellationToken.None).ConfigureAwait(false);
                 }
-                catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or Grpc.Core.RpcException or HttpRequestException)
+                catch (Exception ex) when (ex is OperationCanceledException or TimeoutException or Grpc.Core.RpcException or HttpRequestException or Agent.AggregatorTrustException or Agent.AggregatorRefusedSiteException)
                 {
                     // an agent stopped mid-call; the failure that matters has been thrown above
                 }

@@ -71,7 +71,8 @@ internal static class OutputPaths
             throw new UsageException($"{option} {path} is a folder; give the path of a file to write.");
         }
 
-        if (File.Exists(path))
+        // An empty file (made beforehand with mktemp or touch) holds nothing that could be lost.
+        if (File.Exists(path) && new FileInfo(path).Length > 0)
         {
             throw new UsageException($"{option} {path} already exists; choose another path or delete it (it is never overwritten).");
         }
@@ -95,7 +96,7 @@ internal static class OutputPaths
             throw new UsageException($"{option} {path} is a folder; give the path of a file to write.");
         }
 
-        if (!File.Exists(path))
+        if (!File.Exists(path) || new FileInfo(path).Length == 0) // new, or empty (mktemp, touch): nothing to lose
         {
             return;
         }

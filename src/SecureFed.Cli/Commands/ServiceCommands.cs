@@ -116,7 +116,8 @@ internal static class ServiceCommands
         {
             // Linger so that agents polling for the next round hear that the federation has finished.
             await parse.InvocationConfiguration.Output.WriteLineAsync("federation finished; telling the agents, then stopping").ConfigureAwait(false);
-            await Task.Delay(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            // A Ctrl-C now cuts the lingering short but the rounds are done: stop cleanly below, exit 0.
+            await Task.WhenAny(Task.Delay(TimeSpan.FromSeconds(10), ct)).ConfigureAwait(false);
         }
 
         if (roundServers is not null)
