@@ -35,9 +35,11 @@ internal static class CliApp
             if (Interlocked.CompareExchange(ref signal, (int)context.Signal, 0) == 0)
             {
                 context.Cancel = true; // the command stops itself; the process ends when it has
-                // Said at once: a command between two cancellation checks (a long native step, a benchmark) may take a while.
-                Console.Error.WriteLine($"securefed: stopping ({context.Signal}); press Ctrl-C again to exit at once");
                 stop.Cancel();
+                // Said at once (a command between two cancellation checks, a long native step or a benchmark, may take a
+                // while), but not on the runtime's signal thread: nothing that could block runs there.
+                PosixSignal received = context.Signal;
+                _ = Task.Run(() => Console.Error.WriteLine($"securefed: stopping ({received}); press Ctrl-C again to exit at once"));
                 return;
             }
 

@@ -138,7 +138,15 @@ public sealed class AgentSignalTests : IDisposable
                 await kill.WaitForExitAsync().WaitAsync(timeout);
             }
 
-            await _process.WaitForExitAsync().WaitAsync(timeout);
+            try
+            {
+                await _process.WaitForExitAsync().WaitAsync(timeout);
+            }
+            catch (TimeoutException ex)
+            {
+                throw new TimeoutException($"the process did not exit within {timeout} of SIGINT; its output so far:\n{Output}", ex);
+            }
+
             _process.WaitForExit(); // the output is read to its end
             return _process.ExitCode;
         }
