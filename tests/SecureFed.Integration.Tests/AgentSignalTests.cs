@@ -101,7 +101,12 @@ public sealed class AgentSignalTests : IDisposable
 
         public static CliProcess Start(params string[] args)
         {
-            var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            // Through env --default-signal=INT (coreutils): a test run started in the background by a shell without job
+            // control (CI: 'bash -c "… &"') inherits SIGINT ignored, and a process keeps an ignored SIGINT ignored, as nohup
+            // relies on; the child gets Ctrl-C's default back, as in a terminal.
+            var info = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            info.ArgumentList.Add("--default-signal=INT");
+            info.ArgumentList.Add("dotnet");
             info.ArgumentList.Add(CliPath());
             foreach (string arg in args)
             {
