@@ -38,6 +38,10 @@ public sealed class PrivacyAuditRunner
         AuditPlan plan = AuditPlan.Create(split, _options, _options.Seed);
         _progress($"[audit] {plan.Data.Description}");
         _progress($"[audit] {plan.Data.Sites[0].Name}: {plan.Data.Sites[0].Source}");
+        if (plan.Note is { } note)
+        {
+            _progress("[audit] note: " + note);
+        }
         float[] initial = experiment.CreateInitialModel(plan.Data, _options.Seed, cancellationToken);
         AttackTargets targets = Targets(plan);
         AttackScores? initialScores = null;

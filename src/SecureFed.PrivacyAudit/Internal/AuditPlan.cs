@@ -37,6 +37,12 @@ internal sealed class AuditPlan
         NaturalIncluded = naturalIncluded;
     }
 
+    /// <summary>
+    /// Set when fewer natural sentences are audited than <c>--audit-sentences</c> asked for (at most half of the audited
+    /// site's training sentences can be audited): says how many are, so the figures are not read as the requested count.
+    /// </summary>
+    public string? Note { get; private init; }
+
     /// <summary>The experiment's data with site-1's training set changed as described.</summary>
     public ExperimentData Data { get; }
 
@@ -154,6 +160,10 @@ internal sealed class AuditPlan
             $"{target.Source}; audit: {naturalIn.Count(b => !b)} of its sentences held out, {options.Canaries} canaries × {options.Repeats}, {auditIn.Count(b => b)} of {audit.Count} audit canaries in, {groupIn.Count(b => b)} of {group.Count} group canaries × {options.GroupSize} in");
         var sites = data.Sites.ToList();
         sites[0] = target with { Source = source, Train = mixed };
-        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, group, groupIn, natural, naturalIn, auditEntity, groupEntity);
+        string? note = naturalCount < options.AuditSentences
+            ? string.Create(CultureInfo.InvariantCulture,
+                $"--audit-sentences {options.AuditSentences:N0} is more than half of {target.Name}'s {target.Train.Count:N0} training sentences: auditing {naturalCount:N0} natural sentences (each audited sentence is in training with probability 1/2, and the others are kept out of it)")
+            : null;
+        return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, group, groupIn, natural, naturalIn, auditEntity, groupEntity) { Note = note };
     }
 }
