@@ -221,8 +221,10 @@ public sealed class AgentRunner
             catch (Exception ex) when (cancellationToken.IsCancellationRequested)
             {
                 // The operator stopped the agent while it trained. Whatever the trainer threw on the way out (the
-                // cancellation, or an error of native code that was interrupted) is not a training failure: nothing is
-                // recorded as one, in the audit log or as a decline to the aggregator, which sees a dropout.
+                // cancellation, or an error of native code that was interrupted) is not a training failure and is not
+                // recorded as one. Nothing has left the site yet, so it declines the round, saying it was stopped: the
+                // others go on without waiting for the training deadline (up to TrainingTimeoutSeconds) to pass.
+                await DeclineOnStopAsync(a).ConfigureAwait(false);
                 Report(round, false, StoppedOutcome, loss, devF1, bytesSent);
                 throw new OperationCanceledException("the agent was stopped while it trained", ex, cancellationToken);
             }
@@ -729,6 +731,29 @@ public sealed class AgentRunner
         Directory.CreateDirectory(_options.DataDirectory);
         AtomicFile.WriteAllBytes(Path.Combine(_options.DataDirectory, "model.bin"), WireEncoding.ModelBytes(values));
         return values;
+    }
+
+    /// <summary>How long a stopped agent waits for the aggregator to take its decline before it stops anyway.</summary>
+    /// <value>The default value is 3 seconds, well inside the host's 30 s shutdown limit.</value>
+    internal TimeSpan StopDeclineTimeout { get; set; } = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// Declines round <paramref name="a"/> as <see cref="StoppedOutcome"/> after the operator's stop, on a short budget of
+    /// its own (the stop has cancelled the agent's token); an aggregator that does not answer in time sees a dropout.
+    /// </summary>
+    private async Task DeclineOnStopAsync(RoundAnnouncement a)
+    {
+        using var budget = new CancellationTokenSource(StopDeclineTimeout);
+        try
+        {
+            await DeclineAsync(a, StoppedOutcome, budget.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            // Whatever kept the decline from being taken (no answer in time, the aggregator unreachable), the agent is
+            // stopping: it says so and stops; the aggregator will see this site as a dropout at the deadline.
+            Log.StopDeclineNotDelivered(_logger, _options.Site, (long)a.Header.Round, ex.GetType().Name + ": " + ex.Message);
+        }
     }
 
     private async Task DeclineAsync(RoundAnnouncement a, string reason, CancellationToken cancellationToken)

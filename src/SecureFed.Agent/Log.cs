@@ -42,4 +42,7 @@ internal static partial class Log
 
     [LoggerMessage(11, LogLevel.Information, "{Site}: this agent's metrics are at {Address}metrics (loopback only)")]
     public static partial void MetricsListening(ILogger logger, string site, string address);
+
+    [LoggerMessage(14, LogLevel.Information, "{Site}: stopped during round {Round}; the aggregator did not take its decline ({Detail}) and will see a dropout")]
+    public static partial void StopDeclineNotDelivered(ILogger logger, string site, long round, string detail);
 }

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using Grpc.Core;
 using SecureFed.Agent;
+using SecureFed.Aggregator;
 using SecureFed.Tagger;
 using SecureFed.Testing;
 
@@ -20,7 +21,7 @@ public sealed class AgentLifecycleTests : IDisposable
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task RunAsync_CancelledWhileTraining_StopsWithoutRecordingOrSendingAFailure(bool nativeErrorOnStop)
+    public async Task RunAsync_CancelledWhileTraining_DeclinesAsStoppedWithoutRecordingOrSendingAFailure(bool nativeErrorOnStop)
     {
         await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ThreeSites, new Dictionary<string, string>
         {
@@ -44,9 +45,14 @@ public sealed class AgentLifecycleTests : IDisposable
         Assert.DoesNotContain(fed.Reports, r => r.Site == "site-c" && r.Outcome.StartsWith("failed", StringComparison.Ordinal));
         Assert.Contains(fed.Reports, r => r.Site == "site-c" && r.Outcome == AgentRunner.StoppedOutcome);
         string audit = ReadAudit(fed.AgentDataDirectory("site-c"));
-        Assert.DoesNotContain("\"refusal\"", audit, StringComparison.Ordinal);
-        Assert.DoesNotContain("\"decline\"", audit, StringComparison.Ordinal);
+        Assert.Contains($"\"reason\":\"{AgentRunner.StoppedOutcome}\"", audit, StringComparison.Ordinal);
+        Assert.DoesNotContain("failed", audit, StringComparison.Ordinal);
         Assert.DoesNotContain("INTERNAL ASSERT", audit, StringComparison.Ordinal);
+
+        // The stopped site declined, so the other two go on at once: the round ends long before its 600 s training
+        // deadline, and the aggregator's log says why site-c left.
+        await fed.Coordinator.Finished.WaitAsync(Hang);
+        Assert.Contains($"site declined: {AgentRunner.StoppedOutcome}", ReadAggregatorAudit(fed), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -147,10 +153,14 @@ public sealed class AgentLifecycleTests : IDisposable
         }
     }
 
-    private static string ReadAudit(string dataDirectory)
+    private static string ReadAggregatorAudit(TestFederation fed) => ReadFiles(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+
+    private static string ReadAudit(string dataDirectory) => ReadFiles(AgentState.AuditDirectory(dataDirectory));
+
+    private static string ReadFiles(string directory)
     {
         var text = new System.Text.StringBuilder();
-        foreach (string file in Directory.EnumerateFiles(AgentState.AuditDirectory(dataDirectory), "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith('.')))
+        foreach (string file in Directory.EnumerateFiles(directory, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith('.')))
         {
             using var stream = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
             using var reader = new StreamReader(stream);
