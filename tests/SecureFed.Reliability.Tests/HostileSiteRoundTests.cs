@@ -244,9 +244,21 @@ public sealed class HostileSiteRoundTests : IDisposable
             Assert.Equal("3", b.Text("excluded_rounds"));
         });
         Assert.True(fed.Coordinator.ExcludedSites.ContainsKey("site-x"));
+
+        // The first verified accusation aborts the attempt, so an honest site whose shares came after it (a starved one,
+        // on a loaded machine) never decrypts them and has nothing to blame: every honest site that decrypted blamed
+        // site-x (and only site-x), every accuser the aggregator judged audited its accusation, and none masked an input.
+        var accusers = blames.Select(b => b.Text("accuser")).ToHashSet();
         foreach (string site in Honest)
         {
-            Assert.Contains(AgentAuditLines(fed, site), l => l.Type == AuditEvents.Blame && l.Text("accused") == "site-x");
+            List<AuditLine> own = [.. AgentAuditLines(fed, site).Where(l => l.Text("round") == aborted.Round.ToString(System.Globalization.CultureInfo.InvariantCulture))];
+            List<AuditLine> accused = [.. own.Where(l => l.Type == AuditEvents.Blame)];
+            Assert.All(accused, l => Assert.Equal("site-x", l.Text("accused")));
+            Assert.DoesNotContain(own, l => l.Type == AuditEvents.MessageSent && l.Text("message_type") == AuditEvents.MaskedInputMessageType);
+            if (accusers.Contains(site))
+            {
+                Assert.NotEmpty(accused);
+            }
         }
 
         AssertLogsVerify(fed);

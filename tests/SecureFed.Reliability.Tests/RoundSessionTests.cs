@@ -9,6 +9,11 @@ namespace SecureFed.Reliability.Tests;
 /// site may poll with a 1 ms deadline in a loop), and a burst of wake-ups for the coordinator's stage loop costs it one
 /// status check, never losing one.
 /// </summary>
+/// <remarks>
+/// Alone in a collection that xUnit runs after the others and without them: the heap test reads the whole process's heap,
+/// which the federations of the classes running in parallel grew by megabytes while it ran.
+/// </remarks>
+[Collection(nameof(RoundSessionTests))]
 public sealed class RoundSessionTests
 {
     private static readonly TimeSpan HangBound = TimeSpan.FromSeconds(30);
@@ -134,3 +139,7 @@ public sealed class RoundSessionTests
     /// <summary>A session whose waits and wake-ups are under test; they use none of the round's parts.</summary>
     private static RoundSession NewSession() => new(null!, null!, new RoundAnnouncement(), null!, null!, 0, "");
 }
+
+/// <summary>The collection of <see cref="RoundSessionTests"/>: not run in parallel with any other test.</summary>
+[CollectionDefinition(nameof(RoundSessionTests), DisableParallelization = true)]
+public sealed class RoundSessionTestsCollection;

@@ -93,9 +93,10 @@ public sealed class AdminListenerTests : IDisposable
     [Fact]
     public async Task Metrics_ScrapedDuringRound_ShowFederationSeriesAndNothingPerSite()
     {
-        // site-jp goes silent before its masked input in round 1: the stage waits out its 3 s deadline, and the test
-        // scrapes in that window, while the round is open.
-        await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 2, ("site-jp", 1, ProtocolStage.MaskedInputCollection), stageTimeoutSeconds: 3);
+        // site-jp goes silent before its masked input in round 1: the stage waits out its 20 s deadline, and the test
+        // scrapes in that window, while the round is open (3 s were not enough on a loaded machine: the scrape, the test
+        // and the aggregator starved for seconds, and the stage had closed before the assertion read it).
+        await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 2, ("site-jp", 1, ProtocolStage.MaskedInputCollection), stageTimeoutSeconds: 20);
         var shareKeysClosed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         federation.Federation.Coordinator.Progress += (_, p) =>
         {
