@@ -13,6 +13,8 @@ public static class ExperimentJson
         ArgumentNullException.ThrowIfNull(report);
         var document = new
         {
+            complete = report.Complete,
+            status = report.Complete ? "every arm measured" : $"incomplete: {report.Results.Count} arm runs measured so far (the run is still going, or it was stopped before its end)",
             configuration = report.Configuration,
             data = report.Data,
             sites = report.Sites.Select(s => new { name = s.Name, source = s.Source, training_sentences = s.Train.Count, entity_types = s.EntityTypes }),

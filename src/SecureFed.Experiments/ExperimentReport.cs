@@ -15,6 +15,12 @@ public sealed record ExperimentReport(
     IReadOnlyList<ArmSummary> Summaries,
     IReadOnlyDictionary<string, string> Machine)
 {
+    /// <summary>
+    /// Whether every arm of the run was measured. results.json is rewritten after every arm, so a run that was stopped
+    /// (Ctrl-C, a crash, a killed process) or is still running leaves one that says <c>"complete": false</c>.
+    /// </summary>
+    public bool Complete { get; init; }
+
     /// <summary>Path of results.json.</summary>
     public string? JsonPath { get; init; }
 

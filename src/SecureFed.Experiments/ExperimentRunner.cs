@@ -35,7 +35,7 @@ public sealed partial class ExperimentRunner
 
     /// <summary>
     /// Runs every arm for every seed and writes results.json and f1-per-round.png; both are rewritten after every arm,
-    /// so an interrupted run keeps what it measured.
+    /// so an interrupted run keeps what it measured, and results.json says <c>"complete": true</c> only at the end.
     /// </summary>
     public ExperimentReport Run(CancellationToken cancellationToken = default)
     {
@@ -94,7 +94,7 @@ public sealed partial class ExperimentRunner
             }
         }
 
-        return report ?? throw new InvalidOperationException("No arm ran.");
+        return report is null ? throw new InvalidOperationException("No arm ran.") : WriteOutputs(report with { Complete = true });
     }
 
     /// <summary>

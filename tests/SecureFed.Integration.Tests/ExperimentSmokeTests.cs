@@ -228,6 +228,32 @@ public sealed class ExperimentSmokeTests : IDisposable
         Assert.Equal(JsonValueKind.Null, summary.RootElement.GetProperty("federated_f1").ValueKind);
         Assert.Empty(summary.RootElement.GetProperty("site_alone_f1").EnumerateArray());
         Assert.Empty(summary.RootElement.GetProperty("dp").EnumerateArray());
+        using JsonDocument results = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(_dir, "pooled-out", "results.json")));
+        Assert.True(results.RootElement.GetProperty("complete").GetBoolean());
+    }
+
+    [Fact]
+    public void Run_StoppedAfterItsFirstArm_LeavesResultsThatSayTheyAreIncomplete()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "stopped"), train: 30, eval: 10);
+        string output = Path.Combine(_dir, "stopped-out");
+        using var stop = new CancellationTokenSource();
+        var runner = new SecureFed.Experiments.ExperimentRunner(
+            new SecureFed.Experiments.ExperimentOptions { DataDirectory = corpus, Sites = 3, Rounds = 1, ConfigName = "tiny", Epsilons = [], OutputDirectory = output },
+            line =>
+            {
+                if (line.Contains("test F1", StringComparison.Ordinal))
+                {
+                    stop.Cancel(); // as Ctrl-C would, once the first arm (site-1 alone) is measured
+                }
+            });
+
+        Assert.ThrowsAny<OperationCanceledException>(() => runner.Run(stop.Token));
+
+        using JsonDocument results = JsonDocument.Parse(File.ReadAllText(Path.Combine(output, "results.json")));
+        Assert.False(results.RootElement.GetProperty("complete").GetBoolean());
+        Assert.StartsWith("incomplete: 1 arm runs measured so far", results.RootElement.GetProperty("status").GetString(), StringComparison.Ordinal);
+        Assert.Single(results.RootElement.GetProperty("runs").EnumerateArray());
     }
 
     [Theory]
