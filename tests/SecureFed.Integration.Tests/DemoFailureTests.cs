@@ -16,7 +16,7 @@ public sealed class DemoFailureTests : IDisposable
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "securefed-demo-fail-" + Guid.NewGuid().ToString("N"));
 
     [Fact]
-    public async Task Demo_TrainingThrowsAtTwoOfThreeSites_StopsWithinTenSecondsWithExitOneAndOneLineReason()
+    public async Task Demo_TrainingThrowsAtTwoOfThreeSites_StopsLongBeforeTheTrainingDeadlineWithExitOneAndOneLineReason()
     {
         var failures = new FailurePlan("site-fr", "site-jp");
         using var stdout = new StringWriter();
@@ -28,7 +28,9 @@ public sealed class DemoFailureTests : IDisposable
         Assert.True(code == CliApp.ExitFailure, $"exit {code}\n{output}");
         Assert.Equal(2, failures.Count);
         TimeSpan afterFailure = ended - failures.Last;
-        Assert.True(afterFailure < TimeSpan.FromSeconds(10), $"the demo ran on {afterFailure.TotalSeconds:F1} s after the failure\n{output}");
+        // The defect this guards against waits out the 900 s training deadline; on a quiet machine the demo stops within
+        // a few seconds, and the bound leaves room for a CI machine starved for tens of seconds (shutting down three hosts).
+        Assert.True(afterFailure < TimeSpan.FromSeconds(60), $"the demo ran on {afterFailure.TotalSeconds:F1} s after the failure\n{output}");
         string[] lines = output.Split('\n');
         string stopped = Assert.Single(lines, l => l.StartsWith("Demo stopped:", StringComparison.Ordinal));
         Assert.Contains("only 1 of 3 hospitals are left", stopped, StringComparison.Ordinal);
