@@ -200,7 +200,18 @@ public sealed class AgentRunner
                 .Add("dp_sgd_layer_scales", parameters.DpSgdLayerScales.Count).Add("dp_sgd_layer_scales_sha256", parameters.DpSgdLayerScales.Count == 0 ? "" : RoundParameters.LayerScalesSha256(parameters.DpSgdLayerScales)));
 
             // 2. The global model.
-            float[] global = await EnsureModelAsync(a, cancellationToken).ConfigureAwait(false);
+            float[] global;
+            try
+            {
+                global = await EnsureModelAsync(a, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (cancellationToken.IsCancellationRequested)
+            {
+                // Stopped while the model downloads: nothing has left the site, so it declines as when stopped in training.
+                await DeclineOnStopAsync(a).ConfigureAwait(false);
+                Report(round, false, StoppedOutcome, loss, devF1, bytesSent);
+                throw new OperationCanceledException("the agent was stopped while it downloaded the model", ex, cancellationToken);
+            }
 
             // 3. Local training with DP-SGD (patient-level guarantee).
             stageActivity = AgentTelemetry.NextStage(roundActivity, stageActivity, "training");
@@ -739,24 +750,33 @@ public sealed class AgentRunner
 
     /// <summary>
     /// Declines round <paramref name="a"/> as <see cref="StoppedOutcome"/> after the operator's stop, on a short budget of
-    /// its own (the stop has cancelled the agent's token); an aggregator that does not answer in time sees a dropout.
+    /// its own (the stop has cancelled the agent's token). When the decline is not delivered (no answer in time, the
+    /// aggregator unreachable, the audit line not written) the agent says so in its log and stops anyway; the aggregator
+    /// then sees this site as a dropout at the training deadline.
     /// </summary>
     private async Task DeclineOnStopAsync(RoundAnnouncement a)
     {
         using var budget = new CancellationTokenSource(StopDeclineTimeout);
+        string? notDelivered;
         try
         {
-            await DeclineAsync(a, StoppedOutcome, budget.Token).ConfigureAwait(false);
+            notDelivered = await DeclineAsync(a, StoppedOutcome, budget.Token).ConfigureAwait(false);
         }
         catch (Exception ex)
         {
-            // Whatever kept the decline from being taken (no answer in time, the aggregator unreachable), the agent is
-            // stopping: it says so and stops; the aggregator will see this site as a dropout at the deadline.
-            Log.StopDeclineNotDelivered(_logger, _options.Site, (long)a.Header.Round, ex.GetType().Name + ": " + ex.Message);
+            // The agent is stopping whatever kept the decline from being sent; the reason goes to its log.
+            notDelivered = ex.GetType().Name + ": " + ex.Message;
+        }
+
+        if (notDelivered is not null)
+        {
+            Log.StopDeclineNotDelivered(_logger, _options.Site, (long)a.Header.Round, notDelivered);
         }
     }
 
-    private async Task DeclineAsync(RoundAnnouncement a, string reason, CancellationToken cancellationToken)
+    /// <summary>Declines round <paramref name="a"/> with <paramref name="reason"/> (logged, audited, sent).</summary>
+    /// <returns><see langword="null"/> when the aggregator took the decline; otherwise why it did not (the call's status).</returns>
+    private async Task<string?> DeclineAsync(RoundAnnouncement a, string reason, CancellationToken cancellationToken)
     {
         long round = (long)a.Header.Round;
         Log.Declined(_logger, _options.Site, round, reason);
@@ -766,10 +786,12 @@ public sealed class AgentRunner
         try
         {
             await _client.DeclineRoundAsync(request, cancellationToken).ConfigureAwait(false);
+            return null;
         }
-        catch (RpcException)
+        catch (RpcException ex)
         {
-            // The aggregator will treat silence as a dropout; nothing else to do.
+            // The aggregator will treat silence as a dropout; nothing else to do but say why.
+            return ex.StatusCode + ": " + ex.Status.Detail;
         }
     }
 

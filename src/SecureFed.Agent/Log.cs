@@ -43,6 +43,6 @@ internal static partial class Log
     [LoggerMessage(11, LogLevel.Information, "{Site}: this agent's metrics are at {Address}metrics (loopback only)")]
     public static partial void MetricsListening(ILogger logger, string site, string address);
 
-    [LoggerMessage(14, LogLevel.Information, "{Site}: stopped during round {Round}; the aggregator did not take its decline ({Detail}) and will see a dropout")]
+    [LoggerMessage(14, LogLevel.Information, "{Site}: stopped during round {Round}; its decline was not delivered ({Detail}), so the aggregator will see a dropout at the training deadline")]
     public static partial void StopDeclineNotDelivered(ILogger logger, string site, long round, string detail);
 }

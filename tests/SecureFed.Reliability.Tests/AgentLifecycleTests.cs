@@ -32,7 +32,9 @@ public sealed class AgentLifecycleTests : IDisposable
         using var trainer = new TorchUntilCancelledTrainer(nativeErrorOnStop);
         fed.StartAgent("site-a", 100);
         fed.StartAgent("site-b", 100);
-        (Task run, CancellationTokenSource stop) = fed.StartAgent("site-c", 100, trainer: trainer);
+        // The decline gets a minute, not the product's 3 s: on a starved machine a late decline would leave the round to
+        // its 600 s deadline and fail this test for a reason it does not test (the budget is tested below).
+        (Task run, CancellationTokenSource stop) = fed.StartAgent("site-c", 100, trainer: trainer, configureRunner: r => r.StopDeclineTimeout = TimeSpan.FromSeconds(60));
 
         await trainer.Training.WaitAsync(Hang);
         await stop.CancelAsync();
@@ -53,6 +55,33 @@ public sealed class AgentLifecycleTests : IDisposable
         // deadline, and the aggregator's log says why site-c left.
         await fed.Coordinator.Finished.WaitAsync(Hang);
         Assert.Contains($"site declined: {AgentRunner.StoppedOutcome}", ReadAggregatorAudit(fed), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RunAsync_CancelledWhileTrainingAndTheDeclineIsNeverAnswered_StopsAfterItsBudgetAndSaysTheDeclineWasNotDelivered()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ThreeSites, new Dictionary<string, string>
+        {
+            ["Rounds"] = "1",
+            ["TrainingTimeoutSeconds"] = "600",
+        });
+        await fed.StartAggregatorAsync();
+        using var trainer = new TorchUntilCancelledTrainer(nativeErrorOnStop: false);
+        var logs = new CapturingLogger();
+        fed.StartAgent("site-a", 100);
+        fed.StartAgent("site-b", 100);
+        (Task run, CancellationTokenSource stop) = fed.StartAgent("site-c", 100, trainer: trainer, logger: logs, wrap: inner => new UnansweredDeclineHandler(inner),
+            configureRunner: r => r.StopDeclineTimeout = TimeSpan.FromSeconds(1));
+
+        await trainer.Training.WaitAsync(Hang);
+        await stop.CancelAsync();
+
+        // Act: the aggregator never answers the decline; the agent stops once its budget is spent, not at any deadline.
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => run.WaitAsync(Hang));
+
+        Assert.Contains(logs.Lines, l => l.Message.Contains("stopped during round 1; its decline was not delivered", StringComparison.Ordinal));
+        Assert.Contains($"\"reason\":\"{AgentRunner.StoppedOutcome}\"", ReadAudit(fed.AgentDataDirectory("site-c")), StringComparison.Ordinal);
+        Assert.DoesNotContain(fed.Reports, r => r.Site == "site-c" && r.Outcome.StartsWith("failed", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -171,6 +200,20 @@ public sealed class AgentLifecycleTests : IDisposable
     }
 
     /// <summary>Signals once the first request has gone out (the agent's long-poll for a round).</summary>
+    /// <summary>Holds every DeclineRound call until the caller gives up, as an aggregator that never answers would.</summary>
+    private sealed class UnansweredDeclineHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.RequestUri!.AbsolutePath.EndsWith("/DeclineRound", StringComparison.Ordinal))
+            {
+                await Task.Delay(Timeout.Infinite, cancellationToken);
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
     private sealed class SignallingHandler(HttpMessageHandler inner, TaskCompletionSource sent) : DelegatingHandler(inner)
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)

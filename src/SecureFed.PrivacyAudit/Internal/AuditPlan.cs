@@ -162,7 +162,7 @@ internal sealed class AuditPlan
         sites[0] = target with { Source = source, Train = mixed };
         string? note = naturalCount < options.AuditSentences
             ? string.Create(CultureInfo.InvariantCulture,
-                $"--audit-sentences {options.AuditSentences:N0} is more than half of {target.Name}'s {target.Train.Count:N0} training sentences: auditing {naturalCount:N0} natural sentences (each audited sentence is in training with probability 1/2, and the others are kept out of it)")
+                $"--audit-sentences {options.AuditSentences:N0} is more than half of {target.Name}'s {target.Train.Count:N0} training sentences: auditing {naturalCount:N0} natural sentences (each audited sentence is in training with probability 1/2; the rest of the site's sentences always are)")
             : null;
         return new AuditPlan(data with { Sites = sites }, generator, exposure, control, audit, auditIn, group, groupIn, natural, naturalIn, auditEntity, groupEntity) { Note = note };
     }

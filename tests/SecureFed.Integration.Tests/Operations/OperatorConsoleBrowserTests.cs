@@ -50,8 +50,9 @@ public sealed class OperatorConsoleBrowserTests : IDisposable
         Assert.StartsWith("No round is open.", Wait(driver, TimeSpan.FromSeconds(10), d => d.FindElement(By.Id("round-status")).Text), StringComparison.Ordinal);
 
         // Act: the agents start (each trains for 5 s, so the training stage stays on the page for several of its
-        // one-second updates even on a loaded machine); the page updates itself. The page is read from the moment the
-        // agents begin to start: building their hosts can take seconds under load, and round 1 may open meanwhile.
+        // one-second updates even on a loaded machine); the page updates itself. StartAgentsAsync builds the agents' hosts
+        // before it returns, so the page is read from the moment the hosts start, which under load can be after round 1
+        // opened: any open stage of round 1 counts below, round 2's stages are required by name.
         Task agents = federation.StartAgentsAsync(TimeSpan.FromSeconds(5));
         var seen = new List<(long Round, string Stage)>();
         DateTime deadline = DateTime.UtcNow.AddSeconds(120);
