@@ -421,6 +421,31 @@ public sealed class CliBadInputTests : IDisposable
         AssertUsageError(code, err, "--sigma 0,5", "decimal point");
     }
 
+    [Theory]
+    [InlineData("tagger", "above")]
+    [InlineData("experiment", "above")]
+    [InlineData("experiment", "-1")]
+    [InlineData("privacy-audit", "above")]
+    public async Task Threads_OutsideZeroToTheMachinesProcessors_UsageErrorBeforeAnythingRuns(string command, string threads)
+    {
+        // libtorch starts every thread it is asked for: --threads 100000 started some 32,000, ignored SIGTERM and loaded
+        // the machine for minutes; one more than the processors is refused the same way (and never runs faster).
+        string value = threads == "above" ? (Environment.ProcessorCount + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : threads;
+        string data = Corpus("c", 6, 2, 2);
+        string output = Path.Combine(_dir, "out");
+        string[] args = command switch
+        {
+            "tagger" => ["tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--config", "tiny", "--epochs", "1", "--out", output],
+            "experiment" => ["experiment", "--data", data, "--seeds", "1", "--rounds", "1", "--epsilon", "none", "--out", output],
+            _ => ["privacy", "audit", "--data", data, "--epsilon", "8", "--rounds", "1", "--out", output],
+        };
+
+        var (code, _, err) = await Run([.. args, "--threads", value]);
+
+        AssertUsageError(code, err, $"--threads must be 0 (auto) or 1 to {Environment.ProcessorCount}", $"got {value}");
+        Assert.False(Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(), "a refused --threads writes nothing");
+    }
+
     [Fact]
     public void DecimalCommaErrors_ListOptionsAndPlainNumbers_NotRefused()
     {
