@@ -446,6 +446,22 @@ public sealed class CliBadInputTests : IDisposable
         Assert.False(Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(), "a refused --threads writes nothing");
     }
 
+    [Theory]
+    [InlineData("agent", "{\n  \"SecureFed\": {\n    \"Site\": \"site-a\"\n    \"Aggregator\": \"https://127.0.0.1:1\"\n  }\n}\n", "LineNumber: 3")]
+    [InlineData("aggregator", "{\n  \"SecureFed\": {\n    \"Rounds\": 10,\n  \n", "LineNumber: 4")]
+    public async Task ServiceConfig_NotValidJson_UsageErrorSayingWhereTheJsonBreaks(string service, string json, string where)
+    {
+        // A missing comma in agent.json was reported as "not valid JSON (Failed to load configuration from file '…')",
+        // leaving the operator to find the mistake in the file by eye.
+        string config = Path.Combine(_dir, service + ".json");
+        File.WriteAllText(config, json);
+
+        var (code, _, err) = await Run(service, "--config", config);
+
+        AssertUsageError(code, err, $"--config {config}: not valid JSON", where);
+        Assert.DoesNotContain("Failed to load configuration", err, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void DecimalCommaErrors_ListOptionsAndPlainNumbers_NotRefused()
     {
