@@ -462,6 +462,32 @@ public sealed class CliBadInputTests : IDisposable
         Assert.DoesNotContain("Failed to load configuration", err, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("verify", "is a file; give the folder that holds audit.jsonl")]
+    [InlineData("report", "is a file; give the folder that holds audit.jsonl")]
+    [InlineData("check-proof", "is a folder; give the file itself")]
+    [InlineData("verify --previous", "is a folder; give the file itself")]
+    public async Task Audit_FileWhereAFolderBelongsOrTheReverse_UsageErrorSayingSoNotThatItDoesNotExist(string command, string problem)
+    {
+        // 'audit verify DIR/audit.jsonl' said "log directory 'DIR/audit.jsonl' does not exist" of a file that exists.
+        string log = Path.Combine(_dir, "audit");
+        Directory.CreateDirectory(log);
+        string lines = Path.Combine(log, "audit.jsonl");
+        File.WriteAllText(lines, "{}\n");
+        string[] args = command switch
+        {
+            "verify" => ["audit", "verify", lines],
+            "report" => ["audit", "report", lines, "--out", Path.Combine(_dir, "report.html")],
+            "check-proof" => ["audit", "check-proof", log],
+            _ => ["audit", "verify", log, "--previous", log],
+        };
+
+        var (code, _, err) = await Run(args);
+
+        AssertUsageError(code, err, problem);
+        Assert.DoesNotContain("does not exist", err, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void DecimalCommaErrors_ListOptionsAndPlainNumbers_NotRefused()
     {
