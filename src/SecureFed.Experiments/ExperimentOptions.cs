@@ -433,6 +433,12 @@ public sealed record ExperimentOptions
     public void Validate()
     {
         _ = Config;
+        if (Threads < 0 || Threads > TorchRuntime.MaxThreads)
+        {
+            // libtorch starts every thread it is asked for: 100000 ignored SIGTERM and loaded the machine for minutes.
+            throw new ArgumentException($"--threads must be 0 (auto) or 1 to {TorchRuntime.MaxThreads} (this machine's logical processors), got {Threads}.");
+        }
+
         if (Split == ExperimentSplit.ByCorpus)
         {
             if (Corpora.Count < 2)

@@ -64,10 +64,13 @@ public sealed class UpdateCodec
             throw new ArgumentOutOfRangeException(nameof(clipBound), clipBound, "The clip bound must be positive and finite.");
         }
 
-        if (!(noiseHeadroom >= 0) || double.IsInfinity(noiseHeadroom))
+        if (!(noiseHeadroom >= 0))
         {
-            throw new ArgumentOutOfRangeException(nameof(noiseHeadroom), noiseHeadroom, "The noise headroom must be non-negative and finite.");
+            throw new ArgumentOutOfRangeException(nameof(noiseHeadroom), noiseHeadroom, "The noise headroom must be non-negative.");
         }
+
+        // An infinite headroom (a site noise multiplier so large that 20 σ overflows, e.g. 1e308) fits no word, as a merely
+        // huge one does not: the same error below, which says what to lower, rather than one naming a parameter.
 
         double budget = Math.Pow(2, bitWidth - 1) - 1;
         // n·(c·scale + 1) + headroom·scale ≤ budget  (the +1 covers stochastic rounding up)

@@ -6,15 +6,23 @@ namespace SecureFed.Tagger;
 public static class TorchRuntime
 {
     /// <summary>
+    /// The most intra-op threads a command may ask for: this machine's logical processors. More never runs faster (the
+    /// threads spin-wait at barriers), and libtorch starts every one it is asked for: <c>--threads 100000</c> started some
+    /// 32,000 threads, which ignored SIGTERM and loaded the machine for minutes before the first step.
+    /// </summary>
+    public static int MaxThreads => Math.Max(1, Environment.ProcessorCount);
+
+    /// <summary>
     /// Sets libtorch's intra-op thread count. 0 means auto: half the logical processors, at least 1. On a shared
     /// 2-core machine one thread is much faster than two, because libgomp threads spin-wait at barriers when the
     /// cores are oversubscribed.
     /// </summary>
-    /// <param name="threads">Threads, or 0 for auto.</param>
+    /// <param name="threads">Threads (at most <see cref="MaxThreads"/>), or 0 for auto.</param>
     /// <returns>The thread count applied.</returns>
     public static int SetThreads(int threads)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(threads);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(threads, MaxThreads);
         int n = threads > 0 ? threads : Math.Max(1, Environment.ProcessorCount / 2);
         torch.set_num_threads(n);
         return n;

@@ -421,6 +421,73 @@ public sealed class CliBadInputTests : IDisposable
         AssertUsageError(code, err, "--sigma 0,5", "decimal point");
     }
 
+    [Theory]
+    [InlineData("tagger", "above")]
+    [InlineData("experiment", "above")]
+    [InlineData("experiment", "-1")]
+    [InlineData("privacy-audit", "above")]
+    public async Task Threads_OutsideZeroToTheMachinesProcessors_UsageErrorBeforeAnythingRuns(string command, string threads)
+    {
+        // libtorch starts every thread it is asked for: --threads 100000 started some 32,000, ignored SIGTERM and loaded
+        // the machine for minutes; one more than the processors is refused the same way (and never runs faster).
+        string value = threads == "above" ? (Environment.ProcessorCount + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : threads;
+        string data = Corpus("c", 6, 2, 2);
+        string output = Path.Combine(_dir, "out");
+        string[] args = command switch
+        {
+            "tagger" => ["tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--config", "tiny", "--epochs", "1", "--out", output],
+            "experiment" => ["experiment", "--data", data, "--seeds", "1", "--rounds", "1", "--epsilon", "none", "--out", output],
+            _ => ["privacy", "audit", "--data", data, "--epsilon", "8", "--rounds", "1", "--out", output],
+        };
+
+        var (code, _, err) = await Run([.. args, "--threads", value]);
+
+        AssertUsageError(code, err, $"--threads must be 0 (auto) or 1 to {Environment.ProcessorCount}", $"got {value}");
+        Assert.False(Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any(), "a refused --threads writes nothing");
+    }
+
+    [Theory]
+    [InlineData("agent", "{\n  \"SecureFed\": {\n    \"Site\": \"site-a\"\n    \"Aggregator\": \"https://127.0.0.1:1\"\n  }\n}\n", "LineNumber: 3")]
+    [InlineData("aggregator", "{\n  \"SecureFed\": {\n    \"Rounds\": 10,\n  \n", "LineNumber: 4")]
+    public async Task ServiceConfig_NotValidJson_UsageErrorSayingWhereTheJsonBreaks(string service, string json, string where)
+    {
+        // A missing comma in agent.json was reported as "not valid JSON (Failed to load configuration from file '…')",
+        // leaving the operator to find the mistake in the file by eye.
+        string config = Path.Combine(_dir, service + ".json");
+        File.WriteAllText(config, json);
+
+        var (code, _, err) = await Run(service, "--config", config);
+
+        AssertUsageError(code, err, $"--config {config}: not valid JSON", where);
+        Assert.DoesNotContain("Failed to load configuration", err, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("verify", "is a file; give the folder that holds audit.jsonl")]
+    [InlineData("report", "is a file; give the folder that holds audit.jsonl")]
+    [InlineData("check-proof", "is a folder; give the file itself")]
+    [InlineData("verify --previous", "is a folder; give the file itself")]
+    public async Task Audit_FileWhereAFolderBelongsOrTheReverse_UsageErrorSayingSoNotThatItDoesNotExist(string command, string problem)
+    {
+        // 'audit verify DIR/audit.jsonl' said "log directory 'DIR/audit.jsonl' does not exist" of a file that exists.
+        string log = Path.Combine(_dir, "audit");
+        Directory.CreateDirectory(log);
+        string lines = Path.Combine(log, "audit.jsonl");
+        File.WriteAllText(lines, "{}\n");
+        string[] args = command switch
+        {
+            "verify" => ["audit", "verify", lines],
+            "report" => ["audit", "report", lines, "--out", Path.Combine(_dir, "report.html")],
+            "check-proof" => ["audit", "check-proof", log],
+            _ => ["audit", "verify", log, "--previous", log],
+        };
+
+        var (code, _, err) = await Run(args);
+
+        AssertUsageError(code, err, problem);
+        Assert.DoesNotContain("does not exist", err, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void DecimalCommaErrors_ListOptionsAndPlainNumbers_NotRefused()
     {

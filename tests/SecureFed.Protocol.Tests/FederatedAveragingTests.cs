@@ -84,6 +84,19 @@ public sealed class FederatedAveragingTests
     }
 
     [Theory]
+    [InlineData(1e12)]
+    [InlineData(1e300)]
+    [InlineData(double.MaxValue)]
+    public void PlanRound_SiteNoiseTooLargeForTheWords_SaysToLowerTheNoise(double siteNoiseMultiplier)
+    {
+        // 'demo --site-noise 1e308' made the headroom overflow to infinity, and the aggregator failed with "The noise
+        // headroom must be non-negative and finite. (Parameter 'noiseHeadroom')" instead of what 1e12 already said.
+        var ex = Assert.Throws<InvalidOperationException>(() => FederatedAveraging.PlanRound(1000, 30, 3, 2, siteNoiseMultiplier, 10_000));
+
+        Assert.Contains("do not fit in 32-bit words; lower the clip bound or the noise", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData(150u, 150L)]
     [InlineData(0u, 0L)]
     [InlineData(uint.MaxValue, -1L)]

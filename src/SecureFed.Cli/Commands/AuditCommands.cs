@@ -48,7 +48,7 @@ internal static class AuditCommands
             string? previousFile = parse.GetValue(previous);
             if (previousFile is not null && !File.Exists(previousFile))
             {
-                throw new UsageException($"--previous: checkpoint file '{previousFile}' does not exist.");
+                throw new UsageException($"--previous: checkpoint file '{previousFile}' {Absent(previousFile)}.");
             }
 
             AuditVerification result;
@@ -121,7 +121,7 @@ internal static class AuditCommands
             string? auditPath = parse.GetValue(privacyAudit);
             if (auditPath is not null && !File.Exists(auditPath))
             {
-                throw new UsageException($"--privacy-audit {auditPath} does not exist");
+                throw new UsageException($"--privacy-audit {auditPath} {Absent(auditPath)}");
             }
 
             RequireReportPath(outPath, dirs, auditPath);
@@ -141,7 +141,7 @@ internal static class AuditCommands
             string?[]? kept = PerDirectory(parse.GetValue(previous), dirs, "--previous");
             if (kept?.FirstOrDefault(k => k is not null && !File.Exists(k)) is string missing)
             {
-                throw new UsageException($"--previous: checkpoint file '{missing}' does not exist.");
+                throw new UsageException($"--previous: checkpoint file '{missing}' {Absent(missing)}.");
             }
 
             AuditReportResult result;
@@ -221,7 +221,7 @@ internal static class AuditCommands
             string path = parse.GetValue(file)!;
             if (!File.Exists(path))
             {
-                throw new UsageException($"proof file '{path}' does not exist.");
+                throw new UsageException($"proof file '{path}' {Absent(path)}.");
             }
 
             AuditInclusionProof proof;
@@ -317,6 +317,13 @@ internal static class AuditCommands
             throw new UsageException("a log directory is required.");
         }
 
+        if (File.Exists(directory))
+        {
+            // audit.jsonl itself, say: the log is the folder (the checkpoints and verifier.key lie beside it).
+            string folder = Path.GetDirectoryName(Path.GetFullPath(directory))!;
+            throw new UsageException($"log directory '{directory}' is a file; give the folder that holds audit.jsonl and checkpoints/ (e.g. '{folder}').");
+        }
+
         if (!Directory.Exists(directory))
         {
             throw new UsageException($"log directory '{directory}' does not exist.");
@@ -324,4 +331,8 @@ internal static class AuditCommands
 
         return directory;
     }
+
+    /// <summary>Why a file argument that <see cref="File.Exists(string)"/> denied cannot be read: it is a folder, or it does not exist.</summary>
+    private static string Absent(string path) =>
+        Directory.Exists(path) ? "is a folder; give the file itself" : "does not exist";
 }

@@ -636,7 +636,9 @@ internal static class ServiceCommands
         }
         catch (Exception ex) when (ex is FormatException or InvalidDataException or System.Text.Json.JsonException)
         {
-            throw new UsageException($"--config {file.FullName}: not valid JSON ({ex.Message}).");
+            // The configuration library's own message only says it failed to load the file; where the JSON breaks (line and
+            // position) is in the exceptions it wraps.
+            throw new UsageException($"--config {file.FullName}: not valid JSON ({JsonProblem(ex)}).");
         }
 
         string baseDir = file.DirectoryName!;
@@ -651,6 +653,21 @@ internal static class ServiceCommands
         }
 
         return new ConfigurationBuilder().AddConfiguration(raw).AddInMemoryCollection(resolved).Build();
+    }
+
+    /// <summary>
+    /// What is wrong with a configuration file that failed to load: the innermost exception's message (the JSON reader's,
+    /// naming the line and position), without the wrappers' "Failed to load configuration from file …".
+    /// </summary>
+    private static string JsonProblem(Exception exception)
+    {
+        Exception inner = exception;
+        while (inner.InnerException is { } cause)
+        {
+            inner = cause;
+        }
+
+        return inner.Message.TrimEnd('.');
     }
 
     /// <summary>The model specification: SecureFed:ModelSpec (a file from 'securefed model spec') or the default clinical tagger.</summary>
