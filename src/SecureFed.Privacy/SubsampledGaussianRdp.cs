@@ -43,36 +43,73 @@ public static class SubsampledGaussianRdp
             return double.PositiveInfinity;
         }
 
-        if (sampleRate == 1.0)
+        // The plain Gaussian's RDP, alpha / (2 sigma^2), bounds the subsampled one from above (Rényi divergence is jointly
+        // quasi-convex, so mixing with the neighbour's distribution never raises it). It is what q = 1 gives, and the
+        // answer where the series cannot give one: sigma so small that the bound overflows (the series' terms do too, and
+        // the fractional series never met its stopping rule: 1e-300 ran for minutes), or so large that the bound is 0.
+        double gaussian = order / (2 * noiseMultiplier * noiseMultiplier);
+        if (sampleRate == 1.0 || double.IsPositiveInfinity(gaussian) || gaussian == 0)
         {
-            return order / (2 * noiseMultiplier * noiseMultiplier);
+            return gaussian;
         }
 
-        double logA = Math.Floor(order) == order && order < int.MaxValue
-            ? LogAInteger(sampleRate, noiseMultiplier, (int)order)
-            : LogAFractional(sampleRate, noiseMultiplier, order);
-        return logA / (order - 1);
+        bool integer = Math.Floor(order) == order && order < int.MaxValue;
+        if (integer)
+        {
+            return Math.Min(LogAInteger(sampleRate, noiseMultiplier, (int)order) / (order - 1), gaussian);
+        }
+
+        double rdp;
+        try
+        {
+            rdp = LogAFractional(sampleRate, noiseMultiplier, order) / (order - 1);
+        }
+        catch (InvalidOperationException)
+        {
+            // The series lost its precision (with sigma near 1e8 its two sums agree to every digit and their difference
+            // rounds below zero) or overflowed.
+            rdp = double.NaN;
+        }
+
+        // The fractional series sums terms near 1 and takes a logarithm: once log A is below ~1e-9 it keeps no digit worth
+        // reporting (sigma 1e7 gave exactly 0). RDP never falls as the order rises (a Rényi divergence is non-decreasing in
+        // its order), so the next integer order, computed without that loss, bounds it there: at most 2x the true value.
+        if (!(rdp * (order - 1) >= FractionalSeriesFloor) || rdp > gaussian)
+        {
+            double ceiling = Math.Ceiling(order);
+            rdp = ceiling < int.MaxValue ? LogAInteger(sampleRate, noiseMultiplier, (int)ceiling) / (ceiling - 1) : gaussian;
+        }
+
+        return Math.Min(rdp, gaussian);
     }
 
+    /// <summary>Below this log A the fractional series is not trusted (see <see cref="Compute"/>).</summary>
+    private const double FractionalSeriesFloor = 1e-9;
+
+    /// <summary>
+    /// log A for an integer order, A = sum_i C(alpha, i) q^i (1 - q)^(alpha - i) exp((i^2 - i) / (2 sigma^2)), summed as
+    /// A = 1 + sum_{i >= 2} C(alpha, i) q^i (1 - q)^(alpha - i) expm1((i^2 - i) / (2 sigma^2)) (the binomial terms sum to
+    /// 1, and i = 0, 1 add exp(0) = 1): every term positive, and A - 1 exact however small (for sigma 1e8 it is ~1e-18,
+    /// which summing A itself rounds away).
+    /// </summary>
     private static double LogAInteger(double q, double sigma, int alpha)
     {
         double logQ = Math.Log(q);
         double log1MinusQ = LogMath.LogOnePlus(-q);
         double twoSigma2 = 2 * sigma * sigma;
-        double logA = double.NegativeInfinity;
-        double logBinom = 0; // log C(alpha, 0)
-        for (int i = 0; i <= alpha; i++)
+        double logAMinusOne = double.NegativeInfinity;
+        double logBinom = Math.Log(alpha); // log C(alpha, 1)
+        for (int i = 2; i <= alpha; i++)
         {
-            if (i > 0)
-            {
-                logBinom += Math.Log(alpha - i + 1) - Math.Log(i);
-            }
-
-            double s = logBinom + (i * logQ) + ((alpha - i) * log1MinusQ) + ((((double)i * i) - i) / twoSigma2);
-            logA = LogMath.LogAdd(logA, s);
+            logBinom += Math.Log(alpha - i + 1) - Math.Log(i);
+            double x = (((double)i * i) - i) / twoSigma2;
+            double logExpm1 = x > 30 ? x + LogMath.LogOnePlus(-Math.Exp(-x)) : Math.Log(LogMath.ExpMinusOne(x));
+            double s = logBinom + (i * logQ) + ((alpha - i) * log1MinusQ) + logExpm1;
+            logAMinusOne = LogMath.LogAdd(logAMinusOne, s);
         }
 
-        return logA;
+        // log(1 + A - 1): directly while A - 1 is small, else in log space.
+        return logAMinusOne < 0 ? LogMath.LogOnePlus(Math.Exp(logAMinusOne)) : LogMath.LogAdd(0, logAMinusOne);
     }
 
     private static double LogAFractional(double q, double sigma, double alpha)
@@ -107,6 +144,11 @@ public static class SubsampledGaussianRdp
             double logE1 = logHalf + LogMath.LogErfc((z0 - j) / sqrt2Sigma);
             double logS0 = logT0 + ((((double)i * i) - i) / (2 * sigma2)) + logE0;
             double logS1 = logT1 + (((j * j) - j) / (2 * sigma2)) + logE1;
+            if (double.IsNaN(logS0) || double.IsNaN(logS1) || double.IsPositiveInfinity(logS0) || double.IsPositiveInfinity(logS1))
+            {
+                throw new InvalidOperationException(
+                    $"The fractional-order RDP series overflowed (q = {q}, sigma = {sigma}, alpha = {alpha}).");
+            }
 
             if (positive)
             {

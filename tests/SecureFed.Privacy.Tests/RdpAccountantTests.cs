@@ -120,6 +120,49 @@ public sealed class RdpAccountantTests
         Assert.Equal(expected, SubsampledGaussianRdp.Compute(q, sigma, alpha), expected * 1e-2);
     }
 
+    [Theory]
+    [InlineData(0.1)]
+    [InlineData(0.01)]
+    [InlineData(0.9)]
+    public void Compute_AnyNoiseFromTinyToHuge_FiniteOrInfinite_NeverNegative_NeverRisingWithNoise_NeverAboveThePlainGaussian(double q)
+    {
+        // sigma 1e8 failed ("Log-space subtraction would go negative"), 1e300 threw "did not converge", and 1e-300 ran for
+        // minutes in the fractional series ('privacy epsilon --noise-multiplier 1e-300' ignored SIGTERM meanwhile).
+        double[] sigmas = [1e-300, 1e-160, 1e-8, 1e-3, 0.5, 1, 4, 30, 1e3, 1e5, 1e7, 1e8, 1e10, 1e16, 1e160, 1e300];
+        IEnumerable<double> orders = RdpOrders.Opacus.Concat(RdpOrders.TensorFlowPrivacy).Distinct();
+        foreach (double alpha in orders)
+        {
+            double previous = double.PositiveInfinity;
+            foreach (double sigma in sigmas)
+            {
+                double rdp = SubsampledGaussianRdp.Compute(q, sigma, alpha);
+                double gaussian = alpha / (2 * sigma * sigma);
+
+                Assert.False(double.IsNaN(rdp), $"NaN at q {q}, sigma {sigma}, order {alpha}");
+                Assert.True(rdp >= 0, $"{rdp} < 0 at q {q}, sigma {sigma}, order {alpha}");
+                Assert.True(rdp <= gaussian, $"{rdp} above the plain Gaussian {gaussian} at q {q}, sigma {sigma}, order {alpha}");
+                Assert.True(rdp <= previous * (1 + 1e-9), $"{rdp} at sigma {sigma} above {previous} at less noise (q {q}, order {alpha})");
+                previous = rdp;
+            }
+        }
+    }
+
+    [Fact]
+    public void GetPrivacySpent_HugeNoise_EpsilonNoMoreThanWithLess_TinyNoise_Infinite()
+    {
+        static double Epsilon(double sigma)
+        {
+            var accountant = new RdpAccountant();
+            accountant.AddSubsampledGaussian(0.1, sigma, 10);
+            return accountant.GetPrivacySpent(1e-5).Epsilon;
+        }
+
+        double moderate = Epsilon(1e4);
+        Assert.InRange(Epsilon(1e8), 0, moderate);
+        Assert.InRange(Epsilon(1e300), 0, moderate);
+        Assert.Equal(double.PositiveInfinity, Epsilon(1e-300));
+    }
+
     [Fact]
     public void AddZcdp_RhoAtEveryOrder_EqualsAlphaTimesRho()
     {
