@@ -488,6 +488,28 @@ public sealed class CliBadInputTests : IDisposable
         Assert.DoesNotContain("does not exist", err, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("1e8", "(0.00000, 1e-05)-DP")]
+    [InlineData("1e300", "(0.00000, 1e-05)-DP")]
+    [InlineData("1e-300", "has no finite epsilon at delta 1e-05: the noise is too small")]
+    [InlineData("1e-300 --json", "\"epsilon\":null")]
+    public async Task PrivacyEpsilon_ExtremeNoiseMultiplier_AnswersAtOnce(string sigmaAndFlags, string expected)
+    {
+        string[] flags = sigmaAndFlags.Split(' ');
+        string sigma = flags[0];
+        // 1e8 failed with "Log-space subtraction would go negative … did not converge" (exit 1), 1e300 with "did not
+        // converge", and 1e-300 ran for minutes and ignored SIGTERM (and its infinite epsilon then failed to be written as
+        // JSON). The timeout keeps this test short either way.
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        Task<int> run = CliApp.RunAsync(["privacy", "epsilon", "--noise-multiplier", sigma, "--sample-rate", "0.1", "--steps", "10", "--delta", "1e-5", .. flags[1..]], stdout, stderr, CancellationToken.None);
+        Task first = await Task.WhenAny(run, Task.Delay(TimeSpan.FromSeconds(20)));
+
+        Assert.True(first == run, $"privacy epsilon --noise-multiplier {sigma} still ran after 20 s");
+        Assert.True(await run == CliApp.ExitOk, stderr.ToString());
+        Assert.Contains(expected, stdout.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public void DecimalCommaErrors_ListOptionsAndPlainNumbers_NotRefused()
     {

@@ -57,8 +57,9 @@ internal static class PrivacyCommands
             {
                 output.WriteLine(Json(w =>
                 {
-                    w.WriteNumber("epsilon", spent.Epsilon);
-                    w.WriteNumber("order", spent.Order);
+                    // null where the noise is too small for any finite epsilon (JSON has no infinity).
+                    WriteFiniteOrNull(w, "epsilon", spent.Epsilon);
+                    WriteFiniteOrNull(w, "order", spent.Order);
                     w.WriteNumber("delta", d);
                     w.WriteNumber("noise_multiplier", s);
                     w.WriteNumber("sample_rate", rate);
@@ -66,6 +67,12 @@ internal static class PrivacyCommands
                     w.WriteString("orders", parse.GetValue(orders)!.ToLowerInvariant());
                     w.WriteString("conversion", conv == RdpConversion.Improved ? "improved" : "classic");
                 }));
+            }
+            else if (double.IsPositiveInfinity(spent.Epsilon))
+            {
+                output.WriteLine(string.Create(
+                    CultureInfo.InvariantCulture,
+                    $"DP-SGD with sampling rate {rate:G6}, noise multiplier {s:G6} over {t} steps has no finite epsilon at delta {FormatDelta(d)}: the noise is too small for any privacy guarantee."));
             }
             else
             {
@@ -291,6 +298,18 @@ internal static class PrivacyCommands
     };
 
     private static string FormatDelta(double delta) => delta.ToString("0.###e-00", CultureInfo.InvariantCulture);
+
+    private static void WriteFiniteOrNull(Utf8JsonWriter writer, string name, double value)
+    {
+        if (double.IsFinite(value))
+        {
+            writer.WriteNumber(name, value);
+        }
+        else
+        {
+            writer.WriteNull(name);
+        }
+    }
 
     private static string Json(Action<Utf8JsonWriter> body)
     {
