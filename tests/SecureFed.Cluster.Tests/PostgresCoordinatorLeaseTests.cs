@@ -104,9 +104,11 @@ public sealed class PostgresCoordinatorLeaseTests : IClassFixture<PostgresServer
         await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
         var lease = new PostgresCoordinatorLease(db, "fed-fence");
         await ExecuteAsync(db, "CREATE TABLE IF NOT EXISTS fenced_writes (writer text NOT NULL)");
-        // Long enough for the first fenced write on a loaded machine (a 200 ms lease could expire before it), short enough to wait out.
-        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", TimeSpan.FromSeconds(3), CancellationToken.None).WaitAsync(Timeout));
+        // A long lease, so that the first fenced write cannot outlast it on a loaded machine; then silo-a lets it lapse
+        // (a renewal for 1 ms) and it expires by the database's clock.
+        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", Long, CancellationToken.None).WaitAsync(Timeout));
         await FencedInsertAsync(db, lease, "silo-a", 1);
+        Assert.True(await lease.RenewAsync("silo-a", 1, TimeSpan.FromMilliseconds(1), CancellationToken.None).WaitAsync(Timeout));
 
         await WaitUntilExpiredAsync(lease);
         Assert.Equal(2L, await lease.TryAcquireAsync("silo-b", Long, CancellationToken.None).WaitAsync(Timeout));
@@ -123,11 +125,12 @@ public sealed class PostgresCoordinatorLeaseTests : IClassFixture<PostgresServer
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
         await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
         var lease = new PostgresCoordinatorLease(db, "fed-inflight");
-        // Long enough for the fence below on a loaded machine, short enough to wait out.
-        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", TimeSpan.FromSeconds(3), CancellationToken.None).WaitAsync(Timeout));
+        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", Long, CancellationToken.None).WaitAsync(Timeout));
 
         await using NpgsqlConnection writer = await db.OpenConnectionAsync().AsTask().WaitAsync(Timeout);
         await using NpgsqlTransaction tx = await writer.BeginTransactionAsync().AsTask().WaitAsync(Timeout);
+        // Only the fence's one statement has to fit in the 3 s left (the connection is open): short enough to wait out.
+        Assert.True(await lease.RenewAsync("silo-a", 1, TimeSpan.FromSeconds(3), CancellationToken.None).WaitAsync(Timeout));
         await lease.FenceAsync(writer, tx, "silo-a", 1, CancellationToken.None).WaitAsync(Timeout); // passes, holds the row
 
         await WaitUntilExpiredAsync(lease);
@@ -169,11 +172,13 @@ public sealed class PostgresCoordinatorLeaseTests : IClassFixture<PostgresServer
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
         await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
         var lease = new PostgresCoordinatorLease(db, "fed-check-then-lost");
-        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", TimeSpan.FromSeconds(3), CancellationToken.None).WaitAsync(Timeout));
+        Assert.Equal(1L, await lease.TryAcquireAsync("silo-a", Long, CancellationToken.None).WaitAsync(Timeout));
 
         await using (NpgsqlConnection writer = await db.OpenConnectionAsync().AsTask().WaitAsync(Timeout))
         {
             await using NpgsqlTransaction tx = await writer.BeginTransactionAsync().AsTask().WaitAsync(Timeout);
+            // Only the check's one statement has to fit in the 3 s left (the connection is open): short enough to wait out.
+            Assert.True(await lease.RenewAsync("silo-a", 1, TimeSpan.FromSeconds(3), CancellationToken.None).WaitAsync(Timeout));
             await lease.FenceAsync(writer, tx, "silo-a", 1, CancellationToken.None, lockRow: false).WaitAsync(Timeout);
 
             // The lease expires while the write is sent, and silo-b takes it at once: the unlocked check held nothing.
@@ -192,7 +197,9 @@ public sealed class PostgresCoordinatorLeaseTests : IClassFixture<PostgresServer
         Skip.If(_postgres.Unavailable is not null, _postgres.Unavailable);
         await using NpgsqlDataSource db = NpgsqlDataSource.Create(_postgres.ConnectionString);
         var lease = new PostgresCoordinatorLease(db, "fed-keeper");
-        var terms = new LeaseTerms(TimeSpan.FromSeconds(2), TimeSpan.FromMilliseconds(200), TimeSpan.FromMilliseconds(500));
+        // Renewed every 200 ms, but valid 15 s locally: a keeper starved for seconds on a loaded machine still holds it
+        // (the loss tested here comes from a refused renewal, never from the lease running out).
+        var terms = new LeaseTerms(TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(5));
         await using var keeper = new CoordinatorLeaseKeeper(lease, "silo-a", terms, TimeProvider.System, NullLogger.Instance);
         Assert.Throws<CoordinatorLeaseLostException>(keeper.EnsureHeld); // not acquired yet
         Assert.Equal(1L, await keeper.AcquireAsync(CancellationToken.None).WaitAsync(Timeout));

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
 using SecureFed.Cluster.Grains;
@@ -8,31 +9,34 @@ namespace SecureFed.Cluster.Tests;
 /// <summary>
 /// A round grain whose round ended (completed or aborted) releases its <see cref="ServerRound"/> at once (the keys and
 /// the n(n−1) encrypted shares), answers late calls with the outcome, and is deactivated after
-/// <see cref="RoundGrainOptions.KeptAfterEnd"/> (1 s here) whatever calls it gets. Before, it kept the whole round for as
-/// long as anything called it. One in-process silo.
+/// <see cref="RoundGrainOptions.KeptAfterEnd"/> whatever calls it gets. Before, it kept the whole round for as
+/// long as anything called it. One in-process silo per test. The tests of the late calls keep the ended grain
+/// <see cref="Kept"/> (their calls after the end must reach it, however long a loaded machine starves the test); the tests
+/// of the deactivation keep it <see cref="Brief"/> and make no call that needs it after the end.
 /// </summary>
 public sealed class RoundGrainReleaseTests : IAsyncLifetime
 {
     private const string Federation = "round-release";
+    private const string KeptAfterEndKey = "RoundGrainReleaseTests:KeptAfterEndSeconds";
+    private static readonly TimeSpan Kept = TimeSpan.FromMinutes(10);
+    private static readonly TimeSpan Brief = TimeSpan.FromSeconds(1);
     private TestCluster _cluster = null!;
 
-    public async Task InitializeAsync()
-    {
-        var builder = new TestClusterBuilder(1);
-        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
-        _cluster = builder.Build();
-        await _cluster.DeployAsync().WaitAsync(TimeSpan.FromSeconds(120));
-    }
+    public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
     {
-        await _cluster.StopAllSilosAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        await _cluster.DisposeAsync();
+        if (_cluster is not null)
+        {
+            await _cluster.StopAllSilosAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            await _cluster.DisposeAsync();
+        }
     }
 
     [Fact]
-    public async Task RoundGrain_RoundCompleted_StateReleasedLateCallsRefusedThenDeactivated()
+    public async Task RoundGrain_RoundCompleted_StateReleasedLateCallsRefused()
     {
+        await StartAsync(Kept);
         using var script = new RoundScript(4, seed: 41, round: 41, 300, bitWidth: 20, degree: 3, Federation);
         var cluster = new ClusterRoundClient(_cluster.GrainFactory, Federation, 41);
         await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
@@ -48,13 +52,27 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
         Assert.Equal($"round {Federation}/41 is over (completed); its state was released and late messages are refused as out of order", late.Message);
         SliceAdmission admission = await cluster.Round.AdmitSliceAsync(41, script.Parameters.SessionId, "site-001", 0).WaitAsync(RoundScript.Timeout);
         Assert.Equal(SliceRefusalKind.WrongStage, admission.Refusal);
+    }
+
+    [Fact]
+    public async Task RoundGrain_RoundCompleted_DeactivatedOnceKeptAfterEndPassed()
+    {
+        await StartAsync(Brief);
+        using var script = new RoundScript(4, seed: 41, round: 41, 300, bitWidth: 20, degree: 3, Federation);
+        var cluster = new ClusterRoundClient(_cluster.GrainFactory, Federation, 41);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await script.ThroughShareKeysAsync(cluster, []);
+        await script.SendMaskedInputsAsync(cluster, [1, 2, 3, 4]);
+        (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(cluster, []); // no call to the round grain after its end
+        Assert.Equal(single.Sum, clustered.Sum);
 
         await AssertDeactivatedAsync(cluster.Round);
     }
 
     [Fact]
-    public async Task RoundGrain_RoundAborted_StateReleasedLateCallsRefusedWithTheReasonThenDeactivated()
+    public async Task RoundGrain_RoundAborted_StateReleasedLateCallsRefusedWithTheReason()
     {
+        await StartAsync(Kept);
         using var script = new RoundScript(4, seed: 42, round: 42, 300, bitWidth: 20, degree: 3, Federation);
         var cluster = new ClusterRoundClient(_cluster.GrainFactory, Federation, 42);
         await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
@@ -68,6 +86,18 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
         Assert.Equal($"round {Federation}/42 was aborted (the coordinator stopped (test)); its state was released and late messages are refused as out of order", late.Message);
         LedgerEntry entry = Assert.Single(await cluster.Ledger.EntriesAsync().WaitAsync(RoundScript.Timeout), e => e.Round == 42);
         Assert.Equal((false, "the coordinator stopped (test)"), (entry.Completed, entry.AbortReason));
+    }
+
+    [Fact]
+    public async Task RoundGrain_RoundAborted_DeactivatedOnceKeptAfterEndPassedWhateverCallsItGets()
+    {
+        await StartAsync(Brief);
+        using var script = new RoundScript(4, seed: 42, round: 42, 300, bitWidth: 20, degree: 3, Federation);
+        var cluster = new ClusterRoundClient(_cluster.GrainFactory, Federation, 42);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await script.ThroughShareKeysAsync(cluster, []);
+
+        await cluster.Round.AbortAsync("the coordinator stopped (test)").WaitAsync(RoundScript.Timeout);
 
         // Calls while it waits do not keep it alive.
         await AssertDeactivatedAsync(cluster.Round, keepCalling: true);
@@ -82,6 +112,7 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
     [Fact]
     public async Task RetriedSignatureAndUnmaskResponse_AfterTheRelease_AnsweredAsDuplicates()
     {
+        await StartAsync(Kept);
         using var script = new RoundScript(4, seed: 44, round: 44, 300, bitWidth: 20, degree: 3, Federation);
         var cluster = new ClusterRoundClient(_cluster.GrainFactory, Federation, 44);
         await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
@@ -120,6 +151,7 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
     [Fact]
     public async Task AbortAsync_AfterTheSumWasUnmasked_LateUploadsAbortRefusedSlicesKeptCoordinatorsAbortRecorded()
     {
+        await StartAsync(Kept);
         using var script = new RoundScript(4, seed: 43, round: 43, 300, bitWidth: 20, degree: 3, Federation);
         var factory = new Front.ClusterRoundServerFactory(_cluster.GrainFactory, 100, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
         Aggregator.IRoundServer server = await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(RoundScript.Timeout);
@@ -152,15 +184,25 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
         Assert.Equal((false, "the decoded sum was out of its bound (test)"), (entry.Completed, entry.AbortReason));
     }
 
-    /// <summary>Waits (at most 30 s, the grain kept 1 s after its end) until the grain has no activation.</summary>
+    /// <summary>Starts the silo, its round grains kept <paramref name="keptAfterEnd"/> after their round ended.</summary>
+    private async Task StartAsync(TimeSpan keptAfterEnd)
+    {
+        var builder = new TestClusterBuilder(1);
+        builder.Properties[KeptAfterEndKey] = keptAfterEnd.TotalSeconds.ToString(CultureInfo.InvariantCulture);
+        builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        _cluster = builder.Build();
+        await _cluster.DeployAsync().WaitAsync(TimeSpan.FromSeconds(120));
+    }
+
+    /// <summary>Waits (at most 60 s, the grain kept <see cref="Brief"/> after its end) until the grain has no activation.</summary>
     private async Task AssertDeactivatedAsync(IRoundGrain round, bool keepCalling = false)
     {
         IManagementGrain management = _cluster.GrainFactory.GetGrain<IManagementGrain>(0);
         var reference = (GrainReference)(object)round;
-        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
         while (await management.GetGrainActivationCount(reference).WaitAsync(RoundScript.Timeout) > 0)
         {
-            Assert.True(DateTime.UtcNow < deadline, "the round grain is still active 30 s after its round ended (kept for 1 s)");
+            Assert.True(DateTime.UtcNow < deadline, "the round grain is still active 60 s after its round ended (kept for 1 s)");
             if (keepCalling)
             {
                 ClusterRoundStatus status = await round.StatusAsync().WaitAsync(RoundScript.Timeout);
@@ -183,7 +225,8 @@ public sealed class RoundGrainReleaseTests : IAsyncLifetime
         {
             siloBuilder.AddSecureFedCluster();
             siloBuilder.AddMemoryGrainStorage("securefed");
-            siloBuilder.Services.AddSingleton(new RoundGrainOptions { KeptAfterEnd = TimeSpan.FromSeconds(1) });
+            double seconds = double.Parse(siloBuilder.Configuration[KeptAfterEndKey]!, CultureInfo.InvariantCulture);
+            siloBuilder.Services.AddSingleton(new RoundGrainOptions { KeptAfterEnd = TimeSpan.FromSeconds(seconds) });
         }
     }
 }

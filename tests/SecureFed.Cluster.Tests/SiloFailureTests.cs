@@ -5,11 +5,11 @@ using SecureFed.Protocol;
 namespace SecureFed.Cluster.Tests;
 
 /// <summary>A silo killed in the middle of the masked-input stage (its own cluster: the kill changes membership).</summary>
-public sealed class SiloFailureTests : IClassFixture<ThreeSiloCluster>
+public sealed class SiloFailureTests : IClassFixture<KillableThreeSiloCluster>
 {
     private readonly ThreeSiloCluster _cluster;
 
-    public SiloFailureTests(ThreeSiloCluster cluster)
+    public SiloFailureTests(KillableThreeSiloCluster cluster)
     {
         _cluster = cluster;
     }

@@ -4,8 +4,13 @@ using Orleans.TestingHost;
 
 namespace SecureFed.Cluster.Tests;
 
-/// <summary>A real Orleans cluster of three in-process silos with localhost clustering and memory grain storage.</summary>
-public sealed class ThreeSiloCluster : IAsyncLifetime
+/// <summary>
+/// A real Orleans cluster of three in-process silos with localhost clustering and memory grain storage. Its failure
+/// detection is slow to declare a silo dead (10 s probes, 3 missed, 2 votes): a silo starved for seconds on a loaded
+/// machine must not be declared dead in a test that kills none. <see cref="KillableThreeSiloCluster"/> detects a killed
+/// silo within seconds.
+/// </summary>
+public class ThreeSiloCluster : IAsyncLifetime
 {
     public TestCluster Cluster { get; private set; } = null!;
 
@@ -15,10 +20,18 @@ public sealed class ThreeSiloCluster : IAsyncLifetime
     {
         var builder = new TestClusterBuilder(3);
         builder.AddSiloBuilderConfigurator<SiloConfigurator>();
+        if (FastFailureDetection)
+        {
+            builder.AddSiloBuilderConfigurator<FastFailureDetectionConfigurator>();
+        }
+
         builder.AddClientBuilderConfigurator<ClientConfigurator>();
         Cluster = builder.Build();
         await Cluster.DeployAsync().WaitAsync(TimeSpan.FromSeconds(120));
     }
+
+    /// <summary>Whether a killed silo is declared dead within a few seconds (and so, too, a silo starved that long).</summary>
+    protected virtual bool FastFailureDetection => false;
 
     public async Task DisposeAsync()
     {
@@ -35,6 +48,22 @@ public sealed class ThreeSiloCluster : IAsyncLifetime
         {
             siloBuilder.AddSecureFedCluster();
             siloBuilder.AddMemoryGrainStorage("securefed");
+            // No test on this cluster kills a silo: a silo is declared dead only after 30 s without answering probes,
+            // and only by both others, so that one starved on a loaded machine is not.
+            siloBuilder.Configure<ClusterMembershipOptions>(o =>
+            {
+                o.ProbeTimeout = TimeSpan.FromSeconds(10);
+                o.NumMissedProbesLimit = 3;
+                o.NumVotesForDeathDeclaration = 2;
+            });
+            siloBuilder.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(15));
+        }
+    }
+
+    private sealed class FastFailureDetectionConfigurator : ISiloConfigurator
+    {
+        public void Configure(ISiloBuilder siloBuilder)
+        {
             // A killed silo is declared dead within a few seconds, so the kill test runs in seconds.
             siloBuilder.Configure<ClusterMembershipOptions>(o =>
             {
@@ -43,7 +72,6 @@ public sealed class ThreeSiloCluster : IAsyncLifetime
                 o.NumVotesForDeathDeclaration = 1;
                 o.TableRefreshTimeout = TimeSpan.FromSeconds(1);
             });
-            siloBuilder.Configure<SiloMessagingOptions>(o => o.ResponseTimeout = TimeSpan.FromSeconds(15));
         }
     }
 

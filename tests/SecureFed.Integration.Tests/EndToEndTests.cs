@@ -26,7 +26,6 @@ public sealed class EndToEndTests : IDisposable
             Aggregator = new Dictionary<string, string>
             {
                 ["MinSites"] = "3",
-                ["StageTimeoutSeconds"] = "5",
                 ["TrainingTimeoutSeconds"] = "30",
                 ["WeightCap"] = "1000",
                 ["SiteNoiseMultiplier"] = "0.5",
@@ -41,6 +40,9 @@ public sealed class EndToEndTests : IDisposable
         var reports = new ConcurrentBag<AgentRoundReport>();
 
         await using LocalFederation federation = await LocalFederation.StartAggregatorAsync(options, initial, FakeTrainer.SpecSha, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        // The masked-input stage of round 1 waits out site-jp (5 s); every other stage gets 60 s, never waited out, so that
+        // a survivor starved on a loaded machine is not dropped with it.
+        DropoutDeadline.ShortOnlyAt(federation.Aggregator.Services, 1, ProtocolStage.MaskedInputCollection, 5);
         var progress = new ConcurrentBag<Aggregator.RoundProgress>();
         federation.Coordinator.Progress += (_, p) => progress.Add(p);
         await federation.StartAgentsAsync(
@@ -107,7 +109,7 @@ public sealed class EndToEndTests : IDisposable
             Aggregator = new Dictionary<string, string>
             {
                 ["MinSites"] = "5",
-                ["StageTimeoutSeconds"] = "10",
+                ["StageTimeoutSeconds"] = "60", // no deadline has to pass: never waited out
                 ["TrainingTimeoutSeconds"] = "30",
                 ["WeightCap"] = "1000",
                 ["EpsilonBudget"] = "1000",
@@ -163,7 +165,7 @@ public sealed class EndToEndTests : IDisposable
             Aggregator = new Dictionary<string, string>
             {
                 ["MinSites"] = "3",
-                ["StageTimeoutSeconds"] = "10",
+                ["StageTimeoutSeconds"] = "60", // no deadline has to pass: never waited out
                 ["TrainingTimeoutSeconds"] = "30",
                 ["WeightCap"] = "1000",
                 ["EpsilonBudget"] = "1000",

@@ -34,9 +34,13 @@ public sealed class FaultTests : IDisposable
         await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), FourSites, new Dictionary<string, string>
         {
             ["Rounds"] = silent == 1 ? "2" : "1",
-            ["TrainingTimeoutSeconds"] = "4",
+            ["TrainingTimeoutSeconds"] = "60",
         });
         await fed.StartAggregatorAsync();
+        // Only the silent stage's deadline must pass (3 s; at AdvertiseKeys the training deadline, 8 s: the honest sites
+        // train within it); every other stage, and the next round, gets 60 s, never waited out, so that honest sites
+        // starved on a loaded machine are not dropped (one dropped honest site aborts a round meant to complete).
+        DropoutDeadline.ShortOnlyAt(fed.Aggregator!.Services, 1, stage, stage == ProtocolStage.AdvertiseKeys ? 8 : 3);
         for (int i = 0; i < FourSites.Length; i++)
         {
             fed.StartAgent(FourSites[i], 100 * (i + 1), i >= FourSites.Length - silent ? new DropoutHook(1, stage) : null);
@@ -137,7 +141,12 @@ public sealed class FaultTests : IDisposable
     {
         string[] sites = ["site-a", "site-b", "site-c"];
         long[] examples = [300, 700, 2000];
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites);
+        // No deadline has to pass here: long ones, so that retries on a loaded machine are not cut off by a stage deadline.
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
+        {
+            ["StageTimeoutSeconds"] = "60",
+            ["TrainingTimeoutSeconds"] = "60",
+        });
         await fed.StartAggregatorAsync();
         var handlers = new List<FaultInjectingHandler>();
         for (int i = 0; i < sites.Length; i++)

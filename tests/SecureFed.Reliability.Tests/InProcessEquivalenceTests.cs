@@ -18,7 +18,13 @@ public sealed class InProcessEquivalenceTests : IDisposable
     {
         // Arrange: a real federation on 127.0.0.1 (site noise z = 0.5, S = 10, weight cap 1000), each agent's stochastic
         // rounding and discrete Gaussian share drawn from a seeded source.
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), Sites);
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), Sites, new Dictionary<string, string>
+        {
+            // No test here waits for a deadline to pass. 60 s, never waited out, so that a site starved for seconds on a
+            // loaded machine is not dropped (TestFederation's default stage deadline is 3 s).
+            ["StageTimeoutSeconds"] = "60",
+            ["TrainingTimeoutSeconds"] = "60",
+        });
         await fed.StartAggregatorAsync();
         var agentRandom = Sites.Select((_, i) => new DeterministicRandomSource(100 + i)).ToArray();
         try

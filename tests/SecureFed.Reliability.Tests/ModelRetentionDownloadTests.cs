@@ -36,6 +36,10 @@ public sealed class ModelRetentionDownloadTests : IDisposable
         {
             ["Rounds"] = "3",
             ["KeepModelVersions"] = "1",
+            // No test here waits for a deadline to pass. 60 s, never waited out, so that a site starved for seconds on a
+            // loaded machine is not dropped (TestFederation's default stage deadline is 3 s).
+            ["StageTimeoutSeconds"] = "60",
+            ["TrainingTimeoutSeconds"] = "60",
         });
         await fed.StartAggregatorAsync();
         for (int i = 0; i < Sites.Length; i++)

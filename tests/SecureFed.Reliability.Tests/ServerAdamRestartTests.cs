@@ -42,6 +42,10 @@ public sealed class ServerAdamRestartTests : IDisposable
             ["ServerOptimizer"] = "adam",
             ["ServerLearningRate"] = "0.05",
             ["ServerTau"] = "0.001",
+            // No test here waits for a deadline to pass. 60 s, never waited out, so that a site starved for seconds on a
+            // loaded machine is not dropped (TestFederation's default stage deadline is 3 s).
+            ["StageTimeoutSeconds"] = "60",
+            ["TrainingTimeoutSeconds"] = "60",
         });
 
         // Act: 2 rounds, stop everything, 2 more rounds after the restart.

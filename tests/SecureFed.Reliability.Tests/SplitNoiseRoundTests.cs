@@ -22,6 +22,10 @@ public sealed class SplitNoiseRoundTests : IDisposable
         ["DpSgdMaxSteps"] = "1",
         ["DpSgdNoiseMultiplier"] = "1.2",
         ["DpSgdSampleRate"] = "0.1",
+        // No test here waits for a deadline to pass. 60 s, never waited out, so that a site starved for seconds on a
+        // loaded machine is not dropped (TestFederation's default stage deadline is 3 s).
+        ["StageTimeoutSeconds"] = "60",
+        ["TrainingTimeoutSeconds"] = "60",
     };
 
     [Fact]

@@ -22,6 +22,9 @@ public sealed partial class ConsoleHistoryRestartTests : IDisposable
     {
         // Two rounds; site-jp goes silent before its masked input in round 2, so that round ends with a dropout.
         OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 2, ("site-jp", 2, ProtocolStage.MaskedInputCollection), stageTimeoutSeconds: 3);
+        // Round 2's masked-input stage waits out site-jp (3 s); every other stage gets 60 s, never waited out, so that a
+        // site starved on a loaded machine is not dropped from round 1 (which must complete) or from round 2 with site-jp.
+        DropoutDeadline.ShortOnlyAt(federation.Federation.Aggregator.Services, 2, ProtocolStage.MaskedInputCollection, 3);
         string before;
         try
         {
