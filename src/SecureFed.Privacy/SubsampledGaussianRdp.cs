@@ -73,7 +73,9 @@ public static class SubsampledGaussianRdp
 
         // The fractional series sums terms near 1 and takes a logarithm: once log A is below ~1e-9 it keeps no digit worth
         // reporting (sigma 1e7 gave exactly 0). RDP never falls as the order rises (a Rényi divergence is non-decreasing in
-        // its order), so the next integer order, computed without that loss, bounds it there: at most 2x the true value.
+        // its order), so the next integer order, computed without that loss, bounds it: there at most 2x the true value
+        // (RDP ~ alpha q^2 / (2 sigma^2) this far out), so crossing the floor as sigma grows lifts RDP near 1e-9 by up to
+        // 2x, far below any epsilon it changes. Where the series failed, the bound is looser but still safe.
         if (!(rdp * (order - 1) >= FractionalSeriesFloor) || rdp > gaussian)
         {
             double ceiling = Math.Ceiling(order);
@@ -105,6 +107,13 @@ public static class SubsampledGaussianRdp
             double x = (((double)i * i) - i) / twoSigma2;
             double logExpm1 = x > 30 ? x + LogMath.LogOnePlus(-Math.Exp(-x)) : Math.Log(LogMath.ExpMinusOne(x));
             double s = logBinom + (i * logQ) + ((alpha - i) * log1MinusQ) + logExpm1;
+            if (double.IsPositiveInfinity(s))
+            {
+                // sigma so small (about 1e-153) that a term overflows while alpha / (2 sigma^2) does not: A is beyond any
+                // double, and the caller's cap, the plain Gaussian, answers (LogAdd(inf, inf) would be NaN).
+                return double.PositiveInfinity;
+            }
+
             logAMinusOne = LogMath.LogAdd(logAMinusOne, s);
         }
 

@@ -127,8 +127,9 @@ public sealed class RdpAccountantTests
     public void Compute_AnyNoiseFromTinyToHuge_FiniteOrInfinite_NeverNegative_NeverRisingWithNoise_NeverAboveThePlainGaussian(double q)
     {
         // sigma 1e8 failed ("Log-space subtraction would go negative"), 1e300 threw "did not converge", and 1e-300 ran for
-        // minutes in the fractional series ('privacy epsilon --noise-multiplier 1e-300' ignored SIGTERM meanwhile).
-        double[] sigmas = [1e-300, 1e-160, 1e-8, 1e-3, 0.5, 1, 4, 30, 1e3, 1e5, 1e7, 1e8, 1e10, 1e16, 1e160, 1e300];
+        // minutes in the fractional series ('privacy epsilon --noise-multiplier 1e-300' ignored SIGTERM meanwhile); near
+        // 1e-153 a term overflowed while the plain Gaussian did not (NaN, found by review).
+        double[] sigmas = [1e-300, 1e-160, 1e-154, 1e-153, 1e-152, 1e-8, 1e-3, 0.5, 1, 4, 30, 1e3, 1e5, 1e7, 1e8, 1e10, 1e16, 1e160, 1e300];
         IEnumerable<double> orders = RdpOrders.Opacus.Concat(RdpOrders.TensorFlowPrivacy).Distinct();
         foreach (double alpha in orders)
         {

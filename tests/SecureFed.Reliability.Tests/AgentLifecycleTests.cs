@@ -199,7 +199,6 @@ public sealed class AgentLifecycleTests : IDisposable
         return text.ToString();
     }
 
-    /// <summary>Signals once the first request has gone out (the agent's long-poll for a round).</summary>
     /// <summary>Holds every DeclineRound call until the caller gives up, as an aggregator that never answers would.</summary>
     private sealed class UnansweredDeclineHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
     {
@@ -214,6 +213,7 @@ public sealed class AgentLifecycleTests : IDisposable
         }
     }
 
+    /// <summary>Signals once the first request has gone out (the agent's long-poll for a round).</summary>
     private sealed class SignallingHandler(HttpMessageHandler inner, TaskCompletionSource sent) : DelegatingHandler(inner)
     {
         protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
