@@ -511,6 +511,18 @@ public sealed class CliBadInputTests : IDisposable
     }
 
     [Fact]
+    public async Task PrivacyNoise_TargetSoLooseThatSigmaIsTiny_ShowsItsDigitsNotZero()
+    {
+        // 'privacy noise --epsilon 1e300' printed "Noise multiplier 0.0000 gives epsilon 1511828488050.49390", a noise
+        // multiplier the accountant refuses.
+        var (code, output, err) = await Run("privacy", "noise", "--epsilon", "1e300", "--delta", "1e-5", "--sample-rate", "0.1", "--steps", "10");
+
+        Assert.True(code == CliApp.ExitOk, err);
+        Assert.DoesNotContain("Noise multiplier 0.0000", output, StringComparison.Ordinal);
+        Assert.Matches(@"Noise multiplier \d\.\d+E-0\d gives", output);
+    }
+
+    [Fact]
     public void DecimalCommaErrors_ListOptionsAndPlainNumbers_NotRefused()
     {
         // experiment's --epsilon is a comma-separated list (a string option); --lr 0.01 has a decimal point.

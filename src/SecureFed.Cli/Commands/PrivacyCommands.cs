@@ -149,7 +149,7 @@ internal static class PrivacyCommands
             {
                 output.WriteLine(string.Create(
                     CultureInfo.InvariantCulture,
-                    $"Noise multiplier {sigma:F4} gives epsilon {spent.Epsilon:F5} <= {target:G6} at delta {FormatDelta(d)} (sampling rate {rate:G6}, {t} steps, order {spent.Order:G6})."));
+                    $"Noise multiplier {SigmaText(sigma)} gives epsilon {spent.Epsilon:F5} <= {target:G6} at delta {FormatDelta(d)} (sampling rate {rate:G6}, {t} steps, order {spent.Order:G6})."));
             }
 
             return Task.FromResult(CliApp.ExitOk);
@@ -298,6 +298,10 @@ internal static class PrivacyCommands
     };
 
     private static string FormatDelta(double delta) => delta.ToString("0.###e-00", CultureInfo.InvariantCulture);
+
+    /// <summary>Four decimals as before, but never 0.0000: a target so loose that sigma is below 1e-3 shows its digits (1.907E-06).</summary>
+    private static string SigmaText(double sigma) =>
+        sigma.ToString(sigma >= 1e-3 ? "F4" : "G4", CultureInfo.InvariantCulture);
 
     private static void WriteFiniteOrNull(Utf8JsonWriter writer, string name, double value)
     {
