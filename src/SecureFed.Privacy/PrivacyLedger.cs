@@ -119,6 +119,41 @@ public sealed class PrivacyLedger
     }
 
     /// <summary>
+    /// Checks the ledger against an independent record of its appends (for an agent: the privacy entries of its signed
+    /// audit log), which says the ledger held at least <paramref name="count"/> entries of <paramref name="guarantee"/>
+    /// and had spent at least <paramref name="epsilon"/> at <paramref name="delta"/>. The hash chain needs no key, so a
+    /// ledger deleted and created anew, cut after a whole line or replaced by an older copy verifies on its own; only such
+    /// a record shows that it under-reports what was spent.
+    /// </summary>
+    /// <param name="guarantee">The guarantee the record is about.</param>
+    /// <param name="count">Entries of <paramref name="guarantee"/> the record saw appended.</param>
+    /// <param name="epsilon">The highest ε after an entry that the record holds, at <paramref name="delta"/>.</param>
+    /// <param name="delta">The δ of <paramref name="epsilon"/>.</param>
+    /// <param name="source">Where the record is, for the message (e.g. the audit log's path and line).</param>
+    /// <exception cref="InvalidDataException">The ledger is behind the record.</exception>
+    public void EnsureNotBehind(Guarantee guarantee, long count, double epsilon, double delta, string source)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentException.ThrowIfNullOrWhiteSpace(source);
+        RdpAccountant.ValidateDelta(delta);
+        lock (_gate)
+        {
+            long held = _entries.Count(e => e.Guarantee == guarantee);
+            double spent = _accountants[guarantee].GetPrivacySpent(delta).Epsilon;
+            if (held >= count && !(spent < epsilon - (EpsilonTolerance * Math.Max(1, Math.Abs(epsilon)))))
+            {
+                return;
+            }
+
+            throw new InvalidDataException(string.Create(
+                CultureInfo.InvariantCulture,
+                $"Privacy ledger '{FilePath}' is behind {source}: it holds {held} {Name(guarantee)}-level entries, spent epsilon {spent:G6} " +
+                $"(delta {delta:G3}), but that record shows {count} appended and epsilon {epsilon:G6} spent. The ledger was deleted, cut short " +
+                $"or replaced by an older copy and would under-report the privacy spent. The ledger is never reset automatically; restore it from a backup or investigate."));
+        }
+    }
+
+    /// <summary>
     /// Would running <paramref name="planned"/> keep <paramref name="guarantee"/> within <paramref name="budgetEpsilon"/>
     /// at <paramref name="delta"/>? The round in the reason is the next round of that guarantee.
     /// </summary>
