@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Text.Json;
+
 using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Privacy;
@@ -6,7 +9,8 @@ namespace SecureFed.Agent;
 
 /// <summary>
 /// What an agent keeps on disk in its data directory: the privacy ledger (both guarantees), its audit log and the last
-/// global model. Opening it checks that the kit is this site's and that the ledger and log are intact.
+/// global model. Opening it checks that the kit is this site's, that the ledger and log are intact, and that the ledger
+/// holds every entry the log shows was charged.
 /// </summary>
 public sealed class AgentState : IDisposable
 {
@@ -26,6 +30,9 @@ public sealed class AgentState : IDisposable
     /// <summary>The site's audit log.</summary>
     public AuditLog Audit { get; }
 
+    /// <summary>File name of the privacy ledger in the data directory.</summary>
+    public const string LedgerFileName = "privacy-ledger.jsonl";
+
     /// <summary>Audit log folder under a data directory.</summary>
     public static string AuditDirectory(string dataDirectory) => Path.Combine(dataDirectory, "audit");
 
@@ -43,12 +50,14 @@ public sealed class AgentState : IDisposable
             throw new InvalidDataException($"SecureFed:Site is '{options.Site}' but the kit in {options.KitDirectory} belongs to '{kit.Name}'.");
         }
 
-        PrivacyLedger? ledger = null;
+        AuditLog? audit = null;
+        string ledgerPath = Path.Combine(options.DataDirectory, LedgerFileName);
+        bool ledgerExisted = false;
         try
         {
             Directory.CreateDirectory(options.DataDirectory);
-            ledger = PrivacyLedger.Open(Path.Combine(options.DataDirectory, "privacy-ledger.jsonl"), options.Site);
-            AuditLog audit;
+            ledgerExisted = File.Exists(ledgerPath);
+            PrivacyLedger ledger = PrivacyLedger.Open(ledgerPath, options.Site);
             try
             {
                 audit = AuditLog.Open(AuditDirectory(options.DataDirectory), options.Site, kit.IdentityKey, $"securefed/{kit.Manifest.FederationName}/{options.Site}", options.RepairTornAuditTail);
@@ -58,14 +67,57 @@ public sealed class AgentState : IDisposable
                 throw new InvalidDataException(torn.Explain(TornTailHint), ex);
             }
 
+            EnsureLedgerNotBehindAudit(ledger, audit);
             return new AgentState(kit, ledger, audit);
         }
         catch
         {
+            audit?.Dispose();
             kit.Dispose();
+            if (!ledgerExisted)
+            {
+                // Only the header this call just wrote: leave the folder as it was, so a ledger restored from a backup
+                // does not meet a new, empty one in its place.
+                try
+                {
+                    File.Delete(ledgerPath);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                }
+            }
+
             throw;
         }
     }
+
+    /// <summary>
+    /// The agent logs every ledger entry of the record and site guarantees to its signed audit log right after appending it
+    /// (<see cref="AuditEvents.PrivacyLedger"/>). A ledger with fewer entries, or less ε spent, than that log shows was
+    /// deleted, cut short or replaced by an older copy; its hash chain cannot tell, and the agent would believe it has more
+    /// budget left than it has.
+    /// </summary>
+    private static void EnsureLedgerNotBehindAudit(PrivacyLedger ledger, AuditLog audit)
+    {
+        string log = Path.Combine(audit.Directory, AuditLog.LogFileName);
+        foreach (IGrouping<Guarantee, AuditEvent> byGuarantee in audit.ReadEvents(AuditEvents.PrivacyLedger)
+                     .Where(e => e.Fields.TryGetProperty("guarantee", out JsonElement g) && g.ValueKind == JsonValueKind.String && GuaranteeNames.TryParse(g.GetString(), out _))
+                     .GroupBy(e => GuaranteeNames.TryParse(e.Fields.GetProperty("guarantee").GetString(), out Guarantee g) ? g : default))
+        {
+            long count = byGuarantee.Count();
+            foreach (IGrouping<double, AuditEvent> byDelta in byGuarantee
+                         .Where(e => Number(e, "epsilon") is { } eps && double.IsFinite(eps) && Number(e, "delta") is > 0 and < 1)
+                         .GroupBy(e => Number(e, "delta")!.Value))
+            {
+                AuditEvent top = byDelta.MaxBy(e => Number(e, "epsilon")!.Value)!;
+                ledger.EnsureNotBehind(byGuarantee.Key, count, Number(top, "epsilon")!.Value, byDelta.Key,
+                    string.Create(CultureInfo.InvariantCulture, $"the audit log '{log}' (line {top.Line}, round {Number(top, "round")})"));
+            }
+        }
+    }
+
+    private static double? Number(AuditEvent e, string name) =>
+        e.Fields.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) ? d : null;
 
     /// <inheritdoc />
     public void Dispose()

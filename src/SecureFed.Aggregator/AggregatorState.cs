@@ -1,3 +1,6 @@
+using System.Globalization;
+using System.Text.Json;
+
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Federation;
@@ -93,12 +96,38 @@ public sealed class AggregatorState : IDisposable
         AggregatorStore? store = null;
         FederationBudget? budget = null;
         AuditLog? audit = null;
+        string storePath = Path.GetFullPath(StorePath(options.DataDirectory));
+        bool storeExisted = File.Exists(storePath);
+        string ledgerPath = Path.GetFullPath(PrivacyLedgerPath(options.DataDirectory));
+        bool ledgerExisted = File.Exists(ledgerPath);
         try
         {
-            store = AggregatorStore.Open(StorePath(options.DataDirectory));
+            store = AggregatorStore.Open(storePath);
             store.EnsureFederation(options.Federation);
             budget = FederationBudget.Open(PrivacyLedgerPath(options.DataDirectory), options.Federation);
             audit = OpenAudit(options, kit);
+            if (LostStore(store, audit, storePath) is { } lost)
+            {
+                store.Dispose();
+                store = null;
+                if (!storeExisted)
+                {
+                    DeleteNewStore(storePath);
+                }
+
+                throw lost;
+            }
+
+            try
+            {
+                EnsureLedgerNotBehindAudit(budget, audit);
+            }
+            catch (InvalidDataException) when (!ledgerExisted)
+            {
+                File.Delete(ledgerPath); // only the header this start wrote: leave the folder as it was for a restore
+                throw;
+            }
+
             ModelState model = LoadModel(store, options, initialModelFactory);
             var serverRule = ServerUpdateRule.Open(options.ServerOptimizerOptions, store, model.Version, model.ParameterCount);
             return new AggregatorState(Path.GetFullPath(options.DataDirectory), kit, store, budget, audit, model, serverRule);
@@ -109,6 +138,66 @@ public sealed class AggregatorState : IDisposable
             store?.Dispose();
             kit.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// A store with no model is new (an existing one always holds version 0), yet the aggregator stores a round before it
+    /// audits <see cref="AuditEvents.RoundOpened"/>: rounds in the audit log mean the store was deleted, emptied or replaced.
+    /// Starting on it would lose the completed rounds, the models and the exclusions, and number rounds from 1 again.
+    /// </summary>
+    private static InvalidDataException? LostStore(AggregatorStore store, AuditLog audit, string storePath)
+    {
+        if (store.LatestModel() is not null || store.ListRounds().Count > 0)
+        {
+            return null;
+        }
+
+        IReadOnlyList<AuditEvent> opened = audit.ReadEvents(AuditEvents.RoundOpened);
+        return opened.Count == 0
+            ? null
+            : new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"Aggregator database '{storePath}' holds no round and no model, but the audit log '{Path.Combine(audit.Directory, AuditLog.LogFileName)}' records {opened.Count} round(s) opened " +
+                $"(the last at line {opened[^1].Line}): the database was deleted, emptied or replaced by a new one. Starting on it would lose the completed rounds, the models " +
+                $"and the exclusions of sites found at fault, and number rounds from 1 again; nothing was started. Restore it from a backup, or point the aggregator at another data directory."));
+    }
+
+    /// <summary>
+    /// The federation ledger's hash chain needs no key: deleted (and created anew here), cut after a whole line or replaced
+    /// by an older copy, it verifies on its own and the federation's site-level budget would start again. Every entry is
+    /// audited as <see cref="AuditEvents.PrivacySpent"/> right after it is appended, so a ledger behind the log is refused.
+    /// </summary>
+    private static void EnsureLedgerNotBehindAudit(FederationBudget budget, AuditLog audit)
+    {
+        string log = Path.Combine(audit.Directory, AuditLog.LogFileName);
+        IReadOnlyList<AuditEvent> spent = [.. audit.ReadEvents(AuditEvents.PrivacySpent)
+            .Where(e => e.Fields.TryGetProperty("guarantee", out JsonElement g) && g.ValueKind == JsonValueKind.String && g.GetString() == "site")];
+        foreach (IGrouping<double, AuditEvent> byDelta in spent
+                     .Where(e => Number(e, "epsilon") is { } eps && double.IsFinite(eps) && Number(e, "delta") is > 0 and < 1)
+                     .GroupBy(e => Number(e, "delta")!.Value))
+        {
+            AuditEvent top = byDelta.MaxBy(e => Number(e, "epsilon")!.Value)!;
+            budget.EnsureNotBehind(spent.Count, Number(top, "epsilon")!.Value, byDelta.Key,
+                string.Create(CultureInfo.InvariantCulture, $"the audit log '{log}' (line {top.Line}, round {Number(top, "round")})"));
+        }
+    }
+
+    private static double? Number(AuditEvent e, string name) =>
+        e.Fields.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) ? d : null;
+
+    /// <summary>Deletes the store this start created (and its WAL files), so the data directory is as it was.</summary>
+    private static void DeleteNewStore(string storePath)
+    {
+        foreach (string path in new[] { storePath, storePath + "-wal", storePath + "-shm" })
+        {
+            try
+            {
+                File.Delete(path);
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // Only an empty store: the next start finds it empty and refuses again.
+            }
         }
     }
 

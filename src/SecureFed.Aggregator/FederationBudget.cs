@@ -31,6 +31,14 @@ public sealed class FederationBudget
         return entry.EpsilonAfter;
     }
 
+    /// <summary>
+    /// Checks the ledger against the aggregator's audit log, which records every entry as <c>privacy.spent</c> right after it
+    /// is appended: <paramref name="count"/> entries and <paramref name="epsilon"/> spent at <paramref name="delta"/>.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The ledger is behind (deleted, cut short or an older copy).</exception>
+    public void EnsureNotBehind(long count, double epsilon, double delta, string source) =>
+        _ledger.EnsureNotBehind(Guarantee.Site, count, epsilon, delta, source);
+
     /// <summary>ε spent so far at δ.</summary>
     public double Spent(double delta) => _ledger.Spent(Guarantee.Site, delta).Epsilon;
 

@@ -199,6 +199,45 @@ public sealed class AuditLog : IDisposable
         }
     }
 
+    /// <summary>
+    /// Every line of type <paramref name="eventType"/> now in the log, in order: lines verified when the log was opened or
+    /// written by it since. Reads the log file again.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file was truncated or a line changed under the open log.</exception>
+    public IReadOnlyList<AuditEvent> ReadEvents(string eventType)
+    {
+        ArgumentNullException.ThrowIfNull(eventType);
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            LogFile file = LogFile.Read(_logPath);
+            if (file.Lines.Count < _size)
+            {
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"{_logPath} holds {file.Lines.Count} complete line(s) but this log wrote or verified {_size}: it was truncated while open."));
+            }
+
+            var events = new List<AuditEvent>();
+            for (int i = 0; i < _size; i++)
+            {
+                if (!MerkleTree.LeafHash(file.Lines[i].Span).AsSpan().SequenceEqual(_leaves[i]))
+                {
+                    throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                        $"{_logPath}: line {i + 1} changed on disk since this log verified or wrote it."));
+                }
+
+                LogEntry entry = LogEntry.TryParse(file.Lines[i], i + 1, out string? problem)
+                    ?? throw new InvalidDataException($"{_logPath}: {problem}.");
+                if (entry.Type == eventType)
+                {
+                    events.Add(new AuditEvent(entry.Line, entry.Type, entry.Fields));
+                }
+            }
+
+            return events;
+        }
+    }
+
     /// <summary>The current RFC 9162 root hash over all lines.</summary>
     public byte[] RootHash()
     {

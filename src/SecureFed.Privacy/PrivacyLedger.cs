@@ -18,6 +18,9 @@ public sealed class PrivacyLedger
 {
     private const double EpsilonTolerance = 1e-9;
 
+    /// <summary>The largest ledger file opened (256 MiB; an entry line is about 330 bytes).</summary>
+    internal const long MaxFileBytes = 256L * 1024 * 1024;
+
     private readonly object _gate = new();
     private readonly TimeProvider _time;
     private readonly List<LedgerEntry> _entries = [];
@@ -71,7 +74,7 @@ public sealed class PrivacyLedger
     /// Opens the ledger at <paramref name="path"/> for <paramref name="owner"/>, creating it (atomically, with its
     /// header) if it does not exist. An existing ledger is fully verified and must belong to <paramref name="owner"/>.
     /// </summary>
-    /// <exception cref="InvalidDataException">The file is corrupt or belongs to another owner.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupt, belongs to another owner, is a directory or a link to nothing, or is larger than a ledger holds (256 MiB).</exception>
     /// <exception cref="IOException">The file cannot be read or created.</exception>
     public static PrivacyLedger Open(string path, string owner, TimeProvider? timeProvider = null)
     {
@@ -79,6 +82,7 @@ public sealed class PrivacyLedger
         ArgumentException.ThrowIfNullOrWhiteSpace(owner);
         TimeProvider time = timeProvider ?? TimeProvider.System;
         string full = Path.GetFullPath(path);
+        ThrowIfNotAFile(full);
         if (!File.Exists(full))
         {
             Create(full, owner, time);
@@ -95,12 +99,13 @@ public sealed class PrivacyLedger
     }
 
     /// <summary>Opens and fully verifies an existing ledger for auditing; it cannot be appended to.</summary>
-    /// <exception cref="InvalidDataException">The file is corrupt.</exception>
+    /// <exception cref="InvalidDataException">The file is corrupt, is a directory or a link to nothing, or is larger than a ledger holds (256 MiB).</exception>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     public static PrivacyLedger OpenReadOnly(string path, TimeProvider? timeProvider = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         string full = Path.GetFullPath(path);
+        ThrowIfNotAFile(full);
         if (!File.Exists(full))
         {
             throw new FileNotFoundException($"Privacy ledger '{full}' does not exist.", full);
@@ -115,6 +120,41 @@ public sealed class PrivacyLedger
         lock (_gate)
         {
             return _accountants[guarantee].GetPrivacySpent(delta);
+        }
+    }
+
+    /// <summary>
+    /// Checks the ledger against an independent record of its appends (for an agent: the privacy entries of its signed
+    /// audit log), which says the ledger held at least <paramref name="count"/> entries of <paramref name="guarantee"/>
+    /// and had spent at least <paramref name="epsilon"/> at <paramref name="delta"/>. The hash chain needs no key, so a
+    /// ledger deleted and created anew, cut after a whole line or replaced by an older copy verifies on its own; only such
+    /// a record shows that it under-reports what was spent.
+    /// </summary>
+    /// <param name="guarantee">The guarantee the record is about.</param>
+    /// <param name="count">Entries of <paramref name="guarantee"/> the record saw appended.</param>
+    /// <param name="epsilon">The highest ε after an entry that the record holds, at <paramref name="delta"/>.</param>
+    /// <param name="delta">The δ of <paramref name="epsilon"/>.</param>
+    /// <param name="source">Where the record is, for the message (e.g. the audit log's path and line).</param>
+    /// <exception cref="InvalidDataException">The ledger is behind the record.</exception>
+    public void EnsureNotBehind(Guarantee guarantee, long count, double epsilon, double delta, string source)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        ArgumentException.ThrowIfNullOrWhiteSpace(source);
+        RdpAccountant.ValidateDelta(delta);
+        lock (_gate)
+        {
+            long held = _entries.Count(e => e.Guarantee == guarantee);
+            double spent = _accountants[guarantee].GetPrivacySpent(delta).Epsilon;
+            if (held >= count && !(spent < epsilon - (EpsilonTolerance * Math.Max(1, Math.Abs(epsilon)))))
+            {
+                return;
+            }
+
+            throw new InvalidDataException(string.Create(
+                CultureInfo.InvariantCulture,
+                $"Privacy ledger '{FilePath}' is behind {source}: it holds {held} {Name(guarantee)}-level entries, spent epsilon {spent:G6} " +
+                $"(delta {delta:G3}), but that record shows {count} appended and epsilon {epsilon:G6} spent. The ledger was deleted, cut short " +
+                $"or replaced by an older copy and would under-report the privacy spent. The ledger is never reset automatically; restore it from a backup or investigate."));
         }
     }
 
@@ -343,9 +383,44 @@ public sealed class PrivacyLedger
         }
     }
 
+    /// <summary>
+    /// A directory, or a symbolic link to nothing, where the ledger belongs: "does not exist" would mislead, and creating a
+    /// ledger there fails with a bare "already exists".
+    /// </summary>
+    private static void ThrowIfNotAFile(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            throw new InvalidDataException($"Privacy ledger '{path}' is a directory, not a ledger file. The ledger is never reset automatically; restore it from a backup or investigate.");
+        }
+
+        var info = new FileInfo(path);
+        if (info.LinkTarget is { } target && info.ResolveLinkTarget(returnFinalTarget: true) is not { Exists: true })
+        {
+            throw new InvalidDataException($"Privacy ledger '{path}' is a symbolic link to '{target}', which does not exist. The ledger is never reset automatically; restore it from a backup or investigate.");
+        }
+    }
+
+    /// <summary>Reads the whole file, refusing one larger than <see cref="MaxFileBytes"/> before reading it.</summary>
+    private static byte[] ReadAll(string path)
+    {
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 0);
+        long length = stream.Length;
+        if (length > MaxFileBytes)
+        {
+            throw new InvalidDataException(string.Create(
+                CultureInfo.InvariantCulture,
+                $"Privacy ledger '{path}' is {length} bytes, more than a ledger holds ({MaxFileBytes} bytes, about 800,000 entries): it is damaged or not a ledger; nothing was read. The ledger is never reset automatically; restore it from a backup or investigate."));
+        }
+
+        byte[] content = new byte[length];
+        int read = stream.ReadAtLeast(content, content.Length, throwOnEndOfStream: false);
+        return read == content.Length ? content : content[..read];
+    }
+
     private static PrivacyLedger Load(string path, bool readOnly, TimeProvider time)
     {
-        byte[] content = File.ReadAllBytes(path);
+        byte[] content = ReadAll(path);
         if (content.Length == 0)
         {
             throw LedgerCodec.Corrupt(path, 1, "the file is empty (no header)");
