@@ -301,9 +301,13 @@ public sealed class AgentOptions
             errors.Add($"SecureFed:MaxCollusionEpsilon must be 0 (unset) or a positive number, got {MaxCollusionEpsilon}.");
         }
 
-        if (MinDpSgdNoiseMultiplier < 0 || MinSiteNoiseMultiplier < 0)
+        // NaN would compare false against every announced σ and so accept any noise; infinity would decline every round.
+        NoiseMinimum(errors, "MinDpSgdNoiseMultiplier", MinDpSgdNoiseMultiplier);
+        NoiseMinimum(errors, "MinSiteNoiseMultiplier", MinSiteNoiseMultiplier);
+
+        if (MaxRounds < 0)
         {
-            errors.Add("SecureFed:MinDpSgdNoiseMultiplier and MinSiteNoiseMultiplier must not be negative.");
+            errors.Add($"SecureFed:MaxRounds must be 0 (until the federation finishes) or the number of rounds to take part in, got {MaxRounds}.");
         }
 
         return errors;
@@ -328,6 +332,14 @@ public sealed class AgentOptions
         if (AggregatorEndpoints().Any(aggregator => aggregator.IsLoopback && admin.Port != 0 && admin.Port == aggregator.Port))
         {
             errors.Add($"SecureFed:AdminListen must use another port than the aggregator's ({admin.Port}): its mTLS endpoint never serves the agent's metrics.");
+        }
+    }
+
+    private static void NoiseMinimum(List<string> errors, string name, double value)
+    {
+        if (!(value >= 0) || double.IsInfinity(value))
+        {
+            errors.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"SecureFed:{name} must be 0 or a positive number (the smallest noise multiplier this site accepts), got {value}."));
         }
     }
 
