@@ -45,6 +45,13 @@ public sealed class AgentOptions
                 continue;
             }
 
+            if (uri.Port == 0)
+            {
+                // Port 0 lets a listener pick a free port; no aggregator is reached there, so the agent would wait forever.
+                errors?.Add($"{which} has port 0, where no aggregator can be reached; give the port the aggregator listens on, got '{entry}'.");
+                continue;
+            }
+
             if (several && (uri.AbsolutePath != "/" || !string.IsNullOrEmpty(uri.Query)))
             {
                 errors?.Add($"{which} must be an https://host:port URL without a path, got '{entry}'.");
@@ -219,14 +226,11 @@ public sealed class AgentOptions
 
         IReadOnlyList<Uri> endpoints = AggregatorEndpoints(errors);
 
-        if (!string.IsNullOrEmpty(TrainFile) && !File.Exists(TrainFile))
+        DataFile(errors, "TrainFile", TrainFile);
+        DataFile(errors, "DevFile", DevFile);
+        if (File.Exists(DataDirectory))
         {
-            errors.Add($"SecureFed:TrainFile '{TrainFile}' does not exist.");
-        }
-
-        if (!string.IsNullOrEmpty(DevFile) && !File.Exists(DevFile))
-        {
-            errors.Add($"SecureFed:DevFile '{DevFile}' does not exist.");
+            errors.Add($"SecureFed:DataDirectory '{DataDirectory}' is a file; it must be a folder (new or existing) for the privacy ledger and audit log.");
         }
 
         if (!string.IsNullOrWhiteSpace(OtlpEndpoint)
@@ -333,6 +337,18 @@ public sealed class AgentOptions
         {
             errors.Add($"SecureFed:AdminListen must use another port than the aggregator's ({admin.Port}): its mTLS endpoint never serves the agent's metrics.");
         }
+    }
+
+    private static void DataFile(List<string> errors, string name, string path)
+    {
+        if (string.IsNullOrEmpty(path) || File.Exists(path))
+        {
+            return;
+        }
+
+        errors.Add(Directory.Exists(path)
+            ? $"SecureFed:{name} '{path}' is a folder; give the path of a CoNLL file."
+            : $"SecureFed:{name} '{path}' does not exist.");
     }
 
     private static void NoiseMinimum(List<string> errors, string name, double value)

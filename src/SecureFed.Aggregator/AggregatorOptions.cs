@@ -342,6 +342,10 @@ public sealed class AggregatorOptions
         {
             errors.Add("SecureFed:DataDirectory is required.");
         }
+        else if (File.Exists(DataDirectory))
+        {
+            errors.Add($"SecureFed:DataDirectory '{DataDirectory}' is a file; it must be a folder (new or existing) for the round store, privacy ledger and audit log.");
+        }
 
         Range(errors, "Rounds", Rounds, 1, 100_000);
         Range(errors, "MinSites", MinSites, 2, 10_000);
