@@ -45,6 +45,13 @@ public sealed class AgentOptions
                 continue;
             }
 
+            if (uri.Port == 0)
+            {
+                // Port 0 lets a listener pick a free port; no aggregator is reached there, so the agent would wait forever.
+                errors?.Add($"{which} has port 0, where no aggregator can be reached; give the port the aggregator listens on, got '{entry}'.");
+                continue;
+            }
+
             if (several && (uri.AbsolutePath != "/" || !string.IsNullOrEmpty(uri.Query)))
             {
                 errors?.Add($"{which} must be an https://host:port URL without a path, got '{entry}'.");
@@ -219,14 +226,11 @@ public sealed class AgentOptions
 
         IReadOnlyList<Uri> endpoints = AggregatorEndpoints(errors);
 
-        if (!string.IsNullOrEmpty(TrainFile) && !File.Exists(TrainFile))
+        DataFile(errors, "TrainFile", TrainFile);
+        DataFile(errors, "DevFile", DevFile);
+        if (File.Exists(DataDirectory))
         {
-            errors.Add($"SecureFed:TrainFile '{TrainFile}' does not exist.");
-        }
-
-        if (!string.IsNullOrEmpty(DevFile) && !File.Exists(DevFile))
-        {
-            errors.Add($"SecureFed:DevFile '{DevFile}' does not exist.");
+            errors.Add($"SecureFed:DataDirectory '{DataDirectory}' is a file; it must be a folder (new or existing) for the privacy ledger and audit log.");
         }
 
         if (!string.IsNullOrWhiteSpace(OtlpEndpoint)
@@ -301,9 +305,13 @@ public sealed class AgentOptions
             errors.Add($"SecureFed:MaxCollusionEpsilon must be 0 (unset) or a positive number, got {MaxCollusionEpsilon}.");
         }
 
-        if (MinDpSgdNoiseMultiplier < 0 || MinSiteNoiseMultiplier < 0)
+        // NaN would compare false against every announced σ and so accept any noise; infinity would decline every round.
+        NoiseMinimum(errors, "MinDpSgdNoiseMultiplier", MinDpSgdNoiseMultiplier);
+        NoiseMinimum(errors, "MinSiteNoiseMultiplier", MinSiteNoiseMultiplier);
+
+        if (MaxRounds < 0)
         {
-            errors.Add("SecureFed:MinDpSgdNoiseMultiplier and MinSiteNoiseMultiplier must not be negative.");
+            errors.Add($"SecureFed:MaxRounds must be 0 (until the federation finishes) or the number of rounds to take part in, got {MaxRounds}.");
         }
 
         return errors;
@@ -328,6 +336,26 @@ public sealed class AgentOptions
         if (AggregatorEndpoints().Any(aggregator => aggregator.IsLoopback && admin.Port != 0 && admin.Port == aggregator.Port))
         {
             errors.Add($"SecureFed:AdminListen must use another port than the aggregator's ({admin.Port}): its mTLS endpoint never serves the agent's metrics.");
+        }
+    }
+
+    private static void DataFile(List<string> errors, string name, string path)
+    {
+        if (string.IsNullOrEmpty(path) || File.Exists(path))
+        {
+            return;
+        }
+
+        errors.Add(Directory.Exists(path)
+            ? $"SecureFed:{name} '{path}' is a folder; give the path of a CoNLL file."
+            : $"SecureFed:{name} '{path}' does not exist.");
+    }
+
+    private static void NoiseMinimum(List<string> errors, string name, double value)
+    {
+        if (!(value >= 0) || double.IsInfinity(value))
+        {
+            errors.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"SecureFed:{name} must be 0 or a positive number (the smallest noise multiplier this site accepts), got {value}."));
         }
     }
 

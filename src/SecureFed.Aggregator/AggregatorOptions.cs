@@ -66,8 +66,11 @@ public sealed class AggregatorOptions
     /// <summary>Seconds to wait for at least <see cref="MinSites"/> sites before a round opens. <value>The default value is 300.</value></summary>
     public int JoinTimeoutSeconds { get; set; } = 300;
 
-    /// <summary>After the first site joins, how long to wait for more before opening. <value>The default value is 2.</value></summary>
+    /// <summary>After the first site joins, how long to wait for more before opening (at most <see cref="MaxJoinGraceSeconds"/>). <value>The default value is 2.</value></summary>
     public double JoinGraceSeconds { get; set; } = 2;
+
+    /// <summary>The longest <see cref="JoinGraceSeconds"/>: one day, as <see cref="JoinTimeoutSeconds"/>.</summary>
+    public const int MaxJoinGraceSeconds = 86_400;
 
     /// <summary>
     /// The longest pause, in seconds, between round attempts that keep failing: the first two attempts after a completed
@@ -339,6 +342,10 @@ public sealed class AggregatorOptions
         {
             errors.Add("SecureFed:DataDirectory is required.");
         }
+        else if (File.Exists(DataDirectory))
+        {
+            errors.Add($"SecureFed:DataDirectory '{DataDirectory}' is a file; it must be a folder (new or existing) for the round store, privacy ledger and audit log.");
+        }
 
         Range(errors, "Rounds", Rounds, 1, 100_000);
         Range(errors, "MinSites", MinSites, 2, 10_000);
@@ -392,7 +399,12 @@ public sealed class AggregatorOptions
         Positive(errors, "DpSgdMaxGradNorm", DpSgdMaxGradNorm);
         Positive(errors, "ServerLearningRate", ServerLearningRate);
         ValidateServerOptimizer(errors);
-        Positive(errors, "JoinGraceSeconds", JoinGraceSeconds);
+        if (!(JoinGraceSeconds > 0 && JoinGraceSeconds <= MaxJoinGraceSeconds))
+        {
+            // Beyond TimeSpan's range (about 9.2e11 s) the cohort wait would throw once MinSites had joined.
+            errors.Add(string.Create(CultureInfo.InvariantCulture, $"SecureFed:JoinGraceSeconds must be a positive number of seconds, at most {MaxJoinGraceSeconds}, got {JoinGraceSeconds}."));
+        }
+
         if (!(Delta > 0 && Delta < 1))
         {
             errors.Add($"SecureFed:Delta must be in (0, 1), got {Delta}.");

@@ -498,17 +498,36 @@ public sealed class RoundCoordinator : BackgroundService
     /// </summary>
     private void EnsureARoundFits()
     {
+        int n = Math.Max(_options.MinSites, _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name)));
+        int threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
+        EnsureTheUpdatesFit(n, threshold);
         if (_state.Budget.Spent(_options.Delta) > 0)
         {
             return;
         }
 
-        int n = Math.Max(_options.MinSites, _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name)));
-        int threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
         BudgetDecision decision = _state.Budget.Check(SiteRhoPerRound(n, threshold, _options.SiteNoiseMultiplier), _options.EpsilonBudget, _options.Delta);
         if (!decision.Allowed)
         {
             throw new InvalidOperationException(NoRoundFits(n, threshold, decision.Reason));
+        }
+    }
+
+    /// <summary>
+    /// Before any site joins, also after a restart with budget spent: an update clip and site-level noise whose sum over
+    /// the largest cohort overflows secure aggregation's 32-bit words (e.g. L2Clip 1e308) is a start-up error naming the
+    /// settings. Before, a restart passed start-up and the aggregator died with a stack trace once the sites had joined.
+    /// </summary>
+    private void EnsureTheUpdatesFit(int n, int threshold)
+    {
+        try
+        {
+            _ = FederatedAveraging.PlanRound(_state.Model.ParameterCount, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, EvaluationLayoutOrNull());
+        }
+        catch (InvalidOperationException ex)
+        {
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"SecureFed:L2Clip {_options.L2Clip:G4} with SecureFed:SiteNoiseMultiplier {_options.SiteNoiseMultiplier:G4} and SecureFed:WeightCap {_options.WeightCap} leaves secure aggregation no room for a round of {n} sites ({ex.Message})"), ex);
         }
     }
 

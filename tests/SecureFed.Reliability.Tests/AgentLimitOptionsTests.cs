@@ -1,0 +1,61 @@
+using Microsoft.Extensions.Configuration;
+using SecureFed.Agent;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// A hospital's own limits at their extremes: <c>MinDpSgdNoiseMultiplier</c> / <c>MinSiteNoiseMultiplier</c> = NaN
+/// once started and silently accepted any announced noise (every comparison with NaN is false), and a negative
+/// <c>MaxRounds</c> was silently taken as 0 (no limit). Each is now refused at start-up, naming the setting.
+/// </summary>
+public sealed class AgentLimitOptionsTests
+{
+    [Theory]
+    [InlineData("MinDpSgdNoiseMultiplier", "0")]
+    [InlineData("MinDpSgdNoiseMultiplier", "1e6")]
+    [InlineData("MinSiteNoiseMultiplier", "0")]
+    [InlineData("MinSiteNoiseMultiplier", "2.5")]
+    [InlineData("MaxRounds", "0")]
+    [InlineData("MaxRounds", "3")]
+    public void Validate_LimitInRange_Valid(string setting, string value)
+    {
+        Assert.Empty(Bind(setting, value).Validate());
+    }
+
+    [Theory]
+    [InlineData("MinDpSgdNoiseMultiplier", "NaN")]
+    [InlineData("MinDpSgdNoiseMultiplier", "Infinity")]
+    [InlineData("MinDpSgdNoiseMultiplier", "-0.5")]
+    [InlineData("MinSiteNoiseMultiplier", "NaN")]
+    [InlineData("MinSiteNoiseMultiplier", "-Infinity")]
+    [InlineData("MinSiteNoiseMultiplier", "Infinity")]
+    public void Validate_NoiseMinimumNotAFiniteNonNegativeNumber_RefusedNamingTheSettingAndValue(string setting, string value)
+    {
+        string error = Assert.Single(Bind(setting, value).Validate());
+
+        Assert.Equal($"SecureFed:{setting} must be 0 or a positive number (the smallest noise multiplier this site accepts), got {value}.", error);
+    }
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("-2147483648")]
+    public void Validate_MaxRoundsNegative_RefusedNamingTheSettingAndValue(string value)
+    {
+        string error = Assert.Single(Bind("MaxRounds", value).Validate());
+
+        Assert.Equal($"SecureFed:MaxRounds must be 0 (until the federation finishes) or the number of rounds to take part in, got {value}.", error);
+    }
+
+    private static AgentOptions Bind(string setting, string value)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Site"] = "site-a",
+            ["SecureFed:Aggregator"] = "https://127.0.0.1:1",
+            [$"SecureFed:{setting}"] = value,
+        };
+        var options = new AgentOptions();
+        new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection(AgentOptions.Section).Bind(options);
+        return options;
+    }
+}

@@ -1,0 +1,64 @@
+using SecureFed.Aggregator;
+
+namespace SecureFed.Reliability.Tests;
+
+/// <summary>
+/// An update clip and site-level noise whose sum over a round's cohort overflows secure aggregation's 32-bit words
+/// (<c>L2Clip</c> 1e308) stop the aggregator at start, naming the settings, before any site joins. Before, the first
+/// start failed with the codec's message naming no setting, and a restart with budget already spent passed start-up and
+/// died with a stack trace only once the sites had joined (the agents were told the federation had finished).
+/// </summary>
+public sealed class UpdatesDoNotFitTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "securefed-nofit-" + Guid.NewGuid().ToString("N"));
+
+    [Fact]
+    public async Task Start_ClipOverflowsTheWords_FailsNamingTheSettings()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"], new Dictionary<string, string> { ["L2Clip"] = "1e308" });
+
+        Exception failure = await StartAndFailAsync(fed);
+
+        Assert.StartsWith("SecureFed:L2Clip 1E+308 with SecureFed:SiteNoiseMultiplier", failure.Message, StringComparison.Ordinal);
+        Assert.Contains("leaves secure aggregation no room for a round of 3 sites", failure.Message, StringComparison.Ordinal);
+        Assert.Empty(fed.State.Store.ListRounds());
+    }
+
+    [Fact]
+    public async Task Restart_BudgetSpentAndClipOverflowsTheWords_FailsAtStartNamingTheSettings()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"]);
+        await fed.StartAggregatorAsync();
+        await fed.StopAggregatorAsync();
+        FederationBudget.Open(AggregatorState.PrivacyLedgerPath(fed.AggregatorDataDirectory), TestFederation.FederationName).Record(1, 0.01, 1e-5);
+        fed.SetAggregatorSetting("L2Clip", "1e308");
+
+        Exception failure = await StartAndFailAsync(fed);
+
+        Assert.StartsWith("SecureFed:L2Clip 1E+308 with SecureFed:SiteNoiseMultiplier", failure.Message, StringComparison.Ordinal);
+    }
+
+    private static async Task<Exception> StartAndFailAsync(TestFederation fed)
+    {
+        try
+        {
+            await fed.StartAggregatorAsync();
+        }
+        catch (OperationCanceledException)
+        {
+            // The coordinator failed while the host was still starting, so the host cancelled its start (as it does for the CLI).
+        }
+
+        // No agent runs: a coordinator that waits for sites instead of failing at start never finishes.
+        await fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(30));
+        return Assert.IsType<InvalidOperationException>(fed.Coordinator.Failure);
+    }
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+}
