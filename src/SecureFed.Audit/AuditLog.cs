@@ -357,6 +357,11 @@ public sealed class AuditLog : IDisposable
 
     private (long Resumed, QuarantinedTail? Quarantined) LoadExisting(bool repairTornTail)
     {
+        if (System.IO.Directory.Exists(_logPath))
+        {
+            throw new InvalidDataException($"{_logPath} is a folder, not the audit log file; move it away or restore the log.");
+        }
+
         if (!File.Exists(_logPath))
         {
             if (LatestOnDisk() is { } orphan)

@@ -91,7 +91,7 @@ public static class AuditVerifier
         string logPath = Path.Combine(dir, AuditLog.LogFileName);
         if (!System.IO.Directory.Exists(dir) || !File.Exists(logPath))
         {
-            problems.Add($"{dir} has no {AuditLog.LogFileName}");
+            problems.Add(System.IO.Directory.Exists(logPath) ? $"{logPath} is a folder, not the log file" : $"{dir} has no {AuditLog.LogFileName}");
             return new AuditVerification { Directory = dir, Problems = problems };
         }
 

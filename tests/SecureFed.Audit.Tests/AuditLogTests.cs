@@ -82,6 +82,42 @@ public sealed class AuditLogTests
     }
 
     [Fact]
+    public void OpenAndVerify_SparseLogLargerThanAnArray_RefusedNamingTheFileBeforeReadingIt()
+    {
+        // A 50 GB sparse audit.jsonl failed at start-up and in 'audit verify' with .NET's "The file is too long", naming
+        // no file; one just under 2 GiB would have been read whole.
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        using (var stream = new FileStream(test.LogPath, FileMode.Open, FileAccess.Write))
+        {
+            stream.SetLength(3L << 30); // sparse: no disk is used
+        }
+
+        InvalidDataException open = Assert.Throws<InvalidDataException>(() => test.Open());
+        InvalidDataException verify = Assert.Throws<InvalidDataException>(() => AuditVerifier.Verify(test.Directory));
+
+        foreach (InvalidDataException ex in new[] { open, verify })
+        {
+            Assert.Contains(test.LogPath, ex.Message, StringComparison.Ordinal);
+            Assert.Contains("3,221,225,472 bytes", ex.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void OpenAndVerify_FolderNamedLikeTheLog_SaidToBeAFolder()
+    {
+        // 'audit verify' said the folder "has no audit.jsonl" of a folder that has one, as a folder.
+        using var test = new TestLog();
+        System.IO.Directory.CreateDirectory(test.LogPath);
+
+        InvalidDataException open = Assert.Throws<InvalidDataException>(() => test.Open());
+        AuditVerification verify = AuditVerifier.Verify(test.Directory);
+
+        Assert.Contains("is a folder, not the audit log file", open.Message, StringComparison.Ordinal);
+        Assert.Contains(verify.Problems, p => p.Contains("is a folder, not the log file", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Open_ExistingLogWithDifferentKey_Refuses()
     {
         using var test = new TestLog();

@@ -1,3 +1,5 @@
+using System.Globalization;
+
 namespace SecureFed.Audit.Internal;
 
 /// <summary>The raw contents of an audit.jsonl: complete lines (without newlines) and a torn tail, if any.</summary>
@@ -22,8 +24,24 @@ internal sealed class LogFile
     /// <summary>1-based line number of the torn tail.</summary>
     public long TornLineNumber => Lines.Count + 1;
 
+    /// <summary>Reads the whole log (its hash tree is over every line's exact bytes).</summary>
+    /// <exception cref="InvalidDataException">The path is a folder, or the file is larger than an array can hold.</exception>
     public static LogFile Read(string path)
     {
+        if (Directory.Exists(path))
+        {
+            throw new InvalidDataException($"{path} is a folder, not an audit log file.");
+        }
+
+        long length = new FileInfo(path).Length;
+        if (length > Array.MaxLength)
+        {
+            // ReadAllBytes would fail with "The file is too long", naming no file; a log this size is not one this product
+            // wrote (some 7 million lines), more likely a sparse or damaged file.
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{path} is {length:N0} bytes, more than the {Array.MaxLength:N0} an audit log can be read in whole to check its hash tree: not a log this product wrote (a sparse or damaged file?)."));
+        }
+
         byte[] data = File.ReadAllBytes(path);
         return Parse(data);
     }
