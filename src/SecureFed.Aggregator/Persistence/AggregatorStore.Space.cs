@@ -135,6 +135,13 @@ public sealed partial class AggregatorStore
             throw new FileNotFoundException($"Cannot {verb} aggregator database '{fullPath}': the file does not exist; nothing was changed.", fullPath);
         }
 
+        if (new FileInfo(fullPath).Length == 0)
+        {
+            // SQLite takes an empty file for a new database and its exclusive lock writes a header into it: the file was
+            // changed although the error said it was left untouched. An aggregator's store is never empty.
+            throw new InvalidDataException($"Cannot {verb} aggregator database '{fullPath}': the file is empty (0 bytes), so it is no aggregator's store (emptied or never written?); it was left untouched.");
+        }
+
         return fullPath;
     }
 

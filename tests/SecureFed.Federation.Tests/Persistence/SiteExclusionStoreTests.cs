@@ -158,6 +158,31 @@ public sealed class SiteExclusionStoreTests : IDisposable
         Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], store.ListExclusions());
     }
 
+    [Theory]
+    [InlineData("read")]
+    [InlineData("clear")]
+    [InlineData("compact")]
+    public void StoppedStoreCommands_EmptyFile_RefusedAndTheFileStaysEmpty(string command)
+    {
+        // 'aggregator exclusions' on a 0-byte aggregator.db said "it was left untouched" of a file it had just turned into
+        // a 4,096-byte SQLite database (its exclusive lock wrote a header).
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(DbPath))!);
+        File.WriteAllBytes(DbPath, []);
+
+        var error = Assert.Throws<InvalidDataException>(() =>
+        {
+            switch (command)
+            {
+                case "read": AggregatorStore.ReadExclusions(DbPath); break;
+                case "clear": AggregatorStore.ClearExclusion(DbPath, "site-x"); break;
+                default: AggregatorStore.Compact(DbPath); break;
+            }
+        });
+
+        Assert.Contains("the file is empty (0 bytes)", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0, new FileInfo(DbPath).Length);
+    }
+
     [Fact]
     public void ClearExclusion_MissingFile_RefusedNamingItAndNothingCreated()
     {
