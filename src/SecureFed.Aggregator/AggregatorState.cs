@@ -201,6 +201,31 @@ public sealed class AggregatorState : IDisposable
         }
     }
 
+    /// <summary>
+    /// The first start's model file, with errors that name the setting: .NET's own say "Access to the path '/tmp' is
+    /// denied." of a folder and "Could not find file" of a missing one, naming no setting.
+    /// </summary>
+    internal static FileStream OpenInitialModel(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            throw new InvalidDataException($"SecureFed:InitialModel '{path}' is a folder; give a model file (written by 'securefed model init').");
+        }
+
+        try
+        {
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new InvalidDataException($"SecureFed:InitialModel '{path}' does not exist; give a model file (written by 'securefed model init').", ex);
+        }
+        catch (UnauthorizedAccessException ex)
+        {
+            throw new InvalidDataException($"SecureFed:InitialModel '{path}' cannot be read ({ex.Message}).", ex);
+        }
+    }
+
     /// <summary>The audit log; a torn last line is repaired only with <see cref="AggregatorOptions.RepairTornAuditTail"/>, and the error says so.</summary>
     private static AuditLog OpenAudit(AggregatorOptions options, PartyKit kit)
     {
@@ -239,7 +264,7 @@ public sealed class AggregatorState : IDisposable
 
         if (!string.IsNullOrEmpty(options.InitialModel))
         {
-            using var file = new FileStream(options.InitialModel, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1);
+            using FileStream file = OpenInitialModel(options.InitialModel);
             (int count, string fileSha) = ModelState.Check(file, options.InitialModel);
             if (file.Length > AggregatorStore.MaxValueBytes)
             {

@@ -52,6 +52,11 @@ public sealed class PartyKit : IDisposable
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         string dir = Path.GetFullPath(directory);
+        if (File.Exists(dir))
+        {
+            throw new InvalidDataException($"Kit directory '{dir}' is a file; give the folder 'securefed provision' wrote for this party.");
+        }
+
         if (!System.IO.Directory.Exists(dir))
         {
             throw new InvalidDataException($"Kit directory '{dir}' does not exist.");

@@ -8,7 +8,8 @@ namespace SecureFed.Reliability.Tests;
 /// Paths and addresses that name the wrong kind of thing are refused at start-up naming the setting. Before, an agent's
 /// or the aggregator's <c>DataDirectory</c> that is a file failed with "The file '…' already exists" (no setting named),
 /// a <c>TrainFile</c> that is a folder was said not to exist, and an agent with <c>Aggregator</c> = https://host:0 started
-/// and retried port 0 forever.
+/// and retried port 0 forever; an <c>InitialModel</c> folder was "Access to the path … is denied" and a <c>KitDirectory</c>
+/// that is a file "does not exist".
 /// </summary>
 public sealed class SettingPathOptionsTests : IDisposable
 {
@@ -63,6 +64,30 @@ public sealed class SettingPathOptionsTests : IDisposable
     public void AgentValidate_NewDataDirectoryAndAggregatorPort_Valid()
     {
         Assert.Empty(BindAgent(("DataDirectory", Path.Combine(_dir, "new", "data")), ("Aggregator", "https://127.0.0.1:7443")).Validate());
+    }
+
+    [Fact]
+    public void InitialModel_FolderOrMissingFile_NamesTheSetting()
+    {
+        // .NET said "Access to the path '/tmp' is denied." of a folder and "Could not find file …" of a missing file.
+        string missing = Path.Combine(_dir, "initial.bin");
+
+        var folder = Assert.Throws<InvalidDataException>(() => AggregatorState.OpenInitialModel(_dir));
+        var absent = Assert.Throws<InvalidDataException>(() => AggregatorState.OpenInitialModel(missing));
+
+        Assert.Equal($"SecureFed:InitialModel '{_dir}' is a folder; give a model file (written by 'securefed model init').", folder.Message);
+        Assert.Equal($"SecureFed:InitialModel '{missing}' does not exist; give a model file (written by 'securefed model init').", absent.Message);
+    }
+
+    [Fact]
+    public void KitDirectory_IsAFile_SaidToBeAFileNotMissing()
+    {
+        string file = Path.Combine(_dir, "kit");
+        File.WriteAllText(file, "kept\n");
+
+        var error = Assert.Throws<InvalidDataException>(() => SecureFed.Federation.PartyKit.Load(file));
+
+        Assert.Equal($"Kit directory '{file}' is a file; give the folder 'securefed provision' wrote for this party.", error.Message);
     }
 
     private static AgentOptions BindAgent(params (string Key, string Value)[] overrides)
