@@ -1,6 +1,3 @@
-using System.Globalization;
-using System.Text.Json;
-
 using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Privacy;
@@ -99,25 +96,17 @@ public sealed class AgentState : IDisposable
     /// </summary>
     private static void EnsureLedgerNotBehindAudit(PrivacyLedger ledger, AuditLog audit)
     {
-        string log = Path.Combine(audit.Directory, AuditLog.LogFileName);
-        foreach (IGrouping<Guarantee, AuditEvent> byGuarantee in audit.ReadEvents(AuditEvents.PrivacyLedger)
-                     .Where(e => e.Fields.TryGetProperty("guarantee", out JsonElement g) && g.ValueKind == JsonValueKind.String && GuaranteeNames.TryParse(g.GetString(), out _))
-                     .GroupBy(e => GuaranteeNames.TryParse(e.Fields.GetProperty("guarantee").GetString(), out Guarantee g) ? g : default))
+        foreach (AuditedPrivacy charged in audit.ReadPrivacyCharges(AuditEvents.PrivacyLedger))
         {
-            long count = byGuarantee.Count();
-            foreach (IGrouping<double, AuditEvent> byDelta in byGuarantee
-                         .Where(e => Number(e, "epsilon") is { } eps && double.IsFinite(eps) && Number(e, "delta") is > 0 and < 1)
-                         .GroupBy(e => Number(e, "delta")!.Value))
+            if (GuaranteeNames.TryParse(charged.Guarantee, out Guarantee guarantee))
             {
-                AuditEvent top = byDelta.MaxBy(e => Number(e, "epsilon")!.Value)!;
-                ledger.EnsureNotBehind(byGuarantee.Key, count, Number(top, "epsilon")!.Value, byDelta.Key,
-                    string.Create(CultureInfo.InvariantCulture, $"the audit log '{log}' (line {top.Line}, round {Number(top, "round")})"));
+                foreach (AuditedEpsilon highest in charged.HighestByDelta)
+                {
+                    ledger.EnsureNotBehind(guarantee, charged.Entries, highest.Epsilon, highest.Delta, highest.Source);
+                }
             }
         }
     }
-
-    private static double? Number(AuditEvent e, string name) =>
-        e.Fields.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) ? d : null;
 
     /// <inheritdoc />
     public void Dispose()

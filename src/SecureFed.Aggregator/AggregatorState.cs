@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
@@ -169,21 +168,16 @@ public sealed class AggregatorState : IDisposable
     /// </summary>
     private static void EnsureLedgerNotBehindAudit(FederationBudget budget, AuditLog audit)
     {
-        string log = Path.Combine(audit.Directory, AuditLog.LogFileName);
-        IReadOnlyList<AuditEvent> spent = [.. audit.ReadEvents(AuditEvents.PrivacySpent)
-            .Where(e => e.Fields.TryGetProperty("guarantee", out JsonElement g) && g.ValueKind == JsonValueKind.String && g.GetString() == "site")];
-        foreach (IGrouping<double, AuditEvent> byDelta in spent
-                     .Where(e => Number(e, "epsilon") is { } eps && double.IsFinite(eps) && Number(e, "delta") is > 0 and < 1)
-                     .GroupBy(e => Number(e, "delta")!.Value))
+        if (audit.ReadPrivacyCharges(AuditEvents.PrivacySpent).SingleOrDefault(c => c.Guarantee == "site") is not { } site)
         {
-            AuditEvent top = byDelta.MaxBy(e => Number(e, "epsilon")!.Value)!;
-            budget.EnsureNotBehind(spent.Count, Number(top, "epsilon")!.Value, byDelta.Key,
-                string.Create(CultureInfo.InvariantCulture, $"the audit log '{log}' (line {top.Line}, round {Number(top, "round")})"));
+            return;
+        }
+
+        foreach (AuditedEpsilon highest in site.HighestByDelta)
+        {
+            budget.EnsureNotBehind(site.Entries, highest.Epsilon, highest.Delta, highest.Source);
         }
     }
-
-    private static double? Number(AuditEvent e, string name) =>
-        e.Fields.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetDouble(out double d) ? d : null;
 
     /// <summary>Deletes the store this start created (and its WAL files), so the data directory is as it was.</summary>
     private static void DeleteNewStore(string storePath)

@@ -238,6 +238,13 @@ public sealed class AuditLog : IDisposable
         }
     }
 
+    /// <summary>
+    /// The privacy charges this log records as <paramref name="eventType"/> lines (<see cref="AuditEvents.PrivacyLedger"/>
+    /// of an agent, <see cref="AuditEvents.PrivacySpent"/> of the aggregator), per guarantee. Reads the log file again.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file was truncated or a line changed under the open log.</exception>
+    public IReadOnlyList<AuditedPrivacy> ReadPrivacyCharges(string eventType) => AuditedPrivacy.Of(ReadEvents(eventType), _logPath);
+
     /// <summary>The current RFC 9162 root hash over all lines.</summary>
     public byte[] RootHash()
     {

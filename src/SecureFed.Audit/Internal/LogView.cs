@@ -61,9 +61,12 @@ internal sealed class LogView
         };
     }
 
-    public static double? Number(LogEntry entry, string name) =>
-        entry.Fields.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble()
-        : entry.Fields.TryGetProperty(name, out value) && value.ValueKind == JsonValueKind.String
+    public static double? Number(LogEntry entry, string name) => Number(entry.Fields, name);
+
+    /// <summary>As <see cref="Number(LogEntry, string)"/>, of a line's <c>fields</c> object.</summary>
+    public static double? Number(JsonElement fields, string name) =>
+        fields.TryGetProperty(name, out JsonElement value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble()
+        : fields.TryGetProperty(name, out value) && value.ValueKind == JsonValueKind.String
           && double.TryParse(value.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out double parsed) ? parsed
         : null;
 }
