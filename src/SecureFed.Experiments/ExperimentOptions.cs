@@ -433,10 +433,10 @@ public sealed record ExperimentOptions
     public void Validate()
     {
         _ = Config;
-        if (Threads < 0 || Threads > TorchRuntime.MaxThreads)
+        if (TorchRuntime.ThreadsProblem(Threads) is { } threadsProblem)
         {
             // libtorch starts every thread it is asked for: 100000 ignored SIGTERM and loaded the machine for minutes.
-            throw new ArgumentException($"--threads must be 0 (auto) or 1 to {TorchRuntime.MaxThreads} (this machine's logical processors), got {Threads}.");
+            throw new ArgumentException(threadsProblem);
         }
 
         if (Split == ExperimentSplit.ByCorpus)

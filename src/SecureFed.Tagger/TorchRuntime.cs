@@ -12,6 +12,11 @@ public static class TorchRuntime
     /// </summary>
     public static int MaxThreads => Math.Max(1, Environment.ProcessorCount);
 
+    /// <summary>Why <paramref name="threads"/> is not a thread count a command may ask for (0 for auto, 1 to <see cref="MaxThreads"/>), or null.</summary>
+    public static string? ThreadsProblem(int threads) => threads >= 0 && threads <= MaxThreads
+        ? null
+        : $"--threads must be 0 (auto) or 1 to {MaxThreads} (this machine's logical processors), got {threads}.";
+
     /// <summary>
     /// Sets libtorch's intra-op thread count. 0 means auto: half the logical processors, at least 1. On a shared
     /// 2-core machine one thread is much faster than two, because libgomp threads spin-wait at barriers when the

@@ -33,16 +33,10 @@ internal static class TaggerCommands
         DefaultValueFactory = _ => 0,
     };
 
-    /// <summary>The usage error of a --threads value outside 0 (auto) .. <see cref="TorchRuntime.MaxThreads"/>.</summary>
-    internal static string ThreadsProblem(int threads) =>
-        $"--threads must be 0 (auto) or 1 to {TorchRuntime.MaxThreads} (this machine's logical processors), got {threads}.";
-
     private static int ApplyThreads(ParseResult parse, Option<int> threads)
     {
         int n = parse.GetValue(threads);
-        return n >= 0 && n <= TorchRuntime.MaxThreads
-            ? TorchRuntime.SetThreads(n)
-            : throw new UsageException(ThreadsProblem(n));
+        return TorchRuntime.ThreadsProblem(n) is { } problem ? throw new UsageException(problem) : TorchRuntime.SetThreads(n);
     }
 
     private static Command CreateTrain()
