@@ -19,15 +19,21 @@ public sealed class BatchedClippingTests
         { "two-layer-crf", 1.0 },
         { "two-layer-crf", 0.05 },
         { "two-layer-crf", 1e6 },
+        { "tiny-encoder", 1.0 },
+        { "tiny-crf-encoder", 0.05 },
     };
 
     [Theory]
     [MemberData(nameof(Configs))]
     public void ClippedSum_Batched_EqualsPerExampleReference(string configName, double maxNorm)
     {
-        TaggerConfig config = (configName == "tiny-softmax"
-            ? TaggerConfig.Tiny
-            : TaggerConfig.Tiny with { Layers = 2, Crf = true, Hidden = 12 }) with { Dropout = 0, WordDropout = 0 };
+        TaggerConfig config = (configName switch
+        {
+            "tiny-softmax" => TaggerConfig.Tiny,
+            "tiny-encoder" => TaggerConfig.TinyEncoder,
+            "tiny-crf-encoder" => TaggerConfig.TinyCrfEncoder with { Hidden = 12 },
+            _ => TaggerConfig.Tiny with { Layers = 2, Crf = true, Hidden = 12 },
+        }) with { Dropout = 0, WordDropout = 0 };
         using var model = TaggerModel.Create(config, Labels, seed: 3, device: "cpu");
         EncodedSentence[] batch = Batch(model);
         using var scope = NewDisposeScope();

@@ -633,7 +633,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     }
 
     /// <summary>The demo's model names (<c>--model</c>).</summary>
-    internal static readonly string[] ModelNames = ["tiny", "tiny-crf", "default"];
+    internal static readonly string[] ModelNames = ["tiny", "tiny-crf", "tiny-encoder", "tiny-crf-encoder", "default"];
 
     /// <summary>
     /// The tagger of <c>--model</c>. DP-SGD adds noise to every parameter at every step, so the tiny models keep their
@@ -646,6 +646,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     {
         "tiny" => TaggerConfig.Tiny with { WordBuckets = 1024, CharNgramBuckets = 1024 },
         "tiny-crf" => TaggerConfig.TinyCrf with { WordBuckets = 1024, CharNgramBuckets = 1024 },
+        "tiny-encoder" => TaggerConfig.TinyEncoder with { WordBuckets = 1024, CharNgramBuckets = 1024 },
+        "tiny-crf-encoder" => TaggerConfig.TinyCrfEncoder with { WordBuckets = 1024, CharNgramBuckets = 1024 },
         "default" => TaggerConfig.Default,
         _ => throw new ArgumentException($"--model must be {string.Join(", ", ModelNames)}, got '{name}'.", nameof(name)),
     };
@@ -654,6 +656,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     {
         "tiny" => "the tiny tagger (1-layer BiLSTM, small hashed tables; --model tiny-crf adds a CRF head, --model default is the full one)",
         "tiny-crf" => "the tiny tagger with a CRF head (1-layer BiLSTM, small hashed tables)",
+        "tiny-encoder" => "the tiny tagger fed the frozen public encoder all-MiniLM-L6-v2's token vectors too (1-layer BiLSTM, small hashed tables)",
+        "tiny-crf-encoder" => "the tiny tagger with a CRF head, fed the frozen public encoder all-MiniLM-L6-v2's token vectors too",
         _ => "the default tagger",
     };
 
