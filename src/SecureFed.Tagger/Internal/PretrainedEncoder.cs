@@ -70,6 +70,10 @@ internal sealed class PretrainedEncoder
             InterOpNumThreads = 1,
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
             GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            // Every sentence has another length: a memory pattern planned for one shape is waste for the next, and the
+            // arena keeps the largest chunk each thread ever needed. Without both, memory follows the current sentence.
+            EnableMemoryPattern = false,
+            EnableCpuMemArena = false,
         };
         _session = new InferenceSession(model, options);
         _hasTokenTypes = _session.InputMetadata.ContainsKey("token_type_ids");
