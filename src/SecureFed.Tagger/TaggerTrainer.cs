@@ -507,7 +507,7 @@ public sealed class TaggerTrainer
                 lossSum += chunkLoss;
                 for (int i = 0; i < total.Length; i++)
                 {
-                    total[i].add_(part[i]);
+                    total[i].add_(part[i], TorchScalars.OneInt);
                 }
             }
 
