@@ -100,6 +100,15 @@ public sealed record TaggerConfig
     /// <value>The default value is true.</value>
     public bool Crf { get; init; } = true;
 
+    /// <summary>
+    /// A frozen public pretrained encoder whose per-token vectors are fed to the BiLSTM next to the hashed embeddings:
+    /// <c>minilm-l6-v2</c> (all-MiniLM-L6-v2, 384 wide), or "" for none. It is not trained and adds no parameter to
+    /// the federated vector, only 4 × Hidden × 384 input weights per direction to the BiLSTM; it comes with the build
+    /// (docs/tagger.md "Pretrained encoder").
+    /// </summary>
+    /// <value>The default value is "" (none).</value>
+    public string Encoder { get; init; } = "";
+
     /// <summary>Default: 2-layer BiLSTM-CRF, about 2.2 M parameters (9 MB as float32), trains on one CPU thread in about 10 minutes on NCBI-disease.</summary>
     public static TaggerConfig Default { get; } = new();
 
@@ -129,6 +138,15 @@ public sealed record TaggerConfig
     /// (docs/utility.md "Sessions 11 and 12": +2 points at ε = 8, +1 without DP).
     /// </summary>
     public static TaggerConfig TinyCrf { get; } = Tiny with { Crf = true };
+
+    /// <summary>
+    /// The tiny model with the frozen public encoder's token vectors (<see cref="Encoder"/> = minilm-l6-v2) as a further
+    /// input: public pretraining without a public annotated corpus (docs/utility.md "Session 35").
+    /// </summary>
+    public static TaggerConfig TinyEncoder { get; } = Tiny with { Encoder = Internal.PretrainedEncoder.MiniLmL6V2 };
+
+    /// <summary>The tiny model with the CRF head and the frozen public encoder.</summary>
+    public static TaggerConfig TinyCrfEncoder { get; } = TinyCrf with { Encoder = Internal.PretrainedEncoder.MiniLmL6V2 };
 
     /// <summary>
     /// The most scalar parameters a configuration may have: 2^28 (1 GiB as float32), over a hundred times the default's
@@ -170,6 +188,12 @@ public sealed record TaggerConfig
             }
 
             Range(MaxCharsPerToken, 3, 4096, nameof(MaxCharsPerToken));
+        }
+
+        if (Encoder is null || !(Encoder.Length == 0 || Internal.PretrainedEncoder.Names.Contains(Encoder)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Encoder), Encoder,
+                $"Encoder is \"{Encoder}\"; it must be \"\" (none) or one of {string.Join(", ", Internal.PretrainedEncoder.Names)}.");
         }
 
         if (!(Dropout >= 0 && Dropout < 1))
@@ -251,11 +275,15 @@ public sealed record TaggerConfig
                 return Tiny;
             case "TINY-CRF":
                 return TinyCrf;
+            case "TINY-ENCODER":
+                return TinyEncoder;
+            case "TINY-CRF-ENCODER":
+                return TinyCrfEncoder;
         }
 
         if (!File.Exists(nameOrPath))
         {
-            throw new InvalidDataException($"must be default, tiny, tiny-crf or an existing JSON file (not found: {Path.GetFullPath(nameOrPath)})");
+            throw new InvalidDataException($"must be default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder or an existing JSON file (not found: {Path.GetFullPath(nameOrPath)})");
         }
 
         try
@@ -353,5 +381,9 @@ public sealed record TaggerConfig
 
     /// <summary>Total embedding width fed to the encoder.</summary>
     [JsonIgnore]
-    public int InputDim => WordDim + CharDim + ShapeDim + CharCnnFilters; // each at most MaxWidth: no overflow
+    public int InputDim => WordDim + CharDim + ShapeDim + CharCnnFilters + EncoderDim; // each at most MaxWidth: no overflow
+
+    /// <summary>Width of the <see cref="Encoder"/>'s token vectors (0 without one).</summary>
+    [JsonIgnore]
+    public int EncoderDim => Encoder is { Length: > 0 } name && Internal.PretrainedEncoder.Names.Contains(name) ? Internal.PretrainedEncoder.DimOf(name) : 0;
 }

@@ -37,6 +37,7 @@ public sealed class TaggerModel : IDisposable
 
     private readonly FeatureHasher _hasher;
     private readonly ConstrainedDecoder _decoder;
+    private readonly PretrainedEncoder? _encoder;
     private readonly List<(string Name, Parameter Tensor)> _parameters;
     private bool _disposed;
 
@@ -52,6 +53,7 @@ public sealed class TaggerModel : IDisposable
         ParameterLayout = [.. _parameters.Select(p => new ParameterInfo(p.Name, p.Tensor.shape.ToArray()))];
         _hasher = new FeatureHasher(config);
         _decoder = new ConstrainedDecoder(labels);
+        _encoder = config.EncoderDim > 0 ? PretrainedEncoder.Get(config.Encoder) : null;
     }
 
     /// <summary>The model shape.</summary>
@@ -275,6 +277,7 @@ public sealed class TaggerModel : IDisposable
     {
         ArgumentNullException.ThrowIfNull(sentences);
         ObjectDisposedException.ThrowIf(_disposed, this);
+        PrepareFeatures(sentences);
         var encoded = new EncodedSentence[sentences.Count];
         for (int i = 0; i < sentences.Count; i++)
         {
@@ -333,8 +336,19 @@ public sealed class TaggerModel : IDisposable
             }
         }
 
-        return new EncodedSentence(words, shapes, ngrams, chars, labels);
+        return new EncodedSentence(words, shapes, ngrams, chars, labels) { Features = _encoder?.Features(tokens) };
     }
+
+    /// <summary>
+    /// With a pretrained encoder (<see cref="TaggerConfig.Encoder"/>), computes the token vectors of every sentence not
+    /// yet encoded, as many at a time as torch has threads; without one, nothing. <see cref="Encode(IReadOnlyList{string}, IReadOnlyList{string})"/>
+    /// would compute them one by one; this is the same result, sooner.
+    /// </summary>
+    internal void PrepareFeatures(IEnumerable<IReadOnlyList<string>> sentences) =>
+        _encoder?.Precompute(sentences, torch.get_num_threads());
+
+    /// <inheritdoc cref="PrepareFeatures(IEnumerable{IReadOnlyList{string}})"/>
+    internal void PrepareFeatures(IEnumerable<Sentence> sentences) => PrepareFeatures(sentences.Select(s => s.Tokens));
 
     internal int[][] PredictIds(IReadOnlyList<EncodedSentence> encoded, int batchSize = 64)
     {

@@ -22,6 +22,7 @@ public static class TaggerScorer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(sentences);
         ArgumentOutOfRangeException.ThrowIfLessThan(batchSize, 1);
+        model.PrepareFeatures(sentences);
         var encoded = new EncodedSentence[sentences.Count];
         for (int i = 0; i < sentences.Count; i++)
         {

@@ -76,6 +76,7 @@ public sealed class TaggerTrainer
         Generator generator,
         CancellationToken cancellationToken)
     {
+        model.PrepareFeatures(train.Where(s => s.Length > 0));
         var encodedTrain = train.Where(s => s.Length > 0).Select(model.Encode).ToArray();
         if (encodedTrain.Length == 0)
         {
@@ -488,11 +489,29 @@ public sealed class TaggerTrainer
     {
         if (batch.Length > 0 && !dp.PerExampleLoop && BatchedClipping.Supports(model.Config))
         {
-            var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, dp.NoDropout ? 0 : model.Config.WordDropout, rng);
             Dictionary<string, Tensor>? byName = preconditioner is null ? null : model.Parameters.Select((p, i) => (p.Name, Scale: preconditioner[i])).ToDictionary(x => x.Name, x => x.Scale, StringComparer.Ordinal);
-            Tensor[] result = BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, dp.Trains, out lossSum, out Tensor exampleNorms, byName);
-            norms?.AddRange(exampleNorms.cpu().data<double>().ToArray());
-            return result;
+            if (batch.Length <= ClippingChunk)
+            {
+                return BatchedClippedSum(model, batch, dp, rng, byName, out lossSum, norms);
+            }
+
+            // Each example is clipped on its own, so the clipped sum of a batch is the sum of its chunks' clipped sums.
+            // Chunks bound the memory of one step: the padded [B, T, input] tensors and their gradients grow with B,
+            // and with the pretrained encoder's 384 columns a Poisson batch of 500 sentences needed gigabytes.
+            Tensor[] total = [.. model.Parameters.Select(p => torch.zeros_like(p.Tensor))];
+            lossSum = 0;
+            foreach (EncodedSentence[] chunk in batch.Chunk(ClippingChunk))
+            {
+                using var chunkScope = torch.NewDisposeScope();
+                Tensor[] part = BatchedClippedSum(model, chunk, dp, rng, byName, out double chunkLoss, norms);
+                lossSum += chunkLoss;
+                for (int i = 0; i < total.Length; i++)
+                {
+                    total[i].add_(part[i], TorchScalars.OneInt);
+                }
+            }
+
+            return total;
         }
 
         Tensor[] sum = [.. model.Parameters.Select(p => torch.zeros_like(p.Tensor))];
@@ -508,6 +527,18 @@ public sealed class TaggerTrainer
         }
 
         return sum;
+    }
+
+    /// <summary>The most sentences <see cref="BatchedClipping"/> takes in one pass; a larger DP-SGD batch is summed in chunks of this size.</summary>
+    internal const int ClippingChunk = 64;
+
+    /// <summary>One pass of <see cref="BatchedClipping.ClippedSum"/> over <paramref name="batch"/> (at most <see cref="ClippingChunk"/> sentences).</summary>
+    private static Tensor[] BatchedClippedSum(TaggerModel model, EncodedSentence[] batch, DpSgdOptions dp, Random rng, Dictionary<string, Tensor>? byName, out double lossSum, List<double>? norms)
+    {
+        var tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: true, dp.NoDropout ? 0 : model.Config.WordDropout, rng);
+        Tensor[] result = BatchedClipping.ClippedSum(model, tensors, dp.MaxGradNorm, dp.Trains, out lossSum, out Tensor exampleNorms, byName);
+        norms?.AddRange(exampleNorms.cpu().data<double>().ToArray());
+        return result;
     }
 
     /// <summary>

@@ -19,15 +19,21 @@ public sealed class BatchedClippingTests
         { "two-layer-crf", 1.0 },
         { "two-layer-crf", 0.05 },
         { "two-layer-crf", 1e6 },
+        { "tiny-encoder", 1.0 },
+        { "tiny-crf-encoder", 0.05 },
     };
 
     [Theory]
     [MemberData(nameof(Configs))]
     public void ClippedSum_Batched_EqualsPerExampleReference(string configName, double maxNorm)
     {
-        TaggerConfig config = (configName == "tiny-softmax"
-            ? TaggerConfig.Tiny
-            : TaggerConfig.Tiny with { Layers = 2, Crf = true, Hidden = 12 }) with { Dropout = 0, WordDropout = 0 };
+        TaggerConfig config = (configName switch
+        {
+            "tiny-softmax" => TaggerConfig.Tiny,
+            "tiny-encoder" => TaggerConfig.TinyEncoder,
+            "tiny-crf-encoder" => TaggerConfig.TinyCrfEncoder with { Hidden = 12 },
+            _ => TaggerConfig.Tiny with { Layers = 2, Crf = true, Hidden = 12 },
+        }) with { Dropout = 0, WordDropout = 0 };
         using var model = TaggerModel.Create(config, Labels, seed: 3, device: "cpu");
         EncodedSentence[] batch = Batch(model);
         using var scope = NewDisposeScope();
@@ -47,6 +53,34 @@ public sealed class BatchedClippingTests
             {
                 Assert.True(want.Any(x => x != 0), $"{names[i]} has an all-zero reference gradient: the test would prove nothing");
             }
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void ClippedSum_BatchLargerThanOneChunk_SummedInChunksEqualsPerExampleReference(bool encoder)
+    {
+        // 150 sentences: chunks of 64, 64 and 22 (TaggerTrainer.ClippingChunk), each clipped example in exactly one.
+        TaggerConfig config = (encoder ? TaggerConfig.TinyCrfEncoder with { Hidden = 8 } : TaggerConfig.Tiny) with { Dropout = 0, WordDropout = 0 };
+        using var model = TaggerModel.Create(config, Labels, seed: 4, device: "cpu");
+        EncodedSentence[] batch = [.. SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[1], 150, seed: 12).Select(s => model.Encode(s.Tokens, s.Tags))];
+        Assert.True(batch.Length > 2 * TaggerTrainer.ClippingChunk);
+        using var scope = NewDisposeScope();
+        var norms = new List<double>();
+
+        Tensor[] reference = TaggerTrainer.ClippedSum(model, batch, new DpSgdOptions(0, 0.5, 0.1) { PerExampleLoop = true }, new Random(1), out double referenceLoss);
+        Tensor[] chunked = TaggerTrainer.ClippedSum(model, batch, new DpSgdOptions(0, 0.5, 0.1), new Random(1), out double chunkedLoss, norms, null);
+
+        Assert.Equal(batch.Length, norms.Count);
+        Assert.Equal(referenceLoss, chunkedLoss, 2);
+        string[] names = [.. model.ParameterLayout.Select(p => p.Name)];
+        for (int i = 0; i < reference.Length; i++)
+        {
+            float[] want = reference[i].data<float>().ToArray();
+            float[] got = chunked[i].data<float>().ToArray();
+            double worst = want.Zip(got, (a, b) => Math.Abs(a - b)).Max();
+            Assert.True(worst <= 5e-5, $"{names[i]}: largest difference {worst:E2}");
         }
     }
 

@@ -8,6 +8,7 @@ public sealed class ParameterCountFormulaTests
         { "tiny", 5 },
         { "tiny-crf-cnn", 5 },
         { "tiny-2-layers-crf", 1 },
+        { "tiny-crf-encoder", 1 },
     };
 
     [Theory]
@@ -18,6 +19,7 @@ public sealed class ParameterCountFormulaTests
         {
             "tiny" => TaggerConfig.Tiny,
             "tiny-crf-cnn" => TaggerConfig.Tiny with { Crf = true, CharCnnFilters = 8, CharEmbDim = 6, CharBuckets = 64, MaxCharsPerToken = 10 },
+            "tiny-crf-encoder" => TaggerConfig.TinyCrfEncoder,
             _ => TaggerConfig.Tiny with { Layers = 2, Crf = true },
         };
         LabelSet labels = LabelSet.Create(LabelSet.ClinicalTypes.Take(entityTypes));
@@ -37,7 +39,7 @@ public sealed class ParameterCountFormulaTests
             d += ((long)c.CharBuckets * c.CharEmbDim) + ((long)c.CharCnnFilters * c.CharEmbDim * c.CharCnnWidth) + c.CharCnnFilters;
         }
 
-        long input = c.WordDim + c.CharDim + c.ShapeDim + c.CharCnnFilters;
+        long input = c.WordDim + c.CharDim + c.ShapeDim + c.CharCnnFilters + (c.Encoder == "minilm-l6-v2" ? 384 : 0);
         for (int layer = 0; layer < c.Layers; layer++)
         {
             long inputWidth = layer == 0 ? input : 2 * h;

@@ -17,8 +17,10 @@ internal sealed record DemoSettings
     public required string OutputDirectory { get; init; }
     /// <summary>
     /// Rounds of <c>securefed demo</c> without <c>--rounds</c>. 10 keep the whole demo, comparisons included, at about 5
-    /// minutes on 2 cores (test F1 0.408 on NCBI-disease at ε = 8, tiny, DP-SGD without dropout; 0.369 with it). 30 rounds with tiny-crf reached 0.407-0.434 (with dropout) but
-    /// took 17 minutes with the comparisons, which train with the same local budget (docs/utility.md "Session 16").
+    /// minutes on 2 cores (test F1 0.408 on NCBI-disease at ε = 8 with the tiny model, DP-SGD without dropout; 0.369 with
+    /// it). 30 rounds with tiny-crf reached 0.407-0.434 (with dropout) but took 17 minutes with the comparisons, which
+    /// train with the same local budget (docs/utility.md "Session 16"). Since session 35 the default model is
+    /// tiny-crf-encoder (docs/utility.md "Session 35").
     /// </summary>
     public const int DefaultRounds = 10;
 
@@ -44,7 +46,7 @@ internal sealed record DemoSettings
     /// rounds from a random model (test F1 0.369 against 0.305; at 30 rounds tiny-crf led on dev, 0.494 against 0.467, one
     /// run each; docs/utility.md "Session 16").
     /// </summary>
-    public const string DefaultModel = "tiny";
+    public const string DefaultModel = "tiny-crf-encoder";
 
     public string Model { get; init; } = DefaultModel;
     public int SentencesPerSite { get; init; } = 1000;
@@ -229,8 +231,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
-            // Measured (docs/utility.md "Sessions 5, 16 and 20"): from a random model, DP-SGD with the defaults reached 0.408 test F1 on NCBI-disease (0.369 with dropout), 0.407-0.434 with --rounds 30 --model tiny-crf (with dropout).
-            console.MarkupLine("[yellow]Note[/]: from a random model DP-SGD on real text is limited by its few, noisy steps: on NCBI-disease at ε = 8 the defaults (10 rounds × 20 steps, local noise, no dropout) reached test F1 0.408, --rounds 30 --model tiny-crf 0.407-0.434 with dropout (three times as long), the same model trained centrally without DP 0.725-0.747. A public corpus (never picked up by itself: your choice) helps most, with the same local noise, i.e. ε against any collusion: --public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200 --model tiny-crf (BC5CDR for NCBI-disease: 0.649 in this demo, 0.677 in the experiment); with --patient-noise distributed instead, if the consortium accepts a weaker ε against collusion, 0.689 (docs/utility.md, Sessions 12 and 16).");
+            // Measured (docs/utility.md "Sessions 16, 20 and 35"): from a random model at ε = 8 the tiny model reached 0.408, the tiny model with the CRF head and the frozen public encoder (the default since session 35) 0.641 in the experiment.
+            console.MarkupLine("[yellow]Note[/]: DP-SGD from a random model is limited by its few, noisy steps; the frozen public encoder (all-MiniLM-L6-v2, --model tiny-crf-encoder, the default) is public pretraining that needs no public annotated corpus: on NCBI-disease at ε = 8 the defaults reached test F1 0.641 in the experiment (the tiny model without it 0.408), the same model trained centrally without DP 0.780. A public annotated corpus (never picked up by itself: your choice) helps further, with the same local noise, i.e. ε against any collusion: --public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200 --model tiny-crf (BC5CDR for NCBI-disease: 0.649 in this demo, without the encoder); with --patient-noise distributed instead, if the consortium accepts a weaker ε against collusion, 0.689 (docs/utility.md, Sessions 12, 16 and 35).");
         }
 
 
@@ -633,7 +635,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     }
 
     /// <summary>The demo's model names (<c>--model</c>).</summary>
-    internal static readonly string[] ModelNames = ["tiny", "tiny-crf", "default"];
+    internal static readonly string[] ModelNames = ["tiny", "tiny-crf", "tiny-encoder", "tiny-crf-encoder", "default"];
 
     /// <summary>
     /// The tagger of <c>--model</c>. DP-SGD adds noise to every parameter at every step, so the tiny models keep their
@@ -646,6 +648,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     {
         "tiny" => TaggerConfig.Tiny with { WordBuckets = 1024, CharNgramBuckets = 1024 },
         "tiny-crf" => TaggerConfig.TinyCrf with { WordBuckets = 1024, CharNgramBuckets = 1024 },
+        "tiny-encoder" => TaggerConfig.TinyEncoder with { WordBuckets = 1024, CharNgramBuckets = 1024 },
+        "tiny-crf-encoder" => TaggerConfig.TinyCrfEncoder with { WordBuckets = 1024, CharNgramBuckets = 1024 },
         "default" => TaggerConfig.Default,
         _ => throw new ArgumentException($"--model must be {string.Join(", ", ModelNames)}, got '{name}'.", nameof(name)),
     };
@@ -653,7 +657,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     private static string DemoModelDescription(string name) => name switch
     {
         "tiny" => "the tiny tagger (1-layer BiLSTM, small hashed tables; --model tiny-crf adds a CRF head, --model default is the full one)",
+        "tiny-crf-encoder" => "the tiny tagger with a CRF head, fed the frozen public encoder all-MiniLM-L6-v2's token vectors too (1-layer BiLSTM, small hashed tables; --model tiny is the plain tiny tagger, --model default the full one)",
         "tiny-crf" => "the tiny tagger with a CRF head (1-layer BiLSTM, small hashed tables)",
+        "tiny-encoder" => "the tiny tagger fed the frozen public encoder all-MiniLM-L6-v2's token vectors too (1-layer BiLSTM, small hashed tables)",
         _ => "the default tagger",
     };
 

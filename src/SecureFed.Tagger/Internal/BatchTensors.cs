@@ -16,6 +16,9 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
     /// <summary>[B, L] bool: the labels an O token of each sentence may carry (partial annotation); null when every sentence is fully annotated.</summary>
     public Tensor? OutsideAllowed { get; init; }
 
+    /// <summary>[B, T, EncoderDim] float: the pretrained encoder's token vectors (zero on padding); null without an encoder.</summary>
+    public Tensor? Features { get; init; }
+
     public const long IgnoreIndex = -100;
 
     public static BatchTensors Create(IReadOnlyList<EncodedSentence> batch, TaggerConfig config, Device device, bool withLabels, double wordDropout, Random? rng)
@@ -36,6 +39,8 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
             Array.Fill(labels, IgnoreIndex);
         }
 
+        int featureDim = config.EncoderDim;
+        float[]? features = featureDim > 0 ? new float[b * t * featureDim] : null;
         int tokens = 0;
         for (int i = 0; i < b; i++)
         {
@@ -59,6 +64,12 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
             if (labels is not null && s.Labels is not null)
             {
                 Array.Copy(s.Labels, 0, labels, i * t, s.Length);
+            }
+
+            if (features is not null)
+            {
+                float[] f = s.Features ?? throw new InvalidOperationException("the sentence was encoded without the pretrained encoder's features");
+                Array.Copy(f, 0, features, i * t * featureDim, s.Length * featureDim);
             }
         }
 
@@ -94,6 +105,7 @@ internal sealed record BatchTensors(Tensor Words, Tensor Shapes, Tensor Ngrams, 
             LengthValues = lengths,
             LabelValues = labels,
             OutsideAllowed = outsideAllowed,
+            Features = features is null ? null : tensor(features, [b, t, featureDim]).to(device),
         };
     }
 }

@@ -258,7 +258,7 @@ internal static class BatchedClipping
     /// </summary>
     private sealed record Parts(Dictionary<string, Parameter> Parameters, long Batch, Device Device, List<Contribution> Maps, List<EmbeddingPart> Tables, Tensor[]? Crf);
 
-    /// <summary>[word | shape | mean n-gram] embeddings as a leaf tensor that requires grad; <paramref name="ngramCount"/> is [B, T, 1].</summary>
+    /// <summary>[word | shape | mean n-gram | pretrained encoder's vectors] as a leaf tensor that requires grad; <paramref name="ngramCount"/> is [B, T, 1].</summary>
     private static Tensor EmbedInput(Dictionary<string, Parameter> p, BatchTensors batch, out Tensor ngramCount)
     {
         using (torch.no_grad())
@@ -269,7 +269,8 @@ internal static class BatchedClipping
             Tensor mask = batch.Ngrams.ne(TorchScalars.ZeroInt).unsqueeze(-1).to(g.dtype);
             ngramCount = mask.sum(2).clamp_min(TorchScalars.One);
             Tensor gmean = (g * mask).sum(2) / ngramCount;
-            return torch.cat([w, s, gmean], -1).detach().requires_grad_(true);
+            Tensor[] parts = batch.Features is Tensor features ? [w, s, gmean, features] : [w, s, gmean]; // the encoder's vectors last, as in TaggerNetwork
+            return torch.cat(parts, -1).detach().requires_grad_(true);
         }
     }
 

@@ -7,4 +7,7 @@ internal sealed record EncodedSentence(long[] Words, long[] Shapes, long[] Ngram
 
     /// <summary>Per label index, whether a token tagged O may carry it (partial annotation); null = only O.</summary>
     public bool[]? OutsideAllowed { get; init; }
+
+    /// <summary>The pretrained encoder's vectors, [Length × <see cref="TaggerConfig.EncoderDim"/>] row-major; null without an encoder.</summary>
+    public float[]? Features { get; init; }
 }

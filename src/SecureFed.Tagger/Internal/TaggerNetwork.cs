@@ -5,7 +5,8 @@ using static TorchSharp.torch;
 namespace SecureFed.Tagger.Internal;
 
 /// <summary>
-/// Hashed word + shape + mean-pooled character n-gram embeddings, an optional character CNN, a BiLSTM encoder, a
+/// Hashed word + shape + mean-pooled character n-gram embeddings, an optional character CNN, the optional frozen
+/// pretrained encoder's token vectors (an input, not a module: <see cref="PretrainedEncoder"/>), a BiLSTM encoder, a
 /// linear head and an optional linear-chain CRF. Sub-modules are registered explicitly in this order, which fixes
 /// <c>named_parameters()</c> (= flatten) order: <c>word_emb</c>, <c>shape_emb</c>, <c>ngram_emb</c>,
 /// [<c>char_emb</c>, <c>char_cnn</c>], <c>encoder</c>, <c>head</c>, [<c>crf</c>].
@@ -116,6 +117,11 @@ internal sealed class TaggerNetwork : nn.Module
         {
             chars = CharFeatures(charIds);
             parts.Add(chars);
+        }
+
+        if (batch.Features is Tensor features)
+        {
+            parts.Add(features);
         }
 
         using Tensor x = torch.cat(parts, -1);

@@ -1,0 +1,173 @@
+using SecureFed.Tagger.Internal;
+
+namespace SecureFed.Tagger.Tests;
+
+/// <summary>
+/// The frozen public encoder (<see cref="PretrainedEncoder"/>, all-MiniLM-L6-v2 through ONNX Runtime): its whole path
+/// (tokeniser, model, pooling) against the similarities sentence-transformers publishes for it, BERT's uncased
+/// tokenisation, determinism and caching, long sentences, and a damaged or missing encoder file.
+/// </summary>
+public sealed class PretrainedEncoderTests
+{
+    private static PretrainedEncoder Encoder => PretrainedEncoder.Get(PretrainedEncoder.MiniLmL6V2);
+
+    [Fact]
+    public void SentenceEmbeddings_ReproduceTheSimilaritiesSentenceTransformersPublishes()
+    {
+        // sentence-transformers' README and quick start (model "all-MiniLM-L6-v2"): model.similarity(embeddings, embeddings)
+        // for these three sentences prints [[1.0000, 0.6660, 0.1046], [0.6660, 1.0000, 0.1411], [0.1046, 0.1411, 1.0000]].
+        float[][] e =
+        [
+            Encoder.SentenceEmbedding(["The", "weather", "is", "lovely", "today."]),
+            Encoder.SentenceEmbedding(["It's", "so", "sunny", "outside!"]),
+            Encoder.SentenceEmbedding(["He", "drove", "to", "the", "stadium."]),
+        ];
+
+        Assert.Equal(0.6660, Cosine(e[0], e[1]), 0.001);
+        Assert.Equal(0.1046, Cosine(e[0], e[2]), 0.001);
+        Assert.Equal(0.1411, Cosine(e[1], e[2]), 0.001);
+    }
+
+    [Theory]
+    // Greedy longest-match-first on this vocabulary (BERT's README shows "un ##aff ##able" for another one; here "una"
+    // is a word piece); accents stripped (Ménière: "men" and "##iere" are pieces, "é" and "è" are not); punctuation
+    // split off; "apc" is not a piece.
+    [InlineData("unaffable", "una ##ffa ##ble")]
+    [InlineData("Ménière's", "men ##iere ' s")]
+    [InlineData("MÉNIÈRE", "men ##iere")]
+    [InlineData("Čapek-Øst", "cape ##k - ø ##st")]
+    [InlineData("APC2-mutant", "ap ##c ##2 - mutant")]
+    [InlineData("\u0301", "[UNK]")] // only a combining mark: nothing left, still one piece
+    public void Pieces_FollowBertUncasedTokenisation(string token, string expected)
+    {
+        Assert.Equal(expected, string.Join(' ', Encoder.PieceStrings(token)));
+    }
+
+    [Fact]
+    public void Features_SameTokens_SameFloatsEvenFromAnotherList_AndCachedPerList()
+    {
+        string[] tokens = ["Germline", "mutations", "in", "BRCA1", "cause", "hereditary", "breast", "cancer", "."];
+        float[] first = Encoder.Features(tokens);
+        float[] again = Encoder.Features(tokens);
+        float[] copy = Encoder.Features([.. tokens]);
+
+        Assert.Same(first, again);
+        Assert.NotSame(first, copy);
+        Assert.Equal(first, copy);
+        Assert.Equal(tokens.Length * Encoder.Dim, first.Length);
+        Assert.All(first, v => Assert.True(float.IsFinite(v)));
+        Assert.NotEqual(first.AsSpan(0, Encoder.Dim).ToArray(), first.AsSpan(Encoder.Dim, Encoder.Dim).ToArray());
+    }
+
+    [Fact]
+    public void Features_SentenceLongerThanTheModelsWindow_EncodedInWindowsEveryTokenFilled()
+    {
+        // 700 tokens of 2 pieces each: 1,400 pieces, three windows of at most 510.
+        string[] tokens = [.. Enumerable.Range(0, 700).Select(i => i % 2 == 0 ? "hereditary" : "unaffable")];
+        Assert.Equal(2, Encoder.PieceStrings("hereditary").Length + Encoder.PieceStrings("unaffable").Length - 2);
+
+        float[] features = Encoder.Features(tokens);
+
+        Assert.Equal(700 * Encoder.Dim, features.Length);
+        for (int t = 0; t < 700; t++)
+        {
+            Assert.True(features.AsSpan(t * Encoder.Dim, Encoder.Dim).ToArray().Any(v => v != 0), $"token {t} has no vector");
+        }
+    }
+
+    [Fact]
+    public void Precompute_InParallel_GivesWhatOneByOneGives()
+    {
+        var sentences = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 24, seed: 5).Select(s => s.Tokens).ToList();
+        var copies = sentences.Select(s => (IReadOnlyList<string>)[.. s]).ToList();
+
+        Encoder.Precompute(sentences, threads: 2);
+
+        for (int i = 0; i < sentences.Count; i++)
+        {
+            Assert.Equal(Encoder.Features(copies[i]), Encoder.Features(sentences[i]));
+        }
+    }
+
+    [Fact]
+    public void LoadFrom_MissingFile_NamesThePathAndHowToRestoreIt()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"securefed-no-encoder-{Guid.NewGuid():N}.dll");
+
+        var ex = Assert.Throws<InvalidOperationException>(() => PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, path));
+
+        Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+        Assert.Contains("dotnet build", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void LoadFrom_WeightsChangedByOneByte_RefusedNamingTheChecksum()
+    {
+        string source = PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2);
+        string path = Path.Combine(Path.GetTempPath(), $"securefed-tampered-encoder-{Guid.NewGuid():N}.dll");
+        byte[] bytes = File.ReadAllBytes(source);
+        bytes[bytes.Length / 2] ^= 0x01; // inside the 90 MB model resource
+        File.WriteAllBytes(path, bytes);
+        try
+        {
+            var ex = Assert.Throws<InvalidOperationException>(() => PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, path));
+
+            Assert.Contains("SHA-256", ex.Message, StringComparison.Ordinal);
+            Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void LoadFrom_AnotherAssembly_RefusedNamingTheMissingResource()
+    {
+        string other = typeof(TaggerModel).Assembly.Location;
+
+        var ex = Assert.Throws<InvalidOperationException>(() => PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, other));
+
+        Assert.Contains("is missing", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(other, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Config_UnknownEncoder_RefusedNamingTheSetting_AndTheNameRoundTrips()
+    {
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => (TaggerConfig.Tiny with { Encoder = "bert-base" }).Validate());
+        Assert.Contains("Encoder", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("minilm-l6-v2", ex.Message, StringComparison.Ordinal);
+
+        TaggerConfig back = TaggerConfig.FromJson(TaggerConfig.TinyCrfEncoder.ToJson());
+        Assert.Equal(TaggerConfig.TinyCrfEncoder, back);
+        Assert.Equal(384 + 36, back.InputDim);
+        Assert.Equal(TaggerConfig.Tiny, TaggerConfig.FromJson(TaggerConfig.Tiny.ToJson()));
+    }
+
+    [Fact]
+    public void Model_WithEncoder_SavesAndLoadsAndPredictsTheSame()
+    {
+        LabelSet labels = LabelSet.Create(["Disease"]);
+        var train = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 40, seed: 2)
+            .Select(s => new Sentence(s.Tokens, [.. s.Tags.Select(t => t.EndsWith("-Disease", StringComparison.Ordinal) ? t : "O")]))
+            .ToList();
+        using var model = TaggerModel.Create(TaggerConfig.TinyCrfEncoder, labels, seed: 1, device: "cpu");
+        new TaggerTrainer().Train(model, train, null, new TrainOptions { Epochs = 1, Seed = 1 });
+        string dir = Path.Combine(Path.GetTempPath(), $"securefed-encoder-model-{Guid.NewGuid():N}");
+        try
+        {
+            model.Save(dir);
+            using var loaded = TaggerModel.Load(dir, "cpu");
+
+            Assert.Equal(TaggerConfig.TinyCrfEncoder, loaded.Config);
+            Assert.Equal(model.Predict([.. train.Select(s => s.Tokens)]), loaded.Predict([.. train.Select(s => s.Tokens)]));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static double Cosine(float[] a, float[] b) => a.Zip(b, (x, y) => (double)x * y).Sum();
+}
