@@ -18,7 +18,7 @@ public sealed record ModelSpec(TaggerConfig Config, IReadOnlyList<string> Entity
 
     /// <summary>
     /// Canonical JSON (docs/PROTOCOL.md §2, "Model specification"): no whitespace,
-    /// <c>{"config":{…19 fields in a fixed order…},"entity_types":[…distinct, sorted by UTF-16 code unit…]}</c>; integers in
+    /// <c>{"config":{…19 fields in a fixed order…[,"encoder":"…" when the model has one]},"entity_types":[…distinct, sorted by UTF-16 code unit…]}</c>; integers in
     /// decimal, the two dropout rates as the shortest round-trip decimal, strings with only <c>"</c>, <c>\</c> and
     /// control characters escaped. The hash therefore does not depend on how a spec file was formatted.
     /// </summary>
@@ -36,6 +36,11 @@ public sealed record ModelSpec(TaggerConfig Config, IReadOnlyList<string> Entity
             ("char_cnn_width", Int(c.CharCnnWidth)), ("max_chars_per_token", Int(c.MaxCharsPerToken)), ("crf", c.Crf ? "true" : "false"),
         ];
         b.AppendJoin(',', fields.Select(f => $"\"{f.Name}\":{f.Value}"));
+        if (c.Encoder.Length > 0)
+        {
+            b.Append(",\"encoder\":").Append(Quote(c.Encoder)); // only when set: specs without an encoder keep their hashes
+        }
+
         b.Append("},\"entity_types\":[");
         b.AppendJoin(',', EntityTypes.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).Select(Quote));
         b.Append("]}");

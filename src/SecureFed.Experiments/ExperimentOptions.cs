@@ -708,6 +708,11 @@ public sealed record ExperimentOptions
             throw new ArgumentException($"--pretrain-text needs a model with a one-layer BiLSTM (this --config has {Config.Layers}): in a stacked BiLSTM the upper forward direction reads states that have seen the token it predicts.");
         }
 
+        if (Config.Encoder.Length > 0)
+        {
+            throw new ArgumentException($"--pretrain-text cannot pretrain a model with the pretrained encoder ({Config.Encoder}): its token vectors have read the whole sentence, so the language-model objective would learn to copy the word it predicts; use a --config without an encoder (tiny, tiny-crf).");
+        }
+
         ValidatePublicText(PretrainTextDirectories, "--pretrain-text");
     }
 

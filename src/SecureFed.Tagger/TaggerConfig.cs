@@ -258,7 +258,7 @@ public sealed record TaggerConfig
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
     /// <summary>
-    /// Resolves a configuration given by name (<c>tiny</c>, <c>tiny-crf</c>, <c>default</c>, any case) or as the path of a JSON file written by
+    /// Resolves a configuration given by name (<c>tiny</c>, <c>tiny-crf</c>, <c>tiny-encoder</c>, <c>tiny-crf-encoder</c>, <c>default</c>, any case) or as the path of a JSON file written by
     /// <see cref="ToJson"/>.
     /// </summary>
     /// <param name="nameOrPath">A configuration name or a JSON file's path.</param>

@@ -18,7 +18,8 @@ namespace SecureFed.Tagger;
 /// A direction never sees the token it predicts: the forward state at i has read tokens 0 … i, the backward state
 /// tokens i … T − 1, and each token's input features are its own. That holds for a one-layer BiLSTM only (a stacked
 /// layer's forward direction reads the layer below's backward states, which have read the whole sentence), so
-/// configurations with <see cref="TaggerConfig.Layers"/> &gt; 1 are refused. The targets are the unaltered buckets
+/// configurations with <see cref="TaggerConfig.Layers"/> &gt; 1 are refused, and so are those with a pretrained
+/// <see cref="TaggerConfig.Encoder"/> (its vectors have read the whole sentence). The targets are the unaltered buckets
 /// (word dropout hides input words only).
 /// </remarks>
 public sealed class TaggerLanguageModel
@@ -48,6 +49,12 @@ public sealed class TaggerLanguageModel
         {
             throw new NotSupportedException(
                 $"the language-model objective needs a one-layer BiLSTM (this config has {model.Config.Layers} layers: a stacked layer's forward direction reads the backward states below, which have seen the token it predicts)");
+        }
+
+        if (model.Config.Encoder.Length > 0)
+        {
+            throw new NotSupportedException(
+                $"the language-model objective cannot pretrain a model with the pretrained encoder \"{model.Config.Encoder}\": its token vectors are computed from the whole sentence, so each already carries the neighbours a direction must predict");
         }
 
         EncodedSentence[] encoded = [.. sentences.Where(s => s.Count > 0).Select(s => model.Encode(s, null))];

@@ -41,7 +41,7 @@ public sealed class TaggerModel : IDisposable
     private readonly List<(string Name, Parameter Tensor)> _parameters;
     private bool _disposed;
 
-    private TaggerModel(TaggerConfig config, LabelSet labels, Device device)
+    private TaggerModel(TaggerConfig config, LabelSet labels, Device device, PretrainedEncoder? encoder)
     {
         Config = config;
         Labels = labels;
@@ -53,7 +53,7 @@ public sealed class TaggerModel : IDisposable
         ParameterLayout = [.. _parameters.Select(p => new ParameterInfo(p.Name, p.Tensor.shape.ToArray()))];
         _hasher = new FeatureHasher(config);
         _decoder = new ConstrainedDecoder(labels);
-        _encoder = config.EncoderDim > 0 ? PretrainedEncoder.Get(config.Encoder) : null;
+        _encoder = encoder;
     }
 
     /// <summary>The model shape.</summary>
@@ -89,10 +89,13 @@ public sealed class TaggerModel : IDisposable
         ArgumentNullException.ThrowIfNull(labels);
         config.Validate();
         Device resolved = TorchDevices.Resolve(device);
+        // Loaded (once per process, about 90 MB read and hashed) before any native tensor exists and outside the lock,
+        // so a missing encoder leaks nothing and a first load does not hold up other models' creation.
+        PretrainedEncoder? encoder = config.EncoderDim > 0 ? PretrainedEncoder.Get(config.Encoder) : null;
         lock (TorchRuntime.GlobalGeneratorLock)
         {
             torch.random.manual_seed(seed);
-            return new TaggerModel(config, labels, resolved);
+            return new TaggerModel(config, labels, resolved, encoder);
         }
     }
 

@@ -62,6 +62,7 @@ public sealed class PretrainTextTests : IDisposable
     [InlineData("zero-epochs", "--pretrain-epochs must be at least 1")]
     [InlineData("epochs-without-text", "--pretrain-epochs sets the passes over --pretrain-text")]
     [InlineData("two-layers", "one-layer BiLSTM")]
+    [InlineData("encoder", "cannot pretrain a model with the pretrained encoder")]
     public void Validate_BadPretraining_RefusedWithAClearMessage(string problem, string message)
     {
         string text = Corpus("gene-text", 5);
@@ -75,6 +76,7 @@ public sealed class PretrainTextTests : IDisposable
             "zero-epochs" => options with { PretrainEpochs = 0 },
             "epochs-without-text" => options with { PretrainTextDirectories = [], PretrainEpochs = 2 },
             "two-layers" => options with { ConfigName = "default" },
+            "encoder" => options with { ConfigName = "tiny-crf-encoder" },
             _ => throw new ArgumentOutOfRangeException(nameof(problem)),
         };
 

@@ -24,6 +24,22 @@ public sealed class ModelSpecCanonicalTests : IDisposable
     }
 
     [Fact]
+    public void ModelSpec_WithEncoder_CanonicalJsonNamesIt_SpecFileRoundTripsIt_AndTheHashDiffers()
+    {
+        var plain = new ModelSpec(TaggerConfig.TinyCrf, ["Disease"]);
+        var withEncoder = new ModelSpec(TaggerConfig.TinyCrfEncoder, ["Disease"]);
+        string path = Path.Combine(_dir, "spec-encoder.json");
+        File.WriteAllText(path, withEncoder.ToJson());
+
+        ModelSpec loaded = ModelSpec.Load(path);
+
+        Assert.Equal(plain.ToJson().Replace("\"crf\":true}", "\"crf\":true,\"encoder\":\"minilm-l6-v2\"}", StringComparison.Ordinal), withEncoder.ToJson());
+        Assert.Equal("minilm-l6-v2", loaded.Config.Encoder);
+        Assert.Equal(withEncoder.Sha256, loaded.Sha256);
+        Assert.NotEqual(plain.Sha256, withEncoder.Sha256);
+    }
+
+    [Fact]
     public void ModelSpec_LoadPrettyPrintedFile_SameHashAsCanonical()
     {
         ModelSpec spec = ModelSpec.Clinical(tiny: false);

@@ -133,6 +133,24 @@ public sealed class PretrainedEncoderTests
     }
 
     [Fact]
+    public void LoadFrom_NotAnAssembly_RefusedNamingThePath()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"securefed-not-an-encoder-{Guid.NewGuid():N}.dll");
+        File.WriteAllText(path, "MZ but not a program");
+        try
+        {
+            var ex = Assert.Throws<InvalidOperationException>(() => PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, path));
+
+            Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+            Assert.Contains("rebuild", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Config_UnknownEncoder_RefusedNamingTheSetting_AndTheNameRoundTrips()
     {
         var ex = Assert.Throws<ArgumentOutOfRangeException>(() => (TaggerConfig.Tiny with { Encoder = "bert-base" }).Validate());

@@ -83,6 +83,17 @@ public sealed class TaggerLanguageModelTests
     }
 
     [Fact]
+    public void Pretrain_ModelWithThePretrainedEncoder_IsRefused()
+    {
+        using var model = TaggerModel.Create(TaggerConfig.TinyEncoder, Labels, seed: 1, device: "cpu");
+
+        NotSupportedException error = Assert.Throws<NotSupportedException>(() =>
+            new TaggerLanguageModel().Pretrain(model, Corpus, new LanguageModelOptions()));
+
+        Assert.Contains("minilm-l6-v2", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Pretrain_TwoLayerEncoder_IsRefused()
     {
         using var model = TaggerModel.Create(TaggerConfig.Tiny with { Layers = 2 }, Labels, seed: 1, device: "cpu");

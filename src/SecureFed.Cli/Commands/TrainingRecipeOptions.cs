@@ -26,7 +26,7 @@ internal sealed class TrainingRecipeOptions
     private readonly Option<int> _warmEpochs = new("--warm-start-epochs") { Description = "Epochs of the public warm start.", DefaultValueFactory = _ => 3 };
     private readonly Option<string> _warmSplits = CreateWarmSplits();
     private readonly Option<string?> _warmCache = new("--warm-start-cache") { Description = "Folder to keep public warm-start models in and reuse them from (same corpus, epochs, config, types and seed)." };
-    private readonly Option<string?> _pretrainText = new("--pretrain-text") { Description = "Comma-separated public corpus folders (train/dev/test.tsv; tokens only, labels ignored) whose text pretrains the warm start's encoder with a bidirectional language-model objective (ELMo-style: each LSTM direction predicts the next / previous word's hash bucket) before --warm-start trains it; never the evaluated corpus. Needs --warm-start and a one-layer model (tiny, tiny-crf); cached in --warm-start-cache." };
+    private readonly Option<string?> _pretrainText = new("--pretrain-text") { Description = "Comma-separated public corpus folders (train/dev/test.tsv; tokens only, labels ignored) whose text pretrains the warm start's encoder with a bidirectional language-model objective (ELMo-style: each LSTM direction predicts the next / previous word's hash bucket) before --warm-start trains it; never the evaluated corpus. Needs --warm-start and a one-layer model without the pretrained encoder (tiny, tiny-crf); cached in --warm-start-cache." };
     private readonly Option<int> _pretrainEpochs = new("--pretrain-epochs") { Description = "Passes of the --pretrain-text language-model pretraining.", DefaultValueFactory = _ => 1 };
 
     /// <summary>Every option, to add to a command.</summary>

@@ -107,7 +107,7 @@ internal sealed class PretrainedEncoder
         {
             return lazy.Value;
         }
-        catch (InvalidOperationException)
+        catch (Exception)
         {
             Loaded.TryRemove(new KeyValuePair<string, Lazy<PretrainedEncoder>>(name, lazy)); // let a later call retry (e.g. after a build)
             throw;
@@ -132,7 +132,7 @@ internal sealed class PretrainedEncoder
             model = Resource(pe, ModelResource);
             vocab = Resource(pe, VocabResource);
         }
-        catch (Exception ex) when (ex is BadImageFormatException or InvalidDataException or IOException)
+        catch (Exception ex) when (ex is BadImageFormatException or InvalidDataException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             throw new InvalidOperationException($"the pretrained encoder \"{name}\" at {path} cannot be read ({ex.Message}); rebuild to restore it.", ex);
         }
@@ -145,7 +145,16 @@ internal sealed class PretrainedEncoder
             lines = lines[..^1];
         }
 
-        return new PretrainedEncoder(model, lines);
+        try
+        {
+            return new PretrainedEncoder(model, lines);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // ONNX Runtime's native library missing or refusing the model (DllNotFoundException, TypeInitializationException,
+            // OnnxRuntimeException …): one error naming the encoder and the file, not a bare native message.
+            throw new InvalidOperationException($"the pretrained encoder \"{name}\" at {path} could not be started by ONNX Runtime ({ex.GetType().Name}: {ex.Message}).", ex);
+        }
     }
 
     private static void Check(byte[] data, string expected, string name, string path, string what)
@@ -201,7 +210,15 @@ internal sealed class PretrainedEncoder
             return;
         }
 
-        Parallel.ForEach(missing, new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount }, s => Features(s));
+        try
+        {
+            Parallel.ForEach(missing, new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount }, s => Features(s));
+        }
+        catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(ex.InnerExceptions[0]).Throw(); // the first error as itself, as one by one would raise it
+            throw;
+        }
     }
 
     private float[] Compute(IReadOnlyList<string> tokens)
