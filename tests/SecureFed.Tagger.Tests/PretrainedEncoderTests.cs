@@ -103,22 +103,13 @@ public sealed class PretrainedEncoderTests
     [Fact]
     public void LoadFrom_WeightsChangedByOneByte_RefusedNamingTheChecksum()
     {
-        string source = PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2);
-        string path = Path.Combine(Path.GetTempPath(), $"securefed-tampered-encoder-{Guid.NewGuid():N}.dll");
-        byte[] bytes = File.ReadAllBytes(source);
+        byte[] bytes = File.ReadAllBytes(PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2));
         bytes[bytes.Length / 2] ^= 0x01; // inside the 90 MB model resource
-        File.WriteAllBytes(path, bytes);
-        try
-        {
-            var ex = Assert.Throws<InvalidOperationException>(() => PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, path));
 
-            Assert.Contains("SHA-256", ex.Message, StringComparison.Ordinal);
-            Assert.Contains(path, ex.Message, StringComparison.Ordinal);
-        }
-        finally
-        {
-            File.Delete(path);
-        }
+        (string path, string message) = RefusalOf(bytes);
+
+        Assert.Contains("SHA-256", message, StringComparison.Ordinal);
+        Assert.Contains(path, message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -135,14 +126,20 @@ public sealed class PretrainedEncoderTests
     [Fact]
     public void LoadFrom_NotAnAssembly_RefusedNamingThePath()
     {
-        string path = Path.Combine(Path.GetTempPath(), $"securefed-not-an-encoder-{Guid.NewGuid():N}.dll");
-        File.WriteAllText(path, "MZ but not a program");
+        (string path, string message) = RefusalOf("MZ but not a program"u8.ToArray());
+
+        Assert.Contains(path, message, StringComparison.Ordinal);
+        Assert.Contains("rebuild", message, StringComparison.Ordinal);
+    }
+
+    /// <summary>What <see cref="PretrainedEncoder.LoadFrom"/> says of an encoder file with these bytes (written to a temporary file, deleted after).</summary>
+    private static (string Path, string Message) RefusalOf(byte[] content)
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"securefed-bad-encoder-{Guid.NewGuid():N}.dll");
+        File.WriteAllBytes(path, content);
         try
         {
-            var ex = Assert.Throws<InvalidOperationException>(() => PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, path));
-
-            Assert.Contains(path, ex.Message, StringComparison.Ordinal);
-            Assert.Contains("rebuild", ex.Message, StringComparison.Ordinal);
+            return (path, Assert.Throws<InvalidOperationException>(() => PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, path)).Message);
         }
         finally
         {
