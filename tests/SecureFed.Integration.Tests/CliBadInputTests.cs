@@ -530,4 +530,20 @@ public sealed class CliBadInputTests : IDisposable
 
         Assert.Empty(CliApp.DecimalCommaErrors(parse));
     }
+
+    [Theory]
+    [InlineData("agent", "{\"SecureFed\": {\"Site\": \"site-a\", \"Aggregator\": \"https://127.0.0.1:65536\"}}", "SecureFed:Aggregator")]
+    [InlineData("aggregator", "{\"SecureFed\": {\"Listen\": \"https://127.0.0.1:65536\"}}", "SecureFed:Listen")]
+    public async Task ServiceConfig_PortAbove65535_UsageErrorNamingThePortRange(string service, string json, string setting)
+    {
+        // Said "must be an https:// URL" of an https:// URL whose only fault is its port.
+        string config = Path.Combine(_dir, service + ".json");
+        File.WriteAllText(config, json);
+
+        var (code, _, err) = await Run(service, "--config", config);
+
+        AssertUsageError(code, err, $"{setting} has port 65536 outside the TCP port range 0..65535, got 'https://127.0.0.1:65536'");
+        Assert.DoesNotContain("must be an https:// URL", err, StringComparison.Ordinal);
+    }
+
 }
