@@ -532,6 +532,26 @@ public sealed class CliBadInputTests : IDisposable
     }
 
     [Theory]
+    [InlineData("tagger eval")]
+    [InlineData("model merge")]
+    public async Task ModelFolder_ParametersFileIsAFolder_ErrorSayingSoNotThatThereIsNoModel(string command)
+    {
+        string model = Path.Combine(_dir, "model");
+        Directory.CreateDirectory(Path.Combine(model, "parameters.f32"));
+        File.WriteAllText(Path.Combine(model, "model.json"), "{}");
+        string data = Corpus("c", 3, 1, 1);
+        string[] args = command == "tagger eval"
+            ? ["tagger", "eval", "--model", model, "--test", Path.Combine(data, "test.tsv")]
+            : ["model", "merge", model, model, "--lambda", "0.5", "--out", Path.Combine(_dir, "merged")];
+
+        var (code, _, err) = await Run(args);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith($"error: {Path.Combine(model, "parameters.f32")} is a folder", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("no tagger model", err, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(model, "parameters.f32")), "the folder is left as it was");
+    }
+    [Theory]
     [InlineData("agent", "{\"SecureFed\": {\"Site\": \"site-a\", \"Aggregator\": \"https://127.0.0.1:65536\"}}", "SecureFed:Aggregator")]
     [InlineData("aggregator", "{\"SecureFed\": {\"Listen\": \"https://127.0.0.1:65536\"}}", "SecureFed:Listen")]
     public async Task ServiceConfig_PortAbove65535_UsageErrorNamingThePortRange(string service, string json, string setting)

@@ -318,7 +318,7 @@ internal static class TaggerCommands
         file.Exists ? file : throw new UsageException($"{option}: file not found: {file.FullName}");
 
     private static DirectoryInfo RequireModel(DirectoryInfo dir) =>
-        File.Exists(Path.Combine(dir.FullName, "model.json"))
+        Path.Exists(Path.Combine(dir.FullName, "model.json")) // a folder of that name: TaggerModel.Load says so
             ? dir
             : throw new UsageException($"--model: no tagger model in {dir.FullName} (expected model.json and parameters.f32 from 'securefed tagger train')");
 
