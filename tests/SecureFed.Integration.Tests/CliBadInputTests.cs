@@ -551,6 +551,17 @@ public sealed class CliBadInputTests : IDisposable
         Assert.DoesNotContain("no tagger model", err, StringComparison.Ordinal);
         Assert.True(Directory.Exists(Path.Combine(model, "parameters.f32")), "the folder is left as it was");
     }
+    [Fact]
+    public async Task ProvisionRevoke_ManifestIsAFolder_UsageErrorSayingItIsAFolder()
+    {
+        string folder = Path.Combine(_dir, "kit");
+        Directory.CreateDirectory(folder);
+
+        var (code, _, err) = await Run("provision", "revoke", "--manifest", folder, "--site", "site-a");
+
+        AssertUsageError(code, err, $"--manifest {folder} is a folder; give the file itself");
+        Assert.DoesNotContain("file not found", err, StringComparison.Ordinal);
+    }
     [Theory]
     [InlineData("agent", "{\"SecureFed\": {\"Site\": \"site-a\", \"Aggregator\": \"https://127.0.0.1:65536\"}}", "SecureFed:Aggregator")]
     [InlineData("aggregator", "{\"SecureFed\": {\"Listen\": \"https://127.0.0.1:65536\"}}", "SecureFed:Listen")]

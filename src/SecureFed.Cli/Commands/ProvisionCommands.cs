@@ -71,11 +71,7 @@ internal static class ProvisionCommands
         {
             string path = parse.GetValue(manifestOption)!;
             string site = parse.GetValue(siteOption)!;
-            if (!File.Exists(path))
-            {
-                throw new UsageException($"--manifest: file not found: {Path.GetFullPath(path)}");
-            }
-
+            _ = InputPaths.RequireFile(path, "--manifest");
             FederationManifest manifest = FederationManifest.Load(path);
             TextWriter stdout = parse.InvocationConfiguration.Output;
             if (!manifest.TryGetSite(site, out _))
