@@ -531,6 +531,7 @@ public sealed class CliBadInputTests : IDisposable
         Assert.Empty(CliApp.DecimalCommaErrors(parse));
     }
 
+    private static readonly string[] ProvisionArgs = ["--federation", "fed", "--sites", "site-a", "--aggregator-host", "localhost"];
     [Theory]
     [InlineData("tagger eval")]
     [InlineData("model merge")]
@@ -551,6 +552,16 @@ public sealed class CliBadInputTests : IDisposable
         Assert.DoesNotContain("no tagger model", err, StringComparison.Ordinal);
         Assert.True(Directory.Exists(Path.Combine(model, "parameters.f32")), "the folder is left as it was");
     }
+    [Theory]
+    [InlineData("")]
+    [InlineData("  ")]
+    public async Task Provision_BlankOut_UsageErrorNamingOut(string value)
+    {
+        // "" said only "The value cannot be an empty string or composed entirely of whitespace."
+        var (code, _, err) = await Run(["provision", "--out", value, .. ProvisionArgs]);
+
+        AssertUsageError(code, err, "--out is blank");
+    }
     [Fact]
     public async Task ProvisionRevoke_ManifestIsAFolder_UsageErrorSayingItIsAFolder()
     {
@@ -561,6 +572,18 @@ public sealed class CliBadInputTests : IDisposable
 
         AssertUsageError(code, err, $"--manifest {folder} is a folder; give the file itself");
         Assert.DoesNotContain("file not found", err, StringComparison.Ordinal);
+    }
+    [Fact]
+    public async Task Provision_OutIsAnExistingFile_UsageErrorAndTheFileKept()
+    {
+        // Exited 1, as if provisioning had failed, with "Output directory '…' is an existing file".
+        string file = Path.Combine(_dir, "notes.txt");
+        File.WriteAllText(file, "keep me");
+
+        var (code, _, err) = await Run(["provision", "--out", file, .. ProvisionArgs]);
+
+        AssertUsageError(code, err, $"--out {file} is a file");
+        Assert.Equal("keep me", File.ReadAllText(file));
     }
     [Theory]
     [InlineData("agent", "{\"SecureFed\": {\"Site\": \"site-a\", \"Aggregator\": \"https://127.0.0.1:65536\"}}", "SecureFed:Aggregator")]

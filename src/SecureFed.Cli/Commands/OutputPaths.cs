@@ -66,6 +66,7 @@ internal static class OutputPaths
     /// <exception cref="UsageException">Something already exists at <paramref name="path"/>.</exception>
     public static void RequireNewFile(string path, string option)
     {
+        RequireNotBlank(path, option, "the path of a file to write");
         if (Directory.Exists(path))
         {
             throw new UsageException($"{option} {path} is a folder; give the path of a file to write.");
@@ -91,6 +92,7 @@ internal static class OutputPaths
     public static void RequireNewOrEarlierOutput(string path, string option, string what, Func<string, bool> isEarlierOutput)
     {
         ArgumentNullException.ThrowIfNull(isEarlierOutput);
+        RequireNotBlank(path, option, "the path of a file to write");
         if (Directory.Exists(path))
         {
             throw new UsageException($"{option} {path} is a folder; give the path of a file to write.");
@@ -126,6 +128,7 @@ internal static class OutputPaths
     /// <exception cref="UsageException">The folder cannot be used.</exception>
     public static void RequireNewFolder(string path, string option, string what)
     {
+        RequireNotBlank(path, option, "a folder that does not exist or is empty");
         if (File.Exists(path))
         {
             throw new UsageException($"{option} {path} is a file; {option} must be a folder that does not exist or is empty.");
@@ -134,6 +137,15 @@ internal static class OutputPaths
         if (Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any())
         {
             throw new UsageException($"{option} {path} already exists and is not empty; {what} are never overwritten (give a new folder).");
+        }
+    }
+
+    /// <summary>Refuses an empty or blank output path (which would otherwise fail later with a message naming no option).</summary>
+    private static void RequireNotBlank(string path, string option, string expected)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw new UsageException($"{option} is blank; give {expected}.");
         }
     }
 }

@@ -40,7 +40,9 @@ internal static class ProvisionCommands
             }
 
             string[] siteNames = ParseSites(parse.GetValue(sites)!);
-            var request = new ProvisionRequest(parse.GetValue(output)!, parse.GetValue(federation)!, siteNames, parse.GetValue(host)!, TimeSpan.FromDays(days));
+            string outDir = parse.GetValue(output)!;
+            OutputPaths.RequireNewFolder(outDir, "--out", "federation kits");
+            var request = new ProvisionRequest(outDir, parse.GetValue(federation)!, siteNames, parse.GetValue(host)!, TimeSpan.FromDays(days));
             ProvisionResult result;
             try
             {
