@@ -532,6 +532,26 @@ public sealed class CliBadInputTests : IDisposable
     }
 
     private static readonly string[] ProvisionArgs = ["--federation", "fed", "--sites", "site-a", "--aggregator-host", "localhost"];
+
+    [SkippableTheory]
+    [InlineData("provision")]
+    [InlineData("model spec")]
+    public async Task Out_WhereTheFileSystemCreatesNothing_ErrorNamingOutAndItsPathNotATemporaryName(string command)
+    {
+        // Both wrote through a hidden temporary name next to --out and reported that name: "Could not find file
+        // '/proc/.x.provisioning-<guid>'" and "Could not find file '/proc/.x.json.<guid>.tmp'".
+        Skip.IfNot(OperatingSystem.IsLinux(), "/proc is Linux's");
+        string[] args = command == "provision" ? ["provision", "--out", "/proc/x", .. ProvisionArgs] : ["model", "spec", "--out", "/proc/x.json"];
+
+        var (code, _, err) = await Run(args);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith("error: --out: ", err, StringComparison.Ordinal);
+        Assert.Contains(command == "provision" ? "'/proc/x'" : "'/proc/x.json'", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("provisioning-", err, StringComparison.Ordinal);
+        Assert.DoesNotContain(".tmp", err, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("tagger eval")]
     [InlineData("model merge")]
@@ -552,6 +572,7 @@ public sealed class CliBadInputTests : IDisposable
         Assert.DoesNotContain("no tagger model", err, StringComparison.Ordinal);
         Assert.True(Directory.Exists(Path.Combine(model, "parameters.f32")), "the folder is left as it was");
     }
+
     [Theory]
     [InlineData("")]
     [InlineData("  ")]
@@ -562,6 +583,7 @@ public sealed class CliBadInputTests : IDisposable
 
         AssertUsageError(code, err, "--out is blank");
     }
+
     [Fact]
     public async Task ProvisionRevoke_ManifestIsAFolder_UsageErrorSayingItIsAFolder()
     {
@@ -573,6 +595,7 @@ public sealed class CliBadInputTests : IDisposable
         AssertUsageError(code, err, $"--manifest {folder} is a folder; give the file itself");
         Assert.DoesNotContain("file not found", err, StringComparison.Ordinal);
     }
+
     [Fact]
     public async Task Provision_OutIsAnExistingFile_UsageErrorAndTheFileKept()
     {
@@ -585,6 +608,7 @@ public sealed class CliBadInputTests : IDisposable
         AssertUsageError(code, err, $"--out {file} is a file");
         Assert.Equal("keep me", File.ReadAllText(file));
     }
+
     [Theory]
     [InlineData("agent", "{\"SecureFed\": {\"Site\": \"site-a\", \"Aggregator\": \"https://127.0.0.1:65536\"}}", "SecureFed:Aggregator")]
     [InlineData("aggregator", "{\"SecureFed\": {\"Listen\": \"https://127.0.0.1:65536\"}}", "SecureFed:Listen")]
@@ -599,5 +623,4 @@ public sealed class CliBadInputTests : IDisposable
         AssertUsageError(code, err, $"{setting} has port 65536 outside the TCP port range 0..65535, got 'https://127.0.0.1:65536'");
         Assert.DoesNotContain("must be an https:// URL", err, StringComparison.Ordinal);
     }
-
 }

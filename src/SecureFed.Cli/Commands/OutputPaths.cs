@@ -140,6 +140,28 @@ internal static class OutputPaths
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="write"/>, which writes the output <paramref name="option"/> names; a failure of the file system
+    /// (a folder where no file can be created, no space, no permission) is reported with the option in front. The exit
+    /// code stays that of a failed operation: the path itself was a valid one.
+    /// </summary>
+    /// <typeparam name="T">What <paramref name="write"/> returns.</typeparam>
+    /// <param name="option">The option that gave the output path, e.g. <c>--out</c>.</param>
+    /// <param name="write">The writing.</param>
+    /// <exception cref="IOException">Writing failed; the message starts with <paramref name="option"/>.</exception>
+    public static T Writing<T>(string option, Func<T> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        try
+        {
+            return write();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"{option}: {ex.Message}", ex);
+        }
+    }
+
     /// <summary>Refuses an empty or blank output path (which would otherwise fail later with a message naming no option).</summary>
     private static void RequireNotBlank(string path, string option, string expected)
     {

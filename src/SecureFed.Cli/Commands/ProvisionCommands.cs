@@ -46,7 +46,7 @@ internal static class ProvisionCommands
             ProvisionResult result;
             try
             {
-                result = FederationProvisioner.Provision(request);
+                result = OutputPaths.Writing("--out", () => FederationProvisioner.Provision(request));
             }
             catch (ArgumentException ex)
             {
