@@ -1,3 +1,5 @@
+using SecureFed.Federation;
+
 namespace SecureFed.Agent;
 
 /// <summary>
@@ -39,9 +41,9 @@ public sealed class AgentOptions
                 continue;
             }
 
-            if (!Uri.TryCreate(entry, UriKind.Absolute, out Uri? uri) || uri.Scheme != Uri.UriSchemeHttps)
+            if (!ServiceUrl.TryParseHttps(entry, out Uri? uri, out string problem))
             {
-                errors?.Add($"{which} must be an https:// URL, got '{entry}'.");
+                errors?.Add($"{which} {problem}, got '{entry}'.");
                 continue;
             }
 

@@ -547,9 +547,9 @@ public sealed class AgentRunner
 
         for (int k = 0; k < slices.Endpoints.Count; k++)
         {
-            if (!Uri.TryCreate(slices.Endpoints[k], UriKind.Absolute, out Uri? endpoint) || endpoint.Scheme != Uri.UriSchemeHttps)
+            if (!ServiceUrl.TryParseHttps(slices.Endpoints[k], out _, out string problem))
             {
-                return $"the endpoint of slice {k} must be an https:// URL, got '{slices.Endpoints[k]}'";
+                return $"the endpoint of slice {k} {problem}, got '{slices.Endpoints[k]}'";
             }
         }
 

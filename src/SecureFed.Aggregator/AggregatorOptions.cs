@@ -1,4 +1,5 @@
 using System.Globalization;
+using SecureFed.Federation;
 using SecureFed.Protocol;
 
 namespace SecureFed.Aggregator;
@@ -317,9 +318,9 @@ public sealed class AggregatorOptions
             errors.Add("SecureFed:Federation is required.");
         }
 
-        if (!Uri.TryCreate(Listen, UriKind.Absolute, out Uri? listen) || listen.Scheme != Uri.UriSchemeHttps)
+        if (!ServiceUrl.TryParseHttps(Listen, out Uri? listen, out string listenProblem))
         {
-            errors.Add($"SecureFed:Listen must be an https:// URL, got '{Listen}'.");
+            errors.Add($"SecureFed:Listen {listenProblem}, got '{Listen}'.");
         }
 
         if (AdminEnabled)

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Npgsql;
 using Orleans.Configuration;
+using SecureFed.Federation;
 
 namespace SecureFed.Cluster;
 
@@ -235,7 +236,8 @@ public sealed class AggregatorClusterOptions
             if (!Uri.TryCreate(AgentListen, UriKind.Absolute, out Uri? listen) || listen.Scheme != Uri.UriSchemeHttps || !IPAddress.TryParse(listen.Host.Trim('[', ']'), out _)
                 || listen.AbsolutePath != "/")
             {
-                errors.Add($"{Section}:AgentListen must be an https:// URL with an IP address and a port (e.g. https://127.0.0.1:7444), got '{AgentListen}'.");
+                string problem = ServiceUrl.PortProblem(AgentListen) ?? "must be an https:// URL with an IP address and a port (e.g. https://127.0.0.1:7444)";
+                errors.Add($"{Section}:AgentListen {problem}, got '{AgentListen}'.");
             }
 
             if (Coordinator)

@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using SecureFed.Federation.Internal;
 
 namespace SecureFed.Federation;
 
@@ -73,7 +74,7 @@ public static partial class AtomicFile
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             TryDelete(tempPath);
-            throw new IOException($"Cannot write '{fullPath}': {ex.Message} The previous content (if any) is unchanged.", ex);
+            throw new IOException($"Cannot write '{fullPath}': {TemporaryPath.Reason(ex, tempPath, fullPath)} The previous content (if any) is unchanged.", ex);
         }
 
         FlushDirectory(directory);

@@ -48,9 +48,17 @@ public static class FederationProvisioner
 
         string parent = Path.GetDirectoryName(output)
             ?? throw new ArgumentException($"Output directory '{output}' has no parent directory.", nameof(request));
-        Directory.CreateDirectory(parent);
         string stage = Path.Combine(parent, $".{Path.GetFileName(output)}.provisioning-{Guid.NewGuid():N}");
-        CreateDirectory(stage, isPrivate: false);
+        try
+        {
+            Directory.CreateDirectory(parent);
+            CreateDirectory(stage, isPrivate: false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // The staging folder is an implementation detail: name the folder the user asked for.
+            throw new IOException($"Cannot create the output directory '{output}': {TemporaryPath.Reason(ex, stage, output)}", ex);
+        }
 
         try
         {
@@ -63,7 +71,7 @@ public static class FederationProvisioner
             Directory.Move(stage, output);
             return staged;
         }
-        catch
+        catch (Exception ex)
         {
             try
             {
@@ -72,6 +80,11 @@ public static class FederationProvisioner
             catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
             {
                 // The original failure is what matters; the staging folder is hidden and clearly named.
+            }
+
+            if (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new IOException(TemporaryPath.Reason(ex, stage, output), ex);
             }
 
             throw;

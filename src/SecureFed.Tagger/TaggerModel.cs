@@ -178,12 +178,21 @@ public sealed class TaggerModel : IDisposable
     /// <param name="device"><c>auto</c>, <c>cpu</c> or <c>cuda</c>.</param>
     /// <returns>The model.</returns>
     /// <exception cref="DirectoryNotFoundException">The directory or its files are missing.</exception>
-    /// <exception cref="InvalidDataException">The files are inconsistent.</exception>
+    /// <exception cref="InvalidDataException">The files are inconsistent, or one of them is a folder.</exception>
     public static TaggerModel Load(string directory, string device = "auto")
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         string metaPath = Path.Combine(directory, MetadataFile);
         string paramPath = Path.Combine(directory, ParametersFile);
+        foreach (string path in (ReadOnlySpan<string>)[metaPath, paramPath])
+        {
+            if (Directory.Exists(path))
+            {
+                // Not "no tagger model": the folder has the model's file name, which the user can see is there.
+                throw new InvalidDataException($"{path} is a folder; a tagger model's {Path.GetFileName(path)} is a file (as 'securefed tagger train' writes it)");
+            }
+        }
+
         if (!File.Exists(metaPath) || !File.Exists(paramPath))
         {
             throw new DirectoryNotFoundException($"no tagger model in {directory} (expected {MetadataFile} and {ParametersFile})");

@@ -530,4 +530,97 @@ public sealed class CliBadInputTests : IDisposable
 
         Assert.Empty(CliApp.DecimalCommaErrors(parse));
     }
+
+    private static readonly string[] ProvisionArgs = ["--federation", "fed", "--sites", "site-a", "--aggregator-host", "localhost"];
+
+    [SkippableTheory]
+    [InlineData("provision")]
+    [InlineData("model spec")]
+    public async Task Out_WhereTheFileSystemCreatesNothing_ErrorNamingOutAndItsPathNotATemporaryName(string command)
+    {
+        // Both wrote through a hidden temporary name next to --out and reported that name: "Could not find file
+        // '/proc/.x.provisioning-<guid>'" and "Could not find file '/proc/.x.json.<guid>.tmp'".
+        Skip.IfNot(OperatingSystem.IsLinux(), "/proc is Linux's");
+        string[] args = command == "provision" ? ["provision", "--out", "/proc/x", .. ProvisionArgs] : ["model", "spec", "--out", "/proc/x.json"];
+
+        var (code, _, err) = await Run(args);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith("error: --out: ", err, StringComparison.Ordinal);
+        Assert.Contains(command == "provision" ? "'/proc/x'" : "'/proc/x.json'", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("provisioning-", err, StringComparison.Ordinal);
+        Assert.DoesNotContain(".tmp", err, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("tagger eval")]
+    [InlineData("model merge")]
+    public async Task ModelFolder_ParametersFileIsAFolder_ErrorSayingSoNotThatThereIsNoModel(string command)
+    {
+        string model = Path.Combine(_dir, "model");
+        Directory.CreateDirectory(Path.Combine(model, "parameters.f32"));
+        File.WriteAllText(Path.Combine(model, "model.json"), "{}");
+        string data = Corpus("c", 3, 1, 1);
+        string[] args = command == "tagger eval"
+            ? ["tagger", "eval", "--model", model, "--test", Path.Combine(data, "test.tsv")]
+            : ["model", "merge", model, model, "--lambda", "0.5", "--out", Path.Combine(_dir, "merged")];
+
+        var (code, _, err) = await Run(args);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith($"error: {Path.Combine(model, "parameters.f32")} is a folder", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("no tagger model", err, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(model, "parameters.f32")), "the folder is left as it was");
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("  ")]
+    public async Task Provision_BlankOut_UsageErrorNamingOut(string value)
+    {
+        // "" said only "The value cannot be an empty string or composed entirely of whitespace."
+        var (code, _, err) = await Run(["provision", "--out", value, .. ProvisionArgs]);
+
+        AssertUsageError(code, err, "--out is blank");
+    }
+
+    [Fact]
+    public async Task ProvisionRevoke_ManifestIsAFolder_UsageErrorSayingItIsAFolder()
+    {
+        string folder = Path.Combine(_dir, "kit");
+        Directory.CreateDirectory(folder);
+
+        var (code, _, err) = await Run("provision", "revoke", "--manifest", folder, "--site", "site-a");
+
+        AssertUsageError(code, err, $"--manifest {folder} is a folder; give the file itself");
+        Assert.DoesNotContain("file not found", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Provision_OutIsAnExistingFile_UsageErrorAndTheFileKept()
+    {
+        // Exited 1, as if provisioning had failed, with "Output directory '…' is an existing file".
+        string file = Path.Combine(_dir, "notes.txt");
+        File.WriteAllText(file, "keep me");
+
+        var (code, _, err) = await Run(["provision", "--out", file, .. ProvisionArgs]);
+
+        AssertUsageError(code, err, $"--out {file} is a file");
+        Assert.Equal("keep me", File.ReadAllText(file));
+    }
+
+    [Theory]
+    [InlineData("agent", "{\"SecureFed\": {\"Site\": \"site-a\", \"Aggregator\": \"https://127.0.0.1:65536\"}}", "SecureFed:Aggregator")]
+    [InlineData("aggregator", "{\"SecureFed\": {\"Listen\": \"https://127.0.0.1:65536\"}}", "SecureFed:Listen")]
+    public async Task ServiceConfig_PortAbove65535_UsageErrorNamingThePortRange(string service, string json, string setting)
+    {
+        // Said "must be an https:// URL" of an https:// URL whose only fault is its port.
+        string config = Path.Combine(_dir, service + ".json");
+        File.WriteAllText(config, json);
+
+        var (code, _, err) = await Run(service, "--config", config);
+
+        AssertUsageError(code, err, $"{setting} has port 65536 outside the TCP port range 0..65535, got 'https://127.0.0.1:65536'");
+        Assert.DoesNotContain("must be an https:// URL", err, StringComparison.Ordinal);
+    }
 }

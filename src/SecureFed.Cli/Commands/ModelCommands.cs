@@ -53,7 +53,7 @@ internal static class ModelCommands
             }
 
             var spec = new ModelSpec(TaggerConfig.Resolve(s), entityTypes);
-            Federation.AtomicFile.WriteAllText(path, spec.ToJson());
+            OutputPaths.Writing("--out", () => { Federation.AtomicFile.WriteAllText(path, spec.ToJson()); return path; });
             parse.InvocationConfiguration.Output.WriteLine($"wrote {path}; sha256 {spec.Sha256}");
             return Task.FromResult(CliApp.ExitOk);
         });
@@ -148,7 +148,7 @@ internal static class ModelCommands
             writer.WriteLine(json);
             if (parse.GetValue(output) is string path)
             {
-                Federation.AtomicFile.WriteAllText(path, json);
+                OutputPaths.Writing("--out", () => { Federation.AtomicFile.WriteAllText(path, json); return path; });
                 writer.WriteLine($"wrote {path}");
             }
 

@@ -66,6 +66,7 @@ internal static class OutputPaths
     /// <exception cref="UsageException">Something already exists at <paramref name="path"/>.</exception>
     public static void RequireNewFile(string path, string option)
     {
+        RequireNotBlank(path, option, "the path of a file to write");
         if (Directory.Exists(path))
         {
             throw new UsageException($"{option} {path} is a folder; give the path of a file to write.");
@@ -91,6 +92,7 @@ internal static class OutputPaths
     public static void RequireNewOrEarlierOutput(string path, string option, string what, Func<string, bool> isEarlierOutput)
     {
         ArgumentNullException.ThrowIfNull(isEarlierOutput);
+        RequireNotBlank(path, option, "the path of a file to write");
         if (Directory.Exists(path))
         {
             throw new UsageException($"{option} {path} is a folder; give the path of a file to write.");
@@ -126,6 +128,7 @@ internal static class OutputPaths
     /// <exception cref="UsageException">The folder cannot be used.</exception>
     public static void RequireNewFolder(string path, string option, string what)
     {
+        RequireNotBlank(path, option, "a folder that does not exist or is empty");
         if (File.Exists(path))
         {
             throw new UsageException($"{option} {path} is a file; {option} must be a folder that does not exist or is empty.");
@@ -134,6 +137,37 @@ internal static class OutputPaths
         if (Directory.Exists(path) && Directory.EnumerateFileSystemEntries(path).Any())
         {
             throw new UsageException($"{option} {path} already exists and is not empty; {what} are never overwritten (give a new folder).");
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/>, which writes the output <paramref name="option"/> names; a failure of the file system
+    /// (a folder where no file can be created, no space, no permission) is reported with the option in front. The exit
+    /// code stays that of a failed operation: the path itself was a valid one.
+    /// </summary>
+    /// <typeparam name="T">What <paramref name="write"/> returns.</typeparam>
+    /// <param name="option">The option that gave the output path, e.g. <c>--out</c>.</param>
+    /// <param name="write">The writing.</param>
+    /// <exception cref="IOException">Writing failed; the message starts with <paramref name="option"/>.</exception>
+    public static T Writing<T>(string option, Func<T> write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        try
+        {
+            return write();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"{option}: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Refuses an empty or blank output path (which would otherwise fail later with a message naming no option).</summary>
+    private static void RequireNotBlank(string path, string option, string expected)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw new UsageException($"{option} is blank; give {expected}.");
         }
     }
 }

@@ -40,11 +40,13 @@ internal static class ProvisionCommands
             }
 
             string[] siteNames = ParseSites(parse.GetValue(sites)!);
-            var request = new ProvisionRequest(parse.GetValue(output)!, parse.GetValue(federation)!, siteNames, parse.GetValue(host)!, TimeSpan.FromDays(days));
+            string outDir = parse.GetValue(output)!;
+            OutputPaths.RequireNewFolder(outDir, "--out", "federation kits");
+            var request = new ProvisionRequest(outDir, parse.GetValue(federation)!, siteNames, parse.GetValue(host)!, TimeSpan.FromDays(days));
             ProvisionResult result;
             try
             {
-                result = FederationProvisioner.Provision(request);
+                result = OutputPaths.Writing("--out", () => FederationProvisioner.Provision(request));
             }
             catch (ArgumentException ex)
             {
@@ -71,11 +73,7 @@ internal static class ProvisionCommands
         {
             string path = parse.GetValue(manifestOption)!;
             string site = parse.GetValue(siteOption)!;
-            if (!File.Exists(path))
-            {
-                throw new UsageException($"--manifest: file not found: {Path.GetFullPath(path)}");
-            }
-
+            _ = InputPaths.RequireFile(path, "--manifest");
             FederationManifest manifest = FederationManifest.Load(path);
             TextWriter stdout = parse.InvocationConfiguration.Output;
             if (!manifest.TryGetSite(site, out _))

@@ -314,11 +314,10 @@ internal static class TaggerCommands
     private static string Row(string name, EntityScore s) => string.Create(CultureInfo.InvariantCulture,
         $"{name,-12} {s.Precision,9:F4} {s.Recall,9:F4} {s.F1,9:F4} {s.Gold,7} {s.Predicted,7} {s.TruePositives,7}");
 
-    private static FileInfo RequireFile(FileInfo file, string option) =>
-        file.Exists ? file : throw new UsageException($"{option}: file not found: {file.FullName}");
+    private static FileInfo RequireFile(FileInfo file, string option) => new(InputPaths.RequireFile(file.FullName, option));
 
     private static DirectoryInfo RequireModel(DirectoryInfo dir) =>
-        File.Exists(Path.Combine(dir.FullName, "model.json"))
+        Path.Exists(Path.Combine(dir.FullName, "model.json")) // a folder of that name: TaggerModel.Load says so
             ? dir
             : throw new UsageException($"--model: no tagger model in {dir.FullName} (expected model.json and parameters.f32 from 'securefed tagger train')");
 
