@@ -184,5 +184,99 @@ public sealed class PretrainedEncoderTests
         }
     }
 
+    [Fact]
+    public void PrincipalDirections_OrthonormalDecreasingVariance_SameOnEveryCall()
+    {
+        (float[] mean, float[] basis) = Encoder.PrincipalDirections();
+        int dim = Encoder.Dim;
+
+        Assert.Equal(dim, mean.Length);
+        Assert.Equal(dim * dim, basis.Length);
+        foreach ((int i, int j) in new[] { (0, 0), (0, 1), (1, 1), (5, 200), (383, 383), (17, 383) })
+        {
+            double dot = 0;
+            for (int d = 0; d < dim; d++)
+            {
+                dot += (double)basis[(i * dim) + d] * basis[(j * dim) + d];
+            }
+
+            Assert.Equal(i == j ? 1 : 0, dot, 4);
+        }
+
+        // Variance along each direction, over sentences the directions were not computed from: the leading direction
+        // must carry more than a late one (a basis in the wrong order, or not one of principal directions, fails).
+        float[] f = Encoder.Features(["Germline", "mutations", "in", "BRCA1", "cause", "hereditary", "breast", "cancer", "and", "ataxia", "telangiectasia", "in", "children", "."], dim - 1);
+        double Spread(int k) => Enumerable.Range(0, f.Length / (dim - 1)).Select(t => Math.Pow(f[(t * (dim - 1)) + k], 2)).Sum();
+        Assert.True(Spread(0) > Spread(300), $"spread along direction 0 is {Spread(0)}, along direction 300 {Spread(300)}");
+
+        PretrainedEncoder other = PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2));
+        Assert.Equal(basis, other.PrincipalDirections().Basis);
+        Assert.Equal(mean, other.PrincipalDirections().Mean);
+    }
+
+    [Fact]
+    public void EntryVectors_InBatches_EqualEachEntryEncodedAlone()
+    {
+        string[] words = ["cancer", "gene", "the"];
+        int[] ids = [.. words.Select(w => Encoder.Pieces(w).Single())];
+        float[] batch = Encoder.EntryVectors(ids);
+        int dim = Encoder.Dim;
+
+        for (int i = 0; i < words.Length; i++)
+        {
+            float[] alone = Encoder.Features([words[i]]);
+            for (int d = 0; d < dim; d++)
+            {
+                Assert.Equal(alone[d], batch[(i * dim) + d], 4);
+            }
+        }
+
+        // 300 entries: a full batch of 256 and a partial one; the last entry as in a batch of its own.
+        int[] many = [.. Enumerable.Range(2000, 300)];
+        float[] all = Encoder.EntryVectors(many);
+        float[] last = Encoder.EntryVectors([many[^1]]);
+        for (int d = 0; d < dim; d++)
+        {
+            Assert.Equal(last[d], all[(299 * dim) + d], 4);
+        }
+    }
+
+    [Fact]
+    public void Features_Projected_AreTheCentredVectorsOnTheLeadingDirections_AndAPrefixOfMore()
+    {
+        string[] tokens = ["Familial", "adenomatous", "polyposis", "is", "rare", "."];
+        float[] full = Encoder.Features(tokens);
+        float[] eight = Encoder.Features(tokens, 8);
+        float[] thirty = Encoder.Features(tokens, 30);
+        (float[] mean, float[] basis) = Encoder.PrincipalDirections();
+        int dim = Encoder.Dim;
+
+        Assert.Same(full, Encoder.Features(tokens, 0));
+        Assert.Same(full, Encoder.Features(tokens, dim));
+        Assert.Equal(tokens.Length * 8, eight.Length);
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            for (int k = 0; k < 8; k++)
+            {
+                double expected = Enumerable.Range(0, dim).Sum(d => (double)(full[(t * dim) + d] - mean[d]) * basis[(k * dim) + d]);
+                Assert.Equal(expected, eight[(t * 8) + k], 3);
+                Assert.Equal(thirty[(t * 30) + k], eight[(t * 8) + k]);
+            }
+        }
+    }
+
+    [Fact]
+    public void Config_EncoderDims_ValidatedNamingTheSetting_RoundTrips_AndSetsTheInputWidth()
+    {
+        TaggerConfig projected = TaggerConfig.TinyCrfEncoder with { EncoderDims = 32 };
+        TaggerConfig back = TaggerConfig.FromJson(projected.ToJson());
+
+        Assert.Equal(projected, back);
+        Assert.Equal(32 + 36, back.InputDim);
+        Assert.Contains("EncoderDims is set but there is no Encoder", Assert.Throws<ArgumentOutOfRangeException>(() => (TaggerConfig.TinyCrf with { EncoderDims = 8 }).Validate()).Message);
+        Assert.Contains("EncoderDims", Assert.Throws<ArgumentOutOfRangeException>(() => (TaggerConfig.TinyCrfEncoder with { EncoderDims = 385 }).Validate()).Message);
+        Assert.Contains("EncoderDims", Assert.Throws<ArgumentOutOfRangeException>(() => (TaggerConfig.TinyCrfEncoder with { EncoderDims = -1 }).Validate()).Message);
+    }
+
     private static double Cosine(float[] a, float[] b) => a.Zip(b, (x, y) => (double)x * y).Sum();
 }
