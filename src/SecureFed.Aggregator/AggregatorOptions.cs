@@ -393,6 +393,11 @@ public sealed class AggregatorOptions
             errors.Add("SecureFed:EvaluationEntityTypes must not contain an empty type.");
         }
 
+        foreach (string twice in EvaluationEntityTypes.Where(t => !string.IsNullOrWhiteSpace(t)).GroupBy(t => t, StringComparer.Ordinal).Where(g => g.Count() > 1).Select(g => g.Key))
+        {
+            errors.Add($"SecureFed:EvaluationEntityTypes lists \"{twice}\" more than once; list each entity type once.");
+        }
+
         Positive(errors, "EpsilonBudget", EpsilonBudget);
         Positive(errors, "L2Clip", L2Clip);
         Positive(errors, "SiteNoiseMultiplier", SiteNoiseMultiplier);

@@ -67,7 +67,7 @@ internal static class ServiceCommands
         // Federated evaluation scores the spec's entity types (unless the configuration names its own).
         if (!configuration.GetSection("SecureFed:EvaluationEntityTypes").GetChildren().Any())
         {
-            foreach ((string type, int i) in spec.EntityTypes.Select((t, i) => (t, i)))
+            foreach ((string type, int i) in spec.EntityTypes.Distinct(StringComparer.Ordinal).Select((t, i) => (t, i)))
             {
                 overrides[string.Create(CultureInfo.InvariantCulture, $"SecureFed:EvaluationEntityTypes:{i}")] = type;
             }
