@@ -39,10 +39,6 @@ public sealed record ModelSpec(TaggerConfig Config, IReadOnlyList<string> Entity
         if (c.Encoder.Length > 0)
         {
             b.Append(",\"encoder\":").Append(Quote(c.Encoder)); // only when set: specs without an encoder keep their hashes
-            if (c.EncoderDims > 0)
-            {
-                b.Append(",\"encoder_dims\":").Append(Int(c.EncoderDims));
-            }
         }
 
         b.Append("},\"entity_types\":[");

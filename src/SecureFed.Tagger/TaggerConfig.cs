@@ -109,15 +109,6 @@ public sealed record TaggerConfig
     /// <value>The default value is "" (none).</value>
     public string Encoder { get; init; } = "";
 
-    /// <summary>
-    /// With an <see cref="Encoder"/>: how many of its vector's leading principal directions feed the BiLSTM (0: the
-    /// whole vector). The directions are those of the encoder's own public vocabulary (every whole-word entry encoded
-    /// alone), centred on its mean, so no site's data shapes them; fewer inputs mean fewer trained weights, and so less
-    /// DP noise in total (docs/tagger.md "Pretrained encoder").
-    /// </summary>
-    /// <value>The default value is 0 (the whole vector).</value>
-    public int EncoderDims { get; init; }
-
     /// <summary>Default: 2-layer BiLSTM-CRF, about 2.2 M parameters (9 MB as float32), trains on one CPU thread in about 10 minutes on NCBI-disease.</summary>
     public static TaggerConfig Default { get; } = new();
 
@@ -203,16 +194,6 @@ public sealed record TaggerConfig
         {
             throw new ArgumentOutOfRangeException(nameof(Encoder), Encoder,
                 $"Encoder is \"{Encoder}\"; it must be \"\" (none) or one of {string.Join(", ", Internal.PretrainedEncoder.Names)}.");
-        }
-
-        if (EncoderDims != 0)
-        {
-            if (Encoder.Length == 0)
-            {
-                throw new ArgumentOutOfRangeException(nameof(EncoderDims), EncoderDims, "EncoderDims is set but there is no Encoder; set Encoder too, or EncoderDims to 0.");
-            }
-
-            Range(EncoderDims, 1, Internal.PretrainedEncoder.DimOf(Encoder), nameof(EncoderDims));
         }
 
         if (!(Dropout >= 0 && Dropout < 1))
@@ -404,7 +385,5 @@ public sealed record TaggerConfig
 
     /// <summary>Width of the <see cref="Encoder"/>'s token vectors (0 without one).</summary>
     [JsonIgnore]
-    public int EncoderDim => Encoder is { Length: > 0 } name && Internal.PretrainedEncoder.Names.Contains(name)
-        ? (EncoderDims > 0 ? EncoderDims : Internal.PretrainedEncoder.DimOf(name))
-        : 0;
+    public int EncoderDim => Encoder is { Length: > 0 } name && Internal.PretrainedEncoder.Names.Contains(name) ? Internal.PretrainedEncoder.DimOf(name) : 0;
 }

@@ -92,10 +92,6 @@ public sealed class TaggerModel : IDisposable
         // Loaded (once per process, about 90 MB read and hashed) before any native tensor exists and outside the lock,
         // so a missing encoder leaks nothing and a first load does not hold up other models' creation.
         PretrainedEncoder? encoder = config.EncoderDim > 0 ? PretrainedEncoder.Get(config.Encoder) : null;
-        if (config.EncoderDims > 0)
-        {
-            encoder?.PreparePrincipalDirections();
-        }
         lock (TorchRuntime.GlobalGeneratorLock)
         {
             torch.random.manual_seed(seed);
@@ -352,7 +348,7 @@ public sealed class TaggerModel : IDisposable
             }
         }
 
-        return new EncodedSentence(words, shapes, ngrams, chars, labels) { Features = _encoder?.Features(tokens, Config.EncoderDims) };
+        return new EncodedSentence(words, shapes, ngrams, chars, labels) { Features = _encoder?.Features(tokens) };
     }
 
     /// <summary>

@@ -51,7 +51,6 @@ internal sealed class PretrainedEncoder
     private readonly int _unk;
     private readonly bool _hasTokenTypes;
     private readonly ConditionalWeakTable<IReadOnlyList<string>, float[]> _cache = [];
-    private readonly Lazy<(float[] Mean, float[] Basis)> _principal;
 
     private PretrainedEncoder(byte[] model, string[] vocab)
     {
@@ -79,7 +78,6 @@ internal sealed class PretrainedEncoder
         _session = new InferenceSession(model, options);
         _hasTokenTypes = _session.InputMetadata.ContainsKey("token_type_ids");
         Dim = (int)_session.OutputMetadata.Values.First().Dimensions[^1];
-        _principal = new Lazy<(float[], float[])>(ComputePrincipal);
     }
 
     /// <summary>Width of each token's vector (384).</summary>
@@ -203,162 +201,6 @@ internal sealed class PretrainedEncoder
         return _cache.GetValue(tokens, Compute);
     }
 
-    /// <summary>
-    /// Each token's vector projected onto the <paramref name="dims"/> leading principal directions of the vocabulary
-    /// (<see cref="TaggerConfig.EncoderDims"/>), [tokens × dims] row-major; the whole vector when dims is 0 or <see cref="Dim"/>.
-    /// </summary>
-    public float[] Features(IReadOnlyList<string> tokens, int dims)
-    {
-        float[] full = Features(tokens);
-        if (dims <= 0 || dims == Dim)
-        {
-            return full;
-        }
-
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(dims, Dim);
-        (float[] mean, float[] basis) = _principal.Value;
-        int count = full.Length / Dim;
-        var projected = new float[count * dims];
-        var centred = new float[Dim];
-        for (int t = 0; t < count; t++)
-        {
-            ReadOnlySpan<float> row = full.AsSpan(t * Dim, Dim);
-            for (int d = 0; d < Dim; d++)
-            {
-                centred[d] = row[d] - mean[d];
-            }
-
-            Span<float> output = projected.AsSpan(t * dims, dims);
-            for (int k = 0; k < dims; k++)
-            {
-                output[k] = Dot(centred, basis.AsSpan(k * Dim, Dim));
-            }
-        }
-
-        return projected;
-    }
-
-    private static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
-    {
-        float sum = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            sum += a[i] * b[i];
-        }
-
-        return sum;
-    }
-
-    /// <summary>Computes the vocabulary's principal directions now rather than at the first projected sentence.</summary>
-    public void PreparePrincipalDirections() => _ = _principal.Value;
-
-    /// <summary>
-    /// The mean of the vocabulary's vectors and its principal directions, [Dim × Dim] row-major, one direction a row,
-    /// in decreasing order of variance, each with its largest-magnitude component positive. The vectors are those of
-    /// every whole-word vocabulary entry (not a ##-continuation, not a [bracketed] special) encoded alone:
-    /// <c>[CLS] entry [SEP]</c>. Public: the encoder's own vocabulary, nothing of any site's data.
-    /// </summary>
-    internal (float[] Mean, float[] Basis) PrincipalDirections() => _principal.Value;
-
-    private (float[] Mean, float[] Basis) ComputePrincipal()
-    {
-        int[] entries = [.. Enumerable.Range(0, _pieces.Length).Where(i => !_pieces[i].StartsWith("##", StringComparison.Ordinal) && !(_pieces[i].StartsWith('[') && _pieces[i].EndsWith(']')))];
-        float[] vectors = EntryVectors(entries);
-
-        var mean = new double[Dim];
-        for (int e = 0; e < entries.Length; e++)
-        {
-            for (int d = 0; d < Dim; d++)
-            {
-                mean[d] += vectors[(e * Dim) + d];
-            }
-        }
-
-        for (int d = 0; d < Dim; d++)
-        {
-            mean[d] /= entries.Length;
-        }
-
-        var covariance = new double[Dim * Dim];
-        var centred = new double[Dim];
-        for (int e = 0; e < entries.Length; e++)
-        {
-            for (int d = 0; d < Dim; d++)
-            {
-                centred[d] = vectors[(e * Dim) + d] - mean[d];
-            }
-
-            for (int i = 0; i < Dim; i++)
-            {
-                double ci = centred[i];
-                for (int j = i; j < Dim; j++)
-                {
-                    covariance[(i * Dim) + j] += ci * centred[j];
-                }
-            }
-        }
-
-        for (int i = 0; i < Dim; i++)
-        {
-            for (int j = i; j < Dim; j++)
-            {
-                covariance[(j * Dim) + i] = covariance[(i * Dim) + j] /= entries.Length - 1;
-            }
-        }
-
-        double[] eigenvectors = SymmetricEigen.Decompose(covariance, Dim, out _);
-        var basis = new float[Dim * Dim];
-        for (int k = 0; k < Dim; k++)
-        {
-            int largest = 0;
-            for (int d = 1; d < Dim; d++)
-            {
-                if (Math.Abs(eigenvectors[(k * Dim) + d]) > Math.Abs(eigenvectors[(k * Dim) + largest]))
-                {
-                    largest = d;
-                }
-            }
-
-            double sign = eigenvectors[(k * Dim) + largest] < 0 ? -1 : 1;
-            for (int d = 0; d < Dim; d++)
-            {
-                basis[(k * Dim) + d] = (float)(sign * eigenvectors[(k * Dim) + d]);
-            }
-        }
-
-        return ([.. mean.Select(v => (float)v)], basis);
-    }
-
-    /// <summary>
-    /// The vectors of vocabulary entries each encoded alone, <c>[CLS] entry [SEP]</c>, [entries × Dim] row-major, 256
-    /// entries to a run of the model, runs in parallel.
-    /// </summary>
-    internal float[] EntryVectors(IReadOnlyList<int> entries)
-    {
-        var vectors = new float[entries.Count * Dim];
-        const int Batch = 256; // entries a run: [CLS] entry [SEP] each, all of length 3
-        Parallel.For(0, (entries.Count + Batch - 1) / Batch, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount }, b =>
-        {
-            int first = b * Batch;
-            int count = Math.Min(Batch, entries.Count - first);
-            var ids = new long[count * 3];
-            for (int e = 0; e < count; e++)
-            {
-                ids[e * 3] = _cls;
-                ids[(e * 3) + 1] = entries[first + e];
-                ids[(e * 3) + 2] = _sep;
-            }
-
-            float[] hidden = Hidden(ids, count);
-            for (int e = 0; e < count; e++)
-            {
-                hidden.AsSpan(((e * 3) + 1) * Dim, Dim).CopyTo(vectors.AsSpan((first + e) * Dim, Dim));
-            }
-        });
-
-        return vectors;
-    }
-
     /// <summary>Encodes every sentence not yet cached, <paramref name="threads"/> at a time (0: one per processor).</summary>
     public void Precompute(IEnumerable<IReadOnlyList<string>> sentences, int threads)
     {
@@ -456,15 +298,12 @@ internal sealed class PretrainedEncoder
     }
 
     /// <summary>The last hidden state of every position of one sequence of piece ids (with [CLS] and [SEP]), [ids × Dim] row-major.</summary>
-    private float[] Hidden(long[] ids) => Hidden(ids, 1);
-
-    /// <summary>The last hidden states of <paramref name="batch"/> sequences of equal length laid end to end in <paramref name="ids"/>, [batch × length × Dim] row-major.</summary>
-    private float[] Hidden(long[] ids, int batch)
+    private float[] Hidden(long[] ids)
     {
-        int length = ids.Length / batch;
-        var mask = new long[ids.Length];
+        int length = ids.Length;
+        var mask = new long[length];
         Array.Fill(mask, 1L);
-        int[] shape = [batch, length];
+        int[] shape = [1, length];
         var inputs = new List<NamedOnnxValue>
         {
             NamedOnnxValue.CreateFromTensor("input_ids", new DenseTensor<long>(ids, shape)),
@@ -472,15 +311,15 @@ internal sealed class PretrainedEncoder
         };
         if (_hasTokenTypes)
         {
-            inputs.Add(NamedOnnxValue.CreateFromTensor("token_type_ids", new DenseTensor<long>(new long[ids.Length], shape)));
+            inputs.Add(NamedOnnxValue.CreateFromTensor("token_type_ids", new DenseTensor<long>(new long[length], shape)));
         }
 
         using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = _session.Run(inputs);
         DisposableNamedOnnxValue output = results.FirstOrDefault(r => r.Name == "last_hidden_state") ?? results.First();
         Tensor<float> hidden = output.AsTensor<float>();
-        if (hidden.Dimensions.Length != 3 || hidden.Dimensions[0] != batch || hidden.Dimensions[1] != length || hidden.Dimensions[2] != Dim)
+        if (hidden.Dimensions.Length != 3 || hidden.Dimensions[1] != length || hidden.Dimensions[2] != Dim)
         {
-            throw new InvalidOperationException($"the pretrained encoder returned a tensor of shape [{string.Join(", ", hidden.Dimensions.ToArray())}], expected [{batch}, {length}, {Dim}]");
+            throw new InvalidOperationException($"the pretrained encoder returned a tensor of shape [{string.Join(", ", hidden.Dimensions.ToArray())}], expected [1, {length}, {Dim}]");
         }
 
         return hidden is DenseTensor<float> dense ? dense.Buffer.ToArray() : [.. hidden];
