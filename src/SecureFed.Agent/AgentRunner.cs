@@ -199,6 +199,10 @@ public sealed class AgentRunner
             _audit.Append(AuditEvents.RoundJoined, f => f.Add("round", round).Add("session", parameters.SessionId).Add("cohort", parameters.Participants.Select(p => p.Name))
                 .Add("dp_sgd_layer_scales", parameters.DpSgdLayerScales.Count).Add("dp_sgd_layer_scales_sha256", parameters.DpSgdLayerScales.Count == 0 ? "" : RoundParameters.LayerScalesSha256(parameters.DpSgdLayerScales)));
 
+            // While it fetches the model and trains, the site says every so often that it is still at work, so that the
+            // others need not wait out the training deadline if it crashes (docs/PROTOCOL.md "Training progress").
+            await using ProgressReporter? progress = ProgressReporter.Start(_client, Header(round, parameters.SessionId, Stage.AdvertiseKeys), a.ProgressIntervalSeconds, _logger, cancellationToken);
+
             // 2. The global model.
             float[] global;
             try
@@ -278,6 +282,11 @@ public sealed class AgentRunner
             protocol = new ClientRound(parameters, _options.Site, _kit.IdentityKey);
             TimeSpan stageWait = TimeSpan.FromSeconds(a.StageTimeoutSeconds + 30);
             DateTimeOffset trainingDeadline = DateTimeOffset.FromUnixTimeMilliseconds(a.StageDeadlineUnixMs);
+            if (progress is not null)
+            {
+                await progress.DisposeAsync().ConfigureAwait(false); // training is over: the keys, or silence, follow
+            }
+
             if (Drops(round, ProtocolStage.AdvertiseKeys))
             {
                 Report(round, false, "simulated dropout", loss, devF1, bytesSent);

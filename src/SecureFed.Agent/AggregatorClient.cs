@@ -137,6 +137,10 @@ public sealed class AggregatorClient : IDisposable
     public Task<Ack> DeclineRoundAsync(DeclineRoundRequest request, CancellationToken cancellationToken)
         => Call((c, o) => c.DeclineRoundAsync(request, o).ResponseAsync, _callTimeout, cancellationToken);
 
+    /// <summary>Says the site is still training (docs/PROTOCOL.md "Training progress"); each attempt within <paramref name="timeout"/>.</summary>
+    public Task<Ack> ReportProgressAsync(ProgressReport request, TimeSpan timeout, CancellationToken cancellationToken)
+        => Call((c, o) => c.ReportProgressAsync(request, o).ResponseAsync, timeout, cancellationToken);
+
     /// <summary>Sends the key advertisement.</summary>
     public Task<Ack> AdvertiseKeysAsync(AdvertiseKeysRequest request, CancellationToken cancellationToken)
         => Call((c, o) => c.AdvertiseKeysAsync(request, o).ResponseAsync, _callTimeout, cancellationToken);

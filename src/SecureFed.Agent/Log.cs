@@ -45,4 +45,7 @@ internal static partial class Log
 
     [LoggerMessage(14, LogLevel.Information, "{Site}: stopped during round {Round}; its decline was not delivered ({Detail}), so the aggregator will see a dropout at the training deadline")]
     public static partial void StopDeclineNotDelivered(ILogger logger, string site, long round, string detail);
+
+    [LoggerMessage(15, LogLevel.Debug, "{Site}: a training progress report for round {Round} was not delivered ({Reason}); the next one follows in {Seconds} s")]
+    public static partial void ProgressNotDelivered(ILogger logger, string site, long round, string reason, int seconds);
 }

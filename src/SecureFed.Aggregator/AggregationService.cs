@@ -105,6 +105,21 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return new Ack();
     }
 
+    public override Task<Ack> ReportProgress(ProgressReport request, ServerCallContext context)
+    {
+        // No audit line: a report reveals nothing and changes nothing but the site's last-heard time, so repeating it costs
+        // the aggregator no disk (threat model C19). The first of an attempt is logged, and a site that goes silent after
+        // it is audited as a dropout when the keys stage closes without it.
+        string site = Authenticate(context, request.Header, Stage.AdvertiseKeys);
+        RoundSession session = CurrentSession(request.Header, site);
+        if (session.RecordProgress(site, _coordinator.Time.GetUtcNow()))
+        {
+            Log.TrainingReported(_logger, site, session.Round);
+        }
+
+        return Task.FromResult(new Ack());
+    }
+
     public override async Task<Ack> AdvertiseKeys(AdvertiseKeysRequest request, ServerCallContext context)
     {
         string site = Authenticate(context, request.Header, Stage.AdvertiseKeys);

@@ -61,6 +61,20 @@ public sealed class AggregatorOptions
     /// <summary>Seconds the cohort has to train locally and advertise keys. <value>The default value is 600.</value></summary>
     public int TrainingTimeoutSeconds { get; set; } = 600;
 
+    /// <summary>
+    /// How often a site reports, while it trains, that it is still at work (announced; docs/PROTOCOL.md "Training
+    /// progress"), in seconds; 0 asks for no reports, and a silent site is then waited for until
+    /// <see cref="TrainingTimeoutSeconds"/>. <value>The default value is 10.</value>
+    /// </summary>
+    public int ProgressIntervalSeconds { get; set; } = 10;
+
+    /// <summary>
+    /// After how many seconds without a report a site that has reported in this round's training is taken as gone: the
+    /// keys stage then closes without it as soon as every other member has advertised or declined, instead of at
+    /// <see cref="TrainingTimeoutSeconds"/>. At least 3 × <see cref="ProgressIntervalSeconds"/>. <value>The default value is 60.</value>
+    /// </summary>
+    public int ProgressSilenceSeconds { get; set; } = 60;
+
     /// <summary>Deadline of every later protocol stage, in seconds. <value>The default value is 120.</value></summary>
     public int StageTimeoutSeconds { get; set; } = 120;
 
@@ -362,6 +376,11 @@ public sealed class AggregatorOptions
 
         Range(errors, "TrainingTimeoutSeconds", TrainingTimeoutSeconds, 1, 86_400);
         Range(errors, "StageTimeoutSeconds", StageTimeoutSeconds, 1, 3_600);
+        Range(errors, "ProgressIntervalSeconds", ProgressIntervalSeconds, 0, 3_600);
+        if (ProgressIntervalSeconds > 0 && (ProgressSilenceSeconds < 3L * ProgressIntervalSeconds || ProgressSilenceSeconds > 86_400))
+        {
+            errors.Add($"SecureFed:ProgressSilenceSeconds must be between 3 × ProgressIntervalSeconds ({3L * ProgressIntervalSeconds}: a site is not taken as gone for missing fewer than three reports) and 86400, got {ProgressSilenceSeconds}.");
+        }
         Range(errors, "JoinTimeoutSeconds", JoinTimeoutSeconds, 1, 86_400);
         Range(errors, "MaxRetryPauseSeconds", MaxRetryPauseSeconds, 0, 3_600);
         Range(errors, "WeightCap", WeightCap, 1, 1_000_000);

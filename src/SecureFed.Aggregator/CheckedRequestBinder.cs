@@ -41,7 +41,7 @@ public sealed class CheckedRequestBinder(ServiceBinderBase inner) : ServiceBinde
     /// <summary>Request types held to <see cref="MaxSmallRequestBytes"/>; shares, masked inputs and unmask responses are not.</summary>
     internal static readonly IReadOnlySet<Type> SmallRequestTypes = new HashSet<Type>
     {
-        typeof(Wire.V1.AwaitRoundRequest), typeof(Wire.V1.DeclineRoundRequest), typeof(Wire.V1.AdvertiseKeysRequest), typeof(Wire.V1.StageQuery),
+        typeof(Wire.V1.AwaitRoundRequest), typeof(Wire.V1.DeclineRoundRequest), typeof(Wire.V1.ProgressReport), typeof(Wire.V1.AdvertiseKeysRequest), typeof(Wire.V1.StageQuery),
         typeof(Wire.V1.ConsistencyRequest), typeof(Wire.V1.ModelRequest), typeof(Wire.V1.StatusRequest),
     };
 

@@ -129,4 +129,10 @@ internal static partial class Log
 
     [LoggerMessage(48, LogLevel.Warning, "The threshold is t = {Threshold} for a cohort of {Sites} sites ({Which}): every member must answer the unmasking request, so any one site can abort every such round by staying silent after the others charged their privacy budgets, and it is not blamed (it looks like a dropout). Add sites, or raise SecureFed:MinSites / lower SecureFed:Threshold so that t < n (threat-model/README.md section 7; docs/PROTOCOL.md section 2, A cohort of exactly t sites)")]
     public static partial void OneSiteCanAbort(ILogger logger, int threshold, int sites, string which);
+
+    [LoggerMessage(49, LogLevel.Information, "Site {Site} is training for round {Round} and reports that it is still at work")]
+    public static partial void TrainingReported(ILogger logger, string site, long round);
+
+    [LoggerMessage(50, LogLevel.Warning, "Round {Round}: {Sites} reported training progress, then fell silent for {Seconds} s (ProgressSilenceSeconds); the keys stage goes on without them")]
+    public static partial void SilentWhileTraining(ILogger logger, long round, string sites, int seconds);
 }

@@ -104,6 +104,9 @@ public sealed class RoundCoordinator : BackgroundService
     /// Long-poll of a site waiting for a round: returns the open round that includes it (and that it has not seen), or
     /// null when the federation has finished.
     /// </summary>
+    /// <summary>The clock of the rounds' deadlines and of the sites' progress reports.</summary>
+    internal TimeProvider Time => _time;
+
     internal async Task<RoundSession?> AwaitRoundAsync(string site, long lastRound, CancellationToken cancellationToken)
     {
         while (true)
@@ -690,6 +693,8 @@ public sealed class RoundCoordinator : BackgroundService
             ModelSpecSha256 = _options.ModelSpecSha256,
             StageDeadlineUnixMs = deadline.ToUnixTimeMilliseconds(),
             StageTimeoutSeconds = (uint)_options.StageTimeoutSeconds,
+            ProgressIntervalSeconds = (uint)_options.ProgressIntervalSeconds,
+            ProgressSilenceSeconds = _options.ProgressIntervalSeconds > 0 ? (uint)_options.ProgressSilenceSeconds : 0,
             ProtocolVersion = ProtocolLabels.ProtocolVersion,
         };
         announcement.DpSgd.LayerScales.AddRange(_options.DpSgdLayerScales);
@@ -1099,6 +1104,15 @@ public sealed class RoundCoordinator : BackgroundService
                 return;
             }
 
+            if (stage == ProtocolStage.AdvertiseKeys && SilentWhileTraining(session, expected, status.Delivered) is { Count: > 0 } silent
+                && expected.Except(silent.Select(session.IndexOf)).ToHashSet().IsSubsetOf(status.Delivered))
+            {
+                // Every member not yet heard from reported training progress and then fell silent (docs/PROTOCOL.md
+                // "Training progress"): gone, not slow. The stage closes now; the close audits them as dropouts.
+                Log.SilentWhileTraining(_logger, session.Round, string.Join(", ", silent), _options.ProgressSilenceSeconds);
+                return;
+            }
+
             TimeSpan left = deadline - _time.GetUtcNow();
             if (left <= TimeSpan.Zero)
             {
@@ -1107,6 +1121,21 @@ public sealed class RoundCoordinator : BackgroundService
 
             await session.WaitForActivityAsync(left < TimeSpan.FromMilliseconds(250) ? left : TimeSpan.FromMilliseconds(250), cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// The cohort members still expected in the keys stage that reported training progress in this attempt and have
+    /// been silent for <see cref="AggregatorOptions.ProgressSilenceSeconds"/> (none when reports are off).
+    /// </summary>
+    private List<string> SilentWhileTraining(RoundSession session, HashSet<int> expected, IEnumerable<int> delivered)
+    {
+        if (_options.ProgressIntervalSeconds <= 0)
+        {
+            return [];
+        }
+
+        var waiting = expected.Except(delivered).ToHashSet();
+        return [.. session.SilentSince(_time.GetUtcNow(), TimeSpan.FromSeconds(_options.ProgressSilenceSeconds)).Where(site => waiting.Contains(session.IndexOf(site)))];
     }
 
     private async Task<T> CloseStageAsync<T>(RoundSession session, ProtocolStage stage, Func<CancellationToken, Task<T>> close, CancellationToken cancellationToken)

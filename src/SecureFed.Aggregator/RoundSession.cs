@@ -18,6 +18,7 @@ internal sealed class RoundSession
     private readonly TaskCompletionSource<RoundOutcome> _outcome = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly SemaphoreSlim _activity = new(0);
     private readonly HashSet<string> _declined = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _progress = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AccusationClaim> _accusations = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
@@ -154,6 +155,28 @@ internal sealed class RoundSession
 
         claim.End(judged);
     }
+
+    /// <summary>
+    /// Records that <paramref name="site"/> reported, at <paramref name="at"/>, that it is still training (docs/PROTOCOL.md
+    /// "Training progress"). Returns whether it is the site's first report of the attempt.
+    /// </summary>
+    public bool RecordProgress(string site, DateTimeOffset at)
+    {
+        bool first = true;
+        _progress.AddOrUpdate(site, at, (_, _) =>
+        {
+            first = false;
+            return at;
+        });
+        return first;
+    }
+
+    /// <summary>
+    /// The sites that reported training progress in this attempt and have been silent for at least
+    /// <paramref name="silence"/> at <paramref name="now"/>: taken as gone while the keys stage is open.
+    /// </summary>
+    public IReadOnlyList<string> SilentSince(DateTimeOffset now, TimeSpan silence)
+        => [.. _progress.Where(p => now - p.Value >= silence).Select(p => p.Key).Order(StringComparer.Ordinal)];
 
     public IReadOnlyCollection<string> Declined
     {

@@ -48,6 +48,8 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.RepairTornAuditTail),
         nameof(AggregatorOptions.TrainingTimeoutSeconds),
         nameof(AggregatorOptions.StageTimeoutSeconds),
+        nameof(AggregatorOptions.ProgressIntervalSeconds),
+        nameof(AggregatorOptions.ProgressSilenceSeconds),
         nameof(AggregatorOptions.JoinTimeoutSeconds),
         nameof(AggregatorOptions.JoinGraceSeconds),
         nameof(AggregatorOptions.MaxRetryPauseSeconds),

@@ -74,6 +74,35 @@ public sealed class FaultTests : IDisposable
     }
 
     [Fact]
+    public async Task Round_SiteSilentAfterReportingTraining_GoesOnWithoutItLongBeforeTheTrainingDeadline()
+    {
+        // The training deadline is 600 s and is not shortened: only the silent site's missing progress reports (every
+        // second; gone after 3 s of silence) can let round 1 go on without it in time (it did not, before the reports).
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), FourSites, new Dictionary<string, string>
+        {
+            ["Rounds"] = "2",
+            ["TrainingTimeoutSeconds"] = "600",
+            ["ProgressIntervalSeconds"] = "1",
+            ["ProgressSilenceSeconds"] = "3",
+        });
+        await fed.StartAggregatorAsync();
+        for (int i = 0; i < FourSites.Length; i++)
+        {
+            fed.StartAgent(FourSites[i], 100 * (i + 1), i == FourSites.Length - 1 ? new DropoutHook(1, ProtocolStage.AdvertiseKeys) : null);
+        }
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(240));
+
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        Assert.Equal([RoundStatus.Completed, RoundStatus.Completed], rounds.Select(r => r.Status));
+        Assert.Equal(FourSites[..3], rounds[0].Participants.Order());
+        Assert.Equal(FourSites, rounds[1].Participants.Order());
+        string[] audit = File.ReadAllLines(Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName));
+        Assert.Contains(audit, l => l.Contains(AuditEvents.Dropout, StringComparison.Ordinal) && l.Contains("\"advertise_keys\"", StringComparison.Ordinal) && l.Contains("site-d", StringComparison.Ordinal));
+        AssertLogsVerify(fed, FourSites);
+    }
+
+    [Fact]
     public async Task Aggregator_RestartedMidRound_InterruptedRoundAbortedHistoryKeptFreshRoundCompletes()
     {
         string[] sites = ["site-a", "site-b", "site-c"];

@@ -56,6 +56,8 @@ public sealed class RoundSettingsTests
         { "RepairTornAuditTail", o => o.RepairTornAuditTail = true },
         { "TrainingTimeoutSeconds", o => o.TrainingTimeoutSeconds = 60 },
         { "StageTimeoutSeconds", o => o.StageTimeoutSeconds = 30 },
+        { "ProgressIntervalSeconds", o => o.ProgressIntervalSeconds = 5 },
+        { "ProgressSilenceSeconds", o => o.ProgressSilenceSeconds = 120 },
         { "JoinTimeoutSeconds", o => o.JoinTimeoutSeconds = 30 },
         { "JoinGraceSeconds", o => o.JoinGraceSeconds = 5 },
         { "MaxRetryPauseSeconds", o => o.MaxRetryPauseSeconds = 5 },

@@ -106,8 +106,17 @@ internal sealed record DemoSettings
     /// </summary>
     public int TrainingTimeoutSeconds { get; init; } = 900;
 
-    /// <summary>With a site dropped before advertising its keys: how often a line says the round waits for its training deadline.</summary>
-    public TimeSpan DeadlineWaitLineInterval { get; init; } = TimeSpan.FromSeconds(60);
+    /// <summary>How often each site reports, while it trains, that it is still at work (the aggregator's ProgressIntervalSeconds).</summary>
+    public int ProgressIntervalSeconds { get; init; } = 10;
+
+    /// <summary>
+    /// After how long without a report a site that reported is taken as gone while the others wait for its keys (the
+    /// aggregator's ProgressSilenceSeconds, at least 3 × <see cref="ProgressIntervalSeconds"/>).
+    /// </summary>
+    public int ProgressSilenceSeconds { get; init; } = 60;
+
+    /// <summary>With a site dropped before advertising its keys: how often a line says what the round waits for.</summary>
+    public TimeSpan DeadlineWaitLineInterval { get; init; } = TimeSpan.FromSeconds(20);
 
     /// <summary>
     /// Test hook (no command-line option): wraps each site's trainer, e.g. to make local training throw at chosen
@@ -287,6 +296,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 // Split noise: the whole cohort, so that every round's threshold (and the one the aggregator validates at start-up) is at least k.
                 ["MinSites"] = (settings.DistributedPatientNoise ? sites.Length : Math.Min(2, sites.Length)).ToString(CultureInfo.InvariantCulture),
                 ["TrainingTimeoutSeconds"] = settings.TrainingTimeoutSeconds.ToString(CultureInfo.InvariantCulture),
+                ["ProgressIntervalSeconds"] = settings.ProgressIntervalSeconds.ToString(CultureInfo.InvariantCulture),
+                ["ProgressSilenceSeconds"] = settings.ProgressSilenceSeconds.ToString(CultureInfo.InvariantCulture),
                 ["StageTimeoutSeconds"] = "20",
                 ["JoinGraceSeconds"] = "2",
                 ["AdminListen"] = "http://127.0.0.1:0", // the operator console and /metrics on a free loopback port
@@ -339,8 +350,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             console.MarkupLine($"Fault injection: [yellow]{sites[^1]}[/] goes silent before [yellow]{dropStage}[/] in round {settings.DropRound}.");
             if (dropStage == ProtocolStage.AdvertiseKeys)
             {
-                // A site that vanishes before its keys cannot be told from one still training: the others wait for the deadline.
-                console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]Before advertising its keys a silent site cannot be told from one still training: round {settings.DropRound} goes on without it only at the training deadline, up to {settings.TrainingTimeoutSeconds} s after the round opened (the aggregator's TrainingTimeoutSeconds; a line every {settings.DeadlineWaitLineInterval.TotalSeconds:F0} s says how long is left). The later stages notice a silent site within seconds.[/]");
+                // While training, each site reports every few seconds that it is still at work: a site whose reports stop is
+                // left out after the silence, not at the training deadline (docs/PROTOCOL.md "Training progress").
+                console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]While they train, the sites say every {settings.ProgressIntervalSeconds} s that they are still at work: round {settings.DropRound} goes on without the silent site once it has been silent for {settings.ProgressSilenceSeconds} s (the aggregator's ProgressSilenceSeconds), at the latest at the training deadline, {settings.TrainingTimeoutSeconds} s after the round opened (TrainingTimeoutSeconds; a site that never reports is waited for until then). A line every {settings.DeadlineWaitLineInterval.TotalSeconds:F0} s says how long the round has waited. The later stages notice a silent site within seconds.[/]");
             }
         }
 
@@ -732,8 +744,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     }
 
     /// <summary>
-    /// With a site silent before it advertises its keys, the round can only go on at the training deadline: a line every
-    /// <see cref="DemoSettings.DeadlineWaitLineInterval"/> says so and how long is left, until the round moves on.
+    /// With a site silent before it advertises its keys, the round goes on once its progress reports have stopped for
+    /// the silence, at the latest at the training deadline: a line every <see cref="DemoSettings.DeadlineWaitLineInterval"/>
+    /// says so and how long the round has waited, until it moves on.
     /// </summary>
     private async Task PrintDeadlineWaitAsync(long round, Task movedOn, CancellationToken cancellationToken)
     {
@@ -748,7 +761,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             }
 
             double left = Math.Max(0, settings.TrainingTimeoutSeconds - opened.Elapsed.TotalSeconds);
-            console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]round {round}: waiting for the sites' keys; a silent site cannot be told from one still training, so the round goes on without it at the training deadline, {left:F0} s from now ({opened.Elapsed.TotalSeconds:F0} s since the round opened).[/]");
+            console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]round {round}: waiting for the sites' keys ({opened.Elapsed.TotalSeconds:F0} s since the round opened); a site whose progress reports have stopped for {settings.ProgressSilenceSeconds} s is left out, at the latest at the training deadline, {left:F0} s from now.[/]");
         }
     }
 

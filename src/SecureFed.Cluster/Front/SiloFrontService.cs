@@ -50,6 +50,9 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
     public override Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
         => ForwardAsync(context, request, (c, o) => c.DeclineRoundAsync(request, o));
 
+    public override Task<Ack> ReportProgress(ProgressReport request, ServerCallContext context)
+        => ForwardAsync(context, request, (c, o) => c.ReportProgressAsync(request, o));
+
     public override Task<Ack> AdvertiseKeys(AdvertiseKeysRequest request, ServerCallContext context)
         => ForwardAsync(context, request, (c, o) => c.AdvertiseKeysAsync(request, o));
 
