@@ -35,7 +35,8 @@ public sealed class BulkCallGate
     /// The calls an honest agent may have in flight at one process at once, at most: its <c>AwaitRound</c> long-poll, a
     /// stage's long-poll, a <c>DownloadModel</c> or <c>GetStatus</c>, one masked-input upload (an agent uploads the slices
     /// one silo hosts one after another), and one each for a retried call and upload whose abandoned attempt the server
-    /// has not yet seen end. <see cref="AggregatorOptions.MaxCallsPerSite"/> is at least
+    /// has not yet seen end. A <c>ReportProgress</c> is in flight only while the site trains, never with a stage's
+    /// long-poll or an upload, so it fits among them. <see cref="AggregatorOptions.MaxCallsPerSite"/> is at least
     /// <see cref="AggregatorOptions.MaxBulkCallsPerSite"/> more than this.
     /// </summary>
     public const int HonestCallsPerSite = 6;
