@@ -60,6 +60,9 @@ public sealed class AgentRunner
     /// <summary>Test hook: the randomness of stochastic rounding and of the site-level noise (a seeded source makes an input reproducible).</summary>
     internal IRandomSource UpdateRandom { get; set; } = SystemRandomSource.Instance;
 
+    /// <summary>Test hook: the clock the site's certificate is checked against before each round.</summary>
+    internal TimeProvider Time { get; set; } = TimeProvider.System;
+
     /// <summary>The last global model received (flat parameters), if any.</summary>
     public float[]? LatestModel => _model;
 
@@ -71,6 +74,13 @@ public sealed class AgentRunner
         int unreachable = 0;
         while (!cancellationToken.IsCancellationRequested)
         {
+            // Before each round: a certificate that expired while the agent ran is refused at the next connection, which
+            // would look like an outage; stop and say so instead.
+            if (AggregatorTrustException.OwnCertificateOutOfDate(_kit.TlsCertificate, _options, Time.GetUtcNow()) is { } outOfDate)
+            {
+                throw outOfDate;
+            }
+
             RoundAnnouncement announcement;
             try
             {

@@ -20,6 +20,31 @@ public sealed class AggregatorTrustException : Exception
     public bool AggregatorCertificateRejected { get; private init; }
 
     /// <summary>
+    /// The exception to stop with when this site's own certificate <paramref name="certificate"/> is outside its validity
+    /// period at <paramref name="now"/> (expired, or not yet valid); otherwise null. The aggregator refuses such a
+    /// certificate at the next connection, which the agent would otherwise see as the aggregator being unreachable.
+    /// </summary>
+    public static AggregatorTrustException? OwnCertificateOutOfDate(System.Security.Cryptography.X509Certificates.X509Certificate2 certificate, AgentOptions options, DateTimeOffset now)
+    {
+        ArgumentNullException.ThrowIfNull(certificate);
+        ArgumentNullException.ThrowIfNull(options);
+        DateTimeOffset notBefore = certificate.NotBefore.ToUniversalTime();
+        DateTimeOffset notAfter = certificate.NotAfter.ToUniversalTime();
+        if (now >= notBefore && now <= notAfter)
+        {
+            return null;
+        }
+
+        string path = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.TlsCertificate));
+        string what = now > notAfter
+            ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"expired at {notAfter:u}")
+            : string.Create(System.Globalization.CultureInfo.InvariantCulture, $"is not valid before {notBefore:u} (is this machine's clock right? it says {now:u})");
+        return new AggregatorTrustException(
+            $"this site's certificate ({path}) {what}: the aggregator refuses it. Ask the federation's operator for a renewed site kit and restart the agent with it.",
+            new System.Security.Authentication.AuthenticationException($"certificate '{certificate.Subject}' is outside its validity period ({notBefore:u} .. {notAfter:u})"));
+    }
+
+    /// <summary>
     /// The exception to stop with when <paramref name="exception"/> failed in the TLS handshake (an
     /// <see cref="AuthenticationException"/> underneath), naming the kit's files to check; otherwise null.
     /// </summary>

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Security.Cryptography.X509Certificates;
 using Grpc.Core;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
@@ -146,6 +147,31 @@ public sealed class AgentLifecycleTests : IDisposable
         Assert.Contains(Path.GetFullPath(Path.Combine(other.Provisioned.SiteKitDirectories["site-a"], "ca.crt")), error.Message, StringComparison.Ordinal);
         Assert.Contains("not signed by this federation's CA", error.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("unreachable", error.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task RunAsync_OwnCertificateOutOfDate_StopsSayingSoInsteadOfWaiting(bool expired)
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ThreeSites);
+        await fed.StartAggregatorAsync();
+        string path = Path.GetFullPath(Path.Combine(fed.Provisioned.SiteKitDirectories["site-a"], "tls.crt"));
+        using X509Certificate2 certificate = X509Certificate2.CreateFromPem(File.ReadAllText(path));
+        DateTimeOffset now = expired ? certificate.NotAfter.ToUniversalTime().AddMinutes(1) : certificate.NotBefore.ToUniversalTime().AddMinutes(-1);
+
+        (Task run, _) = fed.StartAgent("site-a", 100, maxRetries: 1, configureRunner: r => r.Time = new FixedTime(now));
+
+        AggregatorTrustException error = await Assert.ThrowsAsync<AggregatorTrustException>(() => run.WaitAsync(Hang));
+        Assert.False(error.AggregatorCertificateRejected);
+        Assert.Contains($"this site's certificate ({path})", error.Message, StringComparison.Ordinal);
+        Assert.Contains(expired ? ") expired at " : ") is not valid before ", error.Message, StringComparison.Ordinal);
+        Assert.Contains("renewed site kit", error.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class FixedTime(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
     }
 
     [Fact]
