@@ -100,13 +100,13 @@ public sealed class RoundCoordinator : BackgroundService
 
     internal RoundSession? Current => _current;
 
+    /// <summary>The clock of the rounds' deadlines and of the sites' progress reports.</summary>
+    internal TimeProvider Time => _time;
+
     /// <summary>
     /// Long-poll of a site waiting for a round: returns the open round that includes it (and that it has not seen), or
     /// null when the federation has finished.
     /// </summary>
-    /// <summary>The clock of the rounds' deadlines and of the sites' progress reports.</summary>
-    internal TimeProvider Time => _time;
-
     internal async Task<RoundSession?> AwaitRoundAsync(string site, long lastRound, CancellationToken cancellationToken)
     {
         while (true)
