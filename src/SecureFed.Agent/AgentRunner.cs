@@ -103,7 +103,7 @@ public sealed class AgentRunner
                 // The operator stopped the agent (Ctrl-C) while it waited for a round: a clean stop, not a failure.
                 throw new OperationCanceledException("the agent was stopped while it waited for a round", ex, cancellationToken);
             }
-            catch (RpcException ex) when (AggregatorTrustException.From(ex, _options, _client.CurrentEndpoint) is { } trust)
+            catch (RpcException ex) when (AggregatorTrustException.From(ex, _options, _client.CurrentEndpoint, _client.LastCertificateRejection) is { } trust)
             {
                 // Not an outage: the TLS handshake failed (a kit of another federation, or a certificate the aggregator refuses).
                 // Waiting would not help; stop and say which certificate to check.

@@ -46,12 +46,15 @@ public sealed class AggregatorClient : IDisposable
         _time = time ?? TimeProvider.System;
         _callTimeout = callTimeout;
         _ownsHandler = handler is null;
-        _handler = handler ?? PeerTrust.AggregatorClientHandler(kit, TimeSpan.FromSeconds(10));
+        _handler = handler ?? PeerTrust.AggregatorClientHandler(kit, TimeSpan.FromSeconds(10), reason => LastCertificateRejection = reason);
         Endpoints = [.. addresses];
         _channels = [.. addresses.Select(Channel)];
         _clients = [.. _channels.Select(c => new Wire.V1.Aggregation.AggregationClient(c))];
         _pipeline = BuildPipeline(maxRetries, _time, telemetry);
     }
+
+    /// <summary>Why this client last rejected an aggregator's certificate (null if it never did; only with the handler it made itself).</summary>
+    public string? LastCertificateRejection { get; private set; }
 
     /// <summary>The aggregator's endpoints, in failover order.</summary>
     public IReadOnlyList<Uri> Endpoints { get; }

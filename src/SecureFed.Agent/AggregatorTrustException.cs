@@ -48,7 +48,11 @@ public sealed class AggregatorTrustException : Exception
     /// The exception to stop with when <paramref name="exception"/> failed in the TLS handshake (an
     /// <see cref="AuthenticationException"/> underneath), naming the kit's files to check; otherwise null.
     /// </summary>
-    public static AggregatorTrustException? From(RpcException exception, AgentOptions options, Uri endpoint)
+    /// <param name="exception">The failed call.</param>
+    /// <param name="options">The agent's options (for the kit's paths).</param>
+    /// <param name="endpoint">The endpoint called.</param>
+    /// <param name="rejection">Why this side rejected the aggregator's certificate, if it did (<see cref="AggregatorClient.LastCertificateRejection"/>).</param>
+    public static AggregatorTrustException? From(RpcException exception, AgentOptions options, Uri endpoint, string? rejection = null)
     {
         ArgumentNullException.ThrowIfNull(exception);
         ArgumentNullException.ThrowIfNull(options);
@@ -66,11 +70,22 @@ public sealed class AggregatorTrustException : Exception
 
         string ca = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.CaCertificate));
         string manifest = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.Manifest));
+        if (authentication.Message.Contains("remote certificate", StringComparison.OrdinalIgnoreCase)
+            && rejection is not null && rejection.Contains("outside its validity period", StringComparison.Ordinal))
+        {
+            return new AggregatorTrustException(
+                $"the aggregator at {endpoint} presented a certificate that has expired or is not yet valid ({rejection}): its operator must renew it " +
+                "(or, if the dates look right, this machine's clock is wrong). The agent stops; start it again once the aggregator has a valid certificate.", exception)
+            {
+                AggregatorCertificateRejected = true,
+            };
+        }
+
         if (authentication.Message.Contains("remote certificate", StringComparison.OrdinalIgnoreCase))
         {
             return new AggregatorTrustException(
                 $"the aggregator at {endpoint} presented a certificate that is not signed by this federation's CA ({ca}) or is not the aggregator named in {manifest}: " +
-                "is this kit from another federation, or the address another federation's aggregator? (TLS: " + authentication.Message + ")", exception)
+                "is this kit from another federation, or the address another federation's aggregator? (TLS: " + authentication.Message + (rejection is null ? "" : "; " + rejection) + ")", exception)
             {
                 AggregatorCertificateRejected = true,
             };

@@ -212,7 +212,10 @@ public static class PeerTrust
     /// coordinator): mutual TLS with <paramref name="kit"/>'s certificate, only the manifest's aggregator certificate
     /// accepted (<see cref="AggregatorValidationCallback"/>), several HTTP/2 connections, keep-alive pings every 30 s.
     /// </summary>
-    public static System.Net.Http.SocketsHttpHandler AggregatorClientHandler(PartyKit kit, TimeSpan connectTimeout)
+    /// <param name="kit">The party's kit: its certificate, and the manifest naming the aggregator.</param>
+    /// <param name="connectTimeout">How long a connection attempt may take.</param>
+    /// <param name="rejected">Called with the reason whenever the aggregator's certificate is rejected (for the error the caller stops with).</param>
+    public static System.Net.Http.SocketsHttpHandler AggregatorClientHandler(PartyKit kit, TimeSpan connectTimeout, Action<string>? rejected = null)
     {
         ArgumentNullException.ThrowIfNull(kit);
         return new System.Net.Http.SocketsHttpHandler
@@ -220,7 +223,7 @@ public static class PeerTrust
             SslOptions = new SslClientAuthenticationOptions
             {
                 ClientCertificates = [kit.TlsCertificate],
-                RemoteCertificateValidationCallback = AggregatorValidationCallback(kit.Manifest),
+                RemoteCertificateValidationCallback = AggregatorValidationCallback(kit.Manifest, rejected),
             },
             EnableMultipleHttp2Connections = true,
             KeepAlivePingDelay = TimeSpan.FromSeconds(30),
@@ -233,18 +236,33 @@ public static class PeerTrust
     /// A client-side callback for <see cref="SslStream"/> / <c>SocketsHttpHandler.SslOptions</c>: accepts only the
     /// manifest's aggregator certificate and requires the host name to match (the machine trust store is not used).
     /// </summary>
-    public static RemoteCertificateValidationCallback AggregatorValidationCallback(FederationManifest manifest)
+    /// <param name="manifest">The federation's manifest: its CA and the aggregator's thumbprint.</param>
+    /// <param name="rejected">Called with the reason whenever a certificate is rejected (e.g. "… is outside its validity period (…)").</param>
+    public static RemoteCertificateValidationCallback AggregatorValidationCallback(FederationManifest manifest, Action<string>? rejected = null)
     {
         ArgumentNullException.ThrowIfNull(manifest);
         return (_, certificate, _, errors) =>
         {
-            if (certificate is null || (errors & (SslPolicyErrors.RemoteCertificateNotAvailable | SslPolicyErrors.RemoteCertificateNameMismatch)) != 0)
+            if (certificate is null || (errors & SslPolicyErrors.RemoteCertificateNotAvailable) != 0)
             {
+                rejected?.Invoke("the server presented no certificate");
+                return false;
+            }
+
+            if ((errors & SslPolicyErrors.RemoteCertificateNameMismatch) != 0)
+            {
+                rejected?.Invoke($"the server's certificate '{certificate.Subject}' does not name the host this kit connects to");
                 return false;
             }
 
             X509Certificate2 cert = certificate as X509Certificate2 ?? X509CertificateLoader.LoadCertificate(certificate.GetRawCertData());
-            return ValidateAggregator(cert, manifest, out _);
+            if (ValidateAggregator(cert, manifest, out string? error))
+            {
+                return true;
+            }
+
+            rejected?.Invoke(error ?? "the server's certificate is not the aggregator's");
+            return false;
         };
     }
 

@@ -106,6 +106,32 @@ public sealed class PeerTrustTests(ProvisionedFederation federation) : IClassFix
     }
 
     [Fact]
+    public void AggregatorValidationCallback_SaysWhyItRejects_ExpiredAggregatorAndSiteCertificate_NothingForTheAggregator()
+    {
+        var reasons = new List<string>();
+        using X509Certificate2 server = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(federation.Root, "aggregator", KitFiles.TlsCertificate));
+        using X509Certificate2 site = SiteCertificate("site-de");
+        System.Net.Security.RemoteCertificateValidationCallback callback = PeerTrust.AggregatorValidationCallback(Manifest, reasons.Add);
+
+        Assert.True(callback(this, server, null, System.Net.Security.SslPolicyErrors.None));
+        Assert.Empty(reasons);
+        Assert.False(callback(this, site, null, System.Net.Security.SslPolicyErrors.None));
+        Assert.Single(reasons);
+        Assert.False(callback(this, server, null, System.Net.Security.SslPolicyErrors.RemoteCertificateNameMismatch));
+        Assert.Contains("does not name the host", reasons[^1], StringComparison.Ordinal);
+
+        // A federation whose certificates ran out 29 days ago: its aggregator's certificate is rejected as such.
+        using var dir = new TempDirectory();
+        var past = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow - TimeSpan.FromDays(30));
+        ProvisionResult old = FederationProvisioner.Provision(new ProvisionRequest(dir.Combine("f"), "fed", ["site-a"], "host", TimeSpan.FromDays(1)), time: past);
+        using X509Certificate2 expired = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(dir.Combine("f"), "aggregator", KitFiles.TlsCertificate));
+        var oldReasons = new List<string>();
+
+        Assert.False(PeerTrust.AggregatorValidationCallback(old.Manifest, oldReasons.Add)(this, expired, null, System.Net.Security.SslPolicyErrors.None));
+        Assert.Contains("outside its validity period", Assert.Single(oldReasons), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ValidateAggregator_ManifestAggregator_AcceptedAndSiteCertRefused()
     {
         using X509Certificate2 server = X509CertificateLoader.LoadCertificateFromFile(Path.Combine(federation.Root, "aggregator", KitFiles.TlsCertificate));

@@ -169,6 +169,24 @@ public sealed class AgentLifecycleTests : IDisposable
         Assert.Contains("renewed site kit", error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void TrustError_AggregatorCertificateRejectedAsOutOfDate_SaysItExpiredNotAnotherFederation()
+    {
+        var options = new AgentOptions { Site = "site-a", KitDirectory = "/kits/site-a" };
+        var handshake = new RpcException(new Status(StatusCode.Unavailable, "Error starting gRPC call.",
+            new System.Security.Authentication.AuthenticationException("The remote certificate was rejected by the provided RemoteCertificateValidationCallback.")));
+        const string Rejection = "certificate 'CN=aggregator' is outside its validity period (2026-10-01 00:00:00Z .. 2026-11-01 00:00:00Z)";
+
+        AggregatorTrustException expired = AggregatorTrustException.From(handshake, options, new Uri("https://agg:7443"), Rejection)!;
+        AggregatorTrustException other = AggregatorTrustException.From(handshake, options, new Uri("https://agg:7443"), "the certificate is not issued by this federation's CA")!;
+
+        Assert.True(expired.AggregatorCertificateRejected);
+        Assert.Contains("presented a certificate that has expired or is not yet valid (" + Rejection + "): its operator must renew it", expired.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("another federation", expired.Message, StringComparison.Ordinal);
+        Assert.Contains("not signed by this federation's CA", other.Message, StringComparison.Ordinal);
+        Assert.Contains("; the certificate is not issued by this federation's CA)", other.Message, StringComparison.Ordinal);
+    }
+
     private sealed class FixedTime(DateTimeOffset now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => now;
