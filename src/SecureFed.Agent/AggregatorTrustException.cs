@@ -70,25 +70,14 @@ public sealed class AggregatorTrustException : Exception
 
         string ca = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.CaCertificate));
         string manifest = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.Manifest));
-        if (authentication.Message.Contains("remote certificate", StringComparison.OrdinalIgnoreCase)
-            && rejection is not null && rejection.Contains("outside its validity period", StringComparison.Ordinal))
-        {
-            return new AggregatorTrustException(
-                $"the aggregator at {endpoint} presented a certificate that has expired or is not yet valid ({rejection}): its operator must renew it " +
-                "(or, if the dates look right, this machine's clock is wrong). The agent stops; start it again once the aggregator has a valid certificate.", exception)
-            {
-                AggregatorCertificateRejected = true,
-            };
-        }
-
         if (authentication.Message.Contains("remote certificate", StringComparison.OrdinalIgnoreCase))
         {
-            return new AggregatorTrustException(
-                $"the aggregator at {endpoint} presented a certificate that is not signed by this federation's CA ({ca}) or is not the aggregator named in {manifest}: " +
-                "is this kit from another federation, or the address another federation's aggregator? (TLS: " + authentication.Message + (rejection is null ? "" : "; " + rejection) + ")", exception)
-            {
-                AggregatorCertificateRejected = true,
-            };
+            string message = rejection is not null && rejection.Contains("outside its validity period", StringComparison.Ordinal)
+                ? $"the aggregator at {endpoint} presented a certificate that has expired or is not yet valid ({rejection}): its operator must renew it " +
+                  "(or, if the dates look right, this machine's clock is wrong). The agent stops; start it again once the aggregator has a valid certificate."
+                : $"the aggregator at {endpoint} presented a certificate that is not signed by this federation's CA ({ca}) or is not the aggregator named in {manifest}: " +
+                  "is this kit from another federation, or the address another federation's aggregator? (TLS: " + authentication.Message + (rejection is null ? "" : "; " + rejection) + ")";
+            return new AggregatorTrustException(message, exception) { AggregatorCertificateRejected = true };
         }
 
         string certificate = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.TlsCertificate));

@@ -48,4 +48,7 @@ internal static partial class Log
 
     [LoggerMessage(15, LogLevel.Debug, "{Site}: a training progress report for round {Round} was not delivered ({Reason}); the next one follows in {Seconds} s")]
     public static partial void ProgressNotDelivered(ILogger logger, string site, long round, string reason, int seconds);
+
+    [LoggerMessage(16, LogLevel.Debug, "{Site}: no more training progress reports for round {Round}: the aggregator answered {Reason}")]
+    public static partial void ProgressStopped(ILogger logger, string site, long round, string reason);
 }

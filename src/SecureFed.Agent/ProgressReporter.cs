@@ -49,7 +49,7 @@ internal sealed class ProgressReporter : IAsyncDisposable
             catch (RpcException ex) when (ex.StatusCode is StatusCode.Unimplemented or StatusCode.FailedPrecondition or StatusCode.PermissionDenied or StatusCode.InvalidArgument)
             {
                 // An aggregator without reports, or one that has moved past this round: nothing more to say.
-                Log.ProgressNotDelivered(logger, header.Sender, (long)header.Round, $"{ex.StatusCode}: {ex.Status.Detail}; no more reports this round", 0);
+                Log.ProgressStopped(logger, header.Sender, (long)header.Round, $"{ex.StatusCode}: {ex.Status.Detail}");
                 return;
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)

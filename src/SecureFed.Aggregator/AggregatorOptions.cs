@@ -66,14 +66,20 @@ public sealed class AggregatorOptions
     /// progress"), in seconds; 0 asks for no reports, and a silent site is then waited for until
     /// <see cref="TrainingTimeoutSeconds"/>. <value>The default value is 10.</value>
     /// </summary>
-    public int ProgressIntervalSeconds { get; set; } = 10;
+    public int ProgressIntervalSeconds { get; set; } = DefaultProgressIntervalSeconds;
+
+    /// <summary>The default of <see cref="ProgressIntervalSeconds"/>.</summary>
+    public const int DefaultProgressIntervalSeconds = 10;
 
     /// <summary>
     /// After how many seconds without a report a site that has reported in this round's training is taken as gone: the
     /// keys stage then closes without it as soon as every other member has advertised or declined, instead of at
     /// <see cref="TrainingTimeoutSeconds"/>. At least 3 × <see cref="ProgressIntervalSeconds"/>. <value>The default value is 60.</value>
     /// </summary>
-    public int ProgressSilenceSeconds { get; set; } = 60;
+    public int ProgressSilenceSeconds { get; set; } = DefaultProgressSilenceSeconds;
+
+    /// <summary>The default of <see cref="ProgressSilenceSeconds"/>.</summary>
+    public const int DefaultProgressSilenceSeconds = 60;
 
     /// <summary>Deadline of every later protocol stage, in seconds. <value>The default value is 120.</value></summary>
     public int StageTimeoutSeconds { get; set; } = 120;

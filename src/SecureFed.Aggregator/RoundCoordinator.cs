@@ -1104,8 +1104,7 @@ public sealed class RoundCoordinator : BackgroundService
                 return;
             }
 
-            if (stage == ProtocolStage.AdvertiseKeys && SilentWhileTraining(session, expected, status.Delivered) is { Count: > 0 } silent
-                && expected.Except(silent.Select(session.IndexOf)).ToHashSet().IsSubsetOf(status.Delivered))
+            if (stage == ProtocolStage.AdvertiseKeys && OnlySilentLeft(session, expected, status.Delivered) is { } silent)
             {
                 // Every member not yet heard from reported training progress and then fell silent (docs/PROTOCOL.md
                 // "Training progress"): gone, not slow. The stage closes now; the close audits them as dropouts.
@@ -1124,18 +1123,20 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// The cohort members still expected in the keys stage that reported training progress in this attempt and have
-    /// been silent for <see cref="AggregatorOptions.ProgressSilenceSeconds"/> (none when reports are off).
+    /// The cohort members still expected in the keys stage when every one of them reported training progress in this
+    /// attempt and has since been silent for <see cref="AggregatorOptions.ProgressSilenceSeconds"/>; null when any of
+    /// them may still be at work (or reports are off).
     /// </summary>
-    private List<string> SilentWhileTraining(RoundSession session, HashSet<int> expected, IEnumerable<int> delivered)
+    private List<string>? OnlySilentLeft(RoundSession session, HashSet<int> expected, IEnumerable<int> delivered)
     {
         if (_options.ProgressIntervalSeconds <= 0)
         {
-            return [];
+            return null;
         }
 
-        var waiting = expected.Except(delivered).ToHashSet();
-        return [.. session.SilentSince(_time.GetUtcNow(), TimeSpan.FromSeconds(_options.ProgressSilenceSeconds)).Where(site => waiting.Contains(session.IndexOf(site)))];
+        var silent = session.SilentSince(_time.GetUtcNow(), TimeSpan.FromSeconds(_options.ProgressSilenceSeconds)).ToHashSet(StringComparer.Ordinal);
+        List<string> waiting = [.. expected.Except(delivered).Order().Select(i => session.Parameters[i].Name)];
+        return waiting.Count > 0 && waiting.All(silent.Contains) ? waiting : null;
     }
 
     private async Task<T> CloseStageAsync<T>(RoundSession session, ProtocolStage stage, Func<CancellationToken, Task<T>> close, CancellationToken cancellationToken)

@@ -162,13 +162,13 @@ internal sealed class RoundSession
     /// </summary>
     public bool RecordProgress(string site, DateTimeOffset at)
     {
-        bool first = true;
-        _progress.AddOrUpdate(site, at, (_, _) =>
+        if (_progress.TryAdd(site, at))
         {
-            first = false;
-            return at;
-        });
-        return first;
+            return true;
+        }
+
+        _progress[site] = at;
+        return false;
     }
 
     /// <summary>

@@ -107,13 +107,13 @@ internal sealed record DemoSettings
     public int TrainingTimeoutSeconds { get; init; } = 900;
 
     /// <summary>How often each site reports, while it trains, that it is still at work (the aggregator's ProgressIntervalSeconds).</summary>
-    public int ProgressIntervalSeconds { get; init; } = 10;
+    public int ProgressIntervalSeconds { get; init; } = Aggregator.AggregatorOptions.DefaultProgressIntervalSeconds;
 
     /// <summary>
     /// After how long without a report a site that reported is taken as gone while the others wait for its keys (the
     /// aggregator's ProgressSilenceSeconds, at least 3 × <see cref="ProgressIntervalSeconds"/>).
     /// </summary>
-    public int ProgressSilenceSeconds { get; init; } = 60;
+    public int ProgressSilenceSeconds { get; init; } = Aggregator.AggregatorOptions.DefaultProgressSilenceSeconds;
 
     /// <summary>With a site dropped before advertising its keys: how often a line says what the round waits for.</summary>
     public TimeSpan DeadlineWaitLineInterval { get; init; } = TimeSpan.FromSeconds(20);
