@@ -19,6 +19,12 @@ internal static class CliApp
     public const int ExitCancelled = 130;
     public const int ExitTerminated = 143;
 
+    /// <summary>The signal that stopped this process's command (SIGINT or SIGTERM), or null (none, or not run as a process).</summary>
+    internal static PosixSignal? StopSignal { get; private set; }
+
+    /// <summary>How a stopped command names what stopped it: "SIGTERM" after SIGTERM, otherwise "Ctrl-C".</summary>
+    internal static string StopSignalName => StopSignal == PosixSignal.SIGTERM ? "SIGTERM" : "Ctrl-C";
+
     /// <summary>
     /// The process's entry: runs the command with Ctrl-C (SIGINT) and SIGTERM turned into cancellation of its token.
     /// The process does not end until the command has returned: a command stopping a training thread waits for it to
@@ -35,6 +41,7 @@ internal static class CliApp
             if (Interlocked.CompareExchange(ref signal, (int)context.Signal, 0) == 0)
             {
                 context.Cancel = true; // the command stops itself; the process ends when it has
+                StopSignal = context.Signal;
                 stop.Cancel();
                 // Said at once (a command between two cancellation checks, a long native step or a benchmark, may take a
                 // while), but not on the runtime's signal thread: nothing that could block runs there.

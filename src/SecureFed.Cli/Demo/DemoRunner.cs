@@ -207,7 +207,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            console.MarkupLine($"[yellow bold]Demo cancelled[/] (Ctrl-C): {Markup.Escape(CancelledFolderText(settings.OutputDirectory))}");
+            console.MarkupLine($"[yellow bold]Demo cancelled[/] ({CliApp.StopSignalName}): {Markup.Escape(CancelledFolderText(settings.OutputDirectory))}");
             return CliApp.ExitCancelled;
         }
     }
