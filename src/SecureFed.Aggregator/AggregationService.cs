@@ -30,17 +30,20 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private readonly AggregatorOptions _options;
     private readonly ILogger<AggregationService> _logger;
     private readonly UploadLimiter _uploads;
+    private readonly UploadPace _pace;
     private readonly AggregatorTelemetry _telemetry;
     private readonly RefusalAudit _refusals;
 
-    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, RefusalAudit refusals, ILogger<AggregationService> logger)
+    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, RefusalAudit refusals, TimeProvider time, ILogger<AggregationService> logger)
     {
+        ArgumentNullException.ThrowIfNull(options);
         _telemetry = telemetry;
         _refusals = refusals;
         _coordinator = coordinator;
         _state = state;
         _options = options.Value;
         _uploads = uploads;
+        _pace = new UploadPace(_options.MinUploadWordsPerSecond, _options.UploadGraceSeconds, time);
         _logger = logger;
     }
 
@@ -226,6 +229,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                 ? await UploadSliceAsync(session, site, first, requestStream, upload.Token).ConfigureAwait(false)
                 : await UploadWholeAsync(session, site, first, requestStream, upload.Token).ConfigureAwait(false);
         }
+        catch (UploadTooSlowException ex)
+        {
+            Refuse(session, site, StatusCode.ResourceExhausted, RefusalReasons.UploadTooSlow, ex.Message);
+            throw; // not reached
+        }
         catch (OperationCanceledException) when (upload.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
         {
             Refuse(session, site, StatusCode.FailedPrecondition, session.IsFinished ? RefusalReasons.RoundEnded : RefusalReasons.WrongStage, session.IsFinished
@@ -256,6 +264,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         // Bounded memory: at most MaxConcurrentUploads vectors are buffered at once, at most one per site; the rest wait their turn.
         using UploadLimiter.Lease lease = await AcquireSlotAsync(session, site, cancellationToken).ConfigureAwait(false);
+        requestStream = _pace.Watch(requestStream, session.SessionId, site, first.Words.Count); // from now on it must keep up (UploadPace)
         uint[] buffer = ArrayPool<uint>.Shared.Rent(m);
         try
         {
@@ -361,6 +370,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         using UploadLimiter.Lease lease = await AcquireSlotAsync(session, site, cancellationToken).ConfigureAwait(false);
+        requestStream = _pace.Watch(requestStream, session.SessionId, site, first.Words.Count);
         // The words go to the round server a gRPC chunk at a time as they arrive (the cluster's slice grain on this silo
         // checks, spills and adds each piece): the slice is never buffered whole here.
         string sha = first.Sha256.ToLowerInvariant();

@@ -225,6 +225,29 @@ public sealed class AggregatorOptions
     public int MaxConcurrentUploads { get; set; } = 4;
 
     /// <summary>
+    /// The slowest a masked-input upload may be once it holds an upload slot, in 32-bit words a second (after
+    /// <see cref="UploadGraceSeconds"/>; <see cref="UploadPace"/>): one that falls behind is refused with
+    /// <c>RESOURCE_EXHAUSTED</c> and its slot given back, so sites that open uploads and stall or trickle cannot hold every
+    /// slot until the stage closes. 0 turns the floor off. <value>The default value is 16384 (64 KiB a second).</value>
+    /// </summary>
+    public int MinUploadWordsPerSecond { get; set; } = UploadPace.DefaultWordsPerSecond;
+
+    /// <summary>
+    /// Seconds an upload may hold its slot before <see cref="MinUploadWordsPerSecond"/> applies (a connection's start, a
+    /// pause of the network). <value>The default value is 30.</value>
+    /// </summary>
+    public int UploadGraceSeconds { get; set; } = UploadPace.DefaultGraceSeconds;
+
+    /// <summary>What is wrong with an upload floor of <paramref name="wordsPerSecond"/> after <paramref name="graceSeconds"/> (coordinator and slice silos alike).</summary>
+    internal static IEnumerable<string> UploadPaceProblems(int wordsPerSecond, int graceSeconds)
+    {
+        var errors = new List<string>();
+        Range(errors, nameof(MinUploadWordsPerSecond), wordsPerSecond, 0, 100_000_000);
+        Range(errors, nameof(UploadGraceSeconds), graceSeconds, 1, 3_600);
+        return errors;
+    }
+
+    /// <summary>
     /// The fewest upload slots allowed (coordinator, slice fronts): a site holds at most one slot at a time
     /// (<see cref="UploadLimiter"/>), so with one slot a single site that opens an upload and stalls would hold it until the
     /// masked-input stage closes and abort every round without being blamed; with two or more, one slot stays for the others.
@@ -396,6 +419,7 @@ public sealed class AggregatorOptions
         ValidateNoiseShares(errors);
         ValidateLayerScales(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
+        errors.AddRange(UploadPaceProblems(MinUploadWordsPerSecond, UploadGraceSeconds));
         if (ConcurrentUploadsProblem(MaxConcurrentUploads.ToString(System.Globalization.CultureInfo.InvariantCulture)) is string uploadsProblem)
         {
             errors.Add(uploadsProblem);

@@ -54,6 +54,8 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.JoinGraceSeconds),
         nameof(AggregatorOptions.MaxRetryPauseSeconds),
         nameof(AggregatorOptions.MaxConcurrentUploads),
+        nameof(AggregatorOptions.MinUploadWordsPerSecond),
+        nameof(AggregatorOptions.UploadGraceSeconds),
         nameof(AggregatorOptions.MaxBulkCallsPerSite),
         nameof(AggregatorOptions.MaxCallsPerSite),
         nameof(AggregatorOptions.MaxConnectionsPerSite),

@@ -4,6 +4,7 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Orleans.TestingHost;
+using SecureFed.Aggregator;
 using SecureFed.Cluster.Front;
 using SecureFed.Federation;
 using SecureFed.Protocol;
@@ -207,6 +208,30 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
     }
 
     [Fact]
+    public async Task UploadMaskedInput_StalledSliceUpload_RefusedAsTooSlowAfterTheGraceAndTheRoundCompletes()
+    {
+        // Arrange: the silo of slice 0 with 2 slots and a floor of 1,000 words a second after 1 s (UploadPace), and a stage
+        // check that never comes in the test (1 h): only the floor can end site-001's stalled upload.
+        using var script = new RoundScript(5, seed: 35, round: 35, M, bitWidth: 20, degree: 4, Federation);
+        await using SliceSilo silo = await SliceSilo.StartAsync(this, script, slots: 2, TimeSpan.FromHours(1), new UploadPace(1_000, 1));
+        uint[] hostile = await MaskAsync(script, silo.Round, 1);
+
+        // Act: half of slice 0 (50 words), then nothing.
+        using AsyncClientStreamingCall<MaskedInputChunk, Ack> stalled = await silo.OpenHalfSliceAsync(script, 1, hostile);
+
+        // Assert: refused for its pace, naming the floor, its slot free again; the honest sites' round completes.
+        RpcException ended = await Assert.ThrowsAsync<RpcException>(() => stalled.ResponseAsync.WaitAsync(Timeout));
+        Assert.Equal(StatusCode.ResourceExhausted, ended.StatusCode);
+        Assert.Contains("this site's uploads of the round delivered 50 words", ended.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("slower than the floor of 1000 words a second after a grace of 1 s", ended.Status.Detail, StringComparison.Ordinal);
+        await WaitUntilAsync(() => silo.Front.UploadsOf("site-001") == 0, "site-001's slot given back");
+        await silo.SendHonestAsync(script, silo.Round, [2, 3, 4, 5]);
+        (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(silo.Round, []);
+        Assert.Equal([2, 3, 4, 5], clustered.Contributors);
+        Assert.Equal(single.Sum, clustered.Sum);
+    }
+
+    [Fact]
     public async Task UploadMaskedInput_StalledSliceUploadsResumeAfterTheRoundCompleted_RefusedAsClosedNotAborted()
     {
         // Arrange: a round of 5 sites in 3 slices; the silo hosting slice 0 with 2 upload slots and a stage check that never
@@ -379,7 +404,11 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
 
         public SliceFront Front { get; private set; } = null!;
 
-        public static async Task<SliceSilo> StartAsync(SliceUploadServiceTests test, RoundScript script, int slots, TimeSpan stageCheck)
+        /// <summary>
+        /// The silo of slice 0 with its own front; <paramref name="pace"/> null turns the upload floor off (the tests of
+        /// stalled uploads check the stage's close, which a slow machine must not pre-empt with the floor's refusal).
+        /// </summary>
+        public static async Task<SliceSilo> StartAsync(SliceUploadServiceTests test, RoundScript script, int slots, TimeSpan stageCheck, UploadPace? pace = null)
         {
             var round = new ClusterRoundClient(test._cluster.Grains, Federation, script.Parameters.Round);
             await round.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(Timeout);
@@ -396,6 +425,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
                 {
                     StageCheckInterval = stageCheck,
                     Rounds = handle.SiloHost.Services.GetRequiredService<SiloRounds>(),
+                    Pace = pace ?? new UploadPace(0, UploadPace.DefaultGraceSeconds),
                 };
                 silo._app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), silo.Front);
                 await silo._app.StartAsync().WaitAsync(Timeout);

@@ -1115,6 +1115,86 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    [Fact]
+    public async Task UploadMaskedInput_TricklingThenStalledUpload_RefusedAsTooSlowAfterTheSitesGraceAndTheSlotGivenBack()
+    {
+        // Before UploadPace a stalled (or trickling: slow-loris) upload held its slot until the masked-input stage closed,
+        // so as many colluding sites as there are slots aborted every round. Now it is refused once the site's uploads fall
+        // behind the floor (here 1,000 words a second after 1 s), long before the stage's deadline, its slot is free
+        // again, and a new upload of the same site in the same attempt gets no fresh grace.
+        var settings = new Dictionary<string, string>
+        {
+            ["Rounds"] = "1", ["MinSites"] = "3", ["JoinGraceSeconds"] = "1",
+            ["MaxConcurrentUploads"] = AggregatorOptions.MinConcurrentUploads.ToString(CultureInfo.InvariantCulture),
+            ["MinUploadWordsPerSecond"] = "1000", ["UploadGraceSeconds"] = "1",
+        };
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], settings);
+        await fed.StartAggregatorAsync();
+        UploadLimiter limiter = fed.Aggregator!.Services.GetRequiredService<UploadLimiter>();
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+
+        // Trickling: one word every 100 ms (10 a second) keeps the stream busy but far below the floor.
+        using (AsyncClientStreamingCall<MaskedInputChunk, Ack> trickle = x.Client.UploadMaskedInput(Deadline(60)))
+        {
+            await trickle.RequestStream.WriteAsync(new MaskedInputChunk { Header = x.H(Stage.MaskedInput), Offset = 0, TotalWords = (uint)x.Parameters.VectorLength, Sha256 = new string('0', 64) });
+            Task<Ack> response = trickle.ResponseAsync;
+            for (uint offset = 0; offset < x.Parameters.VectorLength && !response.IsCompleted; offset++)
+            {
+                var chunk = new MaskedInputChunk { Offset = offset };
+                chunk.Words.Add(0);
+                try
+                {
+                    await trickle.RequestStream.WriteAsync(chunk);
+                }
+                catch (RpcException)
+                {
+                    break; // refused meanwhile: the status is in ResponseAsync
+                }
+
+                await Task.Delay(100);
+            }
+
+            RpcException ended = await Assert.ThrowsAsync<RpcException>(() => response.WaitAsync(CallTimeout));
+            Assert.True(ended.StatusCode == StatusCode.ResourceExhausted, $"{ended.StatusCode}: {ended.Status.Detail}");
+            Assert.Contains("slower than the floor of 1000 words a second after a grace of 1 s", ended.Status.Detail, StringComparison.Ordinal);
+            Assert.DoesNotContain("delivered 0 words", ended.Status.Detail, StringComparison.Ordinal);
+        }
+
+        await WaitUntilAsync(() => limiter.InUse == 0);
+
+        // Then stalled: a valid first chunk and nothing more. The site's account of this attempt is already behind, so
+        // there is no fresh grace: refused at its first read, within the call timeout, not after the stage's 120 s.
+        using (AsyncClientStreamingCall<MaskedInputChunk, Ack> stalled = await x.OpenStalledUploadAsync())
+        {
+            RpcException ended = await Assert.ThrowsAsync<RpcException>(() => stalled.ResponseAsync.WaitAsync(CallTimeout));
+            Assert.True(ended.StatusCode == StatusCode.ResourceExhausted, $"{ended.StatusCode}: {ended.Status.Detail}");
+            Assert.Contains("its further uploads of this round are refused at once", ended.Status.Detail, StringComparison.Ordinal);
+        }
+
+        await WaitUntilAsync(() => limiter.InUse == 0);
+        Assert.Equal(0, limiter.UploadsOf("site-x"));
+
+        await x.AdvertiseAndShareAsync();
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        RoundRecord round = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, round.Status);
+        Assert.Equal(Honest, round.Participants.Order());
+        Assert.Equal(2, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").Contains("slower than the floor", StringComparison.Ordinal)));
+        AssertLogsVerify(fed);
+    }
+
+    [Theory]
+    [InlineData(-1, 30, "SecureFed:MinUploadWordsPerSecond must be between 0 and 100000000, got -1.")]
+    [InlineData(16_384, 0, "SecureFed:UploadGraceSeconds must be between 1 and 3600, got 0.")]
+    [InlineData(16_384, 3_601, "SecureFed:UploadGraceSeconds must be between 1 and 3600, got 3601.")]
+    public void AggregatorOptions_UploadPaceOutOfRange_RefusedNamingTheSetting(int words, int grace, string expected)
+    {
+        var options = new AggregatorOptions { Federation = "fed", KitDirectory = "kit", ModelSpecSha256 = new string('a', 64), MinUploadWordsPerSecond = words, UploadGraceSeconds = grace };
+
+        Assert.Equal(expected, Assert.Single(options.Validate()));
+        Assert.Empty(new AggregatorOptions { Federation = "fed", KitDirectory = "kit", ModelSpecSha256 = new string('a', 64), MinUploadWordsPerSecond = 0 }.Validate());
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(1)]

@@ -62,6 +62,8 @@ public sealed class RoundSettingsTests
         { "JoinGraceSeconds", o => o.JoinGraceSeconds = 5 },
         { "MaxRetryPauseSeconds", o => o.MaxRetryPauseSeconds = 5 },
         { "MaxConcurrentUploads", o => o.MaxConcurrentUploads = 16 },
+        { "MinUploadWordsPerSecond", o => o.MinUploadWordsPerSecond = 0 },
+        { "UploadGraceSeconds", o => o.UploadGraceSeconds = 5 },
         { "MaxBulkCallsPerSite", o => o.MaxBulkCallsPerSite = 4 },
         { "MaxCallsPerSite", o => o.MaxCallsPerSite = 32 },
         { "MaxConnectionsPerSite", o => o.MaxConnectionsPerSite = 16 },

@@ -9,6 +9,7 @@ internal static class RefusalReasons
     public const string MalformedUpload = "malformed_upload";
     public const string OversizedChunk = "oversized_chunk";
     public const string TooManyUploads = "too_many_uploads";
+    public const string UploadTooSlow = "upload_too_slow";
     public const string TooManyBulkCalls = "too_many_bulk_calls";
     public const string TooManyCalls = "too_many_calls";
     public const string DigestMismatch = "digest_mismatch";

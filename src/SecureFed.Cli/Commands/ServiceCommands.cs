@@ -525,6 +525,21 @@ internal static class ServiceCommands
                     uploads = int.Parse(configuredUploads, CultureInfo.InvariantCulture);
                 }
 
+                // As the coordinator validates them: a silo must not take slower uploads than the coordinator does.
+                var pace = new AggregatorOptions();
+                foreach ((string key, Action<int> set) in new (string, Action<int>)[] { ("MinUploadWordsPerSecond", v => pace.MinUploadWordsPerSecond = v), ("UploadGraceSeconds", v => pace.UploadGraceSeconds = v) })
+                {
+                    if (configuration["SecureFed:" + key] is string configured)
+                    {
+                        set(int.TryParse(configured, NumberStyles.Integer, CultureInfo.InvariantCulture, out int v) ? v : throw new UsageException($"SecureFed:{key} must be a whole number, got '{configured}'."));
+                    }
+                }
+
+                if (AggregatorOptions.UploadPaceProblems(pace.MinUploadWordsPerSecond, pace.UploadGraceSeconds).FirstOrDefault() is string paceProblem)
+                {
+                    throw new UsageException(paceProblem);
+                }
+
                 int bulkCalls = int.TryParse(configuration["SecureFed:MaxBulkCallsPerSite"], CultureInfo.InvariantCulture, out int b) && b > 0 ? b : new AggregatorOptions().MaxBulkCallsPerSite;
                 int calls = Math.Max(new AggregatorOptions().MaxCallsPerSite, bulkCalls + BulkCallGate.HonestCallsPerSite);
                 if (configuration["SecureFed:MaxCallsPerSite"] is string configuredCalls)
@@ -544,6 +559,7 @@ internal static class ServiceCommands
                     MaxBulkCallsPerSite = bulkCalls,
                     MaxCallsPerSite = calls,
                     MaxConnectionsPerSite = connections,
+                    Pace = new UploadPace(pace.MinUploadWordsPerSecond, pace.UploadGraceSeconds),
                     Rounds = silo.Services.GetRequiredService<Cluster.Front.SiloRounds>(),
                     Coordinator = new Cluster.Front.CoordinatorForwarder(federation, serving, siloName, locator,
                         silo.Services.GetRequiredService<ILoggerFactory>().CreateLogger("SecureFed.Cluster.Front")),

@@ -197,7 +197,8 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             }
 
             string sha = first.Sha256.ToLowerInvariant();
-            bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, requestStream, upload.Token).ConfigureAwait(false);
+            IAsyncStreamReader<MaskedInputChunk> paced = _front.Pace.Watch(requestStream, header.SessionId, site, first.Words.Count); // from now on it must keep up
+            bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, paced, upload.Token).ConfigureAwait(false);
             if (fresh)
             {
                 _front.Accepted();
@@ -205,6 +206,10 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
 
             Log.Accepted(_logger, site, round, slice, admission.Length, fresh);
             return new Ack { Duplicate = !fresh };
+        }
+        catch (UploadTooSlowException ex)
+        {
+            throw Refuse(site, StatusCode.ResourceExhausted, ex.Message);
         }
         catch (OperationCanceledException) when (upload.IsCancellationRequested && !ct.IsCancellationRequested)
         {

@@ -31,6 +31,9 @@ public sealed class SliceFront : IDisposable
         _uploads = new UploadLimiter(maxConcurrentUploads);
     }
 
+    /// <summary>The slowest a slice upload may be once it holds a slot (the coordinator's MinUploadWordsPerSecond and UploadGraceSeconds).</summary>
+    public UploadPace Pace { get; init; } = new(UploadPace.DefaultWordsPerSecond, UploadPace.DefaultGraceSeconds);
+
     /// <summary>The federation this silo serves.</summary>
     public string Federation { get; }
 
