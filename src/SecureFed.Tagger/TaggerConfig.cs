@@ -149,6 +149,12 @@ public sealed record TaggerConfig
     public static TaggerConfig TinyCrfEncoder { get; } = TinyCrf with { Encoder = Internal.PretrainedEncoder.MiniLmL6V2 };
 
     /// <summary>
+    /// The tiny model with the CRF head and the mean of the frozen public encoder's six layers (<c>minilm-l6-v2-mean</c>):
+    /// better than the last layer alone, under DP most of all (docs/utility.md, "Session 38").
+    /// </summary>
+    public static TaggerConfig TinyCrfEncoderMean { get; } = TinyCrf with { Encoder = Internal.PretrainedEncoder.MiniLmL6V2Mean };
+
+    /// <summary>
     /// The most scalar parameters a configuration may have: 2^28 (1 GiB as float32), over a hundred times the default's
     /// 2.2 M. A damaged or mistyped configuration (a bucket count of 2^31 - 1) is refused here, before libtorch is asked
     /// for the memory.
@@ -279,11 +285,13 @@ public sealed record TaggerConfig
                 return TinyEncoder;
             case "TINY-CRF-ENCODER":
                 return TinyCrfEncoder;
+            case "TINY-CRF-ENCODER-MEAN":
+                return TinyCrfEncoderMean;
         }
 
         if (!File.Exists(nameOrPath))
         {
-            throw new InvalidDataException($"must be default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder or an existing JSON file (not found: {Path.GetFullPath(nameOrPath)})");
+            throw new InvalidDataException($"must be default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, tiny-crf-encoder-mean or an existing JSON file (not found: {Path.GetFullPath(nameOrPath)})");
         }
 
         try

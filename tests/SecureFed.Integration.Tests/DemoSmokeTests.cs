@@ -76,7 +76,7 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Equal(TaggerConfig.Default, DemoRunner.DemoModel("default"));
         Assert.Equal(TaggerConfig.TinyCrfEncoder with { WordBuckets = 1024, CharNgramBuckets = 1024 }, DemoRunner.DemoModel(DemoSettings.DefaultModel));
         Assert.Equal(DemoRunner.DemoModel("tiny-crf") with { Encoder = "minilm-l6-v2" }, DemoRunner.DemoModel("tiny-crf-encoder"));
-        Assert.Contains("tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, default", Assert.Throws<ArgumentException>(() => DemoRunner.DemoModel("tiny-softmax")).Message, StringComparison.Ordinal);
+        Assert.Contains("tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, tiny-crf-encoder-mean, default", Assert.Throws<ArgumentException>(() => DemoRunner.DemoModel("tiny-softmax")).Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -88,7 +88,7 @@ public sealed class DemoSmokeTests : IDisposable
         int code = await CliApp.RunAsync(["demo", "--out", _dir, "--model", "huge"], stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(1));
 
         Assert.NotEqual(0, code);
-        Assert.Contains("--model must be tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, default, got 'huge'.", stderr.ToString() + stdout, StringComparison.Ordinal);
+        Assert.Contains("--model must be tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, tiny-crf-encoder-mean, default, got 'huge'.", stderr.ToString() + stdout, StringComparison.Ordinal);
         Assert.False(Directory.Exists(Path.Combine(_dir, "agents")));
     }
 

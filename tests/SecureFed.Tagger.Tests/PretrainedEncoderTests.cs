@@ -90,6 +90,91 @@ public sealed class PretrainedEncoderTests
     }
 
     [Fact]
+    public void LayerOutputs_SixLayersFoundTheLastIsTheModelsOutput_AndTheEditKeepsItsValues()
+    {
+        byte[] model = PretrainedEncoder.ReadModel(PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2));
+
+        byte[] edited = OnnxLayerOutputs.Expose(model, 6, out string[] names);
+
+        // Layer 5's end is the graph's own last_hidden_state: the search found the layers' real ends, in order.
+        Assert.Equal(6, names.Distinct(StringComparer.Ordinal).Count());
+        Assert.Equal("last_hidden_state", names[5]);
+        string[] pieces = ["[CLS]", .. new[] { "Germline", "mutations", "in", "BRCA1" }.SelectMany(Encoder.PieceStrings), "[SEP]"];
+        long[] ids = [.. pieces.Select(Encoder.PieceId)];
+        float[] before = Run(model, ids, "last_hidden_state");
+        float[] after = Run(edited, ids, "last_hidden_state");
+        // Equal up to float rounding, not bit for bit: with the layers' ends as outputs ONNX Runtime cannot fuse their
+        // LayerNorms as it does in the unedited graph, and computes them in another order.
+        Assert.Equal(before.Length, after.Length);
+        Assert.All(before.Zip(after), p => Assert.Equal(p.First, p.Second, 1e-5));
+        Assert.NotEqual(Run(edited, ids, names[0]), after);
+    }
+
+    [Fact]
+    public void MeanEncoder_EachTokensVector_IsTheMeanOfTheSixLayersHiddenStates()
+    {
+        string[] tokens = ["mutations", "in", "breast", "cancer"]; // one piece each: position i + 1 is token i
+        Assert.All(tokens, t => Assert.Single(Encoder.PieceStrings(t)));
+        byte[] edited = OnnxLayerOutputs.Expose(PretrainedEncoder.ReadModel(PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2)), 6, out string[] names);
+        long[] ids = [.. new[] { "[CLS]" }.Concat(tokens).Append("[SEP]").Select(Encoder.PieceId)];
+        float[][] layers = [.. names.Select(n => Run(edited, ids, n))];
+
+        PretrainedEncoder mean = PretrainedEncoder.Get(PretrainedEncoder.MiniLmL6V2Mean);
+        float[] features = mean.Features(tokens);
+
+        Assert.Equal(tokens.Length * mean.Dim, features.Length);
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            for (int d = 0; d < mean.Dim; d++)
+            {
+                double expected = layers.Sum(l => (double)l[((t + 1) * mean.Dim) + d]) / 6;
+                Assert.Equal(expected, features[(t * mean.Dim) + d], 1e-5); // float sums in another order
+            }
+        }
+
+        Assert.NotEqual(Encoder.Features(tokens), features);
+        Assert.Equal(PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2), PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2Mean));
+    }
+
+    [Theory]
+    [InlineData(new byte[] { 0x3a, 0x05, 0x01 })] // graph field announcing 5 bytes, 1 present
+    [InlineData(new byte[] { 0x3a, 0x02, 0x0f, 0x00 })] // wire type 7 inside the graph
+    [InlineData(new byte[] { 0x08, 0x07 })] // no graph at all
+    public void LayerOutputs_DamagedModel_RefusedWithAReason(byte[] model)
+    {
+        var ex = Assert.Throws<InvalidDataException>(() => OnnxLayerOutputs.Expose(model, 6, out _));
+        Assert.Contains("the ONNX model", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void LayerOutputs_ModelWithoutTheLayers_RefusedNamingTheFirstMissing()
+    {
+        byte[] graphWithOneNode = [0x3a, 0x06, 0x0a, 0x04, 0x22, 0x02, (byte)'A', (byte)'d']; // graph { node { op_type: "Ad" } }
+
+        var ex = Assert.Throws<InvalidDataException>(() => OnnxLayerOutputs.Expose(graphWithOneNode, 6, out _));
+
+        Assert.Contains("no end of layer 0", ex.Message, StringComparison.Ordinal);
+    }
+
+    private static float[] Run(byte[] model, long[] ids, string output)
+    {
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(model);
+        int[] shape = [1, ids.Length];
+        var inputs = new List<Microsoft.ML.OnnxRuntime.NamedOnnxValue>
+        {
+            Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("input_ids", new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>(ids, shape)),
+            Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("attention_mask", new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>(Enumerable.Repeat(1L, ids.Length).ToArray(), shape)),
+        };
+        if (session.InputMetadata.ContainsKey("token_type_ids"))
+        {
+            inputs.Add(Microsoft.ML.OnnxRuntime.NamedOnnxValue.CreateFromTensor("token_type_ids", new Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<long>(new long[ids.Length], shape)));
+        }
+
+        using var results = session.Run(inputs);
+        return [.. results.First(r => r.Name == output).AsTensor<float>()];
+    }
+
+    [Fact]
     public void LoadFrom_MissingFile_NamesThePathAndHowToRestoreIt()
     {
         string path = Path.Combine(Path.GetTempPath(), $"securefed-no-encoder-{Guid.NewGuid():N}.dll");

@@ -20,7 +20,7 @@ internal static class ModelCommands
     private static Command SpecCommand()
     {
         var output = new Option<string>("--out") { Description = "Where to write the specification JSON (a new file: an existing one is never replaced).", Required = true };
-        var size = new Option<string>("--size") { Description = "default, tiny, tiny-crf (the tiny model with a CRF head: the one to train under DP after a public warm start), tiny-encoder or tiny-crf-encoder (fed the frozen public encoder all-MiniLM-L6-v2's token vectors too: the one to train under DP without a public corpus).", DefaultValueFactory = _ => "default" };
+        var size = new Option<string>("--size") { Description = "default, tiny, tiny-crf (the tiny model with a CRF head: the one to train under DP after a public warm start), tiny-encoder or tiny-crf-encoder (fed the frozen public encoder all-MiniLM-L6-v2's token vectors too: for DP without a public corpus), tiny-crf-encoder-mean (the mean of its six layers' vectors instead of the last layer's: the best under DP without a public corpus).", DefaultValueFactory = _ => "default" };
         var types = new Option<string?>("--types") { Description = "Comma-separated entity types (default: the five clinical types)." };
         var command = new Command("spec", "Write a model specification (tagger configuration + entity types) that every site and the aggregator must share; prints its SHA-256.")
         {
@@ -31,9 +31,9 @@ internal static class ModelCommands
             string path = parse.GetValue(output)!;
             OutputPaths.RequireNewFile(path, "--out");
             string s = parse.GetValue(size) ?? "default";
-            if (s is not ("default" or "tiny" or "tiny-crf" or "tiny-encoder" or "tiny-crf-encoder"))
+            if (s is not ("default" or "tiny" or "tiny-crf" or "tiny-encoder" or "tiny-crf-encoder" or "tiny-crf-encoder-mean"))
             {
-                throw new UsageException($"--size must be default, tiny, tiny-crf, tiny-encoder or tiny-crf-encoder, got '{s}'.");
+                throw new UsageException($"--size must be default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder or tiny-crf-encoder-mean, got '{s}'.");
             }
 
             string? t = parse.GetValue(types);

