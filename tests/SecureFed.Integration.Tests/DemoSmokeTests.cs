@@ -57,7 +57,7 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Contains("NCBI-disease", output, StringComparison.Ordinal);
         Assert.Contains("a random subsample of 20 of each site's", output, StringComparison.Ordinal);
         Assert.Contains("│ Disease", output, StringComparison.Ordinal);
-        Assert.Contains("the tiny tagger with a CRF head, fed the frozen public encoder all-MiniLM-L6-v2's token vectors too", output, StringComparison.Ordinal);
+        Assert.Contains("the tiny tagger with a CRF head, fed the mean of the frozen public encoder all-MiniLM-L6-v2's six layers' token vectors too", output, StringComparison.Ordinal);
         // Without --public-data the note names the public recipe with local noise; the demo never picks a corpus up by itself.
         Assert.Contains("--public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200", output, StringComparison.Ordinal);
         Assert.DoesNotContain("Public warm start", output, StringComparison.Ordinal);
@@ -74,7 +74,8 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Equal(tiny with { Crf = true }, crf);
         Assert.Equal(1024, tiny.WordBuckets);
         Assert.Equal(TaggerConfig.Default, DemoRunner.DemoModel("default"));
-        Assert.Equal(TaggerConfig.TinyCrfEncoder with { WordBuckets = 1024, CharNgramBuckets = 1024 }, DemoRunner.DemoModel(DemoSettings.DefaultModel));
+        Assert.Equal(TaggerConfig.TinyCrfEncoderMean with { WordBuckets = 1024, CharNgramBuckets = 1024 }, DemoRunner.DemoModel(DemoSettings.DefaultModel));
+        Assert.Equal(DemoRunner.DemoModel("tiny-crf") with { Encoder = "minilm-l6-v2-mean" }, DemoRunner.DemoModel("tiny-crf-encoder-mean"));
         Assert.Equal(DemoRunner.DemoModel("tiny-crf") with { Encoder = "minilm-l6-v2" }, DemoRunner.DemoModel("tiny-crf-encoder"));
         Assert.Contains("tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, tiny-crf-encoder-mean, default", Assert.Throws<ArgumentException>(() => DemoRunner.DemoModel("tiny-softmax")).Message, StringComparison.Ordinal);
     }

@@ -47,7 +47,7 @@ internal sealed record DemoSettings
     /// 0.408-0.423 for tiny (docs/utility.md "Session 35"). Without the encoder tiny had done better than tiny-crf at 10
     /// rounds from a random model (0.369 against 0.305, one run each; "Session 16").
     /// </summary>
-    public const string DefaultModel = "tiny-crf-encoder";
+    public const string DefaultModel = "tiny-crf-encoder-mean";
 
     public string Model { get; init; } = DefaultModel;
     public int SentencesPerSite { get; init; } = 1000;
@@ -241,8 +241,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
-            // Measured (docs/utility.md "Sessions 16, 20 and 35"): from a random model at ε = 8 the tiny model reached 0.408-0.423, the tiny model with the CRF head and the frozen public encoder (the default since session 35) 0.657-0.664 in the demo, 0.648 in the experiment.
-            console.MarkupLine("[yellow]Note[/]: DP-SGD from a random model is limited by its few, noisy steps; the frozen public encoder (all-MiniLM-L6-v2, --model tiny-crf-encoder, the default) is public pretraining that needs no public annotated corpus: on NCBI-disease at ε = 8 the defaults reached test F1 0.657-0.664 in this demo and 0.648 in the experiment (2 seeds; the tiny model without it 0.408-0.423), the same model federated without DP 0.813-0.821. A public annotated corpus (never picked up by itself: your choice) helps further, with the same local noise, i.e. ε against any collusion: --public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200 --model tiny-crf (BC5CDR for NCBI-disease: 0.649 in this demo, without the encoder); with --patient-noise distributed instead, if the consortium accepts a weaker ε against collusion, 0.689 (docs/utility.md, Sessions 12, 16 and 35).");
+            // Measured (docs/utility.md "Sessions 16, 20, 35 and 38"): from a random model at ε = 8 the tiny model reached 0.408-0.423, the tiny model with the CRF head and the frozen public encoder's last layer (the default of sessions 35-37) 0.657-0.664 in the demo, 0.648 in the experiment; with the mean of its six layers (the default since session 38) 0.710 in the demo, 0.693 in the experiment.
+            console.MarkupLine("[yellow]Note[/]: DP-SGD from a random model is limited by its few, noisy steps; the frozen public encoder (all-MiniLM-L6-v2, the mean of its six layers: --model tiny-crf-encoder-mean, the default) is public pretraining that needs no public annotated corpus: on NCBI-disease at ε = 8 the defaults reached test F1 0.710 in this demo and 0.693 in the experiment (2 seeds; its last layer alone 0.657-0.664 and 0.648, the tiny model without it 0.408-0.423), the same model federated without DP 0.821-0.823. A public annotated corpus (never picked up by itself: your choice) helps further, with the same local noise, i.e. ε against any collusion: --public-data DIR --layer-scales --public-epochs 20 --sample-rate 0.3 --steps-per-round 1 --rounds 200 --model tiny-crf (BC5CDR for NCBI-disease: 0.649 in this demo, without the encoder); with --patient-noise distributed instead, if the consortium accepts a weaker ε against collusion, 0.689 (docs/utility.md, Sessions 12, 16 and 35).");
         }
 
 
