@@ -184,7 +184,11 @@ public sealed class DiskFullTests : IDisposable
         }
 
         string[] sites = ["site-a", "site-b", "site-c"];
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string> { ["Rounds"] = "1", ["TrainingTimeoutSeconds"] = "10" });
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
+        {
+            // No deadline is meant to pass: a starved site dropped after the restart would add an aborted attempt.
+            ["Rounds"] = "1", ["TrainingTimeoutSeconds"] = "60", ["StageTimeoutSeconds"] = "60",
+        });
         var logs = new CapturingLogger();
         await fed.StartAggregatorAsync(logs: logs);
         // The masked inputs are held back until the disk is full: on a fast machine the round could otherwise finish

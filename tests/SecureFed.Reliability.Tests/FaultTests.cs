@@ -84,6 +84,7 @@ public sealed class FaultTests : IDisposable
             ["TrainingTimeoutSeconds"] = "600",
             ["ProgressIntervalSeconds"] = "1",
             ["ProgressSilenceSeconds"] = "3",
+            ["StageTimeoutSeconds"] = DropoutDeadline.LongSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture), // no later stage is waited out
         });
         await fed.StartAggregatorAsync();
         for (int i = 0; i < FourSites.Length; i++)

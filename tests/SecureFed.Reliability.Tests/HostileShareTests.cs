@@ -32,7 +32,8 @@ public sealed class HostileShareTests : IDisposable
     [Fact]
     public async Task Unmask_BShareValuesOutsideTheField_InvalidArgumentAndRoundCompletesWithoutThem()
     {
-        await using TestFederation fed = await StartAsync(rounds: 2);
+        // site-0's refused response leaves the unmasking stage open until its deadline.
+        await using TestFederation fed = await StartAsync(rounds: 2, waitedOut: ProtocolStage.Unmasking);
         RpcException? refused = null;
         await RunHostileRoundAsync(fed, async (client, message) =>
         {
@@ -207,7 +208,8 @@ public sealed class HostileShareTests : IDisposable
         Assert.False(RoundCoordinator.IsOwnStorageFault(new InvalidOperationException("a bug in one round")));
     }
 
-    private async Task<TestFederation> StartAsync(int rounds)
+    /// <param name="waitedOut">The one stage of round 1 whose deadline the test waits out, given 3 s; null when none is.</param>
+    private async Task<TestFederation> StartAsync(int rounds, ProtocolStage? waitedOut = null)
     {
         TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [Hostile, .. Honest], new Dictionary<string, string>
         {
@@ -215,12 +217,16 @@ public sealed class HostileShareTests : IDisposable
             ["MinSites"] = "3",
             ["TrainingTimeoutSeconds"] = "10",
             ["JoinGraceSeconds"] = "2",
-            // No stage here has to time out (every refusal or accusation ends its round at once), so no stage deadline is
-            // short enough for a CI machine starved by the test projects running beside this one to outrun (a round 2
-            // attempt aborted so once in CI).
+            // Every stage but the one a test waits out gets 60 s, so a CI machine starved by the test projects running
+            // beside this one cannot outrun a deadline and abort an extra attempt (a round 2 attempt aborted so once in CI).
             ["StageTimeoutSeconds"] = DropoutDeadline.LongSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         await fed.StartAggregatorAsync();
+        if (waitedOut is ProtocolStage stage)
+        {
+            DropoutDeadline.ShortOnlyAt(fed.Aggregator!.Services, 1, stage, 3);
+        }
+
         return fed;
     }
 

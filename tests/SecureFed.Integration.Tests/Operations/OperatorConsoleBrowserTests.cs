@@ -32,6 +32,8 @@ public sealed class OperatorConsoleBrowserTests : IDisposable
         // Arrange: the aggregator with its admin listener; site-jp goes silent before its masked input in round 2 (the
         // last), so the masked-input stage waits out its 4 s deadline and the page keeps showing site-jp dropped.
         await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 2, ("site-jp", 2, ProtocolStage.MaskedInputCollection), stageTimeoutSeconds: 4);
+        // Only that stage's deadline may pass: a site starved (Chromium beside it) must not be dropped elsewhere.
+        DropoutDeadline.ShortOnlyAt(federation.Federation.Aggregator.Services, 2, ProtocolStage.MaskedInputCollection, 4);
         using ChromeDriver driver = HeadlessChromium.Start(chromium!, chromedriver!, _dir);
         driver.Manage().Window.Size = new System.Drawing.Size(1366, 900);
 
