@@ -188,6 +188,14 @@ public sealed record ExperimentOptions
     public bool DpDistributedNoise { get; init; }
 
     /// <summary>
+    /// With <see cref="DpDistributedNoise"/>: k, the shares the noise is split into, each site adding N(0, (σC)²/k), so that
+    /// any k sites' sum carries σ (the product's <c>DpSgdNoiseShares</c>, at most the round's threshold t so that a round
+    /// that loses sites down to t still carries σ: k = 2 for 3 sites at the default t). With every site in every sum, as
+    /// here, the sum then carries σ √(n/k), more noise than the guarantee needs. Null: k = n, the number of sites.
+    /// </summary>
+    public int? DpNoiseShares { get; init; }
+
+    /// <summary>
     /// Exponential moving average of the global models, updated after every round with this decay (warm-up as
     /// <see cref="TrainOptions.WeightAverageDecay"/>: min(decay, (1 + r) / (10 + r)) at round r); the averaged model is
     /// the one scored and reported, the sites keep training from the raw global model. Post-processing of the released
@@ -511,6 +519,13 @@ public sealed record ExperimentOptions
         if (PublicMixUntil < 0 || PublicMixUntil > Rounds)
         {
             throw new ArgumentException($"--public-mix-until must be a round in [1, --rounds = {Rounds}] (0 = --rounds), got {PublicMixUntil}.");
+        }
+
+        if (DpNoiseShares is int k && (!DpDistributedNoise || k < 2 || k > Sites))
+        {
+            throw new ArgumentException(DpDistributedNoise
+                ? $"--dp-noise-shares must be from 2 to the {Sites} sites (any sum of k sites' shares carries σ), got {k}."
+                : $"--dp-noise-shares {k} needs --dp-noise distributed (with local noise every site adds the whole σ).");
         }
 
         if (DpDistributedNoise && DpStepsPerRound != 1)

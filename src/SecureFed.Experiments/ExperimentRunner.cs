@@ -452,8 +452,9 @@ public sealed partial class ExperimentRunner
                 clipping = new AdaptiveClipping(_options.GradClip, _options.AdaptiveClipQuantile, _options.ClipLearningRate, countNoise);
             }
 
-            // Distributed: each site adds its 1/n share of the noise variance; the revealed sum carries σ.
-            double siteSigma = _options.DpDistributedNoise ? gradientSigma / Math.Sqrt(data.Sites.Count) : gradientSigma;
+            // Distributed: each site adds its 1/k share of the noise variance (k = n by default); the revealed sum of the
+            // n sites carries σ √(n/k).
+            double siteSigma = _options.DpDistributedNoise ? gradientSigma / Math.Sqrt(NoiseShares(data.Sites.Count)) : gradientSigma;
             dp = new DpSgdOptions(siteSigma, _options.GradClip, _options.SampleRate)
             {
                 FreezeEmbeddings = _options.DpFreezeEmbeddings,
@@ -465,7 +466,7 @@ public sealed partial class ExperimentRunner
                 ReproducibleRandomness = true,
             };
             arm = string.Create(CultureInfo.InvariantCulture, $"federated + {(_options.DpDistributedNoise ? "distributed " : "")}DP-SGD ε={EpsilonText.Format(eps)}") + (siteNoise > 0 ? string.Create(CultureInfo.InvariantCulture, $" + site DP z={siteNoise:0.###}") : "");
-            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? $" in the sum ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}, {(_options.PldAccounting ? "PLD" : "RDP")} accountant"));
+            _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: σ={sigma:F3}{(_options.DpDistributedNoise ? (_options.DpNoiseShares is int k ? $" in any {k} sites' sum" : " in the sum") + $" ({siteSigma:F3} per site)" : "")}, q={_options.SampleRate}, C={_options.GradClip}, {plannedSteps} DP-SGD steps per site, δ={_options.Delta:G2}, {(_options.PldAccounting ? "PLD" : "RDP")} accountant"));
             if (clipping is not null)
             {
                 _progress(string.Create(CultureInfo.InvariantCulture, $"[seed {seed}] {arm}: adaptive clipping to the unclipped fraction γ = {clipping.TargetQuantile} (η_C = {clipping.LearningRate}, C₀ = {clipping.Clip}); count noise σ_b = {countNoise:G4}{(_options.DpDistributedNoise ? " in the sum" : " per site")}, so the clipped sum's σ_Δ = {gradientSigma:F4} (σ_Δ and σ_b together: σ = {sigma:F4})"));
@@ -506,7 +507,7 @@ public sealed partial class ExperimentRunner
         List<double>? unclippedFractions = clipping is null ? null : [];
         // Adaptive clipping's count noise: a simulation, drawn from the seed like the rest (see ReproducibleRandomness).
         var countRandom = new Random(unchecked((seed * 7_919) + 17));
-        double siteCountNoise = _options.DpDistributedNoise ? countNoise / Math.Sqrt(names.Length) : countNoise;
+        double siteCountNoise = _options.DpDistributedNoise ? countNoise / Math.Sqrt(NoiseShares(names.Length)) : countNoise;
         double expectedBatch = _options.SampleRate * data.Sites.Sum(s => (double)s.Train.Count);
         ModelAverages.TailAccumulator? tail = _options.ServerAverageFrom > 0 ? new(_options.ServerAverageFrom) : null;
         List<float[]>? history = _options.ServerAverageSweep ? [] : null;
@@ -613,14 +614,17 @@ public sealed partial class ExperimentRunner
             EpsilonSpent = Spent(dp.SampleRate, sigma, plannedSteps),
             SiteNoiseMultiplier = siteNoise,
             DistributedNoise = _options.DpDistributedNoise,
-            // Each site's share, σ / √n (with adaptive clipping its σ_Δ / √n and σ_b / √n together are that).
-            CollusionEpsilon = _options.DpDistributedNoise ? Spent(dp.SampleRate, sigma / Math.Sqrt(data.Sites.Count), plannedSteps) : null,
+            // Each site's share, σ / √k (with adaptive clipping its σ_Δ / √k and σ_b / √k together are that).
+            CollusionEpsilon = _options.DpDistributedNoise ? Spent(dp.SampleRate, sigma / Math.Sqrt(NoiseShares(data.Sites.Count)), plannedSteps) : null,
             ClipPerRound = clips,
             UnclippedFractionPerRound = unclippedFractions,
             GradientNoiseMultiplier = clipping is null ? null : gradientSigma,
             ClipCountNoise = clipping is null ? null : countNoise,
         };
     }
+
+    /// <summary>k of <see cref="ExperimentOptions.DpNoiseShares"/> for <paramref name="sites"/> sites (n unless given).</summary>
+    private int NoiseShares(int sites) => Math.Min(_options.DpNoiseShares ?? sites, sites); // validated: at most --sites
 
     /// <summary>The moving average of the global models after <paramref name="round"/> (null when <see cref="ExperimentOptions.ServerWeightAverage"/> is off).</summary>
     /// <summary>Projected DP-SGD's public gradient subspace at <paramref name="weights"/> (a public model: the initial or the announced global one).</summary>
@@ -818,6 +822,7 @@ public sealed partial class ExperimentRunner
         ["dp_subspace_sentences"] = _options.DpSubspaceSentences,
         ["dp_subspace_refresh"] = _options.DpSubspaceRefresh,
         ["dp_noise"] = _options.DpDistributedNoise ? "distributed" : "local",
+        ["dp_noise_shares"] = _options.DpDistributedNoise ? _options.DpNoiseShares ?? _options.Sites : 0, // k; 0 with local noise
         ["adaptive_clip"] = _options.AdaptiveClipQuantile,
         ["clip_lr"] = _options.ClipLearningRate,
         ["clip_count_noise"] = _options.ClipCountNoise ?? 0,

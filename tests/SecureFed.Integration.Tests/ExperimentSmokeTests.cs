@@ -131,6 +131,48 @@ public sealed class ExperimentSmokeTests : IDisposable
     }
 
     [Fact]
+    public async Task Experiment_DistributedNoiseInTwoShares_EachSiteAddsSigmaOverRootTwoCollusionEpsilonFromThatShare()
+    {
+        // The product's split for 3 sites at the default threshold t = 2: each site adds σ/√2, so any 2 sites' sum carries σ.
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "dist2"), train: 60, eval: 20);
+        string output = Path.Combine(_dir, "dist2-out");
+
+        (int code, string stdout, string stderr) = await Cli(TimeSpan.FromMinutes(5),
+            "experiment", "--data", corpus, "--sites", "3", "--dp-only", "--epsilon", "8", "--seeds", "1", "--rounds", "2",
+            "--dp-steps", "1", "--dp-noise", "distributed", "--dp-noise-shares", "2", "--sample-rate", "0.3", "--out", output);
+
+        Assert.True(code == 0, $"exit {code}\n{stdout}\n{stderr}");
+        using JsonDocument results = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "results.json")));
+        Assert.Equal(2, results.RootElement.GetProperty("configuration").GetProperty("dp_noise_shares").GetInt32());
+        JsonElement run = Assert.Single(results.RootElement.GetProperty("runs").EnumerateArray(), r => r.GetProperty("kind").GetString() == "federated_distributed_dp");
+        double sigma = run.GetProperty("noise_multiplier").GetDouble();
+        Assert.Equal(Privacy.NoiseCalibration.NoiseMultiplierFor(8, 1e-5, 0.3, 2), sigma, 9);
+        var accountant = new Privacy.RdpAccountant();
+        accountant.AddSubsampledGaussian(0.3, sigma / Math.Sqrt(2), 2);
+        Assert.Equal(accountant.GetPrivacySpent(1e-5).Epsilon, run.GetProperty("collusion_epsilon").GetDouble(), 9);
+        string line = stderr.Split('\n').Single(l => l.Contains("distributed DP-SGD ε=8: σ=", StringComparison.Ordinal));
+        Assert.Contains("in any 2 sites' sum (" + (sigma / Math.Sqrt(2)).ToString("F3", System.Globalization.CultureInfo.InvariantCulture) + " per site)", line, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("local", "4", "needs --dp-noise distributed")]
+    [InlineData("distributed", "4", "from 2 to the 3 sites")]
+    [InlineData("distributed", "1", "from 2 to the 3 sites")]
+    public async Task Experiment_DpNoiseSharesOutOfRange_RefusedNamingTheOption(string noise, string shares, string fragment)
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "shares-bad"), train: 30, eval: 10);
+
+        (int code, _, string stderr) = await Cli(TimeSpan.FromSeconds(60),
+            "experiment", "--data", corpus, "--sites", "3", "--epsilon", "8", "--dp-noise", noise, "--dp-steps", "1", "--dp-noise-shares", shares,
+            "--out", Path.Combine(_dir, "shares-bad-out"));
+
+        Assert.Equal(2, code);
+        Assert.Contains("--dp-noise-shares", stderr, StringComparison.Ordinal);
+        Assert.Contains(fragment, stderr, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "shares-bad-out")));
+    }
+
+    [Fact]
     public async Task Experiment_DistributedNoiseWithSeveralLocalSteps_RefusedNamingDpSteps()
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "dist-bad"), train: 30, eval: 10);

@@ -35,6 +35,7 @@ internal static class ExperimentCommand
         accountant.AcceptOnlyFromAmong("rdp", "pld");
         var dpNoise = new Option<string>("--dp-noise") { Description = "Patient-level DP-SGD noise: local (each site adds all of it; ε holds even if everyone else colludes) or distributed (split across the sites; needs --dp-steps 1; ε holds against the aggregator while secure aggregation holds, and the weaker collusion ε is reported).", DefaultValueFactory = _ => "local" };
         dpNoise.AcceptOnlyFromAmong("local", "distributed");
+        var dpNoiseShares = new Option<int?>("--dp-noise-shares") { Description = "With --dp-noise distributed: k, the shares the noise is split into (each site adds σ/√k; the product's DpSgdNoiseShares, at most the round's threshold: 2 for 3 sites); default the number of sites." };
         var adaptiveClip = new Option<double>("--adaptive-clip") { Description = "Adaptive clipping (Andrew et al. 2021): the target fraction γ of sampled examples left unclipped, e.g. 0.5; C starts at --grad-clip and moves geometrically towards that norm quantile after every round, from a noised count; ε unchanged (the gradient noise is raised slightly). Needs --dp-steps 1. 0 = a fixed clip.", DefaultValueFactory = _ => 0 };
         var clipLr = new Option<double>("--clip-lr") { Description = "With --adaptive-clip: η_C of C ← C·exp(−η_C (b̃ − γ)).", DefaultValueFactory = _ => ExperimentOptions.DefaultClipLearningRate };
         var clipCountNoise = new Option<double?>("--clip-count-noise") { Description = "With --adaptive-clip: σ_b, the Gaussian noise on the unclipped count (in the sum over the sites with --dp-noise distributed); must exceed σ/2. Default: the expected batch size / 20." };
@@ -69,7 +70,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, adaptiveClip, clipLr, clipCountNoise, serverEma, serverKalman, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, dpNoiseShares, adaptiveClip, clipLr, clipCountNoise, serverEma, serverKalman, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -118,6 +119,7 @@ internal static class ExperimentCommand
                 DpSubspaceSentences = parse.GetValue(subspaceSentences),
                 DpSubspaceRefresh = parse.GetValue(subspaceRefresh),
                 DpDistributedNoise = parse.GetValue(dpNoise) == "distributed",
+                DpNoiseShares = parse.GetValue(dpNoiseShares),
                 AdaptiveClipQuantile = parse.GetValue(adaptiveClip),
                 ClipLearningRate = parse.GetValue(clipLr),
                 ClipCountNoise = parse.GetValue(clipCountNoise),
