@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using SecureFed.Audit;
 using SecureFed.Cli;
+using SecureFed.Cli.Commands;
 using SecureFed.Cli.Demo;
 using SecureFed.Tagger;
 
@@ -168,6 +169,14 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.NotEqual(0, code);
         Assert.Contains("--patient-noise distributed takes exactly one DP-SGD step per round", stderr.ToString() + stdout, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData(0.1, 2, 200)] // the defaults: 10 rounds of 2 local epochs of 10 steps
+    [InlineData(0.3, 2, 60)]
+    [InlineData(0.02, 1, 500)] // 10 × 50 = 500
+    [InlineData(0.01, 2, 500)] // 2,000 steps: capped at --rounds' most
+    public void OneStepRounds_WithoutRoundsGiven_AsManyRoundsAsTheDefaultRecipesStepsAtMost500(double q, int epochs, int rounds) =>
+        Assert.Equal(rounds, DemoCommand.OneStepRounds(q, epochs));
 
     [Fact]
     public void SplitNoiseUpdateClip_DemoRecipeOnNcbiDisease_JustAboveTheMeasuredStepNorm()

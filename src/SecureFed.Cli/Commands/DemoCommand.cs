@@ -19,7 +19,7 @@ internal static class DemoCommand
 
     public static Command Create()
     {
-        var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run (from a random model DP-SGD is limited by its steps: --rounds 30 --model tiny-crf scored 4-6 points more on NCBI-disease than the default 10 while DP-SGD kept dropout, in three times the time; docs/utility.md \"Session 16\"; without dropout, the default since session 20, 10 rounds reach as much).", DefaultValueFactory = _ => DemoSettings.DefaultRounds };
+        var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run (from a random model DP-SGD is limited by its steps: --rounds 30 --model tiny-crf scored 4-6 points more on NCBI-disease than the default 10 while DP-SGD kept dropout, in three times the time; docs/utility.md \"Session 16\"; without dropout, the default since session 20, 10 rounds reach as much). With one DP-SGD step per round (--patient-noise distributed or --steps-per-round 1) the default is as many rounds as 10 rounds' steps: 10 × local epochs × 1/q = 200, at most 500.", DefaultValueFactory = _ => DemoSettings.DefaultRounds };
         var sites = new Option<int>("--sites") { Description = "Hospitals (agents); the first three are site-de, site-fr, site-jp.", DefaultValueFactory = _ => 3 };
         var epsilon = new Option<double>("--epsilon") { Description = "Patient-level ε each site reaches after all rounds (DP-SGD noise is calibrated to it; δ = 1e-5); at least 0.01 (below it the noise drowns every gradient).", DefaultValueFactory = _ => 8.0 };
         var drop = new Option<string?>("--drop-site-at") { Description = "Make the last site go silent before this stage of round 2 to watch dropout recovery: advertise, share, mask, consistency, unmask." };
@@ -227,6 +227,13 @@ internal static class DemoCommand
                 throw new UsageException("--sample-rate: " + tooManySteps);
             }
 
+            if ((distributed || steps == 1) && !Given(parse, rounds))
+            {
+                // One DP-SGD step per round: as many rounds as the default recipe's steps (10 rounds × local epochs × 1/q,
+                // 200), at most 500; the default 10 rounds would be 10 steps, far too few to learn anything.
+                r = OneStepRounds(q, localEpochs);
+            }
+
             bool scales = parse.GetValue(layerScales);
             if (scales)
             {
@@ -325,6 +332,10 @@ internal static class DemoCommand
 
     /// <summary>Whether <paramref name="option"/> was given on the command line (not its default).</summary>
     private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
+
+    /// <summary>The rounds of one DP-SGD step each that take as many steps as the default rounds of local epochs do (at most 500).</summary>
+    internal static int OneStepRounds(double sampleRate, int localEpochs) =>
+        (int)Math.Min(500, DemoSettings.DefaultRounds * localEpochs * DpSgdOptions.StepsPerEpoch(sampleRate));
 
     /// <summary>The terminal's width when writing to it (Console.WindowWidth), else 100 columns.</summary>
     internal static int TerminalWidth(TextWriter output)
