@@ -178,6 +178,16 @@ public sealed class DemoSmokeTests : IDisposable
     public void OneStepRounds_WithoutRoundsGiven_AsManyRoundsAsTheDefaultRecipesStepsAtMost500(double q, int epochs, int rounds) =>
         Assert.Equal(rounds, DemoCommand.OneStepRounds(q, epochs));
 
+    [Theory]
+    [InlineData(10, 2, 0.1, 0, 20, 10, 2)] // the defaults: 10 rounds of 2 local epochs
+    [InlineData(200, 2, 0.1, 1, 20, 10, 2)] // one step per round: 200 steps of q = 0.1 are 20 passes, not 400 epochs
+    [InlineData(60, 2, 0.3, 1, 20, 10, 2)]
+    [InlineData(20, 2, 0.1, 5, 10, 5, 2)] // 5 of the 20 steps a round
+    [InlineData(3, 2, 0.1, 1, 1, 1, 1)] // 0.3 passes: at least one epoch
+    [InlineData(0, 2, 0.1, 0, 2, 1, 2)] // no round completed: one round's budget
+    public void ComparisonBudget_TheFederationsPassesOverTheData(int completed, int localEpochs, double q, int stepsCap, int epochs, int noDpRounds, int noDpEpochs) =>
+        Assert.Equal((epochs, noDpRounds, noDpEpochs), DemoRunner.ComparisonBudget(completed, localEpochs, q, stepsCap));
+
     [Fact]
     public void SplitNoiseUpdateClip_DemoRecipeOnNcbiDisease_JustAboveTheMeasuredStepNorm()
     {

@@ -627,10 +627,10 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     private void PrintWorthIt(Agent.ModelSpec spec, float[] initial, string[] sites, IReadOnlyDictionary<string, IReadOnlyList<Sentence>> train, IReadOnlyList<Sentence> test, double fusedF1, IReadOnlyList<DemoRound> rounds, CancellationToken cancellationToken)
     {
         int completed = rounds.Count(r => r.Outcome == "completed");
-        int epochs = Math.Max(1, completed) * settings.LocalEpochs;
-        console.MarkupLine(CultureInfo.InvariantCulture, $"[bold]Was it worth it?[/] Training the comparisons in this process ({epochs} local epoch(s) per site in total, as in the federation; same model, no DP)…");
+        (int epochs, int noDpRounds, int noDpEpochs) = ComparisonBudget(completed, settings.LocalEpochs, settings.SampleRate, settings.DistributedPatientNoise ? 1 : settings.StepsPerRound);
+        console.MarkupLine(CultureInfo.InvariantCulture, $"[bold]Was it worth it?[/] Training the comparisons in this process ({epochs} local epoch(s) per site in total, as in the federation{(noDpRounds != Math.Max(1, completed) ? $"; without DP in {noDpRounds} round(s) of {noDpEpochs}" : "")}; same model, no DP)…");
         var (alone, aloneTime) = DemoBaselines.Timed(() => DemoBaselines.SiteAlone(spec, sites, train, test, epochs, settings.Seed, cancellationToken));
-        var (noDp, noDpTime) = DemoBaselines.Timed(() => DemoBaselines.FederatedWithoutDp(spec, initial, sites, train, test, Math.Max(1, completed), settings.LocalEpochs, settings.Seed, cancellationToken));
+        var (noDp, noDpTime) = DemoBaselines.Timed(() => DemoBaselines.FederatedWithoutDp(spec, initial, sites, train, test, noDpRounds, noDpEpochs, settings.Seed, cancellationToken));
         double maxEpsilon = rounds.SelectMany(r => r.RecordEpsilonPerSite.Values).DefaultIfEmpty(double.NaN).Max();
         var table = new Table().Title("[bold]Was it worth it? Test F1 on the held-out test set[/]")
             .AddColumn("model").AddColumn(new TableColumn("test F1").RightAligned()).AddColumn("privacy");
@@ -645,6 +645,27 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         console.Write(table);
         double bestAlone = alone.Max(a => a.TestF1);
         console.MarkupLine(CultureInfo.InvariantCulture, $"Federation vs the best site alone: [bold]{fusedF1 - bestAlone:+0.000;-0.000}[/] F1; cost of privacy (without DP minus with DP): [bold]{noDp - fusedF1:+0.000;-0.000}[/] F1 for patient-level ε ≤ {EpsilonText.Format(maxEpsilon)}. [grey](comparisons took {(aloneTime + noDpTime).TotalSeconds:F0} s; site alone and no-DP local training: Adam lr 0.01, batches of 32)[/]");
+    }
+
+    /// <summary>
+    /// The comparisons' budget: the passes over its data each site's DP-SGD took in <paramref name="completed"/> rounds
+    /// (rounds × steps per round × q: local epochs per round, or q of an epoch with one step per round), rounded, at
+    /// least 1; the site alone trains that many epochs, and the federation without DP the same in rounds of
+    /// <paramref name="localEpochs"/> (or the federation's own rounds when they were whole local epochs). Before, one
+    /// step per round counted as local epochs per round: 200 one-step rounds (20 passes) gave the comparisons 400 epochs.
+    /// </summary>
+    internal static (int Epochs, int NoDpRounds, int NoDpEpochsPerRound) ComparisonBudget(int completed, int localEpochs, double sampleRate, int stepsCap)
+    {
+        int rounds = Math.Max(1, completed);
+        double perEpoch = DpSgdOptions.StepsPerEpoch(sampleRate);
+        double stepsPerRound = localEpochs * perEpoch;
+        if (stepsCap <= 0 || stepsCap >= stepsPerRound)
+        {
+            return (rounds * localEpochs, rounds, localEpochs);
+        }
+
+        int epochs = (int)Math.Max(1, Math.Round(rounds * stepsCap / perEpoch));
+        return epochs < localEpochs ? (epochs, 1, epochs) : (epochs, (int)Math.Round((double)epochs / localEpochs), localEpochs);
     }
 
     /// <summary>The demo's model names (<c>--model</c>).</summary>
