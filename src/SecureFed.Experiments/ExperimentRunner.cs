@@ -626,7 +626,6 @@ public sealed partial class ExperimentRunner
     /// <summary>k of <see cref="ExperimentOptions.DpNoiseShares"/> for <paramref name="sites"/> sites (n unless given).</summary>
     private int NoiseShares(int sites) => Math.Min(_options.DpNoiseShares ?? sites, sites); // validated: at most --sites
 
-    /// <summary>The moving average of the global models after <paramref name="round"/> (null when <see cref="ExperimentOptions.ServerWeightAverage"/> is off).</summary>
     /// <summary>Projected DP-SGD's public gradient subspace at <paramref name="weights"/> (a public model: the initial or the announced global one).</summary>
     private TaggerGradientSubspace Subspace(TaggerModel model, float[] weights, DpSgdOptions dp, int seed)
     {
