@@ -65,8 +65,29 @@ internal static class OnnxLayerOutputs
             added.AddRange(Field(GraphOutput, valueInfo));
         }
 
-        byte[] graph = [.. model.AsSpan(graphStart, graphLength), .. added];
-        return [.. model.AsSpan(0, graphTag), .. Field(ModelGraph, graph), .. model.AsSpan(graphStart + graphLength)];
+        return WithGraphExtended(model, graphTag, graphStart, graphLength, [.. added]);
+    }
+
+    /// <summary>
+    /// The model with <paramref name="added"/> appended to its graph, written once into one new array (the model is
+    /// about 90 MB: no intermediate copy of the graph).
+    /// </summary>
+    private static byte[] WithGraphExtended(byte[] model, int graphTag, int graphStart, int graphLength, byte[] added)
+    {
+        byte[] header = [.. Varint((ulong)((ModelGraph << 3) | 2)), .. Varint((ulong)graphLength + (ulong)added.Length)];
+        int graphEnd = graphStart + graphLength;
+        var result = new byte[graphTag + header.Length + graphLength + added.Length + (model.Length - graphEnd)];
+        var to = result.AsSpan();
+        model.AsSpan(0, graphTag).CopyTo(to);
+        to = to[graphTag..];
+        header.CopyTo(to);
+        to = to[header.Length..];
+        model.AsSpan(graphStart, graphLength).CopyTo(to);
+        to = to[graphLength..];
+        added.CopyTo(to);
+        to = to[added.Length..];
+        model.AsSpan(graphEnd).CopyTo(to);
+        return result;
     }
 
     /// <summary>Records the node's output as layer N's end when it is the Add of layer N's output LayerNorm.</summary>
