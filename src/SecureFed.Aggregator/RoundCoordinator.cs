@@ -317,7 +317,14 @@ public sealed class RoundCoordinator : BackgroundService
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
             int failedInARow = 0;
             WarnIfOneSiteCanAbortEveryRound();
-            EnsureARoundFits();
+            if (!ARoundFits(out string? spentReason))
+            {
+                // Restarted with the budget spent: no cohort could open a round. Finish now (the agents hear it at their
+                // next poll) instead of waiting, silently, for sites whose round would be refused.
+                Log.BudgetExhausted(_logger, spentReason!);
+                completed = _options.Rounds;
+            }
+
             while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
             {
                 await PauseAfterFailuresAsync(failedInARow, stoppingToken).ConfigureAwait(false);
@@ -499,21 +506,60 @@ public sealed class RoundCoordinator : BackgroundService
     /// naming the fix, not a federation that "finished after 0 rounds" while the sites wait (the site-level cost of a round
     /// depends on SiteNoiseMultiplier, hardly on the cohort).
     /// </summary>
-    private void EnsureARoundFits()
+    /// <summary>
+    /// The start-up checks of <see cref="ExecuteAsync"/>, for a caller that wants them before the service starts (the CLI,
+    /// before the listener opens): a <see cref="AggregatorOptions.MinSites"/> larger than the federation, updates that
+    /// overflow secure aggregation's words, or a budget that allows not even the first round.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No round can ever open with these settings; the message names them.</exception>
+    public void CheckStartable() => _ = ARoundFits(out _);
+
+    /// <summary>
+    /// <see cref="CheckStartable"/>; false (with the reason) when the federation has spent budget and what is left fits
+    /// no round of any cohort size from <see cref="AggregatorOptions.MinSites"/> to the whole federation.
+    /// </summary>
+    private bool ARoundFits(out string? spentReason)
     {
-        int n = Math.Max(_options.MinSites, _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name)));
-        int threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
-        EnsureTheUpdatesFit(n, threshold);
-        if (_state.Budget.Spent(_options.Delta) > 0)
+        spentReason = null;
+        int provisioned = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+        if (_options.MinSites > provisioned)
         {
-            return;
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"SecureFed:MinSites = {_options.MinSites} but the federation has {provisioned} site(s) that are not revoked: no round could ever open; lower SecureFed:MinSites or provision more sites (securefed provision)."));
         }
 
+        int n = provisioned;
+        int threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
+        EnsureTheUpdatesFit(n, threshold);
         BudgetDecision decision = _state.Budget.Check(SiteRhoPerRound(n, threshold, _options.SiteNoiseMultiplier), _options.EpsilonBudget, _options.Delta);
-        if (!decision.Allowed)
+        if (decision.Allowed)
+        {
+            return true;
+        }
+
+        if (_state.Budget.Spent(_options.Delta) == 0)
         {
             throw new InvalidOperationException(NoRoundFits(n, threshold, decision.Reason));
         }
+
+        // A round's cost depends on its cohort (n and t): any size the aggregator could open a round with may still fit.
+        // Past 512 sizes (a cohort in the thousands) the check is left to each round, as before.
+        if (provisioned - _options.MinSites > 512)
+        {
+            return true;
+        }
+
+        for (int size = _options.MinSites; size < provisioned; size++)
+        {
+            int t = FederatedAveraging.Threshold(_options.PlanGraph(size), _options.Threshold);
+            if (_state.Budget.Check(SiteRhoPerRound(size, t, _options.SiteNoiseMultiplier), _options.EpsilonBudget, _options.Delta).Allowed)
+            {
+                return true;
+            }
+        }
+
+        spentReason = $"{decision.Reason} (no round of {_options.MinSites}-{provisioned} sites fits what is left; the federation is finished)";
+        return false;
     }
 
     /// <summary>

@@ -58,6 +58,22 @@ internal sealed class CliProcess : IDisposable
         }
     }
 
+    /// <summary>Waits for the process to exit by itself and returns its exit code.</summary>
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        try
+        {
+            await _process.WaitForExitAsync().WaitAsync(timeout);
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"the process did not exit within {timeout}; its output so far:\n{Output}", ex);
+        }
+
+        _process.WaitForExit(); // the output is read to its end
+        return _process.ExitCode;
+    }
+
     /// <summary>Sends SIGINT (as Ctrl-C does) and returns the exit code.</summary>
     public Task<int> InterruptAsync(TimeSpan timeout) => SignalAsync("INT", timeout);
 

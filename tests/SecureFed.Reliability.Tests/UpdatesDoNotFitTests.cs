@@ -38,6 +38,49 @@ public sealed class UpdatesDoNotFitTests : IDisposable
         Assert.StartsWith("SecureFed:L2Clip 1E+308 with SecureFed:SiteNoiseMultiplier", failure.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Start_MinSitesAboveTheFederationsSites_FailsNamingIt()
+    {
+        // Before, the aggregator logged "Waiting for at least 10 sites (have 0)" for ever: 3 sites can never be 10.
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"], new Dictionary<string, string> { ["MinSites"] = "10" });
+
+        Exception failure = await StartAndFailAsync(fed);
+
+        Assert.StartsWith("SecureFed:MinSites = 10 but the federation has 3 site(s) that are not revoked", failure.Message, StringComparison.Ordinal);
+        Assert.Empty(fed.State.Store.ListRounds());
+    }
+
+    [Fact]
+    public async Task Restart_BudgetSpentSoNoRoundFits_FinishesAtOnceWithoutARound()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"]);
+        await fed.StartAggregatorAsync();
+        await fed.StopAggregatorAsync();
+        // Far beyond the budget of 1000: what is left fits no round of 2 or 3 sites.
+        FederationBudget.Open(AggregatorState.PrivacyLedgerPath(fed.AggregatorDataDirectory), TestFederation.FederationName).Record(1, 1e6, 1e-5);
+
+        await fed.StartAggregatorAsync();
+
+        // Before, it waited for sites whose round the budget would refuse, saying nothing. No agent runs here.
+        await fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Null(fed.Coordinator.Failure);
+        Assert.Empty(fed.State.Store.ListRounds());
+    }
+
+    [Fact]
+    public async Task Restart_BudgetSpentButARoundStillFits_WaitsForSites()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"]);
+        await fed.StartAggregatorAsync();
+        await fed.StopAggregatorAsync();
+        FederationBudget.Open(AggregatorState.PrivacyLedgerPath(fed.AggregatorDataDirectory), TestFederation.FederationName).Record(1, 0.01, 1e-5);
+
+        await fed.StartAggregatorAsync();
+
+        await Assert.ThrowsAsync<TimeoutException>(() => fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(2)));
+        Assert.Null(fed.Coordinator.Failure);
+    }
+
     private static async Task<Exception> StartAndFailAsync(TestFederation fed)
     {
         try

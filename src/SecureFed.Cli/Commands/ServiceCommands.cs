@@ -83,22 +83,31 @@ internal static class ServiceCommands
         try
         {
             // Built only when the store has no model and no InitialModel file is set (it loads libtorch).
-            app = AggregatorHost.Build(full, () => TaggerLocalTrainer.InitialParameters(spec, seed: 1), roundServers, fence);
+            app = AggregatorHost.Build(full, () => TaggerLocalTrainer.InitialParameters(spec, seed: 1), roundServers, fence, QuietHostFailures);
         }
         catch (OptionsValidationException ex)
         {
             throw new UsageException("invalid configuration:\n  " + string.Join("\n  ", ex.Failures));
         }
 
-        await app.StartAsync(ct).ConfigureAwait(false);
-        await parse.InvocationConfiguration.Output.WriteLineAsync($"aggregator listening on {AggregatorHost.BoundAddress(app)} (model spec {spec.Sha256[..12]}…); Ctrl+C to stop").ConfigureAwait(false);
         var coordinator = (RoundCoordinator)app.Services.GetService(typeof(RoundCoordinator))!;
+        if (roundServers is null)
+        {
+            // Settings that leave no round possible fail here, before the listener opens, in one line (not as the
+            // hosted service's failure, which the host logs with a stack trace).
+            await CheckBeforeListeningAsync(app, coordinator).ConfigureAwait(false);
+        }
+
+        await StartListeningAsync(app, full, ct).ConfigureAwait(false);
+        await parse.InvocationConfiguration.Output.WriteLineAsync($"aggregator listening on {ListenDescription(app, full)} (model spec {spec.Sha256[..12]}…); Ctrl+C to stop").ConfigureAwait(false);
         var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
         await Task.WhenAny(coordinator.Finished, Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping), Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
         bool roundsDone = coordinator.IsFinished; // read before the stop, which finishes the coordinator too
         if (coordinator.Failure is Exception failure)
         {
-            await parse.InvocationConfiguration.Error.WriteLineAsync($"aggregator stopped: {failure.Message}").ConfigureAwait(false);
+            // The host's own failure lines are filtered (QuietHostFailures): an expected failure is one line, anything
+            // else keeps its stack trace for the bug report.
+            await parse.InvocationConfiguration.Error.WriteLineAsync(ExpectedFailure(failure) ? $"aggregator stopped: {failure.Message}" : $"aggregator stopped: {failure}").ConfigureAwait(false);
             try
             {
                 await app.StopAsync(CancellationToken.None).ConfigureAwait(false);
@@ -132,6 +141,90 @@ internal static class ServiceCommands
         await app.DisposeAsync().ConfigureAwait(false);
         // Stopped by Ctrl-C before its rounds were done: the same exit code as an agent's (README "Exit codes").
         return ct.IsCancellationRequested && !roundsDone ? CliApp.ExitCancelled : CliApp.ExitOk;
+    }
+
+    /// <summary>
+    /// Drops the generic host's error lines ("Hosting failed to start", "BackgroundService failed", each with a stack
+    /// trace): the aggregator command reports those failures itself, in one line naming the cause.
+    /// </summary>
+    private static void QuietHostFailures(ILoggingBuilder logging) =>
+        logging.AddFilter("Microsoft.Extensions.Hosting.Internal.Host", level => level is LogLevel.Warning);
+
+    /// <summary>A failure whose message says everything (a setting, a file, the database, the lease): no stack trace.</summary>
+    private static bool ExpectedFailure(Exception failure) => failure is InvalidOperationException or IOException or InvalidDataException
+        or UnauthorizedAccessException or CoordinatorLeaseLostException or System.Data.Common.DbException or TimeoutException or System.Security.Cryptography.CryptographicException;
+
+    /// <summary><see cref="RoundCoordinator.CheckStartable"/>, the app disposed when it fails.</summary>
+    private static async Task CheckBeforeListeningAsync(WebApplication app, RoundCoordinator coordinator)
+    {
+        try
+        {
+            coordinator.CheckStartable();
+        }
+        catch (InvalidOperationException)
+        {
+            await DisposeQuietlyAsync(app).ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Starts the host. An address that is not this machine's (<c>https://8.8.8.8:7443</c>) fails the bind with a raw
+    /// <see cref="System.Net.Sockets.SocketException"/>, which crashed the process (exit 134): it becomes one line naming
+    /// the settings. A port in use already comes as Kestrel's <see cref="IOException"/> naming the address (kept as is: the
+    /// cluster's silo looks at its inner exception).
+    /// </summary>
+    private static async Task StartListeningAsync(WebApplication app, IConfiguration configuration, CancellationToken ct)
+    {
+        try
+        {
+            await app.StartAsync(ct).ConfigureAwait(false);
+        }
+        catch (System.Net.Sockets.SocketException ex)
+        {
+            await DisposeQuietlyAsync(app).ConfigureAwait(false);
+            string listen = configuration[$"{AggregatorOptions.Section}:Listen"] ?? new AggregatorOptions().Listen;
+            string? admin = configuration[$"{AggregatorOptions.Section}:AdminListen"];
+            string which = string.IsNullOrWhiteSpace(admin) ? $"SecureFed:Listen {listen}" : $"SecureFed:Listen {listen} or SecureFed:AdminListen {admin}";
+            throw new IOException($"the aggregator cannot listen on {which}: {ex.Message}. Give an address of this machine (one of its IP addresses, 0.0.0.0 for every interface, 127.0.0.1 or localhost) or a host name (the aggregator then listens on every interface).", ex);
+        }
+    }
+
+    private static async Task DisposeQuietlyAsync(WebApplication app)
+    {
+        try
+        {
+            await app.DisposeAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ObjectDisposedException or OperationCanceledException or AggregateException)
+        {
+            // The start-up already failed: that failure is the one reported.
+        }
+    }
+
+    /// <summary>
+    /// Where the agents' listener is, as the operator should read it: the bound address for an IP address or localhost; for
+    /// <c>0.0.0.0</c>, <c>[::]</c> or a host name (which Kestrel binds on every interface), that it listens on every
+    /// interface. Before, a host name that does not resolve printed 127.0.0.1 while the port was open on every interface.
+    /// </summary>
+    internal static string ListenDescription(WebApplication app, IConfiguration configuration)
+    {
+        Uri bound = AggregatorHost.BoundAddress(app);
+        string listen = configuration[$"{AggregatorOptions.Section}:Listen"] ?? new AggregatorOptions().Listen;
+        string host = Uri.TryCreate(listen, UriKind.Absolute, out Uri? uri) ? uri.Host : "";
+        if (host == "localhost")
+        {
+            return bound.ToString();
+        }
+
+        if (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out System.Net.IPAddress? ip))
+        {
+            return ip.Equals(System.Net.IPAddress.Any) || ip.Equals(System.Net.IPAddress.IPv6Any)
+                ? string.Create(CultureInfo.InvariantCulture, $"every interface of this machine, port {bound.Port} ({bound} from here)")
+                : bound.ToString();
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"every interface of this machine, port {bound.Port} (SecureFed:Listen names the host '{host}', not an address: agents reach it by that name)");
     }
 
     private static Command AgentCommand()
@@ -636,10 +729,17 @@ internal static class ServiceCommands
     /// <summary>JSON file + environment + command-line overrides, with relative paths resolved against the file.</summary>
     internal static IConfiguration Load(FileInfo file, IReadOnlyList<string> overrides)
     {
+        if (Directory.Exists(file.FullName))
+        {
+            throw new UsageException($"--config {file.FullName}: is a folder; give the JSON file in it (aggregator.json or agent.json, as written by 'securefed provision').");
+        }
+
         if (!file.Exists)
         {
             throw new UsageException($"--config {file.FullName}: no such file.");
         }
+
+        EnsureOverridesAreSettings(overrides);
 
         IConfiguration raw;
         try
@@ -669,6 +769,56 @@ internal static class ServiceCommands
         }
 
         return new ConfigurationBuilder().AddConfiguration(raw).AddInMemoryCollection(resolved).Build();
+    }
+
+    /// <summary>
+    /// The arguments after <c>--config FILE</c> must be settings (<c>--SecureFed:Name=value</c>, <c>--SecureFed:Name value</c>,
+    /// or a <c>Logging:</c> key): anything else (<c>--rounds 5</c> as the demo takes it, a stray word, a typo'd
+    /// <c>--confg</c>) would be read as a configuration key no one looks at, or dropped, and the service would start
+    /// without it.
+    /// </summary>
+    /// <exception cref="UsageException">An argument is not a setting; the message names it.</exception>
+    internal static void EnsureOverridesAreSettings(IReadOnlyList<string> overrides)
+    {
+        for (int i = 0; i < overrides.Count; i++)
+        {
+            string token = overrides[i];
+            string key;
+            if (token.StartsWith("--", StringComparison.Ordinal) || (token.StartsWith('/') && token.Length > 1))
+            {
+                string body = token[(token.StartsWith("--", StringComparison.Ordinal) ? 2 : 1)..];
+                int eq = body.IndexOf('=', StringComparison.Ordinal);
+                key = eq >= 0 ? body[..eq] : body;
+                if (eq < 0)
+                {
+                    i++; // --key value
+                    if (i >= overrides.Count)
+                    {
+                        throw new UsageException($"argument '{token}' has no value: give settings as --SecureFed:Name=value.");
+                    }
+                }
+            }
+            else if (token.IndexOf('=', StringComparison.Ordinal) is > 0 and int eq)
+            {
+                key = token[..eq];
+            }
+            else
+            {
+                throw new UsageException($"unexpected argument '{token}': after --config FILE only settings may follow, as --SecureFed:Name=value (e.g. --SecureFed:Rounds=5).");
+            }
+
+            string section = key.Split(':')[0];
+            if (!section.Equals("SecureFed", StringComparison.OrdinalIgnoreCase) && !section.Equals("Logging", StringComparison.OrdinalIgnoreCase))
+            {
+                string example = key.Length > 0 && key.All(char.IsAsciiLetter) ? $"--SecureFed:{char.ToUpperInvariant(key[0])}{key[1..]}=…" : "--SecureFed:Rounds=5";
+                throw new UsageException($"unknown argument '{token}': settings are given as --SecureFed:Name=value (e.g. {example}); README \"Configuration reference\" lists them.");
+            }
+
+            if (!key.Contains(':', StringComparison.Ordinal))
+            {
+                throw new UsageException($"argument '{token}' names no setting: give it as --SecureFed:Name=value.");
+            }
+        }
     }
 
     /// <summary>
