@@ -135,4 +135,7 @@ internal static partial class Log
 
     [LoggerMessage(50, LogLevel.Warning, "Round {Round}: {Sites} reported training progress, then fell silent for {Seconds} s (ProgressSilenceSeconds); the keys stage goes on without them")]
     public static partial void SilentWhileTraining(ILogger logger, long round, string sites, int seconds);
+
+    [LoggerMessage(51, LogLevel.Warning, "SecureFed:MinSites = {MinSites} but only {Sites} site(s) of the federation are not revoked: no round can open until more sites are provisioned (securefed provision) or MinSites is lowered")]
+    public static partial void TooFewSitesNotRevoked(ILogger logger, int minSites, int sites);
 }

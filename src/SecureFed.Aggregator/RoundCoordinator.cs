@@ -521,11 +521,20 @@ public sealed class RoundCoordinator : BackgroundService
     private bool ARoundFits(out string? spentReason)
     {
         spentReason = null;
+        int all = _state.Kit.Manifest.Sites.Count;
+        if (_options.MinSites > all)
+        {
+            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                $"SecureFed:MinSites = {_options.MinSites} but the federation has {all} site(s): no round could ever open; lower SecureFed:MinSites or provision more sites (securefed provision)."));
+        }
+
         int provisioned = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
         if (_options.MinSites > provisioned)
         {
-            throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
-                $"SecureFed:MinSites = {_options.MinSites} but the federation has {provisioned} site(s) that are not revoked: no round could ever open; lower SecureFed:MinSites or provision more sites (securefed provision)."));
+            // Sites were revoked since: an operator's state, not a setting to refuse (the aggregator still serves, refuses
+            // the revoked sites, and opens rounds again once sites are provisioned). Said at start, not waited on silently.
+            Log.TooFewSitesNotRevoked(_logger, _options.MinSites, provisioned);
+            return true;
         }
 
         int n = provisioned;

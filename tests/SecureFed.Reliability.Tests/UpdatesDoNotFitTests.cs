@@ -46,7 +46,7 @@ public sealed class UpdatesDoNotFitTests : IDisposable
 
         Exception failure = await StartAndFailAsync(fed);
 
-        Assert.StartsWith("SecureFed:MinSites = 10 but the federation has 3 site(s) that are not revoked", failure.Message, StringComparison.Ordinal);
+        Assert.StartsWith("SecureFed:MinSites = 10 but the federation has 3 site(s): no round could ever open", failure.Message, StringComparison.Ordinal);
         Assert.Empty(fed.State.Store.ListRounds());
     }
 
