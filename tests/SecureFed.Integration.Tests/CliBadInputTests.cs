@@ -623,4 +623,39 @@ public sealed class CliBadInputTests : IDisposable
         AssertUsageError(code, err, $"{setting} has port 65536 outside the TCP port range 0..65535, got 'https://127.0.0.1:65536'");
         Assert.DoesNotContain("must be an https:// URL", err, StringComparison.Ordinal);
     }
+
+    // Found by the session-40 new-user probe: each below was accepted, ignored, or found only after the work was done.
+
+    [Theory]
+    [InlineData(float.NaN, "eval")]
+    [InlineData(float.PositiveInfinity, "predict")]
+    [InlineData(float.NegativeInfinity, "eval")]
+    public async Task TaggerEvalAndPredict_ModelWithNonFiniteParameters_ErrorNamingTheFileNotEveryTokenO(float bad, string command)
+    {
+        // A diverged model tagged every token O and exited 0.
+        string model = Path.Combine(_dir, "nan-model");
+        using (var tiny = TaggerModel.Create(TaggerConfig.Tiny, LabelSet.Create(["Disease"]), 1, "cpu"))
+        {
+            tiny.Save(model);
+        }
+
+        string parameters = Path.Combine(model, "parameters.f32");
+        byte[] bytes = File.ReadAllBytes(parameters);
+        System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(42 * sizeof(float)), bad);
+        File.WriteAllBytes(parameters, bytes);
+        string data = Corpus("c", 3, 1, 1);
+        string input = Path.Combine(_dir, "in.txt");
+        File.WriteAllText(input, "Ataxia is rare .\n");
+        string[] args = command == "eval"
+            ? ["tagger", "eval", "--model", model, "--test", Path.Combine(data, "test.tsv")]
+            : ["tagger", "predict", "--model", model, "--input", input];
+
+        var (code, stdout, err) = await Run(args);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith($"error: {parameters}: 1 of ", err, StringComparison.Ordinal);
+        Assert.Contains("not finite", err, StringComparison.Ordinal);
+        Assert.Contains("index 42", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("\tO", stdout, StringComparison.Ordinal);
+    }
 }

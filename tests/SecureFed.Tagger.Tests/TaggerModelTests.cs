@@ -224,6 +224,44 @@ public sealed class TaggerModelTests
         }
     }
 
+    /// <summary>A diverged model's NaN or infinite weights tagged every token O, exit 0: refused at load, naming how many and the first.</summary>
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public void Load_NonFiniteParameters_InvalidDataNamingTheFileTheCountAndTheFirstIndex(float bad)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "securefed-tagger-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 3))
+            {
+                model.Save(dir);
+            }
+
+            string paramPath = Path.Combine(dir, "parameters.f32");
+            byte[] bytes = File.ReadAllBytes(paramPath);
+            foreach (int index in (int[])[7, 1234, (bytes.Length / sizeof(float)) - 1])
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(index * sizeof(float)), bad);
+            }
+
+            File.WriteAllBytes(paramPath, bytes);
+
+            var ex = Assert.Throws<InvalidDataException>(() => TaggerModel.Load(dir, "cpu"));
+
+            Assert.StartsWith(paramPath + ": 3 of " + (bytes.Length / sizeof(float)).ToString(System.Globalization.CultureInfo.InvariantCulture) + " parameters are not finite", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("the first at index 7", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
     [Fact]
     public void Load_ConfigurationLargerThanTheWeightsFile_InvalidDataNamingBothFilesWithoutBuildingTheModel()
     {
