@@ -658,4 +658,30 @@ public sealed class CliBadInputTests : IDisposable
         Assert.Contains("index 42", err, StringComparison.Ordinal);
         Assert.DoesNotContain("\tO", stdout, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task TaggerTrain_ConfigIsAFolder_UsageErrorSayingItIsAFolder()
+    {
+        string data = Corpus("c", 3, 1, 1);
+        string folder = Path.Combine(_dir, "configs");
+        Directory.CreateDirectory(folder);
+
+        var (code, _, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--config", folder, "--epochs", "1", "--out", Path.Combine(_dir, "model"));
+
+        AssertUsageError(code, err, $"--config {folder} is a folder");
+        Assert.DoesNotContain("not found", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaggerTrain_ConfigValueOutOfRange_NamedByTheJsonKeyTheUserWrote()
+    {
+        string data = Corpus("c", 3, 1, 1);
+        string config = Path.Combine(_dir, "config.json");
+        File.WriteAllText(config, "{\"min_ngram\": 3, \"max_ngram\": 2}");
+
+        var (code, _, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--config", config, "--epochs", "1", "--out", Path.Combine(_dir, "model"));
+
+        AssertUsageError(code, err, $"--config {config}: tagger config is invalid: max_ngram is 2");
+        Assert.DoesNotContain("MaxNgram", err, StringComparison.Ordinal);
+    }
 }
