@@ -627,6 +627,98 @@ public sealed class CliBadInputTests : IDisposable
     // Found by the session-40 new-user probe: each below was accepted, ignored, or found only after the work was done.
 
     [Theory]
+    [InlineData("under-a-file")]
+    [InlineData("is-a-file-parent")]
+    public async Task TaggerTrain_OutUnderAFile_UsageErrorNamingOutBeforeAnyTraining(string how)
+    {
+        // Trained every epoch, then failed with "Could not find a part of the path …".
+        string data = Corpus("c", 3, 1, 1);
+        string file = Path.Combine(_dir, "afile");
+        File.WriteAllText(file, "kept");
+        string output = how == "under-a-file" ? Path.Combine(file, "model") : Path.Combine(file, "deeper", "model");
+
+        var (code, stdout, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--out", output, "--config", "tiny", "--epochs", "1");
+
+        AssertUsageError(code, err, $"--out {output}: {file} is a file");
+        Assert.DoesNotContain("epoch", stdout, StringComparison.Ordinal);
+        Assert.Equal("kept", File.ReadAllText(file));
+    }
+
+    [SkippableFact]
+    public async Task TaggerTrain_OutWhereNoFolderCanBeCreated_ErrorNamingOutThePathAndTheCauseBeforeAnyTraining()
+    {
+        // A read-only place: trained every epoch, then failed with a bare "Access to the path … is denied".
+        Skip.IfNot(OperatingSystem.IsLinux(), "/proc is Linux's");
+        string data = Corpus("c", 3, 1, 1);
+
+        var (code, stdout, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--out", "/proc/securefed-model", "--config", "tiny", "--epochs", "1");
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith("error: --out /proc/securefed-model: cannot create the folder /proc/securefed-model or write in it (", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("epoch", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaggerTrain_OutCheckedByCreatingIt_LeavesNothingBehindWhenTheRunIsRefused()
+    {
+        // The check creates the missing folders and a temporary file; a run refused later (an empty --train) leaves none.
+        string data = Corpus("empty", 0, 1, 1);
+        string output = Path.Combine(_dir, "new", "deeper", "model");
+
+        var (code, _, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--out", output, "--config", "tiny");
+
+        AssertUsageError(code, err, "no sentence");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "new")), "the output check left its folders behind");
+    }
+
+    [Fact]
+    public void RequireWritableFolder_ExistingEmptyFolder_PassesAndLeavesItEmpty()
+    {
+        string output = Path.Combine(_dir, "empty-out");
+        Directory.CreateDirectory(output);
+
+        SecureFed.Cli.Commands.OutputPaths.RequireWritableFolder(output, "--out");
+
+        Assert.Empty(Directory.EnumerateFileSystemEntries(output));
+    }
+
+    [Fact]
+    public async Task Experiment_OutUnderAFile_UsageErrorBeforeTheFirstArm()
+    {
+        // Trained its first arm, then failed saving that arm's model.
+        string data = Corpus("c", 6, 2, 2);
+        string file = Path.Combine(_dir, "afile");
+        File.WriteAllText(file, "kept");
+        string output = Path.Combine(file, "out");
+
+        var (code, _, err) = await Run("experiment", "--data", data, "--epsilon", "none", "--seeds", "1", "--rounds", "1", "--config", "tiny", "--out", output);
+
+        AssertUsageError(code, err, $"--out {output}: {file} is a file");
+        Assert.Equal("kept", File.ReadAllText(file));
+    }
+
+    [Theory]
+    [InlineData("missing")]
+    [InlineData("file")]
+    public async Task TaggerEval_ConllOutWhoseFolderIsMissingOrAFile_UsageErrorNamingConllOut(string how)
+    {
+        // Said only "Could not find a part of the path …", after the model had run.
+        string data = Corpus("c", 3, 1, 1);
+        string model = DamagedModel("model", "{}");
+        string folder = Path.Combine(_dir, "results");
+        if (how == "file")
+        {
+            File.WriteAllText(folder, "kept");
+        }
+
+        string output = Path.Combine(folder, "pred.txt");
+
+        var (code, _, err) = await Run("tagger", "eval", "--model", model, "--test", Path.Combine(data, "test.tsv"), "--conll-out", output);
+
+        AssertUsageError(code, err, $"--conll-out {output}: ", how == "file" ? $"{folder} is a file" : $"the folder {folder} does not exist");
+    }
+
+    [Theory]
     [InlineData(float.NaN, "eval")]
     [InlineData(float.PositiveInfinity, "predict")]
     [InlineData(float.NegativeInfinity, "eval")]

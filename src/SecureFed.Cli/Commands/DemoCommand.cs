@@ -158,6 +158,7 @@ internal static class DemoCommand
 
             string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
             OutputPaths.RequireNewFolder(outDir, "--out", "earlier results");
+            OutputPaths.RequireWritableFolder(outDir, "--out");
 
             int sentenceCount = parse.GetValue(sentences);
             if (sentenceCount is < 20 or > 100_000)

@@ -161,6 +161,7 @@ internal static class ExperimentCommand
             }
 
             OutputPaths.RequireNewFolder(options.OutputDirectory, "--out", "earlier results and models");
+            OutputPaths.RequireWritableFolder(options.OutputDirectory, "--out"); // now, not when the first arm's model is saved
 
             // Progress goes to stderr so that stdout holds the table (and, with --json, ends with the JSON line).
             var runner = new ExperimentRunner(options, line => stderr.WriteLine(line));

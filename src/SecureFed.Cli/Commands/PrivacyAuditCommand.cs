@@ -84,6 +84,7 @@ internal static class PrivacyAuditCommand
                 OutputDirectory = parse.GetValue(output)!,
             };
             OutputPaths.RequireNewFolder(options.OutputDirectory, "--out", "earlier results");
+            OutputPaths.RequireWritableFolder(options.OutputDirectory, "--out"); // now, not after the arms have trained
             PrivacyAuditRunner runner;
             try
             {

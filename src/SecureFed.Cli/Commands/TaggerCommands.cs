@@ -69,6 +69,7 @@ internal static class TaggerCommands
             FileInfo? devFile = parse.GetValue(dev) is FileInfo d ? RequireFile(d, "--dev") : null;
             DirectoryInfo outDir = parse.GetValue(output)!;
             OutputPaths.RequireNewFolder(outDir.FullName, "--out", "saved models");
+            OutputPaths.RequireWritableFolder(outDir.FullName, "--out"); // now, not after every epoch has trained
 
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             TaggerConfig taggerConfig = ResolveConfig(parse.GetValue(config)!);
@@ -204,6 +205,7 @@ internal static class TaggerCommands
 
                 // Its lines carry no mark of their own (conlleval reads them as they are), so an earlier output cannot be told from a corpus.
                 OutputPaths.RequireNewFile(target.FullName, "--conll-out");
+                OutputPaths.RequireWritableFileFolder(target.FullName, "--conll-out");
             }
 
             string deviceName = ValidateDevice(parse.GetValue(device)!);
@@ -218,7 +220,7 @@ internal static class TaggerCommands
             double tokensPerSecond = seconds > 0 ? result.Tokens / seconds : 0;
             if (parse.GetValue(conllOut) is FileInfo conll)
             {
-                ConllWriter.WriteFile(conll.FullName, gold, predicted);
+                OutputPaths.Writing("--conll-out", () => { ConllWriter.WriteFile(conll.FullName, gold, predicted); return conll.FullName; });
             }
 
             if (parse.GetValue(json))
