@@ -719,6 +719,22 @@ public sealed class CliBadInputTests : IDisposable
     }
 
     [Theory]
+    [InlineData("")]
+    [InlineData("  \n\n\t\n \n")]
+    public async Task TaggerEval_EmptyOrBlankTestFile_UsageErrorNamingItAsTrainDoes(string content)
+    {
+        // Printed F1 0 and exited 0.
+        string test = Path.Combine(_dir, "blank.tsv");
+        File.WriteAllText(test, content);
+        string model = DamagedModel("model", "{}"); // refused before the model is read
+
+        var (code, stdout, err) = await Run("tagger", "eval", "--model", model, "--test", test);
+
+        AssertUsageError(code, err, $"--test {test} has no sentence");
+        Assert.Empty(stdout);
+    }
+
+    [Theory]
     [InlineData(float.NaN, "eval")]
     [InlineData(float.PositiveInfinity, "predict")]
     [InlineData(float.NegativeInfinity, "eval")]
@@ -749,6 +765,21 @@ public sealed class CliBadInputTests : IDisposable
         Assert.Contains("not finite", err, StringComparison.Ordinal);
         Assert.Contains("index 42", err, StringComparison.Ordinal);
         Assert.DoesNotContain("\tO", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaggerPredict_BinaryInput_RefusedAsNotUtf8LikeTrainAndEval()
+    {
+        // Tagged the bytes' U+FFFD tokens and exited 0, while train and eval refuse a file that is not UTF-8.
+        string model = DamagedModel("model", "{}"); // refused before the model is read
+        string input = Path.Combine(_dir, "bin.txt");
+        File.WriteAllBytes(input, [0xD0, 0x4A, 0x33, 0xE7, 0x47, 0xEC, 0xCD, 0x86, 0x50, 0x45, 0x02, 0x28, 0x0A, 0xB1, 0xA2]);
+
+        var (code, stdout, err) = await Run("tagger", "predict", "--model", model, "--input", input);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith($"error: {input}: not UTF-8 text", err, StringComparison.Ordinal);
+        Assert.Empty(stdout);
     }
 
     [Fact]

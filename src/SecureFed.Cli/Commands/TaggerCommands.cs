@@ -211,6 +211,12 @@ internal static class TaggerCommands
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             ApplyThreads(parse, threads);
             var gold = ConllReader.ReadFile(testFile.FullName).ToList();
+            if (gold.Count == 0)
+            {
+                // As 'tagger train' refuses an empty --train: F1 0 of no sentence would read as a model that finds nothing.
+                throw new UsageException($"--test {testFile.FullName} has no sentence to evaluate the model on.");
+            }
+
             using TaggerModel model = TaggerModel.Load(dir.FullName, deviceName);
             ct.ThrowIfCancellationRequested();
             var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -279,9 +285,7 @@ internal static class TaggerCommands
             FileInfo? inputFile = parse.GetValue(input) is FileInfo f ? RequireFile(f, "--input") : null;
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             ApplyThreads(parse, threads);
-            string text = inputFile is null
-                ? await Console.In.ReadToEndAsync(ct).ConfigureAwait(false)
-                : await File.ReadAllTextAsync(inputFile.FullName, ct).ConfigureAwait(false);
+            string text = await ReadInputAsync(inputFile, ct).ConfigureAwait(false);
             var sentences = text.Split('\n')
                 .Select(line => TextTokenizer.Tokenize(line))
                 .Where(tokens => tokens.Count > 0)
@@ -301,6 +305,27 @@ internal static class TaggerCommands
             return CliApp.ExitOk;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The text to tag: <paramref name="inputFile"/>, or stdin; refused as train and eval refuse their files when it is not
+    /// UTF-8 (a binary file would otherwise be tagged as U+FFFD tokens). A terminal's typed input is read as the console's text.
+    /// </summary>
+    private static async Task<string> ReadInputAsync(FileInfo? inputFile, CancellationToken ct)
+    {
+        if (inputFile is not null)
+        {
+            await using FileStream file = File.OpenRead(inputFile.FullName);
+            return await ConllReader.ReadTextAsync(file, inputFile.FullName, ct).ConfigureAwait(false);
+        }
+
+        if (!Console.IsInputRedirected)
+        {
+            return await Console.In.ReadToEndAsync(ct).ConfigureAwait(false);
+        }
+
+        await using Stream stdin = Console.OpenStandardInput();
+        return await ConllReader.ReadTextAsync(stdin, "stdin", ct).ConfigureAwait(false);
     }
 
     private static JsonObject ScoreJson(EntityScore score) => new()
