@@ -783,6 +783,78 @@ public sealed class CliBadInputTests : IDisposable
     }
 
     [Fact]
+    public async Task Demo_DropRoundWithoutDropSiteAt_UsageErrorNamingBoth()
+    {
+        // Ran the whole demo without any site dropping out.
+        var (code, _, err) = await Run("demo", "--corpus", "synthetic", "--drop-round", "3", "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, "--drop-round 3 applies only with --drop-site-at");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Theory]
+    [InlineData("iid")]
+    [InlineData("by-corpus")]
+    public async Task Experiment_SkewWithAnotherSplit_UsageErrorNamingBoth(string split)
+    {
+        // Ran the iid split and ignored the shares.
+        string data = Corpus("c", 6, 2, 2);
+
+        var (code, _, err) = await Run("experiment", "--data", data, "--split", split, "--skew", "0.5,0.3,0.2", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, "--skew 0.5,0.3,0.2", $"--split is {split}", "--split skewed");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Theory]
+    [InlineData("experiment", "1,,3")]
+    [InlineData("experiment", "1,3,")]
+    [InlineData("experiment", ",8")]
+    [InlineData("privacy", "8,,3")]
+    public async Task EpsilonListWithAnEmptyEntry_UsageErrorInsteadOfDroppingIt(string command, string epsilons)
+    {
+        // "1,,3" ran the arms 1 and 3, the entry between the commas silently dropped.
+        string data = Corpus("c", 6, 2, 2);
+        string output = Path.Combine(_dir, "out");
+        string[] args = command == "experiment"
+            ? ["experiment", "--data", data, "--epsilon", epsilons, "--seeds", "1", "--rounds", "1", "--out", output]
+            : ["privacy", "audit", "--data", data, "--epsilon", epsilons, "--rounds", "1", "--out", output];
+
+        var (code, _, err) = await Run(args);
+
+        AssertUsageError(code, err, $"--epsilon '{epsilons}' has an empty entry");
+        Assert.False(Directory.Exists(output));
+    }
+
+    [Theory]
+    [InlineData("1e308")]
+    [InlineData("1e10")]
+    public async Task Demo_EpsilonSoLargeThatSigmaRoundsToZero_UsageErrorBeforeAnythingRuns(string epsilon)
+    {
+        // Ran with "σ=0.000": DP-SGD without noise under an ε that promises privacy.
+        var (code, stdout, err) = await Run("demo", "--corpus", "synthetic", "--epsilon", epsilon, "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, "--epsilon ", "patient-level DP would add no noise", "σ = ");
+        Assert.Empty(stdout);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Theory]
+    [InlineData("--site-noise", "0")]
+    [InlineData("--site-noise", "-0.5")]
+    [InlineData("--lr", "-1")]
+    [InlineData("--grad-clip", "0")]
+    [InlineData("--update-clip", "-3")]
+    public async Task Demo_NonPositiveNumber_UsageErrorNamingTheOptionAndTheValue(string option, string value)
+    {
+        // Said "--site-noise and --lr must be positive numbers." whichever of the two was wrong, and not its value.
+        var (code, _, err) = await Run("demo", "--corpus", "synthetic", option, value, "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, $"{option} must be a positive number, got {value}.");
+        Assert.DoesNotContain(" and ", err.Split('\n')[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task TaggerTrain_ConfigIsAFolder_UsageErrorSayingItIsAFolder()
     {
         string data = Corpus("c", 3, 1, 1);
