@@ -51,7 +51,7 @@ public static class ConllReader
             }
             catch (DecoderFallbackException ex)
             {
-                throw new InvalidDataException($"{path}: not UTF-8 text ({ex.Message}); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).", ex);
+                throw NotUtf8(path, ex);
             }
 
             if (!more)
@@ -62,6 +62,33 @@ public static class ConllReader
             yield return sentences.Current;
         }
     }
+
+    /// <summary>
+    /// Reads a whole text file (raw text to tag, say) as strict UTF-8, as <see cref="ReadFile"/> reads a corpus: bytes
+    /// that are not UTF-8 (a binary or Latin-1 file) are refused instead of becoming U+FFFD characters.
+    /// </summary>
+    /// <param name="stream">The text's bytes (a UTF-8 byte order mark is skipped).</param>
+    /// <param name="sourceName">Name used in the error message (the file's path, or "stdin").</param>
+    /// <param name="cancellationToken">Stops the reading.</param>
+    /// <returns>The text.</returns>
+    /// <exception cref="InvalidDataException">The bytes are not UTF-8; the message names <paramref name="sourceName"/>.</exception>
+    public static async Task<string> ReadTextAsync(Stream stream, string sourceName, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(stream);
+        ArgumentNullException.ThrowIfNull(sourceName);
+        using var reader = new StreamReader(stream, StrictUtf8, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
+        try
+        {
+            return await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (DecoderFallbackException ex)
+        {
+            throw NotUtf8(sourceName, ex);
+        }
+    }
+
+    private static InvalidDataException NotUtf8(string source, DecoderFallbackException ex) =>
+        new($"{source}: not UTF-8 text ({ex.Message}); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).", ex);
 
     /// <summary>Reads sentences lazily from a text reader.</summary>
     /// <param name="reader">The text source.</param>

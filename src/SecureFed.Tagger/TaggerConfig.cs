@@ -168,57 +168,66 @@ public sealed record TaggerConfig
     public const int MaxWidth = 4096;
 
     /// <summary>Checks every value: each within its range (sizes at most <see cref="MaxBuckets"/> or <see cref="MaxWidth"/>) and the whole model at most <see cref="MaxParameterCount"/> parameters.</summary>
-    /// <exception cref="ArgumentOutOfRangeException">A value is out of range.</exception>
-    public void Validate()
+    /// <exception cref="ArgumentOutOfRangeException">A value is out of range; the message names it by its C# property name (<c>MaxNgram</c>).</exception>
+    public void Validate() => Validate(name => name);
+
+    /// <summary>
+    /// <see cref="Validate()"/> with each setting named as <paramref name="settingName"/> spells it: the JSON key
+    /// (<c>max_ngram</c>) for a configuration read from JSON, so that the message names what the user wrote.
+    /// </summary>
+    private void Validate(Func<string, string> settingName)
     {
-        Range(WordBuckets, 2, MaxBuckets, nameof(WordBuckets));
-        Range(CharNgramBuckets, 2, MaxBuckets, nameof(CharNgramBuckets));
-        Range(ShapeBuckets, 2, MaxBuckets, nameof(ShapeBuckets));
-        Range(WordDim, 1, MaxWidth, nameof(WordDim));
-        Range(CharDim, 1, MaxWidth, nameof(CharDim));
-        Range(ShapeDim, 1, MaxWidth, nameof(ShapeDim));
-        Range(MinNgram, 1, 64, nameof(MinNgram));
-        Range(MaxNgram, MinNgram, 64, nameof(MaxNgram));
-        Range(MaxNgramsPerToken, 1, 4096, nameof(MaxNgramsPerToken));
-        Range(Hidden, 1, MaxWidth, nameof(Hidden));
-        Range(Layers, 1, 64, nameof(Layers));
-        Range(CharCnnFilters, 0, MaxWidth, nameof(CharCnnFilters));
+        Range(WordBuckets, 2, MaxBuckets, settingName(nameof(WordBuckets)));
+        Range(CharNgramBuckets, 2, MaxBuckets, settingName(nameof(CharNgramBuckets)));
+        Range(ShapeBuckets, 2, MaxBuckets, settingName(nameof(ShapeBuckets)));
+        Range(WordDim, 1, MaxWidth, settingName(nameof(WordDim)));
+        Range(CharDim, 1, MaxWidth, settingName(nameof(CharDim)));
+        Range(ShapeDim, 1, MaxWidth, settingName(nameof(ShapeDim)));
+        Range(MinNgram, 1, 64, settingName(nameof(MinNgram)));
+        Range(MaxNgram, MinNgram, 64, settingName(nameof(MaxNgram)));
+        Range(MaxNgramsPerToken, 1, 4096, settingName(nameof(MaxNgramsPerToken)));
+        Range(Hidden, 1, MaxWidth, settingName(nameof(Hidden)));
+        Range(Layers, 1, 64, settingName(nameof(Layers)));
+        Range(CharCnnFilters, 0, MaxWidth, settingName(nameof(CharCnnFilters)));
         if (CharCnnFilters > 0)
         {
-            Range(CharBuckets, 2, MaxBuckets, nameof(CharBuckets));
-            Range(CharEmbDim, 1, MaxWidth, nameof(CharEmbDim));
-            Range(CharCnnWidth, 1, 255, nameof(CharCnnWidth));
+            Range(CharBuckets, 2, MaxBuckets, settingName(nameof(CharBuckets)));
+            Range(CharEmbDim, 1, MaxWidth, settingName(nameof(CharEmbDim)));
+            Range(CharCnnWidth, 1, 255, settingName(nameof(CharCnnWidth)));
             if (CharCnnWidth % 2 == 0)
             {
-                throw new ArgumentOutOfRangeException(nameof(CharCnnWidth), CharCnnWidth, "CharCnnWidth must be odd.");
+                throw new ArgumentOutOfRangeException(settingName(nameof(CharCnnWidth)), CharCnnWidth, $"{settingName(nameof(CharCnnWidth))} must be odd.");
             }
 
-            Range(MaxCharsPerToken, 3, 4096, nameof(MaxCharsPerToken));
+            Range(MaxCharsPerToken, 3, 4096, settingName(nameof(MaxCharsPerToken)));
         }
 
         if (Encoder is null || !(Encoder.Length == 0 || Internal.PretrainedEncoder.Names.Contains(Encoder)))
         {
-            throw new ArgumentOutOfRangeException(nameof(Encoder), Encoder,
-                $"Encoder is \"{Encoder}\"; it must be \"\" (none) or one of {string.Join(", ", Internal.PretrainedEncoder.Names)}.");
+            throw new ArgumentOutOfRangeException(settingName(nameof(Encoder)), Encoder,
+                $"{settingName(nameof(Encoder))} is \"{Encoder}\"; it must be \"\" (none) or one of {string.Join(", ", Internal.PretrainedEncoder.Names)}.");
         }
 
         if (!(Dropout >= 0 && Dropout < 1))
         {
-            throw new ArgumentOutOfRangeException(nameof(Dropout), Dropout, "Dropout must be in [0, 1).");
+            throw new ArgumentOutOfRangeException(settingName(nameof(Dropout)), Dropout, $"{settingName(nameof(Dropout))} must be in [0, 1).");
         }
 
         if (!(WordDropout >= 0 && WordDropout < 1))
         {
-            throw new ArgumentOutOfRangeException(nameof(WordDropout), WordDropout, "WordDropout must be in [0, 1).");
+            throw new ArgumentOutOfRangeException(settingName(nameof(WordDropout)), WordDropout, $"{settingName(nameof(WordDropout))} must be in [0, 1).");
         }
 
         long count = ParameterCount(0);
         if (count > MaxParameterCount)
         {
-            throw new ArgumentOutOfRangeException(nameof(WordBuckets), count, string.Create(CultureInfo.InvariantCulture,
+            throw new ArgumentOutOfRangeException(settingName(nameof(WordBuckets)), count, string.Create(CultureInfo.InvariantCulture,
                 $"the configuration has {count} parameters ({count * sizeof(float)} bytes as float32), more than the {MaxParameterCount} a tagger may have; the sizes (buckets, dims, hidden, layers) are damaged or far too large."));
         }
     }
+
+    /// <summary>The JSON key of the property <paramref name="propertyName"/> (<c>MaxNgram</c> → <c>max_ngram</c>), as <see cref="ToJson"/> writes it.</summary>
+    private static string JsonName(string propertyName) => JsonOptions.PropertyNamingPolicy!.ConvertName(propertyName);
 
     /// <summary>
     /// The number of scalar parameters of a model of this shape with <paramref name="labelCount"/> output labels (what
@@ -269,7 +278,7 @@ public sealed record TaggerConfig
     /// </summary>
     /// <param name="nameOrPath">A configuration name or a JSON file's path.</param>
     /// <returns>The configuration.</returns>
-    /// <exception cref="InvalidDataException">It is neither name nor an existing file, or the file is not a valid configuration (or another kind of file, such as a model specification); the message names the file and says which.</exception>
+    /// <exception cref="InvalidDataException">It is neither name nor an existing file (a folder is named as one), or the file is not a valid configuration (or another kind of file, such as a model specification); the message names the file and says which.</exception>
     public static TaggerConfig Resolve(string nameOrPath)
     {
         ArgumentNullException.ThrowIfNull(nameOrPath);
@@ -287,6 +296,11 @@ public sealed record TaggerConfig
                 return TinyCrfEncoder;
             case "TINY-CRF-ENCODER-MEAN":
                 return TinyCrfEncoderMean;
+        }
+
+        if (Directory.Exists(nameOrPath))
+        {
+            throw new InvalidDataException($"{Path.GetFullPath(nameOrPath)} is a folder; give a JSON file of tagger settings (as TaggerConfig.ToJson writes it) or default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder or tiny-crf-encoder-mean");
         }
 
         if (!File.Exists(nameOrPath))
@@ -333,7 +347,7 @@ public sealed record TaggerConfig
 
         try
         {
-            config.Validate();
+            config.Validate(JsonName); // named as in the JSON the user wrote (max_ngram, not MaxNgram)
         }
         catch (ArgumentOutOfRangeException ex)
         {

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SecureFed.Tagger.Internal;
@@ -178,7 +179,7 @@ public sealed class TaggerModel : IDisposable
     /// <param name="device"><c>auto</c>, <c>cpu</c> or <c>cuda</c>.</param>
     /// <returns>The model.</returns>
     /// <exception cref="DirectoryNotFoundException">The directory or its files are missing.</exception>
-    /// <exception cref="InvalidDataException">The files are inconsistent, or one of them is a folder.</exception>
+    /// <exception cref="InvalidDataException">The files are inconsistent, one of them is a folder, or a parameter is NaN or infinite.</exception>
     public static TaggerModel Load(string directory, string device = "auto")
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
@@ -220,9 +221,23 @@ public sealed class TaggerModel : IDisposable
             }
 
             var flat = new float[model.ParameterCount];
+            int firstBad = -1;
+            int badCount = 0;
             for (int i = 0; i < flat.Length; i++)
             {
-                flat[i] = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+                float value = BinaryPrimitives.ReadSingleLittleEndian(bytes.AsSpan(i * sizeof(float)));
+                flat[i] = value;
+                if (!float.IsFinite(value) && badCount++ == 0)
+                {
+                    firstBad = i;
+                }
+            }
+
+            if (badCount > 0)
+            {
+                // Such a model tags every token O without a word of warning (NaN scores never win): refused instead.
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"{paramPath}: {badCount} of {flat.Length} parameters are not finite numbers (NaN or ±Infinity), the first at index {firstBad} ({flat[firstBad]}); the training that wrote it diverged or the file is damaged: train the model again"));
             }
 
             model.Unflatten(flat);

@@ -623,4 +623,260 @@ public sealed class CliBadInputTests : IDisposable
         AssertUsageError(code, err, $"{setting} has port 65536 outside the TCP port range 0..65535, got 'https://127.0.0.1:65536'");
         Assert.DoesNotContain("must be an https:// URL", err, StringComparison.Ordinal);
     }
+
+    // Found by the session-40 new-user probe: each below was accepted, ignored, or found only after the work was done.
+
+    [Theory]
+    [InlineData("under-a-file")]
+    [InlineData("is-a-file-parent")]
+    public async Task TaggerTrain_OutUnderAFile_UsageErrorNamingOutBeforeAnyTraining(string how)
+    {
+        // Trained every epoch, then failed with "Could not find a part of the path …".
+        string data = Corpus("c", 3, 1, 1);
+        string file = Path.Combine(_dir, "afile");
+        File.WriteAllText(file, "kept");
+        string output = how == "under-a-file" ? Path.Combine(file, "model") : Path.Combine(file, "deeper", "model");
+
+        var (code, stdout, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--out", output, "--config", "tiny", "--epochs", "1");
+
+        AssertUsageError(code, err, $"--out {output}: {file} is a file");
+        Assert.DoesNotContain("epoch", stdout, StringComparison.Ordinal);
+        Assert.Equal("kept", File.ReadAllText(file));
+    }
+
+    [SkippableFact]
+    public async Task TaggerTrain_OutWhereNoFolderCanBeCreated_ErrorNamingOutThePathAndTheCauseBeforeAnyTraining()
+    {
+        // A read-only place: trained every epoch, then failed with a bare "Access to the path … is denied".
+        Skip.IfNot(OperatingSystem.IsLinux(), "/proc is Linux's");
+        string data = Corpus("c", 3, 1, 1);
+
+        var (code, stdout, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--out", "/proc/securefed-model", "--config", "tiny", "--epochs", "1");
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith("error: --out /proc/securefed-model: cannot create the folder /proc/securefed-model or write in it (", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("epoch", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaggerTrain_OutCheckedByCreatingIt_LeavesNothingBehindWhenTheRunIsRefused()
+    {
+        // The check creates the missing folders and a temporary file; a run refused later (an empty --train) leaves none.
+        string data = Corpus("empty", 0, 1, 1);
+        string output = Path.Combine(_dir, "new", "deeper", "model");
+
+        var (code, _, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--out", output, "--config", "tiny");
+
+        AssertUsageError(code, err, "no sentence");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "new")), "the output check left its folders behind");
+    }
+
+    [Fact]
+    public void RequireWritableFolder_ExistingEmptyFolder_PassesAndLeavesItEmpty()
+    {
+        string output = Path.Combine(_dir, "empty-out");
+        Directory.CreateDirectory(output);
+
+        SecureFed.Cli.Commands.OutputPaths.RequireWritableFolder(output, "--out");
+
+        Assert.Empty(Directory.EnumerateFileSystemEntries(output));
+    }
+
+    [Fact]
+    public async Task Experiment_OutUnderAFile_UsageErrorBeforeTheFirstArm()
+    {
+        // Trained its first arm, then failed saving that arm's model.
+        string data = Corpus("c", 6, 2, 2);
+        string file = Path.Combine(_dir, "afile");
+        File.WriteAllText(file, "kept");
+        string output = Path.Combine(file, "out");
+
+        var (code, _, err) = await Run("experiment", "--data", data, "--epsilon", "none", "--seeds", "1", "--rounds", "1", "--config", "tiny", "--out", output);
+
+        AssertUsageError(code, err, $"--out {output}: {file} is a file");
+        Assert.Equal("kept", File.ReadAllText(file));
+    }
+
+    [Theory]
+    [InlineData("missing")]
+    [InlineData("file")]
+    public async Task TaggerEval_ConllOutWhoseFolderIsMissingOrAFile_UsageErrorNamingConllOut(string how)
+    {
+        // Said only "Could not find a part of the path …", after the model had run.
+        string data = Corpus("c", 3, 1, 1);
+        string model = DamagedModel("model", "{}");
+        string folder = Path.Combine(_dir, "results");
+        if (how == "file")
+        {
+            File.WriteAllText(folder, "kept");
+        }
+
+        string output = Path.Combine(folder, "pred.txt");
+
+        var (code, _, err) = await Run("tagger", "eval", "--model", model, "--test", Path.Combine(data, "test.tsv"), "--conll-out", output);
+
+        AssertUsageError(code, err, $"--conll-out {output}: ", how == "file" ? $"{folder} is a file" : $"the folder {folder} does not exist");
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("  \n\n\t\n \n")]
+    public async Task TaggerEval_EmptyOrBlankTestFile_UsageErrorNamingItAsTrainDoes(string content)
+    {
+        // Printed F1 0 and exited 0.
+        string test = Path.Combine(_dir, "blank.tsv");
+        File.WriteAllText(test, content);
+        string model = DamagedModel("model", "{}"); // refused before the model is read
+
+        var (code, stdout, err) = await Run("tagger", "eval", "--model", model, "--test", test);
+
+        AssertUsageError(code, err, $"--test {test} has no sentence");
+        Assert.Empty(stdout);
+    }
+
+    [Theory]
+    [InlineData(float.NaN, "eval")]
+    [InlineData(float.PositiveInfinity, "predict")]
+    [InlineData(float.NegativeInfinity, "eval")]
+    public async Task TaggerEvalAndPredict_ModelWithNonFiniteParameters_ErrorNamingTheFileNotEveryTokenO(float bad, string command)
+    {
+        // A diverged model tagged every token O and exited 0.
+        string model = Path.Combine(_dir, "nan-model");
+        using (var tiny = TaggerModel.Create(TaggerConfig.Tiny, LabelSet.Create(["Disease"]), 1, "cpu"))
+        {
+            tiny.Save(model);
+        }
+
+        string parameters = Path.Combine(model, "parameters.f32");
+        byte[] bytes = File.ReadAllBytes(parameters);
+        System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(42 * sizeof(float)), bad);
+        File.WriteAllBytes(parameters, bytes);
+        string data = Corpus("c", 3, 1, 1);
+        string input = Path.Combine(_dir, "in.txt");
+        File.WriteAllText(input, "Ataxia is rare .\n");
+        string[] args = command == "eval"
+            ? ["tagger", "eval", "--model", model, "--test", Path.Combine(data, "test.tsv")]
+            : ["tagger", "predict", "--model", model, "--input", input];
+
+        var (code, stdout, err) = await Run(args);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith($"error: {parameters}: 1 of ", err, StringComparison.Ordinal);
+        Assert.Contains("not finite", err, StringComparison.Ordinal);
+        Assert.Contains("index 42", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("\tO", stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaggerPredict_BinaryInput_RefusedAsNotUtf8LikeTrainAndEval()
+    {
+        // Tagged the bytes' U+FFFD tokens and exited 0, while train and eval refuse a file that is not UTF-8.
+        string model = DamagedModel("model", "{}"); // refused before the model is read
+        string input = Path.Combine(_dir, "bin.txt");
+        File.WriteAllBytes(input, [0xD0, 0x4A, 0x33, 0xE7, 0x47, 0xEC, 0xCD, 0x86, 0x50, 0x45, 0x02, 0x28, 0x0A, 0xB1, 0xA2]);
+
+        var (code, stdout, err) = await Run("tagger", "predict", "--model", model, "--input", input);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.StartsWith($"error: {input}: not UTF-8 text", err, StringComparison.Ordinal);
+        Assert.Empty(stdout);
+    }
+
+    [Fact]
+    public async Task Demo_DropRoundWithoutDropSiteAt_UsageErrorNamingBoth()
+    {
+        // Ran the whole demo without any site dropping out.
+        var (code, _, err) = await Run("demo", "--corpus", "synthetic", "--drop-round", "3", "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, "--drop-round 3 applies only with --drop-site-at");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Theory]
+    [InlineData("iid")]
+    [InlineData("by-corpus")]
+    public async Task Experiment_SkewWithAnotherSplit_UsageErrorNamingBoth(string split)
+    {
+        // Ran the iid split and ignored the shares.
+        string data = Corpus("c", 6, 2, 2);
+
+        var (code, _, err) = await Run("experiment", "--data", data, "--split", split, "--skew", "0.5,0.3,0.2", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, "--skew 0.5,0.3,0.2", $"--split is {split}", "--split skewed");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Theory]
+    [InlineData("experiment", "1,,3")]
+    [InlineData("experiment", "1,3,")]
+    [InlineData("experiment", ",8")]
+    [InlineData("privacy", "8,,3")]
+    public async Task EpsilonListWithAnEmptyEntry_UsageErrorInsteadOfDroppingIt(string command, string epsilons)
+    {
+        // "1,,3" ran the arms 1 and 3, the entry between the commas silently dropped.
+        string data = Corpus("c", 6, 2, 2);
+        string output = Path.Combine(_dir, "out");
+        string[] args = command == "experiment"
+            ? ["experiment", "--data", data, "--epsilon", epsilons, "--seeds", "1", "--rounds", "1", "--out", output]
+            : ["privacy", "audit", "--data", data, "--epsilon", epsilons, "--rounds", "1", "--out", output];
+
+        var (code, _, err) = await Run(args);
+
+        AssertUsageError(code, err, $"--epsilon '{epsilons}' has an empty entry");
+        Assert.False(Directory.Exists(output));
+    }
+
+    [Theory]
+    [InlineData("1e308")]
+    [InlineData("1e10")]
+    public async Task Demo_EpsilonSoLargeThatSigmaRoundsToZero_UsageErrorBeforeAnythingRuns(string epsilon)
+    {
+        // Ran with "σ=0.000": DP-SGD without noise under an ε that promises privacy.
+        var (code, stdout, err) = await Run("demo", "--corpus", "synthetic", "--epsilon", epsilon, "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, "--epsilon ", "patient-level DP would add no noise", "σ = ");
+        Assert.Empty(stdout);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Theory]
+    [InlineData("--site-noise", "0")]
+    [InlineData("--site-noise", "-0.5")]
+    [InlineData("--lr", "-1")]
+    [InlineData("--grad-clip", "0")]
+    [InlineData("--update-clip", "-3")]
+    public async Task Demo_NonPositiveNumber_UsageErrorNamingTheOptionAndTheValue(string option, string value)
+    {
+        // Said "--site-noise and --lr must be positive numbers." whichever of the two was wrong, and not its value.
+        var (code, _, err) = await Run("demo", "--corpus", "synthetic", option, value, "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, $"{option} must be a positive number, got {value}.");
+        Assert.DoesNotContain(" and ", err.Split('\n')[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaggerTrain_ConfigIsAFolder_UsageErrorSayingItIsAFolder()
+    {
+        string data = Corpus("c", 3, 1, 1);
+        string folder = Path.Combine(_dir, "configs");
+        Directory.CreateDirectory(folder);
+
+        var (code, _, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--config", folder, "--epochs", "1", "--out", Path.Combine(_dir, "model"));
+
+        AssertUsageError(code, err, $"--config {folder} is a folder");
+        Assert.DoesNotContain("not found", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaggerTrain_ConfigValueOutOfRange_NamedByTheJsonKeyTheUserWrote()
+    {
+        string data = Corpus("c", 3, 1, 1);
+        string config = Path.Combine(_dir, "config.json");
+        File.WriteAllText(config, "{\"min_ngram\": 3, \"max_ngram\": 2}");
+
+        var (code, _, err) = await Run("tagger", "train", "--train", Path.Combine(data, "train.tsv"), "--config", config, "--epochs", "1", "--out", Path.Combine(_dir, "model"));
+
+        AssertUsageError(code, err, $"--config {config}: tagger config is invalid: max_ngram is 2");
+        Assert.DoesNotContain("MaxNgram", err, StringComparison.Ordinal);
+    }
 }

@@ -117,7 +117,7 @@ public sealed class CliOutputOverwriteTests : IDisposable
 
         Assert.Equal(CliApp.ExitFailure, code);
         Assert.Contains(meta, err, StringComparison.Ordinal);
-        Assert.Contains("WordBuckets is 2147483647", err, StringComparison.Ordinal);
+        Assert.Contains("word_buckets is 2147483647", err, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
     }
 

@@ -97,6 +97,30 @@ public sealed class ConllReaderTests
         }
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task ReadTextAsync_BinaryOrLatin1Bytes_RefusedNamingTheSource(bool utf8Bom)
+    {
+        // tagger predict read its input leniently and tagged a binary file's U+FFFD tokens, exit 0.
+        byte[] bom = utf8Bom ? [0xEF, 0xBB, 0xBF] : [];
+        using var stream = new MemoryStream([.. bom, .. "Caf"u8, 0xE9, 0xD0, 0x4A, 0x33, 0xE7, 0x47, 0xEC]);
+
+        var ex = await Assert.ThrowsAsync<InvalidDataException>(() => ConllReader.ReadTextAsync(stream, "/data/in.bin", CancellationToken.None));
+
+        Assert.StartsWith("/data/in.bin: not UTF-8 text", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ReadTextAsync_Utf8WithBom_TextWithoutTheBom()
+    {
+        using var stream = new MemoryStream([0xEF, 0xBB, 0xBF, .. "Ménière disease\nsecond line"u8]);
+
+        string text = await ConllReader.ReadTextAsync(stream, "stdin", CancellationToken.None);
+
+        Assert.Equal("Ménière disease\nsecond line", text);
+    }
+
     [Fact]
     public void ReadFile_Utf8WithBomAndAccents_Read()
     {

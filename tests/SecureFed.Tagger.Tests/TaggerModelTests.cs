@@ -186,8 +186,8 @@ public sealed class TaggerModelTests
     }
 
     [Theory]
-    [InlineData("word_buckets", 2147483647L, "WordBuckets is 2147483647; it must be from 2 to 4194304")]
-    [InlineData("hidden", 1000000L, "Hidden is 1000000; it must be from 1 to 4096")]
+    [InlineData("word_buckets", 2147483647L, "word_buckets is 2147483647; it must be from 2 to 4194304")]
+    [InlineData("hidden", 1000000L, "hidden is 1000000; it must be from 1 to 4096")]
     [InlineData("word_dim", 4096L, "more than the 268435456 a tagger may have")]
     public void Load_HugeSizeInMetadata_InvalidDataNamingTheFileBeforeAllocating(string key, long value, string problem)
     {
@@ -214,6 +214,44 @@ public sealed class TaggerModelTests
             Assert.StartsWith(metaPath + ": ", ex.Message, StringComparison.Ordinal);
             Assert.Contains(problem, ex.Message, StringComparison.Ordinal);
             Assert.DoesNotContain("(Parameter", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+    }
+
+    /// <summary>A diverged model's NaN or infinite weights tagged every token O, exit 0: refused at load, naming how many and the first.</summary>
+    [Theory]
+    [InlineData(float.NaN)]
+    [InlineData(float.PositiveInfinity)]
+    [InlineData(float.NegativeInfinity)]
+    public void Load_NonFiniteParameters_InvalidDataNamingTheFileTheCountAndTheFirstIndex(float bad)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "securefed-tagger-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            using (var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 3))
+            {
+                model.Save(dir);
+            }
+
+            string paramPath = Path.Combine(dir, "parameters.f32");
+            byte[] bytes = File.ReadAllBytes(paramPath);
+            foreach (int index in (int[])[7, 1234, (bytes.Length / sizeof(float)) - 1])
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(index * sizeof(float)), bad);
+            }
+
+            File.WriteAllBytes(paramPath, bytes);
+
+            var ex = Assert.Throws<InvalidDataException>(() => TaggerModel.Load(dir, "cpu"));
+
+            Assert.StartsWith(paramPath + ": 3 of " + (bytes.Length / sizeof(float)).ToString(System.Globalization.CultureInfo.InvariantCulture) + " parameters are not finite", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("the first at index 7", ex.Message, StringComparison.Ordinal);
         }
         finally
         {
@@ -322,6 +360,46 @@ public sealed class TaggerModelTests
         InvalidDataException ex = Assert.Throws<InvalidDataException>(() => TaggerConfig.FromJson(json));
 
         Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>A value out of range is named by the JSON key the user wrote (max_ngram), not the C# property (MaxNgram).</summary>
+    [Theory]
+    [InlineData("{\"min_ngram\": 3, \"max_ngram\": 2}", "max_ngram is 2; it must be from 3 to 64", "MaxNgram")]
+    [InlineData("{\"word_buckets\": 1}", "word_buckets is 1; it must be from 2", "WordBuckets")]
+    [InlineData("{\"char_cnn_filters\": 8, \"char_cnn_width\": 4}", "char_cnn_width must be odd", "CharCnnWidth")]
+    [InlineData("{\"word_dropout\": 1.5}", "word_dropout must be in [0, 1)", "WordDropout")]
+    [InlineData("{\"encoder\": \"bert\"}", "encoder is \"bert\"", "Encoder")]
+    public void TaggerConfig_FromJson_ValueOutOfRange_NamedByItsJsonKey(string json, string expected, string propertyName)
+    {
+        InvalidDataException ex = Assert.Throws<InvalidDataException>(() => TaggerConfig.FromJson(json));
+
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(propertyName, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TaggerConfig_Validate_InCode_StillNamesTheProperty()
+    {
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => (TaggerConfig.Tiny with { MaxNgram = 1 }).Validate());
+
+        Assert.Contains("MaxNgram is 1", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TaggerConfig_Resolve_Folder_SaysItIsAFolderNotThatItIsMissing()
+    {
+        DirectoryInfo folder = Directory.CreateTempSubdirectory("securefed-config-");
+        try
+        {
+            InvalidDataException ex = Assert.Throws<InvalidDataException>(() => TaggerConfig.Resolve(folder.FullName));
+
+            Assert.StartsWith($"{folder.FullName} is a folder; give a JSON file", ex.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("not found", ex.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            folder.Delete();
+        }
     }
 
     /// <summary>A model spec (securefed model spec) is not a tagger config: refused, naming the file, what it is and who takes it.</summary>

@@ -151,6 +151,12 @@ internal static class DemoCommand
             }
 
             int dropIn = parse.GetValue(dropRound);
+            if (dropAt is null && Given(parse, dropRound))
+            {
+                // It was ignored: no site dropped out, in round 2 or any other.
+                throw new UsageException($"--drop-round {dropIn} applies only with --drop-site-at (the stage at which the last site goes silent); give --drop-site-at too, or leave --drop-round out.");
+            }
+
             if (dropAt is not null && (dropIn < 1 || dropIn > r))
             {
                 throw new UsageException($"--drop-round must be a round of this run, 1 to {r} (--rounds), got {dropIn}.");
@@ -158,6 +164,7 @@ internal static class DemoCommand
 
             string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
             OutputPaths.RequireNewFolder(outDir, "--out", "earlier results");
+            OutputPaths.RequireWritableFolder(outDir, "--out");
 
             int sentenceCount = parse.GetValue(sentences);
             if (sentenceCount is < 20 or > 100_000)
@@ -171,12 +178,8 @@ internal static class DemoCommand
                 throw new UsageException($"--local-epochs must be between 1 and 50, got {localEpochs}.");
             }
 
-            double z = parse.GetValue(siteNoise);
-            double lr = parse.GetValue(learningRate);
-            if (!(z > 0) || !(lr > 0) || double.IsInfinity(z) || double.IsInfinity(lr))
-            {
-                throw new UsageException("--site-noise and --lr must be positive numbers.");
-            }
+            double z = PositiveNumber(parse.GetValue(siteNoise), "--site-noise");
+            double lr = PositiveNumber(parse.GetValue(learningRate), "--lr");
 
             double q = parse.GetValue(sampleRate);
             if (!(q > 0 && q <= 1))
@@ -184,12 +187,8 @@ internal static class DemoCommand
                 throw new UsageException($"--sample-rate must be in (0, 1], got {q.ToString(CultureInfo.InvariantCulture)}.");
             }
 
-            double c = parse.GetValue(gradClip);
-            double s = parse.GetValue(updateClip);
-            if (!(c > 0) || !(s > 0) || double.IsInfinity(c) || double.IsInfinity(s))
-            {
-                throw new UsageException("--grad-clip and --update-clip must be positive numbers.");
-            }
+            double c = PositiveNumber(parse.GetValue(gradClip), "--grad-clip");
+            double s = PositiveNumber(parse.GetValue(updateClip), "--update-clip");
 
             TaggerOptimizer opt = parse.GetValue(optimizer) switch
             {
@@ -301,6 +300,14 @@ internal static class DemoCommand
                 FreezeEmbeddings = parse.GetValue(freeze),
                 DpDropout = parse.GetValue(dpDropout),
             };
+            double sigma = DemoRunner.PatientNoiseMultiplier(settings);
+            if (sigma < MinPatientNoiseMultiplier)
+            {
+                // σ = 0.000 in the demo's own words: DP-SGD that adds no noise, under an ε that promises privacy.
+                throw new UsageException(string.Create(CultureInfo.InvariantCulture,
+                    $"--epsilon {eps:R} is so large that the DP-SGD noise it calibrates is σ = {sigma:G3} (below {MinPatientNoiseMultiplier}) after {DemoRunner.TotalSteps(settings)} steps: patient-level DP would add no noise, and such an ε protects no one. ε is the privacy loss (typically 1 to 10; the default is 8)."));
+            }
+
             return await new DemoRunner(settings, console).RunAsync(ct).ConfigureAwait(false);
         });
         return command;
@@ -329,6 +336,18 @@ internal static class DemoCommand
         static bool SameContent(string a, string b) =>
             new FileInfo(a).Length == new FileInfo(b).Length && File.ReadAllBytes(a).AsSpan().SequenceEqual(File.ReadAllBytes(b));
     }
+
+    /// <summary>
+    /// The smallest DP-SGD noise multiplier σ the demo runs with: it prints σ with three decimals, and a smaller one (an ε
+    /// of about 10^8 or more at the defaults) would be shown, and act, as σ = 0.000.
+    /// </summary>
+    internal const double MinPatientNoiseMultiplier = 0.0005;
+
+    /// <summary><paramref name="value"/> if it is finite and &gt; 0; otherwise a usage error naming <paramref name="option"/> and the value.</summary>
+    private static double PositiveNumber(double value, string option) =>
+        value > 0 && double.IsFinite(value)
+            ? value
+            : throw new UsageException($"{option} must be a positive number, got {value.ToString(CultureInfo.InvariantCulture)}.");
 
     /// <summary>Whether <paramref name="option"/> was given on the command line (not its default).</summary>
     private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using SecureFed.Experiments;
 
 namespace SecureFed.Cli.Commands;
@@ -87,6 +86,12 @@ internal static class ExperimentCommand
                 "by-corpus" => ExperimentSplit.ByCorpus,
                 var other => throw new UsageException($"--split must be iid, skewed or by-corpus, not '{other}'"),
             };
+            if (parse.GetValue(skew) is string givenSkew && splitKind != ExperimentSplit.Skewed)
+            {
+                // It was ignored: the run went ahead with an even split the user did not ask for.
+                throw new UsageException($"--skew {givenSkew} sets the shares of --split skewed, but --split is {parse.GetValue(split)}; give --split skewed with it, or leave --skew out.");
+            }
+
             string[] corpusList = parse.GetValue(corpora) is string c ? [.. c.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)] : [];
             if (corpusList.Select((path, i) => (path, i)).FirstOrDefault(p => corpusList.Take(p.i).Any(earlier => OutputPaths.SamePath(earlier, p.path))) is { path: not null } twice)
             {
@@ -99,8 +104,8 @@ internal static class ExperimentCommand
                 Corpora = corpusList,
                 Sites = parse.GetValue(sites) ?? (splitKind == ExperimentSplit.ByCorpus ? corpusList.Length : 3),
                 Split = splitKind,
-                SkewShares = parse.GetValue(skew) is string s ? Numbers(s, "--skew") : [],
-                Epsilons = parse.GetValue(epsilon) is "none" or "" ? [] : Numbers(parse.GetValue(epsilon)!, "--epsilon"),
+                SkewShares = parse.GetValue(skew) is string s ? NumberLists.Parse(s, "--skew") : [],
+                Epsilons = parse.GetValue(epsilon) is "none" or "" ? [] : NumberLists.Parse(parse.GetValue(epsilon)!, "--epsilon"),
                 Seeds = parse.GetValue(seeds),
                 FirstSeed = parse.GetValue(firstSeed),
                 ConfigName = parse.GetValue(config)!,
@@ -161,6 +166,7 @@ internal static class ExperimentCommand
             }
 
             OutputPaths.RequireNewFolder(options.OutputDirectory, "--out", "earlier results and models");
+            OutputPaths.RequireWritableFolder(options.OutputDirectory, "--out"); // now, not when the first arm's model is saved
 
             // Progress goes to stderr so that stdout holds the table (and, with --json, ends with the JSON line).
             var runner = new ExperimentRunner(options, line => stderr.WriteLine(line));
@@ -185,17 +191,5 @@ internal static class ExperimentCommand
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;
-    }
-
-    private static double[] Numbers(string text, string option)
-    {
-        try
-        {
-            return [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture))];
-        }
-        catch (FormatException)
-        {
-            throw new UsageException($"{option} takes comma-separated numbers, not '{text}'");
-        }
     }
 }

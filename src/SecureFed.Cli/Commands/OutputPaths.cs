@@ -141,6 +141,100 @@ internal static class OutputPaths
     }
 
     /// <summary>
+    /// Checks, before any work, that the output folder <paramref name="path"/> can be made and written to, so that a command
+    /// does not train for an hour and then fail to save: no file stands where a folder on its way belongs, and the folder
+    /// (created with its missing parents for the check) takes a file. Whatever the check created is removed again, whether
+    /// it passes or not; the command creates the folder when it writes.
+    /// </summary>
+    /// <param name="path">The output folder (it may exist, or not yet).</param>
+    /// <param name="option">The option that gave it, e.g. <c>--out</c>.</param>
+    /// <exception cref="UsageException">A file stands where the folder or one of its parents belongs.</exception>
+    /// <exception cref="IOException">The folder cannot be created or written to (no permission, a read-only file system); the message names <paramref name="option"/>, the path and the cause.</exception>
+    public static void RequireWritableFolder(string path, string option)
+    {
+        RequireNotBlank(path, option, "a folder to write to");
+        string full = Path.GetFullPath(path);
+        RequireNoFileOnTheWay(full, path, option, "the folder");
+        ProbeWrite(full, path, option);
+    }
+
+    /// <summary>
+    /// Checks, before any work, that the output file <paramref name="path"/> can be written: its folder exists (it is not
+    /// created: a mistyped folder is more likely than a wish for a new one), is a folder, and takes a file.
+    /// </summary>
+    /// <param name="path">The output file.</param>
+    /// <param name="option">The option that gave it, e.g. <c>--conll-out</c>.</param>
+    /// <exception cref="UsageException">The file's folder does not exist, or a file stands where it or one of its parents belongs.</exception>
+    /// <exception cref="IOException">No file can be created in the folder (no permission, a read-only file system); the message names <paramref name="option"/>, the path and the cause.</exception>
+    public static void RequireWritableFileFolder(string path, string option)
+    {
+        RequireNotBlank(path, option, "the path of a file to write");
+        string full = Path.GetFullPath(path);
+        string folder = Path.GetDirectoryName(full) ?? full;
+        RequireNoFileOnTheWay(folder, path, option, "the file's folder");
+        if (!Directory.Exists(folder))
+        {
+            throw new UsageException($"{option} {path}: the folder {folder} does not exist; create it first or give a file in an existing folder.");
+        }
+
+        ProbeWrite(folder, path, option);
+    }
+
+    /// <summary>Refuses a <paramref name="folder"/> that is, or lies under, an existing file (the nearest existing part of its path is a file).</summary>
+    private static void RequireNoFileOnTheWay(string folder, string given, string option, string what)
+    {
+        for (string? part = folder; part is not null && !Directory.Exists(part); part = Path.GetDirectoryName(part))
+        {
+            if (File.Exists(part))
+            {
+                throw new UsageException(part == folder
+                    ? $"{option} {given}: {what} {part} is a file; give a path in a folder."
+                    : $"{option} {given}: {part} is a file, so {what} {folder} cannot be created under it; give a path in a folder.");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Creates <paramref name="folder"/> (and its missing parents) and a temporary file in it, then removes the file and
+    /// every folder it created, so nothing is left behind either way.
+    /// </summary>
+    private static void ProbeWrite(string folder, string given, string option)
+    {
+        var created = new List<string>(); // deepest first: the order to remove them in
+        for (string? part = folder; part is not null && !Directory.Exists(part); part = Path.GetDirectoryName(part))
+        {
+            created.Add(part);
+        }
+
+        try
+        {
+            Directory.CreateDirectory(folder);
+            string probe = Path.Combine(folder, $".securefed-write-check-{Guid.NewGuid():N}");
+            using (new FileStream(probe, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1, FileOptions.DeleteOnClose))
+            {
+            }
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"{option} {given}: cannot {(created.Count > 0 ? "create the folder " + folder + " or " : "")}write in {(created.Count > 0 ? "it" : "the folder " + folder)} ({ex.Message}); give a folder you can write to.", ex);
+        }
+        finally
+        {
+            foreach (string dir in created)
+            {
+                try
+                {
+                    Directory.Delete(dir); // only if empty: never anything this check did not make
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    // Not created after all (the creation failed above it), or no longer empty: left as it is.
+                }
+            }
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="write"/>, which writes the output <paramref name="option"/> names; a failure of the file system
     /// (a folder where no file can be created, no space, no permission) is reported with the option in front. The exit
     /// code stays that of a failed operation: the path itself was a valid one.

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using SecureFed.Cli.Demo;
 using SecureFed.Experiments;
 using SecureFed.PrivacyAudit;
@@ -65,7 +64,7 @@ internal static class PrivacyAuditCommand
                     Delta = parse.GetValue(delta),
                     Threads = parse.GetValue(threads),
                 }),
-                Epsilons = eps is "none" or "" ? [] : Numbers(eps, "--epsilon"),
+                Epsilons = eps is "none" or "" ? [] : NumberLists.Parse(eps, "--epsilon", "comma-separated numbers or 'none'"),
                 IncludeNoDp = !parse.GetValue(noNoDp),
                 Seed = parse.GetValue(seed),
                 Canaries = parse.GetValue(canaries),
@@ -84,6 +83,7 @@ internal static class PrivacyAuditCommand
                 OutputDirectory = parse.GetValue(output)!,
             };
             OutputPaths.RequireNewFolder(options.OutputDirectory, "--out", "earlier results");
+            OutputPaths.RequireWritableFolder(options.OutputDirectory, "--out"); // now, not after the arms have trained
             PrivacyAuditRunner runner;
             try
             {
@@ -115,17 +115,5 @@ internal static class PrivacyAuditCommand
             return Task.FromResult(report.Arms.Any(a => a.BoundExceedsClaim) ? CliApp.ExitFailure : CliApp.ExitOk);
         });
         return command;
-    }
-
-    private static double[] Numbers(string text, string option)
-    {
-        try
-        {
-            return [.. text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(v => double.Parse(v, NumberStyles.Float, CultureInfo.InvariantCulture))];
-        }
-        catch (FormatException)
-        {
-            throw new UsageException($"{option} takes comma-separated numbers or 'none', not '{text}'");
-        }
     }
 }

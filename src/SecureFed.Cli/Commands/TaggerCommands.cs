@@ -69,6 +69,7 @@ internal static class TaggerCommands
             FileInfo? devFile = parse.GetValue(dev) is FileInfo d ? RequireFile(d, "--dev") : null;
             DirectoryInfo outDir = parse.GetValue(output)!;
             OutputPaths.RequireNewFolder(outDir.FullName, "--out", "saved models");
+            OutputPaths.RequireWritableFolder(outDir.FullName, "--out"); // now, not after every epoch has trained
 
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             TaggerConfig taggerConfig = ResolveConfig(parse.GetValue(config)!);
@@ -204,11 +205,18 @@ internal static class TaggerCommands
 
                 // Its lines carry no mark of their own (conlleval reads them as they are), so an earlier output cannot be told from a corpus.
                 OutputPaths.RequireNewFile(target.FullName, "--conll-out");
+                OutputPaths.RequireWritableFileFolder(target.FullName, "--conll-out");
             }
 
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             ApplyThreads(parse, threads);
             var gold = ConllReader.ReadFile(testFile.FullName).ToList();
+            if (gold.Count == 0)
+            {
+                // As 'tagger train' refuses an empty --train: F1 0 of no sentence would read as a model that finds nothing.
+                throw new UsageException($"--test {testFile.FullName} has no sentence to evaluate the model on.");
+            }
+
             using TaggerModel model = TaggerModel.Load(dir.FullName, deviceName);
             ct.ThrowIfCancellationRequested();
             var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -218,7 +226,7 @@ internal static class TaggerCommands
             double tokensPerSecond = seconds > 0 ? result.Tokens / seconds : 0;
             if (parse.GetValue(conllOut) is FileInfo conll)
             {
-                ConllWriter.WriteFile(conll.FullName, gold, predicted);
+                OutputPaths.Writing("--conll-out", () => { ConllWriter.WriteFile(conll.FullName, gold, predicted); return conll.FullName; });
             }
 
             if (parse.GetValue(json))
@@ -277,9 +285,7 @@ internal static class TaggerCommands
             FileInfo? inputFile = parse.GetValue(input) is FileInfo f ? RequireFile(f, "--input") : null;
             string deviceName = ValidateDevice(parse.GetValue(device)!);
             ApplyThreads(parse, threads);
-            string text = inputFile is null
-                ? await Console.In.ReadToEndAsync(ct).ConfigureAwait(false)
-                : await File.ReadAllTextAsync(inputFile.FullName, ct).ConfigureAwait(false);
+            string text = await ReadInputAsync(inputFile, ct).ConfigureAwait(false);
             var sentences = text.Split('\n')
                 .Select(line => TextTokenizer.Tokenize(line))
                 .Where(tokens => tokens.Count > 0)
@@ -299,6 +305,27 @@ internal static class TaggerCommands
             return CliApp.ExitOk;
         });
         return command;
+    }
+
+    /// <summary>
+    /// The text to tag: <paramref name="inputFile"/>, or stdin; refused as train and eval refuse their files when it is not
+    /// UTF-8 (a binary file would otherwise be tagged as U+FFFD tokens). A terminal's typed input is read as the console's text.
+    /// </summary>
+    private static async Task<string> ReadInputAsync(FileInfo? inputFile, CancellationToken ct)
+    {
+        if (inputFile is not null)
+        {
+            await using FileStream file = File.OpenRead(inputFile.FullName);
+            return await ConllReader.ReadTextAsync(file, inputFile.FullName, ct).ConfigureAwait(false);
+        }
+
+        if (!Console.IsInputRedirected)
+        {
+            return await Console.In.ReadToEndAsync(ct).ConfigureAwait(false);
+        }
+
+        await using Stream stdin = Console.OpenStandardInput();
+        return await ConllReader.ReadTextAsync(stdin, "stdin", ct).ConfigureAwait(false);
     }
 
     private static JsonObject ScoreJson(EntityScore score) => new()

@@ -168,6 +168,10 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// </summary>
     internal static TimeSpan FederationTimeout(int rounds) => TimeSpan.FromMinutes(60 + (10.0 * rounds));
 
+    /// <summary>The DP-SGD noise multiplier σ that brings every site to <see cref="DemoSettings.Epsilon"/> after <see cref="TotalSteps"/> steps (the RDP accountant).</summary>
+    internal static double PatientNoiseMultiplier(DemoSettings settings) =>
+        NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, TotalSteps(settings));
+
     /// <summary>DP-SGD steps each site takes over the whole run (what the noise is calibrated to).</summary>
     internal static long TotalSteps(DemoSettings settings)
     {
@@ -255,7 +259,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         // Split noise: one step per round (FedSGD) and k = min(sites, t) shares, so every sum of ≥ t sites carries σ.
         int shares = settings.DistributedPatientNoise ? Math.Min(sites.Length, GraphPlanner.Plan(sites.Length).Threshold) : 0;
         long totalSteps = TotalSteps(settings);
-        double sigma = NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, totalSteps);
+        double sigma = PatientNoiseMultiplier(settings);
         double collusionEpsilon = double.NaN;
         if (settings.DistributedPatientNoise)
         {
