@@ -141,8 +141,8 @@ public sealed class AgentOptions
     /// <summary><see cref="Graph"/> parsed (complete when the setting is invalid; <see cref="Validate"/> reports that).</summary>
     public SecureFed.Protocol.GraphPolicy GraphPolicy => SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out SecureFed.Protocol.GraphPolicy policy) ? policy : SecureFed.Protocol.GraphPolicy.Complete;
 
-    /// <summary>Local learning rate (of <see cref="Optimizer"/>; plain SGD on the noisy DP-SGD gradient, docs/utility.md). <value>The default value is 0.5.</value></summary>
-    public double LearningRate { get; set; } = 0.5;
+    /// <summary>Local learning rate (of <see cref="Optimizer"/>; plain SGD on the noisy DP-SGD gradient, docs/utility.md; 0.5 before session 40). <value>The default value is 2.</value></summary>
+    public double LearningRate { get; set; } = 2.0;
 
     /// <summary>Local optimiser: <c>adam</c> or <c>sgd</c>. <value>The default value is sgd.</value></summary>
     public string Optimizer { get; set; } = "sgd";

@@ -182,8 +182,8 @@ public sealed class AggregatorOptions
     /// </summary>
     public double DpSgdNoiseMultiplier { get; set; } = 1.2;
 
-    /// <summary>DP-SGD per-example clip norm C (of a sentence's summed-loss gradient; docs/utility.md). <value>The default value is 8.0.</value></summary>
-    public double DpSgdMaxGradNorm { get; set; } = 8.0;
+    /// <summary>DP-SGD per-example clip norm C (of a sentence's summed-loss gradient; docs/utility.md; 8 before session 40). <value>The default value is 2.0.</value></summary>
+    public double DpSgdMaxGradNorm { get; set; } = 2.0;
 
     /// <summary>DP-SGD Poisson sampling rate q. <value>The default value is 0.1.</value></summary>
     public double DpSgdSampleRate { get; set; } = 0.1;
