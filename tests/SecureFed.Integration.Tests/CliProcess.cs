@@ -59,7 +59,7 @@ internal sealed class CliProcess : IDisposable
     }
 
     /// <summary>Waits for the process to exit by itself and returns its exit code.</summary>
-    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    public async Task<int> WaitForExitAsync(TimeSpan timeout, string after = "")
     {
         try
         {
@@ -67,7 +67,7 @@ internal sealed class CliProcess : IDisposable
         }
         catch (TimeoutException ex)
         {
-            throw new TimeoutException($"the process did not exit within {timeout}; its output so far:\n{Output}", ex);
+            throw new TimeoutException($"the process did not exit within {timeout}{after}; its output so far:\n{Output}", ex);
         }
 
         _process.WaitForExit(); // the output is read to its end
@@ -87,17 +87,7 @@ internal sealed class CliProcess : IDisposable
             await kill.WaitForExitAsync().WaitAsync(timeout);
         }
 
-        try
-        {
-            await _process.WaitForExitAsync().WaitAsync(timeout);
-        }
-        catch (TimeoutException ex)
-        {
-            throw new TimeoutException($"the process did not exit within {timeout} of SIG{signal}; its output so far:\n{Output}", ex);
-        }
-
-        _process.WaitForExit(); // the output is read to its end
-        return _process.ExitCode;
+        return await WaitForExitAsync(timeout, $" of SIG{signal}");
     }
 
     public void Dispose()

@@ -318,10 +318,10 @@ public sealed class ExperimentSmokeTests : IDisposable
     }
 
     [Theory]
-    [InlineData(new string[0], "product", 2, 0.01, "sgd", 0.5, 0.1, 8.0, true)]
+    [InlineData(new string[0], "product", 2, 0.01, "sgd", 2.0, 0.1, 2.0, true)]
     [InlineData(new[] { "--recipe", "first-session" }, "first-session", 1, 0.003, "adam", 0.003, 0.02, 1.0, false)]
     [InlineData(new[] { "--recipe", "first-session", "--grad-clip", "3", "--dp-no-dropout", "--lr", "0.02" }, "first-session", 1, 0.02, "adam", 0.003, 0.02, 3.0, true)]
-    [InlineData(new[] { "--dp-dropout", "--dp-lr", "0.25", "--local-epochs", "1" }, "product", 1, 0.01, "sgd", 0.25, 0.1, 8.0, false)]
+    [InlineData(new[] { "--dp-dropout", "--dp-lr", "0.25", "--local-epochs", "1" }, "product", 1, 0.01, "sgd", 0.25, 0.1, 2.0, false)]
     public async Task Experiment_Recipe_OptionsNotGivenComeFromTheRecipeAndAreRecorded(string[] options, string recipe, int localEpochs, double lr, string dpOptimizer, double dpLr, double q, double clip, bool noDropout)
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "recipe"), train: 30, eval: 10);

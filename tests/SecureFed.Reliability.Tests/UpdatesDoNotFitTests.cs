@@ -27,10 +27,7 @@ public sealed class UpdatesDoNotFitTests : IDisposable
     [Fact]
     public async Task Restart_BudgetSpentAndClipOverflowsTheWords_FailsAtStartNamingTheSettings()
     {
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"]);
-        await fed.StartAggregatorAsync();
-        await fed.StopAggregatorAsync();
-        FederationBudget.Open(AggregatorState.PrivacyLedgerPath(fed.AggregatorDataDirectory), TestFederation.FederationName).Record(1, 0.01, 1e-5);
+        await using TestFederation fed = await StoppedWithBudgetSpentAsync(rho: 0.01);
         fed.SetAggregatorSetting("L2Clip", "1e308");
 
         Exception failure = await StartAndFailAsync(fed);
@@ -53,11 +50,8 @@ public sealed class UpdatesDoNotFitTests : IDisposable
     [Fact]
     public async Task Restart_BudgetSpentSoNoRoundFits_FinishesAtOnceWithoutARound()
     {
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"]);
-        await fed.StartAggregatorAsync();
-        await fed.StopAggregatorAsync();
         // Far beyond the budget of 1000: what is left fits no round of 2 or 3 sites.
-        FederationBudget.Open(AggregatorState.PrivacyLedgerPath(fed.AggregatorDataDirectory), TestFederation.FederationName).Record(1, 1e6, 1e-5);
+        await using TestFederation fed = await StoppedWithBudgetSpentAsync(rho: 1e6);
 
         await fed.StartAggregatorAsync();
 
@@ -70,15 +64,22 @@ public sealed class UpdatesDoNotFitTests : IDisposable
     [Fact]
     public async Task Restart_BudgetSpentButARoundStillFits_WaitsForSites()
     {
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"]);
-        await fed.StartAggregatorAsync();
-        await fed.StopAggregatorAsync();
-        FederationBudget.Open(AggregatorState.PrivacyLedgerPath(fed.AggregatorDataDirectory), TestFederation.FederationName).Record(1, 0.01, 1e-5);
+        await using TestFederation fed = await StoppedWithBudgetSpentAsync(rho: 0.01);
 
         await fed.StartAggregatorAsync();
 
         await Assert.ThrowsAsync<TimeoutException>(() => fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(2)));
         Assert.Null(fed.Coordinator.Failure);
+    }
+
+    /// <summary>A federation of three sites whose aggregator ran once, stopped, and has <paramref name="rho"/> (zCDP) recorded as spent.</summary>
+    private async Task<TestFederation> StoppedWithBudgetSpentAsync(double rho)
+    {
+        TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-c"]);
+        await fed.StartAggregatorAsync();
+        await fed.StopAggregatorAsync();
+        FederationBudget.Open(AggregatorState.PrivacyLedgerPath(fed.AggregatorDataDirectory), TestFederation.FederationName).Record(1, rho, 1e-5);
+        return fed;
     }
 
     private static async Task<Exception> StartAndFailAsync(TestFederation fed)
