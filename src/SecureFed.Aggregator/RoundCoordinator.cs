@@ -317,15 +317,15 @@ public sealed class RoundCoordinator : BackgroundService
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
             int failedInARow = 0;
             WarnIfOneSiteCanAbortEveryRound();
-            if (!ARoundFits(out string? spentReason))
+            bool fits = ARoundFits(out string? spentReason);
+            if (!fits)
             {
                 // Restarted with the budget spent: no cohort could open a round. Finish now (the agents hear it at their
                 // next poll) instead of waiting, silently, for sites whose round would be refused.
                 Log.BudgetExhausted(_logger, spentReason!);
-                completed = _options.Rounds;
             }
 
-            while (!stoppingToken.IsCancellationRequested && completed < _options.Rounds)
+            while (fits && !stoppingToken.IsCancellationRequested && completed < _options.Rounds)
             {
                 await PauseAfterFailuresAsync(failedInARow, stoppingToken).ConfigureAwait(false);
                 IReadOnlyList<string> cohort = await GatherCohortAsync(stoppingToken).ConfigureAwait(false);
