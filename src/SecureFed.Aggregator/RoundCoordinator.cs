@@ -502,11 +502,6 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// Before anything is spent: a budget that allows not even one round (with the manifest's sites) is a start-up error
-    /// naming the fix, not a federation that "finished after 0 rounds" while the sites wait (the site-level cost of a round
-    /// depends on SiteNoiseMultiplier, hardly on the cohort).
-    /// </summary>
-    /// <summary>
     /// The start-up checks of <see cref="ExecuteAsync"/>, for a caller that wants them before the service starts (the CLI,
     /// before the listener opens): a <see cref="AggregatorOptions.MinSites"/> larger than the federation, updates that
     /// overflow secure aggregation's words, or a budget that allows not even the first round.
@@ -516,7 +511,9 @@ public sealed class RoundCoordinator : BackgroundService
 
     /// <summary>
     /// <see cref="CheckStartable"/>; false (with the reason) when the federation has spent budget and what is left fits
-    /// no round of any cohort size from <see cref="AggregatorOptions.MinSites"/> to the whole federation.
+    /// no round of any cohort size from <see cref="AggregatorOptions.MinSites"/> to the whole federation. Before anything
+    /// is spent, a budget that allows not even one round (with the manifest's sites) is a start-up error naming the fix,
+    /// not a federation that "finished after 0 rounds" while the sites wait.
     /// </summary>
     private bool ARoundFits(out string? spentReason)
     {
