@@ -317,6 +317,7 @@ public sealed class RoundCoordinator : BackgroundService
             int completed = _state.Store.ListRounds().Count(r => r.Status == Persistence.RoundStatus.Completed);
             int failedInARow = 0;
             WarnIfOneSiteCanAbortEveryRound();
+            WarnIfTooFewSitesNotRevoked();
             bool fits = ARoundFits(out string? spentReason);
             if (!fits)
             {
@@ -528,10 +529,7 @@ public sealed class RoundCoordinator : BackgroundService
         int provisioned = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
         if (_options.MinSites > provisioned)
         {
-            // Sites were revoked since: an operator's state, not a setting to refuse (the aggregator still serves, refuses
-            // the revoked sites, and opens rounds again once sites are provisioned). Said at start, not waited on silently.
-            Log.TooFewSitesNotRevoked(_logger, _options.MinSites, provisioned);
-            return true;
+            return true; // sites revoked since: WarnIfTooFewSitesNotRevoked says so; no cohort to check yet
         }
 
         int n = provisioned;
@@ -595,6 +593,20 @@ public sealed class RoundCoordinator : BackgroundService
     /// docs/PROTOCOL.md §2 "A cohort of exactly t sites"). Logged, not audited: the aggregator audits no start-up settings, and each
     /// <c>round.opened</c> line states the round's cohort and threshold.
     /// </summary>
+    /// <summary>
+    /// Sites revoked since leave fewer than <see cref="AggregatorOptions.MinSites"/>: an operator's state, not a setting
+    /// to refuse (the aggregator still serves, refuses the revoked sites, and opens rounds again once sites are
+    /// provisioned). Said at start, once, instead of waiting silently.
+    /// </summary>
+    private void WarnIfTooFewSitesNotRevoked()
+    {
+        int provisioned = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+        if (_options.MinSites > provisioned && _options.MinSites <= _state.Kit.Manifest.Sites.Count)
+        {
+            Log.TooFewSitesNotRevoked(_logger, _options.MinSites, provisioned);
+        }
+    }
+
     private void WarnIfOneSiteCanAbortEveryRound()
     {
         int sites = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));

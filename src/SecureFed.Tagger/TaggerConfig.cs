@@ -272,6 +272,9 @@ public sealed record TaggerConfig
     /// <returns>The JSON text.</returns>
     public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
 
+    /// <summary>The built-in configurations <see cref="Resolve"/> takes by name, as messages list them.</summary>
+    private const string BuiltInNames = "default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder or tiny-crf-encoder-mean";
+
     /// <summary>
     /// Resolves a configuration given by name (<c>tiny</c>, <c>tiny-crf</c>, <c>tiny-encoder</c>, <c>tiny-crf-encoder</c>, <c>default</c>, any case) or as the path of a JSON file written by
     /// <see cref="ToJson"/>.
@@ -300,12 +303,12 @@ public sealed record TaggerConfig
 
         if (Directory.Exists(nameOrPath))
         {
-            throw new InvalidDataException($"{Path.GetFullPath(nameOrPath)} is a folder; give a JSON file of tagger settings (as TaggerConfig.ToJson writes it) or default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder or tiny-crf-encoder-mean");
+            throw new InvalidDataException($"{Path.GetFullPath(nameOrPath)} is a folder; give a JSON file of tagger settings (as TaggerConfig.ToJson writes it) or {BuiltInNames}");
         }
 
         if (!File.Exists(nameOrPath))
         {
-            throw new InvalidDataException($"must be default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, tiny-crf-encoder-mean or an existing JSON file (not found: {Path.GetFullPath(nameOrPath)})");
+            throw new InvalidDataException($"must be {BuiltInNames.Replace(" or ", ", ", StringComparison.Ordinal)} or an existing JSON file (not found: {Path.GetFullPath(nameOrPath)})");
         }
 
         try
