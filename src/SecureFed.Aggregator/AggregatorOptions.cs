@@ -81,6 +81,30 @@ public sealed class AggregatorOptions
     /// <summary>The default of <see cref="ProgressSilenceSeconds"/>.</summary>
     public const int DefaultProgressSilenceSeconds = 60;
 
+    /// <summary>
+    /// How long the keys stage waits for the cohort members still training once enough of them have advertised their keys
+    /// for the round to complete (the threshold t), as a multiple of the time those t took since the round opened: the
+    /// stage then closes at most <c>StragglerWaitFactor</c> × that time later (and no earlier than
+    /// <see cref="StragglerMinWaitSeconds"/> after the t-th keys), leaving the rest out as dropouts of the stage. Bounds
+    /// what a hostile site that keeps reporting progress but never advertises can hold a round up (threat model C8); a
+    /// site whose training takes longer than (1 + factor) times the t-th fastest's is left out too. 0 = off: wait until
+    /// <see cref="TrainingTimeoutSeconds"/>. <value>The default value is 3.</value>
+    /// </summary>
+    public double StragglerWaitFactor { get; set; } = DefaultStragglerWaitFactor;
+
+    /// <summary>The default of <see cref="StragglerWaitFactor"/>.</summary>
+    public const double DefaultStragglerWaitFactor = 3;
+
+    /// <summary>
+    /// The least time, in seconds, the keys stage waits for the members still training after the t-th keys arrived (see
+    /// <see cref="StragglerWaitFactor"/>), so that a round whose fastest sites finish in seconds does not leave out one that
+    /// needs a minute more. <value>The default value is 60.</value>
+    /// </summary>
+    public int StragglerMinWaitSeconds { get; set; } = DefaultStragglerMinWaitSeconds;
+
+    /// <summary>The default of <see cref="StragglerMinWaitSeconds"/>.</summary>
+    public const int DefaultStragglerMinWaitSeconds = 60;
+
     /// <summary>Deadline of every later protocol stage, in seconds. <value>The default value is 120.</value></summary>
     public int StageTimeoutSeconds { get; set; } = 120;
 
@@ -410,6 +434,13 @@ public sealed class AggregatorOptions
         {
             errors.Add($"SecureFed:ProgressSilenceSeconds must be between 3 × ProgressIntervalSeconds ({3L * ProgressIntervalSeconds}: a site is not taken as gone for missing fewer than three reports) and 86400, got {ProgressSilenceSeconds}.");
         }
+
+        if (!(StragglerWaitFactor >= 0 && StragglerWaitFactor <= 1_000))
+        {
+            errors.Add($"SecureFed:StragglerWaitFactor must be between 0 (off: wait for every member until TrainingTimeoutSeconds) and 1000, got {StragglerWaitFactor.ToString(CultureInfo.InvariantCulture)}.");
+        }
+
+        Range(errors, "StragglerMinWaitSeconds", StragglerMinWaitSeconds, 1, 86_400);
         Range(errors, "JoinTimeoutSeconds", JoinTimeoutSeconds, 1, 86_400);
         Range(errors, "MaxRetryPauseSeconds", MaxRetryPauseSeconds, 0, 3_600);
         Range(errors, "WeightCap", WeightCap, 1, 1_000_000);

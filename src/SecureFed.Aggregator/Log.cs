@@ -138,4 +138,7 @@ internal static partial class Log
 
     [LoggerMessage(51, LogLevel.Warning, "SecureFed:MinSites = {MinSites} but only {Sites} site(s) of the federation are not revoked: no round can open until more sites are provisioned (securefed provision) or MinSites is lowered")]
     public static partial void TooFewSitesNotRevoked(ILogger logger, int minSites, int sites);
+
+    [LoggerMessage(52, LogLevel.Warning, "Round {Round}: {Sites} still training {Seconds:F0} s after enough sites for the round to complete had advertised their keys ({QuorumSeconds:F0} s after it opened; StragglerWaitFactor, StragglerMinWaitSeconds); the keys stage goes on without them, {Advertised} of {Cohort} advertised")]
+    public static partial void StragglersLeftOut(ILogger logger, long round, string sites, double seconds, int advertised, int cohort, double quorumSeconds);
 }

@@ -738,7 +738,8 @@ public sealed class RoundCoordinator : BackgroundService
         var parameters = new RoundParameters(_options.Federation, round, Convert.ToHexStringLower(sessionBytes), participants,
             threshold, plan.Degree, codec.VectorLength, codec.BitWidth, evaluation, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares, _options.DpSgdLayerScales);
 
-        DateTimeOffset deadline = _time.GetUtcNow().AddSeconds(_options.TrainingTimeoutSeconds);
+        DateTimeOffset opened = _time.GetUtcNow();
+        DateTimeOffset deadline = opened.AddSeconds(_options.TrainingTimeoutSeconds);
         var announcement = new RoundAnnouncement
         {
             Header = new Header { FederationId = _options.Federation, Round = (ulong)round, SessionId = parameters.SessionId, Stage = Stage.Announce, Sender = "aggregator" },
@@ -788,7 +789,7 @@ public sealed class RoundCoordinator : BackgroundService
             return (null, false);
         }
 
-        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256) { StageDeadline = deadline, HeldOut = _heldOut };
+        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256) { StageDeadline = deadline, OpenedAt = opened, HeldOut = _heldOut };
         _heldOut = [];
         SitOutOpenedAttempt();
 
@@ -1176,7 +1177,21 @@ public sealed class RoundCoordinator : BackgroundService
                 return;
             }
 
-            TimeSpan left = deadline - _time.GetUtcNow();
+            DateTimeOffset until = deadline;
+            if (stage == ProtocolStage.AdvertiseKeys && StragglerCutoff(session, status.Delivered.Count) is { } cutoff && cutoff < deadline)
+            {
+                if (_time.GetUtcNow() >= cutoff)
+                {
+                    List<string> waiting = [.. expected.Except(status.Delivered).Order().Select(i => session.Parameters[i].Name)];
+                    Log.StragglersLeftOut(_logger, session.Round, string.Join(", ", waiting), (cutoff - session.QuorumAt!.Value).TotalSeconds,
+                        status.Delivered.Count, expected.Count, (session.QuorumAt.Value - session.OpenedAt).TotalSeconds);
+                    return;
+                }
+
+                until = cutoff;
+            }
+
+            TimeSpan left = until - _time.GetUtcNow();
             if (left <= TimeSpan.Zero)
             {
                 return;
@@ -1184,6 +1199,25 @@ public sealed class RoundCoordinator : BackgroundService
 
             await session.WaitForActivityAsync(left < TimeSpan.FromMilliseconds(250) ? left : TimeSpan.FromMilliseconds(250), cancellationToken).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// When the keys stage stops waiting for the members still training (<see cref="AggregatorOptions.StragglerWaitFactor"/>):
+    /// once <paramref name="advertised"/> reaches the threshold t, <see cref="AggregatorOptions.StragglerWaitFactor"/> times
+    /// the time from the opening to that moment later, and no earlier than <see cref="AggregatorOptions.StragglerMinWaitSeconds"/>
+    /// after it; null while fewer than t advertised, or when the factor is 0. The moment t was reached is kept in the
+    /// session, so the cutoff does not move as more keys arrive.
+    /// </summary>
+    private DateTimeOffset? StragglerCutoff(RoundSession session, int advertised)
+    {
+        if (_options.StragglerWaitFactor <= 0 || advertised < session.Parameters.Threshold)
+        {
+            return null;
+        }
+
+        DateTimeOffset quorum = session.QuorumAt ??= _time.GetUtcNow();
+        TimeSpan wait = TimeSpan.FromSeconds(Math.Max(_options.StragglerMinWaitSeconds, _options.StragglerWaitFactor * Math.Max(0, (quorum - session.OpenedAt).TotalSeconds)));
+        return quorum + wait;
     }
 
     /// <summary>

@@ -91,6 +91,12 @@ internal sealed class RoundSession
     /// <summary>Current stage deadline (UTC), for status displays.</summary>
     public DateTimeOffset StageDeadline { get; set; }
 
+    /// <summary>When the attempt opened (its announcement's time): the straggler wait counts from it (<see cref="AggregatorOptions.StragglerWaitFactor"/>).</summary>
+    public DateTimeOffset OpenedAt { get; init; }
+
+    /// <summary>When the keys stage first held the threshold's count of advertisements; null before.</summary>
+    public DateTimeOffset? QuorumAt { get; set; }
+
     public IReadOnlyList<int>? Survivors { get; set; }
 
     public UnmaskRequest? UnmaskRequest { get; set; }

@@ -50,6 +50,8 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.StageTimeoutSeconds),
         nameof(AggregatorOptions.ProgressIntervalSeconds),
         nameof(AggregatorOptions.ProgressSilenceSeconds),
+        nameof(AggregatorOptions.StragglerWaitFactor),
+        nameof(AggregatorOptions.StragglerMinWaitSeconds),
         nameof(AggregatorOptions.JoinTimeoutSeconds),
         nameof(AggregatorOptions.JoinGraceSeconds),
         nameof(AggregatorOptions.MaxRetryPauseSeconds),

@@ -1288,6 +1288,55 @@ public sealed class HostileSiteRoundTests : IDisposable
         }
     }
 
+    // Row C8 (threat model): a site that keeps reporting training progress but never advertises ----------------------
+
+    /// <summary>
+    /// site-x reports "still training" twice a second and never advertises its keys; the training deadline is 600 s and
+    /// its reports never stop, so neither the deadline nor ProgressSilenceSeconds lets the round go on (before the straggler
+    /// wait it held the round for the whole 600 s). With StragglerWaitFactor 1 and StragglerMinWaitSeconds 3 the keys stage
+    /// closes a few seconds after the honest sites' keys (t = 3 of 4): the round completes without site-x, which the
+    /// audit names as a dropout of the keys stage, and its reports are refused from then on.
+    /// </summary>
+    [Fact]
+    public async Task ReportProgress_ForeverWithoutAdvertising_RoundGoesOnAfterTheStragglerWait()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1, extra: new Dictionary<string, string>
+        {
+            ["TrainingTimeoutSeconds"] = "600",
+            ["ProgressIntervalSeconds"] = "1",
+            ["ProgressSilenceSeconds"] = "3",
+            ["StragglerWaitFactor"] = "1",
+            ["StragglerMinWaitSeconds"] = "3",
+        });
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        Assert.Equal(3u, x.Announcement.Threshold);
+        var report = new ProgressReport { Header = x.H(Stage.AdvertiseKeys) };
+        int accepted = 0;
+        using var stop = new CancellationTokenSource();
+        Task reporting = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await x.Client.ReportProgressAsync(report, Deadline(10)).ResponseAsync;
+                accepted++;
+                await Task.Delay(500, stop.Token);
+            }
+        });
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        await stop.CancelAsync();
+        await reporting.ContinueWith(_ => { }, TaskScheduler.Default);
+
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal(Honest, completed.Participants.Order());
+        Assert.True(accepted >= 6, $"site-x's reports were accepted {accepted} times: it was not reporting through the straggler wait");
+        await Refused(() => x.Client.ReportProgressAsync(report, Deadline(10)).ResponseAsync, StatusCode.FailedPrecondition, "");
+        AuditLine dropout = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.Dropout);
+        Assert.Equal("advertise_keys", dropout.Text("stage"));
+        Assert.Equal(["site-x"], dropout.List("sites"));
+        AssertLogsVerify(fed);
+    }
+
     // Helpers ------------------------------------------------------------------------------------------------------
 
     /// <param name="maxCallsPerSite">SecureFed:MaxCallsPerSite when a test's point needs more of site-x's calls at once than the default 16 (the cap itself: HostileBulkCallTests).</param>
@@ -1296,8 +1345,9 @@ public sealed class HostileSiteRoundTests : IDisposable
     /// deadline should pass. Every other stage gets <see cref="DropoutDeadline.LongSeconds"/>, so an honest site starved on
     /// a loaded CI machine is not dropped and no extra attempt aborts (assertions on the exact attempts failed so once).
     /// </param>
+    /// <param name="extra">Further SecureFed: settings for the test's point (they override the helper's own).</param>
     private async Task<TestFederation> StartAsync(int rounds, int minSites = 3, IReadOnlyList<string>? honest = null, int? maxCallsPerSite = null,
-        ProtocolStage? waitedOut = null)
+        ProtocolStage? waitedOut = null, IReadOnlyDictionary<string, string>? extra = null)
     {
         var settings = new Dictionary<string, string>
         {
@@ -1311,6 +1361,11 @@ public sealed class HostileSiteRoundTests : IDisposable
         }
 
         settings["StageTimeoutSeconds"] = DropoutDeadline.LongSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach ((string name, string value) in extra ?? new Dictionary<string, string>())
+        {
+            settings[name] = value;
+        }
+
         TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. honest ?? Honest, "site-x"], settings);
         await fed.StartAggregatorAsync();
         if (waitedOut is ProtocolStage stage)

@@ -48,3 +48,50 @@ public sealed class ProgressOptionsTests
         ProgressSilenceSeconds = silence,
     };
 }
+
+/// <summary>
+/// <c>SecureFed:StragglerWaitFactor</c> and <c>StragglerMinWaitSeconds</c> (threat model C8): the defaults and "off" are
+/// valid; a negative, non-finite or huge factor and a minimum wait out of range are refused naming the setting.
+/// </summary>
+public sealed class StragglerOptionsTests
+{
+    [Theory]
+    [InlineData(3, 60)]   // the defaults
+    [InlineData(0, 60)]   // off
+    [InlineData(0.5, 1)]
+    [InlineData(1000, 86400)]
+    public void Valid(double factor, int minWait)
+    {
+        Assert.Empty(Options(factor, minWait).Validate());
+    }
+
+    [Fact]
+    public void Defaults_ThreeAndSixty()
+    {
+        var options = new AggregatorOptions();
+
+        Assert.Equal((3.0, 60), (options.StragglerWaitFactor, options.StragglerMinWaitSeconds));
+    }
+
+    [Theory]
+    [InlineData(-0.1, 60, "SecureFed:StragglerWaitFactor must be between 0 (off: wait for every member until TrainingTimeoutSeconds) and 1000, got -0.1.")]
+    [InlineData(double.NaN, 60, "SecureFed:StragglerWaitFactor must be between 0")]
+    [InlineData(double.PositiveInfinity, 60, "SecureFed:StragglerWaitFactor must be between 0")]
+    [InlineData(1000.5, 60, "got 1000.5.")]
+    [InlineData(3, 0, "SecureFed:StragglerMinWaitSeconds must be between 1 and 86400, got 0.")]
+    [InlineData(3, 86401, "SecureFed:StragglerMinWaitSeconds must be between 1 and 86400, got 86401.")]
+    public void Refused_NamingTheSetting(double factor, int minWait, string expected)
+    {
+        string error = Assert.Single(Options(factor, minWait).Validate());
+
+        Assert.Contains(expected, error, StringComparison.Ordinal);
+    }
+
+    private static AggregatorOptions Options(double factor, int minWait) => new()
+    {
+        Federation = "fed",
+        ModelSpecSha256 = new string('a', 64),
+        StragglerWaitFactor = factor,
+        StragglerMinWaitSeconds = minWait,
+    };
+}

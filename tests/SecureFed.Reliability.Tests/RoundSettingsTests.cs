@@ -58,6 +58,8 @@ public sealed class RoundSettingsTests
         { "StageTimeoutSeconds", o => o.StageTimeoutSeconds = 30 },
         { "ProgressIntervalSeconds", o => o.ProgressIntervalSeconds = 5 },
         { "ProgressSilenceSeconds", o => o.ProgressSilenceSeconds = 120 },
+        { "StragglerWaitFactor", o => o.StragglerWaitFactor = 0 },
+        { "StragglerMinWaitSeconds", o => o.StragglerMinWaitSeconds = 300 },
         { "JoinTimeoutSeconds", o => o.JoinTimeoutSeconds = 30 },
         { "JoinGraceSeconds", o => o.JoinGraceSeconds = 5 },
         { "MaxRetryPauseSeconds", o => o.MaxRetryPauseSeconds = 5 },
