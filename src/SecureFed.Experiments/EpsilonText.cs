@@ -15,6 +15,14 @@ public static class EpsilonText
     /// </remarks>
     public const double Minimum = 0.01;
 
+    /// <summary>The largest ε the experiment, the privacy audit and the demo accept.</summary>
+    /// <remarks>
+    /// Above it the noise is nil for any run these commands make (ε = 100,000 already calibrates σ ≈ 0.03 over 200 steps,
+    /// docs/utility.md), such an ε protects no one, and a larger one printed in full made the file names of the arm's model
+    /// too long to write, which failed the experiment after its training. <c>--epsilon none</c> runs an arm without DP.
+    /// </remarks>
+    public const double Maximum = 1e6;
+
     /// <summary>Formats <paramref name="epsilon"/> (invariant culture).</summary>
     /// <param name="epsilon">ε.</param>
     /// <returns>"8", "2.5", "0.125", "1e-06".</returns>
@@ -23,7 +31,7 @@ public static class EpsilonText
             ? epsilon.ToString("0.##", CultureInfo.InvariantCulture)
             : epsilon.ToString("G3", CultureInfo.InvariantCulture).ToLowerInvariant();
 
-    /// <summary>Why <paramref name="epsilon"/> is refused as a target (not finite, not positive, or below <see cref="Minimum"/>), or null.</summary>
+    /// <summary>Why <paramref name="epsilon"/> is refused as a target (not finite, not positive, below <see cref="Minimum"/> or above <see cref="Maximum"/>), or null.</summary>
     /// <param name="option">The option it came from, e.g. "--epsilon".</param>
     /// <param name="epsilon">ε.</param>
     /// <param name="delta">δ of the run, named in the message.</param>
@@ -33,6 +41,11 @@ public static class EpsilonText
         if (!(epsilon > 0) || double.IsInfinity(epsilon))
         {
             return $"{option} values must be finite and > 0; got {epsilon.ToString(CultureInfo.InvariantCulture)}.";
+        }
+
+        if (epsilon > Maximum)
+        {
+            return string.Create(CultureInfo.InvariantCulture, $"{option} {epsilon.ToString("R", CultureInfo.InvariantCulture).ToLowerInvariant()} is above the maximum ε of {Maximum:0}: the DP-SGD noise would be nil and such an ε protects no one. ε is the privacy loss (typically 1 to 10); an arm without DP is --epsilon none (the experiment's federated arm).");
         }
 
         return epsilon < Minimum

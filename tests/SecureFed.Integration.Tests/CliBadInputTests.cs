@@ -831,10 +831,11 @@ public sealed class CliBadInputTests : IDisposable
     [InlineData("1e10")]
     public async Task Demo_EpsilonSoLargeThatSigmaRoundsToZero_UsageErrorBeforeAnythingRuns(string epsilon)
     {
-        // Ran with "σ=0.000": DP-SGD without noise under an ε that promises privacy.
+        // Ran with "σ=0.000": DP-SGD without noise under an ε that promises privacy. Refused since session 41 by the
+        // maximum ε every command shares (EpsilonText.Maximum), before the demo's own σ check.
         var (code, stdout, err) = await Run("demo", "--corpus", "synthetic", "--epsilon", epsilon, "--out", Path.Combine(_dir, "out"));
 
-        AssertUsageError(code, err, "--epsilon ", "patient-level DP would add no noise", "σ = ");
+        AssertUsageError(code, err, "--epsilon ", "is above the maximum ε of 1000000", "protects no one");
         Assert.Empty(stdout);
         Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
     }

@@ -45,6 +45,27 @@ public sealed class EpsilonTextTests
         Assert.Contains("δ", error.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>ε = 1e308 used to run the whole arm and then fail writing its model: the name held ε's 309 digits.</summary>
+    [Theory]
+    [InlineData(1e308, "--epsilon 1e+308 is above the maximum ε of 1000000")]
+    [InlineData(1000000.5, "--epsilon 1000000.5 is above the maximum ε of 1000000")]
+    public void ExperimentOptionsValidate_EpsilonAboveMaximum_RefusedNamingTheValue(double epsilon, string expected)
+    {
+        var options = new ExperimentOptions { DataDirectory = "corpus", Epsilons = [8, epsilon] };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
+        Assert.Contains("--epsilon none", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Problem_MaximumItself_Accepted()
+    {
+        Assert.Null(EpsilonText.Problem("--epsilon", EpsilonText.Maximum, 1e-5));
+        Assert.Equal("1000000", EpsilonText.Format(EpsilonText.Maximum));
+    }
+
     [Fact]
     public void PrivacyAuditOptionsValidate_EpsilonBelowMinimum_Refused()
     {
