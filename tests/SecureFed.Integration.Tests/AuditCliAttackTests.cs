@@ -52,6 +52,21 @@ public sealed class AuditCliAttackTests : IDisposable
         Assert.False(OutputPaths.IsInside(Path.Combine(_dir, "report.html"), logs));
     }
 
+    /// <summary>The check that refuses a --previous file that is not a checkpoint (CliBadInputTests) lets a real one through to the verification.</summary>
+    [Fact]
+    public async Task AuditVerifyAndReport_PreviousIsAKeptCheckpoint_Verified()
+    {
+        string logs = Log("aggregator", log => log.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("threshold", 2)));
+        string kept = Path.Combine(_dir, "kept.checkpoint");
+        File.Copy(Path.Combine(logs, AuditLog.LatestCheckpointFileName), kept);
+
+        var (code, stdout, err) = await Run("audit", "verify", logs, "--previous", kept);
+        var (reportCode, _, reportErr) = await Run("audit", "report", logs, "--out", Path.Combine(_dir, "report.html"), "--previous", kept);
+
+        Assert.True(code == CliApp.ExitOk, stdout + err);
+        Assert.True(reportCode == CliApp.ExitOk, reportErr);
+    }
+
     [Fact]
     public async Task AuditVerify_LineBeyondDouble_JsonVerdictNamesTheLine()
     {

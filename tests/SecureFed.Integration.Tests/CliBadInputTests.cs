@@ -488,6 +488,37 @@ public sealed class CliBadInputTests : IDisposable
         Assert.DoesNotContain("does not exist", err, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// 'audit verify --previous DIR/audit.jsonl' (a file that is not a checkpoint) printed FAILED and exited 1, as a
+    /// tampered log does; 'audit report' the same. Now a usage error naming the file and what to give instead.
+    /// </summary>
+    [Theory]
+    [InlineData("verify", "audit.jsonl")]
+    [InlineData("verify", "empty")]
+    [InlineData("report", "audit.jsonl")]
+    public async Task Audit_PreviousFileThatIsNotACheckpoint_UsageErrorNotFailed(string command, string which)
+    {
+        string log = Path.Combine(_dir, "audit");
+        Directory.CreateDirectory(log);
+        string lines = Path.Combine(log, "audit.jsonl");
+        File.WriteAllText(lines, "{}\n");
+        string given = which == "empty" ? Path.Combine(_dir, "empty.checkpoint") : lines;
+        if (which == "empty")
+        {
+            File.WriteAllText(given, "");
+        }
+
+        string[] args = command == "verify"
+            ? ["audit", "verify", log, "--previous", given]
+            : ["audit", "report", log, "--out", Path.Combine(_dir, "report.html"), "--previous", given];
+
+        var (code, stdout, err) = await Run(args);
+
+        AssertUsageError(code, err, $"--previous: '{given}' is not a signed checkpoint (", "checkpoint.latest");
+        Assert.DoesNotContain("FAILED", stdout, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_dir, "report.html")));
+    }
+
     [Theory]
     [InlineData("1e8", "(0.00000, 1e-05)-DP")]
     [InlineData("1e300", "(0.00000, 1e-05)-DP")]

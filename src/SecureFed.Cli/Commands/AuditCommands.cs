@@ -46,9 +46,9 @@ internal static class AuditCommands
         {
             string dir = RequireDirectory(parse.GetValue(directory));
             string? previousFile = parse.GetValue(previous);
-            if (previousFile is not null && !File.Exists(previousFile))
+            if (previousFile is not null)
             {
-                throw new UsageException($"--previous: checkpoint file '{previousFile}' {Absent(previousFile)}.");
+                RequireCheckpointFile(previousFile);
             }
 
             AuditVerification result;
@@ -139,9 +139,9 @@ internal static class AuditCommands
 
             string?[]? pins = PerDirectory(parse.GetValue(keys), dirs, "--key");
             string?[]? kept = PerDirectory(parse.GetValue(previous), dirs, "--previous");
-            if (kept?.FirstOrDefault(k => k is not null && !File.Exists(k)) is string missing)
+            foreach (string file in kept?.OfType<string>() ?? [])
             {
-                throw new UsageException($"--previous: checkpoint file '{missing}' {Absent(missing)}.");
+                RequireCheckpointFile(file);
             }
 
             AuditReportResult result;
@@ -333,6 +333,32 @@ internal static class AuditCommands
     }
 
     /// <summary>Why a file argument that <see cref="File.Exists(string)"/> denied cannot be read: it is a folder, or it does not exist.</summary>
+    /// <summary>
+    /// A usage error unless <paramref name="path"/> is a file holding a signed checkpoint. A file that is not one (the log's
+    /// audit.jsonl, a key, an empty file) was reported as a FAILED verification, as if the log had been tampered with;
+    /// whether the checkpoint's signature, origin and size fit the log is the verification's business, not this check's.
+    /// </summary>
+    private static void RequireCheckpointFile(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new UsageException($"--previous: checkpoint file '{path}' {Absent(path)}.");
+        }
+
+        try
+        {
+            SignedCheckpoint.Parse(File.ReadAllText(path));
+        }
+        catch (Exception ex) when (ex is FormatException or InvalidDataException)
+        {
+            throw new UsageException($"--previous: '{path}' is not a signed checkpoint ({ex.Message}); give a copy of a checkpoint you kept from an earlier verification (the log folder's {AuditLog.LatestCheckpointFileName} or checkpoints/<size>{AuditLog.CheckpointExtension}).");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new UsageException($"--previous: checkpoint file '{path}' cannot be read: {ex.Message}");
+        }
+    }
+
     private static string Absent(string path) =>
         Directory.Exists(path) ? "is a folder; give the file itself" : "does not exist";
 }
