@@ -1293,23 +1293,32 @@ public sealed class HostileSiteRoundTests : IDisposable
     /// <summary>
     /// site-x reports "still training" twice a second and never advertises its keys; the training deadline is 600 s and
     /// its reports never stop, so neither the deadline nor ProgressSilenceSeconds lets the round go on (before the straggler
-    /// wait it held the round for the whole 600 s). With StragglerWaitFactor 1 and StragglerMinWaitSeconds 3 the keys stage
-    /// closes a few seconds after the honest sites' keys (t = 3 of 4): the round completes without site-x, which the
-    /// audit names as a dropout of the keys stage, and its reports are refused from then on.
+    /// wait it held the round for the whole 600 s). Five sites, t = 3: site-a, site-b and site-c advertise at once, site-d
+    /// (honest, slow) 3 s later. With StragglerWaitFactor 1 and StragglerMinWaitSeconds 20 the keys stage waits 20 s after
+    /// the third keys: site-d is in the round, site-x is left out (the audit names it as the keys stage's one dropout) and
+    /// its reports are refused from then on.
     /// </summary>
     [Fact]
-    public async Task ReportProgress_ForeverWithoutAdvertising_RoundGoesOnAfterTheStragglerWait()
+    public async Task ReportProgress_ForeverWithoutAdvertising_RoundGoesOnAfterTheStragglerWaitWithTheSlowHonestSite()
     {
-        await using TestFederation fed = await StartAsync(rounds: 1, extra: new Dictionary<string, string>
+        string[] honest = ["site-a", "site-b", "site-c", "site-d"];
+        await using TestFederation fed = await StartAsync(rounds: 1, honest: honest, extra: new Dictionary<string, string>
         {
             ["TrainingTimeoutSeconds"] = "600",
             ["ProgressIntervalSeconds"] = "1",
             ["ProgressSilenceSeconds"] = "3",
             ["StragglerWaitFactor"] = "1",
-            ["StragglerMinWaitSeconds"] = "3",
+            ["StragglerMinWaitSeconds"] = "20",
         });
-        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
-        Assert.Equal(3u, x.Announcement.Threshold);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () =>
+        {
+            foreach ((string site, int i) in honest.Select((s, i) => (s, i)))
+            {
+                var fake = new FakeTrainer(site, TestFederation.Parameters, 100 * (i + 1));
+                fed.StartAgent(site, 100 * (i + 1), trainer: site == "site-d" ? new SlowTrainer(fake, TimeSpan.FromSeconds(3)) : fake);
+            }
+        });
+        Assert.Equal((3u, 5), (x.Announcement.Threshold, x.Announcement.Participants.Count));
         var report = new ProgressReport { Header = x.H(Stage.AdvertiseKeys) };
         int accepted = 0;
         using var stop = new CancellationTokenSource();
@@ -1323,18 +1332,18 @@ public sealed class HostileSiteRoundTests : IDisposable
             }
         });
 
-        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(150));
         await stop.CancelAsync();
         await reporting.ContinueWith(_ => { }, TaskScheduler.Default);
 
         RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
-        Assert.Equal(Honest, completed.Participants.Order());
-        Assert.True(accepted >= 6, $"site-x's reports were accepted {accepted} times: it was not reporting through the straggler wait");
+        Assert.Equal(honest, completed.Participants.Order());
+        Assert.True(accepted >= 20, $"site-x's reports were accepted {accepted} times: it was not reporting through the straggler wait");
         await Refused(() => x.Client.ReportProgressAsync(report, Deadline(10)).ResponseAsync, StatusCode.FailedPrecondition, "");
         AuditLine dropout = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.Dropout);
         Assert.Equal("advertise_keys", dropout.Text("stage"));
         Assert.Equal(["site-x"], dropout.List("sites"));
-        AssertLogsVerify(fed);
+        AssertLogsVerify(fed, honest);
     }
 
     // Helpers ------------------------------------------------------------------------------------------------------
@@ -1463,11 +1472,12 @@ public sealed class HostileSiteRoundTests : IDisposable
         return rounds;
     }
 
-    private static void AssertLogsVerify(TestFederation fed)
+    /// <param name="honest">The agents whose logs are verified too (<see cref="Honest"/> unless given).</param>
+    private static void AssertLogsVerify(TestFederation fed, IReadOnlyList<string>? honest = null)
     {
         AuditVerification verification = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
         Assert.True(verification.Ok, verification.FirstProblem);
-        foreach (string site in Honest)
+        foreach (string site in honest ?? Honest)
         {
             AuditVerification agent = AuditVerifier.Verify(AgentState.AuditDirectory(fed.AgentDataDirectory(site)));
             Assert.True(agent.Ok, agent.FirstProblem);
@@ -1492,6 +1502,24 @@ public sealed class HostileSiteRoundTests : IDisposable
         public string[] List(string name) => Fields.TryGetProperty(name, out JsonElement v) && v.ValueKind == JsonValueKind.Array
             ? [.. v.EnumerateArray().Select(e => e.GetString()!)]
             : [];
+    }
+
+    /// <summary>The fake trainer, taking <paramref name="delay"/> longer to train (an honest site slower than the others).</summary>
+    private sealed class SlowTrainer(FakeTrainer inner, TimeSpan delay) : ILocalTrainer
+    {
+        public string ModelSpecSha256 => inner.ModelSpecSha256;
+
+        public int ParameterCount => inner.ParameterCount;
+
+        public long ExampleCount => inner.ExampleCount;
+
+        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
+
+        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
+        {
+            Task.Delay(delay, cancellationToken).GetAwaiter().GetResult();
+            return inner.Train(globalModel, plan, cancellationToken);
+        }
     }
 
     /// <summary>The fake trainer, reporting <paramref name="counts"/> as its dev counts of the received model whenever the round asks for them.</summary>
