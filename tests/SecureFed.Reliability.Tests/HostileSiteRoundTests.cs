@@ -1504,24 +1504,6 @@ public sealed class HostileSiteRoundTests : IDisposable
             : [];
     }
 
-    /// <summary>The fake trainer, taking <paramref name="delay"/> longer to train (an honest site slower than the others).</summary>
-    private sealed class SlowTrainer(FakeTrainer inner, TimeSpan delay) : ILocalTrainer
-    {
-        public string ModelSpecSha256 => inner.ModelSpecSha256;
-
-        public int ParameterCount => inner.ParameterCount;
-
-        public long ExampleCount => inner.ExampleCount;
-
-        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
-
-        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
-        {
-            Task.Delay(delay, cancellationToken).GetAwaiter().GetResult();
-            return inner.Train(globalModel, plan, cancellationToken);
-        }
-    }
-
     /// <summary>The fake trainer, reporting <paramref name="counts"/> as its dev counts of the received model whenever the round asks for them.</summary>
     private sealed class CountingTrainer(FakeTrainer inner, EvaluationCounts counts) : ILocalTrainer
     {

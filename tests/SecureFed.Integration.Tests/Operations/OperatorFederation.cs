@@ -81,23 +81,4 @@ internal sealed class OperatorFederation : IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => Federation.DisposeAsync();
-
-    /// <summary>The stand-in trainer, taking <paramref name="delay"/> per round as real training would.</summary>
-    private sealed class SlowTrainer(FakeTrainer inner, TimeSpan delay) : ILocalTrainer
-    {
-        public string ModelSpecSha256 => inner.ModelSpecSha256;
-
-        public int ParameterCount => inner.ParameterCount;
-
-        public long ExampleCount => inner.ExampleCount;
-
-        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
-
-        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
-        {
-            cancellationToken.WaitHandle.WaitOne(delay);
-            cancellationToken.ThrowIfCancellationRequested();
-            return inner.Train(globalModel, plan, cancellationToken);
-        }
-    }
 }
