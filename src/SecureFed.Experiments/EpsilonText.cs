@@ -19,7 +19,8 @@ public static class EpsilonText
     /// <remarks>
     /// Above it the noise is nil for any run these commands make (ε = 100,000 already calibrates σ ≈ 0.03 over 200 steps,
     /// docs/utility.md), such an ε protects no one, and a larger one printed in full made the file names of the arm's model
-    /// too long to write, which failed the experiment after its training. <c>--epsilon none</c> runs an arm without DP.
+    /// too long to write, which failed the experiment after its training. The experiment and the privacy audit train an arm
+    /// without DP beside the DP arms.
     /// </remarks>
     public const double Maximum = 1e6;
 
@@ -45,7 +46,7 @@ public static class EpsilonText
 
         if (epsilon > Maximum)
         {
-            return string.Create(CultureInfo.InvariantCulture, $"{option} {epsilon.ToString("R", CultureInfo.InvariantCulture).ToLowerInvariant()} is above the maximum ε of {Maximum:0}: the DP-SGD noise would be nil and such an ε protects no one. ε is the privacy loss (typically 1 to 10); an arm without DP is --epsilon none (the experiment's federated arm).");
+            return string.Create(CultureInfo.InvariantCulture, $"{option} {epsilon.ToString("R", CultureInfo.InvariantCulture).ToLowerInvariant()} is above the maximum ε of {Maximum:0}: the DP-SGD noise would be nil and such an ε protects no one. ε is the privacy loss (typically 1 to 10); for a model without DP, experiment and privacy audit train an arm without DP beside the DP arms.");
         }
 
         return epsilon < Minimum

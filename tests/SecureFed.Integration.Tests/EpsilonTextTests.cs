@@ -56,7 +56,7 @@ public sealed class EpsilonTextTests
         ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
 
         Assert.Contains(expected, error.Message, StringComparison.Ordinal);
-        Assert.Contains("--epsilon none", error.Message, StringComparison.Ordinal);
+        Assert.Contains("an arm without DP beside the DP arms", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

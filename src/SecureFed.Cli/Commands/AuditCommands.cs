@@ -332,7 +332,6 @@ internal static class AuditCommands
         return directory;
     }
 
-    /// <summary>Why a file argument that <see cref="File.Exists(string)"/> denied cannot be read: it is a folder, or it does not exist.</summary>
     /// <summary>
     /// A usage error unless <paramref name="path"/> is a file holding a signed checkpoint. A file that is not one (the log's
     /// audit.jsonl, a key, an empty file) was reported as a FAILED verification, as if the log had been tampered with;
@@ -359,6 +358,7 @@ internal static class AuditCommands
         }
     }
 
+    /// <summary>Why a file argument that <see cref="File.Exists(string)"/> denied cannot be read: it is a folder, or it does not exist.</summary>
     private static string Absent(string path) =>
         Directory.Exists(path) ? "is a folder; give the file itself" : "does not exist";
 }
