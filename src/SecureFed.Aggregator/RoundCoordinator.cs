@@ -526,7 +526,7 @@ public sealed class RoundCoordinator : BackgroundService
                 $"SecureFed:MinSites = {_options.MinSites} but the federation has {all} site(s): no round could ever open; lower SecureFed:MinSites or provision more sites (securefed provision)."));
         }
 
-        int provisioned = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+        int provisioned = SitesNotRevoked();
         if (_options.MinSites > provisioned)
         {
             return true; // sites revoked since: WarnIfTooFewSitesNotRevoked says so; no cohort to check yet
@@ -584,6 +584,23 @@ public sealed class RoundCoordinator : BackgroundService
         }
     }
 
+    /// <summary>The federation's sites that are not revoked: the largest cohort a round can open with.</summary>
+    private int SitesNotRevoked() => _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+
+    /// <summary>
+    /// Sites revoked since leave fewer than <see cref="AggregatorOptions.MinSites"/>: an operator's state, not a setting
+    /// to refuse (the aggregator still serves, refuses the revoked sites, and opens rounds again once sites are
+    /// provisioned). Said at start, once, instead of waiting silently.
+    /// </summary>
+    private void WarnIfTooFewSitesNotRevoked()
+    {
+        int provisioned = SitesNotRevoked();
+        if (_options.MinSites > provisioned && _options.MinSites <= _state.Kit.Manifest.Sites.Count)
+        {
+            Log.TooFewSitesNotRevoked(_logger, _options.MinSites, provisioned);
+        }
+    }
+
     /// <summary>
     /// Warns at start-up when the threshold t equals the cohort size n: for the whole federation (every site not revoked;
     /// e.g. a federation of two sites) or, with a configured <see cref="AggregatorOptions.Threshold"/>, for the smallest
@@ -593,23 +610,9 @@ public sealed class RoundCoordinator : BackgroundService
     /// docs/PROTOCOL.md §2 "A cohort of exactly t sites"). Logged, not audited: the aggregator audits no start-up settings, and each
     /// <c>round.opened</c> line states the round's cohort and threshold.
     /// </summary>
-    /// <summary>
-    /// Sites revoked since leave fewer than <see cref="AggregatorOptions.MinSites"/>: an operator's state, not a setting
-    /// to refuse (the aggregator still serves, refuses the revoked sites, and opens rounds again once sites are
-    /// provisioned). Said at start, once, instead of waiting silently.
-    /// </summary>
-    private void WarnIfTooFewSitesNotRevoked()
-    {
-        int provisioned = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
-        if (_options.MinSites > provisioned && _options.MinSites <= _state.Kit.Manifest.Sites.Count)
-        {
-            Log.TooFewSitesNotRevoked(_logger, _options.MinSites, provisioned);
-        }
-    }
-
     private void WarnIfOneSiteCanAbortEveryRound()
     {
-        int sites = _state.Kit.Manifest.Sites.Count(s => !_state.Kit.Manifest.IsRevoked(s.Name));
+        int sites = SitesNotRevoked();
         foreach ((int n, string which) in new[] { (sites, "every site of the federation"), (_options.MinSites, "the fewest sites a round opens with, SecureFed:MinSites") })
         {
             // The smallest cohort only with a configured threshold: the automatic one grows with n, and a round normally

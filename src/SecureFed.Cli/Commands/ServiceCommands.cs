@@ -53,10 +53,6 @@ internal static class ServiceCommands
     }
 
     /// <summary>
-    /// The aggregator service until its rounds are done or Ctrl+C: every round in this process, or, on the cluster's
-    /// coordinator silo, each round's state in the cluster (<paramref name="roundServers"/>).
-    /// </summary>
-    /// <summary>
     /// The aggregator's configuration as the service reads it: <paramref name="configuration"/> with the model spec's
     /// SHA-256 and, unless the configuration names its own, the spec's entity types for federated evaluation.
     /// </summary>
@@ -76,6 +72,10 @@ internal static class ServiceCommands
         return new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
     }
 
+    /// <summary>
+    /// The aggregator service until its rounds are done or Ctrl+C: every round in this process, or, on the cluster's
+    /// coordinator silo, each round's state in the cluster (<paramref name="roundServers"/>).
+    /// </summary>
     private static async Task<int> RunAggregatorAsync(IConfiguration configuration, ParseResult parse, IRoundServerFactory? roundServers, ICoordinatorFence? fence, CancellationToken ct)
     {
         IConfiguration full = AggregatorConfiguration(configuration, out ModelSpec spec);
