@@ -22,13 +22,32 @@ internal sealed class CliProcess : IDisposable
         }
     }
 
-    public static CliProcess Start(params string[] args)
+    public static CliProcess Start(params string[] args) => StartWithEnvironment(new Dictionary<string, string?>(), args);
+
+    /// <summary>
+    /// Starts <c>securefed</c> with <paramref name="environment"/> added to (or replacing in) this process's environment;
+    /// a null value removes the variable.
+    /// </summary>
+    public static CliProcess StartWithEnvironment(IReadOnlyDictionary<string, string?> environment, params string[] args)
     {
         // Through env --default-signal=INT (coreutils): a test run started in the background by a shell without job
         // control (CI: 'bash -c "… &"') inherits SIGINT ignored, and a process keeps an ignored SIGINT ignored, as nohup
         // relies on; the child gets Ctrl-C's default back, as in a terminal.
         var info = new ProcessStartInfo("env") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         info.ArgumentList.Add("--default-signal=INT");
+        foreach ((string name, string? value) in environment.OrderBy(e => e.Value is null ? 0 : 1))
+        {
+            if (value is null)
+            {
+                info.ArgumentList.Add("-u");
+                info.ArgumentList.Add(name);
+            }
+            else
+            {
+                info.ArgumentList.Add($"{name}={value}");
+            }
+        }
+
         info.ArgumentList.Add("dotnet");
         info.ArgumentList.Add(CliPath());
         foreach (string arg in args)

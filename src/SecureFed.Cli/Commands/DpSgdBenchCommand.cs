@@ -39,10 +39,11 @@ internal static class DpSgdBenchCommand
             }
 
             (List<Sentence> train, string source) = Load(parse.GetValue(data), n);
+            bool hugePages = TorchRuntime.HugePagesSetting() == "1";
             TextWriter output = parse.InvocationConfiguration.Output;
             LabelSet labels = LabelSet.FromSentences(train);
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"bench dp-sgd: {train.Count} sentences ({train.Sum(x => x.Length)} tokens) from {source}, batch {b}, {s} steps per arm, {r} interleaved repeats (medians), 1 torch thread, load {LoadAverage()}"));
+                $"bench dp-sgd: {train.Count} sentences ({train.Sum(x => x.Length)} tokens) from {source}, batch {b}, {s} steps per arm, {r} interleaved repeats (medians), 1 torch thread, huge pages {(hugePages ? "on" : "off")} ({TorchRuntime.HugePagesVariable}={TorchRuntime.HugePagesSetting() ?? "unset"}), load {LoadAverage()}"));
             var results = new JsonObject();
             foreach (string name in parse.GetValue(configs) ?? [])
             {
@@ -64,6 +65,7 @@ internal static class DpSgdBenchCommand
                     ["sentences"] = train.Count,
                     ["batch"] = b,
                     ["repeats"] = r,
+                    ["huge_pages"] = hugePages,
                     ["ordinary_tokens_per_second"] = main?["ordinary_tokens_per_second"]?.DeepClone(),
                     ["dp_tokens_per_second"] = main?["dp_tokens_per_second"]?.DeepClone(),
                     ["configs"] = results,
