@@ -15,7 +15,7 @@ public sealed record LocalTrainingPlan(long Round, int LocalEpochs, double Noise
     /// </summary>
     public int EvaluationCountCap { get; init; }
 
-    /// <summary>Cap of DP-SGD steps in this round (0 = none: <see cref="LocalEpochs"/> × 1/q). <value>The default value is 0.</value></summary>
+    /// <summary>Cap of DP-SGD steps in this round (0 = none: <see cref="LocalEpochs"/> × round(1/q)). <value>The default value is 0.</value></summary>
     public int MaxSteps { get; init; }
 
     /// <summary>
@@ -29,6 +29,12 @@ public sealed record LocalTrainingPlan(long Round, int LocalEpochs, double Noise
     /// empty = none. <value>The default value is empty.</value>
     /// </summary>
     public IReadOnlyList<float> LayerScales { get; init; } = [];
+
+    /// <summary>
+    /// The DP-SGD steps this plan takes: <see cref="LocalEpochs"/> × round(1/q), at most <see cref="MaxSteps"/> when set
+    /// (<see cref="Tagger.DpSgdOptions.StepsPerRound"/>).
+    /// </summary>
+    public long Steps => Tagger.DpSgdOptions.StepsPerRound(LocalEpochs, SampleRate, MaxSteps);
 
     /// <summary>The noise multiplier this site adds itself: σ, or σ/√k when the noise is split into k ≥ 2 shares.</summary>
     public double SiteNoiseMultiplier => NoiseShares >= 2 ? NoiseMultiplier / Math.Sqrt(NoiseShares) : NoiseMultiplier;

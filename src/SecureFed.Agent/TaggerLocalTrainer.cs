@@ -81,8 +81,7 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
     public long ExpectedSteps(LocalTrainingPlan plan)
     {
         ArgumentNullException.ThrowIfNull(plan);
-        long steps = (long)Math.Ceiling(plan.LocalEpochs / plan.SampleRate);
-        return plan.MaxSteps > 0 ? Math.Min(steps, plan.MaxSteps) : steps;
+        return plan.Steps;
     }
 
     /// <inheritdoc />

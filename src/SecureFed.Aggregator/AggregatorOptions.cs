@@ -201,25 +201,29 @@ public sealed class AggregatorOptions
     };
 
     /// <summary>
-    /// DP-SGD noise multiplier announced to sites (patient-level DP). With the other defaults (q = 0.1, 2 local epochs
-    /// = 20 steps per round) 10 rounds spend ε ≈ 8 at δ = 1e-5. <value>The default value is 1.2.</value>
+    /// DP-SGD noise multiplier announced to sites (patient-level DP). With the other defaults (q = 0.3, 7 local epochs
+    /// capped at 20 steps per round) 10 rounds spend ε ≈ 8 at δ = 1e-5 (the RDP accountant's σ for that is 2.8544; 1.2 with q 0.1
+    /// up to session 41). <value>The default value is 2.86.</value>
     /// </summary>
-    public double DpSgdNoiseMultiplier { get; set; } = 1.2;
+    public double DpSgdNoiseMultiplier { get; set; } = 2.86;
 
     /// <summary>DP-SGD per-example clip norm C (of a sentence's summed-loss gradient; docs/utility.md; 8 before session 40). <value>The default value is 2.0.</value></summary>
     public double DpSgdMaxGradNorm { get; set; } = 2.0;
 
-    /// <summary>DP-SGD Poisson sampling rate q. <value>The default value is 0.1.</value></summary>
-    public double DpSgdSampleRate { get; set; } = 0.1;
+    /// <summary>DP-SGD Poisson sampling rate q (0.1 up to session 41; docs/utility.md "Recipe"). <value>The default value is 0.3.</value></summary>
+    public double DpSgdSampleRate { get; set; } = 0.3;
 
-    /// <summary>Local epochs per round (each 1/q DP-SGD steps). <value>The default value is 2.</value></summary>
-    public int LocalEpochs { get; set; } = 2;
+    /// <summary>
+    /// Local epochs per round: each site takes LocalEpochs × round(1/q) DP-SGD steps a round, at most
+    /// <see cref="DpSgdMaxSteps"/> (7 × 3 = 21, capped at 20; 2 × 10 = 20 up to session 41). <value>The default value is 7.</value>
+    /// </summary>
+    public int LocalEpochs { get; set; } = 7;
 
     /// <summary>
     /// Cap of DP-SGD steps each site takes per round (docs/PROTOCOL.md, "Split patient-level noise"); 0 = no cap
-    /// (<see cref="LocalEpochs"/> × 1/q steps). <value>The default value is 0.</value>
+    /// (<see cref="LocalEpochs"/> × round(1/q) steps). Split noise needs 1. <value>The default value is 20 (0 up to session 41).</value>
     /// </summary>
-    public int DpSgdMaxSteps { get; set; }
+    public int DpSgdMaxSteps { get; set; } = 20;
 
     /// <summary>
     /// k, the shares the patient-level DP-SGD noise is split into: 0 or 1 = every site adds the whole σ (the guarantee

@@ -54,7 +54,10 @@ public sealed record ExperimentOptions
     /// <value>The default value is 10.</value>
     public int Rounds { get; init; } = 10;
 
-    /// <summary>Local epochs per round (the budget of every arm is Rounds × LocalEpochs epochs over its data).</summary>
+    /// <summary>
+    /// Local epochs per round: the budget of every arm without DP is Rounds × LocalEpochs epochs over its data; the DP-SGD
+    /// arms take <see cref="DpStepsPerRound"/> steps a round (LocalEpochs × round(1/q) when that is 0).
+    /// </summary>
     /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 2.</value>
     public int LocalEpochs { get; init; } = TrainingRecipe.Product.LocalEpochs;
 
@@ -87,22 +90,22 @@ public sealed record ExperimentOptions
     public TaggerOptimizer DpOptimizer { get; init; } = TrainingRecipe.Product.DpOptimizer;
 
     /// <summary>Learning rate of the DP-SGD arms.</summary>
-    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 0.5.</value>
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 2.</value>
     public double DpLearningRate { get; init; } = TrainingRecipe.Product.DpLearningRate;
 
     /// <summary>DP-SGD Poisson sampling rate q (expected batch q·N).</summary>
-    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 0.1.</value>
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 0.3.</value>
     public double SampleRate { get; init; } = TrainingRecipe.Product.SampleRate;
 
     /// <summary>
     /// DP-SGD steps per site per round (each a Poisson sample of expected size q·N); 0 = LocalEpochs × round(1/q), i.e.
     /// the same epochs as the arms without DP. Fewer, larger steps at the same ε need less noise per step.
     /// </summary>
-    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 0.</value>
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 20.</value>
     public int DpStepsPerRound { get; init; } = TrainingRecipe.Product.DpStepsPerRound;
 
     /// <summary>DP-SGD per-example gradient clip C.</summary>
-    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 8.</value>
+    /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 2.</value>
     public double GradClip { get; init; } = TrainingRecipe.Product.GradClip;
 
     /// <summary>

@@ -102,6 +102,21 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     public static double StepsPerEpoch(double sampleRate) => Math.Max(1, Math.Round(1.0 / sampleRate));
 
     /// <summary>
+    /// The DP-SGD steps one round's training takes (what the trainer runs, and so what a site accounts): local epochs ×
+    /// round(1/q), at most <paramref name="stepsCap"/> when that is positive. 2 epochs at q 0.1 are 20 steps; 7 at q 0.3
+    /// are 21, capped at 20 by the product's announcement.
+    /// </summary>
+    /// <param name="localEpochs">Local epochs per round.</param>
+    /// <param name="sampleRate">q in (0, 1].</param>
+    /// <param name="stepsCap">Cap on the steps per round (0 = none).</param>
+    /// <returns>The steps.</returns>
+    public static long StepsPerRound(int localEpochs, double sampleRate, int stepsCap = 0)
+    {
+        double steps = Math.Min(MaxStepsPerRound, localEpochs * StepsPerEpoch(sampleRate));
+        return stepsCap > 0 ? Math.Min((long)steps, stepsCap) : (long)steps;
+    }
+
+    /// <summary>
     /// Why a DP-SGD plan of <paramref name="localEpochs"/> epochs at sample rate <paramref name="sampleRate"/> is
     /// implausible (more than <see cref="MaxStepsPerRound"/> steps per round or per epoch), or null when it is not.
     /// The planners (the demo's options, the experiment's) check it before anything runs.

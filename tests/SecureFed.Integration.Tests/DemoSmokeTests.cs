@@ -171,21 +171,24 @@ public sealed class DemoSmokeTests : IDisposable
     }
 
     [Theory]
-    [InlineData(0.1, 2, 200)] // the defaults: 10 rounds of 2 local epochs of 10 steps
+    [InlineData(0.3, 7, 200)] // the defaults: 10 rounds of 7 local epochs of 3 steps, capped at 20
+    [InlineData(0.1, 2, 200)] // the defaults up to session 41: 10 rounds of 2 local epochs of 10 steps
     [InlineData(0.3, 2, 60)]
-    [InlineData(0.02, 1, 500)] // 10 × 50 = 500
-    [InlineData(0.01, 2, 500)] // 2,000 steps: capped at --rounds' most
+    [InlineData(0.02, 1, 200)] // 50 steps, capped at the recipe's 20
+    [InlineData(0.5, 1, 20)]
     public void OneStepRounds_WithoutRoundsGiven_AsManyRoundsAsTheDefaultRecipesStepsAtMost500(double q, int epochs, int rounds) =>
         Assert.Equal(rounds, DemoCommand.OneStepRounds(q, epochs));
 
     [Theory]
-    [InlineData(10, 2, 0.1, 0, 20, 10, 2)] // the defaults: 10 rounds of 2 local epochs
+    [InlineData(10, 7, 0.3, 20, 20, 10, 2)] // the defaults: 60 passes of DP-SGD; the comparisons 10 rounds of 2 local epochs
+    [InlineData(10, 2, 0.1, 0, 20, 10, 2)] // the defaults up to session 41: 10 rounds of 2 local epochs
     [InlineData(200, 2, 0.1, 1, 20, 10, 2)] // one step per round: 200 steps of q = 0.1 are 20 passes, not 400 epochs
-    [InlineData(60, 2, 0.3, 1, 20, 10, 2)]
+    [InlineData(60, 2, 0.3, 1, 18, 9, 2)] // 60 steps of q = 0.3: 18 passes
     [InlineData(20, 2, 0.1, 5, 10, 5, 2)] // 5 of the 20 steps a round
+    [InlineData(10, 1, 0.1, 0, 10, 5, 2)] // 1 local epoch of DP-SGD a round: 10 passes, in rounds of 2
     [InlineData(3, 2, 0.1, 1, 1, 1, 1)] // 0.3 passes: at least one epoch
     [InlineData(0, 2, 0.1, 0, 2, 1, 2)] // no round completed: one round's budget
-    public void ComparisonBudget_TheFederationsPassesOverTheData(int completed, int localEpochs, double q, int stepsCap, int epochs, int noDpRounds, int noDpEpochs) =>
+    public void ComparisonBudget_TwoLocalEpochsARoundAtMostTheDpSgdsPasses(int completed, int localEpochs, double q, int stepsCap, int epochs, int noDpRounds, int noDpEpochs) =>
         Assert.Equal((epochs, noDpRounds, noDpEpochs), DemoRunner.ComparisonBudget(completed, localEpochs, q, stepsCap));
 
     [Fact]

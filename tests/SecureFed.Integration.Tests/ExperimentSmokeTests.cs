@@ -318,11 +318,12 @@ public sealed class ExperimentSmokeTests : IDisposable
     }
 
     [Theory]
-    [InlineData(new string[0], "product", 2, 0.01, "sgd", 2.0, 0.1, 2.0, true)]
-    [InlineData(new[] { "--recipe", "first-session" }, "first-session", 1, 0.003, "adam", 0.003, 0.02, 1.0, false)]
-    [InlineData(new[] { "--recipe", "first-session", "--grad-clip", "3", "--dp-no-dropout", "--lr", "0.02" }, "first-session", 1, 0.02, "adam", 0.003, 0.02, 3.0, true)]
-    [InlineData(new[] { "--dp-dropout", "--dp-lr", "0.25", "--local-epochs", "1" }, "product", 1, 0.01, "sgd", 0.25, 0.1, 2.0, false)]
-    public async Task Experiment_Recipe_OptionsNotGivenComeFromTheRecipeAndAreRecorded(string[] options, string recipe, int localEpochs, double lr, string dpOptimizer, double dpLr, double q, double clip, bool noDropout)
+    [InlineData(new string[0], "product", 2, 0.01, "sgd", 2.0, 0.3, 2.0, true, 20)]
+    [InlineData(new[] { "--recipe", "first-session" }, "first-session", 1, 0.003, "adam", 0.003, 0.02, 1.0, false, 50)]
+    [InlineData(new[] { "--recipe", "first-session", "--grad-clip", "3", "--dp-no-dropout", "--lr", "0.02" }, "first-session", 1, 0.02, "adam", 0.003, 0.02, 3.0, true, 50)]
+    [InlineData(new[] { "--dp-dropout", "--dp-lr", "0.25", "--local-epochs", "1" }, "product", 1, 0.01, "sgd", 0.25, 0.3, 2.0, false, 20)]
+    [InlineData(new[] { "--sample-rate", "0.1", "--dp-steps", "0" }, "product", 2, 0.01, "sgd", 2.0, 0.1, 2.0, true, 20)] // the product's recipe up to session 41
+    public async Task Experiment_Recipe_OptionsNotGivenComeFromTheRecipeAndAreRecorded(string[] options, string recipe, int localEpochs, double lr, string dpOptimizer, double dpLr, double q, double clip, bool noDropout, int dpSteps)
     {
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "recipe"), train: 30, eval: 10);
         string output = Path.Combine(_dir, "recipe-out-" + Guid.NewGuid().ToString("N"));
@@ -341,6 +342,7 @@ public sealed class ExperimentSmokeTests : IDisposable
         Assert.Equal(q, configuration.GetProperty("sample_rate").GetDouble());
         Assert.Equal(clip, configuration.GetProperty("grad_clip").GetDouble());
         Assert.Equal(noDropout, configuration.GetProperty("dp_no_dropout").GetBoolean());
+        Assert.Equal(dpSteps, configuration.GetProperty("dp_steps_per_round").GetInt32());
     }
 
     [Theory]

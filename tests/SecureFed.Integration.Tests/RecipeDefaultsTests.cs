@@ -1,6 +1,7 @@
 using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Experiments;
+using SecureFed.Privacy;
 using SecureFed.Tagger;
 
 namespace SecureFed.Integration.Tests;
@@ -30,8 +31,57 @@ public sealed class RecipeDefaultsTests
 
         Assert.Equal(Product.SampleRate, aggregator.DpSgdSampleRate);
         Assert.Equal(Product.GradClip, aggregator.DpSgdMaxGradNorm);
-        Assert.Equal(Product.LocalEpochs, aggregator.LocalEpochs);
+        Assert.Equal(Product.AnnouncedLocalEpochs, aggregator.LocalEpochs);
         Assert.Equal(Product.DpStepsPerRound, aggregator.DpSgdMaxSteps);
+        // The steps an agent takes from the announcement are the recipe's: 7 × round(1 / 0.3) = 21, capped at 20.
+        var plan = new LocalTrainingPlan(1, aggregator.LocalEpochs, aggregator.DpSgdNoiseMultiplier, aggregator.DpSgdMaxGradNorm, aggregator.DpSgdSampleRate) { MaxSteps = aggregator.DpSgdMaxSteps };
+        Assert.Equal(20, plan.Steps);
+        Assert.Equal(Product.DpStepsPerRound, plan.Steps);
+        Assert.Equal(new ExperimentOptions().EffectiveDpStepsPerRound, plan.Steps);
+    }
+
+    /// <summary>
+    /// The aggregator's default σ spends at most the agents' default budget (ε = 8 at δ = 1e-5) in the demo's 10 rounds,
+    /// and not much less: it is the RDP accountant's σ for that, rounded up.
+    /// </summary>
+    [Fact]
+    public void AggregatorDefaultNoise_TenRoundsSpendJustUnderTheAgentsBudget()
+    {
+        var aggregator = new AggregatorOptions();
+        var agent = new AgentOptions();
+        long steps = 10L * Product.DpStepsPerRound;
+
+        double calibrated = NoiseCalibration.NoiseMultiplierFor(agent.EpsilonBudget, agent.Delta, aggregator.DpSgdSampleRate, steps);
+        var accountant = new RdpAccountant();
+        accountant.AddSubsampledGaussian(aggregator.DpSgdSampleRate, aggregator.DpSgdNoiseMultiplier, steps);
+        double spent = accountant.GetPrivacySpent(agent.Delta).Epsilon;
+
+        Assert.InRange(aggregator.DpSgdNoiseMultiplier, calibrated, calibrated + 0.01);
+        Assert.InRange(spent, agent.EpsilonBudget - 0.1, agent.EpsilonBudget);
+    }
+
+    [Fact]
+    public void AnnouncedLocalEpochs_FewestEpochsWhoseAgentStepsReachTheRecipesSteps()
+    {
+        Assert.Equal(7, Product.AnnouncedLocalEpochs);
+        Assert.Equal(TrainingRecipe.FirstSession.LocalEpochs, TrainingRecipe.FirstSession.AnnouncedLocalEpochs);
+        Assert.Equal(2, (Product with { SampleRate = 0.1 }).AnnouncedLocalEpochs); // 2 × 10 = 20
+        Assert.Equal(2, (Product with { SampleRate = 0.07 }).AnnouncedLocalEpochs); // 2 × 14 = 28 ≥ 20 > 14
+        Assert.Equal(10, (Product with { SampleRate = 0.5 }).AnnouncedLocalEpochs); // 10 × 2 = 20
+        Assert.Equal(1, (Product with { SampleRate = 0.02 }).AnnouncedLocalEpochs); // 1 × 50 ≥ 20
+    }
+
+    [Theory]
+    [InlineData(2, 0.1, 0, 20)]
+    [InlineData(7, 0.3, 20, 20)] // the product's: 21 capped
+    [InlineData(7, 0.3, 0, 21)]
+    [InlineData(6, 0.3, 0, 18)] // round(1/q) steps an epoch, as the trainer's Poisson batches: not ceil(6 / 0.3) = 20
+    [InlineData(3, 0.5, 1, 1)]
+    [InlineData(1, 0.001, 0, 1000)]
+    public void StepsPerRound_EpochsTimesRoundedInverseRate_AtMostTheCap(int epochs, double q, int cap, long steps)
+    {
+        Assert.Equal(steps, DpSgdOptions.StepsPerRound(epochs, q, cap));
+        Assert.Equal(steps, new LocalTrainingPlan(1, epochs, 1.0, 1.0, q) { MaxSteps = cap }.Steps);
     }
 
     [Fact]

@@ -102,8 +102,7 @@ public sealed class HostileClientTests : IDisposable
         Assert.False(a.Finished);
         ulong round = a.Header.Round;
         string session = a.Header.SessionId;
-        var parameters = new RoundParameters(a.Header.FederationId, (long)round, session,
-            [.. a.Participants.Select(p => new Participant((int)p.Index, p.Name, p.IdentityPublicKey.ToByteArray()))], (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, TestFederation.Layout(a));
+        RoundParameters parameters = TestFederation.RoundParametersOf(a);
         int self = parameters.Find("site-x")!.Index;
         using var protocol = new ClientRound(parameters, "site-x", kit.IdentityKey);
         KeyAdvertisement good = protocol.AdvertiseKeys();

@@ -306,8 +306,7 @@ public sealed class HostileShareTests : IDisposable
         Assert.False(a.Finished);
         Assert.Equal((uint)ProtocolLabels.ProtocolVersion, a.ProtocolVersion);
         Assert.Equal(4, a.Participants.Count);
-        var p = new RoundParameters(a.Header.FederationId, (long)a.Header.Round, a.Header.SessionId,
-            [.. a.Participants.Select(x => new Participant((int)x.Index, x.Name, x.IdentityPublicKey.ToByteArray()))], (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, TestFederation.Layout(a));
+        RoundParameters p = TestFederation.RoundParametersOf(a);
         Assert.Equal(1, p.Find(Hostile)!.Index);
         return (a, p);
     }

@@ -1543,9 +1543,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             Channel = channel;
             Client = new Aggregation.AggregationClient(channel);
             Announcement = announcement;
-            Parameters = new RoundParameters(announcement.Header.FederationId, (long)announcement.Header.Round, announcement.Header.SessionId,
-                [.. announcement.Participants.Select(p => new Participant((int)p.Index, p.Name, p.IdentityPublicKey.ToByteArray()))],
-                (int)announcement.Threshold, (int)announcement.GraphDegree, (int)announcement.VectorLength, (int)announcement.BitWidth, TestFederation.Layout(announcement));
+            Parameters = TestFederation.RoundParametersOf(announcement);
             Self = Parameters.Find("site-x")!.Index;
             Protocol = new ClientRound(Parameters, "site-x", kit.IdentityKey, _random);
         }

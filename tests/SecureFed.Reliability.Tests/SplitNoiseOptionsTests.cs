@@ -13,12 +13,12 @@ namespace SecureFed.Reliability.Tests;
 public sealed class SplitNoiseOptionsTests
 {
     [Fact]
-    public void Defaults_NoSplitNoCapNoOptIn_Valid()
+    public void Defaults_NoSplitTheRecipesCapNoOptIn_Valid()
     {
         AggregatorOptions aggregator = BindAggregator([]);
         AgentOptions agent = BindAgent([]);
 
-        Assert.Equal(0, aggregator.DpSgdMaxSteps);
+        Assert.Equal(20, aggregator.DpSgdMaxSteps); // the product recipe's 20 steps a round (0, no cap, up to session 42)
         Assert.Equal(0, aggregator.DpSgdNoiseShares);
         Assert.Empty(aggregator.Validate());
         Assert.False(agent.AcceptSplitPatientNoise);
@@ -42,7 +42,7 @@ public sealed class SplitNoiseOptionsTests
     {
         string error = Assert.Single(BindAggregator(new() { ["DpSgdNoiseShares"] = "2", ["MinSites"] = "3" }).Validate());
 
-        Assert.Equal("SecureFed:DpSgdNoiseShares = 2 (split patient-level noise) needs SecureFed:DpSgdMaxSteps = 1 (one DP-SGD step per round from the global model), got 0.", error);
+        Assert.Equal("SecureFed:DpSgdNoiseShares = 2 (split patient-level noise) needs SecureFed:DpSgdMaxSteps = 1 (one DP-SGD step per round from the global model), got 20.", error);
     }
 
     [Fact]

@@ -65,6 +65,16 @@ internal sealed class TestFederation : IAsyncDisposable
     public static Protocol.EvaluationLayout? Layout(Wire.V1.RoundAnnouncement a) =>
         a.Evaluation is null ? null : Protocol.EvaluationLayout.Create(a.Evaluation.EntityTypes, (int)a.Evaluation.CountCap);
 
+    /// <summary>
+    /// The round parameters an honest agent reads from <paramref name="a"/>: the cohort, t, the graph, the vector, the
+    /// evaluation layout and the DP-SGD fields bound into the digest (step cap, noise shares, layer scales), so that a
+    /// hand-driven site signs the transcript the aggregator checks.
+    /// </summary>
+    public static Protocol.RoundParameters RoundParametersOf(Wire.V1.RoundAnnouncement a) =>
+        new(a.Header.FederationId, (long)a.Header.Round, a.Header.SessionId,
+            [.. a.Participants.Select(p => new Protocol.Participant((int)p.Index, p.Name, p.IdentityPublicKey.ToByteArray()))],
+            (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, Layout(a), (int)a.DpSgd.MaxSteps, (int)a.DpSgd.NoiseShares, a.DpSgd.LayerScales);
+
     /// <summary>Provisions <paramref name="sites"/>; revokes <paramref name="revoked"/> in the aggregator's manifest copy.</summary>
     public static TestFederation Provision(string directory, IReadOnlyList<string> sites, IReadOnlyDictionary<string, string>? aggregator = null, params string[] revoked)
     {

@@ -19,7 +19,7 @@ internal static class DemoCommand
 
     public static Command Create()
     {
-        var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run (from a random model DP-SGD is limited by its steps: --rounds 30 --model tiny-crf scored 4-6 points more on NCBI-disease than the default 10 while DP-SGD kept dropout, in three times the time; docs/utility.md \"Session 16\"; without dropout, the default since session 20, 10 rounds reach as much). With one DP-SGD step per round (--patient-noise distributed or --steps-per-round 1) the default is as many rounds as 10 rounds' steps: 10 × local epochs × 1/q = 200, at most 500.", DefaultValueFactory = _ => DemoSettings.DefaultRounds };
+        var rounds = new Option<int>("--rounds") { Description = "Federated rounds to run (from a random model DP-SGD is limited by its steps: --rounds 30 --model tiny-crf scored 4-6 points more on NCBI-disease than the default 10 while DP-SGD kept dropout, in three times the time; docs/utility.md \"Session 16\"; without dropout, the default since session 20, 10 rounds reach as much). With one DP-SGD step per round (--patient-noise distributed or --steps-per-round 1) the default is as many rounds as 10 rounds' steps: 10 × 20 = 200, at most 500.", DefaultValueFactory = _ => DemoSettings.DefaultRounds };
         var sites = new Option<int>("--sites") { Description = "Hospitals (agents); the first three are site-de, site-fr, site-jp.", DefaultValueFactory = _ => 3 };
         var epsilon = new Option<double>("--epsilon") { Description = "Patient-level ε each site reaches after all rounds (DP-SGD noise is calibrated to it; δ = 1e-5); at least 0.01 (below it the noise drowns every gradient).", DefaultValueFactory = _ => 8.0 };
         var drop = new Option<string?>("--drop-site-at") { Description = "Make the last site go silent before this stage of round 2 to watch dropout recovery: advertise, share, mask, consistency, unmask." };
@@ -35,7 +35,7 @@ internal static class DemoCommand
         var freeze = new Option<bool>("--freeze-embeddings") { Description = "DP-SGD keeps the initial model's embedding tables fixed (noise only on the encoder and head); most useful with --public-data." };
         var model = new Option<string>("--model") { Description = "Tagger: tiny-crf-encoder-mean (the default: 1-layer BiLSTM with a CRF head and small hashed tables, fed the mean of the frozen public encoder all-MiniLM-L6-v2's six layers' token vectors too: much better under DP without public data, docs/utility.md, 'Sessions 35 and 38'), tiny-crf-encoder (the same with the encoder's last layer only), tiny-encoder (that with a softmax head), tiny (fast: without the encoder), tiny-crf (tiny with a CRF head: better under DP after a --public-data warm start) or default (the full tagger).", DefaultValueFactory = _ => DemoSettings.DefaultModel };
         var sentences = new Option<int>("--sentences") { Description = "Synthetic training sentences per site.", DefaultValueFactory = _ => 1000 };
-        var epochs = new Option<int>("--local-epochs") { Description = "Local epochs per round (each 1/q DP-SGD steps).", DefaultValueFactory = _ => TrainingRecipe.Product.LocalEpochs };
+        var epochs = new Option<int>("--local-epochs") { Description = "DP-SGD local epochs per round: each site takes epochs × round(1/q) steps a round, at most --steps-per-round (the default 7 at q 0.3: 21 steps, capped at 20; 2 at q 0.1 up to session 41). The comparisons without DP train 2 local epochs a round, never more passes than the DP-SGD took.", DefaultValueFactory = _ => TrainingRecipe.Product.AnnouncedLocalEpochs };
         var siteNoise = new Option<double>("--site-noise") { Description = "Site-level (update) noise multiplier z of the distributed discrete Gaussian; with only a few hospitals a meaningful site-level epsilon costs most of the accuracy, so the default only shows the mechanism at work (its ε is no guarantee; docs/utility.md \"Session 8\" measured what z·S costs).", DefaultValueFactory = _ => 0.0005 };
         var sampleRate = new Option<double>("--sample-rate") { Description = "DP-SGD Poisson sampling rate q.", DefaultValueFactory = _ => TrainingRecipe.Product.SampleRate };
         var learningRate = new Option<double>("--lr") { Description = "Local learning rate (plain SGD on the noisy DP-SGD gradient; docs/utility.md has the search behind the default).", DefaultValueFactory = _ => TrainingRecipe.Product.DpLearningRate };
@@ -43,7 +43,7 @@ internal static class DemoCommand
         var gradClip = new Option<double>("--grad-clip") { Description = "DP-SGD per-example gradient clip C (L2 norm of a sentence's summed-loss gradient; the median is about 5 on NCBI-disease).", DefaultValueFactory = _ => TrainingRecipe.Product.GradClip };
         var updateClip = new Option<double>("--update-clip") { Description = "Site-level update clip S (L2 norm of a site's model delta; the site noise scales with it; a round of the default recipe moves a site by about 25 from a random model, 3 from a public warm start; with one step per round (--patient-noise distributed or --steps-per-round 1) the default is just above a step's expected norm instead, printed at the start).", DefaultValueFactory = _ => 30.0 };
         var layerScales = new Option<bool>("--layer-scales") { Description = "With --public-data: the aggregator announces layer-wise DP-SGD factors computed from the public data at the public model (docs/PROTOCOL.md \"Layer scales\"; the privacy guarantee is unchanged). Unless given, --lr becomes 4 (8 with one step per round: --patient-noise distributed or --steps-per-round 1) and --grad-clip 1, the recipe measured in docs/utility.md." };
-        var stepsPerRound = new Option<int>("--steps-per-round") { Description = "DP-SGD steps each site takes per round: 0 = --local-epochs × 1/q (the default), 1 = one step from the round's global model (FedSGD: the sum of the sites' steps is one larger DP-SGD step; what --patient-noise distributed always does). The noise is calibrated to rounds × steps either way.", DefaultValueFactory = _ => 0 };
+        var stepsPerRound = new Option<int>("--steps-per-round") { Description = "Most DP-SGD steps each site takes per round (the aggregator's DpSgdMaxSteps): the default 20, the product recipe's; 0 = --local-epochs × round(1/q); 1 = one step from the round's global model (FedSGD: the sum of the sites' steps is one larger DP-SGD step; what --patient-noise distributed always does). The noise is calibrated to rounds × steps either way.", DefaultValueFactory = _ => TrainingRecipe.Product.DpStepsPerRound };
         var patientNoise = new Option<string>("--patient-noise") { Description = "local (each site adds the whole DP-SGD noise: ε holds even if the aggregator and all other sites collude; the default) or distributed (one DP-SGD step per round, each site adds σ/√k with k = min(sites, t): the sum the aggregator sees carries σ while secure aggregation holds; the larger collusion ε is printed; needs --optimizer sgd).", DefaultValueFactory = _ => "local" };
         var serverOptimizer = new Option<string>("--server-optimizer") { Description = "The aggregator's update rule on the averaged update (its ServerOptimizer setting): avg (FedAvg, the default), momentum (FedAvgM) or adam (FedAdam; docs/utility.md \"Session 14\"); post-processing of the sum, no privacy cost.", DefaultValueFactory = _ => "avg" };
         var serverLr = new Option<double>("--server-lr") { Description = "The aggregator's learning rate η on the averaged update (ServerLearningRate; with adam the experiment used 0.02, the demo's public-data recipe did best at 0.01: docs/utility.md \"Session 14\").", DefaultValueFactory = _ => 1.0 };
@@ -213,10 +213,10 @@ internal static class DemoCommand
             int steps = parse.GetValue(stepsPerRound);
             if (steps is < 0 or > 100_000)
             {
-                throw new UsageException($"--steps-per-round must be 0 (local epochs × 1/q) or positive, got {steps}.");
+                throw new UsageException($"--steps-per-round must be 0 (local epochs × round(1/q)) or positive, got {steps}.");
             }
 
-            if (distributed && steps > 1)
+            if (distributed && Given(parse, stepsPerRound) && steps != 1)
             {
                 throw new UsageException("--patient-noise distributed takes exactly one DP-SGD step per round; leave --steps-per-round out or give 1.");
             }
@@ -228,8 +228,8 @@ internal static class DemoCommand
 
             if ((distributed || steps == 1) && !Given(parse, rounds))
             {
-                // One DP-SGD step per round: as many rounds as the default recipe's steps (10 rounds × local epochs × 1/q,
-                // 200), at most 500; the default 10 rounds would be 10 steps, far too few to learn anything.
+                // One DP-SGD step per round: as many rounds as the default recipe's steps (10 rounds × 20 steps, 200), at
+                // most 500; the default 10 rounds would be 10 steps, far too few to learn anything.
                 r = OneStepRounds(q, localEpochs);
             }
 
@@ -352,9 +352,12 @@ internal static class DemoCommand
     /// <summary>Whether <paramref name="option"/> was given on the command line (not its default).</summary>
     private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
 
-    /// <summary>The rounds of one DP-SGD step each that take as many steps as the default rounds of local epochs do (at most 500).</summary>
+    /// <summary>
+    /// The rounds of one DP-SGD step each that take as many steps as the default rounds do: 10 × the steps an agent takes
+    /// a round, local epochs × round(1/q) capped at the product recipe's 20 (at most 500).
+    /// </summary>
     internal static int OneStepRounds(double sampleRate, int localEpochs) =>
-        (int)Math.Min(500, DemoSettings.DefaultRounds * localEpochs * DpSgdOptions.StepsPerEpoch(sampleRate));
+        (int)Math.Min(500, DemoSettings.DefaultRounds * DpSgdOptions.StepsPerRound(localEpochs, sampleRate, TrainingRecipe.Product.DpStepsPerRound));
 
     /// <summary>The terminal's width when writing to it (Console.WindowWidth), else 100 columns.</summary>
     internal static int TerminalWidth(TextWriter output)

@@ -174,7 +174,7 @@ internal static class LoadBenchCommand
 
         public long ExampleCount => 100;
 
-        public long ExpectedSteps(LocalTrainingPlan plan) => (long)Math.Ceiling(plan.LocalEpochs / plan.SampleRate);
+        public long ExpectedSteps(LocalTrainingPlan plan) => plan.Steps;
 
         public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
         {

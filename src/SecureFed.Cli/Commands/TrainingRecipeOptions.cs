@@ -77,7 +77,7 @@ internal sealed class TrainingRecipeOptions
     {
         var option = new Option<string>("--recipe")
         {
-            Description = "Defaults of the options below that are not given: product (what the agents and the demo run: 2 local epochs; adam lr 0.01 without DP; DP-SGD with sgd, lr 2, C 2, q 0.1, no dropout; lr 0.5 and C 8 up to session 39) or first-session (1 local epoch; adam lr 0.003 without DP; DP-SGD with adam, lr 0.003, C 1, q 0.02, dropout: how every experiment and privacy audit command in the docs up to session 21 ran; it learns nothing under DP at ε ≤ 3 from a random model).",
+            Description = "Defaults of the options below that are not given: product (what the agents and the demo run: 2 local epochs and adam lr 0.01 without DP; DP-SGD with sgd, lr 2, C 2, q 0.3, 20 steps a round, no dropout; q 0.1 and 2 local epochs of DP-SGD up to session 41, lr 0.5 and C 8 up to session 39) or first-session (1 local epoch; adam lr 0.003 without DP; DP-SGD with adam, lr 0.003, C 1, q 0.02, dropout: how every experiment and privacy audit command in the docs up to session 21 ran; it learns nothing under DP at ε ≤ 3 from a random model).",
             DefaultValueFactory = _ => TrainingRecipe.Product.Name,
         };
         option.CompletionSources.Add([.. TrainingRecipe.All.Select(r => r.Name)]);

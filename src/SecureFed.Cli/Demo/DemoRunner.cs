@@ -51,7 +51,12 @@ internal sealed record DemoSettings
 
     public string Model { get; init; } = DefaultModel;
     public int SentencesPerSite { get; init; } = 1000;
-    public int LocalEpochs { get; init; } = TrainingRecipe.Product.LocalEpochs;
+    /// <summary>
+    /// DP-SGD local epochs per round the aggregator announces: each site takes epochs × round(1/q) steps, at most
+    /// <see cref="StepsPerRound"/> (the product recipe's <see cref="TrainingRecipe.AnnouncedLocalEpochs"/>, 7 at q 0.3:
+    /// 21 steps, capped at 20). The comparisons without DP train their own budget (<see cref="DemoRunner.ComparisonBudget"/>).
+    /// </summary>
+    public int LocalEpochs { get; init; } = TrainingRecipe.Product.AnnouncedLocalEpochs;
     public double SampleRate { get; init; } = TrainingRecipe.Product.SampleRate;
     public double SiteNoiseMultiplier { get; init; } = 0.0005;
     public double LearningRate { get; init; } = TrainingRecipe.Product.DpLearningRate;
@@ -92,10 +97,11 @@ internal sealed record DemoSettings
     public bool DistributedPatientNoise { get; init; }
 
     /// <summary>
-    /// Cap of DP-SGD steps each site takes per round (<c>--steps-per-round</c>, the aggregator's <c>DpSgdMaxSteps</c>);
-    /// 0 = <see cref="LocalEpochs"/> × 1/q. Split noise always takes 1.
+    /// Cap of DP-SGD steps each site takes per round (<c>--steps-per-round</c>, the aggregator's <c>DpSgdMaxSteps</c>):
+    /// the product recipe's 20 (7 local epochs at q 0.3 are 21 steps); 0 = <see cref="LocalEpochs"/> × round(1/q). Split
+    /// noise always takes 1.
     /// </summary>
-    public int StepsPerRound { get; init; }
+    public int StepsPerRound { get; init; } = TrainingRecipe.Product.DpStepsPerRound;
 
     /// <summary>The aggregator's update rule (<c>--server-optimizer</c>, <c>--server-lr</c>, ...): its Server* settings.</summary>
     public ServerOptimizerOptions ServerRule { get; init; } = new();
@@ -173,13 +179,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         NoiseCalibration.NoiseMultiplierFor(settings.Epsilon, settings.Delta, settings.SampleRate, TotalSteps(settings));
 
     /// <summary>DP-SGD steps each site takes over the whole run (what the noise is calibrated to).</summary>
-    internal static long TotalSteps(DemoSettings settings)
-    {
-        long perRound = (long)Math.Ceiling(settings.LocalEpochs / settings.SampleRate);
-        return settings.DistributedPatientNoise ? settings.Rounds
-            : settings.StepsPerRound > 0 ? settings.Rounds * Math.Min(perRound, settings.StepsPerRound)
-            : (long)Math.Ceiling(settings.Rounds * settings.LocalEpochs / settings.SampleRate);
-    }
+    internal static long TotalSteps(DemoSettings settings) => settings.DistributedPatientNoise ? settings.Rounds
+        : settings.Rounds * DpSgdOptions.StepsPerRound(settings.LocalEpochs, settings.SampleRate, settings.StepsPerRound);
 
     /// <summary>The aggregator's update rule settings (none for the default, FedAvg with η = 1: its config stays as it was).</summary>
     private static IEnumerable<KeyValuePair<string, string>> ServerRuleSettings(ServerOptimizerOptions rule) =>
@@ -632,7 +633,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     {
         int completed = rounds.Count(r => r.Outcome == "completed");
         (int epochs, int noDpRounds, int noDpEpochs) = ComparisonBudget(completed, settings.LocalEpochs, settings.SampleRate, settings.DistributedPatientNoise ? 1 : settings.StepsPerRound);
-        console.MarkupLine(CultureInfo.InvariantCulture, $"[bold]Was it worth it?[/] Training the comparisons in this process ({epochs} local epoch(s) per site in total, as in the federation{(noDpRounds != Math.Max(1, completed) ? $"; without DP in {noDpRounds} round(s) of {noDpEpochs}" : "")}; same model, no DP)…");
+        console.MarkupLine(CultureInfo.InvariantCulture, $"[bold]Was it worth it?[/] Training the comparisons in this process (same model, no DP: {epochs} local epoch(s) per site in total, the federation without DP in {noDpRounds} round(s) of {noDpEpochs})…");
         var (alone, aloneTime) = DemoBaselines.Timed(() => DemoBaselines.SiteAlone(spec, sites, train, test, epochs, settings.Seed, cancellationToken));
         var (noDp, noDpTime) = DemoBaselines.Timed(() => DemoBaselines.FederatedWithoutDp(spec, initial, sites, train, test, noDpRounds, noDpEpochs, settings.Seed, cancellationToken));
         double maxEpsilon = rounds.SelectMany(r => r.RecordEpsilonPerSite.Values).DefaultIfEmpty(double.NaN).Max();
@@ -652,24 +653,29 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     }
 
     /// <summary>
-    /// The comparisons' budget: the passes over its data each site's DP-SGD took in <paramref name="completed"/> rounds
-    /// (rounds × steps per round × q: local epochs per round, or q of an epoch with one step per round), rounded, at
-    /// least 1; the site alone trains that many epochs, and the federation without DP the same in rounds of
-    /// <paramref name="localEpochs"/> (or the federation's own rounds when they were whole local epochs). Before, one
-    /// step per round counted as local epochs per round: 200 one-step rounds (20 passes) gave the comparisons 400 epochs.
+    /// The comparisons' budget, the product recipe's without DP (<see cref="TrainingRecipe.LocalEpochs"/>, 2 local epochs a
+    /// round, as <c>experiment</c>'s arms without DP train) in the federation's <paramref name="completed"/> rounds, but
+    /// never more passes over its data than each site's DP-SGD took: rounds × steps per round × q, the steps local epochs
+    /// × round(1/q) as an agent takes them, at most <paramref name="stepsCap"/> when that is positive (rounded, at least 1;
+    /// then in rounds of 2 epochs). The site alone trains Epochs epochs, the federation without DP NoDpRounds rounds of
+    /// NoDpEpochsPerRound. Up to session 41 the comparisons took as many epochs as DP-SGD's passes, 60 with q 0.3: 934 s
+    /// in the demo and no better (each site alone 0.748-0.784 against 0.767-0.781 at 20, the federation without DP 0.818
+    /// against 0.821-0.823; docs/utility.md "Session 42"). Before that one step per round counted as local epochs per
+    /// round: 200 one-step rounds (20 passes) gave the comparisons 400 epochs.
     /// </summary>
     internal static (int Epochs, int NoDpRounds, int NoDpEpochsPerRound) ComparisonBudget(int completed, int localEpochs, double sampleRate, int stepsCap)
     {
         int rounds = Math.Max(1, completed);
-        double perEpoch = DpSgdOptions.StepsPerEpoch(sampleRate);
-        double stepsPerRound = localEpochs * perEpoch;
-        if (stepsCap <= 0 || stepsCap >= stepsPerRound)
+        int perRound = TrainingRecipe.Product.LocalEpochs;
+        long dpSteps = DpSgdOptions.StepsPerRound(localEpochs, sampleRate, stepsCap);
+        double passes = rounds * dpSteps * sampleRate;
+        if (passes >= rounds * perRound - 1e-9)
         {
-            return (rounds * localEpochs, rounds, localEpochs);
+            return (rounds * perRound, rounds, perRound);
         }
 
-        int epochs = (int)Math.Max(1, Math.Round(rounds * stepsCap / perEpoch));
-        return epochs < localEpochs ? (epochs, 1, epochs) : (epochs, (int)Math.Round((double)epochs / localEpochs), localEpochs);
+        int epochs = (int)Math.Max(1, Math.Round(passes));
+        return epochs < perRound ? (epochs, 1, epochs) : (epochs, (int)Math.Round((double)epochs / perRound), perRound);
     }
 
     /// <summary>The demo's model names (<c>--model</c>).</summary>
