@@ -183,7 +183,8 @@ public sealed class DemoSmokeTests : IDisposable
     [InlineData(10, 7, 0.3, 20, 20, 10, 2)] // the defaults: 60 passes of DP-SGD; the comparisons 10 rounds of 2 local epochs
     [InlineData(10, 2, 0.1, 0, 20, 10, 2)] // the defaults up to session 41: 10 rounds of 2 local epochs
     [InlineData(200, 2, 0.1, 1, 20, 10, 2)] // one step per round: 200 steps of q = 0.1 are 20 passes, not 400 epochs
-    [InlineData(60, 2, 0.3, 1, 18, 9, 2)] // 60 steps of q = 0.3: 18 passes
+    [InlineData(200, 7, 0.3, 1, 20, 10, 2)] // one step per round at the default q: 60 passes, but 200 one-step rounds count as 10
+    [InlineData(60, 2, 0.3, 1, 6, 3, 2)] // 60 one-step rounds count as 3 of 20 steps (18 passes)
     [InlineData(20, 2, 0.1, 5, 10, 5, 2)] // 5 of the 20 steps a round
     [InlineData(10, 1, 0.1, 0, 10, 5, 2)] // 1 local epoch of DP-SGD a round: 10 passes, in rounds of 2
     [InlineData(3, 2, 0.1, 1, 1, 1, 1)] // 0.3 passes: at least one epoch

@@ -657,18 +657,21 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// round, as <c>experiment</c>'s arms without DP train) in the federation's <paramref name="completed"/> rounds, but
     /// never more passes over its data than each site's DP-SGD took: rounds × steps per round × q, the steps local epochs
     /// × round(1/q) as an agent takes them, at most <paramref name="stepsCap"/> when that is positive (rounded, at least 1;
-    /// then in rounds of 2 epochs). The site alone trains Epochs epochs, the federation without DP NoDpRounds rounds of
-    /// NoDpEpochsPerRound. Up to session 41 the comparisons took as many epochs as DP-SGD's passes, 60 with q 0.3: 934 s
+    /// then in rounds of 2 epochs). With one DP-SGD step per round (FedSGD: split noise, <c>--steps-per-round 1</c>) a
+    /// round is one step, so the rounds count as the product's rounds of 20 steps: 200 one-step rounds as 10. The site
+    /// alone trains Epochs epochs, the federation without DP NoDpRounds rounds of NoDpEpochsPerRound. Up to session 41 the comparisons took as many epochs as DP-SGD's passes, 60 with q 0.3: 934 s
     /// in the demo and no better (each site alone 0.748-0.784 against 0.767-0.781 at 20, the federation without DP 0.818
     /// against 0.821-0.823; docs/utility.md "Session 42"). Before that one step per round counted as local epochs per
     /// round: 200 one-step rounds (20 passes) gave the comparisons 400 epochs.
     /// </summary>
     internal static (int Epochs, int NoDpRounds, int NoDpEpochsPerRound) ComparisonBudget(int completed, int localEpochs, double sampleRate, int stepsCap)
     {
-        int rounds = Math.Max(1, completed);
         int perRound = TrainingRecipe.Product.LocalEpochs;
         long dpSteps = DpSgdOptions.StepsPerRound(localEpochs, sampleRate, stepsCap);
-        double passes = rounds * dpSteps * sampleRate;
+        double passes = Math.Max(1, completed) * dpSteps * sampleRate;
+        int rounds = dpSteps == 1
+            ? Math.Max(1, (int)Math.Round(completed / (double)TrainingRecipe.Product.DpStepsPerRound))
+            : Math.Max(1, completed);
         if (passes >= rounds * perRound - 1e-9)
         {
             return (rounds * perRound, rounds, perRound);
