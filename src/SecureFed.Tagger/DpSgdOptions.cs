@@ -112,8 +112,10 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     /// <returns>The steps.</returns>
     public static long StepsPerRound(int localEpochs, double sampleRate, int stepsCap = 0)
     {
-        double steps = Math.Min(MaxStepsPerRound, localEpochs * StepsPerEpoch(sampleRate));
-        return stepsCap > 0 ? Math.Min((long)steps, stepsCap) : (long)steps;
+        // Never fewer than the trainer takes (a site accounts these): an absurd product saturates instead of wrapping.
+        double steps = Math.Max(0, localEpochs) * StepsPerEpoch(sampleRate);
+        long whole = steps >= long.MaxValue ? long.MaxValue : (long)steps;
+        return stepsCap > 0 ? Math.Min(whole, stepsCap) : whole;
     }
 
     /// <summary>

@@ -78,6 +78,8 @@ public sealed class RecipeDefaultsTests
     [InlineData(6, 0.3, 0, 18)] // round(1/q) steps an epoch, as the trainer's Poisson batches: not ceil(6 / 0.3) = 20
     [InlineData(3, 0.5, 1, 1)]
     [InlineData(1, 0.001, 0, 1000)]
+    [InlineData(50, 1e-9, 0, 50_000_000_000)] // more than the planners allow, still counted in full: a site never accounts fewer steps than it takes
+    [InlineData(50, 1e-300, 0, long.MaxValue)]
     public void StepsPerRound_EpochsTimesRoundedInverseRate_AtMostTheCap(int epochs, double q, int cap, long steps)
     {
         Assert.Equal(steps, DpSgdOptions.StepsPerRound(epochs, q, cap));
