@@ -764,7 +764,7 @@ public sealed partial class ExperimentRunner
     };
 
     /// <summary>Epochs (of round(1/q) Poisson steps each) that cover the DP-SGD steps of one round; the step cap ends the round.</summary>
-    private int DpEpochs => (int)Math.Ceiling(_options.EffectiveDpStepsPerRound / DpSgdOptions.StepsPerEpoch(_options.SampleRate));
+    private int DpEpochs => DpSgdOptions.EpochsFor(_options.EffectiveDpStepsPerRound, _options.SampleRate);
 
     /// <summary>A standard normal draw (Box–Muller).</summary>
     private static double Normal(Random random) =>

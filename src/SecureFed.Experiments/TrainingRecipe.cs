@@ -43,7 +43,7 @@ public sealed record TrainingRecipe(string Name, int LocalEpochs, double Learnin
     /// DP-SGD arms train: ceil(steps / round(1/q)), so that epochs × round(1/q) reaches the cap (<see cref="LocalEpochs"/>
     /// when the recipe has no cap). The product's: 7 (21 steps at q 0.3, capped at 20).
     /// </summary>
-    public int AnnouncedLocalEpochs => DpStepsPerRound <= 0 ? LocalEpochs : (int)Math.Ceiling(DpStepsPerRound / DpSgdOptions.StepsPerEpoch(SampleRate));
+    public int AnnouncedLocalEpochs => DpStepsPerRound <= 0 ? LocalEpochs : DpSgdOptions.EpochsFor(DpStepsPerRound, SampleRate);
 
     /// <summary>Every recipe <c>--recipe</c> accepts, the default first.</summary>
     public static IReadOnlyList<TrainingRecipe> All { get; } = [Product, FirstSession];

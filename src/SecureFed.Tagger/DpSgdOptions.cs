@@ -119,6 +119,15 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     }
 
     /// <summary>
+    /// The fewest local epochs whose <see cref="StepsPerRound"/> reach <paramref name="steps"/>: ceil(steps / round(1/q)),
+    /// what a planner announces with <paramref name="steps"/> as the cap (20 steps at q 0.3: 7 epochs).
+    /// </summary>
+    /// <param name="steps">DP-SGD steps per round.</param>
+    /// <param name="sampleRate">q in (0, 1].</param>
+    /// <returns>The local epochs.</returns>
+    public static int EpochsFor(int steps, double sampleRate) => (int)Math.Ceiling(steps / StepsPerEpoch(sampleRate));
+
+    /// <summary>
     /// Why a DP-SGD plan of <paramref name="localEpochs"/> epochs at sample rate <paramref name="sampleRate"/> is
     /// implausible (more than <see cref="MaxStepsPerRound"/> steps per round or per epoch), or null when it is not.
     /// The planners (the demo's options, the experiment's) check it before anything runs.
