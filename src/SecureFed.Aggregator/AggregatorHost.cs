@@ -26,6 +26,19 @@ public static class AggregatorHost
     public const int MaxMessageBytes = 4 * 1024 * 1024;
 
     /// <summary>
+    /// The framework's log levels under the agent-facing listeners, as configuration (<c>Logging:LogLevel</c>): ASP.NET Core and
+    /// grpc-dotnet at Warning. At their default, Information, they write about five lines for every request (request start and
+    /// end, endpoint, the call's status and detail), so one site calling without pause, even refused each time, writes
+    /// thousands of lines a second past the per-site bound on refusal lines (threat model C19). A <c>Logging</c> section of the
+    /// aggregator's configuration overrides them.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string?> FrameworkLogLevels { get; } = new Dictionary<string, string?>(StringComparer.Ordinal)
+    {
+        ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        ["Logging:LogLevel:Grpc"] = "Warning",
+    };
+
+    /// <summary>
     /// Keys of the <c>SecureFed</c> section that are no aggregator setting (typos binding would ignore); <c>ModelSpec</c>
     /// is read by the CLI and <c>Cluster</c> is the cluster's own section.
     /// </summary>
@@ -117,6 +130,7 @@ public static class AggregatorHost
             // Fails the start-up (naming the file) when the admin listener is on and the operator's verifier is missing.
             OperatorCredential? operatorCredential = options.AdminEnabled ? OperatorCredential.LoadVerifier(options.OperatorTokenVerifierPath) : null;
             var builder = WebApplication.CreateSlimBuilder();
+            builder.Configuration.AddInMemoryCollection(FrameworkLogLevels);
             builder.Configuration.AddConfiguration(configuration);
             if (configureLogging is not null)
             {
@@ -181,13 +195,16 @@ public static class AggregatorHost
             // MaxBulkCallsPerSite, are refused before their bodies are read (forwarded calls count against the site they name).
             // Counted and audited like the service's refusals before any round state is touched (the round is unknown: 0;
             // a forwarded call's line names the forwarding silo in 'via').
+            // A caller the service's identity rule refuses is refused there too, before its body is read, audited as the
+            // service audits it (under the certificate it presented).
             BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(), (caller, reason, message) =>
             {
-                string site = caller.Site!;
+                string site = caller.Site ?? caller.Caller;
+                Grpc.Core.StatusCode code = caller.Refused ? caller.Code : Grpc.Core.StatusCode.ResourceExhausted;
                 ForwardedAudit.Begin(caller.ForwardedBy);
-                app.Services.GetRequiredService<AggregatorTelemetry>().Refused(Grpc.Core.StatusCode.ResourceExhausted, reason);
+                app.Services.GetRequiredService<AggregatorTelemetry>().Refused(code, reason);
                 return app.Services.GetRequiredService<RefusalAudit>().Append(site, reason, f => f.Add("round", 0L).AddSite(site)
-                    .Add("status", nameof(Grpc.Core.StatusCode.ResourceExhausted)).Add("reason", message));
+                    .Add("status", code.ToString()).Add("reason", message));
             });
             app.MapGrpcService<AggregationService>();
             app.MapGrpcHealthChecksService();

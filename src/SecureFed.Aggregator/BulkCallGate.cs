@@ -23,7 +23,9 @@ namespace SecureFed.Aggregator;
 /// request's path, which routing matches case-insensitively and with or without a trailing slash. The caller is identified
 /// by the service's own rule (<see cref="ForwardedIdentity.Decide"/>): a call a silo of the aggregator cluster forwards with
 /// the aggregator's certificate counts against the site it names, so a site's calls at the coordinator are bounded however
-/// many silos forward them. Calls it cannot identify pass through (the service refuses them).
+/// many silos forward them. A call to the agent-facing service whose caller that rule refuses (no site certificate, a revoked
+/// or unknown one, or a site's certificate with the forwarding header) is refused here with the rule's status and reason,
+/// before its body is read, so it holds no request buffer and is not counted; calls to other endpoints (health checks) pass.
 /// Public for the aggregator cluster's slice silos, whose front serves the same methods (docs/cluster.md §6).
 /// </summary>
 public sealed class BulkCallGate
@@ -118,7 +120,8 @@ public sealed class BulkCallGate
     /// <see cref="Methods"/> also one of its <see cref="LimitPerSite"/> bulk places, for as long as the rest of the pipeline
     /// runs on it (given back however it ends: completed, failed, aborted or cancelled); a request over either limit is
     /// answered at once with a gRPC trailers-only response of status RESOURCE_EXHAUSTED and <see cref="CallRefusalMessage"/>
-    /// or <see cref="RefusalMessage"/>.
+    /// or <see cref="RefusalMessage"/>. A call to the agent-facing service (<see cref="IsAgentServiceCall"/>) whose caller
+    /// <see cref="ForwardedIdentity.Decide"/> refuses is answered at once, trailers-only, with that refusal's status and reason.
     /// </summary>
     /// <param name="app">The application's pipeline.</param>
     /// <param name="gate">The gate.</param>
@@ -126,9 +129,11 @@ public sealed class BulkCallGate
     /// <param name="logger">Where refusals are logged.</param>
     /// <param name="audit">
     /// Called with the caller (its site, and the silo that forwarded the call if one did), the refusal's reason
-    /// (<see cref="Operations.RefusalReasons.TooManyCalls"/> or <see cref="Operations.RefusalReasons.TooManyBulkCalls"/>) and
-    /// its message (the aggregator counts and audits it); returns whether it is also logged (false beyond the caller's share
-    /// of audit lines). Null: every refusal is logged.
+    /// (<see cref="Operations.RefusalReasons.TooManyCalls"/> or <see cref="Operations.RefusalReasons.TooManyBulkCalls"/>, status
+    /// RESOURCE_EXHAUSTED; or, for a refused caller, <see cref="CallerIdentity.Refused"/>, its <see cref="CallerIdentity.Category"/>
+    /// with status <see cref="CallerIdentity.Code"/>, under <see cref="CallerIdentity.Caller"/>) and its message (the aggregator
+    /// counts and audits it); returns whether it is also logged (false beyond the caller's share of audit lines). Null: every
+    /// refusal is logged.
     /// </param>
     public static void UseBulkCallGate(IApplicationBuilder app, BulkCallGate gate, FederationManifest manifest, ILogger logger, Func<CallerIdentity, string, string, bool>? audit = null)
     {
@@ -148,7 +153,23 @@ public sealed class BulkCallGate
                 Single(context.Request.Headers[ForwardedIdentity.SiteHeader]), Single(context.Request.Headers[ForwardedIdentity.SiloHeader]), manifest);
             if (caller.Site is not string site)
             {
-                await next(context).ConfigureAwait(false);
+                if (!IsAgentServiceCall(context))
+                {
+                    await next(context).ConfigureAwait(false);
+                    return;
+                }
+
+                // The service refuses such a caller by the same rule, but only once grpc-dotnet has buffered the request (up to
+                // 4 MiB); uncounted, a site could make this process hold one buffer per stream it opens (e.g. its own
+                // certificate with the forwarding header). Refused here, before the body is read, with the service's status
+                // and reason.
+                string refusedMethod = BulkMethod(context) ?? CallMethod(context);
+                if (audit?.Invoke(caller, caller.Category!, caller.Reason!) ?? true)
+                {
+                    Log.CallerRefused(logger, caller.Caller, refusedMethod, caller.Reason!);
+                }
+
+                RefuseTrailersOnly(context.Response, caller.Code, caller.Reason!);
                 return;
             }
 
@@ -219,6 +240,24 @@ public sealed class BulkCallGate
 
         string path = (context.Request.Path.Value ?? "").TrimEnd('/');
         return path[(path.LastIndexOf('/') + 1)..];
+    }
+
+    /// <summary>
+    /// Whether <paramref name="context"/>'s request is for a method of the agent-facing service (<c>securefed.v1.Aggregation</c>,
+    /// which identifies every caller before anything else): the routed endpoint's gRPC service, or without an endpoint the
+    /// path's first segment as routing would match it (case-insensitively). Other endpoints (gRPC health checks) are not.
+    /// </summary>
+    /// <param name="context">The request's context.</param>
+    public static bool IsAgentServiceCall(HttpContext context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        if (context.GetEndpoint() is Endpoint endpoint)
+        {
+            return endpoint.Metadata.GetMetadata<GrpcMethodMetadata>()?.Method is IMethod grpc
+                && string.Equals(grpc.ServiceName, Wire.V1.Aggregation.Descriptor.FullName, StringComparison.Ordinal);
+        }
+
+        return (context.Request.Path.Value ?? "").StartsWith($"/{Wire.V1.Aggregation.Descriptor.FullName}/", StringComparison.OrdinalIgnoreCase);
     }
 
     /// <summary>

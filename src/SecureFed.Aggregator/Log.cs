@@ -97,6 +97,9 @@ internal static partial class Log
     [LoggerMessage(38, LogLevel.Warning, "Refused a {Method} call of {Site} before reading it: the site already has {Limit} calls in flight at this process (SecureFed:MaxCallsPerSite)")]
     public static partial void CallRefused(ILogger logger, string site, string method, int limit);
 
+    [LoggerMessage(53, LogLevel.Warning, "Refused a {Method} call of {Caller} before reading it: {Reason}")]
+    public static partial void CallerRefused(ILogger logger, string caller, string method, string reason);
+
     [LoggerMessage(31, LogLevel.Warning, "Round {Round}: {Failure}; sites involved in every such failure so far: {Suspects}; held out of this attempt (now cleared): {HeldOut}; found: {Found}")]
     public static partial void EliminationStep(ILogger logger, long round, string failure, string suspects, string heldOut, string found);
 

@@ -139,7 +139,7 @@ public sealed class BulkCallGateTests : IDisposable
         await pipeline(forwarded).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.Equal("8", forwarded.Response.Headers["grpc-status"].ToString());
 
-        // Other sites, other methods and unidentified callers are not counted against site-x.
+        // Other sites and other methods are not counted against site-x.
         using var abortA = new CancellationTokenSource();
         DefaultHttpContext honest = Context(siteA.TlsCertificate, ShareKeysPath, out _);
         honest.RequestAborted = abortA.Token;
@@ -148,10 +148,36 @@ public sealed class BulkCallGateTests : IDisposable
         DefaultHttpContext status = Context(siteX.TlsCertificate, "/securefed.v1.Aggregation/GetStatus", out _);
         status.Request.Headers["x-test-throw"] = "1";
         await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(status));
-        DefaultHttpContext anonymous = Context(null, ShareKeysPath, out _);
-        anonymous.Request.Headers["x-test-throw"] = "1";
-        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(anonymous));
         Assert.Equal(2, gate.InFlight("site-x"));
+
+        // Callers the service's identity rule refuses are refused by the gate with that rule's status and reason, their bodies
+        // unread, counted against no one: no certificate, and a site's own certificate with the forwarding header (which would
+        // otherwise pass uncounted and make this process buffer a request per stream, however many the site opens).
+        int before = reached;
+        DefaultHttpContext anonymous = Context(null, ShareKeysPath, out ThrowingBody anonymousBody);
+        await pipeline(anonymous).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(((int)StatusCode.Unauthenticated).ToString(System.Globalization.CultureInfo.InvariantCulture), anonymous.Response.Headers["grpc-status"].ToString());
+        Assert.Equal("a client certificate issued by the federation CA is required", Uri.UnescapeDataString(anonymous.Response.Headers["grpc-message"].ToString()));
+        Assert.False(anonymousBody.WasRead);
+        for (int i = 0; i < 50; i++)
+        {
+            DefaultHttpContext posing = Context(siteX.TlsCertificate, i % 2 == 0 ? ShareKeysPath : "/securefed.v1.Aggregation/GetStatus", out ThrowingBody posingBody);
+            posing.Request.Headers[ForwardedIdentity.SiteHeader] = "site-a";
+            await pipeline(posing).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.Equal(((int)StatusCode.PermissionDenied).ToString(System.Globalization.CultureInfo.InvariantCulture), posing.Response.Headers["grpc-status"].ToString());
+            Assert.StartsWith("the 'securefed-forwarded-site' header (naming 'site-a') is accepted only from a silo of the aggregator cluster",
+                Uri.UnescapeDataString(posing.Response.Headers["grpc-message"].ToString()), StringComparison.Ordinal);
+            Assert.False(posingBody.WasRead);
+        }
+
+        Assert.Equal(before, reached);
+        Assert.Equal(2, gate.InFlight("site-x"));
+        Assert.Equal(1, gate.InFlight("site-a"));
+
+        // A refused caller's call to another service (gRPC health checks) is not the gate's to refuse.
+        DefaultHttpContext health = Context(null, "/grpc.health.v1.Health/Check", out _);
+        health.Request.Headers["x-test-throw"] = "1";
+        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(health));
 
         // An aborted call gives its place back.
         await abortA.CancelAsync();
@@ -217,7 +243,7 @@ public sealed class BulkCallGateTests : IDisposable
         var app = new ApplicationBuilder(new ServiceCollection().BuildServiceProvider());
         BulkCallGate.UseBulkCallGate(app, gate, siteX.Manifest, NullLogger.Instance, (caller, reason, message) =>
         {
-            refusals.Add((caller.Site!, reason, message));
+            refusals.Add((caller.Site ?? caller.Caller, reason, message));
             return true;
         });
         app.Run(async context =>
@@ -267,13 +293,16 @@ public sealed class BulkCallGateTests : IDisposable
         Assert.Equal(4, gate.CallsInFlight("site-x"));
         Assert.Equal(new[] { ("site-x", "too_many_calls"), ("site-x", "too_many_calls") }, refusals.Select(r => (r.Site, r.Reason)));
 
-        // Another site has its own places; an unidentified caller passes through uncounted.
+        // Another site has its own places; an unidentified caller is refused by the gate (the service's rule), uncounted and
+        // reported to the audit callback under the caller's description with its own reason.
         DefaultHttpContext other = Context(siteA.TlsCertificate, Status, out _);
         other.Request.Headers["x-test-throw"] = "1";
         await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(other));
-        DefaultHttpContext anonymous = Context(null, Status, out _);
-        anonymous.Request.Headers["x-test-throw"] = "1";
-        await Assert.ThrowsAsync<InvalidOperationException>(() => pipeline(anonymous));
+        DefaultHttpContext anonymous = Context(null, Status, out ThrowingBody anonymousBody);
+        await pipeline(anonymous).WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(((int)StatusCode.Unauthenticated).ToString(System.Globalization.CultureInfo.InvariantCulture), anonymous.Response.Headers["grpc-status"].ToString());
+        Assert.False(anonymousBody.WasRead);
+        Assert.Equal(("(no certificate)", "no_certificate"), (refusals[^1].Site, refusals[^1].Reason));
         Assert.Equal(0, gate.CallsInFlight("site-a"));
 
         // Cancellation gives a place back; a call whose service throws takes one and gives it back.

@@ -242,6 +242,72 @@ public sealed class HostileBulkCallTests : IDisposable
     }
 
     /// <summary>
+    /// A site sends the cluster's forwarding header with its own certificate (threat-model/README.md §7). The service refuses
+    /// such a call, but until the gate refused it too it passed the gate uncounted, so the site could make the aggregator
+    /// buffer a request of up to 4 MiB on every HTTP/2 stream it opened (about 3 GiB with 8 connections of 100 streams).
+    /// Now each is answered at once with PERMISSION_DENIED before its body is read, holds no place, and is audited within the
+    /// site's share; ASP.NET Core and grpc-dotnet write no line per request (five each at Information, unbounded by the
+    /// share); the honest sites complete a round.
+    /// </summary>
+    [Fact]
+    public async Task AnyMethod_SiteCertificateWithForwardingHeader_EveryStalledCallRefusedAtOnce_NoneHeld_NoFrameworkLinePerRequest_HonestRoundCompletes()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-b", "site-x"], new Dictionary<string, string> { ["MinSites"] = "2" });
+        var logs = new CapturingLogger();
+        await fed.StartAggregatorAsync(logs: logs, minimumLevel: Microsoft.Extensions.Logging.LogLevel.Information);
+        BulkCallGate gate = fed.Aggregator!.Services.GetRequiredService<BulkCallGate>();
+        using PartyKit kitX = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        const string expected = "the 'securefed-forwarded-site' header (naming 'site-a') is accepted only from a silo of the aggregator cluster, which presents the aggregator's own certificate; "
+            + "this caller presented the certificate of site 'site-x'";
+
+        // Four times the per-site call limit, every method, on one connection: each declares a message near 4 MiB, sends
+        // 64 KiB of it and stalls.
+        string[] methods = ["ShareKeys", "Unmask", "GetStatus", "UploadMaskedInput", "AdvertiseKeys", "AwaitShares", "DownloadModel", "AwaitRound"];
+        int count = 4 * gate.CallLimitPerSite;
+        using var release = new CancellationTokenSource();
+        using HttpClient raw = RawHttp(kitX.TlsCertificate);
+        Task<HttpResponseMessage>[] calls = [.. Enumerable.Range(0, count).Select(i => Stalled(raw, fed.Address, methods[i % methods.Length], release.Token, forwardedSite: "site-a"))];
+        HttpResponseMessage[] answers = await Task.WhenAll(calls).WaitAsync(HangBound);
+        foreach (HttpResponseMessage response in answers)
+        {
+            using (response)
+            {
+                Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+                Assert.Equal(((int)StatusCode.PermissionDenied).ToString(System.Globalization.CultureInfo.InvariantCulture), Assert.Single(response.Headers.GetValues("grpc-status")));
+                Assert.Equal(expected, Uri.UnescapeDataString(Assert.Single(response.Headers.GetValues("grpc-message"))));
+            }
+        }
+
+        Assert.Equal(0, gate.CallsInFlight("site-x"));
+        Assert.Equal(0, gate.CallsInFlight("site-a"));
+
+        // The honest sites run a round.
+        fed.StartAgent("site-a", 100);
+        fed.StartAgent("site-b", 200);
+        await fed.WaitFinishedAsync(HangBound);
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal(["site-a", "site-b"], completed.Participants.Order());
+
+        // Audited under the certificate's site within its share (32 lines at once, one more every 10 s), the rest counted.
+        string audit = AggregatorState.AuditDirectory(fed.AggregatorDataDirectory);
+        List<JsonElement> lines = [.. Directory.EnumerateFiles(audit, "*.jsonl").SelectMany(LogFiles.CompleteLines)
+            .Select(l => JsonDocument.Parse(l).RootElement.Clone())
+            .Where(e => e.GetProperty("type").GetString() == AuditEvents.Refusal && e.GetProperty("fields").TryGetProperty("reason", out JsonElement r)
+                && r.GetString() == expected)];
+        Assert.InRange(lines.Count, RefusalAudit.DefaultBurst, RefusalAudit.DefaultBurst + 1);
+        Assert.All(lines, e => Assert.Equal("site-x", e.GetProperty("fields").GetProperty("site").GetString()));
+        Assert.All(lines, e => Assert.Equal("PermissionDenied", e.GetProperty("fields").GetProperty("status").GetString()));
+        Assert.Equal(lines.Count, logs.Lines.Count(l => l.Message.StartsWith("Refused a ", StringComparison.Ordinal) && l.Message.EndsWith(expected, StringComparison.Ordinal)));
+        AuditVerification verified = AuditVerifier.Verify(audit);
+        Assert.True(verified.Ok, verified.FirstProblem);
+
+        // No framework line per request, neither for the refused calls nor for the honest round's (the host logs at Information).
+        Assert.Contains(logs.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Information && l.Message.StartsWith("Round 1 completed", StringComparison.Ordinal));
+        Assert.DoesNotContain(logs.Lines, l => l.Message.Contains("/securefed.v1.Aggregation/", StringComparison.Ordinal));
+        await release.CancelAsync();
+    }
+
+    /// <summary>
     /// Routing matches a method's path case-insensitively and tolerates a trailing slash, so a site that spells ShareKeys
     /// or Unmask differently (a hand-made <see cref="Method{TRequest, TResponse}"/> on its channel) still reaches the
     /// service: such a call is counted against the same limit (the gate identifies the call by the routed endpoint).
@@ -346,7 +412,7 @@ public sealed class HostileBulkCallTests : IDisposable
     }
 
     /// <summary>A raw HTTP/2 call of <paramref name="method"/> declaring a ~4 MiB message, sending 64 KiB of it, then stalling.</summary>
-    private static Task<HttpResponseMessage> Stalled(HttpClient raw, Uri address, string method, CancellationToken cancellationToken)
+    private static Task<HttpResponseMessage> Stalled(HttpClient raw, Uri address, string method, CancellationToken cancellationToken, string? forwardedSite = null)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, new Uri(address, $"/securefed.v1.Aggregation/{method}"))
         {
@@ -355,6 +421,11 @@ public sealed class HostileBulkCallTests : IDisposable
             Content = new StalledGrpcContent(4 * 1024 * 1024 - 16, 64 * 1024),
         };
         request.Headers.TE.Add(new TransferCodingWithQualityHeaderValue("trailers"));
+        if (forwardedSite is not null)
+        {
+            request.Headers.Add(ForwardedIdentity.SiteHeader, forwardedSite);
+        }
+
         return raw.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
     }
 

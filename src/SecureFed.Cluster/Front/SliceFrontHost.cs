@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
@@ -26,6 +27,7 @@ public static class SliceFrontHost
         ArgumentNullException.ThrowIfNull(front);
         PartyKit kit = front.Kit;
         var builder = WebApplication.CreateSlimBuilder();
+        builder.Configuration.AddInMemoryCollection(AggregatorHost.FrameworkLogLevels); // one line per refused caller, not five per request
         configureLogging?.Invoke(builder.Logging);
         var connections = new ConnectionGate(front.MaxConnectionsPerSite);
         builder.Services.AddSingleton(connections);
@@ -51,7 +53,7 @@ public static class SliceFrontHost
         app.UseRouting();
         FrontRefusalLog refusals = app.Services.GetRequiredService<FrontRefusalLog>();
         BulkCallGate.UseBulkCallGate(app, bulkCalls, kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(),
-            (caller, _, _) => refusals.MayLog(caller.Site!, "ResourceExhausted"));
+            (caller, _, _) => refusals.MayLog(caller.Site ?? caller.Caller, (caller.Refused ? caller.Code : Grpc.Core.StatusCode.ResourceExhausted).ToString()));
         app.MapGrpcService<SiloFrontService>();
         return app;
     }
