@@ -103,6 +103,37 @@ internal static class CliApp
         }
     }
 
+    /// <summary>
+    /// The parser's errors, except that a command given without one of its sub-commands (<c>securefed</c>, <c>securefed
+    /// audit</c>, or an unknown word in the sub-command's place) is told which sub-commands it takes, after any word that was
+    /// not recognised, instead of "Required command was not provided." first.
+    /// </summary>
+    internal static IEnumerable<string> ParseErrors(ParseResult parse)
+    {
+        Command command = parse.CommandResult.Command;
+        if (command.Subcommands.Count == 0 || command.Action is not null || parse.Errors.Count == 0)
+        {
+            return parse.Errors.Select(e => e.Message);
+        }
+
+        string[] unmatched = [.. parse.UnmatchedTokens];
+        string[] others = [.. parse.Errors.Where(e => !ReferenceEquals(e.SymbolResult, parse.CommandResult) || unmatched.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal))).Select(e => e.Message)];
+        string path = string.Join(' ', parse.CommandResult.Command is RootCommand ? ["securefed"] : Lineage(parse.CommandResult));
+        string list = string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name));
+        return [.. others, $"'{path}' needs one of its commands: {list}."];
+
+        static IEnumerable<string> Lineage(CommandResult result)
+        {
+            var names = new Stack<string>();
+            for (SymbolResult? r = result; r is CommandResult c; r = r.Parent)
+            {
+                names.Push(c.Command is RootCommand ? "securefed" : c.Command.Name);
+            }
+
+            return names;
+        }
+    }
+
     /// <summary>A floating-point number type, nullable, or an array or list of one (e.g. <c>double[]</c>).</summary>
     private static bool IsNumber(Type type)
     {
@@ -117,7 +148,7 @@ internal static class CliApp
     {
         RootCommand root = BuildRoot();
         ParseResult parse = root.Parse(args);
-        string[] errors = [.. parse.Errors.Select(e => e.Message), .. DecimalCommaErrors(parse)];
+        string[] errors = [.. ParseErrors(parse), .. DecimalCommaErrors(parse)];
         if (errors.Length > 0)
         {
             foreach (string error in errors)

@@ -52,14 +52,15 @@ internal static class DataSplitter
         IReadOnlyList<Sentence> train = ReadPart(dir, "train.tsv", options.MaxTrainSentences, seed);
         IReadOnlyList<Sentence> dev = ReadPart(dir, "dev.tsv", options.MaxEvalSentences, seed);
         IReadOnlyList<Sentence> test = ReadPart(dir, "test.tsv", options.MaxEvalSentences, seed);
+        if (train.Count < options.Sites)
+        {
+            throw new InvalidDataException($"{dir}: {train.Count} training sentences cannot be split across {options.Sites} sites.");
+        }
+
         Sentence[] shuffled = Shuffle(train, seed);
         IReadOnlyList<double> shares = options.Split == ExperimentSplit.Skewed
             ? options.EffectiveSkewShares()
             : [.. Enumerable.Repeat(1.0 / options.Sites, options.Sites)];
-        if (shuffled.Length < options.Sites)
-        {
-            throw new InvalidDataException($"{dir}: {shuffled.Length} training sentences cannot be split across {options.Sites} sites.");
-        }
 
         var sites = new List<SiteData>();
         int start = 0;

@@ -7,6 +7,9 @@ namespace SecureFed.Experiments;
 /// <summary>Settings of <c>securefed experiment</c>. Every arm uses the same model config, seed and local-epoch budget.</summary>
 public sealed record ExperimentOptions
 {
+    /// <summary>The most sites an experiment simulates (<c>--sites</c>).</summary>
+    public const int MaxSites = 1000;
+
     /// <summary>A CoNLL corpus folder (train.tsv, dev.tsv, test.tsv) for the iid and skewed splits.</summary>
     /// <value>The default value is null.</value>
     public string? DataDirectory { get; init; }
@@ -472,6 +475,12 @@ public sealed record ExperimentOptions
             if (Sites < 2)
             {
                 throw new ArgumentException($"--sites must be at least 2, not {Sites}.");
+            }
+
+            if (Sites > MaxSites)
+            {
+                // Every site trains its own model in this process, one after another; far more sites than sentences is a typo.
+                throw new ArgumentException($"--sites must be at most {MaxSites}, not {Sites}: every site trains in this process, one after another.");
             }
         }
 

@@ -93,6 +93,51 @@ public sealed class CliBadInputTests : IDisposable
         AssertUsageError(code, err, "--drop-round must be a round of this run, 1 to 10", "got " + round);
     }
 
+    [Theory]
+    [InlineData("--patient-noise", "distributed")]
+    [InlineData("--steps-per-round", "1")]
+    public async Task Demo_DropRoundOfAOneStepRun_CheckedAgainstItsRoundsNotTheDefaultTen(string option, string value)
+    {
+        // One DP-SGD step a round runs 200 rounds unless --rounds says otherwise: round 50 is one of them (the run is stopped
+        // by --layer-scales without --public-data, refused after the round check), round 201 is not.
+        var (code, _, err) = await Run("demo", "--corpus", "synthetic", option, value, "--drop-site-at", "mask", "--drop-round", "50",
+            "--layer-scales", "--out", Path.Combine(_dir, "out"));
+        AssertUsageError(code, err, "--layer-scales needs --public-data");
+
+        (code, _, err) = await Run("demo", "--corpus", "synthetic", option, value, "--drop-site-at", "mask", "--drop-round", "201",
+            "--out", Path.Combine(_dir, "out"));
+        AssertUsageError(code, err, "--drop-round must be a round of this run, 1 to 200", "got 201");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Theory]
+    [InlineData("mask")]
+    [InlineData("consistency")]
+    [InlineData("unmask")]
+    public async Task Demo_TwoSitesDroppingOneAfterTheUpdatesLeft_UsageErrorInsteadOfAFederationThatCannotFinish(string stage)
+    {
+        var (code, _, err) = await Run("demo", "--corpus", "synthetic", "--sites", "2", "--drop-site-at", stage, "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, $"--drop-site-at {stage} needs --sites 3 or more", "t = 2");
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")));
+    }
+
+    [Theory]
+    [InlineData(new[] { "--public-data", "" }, "--public-data is blank")]
+    [InlineData(new[] { "--public-data", "/nonexistent-securefed-public" }, "--public-data /nonexistent-securefed-public: no such folder")]
+    [InlineData(new[] { "--public-epochs", "3" }, "--public-epochs applies only with --public-data")]
+    [InlineData(new[] { "--corpus", "synthetic", "--train-per-site", "10" }, "--train-per-site subsamples a real corpus")]
+    [InlineData(new[] { "--sentences", "50" }, "--sentences sizes the synthetic corpus")]
+    public async Task Demo_OptionThatWouldBeIgnoredOrAMissingPublicCorpus_UsageErrorNamingItBeforeAnyFolderIsMade(string[] options, string expected)
+    {
+        string data = Corpus("own", 6, 2, 2);
+        string[] corpus = options.Contains("--corpus") ? [] : ["--data", data];
+        var (code, _, err) = await Run(["demo", .. corpus, .. options, "--out", Path.Combine(_dir, "out")]);
+
+        AssertUsageError(code, err, expected);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")), "a refused run leaves no output folder behind");
+    }
+
     [Fact]
     public async Task TaggerTrain_OutHoldsAModel_RefusedAndTheModelKept()
     {
@@ -278,7 +323,7 @@ public sealed class CliBadInputTests : IDisposable
     public async Task AuditReport_ExperimentResultsAsPrivacyAudit_UsageErrorNamingTheFileAndNoReport()
     {
         string logs = Path.Combine(_dir, "logs");
-        Directory.CreateDirectory(logs);
+        Directory.CreateDirectory(Path.Combine(logs, "checkpoints")); // a log folder (the --privacy-audit check comes after)
         string results = Path.Combine(_dir, "results.json");
         const string Experiment = """{"configuration":{},"data":"d","sites":[],"summary":{},"arms":[{"arm":"federated","kind":"federated","epsilon":null,"f1_mean":0.5}],"runs":[],"machine":{}}""";
         File.WriteAllText(results, Experiment);

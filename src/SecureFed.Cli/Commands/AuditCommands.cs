@@ -329,7 +329,26 @@ internal static class AuditCommands
             throw new UsageException($"log directory '{directory}' does not exist.");
         }
 
+        if (!File.Exists(Path.Combine(directory, "audit.jsonl")) && !Directory.Exists(Path.Combine(directory, "checkpoints")) && !File.Exists(Path.Combine(directory, "checkpoint.latest")))
+        {
+            // Nothing of a log here (a log that lost its audit.jsonl still has its checkpoints, and fails the verification):
+            // most likely the demo's output folder, or a data folder, given instead of the log folder inside it.
+            string[] logs = [.. LogFoldersUnder(directory).Take(6)];
+            throw new UsageException(logs.Length == 0
+                ? $"'{directory}' is not an audit log folder (no audit.jsonl or checkpoints/ in it, nor in its subfolders); give the folder that holds audit.jsonl."
+                : $"'{directory}' is not an audit log folder (no audit.jsonl or checkpoints/ in it); the log folders under it: {string.Join(", ", logs)}.");
+        }
+
         return directory;
+    }
+
+    /// <summary>Folders under <paramref name="directory"/>, at most four levels down, that hold an audit.jsonl, in path order.</summary>
+    private static IEnumerable<string> LogFoldersUnder(string directory)
+    {
+        var options = new EnumerationOptions { RecurseSubdirectories = true, MaxRecursionDepth = 4, IgnoreInaccessible = true };
+        return Directory.EnumerateFiles(directory, "audit.jsonl", options)
+            .Select(f => Path.GetDirectoryName(f)!)
+            .Order(StringComparer.Ordinal);
     }
 
     /// <summary>

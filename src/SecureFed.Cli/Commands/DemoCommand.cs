@@ -90,6 +90,13 @@ internal static class DemoCommand
                 "unmask" => ProtocolStage.Unmasking,
                 string other => throw new UsageException($"--drop-site-at must be advertise, share, mask, consistency or unmask, got '{other}'."),
             };
+            if (dropAt is ProtocolStage.MaskedInputCollection or ProtocolStage.ConsistencyCheck or ProtocolStage.Unmasking && n < 3)
+            {
+                // t = 2 of 2: the round aborts once the updates have left, each site is charged for it (the noise is sized to
+                // spend the whole budget), so no site can afford the round again, whatever --epsilon or --rounds.
+                throw new UsageException($"--drop-site-at {parse.GetValue(drop)} needs --sites 3 or more: with {n} sites every round needs all of them (t = {n}), so the round aborts after the sites' updates have left, and the privacy budget each site was charged for it leaves none for the round's retry. advertise and share work with 2 sites (nothing has left them yet).");
+            }
+
             string size = parse.GetValue(model) ?? DemoSettings.DefaultModel;
             if (!DemoRunner.ModelNames.Contains(size))
             {
@@ -134,15 +141,46 @@ internal static class DemoCommand
                 }
             }
 
-            if (dataDir is not null && parse.GetValue(publicData) is string publicDir)
+            if (parse.GetValue(publicData) is string givenPublic)
             {
-                RequirePublicCorpusOtherThan(publicDir, dataDir);
+                if (string.IsNullOrWhiteSpace(givenPublic))
+                {
+                    throw new UsageException("--public-data is blank; give the folder of a public CoNLL corpus (train.tsv, dev.tsv, test.tsv), or leave --public-data out.");
+                }
+
+                if (!Directory.Exists(givenPublic))
+                {
+                    throw new UsageException(File.Exists(givenPublic)
+                        ? $"--public-data {givenPublic} is a file; give the folder that holds the public corpus's train.tsv, dev.tsv and test.tsv."
+                        : $"--public-data {givenPublic}: no such folder.");
+                }
+
+                if (dataDir is not null)
+                {
+                    RequirePublicCorpusOtherThan(givenPublic, dataDir);
+                }
+            }
+            else if (Given(parse, publicEpochs))
+            {
+                // It would be ignored: there is no warm start to train.
+                throw new UsageException("--public-epochs applies only with --public-data (the epochs of the public warm start); give --public-data too, or leave --public-epochs out.");
             }
 
             int perSite = parse.GetValue(trainPerSite);
             if (perSite < 0)
             {
                 throw new UsageException($"--train-per-site must be 0 (all) or positive, got {perSite}.");
+            }
+
+            // Each corpus has its own size option; the other one would be ignored.
+            if (dataDir is null && corpusName == "synthetic" && Given(parse, trainPerSite))
+            {
+                throw new UsageException("--train-per-site subsamples a real corpus (--data, or the default NCBI-disease); the synthetic corpus is sized with --sentences (per site).");
+            }
+
+            if (dataDir is not null && Given(parse, sentences))
+            {
+                throw new UsageException("--sentences sizes the synthetic corpus (--corpus synthetic); a real corpus gives each site its share of train.tsv, subsampled with --train-per-site.");
             }
 
             if (parse.GetValue(output) is { } givenOut && string.IsNullOrWhiteSpace(givenOut))
@@ -155,11 +193,6 @@ internal static class DemoCommand
             {
                 // It was ignored: no site dropped out, in round 2 or any other.
                 throw new UsageException($"--drop-round {dropIn} applies only with --drop-site-at (the stage at which the last site goes silent); give --drop-site-at too, or leave --drop-round out.");
-            }
-
-            if (dropAt is not null && (dropIn < 1 || dropIn > r))
-            {
-                throw new UsageException($"--drop-round must be a round of this run, 1 to {r} (--rounds), got {dropIn}.");
             }
 
             string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
@@ -231,6 +264,13 @@ internal static class DemoCommand
                 // One DP-SGD step per round: as many rounds as the default recipe's steps (10 rounds × 20 steps, 200), at
                 // most 500; the default 10 rounds would be 10 steps, far too few to learn anything.
                 r = OneStepRounds(q, localEpochs);
+            }
+
+            if (dropAt is not null && (dropIn < 1 || dropIn > r))
+            {
+                throw new UsageException(Given(parse, rounds) || !(distributed || steps == 1)
+                    ? $"--drop-round must be a round of this run, 1 to {r} (--rounds), got {dropIn}."
+                    : $"--drop-round must be a round of this run, 1 to {r} (one DP-SGD step a round: {r} rounds unless --rounds says otherwise), got {dropIn}.");
             }
 
             bool scales = parse.GetValue(layerScales);

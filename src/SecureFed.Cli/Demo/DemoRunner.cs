@@ -276,6 +276,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             l2Clip = SplitNoiseUpdateClip(settings.LearningRate, sigma / Math.Sqrt(Math.Max(1, shares)), settings.GradClip, initial.Length, settings.SampleRate, train.Values.Min(t => t.Count));
         }
 
+        if (SmallBatchWarning(settings.SampleRate, train.Values.Min(t => t.Count)) is string smallBatch)
+        {
+            console.MarkupLine($"[yellow]Warning:[/] {Markup.Escape(smallBatch)}");
+        }
+
         console.MarkupLine(CultureInfo.InvariantCulture, $"Model: {DemoModelDescription(settings.Model)}, {initial.Length:N0} parameters (hashed features, no shared vocabulary). Patient-level DP-SGD: q={settings.SampleRate}, σ={sigma:F3} for ε={settings.Epsilon} at δ={settings.Delta:G2} after {totalSteps} steps ({totalSteps / Math.Max(1, settings.Rounds)} per round), {settings.Optimizer} lr {settings.LearningRate}, per-example clip C={settings.GradClip}.");
         if (settings.DistributedPatientNoise)
         {
@@ -348,7 +353,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         {
             string token = federation.Provisioned.OperatorTokenPath;
             console.MarkupLine($"Operator console: [blue]{admin}[/] (log in with the token in {Markup.Escape(token)}); metrics: [blue]{new Uri(admin, "metrics")}[/] " +
-                $"(curl -H \"Authorization: Bearer $(cat {Markup.Escape(token)})\" {new Uri(admin, "metrics")}); both while the demo runs.");
+                $"(curl -H \"Authorization: Bearer $(cat {Markup.Escape(ShellQuote(token))})\" {new Uri(admin, "metrics")}); both while the demo runs.");
         }
         if (settings.DropAt is { } dropStage)
         {
@@ -460,7 +465,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         console.MarkupLine($"Wrote: fused model [blue]{Markup.Escape(modelDir)}[/], chart [blue]{Markup.Escape(chart)}[/], audit report [blue]{Markup.Escape(report)}[/].");
-        console.MarkupLine($"Check the logs yourself: [grey]securefed audit verify {Markup.Escape(auditDirs[0])}[/]");
+        console.MarkupLine($"Check the logs yourself: [grey]securefed audit verify {Markup.Escape(ShellQuote(auditDirs[0]))}[/]");
         console.MarkupLine(CultureInfo.InvariantCulture, $"Demo finished in {clock.Elapsed.TotalSeconds:F0} s.");
         foreach (TaggerLocalTrainer t in trainers)
         {
@@ -954,5 +959,27 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         types.AddRow("[bold]overall[/]", test.Precision.ToString("F3", CultureInfo.InvariantCulture), test.Recall.ToString("F3", CultureInfo.InvariantCulture), $"[bold]{testF1.ToString("F3", CultureInfo.InvariantCulture)}[/]");
         console.Write(types);
+    }
+
+    /// <summary>
+    /// <paramref name="path"/> as one word of a POSIX shell command the user may paste: as it is when it holds only
+    /// characters no shell treats specially, else in single quotes (a quote in it as <c>'\''</c>).
+    /// </summary>
+    internal static string ShellQuote(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        bool plain = path.Length > 0 && path.All(ch => char.IsAsciiLetterOrDigit(ch) || ch is '/' or '.' or '_' or '-' or ':' or '+' or ',' or '@' or '%' or '=');
+        return plain ? path : "'" + path.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
+    }
+
+    /// <summary>
+    /// A warning when DP-SGD's expected batch, q × the smallest site's sentences, is under one sentence: most steps then sample
+    /// no sentence and add the noise alone, so the model learns next to nothing (a q of 1e-4 scored F1 0.02 against 0.72).
+    /// </summary>
+    internal static string? SmallBatchWarning(double sampleRate, int smallestSite)
+    {
+        double expected = sampleRate * smallestSite;
+        return expected >= 1 ? null : string.Create(CultureInfo.InvariantCulture,
+            $"--sample-rate {sampleRate:R} samples {expected:G2} sentences a step on average from the smallest site ({smallestSite} sentences): most DP-SGD steps will add noise to no sentence at all, and the model will learn next to nothing. A q of at least 1/{smallestSite} (the default is {TrainingRecipe.Product.SampleRate:R}) gives every step a batch.");
     }
 }
