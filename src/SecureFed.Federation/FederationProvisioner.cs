@@ -48,7 +48,12 @@ public static class FederationProvisioner
 
         string parent = Path.GetDirectoryName(output)
             ?? throw new ArgumentException($"Output directory '{output}' has no parent directory.", nameof(request));
-        string stage = Path.Combine(parent, $".{Path.GetFileName(output)}.provisioning-{Guid.NewGuid():N}");
+        // An existing empty folder (a link to one, or a mount point) is written into, never replaced: the staging folder is
+        // made inside it, on its file system, and its entries moved up at the end. Otherwise it is made beside it and moved.
+        bool existing = Directory.Exists(output);
+        string stage = existing
+            ? Path.Combine(output, $".provisioning-{Guid.NewGuid():N}")
+            : Path.Combine(parent, $".{Path.GetFileName(output)}.provisioning-{Guid.NewGuid():N}");
         try
         {
             Directory.CreateDirectory(parent);
@@ -63,18 +68,38 @@ public static class FederationProvisioner
         try
         {
             ProvisionResult staged = WriteAll(request, stage, output, random, time);
-            if (Directory.Exists(output))
+            if (existing)
             {
-                Directory.Delete(output); // empty, checked above
+                MoveEntriesUp(stage, output);
+                Directory.Delete(stage);
+            }
+            else
+            {
+                Directory.Move(stage, output);
             }
 
-            Directory.Move(stage, output);
             return staged;
         }
         catch (Exception ex)
         {
             try
             {
+                if (existing)
+                {
+                    // What was already moved up is this run's (the folder was empty): taken out again with the rest.
+                    foreach (string entry in Directory.EnumerateFileSystemEntries(output).Where(e => !string.Equals(e, stage, StringComparison.Ordinal)))
+                    {
+                        if (Directory.Exists(entry))
+                        {
+                            Directory.Delete(entry, recursive: true);
+                        }
+                        else
+                        {
+                            File.Delete(entry);
+                        }
+                    }
+                }
+
                 Directory.Delete(stage, recursive: true);
             }
             catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
@@ -88,6 +113,23 @@ public static class FederationProvisioner
             }
 
             throw;
+        }
+    }
+
+    /// <summary>Moves every entry of <paramref name="stage"/> into <paramref name="output"/>, its parent (the same file system).</summary>
+    private static void MoveEntriesUp(string stage, string output)
+    {
+        foreach (string entry in Directory.EnumerateFileSystemEntries(stage).ToList())
+        {
+            string target = Path.Combine(output, Path.GetFileName(entry));
+            if (Directory.Exists(entry))
+            {
+                Directory.Move(entry, target);
+            }
+            else
+            {
+                File.Move(entry, target);
+            }
         }
     }
 

@@ -260,6 +260,25 @@ public sealed class ProvisioningTests(ProvisionedFederation federation) : IClass
     }
 
     [Fact]
+    public void Provision_LinkToAnEmptyFolder_WrittenIntoItsTarget_TheLinkKept()
+    {
+        // The link used to be deleted and replaced by a real folder, the target left empty.
+        using var dir = new TempDirectory();
+        string target = dir.Combine("target");
+        Directory.CreateDirectory(target);
+        string link = dir.Combine("link");
+        Directory.CreateSymbolicLink(link, target);
+
+        ProvisionResult result = FederationProvisioner.Provision(new ProvisionRequest(link, "fed", ["a", "b"], "127.0.0.1"));
+
+        Assert.Equal(target, new DirectoryInfo(link).LinkTarget);
+        Assert.True(File.Exists(Path.Combine(target, KitFiles.Manifest)));
+        Assert.True(File.Exists(Path.Combine(result.AggregatorKitDirectory, "tls.crt")));
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(target), e => Path.GetFileName(e).StartsWith(".provisioning-", StringComparison.Ordinal));
+        Assert.DoesNotContain(Directory.GetFileSystemEntries(dir.Path), e => Path.GetFileName(e).Contains(".provisioning-", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void Provision_BadHostOrValidity_ThrowsArgumentException()
     {
         using var dir = new TempDirectory();
