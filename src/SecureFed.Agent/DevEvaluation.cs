@@ -38,9 +38,10 @@ public static class DevEvaluation
     /// <summary>
     /// Scores <paramref name="model"/> on <paramref name="dev"/> for federated evaluation: the counts of the whole set
     /// when they fit <paramref name="countCap"/>, else of its longest prefix that does; null when there is nothing to
-    /// score. Also returns the F1 of the whole set (the site's own, local figure).
+    /// score. Also returns the F1 of the whole set (the site's own, local figure). <paramref name="cancellationToken"/> stops
+    /// the pretrained encoder's features between sentences (<see cref="TaggerModel.Predict"/>).
     /// </summary>
-    public static (EvaluationCounts? Counts, double DevF1) Score(TaggerModel model, IReadOnlyList<Sentence> dev, int countCap)
+    public static (EvaluationCounts? Counts, double DevF1) Score(TaggerModel model, IReadOnlyList<Sentence> dev, int countCap, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(dev);
@@ -49,7 +50,7 @@ public static class DevEvaluation
             return (null, double.NaN);
         }
 
-        EvaluationResult whole = TaggerEvaluator.Evaluate(model, dev);
+        EvaluationResult whole = TaggerEvaluator.Evaluate(model, dev, cancellationToken);
         if (countCap <= 0)
         {
             return (null, whole.F1);
@@ -62,7 +63,7 @@ public static class DevEvaluation
         }
 
         IReadOnlyList<Sentence> prefix = WithinCap(dev, countCap);
-        return (prefix.Count == 0 ? null : Counts(TaggerEvaluator.Evaluate(model, prefix)), whole.F1);
+        return (prefix.Count == 0 ? null : Counts(TaggerEvaluator.Evaluate(model, prefix, cancellationToken)), whole.F1);
     }
 
     private static bool Fits(EvaluationCounts counts, int cap) =>

@@ -92,7 +92,7 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
         _model.Unflatten(globalModel);
         // The received global model is scored before local training (federated evaluation reports model v(r−1)).
         cancellationToken.ThrowIfCancellationRequested();
-        (EvaluationCounts? devCounts, double devF1) = DevEvaluation.Score(_model, _dev, plan.EvaluationCountCap);
+        (EvaluationCounts? devCounts, double devF1) = DevEvaluation.Score(_model, _dev, plan.EvaluationCountCap, cancellationToken);
         cancellationToken.ThrowIfCancellationRequested(); // the trainer checks between DP-SGD steps
         var options = new TrainOptions
         {

@@ -299,12 +299,13 @@ public sealed class TaggerModel : IDisposable
 
     /// <summary>Tags sentences (eval mode, no gradients, IOB2-constrained Viterbi).</summary>
     /// <param name="sentences">Tokenised sentences.</param>
+    /// <param name="cancellationToken">Stops the pretrained encoder's features (<see cref="TaggerConfig.Encoder"/>) between sentences.</param>
     /// <returns>One IOB2 tag list per sentence, same lengths.</returns>
-    public IReadOnlyList<IReadOnlyList<string>> Predict(IReadOnlyList<IReadOnlyList<string>> sentences)
+    public IReadOnlyList<IReadOnlyList<string>> Predict(IReadOnlyList<IReadOnlyList<string>> sentences, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(sentences);
         ObjectDisposedException.ThrowIf(_disposed, this);
-        PrepareFeatures(sentences);
+        PrepareFeatures(sentences, cancellationToken);
         var encoded = new EncodedSentence[sentences.Count];
         for (int i = 0; i < sentences.Count; i++)
         {
@@ -369,13 +370,15 @@ public sealed class TaggerModel : IDisposable
     /// <summary>
     /// With a pretrained encoder (<see cref="TaggerConfig.Encoder"/>), computes the token vectors of every sentence not
     /// yet encoded, as many at a time as torch has threads; without one, nothing. <see cref="Encode(IReadOnlyList{string}, IReadOnlyList{string})"/>
-    /// would compute them one by one; this is the same result, sooner.
+    /// would compute them one by one; this is the same result, sooner. Cancelled, it stops between sentences and throws
+    /// <see cref="OperationCanceledException"/> once no sentence is being encoded (<see cref="PretrainedEncoder.Precompute"/>).
     /// </summary>
-    internal void PrepareFeatures(IEnumerable<IReadOnlyList<string>> sentences) =>
-        _encoder?.Precompute(sentences, torch.get_num_threads());
+    internal void PrepareFeatures(IEnumerable<IReadOnlyList<string>> sentences, CancellationToken cancellationToken = default) =>
+        _encoder?.Precompute(sentences, torch.get_num_threads(), cancellationToken);
 
-    /// <inheritdoc cref="PrepareFeatures(IEnumerable{IReadOnlyList{string}})"/>
-    internal void PrepareFeatures(IEnumerable<Sentence> sentences) => PrepareFeatures(sentences.Select(s => s.Tokens));
+    /// <inheritdoc cref="PrepareFeatures(IEnumerable{IReadOnlyList{string}}, CancellationToken)"/>
+    internal void PrepareFeatures(IEnumerable<Sentence> sentences, CancellationToken cancellationToken = default) =>
+        PrepareFeatures(sentences.Select(s => s.Tokens), cancellationToken);
 
     internal int[][] PredictIds(IReadOnlyList<EncodedSentence> encoded, int batchSize = 64)
     {

@@ -76,7 +76,7 @@ public sealed class TaggerTrainer
         Generator generator,
         CancellationToken cancellationToken)
     {
-        model.PrepareFeatures(train.Where(s => s.Length > 0));
+        model.PrepareFeatures(train.Where(s => s.Length > 0), cancellationToken); // stops between sentences when cancelled
         var encodedTrain = train.Where(s => s.Length > 0).Select(model.Encode).ToArray();
         if (encodedTrain.Length == 0)
         {

@@ -89,6 +89,57 @@ public sealed class PretrainedEncoderTests
         }
     }
 
+    /// <summary>
+    /// Ctrl-C or SIGTERM while a site computes its sentences' features: the pre-computation starts no other sentence,
+    /// throws <see cref="OperationCanceledException"/> once the sentences being encoded are done, and leaves no ONNX run
+    /// in flight, so the session can be freed (or the process exit) without ONNX Runtime still working on a thread. It
+    /// used to ignore the stop and encode every sentence (the demo then exited under it: "GetElementType is not
+    /// implemented" on stderr).
+    /// </summary>
+    [Fact]
+    public async Task Precompute_CancelledFromAnotherThreadWhileItRuns_StopsWithNoRunInFlight_AndTheSessionDisposesSafely()
+    {
+        string path = PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2);
+        using PretrainedEncoder encoder = PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, path); // its own session, not the process's
+        // Thousands of sentences: many seconds of encoding on 2 threads, each sentence a few milliseconds.
+        List<IReadOnlyList<string>> sentences = [.. SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 3000, seed: 11).Select(s => s.Tokens)];
+        using var stop = new CancellationTokenSource();
+        Task precompute = Task.Run(() => encoder.Precompute(sentences, threads: 2, stop.Token));
+        await WaitUntilAsync(() => sentences.Any(encoder.IsCached), precompute); // it has started encoding
+
+        await stop.CancelAsync();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => precompute.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, encoder.RunsInFlight);
+        int encoded = sentences.Count(encoder.IsCached);
+        Assert.True(encoded < sentences.Count, $"all {sentences.Count} sentences were encoded after the stop"); // (a few, at once)
+        // The encoder still works after a stop (a later round encodes the rest), then frees its session with nothing running.
+        Assert.Equal(Encoder.Features([.. sentences[^1]]), encoder.Features(sentences[^1]));
+        encoder.Dispose();
+        Assert.Throws<ObjectDisposedException>(() => encoder.Features(sentences[^2]));
+        encoder.Dispose(); // twice: nothing more
+    }
+
+    /// <summary>
+    /// Disposing an encoder while its sentences are encoded on other threads waits for the runs in flight (the native
+    /// session is never freed under a running Run) and refuses the later ones: the pre-computation ends with
+    /// <see cref="ObjectDisposedException"/>, not a crash or an ONNX Runtime error.
+    /// </summary>
+    [Fact]
+    public async Task Dispose_WhileSentencesAreEncoded_WaitsForTheRunsInFlight_AndRefusesTheRest()
+    {
+        using PretrainedEncoder encoder = PretrainedEncoder.LoadFrom(PretrainedEncoder.MiniLmL6V2, PretrainedEncoder.PathOf(PretrainedEncoder.MiniLmL6V2));
+        List<IReadOnlyList<string>> sentences = [.. SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 3000, seed: 12).Select(s => s.Tokens)];
+        Task precompute = Task.Run(() => encoder.Precompute(sentences, threads: 2));
+        await WaitUntilAsync(() => sentences.Any(encoder.IsCached), precompute);
+
+        encoder.Dispose();
+
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => precompute.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, encoder.RunsInFlight);
+        Assert.True(sentences.Count(encoder.IsCached) < sentences.Count);
+    }
+
     [Fact]
     public void LayerOutputs_SixLayersFoundTheLastIsTheModelsOutput_AndTheEditKeepsItsValues()
     {
@@ -266,6 +317,18 @@ public sealed class PretrainedEncoderTests
         finally
         {
             Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    /// <summary>Polls <paramref name="condition"/> until it holds; fails if <paramref name="work"/> ends first or after a minute.</summary>
+    private static async Task WaitUntilAsync(Func<bool> condition, Task work)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.False(work.IsCompleted, $"the work ended before the condition held ({work.Status})");
+            Assert.True(watch.Elapsed < TimeSpan.FromMinutes(1), "the condition did not hold within a minute");
+            await Task.Delay(5);
         }
     }
 

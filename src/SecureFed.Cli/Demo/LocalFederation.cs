@@ -187,6 +187,7 @@ internal sealed class LocalFederation : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         await StopAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(false);
+        await WaitForWorkersAsync().ConfigureAwait(false);
         foreach (IHost host in _agentHosts)
         {
             host.Dispose();
@@ -201,6 +202,25 @@ internal sealed class LocalFederation : IAsyncDisposable
             foreach (FileLoggerProvider log in _logFiles)
             {
                 log.Dispose();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Waits until every agent worker has returned, however long its host's stop gave it. A host's StopAsync gives up
+    /// after its timeout while the worker may still be in local training, in native code (libtorch, ONNX Runtime's
+    /// encoder): disposing its services then, or the demo returning and the process exiting, would end that code under a
+    /// running thread (ONNX Runtime errors on stderr, at worst a crash). Stopped, a trainer returns at its next check
+    /// (between DP-SGD steps, between the encoder's sentences); a second Ctrl-C still ends the process at once (CliApp).
+    /// </summary>
+    private async Task WaitForWorkersAsync()
+    {
+        foreach (AgentWorker worker in Workers)
+        {
+            if (worker.ExecuteTask is Task running)
+            {
+                // The worker reports its own failures (AgentWorker.Failure): here only its end matters.
+                await running.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             }
         }
     }

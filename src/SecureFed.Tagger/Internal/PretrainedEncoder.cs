@@ -31,8 +31,12 @@ namespace SecureFed.Tagger.Internal;
 /// pieces cut at token boundaries.</para>
 /// <para>Features are cached per token list (by reference, weakly: they go when the sentence does), so the rounds of a
 /// federation encode each sentence once. A token list must not be changed after it was encoded.</para>
+/// <para>The process's instances (<see cref="Get"/>) live as long as the process; one from <see cref="LoadFrom"/> may be
+/// disposed, which waits for the ONNX runs in flight and refuses later ones: the native session is never freed under a
+/// running <c>Run</c>. <see cref="Precompute"/> stops between sentences when cancelled, and returns only once none of its
+/// runs is still in flight.</para>
 /// </remarks>
-internal sealed class PretrainedEncoder
+internal sealed class PretrainedEncoder : IDisposable
 {
     /// <summary>all-MiniLM-L6-v2's last hidden states.</summary>
     public const string MiniLmL6V2 = "minilm-l6-v2";
@@ -60,6 +64,10 @@ internal sealed class PretrainedEncoder
     private readonly bool _hasTokenTypes;
     private readonly string[]? _layerOutputs;
     private readonly ConditionalWeakTable<IReadOnlyList<string>, float[]> _cache = [];
+
+    // Held (shared) by every ONNX run, exclusively by Dispose: the session is not disposed while a run uses it.
+    private readonly ReaderWriterLockSlim _runs = new(LockRecursionPolicy.NoRecursion);
+    private bool _disposed;
 
     private PretrainedEncoder(byte[] model, string[] vocab, string[]? layerOutputs)
     {
@@ -233,8 +241,19 @@ internal sealed class PretrainedEncoder
         return _cache.GetValue(tokens, Compute);
     }
 
-    /// <summary>Encodes every sentence not yet cached, <paramref name="threads"/> at a time (0: one per processor).</summary>
-    public void Precompute(IEnumerable<IReadOnlyList<string>> sentences, int threads)
+    /// <summary>ONNX runs in flight now (for tests: none once <see cref="Precompute"/> has returned or thrown).</summary>
+    internal int RunsInFlight => _runs.CurrentReadCount;
+
+    /// <summary>Whether <paramref name="tokens"/>' features are cached (for tests).</summary>
+    internal bool IsCached(IReadOnlyList<string> tokens) => _cache.TryGetValue(tokens, out _);
+
+    /// <summary>
+    /// Encodes every sentence not yet cached, <paramref name="threads"/> at a time (0: one per processor). Cancelled, it
+    /// starts no other sentence and throws <see cref="OperationCanceledException"/> once the sentences being encoded are
+    /// done (each a few milliseconds): no run of this call is in flight when it returns or throws, so a caller that stops
+    /// (and a process that then exits) never leaves ONNX Runtime working on a thread.
+    /// </summary>
+    public void Precompute(IEnumerable<IReadOnlyList<string>> sentences, int threads, CancellationToken cancellationToken = default)
     {
         var missing = sentences.Where(s => !_cache.TryGetValue(s, out _)).Distinct(ReferenceEqualityComparer.Instance).Cast<IReadOnlyList<string>>().ToList();
         if (missing.Count == 0)
@@ -244,7 +263,9 @@ internal sealed class PretrainedEncoder
 
         try
         {
-            Parallel.ForEach(missing, new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount }, s => Features(s));
+            // Parallel.ForEach checks the token before each sentence and, cancelled, waits for the running ones before it throws.
+            var options = new ParallelOptions { MaxDegreeOfParallelism = threads > 0 ? threads : Environment.ProcessorCount, CancellationToken = cancellationToken };
+            Parallel.ForEach(missing, options, s => Features(s));
         }
         catch (AggregateException ex) when (ex.InnerExceptions.Count > 0)
         {
@@ -349,6 +370,21 @@ internal sealed class PretrainedEncoder
             inputs.Add(NamedOnnxValue.CreateFromTensor("token_type_ids", new DenseTensor<long>(new long[length], shape)));
         }
 
+        _runs.EnterReadLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            return Run(inputs, length);
+        }
+        finally
+        {
+            _runs.ExitReadLock();
+        }
+    }
+
+    /// <summary>One run of the session and the hidden states read from its outputs (the caller holds the run lock).</summary>
+    private float[] Run(List<NamedOnnxValue> inputs, int length)
+    {
         using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = _session.Run(inputs);
         if (_layerOutputs is not null)
         {
@@ -373,6 +409,29 @@ internal sealed class PretrainedEncoder
 
         DisposableNamedOnnxValue output = results.FirstOrDefault(r => r.Name == "last_hidden_state") ?? results.First();
         return Checked(output.AsTensor<float>(), length);
+    }
+
+    /// <summary>
+    /// Frees the native session once the runs in flight are done (for an instance from <see cref="LoadFrom"/>; the
+    /// process's own instances are never disposed). A later run throws <see cref="ObjectDisposedException"/>.
+    /// </summary>
+    public void Dispose()
+    {
+        _runs.EnterWriteLock();
+        try
+        {
+            if (_disposed)
+            {
+                return;
+            }
+
+            _disposed = true;
+            _session.Dispose();
+        }
+        finally
+        {
+            _runs.ExitWriteLock();
+        }
     }
 
     private float[] Checked(Tensor<float> hidden, int length)
