@@ -264,7 +264,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         // Bounded memory: at most MaxConcurrentUploads vectors are buffered at once, at most one per site; the rest wait their turn.
         using UploadLimiter.Lease lease = await AcquireSlotAsync(session, site, cancellationToken).ConfigureAwait(false);
-        requestStream = _pace.Watch(requestStream, session.SessionId, site, first.Words.Count); // from now on it must keep up (UploadPace)
+        // From now on it must keep up (UploadPace); its words keep their credit only if it is accepted as fresh.
+        using PacedUpload paced = _pace.Watch(requestStream, session.SessionId, site, first.Words.Count);
+        requestStream = paced.Reader;
         uint[] buffer = ArrayPool<uint>.Shared.Rent(m);
         try
         {
@@ -324,6 +326,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             }, cancellationToken).ConfigureAwait(false);
             if (fresh)
             {
+                paced.Accepted(); // its words keep their credit (a duplicate's are taken back: UploadPace)
+
                 // Kept for the record; duplicates were decided above (one accepted vector per site and attempt).
                 _state.Store.TryRecordSubmission(session.Round, site, stage, sha);
                 _state.Audit.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", session.Round).AddSite(site).Add("bytes", 4L * m).Add("sha256", sha));
@@ -370,7 +374,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         using UploadLimiter.Lease lease = await AcquireSlotAsync(session, site, cancellationToken).ConfigureAwait(false);
-        requestStream = _pace.Watch(requestStream, session.SessionId, site, first.Words.Count);
+        using PacedUpload paced = _pace.Watch(requestStream, session.SessionId, site, first.Words.Count); // credited only if fresh
+        requestStream = paced.Reader;
         // The words go to the round server a gRPC chunk at a time as they arrive (the cluster's slice grain on this silo
         // checks, spills and adds each piece): the slice is never buffered whole here.
         string sha = first.Sha256.ToLowerInvariant();
@@ -402,6 +407,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         if (fresh)
         {
+            paced.Accepted();
+
             // What this silo received itself; the site's masked_input_received (every slice's digest) follows when the stage closes.
             _state.Audit.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", session.Round).AddSite(site).Add("slice", slice).Add("bytes", 4L * length).Add("sha256", sha));
             session.Signal();

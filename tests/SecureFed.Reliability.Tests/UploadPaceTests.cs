@@ -8,7 +8,9 @@ namespace SecureFed.Reliability.Tests;
 /// <summary>
 /// <see cref="UploadPace"/> on a fake clock: a site's uploads of one attempt may hold a slot for the grace plus whatever
 /// their words have earned at the floor's rate, and not a moment longer; the account is the site's in that attempt, so a
-/// new upload gets no fresh grace, while another site or attempt starts afresh; a floor of 0 leaves the stream as it is.
+/// new upload gets no fresh grace, while another site or attempt starts afresh; only the words of uploads accepted as
+/// fresh (and of the one being read) earn, while every upload's time, a dropped read's too, stays booked; a floor of 0
+/// leaves the stream as it is.
 /// </summary>
 public sealed class UploadPaceTests
 {
@@ -17,7 +19,7 @@ public sealed class UploadPaceTests
     {
         var time = new FakeTimeProvider();
         var stream = new ManualStream();
-        IAsyncStreamReader<MaskedInputChunk> paced = new UploadPace(1_000, 30, time).Watch(stream, "attempt-1", "site-a", wordsSoFar: 0);
+        IAsyncStreamReader<MaskedInputChunk> paced = new UploadPace(1_000, 30, time).Watch(stream, "attempt-1", "site-a", wordsSoFar: 0).Reader;
 
         Task<bool> next = paced.MoveNext(CancellationToken.None);
         time.Advance(TimeSpan.FromSeconds(29.9));
@@ -35,7 +37,7 @@ public sealed class UploadPaceTests
     {
         var time = new FakeTimeProvider();
         var stream = new ManualStream();
-        IAsyncStreamReader<MaskedInputChunk> paced = new UploadPace(1_000, 30, time).Watch(stream, "attempt-1", "site-a", wordsSoFar: 500); // the first chunk's 500 words: 0.5 s
+        IAsyncStreamReader<MaskedInputChunk> paced = new UploadPace(1_000, 30, time).Watch(stream, "attempt-1", "site-a", wordsSoFar: 500).Reader; // the first chunk's 500 words: 0.5 s
 
         Task<bool> next = paced.MoveNext(CancellationToken.None);
         stream.Deliver(10_000); // 10 s more
@@ -63,7 +65,7 @@ public sealed class UploadPaceTests
 
         // 20 s of the grace used by a first upload that then ends (its stream complete).
         var first = new ManualStream();
-        IAsyncStreamReader<MaskedInputChunk> one = pace.Watch(first, "attempt-1", "site-a", 0);
+        IAsyncStreamReader<MaskedInputChunk> one = pace.Watch(first, "attempt-1", "site-a", 0).Reader;
         Task<bool> next = one.MoveNext(CancellationToken.None);
         time.Advance(TimeSpan.FromSeconds(20));
         first.End();
@@ -71,7 +73,7 @@ public sealed class UploadPaceTests
 
         // An hour without a slot is not charged; the second upload has the 10 s left, not 30.
         time.Advance(TimeSpan.FromHours(1));
-        IAsyncStreamReader<MaskedInputChunk> two = pace.Watch(new ManualStream(), "attempt-1", "site-a", 0);
+        IAsyncStreamReader<MaskedInputChunk> two = pace.Watch(new ManualStream(), "attempt-1", "site-a", 0).Reader;
         next = two.MoveNext(CancellationToken.None);
         time.Advance(TimeSpan.FromSeconds(9.9));
         await Task.Delay(50);
@@ -80,13 +82,13 @@ public sealed class UploadPaceTests
         await Assert.ThrowsAsync<UploadTooSlowException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
 
         // Behind now: a third upload of site-a in attempt-1 is refused at its first read.
-        UploadTooSlowException again = await Assert.ThrowsAsync<UploadTooSlowException>(() => pace.Watch(new ManualStream(), "attempt-1", "site-a", 0).MoveNext(CancellationToken.None));
+        UploadTooSlowException again = await Assert.ThrowsAsync<UploadTooSlowException>(() => pace.Watch(new ManualStream(), "attempt-1", "site-a", 0).Reader.MoveNext(CancellationToken.None));
         Assert.Contains("its further uploads of this round are refused at once", again.Message, StringComparison.Ordinal);
 
         // Another site, and site-a in the next attempt, have their whole grace.
         foreach ((string attempt, string site) in new[] { ("attempt-1", "site-b"), ("attempt-2", "site-a") })
         {
-            next = pace.Watch(new ManualStream(), attempt, site, 0).MoveNext(CancellationToken.None);
+            next = pace.Watch(new ManualStream(), attempt, site, 0).Reader.MoveNext(CancellationToken.None);
             time.Advance(TimeSpan.FromSeconds(29));
             await Task.Delay(50);
             Assert.False(next.IsCompleted, $"{site} in {attempt}");
@@ -98,7 +100,7 @@ public sealed class UploadPaceTests
     {
         var time = new FakeTimeProvider();
         var stream = new ManualStream();
-        IAsyncStreamReader<MaskedInputChunk> paced = new UploadPace(1_000, 30, time).Watch(stream, "attempt-1", "site-a", 0);
+        IAsyncStreamReader<MaskedInputChunk> paced = new UploadPace(1_000, 30, time).Watch(stream, "attempt-1", "site-a", 0).Reader;
         using var stop = new CancellationTokenSource();
 
         Task<bool> next = paced.MoveNext(stop.Token);
@@ -108,10 +110,180 @@ public sealed class UploadPaceTests
     }
 
     [Fact]
+    public async Task Watch_FastUploadsNotAcceptedThenAStall_NoCreditBanked_StallEndsAfterTheGrace()
+    {
+        // The session-44 review's case: floor 1,000 words a second, grace 1 s. Three fast 20,000-word uploads that are not
+        // accepted as fresh (identical retries answered as duplicates) used to bank 60 s, so a stall that followed held
+        // its slot for 61 s. Their words are taken back when they end: the stall ends after the grace.
+        var time = new FakeTimeProvider();
+        var pace = new UploadPace(1_000, 1, time);
+        for (int i = 0; i < 3; i++)
+        {
+            var stream = new ManualStream();
+            using PacedUpload duplicate = pace.Watch(stream, "attempt-1", "site-x", 0);
+            await ReadFastAsync(duplicate.Reader, stream, 20_000);
+        }
+
+        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-x", 0);
+        Task<bool> next = stall.Reader.MoveNext(CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(0.9));
+        await Task.Delay(50);
+        Assert.False(next.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(0.2));
+        UploadTooSlowException ex = await Assert.ThrowsAsync<UploadTooSlowException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("delivered 0 words in the 1 s", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("only the words of its uploads accepted as fresh and of this one count", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Watch_AcceptedInputResentThenAStall_OnlyTheAcceptedInputsWordsCount()
+    {
+        // Site-x's 20,000-word input is accepted (20 s of credit), then sent three more times at line speed, answered as
+        // duplicates: the stall that follows ends after the grace plus the accepted input's 20 s (21 s), not 81 s.
+        var time = new FakeTimeProvider();
+        var pace = new UploadPace(1_000, 1, time);
+        var input = new ManualStream();
+        using (PacedUpload accepted = pace.Watch(input, "attempt-1", "site-x", 0))
+        {
+            await ReadFastAsync(accepted.Reader, input, 20_000);
+            accepted.Accepted();
+        }
+
+        for (int i = 0; i < 3; i++)
+        {
+            var stream = new ManualStream();
+            using PacedUpload duplicate = pace.Watch(stream, "attempt-1", "site-x", 0);
+            await ReadFastAsync(duplicate.Reader, stream, 20_000);
+        }
+
+        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-x", 0);
+        Task<bool> next = stall.Reader.MoveNext(CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(20.9));
+        await Task.Delay(50);
+        Assert.False(next.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(0.2));
+        UploadTooSlowException ex = await Assert.ThrowsAsync<UploadTooSlowException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("delivered 20000 words in the 21 s", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Watch_AcceptedUploadThenSliceUploads_EachAcceptedOneKeepsItsCredit()
+    {
+        // Floor 1,000 words a second, grace 1 s. A first upload of 10,000 words (a first chunk of 5,000, read before the
+        // slot, and 5,000 more) takes 4 s and is accepted: 1 + 10 s allowed, 4 s held. The next (another slice) starts
+        // with 7 s in hand, not with the site behind; it too takes its 10,000 words in 6 s and is accepted: 21 s
+        // allowed, 10 s held.
+        var time = new FakeTimeProvider();
+        var pace = new UploadPace(1_000, 1, time);
+        foreach (double seconds in new[] { 4.0, 6.0 })
+        {
+            var stream = new ManualStream();
+            using PacedUpload slice = pace.Watch(stream, "attempt-1", "site-a", wordsSoFar: 5_000);
+            Task<bool> next = slice.Reader.MoveNext(CancellationToken.None);
+            time.Advance(TimeSpan.FromSeconds(seconds));
+            stream.Deliver(5_000);
+            Assert.True(await next.WaitAsync(TimeSpan.FromSeconds(10)));
+            next = slice.Reader.MoveNext(CancellationToken.None);
+            stream.End();
+            Assert.False(await next.WaitAsync(TimeSpan.FromSeconds(10)));
+            slice.Accepted();
+        }
+
+        // A further upload (an identical retry whose answer was lost) that stalls has the 11 s left.
+        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-a", 0);
+        Task<bool> stalled = stall.Reader.MoveNext(CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(10.9));
+        await Task.Delay(50);
+        Assert.False(stalled.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(0.2));
+        UploadTooSlowException ex = await Assert.ThrowsAsync<UploadTooSlowException>(() => stalled.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("delivered 20000 words in the 21 s", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Watch_HonestRetries_BrokenConnectionThenRetryThenLostAnswerRetry_AllGoThrough()
+    {
+        // Floor 1,000 words a second, grace 30 s, a 20,000-word input sent at 10 times the floor (2 s): an upload that
+        // breaks off half-way (its 10,000 words taken back, its 1 s booked), the retry (accepted), and a retry of that whose
+        // answer was lost (a duplicate) all keep up; the account then holds the accepted input's words and 5 s.
+        var time = new FakeTimeProvider();
+        var pace = new UploadPace(1_000, 30, time);
+        var broken = new ManualStream();
+        using (PacedUpload upload = pace.Watch(broken, "attempt-1", "site-a", 0))
+        {
+            await ReadAsync(upload.Reader, broken, time, 10_000, TimeSpan.FromSeconds(1));
+            Task<bool> next = upload.Reader.MoveNext(CancellationToken.None);
+            broken.Fail(new IOException("the connection broke"));
+            await Assert.ThrowsAsync<IOException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+
+        foreach (bool fresh in new[] { true, false })
+        {
+            var stream = new ManualStream();
+            using PacedUpload upload = pace.Watch(stream, "attempt-1", "site-a", 0);
+            await ReadAsync(upload.Reader, stream, time, 20_000, TimeSpan.FromSeconds(2));
+            Task<bool> next = upload.Reader.MoveNext(CancellationToken.None);
+            stream.End();
+            Assert.False(await next.WaitAsync(TimeSpan.FromSeconds(10)));
+            if (fresh)
+            {
+                upload.Accepted();
+            }
+        }
+
+        // 30 + 20 s allowed, 5 s held: a stall now ends after 45 s.
+        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-a", 0);
+        Task<bool> stalled = stall.Reader.MoveNext(CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(44.9));
+        await Task.Delay(50);
+        Assert.False(stalled.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(0.2));
+        UploadTooSlowException ex = await Assert.ThrowsAsync<UploadTooSlowException>(() => stalled.WaitAsync(TimeSpan.FromSeconds(10)));
+        Assert.Contains("delivered 20000 words in the 50 s", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Watch_StalledReadDroppedByTheCaller_ItsTimeStaysBooked()
+    {
+        // A site that stalls an upload for 20 s of its 30 s grace and drops the call (the read cancelled by the caller's
+        // token), then stalls another for 9 s and resets the connection (the read broken off), does not get the time
+        // back: its next upload has the 1 s left, not a fresh 30 s.
+        var time = new FakeTimeProvider();
+        var pace = new UploadPace(1_000, 30, time);
+        using (PacedUpload dropped = pace.Watch(new ManualStream(), "attempt-1", "site-x", 0))
+        {
+            using var call = new CancellationTokenSource();
+            Task<bool> next = dropped.Reader.MoveNext(call.Token);
+            time.Advance(TimeSpan.FromSeconds(20));
+            await call.CancelAsync();
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+
+        var broken = new ManualStream();
+        using (PacedUpload dropped = pace.Watch(broken, "attempt-1", "site-x", 0))
+        {
+            Task<bool> next = dropped.Reader.MoveNext(CancellationToken.None);
+            time.Advance(TimeSpan.FromSeconds(9));
+            broken.Fail(new IOException("the connection was reset"));
+            await Assert.ThrowsAsync<IOException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        }
+
+        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-x", 0);
+        Task<bool> stalled = stall.Reader.MoveNext(CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(0.9));
+        await Task.Delay(50);
+        Assert.False(stalled.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(0.2));
+        await Assert.ThrowsAsync<UploadTooSlowException>(() => stalled.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    [Fact]
     public void Watch_FloorOff_ReturnsTheStreamItself()
     {
         var stream = new ManualStream();
-        Assert.Same(stream, new UploadPace(0, 30).Watch(stream, "attempt-1", "site-a", 0));
+        using PacedUpload upload = new UploadPace(0, 30).Watch(stream, "attempt-1", "site-a", 0);
+        Assert.Same(stream, upload.Reader);
+        upload.Accepted();
     }
 
     [Fact]
@@ -119,6 +291,26 @@ public sealed class UploadPaceTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new UploadPace(-1, 30));
         Assert.Throws<ArgumentOutOfRangeException>(() => new UploadPace(1, -1));
+    }
+
+    /// <summary>Reads a chunk of <paramref name="words"/> words at line speed (no time passes), then the end of the stream.</summary>
+    private static async Task ReadFastAsync(IAsyncStreamReader<MaskedInputChunk> reader, ManualStream stream, int words)
+    {
+        Task<bool> next = reader.MoveNext(CancellationToken.None);
+        stream.Deliver(words);
+        Assert.True(await next.WaitAsync(TimeSpan.FromSeconds(10)));
+        next = reader.MoveNext(CancellationToken.None);
+        stream.End();
+        Assert.False(await next.WaitAsync(TimeSpan.FromSeconds(10)));
+    }
+
+    /// <summary>Reads one chunk of <paramref name="words"/> words that arrives after <paramref name="after"/>.</summary>
+    private static async Task ReadAsync(IAsyncStreamReader<MaskedInputChunk> reader, ManualStream stream, FakeTimeProvider time, int words, TimeSpan after)
+    {
+        Task<bool> next = reader.MoveNext(CancellationToken.None);
+        time.Advance(after);
+        stream.Deliver(words);
+        Assert.True(await next.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     /// <summary>A request stream whose chunks arrive when the test says so; a pending read ends when its token is cancelled.</summary>
@@ -137,6 +329,9 @@ public sealed class UploadPaceTests
 
         /// <summary>Ends the stream (the next read returns false).</summary>
         public void End() => _next.SetResult(null!);
+
+        /// <summary>Breaks the stream off (the next read throws <paramref name="error"/>).</summary>
+        public void Fail(Exception error) => _next.SetException(error);
 
         public async Task<bool> MoveNext(CancellationToken cancellationToken)
         {

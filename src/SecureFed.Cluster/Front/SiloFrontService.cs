@@ -197,10 +197,12 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             }
 
             string sha = first.Sha256.ToLowerInvariant();
-            IAsyncStreamReader<MaskedInputChunk> paced = _front.Pace.Watch(requestStream, header.SessionId, site, first.Words.Count); // from now on it must keep up
-            bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, paced, upload.Token).ConfigureAwait(false);
+            // From now on it must keep up (UploadPace); its words keep their credit only if the slice is accepted as fresh.
+            using PacedUpload paced = _front.Pace.Watch(requestStream, header.SessionId, site, first.Words.Count);
+            bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, paced.Reader, upload.Token).ConfigureAwait(false);
             if (fresh)
             {
+                paced.Accepted();
                 _front.Accepted();
             }
 
