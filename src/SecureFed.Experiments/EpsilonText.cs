@@ -50,7 +50,7 @@ public static class EpsilonText
         }
 
         return epsilon < Minimum
-            ? string.Create(CultureInfo.InvariantCulture, $"{option} {epsilon.ToString("R", CultureInfo.InvariantCulture).ToLowerInvariant()} is below the minimum ε of {Minimum}: the DP-SGD noise would drown every gradient and the arm would learn nothing. ε is the privacy loss (typically 1 to 10); δ = {delta:G2} is set apart.")
+            ? string.Create(CultureInfo.InvariantCulture, $"{option} {epsilon.ToString("R", CultureInfo.InvariantCulture).ToLowerInvariant()} is below the minimum ε of {Minimum}: the DP-SGD noise would drown every gradient and the model would learn nothing. ε is the privacy loss (typically 1 to 10); δ = {delta:G2} is set apart.")
             : null;
     }
 }

@@ -446,6 +446,15 @@ public sealed record ExperimentOptions
     /// <exception cref="ArgumentException">An option is out of range or inconsistent.</exception>
     public void Validate()
     {
+        foreach ((string? value, string option) in new[] { (WarmStartDirectory, "--warm-start"), (WarmStartCache, "--warm-start-cache"), (DistillTeacherDirectory, "--distill-teacher") })
+        {
+            if (value is not null && string.IsNullOrWhiteSpace(value))
+            {
+                // .NET's own "The value cannot be an empty string. (Parameter 'path')" named no option.
+                throw new ArgumentException($"{option} is blank; give a path, or leave {option} out.");
+            }
+        }
+
         _ = Config;
         if (TorchRuntime.ThreadsProblem(Threads) is { } threadsProblem)
         {

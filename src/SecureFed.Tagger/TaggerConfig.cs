@@ -301,6 +301,11 @@ public sealed record TaggerConfig
                 return TinyCrfEncoderMean;
         }
 
+        if (string.IsNullOrWhiteSpace(nameOrPath))
+        {
+            throw new InvalidDataException($"is blank; give {BuiltInNames.Replace(" or ", ", ", StringComparison.Ordinal)} or a JSON file of tagger settings");
+        }
+
         if (Directory.Exists(nameOrPath))
         {
             throw new InvalidDataException($"{Path.GetFullPath(nameOrPath)} is a folder; give a JSON file of tagger settings (as TaggerConfig.ToJson writes it) or {BuiltInNames}");

@@ -92,6 +92,33 @@ public sealed class CliSession44InputTests : IDisposable
     }
 
     [Theory]
+    [InlineData("--warm-start", "--warm-start is blank")]
+    [InlineData("--distill-teacher", "--distill-teacher is blank")]
+    [InlineData("--config", "--config is blank; give default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, tiny-crf-encoder-mean or a JSON file")]
+    public async Task Experiment_BlankPathOption_UsageErrorNamingIt(string option, string expected)
+    {
+        var (code, _, err) = await Run("experiment", "--data", _dir, option, "", "--out", Path.Combine(_dir, "out"));
+
+        Assert.Equal(CliApp.ExitUsage, code);
+        Assert.Contains(expected, err, StringComparison.Ordinal);
+        Assert.DoesNotContain("(Parameter", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TaggerTrainAndProvisionRevoke_BlankPathOption_UsageErrorNamingIt()
+    {
+        string train = Path.Combine(_dir, "train.tsv");
+        File.WriteAllText(train, "Ataxia\tB-Disease\n");
+        var (code, _, err) = await Run("tagger", "train", "--train", train, "--config", "", "--out", Path.Combine(_dir, "model"));
+        Assert.Equal(CliApp.ExitUsage, code);
+        Assert.Contains("--config is blank", err, StringComparison.Ordinal);
+
+        (code, _, err) = await Run("provision", "revoke", "--manifest", " ", "--site", "site-a");
+        Assert.Equal(CliApp.ExitUsage, code);
+        Assert.Contains("--manifest is blank", err, StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("/tmp/securefed-demo-20261205/aggregator-data/audit", "/tmp/securefed-demo-20261205/aggregator-data/audit")]
     [InlineData("/tmp/out dir/audit", "'/tmp/out dir/audit'")]
     [InlineData("/tmp/демо [1]/a$b", "'/tmp/демо [1]/a$b'")]

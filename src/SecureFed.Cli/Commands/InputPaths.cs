@@ -13,6 +13,11 @@ internal static class InputPaths
     /// <exception cref="UsageException">There is no file at <paramref name="path"/>.</exception>
     public static string RequireFile(string path, string option)
     {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw new UsageException($"{option} is blank; give the path of the file.");
+        }
+
         string full = Path.GetFullPath(path);
         if (Directory.Exists(full))
         {

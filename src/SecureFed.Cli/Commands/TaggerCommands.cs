@@ -46,7 +46,7 @@ internal static class TaggerCommands
         var output = new Option<DirectoryInfo>("--out") { Description = "Directory to write the model to (must not exist or be empty: a saved model is never overwritten).", Required = true };
         var epochs = new Option<int>("--epochs") { Description = "Maximum epochs.", DefaultValueFactory = _ => 30 };
         var device = DeviceOption();
-        var config = new Option<string>("--config") { Description = "Model size: default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, or a JSON file of tagger settings as TaggerConfig.ToJson writes it (settings left out keep their defaults; an unknown property, or another kind of file such as a model spec, is refused).", DefaultValueFactory = _ => "default" };
+        var config = new Option<string>("--config") { Description = "Model size: default, tiny, tiny-crf, tiny-encoder, tiny-crf-encoder, tiny-crf-encoder-mean, or a JSON file of tagger settings as TaggerConfig.ToJson writes it (settings left out keep their defaults; an unknown property, or another kind of file such as a model spec, is refused).", DefaultValueFactory = _ => "default" };
         var seed = new Option<int>("--seed") { Description = "Seed for initialisation and batch order.", DefaultValueFactory = _ => 1 };
         var batchSize = new Option<int>("--batch-size") { Description = "Sentences per batch.", DefaultValueFactory = _ => 32 };
         var lr = new Option<double>("--lr") { Description = "Adam learning rate.", DefaultValueFactory = _ => 0.003 };
