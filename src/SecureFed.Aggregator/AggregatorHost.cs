@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging;
@@ -130,7 +131,7 @@ public static class AggregatorHost
             // Fails the start-up (naming the file) when the admin listener is on and the operator's verifier is missing.
             OperatorCredential? operatorCredential = options.AdminEnabled ? OperatorCredential.LoadVerifier(options.OperatorTokenVerifierPath) : null;
             var builder = WebApplication.CreateSlimBuilder();
-            builder.Configuration.AddInMemoryCollection(FrameworkLogLevels);
+            builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = FrameworkLogLevels }); // below every other source
             builder.Configuration.AddConfiguration(configuration);
             if (configureLogging is not null)
             {

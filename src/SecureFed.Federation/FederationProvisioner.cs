@@ -41,9 +41,11 @@ public static class FederationProvisioner
             throw new IOException($"Output directory '{output}' is an existing file; choose a new or empty directory.");
         }
 
-        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).Any())
+        if (Directory.Exists(output) && Directory.EnumerateFileSystemEntries(output).ToList() is { Count: > 0 } entries)
         {
-            throw new IOException($"Output directory '{output}' already exists and is not empty; refusing to overwrite it.");
+            throw new IOException(entries.All(e => Path.GetFileName(e).StartsWith(".provisioning-", StringComparison.Ordinal))
+                ? $"Output directory '{output}' holds only {Path.GetFileName(entries[0])}, the staging folder of a provisioning that was interrupted; delete it and run again."
+                : $"Output directory '{output}' already exists and is not empty; refusing to overwrite it.");
         }
 
         string parent = Path.GetDirectoryName(output)
@@ -65,12 +67,13 @@ public static class FederationProvisioner
             throw new IOException($"Cannot create the output directory '{output}': {TemporaryPath.Reason(ex, stage, output)}", ex);
         }
 
+        var moved = new List<string>();
         try
         {
             ProvisionResult staged = WriteAll(request, stage, output, random, time);
             if (existing)
             {
-                MoveEntriesUp(stage, output);
+                MoveEntriesUp(stage, output, moved);
                 Directory.Delete(stage);
             }
             else
@@ -86,8 +89,8 @@ public static class FederationProvisioner
             {
                 if (existing)
                 {
-                    // What was already moved up is this run's (the folder was empty): taken out again with the rest.
-                    foreach (string entry in Directory.EnumerateFileSystemEntries(output).Where(e => !string.Equals(e, stage, StringComparison.Ordinal)))
+                    // What this run already moved up is taken out again with the rest; nothing else in the folder is touched.
+                    foreach (string entry in moved)
                     {
                         if (Directory.Exists(entry))
                         {
@@ -117,7 +120,7 @@ public static class FederationProvisioner
     }
 
     /// <summary>Moves every entry of <paramref name="stage"/> into <paramref name="output"/>, its parent (the same file system).</summary>
-    private static void MoveEntriesUp(string stage, string output)
+    private static void MoveEntriesUp(string stage, string output, List<string> moved)
     {
         foreach (string entry in Directory.EnumerateFileSystemEntries(stage).ToList())
         {
@@ -128,8 +131,10 @@ public static class FederationProvisioner
             }
             else
             {
-                File.Move(entry, target);
+                File.Move(entry, target); // never over a file someone put there meanwhile: that is an error
             }
+
+            moved.Add(target);
         }
     }
 

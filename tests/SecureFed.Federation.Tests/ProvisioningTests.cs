@@ -279,6 +279,19 @@ public sealed class ProvisioningTests(ProvisionedFederation federation) : IClass
     }
 
     [Fact]
+    public void Provision_OutputHoldsOnlyAnInterruptedStagingFolder_RefusedSayingSoAndKept()
+    {
+        using var dir = new TempDirectory();
+        string output = dir.Combine("out");
+        Directory.CreateDirectory(Path.Combine(output, ".provisioning-0123abcd"));
+
+        var ex = Assert.Throws<IOException>(() => FederationProvisioner.Provision(new ProvisionRequest(output, "fed", ["a"], "host")));
+
+        Assert.Contains("holds only .provisioning-0123abcd, the staging folder of a provisioning that was interrupted; delete it and run again", ex.Message, StringComparison.Ordinal);
+        Assert.True(Directory.Exists(Path.Combine(output, ".provisioning-0123abcd")));
+    }
+
+    [Fact]
     public void Provision_BadHostOrValidity_ThrowsArgumentException()
     {
         using var dir = new TempDirectory();

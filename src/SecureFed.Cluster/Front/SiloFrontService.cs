@@ -199,10 +199,9 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             string sha = first.Sha256.ToLowerInvariant();
             // From now on it must keep up (UploadPace); its words keep their credit only if the slice is accepted as fresh.
             using PacedUpload paced = _front.Pace.Watch(requestStream, header.SessionId, site, first.Words.Count);
-            bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, paced.Reader, upload.Token).ConfigureAwait(false);
+            bool fresh = await StreamToSliceAsync(site, grains, admission.Index, slice, admission.Length, sha, first, paced, upload.Token).ConfigureAwait(false);
             if (fresh)
             {
-                paced.Accepted();
                 _front.Accepted();
             }
 
@@ -286,8 +285,9 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
     /// the end; an upload that breaks off is abandoned (its words leave the sum). Then the round grain records the slice.
     /// Returns false for an identical retry.
     /// </summary>
-    private async Task<bool> StreamToSliceAsync(string site, ClusterRoundClient grains, int sender, int slice, int length, string sha, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> requestStream, CancellationToken ct)
+    private async Task<bool> StreamToSliceAsync(string site, ClusterRoundClient grains, int sender, int slice, int length, string sha, MaskedInputChunk first, PacedUpload paced, CancellationToken ct)
     {
+        IAsyncStreamReader<MaskedInputChunk> requestStream = paced.Reader;
         Grains.ISliceGrain grain = grains.Slice(slice);
         long upload = -1;
         bool ended = false;
@@ -312,6 +312,13 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
             _front.Received(length);
             bool fresh = await grains.AbortIfSliceFailedAsync(grain.EndChunkAsync(sender, upload)).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
             ended = true;
+            if (fresh)
+            {
+                // The slice grain took it: its words keep their credit even if telling the round grain fails below (the
+                // agent's retry is then a duplicate, which earns nothing).
+                paced.Accepted();
+            }
+
             await grains.Round.SliceDeliveredAsync(sender, slice, sha).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
             return fresh;
         }
