@@ -124,13 +124,7 @@ public sealed class UploadPaceTests
             await ReadFastAsync(duplicate.Reader, stream, 20_000);
         }
 
-        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-x", 0);
-        Task<bool> next = stall.Reader.MoveNext(CancellationToken.None);
-        time.Advance(TimeSpan.FromSeconds(0.9));
-        await Task.Delay(50);
-        Assert.False(next.IsCompleted);
-        time.Advance(TimeSpan.FromSeconds(0.2));
-        UploadTooSlowException ex = await Assert.ThrowsAsync<UploadTooSlowException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        UploadTooSlowException ex = await StallEndsAfterAsync(pace, time, "site-x", seconds: 1);
         Assert.Contains("delivered 0 words in the 1 s", ex.Message, StringComparison.Ordinal);
         Assert.Contains("only the words of its uploads accepted as fresh and of this one count", ex.Message, StringComparison.Ordinal);
     }
@@ -156,13 +150,7 @@ public sealed class UploadPaceTests
             await ReadFastAsync(duplicate.Reader, stream, 20_000);
         }
 
-        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-x", 0);
-        Task<bool> next = stall.Reader.MoveNext(CancellationToken.None);
-        time.Advance(TimeSpan.FromSeconds(20.9));
-        await Task.Delay(50);
-        Assert.False(next.IsCompleted);
-        time.Advance(TimeSpan.FromSeconds(0.2));
-        UploadTooSlowException ex = await Assert.ThrowsAsync<UploadTooSlowException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
+        UploadTooSlowException ex = await StallEndsAfterAsync(pace, time, "site-x", seconds: 21);
         Assert.Contains("delivered 20000 words in the 21 s", ex.Message, StringComparison.Ordinal);
     }
 
@@ -190,13 +178,7 @@ public sealed class UploadPaceTests
         }
 
         // A further upload (an identical retry whose answer was lost) that stalls has the 11 s left.
-        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-a", 0);
-        Task<bool> stalled = stall.Reader.MoveNext(CancellationToken.None);
-        time.Advance(TimeSpan.FromSeconds(10.9));
-        await Task.Delay(50);
-        Assert.False(stalled.IsCompleted);
-        time.Advance(TimeSpan.FromSeconds(0.2));
-        UploadTooSlowException ex = await Assert.ThrowsAsync<UploadTooSlowException>(() => stalled.WaitAsync(TimeSpan.FromSeconds(10)));
+        UploadTooSlowException ex = await StallEndsAfterAsync(pace, time, "site-a", seconds: 11);
         Assert.Contains("delivered 20000 words in the 21 s", ex.Message, StringComparison.Ordinal);
     }
 
@@ -232,13 +214,7 @@ public sealed class UploadPaceTests
         }
 
         // 30 + 20 s allowed, 5 s held: a stall now ends after 45 s.
-        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-a", 0);
-        Task<bool> stalled = stall.Reader.MoveNext(CancellationToken.None);
-        time.Advance(TimeSpan.FromSeconds(44.9));
-        await Task.Delay(50);
-        Assert.False(stalled.IsCompleted);
-        time.Advance(TimeSpan.FromSeconds(0.2));
-        UploadTooSlowException ex = await Assert.ThrowsAsync<UploadTooSlowException>(() => stalled.WaitAsync(TimeSpan.FromSeconds(10)));
+        UploadTooSlowException ex = await StallEndsAfterAsync(pace, time, "site-a", seconds: 45);
         Assert.Contains("delivered 20000 words in the 50 s", ex.Message, StringComparison.Ordinal);
     }
 
@@ -268,13 +244,7 @@ public sealed class UploadPaceTests
             await Assert.ThrowsAsync<IOException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
         }
 
-        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", "site-x", 0);
-        Task<bool> stalled = stall.Reader.MoveNext(CancellationToken.None);
-        time.Advance(TimeSpan.FromSeconds(0.9));
-        await Task.Delay(50);
-        Assert.False(stalled.IsCompleted);
-        time.Advance(TimeSpan.FromSeconds(0.2));
-        await Assert.ThrowsAsync<UploadTooSlowException>(() => stalled.WaitAsync(TimeSpan.FromSeconds(10)));
+        await StallEndsAfterAsync(pace, time, "site-x", seconds: 1);
     }
 
     [Fact]
@@ -291,6 +261,21 @@ public sealed class UploadPaceTests
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new UploadPace(-1, 30));
         Assert.Throws<ArgumentOutOfRangeException>(() => new UploadPace(1, -1));
+    }
+
+    /// <summary>
+    /// Opens an upload of <paramref name="site"/> that stalls at once and checks that it is still waiting 0.1 s before
+    /// <paramref name="seconds"/> and refused as too slow 0.1 s after; returns the refusal.
+    /// </summary>
+    private static async Task<UploadTooSlowException> StallEndsAfterAsync(UploadPace pace, FakeTimeProvider time, string site, double seconds)
+    {
+        using PacedUpload stall = pace.Watch(new ManualStream(), "attempt-1", site, 0);
+        Task<bool> next = stall.Reader.MoveNext(CancellationToken.None);
+        time.Advance(TimeSpan.FromSeconds(seconds - 0.1));
+        await Task.Delay(50);
+        Assert.False(next.IsCompleted);
+        time.Advance(TimeSpan.FromSeconds(0.2));
+        return await Assert.ThrowsAsync<UploadTooSlowException>(() => next.WaitAsync(TimeSpan.FromSeconds(10)));
     }
 
     /// <summary>Reads a chunk of <paramref name="words"/> words at line speed (no time passes), then the end of the stream.</summary>
