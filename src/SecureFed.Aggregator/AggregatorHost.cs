@@ -198,10 +198,9 @@ public static class AggregatorHost
             // a forwarded call's line names the forwarding silo in 'via').
             // A caller the service's identity rule refuses is refused there too, before its body is read, audited as the
             // service audits it (under the certificate it presented).
-            BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(), (caller, reason, message) =>
+            BulkCallGate.UseBulkCallGate(app, bulkCalls, state.Kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(), (caller, code, reason, message) =>
             {
-                string site = caller.Site ?? caller.Caller;
-                Grpc.Core.StatusCode code = caller.Refused ? caller.Code : Grpc.Core.StatusCode.ResourceExhausted;
+                string site = caller.Caller;
                 ForwardedAudit.Begin(caller.ForwardedBy);
                 app.Services.GetRequiredService<AggregatorTelemetry>().Refused(code, reason);
                 return app.Services.GetRequiredService<RefusalAudit>().Append(site, reason, f => f.Add("round", 0L).AddSite(site)

@@ -128,14 +128,14 @@ public sealed class BulkCallGate
     /// <param name="manifest">The federation manifest of the kit the service identifies callers with.</param>
     /// <param name="logger">Where refusals are logged.</param>
     /// <param name="audit">
-    /// Called with the caller (its site, and the silo that forwarded the call if one did), the refusal's reason
-    /// (<see cref="Operations.RefusalReasons.TooManyCalls"/> or <see cref="Operations.RefusalReasons.TooManyBulkCalls"/>, status
-    /// RESOURCE_EXHAUSTED; or, for a refused caller, <see cref="CallerIdentity.Refused"/>, its <see cref="CallerIdentity.Category"/>
-    /// with status <see cref="CallerIdentity.Code"/>, under <see cref="CallerIdentity.Caller"/>) and its message (the aggregator
-    /// counts and audits it); returns whether it is also logged (false beyond the caller's share of audit lines). Null: every
-    /// refusal is logged.
+    /// Called with the caller (<see cref="CallerIdentity.Caller"/>: its site, or for a refused caller the name it is refused
+    /// under; and the silo that forwarded the call if one did), the refusal's status and reason
+    /// (<see cref="Operations.RefusalReasons.TooManyCalls"/> or <see cref="Operations.RefusalReasons.TooManyBulkCalls"/> with
+    /// RESOURCE_EXHAUSTED; a refused caller's <see cref="CallerIdentity.Code"/> and <see cref="CallerIdentity.Category"/>) and its
+    /// message (the aggregator counts and audits it); returns whether it is also logged (false beyond the caller's share of
+    /// audit lines). Null: every refusal is logged.
     /// </param>
-    public static void UseBulkCallGate(IApplicationBuilder app, BulkCallGate gate, FederationManifest manifest, ILogger logger, Func<CallerIdentity, string, string, bool>? audit = null)
+    public static void UseBulkCallGate(IApplicationBuilder app, BulkCallGate gate, FederationManifest manifest, ILogger logger, Func<CallerIdentity, StatusCode, string, string, bool>? audit = null)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(gate);
@@ -164,7 +164,7 @@ public sealed class BulkCallGate
                 // certificate with the forwarding header). Refused here, before the body is read, with the service's status
                 // and reason.
                 string refusedMethod = BulkMethod(context) ?? CallMethod(context);
-                if (audit?.Invoke(caller, caller.Category!, caller.Reason!) ?? true)
+                if (audit?.Invoke(caller, caller.Code, caller.Category!, caller.Reason!) ?? true)
                 {
                     Log.CallerRefused(logger, caller.Caller, refusedMethod, caller.Reason!);
                 }
@@ -179,7 +179,7 @@ public sealed class BulkCallGate
             {
                 string method = bulk ?? CallMethod(context);
                 string message = gate.CallRefusalMessage(site, method);
-                if (audit?.Invoke(caller, Operations.RefusalReasons.TooManyCalls, message) ?? true)
+                if (audit?.Invoke(caller, StatusCode.ResourceExhausted, Operations.RefusalReasons.TooManyCalls, message) ?? true)
                 {
                     Log.CallRefused(logger, site, method, gate.CallLimitPerSite);
                 }
@@ -200,7 +200,7 @@ public sealed class BulkCallGate
                 if (place is null)
                 {
                     string message = gate.RefusalMessage(site, bulk);
-                    if (audit?.Invoke(caller, Operations.RefusalReasons.TooManyBulkCalls, message) ?? true)
+                    if (audit?.Invoke(caller, StatusCode.ResourceExhausted, Operations.RefusalReasons.TooManyBulkCalls, message) ?? true)
                     {
                         Log.BulkCallRefused(logger, site, bulk, gate.LimitPerSite);
                     }

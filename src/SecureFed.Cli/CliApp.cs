@@ -118,7 +118,7 @@ internal static class CliApp
 
         string[] unmatched = [.. parse.UnmatchedTokens];
         string[] others = [.. parse.Errors.Where(e => !ReferenceEquals(e.SymbolResult, parse.CommandResult) || unmatched.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal))).Select(e => e.Message)];
-        string path = string.Join(' ', parse.CommandResult.Command is RootCommand ? ["securefed"] : Lineage(parse.CommandResult));
+        string path = string.Join(' ', Lineage(parse.CommandResult));
         string list = string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name));
         return [.. others, $"'{path}' needs one of its commands: {list}."];
 

@@ -241,9 +241,9 @@ public sealed class BulkCallGateTests : IDisposable
         var refusals = new List<(string Site, string Reason, string Message)>();
         int reached = 0;
         var app = new ApplicationBuilder(new ServiceCollection().BuildServiceProvider());
-        BulkCallGate.UseBulkCallGate(app, gate, siteX.Manifest, NullLogger.Instance, (caller, reason, message) =>
+        BulkCallGate.UseBulkCallGate(app, gate, siteX.Manifest, NullLogger.Instance, (caller, _, reason, message) =>
         {
-            refusals.Add((caller.Site ?? caller.Caller, reason, message));
+            refusals.Add((caller.Caller, reason, message));
             return true;
         });
         app.Run(async context =>

@@ -269,14 +269,15 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             collusionEpsilon = collusion.GetPrivacySpent(settings.Delta).Epsilon;
         }
 
+        int smallestSite = train.Values.Min(t => t.Count);
         double l2Clip = settings.L2Clip;
         bool oneStep = settings.DistributedPatientNoise || settings.StepsPerRound == 1;
         if (oneStep && settings.AutoUpdateClip)
         {
-            l2Clip = SplitNoiseUpdateClip(settings.LearningRate, sigma / Math.Sqrt(Math.Max(1, shares)), settings.GradClip, initial.Length, settings.SampleRate, train.Values.Min(t => t.Count));
+            l2Clip = SplitNoiseUpdateClip(settings.LearningRate, sigma / Math.Sqrt(Math.Max(1, shares)), settings.GradClip, initial.Length, settings.SampleRate, smallestSite);
         }
 
-        if (SmallBatchWarning(settings.SampleRate, train.Values.Min(t => t.Count)) is string smallBatch)
+        if (SmallBatchWarning(settings.SampleRate, smallestSite) is string smallBatch)
         {
             console.MarkupLine($"[yellow]Warning:[/] {Markup.Escape(smallBatch)}");
         }

@@ -54,7 +54,7 @@ public static class SliceFrontHost
         app.UseRouting();
         FrontRefusalLog refusals = app.Services.GetRequiredService<FrontRefusalLog>();
         BulkCallGate.UseBulkCallGate(app, bulkCalls, kit.Manifest, app.Services.GetRequiredService<ILoggerFactory>().CreateLogger<BulkCallGate>(),
-            (caller, _, _) => refusals.MayLog(caller.Site ?? caller.Caller, (caller.Refused ? caller.Code : Grpc.Core.StatusCode.ResourceExhausted).ToString()));
+            (caller, code, _, _) => refusals.MayLog(caller.Caller, code.ToString()));
         app.MapGrpcService<SiloFrontService>();
         return app;
     }
