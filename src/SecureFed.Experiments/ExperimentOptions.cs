@@ -96,6 +96,14 @@ public sealed record ExperimentOptions
     /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 2.</value>
     public double DpLearningRate { get; init; } = TrainingRecipe.Product.DpLearningRate;
 
+    /// <summary>
+    /// Decoupled weight decay λ of the DP-SGD arms' local steps (<see cref="TrainOptions.WeightDecay"/>): each step scales
+    /// the weights by 1 − lr·λ before the noisy update, so the noise in directions no example pulls back stays bounded
+    /// instead of accumulating over the steps; post-processing, no privacy cost. 0 = off.
+    /// </summary>
+    /// <value>The default value is 0.</value>
+    public double DpWeightDecay { get; init; }
+
     /// <summary>DP-SGD Poisson sampling rate q (expected batch q·N).</summary>
     /// <value>The default value is <see cref="TrainingRecipe.Product"/>'s, 0.3.</value>
     public double SampleRate { get; init; } = TrainingRecipe.Product.SampleRate;
@@ -595,6 +603,12 @@ public sealed record ExperimentOptions
 
         PositiveFinite(LearningRate, "--lr");
         PositiveFinite(DpLearningRate, "--dp-lr");
+        if (!(DpWeightDecay >= 0 && DpLearningRate * DpWeightDecay < 1))
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"--dp-weight-decay must be 0 or positive with --dp-lr × --dp-weight-decay below 1 (each step scales the weights by 1 − lr·λ); got λ = {DpWeightDecay:G4} at lr {DpLearningRate:G4}."));
+        }
+
         PositiveFinite(GradClip, "--grad-clip");
         if (!(LearningRateDecay >= 0) || double.IsInfinity(LearningRateDecay))
         {
@@ -623,7 +637,7 @@ public sealed record ExperimentOptions
             throw new ArgumentException("--server-noise-correction subtracts the variance of one round's noise; after --server-kalman the update carries κ / (2 − κ) of it: give one of them.");
         }
 
-        IReadOnlyList<string> serverProblems = ServerOptimizer.Validate();
+        IReadOnlyList<string> serverProblems = ServerOptimizer.Validate(ServerOptimizerOptions.CommandLineOption);
         if (serverProblems.Count > 0)
         {
             throw new ArgumentException(string.Join(" ", serverProblems));

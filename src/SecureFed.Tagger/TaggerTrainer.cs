@@ -86,7 +86,7 @@ public sealed class TaggerTrainer
         var parameters = model.Parameters.Select(p => p.Tensor).ToArray();
         // DP-SGD with frozen embeddings: the optimiser only knows the parameters DP-SGD trains.
         using var optimizer = new ParameterOptimizer(
-            [.. model.Parameters.Where(p => options.DpSgd?.Trains(p.Name) ?? true).Select(p => p.Tensor)], options.Optimizer, options.LearningRate);
+            [.. model.Parameters.Where(p => options.DpSgd?.Trains(p.Name) ?? true).Select(p => p.Tensor)], options.Optimizer, options.LearningRate, options.WeightDecay);
 
         using var average = options.WeightAverageDecay > 0 ? new WeightAverage(parameters, options.WeightAverageDecay) : null;
         var total = Stopwatch.StartNew();

@@ -20,6 +20,15 @@ public sealed record TrainOptions
     public double LearningRateDecay { get; init; }
 
     /// <summary>
+    /// Decoupled weight decay λ (Loshchilov and Hutter, ICLR 2019): before each step every trained parameter is scaled by
+    /// 1 − lr·λ, for SGD the same as adding λ·w to the gradient, for Adam AdamW's rule. Under DP-SGD it is
+    /// post-processing (it reads only the model, never an example): the noise a step adds to a coordinate no example
+    /// pulls back would otherwise accumulate as a random walk over the steps; with the decay it stays bounded. 0 = off.
+    /// </summary>
+    /// <value>The default value is 0.</value>
+    public double WeightDecay { get; init; }
+
+    /// <summary>
     /// Exponential moving average of the weights, updated after every step with this decay (warm-up: the decay used at
     /// step n is min(decay, (1 + n) / (10 + n))); the averaged weights are the ones scored on dev and returned. 0 = off.
     /// </summary>
@@ -65,6 +74,11 @@ public sealed record TrainOptions
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BatchSize, nameof(BatchSize));
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(LearningRate, nameof(LearningRate));
         ArgumentOutOfRangeException.ThrowIfNegative(LearningRateDecay, nameof(LearningRateDecay));
+        if (!(WeightDecay >= 0 && LearningRate * WeightDecay < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(WeightDecay), WeightDecay, "WeightDecay must be 0 or positive with LearningRate × WeightDecay below 1 (each step scales the weights by 1 − lr·λ).");
+        }
+
         if (!(WeightAverageDecay >= 0 && WeightAverageDecay < 1))
         {
             throw new ArgumentOutOfRangeException(nameof(WeightAverageDecay), WeightAverageDecay, "WeightAverageDecay must be in [0, 1).");

@@ -161,6 +161,20 @@ public sealed class ExperimentSplitTests : IDisposable
         Assert.Contains("--dp-precondition-floor", error.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(-0.01, 2.0)]
+    [InlineData(double.NaN, 2.0)]
+    [InlineData(0.5, 2.0)] // lr × λ = 1: every step would zero the weights
+    public void Validate_DpWeightDecayOutOfRange_NamesItAndTheLearningRate(double weightDecay, double dpLr)
+    {
+        var options = new ExperimentOptions { DataDirectory = Corpus("w", 10, ["Disease"]), DpWeightDecay = weightDecay, DpLearningRate = dpLr };
+
+        ArgumentException error = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Contains("--dp-weight-decay", error.Message, StringComparison.Ordinal);
+        Assert.Contains("--dp-lr", error.Message, StringComparison.Ordinal);
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_dir))

@@ -25,6 +25,7 @@ internal static class ExperimentCommand
         var optimizer = new Option<string>("--optimizer") { Description = "Local optimiser without DP: adam or sgd.", DefaultValueFactory = _ => "adam" };
         var lrDecay = new Option<double>("--lr-decay") { Description = "Round r trains at lr / (1 + decay·(r − 1)); 0 = constant.", DefaultValueFactory = _ => 0.0 };
         var batchSize = new Option<int>("--batch-size") { Description = "Batch size without DP.", DefaultValueFactory = _ => 32 };
+        var weightDecay = new Option<double>("--dp-weight-decay") { Description = "Decoupled weight decay λ of the DP-SGD steps: each step scales the weights by 1 − lr·λ, so noise no example pulls back stays bounded (post-processing, no privacy cost). 0 = off.", DefaultValueFactory = _ => 0.0 };
         var freeze = new Option<bool>("--dp-freeze-embeddings") { Description = "DP-SGD keeps the embedding tables fixed (the initial or warm-start ones): noise only on the encoder and head." };
         var precondition = new Option<bool>("--dp-precondition") { Description = "DP-SGD preconditions each example's gradient with Adam's second moments measured on the public --warm-start corpus (AdaDPS); no privacy cost." };
         var preconditionFloor = new Option<double>("--dp-precondition-floor") { Description = "Floor of the preconditioner's gradient RMS, as a fraction of its median.", DefaultValueFactory = _ => 0.1 };
@@ -69,7 +70,7 @@ internal static class ExperimentCommand
         var threads = new Option<int>("--threads") { Description = "Torch threads (0 = auto).", DefaultValueFactory = _ => 0 };
 
         var command = new Command("experiment", "What federation buys a hospital: each site alone vs pooled vs federated (real secure aggregation) vs federated with DP-SGD, on real corpora.");
-        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lrDecay, batchSize, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, dpNoiseShares, adaptiveClip, clipLr, clipCountNoise, serverEma, serverKalman, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
+        foreach (Option o in new Option[] { data, corpora, sites, split, skew, epsilon, seeds, firstSeed, config, output, json, rounds, maxSentences, maxEval, optimizer, lrDecay, batchSize, weightDecay, freeze, precondition, preconditionFloor, preconditionAfter, preconditionSplit, preconditionPerTensor, subspace, subspaceSentences, subspaceRefresh, accountant, dpNoise, dpNoiseShares, adaptiveClip, clipLr, clipCountNoise, serverEma, serverKalman, serverAverageFrom, serverAverageSweep, publicMix, publicMixUntil, serverLr, serverOptimizer, serverBeta1, serverBeta2, serverTau, serverNoiseCorrection, serverNoiseFloor, updateClip, siteNoise, dpOnly, federatedOnly, pooledOnly, noPartial, distillText, distillEpochs, distillLr, distillTeacher, threads }.Concat(recipe.All))
         {
             command.Options.Add(o);
         }
@@ -116,6 +117,7 @@ internal static class ExperimentCommand
                 Optimizer = TrainingRecipeOptions.Optimizer(parse.GetValue(optimizer)!, "--optimizer"),
                 LearningRateDecay = parse.GetValue(lrDecay),
                 BatchSize = parse.GetValue(batchSize),
+                DpWeightDecay = parse.GetValue(weightDecay),
                 DpFreezeEmbeddings = parse.GetValue(freeze),
                 DpPrecondition = parse.GetValue(precondition),
                 DpPreconditionFloor = parse.GetValue(preconditionFloor),

@@ -5,8 +5,9 @@ using static TorchSharp.torch;
 namespace SecureFed.Tagger.Internal;
 
 /// <summary>
-/// Adam (PyTorch's defaults: β = (0.9, 0.999), ε = 1e-8, no weight decay, no AMSGrad) or plain SGD over a fixed list of
-/// parameters, the same arithmetic in the same order as TorchSharp's <c>optim.Adam</c> / <c>optim.SGD</c>, but with every
+/// Adam (PyTorch's defaults: β = (0.9, 0.999), ε = 1e-8, no AMSGrad) or plain SGD over a fixed list of parameters, with
+/// optional decoupled weight decay (<c>optim.AdamW</c>'s rule: p ← p·(1 − lr·λ) before the update; for SGD the same as
+/// L2), the same arithmetic in the same order as TorchSharp's <c>optim.Adam</c> / <c>optim.AdamW</c> / <c>optim.SGD</c>, but with every
 /// <see cref="Scalar"/> explicit and alive for the whole call. TorchSharp's optimizers convert numbers to Scalars
 /// implicitly inside <c>step</c> (<c>exp_avg.mul_(beta1)</c>), which lets a collection on another thread free them while
 /// libtorch reads them; several trainers in one process (the demo's agents) then crash (see <see cref="TorchScalars"/>).
@@ -28,12 +29,14 @@ internal sealed class ParameterOptimizer : IDisposable
     private readonly Scalar _epsilon = Epsilon.ToScalar();
     private readonly long[] _steps;
 
-    public ParameterOptimizer(Parameter[] parameters, TaggerOptimizer kind, double learningRate)
+    public ParameterOptimizer(Parameter[] parameters, TaggerOptimizer kind, double learningRate, double weightDecay = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(weightDecay);
         ArgumentNullException.ThrowIfNull(parameters);
         _parameters = parameters;
         _kind = kind;
         LearningRate = learningRate;
+        WeightDecay = weightDecay;
         _steps = new long[parameters.Length];
         if (kind == TaggerOptimizer.Adam)
         {
@@ -45,6 +48,9 @@ internal sealed class ParameterOptimizer : IDisposable
 
     /// <summary>The learning rate of the next <see cref="Step"/>.</summary>
     public double LearningRate { get; set; }
+
+    /// <summary>Decoupled weight decay λ: each <see cref="Step"/> first scales every parameter with a gradient by 1 − lr·λ.</summary>
+    public double WeightDecay { get; }
 
     /// <summary>Zeroes the parameters' gradients (those that exist).</summary>
     public void ZeroGrad()
@@ -59,6 +65,18 @@ internal sealed class ParameterOptimizer : IDisposable
     public void Step()
     {
         using var noGrad = torch.no_grad();
+        if (WeightDecay > 0)
+        {
+            using Scalar keep = (1 - (LearningRate * WeightDecay)).ToScalar();
+            foreach (Parameter p in _parameters)
+            {
+                if (p.grad is not null)
+                {
+                    p.mul_(keep);
+                }
+            }
+        }
+
         if (_kind == TaggerOptimizer.Sgd)
         {
             using Scalar minusRate = (-LearningRate).ToScalar();
