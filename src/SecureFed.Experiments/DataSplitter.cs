@@ -18,7 +18,9 @@ internal static class DataSplitter
         string path = Path.Combine(directory, file);
         if (!File.Exists(path))
         {
-            throw new FileNotFoundException($"{directory} is not a CoNLL corpus folder: {file} is missing (need train.tsv, dev.tsv, test.tsv).", path);
+            throw new FileNotFoundException(Directory.Exists(path)
+                ? $"{directory} is not a CoNLL corpus folder: {file} is a folder, not a file (need train.tsv, dev.tsv, test.tsv)."
+                : $"{directory} is not a CoNLL corpus folder: {file} is missing (need train.tsv, dev.tsv, test.tsv).", path);
         }
 
         Sentence[] sentences = [.. ConllReader.ReadFile(path).Where(s => s.Length > 0)];

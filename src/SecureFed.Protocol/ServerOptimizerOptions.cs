@@ -51,16 +51,24 @@ public sealed record ServerOptimizerOptions
     };
 
     /// <summary>Every problem with the options, each naming the setting (empty when valid).</summary>
-    public IReadOnlyList<string> Validate() => Validate(null);
+    public IReadOnlyList<string> Validate() => Validate((Func<string, string>?)null);
 
     /// <summary>
     /// As <see cref="Validate()"/>, each message led by the configuration key of the setting it concerns when
     /// <paramref name="settingPrefix"/> is given: the prefix and the property's name (e.g. <c>SecureFed:Server</c> gives
     /// <c>SecureFed:ServerTau</c>), and the prefix and <c>Optimizer</c> for <see cref="Kind"/>.
     /// </summary>
-    public IReadOnlyList<string> Validate(string? settingPrefix)
+    public IReadOnlyList<string> Validate(string? settingPrefix) =>
+        Validate(settingPrefix is null ? null : setting => settingPrefix + setting);
+
+    /// <summary>
+    /// As <see cref="Validate()"/>, each message led by <paramref name="settingName"/>'s name for the setting it concerns
+    /// (its argument is the property's name, or <c>Optimizer</c> for <see cref="Kind"/>), e.g.
+    /// <see cref="CommandLineOption"/> for the commands' <c>--server-…</c> options.
+    /// </summary>
+    public IReadOnlyList<string> Validate(Func<string, string>? settingName)
     {
-        var errors = new Problems(settingPrefix);
+        var errors = new Problems(settingName);
         if (!double.IsFinite(LearningRate) || LearningRate <= 0)
         {
             errors.Add("LearningRate", string.Create(CultureInfo.InvariantCulture, $"The server learning rate must be a positive number, not {LearningRate}."));
@@ -98,12 +106,28 @@ public sealed record ServerOptimizerOptions
         return errors.Messages;
     }
 
-    /// <summary>Problems, each led by its configuration key when a prefix is given.</summary>
-    private sealed class Problems(string? prefix)
+    /// <summary>
+    /// The command-line option (demo, experiment) that sets the property named <paramref name="setting"/>:
+    /// <c>--server-lr</c>, <c>--server-beta1</c>, <c>--server-beta2</c>, <c>--server-tau</c>,
+    /// <c>--server-noise-correction</c> (Φ), <c>--server-noise-floor</c>, <c>--server-optimizer</c>.
+    /// </summary>
+    public static string CommandLineOption(string setting) => setting switch
+    {
+        nameof(LearningRate) => "--server-lr",
+        nameof(Beta1) => "--server-beta1",
+        nameof(Beta2) => "--server-beta2",
+        nameof(Tau) => "--server-tau",
+        nameof(NoiseVariance) => "--server-noise-correction",
+        nameof(NoiseFloor) => "--server-noise-floor",
+        _ => "--server-optimizer",
+    };
+
+    /// <summary>Problems, each led by the setting's name when a naming is given.</summary>
+    private sealed class Problems(Func<string, string>? name)
     {
         public List<string> Messages { get; } = [];
 
         public void Add(string setting, string message) =>
-            Messages.Add(prefix is null ? message : $"{prefix}{setting}: {char.ToLowerInvariant(message[0])}{message[1..]}");
+            Messages.Add(name is null ? message : $"{name(setting)}: {char.ToLowerInvariant(message[0])}{message[1..]}");
     }
 }

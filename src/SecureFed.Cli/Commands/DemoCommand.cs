@@ -304,7 +304,7 @@ internal static class DemoCommand
                 throw new UsageException("--server-optimizer: " + ex.Message);
             }
 
-            if (serverRule.Validate() is { Count: > 0 } serverProblems)
+            if (serverRule.Validate(ServerOptimizerOptions.CommandLineOption) is { Count: > 0 } serverProblems)
             {
                 throw new UsageException(string.Join(" ", serverProblems));
             }

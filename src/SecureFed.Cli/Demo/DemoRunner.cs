@@ -242,7 +242,6 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         // Data: each site keeps its own partition; nothing below ever hands one site's sentences to another.
         (Dictionary<string, IReadOnlyList<Sentence>> train, Dictionary<string, IReadOnlyList<Sentence>> dev, IReadOnlyList<Sentence> pooledDev, IReadOnlyList<Sentence> test, IReadOnlyList<string> types, string source) = LoadData(sites);
-        Directory.CreateDirectory(settings.OutputDirectory); // only once the corpus is known to fit: a refused one leaves no folder behind
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
@@ -276,6 +275,14 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         {
             l2Clip = SplitNoiseUpdateClip(settings.LearningRate, sigma / Math.Sqrt(Math.Max(1, shares)), settings.GradClip, initial.Length, settings.SampleRate, smallestSite);
         }
+
+        int weightCap = Math.Max(1, train.Values.Max(t => t.Count));
+        if (UpdatesFitProblem(initial.Length, l2Clip, oneStep && settings.AutoUpdateClip, sites.Length, settings.SiteNoiseMultiplier, weightCap, types) is string noRoom)
+        {
+            throw new UsageException(noRoom);
+        }
+
+        Directory.CreateDirectory(settings.OutputDirectory); // only once the corpus and the settings are known to fit: a refused run leaves no folder behind
 
         if (SmallBatchWarning(settings.SampleRate, smallestSite) is string smallBatch)
         {
@@ -322,7 +329,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 ["LocalEpochs"] = settings.LocalEpochs.ToString(CultureInfo.InvariantCulture),
                 // FedAvg weights are min(examples, cap)/cap: a cap at the largest site keeps ω = 1 there, so the
                 // summed site noise is not magnified when the server divides by Σω (sensitivity stays S either way).
-                ["WeightCap"] = Math.Max(1, train.Values.Max(t => t.Count)).ToString(CultureInfo.InvariantCulture),
+                ["WeightCap"] = weightCap.ToString(CultureInfo.InvariantCulture),
             }.Concat(SplitNoiseAggregatorSettings(shares))
                 .Concat(StepCapSettings())
                 .Concat(ServerRuleSettings(settings.ServerRule))
@@ -719,6 +726,30 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     };
 
     /// <summary>
+    /// Why the update clip S and the site-level noise z leave secure aggregation no room for a round of all
+    /// <paramref name="sites"/> (the sum of the clipped, noised and quantized updates, and the federated evaluation's
+    /// counts, must fit its 32-bit words; <see cref="FederatedAveraging.PlanRound"/>), naming the demo's options; null
+    /// when they fit. Checked before anything is encoded or trained: the aggregator would refuse the same settings only
+    /// at start-up, after the demo had prepared the sites (e.g. <c>--site-noise 1e300</c> or <c>--update-clip 1e308</c>).
+    /// </summary>
+    internal static string? UpdatesFitProblem(int parameters, double l2Clip, bool automaticClip, int sites, double siteNoise, int weightCap, IReadOnlyList<string> types)
+    {
+        try
+        {
+            _ = FederatedAveraging.PlanRound(parameters, l2Clip, sites, GraphPlanner.Plan(sites).Threshold, siteNoise, weightCap, EvaluationLayout.Create(types, new AggregatorOptions().EvaluationCountCap));
+            return null;
+        }
+        catch (InvalidOperationException ex)
+        {
+            string clip = automaticClip
+                ? string.Create(CultureInfo.InvariantCulture, $"the update clip S = {l2Clip:G4} (set from --lr, --grad-clip and --sample-rate for one-step rounds)")
+                : string.Create(CultureInfo.InvariantCulture, $"--update-clip {l2Clip:G4}");
+            return string.Create(CultureInfo.InvariantCulture,
+                $"{clip} with --site-noise {siteNoise:G4} leaves secure aggregation no room for a round of {sites} sites: {ex.Message} The defaults are --update-clip 30 and --site-noise 0.0005.");
+        }
+    }
+
+    /// <summary>
     /// The site clip S for split noise: a site's one step is lr·(Σ clipped gradients + noise)/(q·N). The noise part has
     /// norm lr·σ_site·C·√d/(q·N) (a χ with d degrees of freedom: within 2 % of that for d in the thousands); the gradient
     /// part is at most lr·C·|batch|/(q·N), under 1.2·lr·C unless the Poisson batch exceeds 1.2 q·N; the two are nearly
@@ -842,7 +873,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             {
                 if (!File.Exists(p))
                 {
-                    throw new UsageException($"--data {dir}: expected train.tsv, dev.tsv and test.tsv in CoNLL format; {p} is missing.");
+                    throw new UsageException(Directory.Exists(p)
+                        ? $"--data {dir}: expected train.tsv, dev.tsv and test.tsv in CoNLL format; {p} is a folder, not a file."
+                        : $"--data {dir}: expected train.tsv, dev.tsv and test.tsv in CoNLL format; {p} is missing.");
                 }
             }
 
