@@ -815,8 +815,8 @@ public sealed class AgentRunner
     }
 
     /// <summary>
-    /// Sends a signed share accusation (PROTOCOL.md "Blame") against <paramref name="party"/> when its envelope to this
-    /// site is invalid; nothing when the failure was not the envelope's (e.g. the aggregator relayed a stray share).
+    /// Sends a signed share complaint (PROTOCOL.md "Blame"; no key) against <paramref name="party"/> when its envelope to
+    /// this site is invalid; nothing when the failure was not the envelope's (e.g. the aggregator relayed a stray share).
     /// Returns the bytes sent.
     /// </summary>
     private async Task<long> AccuseAsync(RoundAnnouncement a, ClientRound protocol, EncryptedShare[] envelopes, int party, string reason, CancellationToken cancellationToken)
@@ -838,11 +838,10 @@ public sealed class AgentRunner
             Accusation = new ShareAccusationMessage
             {
                 Accused = (uint)party,
-                EncryptionPrivateKey = ByteString.CopyFrom(accusation.EncryptionPrivateKey),
+                EncryptionPrivateKey = ByteString.Empty, // a complaint: never the share-encryption key (ShareAccusation)
                 Signature = ByteString.CopyFrom(accusation.Signature),
             },
         };
-        CryptographicOperations.ZeroMemory(accusation.EncryptionPrivateKey);
         long bytes = Sent(round, "decline", request);
         try
         {

@@ -925,6 +925,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         var accusation = new ShareAccusation(accuser, accused, message.EncryptionPrivateKey.ToByteArray(), message.Signature.ToByteArray());
+        if (accusation.EncryptionPrivateKey.Length == 0)
+        {
+            JudgeComplaint(session, site, accusedName, accusation, envelope);
+            return;
+        }
+
         AccusationVerdict verdict;
         try
         {
@@ -966,6 +972,29 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             .AddDigest("envelope_sha256", SHA256.HashData(envelope.Ciphertext))
             .Add("signature", Convert.ToHexStringLower(accusation.Signature))
             .Add("excluded_rounds", excluded));
+    }
+
+    /// <summary>
+    /// A complaint (an accusation without a key, what agents send; PROTOCOL.md "Blame"): checked against the envelope this
+    /// aggregator relayed, then the attempt is aborted with the two sites as suspects of the search by elimination of
+    /// unopened envelopes (the complaint cannot show which of them is at fault).
+    /// </summary>
+    private void JudgeComplaint(RoundSession session, string site, string accusedName, ShareAccusation complaint, EncryptedShare envelope)
+    {
+        try
+        {
+            ShareAccusation.VerifyComplaint(session.Parameters, complaint, envelope);
+        }
+        catch (ProtocolViolationException ex)
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.BadAccusation, "unverifiable accusation: " + ex.Reason);
+            throw; // not reached
+        }
+
+        session.AddEnvelopeComplaint(site, accusedName);
+        Log.Complained(_logger, session.Round, site, accusedName);
+        session.RequestAbort($"site '{site}' could not open the share envelope relayed from '{accusedName}' (signed complaint, envelope SHA-256 {Convert.ToHexStringLower(SHA256.HashData(envelope.Ciphertext))}); "
+            + "a complaint reveals no key, so whether the envelope was invalid or the complaint false is searched by elimination; the round is retried");
     }
 
     private async Task<bool> GuardAsync(RoundSession session, string site, Func<CancellationToken, Task<bool>> action, CancellationToken cancellationToken)

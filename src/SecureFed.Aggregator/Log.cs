@@ -37,6 +37,9 @@ internal static partial class Log
     [LoggerMessage(11, LogLevel.Warning, "Round {Round}: {Accuser} accused {Accused} of an invalid share envelope; at fault: {AtFault} ({Reason}); excluded from the next {Rounds} round attempt(s)")]
     public static partial void Blamed(ILogger logger, long round, string accuser, string accused, string atFault, string reason, int rounds);
 
+    [LoggerMessage(54, LogLevel.Warning, "Round {Round}: {Accuser} could not open the share envelope from {Accused} (a signed complaint, no key); the attempt aborts and the two are searched by elimination")]
+    public static partial void Complained(ILogger logger, long round, string accuser, string accused);
+
     [LoggerMessage(12, LogLevel.Information, "Operator console: a browser logged in from {Remote}")]
     public static partial void OperatorLoggedIn(ILogger logger, string remote);
 

@@ -37,6 +37,7 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly Lock _exclusionGate = new();
     private readonly EliminationSearch _outOfBound = new();
     private readonly EliminationSearch _unrebuiltSecret = new();
+    private readonly EliminationSearch _unopenedEnvelope = new();
 
     /// <summary>Sites the searches by elimination held out of the attempt being opened (set by <see cref="GatherCohortAsync"/>).</summary>
     private string[] _heldOut = [];
@@ -484,13 +485,13 @@ public sealed class RoundCoordinator : BackgroundService
     /// </summary>
     private string[] DrawHoldOut(IReadOnlyList<string> waiting)
     {
-        if (_outOfBound.Suspects.Count == 0 && _unrebuiltSecret.Suspects.Count == 0)
+        if (_outOfBound.Suspects.Count == 0 && _unrebuiltSecret.Suspects.Count == 0 && _unopenedEnvelope.Suspects.Count == 0)
         {
             return [];
         }
 
         // No more than the suspects waiting can be held out: stop planning rounds there (each check plans a round).
-        int suspects = waiting.Count(s => _outOfBound.IsSuspect(s) || _unrebuiltSecret.IsSuspect(s));
+        int suspects = waiting.Count(s => _outOfBound.IsSuspect(s) || _unrebuiltSecret.IsSuspect(s) || _unopenedEnvelope.IsSuspect(s));
         int spare = 0;
         while (spare < suspects && CanOpenWith(waiting.Count - spare - 1))
         {
@@ -499,6 +500,7 @@ public sealed class RoundCoordinator : BackgroundService
 
         List<string> held = [.. _outOfBound.DrawHoldOut(waiting, spare)];
         held.AddRange(_unrebuiltSecret.DrawHoldOut(waiting.Except(held, StringComparer.Ordinal), spare - held.Count));
+        held.AddRange(_unopenedEnvelope.DrawHoldOut(waiting.Except(held, StringComparer.Ordinal), spare - held.Count));
         return [.. held.Order(StringComparer.Ordinal)];
     }
 
@@ -924,6 +926,12 @@ public sealed class RoundCoordinator : BackgroundService
                     "the decoded sum was out of its bound",
                     "its masked input was in every decoded sum outside the bound since the search began, and every other site was cleared by an out-of-bound sum without it (found by elimination: the aggregator sees only sums)");
             }
+            else if (session.EnvelopeComplaintSites() is { Length: > 0 } complained)
+            {
+                SearchByElimination(session, _unopenedEnvelope, AuditEvents.EnvelopeSearch, "involved", complained,
+                    "a site could not open a share envelope relayed to it",
+                    "it complained of, or was complained of by, another site in every attempt aborted by a share envelope that did not open since the search began, and every other site was cleared by such an abort without it (found by elimination: a complaint reveals no key, so an invalid envelope cannot be told from a false complaint)");
+            }
             else if (ex.Suspects.Count > 0 && ex.Suspects.All(i => i >= 1 && i <= session.Parameters.CohortSize))
             {
                 SearchByElimination(session, _unrebuiltSecret, AuditEvents.UnrebuiltSecretSearch, "involved", [.. ex.Suspects.Select(i => session.Parameters[i].Name)],
@@ -1105,7 +1113,7 @@ public sealed class RoundCoordinator : BackgroundService
     /// </summary>
     private void QuietAttempt(RoundSession session)
     {
-        foreach ((EliminationSearch search, string name) in new[] { (_outOfBound, "out_of_bound"), (_unrebuiltSecret, "unrebuilt_secret") })
+        foreach ((EliminationSearch search, string name) in new[] { (_outOfBound, "out_of_bound"), (_unrebuiltSecret, "unrebuilt_secret"), (_unopenedEnvelope, "envelope") })
         {
             int window = search.QuietWindow;
             if (search.Completed() is IReadOnlyList<string> suspects)

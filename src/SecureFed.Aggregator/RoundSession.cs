@@ -20,6 +20,7 @@ internal sealed class RoundSession
     private readonly HashSet<string> _declined = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, DateTimeOffset> _progress = new(StringComparer.Ordinal);
     private readonly Dictionary<string, AccusationClaim> _accusations = new(StringComparer.Ordinal);
+    private readonly HashSet<string> _envelopeComplaints = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<(string Site, string Stage), string> _digests = new();
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> _gates = new(StringComparer.Ordinal);
     private readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> _scored = new(StringComparer.Ordinal);
@@ -212,7 +213,29 @@ internal sealed class RoundSession
     /// <summary>The sites whose inputs were in a decoded sum outside its bound (the round then aborts), or null.</summary>
     public string[]? OutOfBoundContributors { get; set; }
 
-    /// <summary>Asks the coordinator to abort this attempt (a verified accusation); the first reason wins.</summary>
+    /// <summary>
+    /// Records a verified complaint of <paramref name="accuser"/> against <paramref name="accused"/> (PROTOCOL.md "Blame"):
+    /// both become sites involved in this attempt's failure for the search by elimination of unopened envelopes.
+    /// </summary>
+    public void AddEnvelopeComplaint(string accuser, string accused)
+    {
+        lock (_envelopeComplaints)
+        {
+            _envelopeComplaints.Add(accuser);
+            _envelopeComplaints.Add(accused);
+        }
+    }
+
+    /// <summary>The sites named by this attempt's verified complaints so far (accusers and accused), in name order; empty when none.</summary>
+    public string[] EnvelopeComplaintSites()
+    {
+        lock (_envelopeComplaints)
+        {
+            return [.. _envelopeComplaints.Order(StringComparer.Ordinal)];
+        }
+    }
+
+    /// <summary>Asks the coordinator to abort this attempt (a verified accusation or complaint); the first reason wins.</summary>
     public void RequestAbort(string reason)
     {
         Interlocked.CompareExchange(ref _abortRequested, reason, null);

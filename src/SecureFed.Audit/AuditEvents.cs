@@ -121,6 +121,15 @@ public static class AuditEvents
     public const string UnrebuiltSecretSearch = "blame.unrebuilt_secret_search";
 
     /// <summary>
+    /// Aggregator: sites complained that share envelopes relayed to them did not open (signed complaints without a key,
+    /// so nobody can tell an invalid envelope from a false complaint), the attempt was aborted, and the search by
+    /// elimination took a step (docs/PROTOCOL.md, "Blame"): {round, involved (every complaining site and every site
+    /// complained of in this attempt), held_out, suspects, restarted}. When one suspect is left, a <see cref="Blame"/>
+    /// line {round, accused, at_fault, reason, excluded_rounds} follows.
+    /// </summary>
+    public const string EnvelopeSearch = "blame.envelope_search";
+
+    /// <summary>
     /// Aggregator: a search by elimination held these suspects out of the attempt that just opened (docs/PROTOCOL.md,
     /// "Blame: by elimination"): {round, held_out}.
     /// </summary>

@@ -511,9 +511,11 @@ public sealed class ClientRound : IDisposable
     }
 
     /// <summary>
-    /// After <see cref="MaskInput"/> refused a peer's share envelope: checks <paramref name="envelope"/> again as the
-    /// aggregator will (<see cref="ShareAccusation.Judge"/>) and, when it is invalid, returns a signed accusation that
-    /// reveals this site's share-encryption private key of this attempt (the site takes no further part in it). Returns
+    /// After <see cref="MaskInput"/> refused a peer's share envelope: checks <paramref name="envelope"/> again
+    /// (<see cref="ShareAccusation.Judge"/>) and, when it is invalid, returns a signed complaint naming its sender
+    /// (<see cref="ShareAccusation.CreateComplaint"/>; the site takes no further part in the attempt). The complaint
+    /// reveals no key: a revealed share-encryption key would open every envelope addressed to this site, and an
+    /// aggregator that altered relayed envelopes could collect t such keys and unmask every other site's input. Returns
     /// null when the envelope is valid or this site cannot attribute it (so an honest site never accuses falsely).
     /// </summary>
     public ShareAccusation? Accuse(EncryptedShare envelope)
@@ -530,7 +532,7 @@ public sealed class ClientRound : IDisposable
         try
         {
             AccusationVerdict verdict = ShareAccusation.Judge(_p, _self, sk, senderAd, envelope);
-            return verdict.AccusedAtFault ? ShareAccusation.Create(_p, _self, envelope.Sender, envelope.Ciphertext, sk, _identity) : null;
+            return verdict.AccusedAtFault ? ShareAccusation.CreateComplaint(_p, _self, envelope.Sender, envelope.Ciphertext, _identity) : null;
         }
         finally
         {

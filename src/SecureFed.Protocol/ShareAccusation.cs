@@ -5,14 +5,19 @@ using SecureFed.Crypto;
 namespace SecureFed.Protocol;
 
 /// <summary>
-/// A site's signed, verifiable claim that the share envelope a peer sent it in ShareKeys is invalid (does not decrypt,
-/// names the wrong sender or recipient, or holds a share value not below 2^61 − 1). The accuser reveals its share
-/// encryption private key c^SK of this attempt, so the aggregator can rebuild the pairwise key itself and decide who is
-/// at fault: the accused when the envelope is invalid, the accuser when it is valid (docs/PROTOCOL.md, "Blame").
+/// A site's signed claim that the share envelope a peer sent it in ShareKeys is invalid (does not decrypt, names the
+/// wrong sender or recipient, or holds a share value not below 2^61 − 1; docs/PROTOCOL.md, "Blame").
+/// <para>An agent sends it as a <b>complaint</b>: no key (<see cref="EncryptionPrivateKey"/> empty), so the aggregator
+/// cannot tell an invalid envelope from a false claim and searches the two sites by elimination. Agents before session
+/// 45 revealed their share-encryption private key c^SK of the attempt, which let the aggregator judge the claim, but
+/// c^SK opens every envelope addressed to the accuser, and a malicious aggregator that altered one relayed envelope for
+/// each of t sites collected t keys and so t shares of every other site's b and s^SK: it could unmask their inputs one
+/// by one. The aggregator still judges such a revealed key (<see cref="Verify"/>); agents never send one.</para>
 /// </summary>
 /// <param name="Accuser">Protocol index of the accusing site (the envelope's recipient).</param>
 /// <param name="Accused">Protocol index of the accused site (the envelope's sender).</param>
-/// <param name="EncryptionPrivateKey">The accuser's X25519 share-encryption private key c^SK of this attempt (32 bytes).</param>
+/// <param name="EncryptionPrivateKey">Empty for a complaint (what agents send); else the accuser's X25519
+/// share-encryption private key c^SK of this attempt (32 bytes; only older agents revealed it).</param>
 /// <param name="Signature">Ed25519 signature of the accuser's identity key over <see cref="Transcript"/>.</param>
 public sealed record ShareAccusation(int Accuser, int Accused, byte[] EncryptionPrivateKey, byte[] Signature)
 {
@@ -30,7 +35,48 @@ public sealed record ShareAccusation(int Accuser, int Accused, byte[] Encryption
         return result;
     }
 
-    /// <summary>Builds and signs an accusation (the caller has checked with <see cref="Judge"/> that the envelope is invalid).</summary>
+    /// <summary>
+    /// Builds and signs a complaint: the accusation without any key (the caller has checked with <see cref="Judge"/>
+    /// that the envelope is invalid). It reveals nothing secret: the signature binds the accuser to the claim and to the
+    /// relayed envelope's hash.
+    /// </summary>
+    public static ShareAccusation CreateComplaint(RoundParameters p, int accuser, int accused, ReadOnlySpan<byte> envelope, Ed25519PrivateKey identity) =>
+        Create(p, accuser, accused, envelope, [], identity);
+
+    /// <summary>
+    /// The aggregator's check of a complaint (an accusation without a key): it must name the sender and recipient of the
+    /// envelope the aggregator relayed and be signed by the accuser over that envelope. Who is at fault cannot be decided
+    /// from it (the accused sent an invalid envelope, or the accuser claims falsely), so nothing is returned.
+    /// </summary>
+    /// <exception cref="ProtocolViolationException">The complaint is malformed or its signature does not verify over the relayed envelope.</exception>
+    public static void VerifyComplaint(RoundParameters p, ShareAccusation accusation, EncryptedShare envelope)
+    {
+        ArgumentNullException.ThrowIfNull(p);
+        ArgumentNullException.ThrowIfNull(accusation);
+        ArgumentNullException.ThrowIfNull(envelope);
+        const ProtocolStage stage = ProtocolStage.MaskedInputCollection;
+        if (accusation.Accuser == accusation.Accused || envelope.Sender != accusation.Accused || envelope.Recipient != accusation.Accuser)
+        {
+            throw new ProtocolViolationException(stage, "the accusation does not name the sender and recipient of a relayed envelope", accusation.Accuser);
+        }
+
+        if (accusation.EncryptionPrivateKey is not { Length: 0 } || accusation.Signature is not { Length: Ed25519.SignatureSize })
+        {
+            throw new ProtocolViolationException(stage, $"a complaint carries no key and a {Ed25519.SignatureSize}-byte signature", accusation.Accuser);
+        }
+
+        byte[] transcript = Transcript(p, accusation.Accuser, accusation.Accused, envelope.Ciphertext, []);
+        if (!Ed25519.Verify(p[accusation.Accuser].IdentityPublicKey, transcript, accusation.Signature))
+        {
+            throw new ProtocolViolationException(stage, "the accusation's signature does not verify over the relayed envelope", accusation.Accuser);
+        }
+    }
+
+    /// <summary>
+    /// Builds and signs an accusation that reveals <paramref name="encryptionPrivateKey"/> (what agents before session 45
+    /// sent; unsafe against a malicious aggregator, see the type's remarks; kept so the aggregator's judging of such an
+    /// accusation stays tested). Agents use <see cref="CreateComplaint"/>.
+    /// </summary>
     public static ShareAccusation Create(RoundParameters p, int accuser, int accused, ReadOnlySpan<byte> envelope, ReadOnlySpan<byte> encryptionPrivateKey, Ed25519PrivateKey identity)
     {
         ArgumentNullException.ThrowIfNull(identity);
