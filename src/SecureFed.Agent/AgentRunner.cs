@@ -9,6 +9,7 @@ using SecureFed.Audit;
 using SecureFed.Crypto;
 using SecureFed.Federation;
 using SecureFed.Privacy;
+using SecureFed.Tagger;
 using SecureFed.Protocol;
 using SecureFed.Wire.V1;
 
@@ -96,6 +97,12 @@ public sealed class AgentRunner
             catch (RpcException ex) when (ex.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Aborted)
             {
                 // Aborted: a newer long-poll of this site replaced this one at the aggregator (one waiting call per site).
+                // A short pause: an aggregator answering ABORTED at once would otherwise be called in a busy loop.
+                if (ex.StatusCode == StatusCode.Aborted)
+                {
+                    await Task.Delay(AbortedPollPause, cancellationToken).ConfigureAwait(false);
+                }
+
                 continue;
             }
             catch (RpcException ex) when (cancellationToken.IsCancellationRequested && ex.StatusCode == StatusCode.Cancelled)
@@ -144,6 +151,10 @@ public sealed class AgentRunner
 
     /// <summary>The outcome of a round the operator stopped the agent in (Ctrl-C).</summary>
     public const string StoppedOutcome = "stopped by the operator";
+
+    /// <summary>The pause before asking for a round again after AwaitRound was answered ABORTED.</summary>
+    /// <value>The default value is 200 milliseconds.</value>
+    internal TimeSpan AbortedPollPause { get; set; } = TimeSpan.FromMilliseconds(200);
 
     /// <summary>The first wait after the aggregator could not be reached; it doubles with every failed attempt.</summary>
     /// <value>The default value is 2 seconds.</value>
@@ -239,6 +250,14 @@ public sealed class AgentRunner
                     // Every honest weight slot holds at least 1, so the aggregator can refuse a sum whose W is below the
                     // number of contributors (a wrapped weight slot, PROTOCOL.md "The W bound"): with no examples, withdraw.
                     throw new InvalidOperationException($"the local trainer used {update.Examples} training examples; a site contributes at least one");
+                }
+
+                if (FirstNonFinite(update.Delta) is int bad)
+                {
+                    // Before: PrivatizeUpdate refused it after this block, so the agent stopped with a stack trace and
+                    // without withdrawing (the others waited for its silence to be noticed).
+                    throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                        $"local training diverged: the update has a non-finite value ({update.Delta[bad]}) at index {bad} of {update.Delta.Length}; nothing was sent. Lower SecureFed:LearningRate (now {_options.LearningRate}) or train the recipe's model (docs/utility.md, \"Recipe\")"));
                 }
 
                 Telemetry?.Trained(Stopwatch.GetElapsedTime(started), update.TokensPerSecond);
@@ -466,7 +485,7 @@ public sealed class AgentRunner
         catch (ProtocolViolationException ex)
         {
             Log.Refused(_logger, _options.Site, round, ex.Message);
-            _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", ex.Message));
+            _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", AuditText.Bound(ex.Message, AuditText.ReasonChars)));
             Report(round, false, "refused: " + ex.Message, loss, devF1, bytesSent);
         }
         catch (RoundAbortedException ex)
@@ -486,10 +505,19 @@ public sealed class AgentRunner
             Log.RoundEnded(_logger, _options.Site, round, reason);
             Report(round, false, "ended: " + reason, loss, devF1, bytesSent);
         }
+        catch (BrokenCircuitException ex) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The client's circuit breaker opened after failed calls (an aggregator or slice endpoint unreachable for a
+            // while, e.g. during a restart while this site trained): this round is over for the site; the agent goes on
+            // waiting for the next one, as when the aggregator is unreachable between rounds.
+            string reason = "the aggregator could not be reached: " + ex.Message;
+            Log.RoundEnded(_logger, _options.Site, round, reason);
+            Report(round, false, "ended: " + reason, loss, devF1, bytesSent);
+        }
         catch (InvalidDataException ex)
         {
             Log.Refused(_logger, _options.Site, round, ex.Message);
-            _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", ex.Message));
+            _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", AuditText.Bound(ex.Message, AuditText.ReasonChars)));
             Report(round, false, "refused: " + ex.Message, loss, devF1, bytesSent);
         }
         finally
@@ -558,6 +586,11 @@ public sealed class AgentRunner
             return "the round runs protocol version 4 but announces no slice layout (slice_uploads with slice_size ≥ 1)";
         }
 
+        if (slices.SliceSize > a.VectorLength)
+        {
+            return $"the round's slice size {slices.SliceSize} exceeds its vector of {a.VectorLength} words";
+        }
+
         long count = ((long)a.VectorLength + slices.SliceSize - 1) / slices.SliceSize;
         if (slices.Endpoints.Count != count)
         {
@@ -592,6 +625,46 @@ public sealed class AgentRunner
     }
 
     /// <summary>Validates an announcement; returns a refusal reason or the parameters to use.</summary>
+    /// <summary>The index of the first NaN or infinite value of <paramref name="values"/>, or null.</summary>
+    internal static int? FirstNonFinite(float[] values)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                return i;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// The first number of the announcement that is NaN or infinite, named, or null. Every later check compares these
+    /// numbers, and a NaN passes every "is below" comparison: a NaN site noise left the update without site-level noise
+    /// while the ledgers were charged for it (review of session 45), and other NaNs stopped the agent from deep inside.
+    /// </summary>
+    internal static string? NonFiniteSetting(RoundAnnouncement a)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        (string Name, double Value)[] numbers =
+        [
+            ("DP-SGD noise multiplier", a.DpSgd?.NoiseMultiplier ?? 0), ("DP-SGD clip", a.DpSgd?.MaxGradNorm ?? 0), ("DP-SGD sample rate", a.DpSgd?.SampleRate ?? 0),
+            ("site update clip S", a.SiteDp?.L2Clip ?? 0), ("per-site noise σ", a.SiteDp?.NoiseSigmaSite ?? 0),
+            ("site noise multiplier", a.SiteDp?.TargetNoiseMultiplier ?? 0), ("site δ", a.SiteDp?.Delta ?? 0),
+            ("quantization clip", a.QuantClip), ("quantization scale", a.QuantScale),
+        ];
+        foreach ((string name, double value) in numbers)
+        {
+            if (!double.IsFinite(value))
+            {
+                return string.Create(CultureInfo.InvariantCulture, $"the announced {name} is {value}, not a finite number");
+            }
+        }
+
+        return null;
+    }
+
     private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal) Check(RoundAnnouncement a)
     {
         static (RoundParameters, DistributedDpPlan, UpdateCodec, string?) No(string reason) => (null!, null!, null!, reason);
@@ -604,6 +677,11 @@ public sealed class AgentRunner
         if (CheckVersion(a, SpeaksProtocolVersion) is string versionRefusal)
         {
             return No(versionRefusal);
+        }
+
+        if (NonFiniteSetting(a) is string nonFinite)
+        {
+            return No(nonFinite);
         }
 
         var participants = new List<Participant>();
@@ -702,9 +780,26 @@ public sealed class AgentRunner
             return No(layerRefusal);
         }
 
-        if (!(a.SiteDp.L2Clip > 0) || !(a.QuantScale >= 1) || a.BitWidth is < 1 or > 32 || a.WeightCap < 1)
+        if (!(a.SiteDp.L2Clip > 0) || !(a.QuantScale >= 1) || !(a.QuantClip > 0) || a.BitWidth is < 2 or > 32 || a.WeightCap < 1)
         {
             return No("the quantization or clipping parameters are out of range");
+        }
+
+        if (a.StageDeadlineUnixMs < 0 || a.StageDeadlineUnixMs > DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())
+        {
+            return No(string.Create(CultureInfo.InvariantCulture, $"the announced stage deadline {a.StageDeadlineUnixMs} ms is not a time"));
+        }
+
+        if (DpSgdOptions.StepsProblem(a.DpSgd.SampleRate, (int)Math.Min(a.DpSgd.LocalEpochs, int.MaxValue), (int)Math.Min(a.DpSgd.MaxSteps, int.MaxValue)) is string steps)
+        {
+            return No("the DP-SGD plan is implausible: " + steps);
+        }
+
+        long lastRound = _ledger.Entries.Select(e => e.Round).DefaultIfEmpty(0).Max();
+        if ((long)a.Header.Round < lastRound)
+        {
+            // The ledger refuses a round that goes back; found only after training and sharing keys, it stopped the agent.
+            return No(string.Create(CultureInfo.InvariantCulture, $"round {a.Header.Round} goes back before round {lastRound} of this site's privacy ledger"));
         }
 
         RoundParameters parameters;
@@ -730,7 +825,7 @@ public sealed class AgentRunner
 
         // The aggregator cannot ask for less noise than the announced guarantee needs: recompute it here.
         DistributedDpPlan plan = DistributedDp.Plan(a.SiteDp.L2Clip, a.QuantScale, (int)a.ParameterCount, parameters.CohortSize, parameters.Threshold, a.SiteDp.TargetNoiseMultiplier);
-        if (a.SiteDp.NoiseSigmaSite < plan.SigmaSite * 0.999)
+        if (!(a.SiteDp.NoiseSigmaSite >= plan.SigmaSite * 0.999))
         {
             return No($"the announced per-site noise {a.SiteDp.NoiseSigmaSite} is below the {plan.SigmaSite} needed for noise multiplier {a.SiteDp.TargetNoiseMultiplier} with t = {parameters.Threshold}");
         }
@@ -753,6 +848,11 @@ public sealed class AgentRunner
         if (actual != a.ModelSha256 || sha != a.ModelSha256 || version != (long)a.ModelVersion)
         {
             throw new InvalidDataException($"the downloaded model (version {version}, SHA-256 {actual}) is not the announced version {a.ModelVersion} ({a.ModelSha256})");
+        }
+
+        if (FirstNonFinite(values) is int bad)
+        {
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture, $"the downloaded model version {version} has a non-finite value ({values[bad]}) at index {bad}; a site trains only on a finite model"));
         }
 
         _model = values;
@@ -798,6 +898,8 @@ public sealed class AgentRunner
     private async Task<string?> DeclineAsync(RoundAnnouncement a, string reason, CancellationToken cancellationToken)
     {
         long round = (long)a.Header.Round;
+        // The reason may quote the aggregator's text (a federation id, a name): bounded as the aggregator bounds a site's.
+        reason = AuditText.Bound(reason, AuditText.ReasonChars);
         Log.Declined(_logger, _options.Site, round, reason);
         _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", reason));
         var request = new DeclineRoundRequest { Header = Header(round, a.Header.SessionId, Stage.Announce), Reason = reason };

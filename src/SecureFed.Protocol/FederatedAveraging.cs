@@ -78,7 +78,13 @@ public static class FederatedAveraging
         ArgumentNullException.ThrowIfNull(delta);
         ArgumentNullException.ThrowIfNull(codec);
         ArgumentNullException.ThrowIfNull(random);
-        ArgumentOutOfRangeException.ThrowIfNegative(sigmaSite);
+        if (!(sigmaSite >= 0) || double.IsInfinity(sigmaSite))
+        {
+            // ThrowIfNegative lets a NaN with its sign bit clear through, and "sigmaSite > 0" below is then false: the
+            // update would leave without its site-level noise while the ledgers count it.
+            throw new ArgumentOutOfRangeException(nameof(sigmaSite), sigmaSite, "The per-site noise σ must be a finite number >= 0.");
+        }
+
         double norm = UpdateClipping.ClipL2(delta, l2Clip);
         long weight = codec.Weight(examples);
         float omega = (float)weight / codec.WeightCap;

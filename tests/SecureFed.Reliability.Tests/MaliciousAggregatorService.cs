@@ -52,6 +52,18 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
     /// <summary>Called when the agent asks for round 2, i.e. after it has finished round 1.</summary>
     public Action? BeforeRound2 { get; init; }
 
+    /// <summary>Review hook: changes round r's announcement after it is built (the simulated peers keep the real parameters).</summary>
+    public Action<long, RoundAnnouncement>? Tamper { get; init; }
+
+    /// <summary>Review hook: replaces the model round r announces and streams (its digest follows).</summary>
+    public Func<long, float[], float[]>? TamperModel { get; init; }
+
+    /// <summary>Review hook: ReportProgress of round r answers UNAVAILABLE while this returns true (null: UNIMPLEMENTED, as before).</summary>
+    public Func<long, bool>? ProgressUnavailable { get; init; }
+
+    /// <summary>Review hook: AwaitRound answers ABORTED while this returns true.</summary>
+    public Func<bool>? AwaitRoundAborted { get; init; }
+
     /// <summary>Calls received: (round, method).</summary>
     public IReadOnlyList<(long Round, string Call)> Received
     {
@@ -73,6 +85,11 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
     {
         long round = (long)request.Header.Round + 1;
         Record(round, nameof(AwaitRound));
+        if (AwaitRoundAborted?.Invoke() == true)
+        {
+            throw new RpcException(new Status(StatusCode.Aborted, "replaced by a newer long-poll"));
+        }
+
         if (round > Rounds)
         {
             return Task.FromResult(new RoundAnnouncement { Finished = true, Header = new Header { FederationId = _federation, Sender = "aggregator", Stage = Stage.Announce } });
@@ -89,6 +106,19 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
             _current = new RoundState(this, round);
             return Task.FromResult(_current.Announcement);
         }
+    }
+
+    public override Task<Ack> ReportProgress(ProgressReport request, ServerCallContext context)
+    {
+        if (ProgressUnavailable is null)
+        {
+            throw new RpcException(new Status(StatusCode.Unimplemented, "no progress reports"));
+        }
+
+        Record(request.Header.Round, nameof(ReportProgress));
+        return ProgressUnavailable((long)request.Header.Round)
+            ? throw new RpcException(new Status(StatusCode.Unavailable, "the aggregator is restarting"))
+            : Task.FromResult(new Ack());
     }
 
     public override Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
@@ -334,7 +364,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 : new RoundParameters(owner._federation, round, $"session-{round:D2}-{Guid.NewGuid():N}", participants, plan.Threshold, plan.Degree, codec.VectorLength, codec.BitWidth);
 
             // The model this round announces and the one it streams (they differ when the aggregator lies).
-            float[] announced = owner.Model(round - 1);
+            float[] announced = owner.TamperModel?.Invoke(round, owner.Model(round - 1)) ?? owner.Model(round - 1);
             StreamedModel = announced;
             AggregatorMisbehaviour now = owner.Now(round);
             if (now == AggregatorMisbehaviour.ModelWrongLength)
@@ -369,6 +399,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
                 StageTimeoutSeconds = 5,
             };
             Announcement.Participants.AddRange(participants.Select(p => new ParticipantInfo { Index = (uint)p.Index, Name = p.Name, IdentityPublicKey = ByteString.CopyFrom(p.IdentityPublicKey) }));
+            owner.Tamper?.Invoke(round, Announcement);
 
             // The simulated peers advertise honestly.
             Peers = [.. owner._sites.Skip(1).Select(name => new ClientRound(Parameters, name, owner._peerKits[name].IdentityKey))];
