@@ -80,6 +80,14 @@ public sealed class AggregatorTrustException : Exception
             return new AggregatorTrustException(message, exception) { AggregatorCertificateRejected = true };
         }
 
+        if (authentication.Message.Contains("frame size or a corrupted frame", StringComparison.OrdinalIgnoreCase))
+        {
+            // .NET's SslStream on a reply that is not TLS at all (a plain-HTTP port, e.g. the aggregator's AdminListen).
+            return new AggregatorTrustException(
+                $"the aggregator address {endpoint} did not answer with TLS (TLS: {authentication.Message}): is it a plain-HTTP port, e.g. the aggregator's AdminListen (operator console and /metrics)? " +
+                "Check SecureFed:Aggregator against the aggregator's SecureFed:Listen.", exception);
+        }
+
         string certificate = Path.GetFullPath(Path.Combine(options.KitDirectory, KitFiles.TlsCertificate));
         return new AggregatorTrustException(
             $"the TLS handshake with the aggregator at {endpoint} failed: it probably refused this site's certificate ({certificate}), " +

@@ -187,6 +187,37 @@ public sealed class AgentLifecycleTests : IDisposable
         Assert.Contains("; the certificate is not issued by this federation's CA)", other.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task TrustError_AddressAnswersPlainHttp_SaysItIsNotTlsNotThatTheSitesCertificateWasRefused()
+    {
+        // Review of session 45: an agent pointed at the aggregator's AdminListen (plain HTTP) was told that the aggregator
+        // probably refused its certificate. The exception here is .NET's own for a reply that is not TLS.
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        Task server = Task.Run(async () =>
+        {
+            using System.Net.Sockets.TcpClient peer = await listener.AcceptTcpClientAsync();
+            System.Net.Sockets.NetworkStream stream = peer.GetStream();
+            byte[] buffer = new byte[4096];
+            _ = await stream.ReadAsync(buffer);
+            await stream.WriteAsync("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"u8.ToArray());
+        });
+        int port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        using var client = new System.Net.Sockets.TcpClient();
+        await client.ConnectAsync(System.Net.IPAddress.Loopback, port);
+        using var tls = new System.Net.Security.SslStream(client.GetStream(), false, (_, _, _, _) => true);
+        var handshakeFailure = await Assert.ThrowsAsync<System.Security.Authentication.AuthenticationException>(() => tls.AuthenticateAsClientAsync("127.0.0.1"));
+        await server;
+        var call = new RpcException(new Status(StatusCode.Unavailable, "Error starting gRPC call.", handshakeFailure));
+
+        AggregatorTrustException error = AggregatorTrustException.From(call, new AgentOptions { Site = "site-a", KitDirectory = "/kits/site-a" }, new Uri($"https://127.0.0.1:{port}"))!;
+
+        Assert.StartsWith($"the aggregator address https://127.0.0.1:{port}/ did not answer with TLS", error.Message, StringComparison.Ordinal);
+        Assert.Contains("AdminListen", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Check SecureFed:Aggregator against the aggregator's SecureFed:Listen", error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("refused this site's certificate", error.Message, StringComparison.Ordinal);
+    }
+
     private sealed class FixedTime(DateTimeOffset now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => now;
