@@ -39,6 +39,7 @@ internal static class ServiceCommands
         command.TreatUnmatchedTokensAsErrors = false;
         command.Subcommands.Add(AggregatorCompactCommand.Create());
         command.Subcommands.Add(AggregatorExclusionsCommand.Create());
+        command.Subcommands.Add(AggregatorExportModelCommand.Create());
         command.SetAction(async (parse, ct) =>
         {
             IConfiguration configuration = Load(parse.GetValue(config)!, parse.UnmatchedTokens);
