@@ -229,7 +229,7 @@ public sealed class DemoSmokeTests : IDisposable
 
     [Theory]
     [InlineData("--server-optimizer", "sgd", "--server-optimizer: The server optimizer must be avg, momentum or adam, not 'sgd'.")]
-    [InlineData("--server-tau", "0", "The server τ (adaptivity) must be a positive number, not 0.")]
+    [InlineData("--server-tau", "0", "--server-tau: the server τ (adaptivity) must be a positive number, not 0.")]
     public async Task Demo_ServerRuleBadUsage_RefusedNamingTheOption(string option, string value, string message)
     {
         using var stdout = new StringWriter();
