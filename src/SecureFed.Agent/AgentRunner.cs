@@ -586,9 +586,10 @@ public sealed class AgentRunner
             return "the round runs protocol version 4 but announces no slice layout (slice_uploads with slice_size ≥ 1)";
         }
 
-        if (slices.SliceSize > a.VectorLength)
+        if (slices.SliceSize > int.MaxValue)
         {
-            return $"the round's slice size {slices.SliceSize} exceeds its vector of {a.VectorLength} words";
+            // One slice larger than the vector is a valid layout (a cluster announces its configured size unclamped).
+            return $"the round's slice size {slices.SliceSize} exceeds {int.MaxValue} words";
         }
 
         long count = ((long)a.VectorLength + slices.SliceSize - 1) / slices.SliceSize;
@@ -624,7 +625,9 @@ public sealed class AgentRunner
         return words.AsMemory(offset, Math.Min(size, words.Length - offset));
     }
 
-    /// <summary>Validates an announcement; returns a refusal reason or the parameters to use.</summary>
+    /// <summary>The latest stage deadline an announcement may name, from now (the aggregator's longest training timeout is one day).</summary>
+    private static readonly TimeSpan MaxDeadlineAhead = TimeSpan.FromDays(7);
+
     /// <summary>The index of the first NaN or infinite value of <paramref name="values"/>, or null.</summary>
     internal static int? FirstNonFinite(float[] values)
     {
@@ -665,6 +668,7 @@ public sealed class AgentRunner
         return null;
     }
 
+    /// <summary>Validates an announcement; returns a refusal reason or the parameters to use.</summary>
     private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal) Check(RoundAnnouncement a)
     {
         static (RoundParameters, DistributedDpPlan, UpdateCodec, string?) No(string reason) => (null!, null!, null!, reason);
@@ -785,9 +789,10 @@ public sealed class AgentRunner
             return No("the quantization or clipping parameters are out of range");
         }
 
-        if (a.StageDeadlineUnixMs < 0 || a.StageDeadlineUnixMs > DateTimeOffset.MaxValue.ToUnixTimeMilliseconds())
+        if (a.StageDeadlineUnixMs < 0 || a.StageDeadlineUnixMs > DateTimeOffset.UtcNow.Add(MaxDeadlineAhead).ToUnixTimeMilliseconds())
         {
-            return No(string.Create(CultureInfo.InvariantCulture, $"the announced stage deadline {a.StageDeadlineUnixMs} ms is not a time"));
+            // The agent waits until the deadline: one far ahead overflowed "now + wait" and stopped the agent.
+            return No(string.Create(CultureInfo.InvariantCulture, $"the announced stage deadline {a.StageDeadlineUnixMs} ms is not a time within the next {MaxDeadlineAhead.TotalDays:F0} days"));
         }
 
         if (DpSgdOptions.StepsProblem(a.DpSgd.SampleRate, (int)Math.Min(a.DpSgd.LocalEpochs, int.MaxValue), (int)Math.Min(a.DpSgd.MaxSteps, int.MaxValue)) is string steps)

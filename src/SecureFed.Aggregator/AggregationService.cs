@@ -901,7 +901,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// </summary>
     private async Task JudgeAccusationAsync(RoundSession session, string site, ShareAccusationMessage message, CancellationToken cancellationToken)
     {
-        ProtocolStage stage = (await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false)).Stage;
+        RoundServerStatus status = await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false);
+        ProtocolStage stage = status.Stage;
         if (stage is < ProtocolStage.MaskedInputCollection or > ProtocolStage.Unmasking)
         {
             Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.BadAccusation, $"an accusation is possible once the shares were relayed; the round is at stage {stage}");
@@ -927,6 +928,16 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         var accusation = new ShareAccusation(accuser, accused, message.EncryptionPrivateKey.ToByteArray(), message.Signature.ToByteArray());
         if (accusation.EncryptionPrivateKey.Length == 0)
         {
+            // A complaint takes the place of the site's masked input: only while inputs are collected, and only from a
+            // site that sent none (it leaves the attempt). Otherwise a hostile site could upload, wait until every honest
+            // site had uploaded and charged its ledger, and abort the attempt then.
+            if (stage != ProtocolStage.MaskedInputCollection || status.Delivered.Contains(accuser))
+            {
+                Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.BadAccusation, stage != ProtocolStage.MaskedInputCollection
+                    ? $"a complaint is possible only while masked inputs are collected, instead of the site's own; the round is at stage {stage}"
+                    : $"site '{site}' already sent its masked input in this attempt; a complaint comes instead of it");
+            }
+
             JudgeComplaint(session, site, accusedName, accusation, envelope);
             return;
         }
@@ -993,6 +1004,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         session.AddEnvelopeComplaint(site, accusedName);
         Log.Complained(_logger, session.Round, site, accusedName);
+        _state.Audit.Append(AuditEvents.ShareComplaint, f => f
+            .Add("round", session.Round)
+            .Add("accuser", site)
+            .Add("accused", accusedName)
+            .AddDigest("envelope_sha256", SHA256.HashData(envelope.Ciphertext))
+            .Add("signature", Convert.ToHexStringLower(complaint.Signature)));
         session.RequestAbort($"site '{site}' could not open the share envelope relayed from '{accusedName}' (signed complaint, envelope SHA-256 {Convert.ToHexStringLower(SHA256.HashData(envelope.Ciphertext))}); "
             + "a complaint reveals no key, so whether the envelope was invalid or the complaint false is searched by elimination; the round is retried");
     }

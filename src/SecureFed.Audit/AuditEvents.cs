@@ -130,6 +130,13 @@ public static class AuditEvents
     public const string EnvelopeSearch = "blame.envelope_search";
 
     /// <summary>
+    /// Aggregator: a site complained that the share envelope relayed to it from another did not open (a signed complaint
+    /// without a key; docs/PROTOCOL.md, "Blame"): {round, accuser, accused, envelope_sha256, signature}. The attempt is
+    /// aborted and an <see cref="EnvelopeSearch"/> step follows.
+    /// </summary>
+    public const string ShareComplaint = "blame.complaint";
+
+    /// <summary>
     /// Aggregator: a search by elimination held these suspects out of the attempt that just opened (docs/PROTOCOL.md,
     /// "Blame: by elimination"): {round, held_out}.
     /// </summary>

@@ -58,7 +58,8 @@ public sealed partial class MaliciousAggregatorTests
         { "site-sigma-infinite", "the announced per-site noise σ is Infinity, not a finite number" },
         { "site-sigma-negative-nan", "the announced per-site noise σ is NaN, not a finite number" },
         { "bit-width-1", "the quantization or clipping parameters are out of range" },
-        { "deadline-out-of-range", "the announced stage deadline 9223372036854775807 ms is not a time" },
+        { "deadline-out-of-range", "the announced stage deadline 9223372036854775807 ms is not a time within the next 7 days" },
+        { "deadline-in-a-century", "the announced stage deadline 4102444800000 ms is not a time within the next 7 days" },
         { "tiny-sample-rate", "the DP-SGD plan is implausible: sample rate q = 1E-10 plans" },
         { "a-billion-steps", "the DP-SGD plan is implausible: sample rate q = 1E-06 plans 1,000,000,000 DP-SGD steps per round" },
     };
@@ -91,6 +92,7 @@ public sealed partial class MaliciousAggregatorTests
                 case "site-sigma-negative-nan": a.SiteDp.NoiseSigmaSite = double.NaN; break;
                 case "bit-width-1": a.BitWidth = 1; break;
                 case "deadline-out-of-range": a.StageDeadlineUnixMs = long.MaxValue; break;
+                case "deadline-in-a-century": a.StageDeadlineUnixMs = 4_102_444_800_000; break; // 2100-01-01: "now + wait" overflowed
                 case "tiny-sample-rate": a.DpSgd.SampleRate = 1e-10; a.DpSgd.MaxSteps = 1; break;
                 case "a-billion-steps": a.DpSgd.SampleRate = 1e-6; a.DpSgd.LocalEpochs = 1000; a.DpSgd.MaxSteps = 0; a.DpSgd.NoiseMultiplier = 2; break;
             }

@@ -234,8 +234,17 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.True(completed.Round > aborted.Round);
         Assert.Equal(Honest, completed.Participants.Order());
 
-        // The search step names site-x and the complainers; one complaint cannot tell who is at fault, so nobody is
-        // blamed by the aggregator yet.
+        // Each complaint is audited (accuser, accused, the relayed envelope's digest, the signature); the search step
+        // names site-x and the complainers; one complaint cannot tell who is at fault, so nobody is blamed yet.
+        List<AuditLine> complaints = [.. AuditLines(fed).Where(l => l.Type == AuditEvents.ShareComplaint)];
+        Assert.NotEmpty(complaints);
+        Assert.All(complaints, c =>
+        {
+            Assert.Equal("site-x", c.Text("accused"));
+            Assert.Contains(c.Text("accuser"), Honest);
+            Assert.Equal(64, c.Text("envelope_sha256").Length);
+            Assert.Equal(128, c.Text("signature").Length);
+        });
         AuditLine step = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.EnvelopeSearch);
         Assert.Contains("site-x", step.List("involved"));
         Assert.True(step.List("involved").Length >= 2);
@@ -254,6 +263,36 @@ public sealed class HostileSiteRoundTests : IDisposable
         }
 
         Assert.Contains(Honest, site => AgentAuditLines(fed, site).Any(l => l.Type == AuditEvents.Blame));
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
+    /// A complaint comes instead of the site's masked input (review of this change: otherwise a hostile site could
+    /// upload, wait for every honest upload and its ledger charge, then abort the attempt with a false complaint): after
+    /// its own upload, site-x's signed complaint of site-a is refused with FAILED_PRECONDITION, nothing is aborted, and
+    /// the round completes with all four sites.
+    /// </summary>
+    [Fact]
+    public async Task DeclineRound_ComplaintAfterTheSitesOwnUpload_RefusedAndTheRoundCompletes()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        await x.AdvertiseAndShareAsync();
+        ShareSet forX = await x.Client.AwaitSharesAsync(x.Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        EncryptedShareMessage fromA = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-a"));
+        Assert.False((await x.UploadAsync(await x.MaskAsync(x.PlausibleInput()))).Duplicate);
+        ShareAccusation complaint = ShareAccusation.CreateComplaint(x.Parameters, x.Self, (int)fromA.Sender, fromA.Ciphertext.ToByteArray(), x.Kit.IdentityKey);
+
+        await Refused(() => x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, [], complaint.Signature), Deadline()).ResponseAsync,
+            StatusCode.FailedPrecondition, "already sent its masked input in this attempt; a complaint comes instead of it");
+
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        await x.SignAndUnmaskAsync(survivors);
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, completed.Status);
+        Assert.Contains("site-x", completed.Participants);
+        Assert.DoesNotContain(AuditLines(fed), l => l.Type is AuditEvents.ShareComplaint or AuditEvents.EnvelopeSearch);
         AssertLogsVerify(fed);
     }
 

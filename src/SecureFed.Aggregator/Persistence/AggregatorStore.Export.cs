@@ -52,7 +52,7 @@ public sealed partial class AggregatorStore
             if (bytes.Length != record.SizeBytes)
             {
                 throw new KeyNotFoundException(string.Create(CultureInfo.InvariantCulture,
-                    $"Model version {record.Version} in '{fullPath}' has no bytes any more ({bytes.Length} of {record.SizeBytes}: 'securefed aggregator compact' removed old versions' bytes); export the newest version instead."));
+                    $"Model version {record.Version} in '{fullPath}' has {bytes.Length} of its {record.SizeBytes} bytes stored (a row restored from a cluster snapshot without its model bytes); export another version, or from the silo that holds it."));
             }
 
             string actual = Convert.ToHexStringLower(SHA256.HashData(bytes));

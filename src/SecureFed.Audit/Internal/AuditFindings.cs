@@ -35,7 +35,7 @@ internal sealed class AuditFindings
         AuditEvents.RoundOpened, AuditEvents.KeysReceived, AuditEvents.SharesRelayed, AuditEvents.MaskedInputReceived,
         AuditEvents.MaskedInputSliceReceived, AuditEvents.Dropout, AuditEvents.UnmaskRequested, AuditEvents.UnmaskResponse,
         AuditEvents.AggregateProduced, AuditEvents.PrivacySpent, AuditEvents.RoundAborted, AuditEvents.FederatedEvaluation,
-        AuditEvents.RoundCompleted, AuditEvents.Blame, AuditEvents.OutOfBoundSearch, AuditEvents.UnrebuiltSecretSearch, AuditEvents.EnvelopeSearch,
+        AuditEvents.RoundCompleted, AuditEvents.Blame, AuditEvents.OutOfBoundSearch, AuditEvents.UnrebuiltSecretSearch, AuditEvents.EnvelopeSearch, AuditEvents.ShareComplaint,
         AuditEvents.SearchHeldOut, AuditEvents.SearchEnded, AuditEvents.MessageSent, AuditEvents.PrivacyLedger,
         AuditEvents.ModelReceived, AuditEvents.RoundJoined,
     };
