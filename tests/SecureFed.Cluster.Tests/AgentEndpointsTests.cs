@@ -97,6 +97,16 @@ public sealed class AgentEndpointsTests
     }
 
     [Fact]
+    public void CheckVersion_OneSliceLargerThanTheVector_RunAndAboveIntMaxRefused()
+    {
+        // The cluster announces its configured slice size (default 4 Mi words) unclamped: a model of fewer words is one
+        // slice. A check of this session refused it (review of the change); only a size SliceOf cannot take is refused.
+        Assert.Null(AgentRunner.CheckVersion(Sliced(2500, 4 * 1024 * 1024, "https://s1:1"), 4));
+        Assert.Equal(2500, AgentRunner.SliceOf([.. Enumerable.Range(0, 2500).Select(i => (uint)i)], 4 * 1024 * 1024, 0).Length);
+        Assert.Equal("the round's slice size 2147483648 exceeds 2147483647 words", AgentRunner.CheckVersion(Sliced(2500, 0x8000_0000u, "https://s1:1"), 4));
+    }
+
+    [Fact]
     public void SliceOf_CutsTheVectorAsTheAnnouncementSays()
     {
         uint[] words = [.. Enumerable.Range(0, 2500).Select(i => (uint)i)];
