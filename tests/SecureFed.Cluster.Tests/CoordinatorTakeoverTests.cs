@@ -165,7 +165,10 @@ public sealed class CoordinatorTakeoverTests : IClassFixture<PostgresServer>, ID
         Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round == 1 && r.Completed));
         Assert.Equal(Sites.Length, fed.Reports.Count(r => r.Round > 2 && r.Completed));
         Assert.All(calls.Keys.Where(c => c.Method != "UploadMaskedInput"), c => Assert.Equal(endpoint.Authority, c.Authority));
-        Assert.Contains("could not reach the coordinator", front.Output, StringComparison.Ordinal);
+        // The front reached the new holder for them: B counts the requests other silos forwarded to it. (Whether the front
+        // also logs "could not reach the coordinator" depends on timing: only if an agent's call reached it while the lease
+        // still named the dead A; under load the lease had moved first and that line was absent, CI of cad6fab.)
+        Assert.Matches("requests forwarded by other silos, bytes: [1-9]", b.Output);
         AuditVerification verified = AuditVerifier.Verify(AggregatorState.AuditDirectory(dataB));
         Assert.True(verified.Ok, verified.FirstProblem);
     }
