@@ -283,8 +283,11 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.False((await x.UploadAsync(await x.MaskAsync(x.PlausibleInput()))).Duplicate);
         ShareAccusation complaint = ShareAccusation.CreateComplaint(x.Parameters, x.Self, (int)fromA.Sender, fromA.Ciphertext.ToByteArray(), x.Kit.IdentityKey);
 
-        await Refused(() => x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, [], complaint.Signature), Deadline()).ResponseAsync,
-            StatusCode.FailedPrecondition, "already sent its masked input in this attempt; a complaint comes instead of it");
+        // Refused either way: as a site that already uploaded, or (when the honest uploads closed the stage first) as
+        // too late; both say that a complaint comes instead of the site's own masked input.
+        RpcException refused = await Assert.ThrowsAsync<RpcException>(() => x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, [], complaint.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout));
+        Assert.Equal(StatusCode.FailedPrecondition, refused.StatusCode);
+        Assert.Matches("already sent its masked input in this attempt; a complaint comes instead of it|a complaint is possible only while masked inputs are collected, instead of the site's own", refused.Status.Detail);
 
         SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
         await x.SignAndUnmaskAsync(survivors);
