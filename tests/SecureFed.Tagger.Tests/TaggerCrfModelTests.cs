@@ -51,12 +51,22 @@ public sealed class TaggerCrfModelTests
         using var model = TaggerModel.Create(TinyCrf, Labels, seed: 1, device: "cpu");
         double before = TaggerEvaluator.Evaluate(model, dev).F1;
 
+        var epochs = new List<string>();
+        // 6 epochs at lr 0.02: dev F1 0.91-0.96 on seeds 1-4 (4 epochs at lr 0.01 gave 0.78-0.87, with 0.000 after the
+        // first epoch on seed 1), so a failure here is a broken trainer, not a slow start; its message shows each epoch.
         TrainResult result = new TaggerTrainer().Train(model, train, dev,
-            new TrainOptions { Epochs = 4, BatchSize = 16, LearningRate = 0.01, LearningRateDecay = 0.05, Seed = 1 });
+            new TrainOptions { Epochs = 6, BatchSize = 16, LearningRate = 0.02, LearningRateDecay = 0.05, Seed = 1 },
+            new SyncProgress(p =>
+            {
+                if (p.EpochCompleted)
+                {
+                    epochs.Add($"epoch {p.Epoch}: loss {p.Loss:F3}, dev F1 {p.DevF1:F3}");
+                }
+            }));
         var predicted = model.Predict([.. dev.Select(s => s.Tokens)]);
         double after = TaggerEvaluator.Score(dev, predicted).F1;
 
-        Assert.True(after > before + 0.3, $"dev F1 {before:F3} -> {after:F3}");
+        Assert.True(after > before + 0.5, $"dev F1 {before:F3} -> {after:F3} ({string.Join("; ", epochs)})");
         Assert.Equal(result.BestDevF1!.Value, after, 9);
         Assert.All(predicted, tags => Assert.Equal(tags, Iob.ToIob2(tags)));
     }

@@ -133,9 +133,4 @@ public sealed class TaggerLanguageModelTests
 
         return result;
     }
-
-    private sealed class SyncProgress(Action<TrainProgress> report) : IProgress<TrainProgress>
-    {
-        public void Report(TrainProgress value) => report(value);
-    }
 }
