@@ -795,7 +795,7 @@ public sealed class AgentRunner
             return No(string.Create(CultureInfo.InvariantCulture, $"the announced stage deadline {a.StageDeadlineUnixMs} ms is not a time within the next {MaxDeadlineAhead.TotalDays:F0} days"));
         }
 
-        if (DpSgdOptions.StepsProblem(a.DpSgd.SampleRate, (int)Math.Min(a.DpSgd.LocalEpochs, int.MaxValue), (int)Math.Min(a.DpSgd.MaxSteps, int.MaxValue)) is string steps)
+        if (DpSgdSteps.Problem(a.DpSgd.SampleRate, (int)Math.Min(a.DpSgd.LocalEpochs, int.MaxValue), (int)Math.Min(a.DpSgd.MaxSteps, int.MaxValue)) is string steps)
         {
             return No("the DP-SGD plan is implausible: " + steps);
         }

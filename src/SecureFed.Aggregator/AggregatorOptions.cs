@@ -504,6 +504,13 @@ public sealed class AggregatorOptions
         {
             errors.Add($"SecureFed:DpSgdSampleRate must be in (0, 1], got {DpSgdSampleRate}.");
         }
+        else if (LocalEpochs is >= 1 and <= 1_000 && DpSgdMaxSteps is >= 0 and <= 1_000_000
+                 && SecureFed.Privacy.DpSgdSteps.Problem(DpSgdSampleRate, LocalEpochs, DpSgdMaxSteps) is string steps)
+        {
+            // The agents' own check of every announcement (AgentRunner): refused here, not by every site in every round.
+            errors.Add(string.Create(CultureInfo.InvariantCulture,
+                $"SecureFed:DpSgdSampleRate {DpSgdSampleRate:G4} with SecureFed:LocalEpochs {LocalEpochs} and SecureFed:DpSgdMaxSteps {DpSgdMaxSteps} is a DP-SGD plan every agent declines: {steps}"));
+        }
 
         if (ModelSpecSha256.Length != 64 || !ModelSpecSha256.All(Uri.IsHexDigit))
         {

@@ -1,4 +1,4 @@
-using System.Globalization;
+using SecureFed.Privacy;
 
 namespace SecureFed.Tagger;
 
@@ -89,17 +89,13 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
     /// seeded with 64 fresh bits per training call).</value>
     public bool ReproducibleRandomness { get; init; }
 
-    /// <summary>
-    /// The most DP-SGD steps a site may plan for one round (one training call): local epochs × round(1/q). Each step
-    /// samples q·N examples on average, so at more steps than any site has examples most steps train on nothing but
-    /// noise, and the batches of an epoch (sampled up front) no longer fit in memory (q = 1e-10 crashed the demo's agents).
-    /// </summary>
-    public const int MaxStepsPerRound = 1_000_000;
+    /// <summary>The most DP-SGD steps a site may plan for one round (<see cref="DpSgdSteps.MaxPerRound"/>).</summary>
+    public const int MaxStepsPerRound = DpSgdSteps.MaxPerRound;
 
-    /// <summary>DP-SGD steps per local epoch at sample rate <paramref name="sampleRate"/>: round(1/q), at least 1 (as a double: 1/q may exceed any integer).</summary>
+    /// <summary>DP-SGD steps per local epoch at sample rate <paramref name="sampleRate"/> (<see cref="DpSgdSteps.PerEpoch"/>).</summary>
     /// <param name="sampleRate">q in (0, 1].</param>
     /// <returns>round(1/q).</returns>
-    public static double StepsPerEpoch(double sampleRate) => Math.Max(1, Math.Round(1.0 / sampleRate));
+    public static double StepsPerEpoch(double sampleRate) => DpSgdSteps.PerEpoch(sampleRate);
 
     /// <summary>
     /// The DP-SGD steps one round's training takes (what the trainer runs, and so what a site accounts): local epochs ×
@@ -129,34 +125,14 @@ public sealed record DpSgdOptions(double NoiseMultiplier, double MaxGradNorm, do
 
     /// <summary>
     /// Why a DP-SGD plan of <paramref name="localEpochs"/> epochs at sample rate <paramref name="sampleRate"/> is
-    /// implausible (more than <see cref="MaxStepsPerRound"/> steps per round or per epoch), or null when it is not.
-    /// The planners (the demo's options, the experiment's) check it before anything runs.
+    /// implausible, or null when it is not (<see cref="DpSgdSteps.Problem"/>, the rule the aggregator and the agents apply
+    /// to a round's settings). The planners (the demo's options, the experiment's) check it before anything runs.
     /// </summary>
     /// <param name="sampleRate">q in (0, 1].</param>
     /// <param name="localEpochs">Local epochs per round.</param>
     /// <param name="stepsCap">Cap on the steps per round (0 = none); the batches of a whole epoch are sampled all the same.</param>
     /// <returns>A message naming q, the steps it gives and the limit; or null.</returns>
-    public static string? StepsProblem(double sampleRate, int localEpochs, int stepsCap = 0)
-    {
-        double perEpoch = StepsPerEpoch(sampleRate);
-        double perRound = Math.Max(1, localEpochs) * perEpoch;
-        if (stepsCap > 0)
-        {
-            perRound = Math.Max(perEpoch, Math.Min(perRound, stepsCap));
-        }
-
-        if (perRound <= MaxStepsPerRound)
-        {
-            return null;
-        }
-
-        int epochCount = perRound > perEpoch ? Math.Max(1, localEpochs) : 1;
-        string epochs = epochCount > 1 ? string.Create(CultureInfo.InvariantCulture, $"{epochCount} local epochs × ") : "";
-        return string.Create(CultureInfo.InvariantCulture,
-            $"sample rate q = {sampleRate:G4} plans {perRound:N0} DP-SGD steps per round ({epochs}round(1/q) = {perEpoch:N0} per epoch, each sampled up front); " +
-            $"at most {MaxStepsPerRound:N0} are allowed. Each step samples q × (a site's sentences) on average, so with q below 1/N most steps see no example at all: " +
-            $"use q >= {epochCount / (double)MaxStepsPerRound:G3} here (the documented recipes use 0.02 to 0.5; q = 0.001 takes 1,000 steps per epoch).");
-    }
+    public static string? StepsProblem(double sampleRate, int localEpochs, int stepsCap = 0) => DpSgdSteps.Problem(sampleRate, localEpochs, stepsCap);
 
     /// <summary>Whether DP-SGD trains the parameter named <paramref name="name"/> (see <see cref="FreezeEmbeddings"/>).</summary>
     /// <param name="name">A name from the model's parameter list, e.g. <c>encoder.weight_ih_l0</c>.</param>

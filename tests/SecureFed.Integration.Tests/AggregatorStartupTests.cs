@@ -73,6 +73,47 @@ public sealed class AggregatorStartupTests : IDisposable
     }
 
     [Fact]
+    public async Task Aggregator_DpSgdPlanEveryAgentDeclines_UsageErrorNamingTheSettings()
+    {
+        // Before, it started and every agent declined every round ("the DP-SGD plan is implausible").
+        string config = await ProvisionAsync();
+
+        var (code, _, err) = await RunAsync(["aggregator", "--config", config, "--SecureFed:DpSgdSampleRate=1e-7"]);
+
+        Assert.True(code == CliApp.ExitUsage, err);
+        Assert.StartsWith("error: invalid configuration:\n  SecureFed:DpSgdSampleRate 1E-07 with SecureFed:LocalEpochs 7 and SecureFed:DpSgdMaxSteps 20 is a DP-SGD plan every agent declines: sample rate q = 1E-07 plans 10,000,000 DP-SGD steps per round",
+            err.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(Path.GetDirectoryName(config)!, "data")), "nothing may be created before the settings are checked");
+    }
+
+    [Theory]
+    [InlineData("Listen", "https")]
+    [InlineData("AdminListen", "http")]
+    public async Task Aggregator_AddressInUse_OneLineNamingTheSettingTheAddressAndTheFix(string setting, string scheme)
+    {
+        // Another process holds the address: before, only Kestrel's "Failed to bind to address …: address already in use."
+        string config = await ProvisionAsync();
+        int port = SecureFed.Cluster.Bench.LoopbackPorts.Next();
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+        taken.Start();
+        int other = SecureFed.Cluster.Bench.LoopbackPorts.Next(); // the aggregator's other listener
+        string listen = $"https://127.0.0.1:{(setting == "Listen" ? port : other)}";
+        string admin = $"http://127.0.0.1:{(setting == "AdminListen" ? port : other)}";
+
+        using CliProcess aggregator = CliProcess.Start("aggregator", "--config", config, $"--SecureFed:Listen={listen}", $"--SecureFed:AdminListen={admin}");
+        int code = await aggregator.WaitForExitAsync(Hang);
+
+        Assert.True(code == CliApp.ExitFailure, $"exit code {code}:\n{aggregator.Output}");
+        int suggested = port + 1 == other ? port + 2 : port + 1;
+        Assert.Contains(
+            $"error: the aggregator cannot listen on {scheme}://127.0.0.1:{port} (SecureFed:{setting}): the address is already in use by another process. " +
+            $"Stop that process, or set SecureFed:{setting} to a free address, e.g. --SecureFed:{setting}={scheme}://127.0.0.1:{suggested}.",
+            aggregator.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", aggregator.Output, StringComparison.Ordinal);
+        Assert.DoesNotContain("listening on", aggregator.Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Aggregator_ClipThatLeavesNoRound_OneLineBeforeTheListenerOpens()
     {
         string config = await ProvisionAsync();

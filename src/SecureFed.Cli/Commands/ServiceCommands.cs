@@ -99,7 +99,7 @@ internal static class ServiceCommands
             await CheckBeforeListeningAsync(app, coordinator).ConfigureAwait(false);
         }
 
-        await StartListeningAsync(app, full, ct).ConfigureAwait(false);
+        await StartListeningAsync(app, full, cluster: roundServers is not null, ct).ConfigureAwait(false);
         await parse.InvocationConfiguration.Output.WriteLineAsync($"aggregator listening on {ListenDescription(app, full)} (model spec {spec.Sha256[..12]}…); Ctrl+C to stop").ConfigureAwait(false);
         var lifetime = (IHostApplicationLifetime)app.Services.GetService(typeof(IHostApplicationLifetime))!;
         await Task.WhenAny(coordinator.Finished, Task.Delay(Timeout.Infinite, lifetime.ApplicationStopping), Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
@@ -172,14 +172,22 @@ internal static class ServiceCommands
     /// <summary>
     /// Starts the host. An address that is not this machine's (<c>https://8.8.8.8:7443</c>) fails the bind with a raw
     /// <see cref="System.Net.Sockets.SocketException"/>, which crashed the process (exit 134): it becomes one line naming
-    /// the settings. A port in use already comes as Kestrel's <see cref="IOException"/> naming the address (kept as is: the
-    /// cluster's silo looks at its inner exception).
+    /// the settings. A port in use already comes as Kestrel's <see cref="IOException"/>, which named the address but not the
+    /// setting nor what to do: it becomes one line naming both (<see cref="AddressInUse"/>), except the agents' address on
+    /// the cluster's coordinator (<paramref name="cluster"/>), which keeps Kestrel's exception for the silo's own message
+    /// (<see cref="TakenAfterFrontStopped"/>: its standby front served that address until the lease was taken).
     /// </summary>
-    private static async Task StartListeningAsync(WebApplication app, IConfiguration configuration, CancellationToken ct)
+    private static async Task StartListeningAsync(WebApplication app, IConfiguration configuration, bool cluster, CancellationToken ct)
     {
         try
         {
             await app.StartAsync(ct).ConfigureAwait(false);
+        }
+        catch (IOException ex) when (ex.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException
+                                     && !(cluster && InUseSetting(configuration, ex.Message) == $"{AggregatorOptions.Section}:Listen"))
+        {
+            await DisposeQuietlyAsync(app).ConfigureAwait(false);
+            throw new IOException(AddressInUse(configuration, ex.Message), ex);
         }
         catch (System.Net.Sockets.SocketException ex)
         {
@@ -189,6 +197,66 @@ internal static class ServiceCommands
             string which = string.IsNullOrWhiteSpace(admin) ? $"SecureFed:Listen {listen}" : $"SecureFed:Listen {listen} or SecureFed:AdminListen {admin}";
             throw new IOException($"the aggregator cannot listen on {which}: {ex.Message}. Give an address of this machine (one of its IP addresses, 0.0.0.0 for every interface, 127.0.0.1 or localhost) or a host name (the aggregator then listens on every interface).", ex);
         }
+    }
+
+    /// <summary>
+    /// Which setting names the address Kestrel reported in use (<paramref name="bindFailure"/>, its "Failed to bind to
+    /// address …" message): the admin listener is the aggregator's only plain <c>http://</c> endpoint, the agents' the only
+    /// <c>https://</c> one; null when the message names neither.
+    /// </summary>
+    internal static string? InUseSetting(IConfiguration configuration, string bindFailure)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(bindFailure);
+        if (bindFailure.Contains("https://", StringComparison.OrdinalIgnoreCase))
+        {
+            return $"{AggregatorOptions.Section}:Listen";
+        }
+
+        return bindFailure.Contains("http://", StringComparison.OrdinalIgnoreCase) && !string.IsNullOrWhiteSpace(configuration[$"{AggregatorOptions.Section}:AdminListen"])
+            ? $"{AggregatorOptions.Section}:AdminListen"
+            : null;
+    }
+
+    /// <summary>
+    /// The aggregator's error when another process holds one of its addresses, in one line: the setting that names the
+    /// address, the address, and what to do (stop that process, or give the setting a free port, with an example).
+    /// Before, only Kestrel's "Failed to bind to address https://127.0.0.1:7443: address already in use." was printed.
+    /// </summary>
+    /// <param name="configuration">The aggregator's configuration as the service reads it.</param>
+    /// <param name="bindFailure">Kestrel's message, naming the address it could not bind.</param>
+    internal static string AddressInUse(IConfiguration configuration, string bindFailure)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        ArgumentNullException.ThrowIfNull(bindFailure);
+        string listenKey = $"{AggregatorOptions.Section}:Listen";
+        string adminKey = $"{AggregatorOptions.Section}:AdminListen";
+        string listen = configuration[listenKey] is { Length: > 0 } l ? l : new AggregatorOptions().Listen;
+        string? admin = configuration[adminKey];
+        string? key = InUseSetting(configuration, bindFailure);
+        if (key is null)
+        {
+            string which = string.IsNullOrWhiteSpace(admin) ? $"{listenKey} {listen}" : $"{listenKey} {listen} or {adminKey} {admin}";
+            return $"the aggregator cannot listen on {which}: {bindFailure.TrimEnd('.')}. Stop the process that holds the address, or set the setting to a free port.";
+        }
+
+        (string value, string other) = key == listenKey ? (listen, admin ?? "") : (admin!, listen);
+        string address = Uri.TryCreate(value, UriKind.Absolute, out Uri? uri) ? uri.GetLeftPart(UriPartial.Authority) : value;
+        string example = uri is null ? $"--{key}=…" : $"--{key}={FreePortExample(uri, other)}";
+        return $"the aggregator cannot listen on {address} ({key}): the address is already in use by another process. Stop that process, or set {key} to a free address, e.g. {example}.";
+    }
+
+    /// <summary><paramref name="address"/> with the next port up (the one after that when <paramref name="other"/>, the aggregator's other listener, has it).</summary>
+    private static string FreePortExample(Uri address, string other)
+    {
+        int otherPort = Uri.TryCreate(other, UriKind.Absolute, out Uri? o) ? o.Port : -1;
+        int port = address.Port + 1;
+        if (port == otherPort)
+        {
+            port++;
+        }
+
+        return new UriBuilder(address) { Port = port > 65_535 ? 7_444 : port }.Uri.GetLeftPart(UriPartial.Authority);
     }
 
     private static async Task DisposeQuietlyAsync(WebApplication app)
