@@ -152,11 +152,11 @@ public static class AgentHost
         }
     }
 
-    /// <summary>Keys of the <c>SecureFed</c> section that are no agent setting (typos binding would ignore); <c>ModelSpec</c> is read by the CLI.</summary>
+    /// <summary>Keys of the <c>SecureFed</c> section that are no agent setting (typos binding would ignore).</summary>
     public static IReadOnlyList<string> UnknownSettings(IConfiguration configuration)
     {
         ArgumentNullException.ThrowIfNull(configuration);
-        return SettingNames.Unknown(AgentOptions.Section, configuration.GetSection(AgentOptions.Section).GetChildren().Select(c => c.Key), typeof(AgentOptions), "ModelSpec");
+        return SettingNames.Unknown(AgentOptions.Section, configuration.GetSection(AgentOptions.Section).GetChildren().Select(c => c.Key), typeof(AgentOptions));
     }
 
     /// <summary>

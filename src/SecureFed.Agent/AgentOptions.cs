@@ -86,6 +86,12 @@ public sealed class AgentOptions
     /// </summary>
     public bool RepairTornAuditTail { get; set; }
 
+    /// <summary>
+    /// The model specification file (<c>securefed model spec</c>), read by the CLI at start-up; empty is the default
+    /// clinical tagger. Named in the error the agent stops with when the federation's specification differs.
+    /// </summary>
+    public string ModelSpec { get; set; } = "";
+
     /// <summary>CoNLL training file; empty uses the embedded synthetic corpus for this site's profile.</summary>
     public string TrainFile { get; set; } = "";
 

@@ -140,8 +140,19 @@ public sealed class AgentRunner
                 return;
             }
 
-            lastRound = (long)announcement.Header.Round;
-            await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
+            if (announcement.Header is null)
+            {
+                // Declined (RunRoundAsync) as round 0, the round being unknown. The next AwaitRound asks again after the
+                // same round: a short pause, or an aggregator that answers so at once would be called in a busy loop.
+                await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
+                await Task.Delay(AbortedPollPause, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                lastRound = (long)announcement.Header.Round;
+                await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
+            }
+
             if (_options.MaxRounds > 0 && ++rounds >= _options.MaxRounds)
             {
                 return;
@@ -152,7 +163,7 @@ public sealed class AgentRunner
     /// <summary>The outcome of a round the operator stopped the agent in (Ctrl-C).</summary>
     public const string StoppedOutcome = "stopped by the operator";
 
-    /// <summary>The pause before asking for a round again after AwaitRound was answered ABORTED.</summary>
+    /// <summary>The pause before asking for a round again after AwaitRound was answered ABORTED, or with an announcement without its header.</summary>
     /// <value>The default value is 200 milliseconds.</value>
     internal TimeSpan AbortedPollPause { get; set; } = TimeSpan.FromMilliseconds(200);
 
@@ -172,7 +183,7 @@ public sealed class AgentRunner
 
     private async Task RunRoundAsync(RoundAnnouncement a, CancellationToken cancellationToken)
     {
-        long round = (long)a.Header.Round;
+        long round = (long)(a.Header?.Round ?? 0); // 0: an announcement without its header, declined at once
         long bytesSent = 0;
         double loss = double.NaN;
         double devF1 = double.NaN;
@@ -184,11 +195,17 @@ public sealed class AgentRunner
         try
         {
             // 1. The announcement must match this site's manifest and policy.
-            (RoundParameters parameters, DistributedDpPlan dpPlan, UpdateCodec codec, string? refusal) = Check(a);
+            (RoundParameters parameters, DistributedDpPlan dpPlan, UpdateCodec codec, string? refusal, ModelSpecMismatchException? stop) = Check(a);
             if (refusal is not null)
             {
                 await DeclineAsync(a, refusal, cancellationToken).ConfigureAwait(false);
                 Report(round, false, "declined: " + refusal, loss, devF1, bytesSent);
+                if (stop is not null)
+                {
+                    // A configuration error that no later round can pass: declined (the aggregator knows at once), then stop.
+                    throw stop;
+                }
+
                 return;
             }
 
@@ -405,6 +422,9 @@ public sealed class AgentRunner
                 // The sum is exactly one DP-SGD step over the sites' data only when every step reaches it through the same
                 // linear map: not clipped by S and weighted by its example count (not capped). Recorded, not enforced.
                 .Add("update_clipped", update.Examples > 0 && _lastNorm > a.SiteDp.L2Clip).Add("weight_capped", update.Examples > a.WeightCap));
+            // Only this round's slice endpoints keep a channel (none in version 3): a cluster that announces other
+            // endpoints every round would otherwise grow the agent's channels without bound.
+            _client.RetainSliceEndpoints(slices is null ? [] : slices.Endpoints.Select(e => new Uri(e)));
             if (slices is null)
             {
                 await _client.UploadMaskedInputAsync(Header(round, parameters.SessionId, Stage.MaskedInput), masked, sha, cancellationToken).ConfigureAwait(false);
@@ -606,8 +626,19 @@ public sealed class AgentRunner
             }
         }
 
+        // The agent uploads to every host at once, each over a channel of its own: at slice size 1 an announcement could
+        // name one host per word (threat model, "Numbers a hostile aggregator announces").
+        int hosts = slices.Endpoints.Select(e => new Uri(e).GetLeftPart(UriPartial.Authority)).Distinct(StringComparer.OrdinalIgnoreCase).Count();
+        if (hosts > MaxSliceHosts)
+        {
+            return $"the round's slice endpoints name {hosts} hosts; this site uploads to at most {MaxSliceHosts}";
+        }
+
         return null;
     }
+
+    /// <summary>The most distinct hosts (scheme, host and port) the slice endpoints of one announcement may name: a cluster's slice silos.</summary>
+    internal const int MaxSliceHosts = 64;
 
     /// <summary>The protocol version whose masked input is uploaded by slice.</summary>
     internal const uint SliceUploadVersion = 4;
@@ -669,10 +700,16 @@ public sealed class AgentRunner
     }
 
     /// <summary>Validates an announcement; returns a refusal reason or the parameters to use.</summary>
-    private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal) Check(RoundAnnouncement a)
+    private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal, ModelSpecMismatchException? Stop) Check(RoundAnnouncement a)
     {
-        static (RoundParameters, DistributedDpPlan, UpdateCodec, string?) No(string reason) => (null!, null!, null!, reason);
+        static (RoundParameters, DistributedDpPlan, UpdateCodec, string?, ModelSpecMismatchException?) No(string reason) => (null!, null!, null!, reason, null);
         FederationManifest manifest = _kit.Manifest;
+        if (MissingPart(a) is string missing)
+        {
+            // Before: an announcement without its header stopped the agent with a NullReferenceException.
+            return No(missing);
+        }
+
         if (a.Header.FederationId != manifest.FederationName)
         {
             return No($"the round is for federation '{a.Header.FederationId}', this site belongs to '{manifest.FederationName}'");
@@ -706,7 +743,10 @@ public sealed class AgentRunner
 
         if (a.ModelSpecSha256 != _trainer.ModelSpecSha256)
         {
-            return No($"the round's model specification {a.ModelSpecSha256} differs from this site's {_trainer.ModelSpecSha256}");
+            // Every later round would be declined for the same reason (review of session 45: declined round after round
+            // while the aggregator aborted each): decline this one and stop, naming both specifications.
+            var stop = new ModelSpecMismatchException((long)a.Header.Round, a.ModelSpecSha256, _trainer.ModelSpecSha256, _trainer.ModelSpec, _options.ModelSpec);
+            return (null!, null!, null!, $"the round's model specification {stop.AnnouncedSha256} differs from this site's {_trainer.ModelSpecSha256}; this site's agent stops until its operator installs the federation's model specification", stop);
         }
 
         EvaluationLayout? evaluation = null;
@@ -728,11 +768,6 @@ public sealed class AgentRunner
         if (a.ParameterCount != (uint)_trainer.ParameterCount || a.VectorLength != expectedLength)
         {
             return No($"the round expects {a.ParameterCount} parameters (vector length {a.VectorLength}); this site's model has {_trainer.ParameterCount} (vector length {(long)_trainer.ParameterCount + 1 + (evaluation?.SlotCount ?? 0)})");
-        }
-
-        if (a.DpSgd is null || a.SiteDp is null)
-        {
-            return No("the announcement carries no privacy parameters");
         }
 
         if (a.DpSgd.NoiseMultiplier < _options.MinDpSgdNoiseMultiplier)
@@ -836,7 +871,20 @@ public sealed class AgentRunner
         }
 
         UpdateCodec codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap, evaluation);
-        return (parameters, plan, codec, null);
+        return (parameters, plan, codec, null, null);
+    }
+
+    /// <summary>
+    /// The first sub-message the announcement must carry and does not (protobuf leaves an absent one null), named; or
+    /// null. <c>evaluation</c> and <c>slice_uploads</c> may be absent (checked with the protocol version).
+    /// </summary>
+    internal static string? MissingPart(RoundAnnouncement a)
+    {
+        ArgumentNullException.ThrowIfNull(a);
+        return a.Header is null ? "the announcement carries no header (federation, round, session)"
+            : a.DpSgd is null ? "the announcement carries no DP-SGD settings (dp_sgd)"
+            : a.SiteDp is null ? "the announcement carries no site-level DP settings (site_dp)"
+            : null;
     }
 
     private async Task<float[]> EnsureModelAsync(RoundAnnouncement a, CancellationToken cancellationToken)
@@ -902,12 +950,12 @@ public sealed class AgentRunner
     /// <returns><see langword="null"/> when the aggregator took the decline; otherwise why it did not (the call's status).</returns>
     private async Task<string?> DeclineAsync(RoundAnnouncement a, string reason, CancellationToken cancellationToken)
     {
-        long round = (long)a.Header.Round;
+        long round = (long)(a.Header?.Round ?? 0);
         // The reason may quote the aggregator's text (a federation id, a name): bounded as the aggregator bounds a site's.
         reason = AuditText.Bound(reason, AuditText.ReasonChars);
         Log.Declined(_logger, _options.Site, round, reason);
         _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", reason));
-        var request = new DeclineRoundRequest { Header = Header(round, a.Header.SessionId, Stage.Announce), Reason = reason };
+        var request = new DeclineRoundRequest { Header = Header(round, a.Header?.SessionId ?? "", Stage.Announce), Reason = reason };
         Sent(round, "decline", request);
         try
         {

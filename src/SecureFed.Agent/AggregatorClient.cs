@@ -175,7 +175,7 @@ public sealed class AggregatorClient : IDisposable
     public Task<Ack> UploadMaskedInputSliceAsync(Uri endpoint, Header header, int slice, ReadOnlyMemory<uint> words, string sha256, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
-        Wire.V1.Aggregation.AggregationClient client = _sliceClients.GetOrAdd(endpoint.GetLeftPart(UriPartial.Authority),
+        Wire.V1.Aggregation.AggregationClient client = _sliceClients.GetOrAdd(SliceKey(endpoint),
             key => new Lazy<(GrpcChannel, Wire.V1.Aggregation.AggregationClient)>(() =>
             {
                 GrpcChannel channel = Channel(new Uri(key));
@@ -188,6 +188,32 @@ public sealed class AggregatorClient : IDisposable
             return await StreamAsync(client, options, header, (uint)slice, words, sha256).ConfigureAwait(false);
         }, cancellationToken).AsTask();
     }
+
+    /// <summary>The slice channels open now (one per authority uploaded to and not yet let go by <see cref="RetainSliceEndpoints"/>).</summary>
+    internal int SliceChannelCount => _sliceClients.Count;
+
+    /// <summary>
+    /// Keeps the channels of <paramref name="endpoints"/> (the slice endpoints of the round about to upload) and disposes
+    /// every other slice channel. A channel was kept per slice endpoint for the client's lifetime, so a cluster that
+    /// announces other endpoints round after round (a long-lived one whose silos change, or a hostile one) grew them
+    /// without bound; with this call before each round's uploads they are bounded by one round's endpoints. (Their
+    /// connections belong to the shared handler, which closes them once idle.) Call it between uploads, not during them:
+    /// an upload on a channel disposed here fails.
+    /// </summary>
+    public void RetainSliceEndpoints(IEnumerable<Uri> endpoints)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        var keep = new HashSet<string>(endpoints.Select(SliceKey), StringComparer.OrdinalIgnoreCase);
+        foreach (string key in _sliceClients.Keys)
+        {
+            if (!keep.Contains(key) && _sliceClients.TryRemove(key, out Lazy<(GrpcChannel Channel, Wire.V1.Aggregation.AggregationClient Client)>? slice) && slice.IsValueCreated)
+            {
+                slice.Value.Channel.Dispose();
+            }
+        }
+    }
+
+    private static string SliceKey(Uri endpoint) => endpoint.GetLeftPart(UriPartial.Authority);
 
     private static async Task<Ack> StreamAsync(Wire.V1.Aggregation.AggregationClient client, CallOptions options, Header header, uint? slice, ReadOnlyMemory<uint> words, string sha256)
     {

@@ -9,6 +9,9 @@ public interface ILocalTrainer
     /// <summary>SHA-256 (hex) of the model specification; must equal the round's announcement.</summary>
     string ModelSpecSha256 { get; }
 
+    /// <summary>The model specification itself, for the error that names it when a round's differs; null when this trainer has none.</summary>
+    ModelSpec? ModelSpec => null;
+
     /// <summary>Number of model parameters.</summary>
     int ParameterCount { get; }
 

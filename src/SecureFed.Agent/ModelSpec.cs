@@ -87,6 +87,35 @@ public sealed record ModelSpec(TaggerConfig Config, IReadOnlyList<string> Entity
         }
     }
 
+    /// <summary>The names <c>securefed model spec --size</c> takes, in its order.</summary>
+    internal static readonly string[] SizeNames = ["default", "tiny", "tiny-crf", "tiny-encoder", "tiny-crf-encoder", "tiny-crf-encoder-mean"];
+
+    /// <summary>
+    /// How <c>securefed model spec</c> writes the spec whose SHA-256 is <paramref name="sha256"/> (<c>--size NAME</c>, with the
+    /// clinical types), or null when it is no such spec: an announcement carries only the hash, and these are the specs a
+    /// federation most often uses.
+    /// </summary>
+    public static string? KnownAs(string sha256)
+    {
+        ArgumentNullException.ThrowIfNull(sha256);
+        string? size = SizeNames.FirstOrDefault(n => new ModelSpec(TaggerConfig.Resolve(n), LabelSet.ClinicalTypes).Sha256 == sha256);
+        return size is null ? null : $"securefed model spec --size {size}";
+    }
+
+    /// <summary>
+    /// This spec in a few words for an operator: the <c>--size</c> whose tagger it has (or the configuration's main numbers)
+    /// and its entity types.
+    /// </summary>
+    public string Describe()
+    {
+        string? size = SizeNames.FirstOrDefault(n => TaggerConfig.Resolve(n) == Config);
+        TaggerConfig c = Config;
+        string tagger = size is not null
+            ? $"the tagger of --size {size}"
+            : string.Create(CultureInfo.InvariantCulture, $"a tagger of its own (hidden {c.Hidden}, layers {c.Layers}, word buckets {c.WordBuckets}, crf {(c.Crf ? "yes" : "no")}{(c.Encoder.Length > 0 ? ", encoder " + c.Encoder : "")})");
+        return $"{tagger}; entity types {string.Join(", ", EntityTypes)}";
+    }
+
     /// <summary>The default spec: the product's five clinical types on the default (or tiny) tagger.</summary>
     public static ModelSpec Clinical(bool tiny) => new(tiny ? TaggerConfig.Tiny : TaggerConfig.Default, LabelSet.ClinicalTypes);
 }

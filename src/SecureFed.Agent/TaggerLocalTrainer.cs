@@ -61,6 +61,9 @@ public sealed class TaggerLocalTrainer : ILocalTrainer, IDisposable
     public string ModelSpecSha256 => _spec.Sha256;
 
     /// <inheritdoc />
+    public ModelSpec ModelSpec => _spec;
+
+    /// <inheritdoc />
     public int ParameterCount { get; }
 
     /// <inheritdoc />

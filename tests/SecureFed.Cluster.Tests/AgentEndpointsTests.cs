@@ -107,6 +107,18 @@ public sealed class AgentEndpointsTests
     }
 
     [Fact]
+    public void CheckVersion_MoreSliceHostsThanTheCap_Refused()
+    {
+        // A channel per host, all uploading at once: at slice size 1 an announcement could name one host per word.
+        string[] many = [.. Enumerable.Range(0, AgentRunner.MaxSliceHosts + 1).Select(i => $"https://silo-{i}:7443")];
+        string[] capped = [.. many[..AgentRunner.MaxSliceHosts], many[0]];
+
+        Assert.Equal($"the round's slice endpoints name {AgentRunner.MaxSliceHosts + 1} hosts; this site uploads to at most {AgentRunner.MaxSliceHosts}",
+            AgentRunner.CheckVersion(Sliced((uint)many.Length, 1, many), 4));
+        Assert.Null(AgentRunner.CheckVersion(Sliced((uint)capped.Length, 1, capped), 4)); // many slices on the cap's hosts
+    }
+
+    [Fact]
     public void SliceOf_CutsTheVectorAsTheAnnouncementSays()
     {
         uint[] words = [.. Enumerable.Range(0, 2500).Select(i => (uint)i)];

@@ -1,5 +1,8 @@
 using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Audit;
@@ -206,6 +209,114 @@ public sealed partial class MaliciousAggregatorTests
         Assert.InRange(calls, 1, 25); // 3 s / 0.2 s = 15, and a little slack for the call itself
     }
 
+    public static TheoryData<string, string> MissingAnnouncementParts => new()
+    {
+        { "header", "the announcement carries no header (federation, round, session)" },
+        { "dp_sgd", "the announcement carries no DP-SGD settings (dp_sgd)" },
+        { "site_dp", "the announcement carries no site-level DP settings (site_dp)" },
+    };
+
+    /// <summary>
+    /// An announcement without a sub-message it needs (protobuf leaves an absent one null): one without its header stopped
+    /// the agent with a NullReferenceException (review of session 45). Now each is declined, naming the missing part
+    /// (without a header as round 0: the round is unknown), and the agent goes on with the next announcement.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(MissingAnnouncementParts))]
+    public async Task Announce_WithoutARequiredPart_DeclinedNamingItAndTheAgentGoesOn(string part, string reason)
+    {
+        int tampered = 0;
+        ReviewRun run = await RunReviewAsync((round, a) =>
+        {
+            if (round != 2 || Interlocked.Increment(ref tampered) > 1)
+            {
+                return; // only the first announcement of round 2: the one after it is honest
+            }
+
+            switch (part)
+            {
+                case "header": a.Header = null; break;
+                case "dp_sgd": a.DpSgd = null; break;
+                case "site_dp": a.SiteDp = null; break;
+            }
+        });
+
+        Assert.Null(run.Failure);
+        long declinedRound = part == "header" ? 0 : 2;
+        AgentRoundReport declined = Assert.Single(run.Reports, r => r.Outcome.StartsWith("declined", StringComparison.Ordinal));
+        Assert.Equal("declined: " + reason, declined.Outcome);
+        Assert.Equal(declinedRound, declined.Round);
+        Assert.Contains(run.Fake.Received, c => c.Round == declinedRound && c.Call == "DeclineRound");
+        Assert.Contains(run.Reports, r => r.Round == 1 && r.Completed);
+        if (part == "header")
+        {
+            // The agent asked again for the round after round 1 and took part in the honest announcement.
+            Assert.Contains(run.Reports, r => r.Round == 2 && r.Completed);
+        }
+        else
+        {
+            Assert.DoesNotContain(run.Fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+        }
+    }
+
+    /// <summary>
+    /// A round whose model specification differs from the site's (review of session 45: the agent declined every round
+    /// while the aggregator aborted round after round, t_spec_mismatch2.txt): a configuration error no later round can
+    /// pass. Now the agent declines that round (the aggregator learns at once), audits it and stops with one error naming
+    /// both specifications (the announced hash recognised as 'securefed model spec --size default') and what to do.
+    /// </summary>
+    [Fact]
+    public async Task Announce_OtherModelSpec_DeclinesOnceAndStopsNamingBothSpecifications()
+    {
+        string federationSpec = ModelSpec.Clinical(tiny: false).Sha256;
+        string auditPath = "";
+        ReviewRun run = await RunReviewAsync((round, a) =>
+        {
+            if (round == 2)
+            {
+                a.ModelSpecSha256 = federationSpec;
+            }
+        }, prepare: state => auditPath = Path.Combine(AgentState.AuditDirectory(Path.GetDirectoryName(state.Ledger.FilePath)!), AuditLog.LogFileName));
+
+        ModelSpecMismatchException stop = Assert.IsType<ModelSpecMismatchException>(run.Failure);
+        Assert.Equal(2, stop.Round);
+        Assert.Contains($"SHA-256 {federationSpec}, the spec of 'securefed model spec --size default'", stop.Message, StringComparison.Ordinal);
+        Assert.Contains($"SecureFed:ModelSpec not set: the default clinical tagger, SHA-256 {FakeTrainer.SpecSha}", stop.Message, StringComparison.Ordinal);
+        Assert.Contains("set SecureFed:ModelSpec in this site's agent.json to it", stop.Message, StringComparison.Ordinal);
+        Assert.StartsWith($"declined: the round's model specification {federationSpec} differs from this site's {FakeTrainer.SpecSha}; this site's agent stops",
+            Assert.Single(run.Reports, r => r.Round == 2).Outcome, StringComparison.Ordinal);
+        Assert.Single(run.Fake.Received, c => c.Call == "DeclineRound");
+        Assert.DoesNotContain(run.Fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+        Assert.DoesNotContain(run.Fake.Received, c => c.Round == 3); // it stopped: no AwaitRound after the declined round
+        Assert.Single(File.ReadAllLines(auditPath), l => l.Contains(AuditEvents.Refusal, StringComparison.Ordinal) && l.Contains(federationSpec, StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// Protocol version 4 announces an endpoint per slice, and the agent kept a channel per endpoint authority for its
+    /// lifetime: a cluster that announced other endpoints every round grew them without bound. Here every round names two
+    /// new ones (other ports of the fake); the agent keeps only the current round's channels, and every round completes.
+    /// </summary>
+    [Fact]
+    public async Task Announce_NewSliceEndpointsEveryRound_TheAgentKeepsOnlyTheCurrentRoundsChannels()
+    {
+        const int rounds = 5;
+        IReadOnlyList<Uri> hosts = [];
+        int channels = -1;
+        ReviewRun run = await RunReviewAsync((round, a) =>
+        {
+            uint sliceSize = (a.VectorLength + 1) / 2;
+            a.ProtocolVersion = AgentRunner.SliceUploadVersion;
+            a.SliceUploads = new SliceUploads { SliceSize = sliceSize };
+            a.SliceUploads.Endpoints.Add(hosts[(int)(2 * (round - 1))].ToString());
+            a.SliceUploads.Endpoints.Add(hosts[(int)(2 * (round - 1)) + 1].ToString());
+        }, rounds: rounds, extraListeners: 2 * rounds, extraAddresses: a => hosts = a, inspectClient: client => channels = client.SliceChannelCount);
+
+        Assert.Null(run.Failure);
+        Assert.Equal(rounds, run.Reports.Count(r => r.Completed));
+        Assert.Equal(2 * rounds, run.Fake.Received.Count(c => c.Call == "UploadMaskedInput")); // two slices a round
+        Assert.Equal(2, channels); // the last round's two, not all ten
+    }
+
     private int NoisyCoordinates(ReviewRun run, long round)
     {
         RoundAnnouncement a = run.Announced[round];
@@ -231,7 +342,8 @@ public sealed partial class MaliciousAggregatorTests
 
     private async Task<ReviewRun> RunReviewAsync(Action<long, RoundAnnouncement>? tamper, Func<long, float[], float[]>? tamperModel = null,
         ILocalTrainer? trainer = null, Action<AgentState>? prepare = null, Action<string>? started = null, double epsilonBudget = 1000,
-        Action<AggregatorClient>? inspectClient = null, Func<long, bool>? progressUnavailable = null, int maxRetries = 1, Func<bool>? awaitRoundAborted = null)
+        Action<AggregatorClient>? inspectClient = null, Func<long, bool>? progressUnavailable = null, int maxRetries = 1, Func<bool>? awaitRoundAborted = null,
+        int rounds = MaliciousAggregatorService.Rounds, int extraListeners = 0, Action<IReadOnlyList<Uri>>? extraAddresses = null)
     {
         ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
         var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
@@ -248,9 +360,12 @@ public sealed partial class MaliciousAggregatorTests
             TamperModel = tamperModel,
             ProgressUnavailable = progressUnavailable,
             AwaitRoundAborted = awaitRoundAborted,
+            RoundCount = rounds,
         };
-        WebApplication app = await StartAsync(aggregatorKit, fake);
+        WebApplication app = await StartAsync(aggregatorKit, fake, extraListeners);
         started?.Invoke(AggregatorHost.BoundAddress(app).ToString());
+        extraAddresses?.Invoke([.. app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .Select(a => new Uri(a)).Where(a => a != AggregatorHost.BoundAddress(app))]);
         var logger = new CapturingLogger();
         var reports = new ConcurrentQueue<AgentRoundReport>();
         var inputs = new ConcurrentDictionary<long, uint[]>();

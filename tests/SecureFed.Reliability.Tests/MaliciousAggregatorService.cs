@@ -46,8 +46,13 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
 
     public AggregatorMisbehaviour Misbehaviour { get; }
 
-    /// <summary>Model version v (0, 1 or 2) as the honest aggregator would serve it.</summary>
-    public float[] Model(long version) => _models[(int)version];
+    /// <summary>Model version v as the honest aggregator would serve it (versions above 2 only with <see cref="RoundCount"/> above 2).</summary>
+    public float[] Model(long version) => version < _models.Count
+        ? _models[(int)version]
+        : [.. Enumerable.Range(0, _parameters).Select(i => (float)Math.Sin(version * i) * 0.1f)];
+
+    /// <summary>Rounds before the federation finishes (misbehaviour is still in round <see cref="Rounds"/> only).</summary>
+    public int RoundCount { get; init; } = Rounds;
 
     /// <summary>Called when the agent asks for round 2, i.e. after it has finished round 1.</summary>
     public Action? BeforeRound2 { get; init; }
@@ -90,7 +95,7 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
             throw new RpcException(new Status(StatusCode.Aborted, "replaced by a newer long-poll"));
         }
 
-        if (round > Rounds)
+        if (round > RoundCount)
         {
             return Task.FromResult(new RoundAnnouncement { Finished = true, Header = new Header { FederationId = _federation, Sender = "aggregator", Stage = Stage.Announce } });
         }

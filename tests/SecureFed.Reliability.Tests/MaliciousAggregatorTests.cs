@@ -204,12 +204,21 @@ public sealed partial class MaliciousAggregatorTests : IDisposable
         return (reports, logger, fake, latest, ledgerBefore, auditBefore, modelBefore, data);
     }
 
-    internal static async Task<WebApplication> StartAsync(PartyKit kit, MaliciousAggregatorService service)
+    /// <param name="kit">The aggregator's kit.</param>
+    /// <param name="service">The fake.</param>
+    /// <param name="extraListeners">Further agent-facing listeners (other ports, each with its own connection gate), e.g. as slice endpoints of other authorities.</param>
+    internal static async Task<WebApplication> StartAsync(PartyKit kit, MaliciousAggregatorService service, int extraListeners = 0)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
         // The product's agent-facing endpoint (mutual TLS), so the malicious aggregator is reached exactly as the real one.
-        builder.WebHost.ConfigureKestrel(kestrel => AgentListener.Listen(kestrel, new Uri("https://127.0.0.1:0"), kit, new ConnectionGate(ConnectionGate.DefaultLimitPerSite)));
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            for (int i = 0; i <= extraListeners; i++)
+            {
+                AgentListener.Listen(kestrel, new Uri("https://127.0.0.1:0"), kit, new ConnectionGate(ConnectionGate.DefaultLimitPerSite));
+            }
+        });
         builder.Services.AddGrpc(grpc => grpc.EnableDetailedErrors = true);
         builder.Services.AddSingleton(service);
         WebApplication app = builder.Build();
