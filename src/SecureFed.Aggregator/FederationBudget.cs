@@ -4,8 +4,8 @@ using SecureFed.Privacy;
 namespace SecureFed.Aggregator;
 
 /// <summary>
-/// The federation-level ledger of the site guarantee (update-level distributed DP): every completed round's zCDP cost
-/// ρ is appended to a <see cref="PrivacyLedger"/> file, and a round is only opened when ε after it (at the
+/// The federation-level ledger of the site guarantee (update-level distributed DP): the zCDP cost ρ of every round whose
+/// unmasking request went out (completed, or aborted or interrupted after it, when the sum may have been unmasked) is appended to a <see cref="PrivacyLedger"/> file, and a round is only opened when ε after it (at the
 /// federation's δ, worst case with only t survivors) stays within budget.
 /// </summary>
 public sealed class FederationBudget
@@ -30,6 +30,9 @@ public sealed class FederationBudget
         LedgerEntry entry = _ledger.Append(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), delta);
         return entry.EpsilonAfter;
     }
+
+    /// <summary>Whether a site-level cost was recorded for <paramref name="round"/> (a round is charged once).</summary>
+    public bool Charged(long round) => _ledger.Entries.Any(e => e.Round == round && e.Guarantee == Guarantee.Site);
 
     /// <summary>
     /// Checks the ledger against the aggregator's audit log, which records every entry as <c>privacy.spent</c> right after it

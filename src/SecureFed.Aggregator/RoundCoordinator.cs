@@ -295,6 +295,7 @@ public sealed class RoundCoordinator : BackgroundService
             // On the cluster (a lease epoch) the round left open may have been another silo's: say so, with both epochs.
             string? takeover = _fence.Epoch > 0 ? TakeoverReason(_fence.PreviousEpoch, _fence.Epoch) : null;
             RoundRecord[] open = [.. _state.Store.ListRounds().Where(r => r.Status == Persistence.RoundStatus.Running)];
+            ChargeInterruptedRounds(open); // before they are marked aborted: a crash in between charges them at the next start
             int interrupted = _state.Store.AbortInterruptedRounds(takeover ?? "the aggregator restarted while the round was open");
             if (interrupted > 0)
             {
@@ -728,6 +729,7 @@ public sealed class RoundCoordinator : BackgroundService
             l2_clip = _options.L2Clip,
             site_noise_multiplier = _options.SiteNoiseMultiplier,
             sigma_site = dpPlan.SigmaSite,
+            dp_plan = dpPlan, // what a restart charges the round with if it was interrupted after its unmasking request (ChargeInterruptedRounds)
             dp_sgd = new { _options.DpSgdNoiseMultiplier, _options.DpSgdMaxGradNorm, _options.DpSgdSampleRate, _options.LocalEpochs, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares, layer_scales = _options.DpSgdLayerScales },
             model_version = modelVersion,
             evaluation = evaluation is null ? null : new { entity_types = evaluation.EntityTypes, count_cap = evaluation.CountCap, min_evaluators = threshold },
@@ -1089,6 +1091,76 @@ public sealed class RoundCoordinator : BackgroundService
         double rho = DistributedDp.RhoPerRound(session.DpPlan, contributors);
         double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
         AuditSiteSpend(session.Round, rho, epsilon, "sum unmasked, round aborted");
+    }
+
+    /// <summary>
+    /// An attempt aborted after its unmasking request went out (a stage timeout, a secret that could not be rebuilt, the
+    /// aggregator stopping): the survivors' shares may have reached the aggregator, so it may have unmasked the sum, and
+    /// every site that answered charged its own ledger for it (PROTOCOL.md §6). Charged conservatively with the survivors
+    /// of the request, as they did, unless already charged (a sum refused at its bound, <see cref="ChargeUnmaskedSum"/>).
+    /// </summary>
+    private void ChargeAbortedAfterUnmaskRequest(RoundSession session, string reason)
+    {
+        if (session.UnmaskRequest is not { } request || _state.Budget.Charged(session.Round))
+        {
+            return;
+        }
+
+        int survivors = request.Survivors.Count;
+        double rho = DistributedDp.RhoPerRound(session.DpPlan, survivors);
+        double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
+        string note = $"round aborted after its unmasking request ({reason}): charged conservatively, the sum may have been unmasked";
+        AuditSiteSpend(session.Round, rho, epsilon, note);
+        Log.ChargedWithoutModel(_logger, session.Round, rho, survivors, epsilon, note);
+    }
+
+    /// <summary>
+    /// At start-up, for the rounds a killed aggregator left running (<paramref name="open"/>): one whose consistency stage
+    /// was recorded had sent its unmasking request (agents get it only after the stage is recorded), so its survivors may
+    /// have revealed their shares, the sum may have been unmasked, and each site that answered charged its own ledger for
+    /// it. The federation's ledger is charged likewise (ρ for the survivors, the sites whose masked inputs the stage before
+    /// recorded), audited as <see cref="AuditEvents.PrivacySpent"/> with the reason; a round already charged (a crash
+    /// after its charge) is not charged twice.
+    /// </summary>
+    private void ChargeInterruptedRounds(IReadOnlyList<RoundRecord> open)
+    {
+        foreach (RoundRecord round in open)
+        {
+            if (!round.Stages.Any(s => s.Stage == StageName(ProtocolStage.ConsistencyCheck)) || _state.Budget.Charged(round.Round))
+            {
+                continue;
+            }
+
+            (DistributedDpPlan plan, string planSource) = InterruptedRoundPlan(round);
+            StageRecord? inputs = round.Stages.LastOrDefault(s => s.Stage == StageName(ProtocolStage.MaskedInputCollection));
+            // The survivors are the sites whose masked inputs were collected; without that record, t (the fewest, the largest ρ).
+            int survivors = inputs is { Participants.Count: > 0 } ? Math.Min(inputs.Participants.Count, plan.CohortSize) : plan.MinSurvivors;
+            double rho = DistributedDp.RhoPerRound(plan, survivors);
+            double epsilon = _state.Budget.Record(round.Round, rho, _options.Delta);
+            string note = $"interrupted during unmasking (the aggregator stopped after the round's unmasking request was sent): charged conservatively, the sum may have been unmasked{planSource}";
+            AuditSiteSpend(round.Round, rho, epsilon, note);
+            Log.ChargedWithoutModel(_logger, round.Round, rho, survivors, epsilon, note);
+        }
+    }
+
+    /// <summary>
+    /// The noise plan an interrupted round was opened with: the one kept in its configuration, or for a round opened by an
+    /// earlier version (none kept) the plan of its cohort size and threshold under the current settings, said in the note.
+    /// </summary>
+    private (DistributedDpPlan Plan, string Source) InterruptedRoundPlan(RoundRecord round)
+    {
+        using var config = JsonDocument.Parse(round.ConfigurationJson);
+        JsonElement root = config.RootElement;
+        if (root.TryGetProperty("dp_plan", out JsonElement kept) && kept.ValueKind == JsonValueKind.Object
+            && kept.Deserialize<DistributedDpPlan>() is { } plan)
+        {
+            return (plan, string.Empty);
+        }
+
+        int n = root.GetProperty("cohort").GetArrayLength();
+        int threshold = root.GetProperty("threshold").GetInt32();
+        (_, DistributedDpPlan current) = FederatedAveraging.PlanRound(_state.Model.ParameterCount, _options.L2Clip, n, threshold, _options.SiteNoiseMultiplier, _options.WeightCap, EvaluationLayoutOrNull());
+        return (current, " (noise plan recomputed from the current settings: the round was opened by an earlier version)");
     }
 
     /// <summary>Audits a round's site-level cost as <see cref="AuditEvents.PrivacySpent"/> (with <paramref name="note"/> when not null).</summary>
@@ -1607,6 +1679,7 @@ public sealed class RoundCoordinator : BackgroundService
             Log.RoundServerAbortFailed(_logger, session.Round, ex.GetType().Name, ex.Message);
         }
 
+        ChargeAbortedAfterUnmaskRequest(session, reason);
         _state.Store.AbortRound(session.Round, reason);
         _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("round", session.Round).Add("stage", StageName(stage)).Add("reason", reason));
         try

@@ -63,6 +63,9 @@ public static class AuditFieldNames
     /// <summary>Number of pairwise-key shares returned.</summary>
     public const string SShares = "s_shares";
 
+    /// <summary>The sites whose self-mask shares an unmasking response revealed (survivors: their inputs are in the sum).</summary>
+    public const string BShareOwners = "b_share_owners";
+
     /// <summary>Model version.</summary>
     public const string ModelVersion = "model_version";
 

@@ -76,6 +76,7 @@ public static class AuditReport
             Verdict = findings.Headline,
             Problems = findings.Problems,
             Warnings = findings.Warnings,
+            Notes = findings.Notes,
             UnverifiedLines = findings.UnverifiedLines,
             RoundsCompleted = findings.RoundsCompleted,
             RoundsAborted = findings.RoundsAborted,

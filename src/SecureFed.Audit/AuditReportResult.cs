@@ -22,6 +22,12 @@ public sealed record AuditReportResult(string Html, int Logs, int FailedLogs, in
     /// </summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
+    /// <summary>
+    /// Findings worth knowing that neither fail the audit nor need judgement (a masked input a site logged sending that
+    /// never reached the aggregator, a site whose log was not given), as sentences naming the log and line.
+    /// </summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
     /// <summary>Well-formed lines after the newest signed checkpoint of their log: no signature covers them, no figure counts them.</summary>
     public int UnverifiedLines { get; init; }
 

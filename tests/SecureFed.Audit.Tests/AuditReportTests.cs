@@ -221,6 +221,91 @@ public sealed class AuditReportTests
     }
 
     [Fact]
+    public void Create_SiteKilledDuringUpload_NotReceivedIsANoteNotADiscrepancy()
+    {
+        // h2 logs its masked input before the upload (as the agent does) and is killed during it: the aggregator never
+        // gets it, logs h2 as a dropout and aborts the round. An honest crash, not a hidden receipt.
+        using var fed = new Federation();
+        fed.Run(rounds: 2, abortRound: 2, cutShortUpload: true);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.True(result.Passed, string.Join("\n", result.Problems));
+        Assert.Equal(0, result.CrossCheckMismatches);
+        string note = Assert.Single(result.Notes, n => n.StartsWith("h2 logged sending its masked input in round 2", StringComparison.Ordinal));
+        Assert.Contains("the aggregator did not receive it: the aggregator logged h2 as a dropout of round 2 at masked_input (aggregator audit.jsonl line", note, StringComparison.Ordinal);
+        Assert.Contains("as when a site stops during its upload", note, StringComparison.Ordinal);
+        string html = result.Html;
+        Assert.Contains("6 of 7 masked-input record(s) match; 1 sent but not received", html, StringComparison.Ordinal);
+        Assert.Contains("<tr class=\"note\"><td>h2 sent</td><td class=\"num\">2</td>", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("MISMATCH", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_SiteWentOnAfterAnUploadTheAggregatorDidNotLog_FailsAsDiscrepancy()
+    {
+        // h2 sent its consistency message after the upload, which it does only once the aggregator accepted the upload.
+        using var fed = new Federation();
+        fed.Run(rounds: 2, abortRound: 2, cutShortUpload: true, wentOnAfterUpload: true);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed);
+        Assert.Equal(1, result.CrossCheckMismatches);
+        Assert.Contains("round 2, h2 sent (h2 audit.jsonl line", Assert.Single(result.Problems), StringComparison.Ordinal);
+        Assert.Contains("the aggregator did not log receiving this input, but it must have received it: h2 went on in the round after its upload (h2 audit.jsonl line", Assert.Single(result.Problems), StringComparison.Ordinal);
+        Assert.DoesNotContain(result.Notes, n => n.Contains("did not receive it", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Create_AggregatorUsedAnInputButDeletedItsReceipt_FailsAsDiscrepancy()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2, receiptDeletedSite: "h2");
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed);
+        Assert.Equal(1, result.CrossCheckMismatches);
+        Assert.StartsWith("FAILED: 1 cross-check discrepancy.", result.Verdict, StringComparison.Ordinal);
+        string problem = Assert.Single(result.Problems);
+        Assert.StartsWith("1 masked-input cross-check discrepancy: round 1, h2 sent (h2 audit.jsonl line", problem, StringComparison.Ordinal);
+        Assert.Contains("the aggregator did not log receiving this input, but it must have received it: the round's aggregate names h2 among its participants (aggregator audit.jsonl line", problem, StringComparison.Ordinal);
+        Assert.Contains("<tr class=\"bad\"><td>h2 sent</td><td class=\"num\">1</td>", result.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_SitesChargedARoundTheFederationDidNot_Fails()
+    {
+        // Round 2 aborted after its unmasking request: both sites charged it (they revealed their shares), the aggregator did not.
+        using var fed = new Federation();
+        fed.Run(rounds: 3, siteCharges: true, unmaskAbortRound: 2);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed);
+        Assert.Equal(0, result.CrossCheckMismatches);
+        Assert.StartsWith("FAILED: the federation's site-level ledger does not cover 2 site-level charges of the sites.", result.Verdict, StringComparison.Ordinal);
+        string problem = Assert.Single(result.Problems);
+        Assert.StartsWith("The federation's site-level ledger does not cover 2 site-level charges of the sites, so the site-level ε the aggregator reports understates what was spent: round 2: h1 charged site-level ρ 0.1 (h1 audit.jsonl line", problem, StringComparison.Ordinal);
+        Assert.Contains("for its masked input the aggregator received (aggregator audit.jsonl line", problem, StringComparison.Ordinal);
+        Assert.Contains("but the aggregator logged no site-level charge (privacy.spent) for round 2", problem, StringComparison.Ordinal);
+        Assert.DoesNotContain("round 1:", problem, StringComparison.Ordinal);
+        Assert.DoesNotContain("round 3:", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_FederationChargedTheAbortedRoundAsTheSitesDid_Passes()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 3, siteCharges: true, unmaskAbortRound: 2, federationChargesAbort: true);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.True(result.Passed, string.Join("\n", result.Problems));
+    }
+
+    [Fact]
     public void Create_SiteLogMissing_FlagsAggregatorRecord()
     {
         using var fed = new Federation();
@@ -400,11 +485,19 @@ public sealed class AuditReportTests
         /// Logs <paramref name="rounds"/> rounds; each site spends patient-level ε 0.8 per round against a budget of 8
         /// (<paramref name="overBudgetSite"/> logs 9.5 in round 2). <paramref name="abortRound"/>: h2 drops at the masked
         /// input and the round aborts. <paramref name="openRounds"/> are opened and never ended (or aborted together
-        /// as after a restart when <paramref name="restartAbort"/>).
+        /// as after a restart when <paramref name="restartAbort"/>). <paramref name="cutShortUpload"/>: in
+        /// <paramref name="abortRound"/> h2 logs sending its masked input (as an agent does before its upload) but the
+        /// aggregator never receives it; with <paramref name="wentOnAfterUpload"/> h2 then logs its consistency message.
+        /// <paramref name="receiptDeletedSite"/>: in round 1 the aggregator uses that site's input (the aggregate names it)
+        /// but logs no receipt. <paramref name="siteCharges"/>: each site also logs a site-level charge (ρ 0.1) after its
+        /// input when the round reached unmasking, and the aggregator charges the same ρ for each completed round;
+        /// <paramref name="unmaskAbortRound"/> aborts after the unmasking request, charged by the aggregator only when
+        /// <paramref name="federationChargesAbort"/>.
         /// </summary>
         public void Run(int rounds, string? tamperedSite = null, int? abortRound = null, string? overBudgetSite = null,
                         bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted",
-                        bool federatedEvaluation = false)
+                        bool federatedEvaluation = false, bool cutShortUpload = false, bool wentOnAfterUpload = false, string? receiptDeletedSite = null,
+                        bool siteCharges = false, int? unmaskAbortRound = null, bool federationChargesAbort = false)
         {
             using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
             using AuditLog aggregator = AuditLog.Open(Directories[0], "aggregator", key, "securefed.test/aggregator");
@@ -419,7 +512,7 @@ public sealed class AuditReportTests
                 {
                     string site = Sites[i];
                     agents[i].Append(AuditEvents.RoundJoined, f => f.Add("round", round));
-                    if (abort && site == "h2")
+                    if (abort && site == "h2" && !cutShortUpload)
                     {
                         continue;
                     }
@@ -436,13 +529,45 @@ public sealed class AuditReportTests
                             f.Add("budget", budget);
                         }
                     });
-                    aggregator.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", site).Add("bytes", 4000).AddDigest("sha256", received));
+                    if (abort && site == "h2")
+                    {
+                        if (wentOnAfterUpload)
+                        {
+                            agents[i].Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", "consistency").Add("bytes", 127).AddDigest("sha256", new byte[32]));
+                        }
+
+                        continue; // the upload was cut short: the aggregator never got it
+                    }
+
+                    if (site != receiptDeletedSite || round != 1)
+                    {
+                        aggregator.Append(AuditEvents.MaskedInputReceived, f => f.Add("round", round).Add("site", site).Add("bytes", 4000).AddDigest("sha256", received));
+                    }
+                }
+
+                if (siteCharges && !abort)
+                {
+                    aggregator.Append(AuditEvents.UnmaskRequested, f => f.Add("round", round).Add("survivors", Sites).Add("dropped", Array.Empty<string>()));
+                    foreach (AuditLog agent in agents)
+                    {
+                        agent.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", 0.5 * round).Add("delta", 1e-5).Add("budget", 10).Add("rho", 0.1));
+                    }
                 }
 
                 if (abort)
                 {
                     aggregator.Append(AuditEvents.Dropout, f => f.Add("round", round).Add("stage", "masked_input").Add("sites", ["h2"]));
                     aggregator.Append(AuditEvents.RoundAborted, f => f.Add("round", round).Add("stage", "masked_input").Add("reason", "fewer than t masked inputs"));
+                }
+                else if (round == unmaskAbortRound)
+                {
+                    if (federationChargesAbort)
+                    {
+                        aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", round).Add("guarantee", "site").Add("rho", 0.1).Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12)
+                            .Add("note", "round aborted after its unmasking request: charged conservatively, the sum may have been unmasked"));
+                    }
+
+                    aggregator.Append(AuditEvents.RoundAborted, f => f.Add("round", round).Add("stage", "unmasking").Add("reason", "the aggregator is shutting down"));
                 }
                 else
                 {
@@ -459,7 +584,14 @@ public sealed class AuditReportTests
                         aggregator.Append(AuditEvents.FederatedEvaluation, f => f.Add("round", round).Add("model_version", round - 1).Add("withheld", "only 1 of 2 contributors scored the model; at least 2 are needed before the federation's score is published"));
                     }
 
-                    aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12));
+                    aggregator.Append(AuditEvents.PrivacySpent, f =>
+                    {
+                        f.Add("round", round).Add("guarantee", "site").Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12);
+                        if (siteCharges)
+                        {
+                            f.Add("rho", 0.1);
+                        }
+                    });
                     aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", round));
                 }
 

@@ -167,6 +167,81 @@ public sealed class FaultTests : IDisposable
     }
 
     [Fact]
+    public async Task Aggregator_KilledOrStoppedDuringUnmasking_FederationLedgerChargesTheRoundAsTheSitesDid()
+    {
+        // t = 2 of 3: site-a reveals its shares (charging its site-level ledger), sites b and c go silent before the
+        // unmasking, so the round sits in its unmasking stage (60 s timeout) with the sum possibly within reach.
+        string[] sites = ["site-a", "site-b", "site-c"];
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
+        {
+            ["Threshold"] = "2",
+            ["StageTimeoutSeconds"] = "60",
+            ["TrainingTimeoutSeconds"] = "30",
+        });
+        await fed.StartAggregatorAsync();
+        foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
+        {
+            fed.StartAgent(site, 100 * (i + 1), site == "site-a" ? null : new DropoutHook(1, ProtocolStage.Unmasking));
+        }
+
+        string auditPath = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(90)))
+        {
+            while (!File.ReadAllText(auditPath).Contains($"\"type\":\"{AuditEvents.UnmaskResponse}\"", StringComparison.Ordinal))
+            {
+                await Task.Delay(50, wait.Token);
+            }
+        }
+
+        await Task.Delay(500); // the unmask call's audit line is written before its reply: nothing else is written while the stage waits
+        Assert.Equal(ProtocolStage.Unmasking, fed.Coordinator.Current!.Server.Stage);
+        // What a SIGKILL at this moment leaves: the data directory as it is (the SQLite file with its WAL, no lock files).
+        string killed = Path.Combine(_dir, "killed-aggregator-data");
+        CopyDirectory(fed.AggregatorDataDirectory, killed);
+
+        // The agents first: their long polls would hold the host's stop past its timeout, the audit log closing under the abort.
+        await fed.StopAgentsAsync();
+        await fed.StopAggregatorAsync(); // the stopped aggregator aborts the round itself
+        Privacy.LedgerEntry siteCharge = Assert.Single(SiteCharges(Path.Combine(fed.AgentDataDirectory("site-a"), AgentState.LedgerFileName)));
+        Assert.Equal(1, siteCharge.Round);
+
+        // Stopped: aborted at the unmasking stage and charged as site-a charged it.
+        Privacy.LedgerEntry stoppedCharge = Assert.Single(SiteCharges(AggregatorState.PrivacyLedgerPath(fed.AggregatorDataDirectory)));
+        Assert.Equal(1, stoppedCharge.Round);
+        Assert.Equal(((Privacy.ZcdpMechanism)siteCharge.Mechanism).Rho, ((Privacy.ZcdpMechanism)stoppedCharge.Mechanism).Rho, 12);
+        Assert.Equal(siteCharge.EpsilonAfter, stoppedCharge.EpsilonAfter, 9);
+        string stoppedSpent = Assert.Single(File.ReadAllLines(auditPath), l => l.Contains($"\"type\":\"{AuditEvents.PrivacySpent}\"", StringComparison.Ordinal));
+        Assert.Contains("round aborted after its unmasking request (the aggregator is shutting down): charged conservatively", stoppedSpent, StringComparison.Ordinal);
+
+        // Killed: the restart aborts the interrupted round and charges it the same, with the reason.
+        await fed.StartAggregatorAsync(killed);
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+        {
+            while (fed.State.Store.GetRound(1)!.Status != RoundStatus.Aborted)
+            {
+                await Task.Delay(50, wait.Token);
+            }
+        }
+
+        Assert.Equal(siteCharge.EpsilonAfter, fed.State.Budget.Spent(1e-5), 9);
+        await fed.StopAggregatorAsync();
+        Privacy.LedgerEntry restartCharge = Assert.Single(SiteCharges(AggregatorState.PrivacyLedgerPath(killed)));
+        Assert.Equal(1, restartCharge.Round);
+        Assert.Equal(((Privacy.ZcdpMechanism)siteCharge.Mechanism).Rho, ((Privacy.ZcdpMechanism)restartCharge.Mechanism).Rho, 12);
+        Assert.Equal(siteCharge.EpsilonAfter, restartCharge.EpsilonAfter, 9);
+        string killedAudit = Path.Combine(AggregatorState.AuditDirectory(killed), AuditLog.LogFileName);
+        string restartSpent = Assert.Single(File.ReadAllLines(killedAudit), l => l.Contains($"\"type\":\"{AuditEvents.PrivacySpent}\"", StringComparison.Ordinal));
+        Assert.Contains("interrupted during unmasking (the aggregator stopped after the round's unmasking request was sent): charged conservatively", restartSpent, StringComparison.Ordinal);
+
+        // The auditor finds the federation's charges covering the sites'.
+        AuditReportResult report = AuditReport.Create([AggregatorState.AuditDirectory(killed), .. sites.Select(s => AgentState.AuditDirectory(fed.AgentDataDirectory(s)))]);
+        Assert.True(report.Passed, report.Verdict + "\n" + string.Join("\n", report.Problems));
+
+        static IEnumerable<Privacy.LedgerEntry> SiteCharges(string path) =>
+            Privacy.PrivacyLedger.OpenReadOnly(path).Entries.Where(e => e.Guarantee == Privacy.Guarantee.Site);
+    }
+
+    [Fact]
     public async Task Agents_NetworkDropsResetsAnd503s_RetriedNothingDoubleCountedModelIsWeightedAverage()
     {
         string[] sites = ["site-a", "site-b", "site-c"];
@@ -262,6 +337,27 @@ public sealed class FaultTests : IDisposable
         Assert.NotNull(fed.State.Store.LoadModel(0));
         await fed.StopAggregatorAsync();
         Assert.True(AuditVerifier.Verify(auditDir).Ok);
+    }
+
+    /// <summary>Copies a data directory as a killed process leaves it: every file but SQLite's shared-memory index and lock files.</summary>
+    private static void CopyDirectory(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (string file in Directory.GetFiles(from))
+        {
+            string name = Path.GetFileName(file);
+            if (!name.EndsWith("-shm", StringComparison.Ordinal) && name != ".lock")
+            {
+                using var source = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+                using FileStream target = File.Create(Path.Combine(to, name));
+                source.CopyTo(target);
+            }
+        }
+
+        foreach (string directory in Directory.GetDirectories(from))
+        {
+            CopyDirectory(directory, Path.Combine(to, Path.GetFileName(directory)));
+        }
     }
 
     private static void AssertLogsVerify(TestFederation fed, IEnumerable<string> sites)

@@ -18,6 +18,13 @@ internal sealed class AuditFindings
 
     private const int MaxListedDiscrepancies = 5;
 
+    /// <summary>
+    /// How far below a site's ρ the federation's charge of the same round may be and still cover it: agents compute the
+    /// round's noise plan themselves and accept an announced σ down to 0.999 of theirs (PROTOCOL.md §6), so their ρ may
+    /// exceed the aggregator's by a few parts in a thousand; one survivor more than there were lowers ρ by far more.
+    /// </summary>
+    private const double RhoTolerance = 0.01;
+
     /// <summary>At most this many impossible values are named per log (then a count).</summary>
     private const int MaxValueProblemsPerLog = 5;
 
@@ -71,6 +78,12 @@ internal sealed class AuditFindings
     public SortedDictionary<string, SortedDictionary<string, List<EpsilonPoint>>> OtherEpsilon { get; } = new(StringComparer.Ordinal);
 
     public List<CrossCheckRow> CrossCheck { get; } = [];
+
+    /// <summary>
+    /// Site-level charges of a site for a round whose masked input the aggregator logged receiving, and that the
+    /// aggregator's own site-level charges (privacy.spent) do not cover: the federation's ε understates what was spent.
+    /// </summary>
+    public List<string> Undercharged { get; } = [];
 
     /// <summary>Findings that fail the audit, as sentences.</summary>
     public List<string> Problems { get; } = [];
@@ -130,7 +143,12 @@ internal sealed class AuditFindings
                 reasons.Add($"patient-level ε over budget at {string.Join(", ", over)}");
             }
 
-            int other = Problems.Count - FailedLogs - (CrossCheckMismatches > 0 ? 1 : 0) - over.Count;
+            if (Undercharged.Count > 0)
+            {
+                reasons.Add($"the federation's site-level ledger does not cover {Plural(Undercharged.Count, "site-level charge")} of the sites");
+            }
+
+            int other = Problems.Count - FailedLogs - (CrossCheckMismatches > 0 ? 1 : 0) - over.Count - (Undercharged.Count > 0 ? 1 : 0);
             if (other > 0)
             {
                 reasons.Add($"{Plural(other, "other problem")}");
@@ -224,6 +242,7 @@ internal sealed class AuditFindings
         findings.CollectSites();
         findings.CollectEpsilon();
         findings.CollectCrossCheck();
+        findings.CollectChargeCoverage();
         findings.Judge();
         return findings;
     }
@@ -318,6 +337,13 @@ internal sealed class AuditFindings
                             break;
                         case AuditEvents.MaskedInputReceived:
                             facts.MaskedInputs.Add(entry);
+                            break;
+                        case AuditEvents.UnmaskRequested:
+                            facts.UnmaskRequested = entry;
+                            facts.Survivors = List(entry, AuditFieldNames.Survivors);
+                            break;
+                        case AuditEvents.UnmaskResponse:
+                            facts.UnmaskResponses.Add(entry);
                             break;
                         case AuditEvents.FederatedEvaluation:
                             facts.Evaluation = entry;
@@ -528,6 +554,7 @@ internal sealed class AuditFindings
             }
         }
 
+        var roundsByNumber = Rounds.ToLookup(r => r.Round.ToString(CultureInfo.InvariantCulture), StringComparer.Ordinal);
         foreach (LogView agent in agents)
         {
             foreach (LogEntry sent in SentMaskedInputs(agent))
@@ -536,16 +563,158 @@ internal sealed class AuditFindings
                 string sha = InputDigest(sent);
                 (LogView Log, LogEntry Entry)? match = receivedByKey.TryGetValue((agent.Actor, round, sha), out (LogView, LogEntry) found) ? found : null;
                 (LogView Log, LogEntry Entry)? tail = match is null && receivedUnverifiedByKey.TryGetValue((agent.Actor, round, sha), out (LogView, LogEntry) late) ? late : null;
-                string detail = aggregators.Count == 0
+                if (aggregators.Count > 0 && match is null && tail is null && roundsByNumber[round].ToList() is { Count: > 0 } facts)
+                {
+                    // The agent logs the send before its upload (so an input that left is always logged): one killed during
+                    // the upload logged an input the aggregator never got. A discrepancy only when a log shows the input
+                    // reached the aggregator; otherwise a note.
+                    List<string> evidence = ReceiptEvidence(agent, sent, round, facts);
+                    string detail = evidence.Count > 0
+                        ? $"the aggregator did not log receiving this input, but it must have received it: {string.Join("; ", evidence)}"
+                        : $"not received: {NotReceivedDetail(agent.Actor, round, facts)}";
+                    CrossCheck.Add(new CrossCheckRow(evidence.Count == 0, $"{agent.Actor} sent", round, agent.Actor, sha, detail, LogRef.Of(agent, sent), NotReceived: evidence.Count == 0));
+                    if (evidence.Count == 0)
+                    {
+                        Notes.Add($"{agent.Actor} logged sending its masked input in round {round} ({LogRef.Of(agent, sent)}); the aggregator did not receive it: {NotReceivedDetail(agent.Actor, round, facts)}.");
+                    }
+
+                    continue;
+                }
+
+                string otherwise = aggregators.Count == 0
                     ? "no aggregator log was given"
                     : match is { } m
                         ? $"the aggregator logged receiving it at {LogRef.Of(m.Log, m.Entry)}"
                         : tail is { } t
                             ? $"counterpart in the unverified tail of {t.Log.Actor} ({LogRef.Of(t.Log, t.Entry)}): no signature covers it yet"
-                            : "the aggregator did not log receiving this input";
-                CrossCheck.Add(new CrossCheckRow(match is not null || tail is not null, $"{agent.Actor} sent", round, agent.Actor, sha, detail, LogRef.Of(agent, sent), tail is not null));
+                            : "the aggregator did not log receiving this input (no aggregator log given opened that round)";
+                CrossCheck.Add(new CrossCheckRow(match is not null || tail is not null, $"{agent.Actor} sent", round, agent.Actor, sha, otherwise, LogRef.Of(agent, sent), tail is not null));
             }
         }
+    }
+
+    /// <summary>
+    /// Whether the aggregator's site-level charges cover the sites': a site charges a round's site-level ρ just before it
+    /// reveals its unmasking shares (from then on the aggregator can unmask the sum), and the aggregator charges every
+    /// round whose unmasking request went out, completed or not. So for each site-level charge of a site in a round whose
+    /// masked input from that site the aggregator logged receiving, the aggregator must have charged that round at least
+    /// that ρ (less <see cref="RhoTolerance"/>). A charge found only in the aggregator's unverified tail is a warning.
+    /// </summary>
+    private void CollectChargeCoverage()
+    {
+        var charges = new Dictionary<string, List<(LogView Log, LogEntry Entry)>>(StringComparer.Ordinal);
+        var unverifiedCharges = new Dictionary<string, (LogView Log, LogEntry Entry)>(StringComparer.Ordinal);
+        var receipts = new Dictionary<(string Site, string Round), (LogView Log, LogEntry Entry)>();
+        foreach (LogView aggregator in Aggregators)
+        {
+            foreach (LogEntry spent in aggregator.OfType(AuditEvents.PrivacySpent).Where(e => LogView.Text(e, AuditFieldNames.Guarantee) == SiteGuarantee))
+            {
+                string round = LogView.Text(spent, AuditFieldNames.Round);
+                if (!charges.TryGetValue(round, out List<(LogView, LogEntry)>? list))
+                {
+                    list = [];
+                    charges[round] = list;
+                }
+
+                list.Add((aggregator, spent));
+            }
+
+            foreach (LogEntry spent in aggregator.Unverified.Where(e => e.Type == AuditEvents.PrivacySpent && LogView.Text(e, AuditFieldNames.Guarantee) == SiteGuarantee))
+            {
+                unverifiedCharges.TryAdd(LogView.Text(spent, AuditFieldNames.Round), (aggregator, spent));
+            }
+
+            foreach (LogEntry received in aggregator.OfType(AuditEvents.MaskedInputReceived))
+            {
+                receipts.TryAdd((LogView.Text(received, AuditFieldNames.Site), LogView.Text(received, AuditFieldNames.Round)), (aggregator, received));
+            }
+        }
+
+        foreach (LogView agent in Agents)
+        {
+            foreach (LogEntry charge in agent.OfType(AuditEvents.PrivacyLedger).Where(e => LogView.Text(e, AuditFieldNames.Guarantee) == SiteGuarantee))
+            {
+                string round = LogView.Text(charge, AuditFieldNames.Round);
+                if (!receipts.TryGetValue((agent.Actor, round), out (LogView Log, LogEntry Entry) receipt))
+                {
+                    continue; // no aggregator log given shows this site's input of that round: nothing to cover
+                }
+
+                double? siteRho = LogView.Number(charge, "rho");
+                string what = string.Create(CultureInfo.InvariantCulture,
+                    $"round {round}: {agent.Actor} charged site-level ρ {(siteRho is { } r ? r.ToString("G6", CultureInfo.InvariantCulture) : "(not logged)")} ({LogRef.Of(agent, charge)}) for its masked input the aggregator received ({LogRef.Of(receipt.Log, receipt.Entry)})");
+                if (charges.TryGetValue(round, out List<(LogView Log, LogEntry Entry)>? federation))
+                {
+                    (LogView Log, LogEntry Entry) largest = federation.MaxBy(c => LogView.Number(c.Entry, "rho") ?? double.PositiveInfinity);
+                    if (siteRho is { } site && LogView.Number(largest.Entry, "rho") is { } charged && charged < site * (1 - RhoTolerance))
+                    {
+                        Undercharged.Add(string.Create(CultureInfo.InvariantCulture,
+                            $"{what}, but the aggregator charged the round only ρ {charged:G6} ({LogRef.Of(largest.Log, largest.Entry)})"));
+                    }
+                }
+                else if (unverifiedCharges.TryGetValue(round, out (LogView Log, LogEntry Entry) late))
+                {
+                    Warnings.Add($"{what}; the aggregator's charge of the round is only in its unverified tail ({LogRef.Of(late.Log, late.Entry)}): no signature covers it yet.");
+                }
+                else
+                {
+                    Undercharged.Add($"{what}, but the aggregator logged no site-level charge (privacy.spent) for round {round}");
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// What shows that the aggregator received <paramref name="agent"/>'s masked input of <paramref name="round"/> although
+    /// it logged no receipt: the round's aggregate names the site among its participants, the unmasking request among its
+    /// survivors (whose inputs are in the sum), a survivor revealed shares of the site's self mask (needed only to unmask
+    /// an input in the sum), or the site itself went on in the round after the upload (its consistency or unmasking
+    /// message, its site-level charge: it gets that far only once the aggregator accepted the upload). Signed lines only.
+    /// </summary>
+    private static List<string> ReceiptEvidence(LogView agent, LogEntry sent, string round, List<RoundFacts> facts)
+    {
+        string site = agent.Actor;
+        var evidence = new List<string>();
+        foreach (RoundFacts r in facts)
+        {
+            if (r.Aggregate is { } aggregate && r.Participants.Contains(site, StringComparer.Ordinal))
+            {
+                evidence.Add($"the round's aggregate names {site} among its participants ({LogRef.Of(r.Aggregator, aggregate)})");
+            }
+
+            if (r.UnmaskRequested is { } request && r.Survivors.Contains(site, StringComparer.Ordinal))
+            {
+                evidence.Add($"the round's unmasking request names {site} among the survivors, whose inputs are in the sum ({LogRef.Of(r.Aggregator, request)})");
+            }
+
+            if (r.UnmaskResponses.Find(e => List(e, AuditFieldNames.BShareOwners).Contains(site, StringComparer.Ordinal)) is { } response)
+            {
+                evidence.Add($"a survivor revealed shares of {site}'s self mask, which unmask only an input in the sum ({LogRef.Of(r.Aggregator, response)})");
+            }
+        }
+
+        if (agent.Entries.FirstOrDefault(e => e.Line > sent.Line && LogView.Text(e, AuditFieldNames.Round) == round && WentOnAfterUpload(e)) is { } later)
+        {
+            evidence.Add($"{site} went on in the round after its upload ({LogRef.Of(agent, later)}), which it does only once the aggregator accepted the upload");
+        }
+
+        return evidence;
+
+        static bool WentOnAfterUpload(LogEntry e) =>
+            (e.Type == AuditEvents.MessageSent && LogView.Text(e, AuditFieldNames.MessageType) is "consistency" or "unmask")
+            || (e.Type == AuditEvents.PrivacyLedger && LogView.Text(e, AuditFieldNames.Guarantee) == SiteGuarantee);
+    }
+
+    /// <summary>How the round went without <paramref name="site"/>'s input, from the aggregator's log: its dropout, the abort, or that it is still open.</summary>
+    private static string NotReceivedDetail(string site, string round, List<RoundFacts> facts)
+    {
+        RoundFacts r = facts[^1];
+        string how = r.Dropouts.Find(d => d.Site == site) is { } dropout
+            ? $"the aggregator logged {site} as a dropout of round {round} at {dropout.Stage} ({dropout.Source})"
+            : r.State == RoundState.Aborted
+                ? $"the round was aborted{(r.AbortStage.Length > 0 ? $" at {r.AbortStage}" : string.Empty)} ({r.EndedAt})"
+                : r.State == RoundState.Open ? "the round is still open in the aggregator's log" : $"the round ended without {site} ({r.EndedAt})";
+        return $"{how}; no log shows the input reached the aggregator (not among the round's survivors or the aggregate's participants, no share of {site}'s self mask revealed, and {site} logged nothing later in the round), as when a site stops during its upload";
     }
 
     /// <summary>
@@ -648,6 +817,13 @@ internal sealed class AuditFindings
             string listed = string.Join("; ", late.Take(MaxListedDiscrepancies).Select(r => $"round {r.Round}, {r.Direction} ({r.Source}): {r.Detail}"));
             Warnings.Add(string.Create(CultureInfo.InvariantCulture,
                 $"{Plural(late.Count, "masked-input record")} of the cross-check found {(late.Count == 1 ? "its" : "their")} counterpart only in the other log's unverified tail (a process still running, or killed before it signed a checkpoint): not counted as {(late.Count == 1 ? "a discrepancy" : "discrepancies")}, but not confirmed by a signature: {listed}{(late.Count > MaxListedDiscrepancies ? "; …" : string.Empty)}."));
+        }
+
+        if (Undercharged.Count > 0)
+        {
+            string listed = string.Join("; ", Undercharged.Take(MaxListedDiscrepancies));
+            Problems.Add(string.Create(CultureInfo.InvariantCulture,
+                $"The federation's site-level ledger does not cover {Plural(Undercharged.Count, "site-level charge")} of the sites, so the site-level ε the aggregator reports understates what was spent: {listed}{(Undercharged.Count > MaxListedDiscrepancies ? "; …" : string.Empty)}."));
         }
 
         List<CrossCheckRow> bad = [.. CrossCheck.Where(r => !r.Ok)];

@@ -491,8 +491,9 @@ internal static class ReportHtml
         html.Append("<h3 id=\"cross-check-heading\">Cross-check: masked inputs received vs. sent</h3>\n");
         int bad = f.CrossCheckMismatches;
         int late = f.CrossCheck.Count(r => r.Unverified);
+        int notReceived = f.CrossCheck.Count(r => r.NotReceived);
         html.Append(CultureInfo.InvariantCulture,
-            $"<p id=\"cross-check-summary\" class=\"{(bad == 0 ? "ok" : "bad")}\">{f.CrossCheck.Count - bad} of {f.CrossCheck.Count} masked-input record(s) match{(late > 0 ? $" ({late} only against lines no signature covers yet)" : string.Empty)}; {bad} mismatch(es).</p>\n");
+            $"<p id=\"cross-check-summary\" class=\"{(bad == 0 ? "ok" : "bad")}\">{f.CrossCheck.Count - bad - notReceived} of {f.CrossCheck.Count} masked-input record(s) match{(late > 0 ? $" ({late} only against lines no signature covers yet)" : string.Empty)}; {(notReceived > 0 ? $"{notReceived} sent but not received (the site stopped during its upload: no log shows the input reached the aggregator); " : string.Empty)}{bad} mismatch(es).</p>\n");
         if (f.CrossCheck.Count == 0)
         {
             return;
@@ -503,8 +504,8 @@ internal static class ReportHtml
         foreach (CrossCheckRow row in f.CrossCheck)
         {
             html.Append(CultureInfo.InvariantCulture,
-                $"<tr class=\"{(row.Ok ? "ok" : "bad")}\"><td>{E(row.Direction)}</td><td class=\"num\">{E(row.Round)}</td><td>{E(row.Site)}</td><td><code>{E(row.Sha256)}</code></td>" +
-                $"<td>{(row.Unverified ? "unverified" : row.Ok ? "match" : "MISMATCH")}: {E(row.Detail)}</td><td class=\"muted\">{E(row.Source.ToString())}</td></tr>\n");
+                $"<tr class=\"{(row.NotReceived ? "note" : row.Ok ? "ok" : "bad")}\"><td>{E(row.Direction)}</td><td class=\"num\">{E(row.Round)}</td><td>{E(row.Site)}</td><td><code>{E(row.Sha256)}</code></td>" +
+                $"<td>{(row.Unverified ? "unverified: " : row.NotReceived ? string.Empty : row.Ok ? "match: " : "MISMATCH: ")}{E(row.Detail)}</td><td class=\"muted\">{E(row.Source.ToString())}</td></tr>\n");
         }
 
         html.Append("</tbody></table></details>\n");

@@ -34,6 +34,15 @@ internal sealed class RoundFacts
 
     public List<LogEntry> MaskedInputs { get; } = [];
 
+    /// <summary>The unmask.requested line: its survivors are the sites whose masked inputs are in the sum.</summary>
+    public LogEntry? UnmaskRequested { get; set; }
+
+    /// <summary>The survivors <see cref="UnmaskRequested"/> names.</summary>
+    public IReadOnlyList<string> Survivors { get; set; } = [];
+
+    /// <summary>The unmask.response lines: each names the sites whose self-mask shares a survivor revealed (b_share_owners).</summary>
+    public List<LogEntry> UnmaskResponses { get; } = [];
+
     public LogRef OpenedAt => LogRef.Of(Aggregator, Opened);
 
     public LogRef? EndedAt => Ended is null ? null : LogRef.Of(Aggregator, Ended);

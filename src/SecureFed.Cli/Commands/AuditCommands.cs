@@ -167,6 +167,11 @@ internal static class AuditCommands
                 stdout.WriteLine("  warning: " + AuditText.Printable(warning));
             }
 
+            foreach (string note in result.Notes)
+            {
+                stdout.WriteLine("  note: " + AuditText.Printable(note));
+            }
+
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"wrote {outPath}: {result.Logs} log(s), {result.FailedLogs} failed verification, {result.CrossCheckMismatches} cross-check mismatch(es), {result.SitesOverBudget.Count} site(s) over budget"));
             return Task.FromResult(result.Passed ? CliApp.ExitOk : CliApp.ExitFailure);
