@@ -651,6 +651,20 @@ internal sealed class AuditFindings
                         Undercharged.Add(string.Create(CultureInfo.InvariantCulture,
                             $"{what}, but the aggregator charged the round only ρ {charged:G6} ({LogRef.Of(largest.Log, largest.Entry)})"));
                     }
+
+                    // The other way round, for a round's own charge (no note: a completed round, or a sum refused at its
+                    // bound): ρ falls as the survivors grow, and a site charges the ρ of the survivors its unmasking
+                    // request named. A site that charged clearly less than the aggregator was told of more survivors than
+                    // the aggregator's log names: an input in the sum whose receipt the log hides (the site it came from
+                    // may have logged nothing after its upload, which the cross-check above would take for a crash).
+                    foreach ((LogView Log, LogEntry Entry) own in federation.Where(c => LogView.Text(c.Entry, "note").Length == 0))
+                    {
+                        if (siteRho is { } seen && LogView.Number(own.Entry, "rho") is { } logged && seen < logged * (1 - RhoTolerance))
+                        {
+                            Problems.Add(string.Create(CultureInfo.InvariantCulture,
+                                $"Round {round}: {agent.Actor} charged site-level ρ {seen:G6} ({LogRef.Of(agent, charge)}), less than the aggregator's ρ {logged:G6} for the round ({LogRef.Of(own.Log, own.Entry)}): the site was told of more survivors than the aggregator's log names, so an input in the sum may be missing from that log."));
+                        }
+                    }
                 }
                 else if (unverifiedCharges.TryGetValue(round, out (LogView Log, LogEntry Entry) late))
                 {
