@@ -39,6 +39,9 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly EliminationSearch _unrebuiltSecret = new();
     private readonly EliminationSearch _unopenedEnvelope = new();
 
+    /// <summary>Whether the next attempt opens without the straggler wait (<see cref="AbortRoundAsync"/>).</summary>
+    private bool _nextWithoutStragglerWait;
+
     /// <summary>Sites the searches by elimination held out of the attempt being opened (set by <see cref="GatherCohortAsync"/>).</summary>
     private string[] _heldOut = [];
     private volatile RoundSession? _current;
@@ -796,7 +799,16 @@ public sealed class RoundCoordinator : BackgroundService
             return (null, false);
         }
 
-        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256) { StageDeadline = deadline, OpenedAt = opened, HeldOut = _heldOut };
+        var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256)
+        {
+            StageDeadline = deadline, OpenedAt = opened, HeldOut = _heldOut, WithoutStragglerWait = _nextWithoutStragglerWait,
+        };
+        if (_nextWithoutStragglerWait)
+        {
+            Log.StragglerWaitOff(_logger, session.Round);
+        }
+
+        _nextWithoutStragglerWait = false;
         _heldOut = [];
         SitOutOpenedAttempt();
 
@@ -1268,6 +1280,7 @@ public sealed class RoundCoordinator : BackgroundService
                     List<string> waiting = [.. expected.Except(status.Delivered).Order().Select(i => session.Parameters[i].Name)];
                     Log.StragglersLeftOut(_logger, session.Round, string.Join(", ", waiting), (cutoff - session.QuorumAt!.Value).TotalSeconds,
                         status.Delivered.Count, expected.Count, (session.QuorumAt.Value - session.OpenedAt).TotalSeconds);
+                    session.StragglersLeftOut = true;
                     return;
                 }
 
@@ -1289,11 +1302,12 @@ public sealed class RoundCoordinator : BackgroundService
     /// once <paramref name="advertised"/> reaches the threshold t, <see cref="AggregatorOptions.StragglerWaitFactor"/> times
     /// the time from the opening to that moment later, and no earlier than <see cref="AggregatorOptions.StragglerMinWaitSeconds"/>
     /// after it; null while fewer than t advertised, or when the factor is 0. The moment t was reached is kept in the
-    /// session, so the cutoff does not move as more keys arrive.
+    /// session, so the cutoff does not move as more keys arrive. Off for the attempt after one it shrank that then aborted
+    /// (<see cref="RoundSession.WithoutStragglerWait"/>).
     /// </summary>
     private DateTimeOffset? StragglerCutoff(RoundSession session, int advertised)
     {
-        if (_options.StragglerWaitFactor <= 0 || advertised < session.Parameters.Threshold)
+        if (_options.StragglerWaitFactor <= 0 || session.WithoutStragglerWait || advertised < session.Parameters.Threshold)
         {
             return null;
         }
@@ -1667,6 +1681,13 @@ public sealed class RoundCoordinator : BackgroundService
 
     private async Task AbortRoundAsync(RoundSession session, ProtocolStage stage, string reason)
     {
+        // One hostile site can advertise at once without training, so that the straggler wait starts with only t - 1
+        // honest sites in and leaves the slower honest ones out, then drop or decline: the attempt falls below t, and
+        // so would every attempt after it, with no one blamed (review of session 46). The next attempt waits for every
+        // member instead (at most the training deadline, once), so that attack costs the federation one attempt in two,
+        // not every round.
+        _nextWithoutStragglerWait = session.StragglersLeftOut;
+
         // Never cancelled: an abort is always recorded, also while shutting down (a cluster server bounds its own wait).
         // The round server's part is best effort: when it fails (a cluster's round grain out of reach) the attempt is still
         // recorded here, in the round store and the audit log, which are what the next attempt and an auditor read.

@@ -98,6 +98,12 @@ internal sealed class RoundSession
     /// <summary>When the keys stage first held the threshold's count of advertisements; null before.</summary>
     public DateTimeOffset? QuorumAt { get; set; }
 
+    /// <summary>Whether this attempt's keys stage waits for every member (no straggler wait): the attempt before it left stragglers out and then aborted.</summary>
+    public bool WithoutStragglerWait { get; init; }
+
+    /// <summary>Whether the straggler wait closed this attempt's keys stage with members left out.</summary>
+    public bool StragglersLeftOut { get; set; }
+
     public IReadOnlyList<int>? Survivors { get; set; }
 
     public UnmaskRequest? UnmaskRequest { get; set; }

@@ -1406,6 +1406,117 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed, honest);
     }
 
+    /// <summary>
+    /// Review of session 46 (hostile site): the straggler wait is measured from the moment t sites advertised, and a hostile
+    /// site can be one of those t without training at all. Five sites, t = 3: site-a and site-b train at once, site-c and site-d
+    /// (honest, slower) take 12 s; StragglerWaitFactor 1, StragglerMinWaitSeconds 4, MinSites 4. Without site-x's trick the
+    /// keys stage reaches t when site-c or site-d advertises (12 s) and waits max(4, 12) s more, so every honest site is in
+    /// U1 and a site that drops out later cannot stop the round. site-x instead advertises the moment the attempt opens, so
+    /// t is reached with site-a and site-b after a fraction of a second, the stage closes 4 s later without site-c and
+    /// site-d, and site-x then declines: U2 = {site-a, site-b} is below t and the attempt aborts at ShareKeys. It does the
+    /// same in every attempt; a dropout is never searched by elimination, so it was never blamed and no round ever
+    /// completed. Now an attempt that the straggler wait shrank and that then aborted is followed by one that waits for
+    /// every member: the slow honest sites are in it, and site-x's drop leaves four of five, so the round completes after
+    /// at most one aborted attempt.
+    /// </summary>
+    [Fact]
+    public async Task AdvertiseKeys_AtOnceThenDecline_NextAttemptWaitsForEveryMemberAndCompletes()
+    {
+        await AssertRoundCompletesDespiteStragglerCutoffAttackAsync(async x =>
+        {
+            // Keys at once (no training), then wait for the keys stage to close and leave the attempt.
+            _ = await x.AdvertiseAndBuildSharesAsync();
+            await x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = "changed my mind" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        });
+    }
+
+    /// <summary>
+    /// Review (hostile site), the same trick with the drop moved to Unmasking: site-x advertises at once (so site-c and
+    /// site-d are left out by the straggler cutoff and U1 = {site-a, site-b, site-x} = t), runs the protocol honestly up to
+    /// its consistency signature, then declines instead of revealing its shares: the attempt aborts at Unmasking with two
+    /// responses for t = 3, after site-a and site-b charged their patient- and site-level ledgers for their masked inputs
+    /// (agents charge before the upload and before revealing). Repeated in every attempt, nobody is blamed (a dropout),
+    /// no round ever completed and the honest contributors' privacy budgets were spent attempt after attempt for nothing.
+    /// Now the attempt after the aborted one waits for every member and completes without site-x's shares.
+    /// </summary>
+    [Fact]
+    public async Task Unmask_AdvertiseAtOnceThenDropAtUnmasking_NextAttemptWaitsForEveryMemberAndCompletes()
+    {
+        await AssertRoundCompletesDespiteStragglerCutoffAttackAsync(async x =>
+        {
+            await x.AdvertiseAndShareAsync();
+            Assert.False((await x.UploadAsync(await x.MaskAsync())).Duplicate);
+            SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+            _ = await x.SignAndBuildUnmaskAsync(survivors);
+            await x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = "changed my mind" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        });
+    }
+
+    /// <summary>
+    /// Five sites, t = 3: site-a and site-b train at once, site-c and site-d (honest) take 12 s; StragglerWaitFactor 1,
+    /// StragglerMinWaitSeconds 4, MinSites 4 (JoinGraceSeconds 30, so an attempt waits for the slow sites to come back).
+    /// site-x runs <paramref name="attack"/> in every attempt it is in. Asserts that a round completes within 120 s after at
+    /// most one aborted attempt.
+    /// </summary>
+    private async Task AssertRoundCompletesDespiteStragglerCutoffAttackAsync(Func<HostileSite, Task> attack)
+    {
+        string[] honest = ["site-a", "site-b", "site-c", "site-d"];
+        await using TestFederation fed = await StartAsync(rounds: 1, minSites: 4, honest: honest, extra: new Dictionary<string, string>
+        {
+            ["JoinGraceSeconds"] = "30",
+            ["StragglerWaitFactor"] = "1",
+            ["StragglerMinWaitSeconds"] = "4",
+        });
+        using var stop = new CancellationTokenSource();
+        int attacks = 0;
+        Task hostile = Task.Run(async () =>
+        {
+            ulong after = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                await using HostileSite? x = await HostileSite.NextAsync(fed, after, stop.Token);
+                if (x is null)
+                {
+                    return;
+                }
+
+                after = x.Announcement.Header.Round;
+                try
+                {
+                    await attack(x);
+                    Interlocked.Increment(ref attacks);
+                }
+                catch (Exception ex) when (ex is RpcException or TimeoutException)
+                {
+                    // the attempt went on without site-x: join the next
+                }
+            }
+        });
+        foreach ((string site, int i) in honest.Select((s, i) => (s, i)))
+        {
+            var fake = new FakeTrainer(site, TestFederation.Parameters, 100 * (i + 1));
+            fed.StartAgent(site, 100 * (i + 1), trainer: site is "site-c" or "site-d" ? new SlowTrainer(fake, TimeSpan.FromSeconds(12)) : fake);
+        }
+
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(120);
+        while (!fed.State.Store.ListRounds().Any(r => r.Status == RoundStatus.Completed) && DateTime.UtcNow < giveUp)
+        {
+            Assert.False(hostile.IsCompleted, $"site-x stopped: {hostile.Exception}");
+            await Task.Delay(200);
+        }
+
+        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed, stop, hostile);
+        List<AuditLine> lines = AuditLines(fed);
+        List<AuditLine> dropouts = [.. lines.Where(l => l.Type == AuditEvents.Dropout && l.Text("stage") == "advertise_keys")];
+        int charges = AgentAuditLines(fed, "site-a").Count(l => l.Type == AuditEvents.PrivacyLedger);
+        Assert.True(rounds.Any(r => r.Status == RoundStatus.Completed),
+            $"no round completed in 120 s: {rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted ({attacks} attacks by site-x, "
+            + $"{lines.Count(l => l.Type == AuditEvents.Blame)} blame lines), left out at advertise_keys: [{string.Join("; ", dropouts.Select(d => string.Join(",", d.List("sites"))))}], "
+            + $"site-a's privacy.ledger charges: {charges}, "
+            + $"abort reasons: [{string.Join(" | ", rounds.Where(r => r.Status == RoundStatus.Aborted).Select(r => r.AbortReason).Distinct())}]");
+        Assert.True(rounds.Count(r => r.Status == RoundStatus.Aborted) <= 1, $"{rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted before one completed");
+    }
+
     // Helpers ------------------------------------------------------------------------------------------------------
 
     /// <param name="maxCallsPerSite">SecureFed:MaxCallsPerSite when a test's point needs more of site-x's calls at once than the default 16 (the cap itself: HostileBulkCallTests).</param>
