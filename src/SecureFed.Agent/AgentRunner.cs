@@ -31,6 +31,9 @@ public sealed class AgentRunner
     private readonly ILogger _logger;
     private float[]? _model;
     private long _modelVersion = -1;
+
+    /// <summary>The announced model specification the agent last explained a mismatch with (once per spec, not per round).</summary>
+    private string? _explainedSpecMismatch;
     private double _lastNorm = double.NaN;
     private Activity? _roundActivity;
 
@@ -195,17 +198,11 @@ public sealed class AgentRunner
         try
         {
             // 1. The announcement must match this site's manifest and policy.
-            (RoundParameters parameters, DistributedDpPlan dpPlan, UpdateCodec codec, string? refusal, ModelSpecMismatchException? stop) = Check(a);
+            (RoundParameters parameters, DistributedDpPlan dpPlan, UpdateCodec codec, string? refusal) = Check(a);
             if (refusal is not null)
             {
                 await DeclineAsync(a, refusal, cancellationToken).ConfigureAwait(false);
                 Report(round, false, "declined: " + refusal, loss, devF1, bytesSent);
-                if (stop is not null)
-                {
-                    // A configuration error that no later round can pass: declined (the aggregator knows at once), then stop.
-                    throw stop;
-                }
-
                 return;
             }
 
@@ -700,9 +697,9 @@ public sealed class AgentRunner
     }
 
     /// <summary>Validates an announcement; returns a refusal reason or the parameters to use.</summary>
-    private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal, ModelSpecMismatchException? Stop) Check(RoundAnnouncement a)
+    private (RoundParameters Parameters, DistributedDpPlan Plan, UpdateCodec Codec, string? Refusal) Check(RoundAnnouncement a)
     {
-        static (RoundParameters, DistributedDpPlan, UpdateCodec, string?, ModelSpecMismatchException?) No(string reason) => (null!, null!, null!, reason, null);
+        static (RoundParameters, DistributedDpPlan, UpdateCodec, string?) No(string reason) => (null!, null!, null!, reason);
         FederationManifest manifest = _kit.Manifest;
         if (MissingPart(a) is string missing)
         {
@@ -743,10 +740,17 @@ public sealed class AgentRunner
 
         if (a.ModelSpecSha256 != _trainer.ModelSpecSha256)
         {
-            // Every later round would be declined for the same reason (review of session 45: declined round after round
-            // while the aggregator aborted each): decline this one and stop, naming both specifications.
-            var stop = new ModelSpecMismatchException((long)a.Header.Round, a.ModelSpecSha256, _trainer.ModelSpecSha256, _trainer.ModelSpec, _options.ModelSpec);
-            return (null!, null!, null!, $"the round's model specification {stop.AnnouncedSha256} differs from this site's {_trainer.ModelSpecSha256}; this site's agent stops until its operator installs the federation's model specification", stop);
+            // Declined round after round while it lasts (the wrong spec may be the aggregator's, fixed by a restart there):
+            // the first decline for an announced spec explains both specs and what to do on either side (review of
+            // session 45: only two hashes, round after round).
+            string shown = ModelSpecMismatch.Shown(a.ModelSpecSha256);
+            if (!string.Equals(_explainedSpecMismatch, shown, StringComparison.Ordinal))
+            {
+                _explainedSpecMismatch = shown;
+                Log.ModelSpecMismatch(_logger, _options.Site, ModelSpecMismatch.Explain(a.ModelSpecSha256, _trainer.ModelSpecSha256, _trainer.ModelSpec, _options.ModelSpec));
+            }
+
+            return No($"the round's model specification {shown} differs from this site's {_trainer.ModelSpecSha256}");
         }
 
         EvaluationLayout? evaluation = null;
@@ -871,7 +875,7 @@ public sealed class AgentRunner
         }
 
         UpdateCodec codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap, evaluation);
-        return (parameters, plan, codec, null, null);
+        return (parameters, plan, codec, null);
     }
 
     /// <summary>

@@ -51,4 +51,7 @@ internal static partial class Log
 
     [LoggerMessage(16, LogLevel.Debug, "{Site}: no more training progress reports for round {Round}: the aggregator answered {Reason}")]
     public static partial void ProgressStopped(ILogger logger, string site, long round, string reason);
+
+    [LoggerMessage(17, LogLevel.Error, "{Site}: {Explanation}")]
+    public static partial void ModelSpecMismatch(ILogger logger, string site, string explanation);
 }

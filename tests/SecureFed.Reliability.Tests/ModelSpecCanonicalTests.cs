@@ -69,29 +69,30 @@ public sealed class ModelSpecCanonicalTests : IDisposable
     }
 
     /// <summary>
-    /// The error an agent stops with when the federation's spec differs (review of session 45, t_spec_mismatch2.txt: only
-    /// two hashes, round after round): this site's file and spec in words, the federation's hash recognised when it is a
-    /// spec of 'securefed model spec', and what to do; the aggregator's text bounded and cleaned when it is no hash.
+    /// What an agent logs when the announced spec differs (review of session 45, t_spec_mismatch2.txt: only two hashes,
+    /// round after round): this site's file and spec in words, the federation's hash recognised when it is a spec of
+    /// 'securefed model spec', what to do on either side; the aggregator's text bounded and cleaned when it is no hash.
     /// </summary>
     [Fact]
-    public void ModelSpecMismatchException_NamesBothSpecificationsAndWhatToDo()
+    public void ModelSpecMismatch_Explain_NamesBothSpecificationsAndWhatToDoOnEitherSide()
     {
         string path = Path.Combine(_dir, "spec-tiny.json");
         File.WriteAllText(path, new ModelSpec(TaggerConfig.TinyCrfEncoderMean, ["Disease"]).ToJson());
         ModelSpec own = ModelSpec.Load(path);
         string federation = ModelSpec.Clinical(tiny: false).Sha256;
 
-        var error = new ModelSpecMismatchException(4, federation, own.Sha256, own, path);
-        var hostile = new ModelSpecMismatchException(4, new string('\u0001', 100_000), own.Sha256, own, path);
+        string explained = ModelSpecMismatch.Explain(federation, own.Sha256, own, path);
+        string hostile = ModelSpecMismatch.Explain(new string('\u0001', 100_000), own.Sha256, own, path);
 
         Assert.Equal(
             $"this site's model specification (SecureFed:ModelSpec {path}: the tagger of --size tiny-crf-encoder-mean; entity types Disease; SHA-256 {own.Sha256}) " +
-            $"differs from the federation's (SHA-256 {federation}, the spec of 'securefed model spec --size default' with the five clinical types), so it cannot take part in any round; " +
-            "the agent declined round 4 and stops. Get the federation's model specification file from its operator (the file the aggregator's SecureFed:ModelSpec names, " +
-            "or the command that wrote it), set SecureFed:ModelSpec in this site's agent.json to it, and start the agent again.",
-            error.Message);
-        Assert.True(hostile.Message.Length < 1_000, $"{hostile.Message.Length} characters");
-        Assert.DoesNotContain('\u0001', hostile.Message);
+            $"differs from the one the aggregator announces (SHA-256 {federation}, the spec of 'securefed model spec --size default' with the five clinical types); " +
+            "the agent declines every round until they match. If the federation uses that model, get its model specification file from the aggregator's operator " +
+            "(the file the aggregator's SecureFed:ModelSpec names, or the command that wrote it), set SecureFed:ModelSpec in this site's agent.json to it and restart " +
+            "the agent; if the aggregator was started with the wrong one, its operator restarts it with the federation's, and this agent takes part again by itself.",
+            explained);
+        Assert.True(hostile.Length < 1_000, $"{hostile.Length} characters");
+        Assert.DoesNotContain('\u0001', hostile);
         Assert.Null(ModelSpec.KnownAs(own.Sha256)); // Disease only: not the clinical types
     }
 
