@@ -484,7 +484,10 @@ public sealed class AgentRunner
             // counts from here, for the survivors named in the signed unmasking request (docs/PROTOCOL.md §6).
             double rho = DistributedDp.RhoPerRound(dpPlan, unmaskRequest.Survivors.Count);
             LedgerEntry siteEntry = _ledger.Append(round, Guarantee.Site, PlannedMechanism.Zcdp(rho), _options.Delta);
-            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", siteEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.SiteEpsilonBudget).Add("rho", rho));
+            // With the survivors the signed request named: the auditor checks them against the aggregator's own account
+            // (an input in the sum whose receipt the aggregator's log hides shows up as a survivor it does not name).
+            string[] survivorNames = [.. unmaskRequest.Survivors.Select(i => parameters[(int)i].Name)];
+            _audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", siteEntry.EpsilonAfter).Add("delta", _options.Delta).Add("budget", _options.SiteEpsilonBudget).Add("rho", rho).Add("survivors", survivorNames));
             _audit.Checkpoint();
             await _client.UnmaskAsync(unmaskMessage, cancellationToken).ConfigureAwait(false);
 
@@ -752,6 +755,8 @@ public sealed class AgentRunner
 
             return No($"the round's model specification {shown} differs from this site's {_trainer.ModelSpecSha256}");
         }
+
+        _explainedSpecMismatch = null; // a later mismatch, even with the same spec, is explained again
 
         EvaluationLayout? evaluation = null;
         if (a.Evaluation is not null)

@@ -148,8 +148,8 @@ internal static partial class Log
     [LoggerMessage(52, LogLevel.Warning, "Round {Round}: {Sites} still training {Seconds:F0} s after enough sites for the round to complete had advertised their keys ({QuorumSeconds:F0} s after it opened; StragglerWaitFactor, StragglerMinWaitSeconds); the keys stage goes on without them, {Advertised} of {Cohort} advertised")]
     public static partial void StragglersLeftOut(ILogger logger, long round, string sites, double seconds, int advertised, int cohort, double quorumSeconds);
 
-    [LoggerMessage(56, LogLevel.Warning, "Round {Round}: the keys stage waits for every member (no straggler wait): the attempt before it left stragglers out and then aborted")]
-    public static partial void StragglerWaitOff(ILogger logger, long round);
+    [LoggerMessage(56, LogLevel.Warning, "Round {Round}: the straggler wait starts at {Quorum} advertisements, not t: the {Attempts} attempt(s) before it left stragglers out and then aborted")]
+    public static partial void StragglerWaitLater(ILogger logger, long round, int quorum, int attempts);
 
     [LoggerMessage(55, LogLevel.Warning, "Round {Round} was charged to the federation's site-level ledger although it did not complete (ρ = {Rho:G6} for {Survivors} survivor(s), ε now {Epsilon:F3}): {Reason}")]
     public static partial void ChargedWithoutModel(ILogger logger, long round, double rho, int survivors, double epsilon, string reason);

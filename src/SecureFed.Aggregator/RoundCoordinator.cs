@@ -39,8 +39,8 @@ public sealed class RoundCoordinator : BackgroundService
     private readonly EliminationSearch _unrebuiltSecret = new();
     private readonly EliminationSearch _unopenedEnvelope = new();
 
-    /// <summary>Whether the next attempt opens without the straggler wait (<see cref="AbortRoundAsync"/>).</summary>
-    private bool _nextWithoutStragglerWait;
+    /// <summary>The next attempt's <see cref="RoundSession.StragglerQuorumExtra"/> (set by <see cref="AbortRoundAsync"/>).</summary>
+    private int _stragglerQuorumExtra;
 
     /// <summary>Sites the searches by elimination held out of the attempt being opened (set by <see cref="GatherCohortAsync"/>).</summary>
     private string[] _heldOut = [];
@@ -801,14 +801,14 @@ public sealed class RoundCoordinator : BackgroundService
 
         var session = new RoundSession(parameters, server, announcement, codec, dpPlan, modelVersion, modelSha256)
         {
-            StageDeadline = deadline, OpenedAt = opened, HeldOut = _heldOut, WithoutStragglerWait = _nextWithoutStragglerWait,
+            StageDeadline = deadline, OpenedAt = opened, HeldOut = _heldOut, StragglerQuorumExtra = _stragglerQuorumExtra,
         };
-        if (_nextWithoutStragglerWait)
+        if (_stragglerQuorumExtra > 0 && _options.StragglerWaitFactor > 0)
         {
-            Log.StragglerWaitOff(_logger, session.Round);
+            Log.StragglerWaitLater(_logger, session.Round, StragglerQuorum(session), _stragglerQuorumExtra);
         }
 
-        _nextWithoutStragglerWait = false;
+        _stragglerQuorumExtra = 0; // set again only if this attempt, too, is shrunk by the wait and then aborts
         _heldOut = [];
         SitOutOpenedAttempt();
 
@@ -1299,15 +1299,14 @@ public sealed class RoundCoordinator : BackgroundService
 
     /// <summary>
     /// When the keys stage stops waiting for the members still training (<see cref="AggregatorOptions.StragglerWaitFactor"/>):
-    /// once <paramref name="advertised"/> reaches the threshold t, <see cref="AggregatorOptions.StragglerWaitFactor"/> times
+    /// once <paramref name="advertised"/> reaches the threshold t (<see cref="StragglerQuorum"/>), <see cref="AggregatorOptions.StragglerWaitFactor"/> times
     /// the time from the opening to that moment later, and no earlier than <see cref="AggregatorOptions.StragglerMinWaitSeconds"/>
     /// after it; null while fewer than t advertised, or when the factor is 0. The moment t was reached is kept in the
-    /// session, so the cutoff does not move as more keys arrive. Off for the attempt after one it shrank that then aborted
-    /// (<see cref="RoundSession.WithoutStragglerWait"/>).
+    /// session, so the cutoff does not move as more keys arrive.
     /// </summary>
     private DateTimeOffset? StragglerCutoff(RoundSession session, int advertised)
     {
-        if (_options.StragglerWaitFactor <= 0 || session.WithoutStragglerWait || advertised < session.Parameters.Threshold)
+        if (_options.StragglerWaitFactor <= 0 || advertised < StragglerQuorum(session))
         {
             return null;
         }
@@ -1316,6 +1315,13 @@ public sealed class RoundCoordinator : BackgroundService
         TimeSpan wait = TimeSpan.FromSeconds(Math.Max(_options.StragglerMinWaitSeconds, _options.StragglerWaitFactor * Math.Max(0, (quorum - session.OpenedAt).TotalSeconds)));
         return quorum + wait;
     }
+
+    /// <summary>
+    /// The advertisements that start an attempt's straggler wait: t, plus one for each attempt in a row before it that the
+    /// wait shrank and that then aborted (<see cref="RoundSession.StragglerQuorumExtra"/>), at most the cohort.
+    /// </summary>
+    private static int StragglerQuorum(RoundSession session) =>
+        Math.Min(session.Parameters.Threshold + session.StragglerQuorumExtra, session.Parameters.CohortSize);
 
     /// <summary>
     /// The cohort members still expected in the keys stage when every one of them reported training progress in this
@@ -1683,10 +1689,10 @@ public sealed class RoundCoordinator : BackgroundService
     {
         // One hostile site can advertise at once without training, so that the straggler wait starts with only t - 1
         // honest sites in and leaves the slower honest ones out, then drop or decline: the attempt falls below t, and
-        // so would every attempt after it, with no one blamed (review of session 46). The next attempt waits for every
-        // member instead (at most the training deadline, once), so that attack costs the federation one attempt in two,
-        // not every round.
-        _nextWithoutStragglerWait = session.StragglersLeftOut;
+        // so would every attempt after it, with no one blamed (review of session 46). The next attempt starts its wait
+        // one advertisement later (t + 1, then t + 2 after another such abort, ...), so one site dropping after it
+        // still leaves t, and the wait still bounds a site that reports progress but never advertises.
+        _stragglerQuorumExtra = session.StragglersLeftOut ? session.StragglerQuorumExtra + 1 : 0;
 
         // Never cancelled: an abort is always recorded, also while shutting down (a cluster server bounds its own wait).
         // The round server's part is best effort: when it fails (a cluster's round grain out of reach) the attempt is still

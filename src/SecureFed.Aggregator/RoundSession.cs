@@ -95,11 +95,14 @@ internal sealed class RoundSession
     /// <summary>When the attempt opened (its announcement's time): the straggler wait counts from it (<see cref="AggregatorOptions.StragglerWaitFactor"/>).</summary>
     public DateTimeOffset OpenedAt { get; init; }
 
-    /// <summary>When the keys stage first held the threshold's count of advertisements; null before.</summary>
+    /// <summary>When the keys stage first held the advertisements that start the straggler wait (t, or more after shrunk attempts that aborted); null before.</summary>
     public DateTimeOffset? QuorumAt { get; set; }
 
-    /// <summary>Whether this attempt's keys stage waits for every member (no straggler wait): the attempt before it left stragglers out and then aborted.</summary>
-    public bool WithoutStragglerWait { get; init; }
+    /// <summary>
+    /// How many advertisements beyond t start this attempt's straggler wait: the number of attempts in a row before it
+    /// that the wait closed with members left out and that then aborted (0 normally).
+    /// </summary>
+    public int StragglerQuorumExtra { get; init; }
 
     /// <summary>Whether the straggler wait closed this attempt's keys stage with members left out.</summary>
     public bool StragglersLeftOut { get; set; }

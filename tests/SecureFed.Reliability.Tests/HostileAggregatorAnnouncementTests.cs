@@ -295,6 +295,30 @@ public sealed partial class MaliciousAggregatorTests
     }
 
     /// <summary>
+    /// Review of cab4808: the aggregator announces another spec (round 2), is fixed (round 3: the agent takes part), and
+    /// later is started with the same wrong spec again (round 4). The second episode deserves the explanation as the
+    /// first did (the operator may have rotated logs, and it is a new misconfiguration); on cab4808 the explanation was
+    /// not cleared when a round passed the spec check, so round 4 was declined with only the two hashes.
+    /// </summary>
+    [Fact]
+    public async Task Announce_OtherModelSpecAgainAfterAFixedRound_ExplainedAgain()
+    {
+        string federationSpec = ModelSpec.Clinical(tiny: false).Sha256;
+        ReviewRun run = await RunReviewAsync((round, a) =>
+        {
+            if (round is 2 or 4)
+            {
+                a.ModelSpecSha256 = federationSpec;
+            }
+        }, rounds: 5);
+
+        Assert.Null(run.Failure);
+        Assert.Contains(run.Fake.Received, c => c.Round == 3 && c.Call == "UploadMaskedInput");
+        Assert.Equal(2, run.Fake.Received.Count(c => c.Call == "DeclineRound"));
+        Assert.Equal(2, run.Logger.Lines.Count(l => l.Level == Microsoft.Extensions.Logging.LogLevel.Error && l.Message.Contains("differs from the one the aggregator announces", StringComparison.Ordinal)));
+    }
+
+    /// <summary>
     /// Protocol version 4 announces an endpoint per slice, and the agent kept a channel per endpoint authority for its
     /// lifetime: a cluster that announced other endpoints every round grew them without bound. Here every round names two
     /// new ones (other ports of the fake); the agent keeps only the current round's channels, and every round completes.

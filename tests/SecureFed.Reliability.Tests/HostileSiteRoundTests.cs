@@ -1415,12 +1415,12 @@ public sealed class HostileSiteRoundTests : IDisposable
     /// t is reached with site-a and site-b after a fraction of a second, the stage closes 4 s later without site-c and
     /// site-d, and site-x then declines: U2 = {site-a, site-b} is below t and the attempt aborts at ShareKeys. It does the
     /// same in every attempt; a dropout is never searched by elimination, so it was never blamed and no round ever
-    /// completed. Now an attempt that the straggler wait shrank and that then aborted is followed by one that waits for
-    /// every member: the slow honest sites are in it, and site-x's drop leaves four of five, so the round completes after
-    /// at most one aborted attempt.
+    /// completed. Now an attempt that the straggler wait shrank and that then aborted is followed by one whose wait starts
+    /// at t + 1 = 4 keys: the slow honest sites are in it, and site-x's drop leaves four of five, so the round completes
+    /// after at most one aborted attempt.
     /// </summary>
     [Fact]
-    public async Task AdvertiseKeys_AtOnceThenDecline_NextAttemptWaitsForEveryMemberAndCompletes()
+    public async Task AdvertiseKeys_AtOnceThenDecline_NextAttemptStartsTheWaitOneKeyLaterAndCompletes()
     {
         await AssertRoundCompletesDespiteStragglerCutoffAttackAsync(async x =>
         {
@@ -1437,10 +1437,10 @@ public sealed class HostileSiteRoundTests : IDisposable
     /// responses for t = 3, after site-a and site-b charged their patient- and site-level ledgers for their masked inputs
     /// (agents charge before the upload and before revealing). Repeated in every attempt, nobody is blamed (a dropout),
     /// no round ever completed and the honest contributors' privacy budgets were spent attempt after attempt for nothing.
-    /// Now the attempt after the aborted one waits for every member and completes without site-x's shares.
+    /// Now the attempt after the aborted one starts its wait at t + 1 keys and completes without site-x's shares.
     /// </summary>
     [Fact]
-    public async Task Unmask_AdvertiseAtOnceThenDropAtUnmasking_NextAttemptWaitsForEveryMemberAndCompletes()
+    public async Task Unmask_AdvertiseAtOnceThenDropAtUnmasking_NextAttemptStartsTheWaitOneKeyLaterAndCompletes()
     {
         await AssertRoundCompletesDespiteStragglerCutoffAttackAsync(async x =>
         {
@@ -1450,6 +1450,93 @@ public sealed class HostileSiteRoundTests : IDisposable
             _ = await x.SignAndBuildUnmaskAsync(survivors);
             await x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = "changed my mind" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
         });
+    }
+
+    /// <summary>
+    /// Review of 3c7b915, which turned the straggler wait off in the attempt after a shrunk-then-aborted one: in that
+    /// attempt site-x could combine the C8 trick (keep reporting training progress, never advertise) and hold the keys
+    /// stage until the training deadline. Now that attempt's wait starts at t + 1 keys instead (four of five here), so it
+    /// still ends the wait for site-x. Same federation as the tests above (m = 4 s, f = 1, slow sites 12 s, so the wait
+    /// ends about 24 s after the attempt opens), TrainingTimeoutSeconds 60: attempt 1 advertise-at-once-then-decline,
+    /// attempt 2 progress reports only. Asserts the completed attempt took no longer than the straggler wait allows
+    /// (plus slack), not the training deadline (61 s on 3c7b915).
+    /// </summary>
+    [Fact]
+    public async Task ReportProgress_InTheAttemptAfterAShrunkAbort_HeldForTheStragglerWaitNotTheTrainingDeadline()
+    {
+        string[] honest = ["site-a", "site-b", "site-c", "site-d"];
+        await using TestFederation fed = await StartAsync(rounds: 1, minSites: 4, honest: honest, extra: new Dictionary<string, string>
+        {
+            ["JoinGraceSeconds"] = "30",
+            ["StragglerWaitFactor"] = "1",
+            ["StragglerMinWaitSeconds"] = "4",
+            ["TrainingTimeoutSeconds"] = "60",
+            ["ProgressIntervalSeconds"] = "1",
+            ["ProgressSilenceSeconds"] = "3",
+        });
+        using var stop = new CancellationTokenSource();
+        DateTime? secondOpened = null;
+        Task hostile = Task.Run(async () =>
+        {
+            ulong after = 0;
+            int attempt = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                await using HostileSite? x = await HostileSite.NextAsync(fed, after, stop.Token);
+                if (x is null)
+                {
+                    return;
+                }
+
+                after = x.Announcement.Header.Round;
+                attempt++;
+                try
+                {
+                    if (attempt == 1)
+                    {
+                        _ = await x.AdvertiseAndBuildSharesAsync();
+                        await x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = "changed my mind" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+                    }
+                    else
+                    {
+                        secondOpened ??= DateTime.UtcNow;
+                        var report = new ProgressReport { Header = x.H(Stage.AdvertiseKeys) };
+                        while (!stop.IsCancellationRequested)
+                        {
+                            await x.Client.ReportProgressAsync(report, Deadline(10)).ResponseAsync;
+                            await Task.Delay(500, stop.Token);
+                        }
+                    }
+                }
+                catch (Exception ex) when (ex is RpcException or TimeoutException or OperationCanceledException)
+                {
+                    // the attempt went on without site-x
+                }
+            }
+        });
+        foreach ((string site, int i) in honest.Select((s, i) => (s, i)))
+        {
+            var fake = new FakeTrainer(site, TestFederation.Parameters, 100 * (i + 1));
+            fed.StartAgent(site, 100 * (i + 1), trainer: site is "site-c" or "site-d" ? new SlowTrainer(fake, TimeSpan.FromSeconds(12)) : fake);
+        }
+
+        DateTime giveUp = DateTime.UtcNow.AddSeconds(180);
+        DateTime? completedAt = null;
+        while (completedAt is null && DateTime.UtcNow < giveUp)
+        {
+            if (fed.State.Store.ListRounds().Any(r => r.Status == RoundStatus.Completed))
+            {
+                completedAt = DateTime.UtcNow;
+            }
+
+            await Task.Delay(200);
+        }
+
+        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed, stop, hostile);
+        Assert.True(completedAt is not null, "no round completed");
+        Assert.NotNull(secondOpened);
+        double seconds = (completedAt!.Value - secondOpened!.Value).TotalSeconds;
+        Assert.True(seconds < 40, $"the attempt after the shrunk abort took {seconds:F0} s: site-x's progress reports held its keys stage until TrainingTimeoutSeconds (60 s), not the straggler wait (about 24 s); aborted attempts: {rounds.Count(r => r.Status == RoundStatus.Aborted)}");
     }
 
     /// <summary>

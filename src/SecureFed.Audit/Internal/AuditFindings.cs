@@ -635,6 +635,7 @@ internal sealed class AuditFindings
             foreach (LogEntry charge in agent.OfType(AuditEvents.PrivacyLedger).Where(e => LogView.Text(e, AuditFieldNames.Guarantee) == SiteGuarantee))
             {
                 string round = LogView.Text(charge, AuditFieldNames.Round);
+                CheckSurvivors(agent, charge, round);
                 if (!receipts.TryGetValue((agent.Actor, round), out (LogView Log, LogEntry Entry) receipt))
                 {
                     continue; // no aggregator log given shows this site's input of that round: nothing to cover
@@ -652,8 +653,8 @@ internal sealed class AuditFindings
                             $"{what}, but the aggregator charged the round only ρ {charged:G6} ({LogRef.Of(largest.Log, largest.Entry)})"));
                     }
 
-                    // The other way round, for a round's own charge (no note: a completed round, or a sum refused at its
-                    // bound): ρ falls as the survivors grow, and a site charges the ρ of the survivors its unmasking
+                    // The other way round, for a round's own charge (no note: a completed round): ρ falls as the survivors
+                    // grow, and a site charges the ρ of the survivors its unmasking
                     // request named. A site that charged clearly less than the aggregator was told of more survivors than
                     // the aggregator's log names: an input in the sum whose receipt the log hides (the site it came from
                     // may have logged nothing after its upload, which the cross-check above would take for a crash).
@@ -673,6 +674,39 @@ internal sealed class AuditFindings
                 else
                 {
                     Undercharged.Add($"{what}, but the aggregator logged no site-level charge (privacy.spent) for round {round}");
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The survivors a site's site-level charge names (those of the signed unmasking request it answered; agents since
+    /// session 46) must be the ones the aggregator logged: its <c>unmask.requested</c> survivors and, for a completed
+    /// round, its aggregate's participants. A survivor the aggregator's log leaves out is an input in the sum whose
+    /// receipt that log hides (the site it came from, never answered after its upload, logs nothing more in the round,
+    /// so the sent-without-receipt row alone reads as a crash); the aggregator writes its own ρ and notes, so those
+    /// cannot show it. A charge without the field (an older agent) is left to the ρ checks.
+    /// </summary>
+    private void CheckSurvivors(LogView agent, LogEntry charge, string round)
+    {
+        List<string> seen = List(charge, "survivors");
+        if (seen.Count == 0)
+        {
+            return;
+        }
+
+        foreach (RoundFacts r in Rounds.Where(r => r.Round.ToString(CultureInfo.InvariantCulture) == round))
+        {
+            foreach ((LogEntry? line, IReadOnlyList<string> logged, string what) in new[]
+            {
+                (r.UnmaskRequested, r.Survivors, "unmasking request's survivors"),
+                (r.Aggregate, r.Participants, "aggregate's participants"),
+            })
+            {
+                if (line is not null && !seen.ToHashSet(StringComparer.Ordinal).SetEquals(logged))
+                {
+                    Problems.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"Round {round}: {agent.Actor} answered an unmasking request naming the survivors [{string.Join(", ", seen)}] ({LogRef.Of(agent, charge)}), but the aggregator's log names [{string.Join(", ", logged)}] as the {what} ({LogRef.Of(r.Aggregator, line)}): an input in the sum may be missing from that log."));
                 }
             }
         }
