@@ -1,4 +1,3 @@
-using Microsoft.Extensions.Configuration;
 using SecureFed.Aggregator;
 using SecureFed.Privacy;
 
@@ -51,21 +50,5 @@ public sealed class DpSgdStepsOptionsTests
         Assert.StartsWith($"SecureFed:{name} must be", error, StringComparison.Ordinal);
     }
 
-    private static AggregatorOptions Bind(Dictionary<string, string?> extra)
-    {
-        var settings = new Dictionary<string, string?>
-        {
-            ["SecureFed:Federation"] = "fed",
-            ["SecureFed:KitDirectory"] = "kit",
-            ["SecureFed:ModelSpecSha256"] = new string('a', 64),
-        };
-        foreach ((string key, string? value) in extra)
-        {
-            settings["SecureFed:" + key] = value;
-        }
-
-        var options = new AggregatorOptions();
-        new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection(AggregatorOptions.Section).Bind(options);
-        return options;
-    }
+    private static AggregatorOptions Bind(Dictionary<string, string?> extra) => AggregatorOptionsBinding.Bind(extra);
 }

@@ -1464,18 +1464,79 @@ public sealed class HostileSiteRoundTests : IDisposable
     [Fact]
     public async Task ReportProgress_InTheAttemptAfterAShrunkAbort_HeldForTheStragglerWaitNotTheTrainingDeadline()
     {
-        string[] honest = ["site-a", "site-b", "site-c", "site-d"];
-        await using TestFederation fed = await StartAsync(rounds: 1, minSites: 4, honest: honest, extra: new Dictionary<string, string>
+        DateTime? secondOpened = null;
+        StragglerAttackRun run = await RunStragglerAttackAsync(async (x, attempt, stop) =>
         {
-            ["JoinGraceSeconds"] = "30",
-            ["StragglerWaitFactor"] = "1",
-            ["StragglerMinWaitSeconds"] = "4",
+            if (attempt == 1)
+            {
+                _ = await x.AdvertiseAndBuildSharesAsync();
+                await x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = "changed my mind" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+                return;
+            }
+
+            secondOpened ??= DateTime.UtcNow;
+            var report = new ProgressReport { Header = x.H(Stage.AdvertiseKeys) };
+            while (true)
+            {
+                await x.Client.ReportProgressAsync(report, Deadline(10)).ResponseAsync;
+                await Task.Delay(500, stop);
+            }
+        }, TimeSpan.FromSeconds(180), new Dictionary<string, string>
+        {
             ["TrainingTimeoutSeconds"] = "60",
             ["ProgressIntervalSeconds"] = "1",
             ["ProgressSilenceSeconds"] = "3",
         });
+
+        Assert.True(run.CompletedAt is not null, "no round completed");
+        Assert.NotNull(secondOpened);
+        double seconds = (run.CompletedAt!.Value - secondOpened!.Value).TotalSeconds;
+        Assert.True(seconds < 40, $"the attempt after the shrunk abort took {seconds:F0} s: site-x's progress reports held its keys stage until TrainingTimeoutSeconds (60 s), not the straggler wait (about 24 s); aborted attempts: {run.Rounds.Count(r => r.Status == RoundStatus.Aborted)}");
+    }
+
+    /// <summary>
+    /// Site-x runs <paramref name="attack"/> in every attempt it is in. Asserts that a round completes within 120 s after at
+    /// most one aborted attempt.
+    /// </summary>
+    private async Task AssertRoundCompletesDespiteStragglerCutoffAttackAsync(Func<HostileSite, Task> attack)
+    {
+        StragglerAttackRun run = await RunStragglerAttackAsync((x, _, _) => attack(x), TimeSpan.FromSeconds(120));
+        List<AuditLine> dropouts = [.. run.Lines.Where(l => l.Type == AuditEvents.Dropout && l.Text("stage") == "advertise_keys")];
+        Assert.True(run.Rounds.Any(r => r.Status == RoundStatus.Completed),
+            $"no round completed in 120 s: {run.Rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted ({run.Attacks} attacks by site-x, "
+            + $"{run.Lines.Count(l => l.Type == AuditEvents.Blame)} blame lines), left out at advertise_keys: [{string.Join("; ", dropouts.Select(d => string.Join(",", d.List("sites"))))}], "
+            + $"site-a's privacy.ledger charges: {run.SiteACharges}, "
+            + $"abort reasons: [{string.Join(" | ", run.Rounds.Where(r => r.Status == RoundStatus.Aborted).Select(r => r.AbortReason).Distinct())}]");
+        Assert.True(run.Rounds.Count(r => r.Status == RoundStatus.Aborted) <= 1, $"{run.Rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted before one completed");
+    }
+
+    /// <summary>What <see cref="RunStragglerAttackAsync"/> saw: the round store's rounds, when the first round completed, the aggregator's audit lines, site-x's finished attacks and site-a's privacy.ledger lines.</summary>
+    private sealed record StragglerAttackRun(IReadOnlyList<RoundRecord> Rounds, DateTime? CompletedAt, List<AuditLine> Lines, int Attacks, int SiteACharges);
+
+    /// <summary>
+    /// Five sites, t = 3: site-a and site-b train at once, site-c and site-d (honest) take 12 s; StragglerWaitFactor 1,
+    /// StragglerMinWaitSeconds 4, MinSites 4 (JoinGraceSeconds 30, so an attempt waits for the slow sites to come back),
+    /// and <paramref name="extra"/>. Site-x runs <paramref name="attack"/> (with the attempt's number, from 1) in every
+    /// attempt it is in (cancelled when the test stops the federation), until a round completes or <paramref name="giveUp"/>
+    /// passes.
+    /// </summary>
+    private async Task<StragglerAttackRun> RunStragglerAttackAsync(Func<HostileSite, int, CancellationToken, Task> attack, TimeSpan giveUp, IReadOnlyDictionary<string, string>? extra = null)
+    {
+        string[] honest = ["site-a", "site-b", "site-c", "site-d"];
+        var settings = new Dictionary<string, string>
+        {
+            ["JoinGraceSeconds"] = "30",
+            ["StragglerWaitFactor"] = "1",
+            ["StragglerMinWaitSeconds"] = "4",
+        };
+        foreach ((string key, string value) in extra ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
+
+        await using TestFederation fed = await StartAsync(rounds: 1, minSites: 4, honest: honest, extra: settings);
         using var stop = new CancellationTokenSource();
-        DateTime? secondOpened = null;
+        int attacks = 0;
         Task hostile = Task.Run(async () =>
         {
             ulong after = 0;
@@ -1489,91 +1550,12 @@ public sealed class HostileSiteRoundTests : IDisposable
                 }
 
                 after = x.Announcement.Header.Round;
-                attempt++;
                 try
                 {
-                    if (attempt == 1)
-                    {
-                        _ = await x.AdvertiseAndBuildSharesAsync();
-                        await x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = "changed my mind" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
-                    }
-                    else
-                    {
-                        secondOpened ??= DateTime.UtcNow;
-                        var report = new ProgressReport { Header = x.H(Stage.AdvertiseKeys) };
-                        while (!stop.IsCancellationRequested)
-                        {
-                            await x.Client.ReportProgressAsync(report, Deadline(10)).ResponseAsync;
-                            await Task.Delay(500, stop.Token);
-                        }
-                    }
-                }
-                catch (Exception ex) when (ex is RpcException or TimeoutException or OperationCanceledException)
-                {
-                    // the attempt went on without site-x
-                }
-            }
-        });
-        foreach ((string site, int i) in honest.Select((s, i) => (s, i)))
-        {
-            var fake = new FakeTrainer(site, TestFederation.Parameters, 100 * (i + 1));
-            fed.StartAgent(site, 100 * (i + 1), trainer: site is "site-c" or "site-d" ? new SlowTrainer(fake, TimeSpan.FromSeconds(12)) : fake);
-        }
-
-        DateTime giveUp = DateTime.UtcNow.AddSeconds(180);
-        DateTime? completedAt = null;
-        while (completedAt is null && DateTime.UtcNow < giveUp)
-        {
-            if (fed.State.Store.ListRounds().Any(r => r.Status == RoundStatus.Completed))
-            {
-                completedAt = DateTime.UtcNow;
-            }
-
-            await Task.Delay(200);
-        }
-
-        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed, stop, hostile);
-        Assert.True(completedAt is not null, "no round completed");
-        Assert.NotNull(secondOpened);
-        double seconds = (completedAt!.Value - secondOpened!.Value).TotalSeconds;
-        Assert.True(seconds < 40, $"the attempt after the shrunk abort took {seconds:F0} s: site-x's progress reports held its keys stage until TrainingTimeoutSeconds (60 s), not the straggler wait (about 24 s); aborted attempts: {rounds.Count(r => r.Status == RoundStatus.Aborted)}");
-    }
-
-    /// <summary>
-    /// Five sites, t = 3: site-a and site-b train at once, site-c and site-d (honest) take 12 s; StragglerWaitFactor 1,
-    /// StragglerMinWaitSeconds 4, MinSites 4 (JoinGraceSeconds 30, so an attempt waits for the slow sites to come back).
-    /// site-x runs <paramref name="attack"/> in every attempt it is in. Asserts that a round completes within 120 s after at
-    /// most one aborted attempt.
-    /// </summary>
-    private async Task AssertRoundCompletesDespiteStragglerCutoffAttackAsync(Func<HostileSite, Task> attack)
-    {
-        string[] honest = ["site-a", "site-b", "site-c", "site-d"];
-        await using TestFederation fed = await StartAsync(rounds: 1, minSites: 4, honest: honest, extra: new Dictionary<string, string>
-        {
-            ["JoinGraceSeconds"] = "30",
-            ["StragglerWaitFactor"] = "1",
-            ["StragglerMinWaitSeconds"] = "4",
-        });
-        using var stop = new CancellationTokenSource();
-        int attacks = 0;
-        Task hostile = Task.Run(async () =>
-        {
-            ulong after = 0;
-            while (!stop.IsCancellationRequested)
-            {
-                await using HostileSite? x = await HostileSite.NextAsync(fed, after, stop.Token);
-                if (x is null)
-                {
-                    return;
-                }
-
-                after = x.Announcement.Header.Round;
-                try
-                {
-                    await attack(x);
+                    await attack(x, ++attempt, stop.Token);
                     Interlocked.Increment(ref attacks);
                 }
-                catch (Exception ex) when (ex is RpcException or TimeoutException)
+                catch (Exception ex) when (ex is RpcException or TimeoutException or OperationCanceledException)
                 {
                     // the attempt went on without site-x: join the next
                 }
@@ -1585,23 +1567,22 @@ public sealed class HostileSiteRoundTests : IDisposable
             fed.StartAgent(site, 100 * (i + 1), trainer: site is "site-c" or "site-d" ? new SlowTrainer(fake, TimeSpan.FromSeconds(12)) : fake);
         }
 
-        DateTime giveUp = DateTime.UtcNow.AddSeconds(120);
-        while (!fed.State.Store.ListRounds().Any(r => r.Status == RoundStatus.Completed) && DateTime.UtcNow < giveUp)
+        DateTime end = DateTime.UtcNow + giveUp;
+        DateTime? completedAt = null;
+        while (completedAt is null && DateTime.UtcNow < end)
         {
+            if (fed.State.Store.ListRounds().Any(r => r.Status == RoundStatus.Completed))
+            {
+                completedAt = DateTime.UtcNow;
+                break;
+            }
+
             Assert.False(hostile.IsCompleted, $"site-x stopped: {hostile.Exception}");
             await Task.Delay(200);
         }
 
         IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed, stop, hostile);
-        List<AuditLine> lines = AuditLines(fed);
-        List<AuditLine> dropouts = [.. lines.Where(l => l.Type == AuditEvents.Dropout && l.Text("stage") == "advertise_keys")];
-        int charges = AgentAuditLines(fed, "site-a").Count(l => l.Type == AuditEvents.PrivacyLedger);
-        Assert.True(rounds.Any(r => r.Status == RoundStatus.Completed),
-            $"no round completed in 120 s: {rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted ({attacks} attacks by site-x, "
-            + $"{lines.Count(l => l.Type == AuditEvents.Blame)} blame lines), left out at advertise_keys: [{string.Join("; ", dropouts.Select(d => string.Join(",", d.List("sites"))))}], "
-            + $"site-a's privacy.ledger charges: {charges}, "
-            + $"abort reasons: [{string.Join(" | ", rounds.Where(r => r.Status == RoundStatus.Aborted).Select(r => r.AbortReason).Distinct())}]");
-        Assert.True(rounds.Count(r => r.Status == RoundStatus.Aborted) <= 1, $"{rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted before one completed");
+        return new StragglerAttackRun(rounds, completedAt, AuditLines(fed), attacks, AgentAuditLines(fed, "site-a").Count(l => l.Type == AuditEvents.PrivacyLedger));
     }
 
     // Helpers ------------------------------------------------------------------------------------------------------

@@ -135,23 +135,7 @@ public sealed class SplitNoiseOptionsTests
         Assert.Equal(["SecureFed:DpSgdLayerScales:0 must be a number in [1E-06, 1000000], got 0.", "SecureFed:DpSgdLayerScales:2 must be a number in [1E-06, 1000000], got 1E+09."], errors);
     }
 
-    private static AggregatorOptions BindAggregator(Dictionary<string, string?> extra)
-    {
-        var settings = new Dictionary<string, string?>
-        {
-            ["SecureFed:Federation"] = "fed",
-            ["SecureFed:KitDirectory"] = "kit",
-            ["SecureFed:ModelSpecSha256"] = new string('a', 64),
-        };
-        foreach ((string key, string? value) in extra)
-        {
-            settings["SecureFed:" + key] = value;
-        }
-
-        var options = new AggregatorOptions();
-        new ConfigurationBuilder().AddInMemoryCollection(settings).Build().GetSection(AggregatorOptions.Section).Bind(options);
-        return options;
-    }
+    private static AggregatorOptions BindAggregator(Dictionary<string, string?> extra) => AggregatorOptionsBinding.Bind(extra);
 
     private static AgentOptions BindAgent(Dictionary<string, string?> extra)
     {

@@ -630,12 +630,13 @@ internal sealed class AuditFindings
             }
         }
 
+        var roundsByNumber = Rounds.ToLookup(r => r.Round.ToString(CultureInfo.InvariantCulture), StringComparer.Ordinal);
         foreach (LogView agent in Agents)
         {
             foreach (LogEntry charge in agent.OfType(AuditEvents.PrivacyLedger).Where(e => LogView.Text(e, AuditFieldNames.Guarantee) == SiteGuarantee))
             {
                 string round = LogView.Text(charge, AuditFieldNames.Round);
-                CheckSurvivors(agent, charge, round);
+                CheckSurvivors(agent, charge, round, roundsByNumber[round]);
                 if (!receipts.TryGetValue((agent.Actor, round), out (LogView Log, LogEntry Entry) receipt))
                 {
                     continue; // no aggregator log given shows this site's input of that round: nothing to cover
@@ -687,7 +688,7 @@ internal sealed class AuditFindings
     /// so the sent-without-receipt row alone reads as a crash); the aggregator writes its own ρ and notes, so those
     /// cannot show it. A charge without the field (an older agent) is left to the ρ checks.
     /// </summary>
-    private void CheckSurvivors(LogView agent, LogEntry charge, string round)
+    private void CheckSurvivors(LogView agent, LogEntry charge, string round, IEnumerable<RoundFacts> facts)
     {
         List<string> seen = List(charge, "survivors");
         if (seen.Count == 0)
@@ -695,7 +696,8 @@ internal sealed class AuditFindings
             return;
         }
 
-        foreach (RoundFacts r in Rounds.Where(r => r.Round.ToString(CultureInfo.InvariantCulture) == round))
+        var seenSet = seen.ToHashSet(StringComparer.Ordinal);
+        foreach (RoundFacts r in facts)
         {
             foreach ((LogEntry? line, IReadOnlyList<string> logged, string what) in new[]
             {
@@ -703,7 +705,7 @@ internal sealed class AuditFindings
                 (r.Aggregate, r.Participants, "aggregate's participants"),
             })
             {
-                if (line is not null && !seen.ToHashSet(StringComparer.Ordinal).SetEquals(logged))
+                if (line is not null && !seenSet.SetEquals(logged))
                 {
                     Problems.Add(string.Create(CultureInfo.InvariantCulture,
                         $"Round {round}: {agent.Actor} answered an unmasking request naming the survivors [{string.Join(", ", seen)}] ({LogRef.Of(agent, charge)}), but the aggregator's log names [{string.Join(", ", logged)}] as the {what} ({LogRef.Of(r.Aggregator, line)}): an input in the sum may be missing from that log."));
