@@ -1272,10 +1272,15 @@ public sealed class RoundCoordinator : BackgroundService
                 return;
             }
 
+            // One reading of the clock for the whole decision: with a second one below, a thread preempted between the two
+            // (a loaded machine) found the cutoff not yet passed, then no time left, and closed the stage without marking
+            // the stragglers left out, so the next attempt's wait did not start later (a CI run saw the attack succeed
+            // twice in a row).
+            DateTimeOffset now = _time.GetUtcNow();
             DateTimeOffset until = deadline;
             if (stage == ProtocolStage.AdvertiseKeys && StragglerCutoff(session, status.Delivered.Count) is { } cutoff && cutoff < deadline)
             {
-                if (_time.GetUtcNow() >= cutoff)
+                if (now >= cutoff)
                 {
                     List<string> waiting = [.. expected.Except(status.Delivered).Order().Select(i => session.Parameters[i].Name)];
                     Log.StragglersLeftOut(_logger, session.Round, string.Join(", ", waiting), (cutoff - session.QuorumAt!.Value).TotalSeconds,
@@ -1287,7 +1292,7 @@ public sealed class RoundCoordinator : BackgroundService
                 until = cutoff;
             }
 
-            TimeSpan left = until - _time.GetUtcNow();
+            TimeSpan left = until - now;
             if (left <= TimeSpan.Zero)
             {
                 return;

@@ -1507,7 +1507,9 @@ public sealed class HostileSiteRoundTests : IDisposable
             + $"{run.Lines.Count(l => l.Type == AuditEvents.Blame)} blame lines), left out at advertise_keys: [{string.Join("; ", dropouts.Select(d => string.Join(",", d.List("sites"))))}], "
             + $"site-a's privacy.ledger charges: {run.SiteACharges}, "
             + $"abort reasons: [{string.Join(" | ", run.Rounds.Where(r => r.Status == RoundStatus.Aborted).Select(r => r.AbortReason).Distinct())}]");
-        Assert.True(run.Rounds.Count(r => r.Status == RoundStatus.Aborted) <= 1, $"{run.Rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted before one completed");
+        Assert.True(run.Rounds.Count(r => r.Status == RoundStatus.Aborted) <= 1, $"{run.Rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted before one completed: "
+            + $"abort reasons: [{string.Join(" | ", run.Rounds.Where(r => r.Status == RoundStatus.Aborted).Select(r => r.AbortReason))}], "
+            + $"left out at advertise_keys: [{string.Join("; ", dropouts.Select(d => string.Join(",", d.List("sites"))))}], audit lines: [{string.Join(" | ", run.Lines.Where(l => l.Type is AuditEvents.Dropout or AuditEvents.RoundAborted or AuditEvents.RoundOpened).Select(l => $"{l.Type} {l.Fields.GetRawText()}"))}]");
     }
 
     /// <summary>What <see cref="RunStragglerAttackAsync"/> saw: the round store's rounds, when the first round completed, the aggregator's audit lines, site-x's finished attacks and site-a's privacy.ledger lines.</summary>
