@@ -31,6 +31,12 @@ public sealed class FederationBudget
         return entry.EpsilonAfter;
     }
 
+    /// <summary>The site-level cost recorded for <paramref name="round"/>: ρ and ε spent after it; null when it was not charged.</summary>
+    public (double Rho, double EpsilonAfter)? Charge(long round) =>
+        _ledger.Entries.LastOrDefault(e => e.Round == round && e.Guarantee == Guarantee.Site) is { Mechanism: ZcdpMechanism zcdp } entry
+            ? (zcdp.Rho, entry.EpsilonAfter)
+            : null;
+
     /// <summary>Whether a site-level cost was recorded for <paramref name="round"/> (a round is charged once).</summary>
     public bool Charged(long round) => _ledger.Entries.Any(e => e.Round == round && e.Guarantee == Guarantee.Site);
 

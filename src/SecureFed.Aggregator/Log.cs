@@ -153,4 +153,7 @@ internal static partial class Log
 
     [LoggerMessage(55, LogLevel.Warning, "Round {Round} was charged to the federation's site-level ledger although it did not complete (ρ = {Rho:G6} for {Survivors} survivor(s), ε now {Epsilon:F3}): {Reason}")]
     public static partial void ChargedWithoutModel(ILogger logger, long round, double rho, int survivors, double epsilon, string reason);
+
+    [LoggerMessage(57, LogLevel.Warning, "Round {Round} completed before the aggregator stopped, but was not yet charged to the federation's site-level ledger: charged now (ρ = {Rho:G6} for {Participants} participant(s), ε now {Epsilon:F3}), and its missing audit lines logged")]
+    public static partial void ChargedAtRestart(ILogger logger, long round, double rho, int participants, double epsilon);
 }

@@ -299,6 +299,7 @@ public sealed class RoundCoordinator : BackgroundService
             string? takeover = _fence.Epoch > 0 ? TakeoverReason(_fence.PreviousEpoch, _fence.Epoch) : null;
             RoundRecord[] open = [.. _state.Store.ListRounds().Where(r => r.Status == Persistence.RoundStatus.Running)];
             ChargeInterruptedRounds(open); // before they are marked aborted: a crash in between charges them at the next start
+            RecoverUnloggedCompletion();
             int interrupted = _state.Store.AbortInterruptedRounds(takeover ?? "the aggregator restarted while the round was open");
             if (interrupted > 0)
             {
@@ -1153,6 +1154,69 @@ public sealed class RoundCoordinator : BackgroundService
             AuditSiteSpend(round.Round, rho, epsilon, note);
             Log.ChargedWithoutModel(_logger, round.Round, rho, survivors, epsilon, note);
         }
+    }
+
+    /// <summary>
+    /// At start-up: a completed round's model is stored first (<see cref="CompleteAsync"/>), then its cost charged
+    /// to the federation's ledger, then <see cref="AuditEvents.AggregateProduced"/>, <see cref="AuditEvents.PrivacySpent"/>
+    /// and <see cref="AuditEvents.RoundCompleted"/> logged. An aggregator killed in between left a model that the
+    /// federation goes on from with its cost never charged (ε understated, the budget check too lenient) or never logged
+    /// (an auditor finds the sites' charges for it uncovered). Only the newest round can be caught so (the next round opens
+    /// after the completion returned), and only if this audit log opened it: its missing charge is recorded as the
+    /// completion would have (ρ for its participants, the round's own noise plan), and its missing lines are logged with a
+    /// note saying they were written at the restart.
+    /// </summary>
+    private void RecoverUnloggedCompletion()
+    {
+        if (_state.Store.ListRecentRounds(1).LastOrDefault() is not { Status: Persistence.RoundStatus.Completed } round
+            || !_state.Audit.ReadEvents(AuditEvents.RoundOpened).Any(e => AuditRound(e) == round.Round))
+        {
+            return;
+        }
+
+        bool produced = _state.Audit.ReadEvents(AuditEvents.AggregateProduced).Any(e => AuditRound(e) == round.Round);
+        bool spent = _state.Audit.ReadEvents(AuditEvents.PrivacySpent).Any(e => AuditRound(e) == round.Round);
+        (double Rho, double EpsilonAfter)? charge = _state.Budget.Charge(round.Round);
+        if (produced && spent && charge is not null)
+        {
+            return;
+        }
+
+        const string Note = "logged when the aggregator restarted: it had stopped after storing this round's model";
+        if (!produced)
+        {
+            ModelRecord? model = _state.Store.LatestModel() is { } latest && latest.Round == round.Round ? latest : null;
+            _state.Audit.Append(AuditEvents.AggregateProduced, f => f
+                .Add("round", round.Round)
+                .Add("model_version", model?.Version ?? 0)
+                .Add("sha256", round.ModelSha256 ?? "")
+                .Add("participants", round.Participants)
+                .Add("note", Note));
+        }
+
+        if (charge is not { } recorded)
+        {
+            (DistributedDpPlan plan, string planSource) = InterruptedRoundPlan(round);
+            double rho = DistributedDp.RhoPerRound(plan, round.Participants.Count);
+            recorded = (rho, _state.Budget.Record(round.Round, rho, _options.Delta));
+            Log.ChargedAtRestart(_logger, round.Round, rho, round.Participants.Count, recorded.EpsilonAfter);
+            spent = false;
+            AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, "charged when the aggregator restarted: it had stopped after storing this round's model, before charging it" + planSource);
+        }
+        else if (!spent)
+        {
+            AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, Note);
+        }
+
+        if (!produced)
+        {
+            _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", round.Round));
+        }
+
+        _state.Audit.Checkpoint();
+
+        static long? AuditRound(AuditEvent e) =>
+            e.Fields.TryGetProperty("round", out JsonElement r) && r.ValueKind == JsonValueKind.Number && r.TryGetInt64(out long n) ? n : null;
     }
 
     /// <summary>

@@ -241,6 +241,104 @@ public sealed class FaultTests : IDisposable
             Privacy.PrivacyLedger.OpenReadOnly(path).Entries.Where(e => e.Guarantee == Privacy.Guarantee.Site);
     }
 
+    /// <summary>
+    /// A completed round's model is stored before its cost is charged to the federation's ledger and before its
+    /// aggregate.produced, privacy.spent and round.completed lines are logged. An aggregator killed in between restarted on
+    /// the new model with the round never charged (ε understated, the budget check too lenient) and never logged (the
+    /// sites' charges for it uncovered). The test makes that state: the round held in its unmasking stage, the data
+    /// directory copied as a SIGKILL leaves it, and in the copy the round completed in the store the way
+    /// <see cref="AggregatorStore.CompleteRoundWithModel(long, long, ReadOnlySpan{byte}, string, IReadOnlyList{string})"/>
+    /// does it. The restart charges it as the completion would have (ρ for its participants: the same ρ site-a charged
+    /// for its survivors), logs the missing lines with a note, the audit report passes, and a second restart charges
+    /// nothing more. With <paramref name="chargedBeforeKill"/> the kill came after the charge, before the lines: the
+    /// restart logs them with the ledger's charge and charges nothing more.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Aggregator_KilledAfterStoringARoundsModel_RestartChargesAndLogsTheRound(bool chargedBeforeKill)
+    {
+        string[] sites = ["site-a", "site-b", "site-c"];
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
+        {
+            ["Threshold"] = "2",
+            ["StageTimeoutSeconds"] = "60",
+            ["TrainingTimeoutSeconds"] = "30",
+        });
+        await fed.StartAggregatorAsync();
+        foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
+        {
+            fed.StartAgent(site, 100 * (i + 1), site == "site-a" ? null : new DropoutHook(1, ProtocolStage.Unmasking));
+        }
+
+        string auditPath = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(90)))
+        {
+            while (!File.ReadAllText(auditPath).Contains($"\"type\":\"{AuditEvents.UnmaskResponse}\"", StringComparison.Ordinal))
+            {
+                await Task.Delay(50, wait.Token);
+            }
+        }
+
+        await Task.Delay(500); // the unmask call's audit line is written before its reply: nothing else is written while the stage waits
+        string killed = Path.Combine(_dir, "killed-after-model");
+        CopyDirectory(fed.AggregatorDataDirectory, killed);
+        await fed.StopAgentsAsync();
+        await fed.StopAggregatorAsync();
+        Privacy.LedgerEntry siteCharge = Assert.Single(SiteCharges(Path.Combine(fed.AgentDataDirectory("site-a"), AgentState.LedgerFileName)));
+
+        // What CompleteAsync left when killed right after storing the model: the round completed with its participants
+        // (the sites whose masked inputs were collected) and model v1, the ledger and the audit log untouched.
+        string[] participants;
+        using (AggregatorStore store = AggregatorStore.Open(AggregatorState.StorePath(killed)))
+        {
+            RoundRecord open = store.GetRound(1)!;
+            Assert.Equal(RoundStatus.Running, open.Status);
+            participants = [.. open.Stages.Last(s => s.Stage == "masked_input").Participants.Order(StringComparer.Ordinal)];
+            Assert.Equal(sites, participants);
+            byte[] model = store.LoadModel(0)!;
+            store.CompleteRoundWithModel(1, 1, model, Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(model)), participants);
+        }
+
+        Assert.Empty(SiteCharges(AggregatorState.PrivacyLedgerPath(killed)));
+        if (chargedBeforeKill)
+        {
+            Assert.Equal(siteCharge.EpsilonAfter, FederationBudget.Open(AggregatorState.PrivacyLedgerPath(killed), TestFederation.FederationName)
+                .Record(1, ((Privacy.ZcdpMechanism)siteCharge.Mechanism).Rho, 1e-5), 9);
+        }
+
+        string killedAudit = Path.Combine(AggregatorState.AuditDirectory(killed), AuditLog.LogFileName);
+        for (int restart = 1; restart <= 2; restart++)
+        {
+            await fed.StartAggregatorAsync(killed);
+            DateTime giveUp = DateTime.UtcNow.AddSeconds(30);
+            while (!File.ReadAllText(killedAudit).Contains($"\"type\":\"{AuditEvents.RoundCompleted}\"", StringComparison.Ordinal) && DateTime.UtcNow < giveUp)
+            {
+                await Task.Delay(50);
+            }
+
+            await Task.Delay(500);
+            await fed.StopAggregatorAsync();
+            Privacy.LedgerEntry charge = Assert.Single(SiteCharges(AggregatorState.PrivacyLedgerPath(killed)));
+            Assert.Equal(1, charge.Round);
+            Assert.Equal(((Privacy.ZcdpMechanism)siteCharge.Mechanism).Rho, ((Privacy.ZcdpMechanism)charge.Mechanism).Rho, 12);
+            Assert.Equal(siteCharge.EpsilonAfter, charge.EpsilonAfter, 9);
+            string[] lines = File.ReadAllLines(killedAudit);
+            string produced = Assert.Single(lines, l => l.Contains($"\"type\":\"{AuditEvents.AggregateProduced}\"", StringComparison.Ordinal));
+            Assert.Contains("logged when the aggregator restarted", produced, StringComparison.Ordinal);
+            Assert.Contains("\"model_version\":1", produced, StringComparison.Ordinal);
+            string spent = Assert.Single(lines, l => l.Contains($"\"type\":\"{AuditEvents.PrivacySpent}\"", StringComparison.Ordinal));
+            Assert.Contains(chargedBeforeKill ? "logged when the aggregator restarted" : "charged when the aggregator restarted", spent, StringComparison.Ordinal);
+            Assert.Single(lines, l => l.Contains($"\"type\":\"{AuditEvents.RoundCompleted}\"", StringComparison.Ordinal));
+        }
+
+        AuditReportResult report = AuditReport.Create([AggregatorState.AuditDirectory(killed), .. sites.Select(s => AgentState.AuditDirectory(fed.AgentDataDirectory(s)))]);
+        Assert.True(report.Passed, report.Verdict + "\n" + string.Join("\n", report.Problems));
+
+        static IEnumerable<Privacy.LedgerEntry> SiteCharges(string path) =>
+            Privacy.PrivacyLedger.OpenReadOnly(path).Entries.Where(e => e.Guarantee == Privacy.Guarantee.Site);
+    }
+
     [Fact]
     public async Task Agents_NetworkDropsResetsAnd503s_RetriedNothingDoubleCountedModelIsWeightedAverage()
     {
