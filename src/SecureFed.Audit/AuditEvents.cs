@@ -43,7 +43,8 @@ public static class AuditEvents
     /// <summary>
     /// Aggregator: the fused model: {round, model_version, sha256, participants[], total_weight, server_update{rule,
     /// learning_rate, and for momentum/adam beta1, step, for adam beta2, tau, noise_variance, noise_floor}}: the update
-    /// rule that turned the sum into this model (docs/PROTOCOL.md §5, "Server update rule").
+    /// rule that turned the sum into this model (docs/PROTOCOL.md §5, "Server update rule"). Written at a restart after
+    /// the aggregator stopped between storing the model and logging it: {round, model_version, sha256, participants[], note}.
     /// </summary>
     public const string AggregateProduced = "aggregate.produced";
 
