@@ -1168,7 +1168,9 @@ public sealed class RoundCoordinator : BackgroundService
     /// </summary>
     private void RecoverUnloggedCompletion()
     {
+        // round.completed is the completion's last line, after the charge and every other line: with it, nothing is missing.
         if (_state.Store.ListRecentRounds(1).LastOrDefault() is not { Status: Persistence.RoundStatus.Completed } round
+            || _state.Audit.ReadEvents(AuditEvents.RoundCompleted).Any(e => AuditRound(e) == round.Round)
             || !_state.Audit.ReadEvents(AuditEvents.RoundOpened).Any(e => AuditRound(e) == round.Round))
         {
             return;
@@ -1177,10 +1179,6 @@ public sealed class RoundCoordinator : BackgroundService
         bool produced = _state.Audit.ReadEvents(AuditEvents.AggregateProduced).Any(e => AuditRound(e) == round.Round);
         bool spent = _state.Audit.ReadEvents(AuditEvents.PrivacySpent).Any(e => AuditRound(e) == round.Round);
         (double Rho, double EpsilonAfter)? charge = _state.Budget.Charge(round.Round);
-        if (produced && spent && charge is not null)
-        {
-            return;
-        }
 
         const string Note = "logged when the aggregator restarted: it had stopped after storing this round's model";
         if (!produced)
@@ -1200,7 +1198,6 @@ public sealed class RoundCoordinator : BackgroundService
             double rho = DistributedDp.RhoPerRound(plan, round.Participants.Count);
             recorded = (rho, _state.Budget.Record(round.Round, rho, _options.Delta));
             Log.ChargedAtRestart(_logger, round.Round, rho, round.Participants.Count, recorded.EpsilonAfter);
-            spent = false;
             AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, "charged when the aggregator restarted: it had stopped after storing this round's model, before charging it" + planSource);
         }
         else if (!spent)
@@ -1208,11 +1205,7 @@ public sealed class RoundCoordinator : BackgroundService
             AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, Note);
         }
 
-        if (!produced)
-        {
-            _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", round.Round));
-        }
-
+        _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", round.Round).Add("note", Note));
         _state.Audit.Checkpoint();
 
         static long? AuditRound(AuditEvent e) =>
