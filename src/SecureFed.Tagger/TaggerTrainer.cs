@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using SecureFed.Tagger.Internal;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -104,6 +105,7 @@ public sealed class TaggerTrainer
         float[]? bestWeights = null;
         int sinceBest = 0;
         double epochLoss = 0;
+        int skipped = 0;
         int epoch = 0;
         bool stop = false;
         model.Network.train();
@@ -148,12 +150,23 @@ public sealed class TaggerTrainer
                     lossSum += loss;
                     lossCount++;
                 }
+                else if (options.DpSgd is null)
+                {
+                    skipped++;
+                }
 
                 if (progress is not null && steps % ReportEverySteps == 0)
                 {
                     progress.Report(new TrainProgress(epoch, options.Epochs, steps, (b + 1) / (double)batches.Count,
                         lossCount == 0 ? 0 : lossSum / lossCount, null, bestF1, Rate(tokensSeen, trainWatch), false));
                 }
+            }
+
+            if (options.DpSgd is null && lossCount == 0 && batches.Count > 0 && !stop)
+            {
+                // Every step of the epoch was skipped (Step): report it instead of carrying the last epoch's loss on.
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"Training diverged in epoch {epoch}: the loss or its gradient was not a finite number at every one of its {batches.Count} steps, so no step was taken (learning rate {optimizer.LearningRate:G4}; try a smaller one)."));
             }
 
             epochLoss = lossCount == 0 ? epochLoss : lossSum / lossCount;
@@ -213,6 +226,7 @@ public sealed class TaggerTrainer
         return new TrainResult(epoch, steps, dpSteps, options.DpSgd?.SampleRate ?? 0, epochLoss, bestF1, Rate(tokensSeen, trainWatch))
         {
             BestEpoch = bestEpoch,
+            SkippedSteps = skipped,
             Elapsed = total.Elapsed,
             DpClippedFraction = dpNorms.Count == 0 ? 0 : dpNorms.Count(n => n > options.DpSgd!.MaxGradNorm) / (double)dpNorms.Count,
             DpMedianGradNorm = dpNorms.Count == 0 ? 0 : dpNorms.Order().ElementAt(dpNorms.Count / 2),
@@ -265,14 +279,21 @@ public sealed class TaggerTrainer
         using Scalar tokens = Math.Max(1, tensors.TokenCount).ToScalar();
         Tensor loss = model.Network.SummedLoss(scores, tensors).div(tokens);
         optimizer.ZeroGrad();
-        loss.backward();
-        if (options.GradientClip > 0)
+        float value = loss.item<float>();
+        if (!float.IsFinite(value))
         {
-            nn.utils.clip_grad_norm_(model.Parameters.Select(p => p.Tensor), options.GradientClip);
+            return double.NaN; // skipped: a step along a gradient that is not a number would make every weight NaN
+        }
+
+        loss.backward();
+        if (options.GradientClip > 0 && !double.IsFinite(nn.utils.clip_grad_norm_(model.Parameters.Select(p => p.Tensor), options.GradientClip)))
+        {
+            optimizer.ZeroGrad();
+            return double.NaN; // skipped, as above (clipping an infinite norm would scale the gradient to NaN or 0)
         }
 
         optimizer.Step();
-        return loss.item<float>();
+        return value;
     }
 
     /// <summary>

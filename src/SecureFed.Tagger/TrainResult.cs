@@ -13,6 +13,9 @@ public sealed record TrainResult(int Epochs, int Steps, int DpSteps, double Samp
     /// <summary>Epoch whose weights were kept (1-based), or the last epoch without a dev set.</summary>
     public int BestEpoch { get; init; }
 
+    /// <summary>Steps of ordinary training (not DP-SGD) not taken because the loss or its gradient was not a finite number.</summary>
+    public int SkippedSteps { get; init; }
+
     /// <summary>Wall-clock training time.</summary>
     public TimeSpan Elapsed { get; init; }
 

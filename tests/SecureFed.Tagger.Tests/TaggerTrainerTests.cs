@@ -28,6 +28,30 @@ public sealed class TaggerTrainerTests
         Assert.Contains(reports, r => r.EpochCompleted && r.DevF1 is not null);
     }
 
+    /// <summary>
+    /// A weight that is not a number makes every loss NaN: each step is skipped (a step along a NaN gradient would make
+    /// every weight NaN), and an epoch of nothing but skipped steps is an error naming the epoch and the learning rate,
+    /// where the trainer used to go on and report the last finite epoch's loss for every later epoch.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Train_NaNWeight_EveryStepSkipped_DivergedErrorNamesTheEpoch(bool crf)
+    {
+        var train = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 40, seed: 1);
+        using var model = TaggerModel.Create(NoDropout with { Crf = crf }, Labels, 1, "cpu");
+        float[] weights = model.Flatten();
+        weights[^1] = float.NaN;
+        model.Unflatten(weights);
+
+        var ex = Assert.Throws<InvalidOperationException>(() => new TaggerTrainer().Train(model, train, null,
+            new TrainOptions { Epochs = 3, BatchSize = 8, LearningRate = 0.01, Seed = 1 }));
+
+        Assert.Contains("Training diverged in epoch 1", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("at every one of its 5 steps", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("learning rate 0.01", ex.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Train_MaxSteps_CapsOptimizerSteps()
     {
