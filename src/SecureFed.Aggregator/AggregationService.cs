@@ -929,8 +929,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         if (accusation.EncryptionPrivateKey.Length == 0)
         {
             // A complaint takes the place of the site's masked input: only while inputs are collected, and only from a
-            // site that sent none (it leaves the attempt). Otherwise a hostile site could upload, wait until every honest
-            // site had uploaded and charged its ledger, and abort the attempt then.
+            // site that sent none (an honest complainer leaves the attempt instead of uploading).
             if (stage != ProtocolStage.MaskedInputCollection || status.Delivered.Contains(accuser))
             {
                 Refuse(session, site, StatusCode.FailedPrecondition, RefusalReasons.BadAccusation, stage != ProtocolStage.MaskedInputCollection
@@ -939,6 +938,27 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             }
 
             JudgeComplaint(session, site, accusedName, accusation, envelope);
+
+            // Once a masked input is in the sum its site has charged its record-level ledger (agents charge before they
+            // upload), so aborting now would spend every contributor's budget for nothing: a hostile site could withhold
+            // its own input until every honest site had uploaded and complain then, once per search window. The complainer
+            // leaves the attempt instead (it declined) and the attempt goes on without it, aborting only if fewer than t
+            // inputs come; the complaint is a failure of the search by elimination either way, counted when the attempt
+            // ends (RoundCoordinator). Before any input is in, the attempt aborts at once, as before (only an upload still
+            // on its way, its site's charge made, is spent then: the threat model's residual).
+            RoundServerStatus now = await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false);
+            int inputs = now.Stage == ProtocolStage.MaskedInputCollection ? now.Delivered.Count : session.Survivors?.Count ?? 0;
+            if (now.Stage == ProtocolStage.MaskedInputCollection && inputs == 0)
+            {
+                Log.Complained(_logger, session.Round, site, accusedName);
+                session.RequestAbort($"site '{site}' could not open the share envelope relayed from '{accusedName}' (signed complaint, envelope SHA-256 {Convert.ToHexStringLower(SHA256.HashData(envelope.Ciphertext))}); "
+                    + "a complaint reveals no key, so whether the envelope was invalid or the complaint false is searched by elimination; the round is retried");
+            }
+            else
+            {
+                Log.ComplainedAfterInputs(_logger, session.Round, site, accusedName, inputs);
+            }
+
             return;
         }
 
@@ -987,8 +1007,9 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     /// <summary>
     /// A complaint (an accusation without a key, what agents send; PROTOCOL.md "Blame"): checked against the envelope this
-    /// aggregator relayed, then the attempt is aborted with the two sites as suspects of the search by elimination of
-    /// unopened envelopes (the complaint cannot show which of them is at fault).
+    /// aggregator relayed and audited; the two sites become the sites involved in this attempt's failure of the search by
+    /// elimination of unopened envelopes (the complaint cannot show which of them is at fault). The caller decides whether
+    /// the attempt aborts.
     /// </summary>
     private void JudgeComplaint(RoundSession session, string site, string accusedName, ShareAccusation complaint, EncryptedShare envelope)
     {
@@ -1003,15 +1024,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         }
 
         session.AddEnvelopeComplaint(site, accusedName);
-        Log.Complained(_logger, session.Round, site, accusedName);
         _state.Audit.Append(AuditEvents.ShareComplaint, f => f
             .Add("round", session.Round)
             .Add("accuser", site)
             .Add("accused", accusedName)
             .AddDigest("envelope_sha256", SHA256.HashData(envelope.Ciphertext))
             .Add("signature", Convert.ToHexStringLower(complaint.Signature)));
-        session.RequestAbort($"site '{site}' could not open the share envelope relayed from '{accusedName}' (signed complaint, envelope SHA-256 {Convert.ToHexStringLower(SHA256.HashData(envelope.Ciphertext))}); "
-            + "a complaint reveals no key, so whether the envelope was invalid or the complaint false is searched by elimination; the round is retried");
     }
 
     private async Task<bool> GuardAsync(RoundSession session, string site, Func<CancellationToken, Task<bool>> action, CancellationToken cancellationToken)

@@ -40,6 +40,9 @@ internal static partial class Log
     [LoggerMessage(54, LogLevel.Warning, "Round {Round}: {Accuser} could not open the share envelope from {Accused} (a signed complaint, no key); the attempt aborts and the two are searched by elimination")]
     public static partial void Complained(ILogger logger, long round, string accuser, string accused);
 
+    [LoggerMessage(58, LogLevel.Warning, "Round {Round}: {Accuser} could not open the share envelope from {Accused} (a signed complaint, no key) after {Inputs} masked inputs were in the sum; the attempt goes on without the complainer (aborting would waste each contributor's record-level charge) and the two are searched by elimination when it ends")]
+    public static partial void ComplainedAfterInputs(ILogger logger, long round, string accuser, string accused, int inputs);
+
     [LoggerMessage(12, LogLevel.Information, "Operator console: a browser logged in from {Remote}")]
     public static partial void OperatorLoggedIn(ILogger logger, string remote);
 

@@ -925,7 +925,10 @@ public sealed class RoundCoordinator : BackgroundService
                 }, cancellationToken).ConfigureAwait(false);
             AuditRejectedShares(session, result.RejectedShares);
             await CompleteAsync(session, result, cancellationToken).ConfigureAwait(false);
-            QuietAttempt(session);
+
+            // An attempt with a complaint (one after masked inputs were in the sum, which did not abort it) is no quiet
+            // attempt for the search of unopened envelopes: CompleteAsync took that search's step.
+            QuietAttempt(session, failed: session.EnvelopeComplaintSites().Length > 0 ? _unopenedEnvelope : null);
             return true;
         }
         catch (RoundAbortedException ex)
@@ -943,9 +946,7 @@ public sealed class RoundCoordinator : BackgroundService
             }
             else if (session.EnvelopeComplaintSites() is { Length: > 0 } complained)
             {
-                SearchByElimination(session, _unopenedEnvelope, AuditEvents.EnvelopeSearch, "involved", complained,
-                    "a site could not open a share envelope relayed to it",
-                    "it complained of, or was complained of by, another site in every attempt aborted by a share envelope that did not open since the search began, and every other site was cleared by such an abort without it (found by elimination: a complaint reveals no key, so an invalid envelope cannot be told from a false complaint)");
+                SearchUnopenedEnvelopes(session, complained);
             }
             else if (ex.Suspects.Count > 0 && ex.Suspects.All(i => i >= 1 && i <= session.Parameters.CohortSize))
             {
@@ -1092,6 +1093,16 @@ public sealed class RoundCoordinator : BackgroundService
             Log.FoundByElimination(_logger, session.Round, found, reason, excluded);
         }
     }
+
+    /// <summary>
+    /// A step of the search by elimination of unopened envelopes for an attempt with verified complaints (aborted by one,
+    /// or gone on without the complainers because masked inputs were already in the sum): <paramref name="complained"/>
+    /// are every complainer and every site complained of in it.
+    /// </summary>
+    private void SearchUnopenedEnvelopes(RoundSession session, string[] complained) =>
+        SearchByElimination(session, _unopenedEnvelope, AuditEvents.EnvelopeSearch, "involved", complained,
+            "a site could not open a share envelope relayed to it",
+            "it complained of, or was complained of by, another site in every attempt with a complaint of a share envelope that did not open since the search began, and every other site was cleared by such an attempt without it (found by elimination: a complaint reveals no key, so an invalid envelope cannot be told from a false complaint)");
 
     /// <summary>
     /// An attempt aborted after its sum was unmasked (the sum bound): the aggregator saw the sum of the
@@ -1250,12 +1261,19 @@ public sealed class RoundCoordinator : BackgroundService
 
     /// <summary>
     /// A completed attempt: each search by elimination that has now seen its quiet window of completed attempts without a
-    /// failure ends (its hold-outs cost the honest sites rounds), audited as <see cref="AuditEvents.SearchEnded"/>.
+    /// failure ends (its hold-outs cost the honest sites rounds), audited as <see cref="AuditEvents.SearchEnded"/>;
+    /// <paramref name="failed"/>, a search this completed attempt was a failure of (a complaint that did not abort it),
+    /// is not counted as quiet.
     /// </summary>
-    private void QuietAttempt(RoundSession session)
+    private void QuietAttempt(RoundSession session, EliminationSearch? failed = null)
     {
         foreach ((EliminationSearch search, string name) in new[] { (_outOfBound, "out_of_bound"), (_unrebuiltSecret, "unrebuilt_secret"), (_unopenedEnvelope, "envelope") })
         {
+            if (ReferenceEquals(search, failed))
+            {
+                continue;
+            }
+
             int window = search.QuietWindow;
             if (search.Completed() is IReadOnlyList<string> suspects)
             {
@@ -1534,6 +1552,15 @@ public sealed class RoundCoordinator : BackgroundService
 
         AuditEvaluation(session, evaluation, evaluationNote, declarations);
         AuditSiteSpend(session.Round, rho, epsilon);
+
+        // A complaint that came after masked inputs were in the sum did not abort the attempt (the complainer left it:
+        // AggregationService.JudgeAccusationAsync); it is still a failure of the search of unopened envelopes, stepped
+        // before the attempt's commit point so that a blame it ends in is saved with the attempt (docs/cluster.md §6).
+        if (session.EnvelopeComplaintSites() is { Length: > 0 } complained)
+        {
+            SearchUnopenedEnvelopes(session, complained);
+        }
+
         _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", session.Round));
         _state.Audit.Checkpoint();
         await _fence.CommitAsync(_state, CancellationToken.None).ConfigureAwait(false); // durable in the cluster before anyone hears of it

@@ -123,8 +123,9 @@ public static class AuditEvents
 
     /// <summary>
     /// Aggregator: sites complained that share envelopes relayed to them did not open (signed complaints without a key,
-    /// so nobody can tell an invalid envelope from a false complaint), the attempt was aborted, and the search by
-    /// elimination took a step (docs/PROTOCOL.md, "Blame"): {round, involved (every complaining site and every site
+    /// so nobody can tell an invalid envelope from a false complaint), the attempt ended (aborted, or, for complaints made
+    /// after masked inputs were in the sum, gone on without the complainers), and the search by elimination took a step
+    /// (docs/PROTOCOL.md, "Blame"): {round, involved (every complaining site and every site
     /// complained of in this attempt), held_out, suspects, restarted}. When one suspect is left, a <see cref="Blame"/>
     /// line {round, accused, at_fault, reason, excluded_rounds} follows.
     /// </summary>
@@ -133,7 +134,8 @@ public static class AuditEvents
     /// <summary>
     /// Aggregator: a site complained that the share envelope relayed to it from another did not open (a signed complaint
     /// without a key; docs/PROTOCOL.md, "Blame"): {round, accuser, accused, envelope_sha256, signature}. The attempt is
-    /// aborted and an <see cref="EnvelopeSearch"/> step follows.
+    /// aborted while no masked input is in the sum (after that it goes on without the complainer), and an
+    /// <see cref="EnvelopeSearch"/> step follows when it ends.
     /// </summary>
     public const string ShareComplaint = "blame.complaint";
 

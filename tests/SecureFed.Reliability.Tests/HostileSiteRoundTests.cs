@@ -267,10 +267,9 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
-    /// A complaint comes instead of the site's masked input (review of this change: otherwise a hostile site could
-    /// upload, wait for every honest upload and its ledger charge, then abort the attempt with a false complaint): after
-    /// its own upload, site-x's signed complaint of site-a is refused with FAILED_PRECONDITION, nothing is aborted, and
-    /// the round completes with all four sites.
+    /// A complaint comes instead of the site's masked input (an honest complainer leaves the attempt instead of
+    /// uploading): after its own upload, site-x's signed complaint of site-a is refused with FAILED_PRECONDITION, nothing
+    /// is aborted, and the round completes with all four sites.
     /// </summary>
     [Fact]
     public async Task DeclineRound_ComplaintAfterTheSitesOwnUpload_RefusedAndTheRoundCompletes()
@@ -296,6 +295,57 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Equal(RoundStatus.Completed, completed.Status);
         Assert.Contains("site-x", completed.Participants);
         Assert.DoesNotContain(AuditLines(fed), l => l.Type is AuditEvents.ShareComplaint or AuditEvents.EnvelopeSearch);
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
+    /// A false complaint after every honest upload (hostile-site review): site-x deals and receives its shares, withholds
+    /// its own masked input (the stage waits for it) until the aggregator holds all three honest inputs, for which every
+    /// honest agent has charged its record-level ledger, and then complains of site-a. The complaint used to abort the
+    /// attempt, so each honest site's patient-level charge bought nothing and the retry charged it again; site-x could
+    /// repeat this once per quiet window of the search, unblamed when it follows the suspects. Now a complaint aborts the
+    /// attempt only while no masked input is in the sum: here site-x leaves the attempt, it completes with the three
+    /// honest sites (each charged once), and the complaint is still a failure of the search of unopened envelopes.
+    /// </summary>
+    [Fact]
+    public async Task DeclineRound_ComplaintAfterEveryHonestUpload_AttemptCompletesWithoutTheComplainerEachHonestLedgerChargedOnce()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        await x.AdvertiseAndShareAsync();
+        ShareSet forX = await x.Client.AwaitSharesAsync(x.Query(Stage.ShareKeys), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        EncryptedShareMessage fromA = forX.Shares.Single(s => s.Sender == (uint)x.IndexOf("site-a"));
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60)))
+        {
+            while (AuditLines(fed).Count(l => l.Type == AuditEvents.MaskedInputReceived) < Honest.Length)
+            {
+                await Task.Delay(50, timeout.Token);
+            }
+        }
+
+        ShareAccusation complaint = ShareAccusation.CreateComplaint(x.Parameters, x.Self, (int)fromA.Sender, fromA.Ciphertext.ToByteArray(), x.Kit.IdentityKey);
+        Ack ack = await x.Client.DeclineRoundAsync(Accuse(x, (int)fromA.Sender, [], complaint.Signature), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        Assert.False(ack.Duplicate);
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
+        Assert.True(rounds.All(r => r.Status == RoundStatus.Completed),
+            "an attempt aborted after every honest input was in the sum: " + string.Join(" | ", rounds.Where(r => r.Status != RoundStatus.Completed).Select(r => $"round {r.Round}: {r.AbortReason}")));
+        RoundRecord completed = Assert.Single(rounds);
+        Assert.Equal(Honest, completed.Participants.Order());
+
+        // Each honest site charged its patient-level budget once, for the round that produced the model.
+        foreach (string site in Honest)
+        {
+            Assert.Single(AgentAuditLines(fed, site), l => l.Type == AuditEvents.PrivacyLedger && l.Text("guarantee") == "record");
+        }
+
+        // The complaint is audited and is a failure of the search (both sites suspects); nobody is blamed for one.
+        AuditLine audited = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.ShareComplaint);
+        Assert.Equal(("site-x", "site-a"), (audited.Text("accuser"), audited.Text("accused")));
+        AuditLine step = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.EnvelopeSearch);
+        Assert.Equal(["site-a", "site-x"], step.List("suspects"));
+        Assert.DoesNotContain(AuditLines(fed), l => l.Type == AuditEvents.Blame);
         AssertLogsVerify(fed);
     }
 
