@@ -937,16 +937,18 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                     : $"site '{site}' already sent its masked input in this attempt; a complaint comes instead of it");
             }
 
-            JudgeComplaint(session, site, accusedName, accusation, envelope);
-
             // Once a masked input is in the sum its site has charged its record-level ledger (agents charge before they
             // upload), so aborting now would spend every contributor's budget for nothing: a hostile site could withhold
             // its own input until every honest site had uploaded and complain then, once per search window. The complainer
             // leaves the attempt instead (it declined) and the attempt goes on without it, aborting only if fewer than t
             // inputs come; the complaint is a failure of the search by elimination either way, counted when the attempt
             // ends (RoundCoordinator). Before any input is in, the attempt aborts at once, as before (only an upload still
-            // on its way, its site's charge made, is spent then: the threat model's residual).
+            // on its way, its site's charge made, is spent then: the threat model's residual). Read before the complaint is
+            // recorded, the last await of the judgement: a call that ends while it waits (on the cluster it asks the round
+            // grain) leaves no trace, where it used to leave the complaint audited, neither aborting nor declined, and its
+            // claim freed, so the same complaint sent again was judged and audited again.
             RoundServerStatus now = await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false);
+            JudgeComplaint(session, site, accusedName, accusation, envelope);
             int inputs = now.Stage == ProtocolStage.MaskedInputCollection ? now.Delivered.Count : session.Survivors?.Count ?? 0;
             if (now.Stage == ProtocolStage.MaskedInputCollection && inputs == 0)
             {
