@@ -937,30 +937,16 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
                     : $"site '{site}' already sent its masked input in this attempt; a complaint comes instead of it");
             }
 
-            // Once a masked input is in the sum its site has charged its record-level ledger (agents charge before they
-            // upload), so aborting now would spend every contributor's budget for nothing: a hostile site could withhold
-            // its own input until every honest site had uploaded and complain then, once per search window. The complainer
-            // leaves the attempt instead (it declined) and the attempt goes on without it, aborting only if fewer than t
-            // inputs come; the complaint is a failure of the search by elimination either way, counted when the attempt
-            // ends (RoundCoordinator). Before any input is in, the attempt aborts at once, as before (only an upload still
-            // on its way, its site's charge made, is spent then: the threat model's residual). Read before the complaint is
-            // recorded, the last await of the judgement: a call that ends while it waits (on the cluster it asks the round
-            // grain) leaves no trace, where it used to leave the complaint audited, neither aborting nor declined, and its
-            // claim freed, so the same complaint sent again was judged and audited again.
-            RoundServerStatus now = await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false);
+            // A complaint never aborts the attempt: the complainer leaves it (its DeclineRound counts as declined) and the
+            // attempt goes on, closing its inputs at once when fewer than t can still come (RoundCoordinator). An agent
+            // charges its record-level ledger when its masked input is ready and learns of an abort only when its upload is
+            // refused, so an abort here, at any time, let one hostile site spend every honest charge of the attempt (first
+            // by complaining after the honest uploads, then, once that no longer aborted, by complaining before them: hostile-
+            // site review and review of its fix, session 47). The complaint is a failure of the search by elimination of
+            // unopened envelopes either way, stepped when the attempt ends (RoundCoordinator). No await after it is recorded,
+            // so a call that ends early leaves either nothing or the whole verdict.
             JudgeComplaint(session, site, accusedName, accusation, envelope);
-            int inputs = now.Stage == ProtocolStage.MaskedInputCollection ? now.Delivered.Count : session.Survivors?.Count ?? 0;
-            if (now.Stage == ProtocolStage.MaskedInputCollection && inputs == 0)
-            {
-                Log.Complained(_logger, session.Round, site, accusedName);
-                session.RequestAbort($"site '{site}' could not open the share envelope relayed from '{accusedName}' (signed complaint, envelope SHA-256 {Convert.ToHexStringLower(SHA256.HashData(envelope.Ciphertext))}); "
-                    + "a complaint reveals no key, so whether the envelope was invalid or the complaint false is searched by elimination; the round is retried");
-            }
-            else
-            {
-                Log.ComplainedAfterInputs(_logger, session.Round, site, accusedName, inputs);
-            }
-
+            Log.Complained(_logger, session.Round, site, accusedName);
             return;
         }
 

@@ -37,11 +37,8 @@ internal static partial class Log
     [LoggerMessage(11, LogLevel.Warning, "Round {Round}: {Accuser} accused {Accused} of an invalid share envelope; at fault: {AtFault} ({Reason}); excluded from the next {Rounds} round attempt(s)")]
     public static partial void Blamed(ILogger logger, long round, string accuser, string accused, string atFault, string reason, int rounds);
 
-    [LoggerMessage(54, LogLevel.Warning, "Round {Round}: {Accuser} could not open the share envelope from {Accused} (a signed complaint, no key); the attempt aborts and the two are searched by elimination")]
+    [LoggerMessage(54, LogLevel.Warning, "Round {Round}: {Accuser} could not open the share envelope from {Accused} (a signed complaint, no key); it leaves the attempt, which goes on while t masked inputs can still come, and the two are searched by elimination when it ends")]
     public static partial void Complained(ILogger logger, long round, string accuser, string accused);
-
-    [LoggerMessage(58, LogLevel.Warning, "Round {Round}: {Accuser} could not open the share envelope from {Accused} (a signed complaint, no key) after {Inputs} masked inputs were in the sum; the attempt goes on without the complainer (aborting would waste each contributor's record-level charge) and the two are searched by elimination when it ends")]
-    public static partial void ComplainedAfterInputs(ILogger logger, long round, string accuser, string accused, int inputs);
 
     [LoggerMessage(12, LogLevel.Information, "Operator console: a browser logged in from {Remote}")]
     public static partial void OperatorLoggedIn(ILogger logger, string remote);

@@ -1339,6 +1339,13 @@ public sealed class RoundCoordinator : BackgroundService
                 return;
             }
 
+            if (stage == ProtocolStage.MaskedInputCollection && expected.Union(status.Delivered).Count() < session.Parameters.Threshold)
+            {
+                // Declines (each share complaint is one: the complainer leaves) left fewer than t sites that have sent or can
+                // still send an input: the stage closes now and the attempt aborts below t, instead of waiting out its deadline.
+                return;
+            }
+
             if (stage == ProtocolStage.AdvertiseKeys && OnlySilentLeft(session, expected, status.Delivered) is { } silent)
             {
                 // Every member not yet heard from reported training progress and then fell silent (docs/PROTOCOL.md

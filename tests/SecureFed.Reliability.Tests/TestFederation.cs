@@ -114,11 +114,8 @@ internal sealed class TestFederation : IAsyncDisposable
     /// <summary>Changes an aggregator setting (key without the "SecureFed:" prefix) for the next <see cref="StartAggregatorAsync"/>.</summary>
     public void SetAggregatorSetting(string key, string value) => _aggregatorSettings[key] = value;
 
-    /// <summary>
-    /// Builds and starts the aggregator (again, after a stop: same port, same data directory); <paramref name="roundServers"/>
-    /// opens each round's server side (null: in this process).
-    /// </summary>
-    public async Task StartAggregatorAsync(string? dataDirectory = null, ILoggerProvider? logs = null, LogLevel minimumLevel = LogLevel.Warning, IRoundServerFactory? roundServers = null)
+    /// <summary>Builds and starts the aggregator (again, after a stop: same port, same data directory).</summary>
+    public async Task StartAggregatorAsync(string? dataDirectory = null, ILoggerProvider? logs = null, LogLevel minimumLevel = LogLevel.Warning)
     {
         var settings = new Dictionary<string, string?>
         {
@@ -134,7 +131,7 @@ internal sealed class TestFederation : IAsyncDisposable
         }
 
         IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        WebApplication app = AggregatorHost.Build(configuration, () => _initial, roundServers, logging =>
+        WebApplication app = AggregatorHost.Build(configuration, _initial, logging =>
         {
             logging.SetMinimumLevel(minimumLevel);
             if (logs is not null)
