@@ -106,6 +106,7 @@ public sealed class TaggerTrainer
         int sinceBest = 0;
         double epochLoss = 0;
         int skipped = 0;
+        bool diverged = false;
         int epoch = 0;
         bool stop = false;
         model.Network.train();
@@ -164,15 +165,23 @@ public sealed class TaggerTrainer
 
             if (options.DpSgd is null && lossCount == 0 && batches.Count > 0 && !stop)
             {
-                // Every step of the epoch was skipped (Step): report it instead of carrying the last epoch's loss on.
-                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
-                    $"Training diverged in epoch {epoch}: the loss or its gradient was not a finite number at every one of its {batches.Count} steps, so no step was taken (learning rate {optimizer.LearningRate:G4}; try a smaller one)."));
+                // Every step of the epoch was skipped (Step): the weights themselves are not numbers any more. With an
+                // earlier epoch's weights kept for the dev set, training stops and returns them (Diverged); without, it is
+                // an error, instead of carrying the last epoch's loss on as before.
+                if (bestWeights is null)
+                {
+                    throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                        $"Training diverged in epoch {epoch}: the loss or its gradient was not a finite number at every one of its {batches.Count} steps, so no step was taken (learning rate {optimizer.LearningRate:G4}; try a smaller one)."));
+                }
+
+                diverged = true;
+                stop = true;
             }
 
             epochLoss = lossCount == 0 ? epochLoss : lossSum / lossCount;
             double? devF1 = null;
             float[]? raw = null;
-            if (dev is not null && dev.Count > 0)
+            if (dev is not null && dev.Count > 0 && !diverged)
             {
                 // With weight averaging, the averaged weights are the ones scored and kept; training continues from the raw ones.
                 raw = average is null ? null : model.Flatten();
@@ -195,7 +204,7 @@ public sealed class TaggerTrainer
                     }
                 }
             }
-            else
+            else if (!diverged)
             {
                 bestEpoch = epoch;
             }
@@ -227,6 +236,7 @@ public sealed class TaggerTrainer
         {
             BestEpoch = bestEpoch,
             SkippedSteps = skipped,
+            Diverged = diverged,
             Elapsed = total.Elapsed,
             DpClippedFraction = dpNorms.Count == 0 ? 0 : dpNorms.Count(n => n > options.DpSgd!.MaxGradNorm) / (double)dpNorms.Count,
             DpMedianGradNorm = dpNorms.Count == 0 ? 0 : dpNorms.Order().ElementAt(dpNorms.Count / 2),

@@ -16,6 +16,12 @@ public sealed record TrainResult(int Epochs, int Steps, int DpSteps, double Samp
     /// <summary>Steps of ordinary training (not DP-SGD) not taken because the loss or its gradient was not a finite number.</summary>
     public int SkippedSteps { get; init; }
 
+    /// <summary>
+    /// Whether training stopped early because a whole epoch's steps were skipped (the weights were no longer numbers); the
+    /// model then holds the best earlier epoch's weights (<see cref="BestEpoch"/>). Without a dev set that is an error instead.
+    /// </summary>
+    public bool Diverged { get; init; }
+
     /// <summary>Wall-clock training time.</summary>
     public TimeSpan Elapsed { get; init; }
 

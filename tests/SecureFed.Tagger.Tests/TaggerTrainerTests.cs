@@ -52,6 +52,39 @@ public sealed class TaggerTrainerTests
         Assert.Contains("learning rate 0.01", ex.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// With a dev set, weights that stop being numbers after an epoch was kept end the training instead: the model gets
+    /// the best earlier epoch's weights back and the result says it diverged (here the weights are made NaN from the
+    /// progress callback after epoch 1, which runs on the training thread).
+    /// </summary>
+    [Fact]
+    public void Train_WeightsTurnNaNAfterAKeptEpoch_StopsWithTheBestEpochsWeights()
+    {
+        var train = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 40, seed: 1);
+        var dev = SyntheticClinicalCorpus.Generate(SyntheticClinicalCorpus.Profiles[0], 20, seed: 2);
+        using var model = TaggerModel.Create(NoDropout, Labels, 1, "cpu");
+        float[]? afterEpoch1 = null;
+
+        TrainResult result = new TaggerTrainer().Train(model, train, dev,
+            new TrainOptions { Epochs = 4, BatchSize = 8, LearningRate = 0.01, Seed = 1, Patience = 0 },
+            new SyncProgress(p =>
+            {
+                if (p.EpochCompleted && p.Epoch == 1)
+                {
+                    afterEpoch1 = model.Flatten();
+                    float[] broken = [.. afterEpoch1];
+                    broken[^1] = float.NaN;
+                    model.Unflatten(broken);
+                }
+            }));
+
+        Assert.True(result.Diverged);
+        Assert.Equal(2, result.Epochs);
+        Assert.Equal(1, result.BestEpoch);
+        Assert.Equal(5, result.SkippedSteps);
+        Assert.Equal(afterEpoch1, model.Flatten());
+    }
+
     [Fact]
     public void Train_MaxSteps_CapsOptimizerSteps()
     {

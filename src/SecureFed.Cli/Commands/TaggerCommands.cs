@@ -115,6 +115,8 @@ internal static class TaggerCommands
                 ["steps"] = result.Steps,
                 ["final_loss"] = result.FinalLoss,
                 ["best_dev_f1"] = result.BestDevF1,
+                ["skipped_steps"] = result.SkippedSteps,
+                ["diverged"] = result.Diverged,
                 ["train_tokens_per_second"] = result.TokensPerSecond,
                 ["elapsed_seconds"] = result.Elapsed.TotalSeconds,
                 ["device"] = model.DeviceName,
@@ -125,6 +127,15 @@ internal static class TaggerCommands
                 $"trained {result.Epochs} epochs ({result.Steps} steps) in {result.Elapsed.TotalSeconds:F0} s; best dev F1 " +
                 $"{(result.BestDevF1 is double f ? f.ToString("F4", CultureInfo.InvariantCulture) : "n/a")} (epoch {result.BestEpoch}); " +
                 $"{result.TokensPerSecond:F0} train tokens/s; model saved to {outDir.FullName}"));
+            if (result.SkippedSteps > 0)
+            {
+                string stopped = result.Diverged
+                    ? string.Create(CultureInfo.InvariantCulture, $"; training stopped in epoch {result.Epochs} when the weights were no longer numbers, and the saved model is epoch {result.BestEpoch}'s")
+                    : "";
+                stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"warning: {result.SkippedSteps} steps were skipped because the loss or its gradient was not a finite number{stopped} (a smaller --lr may help)"));
+            }
+
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;
