@@ -169,31 +169,9 @@ public sealed class FaultTests : IDisposable
     [Fact]
     public async Task Aggregator_KilledOrStoppedDuringUnmasking_FederationLedgerChargesTheRoundAsTheSitesDid()
     {
-        // t = 2 of 3: site-a reveals its shares (charging its site-level ledger), sites b and c go silent before the
-        // unmasking, so the round sits in its unmasking stage (60 s timeout) with the sum possibly within reach.
-        string[] sites = ["site-a", "site-b", "site-c"];
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
-        {
-            ["Threshold"] = "2",
-            ["StageTimeoutSeconds"] = "60",
-            ["TrainingTimeoutSeconds"] = "30",
-        });
-        await fed.StartAggregatorAsync();
-        foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
-        {
-            fed.StartAgent(site, 100 * (i + 1), site == "site-a" ? null : new DropoutHook(1, ProtocolStage.Unmasking));
-        }
-
+        string[] sites = HeldAtUnmaskingSites;
+        await using TestFederation fed = await StartRoundHeldAtUnmaskingAsync();
         string auditPath = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
-        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(90)))
-        {
-            while (!File.ReadAllText(auditPath).Contains($"\"type\":\"{AuditEvents.UnmaskResponse}\"", StringComparison.Ordinal))
-            {
-                await Task.Delay(50, wait.Token);
-            }
-        }
-
-        await Task.Delay(500); // the unmask call's audit line is written before its reply: nothing else is written while the stage waits
         Assert.Equal(ProtocolStage.Unmasking, fed.Coordinator.Current!.Server.Stage);
         // What a SIGKILL at this moment leaves: the data directory as it is (the SQLite file with its WAL, no lock files).
         string killed = Path.Combine(_dir, "killed-aggregator-data");
@@ -258,29 +236,8 @@ public sealed class FaultTests : IDisposable
     [InlineData(true)]
     public async Task Aggregator_KilledAfterStoringARoundsModel_RestartChargesAndLogsTheRound(bool chargedBeforeKill)
     {
-        string[] sites = ["site-a", "site-b", "site-c"];
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
-        {
-            ["Threshold"] = "2",
-            ["StageTimeoutSeconds"] = "60",
-            ["TrainingTimeoutSeconds"] = "30",
-        });
-        await fed.StartAggregatorAsync();
-        foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
-        {
-            fed.StartAgent(site, 100 * (i + 1), site == "site-a" ? null : new DropoutHook(1, ProtocolStage.Unmasking));
-        }
-
-        string auditPath = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
-        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(90)))
-        {
-            while (!File.ReadAllText(auditPath).Contains($"\"type\":\"{AuditEvents.UnmaskResponse}\"", StringComparison.Ordinal))
-            {
-                await Task.Delay(50, wait.Token);
-            }
-        }
-
-        await Task.Delay(500); // the unmask call's audit line is written before its reply: nothing else is written while the stage waits
+        string[] sites = HeldAtUnmaskingSites;
+        await using TestFederation fed = await StartRoundHeldAtUnmaskingAsync();
         string killed = Path.Combine(_dir, "killed-after-model");
         CopyDirectory(fed.AggregatorDataDirectory, killed);
         await fed.StopAgentsAsync();
@@ -435,6 +392,41 @@ public sealed class FaultTests : IDisposable
         Assert.NotNull(fed.State.Store.LoadModel(0));
         await fed.StopAggregatorAsync();
         Assert.True(AuditVerifier.Verify(auditDir).Ok);
+    }
+
+    /// <summary>The sites of <see cref="StartRoundHeldAtUnmaskingAsync"/>.</summary>
+    private static readonly string[] HeldAtUnmaskingSites = ["site-a", "site-b", "site-c"];
+
+    /// <summary>
+    /// t = 2 of 3: site-a reveals its shares (charging its site-level ledger), sites b and c go silent before the
+    /// unmasking, so round 1 sits in its unmasking stage (60 s timeout) with the sum possibly within reach. Returns once
+    /// site-a's unmasking response is audited and nothing more is being written.
+    /// </summary>
+    private async Task<TestFederation> StartRoundHeldAtUnmaskingAsync()
+    {
+        TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), HeldAtUnmaskingSites, new Dictionary<string, string>
+        {
+            ["Threshold"] = "2",
+            ["StageTimeoutSeconds"] = "60",
+            ["TrainingTimeoutSeconds"] = "30",
+        });
+        await fed.StartAggregatorAsync();
+        foreach ((string site, int i) in HeldAtUnmaskingSites.Select((s, i) => (s, i)))
+        {
+            fed.StartAgent(site, 100 * (i + 1), site == "site-a" ? null : new DropoutHook(1, ProtocolStage.Unmasking));
+        }
+
+        string auditPath = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
+        using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(90)))
+        {
+            while (!File.ReadAllText(auditPath).Contains($"\"type\":\"{AuditEvents.UnmaskResponse}\"", StringComparison.Ordinal))
+            {
+                await Task.Delay(50, wait.Token);
+            }
+        }
+
+        await Task.Delay(500); // the unmask call's audit line is written before its reply: nothing else is written while the stage waits
+        return fed;
     }
 
     /// <summary>Copies a data directory as a killed process leaves it: every file but SQLite's shared-memory index and lock files.</summary>
