@@ -926,7 +926,7 @@ public sealed class RoundCoordinator : BackgroundService
             AuditRejectedShares(session, result.RejectedShares);
             await CompleteAsync(session, result, cancellationToken).ConfigureAwait(false);
 
-            // An attempt with a complaint (one after masked inputs were in the sum, which did not abort it) is no quiet
+            // An attempt with a complaint (which never aborts it: the complainer left) is no quiet
             // attempt for the search of unopened envelopes: CompleteAsync took that search's step.
             QuietAttempt(session, failed: session.EnvelopeComplaintSites().Length > 0 ? _unopenedEnvelope : null);
             return true;
@@ -1342,8 +1342,12 @@ public sealed class RoundCoordinator : BackgroundService
             if (stage == ProtocolStage.MaskedInputCollection && expected.Union(status.Delivered).Count() < session.Parameters.Threshold)
             {
                 // Declines (each share complaint is one: the complainer leaves) left fewer than t sites that have sent or can
-                // still send an input: the stage closes now and the attempt aborts below t, instead of waiting out its deadline.
-                return;
+                // still send an input: the attempt aborts now, below t, instead of waiting out the stage deadline. An abort,
+                // not a close: uploads that declined sites might still finish before a close could not bring it to t without
+                // a member still uploading (review of 7e9b788).
+                string complained = session.EnvelopeComplaintSites().Length > 0 ? ", some of them complaining of a share envelope" : "";
+                throw new RoundAbortedException(stage, string.Create(CultureInfo.InvariantCulture,
+                    $"only {status.Delivered.Count} sites sent masked inputs; the threshold is {session.Parameters.Threshold}, and the other members declined{complained}"));
             }
 
             if (stage == ProtocolStage.AdvertiseKeys && OnlySilentLeft(session, expected, status.Delivered) is { } silent)
@@ -1560,8 +1564,8 @@ public sealed class RoundCoordinator : BackgroundService
         AuditEvaluation(session, evaluation, evaluationNote, declarations);
         AuditSiteSpend(session.Round, rho, epsilon);
 
-        // A complaint that came after masked inputs were in the sum did not abort the attempt (the complainer left it:
-        // AggregationService.JudgeAccusationAsync); it is still a failure of the search of unopened envelopes, stepped
+        // A complaint does not abort the attempt (the complainer left it: AggregationService.JudgeAccusationAsync); it is
+        // still a failure of the search of unopened envelopes, stepped
         // before the attempt's commit point so that a blame it ends in is saved with the attempt (docs/cluster.md §6).
         if (session.EnvelopeComplaintSites() is { Length: > 0 } complained)
         {
