@@ -938,7 +938,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             }
 
             // A complaint never aborts the attempt: the complainer leaves it (its DeclineRound counts as declined) and the
-            // attempt goes on, closing its inputs at once when fewer than t can still come (RoundCoordinator). An agent
+            // attempt goes on, aborting at once when fewer than t inputs can still come (RoundCoordinator). An agent
             // charges its record-level ledger when its masked input is ready and learns of an abort only when its upload is
             // refused, so an abort here, at any time, let one hostile site spend every honest charge of the attempt (first
             // by complaining after the honest uploads, then, once that no longer aborted, by complaining before them: hostile-
@@ -996,8 +996,8 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// <summary>
     /// A complaint (an accusation without a key, what agents send; PROTOCOL.md "Blame"): checked against the envelope this
     /// aggregator relayed and audited; the two sites become the sites involved in this attempt's failure of the search by
-    /// elimination of unopened envelopes (the complaint cannot show which of them is at fault). The caller decides whether
-    /// the attempt aborts.
+    /// elimination of unopened envelopes (the complaint cannot show which of them is at fault). The attempt goes on; the
+    /// complainer leaves it (DeclineRound).
     /// </summary>
     private void JudgeComplaint(RoundSession session, string site, string accusedName, ShareAccusation complaint, EncryptedShare envelope)
     {

@@ -1095,9 +1095,8 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// A step of the search by elimination of unopened envelopes for an attempt with verified complaints (aborted by one,
-    /// or gone on without the complainers because masked inputs were already in the sum): <paramref name="complained"/>
-    /// are every complainer and every site complained of in it.
+    /// A step of the search by elimination of unopened envelopes for an attempt with verified complaints (completed without
+    /// the complainers, or aborted): <paramref name="complained"/> are every complainer and every site complained of in it.
     /// </summary>
     private void SearchUnopenedEnvelopes(RoundSession session, string[] complained) =>
         SearchByElimination(session, _unopenedEnvelope, AuditEvents.EnvelopeSearch, "involved", complained,
@@ -1342,9 +1341,9 @@ public sealed class RoundCoordinator : BackgroundService
             if (stage == ProtocolStage.MaskedInputCollection && expected.Union(status.Delivered).Count() < session.Parameters.Threshold)
             {
                 // Declines (each share complaint is one: the complainer leaves) left fewer than t sites that have sent or can
-                // still send an input: the attempt aborts now, below t, instead of waiting out the stage deadline. An abort,
-                // not a close: uploads that declined sites might still finish before a close could not bring it to t without
-                // a member still uploading (review of 7e9b788).
+                // still send an input: the attempt aborts now, below t, instead of waiting out the stage deadline. An abort
+                // rather than a close: before a close, late uploads of declined sites could bring the count to t while a
+                // member that had not declined was still uploading, and the close would leave it out (review of 7e9b788).
                 string complained = session.EnvelopeComplaintSites().Length > 0 ? ", some of them complaining of a share envelope" : "";
                 throw new RoundAbortedException(stage, string.Create(CultureInfo.InvariantCulture,
                     $"only {status.Delivered.Count} sites sent masked inputs; the threshold is {session.Parameters.Threshold}, and the other members declined{complained}"));
