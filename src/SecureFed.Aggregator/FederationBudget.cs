@@ -38,7 +38,7 @@ public sealed class FederationBudget
             : null;
 
     /// <summary>Whether a site-level cost was recorded for <paramref name="round"/> (a round is charged once).</summary>
-    public bool Charged(long round) => _ledger.Entries.Any(e => e.Round == round && e.Guarantee == Guarantee.Site);
+    public bool Charged(long round) => Charge(round) is not null;
 
     /// <summary>
     /// Checks the ledger against the aggregator's audit log, which records every entry as <c>privacy.spent</c> right after it

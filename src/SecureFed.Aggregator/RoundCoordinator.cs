@@ -1130,11 +1130,16 @@ public sealed class RoundCoordinator : BackgroundService
         }
 
         int survivors = request.Survivors.Count;
-        double rho = DistributedDp.RhoPerRound(session.DpPlan, survivors);
-        double epsilon = _state.Budget.Record(session.Round, rho, _options.Delta);
-        string note = $"round aborted after its unmasking request ({reason}): charged conservatively, the sum may have been unmasked";
-        AuditSiteSpend(session.Round, rho, epsilon, note);
-        Log.ChargedWithoutModel(_logger, session.Round, rho, survivors, epsilon, note);
+        ChargeWithoutModel(session.Round, DistributedDp.RhoPerRound(session.DpPlan, survivors), survivors,
+            $"round aborted after its unmasking request ({reason}): charged conservatively, the sum may have been unmasked");
+    }
+
+    /// <summary>Charges <paramref name="round"/>, which produced no model, to the federation's ledger; audited and logged with <paramref name="note"/>.</summary>
+    private void ChargeWithoutModel(long round, double rho, int survivors, string note)
+    {
+        double epsilon = _state.Budget.Record(round, rho, _options.Delta);
+        AuditSiteSpend(round, rho, epsilon, note);
+        Log.ChargedWithoutModel(_logger, round, rho, survivors, epsilon, note);
     }
 
     /// <summary>
@@ -1158,11 +1163,8 @@ public sealed class RoundCoordinator : BackgroundService
             StageRecord? inputs = round.Stages.LastOrDefault(s => s.Stage == StageName(ProtocolStage.MaskedInputCollection));
             // The survivors are the sites whose masked inputs were collected; without that record, t (the fewest, the largest ρ).
             int survivors = inputs is { Participants.Count: > 0 } ? Math.Min(inputs.Participants.Count, plan.CohortSize) : plan.MinSurvivors;
-            double rho = DistributedDp.RhoPerRound(plan, survivors);
-            double epsilon = _state.Budget.Record(round.Round, rho, _options.Delta);
-            string note = $"interrupted during unmasking (the aggregator stopped after the round's unmasking request was sent): charged conservatively, the sum may have been unmasked{planSource}";
-            AuditSiteSpend(round.Round, rho, epsilon, note);
-            Log.ChargedWithoutModel(_logger, round.Round, rho, survivors, epsilon, note);
+            ChargeWithoutModel(round.Round, DistributedDp.RhoPerRound(plan, survivors), survivors,
+                $"interrupted during unmasking (the aggregator stopped after the round's unmasking request was sent): charged conservatively, the sum may have been unmasked{planSource}");
         }
     }
 
