@@ -25,7 +25,8 @@ public interface ICoordinatorFence
     void EnsureHeld();
 
     /// <summary>
-    /// Called at each commit point of the coordinator (start-up, a round opened, completed or aborted), after its local
+    /// Called at each commit point of the coordinator (start-up, a round opened, its consistency stage closed before the
+    /// unmasking request is released, a round completed or aborted), after its local
     /// state is written: makes that state durable where another coordinator can take it over (the cluster's database,
     /// fenced by <see cref="Epoch"/>); nothing for the single process. Agents are told a round completed only after
     /// this returned.

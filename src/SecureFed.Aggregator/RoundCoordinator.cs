@@ -908,11 +908,11 @@ public sealed class RoundCoordinator : BackgroundService
 
             stage = ProtocolStage.ConsistencyCheck;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            UnmaskRequest request = await CloseStageAsync(session, stage, async ct => session.UnmaskRequest = await server.CloseConsistencyAsync(ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
-            _state.Audit.Append(AuditEvents.UnmaskRequested, f => f
-                .Add("round", session.Round)
-                .Add("survivors", request.Survivors.Select(i => session.Parameters[i].Name))
-                .Add("dropped", request.Dropped.Select(i => session.Parameters[i].Name)));
+            await CloseStageAsync(session, stage, async ct => session.UnmaskRequest = await server.CloseConsistencyAsync(ct).ConfigureAwait(false), cancellationToken,
+                commitBeforeRelease: request => _state.Audit.Append(AuditEvents.UnmaskRequested, f => f
+                    .Add("round", session.Round)
+                    .Add("survivors", request.Survivors.Select(i => session.Parameters[i].Name))
+                    .Add("dropped", request.Dropped.Select(i => session.Parameters[i].Name)))).ConfigureAwait(false);
 
             stage = ProtocolStage.Unmasking;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
@@ -1432,7 +1432,15 @@ public sealed class RoundCoordinator : BackgroundService
         return waiting.Count > 0 && waiting.All(silent.Contains) ? waiting : null;
     }
 
-    private async Task<T> CloseStageAsync<T>(RoundSession session, ProtocolStage stage, Func<CancellationToken, Task<T>> close, CancellationToken cancellationToken)
+    /// <summary>
+    /// Closes <paramref name="stage"/>: audits the sites that dropped out, runs <paramref name="close"/>, records the stage in
+    /// the round store and releases the sites waiting for it. With <paramref name="commitBeforeRelease"/> (the consistency
+    /// stage, whose release sends the unmasking request) it is called with the close's result and the coordinator's state
+    /// is committed before the release: a site that answers the request charges its ledger for the round, and on the
+    /// aggregator cluster a coordinator that takes over charges the round too only if the round store it restores holds
+    /// this stage (<see cref="ChargeInterruptedRounds"/>). Otherwise the stage's audit lines are saved after the release.
+    /// </summary>
+    private async Task<T> CloseStageAsync<T>(RoundSession session, ProtocolStage stage, Func<CancellationToken, Task<T>> close, CancellationToken cancellationToken, Action<T>? commitBeforeRelease = null)
     {
         RoundServerStatus status = await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false);
         var expected = status.Expected.ToHashSet();
@@ -1452,10 +1460,19 @@ public sealed class RoundCoordinator : BackgroundService
         T result = await close(cancellationToken).ConfigureAwait(false);
         Log.StageWork(_logger, session.Round, StageName(stage), _time.GetElapsedTime(closing).TotalSeconds);
         _state.Store.RecordStage(session.Round, StageName(stage), deliveredNames);
-        session.CloseStage(stage);
+        if (commitBeforeRelease is not null)
+        {
+            commitBeforeRelease(result);
+            await _fence.CommitAsync(_state, cancellationToken).ConfigureAwait(false);
+            session.CloseStage(stage);
+        }
+        else
+        {
+            session.CloseStage(stage);
+            // The stage's audit lines (what each site sent, who dropped out) durable in the cluster before the next stage acts on them.
+            await _fence.SaveAuditAsync(_state, cancellationToken).ConfigureAwait(false);
+        }
 
-        // The stage's audit lines (what each site sent, who dropped out) durable in the cluster before the next stage acts on them.
-        await _fence.SaveAuditAsync(_state, cancellationToken).ConfigureAwait(false);
         Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered", deliveredNames);
         return result;
     }
