@@ -22,11 +22,14 @@ internal static class CoordinatorStateTesting
     public static async Task TakeOverAsync(NpgsqlDataSource db, PostgresCoordinatorLease lease, string holder, AggregatorOptions options)
     {
         await ExpireAsync(db, lease.Federation);
-        var keeper = new CoordinatorLeaseKeeper(lease, holder, Terms, TimeProvider.System, NullLogger.Instance);
-        ClusterCoordinatorFence fence = await ClusterCoordinatorFence.TakeOverAsync(
-            keeper, new PostgresCoordinatorState(db, lease), options.DataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit);
+        ClusterCoordinatorFence fence = await FenceAsync(db, lease, holder, options.DataDirectory);
         await fence.DisposeAsync();
     }
+
+    /// <summary>Takes the lease as <paramref name="holder"/> with the saved state restored into <paramref name="dataDirectory"/>: the fence a coordinator runs under.</summary>
+    public static Task<ClusterCoordinatorFence> FenceAsync(NpgsqlDataSource db, PostgresCoordinatorLease lease, string holder, string dataDirectory) =>
+        ClusterCoordinatorFence.TakeOverAsync(
+            new CoordinatorLeaseKeeper(lease, holder, Terms, TimeProvider.System, NullLogger.Instance), new PostgresCoordinatorState(db, lease), dataDirectory, NullLogger.Instance, CancellationToken.None).WaitAsync(WaitLimit);
 
     /// <summary>The data directory holds exactly <paramref name="before"/>, and no directory was moved aside or left staged beside it.</summary>
     public static void AssertUntouched(string dataDirectory, Dictionary<string, string> before)

@@ -2,7 +2,6 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
@@ -58,9 +57,7 @@ public sealed class CoordinatorTakeoverUnmaskingTests : IClassFixture<PostgresSe
 
         // Coordinator A (epoch 1) runs round 1 until every site has the unmasking request: each charges its ledger, then its
         // Unmask call is held, so the round sits in its unmasking stage (stage timeout 120 s).
-        var keeperA = new CoordinatorLeaseKeeper(lease, "silo-a", Terms, TimeProvider.System, NullLogger.Instance);
-        ClusterCoordinatorFence fenceA = await ClusterCoordinatorFence.TakeOverAsync(
-            keeperA, new PostgresCoordinatorState(db, lease), dataA, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
+        ClusterCoordinatorFence fenceA = await FenceAsync(db, lease, "silo-a", dataA);
         WebApplication appA = Build(fed, dataA, fenceA);
         WebApplication? appB = null;
         ClusterCoordinatorFence? fenceB = null;
@@ -73,9 +70,7 @@ public sealed class CoordinatorTakeoverUnmaskingTests : IClassFixture<PostgresSe
 
             // A dies there: its lease runs out in the database. Coordinator B takes over (epoch 2) from what A saved.
             await ExpireAsync(db, Federation);
-            var keeperB = new CoordinatorLeaseKeeper(lease, "silo-b", Terms, TimeProvider.System, NullLogger.Instance);
-            fenceB = await ClusterCoordinatorFence.TakeOverAsync(
-                keeperB, new PostgresCoordinatorState(db, lease), dataB, NullLogger.Instance, CancellationToken.None).WaitAsync(Timeout);
+            fenceB = await FenceAsync(db, lease, "silo-b", dataB);
             Assert.Equal(2, fenceB.Epoch);
             appB = Build(fed, dataB, fenceB);
             AggregatorState stateB = appB.Services.GetRequiredService<AggregatorState>();
