@@ -242,6 +242,151 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         Assert.Equal([record], standbyLocator.Forgotten);
     }
 
+    /// <summary>
+    /// Hostile-site review (session 48): a front forwards every site's calls to the coordinator over one HTTP/2 connection,
+    /// whose 1 MiB connection-level window Kestrel gives back only as the coordinator reads request bodies. Two whole
+    /// uploads of site-x that wait at the coordinator (one for a slot, one for site-x's turn: both allowed) are not read,
+    /// so their pushed chunks took the whole window: every other site's forwarded call stalled (site-c's status timed
+    /// out) and site-a's upload, which held a slot and sent its words at once, was refused as too slow with 0 words
+    /// delivered. Each site now has its own connection from the front, as it has to a single-process aggregator.
+    /// </summary>
+    [Fact]
+    public async Task UploadMaskedInput_OneSitesWaitingUploadsThroughAFront_OtherSitesForwardedCallsGoOn()
+    {
+        string[] sites = ["site-a", "site-b", "site-c", "site-x"];
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed-window"), Federation, sites);
+        string data = Path.Combine(_dir, "aggregator-window");
+        Dictionary<string, string?> settings = FrontFederation.Flatten(fed.AggregatorSettings(data, SiloProcess.FreePort(), rounds: 1));
+        settings["SecureFed:Federation"] = Federation;
+        settings["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
+        settings["SecureFed:MinSites"] = "4";
+        settings["SecureFed:TrainingTimeoutSeconds"] = "120";
+        settings["SecureFed:MaxConcurrentUploads"] = "2";
+        settings["SecureFed:UploadGraceSeconds"] = "8";
+        settings["SecureFed:MinUploadWordsPerSecond"] = "1000";
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        WebApplication coordinator = AggregatorHost.Build(configuration, (Func<float[]>?)null, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        await coordinator.StartAsync().WaitAsync(Timeout);
+        try
+        {
+            Uri coordinatorUrl = AggregatorHost.BoundAddress(coordinator);
+            UploadLimiter limiter = coordinator.Services.GetRequiredService<UploadLimiter>();
+            var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(5), coordinatorUrl.GetLeftPart(UriPartial.Authority)));
+            await using Front front = await Front.StartAsync(fed, _cluster.Grains, locator);
+            var kits = sites.ToDictionary(s => s, s => PartyKit.Load(fed.Provisioned.SiteKitDirectories[s]));
+            var channels = sites.ToDictionary(s => s, s => Channel(front.Url, kits[s]));
+            try
+            {
+                Aggregation.AggregationClient Client(string site) => new(channels[site]);
+                static CallOptions Within(double seconds) => new(deadline: DateTime.UtcNow.AddSeconds(seconds));
+
+                // Every site waits for the round through the front.
+                RoundAnnouncement[] announced = await Task.WhenAll(sites.Select(s => Client(s).AwaitRoundAsync(
+                    new AwaitRoundRequest { Header = new Header { FederationId = Federation, Stage = Stage.Announce, Sender = s } }, Within(60)).ResponseAsync)).WaitAsync(TimeSpan.FromSeconds(70));
+                RoundAnnouncement a = announced[0];
+                int m = (int)a.VectorLength;
+                Header H(string site, Stage stage) => new() { FederationId = Federation, Round = a.Header.Round, SessionId = a.Header.SessionId, Stage = stage, Sender = site };
+                uint[] vector = new uint[m];
+                string sha = Convert.ToHexStringLower(SecureFed.Protocol.WireEncoding.VectorDigest(vector));
+                MaskedInputChunk First(string site) => new() { Header = H(site, Stage.MaskedInput), Offset = 0, TotalWords = (uint)m, Sha256 = sha };
+
+                // site-a and site-b have begun their uploads: each holds one of the two slots.
+                using AsyncClientStreamingCall<MaskedInputChunk, Ack> uploadA = Client("site-a").UploadMaskedInput(Within(60));
+                await uploadA.RequestStream.WriteAsync(First("site-a"));
+                using AsyncClientStreamingCall<MaskedInputChunk, Ack> uploadB = Client("site-b").UploadMaskedInput(Within(60));
+                await uploadB.RequestStream.WriteAsync(First("site-b"));
+                await WaitUntilAsync(() => limiter.InUse == 2);
+
+                // site-x: two uploads that wait at the coordinator, each pushing 256 KiB chunks.
+                using var stopPushing = new CancellationTokenSource();
+                var hostile = new List<AsyncClientStreamingCall<MaskedInputChunk, Ack>>();
+                for (int i = 0; i < 2; i++)
+                {
+                    AsyncClientStreamingCall<MaskedInputChunk, Ack> call = Client("site-x").UploadMaskedInput(Within(60));
+                    hostile.Add(call);
+                    _ = PushAsync(call, First("site-x"), stopPushing.Token);
+                }
+
+                await WaitUntilAsync(() => limiter.UploadsOf("site-x") == 2);
+                await Task.Delay(1500);
+
+                // site-a sends the rest of its vector at once; site-c asks for the status.
+                var rest = new MaskedInputChunk { Offset = 0 };
+                rest.Words.AddRange(vector);
+                _ = uploadA.RequestStream.WriteAsync(rest).ContinueWith(_ => uploadA.RequestStream.CompleteAsync()).Unwrap();
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                StatusCode status = StatusCode.OK;
+                try
+                {
+                    await Client("site-c").GetStatusAsync(new StatusRequest { Header = H("site-c", Stage.Unspecified) }, Within(3)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(10));
+                }
+                catch (RpcException ex)
+                {
+                    status = ex.StatusCode;
+                }
+
+                double seconds = clock.Elapsed.TotalSeconds;
+                RpcException endA = await Assert.ThrowsAsync<RpcException>(() => uploadA.ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30)));
+                string outcome = $"site-c's status through the front: {status} after {seconds:F1} s; site-a's upload: {endA.StatusCode}: {endA.Status.Detail}";
+                await stopPushing.CancelAsync();
+                foreach (AsyncClientStreamingCall<MaskedInputChunk, Ack> call in hostile)
+                {
+                    call.Dispose();
+                }
+
+                // site-c's status at once, and site-a's words read (its upload then refused only because the round is still at
+                // AdvertiseKeys), whatever site-x's uploads do.
+                Assert.True(status == StatusCode.OK, outcome);
+                Assert.True(endA.StatusCode == StatusCode.FailedPrecondition && endA.Status.Detail.Contains("out of order", StringComparison.Ordinal), outcome);
+            }
+            finally
+            {
+                foreach (GrpcChannel channel in channels.Values)
+                {
+                    channel.Dispose();
+                }
+
+                foreach (PartyKit kit in kits.Values)
+                {
+                    kit.Dispose();
+                }
+            }
+        }
+        finally
+        {
+            await coordinator.StopAsync().WaitAsync(Timeout);
+            await coordinator.DisposeAsync();
+        }
+    }
+
+    /// <summary>A first chunk, then 256 KiB chunks until cancelled or the call ends.</summary>
+    private static async Task PushAsync(AsyncClientStreamingCall<MaskedInputChunk, Ack> call, MaskedInputChunk first, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await call.RequestStream.WriteAsync(first, cancellationToken);
+            var chunk = new MaskedInputChunk();
+            chunk.Words.AddRange(new uint[AggregationService.MaxChunkWords]);
+            for (int k = 0; k < 8 && !cancellationToken.IsCancellationRequested; k++)
+            {
+                chunk.Offset = (uint)(k * AggregationService.MaxChunkWords);
+                await call.RequestStream.WriteAsync(chunk, cancellationToken);
+            }
+        }
+        catch (Exception ex) when (ex is RpcException or OperationCanceledException or InvalidOperationException)
+        {
+        }
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!condition())
+        {
+            await Task.Delay(20, timeout.Token);
+        }
+    }
+
     private static Header Header(Stage stage, string sender, ulong round = 0) => new() { FederationId = Federation, Round = round, SessionId = "s", Stage = stage, Sender = sender };
 
     private static async Task<List<ModelChunk>> DownloadAsync(Aggregation.AggregationClient client)

@@ -21,14 +21,19 @@ namespace SecureFed.Cluster.Front;
 /// buffered whole. A coordinator that cannot be located or reached is answered Unavailable naming the lease holder, its
 /// endpoint and the cause, and the lease row is read again on the next call; those answers are logged within the site's
 /// share of lines (<see cref="FrontRefusalLog"/>: a site looping on the front while the coordinator is unreachable gets
-/// a burst of lines, then one every 10 s, the rest counted in a summary line). One channel per coordinator endpoint.
+/// a burst of lines, then one every 10 s, the rest counted in a summary line). One channel, on its own HTTP/2
+/// connection, per coordinator endpoint and site: the coordinator's Kestrel gives a connection's flow-control window back
+/// only as the service reads request bodies, and an upload waiting there for a slot or for its site's turn is not read,
+/// so on one connection shared by every site the waiting uploads of one site took the whole window and stalled every
+/// other site's forwarded calls (hostile-site review, session 48); as with direct connections, a site's unread bodies
+/// now hold only its own connection.
 /// The forwarder counts the gRPC message bytes it passes on (<see cref="RequestBytesForwarded"/>,
 /// <see cref="ResponseBytesReturned"/>) and logs the running totals at Debug after every call.
 /// </summary>
 public sealed partial class CoordinatorForwarder : IDisposable
 {
-    private readonly ConcurrentDictionary<string, Lazy<GrpcChannel>> _channels = new(StringComparer.OrdinalIgnoreCase);
-    private readonly SocketsHttpHandler _handler;
+    private readonly ConcurrentDictionary<(string Endpoint, string Site), Lazy<(SocketsHttpHandler Handler, GrpcChannel Channel)>> _channels = new();
+    private readonly PartyKit _kit;
     private readonly ICoordinatorLocator _locator;
     private readonly ILogger _logger;
     private readonly FrontRefusalLog _unavailable;
@@ -59,7 +64,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         _locator = locator;
         _logger = logger;
         _unavailable = FrontRefusalLog.ForUnavailable(logger, time ?? TimeProvider.System);
-        _handler = PeerTrust.AggregatorClientHandler(kit, TimeSpan.FromSeconds(5));
+        _kit = kit;
     }
 
     /// <summary>This silo's name, sent in <see cref="ForwardedIdentity.SiloHeader"/>.</summary>
@@ -175,12 +180,12 @@ public sealed partial class CoordinatorForwarder : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
-        foreach (Lazy<GrpcChannel> channel in _channels.Values.Where(c => c.IsValueCreated))
+        foreach (Lazy<(SocketsHttpHandler Handler, GrpcChannel Channel)> channel in _channels.Values.Where(c => c.IsValueCreated))
         {
-            channel.Value.Dispose();
+            channel.Value.Channel.Dispose();
+            channel.Value.Handler.Dispose();
         }
 
-        _handler.Dispose();
         _unavailable.Dispose(); // logs the pending summaries
     }
 
@@ -248,13 +253,19 @@ public sealed partial class CoordinatorForwarder : IDisposable
             throw Unavailable(site, $"the coordinator {Describe(lease)} has recorded no agent endpoint in the lease row; silo {SiloName} cannot forward to it");
         }
 
-        GrpcChannel channel = _channels.GetOrAdd(lease.AgentEndpoint, key => new Lazy<GrpcChannel>(() => GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
+        // A handler (so a connection pool) of the site's own: its calls never share an HTTP/2 connection, and so its
+        // connection-level flow-control window, with another site's (see the class remarks).
+        GrpcChannel channel = _channels.GetOrAdd((lease.AgentEndpoint.ToLowerInvariant(), site), key => new Lazy<(SocketsHttpHandler, GrpcChannel)>(() =>
         {
-            HttpHandler = _handler,
-            DisposeHttpClient = false,
-            MaxReceiveMessageSize = AggregatorHost.MaxMessageBytes,
-            MaxSendMessageSize = AggregatorHost.MaxMessageBytes,
-        }))).Value;
+            SocketsHttpHandler handler = PeerTrust.AggregatorClientHandler(_kit, TimeSpan.FromSeconds(5));
+            return (handler, GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
+            {
+                HttpHandler = handler,
+                DisposeHttpClient = false,
+                MaxReceiveMessageSize = AggregatorHost.MaxMessageBytes,
+                MaxSendMessageSize = AggregatorHost.MaxMessageBytes,
+            }));
+        })).Value.Channel;
         return new Target(lease, new Aggregation.AggregationClient(channel));
     }
 
