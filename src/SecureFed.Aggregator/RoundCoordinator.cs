@@ -1124,7 +1124,9 @@ public sealed class RoundCoordinator : BackgroundService
     /// </summary>
     private void ChargeAbortedAfterUnmaskRequest(RoundSession session, string reason)
     {
-        if (session.UnmaskRequest is not { } request || _state.Budget.Charged(session.Round))
+        // The request is set by the consistency stage's close before its commit point; only once the stage is released
+        // can any site have it (a commit that failed or was cancelled aborts the attempt before any site could charge).
+        if (session.UnmaskRequest is not { } request || !session.IsStageClosed(ProtocolStage.ConsistencyCheck) || _state.Budget.Charged(session.Round))
         {
             return;
         }

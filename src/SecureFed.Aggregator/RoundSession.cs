@@ -113,6 +113,9 @@ internal sealed class RoundSession
 
     public bool IsFinished => _outcome.Task.IsCompleted;
 
+    /// <summary>Whether <paramref name="stage"/> was closed (<see cref="CloseStage"/>): the sites waiting for it were released.</summary>
+    public bool IsStageClosed(ProtocolStage stage) => _closed[(int)stage].Task.IsCompleted;
+
     public int IndexOf(string site) => Parameters.Find(site)?.Index ?? 0;
 
     /// <summary>

@@ -68,7 +68,8 @@ public sealed class CoordinatorAuditRowsTests : IClassFixture<PostgresServer>, I
             a.Audit.Append(AuditEvents.Dropout, f => f.Add("round", round).Add("stage", "masked_input").Add("sites", new[] { "site-c" }));
             await fenceA.SaveAuditAsync(a, CancellationToken.None).WaitAsync(WaitLimit);
 
-            // A line written after the stage close and never saved: the window that is still lost (docs/cluster.md §6).
+            // A line written after the stage close and never saved: the window that is still lost (docs/cluster.md §6). (The
+            // round coordinator saves its unmask.requested line in the consistency stage's commit point; any line will do here.)
             a.Audit.Append(AuditEvents.UnmaskRequested, f => f.Add("round", round).Add("reason", "never saved"));
             linesOfA = File.ReadAllLines(Path.Combine(AggregatorState.AuditDirectory(optionsA.DataDirectory), AuditLog.LogFileName));
         }

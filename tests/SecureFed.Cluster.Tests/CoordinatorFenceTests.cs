@@ -161,6 +161,51 @@ public sealed class CoordinatorFenceTests : IDisposable
         AssertAbortedThenCompleted(data);
     }
 
+    [Fact]
+    public async Task RunRound_CommitBeforeTheUnmaskingRequestFails_AttemptAbortedWithoutAChargeNoSiteChargedNextAttemptCompletes()
+    {
+        // Review of 5fe2973: the consistency stage's commit point runs before the unmasking request is released. When it
+        // fails (here with an error that is not the aggregator's own storage, so the attempt is aborted and the coordinator
+        // goes on), no site can have the request and none charges its ledger; the federation's ledger must not be charged
+        // either (session.UnmaskRequest is already set when the commit runs).
+        await using var fed = new FrontFederation(Path.Combine(_dir, "fed-commit"), "commit-fails", ["site-a", "site-b", "site-c"]);
+        string data = Path.Combine(_dir, "aggregator-commit");
+        Dictionary<string, string?> settings = FrontFederation.Flatten(fed.AggregatorSettings(data, 0, rounds: 1));
+        settings["SecureFed:Federation"] = "commit-fails";
+        settings["SecureFed:ModelSpecSha256"] = FrontFederation.SpecSha;
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        var fence = new ConsistencyCommitFails();
+        WebApplication app = AggregatorHost.Build(configuration, (Func<float[]>?)null, roundServers: null, fence, logging => logging.SetMinimumLevel(LogLevel.Warning));
+        await using (app)
+        {
+            await app.StartAsync().WaitAsync(Timeout);
+            RoundCoordinator coordinator = app.Services.GetRequiredService<RoundCoordinator>();
+            fed.StartAgents(AggregatorHost.BoundAddress(app), "agents-commit");
+            await coordinator.Finished.WaitAsync(Timeout);
+            Assert.Null(coordinator.Failure);
+            await fed.StopAgentsAsync();
+            await app.StopAsync().WaitAsync(Timeout);
+        }
+
+        Assert.Equal(1, fence.Failed);
+        using (AggregatorStore store = AggregatorStore.Open(AggregatorState.StorePath(data)))
+        {
+            RoundRecord first = store.ListRounds()[0];
+            Assert.Equal(RoundStatus.Aborted, first.Status);
+            Assert.Equal("the round failed at consistency: InvalidOperationException: the cluster's database did not answer (test)", first.AbortReason);
+        }
+
+        // Nobody charged round 1: not the sites (they never had the request), not the federation.
+        foreach (string site in new[] { "site-a", "site-b", "site-c" })
+        {
+            Assert.DoesNotContain(Privacy.PrivacyLedger.OpenReadOnly(Path.Combine(fed.Directory, "agents-commit", site, SecureFed.Agent.AgentState.LedgerFileName)).Entries,
+                e => e.Round == 1 && e.Guarantee == Privacy.Guarantee.Site);
+        }
+
+        Assert.DoesNotContain(Privacy.PrivacyLedger.OpenReadOnly(AggregatorState.PrivacyLedgerPath(data)).Entries, e => e.Round == 1 && e.Guarantee == Privacy.Guarantee.Site);
+        Assert.True(AuditVerifier.Verify(AggregatorState.AuditDirectory(data)).Ok);
+    }
+
     /// <summary>
     /// The first attempt aborted with the injected failure's reason, then the round completed. On a loaded machine a
     /// further attempt may time out and abort before one completes, so any number of aborted attempts is allowed.
@@ -273,6 +318,38 @@ public sealed class CoordinatorFenceTests : IDisposable
                 throw new InvalidOperationException("the round grain is out of reach (test)");
             }
         }
+    }
+
+    /// <summary>
+    /// Always held; the first commit point at which the open round has its consistency stage recorded (the close's commit
+    /// before the unmasking request is released) fails with an error that is not the aggregator's own storage.
+    /// </summary>
+    private sealed class ConsistencyCommitFails : ICoordinatorFence
+    {
+        private int _failed;
+
+        public CancellationToken Lost => CancellationToken.None;
+
+        public long Epoch => 7;
+
+        public int Failed => Volatile.Read(ref _failed);
+
+        public void EnsureHeld()
+        {
+        }
+
+        public Task CommitAsync(AggregatorState state, CancellationToken cancellationToken)
+        {
+            bool atConsistency = state.Store.ListRounds().Any(r => r.Status == RoundStatus.Running && r.Stages.Any(s => s.Stage == "consistency"));
+            if (atConsistency && Interlocked.CompareExchange(ref _failed, 1, 0) == 0)
+            {
+                throw new InvalidOperationException("the cluster's database did not answer (test)");
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public Task SaveAuditAsync(AggregatorState state, CancellationToken cancellationToken) => Task.CompletedTask;
     }
 
     private sealed class TestFence : ICoordinatorFence

@@ -8,8 +8,8 @@ namespace SecureFed.Cluster.Lease;
 /// <summary>
 /// The coordinator silo's fence: the lease kept by <see cref="CoordinatorLeaseKeeper"/>, and at every commit point the
 /// coordinator's state (<see cref="CoordinatorSnapshot"/>) saved to the cluster's database under the lease's epoch
-/// (<see cref="PostgresCoordinatorState"/>), and at every stage close the audit lines written since the last save
-/// (<see cref="SaveAuditAsync"/>). <see cref="TakeOverAsync"/> is how a coordinator-eligible silo starts: wait for the
+/// (<see cref="PostgresCoordinatorState"/>), and at every other stage close the audit lines written since the last save
+/// (<see cref="SaveAuditAsync"/>; the consistency stage's close is a commit point, before the unmasking request goes out). <see cref="TakeOverAsync"/> is how a coordinator-eligible silo starts: wait for the
 /// lease, then restore the last saved state (the snapshot files, every model version, every saved audit line) into its
 /// data directory before the aggregator opens it.
 /// </summary>
