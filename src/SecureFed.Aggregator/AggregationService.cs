@@ -30,13 +30,15 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private readonly AggregatorOptions _options;
     private readonly ILogger<AggregationService> _logger;
     private readonly UploadLimiter _uploads;
+    private readonly FederationStatusCache _statusCache;
     private readonly UploadPace _pace;
     private readonly AggregatorTelemetry _telemetry;
     private readonly RefusalAudit _refusals;
 
-    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, RefusalAudit refusals, TimeProvider time, ILogger<AggregationService> logger)
+    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, RefusalAudit refusals, FederationStatusCache statusCache, TimeProvider time, ILogger<AggregationService> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        _statusCache = statusCache;
         _telemetry = telemetry;
         _refusals = refusals;
         _coordinator = coordinator;
@@ -600,9 +602,16 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// </summary>
     public const int StatusRounds = 50;
 
+    /// <summary>The federation's status, the same for every site, at most <see cref="FederationStatusCache.MaxAge"/> old.</summary>
     public override Task<FederationStatus> GetStatus(StatusRequest request, ServerCallContext context)
     {
         Authenticate(context, request.Header, Stage.Unspecified);
+        return Task.FromResult(_statusCache.Get(BuildStatus));
+    }
+
+    /// <summary>The federation's status now: model version, ε spent, the last <see cref="StatusRounds"/> rounds (read from the round store).</summary>
+    private FederationStatus BuildStatus()
+    {
         var status = new FederationStatus
         {
             FederationId = _options.Federation,
@@ -622,7 +631,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
             status.Rounds.Add(summary);
         }
 
-        return Task.FromResult(status);
+        return status;
     }
 
     private string Authenticate(ServerCallContext context, Header? header, Stage expected)

@@ -153,6 +153,7 @@ public static class AggregatorHost
             builder.Services.AddSingleton(state);
             builder.Services.AddSingleton(Options.Create(options));
             builder.Services.AddSingleton(TimeProvider.System);
+            builder.Services.AddSingleton<FederationStatusCache>();
             var uploads = new UploadLimiter(options.MaxConcurrentUploads);
             builder.Services.AddSingleton(uploads);
             var bulkCalls = new BulkCallGate(options.MaxBulkCallsPerSite, options.MaxCallsPerSite);
