@@ -62,6 +62,34 @@ public sealed class CliBadInputTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_dir, "out")), "a refused corpus leaves no output folder behind");
     }
 
+    /// <summary>
+    /// A malformed train.tsv (one column, an invalid tag, bytes that are not UTF-8) is a problem with --data: exit 2 like the
+    /// corpus's other problems (it was 1), the file and line named, and no banner naming an output folder that is never
+    /// made (demo smoke check, session 48).
+    /// </summary>
+    [Theory]
+    [InlineData("onecol", "Hello\n", "train.tsv:1: expected 'TOKEN<TAB>TAG'")]
+    [InlineData("badtag", "Hello\tO\nworld\tWHAT?\n", "train.tsv:2: invalid tag \"WHAT?\"")]
+    [InlineData("latin1", "Caf\u00e9\tO\n", "train.tsv: not UTF-8 text")]
+    public async Task Demo_MalformedTrainFile_UsageErrorNamingTheLineWithoutABanner(string name, string content, string problem)
+    {
+        string data = Corpus(name, 4, 1, 1);
+        if (name == "latin1")
+        {
+            File.WriteAllBytes(Path.Combine(data, "train.tsv"), System.Text.Encoding.Latin1.GetBytes(content));
+        }
+        else
+        {
+            File.WriteAllText(Path.Combine(data, "train.tsv"), content);
+        }
+
+        var (code, stdout, err) = await Run("demo", "--data", data, "--out", Path.Combine(_dir, "out"));
+
+        AssertUsageError(code, err, $"--data {data}: ", problem);
+        Assert.DoesNotContain("output in", stdout, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "out")), "a refused corpus leaves no output folder behind");
+    }
+
     [Fact]
     public async Task Demo_CorpusWithoutEntityTags_UsageError()
     {

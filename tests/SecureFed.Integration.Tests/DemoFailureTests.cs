@@ -135,6 +135,36 @@ public sealed class DemoFailureTests : IDisposable
         Assert.Contains("a site whose progress reports have stopped for 6 s is left out, at the latest at the training deadline, ", waiting[0], StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// While the sites train (from the round's opening until its keys stage closes) the demo says so every
+    /// DeadlineWaitLineInterval: the first round of the real corpus was silent for up to 3.5 minutes (demo smoke check,
+    /// session 48). Training is slowed to 2 s here so the lines must come; none after the keys stage closed.
+    /// </summary>
+    [Fact]
+    public async Task Demo_SitesTraining_PrintsTrainingLinesUntilTheKeysStageCloses()
+    {
+        using var stdout = new StringWriter();
+        var settings = new DemoSettings
+        {
+            OutputDirectory = _dir,
+            Rounds = 1,
+            SentencesPerSite = 40,
+            CompareBaselines = false,
+            DeadlineWaitLineInterval = TimeSpan.FromMilliseconds(300),
+            TrainerHook = (_, inner) => new Slow(inner, TimeSpan.FromSeconds(2)),
+        };
+
+        int code = await RunAsync(settings, stdout);
+
+        string[] lines = stdout.ToString().Split('\n');
+        Assert.True(code == CliApp.ExitOk, $"exit {code}\n{string.Join('\n', lines)}");
+        int[] training = [.. lines.Select((l, i) => (l, i)).Where(x => x.l.Contains("round 1: the sites are training locally (", StringComparison.Ordinal)).Select(x => x.i)];
+        Assert.NotEmpty(training);
+        Assert.Contains("in the first round each site also computes the public encoder's token vectors", lines[training[0]], StringComparison.Ordinal);
+        int keysClosed = Array.FindIndex(lines, l => l.Contains("round 1 · advertise_keys ·", StringComparison.Ordinal));
+        Assert.True(keysClosed > training[^1], $"a training line after the keys stage closed:\n{string.Join('\n', lines)}");
+    }
+
     public void Dispose()
     {
         if (Directory.Exists(_dir))
@@ -158,6 +188,24 @@ public sealed class DemoFailureTests : IDisposable
         IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stdout), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
         console.Profile.Width = 400;
         return await new DemoRunner(settings, console).RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(4));
+    }
+
+    /// <summary>Local training that takes <paramref name="delay"/> longer.</summary>
+    private sealed class Slow(ILocalTrainer inner, TimeSpan delay) : ILocalTrainer
+    {
+        public string ModelSpecSha256 => inner.ModelSpecSha256;
+
+        public int ParameterCount => inner.ParameterCount;
+
+        public long ExampleCount => inner.ExampleCount;
+
+        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
+
+        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan trainingPlan, CancellationToken cancellationToken)
+        {
+            Thread.Sleep(delay);
+            return inner.Train(globalModel, trainingPlan, cancellationToken);
+        }
     }
 
     /// <summary>Makes local training throw in round 1 at the given sites, with a native-looking multi-line message.</summary>

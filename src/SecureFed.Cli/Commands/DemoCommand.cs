@@ -195,7 +195,7 @@ internal static class DemoCommand
                 throw new UsageException($"--drop-round {dropIn} applies only with --drop-site-at (the stage at which the last site goes silent); give --drop-site-at too, or leave --drop-round out.");
             }
 
-            string outDir = parse.GetValue(output) ?? Path.Combine(Environment.CurrentDirectory, "securefed-demo-" + DateTime.UtcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture));
+            string outDir = parse.GetValue(output) ?? DefaultOutputDirectory(Environment.CurrentDirectory, DateTime.UtcNow);
             OutputPaths.RequireNewFolder(outDir, "--out", "earlier results");
             OutputPaths.RequireWritableFolder(outDir, "--out");
 
@@ -419,5 +419,21 @@ internal static class DemoCommand
         }
 
         return 100;
+    }
+
+    /// <summary>
+    /// ./securefed-demo-&lt;UTC time to the second&gt;, or with -2, -3, … when a run started in the same second already has
+    /// that folder (two runs racing for one name are told apart when the run reserves its folder).
+    /// </summary>
+    internal static string DefaultOutputDirectory(string parent, DateTime utcNow)
+    {
+        string name = "securefed-demo-" + utcNow.ToString("yyyyMMdd-HHmmss", CultureInfo.InvariantCulture);
+        string path = Path.Combine(parent, name);
+        for (int n = 2; Directory.Exists(path) || File.Exists(path); n++)
+        {
+            path = Path.Combine(parent, string.Create(CultureInfo.InvariantCulture, $"{name}-{n}"));
+        }
+
+        return path;
     }
 }

@@ -238,10 +238,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         _cancellation = cancellationToken;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         string[] sites = SiteNames(settings.Sites);
-        console.MarkupLine($"[bold]SecureFed demo[/]: {sites.Length} hospitals ({string.Join(", ", sites)}), {settings.Rounds} rounds, output in [blue]{Markup.Escape(Path.GetFullPath(settings.OutputDirectory))}[/]");
 
-        // Data: each site keeps its own partition; nothing below ever hands one site's sentences to another.
+        // Data: each site keeps its own partition; nothing below ever hands one site's sentences to another. Read before the
+        // banner, so that a corpus refused names no output folder (none is made for it).
         (Dictionary<string, IReadOnlyList<Sentence>> train, Dictionary<string, IReadOnlyList<Sentence>> dev, IReadOnlyList<Sentence> pooledDev, IReadOnlyList<Sentence> test, IReadOnlyList<string> types, string source) = LoadData(sites);
+        console.MarkupLine($"[bold]SecureFed demo[/]: {sites.Length} hospitals ({string.Join(", ", sites)}), {settings.Rounds} round{(settings.Rounds == 1 ? "" : "s")}, output in [blue]{Markup.Escape(Path.GetFullPath(settings.OutputDirectory))}[/]");
         console.MarkupLine(CultureInfo.InvariantCulture, $"Data: [green]{Markup.Escape(source)}[/]; {train.Values.Sum(t => t.Count):N0} training sentences across the sites ({string.Join(", ", sites.Select(s => $"{s} {train[s].Count:N0}"))}), {pooledDev.Count:N0} dev and {test.Count:N0} test sentences held out.");
         if (settings.DataDirectory is not null && settings.PublicDataDirectory is null)
         {
@@ -282,7 +283,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             throw new UsageException(noRoom);
         }
 
-        Directory.CreateDirectory(settings.OutputDirectory); // only once the corpus and the settings are known to fit: a refused run leaves no folder behind
+        ReserveOutputDirectory(settings.OutputDirectory); // only once the corpus and the settings are known to fit: a refused run leaves no folder behind
 
         if (SmallBatchWarning(settings.SampleRate, smallestSite) is string smallBatch)
         {
@@ -375,10 +376,12 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         var roundMovedOn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var training = new ConcurrentDictionary<long, TaskCompletionSource>();
         federation.Coordinator.Progress += (_, p) =>
         {
             progress.Enqueue(p);
-            if (settings.DropAt == ProtocolStage.AdvertiseKeys && p.Round == settings.DropRound)
+            bool deadlineWait = settings.DropAt == ProtocolStage.AdvertiseKeys && p.Round == settings.DropRound;
+            if (deadlineWait)
             {
                 if (p.Stage == "opened")
                 {
@@ -388,6 +391,19 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 {
                     roundMovedOn.TrySetResult(); // the round moved on (or ended): no more waiting lines
                 }
+            }
+            else if (p.Stage == "opened")
+            {
+                var movedOn = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+                if (training.TryAdd(p.Round, movedOn))
+                {
+                    _ = PrintTrainingAsync(p.Round, movedOn.Task, cancellationToken);
+                }
+            }
+
+            if (p.Stage != "opened" && training.TryRemove(p.Round, out TaskCompletionSource? trained))
+            {
+                trained.TrySetResult(); // its keys stage closed (or the round ended): no more training lines
             }
 
             string dropped = p.Dropped.Count > 0 ? $" [red]dropped: {Markup.Escape(string.Join(", ", p.Dropped))}[/]" : "";
@@ -424,6 +440,10 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         Task finished = federation.WaitAsync(FederationTimeout(settings.Rounds), cancellationToken);
         await Task.WhenAny(finished, _fatal.Task).ConfigureAwait(false);
         roundMovedOn.TrySetResult(); // the federation ended or stopped: no waiting line after this, whichever way it returns
+        foreach (TaskCompletionSource left in training.Values)
+        {
+            left.TrySetResult();
+        }
         if (federation.Coordinator.IsFinished)
         {
             await aggregatorWatch.ConfigureAwait(false);
@@ -816,6 +836,56 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         return (model.Flatten(), scales);
     }
 
+    /// <summary>The file that reserves the output folder for this run (<see cref="ReserveOutputDirectory"/>).</summary>
+    internal const string ReservationFile = ".securefed-demo";
+
+    /// <summary>
+    /// Makes <paramref name="directory"/> and reserves it for this run with a file created only if it does not exist: two
+    /// demos given the same folder (or the same default name, started in the same second) both passed the "new or empty"
+    /// check at start-up, and the second failed late naming an inner folder. The check is repeated here, now that the
+    /// folder is made.
+    /// </summary>
+    internal static void ReserveOutputDirectory(string directory)
+    {
+        Directory.CreateDirectory(directory);
+        try
+        {
+            using var reservation = new FileStream(Path.Combine(directory, ReservationFile), FileMode.CreateNew, FileAccess.Write, FileShare.None);
+        }
+        catch (IOException) when (File.Exists(Path.Combine(directory, ReservationFile)))
+        {
+            throw new UsageException($"--out {directory}: another demo run is already writing there (it holds {ReservationFile}); give another folder, or leave --out out for a new one.");
+        }
+
+        if (Directory.EnumerateFileSystemEntries(directory).Any(e => Path.GetFileName(e) != ReservationFile))
+        {
+            File.Delete(Path.Combine(directory, ReservationFile));
+            throw new UsageException($"--out {directory}: the folder is not empty any more; give a folder that does not exist or is empty.");
+        }
+    }
+
+    /// <summary>
+    /// While the sites train for <paramref name="round"/> (from its opening until its keys stage closes), a line every
+    /// <see cref="DemoSettings.DeadlineWaitLineInterval"/> says so and how long it has taken: the first round, which also
+    /// computes the public encoder's token vectors, took minutes without a line before.
+    /// </summary>
+    private async Task PrintTrainingAsync(long round, Task movedOn, CancellationToken cancellationToken)
+    {
+        var opened = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            // WhenAny never throws: a cancelled delay or the round moving on ends the lines.
+            await Task.WhenAny(Task.Delay(settings.DeadlineWaitLineInterval, cancellationToken), movedOn).ConfigureAwait(false);
+            if (movedOn.IsCompleted || cancellationToken.IsCancellationRequested)
+            {
+                return;
+            }
+
+            string first = round == 1 ? "; in the first round each site also computes the public encoder's token vectors of its sentences once" : "";
+            console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]round {round}: the sites are training locally ({opened.Elapsed.TotalSeconds:F0} s since the round opened{first}); the secure-aggregation stages follow when they send their keys.[/]");
+        }
+    }
+
     /// <summary>
     /// With a site silent before it advertises its keys, the round goes on once its progress reports have stopped for
     /// the silence, at the latest at the training deadline: a line every <see cref="DemoSettings.DeadlineWaitLineInterval"/>
@@ -879,9 +949,20 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 }
             }
 
-            List<Sentence> all = [.. ConllReader.ReadFile(trainPath)];
-            List<Sentence> allDev = [.. ConllReader.ReadFile(devPath)];
-            List<Sentence> test = [.. ConllReader.ReadFile(testPath)];
+            List<Sentence> all;
+            List<Sentence> allDev;
+            List<Sentence> test;
+            try
+            {
+                all = [.. ConllReader.ReadFile(trainPath)];
+                allDev = [.. ConllReader.ReadFile(devPath)];
+                test = [.. ConllReader.ReadFile(testPath)];
+            }
+            catch (InvalidDataException ex)
+            {
+                // A malformed line or bytes that are not UTF-8: a problem with --data, exit 2 like the corpus's other problems.
+                throw new UsageException($"--data {dir}: {ex.Message}");
+            }
             RequireCorpus(dir, trainPath, all.Count, sites.Length, devPath, allDev.Count, testPath, test.Count);
             // A seeded shuffle, then round-robin: every site gets a random share of the abstracts' sentences.
             var order = Enumerable.Range(0, all.Count).ToArray();
