@@ -881,7 +881,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 return;
             }
 
-            string first = round == 1 ? "; in the first round each site also computes the public encoder's token vectors of its sentences once" : "";
+            string first = round == 1 && DemoModel(settings.Model).Encoder.Length > 0 ? "; in the first round each site also computes the public encoder's token vectors of its sentences once" : "";
             console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]round {round}: the sites are training locally ({opened.Elapsed.TotalSeconds:F0} s since the round opened{first}); the secure-aggregation stages follow when they send their keys.[/]");
         }
     }
