@@ -151,7 +151,7 @@ public sealed class DemoFailureTests : IDisposable
             SentencesPerSite = 40,
             CompareBaselines = false,
             DeadlineWaitLineInterval = TimeSpan.FromMilliseconds(300),
-            TrainerHook = (_, inner) => new Slow(inner, TimeSpan.FromSeconds(2)),
+            TrainerHook = (_, inner) => new SecureFed.Testing.SlowTrainer(inner, TimeSpan.FromSeconds(2)),
         };
 
         int code = await RunAsync(settings, stdout);
@@ -188,24 +188,6 @@ public sealed class DemoFailureTests : IDisposable
         IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(stdout), Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors });
         console.Profile.Width = 400;
         return await new DemoRunner(settings, console).RunAsync(CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(4));
-    }
-
-    /// <summary>Local training that takes <paramref name="delay"/> longer.</summary>
-    private sealed class Slow(ILocalTrainer inner, TimeSpan delay) : ILocalTrainer
-    {
-        public string ModelSpecSha256 => inner.ModelSpecSha256;
-
-        public int ParameterCount => inner.ParameterCount;
-
-        public long ExampleCount => inner.ExampleCount;
-
-        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
-
-        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan trainingPlan, CancellationToken cancellationToken)
-        {
-            Thread.Sleep(delay);
-            return inner.Train(globalModel, trainingPlan, cancellationToken);
-        }
     }
 
     /// <summary>Makes local training throw in round 1 at the given sites, with a native-looking multi-line message.</summary>

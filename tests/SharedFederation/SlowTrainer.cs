@@ -2,8 +2,8 @@ using SecureFed.Agent;
 
 namespace SecureFed.Testing;
 
-/// <summary>The stand-in trainer, taking <paramref name="delay"/> per round as real training would (or as a slower site does).</summary>
-internal sealed class SlowTrainer(FakeTrainer inner, TimeSpan delay) : ILocalTrainer
+/// <summary>A trainer (the stand-in, or a real one) taking <paramref name="delay"/> longer per round, as real training would (or as a slower site does).</summary>
+internal sealed class SlowTrainer(ILocalTrainer inner, TimeSpan delay) : ILocalTrainer
 {
     public string ModelSpecSha256 => inner.ModelSpecSha256;
 
