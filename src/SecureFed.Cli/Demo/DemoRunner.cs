@@ -869,21 +869,10 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// <see cref="DemoSettings.DeadlineWaitLineInterval"/> says so and how long it has taken: the first round, which also
     /// computes the public encoder's token vectors, took minutes without a line before.
     /// </summary>
-    private async Task PrintTrainingAsync(long round, Task movedOn, CancellationToken cancellationToken)
+    private Task PrintTrainingAsync(long round, Task movedOn, CancellationToken cancellationToken)
     {
-        var opened = System.Diagnostics.Stopwatch.StartNew();
-        while (true)
-        {
-            // WhenAny never throws: a cancelled delay or the round moving on ends the lines.
-            await Task.WhenAny(Task.Delay(settings.DeadlineWaitLineInterval, cancellationToken), movedOn).ConfigureAwait(false);
-            if (movedOn.IsCompleted || cancellationToken.IsCancellationRequested)
-            {
-                return;
-            }
-
-            string first = round == 1 && DemoModel(settings.Model).Encoder.Length > 0 ? "; in the first round each site also computes the public encoder's token vectors of its sentences once" : "";
-            console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]round {round}: the sites are training locally ({opened.Elapsed.TotalSeconds:F0} s since the round opened{first}); the secure-aggregation stages follow when they send their keys.[/]");
-        }
+        string first = round == 1 && DemoModel(settings.Model).Encoder.Length > 0 ? "; in the first round each site also computes the public encoder's token vectors of its sentences once" : "";
+        return PrintUntilAsync(movedOn, seconds => $"  [grey]round {round}: the sites are training locally ({seconds:F0} s since the round opened{first}); the secure-aggregation stages follow when they send their keys.[/]", cancellationToken);
     }
 
     /// <summary>
@@ -891,7 +880,11 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
     /// the silence, at the latest at the training deadline: a line every <see cref="DemoSettings.DeadlineWaitLineInterval"/>
     /// says so and how long the round has waited, until it moves on.
     /// </summary>
-    private async Task PrintDeadlineWaitAsync(long round, Task movedOn, CancellationToken cancellationToken)
+    private Task PrintDeadlineWaitAsync(long round, Task movedOn, CancellationToken cancellationToken) =>
+        PrintUntilAsync(movedOn, seconds => $"  [grey]round {round}: waiting for the sites' keys ({seconds:F0} s since the round opened); a site whose progress reports have stopped for {settings.ProgressSilenceSeconds} s is left out, at the latest at the training deadline, {Math.Max(0, settings.TrainingTimeoutSeconds - seconds):F0} s from now.[/]", cancellationToken);
+
+    /// <summary>A line (<paramref name="line"/> of the seconds since the call) every <see cref="DemoSettings.DeadlineWaitLineInterval"/> until <paramref name="movedOn"/> completes.</summary>
+    private async Task PrintUntilAsync(Task movedOn, Func<double, string> line, CancellationToken cancellationToken)
     {
         var opened = System.Diagnostics.Stopwatch.StartNew();
         while (true)
@@ -903,8 +896,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 return;
             }
 
-            double left = Math.Max(0, settings.TrainingTimeoutSeconds - opened.Elapsed.TotalSeconds);
-            console.MarkupLine(CultureInfo.InvariantCulture, $"  [grey]round {round}: waiting for the sites' keys ({opened.Elapsed.TotalSeconds:F0} s since the round opened); a site whose progress reports have stopped for {settings.ProgressSilenceSeconds} s is left out, at the latest at the training deadline, {left:F0} s from now.[/]");
+            console.MarkupLine(CultureInfo.InvariantCulture, line(opened.Elapsed.TotalSeconds));
         }
     }
 
