@@ -105,6 +105,21 @@ public sealed class AggregatorOptions
     /// <summary>The default of <see cref="StragglerMinWaitSeconds"/>.</summary>
     public const int DefaultStragglerMinWaitSeconds = 60;
 
+    /// <summary>
+    /// The least time, in seconds, each stage after the keys (shares, masked inputs, consistency signatures, unmasking
+    /// responses) waits for its last member once every other expected member has answered and at least t have: the stage
+    /// then closes at most max(this, <see cref="StragglerWaitFactor"/> × the time the others took since the stage
+    /// opened) later, leaving the last one out as a dropout of the stage. Bounds what one hostile site that answers each
+    /// stage just before its deadline can hold a round up (threat model C8): 4 × <see cref="StageTimeoutSeconds"/>
+    /// before, about 4 × this now. Only the last member is ever left out this way, and only with t others in. Off with
+    /// <see cref="StragglerWaitFactor"/> = 0, or when this is at least <see cref="StageTimeoutSeconds"/>.
+    /// <value>The default value is 30.</value>
+    /// </summary>
+    public int StageStragglerMinWaitSeconds { get; set; } = DefaultStageStragglerMinWaitSeconds;
+
+    /// <summary>The default of <see cref="StageStragglerMinWaitSeconds"/>.</summary>
+    public const int DefaultStageStragglerMinWaitSeconds = 30;
+
     /// <summary>Deadline of every later protocol stage, in seconds. <value>The default value is 120.</value></summary>
     public int StageTimeoutSeconds { get; set; } = 120;
 
@@ -441,10 +456,11 @@ public sealed class AggregatorOptions
 
         if (!(StragglerWaitFactor >= 0 && StragglerWaitFactor <= 1_000))
         {
-            errors.Add($"SecureFed:StragglerWaitFactor must be between 0 (off: wait for every member until TrainingTimeoutSeconds) and 1000, got {StragglerWaitFactor.ToString(CultureInfo.InvariantCulture)}.");
+            errors.Add($"SecureFed:StragglerWaitFactor must be between 0 (off: wait for every member until TrainingTimeoutSeconds, and at later stages until StageTimeoutSeconds) and 1000, got {StragglerWaitFactor.ToString(CultureInfo.InvariantCulture)}.");
         }
 
         Range(errors, "StragglerMinWaitSeconds", StragglerMinWaitSeconds, 1, 86_400);
+        Range(errors, "StageStragglerMinWaitSeconds", StageStragglerMinWaitSeconds, 1, 86_400);
         Range(errors, "JoinTimeoutSeconds", JoinTimeoutSeconds, 1, 86_400);
         Range(errors, "MaxRetryPauseSeconds", MaxRetryPauseSeconds, 0, 3_600);
         Range(errors, "WeightCap", WeightCap, 1, 1_000_000);

@@ -148,6 +148,9 @@ internal static partial class Log
     [LoggerMessage(52, LogLevel.Warning, "Round {Round}: {Sites} still training {Seconds:F0} s after enough sites for the round to complete had advertised their keys ({QuorumSeconds:F0} s after it opened; StragglerWaitFactor, StragglerMinWaitSeconds); the keys stage goes on without them, {Advertised} of {Cohort} advertised")]
     public static partial void StragglersLeftOut(ILogger logger, long round, string sites, double seconds, int advertised, int cohort, double quorumSeconds);
 
+    [LoggerMessage(58, LogLevel.Warning, "Round {Round}: {Site} had not answered the {Stage} stage {Seconds:F0} s after every other member had ({QuorumSeconds:F0} s after the stage opened; StragglerWaitFactor, StageStragglerMinWaitSeconds); the stage goes on without it, {Answered} of {Expected} answered")]
+    public static partial void StageStragglerLeftOut(ILogger logger, long round, string site, string stage, double seconds, int answered, int expected, double quorumSeconds);
+
     [LoggerMessage(56, LogLevel.Warning, "Round {Round}: the straggler wait starts at {Quorum} advertisements, not t: the {Attempts} attempt(s) before it left stragglers out and then aborted")]
     public static partial void StragglerWaitLater(ILogger logger, long round, int quorum, int attempts);
 

@@ -1321,7 +1321,10 @@ public sealed class RoundCoordinator : BackgroundService
 
     private DateTimeOffset NextDeadline(RoundSession session)
     {
-        session.StageDeadline = _time.GetUtcNow().AddSeconds(_options.StageTimeoutSeconds);
+        DateTimeOffset now = _time.GetUtcNow();
+        session.StageOpenedAt = now;
+        session.StageQuorumAt = null;
+        session.StageDeadline = now.AddSeconds(_options.StageTimeoutSeconds);
         return session.StageDeadline;
     }
 
@@ -1380,6 +1383,18 @@ public sealed class RoundCoordinator : BackgroundService
 
                 until = cutoff;
             }
+            else if (stage != ProtocolStage.AdvertiseKeys && LastMemberCutoff(session, expected, status.Delivered) is { } last && last < deadline)
+            {
+                if (now >= last)
+                {
+                    int missing = expected.Except(status.Delivered).Single();
+                    Log.StageStragglerLeftOut(_logger, session.Round, session.Parameters[missing].Name, StageName(stage), (last - session.StageQuorumAt!.Value).TotalSeconds,
+                        status.Delivered.Count, expected.Count, (session.StageQuorumAt.Value - session.StageOpenedAt).TotalSeconds);
+                    return;
+                }
+
+                until = last;
+            }
 
             TimeSpan left = until - now;
             if (left <= TimeSpan.Zero)
@@ -1407,6 +1422,28 @@ public sealed class RoundCoordinator : BackgroundService
 
         DateTimeOffset quorum = session.QuorumAt ??= _time.GetUtcNow();
         TimeSpan wait = TimeSpan.FromSeconds(Math.Max(_options.StragglerMinWaitSeconds, _options.StragglerWaitFactor * Math.Max(0, (quorum - session.OpenedAt).TotalSeconds)));
+        return quorum + wait;
+    }
+
+    /// <summary>
+    /// When a stage after the keys stops waiting for its last member (<see cref="AggregatorOptions.StageStragglerMinWaitSeconds"/>):
+    /// once every member of <paramref name="expected"/> but one is among <paramref name="delivered"/> and at least t
+    /// answered, <see cref="AggregatorOptions.StragglerWaitFactor"/> times the time from the stage's opening to that moment
+    /// later, and no earlier than <see cref="AggregatorOptions.StageStragglerMinWaitSeconds"/> after it; null otherwise,
+    /// or when the factor is 0. Only the last member: a hostile site that answers each stage just before its deadline
+    /// held every round it was in for up to 4 × <see cref="AggregatorOptions.StageTimeoutSeconds"/> (threat model C8),
+    /// while the honest members' answers after the keys take seconds; cutting more than one would leave honest sites out
+    /// whenever two are slow together. The moment is kept per stage, so the cutoff does not move.
+    /// </summary>
+    private DateTimeOffset? LastMemberCutoff(RoundSession session, HashSet<int> expected, IReadOnlyCollection<int> delivered)
+    {
+        if (_options.StragglerWaitFactor <= 0 || delivered.Count < session.Parameters.Threshold || expected.Count - delivered.Count(expected.Contains) != 1)
+        {
+            return null;
+        }
+
+        DateTimeOffset quorum = session.StageQuorumAt ??= _time.GetUtcNow();
+        TimeSpan wait = TimeSpan.FromSeconds(Math.Max(_options.StageStragglerMinWaitSeconds, _options.StragglerWaitFactor * Math.Max(0, (quorum - session.StageOpenedAt).TotalSeconds)));
         return quorum + wait;
     }
 

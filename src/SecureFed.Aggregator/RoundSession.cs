@@ -104,6 +104,12 @@ internal sealed class RoundSession
     /// </summary>
     public int StragglerQuorumExtra { get; init; }
 
+    /// <summary>When the current stage after the keys opened (<see cref="AggregatorOptions.StageStragglerMinWaitSeconds"/>).</summary>
+    public DateTimeOffset StageOpenedAt { get; set; }
+
+    /// <summary>When every expected member of the current stage after the keys but one had answered (and at least t); null before.</summary>
+    public DateTimeOffset? StageQuorumAt { get; set; }
+
     /// <summary>Whether the straggler wait closed this attempt's keys stage with members left out.</summary>
     public bool StragglersLeftOut { get; set; }
 

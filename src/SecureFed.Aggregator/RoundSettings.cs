@@ -52,6 +52,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.ProgressSilenceSeconds),
         nameof(AggregatorOptions.StragglerWaitFactor),
         nameof(AggregatorOptions.StragglerMinWaitSeconds),
+        nameof(AggregatorOptions.StageStragglerMinWaitSeconds),
         nameof(AggregatorOptions.JoinTimeoutSeconds),
         nameof(AggregatorOptions.JoinGraceSeconds),
         nameof(AggregatorOptions.MaxRetryPauseSeconds),

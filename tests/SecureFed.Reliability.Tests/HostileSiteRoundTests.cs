@@ -1463,6 +1463,83 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// Hostile-site review of session 47 (threat model C8): site-x runs the protocol honestly but answers one stage after
+    /// the keys only long after every honest site has (here 20 s after the stage opened; in the attack, just before each
+    /// stage's deadline, holding every round it is in for up to 4 × StageTimeoutSeconds, 8 minutes at the default).
+    /// StageTimeoutSeconds 60, StragglerWaitFactor 1, StageStragglerMinWaitSeconds 4: once every other member has
+    /// answered (and at least t = 3), the stage waits max(4 s, the time the others took) more and closes without site-x,
+    /// whose late message is then refused as any message after the stage closed. Before, the stage waited for it and took
+    /// it. Cut at the shares, masked-input or consistency stage, site-x is a dropout of that stage (audited); cut at the
+    /// unmasking stage, its input is in the sum (it is a survivor) and the honest sites' shares unmask it.
+    /// </summary>
+    [Theory]
+    [InlineData(ProtocolStage.ShareKeys)]
+    [InlineData(ProtocolStage.MaskedInputCollection)]
+    [InlineData(ProtocolStage.ConsistencyCheck)]
+    [InlineData(ProtocolStage.Unmasking)]
+    public async Task AnyStageAfterTheKeys_SiteAnswersLongAfterEveryOtherMember_StageClosesWithoutItAfterTheWaitAndTheRoundCompletes(ProtocolStage late)
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1, extra: new Dictionary<string, string>
+        {
+            ["StageTimeoutSeconds"] = "60",
+            ["StragglerWaitFactor"] = "1",
+            ["StageStragglerMinWaitSeconds"] = "4",
+        });
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        TimeSpan lateBy = TimeSpan.FromSeconds(20);
+        IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync(); // returns as the keys stage closes
+        var shareRequest = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
+        shareRequest.Shares.AddRange(shares.Select(s => new EncryptedShareMessage { Sender = (uint)s.Sender, Recipient = (uint)s.Recipient, Ciphertext = ByteString.CopyFrom(s.Ciphertext) }));
+        if (late == ProtocolStage.ShareKeys)
+        {
+            await Task.Delay(lateBy);
+            await Refused(() => x.Client.ShareKeysAsync(shareRequest, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "");
+        }
+        else
+        {
+            await x.Client.ShareKeysAsync(shareRequest, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            uint[] masked = await x.MaskAsync(); // returns as the shares stage closes
+            if (late == ProtocolStage.MaskedInputCollection)
+            {
+                await Task.Delay(lateBy);
+                await Refused(() => x.UploadAsync(masked), StatusCode.FailedPrecondition, "");
+            }
+            else
+            {
+                Assert.False((await x.UploadAsync(masked)).Duplicate);
+                SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+                ConsistencySignature signature = x.Protocol.SignSurvivors([.. survivors.Survivors.Select(s => (int)s)]);
+                var consistency = new ConsistencyRequest { Header = x.H(Stage.Consistency), Signature = ByteString.CopyFrom(signature.Signature) };
+                if (late == ProtocolStage.ConsistencyCheck)
+                {
+                    await Task.Delay(lateBy);
+                    await Refused(() => x.Client.SignSurvivorsAsync(consistency, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "");
+                }
+                else
+                {
+                    await x.Client.SignSurvivorsAsync(consistency, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+                    UnmaskResponseMessage response = await x.BuildUnmaskAsync(); // returns as the consistency stage closes
+                    await Task.Delay(lateBy);
+                    await Refused(() => x.Client.UnmaskAsync(response, Deadline()).ResponseAsync, StatusCode.FailedPrecondition, "");
+                }
+            }
+        }
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        bool inSum = late is ProtocolStage.ConsistencyCheck or ProtocolStage.Unmasking;
+        Assert.Equal(inSum ? [.. Honest, "site-x"] : Honest, completed.Participants.Order());
+        if (late != ProtocolStage.Unmasking)
+        {
+            AuditLine dropout = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.Dropout);
+            Assert.Equal(RoundCoordinator.StageName(late), dropout.Text("stage"));
+            Assert.Equal(["site-x"], dropout.List("sites"));
+        }
+
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
     /// Review of session 46 (hostile site): the straggler wait is measured from the moment t sites advertised, and a hostile
     /// site can be one of those t without training at all. Five sites, t = 3: site-a and site-b train at once, site-c and site-d
     /// (honest, slower) take 12 s; StragglerWaitFactor 1, StragglerMinWaitSeconds 4, MinSites 4. Without site-x's trick the

@@ -50,31 +50,42 @@ public sealed class ProgressOptionsTests
 }
 
 /// <summary>
-/// <c>SecureFed:StragglerWaitFactor</c> and <c>StragglerMinWaitSeconds</c> (threat model C8): the defaults and "off" are
-/// valid; a negative, non-finite or huge factor and a minimum wait out of range are refused naming the setting.
+/// <c>SecureFed:StragglerWaitFactor</c>, <c>StragglerMinWaitSeconds</c> and <c>StageStragglerMinWaitSeconds</c> (threat
+/// model C8): the defaults and "off" are valid; a negative, non-finite or huge factor and a minimum wait out of range are
+/// refused naming the setting.
 /// </summary>
 public sealed class StragglerOptionsTests
 {
     [Theory]
-    [InlineData(3, 60)]   // the defaults
-    [InlineData(0, 60)]   // off
-    [InlineData(0.5, 1)]
-    [InlineData(1000, 86400)]
-    public void Valid(double factor, int minWait)
+    [InlineData(3, 60, 30)]   // the defaults
+    [InlineData(0, 60, 30)]   // off
+    [InlineData(0.5, 1, 1)]
+    [InlineData(1000, 86400, 86400)]
+    public void Valid(double factor, int minWait, int stageMinWait)
     {
-        Assert.Empty(Options(factor, minWait).Validate());
+        Assert.Empty(Options(factor, minWait, stageMinWait).Validate());
     }
 
     [Fact]
-    public void Defaults_ThreeAndSixty()
+    public void Defaults_ThreeSixtyAndThirty()
     {
         var options = new AggregatorOptions();
 
-        Assert.Equal((3.0, 60), (options.StragglerWaitFactor, options.StragglerMinWaitSeconds));
+        Assert.Equal((3.0, 60, 30), (options.StragglerWaitFactor, options.StragglerMinWaitSeconds, options.StageStragglerMinWaitSeconds));
     }
 
     [Theory]
-    [InlineData(-0.1, 60, "SecureFed:StragglerWaitFactor must be between 0 (off: wait for every member until TrainingTimeoutSeconds) and 1000, got -0.1.")]
+    [InlineData(0, "SecureFed:StageStragglerMinWaitSeconds must be between 1 and 86400, got 0.")]
+    [InlineData(86401, "SecureFed:StageStragglerMinWaitSeconds must be between 1 and 86400, got 86401.")]
+    public void StageMinWaitOutOfRange_RefusedNamingTheSetting(int stageMinWait, string expected)
+    {
+        string error = Assert.Single(Options(3, 60, stageMinWait).Validate());
+
+        Assert.Equal(expected, error);
+    }
+
+    [Theory]
+    [InlineData(-0.1, 60, "SecureFed:StragglerWaitFactor must be between 0 (off: wait for every member until TrainingTimeoutSeconds, and at later stages until StageTimeoutSeconds) and 1000, got -0.1.")]
     [InlineData(double.NaN, 60, "SecureFed:StragglerWaitFactor must be between 0")]
     [InlineData(double.PositiveInfinity, 60, "SecureFed:StragglerWaitFactor must be between 0")]
     [InlineData(1000.5, 60, "got 1000.5.")]
@@ -87,11 +98,12 @@ public sealed class StragglerOptionsTests
         Assert.Contains(expected, error, StringComparison.Ordinal);
     }
 
-    private static AggregatorOptions Options(double factor, int minWait) => new()
+    private static AggregatorOptions Options(double factor, int minWait, int stageMinWait = AggregatorOptions.DefaultStageStragglerMinWaitSeconds) => new()
     {
         Federation = "fed",
         ModelSpecSha256 = new string('a', 64),
         StragglerWaitFactor = factor,
         StragglerMinWaitSeconds = minWait,
+        StageStragglerMinWaitSeconds = stageMinWait,
     };
 }

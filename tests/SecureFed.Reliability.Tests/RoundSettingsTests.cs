@@ -60,6 +60,7 @@ public sealed class RoundSettingsTests
         { "ProgressSilenceSeconds", o => o.ProgressSilenceSeconds = 120 },
         { "StragglerWaitFactor", o => o.StragglerWaitFactor = 0 },
         { "StragglerMinWaitSeconds", o => o.StragglerMinWaitSeconds = 300 },
+        { "StageStragglerMinWaitSeconds", o => o.StageStragglerMinWaitSeconds = 5 },
         { "JoinTimeoutSeconds", o => o.JoinTimeoutSeconds = 30 },
         { "JoinGraceSeconds", o => o.JoinGraceSeconds = 5 },
         { "MaxRetryPauseSeconds", o => o.MaxRetryPauseSeconds = 5 },
