@@ -35,7 +35,12 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private readonly AggregatorTelemetry _telemetry;
     private readonly RefusalAudit _refusals;
 
-    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, AggregatorTelemetry telemetry, RefusalAudit refusals, FederationStatusCache statusCache, TimeProvider time, ILogger<AggregationService> logger)
+    /// <remarks>
+    /// grpc-dotnet builds this service anew for every call, so whatever must outlive a call is a singleton passed in: the
+    /// upload pace above all, whose accounts are per site and attempt (built here, each upload had an account of its own and
+    /// a site got a fresh grace with every upload it opened; hostile-site review, session 49).
+    /// </remarks>
+    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, UploadPace pace, AggregatorTelemetry telemetry, RefusalAudit refusals, FederationStatusCache statusCache, ILogger<AggregationService> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         _statusCache = statusCache;
@@ -45,7 +50,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         _state = state;
         _options = options.Value;
         _uploads = uploads;
-        _pace = new UploadPace(_options.MinUploadWordsPerSecond, _options.UploadGraceSeconds, time);
+        _pace = pace;
         _logger = logger;
     }
 

@@ -156,6 +156,8 @@ public static class AggregatorHost
             builder.Services.AddSingleton<FederationStatusCache>();
             var uploads = new UploadLimiter(options.MaxConcurrentUploads);
             builder.Services.AddSingleton(uploads);
+            // One pace for every upload call (the service is built per call): its accounts are per site and attempt.
+            builder.Services.AddSingleton(sp => new UploadPace(options.MinUploadWordsPerSecond, options.UploadGraceSeconds, sp.GetRequiredService<TimeProvider>()));
             var bulkCalls = new BulkCallGate(options.MaxBulkCallsPerSite, options.MaxCallsPerSite);
             builder.Services.AddSingleton(bulkCalls);
             builder.Services.AddSingleton(sp => new RefusalAudit(state.Audit, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RefusalAudit>>()));

@@ -1301,6 +1301,52 @@ public sealed class HostileSiteRoundTests : IDisposable
         AssertLogsVerify(fed);
     }
 
+    [Fact]
+    public async Task UploadMaskedInput_StalledUploadAfterOneRefusedAsTooSlow_RefusedAtOnceNotAfterAFreshGrace()
+    {
+        // Hostile-site review (session 49): the pace account was kept by an UploadPace that the service built in its
+        // constructor, and grpc-dotnet builds the service anew for every call, so every upload had an account of its own:
+        // a site whose stalled upload was refused as too slow opened another and held a slot for a fresh grace, again and
+        // again, until the stage closed. Here the grace (12 s) is twice the wait for the second refusal (6 s), which
+        // an upload with a fresh grace cannot meet: it is refused at its first read, as the site's account is behind.
+        var settings = new Dictionary<string, string>
+        {
+            ["Rounds"] = "1", ["MinSites"] = "3", ["JoinGraceSeconds"] = "1",
+            ["MaxConcurrentUploads"] = AggregatorOptions.MinConcurrentUploads.ToString(CultureInfo.InvariantCulture),
+            ["MinUploadWordsPerSecond"] = "1000", ["UploadGraceSeconds"] = "12",
+        };
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], settings);
+        await fed.StartAggregatorAsync();
+        DropoutDeadline.ShortOnlyAt(fed.Aggregator!.Services, 1, ProtocolStage.MaskedInputCollection, 40); // site-x never uploads
+        UploadLimiter limiter = fed.Aggregator!.Services.GetRequiredService<UploadLimiter>();
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        await x.AdvertiseAndShareAsync();
+
+        using (AsyncClientStreamingCall<MaskedInputChunk, Ack> first = await x.OpenStalledUploadAsync())
+        {
+            RpcException ended = await Assert.ThrowsAsync<RpcException>(() => first.ResponseAsync.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.True(ended.StatusCode == StatusCode.ResourceExhausted, $"{ended.StatusCode}: {ended.Status.Detail}");
+            Assert.Contains("slower than the floor", ended.Status.Detail, StringComparison.Ordinal);
+        }
+
+        await WaitUntilAsync(() => limiter.InUse == 0);
+        using (AsyncClientStreamingCall<MaskedInputChunk, Ack> second = await x.OpenStalledUploadAsync())
+        {
+            Task<Ack> response = second.ResponseAsync;
+            Assert.True(await Task.WhenAny(response, Task.Delay(TimeSpan.FromSeconds(6))) == response,
+                "a second stalled upload of the site was not refused within 6 s: it was given a fresh grace of 12 s");
+            RpcException ended = await Assert.ThrowsAsync<RpcException>(() => response);
+            Assert.True(ended.StatusCode == StatusCode.ResourceExhausted, $"{ended.StatusCode}: {ended.Status.Detail}");
+            Assert.Contains("slower than the floor", ended.Status.Detail, StringComparison.Ordinal);
+        }
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        RoundRecord round = Assert.Single(fed.State.Store.ListRounds());
+        Assert.Equal(RoundStatus.Completed, round.Status);
+        Assert.Equal(Honest, round.Participants.Order());
+        AssertLogsVerify(fed);
+    }
+
     [Theory]
     [InlineData(-1, 30, "SecureFed:MinUploadWordsPerSecond must be between 0 and 100000000, got -1.")]
     [InlineData(16_384, 0, "SecureFed:UploadGraceSeconds must be between 1 and 3600, got 0.")]
