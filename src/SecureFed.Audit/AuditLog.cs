@@ -384,6 +384,18 @@ public sealed class AuditLog : IDisposable
         QuarantinedTail? quarantined = null;
         if (file.TornTail is { } torn)
         {
+            // A crash mid-write tears a line no checkpoint has signed yet (a checkpoint is signed over complete lines
+            // only). A torn line a checkpoint covers was whole when it was signed: the file was cut or altered since,
+            // and "repairing" it would move a signed line into quarantine and leave a log shorter than its checkpoint.
+            if (LatestOnDisk() is { } signed && signed.Checkpoint.Size >= file.TornLineNumber)
+            {
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"{_logPath}: line {file.TornLineNumber} is cut short ({torn.Length} bytes without a final newline), but {signed.Path} " +
+                    $"signed {signed.Checkpoint.Size} complete line(s): the line was whole when it was signed, so this is no crash mid-write " +
+                    $"but a log cut short or altered afterwards. Nothing was changed (a torn-tail repair would discard a signed line); " +
+                    $"restore {LogFileName} from a backup ('securefed audit verify {Directory}' lists the problems)."));
+            }
+
             if (!repairTornTail)
             {
                 string message = string.Create(CultureInfo.InvariantCulture,

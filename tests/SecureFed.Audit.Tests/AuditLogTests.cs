@@ -225,6 +225,40 @@ public sealed class AuditLogTests
     }
 
     [Fact]
+    public void Open_SignedLastLineCutShort_RefusedAsNoCrashWithoutRepairHint()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1); // closing the log signs every line, the last one included
+        int lines = test.ReadLines().Count;
+        byte[] all = File.ReadAllBytes(test.LogPath);
+        byte[] cut = all[..^20];
+        File.WriteAllBytes(test.LogPath, cut);
+
+        InvalidDataException ex = Assert.Throws<InvalidDataException>(() => test.Open());
+
+        Assert.Contains($"line {lines} is cut short", ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"signed {lines} complete line(s)", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("no crash mid-write", ex.Message, StringComparison.Ordinal);
+        Assert.IsNotType<AuditLogTornTailException>(ex.InnerException); // the services add no RepairTornAuditTail hint
+        Assert.Equal(cut, File.ReadAllBytes(test.LogPath));
+    }
+
+    [Fact]
+    public void Open_RepairTornTail_SignedLastLineCutShort_RefusesAndMovesNothing()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        byte[] cut = File.ReadAllBytes(test.LogPath)[..^20];
+        File.WriteAllBytes(test.LogPath, cut);
+
+        InvalidDataException ex = Assert.Throws<InvalidDataException>(() => test.Open(repairTornTail: true));
+
+        Assert.Contains("a torn-tail repair would discard a signed line", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(cut, File.ReadAllBytes(test.LogPath));
+        Assert.False(Directory.Exists(Path.Combine(test.Directory, AuditLog.QuarantineDirectoryName)));
+    }
+
+    [Fact]
     public void Checkpoint_LatestOnDiskReplacedByInconsistentCheckpoint_Refuses()
     {
         using var test = new TestLog();
