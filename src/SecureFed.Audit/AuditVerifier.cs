@@ -41,11 +41,36 @@ public static class AuditVerifier
     {
         ArgumentNullException.ThrowIfNull(keyOrFile);
         string text = keyOrFile.Trim();
-        if (File.Exists(text))
+        if (System.IO.Directory.Exists(text))
         {
-            text = DurableFile.ReadAllText(text).Trim();
+            // "logs/agg" is valid base64 too: a folder is named as one, not as a key of the wrong length.
+            throw new FormatException($"key file '{text}' is a folder; give the file that holds the key (e.g. the log folder's {AuditLog.VerifierKeyFileName}) or the key itself.");
         }
 
+        if (!File.Exists(text))
+        {
+            return ParseKeyText(text, keyOrFile, origin);
+        }
+
+        string content = DurableFile.ReadAllText(text).Trim();
+        if (content.Length == 0)
+        {
+            throw new FormatException($"key file '{text}' is empty; it should hold the log's verifier key (name+hash+base64) or a base64 Ed25519 public key.");
+        }
+
+        try
+        {
+            return ParseKeyText(content, argument: null, origin);
+        }
+        catch (FormatException ex)
+        {
+            throw new FormatException($"key file '{text}' holds no key: {ex.Message}", ex);
+        }
+    }
+
+    /// <summary>Parses a key's text: the argument itself (<paramref name="argument"/>, for the messages) or, when it is null, a key file's content.</summary>
+    private static NoteVerifierKey ParseKeyText(string text, string? argument, string? origin)
+    {
         string[] parts = text.Split('+', 3);
         if (parts.Length == 3 && parts[1].Length == 8 && parts[1].All(char.IsAsciiHexDigitLower))
         {
@@ -59,7 +84,9 @@ public static class AuditVerifier
         }
         catch (FormatException)
         {
-            throw new FormatException(NotAFile(keyOrFile) ?? $"'{Shorten(keyOrFile)}' is neither a verifier key (name+hash+base64), a base64 Ed25519 public key, nor a file holding one.");
+            throw new FormatException(argument is null
+                ? "it is neither a verifier key (name+hash+base64) nor a base64 Ed25519 public key."
+                : NotAFile(argument) ?? $"'{Shorten(argument)}' is neither a verifier key (name+hash+base64), a base64 Ed25519 public key, nor a file holding one.");
         }
 
         if (raw.Length == 33 && raw[0] == NoteVerifierKey.Ed25519SignatureType)
@@ -70,7 +97,7 @@ public static class AuditVerifier
         if (raw.Length != 32)
         {
             // "/etc/fed/key" is valid base64 (9 bytes): a path that does not exist is named as one, not as a short key.
-            throw new FormatException(NotAFile(keyOrFile) ?? $"A base64 Ed25519 public key decodes to 32 bytes, got {raw.Length}.");
+            throw new FormatException((argument is null ? null : NotAFile(argument)) ?? $"A base64 Ed25519 public key decodes to 32 bytes, got {raw.Length}.");
         }
 
         if (origin is null)

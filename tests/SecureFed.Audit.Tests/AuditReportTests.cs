@@ -94,6 +94,32 @@ public sealed class AuditReportTests
     }
 
     [Fact]
+    public void Create_EveryRoundParameterTheAggregatorLogs_NamedWithUnitNotItsFieldPath()
+    {
+        using var fed = new Federation();
+        Directory.CreateDirectory(fed.Root);
+        using (Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]))
+        using (AuditLog aggregator = AuditLog.Open(fed.Directories[0], "aggregator", key, "securefed.test/aggregator"))
+        {
+            // Every field RoundCoordinator writes into round.opened, as it writes them.
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("session", "s1").Add("cohort", ["h1", "h2"]).Add("threshold", 2)
+                .Add("graph_degree", 1).Add("graph_policy", "complete").Add("bit_width", 32).Add("vector_length", 1000).Add("model_version", 0)
+                .Add("federated_evaluation", true)
+                .AddObject("dp", d => d.Add("l2_clip", 30.0).Add("site_noise_multiplier", 0.0005).Add("sigma_site_quantized", 251952.0).Add("scale", 23754255.0)
+                    .Add("delta", 1e-5).Add("dp_sgd_noise_multiplier", 1.49).Add("dp_sgd_max_grad_norm", 2.0).Add("dp_sgd_sample_rate", 0.3).Add("local_epochs", 7)
+                    .Add("dp_sgd_max_steps", 20).Add("dp_sgd_noise_shares", 0).Add("dp_sgd_layer_scales", 0).Add("dp_sgd_layer_scales_sha256", "")));
+        }
+
+        string html = AuditReport.Create([fed.Directories[0]]).Html;
+
+        Assert.DoesNotContain("<th scope=\"row\">dp.", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<th scope=\"row\">federated_evaluation", html, StringComparison.Ordinal);
+        Assert.Contains("<th scope=\"row\">DP-SGD step cap</th>", html, StringComparison.Ordinal);
+        Assert.Contains("<th scope=\"row\">patient-level noise shares k</th>", html, StringComparison.Ordinal);
+        Assert.Contains("<th scope=\"row\">federated evaluation</th>", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Create_TamperedLog_VerdictFailsAndNamesTheLog()
     {
         using var fed = new Federation();
@@ -116,6 +142,20 @@ public sealed class AuditReportTests
         Assert.Contains("<h2 id=\"verdict-heading\">Verdict: FAILED</h2>", result.Html, StringComparison.Ordinal);
         Assert.Contains("<ol class=\"problems\" id=\"problems\">\n<li>The log of h1 (", result.Html, StringComparison.Ordinal);
         Assert.Contains("<title>SecureFed audit report: FAILED</title>", result.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Create_LogWithAGarbageLine_ProblemReadsAsOneSentence()
+    {
+        // The JSON parser's message ends with a period: "… BytePositionInLine: 0.. Nothing it logged …".
+        using var fed = new Federation();
+        fed.Run(rounds: 1);
+        File.AppendAllText(Path.Combine(fed.Directories[1], AuditLog.LogFileName), "garbage\n");
+
+        string problem = Assert.Single(AuditReport.Create(fed.Directories).Problems);
+
+        Assert.Contains("is not valid JSON", problem, StringComparison.Ordinal);
+        Assert.Contains("BytePositionInLine: 0. Nothing it logged can be trusted", problem, StringComparison.Ordinal);
     }
 
     [Fact]

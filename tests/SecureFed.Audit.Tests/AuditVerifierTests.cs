@@ -331,6 +331,49 @@ public sealed class AuditVerifierTests
     }
 
     [Fact]
+    public void ParseKey_AFolder_SaysItIsAFolderNotAKeyOfTheWrongLength()
+    {
+        // "adir" is valid base64 (3 bytes): it said "A base64 Ed25519 public key decodes to 32 bytes, got 3."
+        using var test = new TestLog();
+        string folder = Path.Combine(test.Directory, "adir");
+        Directory.CreateDirectory(folder);
+
+        var ex = Assert.Throws<FormatException>(() => AuditVerifier.ParseKey(folder, TestLog.Origin));
+
+        Assert.StartsWith($"key file '{folder}' is a folder", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("", "is empty")]
+    [InlineData("\n", "is empty")]
+    [InlineData("{\"seq\":1}\n", "holds no key: it is neither a verifier key")]
+    [InlineData("name+hash+notbase64\n", "holds no key: ")]
+    public void ParseKey_AFileWithoutAKey_NamesTheFile(string content, string expected)
+    {
+        // An empty file said only "A base64 Ed25519 public key decodes to 32 bytes, got 0.", naming no file.
+        using var test = new TestLog();
+        Directory.CreateDirectory(test.Directory);
+        string file = Path.Combine(test.Directory, "pinned.key");
+        File.WriteAllText(file, content);
+
+        var ex = Assert.Throws<FormatException>(() => AuditVerifier.ParseKey(file, TestLog.Origin));
+
+        Assert.StartsWith($"key file '{file}' ", ex.Message, StringComparison.Ordinal);
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void ParseKey_AFileHoldingTheVerifierKey_ReadsIt()
+    {
+        using var test = new TestLog();
+        Directory.CreateDirectory(test.Directory);
+        string file = Path.Combine(test.Directory, "pinned.key");
+        File.WriteAllText(file, test.VerifierKey + "\n");
+
+        Assert.Equal(test.VerifierKey, AuditVerifier.ParseKey(file, TestLog.Origin).ToString());
+    }
+
+    [Fact]
     public void LogFile_Parse_SplitsCompleteLinesAndTornTail()
     {
         LogFile file = LogFile.Parse("a\nbc\nde"u8.ToArray());

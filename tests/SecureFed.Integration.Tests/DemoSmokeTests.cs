@@ -34,8 +34,15 @@ public sealed class DemoSmokeTests : IDisposable
         Assert.Contains("same federation without DP", output, StringComparison.Ordinal);
         Assert.Contains("logs", Directory.GetDirectories(_dir).Select(Path.GetFileName));
         Assert.True(File.Exists(Path.Combine(_dir, "logs", "aggregator.log")));
-        // Not a terminal: 100 columns, and no line of the output is wider.
-        Assert.All(output.Split('\n'), line => Assert.True(line.TrimEnd('\r').Length <= 100, $"{line.Length} columns: {line}"));
+        // The commands printed for pasting are each one line, never broken at the console's width (a break inside
+        // "$(cat …)" made the pasted curl read its token from the terminal).
+        string[] lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToArray();
+        Assert.Contains("  securefed audit verify " + DemoRunner.ShellQuote(Path.Combine(_dir, "aggregator-data", "audit")), lines);
+        string token = DemoRunner.ShellQuote(Path.Combine(_dir, "federation", "operator", "operator.token"));
+        Assert.Contains(lines, l => Regex.IsMatch(l, "^  curl -H \"Authorization: Bearer \\$\\(cat " + Regex.Escape(token) + "\\)\" http://127\\.0\\.0\\.1:[0-9]+/metrics$"));
+        // Not a terminal: 100 columns, and no other line of the output is wider.
+        Assert.All(lines.Where(l => !l.StartsWith("  securefed ", StringComparison.Ordinal) && !l.StartsWith("  curl ", StringComparison.Ordinal)),
+            line => Assert.True(line.Length <= 100, $"{line.Length} columns: {line}"));
         foreach (string log in new[] { "aggregator-data/audit", "agents/site-de/audit", "agents/site-fr/audit", "agents/site-jp/audit" })
         {
             AuditVerification v = AuditVerifier.Verify(Path.Combine(_dir, log));

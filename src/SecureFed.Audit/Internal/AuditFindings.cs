@@ -835,7 +835,7 @@ internal sealed class AuditFindings
         {
             int more = log.Verification.Problems.Count - 1;
             Problems.Add(
-                $"The log of {log.Actor} ({log.Directory}) failed verification: {log.Verification.FirstProblem}{(more > 0 ? $" (and {Plural(more, "more problem")})" : string.Empty)}. Nothing it logged can be trusted, including what this report shows from it.");
+                $"The log of {log.Actor} ({log.Directory}) failed verification: {log.Verification.FirstProblem?.TrimEnd('.')}{(more > 0 ? $" (and {Plural(more, "more problem")})" : string.Empty)}. Nothing it logged can be trusted, including what this report shows from it.");
         }
 
         foreach ((string site, List<EpsilonPoint> points) in PatientEpsilon)

@@ -19,6 +19,11 @@ internal sealed record ParameterInfo(string Label, string Unit, string Meaning)
         ["dp.dp_sgd_max_grad_norm"] = new("DP-SGD gradient clip C", "L2 norm", "each example's gradient is clipped to this norm"),
         ["dp.dp_sgd_sample_rate"] = new("DP-SGD sampling rate q", "fraction per step", "Poisson sampling probability of each record"),
         ["dp.local_epochs"] = new("local epochs", "epochs", "local training passes over the site's data per round"),
+        ["dp.dp_sgd_max_steps"] = new("DP-SGD step cap", "steps per round", "most DP-SGD steps a site takes in a round (local epochs × round(1/q), at most this; 0: no cap)"),
+        ["dp.dp_sgd_noise_shares"] = new("patient-level noise shares k", "shares", "0: each site adds the whole DP-SGD noise; k ≥ 2: each adds σ/√k (split noise: ε holds against the aggregator only while secure aggregation holds)"),
+        ["dp.dp_sgd_layer_scales"] = new("DP-SGD layer scales", "factors", "layer-wise factors each example's gradient is scaled by before clipping (0: none; ε unchanged)"),
+        ["dp.dp_sgd_layer_scales_sha256"] = new("DP-SGD layer scales SHA-256", "digest", "of the announced layer-wise factors (empty: none)"),
+        ["federated_evaluation"] = new("federated evaluation", "true or false", "sites score the round's starting model on their own dev data, summed with secure aggregation"),
     };
 
     /// <summary>Fields of round.opened that differ per round by nature and are shown in the rounds table instead.</summary>

@@ -174,7 +174,21 @@ internal static class PrivacyCommands
                 throw new UsageException($"--delta must be in (0, 1) (got {d.ToString(CultureInfo.InvariantCulture)}).");
             }
 
-            PrivacyLedger ledger = PrivacyLedger.OpenReadOnly(parse.GetValue(file)!);
+            // A path that names no file is a mistake in the command (exit 2, as for 'audit verify' and every --manifest,
+            // --key or --previous); a ledger that is there but damaged stays a failure (exit 1).
+            string path = parse.GetValue(file)!;
+            string full = Path.GetFullPath(path);
+            if (Directory.Exists(full))
+            {
+                throw new UsageException($"privacy ledger {full} is a folder; give the ledger file itself (e.g. {Path.Combine(full, "privacy-ledger.jsonl")}).");
+            }
+
+            if (!File.Exists(full) && new FileInfo(full).LinkTarget is null)
+            {
+                throw new UsageException($"privacy ledger {full} does not exist.");
+            }
+
+            PrivacyLedger ledger = PrivacyLedger.OpenReadOnly(path);
             IReadOnlyList<LedgerEntry> entries = ledger.Entries;
             PrivacySpent record = ledger.Spent(Guarantee.Record, d);
             PrivacySpent site = ledger.Spent(Guarantee.Site, d);
@@ -211,6 +225,9 @@ internal static class PrivacyCommands
             {
                 var text = new StringBuilder();
                 text.Append(CultureInfo.InvariantCulture, $"Privacy ledger {ledger.FilePath}\nowner: {ledger.Owner}; {entries.Count} entries; hash chain and replayed epsilons verified.\n");
+                // The chain needs no key: a ledger cut after a whole line, or an older copy, verifies on its own. The
+                // owner's signed audit log logs every charge, and the agent and the aggregator compare the two at start-up.
+                text.Append("(A hash chain cannot show entries cut from its end or an older copy put back: the owner's signed audit log records every charge; 'securefed audit report' shows them.)\n");
                 text.Append(CultureInfo.InvariantCulture, $"{"round",6}  {"guarantee",-16}  {"epsilon after",13}  {"delta",8}  {"recorded (UTC)",-20}  mechanism\n");
                 foreach (LedgerEntry e in entries)
                 {

@@ -82,20 +82,73 @@ internal static class ProvisionCommands
                     $"--site: unknown site '{site}' in federation '{manifest.FederationName}'; known sites: {string.Join(", ", manifest.Sites.Select(s => s.Name))}.");
             }
 
+            string full = Path.GetFullPath(path);
             if (manifest.IsRevoked(site))
             {
-                stdout.WriteLine($"Site '{site}' is already revoked in {Path.GetFullPath(path)}; nothing changed.");
+                stdout.WriteLine($"Site '{site}' is already revoked in {full}; nothing changed.");
+                WarnOfRevocationsOnlyInTheKitCopy(full, manifest, parse.InvocationConfiguration.Error);
                 return Task.FromResult(CliApp.ExitOk);
             }
 
             FederationManifest updated = manifest.WithRevoked(site);
             updated.Save(path);
-            stdout.WriteLine($"Revoked site '{site}' in federation '{updated.FederationName}' ({Path.GetFullPath(path)}).");
+            stdout.WriteLine($"Revoked site '{site}' in federation '{updated.FederationName}' ({full}).");
             stdout.WriteLine($"Revoked sites now: {string.Join(", ", updated.Revoked)}.");
-            stdout.WriteLine($"Next: copy this manifest over the aggregator's kit copy ({KitFiles.AggregatorDirectory}/{KitFiles.Manifest}) and restart the aggregator.");
+            string folder = Path.GetDirectoryName(full)!;
+            if (File.Exists(Path.Combine(folder, KitFiles.AggregatorConfig)))
+            {
+                // The aggregator's own kit copy: there is nothing to copy it over; the federation's manifest must follow.
+                string federationManifest = Path.Combine(Path.GetDirectoryName(folder) ?? folder, KitFiles.Manifest);
+                stdout.WriteLine(
+                    $"This is the aggregator's kit copy: restart the aggregator to apply it. Revoke '{site}' in the federation's own manifest too" +
+                    (File.Exists(federationManifest) ? $" ({federationManifest})" : string.Empty) +
+                    ": copying that over this one later would admit the site again.");
+            }
+            else
+            {
+                string kitCopy = Path.Combine(folder, KitFiles.AggregatorDirectory, KitFiles.Manifest);
+                stdout.WriteLine(
+                    $"Next: copy this manifest over the aggregator's kit copy ({kitCopy} here, wherever the aggregator's kit is on its host) and restart the aggregator.");
+                WarnOfRevocationsOnlyInTheKitCopy(full, updated, parse.InvocationConfiguration.Error);
+            }
+
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;
+    }
+
+    /// <summary>
+    /// Warns when the aggregator's kit copy next to the federation's manifest <paramref name="manifestPath"/> revokes
+    /// sites the manifest does not (revoked in the copy only): copying the manifest over it, as the next step says,
+    /// would silently admit them again.
+    /// </summary>
+    private static void WarnOfRevocationsOnlyInTheKitCopy(string manifestPath, FederationManifest manifest, TextWriter stderr)
+    {
+        string kitCopy = Path.Combine(Path.GetDirectoryName(manifestPath)!, KitFiles.AggregatorDirectory, KitFiles.Manifest);
+        if (!File.Exists(kitCopy))
+        {
+            return;
+        }
+
+        FederationManifest copy;
+        try
+        {
+            copy = FederationManifest.Load(kitCopy);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException or UnauthorizedAccessException or FormatException or System.Text.Json.JsonException)
+        {
+            stderr.WriteLine($"warning: the aggregator's kit copy {kitCopy} cannot be read ({ex.Message}); check which sites it revokes before replacing it.");
+            return;
+        }
+
+        string[] onlyInCopy = [.. copy.Revoked.Where(s => !manifest.IsRevoked(s))];
+        if (onlyInCopy.Length > 0)
+        {
+            stderr.WriteLine(
+                $"warning: the aggregator's kit copy {kitCopy} also revokes {string.Join(", ", onlyInCopy)}, which {manifestPath} does not: " +
+                $"copying this manifest over it would admit {(onlyInCopy.Length == 1 ? "that site" : "those sites")} again. Revoke {(onlyInCopy.Length == 1 ? "it" : "them")} here first: " +
+                $"securefed provision revoke --manifest {SecureFed.Cli.Demo.DemoRunner.ShellQuote(manifestPath)} --site {onlyInCopy[0]}");
+        }
     }
 
     private static string[] ParseSites(string value)

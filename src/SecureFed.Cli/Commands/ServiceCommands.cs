@@ -32,10 +32,18 @@ internal static class ServiceCommands
         yield return AgentCommand();
     }
 
+    /// <summary>
+    /// How settings follow <c>--config</c> on the command line: the help listed them only as "additional arguments passed
+    /// to the application", while start-up errors tell the operator to add one (e.g. <c>--SecureFed:RepairTornAuditTail=true</c>).
+    /// </summary>
+    private static string SettingsAfterConfig(string example) =>
+        $"Settings may follow it, each overriding the file and the environment: --SecureFed:Name=value (e.g. {example}; " +
+        "--SecureFed:RepairTornAuditTail=true for one start); README.md 'Configuration reference' lists them.";
+
     private static Command Aggregator()
     {
-        var config = new Option<FileInfo>("--config") { Description = "aggregator.json (as written by 'securefed provision').", Required = true };
-        var command = new Command("aggregator", "Run the aggregator service (gRPC over mTLS, health service, SQLite state) until its rounds are done or Ctrl+C; 'aggregator compact' compacts a stopped one's round store, 'aggregator exclusions' lists or clears the sites it found at fault.") { config };
+        var config = new Option<FileInfo>("--config") { Description = "aggregator.json (as written by 'securefed provision'). " + SettingsAfterConfig("--SecureFed:Rounds=5"), Required = true };
+        var command = new Command("aggregator", "Run the aggregator service (gRPC over mTLS, health service, SQLite state) until its rounds are done or Ctrl+C; 'aggregator compact' compacts a stopped one's round store, 'aggregator exclusions' lists or clears the sites it found at fault, 'aggregator export-model' writes a stopped one's fused model.") { config };
         command.TreatUnmatchedTokensAsErrors = false;
         command.Subcommands.Add(AggregatorCompactCommand.Create());
         command.Subcommands.Add(AggregatorExclusionsCommand.Create());
@@ -298,7 +306,7 @@ internal static class ServiceCommands
 
     private static Command AgentCommand()
     {
-        var config = new Option<FileInfo>("--config") { Description = "agent.json (as written by 'securefed provision').", Required = true };
+        var config = new Option<FileInfo>("--config") { Description = "agent.json (as written by 'securefed provision'). " + SettingsAfterConfig("--SecureFed:TrainFile=/data/notes-train.conll"), Required = true };
         var command = new Command("agent", "Run a hospital's agent: train locally with DP-SGD, take part in secure aggregation, keep the privacy ledger and audit log.") { config };
         command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction(async (parse, ct) =>

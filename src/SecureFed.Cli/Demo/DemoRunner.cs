@@ -361,8 +361,9 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         if (AggregatorHost.AdminAddress(federation.Aggregator) is { } admin)
         {
             string token = federation.Provisioned.OperatorTokenPath;
-            console.MarkupLine($"Operator console: [blue]{admin}[/] (log in with the token in {Markup.Escape(token)}); metrics: [blue]{new Uri(admin, "metrics")}[/] " +
-                $"(curl -H \"Authorization: Bearer $(cat {Markup.Escape(ShellQuote(token))})\" {new Uri(admin, "metrics")}); both while the demo runs.");
+            Uri metrics = new(admin, "metrics");
+            console.MarkupLine($"Operator console: [blue]{admin}[/] (log in with the token in {Markup.Escape(token)}); metrics: [blue]{metrics}[/], both while the demo runs:");
+            WriteCommand(console, $"curl -H \"Authorization: Bearer $(cat {ShellQuote(token)})\" {metrics}");
         }
         if (settings.DropAt is { } dropStage)
         {
@@ -493,7 +494,8 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
         }
 
         console.MarkupLine($"Wrote: fused model [blue]{Markup.Escape(modelDir)}[/], chart [blue]{Markup.Escape(chart)}[/], audit report [blue]{Markup.Escape(report)}[/].");
-        console.MarkupLine($"Check the logs yourself: [grey]securefed audit verify {Markup.Escape(ShellQuote(auditDirs[0]))}[/]");
+        console.MarkupLine("Check the logs yourself:");
+        WriteCommand(console, "securefed audit verify " + ShellQuote(auditDirs[0]));
         console.MarkupLine(CultureInfo.InvariantCulture, $"Demo finished in {clock.Elapsed.TotalSeconds:F0} s.");
         foreach (TaggerLocalTrainer t in trainers)
         {
@@ -1066,6 +1068,18 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         types.AddRow("[bold]overall[/]", test.Precision.ToString("F3", CultureInfo.InvariantCulture), test.Recall.ToString("F3", CultureInfo.InvariantCulture), $"[bold]{testF1.ToString("F3", CultureInfo.InvariantCulture)}[/]");
         console.Write(types);
+    }
+
+    /// <summary>
+    /// Writes <paramref name="command"/>, a shell command printed for pasting, indented on a line of its own and never
+    /// wrapped at the console's width: a line break inside it (e.g. in <c>$(cat …)</c>) would break the pasted command.
+    /// </summary>
+    internal static void WriteCommand(IAnsiConsole console, string command)
+    {
+        ArgumentNullException.ThrowIfNull(console);
+        TextWriter writer = console.Profile.Out.Writer;
+        writer.WriteLine("  " + command);
+        writer.Flush();
     }
 
     /// <summary>
