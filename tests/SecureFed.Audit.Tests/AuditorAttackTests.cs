@@ -85,6 +85,26 @@ public sealed class AuditorAttackTests
         Assert.Contains(result.Problems, p => p.StartsWith("h1 audit.jsonl line 2: round ", StringComparison.Ordinal) && p.Contains("not a plausible round number", StringComparison.Ordinal));
     }
 
+    /// <summary>One unsigned line is named as one ("line 4 comes after", not "lines 4–4 come after"; auditor review, session 49).</summary>
+    [Fact]
+    public void Create_OneLineAfterTheNewestCheckpoint_NamedAsOneLine()
+    {
+        using var log = new TestLog();
+        using (AuditLog aggregator = log.Open())
+        {
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("cohort", ["h1", "h2"]).Add("threshold", 2));
+            aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 1));
+        }
+
+        File.AppendAllText(log.LogPath, Encoding.UTF8.GetString(CanonicalJson.SerializeLine(4, "2026-11-29T08:00:00.0000000Z", TestLog.Actor, AuditEvents.RoundOpened,
+            new AuditFields().Add("round", 2).Add("cohort", ["h1", "h2"]).Add("threshold", 2))) + "\n");
+
+        AuditReportResult result = AuditReport.Create([log.Directory], verifierKeys: [log.VerifierKey]);
+
+        Assert.Equal(1, result.UnverifiedLines);
+        Assert.StartsWith("UNVERIFIED: aggregator line 4 comes after the newest signed checkpoint", result.Warnings[0], StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Create_RoundsOnlyInLinesAfterTheNewestCheckpoint_CountedInNoFigureAndListedAsUnverified()
     {

@@ -64,6 +64,7 @@ public sealed class AggregatorExclusionsCliTests : IDisposable
 
         Assert.Equal(CliApp.ExitUsage, code);
         Assert.Contains(named, stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("(Parameter", stderr, StringComparison.Ordinal); // .NET's own wording (auditor/operator review, session 49)
         Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], AggregatorStore.ReadExclusions(StorePath));
     }
 

@@ -59,7 +59,8 @@ public sealed class AggregatorExportModelTests : IDisposable
         var (code, stdout, err) = await Run(args);
 
         Assert.True(code == CliApp.ExitOk, err);
-        Assert.Contains($"model v{expected} (after round {expected}", stdout, StringComparison.Ordinal);
+        // Version 0 is the initial model (it said "after round 0", which no round is; auditor/operator review, session 49).
+        Assert.Contains(expected == 0 ? "model v0 (the initial model, before any round" : $"model v{expected} (after round {expected}", stdout, StringComparison.Ordinal);
         Assert.Contains("securefed tagger eval --model", stdout, StringComparison.Ordinal);
         using TaggerModel model = TaggerModel.Load(output, "cpu");
         Assert.Equal(models[expected], model.Flatten());

@@ -35,6 +35,27 @@ public sealed class AuditCliAttackTests : IDisposable
         Assert.Equal("signed\n", File.ReadAllText(Path.Combine(logs, "checkpoint.latest")));
     }
 
+    /// <summary>
+    /// Auditor review (session 49): a line past the newest checkpoint exited 1, as a damaged log does, where every other
+    /// argument the command cannot use exits 2; a line it covers is proved and the proof checks.
+    /// </summary>
+    [Fact]
+    public async Task AuditProve_LineNotCoveredByTheNewestCheckpoint_UsageErrorNamingTheLineAndTheCoveredRange()
+    {
+        string directory = Log("aggregator", log => log.Append("test.event", f => f.Add("n", 1)));
+        int lines = File.ReadAllLines(Path.Combine(directory, AuditLog.LogFileName)).Length;
+
+        var (code, _, err) = await Run("audit", "prove", directory, "--line", (lines + 1).ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        Assert.Equal(CliApp.ExitUsage, code);
+        Assert.Contains($"--line {lines + 1}: Line {lines + 1} is not covered by the newest checkpoint (it covers lines 1..{lines})", err, StringComparison.Ordinal);
+        var (proved, proof, _) = await Run("audit", "prove", directory, "--line", "1");
+        Assert.Equal(CliApp.ExitOk, proved);
+        string file = Path.Combine(_dir, "proof.txt");
+        File.WriteAllText(file, proof);
+        Assert.Equal(CliApp.ExitOk, (await Run("audit", "check-proof", file)).Code);
+    }
+
     [Fact]
     public void OutputPaths_LinksOnTheWay_ResolvedBeforeComparing()
     {

@@ -903,7 +903,7 @@ internal sealed class AuditFindings
         {
             string types = string.Join(", ", log.Unverified.GroupBy(e => e.Type, StringComparer.Ordinal).Select(g => $"{g.Key} ×{g.Count()}"));
             Warnings.Insert(0, string.Create(CultureInfo.InvariantCulture,
-                $"UNVERIFIED: {log.Actor} lines {log.Unverified[0].Line}–{log.Unverified[^1].Line} come after the newest signed checkpoint: no signature covers them (anyone able to write the file could have appended them), so no figure in this report counts them ({types}). A log that was closed normally ends with a checkpoint; these lines are not yet signed (a running process, a crash, or lines appended)."));
+                $"UNVERIFIED: {log.Actor} {(log.Unverified.Count == 1 ? $"line {log.Unverified[0].Line} comes" : $"lines {log.Unverified[0].Line}–{log.Unverified[^1].Line} come")} after the newest signed checkpoint: no signature covers them (anyone able to write the file could have appended them), so no figure in this report counts them ({types}). A log that was closed normally ends with a checkpoint; these lines are not yet signed (a running process, a crash, or lines appended)."));
         }
 
         // A decline does not take a site out of the attempt (PROTOCOL.md §3 "Declines"): one that declined and is still in

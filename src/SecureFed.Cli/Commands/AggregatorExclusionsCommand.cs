@@ -53,7 +53,7 @@ internal static class AggregatorExclusionsCommand
                 }
                 catch (ArgumentException ex)
                 {
-                    throw new UsageException($"--clear needs a site name, not '{site}' ({ex.Message})");
+                    throw new UsageException($"--clear needs a site name, not '{site}' ({ex.Message.Split(" (Parameter", 2)[0]})");
                 }
 
                 stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,

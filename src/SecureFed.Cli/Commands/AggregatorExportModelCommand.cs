@@ -67,7 +67,7 @@ internal static class AggregatorExportModelCommand
             model.Unflatten(values);
             model.Save(outDir);
             parse.InvocationConfiguration.Output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {outDir}: model v{read.record.Version} (after round {read.record.Round}, {read.record.CreatedUtc:u}, SHA-256 {read.record.Sha256}), {values.Length:N0} parameters; score it with: securefed tagger eval --model {outDir} --test TEST.tsv"));
+                $"wrote {outDir}: model v{read.record.Version} ({(read.record.Version == 0 ? "the initial model, before any round" : $"after round {read.record.Round}")}, {read.record.CreatedUtc:u}, SHA-256 {read.record.Sha256}), {values.Length:N0} parameters; score it with: securefed tagger eval --model {outDir} --test TEST.tsv"));
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;

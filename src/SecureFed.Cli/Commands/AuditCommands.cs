@@ -204,7 +204,9 @@ internal static class AuditCommands
             }
             catch (ArgumentOutOfRangeException ex)
             {
-                throw new InvalidOperationException(ex.Message.Split(" (Parameter", 2)[0], ex);
+                // A line the newest checkpoint does not cover (past the end, or not yet signed) is the argument's mistake:
+                // exit 2, as for every other argument the command cannot use.
+                throw new UsageException($"--line {number}: {ex.Message.Split(" (Parameter", 2)[0]}");
             }
 
             parse.InvocationConfiguration.Output.Write(parse.GetValue(json) ? proof.ToJson() : proof.ToText());
