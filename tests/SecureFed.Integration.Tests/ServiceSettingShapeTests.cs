@@ -34,6 +34,23 @@ public sealed class ServiceSettingShapeTests : IDisposable
         Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Layer scales of another count than the model's parameter tensors: every agent declined every round naming the two
+    /// counts, while the aggregator started and announced them (it knew only the spec's hash). A usage error at start-up now.
+    /// </summary>
+    [Fact]
+    public async Task Aggregator_LayerScalesOfAnotherCountThanTheModelsTensors_UsageErrorNamingBothCounts()
+    {
+        string config = Config(new { SecureFed = new { Federation = "shape" } });
+
+        var (code, err) = await Run("aggregator", "--config", config, "--SecureFed:DpSgdLayerScales:0=0.5", "--SecureFed:DpSgdLayerScales:1=0.5");
+
+        Assert.True(code == CliApp.ExitUsage, err);
+        Assert.Matches(@"SecureFed:DpSgdLayerScales has 2 entries, but the model \(the default clinical model\) has \d+ parameter tensors: every agent would decline every round", err);
+        Assert.Contains("securefed model layer-scales", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", err, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Agent_WordForABooleanAndObjectForANumber_UsageErrorNamingBoth()
     {

@@ -9,6 +9,7 @@ using Microsoft.Extensions.Options;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
 using SecureFed.Cluster;
+using SecureFed.Tagger;
 
 namespace SecureFed.Cli.Commands;
 
@@ -68,6 +69,7 @@ internal static class ServiceCommands
     private static IConfiguration AggregatorConfiguration(IConfiguration configuration, out ModelSpec spec)
     {
         spec = Spec(configuration);
+        CheckLayerScaleCount(configuration, spec);
         var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
         // Federated evaluation scores the spec's entity types (unless the configuration names its own).
         if (!configuration.GetSection("SecureFed:EvaluationEntityTypes").GetChildren().Any())
@@ -79,6 +81,34 @@ internal static class ServiceCommands
         }
 
         return new ConfigurationBuilder().AddConfiguration(configuration).AddInMemoryCollection(overrides).Build();
+    }
+
+    /// <summary>
+    /// Layer scales (<c>SecureFed:DpSgdLayerScales</c>) are one factor per parameter tensor of the model the spec names:
+    /// with another count every agent declines every round ("the round announces N DP-SGD layer scales, but this site's
+    /// model has M parameter tensors"), which the aggregator's own checks could not see (it knew only the spec's hash). A
+    /// usage error naming both counts instead, before anything starts. Builds the model (libtorch) only when scales are set.
+    /// </summary>
+    private static void CheckLayerScaleCount(IConfiguration configuration, ModelSpec spec)
+    {
+        int scales = configuration.GetSection("SecureFed:DpSgdLayerScales").GetChildren().Count();
+        if (scales == 0)
+        {
+            return;
+        }
+
+        int tensors;
+        using (TaggerModel model = TaggerModel.Create(spec.Config, spec.Labels, seed: 1, device: "cpu"))
+        {
+            tensors = model.ParameterLayout.Count;
+        }
+
+        if (scales != tensors)
+        {
+            string model = configuration["SecureFed:ModelSpec"] is { Length: > 0 } path ? $"SecureFed:ModelSpec {path}" : "the default clinical model";
+            throw new UsageException(string.Create(CultureInfo.InvariantCulture,
+                $"SecureFed:DpSgdLayerScales has {scales} entries, but the model ({model}) has {tensors} parameter tensors: every agent would decline every round. Compute them for this model with 'securefed model layer-scales' (docs/PROTOCOL.md, \"Layer scales\")."));
+        }
     }
 
     /// <summary>
