@@ -81,23 +81,55 @@ public static class SliceUploadReader
 
     /// <summary>
     /// As <see cref="StreamAsync(MaskedInputChunk, IAsyncStreamReader{MaskedInputChunk}, int, int, Func{Google.Protobuf.Collections.RepeatedField{uint}, int, Task}, CancellationToken)"/>,
-    /// each chunk's words copied into one buffer of <see cref="MaxChunkWords"/> words that is reused (the piece's memory is
-    /// the reader's again when <paramref name="piece"/>'s task completes).
+    /// the chunks' words gathered in one buffer of <see cref="MaxChunkWords"/> words that is reused, and passed on when it is
+    /// full or the stream ends (the piece's memory is the reader's again when <paramref name="piece"/>'s task completes). So
+    /// <paramref name="piece"/> is called once per <see cref="MaxChunkWords"/> words however the sender cut its stream: a
+    /// slice sent one word a chunk no longer costs a slice-grain call and a spill write per word (hostile-site review of the
+    /// cluster, docs/cluster.md §6).
     /// </summary>
     public static async Task<SliceUploadRefusal?> StreamAsync(MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> stream, int length, int slice, Func<ReadOnlyMemory<uint>, int, Task> piece, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(piece);
         uint[] buffer = System.Buffers.ArrayPool<uint>.Shared.Rent(MaxChunkWords);
         bool lent = false;
+        int gathered = 0; // words in the buffer not yet passed on
+        int from = 0;     // the offset of the buffer's first word
+        async Task FlushAsync()
+        {
+            if (gathered > 0)
+            {
+                lent = true;
+                await piece(buffer.AsMemory(0, gathered), from).ConfigureAwait(false);
+                lent = false;
+                from += gathered;
+                gathered = 0;
+            }
+        }
+
         try
         {
-            return await StreamAsync(first, stream, length, slice, async (words, offset) =>
+            SliceUploadRefusal? refusal = await StreamAsync(first, stream, length, slice, async (words, offset) =>
             {
-                words.CopyTo(buffer, 0);
-                lent = true;
-                await piece(buffer.AsMemory(0, words.Count), offset).ConfigureAwait(false);
-                lent = false;
+                // The words arrive in order (offset == from + gathered: checked by the chunk rules); a chunk holds at most
+                // MaxChunkWords words, so it fits whole once the buffer is passed on.
+                if (gathered + words.Count > MaxChunkWords)
+                {
+                    await FlushAsync().ConfigureAwait(false);
+                }
+
+                words.CopyTo(buffer, gathered);
+                gathered += words.Count;
+                if (gathered == MaxChunkWords)
+                {
+                    await FlushAsync().ConfigureAwait(false);
+                }
             }, cancellationToken).ConfigureAwait(false);
+            if (refusal is null)
+            {
+                await FlushAsync().ConfigureAwait(false);
+            }
+
+            return refusal;
         }
         finally
         {

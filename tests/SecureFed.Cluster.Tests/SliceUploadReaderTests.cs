@@ -80,6 +80,39 @@ public sealed class SliceUploadReaderTests
         Assert.Equal("an empty chunk at offset 100 of slice 2: every chunk after the first must carry words", refusal?.Reason);
     }
 
+    /// <summary>
+    /// A slice sent one word a chunk (a hostile site's stream; gRPC frames cost it a few bytes each) reaches the slice grain
+    /// in as few pieces as an honest one: the words are gathered up to <see cref="SliceUploadReader.MaxChunkWords"/> before
+    /// each piece is passed on. Before, each chunk was a piece: a slice-grain call and an unbuffered spill write of 4 bytes
+    /// per word at the silo (the single process only copies each chunk into its buffer).
+    /// </summary>
+    [Fact]
+    public async Task StreamAsync_OneWordChunks_PassedOnInPiecesOfUpToMaxChunkWords()
+    {
+        const int length = SliceUploadReader.MaxChunkWords + 300;
+        uint[] words = [.. Enumerable.Range(0, length).Select(i => (uint)i)];
+        var chunks = new List<MaskedInputChunk>();
+        for (int i = 0; i < length; i++)
+        {
+            chunks.Add(new MaskedInputChunk { Offset = (uint)i, Words = { words[i] } });
+        }
+
+        var pieces = new List<(int Offset, int Count)>();
+        uint[] received = new uint[length];
+
+        SliceUploadRefusal? refusal = await SliceUploadReader.StreamAsync(chunks[0], new ListStream(chunks.Skip(1)), length, 2, (ReadOnlyMemory<uint> piece, int offset) =>
+        {
+            pieces.Add((offset, piece.Length));
+            piece.Span.CopyTo(received.AsSpan(offset));
+            return Task.CompletedTask;
+        }, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Null(refusal);
+        Assert.True(pieces.Count == 2, $"{length} one-word chunks were passed on in {pieces.Count} pieces; expected 2 (at most {SliceUploadReader.MaxChunkWords} words each)");
+        Assert.Equal([(0, SliceUploadReader.MaxChunkWords), (SliceUploadReader.MaxChunkWords, 300)], pieces);
+        Assert.Equal(words, received);
+    }
+
     [Fact]
     public void CheckFirst_OversizedFirstChunk_ResourceExhaustedBeforeAnyRead()
     {

@@ -280,8 +280,8 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
     }
 
     /// <summary>
-    /// Streams the slice into the local slice grain one gRPC chunk at a time (at most <see cref="SliceUploadReader.MaxChunkWords"/>
-    /// words in this process per upload): the grain checks, spills and adds each piece as it comes and checks the SHA-256 at
+    /// Streams the slice into the local slice grain <see cref="SliceUploadReader.MaxChunkWords"/> words at a time, gathered from
+    /// the gRPC chunks (at most that many words in this process per upload): the grain checks, spills and adds each piece as it comes and checks the SHA-256 at
     /// the end; an upload that breaks off is abandoned (its words leave the sum). Then the round grain records the slice.
     /// Returns false for an identical retry.
     /// </summary>
@@ -291,18 +291,20 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         Grains.ISliceGrain grain = grains.Slice(slice);
         long upload = -1;
         bool ended = false;
-        bool pieceInFlight = false;
-        uint[] piece = System.Buffers.ArrayPool<uint>.Shared.Rent(SliceUploadReader.MaxChunkWords);
         try
         {
             upload = await grains.AbortIfSliceFailedAsync(grain.BeginChunkAsync(sender, sha)).WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
-            SliceUploadRefusal? refusal = await SliceUploadReader.StreamAsync(first, requestStream, length, slice, async (words, offset) =>
+
+            // The chunks' words are gathered in the reader's one pooled buffer and passed on MaxChunkWords at a time (or at the
+            // end), however small the sender cut its chunks: one grain call and one spill write per full buffer, not per chunk.
+            // A buffer still with the grain when its call fails (timed out) is left to the collector by the reader, never reused.
+            SliceUploadRefusal? refusal = await SliceUploadReader.StreamAsync(first, requestStream, length, slice, async (ReadOnlyMemory<uint> words, int offset) =>
             {
-                words.CopyTo(piece, 0);
-                pieceInFlight = true;
-                await grains.AbortIfSliceFailedAsync(grain.AddPieceAsync(sender, upload, offset, new Orleans.Concurrency.Immutable<uint[]>(piece), words.Count))
+                uint[] array = System.Runtime.InteropServices.MemoryMarshal.TryGetArray(words, out ArraySegment<uint> segment) && segment.Offset == 0
+                    ? segment.Array!
+                    : words.ToArray();
+                await grains.AbortIfSliceFailedAsync(grain.AddPieceAsync(sender, upload, offset, new Orleans.Concurrency.Immutable<uint[]>(array), words.Length))
                     .WaitAsync(GrainTimeout, ct).ConfigureAwait(false);
-                pieceInFlight = false;
             }, ct).ConfigureAwait(false);
             if (refusal is not null)
             {
@@ -362,12 +364,6 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
                 // The stream broke off or was refused: the words added so far leave the sum now (the close of the stage
                 // would subtract them otherwise).
                 grain.AbandonChunkAsync(sender, upload).Ignore();
-            }
-
-            if (!pieceInFlight)
-            {
-                // A piece still with the grain (a timed-out call) is left to the collector, never reused.
-                System.Buffers.ArrayPool<uint>.Shared.Return(piece);
             }
         }
     }

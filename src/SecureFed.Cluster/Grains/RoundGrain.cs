@@ -58,6 +58,9 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         _server = ServerRound.ForSlicedInput(parameters);
         _layout = layout;
         _spec = spec;
+
+        // Not collected while the round is open, however long a stage goes without a call (the end deactivates it).
+        DelayDeactivation(_options.KeptWhileOpen);
         _delivered = [];
         _digests = [];
         Log.Opened(_logger, this.GetPrimaryKeyString(), parameters.CohortSize, layout.Count, layout.SliceSize);

@@ -19,6 +19,7 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     private readonly Front.SiloAgentEndpoint _endpoint;
     private readonly SliceSpillStore _spills;
     private readonly Front.SiloRounds _rounds;
+    private readonly RoundGrainOptions _options;
     private readonly Dictionary<int, Upload> _uploads = [];
     private readonly Dictionary<int, Added> _added = [];
     private readonly SortedSet<int> _committed = [];
@@ -33,8 +34,9 @@ internal sealed class SliceGrain : Grain, ISliceGrain
     private bool _unmasked;
     private string? _failed;
 
-    public SliceGrain(ILocalSiloDetails silo, Front.SiloAgentEndpoint endpoint, SliceSpillStore spills, Front.SiloRounds rounds)
+    public SliceGrain(ILocalSiloDetails silo, Front.SiloAgentEndpoint endpoint, SliceSpillStore spills, Front.SiloRounds rounds, RoundGrainOptions options)
     {
+        _options = options;
         _silo = silo;
         _endpoint = endpoint;
         _spills = spills;
@@ -58,6 +60,11 @@ internal sealed class SliceGrain : Grain, ISliceGrain
         _vectorLength = vectorLength;
         _bitWidth = bitWidth;
         _sum = new uint[length];
+
+        // No call reaches an open slice between the round's opening and the first upload (the training, the keys, the
+        // shares): it must not be collected as idle meanwhile (its state would go with it and the round abort at the first
+        // upload). Its round's end deactivates it (DiscardAsync, ResultAsync, EndAsync).
+        DelayDeactivation(_options.KeptWhileOpen);
         if (ClusterKeys.TryParseSlice(this.GetPrimaryKeyString(), out string federation, out long round))
         {
             // This silo's front takes uploads for this round from now on (and refuses rounds it never opened).
