@@ -151,7 +151,7 @@ internal static partial class Log
     [LoggerMessage(58, LogLevel.Warning, "Round {Round}: {Site} had not answered the {Stage} stage {Seconds:F0} s after every other member had ({QuorumSeconds:F0} s after the stage opened; StragglerWaitFactor, StageStragglerMinWaitSeconds); the stage goes on without it, {Answered} of {Expected} answered")]
     public static partial void StageStragglerLeftOut(ILogger logger, long round, string site, string stage, double seconds, int answered, int expected, double quorumSeconds);
 
-    [LoggerMessage(56, LogLevel.Warning, "Round {Round}: the straggler wait starts at {Quorum} advertisements, not t: the {Attempts} attempt(s) before it left stragglers out and then aborted")]
+    [LoggerMessage(56, LogLevel.Warning, "Round {Round}: the straggler wait starts at {Quorum} advertisements, not t, and a later stage leaves its last member out only with {Quorum} answers: the {Attempts} attempt(s) before it left stragglers or a last member out and then aborted")]
     public static partial void StragglerWaitLater(ILogger logger, long round, int quorum, int attempts);
 
     [LoggerMessage(55, LogLevel.Warning, "Round {Round} was charged to the federation's site-level ledger although it did not complete (ρ = {Rho:G6} for {Survivors} survivor(s), ε now {Epsilon:F3}): {Reason}")]

@@ -1390,6 +1390,11 @@ public sealed class RoundCoordinator : BackgroundService
                     int missing = expected.Except(status.Delivered).Single();
                     Log.StageStragglerLeftOut(_logger, session.Round, session.Parameters[missing].Name, StageName(stage), (last - session.StageQuorumAt!.Value).TotalSeconds,
                         status.Delivered.Count, expected.Count, (session.StageQuorumAt.Value - session.StageOpenedAt).TotalSeconds);
+
+                    // As at the keys stage: should this attempt abort after all (a member of the t left drops out), the next
+                    // one cuts a last member (and starts its keys wait) only with one answer more (review of 2280b08: a
+                    // site that answered at once had the slow honest last member cut, then dropped, in every attempt).
+                    session.StragglersLeftOut = true;
                     return;
                 }
 
@@ -1434,10 +1439,15 @@ public sealed class RoundCoordinator : BackgroundService
     /// held every round it was in for up to 4 × <see cref="AggregatorOptions.StageTimeoutSeconds"/> (threat model C8),
     /// while the honest members' answers after the keys take seconds; cutting more than one would leave honest sites out
     /// whenever two are slow together. The moment is kept per stage, so the cutoff does not move.
+    /// Only answers of members that did not decline count towards t (plus one for each attempt in a row before it that
+    /// cut a member or left stragglers out and then aborted, <see cref="StragglerQuorum"/>): a site that answered and then
+    /// declined takes no further part, so counting it let a hostile site have the slow honest last member cut and then
+    /// leave the attempt below t at the next stage, in every attempt (review of 2280b08).
     /// </summary>
     private DateTimeOffset? LastMemberCutoff(RoundSession session, HashSet<int> expected, IReadOnlyCollection<int> delivered)
     {
-        if (_options.StragglerWaitFactor <= 0 || delivered.Count < session.Parameters.Threshold || expected.Count - delivered.Count(expected.Contains) != 1)
+        int answered = delivered.Count(expected.Contains);
+        if (_options.StragglerWaitFactor <= 0 || answered < StragglerQuorum(session) || expected.Count - answered != 1)
         {
             return null;
         }

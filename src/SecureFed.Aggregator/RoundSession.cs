@@ -99,18 +99,19 @@ internal sealed class RoundSession
     public DateTimeOffset? QuorumAt { get; set; }
 
     /// <summary>
-    /// How many advertisements beyond t start this attempt's straggler wait: the number of attempts in a row before it
-    /// that the wait closed with members left out and that then aborted (0 normally).
+    /// How many advertisements beyond t start this attempt's straggler wait, and how many answers beyond t a later stage
+    /// needs before it leaves its last member out: the number of attempts in a row before it that the wait closed with
+    /// members left out, or that left a later stage's last member out, and that then aborted (0 normally).
     /// </summary>
     public int StragglerQuorumExtra { get; init; }
 
     /// <summary>When the current stage after the keys opened (<see cref="AggregatorOptions.StageStragglerMinWaitSeconds"/>).</summary>
     public DateTimeOffset StageOpenedAt { get; set; }
 
-    /// <summary>When every expected member of the current stage after the keys but one had answered (and at least t); null before.</summary>
+    /// <summary>When every expected member of the current stage after the keys but one had answered (and at least t of the members that did not decline); null before.</summary>
     public DateTimeOffset? StageQuorumAt { get; set; }
 
-    /// <summary>Whether the straggler wait closed this attempt's keys stage with members left out.</summary>
+    /// <summary>Whether the straggler wait closed this attempt's keys stage with members left out, or a later stage left its last member out.</summary>
     public bool StragglersLeftOut { get; set; }
 
     public IReadOnlyList<int>? Survivors { get; set; }

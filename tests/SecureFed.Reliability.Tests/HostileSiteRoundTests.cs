@@ -1586,6 +1586,131 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// Review of 2280b08 (hostile site): the last-member cut of a later stage leaves an honest site that is slow at the
+    /// masked-input stage (here site-b, whose uploads reach the aggregator 12 s late: a slow link) out with exactly t
+    /// survivors. Three sites, t = 2, StageTimeoutSeconds 30, factor 1, StageStragglerMinWaitSeconds 4. Site-x uploads its
+    /// masked input at once, so the stage cuts site-b about 4 s later (U3 = {site-a, site-x} = t), and then declines:
+    /// the consistency stage has one signature for t = 2 and the attempt aborts, after site-a and site-b charged their
+    /// ledgers for their masked inputs. It does the same in every attempt (a dropout is never blamed), so no round ever
+    /// completed; before the cut, the stage waited for site-b (12 s, within its 30 s deadline) and site-x's drop left
+    /// two of three. A site that declined does not count towards the t answers the cut needs (it takes no further part),
+    /// so the masked-input stage waits for site-b and the round completes without an aborted attempt.
+    /// </summary>
+    [Fact]
+    public async Task LastMemberCut_HostileUploadsAtOnceThenDeclines_SlowHonestSiteNotCutRoundCompletes()
+    {
+        LastMemberCutRun run = await RunLastMemberCutAttackAsync(async x =>
+        {
+            await x.AdvertiseAndShareAsync();
+            Assert.False((await x.UploadAsync(await x.MaskAsync())).Duplicate);
+            await x.Client.DeclineRoundAsync(new DeclineRoundRequest { Header = x.H(Stage.Announce), Reason = "changed my mind" }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        }, TimeSpan.FromSeconds(120));
+
+        Assert.True(run.CompletedAt is not null, $"no round completed in 120 s: {run.Describe()}");
+        Assert.True(run.Rounds.Count(r => r.Status == RoundStatus.Aborted) == 0, $"attempts aborted before one completed: {run.Describe()}");
+    }
+
+    /// <summary>
+    /// The same attack with a silent drop instead of a decline: site-x uploads at once (site-b is cut, U3 = t) and then
+    /// never signs the survivor set, so the consistency stage waits out its 30 s deadline with one signature and aborts,
+    /// in every attempt. As the keys stage's straggler wait does (session 46), an attempt in which a stage's last member
+    /// was cut and that then aborted is followed by one whose cut needs t + 1 answers: site-b is waited for, site-x's drop
+    /// leaves two of three, and the round completes after at most one aborted attempt.
+    /// </summary>
+    [Fact]
+    public async Task LastMemberCut_HostileUploadsAtOnceThenSilent_NextAttemptWaitsForTheLastMemberAndCompletes()
+    {
+        LastMemberCutRun run = await RunLastMemberCutAttackAsync(async x =>
+        {
+            await x.AdvertiseAndShareAsync();
+            Assert.False((await x.UploadAsync(await x.MaskAsync())).Duplicate); // and never signs: a dropout of the consistency stage
+        }, TimeSpan.FromSeconds(240));
+
+        Assert.True(run.CompletedAt is not null, $"no round completed in 240 s: {run.Describe()}");
+        Assert.True(run.Rounds.Count(r => r.Status == RoundStatus.Aborted) <= 1, $"more than one attempt aborted before one completed: {run.Describe()}");
+    }
+
+    private sealed record LastMemberCutRun(IReadOnlyList<RoundRecord> Rounds, DateTime? CompletedAt, List<AuditLine> Lines)
+    {
+        public string Describe() =>
+            $"{Rounds.Count(r => r.Status == RoundStatus.Aborted)} attempts aborted, reasons: [{string.Join(" | ", Rounds.Where(r => r.Status == RoundStatus.Aborted).Select(r => r.AbortReason).Distinct())}], "
+            + $"dropouts: [{string.Join("; ", Lines.Where(l => l.Type == AuditEvents.Dropout).Select(l => $"{l.Text("stage")}: {string.Join(",", l.List("sites"))}"))}]";
+    }
+
+    /// <summary>
+    /// Three sites, t = 2: site-a honest, site-b honest with every masked-input upload 12 s late (its calls' timeout 30 s,
+    /// so it is the aggregator, not site-b's own deadline, that decides whether the upload is taken), site-x running
+    /// <paramref name="attack"/> in every attempt it is in, until a round completes or <paramref name="giveUp"/> passes.
+    /// </summary>
+    private async Task<LastMemberCutRun> RunLastMemberCutAttackAsync(Func<HostileSite, Task> attack, TimeSpan giveUp)
+    {
+        string[] honest = ["site-a", "site-b"];
+        await using TestFederation fed = await StartAsync(rounds: 1, minSites: 3, honest: honest, extra: new Dictionary<string, string>
+        {
+            ["JoinGraceSeconds"] = "30",
+            ["StageTimeoutSeconds"] = "30",
+            ["StragglerWaitFactor"] = "1",
+            ["StageStragglerMinWaitSeconds"] = "4",
+        });
+        using var stop = new CancellationTokenSource();
+        Task hostile = Task.Run(async () =>
+        {
+            ulong after = 0;
+            while (!stop.IsCancellationRequested)
+            {
+                await using HostileSite? x = await HostileSite.NextAsync(fed, after, stop.Token);
+                if (x is null)
+                {
+                    return;
+                }
+
+                after = x.Announcement.Header.Round;
+                try
+                {
+                    await attack(x);
+                }
+                catch (Exception ex) when (ex is RpcException or TimeoutException or OperationCanceledException)
+                {
+                    // the attempt went on without site-x: join the next
+                }
+            }
+        });
+        fed.StartAgent("site-a", 100);
+        fed.StartAgent("site-b", 200, wrap: inner => new LateUploads(inner, TimeSpan.FromSeconds(12)), configure: o => o.CallTimeoutSeconds = 30);
+
+        DateTime end = DateTime.UtcNow + giveUp;
+        DateTime? completedAt = null;
+        while (DateTime.UtcNow < end)
+        {
+            if (fed.State.Store.ListRounds().Any(r => r.Status == RoundStatus.Completed))
+            {
+                completedAt = DateTime.UtcNow;
+                break;
+            }
+
+            Assert.False(hostile.IsCompleted, $"site-x stopped: {hostile.Exception}");
+            await Task.Delay(200);
+        }
+
+        IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed, stop, hostile);
+        return new LastMemberCutRun(rounds, completedAt, AuditLines(fed));
+    }
+
+    /// <summary>Holds every masked-input upload <paramref name="delay"/> before sending it (a site on a slow link).</summary>
+    private sealed class LateUploads(HttpMessageHandler inner, TimeSpan delay) : DelegatingHandler(inner)
+    {
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (request.RequestUri?.AbsolutePath.EndsWith("/UploadMaskedInput", StringComparison.Ordinal) == true)
+            {
+                await Task.Delay(delay, cancellationToken);
+            }
+
+            return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    /// <summary>
     /// Review of session 46 (hostile site): the straggler wait is measured from the moment t sites advertised, and a hostile
     /// site can be one of those t without training at all. Five sites, t = 3: site-a and site-b train at once, site-c and site-d
     /// (honest, slower) take 12 s; StragglerWaitFactor 1, StragglerMinWaitSeconds 4, MinSites 4. Without site-x's trick the
