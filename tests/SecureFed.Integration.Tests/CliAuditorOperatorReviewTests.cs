@@ -60,6 +60,23 @@ public sealed class CliAuditorOperatorReviewTests : IDisposable
         Assert.Equal(["site-b"], FederationManifest.Load(kitCopy).Revoked); // warned, never changed
     }
 
+    /// <summary>Two sites revoked in the kit copy only: the warning's command revokes both (it named only the first; review of c426943).</summary>
+    [Fact]
+    public async Task ProvisionRevoke_KitCopyRevokesTwoSitesTheManifestDoesNot_TheCommandRevokesBoth()
+    {
+        string fed = Provision();
+        string manifest = Path.Combine(fed, KitFiles.Manifest);
+        string kitCopy = Path.Combine(fed, KitFiles.AggregatorDirectory, KitFiles.Manifest);
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "revoke", "--manifest", kitCopy, "--site", "site-a")).Code);
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "revoke", "--manifest", kitCopy, "--site", "site-b")).Code);
+
+        var (code, _, err) = await Run("provision", "revoke", "--manifest", manifest, "--site", "site-c");
+
+        Assert.Equal(CliApp.ExitOk, code);
+        Assert.Contains("also revokes site-a, site-b, which", err, StringComparison.Ordinal);
+        Assert.Contains($"securefed provision revoke --manifest {manifest} --site site-a && securefed provision revoke --manifest {manifest} --site site-b", err, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ProvisionRevoke_ManifestAndKitCopyAgree_NoWarning()
     {

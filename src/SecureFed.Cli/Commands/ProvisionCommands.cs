@@ -147,7 +147,7 @@ internal static class ProvisionCommands
             stderr.WriteLine(
                 $"warning: the aggregator's kit copy {kitCopy} also revokes {string.Join(", ", onlyInCopy)}, which {manifestPath} does not: " +
                 $"copying this manifest over it would admit {(onlyInCopy.Length == 1 ? "that site" : "those sites")} again. Revoke {(onlyInCopy.Length == 1 ? "it" : "them")} here first: " +
-                $"securefed provision revoke --manifest {SecureFed.Cli.Demo.DemoRunner.ShellQuote(manifestPath)} --site {onlyInCopy[0]}");
+                string.Join(" && ", onlyInCopy.Select(s => $"securefed provision revoke --manifest {SecureFed.Cli.Demo.DemoRunner.ShellQuote(manifestPath)} --site {s}")));
         }
     }
 
