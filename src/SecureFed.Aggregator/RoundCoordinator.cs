@@ -1425,10 +1425,15 @@ public sealed class RoundCoordinator : BackgroundService
             return null;
         }
 
-        DateTimeOffset quorum = session.QuorumAt ??= _time.GetUtcNow();
-        TimeSpan wait = TimeSpan.FromSeconds(Math.Max(_options.StragglerMinWaitSeconds, _options.StragglerWaitFactor * Math.Max(0, (quorum - session.OpenedAt).TotalSeconds)));
-        return quorum + wait;
+        return WaitEnd(session.OpenedAt, session.QuorumAt ??= _time.GetUtcNow(), _options.StragglerMinWaitSeconds);
     }
+
+    /// <summary>
+    /// The end of a straggler wait that started at <paramref name="quorum"/>: <see cref="AggregatorOptions.StragglerWaitFactor"/>
+    /// times the time from <paramref name="opened"/> to it later, and no earlier than <paramref name="minSeconds"/> after it.
+    /// </summary>
+    private DateTimeOffset WaitEnd(DateTimeOffset opened, DateTimeOffset quorum, int minSeconds)
+        => quorum + TimeSpan.FromSeconds(Math.Max(minSeconds, _options.StragglerWaitFactor * Math.Max(0, (quorum - opened).TotalSeconds)));
 
     /// <summary>
     /// When a stage after the keys stops waiting for its last member (<see cref="AggregatorOptions.StageStragglerMinWaitSeconds"/>):
@@ -1452,9 +1457,7 @@ public sealed class RoundCoordinator : BackgroundService
             return null;
         }
 
-        DateTimeOffset quorum = session.StageQuorumAt ??= _time.GetUtcNow();
-        TimeSpan wait = TimeSpan.FromSeconds(Math.Max(_options.StageStragglerMinWaitSeconds, _options.StragglerWaitFactor * Math.Max(0, (quorum - session.StageOpenedAt).TotalSeconds)));
-        return quorum + wait;
+        return WaitEnd(session.StageOpenedAt, session.StageQuorumAt ??= _time.GetUtcNow(), _options.StageStragglerMinWaitSeconds);
     }
 
     /// <summary>

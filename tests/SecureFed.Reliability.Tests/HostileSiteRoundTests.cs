@@ -1239,15 +1239,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         // so as many colluding sites as there are slots aborted every round. Now it is refused once the site's uploads fall
         // behind the floor (here 1,000 words a second after 1 s), long before the stage's deadline, its slot is free
         // again, and a new upload of the same site in the same attempt gets no fresh grace.
-        var settings = new Dictionary<string, string>
-        {
-            ["Rounds"] = "1", ["MinSites"] = "3", ["JoinGraceSeconds"] = "1",
-            ["MaxConcurrentUploads"] = AggregatorOptions.MinConcurrentUploads.ToString(CultureInfo.InvariantCulture),
-            ["MinUploadWordsPerSecond"] = "1000", ["UploadGraceSeconds"] = "1",
-        };
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], settings);
-        await fed.StartAggregatorAsync();
-        DropoutDeadline.ShortOnlyAt(fed.Aggregator!.Services, 1, ProtocolStage.MaskedInputCollection, 3); // site-x never uploads
+        await using TestFederation fed = await StartPacedAsync(graceSeconds: 1, maskedInputSeconds: 3); // site-x never uploads
         UploadLimiter limiter = fed.Aggregator!.Services.GetRequiredService<UploadLimiter>();
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
 
@@ -1309,15 +1301,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         // a site whose stalled upload was refused as too slow opened another and held a slot for a fresh grace, again and
         // again, until the stage closed. Here the grace (12 s) is twice the wait for the second refusal (6 s), which
         // an upload with a fresh grace cannot meet: it is refused at its first read, as the site's account is behind.
-        var settings = new Dictionary<string, string>
-        {
-            ["Rounds"] = "1", ["MinSites"] = "3", ["JoinGraceSeconds"] = "1",
-            ["MaxConcurrentUploads"] = AggregatorOptions.MinConcurrentUploads.ToString(CultureInfo.InvariantCulture),
-            ["MinUploadWordsPerSecond"] = "1000", ["UploadGraceSeconds"] = "12",
-        };
-        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], settings);
-        await fed.StartAggregatorAsync();
-        DropoutDeadline.ShortOnlyAt(fed.Aggregator!.Services, 1, ProtocolStage.MaskedInputCollection, 40); // site-x never uploads
+        await using TestFederation fed = await StartPacedAsync(graceSeconds: 12, maskedInputSeconds: 40); // site-x never uploads
         UploadLimiter limiter = fed.Aggregator!.Services.GetRequiredService<UploadLimiter>();
         await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
         await x.AdvertiseAndShareAsync();
@@ -1928,6 +1912,32 @@ public sealed class HostileSiteRoundTests : IDisposable
         }
 
         return fed;
+    }
+
+    /// <summary>
+    /// One round of the honest sites and site-x with the fewest upload slots and an upload floor of 1,000 words a second
+    /// after <paramref name="graceSeconds"/>; round 1's masked-input stage closes after <paramref name="maskedInputSeconds"/>.
+    /// </summary>
+    private async Task<TestFederation> StartPacedAsync(int graceSeconds, int maskedInputSeconds)
+    {
+        var settings = new Dictionary<string, string>
+        {
+            ["Rounds"] = "1", ["MinSites"] = "3", ["JoinGraceSeconds"] = "1",
+            ["MaxConcurrentUploads"] = AggregatorOptions.MinConcurrentUploads.ToString(CultureInfo.InvariantCulture),
+            ["MinUploadWordsPerSecond"] = "1000", ["UploadGraceSeconds"] = graceSeconds.ToString(CultureInfo.InvariantCulture),
+        };
+        TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. Honest, "site-x"], settings);
+        try
+        {
+            await fed.StartAggregatorAsync();
+            DropoutDeadline.ShortOnlyAt(fed.Aggregator!.Services, 1, ProtocolStage.MaskedInputCollection, maskedInputSeconds);
+            return fed;
+        }
+        catch
+        {
+            await fed.DisposeAsync();
+            throw;
+        }
     }
 
     private static void StartHonest(TestFederation fed, string? silentAtUnmasking = null, string? offline = null, IReadOnlyList<string>? honest = null)
