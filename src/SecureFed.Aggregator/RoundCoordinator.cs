@@ -1389,7 +1389,7 @@ public sealed class RoundCoordinator : BackgroundService
                 {
                     int missing = expected.Except(status.Delivered).Single();
                     Log.StageStragglerLeftOut(_logger, session.Round, session.Parameters[missing].Name, StageName(stage), (last - session.StageQuorumAt!.Value).TotalSeconds,
-                        status.Delivered.Count, expected.Count, (session.StageQuorumAt.Value - session.StageOpenedAt).TotalSeconds);
+                        expected.Count - 1, expected.Count, (session.StageQuorumAt.Value - session.StageOpenedAt).TotalSeconds);
 
                     // As at the keys stage: should this attempt abort after all (a member of the t left drops out), the next
                     // one cuts a last member (and starts its keys wait) only with one answer more (review of 2280b08: a
