@@ -394,6 +394,11 @@ internal static class ClusterFrontBench
 
         settings["StageTimeoutSeconds"] = setup.StageTimeoutSeconds.ToString(CultureInfo.InvariantCulture);
 
+        // The dropped sites are waited for until the deadline on both sides, as the output says: a last-member cut
+        // (StageStragglerMinWaitSeconds below the deadline) would close the masked-input stage up to a second early on
+        // one side and not the other, depending on how fast the others uploaded.
+        settings["StageStragglerMinWaitSeconds"] = setup.StageTimeoutSeconds.ToString(CultureInfo.InvariantCulture);
+
         return settings;
     }
 
