@@ -12,6 +12,9 @@ public sealed class AuditVerification
     /// <summary>Whether every line and checkpoint checked out.</summary>
     public bool Ok => Problems.Count == 0;
 
+    /// <summary>Whether the directory holds a log file at all; when false nothing else was read (no key, no checkpoint).</summary>
+    public bool LogFound { get; init; } = true;
+
     /// <summary>Number of complete lines in audit.jsonl (a torn tail is not counted).</summary>
     public long Lines { get; init; }
 
@@ -52,6 +55,13 @@ public sealed class AuditVerification
         static string P(string? text) => AuditText.Printable(text);
         var text = new StringBuilder();
         text.Append(CultureInfo.InvariantCulture, $"{(Ok ? "OK" : "FAILED")}: {P(Directory)}\n");
+        if (!LogFound)
+        {
+            // Nothing was read: no actor, no line count and no key to report (a "verifier key (none)" line read as if --key had been ignored).
+            text.Append(CultureInfo.InvariantCulture, $"  problem: {P(FirstProblem)}\n");
+            return text.ToString();
+        }
+
         text.Append(CultureInfo.InvariantCulture, $"  actor {P(Actor ?? "?")}, origin {P(Origin ?? "?")}\n");
         text.Append(CultureInfo.InvariantCulture, $"  {Lines} line(s), {Checkpoints} valid checkpoint(s), newest covers {CoveredLines} line(s)");
         if (RootHash is not null)

@@ -119,7 +119,7 @@ public static class AuditVerifier
         if (!System.IO.Directory.Exists(dir) || !File.Exists(logPath))
         {
             problems.Add(System.IO.Directory.Exists(logPath) ? $"{logPath} is a folder, not the log file" : $"{dir} has no {AuditLog.LogFileName}");
-            return new AuditVerification { Directory = dir, Problems = problems };
+            return new AuditVerification { Directory = dir, Problems = problems, LogFound = false };
         }
 
         // 1. Lines: canonical JSON, consecutive seq, one actor; leaf hashes of the exact bytes.

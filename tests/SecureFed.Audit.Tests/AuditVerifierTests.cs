@@ -311,6 +311,24 @@ public sealed class AuditVerifierTests
     }
 
     [Fact]
+    public void Verify_FolderWithoutLogButKeyGiven_SummaryNamesTheMissingLogAndNoKeyLine()
+    {
+        // The summary said "verifier key (none) (from nowhere)" and "0 line(s)" of a folder without audit.jsonl,
+        // which read as if the --key just given had been ignored.
+        using var test = new TestLog();
+        Directory.CreateDirectory(test.Directory);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+        string summary = result.ToString();
+
+        Assert.False(result.LogFound);
+        Assert.StartsWith("FAILED: ", summary, StringComparison.Ordinal);
+        Assert.Contains("has no audit.jsonl", summary, StringComparison.Ordinal);
+        Assert.DoesNotContain("verifier key", summary, StringComparison.Ordinal);
+        Assert.DoesNotContain("line(s)", summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ParseKey_RawBase64PublicKey_UsesOriginAsName()
     {
         using var test = new TestLog();

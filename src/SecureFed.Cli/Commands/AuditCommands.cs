@@ -68,6 +68,7 @@ internal static class AuditCommands
                 {
                     ["ok"] = result.Ok,
                     ["directory"] = result.Directory,
+                    ["log_found"] = result.LogFound,
                     ["lines"] = result.Lines,
                     ["checkpoints"] = result.Checkpoints,
                     ["covered_lines"] = result.CoveredLines,
