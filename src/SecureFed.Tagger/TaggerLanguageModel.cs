@@ -194,13 +194,20 @@ public sealed class TaggerLanguageModel
         using Scalar predictions = count.ToScalar();
         Tensor loss = summed.div(predictions);
         optimizer.ZeroGrad();
-        loss.backward();
-        if (options.GradientClip > 0)
+        float value = summed.item<float>();
+        if (!float.IsFinite(value))
         {
-            nn.utils.clip_grad_norm_(trained, options.GradientClip);
+            return (0, 0); // skipped: a step along a gradient that is not a number would make every weight NaN
+        }
+
+        loss.backward();
+        if (!GradientGuard.ClipAndCheck(trained, options.GradientClip))
+        {
+            optimizer.ZeroGrad();
+            return (0, 0); // skipped, as above (a NaN gradient can sit behind a finite loss, clipped or not)
         }
 
         optimizer.Step();
-        return (summed.item<float>(), count);
+        return (value, count);
     }
 }

@@ -296,10 +296,10 @@ public sealed class TaggerTrainer
         }
 
         loss.backward();
-        if (options.GradientClip > 0 && !double.IsFinite(nn.utils.clip_grad_norm_(model.Parameters.Select(p => p.Tensor), options.GradientClip)))
+        if (!GradientGuard.ClipAndCheck(model.Parameters.Select(p => p.Tensor), options.GradientClip))
         {
             optimizer.ZeroGrad();
-            return double.NaN; // skipped, as above (clipping an infinite norm would scale the gradient to NaN or 0)
+            return double.NaN; // skipped, as above (a NaN gradient can sit behind a finite loss, clipped or not)
         }
 
         optimizer.Step();
