@@ -628,7 +628,7 @@ public sealed class AgentRunner
 
         // The agent uploads to every host at once, each over a channel of its own: at slice size 1 an announcement could
         // name one host per word (threat model, "Numbers a hostile aggregator announces").
-        int hosts = slices.Endpoints.Select(e => new Uri(e).GetLeftPart(UriPartial.Authority)).Distinct(StringComparer.OrdinalIgnoreCase).Count();
+        int hosts = SliceUploadHosts.Count(slices.Endpoints);
         if (hosts > MaxSliceHosts)
         {
             return $"the round's slice endpoints name {hosts} hosts; this site uploads to at most {MaxSliceHosts}";
@@ -638,7 +638,7 @@ public sealed class AgentRunner
     }
 
     /// <summary>The most distinct hosts (scheme, host and port) the slice endpoints of one announcement may name: a cluster's slice silos.</summary>
-    internal const int MaxSliceHosts = 64;
+    internal const int MaxSliceHosts = SliceUploadHosts.Max;
 
     /// <summary>The protocol version whose masked input is uploaded by slice.</summary>
     internal const uint SliceUploadVersion = 4;

@@ -77,4 +77,22 @@ public sealed class SliceAdmissionTests
         Assert.Equal("https://127.0.0.1:2", all.Endpoints[1]);
         Assert.Null(partial);
     }
+
+    [Fact]
+    public void UploadLayout_SlicesOnMoreHostsThanAnAgentUploadsTo_WholeUploadsOnly()
+    {
+        // A cluster with more slice silos than an agent's cap announced them all: every agent declined every round
+        // ("the round's slice endpoints name 65 hosts; this site uploads to at most 64").
+        int count = SecureFed.Protocol.SliceUploadHosts.Max + 1;
+        var layout = new SliceLayout(count * 10, 10);
+        string[] distinct = [.. Enumerable.Range(0, count).Select(i => $"https://silo-{i}:7443")];
+        string[] capped = [.. distinct[..^1], distinct[0]];
+
+        Assert.Null(ClusterRoundServerFactory.UploadLayout(layout, distinct));
+        SliceUploadLayout? atTheCap = ClusterRoundServerFactory.UploadLayout(layout, capped);
+        Assert.NotNull(atTheCap);
+        var announcement = new SecureFed.Wire.V1.RoundAnnouncement { ProtocolVersion = 4, VectorLength = (uint)atTheCap.VectorLength, SliceUploads = new() { SliceSize = (uint)atTheCap.SliceSize } };
+        announcement.SliceUploads.Endpoints.AddRange(atTheCap.Endpoints);
+        Assert.Null(SecureFed.Agent.AgentRunner.CheckVersion(announcement, 4)); // what the agents are announced, they take
+    }
 }

@@ -58,7 +58,11 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
         SliceLayout layout = spec.Layout;
         string[] endpoints = await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k => client.Slice(k).EndpointAsync().WaitAsync(cancellationToken))).ConfigureAwait(false);
         SliceUploadLayout? uploads = UploadLayout(layout, endpoints);
-        if (uploads is null)
+        if (uploads is null && endpoints.All(e => e.Length > 0))
+        {
+            Log.TooManySliceHosts(_logger, parameters.Round, SliceUploadHosts.Count(endpoints), SliceUploadHosts.Max);
+        }
+        else if (uploads is null)
         {
             Log.WholeUploadsOnly(_logger, parameters.Round, string.Join(", ", Enumerable.Range(0, endpoints.Length).Where(k => endpoints[k].Length == 0)));
         }
@@ -94,14 +98,16 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
     }
 
     /// <summary>
-    /// The version-4 layout when every slice's silo serves agents (<paramref name="endpoints"/>[k] not empty); otherwise
-    /// null, and the round takes whole vectors only (version 3) — an agent could not upload a slice whose silo has no endpoint.
+    /// The version-4 layout when every slice's silo serves agents (<paramref name="endpoints"/>[k] not empty) and the
+    /// endpoints name at most <see cref="SliceUploadHosts.Max"/> hosts; otherwise null, and the round takes whole vectors
+    /// only (version 3) — an agent could not upload a slice whose silo has no endpoint, and refuses a round whose slices
+    /// name more hosts than its cap (every agent would decline every round of a cluster of more slice silos).
     /// </summary>
     internal static SliceUploadLayout? UploadLayout(SliceLayout layout, IReadOnlyList<string> endpoints)
     {
         ArgumentNullException.ThrowIfNull(layout);
         ArgumentNullException.ThrowIfNull(endpoints);
-        return endpoints.Count == layout.Count && endpoints.All(e => e.Length > 0)
+        return endpoints.Count == layout.Count && endpoints.All(e => e.Length > 0) && SliceUploadHosts.Count(endpoints) <= SliceUploadHosts.Max
             ? new SliceUploadLayout(layout.VectorLength, layout.SliceSize, [.. endpoints])
             : null;
     }
@@ -110,5 +116,8 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
     {
         [LoggerMessage(1, LogLevel.Information, "Cluster round {Round}: slices [{Slices}] are on silos that serve no agents; the round takes whole masked inputs only (protocol version 3)")]
         public static partial void WholeUploadsOnly(ILogger logger, long round, string slices);
+
+        [LoggerMessage(2, LogLevel.Warning, "Cluster round {Round}: the slices are on {Hosts} silos serving agents, more than the {Max} hosts an agent uploads to at once; the round takes whole masked inputs only (protocol version 3)")]
+        public static partial void TooManySliceHosts(ILogger logger, long round, int hosts, int max);
     }
 }
