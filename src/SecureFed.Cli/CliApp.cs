@@ -113,11 +113,11 @@ internal static class CliApp
         Command command = parse.CommandResult.Command;
         if (command.Subcommands.Count == 0 || command.Action is not null || parse.Errors.Count == 0)
         {
-            return parse.Errors.Select(e => e.Message);
+            return parse.Errors.Select(Plain);
         }
 
         string[] unmatched = [.. parse.UnmatchedTokens];
-        string[] others = [.. parse.Errors.Where(e => !ReferenceEquals(e.SymbolResult, parse.CommandResult) || unmatched.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal))).Select(e => e.Message)];
+        string[] others = [.. parse.Errors.Where(e => !ReferenceEquals(e.SymbolResult, parse.CommandResult) || unmatched.Any(t => e.Message.Contains($"'{t}'", StringComparison.Ordinal))).Select(Plain)];
         string path = string.Join(' ', Lineage(parse.CommandResult));
         string list = string.Join(", ", command.Subcommands.Where(c => !c.Hidden).Select(c => c.Name));
         return [.. others, $"'{path}' needs one of its commands: {list}."];
@@ -137,12 +137,45 @@ internal static class CliApp
     /// <summary>A floating-point number type, nullable, or an array or list of one (e.g. <c>double[]</c>).</summary>
     private static bool IsNumber(Type type)
     {
+        Type element = Element(type);
+        return element == typeof(double) || element == typeof(float) || element == typeof(decimal);
+    }
+
+    /// <summary>The value type of an option or argument: the element of an array or list, without <c>Nullable</c>.</summary>
+    private static Type Element(Type type)
+    {
         Type element = type.IsArray ? type.GetElementType()!
             : type.IsGenericType && type.GetGenericArguments() is [Type argument] && typeof(System.Collections.IEnumerable).IsAssignableFrom(type) ? argument
             : type;
-        element = Nullable.GetUnderlyingType(element) ?? element;
-        return element == typeof(double) || element == typeof(float) || element == typeof(decimal);
+        return Nullable.GetUnderlyingType(element) ?? element;
     }
+
+    /// <summary>
+    /// A parse error in the user's words: System.CommandLine names the .NET type a value did not parse as
+    /// ("as expected type 'System.Int32'"); that is replaced by what the value should look like.
+    /// </summary>
+    internal static string Plain(ParseError error)
+    {
+        const string Marker = " as expected type '";
+        int at = error.Message.IndexOf(Marker, StringComparison.Ordinal);
+        Type? type = error.SymbolResult switch
+        {
+            ArgumentResult a => a.Argument.ValueType,
+            OptionResult o => o.Option.ValueType,
+            _ => null,
+        };
+        return at < 0 || type is null ? error.Message : $"{error.Message[..at]}: expected {Expected(Element(type))}.";
+    }
+
+    /// <summary>What a value of <paramref name="type"/> looks like, for <see cref="Plain"/>.</summary>
+    private static string Expected(Type type) => type switch
+    {
+        _ when type == typeof(int) => "a whole number (e.g. 10; at most 2147483647)",
+        _ when type == typeof(long) => "a whole number (e.g. 10)",
+        _ when type == typeof(double) => "a number, with a decimal point if any (e.g. 0.5 or 1e-5)",
+        _ when type == typeof(bool) => "true or false",
+        _ => $"a value of type {type.Name}",
+    };
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
