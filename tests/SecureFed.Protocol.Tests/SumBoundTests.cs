@@ -166,6 +166,59 @@ public sealed class SumBoundTests
         Assert.StartsWith("the decoded sum's norm", SumBound.CheckSum(codec, sum, 4, plan.SigmaSite), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// What one site can still send within the bound (threat model C7, PROTOCOL.md "The sum bound"), in the reliability
+    /// tests' round (d = 2000, S = 10, z = 0.5, n = 4, t = 3, weights 100 + 200 + 300 of cap 1000 and the site's own 100):
+    /// a site that adds none of its noise and sends a vector orthogonal to the other three inputs' sum passes with a norm
+    /// of about √(B² − ‖U_others‖²), which the docs once put at the norm slack B − ‖U_honest‖ (≈ 34): here more than four
+    /// times that and over 100 times the site's own clipped, weighted share ω·S = 1 (update units). In high dimension a
+    /// random direction is nearly orthogonal to the honest sum, so no knowledge of the other inputs is needed for most of it.
+    /// </summary>
+    [Fact]
+    public void CheckSum_OneSiteWithoutNoiseOrthogonalToTheOthers_PassesFarBeyondTheNormSlack()
+    {
+        const int D = 2000;
+        (UpdateCodec codec, DistributedDpPlan plan) = FederatedAveraging.PlanRound(D, 10, 4, 3, 0.5, 1000);
+        double sigma = plan.SigmaSite;
+        using var random = new DeterministicRandomSource(12);
+        var rng = new Random(6);
+        uint[] others = HonestSum(codec, 10, sigma, [100, 200, 300], Direction(D, 10, rng, spike: false), random);
+        uint[] honest = HonestSum(codec, 10, sigma, [100], Direction(D, 10, rng, spike: false), random);
+        for (int i = 0; i < honest.Length; i++)
+        {
+            honest[i] += others[i]; // the same round with an honest fourth site
+        }
+
+        double scale = codec.Scale;
+        double bound = SumBound.Limits(codec, 700, 4, sigma).Norm;
+        double normSlack = bound - Norm(honest);
+        double[] u = [.. others.Take(D).Select(w => (double)ModularVector.ToSigned(w, 32))];
+        double uu = u.Sum(x => x * x);
+        double[] r = [.. Enumerable.Range(0, D).Select(_ => rng.NextDouble() - 0.5)];
+        double ru = r.Zip(u, (a, b) => a * b).Sum();
+        for (int i = 0; i < D; i++)
+        {
+            r[i] -= ru / uu * u[i];
+        }
+
+        double rr = Math.Sqrt(r.Sum(x => x * x));
+        double length = 0.97 * Math.Sqrt((bound * bound) - uu); // quantized units
+        uint[] sum = (uint[])others.Clone();
+        for (int i = 0; i < D; i++)
+        {
+            sum[i] += unchecked((uint)(long)Math.Round(r[i] / rr * length));
+        }
+
+        sum[D] += 100; // the weight it declares
+
+        Assert.Null(codec.CheckTotalWeight(codec.DecodeTotalWeight(sum), 4));
+        Assert.Null(SumBound.CheckSum(codec, sum, 4, sigma));
+        Assert.True(length > 4 * normSlack, $"edit {length / scale:G4} against the norm slack {normSlack / scale:G4} (update units)");
+        Assert.True(length / scale > 100 * (100.0 / 1000 * 10), $"edit {length / scale:G4} against the site's own share 1");
+
+        static double Norm(uint[] words) => Math.Sqrt(words.Take(D).Select(w => (double)ModularVector.ToSigned(w, 32)).Sum(x => x * x));
+    }
+
     [Fact]
     public void Add_RunsCutAnywhere_SameExactResult()
     {
