@@ -24,6 +24,7 @@ public sealed class ServerOptimizer
     private double[]? _second;
     private double _noiseVariance;
     private double _noiseMoment; // β₂-average of the Φ of the steps so far, like v (not bias-corrected)
+    private double _stepNoiseMoment; // _noiseMoment with the step begun by BeginStep included; kept by EndStep
     private bool _noiseVaries;
 
     /// <summary>Creates an optimizer with no history.</summary>
@@ -104,6 +105,9 @@ public sealed class ServerOptimizer
             throw new InvalidOperationException($"The optimizer state has {_first.Length} parameters; the model has {parameterCount} (did the model change?).");
         }
 
+        // Once per step, not per run: the runs of one step must all subtract the same Φ (a step begun again after an
+        // abort computes it again from the same _noiseMoment, which only EndStep moves on).
+        _stepNoiseMoment = (_options.Beta2 * _noiseMoment) + ((1 - _options.Beta2) * _noiseVariance);
         switch (_options.Kind)
         {
             case ServerOptimizerKind.Momentum:
@@ -194,7 +198,11 @@ public sealed class ServerOptimizer
     }
 
     /// <summary>Ends the step begun by <see cref="BeginStep"/> once every coordinate went through <see cref="StepRun"/>.</summary>
-    public void EndStep() => Steps++;
+    public void EndStep()
+    {
+        _noiseMoment = _stepNoiseMoment;
+        Steps++;
+    }
 
     /// <summary>
     /// DP-AdamBC's step: m̂ = m / (1 − β₁ᵗ), v̂ = v / (1 − β₂ᵗ), θ ← θ + η m̂ / (√max(v̂ − Φ, floor Φ) + τ).
@@ -206,8 +214,7 @@ public sealed class ServerOptimizer
         long t = Steps + 1;
         double c1 = 1 - Math.Pow(b1, t);
         double c2 = 1 - Math.Pow(b2, t);
-        _noiseMoment = (b2 * _noiseMoment) + ((1 - b2) * _noiseVariance);
-        double phi = _noiseVaries ? _noiseMoment / c2 : _options.NoiseVariance;
+        double phi = _noiseVaries ? _stepNoiseMoment / c2 : _options.NoiseVariance;
         double floor = _options.NoiseFloor * phi;
         double eta = _options.LearningRate;
         double tau = _options.Tau;

@@ -319,6 +319,39 @@ public sealed class ServerOptimizerTests
     }
 
     [Fact]
+    public void StepRun_InRunsWithTheNoiseVarianceChangedBetweenRounds_EqualsWholeStepBitForBit()
+    {
+        // The β₂-average of the past steps' Φ moved on once per run instead of once per step, so a step taken in runs
+        // (as the aggregator reads the unmasked sum) subtracted another Φ in each run once Φ had changed (review of session 50).
+        var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.02, Tau = 1e-7, NoiseVariance = 1e-4 };
+        var whole = new ServerOptimizer(options);
+        var pieces = new ServerOptimizer(options);
+        var random = new Random(5);
+        float[] byWhole = [.. Enumerable.Range(0, 200).Select(_ => (float)random.NextDouble())];
+        float[] byPieces = byWhole;
+
+        for (int round = 0; round < 4; round++)
+        {
+            double phi = 1e-4 * (round + 1);
+            whole.SetNoiseVariance(phi);
+            pieces.SetNoiseVariance(phi);
+            double[] update = [.. Enumerable.Range(0, 200).Select(_ => (random.NextDouble() - 0.5) * 0.1)];
+            byWhole = whole.Step(byWhole, update);
+            float[] next = new float[byPieces.Length];
+            pieces.BeginStep(byPieces.Length);
+            for (int offset = 0; offset < byPieces.Length; offset += 16)
+            {
+                int n = Math.Min(16, byPieces.Length - offset);
+                pieces.StepRun(offset, byPieces.AsSpan(offset, n), update.AsSpan(offset, n), next.AsSpan(offset, n));
+            }
+
+            pieces.EndStep();
+            byPieces = next;
+            Assert.Equal(byWhole.Select(BitConverter.SingleToInt32Bits), byPieces.Select(BitConverter.SingleToInt32Bits));
+        }
+    }
+
+    [Fact]
     public void AdoptState_TakesTheArrays_ContinuesAsRestoreState()
     {
         var options = new ServerOptimizerOptions { Kind = ServerOptimizerKind.Adam, LearningRate = 0.01 };
