@@ -71,6 +71,23 @@ public sealed class CoordinatorForwarderLogTests : IDisposable
         Assert.InRange(_logger.Lines.Count(l => l.Level == LogLevel.Warning), 32, 32 + 20);
     }
 
+    [Fact]
+    public async Task UnaryAsync_LeaseEndpointNoChannelCanBeOpenedTo_UnavailableNamingItEveryTime()
+    {
+        // The channel's creation threw out of the front as an unhandled exception (the agent heard "Exception was thrown
+        // by handler"), and the Lazy holding it kept that exception for good.
+        var lease = new CoordinatorLeaseRecord(Federation, "S-odd", 3, _time.GetUtcNow().AddMinutes(1), "ftp://127.0.0.1:1");
+        using var forwarder = new CoordinatorForwarder(Federation, _kit, "S-front", new FixedLocator(lease), _logger, _time);
+
+        for (int i = 0; i < 2; i++)
+        {
+            RpcException ex = await Assert.ThrowsAsync<RpcException>(() => StatusAsync(forwarder, "site-x"));
+            Assert.Equal(StatusCode.Unavailable, ex.StatusCode);
+            Assert.Contains("silo S-front could not open a channel to the coordinator S-odd", ex.Status.Detail, StringComparison.Ordinal);
+            Assert.Contains("ftp://127.0.0.1:1", ex.Status.Detail, StringComparison.Ordinal);
+        }
+    }
+
     public void Dispose()
     {
         _kit.Dispose();

@@ -255,7 +255,8 @@ public sealed partial class CoordinatorForwarder : IDisposable
 
         // A handler (so a connection pool) of the site's own: its calls never share an HTTP/2 connection, and so its
         // connection-level flow-control window, with another site's (see the class remarks).
-        GrpcChannel channel = _channels.GetOrAdd((lease.AgentEndpoint.ToLowerInvariant(), site), key => new Lazy<(SocketsHttpHandler, GrpcChannel)>(() =>
+        var key = (lease.AgentEndpoint.ToLowerInvariant(), site);
+        Lazy<(SocketsHttpHandler Handler, GrpcChannel Channel)> lazy = _channels.GetOrAdd(key, _ => new Lazy<(SocketsHttpHandler, GrpcChannel)>(() =>
         {
             SocketsHttpHandler handler = PeerTrust.AggregatorClientHandler(_kit, TimeSpan.FromSeconds(5));
             return (handler, GrpcChannel.ForAddress(endpoint, new GrpcChannelOptions
@@ -265,7 +266,20 @@ public sealed partial class CoordinatorForwarder : IDisposable
                 MaxReceiveMessageSize = AggregatorHost.MaxMessageBytes,
                 MaxSendMessageSize = AggregatorHost.MaxMessageBytes,
             }));
-        })).Value.Channel;
+        }));
+        GrpcChannel channel;
+        try
+        {
+            channel = lazy.Value.Channel;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A Lazy keeps the exception of a failed creation for good: forgotten, so the next call tries afresh.
+            _channels.TryRemove(new KeyValuePair<(string, string), Lazy<(SocketsHttpHandler, GrpcChannel)>>(key, lazy));
+            _locator.Forget(lease);
+            throw Unavailable(site, $"silo {SiloName} could not open a channel to the coordinator {Describe(lease)} at {lease.AgentEndpoint}: {ex.GetType().Name}: {ex.Message}");
+        }
+
         return new Target(lease, new Aggregation.AggregationClient(channel));
     }
 
