@@ -127,10 +127,20 @@ public static class AuditVerifier
         var leaves = new List<byte[]>(file.Lines.Count);
         int lineProblems = 0;
         string? actor = null;
+        int crlf = file.Lines.Count(l => l.Span is [.., (byte)'\r']);
+        if (crlf > 0)
+        {
+            // A text tool's or a text-mode copy's conversion: said once, not as every line "not in canonical form"; the
+            // lines are still read without the CR (their content is checked), but hashed as they are (the roots fail).
+            problems.Add(string.Create(CultureInfo.InvariantCulture,
+                $"{crlf} of {file.Lines.Count} line(s) end with CR LF (Windows line endings) instead of LF: the file was converted by a text tool or copied in text mode, so its bytes are no longer those that were signed; restore the original, or convert it back (e.g. dos2unix {AuditLog.LogFileName}) and verify again"));
+        }
+
         for (int i = 0; i < file.Lines.Count; i++)
         {
             leaves.Add(MerkleTree.LeafHash(file.Lines[i].Span));
-            LogEntry? entry = LogEntry.TryParse(file.Lines[i], i + 1, out string? problem);
+            ReadOnlyMemory<byte> content = file.Lines[i].Span is [.., (byte)'\r'] ? file.Lines[i][..^1] : file.Lines[i];
+            LogEntry? entry = LogEntry.TryParse(content, i + 1, out string? problem);
             if (entry is not null && actor is not null && entry.Actor != actor)
             {
                 problem = string.Create(CultureInfo.InvariantCulture, $"line {i + 1} names actor '{entry.Actor}', but earlier lines name '{actor}'");

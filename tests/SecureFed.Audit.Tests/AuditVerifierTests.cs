@@ -329,6 +329,27 @@ public sealed class AuditVerifierTests
     }
 
     [Fact]
+    public void Verify_LogConvertedToCrlf_OneProblemSayingSoNotEveryLineAndVerifiesWhenConvertedBack()
+    {
+        // A text tool's CR LF conversion was reported as every line "not in canonical form (edited by hand or by another tool)".
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        byte[] original = File.ReadAllBytes(test.LogPath);
+        int lines = original.Count(b => b == (byte)'\n');
+        File.WriteAllText(test.LogPath, File.ReadAllText(test.LogPath).Replace("\n", "\r\n", StringComparison.Ordinal));
+
+        AuditVerification converted = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(converted.Ok);
+        Assert.StartsWith($"{lines} of {lines} line(s) end with CR LF (Windows line endings) instead of LF", converted.FirstProblem, StringComparison.Ordinal);
+        Assert.DoesNotContain(converted.Problems, p => p.Contains("canonical", StringComparison.Ordinal));
+        Assert.Equal(lines, converted.Lines);
+
+        File.WriteAllBytes(test.LogPath, original);
+        Assert.True(AuditVerifier.Verify(test.Directory, test.VerifierKey).Ok);
+    }
+
+    [Fact]
     public void ParseKey_RawBase64PublicKey_UsesOriginAsName()
     {
         using var test = new TestLog();
