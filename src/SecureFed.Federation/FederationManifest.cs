@@ -161,6 +161,19 @@ public sealed class FederationManifest
             : new FederationManifest(FederationName, CreatedUtc, CaCertificate, AggregatorHost, Aggregator, Sites, Revoked.Append(site));
     }
 
+    /// <summary>Returns a manifest with <paramref name="site"/> added (a site provisioned later, <see cref="FederationProvisioner.AddSite"/>).</summary>
+    /// <exception cref="ArgumentException">A site of that name is already listed (revoked or not), or it is the aggregator's name.</exception>
+    public FederationManifest WithSite(PartyInfo site)
+    {
+        ArgumentNullException.ThrowIfNull(site);
+        if (_sitesByName.ContainsKey(site.Name) || site.Name == Aggregator.Name)
+        {
+            throw new ArgumentException($"Federation '{FederationName}' already has a party named '{site.Name}'.", nameof(site));
+        }
+
+        return new FederationManifest(FederationName, CreatedUtc, CaCertificate, AggregatorHost, Aggregator, Sites.Append(site), Revoked);
+    }
+
     /// <summary>Writes the manifest to <paramref name="path"/> atomically (see <see cref="AtomicFile"/>).</summary>
     public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
 

@@ -119,6 +119,144 @@ public static class FederationProvisioner
         }
     }
 
+    /// <summary>
+    /// Provisions one more site into the federation folder <paramref name="federationDirectory"/> that
+    /// <see cref="Provision"/> wrote (its <c>ca/</c> with the CA key, and <c>federation.json</c>): a kit in
+    /// <c>sites/&lt;site&gt;</c> whose certificate the same CA signs, and <c>federation.json</c> rewritten with the site
+    /// listed (atomically, after the kit is in place; the kit holds the new manifest too). Every other party's manifest
+    /// copy (the aggregator's kit, the other sites' kits) is left as it is: the caller distributes the new one.
+    /// </summary>
+    /// <param name="federationDirectory">The folder <see cref="Provision"/> wrote.</param>
+    /// <param name="site">The new site's name: lowercase <c>[a-z0-9-]</c>, 1..63 characters, not yet in the manifest (revoked names included).</param>
+    /// <param name="validity">How long its certificate is valid; cut to the CA's own end of validity.</param>
+    /// <param name="random">Source of the identity key and the certificate's serial number (the system CSPRNG by default).</param>
+    /// <param name="time">Clock for the certificate's validity (the system clock by default).</param>
+    /// <exception cref="ArgumentException">The name or the validity is invalid, or the name is taken.</exception>
+    /// <exception cref="InvalidDataException">The folder is not a federation folder with its CA key, or the CA has expired.</exception>
+    /// <exception cref="IOException">Writing failed; nothing is left behind and federation.json is unchanged.</exception>
+    public static AddSiteResult AddSite(string federationDirectory, string site, TimeSpan validity, IRandomSource? random = null, TimeProvider? time = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(federationDirectory);
+        ArgumentNullException.ThrowIfNull(site);
+        random ??= SystemRandomSource.Instance;
+        time ??= TimeProvider.System;
+        if (Names.Problem(site, "Site") is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(site));
+        }
+
+        if (site == Names.Aggregator)
+        {
+            throw new ArgumentException("Site name 'aggregator' is reserved for the aggregator.", nameof(site));
+        }
+
+        if (validity <= TimeSpan.Zero || validity > TimeSpan.FromDays(3650))
+        {
+            throw new ArgumentException($"Validity {validity} must be positive and at most 3650 days.", nameof(validity));
+        }
+
+        string root = Path.GetFullPath(federationDirectory);
+        string manifestPath = Path.Combine(root, KitFiles.Manifest);
+        string caCertificatePath = Path.Combine(root, KitFiles.CaDirectory, KitFiles.CaCertificate);
+        string caKeyPath = Path.Combine(root, KitFiles.CaDirectory, KitFiles.CaKey);
+        foreach (string required in new[] { manifestPath, caCertificatePath, caKeyPath })
+        {
+            if (!File.Exists(required))
+            {
+                throw new InvalidDataException($"'{root}' is not a federation folder written by 'securefed provision': '{Path.GetRelativePath(root, required)}' is missing (a site is added where the CA key is kept).");
+            }
+        }
+
+        FederationManifest manifest = FederationManifest.Load(manifestPath);
+        if (manifest.TryGetSite(site, out _))
+        {
+            throw new ArgumentException(manifest.IsRevoked(site)
+                ? $"Site '{site}' was revoked in federation '{manifest.FederationName}'; revocation is by name, so a new kit under it would be refused too: choose another name."
+                : $"Federation '{manifest.FederationName}' already has a site named '{site}'; its kit is in '{Path.Combine(root, KitFiles.SitesDirectory, site)}' where it was provisioned.", nameof(site));
+        }
+
+        using X509Certificate2 ca = LoadCa(caCertificatePath, caKeyPath);
+        if (!ca.RawDataMemory.Span.SequenceEqual(manifest.CaCertificate.RawDataMemory.Span))
+        {
+            throw new InvalidDataException($"'{caCertificatePath}' is not the CA in '{manifestPath}': the folder mixes two federations.");
+        }
+
+        DateTimeOffset now = time.GetUtcNow();
+        now = new DateTimeOffset(now.UtcTicks - (now.UtcTicks % TimeSpan.TicksPerSecond), TimeSpan.Zero);
+        DateTimeOffset caEnd = new(ca.NotAfter.ToUniversalTime(), TimeSpan.Zero);
+        if (caEnd <= now + TimeSpan.FromDays(1))
+        {
+            throw new InvalidDataException($"The federation CA expires {caEnd:u}: a site added now would have no time to take part. Provision a new federation.");
+        }
+
+        DateTimeOffset notBefore = now - ClockSkew;
+        DateTimeOffset notAfter = now + validity < caEnd ? now + validity : caEnd;
+        string sitesDir = Path.Combine(root, KitFiles.SitesDirectory);
+        string kit = Path.Combine(sitesDir, site);
+        if (Directory.Exists(kit) || File.Exists(kit))
+        {
+            throw new IOException($"'{kit}' already exists although '{site}' is not in '{manifestPath}': move it away first (an earlier kit of that name?).");
+        }
+
+        Directory.CreateDirectory(sitesDir);
+        string stage = Path.Combine(sitesDir, $".{site}.provisioning-{Guid.NewGuid():N}");
+        var files = new List<string>();
+        bool moved = false;
+        try
+        {
+            CreateDirectory(stage, isPrivate: true);
+            string caPem = File.ReadAllText(caCertificatePath);
+            PartyInfo party = WriteParty(stage, site, req => AddClientExtensions(req, manifest.FederationName, site), ca, notBefore, notAfter, random, caPem,
+                path => files.Add(Path.Combine(kit, Path.GetRelativePath(stage, path))));
+            FederationManifest updated = manifest.WithSite(party);
+            string json = updated.ToJson();
+            WritePublic(Path.Combine(stage, KitFiles.Manifest), json, path => files.Add(Path.Combine(kit, Path.GetFileName(path))));
+            WritePublic(Path.Combine(stage, KitFiles.AgentConfig), ConfigTemplates.Agent(site, manifest.AggregatorHost), path => files.Add(Path.Combine(kit, Path.GetFileName(path))));
+            Directory.Move(stage, kit);
+            moved = true;
+            AtomicFile.WriteAllText(manifestPath, json);
+            return new AddSiteResult(kit, manifestPath, updated, files, notBefore, notAfter);
+        }
+        catch (Exception ex)
+        {
+            try
+            {
+                Directory.Delete(moved ? kit : stage, recursive: true);
+            }
+            catch (Exception cleanup) when (cleanup is IOException or UnauthorizedAccessException)
+            {
+                // The original failure is what matters.
+            }
+
+            if (ex is IOException or UnauthorizedAccessException)
+            {
+                throw new IOException($"Cannot add site '{site}' to '{root}': {ex.Message} (federation.json is unchanged)", ex);
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>The federation CA with its private key, from <c>ca/ca.crt</c> and <c>ca/ca.key</c>.</summary>
+    private static X509Certificate2 LoadCa(string certificatePath, string keyPath)
+    {
+        char[] certPem = SecretPem.ReadChars(certificatePath);
+        char[] keyPem = SecretPem.ReadChars(keyPath);
+        try
+        {
+            return X509Certificate2.CreateFromPem(certPem, keyPem);
+        }
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
+        {
+            throw new InvalidDataException($"'{certificatePath}' and '{keyPath}' are not the federation CA's certificate and private key: {ex.Message}", ex);
+        }
+        finally
+        {
+            SecretPem.Wipe(certPem);
+            SecretPem.Wipe(keyPem);
+        }
+    }
+
     /// <summary>Moves every entry of <paramref name="stage"/> into <paramref name="output"/>, its parent (the same file system).</summary>
     private static void MoveEntriesUp(string stage, string output, List<string> moved)
     {

@@ -8,8 +8,8 @@ using Spectre.Console.Rendering;
 namespace SecureFed.Cli.Commands;
 
 /// <summary>
-/// <c>securefed provision</c>: create a federation (CA, one kit per party) and <c>securefed provision revoke</c>:
-/// revoke a site in the manifest.
+/// <c>securefed provision</c>: create a federation (CA, one kit per party), <c>securefed provision revoke</c>:
+/// revoke a site in the manifest, and <c>securefed provision add-site</c>: admit one more site.
 /// </summary>
 internal static class ProvisionCommands
 {
@@ -31,6 +31,7 @@ internal static class ProvisionCommands
         }
 
         command.Subcommands.Add(CreateRevoke());
+        command.Subcommands.Add(CreateAddSite());
         command.SetAction((parse, cancellationToken) =>
         {
             int days = parse.GetValue(validityDays);
@@ -112,6 +113,64 @@ internal static class ProvisionCommands
                 WarnOfRevocationsOnlyInTheKitCopy(full, updated, parse.InvocationConfiguration.Error);
             }
 
+            return Task.FromResult(CliApp.ExitOk);
+        });
+        return command;
+    }
+
+    private static Command CreateAddSite()
+    {
+        var dirOption = new Option<string>("--dir") { Description = "The federation folder 'securefed provision --out' wrote (it holds ca/ca.key and federation.json).", Required = true };
+        var siteOption = new Option<string>("--site") { Description = "The new site's name: lowercase a-z, 0-9 and '-', 1..63 characters, not used before in this federation.", Required = true };
+        var validityDays = new Option<int>("--validity-days") { Description = "Validity of the site's certificate, in days (1..3650; cut to the CA's own validity).", DefaultValueFactory = _ => 365 };
+        var command = new Command(
+            "add-site",
+            "Admit one more hospital: a kit for it in DIR/sites/SITE (TLS certificate signed by the federation CA, Ed25519 identity key, " +
+            "agent configuration) and federation.json rewritten with it listed. Then give the new federation.json to every party, the sites first.");
+        command.Options.Add(dirOption);
+        command.Options.Add(siteOption);
+        command.Options.Add(validityDays);
+        command.SetAction((parse, cancellationToken) =>
+        {
+            int days = parse.GetValue(validityDays);
+            if (days is < 1 or > 3650)
+            {
+                throw new UsageException($"--validity-days must be between 1 and 3650 (got {days}).");
+            }
+
+            string dir = parse.GetValue(dirOption)!;
+            if (!Directory.Exists(dir))
+            {
+                throw new UsageException(File.Exists(dir)
+                    ? $"--dir {dir} is a file; give the federation folder 'securefed provision --out' wrote."
+                    : $"--dir {dir}: no such folder.");
+            }
+
+            AddSiteResult result;
+            try
+            {
+                result = FederationProvisioner.AddSite(dir, parse.GetValue(siteOption)!, TimeSpan.FromDays(days));
+            }
+            catch (ArgumentException ex)
+            {
+                throw new UsageException("--site: " + WithoutParameterName(ex));
+            }
+            catch (InvalidDataException ex)
+            {
+                throw new UsageException("--dir: " + ex.Message);
+            }
+
+            TextWriter stdout = parse.InvocationConfiguration.Output;
+            string site = Path.GetFileName(result.KitDirectory);
+            string root = Path.GetDirectoryName(result.ManifestPath)!;
+            string aggregatorCopy = Path.Combine(root, KitFiles.AggregatorDirectory, KitFiles.Manifest);
+            stdout.WriteLine($"Added site '{site}' to federation '{result.Manifest.FederationName}': kit {result.KitDirectory} ({result.Files.Count} files; certificate valid {result.NotBefore.UtcDateTime:yyyy-MM-dd HH:mm} .. {result.NotAfter.UtcDateTime:yyyy-MM-dd HH:mm} UTC, SHA-256 {result.Manifest.Sites.First(s => s.Name == site).CertificateThumbprint}).");
+            stdout.WriteLine($"Updated {result.ManifestPath}: {result.Manifest.Sites.Count} sites ({string.Join(", ", result.Manifest.Sites.Select(s => result.Manifest.IsRevoked(s.Name) ? s.Name + " (revoked)" : s.Name))}).");
+            stdout.WriteLine("Next, in this order:");
+            stdout.WriteLine($"  1. Hand the kit {result.KitDirectory} to hospital '{site}' only, over a secure channel (it holds private keys).");
+            stdout.WriteLine($"  2. Replace federation.json in every other site's kit with {result.ManifestPath} and restart its agent: an agent with the old manifest declines every round that includes '{site}'.");
+            stdout.WriteLine($"  3. Then copy it over the aggregator's kit copy ({aggregatorCopy} here, wherever the aggregator's kit is on its host) and restart the aggregator: rounds include '{site}' from then on.");
+            WarnOfRevocationsOnlyInTheKitCopy(result.ManifestPath, result.Manifest, parse.InvocationConfiguration.Error);
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;

@@ -1,0 +1,137 @@
+using Microsoft.Extensions.Time.Testing;
+
+namespace SecureFed.Federation.Tests;
+
+/// <summary>
+/// <see cref="FederationProvisioner.AddSite"/>: a hospital admitted after the federation was provisioned gets a kit the
+/// same CA signs, trusted under the new manifest only; a refused name or folder changes nothing.
+/// </summary>
+public sealed class AddSiteTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+    private readonly string _root;
+
+    public AddSiteTests()
+    {
+        _root = _temp.Combine("fed");
+        FederationProvisioner.Provision(new ProvisionRequest(_root, "addsite", ["site-a", "site-b"], "127.0.0.1"));
+    }
+
+    public void Dispose() => _temp.Dispose();
+
+    private string ManifestPath => Path.Combine(_root, KitFiles.Manifest);
+
+    [Fact]
+    public void AddSite_NewSite_KitLoadsAndIsTrustedUnderTheNewManifestOnlyOthersUnchanged()
+    {
+        FederationManifest before = FederationManifest.Load(ManifestPath);
+
+        AddSiteResult result = FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30));
+
+        Assert.Equal(Path.Combine(_root, KitFiles.SitesDirectory, "site-c"), result.KitDirectory);
+        Assert.All(result.Files, f => Assert.True(File.Exists(f), f));
+        using PartyKit kit = PartyKit.Load(result.KitDirectory);
+        Assert.Equal("site-c", kit.Name);
+        FederationManifest after = FederationManifest.Load(ManifestPath);
+        Assert.Equal(["site-a", "site-b", "site-c"], after.Sites.Select(s => s.Name));
+        Assert.Equal(before.Sites, after.Sites.Where(s => s.Name != "site-c"), new PartyComparer());
+        Assert.Equal(before.Aggregator, after.Aggregator, new PartyComparer());
+        Assert.Equal(before.CaCertificate.RawData, after.CaCertificate.RawData);
+
+        Assert.Equal("site-c", PeerTrust.IdentifySite(kit.TlsCertificate, after, out string? error));
+        Assert.Null(error);
+        Assert.Null(PeerTrust.IdentifySite(kit.TlsCertificate, before, out string? refused)); // the old manifest does not know it
+        Assert.NotNull(refused);
+
+        // Every other party's kit still loads with the new manifest copied in (the distribution step the command names).
+        foreach (string party in new[] { Path.Combine(_root, KitFiles.AggregatorDirectory), Path.Combine(_root, KitFiles.SitesDirectory, "site-a") })
+        {
+            File.Copy(ManifestPath, Path.Combine(party, KitFiles.Manifest), overwrite: true);
+            using PartyKit other = PartyKit.Load(party);
+            Assert.True(other.Manifest.TryGetSite("site-c", out _));
+        }
+
+        Assert.Empty(Directory.GetDirectories(Path.Combine(_root, KitFiles.SitesDirectory), ".*"));
+    }
+
+    [Fact]
+    public void AddSite_ValidityBeyondTheCa_CutToTheCasEnd()
+    {
+        AddSiteResult result = FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(3000));
+
+        using PartyKit kit = PartyKit.Load(result.KitDirectory);
+        Assert.Equal(kit.CaCertificate.NotAfter, kit.TlsCertificate.NotAfter);
+        Assert.True(PeerTrust.ValidateChain(kit.TlsCertificate, kit.CaCertificate, out string? error), error);
+    }
+
+    [Theory]
+    [InlineData("site-a", "already has a site named 'site-a'")]
+    [InlineData("aggregator", "reserved for the aggregator")]
+    [InlineData("Site-C", "is invalid")]
+    public void AddSite_NameTakenOrInvalid_RefusedNothingWritten(string name, string expected)
+    {
+        byte[] manifest = File.ReadAllBytes(ManifestPath);
+        string[] entries = Directory.GetFileSystemEntries(Path.Combine(_root, KitFiles.SitesDirectory));
+
+        ArgumentException ex = Assert.Throws<ArgumentException>(() => FederationProvisioner.AddSite(_root, name, TimeSpan.FromDays(30)));
+
+        Assert.Contains(expected, ex.Message, StringComparison.Ordinal);
+        Assert.Equal(manifest, File.ReadAllBytes(ManifestPath));
+        Assert.Equal(entries, Directory.GetFileSystemEntries(Path.Combine(_root, KitFiles.SitesDirectory)));
+    }
+
+    [Fact]
+    public void AddSite_RevokedName_RefusedSayingRevocationIsByName()
+    {
+        FederationManifest.Load(ManifestPath).WithRevoked("site-b").Save(ManifestPath);
+
+        ArgumentException ex = Assert.Throws<ArgumentException>(() => FederationProvisioner.AddSite(_root, "site-b", TimeSpan.FromDays(30)));
+
+        Assert.StartsWith("Site 'site-b' was revoked in federation 'addsite'; revocation is by name", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AddSite_FolderWithoutTheCaKeyOrWithAnotherFederationsCa_RefusedManifestUnchanged()
+    {
+        string other = _temp.Combine("other");
+        FederationProvisioner.Provision(new ProvisionRequest(other, "other", ["site-x"], "127.0.0.1"));
+        byte[] manifest = File.ReadAllBytes(ManifestPath);
+        string caKey = Path.Combine(_root, KitFiles.CaDirectory, KitFiles.CaKey);
+        string caCertificate = Path.Combine(_root, KitFiles.CaDirectory, KitFiles.CaCertificate);
+        string kept = File.ReadAllText(caKey);
+
+        File.Delete(caKey);
+        InvalidDataException missing = Assert.Throws<InvalidDataException>(() => FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30)));
+        Assert.Contains("'ca/ca.key' is missing", missing.Message, StringComparison.Ordinal);
+
+        File.Copy(Path.Combine(other, KitFiles.CaDirectory, KitFiles.CaKey), caKey);
+        File.Copy(Path.Combine(other, KitFiles.CaDirectory, KitFiles.CaCertificate), caCertificate, overwrite: true);
+        InvalidDataException mixed = Assert.Throws<InvalidDataException>(() => FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30)));
+        Assert.Contains("is not the CA in", mixed.Message, StringComparison.Ordinal);
+
+        Assert.Equal(manifest, File.ReadAllBytes(ManifestPath));
+        Assert.False(Directory.Exists(Path.Combine(_root, KitFiles.SitesDirectory, "site-c")));
+        Assert.NotEqual(kept, File.ReadAllText(caKey));
+    }
+
+    [Fact]
+    public void AddSite_CaAboutToExpire_RefusedSayingSo()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        string shortLived = _temp.Combine("short");
+        FederationProvisioner.Provision(new ProvisionRequest(shortLived, "short", ["site-a"], "127.0.0.1", TimeSpan.FromDays(2)), time: clock);
+        clock.Advance(TimeSpan.FromDays(1.5));
+
+        InvalidDataException ex = Assert.Throws<InvalidDataException>(() => FederationProvisioner.AddSite(shortLived, "site-b", TimeSpan.FromDays(30), time: clock));
+
+        Assert.StartsWith("The federation CA expires", ex.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class PartyComparer : IEqualityComparer<PartyInfo>
+    {
+        public bool Equals(PartyInfo? x, PartyInfo? y) => x is not null && y is not null && x.Name == y.Name
+            && x.CertificateThumbprint == y.CertificateThumbprint && x.IdentityPublicKey.AsSpan().SequenceEqual(y.IdentityPublicKey);
+
+        public int GetHashCode(PartyInfo obj) => obj.Name.GetHashCode(StringComparison.Ordinal);
+    }
+}
