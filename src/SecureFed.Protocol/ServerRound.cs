@@ -388,8 +388,44 @@ public sealed partial class ServerRound
             var dropped = new HashSet<int>(_unmaskRequest!.Dropped);
             CheckRevealed(sender, response.SelfMaskShares, v => _u3.Contains(v), "b-share", "b-share of a site that is not a survivor");
             CheckRevealed(sender, response.MaskingKeyShares, dropped.Contains, "s-share", "s-share of a site that did not drop");
+            CheckComplete(sender, response);
             return _u5.TryAdd(sender, response);
         }
+    }
+
+    /// <summary>
+    /// Refuses a response that leaves out a share its sender holds. Every member of U2 sent a share to each of its
+    /// neighbours in U1, and the sender is in U1 (it signed the survivor set), so an honest responder holds the shares of
+    /// every neighbour in U2 and its own: it reveals the b-share of each survivor among them and of itself, and the
+    /// s-share of each dropped neighbour (<see cref="ClientRound.Unmask"/>), never fewer. A response with fewer (down to
+    /// none) used to be accepted and counted as an answer, towards the t answers <see cref="Finish"/> needs and towards
+    /// the t answers after which the aggregator stops waiting for a stage's last member: a site that answered at once
+    /// with nothing had a slow honest last member cut, and the reconstruction then lacked shares and aborted the attempt
+    /// after the honest sites' charges, with nobody blamed or suspected (hostile-site review, session 50). Call after
+    /// <see cref="CheckRevealed"/>: the revealed owners are then distinct, allowed and held, so counting them suffices.
+    /// </summary>
+    private void CheckComplete(int sender, UnmaskResponse response)
+    {
+        int bHeld = _u3Sorted!.Count(w => w == sender || _p.Graph.AreNeighbors(sender, w));
+        int sHeld = _unmaskRequest!.Dropped.Count(v => _p.Graph.AreNeighbors(sender, v));
+        if (response.SelfMaskShares.Count == bHeld && response.MaskingKeyShares.Count == sHeld)
+        {
+            return;
+        }
+
+        var bRevealed = new HashSet<int>(response.SelfMaskShares.Select(s => s.Owner));
+        var sRevealed = new HashSet<int>(response.MaskingKeyShares.Select(s => s.Owner));
+        int missing = _u3Sorted!.FirstOrDefault(w => (w == sender || _p.Graph.AreNeighbors(sender, w)) && !bRevealed.Contains(w));
+        string kind = "b-share";
+        if (missing == 0)
+        {
+            missing = _unmaskRequest!.Dropped.First(v => _p.Graph.AreNeighbors(sender, v) && !sRevealed.Contains(v));
+            kind = "s-share";
+        }
+
+        throw new ProtocolViolationException(ProtocolStage.Unmasking,
+            $"revealed {response.SelfMaskShares.Count} b-shares and {response.MaskingKeyShares.Count} s-shares but holds the shares of {bHeld} survivors (itself included) "
+            + $"and of {sHeld} dropped sites: it left out the {kind} of index {missing} ('{_p[missing].Name}'); a response reveals every share its sender holds", sender);
     }
 
     /// <summary>

@@ -246,6 +246,52 @@ public sealed class ShareVerificationTests
             rejected.Describe(fx.Parameters));
     }
 
+    /// <summary>
+    /// Hostile-site review (session 50): a response that leaves out shares its sender holds (every survivor's b-share among
+    /// its share holders, its own included, and every dropped neighbour's s-share: an honest responder holds all of them,
+    /// since every member of U2 sent it one) was accepted, down to an empty one, and counted as an answer: towards the t
+    /// answers <see cref="ServerRound.Finish"/> needs and towards the t answers after which the aggregator stops waiting
+    /// for a stage's last member. So a site that answered at once with nothing had a slow honest last member cut, and the
+    /// reconstruction then lacked shares and aborted the attempt after the honest sites had charged their ledgers, with
+    /// nobody blamed or suspected. Now such a response is refused whole, and the sender has not answered.
+    /// </summary>
+    [Theory]
+    [InlineData("nothing")]
+    [InlineData("its own b-share only")]
+    [InlineData("every b-share, no s-share")]
+    [InlineData("every s-share, one b-share left out")]
+    public void AcceptUnmaskResponse_WithoutEveryShareTheSenderHolds_RefusedNotCountedAndTheHonestAnswersComplete(string kind)
+    {
+        // 5 sites, t = 3, site 5 dropped after ShareKeys: each of the four survivors holds 4 b-shares (its own included)
+        // and one s-share (of site 5).
+        using var fx = new ProtocolFixture(5, 18, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx, dropped: 5);
+        UnmaskResponse full = clients[0].Unmask(request);
+        Assert.Equal((4, 1), (full.SelfMaskShares.Count, full.MaskingKeyShares.Count));
+        UnmaskResponse partial = kind switch
+        {
+            "nothing" => full with { SelfMaskShares = [], MaskingKeyShares = [] },
+            "its own b-share only" => full with { SelfMaskShares = [.. full.SelfMaskShares.Where(s => s.Owner == 1)], MaskingKeyShares = [] },
+            "every b-share, no s-share" => full with { MaskingKeyShares = [] },
+            _ => full with { SelfMaskShares = [.. full.SelfMaskShares.Where(s => s.Owner != 3)] },
+        };
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => server.AcceptUnmaskResponse(partial));
+
+        Assert.Equal(1, ex.Party);
+        Assert.Contains("holds", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(1, server.Delivered);
+
+        // The three honest answers are the t the reconstruction needs: site 1's own seed is rebuilt from them.
+        foreach (var c in clients.Skip(1))
+        {
+            server.AcceptUnmaskResponse(c.Unmask(request));
+        }
+
+        AggregationResult result = server.Finish();
+        Assert.Equal(fx.ExpectedSum([1, 2, 3, 4]), result.Sum);
+    }
+
     [Fact]
     public void AcceptUnmaskResponse_ShareValueOutsideTheField_RefusedNamingElementAndOwner()
     {

@@ -1614,6 +1614,52 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.True(run.Rounds.Count(r => r.Status == RoundStatus.Aborted) <= 1, $"more than one attempt aborted before one completed: {run.Describe()}");
     }
 
+    /// <summary>
+    /// Hostile-site review (session 50): the unmasking stage's sibling of the attack above. Site-x runs the protocol
+    /// honestly up to the unmasking request and then answers it at once with an empty response (or with its own b-share
+    /// only), which the aggregator accepted and counted as an answer: with site-a's answer that made t = 2, so site-b,
+    /// whose answer reaches the aggregator 8 s late, was cut about 3 s into the stage; the reconstruction then had one
+    /// share of site-a's seed (its own) for t = 2 and the attempt aborted, after site-a and site-b had charged their
+    /// site-level ledgers for it, with nobody blamed or suspected (the next attempt, needing t + 1 answers, completed).
+    /// Now a response without every share its sender holds is refused (INVALID_ARGUMENT) and is no answer: two members
+    /// are missing, nobody is cut, site-b's answer is waited for and the first attempt completes.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LastMemberCut_HostileUnmasksWithoutItsSharesAtOnce_SlowHonestSiteNotCutRoundCompletes(bool ownShareOnly)
+    {
+        var refusals = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        LastMemberCutRun run = await RunLastMemberCutAttackAsync(async x =>
+        {
+            await x.AdvertiseAndShareAsync();
+            Assert.False((await x.UploadAsync(await x.MaskAsync())).Duplicate);
+            SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+            UnmaskResponseMessage full = await x.SignAndBuildUnmaskAsync(survivors);
+            var partial = new UnmaskResponseMessage { Header = full.Header };
+            if (ownShareOnly)
+            {
+                partial.SelfMaskShares.Add(full.SelfMaskShares.Single(s => s.Owner == (uint)x.Self));
+            }
+
+            try
+            {
+                await x.Client.UnmaskAsync(partial, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            }
+            catch (RpcException ex)
+            {
+                refusals.Enqueue($"{ex.StatusCode}: {ex.Status.Detail}");
+                throw;
+            }
+        }, TimeSpan.FromSeconds(90), lateCall: "/Unmask", lateSeconds: 8, waitFactor: "0.25", minWaitSeconds: "3");
+
+        Assert.True(run.CompletedAt is not null, $"no round completed in 90 s: {run.Describe()}");
+        Assert.True(run.Rounds.Count(r => r.Status == RoundStatus.Aborted) == 0, $"attempts aborted before one completed: {run.Describe()}");
+        string refused = Assert.Single(refusals);
+        Assert.StartsWith("InvalidArgument: ", refused, StringComparison.Ordinal);
+        Assert.Contains("holds", refused, StringComparison.Ordinal);
+    }
+
     private sealed record LastMemberCutRun(IReadOnlyList<RoundRecord> Rounds, DateTime? CompletedAt, List<AuditLine> Lines)
     {
         public string Describe() =>
@@ -1626,15 +1672,16 @@ public sealed class HostileSiteRoundTests : IDisposable
     /// so it is the aggregator, not site-b's own deadline, that decides whether the upload is taken), site-x running
     /// <paramref name="attack"/> in every attempt it is in, until a round completes or <paramref name="giveUp"/> passes.
     /// </summary>
-    private async Task<LastMemberCutRun> RunLastMemberCutAttackAsync(Func<HostileSite, Task> attack, TimeSpan giveUp)
+    private async Task<LastMemberCutRun> RunLastMemberCutAttackAsync(Func<HostileSite, Task> attack, TimeSpan giveUp, string lateCall = "/UploadMaskedInput",
+        double lateSeconds = 12, string waitFactor = "1", string minWaitSeconds = "4")
     {
         string[] honest = ["site-a", "site-b"];
         await using TestFederation fed = await StartAsync(rounds: 1, minSites: 3, honest: honest, extra: new Dictionary<string, string>
         {
             ["JoinGraceSeconds"] = "30",
             ["StageTimeoutSeconds"] = "30",
-            ["StragglerWaitFactor"] = "1",
-            ["StageStragglerMinWaitSeconds"] = "4",
+            ["StragglerWaitFactor"] = waitFactor,
+            ["StageStragglerMinWaitSeconds"] = minWaitSeconds,
         });
         using var stop = new CancellationTokenSource();
         Task hostile = Task.Run(async () =>
@@ -1660,7 +1707,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             }
         });
         fed.StartAgent("site-a", 100);
-        fed.StartAgent("site-b", 200, wrap: inner => new LateUploads(inner, TimeSpan.FromSeconds(12)), configure: o => o.CallTimeoutSeconds = 30);
+        fed.StartAgent("site-b", 200, wrap: inner => new LateCalls(inner, lateCall, TimeSpan.FromSeconds(lateSeconds)), configure: o => o.CallTimeoutSeconds = 30);
 
         DateTime end = DateTime.UtcNow + giveUp;
         DateTime? completedAt = null;
@@ -1680,12 +1727,12 @@ public sealed class HostileSiteRoundTests : IDisposable
         return new LastMemberCutRun(rounds, completedAt, AuditLines(fed));
     }
 
-    /// <summary>Holds every masked-input upload <paramref name="delay"/> before sending it (a site on a slow link).</summary>
-    private sealed class LateUploads(HttpMessageHandler inner, TimeSpan delay) : DelegatingHandler(inner)
+    /// <summary>Holds every call whose path ends with <paramref name="path"/> (e.g. the masked-input uploads) <paramref name="delay"/> before sending it (a site on a slow link).</summary>
+    private sealed class LateCalls(HttpMessageHandler inner, string path, TimeSpan delay) : DelegatingHandler(inner)
     {
         protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
         {
-            if (request.RequestUri?.AbsolutePath.EndsWith("/UploadMaskedInput", StringComparison.Ordinal) == true)
+            if (request.RequestUri?.AbsolutePath.EndsWith(path, StringComparison.Ordinal) == true)
             {
                 await Task.Delay(delay, cancellationToken);
             }
