@@ -504,6 +504,12 @@ public sealed class AggregatorOptions
         Positive(errors, "SiteNoiseMultiplier", SiteNoiseMultiplier);
         Positive(errors, "DpSgdNoiseMultiplier", DpSgdNoiseMultiplier);
         Positive(errors, "DpSgdMaxGradNorm", DpSgdMaxGradNorm);
+        if (DpSgdMaxGradNorm > float.MaxValue && !double.IsInfinity(DpSgdMaxGradNorm))
+        {
+            // The sites clip in 32-bit floats: libtorch refuses a larger scalar, and every site's training would fail.
+            errors.Add(string.Create(CultureInfo.InvariantCulture, $"SecureFed:DpSgdMaxGradNorm must be a positive number of at most {float.MaxValue:G2} (the sites train in 32-bit floats), got {DpSgdMaxGradNorm}."));
+        }
+
         Positive(errors, "ServerLearningRate", ServerLearningRate);
         ValidateServerOptimizer(errors);
         if (!(JoinGraceSeconds > 0 && JoinGraceSeconds <= MaxJoinGraceSeconds))

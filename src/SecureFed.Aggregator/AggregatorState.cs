@@ -103,6 +103,11 @@ public sealed class AggregatorState : IDisposable
         {
             store = AggregatorStore.Open(storePath);
             store.EnsureFederation(options.Federation);
+            if (LostAudit(store, options.DataDirectory, storePath) is { } lostAudit)
+            {
+                throw lostAudit;
+            }
+
             budget = FederationBudget.Open(PrivacyLedgerPath(options.DataDirectory), options.Federation);
             audit = OpenAudit(options, kit);
             if (LostStore(store, audit, storePath) is { } lost)
@@ -159,6 +164,28 @@ public sealed class AggregatorState : IDisposable
                 $"Aggregator database '{storePath}' holds no round and no model, but the audit log '{Path.Combine(audit.Directory, AuditLog.LogFileName)}' records {opened.Count} round(s) opened " +
                 $"(the last at line {opened[^1].Line}): the database was deleted, emptied or replaced by a new one. Starting on it would lose the completed rounds, the models " +
                 $"and the exclusions of sites found at fault, and number rounds from 1 again; nothing was started. Restore it from a backup, or point the aggregator at another data directory."));
+    }
+
+    /// <summary>
+    /// The audit log is opened at start-up, before any round is stored: a store with rounds and no audit log means the log
+    /// was deleted, moved or not restored with the store. A new log in its place would verify on its own while holding
+    /// none of those rounds, their participants or their privacy charges. Checked before anything is created.
+    /// </summary>
+    private static InvalidDataException? LostAudit(AggregatorStore store, string dataDirectory, string storePath)
+    {
+        string logPath = Path.GetFullPath(Path.Combine(AuditDirectory(dataDirectory), AuditLog.LogFileName));
+        if (File.Exists(logPath))
+        {
+            return null;
+        }
+
+        IReadOnlyList<RoundRecord> rounds = store.ListRounds();
+        return rounds.Count == 0
+            ? null
+            : new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"Audit log '{logPath}' is missing, but the aggregator database '{storePath}' holds {rounds.Count} round(s) (the last, round {rounds.Max(r => r.Round)}): ") +
+                "the audit log was deleted, moved or not restored with the database. Starting would begin a new log without those rounds and their privacy charges, " +
+                "which auditors could then no longer verify; nothing was started. Restore the audit folder from a backup, or point the aggregator at another data directory.");
     }
 
     /// <summary>

@@ -601,15 +601,15 @@ public sealed record ExperimentOptions
             }
         }
 
-        PositiveFinite(LearningRate, "--lr");
-        PositiveFinite(DpLearningRate, "--dp-lr");
+        PositiveFloat32(LearningRate, "--lr");
+        PositiveFloat32(DpLearningRate, "--dp-lr");
         if (!(DpWeightDecay >= 0 && DpLearningRate * DpWeightDecay < 1))
         {
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"--dp-weight-decay must be 0 or positive with --dp-lr × --dp-weight-decay below 1 (each step scales the weights by 1 − lr·λ); got λ = {DpWeightDecay:G4} at lr {DpLearningRate:G4}."));
         }
 
-        PositiveFinite(GradClip, "--grad-clip");
+        PositiveFloat32(GradClip, "--grad-clip");
         if (!(LearningRateDecay >= 0) || double.IsInfinity(LearningRateDecay))
         {
             throw new ArgumentException("--lr-decay must be 0 or positive.");
@@ -847,6 +847,20 @@ public sealed record ExperimentOptions
         if (value < 1)
         {
             throw new ArgumentException($"{name} must be at least 1, not {value}.");
+        }
+    }
+
+    /// <summary>
+    /// A value the tagger hands libtorch as a 32-bit float scalar (a learning rate, the clip C): beyond
+    /// <see cref="float.MaxValue"/> libtorch refuses the conversion in the middle of training.
+    /// </summary>
+    private static void PositiveFloat32(double value, string name)
+    {
+        PositiveFinite(value, name);
+        if (value > float.MaxValue)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{name} must be finite and > 0, at most {float.MaxValue:G2} (the model trains in 32-bit floats); got {value}."));
         }
     }
 

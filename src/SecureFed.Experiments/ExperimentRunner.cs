@@ -562,8 +562,22 @@ public sealed partial class ExperimentRunner
             }
 
             double mix = dp is null ? 0 : _options.PublicMixWeight(round);
-            global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts,
-                serverUpdate: mix > 0 ? PublicStep(model, global, dp!, weightCap, mix, LocalSeed(seed, round, names.Length + 1), round, cancellationToken) : null);
+            double[]? serverUpdate = mix > 0 ? PublicStep(model, global, dp!, weightCap, mix, LocalSeed(seed, round, names.Length + 1), round, cancellationToken) : null;
+            try
+            {
+                global = secAgg.RunRound(round, global, deltas, examples, evaluations: devCounts, serverUpdate: serverUpdate);
+            }
+            catch (RoundAbortedException ex)
+            {
+                // In process no site drops out: an abort is mostly the server's update rule taking the model out of the float
+                // range (an error naming the option, not a crash with a stack trace).
+                string hint = ex.Reason.Contains("not finite", StringComparison.Ordinal)
+                    ? string.Create(CultureInfo.InvariantCulture, $" (--server-lr {_options.ServerLearningRate}: a smaller --server-lr keeps the model finite)")
+                    : string.Empty;
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"[seed {seed}] {arm}: round {round} aborted at {ex.Stage}: {ex.Reason}{hint}."), ex);
+            }
+
             if (dp?.Subspace is not null && _options.DpSubspaceRefresh > 0 && round % _options.DpSubspaceRefresh == 0 && round < _options.Rounds)
             {
                 dp.Subspace.Dispose();

@@ -212,7 +212,7 @@ internal static class DemoCommand
             }
 
             double z = PositiveNumber(parse.GetValue(siteNoise), "--site-noise");
-            double lr = PositiveNumber(parse.GetValue(learningRate), "--lr");
+            double lr = PositiveFloat32(parse.GetValue(learningRate), "--lr");
 
             double q = parse.GetValue(sampleRate);
             if (!(q > 0 && q <= 1))
@@ -220,7 +220,7 @@ internal static class DemoCommand
                 throw new UsageException($"--sample-rate must be in (0, 1], got {q.ToString(CultureInfo.InvariantCulture)}.");
             }
 
-            double c = PositiveNumber(parse.GetValue(gradClip), "--grad-clip");
+            double c = PositiveFloat32(parse.GetValue(gradClip), "--grad-clip");
             double s = PositiveNumber(parse.GetValue(updateClip), "--update-clip");
 
             TaggerOptimizer opt = parse.GetValue(optimizer) switch
@@ -388,6 +388,13 @@ internal static class DemoCommand
         value > 0 && double.IsFinite(value)
             ? value
             : throw new UsageException($"{option} must be a positive number, got {value.ToString(CultureInfo.InvariantCulture)}.");
+
+    /// <summary>A value the sites hand libtorch as a 32-bit float scalar (the learning rate, the clip C).</summary>
+    private static double PositiveFloat32(double value, string option) =>
+        PositiveNumber(value, option) <= float.MaxValue
+            ? value
+            : throw new UsageException(string.Create(CultureInfo.InvariantCulture,
+                $"{option} must be a positive number of at most {float.MaxValue:G2} (the sites train in 32-bit floats), got {value}."));
 
     /// <summary>Whether <paramref name="option"/> was given on the command line (not its default).</summary>
     private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
