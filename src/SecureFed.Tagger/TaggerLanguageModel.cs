@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using SecureFed.Tagger.Internal;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -139,20 +140,28 @@ public sealed class TaggerLanguageModel
         long tokens = 0;
         long predictionsPerEpoch = 0;
         int steps = 0;
+        int skipped = 0;
         model.Network.train();
         output.train();
         for (int epoch = 1; epoch <= options.Epochs; epoch++)
         {
             double lossSum = 0;
             long predictions = 0;
+            int skippedInEpoch = 0;
             List<EncodedSentence[]> batches = TaggerTrainer.MakeBatches(encoded, options.BatchSize, rng);
             for (int b = 0; b < batches.Count; b++)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                (double sum, long count) = Step(model, output, optimizer, trained, batches[b], options, rng);
+                (double sum, long count, bool notFinite) = Step(model, output, optimizer, trained, batches[b], options, rng);
+                tokens += batches[b].Sum(s => s.Length);
+                if (notFinite)
+                {
+                    skippedInEpoch++;
+                    continue;
+                }
+
                 lossSum += sum;
                 predictions += count;
-                tokens += batches[b].Sum(s => s.Length);
                 steps++;
                 if (progress is not null && steps % ReportEverySteps == 0)
                 {
@@ -161,16 +170,27 @@ public sealed class TaggerLanguageModel
                 }
             }
 
+            if (skippedInEpoch > 0 && predictions == 0)
+            {
+                // As the tagger's trainer: an epoch whose every step was skipped would report loss 0 (perplexity 1).
+                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                    $"Pretraining diverged in epoch {epoch}: the loss or its gradient was not a finite number at every one of its {skippedInEpoch} steps, so no step was taken (learning rate {options.LearningRate:G4}; try a smaller one)."));
+            }
+
+            skipped += skippedInEpoch;
             predictionsPerEpoch = predictions;
             losses.Add(lossSum / Math.Max(1, predictions));
             progress?.Report(new TrainProgress(epoch, options.Epochs, steps, 1.0, losses[^1], null, null, tokens / total.Elapsed.TotalSeconds, true));
         }
 
-        return new LanguageModelResult(losses, steps, predictionsPerEpoch, tokens / total.Elapsed.TotalSeconds, total.Elapsed);
+        return new LanguageModelResult(losses, steps, predictionsPerEpoch, tokens / total.Elapsed.TotalSeconds, total.Elapsed) { SkippedSteps = skipped };
     }
 
-    /// <summary>One Adam step on the summed cross-entropy of both directions divided by the batch's predictions; returns that sum and count.</summary>
-    private static (double Sum, long Count) Step(TaggerModel model, Linear output, ParameterOptimizer optimizer, Parameter[] trained, EncodedSentence[] batch, LanguageModelOptions options, Random rng)
+    /// <summary>
+    /// One Adam step on the summed cross-entropy of both directions divided by the batch's predictions; returns that sum
+    /// and count, or Skipped when the loss or its gradient was not finite (no step taken).
+    /// </summary>
+    private static (double Sum, long Count, bool Skipped) Step(TaggerModel model, Linear output, ParameterOptimizer optimizer, Parameter[] trained, EncodedSentence[] batch, LanguageModelOptions options, Random rng)
     {
         using var scope = torch.NewDisposeScope();
         BatchTensors tensors = BatchTensors.Create(batch, model.Config, model.Device, withLabels: false, model.Config.WordDropout, rng);
@@ -179,7 +199,7 @@ public sealed class TaggerLanguageModel
         long count = forwardTargets.Count(t => t != BatchTensors.IgnoreIndex) + backwardTargets.Count(t => t != BatchTensors.IgnoreIndex);
         if (count == 0)
         {
-            return (0, 0); // one-token sentences only: nothing to predict
+            return (0, 0, false); // one-token sentences only: nothing to predict
         }
 
         int hidden = model.Config.Hidden;
@@ -197,17 +217,17 @@ public sealed class TaggerLanguageModel
         float value = summed.item<float>();
         if (!float.IsFinite(value))
         {
-            return (0, 0); // skipped: a step along a gradient that is not a number would make every weight NaN
+            return (0, 0, true); // skipped: a step along a gradient that is not a number would make every weight NaN
         }
 
         loss.backward();
         if (!GradientGuard.ClipAndCheck(trained, options.GradientClip))
         {
             optimizer.ZeroGrad();
-            return (0, 0); // skipped, as above (a NaN gradient can sit behind a finite loss, clipped or not)
+            return (0, 0, true); // skipped, as above (a NaN gradient can sit behind a finite loss, clipped or not)
         }
 
         optimizer.Step();
-        return (value, count);
+        return (value, count, false);
     }
 }

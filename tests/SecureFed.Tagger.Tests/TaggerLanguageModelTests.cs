@@ -19,6 +19,23 @@ public sealed class TaggerLanguageModelTests
     ];
 
     [Fact]
+    public void Pretrain_EveryStepNotFinite_DivergedErrorNotLossZero()
+    {
+        // With non-finite steps skipped, an epoch whose every step was skipped reported loss 0 and perplexity 1, and the
+        // encoder was kept as if pretrained (review of the GradientGuard change); the tagger's trainer says it diverged.
+        using var model = TaggerModel.Create(TaggerConfig.TinyCrf, Labels, seed: 1, device: "cpu");
+        float[] weights = model.Flatten();
+        Array.Fill(weights, float.NaN);
+        model.Unflatten(weights);
+        IReadOnlyList<string>[] text = [.. Enumerable.Repeat(Corpus, 10).SelectMany(c => c)];
+
+        InvalidOperationException ex = Assert.Throws<InvalidOperationException>(() => new TaggerLanguageModel().Pretrain(model, text,
+            new LanguageModelOptions { Epochs = 2, BatchSize = 8, LearningRate = 0.01, Seed = 1, Threads = 1 }, null));
+
+        Assert.StartsWith("Pretraining diverged in epoch 1: the loss or its gradient was not a finite number at every one of its", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Pretrain_TinyCorpus_LossFallsAndOnlyTheEncoderMoves()
     {
         using var model = TaggerModel.Create(TaggerConfig.TinyCrf, Labels, seed: 1, device: "cpu");
