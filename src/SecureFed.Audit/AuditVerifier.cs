@@ -127,19 +127,20 @@ public static class AuditVerifier
         var leaves = new List<byte[]>(file.Lines.Count);
         int lineProblems = 0;
         string? actor = null;
-        int crlf = file.Lines.Count(l => l.Span is [.., (byte)'\r']);
-        if (crlf > 0)
+        bool converted = file.Lines.Count > 0 && file.Lines.All(l => l.Span is [.., (byte)'\r']);
+        if (converted)
         {
-            // A text tool's or a text-mode copy's conversion: said once, not as every line "not in canonical form"; the
-            // lines are still read without the CR (their content is checked), but hashed as they are (the roots fail).
+            // A text tool's or a text-mode copy's conversion of the whole file: said once, not as every line "not in
+            // canonical form"; the lines are still read without the CR (their content is checked), but hashed as they are
+            // (the roots fail). Some lines only: each is named as a line not in canonical form (a hand edit).
             problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"{crlf} of {file.Lines.Count} line(s) end with CR LF (Windows line endings) instead of LF: the file was converted by a text tool or copied in text mode, so its bytes are no longer those that were signed; restore the original, or convert it back (e.g. dos2unix {AuditLog.LogFileName}) and verify again"));
+                $"all {file.Lines.Count} line(s) end with CR LF (Windows line endings) instead of LF: the file was converted by a text tool or copied in text mode, so its bytes are no longer those that were signed; restore the original, or convert it back (e.g. dos2unix {AuditLog.LogFileName}) and verify again"));
         }
 
         for (int i = 0; i < file.Lines.Count; i++)
         {
             leaves.Add(MerkleTree.LeafHash(file.Lines[i].Span));
-            ReadOnlyMemory<byte> content = file.Lines[i].Span is [.., (byte)'\r'] ? file.Lines[i][..^1] : file.Lines[i];
+            ReadOnlyMemory<byte> content = converted ? file.Lines[i][..^1] : file.Lines[i];
             LogEntry? entry = LogEntry.TryParse(content, i + 1, out string? problem);
             if (entry is not null && actor is not null && entry.Actor != actor)
             {

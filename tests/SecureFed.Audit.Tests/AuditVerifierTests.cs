@@ -341,12 +341,31 @@ public sealed class AuditVerifierTests
         AuditVerification converted = AuditVerifier.Verify(test.Directory, test.VerifierKey);
 
         Assert.False(converted.Ok);
-        Assert.StartsWith($"{lines} of {lines} line(s) end with CR LF (Windows line endings) instead of LF", converted.FirstProblem, StringComparison.Ordinal);
+        Assert.StartsWith($"all {lines} line(s) end with CR LF (Windows line endings) instead of LF", converted.FirstProblem, StringComparison.Ordinal);
         Assert.DoesNotContain(converted.Problems, p => p.Contains("canonical", StringComparison.Ordinal));
         Assert.Equal(lines, converted.Lines);
 
         File.WriteAllBytes(test.LogPath, original);
         Assert.True(AuditVerifier.Verify(test.Directory, test.VerifierKey).Ok);
+    }
+
+    [Fact]
+    public void Verify_OneUnsignedTailLineEndsWithCr_NamesThatLineNotAConversion()
+    {
+        // Review of the CR LF message: one hand-appended line ending in CR was reported only as "1 of 8 line(s) end with
+        // CR LF ... converted by a text tool", naming no line.
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        int last = lines.Count + 1;
+        lines.Add(lines[^1].Replace($"\"seq\":{lines.Count}", $"\"seq\":{last}", StringComparison.Ordinal) + "\r");
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"line {last} is not in canonical form", StringComparison.Ordinal));
+        Assert.DoesNotContain(result.Problems, p => p.Contains("converted by a text tool", StringComparison.Ordinal));
     }
 
     [Fact]
