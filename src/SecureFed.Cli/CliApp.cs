@@ -170,7 +170,7 @@ internal static class CliApp
     /// <summary>What a value of <paramref name="type"/> looks like, for <see cref="Plain"/>.</summary>
     private static string Expected(Type type) => type switch
     {
-        _ when type == typeof(int) => "a whole number (e.g. 10; at most 2147483647)",
+        _ when type == typeof(int) => "a whole number from -2147483648 to 2147483647 (e.g. 10)",
         _ when type == typeof(long) => "a whole number (e.g. 10)",
         _ when type == typeof(double) => "a number, with a decimal point if any (e.g. 0.5 or 1e-5)",
         _ when type == typeof(bool) => "true or false",

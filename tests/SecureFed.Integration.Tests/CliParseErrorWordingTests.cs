@@ -14,9 +14,10 @@ public sealed class CliParseErrorWordingTests
     }
 
     [Theory]
-    [InlineData(new[] { "demo", "--rounds", "abc" }, "Cannot parse argument 'abc' for option '--rounds': expected a whole number (e.g. 10; at most 2147483647).")]
+    [InlineData(new[] { "demo", "--rounds", "abc" }, "Cannot parse argument 'abc' for option '--rounds': expected a whole number from -2147483648 to 2147483647 (e.g. 10).")]
     [InlineData(new[] { "demo", "--rounds", "1e3" }, "Cannot parse argument '1e3' for option '--rounds': expected a whole number")]
-    [InlineData(new[] { "demo", "--rounds", "99999999999" }, "at most 2147483647")]
+    [InlineData(new[] { "demo", "--rounds", "99999999999" }, "from -2147483648 to 2147483647")]
+    [InlineData(new[] { "demo", "--rounds", "-99999999999" }, "from -2147483648 to 2147483647")]
     [InlineData(new[] { "demo", "--epsilon", "eight" }, "Cannot parse argument 'eight' for option '--epsilon': expected a number, with a decimal point if any (e.g. 0.5 or 1e-5).")]
     public async Task ValueOfTheWrongKind_UsageErrorSaysWhatItShouldLookLike(string[] args, string expected)
     {
