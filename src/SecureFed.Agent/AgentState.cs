@@ -1,3 +1,4 @@
+using System.Globalization;
 using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Privacy;
@@ -55,6 +56,11 @@ public sealed class AgentState : IDisposable
             Directory.CreateDirectory(options.DataDirectory);
             ledgerExisted = File.Exists(ledgerPath);
             PrivacyLedger ledger = PrivacyLedger.Open(ledgerPath, options.Site);
+            if (LostAudit(ledger, options.DataDirectory) is { } lost)
+            {
+                throw lost;
+            }
+
             try
             {
                 audit = AuditLog.Open(AuditDirectory(options.DataDirectory), options.Site, kit.IdentityKey, $"securefed/{kit.Manifest.FederationName}/{options.Site}", options.RepairTornAuditTail);
@@ -86,6 +92,26 @@ public sealed class AgentState : IDisposable
 
             throw;
         }
+    }
+
+    /// <summary>
+    /// Every ledger entry is logged to the audit log right after it is appended, so a ledger with entries beside no audit
+    /// log means the log was deleted, moved or not restored with the ledger: a new log in its place would verify on its own
+    /// while holding none of those charges (an auditor could no longer check what left the site). Checked before the
+    /// audit folder is created.
+    /// </summary>
+    private static InvalidDataException? LostAudit(PrivacyLedger ledger, string dataDirectory)
+    {
+        string logPath = Path.GetFullPath(Path.Combine(AuditDirectory(dataDirectory), AuditLog.LogFileName));
+        if (ledger.Entries.Count == 0 || File.Exists(logPath))
+        {
+            return null;
+        }
+
+        return new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+            $"Audit log '{logPath}' is missing, but the privacy ledger '{ledger.FilePath}' holds {ledger.Entries.Count} charge(s) (the last for round {ledger.Entries[^1].Round}): ") +
+            "the audit log was deleted, moved or not restored with the ledger. Starting would begin a new log without those charges, which auditors could then no longer verify; " +
+            "nothing was started. Restore the audit folder from a backup, or give the agent another data directory.");
     }
 
     /// <summary>

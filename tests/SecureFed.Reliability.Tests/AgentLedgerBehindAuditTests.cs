@@ -52,6 +52,24 @@ public sealed class AgentLedgerBehindAuditTests : IDisposable
     }
 
     [Fact]
+    public void AgentStateOpen_AuditFolderDeletedLedgerKept_RefusesNamingBothAndCreatesNoLog()
+    {
+        // The agent started a new audit log beside a ledger of charges it no longer showed (new-user review): the log
+        // verified on its own, and an auditor could no longer check what left the site in those rounds.
+        ChargeTwoRounds();
+        string audit = AgentState.AuditDirectory(_options.DataDirectory);
+        byte[] ledger = File.ReadAllBytes(LedgerPath);
+        Directory.Delete(audit, recursive: true);
+
+        var ex = Assert.Throws<InvalidDataException>(() => AgentState.Open(_options));
+
+        Assert.Contains($"Audit log '{Path.GetFullPath(Path.Combine(audit, AuditLog.LogFileName))}' is missing, but the privacy ledger", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("holds 4 charge(s) (the last for round 2)", ex.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(audit), "no new audit log is started in place of the lost one");
+        Assert.Equal(ledger, File.ReadAllBytes(LedgerPath));
+    }
+
+    [Fact]
     public void AgentStateOpen_LedgerIntact_OpensWithEveryCharge()
     {
         ChargeTwoRounds();
