@@ -68,6 +68,22 @@ public sealed class AggregatorExclusionsCliTests : IDisposable
         Assert.Equal([new SiteExclusionRecord("site-x", 3, 1, 4)], AggregatorStore.ReadExclusions(StorePath));
     }
 
+    [Theory]
+    [InlineData("exclusions")]
+    [InlineData("compact")]
+    public async Task ExclusionsAndCompact_DataDirIsAFile_UsageErrorSayingSo(string command)
+    {
+        // Given the database file itself, they said '<file>/aggregator.db does not exist' (new-user review, session 50).
+        SaveRows(new SiteExclusionRecord("site-x", 3, 1, 4));
+        byte[] store = File.ReadAllBytes(StorePath);
+
+        (int code, _, string stderr) = await Cli("aggregator", command, "--data-dir", StorePath);
+
+        Assert.Equal(CliApp.ExitUsage, code);
+        Assert.StartsWith($"error: --data-dir {StorePath} is a file; give the aggregator's data folder", stderr, StringComparison.Ordinal);
+        Assert.Equal(store, File.ReadAllBytes(StorePath));
+    }
+
     [Fact]
     public async Task Exclusions_NoStore_FailsNamingTheFile()
     {

@@ -32,7 +32,7 @@ internal static class AggregatorCompactCommand
         };
         command.SetAction((parse, ct) =>
         {
-            string path = AggregatorState.StorePath(parse.GetValue(dataDir)!);
+            string path = AggregatorState.StorePath(InputPaths.RequireNotAFile(parse.GetValue(dataDir)!, "--data-dir", "the aggregator's data folder (its DataDirectory, holding aggregator.db)"));
             TextWriter stdout = parse.InvocationConfiguration.Output;
             StoreCompaction result = AggregatorStore.Compact(path);
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture, $"compacted {result.Path}"));

@@ -38,7 +38,7 @@ internal static class AggregatorExclusionsCommand
         };
         command.SetAction((parse, ct) =>
         {
-            string path = AggregatorState.StorePath(parse.GetValue(dataDir)!);
+            string path = AggregatorState.StorePath(InputPaths.RequireNotAFile(parse.GetValue(dataDir)!, "--data-dir", "the aggregator's data folder (its DataDirectory, holding aggregator.db)"));
             TextWriter stdout = parse.InvocationConfiguration.Output;
             if (parse.GetValue(clear) is string site)
             {

@@ -1,8 +1,8 @@
 namespace SecureFed.Cli.Commands;
 
 /// <summary>
-/// Checks of an input file a command reads: a path that is missing and one that is a folder are both usage errors naming
-/// the option and the path, each saying which of the two it is.
+/// Checks of an input file or folder a command reads: a path that is missing and one that is of the other kind are usage
+/// errors naming the option and the path, each saying which it is.
 /// </summary>
 internal static class InputPaths
 {
@@ -25,5 +25,22 @@ internal static class InputPaths
         }
 
         return File.Exists(full) ? full : throw new UsageException($"{option}: file not found: {full}");
+    }
+
+    /// <summary>Refuses an input folder <paramref name="path"/> that is a file (a missing folder is left to the command to name).</summary>
+    /// <param name="path">The input folder.</param>
+    /// <param name="option">The option that gave it, e.g. <c>--data-dir</c>.</param>
+    /// <param name="what">What the folder is, e.g. "the aggregator's data folder (its DataDirectory, holding aggregator.db)".</param>
+    /// <returns><paramref name="path"/>.</returns>
+    /// <exception cref="UsageException"><paramref name="path"/> is blank or a file.</exception>
+    public static string RequireNotAFile(string path, string option, string what)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw new UsageException($"{option} is blank; give {what}.");
+        }
+
+        string full = Path.GetFullPath(path);
+        return File.Exists(full) ? throw new UsageException($"{option} {full} is a file; give {what}.") : path;
     }
 }
