@@ -277,7 +277,8 @@ internal static class ProvisionCommands
             thumbprints,
             new Markup(Markup.Escape(
                 "Each kit holds private keys (mode 0600): transfer it over a secure channel to its party only. " +
-                "Revoke a site with 'securefed provision revoke --manifest " + result.ManifestPath + " --site NAME'.")));
+                "Revoke a site with 'securefed provision revoke --manifest " + result.ManifestPath + " --site NAME'; " +
+                "admit another with 'securefed provision add-site --dir " + result.OutputDirectory + " --site NAME'.")));
     }
 
     private static void Render(TextWriter writer, IRenderable renderable)
