@@ -195,6 +195,27 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
     }
 
     [Fact]
+    public async Task Open_OneSliceFailsToOpen_TheSlicesThatOpenedAreDiscardedNotKeptOpen()
+    {
+        // Arrange: slice 2 of round 19 refuses to open (here: already open with another layout; on a cluster, a slice placed on
+        // a silo that died and is not yet declared dead), so the round cannot be opened; slices 0 and 1 open first.
+        using var script = new RoundScript(3, seed: 19, round: 19, 300, bitWidth: 24, degree: 2, federation: "cluster-open-partial");
+        var round = new ClusterRoundClient(_cluster.Grains, "cluster-open-partial", 19);
+        await round.Slice(2).OpenAsync(0, 1, 1, 24).WaitAsync(RoundScript.Timeout);
+
+        // Act
+        await Assert.ThrowsAsync<ClusterProtocolException>(() => round.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout));
+
+        // Assert: the slices that did open are discarded with the failed attempt (their sums, the silos' admission of
+        // uploads), not kept open for RoundGrainOptions.KeptWhileOpen (30 hours) as before.
+        for (int k = 0; k < 2; k++)
+        {
+            Exception? closed = await Record.ExceptionAsync(() => round.Slice(k).CloseAsync().WaitAsync(RoundScript.Timeout));
+            Assert.True(closed is ClusterRoundAbortedException, $"slice {k} of the round that failed to open is still open (its close answered {(closed is null ? "the empty committed set" : closed.GetType().Name + ": " + closed.Message)})");
+        }
+    }
+
+    [Fact]
     public async Task RoundGrain_NeverOpened_AbortsNamingTheLostState()
     {
         IRoundGrain lost = _cluster.Grains.GetGrain<IRoundGrain>(ClusterKeys.Round("cluster-test", 999));

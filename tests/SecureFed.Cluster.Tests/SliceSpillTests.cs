@@ -301,6 +301,48 @@ public sealed class SliceSpillTests : IClassFixture<ThreeSiloCluster>
         }
     }
 
+    [Fact]
+    public async Task RecordInterrupted_RoundLeftOpenByTheDeadCoordinator_RoundGrainAbortedSpillsGoneAndSliceUploadsRefused()
+    {
+        // Arrange: the coordinator of lease epoch 2 opened round 61 on the cluster and stopped during its masked-input stage;
+        // site 1 had sent two of its three slices (added, spilled, not committed).
+        using var script = new RoundScript(3, seed: 61, round: 61, M, bitWidth: 24, degree: 2);
+        var round = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, 61, epoch: 2);
+        await round.OpenAsync(ClusterRoundSpec.From(script.Parameters, 1_001), CancellationToken.None).WaitAsync(Timeout);
+        await script.ThroughShareKeysAsync(round, []);
+        SliceLayout layout = await round.Round.LayoutAsync().WaitAsync(Timeout);
+        uint[] masked = await MaskAsync(script, round, 1);
+        long spillsBefore = OpenSpills();
+        for (int k = 0; k < 2; k++)
+        {
+            uint[] chunk = Chunk(layout, masked, k);
+            Assert.True(await round.SendSliceAsync(1, k, chunk, Sha(chunk), CancellationToken.None).WaitAsync(Timeout));
+        }
+
+        Assert.Equal(spillsBefore + 2, OpenSpills());
+
+        // Act: the coordinator that took over at epoch 3 aborts the attempt (as RoundCoordinator does at start-up).
+        const string Reason = "coordinator takeover: the coordinator of lease epoch 2 stopped while the round was open; this coordinator took over at lease epoch 3";
+        var successor = new Front.ClusterRoundServerFactory(_cluster.Grains, 1_001, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, localSilo: null, epoch: 3);
+        Assert.True(await successor.RecordInterruptedAsync(script.Parameters.FederationId, 61, script.Parameters.SessionId, Reason, CancellationToken.None).WaitAsync(Timeout));
+
+        // Assert: the cluster no longer runs the aborted attempt: its round grain is aborted with the reason, the slices'
+        // spills are closed, and a slice upload for it is refused (it used to stay open for 30 hours, taking uploads).
+        ClusterRoundStatus status = await round.Round.StatusAsync().WaitAsync(Timeout);
+        Assert.True(status.Stage == "Aborted", $"expected the interrupted round's grain to be aborted, found stage {status.Stage}");
+        Assert.Equal(Reason, status.AbortReason);
+        for (int wait = 0; wait < 100 && OpenSpills() != spillsBefore; wait++)
+        {
+            await Task.Delay(50); // the round grain tells its slices without waiting for them
+        }
+
+        Assert.Equal(spillsBefore, OpenSpills());
+        SliceAdmission admission = await round.Round.AdmitSliceAsync(61, script.Parameters.SessionId, script.Parameters.Participants[0].Name, 2).WaitAsync(Timeout);
+        Assert.False(admission.Admitted, "a slice upload for the interrupted round was admitted after the takeover");
+        LedgerEntry entry = Assert.Single(await round.Ledger.EntriesAsync().WaitAsync(Timeout), e => e.Round == 61);
+        Assert.Equal((false, Reason, 3L), (entry.Completed, entry.AbortReason, entry.Epoch)); // recorded under the successor's epoch
+    }
+
     private long OpenSpills()
         => _cluster.Cluster.Silos.Cast<InProcessSiloHandle>().Sum(s => s.SiloHost.Services.GetRequiredService<SliceSpillStore>().OpenSpills);
 

@@ -81,20 +81,42 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
     }
 
     /// <inheritdoc />
-    /// <remarks>The cluster's ledger grain gets the round as aborted with the reason, under this coordinator's lease epoch.</remarks>
+    /// <remarks>
+    /// The cluster's ledger grain gets the round as aborted with the reason, under this coordinator's lease epoch; then the
+    /// round's grain, if it still holds the round (its silo outlived the coordinator), is aborted too, so that its slices
+    /// drop their sums and spills and the silos' fronts stop taking slice uploads for it (before, the attempt stayed open
+    /// on the cluster for <see cref="Grains.RoundGrainOptions.KeptWhileOpen"/>, 30 hours, after every takeover).
+    /// </remarks>
     public async Task<bool> RecordInterruptedAsync(string federation, long round, string sessionId, string reason, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(federation);
         ArgumentException.ThrowIfNullOrWhiteSpace(reason);
         var client = new ClusterRoundClient(_grains, federation, round, _epoch);
+        bool recorded;
         try
         {
-            return await client.RecordAsync(sessionId, result: null, [], reason, cancellationToken).ConfigureAwait(false);
+            recorded = await client.RecordAsync(sessionId, result: null, [], reason, cancellationToken).ConfigureAwait(false);
         }
         catch (ClusterProtocolException ex)
         {
             throw new InvalidOperationException(ex.Message, ex); // another outcome is recorded: not for a retry
         }
+
+        // After the ledger entry (under this epoch): the grain's own record of the abort is then the same outcome, a no-op.
+        // Best effort: a grain without the round (its silo died with the coordinator) or one whose sum was unmasked
+        // refuses, and an unreachable one has lost the round anyway.
+        try
+        {
+            // Awaited to the end (Orleans' own response timeout bounds it), not for a shorter while: the next attempt of the
+            // round opens this same grain, and an abort still on its way could otherwise reach it after that open.
+            await client.Round.AbortAsync(reason).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Log.InterruptedGrainNotAborted(_logger, round, ClusterRoundServer.FirstLine(ex.Message));
+        }
+
+        return recorded;
     }
 
     /// <summary>
@@ -119,5 +141,8 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
 
         [LoggerMessage(2, LogLevel.Warning, "Cluster round {Round}: the slices are on {Hosts} silos serving agents, more than the {Max} hosts an agent uploads to at once; the round takes whole masked inputs only (protocol version 3)")]
         public static partial void TooManySliceHosts(ILogger logger, long round, int hosts, int max);
+
+        [LoggerMessage(3, LogLevel.Debug, "Cluster round {Round}, interrupted by a takeover: its round grain was not aborted ({Reason}); it holds no round, or its sum was unmasked")]
+        public static partial void InterruptedGrainNotAborted(ILogger logger, long round, string reason);
     }
 }

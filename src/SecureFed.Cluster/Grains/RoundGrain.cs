@@ -53,8 +53,29 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         }
 
         SliceLayout layout = spec.Layout;
-        await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k =>
-            Slice(k).OpenAsync(layout.Offset(k), layout.Length(k), parameters.VectorLength, parameters.BitWidth))).ConfigureAwait(true);
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k =>
+                Slice(k).OpenAsync(layout.Offset(k), layout.Length(k), parameters.VectorLength, parameters.BitWidth))).ConfigureAwait(true);
+        }
+        catch (Exception ex)
+        {
+            // The round is not opened (the coordinator records the attempt as failed): the slices that did open must not
+            // stay open, each holding its sum and kept from the idle collector for KeptWhileOpen (30 hours). Waited for a
+            // little (an unreachable slice has nothing to discard), then the open fails with its own reason.
+            try
+            {
+                await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k => Slice(k).DiscardAsync()))
+                    .WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(true);
+            }
+            catch (Exception discard) when (discard is not OutOfMemoryException)
+            {
+                Log.DiscardAfterFailedOpen(_logger, this.GetPrimaryKeyString(), discard.GetType().Name);
+            }
+
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(ex);
+            throw;
+        }
         _server = ServerRound.ForSlicedInput(parameters);
         _layout = layout;
         _spec = spec;
@@ -388,6 +409,9 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
 
         [LoggerMessage(3, LogLevel.Warning, "Cluster round {Round} aborted at {Stage}: {Reason}")]
         public static partial void Aborted(ILogger logger, string round, string stage, string reason);
+
+        [LoggerMessage(5, LogLevel.Debug, "Cluster round {Round} could not be opened; not every slice that opened could be told to discard its state ({Error})")]
+        public static partial void DiscardAfterFailedOpen(ILogger logger, string round, string error);
 
         [LoggerMessage(4, LogLevel.Debug, "Cluster round {Round} ended ({Stage}): its state is released; the grain answers with the outcome for {Seconds} s, then deactivates")]
         public static partial void Released(ILogger logger, string round, string stage, double seconds);
