@@ -152,9 +152,10 @@ public sealed class AggregatorState : IDisposable
     /// </summary>
     private static InvalidDataException? LostStore(AggregatorStore store, AuditLog audit, string storePath)
     {
-        if (store.LatestModel() is not null || store.ListRounds().Count > 0)
+        IReadOnlyList<RoundRecord> rounds = store.ListRounds();
+        if (store.LatestModel() is not null || rounds.Count > 0)
         {
-            return null;
+            return OlderStore(rounds, audit, storePath);
         }
 
         IReadOnlyList<AuditEvent> opened = audit.ReadEvents(AuditEvents.RoundOpened);
@@ -164,6 +165,35 @@ public sealed class AggregatorState : IDisposable
                 $"Aggregator database '{storePath}' holds no round and no model, but the audit log '{Path.Combine(audit.Directory, AuditLog.LogFileName)}' records {opened.Count} round(s) opened " +
                 $"(the last at line {opened[^1].Line}): the database was deleted, emptied or replaced by a new one. Starting on it would lose the completed rounds, the models " +
                 $"and the exclusions of sites found at fault, and number rounds from 1 again; nothing was started. Restore it from a backup, or point the aggregator at another data directory."));
+    }
+
+    /// <summary>
+    /// A round is stored before its <see cref="AuditEvents.RoundOpened"/> line is written (and, on the cluster, saved in a
+    /// commit point before it), so the audit log never records a round opened that the store does not hold: one that does
+    /// means the store is an older copy (a backup put back without the audit log and ledger of the same time). Starting on
+    /// it would open those round numbers again and store model versions the audit log records with other digests.
+    /// </summary>
+    private static InvalidDataException? OlderStore(IReadOnlyList<RoundRecord> rounds, AuditLog audit, string storePath)
+    {
+        long stored = rounds.Count == 0 ? 0 : rounds.Max(r => r.Round);
+        AuditEvent? newest = null;
+        long newestRound = 0;
+        foreach (AuditEvent e in audit.ReadEvents(AuditEvents.RoundOpened))
+        {
+            if (e.Fields.ValueKind == System.Text.Json.JsonValueKind.Object && e.Fields.TryGetProperty("round", out System.Text.Json.JsonElement r)
+                && r.ValueKind == System.Text.Json.JsonValueKind.Number && r.TryGetInt64(out long n) && n > newestRound)
+            {
+                (newest, newestRound) = (e, n);
+            }
+        }
+
+        return newestRound <= stored
+            ? null
+            : new InvalidDataException(
+                string.Create(CultureInfo.InvariantCulture, $"Aggregator database '{storePath}' holds rounds up to round {stored}, but the audit log '{Path.Combine(audit.Directory, AuditLog.LogFileName)}' records round {newestRound} opened ") +
+                string.Create(CultureInfo.InvariantCulture, $"(line {newest!.Line}): the database is older than the audit log (an older copy restored without the audit log and ledger of the same time?). Starting on it would open ") +
+                string.Create(CultureInfo.InvariantCulture, $"round {stored + 1} again and store model versions the audit log records with other digests; nothing was started. Restore the database that goes with the audit log, ") +
+                "or point the aggregator at another data directory.");
     }
 
     /// <summary>

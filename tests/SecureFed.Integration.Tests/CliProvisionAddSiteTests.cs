@@ -46,4 +46,37 @@ public sealed class CliProvisionAddSiteTests : IDisposable
         Assert.Contains("is not a federation folder written by 'securefed provision'", err, StringComparison.Ordinal);
         Assert.Equal(manifest, File.ReadAllBytes(Path.Combine(fed, "federation.json")));
     }
+
+    [Fact]
+    public async Task AddSite_StepOne_SaysTheNewSitesAgentIsRefusedUntilTheAggregatorRestarts()
+    {
+        // Step 1 handed the kit over with nothing about when to start it: an agent started before step 3 is refused by the
+        // aggregator ('unknown site') and stops with exit code 1 (checked with a real aggregator and agent).
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-add", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1")).Code);
+
+        var (code, output, err) = await Run("provision", "add-site", "--dir", fed, "--site", "site-c");
+
+        Assert.True(code == CliApp.ExitOk, err);
+        string step1 = output.Split('\n').Single(l => l.TrimStart().StartsWith("1. ", StringComparison.Ordinal));
+        Assert.Contains("start its agent only after step 3", step1, StringComparison.Ordinal);
+        Assert.Contains("refuses 'site-c' as an unknown site", step1, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ProvisionRevoke_InASitesKitCopy_SaysSoAndNamesTheFederationsManifestNotAPathThatDoesNotExist()
+    {
+        // It said "Next: copy this manifest over the aggregator's kit copy (fed/sites/site-a/aggregator/federation.json here ...)":
+        // a folder that does not exist, and a site's kit copy is not the manifest the aggregator's copy comes from.
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-rev", "--sites", "site-a,site-b,site-c", "--aggregator-host", "127.0.0.1")).Code);
+        string siteCopy = Path.Combine(fed, "sites", "site-a", "federation.json");
+
+        var (code, output, err) = await Run("provision", "revoke", "--manifest", siteCopy, "--site", "site-b");
+
+        Assert.True(code == CliApp.ExitOk, err);
+        Assert.DoesNotContain(Path.Combine(fed, "sites", "site-a", "aggregator"), output, StringComparison.Ordinal);
+        Assert.Contains("This is site 'site-a''s kit copy", output, StringComparison.Ordinal);
+        Assert.Contains($"Revoke 'site-b' in the federation's own manifest ({Path.Combine(fed, "federation.json")})", output, StringComparison.Ordinal);
+    }
 }

@@ -105,6 +105,16 @@ internal static class ProvisionCommands
                     (File.Exists(federationManifest) ? $" ({federationManifest})" : string.Empty) +
                     ": copying that over this one later would admit the site again.");
             }
+            else if (File.Exists(Path.Combine(folder, KitFiles.AgentConfig)))
+            {
+                // A site's kit copy: its own agent refuses the site once restarted; the aggregator's copy comes from the
+                // federation's manifest (two folders up, where 'securefed provision' wrote it), not from here.
+                string federationManifest = Path.Combine(Path.GetDirectoryName(Path.GetDirectoryName(folder) ?? folder) ?? folder, KitFiles.Manifest);
+                stdout.WriteLine(
+                    $"This is site '{Path.GetFileName(folder)}''s kit copy: restart that site's agent to apply it there. Revoke '{site}' in the federation's own manifest" +
+                    (File.Exists(federationManifest) ? $" ({federationManifest})" : string.Empty) +
+                    " and copy that over the aggregator's kit copy: only the aggregator's copy keeps the site out of the rounds.");
+            }
             else
             {
                 string kitCopy = Path.Combine(folder, KitFiles.AggregatorDirectory, KitFiles.Manifest);
@@ -167,7 +177,7 @@ internal static class ProvisionCommands
             stdout.WriteLine($"Added site '{site}' to federation '{result.Manifest.FederationName}': kit {result.KitDirectory} ({result.Files.Count} files; certificate valid {result.NotBefore.UtcDateTime:yyyy-MM-dd HH:mm} .. {result.NotAfter.UtcDateTime:yyyy-MM-dd HH:mm} UTC, SHA-256 {result.Manifest.Sites.First(s => s.Name == site).CertificateThumbprint}).");
             stdout.WriteLine($"Updated {result.ManifestPath}: {result.Manifest.Sites.Count} sites ({string.Join(", ", result.Manifest.Sites.Select(s => result.Manifest.IsRevoked(s.Name) ? s.Name + " (revoked)" : s.Name))}).");
             stdout.WriteLine("Next, in this order:");
-            stdout.WriteLine($"  1. Hand the kit {result.KitDirectory} to hospital '{site}' only, over a secure channel (it holds private keys).");
+            stdout.WriteLine($"  1. Hand the kit {result.KitDirectory} to hospital '{site}' only, over a secure channel (it holds private keys); it should start its agent only after step 3: until then the aggregator refuses '{site}' as an unknown site and the agent stops (exit code 1).");
             stdout.WriteLine($"  2. Replace federation.json in every other site's kit with {result.ManifestPath} and restart its agent: an agent with the old manifest declines every round that includes '{site}'.");
             stdout.WriteLine($"  3. Then copy it over the aggregator's kit copy ({aggregatorCopy} here, wherever the aggregator's kit is on its host) and restart the aggregator: rounds include '{site}' from then on.");
             WarnOfRevocationsOnlyInTheKitCopy(result.ManifestPath, result.Manifest, parse.InvocationConfiguration.Error);
