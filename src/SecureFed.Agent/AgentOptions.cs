@@ -1,4 +1,5 @@
 using SecureFed.Federation;
+using SecureFed.Privacy;
 
 namespace SecureFed.Agent;
 
@@ -270,7 +271,11 @@ public sealed class AgentOptions
         Positive(errors, "EpsilonBudget", EpsilonBudget);
         Positive(errors, "SiteEpsilonBudget", SiteEpsilonBudget);
         Positive(errors, "LearningRate", LearningRate);
-        Float32(errors, "LearningRate", LearningRate);
+        if (Float32Scalar.IsTooLarge(LearningRate))
+        {
+            errors.Add(Float32Scalar.TooLarge("SecureFed:LearningRate", LearningRate));
+        }
+
         if (Optimizer?.ToLowerInvariant() is not ("adam" or "sgd"))
         {
             errors.Add($"SecureFed:Optimizer must be adam or sgd, got '{Optimizer}'.");
@@ -365,15 +370,6 @@ public sealed class AgentOptions
         if (!(value >= 0) || double.IsInfinity(value))
         {
             errors.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"SecureFed:{name} must be 0 or a positive number (the smallest noise multiplier this site accepts), got {value}."));
-        }
-    }
-
-    /// <summary>A positive value the trainer hands libtorch as a 32-bit float scalar (beyond it training fails mid-round).</summary>
-    private static void Float32(List<string> errors, string name, double value)
-    {
-        if (value > float.MaxValue && !double.IsInfinity(value))
-        {
-            errors.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"SecureFed:{name} must be a positive number of at most {float.MaxValue:G2} (local training runs in 32-bit floats), got {value}."));
         }
     }
 

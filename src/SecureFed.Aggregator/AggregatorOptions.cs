@@ -1,5 +1,6 @@
 using System.Globalization;
 using SecureFed.Federation;
+using SecureFed.Privacy;
 using SecureFed.Protocol;
 
 namespace SecureFed.Aggregator;
@@ -504,10 +505,10 @@ public sealed class AggregatorOptions
         Positive(errors, "SiteNoiseMultiplier", SiteNoiseMultiplier);
         Positive(errors, "DpSgdNoiseMultiplier", DpSgdNoiseMultiplier);
         Positive(errors, "DpSgdMaxGradNorm", DpSgdMaxGradNorm);
-        if (DpSgdMaxGradNorm > float.MaxValue && !double.IsInfinity(DpSgdMaxGradNorm))
+        if (Float32Scalar.IsTooLarge(DpSgdMaxGradNorm))
         {
             // The sites clip in 32-bit floats: libtorch refuses a larger scalar, and every site's training would fail.
-            errors.Add(string.Create(CultureInfo.InvariantCulture, $"SecureFed:DpSgdMaxGradNorm must be a positive number of at most {float.MaxValue:G2} (the sites train in 32-bit floats), got {DpSgdMaxGradNorm}."));
+            errors.Add(Float32Scalar.TooLarge("SecureFed:DpSgdMaxGradNorm", DpSgdMaxGradNorm));
         }
 
         Positive(errors, "ServerLearningRate", ServerLearningRate);

@@ -1,4 +1,5 @@
 using System.Globalization;
+using SecureFed.Privacy;
 using SecureFed.Protocol;
 using SecureFed.Tagger;
 
@@ -857,10 +858,9 @@ public sealed record ExperimentOptions
     private static void PositiveFloat32(double value, string name)
     {
         PositiveFinite(value, name);
-        if (value > float.MaxValue)
+        if (Float32Scalar.IsTooLarge(value))
         {
-            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
-                $"{name} must be finite and > 0, at most {float.MaxValue:G2} (the model trains in 32-bit floats); got {value}."));
+            throw new ArgumentException(Float32Scalar.TooLarge(name, value));
         }
     }
 

@@ -33,7 +33,7 @@ public sealed class CliFloat32LimitTests : IDisposable
         var (code, _, err) = await Run(args);
 
         Assert.Equal(CliApp.ExitUsage, code);
-        Assert.Contains($"{option} must be finite and > 0, at most 3.4E+38", err, StringComparison.Ordinal);
+        Assert.Contains($"{option} must be a positive number of at most 3.4E+38", err, StringComparison.Ordinal);
         Assert.False(Directory.Exists(output), "a refused run leaves no output folder behind");
     }
 

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using SecureFed.Cli.Demo;
 using SecureFed.Experiments;
+using SecureFed.Privacy;
 using SecureFed.Protocol;
 using SecureFed.Tagger;
 using Spectre.Console;
@@ -391,10 +392,7 @@ internal static class DemoCommand
 
     /// <summary>A value the sites hand libtorch as a 32-bit float scalar (the learning rate, the clip C).</summary>
     private static double PositiveFloat32(double value, string option) =>
-        PositiveNumber(value, option) <= float.MaxValue
-            ? value
-            : throw new UsageException(string.Create(CultureInfo.InvariantCulture,
-                $"{option} must be a positive number of at most {float.MaxValue:G2} (the sites train in 32-bit floats), got {value}."));
+        Float32Scalar.IsTooLarge(PositiveNumber(value, option)) ? throw new UsageException(Float32Scalar.TooLarge(option, value)) : value;
 
     /// <summary>Whether <paramref name="option"/> was given on the command line (not its default).</summary>
     private static bool Given(ParseResult parse, Option option) => parse.GetResult(option) is { Implicit: false };
