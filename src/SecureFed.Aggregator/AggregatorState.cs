@@ -180,8 +180,7 @@ public sealed class AggregatorState : IDisposable
         long newestRound = 0;
         foreach (AuditEvent e in audit.ReadEvents(AuditEvents.RoundOpened))
         {
-            if (e.Fields.ValueKind == System.Text.Json.JsonValueKind.Object && e.Fields.TryGetProperty("round", out System.Text.Json.JsonElement r)
-                && r.ValueKind == System.Text.Json.JsonValueKind.Number && r.TryGetInt64(out long n) && n > newestRound)
+            if (e.Round is { } n && n > newestRound)
             {
                 (newest, newestRound) = (e, n);
             }

@@ -1184,14 +1184,14 @@ public sealed class RoundCoordinator : BackgroundService
     {
         // round.completed is the completion's last line, after the charge and every other line: with it, nothing is missing.
         if (_state.Store.ListRecentRounds(1).LastOrDefault() is not { Status: Persistence.RoundStatus.Completed } round
-            || _state.Audit.ReadEvents(AuditEvents.RoundCompleted).Any(e => AuditRound(e) == round.Round)
-            || !_state.Audit.ReadEvents(AuditEvents.RoundOpened).Any(e => AuditRound(e) == round.Round))
+            || _state.Audit.ReadEvents(AuditEvents.RoundCompleted).Any(e => e.Round == round.Round)
+            || !_state.Audit.ReadEvents(AuditEvents.RoundOpened).Any(e => e.Round == round.Round))
         {
             return;
         }
 
-        bool produced = _state.Audit.ReadEvents(AuditEvents.AggregateProduced).Any(e => AuditRound(e) == round.Round);
-        bool spent = _state.Audit.ReadEvents(AuditEvents.PrivacySpent).Any(e => AuditRound(e) == round.Round);
+        bool produced = _state.Audit.ReadEvents(AuditEvents.AggregateProduced).Any(e => e.Round == round.Round);
+        bool spent = _state.Audit.ReadEvents(AuditEvents.PrivacySpent).Any(e => e.Round == round.Round);
         (double Rho, double EpsilonAfter)? charge = _state.Budget.Charge(round.Round);
 
         const string Note = "logged when the aggregator restarted: it had stopped after storing this round's model";
@@ -1221,9 +1221,6 @@ public sealed class RoundCoordinator : BackgroundService
 
         _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", round.Round).Add("note", Note));
         _state.Audit.Checkpoint();
-
-        static long? AuditRound(AuditEvent e) =>
-            e.Fields.TryGetProperty("round", out JsonElement r) && r.ValueKind == JsonValueKind.Number && r.TryGetInt64(out long n) ? n : null;
     }
 
     /// <summary>
