@@ -10,8 +10,8 @@ namespace SecureFed.Privacy;
 /// </summary>
 public static class Float32Scalar
 {
-    /// <summary>Whether <paramref name="value"/> is finite but beyond what a 32-bit float holds.</summary>
-    public static bool IsTooLarge(double value) => double.IsFinite(value) && Math.Abs(value) > float.MaxValue;
+    /// <summary>Whether <paramref name="value"/> is finite and positive but beyond what a 32-bit float holds (a value ≤ 0 is each caller's own refusal).</summary>
+    public static bool IsTooLarge(double value) => double.IsFinite(value) && value > float.MaxValue;
 
     /// <summary>The refusal for <paramref name="value"/> of the setting or option <paramref name="name"/>.</summary>
     public static string TooLarge(string name, double value) => string.Create(CultureInfo.InvariantCulture,
