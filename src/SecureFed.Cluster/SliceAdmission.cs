@@ -5,7 +5,8 @@ namespace SecureFed.Cluster;
 /// <summary>
 /// The round grain's answer to "may <c>site</c> upload slice k of its masked input in session s now?" (protocol version
 /// 4, docs/cluster.md §6): the site's protocol index and the slice's words, or the refusal with its kind and reason. The
-/// checks are the single process's for a whole vector, in its order, plus the slice index. An admitted upload also learns
+/// checks are the single process's for a whole vector, in its order, plus the slice index and whether the round announced
+/// slices at all. An admitted upload also learns
 /// how many slices the round has (<see cref="Slices"/>: how many of one site's uploads may wait at a silo).
 /// </summary>
 [GenerateSerializer]
@@ -30,8 +31,13 @@ public sealed record SliceAdmission(
     /// <param name="sessionId">The session the upload's header names.</param>
     /// <param name="site">The caller (from its mTLS certificate).</param>
     /// <param name="slice">The slice index of the upload's first chunk.</param>
+    /// <param name="wholeInputsOnly">
+    /// The round takes masked inputs whole (protocol version 3: the coordinator announced no slices, because a slice's silo
+    /// serves no agents or the slices name more hosts than an agent accepts); a slice upload is then refused, or a site
+    /// could put its input in the sum through a slice silo without the coordinator's <c>masked_input.received</c> line.
+    /// </param>
     public static SliceAdmission Decide(ClusterRoundSpec? spec, ProtocolStage stage, IReadOnlyCollection<int> expected, IReadOnlyCollection<int> delivered,
-        long round, string sessionId, string site, long slice)
+        long round, string sessionId, string site, long slice, bool wholeInputsOnly = false)
     {
         ArgumentNullException.ThrowIfNull(expected);
         ArgumentNullException.ThrowIfNull(delivered);
@@ -52,6 +58,11 @@ public sealed record SliceAdmission(
         }
 
         int index = participant.Index;
+        if (wholeInputsOnly)
+        {
+            return No(SliceRefusalKind.WholeInputsOnly, $"index {index}: round {spec.Round} takes the masked input whole (protocol version 3); it announced no slices, so a slice upload is refused: send the whole masked input to the coordinator");
+        }
+
         if (stage != ProtocolStage.MaskedInputCollection)
         {
             return No(SliceRefusalKind.WrongStage, $"index {index}: message for stage {ProtocolStage.MaskedInputCollection} is out of order: the round is at stage {stage}");

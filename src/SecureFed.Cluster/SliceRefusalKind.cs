@@ -23,4 +23,7 @@ public enum SliceRefusalKind
 
     /// <summary>The caller's masked input is already complete (AlreadyExists).</summary>
     AlreadySent = 6,
+
+    /// <summary>The round takes masked inputs whole (protocol version 3): it announced no slices (FailedPrecondition).</summary>
+    WholeInputsOnly = 7,
 }

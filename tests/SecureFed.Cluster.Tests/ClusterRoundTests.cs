@@ -194,6 +194,31 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
         Assert.Equal("the round could not be opened: OrleansMessageRejectionException: unreachable (test)", entry.AbortReason);
     }
 
+    /// <summary>
+    /// A round opened by the coordinator as protocol version 3 (whole masked inputs: here no silo serves agents) refuses a
+    /// slice upload at the round grain, whichever silo's front asks: before, it was admitted, and a site could put its input
+    /// in the sum by slices through a slice silo, with no <c>masked_input.received</c> line from the coordinator (it writes
+    /// the slices' digests only for rounds that announced slices). Whole inputs still go in and sum as in one process.
+    /// </summary>
+    [Fact]
+    public async Task SliceUpload_RoundThatTakesWholeInputs_RefusedAtTheRoundGrainWholeInputsStillSum()
+    {
+        using var script = new RoundScript(3, seed: 23, round: 23, 300, bitWidth: 24, degree: 2, federation: "cluster-whole-only");
+        var factory = new Front.ClusterRoundServerFactory(_cluster.Grains, 100, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        Aggregator.IRoundServer server = await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        Assert.Null(server.SliceUploads); // version 3
+        var cluster = new ClusterRoundClient(_cluster.Grains, "cluster-whole-only", 23);
+        await script.ThroughShareKeysAsync(cluster, []);
+
+        SliceAdmission admission = await cluster.Round.AdmitSliceAsync(23, script.Parameters.SessionId, "site-002", 0).WaitAsync(RoundScript.Timeout);
+
+        Assert.Equal(SliceRefusalKind.WholeInputsOnly, admission.Refusal);
+        Assert.Contains("index 2: round 23 takes the masked input whole (protocol version 3)", admission.Reason, StringComparison.Ordinal);
+        await script.SendMaskedInputsAsync(cluster, [1, 2, 3]);
+        (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(cluster, []);
+        Assert.Equal(single.Sum, clustered.Sum);
+    }
+
     [Fact]
     public async Task Open_OneSliceFailsToOpen_TheSlicesThatOpenedAreDiscardedNotKeptOpen()
     {

@@ -53,6 +53,17 @@ public sealed class SliceAdmissionTests
         Assert.Contains("round 7 is not open on this cluster", lost.Reason, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void Decide_RoundThatTakesWholeInputs_RefusesEverySliceOfACohortSite()
+    {
+        SliceAdmission whole = SliceAdmission.Decide(Spec, ProtocolStage.MaskedInputCollection, [1, 2, 3], [], 7, "s7", "b", 0, wholeInputsOnly: true);
+        SliceAdmission stranger = SliceAdmission.Decide(Spec, ProtocolStage.MaskedInputCollection, [1, 2, 3], [], 7, "s7", "z", 0, wholeInputsOnly: true);
+
+        Assert.Equal(SliceRefusalKind.WholeInputsOnly, whole.Refusal);
+        Assert.Contains("index 2: round 7 takes the masked input whole (protocol version 3); it announced no slices", whole.Reason, StringComparison.Ordinal);
+        Assert.Equal(SliceRefusalKind.NotInCohort, stranger.Refusal);
+    }
+
     [Theory]
     [InlineData(SliceRefusalKind.StaleOrReplay, Grpc.Core.StatusCode.FailedPrecondition)]
     [InlineData(SliceRefusalKind.WrongStage, Grpc.Core.StatusCode.FailedPrecondition)]
@@ -60,6 +71,7 @@ public sealed class SliceAdmissionTests
     [InlineData(SliceRefusalKind.NotExpected, Grpc.Core.StatusCode.InvalidArgument)]
     [InlineData(SliceRefusalKind.NoSuchSlice, Grpc.Core.StatusCode.InvalidArgument)]
     [InlineData(SliceRefusalKind.AlreadySent, Grpc.Core.StatusCode.AlreadyExists)]
+    [InlineData(SliceRefusalKind.WholeInputsOnly, Grpc.Core.StatusCode.FailedPrecondition)]
     public void Code_EachRefusal_HasItsStatus(SliceRefusalKind kind, Grpc.Core.StatusCode code)
         => Assert.Equal(code, SiloFrontService.Code(kind));
 

@@ -67,6 +67,13 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
             Log.WholeUploadsOnly(_logger, parameters.Round, string.Join(", ", Enumerable.Range(0, endpoints.Length).Where(k => endpoints[k].Length == 0)));
         }
 
+        if (uploads is null)
+        {
+            // The silos' fronts still serve slice uploads: the round grain must refuse them (a site's input would otherwise
+            // join the sum through a slice silo, with no masked_input.received line from this coordinator).
+            await client.Round.WholeInputsOnlyAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         return new ClusterRoundServer(client, parameters, _logger, uploads, _localSilo);
     }
 

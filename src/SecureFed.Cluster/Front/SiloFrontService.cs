@@ -370,7 +370,7 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
 
     internal static StatusCode Code(SliceRefusalKind kind) => kind switch
     {
-        SliceRefusalKind.StaleOrReplay or SliceRefusalKind.WrongStage => StatusCode.FailedPrecondition,
+        SliceRefusalKind.StaleOrReplay or SliceRefusalKind.WrongStage or SliceRefusalKind.WholeInputsOnly => StatusCode.FailedPrecondition,
         SliceRefusalKind.NotInCohort => StatusCode.PermissionDenied,
         SliceRefusalKind.AlreadySent => StatusCode.AlreadyExists,
         _ => StatusCode.InvalidArgument,

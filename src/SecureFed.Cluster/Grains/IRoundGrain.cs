@@ -59,6 +59,14 @@ public interface IRoundGrain : IGrainWithStringKey
     [Alias("AdmitSlice")]
     Task<SliceAdmission> AdmitSliceAsync(long round, string sessionId, string site, long slice);
 
+    /// <summary>
+    /// The open round takes masked inputs whole (protocol version 3: the coordinator announces no slices): from now on
+    /// <see cref="AdmitSliceAsync"/> refuses every slice upload (<see cref="SliceRefusalKind.WholeInputsOnly"/>). Called by
+    /// the coordinator when it opens such a round, before the round leaves its first stage.
+    /// </summary>
+    [Alias("WholeInputsOnly")]
+    Task WholeInputsOnlyAsync();
+
     /// <summary>The SHA-256 of each slice of <paramref name="sender"/>'s masked input, by slice, once every slice arrived (else empty).</summary>
     [Alias("SliceDigests")]
     Task<string[]> SliceDigestsAsync(int sender);

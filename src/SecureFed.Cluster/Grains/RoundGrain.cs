@@ -25,6 +25,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
     private SliceLayout? _layout;
     private Dictionary<int, HashSet<int>> _delivered = [];
     private Dictionary<int, string[]> _digests = [];
+    private bool _wholeInputsOnly;
 
     public RoundGrain(ILogger<RoundGrain> logger, TimeProvider time, RoundGrainOptions options)
     {
@@ -84,6 +85,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
         DelayDeactivation(_options.KeptWhileOpen);
         _delivered = [];
         _digests = [];
+        _wholeInputsOnly = false;
         Log.Opened(_logger, this.GetPrimaryKeyString(), parameters.CohortSize, layout.Count, layout.SliceSize);
     }
 
@@ -111,10 +113,17 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
 
     public Task<SliceAdmission> AdmitSliceAsync(long round, string sessionId, string site, long slice)
         => Task.FromResult(_server is not null
-            ? SliceAdmission.Decide(_spec, _server.Stage, _server.Expected, _server.Delivered, round, sessionId, site, slice)
+            ? SliceAdmission.Decide(_spec, _server.Stage, _server.Expected, _server.Delivered, round, sessionId, site, slice, _wholeInputsOnly)
             : _ended is not null
-                ? SliceAdmission.Decide(_spec, _ended.Stage, _ended.Expected, _ended.Delivered, round, sessionId, site, slice)
+                ? SliceAdmission.Decide(_spec, _ended.Stage, _ended.Expected, _ended.Delivered, round, sessionId, site, slice, _wholeInputsOnly)
                 : SliceAdmission.Decide(null, ProtocolStage.Aborted, [], [], round, sessionId, site, slice));
+
+    public Task WholeInputsOnlyAsync()
+    {
+        Server(); // an open round only
+        _wholeInputsOnly = true;
+        return Task.CompletedTask;
+    }
 
     public Task<string[]> SliceDigestsAsync(int sender)
     {
