@@ -18,6 +18,9 @@ public static class FederationProvisioner
 
     private const UnixFileMode PrivateDirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
 
+    /// <summary>Test hook: called in <see cref="AddSite"/> with the manifest's path right after it read it, under the manifest's lock.</summary>
+    internal static Action<string>? AfterManifestRead;
+
     /// <summary>
     /// Provisions a federation into <see cref="ProvisionRequest.OutputDirectory"/>. Everything is first written to a
     /// hidden staging folder next to it and moved into place at the end, so a failure leaves no half-written output.
@@ -123,7 +126,8 @@ public static class FederationProvisioner
     /// Provisions one more site into the federation folder <paramref name="federationDirectory"/> that
     /// <see cref="Provision"/> wrote (its <c>ca/</c> with the CA key, and <c>federation.json</c>): a kit in
     /// <c>sites/&lt;site&gt;</c> whose certificate the same CA signs, and <c>federation.json</c> rewritten with the site
-    /// listed (atomically, after the kit is in place; the kit holds the new manifest too). Every other party's manifest
+    /// listed (atomically, after the kit is in place; the kit holds the new manifest too), all under the manifest's
+    /// <see cref="ManifestLock"/> (waiting up to <see cref="ManifestLock.DefaultWait"/> for another holder). Every other party's manifest
     /// copy (the aggregator's kit, the other sites' kits) is left as it is: the caller distributes the new one.
     /// </summary>
     /// <param name="federationDirectory">The folder <see cref="Provision"/> wrote.</param>
@@ -133,7 +137,8 @@ public static class FederationProvisioner
     /// <param name="time">Clock for the certificate's validity (the system clock by default).</param>
     /// <exception cref="ArgumentException">The name or the validity is invalid, or the name is taken.</exception>
     /// <exception cref="InvalidDataException">The folder is not a federation folder with its CA key, or the CA has expired.</exception>
-    /// <exception cref="IOException">Writing failed; nothing is left behind and federation.json is unchanged.</exception>
+    /// <exception cref="IOException">Writing failed, or another command held the manifest's lock too long; nothing is left
+    /// behind and federation.json is unchanged.</exception>
     public static AddSiteResult AddSite(string federationDirectory, string site, TimeSpan validity, IRandomSource? random = null, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(federationDirectory);
@@ -167,7 +172,11 @@ public static class FederationProvisioner
             }
         }
 
+        // Held until federation.json is rewritten: a concurrent add-site or revoke would otherwise read the same manifest
+        // and the later write would drop the earlier change.
+        using ManifestLock held = ManifestLock.Acquire(manifestPath, $"provision add-site --site {site}");
         FederationManifest manifest = FederationManifest.Load(manifestPath);
+        AfterManifestRead?.Invoke(manifestPath);
         if (manifest.TryGetSite(site, out _))
         {
             throw new ArgumentException(manifest.IsRevoked(site)

@@ -127,6 +127,69 @@ public sealed class AddSiteTests : IDisposable
         Assert.StartsWith("The federation CA expires", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task AddSite_AnotherAddSiteWhileTheFirstHasReadTheManifest_BothSitesListedManifestValid()
+    {
+        // Without a lock the second add-site read the same manifest, wrote it with site-d, and the first then wrote it with
+        // site-c only: site-d had a kit but was in no manifest.
+        var firstRead = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Task<AddSiteResult>? second = null;
+        int calls = 0;
+        FederationProvisioner.AfterManifestRead = path =>
+        {
+            if (path == ManifestPath && Interlocked.Increment(ref calls) == 1)
+            {
+                firstRead.SetResult();
+                // Give the second add-site time to run all the way through (it cannot while the first holds the lock).
+                SpinWait.SpinUntil(() => second is { IsCompleted: true }, TimeSpan.FromSeconds(2));
+            }
+        };
+        try
+        {
+            Task<AddSiteResult> first = Task.Run(() => FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30)));
+            await firstRead.Task.WaitAsync(TimeSpan.FromSeconds(30));
+            second = Task.Run(() => FederationProvisioner.AddSite(_root, "site-d", TimeSpan.FromDays(30)));
+
+            await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            FederationProvisioner.AfterManifestRead = null;
+        }
+
+        FederationManifest after = FederationManifest.Load(ManifestPath);
+        Assert.Equal(["site-a", "site-b", "site-c", "site-d"], after.Sites.Select(s => s.Name));
+        foreach (string site in new[] { "site-c", "site-d" })
+        {
+            using PartyKit kit = PartyKit.Load(Path.Combine(_root, KitFiles.SitesDirectory, site));
+            Assert.Equal(site, PeerTrust.IdentifySite(kit.TlsCertificate, after, out string? error));
+            Assert.Null(error);
+        }
+    }
+
+    [Fact]
+    public void ManifestLock_HeldByAnotherCommand_RefusedAfterTheWaitNamingTheLockFileAndThatCommand()
+    {
+        byte[] manifest = File.ReadAllBytes(ManifestPath);
+        using (ManifestLock held = ManifestLock.Acquire(ManifestPath, "provision revoke --site site-a"))
+        {
+            IOException ex = Assert.Throws<IOException>(() => ManifestLock.Acquire(ManifestPath, "provision add-site --site site-c", TimeSpan.FromMilliseconds(200)));
+
+            Assert.Equal(ManifestPath + ".lock", held.LockPath);
+            Assert.Contains($"its lock file {held.LockPath} was held", ex.Message, StringComparison.Ordinal);
+            Assert.Contains($"'provision revoke --site site-a' (process {Environment.ProcessId}", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("Nothing was changed", ex.Message, StringComparison.Ordinal);
+        }
+
+        // Released: the next command gets it at once, and a stale lock file is harmless.
+        using (ManifestLock.Acquire(ManifestPath, "provision add-site --site site-c", TimeSpan.Zero))
+        {
+        }
+
+        Assert.Equal(manifest, File.ReadAllBytes(ManifestPath));
+        Assert.False(File.Exists(ManifestPath + ".lock.holder"));
+    }
+
     private sealed class PartyComparer : IEqualityComparer<PartyInfo>
     {
         public bool Equals(PartyInfo? x, PartyInfo? y) => x is not null && y is not null && x.Name == y.Name

@@ -79,4 +79,54 @@ public sealed class CliProvisionAddSiteTests : IDisposable
         Assert.Contains("This is site 'site-a''s kit copy", output, StringComparison.Ordinal);
         Assert.Contains($"Revoke 'site-b' in the federation's own manifest ({Path.Combine(fed, "federation.json")})", output, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task ProvisionRevoke_WhileAnotherCommandHoldsTheManifest_WaitsForItAndBothChangesLand()
+    {
+        // Without a lock revoke read and rewrote the manifest while another command (here: one that revokes site-b) had
+        // read it and was about to write it: the later write dropped the earlier revocation.
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-lock", "--sites", "site-a,site-b,site-c", "--aggregator-host", "127.0.0.1")).Code);
+        string manifestPath = Path.Combine(fed, "federation.json");
+        Task<(int Code, string Out, string Err)> revoke;
+        using (ManifestLock.Acquire(manifestPath, "provision revoke --site site-b"))
+        {
+            FederationManifest read = FederationManifest.Load(manifestPath);
+            revoke = Task.Run(() => Run("provision", "revoke", "--manifest", manifestPath, "--site", "site-a"));
+            await Task.Delay(TimeSpan.FromSeconds(1));
+            bool waited = !revoke.IsCompleted;
+            read.WithRevoked("site-b").Save(manifestPath);
+            Assert.True(waited, "revoke did not wait for the manifest's lock");
+        }
+
+        var (code, output, err) = await revoke.WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.True(code == CliApp.ExitOk, err);
+        Assert.Contains("Revoked sites now: site-a, site-b.", output, StringComparison.Ordinal);
+        Assert.Equal(["site-a", "site-b"], FederationManifest.Load(manifestPath).Revoked);
+    }
+
+    [Fact]
+    public async Task ProvisionRevoke_AnotherProcessHoldsTheManifestLongerThanTheWait_RefusedNamingTheLockAndTheCommandManifestUnchanged()
+    {
+        // A separate securefed process: the lock is the operating system's, across processes.
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-lock", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1")).Code);
+        string manifestPath = Path.Combine(fed, "federation.json");
+        byte[] before = File.ReadAllBytes(manifestPath);
+        int code;
+        string output;
+        using (ManifestLock.Acquire(manifestPath, "provision add-site --site site-c"))
+        {
+            using CliProcess revoke = CliProcess.Start("provision", "revoke", "--manifest", manifestPath, "--site", "site-a");
+            code = await revoke.WaitForExitAsync(TimeSpan.FromMinutes(1));
+            output = revoke.Output;
+        }
+
+        Assert.Equal(CliApp.ExitFailure, code);
+        Assert.Contains($"its lock file {manifestPath}.lock was held for all of 10 s", output, StringComparison.Ordinal);
+        Assert.Contains($"'provision add-site --site site-c' (process {Environment.ProcessId}", output, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed", output, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllBytes(manifestPath));
+    }
 }

@@ -66,7 +66,8 @@ internal static class ProvisionCommands
         var siteOption = new Option<string>("--site") { Description = "The site to revoke.", Required = true };
         var command = new Command(
             "revoke",
-            "Revoke a site: its certificate and identity key are refused from now on. Updates the manifest atomically; " +
+            "Revoke a site: its certificate and identity key are refused from now on. Updates the manifest atomically, holding " +
+            "MANIFEST.lock meanwhile (another revoke or add-site waits up to 10 s for it, then stops and changes nothing); " +
             "then give the new manifest to the aggregator (aggregator kit federation.json).");
         command.Options.Add(manifestOption);
         command.Options.Add(siteOption);
@@ -75,6 +76,9 @@ internal static class ProvisionCommands
             string path = parse.GetValue(manifestOption)!;
             string site = parse.GetValue(siteOption)!;
             _ = InputPaths.RequireFile(path, "--manifest");
+            // Held until the manifest is rewritten: a concurrent revoke or add-site would otherwise read the same manifest and
+            // the later write would drop the earlier change.
+            using ManifestLock held = ManifestLock.Acquire(path, $"provision revoke --site {site}");
             FederationManifest manifest = FederationManifest.Load(path);
             TextWriter stdout = parse.InvocationConfiguration.Output;
             if (!manifest.TryGetSite(site, out _))
@@ -136,7 +140,8 @@ internal static class ProvisionCommands
         var command = new Command(
             "add-site",
             "Admit one more hospital: a kit for it in DIR/sites/SITE (TLS certificate signed by the federation CA, Ed25519 identity key, " +
-            "agent configuration) and federation.json rewritten with it listed. Then give the new federation.json to every party, the sites first.");
+            "agent configuration) and federation.json rewritten with it listed, holding federation.json.lock meanwhile (another add-site or revoke " +
+            "waits up to 10 s for it, then stops and changes nothing). Then give the new federation.json to every party, the sites first.");
         command.Options.Add(dirOption);
         command.Options.Add(siteOption);
         command.Options.Add(validityDays);
