@@ -67,6 +67,31 @@ public sealed class AggregatorExportModelTests : IDisposable
     }
 
     [Fact]
+    public async Task ExportModel_SettingsAfterConfig_OverrideTheFileAsTheyDoForTheAggregator()
+    {
+        // It read only the file and the environment: '--SecureFed:DataDirectory=...', which the aggregator service itself
+        // honours after --config, was refused as an unrecognised argument.
+        (string config, float[][] models) = Aggregator();
+        File.WriteAllText(config, """{ "SecureFed": { "DataDirectory": "nowhere", "ModelSpec": "spec.json" } }""");
+        string output = Path.Combine(_dir, "fused");
+
+        var (code, stdout, err) = await Run("aggregator", "export-model", "--config", config, "--out", output, "--SecureFed:DataDirectory=data");
+
+        Assert.True(code == CliApp.ExitOk, err);
+        Assert.Contains("model v2 (after round 2", stdout, StringComparison.Ordinal);
+        using (TaggerModel model = TaggerModel.Load(output, "cpu"))
+        {
+            Assert.Equal(models[2], model.Flatten());
+        }
+
+        // Anything else after --config is refused as for the service, naming it.
+        (code, _, err) = await Run("aggregator", "export-model", "--config", config, "--out", Path.Combine(_dir, "o"), "--datadir", "data");
+        Assert.Equal(CliApp.ExitUsage, code);
+        Assert.Contains("unknown argument '--datadir'", err, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "o")));
+    }
+
+    [Fact]
     public async Task ExportModel_UnknownVersion_UsageErrorNamingTheVersionsKept()
     {
         (string config, _) = Aggregator();

@@ -7,10 +7,12 @@ using SecureFed.Tagger;
 namespace SecureFed.Cli.Commands;
 
 /// <summary>
-/// <c>securefed aggregator export-model --config aggregator.json [--version N] --out DIR</c>: writes a fused model of a
-/// stopped aggregator (its data directory's round store; <see cref="AggregatorStore.ReadModel"/>) as a tagger model
-/// folder that <c>securefed tagger eval</c> and <c>predict</c> load. The final model of a federation exists only there: each
-/// agent keeps the model it trained from, one version behind (new-user review of session 45).
+/// <c>securefed aggregator export-model --config aggregator.json [--version N] --out DIR [--SecureFed:Name=value ...]</c>:
+/// writes a fused model of a stopped aggregator (its data directory's round store; <see cref="AggregatorStore.ReadModel"/>)
+/// as a tagger model folder that <c>securefed tagger eval</c> and <c>predict</c> load. The final model of a federation exists
+/// only there: each agent keeps the model it trained from, one version behind (new-user review of session 45). The
+/// configuration is read as the service reads it (<see cref="ServiceCommands.Load"/>): the file, the environment, then the
+/// settings that follow on the command line.
 /// </summary>
 internal static class AggregatorExportModelCommand
 {
@@ -18,7 +20,8 @@ internal static class AggregatorExportModelCommand
     {
         var config = new Option<FileInfo>("--config")
         {
-            Description = "The aggregator's configuration (aggregator.json, as written by 'securefed provision'): its SecureFed:DataDirectory holds the models, its SecureFed:ModelSpec (default: the default clinical model) says their shape.",
+            Description = "The aggregator's configuration (aggregator.json, as written by 'securefed provision'): its SecureFed:DataDirectory holds the models, its SecureFed:ModelSpec (default: the default clinical model) says their shape. " +
+                "Read as the aggregator reads it: the file, then SecureFed__Name environment variables, then settings that follow, --SecureFed:Name=value (e.g. --SecureFed:DataDirectory=/srv/agg-data).",
             Required = true,
         };
         var version = new Option<long?>("--version") { Description = "The model version to export (default: the newest, the fused model after the last completed round; version 0 is the initial model)." };
@@ -34,6 +37,8 @@ internal static class AggregatorExportModelCommand
             version,
             output,
         };
+        // Settings may follow, as after 'securefed aggregator --config FILE': the same sources in the same order.
+        command.TreatUnmatchedTokensAsErrors = false;
         command.SetAction((parse, ct) =>
         {
             string outDir = parse.GetValue(output)!;
@@ -43,7 +48,7 @@ internal static class AggregatorExportModelCommand
                 throw new UsageException($"--version must be 0 or more, got {parse.GetValue(version)}.");
             }
 
-            Microsoft.Extensions.Configuration.IConfiguration configuration = ServiceCommands.Load(parse.GetValue(config)!, []);
+            Microsoft.Extensions.Configuration.IConfiguration configuration = ServiceCommands.Load(parse.GetValue(config)!, parse.UnmatchedTokens);
             string dataDirectory = configuration["SecureFed:DataDirectory"] is { Length: > 0 } d ? d : new AggregatorOptions().DataDirectory;
             Agent.ModelSpec spec = ServiceCommands.Spec(configuration);
             (ModelRecord record, byte[] bytes) read;
