@@ -202,6 +202,77 @@ public sealed class EndToEndTests : IDisposable
         static int[] Bits(float[] values) => [.. values.Select(BitConverter.SingleToInt32Bits)];
     }
 
+    [Fact]
+    public async Task Federation_SiteAddedByAddSite_TakesPartInTheRoundItsInputInTheSumAndAudited()
+    {
+        // A hospital admitted after provisioning (FederationProvisioner.AddSite, what 'securefed provision add-site' runs),
+        // the new manifest copied into the other kits as that command says: its agent takes part like the others.
+        const int parameters = 5_000;
+        string[] provisioned = ["site-a", "site-b"];
+        const string added = "site-c";
+        var options = new LocalFederationOptions
+        {
+            OutputDirectory = _dir,
+            Sites = provisioned,
+            AddedSites = [added],
+            Rounds = 1,
+            Aggregator = new Dictionary<string, string>
+            {
+                ["MinSites"] = "3",
+                ["StageTimeoutSeconds"] = "60", // no deadline has to pass: never waited out
+                ["TrainingTimeoutSeconds"] = "30",
+                ["WeightCap"] = "1000",
+                ["EpsilonBudget"] = "1000",
+            },
+            Agent = new Dictionary<string, string> { ["CallTimeoutSeconds"] = "10", ["SiteEpsilonBudget"] = "1000", ["EpsilonBudget"] = "1000" },
+        };
+        var examples = new Dictionary<string, long> { ["site-a"] = 300, ["site-b"] = 500, [added] = 200 };
+        var initial = new float[parameters];
+        var inputs = new ConcurrentDictionary<string, uint[]>();
+
+        await using LocalFederation federation = await LocalFederation.StartAggregatorAsync(options, initial, FakeTrainer.SpecSha, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(Path.Combine(_dir, "federation", "sites", added), federation.SiteKitDirectories[added]);
+        await federation.StartAgentsAsync(
+            new ModelSpec(Tagger.TaggerConfig.Tiny, ["Disease"]),
+            (site, _) => new FakeTrainer(site, parameters, examples[site]),
+            worker => worker.InputCaptured = (_, input) => inputs[SiteOf(worker)] = input,
+            CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+        await federation.WaitAsync(TimeSpan.FromMinutes(3), CancellationToken.None);
+
+        var round = Assert.Single(federation.State.Store.ListRounds());
+        Assert.Equal(Aggregator.Persistence.RoundStatus.Completed, round.Status);
+        Assert.Equal(["site-a", "site-b", added], round.Participants.Order());
+        Assert.Equal(["site-a", "site-b", added], inputs.Keys.Order());
+        var sum = new uint[inputs[added].Length]; // d + weight slot + federated-evaluation slots
+        foreach (uint[] input in inputs.Values)
+        {
+            ModularVector.Add(sum, input, 32);
+        }
+
+        // The weight slot counts site-c's examples: its masked input was in the unmasked sum.
+        long totalWeight = ModularVector.ToSigned(sum[parameters], 32);
+        Assert.Equal(300 + 500 + 200, totalWeight);
+        double scale = ScaleOf(round.ConfigurationJson);
+        float[] model = Aggregator.ModelState.FromBytes(federation.State.Store.LoadModel(1)!, "v1");
+        for (int i = 0; i < parameters; i++)
+        {
+            double expected = ModularVector.ToSigned(sum[i], 32) / scale / (totalWeight / 1000.0);
+            Assert.InRange(model[i] - expected, -1e-5, 1e-5);
+        }
+
+        // Every log verifies, site-c's included, and agrees with the aggregator's.
+        var report = AuditReport.Create([
+            Aggregator.AggregatorState.AuditDirectory(federation.AggregatorDataDirectory),
+            .. provisioned.Append(added).Select(s => AgentState.AuditDirectory(federation.AgentDataDirectory(s)))]);
+        Assert.Equal(0, report.FailedLogs);
+        Assert.Equal(0, report.CrossCheckMismatches);
+        Assert.True(AuditVerifier.Verify(AgentState.AuditDirectory(federation.AgentDataDirectory(added))).Ok);
+        string aggregateProduced = Assert.Single(
+            File.ReadAllLines(Path.Combine(Aggregator.AggregatorState.AuditDirectory(federation.AggregatorDataDirectory), AuditLog.LogFileName)),
+            line => line.Contains("\"participants\"", StringComparison.Ordinal));
+        Assert.Contains($"\"{added}\"", aggregateProduced, StringComparison.Ordinal);
+    }
+
     private static string SiteOf(AgentWorker worker) => worker.SiteName;
 
     private static double ScaleOf(string configurationJson)

@@ -20,7 +20,8 @@ internal sealed class LocalFederation : IAsyncDisposable
     private readonly List<IHost> _agentHosts = [];
     private readonly List<FileLoggerProvider> _logFiles = [];
 
-    private LocalFederation(LocalFederationOptions options, ProvisionResult provisioned, WebApplication aggregator, Uri address, FileLoggerProvider? aggregatorLog)
+    private LocalFederation(
+        LocalFederationOptions options, ProvisionResult provisioned, IReadOnlyDictionary<string, string> siteKits, WebApplication aggregator, Uri address, FileLoggerProvider? aggregatorLog)
     {
         if (aggregatorLog is not null)
         {
@@ -29,6 +30,7 @@ internal sealed class LocalFederation : IAsyncDisposable
 
         Options = options;
         Provisioned = provisioned;
+        SiteKitDirectories = siteKits;
         Aggregator = aggregator;
         Address = address;
         Coordinator = aggregator.Services.GetRequiredService<RoundCoordinator>();
@@ -38,6 +40,9 @@ internal sealed class LocalFederation : IAsyncDisposable
     public LocalFederationOptions Options { get; }
 
     public ProvisionResult Provisioned { get; }
+
+    /// <summary>Each site's kit folder: the provisioned ones and <see cref="LocalFederationOptions.AddedSites"/>.</summary>
+    public IReadOnlyDictionary<string, string> SiteKitDirectories { get; }
 
     public WebApplication Aggregator { get; }
 
@@ -49,7 +54,7 @@ internal sealed class LocalFederation : IAsyncDisposable
 
     public List<AgentWorker> Workers { get; } = [];
 
-    /// <summary>The agent hosts, in the order of <see cref="LocalFederationOptions.Sites"/> (after <see cref="StartAgentsAsync"/>).</summary>
+    /// <summary>The agent hosts, in the order of <see cref="LocalFederationOptions.Sites"/> and then <see cref="LocalFederationOptions.AddedSites"/> (after <see cref="StartAgentsAsync"/>).</summary>
     public IReadOnlyList<IHost> AgentHosts => _agentHosts;
 
     public string AggregatorDataDirectory => Path.Combine(Options.OutputDirectory, "aggregator-data");
@@ -62,6 +67,21 @@ internal sealed class LocalFederation : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         string kits = Path.Combine(options.OutputDirectory, "federation");
         ProvisionResult provisioned = FederationProvisioner.Provision(new ProvisionRequest(kits, options.FederationName, options.Sites, "127.0.0.1"));
+        var siteKits = new Dictionary<string, string>(provisioned.SiteKitDirectories, StringComparer.Ordinal);
+        foreach (string site in options.AddedSites)
+        {
+            siteKits[site] = FederationProvisioner.AddSite(kits, site, TimeSpan.FromDays(30)).KitDirectory;
+        }
+
+        if (options.AddedSites.Count > 0)
+        {
+            // add-site's steps 2 and 3: every other site's kit, then the aggregator's, gets the new manifest.
+            foreach (string kit in siteKits.Values.Append(provisioned.AggregatorKitDirectory))
+            {
+                File.Copy(provisioned.ManifestPath, Path.Combine(kit, KitFiles.Manifest), overwrite: true);
+            }
+        }
+
         var settings = new Dictionary<string, string?>
         {
             ["SecureFed:Federation"] = options.FederationName,
@@ -84,7 +104,7 @@ internal sealed class LocalFederation : IAsyncDisposable
         {
             WebApplication app = AggregatorHost.Build(configuration, initialModel, logging => ConfigureLogging(logging, options, log));
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
-            return new LocalFederation(options, provisioned, app, AggregatorHost.BoundAddress(app), log);
+            return new LocalFederation(options, provisioned, siteKits, app, AggregatorHost.BoundAddress(app), log);
         }
         catch
         {
@@ -112,13 +132,13 @@ internal sealed class LocalFederation : IAsyncDisposable
     public async Task StartAgentsAsync(Agent.ModelSpec spec, Func<string, AgentOptions, ILocalTrainer> trainerFactory, Action<AgentWorker>? configure, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(trainerFactory);
-        foreach (string site in Options.Sites)
+        foreach (string site in Options.Sites.Concat(Options.AddedSites))
         {
             var settings = new Dictionary<string, string?>
             {
                 ["SecureFed:Site"] = site,
                 ["SecureFed:Aggregator"] = Address.ToString(),
-                ["SecureFed:KitDirectory"] = Provisioned.SiteKitDirectories[site],
+                ["SecureFed:KitDirectory"] = SiteKitDirectories[site],
                 ["SecureFed:DataDirectory"] = AgentDataDirectory(site),
             };
             foreach ((string key, string value) in Options.Agent)

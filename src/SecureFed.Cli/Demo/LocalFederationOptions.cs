@@ -11,6 +11,13 @@ internal sealed record LocalFederationOptions
 
     public required IReadOnlyList<string> Sites { get; init; }
 
+    /// <summary>
+    /// Sites admitted after provisioning, before the aggregator starts, as <c>securefed provision add-site</c> admits them
+    /// (<see cref="Federation.FederationProvisioner.AddSite"/>), with the new manifest then copied into every other kit (that
+    /// command's steps 2 and 3). Their agents start with the others', after them.
+    /// </summary>
+    public IReadOnlyList<string> AddedSites { get; init; } = [];
+
     public int Rounds { get; init; } = 5;
 
     /// <summary>Extra aggregator settings (keys without the "SecureFed:" prefix).</summary>
