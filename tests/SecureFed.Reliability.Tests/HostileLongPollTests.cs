@@ -54,6 +54,36 @@ public sealed class HostileLongPollTests : IDisposable
     }
 
     [Fact]
+    public async Task BulkRequests_FourMebibytesOfEmptyShareEntries_RefusedBeforeParsingNamingTheEntry()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"], null);
+        await fed.StartAggregatorAsync();
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+
+        // ShareKeys and Unmask bodies of 2 million 2-byte empty entries, near the 4 MiB limit: parsed, each was 120 MB of
+        // objects before the service counted them; now refused before parsing, naming the first short entry.
+        byte[] empty = new byte[(4 * 1024 * 1024) - 1024];
+        for (int i = 0; i < empty.Length; i += 2)
+        {
+            (empty[i], empty[i + 1]) = ((byte)0x12, (byte)0x00);
+        }
+
+        foreach ((string method, string entry) in new[] { ("ShareKeys", "ShareKeysRequest.shares[0] is 0 bytes; an entry is at least 118 bytes"), ("Unmask", "UnmaskResponseMessage.self_mask_shares[0] is 0 bytes; an entry is at least 42 bytes") })
+        {
+            var raw = new Method<byte[], byte[]>(MethodType.Unary, "securefed.v1.Aggregation", method, Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+            RpcException refused = await Assert.ThrowsAsync<RpcException>(() => channel.CreateCallInvoker().AsyncUnaryCall(raw, null, RawClient.Deadline(30), empty).ResponseAsync.WaitAsync(SettleTimeout));
+            Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+            Assert.Contains(entry, refused.Status.Detail, StringComparison.Ordinal);
+        }
+
+        // The aggregator is healthy.
+        var client = new Aggregation.AggregationClient(channel);
+        FederationStatus healthy = await client.GetStatusAsync(new StatusRequest { Header = RawClient.Header(0, "", "site-x", Stage.Unspecified) }, RawClient.Deadline(10)).ResponseAsync.WaitAsync(CallTimeout);
+        Assert.Equal(TestFederation.FederationName, healthy.FederationId);
+    }
+
+    [Fact]
     public async Task AwaitRound_ManyLongPollsOfOneSite_EachNewerEndsTheOlderWithAborted()
     {
         // Two sites must join (MinSites = 2) and only site-x polls: no round opens while it piles up long-polls.
