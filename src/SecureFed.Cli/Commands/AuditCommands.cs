@@ -148,7 +148,7 @@ internal static class AuditCommands
             AuditReportResult result;
             try
             {
-                result = AuditReport.Write(dirs, outPath, auditPath, pins, kept);
+                result = OutputPaths.Writing("--out", () => AuditReport.Write(dirs, outPath, auditPath, pins, kept));
             }
             catch (FormatException ex)
             {
@@ -296,6 +296,9 @@ internal static class AuditCommands
         }
 
         OutputPaths.RequireNewOrEarlierOutput(outPath, "--out", "an earlier audit report", IsEarlierReport);
+        // Before any log is read: a read-only folder failed after the verification naming the report's temporary file
+        // (".tmp") and a file on the way with "The file … already exists", neither the path given.
+        OutputPaths.RequireCreatableFileFolder(outPath, "--out");
     }
 
     /// <summary>Null when the option was not given; else one value per log directory ('-' gives null), or a usage error.</summary>

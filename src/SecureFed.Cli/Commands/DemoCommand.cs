@@ -113,7 +113,9 @@ internal static class DemoCommand
             string? corpusLabel = null;
             if (dataDir is not null && !Directory.Exists(dataDir))
             {
-                throw new UsageException($"--data {dataDir}: no such folder.");
+                throw new UsageException(File.Exists(dataDir)
+                    ? $"--data {dataDir} is a file; give the folder that holds the corpus's train.tsv, dev.tsv and test.tsv."
+                    : $"--data {dataDir}: no such folder.");
             }
 
             IAnsiConsole console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(parse.InvocationConfiguration.Output) });
@@ -154,6 +156,13 @@ internal static class DemoCommand
                     throw new UsageException(File.Exists(givenPublic)
                         ? $"--public-data {givenPublic} is a file; give the folder that holds the public corpus's train.tsv, dev.tsv and test.tsv."
                         : $"--public-data {givenPublic}: no such folder.");
+                }
+
+                // Before the banner and the output folder (it was refused only when the warm start began).
+                string publicTrain = Path.Combine(givenPublic, "train.tsv");
+                if (!File.Exists(publicTrain))
+                {
+                    throw new UsageException($"--public-data: {publicTrain} does not exist (a CoNLL corpus folder with train.tsv is needed).");
                 }
 
                 if (dataDir is not null)

@@ -38,6 +38,8 @@ internal static class DpSgdBenchCommand
                 throw new UsageException($"--batch ({b}) must not exceed --sentences ({n}).");
             }
 
+            // Every --config is checked before the banner: a misspelt one is a usage error, not a half-started benchmark.
+            TaggerConfig[] models = [.. (parse.GetValue(configs) ?? []).Select(ResolveConfig)];
             (List<Sentence> train, string source) = Load(parse.GetValue(data), n);
             bool hugePages = TorchRuntime.HugePagesSetting() == "1";
             TextWriter output = parse.InvocationConfiguration.Output;
@@ -45,15 +47,10 @@ internal static class DpSgdBenchCommand
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"bench dp-sgd: {train.Count} sentences ({train.Sum(x => x.Length)} tokens) from {source}, batch {b}, {s} steps per arm, {r} interleaved repeats (medians), 1 torch thread, huge pages {(hugePages ? "on" : "off")} ({TorchRuntime.HugePagesVariable}={TorchRuntime.HugePagesSetting() ?? "unset"}), load {LoadAverage()}"));
             var results = new JsonObject();
-            foreach (string name in parse.GetValue(configs) ?? [])
+            string[] names = parse.GetValue(configs) ?? [];
+            for (int i = 0; i < names.Length; i++)
             {
-                TaggerConfig config = name switch
-                {
-                    "default" => TaggerConfig.Default,
-                    "tiny" => TaggerConfig.Tiny,
-                    _ => throw new UsageException($"--config must be default or tiny, got '{name}'."),
-                };
-                results[name] = MeasureConfig(output, name, config, labels, train, b, s, r, ct);
+                results[names[i]] = MeasureConfig(output, names[i], models[i], labels, train, b, s, r, ct);
             }
 
             if (parse.GetValue(json))
@@ -134,12 +131,7 @@ internal static class DpSgdBenchCommand
 
     private static (List<Sentence> Train, string Source) Load(FileInfo? file, int count)
     {
-        if (file is not null && !file.Exists)
-        {
-            throw new UsageException($"--data: no file '{file.FullName}'.");
-        }
-
-        string? path = file?.FullName;
+        string? path = file is null ? null : InputPaths.RequireFile(file.FullName, "--data");
         if (path is null)
         {
             string candidate = Path.GetFullPath(Path.Combine("..", "shared", "data", "ncbi-disease", "train.tsv"));
@@ -160,6 +152,13 @@ internal static class DpSgdBenchCommand
 
         return (sentences, path);
     }
+
+    private static TaggerConfig ResolveConfig(string name) => name switch
+    {
+        "default" => TaggerConfig.Default,
+        "tiny" => TaggerConfig.Tiny,
+        _ => throw new UsageException($"--config must be default or tiny, got '{name}'."),
+    };
 
     private static int Positive(int value, string name) =>
         value > 0 ? value : throw new UsageException($"{name} must be a positive integer, got {value}.");

@@ -99,9 +99,16 @@ internal static class ExperimentCommand
                 throw new UsageException($"--corpora names {twice.path} more than once; each site of the by-corpus split needs a corpus of its own (the same corpus twice would be one hospital counted as two).");
             }
 
+            // A missing folder, or a file, is a usage error naming the option (it was exit 1 saying train.tsv was missing).
+            string? dataDirectory = parse.GetValue(data) is string d ? InputPaths.RequireFolder(d, "--data", InputPaths.Corpus) : null;
+            foreach (string corpus in corpusList)
+            {
+                InputPaths.RequireFolder(corpus, "--corpora", InputPaths.Corpus);
+            }
+
             ExperimentOptions options = recipe.Apply(parse, new ExperimentOptions
             {
-                DataDirectory = parse.GetValue(data),
+                DataDirectory = dataDirectory,
                 Corpora = corpusList,
                 Sites = parse.GetValue(sites) ?? (splitKind == ExperimentSplit.ByCorpus ? corpusList.Length : 3),
                 Split = splitKind,

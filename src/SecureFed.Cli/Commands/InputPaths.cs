@@ -6,6 +6,9 @@ namespace SecureFed.Cli.Commands;
 /// </summary>
 internal static class InputPaths
 {
+    /// <summary>What a CoNLL corpus folder option wants, for <see cref="RequireFolder"/>'s messages.</summary>
+    public const string Corpus = "the folder that holds the corpus's train.tsv, dev.tsv and test.tsv";
+
     /// <summary>Refuses an input file <paramref name="path"/> that does not exist or is a folder.</summary>
     /// <param name="path">The input file.</param>
     /// <param name="option">The option that gave it, e.g. <c>--manifest</c>.</param>
@@ -25,6 +28,18 @@ internal static class InputPaths
         }
 
         return File.Exists(full) ? full : throw new UsageException($"{option}: file not found: {full}");
+    }
+
+    /// <summary>Refuses an input folder <paramref name="path"/> that does not exist or is a file.</summary>
+    /// <param name="path">The input folder.</param>
+    /// <param name="option">The option that gave it, e.g. <c>--data</c>.</param>
+    /// <param name="what">What the folder should be, e.g. "the folder that holds the corpus's train.tsv, dev.tsv and test.tsv".</param>
+    /// <returns><paramref name="path"/>.</returns>
+    /// <exception cref="UsageException"><paramref name="path"/> is blank, a file or missing.</exception>
+    public static string RequireFolder(string path, string option, string what)
+    {
+        RequireNotAFile(path, option, what);
+        return Directory.Exists(path) ? path : throw new UsageException($"{option} {path}: no such folder; give {what}.");
     }
 
     /// <summary>Refuses an input folder <paramref name="path"/> that is a file (a missing folder is left to the command to name).</summary>

@@ -180,6 +180,24 @@ internal static class OutputPaths
         ProbeWrite(folder, path, option);
     }
 
+    /// <summary>
+    /// Checks, before any work, that the output file <paramref name="path"/> can be written where its folder may not exist
+    /// yet (the command creates it, e.g. 'audit report --out reports/today.html'): no file stands where that folder or one of
+    /// its parents belongs, and the folder (created for the check and removed again) takes a file.
+    /// </summary>
+    /// <param name="path">The output file.</param>
+    /// <param name="option">The option that gave it, e.g. <c>--out</c>.</param>
+    /// <exception cref="UsageException">A file stands where the file's folder or one of its parents belongs.</exception>
+    /// <exception cref="IOException">The folder cannot be created or written to (no permission, a read-only file system); the message names <paramref name="option"/>, the path and the cause.</exception>
+    public static void RequireCreatableFileFolder(string path, string option)
+    {
+        RequireNotBlank(path, option, "the path of a file to write");
+        string full = Path.GetFullPath(path);
+        string folder = Path.GetDirectoryName(full) ?? full;
+        RequireNoFileOnTheWay(folder, path, option, "the file's folder");
+        ProbeWrite(folder, path, option);
+    }
+
     /// <summary>Refuses a <paramref name="folder"/> that is, or lies under, an existing file (the nearest existing part of its path is a file).</summary>
     private static void RequireNoFileOnTheWay(string folder, string given, string option, string what)
     {

@@ -43,7 +43,7 @@ internal static class PrivacyAuditCommand
         {
             TextWriter stdout = parse.InvocationConfiguration.Output;
             TextWriter stderr = parse.InvocationConfiguration.Error ?? Console.Error;
-            string? dataDirectory = parse.GetValue(data);
+            string? dataDirectory = parse.GetValue(data) is string d ? InputPaths.RequireFolder(d, "--data", InputPaths.Corpus) : null;
             if (dataDirectory is null)
             {
                 dataDirectory = DemoCorpus.Locate(out IReadOnlyList<string> searched)

@@ -53,6 +53,17 @@ internal sealed class TrainingRecipeOptions
             throw new UsageException($"--warm-start-cache {cache} is a file; give a folder (it is created when missing) to keep the warm-start models in.");
         }
 
+        // Checked before any corpus is read or split (a missing one was found only when the warm start began, exit 1).
+        if (parse.GetValue(_warmStart) is string warmStart)
+        {
+            InputPaths.RequireFolder(warmStart, "--warm-start", InputPaths.Corpus);
+        }
+
+        foreach (string folder in (parse.GetValue(_pretrainText) ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            InputPaths.RequireFolder(folder, "--pretrain-text", InputPaths.Corpus);
+        }
+
         return options with
         {
             RecipeName = recipe.Name,

@@ -814,8 +814,18 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
 
         string[] files = [.. new[] { "train.tsv", "dev.tsv", "test.tsv" }.Where(f => File.Exists(Path.Combine(directory, f)))];
         var types = spec.Labels.EntityTypes.ToHashSet(StringComparer.Ordinal);
-        Sentence[] publicTrain = [.. files.SelectMany(f => ConllReader.ReadFile(Path.Combine(directory, f)))
-            .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
+        Sentence[] publicTrain;
+        try
+        {
+            publicTrain = [.. files.SelectMany(f => ConllReader.ReadFile(Path.Combine(directory, f)))
+                .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
+        }
+        catch (InvalidDataException ex)
+        {
+            // A malformed line or bytes that are not UTF-8: a problem with --public-data, exit 2 as for --data.
+            throw new UsageException($"--public-data {directory}: {ex.Message}");
+        }
+
         if (publicTrain.Length == 0)
         {
             throw new UsageException($"--public-data {directory}: {string.Join(", ", files)} hold no sentence to train the warm start on.");
