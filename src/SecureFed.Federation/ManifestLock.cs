@@ -115,11 +115,19 @@ public sealed class ManifestLock : IDisposable
     {
         try
         {
-            return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            // Read access is enough for the lock (flock on Unix, the share mode on Windows) and nothing is ever written to
+            // the file: a lock file another user left (an earlier command run with sudo: root's, mode 0644) still locks.
+            return new FileStream(lockPath, FileMode.OpenOrCreate, FileAccess.Read, FileShare.None);
         }
         catch (IOException ex) when (ex is not FileNotFoundException and not DirectoryNotFoundException and not PathTooLongException && File.Exists(lockPath))
         {
             return null; // held by another (EWOULDBLOCK on Unix, a sharing violation on Windows)
+        }
+        catch (UnauthorizedAccessException ex) when (File.Exists(lockPath))
+        {
+            throw new IOException(
+                $"Cannot open the lock file {lockPath}: {ex.Message} Another user's command created it, and this user may not read it: " +
+                "if no 'securefed provision' command is running, remove it and run this again. Nothing was changed.", ex);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -190,6 +190,35 @@ public sealed class AddSiteTests : IDisposable
         Assert.False(File.Exists(ManifestPath + ".lock.holder"));
     }
 
+    [Fact]
+    public void ManifestLock_LockFileNotWritableByThisUser_StillTakenAndExclusiveAddSiteSucceeds()
+    {
+        // A lock file another user left (an earlier 'sudo securefed provision revoke': root's, mode 0644) may be read but
+        // not written by the folder's owner. The lock was opened for writing: every later add-site and revoke stopped with
+        // "Cannot create the lock file … Access … denied", where the manifest itself could still be rewritten. Read-only
+        // here stands for that (as root, whom the mode does not stop, this passed before too).
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        string lockPath = ManifestLock.PathFor(ManifestPath);
+        File.WriteAllBytes(lockPath, []);
+        File.SetUnixFileMode(lockPath, UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        using (ManifestLock held = ManifestLock.Acquire(ManifestPath, "provision revoke --site site-a", TimeSpan.Zero))
+        {
+            Assert.Equal(lockPath, held.LockPath);
+            IOException ex = Assert.Throws<IOException>(() => ManifestLock.Acquire(ManifestPath, "provision add-site --site site-c", TimeSpan.Zero));
+            Assert.Contains("'provision revoke --site site-a'", ex.Message, StringComparison.Ordinal);
+        }
+
+        AddSiteResult result = FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30));
+
+        Assert.Contains(result.Manifest.Sites, s => s.Name == "site-c");
+        Assert.Contains(FederationManifest.Load(ManifestPath).Sites, s => s.Name == "site-c");
+    }
+
     private sealed class PartyComparer : IEqualityComparer<PartyInfo>
     {
         public bool Equals(PartyInfo? x, PartyInfo? y) => x is not null && y is not null && x.Name == y.Name

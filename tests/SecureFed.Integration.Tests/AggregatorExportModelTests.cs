@@ -89,6 +89,17 @@ public sealed class AggregatorExportModelTests : IDisposable
         Assert.Equal(CliApp.ExitUsage, code);
         Assert.Contains("unknown argument '--datadir'", err, StringComparison.Ordinal);
         Assert.False(Directory.Exists(Path.Combine(_dir, "o")));
+
+        // One of its own options mistyped is named as that option, not answered "settings are given as
+        // --SecureFed:Version=…" (a key nothing reads: following that exported the newest model, not version 1).
+        foreach (string[] typo in new[] { new[] { "--Version", "1" }, new[] { "-version", "1" }, new[] { "--Version=1" } })
+        {
+            (code, _, err) = await Run(["aggregator", "export-model", "--config", config, "--out", Path.Combine(_dir, "o"), .. typo]);
+            Assert.Equal(CliApp.ExitUsage, code);
+            Assert.Contains($"unknown argument '{typo[0]}': did you mean --version?", err, StringComparison.Ordinal);
+            Assert.DoesNotContain("--SecureFed:Version", err, StringComparison.Ordinal);
+            Assert.False(Directory.Exists(Path.Combine(_dir, "o")));
+        }
     }
 
     [Fact]

@@ -48,6 +48,19 @@ internal static class AggregatorExportModelCommand
                 throw new UsageException($"--version must be 0 or more, got {parse.GetValue(version)}.");
             }
 
+            // A token naming one of this command's own options in another case or with other dashes (--Version 3, -out DIR)
+            // is that option mistyped, not a setting: the settings check would answer "settings are given as
+            // --SecureFed:Version=…", a key nothing here reads, and following it exported the newest model instead.
+            foreach (string token in parse.UnmatchedTokens)
+            {
+                string name = token.TrimStart('-', '/').Split('=', 2)[0];
+                if (token.Length > 1 && token[0] is '-' or '/'
+                    && new Option[] { config, version, output }.FirstOrDefault(o => string.Equals(o.Name.TrimStart('-'), name, StringComparison.OrdinalIgnoreCase)) is { } own)
+                {
+                    throw new UsageException($"unknown argument '{token}': did you mean {own.Name}? (option names are case-sensitive; export-model takes --config, --version and --out, then settings as --SecureFed:Name=value)");
+                }
+            }
+
             Microsoft.Extensions.Configuration.IConfiguration configuration = ServiceCommands.Load(parse.GetValue(config)!, parse.UnmatchedTokens);
             string dataDirectory = configuration["SecureFed:DataDirectory"] is { Length: > 0 } d ? d : new AggregatorOptions().DataDirectory;
             Agent.ModelSpec spec = ServiceCommands.Spec(configuration);
