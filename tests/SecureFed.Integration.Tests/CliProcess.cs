@@ -99,6 +99,21 @@ internal sealed class CliProcess : IDisposable
     /// <summary>Sends SIGTERM (as a service manager or <c>kill</c> does) and returns the exit code.</summary>
     public Task<int> TerminateAsync(TimeSpan timeout) => SignalAsync("TERM", timeout);
 
+    /// <summary>
+    /// Sends <paramref name="signal"/> twice in a row from one shell (as <c>timeout -s INT</c>, which signals the process and
+    /// its group, or two quick Ctrl-Cs do) and returns the exit code.
+    /// </summary>
+    public async Task<int> SignalTwiceAsync(string signal, TimeSpan timeout)
+    {
+        string pid = _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using (Process kill = Process.Start("sh", ["-c", $"kill -{signal} {pid}; kill -{signal} {pid}"])!)
+        {
+            await kill.WaitForExitAsync().WaitAsync(timeout);
+        }
+
+        return await WaitForExitAsync(timeout, $" of two SIG{signal}s");
+    }
+
     private async Task<int> SignalAsync(string signal, TimeSpan timeout)
     {
         using (Process kill = Process.Start("kill", ["-" + signal, _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])!)
