@@ -219,6 +219,43 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
         Assert.Equal(single.Sum, clustered.Sum);
     }
 
+    /// <summary>
+    /// The coordinator gives up an attempt after its sum was unmasked, having read only the sum's tail (a site's weight slot
+    /// made the total weight W fail its check, C7): every slice of that sum is ended. Before, the round grain refused the
+    /// abort (its sum was unmasked) and only the reader ends a slice, so each slice kept its part of the unmasked vector for
+    /// the open round's 30 hours: a hostile site pinned one more vector in the silos' memory with every attempt it made abort.
+    /// </summary>
+    [Fact]
+    public async Task Abort_AfterTheSumWasUnmaskedAndOnlyItsTailRead_EverySliceIsEndedNotKept()
+    {
+        using var script = new RoundScript(4, seed: 29, round: 29, 300, bitWidth: 20, degree: 3, federation: "cluster-abort-unmasked");
+        var factory = new Front.ClusterRoundServerFactory(_cluster.Grains, 100, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        var server = (Aggregator.ISlicedRoundServer)await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        var cluster = new ClusterRoundClient(_cluster.Grains, "cluster-abort-unmasked", 29);
+        await script.ThroughShareKeysAsync(cluster, []);
+        await script.SendMaskedInputsAsync(cluster, [1, 2, 3, 4]);
+        await script.UnmaskAsync(cluster, []);
+        Aggregator.SlicedRoundResult result = await server.FinishBySliceAsync(CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        Assert.Equal(2, (await result.Sum.TailAsync(298, CancellationToken.None).WaitAsync(RoundScript.Timeout)).Length);
+
+        await ((Aggregator.IRoundServer)server).AbortAsync("the total weight W is out of its bound (test)", CancellationToken.None).WaitAsync(RoundScript.Timeout);
+
+        IManagementGrain management = _cluster.Grains.GetGrain<IManagementGrain>(0);
+        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+        for (int k = 0; k < 3; k++)
+        {
+            var slice = (GrainReference)(object)cluster.Slice(k);
+            while (await management.GetGrainActivationCount(slice).WaitAsync(RoundScript.Timeout) > 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"slice {k} of the given-up sum is still active 60 s after the abort");
+                await Task.Delay(200);
+            }
+        }
+
+        LedgerEntry entry = Assert.Single(await cluster.Ledger.EntriesAsync().WaitAsync(RoundScript.Timeout), e => e.Round == 29 && string.Equals(e.SessionId, script.Parameters.SessionId, StringComparison.Ordinal));
+        Assert.Equal((false, "the total weight W is out of its bound (test)"), (entry.Completed, entry.AbortReason));
+    }
+
     [Fact]
     public async Task Open_OneSliceFailsToOpen_TheSlicesThatOpenedAreDiscardedNotKeptOpen()
     {

@@ -31,6 +31,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     private readonly ILogger _logger;
     private readonly string? _localSilo;
     private RoundServerStatus _last;
+    private SliceLayout? _unmasked;
 
     public ClusterRoundServer(ClusterRoundClient client, RoundParameters parameters, ILogger logger, SliceUploadLayout? sliceUploads = null, string? localSilo = null)
     {
@@ -262,6 +263,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     public async Task<SlicedRoundResult> FinishBySliceAsync(CancellationToken cancellationToken)
     {
         ClusterRoundResult result = await CloseAsync(ProtocolStage.Unmasking, () => _client.Round.FinishAsync(), cancellationToken).ConfigureAwait(false);
+        _unmasked = result.Layout;
         var sum = new SlicedClusterSum(_client, result.Layout,
             (sha, ct) => _client.RecordCompletedAsync(_sessionId, sha, result.Contributors, _participants, ct));
         return new SlicedRoundResult(result.Contributors, result.RejectedShares, new GuardedSum(sum));
@@ -295,6 +297,11 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     public async Task AbortAsync(string reason, CancellationToken cancellationToken)
     {
         _last = _last with { Stage = ProtocolStage.Aborted };
+        if (_unmasked is { } layout)
+        {
+            await EndUnmaskedSlicesAsync(layout, cancellationToken).ConfigureAwait(false);
+        }
+
         try
         {
             // The round grain stops the round and records the abort in the ledger.
@@ -309,6 +316,27 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         }
 
         await RecordAbortAsync(reason, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The coordinator gives up a round whose sum was unmasked (e.g. its total weight W out of its bound, read from the
+    /// sum's tail alone, C7): its round grain refuses the abort (a completed round's sum stays, so that a late upload cannot
+    /// discard it under a reader), and only the reader ends a slice, after reading it. Every slice is ended here instead:
+    /// before, the slices of such an attempt kept the whole unmasked vector in the silos' memory for
+    /// <see cref="Grains.RoundGrainOptions.KeptWhileOpen"/> (30 hours), one more vector for every attempt a hostile site made
+    /// abort so. Best effort within <see cref="AbortWait"/>: a slice that cannot be reached has lost its sum anyway, and
+    /// ending one already read and ended only activates an empty grain that goes at once.
+    /// </summary>
+    private async Task EndUnmaskedSlicesAsync(SliceLayout layout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k => _client.Slice(k).EndAsync())).WaitAsync(AbortWait, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Log.UnmaskedSlicesNotEnded(_logger, _client.RoundKey, FirstLine(ex.Message));
+        }
     }
 
     /// <summary>
@@ -433,5 +461,8 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
 
         [LoggerMessage(4, LogLevel.Error, "Cluster round {Round}: the abort could not be recorded in the ledger (attempt {Attempt}): {Reason}")]
         public static partial void AbortNotRecorded(ILogger logger, string round, int attempt, string reason);
+
+        [LoggerMessage(5, LogLevel.Warning, "Cluster round {Round}: the slices of the given-up sum could not all be ended ({Reason}); those not reached go with their silo or at the open round's bound")]
+        public static partial void UnmaskedSlicesNotEnded(ILogger logger, string round, string reason);
     }
 }
