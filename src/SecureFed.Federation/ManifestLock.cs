@@ -6,11 +6,11 @@ namespace SecureFed.Federation;
 
 /// <summary>
 /// The exclusive lock a command holds while it reads, changes and rewrites a federation manifest (and, for
-/// <c>provision add-site</c>, the federation folder beside it): the file <c>MANIFEST.lock</c> beside the manifest, opened
+/// <c>provision add-site</c>, the federation folder beside it): the file <c>&lt;manifest&gt;.lock</c> beside the manifest (e.g. <c>federation.json.lock</c>), opened
 /// with <see cref="FileShare.None"/> (an advisory <c>flock</c> on Unix), so two such commands never both read the old
 /// manifest and the later write drops the earlier change. The operating system releases it when the holder ends,
 /// however it ends; the (empty) lock file itself is left in place and is harmless. The holder writes what it is doing
-/// to <c>MANIFEST.lock.holder</c> for the message of a command that could not get the lock.
+/// to <c>&lt;manifest&gt;.lock.holder</c> for the message of a command that could not get the lock.
 /// </summary>
 public sealed class ManifestLock : IDisposable
 {
