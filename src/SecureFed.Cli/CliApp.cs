@@ -35,6 +35,7 @@ internal static partial class CliApp
     public static async Task<int> RunProcessAsync(string[] args)
     {
         using var stop = new CancellationTokenSource();
+        var stoppingSaid = new ManualResetEventSlim(); // not disposed: its writer or a second signal may outlive the command
         int signal = 0;
         void OnSignal(PosixSignalContext context)
         {
@@ -44,13 +45,17 @@ internal static partial class CliApp
                 StopSignal = context.Signal;
                 stop.Cancel();
                 // Said at once (a command between two cancellation checks, a long native step or a benchmark, may take a
-                // while), but not on the runtime's signal thread: nothing that could block runs there.
+                // while), on a thread of its own: a write to a full pipe blocks, and nothing that could block runs on the
+                // signal's thread. Not on the thread pool: the command's work may hold all of it.
                 PosixSignal received = context.Signal;
-                _ = Task.Run(() => Console.Error.WriteLine($"securefed: stopping ({received}); press Ctrl-C again to exit at once"));
+                new Thread(() => SayStopping(received, stoppingSaid)) { IsBackground = true, Name = "securefed stopping" }.Start();
                 return;
             }
 
-            // A second signal: the operator does not want to wait (a hosted service's own handler would swallow it).
+            // A second signal: the operator does not want to wait (a hosted service's own handler would swallow it). Two
+            // quick signals (two Ctrl-Cs, `timeout -s INT`) reach their handlers at the same moment: the first's line is
+            // waited for, briefly, so the operator learns why the process ended (it was lost in 1 of 4 CI runs).
+            stoppingSaid.Wait(TimeSpan.FromSeconds(1));
             ExitNow(context.Signal == PosixSignal.SIGTERM ? ExitTerminated : ExitCancelled);
         }
 
@@ -58,6 +63,22 @@ internal static partial class CliApp
         using PosixSignalRegistration sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         int code = await RunAsync(args, Console.Out, Console.Error, stop.Token).ConfigureAwait(false);
         return code == ExitCancelled && signal == (int)PosixSignal.SIGTERM ? ExitTerminated : code;
+    }
+
+    private static void SayStopping(PosixSignal received, ManualResetEventSlim said)
+    {
+        try
+        {
+            Console.Error.WriteLine($"securefed: stopping ({received}); press Ctrl-C again to exit at once");
+        }
+        catch (IOException)
+        {
+            // standard error closed: nothing to tell
+        }
+        finally
+        {
+            said.Set();
+        }
     }
 
     /// <summary>
