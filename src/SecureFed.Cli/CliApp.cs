@@ -43,12 +43,13 @@ internal static partial class CliApp
             {
                 context.Cancel = true; // the command stops itself; the process ends when it has
                 StopSignal = context.Signal;
-                stop.Cancel();
                 // Said at once (a command between two cancellation checks, a long native step or a benchmark, may take a
-                // while), on a thread of its own: a write to a full pipe blocks, and nothing that could block runs on the
-                // signal's thread. Not on the thread pool: the command's work may hold all of it.
+                // while), before the cancellation's callbacks run, on a thread of its own: a write to a full pipe blocks, and
+                // nothing that could block runs on the signal's thread. Not on the thread pool: the command's work may hold
+                // all of it.
                 PosixSignal received = context.Signal;
                 new Thread(() => SayStopping(received, stoppingSaid)) { IsBackground = true, Name = "securefed stopping" }.Start();
+                stop.Cancel();
                 return;
             }
 
