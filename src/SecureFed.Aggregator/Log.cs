@@ -159,4 +159,10 @@ internal static partial class Log
 
     [LoggerMessage(57, LogLevel.Warning, "Round {Round} completed before the aggregator stopped, but was not yet charged to the federation's site-level ledger: charged now (ρ = {Rho:G6} for {Participants} participant(s), ε now {Epsilon:F3}), and its missing audit lines logged")]
     public static partial void ChargedAtRestart(ILogger logger, long round, double rho, int participants, double epsilon);
+
+    [LoggerMessage(59, LogLevel.Warning, "Round {Round} completed before the aggregator stopped (model version {Version} from {Participants} sites; site-level epsilon {Epsilon:F3}), but its completion was not fully audited: logged now, each with a note saying so: {Lines}")]
+    public static partial void CompletionRecovered(ILogger logger, long round, long version, int participants, double epsilon, string lines);
+
+    [LoggerMessage(60, LogLevel.Warning, "Round {Round} was charged to the federation's site-level ledger (epsilon now {Epsilon:F3}) before the aggregator stopped, but the charge was not audited: its privacy.spent line logged now")]
+    public static partial void ChargeLoggedAtRestart(ILogger logger, long round, double epsilon);
 }

@@ -1156,8 +1156,22 @@ public sealed class RoundCoordinator : BackgroundService
     {
         foreach (RoundRecord round in open)
         {
-            if (!round.Stages.Any(s => s.Stage == StageName(ProtocolStage.ConsistencyCheck)) || _state.Budget.Charged(round.Round))
+            if (!round.Stages.Any(s => s.Stage == StageName(ProtocolStage.ConsistencyCheck)))
             {
+                continue;
+            }
+
+            if (_state.Budget.Charge(round.Round) is { } charged)
+            {
+                // Charged (an abort after the unmasking request, a sum refused at its bound) and then stopped before the
+                // charge's privacy.spent line: the ledger is right, but the auditor would find the sites' charges uncovered.
+                if (!_state.Audit.ReadEvents(AuditEvents.PrivacySpent).Any(e => e.Round == round.Round))
+                {
+                    AuditSiteSpend(round.Round, charged.Rho, charged.EpsilonAfter,
+                        "logged when the aggregator restarted: it had stopped after charging this round, which did not complete, before logging the charge");
+                    Log.ChargeLoggedAtRestart(_logger, round.Round, charged.EpsilonAfter);
+                }
+
                 continue;
             }
 
@@ -1206,6 +1220,58 @@ public sealed class RoundCoordinator : BackgroundService
                 .Add("note", Note));
         }
 
+        // The versions the completion's transaction deleted, recorded in the same transaction, and the round's federated
+        // evaluation, recorded before it: their lines come between aggregate.produced and privacy.spent, as in CompleteAsync.
+        var recovered = new List<string>();
+        if (!produced)
+        {
+            recovered.Add(AuditEvents.AggregateProduced);
+        }
+
+        if (!_state.Audit.ReadEvents(AuditEvents.ModelsPruned).Any(e => e.Round == round.Round)
+            && _state.Store.ListLedger(AggregatorStore.ModelsPrunedKind).LastOrDefault(e => e.Round == round.Round) is { } prunedRecord)
+        {
+            using var pruned = JsonDocument.Parse(prunedRecord.PayloadJson);
+            JsonElement kept = pruned.RootElement;
+            long prunedWith = kept.GetProperty("model_version").GetInt64();
+            long keep = kept.GetProperty("keep").GetInt64();
+            (string Version, string Sha256)[] versions = [.. kept.GetProperty("pruned").EnumerateObject().Select(p => (p.Name, p.Value.GetString()!))];
+            _state.Audit.Append(AuditEvents.ModelsPruned, f => f
+                .Add("round", round.Round)
+                .Add("model_version", prunedWith)
+                .Add("keep", keep)
+                .AddObject("pruned", p =>
+                {
+                    foreach ((string version, string sha256) in versions)
+                    {
+                        p.Add(version, sha256);
+                    }
+                })
+                .Add("note", Note));
+            Log.ModelsPruned(_logger, round.Round, prunedWith, (int)keep, string.Join(", ", versions.Select(v => $"v{v.Version} ({v.Sha256})")));
+            ReleasePrunedSpace(round.Round);
+            recovered.Add(AuditEvents.ModelsPruned);
+        }
+
+        if (!_state.Audit.ReadEvents(AuditEvents.FederatedEvaluation).Any(e => e.Round == round.Round))
+        {
+            if (_state.Store.ListLedger(AggregatorStore.FederatedEvaluationKind).LastOrDefault(e => e.Round == round.Round) is { } evaluationRecord)
+            {
+                (long scoredVersion, FederatedEvaluation? evaluation, string? withheld, string[] declaredScored) = ReadEvaluationRecord(evaluationRecord.PayloadJson);
+                AuditEvaluation(round.Round, scoredVersion, evaluation, withheld, declaredScored, Note);
+                recovered.Add(AuditEvents.FederatedEvaluation);
+            }
+            else if (_state.Audit.ReadEvents(AuditEvents.RoundOpened).LastOrDefault(e => e.Round == round.Round) is { } opened
+                && opened.Fields.TryGetProperty("federated_evaluation", out JsonElement scoring) && scoring.ValueKind == JsonValueKind.True)
+            {
+                // Completed by an earlier version, which kept the summed counts in memory only: they are gone; say so.
+                const string Lost = "not published: the aggregator stopped after storing this round's model and before publishing its federated evaluation, and the summed counts were not kept";
+                long scoredVersion = opened.Fields.TryGetProperty("model_version", out JsonElement v) && v.TryGetInt64(out long n) ? n : 0;
+                AuditEvaluation(round.Round, scoredVersion, null, Lost, [], Note);
+                recovered.Add(AuditEvents.FederatedEvaluation);
+            }
+        }
+
         if (charge is not { } recorded)
         {
             (DistributedDpPlan plan, string planSource) = InterruptedRoundPlan(round);
@@ -1213,14 +1279,19 @@ public sealed class RoundCoordinator : BackgroundService
             recorded = (rho, _state.Budget.Record(round.Round, rho, _options.Delta));
             Log.ChargedAtRestart(_logger, round.Round, rho, round.Participants.Count, recorded.EpsilonAfter);
             AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, "charged when the aggregator restarted: it had stopped after storing this round's model, before charging it" + planSource);
+            recovered.Add(AuditEvents.PrivacySpent);
         }
         else if (!spent)
         {
             AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, Note);
+            recovered.Add(AuditEvents.PrivacySpent);
         }
 
         _state.Audit.Append(AuditEvents.RoundCompleted, f => f.Add("round", round.Round).Add("note", Note));
+        recovered.Add(AuditEvents.RoundCompleted);
         _state.Audit.Checkpoint();
+        Log.CompletionRecovered(_logger, round.Round, _state.Store.LatestModel() is { } stored && stored.Round == round.Round ? stored.Version : 0,
+            round.Participants.Count, recorded.EpsilonAfter, string.Join(", ", recovered));
     }
 
     /// <summary>
@@ -1593,6 +1664,13 @@ public sealed class RoundCoordinator : BackgroundService
 
         long version = session.BaseModelVersion + 1;
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
+        if (evaluation is not null || evaluationNote is not null)
+        {
+            // The counts live in this process's memory only: kept with the round before its model is stored, so that a
+            // restart after the model was stored but before the evaluation was audited can still audit it (RecoverUnloggedCompletion).
+            _state.Store.AppendLedger(session.Round, AggregatorStore.FederatedEvaluationKind, EvaluationRecord(session.BaseModelVersion, evaluation, evaluationNote, declarations));
+        }
+
         _fence.EnsureHeld();
         // The model version and the update rule's moments that produced it in one transaction (the model streamed from the
         // staging file and checked against its SHA-256 as it is copied; the optimizer's own memory): a restart never finds
@@ -1628,7 +1706,7 @@ public sealed class RoundCoordinator : BackgroundService
             ReleasePrunedSpace(session.Round);
         }
 
-        AuditEvaluation(session, evaluation, evaluationNote, declarations);
+        AuditEvaluation(session.Round, session.BaseModelVersion, evaluation, evaluationNote, [.. declarations.Where(d => d.Scored == true).Select(d => d.Site)]);
         AuditSiteSpend(session.Round, rho, epsilon);
 
         // A complaint does not abort the attempt (the complainer left it: AggregationService.JudgeAccusationAsync); it is
@@ -1816,20 +1894,19 @@ public sealed class RoundCoordinator : BackgroundService
     /// the contributors that declared they scored it (ConsistencyRequest.scored), so an auditor can check the published
     /// evaluator count against the declarations, or see whose declaration was missing.
     /// </summary>
-    private void AuditEvaluation(RoundSession session, FederatedEvaluation? evaluation, string? note, IReadOnlyList<ScoringDeclaration> declarations)
+    private void AuditEvaluation(long round, long baseVersion, FederatedEvaluation? evaluation, string? note, IReadOnlyList<string> declaredScored, string? restartNote = null)
     {
-        string[] declaredScored = [.. declarations.Where(d => d.Scored == true).Select(d => d.Site)];
         if (evaluation is not null)
         {
-            Log.FederatedEvaluation(_logger, session.Round, session.BaseModelVersion, evaluation.Evaluators, evaluation.F1, evaluation.Overall.Precision, evaluation.Overall.Recall);
+            Log.FederatedEvaluation(_logger, round, baseVersion, evaluation.Evaluators, evaluation.F1, evaluation.Overall.Precision, evaluation.Overall.Recall);
             if (evaluation.F1 is >= 0 and <= 1)
             {
-                _telemetry?.ReportFederationF1(session.Round, evaluation.F1); // the console's round history (federation level only)
+                _telemetry?.ReportFederationF1(round, evaluation.F1); // the console's round history (federation level only)
             }
 
             _state.Audit.Append(AuditEvents.FederatedEvaluation, f =>
             {
-                f.Add("round", session.Round).Add("model_version", session.BaseModelVersion).Add("evaluators", evaluation.Evaluators)
+                f.Add("round", round).Add("model_version", baseVersion).Add("evaluators", evaluation.Evaluators)
                     .Add("declared_scored", declaredScored);
                 Counts(f, evaluation.Overall).Add("precision", evaluation.Overall.Precision).Add("recall", evaluation.Overall.Recall);
                 f.AddObject("per_type", types =>
@@ -1839,17 +1916,83 @@ public sealed class RoundCoordinator : BackgroundService
                         types.AddObject(type, t => Counts(t, counts));
                     }
                 });
+                if (restartNote is not null)
+                {
+                    f.Add("note", restartNote);
+                }
             });
         }
         else if (note is not null)
         {
-            Log.EvaluationWithheld(_logger, session.Round, note);
-            _state.Audit.Append(AuditEvents.FederatedEvaluation, f => f.Add("round", session.Round).Add("model_version", session.BaseModelVersion)
-                .Add("declared_scored", declaredScored).Add("withheld", note));
+            Log.EvaluationWithheld(_logger, round, note);
+            _state.Audit.Append(AuditEvents.FederatedEvaluation, f =>
+            {
+                f.Add("round", round).Add("model_version", baseVersion).Add("declared_scored", declaredScored).Add("withheld", note);
+                if (restartNote is not null)
+                {
+                    f.Add("note", restartNote);
+                }
+            });
         }
 
         static AuditFields Counts(AuditFields f, EntityCounts c) =>
             f.Add("tp", c.TruePositives).Add("fp", c.FalsePositives).Add("fn", c.FalseNegatives).Add("f1", c.F1);
+    }
+
+    /// <summary>
+    /// The round store's record of a round's federated evaluation (<see cref="AggregatorStore.FederatedEvaluationKind"/>):
+    /// what <see cref="AuditEvaluation"/> logs, federation-level counts only, read back by <see cref="ReadEvaluationRecord"/>.
+    /// </summary>
+    private static string EvaluationRecord(long baseVersion, FederatedEvaluation? evaluation, string? note, IReadOnlyList<ScoringDeclaration> declarations)
+    {
+        var entry = new System.Text.Json.Nodes.JsonObject
+        {
+            ["model_version"] = baseVersion,
+            ["declared_scored"] = new System.Text.Json.Nodes.JsonArray(declarations.Where(d => d.Scored == true).Select(d => (System.Text.Json.Nodes.JsonNode?)d.Site).ToArray()),
+        };
+        if (evaluation is not null)
+        {
+            entry["evaluators"] = evaluation.Evaluators;
+            entry["overall"] = Counts(evaluation.Overall);
+            var types = new System.Text.Json.Nodes.JsonObject();
+            foreach ((string type, EntityCounts counts) in evaluation.PerType)
+            {
+                types[type] = Counts(counts);
+            }
+
+            entry["per_type"] = types;
+        }
+        else
+        {
+            entry["withheld"] = note;
+        }
+
+        return entry.ToJsonString();
+
+        static System.Text.Json.Nodes.JsonObject Counts(EntityCounts c) => new() { ["tp"] = c.TruePositives, ["fp"] = c.FalsePositives, ["fn"] = c.FalseNegatives };
+    }
+
+    /// <summary>Reads an <see cref="EvaluationRecord"/> back: the scored version, the evaluation or the reason none was published, and the sites that declared they scored.</summary>
+    private static (long BaseVersion, FederatedEvaluation? Evaluation, string? Withheld, string[] DeclaredScored) ReadEvaluationRecord(string payload)
+    {
+        using var json = JsonDocument.Parse(payload);
+        JsonElement root = json.RootElement;
+        string[] declared = [.. root.GetProperty("declared_scored").EnumerateArray().Select(e => e.GetString()!)];
+        long baseVersion = root.GetProperty("model_version").GetInt64();
+        if (!root.TryGetProperty("evaluators", out JsonElement evaluators))
+        {
+            return (baseVersion, null, root.GetProperty("withheld").GetString(), declared);
+        }
+
+        var perType = new Dictionary<string, EntityCounts>(StringComparer.Ordinal);
+        foreach (JsonProperty type in root.GetProperty("per_type").EnumerateObject())
+        {
+            perType[type.Name] = Counts(type.Value);
+        }
+
+        return (baseVersion, new FederatedEvaluation(evaluators.GetInt32(), Counts(root.GetProperty("overall")), perType), null, declared);
+
+        static EntityCounts Counts(JsonElement c) => new(c.GetProperty("tp").GetInt64(), c.GetProperty("fp").GetInt64(), c.GetProperty("fn").GetInt64());
     }
 
     private async Task AbortRoundAsync(RoundSession session, ProtocolStage stage, string reason)

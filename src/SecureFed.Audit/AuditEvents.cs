@@ -51,7 +51,8 @@ public static class AuditEvents
     /// <summary>
     /// Aggregator: model versions deleted from the round store (<c>SecureFed:KeepModelVersions</c>) in the transaction
     /// that stored <c>model_version</c>: {round, model_version, keep, pruned{version: sha256}}. Written after the round's
-    /// <see cref="AggregateProduced"/>; an auditor can no longer fetch those versions' bytes from the aggregator.
+    /// <see cref="AggregateProduced"/>; an auditor can no longer fetch those versions' bytes from the aggregator. Written at
+    /// a restart after the aggregator stopped between storing the model and logging it, with a <c>note</c> saying so.
     /// </summary>
     public const string ModelsPruned = "models.pruned";
 
@@ -65,7 +66,8 @@ public static class AuditEvents
     /// Aggregator: the federation's score of the round's starting model from the secure sum of the sites' counts
     /// (docs/PROTOCOL.md, "Federated evaluation"): {round, model_version, evaluators, tp, fp, fn, precision, recall, f1,
     /// per_type{type: {tp, fp, fn, f1}}}, or {round, model_version, withheld: reason} when none was published. Aggregate
-    /// information only; no site's own score exists outside that site.
+    /// information only; no site's own score exists outside that site. Written at a restart after the aggregator stopped
+    /// between storing the round's model and logging it, with a <c>note</c> saying so.
     /// </summary>
     public const string FederatedEvaluation = "evaluation.federated";
 

@@ -5,6 +5,7 @@ using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Crypto;
 using SecureFed.Protocol;
+using SecureFed.Testing;
 
 namespace SecureFed.Reliability.Tests;
 
@@ -296,6 +297,156 @@ public sealed class FaultTests : IDisposable
             Privacy.PrivacyLedger.OpenReadOnly(path).Entries.Where(e => e.Guarantee == Privacy.Guarantee.Site);
     }
 
+    /// <summary>
+    /// The completion of a round with model retention and federated evaluation, killed right after the transaction that
+    /// stored its model (and deleted the versions beyond <c>KeepModelVersions</c>) and the charge to the federation's
+    /// ledger, before any of its audit lines: the state is made by the real code, the data directory copied when the round
+    /// completed and its audit directory replaced by a copy taken when the unmasking stage closed (the sum not yet read).
+    /// The restart used to log aggregate.produced, privacy.spent and round.completed only: the deleted model version was
+    /// never audited (an auditor found v0 gone with no <c>models.pruned</c> line, a deletion the tamper-evident log does not
+    /// show) and the federation's score of the round was lost, and the operator was told nothing, the charge being there.
+    /// Now the restart logs the same <c>models.pruned</c> and <c>evaluation.federated</c> as the uninterrupted run (with a
+    /// note), in the same order, and says on the operator's log which lines it wrote; a second restart writes nothing more.
+    /// </summary>
+    [Fact]
+    public async Task Aggregator_KilledAfterStoringARoundsModel_RestartLogsThePrunedVersionsAndTheEvaluationAndSaysSo()
+    {
+        string[] sites = HeldAtUnmaskingSites;
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
+        {
+            ["Threshold"] = "2",
+            ["KeepModelVersions"] = "1",
+            ["EvaluationEntityTypes:0"] = "Drug",
+            ["EvaluationCountCap"] = "500",
+            ["StageTimeoutSeconds"] = "30",
+            ["TrainingTimeoutSeconds"] = "30",
+        });
+        await fed.StartAggregatorAsync();
+        string liveAudit = AggregatorState.AuditDirectory(fed.AggregatorDataDirectory);
+        string beforeCompletion = Path.Combine(_dir, "audit-before-completion");
+        string killed = Path.Combine(_dir, "killed-after-commit");
+        var progress = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        fed.Coordinator.Progress += (_, p) =>
+        {
+            progress.Enqueue($"{p.Round} {p.Stage}: {p.Detail}");
+            // Raised on the coordinator's own thread, which writes nothing while the copy is made.
+            if (p.Round == 1 && p.Stage == "unmasking")
+            {
+                CopyDirectory(liveAudit, beforeCompletion);
+            }
+            else if (p.Round == 1 && p.Stage == "completed")
+            {
+                CopyDirectory(fed.AggregatorDataDirectory, killed);
+            }
+        };
+        foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
+        {
+            var counts = new EntityCounts(10 + i, 3, 2 + i);
+            fed.StartAgent(site, 100 * (i + 1), trainer: new CountingTrainer(new FakeTrainer(site, TestFederation.Parameters, 100 * (i + 1)),
+                new EvaluationCounts(counts, new Dictionary<string, EntityCounts>(StringComparer.Ordinal) { ["Drug"] = counts })));
+        }
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        await fed.StopAggregatorAsync();
+        JsonElement[] live = Lines(Path.Combine(liveAudit, AuditLog.LogFileName));
+        JsonElement livePruned = Assert.Single(live, l => Type(l) == AuditEvents.ModelsPruned);
+        JsonElement liveEvaluation = Assert.Single(live, l => Type(l) == AuditEvents.FederatedEvaluation);
+        Assert.Equal(3, liveEvaluation.GetProperty("fields").GetProperty("evaluators").GetInt32());
+        Assert.True(livePruned.GetProperty("fields").GetProperty("pruned").TryGetProperty("0", out _), "the live run pruned no v0");
+
+        Assert.True(Directory.Exists(killed) && Directory.Exists(beforeCompletion), "round 1 did not complete: " + string.Join("; ", progress));
+        string killedAudit = AggregatorState.AuditDirectory(killed);
+        Directory.Delete(killedAudit, recursive: true);
+        CopyDirectory(beforeCompletion, killedAudit);
+        Assert.DoesNotContain(Lines(Path.Combine(killedAudit, AuditLog.LogFileName)), l => Type(l) == AuditEvents.AggregateProduced);
+        for (int restart = 1; restart <= 2; restart++)
+        {
+            var logs = new CapturingLogger();
+            await fed.StartAggregatorAsync(killed, logs, Microsoft.Extensions.Logging.LogLevel.Information);
+            await fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(30));
+            await fed.StopAggregatorAsync();
+
+            JsonElement[] lines = Lines(Path.Combine(killedAudit, AuditLog.LogFileName));
+            JsonElement pruned = Assert.Single(lines, l => Type(l) == AuditEvents.ModelsPruned);
+            JsonElement evaluation = Assert.Single(lines, l => Type(l) == AuditEvents.FederatedEvaluation);
+            foreach ((JsonElement recovered, JsonElement original) in new[] { (pruned, livePruned), (evaluation, liveEvaluation) })
+            {
+                JsonElement fields = recovered.GetProperty("fields");
+                Assert.Contains("logged when the aggregator restarted", fields.GetProperty("note").GetString(), StringComparison.Ordinal);
+                foreach (JsonProperty field in original.GetProperty("fields").EnumerateObject())
+                {
+                    Assert.Equal(field.Value.GetRawText(), fields.GetProperty(field.Name).GetRawText());
+                }
+            }
+
+            // In the completion's order.
+            string[] order = [AuditEvents.AggregateProduced, AuditEvents.ModelsPruned, AuditEvents.FederatedEvaluation, AuditEvents.PrivacySpent, AuditEvents.RoundCompleted];
+            Assert.Equal(order, lines.Select(Type).Where(order.Contains));
+            string told = string.Join("\n", logs.Lines.Select(l => l.Message));
+            if (restart == 1)
+            {
+                Assert.Contains("Round 1 completed before the aggregator stopped (model version 1 from 3 sites", told, StringComparison.Ordinal);
+                Assert.Contains($"{AuditEvents.AggregateProduced}, {AuditEvents.ModelsPruned}, {AuditEvents.FederatedEvaluation}, {AuditEvents.PrivacySpent}, {AuditEvents.RoundCompleted}", told, StringComparison.Ordinal);
+                Assert.Contains("Round 1: federated evaluation of model version 0 by 3 sites", told, StringComparison.Ordinal);
+                Assert.Contains("Round 1: model versions pruned with version 1", told, StringComparison.Ordinal);
+            }
+            else
+            {
+                Assert.DoesNotContain("completed before the aggregator stopped", told, StringComparison.Ordinal);
+            }
+        }
+
+        Assert.Single(Privacy.PrivacyLedger.OpenReadOnly(AggregatorState.PrivacyLedgerPath(killed)).Entries, e => e.Guarantee == Privacy.Guarantee.Site);
+        AuditReportResult report = AuditReport.Create([killedAudit, .. sites.Select(s => AgentState.AuditDirectory(fed.AgentDataDirectory(s)))]);
+        Assert.True(report.Passed, report.Verdict + "\n" + string.Join("\n", report.Problems));
+
+        static JsonElement[] Lines(string path) => [.. File.ReadAllLines(path).Select(l => JsonDocument.Parse(l).RootElement.Clone())];
+        static string Type(JsonElement line) => line.GetProperty("type").GetString()!;
+    }
+
+    /// <summary>
+    /// An attempt charged to the federation's ledger although it did not complete (aborted after its unmasking request,
+    /// or its sum refused at its bound), killed between the ledger's entry and its <c>privacy.spent</c> line. The restart
+    /// used to skip the round as charged, so the charge was never audited and the auditor found site-a's charge of the
+    /// round uncovered (<c>audit report</c> failed). Now it logs the ledger's charge, once, without charging again.
+    /// </summary>
+    [Fact]
+    public async Task Aggregator_KilledAfterChargingAnInterruptedRoundBeforeLoggingIt_RestartLogsTheChargeOnce()
+    {
+        string[] sites = HeldAtUnmaskingSites;
+        await using TestFederation fed = await StartRoundHeldAtUnmaskingAsync();
+        string killed = Path.Combine(_dir, "killed-after-charge");
+        CopyDirectory(fed.AggregatorDataDirectory, killed);
+        await fed.StopAgentsAsync();
+        await fed.StopAggregatorAsync();
+        Privacy.LedgerEntry siteCharge = Assert.Single(Privacy.PrivacyLedger.OpenReadOnly(Path.Combine(fed.AgentDataDirectory("site-a"), AgentState.LedgerFileName)).Entries,
+            e => e.Guarantee == Privacy.Guarantee.Site);
+        double rho = ((Privacy.ZcdpMechanism)siteCharge.Mechanism).Rho;
+        double charged = FederationBudget.Open(AggregatorState.PrivacyLedgerPath(killed), TestFederation.FederationName).Record(1, rho, 1e-5);
+
+        string killedAudit = Path.Combine(AggregatorState.AuditDirectory(killed), AuditLog.LogFileName);
+        for (int restart = 1; restart <= 2; restart++)
+        {
+            await fed.StartAggregatorAsync(killed);
+            using (var wait = new CancellationTokenSource(TimeSpan.FromSeconds(30)))
+            {
+                while (fed.State.Store.GetRound(1)!.Status != RoundStatus.Aborted)
+                {
+                    await Task.Delay(50, wait.Token);
+                }
+            }
+
+            await fed.StopAggregatorAsync();
+            Privacy.LedgerEntry charge = Assert.Single(Privacy.PrivacyLedger.OpenReadOnly(AggregatorState.PrivacyLedgerPath(killed)).Entries, e => e.Guarantee == Privacy.Guarantee.Site);
+            Assert.Equal(charged, charge.EpsilonAfter, 12);
+            string spent = Assert.Single(File.ReadAllLines(killedAudit), l => l.Contains($"\"type\":\"{AuditEvents.PrivacySpent}\"", StringComparison.Ordinal));
+            Assert.Contains("logged when the aggregator restarted: it had stopped after charging this round", spent, StringComparison.Ordinal);
+        }
+
+        AuditReportResult report = AuditReport.Create([AggregatorState.AuditDirectory(killed), .. sites.Select(s => AgentState.AuditDirectory(fed.AgentDataDirectory(s)))]);
+        Assert.True(report.Passed, report.Verdict + "\n" + string.Join("\n", report.Problems));
+    }
+
     [Fact]
     public async Task Agents_NetworkDropsResetsAnd503s_RetriedNothingDoubleCountedModelIsWeightedAverage()
     {
@@ -429,14 +580,35 @@ public sealed class FaultTests : IDisposable
         return fed;
     }
 
+    /// <summary>The fake trainer, reporting <paramref name="counts"/> as its dev counts of the received model whenever the round asks for them.</summary>
+    private sealed class CountingTrainer(FakeTrainer inner, EvaluationCounts counts) : ILocalTrainer
+    {
+        public string ModelSpecSha256 => inner.ModelSpecSha256;
+
+        public int ParameterCount => inner.ParameterCount;
+
+        public long ExampleCount => inner.ExampleCount;
+
+        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
+
+        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
+        {
+            LocalUpdate update = inner.Train(globalModel, plan, cancellationToken);
+            return plan.EvaluationCountCap > 0 ? update with { GlobalDevCounts = counts } : update;
+        }
+    }
+
     /// <summary>Copies a data directory as a killed process leaves it: every file but SQLite's shared-memory index and lock files.</summary>
+    /// <remarks>The next model's staging file, open (and locked) while a round completes, is left out as well: a killed
+    /// process leaves it, and the next start deletes it (<see cref="AggregatorState.NextModelFilePattern"/>).</remarks>
     private static void CopyDirectory(string from, string to)
     {
         Directory.CreateDirectory(to);
         foreach (string file in Directory.GetFiles(from))
         {
             string name = Path.GetFileName(file);
-            if (!name.EndsWith("-shm", StringComparison.Ordinal) && name != ".lock")
+            if (!name.EndsWith("-shm", StringComparison.Ordinal) && name != ".lock"
+                && !System.IO.Enumeration.FileSystemName.MatchesSimpleExpression(AggregatorState.NextModelFilePattern, name))
             {
                 using var source = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
                 using FileStream target = File.Create(Path.Combine(to, name));

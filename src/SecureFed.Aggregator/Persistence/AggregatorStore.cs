@@ -21,6 +21,19 @@ public sealed partial class AggregatorStore : IDisposable
     /// <summary>The largest value (model version, one moment of the server optimizer) the round store holds: SQLite's default length limit, 10⁹ bytes.</summary>
     public const long MaxValueBytes = 1_000_000_000;
 
+    /// <summary>
+    /// The ledger kind of the record of the model versions a round's completion deleted ({model_version, keep,
+    /// pruned{version: sha256}}), written in the transaction that deleted them.
+    /// </summary>
+    public const string ModelsPrunedKind = "models.pruned";
+
+    /// <summary>
+    /// The ledger kind of the record of a round's federated evaluation (its published counts, or why none was published),
+    /// written by the coordinator before it stores the round's model, so that an aggregator killed after the model was stored
+    /// but before the evaluation was audited can audit it at its next start.
+    /// </summary>
+    public const string FederatedEvaluationKind = "evaluation.federated";
+
     private const int SqliteCantOpen = 14;
     private const int SqliteCorrupt = 11;
     private const int SqliteNotADatabase = 26;
@@ -255,7 +268,7 @@ public sealed partial class AggregatorStore : IDisposable
             CompleteRoundCore(tx, round, sha, names);
             SaveModelCore(tx, version, round, bytes, sha);
             SaveServerOptimizerCore(tx, version, moments);
-            pruned = PruneModelsCore(tx, keepModelVersions);
+            pruned = PruneModelsCore(tx, keepModelVersions, round, version);
             tx.Commit();
         });
         return pruned;
@@ -308,7 +321,7 @@ public sealed partial class AggregatorStore : IDisposable
             CompleteRoundCore(tx, round, sha, names);
             SaveModelCore(tx, version, round, modelBytes, size, sha);
             SaveServerOptimizerCore(tx, version, moments);
-            IReadOnlyList<ModelRecord> pruned = PruneModelsCore(tx, keepModelVersions);
+            IReadOnlyList<ModelRecord> pruned = PruneModelsCore(tx, keepModelVersions, round, version);
             tx.Commit();
             return pruned;
         });
@@ -866,8 +879,11 @@ public sealed partial class AggregatorStore : IDisposable
     /// except those something still reads: the latest version (the current model, which agents download and the next
     /// round starts from), the version the saved server-optimizer moments go with, and the base version
     /// (<c>model_version</c> of its configuration) of any round still running. Returns the deleted versions, oldest first.
+    /// The deletion is also recorded, in the same transaction, as a ledger entry of kind <see cref="ModelsPrunedKind"/>
+    /// for <paramref name="round"/> ({model_version, keep, pruned{version: sha256}}): the bytes and rows are gone, so an
+    /// aggregator killed before it audited the deletion (<c>models.pruned</c>) logs it at its next start from this entry.
     /// </summary>
-    private List<ModelRecord> PruneModelsCore(SqliteTransaction tx, int keep)
+    private List<ModelRecord> PruneModelsCore(SqliteTransaction tx, int keep, long round, long version)
     {
         if (keep == 0)
         {
@@ -885,6 +901,21 @@ public sealed partial class AggregatorStore : IDisposable
         if (doomed.Count > 0)
         {
             Execute(_connection, tx, $"DELETE FROM models {Doomed};", ("$keep", (long)keep));
+            var entry = new System.Text.Json.Nodes.JsonObject
+            {
+                ["model_version"] = version,
+                ["keep"] = keep,
+                ["pruned"] = new System.Text.Json.Nodes.JsonObject(doomed.Select(m =>
+                    KeyValuePair.Create(m.Version.ToString(CultureInfo.InvariantCulture), (System.Text.Json.Nodes.JsonNode?)m.Sha256))),
+            };
+            Execute(
+                _connection,
+                tx,
+                "INSERT INTO ledger (round, kind, payload, recorded_utc) VALUES ($round, $kind, $payload, $now);",
+                ("$round", round),
+                ("$kind", ModelsPrunedKind),
+                ("$payload", entry.ToJsonString()),
+                ("$now", Now()));
         }
 
         return doomed;
