@@ -133,6 +133,45 @@ public sealed class AgentLifecycleTests : IDisposable
         Assert.Equal(3, fed.Reports.Count(r => r.Completed));
     }
 
+    /// <summary>
+    /// The client's circuit breaker opens in the middle of a round (the aggregator unreachable while the site sends its
+    /// keys: every attempt of the call fails until the breaker refuses the next one with a <c>BrokenCircuitException</c>,
+    /// which is no <c>RpcException</c>). The round is over for the site, reported as such, and the agent goes on: it waits
+    /// for the aggregator and takes part in the next round. Without <c>AgentRunner.RunRoundAsync</c>'s catch of
+    /// <c>BrokenCircuitException</c> the exception ends <c>RunAsync</c> and with it the agent service.
+    /// </summary>
+    [Fact]
+    public async Task RunAsync_CircuitBreakerOpensDuringARound_RoundEndsSayingSoAndTheAgentTakesPartInTheNext()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ThreeSites, new Dictionary<string, string>
+        {
+            ["Rounds"] = "2",
+            ["Threshold"] = "2",
+            ["TrainingTimeoutSeconds"] = "10",
+        });
+        await fed.StartAggregatorAsync();
+        fed.StartAgent("site-b", 200);
+        fed.StartAgent("site-c", 300);
+        KeysOutageHandler? outage = null;
+        // Retries without pauses (the client's clock makes every timer due at once), so the breaker (20 calls, 90 % failed)
+        // opens within the one AdvertiseKeys call; up to 40 retries, so it opens before they run out.
+        (Task run, _) = fed.StartAgent("site-a", 100, wrap: inner => outage = new KeysOutageHandler(inner), maxRetries: 40, clientTime: new ZeroDelayTime(), configureRunner: r =>
+        {
+            r.FirstUnreachableWait = TimeSpan.FromMilliseconds(10);
+            r.MaxUnreachableWait = TimeSpan.FromMilliseconds(200);
+        });
+
+        await fed.WaitFinishedAsync(Hang);
+
+        Assert.True(run.IsCompletedSuccessfully, $"site-a's agent stopped: {run.Exception}");
+        Assert.True(outage!.Failed >= 18, $"only {outage.Failed} AdvertiseKeys attempts failed: the breaker cannot have opened");
+        AgentRoundReport first = Assert.Single(fed.Reports, r => r.Site == "site-a" && r.Round == 1);
+        Assert.False(first.Completed);
+        Assert.StartsWith("ended: the aggregator could not be reached: ", first.Outcome, StringComparison.Ordinal);
+        Assert.Contains("circuit", first.Outcome, StringComparison.OrdinalIgnoreCase);
+        Assert.Contains(fed.Reports, r => r.Site == "site-a" && r.Round > 1 && r.Completed);
+    }
+
     [Fact]
     public async Task RunAsync_KitOfAnotherFederation_StopsNamingTheCaInsteadOfWaiting()
     {
@@ -285,6 +324,43 @@ public sealed class AgentLifecycleTests : IDisposable
             }
 
             return await base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    /// <summary>Every timer due at once (the client's retry pauses); the clock itself is the system's.</summary>
+    private sealed class ZeroDelayTime : TimeProvider
+    {
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period)
+            => base.CreateTimer(callback, state, dueTime == Timeout.InfiniteTimeSpan ? dueTime : TimeSpan.Zero, period);
+    }
+
+    /// <summary>
+    /// The aggregator unreachable for the site's AdvertiseKeys calls (connection refused) from the first one until the
+    /// site next asks for a round; every other call goes through.
+    /// </summary>
+    private sealed class KeysOutageHandler(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        private int _state; // 0: before the outage, 1: in it, 2: over
+        private int _failed;
+
+        public int Failed => Volatile.Read(ref _failed);
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            string path = request.RequestUri!.AbsolutePath;
+            if (path.EndsWith("/AdvertiseKeys", StringComparison.Ordinal) && Volatile.Read(ref _state) < 2)
+            {
+                Volatile.Write(ref _state, 1);
+                Interlocked.Increment(ref _failed);
+                throw new HttpRequestException(HttpRequestError.ConnectionError, "injected outage: connection refused");
+            }
+
+            if (path.EndsWith("/AwaitRound", StringComparison.Ordinal) && Volatile.Read(ref _state) == 1)
+            {
+                Volatile.Write(ref _state, 2);
+            }
+
+            return base.SendAsync(request, cancellationToken);
         }
     }
 

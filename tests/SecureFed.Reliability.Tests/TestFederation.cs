@@ -158,9 +158,9 @@ internal sealed class TestFederation : IAsyncDisposable
         }
     }
 
-    /// <summary>Starts an honest agent (FakeTrainer) for <paramref name="site"/>; <paramref name="wrap"/> may wrap its HTTP handler.</summary>
+    /// <summary>Starts an honest agent (FakeTrainer) for <paramref name="site"/>; <paramref name="wrap"/> may wrap its HTTP handler; <paramref name="clientTime"/> is its client's clock (retry pauses, circuit breaker).</summary>
     /// <returns>The agent's run (it faults with what stopped it) and the source that stops it (Ctrl-C).</returns>
-    public (Task Run, CancellationTokenSource Stop) StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null, ILocalTrainer? trainer = null, Action<AgentOptions>? configure = null, Action<AgentRunner>? configureRunner = null, Microsoft.Extensions.Logging.ILogger? logger = null, Uri? aggregatorAddress = null)
+    public (Task Run, CancellationTokenSource Stop) StartAgent(string site, long examples, DropoutHook? dropout = null, Func<HttpMessageHandler, HttpMessageHandler>? wrap = null, int maxRetries = 4, Crypto.IRandomSource? updateRandom = null, ILocalTrainer? trainer = null, Action<AgentOptions>? configure = null, Action<AgentRunner>? configureRunner = null, Microsoft.Extensions.Logging.ILogger? logger = null, Uri? aggregatorAddress = null, TimeProvider? clientTime = null)
     {
         Uri address = aggregatorAddress ?? Address;
         var options = new AgentOptions
@@ -182,7 +182,7 @@ internal sealed class TestFederation : IAsyncDisposable
             handler = wrap(handler);
         }
 
-        var client = new AggregatorClient(address, state.Kit, TimeSpan.FromSeconds(options.CallTimeoutSeconds), options.MaxRetries, handler: handler);
+        var client = new AggregatorClient(address, state.Kit, TimeSpan.FromSeconds(options.CallTimeoutSeconds), options.MaxRetries, clientTime, handler: handler);
         var runner = new AgentRunner(options, state.Kit, client, trainer ?? new FakeTrainer(site, Parameters, examples), state.Ledger, state.Audit, logger ?? NullLogger.Instance)
         {
             Dropout = dropout,
