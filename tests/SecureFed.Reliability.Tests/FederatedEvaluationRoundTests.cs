@@ -57,6 +57,8 @@ public sealed class FederatedEvaluationRoundTests : IDisposable
         }
 
         await fed.WaitFinishedAsync(TimeSpan.FromSeconds(120));
+        var console = new OperatorConsole(fed.Coordinator, fed.Aggregator!.Services.GetRequiredService<AggregatorState>(),
+            fed.Aggregator.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<AggregatorOptions>>(), fed.Aggregator.Services.GetRequiredService<AggregatorTelemetry>(), TimeProvider.System);
 
         Assert.Null(fed.Coordinator.Failure);
         string audit = await File.ReadAllTextAsync(Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName));
@@ -84,6 +86,13 @@ public sealed class FederatedEvaluationRoundTests : IDisposable
             // The operator console's round history shows the same federation-level score.
             ConsoleRound shown = fed.Aggregator!.Services.GetRequiredService<AggregatorTelemetry>().Rounds().Single(r => r.Round == round);
             Assert.Equal(pooled.F1, shown.FederationF1!.Value, 12);
+
+            // ... beside the version it scored (the one the round started from), not the version the round produced: an
+            // operator who picks the row with the best F1 exports that row's scored version. Before, the F1 of version
+            // round - 1 stood next to "model version" round, a model no evaluation had scored.
+            Match row = Regex.Match(console.Live(), $"<tr data-round=\"{round}\" data-outcome=\"completed\">.*?</tr>", RegexOptions.Singleline);
+            Assert.True(row.Success, $"round {round} is not in the console's history");
+            Assert.Contains($"<td class=\"scored\">{round - 1}</td><td class=\"f1\">{OperatorConsole.F1Cell(pooled.F1)}</td>", row.Value, StringComparison.Ordinal);
 
             // The audit records the same aggregate, for the model version the round started from.
             JsonElement line = AuditLine(audit, AuditEvents.FederatedEvaluation, round);

@@ -228,9 +228,10 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
     {
         var byRound = recent.GroupBy(r => r.Round).ToDictionary(g => g.Key, g => g.First());
         html.Append("<section aria-labelledby=\"history-heading\"><h2 id=\"history-heading\">Round history</h2>")
-            .Append("<table id=\"history\"><caption>Newest first; bytes are those received from sites while the round was open (since the aggregator started).</caption>")
+            .Append("<table id=\"history\"><caption>Newest first; bytes are those received from sites while the round was open (since the aggregator started). ")
+            .Append("The federation F1 is the score of the model version the round started from (federated evaluation), never of the version it produced: that one is scored by the next round.</caption>")
             .Append("<thead><tr><th scope=\"col\">Round</th><th scope=\"col\">Outcome</th><th scope=\"col\">Survivors</th><th scope=\"col\">Duration</th>")
-            .Append("<th scope=\"col\">Bytes received</th><th scope=\"col\">Model version</th><th scope=\"col\">Federation F1</th></tr></thead><tbody>");
+            .Append("<th scope=\"col\">Bytes received</th><th scope=\"col\">Model version produced</th><th scope=\"col\">Model version scored</th><th scope=\"col\">Federation F1 of the version scored</th></tr></thead><tbody>");
         foreach (RoundRecord r in stored.OrderByDescending(r => r.Round).Take(HistoryRows))
         {
             byRound.TryGetValue(r.Round, out ConsoleRound? mine);
@@ -244,9 +245,15 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
             string survivors = r.Status == RoundStatus.Completed ? r.Participants.Count.ToString(CultureInfo.InvariantCulture) : r.Status == RoundStatus.Aborted ? "0" : "—";
             string bytes = mine is null ? "—" : mine.BytesReceived.ToString("N0", CultureInfo.InvariantCulture);
             string model = mine?.ModelVersionAfter?.ToString(CultureInfo.InvariantCulture) ?? "—";
+
+            // The F1 a round reports is that of the model it started from (RoundCoordinator.AuditEvaluation), so it is shown
+            // beside that version: next to the version the round produced it made an operator pick a model no evaluation had
+            // scored, which carries the round's own edits (a hostile site's within the sum bound included).
+            string scored = mine is { FederationF1: not null } ? mine.BaseModelVersion.ToString(CultureInfo.InvariantCulture) : "—";
             html.Append("<tr data-round=\"").Append(r.Round).Append("\" data-outcome=\"").Append(r.Status.ToString().ToLowerInvariant()).Append("\"><th scope=\"row\">")
                 .Append(r.Round).Append("</th><td>").Append(E(outcome)).Append("</td><td>").Append(survivors).Append("</td><td>").Append(duration)
-                .Append("</td><td>").Append(bytes).Append("</td><td>").Append(model).Append("</td><td class=\"f1\">").Append(F1Cell(mine?.FederationF1)).Append("</td></tr>");
+                .Append("</td><td>").Append(bytes).Append("</td><td>").Append(model).Append("</td><td class=\"scored\">").Append(scored)
+                .Append("</td><td class=\"f1\">").Append(F1Cell(mine?.FederationF1)).Append("</td></tr>");
         }
 
         html.Append("</tbody></table></section>");
