@@ -382,6 +382,60 @@ public sealed class HostileBulkCallTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// The metric of received bytes (<c>securefed.aggregator.received</c>, by method) names the method the call was routed
+    /// to, not the path as the site spelled it: routing matches paths case-insensitively and with a trailing slash, and the
+    /// label was taken from the path (<see cref="ServerCallContext.Method"/>), so one site's GetStatus calls under 64
+    /// spellings made 33 series before the fix (32 names and "" for the 32 with a trailing slash; up to the OpenTelemetry
+    /// SDK's default cap of 2,000 per metric, past which further series go to the overflow series), each a line of the
+    /// operator's /metrics.
+    /// </summary>
+    [Fact]
+    public async Task AnyMethod_PathSpelledDifferentlyByASite_OneMetricSeriesUnderTheRoutedMethodsName()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"], new Dictionary<string, string> { ["MinSites"] = "2" });
+        await fed.StartAggregatorAsync();
+        System.Diagnostics.Metrics.IMeterFactory meters = fed.Aggregator!.Services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        var series = new System.Collections.Concurrent.ConcurrentDictionary<string, long>(StringComparer.Ordinal);
+        using var listener = new System.Diagnostics.Metrics.MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (ReferenceEquals(instrument.Meter.Scope, meters) && instrument.Name == "securefed.aggregator.received")
+            {
+                l.EnableMeasurementEvents(instrument);
+            }
+        };
+        listener.SetMeasurementEventCallback<long>((_, bytes, tags, _) =>
+        {
+            foreach (KeyValuePair<string, object?> tag in tags)
+            {
+                if (tag.Key == "method")
+                {
+                    series.AddOrUpdate((string)tag.Value!, bytes, (_, sum) => sum + bytes);
+                }
+            }
+        });
+        listener.Start();
+
+        using PartyKit kitX = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kitX.TlsCertificate);
+        CallInvoker invoker = channel.CreateCallInvoker();
+        const int spellings = 64;
+        for (int i = 0; i < spellings; i++)
+        {
+            // Bit k of i upper-cases letter k of "getstatus"; every other call ends in a slash. All are routed to GetStatus.
+            string name = new string("getstatus".Select((c, k) => ((i >> k) & 1) == 1 ? char.ToUpperInvariant(c) : c).ToArray());
+            var method = new Method<StatusRequest, FederationStatus>(MethodType.Unary, "securefed.v1.aggregation", i % 2 == 0 ? name : name + "/",
+                Marshaller<StatusRequest>(StatusRequest.Parser), Marshaller<FederationStatus>(FederationStatus.Parser));
+            FederationStatus status = await invoker.AsyncUnaryCall(method, null, RawClient.Deadline(60), new StatusRequest { Header = RawClient.Header(0, "", "site-x", Stage.Unspecified) })
+                .ResponseAsync.WaitAsync(HangBound);
+            Assert.Equal(TestFederation.FederationName, status.FederationId);
+        }
+
+        Assert.Equal(["GetStatus"], series.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(spellings * new StatusRequest { Header = RawClient.Header(0, "", "site-x", Stage.Unspecified) }.CalculateSize(), series["GetStatus"]);
+    }
+
     public void Dispose()
     {
         try

@@ -35,7 +35,7 @@ internal sealed class TelemetryInterceptor(AggregatorTelemetry telemetry) : Inte
         if (request is IMessage message)
         {
             int size = message.CalculateSize();
-            telemetry.Received(MethodName(context.Method), size);
+            telemetry.Received(MethodName(context), size);
             if (forwarded)
             {
                 telemetry.ReceivedForwarded(size + 5L); // the gRPC message prefix: the unit the forwarding silo counts
@@ -49,6 +49,17 @@ internal sealed class TelemetryInterceptor(AggregatorTelemetry telemetry) : Inte
         int slash = method.LastIndexOf('/');
         return slash >= 0 ? method[(slash + 1)..] : method;
     }
+
+    /// <summary>
+    /// The short name of the gRPC method the call was routed to (<see cref="BulkCallGate.CallMethod"/>), the metric's
+    /// <c>method</c> label. Not <see cref="ServerCallContext.Method"/>: that is the request's path as the caller spelled it,
+    /// and routing matches paths case-insensitively and with a trailing slash, so a site that sent each call under another
+    /// spelling (<c>/securefed.v1.aggregation/gEtStAtUs</c>, … : 512 of GetStatus, 131,072 of UploadMaskedInput; a trailing
+    /// slash gave the name "") made a new series per spelling, up to the OpenTelemetry SDK's default cap of 2,000 per metric,
+    /// past which further series (an honest round's methods not yet seen, when the site did this at start-up) go to the
+    /// overflow series; the operator's /metrics grew by one line per spelling (hostile-site review).
+    /// </summary>
+    internal static string MethodName(ServerCallContext context) => BulkCallGate.CallMethod(context.GetHttpContext());
 
     private sealed class CountingReader<T>(IAsyncStreamReader<T> inner, TelemetryInterceptor owner, ServerCallContext context, bool forwarded) : IAsyncStreamReader<T>
     {
