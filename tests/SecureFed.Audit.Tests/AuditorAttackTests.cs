@@ -282,6 +282,31 @@ public sealed class AuditorAttackTests
         Assert.DoesNotContain(text, c => c != '\n' && (char.IsControl(c) || char.GetUnicodeCategory(c) == System.Globalization.UnicodeCategory.Format));
     }
 
+    /// <summary>
+    /// A site writes its own log and hands it to the auditor: an actor (or any text the report shows) with a right-to-left
+    /// override made the browser show the rest of the report's verdict line reversed, and escape sequences reached the page
+    /// as they were; the terminal's lines were made printable already (above), the HTML report's were not.
+    /// </summary>
+    [Fact]
+    public void Create_SiteLogActorWithEscapeSequencesAndBidiOverride_HtmlReportHasNoControlOrFormatCharacter()
+    {
+        using var aggregator = new TestLog();
+        aggregator.Populate(rounds: 1);
+        using var site = new TestLog();
+        const string actor = "h1\u001b[2J\u001b[H\u001b[32mPASSED\u009b0m\u202e\u2066\u200b\u007f";
+        using (AuditLog log = site.Open(actor: actor))
+        {
+            log.Append(AuditEvents.RoundJoined, f => f.Add("round", 1).Add("reason", "ok\u202Esite-b"));
+            log.Append(AuditEvents.Refusal, f => f.Add("round", 1).Add("reason", "x\u2067y"));
+        }
+
+        AuditReportResult result = AuditReport.Create([aggregator.Directory, site.Directory]);
+
+        Assert.Contains("h1\uFFFD[2J\uFFFD[H\uFFFD[32mPASSED\uFFFD0m\uFFFD\uFFFD\uFFFD\uFFFD", result.Html, StringComparison.Ordinal);
+        Assert.DoesNotContain(result.Html, c => c is not '\n' && (char.IsControl(c) || char.GetUnicodeCategory(c) is System.Globalization.UnicodeCategory.Format
+            or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator));
+    }
+
     private static void CopyFolder(string from, string to)
     {
         foreach (string file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
