@@ -580,24 +580,6 @@ public sealed class FaultTests : IDisposable
         return fed;
     }
 
-    /// <summary>The fake trainer, reporting <paramref name="counts"/> as its dev counts of the received model whenever the round asks for them.</summary>
-    private sealed class CountingTrainer(FakeTrainer inner, EvaluationCounts counts) : ILocalTrainer
-    {
-        public string ModelSpecSha256 => inner.ModelSpecSha256;
-
-        public int ParameterCount => inner.ParameterCount;
-
-        public long ExampleCount => inner.ExampleCount;
-
-        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
-
-        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
-        {
-            LocalUpdate update = inner.Train(globalModel, plan, cancellationToken);
-            return plan.EvaluationCountCap > 0 ? update with { GlobalDevCounts = counts } : update;
-        }
-    }
-
     /// <summary>Copies a data directory as a killed process leaves it: every file but SQLite's shared-memory index and lock files.</summary>
     /// <remarks>The next model's staging file, open (and locked) while a round completes, is left out as well: a killed
     /// process leaves it, and the next start deletes it (<see cref="AggregatorState.NextModelFilePattern"/>).</remarks>

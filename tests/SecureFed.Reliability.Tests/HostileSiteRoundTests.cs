@@ -2113,24 +2113,6 @@ public sealed class HostileSiteRoundTests : IDisposable
             : [];
     }
 
-    /// <summary>The fake trainer, reporting <paramref name="counts"/> as its dev counts of the received model whenever the round asks for them.</summary>
-    private sealed class CountingTrainer(FakeTrainer inner, EvaluationCounts counts) : ILocalTrainer
-    {
-        public string ModelSpecSha256 => inner.ModelSpecSha256;
-
-        public int ParameterCount => inner.ParameterCount;
-
-        public long ExampleCount => inner.ExampleCount;
-
-        public long ExpectedSteps(LocalTrainingPlan plan) => inner.ExpectedSteps(plan);
-
-        public LocalUpdate Train(float[] globalModel, LocalTrainingPlan plan, CancellationToken cancellationToken)
-        {
-            LocalUpdate update = inner.Train(globalModel, plan, cancellationToken);
-            return plan.EvaluationCountCap > 0 ? update with { GlobalDevCounts = counts } : update;
-        }
-    }
-
     /// <summary>The system CSPRNG, keeping a copy of the first block it filled.</summary>
     private sealed class CapturingRandom : SecureFed.Crypto.IRandomSource
     {
