@@ -307,6 +307,18 @@ public sealed class AuditorAttackTests
             or System.Globalization.UnicodeCategory.LineSeparator or System.Globalization.UnicodeCategory.ParagraphSeparator));
     }
 
+    /// <summary>
+    /// Tabs and line breaks (LF, CR) in text the HTML report shows are only white space in a page: kept, where they became
+    /// U+FFFD (a CRLF in a logged reason showed as "\uFFFD" before each line break); what could reorder, hide or
+    /// colour text is still replaced, between them too.
+    /// </summary>
+    [Fact]
+    public void HtmlEncode_TabsAndCrLfInLoggedText_KeptWhileControlAndFormatCharactersAreReplaced()
+    {
+        Assert.Equal("first\tsecond\r\nthird &lt;b&gt;", Html.Encode("first\tsecond\r\nthird <b>"));
+        Assert.Equal("a\uFFFD\tb\r\uFFFD[2Jc\n\uFFFD", Html.Encode("a\u202e\tb\r\u001b[2Jc\n\u2066"));
+    }
+
     private static void CopyFolder(string from, string to)
     {
         foreach (string file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
