@@ -34,8 +34,11 @@ internal static partial class CliApp
     /// </summary>
     public static async Task<int> RunProcessAsync(string[] args)
     {
-        using var stop = new CancellationTokenSource();
-        var stoppingSaid = new ManualResetEventSlim(); // not disposed: its writer or a second signal may outlive the command
+        // Neither is disposed: .NET runs a signal's handler on a thread of its own, with no wait against the registration's
+        // disposal, so a signal that arrives as the command returns may still run OnSignal afterwards (a disposed source's
+        // Cancel throws, on that thread: a crash).
+        var stop = new CancellationTokenSource();
+        var stoppingSaid = new ManualResetEventSlim(); // its writer or a second signal may outlive the command too
         int signal = 0;
         void OnSignal(PosixSignalContext context)
         {
