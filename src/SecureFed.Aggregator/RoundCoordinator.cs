@@ -1236,20 +1236,7 @@ public sealed class RoundCoordinator : BackgroundService
             long prunedWith = kept.GetProperty("model_version").GetInt64();
             long keep = kept.GetProperty("keep").GetInt64();
             (string Version, string Sha256)[] versions = [.. kept.GetProperty("pruned").EnumerateObject().Select(p => (p.Name, p.Value.GetString()!))];
-            _state.Audit.Append(AuditEvents.ModelsPruned, f => f
-                .Add("round", round.Round)
-                .Add("model_version", prunedWith)
-                .Add("keep", keep)
-                .AddObject("pruned", p =>
-                {
-                    foreach ((string version, string sha256) in versions)
-                    {
-                        p.Add(version, sha256);
-                    }
-                })
-                .Add("note", Note));
-            Log.ModelsPruned(_logger, round.Round, prunedWith, (int)keep, string.Join(", ", versions.Select(v => $"v{v.Version} ({v.Sha256})")));
-            ReleasePrunedSpace(round.Round);
+            AuditPruned(round.Round, prunedWith, (int)keep, versions, Note);
             recovered.Add(AuditEvents.ModelsPruned);
         }
 
@@ -1664,14 +1651,15 @@ public sealed class RoundCoordinator : BackgroundService
 
         long version = session.BaseModelVersion + 1;
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
+        _fence.EnsureHeld();
         if (evaluation is not null || evaluationNote is not null)
         {
             // The counts live in this process's memory only: kept with the round before its model is stored, so that a
             // restart after the model was stored but before the evaluation was audited can still audit it (RecoverUnloggedCompletion).
+            // After the fence check, as every durable write of a round.
             _state.Store.AppendLedger(session.Round, AggregatorStore.FederatedEvaluationKind, EvaluationRecord(session.BaseModelVersion, evaluation, evaluationNote, declarations));
         }
 
-        _fence.EnsureHeld();
         // The model version and the update rule's moments that produced it in one transaction (the model streamed from the
         // staging file and checked against its SHA-256 as it is copied; the optimizer's own memory): a restart never finds
         // one without the other.
@@ -1691,19 +1679,8 @@ public sealed class RoundCoordinator : BackgroundService
             .AddObject("server_update", rule => ServerRuleFields(rule, _state.ServerRule)));
         if (pruned.Count > 0)
         {
-            _state.Audit.Append(AuditEvents.ModelsPruned, f => f
-                .Add("round", session.Round)
-                .Add("model_version", version)
-                .Add("keep", _options.KeepModelVersions)
-                .AddObject("pruned", p =>
-                {
-                    foreach (ModelRecord model in pruned)
-                    {
-                        p.Add(model.Version.ToString(CultureInfo.InvariantCulture), model.Sha256);
-                    }
-                }));
-            Log.ModelsPruned(_logger, session.Round, version, _options.KeepModelVersions, string.Join(", ", pruned.Select(m => $"v{m.Version} ({m.Sha256})")));
-            ReleasePrunedSpace(session.Round);
+            AuditPruned(session.Round, version, _options.KeepModelVersions,
+                [.. pruned.Select(m => (m.Version.ToString(CultureInfo.InvariantCulture), m.Sha256))], restartNote: null);
         }
 
         AuditEvaluation(session.Round, session.BaseModelVersion, evaluation, evaluationNote, [.. declarations.Where(d => d.Scored == true).Select(d => d.Site)]);
@@ -1937,6 +1914,34 @@ public sealed class RoundCoordinator : BackgroundService
 
         static AuditFields Counts(AuditFields f, EntityCounts c) =>
             f.Add("tp", c.TruePositives).Add("fp", c.FalsePositives).Add("fn", c.FalseNegatives).Add("f1", c.F1);
+    }
+
+    /// <summary>
+    /// Audits and logs the model versions a round's completion deleted (<c>KeepModelVersions</c>), each with its SHA-256,
+    /// and releases their space: at the completion, and at a restart from the round store's record of the deletion (with
+    /// <paramref name="restartNote"/>).
+    /// </summary>
+    private void AuditPruned(long round, long version, int keep, IReadOnlyList<(string Version, string Sha256)> pruned, string? restartNote)
+    {
+        _state.Audit.Append(AuditEvents.ModelsPruned, f =>
+        {
+            f.Add("round", round)
+                .Add("model_version", version)
+                .Add("keep", keep)
+                .AddObject("pruned", p =>
+                {
+                    foreach ((string prunedVersion, string sha256) in pruned)
+                    {
+                        p.Add(prunedVersion, sha256);
+                    }
+                });
+            if (restartNote is not null)
+            {
+                f.Add("note", restartNote);
+            }
+        });
+        Log.ModelsPruned(_logger, round, version, keep, string.Join(", ", pruned.Select(m => $"v{m.Version} ({m.Sha256})")));
+        ReleasePrunedSpace(round);
     }
 
     /// <summary>

@@ -43,13 +43,6 @@ internal sealed class TelemetryInterceptor(AggregatorTelemetry telemetry) : Inte
         }
     }
 
-    /// <summary>The method's short name (<c>/securefed.v1.Aggregation/AdvertiseKeys</c> → <c>AdvertiseKeys</c>).</summary>
-    internal static string MethodName(string method)
-    {
-        int slash = method.LastIndexOf('/');
-        return slash >= 0 ? method[(slash + 1)..] : method;
-    }
-
     /// <summary>
     /// The short name of the gRPC method the call was routed to (<see cref="BulkCallGate.CallMethod"/>), the metric's
     /// <c>method</c> label. Not <see cref="ServerCallContext.Method"/>: that is the request's path as the caller spelled it,

@@ -577,18 +577,24 @@ public sealed partial class AggregatorStore : IDisposable
                 _ = Status(tx, r);
             }
 
-            Execute(
-                _connection,
-                tx,
-                "INSERT INTO ledger (round, kind, payload, recorded_utc) VALUES ($round, $kind, $payload, $now);",
-                ("$round", round.HasValue ? (object)round.Value : DBNull.Value),
-                ("$kind", kind),
-                ("$payload", payloadJson),
-                ("$now", Now()));
-            long seq = (long)Scalar(_connection, tx, "SELECT last_insert_rowid();")!;
+            long seq = InsertLedgerCore(tx, round, kind, payloadJson);
             tx.Commit();
             return seq;
         });
+    }
+
+    /// <summary>Inserts a ledger entry in <paramref name="tx"/>; returns its sequence number.</summary>
+    private long InsertLedgerCore(SqliteTransaction tx, long? round, string kind, string payloadJson)
+    {
+        Execute(
+            _connection,
+            tx,
+            "INSERT INTO ledger (round, kind, payload, recorded_utc) VALUES ($round, $kind, $payload, $now);",
+            ("$round", round.HasValue ? (object)round.Value : DBNull.Value),
+            ("$kind", kind),
+            ("$payload", payloadJson),
+            ("$now", Now()));
+        return (long)Scalar(_connection, tx, "SELECT last_insert_rowid();")!;
     }
 
     /// <summary>The ledger entries in order, optionally only those of one kind.</summary>
@@ -908,14 +914,7 @@ public sealed partial class AggregatorStore : IDisposable
                 ["pruned"] = new System.Text.Json.Nodes.JsonObject(doomed.Select(m =>
                     KeyValuePair.Create(m.Version.ToString(CultureInfo.InvariantCulture), (System.Text.Json.Nodes.JsonNode?)m.Sha256))),
             };
-            Execute(
-                _connection,
-                tx,
-                "INSERT INTO ledger (round, kind, payload, recorded_utc) VALUES ($round, $kind, $payload, $now);",
-                ("$round", round),
-                ("$kind", ModelsPrunedKind),
-                ("$payload", entry.ToJsonString()),
-                ("$now", Now()));
+            InsertLedgerCore(tx, round, ModelsPrunedKind, entry.ToJsonString());
         }
 
         return doomed;
