@@ -1652,12 +1652,13 @@ public sealed class RoundCoordinator : BackgroundService
         long version = session.BaseModelVersion + 1;
         double rho = DistributedDp.RhoPerRound(session.DpPlan, result.Contributors.Count);
         _fence.EnsureHeld();
+        string[] declaredScored = [.. declarations.Where(d => d.Scored == true).Select(d => d.Site)];
         if (evaluation is not null || evaluationNote is not null)
         {
             // The counts live in this process's memory only: kept with the round before its model is stored, so that a
             // restart after the model was stored but before the evaluation was audited can still audit it (RecoverUnloggedCompletion).
             // After the fence check, as every durable write of a round.
-            _state.Store.AppendLedger(session.Round, AggregatorStore.FederatedEvaluationKind, EvaluationRecord(session.BaseModelVersion, evaluation, evaluationNote, declarations));
+            _state.Store.AppendLedger(session.Round, AggregatorStore.FederatedEvaluationKind, EvaluationRecord(session.BaseModelVersion, evaluation, evaluationNote, declaredScored));
         }
 
         // The model version and the update rule's moments that produced it in one transaction (the model streamed from the
@@ -1683,7 +1684,7 @@ public sealed class RoundCoordinator : BackgroundService
                 [.. pruned.Select(m => (m.Version.ToString(CultureInfo.InvariantCulture), m.Sha256))], restartNote: null);
         }
 
-        AuditEvaluation(session.Round, session.BaseModelVersion, evaluation, evaluationNote, [.. declarations.Where(d => d.Scored == true).Select(d => d.Site)]);
+        AuditEvaluation(session.Round, session.BaseModelVersion, evaluation, evaluationNote, declaredScored);
         AuditSiteSpend(session.Round, rho, epsilon);
 
         // A complaint does not abort the attempt (the complainer left it: AggregationService.JudgeAccusationAsync); it is
@@ -1948,12 +1949,12 @@ public sealed class RoundCoordinator : BackgroundService
     /// The round store's record of a round's federated evaluation (<see cref="AggregatorStore.FederatedEvaluationKind"/>):
     /// what <see cref="AuditEvaluation"/> logs, federation-level counts only, read back by <see cref="ReadEvaluationRecord"/>.
     /// </summary>
-    private static string EvaluationRecord(long baseVersion, FederatedEvaluation? evaluation, string? note, IReadOnlyList<ScoringDeclaration> declarations)
+    private static string EvaluationRecord(long baseVersion, FederatedEvaluation? evaluation, string? note, IReadOnlyList<string> declaredScored)
     {
         var entry = new System.Text.Json.Nodes.JsonObject
         {
             ["model_version"] = baseVersion,
-            ["declared_scored"] = new System.Text.Json.Nodes.JsonArray(declarations.Where(d => d.Scored == true).Select(d => (System.Text.Json.Nodes.JsonNode?)d.Site).ToArray()),
+            ["declared_scored"] = new System.Text.Json.Nodes.JsonArray([.. declaredScored.Select(site => (System.Text.Json.Nodes.JsonNode?)site)]),
         };
         if (evaluation is not null)
         {
