@@ -34,7 +34,12 @@ public sealed class AuditLog : IDisposable
     /// <summary>Extension of checkpoint files.</summary>
     public const string CheckpointExtension = ".checkpoint";
 
-    private const string LockFileName = ".lock";
+    /// <summary>
+    /// The lock file inside the directory, held exclusively (<see cref="FileShare.None"/>) by the one writer while the log is
+    /// open: for an agent or an aggregator, its whole run. The privacy-ledger repair takes it too, so that no append to the
+    /// ledger beside the audit folder comes between its check and its rewrite.
+    /// </summary>
+    public const string LockFileName = ".lock";
 
     private readonly Lock _gate = new();
     private readonly string _logPath;

@@ -1,5 +1,6 @@
 using System.Globalization;
 
+using SecureFed.Federation;
 using SecureFed.Privacy.Internal;
 
 namespace SecureFed.Privacy;
@@ -112,6 +113,94 @@ public sealed class PrivacyLedger
         }
 
         return Load(full, readOnly: true, timeProvider ?? TimeProvider.System);
+    }
+
+    /// <summary>
+    /// Removes a torn last line (no terminating newline) from the ledger at <paramref name="path"/>, the damage a crash or a
+    /// power loss in the middle of <see cref="Record"/> leaves, so that its owner can go on without editing the file by
+    /// hand. Safe only because of the order of the owner's writes: an append is fsync'ed before anything it accounts for
+    /// leaves (the agent appends before it uploads its masked input and before it reveals its unmasking shares), so a torn
+    /// line is a charge whose release never happened; the aggregator charges after the fact and, at start-up, charges again
+    /// a round whose charge is missing. Everything else is checked as <see cref="Open"/> checks it (every complete line:
+    /// JSON, hash chain, sequence numbers, owner header, replayed epsilons) and any other damage is refused with nothing
+    /// changed. With <paramref name="apply"/> the original file is first kept byte for byte beside the ledger as
+    /// <c>&lt;file&gt;.torn-&lt;UTC time&gt;</c> (never over an existing file), then the complete lines replace the file
+    /// atomically (temporary file, fsync, rename, fsync of the folder); without it nothing is written (a dry run).
+    /// </summary>
+    /// <param name="path">The ledger file.</param>
+    /// <param name="apply">False: only verify and say what the repair would remove. True: repair.</param>
+    /// <param name="writerLockPath">The lock file every process that appends to this ledger holds while it runs (for the
+    /// agent and the aggregator: their data folder's <c>audit/.lock</c>, held by their audit log), taken exclusively for
+    /// the whole repair so that no append comes between the check and the rewrite. Null, or a lock file whose folder does
+    /// not exist (no agent or aggregator ever ran there): no lock is taken.</param>
+    /// <param name="expectedOwner">When given, the header must name this owner, as <see cref="Open"/> requires.</param>
+    /// <param name="timeProvider">Clock for the backup's name (the system clock by default).</param>
+    /// <exception cref="InvalidDataException">The ledger is damaged in some other way, belongs to another owner, is not a file, or the backup name is taken; nothing was changed.</exception>
+    /// <exception cref="IOException">The lock is held (an agent or aggregator is running), or a write failed; the ledger is as it was.</exception>
+    /// <exception cref="FileNotFoundException">The ledger does not exist.</exception>
+    public static LedgerRepairResult RepairTornTail(string path, bool apply, string? writerLockPath, string? expectedOwner = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        TimeProvider time = timeProvider ?? TimeProvider.System;
+        string full = Path.GetFullPath(path);
+        ThrowIfNotAFile(full);
+        if (new FileInfo(full).LinkTarget is { } target)
+        {
+            // The rename would replace the link with a file and leave the ledger it points to torn.
+            throw new InvalidDataException($"Privacy ledger '{full}' is a symbolic link to '{target}'; nothing was changed. Repair the file it links to instead.");
+        }
+
+        if (!File.Exists(full))
+        {
+            throw new FileNotFoundException($"Privacy ledger '{full}' does not exist.", full);
+        }
+
+        using FileStream? held = TakeWriterLock(writerLockPath, full);
+        byte[] content = ReadAll(full);
+        int complete = CompleteLength(content);
+        PrivacyLedger ledger;
+        try
+        {
+            // No complete line at all (empty, or a header without its newline) is refused by Verify: the header is renamed
+            // into place whole, so no crash leaves it so.
+            ledger = Verify(full, complete == 0 ? content : content.AsMemory(0, complete), readOnly: true, time);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new InvalidDataException(
+                $"{ex.Message} Nothing was changed: 'ledger repair' removes only a torn last line (a crash in the middle of an append) from a ledger whose other lines all verify.", ex);
+        }
+
+        if (expectedOwner is not null && !string.Equals(ledger.Owner, expectedOwner, StringComparison.Ordinal))
+        {
+            throw new InvalidDataException(
+                $"Privacy ledger '{full}' belongs to '{ledger.Owner}', not to '{expectedOwner}' (line 1); nothing was changed.");
+        }
+
+        string? lockPath = held?.Name;
+        if (complete == content.Length)
+        {
+            return new LedgerRepairResult(full, Torn: false, Applied: false, 0, content.Length, ReadOnlyMemory<byte>.Empty, null, lockPath, ledger);
+        }
+
+        int tornLine = ledger.Entries.Count + 2;
+        ReadOnlyMemory<byte> torn = content.AsMemory(complete);
+        if (!apply)
+        {
+            return new LedgerRepairResult(full, Torn: true, Applied: false, tornLine, content.Length, torn, null, lockPath, ledger);
+        }
+
+        string backup = WriteBackup(full, content, time);
+        if (new FileInfo(full).Length != content.Length)
+        {
+            // Only without a lock (its folder missing) can another process have written meanwhile.
+            throw new IOException($"Privacy ledger '{full}' changed on disk while it was being repaired; it was not rewritten (the backup '{backup}' holds what was read). Run the repair again.");
+        }
+
+        UnixFileMode mode = OperatingSystem.IsWindows() ? AtomicFile.PublicFileMode : File.GetUnixFileMode(full);
+        AtomicFile.WriteAllBytes(full, content.AsSpan(0, complete), mode);
+        PrivacyLedger after = Load(full, readOnly: true, time);
+        return new LedgerRepairResult(full, Torn: true, Applied: true, tornLine, content.Length, torn, backup, lockPath, after);
     }
 
     /// <summary>What <paramref name="guarantee"/> has spent so far, at <paramref name="delta"/> (improved conversion).</summary>
@@ -401,6 +490,76 @@ public sealed class PrivacyLedger
         }
     }
 
+    /// <summary>
+    /// The writer lock of <see cref="RepairTornTail"/>: the lock file opened with <see cref="FileShare.None"/> (an advisory
+    /// <c>flock</c> on Unix), as the audit log holds it for the agent's or aggregator's whole run. Null when there is no lock
+    /// to take: none given, or its folder does not exist (then no process ever held it).
+    /// </summary>
+    private static FileStream? TakeWriterLock(string? lockPath, string ledgerPath)
+    {
+        if (lockPath is null)
+        {
+            return null;
+        }
+
+        string full = Path.GetFullPath(lockPath);
+        if (!Directory.Exists(Path.GetDirectoryName(full)))
+        {
+            return null;
+        }
+
+        try
+        {
+            return new FileStream(full, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException(
+                $"Privacy ledger '{ledgerPath}' was not repaired: its lock file '{full}' could not be taken ({ex.Message}); an agent or aggregator " +
+                "is probably running on this data folder. Stop it, then run the repair again. Nothing was changed.", ex);
+        }
+    }
+
+    /// <summary>
+    /// Keeps <paramref name="content"/> (the whole ledger as read under the lock) as <c>&lt;file&gt;.torn-&lt;UTC time&gt;</c>
+    /// beside it: written to a temporary file, fsync'ed and renamed without replacing anything, so a backup is either whole or
+    /// absent and an earlier one is never overwritten. Returns its path.
+    /// </summary>
+    private static string WriteBackup(string path, byte[] content, TimeProvider time)
+    {
+        string backup = string.Create(CultureInfo.InvariantCulture, $"{path}.torn-{time.GetUtcNow().UtcDateTime:yyyyMMddTHHmmssfffZ}");
+        if (File.Exists(backup) || Directory.Exists(backup))
+        {
+            throw new InvalidDataException(
+                $"Privacy ledger '{path}' was not repaired: its backup '{backup}' already exists and is never overwritten. Nothing was changed; run the repair again (the name has the time to the millisecond).");
+        }
+
+        string temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
+            {
+                stream.Write(content);
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Move(temp, backup, overwrite: false);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Privacy ledger '{path}' was not repaired: its backup '{backup}' could not be written ({ex.Message}). Nothing was changed.", ex);
+        }
+        finally
+        {
+            if (File.Exists(temp))
+            {
+                File.Delete(temp);
+            }
+        }
+
+        return backup;
+    }
+
     /// <summary>Reads the whole file, refusing one larger than <see cref="MaxFileBytes"/> before reading it.</summary>
     private static byte[] ReadAll(string path)
     {
@@ -421,24 +580,57 @@ public sealed class PrivacyLedger
     private static PrivacyLedger Load(string path, bool readOnly, TimeProvider time)
     {
         byte[] content = ReadAll(path);
+        int complete = CompleteLength(content);
+        if (complete > 0 && complete < content.Length)
+        {
+            // The complete lines first: the message can then say whether this is the one damage 'ledger repair' removes.
+            PrivacyLedger intact = Verify(path, content.AsMemory(0, complete), readOnly, time);
+            throw TornTail(path, intact.Entries.Count + 2, content.Length - complete);
+        }
+
+        return Verify(path, content, readOnly, time);
+    }
+
+    /// <summary>
+    /// The bytes up to and including the last newline: the complete lines. A file whose only line is torn has none (the
+    /// header is written to a temporary file and renamed into place, so no crash leaves it torn).
+    /// </summary>
+    private static int CompleteLength(ReadOnlySpan<byte> content) => content.LastIndexOf((byte)'\n') + 1;
+
+    /// <summary>
+    /// The refusal of a ledger whose complete lines verify but whose last line has no newline: the one damage a crash or
+    /// a power loss in the middle of an append leaves, and the one <see cref="RepairTornTail"/> removes.
+    /// </summary>
+    private static InvalidDataException TornTail(string path, int lineNumber, int tornBytes) => new(string.Create(
+        CultureInfo.InvariantCulture,
+        $"Privacy ledger '{path}' is corrupt at line {lineNumber}: the last line is truncated ({tornBytes} bytes without a terminating newline), " +
+        $"as a crash or power loss in the middle of an append leaves it; lines 1..{lineNumber - 1} verify. The ledger is never reset automatically. " +
+        $"Stop the agent or aggregator that uses it, then run 'securefed privacy ledger repair {path}' to see what removing the torn line changes, " +
+        $"and again with --apply to remove it (the original file is kept beside it as a backup); or restore the ledger from a backup."));
+
+    /// <summary>Parses and verifies <paramref name="content"/> (complete lines only), which was read from <paramref name="path"/>.</summary>
+    private static PrivacyLedger Verify(string path, ReadOnlyMemory<byte> content, bool readOnly, TimeProvider time)
+    {
         if (content.Length == 0)
         {
             throw LedgerCodec.Corrupt(path, 1, "the file is empty (no header)");
         }
 
         var lines = new List<ReadOnlyMemory<byte>>();
+        ReadOnlySpan<byte> span = content.Span;
         int start = 0;
-        for (int i = 0; i < content.Length; i++)
+        for (int i = 0; i < span.Length; i++)
         {
-            if (content[i] == (byte)'\n')
+            if (span[i] == (byte)'\n')
             {
-                lines.Add(content.AsMemory(start, i - start));
+                lines.Add(content.Slice(start, i - start));
                 start = i + 1;
             }
         }
 
         if (start != content.Length)
         {
+            // A header without its newline (Load passes only complete lines otherwise): no crash leaves one, so no repair.
             throw LedgerCodec.Corrupt(path, lines.Count + 1, "the last line is truncated (no terminating newline)");
         }
 

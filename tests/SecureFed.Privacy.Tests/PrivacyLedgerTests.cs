@@ -146,6 +146,28 @@ public sealed class PrivacyLedgerTests : IDisposable
     }
 
     [Fact]
+    public void Open_TornLastLine_RefusalSaysTheRestVerifiesAndNamesTheRepairCommand()
+    {
+        WriteThreeEntries();
+        byte[] whole = File.ReadAllBytes(LedgerPath);
+        byte[] torn = whole[..^40];
+        File.WriteAllBytes(LedgerPath, torn);
+
+        InvalidDataException open = Assert.Throws<InvalidDataException>(() => PrivacyLedger.Open(LedgerPath, "hospital-a", _time));
+        InvalidDataException show = Assert.Throws<InvalidDataException>(() => PrivacyLedger.OpenReadOnly(LedgerPath));
+
+        foreach (InvalidDataException ex in new[] { open, show })
+        {
+            Assert.Contains($"Privacy ledger '{LedgerPath}' is corrupt at line 4: the last line is truncated", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("lines 1..3 verify", ex.Message, StringComparison.Ordinal);
+            Assert.Contains($"'securefed privacy ledger repair {LedgerPath}'", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("--apply", ex.Message, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(torn, File.ReadAllBytes(LedgerPath));
+    }
+
+    [Fact]
     public void Record_FailedAppend_LeavesFileAndStateIntact()
     {
         PrivacyLedger ledger = PrivacyLedger.Open(LedgerPath, "hospital-a", _time);

@@ -247,8 +247,9 @@ internal static class PrivacyCommands
             return Task.FromResult(CliApp.ExitOk);
         });
 
-        var command = new Command("ledger", "Inspect privacy-budget ledgers.");
+        var command = new Command("ledger", "Inspect privacy-budget ledgers, and repair one torn by a crash in the middle of an append.");
         command.Subcommands.Add(show);
+        command.Subcommands.Add(PrivacyLedgerRepairCommand.Create());
         return command;
     }
 
@@ -314,7 +315,7 @@ internal static class PrivacyCommands
         _ => throw new UsageException($"--conversion must be 'improved' or 'classic' (got '{name}')."),
     };
 
-    private static string FormatDelta(double delta) => delta.ToString("0.###e-00", CultureInfo.InvariantCulture);
+    internal static string FormatDelta(double delta) => delta.ToString("0.###e-00", CultureInfo.InvariantCulture);
 
     /// <summary>Four decimals as before, but never 0.0000: a target so loose that sigma is below 1e-3 shows its digits (1.907E-06).</summary>
     private static string SigmaText(double sigma) =>
