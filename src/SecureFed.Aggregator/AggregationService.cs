@@ -510,12 +510,38 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         return new Ack { Duplicate = !fresh };
     }
 
+    /// <summary>
+    /// The outcome of the attempt the header names: of the current one when it ends (a long-poll), or, for an attempt that is
+    /// no longer current, as the round store recorded it (<see cref="RoundCoordinator.RecordedOutcomeAsync"/>). An agent
+    /// that sent its unmasking response waits here; when the aggregator restarts (or a cluster coordinator takes over, or a
+    /// later attempt opens) before it hears the answer, its retry reaches a process whose current attempt is another one.
+    /// It was refused as a stale or replayed message (and audited so against an honest site), and the agent reported a
+    /// round that completed with its update as ended. Only an attempt recorded under the header's session is answered
+    /// so, and only to a member of its cohort; anything else is refused as before.
+    /// </summary>
     public override async Task<RoundOutcome> AwaitRoundOutcome(StageQuery request, ServerCallContext context)
     {
         string site = Authenticate(context, request.Header, Stage.Unmasking);
-        RoundSession session = FindSession(request.Header, site);
+        Header header = request.Header;
+        if (!IsCurrent(header) && header.Round <= (ulong)long.MaxValue
+            && await _coordinator.RecordedOutcomeAsync((long)header.Round, header.SessionId, context.CancellationToken).ConfigureAwait(false) is { } recorded)
+        {
+            if (!recorded.Cohort.Contains(site, StringComparer.Ordinal))
+            {
+                RefuseCall(site, header.Round, StatusCode.PermissionDenied, RefusalReasons.NotInCohort, $"site '{site}' is not in the cohort of round {header.Round}");
+            }
+
+            Log.RecordedOutcome(_logger, site, (long)header.Round, recorded.Outcome.Completed ? "completed" : "aborted");
+            return recorded.Outcome;
+        }
+
+        RoundSession session = FindSession(header, site);
         return await session.OutcomeAsync(context.CancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>Whether <paramref name="header"/> names the coordinator's current attempt (round and session).</summary>
+    private bool IsCurrent(Header header) =>
+        _coordinator.Current is { } current && (ulong)current.Round == header.Round && current.SessionId == header.SessionId;
 
     /// <summary>Values per <c>ModelChunk</c> of a download (64 KiB).</summary>
     public const int DownloadChunkValues = 16_384;

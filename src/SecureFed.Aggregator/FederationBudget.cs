@@ -37,6 +37,13 @@ public sealed class FederationBudget
             ? (zcdp.Rho, entry.EpsilonAfter)
             : null;
 
+    /// <summary>
+    /// ε spent after <paramref name="round"/>: ε after the last site-level charge of that round or an earlier one (0 when
+    /// none), what an aborted attempt's outcome reported when it ended, read back later (rounds are charged in order).
+    /// </summary>
+    public double SpentAfter(long round) =>
+        _ledger.Entries.LastOrDefault(e => e.Round <= round && e.Guarantee == Guarantee.Site)?.EpsilonAfter ?? 0;
+
     /// <summary>Whether a site-level cost was recorded for <paramref name="round"/> (a round is charged once).</summary>
     public bool Charged(long round) => Charge(round) is not null;
 

@@ -47,6 +47,9 @@ public sealed class RoundCoordinator : BackgroundService
     private volatile RoundSession? _current;
     private readonly TaskCompletionSource _interruptedRecorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
+    /// <summary>Completed once the start-up recovery marked the rounds a previous process left open as aborted (or the start-up failed before).</summary>
+    private readonly TaskCompletionSource _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     /// <summary>Creates the coordinator.</summary>
     public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger)
         : this(options, state, time, logger, telemetry: null)
@@ -307,6 +310,8 @@ public sealed class RoundCoordinator : BackgroundService
                 _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", takeover ?? "aggregator restarted while the round was open"));
             }
 
+            _recovered.TrySetResult(); // an outcome query for an interrupted round now reads its abort (RecordedOutcomeAsync)
+
             await _fence.CommitAsync(_state, stoppingToken).ConfigureAwait(false);
             if (takeover is not null && open.Length > 0)
             {
@@ -405,6 +410,8 @@ public sealed class RoundCoordinator : BackgroundService
             {
                 _interruptedRecorded.TrySetResult(); // nothing to record, or the start-up failed before
             }
+
+            _recovered.TrySetResult();
 
             _finished.TrySetResult();
             foreach (TaskCompletionSource<bool> w in _waiting.Values)
@@ -986,7 +993,7 @@ public sealed class RoundCoordinator : BackgroundService
             Log.AbortNotRecorded(_logger, session.Round, reason, ex.GetType().Name, ex.Message);
             if (!session.IsFinished)
             {
-                session.Finish(new RoundOutcome { Header = Header(session), Completed = false, AbortReason = reason, SiteEpsilonSpent = _state.Budget.Spent(_options.Delta) });
+                session.Finish(RoundOutcomes.Aborted(Header(session), reason, _state.Budget.Spent(_options.Delta)));
             }
         }
     }
@@ -1700,39 +1707,12 @@ public sealed class RoundCoordinator : BackgroundService
         await _fence.CommitAsync(_state, CancellationToken.None).ConfigureAwait(false); // durable in the cluster before anyone hears of it
         Log.RoundCompleted(_logger, session.Round, version, contributors.Length, epsilon);
         _telemetry?.RoundCompleted(session.Round, contributors, version);
-        var outcome = new RoundOutcome
-        {
-            Header = Header(session),
-            Completed = true,
-            ModelVersion = (ulong)version,
-            ModelSha256 = sha,
-            SiteEpsilonSpent = epsilon,
-        };
-        outcome.Contributors.AddRange(contributors);
-        outcome.Dropped.AddRange(session.Parameters.Participants.Select(p => p.Name).Except(contributors));
-        if (evaluation is not null)
-        {
-            outcome.Evaluators = (uint)evaluation.Evaluators;
-            outcome.Evaluation.Add(Score("", evaluation.Overall));
-            outcome.Evaluation.AddRange(evaluation.PerType.Select(t => Score(t.Key, t.Value)));
-        }
-        else if (evaluationNote is not null)
-        {
-            outcome.EvaluationNote = evaluationNote;
-        }
-
-        session.Finish(outcome);
+        // Built as RecordedOutcomeAsync builds it from the round store for an agent that asks once the attempt is no longer
+        // current (after a restart, say): the same values, recorded above, through the same builder.
+        session.Finish(RoundOutcomes.Completed(Header(session), version, sha, contributors, session.Parameters.Participants.Select(p => p.Name),
+            epsilon, evaluation, evaluationNote));
         string scored = evaluation is null ? "" : $", federated F1 of v{session.BaseModelVersion} {evaluation.F1.ToString("F3", CultureInfo.InvariantCulture)}";
         Report(session, "completed", [], $"model v{version}, site ε={epsilon.ToString("F3", CultureInfo.InvariantCulture)}{scored}", contributors, evaluation);
-
-        static FederatedScore Score(string type, EntityCounts c) => new()
-        {
-            EntityType = type,
-            TruePositives = (ulong)c.TruePositives,
-            FalsePositives = (ulong)c.FalsePositives,
-            FalseNegatives = (ulong)c.FalseNegatives,
-            F1 = c.F1,
-        };
     }
 
     /// <summary>
@@ -2041,18 +2021,88 @@ public sealed class RoundCoordinator : BackgroundService
 
         Log.RoundAborted(_logger, session.Round, StageName(stage), reason);
         _telemetry?.RoundAborted(session.Round, StageName(stage), reason);
-        session.Finish(new RoundOutcome { Header = Header(session), Completed = false, AbortReason = reason, SiteEpsilonSpent = _state.Budget.Spent(_options.Delta) });
+        session.Finish(RoundOutcomes.Aborted(Header(session), reason, _state.Budget.Spent(_options.Delta)));
         Report(session, "aborted", [], reason);
     }
 
-    private Header Header(RoundSession session) => new()
+    private Header Header(RoundSession session) => RoundOutcomes.Header(_options.Federation, session.Round, session.SessionId);
+
+    /// <summary>
+    /// The outcome of attempt <paramref name="round"/> as the round store records it, for an agent whose
+    /// <c>AwaitRoundOutcome</c> names an attempt that is no longer <see cref="Current"/>: the aggregator restarted (or a
+    /// coordinator took over) after the agent sent its unmasking response, or a later attempt opened before the agent asked.
+    /// Null when the store holds no such attempt under <paramref name="sessionId"/> (never opened, another session: a
+    /// stale or replayed message), or holds it still running (an attempt being opened). Read once the start-up recovery is
+    /// done, so that an attempt the previous process left open is read aborted with the recovery's reason ("the aggregator
+    /// restarted while the round was open", or the takeover's) and charged, as is a completion the recovery finishes.
+    /// </summary>
+    /// <remarks>
+    /// Completed: the model version the completion stored (the model row of the round, or, if that version was deleted
+    /// since by <c>KeepModelVersions</c>, the version after the round's starting model, as <see cref="CompleteAsync"/>
+    /// numbers it), the round's SHA-256 and contributors, the members of the cohort that are not contributors as dropped,
+    /// ε after the round's charge, and the federated evaluation the coordinator records before it stores the model
+    /// (<see cref="AggregatorStore.FederatedEvaluationKind"/>). Aborted: the recorded reason and ε after the charges up to
+    /// the round. Both through <see cref="RoundOutcomes"/>, as the live outcome, so that the two answers are the same.
+    /// The cohort comes from the round's configuration (as announced); an attempt recorded by an earlier version without it
+    /// falls back to the sites the store names in its stages and as contributors (the members that took part).
+    /// </remarks>
+    internal async Task<RecordedRoundOutcome?> RecordedOutcomeAsync(long round, string sessionId, CancellationToken cancellationToken)
     {
-        FederationId = _options.Federation,
-        Round = (ulong)session.Round,
-        SessionId = session.SessionId,
-        Stage = Stage.Unmasking,
-        Sender = "aggregator",
-    };
+        // After the start-up recovery (the host may serve calls before it ran): it aborts the rounds left open and charges
+        // them, and completes the charge of a round whose model was stored just before the previous process stopped.
+        await _recovered.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        RoundRecord? record = _state.Store.GetRound(round);
+        if (record is null || record.Status == Persistence.RoundStatus.Running)
+        {
+            return null;
+        }
+
+        string? recordedSession;
+        string[]? cohort;
+        long? baseVersion;
+        try
+        {
+            using var config = JsonDocument.Parse(record.ConfigurationJson);
+            JsonElement root = config.RootElement;
+            recordedSession = root.TryGetProperty("session", out JsonElement s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
+            cohort = root.TryGetProperty("cohort", out JsonElement c) && c.ValueKind == JsonValueKind.Array
+                ? [.. c.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString()!)]
+                : null;
+            baseVersion = root.TryGetProperty("model_version", out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long n) ? n : null;
+        }
+        catch (JsonException)
+        {
+            return null; // nothing to check the session against: refused as before
+        }
+
+        if (string.IsNullOrEmpty(recordedSession) || !string.Equals(recordedSession, sessionId, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        string[] members = cohort ?? [.. record.Stages.SelectMany(st => st.Participants).Concat(record.Participants).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+        Header header = RoundOutcomes.Header(_options.Federation, round, recordedSession);
+        if (record.Status != Persistence.RoundStatus.Completed)
+        {
+            string reason = record.AbortReason ?? "the round was aborted (no reason recorded)";
+            return new RecordedRoundOutcome(RoundOutcomes.Aborted(header, reason, _state.Budget.SpentAfter(round)), members);
+        }
+
+        // The contributors in cohort order, as the live outcome lists them (the store keeps them sorted).
+        var participants = record.Participants.ToHashSet(StringComparer.Ordinal);
+        string[] contributors = [.. members.Where(participants.Contains), .. record.Participants.Where(p => !members.Contains(p, StringComparer.Ordinal))];
+        long version = _state.Store.FindModelOfRound(round)?.Version ?? (baseVersion is long b ? b + 1 : 0);
+        double epsilon = _state.Budget.Charge(round)?.EpsilonAfter ?? _state.Budget.SpentAfter(round);
+        FederatedEvaluation? evaluation = null;
+        string? evaluationNote = null;
+        if (_state.Store.LastLedgerEntry(round, AggregatorStore.FederatedEvaluationKind) is { } evaluationRecord)
+        {
+            (_, evaluation, evaluationNote, _) = ReadEvaluationRecord(evaluationRecord.PayloadJson);
+        }
+
+        return new RecordedRoundOutcome(
+            RoundOutcomes.Completed(header, version, record.ModelSha256 ?? "", contributors, members, epsilon, evaluation, evaluationNote), members);
+    }
 
     private void Report(RoundSession session, string stage, IReadOnlyList<string> dropped, string detail, IReadOnlyList<string>? participants = null, FederatedEvaluation? evaluation = null)
     {

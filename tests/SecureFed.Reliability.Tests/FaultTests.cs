@@ -4,6 +4,7 @@ using SecureFed.Aggregator;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Crypto;
+using SecureFed.Federation;
 using SecureFed.Protocol;
 using SecureFed.Testing;
 
@@ -165,6 +166,149 @@ public sealed class FaultTests : IDisposable
         Assert.DoesNotContain(openSession, joined3, StringComparison.Ordinal);
         Assert.Contains(fed.Reports, r => r.Round == 3 && r.Completed);
         AssertLogsVerify(fed, sites);
+    }
+
+    /// <summary>
+    /// An agent that sent its unmasking response waits for the round's outcome; the aggregator completes the round and is
+    /// restarted before the agent hears it (here its <c>AwaitRoundOutcome</c> is held until the new process runs). The
+    /// new process has no open round, so the query was refused as a stale or replayed message (FAILED_PRECONDITION "no
+    /// round is open", audited as <c>stale_or_replay</c> against the honest site) and the agent reported a round that
+    /// completed with its update as "ended". Now the answer is read from the round store: the same <c>RoundOutcome</c>
+    /// the live round gave (model version, SHA-256, contributors, ε, the federated evaluation), no refusal audited; a
+    /// query under another session id is still refused as stale, and a site outside the cohort as not in it.
+    /// </summary>
+    [Fact]
+    public async Task Aggregator_RestartedBeforeASiteHeardItsRoundCompleted_OutcomeAnsweredFromTheRoundStore()
+    {
+        string[] sites = ["site-a", "site-b", "site-c"];
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), [.. sites, "site-x"], new Dictionary<string, string>
+        {
+            ["MinSites"] = "3",
+            ["EvaluationEntityTypes:0"] = "Drug",
+            ["EvaluationCountCap"] = "500",
+            ["StageTimeoutSeconds"] = "30",
+            ["TrainingTimeoutSeconds"] = "30",
+        });
+        await fed.StartAggregatorAsync();
+        var held = new HeldOutcomeGate();
+        foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
+        {
+            var counts = new EntityCounts(10 + i, 3, 2 + i);
+            fed.StartAgent(site, 100 * (i + 1), wrap: site == "site-a" ? held.Wrap : null, trainer: new CountingTrainer(new FakeTrainer(site, TestFederation.Parameters, 100 * (i + 1)),
+                new EvaluationCounts(counts, new Dictionary<string, EntityCounts>(StringComparer.Ordinal) { ["Drug"] = counts })));
+        }
+
+        await fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(90));
+        await held.Reached.WaitAsync(TimeSpan.FromSeconds(30));
+        RoundSession session = fed.Coordinator.Current!;
+        Wire.V1.RoundOutcome live = await session.OutcomeAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(live.Completed, live.AbortReason);
+        Assert.Equal(1UL, live.ModelVersion);
+        Assert.Equal(3U, live.Evaluators);
+        Assert.DoesNotContain(fed.Reports, r => r.Site == "site-a");
+
+        await fed.StopAggregatorAsync();
+        string auditPath = Path.Combine(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), AuditLog.LogFileName);
+        int linesBefore = File.ReadAllLines(auditPath).Length;
+        await fed.StartAggregatorAsync();
+        held.Release();
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(60));
+
+        // The agent heard the completion, as the sites that asked before the restart did.
+        AgentRoundReport report = Assert.Single(fed.Reports, r => r.Site == "site-a" && r.Round == 1);
+        Assert.True(report.Completed, report.Outcome);
+        Assert.Equal("completed (model v1)", report.Outcome);
+        Assert.Equal(1, report.ModelVersion);
+
+        // The same outcome as the live round's, field for field, and what the store holds.
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-a"]);
+        using Grpc.Net.Client.GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Wire.V1.Aggregation.AggregationClient(channel);
+        Wire.V1.RoundOutcome recorded = await client.AwaitRoundOutcomeAsync(Query(1, session.SessionId, "site-a"), RawClient.Deadline()).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(20));
+        Assert.Equal(live, recorded);
+        Assert.Equal(fed.State.Store.FindModel(1)!.Sha256, recorded.ModelSha256);
+        Assert.Equal(sites, recorded.Contributors);
+        Assert.DoesNotContain(File.ReadAllLines(auditPath).Skip(linesBefore), l => l.Contains($"\"type\":\"{AuditEvents.Refusal}\"", StringComparison.Ordinal));
+
+        // Another session for the round is still a stale message; a site outside the round's cohort is still not in it.
+        var stale = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.AwaitRoundOutcomeAsync(Query(1, new string('0', 32), "site-a"), RawClient.Deadline()).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.FailedPrecondition, stale.StatusCode);
+        Assert.Contains("replays and stale messages are refused", stale.Status.Detail, StringComparison.Ordinal);
+        Assert.Single(File.ReadAllLines(auditPath).Skip(linesBefore), l => l.Contains($"\"type\":\"{AuditEvents.Refusal}\"", StringComparison.Ordinal) && l.Contains("replays and stale messages are refused", StringComparison.Ordinal));
+        using PartyKit outsiderKit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using Grpc.Net.Client.GrpcChannel outsiderChannel = fed.RawChannel(outsiderKit.TlsCertificate);
+        var outsider = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => new Wire.V1.Aggregation.AggregationClient(outsiderChannel)
+            .AwaitRoundOutcomeAsync(Query(1, session.SessionId, "site-x"), RawClient.Deadline()).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.PermissionDenied, outsider.StatusCode);
+        Assert.Contains("not in the cohort of round 1", outsider.Status.Detail, StringComparison.Ordinal);
+        AssertLogsVerify(fed, sites);
+    }
+
+    /// <summary>
+    /// An agent waits for the outcome of round 1 (held in its unmasking stage) when the aggregator is killed; the restart
+    /// aborts the interrupted round. The agent's outcome query to the new process gets that abort with the restart's
+    /// reason and ε after the restart's charge of the round, not a stale-message refusal; another session is refused.
+    /// </summary>
+    [Fact]
+    public async Task Aggregator_KilledWhileASiteAwaitedTheOutcome_OutcomeQueryGetsTheRestartsAbort()
+    {
+        await using TestFederation fed = await StartRoundHeldAtUnmaskingAsync();
+        string sessionId = fed.Coordinator.Current!.SessionId;
+        string killed = Path.Combine(_dir, "killed-awaiting-outcome");
+        CopyDirectory(fed.AggregatorDataDirectory, killed);
+        await fed.StopAgentsAsync();
+        await fed.StopAggregatorAsync();
+
+        await fed.StartAggregatorAsync(killed);
+        string auditPath = Path.Combine(AggregatorState.AuditDirectory(killed), AuditLog.LogFileName);
+        int linesBefore = File.ReadAllLines(auditPath).Length;
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-a"]);
+        using Grpc.Net.Client.GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Wire.V1.Aggregation.AggregationClient(channel);
+        Wire.V1.RoundOutcome outcome = await client.AwaitRoundOutcomeAsync(Query(1, sessionId, "site-a"), RawClient.Deadline()).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.False(outcome.Completed);
+        Assert.Equal("the aggregator restarted while the round was open", outcome.AbortReason);
+        Assert.Equal(fed.State.Store.GetRound(1)!.AbortReason, outcome.AbortReason);
+        Assert.Equal(sessionId, outcome.Header.SessionId);
+        Assert.Equal(fed.State.Budget.Charge(1)!.Value.EpsilonAfter, outcome.SiteEpsilonSpent);
+        Assert.Equal(0UL, outcome.ModelVersion);
+        Assert.DoesNotContain(File.ReadAllLines(auditPath).Skip(linesBefore), l => l.Contains($"\"type\":\"{AuditEvents.Refusal}\"", StringComparison.Ordinal));
+
+        var stale = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => client.AwaitRoundOutcomeAsync(Query(1, "not-" + sessionId, "site-a"), RawClient.Deadline()).ResponseAsync);
+        Assert.Equal(Grpc.Core.StatusCode.FailedPrecondition, stale.StatusCode);
+        Assert.Contains("replays and stale messages are refused", stale.Status.Detail, StringComparison.Ordinal);
+    }
+
+    private static Wire.V1.StageQuery Query(ulong round, string session, string site) =>
+        new() { Header = RawClient.Header(round, session, site, Wire.V1.Stage.Unmasking) };
+
+    /// <summary>Holds a site's <c>AwaitRoundOutcome</c> calls in its HTTP handler, before they leave, until <see cref="Release"/>.</summary>
+    private sealed class HeldOutcomeGate
+    {
+        private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource _released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completes when the first outcome query is held.</summary>
+        public Task Reached => _reached.Task;
+
+        public void Release() => _released.TrySetResult();
+
+        public HttpMessageHandler Wrap(HttpMessageHandler inner) => new Handler(inner, this);
+
+        private sealed class Handler(HttpMessageHandler inner, HeldOutcomeGate gate) : DelegatingHandler(inner)
+        {
+            protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+            {
+                if (request.RequestUri?.AbsolutePath.EndsWith("/AwaitRoundOutcome", StringComparison.Ordinal) == true)
+                {
+                    gate._reached.TrySetResult();
+                    await gate._released.Task.WaitAsync(cancellationToken);
+                }
+
+                return await base.SendAsync(request, cancellationToken);
+            }
+        }
     }
 
     [Fact]

@@ -485,6 +485,12 @@ public sealed partial class AggregatorStore : IDisposable
     /// <summary>Model <paramref name="version"/>'s metadata, or null if it does not exist.</summary>
     public ModelRecord? FindModel(long version) => Run(() => ReadModels(null, "main", "WHERE version = $v", ("$v", version)).SingleOrDefault());
 
+    /// <summary>
+    /// The metadata of the model version <paramref name="round"/> produced, or null when it produced none or the version
+    /// was deleted since (<c>KeepModelVersions</c>).
+    /// </summary>
+    public ModelRecord? FindModelOfRound(long round) => Run(() => ReadModels(null, "main", "WHERE round = $r", ("$r", round)).LastOrDefault());
+
     /// <summary>The newest model version's metadata, or null if no model is stored.</summary>
     public ModelRecord? LatestModel() => Run(() =>
     {
@@ -619,6 +625,25 @@ public sealed partial class AggregatorStore : IDisposable
 
         return (IReadOnlyList<LedgerEntry>)entries;
     });
+
+    /// <summary>The last ledger entry of <paramref name="kind"/> recorded for <paramref name="round"/>, or null when there is none.</summary>
+    public LedgerEntry? LastLedgerEntry(long round, string kind)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(kind);
+        return Run(() =>
+        {
+            using SqliteCommand cmd = Command(
+                _connection,
+                null,
+                "SELECT seq, round, kind, payload, recorded_utc FROM ledger WHERE round = $round AND kind = $kind ORDER BY seq DESC LIMIT 1;",
+                ("$round", round),
+                ("$kind", kind));
+            using SqliteDataReader reader = cmd.ExecuteReader();
+            return reader.Read()
+                ? new LedgerEntry(reader.GetInt64(0), reader.GetInt64(1), reader.GetString(2), reader.GetString(3), ParseTime(reader.GetString(4)))
+                : null;
+        });
+    }
 
     /// <summary>
     /// A consistent copy of the whole database as one SQLite file (<c>VACUUM INTO</c> a temporary file, read back and

@@ -38,6 +38,31 @@ public sealed class AggregatorStoreTests : IDisposable
     }
 
     [Fact]
+    public void FindModelOfRoundAndLastLedgerEntry_ReadWhatEachRoundRecorded()
+    {
+        using AggregatorStore store = Open();
+        store.EnsureFederation("fed");
+        (byte[] initial, string initialSha) = Model(8, 1);
+        store.SaveModel(0, 0, initial, initialSha);
+        long aborted = store.BeginRound("{}");
+        store.AppendLedger(aborted, AggregatorStore.FederatedEvaluationKind, """{"n":0}""");
+        store.AbortRound(aborted, "timeout");
+        long completed = store.BeginRound("{}");
+        store.AppendLedger(completed, AggregatorStore.FederatedEvaluationKind, """{"n":1}""");
+        store.AppendLedger(completed, AggregatorStore.FederatedEvaluationKind, """{"n":2}""");
+        (byte[] next, string nextSha) = Model(8, 2);
+        store.CompleteRoundWithModel(completed, 1, next, nextSha, ["site-a"]);
+
+        Assert.Null(store.FindModelOfRound(aborted));
+        ModelRecord model = store.FindModelOfRound(completed)!;
+        Assert.Equal((1L, nextSha), (model.Version, model.Sha256));
+        Assert.Equal("""{"n":2}""", store.LastLedgerEntry(completed, AggregatorStore.FederatedEvaluationKind)!.PayloadJson);
+        Assert.Equal("""{"n":0}""", store.LastLedgerEntry(aborted, AggregatorStore.FederatedEvaluationKind)!.PayloadJson);
+        Assert.Null(store.LastLedgerEntry(completed, AggregatorStore.ModelsPrunedKind));
+        Assert.Null(store.LastLedgerEntry(99, AggregatorStore.FederatedEvaluationKind));
+    }
+
+    [Fact]
     public void RoundLifecycle_BeginStagesComplete_IsPersistedAcrossReopen()
     {
         using (AggregatorStore store = Open())
