@@ -186,6 +186,16 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string site = Authenticate(context, request.Header, Stage.ShareKeys);
         RoundSession session = CurrentSession(request.Header, site);
         int index = session.IndexOf(site);
+        try
+        {
+            // Counted before the shares are copied out of the request (and, on the cluster, sent on to the round grain).
+            ServerRound.CheckShareCount(session.Parameters, index, request.Shares.Count);
+        }
+        catch (ProtocolViolationException ex)
+        {
+            Refuse(session, site, StatusCode.InvalidArgument, RefusalReasons.OversizedField, "ShareKeys: shares: " + ex.Reason);
+        }
+
         var shares = request.Shares.Select(s => new EncryptedShare((int)s.Sender, (int)s.Recipient, s.Ciphertext.ToByteArray())).ToArray();
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptSharesAsync(index, shares, ct), context.CancellationToken).ConfigureAwait(false);
         if (fresh)

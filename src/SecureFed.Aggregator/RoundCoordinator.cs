@@ -951,15 +951,23 @@ public sealed class RoundCoordinator : BackgroundService
                     "the decoded sum was out of its bound",
                     "its masked input was in every decoded sum outside the bound since the search began, and every other site was cleared by an out-of-bound sum without it (found by elimination: the aggregator sees only sums)");
             }
-            else if (session.EnvelopeComplaintSites() is { Length: > 0 } complained)
-            {
-                SearchUnopenedEnvelopes(session, complained);
-            }
             else if (ex.Suspects.Count > 0 && ex.Suspects.All(i => i >= 1 && i <= session.Parameters.CohortSize))
             {
                 SearchByElimination(session, _unrebuiltSecret, AuditEvents.UnrebuiltSecretSearch, "involved", [.. ex.Suspects.Select(i => session.Parameters[i].Name)],
                     "a secret could not be rebuilt from its revealed shares",
                     "it was the owner or a responder of every secret that could not be rebuilt from its revealed shares since the search began, and every other site was cleared by such a failure without it (found by elimination: shares dealt off every polynomial cannot be told from lying responders)");
+            }
+
+            // A complaint is a failure of the search of unopened envelopes however the attempt ended, and it does not take
+            // the place of the abort's own step above (hostile-site review of the searches: it did, so one site that complained
+            // falsely of an honest site and dealt its s-shares off every polynomial had each such attempt abort at
+            // Unmasking, after the honest sites' charges, stepping only the envelope search with the same two sites. The
+            // search of unrebuilt secrets, which took the hold-outs the cohort could spare, was never stepped and so never
+            // narrowed, and the envelope search never held either of the two out: with four sites and MinSites 3 about two
+            // attempts in three aborted, for good, and nobody was blamed; docs/PROTOCOL.md "Blame: by elimination").
+            if (session.EnvelopeComplaintSites() is { Length: > 0 } complained)
+            {
+                SearchUnopenedEnvelopes(session, complained);
             }
 
             await AbortFailedAttemptAsync(session, ex.Stage, ex.Reason).ConfigureAwait(false);
@@ -1105,10 +1113,20 @@ public sealed class RoundCoordinator : BackgroundService
     /// A step of the search by elimination of unopened envelopes for an attempt with verified complaints (completed without
     /// the complainers, or aborted): <paramref name="complained"/> are every complainer and every site complained of in it.
     /// </summary>
-    private void SearchUnopenedEnvelopes(RoundSession session, string[] complained) =>
+    private void SearchUnopenedEnvelopes(RoundSession session, string[] complained)
+    {
+        // Once per attempt: a completed attempt steps it before its commit point (CompleteAsync), and should the attempt
+        // abort after that, the abort's step (RunRoundAsync) must not count the same complaints again.
+        if (session.EnvelopeSearchStepped)
+        {
+            return;
+        }
+
+        session.EnvelopeSearchStepped = true;
         SearchByElimination(session, _unopenedEnvelope, AuditEvents.EnvelopeSearch, "involved", complained,
             "a site could not open a share envelope relayed to it",
             "it complained of, or was complained of by, another site in every attempt with a complaint of a share envelope that did not open since the search began, and every other site was cleared by such an attempt without it (found by elimination: a complaint reveals no key, so an invalid envelope cannot be told from a false complaint)");
+    }
 
     /// <summary>
     /// An attempt aborted after its sum was unmasked (the sum bound): the aggregator saw the sum of the

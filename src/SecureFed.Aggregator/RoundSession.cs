@@ -232,6 +232,9 @@ internal sealed class RoundSession
     /// <summary>The sites whose inputs were in a decoded sum outside its bound (the round then aborts), or null.</summary>
     public string[]? OutOfBoundContributors { get; set; }
 
+    /// <summary>Whether this attempt's complaints were already a step of the search of unopened envelopes (taken once per attempt).</summary>
+    public bool EnvelopeSearchStepped { get; set; }
+
     /// <summary>
     /// Records a verified complaint of <paramref name="accuser"/> against <paramref name="accused"/> (PROTOCOL.md "Blame"):
     /// both become sites involved in this attempt's failure for the search by elimination of unopened envelopes.

@@ -177,6 +177,7 @@ public sealed partial class ServerRound
             }
 
             Expect(ProtocolStage.ShareKeys, sender);
+            CheckShareCount(_p, sender, shares.Count);
             if (!_u1.ContainsKey(sender))
             {
                 throw new ProtocolViolationException(ProtocolStage.ShareKeys, "did not advertise keys in this round", sender);
@@ -226,6 +227,30 @@ public sealed partial class ServerRound
 
             _sharesFrom[sender] = [.. shares];
             return true;
+        }
+    }
+
+    /// <summary>
+    /// Refuses a ShareKeys message of <paramref name="count"/> shares from <paramref name="sender"/> that holds more shares
+    /// than the sender has neighbours in the round's masking graph (one share to each, at most n − 1), before any share is
+    /// looked at: the aggregator calls it before it copies the shares out of the request (hostile-site review: a request
+    /// of ~35,000 well-formed 116-byte entries fits the 4 MiB message limit, and every one was copied, ~6 MB, and on the
+    /// cluster sent on to the round grain, before the first wrong one was refused). <see cref="AcceptShares"/> checks it too.
+    /// </summary>
+    /// <exception cref="ProtocolViolationException">An unknown sender index, or more shares than its neighbours; the reason names both numbers.</exception>
+    public static void CheckShareCount(RoundParameters parameters, int sender, int count)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        if (sender < 1 || sender > parameters.CohortSize)
+        {
+            throw new ProtocolViolationException(ProtocolStage.ShareKeys, $"unknown participant index {sender}");
+        }
+
+        int neighbours = parameters.Graph.Neighbors(sender).Count;
+        if (count > neighbours)
+        {
+            throw new ProtocolViolationException(ProtocolStage.ShareKeys,
+                $"sent {count} shares; it has {neighbours} neighbours in the round's masking graph and sends at most one share to each", sender);
         }
     }
 

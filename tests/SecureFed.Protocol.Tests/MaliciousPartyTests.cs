@@ -241,6 +241,85 @@ public sealed class MaliciousPartyTests
         Assert.Throws<ProtocolViolationException>(() => server.AcceptShares(1, altered));
     }
 
+    /// <summary>
+    /// A ShareKeys message with more shares than its sender has neighbours is refused naming both counts before any share
+    /// is read (hostile-site review: the first repeated or foreign recipient was refused, but only after the aggregator had
+    /// copied every share of the request, up to ~35,000 within the 4 MiB message limit); nothing is kept, so the sender's
+    /// honest shares are still its first.
+    /// </summary>
+    [Fact]
+    public void AcceptShares_MoreSharesThanTheSenderHasNeighbours_RefusedNamingBothCountsBeforeAnyShareIsRead()
+    {
+        using var fx = new ProtocolFixture(4, 9, vectorLength: 8);
+        var clients = Enumerable.Range(1, 4).Select(fx.Client).ToArray();
+        var server = new ServerRound(fx.Parameters);
+        foreach (var c in clients)
+        {
+            Assert.True(server.AcceptAdvertisement(c.AdvertiseKeys()));
+        }
+
+        server.CloseAdvertiseKeys();
+        var shares = clients[0].ShareKeys(server.AdvertisementsFor(1));
+        var padded = new ReadCountingList<EncryptedShare>([.. Enumerable.Range(0, 35_000).Select(i => shares[i % shares.Count])]);
+
+        var ex = Assert.Throws<ProtocolViolationException>(() => server.AcceptShares(1, padded));
+
+        Assert.Equal(1, ex.Party);
+        Assert.Equal("sent 35000 shares; it has 3 neighbours in the round's masking graph and sends at most one share to each", ex.Reason);
+        Assert.Equal(0, padded.Reads);
+        Assert.True(server.AcceptShares(1, shares));
+    }
+
+    [Theory]
+    [InlineData(1, 3, null)]
+    [InlineData(4, 0, null)]
+    [InlineData(1, 4, "sent 4 shares; it has 3 neighbours")]
+    [InlineData(0, 1, "unknown participant index 0")]
+    [InlineData(5, 1, "unknown participant index 5")]
+    public void CheckShareCount_AgainstTheSendersNeighbours_RefusesOnlyMoreThanThem(int sender, int count, string? refused)
+    {
+        using var fx = new ProtocolFixture(4, 10, vectorLength: 8);
+
+        Exception? ex = Record.Exception(() => ServerRound.CheckShareCount(fx.Parameters, sender, count));
+
+        if (refused is null)
+        {
+            Assert.Null(ex);
+        }
+        else
+        {
+            Assert.Contains(refused, Assert.IsType<ProtocolViolationException>(ex).Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>A list that counts how often its elements are read (by index or by enumeration).</summary>
+    private sealed class ReadCountingList<T>(T[] items) : IReadOnlyList<T>
+    {
+        public int Reads { get; private set; }
+
+        public int Count => items.Length;
+
+        public T this[int index]
+        {
+            get
+            {
+                Reads++;
+                return items[index];
+            }
+        }
+
+        public IEnumerator<T> GetEnumerator()
+        {
+            foreach (T item in items)
+            {
+                Reads++;
+                yield return item;
+            }
+        }
+
+        System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+    }
+
     [Fact]
     public void ClientRound_CohortListsAnotherKeyForThisSite_Refuses()
     {
