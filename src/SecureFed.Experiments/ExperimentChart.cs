@@ -29,11 +29,14 @@ internal static class ExperimentChart
             }
         }
 
-        plot.Title($"SecureFed experiment: dev F1 per round ({options.Split.ToString().ToLowerInvariant()}, {options.ConfigName} model, mean of {options.Seeds} seeds)");
+        plot.Title($"SecureFed experiment: dev F1 per round ({options.Split.ToString().ToLowerInvariant()}, {options.ConfigName} model, mean of {options.Seeds} seed{(options.Seeds == 1 ? "" : "s")})");
         plot.XLabel($"round ({options.LocalEpochs} local epoch(s) each; centralized arms: the same epochs)");
         plot.YLabel("dev F1 (conlleval)");
         plot.Axes.SetLimitsY(0, 1);
-        plot.ShowLegend(ScottPlot.Alignment.LowerRight);
-        plot.SavePng(path, 1000, 560);
+        // Rounds are whole numbers (the automatic ticks put 1.5, 2.5, … between them); any count of rounds, 10 or 200.
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
+        // Beside the data area, not in it: inside, the legend of nine arms covered the low DP curves' last rounds.
+        plot.ShowLegend(ScottPlot.Edge.Right);
+        plot.SavePng(path, 1200, 560);
     }
 }
