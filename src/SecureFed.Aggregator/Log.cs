@@ -166,6 +166,8 @@ internal static partial class Log
     [LoggerMessage(60, LogLevel.Warning, "Round {Round} was charged to the federation's site-level ledger (epsilon now {Epsilon:F3}) before the aggregator stopped, but the charge was not audited: its privacy.spent line logged now")]
     public static partial void ChargeLoggedAtRestart(ILogger logger, long round, double epsilon);
 
-    [LoggerMessage(61, LogLevel.Information, "Site {Site} asked for the outcome of round {Round}, which is no longer open here: answered from the round store ({Outcome})")]
+    // Debug: any member of a past round's cohort may ask again and again, each answer at once and not a refusal, so it is
+    // outside the per-site refusal bucket that keeps one site from filling the log (threat model C19; diff review).
+    [LoggerMessage(61, LogLevel.Debug, "Site {Site} asked for the outcome of round {Round}, which is no longer open here: answered from the round store ({Outcome})")]
     public static partial void RecordedOutcome(ILogger logger, string site, long round, string outcome);
 }

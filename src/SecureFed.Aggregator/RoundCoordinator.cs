@@ -47,8 +47,12 @@ public sealed class RoundCoordinator : BackgroundService
     private volatile RoundSession? _current;
     private readonly TaskCompletionSource _interruptedRecorded = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    /// <summary>Completed once the start-up recovery marked the rounds a previous process left open as aborted (or the start-up failed before).</summary>
-    private readonly TaskCompletionSource _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    /// <summary>
+    /// True once the start-up recovery marked the rounds a previous process left open as aborted, charged them and
+    /// committed that (on the cluster, to its database); false when the start-up ended before (then nothing is answered
+    /// from the store: it may not hold what the recovery would have recorded).
+    /// </summary>
+    private readonly TaskCompletionSource<bool> _recovered = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Creates the coordinator.</summary>
     public RoundCoordinator(IOptions<AggregatorOptions> options, AggregatorState state, TimeProvider time, ILogger<RoundCoordinator> logger)
@@ -310,9 +314,11 @@ public sealed class RoundCoordinator : BackgroundService
                 _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", takeover ?? "aggregator restarted while the round was open"));
             }
 
-            _recovered.TrySetResult(); // an outcome query for an interrupted round now reads its abort (RecordedOutcomeAsync)
-
             await _fence.CommitAsync(_state, stoppingToken).ConfigureAwait(false);
+            // An outcome query for an interrupted round now reads its abort (RecordedOutcomeAsync), durable before anyone
+            // hears of it: on the cluster a successor whose commit failed must not have told a site its own abort reason and
+            // charge, which the next successor records differently (diff review).
+            _recovered.TrySetResult(true);
             if (takeover is not null && open.Length > 0)
             {
                 // The cluster's ledger gets those attempts too (an auditor sees every attempt there): in the background,
@@ -411,7 +417,7 @@ public sealed class RoundCoordinator : BackgroundService
                 _interruptedRecorded.TrySetResult(); // nothing to record, or the start-up failed before
             }
 
-            _recovered.TrySetResult();
+            _recovered.TrySetResult(false); // the start-up failed (or stopped) before the recovery was committed
 
             _finished.TrySetResult();
             foreach (TaskCompletionSource<bool> w in _waiting.Values)
@@ -2068,7 +2074,11 @@ public sealed class RoundCoordinator : BackgroundService
     {
         // After the start-up recovery (the host may serve calls before it ran): it aborts the rounds left open and charges
         // them, and completes the charge of a round whose model was stored just before the previous process stopped.
-        await _recovered.Task.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (!await _recovered.Task.WaitAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return null; // refused as before: the store may lack the recovery's aborts and charges
+        }
+
         RoundRecord? record = _state.Store.GetRound(round);
         if (record is null || record.Status == Persistence.RoundStatus.Running)
         {

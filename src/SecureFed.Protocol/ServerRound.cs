@@ -234,7 +234,7 @@ public sealed partial class ServerRound
     /// Refuses a ShareKeys message of <paramref name="count"/> shares from <paramref name="sender"/> that holds more shares
     /// than the sender has neighbours in the round's masking graph (one share to each, at most n − 1), before any share is
     /// looked at: the aggregator calls it before it copies the shares out of the request (hostile-site review: a request
-    /// of ~35,000 well-formed 116-byte entries fits the 4 MiB message limit, and every one was copied, ~6 MB, and on the
+    /// of ~33,000 well-formed entries (about 124 bytes each on the wire) fits the 4 MiB message limit, and every one was copied, ~6 MB, and on the
     /// cluster sent on to the round grain, before the first wrong one was refused). <see cref="AcceptShares"/> checks it too.
     /// </summary>
     /// <exception cref="ProtocolViolationException">An unknown sender index, or more shares than its neighbours; the reason names both numbers.</exception>

@@ -244,7 +244,7 @@ public sealed class MaliciousPartyTests
     /// <summary>
     /// A ShareKeys message with more shares than its sender has neighbours is refused naming both counts before any share
     /// is read (hostile-site review: the first repeated or foreign recipient was refused, but only after the aggregator had
-    /// copied every share of the request, up to ~35,000 within the 4 MiB message limit); nothing is kept, so the sender's
+    /// copied every share of the request, up to ~33,000 within the 4 MiB message limit); nothing is kept, so the sender's
     /// honest shares are still its first.
     /// </summary>
     [Fact]
