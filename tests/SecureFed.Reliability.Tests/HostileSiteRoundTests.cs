@@ -890,18 +890,7 @@ public sealed class HostileSiteRoundTests : IDisposable
     {
         await AssertRejoiningAttackerFoundByEliminationAsync(AuditEvents.UnrebuiltSecretSearch, "involved", async x =>
         {
-            IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync();
-            int[] lied = [.. shares.Select(s => s.Recipient).Where(r => r != x.Self).Order().Take(2)];
-            var request = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
-            request.Shares.AddRange(shares.Select(s => new EncryptedShareMessage
-            {
-                Sender = (uint)s.Sender,
-                Recipient = (uint)s.Recipient,
-                Ciphertext = ByteString.CopyFrom(lied.Contains(s.Recipient)
-                    ? x.ResealWithShiftedBShare(s, 1 + (ulong)System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue))
-                    : s.Ciphertext),
-            }));
-            await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            await ShareOffEveryPolynomialAsync(x, s => x.ResealWithShiftedBShare(s, RandomShift()));
             uint[] input = new uint[x.Parameters.VectorLength];
             input[(int)x.Announcement.ParameterCount] = 100; // a plausible weight, nothing else: the input is within bound
             await x.UploadAsync(await x.MaskAsync(input));
@@ -1028,7 +1017,17 @@ public sealed class HostileSiteRoundTests : IDisposable
     /// s-share shifted by independent random amounts: neither of its secrets can be rebuilt from the holders' shares, and a
     /// lying dealer cannot be told from lying responders.
     /// </summary>
-    private static async Task ShareOffEveryPolynomialAsync(HostileSite x)
+    private static Task ShareOffEveryPolynomialAsync(HostileSite x) =>
+        ShareOffEveryPolynomialAsync(x, s => x.ResealWithShiftedShares(s, RandomShift(), RandomShift()));
+
+    /// <summary>A random non-zero shift of a share's element 0.</summary>
+    private static ulong RandomShift() => 1 + (ulong)System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue);
+
+    /// <summary>
+    /// site-x advertises and deals its shares, the envelopes of its two lowest-indexed holders resealed by
+    /// <paramref name="reseal"/> (shares shifted off x's polynomials), the others as built; the ShareKeys call is accepted.
+    /// </summary>
+    private static async Task ShareOffEveryPolynomialAsync(HostileSite x, Func<EncryptedShare, byte[]> reseal)
     {
         IReadOnlyList<EncryptedShare> shares = await x.AdvertiseAndBuildSharesAsync();
         int[] lied = [.. shares.Select(s => s.Recipient).Where(r => r != x.Self).Order().Take(2)];
@@ -1037,9 +1036,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         {
             Sender = (uint)s.Sender,
             Recipient = (uint)s.Recipient,
-            Ciphertext = ByteString.CopyFrom(lied.Contains(s.Recipient)
-                ? x.ResealWithShiftedShares(s, 1 + (ulong)System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue), 1 + (ulong)System.Security.Cryptography.RandomNumberGenerator.GetInt32(int.MaxValue))
-                : s.Ciphertext),
+            Ciphertext = ByteString.CopyFrom(lied.Contains(s.Recipient) ? reseal(s) : s.Ciphertext),
         }));
         Assert.False((await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
     }

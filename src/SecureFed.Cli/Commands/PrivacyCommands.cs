@@ -168,26 +168,9 @@ internal static class PrivacyCommands
         show.Options.Add(delta);
         show.SetAction((parse, ct) =>
         {
-            double d = parse.GetValue(delta);
-            if (!(d > 0 && d < 1))
-            {
-                throw new UsageException($"--delta must be in (0, 1) (got {d.ToString(CultureInfo.InvariantCulture)}).");
-            }
-
-            // A path that names no file is a mistake in the command (exit 2, as for 'audit verify' and every --manifest,
-            // --key or --previous); a ledger that is there but damaged stays a failure (exit 1).
+            double d = LedgerDelta(parse.GetValue(delta));
             string path = parse.GetValue(file)!;
-            string full = Path.GetFullPath(path);
-            if (Directory.Exists(full))
-            {
-                throw new UsageException($"privacy ledger {full} is a folder; give the ledger file itself (e.g. {Path.Combine(full, "privacy-ledger.jsonl")}).");
-            }
-
-            if (!File.Exists(full) && new FileInfo(full).LinkTarget is null)
-            {
-                throw new UsageException($"privacy ledger {full} does not exist.");
-            }
-
+            RequireLedgerFile(path);
             PrivacyLedger ledger = PrivacyLedger.OpenReadOnly(path);
             IReadOnlyList<LedgerEntry> entries = ledger.Entries;
             PrivacySpent record = ledger.Spent(Guarantee.Record, d);
@@ -314,6 +297,31 @@ internal static class PrivacyCommands
         "CLASSIC" => RdpConversion.Classic,
         _ => throw new UsageException($"--conversion must be 'improved' or 'classic' (got '{name}')."),
     };
+
+    /// <summary>The ledger commands' <c>--delta</c>, refused outside (0, 1) as a usage error.</summary>
+    internal static double LedgerDelta(double delta) => delta > 0 && delta < 1
+        ? delta
+        : throw new UsageException($"--delta must be in (0, 1) (got {delta.ToString(CultureInfo.InvariantCulture)}).");
+
+    /// <summary>
+    /// The ledger commands' FILE: a path that names no file is a mistake in the command (exit 2, as for 'audit verify' and
+    /// every --manifest, --key or --previous); a ledger that is there but damaged stays a failure (exit 1). Returns the full path.
+    /// </summary>
+    internal static string RequireLedgerFile(string path)
+    {
+        string full = Path.GetFullPath(path);
+        if (Directory.Exists(full))
+        {
+            throw new UsageException($"privacy ledger {full} is a folder; give the ledger file itself (e.g. {Path.Combine(full, "privacy-ledger.jsonl")}).");
+        }
+
+        if (!File.Exists(full) && new FileInfo(full).LinkTarget is null)
+        {
+            throw new UsageException($"privacy ledger {full} does not exist.");
+        }
+
+        return full;
+    }
 
     internal static string FormatDelta(double delta) => delta.ToString("0.###e-00", CultureInfo.InvariantCulture);
 

@@ -40,23 +40,8 @@ internal static class PrivacyLedgerRepairCommand
         };
         command.SetAction((parse, ct) =>
         {
-            double d = parse.GetValue(delta);
-            if (!(d > 0 && d < 1))
-            {
-                throw new UsageException($"--delta must be in (0, 1) (got {d.ToString(CultureInfo.InvariantCulture)}).");
-            }
-
-            string path = parse.GetValue(file)!;
-            string full = Path.GetFullPath(path);
-            if (Directory.Exists(full))
-            {
-                throw new UsageException($"privacy ledger {full} is a folder; give the ledger file itself (e.g. {Path.Combine(full, "privacy-ledger.jsonl")}).");
-            }
-
-            if (!File.Exists(full) && new FileInfo(full).LinkTarget is null)
-            {
-                throw new UsageException($"privacy ledger {full} does not exist.");
-            }
+            double d = PrivacyCommands.LedgerDelta(parse.GetValue(delta));
+            string full = PrivacyCommands.RequireLedgerFile(parse.GetValue(file)!);
 
             // The agent's and the aggregator's data folder: the ledger, and audit/ whose lock their audit log holds while they run.
             string lockPath = Path.Combine(Path.GetDirectoryName(full)!, "audit", AuditLog.LockFileName);
