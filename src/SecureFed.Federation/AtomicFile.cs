@@ -28,6 +28,14 @@ public static partial class AtomicFile
     /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode) => Write(path, bytes, mode, beforeRename: null);
 
+    /// <summary>
+    /// Atomically creates <paramref name="path"/> with <paramref name="bytes"/> and <paramref name="mode"/>, never replacing
+    /// an existing file (a backup kept beside the file it saves): written in full to a temporary file, fsync'ed, renamed
+    /// without overwrite, and the directory fsync'ed, so the file is either whole or absent.
+    /// </summary>
+    /// <exception cref="IOException">The file exists already or could not be written; the message names the path. Nothing is left behind.</exception>
+    public static void CreateNew(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode) => Write(path, bytes, mode, beforeRename: null, overwrite: false);
+
     /// <summary>Atomically replaces (or creates) <paramref name="path"/> with <paramref name="text"/> in UTF-8 without BOM (mode 0644 on Unix).</summary>
     /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
     public static void WriteAllText(string path, string text)
@@ -37,7 +45,7 @@ public static partial class AtomicFile
     }
 
     /// <summary>The implementation; <paramref name="beforeRename"/> is a fault-injection hook for tests (called with the temp path).</summary>
-    internal static void Write(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode, Action<string>? beforeRename)
+    internal static void Write(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode, Action<string>? beforeRename, bool overwrite = true)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string fullPath = Path.GetFullPath(path);
@@ -69,7 +77,7 @@ public static partial class AtomicFile
             }
 
             beforeRename?.Invoke(tempPath);
-            File.Move(tempPath, fullPath, overwrite: true);
+            File.Move(tempPath, fullPath, overwrite);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

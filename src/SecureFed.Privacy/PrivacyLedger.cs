@@ -522,8 +522,9 @@ public sealed class PrivacyLedger
 
     /// <summary>
     /// Keeps <paramref name="content"/> (the whole ledger as read under the lock) as <c>&lt;file&gt;.torn-&lt;UTC time&gt;</c>
-    /// beside it: written to a temporary file, fsync'ed and renamed without replacing anything, so a backup is either whole or
-    /// absent and an earlier one is never overwritten. Returns its path.
+    /// beside it, with the ledger's permissions: <see cref="AtomicFile.CreateNew"/> (temporary file, fsync, rename without
+    /// replacing anything, fsync of the folder), so a backup is either whole or absent and an earlier one is never
+    /// overwritten. Returns its path.
     /// </summary>
     private static string WriteBackup(string path, byte[] content, TimeProvider time)
     {
@@ -534,27 +535,13 @@ public sealed class PrivacyLedger
                 $"Privacy ledger '{path}' was not repaired: its backup '{backup}' already exists and is never overwritten. Nothing was changed; run the repair again (the name has the time to the millisecond).");
         }
 
-        string temp = Path.Combine(Path.GetDirectoryName(path)!, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
         try
         {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                stream.Write(content);
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, backup, overwrite: false);
+            AtomicFile.CreateNew(backup, content, OperatingSystem.IsWindows() ? AtomicFile.PublicFileMode : File.GetUnixFileMode(path));
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (IOException ex)
         {
             throw new IOException($"Privacy ledger '{path}' was not repaired: its backup '{backup}' could not be written ({ex.Message}). Nothing was changed.", ex);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
         }
 
         return backup;

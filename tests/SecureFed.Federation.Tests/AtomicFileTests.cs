@@ -16,6 +16,20 @@ public sealed class AtomicFileTests
     }
 
     [Fact]
+    public void CreateNew_NewFile_WrittenThenAnExistingOneRefusedUntouchedAndNoTempFilesLeft()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.Combine("ledger.torn-1");
+
+        AtomicFile.CreateNew(path, [1, 2, 3], AtomicFile.PublicFileMode);
+        var ex = Assert.Throws<IOException>(() => AtomicFile.CreateNew(path, [9], AtomicFile.PublicFileMode));
+
+        Assert.Contains(path, ex.Message, StringComparison.Ordinal);
+        Assert.Equal([1, 2, 3], File.ReadAllBytes(path));
+        Assert.Equal([path], Directory.GetFileSystemEntries(dir.Path));
+    }
+
+    [Fact]
     public void WriteAllBytes_SecretMode_FileIsOwnerOnly()
     {
         if (OperatingSystem.IsWindows())
