@@ -1007,7 +1007,7 @@ public sealed class HostileSiteRoundTests : IDisposable
             Assert.Contains("site-x", l.List("involved"));
             Assert.Contains("site-x", l.List("suspects"));
         });
-        Assert.Equal(rounds.Count(r => r.Status == RoundStatus.Aborted), lines.Count(l => l.Type == AuditEvents.UnrebuiltSecretSearch));
+        Assert.Equal(rounds.Count(r => r.Status == RoundStatus.Aborted), LinesOf(lines, rounds).Count(l => l.Type == AuditEvents.UnrebuiltSecretSearch));
         Assert.All(rounds.Where(r => r.Status == RoundStatus.Completed), r => Assert.DoesNotContain("site-x", r.Participants));
         AssertLogsVerify(fed);
     }
@@ -1113,13 +1113,15 @@ public sealed class HostileSiteRoundTests : IDisposable
         }
 
         IReadOnlyList<RoundRecord> rounds = await StopFederationAsync(fed, stop, hostile);
-        List<AuditLine> lines = AuditLines(fed);
+        List<AuditLine> all = AuditLines(fed);
+        List<AuditLine> lines = LinesOf(all, rounds);
         int completed = rounds.Count(r => r.Status == RoundStatus.Completed);
         int aborted = rounds.Count(r => r.Status == RoundStatus.Aborted);
         Assert.True(attacks >= 1, "site-x never found an attempt without a hold-out");
         // Each search begins with one abort (an attack in a full cohort) and sees none while it lasts.
         int ends = lines.Count(l => l.Type == AuditEvents.SearchEnded);
-        Assert.True(aborted <= 1 + ends, $"{aborted} attempts aborted, {completed} completed and {ends} searches ended; site-x attacked {attacks} times");
+        string reasons = string.Join(" | ", rounds.Where(r => r.Status == RoundStatus.Aborted).Select(r => $"attempt {r.Round}: {r.AbortReason}"));
+        Assert.True(aborted <= 1 + ends, $"{aborted} attempts aborted, {completed} completed and {ends} searches ended; site-x attacked {attacks} times; {reasons}");
         Assert.InRange(ends, 1, 2); // windows of 10 and 20 completed attempts
         Assert.Equal(aborted, lines.Count(l => l.Type == AuditEvents.OutOfBoundSearch));
         AuditLine ended = lines.First(l => l.Type == AuditEvents.SearchEnded);
@@ -1127,7 +1129,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Equal("out_of_bound", ended.Text("search"));
         Assert.Contains("site-x", ended.List("suspects"));
         Assert.True(lines.Count(l => l.Type == AuditEvents.SearchHeldOut) >= 10);
-        Assert.DoesNotContain(lines, l => l.Type == AuditEvents.Blame);
+        Assert.DoesNotContain(all, l => l.Type == AuditEvents.Blame);
         AssertLogsVerify(fed);
     }
 
@@ -2252,9 +2254,16 @@ public sealed class HostileSiteRoundTests : IDisposable
 
     /// <summary>
     /// Stops site-x (<paramref name="stop"/>, then waits for <paramref name="hostile"/>), the agents, then the aggregator,
-    /// and returns the rounds it recorded. The federation would still run its rounds otherwise: a checkpoint written while
-    /// a log is being verified looks like a rollback.
+    /// and returns the attempts that had ended (completed or aborted) when site-x stopped. The federation would still run
+    /// its rounds otherwise: a checkpoint written while a log is being verified looks like a rollback.
     /// </summary>
+    /// <remarks>
+    /// Attempts still open when site-x stops are left out: how they end depends on the stop's timing. Each honest agent
+    /// declines the attempt it is in when it stops ("stopped by the operator"), so an open attempt may abort for too few
+    /// sites (CI run of 1a48600: "3 attempts aborted … site-x attacked 2 times", the third "only 1 sites advertised keys;
+    /// the threshold is 2"); and an attempt site-x attacked may still abort out of bound on the honest sites' unmasking
+    /// shares. Count audit lines with <see cref="LinesOf"/> to match.
+    /// </remarks>
     private static async Task<IReadOnlyList<RoundRecord>> StopFederationAsync(TestFederation fed, CancellationTokenSource stop, Task hostile)
     {
         await stop.CancelAsync();
@@ -2267,10 +2276,18 @@ public sealed class HostileSiteRoundTests : IDisposable
             // site-x stopped waiting for its next attempt
         }
 
+        // An ended attempt never changes again, and its audit lines are all written by the time the aggregator has stopped.
+        IReadOnlyList<RoundRecord> ended = [.. fed.State.Store.ListRounds().Where(r => r.Status != RoundStatus.Running)];
         await fed.StopAgentsAsync();
-        IReadOnlyList<RoundRecord> rounds = fed.State.Store.ListRounds();
         await fed.StopAggregatorAsync();
-        return rounds;
+        return ended;
+    }
+
+    /// <summary>The lines of <paramref name="lines"/> about the attempts in <paramref name="rounds"/> (by their 'round' field).</summary>
+    private static List<AuditLine> LinesOf(IEnumerable<AuditLine> lines, IReadOnlyList<RoundRecord> rounds)
+    {
+        var numbers = rounds.Select(r => r.Round.ToString(CultureInfo.InvariantCulture)).ToHashSet(StringComparer.Ordinal);
+        return [.. lines.Where(l => numbers.Contains(l.Text("round")))];
     }
 
     /// <param name="honest">The agents whose logs are verified too (<see cref="Honest"/> unless given).</param>
