@@ -3,12 +3,14 @@ using System.CommandLine.Parsing;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using SecureFed.Cli.Commands;
+using SecureFed.Tagger;
 
 namespace SecureFed.Cli;
 
 /// <summary>
 /// Builds the <c>securefed</c> command tree and runs it with SecureFed's exit-code contract:
-/// 0 success, 1 a failed check or operation, 2 a usage error (unknown command, bad option, invalid value), 130 stopped by
+/// 0 success, 1 a failed check or operation, 2 a usage error (unknown command, bad option, invalid value, a malformed
+/// data file the user named: <see cref="InputDataException"/>), 130 stopped by
 /// Ctrl-C (SIGINT) and 143 by SIGTERM (128 + the signal's number, as a shell reports a process a signal ended).
 /// </summary>
 internal static partial class CliApp
@@ -254,6 +256,14 @@ internal static partial class CliApp
         }
         catch (UsageException ex)
         {
+            await stderr.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            return ExitUsage;
+        }
+        catch (InputDataException ex)
+        {
+            // A data file the user named is malformed (file:line: problem), not UTF-8, or missing from the corpus folder the
+            // user named: a usage error in every command that reads one, as in the demo. An I/O error reading it (an
+            // IOException) and a damaged file of the command's own (a model, a ledger: a plain InvalidDataException) stay 1.
             await stderr.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
             return ExitUsage;
         }

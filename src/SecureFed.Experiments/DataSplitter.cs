@@ -13,20 +13,21 @@ internal static class DataSplitter
     }
 
     /// <summary>Reads one file of a corpus folder; errors name the folder and file.</summary>
+    /// <exception cref="InputDataException">The file is missing, a folder, malformed or holds no sentence: a problem with the corpus folder the user named (a usage error, as the demo's --data).</exception>
     public static IReadOnlyList<Sentence> ReadPart(string directory, string file, int max, int seed)
     {
         string path = Path.Combine(directory, file);
         if (!File.Exists(path))
         {
-            throw new FileNotFoundException(Directory.Exists(path)
+            throw new InputDataException(Directory.Exists(path)
                 ? $"{directory} is not a CoNLL corpus folder: {file} is a folder, not a file (need train.tsv, dev.tsv, test.tsv)."
-                : $"{directory} is not a CoNLL corpus folder: {file} is missing (need train.tsv, dev.tsv, test.tsv).", path);
+                : $"{directory} is not a CoNLL corpus folder: {file} is missing (need train.tsv, dev.tsv, test.tsv).");
         }
 
         Sentence[] sentences = [.. ConllReader.ReadFile(path).Where(s => s.Length > 0)];
         if (sentences.Length == 0)
         {
-            throw new InvalidDataException($"{path} holds no sentences.");
+            throw new InputDataException($"{path} holds no sentences.");
         }
 
         if (max > 0 && sentences.Length > max)
@@ -56,7 +57,7 @@ internal static class DataSplitter
         IReadOnlyList<Sentence> test = ReadPart(dir, "test.tsv", options.MaxEvalSentences, seed);
         if (train.Count < options.Sites)
         {
-            throw new InvalidDataException($"{dir}: {train.Count} training sentences cannot be split across {options.Sites} sites.");
+            throw new InputDataException($"{dir}: {train.Count} training sentences cannot be split across {options.Sites} sites.");
         }
 
         Sentence[] shuffled = Shuffle(train, seed);

@@ -19,7 +19,7 @@ public static class ConllReader
     /// <param name="path">The CoNLL file.</param>
     /// <returns>The sentences, in file order.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">A line is malformed; the message is <c>file:line: problem</c>.</exception>
+    /// <exception cref="InputDataException">A line is malformed (the message is <c>file:line: problem</c>), or the bytes are not UTF-8 (the message names the file).</exception>
     public static IEnumerable<Sentence> ReadFile(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
@@ -71,7 +71,7 @@ public static class ConllReader
     /// <param name="sourceName">Name used in the error message (the file's path, or "stdin").</param>
     /// <param name="cancellationToken">Stops the reading.</param>
     /// <returns>The text.</returns>
-    /// <exception cref="InvalidDataException">The bytes are not UTF-8; the message names <paramref name="sourceName"/>.</exception>
+    /// <exception cref="InputDataException">The bytes are not UTF-8; the message names <paramref name="sourceName"/>.</exception>
     public static async Task<string> ReadTextAsync(Stream stream, string sourceName, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(stream);
@@ -87,14 +87,14 @@ public static class ConllReader
         }
     }
 
-    private static InvalidDataException NotUtf8(string source, DecoderFallbackException ex) =>
+    private static InputDataException NotUtf8(string source, DecoderFallbackException ex) =>
         new($"{source}: not UTF-8 text ({ex.Message}); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).", ex);
 
     /// <summary>Reads sentences lazily from a text reader.</summary>
     /// <param name="reader">The text source.</param>
     /// <param name="sourceName">Name used in error messages (usually the file path).</param>
     /// <returns>The sentences, in order.</returns>
-    /// <exception cref="InvalidDataException">A line is malformed; the message is <c>source:line: problem</c>.</exception>
+    /// <exception cref="InputDataException">A line is malformed; the message is <c>source:line: problem</c>.</exception>
     public static IEnumerable<Sentence> Read(TextReader reader, string sourceName)
     {
         ArgumentNullException.ThrowIfNull(reader);
@@ -167,7 +167,7 @@ public static class ConllReader
         throw Malformed(sourceName, lineNumber, $"invalid tag \"{Shorten(tag)}\" (expected O, B-TYPE or I-TYPE)");
     }
 
-    private static InvalidDataException Malformed(string source, int line, string what) =>
+    private static InputDataException Malformed(string source, int line, string what) =>
         new(string.Create(CultureInfo.InvariantCulture, $"{source}:{line}: {what}"));
 
     private static string Shorten(string s) => s.Length <= 60 ? s : s[..60] + "...";

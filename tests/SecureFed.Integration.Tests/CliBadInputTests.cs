@@ -874,14 +874,15 @@ public sealed class CliBadInputTests : IDisposable
     [Fact]
     public async Task TaggerPredict_BinaryInput_RefusedAsNotUtf8LikeTrainAndEval()
     {
-        // Tagged the bytes' U+FFFD tokens and exited 0, while train and eval refuse a file that is not UTF-8.
+        // Tagged the bytes' U+FFFD tokens and exited 0, while train and eval refuse a file that is not UTF-8; then exit 1,
+        // where a malformed data file the user names is a usage error (CliMalformedDataTests).
         string model = DamagedModel("model", "{}"); // refused before the model is read
         string input = Path.Combine(_dir, "bin.txt");
         File.WriteAllBytes(input, [0xD0, 0x4A, 0x33, 0xE7, 0x47, 0xEC, 0xCD, 0x86, 0x50, 0x45, 0x02, 0x28, 0x0A, 0xB1, 0xA2]);
 
         var (code, stdout, err) = await Run("tagger", "predict", "--model", model, "--input", input);
 
-        Assert.True(code == CliApp.ExitFailure, $"exit {code}: {err}");
+        Assert.True(code == CliApp.ExitUsage, $"exit {code}: {err}");
         Assert.StartsWith($"error: {input}: not UTF-8 text", err, StringComparison.Ordinal);
         Assert.Empty(stdout);
     }

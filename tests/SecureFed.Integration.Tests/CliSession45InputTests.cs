@@ -1,6 +1,7 @@
 using SecureFed.Cli;
 using SecureFed.Experiments;
 using SecureFed.Protocol;
+using SecureFed.Tagger;
 
 namespace SecureFed.Integration.Tests;
 
@@ -100,7 +101,7 @@ public sealed class CliSession45InputTests : IDisposable
         string corpus = Corpus("gone");
         File.Delete(Path.Combine(corpus, "train.tsv"));
 
-        var ex = Assert.Throws<FileNotFoundException>(() => DataSplitter.ReadPart(corpus, "train.tsv", 0, 1));
+        var ex = Assert.Throws<InputDataException>(() => DataSplitter.ReadPart(corpus, "train.tsv", 0, 1));
 
         Assert.Contains("train.tsv is missing", ex.Message, StringComparison.Ordinal);
     }

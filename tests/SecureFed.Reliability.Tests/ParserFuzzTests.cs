@@ -21,7 +21,7 @@ public sealed class ParserFuzzTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("securefed-fuzz-").FullName;
 
     [Fact]
-    public async Task ConllReader_MutatedInput_OnlyInvalidDataException()
+    public async Task ConllReader_MutatedInput_OnlyInputDataException()
     {
         var seeds = new List<string> { "BRCA1\tO\nis\tO\nbreast\tB-Disease\ncancer\tI-Disease\n.\tO\n\n-DOCSTART- -X- O O\n\nAspirin NN B-Drug\n" };
         seeds.AddRange(Fuzz.Corpus("conll"));
@@ -33,7 +33,7 @@ public sealed class ParserFuzzTests : IDisposable
             }
         }
 
-        int refused = await Run(4000, seeds, input => Fuzz.Check("ConllReader", input, () => ConllReader.Read(new StringReader(input), "fuzz.conll").ToList(), typeof(InvalidDataException)));
+        int refused = await Run(4000, seeds, input => Fuzz.Check("ConllReader", input, () => ConllReader.Read(new StringReader(input), "fuzz.conll").ToList(), typeof(InputDataException)));
         Assert.InRange(refused, 1, 3999);
     }
 

@@ -52,7 +52,7 @@ public sealed class ConllReaderTests
     [Fact]
     public void Read_SingleColumnLine_ThrowsWithSourceAndLineNumber()
     {
-        var ex = Assert.Throws<InvalidDataException>(() => ReadText("a\tO\n\nb\tO\nbroken\n"));
+        var ex = Assert.Throws<InputDataException>(() => ReadText("a\tO\n\nb\tO\nbroken\n"));
 
         Assert.StartsWith("mem.tsv:4:", ex.Message, StringComparison.Ordinal);
     }
@@ -60,7 +60,7 @@ public sealed class ConllReaderTests
     [Fact]
     public void Read_InvalidTag_ThrowsWithLineNumberAndTag()
     {
-        var ex = Assert.Throws<InvalidDataException>(() => ReadText("a\tO\nb\tX-Drug\n"));
+        var ex = Assert.Throws<InputDataException>(() => ReadText("a\tO\nb\tX-Drug\n"));
 
         Assert.StartsWith("mem.tsv:2:", ex.Message, StringComparison.Ordinal);
         Assert.Contains("X-Drug", ex.Message, StringComparison.Ordinal);
@@ -86,7 +86,7 @@ public sealed class ConllReaderTests
         File.WriteAllBytes(path, [.. bom, .. "Fever\tB-Symptom\n\nCaf"u8, 0xE9, .. "\tO\n"u8]);
         try
         {
-            var ex = Assert.Throws<InvalidDataException>(() => ConllReader.ReadFile(path).ToList());
+            var ex = Assert.Throws<InputDataException>(() => ConllReader.ReadFile(path).ToList());
 
             Assert.Contains(path, ex.Message, StringComparison.Ordinal);
             Assert.Contains("not UTF-8", ex.Message, StringComparison.Ordinal);
@@ -106,7 +106,7 @@ public sealed class ConllReaderTests
         byte[] bom = utf8Bom ? [0xEF, 0xBB, 0xBF] : [];
         using var stream = new MemoryStream([.. bom, .. "Caf"u8, 0xE9, 0xD0, 0x4A, 0x33, 0xE7, 0x47, 0xEC]);
 
-        var ex = await Assert.ThrowsAsync<InvalidDataException>(() => ConllReader.ReadTextAsync(stream, "/data/in.bin", CancellationToken.None));
+        var ex = await Assert.ThrowsAsync<InputDataException>(() => ConllReader.ReadTextAsync(stream, "/data/in.bin", CancellationToken.None));
 
         Assert.StartsWith("/data/in.bin: not UTF-8 text", ex.Message, StringComparison.Ordinal);
     }
@@ -146,7 +146,7 @@ public sealed class ConllReaderTests
 
         Assert.True(e.MoveNext());
         Assert.Equal("a", e.Current.Tokens[0]);
-        Assert.Throws<InvalidDataException>(() => e.MoveNext());
+        Assert.Throws<InputDataException>(() => e.MoveNext());
     }
 
     [Fact]

@@ -820,7 +820,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
             publicTrain = [.. files.SelectMany(f => ConllReader.ReadFile(Path.Combine(directory, f)))
                 .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
         }
-        catch (InvalidDataException ex)
+        catch (InputDataException ex)
         {
             // A malformed line or bytes that are not UTF-8: a problem with --public-data, exit 2 as for --data.
             throw new UsageException($"--public-data {directory}: {ex.Message}");
@@ -962,7 +962,7 @@ internal sealed class DemoRunner(DemoSettings settings, IAnsiConsole console)
                 allDev = [.. ConllReader.ReadFile(devPath)];
                 test = [.. ConllReader.ReadFile(testPath)];
             }
-            catch (InvalidDataException ex)
+            catch (InputDataException ex)
             {
                 // A malformed line or bytes that are not UTF-8: a problem with --data, exit 2 like the corpus's other problems.
                 throw new UsageException($"--data {dir}: {ex.Message}");
