@@ -163,6 +163,18 @@ public static class AuditEvents
     /// </summary>
     public const string PrivacyLedger = "privacy.ledger";
 
+    /// <summary>
+    /// <c>securefed privacy ledger repair --apply</c> removed a torn last line (a crash in the middle of an append) from the
+    /// privacy ledger beside this log, written by the command with the owner's kit, agent's or aggregator's: {file (the
+    /// ledger's name), line (the torn line's number), bytes and sha256 (of the torn bytes removed), original_bytes,
+    /// kept_bytes and kept_sha256 (of the complete lines kept, the ledger's first kept_bytes bytes from then on), backup
+    /// (the name of the untouched original beside the ledger), entries (kept), kept{guarantee: {entries, epsilon, delta}}
+    /// (each guarantee's ε after its last kept entry, as the ledger recorded it)}. Written and signed by a checkpoint
+    /// before the ledger is replaced: a line whose ledger was not replaced (the command stopped in between) is followed
+    /// by the line of the repair run again.
+    /// </summary>
+    public const string PrivacyLedgerRepaired = "privacy.ledger_repaired";
+
     /// <summary>Agent: {round, version, sha256}.</summary>
     public const string ModelReceived = "model.received";
 

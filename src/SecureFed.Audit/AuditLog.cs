@@ -37,7 +37,8 @@ public sealed class AuditLog : IDisposable
     /// <summary>
     /// The lock file inside the directory, held exclusively (<see cref="FileShare.None"/>) by the one writer while the log is
     /// open: for an agent or an aggregator, its whole run. The privacy-ledger repair takes it too, so that no append to the
-    /// ledger beside the audit folder comes between its check and its rewrite.
+    /// ledger beside the audit folder comes between its check and its rewrite; with <c>--apply</c> it holds it through the
+    /// audit log it opens to record the repair (<see cref="AuditEvents.PrivacyLedgerRepaired"/>), not a second time.
     /// </summary>
     public const string LockFileName = ".lock";
 

@@ -16,6 +16,8 @@ namespace SecureFed.Privacy;
 /// <param name="BackupPath">Where the original file was kept byte for byte; null unless <paramref name="Applied"/>.</param>
 /// <param name="LockPath">The writer lock held while reading and rewriting; null when its folder does not exist (no agent or aggregator ever ran there).</param>
 /// <param name="Ledger">The ledger as it is after the repair (for a dry run: as it would be), verified, read-only.</param>
+/// <param name="KeptSha256">The SHA-256 (hex) of the complete lines the repair keeps (the file's bytes after it, or for a
+/// dry run as they would be); null when nothing is torn.</param>
 public sealed record LedgerRepairResult(
     string FilePath,
     bool Torn,
@@ -25,8 +27,12 @@ public sealed record LedgerRepairResult(
     ReadOnlyMemory<byte> TornBytes,
     string? BackupPath,
     string? LockPath,
-    PrivacyLedger Ledger)
+    PrivacyLedger Ledger,
+    string? KeptSha256 = null)
 {
+    /// <summary>The bytes the repair keeps: <see cref="OriginalBytes"/> less the torn ones.</summary>
+    public long KeptBytes => OriginalBytes - TornBytes.Length;
+
     /// <summary>The SHA-256 (hex) of <see cref="TornBytes"/>, to match the bytes against the backup.</summary>
     public string TornSha256 => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(TornBytes.Span));
 

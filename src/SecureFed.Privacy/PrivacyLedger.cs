@@ -135,12 +135,26 @@ public sealed class PrivacyLedger
     /// not exist (no agent or aggregator ever ran there): no lock is taken.</param>
     /// <param name="expectedOwner">When given, the header must name this owner, as <see cref="Open"/> requires.</param>
     /// <param name="timeProvider">Clock for the backup's name (the system clock by default).</param>
+    /// <param name="writerLockHeld">True when the caller already holds <paramref name="writerLockPath"/> for the whole call (the
+    /// CLI holds it through the audit log it opened to record the repair): it is not taken again, since a second exclusive
+    /// open of the same lock file is refused even within one process, and the result names it as held.</param>
+    /// <param name="beforeReplace">With <paramref name="apply"/> and a torn line only: called after the backup is written and
+    /// before the ledger is replaced, with the result the repair will have (<see cref="LedgerRepairResult.Applied"/> true,
+    /// the backup's path, the verified complete lines). The CLI records the repair in the audit log here, so the record is
+    /// on disk before the ledger changes. An exception from it leaves the ledger as it was (the backup stays) and is thrown
+    /// on.</param>
     /// <exception cref="InvalidDataException">The ledger is damaged in some other way, belongs to another owner, is not a file, or the backup name is taken; nothing was changed.</exception>
     /// <exception cref="IOException">The lock is held (an agent or aggregator is running), or a write failed; the ledger is as it was.</exception>
     /// <exception cref="FileNotFoundException">The ledger does not exist.</exception>
-    public static LedgerRepairResult RepairTornTail(string path, bool apply, string? writerLockPath, string? expectedOwner = null, TimeProvider? timeProvider = null)
+    public static LedgerRepairResult RepairTornTail(string path, bool apply, string? writerLockPath, string? expectedOwner = null, TimeProvider? timeProvider = null,
+                                                    bool writerLockHeld = false, Action<LedgerRepairResult>? beforeReplace = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (writerLockHeld)
+        {
+            ArgumentException.ThrowIfNullOrWhiteSpace(writerLockPath);
+        }
+
         TimeProvider time = timeProvider ?? TimeProvider.System;
         string full = Path.GetFullPath(path);
         ThrowIfNotAFile(full);
@@ -155,7 +169,7 @@ public sealed class PrivacyLedger
             throw new FileNotFoundException($"Privacy ledger '{full}' does not exist.", full);
         }
 
-        using FileStream? held = TakeWriterLock(writerLockPath, full);
+        using FileStream? held = writerLockHeld ? null : TakeWriterLock(writerLockPath, full);
         byte[] content = ReadAll(full);
         int complete = CompleteLength(content);
         PrivacyLedger ledger;
@@ -177,7 +191,7 @@ public sealed class PrivacyLedger
                 $"Privacy ledger '{full}' belongs to '{ledger.Owner}', not to '{expectedOwner}' (line 1); nothing was changed.");
         }
 
-        string? lockPath = held?.Name;
+        string? lockPath = writerLockHeld ? Path.GetFullPath(writerLockPath!) : held?.Name;
         if (complete == content.Length)
         {
             return new LedgerRepairResult(full, Torn: false, Applied: false, 0, content.Length, ReadOnlyMemory<byte>.Empty, null, lockPath, ledger);
@@ -185,9 +199,10 @@ public sealed class PrivacyLedger
 
         int tornLine = ledger.Entries.Count + 2;
         ReadOnlyMemory<byte> torn = content.AsMemory(complete);
+        string keptSha256 = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content.AsSpan(0, complete)));
         if (!apply)
         {
-            return new LedgerRepairResult(full, Torn: true, Applied: false, tornLine, content.Length, torn, null, lockPath, ledger);
+            return new LedgerRepairResult(full, Torn: true, Applied: false, tornLine, content.Length, torn, null, lockPath, ledger, keptSha256);
         }
 
         string backup = WriteBackup(full, content, time);
@@ -197,10 +212,11 @@ public sealed class PrivacyLedger
             throw new IOException($"Privacy ledger '{full}' changed on disk while it was being repaired; it was not rewritten (the backup '{backup}' holds what was read). Run the repair again.");
         }
 
+        beforeReplace?.Invoke(new LedgerRepairResult(full, Torn: true, Applied: true, tornLine, content.Length, torn, backup, lockPath, ledger, keptSha256));
         UnixFileMode mode = OperatingSystem.IsWindows() ? AtomicFile.PublicFileMode : File.GetUnixFileMode(full);
         AtomicFile.WriteAllBytes(full, content.AsSpan(0, complete), mode);
         PrivacyLedger after = Load(full, readOnly: true, time);
-        return new LedgerRepairResult(full, Torn: true, Applied: true, tornLine, content.Length, torn, backup, lockPath, after);
+        return new LedgerRepairResult(full, Torn: true, Applied: true, tornLine, content.Length, torn, backup, lockPath, after, keptSha256);
     }
 
     /// <summary>What <paramref name="guarantee"/> has spent so far, at <paramref name="delta"/> (improved conversion).</summary>
@@ -593,7 +609,8 @@ public sealed class PrivacyLedger
         $"Privacy ledger '{path}' is corrupt at line {lineNumber}: the last line is truncated ({tornBytes} bytes without a terminating newline), " +
         $"as a crash or power loss in the middle of an append leaves it; lines 1..{lineNumber - 1} verify. The ledger is never reset automatically. " +
         $"Stop the agent or aggregator that uses it, then run 'securefed privacy ledger repair {path}' to see what removing the torn line changes, " +
-        $"and again with --apply to remove it (the original file is kept beside it as a backup); or restore the ledger from a backup."));
+        $"and again with --apply --kit <the owner's kit folder> to remove it (the original file is kept beside it as a backup, and the repair is recorded in the signed audit log); " +
+        $"or restore the ledger from a backup."));
 
     /// <summary>Parses and verifies <paramref name="content"/> (complete lines only), which was read from <paramref name="path"/>.</summary>
     private static PrivacyLedger Verify(string path, ReadOnlyMemory<byte> content, bool readOnly, TimeProvider time)

@@ -36,6 +36,34 @@ public sealed class AuditReportTests
     }
 
     [Fact]
+    public void Create_SiteLoggedALedgerRepair_VerifiesPassesAndListsItUnderRepairsWithItsFields()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1);
+        using (Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]))
+        using (AuditLog h1 = AuditLog.Open(fed.Directories[1], "h1", key, "securefed.test/h1"))
+        {
+            // As 'securefed privacy ledger repair --apply' writes it.
+            h1.Append(AuditEvents.PrivacyLedgerRepaired, f => f.Add("file", "privacy-ledger.jsonl").Add("line", 4).Add("bytes", 150).AddDigest("sha256", new byte[32])
+                .Add("original_bytes", 1000).Add("kept_bytes", 850).Add("kept_sha256", new string('1', 64)).Add("backup", "privacy-ledger.jsonl.torn-20261206T073000000Z")
+                .Add("entries", 2).AddObject("kept", k => k.AddObject("record", r => r.Add("entries", 1).Add("epsilon", 0.8).Add("delta", 1e-5))));
+            h1.Checkpoint();
+        }
+
+        AuditVerification verified = AuditVerifier.Verify(fed.Directories[1]);
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.True(verified.Ok, verified.FirstProblem);
+        Assert.Equal(0, verified.UncoveredLines);
+        Assert.True(result.Passed, string.Join("\n", result.Problems));
+        string incidents = result.Html[result.Html.IndexOf("<h3 id=\"incidents\">Refusals, errors and repairs</h3>", StringComparison.Ordinal)..];
+        Assert.Contains("<td>h1</td>", incidents, StringComparison.Ordinal);
+        Assert.Contains("<td>privacy.ledger_repaired</td>", incidents, StringComparison.Ordinal);
+        Assert.Contains("<dt>backup</dt><dd>privacy-ledger.jsonl.torn-20261206T073000000Z</dd>", incidents, StringComparison.Ordinal);
+        Assert.Contains("<dt>kept.record.epsilon</dt><dd>0.8</dd>", incidents, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Create_FederatedEvaluationLogged_TableShowsScorePerRoundAndWithheldReason()
     {
         using var fed = new Federation();

@@ -1,25 +1,51 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+
+using SecureFed.Agent;
+using SecureFed.Audit;
+using SecureFed.Federation;
 using SecureFed.Privacy;
 
 namespace SecureFed.Integration.Tests;
 
 /// <summary>
-/// <c>securefed privacy ledger repair FILE [--apply]</c>: a dry run that says what it would remove, the repair itself, and
-/// the refusals (other damage, a running agent), with their exit codes and messages.
+/// <c>securefed privacy ledger repair FILE [--apply] [--kit DIR]</c>: a dry run that says what it would remove, the repair
+/// itself and its record in the site's signed audit log, and the refusals (other damage, a running agent, a repair that
+/// cannot be recorded), with their exit codes and messages.
 /// </summary>
 public sealed class PrivacyLedgerRepairCliTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-ledger-repair-cli-").FullName;
+    private readonly string _root = Directory.CreateTempSubdirectory("securefed-ledger-repair-cli-").FullName;
+    /// <summary>The data folder: the ledger and audit/.</summary>
+    private readonly string _dir;
+    private ProvisionResult? _federation;
+
+    public PrivacyLedgerRepairCliTests()
+    {
+        _dir = Path.Combine(_root, "data");
+        Directory.CreateDirectory(Path.Combine(_dir, "audit"));
+    }
 
     private string LedgerPath => Path.Combine(_dir, "privacy-ledger.jsonl");
 
-    public PrivacyLedgerRepairCliTests() => Directory.CreateDirectory(Path.Combine(_dir, "audit"));
+    private string AuditDirectory => Path.Combine(_dir, "audit");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    private string AuditLogPath => Path.Combine(AuditDirectory, AuditLog.LogFileName);
+
+    /// <summary>A federation of site-a and site-b, provisioned on first use.</summary>
+    private ProvisionResult Provisioned => _federation ??=
+        FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_root, "fed"), "repair", ["site-a", "site-b"], "127.0.0.1"));
+
+    private string KitA => Provisioned.SiteKitDirectories["site-a"];
+
+    private AgentOptions AgentA => new() { Site = "site-a", KitDirectory = KitA, DataDirectory = _dir };
+
+    public void Dispose() => Directory.Delete(_root, recursive: true);
 
     [Fact]
     public async Task LedgerRepair_TornLastLine_DryRunChangesNothingThenApplyRepairsAndKeepsTheOriginal()
     {
-        byte[] torn = WriteTornLedger(out byte[] intact);
+        byte[] torn = ChargeAndTear(out byte[] intact, out _);
 
         (int dryCode, string dryOut, string dryErr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath);
 
@@ -35,7 +61,7 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
         Assert.Equal(torn, File.ReadAllBytes(LedgerPath));
         Assert.Empty(Directory.GetFiles(_dir, "*.torn-*"));
 
-        (int code, string stdout, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--owner", "site-a");
+        (int code, string stdout, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--owner", "site-a", "--kit", KitA);
 
         Assert.Equal(0, code);
         Assert.Equal("", stderr);
@@ -48,6 +74,127 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
         (int showCode, string shown, _) = await CliRun.RunAsync("privacy", "ledger", "show", LedgerPath);
         Assert.Equal(0, showCode);
         Assert.Contains("2 entries; hash chain and replayed epsilons verified", shown, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task LedgerRepair_Apply_RecordsTheRepairInTheSignedAuditLogAndTheAgentStartsOnTheLedger()
+    {
+        byte[] torn = ChargeAndTear(out byte[] intact, out double[] epsilons);
+        byte[] logBefore = File.ReadAllBytes(AuditLogPath);
+        int linesBefore = File.ReadAllLines(AuditLogPath).Length;
+
+        (int dryCode, string dryOut, _) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--kit", KitA);
+        Assert.Equal(0, dryCode);
+        Assert.Contains("Run again with --apply --kit <the owner's kit folder>", dryOut, StringComparison.Ordinal);
+        Assert.Equal(logBefore, File.ReadAllBytes(AuditLogPath)); // a dry run records nothing
+
+        (int code, string stdout, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--kit", KitA);
+
+        Assert.Equal(0, code);
+        Assert.Equal("", stderr);
+        Assert.Equal(intact, File.ReadAllBytes(LedgerPath));
+        string backup = Assert.Single(Directory.GetFiles(_dir, "privacy-ledger.jsonl.torn-*"));
+        string[] lines = File.ReadAllLines(AuditLogPath);
+        Assert.Equal(linesBefore + 2, lines.Length); // this run's log.opened, then the repair
+        Assert.Equal(AuditEvents.LogOpened, Type(lines[^2]));
+        Assert.Contains($"Recorded before the ledger was replaced: {AuditLogPath} line {lines.Length} ({AuditEvents.PrivacyLedgerRepaired}:", stdout, StringComparison.Ordinal);
+        using JsonDocument repaired = JsonDocument.Parse(lines[^1]);
+        JsonElement root = repaired.RootElement;
+        Assert.Equal(AuditEvents.PrivacyLedgerRepaired, root.GetProperty("type").GetString());
+        Assert.Equal("site-a", root.GetProperty("actor").GetString());
+        JsonElement fields = root.GetProperty("fields");
+        Assert.Equal("privacy-ledger.jsonl", fields.GetProperty("file").GetString());
+        Assert.Equal(4, fields.GetProperty("line").GetInt64());
+        Assert.Equal(torn.Length - intact.Length, fields.GetProperty("bytes").GetInt64());
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(torn.AsSpan(intact.Length))), fields.GetProperty("sha256").GetString());
+        Assert.Equal(torn.Length, fields.GetProperty("original_bytes").GetInt64());
+        Assert.Equal(intact.Length, fields.GetProperty("kept_bytes").GetInt64());
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(intact)), fields.GetProperty("kept_sha256").GetString());
+        Assert.Equal(Path.GetFileName(backup), fields.GetProperty("backup").GetString());
+        Assert.Equal(2, fields.GetProperty("entries").GetInt64());
+        JsonElement record = fields.GetProperty("kept").GetProperty("record");
+        Assert.Equal(1, record.GetProperty("entries").GetInt64());
+        Assert.Equal(epsilons[0], record.GetProperty("epsilon").GetDouble());
+        Assert.Equal(1e-5, record.GetProperty("delta").GetDouble());
+        Assert.Equal(epsilons[1], fields.GetProperty("kept").GetProperty("site").GetProperty("epsilon").GetDouble());
+
+        // The log verifies against the key of site-a's kit, and a checkpoint signs the repair's line.
+        string key;
+        using (PartyKit kit = PartyKit.Load(KitA))
+        {
+            key = NoteVerifierKey.FromEd25519("securefed/repair/site-a", kit.IdentityKey.PublicKey).ToString();
+        }
+
+        AuditVerification verified = AuditVerifier.Verify(AuditDirectory, key);
+        Assert.True(verified.Ok, verified.FirstProblem);
+        Assert.Equal(lines.Length, verified.Lines);
+        Assert.Equal(0, verified.UncoveredLines);
+
+        // The agent's start-up check (ledger against the audit log's privacy.ledger lines) accepts the repaired ledger.
+        using AgentState state = AgentState.Open(AgentA);
+        Assert.Equal(2, state.Ledger.Entries.Count);
+    }
+
+    [Fact]
+    public async Task LedgerRepair_ApplyWithoutKit_RefusedWithExit2AndNothingChanged()
+    {
+        byte[] torn = ChargeAndTear(out _, out _);
+        byte[] log = File.ReadAllBytes(AuditLogPath);
+
+        (int code, string stdout, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply");
+
+        Assert.Equal(2, code);
+        Assert.Equal("", stdout);
+        Assert.Contains($"the repair is recorded in the audit log {AuditLogPath}, signed with the identity key of the ledger owner's kit; give that kit with --kit DIR", stderr, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed.", stderr, StringComparison.Ordinal);
+        AssertNothingChanged(torn, log);
+    }
+
+    [Fact]
+    public async Task LedgerRepair_ApplyWithAnotherSitesKit_RefusedAndNothingChanged()
+    {
+        byte[] torn = ChargeAndTear(out _, out _);
+        byte[] log = File.ReadAllBytes(AuditLogPath);
+
+        (int code, _, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--kit", Provisioned.SiteKitDirectories["site-b"]);
+
+        Assert.Equal(1, code);
+        Assert.Contains($"Privacy ledger '{LedgerPath}' belongs to 'site-a', but the kit in {Provisioned.SiteKitDirectories["site-b"]} is the one of 'site-b'", stderr, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed.", stderr, StringComparison.Ordinal);
+        AssertNothingChanged(torn, log);
+    }
+
+    [Fact]
+    public async Task LedgerRepair_ApplyWithoutAnAuditLog_RefusedAndNoLogCreated()
+    {
+        byte[] torn = WriteTornLedger(out _);
+
+        (int code, _, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--kit", KitA);
+
+        Assert.Equal(1, code);
+        Assert.Contains($"the repair must be recorded in the audit log of its data folder, but '{AuditLogPath}' does not exist", stderr, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed", stderr, StringComparison.Ordinal);
+        Assert.Equal(torn, File.ReadAllBytes(LedgerPath));
+        Assert.Empty(Directory.GetFiles(_dir, "*.torn-*"));
+        Assert.Equal([AuditLog.LockFileName], Directory.GetFileSystemEntries(AuditDirectory).Select(Path.GetFileName)); // the lock it held; no new log
+    }
+
+    [Fact]
+    public async Task LedgerRepair_TornChargeAlreadyInTheAuditLog_RefusedWithoutARepairLine()
+    {
+        // The torn line's charge is in the signed log: it was whole once, so this is no crash in the middle of an append,
+        // and the agent would refuse the repaired ledger as behind its log.
+        byte[] torn = ChargeAndTear(out _, out _, logTheTornCharge: true);
+
+        (int code, _, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--kit", KitA);
+
+        Assert.Equal(1, code);
+        Assert.Contains($"Privacy ledger '{LedgerPath}' is behind", stderr, StringComparison.Ordinal);
+        Assert.Contains("Without its torn line the ledger would be behind its audit log", stderr, StringComparison.Ordinal);
+        Assert.Equal(torn, File.ReadAllBytes(LedgerPath));
+        Assert.Empty(Directory.GetFiles(_dir, "*.torn-*"));
+        Assert.DoesNotContain(File.ReadAllLines(AuditLogPath), l => Type(l) == AuditEvents.PrivacyLedgerRepaired);
+        Assert.True(AuditVerifier.Verify(AuditDirectory).Ok);
     }
 
     [Fact]
@@ -118,6 +265,48 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
 
         Assert.Equal(2, code);
         Assert.Contains("does not exist", stderr, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// As site-a's agent charges: round 1's two entries, each followed by its <c>privacy.ledger</c> audit line; then round 2's
+    /// record-level entry, whose line a crash cuts in the middle before it is logged (with <paramref name="logTheTornCharge"/>
+    /// it was logged, so the line was whole once). Returns the torn bytes; <paramref name="intact"/> the complete lines,
+    /// <paramref name="epsilons"/> round 1's record- and site-level ε.
+    /// </summary>
+    private byte[] ChargeAndTear(out byte[] intact, out double[] epsilons, bool logTheTornCharge = false)
+    {
+        using (AgentState state = AgentState.Open(AgentA))
+        {
+            LedgerEntry record = state.Ledger.Append(1, Guarantee.Record, PlannedMechanism.SubsampledGaussian(0.02, 1.1, 300), 1e-5);
+            state.Audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", 1).Add("guarantee", "record").Add("epsilon", record.EpsilonAfter).Add("delta", 1e-5).Add("budget", 8.0));
+            LedgerEntry site = state.Ledger.Append(1, Guarantee.Site, PlannedMechanism.Zcdp(0.05), 1e-5);
+            state.Audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", 1).Add("guarantee", "site").Add("epsilon", site.EpsilonAfter).Add("delta", 1e-5).Add("budget", 10.0).Add("rho", 0.05));
+            epsilons = [record.EpsilonAfter, site.EpsilonAfter];
+            intact = File.ReadAllBytes(LedgerPath);
+            LedgerEntry next = state.Ledger.Append(2, Guarantee.Record, PlannedMechanism.SubsampledGaussian(0.02, 1.1, 300), 1e-5);
+            if (logTheTornCharge)
+            {
+                state.Audit.Append(AuditEvents.PrivacyLedger, f => f.Add("round", 2).Add("guarantee", "record").Add("epsilon", next.EpsilonAfter).Add("delta", 1e-5).Add("budget", 8.0));
+            }
+        }
+
+        byte[] whole = File.ReadAllBytes(LedgerPath);
+        byte[] torn = whole[..(intact.Length + ((whole.Length - intact.Length) / 2))];
+        File.WriteAllBytes(LedgerPath, torn);
+        return torn;
+    }
+
+    private void AssertNothingChanged(byte[] torn, byte[] log)
+    {
+        Assert.Equal(torn, File.ReadAllBytes(LedgerPath));
+        Assert.Empty(Directory.GetFiles(_dir, "*.torn-*"));
+        Assert.Equal(log, File.ReadAllBytes(AuditLogPath));
+    }
+
+    private static string? Type(string line)
+    {
+        using JsonDocument document = JsonDocument.Parse(line);
+        return document.RootElement.GetProperty("type").GetString();
     }
 
     /// <summary>Two entries (round 1), then the third's line cut in the middle; returns the torn bytes and, in <paramref name="intact"/>, the complete lines.</summary>

@@ -198,6 +198,72 @@ public sealed class PrivacyLedgerRepairTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_directory, "audit")));
     }
 
+    [Fact]
+    public void RepairTornTail_BeforeReplace_CalledOnceAfterTheBackupWhileTheLedgerIsStillTorn()
+    {
+        byte[] torn = TornLedger(3);
+        int calls = 0;
+
+        LedgerRepairResult done = PrivacyLedger.RepairTornTail(LedgerPath, apply: true, LockPath, Owner, _time, beforeReplace: planned =>
+        {
+            calls++;
+            // What the CLI records in the audit log: the ledger is not replaced yet, the backup is already whole.
+            Assert.Equal(torn, File.ReadAllBytes(LedgerPath));
+            Assert.Equal(torn, File.ReadAllBytes(planned.BackupPath!));
+            Assert.True(planned.Applied);
+            Assert.Equal(4, planned.TornLineNumber);
+            Assert.Equal(2, planned.Ledger.Entries.Count);
+            Assert.Equal(torn.Length - planned.TornBytes.Length, planned.KeptBytes);
+            Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(torn.AsSpan(0, (int)planned.KeptBytes))), planned.KeptSha256);
+        });
+
+        Assert.Equal(1, calls);
+        Assert.True(done.Applied);
+        Assert.Equal(torn.AsSpan(0, (int)done.KeptBytes).ToArray(), File.ReadAllBytes(LedgerPath));
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(LedgerPath))), done.KeptSha256);
+    }
+
+    [Fact]
+    public void RepairTornTail_DryRunOrNothingTorn_BeforeReplaceNotCalled()
+    {
+        byte[] torn = TornLedger(3);
+        PrivacyLedger.RepairTornTail(LedgerPath, apply: false, LockPath, Owner, _time, beforeReplace: _ => Assert.Fail("called on a dry run"));
+        File.WriteAllBytes(LedgerPath, torn[..(Array.LastIndexOf(torn, (byte)'\n') + 1)]);
+
+        LedgerRepairResult healthy = PrivacyLedger.RepairTornTail(LedgerPath, apply: true, LockPath, Owner, _time, beforeReplace: _ => Assert.Fail("called with nothing torn"));
+
+        Assert.False(healthy.Torn);
+        Assert.Null(healthy.KeptSha256);
+        Assert.Empty(Backups());
+    }
+
+    [Fact]
+    public void RepairTornTail_BeforeReplaceThrows_LedgerUntouchedAndBackupKept()
+    {
+        byte[] torn = TornLedger(3);
+
+        IOException ex = Assert.Throws<IOException>(() => PrivacyLedger.RepairTornTail(LedgerPath, apply: true, LockPath, Owner, _time,
+            beforeReplace: _ => throw new IOException("the audit log could not be written")));
+
+        Assert.Equal("the audit log could not be written", ex.Message);
+        Assert.Equal(torn, File.ReadAllBytes(LedgerPath));
+        Assert.Equal(torn, File.ReadAllBytes(Assert.Single(Backups())));
+    }
+
+    [Fact]
+    public void RepairTornTail_WriterLockHeldByTheCaller_NotTakenAgainAndNamed()
+    {
+        byte[] torn = TornLedger(3);
+        using var callersAudit = new FileStream(LockPath, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); // as the CLI's open audit log holds it
+
+        LedgerRepairResult done = PrivacyLedger.RepairTornTail(LedgerPath, apply: true, LockPath, Owner, _time, writerLockHeld: true);
+
+        Assert.True(done.Applied);
+        Assert.Equal(LockPath, done.LockPath);
+        Assert.Equal(torn, File.ReadAllBytes(done.BackupPath!));
+        Assert.Equal(2, PrivacyLedger.OpenReadOnly(LedgerPath, _time).Entries.Count);
+    }
+
     private byte[] WriteEntries(int count)
     {
         PrivacyLedger ledger = PrivacyLedger.Open(LedgerPath, Owner, _time);

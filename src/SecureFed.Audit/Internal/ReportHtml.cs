@@ -514,7 +514,8 @@ internal static class ReportHtml
     private static void Incidents(StringBuilder html, AuditFindings f)
     {
         List<(LogView Log, LogEntry Entry)> incidents = [.. f.Logs.SelectMany(l => l.Entries
-            .Where(e => e.Type is AuditEvents.Refusal or AuditEvents.Blame or AuditEvents.OutOfBoundSearch or AuditEvents.UnrebuiltSecretSearch or AuditEvents.EnvelopeSearch or AuditEvents.ShareComplaint or AuditEvents.SearchHeldOut or AuditEvents.SearchEnded or AuditEvents.Error or AuditEvents.RoundAborted or AuditEvents.TornTailQuarantined)
+            .Where(e => e.Type is AuditEvents.Refusal or AuditEvents.Blame or AuditEvents.OutOfBoundSearch or AuditEvents.UnrebuiltSecretSearch or AuditEvents.EnvelopeSearch or AuditEvents.ShareComplaint or AuditEvents.SearchHeldOut or AuditEvents.SearchEnded or AuditEvents.Error or AuditEvents.RoundAborted or AuditEvents.TornTailQuarantined
+                        or AuditEvents.PrivacyLedgerRepaired)
             .Select(e => (l, e)))];
         html.Append("<h3 id=\"incidents\">Refusals, errors and repairs</h3>\n");
         if (incidents.Count == 0)
