@@ -6,15 +6,24 @@ namespace SecureFed.Experiments;
 /// <summary>Reads the corpora and divides the training sentences among the sites (iid, skewed or one corpus per site).</summary>
 internal static class DataSplitter
 {
-    public static ExperimentData Load(ExperimentOptions options, int seed)
+    /// <summary>Reads the corpus files (each once here) and splits them for <paramref name="seed"/>.</summary>
+    public static ExperimentData Load(ExperimentOptions options, int seed) => Load(options, seed, ReadPart);
+
+    /// <summary>Splits the corpora for <paramref name="seed"/>, taking each corpus file from <paramref name="readPart"/> (folder, file, max, seed).</summary>
+    public static ExperimentData Load(ExperimentOptions options, int seed, Func<string, string, int, int, IReadOnlyList<Sentence>> readPart)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return options.Split == ExperimentSplit.ByCorpus ? ByCorpus(options, seed) : Shares(options, seed);
+        ArgumentNullException.ThrowIfNull(readPart);
+        return options.Split == ExperimentSplit.ByCorpus ? ByCorpus(options, seed, readPart) : Shares(options, seed, readPart);
     }
 
     /// <summary>Reads one file of a corpus folder; errors name the folder and file.</summary>
     /// <exception cref="InputDataException">The file is missing, a folder, malformed or holds no sentence: a problem with the corpus folder the user named (a usage error, as the demo's --data).</exception>
-    public static IReadOnlyList<Sentence> ReadPart(string directory, string file, int max, int seed)
+    public static IReadOnlyList<Sentence> ReadPart(string directory, string file, int max, int seed) => Sample(ReadFile(directory, file), max, seed);
+
+    /// <summary>Every sentence of one file of a corpus folder; errors name the folder and file.</summary>
+    /// <exception cref="InputDataException">As <see cref="ReadPart"/>.</exception>
+    public static Sentence[] ReadFile(string directory, string file)
     {
         string path = Path.Combine(directory, file);
         if (!File.Exists(path))
@@ -25,19 +34,15 @@ internal static class DataSplitter
         }
 
         Sentence[] sentences = [.. ConllReader.ReadFile(path).Where(s => s.Length > 0)];
-        if (sentences.Length == 0)
-        {
-            throw new InputDataException($"{path} holds no sentences.");
-        }
-
-        if (max > 0 && sentences.Length > max)
-        {
-            // A seeded random subset (not the first lines: corpora are often ordered by document).
-            sentences = [.. Shuffle(sentences, seed).Take(max)];
-        }
-
-        return sentences;
+        return sentences.Length == 0 ? throw new InputDataException($"{path} holds no sentences.") : sentences;
     }
+
+    /// <summary>
+    /// At most <paramref name="max"/> of <paramref name="sentences"/> (0 = all): a seeded random subset, not the first lines
+    /// (corpora are often ordered by document).
+    /// </summary>
+    public static IReadOnlyList<Sentence> Sample(IReadOnlyList<Sentence> sentences, int max, int seed) =>
+        max > 0 && sentences.Count > max ? [.. Shuffle(sentences, seed).Take(max)] : sentences;
 
     public static IReadOnlyList<string> TypesOf(IEnumerable<Sentence> sentences) =>
         [.. sentences.SelectMany(s => s.Tags).Where(t => t.Length > 2 && t[1] == '-').Select(t => t[2..]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
@@ -49,12 +54,12 @@ internal static class DataSplitter
         return copy;
     }
 
-    private static ExperimentData Shares(ExperimentOptions options, int seed)
+    private static ExperimentData Shares(ExperimentOptions options, int seed, Func<string, string, int, int, IReadOnlyList<Sentence>> readPart)
     {
         string dir = options.DataDirectory!;
-        IReadOnlyList<Sentence> train = ReadPart(dir, "train.tsv", options.MaxTrainSentences, seed);
-        IReadOnlyList<Sentence> dev = ReadPart(dir, "dev.tsv", options.MaxEvalSentences, seed);
-        IReadOnlyList<Sentence> test = ReadPart(dir, "test.tsv", options.MaxEvalSentences, seed);
+        IReadOnlyList<Sentence> train = readPart(dir, "train.tsv", options.MaxTrainSentences, seed);
+        IReadOnlyList<Sentence> dev = readPart(dir, "dev.tsv", options.MaxEvalSentences, seed);
+        IReadOnlyList<Sentence> test = readPart(dir, "test.tsv", options.MaxEvalSentences, seed);
         if (train.Count < options.Sites)
         {
             throw new InputDataException($"{dir}: {train.Count} training sentences cannot be split across {options.Sites} sites.");
@@ -86,7 +91,7 @@ internal static class DataSplitter
         return new ExperimentData(sites, dev, test, types, description);
     }
 
-    private static ExperimentData ByCorpus(ExperimentOptions options, int seed)
+    private static ExperimentData ByCorpus(ExperimentOptions options, int seed, Func<string, string, int, int, IReadOnlyList<Sentence>> readPart)
     {
         var sites = new List<SiteData>();
         var dev = new List<Sentence>();
@@ -95,7 +100,7 @@ internal static class DataSplitter
         {
             string dir = options.Corpora[i];
             string corpus = Path.GetFileName(Path.GetFullPath(dir).TrimEnd('/'));
-            IReadOnlyList<Sentence> train = ReadPart(dir, "train.tsv", options.MaxTrainSentences, seed);
+            IReadOnlyList<Sentence> train = readPart(dir, "train.tsv", options.MaxTrainSentences, seed);
             if (options.PartialAnnotation)
             {
                 // Each corpus marks only its own types: an O token may be an entity of a type it does not annotate.
@@ -103,8 +108,8 @@ internal static class DataSplitter
                 train = [.. train.Select(s => s with { AnnotatedTypes = annotated })];
             }
 
-            dev.AddRange(ReadPart(dir, "dev.tsv", options.MaxEvalSentences, seed));
-            test.AddRange(ReadPart(dir, "test.tsv", options.MaxEvalSentences, seed));
+            dev.AddRange(readPart(dir, "dev.tsv", options.MaxEvalSentences, seed));
+            test.AddRange(readPart(dir, "test.tsv", options.MaxEvalSentences, seed));
             sites.Add(new SiteData($"site-{i + 1}", $"{corpus} ({train.Count} sentences)", train, TypesOf(train)));
         }
 

@@ -18,6 +18,7 @@ public sealed partial class ExperimentRunner
     private readonly ExperimentOptions _options;
     private readonly Action<string> _progress;
     private readonly PublicDistillation? _distillation;
+    private ExperimentInputs? _inputs;
     private float[]? _preconditioner;
     private Sentence[]? _publicTrain;
 
@@ -30,17 +31,19 @@ public sealed partial class ExperimentRunner
         options.Validate();
         _options = options;
         _progress = progress ?? (_ => { });
-        _distillation = options.DistillTextDirectories.Count > 0 ? new PublicDistillation(options, _progress) : null;
+        _distillation = options.DistillTextDirectories.Count > 0 ? new PublicDistillation(options, _progress, () => Inputs.Text(options.DistillTextDirectories)) : null;
     }
 
     /// <summary>
     /// Runs every arm for every seed and writes results.json and f1-per-round.png; both are rewritten after every arm,
     /// so an interrupted run keeps what it measured, and results.json says <c>"complete": true</c> only at the end.
+    /// Every corpus file the options name is read and checked first (stage 0), before anything trains.
     /// </summary>
     public ExperimentReport Run(CancellationToken cancellationToken = default)
     {
         string startLoad = LoadAverage();
         DateTimeOffset started = DateTimeOffset.UtcNow;
+        ReadInputs();
         var results = new List<ArmResult>();
         ExperimentData? first = null;
         ExperimentReport? report = null;
@@ -55,46 +58,65 @@ public sealed partial class ExperimentRunner
             ExperimentData data = LoadData(seed);
             first ??= data;
             _progress($"[seed {seed}] {data.Description}");
-            if (_options.DistillTeacherDirectory is not null)
-            {
-                DistillSavedTeacher(data, seed, Record, cancellationToken);
-                continue;
-            }
-
-            float[] initial = InitialModel(data, seed, Record, cancellationToken);
-            if (_options.PooledOnly)
-            {
-                Record(RunPooled(data, initial, seed, cancellationToken));
-                continue;
-            }
-
-            if (_options.RunNonPrivateArms)
-            {
-                if (_options.RunCentralizedArms)
-                {
-                    foreach (ArmResult alone in RunSitesAlone(data, initial, seed, cancellationToken))
-                    {
-                        Record(alone);
-                    }
-
-                    Record(RunPooled(data, initial, seed, cancellationToken));
-                }
-
-                RunFederatedAndDistill(data, initial, seed, null, 0, Record, cancellationToken);
-            }
-
-            foreach (double epsilon in _options.Epsilons)
-            {
-                RunFederatedAndDistill(data, initial, seed, epsilon, 0, Record, cancellationToken);
-            }
-
-            if (_options.SiteNoiseMultiplier > 0 && _options.Epsilons.Count > 0)
-            {
-                RunFederatedAndDistill(data, initial, seed, _options.Epsilons.Max(), _options.SiteNoiseMultiplier, Record, cancellationToken);
-            }
+            RunSeed(data, seed, Record, cancellationToken);
         }
 
         return report is null ? throw new InvalidOperationException("No arm ran.") : WriteOutputs(report with { Complete = true });
+    }
+
+    /// <summary>
+    /// Stage 0: every corpus file the options name (<see cref="ExperimentInputs"/>), read and parsed once, so that a
+    /// missing or malformed one fails the run before any arm trains; the later stages take their sentences from it.
+    /// </summary>
+    private void ReadInputs()
+    {
+        ExperimentInputs inputs = Inputs;
+        _progress($"inputs: {inputs.FileCount} corpus files read and checked");
+    }
+
+    /// <summary>The corpus files of stage 0, read on first use (<see cref="Run"/> and the audit's <see cref="LoadSplit"/> come here first).</summary>
+    private ExperimentInputs Inputs => _inputs ??= ExperimentInputs.Read(_options);
+
+    /// <summary>Stages 2 and 3 of one seed: the initial model, then the arms in order (or stage 3f alone with --distill-teacher).</summary>
+    private void RunSeed(ExperimentData data, int seed, Action<ArmResult> record, CancellationToken cancellationToken)
+    {
+        if (_options.DistillTeacherDirectory is not null)
+        {
+            DistillSavedTeacher(data, seed, record, cancellationToken);
+            return;
+        }
+
+        float[] initial = InitialModel(data, seed, record, cancellationToken);
+        if (_options.PooledOnly)
+        {
+            record(RunPooled(data, initial, seed, cancellationToken));
+            return;
+        }
+
+        if (_options.RunNonPrivateArms)
+        {
+            if (_options.RunCentralizedArms)
+            {
+                foreach (ArmResult alone in RunSitesAlone(data, initial, seed, cancellationToken))
+                {
+                    record(alone);
+                }
+
+                record(RunPooled(data, initial, seed, cancellationToken));
+            }
+
+            RunFederatedAndDistill(data, initial, seed, null, 0, record, cancellationToken);
+        }
+
+        foreach (double epsilon in _options.Epsilons)
+        {
+            RunFederatedAndDistill(data, initial, seed, epsilon, 0, record, cancellationToken);
+        }
+
+        if (_options.SiteNoiseMultiplier > 0 && _options.Epsilons.Count > 0)
+        {
+            RunFederatedAndDistill(data, initial, seed, _options.Epsilons.Max(), _options.SiteNoiseMultiplier, record, cancellationToken);
+        }
     }
 
     /// <summary>
@@ -169,8 +191,8 @@ public sealed partial class ExperimentRunner
         return new ExperimentReport(Configuration(first), first.Description, first.Sites, [.. results], Summarize(results), machine);
     }
 
-    /// <summary>Stage 1: the data of one seed (the iid and skewed splits are re-drawn per seed).</summary>
-    private ExperimentData LoadData(int seed) => DataSplitter.Load(_options, seed);
+    /// <summary>Stage 1: the data of one seed (the iid and skewed splits are re-drawn per seed from the files of stage 0).</summary>
+    private ExperimentData LoadData(int seed) => DataSplitter.Load(_options, seed, Inputs.Part);
 
     /// <summary>Stage 2: the initial model every arm starts from (random, or trained on a public corpus).</summary>
     private float[] InitialModel(ExperimentData data, int seed, Action<ArmResult> record, CancellationToken cancellationToken)
@@ -184,8 +206,8 @@ public sealed partial class ExperimentRunner
         var watch = Stopwatch.StartNew();
         var types = data.EntityTypes.ToHashSet(StringComparer.Ordinal);
         // Public data: the warm-start corpus's training sentences, with the types the sites do not annotate turned to O.
-        string[] splits = _options.WarmStartAllSplits ? ["train.tsv", "dev.tsv", "test.tsv"] : ["train.tsv"];
-        Sentence[] publicTrain = [.. splits.SelectMany(split => DataSplitter.ReadPart(_options.WarmStartDirectory, split, 0, seed))
+        IReadOnlyList<string> splits = ExperimentInputs.WarmStartSplits(_options);
+        Sentence[] publicTrain = [.. splits.SelectMany(split => Inputs.Part(_options.WarmStartDirectory, split, 0, seed))
             .Select(s => s with { Tags = [.. s.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
         _progress($"[seed {seed}] public warm start: {publicTrain.Length} sentences of {_options.WarmStartDirectory} ({string.Join(" + ", splits)}; types kept: {string.Join(", ", types)}), {_options.WarmStartEpochs} epochs");
         string? cached = WarmStartCachePath(model, data, seed);
@@ -247,13 +269,10 @@ public sealed partial class ExperimentRunner
             return;
         }
 
-        IReadOnlyList<string>[] text = [.. _options.PretrainTextDirectories
-            .SelectMany(directory => new[] { "train.tsv", "dev.tsv", "test.tsv" }.Select(split => (directory, split)))
-            .SelectMany(part => DataSplitter.ReadPart(part.directory, part.split, 0, seed))
-            .Select(sentence => sentence.Tokens)];
+        IReadOnlyList<IReadOnlyList<string>> text = Inputs.Text(_options.PretrainTextDirectories);
         long tokens = text.Sum(t => (long)t.Count);
         _progress(string.Create(CultureInfo.InvariantCulture,
-            $"[seed {seed}] language-model pretraining: {text.Length} sentences, {tokens} tokens of {string.Join(", ", _options.PretrainTextDirectories)} (train + dev + test, labels ignored), {_options.PretrainEpochs} epochs"));
+            $"[seed {seed}] language-model pretraining: {text.Count} sentences, {tokens} tokens of {string.Join(", ", _options.PretrainTextDirectories)} (train + dev + test, labels ignored), {_options.PretrainEpochs} epochs"));
         var options = new LanguageModelOptions
         {
             Epochs = _options.PretrainEpochs,

@@ -18,14 +18,21 @@ internal sealed class PublicDistillation
 
     private readonly ExperimentOptions _options;
     private readonly Action<string> _progress;
+    private readonly Func<IReadOnlyList<IReadOnlyList<string>>> _readText;
     private IReadOnlyList<IReadOnlyList<string>>? _text;
 
-    public PublicDistillation(ExperimentOptions options, Action<string> progress)
+    /// <summary>Creates the distillation stage.</summary>
+    /// <param name="options">The run's options.</param>
+    /// <param name="progress">Receives one line per step.</param>
+    /// <param name="text">The public text (<see cref="ExperimentInputs.Text"/> of the folders, read before any training).</param>
+    public PublicDistillation(ExperimentOptions options, Action<string> progress, Func<IReadOnlyList<IReadOnlyList<string>>> text)
     {
         ArgumentNullException.ThrowIfNull(options);
         ArgumentNullException.ThrowIfNull(progress);
+        ArgumentNullException.ThrowIfNull(text);
         _options = options;
         _progress = progress;
+        _readText = text;
     }
 
     /// <summary>
@@ -37,7 +44,7 @@ internal sealed class PublicDistillation
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
         var watch = Stopwatch.StartNew();
-        IReadOnlyList<IReadOnlyList<string>> text = Text(seed);
+        IReadOnlyList<IReadOnlyList<string>> text = Text();
         Sentence[] pseudo = PseudoLabel(model, text);
         int entities = pseudo.Sum(s => s.Tags.Count(t => t.StartsWith("B-", StringComparison.Ordinal)));
         long tokens = pseudo.Sum(s => (long)s.Length);
@@ -57,12 +64,12 @@ internal sealed class PublicDistillation
     /// <summary>The display name of the student of <paramref name="teacherArm"/>.</summary>
     public static string StudentArm(string teacherArm) => teacherArm + " → self-trained student";
 
-    /// <summary>Stage 1: the public text, every split of every folder, tokens only (read once).</summary>
-    internal IReadOnlyList<IReadOnlyList<string>> Text(int seed)
+    /// <summary>Stage 1: the public text, every split of every folder, tokens only (read before any arm trained).</summary>
+    internal IReadOnlyList<IReadOnlyList<string>> Text()
     {
         if (_text is null)
         {
-            _text = ReadText(_options.DistillTextDirectories, seed);
+            _text = _readText();
             _progress(string.Create(CultureInfo.InvariantCulture,
                 $"public text for self-training: {_text.Count} sentences of {string.Join(", ", _options.DistillTextDirectories)} (train + dev + test, labels ignored)"));
         }
@@ -71,11 +78,8 @@ internal sealed class PublicDistillation
     }
 
     /// <summary>The sentences of train.tsv, dev.tsv and test.tsv of each folder, their tokens only.</summary>
-    internal static IReadOnlyList<IReadOnlyList<string>> ReadText(IReadOnlyList<string> directories, int seed) =>
-        [.. directories
-            .SelectMany(directory => new[] { "train.tsv", "dev.tsv", "test.tsv" }.Select(split => (directory, split)))
-            .SelectMany(part => DataSplitter.ReadPart(part.directory, part.split, 0, seed))
-            .Select(sentence => sentence.Tokens)];
+    internal static IReadOnlyList<IReadOnlyList<string>> ReadText(IReadOnlyList<string> directories) =>
+        ExperimentInputs.ReadPublicText(directories).Text(directories);
 
     /// <summary>Stage 2: the teacher's Viterbi labels on <paramref name="text"/>, as training sentences.</summary>
     internal static Sentence[] PseudoLabel(TaggerModel teacher, IReadOnlyList<IReadOnlyList<string>> text)

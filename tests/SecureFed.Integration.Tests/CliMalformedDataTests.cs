@@ -169,6 +169,97 @@ public sealed class CliMalformedDataTests : IDisposable
         AssertUsageErrorNamingTheLine(code, err, Path.Combine(bad, "dev.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
     }
 
+    [Theory]
+    [InlineData("train.tsv")]
+    [InlineData("test.tsv")]
+    public async Task Experiment_MalformedDistillText_UsageErrorBeforeAnyArmTrains(string file)
+    {
+        // The public text of --distill-text was read after the first federated arm had trained (hours, in a real run),
+        // which then failed with partial results; now every corpus file is read before anything trains.
+        string data = Corpus("good");
+        string text = Corpus("public-text", file);
+        string output = Path.Combine(_dir, "out");
+
+        var (code, stdout, err) = await Run("experiment", "--data", data, "--distill-text", text, "--federated-only", "--epsilon", "none",
+            "--config", "tiny", "--rounds", "1", "--out", output);
+
+        AssertUsageErrorNamingTheLine(code, err, Path.Combine(text, file), 2, "expected 'TOKEN<TAB>TAG'");
+        AssertNothingTrained(stdout, err, Path.Combine(output, "results.json"));
+    }
+
+    [Fact]
+    public async Task Experiment_MalformedDistillTextWithSavedTeacher_UsageErrorBeforeTheTeacherIsScored()
+    {
+        string data = Corpus("good");
+        string text = Corpus("public-text", "dev.tsv");
+        string teacher = Path.Combine(_dir, "teacher");
+        using (TaggerModel model = TaggerModel.Create(TaggerConfig.Tiny, LabelSet.Create(["Disease"]), 1, "cpu"))
+        {
+            model.Save(teacher);
+        }
+
+        string output = Path.Combine(_dir, "out");
+
+        var (code, stdout, err) = await Run("experiment", "--data", data, "--distill-text", text, "--distill-teacher", teacher, "--epsilon", "none",
+            "--config", "tiny", "--out", output);
+
+        AssertUsageErrorNamingTheLine(code, err, Path.Combine(text, "dev.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
+        AssertNothingTrained(stdout, err, Path.Combine(output, "results.json"));
+    }
+
+    [Fact]
+    public async Task Experiment_MalformedPretrainTextBehindTheWarmStartCache_UsageErrorBeforeAnyArmTrains()
+    {
+        // Seed 1's warm start comes from the cache, so --pretrain-text was first read for seed 2, after seed 1's arms.
+        (string[] command, string text) = await PretrainTextBehindTheWarmStartCache();
+        string output = Path.Combine(_dir, "out");
+
+        var (code, stdout, err) = await Run([.. command, "--pooled-only", "--seeds", "2", "--out", output]);
+
+        AssertUsageErrorNamingTheLine(code, err, Path.Combine(text, "dev.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
+        AssertNothingTrained(stdout, err, Path.Combine(output, "results.json"));
+    }
+
+    [Fact]
+    public async Task PrivacyAudit_MalformedPretrainTextBehindTheWarmStartCache_UsageErrorBeforeAnyArmTrains()
+    {
+        // The audit's warm start came from the cache: --pretrain-text was never read, and a malformed one went unnoticed.
+        (string[] command, string text) = await PretrainTextBehindTheWarmStartCache();
+        string output = Path.Combine(_dir, "audit");
+
+        var (code, stdout, err) = await Run(["privacy", "audit", .. command[1..], "--seed", "1", "--canaries", "1", "--repeats", "1", "--candidates", "5",
+            "--audit-canaries", "4", "--audit-sentences", "0", "--group-canaries", "0", "--reference", "initial", "--out", output]);
+
+        AssertUsageErrorNamingTheLine(code, err, Path.Combine(text, "dev.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
+        AssertNothingTrained(stdout, err, Path.Combine(output, "privacy-audit.json"));
+        Assert.DoesNotContain("[audit]", err, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// An experiment (seed 1, pooled arm only) that fills a warm-start cache from a pretrained encoder; then the
+    /// pretraining text's dev.tsv is made malformed (line 2). Returns the options shared by the runs and the text folder.
+    /// </summary>
+    private async Task<(string[] Command, string Text)> PretrainTextBehindTheWarmStartCache()
+    {
+        string text = Corpus("public-text");
+        string[] command = ["experiment", "--data", Corpus("good"), "--warm-start", Corpus("public"), "--warm-start-epochs", "1", "--pretrain-text", text,
+            "--warm-start-cache", Path.Combine(_dir, "cache"), "--epsilon", "none", "--config", "tiny", "--rounds", "1"];
+        var (filled, _, fillErr) = await Run([.. command, "--pooled-only", "--seeds", "1", "--out", Path.Combine(_dir, "fill")]);
+        Assert.True(filled == CliApp.ExitOk, fillErr);
+        File.WriteAllText(Path.Combine(text, "dev.tsv"), "Ataxia\tB-Disease\nis\n");
+        return (command, text);
+    }
+
+    /// <summary>No seed started, no arm's round or result was printed, and no results file was written.</summary>
+    private static void AssertNothingTrained(string stdout, string err, string results)
+    {
+        Assert.Empty(stdout);
+        Assert.DoesNotContain("[seed ", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("round 1/", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("test F1", err, StringComparison.Ordinal);
+        Assert.False(File.Exists(results), $"{results} was written: an arm ran before the input was checked");
+    }
+
     [Fact]
     public async Task Agent_MalformedTrainFile_UsageErrorNamingFileAndLine()
     {

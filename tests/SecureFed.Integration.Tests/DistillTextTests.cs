@@ -99,7 +99,7 @@ public sealed class DistillTextTests : IDisposable
         string first = PublicCorpus("gene-text", 4);
         string second = PublicCorpus("chem-text", 3);
 
-        IReadOnlyList<IReadOnlyList<string>> text = PublicDistillation.ReadText([first, second], seed: 1);
+        IReadOnlyList<IReadOnlyList<string>> text = PublicDistillation.ReadText([first, second]);
 
         Assert.Equal(3 * 4, text.Count(t => t[0] == "gene-text"));
         Assert.Equal(3 * 3, text.Count(t => t[0] == "chem-text"));
@@ -110,7 +110,7 @@ public sealed class DistillTextTests : IDisposable
     [Fact]
     public void PseudoLabel_PublicSentences_LabelledWithTheTeachersViterbiOutput()
     {
-        IReadOnlyList<IReadOnlyList<string>> text = PublicDistillation.ReadText([PublicCorpus("gene-text", 6)], seed: 1);
+        IReadOnlyList<IReadOnlyList<string>> text = PublicDistillation.ReadText([PublicCorpus("gene-text", 6)]);
         using TaggerModel teacher = TaggerModel.Create(TaggerConfig.TinyCrf, LabelSet.Create(["Disease"]), 7, "cpu");
 
         Sentence[] pseudo = PublicDistillation.PseudoLabel(teacher, text);
