@@ -310,6 +310,25 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
     }
 
     /// <summary>Two entries (round 1), then the third's line cut in the middle; returns the torn bytes and, in <paramref name="intact"/>, the complete lines.</summary>
+    [Fact]
+    public void LedgerNowHoldsKeptLines_SaysWhetherTheFileIsTheRepairedLedger_ForAFailureAfterTheRecord()
+    {
+        // After its record the repair's error tells the repaired ledger (a failure after the rename) from the torn original.
+        byte[] torn = WriteTornLedger(out byte[] intact);
+        LedgerRepairResult planned = PrivacyLedger.RepairTornTail(LedgerPath, apply: false, writerLockPath: null);
+
+        Assert.False(SecureFed.Cli.Commands.PrivacyLedgerRepairCommand.LedgerNowHoldsKeptLines(LedgerPath, planned)); // still torn
+        File.WriteAllBytes(LedgerPath, intact);
+        Assert.True(SecureFed.Cli.Commands.PrivacyLedgerRepairCommand.LedgerNowHoldsKeptLines(LedgerPath, planned));
+        byte[] edited = [.. intact];
+        edited[^2] ^= 1;
+        File.WriteAllBytes(LedgerPath, edited);
+        Assert.False(SecureFed.Cli.Commands.PrivacyLedgerRepairCommand.LedgerNowHoldsKeptLines(LedgerPath, planned)); // same size, other bytes
+        File.Delete(LedgerPath);
+        Assert.False(SecureFed.Cli.Commands.PrivacyLedgerRepairCommand.LedgerNowHoldsKeptLines(LedgerPath, planned)); // gone
+        Assert.NotEqual(torn.Length, intact.Length);
+    }
+
     private byte[] WriteTornLedger(out byte[] intact)
     {
         PrivacyLedger ledger = PrivacyLedger.Open(LedgerPath, "site-a");

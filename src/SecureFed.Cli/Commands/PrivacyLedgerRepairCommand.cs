@@ -150,12 +150,33 @@ internal static class PrivacyLedgerRepairCommand
         }
         catch (Exception ex) when (line is not null && ex is IOException or UnauthorizedAccessException or InvalidDataException or InvalidOperationException)
         {
-            throw new IOException(string.Create(CultureInfo.InvariantCulture,
-                $"Privacy ledger '{full}' was not replaced ({ex.Message}), but the audit log '{logPath}' already records its repair at line {line} " +
-                $"({AuditEvents.PrivacyLedgerRepaired}). The ledger is as it was and still torn; run the repair again: it keeps another backup and records the repair once more."), ex);
+            // The failure may come after the rename (the folder's fsync, the re-read): say what the file on disk is now.
+            throw new IOException(LedgerNowHoldsKeptLines(full, check)
+                ? string.Create(CultureInfo.InvariantCulture,
+                    $"Privacy ledger '{full}' was replaced with its complete lines and the repair is recorded in the audit log '{logPath}' at line {line} " +
+                    $"({AuditEvents.PrivacyLedgerRepaired}), but the repair did not finish ({ex.Message}): the replacement may not be durable yet. " +
+                    $"Check the disk; a dry run of the repair shows the ledger's state.")
+                : string.Create(CultureInfo.InvariantCulture,
+                    $"Privacy ledger '{full}' was not replaced ({ex.Message}), but the audit log '{logPath}' already records its repair at line {line} " +
+                    $"({AuditEvents.PrivacyLedgerRepaired}). The ledger is as it was and still torn; run the repair again: it keeps another backup and records the repair once more."), ex);
         }
 
         return (result, line);
+    }
+
+    /// <summary>Whether <paramref name="full"/> now holds exactly the complete lines <paramref name="planned"/> keeps (its size and SHA-256).</summary>
+    internal static bool LedgerNowHoldsKeptLines(string full, LedgerRepairResult planned)
+    {
+        try
+        {
+            byte[] now = File.ReadAllBytes(full);
+            return now.LongLength == planned.KeptBytes
+                && string.Equals(Convert.ToHexStringLower(SHA256.HashData(now)), planned.KeptSha256, StringComparison.Ordinal);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
     }
 
     /// <summary>The owner's kit; a folder that is no kit is a mistake in the command.</summary>
@@ -184,7 +205,7 @@ internal static class PrivacyLedgerRepairCommand
     /// </summary>
     private static AuditLog OpenAudit(string full, string auditDirectory, string actor, SecureFed.Crypto.Ed25519PrivateKey key, string origin, bool repairTornAuditTail)
     {
-        const string Refused = "Nothing was changed: a repair that cannot be recorded in the signed audit log is not made.";
+        const string Refused = "The ledger was not changed: a repair that cannot be recorded in the signed audit log is not made.";
         try
         {
             return AuditLog.Open(auditDirectory, actor, key, origin, repairTornAuditTail);
