@@ -18,14 +18,6 @@ public sealed class CliMalformedDataTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private static async Task<(int Code, string Out, string Err)> Run(params string[] args)
-    {
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
-        int code = await CliApp.RunAsync(args, stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(3));
-        return (code, stdout.ToString(), stderr.ToString());
-    }
-
     /// <summary>Exit 2 and, as the last line of stderr, one error line naming the file and line; no stack trace.</summary>
     private static void AssertUsageErrorNamingTheLine(int code, string err, string file, int line, string problem)
     {
@@ -67,7 +59,7 @@ public sealed class CliMalformedDataTests : IDisposable
         string output = Path.Combine(_dir, "model");
         string[] files = option == "--train" ? ["--train", bad, "--dev", good] : ["--train", good, "--dev", bad];
 
-        var (code, _, err) = await Run(["tagger", "train", .. files, "--out", output, "--config", "tiny", "--epochs", "1"]);
+        var (code, _, err) = await CliRun.RunAsync(["tagger", "train", .. files, "--out", output, "--config", "tiny", "--epochs", "1"]);
 
         AssertUsageErrorNamingTheLine(code, err, bad, line, problem);
     }
@@ -80,7 +72,7 @@ public sealed class CliMalformedDataTests : IDisposable
         File.WriteAllText(Path.Combine(model, "model.json"), "{}"); // the gold file is read before the model
         string test = WriteFile("test.tsv", "Ataxia\tB-Disease\nis\tO\nrare\tX-Disease\n");
 
-        var (code, _, err) = await Run("tagger", "eval", "--model", model, "--test", test);
+        var (code, _, err) = await CliRun.RunAsync("tagger", "eval", "--model", model, "--test", test);
 
         AssertUsageErrorNamingTheLine(code, err, test, 3, "invalid tag \"X-Disease\"");
     }
@@ -96,7 +88,7 @@ public sealed class CliMalformedDataTests : IDisposable
 
         string corpus = Corpus("public", "train.tsv");
 
-        var (code, _, err) = await Run("model", "layer-scales", model, "--public-data", corpus);
+        var (code, _, err) = await CliRun.RunAsync("model", "layer-scales", model, "--public-data", corpus);
 
         AssertUsageErrorNamingTheLine(code, err, Path.Combine(corpus, "train.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
     }
@@ -106,7 +98,7 @@ public sealed class CliMalformedDataTests : IDisposable
     {
         string data = WriteFile("bench.tsv", "Hello\tO\nworld\tWHAT?\n");
 
-        var (code, _, err) = await Run("bench", "dp-sgd", "--data", data, "--config", "tiny", "--sentences", "2", "--batch", "1");
+        var (code, _, err) = await CliRun.RunAsync("bench", "dp-sgd", "--data", data, "--config", "tiny", "--sentences", "2", "--batch", "1");
 
         AssertUsageErrorNamingTheLine(code, err, data, 2, "invalid tag \"WHAT?\"");
     }
@@ -127,7 +119,7 @@ public sealed class CliMalformedDataTests : IDisposable
             _ => ["--data", bad],
         };
 
-        var (code, stdout, err) = await Run(["experiment", .. corpus, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out")]);
+        var (code, stdout, err) = await CliRun.RunAsync(["experiment", .. corpus, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out")]);
 
         AssertUsageErrorNamingTheLine(code, err, Path.Combine(bad, file), 2, "expected 'TOKEN<TAB>TAG'");
         Assert.Empty(stdout);
@@ -140,7 +132,7 @@ public sealed class CliMalformedDataTests : IDisposable
         string corpus = Corpus("partial");
         File.Delete(Path.Combine(corpus, "test.tsv"));
 
-        var (code, _, err) = await Run("experiment", "--data", corpus, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
+        var (code, _, err) = await CliRun.RunAsync("experiment", "--data", corpus, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
 
         Assert.True(code == CliApp.ExitUsage, $"exit {code}: {err}");
         Assert.Contains($"error: {corpus} is not a CoNLL corpus folder: test.tsv is missing", err, StringComparison.Ordinal);
@@ -153,7 +145,7 @@ public sealed class CliMalformedDataTests : IDisposable
         string train = Path.Combine(corpus, "train.tsv");
         File.WriteAllBytes(train, System.Text.Encoding.Latin1.GetBytes("Caf\u00e9\tO\n"));
 
-        var (code, _, err) = await Run("experiment", "--data", corpus, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
+        var (code, _, err) = await CliRun.RunAsync("experiment", "--data", corpus, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
 
         Assert.True(code == CliApp.ExitUsage, $"exit {code}: {err}");
         Assert.Contains($"error: {train}: not UTF-8 text", err, StringComparison.Ordinal);
@@ -164,7 +156,7 @@ public sealed class CliMalformedDataTests : IDisposable
     {
         string bad = Corpus("bad", "dev.tsv");
 
-        var (code, _, err) = await Run("privacy", "audit", "--data", bad, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
+        var (code, _, err) = await CliRun.RunAsync("privacy", "audit", "--data", bad, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
 
         AssertUsageErrorNamingTheLine(code, err, Path.Combine(bad, "dev.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
     }
@@ -180,7 +172,7 @@ public sealed class CliMalformedDataTests : IDisposable
         string text = Corpus("public-text", file);
         string output = Path.Combine(_dir, "out");
 
-        var (code, stdout, err) = await Run("experiment", "--data", data, "--distill-text", text, "--federated-only", "--epsilon", "none",
+        var (code, stdout, err) = await CliRun.RunAsync("experiment", "--data", data, "--distill-text", text, "--federated-only", "--epsilon", "none",
             "--config", "tiny", "--rounds", "1", "--out", output);
 
         AssertUsageErrorNamingTheLine(code, err, Path.Combine(text, file), 2, "expected 'TOKEN<TAB>TAG'");
@@ -200,7 +192,7 @@ public sealed class CliMalformedDataTests : IDisposable
 
         string output = Path.Combine(_dir, "out");
 
-        var (code, stdout, err) = await Run("experiment", "--data", data, "--distill-text", text, "--distill-teacher", teacher, "--epsilon", "none",
+        var (code, stdout, err) = await CliRun.RunAsync("experiment", "--data", data, "--distill-text", text, "--distill-teacher", teacher, "--epsilon", "none",
             "--config", "tiny", "--out", output);
 
         AssertUsageErrorNamingTheLine(code, err, Path.Combine(text, "dev.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
@@ -214,7 +206,7 @@ public sealed class CliMalformedDataTests : IDisposable
         (string[] command, string text) = await PretrainTextBehindTheWarmStartCache();
         string output = Path.Combine(_dir, "out");
 
-        var (code, stdout, err) = await Run([.. command, "--pooled-only", "--seeds", "2", "--out", output]);
+        var (code, stdout, err) = await CliRun.RunAsync([.. command, "--pooled-only", "--seeds", "2", "--out", output]);
 
         AssertUsageErrorNamingTheLine(code, err, Path.Combine(text, "dev.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
         AssertNothingTrained(stdout, err, Path.Combine(output, "results.json"));
@@ -227,7 +219,7 @@ public sealed class CliMalformedDataTests : IDisposable
         (string[] command, string text) = await PretrainTextBehindTheWarmStartCache();
         string output = Path.Combine(_dir, "audit");
 
-        var (code, stdout, err) = await Run(["privacy", "audit", .. command[1..], "--seed", "1", "--canaries", "1", "--repeats", "1", "--candidates", "5",
+        var (code, stdout, err) = await CliRun.RunAsync(["privacy", "audit", .. command[1..], "--seed", "1", "--canaries", "1", "--repeats", "1", "--candidates", "5",
             "--audit-canaries", "4", "--audit-sentences", "0", "--group-canaries", "0", "--reference", "initial", "--out", output]);
 
         AssertUsageErrorNamingTheLine(code, err, Path.Combine(text, "dev.tsv"), 2, "expected 'TOKEN<TAB>TAG'");
@@ -244,7 +236,7 @@ public sealed class CliMalformedDataTests : IDisposable
         string text = Corpus("public-text");
         string[] command = ["experiment", "--data", Corpus("good"), "--warm-start", Corpus("public"), "--warm-start-epochs", "1", "--pretrain-text", text,
             "--warm-start-cache", Path.Combine(_dir, "cache"), "--epsilon", "none", "--config", "tiny", "--rounds", "1"];
-        var (filled, _, fillErr) = await Run([.. command, "--pooled-only", "--seeds", "1", "--out", Path.Combine(_dir, "fill")]);
+        var (filled, _, fillErr) = await CliRun.RunAsync([.. command, "--pooled-only", "--seeds", "1", "--out", Path.Combine(_dir, "fill")]);
         Assert.True(filled == CliApp.ExitOk, fillErr);
         File.WriteAllText(Path.Combine(text, "dev.tsv"), "Ataxia\tB-Disease\nis\n");
         return (command, text);
@@ -264,11 +256,11 @@ public sealed class CliMalformedDataTests : IDisposable
     public async Task Agent_MalformedTrainFile_UsageErrorNamingFileAndLine()
     {
         string kits = Path.Combine(_dir, "fed");
-        var (provisioned, _, provisionErr) = await Run("provision", "--out", kits, "--federation", "malformed", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1");
+        var (provisioned, _, provisionErr) = await CliRun.RunAsync("provision", "--out", kits, "--federation", "malformed", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1");
         Assert.True(provisioned == CliApp.ExitOk, provisionErr);
         string train = WriteFile("notes-train.conll", "Ataxia\tB-Disease\nis\tO\nrare\tO\n\nFever\tWHAT?\n");
 
-        var (code, _, err) = await Run("agent", "--config", Path.Combine(kits, "sites", "site-a", "agent.json"), $"--SecureFed:TrainFile={train}");
+        var (code, _, err) = await CliRun.RunAsync("agent", "--config", Path.Combine(kits, "sites", "site-a", "agent.json"), $"--SecureFed:TrainFile={train}");
 
         AssertUsageErrorNamingTheLine(code, err, train, 5, "invalid tag \"WHAT?\"");
     }

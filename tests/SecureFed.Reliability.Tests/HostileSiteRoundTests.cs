@@ -181,12 +181,7 @@ public sealed class HostileSiteRoundTests : IDisposable
 
         // Refused before the digest was recorded: site-x's honest response later is its first, and the round completes.
         await x.AdvertiseAndShareAsync();
-        await x.UploadAsync(await x.MaskAsync());
-        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
-        await x.SignAndUnmaskAsync(survivors);
-        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
-        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
-        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
+        await UploadHonestlyAndCompleteWithEveryoneAsync(fed, x);
         Assert.Equal(3, AuditLines(fed).Count(l => l.Type == AuditEvents.Refusal && l.Text("site") == "site-x" && l.Text("reason").StartsWith("Unmask: ", StringComparison.Ordinal)));
         AssertLogsVerify(fed);
     }
@@ -217,12 +212,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         var request = new ShareKeysRequest { Header = x.H(Stage.ShareKeys) };
         request.Shares.AddRange(honest);
         Assert.False((await x.Client.ShareKeysAsync(request, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
-        await x.UploadAsync(await x.MaskAsync());
-        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
-        await x.SignAndUnmaskAsync(survivors);
-        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
-        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
-        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
+        await UploadHonestlyAndCompleteWithEveryoneAsync(fed, x);
         AssertLogsVerify(fed);
     }
 
@@ -798,13 +788,7 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Contains("the declared weight 1001 is outside [1, 1000] (the round's weight cap)", refused.Status.Detail, StringComparison.Ordinal);
         x.DeclaredWeight = null;
         await x.AdvertiseAndShareAsync();
-        await x.UploadAsync(await x.MaskAsync());
-        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
-        await x.SignAndUnmaskAsync(survivors);
-        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
-
-        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
-        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
+        await UploadHonestlyAndCompleteWithEveryoneAsync(fed, x);
         AssertLogsVerify(fed);
     }
 
@@ -1131,6 +1115,20 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.True(lines.Count(l => l.Type == AuditEvents.SearchHeldOut) >= 10);
         Assert.DoesNotContain(all, l => l.Type == AuditEvents.Blame);
         AssertLogsVerify(fed);
+    }
+
+    /// <summary>
+    /// site-x, its shares accepted, uploads an honest masked input, signs the survivor set and reveals its shares; the round
+    /// completes with the honest sites and site-x.
+    /// </summary>
+    private static async Task UploadHonestlyAndCompleteWithEveryoneAsync(TestFederation fed, HostileSite x)
+    {
+        await x.UploadAsync(await x.MaskAsync());
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        await x.SignAndUnmaskAsync(survivors);
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        RoundRecord completed = Assert.Single(fed.State.Store.ListRounds(), r => r.Status == RoundStatus.Completed);
+        Assert.Equal([.. Honest, "site-x"], completed.Participants.Order());
     }
 
     /// <summary>site-x's attack up to its upload: an honest run with 2^30 in coordinate 0 of its input and a plausible weight.</summary>
