@@ -162,7 +162,29 @@ public sealed class ClusterRoundClient
                 // The round is already aborted or lost; the close of the stage will say so.
             }
 
+            // The round keeps its first abort's reason. When another slice's failure aborted it first, that abort discarded
+            // this slice, which then said only that it has no state: report the cause (CI run of aaa89cb: a full disk's
+            // "could not spill" in one slice, "slice …/1 has no state" reported from the other).
+            if (await FirstAbortReasonAsync().ConfigureAwait(false) is string first && !string.Equals(first, ex.Message, StringComparison.Ordinal))
+            {
+                throw new ClusterRoundAbortedException(first, ex);
+            }
+
             throw;
+        }
+    }
+
+    /// <summary>The reason the round grain recorded for its abort; null when it was not aborted or cannot be asked.</summary>
+    private async Task<string?> FirstAbortReasonAsync()
+    {
+        try
+        {
+            ClusterRoundStatus status = await Round.StatusAsync().ConfigureAwait(false);
+            return status.Stage == nameof(ProtocolStage.Aborted) ? status.AbortReason : null;
+        }
+        catch (Exception ex) when (ex is ClusterRoundAbortedException or ClusterProtocolException or TimeoutException or OrleansException)
+        {
+            return null;
         }
     }
 
