@@ -113,7 +113,9 @@ public sealed class AggregatorOptions
     /// opened) later, leaving the last one out as a dropout of the stage. Bounds what one hostile site that answers each
     /// stage just before its deadline can hold a round up (threat model C8): 4 × <see cref="StageTimeoutSeconds"/>
     /// before, about 4 × this now. Only the last member is ever left out this way, and only with t others in that did not
-    /// decline (t + 1 after an attempt that left a last member out and then aborted). Off with
+    /// decline (t + 1 after an attempt that left a last member out and then aborted); at unmasking only when the answers
+    /// in hand rebuild every secret (<see cref="IRoundServer.UnmaskingShortfallAsync"/>), else it is waited for until the
+    /// deadline. Off with
     /// <see cref="StragglerWaitFactor"/> = 0, or when this is at least <see cref="StageTimeoutSeconds"/>.
     /// <value>The default value is 30.</value>
     /// </summary>

@@ -85,6 +85,12 @@ public interface IRoundServer
     /// <summary><see cref="ServerRound.AcceptUnmaskResponse"/>.</summary>
     Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken);
 
+    /// <summary>
+    /// <see cref="ServerRound.UnmaskingShortfall"/>: why the unmasking answers so far would not rebuild every secret, or
+    /// null when they would (or the round is past Unmasking). Asked before the stage stops waiting for its last member.
+    /// </summary>
+    Task<string?> UnmaskingShortfallAsync(CancellationToken cancellationToken);
+
     /// <summary><see cref="ServerRound.Finish"/>: the unmasked sum and who is in it.</summary>
     Task<AggregationResult> FinishAsync(CancellationToken cancellationToken);
 

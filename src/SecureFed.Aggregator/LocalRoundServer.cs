@@ -58,6 +58,8 @@ internal sealed class LocalRoundServer : IRoundServer
 
     public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken) => Task.FromResult(_round.AcceptUnmaskResponse(response));
 
+    public Task<string?> UnmaskingShortfallAsync(CancellationToken cancellationToken) => Task.FromResult(_round.UnmaskingShortfall());
+
     public Task<AggregationResult> FinishAsync(CancellationToken cancellationToken) => Task.FromResult(_round.Finish());
 
     public Task AbortAsync(string reason, CancellationToken cancellationToken)

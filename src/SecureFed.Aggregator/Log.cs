@@ -151,6 +151,9 @@ internal static partial class Log
     [LoggerMessage(58, LogLevel.Warning, "Round {Round}: {Site} had not answered the {Stage} stage {Seconds:F0} s after every other member had ({QuorumSeconds:F0} s after the stage opened; StragglerWaitFactor, StageStragglerMinWaitSeconds); the stage goes on without it, {Answered} of {Expected} answered")]
     public static partial void StageStragglerLeftOut(ILogger logger, long round, string site, string stage, double seconds, int answered, int expected, double quorumSeconds);
 
+    [LoggerMessage(62, LogLevel.Warning, "Round {Round}: the unmasking stage waits for its last member {Site} until its deadline instead of leaving it out: the answers so far would not rebuild every secret ({Shortfall})")]
+    public static partial void LastMemberAwaited(ILogger logger, long round, string site, string shortfall);
+
     [LoggerMessage(56, LogLevel.Warning, "Round {Round}: the straggler wait starts at {Quorum} advertisements, not t, and a later stage leaves its last member out only with {Quorum} answers: the {Attempts} attempt(s) before it left stragglers or a last member out and then aborted")]
     public static partial void StragglerWaitLater(ILogger logger, long round, int quorum, int attempts);
 

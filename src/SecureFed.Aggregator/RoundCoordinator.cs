@@ -1410,6 +1410,7 @@ public sealed class RoundCoordinator : BackgroundService
         DateTimeOffset now = _time.GetUtcNow();
         session.StageOpenedAt = now;
         session.StageQuorumAt = null;
+        session.LastMemberAwaited = false;
         session.StageDeadline = now.AddSeconds(_options.StageTimeoutSeconds);
         return session.StageDeadline;
     }
@@ -1469,11 +1470,22 @@ public sealed class RoundCoordinator : BackgroundService
 
                 until = cutoff;
             }
-            else if (stage != ProtocolStage.AdvertiseKeys && LastMemberCutoff(session, expected, status.Delivered) is { } last && last < deadline)
+            else if (stage != ProtocolStage.AdvertiseKeys && !session.LastMemberAwaited && LastMemberCutoff(session, expected, status.Delivered) is { } last && last < deadline)
             {
                 if (now >= last)
                 {
                     int missing = expected.Except(status.Delivered).Single();
+                    if (stage == ProtocolStage.Unmasking && await session.Server.UnmaskingShortfallAsync(cancellationToken).ConfigureAwait(false) is { } shortfall)
+                    {
+                        // The answers in hand would not rebuild every secret (a responder revealed wrong values, or a dealer
+                        // dealt them): cutting the last member would abort the attempt for want of its shares. Wait for it
+                        // until the stage's deadline instead; with its answer the wrong shares are outvoted and audited
+                        // (AuditRejectedShares). Hostile-site review, session 55.
+                        Log.LastMemberAwaited(_logger, session.Round, session.Parameters[missing].Name, shortfall);
+                        session.LastMemberAwaited = true;
+                        continue;
+                    }
+
                     Log.StageStragglerLeftOut(_logger, session.Round, session.Parameters[missing].Name, StageName(stage), (last - session.StageQuorumAt!.Value).TotalSeconds,
                         expected.Count - 1, expected.Count, (session.StageQuorumAt.Value - session.StageOpenedAt).TotalSeconds);
 

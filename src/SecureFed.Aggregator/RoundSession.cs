@@ -111,6 +111,12 @@ internal sealed class RoundSession
     /// <summary>When every expected member of the current stage after the keys but one had answered (and at least t of the members that did not decline); null before.</summary>
     public DateTimeOffset? StageQuorumAt { get; set; }
 
+    /// <summary>
+    /// Whether the current stage waits for its last member until its deadline instead of leaving it out: at Unmasking,
+    /// when the answers in hand would not rebuild every secret (<see cref="IRoundServer.UnmaskingShortfallAsync"/>).
+    /// </summary>
+    public bool LastMemberAwaited { get; set; }
+
     /// <summary>Whether the straggler wait closed this attempt's keys stage with members left out, or a later stage left its last member out.</summary>
     public bool StragglersLeftOut { get; set; }
 

@@ -99,6 +99,10 @@ public sealed partial class ServerRound
 
                 done = true;
             }
+            catch (RoundAbortedException ex)
+            {
+                throw AbortedWhileRebuilding(ex);
+            }
             finally
             {
                 if (!done)

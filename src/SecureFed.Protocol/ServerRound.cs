@@ -556,6 +556,10 @@ public sealed partial class ServerRound
                     }
                 });
             }
+            catch (RoundAbortedException ex)
+            {
+                throw AbortedWhileRebuilding(ex);
+            }
             finally
             {
                 foreach ((_, X25519KeyPair key) in droppedKeys)
@@ -660,7 +664,9 @@ public sealed partial class ServerRound
     /// there changes nothing). When that secret does not verify, every revealed share goes to
     /// <see cref="ShamirDecoder"/>, which corrects or leaves out the wrong ones and names them. Responders already caught
     /// lying about another secret are left out first (when t shares remain), so one liar costs one full decoding, not one
-    /// per owner. Aborts the round when no verified secret can be rebuilt.
+    /// per owner. Throws <see cref="RoundAbortedException"/> when no verified secret can be rebuilt, without changing the
+    /// round's state: <see cref="Finish"/> and <see cref="FinishSliced"/> then abort the round
+    /// (<see cref="AbortedWhileRebuilding"/>), <see cref="UnmaskingShortfall"/> only reports it.
     /// </summary>
     /// <summary>A survivor's self-mask seed b_u from its shares, accepted only if it opens u's signed commitment.</summary>
     private byte[] RebuildSelfMaskSeed(int owner, Dictionary<int, List<ShamirShare>> index, HashSet<int> liars, List<RejectedShare> rejected,
@@ -696,7 +702,7 @@ public sealed partial class ServerRound
         List<ShamirShare> all = index.TryGetValue(owner, out List<ShamirShare>? entry) ? entry : [];
         if (all.Count < _p.Threshold)
         {
-            Abort(ProtocolStage.Unmasking, $"only {all.Count} shares of the {what} of '{_p[owner].Name}' were revealed; t = {_p.Threshold}");
+            throw Unrebuildable($"only {all.Count} shares of the {what} of '{_p[owner].Name}' were revealed; t = {_p.Threshold}");
         }
 
         List<ShamirShare> trusted = liars.Count == 0 ? all : [.. all.Where(s => !liars.Contains(s.X))];
@@ -749,7 +755,7 @@ public sealed partial class ServerRound
             // More than t shares agree on one secret (up to ⌊(n' − t) / 2⌋ corrected) and it is not the committed one:
             // unless more responders lied than the decoder corrects, the owner dealt shares of another secret.
             string name = _p[owner].Name;
-            Abort(ProtocolStage.Unmasking,
+            throw Unrebuildable(
                 $"the {what} of '{name}' cannot be rebuilt: the {all.Count} shares revealed by {string.Join(", ", all.Select(s => $"'{_p[s.X].Name}'"))} "
                 + $"determine a secret (at most {ShamirDecoder.CorrectableErrors(all.Count, _p.Threshold)} of them corrected) that does not match what '{name}' "
                 + $"advertised, so '{name}' dealt shares of another secret (unless more than that many responders lied): {ex.Message}",
@@ -759,7 +765,7 @@ public sealed partial class ServerRound
         {
             // Too few or too inconsistent to tell a dealer that dealt shares off every polynomial from responders that
             // lied: one of them did, and the coordinator looks for it over the next attempts.
-            Abort(ProtocolStage.Unmasking,
+            throw Unrebuildable(
                 $"the {what} of '{_p[owner].Name}' cannot be rebuilt from the {all.Count} shares revealed by {string.Join(", ", all.Select(s => $"'{_p[s.X].Name}'"))}: {ex.Message}",
                 suspects: [.. all.Select(s => s.X).Append(owner).Distinct().Order()]);
         }
@@ -771,6 +777,68 @@ public sealed partial class ServerRound
         }
 
         return decoding.Secret;
+    }
+
+    /// <summary>
+    /// Why the unmasking answers received so far would not rebuild every secret <see cref="Finish"/> needs (each survivor's
+    /// b checked against its commitment, each dropped site's s against its public key, with the same decoding and the
+    /// same reasons as <see cref="Finish"/>), or null when they would. Changes nothing: the round stays at Unmasking and
+    /// takes further answers. Null too when the round is no longer at Unmasking (there is nothing to wait for). The
+    /// coordinator asks before it stops waiting for the stage's last member: a site that answered at once with a response
+    /// that holds every share but wrong values had, with t − 1 honest answers, the slow honest last member cut, and the
+    /// attempt then aborted for want of a correct share (hostile-site review, session 55); with the last member's answer
+    /// the wrong shares are outvoted and reported in <see cref="AggregationResult.RejectedShares"/>.
+    /// </summary>
+    public string? UnmaskingShortfall()
+    {
+        lock (_gate)
+        {
+            if (Stage != ProtocolStage.Unmasking)
+            {
+                return null;
+            }
+
+            if (_u5.Count < _p.Threshold)
+            {
+                return $"only {_u5.Count} sites answered the unmasking request; the threshold is {_p.Threshold}";
+            }
+
+            var bShares = IndexShares(r => r.SelfMaskShares);
+            var sShares = IndexShares(r => r.MaskingKeyShares);
+            var rejected = new List<RejectedShare>();
+            var liars = new HashSet<int>();
+            var reconstructors = new Dictionary<string, ShamirReconstructor>(StringComparer.Ordinal);
+            try
+            {
+                foreach (int owner in _u3Sorted!)
+                {
+                    CryptographicOperations.ZeroMemory(RebuildSelfMaskSeed(owner, bShares, liars, rejected, reconstructors));
+                }
+
+                foreach (int v in _unmaskRequest!.Dropped)
+                {
+                    CryptographicOperations.ZeroMemory(RebuildMaskingKey(v, sShares, liars, rejected, reconstructors));
+                }
+            }
+            catch (RoundAbortedException ex)
+            {
+                return ex.Reason;
+            }
+
+            return null;
+        }
+    }
+
+    /// <summary>A secret that cannot be rebuilt (<see cref="Rebuild"/>): the exception, with the round's state unchanged.</summary>
+    private static RoundAbortedException Unrebuildable(string reason, int? atFault = null, IReadOnlyList<int>? suspects = null)
+        => new(ProtocolStage.Unmasking, reason, atFault, suspects);
+
+    /// <summary>Aborts the round for a secret <see cref="Finish"/> or <see cref="FinishSliced"/> could not rebuild; returns the exception to throw.</summary>
+    private RoundAbortedException AbortedWhileRebuilding(RoundAbortedException ex)
+    {
+        AbortReason = ex.Reason;
+        Stage = ProtocolStage.Aborted;
+        return ex;
     }
 
     private void CheckRevealed(int sender, IReadOnlyList<RevealedShare> shares, Func<int, bool> allowed, string kind, string what)

@@ -130,6 +130,45 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
         Assert.Contains("dealt shares of another secret", clustered.Reason, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The coordinator's question before it stops waiting for the unmasking stage's last member, asked of the round grain
+    /// through the front (<see cref="Aggregator.IRoundServer.UnmaskingShortfallAsync"/>): with t = 3 answers, one with
+    /// every b-share moved, it answers as the single process does and the round stays at Unmasking, able to finish.
+    /// </summary>
+    [Fact]
+    public async Task UnmaskingShortfall_ThresholdAnswersOneWithWrongValues_SameAnswerAsInOneProcessRoundStaysAtUnmasking()
+    {
+        const int M = 301;
+        const long round = 29;
+        using var script = new RoundScript(4, seed: 29, round, M, bitWidth: 24, degree: 3);
+        var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, round);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 101), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await script.ThroughShareKeysAsync(cluster, []);
+        await script.SendMaskedInputsAsync(cluster, Enumerable.Range(1, 4));
+        await script.UnmaskAsync(cluster, [4], response =>
+        {
+            if (response.Sender == 1)
+            {
+                foreach (RevealedShare share in response.SelfMaskShares)
+                {
+                    ulong y = System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(share.Value);
+                    System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(share.Value, (y + 1) % SecureFed.Crypto.Shamir.Prime);
+                }
+            }
+        });
+        var front = new SecureFed.Cluster.Front.ClusterRoundServer(cluster, script.Parameters, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+
+        string? clustered = await front.UnmaskingShortfallAsync(CancellationToken.None).WaitAsync(RoundScript.Timeout);
+
+        Assert.Equal(3, script.Parameters.Threshold);
+        Assert.NotNull(clustered);
+        Assert.Equal(script.Single.UnmaskingShortfall(), clustered);
+        Assert.Contains("cannot be rebuilt from the 3 shares revealed by 'site-001', 'site-002', 'site-003'", clustered, StringComparison.Ordinal);
+        ClusterRoundStatus status = await cluster.Round.StatusAsync().WaitAsync(RoundScript.Timeout);
+        Assert.Equal(nameof(ProtocolStage.Unmasking), status.Stage);
+        await cluster.Round.AbortAsync("test over").WaitAsync(RoundScript.Timeout);
+    }
+
     [Fact]
     public async Task SendMaskedInput_WordNotReduced_IsRefusedNamingSiteAndWordAndNotCounted()
     {

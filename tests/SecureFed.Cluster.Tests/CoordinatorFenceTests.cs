@@ -309,6 +309,8 @@ public sealed class CoordinatorFenceTests : IDisposable
 
             public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken) => inner.AcceptUnmaskResponseAsync(response, cancellationToken);
 
+            public Task<string?> UnmaskingShortfallAsync(CancellationToken cancellationToken) => inner.UnmaskingShortfallAsync(cancellationToken);
+
             public Task<AggregationResult> FinishAsync(CancellationToken cancellationToken) => inner.FinishAsync(cancellationToken);
 
             public async Task AbortAsync(string reason, CancellationToken cancellationToken)

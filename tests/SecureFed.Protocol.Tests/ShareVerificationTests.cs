@@ -74,6 +74,89 @@ public sealed class ShareVerificationTests
         Assert.Equal((1, RevealedShareKind.SelfMaskSeed), (named.Responder, named.Kind));
     }
 
+    /// <summary>
+    /// Hostile-site review, session 55: t answers of which one holds every share but wrong values would not rebuild the
+    /// seeds, and <see cref="ServerRound.UnmaskingShortfall"/> says so without changing the round (the coordinator then
+    /// waits for the last member instead of cutting it); with the last answer it has nothing to report and Finish
+    /// outvotes the wrong shares and names their sender.
+    /// </summary>
+    [Fact]
+    public void UnmaskingShortfall_ThresholdAnswersOneWithWrongValues_ReportedRoundUnchangedLastAnswerLetsFinishCorrectIt()
+    {
+        using var fx = new ProtocolFixture(4, 21, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx);
+        UnmaskResponse[] responses = [.. clients.Select(c => c.Unmask(request))];
+        foreach (RevealedShare share in responses[0].SelfMaskShares)
+        {
+            Shift(share.Value);
+        }
+
+        Assert.Equal("only 0 sites answered the unmasking request; the threshold is 3", server.UnmaskingShortfall());
+        for (int i = 0; i < 3; i++)
+        {
+            server.AcceptUnmaskResponse(responses[i]);
+        }
+
+        string? shortfall = server.UnmaskingShortfall();
+
+        Assert.NotNull(shortfall);
+        Assert.Contains("the self-mask seed of 'site-001' cannot be rebuilt from the 3 shares revealed by 'site-001', 'site-002', 'site-003'", shortfall, StringComparison.Ordinal);
+        Assert.Equal(ProtocolStage.Unmasking, server.Stage);
+        Assert.Null(server.AbortReason);
+        Assert.Equal(shortfall, server.UnmaskingShortfall()); // asking again changes nothing either
+
+        server.AcceptUnmaskResponse(responses[3]);
+        Assert.Null(server.UnmaskingShortfall());
+        AggregationResult result = server.Finish();
+
+        Assert.Equal(fx.ExpectedSum([1, 2, 3, 4]), result.Sum);
+        Assert.Equal([1], result.RejectedShares.Select(r => r.Responder).Distinct());
+        Assert.Null(server.UnmaskingShortfall()); // past Unmasking: nothing to wait for
+    }
+
+    [Fact]
+    public void UnmaskingShortfall_ThresholdHonestAnswersWithADroppedSite_NullAndFinishAgrees()
+    {
+        using var fx = new ProtocolFixture(4, 22, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx, dropped: 4);
+        foreach (var c in clients)
+        {
+            server.AcceptUnmaskResponse(c.Unmask(request));
+        }
+
+        Assert.Null(server.UnmaskingShortfall());
+        Assert.Equal(fx.ExpectedSum([1, 2, 3]), server.Finish().Sum);
+    }
+
+    [Fact]
+    public void UnmaskingShortfall_WrongSShareOfTheDroppedSite_ReportedThenFinishAbortsWithTheSameReason()
+    {
+        using var fx = new ProtocolFixture(4, 23, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx, dropped: 4);
+        foreach (var c in clients)
+        {
+            UnmaskResponse response = c.Unmask(request);
+            if (c.Index == 2)
+            {
+                Shift(response.MaskingKeyShares.Single(s => s.Owner == 4).Value);
+            }
+
+            server.AcceptUnmaskResponse(response);
+        }
+
+        string? shortfall = server.UnmaskingShortfall();
+        Assert.NotNull(shortfall);
+        Assert.Contains("the masking key of 'site-004' cannot be rebuilt", shortfall, StringComparison.Ordinal);
+        Assert.Equal(ProtocolStage.Unmasking, server.Stage);
+
+        // No fourth answer comes (site 4 dropped): Finish aborts for the same reason, and only Finish changes the state.
+        var ex = Assert.Throws<RoundAbortedException>(() => server.Finish());
+        Assert.Equal(shortfall, ex.Reason);
+        Assert.Equal(ProtocolStage.Aborted, server.Stage);
+        Assert.Equal(shortfall, server.AbortReason);
+        Assert.Null(server.UnmaskingShortfall());
+    }
+
     [Fact]
     public void Finish_TwoLiarsAmongNineResponders_BerlekampWelchCorrectsThemAndNamesBoth()
     {

@@ -1859,6 +1859,40 @@ public sealed class HostileSiteRoundTests : IDisposable
         Assert.Contains("holds", refused, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Hostile-site review (session 55): the sibling of the test above with a response that holds every share it should,
+    /// each with a wrong value (every element moved inside the field), so it passes every check on receipt and counts as
+    /// an answer. With site-a's answer that made t = 2, so site-b, whose answer reaches the aggregator 8 s late, was cut
+    /// about 3 s into the stage; the two shares in hand then rebuilt no seed that matched its commitment and the attempt
+    /// aborted, after the honest sites' charges, with the three sites suspected. Now the coordinator asks whether the
+    /// answers in hand rebuild every secret before it cuts the last member: they do not, so it waits for site-b, whose
+    /// shares with site-a's rebuild every seed, and the first attempt completes (site-x's shares, after the first t by
+    /// index, are then not examined: ShareVerificationTests covers naming them when they are).
+    /// </summary>
+    [Fact]
+    public async Task LastMemberCut_HostileUnmasksWrongValuesAtOnce_SlowHonestSiteNotCutRoundCompletes()
+    {
+        LastMemberCutRun run = await RunLastMemberCutAttackAsync(async x =>
+        {
+            await x.AdvertiseAndShareAsync();
+            Assert.False((await x.UploadAsync(await x.MaskAsync())).Duplicate);
+            SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+            UnmaskResponseMessage response = await x.SignAndBuildUnmaskAsync(survivors);
+            foreach (RevealedShareMessage share in response.SelfMaskShares)
+            {
+                share.Value = ByteString.CopyFrom(AddToFirstElement(share.Value.ToByteArray(), 1));
+            }
+
+            Assert.False((await x.Client.UnmaskAsync(response, Deadline()).ResponseAsync.WaitAsync(CallTimeout)).Duplicate);
+        }, TimeSpan.FromSeconds(90), lateCall: "/Unmask", lateSeconds: 8, waitFactor: "0.25", minWaitSeconds: "3");
+
+        Assert.True(run.CompletedAt is not null, $"no round completed in 90 s: {run.Describe()}");
+        Assert.True(run.Rounds.Count(r => r.Status == RoundStatus.Aborted) == 0, $"attempts aborted before one completed: {run.Describe()}");
+        RoundRecord completed = Assert.Single(run.Rounds, r => r.Status == RoundStatus.Completed);
+        Assert.Equal(["site-a", "site-b", "site-x"], completed.Participants.Order());
+        Assert.DoesNotContain(run.Lines, l => l.Type == AuditEvents.Dropout);
+    }
+
     private sealed record LastMemberCutRun(IReadOnlyList<RoundRecord> Rounds, DateTime? CompletedAt, List<AuditLine> Lines)
     {
         public string Describe() =>

@@ -247,6 +247,9 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken)
         => CallAsync(ProtocolStage.Unmasking, () => _client.Round.AcceptUnmaskResponseAsync(response), cancellationToken);
 
+    public Task<string?> UnmaskingShortfallAsync(CancellationToken cancellationToken)
+        => CallAsync(ProtocolStage.Unmasking, () => _client.Round.UnmaskingShortfallAsync(), cancellationToken);
+
     public async Task<AggregationResult> FinishAsync(CancellationToken cancellationToken)
     {
         AggregationResult result = await CloseAsync(ProtocolStage.Unmasking, () => _client.FinishAsync(cancellationToken), cancellationToken).ConfigureAwait(false);

@@ -90,6 +90,10 @@ public interface IRoundGrain : IGrainWithStringKey
     [Alias("AcceptUnmaskResponse")]
     Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response);
 
+    /// <summary><see cref="ServerRound.UnmaskingShortfall"/>: changes nothing.</summary>
+    [Alias("UnmaskingShortfall")]
+    Task<string?> UnmaskingShortfallAsync();
+
     /// <summary>
     /// <see cref="ServerRound.FinishSliced"/>: rebuilds the secrets, sends each slice grain the masks to remove, waits
     /// for every slice, records the round in the federation's ledger and returns who is in the sum.

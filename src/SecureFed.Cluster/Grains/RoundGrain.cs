@@ -238,6 +238,8 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
             ? Task.FromResult(false) // an agent's retry after the release (its reply was lost): a duplicate, as ServerRound answers it
             : RunAsync(s => s.AcceptUnmaskResponse(response));
 
+    public Task<string?> UnmaskingShortfallAsync() => RunAsync(s => s.UnmaskingShortfall());
+
     public async Task<ClusterRoundResult> FinishAsync()
     {
         ServerRound server = Server();
