@@ -188,6 +188,9 @@ public sealed class BulkCallGate
                 return;
             }
 
+            // A refusal the request binder makes before the body is parsed (CheckedRequestBinder) is audited here, where the
+            // caller is known, within its share of refusal lines as the gate's own.
+            PreParseRefusal.Slot preParse = PreParseRefusal.Begin();
             try
             {
                 if (bulk is null)
@@ -221,6 +224,10 @@ public sealed class BulkCallGate
             finally
             {
                 call.Dispose();
+                if (preParse.Message is string refused && (audit?.Invoke(caller, preParse.Code, preParse.Category!, refused) ?? true))
+                {
+                    Log.RefusedBeforeParsing(logger, site, bulk ?? CallMethod(context), refused);
+                }
             }
         });
     }

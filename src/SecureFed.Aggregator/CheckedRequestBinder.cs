@@ -90,8 +90,8 @@ public sealed class CheckedRequestBinder(ServiceBinderBase inner) : ServiceBinde
             {
                 // Before parsing: a request that is only a header and a few keys or signatures cannot be held in memory at
                 // the 4 MiB message limit (e.g. thousands of long-polls padded with a huge session id or unknown fields).
-                throw new RpcException(new Status(StatusCode.ResourceExhausted, string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"{method.FullName}: the request is {context.PayloadLength} bytes; the limit for {typeof(TRequest).Name} is {max} bytes (it carries no bulk data)")));
+                throw PreParseRefusal.Refuse(StatusCode.ResourceExhausted, Operations.RefusalReasons.OversizedRequest, string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"{method.FullName}: the request is {context.PayloadLength} bytes; the limit for {typeof(TRequest).Name} is {max} bytes (it carries no bulk data)"));
             }
 
             ReadOnlySequence<byte> payload = context.PayloadAsReadOnlySequence();
@@ -99,7 +99,7 @@ public sealed class CheckedRequestBinder(ServiceBinderBase inner) : ServiceBinde
             {
                 // Before parsing: an entry shorter than its value cannot be an honest one, and millions of them would each
                 // become an object (4 MiB of 2-byte shares: 2 million, 120 MB), where the service refuses their count later.
-                throw new RpcException(new Status(StatusCode.InvalidArgument, $"{method.FullName}: {typeof(TRequest).Name}.{problem}"));
+                throw PreParseRefusal.Refuse(StatusCode.InvalidArgument, Operations.RefusalReasons.MalformedRequest, $"{method.FullName}: {typeof(TRequest).Name}.{problem}");
             }
 
             try
@@ -108,8 +108,8 @@ public sealed class CheckedRequestBinder(ServiceBinderBase inner) : ServiceBinde
             }
             catch (InvalidProtocolBufferException ex)
             {
-                throw new RpcException(new Status(StatusCode.InvalidArgument,
-                    $"{method.FullName}: the request is not a valid {typeof(TRequest).Name} protobuf message ({ex.Message})"));
+                throw PreParseRefusal.Refuse(StatusCode.InvalidArgument, Operations.RefusalReasons.MalformedRequest,
+                    $"{method.FullName}: the request is not a valid {typeof(TRequest).Name} protobuf message ({ex.Message})");
             }
         });
         return new Method<TRequest, TResponse>(method.Type, method.ServiceName, method.Name, marshaller, method.ResponseMarshaller);

@@ -154,6 +154,9 @@ internal static partial class Log
     [LoggerMessage(62, LogLevel.Warning, "Round {Round}: the unmasking stage waits for its last member {Site} until its deadline instead of leaving it out: the answers so far would not rebuild every secret ({Shortfall})")]
     public static partial void LastMemberAwaited(ILogger logger, long round, string site, string shortfall);
 
+    [LoggerMessage(63, LogLevel.Warning, "Refused {Method} of site '{Site}' before parsing its request: {Reason}")]
+    public static partial void RefusedBeforeParsing(ILogger logger, string site, string method, string reason);
+
     [LoggerMessage(56, LogLevel.Warning, "Round {Round}: the straggler wait starts at {Quorum} advertisements, not t, and a later stage leaves its last member out only with {Quorum} answers: the {Attempts} attempt(s) before it left stragglers or a last member out and then aborted")]
     public static partial void StragglerWaitLater(ILogger logger, long round, int quorum, int attempts);
 

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Grpc.Core;
 using Grpc.Net.Client;
 using SecureFed.Aggregator;
@@ -51,7 +52,26 @@ public sealed class HostileLongPollTests : IDisposable
         Assert.Equal(TestFederation.FederationName, healthy.FederationId);
         AuditVerification verified = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
         Assert.True(verified.Ok, verified.FirstProblem);
+
+        // The two refusals before parsing are audited under the site, with the status and the message it was sent (session
+        // 55: they were answered only); the third, the service's own, is audited as before.
+        List<JsonElement> refusals = Refusals(fed);
+        JsonElement[] beforeParsing = [.. refusals.Where(r => r.GetProperty("status").GetString() == "ResourceExhausted")];
+        Assert.Equal(2, beforeParsing.Length);
+        Assert.All(beforeParsing, r => Assert.Equal("site-x", r.GetProperty("site").GetString()));
+        Assert.Equal(padded.Status.Detail, beforeParsing[0].GetProperty("reason").GetString());
+        Assert.Equal(status.Status.Detail, beforeParsing[1].GetProperty("reason").GetString());
+        Assert.Contains(refusals, r => r.GetProperty("status").GetString() == "InvalidArgument" && r.GetProperty("reason").GetString() == parsed.Status.Detail);
     }
+
+    /// <summary>The fields of every refusal line of the aggregator's audit log.</summary>
+    private static List<JsonElement> Refusals(TestFederation fed) =>
+    [
+        .. Directory.EnumerateFiles(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory), "*.jsonl").Order().SelectMany(LogFiles.CompleteLines)
+            .Select(l => JsonDocument.Parse(l).RootElement)
+            .Where(e => e.GetProperty("type").GetString() == AuditEvents.Refusal)
+            .Select(e => e.GetProperty("fields").Clone()),
+    ];
 
     [Fact]
     public async Task BulkRequests_FourMebibytesOfEmptyShareEntries_RefusedBeforeParsingNamingTheEntry()
@@ -77,10 +97,26 @@ public sealed class HostileLongPollTests : IDisposable
             Assert.Contains(entry, refused.Status.Detail, StringComparison.Ordinal);
         }
 
+        // Bytes that are not a ShareKeysRequest at all (a truncated length-delimited field) are refused before use too.
+        var rawShareKeys = new Method<byte[], byte[]>(MethodType.Unary, "securefed.v1.Aggregation", "ShareKeys", Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+        RpcException malformed = await Assert.ThrowsAsync<RpcException>(() => channel.CreateCallInvoker().AsyncUnaryCall(rawShareKeys, null, RawClient.Deadline(30), [0x0A, 0x7F, 0x01]).ResponseAsync.WaitAsync(SettleTimeout));
+        Assert.Equal(StatusCode.InvalidArgument, malformed.StatusCode);
+        Assert.Contains("is not a valid ShareKeysRequest protobuf message", malformed.Status.Detail, StringComparison.Ordinal);
+
         // The aggregator is healthy.
         var client = new Aggregation.AggregationClient(channel);
         FederationStatus healthy = await client.GetStatusAsync(new StatusRequest { Header = RawClient.Header(0, "", "site-x", Stage.Unspecified) }, RawClient.Deadline(10)).ResponseAsync.WaitAsync(CallTimeout);
         Assert.Equal(TestFederation.FederationName, healthy.FederationId);
+
+        // All three refusals are audited under site-x with their messages (session 55: answered only), and the log verifies.
+        List<JsonElement> refusals = Refusals(fed);
+        Assert.Equal(3, refusals.Count);
+        Assert.All(refusals, r => Assert.Equal(("site-x", "InvalidArgument"), (r.GetProperty("site").GetString(), r.GetProperty("status").GetString())));
+        Assert.Contains("ShareKeysRequest.shares[0] is 0 bytes", refusals[0].GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Contains("UnmaskResponseMessage.self_mask_shares[0] is 0 bytes", refusals[1].GetProperty("reason").GetString(), StringComparison.Ordinal);
+        Assert.Equal(malformed.Status.Detail, refusals[2].GetProperty("reason").GetString());
+        AuditVerification verified = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(verified.Ok, verified.FirstProblem);
     }
 
     [Fact]

@@ -18,6 +18,12 @@ internal static class RefusalReasons
     public const string UnknownCertificate = "unknown_certificate";
     public const string ForwardedIdentity = "forwarded_identity";
     public const string OversizedField = "oversized_field";
+
+    /// <summary>A request over its type's size limit, refused before it is parsed (<see cref="CheckedRequestBinder"/>).</summary>
+    public const string OversizedRequest = "oversized_request";
+
+    /// <summary>A request whose bytes are not its message, or hold an entry shorter than its value, refused before it is parsed.</summary>
+    public const string MalformedRequest = "malformed_request";
     public const string WrongFederation = "wrong_federation";
     public const string WrongSender = "wrong_sender";
     public const string WrongStage = "wrong_stage";
