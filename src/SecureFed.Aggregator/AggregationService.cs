@@ -32,6 +32,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     private readonly UploadLimiter _uploads;
     private readonly FederationStatusCache _statusCache;
     private readonly UploadPace _pace;
+    private readonly ModelDownloadGate _downloads;
     private readonly AggregatorTelemetry _telemetry;
     private readonly RefusalAudit _refusals;
 
@@ -40,7 +41,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     /// upload pace above all, whose accounts are per site and attempt (built here, each upload had an account of its own and
     /// a site got a fresh grace with every upload it opened; hostile-site review, session 49).
     /// </remarks>
-    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, UploadPace pace, AggregatorTelemetry telemetry, RefusalAudit refusals, FederationStatusCache statusCache, ILogger<AggregationService> logger)
+    public AggregationService(RoundCoordinator coordinator, AggregatorState state, IOptions<AggregatorOptions> options, UploadLimiter uploads, UploadPace pace, ModelDownloadGate downloads, AggregatorTelemetry telemetry, RefusalAudit refusals, FederationStatusCache statusCache, ILogger<AggregationService> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
         _statusCache = statusCache;
@@ -51,6 +52,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         _options = options.Value;
         _uploads = uploads;
         _pace = pace;
+        _downloads = downloads;
         _logger = logger;
     }
 
@@ -558,7 +560,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
     public override async Task DownloadModel(ModelRequest request, IServerStreamWriter<ModelChunk> responseStream, ServerCallContext context)
     {
-        Authenticate(context, request.Header, Stage.Model);
+        string site = Authenticate(context, request.Header, Stage.Model);
         long version = (long)request.Version;
         (long current, string currentSha) = _state.Model.Current;
         string sha;
@@ -569,6 +571,11 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         else
         {
             sha = _state.Store.FindModel(version)?.Sha256 ?? throw NotStored(version, current);
+        }
+
+        if (_downloads.TryStart(site, version, current) is string tooOften)
+        {
+            RefuseCall(site, request.Header.Round, StatusCode.ResourceExhausted, RefusalReasons.TooManyDownloads, tooOften);
         }
 
         // Streamed from the round store a chunk at a time (a stored version never changes), hashed as it is sent: bytes

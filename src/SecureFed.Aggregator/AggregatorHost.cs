@@ -158,6 +158,7 @@ public static class AggregatorHost
             builder.Services.AddSingleton(uploads);
             // One pace for every upload call (the service is built per call): its accounts are per site and attempt.
             builder.Services.AddSingleton(sp => new UploadPace(options.MinUploadWordsPerSecond, options.UploadGraceSeconds, sp.GetRequiredService<TimeProvider>()));
+            builder.Services.AddSingleton(sp => new ModelDownloadGate(options.ModelDownloadBurst, TimeSpan.FromSeconds(options.ModelDownloadRefillSeconds), sp.GetRequiredService<TimeProvider>()));
             var bulkCalls = new BulkCallGate(options.MaxBulkCallsPerSite, options.MaxCallsPerSite);
             builder.Services.AddSingleton(bulkCalls);
             builder.Services.AddSingleton(sp => new RefusalAudit(state.Audit, sp.GetRequiredService<TimeProvider>(), sp.GetRequiredService<ILogger<RefusalAudit>>()));

@@ -285,6 +285,17 @@ public sealed class AggregatorOptions
     /// </summary>
     public int UploadGraceSeconds { get; set; } = UploadPace.DefaultGraceSeconds;
 
+    /// <summary>
+    /// Model downloads a site may make beyond its first download of each new model version, at once
+    /// (<see cref="ModelDownloadGate"/>): a further one is refused with <c>RESOURCE_EXHAUSTED</c> and audited until
+    /// <see cref="ModelDownloadRefillSeconds"/> gives it one more. Honest agents download each version once, and again
+    /// only after a lost connection or a restart. <value>The default value is 8.</value>
+    /// </summary>
+    public int ModelDownloadBurst { get; set; } = ModelDownloadGate.DefaultBurst;
+
+    /// <summary>Seconds after which a site has one more repeated model download (<see cref="ModelDownloadBurst"/>). <value>The default value is 60.</value></summary>
+    public int ModelDownloadRefillSeconds { get; set; } = ModelDownloadGate.DefaultRefillSeconds;
+
     /// <summary>What is wrong with an upload floor of <paramref name="wordsPerSecond"/> after <paramref name="graceSeconds"/> (coordinator and slice silos alike).</summary>
     internal static IEnumerable<string> UploadPaceProblems(int wordsPerSecond, int graceSeconds)
     {
@@ -475,6 +486,8 @@ public sealed class AggregatorOptions
         ValidateLayerScales(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         errors.AddRange(UploadPaceProblems(MinUploadWordsPerSecond, UploadGraceSeconds));
+        Range(errors, nameof(ModelDownloadBurst), ModelDownloadBurst, 1, 1_000_000);
+        Range(errors, nameof(ModelDownloadRefillSeconds), ModelDownloadRefillSeconds, 1, 86_400);
         if (ConcurrentUploadsProblem(MaxConcurrentUploads.ToString(System.Globalization.CultureInfo.InvariantCulture)) is string uploadsProblem)
         {
             errors.Add(uploadsProblem);

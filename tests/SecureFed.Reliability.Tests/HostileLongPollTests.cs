@@ -64,6 +64,58 @@ public sealed class HostileLongPollTests : IDisposable
         Assert.Contains(refusals, r => r.GetProperty("status").GetString() == "InvalidArgument" && r.GetProperty("reason").GetString() == parsed.Status.Detail);
     }
 
+    /// <summary>
+    /// Hostile-site review (session 55): a site could download the model without end (each download the whole model read
+    /// from the round store, hashed and sent), bounded only by its 16 calls in flight. Now a site's first download of the
+    /// current version goes through and every other one takes one of <c>ModelDownloadBurst</c> tokens (here 2); the next
+    /// is refused with RESOURCE_EXHAUSTED before any model byte is read, and audited; another site is not affected.
+    /// </summary>
+    [Fact]
+    public async Task DownloadModel_SameVersionOverAndOver_RefusedAfterTheBurstAuditedOtherSitesUnaffected()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"], null);
+        fed.SetAggregatorSetting(nameof(AggregatorOptions.ModelDownloadBurst), "2");
+        await fed.StartAggregatorAsync();
+        using PartyKit kitX = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channelX = fed.RawChannel(kitX.TlsCertificate);
+        using PartyKit kitA = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel channelA = fed.RawChannel(kitA.TlsCertificate);
+
+        int[] sizes = new int[3];
+        for (int i = 0; i < 3; i++)
+        {
+            sizes[i] = await DownloadAsync(channelX, "site-x"); // the first free, then the two tokens
+        }
+
+        Assert.True(sizes[0] > 0);
+        Assert.All(sizes, n => Assert.Equal(sizes[0], n));
+        RpcException refused = await Assert.ThrowsAsync<RpcException>(() => DownloadAsync(channelX, "site-x"));
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Contains("site 'site-x' has downloaded model versions more often than the aggregator allows", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.Contains("try again in 60 s", refused.Status.Detail, StringComparison.Ordinal);
+
+        Assert.Equal(sizes[0], await DownloadAsync(channelA, "site-a"));
+
+        JsonElement line = Assert.Single(Refusals(fed));
+        Assert.Equal(("site-x", "ResourceExhausted", refused.Status.Detail), (line.GetProperty("site").GetString(), line.GetProperty("status").GetString(), line.GetProperty("reason").GetString()));
+        AuditVerification verified = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(verified.Ok, verified.FirstProblem);
+    }
+
+    /// <summary>Downloads the current model as <paramref name="site"/>; returns the number of values received.</summary>
+    private static async Task<int> DownloadAsync(GrpcChannel channel, string site)
+    {
+        var client = new Aggregation.AggregationClient(channel);
+        using AsyncServerStreamingCall<ModelChunk> call = client.DownloadModel(new ModelRequest { Header = RawClient.Header(0, "", site, Stage.Model) }, RawClient.Deadline(30));
+        int values = 0;
+        while (await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(CallTimeout))
+        {
+            values += call.ResponseStream.Current.Values.Count;
+        }
+
+        return values;
+    }
+
     /// <summary>The fields of every refusal line of the aggregator's audit log.</summary>
     private static List<JsonElement> Refusals(TestFederation fed) =>
     [

@@ -12,6 +12,9 @@ internal static class RefusalReasons
     public const string UploadTooSlow = "upload_too_slow";
     public const string TooManyBulkCalls = "too_many_bulk_calls";
     public const string TooManyCalls = "too_many_calls";
+
+    /// <summary>A model download beyond a site's first of each new version and its bucket of repeats (<see cref="ModelDownloadGate"/>).</summary>
+    public const string TooManyDownloads = "too_many_downloads";
     public const string DigestMismatch = "digest_mismatch";
     public const string MissingHeader = "missing_header";
     public const string NoCertificate = "no_certificate";
