@@ -59,6 +59,8 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.MaxConcurrentUploads),
         nameof(AggregatorOptions.MinUploadWordsPerSecond),
         nameof(AggregatorOptions.UploadGraceSeconds),
+        nameof(AggregatorOptions.ModelDownloadBurst),
+        nameof(AggregatorOptions.ModelDownloadRefillSeconds),
         nameof(AggregatorOptions.MaxBulkCallsPerSite),
         nameof(AggregatorOptions.MaxCallsPerSite),
         nameof(AggregatorOptions.MaxConnectionsPerSite),

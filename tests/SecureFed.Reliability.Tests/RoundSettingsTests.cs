@@ -67,6 +67,8 @@ public sealed class RoundSettingsTests
         { "MaxConcurrentUploads", o => o.MaxConcurrentUploads = 16 },
         { "MinUploadWordsPerSecond", o => o.MinUploadWordsPerSecond = 0 },
         { "UploadGraceSeconds", o => o.UploadGraceSeconds = 5 },
+        { "ModelDownloadBurst", o => o.ModelDownloadBurst = 2 },
+        { "ModelDownloadRefillSeconds", o => o.ModelDownloadRefillSeconds = 5 },
         { "MaxBulkCallsPerSite", o => o.MaxBulkCallsPerSite = 4 },
         { "MaxCallsPerSite", o => o.MaxCallsPerSite = 32 },
         { "MaxConnectionsPerSite", o => o.MaxConnectionsPerSite = 16 },
