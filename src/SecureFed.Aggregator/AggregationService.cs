@@ -575,7 +575,7 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         if (_downloads.TryStart(site, version, current) is string tooOften)
         {
-            RefuseCall(site, request.Header.Round, StatusCode.ResourceExhausted, RefusalReasons.TooManyDownloads, tooOften);
+            RefuseCall(site, 0, StatusCode.ResourceExhausted, RefusalReasons.TooManyDownloads, tooOften); // round 0: a download names none
         }
 
         // Streamed from the round store a chunk at a time (a stored version never changes), hashed as it is sent: bytes

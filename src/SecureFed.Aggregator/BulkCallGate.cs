@@ -131,7 +131,9 @@ public sealed class BulkCallGate
     /// Called with the caller (<see cref="CallerIdentity.Caller"/>: its site, or for a refused caller the name it is refused
     /// under; and the silo that forwarded the call if one did), the refusal's status and reason
     /// (<see cref="Operations.RefusalReasons.TooManyCalls"/> or <see cref="Operations.RefusalReasons.TooManyBulkCalls"/> with
-    /// RESOURCE_EXHAUSTED; a refused caller's <see cref="CallerIdentity.Code"/> and <see cref="CallerIdentity.Category"/>) and its
+    /// RESOURCE_EXHAUSTED; a refused caller's <see cref="CallerIdentity.Code"/> and <see cref="CallerIdentity.Category"/>; for a
+    /// request the binder refused before parsing it, <see cref="Operations.RefusalReasons.OversizedRequest"/> or
+    /// <see cref="Operations.RefusalReasons.MalformedRequest"/> with the binder's status, <see cref="PreParseRefusal"/>) and its
     /// message (the aggregator counts and audits it); returns whether it is also logged (false beyond the caller's share of
     /// audit lines). Null: every refusal is logged.
     /// </param>

@@ -86,10 +86,11 @@ public interface IRoundServer
     Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken);
 
     /// <summary>
-    /// <see cref="ServerRound.UnmaskingShortfall"/>: why the unmasking answers so far would not rebuild every secret, or
-    /// null when they would (or the round is past Unmasking). Asked before the stage stops waiting for its last member.
+    /// <see cref="ServerRound.UnmaskingShortfall"/>: why the unmasking answers so far would not rebuild a secret that
+    /// <paramref name="awaited"/>'s answer could still help rebuild, or null when there is none (or the round is past
+    /// Unmasking). Asked before the stage stops waiting for its last member, <paramref name="awaited"/>.
     /// </summary>
-    Task<string?> UnmaskingShortfallAsync(CancellationToken cancellationToken);
+    Task<string?> UnmaskingShortfallAsync(int awaited, CancellationToken cancellationToken);
 
     /// <summary><see cref="ServerRound.Finish"/>: the unmasked sum and who is in it.</summary>
     Task<AggregationResult> FinishAsync(CancellationToken cancellationToken);

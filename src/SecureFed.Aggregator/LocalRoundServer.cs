@@ -58,7 +58,7 @@ internal sealed class LocalRoundServer : IRoundServer
 
     public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken) => Task.FromResult(_round.AcceptUnmaskResponse(response));
 
-    public Task<string?> UnmaskingShortfallAsync(CancellationToken cancellationToken) => Task.FromResult(_round.UnmaskingShortfall());
+    public Task<string?> UnmaskingShortfallAsync(int awaited, CancellationToken cancellationToken) => Task.FromResult(_round.UnmaskingShortfall(awaited));
 
     public Task<AggregationResult> FinishAsync(CancellationToken cancellationToken) => Task.FromResult(_round.Finish());
 

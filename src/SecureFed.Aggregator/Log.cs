@@ -157,6 +157,9 @@ internal static partial class Log
     [LoggerMessage(63, LogLevel.Warning, "Refused {Method} of site '{Site}' before parsing its request: {Reason}")]
     public static partial void RefusedBeforeParsing(ILogger logger, string site, string method, string reason);
 
+    [LoggerMessage(64, LogLevel.Warning, "Round {Round}: could not ask whether the unmasking answers so far rebuild every secret ({Error}); the stage leaves its last member {Site} out as the wait allows")]
+    public static partial void UnmaskingShortfallUnknown(ILogger logger, long round, string site, string error);
+
     [LoggerMessage(56, LogLevel.Warning, "Round {Round}: the straggler wait starts at {Quorum} advertisements, not t, and a later stage leaves its last member out only with {Quorum} answers: the {Attempts} attempt(s) before it left stragglers or a last member out and then aborted")]
     public static partial void StragglerWaitLater(ILogger logger, long round, int quorum, int attempts);
 

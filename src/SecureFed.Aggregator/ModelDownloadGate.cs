@@ -62,6 +62,11 @@ public sealed class ModelDownloadGate
                 return null;
             }
 
+            if (now < account.RefilledAt)
+            {
+                account.RefilledAt = now; // the wall clock stepped back: count from now, never wait longer than an interval
+            }
+
             long intervals = (now - account.RefilledAt).Ticks / RefillInterval.Ticks;
             if (intervals > 0)
             {
@@ -71,6 +76,11 @@ public sealed class ModelDownloadGate
 
             if (account.Tokens > 0)
             {
+                if (account.Tokens == Burst)
+                {
+                    account.RefilledAt = now; // a full bucket earned nothing while full: the token taken now comes back an interval from now
+                }
+
                 account.Tokens--;
                 return null;
             }

@@ -307,6 +307,7 @@ public sealed class RoundCoordinator : BackgroundService
             RoundRecord[] open = [.. _state.Store.ListRounds().Where(r => r.Status == Persistence.RoundStatus.Running)];
             ChargeInterruptedRounds(open); // before they are marked aborted: a crash in between charges them at the next start
             RecoverUnloggedCompletion();
+            RecoverConsoleRecord();
             int interrupted = _state.Store.AbortInterruptedRounds(takeover ?? "the aggregator restarted while the round was open");
             if (interrupted > 0)
             {
@@ -1313,6 +1314,35 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
+    /// At start-up: the operator console keeps a finished round's record (survivors, versions, the federation F1 of the
+    /// version it scored) when the round ends, after its completion was committed (<see cref="CompleteAsync"/>). An
+    /// aggregator stopped in between left the newest completed round without one, and the console's history showed it
+    /// without its F1 (a "still missing" of session 54). Adds it from the store: the round's times and participants, the
+    /// version it produced, and the F1 of its federated evaluation, kept with the round before its model
+    /// (<see cref="AggregatorStore.FederatedEvaluationKind"/>).
+    /// </summary>
+    private void RecoverConsoleRecord()
+    {
+        if (_telemetry is null || _state.Store.ListRecentRounds(1).LastOrDefault() is not { Status: Persistence.RoundStatus.Completed } round
+            || _telemetry.HasRound(round.Round))
+        {
+            return;
+        }
+
+        long? produced = _state.Store.LatestModel() is { } latest && latest.Round == round.Round ? latest.Version : null;
+        long baseVersion = produced is long v ? v - 1 : 0;
+        double? f1 = null;
+        if (_state.Store.ListLedger(AggregatorStore.FederatedEvaluationKind).LastOrDefault(e => e.Round == round.Round) is { } record)
+        {
+            (long scoredVersion, FederatedEvaluation? evaluation, _, _) = ReadEvaluationRecord(record.PayloadJson);
+            baseVersion = scoredVersion;
+            f1 = evaluation?.F1;
+        }
+
+        _telemetry.RoundRecovered(round.Round, round.StartedUtc, round.EndedUtc, baseVersion, round.Participants, produced, f1);
+    }
+
+    /// <summary>
     /// The noise plan an interrupted round was opened with: the one kept in its configuration, or for a round opened by an
     /// earlier version (none kept) the plan of its cohort size and threshold under the current settings, said in the note.
     /// </summary>
@@ -1475,7 +1505,7 @@ public sealed class RoundCoordinator : BackgroundService
                 if (now >= last)
                 {
                     int missing = expected.Except(status.Delivered).Single();
-                    if (stage == ProtocolStage.Unmasking && await session.Server.UnmaskingShortfallAsync(cancellationToken).ConfigureAwait(false) is { } shortfall)
+                    if (stage == ProtocolStage.Unmasking && await UnmaskingShortfallAsync(session, missing, cancellationToken).ConfigureAwait(false) is { } shortfall)
                     {
                         // The answers in hand would not rebuild every secret (a responder revealed wrong values, or a dealer
                         // dealt them): cutting the last member would abort the attempt for want of its shares. Wait for it
@@ -1506,6 +1536,25 @@ public sealed class RoundCoordinator : BackgroundService
             }
 
             await session.WaitForActivityAsync(left < TimeSpan.FromMilliseconds(250) ? left : TimeSpan.FromMilliseconds(250), cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Why the unmasking answers in hand would not rebuild a secret that <paramref name="missing"/>'s answer could still
+    /// help rebuild (<see cref="IRoundServer.UnmaskingShortfallAsync"/>), or null. A query that fails (a cluster's round
+    /// grain out of reach) is logged and answered null: the stage then cuts its last member as it did before it asked,
+    /// rather than the failed query aborting the attempt after the honest sites' charges (diff review of d7178c7).
+    /// </summary>
+    private async Task<string?> UnmaskingShortfallAsync(RoundSession session, int missing, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await session.Server.UnmaskingShortfallAsync(missing, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Log.UnmaskingShortfallUnknown(_logger, session.Round, session.Parameters[missing].Name, ex.Message);
+            return null;
         }
     }
 

@@ -780,16 +780,26 @@ public sealed partial class ServerRound
     }
 
     /// <summary>
-    /// Why the unmasking answers received so far would not rebuild every secret <see cref="Finish"/> needs (each survivor's
-    /// b checked against its commitment, each dropped site's s against its public key, with the same decoding and the
-    /// same reasons as <see cref="Finish"/>), or null when they would. Changes nothing: the round stays at Unmasking and
-    /// takes further answers. Null too when the round is no longer at Unmasking (there is nothing to wait for). The
-    /// coordinator asks before it stops waiting for the stage's last member: a site that answered at once with a response
-    /// that holds every share but wrong values had, with t − 1 honest answers, the slow honest last member cut, and the
-    /// attempt then aborted for want of a correct share (hostile-site review, session 55); with the last member's answer
-    /// the wrong shares are outvoted and reported in <see cref="AggregationResult.RejectedShares"/>.
+    /// Why the unmasking answers received so far would not rebuild a secret <see cref="Finish"/> needs that
+    /// <paramref name="awaited"/>'s answer could still help rebuild, or null when there is none. Each survivor's b is
+    /// checked against its commitment and each dropped site's s against its public key, with the same decoding and the
+    /// same reasons as <see cref="Finish"/>. A secret counts only when <paramref name="awaited"/> holds a share of it (a
+    /// neighbour of its owner), is not its owner, and the shares in hand do not already show that the owner dealt shares of
+    /// another secret (<see cref="RoundAbortedException.AtFault"/>): more shares cannot change those. Changes nothing: the
+    /// round stays at Unmasking and takes further answers. Null too when the round is no longer at Unmasking (there is
+    /// nothing to wait for).
     /// </summary>
-    public string? UnmaskingShortfall()
+    /// <remarks>
+    /// The coordinator asks before it stops waiting for the stage's last member (hostile-site review, session 55): a site
+    /// that answered at once with every share but wrong values passed every check on receipt and counted as an answer, so
+    /// with t − 1 honest answers the slow honest last member was cut and the attempt aborted for want of a correct share;
+    /// with that member's answer the wrong shares are outvoted. Not for the awaited member's own secret: a site that dealt
+    /// shares of its b off its commitment and then stays silent would otherwise hold every attempt's unmasking stage to
+    /// its deadline (diff review of d7178c7); an honest member's own answer outvotes a liar about its b only with one more
+    /// share, which the next attempt's extra answer (<c>StragglerQuorumExtra</c>) brings.
+    /// </remarks>
+    /// <param name="awaited">The cohort index of the member still to answer.</param>
+    public string? UnmaskingShortfall(int awaited)
     {
         lock (_gate)
         {
@@ -798,6 +808,7 @@ public sealed partial class ServerRound
                 return null;
             }
 
+            CheckIndex(awaited, ProtocolStage.Unmasking);
             if (_u5.Count < _p.Threshold)
             {
                 return $"only {_u5.Count} sites answered the unmasking request; the threshold is {_p.Threshold}";
@@ -808,24 +819,37 @@ public sealed partial class ServerRound
             var rejected = new List<RejectedShare>();
             var liars = new HashSet<int>();
             var reconstructors = new Dictionary<string, ShamirReconstructor>(StringComparer.Ordinal);
-            try
+            bool Helps(int owner) => owner != awaited && _p.Graph.AreNeighbors(awaited, owner);
+            foreach (int owner in _u3Sorted!.Where(Helps))
             {
-                foreach (int owner in _u3Sorted!)
+                if (Probe(() => RebuildSelfMaskSeed(owner, bShares, liars, rejected, reconstructors)) is string reason)
                 {
-                    CryptographicOperations.ZeroMemory(RebuildSelfMaskSeed(owner, bShares, liars, rejected, reconstructors));
-                }
-
-                foreach (int v in _unmaskRequest!.Dropped)
-                {
-                    CryptographicOperations.ZeroMemory(RebuildMaskingKey(v, sShares, liars, rejected, reconstructors));
+                    return reason;
                 }
             }
-            catch (RoundAbortedException ex)
+
+            foreach (int v in _unmaskRequest!.Dropped.Where(Helps))
             {
-                return ex.Reason;
+                if (Probe(() => RebuildMaskingKey(v, sShares, liars, rejected, reconstructors)) is string reason)
+                {
+                    return reason;
+                }
             }
 
             return null;
+        }
+
+        static string? Probe(Func<byte[]> rebuild)
+        {
+            try
+            {
+                CryptographicOperations.ZeroMemory(rebuild());
+                return null;
+            }
+            catch (RoundAbortedException ex)
+            {
+                return ex.AtFault is null ? ex.Reason : null; // a dealer shown at fault: more shares would not change that
+            }
         }
     }
 

@@ -158,11 +158,11 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
         });
         var front = new SecureFed.Cluster.Front.ClusterRoundServer(cluster, script.Parameters, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
-        string? clustered = await front.UnmaskingShortfallAsync(CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        string? clustered = await front.UnmaskingShortfallAsync(4, CancellationToken.None).WaitAsync(RoundScript.Timeout);
 
         Assert.Equal(3, script.Parameters.Threshold);
         Assert.NotNull(clustered);
-        Assert.Equal(script.Single.UnmaskingShortfall(), clustered);
+        Assert.Equal(script.Single.UnmaskingShortfall(4), clustered);
         Assert.Contains("cannot be rebuilt from the 3 shares revealed by 'site-001', 'site-002', 'site-003'", clustered, StringComparison.Ordinal);
         ClusterRoundStatus status = await cluster.Round.StatusAsync().WaitAsync(RoundScript.Timeout);
         Assert.Equal(nameof(ProtocolStage.Unmasking), status.Stage);

@@ -309,7 +309,7 @@ public sealed class CoordinatorFenceTests : IDisposable
 
             public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken) => inner.AcceptUnmaskResponseAsync(response, cancellationToken);
 
-            public Task<string?> UnmaskingShortfallAsync(CancellationToken cancellationToken) => inner.UnmaskingShortfallAsync(cancellationToken);
+            public Task<string?> UnmaskingShortfallAsync(int awaited, CancellationToken cancellationToken) => inner.UnmaskingShortfallAsync(awaited, cancellationToken);
 
             public Task<AggregationResult> FinishAsync(CancellationToken cancellationToken) => inner.FinishAsync(cancellationToken);
 

@@ -76,9 +76,9 @@ public sealed class ShareVerificationTests
 
     /// <summary>
     /// Hostile-site review, session 55: t answers of which one holds every share but wrong values would not rebuild the
-    /// seeds, and <see cref="ServerRound.UnmaskingShortfall"/> says so without changing the round (the coordinator then
-    /// waits for the last member instead of cutting it); with the last answer it has nothing to report and Finish
-    /// outvotes the wrong shares and names their sender.
+    /// seeds, and <see cref="ServerRound.UnmaskingShortfall"/> says so for the member still to answer, without changing
+    /// the round (the coordinator then waits for it instead of cutting it); with its answer there is nothing to report and
+    /// Finish outvotes the wrong shares and names their sender.
     /// </summary>
     [Fact]
     public void UnmaskingShortfall_ThresholdAnswersOneWithWrongValues_ReportedRoundUnchangedLastAnswerLetsFinishCorrectIt()
@@ -91,27 +91,51 @@ public sealed class ShareVerificationTests
             Shift(share.Value);
         }
 
-        Assert.Equal("only 0 sites answered the unmasking request; the threshold is 3", server.UnmaskingShortfall());
+        Assert.Equal("only 0 sites answered the unmasking request; the threshold is 3", server.UnmaskingShortfall(4));
         for (int i = 0; i < 3; i++)
         {
             server.AcceptUnmaskResponse(responses[i]);
         }
 
-        string? shortfall = server.UnmaskingShortfall();
+        string? shortfall = server.UnmaskingShortfall(4);
 
         Assert.NotNull(shortfall);
         Assert.Contains("the self-mask seed of 'site-001' cannot be rebuilt from the 3 shares revealed by 'site-001', 'site-002', 'site-003'", shortfall, StringComparison.Ordinal);
         Assert.Equal(ProtocolStage.Unmasking, server.Stage);
         Assert.Null(server.AbortReason);
-        Assert.Equal(shortfall, server.UnmaskingShortfall()); // asking again changes nothing either
+        Assert.Equal(shortfall, server.UnmaskingShortfall(4)); // asking again changes nothing either
 
         server.AcceptUnmaskResponse(responses[3]);
-        Assert.Null(server.UnmaskingShortfall());
+        Assert.Null(server.UnmaskingShortfall(4));
         AggregationResult result = server.Finish();
 
         Assert.Equal(fx.ExpectedSum([1, 2, 3, 4]), result.Sum);
         Assert.Equal([1], result.RejectedShares.Select(r => r.Responder).Distinct());
-        Assert.Null(server.UnmaskingShortfall()); // past Unmasking: nothing to wait for
+        Assert.Null(server.UnmaskingShortfall(4)); // past Unmasking: nothing to wait for
+    }
+
+    /// <summary>
+    /// Diff review of d7178c7: the only secret the answers in hand fail to rebuild is the awaited member's own (here every
+    /// responder's share of site 4's b is off: what a site that dealt shares off its commitment and then stays silent
+    /// leaves). Waiting for it could not help the others' shares, and a hostile dealer would hold every attempt's stage to
+    /// its deadline: nothing is reported, so the coordinator cuts it as before.
+    /// </summary>
+    [Fact]
+    public void UnmaskingShortfall_OnlyTheAwaitedMembersOwnSecretFails_Null()
+    {
+        using var fx = new ProtocolFixture(4, 24, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx);
+        foreach (var c in clients.Where(c => c.Index != 4))
+        {
+            UnmaskResponse response = c.Unmask(request);
+            Shift(response.SelfMaskShares.Single(s => s.Owner == 4).Value);
+            server.AcceptUnmaskResponse(response);
+        }
+
+        Assert.Null(server.UnmaskingShortfall(4));
+        Assert.Contains("the self-mask seed of 'site-004' cannot be rebuilt", server.UnmaskingShortfall(1), StringComparison.Ordinal);
+        Assert.Equal(ProtocolStage.Unmasking, server.Stage);
+        Assert.Throws<RoundAbortedException>(() => server.Finish());
     }
 
     [Fact]
@@ -124,14 +148,39 @@ public sealed class ShareVerificationTests
             server.AcceptUnmaskResponse(c.Unmask(request));
         }
 
-        Assert.Null(server.UnmaskingShortfall());
+        Assert.Null(server.UnmaskingShortfall(3));
         Assert.Equal(fx.ExpectedSum([1, 2, 3]), server.Finish().Sum);
     }
 
     [Fact]
-    public void UnmaskingShortfall_WrongSShareOfTheDroppedSite_ReportedThenFinishAbortsWithTheSameReason()
+    public void UnmaskingShortfall_WrongSShareOfADroppedSite_ReportedUntilTheLastAnswerThenFinishCorrectsIt()
     {
-        using var fx = new ProtocolFixture(4, 23, vectorLength: 16, threshold: 3);
+        using var fx = new ProtocolFixture(5, 23, vectorLength: 16, threshold: 3);
+        var (clients, server, request) = ToUnmasking(fx, dropped: 5);
+        UnmaskResponse[] responses = [.. clients.Select(c => c.Unmask(request))];
+        Shift(responses[1].MaskingKeyShares.Single(s => s.Owner == 5).Value);
+        for (int i = 0; i < 3; i++)
+        {
+            server.AcceptUnmaskResponse(responses[i]);
+        }
+
+        string? shortfall = server.UnmaskingShortfall(4);
+        Assert.NotNull(shortfall);
+        Assert.Contains("the masking key of 'site-005' cannot be rebuilt", shortfall, StringComparison.Ordinal);
+        Assert.Equal(ProtocolStage.Unmasking, server.Stage);
+
+        server.AcceptUnmaskResponse(responses[3]);
+        Assert.Null(server.UnmaskingShortfall(4));
+        AggregationResult result = server.Finish();
+        Assert.Equal(fx.ExpectedSum([1, 2, 3, 4]), result.Sum);
+        RejectedShare named = Assert.Single(result.RejectedShares);
+        Assert.Equal((2, 5, RevealedShareKind.MaskingKey), (named.Responder, named.Owner, named.Kind));
+    }
+
+    [Fact]
+    public void Finish_SecretCannotBeRebuilt_AbortsTheRoundWithTheReason()
+    {
+        using var fx = new ProtocolFixture(4, 25, vectorLength: 16, threshold: 3);
         var (clients, server, request) = ToUnmasking(fx, dropped: 4);
         foreach (var c in clients)
         {
@@ -144,17 +193,12 @@ public sealed class ShareVerificationTests
             server.AcceptUnmaskResponse(response);
         }
 
-        string? shortfall = server.UnmaskingShortfall();
-        Assert.NotNull(shortfall);
-        Assert.Contains("the masking key of 'site-004' cannot be rebuilt", shortfall, StringComparison.Ordinal);
-        Assert.Equal(ProtocolStage.Unmasking, server.Stage);
-
-        // No fourth answer comes (site 4 dropped): Finish aborts for the same reason, and only Finish changes the state.
+        // Every survivor answered (nobody left to wait for): Finish aborts, and only Finish changes the state.
         var ex = Assert.Throws<RoundAbortedException>(() => server.Finish());
-        Assert.Equal(shortfall, ex.Reason);
+        Assert.Contains("the masking key of 'site-004' cannot be rebuilt", ex.Reason, StringComparison.Ordinal);
         Assert.Equal(ProtocolStage.Aborted, server.Stage);
-        Assert.Equal(shortfall, server.AbortReason);
-        Assert.Null(server.UnmaskingShortfall());
+        Assert.Equal(ex.Reason, server.AbortReason);
+        Assert.Null(server.UnmaskingShortfall(1));
     }
 
     [Fact]

@@ -1,6 +1,8 @@
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using SecureFed.Agent;
 using SecureFed.Aggregator;
+using SecureFed.Aggregator.Operations;
 using SecureFed.Aggregator.Persistence;
 using SecureFed.Audit;
 using SecureFed.Crypto;
@@ -503,11 +505,26 @@ public sealed class FaultTests : IDisposable
         Directory.Delete(killedAudit, recursive: true);
         CopyDirectory(beforeCompletion, killedAudit);
         Assert.DoesNotContain(Lines(Path.Combine(killedAudit, AuditLog.LogFileName)), l => Type(l) == AuditEvents.AggregateProduced);
+
+        // Killed before the console kept the round's record too (it is kept when the round ends, after the commit): the
+        // console's history then showed round 1 without its federation F1 (a "still missing" of session 54).
+        using (var connection = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={AggregatorState.StorePath(killed)};Pooling=False"))
+        {
+            connection.Open();
+            using Microsoft.Data.Sqlite.SqliteCommand delete = connection.CreateCommand();
+            delete.CommandText = "DELETE FROM ledger WHERE kind = 'console.round' AND round = 1;";
+            Assert.Equal(1, delete.ExecuteNonQuery());
+        }
+
+        double liveF1 = liveEvaluation.GetProperty("fields").GetProperty("f1").GetDouble();
         for (int restart = 1; restart <= 2; restart++)
         {
             var logs = new CapturingLogger();
             await fed.StartAggregatorAsync(killed, logs, Microsoft.Extensions.Logging.LogLevel.Information);
             await fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(30));
+            ConsoleRound shown = Assert.Single(fed.Aggregator!.Services.GetRequiredService<AggregatorTelemetry>().Rounds(), r => r.Round == 1);
+            Assert.Equal((RoundOutcomeKind.Completed, 0L, 1L, 3, true), (shown.Outcome, shown.BaseModelVersion, shown.ModelVersionAfter, shown.Survivors, shown.Recovered));
+            Assert.Equal(liveF1, shown.FederationF1!.Value, 12);
             await fed.StopAggregatorAsync();
 
             JsonElement[] lines = Lines(Path.Combine(killedAudit, AuditLog.LogFileName));

@@ -236,6 +236,57 @@ public sealed class AggregatorTelemetry : IDisposable
     internal void Refused(StatusCode status, string reason)
         => _refused.Add(1, new KeyValuePair<string, object?>("status", status.ToString()), new KeyValuePair<string, object?>("reason", reason));
 
+    /// <summary>Whether the console holds a record of <paramref name="round"/> (kept in memory or loaded from the store).</summary>
+    internal bool HasRound(long round)
+    {
+        lock (_gate)
+        {
+            return Find(round) is not null;
+        }
+    }
+
+    /// <summary>
+    /// Adds and keeps the console record of a completed round the aggregator stopped before recording here (it is kept when
+    /// the round ends, after the completion was committed; <see cref="RoundCoordinator"/>'s start-up recovery calls this),
+    /// from the store's facts: when it started and ended, who contributed, the version it produced and the one it started
+    /// from, and the federation F1 its evaluation published (null when none was). The bytes it received are not known
+    /// (<see cref="ConsoleRound.Recovered"/>). Nothing when the console already holds the round.
+    /// </summary>
+    internal void RoundRecovered(long round, DateTimeOffset startedUtc, DateTimeOffset? endedUtc, long baseModelVersion, IReadOnlyList<string> contributors, long? modelVersion, double? f1)
+    {
+        lock (_gate)
+        {
+            if (Find(round) is not null)
+            {
+                return;
+            }
+
+            var record = new ConsoleRound(round, startedUtc, baseModelVersion)
+            {
+                Outcome = RoundOutcomeKind.Completed,
+                EndedUtc = endedUtc,
+                Survivors = contributors.Count,
+                ModelVersionAfter = modelVersion,
+                FederationF1 = f1 is >= 0 and <= 1 ? f1 : null,
+                Recovered = true,
+            };
+            foreach (string site in contributors)
+            {
+                record.Sites[site] = new ConsoleSite(SiteState.Contributed, null, null);
+            }
+
+            // The newest round: the records loaded from the store are of earlier ones.
+            _rounds.AddFirst(record);
+            while (_rounds.Count > RecentRounds)
+            {
+                _rounds.RemoveLast();
+            }
+
+            Interlocked.Exchange(ref _lastRound, Math.Max(Interlocked.Read(ref _lastRound), round));
+            Persist(record);
+        }
+    }
+
     internal void RoundCompleted(long round, IReadOnlyList<string> contributors, long modelVersion) => End(round, RoundOutcomeKind.Completed, null, null, contributors, modelVersion);
 
     internal void RoundAborted(long round, string stage, string reason) => End(round, RoundOutcomeKind.Aborted, stage, reason, [], null);

@@ -31,6 +31,13 @@ internal sealed class ConsoleRound(long round, DateTimeOffset startedUtc, long b
     /// <summary>Federation-level F1 from federated evaluation, when it reported one (<see cref="AggregatorTelemetry.ReportFederationF1"/>).</summary>
     public double? FederationF1 { get; set; }
 
+    /// <summary>
+    /// Whether the record was rebuilt from the store at a restart (<see cref="AggregatorTelemetry.RoundRecovered"/>): the
+    /// aggregator stopped after the round's completion was committed and before it kept this record, so the bytes received
+    /// while the round was open are not known.
+    /// </summary>
+    public bool Recovered { get; set; }
+
     /// <summary>Each cohort member's state, by site.</summary>
     public Dictionary<string, ConsoleSite> Sites { get; private init; } = new(StringComparer.Ordinal);
 
@@ -46,6 +53,7 @@ internal sealed class ConsoleRound(long round, DateTimeOffset startedUtc, long b
         ModelVersionAfter = ModelVersionAfter,
         BytesReceived = BytesReceived,
         FederationF1 = FederationF1,
+        Recovered = Recovered,
         Sites = new Dictionary<string, ConsoleSite>(Sites, StringComparer.Ordinal),
         ClosedStages = [.. ClosedStages],
     };
@@ -86,6 +94,11 @@ internal sealed class ConsoleRound(long round, DateTimeOffset startedUtc, long b
             if (FederationF1 is double f1)
             {
                 json.WriteNumber("federation_f1", f1);
+            }
+
+            if (Recovered)
+            {
+                json.WriteBoolean("recovered", true);
             }
 
             json.WriteStartObject("sites");
@@ -138,6 +151,7 @@ internal sealed class ConsoleRound(long round, DateTimeOffset startedUtc, long b
                 ModelVersionAfter = root.TryGetProperty("model_version_after", out JsonElement version) ? version.GetInt64() : null,
                 BytesReceived = root.GetProperty("bytes_received").GetInt64(),
                 FederationF1 = root.TryGetProperty("federation_f1", out JsonElement f1) ? f1.GetDouble() : null,
+                Recovered = root.TryGetProperty("recovered", out JsonElement recovered) && recovered.GetBoolean(),
             };
             foreach (JsonProperty site in root.GetProperty("sites").EnumerateObject())
             {

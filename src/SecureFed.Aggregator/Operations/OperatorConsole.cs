@@ -243,7 +243,7 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
             };
             string duration = r.EndedUtc is { } ended ? (ended - r.StartedUtc).TotalSeconds.ToString("F1", CultureInfo.InvariantCulture) + " s" : "—";
             string survivors = r.Status == RoundStatus.Completed ? r.Participants.Count.ToString(CultureInfo.InvariantCulture) : r.Status == RoundStatus.Aborted ? "0" : "—";
-            string bytes = mine is null ? "—" : mine.BytesReceived.ToString("N0", CultureInfo.InvariantCulture);
+            string bytes = mine is null || mine.Recovered ? "—" : mine.BytesReceived.ToString("N0", CultureInfo.InvariantCulture);
             string model = mine?.ModelVersionAfter?.ToString(CultureInfo.InvariantCulture) ?? "—";
 
             // The F1 a round reports is that of the model it started from (RoundCoordinator.AuditEvaluation), so it is shown

@@ -247,8 +247,8 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken)
         => CallAsync(ProtocolStage.Unmasking, () => _client.Round.AcceptUnmaskResponseAsync(response), cancellationToken);
 
-    public Task<string?> UnmaskingShortfallAsync(CancellationToken cancellationToken)
-        => CallAsync(ProtocolStage.Unmasking, () => _client.Round.UnmaskingShortfallAsync(), cancellationToken);
+    public Task<string?> UnmaskingShortfallAsync(int awaited, CancellationToken cancellationToken)
+        => CallAsync(ProtocolStage.Unmasking, () => _client.Round.UnmaskingShortfallAsync(awaited), cancellationToken);
 
     public async Task<AggregationResult> FinishAsync(CancellationToken cancellationToken)
     {

@@ -92,7 +92,7 @@ public interface IRoundGrain : IGrainWithStringKey
 
     /// <summary><see cref="ServerRound.UnmaskingShortfall"/>: changes nothing.</summary>
     [Alias("UnmaskingShortfall")]
-    Task<string?> UnmaskingShortfallAsync();
+    Task<string?> UnmaskingShortfallAsync(int awaited);
 
     /// <summary>
     /// <see cref="ServerRound.FinishSliced"/>: rebuilds the secrets, sends each slice grain the masks to remove, waits

@@ -238,7 +238,7 @@ internal sealed partial class RoundGrain : Grain, IRoundGrain
             ? Task.FromResult(false) // an agent's retry after the release (its reply was lost): a duplicate, as ServerRound answers it
             : RunAsync(s => s.AcceptUnmaskResponse(response));
 
-    public Task<string?> UnmaskingShortfallAsync() => RunAsync(s => s.UnmaskingShortfall());
+    public Task<string?> UnmaskingShortfallAsync(int awaited) => RunAsync(s => s.UnmaskingShortfall(awaited));
 
     public async Task<ClusterRoundResult> FinishAsync()
     {
