@@ -1329,7 +1329,7 @@ public sealed class RoundCoordinator : BackgroundService
             return;
         }
 
-        long? produced = _state.Store.LatestModel() is { } latest && latest.Round == round.Round ? latest.Version : null;
+        long? produced = _state.Store.FindModelOfRound(round.Round)?.Version;
         long baseVersion = produced is long v ? v - 1 : 0;
         double? f1 = null;
         if (_state.Store.ListLedger(AggregatorStore.FederatedEvaluationKind).LastOrDefault(e => e.Round == round.Round) is { } record)

@@ -19,7 +19,7 @@ public static class ConllReader
     /// <param name="path">The CoNLL file.</param>
     /// <returns>The sentences, in file order.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InputDataException">A line is malformed (the message is <c>file:line: problem</c>), or the bytes are not UTF-8 (the message names the file).</exception>
+    /// <exception cref="InputDataException">A line is malformed, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).</exception>
     public static IEnumerable<Sentence> ReadFile(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
@@ -51,7 +51,7 @@ public static class ConllReader
             }
             catch (DecoderFallbackException ex)
             {
-                throw NotUtf8(path, ex);
+                throw NotUtf8(path, ex, Locate(path));
             }
 
             if (!more)
@@ -71,24 +71,47 @@ public static class ConllReader
     /// <param name="sourceName">Name used in the error message (the file's path, or "stdin").</param>
     /// <param name="cancellationToken">Stops the reading.</param>
     /// <returns>The text.</returns>
-    /// <exception cref="InputDataException">The bytes are not UTF-8; the message names <paramref name="sourceName"/>.</exception>
+    /// <exception cref="InputDataException">The bytes are not UTF-8; the message names <paramref name="sourceName"/> and the line.</exception>
     public static async Task<string> ReadTextAsync(Stream stream, string sourceName, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(sourceName);
-        using var reader = new StreamReader(stream, StrictUtf8, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
+        // Held as bytes first (the text is read whole anyway), so that a refusal can name the line (stdin cannot be read twice).
+        using var bytes = new MemoryStream();
+        await stream.CopyToAsync(bytes, cancellationToken).ConfigureAwait(false);
+        bytes.Position = 0;
+        using var reader = new StreamReader(bytes, StrictUtf8, detectEncodingFromByteOrderMarks: true, leaveOpen: true);
         try
         {
             return await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
         }
         catch (DecoderFallbackException ex)
         {
-            throw NotUtf8(sourceName, ex);
+            bytes.Position = 0;
+            throw NotUtf8(sourceName, ex, Utf8Scan.FirstInvalid(bytes));
         }
     }
 
-    private static InputDataException NotUtf8(string source, DecoderFallbackException ex) =>
-        new($"{source}: not UTF-8 text ({ex.Message}); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).", ex);
+    /// <summary>
+    /// Where the file stops being UTF-8: the strict decoder reads ahead in blocks, so its exception says which bytes but
+    /// not where (the message named the file only). Null when the file cannot be read again.
+    /// </summary>
+    private static Utf8Scan.Position? Locate(string path)
+    {
+        try
+        {
+            using FileStream file = File.OpenRead(path);
+            return Utf8Scan.FirstInvalid(file);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    private static InputDataException NotUtf8(string source, DecoderFallbackException ex, Utf8Scan.Position? at) => at is { } p
+        ? new(string.Create(CultureInfo.InvariantCulture, $"{source}:{p.Line}: not UTF-8 text ({p.Describe()}); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8)."), ex)
+        : new($"{source}: not UTF-8 text ({ex.Message}); convert the file to UTF-8 (e.g. iconv -f latin1 -t utf-8).", ex);
 
     /// <summary>Reads sentences lazily from a text reader.</summary>
     /// <param name="reader">The text source.</param>

@@ -70,7 +70,7 @@ public sealed class CliBadInputTests : IDisposable
     [Theory]
     [InlineData("onecol", "Hello\n", "train.tsv:1: expected 'TOKEN<TAB>TAG'")]
     [InlineData("badtag", "Hello\tO\nworld\tWHAT?\n", "train.tsv:2: invalid tag \"WHAT?\"")]
-    [InlineData("latin1", "Caf\u00e9\tO\n", "train.tsv: not UTF-8 text")]
+    [InlineData("latin1", "Caf\u00e9\tO\n", "train.tsv:1: not UTF-8 text (byte 0xE9 at column 4")]
     public async Task Demo_MalformedTrainFile_UsageErrorNamingTheLineWithoutABanner(string name, string content, string problem)
     {
         string data = Corpus(name, 4, 1, 1);
@@ -883,7 +883,7 @@ public sealed class CliBadInputTests : IDisposable
         var (code, stdout, err) = await Run("tagger", "predict", "--model", model, "--input", input);
 
         Assert.True(code == CliApp.ExitUsage, $"exit {code}: {err}");
-        Assert.StartsWith($"error: {input}: not UTF-8 text", err, StringComparison.Ordinal);
+        Assert.StartsWith($"error: {input}:1: not UTF-8 text (byte 0xD0 at column 1, byte offset 0)", err, StringComparison.Ordinal);
         Assert.Empty(stdout);
     }
 

@@ -148,7 +148,7 @@ public sealed class CliMalformedDataTests : IDisposable
         var (code, _, err) = await CliRun.RunAsync("experiment", "--data", corpus, "--config", "tiny", "--rounds", "1", "--epsilon", "none", "--out", Path.Combine(_dir, "out"));
 
         Assert.True(code == CliApp.ExitUsage, $"exit {code}: {err}");
-        Assert.Contains($"error: {train}: not UTF-8 text", err, StringComparison.Ordinal);
+        Assert.Contains($"error: {train}:1: not UTF-8 text (byte 0xE9 at column 4, byte offset 3)", err, StringComparison.Ordinal);
     }
 
     [Fact]
