@@ -282,6 +282,71 @@ public sealed class FaultTests : IDisposable
         Assert.Contains("replays and stale messages are refused", stale.Status.Detail, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A site asks for the outcome of round 1 once round 2 has completed with <c>KeepModelVersions</c> 1: round 2's
+    /// completion deleted model version 1, so the round store holds no model row of round 1 and the answer numbers the
+    /// version from the round's starting model (its configuration's <c>model_version</c> 0, plus one), as the completion
+    /// did. The answer is the outcome the live round gave its sites, field for field: completed, model version 1, the
+    /// round's SHA-256 and contributors.
+    /// </summary>
+    [Fact]
+    public async Task AwaitRoundOutcome_EndedRoundsModelVersionPrunedSince_AnsweredWithThePrunedVersionAsTheLiveRoundWas()
+    {
+        // Arrange: 2 rounds keeping one model version; round 1's attempt and model kept as they were when it completed.
+        string[] sites = ["site-a", "site-b", "site-c"];
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites, new Dictionary<string, string>
+        {
+            ["Rounds"] = "2",
+            ["KeepModelVersions"] = "1",
+            ["StageTimeoutSeconds"] = "60",
+            ["TrainingTimeoutSeconds"] = "60",
+        });
+        await fed.StartAggregatorAsync();
+        RoundSession? round1 = null;
+        ModelRecord? liveModel = null;
+        fed.Coordinator.Progress += (_, p) =>
+        {
+            // Raised on the coordinator's own thread once round 1's outcome is set, before round 2 opens.
+            if (p.Round == 1 && p.Stage == "completed")
+            {
+                round1 = fed.Coordinator.Current;
+                liveModel = fed.State.Store.FindModelOfRound(1);
+            }
+        };
+        foreach ((string site, int i) in sites.Select((s, i) => (s, i)))
+        {
+            fed.StartAgent(site, 100 * (i + 1));
+        }
+
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+        Assert.NotNull(round1);
+        Assert.NotNull(liveModel);
+        Wire.V1.RoundOutcome live = await round1.OutcomeAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(live.Completed, live.AbortReason);
+        Assert.Equal(1UL, live.ModelVersion);
+        Assert.Equal(1, liveModel.Version);
+        Assert.All(sites, s => Assert.Equal(1, Assert.Single(fed.Reports, r => r.Site == s && r.Round == 1).ModelVersion));
+        Assert.Equal([RoundStatus.Completed, RoundStatus.Completed], fed.State.Store.ListRounds().Select(r => r.Status));
+        Assert.Equal(2, fed.Coordinator.Current!.Round);
+        Assert.Equal([2L], fed.State.Store.ListModels().Select(m => m.Version));
+        Assert.Null(fed.State.Store.FindModel(1));
+        Assert.Null(fed.State.Store.FindModelOfRound(1));
+
+        // Act: site-a asks for round 1's outcome under its session.
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-a"]);
+        using Grpc.Net.Client.GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        var client = new Wire.V1.Aggregation.AggregationClient(channel);
+        Wire.V1.RoundOutcome recorded = await client.AwaitRoundOutcomeAsync(Query(1, round1.SessionId, "site-a"), RawClient.Deadline()).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(20));
+
+        // Assert
+        Assert.True(recorded.Completed, recorded.AbortReason);
+        Assert.Equal(1UL, recorded.ModelVersion);
+        Assert.Equal(liveModel.Sha256, recorded.ModelSha256);
+        Assert.Equal(sites, recorded.Contributors);
+        Assert.Equal(live, recorded);
+        AssertLogsVerify(fed, sites);
+    }
+
     private static Wire.V1.StageQuery Query(ulong round, string session, string site) =>
         new() { Header = RawClient.Header(round, session, site, Wire.V1.Stage.Unmasking) };
 
