@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 
 using SecureFed.Agent;
+using SecureFed.Aggregator;
 using SecureFed.Audit;
 using SecureFed.Federation;
 using SecureFed.Privacy;
@@ -10,7 +11,7 @@ namespace SecureFed.Integration.Tests;
 
 /// <summary>
 /// <c>securefed privacy ledger repair FILE [--apply] [--kit DIR]</c>: a dry run that says what it would remove, the repair
-/// itself and its record in the site's signed audit log, and the refusals (other damage, a running agent, a repair that
+/// itself and its record in the owner's signed audit log (a site's or the aggregator's), and the refusals (other damage, a running agent, a repair that
 /// cannot be recorded), with their exit codes and messages.
 /// </summary>
 public sealed class PrivacyLedgerRepairCliTests : IDisposable
@@ -39,6 +40,11 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
     private string KitA => Provisioned.SiteKitDirectories["site-a"];
 
     private AgentOptions AgentA => new() { Site = "site-a", KitDirectory = KitA, DataDirectory = _dir };
+
+    private string AggregatorKit => Provisioned.AggregatorKitDirectory;
+
+    /// <summary>The federation's aggregator on the data folder instead of site-a's agent (the same file names: privacy-ledger.jsonl, audit/).</summary>
+    private AggregatorOptions Aggregator => new() { Federation = "repair", KitDirectory = AggregatorKit, DataDirectory = _dir };
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
@@ -160,6 +166,77 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
 
         Assert.Equal(1, code);
         Assert.Contains($"Privacy ledger '{LedgerPath}' belongs to 'site-a', but the kit in {Provisioned.SiteKitDirectories["site-b"]} is the one of 'site-b'", stderr, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed.", stderr, StringComparison.Ordinal);
+        AssertNothingChanged(torn, log);
+    }
+
+    [Fact]
+    public async Task LedgerRepair_AggregatorLedgerWithTheAggregatorKit_RecordsTheRepairUnderTheAggregatorsOriginAndTheAggregatorStarts()
+    {
+        byte[] torn = ChargeAndTearAggregator(out byte[] intact, out double epsilon);
+        int linesBefore = File.ReadAllLines(AuditLogPath).Length;
+
+        (int code, string stdout, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--owner", "aggregator:repair", "--kit", AggregatorKit);
+
+        Assert.Equal(0, code);
+        Assert.Equal("", stderr);
+        Assert.Contains($"Privacy ledger {LedgerPath} (owner aggregator:repair)", stdout, StringComparison.Ordinal);
+        Assert.Contains("State after the repair (re-read and verified): 2 entries, the last for round 2;", stdout, StringComparison.Ordinal);
+        Assert.Equal(intact, File.ReadAllBytes(LedgerPath));
+        string backup = Assert.Single(Directory.GetFiles(_dir, "privacy-ledger.jsonl.torn-*"));
+        Assert.Equal(torn, File.ReadAllBytes(backup));
+        string[] lines = File.ReadAllLines(AuditLogPath);
+        Assert.Equal(linesBefore + 2, lines.Length); // this run's log.opened, then the repair
+        Assert.Contains($"Recorded before the ledger was replaced: {AuditLogPath} line {lines.Length} ({AuditEvents.PrivacyLedgerRepaired}:", stdout, StringComparison.Ordinal);
+        using JsonDocument opened = JsonDocument.Parse(lines[^2]);
+        Assert.Equal(AuditEvents.LogOpened, opened.RootElement.GetProperty("type").GetString());
+        Assert.Equal("securefed/repair/aggregator", opened.RootElement.GetProperty("fields").GetProperty("origin").GetString());
+        using JsonDocument repaired = JsonDocument.Parse(lines[^1]);
+        JsonElement root = repaired.RootElement;
+        Assert.Equal(AuditEvents.PrivacyLedgerRepaired, root.GetProperty("type").GetString());
+        Assert.Equal("aggregator", root.GetProperty("actor").GetString());
+        JsonElement fields = root.GetProperty("fields");
+        Assert.Equal(4, fields.GetProperty("line").GetInt64());
+        Assert.Equal(torn.Length - intact.Length, fields.GetProperty("bytes").GetInt64());
+        Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(intact)), fields.GetProperty("kept_sha256").GetString());
+        Assert.Equal(Path.GetFileName(backup), fields.GetProperty("backup").GetString());
+        Assert.Equal(2, fields.GetProperty("entries").GetInt64());
+        JsonProperty kept = Assert.Single(fields.GetProperty("kept").EnumerateObject()); // the aggregator charges the site guarantee only
+        Assert.Equal("site", kept.Name);
+        Assert.Equal(2, kept.Value.GetProperty("entries").GetInt64());
+        Assert.Equal(epsilon, kept.Value.GetProperty("epsilon").GetDouble());
+
+        // The log verifies against the key of the aggregator's kit under its origin, and a checkpoint signs the repair's line.
+        string key;
+        using (PartyKit kit = PartyKit.Load(AggregatorKit))
+        {
+            key = NoteVerifierKey.FromEd25519("securefed/repair/aggregator", kit.IdentityKey.PublicKey).ToString();
+        }
+
+        AuditVerification verified = AuditVerifier.Verify(AuditDirectory, key);
+        Assert.True(verified.Ok, verified.FirstProblem);
+        Assert.Equal("securefed/repair/aggregator", verified.Origin);
+        Assert.Equal(lines.Length, verified.Lines);
+        Assert.Equal(0, verified.UncoveredLines);
+
+        // The aggregator's start-up check (ledger against the audit log's privacy.spent lines) accepts the repaired ledger.
+        using AggregatorState state = AggregatorState.Open(Aggregator, new float[8]);
+        Assert.True(state.Budget.Charged(2));
+        Assert.False(state.Budget.Charged(3));
+        Assert.Equal(epsilon, state.Budget.SpentAfter(3));
+    }
+
+    [Fact]
+    public async Task LedgerRepair_AggregatorLedgerWithASitesKit_RefusedAndNothingChanged()
+    {
+        byte[] torn = ChargeAndTearAggregator(out _, out _);
+        byte[] log = File.ReadAllBytes(AuditLogPath);
+
+        (int code, string stdout, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--kit", KitA);
+
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Contains($"Privacy ledger '{LedgerPath}' belongs to 'aggregator:repair', but the kit in {KitA} is the one of 'site-a'", stderr, StringComparison.Ordinal);
         Assert.Contains("Nothing was changed.", stderr, StringComparison.Ordinal);
         AssertNothingChanged(torn, log);
     }
@@ -290,8 +367,38 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
             }
         }
 
+        return TearLastLine(intact.Length);
+    }
+
+    /// <summary>
+    /// As the aggregator charges: rounds 1 and 2's site-level ρ in its ledger (<see cref="AggregatorState.PrivacyLedgerPath"/>),
+    /// each followed by its <c>privacy.spent</c> audit line; then round 3's, whose line a crash cuts in the middle before it is
+    /// logged. Returns the torn bytes; <paramref name="intact"/> the complete lines, <paramref name="epsilon"/> ε after round 2.
+    /// </summary>
+    private byte[] ChargeAndTearAggregator(out byte[] intact, out double epsilon)
+    {
+        using (AggregatorState state = AggregatorState.Open(Aggregator, new float[8]))
+        {
+            epsilon = 0;
+            for (long round = 1; round <= 2; round++)
+            {
+                double spent = state.Budget.Record(round, 0.05, 1e-5);
+                state.Audit.Append(AuditEvents.PrivacySpent, f => f.Add("round", round).Add("guarantee", "site").Add("rho", 0.05).Add("epsilon", spent).Add("delta", 1e-5).Add("budget", 10.0));
+                epsilon = spent;
+            }
+
+            intact = File.ReadAllBytes(AggregatorState.PrivacyLedgerPath(_dir));
+            state.Budget.Record(3, 0.05, 1e-5);
+        }
+
+        return TearLastLine(intact.Length);
+    }
+
+    /// <summary>Cuts the ledger's last line (after its first <paramref name="intactLength"/> bytes) in the middle; returns the torn bytes.</summary>
+    private byte[] TearLastLine(int intactLength)
+    {
         byte[] whole = File.ReadAllBytes(LedgerPath);
-        byte[] torn = whole[..(intact.Length + ((whole.Length - intact.Length) / 2))];
+        byte[] torn = whole[..(intactLength + ((whole.Length - intactLength) / 2))];
         File.WriteAllBytes(LedgerPath, torn);
         return torn;
     }
@@ -336,10 +443,7 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
         ledger.Append(1, Guarantee.Site, PlannedMechanism.Zcdp(0.05), 1e-5);
         intact = File.ReadAllBytes(LedgerPath);
         ledger.Append(2, Guarantee.Record, PlannedMechanism.SubsampledGaussian(0.02, 1.1, 300), 1e-5);
-        byte[] whole = File.ReadAllBytes(LedgerPath);
-        byte[] torn = whole[..(intact.Length + ((whole.Length - intact.Length) / 2))];
-        File.WriteAllBytes(LedgerPath, torn);
-        return torn;
+        return TearLastLine(intact.Length);
     }
 
     private static int IndexOf(byte[] haystack, byte[] needle, int from)
