@@ -52,7 +52,7 @@ public sealed class ModelDownloadGate
             DateTimeOffset now = _time.GetUtcNow();
             if (!_accounts.TryGetValue(site, out Account? account))
             {
-                account = new Account { Tokens = Burst, RefilledAt = now };
+                account = new Account(Burst, now);
                 _accounts.Add(site, account);
             }
 
@@ -62,41 +62,21 @@ public sealed class ModelDownloadGate
                 return null;
             }
 
-            if (now < account.RefilledAt)
-            {
-                account.RefilledAt = now; // the wall clock stepped back: count from now, never wait longer than an interval
-            }
-
-            long intervals = (now - account.RefilledAt).Ticks / RefillInterval.Ticks;
-            if (intervals > 0)
-            {
-                account.Tokens = (int)Math.Min(Burst, account.Tokens + Math.Min(intervals, Burst));
-                account.RefilledAt = account.Tokens == Burst ? now : account.RefilledAt + (RefillInterval * intervals);
-            }
-
+            account.Refill(now, Burst, RefillInterval);
             if (account.Tokens > 0)
             {
-                if (account.Tokens == Burst)
-                {
-                    account.RefilledAt = now; // a full bucket earned nothing while full: the token taken now comes back an interval from now
-                }
-
                 account.Tokens--;
                 return null;
             }
 
-            TimeSpan wait = account.RefilledAt + RefillInterval - now;
             return string.Create(CultureInfo.InvariantCulture,
-                $"site '{site}' has downloaded model versions more often than the aggregator allows: each new version once, and up to {Burst} more downloads, one more every {RefillInterval.TotalSeconds:0.###} s (SecureFed:ModelDownloadBurst, SecureFed:ModelDownloadRefillSeconds); try again in {Math.Ceiling(wait.TotalSeconds):0} s");
+                $"site '{site}' has downloaded model versions more often than the aggregator allows: each new version once, and up to {Burst} more downloads, one more every {RefillInterval.TotalSeconds:0.###} s (SecureFed:ModelDownloadBurst, SecureFed:ModelDownloadRefillSeconds); try again in {Math.Ceiling(account.UntilNextToken(now, RefillInterval).TotalSeconds):0} s");
         }
     }
 
-    private sealed class Account
+    /// <summary>A site's bucket of repeated downloads, and the version it last downloaded for free.</summary>
+    private sealed class Account(int tokens, DateTimeOffset refilled) : TokenBucket(tokens, refilled)
     {
         public long FreeVersion { get; set; } = -1;
-
-        public int Tokens { get; set; }
-
-        public DateTimeOffset RefilledAt { get; set; }
     }
 }

@@ -178,12 +178,8 @@ internal sealed class RefusalRateLimiter : IDisposable
         }
     }
 
-    private sealed class Bucket(int tokens, DateTimeOffset refilled)
+    private sealed class Bucket(int tokens, DateTimeOffset refilled) : TokenBucket(tokens, refilled)
     {
-        public int Tokens { get; set; } = tokens;
-
-        public DateTimeOffset Refilled { get; private set; } = refilled;
-
         public long Suppressed { get; private set; }
 
         public DateTimeOffset FirstSuppressed { get; private set; }
@@ -193,32 +189,6 @@ internal sealed class RefusalRateLimiter : IDisposable
         public SortedDictionary<string, long> Categories { get; } = new(StringComparer.Ordinal);
 
         public ITimer? Timer { get; set; }
-
-        public void Refill(DateTimeOffset now, int burst, TimeSpan interval)
-        {
-            if (now <= Refilled)
-            {
-                return;
-            }
-
-            long gained = (now - Refilled).Ticks / interval.Ticks;
-            if (Tokens + gained >= burst)
-            {
-                Tokens = burst;
-                Refilled = now;
-            }
-            else if (gained > 0)
-            {
-                Tokens += (int)gained;
-                Refilled += interval * gained;
-            }
-        }
-
-        public TimeSpan UntilNextToken(DateTimeOffset now, TimeSpan interval)
-        {
-            TimeSpan left = Refilled + interval - now;
-            return left > TimeSpan.Zero ? left : TimeSpan.Zero;
-        }
 
         public void Suppress(string category, DateTimeOffset now)
         {

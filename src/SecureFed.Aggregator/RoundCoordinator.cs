@@ -1332,7 +1332,7 @@ public sealed class RoundCoordinator : BackgroundService
         long? produced = _state.Store.FindModelOfRound(round.Round)?.Version;
         long baseVersion = produced is long v ? v - 1 : 0;
         double? f1 = null;
-        if (_state.Store.ListLedger(AggregatorStore.FederatedEvaluationKind).LastOrDefault(e => e.Round == round.Round) is { } record)
+        if (_state.Store.LastLedgerEntry(round.Round, AggregatorStore.FederatedEvaluationKind) is { } record)
         {
             (long scoredVersion, FederatedEvaluation? evaluation, _, _) = ReadEvaluationRecord(record.PayloadJson);
             baseVersion = scoredVersion;
