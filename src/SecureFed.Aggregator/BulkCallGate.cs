@@ -226,6 +226,13 @@ public sealed class BulkCallGate
             finally
             {
                 call.Dispose();
+                if (preParse.Message is null && RefusedOverMessageCap(context.Response))
+                {
+                    // gRPC itself refuses a message over the 4 MiB cap before the binder sees a byte of it (grpc-dotnet's
+                    // MaxReceiveMessageSize); read from the call's status, it is audited as the binder's own refusals are.
+                    preParse.Record(StatusCode.ResourceExhausted, Operations.RefusalReasons.OversizedRequest, OverMessageCapMessage(bulk ?? CallMethod(context)));
+                }
+
                 if (preParse.Message is string refused && (audit?.Invoke(caller, preParse.Code, preParse.Category!, refused) ?? true))
                 {
                     Log.RefusedBeforeParsing(logger, site, bulk ?? CallMethod(context), refused);
@@ -233,6 +240,43 @@ public sealed class BulkCallGate
             }
         });
     }
+
+    /// <summary>
+    /// The status detail grpc-dotnet (2.x) answers a request message over <c>MaxReceiveMessageSize</c> with, before the
+    /// message is handed to the request binder.
+    /// </summary>
+    internal const string GrpcOverMessageCapDetail = "Received message exceeds the maximum configured message size.";
+
+    /// <summary>
+    /// The audited reason of a request refused by gRPC for its size (<see cref="RefusedOverMessageCap"/>): the method and the
+    /// cap, where gRPC's own answer names neither.
+    /// </summary>
+    /// <param name="method">The method's name.</param>
+    internal static string OverMessageCapMessage(string method) => string.Create(System.Globalization.CultureInfo.InvariantCulture,
+        $"{method}: a request message is over the {AggregatorHost.MaxMessageBytes}-byte limit of every message; refused by gRPC before it was read whole ({GrpcOverMessageCapDetail})");
+
+    /// <summary>
+    /// Whether the call <paramref name="response"/> answers ended with gRPC's refusal of a request message over the size
+    /// cap: status RESOURCE_EXHAUSTED with <see cref="GrpcOverMessageCapDetail"/>, in the response's headers (a
+    /// trailers-only response, the usual case: nothing was sent before the request was read) or in its trailers (a
+    /// streaming call whose later message was over the cap after the response had started).
+    /// </summary>
+    /// <param name="response">The call's response, after the pipeline has run.</param>
+    internal static bool RefusedOverMessageCap(HttpResponse response)
+    {
+        ArgumentNullException.ThrowIfNull(response);
+        if (IsOverMessageCap(response.Headers))
+        {
+            return true;
+        }
+
+        IHeaderDictionary? trailers = response.HttpContext.Features.Get<Microsoft.AspNetCore.Http.Features.IHttpResponseTrailersFeature>()?.Trailers;
+        return trailers is not null && IsOverMessageCap(trailers);
+    }
+
+    private static bool IsOverMessageCap(IHeaderDictionary headers) =>
+        string.Equals(Single(headers["grpc-status"]), ((int)StatusCode.ResourceExhausted).ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal)
+        && string.Equals(Uri.UnescapeDataString(Single(headers["grpc-message"]) ?? ""), GrpcOverMessageCapDetail, StringComparison.Ordinal);
 
     /// <summary>
     /// The name of the gRPC method <paramref name="context"/>'s request is for, for a refusal's message: the routed endpoint's

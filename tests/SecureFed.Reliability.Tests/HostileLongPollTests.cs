@@ -65,6 +65,67 @@ public sealed class HostileLongPollTests : IDisposable
     }
 
     /// <summary>
+    /// Session 56: a request message over the 4 MiB cap is refused by gRPC itself, before the request binder sees it, so
+    /// it was answered only (session 55's "still missing"). Now the per-site call gate reads the call's status and audits
+    /// it under the site, as the binder's refusals: a unary call, a bulk call and a masked-input upload whose first
+    /// chunk is over the cap. The aggregator stays healthy and its log verifies.
+    /// </summary>
+    [Fact]
+    public async Task AnyRequest_OverTheFourMebibyteCap_RefusedByGrpcAndAuditedUnderTheSite()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"], null);
+        await fed.StartAggregatorAsync();
+        using PartyKit kit = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channel = fed.RawChannel(kit.TlsCertificate);
+        CallInvoker invoker = channel.CreateCallInvoker();
+        byte[] huge = new byte[AggregatorHost.MaxMessageBytes + 1024];
+
+        var answered = new List<string>();
+        foreach (string method in new[] { "AdvertiseKeys", "ShareKeys" })
+        {
+            var raw = new Method<byte[], byte[]>(MethodType.Unary, "securefed.v1.Aggregation", method, Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+            RpcException refused = await Assert.ThrowsAsync<RpcException>(() => invoker.AsyncUnaryCall(raw, null, RawClient.Deadline(30), huge).ResponseAsync.WaitAsync(SettleTimeout));
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+            answered.Add(method);
+        }
+
+        var rawUpload = new Method<byte[], byte[]>(MethodType.ClientStreaming, "securefed.v1.Aggregation", "UploadMaskedInput", Marshallers.Create(b => b, b => b), Marshallers.Create(b => b, b => b));
+        RpcException upload = await Assert.ThrowsAsync<RpcException>(async () =>
+        {
+            using AsyncClientStreamingCall<byte[], byte[]> call = invoker.AsyncClientStreamingCall(rawUpload, null, RawClient.Deadline(30));
+            try
+            {
+                await call.RequestStream.WriteAsync(huge);
+                await call.RequestStream.CompleteAsync();
+            }
+            catch (RpcException)
+            {
+                // the server may answer before the message is sent whole
+            }
+
+            await call.ResponseAsync.WaitAsync(SettleTimeout);
+        });
+        Assert.Equal(StatusCode.ResourceExhausted, upload.StatusCode);
+        answered.Add("UploadMaskedInput");
+
+        FederationStatus healthy = await new Aggregation.AggregationClient(channel).GetStatusAsync(new StatusRequest { Header = RawClient.Header(0, "", "site-x", Stage.Unspecified) }, RawClient.Deadline(10)).ResponseAsync.WaitAsync(CallTimeout);
+        Assert.Equal(TestFederation.FederationName, healthy.FederationId);
+
+        // One line each, under site-x, naming the method and the cap.
+        List<JsonElement> refusals = Refusals(fed);
+        Assert.Equal(answered.Count, refusals.Count);
+        foreach ((JsonElement line, string method) in refusals.Zip(answered))
+        {
+            Assert.Equal(("site-x", "ResourceExhausted", 0L), (line.GetProperty("site").GetString(), line.GetProperty("status").GetString(), line.GetProperty("round").GetInt64()));
+            Assert.Equal(BulkCallGate.OverMessageCapMessage(method), line.GetProperty("reason").GetString());
+            Assert.Contains($"{method}: a request message is over the 4194304-byte limit", line.GetProperty("reason").GetString(), StringComparison.Ordinal);
+        }
+
+        AuditVerification verified = AuditVerifier.Verify(AggregatorState.AuditDirectory(fed.AggregatorDataDirectory));
+        Assert.True(verified.Ok, verified.FirstProblem);
+    }
+
+    /// <summary>
     /// Hostile-site review (session 55): a site could download the model without end (each download the whole model read
     /// from the round store, hashed and sent), bounded only by its 16 calls in flight. Now a site's first download of the
     /// current version goes through and every other one takes one of <c>ModelDownloadBurst</c> tokens (here 2); the next
