@@ -170,6 +170,48 @@ public sealed class PrivacyLedgerRepairCliTests : IDisposable
         AssertNothingChanged(torn, log);
     }
 
+    /// <summary>
+    /// Session 56: the repair run as another user than the one owning the ledger or its audit log (e.g. with sudo, for an
+    /// agent that runs as its own user) is refused before anything is written, naming both users: before, the repaired
+    /// ledger, its backup and the new audit lines belonged to the command's user and the agent could no longer write them.
+    /// Needs root, to give the files another owner.
+    /// </summary>
+    [SkippableTheory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LedgerRepair_FileOwnedByAnotherUser_RefusedNamingBothUsersAndNothingChanged(bool auditLogOnly)
+    {
+        Skip.IfNot(FileOwner.IsSupported && FileOwner.EffectiveUserId() == 0, "giving the ledger another owner needs root on Linux");
+        byte[] torn = ChargeAndTear(out _, out _);
+        byte[] log = File.ReadAllBytes(AuditLogPath);
+        string other = auditLogOnly ? AuditLogPath : LedgerPath;
+        ChangeOwner(other, 65534);
+
+        (int code, string stdout, string stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--kit", KitA);
+
+        Assert.Equal(1, code);
+        Assert.Equal("", stdout);
+        Assert.Contains($"Privacy ledger '{LedgerPath}' was not repaired: '{other}' belongs to {FileOwner.Describe(65534)}, but this command runs as 'root' (uid 0).", stderr, StringComparison.Ordinal);
+        Assert.Contains("Run the repair as that user", stderr, StringComparison.Ordinal);
+        Assert.Contains("Nothing was changed.", stderr, StringComparison.Ordinal);
+        AssertNothingChanged(torn, log);
+        Assert.Equal(65534u, FileOwner.UserIdOf(other));
+
+        // Given back to the command's user, the same command repairs it.
+        ChangeOwner(other, 0);
+        (code, _, stderr) = await CliRun.RunAsync("privacy", "ledger", "repair", LedgerPath, "--apply", "--kit", KitA);
+        Assert.True(code == 0, stderr);
+        Assert.Single(Directory.GetFiles(_dir, "*.torn-*"));
+    }
+
+    private static void ChangeOwner(string path, uint uid)
+    {
+        using var chown = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("chown", [$"{uid}:{uid}", path]) { RedirectStandardError = true })!;
+        string error = chown.StandardError.ReadToEnd();
+        chown.WaitForExit();
+        Assert.True(chown.ExitCode == 0, $"chown {uid} {path}: {error}");
+    }
+
     [Fact]
     public async Task LedgerRepair_AggregatorLedgerWithTheAggregatorKit_RecordsTheRepairUnderTheAggregatorsOriginAndTheAggregatorStarts()
     {

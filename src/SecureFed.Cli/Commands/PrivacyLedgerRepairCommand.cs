@@ -115,6 +115,7 @@ internal static class PrivacyLedgerRepairCommand
                 "Nothing was changed; restore the audit folder from a backup beside the ledger, then run the repair again.");
         }
 
+        RefuseIfOwnedByAnotherUser(full, logPath);
         using PartyKit party = LoadKit(full, kitDirectory);
         string federation = party.Manifest.FederationName;
         (string actor, string origin, string kitOwner, string chargeEvent) = party.IsAggregator
@@ -197,6 +198,26 @@ internal static class PrivacyLedgerRepairCommand
             throw new InvalidDataException(
                 $"Privacy ledger '{full}' was not repaired: the kit in {dir} whose identity key signs the audit log cannot be loaded ({ex.Message}). Nothing was changed.", ex);
         }
+    }
+
+    /// <summary>
+    /// Refuses the repair, before anything is written, when another user than the one this command runs as owns the ledger
+    /// or its audit log (e.g. the repair run with sudo for an agent that runs as its own user): the replaced ledger, its
+    /// backup and the audit log's new lines and files would belong to this command's user, and the agent could no longer
+    /// write them (before, session 55: documented only, "run it as the user the agent runs as").
+    /// </summary>
+    private static void RefuseIfOwnedByAnotherUser(string ledger, string auditLog)
+    {
+        if (FileOwner.FirstOwnedByAnother(ledger, auditLog) is not (string path, uint owner))
+        {
+            return;
+        }
+
+        string user = FileOwner.Describe(owner);
+        throw new InvalidDataException(
+            $"Privacy ledger '{ledger}' was not repaired: '{path}' belongs to {user}, but this command runs as {FileOwner.Describe(FileOwner.EffectiveUserId())}. " +
+            $"The repaired ledger, its backup and the audit log's new lines would belong to this command's user, and the agent or aggregator running as {user} " +
+            "could no longer write them. Run the repair as that user (e.g. sudo -u <that user> securefed privacy ledger repair …). Nothing was changed.");
     }
 
     /// <summary>
