@@ -295,6 +295,48 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
         Assert.Equal((false, "the total weight W is out of its bound (test)"), (entry.Completed, entry.AbortReason));
     }
 
+    /// <summary>
+    /// Session 56 (session 55's "still missing"): the coordinator died while it read an unmasked sum (here: after its tail),
+    /// and its successor aborts the attempt at its takeover (<c>RecordInterruptedAsync</c>). The round grain refuses that
+    /// abort, its sum being unmasked, and only the reader ended a slice: the slices not read kept their part of the sum in
+    /// the silos' memory for KeptWhileOpen, 30 hours. Now the successor ends every slice.
+    /// </summary>
+    [Fact]
+    public async Task RecordInterrupted_TakeoverWhileTheUnmaskedSumWasRead_EverySliceIsEndedNotKept()
+    {
+        using var script = new RoundScript(4, seed: 31, round: 31, 300, bitWidth: 20, degree: 3, federation: "cluster-takeover-read");
+        var factory = new Front.ClusterRoundServerFactory(_cluster.Grains, 100, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, localSilo: null, epoch: 1);
+        var server = (Aggregator.ISlicedRoundServer)await factory.OpenAsync(script.Parameters, CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        var cluster = new ClusterRoundClient(_cluster.Grains, "cluster-takeover-read", 31, epoch: 1);
+        await script.ThroughShareKeysAsync(cluster, []);
+        await script.SendMaskedInputsAsync(cluster, [1, 2, 3, 4]);
+        await script.UnmaskAsync(cluster, []);
+        Aggregator.SlicedRoundResult result = await server.FinishBySliceAsync(CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        Assert.Equal(2, (await result.Sum.TailAsync(298, CancellationToken.None).WaitAsync(RoundScript.Timeout)).Length);
+        IManagementGrain management = _cluster.Grains.GetGrain<IManagementGrain>(0);
+        Assert.True(await management.GetGrainActivationCount((GrainReference)(object)cluster.Slice(0)).WaitAsync(RoundScript.Timeout) > 0, "slice 0 was not active before the takeover");
+
+        const string Reason = "coordinator takeover: the coordinator of lease epoch 1 stopped while the round was open; this coordinator took over at lease epoch 2";
+        var successor = new Front.ClusterRoundServerFactory(_cluster.Grains, 100, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance, localSilo: null, epoch: 2);
+        Assert.True(await successor.RecordInterruptedAsync("cluster-takeover-read", 31, script.Parameters.SessionId, Reason, CancellationToken.None).WaitAsync(RoundScript.Timeout));
+
+        DateTime deadline = DateTime.UtcNow.AddSeconds(60);
+        for (int k = 0; k < 3; k++)
+        {
+            var slice = (GrainReference)(object)cluster.Slice(k);
+            while (await management.GetGrainActivationCount(slice).WaitAsync(RoundScript.Timeout) > 0)
+            {
+                Assert.True(DateTime.UtcNow < deadline, $"slice {k} of the interrupted attempt's unmasked sum is still active 60 s after the takeover");
+                await Task.Delay(200);
+            }
+        }
+
+        // The round grain still says the sum was unmasked; the ledger holds the successor's abort.
+        Assert.Equal("Completed", (await cluster.Round.StatusAsync().WaitAsync(RoundScript.Timeout)).Stage);
+        LedgerEntry entry = Assert.Single(await cluster.Ledger.EntriesAsync().WaitAsync(RoundScript.Timeout), e => e.Round == 31 && string.Equals(e.SessionId, script.Parameters.SessionId, StringComparison.Ordinal));
+        Assert.Equal((false, Reason, 2L), (entry.Completed, entry.AbortReason, entry.Epoch));
+    }
+
     [Fact]
     public async Task Open_OneSliceFailsToOpen_TheSlicesThatOpenedAreDiscardedNotKeptOpen()
     {

@@ -118,12 +118,45 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
             // round opens this same grain, and an abort still on its way could otherwise reach it after that open.
             await client.Round.AbortAsync(reason).WaitAsync(cancellationToken).ConfigureAwait(false);
         }
+        catch (ClusterProtocolException ex)
+        {
+            Log.InterruptedGrainNotAborted(_logger, round, ClusterRoundServer.FirstLine(ex.Message));
+            await EndUnreadSlicesAsync(client, round, cancellationToken).ConfigureAwait(false);
+        }
         catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             Log.InterruptedGrainNotAborted(_logger, round, ClusterRoundServer.FirstLine(ex.Message));
         }
 
         return recorded;
+    }
+
+    /// <summary>
+    /// The round grain of an interrupted attempt refused the abort because its sum was unmasked: the dead coordinator
+    /// was reading the sum, and ended each slice after reading it. Nobody reads the rest now (this coordinator aborted the
+    /// attempt), so every slice is ended here, as the coordinator's own abort after an unmasking does
+    /// (<see cref="ClusterRoundServer"/>): before, the slices it had not read kept their part of the unmasked sum in the
+    /// silos' memory for <see cref="Grains.RoundGrainOptions.KeptWhileOpen"/> (30 hours) after such a takeover. Ending a
+    /// slice already read and ended activates an empty grain that goes at once. Best effort: a grain that no longer holds
+    /// the round says nothing of its slices, and an unreachable slice has lost its sum anyway.
+    /// </summary>
+    private async Task EndUnreadSlicesAsync(ClusterRoundClient client, long round, CancellationToken cancellationToken)
+    {
+        try
+        {
+            if ((await client.Round.StatusAsync().WaitAsync(cancellationToken).ConfigureAwait(false)).Stage != nameof(ProtocolStage.Completed))
+            {
+                return;
+            }
+
+            SliceLayout layout = await client.Round.LayoutAsync().WaitAsync(cancellationToken).ConfigureAwait(false);
+            await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k => client.Slice(k).EndAsync())).WaitAsync(cancellationToken).ConfigureAwait(false);
+            Log.InterruptedSlicesEnded(_logger, round, layout.Count);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            Log.InterruptedSlicesNotEnded(_logger, round, ClusterRoundServer.FirstLine(ex.Message));
+        }
     }
 
     /// <summary>
@@ -151,5 +184,11 @@ public sealed partial class ClusterRoundServerFactory : IRoundServerFactory
 
         [LoggerMessage(3, LogLevel.Debug, "Cluster round {Round}, interrupted by a takeover: its round grain was not aborted ({Reason}); it holds no round, or its sum was unmasked")]
         public static partial void InterruptedGrainNotAborted(ILogger logger, long round, string reason);
+
+        [LoggerMessage(4, LogLevel.Information, "Cluster round {Round}, interrupted by a takeover after its sum was unmasked: its {Slices} slices were ended (nobody reads the rest of the sum now)")]
+        public static partial void InterruptedSlicesEnded(ILogger logger, long round, int slices);
+
+        [LoggerMessage(5, LogLevel.Warning, "Cluster round {Round}, interrupted by a takeover after its sum was unmasked: its slices could not be ended ({Reason}); those not read keep their part of the sum until the idle collector takes them")]
+        public static partial void InterruptedSlicesNotEnded(ILogger logger, long round, string reason);
     }
 }
