@@ -64,10 +64,17 @@ internal static class PrivacyLedgerRepairCommand
             string auditDirectory = Path.Combine(Path.GetDirectoryName(full)!, "audit");
             string lockPath = Path.Combine(auditDirectory, AuditLog.LockFileName);
             string? expectedOwner = parse.GetValue(owner);
+            if (parse.GetValue(apply))
+            {
+                // Before anything is written, the lock file included.
+                RefuseIfOwnedByAnotherUser(full, [full, auditDirectory, Path.Combine(auditDirectory, AuditLog.LogFileName), lockPath],
+                    parse.InvocationConfiguration.Error ?? Console.Error);
+            }
 
             // First without writing anything, under the lock: a healthy ledger, or one damaged otherwise, needs no kit and
-            // never touches the audit log.
-            LedgerRepairResult result = PrivacyLedger.RepairTornTail(full, apply: false, lockPath, expectedOwner);
+            // never touches the audit log. A lock file that does not exist is not created for it (no agent or aggregator
+            // runs on the folder then, and a dry run as another user would leave one the agent cannot open).
+            LedgerRepairResult result = PrivacyLedger.RepairTornTail(full, apply: false, File.Exists(lockPath) ? lockPath : null, expectedOwner);
             long? recordedAt = null;
             if (parse.GetValue(apply) && result.Torn)
             {
@@ -115,7 +122,6 @@ internal static class PrivacyLedgerRepairCommand
                 "Nothing was changed; restore the audit folder from a backup beside the ledger, then run the repair again.");
         }
 
-        RefuseIfOwnedByAnotherUser(full, logPath);
         using PartyKit party = LoadKit(full, kitDirectory);
         string federation = party.Manifest.FederationName;
         (string actor, string origin, string kitOwner, string chargeEvent) = party.IsAggregator
@@ -204,11 +210,23 @@ internal static class PrivacyLedgerRepairCommand
     /// Refuses the repair, before anything is written, when another user than the one this command runs as owns the ledger
     /// or its audit log (e.g. the repair run with sudo for an agent that runs as its own user): the replaced ledger, its
     /// backup and the audit log's new lines and files would belong to this command's user, and the agent could no longer
-    /// write them (before, session 55: documented only, "run it as the user the agent runs as").
+    /// write them (before, session 55: documented only, "run it as the user the agent runs as"). Where the owners cannot be
+    /// read (not Linux, or statx refused by a sandbox) the check is skipped with a warning on <paramref name="warnings"/>.
     /// </summary>
-    private static void RefuseIfOwnedByAnotherUser(string ledger, string auditLog)
+    private static void RefuseIfOwnedByAnotherUser(string ledger, string[] paths, TextWriter warnings)
     {
-        if (FileOwner.FirstOwnedByAnother(ledger, auditLog) is not (string path, uint owner))
+        (string Path, uint Owner)? other;
+        try
+        {
+            other = FileOwner.FirstOwnedByAnother(paths);
+        }
+        catch (Exception ex) when (ex is IOException or EntryPointNotFoundException or DllNotFoundException)
+        {
+            warnings.WriteLine($"warning: the owners of the ledger and its audit log could not be read ({ex.Message}); run the repair as the user the agent or aggregator runs as.");
+            return;
+        }
+
+        if (other is not (string path, uint owner))
         {
             return;
         }
