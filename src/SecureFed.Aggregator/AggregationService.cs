@@ -563,20 +563,20 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
         string site = Authenticate(context, request.Header, Stage.Model);
         long version = (long)request.Version;
         (long current, string currentSha) = _state.Model.Current;
-        string sha;
-        if (version == 0 || version == current)
+        if (version == 0)
         {
-            (version, sha) = (current, currentSha);
-        }
-        else
-        {
-            sha = _state.Store.FindModel(version)?.Sha256 ?? throw NotStored(version, current);
+            version = current;
         }
 
+        // The gate comes before the round store's look-up: a version that does not exist takes a token too, so a site
+        // cannot make the store look up missing versions without end (hostile-site review, session 56: NOT_FOUND came
+        // first, with no token taken and nothing audited).
         if (_downloads.TryStart(site, version, current) is string tooOften)
         {
             RefuseCall(site, 0, StatusCode.ResourceExhausted, RefusalReasons.TooManyDownloads, tooOften); // round 0: a download names none
         }
+
+        string sha = version == current ? currentSha : _state.Store.FindModel(version)?.Sha256 ?? throw NotStored(version, current);
 
         // Streamed from the round store a chunk at a time (a stored version never changes), hashed as it is sent: bytes
         // that do not match the version's SHA-256 end the call with an error after the last chunk (the agent checks too).

@@ -163,11 +163,41 @@ public sealed class HostileLongPollTests : IDisposable
         Assert.True(verified.Ok, verified.FirstProblem);
     }
 
+    /// <summary>
+    /// Hostile-site review (session 56): a download of a version the round store does not hold was answered NOT_FOUND
+    /// before the gate, taking no token and leaving no trace, so a site could make the store look up missing versions
+    /// without end. Now such a download takes a token too: NOT_FOUND while the site has tokens, then RESOURCE_EXHAUSTED,
+    /// audited.
+    /// </summary>
+    [Fact]
+    public async Task DownloadModel_MissingVersionOverAndOver_RefusedAfterTheBurstAudited()
+    {
+        await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), ["site-a", "site-x"], null);
+        fed.SetAggregatorSetting(nameof(AggregatorOptions.ModelDownloadBurst), "2");
+        await fed.StartAggregatorAsync();
+        using PartyKit kitX = PartyKit.Load(fed.Provisioned.SiteKitDirectories["site-x"]);
+        using GrpcChannel channelX = fed.RawChannel(kitX.TlsCertificate);
+
+        foreach (ulong missing in new[] { 999UL, ulong.MaxValue })
+        {
+            RpcException notFound = await Assert.ThrowsAsync<RpcException>(() => DownloadAsync(channelX, "site-x", missing));
+            Assert.Equal(StatusCode.NotFound, notFound.StatusCode);
+        }
+
+        RpcException refused = await Assert.ThrowsAsync<RpcException>(() => DownloadAsync(channelX, "site-x", 998));
+        Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+        Assert.Contains("site 'site-x' has downloaded model versions more often than the aggregator allows", refused.Status.Detail, StringComparison.Ordinal);
+        Assert.True(await DownloadAsync(channelX, "site-x") > 0); // the first download of the current version is still free
+
+        JsonElement line = Assert.Single(Refusals(fed));
+        Assert.Equal(("site-x", "ResourceExhausted", refused.Status.Detail), (line.GetProperty("site").GetString(), line.GetProperty("status").GetString(), line.GetProperty("reason").GetString()));
+    }
+
     /// <summary>Downloads the current model as <paramref name="site"/>; returns the number of values received.</summary>
-    private static async Task<int> DownloadAsync(GrpcChannel channel, string site)
+    private static async Task<int> DownloadAsync(GrpcChannel channel, string site, ulong version = 0)
     {
         var client = new Aggregation.AggregationClient(channel);
-        using AsyncServerStreamingCall<ModelChunk> call = client.DownloadModel(new ModelRequest { Header = RawClient.Header(0, "", site, Stage.Model) }, RawClient.Deadline(30));
+        using AsyncServerStreamingCall<ModelChunk> call = client.DownloadModel(new ModelRequest { Header = RawClient.Header(0, "", site, Stage.Model), Version = version }, RawClient.Deadline(30));
         int values = 0;
         while (await call.ResponseStream.MoveNext(CancellationToken.None).WaitAsync(CallTimeout))
         {
