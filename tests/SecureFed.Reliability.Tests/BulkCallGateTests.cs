@@ -28,6 +28,51 @@ public sealed class BulkCallGateTests : IDisposable
         Assert.Equal(new Dictionary<string, string> { [ShareKeysPath] = "ShareKeys", [UnmaskPath] = "Unmask" }, BulkCallGate.Methods);
     }
 
+    /// <summary>
+    /// Session 56: gRPC's refusal of a request over the 4 MiB cap is read from the call's status wherever gRPC put it
+    /// (the response's headers for a trailers-only answer, the trailers otherwise), percent-encoded or not; any other
+    /// status or detail is not taken for it.
+    /// </summary>
+    [Fact]
+    public void RefusedOverMessageCap_GrpcsSizeRefusalInHeadersOrTrailers_OtherStatusesNot()
+    {
+        Assert.True(BulkCallGate.RefusedOverMessageCap(Answered(headers: ("8", BulkCallGate.GrpcOverMessageCapDetail))));
+        Assert.True(BulkCallGate.RefusedOverMessageCap(Answered(trailers: ("8", BulkCallGate.GrpcOverMessageCapDetail))));
+        Assert.True(BulkCallGate.RefusedOverMessageCap(Answered(trailers: ("8", BulkCallGate.GrpcOverMessageCapDetail.Replace(" ", "%20", StringComparison.Ordinal)))));
+        Assert.False(BulkCallGate.RefusedOverMessageCap(Answered()));
+        Assert.False(BulkCallGate.RefusedOverMessageCap(Answered(headers: ("0", null))));
+        Assert.False(BulkCallGate.RefusedOverMessageCap(Answered(headers: ("8", "site 'x' already has 16 calls in flight"))));
+        Assert.False(BulkCallGate.RefusedOverMessageCap(Answered(trailers: ("3", BulkCallGate.GrpcOverMessageCapDetail))));
+        Assert.False(BulkCallGate.RefusedOverMessageCap(Answered(trailers: ("8", "Sending message exceeds the maximum configured message size."))));
+
+        static HttpResponse Answered((string Status, string? Message)? headers = null, (string Status, string? Message)? trailers = null)
+        {
+            var context = new DefaultHttpContext();
+            var feature = new TrailersFeature();
+            context.Features.Set<Microsoft.AspNetCore.Http.Features.IHttpResponseTrailersFeature>(feature);
+            Set(context.Response.Headers, headers);
+            Set(feature.Trailers, trailers);
+            return context.Response;
+        }
+
+        static void Set(IHeaderDictionary target, (string Status, string? Message)? status)
+        {
+            if (status is { } s)
+            {
+                target["grpc-status"] = s.Status;
+                if (s.Message is not null)
+                {
+                    target["grpc-message"] = s.Message;
+                }
+            }
+        }
+    }
+
+    private sealed class TrailersFeature : Microsoft.AspNetCore.Http.Features.IHttpResponseTrailersFeature
+    {
+        public IHeaderDictionary Trailers { get; set; } = new HeaderDictionary();
+    }
+
     [Fact]
     public void BulkMethod_ByTheRoutedGrpcMethodNotThePath_WithoutEndpointPathMatchedAsRoutingDoes()
     {
