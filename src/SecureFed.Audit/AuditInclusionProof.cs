@@ -222,22 +222,38 @@ public sealed class AuditInclusionProof
         {
             using JsonDocument document = JsonDocument.Parse(text);
             JsonElement root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                throw new FormatException($"the document is a JSON {root.ValueKind.ToString().ToLowerInvariant()}, not an object");
+            }
+
+            JsonElement proof = Field(root, "proof", JsonValueKind.Array);
             return new AuditInclusionProof
             {
-                Line = root.GetProperty("line").GetInt64(),
-                Leaf = root.GetProperty("leaf").GetString()!,
-                LeafHash = root.GetProperty("leaf_hash").GetString()!,
-                TreeSize = root.GetProperty("tree_size").GetInt64(),
-                Root = root.GetProperty("root").GetString()!,
-                Proof = [.. root.GetProperty("proof").EnumerateArray().Select(e => e.GetString()!)],
-                VerifierKey = root.GetProperty("verifier_key").GetString()!,
-                Checkpoint = root.GetProperty("checkpoint").GetString()!,
+                Line = Field(root, "line", JsonValueKind.Number).GetInt64(),
+                Leaf = Text(root, "leaf"),
+                LeafHash = Text(root, "leaf_hash"),
+                TreeSize = Field(root, "tree_size", JsonValueKind.Number).GetInt64(),
+                Root = Text(root, "root"),
+                Proof = [.. proof.EnumerateArray().Select((e, i) => e.ValueKind == JsonValueKind.String
+                    ? e.GetString()!
+                    : throw new FormatException(string.Create(CultureInfo.InvariantCulture, $"field 'proof'[{i}] is a JSON {e.ValueKind.ToString().ToLowerInvariant()}, not a string")))],
+                VerifierKey = Text(root, "verifier_key"),
+                Checkpoint = Text(root, "checkpoint"),
             };
         }
         catch (Exception ex) when (ex is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
         {
             throw new FormatException($"Not a SecureFed inclusion proof (JSON): {ex.Message}", ex);
         }
+
+        // A field missing, null or of another type is named (a null string field used to reach the verifier and crash it).
+        static JsonElement Field(JsonElement root, string name, JsonValueKind kind) =>
+            !root.TryGetProperty(name, out JsonElement value) ? throw new FormatException($"field '{name}' is missing")
+            : value.ValueKind != kind ? throw new FormatException($"field '{name}' is a JSON {value.ValueKind.ToString().ToLowerInvariant()}, not a {(kind == JsonValueKind.Array ? "list" : kind.ToString().ToLowerInvariant())}")
+            : value;
+
+        static string Text(JsonElement root, string name) => Field(root, name, JsonValueKind.String).GetString()!;
     }
 
     private static AuditInclusionProof ParseText(string text)

@@ -54,4 +54,40 @@ public sealed class AuditInclusionProofTests
         test.Populate(rounds: 1);
         Assert.Throws<ArgumentOutOfRangeException>(() => AuditInclusionProof.Create(test.Directory, 5));
     }
+
+    /// <summary>
+    /// CLI crash hunt (session 56): a JSON proof with a null string field parsed, and the verifier then crashed on the null
+    /// (audit check-proof exited 134 with a stack trace); a missing field was "The given key was not present in the
+    /// dictionary". Now each is refused as not a proof, naming the field.
+    /// </summary>
+    [Theory]
+    [InlineData("leaf", "null", "field 'leaf' is a JSON null, not a string")]
+    [InlineData("checkpoint", "null", "field 'checkpoint' is a JSON null, not a string")]
+    [InlineData("verifier_key", "null", "field 'verifier_key' is a JSON null, not a string")]
+    [InlineData("root", "7", "field 'root' is a JSON number, not a string")]
+    [InlineData("line", "\"5\"", "field 'line' is a JSON string, not a number")]
+    [InlineData("proof", "null", "field 'proof' is a JSON null, not a list")]
+    [InlineData("proof", "[null]", "field 'proof'[0] is a JSON null, not a string")]
+    [InlineData("leaf_hash", null, "field 'leaf_hash' is missing")]
+    public void Parse_JsonFieldNullMissingOrOfAnotherType_FormatExceptionNamingTheField(string field, string? value, string expected)
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        var json = System.Text.Json.Nodes.JsonNode.Parse(AuditInclusionProof.Create(test.Directory, 2).ToJson())!.AsObject();
+        json.Remove(field);
+        if (value is not null)
+        {
+            json[field] = System.Text.Json.Nodes.JsonNode.Parse(value);
+        }
+
+        FormatException ex = Assert.Throws<FormatException>(() => AuditInclusionProof.Parse(json.ToJsonString()));
+        Assert.Equal($"Not a SecureFed inclusion proof (JSON): {expected}", ex.Message);
+    }
+
+    [Fact]
+    public void Parse_JsonArray_FormatExceptionNotAnObject()
+    {
+        FormatException ex = Assert.Throws<FormatException>(() => AuditInclusionProof.Parse("[1, 2]"));
+        Assert.Contains("not a SecureFed inclusion proof", ex.Message, StringComparison.OrdinalIgnoreCase);
+    }
 }
