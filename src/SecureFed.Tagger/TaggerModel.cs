@@ -202,15 +202,24 @@ public sealed class TaggerModel : IDisposable
         (TaggerConfig config, LabelSet labels) = ReadMetadata(metaPath);
 
         // Sizes first, from the configuration alone: a damaged model.json must not ask libtorch for the memory it names.
+        // The length of the file itself, a symbolic link followed (FileInfo.Length is the link's own: a model whose
+        // parameters.f32 was a link to the right file was refused as "32 bytes"; CLI crash hunt, session 56), read from
+        // the same open file.
         long needed = config.ParameterCount(labels.Count) * sizeof(float);
-        long length = new FileInfo(paramPath).Length;
-        if (length != needed)
+        byte[] bytes;
+        using (FileStream parameters = File.OpenRead(paramPath))
         {
-            throw new InvalidDataException(
-                $"{paramPath}: {length} bytes but the configuration in {metaPath} needs {needed}; one of the two files is damaged or they come from different models");
+            long length = parameters.Length;
+            if (length != needed)
+            {
+                throw new InvalidDataException(
+                    $"{paramPath}: {length} bytes but the configuration in {metaPath} needs {needed}; one of the two files is damaged or they come from different models");
+            }
+
+            bytes = new byte[needed];
+            parameters.ReadExactly(bytes);
         }
 
-        byte[] bytes = File.ReadAllBytes(paramPath);
         var model = Create(config, labels, 0, device);
         try
         {
@@ -254,12 +263,33 @@ public sealed class TaggerModel : IDisposable
     /// Reads <c>model.json</c>. A file that is not JSON (truncated, say) or not a model's metadata is an
     /// <see cref="InvalidDataException"/> naming the file and the problem, never a JSON parser's exception.
     /// </summary>
+    /// <summary>The most a model.json is read: a model's is under 4 KB (its configuration and labels).</summary>
+    internal const int MaxMetadataBytes = 1 << 20;
+
+    /// <summary>
+    /// model.json as text, at most <see cref="MaxMetadataBytes"/>: a larger file, or one with no end (a link to /dev/zero
+    /// made the reader run out of memory and abort, exit 134; CLI crash hunt, session 56), is refused naming its size.
+    /// </summary>
+    private static string ReadMetadataText(string metaPath)
+    {
+        using FileStream file = File.OpenRead(metaPath);
+        byte[] buffer = new byte[MaxMetadataBytes + 1];
+        int read = file.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+        if (read > MaxMetadataBytes)
+        {
+            throw new InvalidDataException(
+                $"{metaPath}: over {MaxMetadataBytes} bytes; a tagger model's metadata is a few kilobytes, so the file is damaged or not a tagger model's model.json");
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, read).TrimStart('\uFEFF'); // as File.ReadAllText read it
+    }
+
     private static (TaggerConfig Config, LabelSet Labels) ReadMetadata(string metaPath)
     {
         JsonNode? meta;
         try
         {
-            meta = JsonNode.Parse(File.ReadAllText(metaPath));
+            meta = JsonNode.Parse(ReadMetadataText(metaPath));
         }
         catch (JsonException ex)
         {

@@ -262,6 +262,52 @@ public sealed class TaggerModelTests
         }
     }
 
+    /// <summary>
+    /// CLI crash hunt (session 56): a model folder whose files are symbolic links to a saved model's loads as that model
+    /// (parameters.f32 as a link was refused as "32 bytes": the link's own length was checked); a model.json that is a
+    /// link to /dev/zero is refused naming its size (it made the reader run out of memory and abort the process).
+    /// </summary>
+    [Fact]
+    public void Load_FilesAreSymbolicLinks_LoadsTheLinkedModel_EndlessMetadataRefusedNamingTheSize()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return; // symbolic links need privileges there
+        }
+
+        string root = Path.Combine(Path.GetTempPath(), "securefed-tagger-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            string saved = Path.Combine(root, "saved");
+            string linked = Path.Combine(root, "linked");
+            using var model = TaggerModel.Create(TaggerConfig.Tiny, Labels, 4);
+            model.Save(saved);
+            Directory.CreateDirectory(linked);
+            File.CreateSymbolicLink(Path.Combine(linked, "parameters.f32"), Path.Combine(saved, "parameters.f32"));
+            File.CreateSymbolicLink(Path.Combine(linked, "model.json"), Path.Combine(saved, "model.json"));
+
+            using (var loaded = TaggerModel.Load(linked, "cpu"))
+            {
+                Assert.Equal(model.Flatten(), loaded.Flatten());
+            }
+
+            if (File.Exists("/dev/zero"))
+            {
+                File.Delete(Path.Combine(linked, "model.json"));
+                File.CreateSymbolicLink(Path.Combine(linked, "model.json"), "/dev/zero");
+                var ex = Assert.Throws<InvalidDataException>(() => TaggerModel.Load(linked, "cpu"));
+                Assert.Equal($"{Path.Combine(linked, "model.json")}: over {TaggerModel.MaxMetadataBytes} bytes; a tagger model's metadata is a few kilobytes, so the file is damaged or not a tagger model's model.json", ex.Message);
+            }
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+
     [Fact]
     public void Load_ConfigurationLargerThanTheWeightsFile_InvalidDataNamingBothFilesWithoutBuildingTheModel()
     {
