@@ -513,6 +513,13 @@ public sealed record ExperimentOptions
 
         Positive(Seeds, "--seeds");
         Positive(FirstSeed, "--first-seed");
+        if ((long)FirstSeed + Seeds - 1 > int.MaxValue)
+        {
+            // The seeds run FirstSeed .. FirstSeed + Seeds - 1: past int.MaxValue the loop overflowed and ran none ("No arm ran.").
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"--first-seed {FirstSeed} with --seeds {Seeds} runs seeds up to {(long)FirstSeed + Seeds - 1}, past the largest seed {int.MaxValue}; give a smaller --first-seed or fewer --seeds."));
+        }
+
         Positive(Rounds, "--rounds");
         Positive(LocalEpochs, "--local-epochs");
         Positive(BatchSize, "--batch-size");

@@ -53,8 +53,9 @@ public sealed partial class ExperimentRunner
             report = WriteOutputs(Report(first!, results, startLoad, started));
         }
 
-        for (int seed = _options.FirstSeed; seed < _options.FirstSeed + _options.Seeds; seed++)
+        for (int i = 0; i < _options.Seeds; i++)
         {
+            int seed = _options.FirstSeed + i; // at most int.MaxValue (Validate): FirstSeed + Seeds itself may not fit
             ExperimentData data = LoadData(seed);
             first ??= data;
             _progress($"[seed {seed}] {data.Description}");

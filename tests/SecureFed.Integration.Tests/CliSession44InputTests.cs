@@ -85,6 +85,18 @@ public sealed class CliSession44InputTests : IDisposable
         Assert.Null(Record.Exception(() => (options with { Sites = ExperimentOptions.MaxSites }).Validate()));
     }
 
+    [Fact]
+    public void Experiment_SeedsPastTheLargestSeed_RefusedNamingBothOptions()
+    {
+        // CLI crash hunt (session 56): --first-seed 2147483647 overflowed the seed loop, which ran no seed ("No arm ran.").
+        var options = new ExperimentOptions { DataDirectory = _dir, FirstSeed = int.MaxValue, Seeds = 2 };
+
+        var ex = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.Equal($"--first-seed {int.MaxValue} with --seeds 2 runs seeds up to 2147483648, past the largest seed {int.MaxValue}; give a smaller --first-seed or fewer --seeds.", ex.Message);
+        Assert.Null(Record.Exception(() => (options with { Seeds = 1 }).Validate()));
+    }
+
     [Theory]
     [InlineData("--warm-start", "--warm-start is blank")]
     [InlineData("--distill-teacher", "--distill-teacher is blank")]
