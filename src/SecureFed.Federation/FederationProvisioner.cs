@@ -323,6 +323,14 @@ public static class FederationProvisioner
             throw new ArgumentException($"Aggregator host '{request.AggregatorHost}' is not a valid DNS name or IP address.", nameof(request));
         }
 
+        if (request.AggregatorHost.StartsWith('['))
+        {
+            // Uri.CheckHostName takes "[::1]", but the kits' URLs add the brackets themselves ("https://[[::1]]:7443", which
+            // the agent then refused) and the certificate names the address without them (CLI crash hunt, session 56).
+            throw new ArgumentException(
+                $"Aggregator host '{request.AggregatorHost}': give an IPv6 address without the brackets ({request.AggregatorHost.Trim('[', ']')}); the agents' URLs add them.", nameof(request));
+        }
+
         if (request.Validity <= TimeSpan.Zero || request.Validity > TimeSpan.FromDays(3650))
         {
             throw new ArgumentException($"Validity {request.Validity} must be positive and at most 3650 days.", nameof(request));

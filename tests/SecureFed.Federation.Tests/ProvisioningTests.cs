@@ -299,4 +299,21 @@ public sealed class ProvisioningTests(ProvisionedFederation federation) : IClass
         Assert.Throws<ArgumentException>(() => FederationProvisioner.Provision(new ProvisionRequest(dir.Combine("b"), "fed", ["a"], "host", TimeSpan.Zero)));
         Assert.Throws<ArgumentException>(() => FederationProvisioner.Provision(new ProvisionRequest(dir.Combine("c"), "Fed", ["a"], "host")));
     }
+
+    /// <summary>
+    /// CLI crash hunt (session 56): "[::1]" was taken and the agents' URL became "https://[[::1]]:7443", which the agent
+    /// refused; it is refused naming the address without brackets, which is taken and bracketed once in the URL.
+    /// </summary>
+    [Fact]
+    public void Provision_BracketedIpv6Host_RefusedNamingTheAddressWithoutBrackets_PlainOneBracketedOnceInTheUrl()
+    {
+        using var dir = new TempDirectory();
+        var ex = Assert.Throws<ArgumentException>(() => FederationProvisioner.Provision(new ProvisionRequest(dir.Combine("a"), "fed", ["site-a", "site-b"], "[::1]")));
+        Assert.StartsWith("Aggregator host '[::1]': give an IPv6 address without the brackets (::1); the agents' URLs add them.", ex.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(dir.Combine("a")) && Directory.EnumerateFileSystemEntries(dir.Combine("a")).Any());
+
+        ProvisionResult plain = FederationProvisioner.Provision(new ProvisionRequest(dir.Combine("b"), "fed", ["site-a", "site-b"], "::1"));
+        string agent = File.ReadAllText(Path.Combine(plain.SiteKitDirectories["site-a"], KitFiles.AgentConfig));
+        Assert.Contains("\"https://[::1]:", agent, StringComparison.Ordinal);
+    }
 }
