@@ -205,7 +205,7 @@ public sealed record TaggerConfig
         if (Encoder is null || !(Encoder.Length == 0 || Internal.PretrainedEncoder.Names.Contains(Encoder)))
         {
             throw new ArgumentOutOfRangeException(settingName(nameof(Encoder)), Encoder,
-                $"{settingName(nameof(Encoder))} is \"{Encoder}\"; it must be \"\" (none) or one of {string.Join(", ", Internal.PretrainedEncoder.Names)}.");
+                $"{settingName(nameof(Encoder))} is {(Encoder is null ? "null" : $"\"{Encoder}\"")}; it must be \"\" (none) or one of {string.Join(", ", Internal.PretrainedEncoder.Names)}.");
         }
 
         if (!(Dropout >= 0 && Dropout < 1))

@@ -294,6 +294,10 @@ public sealed class PretrainedEncoderTests
         Assert.Contains("Encoder", ex.Message, StringComparison.Ordinal);
         Assert.Contains("minilm-l6-v2", ex.Message, StringComparison.Ordinal);
 
+        // A null one (a model.json with "encoder": null) is named as null, not as the "" the message then allows (CLI crash hunt, session 56).
+        ex = Assert.Throws<ArgumentOutOfRangeException>(() => (TaggerConfig.Tiny with { Encoder = null! }).Validate());
+        Assert.StartsWith("Encoder is null; it must be \"\" (none) or one of ", ex.Message, StringComparison.Ordinal);
+
         TaggerConfig back = TaggerConfig.FromJson(TaggerConfig.TinyCrfEncoder.ToJson());
         Assert.Equal(TaggerConfig.TinyCrfEncoder, back);
         Assert.Equal(384 + 36, back.InputDim);
