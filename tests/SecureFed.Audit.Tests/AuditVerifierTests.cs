@@ -26,6 +26,39 @@ public sealed class AuditVerifierTests
         Assert.Contains("OK", result.ToString(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// CLI crash hunt (session 56): the log file as a symbolic link verifies as the file it links to; a link to a device
+    /// without end (/dev/zero) is read as the empty file its size says, not read until memory runs out (the process
+    /// aborted, exit 134).
+    /// </summary>
+    [Fact]
+    public void Verify_LogIsASymbolicLink_VerifiesTheLinkedLog_ToAnEndlessDeviceNotReadWithoutEnd()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        string original = test.LogPath + ".original";
+        File.Move(test.LogPath, original);
+        File.CreateSymbolicLink(test.LogPath, original);
+
+        AuditVerification linked = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+        Assert.True(linked.Ok, linked.FirstProblem);
+        Assert.Equal(7, linked.Lines);
+
+        if (File.Exists("/dev/zero"))
+        {
+            File.Delete(test.LogPath);
+            File.CreateSymbolicLink(test.LogPath, "/dev/zero");
+            AuditVerification endless = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+            Assert.False(endless.Ok);
+            Assert.Equal(0, endless.Lines);
+        }
+    }
+
     [Fact]
     public void Verify_WithoutKey_TrustsVerifierKeyFileAndSaysSo()
     {

@@ -33,7 +33,11 @@ internal sealed class LogFile
             throw new InvalidDataException($"{path} is a folder, not an audit log file.");
         }
 
-        long length = new FileInfo(path).Length;
+        // The length of the open file (a symbolic link followed: FileInfo.Length is the link's own), and no more than it is
+        // read: a link to a device without end (/dev/zero) made the reading run out of memory and abort the process (CLI
+        // crash hunt, session 56); it reads as the empty file its size says.
+        using FileStream file = File.OpenRead(path);
+        long length = file.Length;
         if (length > Array.MaxLength)
         {
             // ReadAllBytes would fail with "The file is too long", naming no file; a log this size is not one this product
@@ -42,8 +46,9 @@ internal sealed class LogFile
                 $"{path} is {length:N0} bytes, more than the {Array.MaxLength:N0} an audit log can be read in whole to check its hash tree: not a log this product wrote (a sparse or damaged file?)."));
         }
 
-        byte[] data = File.ReadAllBytes(path);
-        return Parse(data);
+        byte[] data = new byte[length];
+        int read = file.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
+        return Parse(read == data.Length ? data : data[..read]);
     }
 
     public static LogFile Parse(byte[] data)
