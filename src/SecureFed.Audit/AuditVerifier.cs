@@ -166,7 +166,7 @@ public static class AuditVerifier
         if (file.TornTail is { } torn)
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"line {file.TornLineNumber} is torn: {torn.Length} byte(s) without a final newline (a crash mid-write or a truncated file); lines 1..{file.Lines.Count} were checked"));
+                $"line {file.TornLineNumber} is torn: {torn.Length} byte(s) without a final newline (a crash mid-write or a truncated file); {(file.Lines.Count == 0 ? "the file has no complete line to check" : $"lines 1..{file.Lines.Count} were checked")}"));
         }
 
         // 2. Checkpoints.

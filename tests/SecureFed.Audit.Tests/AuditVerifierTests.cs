@@ -60,6 +60,21 @@ public sealed class AuditVerifierTests
     }
 
     [Fact]
+    public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        File.AppendAllText(test.LogPath, "{\"seq\":");
+        Assert.Contains("lines 1..4 were checked", Assert.Single(AuditVerifier.Verify(test.Directory, test.VerifierKey).Problems, p => p.Contains("is torn", StringComparison.Ordinal)),
+            StringComparison.Ordinal);
+
+        // CLI crash hunt (session 56): 5,000 NUL bytes and no newline said "lines 1..0 were checked".
+        File.WriteAllBytes(test.LogPath, new byte[5000]);
+        string torn = Assert.Single(AuditVerifier.Verify(test.Directory, test.VerifierKey).Problems, p => p.Contains("is torn", StringComparison.Ordinal));
+        Assert.EndsWith("line 1 is torn: 5000 byte(s) without a final newline (a crash mid-write or a truncated file); the file has no complete line to check", torn, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Verify_WithoutKey_TrustsVerifierKeyFileAndSaysSo()
     {
         using var test = new TestLog();
