@@ -141,6 +141,23 @@ public sealed class CoordinatorCommitBenchTests
         Assert.Empty((options with { ConnectionString = null }).Validate());
     }
 
+    /// <summary>
+    /// CLI crash hunt (session 56): a connection string that is not key=value pairs was refused by Npgsql with a message
+    /// naming neither the option nor the problem (and the cluster bench ran its single-process round first); a blank one
+    /// reached the bench. Both benches refuse them up front, naming the option.
+    /// </summary>
+    [Theory]
+    [InlineData("garbage=;;=", "--connection-string is not a PostgreSQL connection string of key=value pairs separated by ';' (")]
+    [InlineData("Host", "--connection-string is not a PostgreSQL connection string of key=value pairs separated by ';' (")]
+    [InlineData("", "--connection-string is blank: give a PostgreSQL connection string")]
+    [InlineData("   ", "--connection-string is blank: give a PostgreSQL connection string")]
+    public void Validate_MalformedConnectionString_OneProblemNamingTheOptionInBothBenches(string connection, string expected)
+    {
+        Assert.StartsWith(expected, Assert.Single(new CoordinatorCommitBenchOptions { ConnectionString = connection }.Validate()), StringComparison.Ordinal);
+        Assert.StartsWith(expected, Assert.Single(new Bench.ClusterBenchOptions { ConnectionString = connection }.Validate()), StringComparison.Ordinal);
+        Assert.Empty(new Bench.ClusterBenchOptions { ConnectionString = "Host=127.0.0.1;Database=none" }.Validate());
+    }
+
     [Fact]
     public async Task BenchCoordinatorCommit_BadOptions_UsageErrorNamesEachOption()
     {

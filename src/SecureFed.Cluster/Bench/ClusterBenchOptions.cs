@@ -63,6 +63,11 @@ public sealed record ClusterBenchOptions
             problems.Add($"--dropped must be between 0 and {Math.Max(0, Agents - ((Agents / 2) + 1))} (the survivors must reach the threshold t = ⌊n/2⌋ + 1 = {(Agents / 2) + 1} of n = {Agents} sites), got {Dropped}.");
         }
 
+        if (BenchConnectionString.Problem(ConnectionString) is string connection)
+        {
+            problems.Add(connection);
+        }
+
         return problems;
     }
 

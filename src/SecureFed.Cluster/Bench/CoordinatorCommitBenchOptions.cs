@@ -77,6 +77,11 @@ public sealed record CoordinatorCommitBenchOptions
             problems.Add(string.Create(CultureInfo.InvariantCulture, $"--lease-seconds must be between 7 and 600 (renewed every 3 s, given up 3 s early), got {LeaseSeconds}."));
         }
 
+        if (BenchConnectionString.Problem(ConnectionString) is string connection)
+        {
+            problems.Add(connection);
+        }
+
         if (Fsync is not null && ConnectionString is not null)
         {
             problems.Add("--fsync cannot be used with --connection-string: the external server runs with its own fsync setting, which the bench reads back (SHOW fsync) and reports.");
