@@ -35,6 +35,17 @@ public sealed class ManifestTests(ProvisionedFederation federation) : IClassFixt
     }
 
     [Theory]
+    [InlineData("[]", "array")]
+    [InlineData("7", "number")]
+    [InlineData("null", "null")]
+    public void Parse_NotAnObject_SaysTheFileIsNotAManifest(string json, string kind)
+    {
+        // CLI crash hunt (session 56): "field '$' must be a JSON object" named a field an operator never sees.
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
+        Assert.Equal($"m.json: the file is a JSON {kind}, not the JSON object of a federation manifest; the file is damaged or not a federation.json.", ex.Message);
+    }
+
+    [Theory]
     [InlineData("federation")]
     [InlineData("caCertificate")]
     [InlineData("aggregator")]

@@ -14,7 +14,9 @@ internal sealed class ManifestReader(string source)
     {
         if (root.ValueKind != JsonValueKind.Object)
         {
-            throw Fail("$", "must be a JSON object");
+            // The whole document, not a field: "field '$'" meant nothing to an operator (CLI crash hunt, session 56).
+            throw new InvalidDataException(
+                $"{source}: the file is a JSON {root.ValueKind.ToString().ToLowerInvariant()}, not the JSON object of a federation manifest; the file is damaged or not a federation.json.");
         }
 
         if (!root.TryGetProperty("format", out _))
