@@ -259,10 +259,6 @@ public sealed class TaggerModel : IDisposable
         }
     }
 
-    /// <summary>
-    /// Reads <c>model.json</c>. A file that is not JSON (truncated, say) or not a model's metadata is an
-    /// <see cref="InvalidDataException"/> naming the file and the problem, never a JSON parser's exception.
-    /// </summary>
     /// <summary>The most a model.json is read: a model's is under 4 KB (its configuration and labels).</summary>
     internal const int MaxMetadataBytes = 1 << 20;
 
@@ -284,6 +280,10 @@ public sealed class TaggerModel : IDisposable
         return System.Text.Encoding.UTF8.GetString(buffer, 0, read).TrimStart('\uFEFF'); // as File.ReadAllText read it
     }
 
+    /// <summary>
+    /// Reads <c>model.json</c>. A file that is not JSON (truncated, say) or not a model's metadata is an
+    /// <see cref="InvalidDataException"/> naming the file and the problem, never a JSON parser's exception.
+    /// </summary>
     private static (TaggerConfig Config, LabelSet Labels) ReadMetadata(string metaPath)
     {
         JsonNode? meta;
