@@ -101,13 +101,18 @@ public sealed class ClusterRoundClient
             throw new ClusterProtocolException($"index {sender}: sent a vector of {maskedInput.Length} words; the round's length is {layout.VectorLength}");
         }
 
-        await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(async k =>
+        // Every slice takes its chunk before the round hears of any: a vector one slice refuses (a chunk of the sender's
+        // already there with other words) is refused whole, as in a single process, and the chunks the other slices took
+        // are never delivered, so they leave the sum when the stage closes. Delivered slice by slice, the last delivery
+        // would commit the sender with the refused slice's earlier words in place of the vector's.
+        string[] digests = await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(async k =>
         {
             uint[] chunk = maskedInput.Span.Slice(layout.Offset(k), layout.Length(k)).ToArray();
             string sha = Convert.ToHexStringLower(WireEncoding.VectorDigest(chunk));
             await AbortIfSliceFailedAsync(Slice(k).AddChunkAsync(sender, new Orleans.Concurrency.Immutable<uint[]>(chunk))).WaitAsync(cancellationToken).ConfigureAwait(false);
-            await Round.SliceDeliveredAsync(sender, k, sha).WaitAsync(cancellationToken).ConfigureAwait(false);
+            return sha;
         })).ConfigureAwait(false);
+        await Task.WhenAll(Enumerable.Range(0, layout.Count).Select(k => Round.SliceDeliveredAsync(sender, k, digests[k]).WaitAsync(cancellationToken))).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -170,6 +170,91 @@ public sealed class ClusterRoundTests : IClassFixture<ThreeSiloCluster>
     }
 
     [Fact]
+    public async Task AcceptingCalls_CallerGivesUpWhileTheGrainTakesTheMessage_FrontAnswersAsOneProcessAndTheRoundCompletes()
+    {
+        // Every message goes in with a token already cancelled: as if the site reset its stream (or its deadline passed)
+        // after the request was read. The round grain takes each message; the front must answer with the grain's answer,
+        // as a single process does, so that the caller audits and records it (abandoned, its audit line was lost for good:
+        // every retry is a duplicate).
+        const long round = 37;
+        using var script = new RoundScript(3, seed: 37, round, 300, bitWidth: 24, degree: 2);
+        var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, round);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        var front = new Front.ClusterRoundServer(cluster, script.Parameters, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        using var gone = new CancellationTokenSource();
+        await gone.CancelAsync();
+
+        foreach (int u in new[] { 1, 2, 3 })
+        {
+            KeyAdvertisement ad = script.Client(u).AdvertiseKeys();
+            script.Single.AcceptAdvertisement(ad);
+            Assert.True(await front.AcceptAdvertisementAsync(ad, gone.Token).WaitAsync(RoundScript.Timeout));
+        }
+
+        Assert.Equal(script.Single.CloseAdvertiseKeys(), await cluster.Round.CloseAdvertiseKeysAsync().WaitAsync(RoundScript.Timeout));
+        foreach (int u in new[] { 1, 2, 3 })
+        {
+            IReadOnlyList<EncryptedShare> shares = script.Client(u).ShareKeys(await cluster.Round.AdvertisementsForAsync(u).WaitAsync(RoundScript.Timeout));
+            script.Single.AcceptShares(u, shares);
+            Assert.True(await front.AcceptSharesAsync(u, shares, gone.Token).WaitAsync(RoundScript.Timeout));
+        }
+
+        Assert.Equal(script.Single.CloseShareKeys(), await cluster.Round.CloseShareKeysAsync().WaitAsync(RoundScript.Timeout));
+        await script.SendMaskedInputsAsync(cluster, [1, 2, 3]);
+        IReadOnlyList<int> survivors = script.Single.CloseMaskedInput();
+        Assert.Equal(survivors, await cluster.Round.CloseMaskedInputAsync().WaitAsync(RoundScript.Timeout));
+        foreach (int u in survivors)
+        {
+            ConsistencySignature signature = script.Client(u).SignSurvivors(survivors);
+            script.Single.AcceptConsistencySignature(signature);
+            Assert.True(await front.AcceptConsistencySignatureAsync(signature, gone.Token).WaitAsync(RoundScript.Timeout));
+        }
+
+        UnmaskRequest request = script.Single.CloseConsistency();
+        Assert.Equal(request.Dropped, (await cluster.Round.CloseConsistencyAsync().WaitAsync(RoundScript.Timeout)).Dropped);
+        foreach (ConsistencySignature signer in request.Signatures)
+        {
+            UnmaskResponse response = script.Client(signer.Sender).Unmask(request);
+            script.Single.AcceptUnmaskResponse(response);
+            Assert.True(await front.AcceptUnmaskResponseAsync(response, gone.Token).WaitAsync(RoundScript.Timeout));
+            Assert.False(await front.AcceptUnmaskResponseAsync(response, gone.Token).WaitAsync(RoundScript.Timeout)); // the retry: a duplicate
+        }
+
+        AggregationResult clustered = await cluster.FinishAsync(CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        Assert.Equal(script.Single.Finish(maxDegreeOfParallelism: 1).Sum, clustered.Sum);
+        Assert.Equal(script.ExpectedSum([1, 2, 3]), clustered.Sum);
+    }
+
+    [Fact]
+    public async Task SendMaskedInput_WholeVectorOneSliceRefuses_RefusedWholeNoneOfItInTheSum()
+    {
+        // Site 2 first sends slice 0 alone (protocol version 4) with other words, then its whole vector (version 3): slice 0
+        // refuses the vector ("already sent"). Slices 1 and 2 take their chunks, but the round must not hear of them: the
+        // site is not committed, and its words leave the sum when the stage closes, as a single process refuses the vector.
+        const int M = 300;
+        const long round = 41;
+        using var script = new RoundScript(3, seed: 41, round, M, bitWidth: 24, degree: 2);
+        var cluster = new ClusterRoundClient(_cluster.Grains, script.Parameters.FederationId, round);
+        await cluster.OpenAsync(ClusterRoundSpec.From(script.Parameters, 100), CancellationToken.None).WaitAsync(RoundScript.Timeout);
+        await script.ThroughShareKeysAsync(cluster, []);
+        var masked = new uint[M];
+        script.Client(2).MaskInput(await cluster.Round.SharesForAsync(2).WaitAsync(RoundScript.Timeout), script.Inputs[1], masked);
+        uint[] other = masked[..100];
+        other[0] = (other[0] + 1) & ((1u << 24) - 1);
+        Assert.True(await cluster.SendSliceAsync(2, 0, other, SliceSpillTests.Sha(other), CancellationToken.None).WaitAsync(RoundScript.Timeout));
+
+        var ex = await Assert.ThrowsAsync<ClusterProtocolException>(() => cluster.SendMaskedInputAsync(2, masked, CancellationToken.None).WaitAsync(RoundScript.Timeout));
+
+        Assert.Contains("already sent", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(2, (await cluster.Round.ProgressAsync().WaitAsync(RoundScript.Timeout)).Delivered);
+        await script.SendMaskedInputsAsync(cluster, [1, 3]);
+        (AggregationResult single, AggregationResult clustered) = await script.FinishAsync(cluster, []);
+        Assert.Equal([1, 3], clustered.Contributors);
+        Assert.Equal(single.Sum, clustered.Sum);
+        Assert.Equal(script.ExpectedSum([1, 3]), clustered.Sum);
+    }
+
+    [Fact]
     public async Task SendMaskedInput_WordNotReduced_IsRefusedNamingSiteAndWordAndNotCounted()
     {
         const int M = 300;

@@ -65,7 +65,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
     }
 
     public Task<bool> AcceptAdvertisementAsync(KeyAdvertisement advertisement, CancellationToken cancellationToken)
-        => CallAsync(ProtocolStage.AdvertiseKeys, () => _client.Round.AcceptAdvertisementAsync(advertisement), cancellationToken);
+        => AcceptAsync(ProtocolStage.AdvertiseKeys, () => _client.Round.AcceptAdvertisementAsync(advertisement));
 
     public Task<IReadOnlyList<int>> CloseAdvertiseKeysAsync(CancellationToken cancellationToken)
         => CloseAsync<IReadOnlyList<int>>(ProtocolStage.AdvertiseKeys, async () => await _client.Round.CloseAdvertiseKeysAsync().ConfigureAwait(false), cancellationToken);
@@ -74,7 +74,7 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         => CallAsync<IReadOnlyList<KeyAdvertisement>>(ProtocolStage.ShareKeys, async () => await _client.Round.AdvertisementsForAsync(recipient).ConfigureAwait(false), cancellationToken);
 
     public Task<bool> AcceptSharesAsync(int sender, IReadOnlyList<EncryptedShare> shares, CancellationToken cancellationToken)
-        => CallAsync(ProtocolStage.ShareKeys, () => _client.Round.AcceptSharesAsync(sender, [.. shares]), cancellationToken);
+        => AcceptAsync(ProtocolStage.ShareKeys, () => _client.Round.AcceptSharesAsync(sender, [.. shares]));
 
     public Task<IReadOnlyList<int>> CloseShareKeysAsync(CancellationToken cancellationToken)
         => CloseAsync<IReadOnlyList<int>>(ProtocolStage.ShareKeys, async () => await _client.Round.CloseShareKeysAsync().ConfigureAwait(false), cancellationToken);
@@ -128,7 +128,9 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
             }
 
             ended = true;
-            await SliceCallAsync(sender, slice, () => _client.Round.SliceDeliveredAsync(sender, slice, sha256), cancellationToken).ConfigureAwait(false);
+
+            // The slice holds the chunk: telling the round runs to its answer whatever the caller's token (AcceptAsync).
+            await SliceCallAsync(sender, slice, () => _client.Round.SliceDeliveredAsync(sender, slice, sha256), CancellationToken.None).ConfigureAwait(false);
             return new SliceUploadOutcome(fresh, null);
         }
         finally
@@ -185,11 +187,11 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         await CheckMaySendAsync(sender, cancellationToken).ConfigureAwait(false);
         try
         {
-            await CallAsync(stage, async () =>
+            await AcceptAsync(stage, async () =>
             {
-                await _client.SendMaskedInputAsync(sender, maskedInput, cancellationToken).ConfigureAwait(false);
+                await _client.SendMaskedInputAsync(sender, maskedInput, CancellationToken.None).ConfigureAwait(false);
                 return true;
-            }, cancellationToken).ConfigureAwait(false);
+            }).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is not (ProtocolViolationException or RoundAbortedException or OperationCanceledException))
         {
@@ -239,13 +241,13 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         => CloseAsync<IReadOnlyList<int>>(ProtocolStage.MaskedInputCollection, async () => await _client.Round.CloseMaskedInputAsync().ConfigureAwait(false), cancellationToken);
 
     public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature, CancellationToken cancellationToken)
-        => CallAsync(ProtocolStage.ConsistencyCheck, () => _client.Round.AcceptConsistencySignatureAsync(signature), cancellationToken);
+        => AcceptAsync(ProtocolStage.ConsistencyCheck, () => _client.Round.AcceptConsistencySignatureAsync(signature));
 
     public Task<UnmaskRequest> CloseConsistencyAsync(CancellationToken cancellationToken)
         => CloseAsync(ProtocolStage.ConsistencyCheck, () => _client.Round.CloseConsistencyAsync(), cancellationToken);
 
     public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken)
-        => CallAsync(ProtocolStage.Unmasking, () => _client.Round.AcceptUnmaskResponseAsync(response), cancellationToken);
+        => AcceptAsync(ProtocolStage.Unmasking, () => _client.Round.AcceptUnmaskResponseAsync(response));
 
     public Task<string?> UnmaskingShortfallAsync(int awaited, CancellationToken cancellationToken)
         => CallAsync(ProtocolStage.Unmasking, () => _client.Round.UnmaskingShortfallAsync(awaited), cancellationToken);
@@ -393,6 +395,15 @@ internal sealed partial class ClusterRoundServer : IRoundServer, ISlicedRoundSer
         _last = _last with { Stage = stage + 1 };
         return result;
     }
+
+    /// <summary>
+    /// A call that hands the round grain a site's message: it runs to the grain's answer whatever the caller's token, as
+    /// in a single process (<see cref="LocalRoundServer"/> ignores the token). Abandoned once the grain had the message
+    /// (the site reset its stream or its deadline passed), the message would be in the round while the caller never
+    /// wrote its audit line or recorded its digest, and every retry is a duplicate, which is not audited. Orleans'
+    /// response timeout still bounds the wait.
+    /// </summary>
+    private static Task<T> AcceptAsync<T>(ProtocolStage stage, Func<Task<T>> call) => CallAsync(stage, call, CancellationToken.None);
 
     private static async Task<T> CallAsync<T>(ProtocolStage stage, Func<Task<T>> call, CancellationToken cancellationToken)
     {
