@@ -904,11 +904,11 @@ public sealed class RoundCoordinator : BackgroundService
         {
             // Stage 0 has the training deadline; later stages the stage timeout.
             await WaitForStageAsync(session, stage, session.StageDeadline, cancellationToken).ConfigureAwait(false);
-            await CloseStageAsync(session, stage, server.CloseAdvertiseKeysAsync, cancellationToken).ConfigureAwait(false);
+            await CloseStageAsync(session, stage, server.CloseAdvertiseKeysAsync, cancellationToken, closedWith: u1 => u1).ConfigureAwait(false);
 
             stage = ProtocolStage.ShareKeys;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            IReadOnlyList<int> u2 = await CloseStageAsync(session, stage, server.CloseShareKeysAsync, cancellationToken).ConfigureAwait(false);
+            IReadOnlyList<int> u2 = await CloseStageAsync(session, stage, server.CloseShareKeysAsync, cancellationToken, closedWith: u2 => u2).ConfigureAwait(false);
             foreach (int u in u2)
             {
                 int count = (await server.SharesForAsync(u, cancellationToken).ConfigureAwait(false)).Count;
@@ -917,7 +917,7 @@ public sealed class RoundCoordinator : BackgroundService
 
             stage = ProtocolStage.MaskedInputCollection;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
-            await CloseStageAsync(session, stage, async ct => session.Survivors = await server.CloseMaskedInputAsync(ct).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+            await CloseStageAsync(session, stage, async ct => session.Survivors = await server.CloseMaskedInputAsync(ct).ConfigureAwait(false), cancellationToken, closedWith: u3 => u3).ConfigureAwait(false);
             await AuditSlicedInputsAsync(session, cancellationToken).ConfigureAwait(false);
 
             stage = ProtocolStage.ConsistencyCheck;
@@ -926,7 +926,8 @@ public sealed class RoundCoordinator : BackgroundService
                 commitBeforeRelease: request => _state.Audit.Append(AuditEvents.UnmaskRequested, f => f
                     .Add("round", session.Round)
                     .Add("survivors", request.Survivors.Select(i => session.Parameters[i].Name))
-                    .Add("dropped", request.Dropped.Select(i => session.Parameters[i].Name)))).ConfigureAwait(false);
+                    .Add("dropped", request.Dropped.Select(i => session.Parameters[i].Name))),
+                closedWith: request => request.Signatures.Select(s => s.Sender)).ConfigureAwait(false);
 
             stage = ProtocolStage.Unmasking;
             await WaitForStageAsync(session, stage, NextDeadline(session), cancellationToken).ConfigureAwait(false);
@@ -1632,32 +1633,52 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// Closes <paramref name="stage"/>: audits the sites that dropped out, runs <paramref name="close"/>, records the stage in
-    /// the round store and releases the sites waiting for it. With <paramref name="commitBeforeRelease"/> (the consistency
+    /// Closes <paramref name="stage"/>: runs <paramref name="close"/>, audits the sites that dropped out, records the stage in
+    /// the round store and releases the sites waiting for it. The dropouts and the record are the expected members missing
+    /// from the set the close fixed (<paramref name="closedWith"/> of its result); without it (the unmasking stage, whose
+    /// close rebuilds the secrets from what arrived) from the round's status before the close, audited before it. With <paramref name="commitBeforeRelease"/> (the consistency
     /// stage, whose release sends the unmasking request) it is called with the close's result and the coordinator's state
     /// is committed before the release: a site that answers the request charges its ledger for the round, and on the
     /// aggregator cluster a coordinator that takes over charges the round too only if the round store it restores holds
     /// this stage (<see cref="ChargeInterruptedRounds"/>). Otherwise the stage's audit lines are saved after the release.
     /// </summary>
-    private async Task<T> CloseStageAsync<T>(RoundSession session, ProtocolStage stage, Func<CancellationToken, Task<T>> close, CancellationToken cancellationToken, Action<T>? commitBeforeRelease = null)
+    private async Task<T> CloseStageAsync<T>(RoundSession session, ProtocolStage stage, Func<CancellationToken, Task<T>> close, CancellationToken cancellationToken, Action<T>? commitBeforeRelease = null, Func<T, IEnumerable<int>>? closedWith = null)
     {
         RoundServerStatus status = await session.Server.StatusAsync(cancellationToken).ConfigureAwait(false);
         var expected = status.Expected.ToHashSet();
         var delivered = status.Delivered.ToHashSet();
-        string[] dropped = [.. expected.Except(delivered).Order().Select(i => session.Parameters[i].Name)];
-        if (dropped.Length > 0)
+        string[] dropped = [];
+        if (closedWith is null)
         {
-            _state.Audit.Append(AuditEvents.Dropout, f => f.Add("round", session.Round).Add("stage", StageName(stage)).Add("sites", dropped));
+            dropped = AuditDropouts(session, stage, expected, delivered);
+        }
+
+        // The close's own work, timed here (for the unmasking stage: reconstructing the seeds and removing every mask, in the
+        // slice grains on the cluster; bench cluster reads it from this line, docs/benchmarks.md).
+        long closing = _time.GetTimestamp();
+        T result;
+        try
+        {
+            result = await close(cancellationToken).ConfigureAwait(false);
+        }
+        catch when (closedWith is not null)
+        {
+            AuditDropouts(session, stage, expected, delivered); // the close failed: the dropouts as last seen
+            throw;
+        }
+
+        Log.StageWork(_logger, session.Round, StageName(stage), _time.GetElapsedTime(closing).TotalSeconds);
+        if (closedWith is not null)
+        {
+            // The set the close itself fixed: a message accepted after the status above (while its dropout line was being
+            // made durable, say) is in the round, so it is no dropout and belongs to the stage's record.
+            delivered = closedWith(result).ToHashSet();
+            dropped = AuditDropouts(session, stage, expected, delivered);
         }
 
         Log.StageClosed(_logger, session.Round, StageName(stage), delivered.Count, string.Join(", ", dropped));
         string[] deliveredNames = [.. delivered.Order().Select(i => session.Parameters[i].Name)];
         _telemetry?.StageClosed(session.Round, StageName(stage), deliveredNames, dropped);
-        // The close's own work, timed here (for the unmasking stage: reconstructing the seeds and removing every mask, in the
-        // slice grains on the cluster; bench cluster reads it from this line, docs/benchmarks.md).
-        long closing = _time.GetTimestamp();
-        T result = await close(cancellationToken).ConfigureAwait(false);
-        Log.StageWork(_logger, session.Round, StageName(stage), _time.GetElapsedTime(closing).TotalSeconds);
         _state.Store.RecordStage(session.Round, StageName(stage), deliveredNames);
         if (commitBeforeRelease is not null)
         {
@@ -1674,6 +1695,18 @@ public sealed class RoundCoordinator : BackgroundService
 
         Report(session, StageName(stage), dropped, $"{delivered.Count} of {expected.Count} delivered", deliveredNames);
         return result;
+    }
+
+    /// <summary>Audits the members of <paramref name="expected"/> missing from <paramref name="delivered"/> as the stage's dropouts (no line when none) and returns their names.</summary>
+    private string[] AuditDropouts(RoundSession session, ProtocolStage stage, HashSet<int> expected, HashSet<int> delivered)
+    {
+        string[] dropped = [.. expected.Except(delivered).Order().Select(i => session.Parameters[i].Name)];
+        if (dropped.Length > 0)
+        {
+            _state.Audit.Append(AuditEvents.Dropout, f => f.Add("round", session.Round).Add("stage", StageName(stage)).Add("sites", dropped));
+        }
+
+        return dropped;
     }
 
     /// <summary>Each contributor's declared weight (null where it declared none), in contributor order.</summary>
