@@ -145,16 +145,17 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
 
         var ad = new KeyAdvertisement(index, request.EncryptionPublicKey.ToByteArray(), request.MaskingPublicKey.ToByteArray(), request.Signature.ToByteArray(), request.SelfMaskCommitment.ToByteArray());
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptAdvertisementAsync(ad, ct), context.CancellationToken).ConfigureAwait(false);
-        if (request.HasWeight)
-        {
-            // The weight the site put into its slot, declared with its accepted keys (also on a duplicate: a retry whose first
-            // copy was accepted while its reply was lost; the first declaration stands). The decoded W is checked against
-            // the contributors' declarations before the sum is used (RoundCoordinator.CompleteAsync; PROTOCOL.md "The W bound").
-            session.DeclareWeight(site, request.Weight);
-        }
-
         if (fresh)
         {
+            if (request.HasWeight)
+            {
+                // The weight the site put into its slot, declared with its accepted keys: only the audited (first accepted)
+                // request declares, so a later duplicate cannot add or change a declaration the trail does not show (a
+                // retry whose reply was lost carries the same weight, already declared). The decoded W is checked against
+                // the contributors' declarations before the sum is used (RoundCoordinator.CompleteAsync; PROTOCOL.md "The W bound").
+                session.DeclareWeight(site, request.Weight);
+            }
+
             _state.Audit.Append(AuditEvents.KeysReceived, f => f.Add("round", session.Round).AddSite(site).AddDigest("sha256", SHA256.HashData(request.ToByteArray())));
             session.Signal();
         }
@@ -468,16 +469,17 @@ internal sealed class AggregationService : Wire.V1.Aggregation.AggregationBase
     {
         string site = Authenticate(context, request.Header, Stage.Consistency);
         RoundSession session = CurrentSession(request.Header, site);
-        if (request.HasScored)
-        {
-            // Federated evaluation: the site's own word on its flag, checked against the summed flag before publishing.
-            session.DeclareScored(site, request.Scored);
-        }
-
         var signature = new ConsistencySignature(session.IndexOf(site), request.Signature.ToByteArray());
         bool fresh = await GuardAsync(session, site, ct => session.Server.AcceptConsistencySignatureAsync(signature, ct), context.CancellationToken).ConfigureAwait(false);
         if (fresh)
         {
+            if (request.HasScored)
+            {
+                // Federated evaluation: the site's own word on its flag, checked against the summed flag before publishing;
+                // only with its accepted signature (a refused or duplicate request declares nothing).
+                session.DeclareScored(site, request.Scored);
+            }
+
             session.Signal();
         }
 

@@ -772,6 +772,26 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// site-x advertises without a weight, then sends the same advertisement again declaring 200 (its slot holds 100): the
+    /// duplicate is acknowledged but declares nothing (the audited request declared none), so the W check does not abort
+    /// the round over a declaration the trail does not show (hostile-site review, session 57).
+    /// </summary>
+    [Fact]
+    public async Task AdvertiseKeys_DuplicateAddsAWeight_NotDeclaredRoundCompletesWithTheSite()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () => StartHonest(fed));
+        await x.AdvertiseAndShareAsync();
+        x.DeclaredWeight = 200;
+
+        Ack again = await x.Client.AdvertiseKeysAsync(x.AdvertiseRequest(), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+
+        Assert.True(again.Duplicate);
+        await UploadHonestlyAndCompleteWithEveryoneAsync(fed, x);
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
     /// A declared weight outside [1, weight cap] is refused (INVALID_ARGUMENT, naming the cap) and nothing is recorded: the
     /// same site then advertises the same keys without a declaration and the round completes with it.
     /// </summary>
@@ -2473,6 +2493,15 @@ public sealed class HostileSiteRoundTests : IDisposable
         /// </summary>
         public async Task<IReadOnlyList<EncryptedShare>> AdvertiseAndBuildSharesAsync()
         {
+            await Client.AdvertiseKeysAsync(AdvertiseRequest(), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+            AdvertisementSet ads = await Client.AwaitAdvertisementsAsync(Query(Stage.AdvertiseKeys), Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
+            Advertisements = [.. ads.Advertisements.Select(a => new KeyAdvertisement((int)a.Sender, a.EncryptionPublicKey.ToByteArray(), a.MaskingPublicKey.ToByteArray(), a.Signature.ToByteArray(), a.SelfMaskCommitment.ToByteArray()))];
+            return Protocol.ShareKeys(Advertisements);
+        }
+
+        /// <summary>site-x's advertisement (the same keys on every call), with <see cref="DeclaredWeight"/> when set.</summary>
+        public AdvertiseKeysRequest AdvertiseRequest()
+        {
             KeyAdvertisement ad = _advertisement ??= Protocol.AdvertiseKeys();
             var advertise = new AdvertiseKeysRequest
             {
@@ -2487,10 +2516,7 @@ public sealed class HostileSiteRoundTests : IDisposable
                 advertise.Weight = weight;
             }
 
-            await Client.AdvertiseKeysAsync(advertise, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
-            AdvertisementSet ads = await Client.AwaitAdvertisementsAsync(Query(Stage.AdvertiseKeys), Deadline(40)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(50));
-            Advertisements = [.. ads.Advertisements.Select(a => new KeyAdvertisement((int)a.Sender, a.EncryptionPublicKey.ToByteArray(), a.MaskingPublicKey.ToByteArray(), a.Signature.ToByteArray(), a.SelfMaskCommitment.ToByteArray()))];
-            return Protocol.ShareKeys(Advertisements);
+            return advertise;
         }
 
         /// <summary>The advertisements relayed at AdvertiseKeys (after <see cref="AdvertiseAndBuildSharesAsync"/>).</summary>
