@@ -448,7 +448,13 @@ public sealed class PrivacyLedger
         RdpAccountant after = _accountants[entry.Guarantee].Clone();
         entry.Mechanism.ApplyTo(after);
         double epsilon = after.GetPrivacySpent(entry.Delta).Epsilon;
-        if (!(Math.Abs(epsilon - entry.EpsilonAfter) <= EpsilonTolerance * Math.Max(1, Math.Abs(epsilon))))
+
+        // Within the tolerance when both are finite; otherwise only the very same value matches (an infinite replay would
+        // otherwise match any recorded epsilon: infinity minus anything is within infinity times the tolerance).
+        bool matches = double.IsFinite(epsilon) && double.IsFinite(entry.EpsilonAfter)
+            ? Math.Abs(epsilon - entry.EpsilonAfter) <= EpsilonTolerance * Math.Max(1, Math.Abs(epsilon))
+            : epsilon == entry.EpsilonAfter;
+        if (!matches)
         {
             Fail(string.Create(
                 CultureInfo.InvariantCulture,

@@ -146,6 +146,30 @@ public sealed class PrivacyLedgerTests : IDisposable
     }
 
     [Fact]
+    public void Open_ReplayedEpsilonInfinite_RefusedWhateverEpsilonTheLineRecords()
+    {
+        // CLI crash hunt, session 57: a last line (its hash chain intact) whose noise multiplier is so small that the
+        // replayed epsilon is infinite, recording epsilon_after 0.5. Infinity minus anything is no more than the tolerance
+        // times infinity, so the comparison let any recorded epsilon pass and 'ledger show' reported it verified.
+        PrivacyLedger ledger = PrivacyLedger.Open(LedgerPath, "hospital-a", _time);
+        ledger.Append(1, Guarantee.Record, PlannedMechanism.SubsampledGaussian(0.3, 1.0, 20), 1e-5);
+        string[] lines = File.ReadAllText(LedgerPath).Split('\n')[..^1];
+        string edited = System.Text.RegularExpressions.Regex.Replace(lines[1], "\"noise_multiplier\":[^,}]+", "\"noise_multiplier\":1E-320");
+        edited = System.Text.RegularExpressions.Regex.Replace(edited, "\"epsilon_after\":[^,}]+", "\"epsilon_after\":0.5");
+        Assert.NotEqual(lines[1], edited);
+        File.WriteAllText(LedgerPath, lines[0] + "\n" + edited + "\n");
+
+        InvalidDataException open = Assert.Throws<InvalidDataException>(() => PrivacyLedger.Open(LedgerPath, "hospital-a", _time));
+        InvalidDataException show = Assert.Throws<InvalidDataException>(() => PrivacyLedger.OpenReadOnly(LedgerPath));
+
+        foreach (InvalidDataException ex in new[] { open, show })
+        {
+            Assert.Contains("line 2", ex.Message, StringComparison.Ordinal);
+            Assert.Contains("epsilon_after 0.5 does not match the replayed accounting Infinity", ex.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Open_TornLastLine_RefusalSaysTheRestVerifiesAndNamesTheRepairCommand()
     {
         WriteThreeEntries();

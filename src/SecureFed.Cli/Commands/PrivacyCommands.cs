@@ -185,9 +185,9 @@ internal static class PrivacyCommands
                     w.WriteString("owner", ledger.Owner);
                     w.WriteBoolean("verified", true);
                     w.WriteNumber("delta", d);
-                    w.WriteNumber("record_epsilon", record.Epsilon);
-                    w.WriteNumber("site_epsilon", site.Epsilon);
-                    w.WriteNumber("record_collusion_epsilon", collusion.Epsilon);
+                    WriteFiniteOrNull(w, "record_epsilon", record.Epsilon);
+                    WriteFiniteOrNull(w, "site_epsilon", site.Epsilon);
+                    WriteFiniteOrNull(w, "record_collusion_epsilon", collusion.Epsilon);
                     w.WriteStartArray("entries");
                     foreach (LedgerEntry e in entries)
                     {
@@ -195,7 +195,7 @@ internal static class PrivacyCommands
                         w.WriteNumber("round", e.Round);
                         w.WriteString("guarantee", GuaranteeNames.Of(e.Guarantee));
                         w.WriteString("mechanism", e.Mechanism.Describe());
-                        w.WriteNumber("epsilon_after", e.EpsilonAfter);
+                        WriteFiniteOrNull(w, "epsilon_after", e.EpsilonAfter);
                         w.WriteNumber("delta", e.Delta);
                         w.WriteString("timestamp", e.Timestamp.ToString("O", CultureInfo.InvariantCulture));
                         w.WriteEndObject();
