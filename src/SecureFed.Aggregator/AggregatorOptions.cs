@@ -365,6 +365,14 @@ public sealed class AggregatorOptions
     public string ModelSpecSha256 { get; set; } = "";
 
     /// <summary>
+    /// The number of parameters of the model the specification describes, derived from it when the service starts (as
+    /// <see cref="ModelSpecSha256"/>); 0 leaves it unchecked. An initial model or a stored latest model of another size is
+    /// refused at start-up: every agent would decline every round ("the round expects N parameters"), and an initial
+    /// model, once stored as version 0, would be read again on every later start. <value>The default value is 0.</value>
+    /// </summary>
+    public long ModelParameterCount { get; set; }
+
+    /// <summary>
     /// The operator's admin listener (console, <c>/metrics</c>): an <c>http://127.0.0.1:PORT</c> URL (loopback only:
     /// 127.0.0.1, [::1] or localhost; port 0 picks a free port), never the agents' endpoint. Empty turns it off.
     /// <value>The default value is empty (off).</value>
@@ -554,6 +562,11 @@ public sealed class AggregatorOptions
         if (ModelSpecSha256.Length != 64 || !ModelSpecSha256.All(Uri.IsHexDigit))
         {
             errors.Add("SecureFed:ModelSpecSha256 must be 64 hex digits (see 'securefed model spec').");
+        }
+
+        if (ModelParameterCount < 0)
+        {
+            errors.Add(string.Create(CultureInfo.InvariantCulture, $"SecureFed:ModelParameterCount {ModelParameterCount} is negative; it is derived from SecureFed:ModelSpec (0 leaves it unchecked)."));
         }
 
         return errors;

@@ -259,7 +259,7 @@ public sealed class AggregatorState : IDisposable
     {
         if (Directory.Exists(path))
         {
-            throw new InvalidDataException($"SecureFed:InitialModel '{path}' is a folder; give a model file (written by 'securefed model init').");
+            throw new InvalidDataException($"SecureFed:InitialModel '{path}' is a folder; give a model file (float32, little-endian).");
         }
 
         try
@@ -268,7 +268,7 @@ public sealed class AggregatorState : IDisposable
         }
         catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException)
         {
-            throw new InvalidDataException($"SecureFed:InitialModel '{path}' does not exist; give a model file (written by 'securefed model init').", ex);
+            throw new InvalidDataException($"SecureFed:InitialModel '{path}' does not exist; give a model file (float32, little-endian).", ex);
         }
         catch (UnauthorizedAccessException ex)
         {
@@ -309,6 +309,12 @@ public sealed class AggregatorState : IDisposable
                     $"Model version {latest.Version} in '{store.Path}' is corrupt: its recorded SHA-256 is {latest.Sha256} but the stored bytes hash to {actual}.");
             }
 
+            if (options.ModelParameterCount > 0 && count != options.ModelParameterCount)
+            {
+                throw new InvalidDataException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"Model version {latest.Version} in '{store.Path}' has {count:N0} parameters, but the model specification (SecureFed:ModelSpec) describes a model of {options.ModelParameterCount:N0}: every agent would decline every round. Give the specification this aggregator's rounds were run with, or a new SecureFed:DataDirectory for a new model."));
+            }
+
             return new ModelState(latest.Version, count, latest.Sha256);
         }
 
@@ -316,6 +322,12 @@ public sealed class AggregatorState : IDisposable
         {
             using FileStream file = OpenInitialModel(options.InitialModel);
             (int count, string fileSha) = ModelState.Check(file, options.InitialModel);
+            if (options.ModelParameterCount > 0 && count != options.ModelParameterCount)
+            {
+                throw new InvalidDataException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"SecureFed:InitialModel '{options.InitialModel}' holds {count:N0} parameters, but the model specification (SecureFed:ModelSpec) describes a model of {options.ModelParameterCount:N0}: every agent would decline every round. Give a model of this specification (float32, little-endian, as the parameters.f32 of a model folder that 'securefed tagger train' or 'securefed aggregator export-model' writes), or leave InitialModel unset for a seeded start. Nothing was stored."));
+            }
+
             if (file.Length > AggregatorStore.MaxValueBytes)
             {
                 throw new InvalidDataException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
@@ -327,10 +339,16 @@ public sealed class AggregatorState : IDisposable
             return new ModelState(0, count, fileSha);
         }
 
-        float[] values = initialModelFactory?.Invoke() ?? throw new InvalidDataException("No model yet: set SecureFed:InitialModel to a model file (see 'securefed model init').");
+        float[] values = initialModelFactory?.Invoke() ?? throw new InvalidDataException("No model yet: set SecureFed:InitialModel to a model file (float32, little-endian).");
         if (values.Length == 0)
         {
             throw new InvalidDataException("The initial model has no parameters.");
+        }
+
+        if (options.ModelParameterCount > 0 && values.Length != options.ModelParameterCount)
+        {
+            throw new InvalidDataException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"The seeded initial model has {values.Length:N0} parameters, but the model specification (SecureFed:ModelSpec) describes a model of {options.ModelParameterCount:N0}. Nothing was stored."));
         }
 
         string sha = ModelState.Digest(values);

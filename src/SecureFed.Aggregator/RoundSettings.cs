@@ -28,7 +28,8 @@ namespace SecureFed.Aggregator;
 /// telemetry endpoints, whether a torn audit-log tail is repaired at start-up (<c>RepairTornAuditTail</c>), the upload concurrency, the per-site bounds on bulk calls and connections, how many model
 /// versions the round store keeps (<c>KeepModelVersions</c>: no round's result depends on a version older than its
 /// base), the timeouts, the federation's name (the key the state is saved under) and <c>InitialModel</c> (read only when the round store holds no model; a coordinator that takes over
-/// restores the saved model versions, version 0 included unless pruned, and never reads it).
+/// restores the saved model versions, version 0 included unless pruned, and never reads it), and <c>ModelParameterCount</c>
+/// (derived from the model specification, which <c>ModelSpecSha256</c> describes).
 /// </para>
 /// </remarks>
 public sealed class RoundSettings
@@ -66,6 +67,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.MaxConnectionsPerSite),
         nameof(AggregatorOptions.KeepModelVersions),
         nameof(AggregatorOptions.InitialModel),
+        nameof(AggregatorOptions.ModelParameterCount),
         nameof(AggregatorOptions.AdminListen),
         nameof(AggregatorOptions.OperatorTokenVerifier),
         nameof(AggregatorOptions.OtlpEndpoint),

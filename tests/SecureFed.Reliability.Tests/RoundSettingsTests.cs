@@ -74,6 +74,7 @@ public sealed class RoundSettingsTests
         { "MaxConnectionsPerSite", o => o.MaxConnectionsPerSite = 16 },
         { "KeepModelVersions", o => o.KeepModelVersions = 5 },
         { "InitialModel", o => o.InitialModel = "/elsewhere/initial.bin" },
+        { "ModelParameterCount", o => o.ModelParameterCount = 837 },
         { "AdminListen", o => o.AdminListen = "http://127.0.0.1:9090" },
         { "OperatorTokenVerifier", o => o.OperatorTokenVerifier = "/elsewhere/token.sha256" },
         { "OtlpEndpoint", o => o.OtlpEndpoint = "http://127.0.0.1:4317" },

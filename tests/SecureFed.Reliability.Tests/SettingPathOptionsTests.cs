@@ -75,8 +75,8 @@ public sealed class SettingPathOptionsTests : IDisposable
         var folder = Assert.Throws<InvalidDataException>(() => AggregatorState.OpenInitialModel(_dir));
         var absent = Assert.Throws<InvalidDataException>(() => AggregatorState.OpenInitialModel(missing));
 
-        Assert.Equal($"SecureFed:InitialModel '{_dir}' is a folder; give a model file (written by 'securefed model init').", folder.Message);
-        Assert.Equal($"SecureFed:InitialModel '{missing}' does not exist; give a model file (written by 'securefed model init').", absent.Message);
+        Assert.Equal($"SecureFed:InitialModel '{_dir}' is a folder; give a model file (float32, little-endian).", folder.Message);
+        Assert.Equal($"SecureFed:InitialModel '{missing}' does not exist; give a model file (float32, little-endian).", absent.Message);
     }
 
     [Fact]

@@ -70,7 +70,11 @@ internal static class ServiceCommands
     {
         spec = Spec(configuration);
         CheckLayerScaleCount(configuration, spec);
-        var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
+        var overrides = new Dictionary<string, string?>
+        {
+            ["SecureFed:ModelSpecSha256"] = spec.Sha256,
+            ["SecureFed:ModelParameterCount"] = spec.Config.ParameterCount(spec.Labels.Count).ToString(CultureInfo.InvariantCulture),
+        };
         // Federated evaluation scores the spec's entity types (unless the configuration names its own).
         if (!configuration.GetSection("SecureFed:EvaluationEntityTypes").GetChildren().Any())
         {
