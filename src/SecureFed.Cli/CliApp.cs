@@ -256,7 +256,8 @@ internal static partial class CliApp
         }
         catch (UsageException ex)
         {
-            await stderr.WriteLineAsync($"error: {ex.Message}").ConfigureAwait(false);
+            // Plain: a usage message that quotes a library's ArgumentException keeps no "(Parameter 'x')" naming a C# parameter.
+            await stderr.WriteLineAsync($"error: {ExceptionText.Plain(ex)}").ConfigureAwait(false);
             return ExitUsage;
         }
         catch (InputDataException ex)

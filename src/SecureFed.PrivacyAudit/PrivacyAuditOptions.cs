@@ -87,7 +87,7 @@ public sealed record PrivacyAuditOptions
 
         if (!IncludeNoDp && Epsilons.Count == 0)
         {
-            throw new ArgumentException("--epsilon none with --no-dp-arm off leaves no arm to audit.");
+            throw new ArgumentException("--epsilon none with --skip-no-dp leaves no arm to audit: give at least one --epsilon, or drop --skip-no-dp.");
         }
 
         foreach (double e in Epsilons)

@@ -214,6 +214,7 @@ public sealed class CliBadInputTests : IDisposable
         var (code, _, err) = await Run("model", "spec", "--out", spec, "--size", "tiny", "--types", "Disease,Adverse Event");
 
         AssertUsageError(code, err, "--types", "Adverse Event");
+        Assert.DoesNotContain("(Parameter '", err, StringComparison.Ordinal); // a C# parameter name the user never typed (CLI crash hunt, session 57)
         Assert.False(File.Exists(spec));
     }
 

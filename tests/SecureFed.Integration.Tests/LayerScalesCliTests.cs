@@ -49,6 +49,32 @@ public sealed class LayerScalesCliTests : IDisposable
     }
 
     [Fact]
+    public async Task ModelLayerScales_OutInAMissingFolder_Exits2BeforeAnyScaleIsComputed()
+    {
+        // The scales were computed and printed, then writing them failed with exit 1 (CLI crash hunt, session 57).
+        string publicData = WritePublicCorpus();
+        string outFile = Path.Combine(_dir, "no-such-folder", "scales.json");
+
+        var (code, output, err) = await Run("model", "layer-scales", Path.Combine(_dir, "no-model"), "--public-data", publicData, "--out", outFile);
+
+        Assert.Equal(2, code);
+        Assert.Contains("--out " + outFile + ": the folder " + Path.Combine(_dir, "no-such-folder") + " does not exist", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("DpSgdLayerScales", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ModelLayerScales_TrainTsvIsAFolder_Exits2SayingItIsAFolder()
+    {
+        string publicData = Path.Combine(_dir, "public-folder");
+        Directory.CreateDirectory(Path.Combine(publicData, "train.tsv"));
+
+        var (code, _, err) = await Run("model", "layer-scales", _dir, "--public-data", publicData);
+
+        Assert.Equal(2, code);
+        Assert.Contains(Path.Combine(publicData, "train.tsv") + " is a folder", err, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Demo_LayerScalesWithoutPublicData_Exits2NamingPublicData()
     {
         var (code, _, err) = await Run("demo", "--out", Path.Combine(_dir, "demo"), "--layer-scales");

@@ -65,4 +65,16 @@ public sealed class AuditPlanTests : IDisposable
         GroupCanaries = 2,
         GroupSize = 2,
     };
+
+    [Fact]
+    public void Validate_NoEpsilonAndSkipNoDp_NamesTheOptionsTheUserTyped()
+    {
+        // The message named "--no-dp-arm off", an option that does not exist (CLI crash hunt, session 57).
+        var options = new PrivacyAuditOptions { Experiment = new ExperimentOptions { DataDirectory = _dir, Sites = 3, Rounds = 1, ConfigName = "tiny" }, Epsilons = [], IncludeNoDp = false };
+
+        var ex = Assert.Throws<ArgumentException>(options.Validate);
+
+        Assert.StartsWith("--epsilon none with --skip-no-dp leaves no arm to audit", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("--no-dp-arm", ex.Message, StringComparison.Ordinal);
+    }
 }

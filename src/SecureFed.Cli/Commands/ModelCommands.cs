@@ -115,10 +115,17 @@ internal static class ModelCommands
             string dir = parse.GetValue(publicData)!;
             if (parse.GetValue(output) is string target)
             {
+                // Before the scales are computed: a missing folder was found only when they were written.
                 OutputPaths.RequireNewFile(target, "--out");
+                OutputPaths.RequireWritableFileFolder(target, "--out");
             }
 
             string train = Path.Combine(dir, "train.tsv");
+            if (Directory.Exists(train))
+            {
+                throw new UsageException($"--public-data: {train} is a folder; the corpus folder needs a CoNLL file train.tsv.");
+            }
+
             if (!File.Exists(train))
             {
                 throw new UsageException($"--public-data: {train} does not exist (a CoNLL corpus folder with train.tsv is needed).");
