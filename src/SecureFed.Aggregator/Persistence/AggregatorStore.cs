@@ -1301,7 +1301,7 @@ public sealed partial class AggregatorStore : IDisposable
         tx.Commit();
     }
 
-    private static Exception Translate(SqliteException ex, string path) => ex.SqliteErrorCode switch
+    internal static Exception Translate(SqliteException ex, string path) => ex.SqliteErrorCode switch
     {
         SqliteNotADatabase or SqliteCorrupt => new InvalidDataException(
             $"Aggregator database '{path}' is corrupt or not an SQLite database ({ex.Message}); it was left untouched. Restore it from a backup or point the aggregator at another data directory.",

@@ -59,7 +59,17 @@ internal sealed class ModelBlobStream : Stream
         }
 
         blob.Position = _position;
-        int read = blob.Read(buffer);
+        int read;
+        try
+        {
+            read = blob.Read(buffer);
+        }
+        catch (SqliteException ex)
+        {
+            // A damaged page under the blob (SQLite Error 11): named with the file, as the store's own reads are.
+            throw AggregatorStore.Translate(ex, _path);
+        }
+
         _position += read;
         return read;
     }
@@ -109,6 +119,11 @@ internal sealed class ModelBlobStream : Stream
         }
         catch (SqliteException ex)
         {
+            if (AggregatorStore.Translate(ex, _path) is InvalidDataException corrupt)
+            {
+                throw corrupt;
+            }
+
             throw new InvalidOperationException($"Model version {_version} is no longer in '{_path}' (removed while it was read: SecureFed:KeepModelVersions): {ex.Message}", ex);
         }
     }

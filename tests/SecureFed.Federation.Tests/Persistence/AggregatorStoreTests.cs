@@ -63,6 +63,32 @@ public sealed class AggregatorStoreTests : IDisposable
     }
 
     [Fact]
+    public void OpenModel_DamagedPageUnderTheBlob_ReadFailsNamingTheFileAsCorrupt()
+    {
+        // CLI crash hunt, session 57: the aggregator's start-up read of its model said only "SQLite Error 11: 'database
+        // disk image is malformed'", naming no file.
+        using (AggregatorStore store = Open())
+        {
+            store.EnsureFederation("fed");
+            (byte[] bytes, string sha) = Model(200_000, 1);
+            store.SaveModel(0, 0, bytes, sha);
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools(); // the last connection closes: the WAL is checkpointed into the file
+        using (var file = new FileStream(DbPath, FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = file.Length / 2 / 4096 * 4096; // a page in the middle of the 800 KB blob's overflow chain
+            file.Write(Enumerable.Repeat((byte)0xff, 4096).ToArray());
+        }
+
+        using AggregatorStore damaged = Open();
+        using Stream model = damaged.OpenModel(0);
+        var ex = Assert.Throws<InvalidDataException>(() => model.CopyTo(Stream.Null));
+
+        Assert.StartsWith($"Aggregator database '{DbPath}' is corrupt", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void RoundLifecycle_BeginStagesComplete_IsPersistedAcrossReopen()
     {
         using (AggregatorStore store = Open())
