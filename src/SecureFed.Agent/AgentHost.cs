@@ -43,6 +43,7 @@ public static class AgentHost
         AgentState state = AgentState.Open(options);
         try
         {
+            bool synthetic = trainer is null && string.IsNullOrEmpty(options.TrainFile);
             trainer ??= CreateTrainer(options, spec);
 
             // A web host only when the admin listener is on: otherwise the agent listens on nothing.
@@ -83,7 +84,15 @@ public static class AgentHost
                 host = plain!.Build();
             }
 
-            host.Services.GetRequiredService<IHostApplicationLifetime>().ApplicationStopped.Register(state.Dispose);
+            IHostApplicationLifetime lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+            lifetime.ApplicationStopped.Register(state.Dispose);
+            if (synthetic)
+            {
+                // A provisioned agent.json has "TrainFile": "": said once at start, as a warning, not left to be noticed in the model.
+                lifetime.ApplicationStarted.Register(() => Log.SyntheticCorpus(
+                    host.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AgentHost).FullName!), options.Site, options.SyntheticSentences));
+            }
+
             return host;
         }
         catch

@@ -43,6 +43,9 @@ internal static partial class Log
     [LoggerMessage(11, LogLevel.Information, "{Site}: this agent's metrics are at {Address}metrics (loopback only)")]
     public static partial void MetricsListening(ILogger logger, string site, string address);
 
+    [LoggerMessage(18, LogLevel.Warning, "{Site}: SecureFed:TrainFile is not set, so this agent trains on SecureFed's built-in synthetic clinical corpus ({Sentences} sentences, for demos and tests), not on this site's records, and its rounds still spend its privacy budget. Set TrainFile (and DevFile) in the SecureFed section of its configuration to the site's CoNLL files.")]
+    public static partial void SyntheticCorpus(ILogger logger, string site, int sentences);
+
     [LoggerMessage(14, LogLevel.Information, "{Site}: stopped during round {Round}; its decline was not delivered ({Detail}), so the aggregator will see a dropout at the training deadline")]
     public static partial void StopDeclineNotDelivered(ILogger logger, string site, long round, string detail);
 

@@ -42,6 +42,8 @@ public sealed class AgentSignalTests : IDisposable
 
             Assert.True(code == CliApp.ExitCancelled, $"exit code {code}:\n{idle.Output}");
             Assert.True(idle.Output.Contains("site-a: stopped by the operator", StringComparison.Ordinal), idle.Output);
+            // Its configuration names no TrainFile (as provisioned): said at start (CLI crash hunt, session 57).
+            Assert.True(idle.Output.Contains("site-a: SecureFed:TrainFile is not set, so this agent trains on SecureFed's built-in synthetic clinical corpus (60 sentences", StringComparison.Ordinal), idle.Output);
             Assert.True(idle.Output.Contains("securefed: stopping (SIGINT); press Ctrl-C again to exit at once", StringComparison.Ordinal), idle.Output);
             Assert.DoesNotContain("stopped because of an error", idle.Output, StringComparison.Ordinal);
             Assert.DoesNotContain("agent site-a stopped:", idle.Output, StringComparison.Ordinal);
