@@ -42,10 +42,13 @@ internal static partial class CliApp
         var stop = new CancellationTokenSource();
         var stoppingSaid = new ManualResetEventSlim(); // its writer or a second signal may outlive the command too
         int signal = 0;
+        long firstAt = 0;
         void OnSignal(PosixSignalContext context)
         {
+            long now = System.Diagnostics.Stopwatch.GetTimestamp();
             if (Interlocked.CompareExchange(ref signal, (int)context.Signal, 0) == 0)
             {
+                Volatile.Write(ref firstAt, now);
                 context.Cancel = true; // the command stops itself; the process ends when it has
                 StopSignal = context.Signal;
                 // Said at once (a command between two cancellation checks, a long native step or a benchmark, may take a
@@ -58,9 +61,19 @@ internal static partial class CliApp
                 return;
             }
 
-            // A second signal: the operator does not want to wait (a hosted service's own handler would swallow it). Two
-            // quick signals (two Ctrl-Cs, `timeout -s INT`) reach their handlers at the same moment: the first's line is
-            // waited for, briefly, so the operator learns why the process ended (it was lost in 1 of 4 CI runs).
+            // The same signal again within SignalBurst of the first is the same request: GNU timeout (`timeout -s INT`,
+            // and its default TERM) signals the process and then its whole process group, so the process gets it twice at
+            // once; taken as a second Ctrl-C it ended every such run at once, without the clean stop (an agent left its
+            // last audit lines unsigned). No operator presses Ctrl-C twice within SignalBurst.
+            long first = Volatile.Read(ref firstAt);
+            if ((int)context.Signal == Volatile.Read(ref signal) && (first == 0 || System.Diagnostics.Stopwatch.GetElapsedTime(first, now) < SignalBurst))
+            {
+                context.Cancel = true;
+                return;
+            }
+
+            // A second signal: the operator does not want to wait (a hosted service's own handler would swallow it). The
+            // first's line is waited for, briefly, so the operator learns why the process ended.
             stoppingSaid.Wait(TimeSpan.FromSeconds(1));
             ExitNow(context.Signal == PosixSignal.SIGTERM ? ExitTerminated : ExitCancelled);
         }
@@ -70,6 +83,9 @@ internal static partial class CliApp
         int code = await RunAsync(args, Console.Out, Console.Error, stop.Token).ConfigureAwait(false);
         return code == ExitCancelled && signal == (int)PosixSignal.SIGTERM ? ExitTerminated : code;
     }
+
+    /// <summary>How close together two identical signals count as one (GNU timeout's process-and-group signal), not as a second Ctrl-C.</summary>
+    internal static readonly TimeSpan SignalBurst = TimeSpan.FromMilliseconds(50);
 
     private static void SayStopping(PosixSignal received, ManualResetEventSlim said)
     {

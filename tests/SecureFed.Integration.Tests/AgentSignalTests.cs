@@ -5,7 +5,7 @@ using SecureFed.Cli;
 namespace SecureFed.Integration.Tests;
 
 /// <summary>
-/// Ctrl-C (SIGINT, sent with kill -INT) to a real <c>securefed agent</c> process, idle and during its first round: a
+/// Ctrl-C (SIGINT, sent with kill -INT; when idle twice at once, as `timeout -s INT` sends it) to a real <c>securefed agent</c> process, idle and during its first round: a
 /// clean stop with exit code 130, one info line, no training failure in its output or audit log; then to the aggregator,
 /// whose round is not done: 130 too.
 /// </summary>
@@ -34,11 +34,13 @@ public sealed class AgentSignalTests : IDisposable
         using CliProcess aggregator = CliProcess.Start("aggregator", "--config", Path.Combine(kits, "aggregator", "aggregator.json"), $"--SecureFed:Listen={address}", "--SecureFed:MinSites=2", "--SecureFed:Rounds=1");
         await aggregator.WaitForOutputAsync("aggregator listening on", Hang);
 
-        // Idle: site-a alone, so no round opens; it long-polls the aggregator.
+        // Idle: site-a alone, so no round opens; it long-polls the aggregator. Stopped as `timeout -s INT` stops it, with
+        // SIGINT to the process and then its group, at once: one request, a clean stop (it was taken as a second Ctrl-C,
+        // which exits at once, leaving the agent's last audit lines unsigned; CLI crash hunt, session 57).
         using (CliProcess idle = StartAgent(kits, "site-a", address))
         {
             await idle.WaitForOutputAsync("Application started", Hang);
-            int code = await idle.InterruptAsync(Hang);
+            int code = await idle.SignalTwiceAsync("INT", Hang, together: true);
 
             Assert.True(code == CliApp.ExitCancelled, $"exit code {code}:\n{idle.Output}");
             Assert.True(idle.Output.Contains("site-a: stopped by the operator", StringComparison.Ordinal), idle.Output);

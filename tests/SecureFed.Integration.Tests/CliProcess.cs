@@ -100,13 +100,14 @@ internal sealed class CliProcess : IDisposable
     public Task<int> TerminateAsync(TimeSpan timeout) => SignalAsync("TERM", timeout);
 
     /// <summary>
-    /// Sends <paramref name="signal"/> twice in a row from one shell (as <c>timeout -s INT</c>, which signals the process and
-    /// its group, or two quick Ctrl-Cs do) and returns the exit code.
+    /// Sends <paramref name="signal"/> twice from one shell and returns the exit code: 0.2 s apart (two quick Ctrl-Cs), or
+    /// with <paramref name="together"/> at once (as <c>timeout -s INT</c> does, signalling the process and then its group).
     /// </summary>
-    public async Task<int> SignalTwiceAsync(string signal, TimeSpan timeout)
+    public async Task<int> SignalTwiceAsync(string signal, TimeSpan timeout, bool together = false)
     {
         string pid = _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        using (Process kill = Process.Start("sh", ["-c", $"kill -{signal} {pid}; kill -{signal} {pid}"])!)
+        string pause = together ? "" : " sleep 0.2;";
+        using (Process kill = Process.Start("sh", ["-c", $"kill -{signal} {pid};{pause} kill -{signal} {pid}"])!)
         {
             await kill.WaitForExitAsync().WaitAsync(timeout);
         }
