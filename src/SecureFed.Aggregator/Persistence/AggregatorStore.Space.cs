@@ -111,6 +111,14 @@ public sealed partial class AggregatorStore
                     throw new InvalidOperationException($"Aggregator database '{fullPath}' was compacted but does not report incremental auto-vacuum.");
                 }
             }
+            catch (SqliteException ex) when (ex.SqliteErrorCode == SqliteFull && Damage(connection) is string damage)
+            {
+                // VACUUM over a damaged page chain stops with SQLITE_FULL ("database or disk is full") however much room
+                // the disk has: the integrity check says which it was.
+                throw new InvalidDataException(
+                    $"Aggregator database '{fullPath}' is corrupt ({damage}; the rebuild stopped with: {ex.Message}); it was left untouched. Restore it from a backup or point the aggregator at another data directory.",
+                    ex);
+            }
             catch (SqliteException ex)
             {
                 throw Translate(ex, fullPath);
@@ -118,6 +126,22 @@ public sealed partial class AggregatorStore
         }
 
         return new StoreCompaction(fullPath, before, DiskBytes(fullPath), wasIncremental);
+    }
+
+    /// <summary>The first problem SQLite's quick integrity check finds in the open database, or null when it finds none.</summary>
+    private static string? Damage(SqliteConnection connection)
+    {
+        try
+        {
+            using SqliteCommand check = connection.CreateCommand();
+            check.CommandText = "PRAGMA quick_check(1);";
+            string? first = check.ExecuteScalar() as string;
+            return first is null or "ok" ? null : "integrity check: " + first;
+        }
+        catch (SqliteException ex)
+        {
+            return "integrity check: " + ex.Message;
+        }
     }
 
     /// <summary>The full path of the store file at <paramref name="path"/>, which must exist; the errors name what <paramref name="verb"/> could not do.</summary>

@@ -88,6 +88,37 @@ public sealed class AggregatorStoreTests : IDisposable
         Assert.StartsWith($"Aggregator database '{DbPath}' is corrupt", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(65536)]
+    [InlineData(-1)]
+    public void Compact_DamagedPage_SaysTheStoreIsCorruptNotThatTheDiskIsFull(long offset)
+    {
+        // CLI crash hunt, session 57: VACUUM over a damaged page chain can stop with SQLITE_FULL, which was reported as
+        // "cannot be opened or written (database or disk is full); check ... free space" with the disk nearly empty.
+        using (AggregatorStore store = Open())
+        {
+            store.EnsureFederation("fed");
+            (byte[] bytes, string sha) = Model(2_000_000, 1);
+            store.SaveModel(0, 0, bytes, sha);
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        byte[] before;
+        using (var file = new FileStream(DbPath, FileMode.Open, FileAccess.ReadWrite))
+        {
+            file.Position = offset >= 0 ? offset : file.Length / 2 / 4096 * 4096;
+            file.Write(Enumerable.Repeat((byte)0xff, 4096).ToArray());
+        }
+
+        before = File.ReadAllBytes(DbPath);
+        var ex = Assert.Throws<InvalidDataException>(() => AggregatorStore.Compact(DbPath));
+
+        Assert.StartsWith($"Aggregator database '{DbPath}' is corrupt", ex.Message, StringComparison.Ordinal);
+        byte[] after = File.ReadAllBytes(DbPath);
+        Assert.Equal(before.Length, after.Length);
+        Assert.Equal(before[100..], after[100..]); // every page as it was (the 100-byte header's change counter may move)
+    }
+
     [Fact]
     public void RoundLifecycle_BeginStagesComplete_IsPersistedAcrossReopen()
     {
