@@ -18,8 +18,12 @@ public sealed partial class ServerRound
     private readonly Dictionary<int, List<EncryptedShare>> _sharesFrom = [];
 
     // The shares by recipient, each list ordered by sender: built once when ShareKeys closes (no share is taken after
-    // that), so relaying a site's shares costs its own k shares, not a scan of all n·k under the lock.
-    private Dictionary<int, EncryptedShare[]>? _sharesTo;
+    // that), so relaying a site's shares costs its own k shares, not a scan of all n·k under the lock. Read without the
+    // lock once set, as U1 is once AdvertiseKeys closed (_u1Closed): neither changes again, and a relay must not wait
+    // for the lock while Finish or UnmaskingShortfall holds it for the whole reconstruction (seconds at n = 500), with
+    // a site's concurrent calls each parking a thread-pool thread on it (hostile-site review, session 57).
+    private volatile Dictionary<int, EncryptedShare[]>? _sharesTo;
+    private volatile Dictionary<int, KeyAdvertisement>? _u1Closed;
     private readonly HashSet<int> _u3 = [];
     private readonly Dictionary<int, ConsistencySignature> _u4 = [];
     private readonly Dictionary<int, UnmaskResponse> _u5 = [];
@@ -143,6 +147,7 @@ public sealed partial class ServerRound
             Expect(ProtocolStage.AdvertiseKeys, null);
             RequireAtLeastThreshold(_u1.Count, "advertised keys");
             Stage = ProtocolStage.ShareKeys;
+            _u1Closed = new Dictionary<int, KeyAdvertisement>(_u1);
             return [.. _u1.Keys.Order()];
         }
     }
@@ -150,9 +155,14 @@ public sealed partial class ServerRound
     /// <summary>The advertisements to relay to <paramref name="recipient"/>: its share holders (itself and neighbours) in U1.</summary>
     public IReadOnlyList<KeyAdvertisement> AdvertisementsFor(int recipient)
     {
+        CheckIndex(recipient, ProtocolStage.ShareKeys);
+        if (_u1Closed is { } closed)
+        {
+            return [.. _p.Graph.ShareHolders(recipient).Where(closed.ContainsKey).Select(v => closed[v])];
+        }
+
         lock (_gate)
         {
-            CheckIndex(recipient, ProtocolStage.ShareKeys);
             return [.. _p.Graph.ShareHolders(recipient).Where(_u1.ContainsKey).Select(v => _u1[v])];
         }
     }
@@ -272,16 +282,21 @@ public sealed partial class ServerRound
     /// <summary>The encrypted shares to relay to <paramref name="recipient"/>: those addressed to it by members of U2.</summary>
     public IReadOnlyList<EncryptedShare> SharesFor(int recipient)
     {
+        CheckIndex(recipient, ProtocolStage.MaskedInputCollection);
+        if (_sharesTo is { } closed)
+        {
+            return closed.TryGetValue(recipient, out EncryptedShare[]? shares) ? Array.AsReadOnly(shares) : [];
+        }
+
         lock (_gate)
         {
-            CheckIndex(recipient, ProtocolStage.MaskedInputCollection);
-            if (_sharesTo is null)
+            if (_sharesTo is { } justClosed)
             {
-                // ShareKeys still open: the shares taken so far.
-                return [.. _sharesFrom.Values.SelectMany(list => list).Where(s => s.Recipient == recipient).OrderBy(s => s.Sender)];
+                return justClosed.TryGetValue(recipient, out EncryptedShare[]? shares) ? Array.AsReadOnly(shares) : [];
             }
 
-            return _sharesTo.TryGetValue(recipient, out EncryptedShare[]? shares) ? Array.AsReadOnly(shares) : [];
+            // ShareKeys still open: the shares taken so far.
+            return [.. _sharesFrom.Values.SelectMany(list => list).Where(s => s.Recipient == recipient).OrderBy(s => s.Sender)];
         }
     }
 

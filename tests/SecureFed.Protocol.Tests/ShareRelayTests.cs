@@ -54,4 +54,43 @@ public sealed class ShareRelayTests
         Assert.Throws<NotSupportedException>(() => ((IList<EncryptedShare>)relayed)[0] = relayed[1]);
         Assert.Throws<ProtocolViolationException>(() => server.SharesFor(6));
     }
+
+    [Fact]
+    public async Task AdvertisementsForAndSharesFor_AfterTheirStagesClosed_ServedWhileTheRoundsLockIsHeld()
+    {
+        // Hostile-site review, session 57: Finish and UnmaskingShortfall hold the round's lock for the whole
+        // reconstruction (seconds at n = 500), and the relays of a closed stage took the same lock, so a site's
+        // concurrent AwaitAdvertisements or AwaitShares calls each parked a thread-pool thread on it. After their stages
+        // closed neither changes again: they are served without the lock. The lock is taken here as Finish takes it.
+        using var fx = new ProtocolFixture(5, 7, vectorLength: 8);
+        var (_, server) = fx.ThroughShareKeys();
+        IReadOnlyList<KeyAdvertisement> adsBefore = server.AdvertisementsFor(2);
+        IReadOnlyList<EncryptedShare> sharesBefore = server.SharesFor(2);
+        object gate = typeof(ServerRound).GetField("_gate", System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.Instance)!.GetValue(server)!;
+        using var held = new ManualResetEventSlim();
+        using var release = new ManualResetEventSlim();
+        var holder = new Thread(() =>
+        {
+            lock (gate)
+            {
+                held.Set();
+                release.Wait();
+            }
+        });
+        holder.Start();
+        held.Wait();
+        try
+        {
+            IReadOnlyList<KeyAdvertisement> ads = await Task.Run(() => server.AdvertisementsFor(2)).WaitAsync(TimeSpan.FromSeconds(30));
+            IReadOnlyList<EncryptedShare> shares = await Task.Run(() => server.SharesFor(2)).WaitAsync(TimeSpan.FromSeconds(30));
+
+            Assert.Equal(adsBefore, ads);
+            Assert.Equal(sharesBefore, shares);
+        }
+        finally
+        {
+            release.Set();
+            holder.Join();
+        }
+    }
 }
