@@ -64,7 +64,9 @@ internal static partial class CliApp
             // The same signal again within SignalBurst of the first is the same request: GNU timeout (`timeout -s INT`,
             // and its default TERM) signals the process and then its whole process group, so the process gets it twice at
             // once; taken as a second Ctrl-C it ended every such run at once, without the clean stop (an agent left its
-            // last audit lines unsigned). No operator presses Ctrl-C twice within SignalBurst.
+            // last audit lines unsigned). Each signal's handler runs on a thread of its own, which a process busy in
+            // libtorch may start late: hence a window of half a second, in which an operator who wants out at once has
+            // not yet read the stopping line (a press after it exits at once).
             long first = Volatile.Read(ref firstAt);
             if ((int)context.Signal == Volatile.Read(ref signal) && (first == 0 || System.Diagnostics.Stopwatch.GetElapsedTime(first, now) < SignalBurst))
             {
@@ -85,7 +87,7 @@ internal static partial class CliApp
     }
 
     /// <summary>How close together two identical signals count as one (GNU timeout's process-and-group signal), not as a second Ctrl-C.</summary>
-    internal static readonly TimeSpan SignalBurst = TimeSpan.FromMilliseconds(50);
+    internal static readonly TimeSpan SignalBurst = TimeSpan.FromMilliseconds(500);
 
     private static void SayStopping(PosixSignal received, ManualResetEventSlim said)
     {

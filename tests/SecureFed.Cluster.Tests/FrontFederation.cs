@@ -62,6 +62,7 @@ internal sealed class FrontFederation : IAsyncDisposable
         ["KitDirectory"] = Provisioned.AggregatorKitDirectory,
         ["DataDirectory"] = dataDirectory,
         ["InitialModel"] = InitialModelPath,
+        ["ModelParameterCount"] = "0", // a synthetic model of Parameters, not the spec's size: unchecked
         ["Rounds"] = rounds.ToString(CultureInfo.InvariantCulture),
         ["MinSites"] = Sites.Count.ToString(CultureInfo.InvariantCulture),
         ["StageTimeoutSeconds"] = "10",

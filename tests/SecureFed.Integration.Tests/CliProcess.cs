@@ -100,13 +100,13 @@ internal sealed class CliProcess : IDisposable
     public Task<int> TerminateAsync(TimeSpan timeout) => SignalAsync("TERM", timeout);
 
     /// <summary>
-    /// Sends <paramref name="signal"/> twice from one shell and returns the exit code: 0.2 s apart (two quick Ctrl-Cs), or
+    /// Sends <paramref name="signal"/> twice from one shell and returns the exit code: 1 s apart (a second Ctrl-C after the stopping line), or
     /// with <paramref name="together"/> at once (as <c>timeout -s INT</c> does, signalling the process and then its group).
     /// </summary>
     public async Task<int> SignalTwiceAsync(string signal, TimeSpan timeout, bool together = false)
     {
         string pid = _process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        string pause = together ? "" : " sleep 0.2;";
+        string pause = together ? "" : " sleep 1;";
         using (Process kill = Process.Start("sh", ["-c", $"kill -{signal} {pid};{pause} kill -{signal} {pid}"])!)
         {
             await kill.WaitForExitAsync().WaitAsync(timeout);

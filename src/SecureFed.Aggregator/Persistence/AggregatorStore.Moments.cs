@@ -64,7 +64,7 @@ public sealed partial class AggregatorStore
             }
 
             first = new SqliteBlob(connection, "server_optimizer", "first", version, readOnly: true);
-            return new MomentsBlobStream(connection, first, new SqliteBlob(connection, "server_optimizer", "second", version, readOnly: true));
+            return new MomentsBlobStream(connection, first, new SqliteBlob(connection, "server_optimizer", "second", version, readOnly: true), Path);
         }
         catch (SqliteException ex)
         {

@@ -12,13 +12,15 @@ internal sealed class MomentsBlobStream : Stream
     private readonly SqliteConnection _connection;
     private readonly SqliteBlob _first;
     private readonly SqliteBlob _second;
+    private readonly string _path;
     private long _position;
 
-    public MomentsBlobStream(SqliteConnection connection, SqliteBlob first, SqliteBlob second)
+    public MomentsBlobStream(SqliteConnection connection, SqliteBlob first, SqliteBlob second, string path)
     {
         _connection = connection;
         _first = first;
         _second = second;
+        _path = path;
     }
 
     public override bool CanRead => true;
@@ -52,7 +54,17 @@ internal sealed class MomentsBlobStream : Stream
         SqliteBlob blob = _position < _first.Length ? _first : _second;
         long at = blob == _first ? _position : _position - _first.Length;
         blob.Position = at;
-        int read = blob.Read(buffer[..(int)Math.Min(buffer.Length, blob.Length - at)]);
+        int read;
+        try
+        {
+            read = blob.Read(buffer[..(int)Math.Min(buffer.Length, blob.Length - at)]);
+        }
+        catch (SqliteException ex)
+        {
+            // A damaged page under a moment: named with the file, as the store's own reads are (and ModelBlobStream's).
+            throw AggregatorStore.Translate(ex, _path);
+        }
+
         _position += read;
         return read;
     }

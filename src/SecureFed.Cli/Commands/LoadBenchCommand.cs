@@ -164,6 +164,7 @@ internal static class LoadBenchCommand
         ["JoinTimeoutSeconds"] = "600",
         ["EpsilonBudget"] = "1e12",
         ["MaxConcurrentUploads"] = maxUploads.ToString(CultureInfo.InvariantCulture),
+        ["ModelParameterCount"] = "0", // a synthetic model of --parameters, not the spec's size: unchecked
     };
 
     internal sealed class SyntheticUpdateTrainer(string site, int parameters, string spec) : ILocalTrainer

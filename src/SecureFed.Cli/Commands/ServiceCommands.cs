@@ -70,11 +70,14 @@ internal static class ServiceCommands
     {
         spec = Spec(configuration);
         CheckLayerScaleCount(configuration, spec);
-        var overrides = new Dictionary<string, string?>
+        var overrides = new Dictionary<string, string?> { ["SecureFed:ModelSpecSha256"] = spec.Sha256 };
+        if (configuration["SecureFed:ModelParameterCount"] is null)
         {
-            ["SecureFed:ModelSpecSha256"] = spec.Sha256,
-            ["SecureFed:ModelParameterCount"] = spec.Config.ParameterCount(spec.Labels.Count).ToString(CultureInfo.InvariantCulture),
-        };
+            // The spec's model size (computed without libtorch), unless the configuration sets its own: a benchmark's
+            // synthetic model of --parameters sets 0 (unchecked).
+            overrides["SecureFed:ModelParameterCount"] = spec.Config.ParameterCount(spec.Labels.Count).ToString(CultureInfo.InvariantCulture);
+        }
+
         // Federated evaluation scores the spec's entity types (unless the configuration names its own).
         if (!configuration.GetSection("SecureFed:EvaluationEntityTypes").GetChildren().Any())
         {

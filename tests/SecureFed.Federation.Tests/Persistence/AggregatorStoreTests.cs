@@ -88,6 +88,36 @@ public sealed class AggregatorStoreTests : IDisposable
         Assert.StartsWith($"Aggregator database '{DbPath}' is corrupt", ex.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void OpenServerOptimizer_DamagedPageUnderTheMoments_ReadFailsNamingTheFileAsCorrupt()
+    {
+        // Diff review, session 57: the moments' stream (read by the cluster coordinator's commit) is read as the model's is.
+        const int d = 100_000;
+        using (AggregatorStore store = Open())
+        {
+            store.SaveModel(0, 0, Model(d, 1).Bytes, Model(d, 1).Sha);
+            long round = store.BeginRound("{}");
+            (byte[] bytes, string sha) = Model(d, 2);
+            double[] first = [.. Enumerable.Range(0, d).Select(i => Math.Sin(i) * 1e-3)];
+            double[] second = [.. Enumerable.Range(0, d).Select(i => Math.Cos(i) * Math.Cos(i) * 1e-6)];
+            store.CompleteRoundWithModel(round, 1, bytes, sha, ["a"], new ServerOptimizerMoments("adam", 3, first, second));
+        }
+
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        using (var file = new FileStream(DbPath, FileMode.Open, FileAccess.ReadWrite))
+        {
+            // Two 400 KB models, then the 1.6 MB of moments: two thirds into the file is in the moments' pages.
+            file.Position = file.Length * 2 / 3 / 4096 * 4096;
+            file.Write(Enumerable.Repeat((byte)0xff, 4096).ToArray());
+        }
+
+        using AggregatorStore damaged = Open();
+        using Stream moments = damaged.OpenServerOptimizer(1);
+        var ex = Assert.Throws<InvalidDataException>(() => moments.CopyTo(Stream.Null));
+
+        Assert.StartsWith($"Aggregator database '{DbPath}' is corrupt", ex.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(65536)]
     [InlineData(-1)]
