@@ -8,8 +8,11 @@ namespace SecureFed.Protocol;
 /// They follow the weight slot and hold exact integers, never the clipped, scaled, noised float path: slot 0 is 1 when
 /// the site scored the model (0 when it has no dev data or opted out), slots 1–3 its overall true-positive,
 /// false-positive and false-negative counts, then one such triple per announced entity type. Every count is clamped to
-/// [0, <see cref="CountCap"/>], the announced per-site maximum, so that the sum of n inputs cannot wrap in b bits and
-/// a single site can move any summed count by at most the cap (the same argument as the weight bound W).
+/// [0, <see cref="CountCap"/>], the announced per-site maximum, so that the sum of n inputs cannot wrap in b bits; a
+/// summed count outside [0, E × cap] (E the summed flag) shows that some site wrote past the cap. A rejection never
+/// states the summed counts: when the sum is refused (or E is below the publication minimum) they are not published,
+/// and a site that pushed one slot out of range would otherwise read the honest scorers' exact counts from the text
+/// (hostile-site review, session 57).
 /// </summary>
 public sealed class EvaluationLayout
 {
@@ -128,7 +131,8 @@ public sealed class EvaluationLayout
             long[] values = [ModularVector.ToSigned(triple[0], bitWidth), ModularVector.ToSigned(triple[1], bitWidth), ModularVector.ToSigned(triple[2], bitWidth)];
             if (values.Any(v => v < 0 || v > limit))
             {
-                why = $"the summed {what} counts ({string.Join(", ", values)}) are outside [0, {evaluators} evaluators × count cap {CountCap} = {limit}]: some site put more than the cap into its evaluation slots";
+                // The values are not stated: minus a hostile site's own, they are the honest scorers' counts.
+                why = $"the summed {what} counts are outside [0, {evaluators} evaluators × count cap {CountCap} = {limit}]: some site put more than the cap into its evaluation slots";
                 return null;
             }
 
@@ -158,7 +162,13 @@ public sealed class EvaluationLayout
 
         if (typedSum.TruePositives > total.TruePositives || typedSum.FalsePositives > total.FalsePositives || typedSum.FalseNegatives > total.FalseNegatives)
         {
-            rejection = $"the per-type counts ({typedSum.TruePositives}, {typedSum.FalsePositives}, {typedSum.FalseNegatives}) exceed the overall counts ({total.TruePositives}, {total.FalsePositives}, {total.FalseNegatives}): some site put inconsistent counts into its evaluation slots";
+            string[] exceeded =
+            [
+                .. typedSum.TruePositives > total.TruePositives ? ["true positives"] : Array.Empty<string>(),
+                .. typedSum.FalsePositives > total.FalsePositives ? ["false positives"] : Array.Empty<string>(),
+                .. typedSum.FalseNegatives > total.FalseNegatives ? ["false negatives"] : Array.Empty<string>(),
+            ];
+            rejection = $"the per-type counts exceed the overall counts ({string.Join(", ", exceeded)}): some site put inconsistent counts into its evaluation slots";
             return null;
         }
 

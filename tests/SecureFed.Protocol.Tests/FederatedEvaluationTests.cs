@@ -111,6 +111,29 @@ public sealed class FederatedEvaluationTests
         Assert.Contains("outside [0, 3 evaluators × count cap 100 = 300]", rejection, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(0)]
+    public void Evaluate_HostilePushesOneSlotPastTheCapWithALoneScorer_RejectionStatesNoSummedCount(int typeIndex)
+    {
+        // Hostile-site review, session 57: site-a alone scored (37, 5, 11), overall and for its one type; the other two
+        // opted out, and one of them put 1 000 000 into one slot. The rejection ("withheld" in the round outcome and the
+        // audit log) named the summed triple, so that site subtracted its own value and read site-a's exact counts.
+        EvaluationLayout layout = EvaluationLayout.Create(Types, 100);
+        UpdateCodec codec = UpdateCodec.Plan(4, 1.0, 3, 0, 10, evaluation: layout);
+        uint[] sum = SumOf(codec, Counts((37, 5, 11), (layout.EntityTypes[0], (37, 5, 11))), null, null);
+        int slot = typeIndex < 0 ? codec.EvaluationOffset + 3 : codec.EvaluationOffset + 4 + (3 * typeIndex);
+        sum[slot] += 1_000_000;
+
+        Assert.Null(FederatedAveraging.Evaluate(codec, sum, Declared(true, false, false), 1, out string? rejection));
+
+        Assert.Contains("outside [0, 1 evaluators × count cap 100 = 100]", rejection, StringComparison.Ordinal);
+        foreach (string leaked in new[] { "37", "1000011", "1000037", "1000005" })
+        {
+            Assert.DoesNotContain(leaked, rejection, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public void Evaluate_NegativeCountWrappedIntoSlot_RejectsEvaluation()
     {
@@ -143,7 +166,7 @@ public sealed class FederatedEvaluationTests
         uint[] sum = SumOf(codec, Counts((10, 2, 3), ("Drug", (50, 0, 0))), Counts((20, 1, 1)));
 
         Assert.Null(FederatedAveraging.Evaluate(codec, sum, Declared(true, true), 2, out string? rejection));
-        Assert.Contains("exceed the overall counts", rejection, StringComparison.Ordinal);
+        Assert.Equal("the per-type counts exceed the overall counts (true positives): some site put inconsistent counts into its evaluation slots", rejection);
     }
 
     [Fact]
