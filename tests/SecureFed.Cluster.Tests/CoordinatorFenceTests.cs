@@ -268,54 +268,13 @@ public sealed class CoordinatorFenceTests : IDisposable
             return Interlocked.Increment(ref _opens) == 1 ? new Unreachable(inner, this) : inner;
         }
 
-        private sealed class Unreachable(IRoundServer inner, FirstAttemptCannotAbort owner) : IRoundServer
+        private sealed class Unreachable(IRoundServer inner, FirstAttemptCannotAbort owner) : DelegatingRoundServer(inner)
         {
-            public ProtocolStage Stage => inner.Stage;
+            public override Task<IReadOnlyList<int>> CloseAdvertiseKeysAsync(CancellationToken cancellationToken) => throw new InvalidOperationException("the round grain did not answer (test)");
 
-            public IReadOnlyCollection<int> Delivered => inner.Delivered;
-
-            public IReadOnlyCollection<int> Expected => inner.Expected;
-
-            public SliceUploadLayout? SliceUploads => inner.SliceUploads;
-
-            public Task<RoundServerStatus> StatusAsync(CancellationToken cancellationToken) => inner.StatusAsync(cancellationToken);
-
-            public Task<bool> AcceptAdvertisementAsync(KeyAdvertisement advertisement, CancellationToken cancellationToken) => inner.AcceptAdvertisementAsync(advertisement, cancellationToken);
-
-            public Task<IReadOnlyList<int>> CloseAdvertiseKeysAsync(CancellationToken cancellationToken) => throw new InvalidOperationException("the round grain did not answer (test)");
-
-            public Task<IReadOnlyList<KeyAdvertisement>> AdvertisementsForAsync(int recipient, CancellationToken cancellationToken) => inner.AdvertisementsForAsync(recipient, cancellationToken);
-
-            public Task<bool> AcceptSharesAsync(int sender, IReadOnlyList<EncryptedShare> shares, CancellationToken cancellationToken) => inner.AcceptSharesAsync(sender, shares, cancellationToken);
-
-            public Task<IReadOnlyList<int>> CloseShareKeysAsync(CancellationToken cancellationToken) => inner.CloseShareKeysAsync(cancellationToken);
-
-            public Task<IReadOnlyList<EncryptedShare>> SharesForAsync(int recipient, CancellationToken cancellationToken) => inner.SharesForAsync(recipient, cancellationToken);
-
-            public Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken) => inner.AcceptMaskedInputAsync(sender, maskedInput, cancellationToken);
-
-            public Task<SliceUploadOutcome> AcceptMaskedInputSliceAsync(int sender, int slice, string sha256, SliceWordsReader words, CancellationToken cancellationToken) =>
-                inner.AcceptMaskedInputSliceAsync(sender, slice, sha256, words, cancellationToken);
-
-            public Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken) => inner.SliceElsewhereAsync(slice, cancellationToken);
-
-            public Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken) => inner.SliceDigestsAsync(sender, cancellationToken);
-
-            public Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken) => inner.CloseMaskedInputAsync(cancellationToken);
-
-            public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature, CancellationToken cancellationToken) => inner.AcceptConsistencySignatureAsync(signature, cancellationToken);
-
-            public Task<UnmaskRequest> CloseConsistencyAsync(CancellationToken cancellationToken) => inner.CloseConsistencyAsync(cancellationToken);
-
-            public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken) => inner.AcceptUnmaskResponseAsync(response, cancellationToken);
-
-            public Task<string?> UnmaskingShortfallAsync(int awaited, CancellationToken cancellationToken) => inner.UnmaskingShortfallAsync(awaited, cancellationToken);
-
-            public Task<AggregationResult> FinishAsync(CancellationToken cancellationToken) => inner.FinishAsync(cancellationToken);
-
-            public async Task AbortAsync(string reason, CancellationToken cancellationToken)
+            public override async Task AbortAsync(string reason, CancellationToken cancellationToken)
             {
-                await inner.AbortAsync(reason, cancellationToken);
+                await Inner.AbortAsync(reason, cancellationToken);
                 Interlocked.Increment(ref owner._failedAborts);
                 throw new InvalidOperationException("the round grain is out of reach (test)");
             }

@@ -81,38 +81,16 @@ public sealed class StageCloseRaceTests : IDisposable
             return new Server(inner, parameters.Participants.Single(p => p.Name == site).Index, this);
         }
 
-        private sealed class Server(IRoundServer inner, int late, LateUploadAtClose owner) : IRoundServer
+        private sealed class Server(IRoundServer inner, int late, LateUploadAtClose owner) : DelegatingRoundServer(inner)
         {
             private readonly TaskCompletionSource _closing = new(TaskCreationOptions.RunContinuationsAsynchronously);
             private readonly TaskCompletionSource _taken = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-            public ProtocolStage Stage => inner.Stage;
-
-            public IReadOnlyCollection<int> Delivered => inner.Delivered;
-
-            public IReadOnlyCollection<int> Expected => inner.Expected;
-
-            public SliceUploadLayout? SliceUploads => inner.SliceUploads;
-
-            public Task<RoundServerStatus> StatusAsync(CancellationToken cancellationToken) => inner.StatusAsync(cancellationToken);
-
-            public Task<bool> AcceptAdvertisementAsync(KeyAdvertisement advertisement, CancellationToken cancellationToken) => inner.AcceptAdvertisementAsync(advertisement, cancellationToken);
-
-            public Task<IReadOnlyList<int>> CloseAdvertiseKeysAsync(CancellationToken cancellationToken) => inner.CloseAdvertiseKeysAsync(cancellationToken);
-
-            public Task<IReadOnlyList<KeyAdvertisement>> AdvertisementsForAsync(int recipient, CancellationToken cancellationToken) => inner.AdvertisementsForAsync(recipient, cancellationToken);
-
-            public Task<bool> AcceptSharesAsync(int sender, IReadOnlyList<EncryptedShare> shares, CancellationToken cancellationToken) => inner.AcceptSharesAsync(sender, shares, cancellationToken);
-
-            public Task<IReadOnlyList<int>> CloseShareKeysAsync(CancellationToken cancellationToken) => inner.CloseShareKeysAsync(cancellationToken);
-
-            public Task<IReadOnlyList<EncryptedShare>> SharesForAsync(int recipient, CancellationToken cancellationToken) => inner.SharesForAsync(recipient, cancellationToken);
-
-            public async Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken)
+            public override async Task AcceptMaskedInputAsync(int sender, ReadOnlyMemory<uint> maskedInput, CancellationToken cancellationToken)
             {
                 if (sender != late)
                 {
-                    await inner.AcceptMaskedInputAsync(sender, maskedInput, cancellationToken);
+                    await Inner.AcceptMaskedInputAsync(sender, maskedInput, cancellationToken);
                     return;
                 }
 
@@ -120,7 +98,7 @@ public sealed class StageCloseRaceTests : IDisposable
                 await _closing.Task.WaitAsync(cancellationToken);
                 try
                 {
-                    await inner.AcceptMaskedInputAsync(sender, maskedInput, cancellationToken);
+                    await Inner.AcceptMaskedInputAsync(sender, maskedInput, cancellationToken);
                 }
                 finally
                 {
@@ -128,31 +106,12 @@ public sealed class StageCloseRaceTests : IDisposable
                 }
             }
 
-            public Task<SliceUploadOutcome> AcceptMaskedInputSliceAsync(int sender, int slice, string sha256, SliceWordsReader words, CancellationToken cancellationToken) =>
-                inner.AcceptMaskedInputSliceAsync(sender, slice, sha256, words, cancellationToken);
-
-            public Task<string?> SliceElsewhereAsync(int slice, CancellationToken cancellationToken) => inner.SliceElsewhereAsync(slice, cancellationToken);
-
-            public Task<IReadOnlyList<string>> SliceDigestsAsync(int sender, CancellationToken cancellationToken) => inner.SliceDigestsAsync(sender, cancellationToken);
-
-            public async Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken)
+            public override async Task<IReadOnlyList<int>> CloseMaskedInputAsync(CancellationToken cancellationToken)
             {
                 _closing.TrySetResult();
                 await _taken.Task.WaitAsync(Timeout, cancellationToken);
-                return await inner.CloseMaskedInputAsync(cancellationToken);
+                return await Inner.CloseMaskedInputAsync(cancellationToken);
             }
-
-            public Task<bool> AcceptConsistencySignatureAsync(ConsistencySignature signature, CancellationToken cancellationToken) => inner.AcceptConsistencySignatureAsync(signature, cancellationToken);
-
-            public Task<UnmaskRequest> CloseConsistencyAsync(CancellationToken cancellationToken) => inner.CloseConsistencyAsync(cancellationToken);
-
-            public Task<bool> AcceptUnmaskResponseAsync(UnmaskResponse response, CancellationToken cancellationToken) => inner.AcceptUnmaskResponseAsync(response, cancellationToken);
-
-            public Task<string?> UnmaskingShortfallAsync(int awaited, CancellationToken cancellationToken) => inner.UnmaskingShortfallAsync(awaited, cancellationToken);
-
-            public Task<AggregationResult> FinishAsync(CancellationToken cancellationToken) => inner.FinishAsync(cancellationToken);
-
-            public Task AbortAsync(string reason, CancellationToken cancellationToken) => inner.AbortAsync(reason, cancellationToken);
         }
     }
 }

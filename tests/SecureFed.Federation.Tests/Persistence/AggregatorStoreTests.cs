@@ -17,6 +17,18 @@ public sealed class AggregatorStoreTests : IDisposable
 
     private AggregatorStore Open() => AggregatorStore.Open(DbPath, _time);
 
+    /// <summary>
+    /// Overwrites with 0xFF the 4 KiB page of the closed store at <paramref name="offset"/> (of the file's length, rounded
+    /// down to a page); the pools are cleared first, so the last connection closes and the WAL is checkpointed into the file.
+    /// </summary>
+    private void DamagePage(Func<long, long> offset)
+    {
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        using var file = new FileStream(DbPath, FileMode.Open, FileAccess.ReadWrite);
+        file.Position = offset(file.Length) / 4096 * 4096;
+        file.Write(Enumerable.Repeat((byte)0xff, 4096).ToArray());
+    }
+
     private static (byte[] Bytes, string Sha) Model(int floats, int seed)
     {
         byte[] bytes = new byte[floats * sizeof(float)];
@@ -74,12 +86,7 @@ public sealed class AggregatorStoreTests : IDisposable
             store.SaveModel(0, 0, bytes, sha);
         }
 
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools(); // the last connection closes: the WAL is checkpointed into the file
-        using (var file = new FileStream(DbPath, FileMode.Open, FileAccess.ReadWrite))
-        {
-            file.Position = file.Length / 2 / 4096 * 4096; // a page in the middle of the 800 KB blob's overflow chain
-            file.Write(Enumerable.Repeat((byte)0xff, 4096).ToArray());
-        }
+        DamagePage(length => length / 2); // a page in the middle of the 800 KB blob's overflow chain
 
         using AggregatorStore damaged = Open();
         using Stream model = damaged.OpenModel(0);
@@ -103,13 +110,7 @@ public sealed class AggregatorStoreTests : IDisposable
             store.CompleteRoundWithModel(round, 1, bytes, sha, ["a"], new ServerOptimizerMoments("adam", 3, first, second));
         }
 
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        using (var file = new FileStream(DbPath, FileMode.Open, FileAccess.ReadWrite))
-        {
-            // Two 400 KB models, then the 1.6 MB of moments: two thirds into the file is in the moments' pages.
-            file.Position = file.Length * 2 / 3 / 4096 * 4096;
-            file.Write(Enumerable.Repeat((byte)0xff, 4096).ToArray());
-        }
+        DamagePage(length => length * 2 / 3); // two 400 KB models, then the 1.6 MB of moments: in the moments' pages
 
         using AggregatorStore damaged = Open();
         using Stream moments = damaged.OpenServerOptimizer(1);
@@ -132,15 +133,8 @@ public sealed class AggregatorStoreTests : IDisposable
             store.SaveModel(0, 0, bytes, sha);
         }
 
-        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
-        byte[] before;
-        using (var file = new FileStream(DbPath, FileMode.Open, FileAccess.ReadWrite))
-        {
-            file.Position = offset >= 0 ? offset : file.Length / 2 / 4096 * 4096;
-            file.Write(Enumerable.Repeat((byte)0xff, 4096).ToArray());
-        }
-
-        before = File.ReadAllBytes(DbPath);
+        DamagePage(length => offset >= 0 ? offset : length / 2);
+        byte[] before = File.ReadAllBytes(DbPath);
         var ex = Assert.Throws<InvalidDataException>(() => AggregatorStore.Compact(DbPath));
 
         Assert.StartsWith($"Aggregator database '{DbPath}' is corrupt", ex.Message, StringComparison.Ordinal);
