@@ -870,6 +870,52 @@ public sealed class HostileSiteRoundTests : IDisposable
     }
 
     /// <summary>
+    /// site-a, site-b and site-x score the model (site-c opts out). site-x first sends a consistency signature that does
+    /// not verify, declaring it did not score, then its valid signature declaring it scored. The refused request declares
+    /// nothing, so the three declarations match the summed flag 3 and the federation's score is published (before the fix
+    /// the refused request fixed site-x's flag to "not scored" and the honest score was withheld; hostile-site review,
+    /// session 57).
+    /// </summary>
+    [Fact]
+    public async Task SignSurvivors_RefusedSignatureDeclaresNotScored_DeclarationNotKeptScorePublished()
+    {
+        await using TestFederation fed = await StartAsync(rounds: 1);
+        var a = new EvaluationCounts(new EntityCounts(37, 5, 11), new Dictionary<string, EntityCounts>(StringComparer.Ordinal));
+        var b = new EvaluationCounts(new EntityCounts(20, 3, 4), new Dictionary<string, EntityCounts>(StringComparer.Ordinal));
+        await using HostileSite x = await HostileSite.JoinAsync(fed, () =>
+        {
+            fed.StartAgent("site-a", 100, trainer: new CountingTrainer(new FakeTrainer("site-a", TestFederation.Parameters, 100), a));
+            fed.StartAgent("site-b", 200, trainer: new CountingTrainer(new FakeTrainer("site-b", TestFederation.Parameters, 200), b));
+            fed.StartAgent("site-c", 300, configure: o => o.FederatedEvaluation = false);
+        });
+        await x.AdvertiseAndShareAsync();
+        int d = (int)x.Announcement.ParameterCount;
+        uint[] input = new uint[x.Parameters.VectorLength];
+        (input[d], input[d + 1], input[d + 2], input[d + 3], input[d + 4]) = (100, 1, 10, 2, 1); // weight, flag, TP/FP/FN
+        Assert.False((await x.UploadAsync(await x.MaskAsync(input))).Duplicate);
+        SurvivorSet survivors = await x.Client.AwaitSurvivorsAsync(x.Query(Stage.MaskedInput), Deadline(30)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(40));
+        byte[] signature = x.Protocol.SignSurvivors([.. survivors.Survivors.Select(s => (int)s)]).Signature;
+        byte[] forged = (byte[])signature.Clone();
+        forged[0] ^= 1;
+
+        var refused = await Assert.ThrowsAsync<RpcException>(() => x.Client.SignSurvivorsAsync(
+            new ConsistencyRequest { Header = x.H(Stage.Consistency), Signature = ByteString.CopyFrom(forged), Scored = false }, Deadline()).ResponseAsync.WaitAsync(CallTimeout));
+        Assert.Equal(StatusCode.InvalidArgument, refused.StatusCode);
+        await x.Client.SignSurvivorsAsync(new ConsistencyRequest { Header = x.H(Stage.Consistency), Signature = ByteString.CopyFrom(signature), Scored = true }, Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        await x.Client.UnmaskAsync(await x.BuildUnmaskAsync(), Deadline()).ResponseAsync.WaitAsync(CallTimeout);
+        RoundOutcome outcome = await x.Client.AwaitRoundOutcomeAsync(x.Query(Stage.Unmasking), Deadline(60)).ResponseAsync.WaitAsync(TimeSpan.FromSeconds(70));
+        await fed.WaitFinishedAsync(TimeSpan.FromSeconds(90));
+
+        Assert.True(outcome.Completed, outcome.AbortReason);
+        Assert.True(outcome.Evaluators == 3, $"evaluation withheld: {outcome.EvaluationNote}");
+        FederatedScore overall = Assert.Single(outcome.Evaluation, s => s.EntityType.Length == 0);
+        Assert.Equal((67ul, 10ul, 16ul), (overall.TruePositives, overall.FalsePositives, overall.FalseNegatives));
+        AuditLine published = Assert.Single(AuditLines(fed), l => l.Type == AuditEvents.FederatedEvaluation);
+        Assert.Equal("[\"site-a\",\"site-b\",\"site-x\"]", published.Text("declared_scored"));
+        AssertLogsVerify(fed);
+    }
+
+    /// <summary>
     /// site-x puts 2^30 into coordinate 0 of its input in every attempt it joins, and rejoins after each: before the
     /// out-of-bound search every attempt with it aborted blaming nobody (the aggregator sees only the sum), so it stopped the
     /// federation and spent the honest sites' budget on each attempt. Now the coordinator holds suspects out of attempts
