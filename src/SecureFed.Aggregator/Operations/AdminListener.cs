@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Connections.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -19,6 +20,19 @@ namespace SecureFed.Aggregator.Operations;
 internal static class AdminListener
 {
     private const string Marker = "securefed.admin-listener";
+
+    /// <summary>The largest request body the admin listener reads: the login form (a token of at most 256 characters) with room to spare.</summary>
+    internal const long MaxBodyBytes = 16 * 1024;
+
+    /// <summary>The login form's limits: a few short fields (the token and whatever a browser adds), never files.</summary>
+    private static readonly FormOptions LoginForm = new()
+    {
+        ValueCountLimit = 8,
+        KeyLengthLimit = 64,
+        ValueLengthLimit = 1024,
+        MultipartBodyLengthLimit = 0,
+        BufferBody = false,
+    };
 
     private const string ContentSecurityPolicy =
         "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -61,6 +75,13 @@ internal static class AdminListener
         response.Headers.XFrameOptions = "DENY";
         response.Headers.ContentSecurityPolicy = ContentSecurityPolicy;
         response.Headers["Referrer-Policy"] = "no-referrer";
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodyLimit)
+        {
+            // Nothing on this listener takes more than the login form (the agents' port lifts Kestrel's limit for its
+            // streams, and that setting is server-wide): a body past this is refused before it is read (413).
+            bodyLimit.MaxRequestBodySize = MaxBodyBytes;
+        }
+
         if (!IsLoopbackHost(context.Request.Host))
         {
             // A page elsewhere that rebinds its DNS name to 127.0.0.1 must not reach the console.
@@ -76,9 +97,14 @@ internal static class AdminListener
         string path = context.Request.Path.Value ?? "/";
         if (path == "/login")
         {
-            if (HttpMethods.IsPost(context.Request.Method) && context.Request.HasFormContentType)
+            if (HttpMethods.IsPost(context.Request.Method))
             {
-                IFormCollection form = await context.Request.ReadFormAsync(context.RequestAborted).ConfigureAwait(false);
+                IFormCollection? form = await ReadLoginFormAsync(context).ConfigureAwait(false);
+                if (form is null)
+                {
+                    return;
+                }
+
                 ILogger logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AdminListener).FullName!);
                 string remote = context.Connection.RemoteIpAddress?.ToString() ?? "?";
                 if (credential.Accepts(form["token"].ToString()))
@@ -104,6 +130,12 @@ internal static class AdminListener
                 return;
             }
 
+            if (!IsGetOrHead(context))
+            {
+                await MethodNotAllowedAsync(context, "GET, HEAD, POST").ConfigureAwait(false);
+                return;
+            }
+
             string? error = context.Request.Query.ContainsKey("refused") ? "That is not the operator token." : null;
             await HtmlAsync(context, StatusCodes.Status200OK, console.LoginPage(error)).ConfigureAwait(false);
             return;
@@ -112,9 +144,10 @@ internal static class AdminListener
         if (!IsOperator(context, credential, sessions))
         {
             response.Headers.WWWAuthenticate = "Bearer realm=\"securefed-operator\"";
-            if (path == "/" && HttpMethods.IsGet(context.Request.Method) && !context.Request.Headers.ContainsKey("Authorization"))
+            bool browser = !context.Request.Headers.ContainsKey("Authorization");
+            if (browser && ((path == "/" && HttpMethods.IsGet(context.Request.Method)) || (path == "/logout" && HttpMethods.IsPost(context.Request.Method))))
             {
-                // A browser without a session: to the login form.
+                // A browser without a session (or logging out of one that expired): to the login form.
                 response.StatusCode = StatusCodes.Status303SeeOther;
                 response.Headers.Location = "/login";
             }
@@ -134,9 +167,13 @@ internal static class AdminListener
     {
         OperatorConsole console = context.RequestServices.GetRequiredService<OperatorConsole>();
         string path = context.Request.Path.Value ?? "/";
-        bool get = HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
+        bool get = IsGetOrHead(context);
         switch (path)
         {
+            case "/" or "/live" or "/console.js" when !get:
+                return MethodNotAllowedAsync(context, "GET, HEAD");
+            case "/logout" when !HttpMethods.IsPost(context.Request.Method):
+                return MethodNotAllowedAsync(context, "POST");
             case "/" when get:
                 return HtmlAsync(context, StatusCodes.Status200OK, console.Page());
             case "/live" when get:
@@ -155,6 +192,46 @@ internal static class AdminListener
                 return context.Response.WriteAsync("Not found. The console is at /, the metrics at /metrics.", context.RequestAborted);
         }
     }
+
+    /// <summary>
+    /// The login form's fields, read within <see cref="LoginForm"/>'s limits; null when the request was answered instead
+    /// (415 for a body that is not an URL-encoded form, 413 past <see cref="MaxBodyBytes"/>, 400 for a malformed form),
+    /// each with a message naming what is wrong and no session opened.
+    /// </summary>
+    private static async Task<IFormCollection?> ReadLoginFormAsync(HttpContext context)
+    {
+        HttpResponse response = context.Response;
+        string? contentType = context.Request.ContentType;
+        if (contentType is null || !contentType.Split(';')[0].Trim().Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
+        {
+            response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
+            await response.WriteAsync("The login form is posted as application/x-www-form-urlencoded with one field, token.", context.RequestAborted).ConfigureAwait(false);
+            return null;
+        }
+
+        try
+        {
+            return await context.Request.ReadFormAsync(LoginForm, context.RequestAborted).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or Microsoft.AspNetCore.Http.BadHttpRequestException)
+        {
+            bool tooLarge = ex is Microsoft.AspNetCore.Http.BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge };
+            response.StatusCode = tooLarge ? StatusCodes.Status413PayloadTooLarge : StatusCodes.Status400BadRequest;
+            await response.WriteAsync(
+                tooLarge ? $"The login form is larger than {MaxBodyBytes} bytes; it carries only the operator token." : $"The login form is malformed: {ex.Message}",
+                context.RequestAborted).ConfigureAwait(false);
+            return null;
+        }
+    }
+
+    private static Task MethodNotAllowedAsync(HttpContext context, string allow)
+    {
+        context.Response.StatusCode = StatusCodes.Status405MethodNotAllowed;
+        context.Response.Headers.Allow = allow;
+        return context.Response.WriteAsync($"{context.Request.Method} is not allowed on {context.Request.Path}; allowed: {allow}.", context.RequestAborted);
+    }
+
+    private static bool IsGetOrHead(HttpContext context) => HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
 
     private static bool IsOperator(HttpContext context, OperatorCredential credential, OperatorSessions sessions)
     {

@@ -38,7 +38,8 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
             fetch('live', { credentials: 'same-origin', cache: 'no-store' })
               .then(function (response) {
                 if (response.status === 401) { window.location.reload(); return null; }
-                return response.ok ? response.text() : null;
+                if (!response.ok) { status.textContent = 'The aggregator answered ' + response.status + '; showing the last state.'; return null; }
+                return response.text();
               })
               .then(function (html) {
                 if (html !== null) { live.innerHTML = html; status.textContent = 'Live: updates every second.'; }
@@ -89,7 +90,7 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
     {
         DateTimeOffset now = time.GetUtcNow();
         IReadOnlyList<ConsoleRound> recent = telemetry.Rounds();
-        IReadOnlyList<RoundRecord> stored = state.Store.ListRounds();
+        IReadOnlyList<RoundRecord> stored = state.Store.ListRecentRounds(HistoryRows); // bounded work per poll however long the history
         RoundSession? session = coordinator.Current;
         ConsoleRound? latest = recent.Count > 0 ? recent[0] : null;
         var html = new StringBuilder(8192);

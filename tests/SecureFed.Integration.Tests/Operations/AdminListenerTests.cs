@@ -90,6 +90,72 @@ public sealed class AdminListenerTests : IDisposable
         Assert.Equal("127.0.0.1", federation.Admin.Host);
     }
 
+    /// <summary>
+    /// The login form is the one body the listener reads, before any login: a large or multipart body, a malformed form
+    /// and a wrong method are each refused with a status and a message naming what is wrong, no session is opened, and the
+    /// operator still logs in. Before the fix the server-wide lifted body limit (the agents' streams) let any local process
+    /// post gigabytes into memory or temporary files, a malformed form answered 500 with a stack trace in the log, and
+    /// wrong methods answered 404 "the console is at /" or the login page (operator console review, session 58).
+    /// </summary>
+    [Fact]
+    public async Task Login_OversizedMultipartMalformedOrWrongMethod_RefusedWithReasonNoSessionOperatorStillLogsIn()
+    {
+        await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 1, drop: null, stageTimeoutSeconds: 5);
+        var cookies = new CookieContainer();
+        using var handler = new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false };
+        using var browser = new HttpClient(handler) { BaseAddress = federation.Admin, Timeout = Timeout };
+        using HttpClient operatorClient = federation.Client(federation.Token);
+
+        async Task<string> RefusedAsync(HttpStatusCode expected, HttpRequestMessage request)
+        {
+            HttpResponseMessage response = await browser.SendAsync(request).WaitAsync(Timeout);
+            string body = await response.Content.ReadAsStringAsync();
+            Assert.True(expected == response.StatusCode, $"{request.Method} {request.RequestUri}: {(int)response.StatusCode} {body}");
+            Assert.False(response.Headers.Contains("Set-Cookie"), body);
+            return body;
+        }
+
+        // 1 MiB of form: refused before it is read (the limit is the listener's, whatever the agents' port sets).
+        string big = "token=" + new string('a', 1 << 20);
+        Assert.Contains("larger than 16384 bytes", await RefusedAsync(HttpStatusCode.RequestEntityTooLarge, new HttpRequestMessage(HttpMethod.Post, "/login")
+        {
+            Content = new StringContent(big, System.Text.Encoding.ASCII, "application/x-www-form-urlencoded"),
+        }), StringComparison.Ordinal);
+
+        // Multipart (a file, or no boundary at all) is not the login form.
+        var multipart = new MultipartFormDataContent { { new ByteArrayContent(new byte[4096]), "file", "x.bin" } };
+        Assert.Contains("application/x-www-form-urlencoded", await RefusedAsync(HttpStatusCode.UnsupportedMediaType, new HttpRequestMessage(HttpMethod.Post, "/login") { Content = multipart }), StringComparison.Ordinal);
+        var noBoundary = new ByteArrayContent("--x\r\n"u8.ToArray());
+        noBoundary.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data");
+        await RefusedAsync(HttpStatusCode.UnsupportedMediaType, new HttpRequestMessage(HttpMethod.Post, "/login") { Content = noBoundary });
+
+        // A malformed form within the size: too many fields, a key too long.
+        foreach (string form in new[] { string.Join('&', Enumerable.Range(0, 20).Select(i => $"f{i}=1")), new string('k', 3000) + "=1" })
+        {
+            Assert.StartsWith("The login form is malformed: ", await RefusedAsync(HttpStatusCode.BadRequest, new HttpRequestMessage(HttpMethod.Post, "/login")
+            {
+                Content = new StringContent(form, System.Text.Encoding.ASCII, "application/x-www-form-urlencoded"),
+            }), StringComparison.Ordinal);
+        }
+
+        // Wrong methods are named as such, with what is allowed.
+        Assert.Contains("allowed: GET, HEAD, POST", await RefusedAsync(HttpStatusCode.MethodNotAllowed, new HttpRequestMessage(HttpMethod.Put, "/login")), StringComparison.Ordinal);
+        HttpResponseMessage postRoot = await operatorClient.PostAsync("/", null).WaitAsync(Timeout);
+        Assert.Equal((HttpStatusCode.MethodNotAllowed, "GET, HEAD"), (postRoot.StatusCode, string.Join(", ", postRoot.Content.Headers.Allow)));
+        HttpResponseMessage getLogout = await operatorClient.GetAsync("/logout").WaitAsync(Timeout);
+        Assert.Equal((HttpStatusCode.MethodNotAllowed, "POST"), (getLogout.StatusCode, string.Join(", ", getLogout.Content.Headers.Allow)));
+
+        // Logging out of a session that has expired (or never was) goes back to the form.
+        HttpResponseMessage loggedOut = await browser.PostAsync("/logout", null).WaitAsync(Timeout);
+        Assert.Equal((HttpStatusCode.SeeOther, "/login"), (loggedOut.StatusCode, loggedOut.Headers.Location?.OriginalString));
+
+        // The operator still logs in.
+        using var goodLogin = new FormUrlEncodedContent([new("token", federation.Token)]);
+        HttpResponseMessage login = await browser.PostAsync("/login", goodLogin).WaitAsync(Timeout);
+        Assert.Equal(HttpStatusCode.SeeOther, login.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await browser.GetAsync("/live").WaitAsync(Timeout)).StatusCode);
+    }
+
     [Fact]
     public async Task Metrics_ScrapedDuringRound_ShowFederationSeriesAndNothingPerSite()
     {
