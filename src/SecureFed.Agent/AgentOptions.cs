@@ -134,6 +134,17 @@ public sealed class AgentOptions
     /// </summary>
     public double MaxCollusionEpsilon { get; set; }
 
+    /// <summary>
+    /// How many colluding sites this site guards against, beyond what the protocol's t consistency signatures give, when
+    /// an aggregator shows different sites different survivor sets (threat model C3; docs/PROTOCOL.md, "Consistency
+    /// quorum"): the site reveals its shares only with max(t, ⌊(n + c)/2⌋ + 1) valid signatures on the survivor set, and
+    /// declines a round whose cohort cannot give that many or that has c ≥ t (t colluders rebuild any site's secrets from
+    /// their own shares). Raising it costs dropout tolerance: every survivor set must then be signed by that many sites.
+    /// <value>The default value is 0: t signatures, which keep out 2t − n − 1 colluders (one with an even cohort and the
+    /// default t = ⌊n/2⌋ + 1, none with an odd one).</value>
+    /// </summary>
+    public int ColludingSites { get; set; }
+
     /// <summary>Smallest site-level noise multiplier this site accepts. <value>The default value is 0.1.</value></summary>
     public double MinSiteNoiseMultiplier { get; set; } = 0.1;
 
@@ -298,6 +309,11 @@ public sealed class AgentOptions
         if (MaxRetries is < 0 or > 20)
         {
             errors.Add($"SecureFed:MaxRetries must be between 0 and 20, got {MaxRetries}.");
+        }
+
+        if (ColludingSites < 0)
+        {
+            errors.Add($"SecureFed:ColludingSites must be 0 (the protocol's t signatures) or the number of colluding sites to guard against, got {ColludingSites}.");
         }
 
         if (!SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _))

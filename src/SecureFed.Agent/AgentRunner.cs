@@ -322,7 +322,7 @@ public sealed class AgentRunner
             InputCaptured?.Invoke(round, (uint[])input.Clone());
 
             // 5. Secure aggregation.
-            protocol = new ClientRound(parameters, _options.Site, _kit.IdentityKey);
+            protocol = new ClientRound(parameters, _options.Site, _kit.IdentityKey) { Colluders = _options.ColludingSites };
             TimeSpan stageWait = TimeSpan.FromSeconds(a.StageTimeoutSeconds + 30);
             DateTimeOffset trainingDeadline = DateTimeOffset.FromUnixTimeMilliseconds(a.StageDeadlineUnixMs);
             if (progress is not null)
@@ -872,6 +872,11 @@ public sealed class AgentRunner
             return No(graphRefusal);
         }
 
+        if (_options.ColludingSites > 0 && ColludingSitesRefusal(parameters, _options.ColludingSites) is string quorumRefusal)
+        {
+            return No(quorumRefusal);
+        }
+
         // The aggregator cannot ask for less noise than the announced guarantee needs: recompute it here.
         DistributedDpPlan plan = DistributedDp.Plan(a.SiteDp.L2Clip, a.QuantScale, (int)a.ParameterCount, parameters.CohortSize, parameters.Threshold, a.SiteDp.TargetNoiseMultiplier);
         if (!(a.SiteDp.NoiseSigmaSite >= plan.SigmaSite * 0.999))
@@ -1076,4 +1081,19 @@ public sealed class AgentRunner
     };
 
     private StageQuery Query(long round, RoundParameters parameters, Stage stage) => new() { Header = Header(round, parameters.SessionId, stage) };
+
+    /// <summary>
+    /// Why this site cannot guard against <paramref name="colluders"/> colluding sites in a round with these parameters
+    /// (<see cref="AgentOptions.ColludingSites"/>), or null: t colluders rebuild any site's secrets from their own shares.
+    /// </summary>
+    internal static string? ColludingSitesRefusal(RoundParameters parameters, int colluders)
+    {
+        int n = parameters.CohortSize, t = parameters.Threshold;
+        if (colluders >= t)
+        {
+            return $"this site guards against {colluders} colluding sites (SecureFed:ColludingSites), but the round's threshold is t = {t} of {n}: {t} colluders can rebuild any site's secrets from their own shares";
+        }
+
+        return null; // below t the quorum max(t, ⌊(n + c)/2⌋ + 1) is at most n
+    }
 }

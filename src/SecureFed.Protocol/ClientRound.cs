@@ -257,6 +257,23 @@ public sealed class ClientRound : IDisposable
     /// </summary>
     public int MaxDegreeOfParallelism { get; init; } = -1;
 
+    /// <summary>
+    /// The colluding sites this site guards against when it checks the consistency signatures before unmasking: it
+    /// answers only with <see cref="RoundParameters.SignatureQuorum"/> of them, for this or the round's
+    /// <see cref="RoundParameters.DefaultColluders"/>, whichever is larger (0, the default: the round's own quorum).
+    /// </summary>
+    public int Colluders
+    {
+        get => _colluders;
+        init
+        {
+            ArgumentOutOfRangeException.ThrowIfNegative(value);
+            _colluders = value;
+        }
+    }
+
+    private readonly int _colluders;
+
     private static void WaitQuietly(Task[] tasks)
     {
         try
@@ -416,9 +433,14 @@ public sealed class ClientRound : IDisposable
             }
         }
 
-        if (signers.Count < _p.Threshold)
+        int colluders = Math.Max(Colluders, _p.DefaultColluders);
+        int quorum = _p.SignatureQuorum(colluders);
+        if (signers.Count < quorum)
         {
-            throw Refusal($"only {signers.Count} survivors signed the survivor set; t = {_p.Threshold}");
+            throw Refusal(quorum == _p.Threshold
+                ? $"only {signers.Count} survivors signed the survivor set; t = {_p.Threshold}"
+                : $"only {signers.Count} survivors signed the survivor set; this site requires {quorum} of the {_p.CohortSize} (t = {_p.Threshold}; "
+                    + $"fewer would let the aggregator and {colluders} colluding site{(colluders == 1 ? "" : "s")} have two different survivor sets signed)");
         }
 
         var dropped = new HashSet<int>(request.Dropped);

@@ -190,6 +190,37 @@ public sealed class RoundParameters
     /// <summary>n.</summary>
     public int CohortSize => Participants.Count;
 
+    /// <summary>
+    /// The consistency signatures a responder requires before it reveals a share, so that an aggregator together with up
+    /// to <paramref name="colluders"/> sites cannot have two different survivor sets signed: max(t, ⌊(n + c)/2⌋ + 1).
+    /// Each honest site signs one set; two sets each signed by q of the n sites share at least 2q − n signers, all of
+    /// them colluders when the views differ, so q &gt; (n + c)/2 rules the split out. With only t signatures (c = 0, the
+    /// protocol's minimum) the split needs c ≥ 2t − n colluders: one site when n is odd and t = ⌊n/2⌋ + 1, and one
+    /// holder of the target under a sparse graph (docs/PROTOCOL.md, "Consistency quorum"; threat model C3).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="colluders"/> is negative.</exception>
+    public int SignatureQuorum(int colluders)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(colluders);
+        return Math.Max(Threshold, (int)Math.Min(((long)CohortSize + colluders) / 2 + 1, int.MaxValue));
+    }
+
+    /// <summary>
+    /// The colluding sites every party of the round guards against at the consistency check: none beyond the protocol's
+    /// t under the complete graph; under a sparse graph ⌈γ·n⌉ for the planner's assumed corrupt fraction γ
+    /// (<see cref="GraphPlanner.DefaultCorruptFraction"/>), at most t − 1, since there t counts one site's k + 1 holders
+    /// and t signatures out of the whole cohort would let one colluding holder split the view.
+    /// </summary>
+    public int DefaultColluders => GraphDegree >= CohortSize - 1
+        ? 0
+        : Math.Min((int)Math.Ceiling(GraphPlanner.DefaultCorruptFraction * CohortSize), Threshold - 1);
+
+    /// <summary>
+    /// How many colluding sites a quorum of <paramref name="signers"/> consistency signatures keeps from splitting the
+    /// cohort's view of the survivors (2q − n − 1, negative when none), before the t − 1 bound of the shares themselves.
+    /// </summary>
+    public int SplitViewColluders(int signers) => (2 * signers) - CohortSize - 1;
+
     /// <summary>The masking graph (derived deterministically from the digest).</summary>
     public MaskingGraph Graph => _graph ??= GraphDegree >= CohortSize - 1
         ? MaskingGraph.Complete(CohortSize)

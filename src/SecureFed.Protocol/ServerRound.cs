@@ -388,13 +388,24 @@ public sealed partial class ServerRound
         }
     }
 
-    /// <summary>Ends ConsistencyCheck and builds the unmasking request. Aborts below t.</summary>
+    /// <summary>
+    /// Ends ConsistencyCheck and builds the unmasking request. Aborts below the round's default consistency quorum
+    /// (<see cref="RoundParameters.DefaultColluders"/>: t under the complete graph; a majority sized for the planned
+    /// corrupt fraction under a sparse one), which honest responders require too.
+    /// </summary>
     public UnmaskRequest CloseConsistency()
     {
         lock (_gate)
         {
             Expect(ProtocolStage.ConsistencyCheck, null);
             RequireAtLeastThreshold(_u4.Count, "signed the survivor set");
+            int quorum = _p.SignatureQuorum(_p.DefaultColluders);
+            if (_u4.Count < quorum)
+            {
+                Abort(Stage, $"only {_u4.Count} sites signed the survivor set; a round over a sparse masking graph needs {quorum} of its {_p.CohortSize} "
+                    + $"(enough that no two survivor sets can both be signed with {_p.DefaultColluders} colluding sites; docs/PROTOCOL.md, \"Consistency quorum\")");
+            }
+
             int[] dropped = [.. _u2Sorted!.Where(v => !_u3.Contains(v))];
             _unmaskRequest = new UnmaskRequest(_u3Sorted!, dropped, [.. _u4.Values.OrderBy(s => s.Sender)]);
             Stage = ProtocolStage.Unmasking;

@@ -45,10 +45,10 @@ internal sealed class ProtocolFixture : IDisposable
 
     /// <summary>Runs AdvertiseKeys and ShareKeys for every site; the server is then collecting masked inputs.</summary>
     /// <param name="maskingParallelism">Each client's <see cref="ClientRound.MaxDegreeOfParallelism"/>.</param>
-    public (ClientRound[] Clients, ServerRound Server) ThroughShareKeys(int maskingParallelism = -1)
+    public (ClientRound[] Clients, ServerRound Server) ThroughShareKeys(int maskingParallelism = -1, int colluders = 0)
     {
         var clients = Enumerable.Range(1, Parameters.CohortSize)
-            .Select(i => new ClientRound(Parameters, Parameters[i].Name, Identities[i - 1], Random) { MaxDegreeOfParallelism = maskingParallelism })
+            .Select(i => new ClientRound(Parameters, Parameters[i].Name, Identities[i - 1], Random) { MaxDegreeOfParallelism = maskingParallelism, Colluders = colluders })
             .ToArray();
         var server = new ServerRound(Parameters);
         foreach (var c in clients)
