@@ -229,7 +229,7 @@ internal sealed class OperatorConsole(RoundCoordinator coordinator, AggregatorSt
     {
         var byRound = recent.GroupBy(r => r.Round).ToDictionary(g => g.Key, g => g.First());
         html.Append("<section aria-labelledby=\"history-heading\"><h2 id=\"history-heading\">Round history</h2>")
-            .Append("<table id=\"history\"><caption>Newest first; bytes are those received from sites while the round was open (since the aggregator started). ")
+            .Append("<table id=\"history\"><caption>Newest first; bytes are those this aggregator process received from sites while the round was open (since it started; on the aggregator cluster, masked-input slices taken by other silos are not counted). ")
             .Append("The federation F1 is the score of the model version the round started from (federated evaluation), never of the version it produced: that one is scored by the next round.</caption>")
             .Append("<thead><tr><th scope=\"col\">Round</th><th scope=\"col\">Outcome</th><th scope=\"col\">Survivors</th><th scope=\"col\">Duration</th>")
             .Append("<th scope=\"col\">Bytes received</th><th scope=\"col\">Model version produced</th><th scope=\"col\">Model version scored</th><th scope=\"col\">Federation F1 of the version scored</th></tr></thead><tbody>");
