@@ -312,6 +312,7 @@ public sealed class RoundCoordinator : BackgroundService
             if (interrupted > 0)
             {
                 Log.InterruptedRoundsAborted(_logger, interrupted);
+                RecordInterruptedOnConsole(open, takeover ?? "the aggregator restarted while the round was open");
                 _state.Audit.Append(AuditEvents.RoundAborted, f => f.Add("rounds", interrupted).Add("stage", "unknown").Add("reason", takeover ?? "aggregator restarted while the round was open"));
             }
 
@@ -1322,6 +1323,45 @@ public sealed class RoundCoordinator : BackgroundService
     /// version it produced, and the F1 of its federated evaluation, kept with the round before its model
     /// (<see cref="AggregatorStore.FederatedEvaluationKind"/>).
     /// </summary>
+    /// <summary>
+    /// The operator console's records of the rounds a restart aborted (newest last, so the newest is "Now"): the cohort
+    /// and the model version it started from as its stored configuration has them (else the latest stored version).
+    /// </summary>
+    private void RecordInterruptedOnConsole(RoundRecord[] open, string reason)
+    {
+        if (_telemetry is null)
+        {
+            return;
+        }
+
+        long latest = _state.Store.LatestModel()?.Version ?? 0;
+        foreach (RoundRecord round in open.OrderBy(r => r.Round))
+        {
+            string[] cohort = [];
+            long baseVersion = latest;
+            try
+            {
+                using var config = JsonDocument.Parse(round.ConfigurationJson);
+                JsonElement root = config.RootElement;
+                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("cohort", out JsonElement members) && members.ValueKind == JsonValueKind.Array)
+                {
+                    cohort = [.. members.EnumerateArray().Where(m => m.ValueKind == JsonValueKind.String).Select(m => m.GetString()!)];
+                }
+
+                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("model_version", out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long version))
+                {
+                    baseVersion = version;
+                }
+            }
+            catch (JsonException)
+            {
+                // A configuration this version cannot read: the record shows the round without its cohort.
+            }
+
+            _telemetry.RoundInterrupted(round.Round, round.StartedUtc, baseVersion, cohort, reason);
+        }
+    }
+
     private void RecoverConsoleRecord()
     {
         if (_telemetry is null || _state.Store.ListRecentRounds(1).LastOrDefault() is not { Status: Persistence.RoundStatus.Completed } round

@@ -287,6 +287,43 @@ public sealed class AggregatorTelemetry : IDisposable
         }
     }
 
+    /// <summary>
+    /// A round a restart found open and aborted (<see cref="Persistence.AggregatorStore.AbortInterruptedRounds"/>): its
+    /// console record, which the live process never ended, so that "Now" and the history both say it was aborted.
+    /// </summary>
+    internal void RoundInterrupted(long round, DateTimeOffset startedUtc, long baseModelVersion, IReadOnlyList<string> cohort, string reason)
+    {
+        lock (_gate)
+        {
+            if (Find(round) is not null)
+            {
+                return;
+            }
+
+            var record = new ConsoleRound(round, startedUtc, baseModelVersion)
+            {
+                Outcome = RoundOutcomeKind.Aborted,
+                EndedUtc = _time.GetUtcNow(),
+                AbortStage = "unknown",
+                AbortReason = reason,
+                Recovered = true,
+            };
+            foreach (string site in cohort)
+            {
+                record.Sites[site] = new ConsoleSite(SiteState.Waiting, null, null);
+            }
+
+            _rounds.AddFirst(record);
+            while (_rounds.Count > RecentRounds)
+            {
+                _rounds.RemoveLast();
+            }
+
+            Interlocked.Exchange(ref _lastRound, Math.Max(Interlocked.Read(ref _lastRound), round));
+            Persist(record);
+        }
+    }
+
     internal void RoundCompleted(long round, IReadOnlyList<string> contributors, long modelVersion) => End(round, RoundOutcomeKind.Completed, null, null, contributors, modelVersion);
 
     internal void RoundAborted(long round, string stage, string reason) => End(round, RoundOutcomeKind.Aborted, stage, reason, [], null);

@@ -3,6 +3,7 @@ using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using SecureFed.Aggregator;
+using SecureFed.Aggregator.Persistence;
 using SecureFed.Protocol;
 
 namespace SecureFed.Integration.Tests.Operations;
@@ -70,6 +71,54 @@ public sealed partial class ConsoleHistoryRestartTests : IDisposable
         Assert.Contains("data-site=\"site-de\" data-state=\"contributed\"", after, StringComparison.Ordinal);
         // The status names the last round (finished once the coordinator has seen that both rounds ran, completed before).
         Assert.Matches("data-round=\"2\" data-stage=\"(finished|completed)\"", after);
+        await restarted.StopAsync().WaitAsync(Timeout);
+    }
+
+    /// <summary>
+    /// A round left open by a killed aggregator is aborted at the restart; the console's "Now" says so and the history
+    /// row shows it aborted with its cohort, where before "Now" said no round had run while the history listed the abort
+    /// (operator console review, session 58).
+    /// </summary>
+    [Fact]
+    public async Task ConsoleNow_AggregatorRestartedWithARoundLeftOpen_SaysTheRoundWasAborted()
+    {
+        OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 2, drop: null, stageTimeoutSeconds: 5);
+        await federation.DisposeAsync(); // no agent ran: the store holds no round yet
+        string dataDirectory = federation.Federation.AggregatorDataDirectory;
+        using (AggregatorStore store = AggregatorStore.Open(AggregatorState.StorePath(dataDirectory)))
+        {
+            // What a process killed during round 1 leaves: the round opened, never ended.
+            store.BeginRound("{\"round\":1,\"cohort\":[\"site-de\",\"site-fr\",\"site-jp\"],\"threshold\":2,\"model_version\":0}");
+        }
+
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Federation"] = federation.Federation.Options.FederationName,
+            ["SecureFed:Listen"] = "https://127.0.0.1:0",
+            ["SecureFed:AdminListen"] = "http://127.0.0.1:0",
+            ["SecureFed:KitDirectory"] = federation.Federation.Provisioned.AggregatorKitDirectory,
+            ["SecureFed:DataDirectory"] = dataDirectory,
+            ["SecureFed:Rounds"] = "2",
+            ["SecureFed:MinSites"] = "3",
+            ["SecureFed:ModelSpecSha256"] = FakeTrainer.SpecSha,
+        };
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        await using WebApplication restarted = AggregatorHost.Build(configuration, new float[OperatorFederation.Parameters]);
+        await restarted.StartAsync().WaitAsync(Timeout);
+        using var again = new HttpClient { BaseAddress = AggregatorHost.AdminAddress(restarted), Timeout = Timeout };
+        again.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", federation.Token);
+        // The coordinator recovers the store in the background after the host started (the history, read from the store,
+        // shows the abort a moment before "Now" does): poll until "Now" names round 1 or the timeout.
+        string after = await again.GetStringAsync("/live").WaitAsync(Timeout);
+        for (DateTime giveUp = DateTime.UtcNow + Timeout; !after.Contains("data-round=\"1\" data-stage=", StringComparison.Ordinal) && DateTime.UtcNow < giveUp;)
+        {
+            await Task.Delay(100);
+            after = await again.GetStringAsync("/live").WaitAsync(Timeout);
+        }
+
+        Assert.Contains("data-round=\"1\" data-stage=\"aborted\">Round 1 aborted. ", after, StringComparison.Ordinal);
+        Assert.Contains("data-outcome=\"aborted\"", Row(after, 1), StringComparison.Ordinal);
+        Assert.Contains("data-site=\"site-jp\"", after, StringComparison.Ordinal);
         await restarted.StopAsync().WaitAsync(Timeout);
     }
 
