@@ -833,6 +833,18 @@ public sealed class AgentRunner
             return No("the quantization or clipping parameters are out of range");
         }
 
+        if (QuantizationFitProblem(a.QuantClip, a.QuantScale, (int)a.BitWidth) is string doesNotFit)
+        {
+            // Before: the quantizer refused them when the codec was built below, outside any catch, and the agent stopped.
+            return No(doesNotFit);
+        }
+
+        if (DpSgdFloat32Problem(a.DpSgd.NoiseMultiplier, a.DpSgd.MaxGradNorm) is string tooLarge32)
+        {
+            // Before: the trainer threw, and the agent withdrew and stopped blaming its own training.
+            return No(tooLarge32);
+        }
+
         if (a.StageDeadlineUnixMs < 0 || a.StageDeadlineUnixMs > DateTimeOffset.UtcNow.Add(MaxDeadlineAhead).ToUnixTimeMilliseconds())
         {
             // The agent waits until the deadline: one far ahead overflowed "now + wait" and stopped the agent.
@@ -873,15 +885,59 @@ public sealed class AgentRunner
         }
 
         // The aggregator cannot ask for less noise than the announced guarantee needs: recompute it here.
-        DistributedDpPlan plan = DistributedDp.Plan(a.SiteDp.L2Clip, a.QuantScale, (int)a.ParameterCount, parameters.CohortSize, parameters.Threshold, a.SiteDp.TargetNoiseMultiplier);
+        DistributedDpPlan plan;
+        try
+        {
+            plan = DistributedDp.Plan(a.SiteDp.L2Clip, a.QuantScale, (int)a.ParameterCount, parameters.CohortSize, parameters.Threshold, a.SiteDp.TargetNoiseMultiplier);
+        }
+        catch (ArgumentException ex)
+        {
+            // A site noise multiplier of 0 (when the site sets no minimum) or a σ below what the analysis needs: declined.
+            return No("the aggregator announced site-level DP parameters this site cannot plan: " + ex.Message);
+        }
+
         if (!(a.SiteDp.NoiseSigmaSite >= plan.SigmaSite * 0.999))
         {
             return No($"the announced per-site noise {a.SiteDp.NoiseSigmaSite} is below the {plan.SigmaSite} needed for noise multiplier {a.SiteDp.TargetNoiseMultiplier} with t = {parameters.Threshold}");
         }
 
-        UpdateCodec codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap, evaluation);
+        UpdateCodec codec;
+        try
+        {
+            codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap, evaluation);
+        }
+        catch (ArgumentException ex)
+        {
+            // The checks above mirror the codec's own; should they ever miss one, the round is declined, not the agent stopped.
+            return No("the aggregator announced quantization parameters this site cannot use: " + ex.Message);
+        }
+
         return (parameters, plan, codec, null);
     }
+
+    /// <summary>
+    /// Why quantization clip × scale does not fit in <paramref name="bitWidth"/>-bit words, or null: the very check
+    /// <see cref="FixedPointQuantizer"/> makes (ceil(c · s) at most 2^(b-1) - 1), made here so the round is declined.
+    /// </summary>
+    internal static string? QuantizationFitProblem(double clip, double scale, int bitWidth)
+    {
+        double maxAbs = Math.Ceiling(clip * scale);
+        long limit = (1L << (bitWidth - 1)) - 1;
+        return maxAbs <= limit
+            ? null
+            : string.Create(CultureInfo.InvariantCulture, $"the aggregator announced quantization clip {clip} × scale {scale} = {maxAbs}, which does not fit in its announced {bitWidth}-bit words (at most {limit})");
+    }
+
+    /// <summary>
+    /// Why the DP-SGD noise multiplier σ or clip C is beyond the 32-bit floats this site trains in, or null: σ, C and the
+    /// noise's standard deviation σ·C must each be at most <see cref="float.MaxValue"/> (the aggregator's own bound for
+    /// C, <see cref="Float32Scalar"/>). Before, the trainer threw on such a value and the agent stopped, blaming itself.
+    /// </summary>
+    internal static string? DpSgdFloat32Problem(double noiseMultiplier, double maxGradNorm)
+        => noiseMultiplier > float.MaxValue || maxGradNorm > float.MaxValue || noiseMultiplier * maxGradNorm > float.MaxValue
+            ? string.Create(CultureInfo.InvariantCulture, $"the aggregator announced DP-SGD noise multiplier σ = {noiseMultiplier} and clip C = {maxGradNorm}; σ, C and σ·C must each be at most {float.MaxValue:G2}, as this site trains in 32-bit floats")
+            : null;
+
 
     /// <summary>
     /// The first sub-message the announcement must carry and does not (protobuf leaves an absent one null), named; or
