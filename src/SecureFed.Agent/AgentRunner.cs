@@ -35,6 +35,9 @@ public sealed class AgentRunner
     /// <summary>The announced model specification the agent last explained a mismatch with (once per spec, not per round).</summary>
     private string? _explainedSpecMismatch;
     private double _lastNorm = double.NaN;
+
+    /// <summary>Set by every decline of a round: the next AwaitRound waits <see cref="AbortedPollPause"/> first.</summary>
+    private bool _declined;
     private Activity? _roundActivity;
 
     /// <summary>Creates the runner.</summary>
@@ -86,6 +89,8 @@ public sealed class AgentRunner
             }
 
             RoundAnnouncement announcement;
+            TimeSpan pollWait = TimeSpan.FromMinutes(5);
+            long polled = Stopwatch.GetTimestamp();
             try
             {
                 announcement = await _client.AwaitRoundAsync(
@@ -95,13 +100,15 @@ public sealed class AgentRunner
                         HaveModelVersion = (ulong)Math.Max(0, _modelVersion),
                         SpeaksProtocolVersion = SpeaksProtocolVersion > ProtocolLabels.ProtocolVersion ? SpeaksProtocolVersion : 0,
                     },
-                    TimeSpan.FromMinutes(5), cancellationToken).ConfigureAwait(false);
+                    pollWait, cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException ex) when (ex.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Aborted)
             {
                 // Aborted: a newer long-poll of this site replaced this one at the aggregator (one waiting call per site).
-                // A short pause: an aggregator answering ABORTED at once would otherwise be called in a busy loop.
-                if (ex.StatusCode == StatusCode.Aborted)
+                // A short pause: an aggregator answering ABORTED at once would otherwise be called in a busy loop. So is
+                // one answering DEADLINE_EXCEEDED long before the call's own deadline (hostile-aggregator review: thousands
+                // of calls a minute); a long-poll that did wait out its deadline is asked again at once.
+                if (ex.StatusCode == StatusCode.Aborted || Stopwatch.GetElapsedTime(polled) < pollWait / 2)
                 {
                     await Task.Delay(AbortedPollPause, cancellationToken).ConfigureAwait(false);
                 }
@@ -123,16 +130,24 @@ public sealed class AgentRunner
             {
                 throw new AggregatorRefusedSiteException(_options.Site, ex);
             }
-            catch (Exception ex) when (ex is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown } or BrokenCircuitException)
+            catch (Exception ex) when (ex is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown or StatusCode.ResourceExhausted or StatusCode.Cancelled } or BrokenCircuitException)
             {
                 // The aggregator is down, restarting or not started yet (after many failed calls the client's circuit
                 // breaker opens and refuses calls for a while): an agent is a long-running service, so it keeps waiting.
+                // RESOURCE_EXHAUSTED (an overloaded aggregator) and CANCELLED from its side (this agent is not stopping:
+                // that case is caught above) are waited out the same way; before, they stopped the agent with a stack trace.
                 unreachable++;
                 TimeSpan wait = UnreachableWait(unreachable);
                 string why = ex is RpcException rpc ? rpc.Status.Detail : "its last calls all failed, so the client pauses calls for a few seconds";
                 Log.Unreachable(_logger, _options.Site, _client.CurrentEndpoint.ToString(), why, wait.TotalSeconds, unreachable);
                 await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
                 continue;
+            }
+            catch (RpcException ex)
+            {
+                // Any other status (NOT_FOUND, UNIMPLEMENTED, INVALID_ARGUMENT, ...) is not an outage waiting would end:
+                // stop with one line naming the aggregator's answer, not a stack trace from deep inside the host.
+                throw new AggregatorUnexpectedStatusException(_client.CurrentEndpoint.ToString(), "AwaitRound", ex);
             }
 
             unreachable = 0;
@@ -143,17 +158,21 @@ public sealed class AgentRunner
                 return;
             }
 
-            if (announcement.Header is null)
-            {
-                // Declined (RunRoundAsync) as round 0, the round being unknown. The next AwaitRound asks again after the
-                // same round: a short pause, or an aggregator that answers so at once would be called in a busy loop.
-                await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
-                await Task.Delay(AbortedPollPause, cancellationToken).ConfigureAwait(false);
-            }
-            else
+            // Without its header the round is declined (RunRoundAsync) as round 0, the round being unknown: the next
+            // AwaitRound asks again after the same round as this one.
+            if (announcement.Header is not null)
             {
                 lastRound = (long)announcement.Header.Round;
-                await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
+            }
+
+            _declined = false;
+            await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
+            if (_declined)
+            {
+                // After any decline a short pause: an aggregator that answers every poll at once with an announcement
+                // this site declines would otherwise be called in a busy loop (hostile-aggregator review: thousands of
+                // calls and signed audit lines a minute).
+                await Task.Delay(AbortedPollPause, cancellationToken).ConfigureAwait(false);
             }
 
             if (_options.MaxRounds > 0 && ++rounds >= _options.MaxRounds)
@@ -166,7 +185,10 @@ public sealed class AgentRunner
     /// <summary>The outcome of a round the operator stopped the agent in (Ctrl-C).</summary>
     public const string StoppedOutcome = "stopped by the operator";
 
-    /// <summary>The pause before asking for a round again after AwaitRound was answered ABORTED, or with an announcement without its header.</summary>
+    /// <summary>
+    /// The pause before asking for a round again after AwaitRound was answered ABORTED, DEADLINE_EXCEEDED well before the
+    /// call's deadline, or with an announcement this site declined.
+    /// </summary>
     /// <value>The default value is 200 milliseconds.</value>
     internal TimeSpan AbortedPollPause { get; set; } = TimeSpan.FromMilliseconds(200);
 
@@ -938,7 +960,6 @@ public sealed class AgentRunner
             ? string.Create(CultureInfo.InvariantCulture, $"the aggregator announced DP-SGD noise multiplier σ = {noiseMultiplier} and clip C = {maxGradNorm}; σ, C and σ·C must each be at most {float.MaxValue:G2}, as this site trains in 32-bit floats")
             : null;
 
-
     /// <summary>
     /// The first sub-message the announcement must carry and does not (protobuf leaves an absent one null), named; or
     /// null. <c>evaluation</c> and <c>slice_uploads</c> may be absent (checked with the protocol version).
@@ -1018,6 +1039,7 @@ public sealed class AgentRunner
         long round = (long)(a.Header?.Round ?? 0);
         // The reason may quote the aggregator's text (a federation id, a name): bounded as the aggregator bounds a site's.
         reason = AuditText.Bound(reason, AuditText.ReasonChars);
+        _declined = true;
         Log.Declined(_logger, _options.Site, round, reason);
         _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", reason));
         var request = new DeclineRoundRequest { Header = Header(round, a.Header?.SessionId ?? "", Stage.Announce), Reason = reason };

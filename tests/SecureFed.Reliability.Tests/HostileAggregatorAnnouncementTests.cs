@@ -380,7 +380,8 @@ public sealed partial class MaliciousAggregatorTests
     private async Task<ReviewRun> RunReviewAsync(Action<long, RoundAnnouncement>? tamper, Func<long, float[], float[]>? tamperModel = null,
         ILocalTrainer? trainer = null, Action<AgentState>? prepare = null, Action<string>? started = null, double epsilonBudget = 1000,
         Action<AggregatorClient>? inspectClient = null, Func<long, bool>? progressUnavailable = null, int maxRetries = 1, Func<bool>? awaitRoundAborted = null,
-        int rounds = MaliciousAggregatorService.Rounds, int extraListeners = 0, Action<IReadOnlyList<Uri>>? extraAddresses = null)
+        int rounds = MaliciousAggregatorService.Rounds, int extraListeners = 0, Action<IReadOnlyList<Uri>>? extraAddresses = null,
+        Func<Grpc.Core.Status?>? awaitRoundStatus = null, Func<bool>? finishedWhen = null, Action<AgentRunner>? configureRunner = null)
     {
         ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
         var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
@@ -397,6 +398,8 @@ public sealed partial class MaliciousAggregatorTests
             TamperModel = tamperModel,
             ProgressUnavailable = progressUnavailable,
             AwaitRoundAborted = awaitRoundAborted,
+            AwaitRoundStatus = awaitRoundStatus,
+            FinishedWhen = finishedWhen,
             RoundCount = rounds,
         };
         WebApplication app = await StartAsync(aggregatorKit, fake, extraListeners);
@@ -427,6 +430,7 @@ public sealed partial class MaliciousAggregatorTests
             {
                 InputCaptured = (round, input) => inputs[round] = input,
             };
+            configureRunner?.Invoke(runner);
             runner.RoundFinished += (_, r) => reports.Enqueue(r);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             try
