@@ -158,9 +158,10 @@ public sealed class AgentRunner
                 return;
             }
 
-            // Without its header the round is declined (RunRoundAsync) as round 0, the round being unknown: the next
-            // AwaitRound asks again after the same round as this one.
-            if (announcement.Header is not null)
+            // Without its header the round is declined (RunRoundAsync) as round 0, the round being unknown, and a round far
+            // beyond the ledger's last is declined too: the next AwaitRound asks again after the same round as this one,
+            // so a hostile round number does not become the agent's place in the federation.
+            if (announcement.Header is not null && RoundsAheadProblem(announcement.Header.Round, LedgerLastRound()) is null)
             {
                 lastRound = (long)announcement.Header.Round;
             }
@@ -878,11 +879,17 @@ public sealed class AgentRunner
             return No("the DP-SGD plan is implausible: " + steps);
         }
 
-        long lastRound = _ledger.Entries.Select(e => e.Round).DefaultIfEmpty(0).Max();
-        if ((long)a.Header.Round < lastRound)
+        long lastRound = LedgerLastRound();
+        if (a.Header.Round < (ulong)lastRound)
         {
             // The ledger refuses a round that goes back; found only after training and sharing keys, it stopped the agent.
             return No(string.Create(CultureInfo.InvariantCulture, $"round {a.Header.Round} goes back before round {lastRound} of this site's privacy ledger"));
+        }
+
+        if (RoundsAheadProblem(a.Header.Round, lastRound) is string farAhead)
+        {
+            // Once in the ledger, such a round made every later honest round "go back" before it: declined forever.
+            return No(farAhead);
         }
 
         RoundParameters parameters;
@@ -936,6 +943,23 @@ public sealed class AgentRunner
 
         return (parameters, plan, codec, null);
     }
+
+    /// <summary>How far beyond the privacy ledger's last round an announced round may be.</summary>
+    /// <value>1,000,000 rounds: more than any federation runs, far below the 2^63 a hostile aggregator can announce.</value>
+    internal const long MaxRoundsAhead = 1_000_000;
+
+    /// <summary>The last round in this site's privacy ledger, 0 when it is empty.</summary>
+    private long LedgerLastRound() => _ledger.Entries.Select(e => e.Round).DefaultIfEmpty(0).Max();
+
+    /// <summary>
+    /// Why <paramref name="round"/> is too far beyond <paramref name="lastRound"/> (the ledger's last) to take part in, or
+    /// null. A round once in the ledger can never be gone back before, so a hostile aggregator announcing round 2^63 - 1
+    /// would have every later honest round declined.
+    /// </summary>
+    internal static string? RoundsAheadProblem(ulong round, long lastRound)
+        => lastRound >= 0 && round > (ulong)lastRound && round - (ulong)lastRound > MaxRoundsAhead
+            ? string.Create(CultureInfo.InvariantCulture, $"the aggregator announced round {round}, more than {MaxRoundsAhead:N0} rounds after round {lastRound} of this site's privacy ledger; a round once recorded there cannot be gone back before, so this site does not take part")
+            : null;
 
     /// <summary>
     /// Why quantization clip × scale does not fit in <paramref name="bitWidth"/>-bit words, or null: the very check

@@ -1,11 +1,12 @@
 using Grpc.Core;
 using SecureFed.Agent;
+using SecureFed.Privacy;
 
 namespace SecureFed.Reliability.Tests;
 
 /// <summary>
 /// How the agent waits for a round against a hostile aggregator (review of session 58): statuses it did not expect from
-/// AwaitRound, and answers that came at once. The real agent against the fake aggregator of
+/// AwaitRound, answers that came at once, and a round number far ahead. The real agent against the fake aggregator of
 /// <see cref="MaliciousAggregatorTests"/>; each test fails without its fix.
 /// </summary>
 public sealed partial class MaliciousAggregatorTests
@@ -86,5 +87,47 @@ public sealed partial class MaliciousAggregatorTests
         Assert.Null(run.Failure);
         int declines = run.Fake.Received.Count(c => c.Call == "DeclineRound");
         Assert.InRange(declines, 1, 25); // 3 s / 0.2 s = 15, and a little slack for the calls themselves
+    }
+
+    /// <summary>
+    /// A round number far beyond the privacy ledger's last (2^63 - 1): the agent took part, the ledger recorded it, and
+    /// every later honest round was declined for going back before it, forever. Now it is declined, charging nothing, and
+    /// the agent asks again after its own last round, taking part in the honest round that follows.
+    /// </summary>
+    [Fact]
+    public async Task Announce_RoundFarBeyondTheLedgersLast_DeclinedChargingNothingAndTheNextRoundIsTaken()
+    {
+        int tampered = 0;
+        ReviewRun run = await RunReviewAsync((round, a) =>
+        {
+            if (round == 2 && Interlocked.Increment(ref tampered) == 1)
+            {
+                a.Header.Round = long.MaxValue; // only the first announcement of round 2: the one after it is honest
+            }
+        });
+
+        Assert.Null(run.Failure);
+        AgentRoundReport declined = Assert.Single(run.Reports, r => r.Round == long.MaxValue);
+        Assert.Equal("declined: the aggregator announced round 9223372036854775807, more than 1,000,000 rounds after round 1 of this site's privacy ledger; a round once recorded there cannot be gone back before, so this site does not take part", declined.Outcome);
+        Assert.Contains(run.Fake.Received, c => c.Round == long.MaxValue && c.Call == "DeclineRound");
+        Assert.All(PrivacyLedger.OpenReadOnly(Path.Combine(run.Data, "privacy-ledger.jsonl")).Entries, e => Assert.InRange(e.Round, 1, 2));
+        Assert.Contains(run.Reports, r => r.Round == 2 && r.Completed);
+    }
+
+    /// <summary>
+    /// PrivacyLedger.Check names the next round as the last one + 1: after an entry at round 2^63 - 1 (which the ledger
+    /// accepts, and an agent before the bound above could record) the reason named round -9223372036854775808.
+    /// </summary>
+    [Fact]
+    public void LedgerCheck_AfterRoundLongMaxValue_TheReasonNamesNoNegativeRound()
+    {
+        string path = Path.Combine(_dir, "ledger-max", "privacy-ledger.jsonl");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        PrivacyLedger ledger = PrivacyLedger.Open(path, "site-a");
+        ledger.Append(long.MaxValue, Guarantee.Record, PlannedMechanism.SubsampledGaussian(0.05, 1.0, 20), 1e-5);
+
+        LedgerDecision decision = ledger.Check(Guarantee.Record, PlannedMechanism.SubsampledGaussian(0.05, 1.0, 20), 1000, 1e-5);
+
+        Assert.EndsWith("after round 9223372036854775807", decision.Reason, StringComparison.Ordinal);
     }
 }
