@@ -35,6 +35,9 @@ public sealed class AgentRunner
     /// <summary>The announced model specification the agent last explained a mismatch with (once per spec, not per round).</summary>
     private string? _explainedSpecMismatch;
     private double _lastNorm = double.NaN;
+
+    /// <summary>Set by every decline of a round: the next AwaitRound waits <see cref="AbortedPollPause"/> first.</summary>
+    private bool _declined;
     private Activity? _roundActivity;
 
     /// <summary>Creates the runner.</summary>
@@ -86,6 +89,8 @@ public sealed class AgentRunner
             }
 
             RoundAnnouncement announcement;
+            TimeSpan pollWait = TimeSpan.FromMinutes(5);
+            long polled = Stopwatch.GetTimestamp();
             try
             {
                 announcement = await _client.AwaitRoundAsync(
@@ -95,13 +100,15 @@ public sealed class AgentRunner
                         HaveModelVersion = (ulong)Math.Max(0, _modelVersion),
                         SpeaksProtocolVersion = SpeaksProtocolVersion > ProtocolLabels.ProtocolVersion ? SpeaksProtocolVersion : 0,
                     },
-                    TimeSpan.FromMinutes(5), cancellationToken).ConfigureAwait(false);
+                    pollWait, cancellationToken).ConfigureAwait(false);
             }
             catch (RpcException ex) when (ex.StatusCode is StatusCode.DeadlineExceeded or StatusCode.Aborted)
             {
                 // Aborted: a newer long-poll of this site replaced this one at the aggregator (one waiting call per site).
-                // A short pause: an aggregator answering ABORTED at once would otherwise be called in a busy loop.
-                if (ex.StatusCode == StatusCode.Aborted)
+                // A short pause: an aggregator answering ABORTED at once would otherwise be called in a busy loop. So is
+                // one answering DEADLINE_EXCEEDED long before the call's own deadline (hostile-aggregator review: thousands
+                // of calls a minute); a long-poll that did wait out its deadline is asked again at once.
+                if (ex.StatusCode == StatusCode.Aborted || Stopwatch.GetElapsedTime(polled) < pollWait / 2)
                 {
                     await Task.Delay(AbortedPollPause, cancellationToken).ConfigureAwait(false);
                 }
@@ -123,16 +130,24 @@ public sealed class AgentRunner
             {
                 throw new AggregatorRefusedSiteException(_options.Site, ex);
             }
-            catch (Exception ex) when (ex is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown } or BrokenCircuitException)
+            catch (Exception ex) when (ex is RpcException { StatusCode: StatusCode.Unavailable or StatusCode.Internal or StatusCode.Unknown or StatusCode.ResourceExhausted or StatusCode.Cancelled } or BrokenCircuitException)
             {
                 // The aggregator is down, restarting or not started yet (after many failed calls the client's circuit
                 // breaker opens and refuses calls for a while): an agent is a long-running service, so it keeps waiting.
+                // RESOURCE_EXHAUSTED (an overloaded aggregator) and CANCELLED from its side (this agent is not stopping:
+                // that case is caught above) are waited out the same way; before, they stopped the agent with a stack trace.
                 unreachable++;
                 TimeSpan wait = UnreachableWait(unreachable);
                 string why = ex is RpcException rpc ? rpc.Status.Detail : "its last calls all failed, so the client pauses calls for a few seconds";
                 Log.Unreachable(_logger, _options.Site, _client.CurrentEndpoint.ToString(), why, wait.TotalSeconds, unreachable);
                 await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
                 continue;
+            }
+            catch (RpcException ex)
+            {
+                // Any other status (NOT_FOUND, UNIMPLEMENTED, INVALID_ARGUMENT, ...) is not an outage waiting would end:
+                // stop with one line naming the aggregator's answer, not a stack trace from deep inside the host.
+                throw new AggregatorUnexpectedStatusException(_client.CurrentEndpoint.ToString(), "AwaitRound", ex);
             }
 
             unreachable = 0;
@@ -143,17 +158,22 @@ public sealed class AgentRunner
                 return;
             }
 
-            if (announcement.Header is null)
-            {
-                // Declined (RunRoundAsync) as round 0, the round being unknown. The next AwaitRound asks again after the
-                // same round: a short pause, or an aggregator that answers so at once would be called in a busy loop.
-                await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
-                await Task.Delay(AbortedPollPause, cancellationToken).ConfigureAwait(false);
-            }
-            else
+            // Without its header the round is declined (RunRoundAsync) as round 0, the round being unknown, and a round far
+            // beyond the ledger's last is declined too: the next AwaitRound asks again after the same round as this one,
+            // so a hostile round number does not become the agent's place in the federation.
+            if (announcement.Header is not null && RoundsAheadProblem(announcement.Header.Round, LedgerLastRound()) is null)
             {
                 lastRound = (long)announcement.Header.Round;
-                await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
+            }
+
+            _declined = false;
+            await RunRoundAsync(announcement, cancellationToken).ConfigureAwait(false);
+            if (_declined)
+            {
+                // After any decline a short pause: an aggregator that answers every poll at once with an announcement
+                // this site declines would otherwise be called in a busy loop (hostile-aggregator review: thousands of
+                // calls and signed audit lines a minute).
+                await Task.Delay(AbortedPollPause, cancellationToken).ConfigureAwait(false);
             }
 
             if (_options.MaxRounds > 0 && ++rounds >= _options.MaxRounds)
@@ -166,7 +186,10 @@ public sealed class AgentRunner
     /// <summary>The outcome of a round the operator stopped the agent in (Ctrl-C).</summary>
     public const string StoppedOutcome = "stopped by the operator";
 
-    /// <summary>The pause before asking for a round again after AwaitRound was answered ABORTED, or with an announcement without its header.</summary>
+    /// <summary>
+    /// The pause before asking for a round again after AwaitRound was answered ABORTED, DEADLINE_EXCEEDED well before the
+    /// call's deadline, or with an announcement this site declined.
+    /// </summary>
     /// <value>The default value is 200 milliseconds.</value>
     internal TimeSpan AbortedPollPause { get; set; } = TimeSpan.FromMilliseconds(200);
 
@@ -833,6 +856,18 @@ public sealed class AgentRunner
             return No("the quantization or clipping parameters are out of range");
         }
 
+        if (QuantizationFitProblem(a.QuantClip, a.QuantScale, (int)a.BitWidth) is string doesNotFit)
+        {
+            // Before: the quantizer refused them when the codec was built below, outside any catch, and the agent stopped.
+            return No(doesNotFit);
+        }
+
+        if (DpSgdFloat32Problem(a.DpSgd.NoiseMultiplier, a.DpSgd.MaxGradNorm) is string tooLarge32)
+        {
+            // Before: the trainer threw, and the agent withdrew and stopped blaming its own training.
+            return No(tooLarge32);
+        }
+
         if (a.StageDeadlineUnixMs < 0 || a.StageDeadlineUnixMs > DateTimeOffset.UtcNow.Add(MaxDeadlineAhead).ToUnixTimeMilliseconds())
         {
             // The agent waits until the deadline: one far ahead overflowed "now + wait" and stopped the agent.
@@ -844,11 +879,17 @@ public sealed class AgentRunner
             return No("the DP-SGD plan is implausible: " + steps);
         }
 
-        long lastRound = _ledger.Entries.Select(e => e.Round).DefaultIfEmpty(0).Max();
-        if ((long)a.Header.Round < lastRound)
+        long lastRound = LedgerLastRound();
+        if (a.Header.Round < (ulong)lastRound)
         {
             // The ledger refuses a round that goes back; found only after training and sharing keys, it stopped the agent.
             return No(string.Create(CultureInfo.InvariantCulture, $"round {a.Header.Round} goes back before round {lastRound} of this site's privacy ledger"));
+        }
+
+        if (RoundsAheadProblem(a.Header.Round, lastRound) is string farAhead)
+        {
+            // Once in the ledger, such a round made every later honest round "go back" before it: declined forever.
+            return No(farAhead);
         }
 
         RoundParameters parameters;
@@ -878,15 +919,75 @@ public sealed class AgentRunner
         }
 
         // The aggregator cannot ask for less noise than the announced guarantee needs: recompute it here.
-        DistributedDpPlan plan = DistributedDp.Plan(a.SiteDp.L2Clip, a.QuantScale, (int)a.ParameterCount, parameters.CohortSize, parameters.Threshold, a.SiteDp.TargetNoiseMultiplier);
+        DistributedDpPlan plan;
+        try
+        {
+            plan = DistributedDp.Plan(a.SiteDp.L2Clip, a.QuantScale, (int)a.ParameterCount, parameters.CohortSize, parameters.Threshold, a.SiteDp.TargetNoiseMultiplier);
+        }
+        catch (ArgumentException ex)
+        {
+            // A site noise multiplier of 0 (when the site sets no minimum) or a σ below what the analysis needs: declined.
+            return No("the aggregator announced site-level DP parameters this site cannot plan: " + ex.Message);
+        }
+
         if (!(a.SiteDp.NoiseSigmaSite >= plan.SigmaSite * 0.999))
         {
             return No($"the announced per-site noise {a.SiteDp.NoiseSigmaSite} is below the {plan.SigmaSite} needed for noise multiplier {a.SiteDp.TargetNoiseMultiplier} with t = {parameters.Threshold}");
         }
 
-        UpdateCodec codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap, evaluation);
+        UpdateCodec codec;
+        try
+        {
+            codec = UpdateCodec.FromParameters((int)a.ParameterCount, a.QuantClip, a.QuantScale, (int)a.BitWidth, (int)a.WeightCap, evaluation);
+        }
+        catch (ArgumentException ex)
+        {
+            // The checks above mirror the codec's own; should they ever miss one, the round is declined, not the agent stopped.
+            return No("the aggregator announced quantization parameters this site cannot use: " + ex.Message);
+        }
+
         return (parameters, plan, codec, null);
     }
+
+    /// <summary>How far beyond the privacy ledger's last round an announced round may be.</summary>
+    /// <value>1,000,000 rounds: more than any federation runs, far below the 2^63 a hostile aggregator can announce.</value>
+    internal const long MaxRoundsAhead = 1_000_000;
+
+    /// <summary>The last round in this site's privacy ledger, 0 when it is empty.</summary>
+    private long LedgerLastRound() => _ledger.Entries.Select(e => e.Round).DefaultIfEmpty(0).Max();
+
+    /// <summary>
+    /// Why <paramref name="round"/> is too far beyond <paramref name="lastRound"/> (the ledger's last) to take part in, or
+    /// null. A round once in the ledger can never be gone back before, so a hostile aggregator announcing round 2^63 - 1
+    /// would have every later honest round declined.
+    /// </summary>
+    internal static string? RoundsAheadProblem(ulong round, long lastRound)
+        => lastRound >= 0 && round > (ulong)lastRound && round - (ulong)lastRound > MaxRoundsAhead
+            ? string.Create(CultureInfo.InvariantCulture, $"the aggregator announced round {round}, more than {MaxRoundsAhead:N0} rounds after round {lastRound} of this site's privacy ledger; a round once recorded there cannot be gone back before, so this site does not take part")
+            : null;
+
+    /// <summary>
+    /// Why quantization clip × scale does not fit in <paramref name="bitWidth"/>-bit words, or null: the very check
+    /// <see cref="FixedPointQuantizer"/> makes (ceil(c · s) at most 2^(b-1) - 1), made here so the round is declined.
+    /// </summary>
+    internal static string? QuantizationFitProblem(double clip, double scale, int bitWidth)
+    {
+        double maxAbs = Math.Ceiling(clip * scale);
+        long limit = (1L << (bitWidth - 1)) - 1;
+        return maxAbs <= limit
+            ? null
+            : string.Create(CultureInfo.InvariantCulture, $"the aggregator announced quantization clip {clip} × scale {scale} = {maxAbs}, which does not fit in its announced {bitWidth}-bit words (at most {limit})");
+    }
+
+    /// <summary>
+    /// Why the DP-SGD noise multiplier σ or clip C is beyond the 32-bit floats this site trains in, or null: σ, C and the
+    /// noise's standard deviation σ·C must each be at most <see cref="float.MaxValue"/> (the aggregator's own bound for
+    /// C, <see cref="Float32Scalar"/>). Before, the trainer threw on such a value and the agent stopped, blaming itself.
+    /// </summary>
+    internal static string? DpSgdFloat32Problem(double noiseMultiplier, double maxGradNorm)
+        => noiseMultiplier > float.MaxValue || maxGradNorm > float.MaxValue || noiseMultiplier * maxGradNorm > float.MaxValue
+            ? string.Create(CultureInfo.InvariantCulture, $"the aggregator announced DP-SGD noise multiplier σ = {noiseMultiplier} and clip C = {maxGradNorm}; σ, C and σ·C must each be at most {float.MaxValue:G2}, as this site trains in 32-bit floats")
+            : null;
 
     /// <summary>
     /// The first sub-message the announcement must carry and does not (protobuf leaves an absent one null), named; or
@@ -967,6 +1068,7 @@ public sealed class AgentRunner
         long round = (long)(a.Header?.Round ?? 0);
         // The reason may quote the aggregator's text (a federation id, a name): bounded as the aggregator bounds a site's.
         reason = AuditText.Bound(reason, AuditText.ReasonChars);
+        _declined = true;
         Log.Declined(_logger, _options.Site, round, reason);
         _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", reason));
         var request = new DeclineRoundRequest { Header = Header(round, a.Header?.SessionId ?? "", Stage.Announce), Reason = reason };

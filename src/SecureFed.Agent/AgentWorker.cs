@@ -69,7 +69,7 @@ public sealed class AgentWorker : BackgroundService
             // Ctrl-C (or the host stopping) while the agent waited, trained or talked to the aggregator: a clean stop.
             Log.StoppedByOperator(_logger, _options.Site);
         }
-        catch (Exception ex) when (ex is AggregatorTrustException or AggregatorRefusedSiteException)
+        catch (Exception ex) when (ex is AggregatorTrustException or AggregatorRefusedSiteException or AggregatorUnexpectedStatusException)
         {
             // Known reasons to stop, said in one line (the log needs no stack trace for them).
             Failure = ex;

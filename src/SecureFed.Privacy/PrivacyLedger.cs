@@ -272,7 +272,7 @@ public sealed class PrivacyLedger
         lock (_gate)
         {
             long next = _entries.Where(e => e.Guarantee == guarantee || (guarantee == Guarantee.RecordCollusion && e.Guarantee == Guarantee.Record))
-                .Select(e => e.Round + 1).DefaultIfEmpty(1).Max();
+                .Select(e => e.Round == long.MaxValue ? long.MaxValue : e.Round + 1).DefaultIfEmpty(1).Max(); // no wrap to a negative round
             return Check(guarantee, planned, budgetEpsilon, delta, next);
         }
     }

@@ -65,6 +65,11 @@ public sealed partial class MaliciousAggregatorTests
         { "deadline-in-a-century", "the announced stage deadline 4102444800000 ms is not a time within the next 7 days" },
         { "tiny-sample-rate", "the DP-SGD plan is implausible: sample rate q = 1E-10 plans" },
         { "a-billion-steps", "the DP-SGD plan is implausible: sample rate q = 1E-06 plans 1,000,000,000 DP-SGD steps per round" },
+        { "quant-clip-does-not-fit", "the aggregator announced quantization clip 1000000000000 × scale " },
+        { "quant-scale-does-not-fit", "the aggregator announced quantization clip " },
+        { "dp-noise-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1E+300 and clip C = 1; σ, C and σ·C must each be at most 3.4E+38" },
+        { "dp-clip-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1 and clip C = 1E+300; σ, C and σ·C must each be at most 3.4E+38" },
+        { "dp-noise-times-clip-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1E+20 and clip C = 1E+20" },
     };
 
     /// <summary>
@@ -98,6 +103,11 @@ public sealed partial class MaliciousAggregatorTests
                 case "deadline-in-a-century": a.StageDeadlineUnixMs = 4_102_444_800_000; break; // 2100-01-01: "now + wait" overflowed
                 case "tiny-sample-rate": a.DpSgd.SampleRate = 1e-10; a.DpSgd.MaxSteps = 1; break;
                 case "a-billion-steps": a.DpSgd.SampleRate = 1e-6; a.DpSgd.LocalEpochs = 1000; a.DpSgd.MaxSteps = 0; a.DpSgd.NoiseMultiplier = 2; break;
+                case "quant-clip-does-not-fit": a.QuantClip = 1e12; break; // the quantizer threw outside any catch: the agent stopped
+                case "quant-scale-does-not-fit": a.QuantScale = 1e12; break;
+                case "dp-noise-beyond-float": a.DpSgd.NoiseMultiplier = 1e300; break; // the trainer's 32-bit noise overflowed
+                case "dp-clip-beyond-float": a.DpSgd.MaxGradNorm = 1e300; break;
+                case "dp-noise-times-clip-beyond-float": a.DpSgd.NoiseMultiplier = 1e20; a.DpSgd.MaxGradNorm = 1e20; break;
             }
         }, epsilonBudget: 8);
 
@@ -370,7 +380,8 @@ public sealed partial class MaliciousAggregatorTests
     private async Task<ReviewRun> RunReviewAsync(Action<long, RoundAnnouncement>? tamper, Func<long, float[], float[]>? tamperModel = null,
         ILocalTrainer? trainer = null, Action<AgentState>? prepare = null, Action<string>? started = null, double epsilonBudget = 1000,
         Action<AggregatorClient>? inspectClient = null, Func<long, bool>? progressUnavailable = null, int maxRetries = 1, Func<bool>? awaitRoundAborted = null,
-        int rounds = MaliciousAggregatorService.Rounds, int extraListeners = 0, Action<IReadOnlyList<Uri>>? extraAddresses = null)
+        int rounds = MaliciousAggregatorService.Rounds, int extraListeners = 0, Action<IReadOnlyList<Uri>>? extraAddresses = null,
+        Func<Grpc.Core.Status?>? awaitRoundStatus = null, Func<bool>? finishedWhen = null, Action<AgentRunner>? configureRunner = null)
     {
         ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
         var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
@@ -387,6 +398,8 @@ public sealed partial class MaliciousAggregatorTests
             TamperModel = tamperModel,
             ProgressUnavailable = progressUnavailable,
             AwaitRoundAborted = awaitRoundAborted,
+            AwaitRoundStatus = awaitRoundStatus,
+            FinishedWhen = finishedWhen,
             RoundCount = rounds,
         };
         WebApplication app = await StartAsync(aggregatorKit, fake, extraListeners);
@@ -417,6 +430,7 @@ public sealed partial class MaliciousAggregatorTests
             {
                 InputCaptured = (round, input) => inputs[round] = input,
             };
+            configureRunner?.Invoke(runner);
             runner.RoundFinished += (_, r) => reports.Enqueue(r);
             using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
             try

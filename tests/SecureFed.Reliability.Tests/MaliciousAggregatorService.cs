@@ -69,6 +69,12 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
     /// <summary>Review hook: AwaitRound answers ABORTED while this returns true.</summary>
     public Func<bool>? AwaitRoundAborted { get; init; }
 
+    /// <summary>Review hook: AwaitRound answers the status this returns (null: answers as usual).</summary>
+    public Func<Status?>? AwaitRoundStatus { get; init; }
+
+    /// <summary>Review hook: AwaitRound answers that the federation finished once this returns true.</summary>
+    public Func<bool>? FinishedWhen { get; init; }
+
     /// <summary>Calls received: (round, method).</summary>
     public IReadOnlyList<(long Round, string Call)> Received
     {
@@ -95,7 +101,12 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
             throw new RpcException(new Status(StatusCode.Aborted, "replaced by a newer long-poll"));
         }
 
-        if (round > RoundCount)
+        if (AwaitRoundStatus?.Invoke() is Status status)
+        {
+            throw new RpcException(status);
+        }
+
+        if (round > RoundCount || FinishedWhen?.Invoke() == true)
         {
             return Task.FromResult(new RoundAnnouncement { Finished = true, Header = new Header { FederationId = _federation, Sender = "aggregator", Stage = Stage.Announce } });
         }
