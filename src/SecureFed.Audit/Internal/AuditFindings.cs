@@ -642,16 +642,29 @@ internal sealed class AuditFindings
                     continue; // no aggregator log given shows this site's input of that round: nothing to cover
                 }
 
-                double? siteRho = LogView.Number(charge, "rho");
+                double? siteRho = RhoOf(charge);
                 string what = string.Create(CultureInfo.InvariantCulture,
                     $"round {round}: {agent.Actor} charged site-level ρ {(siteRho is { } r ? r.ToString("G6", CultureInfo.InvariantCulture) : "(not logged)")} ({LogRef.Of(agent, charge)}) for its masked input the aggregator received ({LogRef.Of(receipt.Log, receipt.Entry)})");
                 if (charges.TryGetValue(round, out List<(LogView Log, LogEntry Entry)>? federation))
                 {
-                    (LogView Log, LogEntry Entry) largest = federation.MaxBy(c => LogView.Number(c.Entry, "rho") ?? double.PositiveInfinity);
-                    if (siteRho is { } site && LogView.Number(largest.Entry, "rho") is { } charged && charged < site * (1 - RhoTolerance))
+                    // Only a charge with a finite ρ of 0 or more covers anything: a charge without one (or with "NaN",
+                    // which Number parses from a string) must not stand in for an unbounded one, or one such line
+                    // beside a real charge far below the sites' would switch this check off. CheckValues names such a ρ.
+                    List<(LogView Log, LogEntry Entry)> priced = [.. federation.Where(c => RhoOf(c.Entry) is not null)];
+                    if (siteRho is not null && priced.Count == 0)
                     {
                         Undercharged.Add(string.Create(CultureInfo.InvariantCulture,
-                            $"{what}, but the aggregator charged the round only ρ {charged:G6} ({LogRef.Of(largest.Log, largest.Entry)})"));
+                            $"{what}, but no site-level charge the aggregator logged for round {round} states a finite ρ ({LogRef.Cite(federation.Select(c => LogRef.Of(c.Log, c.Entry)))})"));
+                    }
+                    else if (siteRho is { } covered)
+                    {
+                        (LogView Log, LogEntry Entry) largest = priced.MaxBy(c => RhoOf(c.Entry)!.Value);
+                        double charged = RhoOf(largest.Entry)!.Value;
+                        if (charged < covered * (1 - RhoTolerance))
+                        {
+                            Undercharged.Add(string.Create(CultureInfo.InvariantCulture,
+                                $"{what}, but the aggregator charged the round only ρ {charged:G6} ({LogRef.Of(largest.Log, largest.Entry)})"));
+                        }
                     }
 
                     // The other way round, for a round's own charge (no note: a completed round): ρ falls as the survivors
@@ -661,7 +674,7 @@ internal sealed class AuditFindings
                     // may have logged nothing after its upload, which the cross-check above would take for a crash).
                     foreach ((LogView Log, LogEntry Entry) own in federation.Where(c => LogView.Text(c.Entry, "note").Length == 0))
                     {
-                        if (siteRho is { } seen && LogView.Number(own.Entry, "rho") is { } logged && seen < logged * (1 - RhoTolerance))
+                        if (siteRho is { } seen && LogView.Number(own.Entry, AuditFieldNames.Rho) is { } logged && seen < logged * (1 - RhoTolerance))
                         {
                             Problems.Add(string.Create(CultureInfo.InvariantCulture,
                                 $"Round {round}: {agent.Actor} charged site-level ρ {seen:G6} ({LogRef.Of(agent, charge)}), less than the aggregator's ρ {logged:G6} for the round ({LogRef.Of(own.Log, own.Entry)}): the site was told of more survivors than the aggregator's log names, so an input in the sum may be missing from that log."));
@@ -679,6 +692,14 @@ internal sealed class AuditFindings
             }
         }
     }
+
+    /// <summary>
+    /// A charge's ρ when it is a finite number of 0 or more; otherwise null (absent, not a number, "NaN", "Infinity" or
+    /// negative: <see cref="AuditFields"/> writes only finite numbers, so such a ρ was not written by SecureFed, and
+    /// <see cref="CheckValues"/> names it).
+    /// </summary>
+    private static double? RhoOf(LogEntry entry) =>
+        LogView.Number(entry, AuditFieldNames.Rho) is { } rho && double.IsFinite(rho) && rho >= 0 ? rho : null;
 
     /// <summary>
     /// The survivors a site's site-level charge names (those of the signed unmasking request it answered; agents since
@@ -796,7 +817,8 @@ internal sealed class AuditFindings
 
     /// <summary>
     /// Impossible values on any covered line: a negative count; a round number that is negative, fractional or beyond 2^53
-    /// on a line about the logging party's own round (<see cref="OwnRoundEvents"/>).
+    /// on a line about the logging party's own round (<see cref="OwnRoundEvents"/>); a ρ of a privacy charge that is not a
+    /// finite number of 0 or more.
     /// </summary>
     private void CheckValues()
     {
@@ -814,6 +836,11 @@ internal sealed class AuditFindings
                 else if (Array.Find(CountFields, f => LogView.Number(entry, f) is { } n && !(n >= 0)) is { } field)
                 {
                     problem = $"{LogRef.Of(log, entry)}: {field} {LogView.Text(entry, field)} is not a count (a number of 0 or more).";
+                }
+                else if (entry.Type is AuditEvents.PrivacySpent or AuditEvents.PrivacyLedger && entry.Fields.TryGetProperty(AuditFieldNames.Rho, out JsonElement rho) && RhoOf(entry) is null)
+                {
+                    // A ρ that is not a number would otherwise be read as no charge at all by the coverage check.
+                    problem = $"{LogRef.Of(log, entry)}: rho {rho.GetRawText()} is not a privacy charge (a finite number of 0 or more).";
                 }
 
                 if (problem is not null && found++ < MaxValueProblemsPerLog)
