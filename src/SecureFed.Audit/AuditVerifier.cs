@@ -208,9 +208,25 @@ public static class AuditVerifier
             }
         }
 
-        if (file.Lines.Count > 0 && checkpoints.Count == 0)
+        // AuditLog.Open writes log.opened and signs a checkpoint before anything else, so a log of SecureFed has at
+        // least one line and one checkpoint: an emptied file and folder are a deleted log, not an empty one.
+        if (file.Lines.Count == 0)
+        {
+            problems.Add($"{AuditLog.LogFileName} has no complete line, but opening a log writes {AuditEvents.LogOpened} and signs it: the log was emptied or replaced");
+        }
+
+        if (checkpoints.Count == 0)
         {
             problems.Add($"no signed checkpoint covers this log ({AuditLog.CheckpointDirectoryName}/ is empty or missing), so nothing in it can be trusted");
+        }
+
+        // Line 1 is log.opened, or (a first open that crashed mid-line, repaired on the next open) the quarantine of
+        // that torn line followed by log.opened: a log whose head is anything else lost its first lines.
+        if (parsed.Find(e => e.Line == 1) is { } first
+            && first.Type != AuditEvents.LogOpened
+            && !(first.Type == AuditEvents.TornTailQuarantined && parsed.Find(e => e.Line == 2) is { Type: AuditEvents.LogOpened }))
+        {
+            problems.Add($"line 1 is {Shorten(first.Type)}, but a log starts with {AuditEvents.LogOpened}: its first lines were deleted");
         }
 
         // Roots of the lines at every checkpoint size, in one pass.

@@ -59,6 +59,37 @@ public sealed class AuditVerifierTests
         }
     }
 
+    /// <summary>An emptied log (0 lines, checkpoints removed) verified OK (review of session 58): AuditLog.Open always writes one line and signs it.</summary>
+    [Fact]
+    public void Verify_EmptiedLogWithoutCheckpoints_FailsNamingBoth()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        test.WriteLines([]);
+        Directory.Delete(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName), recursive: true);
+        File.Delete(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName));
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok, "an emptied log without checkpoints verified");
+        Assert.Contains(result.Problems, p => p.StartsWith("audit.jsonl has no complete line, but opening a log writes log.opened and signs it", StringComparison.Ordinal));
+        Assert.Contains(result.Problems, p => p.StartsWith("no signed checkpoint covers this log", StringComparison.Ordinal));
+    }
+
+    /// <summary>The head of the log deleted, seq renumbered and re-signed by the key holder: line 1 is no longer log.opened.</summary>
+    [Fact]
+    public void Verify_FirstLineDeletedAndReSigned_FailsNamingLineOne()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        test.WriteLinesAndResign(test.ReadLines().Skip(1).ToList());
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok, "a log without its log.opened line verified");
+        Assert.Equal("line 1 is round.opened, but a log starts with log.opened: its first lines were deleted", Assert.Single(result.Problems));
+    }
+
     [Fact]
     public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
     {
