@@ -145,6 +145,30 @@ public sealed class AuditVerifierTests
         Assert.Equal("line 4 is not in canonical form (it was edited by hand or by another tool)", result.FirstProblem);
     }
 
+    /// <summary>
+    /// A property name repeated inside fields and re-signed: the canonical check sorted the names and kept both, so the
+    /// line passed, and the report reads the last value (20) while a reader of the line may take the first (review of session 58).
+    /// </summary>
+    [Fact]
+    public void Verify_RepeatedPropertyNameReSigned_NotInCanonicalForm()
+    {
+        using var test = new TestLog();
+        using (AuditLog log = test.Open())
+        {
+            log.Append(AuditEvents.PrivacyLedger, f => f.Add("round", 1).Add("guarantee", "record").Add("epsilon", 20).Add("delta", 1e-5).Add("budget", 30));
+        }
+
+        List<string> lines = test.ReadLines();
+        Assert.Contains("\"epsilon\":20,", lines[1], StringComparison.Ordinal);
+        lines[1] = lines[1].Replace("\"epsilon\":20,", "\"epsilon\":99999,\"epsilon\":20,", StringComparison.Ordinal);
+        test.WriteLinesAndResign(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok, "a line with \"epsilon\" twice verified");
+        Assert.Equal("line 2 is not in canonical form (it was edited by hand or by another tool)", result.FirstProblem);
+    }
+
     [Fact]
     public void Verify_InsertedLine_NamesTheLine()
     {
