@@ -335,8 +335,10 @@ public sealed class AuditReportTests
 
         Assert.False(result.Passed);
         Assert.Equal(1, result.CrossCheckMismatches);
-        Assert.StartsWith("FAILED: 1 cross-check discrepancy.", result.Verdict, StringComparison.Ordinal);
-        string problem = Assert.Single(result.Problems);
+        Assert.StartsWith("FAILED: 1 cross-check discrepancy; 1 other problem.", result.Verdict, StringComparison.Ordinal);
+        Assert.Equal(2, result.Problems.Count);
+        Assert.StartsWith("aggregator audit.jsonl line 4: the aggregate of round 1 names h2 as a participant, but no aggregator log given shows h2's masked input of round 1 received", result.Problems[0], StringComparison.Ordinal);
+        string problem = result.Problems[1];
         Assert.StartsWith("1 masked-input cross-check discrepancy: round 1, h2 sent (h2 audit.jsonl line", problem, StringComparison.Ordinal);
         Assert.Contains("the aggregator did not log receiving this input, but it must have received it: the round's aggregate names h2 among its participants (aggregator audit.jsonl line", problem, StringComparison.Ordinal);
         Assert.Contains("<tr class=\"bad\"><td>h2 sent</td><td class=\"num\">1</td>", result.Html, StringComparison.Ordinal);

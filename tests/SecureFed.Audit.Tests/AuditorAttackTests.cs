@@ -212,6 +212,7 @@ public sealed class AuditorAttackTests
         using (AuditLog aggregator = log.Open())
         {
             aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("cohort", ["h1", "h2"]).Add("threshold", 2));
+            aggregator.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", 1).Add("site", "h1").Add("slice", 0).Add("bytes", 1024));
             aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", 1).Add("participants", ["h1", "mallory"]));
             aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 1));
             aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 7));
@@ -222,10 +223,58 @@ public sealed class AuditorAttackTests
         Assert.False(result.Passed);
         Assert.Equal(
             [
-                "aggregator audit.jsonl line 3: the aggregate of round 1 names participant(s) mallory outside the round's cohort (aggregator audit.jsonl line 2).",
-                "aggregator audit.jsonl line 5: round 7 completed, but aggregator never opened it.",
+                "aggregator audit.jsonl line 4: the aggregate of round 1 names participant(s) mallory outside the round's cohort (aggregator audit.jsonl line 2).",
+                "aggregator audit.jsonl line 6: round 7 completed, but aggregator never opened it.",
             ],
             result.Problems);
+    }
+
+    /// <summary>
+    /// An aggregate naming h3, whose masked input no aggregator log shows received in the round (and that the log may
+    /// even name as a dropout before its input was taken), passed: participants were checked against the cohort only
+    /// (review of session 58). A receipt of a slice (protocol version 4) counts, as masked_input.received does (every
+    /// other report test); a dropout after the input (consistency) does not take the site out of the sum.
+    /// </summary>
+    [Theory]
+    [InlineData(null, "no aggregator log given shows h3's masked input of round 1 received (masked_input.received or masked_input.slice_received)")]
+    [InlineData("advertise_keys", "the aggregator logged h3 as a dropout of that round at advertise_keys (aggregator audit.jsonl line 5)")]
+    [InlineData("share_keys", "the aggregator logged h3 as a dropout of that round at share_keys (aggregator audit.jsonl line 5)")]
+    [InlineData("masked_input", "the aggregator logged h3 as a dropout of that round at masked_input (aggregator audit.jsonl line 5)")]
+    [InlineData("consistency", null)]
+    public void Create_AggregateNamesASiteWithoutReceiptOrDroppedBeforeItsInput_Fails(string? droppedAt, string? problem)
+    {
+        using var log = new TestLog();
+        using (AuditLog aggregator = log.Open())
+        {
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("cohort", ["h1", "h2", "h3"]).Add("threshold", 2));
+            // Slice receipts (protocol version 4): the cross-check matches only whole receipts against agent logs, none given here.
+            aggregator.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", 1).Add("site", "h1").Add("slice", 0).Add("bytes", 512));
+            aggregator.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", 1).Add("site", "h2").Add("slice", 0).Add("bytes", 512));
+            if (droppedAt is not null)
+            {
+                aggregator.Append(AuditEvents.Dropout, f => f.Add("round", 1).Add("stage", droppedAt).Add("sites", ["h3"]));
+            }
+
+            if (droppedAt == "consistency")
+            {
+                aggregator.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", 1).Add("site", "h3").Add("slice", 0).Add("bytes", 512));
+            }
+
+            aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", 1).Add("participants", ["h1", "h2", "h3"]));
+            aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 1));
+        }
+
+        AuditReportResult result = AuditReport.Create([log.Directory]);
+
+        if (problem is null)
+        {
+            Assert.True(result.Passed, string.Join(" | ", result.Problems));
+            return;
+        }
+
+        Assert.False(result.Passed, "the audit passed although the aggregate names h3 as a participant");
+        int line = droppedAt is null ? 5 : 6;
+        Assert.Equal($"aggregator audit.jsonl line {line}: the aggregate of round 1 names h3 as a participant, but {problem}{(droppedAt is null ? ": an input in the sum that no log accounts for." : ", before its masked input could be in the sum.")}", Assert.Single(result.Problems));
     }
 
     [Fact]

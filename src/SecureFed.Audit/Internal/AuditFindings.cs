@@ -239,6 +239,7 @@ internal sealed class AuditFindings
         findings.Warnings.AddRange(sameActor);
         findings.CheckValues();
         findings.CollectRounds();
+        findings.CheckParticipants();
         findings.CollectSites();
         findings.CollectEpsilon();
         findings.CollectCrossCheck();
@@ -359,6 +360,44 @@ internal sealed class AuditFindings
 
                             break;
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Every participant an aggregate names must have had its masked input received in that round: a receipt
+    /// (<c>masked_input.received</c>, or for an upload by slice a <c>masked_input.slice_received</c>) in some aggregator
+    /// log given, and no dropout of that site at a stage before its input was taken (advertise_keys, share_keys,
+    /// masked_input). A site that dropped at consistency or unmasking sent its input and is in the sum. Otherwise the
+    /// report would show as a participant a site whose input no log accounts for, and the round would pass.
+    /// </summary>
+    private void CheckParticipants()
+    {
+        var received = new HashSet<(string Site, long Round)>();
+        foreach (LogView aggregator in Aggregators)
+        {
+            foreach (LogEntry receipt in aggregator.Entries.Where(e => e.Type is AuditEvents.MaskedInputReceived or AuditEvents.MaskedInputSliceReceived))
+            {
+                if (LogView.Number(receipt, AuditFieldNames.Round) is { } round)
+                {
+                    received.Add((LogView.Text(receipt, AuditFieldNames.Site), (long)round));
+                }
+            }
+        }
+
+        foreach (RoundFacts facts in Rounds.Where(r => r.Aggregate is not null))
+        {
+            LogRef aggregate = LogRef.Of(facts.Aggregator, facts.Aggregate!);
+            foreach (string site in facts.Participants.Where(p => facts.Cohort.Contains(p, StringComparer.Ordinal)))
+            {
+                if (facts.Dropouts.Find(d => d.Site == site && d.Stage is "advertise_keys" or "share_keys" or "masked_input") is { } dropout)
+                {
+                    Impossible(facts.Aggregator, $"{aggregate}: the aggregate of round {facts.Round} names {site} as a participant, but the aggregator logged {site} as a dropout of that round at {dropout.Stage} ({dropout.Source}), before its masked input could be in the sum.");
+                }
+                else if (!received.Contains((site, facts.Round)))
+                {
+                    Impossible(facts.Aggregator, $"{aggregate}: the aggregate of round {facts.Round} names {site} as a participant, but no aggregator log given shows {site}'s masked input of round {facts.Round} received ({AuditEvents.MaskedInputReceived} or {AuditEvents.MaskedInputSliceReceived}): an input in the sum that no log accounts for.");
                 }
             }
         }
