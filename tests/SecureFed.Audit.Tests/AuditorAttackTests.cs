@@ -230,6 +230,44 @@ public sealed class AuditorAttackTests
     }
 
     /// <summary>
+    /// A round hidden by its key holder: round.opened and round.completed of round 2 deleted, seq renumbered, re-signed.
+    /// Only round.completed was checked against the rounds opened, so the round's aggregate and charge were skipped and
+    /// the report passed (review of session 58).
+    /// </summary>
+    [Fact]
+    public void Create_RoundOpenedAndCompletedDeletedAndReSigned_FailsNamingEachLineOfTheRound()
+    {
+        using var log = new TestLog();
+        using (AuditLog aggregator = log.Open())
+        {
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("cohort", ["h1", "h2"]).Add("threshold", 2));
+            aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 1));
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 2).Add("cohort", ["h1", "h2"]).Add("threshold", 2));
+            aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", 2).Add("participants", ["h1", "h2"]));
+            aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", 2).Add("guarantee", "site").Add("epsilon", 1.0).Add("delta", 1e-5).Add("budget", 10));
+            aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 2));
+        }
+
+        List<string> lines = log.ReadLines();
+        Assert.Contains("\"type\":\"round.opened\"", lines[3], StringComparison.Ordinal);
+        Assert.Contains("\"type\":\"round.completed\"", lines[6], StringComparison.Ordinal);
+        lines.RemoveAt(6);
+        lines.RemoveAt(3);
+        log.WriteLinesAndResign(lines);
+        Assert.True(AuditVerifier.Verify(log.Directory, log.VerifierKey).Ok);
+
+        AuditReportResult result = AuditReport.Create([log.Directory]);
+
+        Assert.False(result.Passed, "the audit passed although round 2's aggregate and charge are in a round the log never opened");
+        Assert.Equal(
+            [
+                "aggregator audit.jsonl line 4: aggregate.produced of round 2, but aggregator never opened that round (no round.opened before this line).",
+                "aggregator audit.jsonl line 5: privacy.spent of round 2, but aggregator never opened that round (no round.opened before this line).",
+            ],
+            result.Problems);
+    }
+
+    /// <summary>
     /// An aggregate naming h3, whose masked input no aggregator log shows received in the round (and that the log may
     /// even name as a dropout before its input was taken), passed: participants were checked against the cohort only
     /// (review of session 58). A receipt of a slice (protocol version 4) counts, as masked_input.received does (every

@@ -307,6 +307,13 @@ internal sealed class AuditFindings
                         {
                             _impossible.Add($"{LogRef.Of(log, entry)}: round {round} completed, but {log.Actor} never opened it.");
                         }
+                        else if (OwnRoundEvents.Contains(entry.Type) && entry.Type != AuditEvents.RoundAborted)
+                        {
+                            // The aggregator writes these only inside a round it opened, so one in a round this log never
+                            // opened is a round whose round.opened (and round.completed) were deleted to hide it, not a
+                            // line to skip. Not round.aborted: an attempt that could not be opened is aborted without one.
+                            Impossible(log, $"{LogRef.Of(log, entry)}: {entry.Type} of round {round}, but {log.Actor} never opened that round (no round.opened before this line).");
+                        }
 
                         continue;
                     }
