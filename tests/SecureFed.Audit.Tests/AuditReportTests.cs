@@ -405,15 +405,18 @@ public sealed class AuditReportTests
         }
     }
 
-    [Fact]
-    public void Create_FederationChargeWithoutRho_DoesNotCoverTheSitesCharges()
+    /// <summary>The aggregator's only charge of the round has no ρ, or "rho":"NaN" (the review's log): it covers nothing.</summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("NaN")]
+    public void Create_FederationChargeWithoutAFiniteRho_DoesNotCoverTheSitesCharges(string? rho)
     {
         using var fed = new Federation();
-        fed.Run(rounds: 1, siteCharges: true, federationRho: null);
+        fed.Run(rounds: 1, siteCharges: true, federationRho: null, federationRhoText: rho);
 
         AuditReportResult result = AuditReport.Create(fed.Directories);
 
-        Assert.False(result.Passed, "the audit passed although the aggregator's only charge of the round states no ρ");
+        Assert.False(result.Passed, "the audit passed although the aggregator's only charge of the round states no finite ρ");
         Assert.Contains(result.Problems, p => p.Contains("but no site-level charge the aggregator logged for round 1 states a finite ρ (aggregator audit.jsonl line 7)", StringComparison.Ordinal));
     }
 
@@ -605,13 +608,14 @@ public sealed class AuditReportTests
         /// input when the round reached unmasking, and the aggregator charges the same ρ for each completed round;
         /// <paramref name="unmaskAbortRound"/> aborts after the unmasking request, charged by the aggregator only when
         /// <paramref name="federationChargesAbort"/>. <paramref name="federationRho"/>: the ρ of the aggregator's charge of a
-        /// completed round (none when null); <paramref name="extraCharge"/> writes a second privacy.spent after it.
+        /// completed round (none when null), or <paramref name="federationRhoText"/> written as a string;
+        /// <paramref name="extraCharge"/> writes a second privacy.spent after it.
         /// </summary>
         public void Run(int rounds, string? tamperedSite = null, int? abortRound = null, string? overBudgetSite = null,
                         bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted",
                         bool federatedEvaluation = false, bool cutShortUpload = false, bool wentOnAfterUpload = false, string? receiptDeletedSite = null,
                         bool siteCharges = false, int? unmaskAbortRound = null, bool federationChargesAbort = false,
-                        double? federationRho = 0.1, Action<AuditFields, int>? extraCharge = null)
+                        double? federationRho = 0.1, Action<AuditFields, int>? extraCharge = null, string? federationRhoText = null)
         {
             using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
             using AuditLog aggregator = AuditLog.Open(Directories[0], "aggregator", key, "securefed.test/aggregator");
@@ -701,7 +705,11 @@ public sealed class AuditReportTests
                     aggregator.Append(AuditEvents.PrivacySpent, f =>
                     {
                         f.Add("round", round).Add("guarantee", "site").Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12);
-                        if (siteCharges && federationRho is { } rho)
+                        if (siteCharges && federationRhoText is not null)
+                        {
+                            f.Add("rho", federationRhoText);
+                        }
+                        else if (siteCharges && federationRho is { } rho)
                         {
                             f.Add("rho", rho);
                         }
