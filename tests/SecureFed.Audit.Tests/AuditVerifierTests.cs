@@ -90,6 +90,76 @@ public sealed class AuditVerifierTests
         Assert.Equal("line 1 is round.opened, but a log starts with log.opened: its first lines were deleted", Assert.Single(result.Problems));
     }
 
+    /// <summary>
+    /// A checkpoint linked to /dev/zero made verify read until it ran out of memory and aborted the process (review of
+    /// session 58): now a problem naming the checkpoint and where it leads, and the device is not read.
+    /// </summary>
+    [Fact]
+    public void Verify_CheckpointLinkedToDevZero_ProblemNamesTheFileUnread()
+    {
+        if (!File.Exists("/dev/zero"))
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string checkpoint = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "4.checkpoint");
+        File.Delete(checkpoint);
+        File.CreateSymbolicLink(checkpoint, "/dev/zero");
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"checkpoints/4.checkpoint is not a valid checkpoint: {checkpoint} is empty or not a regular file (a pipe, a device or a link to one): it leads to /dev/zero", StringComparison.Ordinal));
+    }
+
+    /// <summary>A 3 GB sparse checkpoint failed verify with "The file is too long", naming no file (review of session 58).</summary>
+    [Fact]
+    public void Verify_CheckpointOversizedSparseFile_ProblemNamesTheFileUnread()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string checkpoint = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "4.checkpoint");
+        File.Delete(checkpoint);
+        using (var sparse = new FileStream(checkpoint, FileMode.CreateNew))
+        {
+            sparse.SetLength(3L << 30);
+        }
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"checkpoints/4.checkpoint is not a valid checkpoint: {checkpoint} is 3,221,225,472 bytes, more than the 65,536", StringComparison.Ordinal));
+    }
+
+    /// <summary>A checkpoint that is a named pipe: opening it waited for a writer, so verify hung (review of session 58).</summary>
+    [Fact]
+    public async Task Verify_CheckpointIsANamedPipe_ProblemNamesTheFileWithoutWaiting()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string checkpoint = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "4.checkpoint");
+        File.Delete(checkpoint);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [checkpoint]))
+        {
+            await mkfifo.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        // On a thread of its own: without the fix the open never returns, and the test fails at the timeout instead of hanging.
+        Task<AuditVerification> verify = Task.Factory.StartNew(() => AuditVerifier.Verify(test.Directory, test.VerifierKey), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        AuditVerification result = await verify.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"checkpoints/4.checkpoint is not a valid checkpoint: {checkpoint} is empty or not a regular file", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
     {
