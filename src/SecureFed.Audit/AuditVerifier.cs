@@ -192,12 +192,18 @@ public static class AuditVerifier
             {
                 try
                 {
-                    key = NoteVerifierKey.Parse(DurableFile.ReadAllText(keyPath));
+                    // Read as a checkpoint is (a pipe or a device in the log folder is refused unread). Not --key: an
+                    // auditor may pass a key through a pipe on purpose (--key <(…)).
+                    key = NoteVerifierKey.Parse(DurableFile.ReadSmallText(keyPath));
                     keySource = AuditLog.VerifierKeyFileName + " (trust on first use; pin it with --key)";
                 }
                 catch (Exception ex) when (ex is FormatException or InvalidDataException)
                 {
                     problems.Add($"{AuditLog.VerifierKeyFileName} is not a verifier key: {ex.Message}");
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    problems.Add($"{AuditLog.VerifierKeyFileName} cannot be read: {ex.Message}");
                 }
             }
 

@@ -160,6 +160,32 @@ public sealed class AuditVerifierTests
         Assert.Contains(result.Problems, p => p.StartsWith($"checkpoints/4.checkpoint is not a valid checkpoint: {checkpoint} is empty or not a regular file", StringComparison.Ordinal));
     }
 
+    /// <summary>The log folder's verifier.key as a named pipe hung verify without --key, as a checkpoint did.</summary>
+    [Fact]
+    public async Task Verify_VerifierKeyFileIsANamedPipe_ProblemNamesItWithoutWaiting()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string keyFile = Path.Combine(test.Directory, AuditLog.VerifierKeyFileName);
+        File.Delete(keyFile);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [keyFile]))
+        {
+            await mkfifo.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        Task<AuditVerification> verify = Task.Factory.StartNew(() => AuditVerifier.Verify(test.Directory), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        AuditVerification result = await verify.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"verifier.key is not a verifier key: {keyFile} is empty or not a regular file", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
     {
