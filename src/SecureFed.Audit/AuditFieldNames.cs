@@ -86,4 +86,7 @@ public static class AuditFieldNames
 
     /// <summary>The ε budget the logging actor checks this guarantee against.</summary>
     public const string Budget = "budget";
+
+    /// <summary>The zCDP ρ a site-level charge (privacy.spent, privacy.ledger) adds for its round.</summary>
+    public const string Rho = "rho";
 }

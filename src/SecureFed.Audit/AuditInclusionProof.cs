@@ -55,7 +55,7 @@ public sealed class AuditInclusionProof
             throw new InvalidDataException($"{dir} has no {AuditLog.LogFileName} or no {AuditLog.LatestCheckpointFileName}.");
         }
 
-        string checkpointText = DurableFile.ReadAllText(latestPath);
+        string checkpointText = DurableFile.ReadSmallText(latestPath);
         SignedCheckpoint checkpoint;
         try
         {

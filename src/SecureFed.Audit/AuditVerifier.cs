@@ -192,12 +192,18 @@ public static class AuditVerifier
             {
                 try
                 {
-                    key = NoteVerifierKey.Parse(DurableFile.ReadAllText(keyPath));
+                    // Read as a checkpoint is (a pipe or a device in the log folder is refused unread). Not --key: an
+                    // auditor may pass a key through a pipe on purpose (--key <(…)).
+                    key = NoteVerifierKey.Parse(DurableFile.ReadSmallText(keyPath));
                     keySource = AuditLog.VerifierKeyFileName + " (trust on first use; pin it with --key)";
                 }
                 catch (Exception ex) when (ex is FormatException or InvalidDataException)
                 {
                     problems.Add($"{AuditLog.VerifierKeyFileName} is not a verifier key: {ex.Message}");
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    problems.Add($"{AuditLog.VerifierKeyFileName} cannot be read: {ex.Message}");
                 }
             }
 
@@ -208,9 +214,25 @@ public static class AuditVerifier
             }
         }
 
-        if (file.Lines.Count > 0 && checkpoints.Count == 0)
+        // AuditLog.Open writes log.opened and signs a checkpoint before anything else, so a log of SecureFed has at
+        // least one line and one checkpoint: an emptied file and folder are a deleted log, not an empty one.
+        if (file.Lines.Count == 0)
+        {
+            problems.Add($"{AuditLog.LogFileName} has no complete line, but opening a log writes {AuditEvents.LogOpened} and signs it: the log was emptied or replaced");
+        }
+
+        if (checkpoints.Count == 0)
         {
             problems.Add($"no signed checkpoint covers this log ({AuditLog.CheckpointDirectoryName}/ is empty or missing), so nothing in it can be trusted");
+        }
+
+        // Line 1 is log.opened, or (a first open that crashed mid-line, repaired on the next open) the quarantine of
+        // that torn line followed by log.opened: a log whose head is anything else lost its first lines.
+        if (parsed.Find(e => e.Line == 1) is { } first
+            && first.Type != AuditEvents.LogOpened
+            && !(first.Type == AuditEvents.TornTailQuarantined && parsed.Find(e => e.Line == 2) is { Type: AuditEvents.LogOpened }))
+        {
+            problems.Add($"line 1 is {Shorten(first.Type)}, but a log starts with {AuditEvents.LogOpened}: its first lines were deleted");
         }
 
         // Roots of the lines at every checkpoint size, in one pass.
@@ -221,7 +243,7 @@ public static class AuditVerifier
         {
             try
             {
-                previous = SignedCheckpoint.Parse(DurableFile.ReadAllText(previousCheckpoint));
+                previous = SignedCheckpoint.Parse(DurableFile.ReadSmallText(previousCheckpoint));
                 if (previous.Size <= leaves.Count)
                 {
                     sizes.Add(previous.Size);
@@ -413,11 +435,17 @@ public static class AuditVerifier
     {
         try
         {
-            return SignedCheckpoint.Parse(DurableFile.ReadAllText(path));
+            return SignedCheckpoint.Parse(DurableFile.ReadSmallText(path));
         }
         catch (Exception ex) when (ex is FormatException or InvalidDataException)
         {
             problems.Add($"{label} is not a valid checkpoint: {ex.Message}");
+            return null;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // A dangling link, a file without read permission: named as a problem of this checkpoint, not a crash of verify.
+            problems.Add($"{label} cannot be read: {ex.Message}");
             return null;
         }
     }

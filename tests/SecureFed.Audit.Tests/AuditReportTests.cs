@@ -335,8 +335,10 @@ public sealed class AuditReportTests
 
         Assert.False(result.Passed);
         Assert.Equal(1, result.CrossCheckMismatches);
-        Assert.StartsWith("FAILED: 1 cross-check discrepancy.", result.Verdict, StringComparison.Ordinal);
-        string problem = Assert.Single(result.Problems);
+        Assert.StartsWith("FAILED: 1 cross-check discrepancy; 1 other problem.", result.Verdict, StringComparison.Ordinal);
+        Assert.Equal(2, result.Problems.Count);
+        Assert.StartsWith("aggregator audit.jsonl line 4: the aggregate of round 1 names h2 as a participant, but no aggregator log given shows h2's masked input of round 1 received", result.Problems[0], StringComparison.Ordinal);
+        string problem = result.Problems[1];
         Assert.StartsWith("1 masked-input cross-check discrepancy: round 1, h2 sent (h2 audit.jsonl line", problem, StringComparison.Ordinal);
         Assert.Contains("the aggregator did not log receiving this input, but it must have received it: the round's aggregate names h2 among its participants (aggregator audit.jsonl line", problem, StringComparison.Ordinal);
         Assert.Contains("<tr class=\"bad\"><td>h2 sent</td><td class=\"num\">1</td>", result.Html, StringComparison.Ordinal);
@@ -371,6 +373,51 @@ public sealed class AuditReportTests
         AuditReportResult result = AuditReport.Create(fed.Directories);
 
         Assert.True(result.Passed, string.Join("\n", result.Problems));
+    }
+
+    /// <summary>
+    /// The aggregator charges each round ρ 0.01 while the sites charged 0.1, and logs a second site-level charge of the
+    /// round without a ρ or with "NaN" (a string LogView.Number parses): that line must not stand in for an unbounded
+    /// charge that covers the sites' (review of session 58).
+    /// </summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("NaN")]
+    public void Create_UnderchargeBesideAChargeWithoutAFiniteRho_Fails(string? rho)
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1, siteCharges: true, federationRho: 0.01, extraCharge: (f, round) =>
+        {
+            f.Add("round", round).Add("guarantee", "site").Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12);
+            if (rho is not null)
+            {
+                f.Add("rho", rho);
+            }
+        });
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed, "the audit passed although the aggregator charged ρ 0.01 for sites' ρ 0.1");
+        Assert.Contains(result.Problems, p => p.Contains("round 1: h1 charged site-level ρ 0.1", StringComparison.Ordinal) && p.Contains("but the aggregator charged the round only ρ 0.01 (aggregator audit.jsonl line", StringComparison.Ordinal));
+        if (rho is not null)
+        {
+            Assert.Contains(result.Problems, p => p.StartsWith("aggregator audit.jsonl line 8: rho \"NaN\" is not a privacy charge", StringComparison.Ordinal));
+        }
+    }
+
+    /// <summary>The aggregator's only charge of the round has no ρ, or "rho":"NaN" (the review's log): it covers nothing.</summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("NaN")]
+    public void Create_FederationChargeWithoutAFiniteRho_DoesNotCoverTheSitesCharges(string? rho)
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1, siteCharges: true, federationRho: null, federationRhoText: rho);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed, "the audit passed although the aggregator's only charge of the round states no finite ρ");
+        Assert.Contains(result.Problems, p => p.Contains("but no site-level charge the aggregator logged for round 1 states a finite ρ (aggregator audit.jsonl line 7)", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -560,12 +607,15 @@ public sealed class AuditReportTests
         /// but logs no receipt. <paramref name="siteCharges"/>: each site also logs a site-level charge (ρ 0.1) after its
         /// input when the round reached unmasking, and the aggregator charges the same ρ for each completed round;
         /// <paramref name="unmaskAbortRound"/> aborts after the unmasking request, charged by the aggregator only when
-        /// <paramref name="federationChargesAbort"/>.
+        /// <paramref name="federationChargesAbort"/>. <paramref name="federationRho"/>: the ρ of the aggregator's charge of a
+        /// completed round (none when null), or <paramref name="federationRhoText"/> written as a string;
+        /// <paramref name="extraCharge"/> writes a second privacy.spent after it.
         /// </summary>
         public void Run(int rounds, string? tamperedSite = null, int? abortRound = null, string? overBudgetSite = null,
                         bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted",
                         bool federatedEvaluation = false, bool cutShortUpload = false, bool wentOnAfterUpload = false, string? receiptDeletedSite = null,
-                        bool siteCharges = false, int? unmaskAbortRound = null, bool federationChargesAbort = false)
+                        bool siteCharges = false, int? unmaskAbortRound = null, bool federationChargesAbort = false,
+                        double? federationRho = 0.1, Action<AuditFields, int>? extraCharge = null, string? federationRhoText = null)
         {
             using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
             using AuditLog aggregator = AuditLog.Open(Directories[0], "aggregator", key, "securefed.test/aggregator");
@@ -655,11 +705,20 @@ public sealed class AuditReportTests
                     aggregator.Append(AuditEvents.PrivacySpent, f =>
                     {
                         f.Add("round", round).Add("guarantee", "site").Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12);
-                        if (siteCharges)
+                        if (siteCharges && federationRhoText is not null)
                         {
-                            f.Add("rho", 0.1);
+                            f.Add("rho", federationRhoText);
+                        }
+                        else if (siteCharges && federationRho is { } rho)
+                        {
+                            f.Add("rho", rho);
                         }
                     });
+                    if (extraCharge is not null)
+                    {
+                        aggregator.Append(AuditEvents.PrivacySpent, f => extraCharge(f, round));
+                    }
+
                     aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", round));
                 }
 

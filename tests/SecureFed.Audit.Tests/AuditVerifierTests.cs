@@ -59,6 +59,133 @@ public sealed class AuditVerifierTests
         }
     }
 
+    /// <summary>An emptied log (0 lines, checkpoints removed) verified OK (review of session 58): AuditLog.Open always writes one line and signs it.</summary>
+    [Fact]
+    public void Verify_EmptiedLogWithoutCheckpoints_FailsNamingBoth()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        test.WriteLines([]);
+        Directory.Delete(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName), recursive: true);
+        File.Delete(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName));
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok, "an emptied log without checkpoints verified");
+        Assert.Contains(result.Problems, p => p.StartsWith("audit.jsonl has no complete line, but opening a log writes log.opened and signs it", StringComparison.Ordinal));
+        Assert.Contains(result.Problems, p => p.StartsWith("no signed checkpoint covers this log", StringComparison.Ordinal));
+    }
+
+    /// <summary>The head of the log deleted, seq renumbered and re-signed by the key holder: line 1 is no longer log.opened.</summary>
+    [Fact]
+    public void Verify_FirstLineDeletedAndReSigned_FailsNamingLineOne()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        test.WriteLinesAndResign(test.ReadLines().Skip(1).ToList());
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok, "a log without its log.opened line verified");
+        Assert.Equal("line 1 is round.opened, but a log starts with log.opened: its first lines were deleted", Assert.Single(result.Problems));
+    }
+
+    /// <summary>
+    /// A checkpoint linked to /dev/zero made verify read until it ran out of memory and aborted the process (review of
+    /// session 58): now a problem naming the checkpoint and where it leads, and the device is not read.
+    /// </summary>
+    [Fact]
+    public void Verify_CheckpointLinkedToDevZero_ProblemNamesTheFileUnread()
+    {
+        if (!File.Exists("/dev/zero"))
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string checkpoint = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "4.checkpoint");
+        File.Delete(checkpoint);
+        File.CreateSymbolicLink(checkpoint, "/dev/zero");
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"checkpoints/4.checkpoint is not a valid checkpoint: {checkpoint} is empty or not a regular file (a pipe, a device or a link to one): it leads to /dev/zero", StringComparison.Ordinal));
+    }
+
+    /// <summary>A 3 GB sparse checkpoint failed verify with "The file is too long", naming no file (review of session 58).</summary>
+    [Fact]
+    public void Verify_CheckpointOversizedSparseFile_ProblemNamesTheFileUnread()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string checkpoint = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "4.checkpoint");
+        File.Delete(checkpoint);
+        using (var sparse = new FileStream(checkpoint, FileMode.CreateNew))
+        {
+            sparse.SetLength(3L << 30);
+        }
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"checkpoints/4.checkpoint is not a valid checkpoint: {checkpoint} is 3,221,225,472 bytes, more than the 65,536", StringComparison.Ordinal));
+    }
+
+    /// <summary>A checkpoint that is a named pipe: opening it waited for a writer, so verify hung (review of session 58).</summary>
+    [Fact]
+    public async Task Verify_CheckpointIsANamedPipe_ProblemNamesTheFileWithoutWaiting()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string checkpoint = Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "4.checkpoint");
+        File.Delete(checkpoint);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [checkpoint]))
+        {
+            await mkfifo.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        // On a thread of its own: without the fix the open never returns, and the test fails at the timeout instead of hanging.
+        Task<AuditVerification> verify = Task.Factory.StartNew(() => AuditVerifier.Verify(test.Directory, test.VerifierKey), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        AuditVerification result = await verify.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"checkpoints/4.checkpoint is not a valid checkpoint: {checkpoint} is empty or not a regular file", StringComparison.Ordinal));
+    }
+
+    /// <summary>The log folder's verifier.key as a named pipe hung verify without --key, as a checkpoint did.</summary>
+    [Fact]
+    public async Task Verify_VerifierKeyFileIsANamedPipe_ProblemNamesItWithoutWaiting()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string keyFile = Path.Combine(test.Directory, AuditLog.VerifierKeyFileName);
+        File.Delete(keyFile);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [keyFile]))
+        {
+            await mkfifo.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        Task<AuditVerification> verify = Task.Factory.StartNew(() => AuditVerifier.Verify(test.Directory), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        AuditVerification result = await verify.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.False(result.Ok);
+        Assert.Contains(result.Problems, p => p.StartsWith($"verifier.key is not a verifier key: {keyFile} is empty or not a regular file", StringComparison.Ordinal));
+    }
+
     [Fact]
     public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
     {
@@ -112,6 +239,30 @@ public sealed class AuditVerifierTests
         AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
 
         Assert.Equal("line 4 is not in canonical form (it was edited by hand or by another tool)", result.FirstProblem);
+    }
+
+    /// <summary>
+    /// A property name repeated inside fields and re-signed: the canonical check sorted the names and kept both, so the
+    /// line passed, and the report reads the last value (20) while a reader of the line may take the first (review of session 58).
+    /// </summary>
+    [Fact]
+    public void Verify_RepeatedPropertyNameReSigned_NotInCanonicalForm()
+    {
+        using var test = new TestLog();
+        using (AuditLog log = test.Open())
+        {
+            log.Append(AuditEvents.PrivacyLedger, f => f.Add("round", 1).Add("guarantee", "record").Add("epsilon", 20).Add("delta", 1e-5).Add("budget", 30));
+        }
+
+        List<string> lines = test.ReadLines();
+        Assert.Contains("\"epsilon\":20,", lines[1], StringComparison.Ordinal);
+        lines[1] = lines[1].Replace("\"epsilon\":20,", "\"epsilon\":99999,\"epsilon\":20,", StringComparison.Ordinal);
+        test.WriteLinesAndResign(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok, "a line with \"epsilon\" twice verified");
+        Assert.Equal("line 2 is not in canonical form (it was edited by hand or by another tool)", result.FirstProblem);
     }
 
     [Fact]

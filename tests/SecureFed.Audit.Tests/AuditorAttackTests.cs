@@ -212,6 +212,7 @@ public sealed class AuditorAttackTests
         using (AuditLog aggregator = log.Open())
         {
             aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("cohort", ["h1", "h2"]).Add("threshold", 2));
+            aggregator.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", 1).Add("site", "h1").Add("slice", 0).Add("bytes", 1024));
             aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", 1).Add("participants", ["h1", "mallory"]));
             aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 1));
             aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 7));
@@ -222,10 +223,96 @@ public sealed class AuditorAttackTests
         Assert.False(result.Passed);
         Assert.Equal(
             [
-                "aggregator audit.jsonl line 3: the aggregate of round 1 names participant(s) mallory outside the round's cohort (aggregator audit.jsonl line 2).",
-                "aggregator audit.jsonl line 5: round 7 completed, but aggregator never opened it.",
+                "aggregator audit.jsonl line 4: the aggregate of round 1 names participant(s) mallory outside the round's cohort (aggregator audit.jsonl line 2).",
+                "aggregator audit.jsonl line 6: round 7 completed, but aggregator never opened it.",
             ],
             result.Problems);
+    }
+
+    /// <summary>
+    /// A round hidden by its key holder: round.opened and round.completed of round 2 deleted, seq renumbered, re-signed.
+    /// Only round.completed was checked against the rounds opened, so the round's aggregate and charge were skipped and
+    /// the report passed (review of session 58).
+    /// </summary>
+    [Fact]
+    public void Create_RoundOpenedAndCompletedDeletedAndReSigned_FailsNamingEachLineOfTheRound()
+    {
+        using var log = new TestLog();
+        using (AuditLog aggregator = log.Open())
+        {
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("cohort", ["h1", "h2"]).Add("threshold", 2));
+            aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 1));
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 2).Add("cohort", ["h1", "h2"]).Add("threshold", 2));
+            aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", 2).Add("participants", ["h1", "h2"]));
+            aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", 2).Add("guarantee", "site").Add("epsilon", 1.0).Add("delta", 1e-5).Add("budget", 10));
+            aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 2));
+        }
+
+        List<string> lines = log.ReadLines();
+        Assert.Contains("\"type\":\"round.opened\"", lines[3], StringComparison.Ordinal);
+        Assert.Contains("\"type\":\"round.completed\"", lines[6], StringComparison.Ordinal);
+        lines.RemoveAt(6);
+        lines.RemoveAt(3);
+        log.WriteLinesAndResign(lines);
+        Assert.True(AuditVerifier.Verify(log.Directory, log.VerifierKey).Ok);
+
+        AuditReportResult result = AuditReport.Create([log.Directory]);
+
+        Assert.False(result.Passed, "the audit passed although round 2's aggregate and charge are in a round the log never opened");
+        Assert.Equal(
+            [
+                "aggregator audit.jsonl line 4: aggregate.produced of round 2, but aggregator never opened that round (no round.opened before this line).",
+                "aggregator audit.jsonl line 5: privacy.spent of round 2, but aggregator never opened that round (no round.opened before this line).",
+            ],
+            result.Problems);
+    }
+
+    /// <summary>
+    /// An aggregate naming h3, whose masked input no aggregator log shows received in the round (and that the log may
+    /// even name as a dropout before its input was taken), passed: participants were checked against the cohort only
+    /// (review of session 58). A receipt of a slice (protocol version 4) counts, as masked_input.received does (every
+    /// other report test); a dropout after the input (consistency) does not take the site out of the sum.
+    /// </summary>
+    [Theory]
+    [InlineData(null, "no aggregator log given shows h3's masked input of round 1 received (masked_input.received or masked_input.slice_received)")]
+    [InlineData("advertise_keys", "the aggregator logged h3 as a dropout of that round at advertise_keys (aggregator audit.jsonl line 5)")]
+    [InlineData("share_keys", "the aggregator logged h3 as a dropout of that round at share_keys (aggregator audit.jsonl line 5)")]
+    [InlineData("masked_input", "the aggregator logged h3 as a dropout of that round at masked_input (aggregator audit.jsonl line 5)")]
+    [InlineData("consistency", null)]
+    public void Create_AggregateNamesASiteWithoutReceiptOrDroppedBeforeItsInput_Fails(string? droppedAt, string? problem)
+    {
+        using var log = new TestLog();
+        using (AuditLog aggregator = log.Open())
+        {
+            aggregator.Append(AuditEvents.RoundOpened, f => f.Add("round", 1).Add("cohort", ["h1", "h2", "h3"]).Add("threshold", 2));
+            // Slice receipts (protocol version 4): the cross-check matches only whole receipts against agent logs, none given here.
+            aggregator.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", 1).Add("site", "h1").Add("slice", 0).Add("bytes", 512));
+            aggregator.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", 1).Add("site", "h2").Add("slice", 0).Add("bytes", 512));
+            if (droppedAt is not null)
+            {
+                aggregator.Append(AuditEvents.Dropout, f => f.Add("round", 1).Add("stage", droppedAt).Add("sites", ["h3"]));
+            }
+
+            if (droppedAt == "consistency")
+            {
+                aggregator.Append(AuditEvents.MaskedInputSliceReceived, f => f.Add("round", 1).Add("site", "h3").Add("slice", 0).Add("bytes", 512));
+            }
+
+            aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", 1).Add("participants", ["h1", "h2", "h3"]));
+            aggregator.Append(AuditEvents.RoundCompleted, f => f.Add("round", 1));
+        }
+
+        AuditReportResult result = AuditReport.Create([log.Directory]);
+
+        if (problem is null)
+        {
+            Assert.True(result.Passed, string.Join(" | ", result.Problems));
+            return;
+        }
+
+        Assert.False(result.Passed, "the audit passed although the aggregate names h3 as a participant");
+        int line = droppedAt is null ? 5 : 6;
+        Assert.Equal($"aggregator audit.jsonl line {line}: the aggregate of round 1 names h3 as a participant, but {problem}{(droppedAt is null ? ": an input in the sum that no log accounts for." : ", before its masked input could be in the sum.")}", Assert.Single(result.Problems));
     }
 
     [Fact]

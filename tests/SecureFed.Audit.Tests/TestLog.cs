@@ -44,6 +44,26 @@ internal sealed class TestLog : IDisposable
 
     public void WriteLines(IEnumerable<string> lines) => File.WriteAllText(LogPath, string.Concat(lines.Select(l => l + "\n")));
 
+    /// <summary>
+    /// Writes <paramref name="lines"/> with seq renumbered from 1 and re-signs them as the key holder would (every old
+    /// checkpoint removed, one new checkpoint over all lines): what an insider with the key can do to hide an edit.
+    /// </summary>
+    public void WriteLinesAndResign(IReadOnlyList<string> lines)
+    {
+        List<string> renumbered = [.. lines.Select((l, i) => System.Text.RegularExpressions.Regex.Replace(l, "^\\{\"seq\":[0-9]+,", $"{{\"seq\":{i + 1},"))];
+        WriteLines(renumbered);
+        string folder = Path.Combine(Directory, AuditLog.CheckpointDirectoryName);
+        foreach (string old in System.IO.Directory.EnumerateFiles(folder))
+        {
+            File.Delete(old);
+        }
+
+        List<byte[]> leaves = [.. renumbered.Select(l => MerkleTree.LeafHash(System.Text.Encoding.UTF8.GetBytes(l)))];
+        string text = SignedCheckpoint.Sign(Origin, leaves.Count, MerkleTree.RootHash(leaves), Key).Text;
+        File.WriteAllText(Path.Combine(folder, $"{leaves.Count}.checkpoint"), text);
+        File.WriteAllText(Path.Combine(Directory, AuditLog.LatestCheckpointFileName), text);
+    }
+
     public void Dispose()
     {
         Key.Dispose();

@@ -239,6 +239,7 @@ internal sealed class AuditFindings
         findings.Warnings.AddRange(sameActor);
         findings.CheckValues();
         findings.CollectRounds();
+        findings.CheckParticipants();
         findings.CollectSites();
         findings.CollectEpsilon();
         findings.CollectCrossCheck();
@@ -306,6 +307,13 @@ internal sealed class AuditFindings
                         {
                             _impossible.Add($"{LogRef.Of(log, entry)}: round {round} completed, but {log.Actor} never opened it.");
                         }
+                        else if (OwnRoundEvents.Contains(entry.Type) && entry.Type != AuditEvents.RoundAborted)
+                        {
+                            // The aggregator writes these only inside a round it opened, so one in a round this log never
+                            // opened is a round whose round.opened (and round.completed) were deleted to hide it, not a
+                            // line to skip. Not round.aborted: an attempt that could not be opened is aborted without one.
+                            Impossible(log, $"{LogRef.Of(log, entry)}: {entry.Type} of round {round}, but {log.Actor} never opened that round (no round.opened before this line).");
+                        }
 
                         continue;
                     }
@@ -359,6 +367,44 @@ internal sealed class AuditFindings
 
                             break;
                     }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Every participant an aggregate names must have had its masked input received in that round: a receipt
+    /// (<c>masked_input.received</c>, or for an upload by slice a <c>masked_input.slice_received</c>) in some aggregator
+    /// log given, and no dropout of that site at a stage before its input was taken (advertise_keys, share_keys,
+    /// masked_input). A site that dropped at consistency or unmasking sent its input and is in the sum. Otherwise the
+    /// report would show as a participant a site whose input no log accounts for, and the round would pass.
+    /// </summary>
+    private void CheckParticipants()
+    {
+        var received = new HashSet<(string Site, long Round)>();
+        foreach (LogView aggregator in Aggregators)
+        {
+            foreach (LogEntry receipt in aggregator.Entries.Where(e => e.Type is AuditEvents.MaskedInputReceived or AuditEvents.MaskedInputSliceReceived))
+            {
+                if (LogView.Number(receipt, AuditFieldNames.Round) is { } round)
+                {
+                    received.Add((LogView.Text(receipt, AuditFieldNames.Site), (long)round));
+                }
+            }
+        }
+
+        foreach (RoundFacts facts in Rounds.Where(r => r.Aggregate is not null))
+        {
+            LogRef aggregate = LogRef.Of(facts.Aggregator, facts.Aggregate!);
+            foreach (string site in facts.Participants.Where(p => facts.Cohort.Contains(p, StringComparer.Ordinal)))
+            {
+                if (facts.Dropouts.Find(d => d.Site == site && d.Stage is "advertise_keys" or "share_keys" or "masked_input") is { } dropout)
+                {
+                    Impossible(facts.Aggregator, $"{aggregate}: the aggregate of round {facts.Round} names {site} as a participant, but the aggregator logged {site} as a dropout of that round at {dropout.Stage} ({dropout.Source}), before its masked input could be in the sum.");
+                }
+                else if (!received.Contains((site, facts.Round)))
+                {
+                    Impossible(facts.Aggregator, $"{aggregate}: the aggregate of round {facts.Round} names {site} as a participant, but no aggregator log given shows {site}'s masked input of round {facts.Round} received ({AuditEvents.MaskedInputReceived} or {AuditEvents.MaskedInputSliceReceived}): an input in the sum that no log accounts for.");
                 }
             }
         }
@@ -642,16 +688,29 @@ internal sealed class AuditFindings
                     continue; // no aggregator log given shows this site's input of that round: nothing to cover
                 }
 
-                double? siteRho = LogView.Number(charge, "rho");
+                double? siteRho = RhoOf(charge);
                 string what = string.Create(CultureInfo.InvariantCulture,
                     $"round {round}: {agent.Actor} charged site-level ρ {(siteRho is { } r ? r.ToString("G6", CultureInfo.InvariantCulture) : "(not logged)")} ({LogRef.Of(agent, charge)}) for its masked input the aggregator received ({LogRef.Of(receipt.Log, receipt.Entry)})");
                 if (charges.TryGetValue(round, out List<(LogView Log, LogEntry Entry)>? federation))
                 {
-                    (LogView Log, LogEntry Entry) largest = federation.MaxBy(c => LogView.Number(c.Entry, "rho") ?? double.PositiveInfinity);
-                    if (siteRho is { } site && LogView.Number(largest.Entry, "rho") is { } charged && charged < site * (1 - RhoTolerance))
+                    // Only a charge with a finite ρ of 0 or more covers anything: a charge without one (or with "NaN",
+                    // which Number parses from a string) must not stand in for an unbounded one, or one such line
+                    // beside a real charge far below the sites' would switch this check off. CheckValues names such a ρ.
+                    List<(LogView Log, LogEntry Entry)> priced = [.. federation.Where(c => RhoOf(c.Entry) is not null)];
+                    if (siteRho is not null && priced.Count == 0)
                     {
                         Undercharged.Add(string.Create(CultureInfo.InvariantCulture,
-                            $"{what}, but the aggregator charged the round only ρ {charged:G6} ({LogRef.Of(largest.Log, largest.Entry)})"));
+                            $"{what}, but no site-level charge the aggregator logged for round {round} states a finite ρ ({LogRef.Cite(federation.Select(c => LogRef.Of(c.Log, c.Entry)))})"));
+                    }
+                    else if (siteRho is { } covered)
+                    {
+                        (LogView Log, LogEntry Entry) largest = priced.MaxBy(c => RhoOf(c.Entry)!.Value);
+                        double charged = RhoOf(largest.Entry)!.Value;
+                        if (charged < covered * (1 - RhoTolerance))
+                        {
+                            Undercharged.Add(string.Create(CultureInfo.InvariantCulture,
+                                $"{what}, but the aggregator charged the round only ρ {charged:G6} ({LogRef.Of(largest.Log, largest.Entry)})"));
+                        }
                     }
 
                     // The other way round, for a round's own charge (no note: a completed round): ρ falls as the survivors
@@ -661,7 +720,7 @@ internal sealed class AuditFindings
                     // may have logged nothing after its upload, which the cross-check above would take for a crash).
                     foreach ((LogView Log, LogEntry Entry) own in federation.Where(c => LogView.Text(c.Entry, "note").Length == 0))
                     {
-                        if (siteRho is { } seen && LogView.Number(own.Entry, "rho") is { } logged && seen < logged * (1 - RhoTolerance))
+                        if (siteRho is { } seen && LogView.Number(own.Entry, AuditFieldNames.Rho) is { } logged && seen < logged * (1 - RhoTolerance))
                         {
                             Problems.Add(string.Create(CultureInfo.InvariantCulture,
                                 $"Round {round}: {agent.Actor} charged site-level ρ {seen:G6} ({LogRef.Of(agent, charge)}), less than the aggregator's ρ {logged:G6} for the round ({LogRef.Of(own.Log, own.Entry)}): the site was told of more survivors than the aggregator's log names, so an input in the sum may be missing from that log."));
@@ -679,6 +738,14 @@ internal sealed class AuditFindings
             }
         }
     }
+
+    /// <summary>
+    /// A charge's ρ when it is a finite number of 0 or more; otherwise null (absent, not a number, "NaN", "Infinity" or
+    /// negative: <see cref="AuditFields"/> writes only finite numbers, so such a ρ was not written by SecureFed, and
+    /// <see cref="CheckValues"/> names it).
+    /// </summary>
+    private static double? RhoOf(LogEntry entry) =>
+        LogView.Number(entry, AuditFieldNames.Rho) is { } rho && double.IsFinite(rho) && rho >= 0 ? rho : null;
 
     /// <summary>
     /// The survivors a site's site-level charge names (those of the signed unmasking request it answered; agents since
@@ -796,7 +863,8 @@ internal sealed class AuditFindings
 
     /// <summary>
     /// Impossible values on any covered line: a negative count; a round number that is negative, fractional or beyond 2^53
-    /// on a line about the logging party's own round (<see cref="OwnRoundEvents"/>).
+    /// on a line about the logging party's own round (<see cref="OwnRoundEvents"/>); a ρ of a privacy charge that is not a
+    /// finite number of 0 or more.
     /// </summary>
     private void CheckValues()
     {
@@ -814,6 +882,11 @@ internal sealed class AuditFindings
                 else if (Array.Find(CountFields, f => LogView.Number(entry, f) is { } n && !(n >= 0)) is { } field)
                 {
                     problem = $"{LogRef.Of(log, entry)}: {field} {LogView.Text(entry, field)} is not a count (a number of 0 or more).";
+                }
+                else if (entry.Type is AuditEvents.PrivacySpent or AuditEvents.PrivacyLedger && entry.Fields.TryGetProperty(AuditFieldNames.Rho, out JsonElement rho) && RhoOf(entry) is null)
+                {
+                    // A ρ that is not a number would otherwise be read as no charge at all by the coverage check.
+                    problem = $"{LogRef.Of(log, entry)}: rho {rho.GetRawText()} is not a privacy charge (a finite number of 0 or more).";
                 }
 
                 if (problem is not null && found++ < MaxValueProblemsPerLog)

@@ -9,7 +9,8 @@ namespace SecureFed.Audit.Internal;
 /// <summary>
 /// The canonical form of an audit line: UTF-8 JSON without insignificant whitespace, top-level keys in the fixed
 /// order seq, ts, actor, type, fields; keys of every nested object in ordinal order; strings escaped by
-/// System.Text.Json's relaxed encoder (quote, backslash and control characters always escaped; non-ASCII kept as UTF-8).
+/// System.Text.Json's relaxed encoder (quote, backslash and control characters always escaped; non-ASCII kept as UTF-8);
+/// no name twice in one object.
 /// </summary>
 internal static class CanonicalJson
 {
@@ -116,8 +117,18 @@ internal static class CanonicalJson
         {
             case JsonValueKind.Object:
                 writer.WriteStartObject();
+                string? previous = null;
                 foreach (JsonProperty property in value.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
                 {
+                    // A name is written once: AuditFields never repeats one, and a repeated name would be read as its
+                    // last value (TryGetProperty) while a reader of the line may see the first ("epsilon":99999,
+                    // "epsilon":20). Written once, the canonical bytes differ from such a line: not in canonical form.
+                    if (property.Name == previous)
+                    {
+                        continue;
+                    }
+
+                    previous = property.Name;
                     writer.WritePropertyName(property.Name);
                     WriteValue(writer, property.Value);
                 }

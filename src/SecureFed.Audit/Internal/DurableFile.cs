@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 
 namespace SecureFed.Audit.Internal;
@@ -19,6 +20,60 @@ internal static class DurableFile
         }
 
         File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>The most a checkpoint (or a verifier key) file can hold: a signed note of a few hundred bytes, with room to spare.</summary>
+    public const int MaxSmallFileBytes = 64 * 1024;
+
+    /// <summary>
+    /// Reads a small file (a checkpoint) as strict UTF-8, at most <paramref name="maxBytes"/> bytes. The size is taken
+    /// from the file a link leads to before it is opened: a pipe (opening it waits for a writer: verify hung), a device
+    /// (a link to /dev/zero read until memory ran out and aborted the process) or a socket has size 0, as an empty
+    /// file has, and none is a checkpoint; a file beyond the cap (a 3 GB sparse file failed with an error naming no
+    /// file) is refused unread. The read itself stops past the cap, should the file grow in between.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The file is empty or not a regular file, too large, or not valid UTF-8; the message names it.</exception>
+    /// <exception cref="IOException">The file (or the target of its link) does not exist or cannot be read.</exception>
+    public static string ReadSmallText(string path, int maxBytes = MaxSmallFileBytes)
+    {
+        var info = new FileInfo(path);
+        FileInfo target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+        if (!target.Exists)
+        {
+            throw new FileNotFoundException(info.LinkTarget is null ? $"{path} does not exist." : $"{path} is a link to {target.FullName}, which does not exist.", path);
+        }
+
+        if (target.Length == 0)
+        {
+            throw new InvalidDataException($"{path} is empty or not a regular file (a pipe, a device or a link to one){(info.LinkTarget is null ? string.Empty : $": it leads to {target.FullName}")}; it was not read.");
+        }
+
+        if (target.Length > maxBytes)
+        {
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{path} is {target.Length:N0} bytes, more than the {maxBytes:N0} such a file can be: not one this product wrote (a sparse or damaged file?); it was not read."));
+        }
+
+        byte[] data = new byte[maxBytes + 1];
+        int read;
+        using (FileStream stream = File.OpenRead(path))
+        {
+            read = stream.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
+        }
+
+        if (read > maxBytes)
+        {
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture, $"{path} holds more than the {maxBytes:N0} bytes such a file can be: not one this product wrote."));
+        }
+
+        try
+        {
+            return Utf8.GetString(data, 0, read);
+        }
+        catch (DecoderFallbackException)
+        {
+            throw new InvalidDataException($"{path} is not valid UTF-8.");
+        }
     }
 
     /// <summary>Reads a file as strict UTF-8.</summary>
