@@ -106,6 +106,27 @@ public sealed class ManifestTests(ProvisionedFederation federation) : IClassFixt
     }
 
     [Fact]
+    public void Parse_SiteIdentityKeyOfAnotherSite_RefusedNamingTheOwner()
+    {
+        string owner = (string)JsonNode.Parse(Json)!["sites"]![0]!["name"]!;
+        string json = Mutate(Json, root => root["sites"]![1]!["identityPublicKey"] = (string?)root["sites"]![0]!["identityPublicKey"]);
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
+
+        Assert.Contains("m.json: field 'sites[1].identityPublicKey' is already listed for '" + owner + "'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_SiteIdentityKeyOfTheAggregator_RefusedNamingTheAggregator()
+    {
+        string json = Mutate(Json, root => root["sites"]![0]!["identityPublicKey"] = (string?)root["aggregator"]!["identityPublicKey"]);
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
+
+        Assert.Contains("field 'sites[0].identityPublicKey' is already listed for 'aggregator'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Parse_CaCertificateTampered_Refused()
     {
         string json = Mutate(Json, root => root["caCertificate"] = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");

@@ -64,6 +64,14 @@ internal sealed class ManifestReader(string source)
         var sites = new List<PartyInfo>();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var thumbprints = new HashSet<string>(StringComparer.Ordinal) { aggregator.CertificateThumbprint };
+
+        // Keyed by the decoded key re-encoded, so two spellings of one key (whitespace, padding bits) still collide.
+        // A key shared by two parties would let one sign as the other: the aggregator could pose as a site in the
+        // consistency round, or one site could answer for another whose kit it never held.
+        var identityKeys = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [Convert.ToBase64String(aggregator.IdentityPublicKey)] = aggregator.Name,
+        };
         int index = 0;
         foreach (JsonElement siteElement in sitesElement.EnumerateArray())
         {
@@ -94,6 +102,14 @@ internal sealed class ManifestReader(string source)
             {
                 throw Fail(field + ".certificateSha256", "the same certificate is listed for two parties");
             }
+
+            string identityKey = Convert.ToBase64String(site.IdentityPublicKey);
+            if (identityKeys.TryGetValue(identityKey, out string? holder))
+            {
+                throw Fail(field + ".identityPublicKey", $"is already listed for '{holder}'");
+            }
+
+            identityKeys.Add(identityKey, name);
 
             sites.Add(site);
             index++;
