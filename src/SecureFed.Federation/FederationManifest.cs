@@ -20,6 +20,18 @@ public sealed class FederationManifest
     /// <summary>The format marker written into every manifest.</summary>
     public const string FormatVersion = "securefed-federation/1";
 
+    /// <summary>
+    /// The one spelling of <c>createdUtc</c>: the writer uses it and the reader accepts only it, so a hand-edited time
+    /// in another zone or notation is refused instead of being silently converted (and the file no longer round-trips).
+    /// </summary>
+    internal const string CreatedUtcFormat = "yyyy-MM-dd'T'HH:mm:ss'Z'";
+
+    /// <summary>
+    /// A property given twice is refused: by default the last one wins, so a "revoked": [] appended at the end
+    /// silently undid the revocation a reviewer saw at the top of the file.
+    /// </summary>
+    private static readonly JsonDocumentOptions s_documentOptions = new() { AllowDuplicateProperties = false };
+
     private static readonly JsonWriterOptions s_writerOptions = new()
     {
         Indented = true,
@@ -97,7 +109,12 @@ public sealed class FederationManifest
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json);
+            document = JsonDocument.Parse(json, s_documentOptions);
+        }
+        catch (JsonException ex) when (IsDuplicateProperty(json))
+        {
+            throw new InvalidDataException(
+                $"{source}: a JSON property is given twice ({ex.Message.TrimEnd('.')}); 'securefed provision' never writes one twice, so the file was edited: keep the intended one.", ex);
         }
         catch (JsonException ex)
         {
@@ -120,6 +137,20 @@ public sealed class FederationManifest
                 // e.g. an escaped lone surrogate ("\ud800") that cannot be read as a string (found by the reliability fuzz tests).
                 throw new InvalidDataException($"{source}: a text field is not valid UTF-16 ({ex.Message}).", ex);
             }
+        }
+    }
+
+    /// <summary>Whether <paramref name="json"/>, refused with duplicates disallowed, is valid JSON once they are allowed (only on the error path).</summary>
+    private static bool IsDuplicateProperty(string json)
+    {
+        try
+        {
+            using JsonDocument lenient = JsonDocument.Parse(json);
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
         }
     }
 
@@ -186,7 +217,7 @@ public sealed class FederationManifest
             w.WriteStartObject();
             w.WriteString("format", FormatVersion);
             w.WriteString("federation", FederationName);
-            w.WriteString("createdUtc", CreatedUtc.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+            w.WriteString("createdUtc", CreatedUtc.UtcDateTime.ToString(CreatedUtcFormat, CultureInfo.InvariantCulture));
             w.WriteString("caCertificate", CaCertificate.ExportCertificatePem());
             w.WriteStartObject("aggregator");
             w.WriteString("name", Aggregator.Name);

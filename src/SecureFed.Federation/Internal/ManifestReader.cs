@@ -38,9 +38,9 @@ internal sealed class ManifestReader(string source)
         }
 
         string createdText = String(root, "createdUtc", "createdUtc");
-        if (!DateTimeOffset.TryParse(createdText, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTimeOffset created))
+        if (!DateTimeOffset.TryParseExact(createdText, FederationManifest.CreatedUtcFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTimeOffset created))
         {
-            throw Fail("createdUtc", $"'{createdText}' is not an ISO-8601 UTC time");
+            throw Fail("createdUtc", $"'{createdText}' is not a UTC time in the form YYYY-MM-DDThh:mm:ssZ (e.g. 2026-01-31T09:30:00Z)");
         }
 
         X509Certificate2 ca = ReadCa(String(root, "caCertificate", "caCertificate"));
@@ -117,6 +117,7 @@ internal sealed class ManifestReader(string source)
 
         JsonElement revokedElement = Property(root, "revoked", "revoked", JsonValueKind.Array);
         var revoked = new List<string>();
+        var revokedNames = new HashSet<string>(StringComparer.Ordinal);
         index = 0;
         foreach (JsonElement entry in revokedElement.EnumerateArray())
         {
@@ -130,6 +131,12 @@ internal sealed class ManifestReader(string source)
             if (!names.Contains(name))
             {
                 throw Fail(field, $"'{name}' is not a site of this federation");
+            }
+
+            if (!revokedNames.Add(name))
+            {
+                // Harmless to the set it becomes, but the writer never lists a name twice: the file was edited by hand.
+                throw Fail(field, $"'{name}' is listed twice");
             }
 
             revoked.Add(name);
