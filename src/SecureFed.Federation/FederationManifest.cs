@@ -59,7 +59,7 @@ public sealed class FederationManifest
         Revoked = revoked.ToImmutableSortedSet(StringComparer.Ordinal);
     }
 
-    /// <summary>The federation name (lowercase <c>[a-z0-9-]</c>).</summary>
+    /// <summary>The federation name (lowercase <c>[a-z0-9-]</c>, not starting or ending with '-').</summary>
     public string FederationName { get; }
 
     /// <summary>When the federation was provisioned (UTC).</summary>

@@ -68,6 +68,8 @@ public sealed class AddSiteTests : IDisposable
     [InlineData("site-a", "already has a site named 'site-a'")]
     [InlineData("aggregator", "reserved for the aggregator")]
     [InlineData("Site-C", "is invalid")]
+    [InlineData("--", "must start and end with a lowercase letter or digit")]
+    [InlineData("site-c-", "must start and end with a lowercase letter or digit")]
     public void AddSite_NameTakenOrInvalid_RefusedNothingWritten(string name, string expected)
     {
         byte[] manifest = File.ReadAllBytes(ManifestPath);

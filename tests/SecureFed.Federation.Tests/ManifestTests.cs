@@ -85,6 +85,7 @@ public sealed class ManifestTests(ProvisionedFederation federation) : IClassFixt
     [InlineData("identityPublicKey", "AAAA", "32-byte Ed25519")]
     [InlineData("name", "Bad_Name", "is invalid")]
     [InlineData("name", "aggregator", "reserved")]
+    [InlineData("name", "-", "must start and end with a lowercase letter or digit")]
     public void Parse_TamperedSiteField_NamesTheFieldAndProblem(string field, string value, string problem)
     {
         string json = Mutate(Json, root => root["sites"]![0]![field] = value);
