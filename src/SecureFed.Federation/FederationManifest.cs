@@ -82,16 +82,18 @@ public sealed class FederationManifest
 
     /// <summary>Loads and validates a manifest file.</summary>
     /// <exception cref="InvalidDataException">The file is not valid JSON or a field is missing or invalid; the message names the file and the field.</exception>
-    /// <exception cref="IOException">The file cannot be read.</exception>
+    /// <exception cref="IOException">The file cannot be read, or it is not a regular file (a named pipe, a device).</exception>
+    /// <exception cref="InvalidDataException">The file is larger than 16 MiB (no manifest is); the message names its size.</exception>
     public static FederationManifest Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string json;
         try
         {
-            json = File.ReadAllText(path, Encoding.UTF8);
+            byte[] bytes = RegularFile.ReadAllBytes(path, RegularFile.ManifestLimit, "Federation manifest");
+            json = Encoding.UTF8.GetString(bytes.AsSpan().StartsWith(Encoding.UTF8.Preamble) ? bytes.AsSpan(Encoding.UTF8.Preamble.Length) : bytes);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is (IOException and not RegularFile.NotRegularFileException) or UnauthorizedAccessException)
         {
             throw new IOException($"Cannot read the federation manifest '{path}': {ex.Message}", ex);
         }
