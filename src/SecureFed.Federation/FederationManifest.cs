@@ -207,8 +207,11 @@ public sealed class FederationManifest
         return new FederationManifest(FederationName, CreatedUtc, CaCertificate, AggregatorHost, Aggregator, Sites.Append(site), Revoked);
     }
 
-    /// <summary>Writes the manifest to <paramref name="path"/> atomically (see <see cref="AtomicFile"/>).</summary>
-    public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
+    /// <summary>
+    /// Writes the manifest to <paramref name="path"/> atomically (see <see cref="AtomicFile"/>); when the path is a
+    /// symbolic link its final target is rewritten and the link is kept.
+    /// </summary>
+    public void Save(string path) => AtomicFile.WriteAllText(AtomicFile.FinalTarget(path), ToJson());
 
     /// <summary>The canonical JSON text: fixed field order, sites and revoked names sorted, two-space indentation, trailing newline.</summary>
     public string ToJson()

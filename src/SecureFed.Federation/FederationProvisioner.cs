@@ -223,7 +223,7 @@ public static class FederationProvisioner
             WritePublic(Path.Combine(stage, KitFiles.AgentConfig), ConfigTemplates.Agent(site, manifest.AggregatorHost), path => files.Add(Path.Combine(kit, Path.GetFileName(path))));
             Directory.Move(stage, kit);
             moved = true;
-            AtomicFile.WriteAllText(manifestPath, json);
+            AtomicFile.WriteAllText(AtomicFile.FinalTarget(manifestPath), json);
             return new AddSiteResult(kit, manifestPath, updated, files, notBefore, notAfter);
         }
         catch (Exception ex)
