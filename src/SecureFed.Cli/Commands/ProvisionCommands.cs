@@ -67,7 +67,7 @@ internal static class ProvisionCommands
         var command = new Command(
             "revoke",
             "Revoke a site: its certificate and identity key are refused from now on. Updates the manifest atomically, holding " +
-            "its lock file meanwhile (the --manifest path with .lock appended, e.g. federation.json.lock; another revoke or add-site waits up to 10 s for it, then stops and changes nothing); " +
+            "its lock file meanwhile (the --manifest path, or the file a link there points to, with .lock appended, e.g. federation.json.lock; another revoke or add-site waits up to 10 s for it, then stops and changes nothing); " +
             "then give the new manifest to the aggregator (aggregator kit federation.json).");
         command.Options.Add(manifestOption);
         command.Options.Add(siteOption);
