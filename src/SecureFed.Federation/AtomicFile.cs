@@ -44,6 +44,21 @@ public static partial class AtomicFile
         WriteAllBytes(path, Encoding.UTF8.GetBytes(text), PublicFileMode);
     }
 
+    /// <summary>
+    /// The file a symbolic link at <paramref name="path"/> finally points to (links followed to the end), or the full
+    /// path itself when it is no link (or does not exist yet). A file that is changed in place through a link (a
+    /// federation.json linked into a kit or a configuration folder) is written there: a rename over the link's own
+    /// path would replace the link with a copy, and the target, which the services read, would keep the old content.
+    /// </summary>
+    /// <exception cref="IOException">The links form a loop or go too deep; the message names the path.</exception>
+    internal static string FinalTarget(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        string fullPath = Path.GetFullPath(path);
+        var info = new FileInfo(fullPath);
+        return info.LinkTarget is null ? fullPath : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? fullPath;
+    }
+
     /// <summary>The implementation; <paramref name="beforeRename"/> is a fault-injection hook for tests (called with the temp path).</summary>
     internal static void Write(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode, Action<string>? beforeRename, bool overwrite = true)
     {

@@ -20,6 +20,18 @@ public sealed class FederationManifest
     /// <summary>The format marker written into every manifest.</summary>
     public const string FormatVersion = "securefed-federation/1";
 
+    /// <summary>
+    /// The one spelling of <c>createdUtc</c>: the writer uses it and the reader accepts only it, so a hand-edited time
+    /// in another zone or notation is refused instead of being silently converted (and the file no longer round-trips).
+    /// </summary>
+    internal const string CreatedUtcFormat = "yyyy-MM-dd'T'HH:mm:ss'Z'";
+
+    /// <summary>
+    /// A property given twice is refused: by default the last one wins, so a "revoked": [] appended at the end
+    /// silently undid the revocation a reviewer saw at the top of the file.
+    /// </summary>
+    private static readonly JsonDocumentOptions s_documentOptions = new() { AllowDuplicateProperties = false };
+
     private static readonly JsonWriterOptions s_writerOptions = new()
     {
         Indented = true,
@@ -47,7 +59,7 @@ public sealed class FederationManifest
         Revoked = revoked.ToImmutableSortedSet(StringComparer.Ordinal);
     }
 
-    /// <summary>The federation name (lowercase <c>[a-z0-9-]</c>).</summary>
+    /// <summary>The federation name (lowercase <c>[a-z0-9-]</c>, not starting or ending with '-').</summary>
     public string FederationName { get; }
 
     /// <summary>When the federation was provisioned (UTC).</summary>
@@ -70,16 +82,18 @@ public sealed class FederationManifest
 
     /// <summary>Loads and validates a manifest file.</summary>
     /// <exception cref="InvalidDataException">The file is not valid JSON or a field is missing or invalid; the message names the file and the field.</exception>
-    /// <exception cref="IOException">The file cannot be read.</exception>
+    /// <exception cref="IOException">The file cannot be read, or it is not a regular file (a named pipe, a device).</exception>
+    /// <exception cref="InvalidDataException">The file is larger than 16 MiB (no manifest is); the message names its size.</exception>
     public static FederationManifest Load(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         string json;
         try
         {
-            json = File.ReadAllText(path, Encoding.UTF8);
+            byte[] bytes = RegularFile.ReadAllBytes(path, RegularFile.ManifestLimit, "Federation manifest");
+            json = Encoding.UTF8.GetString(bytes.AsSpan().StartsWith(Encoding.UTF8.Preamble) ? bytes.AsSpan(Encoding.UTF8.Preamble.Length) : bytes);
         }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        catch (Exception ex) when (ex is (IOException and not RegularFile.NotRegularFileException) or UnauthorizedAccessException)
         {
             throw new IOException($"Cannot read the federation manifest '{path}': {ex.Message}", ex);
         }
@@ -97,7 +111,12 @@ public sealed class FederationManifest
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(json);
+            document = JsonDocument.Parse(json, s_documentOptions);
+        }
+        catch (JsonException ex) when (IsDuplicateProperty(json))
+        {
+            throw new InvalidDataException(
+                $"{source}: a JSON property is given twice ({ex.Message.TrimEnd('.')}); 'securefed provision' never writes one twice, so the file was edited: keep the intended one.", ex);
         }
         catch (JsonException ex)
         {
@@ -120,6 +139,20 @@ public sealed class FederationManifest
                 // e.g. an escaped lone surrogate ("\ud800") that cannot be read as a string (found by the reliability fuzz tests).
                 throw new InvalidDataException($"{source}: a text field is not valid UTF-16 ({ex.Message}).", ex);
             }
+        }
+    }
+
+    /// <summary>Whether <paramref name="json"/>, refused with duplicates disallowed, is valid JSON once they are allowed (only on the error path).</summary>
+    private static bool IsDuplicateProperty(string json)
+    {
+        try
+        {
+            using JsonDocument lenient = JsonDocument.Parse(json);
+            return true;
+        }
+        catch (JsonException)
+        {
+            return false;
         }
     }
 
@@ -174,8 +207,11 @@ public sealed class FederationManifest
         return new FederationManifest(FederationName, CreatedUtc, CaCertificate, AggregatorHost, Aggregator, Sites.Append(site), Revoked);
     }
 
-    /// <summary>Writes the manifest to <paramref name="path"/> atomically (see <see cref="AtomicFile"/>).</summary>
-    public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
+    /// <summary>
+    /// Writes the manifest to <paramref name="path"/> atomically (see <see cref="AtomicFile"/>); when the path is a
+    /// symbolic link its final target is rewritten and the link is kept.
+    /// </summary>
+    public void Save(string path) => AtomicFile.WriteAllText(AtomicFile.FinalTarget(path), ToJson());
 
     /// <summary>The canonical JSON text: fixed field order, sites and revoked names sorted, two-space indentation, trailing newline.</summary>
     public string ToJson()
@@ -186,7 +222,7 @@ public sealed class FederationManifest
             w.WriteStartObject();
             w.WriteString("format", FormatVersion);
             w.WriteString("federation", FederationName);
-            w.WriteString("createdUtc", CreatedUtc.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture));
+            w.WriteString("createdUtc", CreatedUtc.UtcDateTime.ToString(CreatedUtcFormat, CultureInfo.InvariantCulture));
             w.WriteString("caCertificate", CaCertificate.ExportCertificatePem());
             w.WriteStartObject("aggregator");
             w.WriteString("name", Aggregator.Name);

@@ -131,7 +131,7 @@ public static class FederationProvisioner
     /// copy (the aggregator's kit, the other sites' kits) is left as it is: the caller distributes the new one.
     /// </summary>
     /// <param name="federationDirectory">The folder <see cref="Provision"/> wrote.</param>
-    /// <param name="site">The new site's name: lowercase <c>[a-z0-9-]</c>, 1..63 characters, not yet in the manifest (revoked names included).</param>
+    /// <param name="site">The new site's name: lowercase <c>[a-z0-9-]</c>, 1..63 characters, not starting or ending with '-', not yet in the manifest (revoked names included).</param>
     /// <param name="validity">How long its certificate is valid; cut to the CA's own end of validity.</param>
     /// <param name="random">Source of the identity key and the certificate's serial number (the system CSPRNG by default).</param>
     /// <param name="time">Clock for the certificate's validity (the system clock by default).</param>
@@ -223,7 +223,7 @@ public static class FederationProvisioner
             WritePublic(Path.Combine(stage, KitFiles.AgentConfig), ConfigTemplates.Agent(site, manifest.AggregatorHost), path => files.Add(Path.Combine(kit, Path.GetFileName(path))));
             Directory.Move(stage, kit);
             moved = true;
-            AtomicFile.WriteAllText(manifestPath, json);
+            AtomicFile.WriteAllText(AtomicFile.FinalTarget(manifestPath), json);
             return new AddSiteResult(kit, manifestPath, updated, files, notBefore, notAfter);
         }
         catch (Exception ex)

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 
 using SecureFed.Crypto;
+using SecureFed.Federation.Internal;
 
 namespace SecureFed.Federation;
 
@@ -46,11 +47,12 @@ public static class IdentityKeyFile
     }
 
     /// <summary>Reads an identity key written by <see cref="Write"/>.</summary>
-    /// <exception cref="InvalidDataException">The file is not a SecureFed Ed25519 key; the message names the path.</exception>
+    /// <exception cref="InvalidDataException">The file is not a SecureFed Ed25519 key, or is larger than 64 KiB; the message names the path.</exception>
+    /// <exception cref="IOException">The file cannot be read, or it is not a regular file (a named pipe, a device).</exception>
     public static Ed25519PrivateKey Read(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = RegularFile.ReadAllBytes(path, RegularFile.KeyFileLimit, "Identity key");
         char[] text = new char[bytes.Length];
         byte[] seed = new byte[Ed25519.SeedSize + 3];
         try

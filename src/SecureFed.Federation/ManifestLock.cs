@@ -33,11 +33,14 @@ public sealed class ManifestLock : IDisposable
     /// <summary>The lock file: the manifest's path with <c>.lock</c> appended.</summary>
     public string LockPath { get; }
 
-    /// <summary>The lock file of the manifest <paramref name="manifestPath"/>.</summary>
+    /// <summary>
+    /// The lock file of the manifest <paramref name="manifestPath"/>, beside the file a symbolic link finally points to:
+    /// a command given the link and one given the target change the same file, so they take the same lock.
+    /// </summary>
     public static string PathFor(string manifestPath)
     {
         ArgumentException.ThrowIfNullOrEmpty(manifestPath);
-        return Path.GetFullPath(manifestPath) + ".lock";
+        return AtomicFile.FinalTarget(manifestPath) + ".lock";
     }
 
     /// <summary>

@@ -55,6 +55,41 @@ public sealed class AddSiteTests : IDisposable
     }
 
     [Fact]
+    public void Revoke_ManifestIsASymbolicLink_TargetRewrittenLinkKeptSameLock()
+    {
+        // federation.json kept elsewhere and linked in (relative target), as an operator's configuration folder might.
+        string target = _temp.Combine("shared", "federation.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        File.Move(ManifestPath, target);
+        File.CreateSymbolicLink(ManifestPath, Path.Combine("..", "shared", "federation.json"));
+
+        // What 'provision revoke' does: lock, load, revoke, save, all through the link.
+        using (ManifestLock.Acquire(ManifestPath, "test revoke"))
+        {
+            FederationManifest.Load(ManifestPath).WithRevoked("site-a").Save(ManifestPath);
+        }
+
+        Assert.Equal(ManifestLock.PathFor(target), ManifestLock.PathFor(ManifestPath));
+        Assert.Equal(Path.Combine("..", "shared", "federation.json"), new FileInfo(ManifestPath).LinkTarget);
+        Assert.True(FederationManifest.Load(target).IsRevoked("site-a"));
+        Assert.Empty(Directory.GetFiles(_root, ".federation.json*"));
+    }
+
+    [Fact]
+    public void AddSite_ManifestIsASymbolicLink_TargetGetsTheSiteLinkKept()
+    {
+        string target = _temp.Combine("shared", "federation.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        File.Move(ManifestPath, target);
+        File.CreateSymbolicLink(ManifestPath, target);
+
+        FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30));
+
+        Assert.Equal(target, new FileInfo(ManifestPath).LinkTarget);
+        Assert.True(FederationManifest.Load(target).TryGetSite("site-c", out _));
+    }
+
+    [Fact]
     public void AddSite_ValidityBeyondTheCa_CutToTheCasEnd()
     {
         AddSiteResult result = FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(3000));
@@ -68,6 +103,8 @@ public sealed class AddSiteTests : IDisposable
     [InlineData("site-a", "already has a site named 'site-a'")]
     [InlineData("aggregator", "reserved for the aggregator")]
     [InlineData("Site-C", "is invalid")]
+    [InlineData("--", "must start and end with a lowercase letter or digit")]
+    [InlineData("site-c-", "must start and end with a lowercase letter or digit")]
     public void AddSite_NameTakenOrInvalid_RefusedNothingWritten(string name, string expected)
     {
         byte[] manifest = File.ReadAllBytes(ManifestPath);

@@ -85,6 +85,7 @@ public sealed class ManifestTests(ProvisionedFederation federation) : IClassFixt
     [InlineData("identityPublicKey", "AAAA", "32-byte Ed25519")]
     [InlineData("name", "Bad_Name", "is invalid")]
     [InlineData("name", "aggregator", "reserved")]
+    [InlineData("name", "-", "must start and end with a lowercase letter or digit")]
     public void Parse_TamperedSiteField_NamesTheFieldAndProblem(string field, string value, string problem)
     {
         string json = Mutate(Json, root => root["sites"]![0]![field] = value);
@@ -103,6 +104,82 @@ public sealed class ManifestTests(ProvisionedFederation federation) : IClassFixt
         var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
 
         Assert.Contains("listed twice", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_SiteIdentityKeyOfAnotherSite_RefusedNamingTheOwner()
+    {
+        string owner = (string)JsonNode.Parse(Json)!["sites"]![0]!["name"]!;
+        string json = Mutate(Json, root => root["sites"]![1]!["identityPublicKey"] = (string?)root["sites"]![0]!["identityPublicKey"]);
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
+
+        Assert.Contains("m.json: field 'sites[1].identityPublicKey' is already listed for '" + owner + "'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_SiteIdentityKeyOfTheAggregator_RefusedNamingTheAggregator()
+    {
+        string json = Mutate(Json, root => root["sites"]![0]!["identityPublicKey"] = (string?)root["aggregator"]!["identityPublicKey"]);
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
+
+        Assert.Contains("field 'sites[0].identityPublicKey' is already listed for 'aggregator'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_RevokedGivenTwiceLastOneEmpty_RefusedNotReadAsUnrevoked()
+    {
+        string site = (string)JsonNode.Parse(Json)!["sites"]![0]!["name"]!;
+        string body = Mutate(Json, root => root.Remove("revoked"));
+        string json = "{\"revoked\": [\"" + site + "\"]," + body[1..^1] + ", \"revoked\": []}";
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
+
+        Assert.StartsWith("m.json: a JSON property is given twice (Duplicate property 'revoked'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_DuplicatePropertyInASite_RefusedNamingTheFile()
+    {
+        using var dir = new TempDirectory();
+        string path = dir.Combine("federation.json");
+        string name = (string)JsonNode.Parse(Json)!["sites"]![0]!["name"]!;
+        File.WriteAllText(path, Json.Replace("\"name\": \"" + name + "\"", "\"name\": \"" + name + "\", \"name\": \"" + name + "\"", StringComparison.Ordinal));
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Load(path));
+
+        Assert.StartsWith(path + ": a JSON property is given twice (Duplicate property 'name'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("2026-01-31T09:30:00+02:00")]
+    [InlineData("2026-01-31 09:30:00")]
+    [InlineData("01/31/2026 09:30:00")]
+    [InlineData("2026-01-31T09:30:00.5Z")]
+    [InlineData("2026-01-31")]
+    public void Parse_CreatedUtcNotInTheWritersForm_RefusedNamingTheForm(string created)
+    {
+        string json = Mutate(Json, root => root["createdUtc"] = created);
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
+
+        Assert.Contains($"m.json: field 'createdUtc' '{created}' is not a UTC time in the form YYYY-MM-DDThh:mm:ssZ", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_RevokedNameListedTwice_Refused()
+    {
+        string site = (string)JsonNode.Parse(Json)!["sites"]![0]!["name"]!;
+        string json = Mutate(Json, root =>
+        {
+            root["revoked"]!.AsArray().Add(site);
+            root["revoked"]!.AsArray().Add(site);
+        });
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationManifest.Parse(json, "m.json"));
+
+        Assert.Contains($"m.json: field 'revoked[1]' '{site}' is listed twice", ex.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -198,6 +198,10 @@ public sealed class ProvisioningTests(ProvisionedFederation federation) : IClass
     [InlineData("site_a", "invalid")]
     [InlineData("", "empty")]
     [InlineData("aggregator", "reserved")]
+    [InlineData("-", "must start and end with a lowercase letter or digit")]
+    [InlineData("--", "must start and end with a lowercase letter or digit")]
+    [InlineData("-site", "must start and end with a lowercase letter or digit")]
+    [InlineData("site-", "must start and end with a lowercase letter or digit")]
     public void Provision_BadSiteName_ThrowsArgumentExceptionNamingIt(string site, string expected)
     {
         using var dir = new TempDirectory();

@@ -16,7 +16,7 @@ internal static class ProvisionCommands
     public static Command Create()
     {
         var output = new Option<string>("--out") { Description = "Output directory (must not exist or be empty).", Required = true };
-        var federation = new Option<string>("--federation") { Description = "Federation name: lowercase a-z, 0-9 and '-', 1..63 characters.", Required = true };
+        var federation = new Option<string>("--federation") { Description = "Federation name: lowercase a-z, 0-9 and '-', 1..63 characters, starting and ending with a letter or digit.", Required = true };
         var sites = new Option<string>("--sites") { Description = "Comma-separated site names, e.g. site-de,site-fr,site-jp.", Required = true };
         var host = new Option<string>("--aggregator-host") { Description = "DNS name or IP address under which agents reach the aggregator.", Required = true };
         var validityDays = new Option<int>("--validity-days") { Description = "Validity of the CA and all certificates, in days (1..3650).", DefaultValueFactory = _ => 365 };
@@ -67,7 +67,7 @@ internal static class ProvisionCommands
         var command = new Command(
             "revoke",
             "Revoke a site: its certificate and identity key are refused from now on. Updates the manifest atomically, holding " +
-            "its lock file meanwhile (the --manifest path with .lock appended, e.g. federation.json.lock; another revoke or add-site waits up to 10 s for it, then stops and changes nothing); " +
+            "its lock file meanwhile (the --manifest path, or the file a link there points to, with .lock appended, e.g. federation.json.lock; another revoke or add-site waits up to 10 s for it, then stops and changes nothing); " +
             "then give the new manifest to the aggregator (aggregator kit federation.json).");
         command.Options.Add(manifestOption);
         command.Options.Add(siteOption);
@@ -135,7 +135,7 @@ internal static class ProvisionCommands
     private static Command CreateAddSite()
     {
         var dirOption = new Option<string>("--dir") { Description = "The federation folder 'securefed provision --out' wrote (it holds ca/ca.key and federation.json).", Required = true };
-        var siteOption = new Option<string>("--site") { Description = "The new site's name: lowercase a-z, 0-9 and '-', 1..63 characters, not used before in this federation.", Required = true };
+        var siteOption = new Option<string>("--site") { Description = "The new site's name: lowercase a-z, 0-9 and '-', 1..63 characters, starting and ending with a letter or digit, not used before in this federation.", Required = true };
         var validityDays = new Option<int>("--validity-days") { Description = "Validity of the site's certificate, in days (1..3650; cut to the CA's own validity).", DefaultValueFactory = _ => 365 };
         var command = new Command(
             "add-site",

@@ -38,9 +38,9 @@ internal sealed class ManifestReader(string source)
         }
 
         string createdText = String(root, "createdUtc", "createdUtc");
-        if (!DateTimeOffset.TryParse(createdText, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTimeOffset created))
+        if (!DateTimeOffset.TryParseExact(createdText, FederationManifest.CreatedUtcFormat, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out DateTimeOffset created))
         {
-            throw Fail("createdUtc", $"'{createdText}' is not an ISO-8601 UTC time");
+            throw Fail("createdUtc", $"'{createdText}' is not a UTC time in the form YYYY-MM-DDThh:mm:ssZ (e.g. 2026-01-31T09:30:00Z)");
         }
 
         X509Certificate2 ca = ReadCa(String(root, "caCertificate", "caCertificate"));
@@ -64,6 +64,14 @@ internal sealed class ManifestReader(string source)
         var sites = new List<PartyInfo>();
         var names = new HashSet<string>(StringComparer.Ordinal);
         var thumbprints = new HashSet<string>(StringComparer.Ordinal) { aggregator.CertificateThumbprint };
+
+        // Keyed by the decoded key re-encoded, so two spellings of one key (whitespace, padding bits) still collide.
+        // A key shared by two parties would let one sign as the other: the aggregator could pose as a site in the
+        // consistency round, or one site could answer for another whose kit it never held.
+        var identityKeys = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            [Convert.ToBase64String(aggregator.IdentityPublicKey)] = aggregator.Name,
+        };
         int index = 0;
         foreach (JsonElement siteElement in sitesElement.EnumerateArray())
         {
@@ -95,12 +103,21 @@ internal sealed class ManifestReader(string source)
                 throw Fail(field + ".certificateSha256", "the same certificate is listed for two parties");
             }
 
+            string identityKey = Convert.ToBase64String(site.IdentityPublicKey);
+            if (identityKeys.TryGetValue(identityKey, out string? holder))
+            {
+                throw Fail(field + ".identityPublicKey", $"is already listed for '{holder}'");
+            }
+
+            identityKeys.Add(identityKey, name);
+
             sites.Add(site);
             index++;
         }
 
         JsonElement revokedElement = Property(root, "revoked", "revoked", JsonValueKind.Array);
         var revoked = new List<string>();
+        var revokedNames = new HashSet<string>(StringComparer.Ordinal);
         index = 0;
         foreach (JsonElement entry in revokedElement.EnumerateArray())
         {
@@ -114,6 +131,12 @@ internal sealed class ManifestReader(string source)
             if (!names.Contains(name))
             {
                 throw Fail(field, $"'{name}' is not a site of this federation");
+            }
+
+            if (!revokedNames.Add(name))
+            {
+                // Harmless to the set it becomes, but the writer never lists a name twice: the file was edited by hand.
+                throw Fail(field, $"'{name}' is listed twice");
             }
 
             revoked.Add(name);

@@ -1,6 +1,10 @@
 namespace SecureFed.Federation.Internal;
 
-/// <summary>Validation of federation and site names (lowercase <c>[a-z0-9-]</c>, 1..63 characters).</summary>
+/// <summary>
+/// Validation of federation and site names: a DNS label, lowercase <c>[a-z0-9-]</c>, 1..63 characters, starting and
+/// ending with a letter or digit. A leading '-' made a name that a command line cannot pass back (<c>provision revoke
+/// --site --</c> reads the name as an option), and the name is a certificate CN and a folder name too.
+/// </summary>
 internal static class Names
 {
     public const int MaxLength = 63;
@@ -23,7 +27,7 @@ internal static class Names
             }
         }
 
-        return true;
+        return name[0] != '-' && name[^1] != '-';
     }
 
     /// <summary>Describes why <paramref name="name"/> is invalid, or returns null when it is valid.</summary>
@@ -31,12 +35,17 @@ internal static class Names
     {
         if (string.IsNullOrEmpty(name))
         {
-            return $"{what} name is empty; use 1..{MaxLength} characters of lowercase a-z, 0-9 and '-'.";
+            return $"{what} name is empty; use 1..{MaxLength} characters of lowercase a-z, 0-9 and '-' (not first or last).";
         }
 
         if (name.Length > MaxLength)
         {
             return $"{what} name '{name}' has {name.Length} characters; at most {MaxLength} are allowed.";
+        }
+
+        if (name[0] == '-' || name[^1] == '-')
+        {
+            return $"{what} name '{name}' is invalid; it must start and end with a lowercase letter or digit (a-z, 0-9), '-' only between them.";
         }
 
         return IsValid(name) ? null : $"{what} name '{name}' is invalid; only lowercase a-z, 0-9 and '-' are allowed.";

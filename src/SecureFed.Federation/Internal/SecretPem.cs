@@ -35,10 +35,12 @@ internal static class SecretPem
         }
     }
 
-    /// <summary>Reads a text file into a char array the caller must wipe.</summary>
+    /// <summary>Reads a PEM file (a key or a certificate, at most 64 KiB, a regular file) into a char array the caller must wipe.</summary>
+    /// <exception cref="IOException">The file cannot be read, or it is not a regular file.</exception>
+    /// <exception cref="InvalidDataException">The file is larger than 64 KiB.</exception>
     public static char[] ReadChars(string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
+        byte[] bytes = RegularFile.ReadAllBytes(path, RegularFile.KeyFileLimit, "PEM file");
         try
         {
             char[] chars = new char[Encoding.UTF8.GetCharCount(bytes)];
