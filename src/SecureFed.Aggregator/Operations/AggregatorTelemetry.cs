@@ -253,64 +253,47 @@ public sealed class AggregatorTelemetry : IDisposable
     /// (<see cref="ConsoleRound.Recovered"/>). Nothing when the console already holds the round.
     /// </summary>
     internal void RoundRecovered(long round, DateTimeOffset startedUtc, DateTimeOffset? endedUtc, long baseModelVersion, IReadOnlyList<string> contributors, long? modelVersion, double? f1)
-    {
-        lock (_gate)
+        => AddRecovered(new ConsoleRound(round, startedUtc, baseModelVersion)
         {
-            if (Find(round) is not null)
-            {
-                return;
-            }
-
-            var record = new ConsoleRound(round, startedUtc, baseModelVersion)
-            {
-                Outcome = RoundOutcomeKind.Completed,
-                EndedUtc = endedUtc,
-                Survivors = contributors.Count,
-                ModelVersionAfter = modelVersion,
-                FederationF1 = f1 is >= 0 and <= 1 ? f1 : null,
-                Recovered = true,
-            };
-            foreach (string site in contributors)
-            {
-                record.Sites[site] = new ConsoleSite(SiteState.Contributed, null, null);
-            }
-
-            // The newest round: the records loaded from the store are of earlier ones.
-            _rounds.AddFirst(record);
-            while (_rounds.Count > RecentRounds)
-            {
-                _rounds.RemoveLast();
-            }
-
-            Interlocked.Exchange(ref _lastRound, Math.Max(Interlocked.Read(ref _lastRound), round));
-            Persist(record);
-        }
-    }
+            Outcome = RoundOutcomeKind.Completed,
+            EndedUtc = endedUtc,
+            Survivors = contributors.Count,
+            ModelVersionAfter = modelVersion,
+            FederationF1 = f1 is >= 0 and <= 1 ? f1 : null,
+            Recovered = true,
+        }, contributors, SiteState.Contributed);
 
     /// <summary>
     /// A round a restart found open and aborted (<see cref="Persistence.AggregatorStore.AbortInterruptedRounds"/>): its
     /// console record, which the live process never ended, so that "Now" and the history both say it was aborted.
     /// </summary>
     internal void RoundInterrupted(long round, DateTimeOffset startedUtc, long baseModelVersion, IReadOnlyList<string> cohort, string reason)
+        => AddRecovered(new ConsoleRound(round, startedUtc, baseModelVersion)
+        {
+            Outcome = RoundOutcomeKind.Aborted,
+            EndedUtc = _time.GetUtcNow(),
+            AbortStage = "unknown",
+            AbortReason = reason,
+            Recovered = true,
+        }, cohort, SiteState.Waiting);
+
+    /// <summary>
+    /// Adds a record rebuilt from the store at a restart as the newest round (the records loaded from the store are of
+    /// earlier ones), each of <paramref name="sites"/> in <paramref name="state"/>, and persists it; nothing when the
+    /// console already has that round.
+    /// </summary>
+    private void AddRecovered(ConsoleRound record, IReadOnlyList<string> sites, SiteState state)
     {
         lock (_gate)
         {
-            if (Find(round) is not null)
+            if (Find(record.Round) is not null)
             {
                 return;
             }
 
-            var record = new ConsoleRound(round, startedUtc, baseModelVersion)
+            foreach (string site in sites)
             {
-                Outcome = RoundOutcomeKind.Aborted,
-                EndedUtc = _time.GetUtcNow(),
-                AbortStage = "unknown",
-                AbortReason = reason,
-                Recovered = true,
-            };
-            foreach (string site in cohort)
-            {
-                record.Sites[site] = new ConsoleSite(SiteState.Waiting, null, null);
+                record.Sites[site] = new ConsoleSite(state, null, null);
             }
 
             _rounds.AddFirst(record);
@@ -319,7 +302,7 @@ public sealed class AggregatorTelemetry : IDisposable
                 _rounds.RemoveLast();
             }
 
-            Interlocked.Exchange(ref _lastRound, Math.Max(Interlocked.Read(ref _lastRound), round));
+            Interlocked.Exchange(ref _lastRound, Math.Max(Interlocked.Read(ref _lastRound), record.Round));
             Persist(record);
         }
     }

@@ -46,22 +46,8 @@ public sealed partial class ConsoleHistoryRestartTests : IDisposable
         Assert.Contains("data-site=\"site-jp\" data-state=\"dropped\"", before, StringComparison.Ordinal);
 
         // A new aggregator process on the same kit and data directory (the first one's memory is gone).
-        var settings = new Dictionary<string, string?>
-        {
-            ["SecureFed:Federation"] = federation.Federation.Options.FederationName,
-            ["SecureFed:Listen"] = "https://127.0.0.1:0",
-            ["SecureFed:AdminListen"] = "http://127.0.0.1:0",
-            ["SecureFed:KitDirectory"] = federation.Federation.Provisioned.AggregatorKitDirectory,
-            ["SecureFed:DataDirectory"] = federation.Federation.AggregatorDataDirectory,
-            ["SecureFed:Rounds"] = "2",
-            ["SecureFed:MinSites"] = "3",
-            ["SecureFed:ModelSpecSha256"] = FakeTrainer.SpecSha,
-        };
-        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        await using WebApplication restarted = AggregatorHost.Build(configuration, new float[OperatorFederation.Parameters]);
-        await restarted.StartAsync().WaitAsync(Timeout);
-        using var again = new HttpClient { BaseAddress = AggregatorHost.AdminAddress(restarted), Timeout = Timeout };
-        again.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", federation.Token);
+        await using WebApplication restarted = await RestartAsync(federation);
+        using HttpClient again = OperatorClient(restarted, federation);
         string after = await again.GetStringAsync("/live").WaitAsync(Timeout);
 
         // The same rows, cell for cell, and the last round's sites as they ended.
@@ -91,22 +77,8 @@ public sealed partial class ConsoleHistoryRestartTests : IDisposable
             store.BeginRound("{\"round\":1,\"cohort\":[\"site-de\",\"site-fr\",\"site-jp\"],\"threshold\":2,\"model_version\":0}");
         }
 
-        var settings = new Dictionary<string, string?>
-        {
-            ["SecureFed:Federation"] = federation.Federation.Options.FederationName,
-            ["SecureFed:Listen"] = "https://127.0.0.1:0",
-            ["SecureFed:AdminListen"] = "http://127.0.0.1:0",
-            ["SecureFed:KitDirectory"] = federation.Federation.Provisioned.AggregatorKitDirectory,
-            ["SecureFed:DataDirectory"] = dataDirectory,
-            ["SecureFed:Rounds"] = "2",
-            ["SecureFed:MinSites"] = "3",
-            ["SecureFed:ModelSpecSha256"] = FakeTrainer.SpecSha,
-        };
-        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
-        await using WebApplication restarted = AggregatorHost.Build(configuration, new float[OperatorFederation.Parameters]);
-        await restarted.StartAsync().WaitAsync(Timeout);
-        using var again = new HttpClient { BaseAddress = AggregatorHost.AdminAddress(restarted), Timeout = Timeout };
-        again.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", federation.Token);
+        await using WebApplication restarted = await RestartAsync(federation);
+        using HttpClient again = OperatorClient(restarted, federation);
         // The coordinator recovers the store in the background after the host started (the history, read from the store,
         // shows the abort a moment before "Now" does): poll until "Now" names round 1 or the timeout.
         string after = await again.GetStringAsync("/live").WaitAsync(Timeout);
@@ -120,6 +92,42 @@ public sealed partial class ConsoleHistoryRestartTests : IDisposable
         Assert.Contains("data-outcome=\"aborted\"", Row(after, 1), StringComparison.Ordinal);
         Assert.Contains("data-site=\"site-jp\"", after, StringComparison.Ordinal);
         await restarted.StopAsync().WaitAsync(Timeout);
+    }
+
+    /// <summary>A new aggregator process (with its admin listener) on the federation's kit and data directory.</summary>
+    private static async Task<WebApplication> RestartAsync(OperatorFederation federation)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["SecureFed:Federation"] = federation.Federation.Options.FederationName,
+            ["SecureFed:Listen"] = "https://127.0.0.1:0",
+            ["SecureFed:AdminListen"] = "http://127.0.0.1:0",
+            ["SecureFed:KitDirectory"] = federation.Federation.Provisioned.AggregatorKitDirectory,
+            ["SecureFed:DataDirectory"] = federation.Federation.AggregatorDataDirectory,
+            ["SecureFed:Rounds"] = "2",
+            ["SecureFed:MinSites"] = "3",
+            ["SecureFed:ModelSpecSha256"] = FakeTrainer.SpecSha,
+        };
+        IConfiguration configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
+        WebApplication restarted = AggregatorHost.Build(configuration, new float[OperatorFederation.Parameters]);
+        try
+        {
+            await restarted.StartAsync().WaitAsync(Timeout);
+            return restarted;
+        }
+        catch
+        {
+            await restarted.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>A client of <paramref name="restarted"/>'s admin listener with the operator token.</summary>
+    private static HttpClient OperatorClient(WebApplication restarted, OperatorFederation federation)
+    {
+        var client = new HttpClient { BaseAddress = AggregatorHost.AdminAddress(restarted), Timeout = Timeout };
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", federation.Token);
+        return client;
     }
 
     public void Dispose()
