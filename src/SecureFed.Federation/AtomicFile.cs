@@ -50,13 +50,61 @@ public static partial class AtomicFile
     /// federation.json linked into a kit or a configuration folder) is written there: a rename over the link's own
     /// path would replace the link with a copy, and the target, which the services read, would keep the old content.
     /// </summary>
+    /// <remarks>
+    /// Each link's relative target is taken from the link's real folder, as the kernel follows it: .NET's
+    /// <c>ResolveLinkTarget</c> joins it to the folder as written and folds "..", so a link in a linked folder
+    /// (/etc/securefed → ../opt/config, holding federation.json → ../kits/federation.json) led to /etc/kits instead of
+    /// /opt/kits (diff review of session 58).
+    /// </remarks>
     /// <exception cref="IOException">The links form a loop or go too deep; the message names the path.</exception>
     internal static string FinalTarget(string path)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        string fullPath = Path.GetFullPath(path);
-        var info = new FileInfo(fullPath);
-        return info.LinkTarget is null ? fullPath : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? fullPath;
+        string current = Path.GetFullPath(path);
+        for (int hops = 0; ; hops++)
+        {
+            string folder = RealFolder(Path.GetDirectoryName(current) ?? current, path, 0);
+            current = Path.Combine(folder, Path.GetFileName(current));
+            if (new FileInfo(current).LinkTarget is not { } target)
+            {
+                return current;
+            }
+
+            if (hops >= MaxLinkHops)
+            {
+                throw new IOException($"Cannot follow '{path}': more than {MaxLinkHops} symbolic links (a loop?).");
+            }
+
+            current = Path.GetFullPath(Path.IsPathRooted(target) ? target : Path.Combine(folder, target));
+        }
+    }
+
+    private const int MaxLinkHops = 40;
+
+    /// <summary>The folder <paramref name="folder"/> with every symbolic link along it followed, component by component from the root.</summary>
+    private static string RealFolder(string folder, string path, int depth)
+    {
+        string full = Path.GetFullPath(folder);
+        string root = Path.GetPathRoot(full) ?? string.Empty;
+        string real = root;
+        foreach (string part in full[root.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
+        {
+            string next = Path.Combine(real, part);
+            if (new DirectoryInfo(next).LinkTarget is not { } target)
+            {
+                real = next;
+                continue;
+            }
+
+            if (++depth > MaxLinkHops)
+            {
+                throw new IOException($"Cannot follow '{path}': more than {MaxLinkHops} symbolic links (a loop?).");
+            }
+
+            real = RealFolder(Path.IsPathRooted(target) ? target : Path.Combine(real, target), path, depth);
+        }
+
+        return real;
     }
 
     /// <summary>The implementation; <paramref name="beforeRename"/> is a fault-injection hook for tests (called with the temp path).</summary>

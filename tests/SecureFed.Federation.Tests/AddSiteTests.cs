@@ -75,6 +75,33 @@ public sealed class AddSiteTests : IDisposable
         Assert.Empty(Directory.GetFiles(_root, ".federation.json*"));
     }
 
+    /// <summary>
+    /// A relative link inside a linked folder: etc/securefed → ../opt/config, and opt/config/federation.json →
+    /// ../kits/federation.json. The kernel follows ".." from the real folder (opt), so the file is opt/kits/federation.json;
+    /// .NET's ResolveLinkTarget folded it against the folder as written and gave etc/kits/federation.json (diff review).
+    /// </summary>
+    [Fact]
+    public void Revoke_RelativeLinkInsideALinkedFolder_TheFileTheKernelOpensIsRewritten()
+    {
+        string target = _temp.Combine("opt", "kits", "federation.json");
+        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+        Directory.CreateDirectory(_temp.Combine("opt", "config"));
+        Directory.CreateDirectory(_temp.Combine("etc", "kits")); // where the folded path would lead
+        File.Move(ManifestPath, target);
+        File.CreateSymbolicLink(_temp.Combine("opt", "config", "federation.json"), Path.Combine("..", "kits", "federation.json"));
+        Directory.CreateSymbolicLink(_temp.Combine("etc", "securefed"), Path.Combine("..", "opt", "config"));
+        string viaLinks = _temp.Combine("etc", "securefed", "federation.json");
+
+        Assert.Equal(Path.GetFullPath(target), AtomicFile.FinalTarget(viaLinks));
+        using (ManifestLock.Acquire(viaLinks, "test revoke"))
+        {
+            FederationManifest.Load(viaLinks).WithRevoked("site-a").Save(viaLinks);
+        }
+
+        Assert.True(FederationManifest.Load(target).IsRevoked("site-a"));
+        Assert.Empty(Directory.GetFiles(_temp.Combine("etc", "kits")));
+    }
+
     [Fact]
     public void AddSite_ManifestIsASymbolicLink_TargetGetsTheSiteLinkKept()
     {
