@@ -1650,10 +1650,14 @@ public sealed class RoundCoordinator : BackgroundService
 
     /// <summary>
     /// The advertisements that start an attempt's straggler wait: t, plus one for each attempt in a row before it that the
-    /// wait shrank and that then aborted (<see cref="RoundSession.StragglerQuorumExtra"/>), at most the cohort.
+    /// wait shrank and that then aborted (<see cref="RoundSession.StragglerQuorumExtra"/>), at most the cohort; at least the
+    /// consistency quorum of a sparse graph (<see cref="RoundParameters.DefaultColluders"/>; t under the complete graph),
+    /// since a round cut below it aborts at the consistency stage (diff review of session 58).
     /// </summary>
     private static int StragglerQuorum(RoundSession session) =>
-        Math.Min(session.Parameters.Threshold + session.StragglerQuorumExtra, session.Parameters.CohortSize);
+        Math.Min(
+            Math.Max(session.Parameters.Threshold + session.StragglerQuorumExtra, session.Parameters.SignatureQuorum(session.Parameters.DefaultColluders)),
+            session.Parameters.CohortSize);
 
     /// <summary>
     /// The cohort members still expected in the keys stage when every one of them reported training progress in this
