@@ -32,7 +32,7 @@ internal sealed class ManifestReader(string source)
         }
 
         string federation = String(root, "federation", "federation");
-        if (Names.Problem(federation, "federation") is { } problem)
+        if (Names.Problem(federation, "federation", stored: true) is { } problem)
         {
             throw Fail("federation", "is invalid: " + problem);
         }
@@ -82,7 +82,7 @@ internal sealed class ManifestReader(string source)
             }
 
             string name = String(siteElement, "name", field + ".name");
-            if (Names.Problem(name, "site") is { } siteProblem)
+            if (Names.Problem(name, "site", stored: true) is { } siteProblem)
             {
                 throw Fail(field + ".name", "is invalid: " + siteProblem);
             }

@@ -30,8 +30,12 @@ internal static class Names
         return name[0] != '-' && name[^1] != '-';
     }
 
-    /// <summary>Describes why <paramref name="name"/> is invalid, or returns null when it is valid.</summary>
-    public static string? Problem(string? name, string what)
+    /// <summary>
+    /// Describes why <paramref name="name"/> is invalid, or returns null when it is valid. With <paramref name="stored"/>
+    /// (a name read from an existing manifest) a leading or trailing '-' is still accepted: provisioning allowed it before
+    /// session 58, and a federation already provisioned so must keep loading; new names follow the whole rule.
+    /// </summary>
+    public static string? Problem(string? name, string what, bool stored = false)
     {
         if (string.IsNullOrEmpty(name))
         {
@@ -43,11 +47,13 @@ internal static class Names
             return $"{what} name '{name}' has {name.Length} characters; at most {MaxLength} are allowed.";
         }
 
-        if (name[0] == '-' || name[^1] == '-')
+        if (!stored && (name[0] == '-' || name[^1] == '-'))
         {
             return $"{what} name '{name}' is invalid; it must start and end with a lowercase letter or digit (a-z, 0-9), '-' only between them.";
         }
 
-        return IsValid(name) ? null : $"{what} name '{name}' is invalid; only lowercase a-z, 0-9 and '-' are allowed.";
+        return (stored ? name.All(c => c is (>= 'a' and <= 'z') or (>= '0' and <= '9') or '-') : IsValid(name))
+            ? null
+            : $"{what} name '{name}' is invalid; only lowercase a-z, 0-9 and '-' are allowed.";
     }
 }
