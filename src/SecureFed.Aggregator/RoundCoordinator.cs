@@ -1337,28 +1337,37 @@ public sealed class RoundCoordinator : BackgroundService
         long latest = _state.Store.LatestModel()?.Version ?? 0;
         foreach (RoundRecord round in open.OrderBy(r => r.Round))
         {
-            string[] cohort = [];
-            long baseVersion = latest;
-            try
-            {
-                using var config = JsonDocument.Parse(round.ConfigurationJson);
-                JsonElement root = config.RootElement;
-                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("cohort", out JsonElement members) && members.ValueKind == JsonValueKind.Array)
-                {
-                    cohort = [.. members.EnumerateArray().Where(m => m.ValueKind == JsonValueKind.String).Select(m => m.GetString()!)];
-                }
+            // A configuration this version cannot read: the record shows the round without its cohort.
+            var config = StoredConfiguration(round.ConfigurationJson);
+            _telemetry.RoundInterrupted(round.Round, round.StartedUtc, config?.BaseVersion ?? latest, config?.Cohort ?? [], reason);
+        }
+    }
 
-                if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("model_version", out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long version))
-                {
-                    baseVersion = version;
-                }
-            }
-            catch (JsonException)
+    /// <summary>
+    /// The session, cohort and base model version a round's stored configuration holds (each null when absent or of
+    /// another type); null when it is not a JSON object this version can read.
+    /// </summary>
+    private static (string? Session, string[]? Cohort, long? BaseVersion)? StoredConfiguration(string configurationJson)
+    {
+        try
+        {
+            using var config = JsonDocument.Parse(configurationJson);
+            JsonElement root = config.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
             {
-                // A configuration this version cannot read: the record shows the round without its cohort.
+                return null;
             }
 
-            _telemetry.RoundInterrupted(round.Round, round.StartedUtc, baseVersion, cohort, reason);
+            string? session = root.TryGetProperty("session", out JsonElement s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
+            string[]? cohort = root.TryGetProperty("cohort", out JsonElement c) && c.ValueKind == JsonValueKind.Array
+                ? [.. c.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString()!)]
+                : null;
+            long? baseVersion = root.TryGetProperty("model_version", out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long n) ? n : null;
+            return (session, cohort, baseVersion);
+        }
+        catch (JsonException)
+        {
+            return null;
         }
     }
 
@@ -2226,23 +2235,12 @@ public sealed class RoundCoordinator : BackgroundService
             return null;
         }
 
-        string? recordedSession;
-        string[]? cohort;
-        long? baseVersion;
-        try
-        {
-            using var config = JsonDocument.Parse(record.ConfigurationJson);
-            JsonElement root = config.RootElement;
-            recordedSession = root.TryGetProperty("session", out JsonElement s) && s.ValueKind == JsonValueKind.String ? s.GetString() : null;
-            cohort = root.TryGetProperty("cohort", out JsonElement c) && c.ValueKind == JsonValueKind.Array
-                ? [.. c.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString()!)]
-                : null;
-            baseVersion = root.TryGetProperty("model_version", out JsonElement v) && v.ValueKind == JsonValueKind.Number && v.TryGetInt64(out long n) ? n : null;
-        }
-        catch (JsonException)
+        if (StoredConfiguration(record.ConfigurationJson) is not { } stored)
         {
             return null; // nothing to check the session against: refused as before
         }
+
+        (string? recordedSession, string[]? cohort, long? baseVersion) = stored;
 
         if (string.IsNullOrEmpty(recordedSession) || !string.Equals(recordedSession, sessionId, StringComparison.Ordinal))
         {
