@@ -138,8 +138,10 @@ public sealed class AgentOptions
     /// How many colluding sites this site guards against, beyond what the protocol's t consistency signatures give, when
     /// an aggregator shows different sites different survivor sets (threat model C3; docs/PROTOCOL.md, "Consistency
     /// quorum"): the site reveals its shares only with max(t, ⌊(n + c)/2⌋ + 1) valid signatures on the survivor set, and
-    /// declines a round whose cohort cannot give that many or that has c ≥ t (t colluders rebuild any site's secrets from
-    /// their own shares). Raising it costs dropout tolerance: every survivor set must then be signed by that many sites.
+    /// declines a round that has c ≥ t (t colluders rebuild any site's secrets from their own shares) or whose announced
+    /// consistency quorum is for fewer colluders (the aggregator's <c>ConsistencyColluders</c>, bound into the round
+    /// digest: the aggregator would move to unmasking with fewer signatures than this site answers with). Raising it
+    /// costs dropout tolerance: every survivor set must then be signed by that many sites.
     /// <value>The default value is 0: t signatures, which keep out 2t − n − 1 colluders (one with an even cohort and the
     /// default t = ⌊n/2⌋ + 1, none with an odd one).</value>
     /// </summary>

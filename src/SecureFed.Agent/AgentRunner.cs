@@ -896,7 +896,8 @@ public sealed class AgentRunner
         try
         {
             parameters = new RoundParameters(a.Header.FederationId, (long)a.Header.Round, a.Header.SessionId, participants,
-                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, evaluation, (int)a.DpSgd.MaxSteps, (int)a.DpSgd.NoiseShares, a.DpSgd.LayerScales);
+                (int)a.Threshold, (int)a.GraphDegree, (int)a.VectorLength, (int)a.BitWidth, evaluation, (int)a.DpSgd.MaxSteps, (int)a.DpSgd.NoiseShares, a.DpSgd.LayerScales,
+                (int)Math.Min(a.ConsistencyColluders, int.MaxValue));
         }
         catch (ArgumentException ex)
         {
@@ -1194,6 +1195,15 @@ public sealed class AgentRunner
         if (colluders >= t)
         {
             return $"this site guards against {colluders} colluding sites (SecureFed:ColludingSites), but the round's threshold is t = {t} of {n}: {t} colluders can rebuild any site's secrets from their own shares";
+        }
+
+        if (colluders > parameters.QuorumColluders)
+        {
+            // The aggregator moves to unmasking with the announced quorum; this site would then refuse to answer, and a
+            // round that needed its shares would abort only after every site trained. Say so before any work.
+            int ours = parameters.SignatureQuorum(colluders), announced = parameters.SignatureQuorum(parameters.QuorumColluders);
+            return $"this site guards against {colluders} colluding sites (SecureFed:ColludingSites) and answers the unmasking request only with {ours} of the {n} consistency signatures, "
+                + $"but the round's consistency quorum is announced for {parameters.QuorumColluders} ({announced} signatures): ask the aggregator's operator to set SecureFed:ConsistencyColluders to at least {colluders}, or lower this site's SecureFed:ColludingSites";
         }
 
         return null; // below t the quorum max(t, ⌊(n + c)/2⌋ + 1) is at most n

@@ -53,6 +53,16 @@ public sealed class AggregatorOptions
     /// </summary>
     public string Graph { get; set; } = "complete";
 
+    /// <summary>
+    /// The colluding sites (aggregator aside) the round's consistency quorum is announced for (docs/PROTOCOL.md
+    /// "Consistency quorum"): the aggregator moves to unmasking only when max(t, ⌊(n + c)/2⌋ + 1) sites signed the survivor
+    /// set, so that it and c colluding sites cannot have two different survivor sets signed and unmask a site. 0 = the
+    /// graph's own (t under the complete graph, which stops view splitting by up to 2t − n − 1 colluders: none for an odd
+    /// cohort). Bound into the round digest; each round's c must stay below its t. Agents with <c>ColludingSites</c>
+    /// above the announced value decline the round. <value>The default value is 0.</value>
+    /// </summary>
+    public int ConsistencyColluders { get; set; }
+
     /// <summary><see cref="Graph"/> parsed (complete when the setting is invalid; <see cref="Validate"/> reports that).</summary>
     public SecureFed.Protocol.GraphPolicy GraphPolicy => SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out SecureFed.Protocol.GraphPolicy policy) ? policy : SecureFed.Protocol.GraphPolicy.Complete;
 
@@ -491,6 +501,7 @@ public sealed class AggregatorOptions
         Range(errors, "DpSgdMaxSteps", DpSgdMaxSteps, 0, 1_000_000);
         Range(errors, "DpSgdNoiseShares", DpSgdNoiseShares, 0, 10_000);
         ValidateNoiseShares(errors);
+        ValidateConsistencyColluders(errors);
         ValidateLayerScales(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         errors.AddRange(UploadPaceProblems(MinUploadWordsPerSecond, UploadGraceSeconds));
@@ -603,6 +614,35 @@ public sealed class AggregatorOptions
             {
                 errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} exceeds the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: a sum of t sites would carry less than the announced DP-SGD noise; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
             }
+        }
+    }
+
+    private void ValidateConsistencyColluders(List<string> errors)
+    {
+        if (ConsistencyColluders < 0)
+        {
+            errors.Add($"SecureFed:ConsistencyColluders must be 0 (the masking graph's own consistency quorum) or the number of colluding sites the quorum guards against, got {ConsistencyColluders}.");
+            return;
+        }
+
+        if (ConsistencyColluders == 0 || !(MinSites is >= 2 and <= 10_000) || !SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _) || !(Threshold == 0 || Threshold >= 2))
+        {
+            return;
+        }
+
+        int smallest;
+        try
+        {
+            smallest = SmallestThreshold();
+        }
+        catch (ArgumentException)
+        {
+            return; // the graph planner rejects MinSites itself; each round checks its own threshold again
+        }
+
+        if (ConsistencyColluders >= smallest)
+        {
+            errors.Add($"SecureFed:ConsistencyColluders = {ConsistencyColluders} is not below the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: t colluding sites rebuild any site's secrets from their own shares, whatever the quorum; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
         }
     }
 

@@ -56,7 +56,7 @@ internal static partial class Log
     public static partial void EvaluationWithheld(ILogger logger, long round, string reason);
 
     [LoggerMessage(17, LogLevel.Error, "No round opened: {Reason}")]
-    public static partial void NoiseSharesAboveThreshold(ILogger logger, string reason);
+    public static partial void NoRoundOpened(ILogger logger, string reason);
 
     [LoggerMessage(18, LogLevel.Error, "Coordinator stopped driving rounds: {Reason}")]
     public static partial void LeaseLost(ILogger logger, string reason);

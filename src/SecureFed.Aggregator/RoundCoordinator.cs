@@ -728,7 +728,16 @@ public sealed class RoundCoordinator : BackgroundService
         {
             // Never announce more noise shares than t: a sum of t sites would carry less than the announced σ.
             string reason = $"SecureFed:DpSgdNoiseShares = {_options.DpSgdNoiseShares} exceeds this round's threshold t = {threshold} ({n} sites); the aggregator does not open a round whose sum of t sites would carry less than the announced DP-SGD noise";
-            Log.NoiseSharesAboveThreshold(_logger, reason);
+            Log.NoRoundOpened(_logger, reason);
+            _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", _state.Store.ListRounds().Count + 1).Add("site", "aggregator").Add("reason", reason));
+            return (null, true);
+        }
+
+        if (_options.ConsistencyColluders >= threshold)
+        {
+            // A quorum cannot guard against t colluders: they rebuild any site's secrets from their own shares.
+            string reason = $"SecureFed:ConsistencyColluders = {_options.ConsistencyColluders} is not below this round's threshold t = {threshold} ({n} sites); the aggregator does not open a round whose announced consistency quorum cannot hold";
+            Log.NoRoundOpened(_logger, reason);
             _state.Audit.Append(AuditEvents.Refusal, f => f.Add("round", _state.Store.ListRounds().Count + 1).Add("site", "aggregator").Add("reason", reason));
             return (null, true);
         }
@@ -742,6 +751,7 @@ public sealed class RoundCoordinator : BackgroundService
             threshold,
             degree = plan.Degree,
             graph_policy = GraphPlanner.PolicyName(_options.GraphPolicy),
+            consistency_colluders = _options.ConsistencyColluders,
             vector_length = codec.VectorLength,
             bit_width = codec.BitWidth,
             scale = codec.Scale,
@@ -762,7 +772,8 @@ public sealed class RoundCoordinator : BackgroundService
             return new Participant(i + 1, name, info.IdentityPublicKey);
         }).ToArray();
         var parameters = new RoundParameters(_options.Federation, round, Convert.ToHexStringLower(sessionBytes), participants,
-            threshold, plan.Degree, codec.VectorLength, codec.BitWidth, evaluation, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares, _options.DpSgdLayerScales);
+            threshold, plan.Degree, codec.VectorLength, codec.BitWidth, evaluation, _options.DpSgdMaxSteps, _options.DpSgdNoiseShares, _options.DpSgdLayerScales,
+            _options.ConsistencyColluders);
 
         DateTimeOffset opened = _time.GetUtcNow();
         DateTimeOffset deadline = opened.AddSeconds(_options.TrainingTimeoutSeconds);
@@ -787,6 +798,7 @@ public sealed class RoundCoordinator : BackgroundService
             ProgressIntervalSeconds = (uint)_options.ProgressIntervalSeconds,
             ProgressSilenceSeconds = _options.ProgressIntervalSeconds > 0 ? (uint)_options.ProgressSilenceSeconds : 0,
             ProtocolVersion = ProtocolLabels.ProtocolVersion,
+            ConsistencyColluders = (uint)_options.ConsistencyColluders,
         };
         announcement.DpSgd.LayerScales.AddRange(_options.DpSgdLayerScales);
         if (evaluation is not null)
@@ -828,13 +840,13 @@ public sealed class RoundCoordinator : BackgroundService
         _heldOut = [];
         SitOutOpenedAttempt();
 
-        _state.Audit.Append(AuditEvents.RoundOpened, f => f
+        _state.Audit.Append(AuditEvents.RoundOpened, f => WithConsistencyColluders(f
             .Add("round", round)
             .Add("session", parameters.SessionId)
             .Add("cohort", cohort)
             .Add("threshold", threshold)
             .Add("graph_degree", plan.Degree)
-            .Add("graph_policy", GraphPlanner.PolicyName(_options.GraphPolicy))
+            .Add("graph_policy", GraphPlanner.PolicyName(_options.GraphPolicy)), parameters)
             .Add("bit_width", codec.BitWidth)
             .Add("vector_length", codec.VectorLength)
             .Add("model_version", modelVersion)
@@ -1470,7 +1482,7 @@ public sealed class RoundCoordinator : BackgroundService
         try
         {
             int threshold = FederatedAveraging.Threshold(_options.PlanGraph(sites), _options.Threshold);
-            if (_options.DpSgdNoiseShares > threshold)
+            if (_options.DpSgdNoiseShares > threshold || _options.ConsistencyColluders >= threshold)
             {
                 return false;
             }
@@ -1657,15 +1669,20 @@ public sealed class RoundCoordinator : BackgroundService
         return WaitEnd(session.StageOpenedAt, session.StageQuorumAt ??= _time.GetUtcNow(), _options.StageStragglerMinWaitSeconds);
     }
 
+    /// <summary>The announced consistency quorum's colluders in round.opened, only when announced (older logs keep their shape).</summary>
+    private static AuditFields WithConsistencyColluders(AuditFields fields, RoundParameters parameters) =>
+        parameters.ConsistencyColluders == 0 ? fields : fields.Add("consistency_colluders", parameters.ConsistencyColluders);
+
     /// <summary>
     /// The advertisements that start an attempt's straggler wait: t, plus one for each attempt in a row before it that the
     /// wait shrank and that then aborted (<see cref="RoundSession.StragglerQuorumExtra"/>), at most the cohort; at least the
-    /// consistency quorum of a sparse graph (<see cref="RoundParameters.DefaultColluders"/>; t under the complete graph),
-    /// since a round cut below it aborts at the consistency stage (diff review of session 58).
+    /// round's consistency quorum (<see cref="RoundParameters.QuorumColluders"/>: a sparse graph's, or the announced
+    /// <see cref="AggregatorOptions.ConsistencyColluders"/>; t under the complete graph by default), since a round cut
+    /// below it aborts at the consistency stage (diff review of session 58).
     /// </summary>
     private static int StragglerQuorum(RoundSession session) =>
         Math.Min(
-            Math.Max(session.Parameters.Threshold + session.StragglerQuorumExtra, session.Parameters.SignatureQuorum(session.Parameters.DefaultColluders)),
+            Math.Max(session.Parameters.Threshold + session.StragglerQuorumExtra, session.Parameters.SignatureQuorum(session.Parameters.QuorumColluders)),
             session.Parameters.CohortSize);
 
     /// <summary>

@@ -116,6 +116,7 @@ public sealed class RoundSettings
             [nameof(options.MinSites)] = Number(options.MinSites),
             [nameof(options.Threshold)] = Number(options.Threshold),
             [nameof(options.Graph)] = options.GraphPolicy.ToString().ToLowerInvariant(),
+            [nameof(options.ConsistencyColluders)] = Number(options.ConsistencyColluders),
             [nameof(options.BlameExclusionRounds)] = Number(options.BlameExclusionRounds),
             [nameof(options.WeightCap)] = Number(options.WeightCap),
             [nameof(options.EpsilonBudget)] = Number(options.EpsilonBudget),

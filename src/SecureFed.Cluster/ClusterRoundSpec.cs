@@ -23,7 +23,8 @@ public sealed record ClusterRoundSpec(
     [property: Id(10)] int EvaluationCountCap = 0,
     [property: Id(11)] int DpSgdMaxSteps = 0,
     [property: Id(12)] int DpSgdNoiseShares = 0,
-    [property: Id(13)] float[]? DpSgdLayerScales = null)
+    [property: Id(13)] float[]? DpSgdLayerScales = null,
+    [property: Id(14)] int ConsistencyColluders = 0)
 {
     /// <summary>The spec of a round with <paramref name="parameters"/>, cut into slices of <paramref name="sliceSize"/> words.</summary>
     public static ClusterRoundSpec From(RoundParameters parameters, int sliceSize)
@@ -32,7 +33,8 @@ public sealed record ClusterRoundSpec(
         var spec = new ClusterRoundSpec(parameters.FederationId, parameters.Round, parameters.SessionId, [.. parameters.Participants], parameters.Threshold,
             parameters.GraphDegree, parameters.VectorLength, parameters.BitWidth, sliceSize,
             parameters.Evaluation is null ? null : [.. parameters.Evaluation.EntityTypes], parameters.Evaluation?.CountCap ?? 0,
-            parameters.DpSgdMaxSteps, parameters.DpSgdNoiseShares, parameters.DpSgdLayerScales.Count == 0 ? null : [.. parameters.DpSgdLayerScales]);
+            parameters.DpSgdMaxSteps, parameters.DpSgdNoiseShares, parameters.DpSgdLayerScales.Count == 0 ? null : [.. parameters.DpSgdLayerScales],
+            parameters.ConsistencyColluders);
 
         // Every signature of the round binds the parameters' digest: a spec that lost a bound parameter (one added to
         // RoundParameters but not here) would make the round grain refuse every honest message, so refuse it here, by name.
@@ -46,7 +48,8 @@ public sealed record ClusterRoundSpec(
 
     /// <summary>The round parameters (validated by <see cref="RoundParameters"/>; its digest binds every message of the round).</summary>
     public RoundParameters ToParameters() => new(Federation, Round, SessionId, Participants, Threshold, GraphDegree, VectorLength, BitWidth,
-        EvaluationEntityTypes is null ? null : EvaluationLayout.Create(EvaluationEntityTypes, EvaluationCountCap), DpSgdMaxSteps, DpSgdNoiseShares, DpSgdLayerScales);
+        EvaluationEntityTypes is null ? null : EvaluationLayout.Create(EvaluationEntityTypes, EvaluationCountCap), DpSgdMaxSteps, DpSgdNoiseShares, DpSgdLayerScales,
+        ConsistencyColluders);
 
     /// <summary>The slices of this round's vector.</summary>
     public SliceLayout Layout => new(VectorLength, SliceSize);

@@ -260,7 +260,7 @@ public sealed class ClientRound : IDisposable
     /// <summary>
     /// The colluding sites this site guards against when it checks the consistency signatures before unmasking: it
     /// answers only with <see cref="RoundParameters.SignatureQuorum"/> of them, for this or the round's
-    /// <see cref="RoundParameters.DefaultColluders"/>, whichever is larger (0, the default: the round's own quorum).
+    /// <see cref="RoundParameters.QuorumColluders"/>, whichever is larger (0, the default: the round's own quorum).
     /// </summary>
     public int Colluders
     {
@@ -433,7 +433,7 @@ public sealed class ClientRound : IDisposable
             }
         }
 
-        int colluders = Math.Max(Colluders, _p.DefaultColluders);
+        int colluders = Math.Max(Colluders, _p.QuorumColluders);
         int quorum = _p.SignatureQuorum(colluders);
         if (signers.Count < quorum)
         {

@@ -38,9 +38,14 @@ public sealed class RoundParameters
     /// The announced layer-wise DP-SGD preconditioner, one positive finite factor per parameter tensor (null or empty =
     /// none); bound into the digest when non-empty (docs/PROTOCOL.md, "Layer scales").
     /// </param>
+    /// <param name="consistencyColluders">
+    /// The colluding sites the round's consistency quorum is announced for (0 = the graph's own,
+    /// <see cref="DefaultColluders"/>); at most t − 1, since t colluders rebuild any site's secrets from their own shares.
+    /// Bound into the digest when non-zero (docs/PROTOCOL.md, "Consistency quorum").
+    /// </param>
     public RoundParameters(string federationId, long round, string sessionId, IReadOnlyList<Participant> participants,
         int threshold, int graphDegree, int vectorLength, int bitWidth, EvaluationLayout? evaluation = null, int dpSgdMaxSteps = 0, int dpSgdNoiseShares = 0,
-        IReadOnlyList<float>? dpSgdLayerScales = null)
+        IReadOnlyList<float>? dpSgdLayerScales = null, int consistencyColluders = 0)
     {
         ArgumentException.ThrowIfNullOrEmpty(federationId);
         ArgumentException.ThrowIfNullOrEmpty(sessionId);
@@ -119,6 +124,12 @@ public sealed class RoundParameters
             }
         }
 
+        if (consistencyColluders < 0 || consistencyColluders >= threshold)
+        {
+            throw new ArgumentOutOfRangeException(nameof(consistencyColluders), consistencyColluders,
+                $"The consistency quorum can be announced for 0 to t − 1 = {threshold - 1} colluding sites: t colluders rebuild any site's secrets from their own shares, whatever the quorum.");
+        }
+
         ArgumentOutOfRangeException.ThrowIfLessThan(vectorLength, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(bitWidth, 1);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(bitWidth, 32);
@@ -135,6 +146,7 @@ public sealed class RoundParameters
         DpSgdMaxSteps = dpSgdMaxSteps;
         DpSgdNoiseShares = dpSgdNoiseShares;
         DpSgdLayerScales = layerScales;
+        ConsistencyColluders = consistencyColluders;
         Digest = ComputeDigest();
         Context = Convert.ToHexStringLower(Digest);
     }
@@ -181,6 +193,12 @@ public sealed class RoundParameters
     /// <summary>The announced layer-wise DP-SGD preconditioner (empty = none).</summary>
     public IReadOnlyList<float> DpSgdLayerScales { get; }
 
+    /// <summary>
+    /// The colluding sites the aggregator announced the consistency quorum for (0 = none beyond the graph's own
+    /// <see cref="DefaultColluders"/>); every party guards against <see cref="QuorumColluders"/>.
+    /// </summary>
+    public int ConsistencyColluders { get; }
+
     /// <summary>SHA-256 of the canonical encoding (see docs/PROTOCOL.md).</summary>
     public byte[] Digest { get; }
 
@@ -214,6 +232,14 @@ public sealed class RoundParameters
     public int DefaultColluders => GraphDegree >= CohortSize - 1
         ? 0
         : Math.Min((int)Math.Ceiling(GraphPlanner.DefaultCorruptFraction * CohortSize), Threshold - 1);
+
+    /// <summary>
+    /// The colluding sites every party of the round guards against at the consistency check: the announced
+    /// <see cref="ConsistencyColluders"/> or the graph's <see cref="DefaultColluders"/>, whichever is larger. The
+    /// aggregator moves to unmasking only with <see cref="SignatureQuorum"/> of them signed, and every responder requires
+    /// as many (or more, for a site that guards against more: <c>ClientRound.Colluders</c>).
+    /// </summary>
+    public int QuorumColluders => Math.Max(ConsistencyColluders, DefaultColluders);
 
     /// <summary>
     /// How many colluding sites a quorum of <paramref name="signers"/> consistency signatures keeps from splitting the
@@ -271,6 +297,13 @@ public sealed class RoundParameters
             fields.Add("layer-scales");
             fields.Add(DpSgdLayerScales.Count.ToString(CultureInfo.InvariantCulture));
             fields.Add(LayerScalesSha256(DpSgdLayerScales));
+        }
+
+        // Absent when 0, so the digests of rounds without an announced consistency quorum are unchanged.
+        if (ConsistencyColluders != 0)
+        {
+            fields.Add("consistency-colluders");
+            fields.Add(ConsistencyColluders.ToString(CultureInfo.InvariantCulture));
         }
 
         return SHA256.HashData(DomainLabel.Encode("round-parameters", fields.ToArray()));

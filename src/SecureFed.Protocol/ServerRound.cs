@@ -389,9 +389,9 @@ public sealed partial class ServerRound
     }
 
     /// <summary>
-    /// Ends ConsistencyCheck and builds the unmasking request. Aborts below the round's default consistency quorum
-    /// (<see cref="RoundParameters.DefaultColluders"/>: t under the complete graph; a majority sized for the planned
-    /// corrupt fraction under a sparse one), which honest responders require too.
+    /// Ends ConsistencyCheck and builds the unmasking request. Aborts below the round's consistency quorum
+    /// (<see cref="RoundParameters.QuorumColluders"/>: t under the complete graph unless the aggregator announced more
+    /// colluders; a majority sized for the planned corrupt fraction under a sparse one), which honest responders require too.
     /// </summary>
     public UnmaskRequest CloseConsistency()
     {
@@ -399,11 +399,13 @@ public sealed partial class ServerRound
         {
             Expect(ProtocolStage.ConsistencyCheck, null);
             RequireAtLeastThreshold(_u4.Count, "signed the survivor set");
-            int quorum = _p.SignatureQuorum(_p.DefaultColluders);
+            int colluders = _p.QuorumColluders;
+            int quorum = _p.SignatureQuorum(colluders);
             if (_u4.Count < quorum)
             {
-                Abort(Stage, $"only {_u4.Count} sites signed the survivor set; a round over a sparse masking graph needs {quorum} of its {_p.CohortSize} "
-                    + $"(enough that no two survivor sets can both be signed with {_p.DefaultColluders} colluding sites; docs/PROTOCOL.md, \"Consistency quorum\")");
+                string why = _p.ConsistencyColluders >= _p.DefaultColluders ? "the round's announced consistency quorum" : "a round over a sparse masking graph";
+                Abort(Stage, $"only {_u4.Count} sites signed the survivor set; {why} needs {quorum} of its {_p.CohortSize} "
+                    + $"(enough that no two survivor sets can both be signed with {colluders} colluding site{(colluders == 1 ? "" : "s")}; docs/PROTOCOL.md, \"Consistency quorum\")");
             }
 
             int[] dropped = [.. _u2Sorted!.Where(v => !_u3.Contains(v))];

@@ -8,7 +8,7 @@ namespace SecureFed.Protocol.Tests;
 /// <summary>Builds cohorts, identities and inputs for protocol tests (deterministic per seed).</summary>
 internal sealed class ProtocolFixture : IDisposable
 {
-    public ProtocolFixture(int n, int seed, int vectorLength = 257, int bitWidth = 32, int? threshold = null, int? degree = null)
+    public ProtocolFixture(int n, int seed, int vectorLength = 257, int bitWidth = 32, int? threshold = null, int? degree = null, int consistencyColluders = 0)
     {
         Random = new DeterministicRandomSource(seed);
         Identities = [.. Enumerable.Range(0, n).Select(_ => Ed25519PrivateKey.Generate(Random))];
@@ -16,7 +16,7 @@ internal sealed class ProtocolFixture : IDisposable
             .Select(i => new Participant(i, "site-" + i.ToString("D3", CultureInfo.InvariantCulture), Identities[i - 1].PublicKey))
             .ToArray();
         Parameters = new RoundParameters("test-federation", 7, "session-" + seed.ToString(CultureInfo.InvariantCulture), participants,
-            threshold ?? Math.Max(2, (n / 2) + 1), degree ?? n - 1, vectorLength, bitWidth);
+            threshold ?? Math.Max(2, (n / 2) + 1), degree ?? n - 1, vectorLength, bitWidth, consistencyColluders: consistencyColluders);
         var rng = new Random(seed);
         uint mask = bitWidth == 32 ? uint.MaxValue : (1u << bitWidth) - 1;
         Inputs = [.. Enumerable.Range(0, n).Select(_ => Enumerable.Range(0, vectorLength).Select(_ => (uint)rng.NextInt64(0, 1L << 32) & mask).ToArray())];

@@ -48,6 +48,28 @@ public sealed class RoundParametersLayerScalesTests
         Assert.Equal(scales, withScales.DpSgdLayerScales);
     }
 
+    [Fact]
+    public void Digest_ConsistencyColluders_AbsentAtZeroAppendedWhenAnnounced()
+    {
+        var plain = new RoundParameters("fed", 4, "session", Cohort, 2, 2, 101, 32);
+        var zero = new RoundParameters("fed", 4, "session", Cohort, 2, 2, 101, 32, consistencyColluders: 0);
+        var one = new RoundParameters("fed", 4, "session", Cohort, 2, 2, 101, 32, consistencyColluders: 1);
+
+        Assert.Equal(plain.Digest, zero.Digest);
+        Assert.Equal(SHA256.HashData(DomainLabel.Encode("round-parameters", [.. BaseFields, "consistency-colluders", "1"])), one.Digest);
+        Assert.Equal((1, 1, 3), (one.ConsistencyColluders, one.QuorumColluders, one.SignatureQuorum(one.QuorumColluders)));
+    }
+
+    [Theory]
+    [InlineData(-1)]
+    [InlineData(2)]
+    public void Constructor_ConsistencyColludersNegativeOrAtThreshold_ThrowsNamingTheBound(int bad)
+    {
+        var ex = Assert.Throws<ArgumentOutOfRangeException>(() => new RoundParameters("fed", 4, "session", Cohort, 2, 2, 101, 32, consistencyColluders: bad));
+
+        Assert.Contains("The consistency quorum can be announced for 0 to t − 1 = 1 colluding sites", ex.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData(0f)]
     [InlineData(-2f)]

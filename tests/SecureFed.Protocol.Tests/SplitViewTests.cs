@@ -133,6 +133,71 @@ public sealed class SplitViewTests
         Assert.Contains("only 11 survivors signed the survivor set; this site requires 12 of the 21 (t = 6;", refused.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The aggregator's announced quorum (<c>ConsistencyColluders</c>, bound into the digest): with c = 1 in a cohort of 5
+    /// every party requires 4 signatures. With 3 the aggregator aborts the consistency stage naming the announced quorum,
+    /// and a responder that itself guards against no one beyond t (Colluders 0) still refuses the split view: the
+    /// announcement protects every site, not only those configured for it.
+    /// </summary>
+    [Fact]
+    public void CloseConsistency_AnnouncedQuorumForOneColluder_ThreeOfFiveSigned_AbortsAndEveryResponderRefusesTheSplitView()
+    {
+        using var fx = new ProtocolFixture(5, 11, vectorLength: 16, consistencyColluders: 1);
+        Assert.Equal((3, 0, 1, 1), (fx.Parameters.Threshold, fx.Parameters.DefaultColluders, fx.Parameters.ConsistencyColluders, fx.Parameters.QuorumColluders));
+        var (clients, server) = fx.ThroughShareKeys();
+        uint[][] masked = Mask(fx, clients, server);
+        foreach (ClientRound c in clients)
+        {
+            server.AcceptMaskedInput(c.Index, masked[c.Index - 1]);
+        }
+
+        IReadOnlyList<int> survivors = server.CloseMaskedInput();
+        foreach (ClientRound c in clients.Take(3))
+        {
+            server.AcceptConsistencySignature(c.SignSurvivors(survivors));
+        }
+
+        var aborted = Assert.Throws<RoundAbortedException>(server.CloseConsistency);
+        Assert.Contains("only 3 sites signed the survivor set; the round's announced consistency quorum needs 4 of its 5 (enough that no two survivor sets can both be signed with 1 colluding site;", aborted.Message, StringComparison.Ordinal);
+
+        using var split = new ProtocolFixture(5, 11, vectorLength: 16, consistencyColluders: 1);
+        var (splitClients, splitServer) = split.ThroughShareKeys();
+        Mask(split, splitClients, splitServer);
+        (UnmaskRequest a, UnmaskRequest b) = SplitRequests(split, splitClients);
+        foreach ((ClientRound client, UnmaskRequest request) in new[] { (splitClients[0], a), (splitClients[1], a), (splitClients[2], b), (splitClients[3], b) })
+        {
+            var refused = Assert.Throws<ProtocolViolationException>(() => client.Unmask(request));
+            Assert.Contains("only 3 survivors signed the survivor set; this site requires 4 of the 5 (t = 3;", refused.Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>With the announced quorum met (4 of 5 signed, one site dropped after masking) the round completes exactly.</summary>
+    [Fact]
+    public void Finish_AnnouncedQuorumForOneColluder_FourOfFiveSigned_SumExact()
+    {
+        using var fx = new ProtocolFixture(5, 11, vectorLength: 16, consistencyColluders: 1);
+        var (clients, server) = fx.ThroughShareKeys();
+        uint[][] masked = Mask(fx, clients, server);
+        foreach (ClientRound c in clients)
+        {
+            server.AcceptMaskedInput(c.Index, masked[c.Index - 1]);
+        }
+
+        IReadOnlyList<int> survivors = server.CloseMaskedInput();
+        foreach (ClientRound c in clients.Take(4))
+        {
+            server.AcceptConsistencySignature(c.SignSurvivors(survivors));
+        }
+
+        UnmaskRequest request = server.CloseConsistency();
+        foreach (ClientRound c in clients.Take(4))
+        {
+            server.AcceptUnmaskResponse(c.Unmask(request));
+        }
+
+        Assert.Equal(fx.ExpectedSum([1, 2, 3, 4, 5]), server.Finish().Sum);
+    }
+
     private static uint[][] Mask(ProtocolFixture fx, ClientRound[] clients, ServerRound server)
     {
         var masked = new uint[clients.Length][];

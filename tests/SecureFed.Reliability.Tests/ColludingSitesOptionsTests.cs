@@ -21,6 +21,7 @@ public sealed class ColludingSitesOptionsTests
         Assert.Contains("SecureFed:ColludingSites must be 0 (the protocol's t signatures) or the number of colluding sites to guard against, got -1.", Bind("-1").Validate());
     }
 
+    /// <summary>Under a quorum announced for as many colluders as the site guards against (at most t − 1), it declines only from t on.</summary>
     [Theory]
     [InlineData(5, 2, null)]
     [InlineData(5, 3, "this site guards against 3 colluding sites (SecureFed:ColludingSites), but the round's threshold is t = 3 of 5: 3 colluders can rebuild any site's secrets from their own shares")]
@@ -31,10 +32,32 @@ public sealed class ColludingSitesOptionsTests
     {
         Ed25519PrivateKey[] keys = [.. Enumerable.Range(0, n).Select(_ => Ed25519PrivateKey.Generate(SystemRandomSource.Instance))];
         var parameters = new RoundParameters("fed", 1, new string('0', 32), [.. Enumerable.Range(1, n).Select(i => new Participant(i, $"site-{i}", keys[i - 1].PublicKey))],
-            threshold: (n / 2) + 1, graphDegree: n - 1, vectorLength: 4, bitWidth: 32);
+            threshold: (n / 2) + 1, graphDegree: n - 1, vectorLength: 4, bitWidth: 32, consistencyColluders: Math.Min(colluders, n / 2));
 
         Assert.Equal(expected, AgentRunner.ColludingSitesRefusal(parameters, colluders));
         Assert.InRange(parameters.SignatureQuorum(Math.Min(colluders, parameters.Threshold - 1)), parameters.Threshold, n);
+        foreach (Ed25519PrivateKey key in keys)
+        {
+            key.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// A site guarding against more colluders than the round's announced quorum (or, under the complete graph with
+    /// nothing announced, more than none) declines before any work, naming both settings; at or below it, it joins.
+    /// </summary>
+    [Theory]
+    [InlineData(5, 0, 1, "this site guards against 1 colluding sites (SecureFed:ColludingSites) and answers the unmasking request only with 4 of the 5 consistency signatures, but the round's consistency quorum is announced for 0 (3 signatures): ask the aggregator's operator to set SecureFed:ConsistencyColluders to at least 1, or lower this site's SecureFed:ColludingSites")]
+    [InlineData(5, 1, 1, null)]
+    [InlineData(5, 2, 1, null)]
+    [InlineData(7, 1, 2, "this site guards against 2 colluding sites (SecureFed:ColludingSites) and answers the unmasking request only with 5 of the 7 consistency signatures, but the round's consistency quorum is announced for 1 (5 signatures): ask the aggregator's operator to set SecureFed:ConsistencyColluders to at least 2, or lower this site's SecureFed:ColludingSites")]
+    public void ColludingSitesRefusal_AnnouncedQuorum_DeclinesOnlyAboveIt(int n, int announced, int colluders, string? expected)
+    {
+        Ed25519PrivateKey[] keys = [.. Enumerable.Range(0, n).Select(_ => Ed25519PrivateKey.Generate(SystemRandomSource.Instance))];
+        var parameters = new RoundParameters("fed", 1, new string('0', 32), [.. Enumerable.Range(1, n).Select(i => new Participant(i, $"site-{i}", keys[i - 1].PublicKey))],
+            threshold: (n / 2) + 1, graphDegree: n - 1, vectorLength: 4, bitWidth: 32, consistencyColluders: announced);
+
+        Assert.Equal(expected, AgentRunner.ColludingSitesRefusal(parameters, colluders));
         foreach (Ed25519PrivateKey key in keys)
         {
             key.Dispose();

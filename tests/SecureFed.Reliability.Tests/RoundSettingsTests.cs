@@ -39,6 +39,7 @@ public sealed class RoundSettingsTests
         { "LocalEpochs", o => o.LocalEpochs = 3 },
         { "DpSgdMaxSteps", o => o.DpSgdMaxSteps = 1 },
         { "DpSgdNoiseShares", o => o.DpSgdNoiseShares = 2 },
+        { "ConsistencyColluders", o => o.ConsistencyColluders = 1 },
         { "DpSgdLayerScales", o => o.DpSgdLayerScales = [1f, 0.5f] },
         { "ModelSpecSha256", o => o.ModelSpecSha256 = new string('b', 64) },
         { "FederatedEvaluation", o => o.FederatedEvaluation = false },

@@ -72,6 +72,25 @@ public sealed class SplitNoiseOptionsTests
         Assert.Contains(BindAggregator(new() { [name] = value }).Validate(), e => e.StartsWith($"SecureFed:{name} must be between 0 and", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("3", "1", null)]
+    [InlineData("3", "2", "SecureFed:ConsistencyColluders = 2 is not below the threshold t = 2 of a round of SecureFed:MinSites = 3 sites: t colluding sites rebuild any site's secrets from their own shares, whatever the quorum; lower it or raise SecureFed:MinSites / SecureFed:Threshold.")]
+    [InlineData("5", "2", null)]
+    [InlineData("3", "-1", "SecureFed:ConsistencyColluders must be 0 (the masking graph's own consistency quorum) or the number of colluding sites the quorum guards against, got -1.")]
+    public void AggregatorOptions_ConsistencyColluders_BelowTheSmallestThresholdOrRefusedNamingIt(string minSites, string colluders, string? expected)
+    {
+        IReadOnlyList<string> errors = BindAggregator(new() { ["MinSites"] = minSites, ["ConsistencyColluders"] = colluders }).Validate();
+
+        if (expected is null)
+        {
+            Assert.Empty(errors);
+        }
+        else
+        {
+            Assert.Equal(expected, Assert.Single(errors));
+        }
+    }
+
     [Fact]
     public void AgentOptions_OptInWithCollusionBudget_BoundAndValid()
     {

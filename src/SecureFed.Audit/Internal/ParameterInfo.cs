@@ -8,6 +8,7 @@ internal sealed record ParameterInfo(string Label, string Unit, string Meaning)
         [AuditFieldNames.Threshold] = new("threshold t", "sites", "sites whose shares are needed to unmask the sum (Shamir threshold)"),
         ["graph_degree"] = new("masking graph degree k", "neighbours", "pairwise masks each site shares"),
         ["graph_policy"] = new("masking graph policy", "complete or sparse", "complete: complete graph up to 512 sites; sparse: SecAgg+ Harary graph wherever the planner allows"),
+        ["consistency_colluders"] = new("consistency quorum's colluders c", "sites", "unmasking waits for max(t, ⌊(n + c)/2⌋ + 1) signatures on the survivor set, so the aggregator and c colluding sites cannot have two survivor sets signed (absent: the graph's own)"),
         [AuditFieldNames.BitWidth] = new("bit width", "bits", "per quantized coordinate of the masked vector"),
         [AuditFieldNames.VectorLength] = new("vector length", "coordinates", "model parameters plus one weight coordinate"),
         ["dp.l2_clip"] = new("site update clip S", "L2 norm", "each site's model update is clipped to this norm"),
