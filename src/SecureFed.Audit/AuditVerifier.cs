@@ -122,6 +122,13 @@ public static class AuditVerifier
             return new AuditVerification { Directory = dir, Problems = problems, LogFound = false };
         }
 
+        if (DurableFile.NotRegularKind(logPath) is { } kind)
+        {
+            // Refused unopened: opening a named pipe for reading waits for a writer (verify hung), a device may not end.
+            problems.Add(LogFile.NotRegularMessage(logPath, kind));
+            return new AuditVerification { Directory = dir, Problems = problems, LogFound = false };
+        }
+
         // 1. Lines: canonical JSON, consecutive seq, one actor; leaf hashes of the exact bytes.
         LogFile file = LogFile.Read(logPath);
         var leaves = new List<byte[]>(file.Lines.Count);

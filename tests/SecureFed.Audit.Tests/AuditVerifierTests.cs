@@ -186,6 +186,33 @@ public sealed class AuditVerifierTests
         Assert.Contains(result.Problems, p => p.StartsWith($"verifier.key is not a verifier key: {keyFile} is empty or not a regular file", StringComparison.Ordinal));
     }
 
+    /// <summary>audit.jsonl itself as a named pipe: opening it waited for a writer, so verify hung (review of session 59).</summary>
+    [Fact]
+    public async Task Verify_LogFileIsANamedPipe_RefusedUnopenedNamingItsType()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // the file type is read with statx, on Linux only
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        File.Delete(test.LogPath);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [test.LogPath]))
+        {
+            await mkfifo.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        // On a thread of its own: without the fix the open never returns, and the test fails at the timeout instead of hanging.
+        Task<AuditVerification> verify = Task.Factory.StartNew(() => AuditVerifier.Verify(test.Directory, test.VerifierKey), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        AuditVerification result = await verify.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.False(result.Ok);
+        Assert.False(result.LogFound);
+        Assert.Equal($"{test.LogPath} is a named pipe (FIFO), not a regular file: not an audit log; it was not opened.", result.FirstProblem);
+    }
+
     [Fact]
     public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
     {

@@ -253,7 +253,8 @@ internal sealed class AuditFindings
     {
         var a = new FileInfo(Path.Combine(first, AuditLog.LogFileName));
         var b = new FileInfo(Path.Combine(second, AuditLog.LogFileName));
-        if (!a.Exists || !b.Exists || a.Length != b.Length)
+        // Not a regular file (a named pipe: opening it waits for a writer): verification already refused it, unopened.
+        if (!a.Exists || !b.Exists || a.Length != b.Length || DurableFile.NotRegularKind(a.FullName) is not null || DurableFile.NotRegularKind(b.FullName) is not null)
         {
             return false;
         }

@@ -25,12 +25,18 @@ internal sealed class LogFile
     public long TornLineNumber => Lines.Count + 1;
 
     /// <summary>Reads the whole log (its hash tree is over every line's exact bytes).</summary>
-    /// <exception cref="InvalidDataException">The path is a folder, or the file is larger than an array can hold.</exception>
+    /// <exception cref="InvalidDataException">The path is a folder or another file that is not a regular file (a pipe, a device, a socket), or the file is larger than an array can hold.</exception>
     public static LogFile Read(string path)
     {
         if (Directory.Exists(path))
         {
             throw new InvalidDataException($"{path} is a folder, not an audit log file.");
+        }
+
+        // Before it is opened: opening a named pipe for reading waits for a writer, and verify hung (review of session 59).
+        if (DurableFile.NotRegularKind(path) is { } kind)
+        {
+            throw new InvalidDataException(NotRegularMessage(path, kind));
         }
 
         // The length of the open file (a symbolic link followed: FileInfo.Length is the link's own), and no more than it is
@@ -49,6 +55,13 @@ internal sealed class LogFile
         byte[] data = new byte[length];
         int read = file.ReadAtLeast(data, data.Length, throwOnEndOfStream: false);
         return Parse(read == data.Length ? data : data[..read]);
+    }
+
+    /// <summary>The message for a log path that is not a regular file (<paramref name="kind"/> as <see cref="DurableFile.NotRegularKind"/> names it).</summary>
+    public static string NotRegularMessage(string path, string kind)
+    {
+        string link = File.ResolveLinkTarget(path, returnFinalTarget: true) is { } target ? $" (a link to {target.FullName})" : string.Empty;
+        return $"{path}{link} is {kind}, not a regular file: not an audit log; it was not opened.";
     }
 
     public static LogFile Parse(byte[] data)
