@@ -213,6 +213,47 @@ public sealed class AuditVerifierTests
         Assert.Equal($"{test.LogPath} is a named pipe (FIFO), not a regular file: not an audit log; it was not opened.", result.FirstProblem);
     }
 
+    /// <summary>
+    /// 100,000 blank lines after a log's lines: each was parsed as JSON, worded as a problem and kept as a line and a leaf
+    /// hash (some 80 bytes a byte of log; review of session 59). Still a failure, now one problem for the run.
+    /// </summary>
+    [Fact]
+    public void Verify_ManyBlankLines_OneProblemForTheRun()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        File.AppendAllText(test.LogPath, new string('\n', 100_000) + "\n");
+        List<string> lines = [.. File.ReadAllLines(test.LogPath)];
+        Assert.Equal(100_005, lines.Count);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Equal(100_005, result.Lines);
+        Assert.Equal("lines 5..100005 (100,001 lines) are blank, but no log line is empty (lines were inserted, or the file was edited or padded)", Assert.Single(result.Problems));
+        Assert.Equal(4, result.CoveredLines);
+    }
+
+    /// <summary>Blank lines between log lines: one problem per run, each naming its lines; the lines after them are still checked.</summary>
+    [Fact]
+    public void Verify_BlankLinesBetweenLines_OneProblemPerRun()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        lines.Insert(2, string.Empty);
+        lines.Insert(5, string.Empty);
+        lines.Insert(5, string.Empty);
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Equal("line 3 is blank, but no log line is empty (a line was inserted, or the file was edited)", result.Problems[0]);
+        Assert.Equal("line 4 has seq 3, expected 4 (a line was inserted before it, or lines were reordered)", result.Problems[1]);
+        Assert.StartsWith("lines 6..7 (2 lines) are blank", result.Problems[3], StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
     {
