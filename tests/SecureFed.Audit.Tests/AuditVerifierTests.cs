@@ -254,6 +254,46 @@ public sealed class AuditVerifierTests
         Assert.StartsWith("lines 6..7 (2 lines) are blank", result.Problems[3], StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A relative link inside a linked log folder: &lt;log&gt;-etc/audit → ../&lt;log&gt;, whose verifier.key →
+    /// ../&lt;log&gt;-keys/verifier.key. The kernel follows ".." from the real folder, so the key is &lt;log&gt;-keys/verifier.key;
+    /// .NET's ResolveLinkTarget folded it against the folder as written (&lt;log&gt;-etc) and verify said the key's link leads
+    /// nowhere (review of session 59; AddSiteTests.Revoke_RelativeLinkInsideALinkedFolder_* for the manifest).
+    /// </summary>
+    [Fact]
+    public void Verify_RelativeLinkInsideALinkedFolder_ReadsTheFileTheKernelOpens()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string name = Path.GetFileName(test.Directory);
+        string keys = test.Directory + "-keys";
+        string etc = test.Directory + "-etc";
+        try
+        {
+            Directory.CreateDirectory(keys);
+            Directory.CreateDirectory(etc);
+            File.Move(Path.Combine(test.Directory, AuditLog.VerifierKeyFileName), Path.Combine(keys, AuditLog.VerifierKeyFileName));
+            File.CreateSymbolicLink(Path.Combine(test.Directory, AuditLog.VerifierKeyFileName), Path.Combine("..", name + "-keys", AuditLog.VerifierKeyFileName));
+            Directory.CreateSymbolicLink(Path.Combine(etc, "audit"), Path.Combine("..", name));
+            string viaLinks = Path.Combine(etc, "audit");
+
+            AuditVerification result = AuditVerifier.Verify(viaLinks);
+
+            Assert.True(result.Ok, result.FirstProblem);
+            Assert.StartsWith(AuditLog.VerifierKeyFileName, result.VerifierKeySource, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(etc, recursive: true);
+            Directory.Delete(keys, recursive: true);
+        }
+    }
+
     [Fact]
     public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
     {

@@ -2,6 +2,8 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 
+using SecureFed.Federation;
+
 namespace SecureFed.Audit.Internal;
 
 /// <summary>Small-file writes that survive a crash: write a temporary file, fsync, rename over the target.</summary>
@@ -34,11 +36,14 @@ internal static partial class DurableFile
     /// file) is refused unread. The read itself stops past the cap, should the file grow in between.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is empty or not a regular file, too large, or not valid UTF-8; the message names it.</exception>
-    /// <exception cref="IOException">The file (or the target of its link) does not exist or cannot be read.</exception>
+    /// <exception cref="IOException">The file (or the target of its link) does not exist or cannot be read, or its links form a loop.</exception>
     public static string ReadSmallText(string path, int maxBytes = MaxSmallFileBytes)
     {
         var info = new FileInfo(path);
-        FileInfo target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+        // Where the kernel's open leads: each link's relative target from the link's real folder. .NET's ResolveLinkTarget
+        // folds ".." against the folder as written, so a relative link inside a linked log folder was checked at another
+        // path than the one opened (review of session 59; the fix of AtomicFile.FinalTarget, session 58).
+        FileInfo target = info.LinkTarget is null ? info : new FileInfo(AtomicFile.FinalTarget(path));
         if (!target.Exists)
         {
             throw new FileNotFoundException(info.LinkTarget is null ? $"{path} does not exist." : $"{path} is a link to {target.FullName}, which does not exist.", path);

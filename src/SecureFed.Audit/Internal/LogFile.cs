@@ -83,7 +83,7 @@ internal sealed class LogFile
     /// <summary>The message for a log path that is not a regular file (<paramref name="kind"/> as <see cref="DurableFile.NotRegularKind"/> names it).</summary>
     public static string NotRegularMessage(string path, string kind)
     {
-        string link = File.ResolveLinkTarget(path, returnFinalTarget: true) is { } target ? $" (a link to {target.FullName})" : string.Empty;
+        string link = new FileInfo(path).LinkTarget is null ? string.Empty : $" (a link to {Federation.AtomicFile.FinalTarget(path)})";
         return $"{path}{link} is {kind}, not a regular file: not an audit log; it was not opened.";
     }
 
