@@ -410,6 +410,21 @@ public sealed class AuditReportTests
         Assert.DoesNotContain(result.Problems, p => p.Contains("site h1 logged", StringComparison.Ordinal));
     }
 
+    /// <summary>A site's own site-level ε below what the ρ it logged gives is named as the site's.</summary>
+    [Fact]
+    public void Create_SiteLogsLessSiteLevelEpsilonThanItsRho_Fails()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1, siteCharges: true, h2EpsilonScale: 0.9);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed, "the audit passed although h2's logged site-level ε is 0.9 of what its ρ gives");
+        string problem = Assert.Single(result.Problems);
+        Assert.StartsWith(string.Create(CultureInfo.InvariantCulture, $"Round 1: site h2 logged site-level ε {0.9 * TestLog.SiteEpsilon(0.1):G6} at δ 1E-05 (h2 audit.jsonl line "), problem, StringComparison.Ordinal);
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"is ε {TestLog.SiteEpsilon(0.1):G6} at that δ"), problem, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// The aggregator charges each round ρ 0.01 while the sites charged 0.1, and logs a second site-level charge of the
     /// round without a ρ or with "NaN" (a string LogView.Number parses): that line must not stand in for an unbounded
@@ -645,14 +660,15 @@ public sealed class AuditReportTests
         /// <paramref name="federationChargesAbort"/>. <paramref name="federationRho"/>: the ρ of the aggregator's charge of a
         /// completed round (none when null), or <paramref name="federationRhoText"/> written as a string;
         /// <paramref name="extraCharge"/> writes a second privacy.spent after it. Each site-level charge states the ε of the
-        /// ρ its log charged so far (the aggregator's times <paramref name="federationEpsilonScale"/>), as a ledger does.
+        /// ρ its log charged so far (the aggregator's times <paramref name="federationEpsilonScale"/>, h2's times
+        /// <paramref name="h2EpsilonScale"/>), as a ledger does.
         /// </summary>
         public void Run(int rounds, string? tamperedSite = null, int? abortRound = null, string? overBudgetSite = null,
                         bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted",
                         bool federatedEvaluation = false, bool cutShortUpload = false, bool wentOnAfterUpload = false, string? receiptDeletedSite = null,
                         bool siteCharges = false, int? unmaskAbortRound = null, bool federationChargesAbort = false,
                         double? federationRho = 0.1, Action<AuditFields, int>? extraCharge = null, string? federationRhoText = null,
-                        double federationEpsilonScale = 1)
+                        double federationEpsilonScale = 1, double h2EpsilonScale = 1)
         {
             double federationRhoSpent = 0;
             using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
@@ -706,7 +722,7 @@ public sealed class AuditReportTests
                     aggregator.Append(AuditEvents.UnmaskRequested, f => f.Add("round", round).Add("survivors", Sites).Add("dropped", Array.Empty<string>()));
                     foreach (AuditLog agent in agents)
                     {
-                        agent.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", TestLog.SiteEpsilon(0.1 * round)).Add("delta", 1e-5).Add("budget", 10).Add("rho", 0.1));
+                        agent.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", (agent == h2 ? h2EpsilonScale : 1) * TestLog.SiteEpsilon(0.1 * round)).Add("delta", 1e-5).Add("budget", 10).Add("rho", 0.1));
                     }
                 }
 
