@@ -122,25 +122,85 @@ public static class AuditVerifier
             return new AuditVerification { Directory = dir, Problems = problems, LogFound = false };
         }
 
-        // 1. Lines: canonical JSON, consecutive seq, one actor; leaf hashes of the exact bytes.
+        if (DurableFile.NotRegularKind(logPath) is { } kind)
+        {
+            // Refused unopened: opening a named pipe for reading waits for a writer (verify hung), a device may not end.
+            problems.Add(LogFile.NotRegularMessage(logPath, kind));
+            return new AuditVerification { Directory = dir, Problems = problems, LogFound = false };
+        }
+
+        // The checkpoints first, for the tree sizes whose roots the pass over the lines computes: no line's hash is kept
+        // (a log of blank lines held 80 bytes a byte). Their problems are named after the lines'.
+        var checkpointProblems = new List<string>();
+        List<(string Label, SignedCheckpoint Checkpoint)> checkpoints = ReadCheckpoints(dir, checkpointProblems, out (string Label, SignedCheckpoint Checkpoint)? latest);
+        SignedCheckpoint? previous = null;
+        string? previousError = null;
+        if (previousCheckpoint is not null)
+        {
+            try
+            {
+                previous = SignedCheckpoint.Parse(DurableFile.ReadSmallText(previousCheckpoint));
+            }
+            catch (Exception ex) when (ex is FormatException or InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                previousError = $"the previous checkpoint {previousCheckpoint} cannot be read: {ex.Message}";
+            }
+        }
+
+        var sizes = new SortedSet<long>(checkpoints.Select(c => c.Checkpoint.Size));
+        if (previous is not null)
+        {
+            sizes.Add(previous.Size);
+        }
+
+        // 1. Lines: canonical JSON, consecutive seq, one actor; leaf hashes of the exact bytes, into the roots at those sizes.
         LogFile file = LogFile.Read(logPath);
-        var leaves = new List<byte[]>(file.Lines.Count);
+        int lineCount = file.LineCount;
+        var range = new CompactRange();
+        var roots = new Dictionary<long, byte[]>();
+        if (sizes.Contains(0))
+        {
+            roots[0] = range.RootHash();
+        }
+
         int lineProblems = 0;
         string? actor = null;
-        bool converted = file.Lines.Count > 0 && file.Lines.All(l => l.Span is [.., (byte)'\r']);
+        bool converted = lineCount > 0 && file.EnumerateLines().All(l => l.Span is [.., (byte)'\r']);
         if (converted)
         {
             // A text tool's or a text-mode copy's conversion of the whole file: said once, not as every line "not in
             // canonical form"; the lines are still read without the CR (their content is checked), but hashed as they are
             // (the roots fail). Some lines only: each is named as a line not in canonical form (a hand edit).
             problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"all {file.Lines.Count} line(s) end with CR LF (Windows line endings) instead of LF: the file was converted by a text tool or copied in text mode, so its bytes are no longer those that were signed; restore the original, or convert it back (e.g. dos2unix {AuditLog.LogFileName}) and verify again"));
+                $"all {lineCount} line(s) end with CR LF (Windows line endings) instead of LF: the file was converted by a text tool or copied in text mode, so its bytes are no longer those that were signed; restore the original, or convert it back (e.g. dos2unix {AuditLog.LogFileName}) and verify again"));
         }
 
-        for (int i = 0; i < file.Lines.Count; i++)
+        int i = 0;
+        long blankFrom = 0;
+        foreach (ReadOnlyMemory<byte> line in file.EnumerateLines())
         {
-            leaves.Add(MerkleTree.LeafHash(file.Lines[i].Span));
-            ReadOnlyMemory<byte> content = converted ? file.Lines[i][..^1] : file.Lines[i];
+            range.Append(MerkleTree.LeafHash(line.Span));
+            if (sizes.Contains(i + 1))
+            {
+                roots[i + 1] = range.RootHash();
+            }
+
+            ReadOnlyMemory<byte> content = converted ? line[..^1] : line;
+            if (content.IsEmpty)
+            {
+                // A blank line is never a log line: a run of them is one problem (not a JSON error per line, parsed and
+                // worded 100,000 times for a file of newlines).
+                blankFrom = blankFrom == 0 ? i + 1 : blankFrom;
+                i++;
+                continue;
+            }
+
+            if (blankFrom != 0)
+            {
+                AddLineProblem(BlankLines(blankFrom, i));
+                blankFrom = 0;
+            }
+
             LogEntry? entry = LogEntry.TryParse(content, i + 1, out string? problem);
             if (entry is not null && actor is not null && entry.Actor != actor)
             {
@@ -152,10 +212,17 @@ public static class AuditVerifier
                 parsed.Add(entry);
             }
 
-            if (problem is not null && lineProblems++ < MaxLineProblems)
+            if (problem is not null)
             {
-                problems.Add(problem);
+                AddLineProblem(problem);
             }
+
+            i++;
+        }
+
+        if (blankFrom != 0)
+        {
+            AddLineProblem(BlankLines(blankFrom, i));
         }
 
         if (lineProblems > MaxLineProblems)
@@ -166,11 +233,11 @@ public static class AuditVerifier
         if (file.TornTail is { } torn)
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"line {file.TornLineNumber} is torn: {torn.Length} byte(s) without a final newline (a crash mid-write or a truncated file); {(file.Lines.Count == 0 ? "the file has no complete line to check" : $"lines 1..{file.Lines.Count} were checked")}"));
+                $"line {file.TornLineNumber} is torn: {torn.Length} byte(s) without a final newline (a crash mid-write or a truncated file); {(lineCount == 0 ? "the file has no complete line to check" : $"lines 1..{lineCount} were checked")}"));
         }
 
         // 2. Checkpoints.
-        List<(string Label, SignedCheckpoint Checkpoint)> checkpoints = ReadCheckpoints(dir, problems, out (string Label, SignedCheckpoint Checkpoint)? latest);
+        problems.AddRange(checkpointProblems);
         string? origin = checkpoints.Count > 0 ? checkpoints[0].Checkpoint.Origin : latest?.Checkpoint.Origin;
         origin ??= OriginFromLines(parsed);
 
@@ -216,7 +283,7 @@ public static class AuditVerifier
 
         // AuditLog.Open writes log.opened and signs a checkpoint before anything else, so a log of SecureFed has at
         // least one line and one checkpoint: an emptied file and folder are a deleted log, not an empty one.
-        if (file.Lines.Count == 0)
+        if (lineCount == 0)
         {
             problems.Add($"{AuditLog.LogFileName} has no complete line, but opening a log writes {AuditEvents.LogOpened} and signs it: the log was emptied or replaced");
         }
@@ -235,27 +302,6 @@ public static class AuditVerifier
             problems.Add($"line 1 is {Shorten(first.Type)}, but a log starts with {AuditEvents.LogOpened}: its first lines were deleted");
         }
 
-        // Roots of the lines at every checkpoint size, in one pass.
-        var sizes = new SortedSet<long>(checkpoints.Select(c => c.Checkpoint.Size).Where(s => s <= leaves.Count));
-        SignedCheckpoint? previous = null;
-        string? previousError = null;
-        if (previousCheckpoint is not null)
-        {
-            try
-            {
-                previous = SignedCheckpoint.Parse(DurableFile.ReadSmallText(previousCheckpoint));
-                if (previous.Size <= leaves.Count)
-                {
-                    sizes.Add(previous.Size);
-                }
-            }
-            catch (Exception ex) when (ex is FormatException or InvalidDataException or IOException or UnauthorizedAccessException)
-            {
-                previousError = $"the previous checkpoint {previousCheckpoint} cannot be read: {ex.Message}";
-            }
-        }
-
-        Dictionary<long, byte[]> roots = RootsAt(leaves, sizes);
         int valid = 0;
         long covered = 0;
         string? rootHex = null;
@@ -273,16 +319,16 @@ public static class AuditVerifier
             {
                 problem = $"{label} is forged or re-signed: {signatureProblem}";
             }
-            else if (checkpoint.Size > leaves.Count)
+            else if (checkpoint.Size > lineCount)
             {
                 problem = string.Create(CultureInfo.InvariantCulture,
-                    $"{label} covers {checkpoint.Size} line(s) but {AuditLog.LogFileName} has only {leaves.Count} complete line(s): lines were deleted or the log was truncated");
+                    $"{label} covers {checkpoint.Size} line(s) but {AuditLog.LogFileName} has only {lineCount} complete line(s): lines were deleted or the log was truncated");
             }
             else if (!roots[checkpoint.Size].AsSpan().SequenceEqual(checkpoint.RootHash))
             {
                 // If a later checkpoint still matches the lines, the lines are authentic and this checkpoint is a fork.
                 (string Label, SignedCheckpoint Checkpoint) later = checkpoints.Skip(index + 1).FirstOrDefault(c =>
-                    c.Checkpoint.Size <= leaves.Count && c.Checkpoint.Origin == checkpoint.Origin
+                    c.Checkpoint.Size <= lineCount && c.Checkpoint.Origin == checkpoint.Origin
                     && roots[c.Checkpoint.Size].AsSpan().SequenceEqual(c.Checkpoint.RootHash) && (key is null || c.Checkpoint.Verify(key)));
                 string before = lastGoodLabel is null ? string.Empty : $"{lastGoodLabel} and ";
                 problem = later.Checkpoint is not null
@@ -339,10 +385,10 @@ public static class AuditVerifier
             {
                 problems.Add($"{label} does not verify: {signatureProblem}");
             }
-            else if (previous.Size > leaves.Count)
+            else if (previous.Size > lineCount)
             {
                 problems.Add(string.Create(CultureInfo.InvariantCulture,
-                    $"rollback: {label} covers {previous.Size} line(s) but the log now has only {leaves.Count}"));
+                    $"rollback: {label} covers {previous.Size} line(s) but the log now has only {lineCount}"));
             }
             else if (!roots[previous.Size].AsSpan().SequenceEqual(previous.RootHash))
             {
@@ -375,7 +421,7 @@ public static class AuditVerifier
         return new AuditVerification
         {
             Directory = dir,
-            Lines = leaves.Count,
+            Lines = lineCount,
             Checkpoints = valid,
             CoveredLines = covered,
             Problems = problems,
@@ -385,6 +431,18 @@ public static class AuditVerifier
             VerifierKeySource = keySource,
             RootHash = rootHex,
         };
+
+        void AddLineProblem(string problem)
+        {
+            if (lineProblems++ < MaxLineProblems)
+            {
+                problems.Add(problem);
+            }
+        }
+
+        static string BlankLines(long first, long last) => first == last
+            ? string.Create(CultureInfo.InvariantCulture, $"line {first} is blank, but no log line is empty (a line was inserted, or the file was edited)")
+            : string.Create(CultureInfo.InvariantCulture, $"lines {first}..{last} ({last - first + 1:N0} lines) are blank, but no log line is empty (lines were inserted, or the file was edited or padded)");
     }
 
     internal static List<(string Label, SignedCheckpoint Checkpoint)> ReadCheckpoints(
@@ -448,27 +506,6 @@ public static class AuditVerifier
             problems.Add($"{label} cannot be read: {ex.Message}");
             return null;
         }
-    }
-
-    private static Dictionary<long, byte[]> RootsAt(List<byte[]> leaves, SortedSet<long> sizes)
-    {
-        var roots = new Dictionary<long, byte[]>();
-        var range = new CompactRange();
-        if (sizes.Contains(0))
-        {
-            roots[0] = range.RootHash();
-        }
-
-        for (int i = 0; i < leaves.Count && roots.Count < sizes.Count; i++)
-        {
-            range.Append(leaves[i]);
-            if (sizes.Contains(i + 1))
-            {
-                roots[i + 1] = range.RootHash();
-            }
-        }
-
-        return roots;
     }
 
     private static string? OriginFromLines(List<LogEntry> entries)

@@ -96,7 +96,7 @@ public sealed class AuditHiddenInputTests
                     agent.Append(AuditEvents.MessageSent, f => f.Add("round", round).Add("message_type", "consistency").Add("bytes", 127).AddDigest("sha256", new byte[32]));
                     agent.Append(AuditEvents.PrivacyLedger, f =>
                     {
-                        f.Add("round", round).Add("guarantee", "site").Add("epsilon", 0.5).Add("delta", 1e-5).Add("budget", 10).Add("rho", Rho3);
+                        f.Add("round", round).Add("guarantee", "site").Add("epsilon", TestLog.SiteEpsilon(Rho3)).Add("delta", 1e-5).Add("budget", 10).Add("rho", Rho3);
                         if (sitesNameSurvivors)
                         {
                             f.Add("survivors", sites);
@@ -113,7 +113,7 @@ public sealed class AuditHiddenInputTests
                 aggregator.Append(AuditEvents.AggregateProduced, f => f.Add("round", round).Add("model_version", 1).AddDigest("sha256", new byte[32]).Add("participants", new[] { "h1", "h2" }));
                 aggregator.Append(AuditEvents.PrivacySpent, f =>
                 {
-                    f.Add("round", round).Add("guarantee", "site").Add("rho", rho).Add("epsilon", 1.0).Add("delta", 1e-5).Add("budget", 1e12);
+                    f.Add("round", round).Add("guarantee", "site").Add("rho", rho).Add("epsilon", TestLog.SiteEpsilon(rho)).Add("delta", 1e-5).Add("budget", 1e12);
                     if (note is not null)
                     {
                         f.Add("note", note);

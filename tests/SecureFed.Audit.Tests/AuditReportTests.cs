@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Security.Cryptography;
 
 using SecureFed.Crypto;
@@ -375,6 +376,55 @@ public sealed class AuditReportTests
         Assert.True(result.Passed, string.Join("\n", result.Problems));
     }
 
+    /// <summary>Every site-level ε logged is the privacy ledger's conversion of the ρ logged so far: nothing to say.</summary>
+    [Fact]
+    public void Create_SiteLevelEpsilonOfTheLoggedRho_Passes()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 3, siteCharges: true, unmaskAbortRound: 2, federationChargesAbort: true);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.True(result.Passed, string.Join("\n", result.Problems));
+        Assert.DoesNotContain(AuditReport.Create(fed.Directories).Html, "understates", StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The aggregator charges the ρ the sites charged, but logs half the site-level ε they imply: only ρ was checked, so
+    /// the federation's ε could understate what was spent (review of session 59).
+    /// </summary>
+    [Fact]
+    public void Create_FederationLogsLessSiteLevelEpsilonThanItsRho_Fails()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 2, siteCharges: true, federationEpsilonScale: 0.5);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed, "the audit passed although the aggregator's logged site-level ε is half what its ρ gives");
+        string expected = string.Create(CultureInfo.InvariantCulture,
+            $"Round 1: the federation (aggregator) logged site-level ε {0.5 * TestLog.SiteEpsilon(0.1):G6} at δ 1E-05 (aggregator audit.jsonl line ");
+        Assert.Contains(result.Problems, p => p.StartsWith(expected, StringComparison.Ordinal)
+            && p.EndsWith(string.Create(CultureInfo.InvariantCulture, $"but the ρ of the 1 site-level charge it logged up to that line (ρ 0.1 in all) is ε {TestLog.SiteEpsilon(0.1):G6} at that δ, as the privacy ledger converts it: the logged ε understates what was spent."), StringComparison.Ordinal));
+        Assert.Contains(result.Problems, p => p.StartsWith("Round 2: the federation (aggregator) logged site-level ε", StringComparison.Ordinal));
+        Assert.DoesNotContain(result.Problems, p => p.Contains("site h1 logged", StringComparison.Ordinal));
+    }
+
+    /// <summary>A site's own site-level ε below what the ρ it logged gives is named as the site's.</summary>
+    [Fact]
+    public void Create_SiteLogsLessSiteLevelEpsilonThanItsRho_Fails()
+    {
+        using var fed = new Federation();
+        fed.Run(rounds: 1, siteCharges: true, h2EpsilonScale: 0.9);
+
+        AuditReportResult result = AuditReport.Create(fed.Directories);
+
+        Assert.False(result.Passed, "the audit passed although h2's logged site-level ε is 0.9 of what its ρ gives");
+        string problem = Assert.Single(result.Problems);
+        Assert.StartsWith(string.Create(CultureInfo.InvariantCulture, $"Round 1: site h2 logged site-level ε {0.9 * TestLog.SiteEpsilon(0.1):G6} at δ 1E-05 (h2 audit.jsonl line "), problem, StringComparison.Ordinal);
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"is ε {TestLog.SiteEpsilon(0.1):G6} at that δ"), problem, StringComparison.Ordinal);
+    }
+
     /// <summary>
     /// The aggregator charges each round ρ 0.01 while the sites charged 0.1, and logs a second site-level charge of the
     /// round without a ρ or with "NaN" (a string LogView.Number parses): that line must not stand in for an unbounded
@@ -609,14 +659,18 @@ public sealed class AuditReportTests
         /// <paramref name="unmaskAbortRound"/> aborts after the unmasking request, charged by the aggregator only when
         /// <paramref name="federationChargesAbort"/>. <paramref name="federationRho"/>: the ρ of the aggregator's charge of a
         /// completed round (none when null), or <paramref name="federationRhoText"/> written as a string;
-        /// <paramref name="extraCharge"/> writes a second privacy.spent after it.
+        /// <paramref name="extraCharge"/> writes a second privacy.spent after it. Each site-level charge states the ε of the
+        /// ρ its log charged so far (the aggregator's times <paramref name="federationEpsilonScale"/>, h2's times
+        /// <paramref name="h2EpsilonScale"/>), as a ledger does.
         /// </summary>
         public void Run(int rounds, string? tamperedSite = null, int? abortRound = null, string? overBudgetSite = null,
                         bool logBudget = true, double budget = 8, int[]? openRounds = null, bool restartAbort = false, string refusalReason = "budget exhausted",
                         bool federatedEvaluation = false, bool cutShortUpload = false, bool wentOnAfterUpload = false, string? receiptDeletedSite = null,
                         bool siteCharges = false, int? unmaskAbortRound = null, bool federationChargesAbort = false,
-                        double? federationRho = 0.1, Action<AuditFields, int>? extraCharge = null, string? federationRhoText = null)
+                        double? federationRho = 0.1, Action<AuditFields, int>? extraCharge = null, string? federationRhoText = null,
+                        double federationEpsilonScale = 1, double h2EpsilonScale = 1)
         {
+            double federationRhoSpent = 0;
             using Ed25519PrivateKey key = Ed25519PrivateKey.FromSeed(new byte[32]);
             using AuditLog aggregator = AuditLog.Open(Directories[0], "aggregator", key, "securefed.test/aggregator");
             using AuditLog h1 = AuditLog.Open(Directories[1], "h1", key, "securefed.test/h1");
@@ -668,7 +722,7 @@ public sealed class AuditReportTests
                     aggregator.Append(AuditEvents.UnmaskRequested, f => f.Add("round", round).Add("survivors", Sites).Add("dropped", Array.Empty<string>()));
                     foreach (AuditLog agent in agents)
                     {
-                        agent.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", 0.5 * round).Add("delta", 1e-5).Add("budget", 10).Add("rho", 0.1));
+                        agent.Append(AuditEvents.PrivacyLedger, f => f.Add("round", round).Add("guarantee", "site").Add("epsilon", (agent == h2 ? h2EpsilonScale : 1) * TestLog.SiteEpsilon(0.1 * round)).Add("delta", 1e-5).Add("budget", 10).Add("rho", 0.1));
                     }
                 }
 
@@ -681,7 +735,8 @@ public sealed class AuditReportTests
                 {
                     if (federationChargesAbort)
                     {
-                        aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", round).Add("guarantee", "site").Add("rho", 0.1).Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12)
+                        federationRhoSpent += 0.1;
+                        aggregator.Append(AuditEvents.PrivacySpent, f => f.Add("round", round).Add("guarantee", "site").Add("rho", 0.1).Add("epsilon", federationEpsilonScale * TestLog.SiteEpsilon(federationRhoSpent)).Add("delta", 1e-5).Add("budget", 1e12)
                             .Add("note", "round aborted after its unmasking request: charged conservatively, the sum may have been unmasked"));
                     }
 
@@ -702,9 +757,12 @@ public sealed class AuditReportTests
                         aggregator.Append(AuditEvents.FederatedEvaluation, f => f.Add("round", round).Add("model_version", round - 1).Add("withheld", "only 1 of 2 contributors scored the model; at least 2 are needed before the federation's score is published"));
                     }
 
+                    bool priced = siteCharges && federationRhoText is null && federationRho is not null;
+                    federationRhoSpent += priced ? federationRho!.Value : 0;
+                    double federationEpsilon = priced ? federationEpsilonScale * TestLog.SiteEpsilon(federationRhoSpent) : 1000.0 * round;
                     aggregator.Append(AuditEvents.PrivacySpent, f =>
                     {
-                        f.Add("round", round).Add("guarantee", "site").Add("epsilon", 1000.0 * round).Add("delta", 1e-5).Add("budget", 1e12);
+                        f.Add("round", round).Add("guarantee", "site").Add("epsilon", federationEpsilon).Add("delta", 1e-5).Add("budget", 1e12);
                         if (siteCharges && federationRhoText is not null)
                         {
                             f.Add("rho", federationRhoText);

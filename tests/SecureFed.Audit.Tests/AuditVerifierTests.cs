@@ -186,6 +186,114 @@ public sealed class AuditVerifierTests
         Assert.Contains(result.Problems, p => p.StartsWith($"verifier.key is not a verifier key: {keyFile} is empty or not a regular file", StringComparison.Ordinal));
     }
 
+    /// <summary>audit.jsonl itself as a named pipe: opening it waited for a writer, so verify hung (review of session 59).</summary>
+    [Fact]
+    public async Task Verify_LogFileIsANamedPipe_RefusedUnopenedNamingItsType()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // the file type is read with statx, on Linux only
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        File.Delete(test.LogPath);
+        using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", [test.LogPath]))
+        {
+            await mkfifo.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+            Assert.Equal(0, mkfifo.ExitCode);
+        }
+
+        // On a thread of its own: without the fix the open never returns, and the test fails at the timeout instead of hanging.
+        Task<AuditVerification> verify = Task.Factory.StartNew(() => AuditVerifier.Verify(test.Directory, test.VerifierKey), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        AuditVerification result = await verify.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.False(result.Ok);
+        Assert.False(result.LogFound);
+        Assert.Equal($"{test.LogPath} is a named pipe (FIFO), not a regular file: not an audit log; it was not opened.", result.FirstProblem);
+    }
+
+    /// <summary>
+    /// 100,000 blank lines after a log's lines: each was parsed as JSON, worded as a problem and kept as a line and a leaf
+    /// hash (some 80 bytes a byte of log; review of session 59). Still a failure, now one problem for the run.
+    /// </summary>
+    [Fact]
+    public void Verify_ManyBlankLines_OneProblemForTheRun()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        File.AppendAllText(test.LogPath, new string('\n', 100_000) + "\n");
+        List<string> lines = [.. File.ReadAllLines(test.LogPath)];
+        Assert.Equal(100_005, lines.Count);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Equal(100_005, result.Lines);
+        Assert.Equal("lines 5..100005 (100,001 lines) are blank, but no log line is empty (lines were inserted, or the file was edited or padded)", Assert.Single(result.Problems));
+        Assert.Equal(4, result.CoveredLines);
+    }
+
+    /// <summary>Blank lines between log lines: one problem per run, each naming its lines; the lines after them are still checked.</summary>
+    [Fact]
+    public void Verify_BlankLinesBetweenLines_OneProblemPerRun()
+    {
+        using var test = new TestLog();
+        test.Populate(rounds: 2);
+        List<string> lines = test.ReadLines();
+        lines.Insert(2, string.Empty);
+        lines.Insert(5, string.Empty);
+        lines.Insert(5, string.Empty);
+        test.WriteLines(lines);
+
+        AuditVerification result = AuditVerifier.Verify(test.Directory, test.VerifierKey);
+
+        Assert.False(result.Ok);
+        Assert.Equal("line 3 is blank, but no log line is empty (a line was inserted, or the file was edited)", result.Problems[0]);
+        Assert.Equal("line 4 has seq 3, expected 4 (a line was inserted before it, or lines were reordered)", result.Problems[1]);
+        Assert.StartsWith("lines 6..7 (2 lines) are blank", result.Problems[3], StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A relative link inside a linked log folder: &lt;log&gt;-etc/audit → ../&lt;log&gt;, whose verifier.key →
+    /// ../&lt;log&gt;-keys/verifier.key. The kernel follows ".." from the real folder, so the key is &lt;log&gt;-keys/verifier.key;
+    /// .NET's ResolveLinkTarget folded it against the folder as written (&lt;log&gt;-etc) and verify said the key's link leads
+    /// nowhere (review of session 59; AddSiteTests.Revoke_RelativeLinkInsideALinkedFolder_* for the manifest).
+    /// </summary>
+    [Fact]
+    public void Verify_RelativeLinkInsideALinkedFolder_ReadsTheFileTheKernelOpens()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var test = new TestLog();
+        test.Populate(rounds: 1);
+        string name = Path.GetFileName(test.Directory);
+        string keys = test.Directory + "-keys";
+        string etc = test.Directory + "-etc";
+        try
+        {
+            Directory.CreateDirectory(keys);
+            Directory.CreateDirectory(etc);
+            File.Move(Path.Combine(test.Directory, AuditLog.VerifierKeyFileName), Path.Combine(keys, AuditLog.VerifierKeyFileName));
+            File.CreateSymbolicLink(Path.Combine(test.Directory, AuditLog.VerifierKeyFileName), Path.Combine("..", name + "-keys", AuditLog.VerifierKeyFileName));
+            Directory.CreateSymbolicLink(Path.Combine(etc, "audit"), Path.Combine("..", name));
+            string viaLinks = Path.Combine(etc, "audit");
+
+            AuditVerification result = AuditVerifier.Verify(viaLinks);
+
+            Assert.True(result.Ok, result.FirstProblem);
+            Assert.StartsWith(AuditLog.VerifierKeyFileName, result.VerifierKeySource, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(etc, recursive: true);
+            Directory.Delete(keys, recursive: true);
+        }
+    }
+
     [Fact]
     public void Verify_TornLine_SaysHowManyCompleteLinesWereChecked_NoneWhenTheFileHasNoNewline()
     {

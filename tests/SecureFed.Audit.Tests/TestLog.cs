@@ -24,6 +24,14 @@ internal sealed class TestLog : IDisposable
 
     public static TimeProvider Clock { get; } = new FixedTimeProvider(new DateTimeOffset(2026, 11, 29, 8, 0, 0, TimeSpan.Zero));
 
+    /// <summary>The site-level ε a privacy ledger states after zCDP charges of <paramref name="rho"/> in all, at <paramref name="delta"/>.</summary>
+    public static double SiteEpsilon(double rho, double delta = 1e-5)
+    {
+        var accountant = new SecureFed.Privacy.RdpAccountant();
+        accountant.AddZcdp(rho);
+        return accountant.GetPrivacySpent(delta).Epsilon;
+    }
+
     public AuditLog Open(bool repairTornTail = false, string actor = Actor) =>
         AuditLog.Open(Directory, actor, Key, Origin, repairTornTail, Clock);
 

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text.Json;
 
+using SecureFed.Privacy;
+
 namespace SecureFed.Audit.Internal;
 
 /// <summary>
@@ -242,6 +244,7 @@ internal sealed class AuditFindings
         findings.CheckParticipants();
         findings.CollectSites();
         findings.CollectEpsilon();
+        findings.CheckSiteEpsilon();
         findings.CollectCrossCheck();
         findings.CollectChargeCoverage();
         findings.Judge();
@@ -253,7 +256,8 @@ internal sealed class AuditFindings
     {
         var a = new FileInfo(Path.Combine(first, AuditLog.LogFileName));
         var b = new FileInfo(Path.Combine(second, AuditLog.LogFileName));
-        if (!a.Exists || !b.Exists || a.Length != b.Length)
+        // Not a regular file (a named pipe: opening it waits for a writer): verification already refused it, unopened.
+        if (!a.Exists || !b.Exists || a.Length != b.Length || DurableFile.NotRegularKind(a.FullName) is not null || DurableFile.NotRegularKind(b.FullName) is not null)
         {
             return false;
         }
@@ -517,6 +521,60 @@ internal sealed class AuditFindings
             }
 
             points.Add(point);
+        }
+    }
+
+    /// <summary>
+    /// Each site-level ε a log states (the aggregator's <c>privacy.spent</c>, a site's <c>privacy.ledger</c>) is its
+    /// ledger's ε after the charge: the zCDP ρ of every site-level charge so far, composed and converted at the line's δ
+    /// by the privacy ledger's own accountant (<see cref="RdpAccountant"/>, Opacus orders, improved conversion). So it is
+    /// recomputed here from the ρ the same log states up to that line: an ε clearly below it (less
+    /// <see cref="RhoTolerance"/>) understates what was spent, whatever the ρ checks say (they compare ρ, not ε). An ε
+    /// above it is possible (a charge appended to the ledger just before a crash, so never logged), and only noted.
+    /// Charges without a finite ρ count nothing (<see cref="CheckValues"/> names them), so the recomputed ε is never
+    /// more than the log's own charges imply.
+    /// </summary>
+    private void CheckSiteEpsilon()
+    {
+        foreach (LogView log in Logs)
+        {
+            var accountant = new RdpAccountant(RdpOrders.Opacus);
+            double rhoSum = 0;
+            int charges = 0;
+            bool overNoted = false;
+            string who = log.Role == "aggregator" ? $"the federation ({log.Actor})" : $"site {log.Actor}";
+            foreach (LogEntry entry in log.Entries.Where(e => e.Type is AuditEvents.PrivacySpent or AuditEvents.PrivacyLedger
+                                                              && LogView.Text(e, AuditFieldNames.Guarantee) == SiteGuarantee))
+            {
+                if (RhoOf(entry) is not { } rho)
+                {
+                    continue;
+                }
+
+                accountant.AddZcdp(rho);
+                rhoSum += rho;
+                charges++;
+                double? logged = LogView.Number(entry, AuditFieldNames.Epsilon);
+                double? delta = LogView.Number(entry, AuditFieldNames.Delta);
+                if (logged is not { } epsilon || !double.IsFinite(epsilon) || delta is not { } d || !(d > 0 && d < 1))
+                {
+                    continue; // no ε to compare (CollectEpsilon names an impossible one), or no δ to convert at
+                }
+
+                double recomputed = accountant.GetPrivacySpent(d).Epsilon;
+                string round = LogView.Text(entry, AuditFieldNames.Round);
+                if (epsilon < recomputed * (1 - RhoTolerance))
+                {
+                    Impossible(log, string.Create(CultureInfo.InvariantCulture,
+                        $"Round {round}: {who} logged site-level ε {epsilon:G6} at δ {d:G6} ({LogRef.Of(log, entry)}), but the ρ of the {Plural(charges, "site-level charge")} it logged up to that line (ρ {rhoSum:G6} in all) is ε {recomputed:G6} at that δ, as the privacy ledger converts it: the logged ε understates what was spent."));
+                }
+                else if (epsilon > recomputed * (1 + RhoTolerance) && !overNoted)
+                {
+                    overNoted = true;
+                    Notes.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"Round {round}: {who} logged site-level ε {epsilon:G6} at δ {d:G6} ({LogRef.Of(log, entry)}), more than the ε {recomputed:G6} the ρ of the {Plural(charges, "site-level charge")} it logged up to that line gives (ρ {rhoSum:G6} in all): its ledger holds charges this log does not show (one appended just before a crash, or a ledger older than the log)."));
+                }
+            }
         }
     }
 

@@ -1,10 +1,13 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text;
+
+using SecureFed.Federation;
 
 namespace SecureFed.Audit.Internal;
 
 /// <summary>Small-file writes that survive a crash: write a temporary file, fsync, rename over the target.</summary>
-internal static class DurableFile
+internal static partial class DurableFile
 {
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -33,11 +36,14 @@ internal static class DurableFile
     /// file) is refused unread. The read itself stops past the cap, should the file grow in between.
     /// </summary>
     /// <exception cref="InvalidDataException">The file is empty or not a regular file, too large, or not valid UTF-8; the message names it.</exception>
-    /// <exception cref="IOException">The file (or the target of its link) does not exist or cannot be read.</exception>
+    /// <exception cref="IOException">The file (or the target of its link) does not exist or cannot be read, or its links form a loop.</exception>
     public static string ReadSmallText(string path, int maxBytes = MaxSmallFileBytes)
     {
         var info = new FileInfo(path);
-        FileInfo target = info.LinkTarget is null ? info : info.ResolveLinkTarget(returnFinalTarget: true) as FileInfo ?? info;
+        // Where the kernel's open leads: each link's relative target from the link's real folder. .NET's ResolveLinkTarget
+        // folds ".." against the folder as written, so a relative link inside a linked log folder was checked at another
+        // path than the one opened (review of session 59; the fix of AtomicFile.FinalTarget, session 58).
+        FileInfo target = info.LinkTarget is null ? info : new FileInfo(AtomicFile.FinalTarget(path));
         if (!target.Exists)
         {
             throw new FileNotFoundException(info.LinkTarget is null ? $"{path} does not exist." : $"{path} is a link to {target.FullName}, which does not exist.", path);
@@ -90,4 +96,54 @@ internal static class DurableFile
             throw new InvalidDataException($"{path} is not valid UTF-8.");
         }
     }
+
+    private const int AtFdCwd = -100;
+    private const uint StatxType = 0x1;
+    private const int StatxSize = 256;
+    private const int FileTypeMask = 0xF000;
+    private const int RegularFileType = 0x8000;
+
+    /// <summary>
+    /// What <paramref name="path"/> is when it is not a regular file (links followed): "a named pipe (FIFO)", "a
+    /// character device", "a directory", "a block device", "a socket"; null for a regular file, a path that does not exist
+    /// or cannot be examined (opening it then says why in .NET's words), and on systems other than Linux (directories
+    /// aside). .NET reports a pipe as an ordinary file, so the type is read with the C library's <c>statx</c>, without
+    /// opening the file: opening a FIFO for reading waits for a writer. The same check as the Federation project's
+    /// <c>RegularFile.EnsureRegular</c> (src/SecureFed.Federation/Internal/RegularFile.cs), which this project does not
+    /// reference.
+    /// </summary>
+    public static string? NotRegularKind(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            return "a directory";
+        }
+
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        byte[] status = new byte[StatxSize];
+        if (Statx(AtFdCwd, path, 0, StatxType, status) != 0)
+        {
+            return null;
+        }
+
+        // struct statx: stx_mode (u16) at 28, in the machine's byte order; the same layout on every architecture.
+        int type = MemoryMarshal.Read<ushort>(status.AsSpan(28, 2)) & FileTypeMask;
+        return type switch
+        {
+            RegularFileType => null,
+            0x1000 => "a named pipe (FIFO)",
+            0x2000 => "a character device",
+            0x4000 => "a directory",
+            0x6000 => "a block device",
+            0xC000 => "a socket",
+            _ => "not a file",
+        };
+    }
+
+    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int Statx(int directory, string path, int flags, uint mask, byte[] status);
 }
