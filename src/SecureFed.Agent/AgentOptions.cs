@@ -200,6 +200,14 @@ public sealed class AgentOptions
     /// <summary>Deadline of every unary call, in seconds (long-polls use the announced stage deadline). <value>The default value is 30.</value></summary>
     public int CallTimeoutSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// The longest stage budget (<c>stage_timeout_seconds</c>) this site accepts in a round announcement, in seconds. The
+    /// agent waits up to that budget plus 30 s for each later stage, so an aggregator announcing days (or 2^32 − 1 s)
+    /// could hold the agent in one round that long; a round announcing more, or 0, is declined naming both values.
+    /// Between 1 and 86,400. <value>The default value is 3600 (the aggregator's own bound for its StageTimeoutSeconds).</value>
+    /// </summary>
+    public int MaxStageTimeoutSeconds { get; set; } = 3_600;
+
     /// <summary>Retries of a transient failure. <value>The default value is 4.</value></summary>
     public int MaxRetries { get; set; } = 4;
 
@@ -304,6 +312,11 @@ public sealed class AgentOptions
         if (CallTimeoutSeconds is < 1 or > 3600)
         {
             errors.Add($"SecureFed:CallTimeoutSeconds must be between 1 and 3600, got {CallTimeoutSeconds}.");
+        }
+
+        if (MaxStageTimeoutSeconds is < 1 or > 86_400)
+        {
+            errors.Add($"SecureFed:MaxStageTimeoutSeconds must be between 1 and 86400, got {MaxStageTimeoutSeconds}.");
         }
 
         if (MaxRetries is < 0 or > 20)

@@ -874,6 +874,12 @@ public sealed class AgentRunner
             return No(string.Create(CultureInfo.InvariantCulture, $"the announced stage deadline {a.StageDeadlineUnixMs} ms is not a time within the next {MaxDeadlineAhead.TotalDays:F0} days"));
         }
 
+        if (StageTimeoutProblem(a.StageTimeoutSeconds, _options.MaxStageTimeoutSeconds) is string stageTimeout)
+        {
+            // The agent waits the announced budget + 30 s at each later stage: a hostile one could hold it for days.
+            return No(stageTimeout);
+        }
+
         if (DpSgdSteps.Problem(a.DpSgd.SampleRate, (int)Math.Min(a.DpSgd.LocalEpochs, int.MaxValue), (int)Math.Min(a.DpSgd.MaxSteps, int.MaxValue)) is string steps)
         {
             return No("the DP-SGD plan is implausible: " + steps);
@@ -965,6 +971,18 @@ public sealed class AgentRunner
         => lastRound >= 0 && round > (ulong)lastRound && round - (ulong)lastRound > MaxRoundsAhead
             ? string.Create(CultureInfo.InvariantCulture, $"the aggregator announced round {round}, more than {MaxRoundsAhead:N0} rounds after round {lastRound} of this site's privacy ledger; a round once recorded there cannot be gone back before, so this site does not take part")
             : null;
+
+    /// <summary>
+    /// Why the announced stage budget <paramref name="seconds"/> (<c>stage_timeout_seconds</c>) is not one this site waits
+    /// for, or null: 0 (no stage can be answered in no time; the aggregator's own minimum is 1 s) or more than
+    /// <paramref name="maxSeconds"/> (<see cref="AgentOptions.MaxStageTimeoutSeconds"/>).
+    /// </summary>
+    internal static string? StageTimeoutProblem(uint seconds, int maxSeconds)
+        => seconds == 0
+            ? "the aggregator announced a stage timeout of 0 s; each later stage needs at least 1 s"
+            : seconds > maxSeconds
+                ? string.Create(CultureInfo.InvariantCulture, $"the aggregator announced a stage timeout of {seconds} s, more than this site's maximum of {maxSeconds} s (SecureFed:MaxStageTimeoutSeconds)")
+                : null;
 
     /// <summary>
     /// Why quantization clip × scale does not fit in <paramref name="bitWidth"/>-bit words, or null: the very check

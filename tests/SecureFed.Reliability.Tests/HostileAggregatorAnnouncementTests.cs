@@ -70,13 +70,18 @@ public sealed partial class MaliciousAggregatorTests
         { "dp-noise-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1E+300 and clip C = 1; σ, C and σ·C must each be at most 3.4E+38" },
         { "dp-clip-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1 and clip C = 1E+300; σ, C and σ·C must each be at most 3.4E+38" },
         { "dp-noise-times-clip-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1E+20 and clip C = 1E+20" },
+        { "stage-timeout-max", "the aggregator announced a stage timeout of 4294967295 s, more than this site's maximum of 3600 s (SecureFed:MaxStageTimeoutSeconds)" },
+        { "stage-timeout-a-day", "the aggregator announced a stage timeout of 86400 s, more than this site's maximum of 3600 s (SecureFed:MaxStageTimeoutSeconds)" },
+        { "stage-timeout-zero", "the aggregator announced a stage timeout of 0 s; each later stage needs at least 1 s" },
     };
 
     /// <summary>
     /// Announcements the agent took into training or protocol code that then threw (a NaN or infinite number, a bit
     /// width of 1, a deadline outside any date, a plan of 10^9 DP-SGD steps accepted within the default budget, or q so
-    /// small that the trainer refused it after the ledger check): the exception stopped the agent, without a decline.
-    /// Now each is declined at the announcement, naming the value, and the agent waits for the next round.
+    /// small that the trainer refused it after the ledger check): the exception stopped the agent, without a decline. A
+    /// stage timeout of 0 or beyond SecureFed:MaxStageTimeoutSeconds (2^32 − 1 s, a day) was taken as it came: the agent
+    /// then waited that long + 30 s at each later stage. Now each is declined at the announcement, naming the value, and
+    /// the agent waits for the next round.
     /// </summary>
     [Theory]
     [MemberData(nameof(OutOfRangeAnnouncementValues))]
@@ -108,6 +113,9 @@ public sealed partial class MaliciousAggregatorTests
                 case "dp-noise-beyond-float": a.DpSgd.NoiseMultiplier = 1e300; break; // the trainer's 32-bit noise overflowed
                 case "dp-clip-beyond-float": a.DpSgd.MaxGradNorm = 1e300; break;
                 case "dp-noise-times-clip-beyond-float": a.DpSgd.NoiseMultiplier = 1e20; a.DpSgd.MaxGradNorm = 1e20; break;
+                case "stage-timeout-max": a.StageTimeoutSeconds = uint.MaxValue; break; // the agent waited up to 136 years per stage
+                case "stage-timeout-a-day": a.StageTimeoutSeconds = 86_400; break;
+                case "stage-timeout-zero": a.StageTimeoutSeconds = 0; break;
             }
         }, epsilonBudget: 8);
 
