@@ -138,7 +138,7 @@ public sealed class AgentRunner
                 // that case is caught above) are waited out the same way; before, they stopped the agent with a stack trace.
                 unreachable++;
                 TimeSpan wait = UnreachableWait(unreachable);
-                string why = ex is RpcException rpc ? rpc.Status.Detail : "its last calls all failed, so the client pauses calls for a few seconds";
+                string why = ex is RpcException rpc ? AggregatorText.ForLog(rpc.Status.Detail) : "its last calls all failed, so the client pauses calls for a few seconds";
                 Log.Unreachable(_logger, _options.Site, _client.CurrentEndpoint.ToString(), why, wait.TotalSeconds, unreachable);
                 await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
                 continue;
@@ -517,8 +517,9 @@ public sealed class AgentRunner
             RoundOutcome outcome = await _client.AwaitOutcomeAsync(Query(round, parameters, Stage.Unmasking), stageWait * 2, cancellationToken).ConfigureAwait(false);
             if (!outcome.Completed)
             {
-                Log.RoundEnded(_logger, _options.Site, round, outcome.AbortReason);
-                Report(round, false, "aborted: " + outcome.AbortReason, loss, devF1, bytesSent);
+                string abortReason = AggregatorText.ForLog(outcome.AbortReason); // the aggregator's text
+                Log.RoundEnded(_logger, _options.Site, round, abortReason);
+                Report(round, false, "aborted: " + abortReason, loss, devF1, bytesSent);
                 return;
             }
 
@@ -527,24 +528,26 @@ public sealed class AgentRunner
         }
         catch (ProtocolViolationException ex)
         {
-            Log.Refused(_logger, _options.Site, round, ex.Message);
+            string reason = AggregatorText.ForLog(ex.Message); // may quote the aggregator's messages
+            Log.Refused(_logger, _options.Site, round, reason);
             _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", AuditText.Bound(ex.Message, AuditText.ReasonChars)));
-            Report(round, false, "refused: " + ex.Message, loss, devF1, bytesSent);
+            Report(round, false, "refused: " + reason, loss, devF1, bytesSent);
         }
         catch (RoundAbortedException ex)
         {
-            Log.RoundEnded(_logger, _options.Site, round, ex.Message);
-            Report(round, false, "aborted: " + ex.Reason, loss, devF1, bytesSent);
+            Log.RoundEnded(_logger, _options.Site, round, AggregatorText.ForLog(ex.Message));
+            Report(round, false, "aborted: " + AggregatorText.ForLog(ex.Reason), loss, devF1, bytesSent);
         }
         catch (RpcException ex) when (ex.StatusCode is StatusCode.Aborted or StatusCode.FailedPrecondition or StatusCode.DeadlineExceeded or StatusCode.Unavailable)
         {
-            Log.RoundEnded(_logger, _options.Site, round, ex.Status.Detail);
-            Report(round, false, "ended: " + ex.Status.Detail, loss, devF1, bytesSent);
+            string detail = AggregatorText.ForLog(ex.Status.Detail); // the aggregator's text
+            Log.RoundEnded(_logger, _options.Site, round, detail);
+            Report(round, false, "ended: " + detail, loss, devF1, bytesSent);
         }
         catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
         {
             // Any other refusal or server failure ends this site's part in the round; the agent service goes on.
-            string reason = $"{ex.StatusCode}: {ex.Status.Detail}";
+            string reason = $"{ex.StatusCode}: {AggregatorText.ForLog(ex.Status.Detail)}";
             Log.RoundEnded(_logger, _options.Site, round, reason);
             Report(round, false, "ended: " + reason, loss, devF1, bytesSent);
         }
@@ -559,9 +562,10 @@ public sealed class AgentRunner
         }
         catch (InvalidDataException ex)
         {
-            Log.Refused(_logger, _options.Site, round, ex.Message);
+            string reason = AggregatorText.ForLog(ex.Message); // may quote the aggregator's text (an announced digest)
+            Log.Refused(_logger, _options.Site, round, reason);
             _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", AuditText.Bound(ex.Message, AuditText.ReasonChars)));
-            Report(round, false, "refused: " + ex.Message, loss, devF1, bytesSent);
+            Report(round, false, "refused: " + reason, loss, devF1, bytesSent);
         }
         finally
         {
@@ -1070,7 +1074,7 @@ public sealed class AgentRunner
         catch (Exception ex)
         {
             // The agent is stopping whatever kept the decline from being sent; the reason goes to its log.
-            notDelivered = ex.GetType().Name + ": " + ex.Message;
+            notDelivered = ex.GetType().Name + ": " + AggregatorText.ForLog(ex.Message);
         }
 
         if (notDelivered is not null)
@@ -1099,7 +1103,7 @@ public sealed class AgentRunner
         catch (RpcException ex)
         {
             // The aggregator will treat silence as a dropout; nothing else to do but say why.
-            return ex.StatusCode + ": " + ex.Status.Detail;
+            return ex.StatusCode + ": " + AggregatorText.ForLog(ex.Status.Detail);
         }
     }
 
@@ -1139,7 +1143,7 @@ public sealed class AgentRunner
         catch (RpcException ex)
         {
             // The round may already have been aborted by another site's accusation; the refusal is reported anyway.
-            Log.RoundEnded(_logger, _options.Site, round, "accusation not delivered: " + ex.Status.Detail);
+            Log.RoundEnded(_logger, _options.Site, round, "accusation not delivered: " + AggregatorText.ForLog(ex.Status.Detail));
         }
 
         return bytes;

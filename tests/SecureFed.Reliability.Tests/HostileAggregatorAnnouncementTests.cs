@@ -362,6 +362,44 @@ public sealed partial class MaliciousAggregatorTests
         Assert.Equal(2, channels); // the last round's two, not all ten
     }
 
+    /// <summary>
+    /// A round's abort reason is the aggregator's text, and went into the agent's log and round report as it came (agent
+    /// review of 9e774e0): 100,000 characters on one line, and a line break and ANSI escape that forge a log line of their
+    /// own and recolour the operator's terminal. Now it is cut to 500 characters with the count of the rest, and its
+    /// control characters are replaced.
+    /// </summary>
+    [Fact]
+    public async Task Outcome_HugeAbortReasonWithALineBreakAndAnAnsiEscape_LoggedBoundedAndCleaned()
+    {
+        string forged = "the sum is out of range\n2026-12-07 site-a: round 2 completed\u001b[31m";
+        ReviewRun run = await RunReviewAsync(null, abortReason: round => round == 2 ? forged + new string('y', 100_000) : null);
+
+        Assert.Null(run.Failure);
+        string expected = "the sum is out of range\uFFFD2026-12-07 site-a: round 2 completed\uFFFD[31m" + new string('y', 500 - forged.Length)
+            + $"\u2026 ({100_000 + forged.Length - 500:N0} more characters)";
+        Assert.Equal("aborted: " + expected, Assert.Single(run.Reports, r => r.Round == 2).Outcome);
+        string logged = Assert.Single(run.Logger.Lines, l => l.Message.Contains("round 2 ended early", StringComparison.Ordinal)).Message;
+        Assert.Equal("site-a: round 2 ended early: " + expected, logged);
+    }
+
+    /// <summary>
+    /// A gRPC status detail is the aggregator's text too: an UNAVAILABLE answer to AwaitRound whose detail is 20,000
+    /// characters with an escape that clears the screen went into the agent's "still waiting" line as it came.
+    /// </summary>
+    [Fact]
+    public async Task AwaitRound_UnavailableWithAHugeDetailAndAnAnsiEscape_LoggedBoundedAndCleaned()
+    {
+        int calls = 0;
+        ReviewRun run = await RunReviewAsync(null,
+            awaitRoundStatus: () => Interlocked.Increment(ref calls) == 1 ? new Grpc.Core.Status(Grpc.Core.StatusCode.Unavailable, "down\u001b[2J" + new string('z', 20_000)) : null,
+            configureRunner: runner => runner.FirstUnreachableWait = TimeSpan.FromMilliseconds(10), maxRetries: 0);
+
+        Assert.Null(run.Failure);
+        string logged = Assert.Single(run.Logger.Lines, l => l.Message.Contains("still waiting for the aggregator", StringComparison.Ordinal)).Message;
+        Assert.Contains("(down\uFFFD[2J" + new string('z', 492) + "\u2026 (19,508 more characters)); trying again", logged, StringComparison.Ordinal);
+        Assert.Contains(run.Reports, r => r.Round == 1 && r.Completed);
+    }
+
     private int NoisyCoordinates(ReviewRun run, long round)
     {
         RoundAnnouncement a = run.Announced[round];
@@ -389,7 +427,8 @@ public sealed partial class MaliciousAggregatorTests
         ILocalTrainer? trainer = null, Action<AgentState>? prepare = null, Action<string>? started = null, double epsilonBudget = 1000,
         Action<AggregatorClient>? inspectClient = null, Func<long, bool>? progressUnavailable = null, int maxRetries = 1, Func<bool>? awaitRoundAborted = null,
         int rounds = MaliciousAggregatorService.Rounds, int extraListeners = 0, Action<IReadOnlyList<Uri>>? extraAddresses = null,
-        Func<Grpc.Core.Status?>? awaitRoundStatus = null, Func<bool>? finishedWhen = null, Action<AgentRunner>? configureRunner = null)
+        Func<Grpc.Core.Status?>? awaitRoundStatus = null, Func<bool>? finishedWhen = null, Action<AgentRunner>? configureRunner = null,
+        Func<long, string?>? abortReason = null)
     {
         ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
         var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
@@ -408,6 +447,7 @@ public sealed partial class MaliciousAggregatorTests
             AwaitRoundAborted = awaitRoundAborted,
             AwaitRoundStatus = awaitRoundStatus,
             FinishedWhen = finishedWhen,
+            AbortReason = abortReason,
             RoundCount = rounds,
         };
         WebApplication app = await StartAsync(aggregatorKit, fake, extraListeners);
