@@ -1026,6 +1026,13 @@ public sealed class AgentRunner
 
     private async Task<float[]> EnsureModelAsync(RoundAnnouncement a, CancellationToken cancellationToken)
     {
+        if (_modelVersion >= 0 && a.ModelVersion < (ulong)_modelVersion)
+        {
+            // Not refused: versions are not checked across rounds by the protocol (an agent restarts without knowing its
+            // last one, and the round number, which the privacy ledger does check, cannot go back), but the operator is told.
+            Log.ModelVersionWentBack(_logger, _options.Site, (long)a.Header.Round, a.ModelVersion, _modelVersion);
+        }
+
         if (_model is not null && _modelVersion == (long)a.ModelVersion)
         {
             return _model;

@@ -400,6 +400,30 @@ public sealed partial class MaliciousAggregatorTests
         Assert.Contains(run.Reports, r => r.Round == 1 && r.Completed);
     }
 
+    /// <summary>
+    /// A base model version below the one the agent last trained on (the fake's round 3 announces version 0 after version
+    /// 1) was taken without a word (agent review of 9e774e0). The protocol does not refuse it (PROTOCOL.md §5: the agent
+    /// requests exactly the announced version; an agent that restarts knows no earlier one), so the agent still takes
+    /// part, and now logs a warning naming both versions, once.
+    /// </summary>
+    [Fact]
+    public async Task Announce_ModelVersionBelowTheOneTrainedOn_WarnsNamingBothVersionsAndTakesPart()
+    {
+        ReviewRun run = await RunReviewAsync((round, a) =>
+        {
+            if (round == 3)
+            {
+                a.ModelVersion = 0;
+            }
+        }, rounds: 3);
+
+        Assert.Null(run.Failure);
+        string warning = Assert.Single(run.Logger.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning && l.Message.Contains("base model version", StringComparison.Ordinal)).Message;
+        Assert.StartsWith("site-a: round 3 announces base model version 0, below version 1 that this site last trained on", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain(run.Fake.Received, c => c.Call == "DeclineRound");
+        Assert.Contains(run.Fake.Received, c => c.Round == 3 && c.Call == "AdvertiseKeys");
+    }
+
     private int NoisyCoordinates(ReviewRun run, long round)
     {
         RoundAnnouncement a = run.Announced[round];
