@@ -664,6 +664,40 @@ public sealed class AgentRunner
         return null;
     }
 
+    /// <summary>
+    /// Why a slice endpoint of <paramref name="slices"/> is on a host that is neither one of <paramref name="aggregators"/>
+    /// (the endpoints this agent was configured with; any port) nor in <paramref name="allowed"/>
+    /// (<see cref="AgentOptions.AllowedSliceHosts"/>), or null. Without it an aggregator could make the agent open a TLS
+    /// connection to any host its network reaches (an internal service of the hospital) by naming it as a slice endpoint.
+    /// Call after <see cref="CheckVersion"/> (the endpoints are https:// URLs).
+    /// </summary>
+    internal static string? SliceHostProblem(SliceUploads? slices, IReadOnlyList<Uri> aggregators, IReadOnlyList<string> allowed)
+    {
+        ArgumentNullException.ThrowIfNull(aggregators);
+        ArgumentNullException.ThrowIfNull(allowed);
+        if (slices is null)
+        {
+            return null;
+        }
+
+        var hosts = new HashSet<string>(aggregators.Select(e => AgentOptions.SliceHost(e.Host)), StringComparer.OrdinalIgnoreCase);
+        hosts.UnionWith(allowed);
+        for (int k = 0; k < slices.Endpoints.Count; k++)
+        {
+            if (!Uri.TryCreate(slices.Endpoints[k], UriKind.Absolute, out Uri? endpoint))
+            {
+                return $"the endpoint of slice {k} is not a URL, got '{slices.Endpoints[k]}'";
+            }
+
+            if (!hosts.Contains(AgentOptions.SliceHost(endpoint.Host)))
+            {
+                return $"the endpoint of slice {k} ('{slices.Endpoints[k]}') is on host '{endpoint.Host}', which is neither the aggregator's ({string.Join(", ", aggregators.Select(e => e.Host).Distinct(StringComparer.OrdinalIgnoreCase))}) nor listed in this site's SecureFed:AllowedSliceHosts";
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The most distinct hosts (scheme, host and port) the slice endpoints of one announcement may name: a cluster's slice silos.</summary>
     internal const int MaxSliceHosts = SliceUploadHosts.Max;
 
@@ -745,6 +779,11 @@ public sealed class AgentRunner
         if (CheckVersion(a, SpeaksProtocolVersion) is string versionRefusal)
         {
             return No(versionRefusal);
+        }
+
+        if (a.ProtocolVersion == SliceUploadVersion && SliceHostProblem(a.SliceUploads, _client.Endpoints, _options.ParsedAllowedSliceHosts) is string sliceHost)
+        {
+            return No(sliceHost);
         }
 
         if (NonFiniteSetting(a) is string nonFinite)

@@ -424,6 +424,54 @@ public sealed partial class MaliciousAggregatorTests
         Assert.Contains(run.Fake.Received, c => c.Round == 3 && c.Call == "AdvertiseKeys");
     }
 
+    /// <summary>
+    /// A version-4 announcement may name any https:// host as a slice endpoint, and the agent connected to it (agent
+    /// review of 9e774e0: an aggregator could make it open connections to hosts of the hospital's network). Now a slice
+    /// endpoint must be on the aggregator's host (any port: the other ports of the fake here) or on a host the site lists
+    /// in SecureFed:AllowedSliceHosts; round 2 names 'localhost' (the same fake, by another name) for its second slice and
+    /// is declined naming it, without a connection to it.
+    /// </summary>
+    [Fact]
+    public async Task Announce_SliceEndpointOnAnotherHost_DeclinedNamingTheHostNothingUploaded()
+    {
+        IReadOnlyList<Uri> hosts = [];
+        ReviewRun run = await RunReviewAsync((round, a) => SliceOnLocalhost(round, a, hosts), extraListeners: 2, extraAddresses: a => hosts = a);
+
+        Assert.Null(run.Failure);
+        Assert.Contains(run.Reports, r => r.Round == 1 && r.Completed);
+        AgentRoundReport round2 = Assert.Single(run.Reports, r => r.Round == 2);
+        Assert.Equal($"declined: the endpoint of slice 1 ('https://localhost:{hosts[1].Port}/') is on host 'localhost', which is neither the aggregator's (127.0.0.1) nor listed in this site's SecureFed:AllowedSliceHosts", round2.Outcome);
+        Assert.DoesNotContain(run.Fake.Received, c => c.Round == 2 && c.Call is "AdvertiseKeys" or "UploadMaskedInput");
+    }
+
+    /// <summary>The same announcement with 'localhost' in SecureFed:AllowedSliceHosts: the site takes part.</summary>
+    [Fact]
+    public async Task Announce_SliceEndpointOnAnAllowedHost_TakesPart()
+    {
+        IReadOnlyList<Uri> hosts = [];
+        ReviewRun run = await RunReviewAsync((round, a) => SliceOnLocalhost(round, a, hosts), extraListeners: 2, extraAddresses: a => hosts = a,
+            configureOptions: options => options.AllowedSliceHosts = "10.0.0.7, LOCALHOST");
+
+        Assert.Null(run.Failure);
+        Assert.DoesNotContain(run.Fake.Received, c => c.Call == "DeclineRound");
+        Assert.Contains(run.Fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+        Assert.Contains(run.Fake.Received, c => c.Round == 2 && c.Call == "UploadMaskedInput"); // slice 0, on 127.0.0.1
+    }
+
+    /// <summary>Round 2 in two slices: slice 0 on another port of the fake's 127.0.0.1, slice 1 on 'localhost'.</summary>
+    private static void SliceOnLocalhost(long round, RoundAnnouncement a, IReadOnlyList<Uri> hosts)
+    {
+        if (round != 2)
+        {
+            return;
+        }
+
+        a.ProtocolVersion = AgentRunner.SliceUploadVersion;
+        a.SliceUploads = new SliceUploads { SliceSize = (a.VectorLength + 1) / 2 };
+        a.SliceUploads.Endpoints.Add(hosts[0].ToString());
+        a.SliceUploads.Endpoints.Add(new UriBuilder(hosts[1]) { Host = "localhost" }.Uri.ToString());
+    }
+
     private int NoisyCoordinates(ReviewRun run, long round)
     {
         RoundAnnouncement a = run.Announced[round];
@@ -452,7 +500,7 @@ public sealed partial class MaliciousAggregatorTests
         Action<AggregatorClient>? inspectClient = null, Func<long, bool>? progressUnavailable = null, int maxRetries = 1, Func<bool>? awaitRoundAborted = null,
         int rounds = MaliciousAggregatorService.Rounds, int extraListeners = 0, Action<IReadOnlyList<Uri>>? extraAddresses = null,
         Func<Grpc.Core.Status?>? awaitRoundStatus = null, Func<bool>? finishedWhen = null, Action<AgentRunner>? configureRunner = null,
-        Func<long, string?>? abortReason = null)
+        Func<long, string?>? abortReason = null, Action<AgentOptions>? configureOptions = null)
     {
         ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
         var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
@@ -495,6 +543,7 @@ public sealed partial class MaliciousAggregatorTests
                 SiteEpsilonBudget = 1000,
                 MaxRetries = maxRetries,
             };
+            configureOptions?.Invoke(options);
             using AgentState state = AgentState.Open(options);
             prepare?.Invoke(state);
             using var client = new AggregatorClient(new Uri(options.Aggregator), state.Kit, TimeSpan.FromSeconds(10), options.MaxRetries);
