@@ -202,6 +202,30 @@ public sealed class AgentOptions
     /// <summary>Deadline of every unary call, in seconds (long-polls use the announced stage deadline). <value>The default value is 30.</value></summary>
     public int CallTimeoutSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// The longest stage budget (<c>stage_timeout_seconds</c>) this site accepts in a round announcement, in seconds. The
+    /// agent waits up to that budget plus 30 s for each later stage, so an aggregator announcing days (or 2^32 − 1 s)
+    /// could hold the agent in one round that long; a round announcing more, or 0, is declined naming both values.
+    /// Between 1 and 86,400. <value>The default value is 3600 (the aggregator's own bound for its StageTimeoutSeconds).</value>
+    /// </summary>
+    public int MaxStageTimeoutSeconds { get; set; } = 3_600;
+
+    /// <summary>
+    /// Hosts (names or IP addresses, comma-separated) besides those of <see cref="Aggregator"/> that a round of protocol
+    /// version 4 may name as slice endpoints (docs/PROTOCOL.md "Version 4: uploads by slice"): the silos of an aggregator
+    /// cluster that serve slices but are not among the agent's aggregator endpoints. A slice endpoint on any other host is
+    /// declined, so that an aggregator cannot make the agent connect to hosts of the hospital's own network. Any port of
+    /// an allowed host is accepted. <value>The default value is empty (only the aggregator's own hosts).</value>
+    /// </summary>
+    public string AllowedSliceHosts { get; set; } = "";
+
+    /// <summary><see cref="AllowedSliceHosts"/> as a list (brackets of an IPv6 address removed; empty when unset).</summary>
+    public IReadOnlyList<string> ParsedAllowedSliceHosts =>
+        [.. (AllowedSliceHosts ?? "").Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(SliceHost)];
+
+    /// <summary>A host as compared for slice endpoints: without the brackets of an IPv6 address.</summary>
+    internal static string SliceHost(string host) => host.Length > 2 && host[0] == '[' && host[^1] == ']' ? host[1..^1] : host;
+
     /// <summary>Retries of a transient failure. <value>The default value is 4.</value></summary>
     public int MaxRetries { get; set; } = 4;
 
@@ -306,6 +330,19 @@ public sealed class AgentOptions
         if (CallTimeoutSeconds is < 1 or > 3600)
         {
             errors.Add($"SecureFed:CallTimeoutSeconds must be between 1 and 3600, got {CallTimeoutSeconds}.");
+        }
+
+        if (MaxStageTimeoutSeconds is < 1 or > 86_400)
+        {
+            errors.Add($"SecureFed:MaxStageTimeoutSeconds must be between 1 and 86400, got {MaxStageTimeoutSeconds}.");
+        }
+
+        foreach (string host in ParsedAllowedSliceHosts)
+        {
+            if (Uri.CheckHostName(host) == UriHostNameType.Unknown)
+            {
+                errors.Add($"SecureFed:AllowedSliceHosts must list host names or IP addresses (no scheme, port or path), separated by commas, got '{host}'.");
+            }
         }
 
         if (MaxRetries is < 0 or > 20)

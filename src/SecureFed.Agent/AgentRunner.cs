@@ -138,7 +138,7 @@ public sealed class AgentRunner
                 // that case is caught above) are waited out the same way; before, they stopped the agent with a stack trace.
                 unreachable++;
                 TimeSpan wait = UnreachableWait(unreachable);
-                string why = ex is RpcException rpc ? rpc.Status.Detail : "its last calls all failed, so the client pauses calls for a few seconds";
+                string why = ex is RpcException rpc ? AggregatorText.ForLog(rpc.Status.Detail) : "its last calls all failed, so the client pauses calls for a few seconds";
                 Log.Unreachable(_logger, _options.Site, _client.CurrentEndpoint.ToString(), why, wait.TotalSeconds, unreachable);
                 await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
                 continue;
@@ -517,8 +517,9 @@ public sealed class AgentRunner
             RoundOutcome outcome = await _client.AwaitOutcomeAsync(Query(round, parameters, Stage.Unmasking), stageWait * 2, cancellationToken).ConfigureAwait(false);
             if (!outcome.Completed)
             {
-                Log.RoundEnded(_logger, _options.Site, round, outcome.AbortReason);
-                Report(round, false, "aborted: " + outcome.AbortReason, loss, devF1, bytesSent);
+                string abortReason = AggregatorText.ForLog(outcome.AbortReason); // the aggregator's text
+                Log.RoundEnded(_logger, _options.Site, round, abortReason);
+                Report(round, false, "aborted: " + abortReason, loss, devF1, bytesSent);
                 return;
             }
 
@@ -527,24 +528,26 @@ public sealed class AgentRunner
         }
         catch (ProtocolViolationException ex)
         {
-            Log.Refused(_logger, _options.Site, round, ex.Message);
+            string reason = AggregatorText.ForLog(ex.Message); // may quote the aggregator's messages
+            Log.Refused(_logger, _options.Site, round, reason);
             _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", AuditText.Bound(ex.Message, AuditText.ReasonChars)));
-            Report(round, false, "refused: " + ex.Message, loss, devF1, bytesSent);
+            Report(round, false, "refused: " + reason, loss, devF1, bytesSent);
         }
         catch (RoundAbortedException ex)
         {
-            Log.RoundEnded(_logger, _options.Site, round, ex.Message);
-            Report(round, false, "aborted: " + ex.Reason, loss, devF1, bytesSent);
+            Log.RoundEnded(_logger, _options.Site, round, AggregatorText.ForLog(ex.Message));
+            Report(round, false, "aborted: " + AggregatorText.ForLog(ex.Reason), loss, devF1, bytesSent);
         }
         catch (RpcException ex) when (ex.StatusCode is StatusCode.Aborted or StatusCode.FailedPrecondition or StatusCode.DeadlineExceeded or StatusCode.Unavailable)
         {
-            Log.RoundEnded(_logger, _options.Site, round, ex.Status.Detail);
-            Report(round, false, "ended: " + ex.Status.Detail, loss, devF1, bytesSent);
+            string detail = AggregatorText.ForLog(ex.Status.Detail); // the aggregator's text
+            Log.RoundEnded(_logger, _options.Site, round, detail);
+            Report(round, false, "ended: " + detail, loss, devF1, bytesSent);
         }
         catch (RpcException ex) when (!cancellationToken.IsCancellationRequested)
         {
             // Any other refusal or server failure ends this site's part in the round; the agent service goes on.
-            string reason = $"{ex.StatusCode}: {ex.Status.Detail}";
+            string reason = $"{ex.StatusCode}: {AggregatorText.ForLog(ex.Status.Detail)}";
             Log.RoundEnded(_logger, _options.Site, round, reason);
             Report(round, false, "ended: " + reason, loss, devF1, bytesSent);
         }
@@ -559,9 +562,10 @@ public sealed class AgentRunner
         }
         catch (InvalidDataException ex)
         {
-            Log.Refused(_logger, _options.Site, round, ex.Message);
+            string reason = AggregatorText.ForLog(ex.Message); // may quote the aggregator's text (an announced digest)
+            Log.Refused(_logger, _options.Site, round, reason);
             _audit.Append(AuditEvents.Refusal, f => f.Add("round", round).Add("reason", AuditText.Bound(ex.Message, AuditText.ReasonChars)));
-            Report(round, false, "refused: " + ex.Message, loss, devF1, bytesSent);
+            Report(round, false, "refused: " + reason, loss, devF1, bytesSent);
         }
         finally
         {
@@ -660,6 +664,40 @@ public sealed class AgentRunner
         return null;
     }
 
+    /// <summary>
+    /// Why a slice endpoint of <paramref name="slices"/> is on a host that is neither one of <paramref name="aggregators"/>
+    /// (the endpoints this agent was configured with; any port) nor in <paramref name="allowed"/>
+    /// (<see cref="AgentOptions.AllowedSliceHosts"/>), or null. Without it an aggregator could make the agent open a TLS
+    /// connection to any host its network reaches (an internal service of the hospital) by naming it as a slice endpoint.
+    /// Call after <see cref="CheckVersion"/> (the endpoints are https:// URLs).
+    /// </summary>
+    internal static string? SliceHostProblem(SliceUploads? slices, IReadOnlyList<Uri> aggregators, IReadOnlyList<string> allowed)
+    {
+        ArgumentNullException.ThrowIfNull(aggregators);
+        ArgumentNullException.ThrowIfNull(allowed);
+        if (slices is null)
+        {
+            return null;
+        }
+
+        var hosts = new HashSet<string>(aggregators.Select(e => AgentOptions.SliceHost(e.Host)), StringComparer.OrdinalIgnoreCase);
+        hosts.UnionWith(allowed);
+        for (int k = 0; k < slices.Endpoints.Count; k++)
+        {
+            if (!Uri.TryCreate(slices.Endpoints[k], UriKind.Absolute, out Uri? endpoint))
+            {
+                return $"the endpoint of slice {k} is not a URL, got '{slices.Endpoints[k]}'";
+            }
+
+            if (!hosts.Contains(AgentOptions.SliceHost(endpoint.Host)))
+            {
+                return $"the endpoint of slice {k} ('{slices.Endpoints[k]}') is on host '{endpoint.Host}', which is neither the aggregator's ({string.Join(", ", aggregators.Select(e => e.Host).Distinct(StringComparer.OrdinalIgnoreCase))}) nor listed in this site's SecureFed:AllowedSliceHosts";
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The most distinct hosts (scheme, host and port) the slice endpoints of one announcement may name: a cluster's slice silos.</summary>
     internal const int MaxSliceHosts = SliceUploadHosts.Max;
 
@@ -741,6 +779,11 @@ public sealed class AgentRunner
         if (CheckVersion(a, SpeaksProtocolVersion) is string versionRefusal)
         {
             return No(versionRefusal);
+        }
+
+        if (a.ProtocolVersion == SliceUploadVersion && SliceHostProblem(a.SliceUploads, _client.Endpoints, _options.ParsedAllowedSliceHosts) is string sliceHost)
+        {
+            return No(sliceHost);
         }
 
         if (NonFiniteSetting(a) is string nonFinite)
@@ -874,6 +917,12 @@ public sealed class AgentRunner
             return No(string.Create(CultureInfo.InvariantCulture, $"the announced stage deadline {a.StageDeadlineUnixMs} ms is not a time within the next {MaxDeadlineAhead.TotalDays:F0} days"));
         }
 
+        if (StageTimeoutProblem(a.StageTimeoutSeconds, _options.MaxStageTimeoutSeconds) is string stageTimeout)
+        {
+            // The agent waits the announced budget + 30 s at each later stage: a hostile one could hold it for days.
+            return No(stageTimeout);
+        }
+
         if (DpSgdSteps.Problem(a.DpSgd.SampleRate, (int)Math.Min(a.DpSgd.LocalEpochs, int.MaxValue), (int)Math.Min(a.DpSgd.MaxSteps, int.MaxValue)) is string steps)
         {
             return No("the DP-SGD plan is implausible: " + steps);
@@ -968,6 +1017,18 @@ public sealed class AgentRunner
             : null;
 
     /// <summary>
+    /// Why the announced stage budget <paramref name="seconds"/> (<c>stage_timeout_seconds</c>) is not one this site waits
+    /// for, or null: 0 (no stage can be answered in no time; the aggregator's own minimum is 1 s) or more than
+    /// <paramref name="maxSeconds"/> (<see cref="AgentOptions.MaxStageTimeoutSeconds"/>).
+    /// </summary>
+    internal static string? StageTimeoutProblem(uint seconds, int maxSeconds)
+        => seconds == 0
+            ? "the aggregator announced a stage timeout of 0 s; each later stage needs at least 1 s"
+            : seconds > maxSeconds
+                ? string.Create(CultureInfo.InvariantCulture, $"the aggregator announced a stage timeout of {seconds} s, more than this site's maximum of {maxSeconds} s (SecureFed:MaxStageTimeoutSeconds)")
+                : null;
+
+    /// <summary>
     /// Why quantization clip × scale does not fit in <paramref name="bitWidth"/>-bit words, or null: the very check
     /// <see cref="FixedPointQuantizer"/> makes (ceil(c · s) at most 2^(b-1) - 1), made here so the round is declined.
     /// </summary>
@@ -1005,6 +1066,13 @@ public sealed class AgentRunner
 
     private async Task<float[]> EnsureModelAsync(RoundAnnouncement a, CancellationToken cancellationToken)
     {
+        if (_modelVersion >= 0 && a.ModelVersion < (ulong)_modelVersion)
+        {
+            // Not refused: versions are not checked across rounds by the protocol (an agent restarts without knowing its
+            // last one, and the round number, which the privacy ledger does check, cannot go back), but the operator is told.
+            Log.ModelVersionWentBack(_logger, _options.Site, (long)a.Header.Round, a.ModelVersion, _modelVersion);
+        }
+
         if (_model is not null && _modelVersion == (long)a.ModelVersion)
         {
             return _model;
@@ -1053,7 +1121,7 @@ public sealed class AgentRunner
         catch (Exception ex)
         {
             // The agent is stopping whatever kept the decline from being sent; the reason goes to its log.
-            notDelivered = ex.GetType().Name + ": " + ex.Message;
+            notDelivered = ex.GetType().Name + ": " + AggregatorText.ForLog(ex.Message);
         }
 
         if (notDelivered is not null)
@@ -1082,7 +1150,7 @@ public sealed class AgentRunner
         catch (RpcException ex)
         {
             // The aggregator will treat silence as a dropout; nothing else to do but say why.
-            return ex.StatusCode + ": " + ex.Status.Detail;
+            return ex.StatusCode + ": " + AggregatorText.ForLog(ex.Status.Detail);
         }
     }
 
@@ -1122,7 +1190,7 @@ public sealed class AgentRunner
         catch (RpcException ex)
         {
             // The round may already have been aborted by another site's accusation; the refusal is reported anyway.
-            Log.RoundEnded(_logger, _options.Site, round, "accusation not delivered: " + ex.Status.Detail);
+            Log.RoundEnded(_logger, _options.Site, round, "accusation not delivered: " + AggregatorText.ForLog(ex.Status.Detail));
         }
 
         return bytes;

@@ -19,5 +19,5 @@ public sealed class AggregatorRefusedSiteException : Exception
     public string Site { get; }
 
     private static string Reason(RpcException? inner)
-        => inner is null || string.IsNullOrWhiteSpace(inner.Status.Detail) ? "permission denied" : inner.Status.Detail;
+        => inner is null || string.IsNullOrWhiteSpace(inner.Status.Detail) ? "permission denied" : AggregatorText.ForLog(inner.Status.Detail);
 }

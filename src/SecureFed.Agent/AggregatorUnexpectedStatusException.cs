@@ -1,6 +1,4 @@
 using Grpc.Core;
-using SecureFed.Audit;
-
 namespace SecureFed.Agent;
 
 /// <summary>
@@ -22,5 +20,5 @@ public sealed class AggregatorUnexpectedStatusException : Exception
 
     /// <summary>The aggregator's detail text, bounded (it is the aggregator's text, shown in this site's log).</summary>
     private static string Detail(RpcException? inner)
-        => inner is null || string.IsNullOrWhiteSpace(inner.Status.Detail) ? "no detail" : "detail: " + AuditText.Bound(inner.Status.Detail, AuditText.ReasonChars);
+        => inner is null || string.IsNullOrWhiteSpace(inner.Status.Detail) ? "no detail" : "detail: " + AggregatorText.ForLog(inner.Status.Detail);
 }

@@ -49,13 +49,13 @@ internal sealed class ProgressReporter : IAsyncDisposable
             catch (RpcException ex) when (ex.StatusCode is StatusCode.Unimplemented or StatusCode.FailedPrecondition or StatusCode.PermissionDenied or StatusCode.InvalidArgument)
             {
                 // An aggregator without reports, or one that has moved past this round: nothing more to say.
-                Log.ProgressStopped(logger, header.Sender, (long)header.Round, $"{ex.StatusCode}: {ex.Status.Detail}");
+                Log.ProgressStopped(logger, header.Sender, (long)header.Round, $"{ex.StatusCode}: {AggregatorText.ForLog(ex.Status.Detail)}");
                 return;
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)
             {
                 // Unreachable, retries spent, the circuit open: a report is never worth stopping the round for.
-                Log.ProgressNotDelivered(logger, header.Sender, (long)header.Round, ex.Message, (int)interval.TotalSeconds);
+                Log.ProgressNotDelivered(logger, header.Sender, (long)header.Round, AggregatorText.ForLog(ex.Message), (int)interval.TotalSeconds);
             }
             catch (Exception) when (cancellationToken.IsCancellationRequested)
             {

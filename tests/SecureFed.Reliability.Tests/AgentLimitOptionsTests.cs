@@ -17,6 +17,9 @@ public sealed class AgentLimitOptionsTests
     [InlineData("MinSiteNoiseMultiplier", "2.5")]
     [InlineData("MaxRounds", "0")]
     [InlineData("MaxRounds", "3")]
+    [InlineData("MaxStageTimeoutSeconds", "1")]
+    [InlineData("MaxStageTimeoutSeconds", "86400")]
+    [InlineData("AllowedSliceHosts", "10.0.0.7, silo-2.example.org,[::1]")]
     public void Validate_LimitInRange_Valid(string setting, string value)
     {
         Assert.Empty(Bind(setting, value).Validate());
@@ -44,6 +47,40 @@ public sealed class AgentLimitOptionsTests
         string error = Assert.Single(Bind("MaxRounds", value).Validate());
 
         Assert.Equal($"SecureFed:MaxRounds must be 0 (until the federation finishes) or the number of rounds to take part in, got {value}.", error);
+    }
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-5")]
+    [InlineData("86401")]
+    public void Validate_MaxStageTimeoutSecondsOutOfRange_RefusedNamingTheSettingAndValue(string value)
+    {
+        string error = Assert.Single(Bind("MaxStageTimeoutSeconds", value).Validate());
+
+        Assert.Equal($"SecureFed:MaxStageTimeoutSeconds must be between 1 and 86400, got {value}.", error);
+    }
+
+    [Fact]
+    public void MaxStageTimeoutSeconds_Unset_TheAggregatorsOwnBoundOfAnHour()
+    {
+        Assert.Equal(3_600, new AgentOptions().MaxStageTimeoutSeconds);
+    }
+
+    [Theory]
+    [InlineData("https://silo-2:7444")]
+    [InlineData("silo-2:7444")]
+    public void Validate_AllowedSliceHostNotAHost_RefusedNamingTheSettingAndEntry(string entry)
+    {
+        string error = Assert.Single(Bind("AllowedSliceHosts", "10.0.0.7, " + entry).Validate());
+
+        Assert.Equal($"SecureFed:AllowedSliceHosts must list host names or IP addresses (no scheme, port or path), separated by commas, got '{entry}'.", error);
+    }
+
+    [Fact]
+    public void ParsedAllowedSliceHosts_EntriesTrimmedAndIPv6BracketsRemoved()
+    {
+        Assert.Equal(["10.0.0.7", "silo-2", "::1"], Bind("AllowedSliceHosts", " 10.0.0.7 ,silo-2,, [::1]").ParsedAllowedSliceHosts);
+        Assert.Empty(new AgentOptions().ParsedAllowedSliceHosts);
     }
 
     private static AgentOptions Bind(string setting, string value)

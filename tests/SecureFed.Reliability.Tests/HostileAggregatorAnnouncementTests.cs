@@ -70,13 +70,18 @@ public sealed partial class MaliciousAggregatorTests
         { "dp-noise-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1E+300 and clip C = 1; σ, C and σ·C must each be at most 3.4E+38" },
         { "dp-clip-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1 and clip C = 1E+300; σ, C and σ·C must each be at most 3.4E+38" },
         { "dp-noise-times-clip-beyond-float", "the aggregator announced DP-SGD noise multiplier σ = 1E+20 and clip C = 1E+20" },
+        { "stage-timeout-max", "the aggregator announced a stage timeout of 4294967295 s, more than this site's maximum of 3600 s (SecureFed:MaxStageTimeoutSeconds)" },
+        { "stage-timeout-a-day", "the aggregator announced a stage timeout of 86400 s, more than this site's maximum of 3600 s (SecureFed:MaxStageTimeoutSeconds)" },
+        { "stage-timeout-zero", "the aggregator announced a stage timeout of 0 s; each later stage needs at least 1 s" },
     };
 
     /// <summary>
     /// Announcements the agent took into training or protocol code that then threw (a NaN or infinite number, a bit
     /// width of 1, a deadline outside any date, a plan of 10^9 DP-SGD steps accepted within the default budget, or q so
-    /// small that the trainer refused it after the ledger check): the exception stopped the agent, without a decline.
-    /// Now each is declined at the announcement, naming the value, and the agent waits for the next round.
+    /// small that the trainer refused it after the ledger check): the exception stopped the agent, without a decline. A
+    /// stage timeout of 0 or beyond SecureFed:MaxStageTimeoutSeconds (2^32 − 1 s, a day) was taken as it came: the agent
+    /// then waited that long + 30 s at each later stage. Now each is declined at the announcement, naming the value, and
+    /// the agent waits for the next round.
     /// </summary>
     [Theory]
     [MemberData(nameof(OutOfRangeAnnouncementValues))]
@@ -108,6 +113,9 @@ public sealed partial class MaliciousAggregatorTests
                 case "dp-noise-beyond-float": a.DpSgd.NoiseMultiplier = 1e300; break; // the trainer's 32-bit noise overflowed
                 case "dp-clip-beyond-float": a.DpSgd.MaxGradNorm = 1e300; break;
                 case "dp-noise-times-clip-beyond-float": a.DpSgd.NoiseMultiplier = 1e20; a.DpSgd.MaxGradNorm = 1e20; break;
+                case "stage-timeout-max": a.StageTimeoutSeconds = uint.MaxValue; break; // the agent waited up to 136 years per stage
+                case "stage-timeout-a-day": a.StageTimeoutSeconds = 86_400; break;
+                case "stage-timeout-zero": a.StageTimeoutSeconds = 0; break;
             }
         }, epsilonBudget: 8);
 
@@ -354,6 +362,116 @@ public sealed partial class MaliciousAggregatorTests
         Assert.Equal(2, channels); // the last round's two, not all ten
     }
 
+    /// <summary>
+    /// A round's abort reason is the aggregator's text, and went into the agent's log and round report as it came (agent
+    /// review of 9e774e0): 100,000 characters on one line, and a line break and ANSI escape that forge a log line of their
+    /// own and recolour the operator's terminal. Now it is cut to 500 characters with the count of the rest, and its
+    /// control characters are replaced.
+    /// </summary>
+    [Fact]
+    public async Task Outcome_HugeAbortReasonWithALineBreakAndAnAnsiEscape_LoggedBoundedAndCleaned()
+    {
+        string forged = "the sum is out of range\n2026-12-07 site-a: round 2 completed\u001b[31m";
+        ReviewRun run = await RunReviewAsync(null, abortReason: round => round == 2 ? forged + new string('y', 100_000) : null);
+
+        Assert.Null(run.Failure);
+        string expected = "the sum is out of range\uFFFD2026-12-07 site-a: round 2 completed\uFFFD[31m" + new string('y', 500 - forged.Length)
+            + $"\u2026 ({100_000 + forged.Length - 500:N0} more characters)";
+        Assert.Equal("aborted: " + expected, Assert.Single(run.Reports, r => r.Round == 2).Outcome);
+        string logged = Assert.Single(run.Logger.Lines, l => l.Message.Contains("round 2 ended early", StringComparison.Ordinal)).Message;
+        Assert.Equal("site-a: round 2 ended early: " + expected, logged);
+    }
+
+    /// <summary>
+    /// A gRPC status detail is the aggregator's text too: an UNAVAILABLE answer to AwaitRound whose detail is 20,000
+    /// characters with an escape that clears the screen went into the agent's "still waiting" line as it came.
+    /// </summary>
+    [Fact]
+    public async Task AwaitRound_UnavailableWithAHugeDetailAndAnAnsiEscape_LoggedBoundedAndCleaned()
+    {
+        int calls = 0;
+        ReviewRun run = await RunReviewAsync(null,
+            awaitRoundStatus: () => Interlocked.Increment(ref calls) == 1 ? new Grpc.Core.Status(Grpc.Core.StatusCode.Unavailable, "down\u001b[2J" + new string('z', 20_000)) : null,
+            configureRunner: runner => runner.FirstUnreachableWait = TimeSpan.FromMilliseconds(10), maxRetries: 0);
+
+        Assert.Null(run.Failure);
+        string logged = Assert.Single(run.Logger.Lines, l => l.Message.Contains("still waiting for the aggregator", StringComparison.Ordinal)).Message;
+        Assert.Contains("(down\uFFFD[2J" + new string('z', 492) + "\u2026 (19,508 more characters)); trying again", logged, StringComparison.Ordinal);
+        Assert.Contains(run.Reports, r => r.Round == 1 && r.Completed);
+    }
+
+    /// <summary>
+    /// A base model version below the one the agent last trained on (the fake's round 3 announces version 0 after version
+    /// 1) was taken without a word (agent review of 9e774e0). The protocol does not refuse it (PROTOCOL.md §5: the agent
+    /// requests exactly the announced version; an agent that restarts knows no earlier one), so the agent still takes
+    /// part, and now logs a warning naming both versions, once.
+    /// </summary>
+    [Fact]
+    public async Task Announce_ModelVersionBelowTheOneTrainedOn_WarnsNamingBothVersionsAndTakesPart()
+    {
+        ReviewRun run = await RunReviewAsync((round, a) =>
+        {
+            if (round == 3)
+            {
+                a.ModelVersion = 0;
+            }
+        }, rounds: 3);
+
+        Assert.Null(run.Failure);
+        string warning = Assert.Single(run.Logger.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning && l.Message.Contains("base model version", StringComparison.Ordinal)).Message;
+        Assert.StartsWith("site-a: round 3 announces base model version 0, below version 1 that this site last trained on", warning, StringComparison.Ordinal);
+        Assert.DoesNotContain(run.Fake.Received, c => c.Call == "DeclineRound");
+        Assert.Contains(run.Fake.Received, c => c.Round == 3 && c.Call == "AdvertiseKeys");
+    }
+
+    /// <summary>
+    /// A version-4 announcement may name any https:// host as a slice endpoint, and the agent connected to it (agent
+    /// review of 9e774e0: an aggregator could make it open connections to hosts of the hospital's network). Now a slice
+    /// endpoint must be on the aggregator's host (any port: the other ports of the fake here) or on a host the site lists
+    /// in SecureFed:AllowedSliceHosts; round 2 names 'localhost' (the same fake, by another name) for its second slice and
+    /// is declined naming it, without a connection to it.
+    /// </summary>
+    [Fact]
+    public async Task Announce_SliceEndpointOnAnotherHost_DeclinedNamingTheHostNothingUploaded()
+    {
+        IReadOnlyList<Uri> hosts = [];
+        ReviewRun run = await RunReviewAsync((round, a) => SliceOnLocalhost(round, a, hosts), extraListeners: 2, extraAddresses: a => hosts = a);
+
+        Assert.Null(run.Failure);
+        Assert.Contains(run.Reports, r => r.Round == 1 && r.Completed);
+        AgentRoundReport round2 = Assert.Single(run.Reports, r => r.Round == 2);
+        Assert.Equal($"declined: the endpoint of slice 1 ('https://localhost:{hosts[1].Port}/') is on host 'localhost', which is neither the aggregator's (127.0.0.1) nor listed in this site's SecureFed:AllowedSliceHosts", round2.Outcome);
+        Assert.DoesNotContain(run.Fake.Received, c => c.Round == 2 && c.Call is "AdvertiseKeys" or "UploadMaskedInput");
+    }
+
+    /// <summary>The same announcement with 'localhost' in SecureFed:AllowedSliceHosts: the site takes part.</summary>
+    [Fact]
+    public async Task Announce_SliceEndpointOnAnAllowedHost_TakesPart()
+    {
+        IReadOnlyList<Uri> hosts = [];
+        ReviewRun run = await RunReviewAsync((round, a) => SliceOnLocalhost(round, a, hosts), extraListeners: 2, extraAddresses: a => hosts = a,
+            configureOptions: options => options.AllowedSliceHosts = "10.0.0.7, LOCALHOST");
+
+        Assert.Null(run.Failure);
+        Assert.DoesNotContain(run.Fake.Received, c => c.Call == "DeclineRound");
+        Assert.Contains(run.Fake.Received, c => c.Round == 2 && c.Call == "AdvertiseKeys");
+        Assert.Contains(run.Fake.Received, c => c.Round == 2 && c.Call == "UploadMaskedInput"); // slice 0, on 127.0.0.1
+    }
+
+    /// <summary>Round 2 in two slices: slice 0 on another port of the fake's 127.0.0.1, slice 1 on 'localhost'.</summary>
+    private static void SliceOnLocalhost(long round, RoundAnnouncement a, IReadOnlyList<Uri> hosts)
+    {
+        if (round != 2)
+        {
+            return;
+        }
+
+        a.ProtocolVersion = AgentRunner.SliceUploadVersion;
+        a.SliceUploads = new SliceUploads { SliceSize = (a.VectorLength + 1) / 2 };
+        a.SliceUploads.Endpoints.Add(hosts[0].ToString());
+        a.SliceUploads.Endpoints.Add(new UriBuilder(hosts[1]) { Host = "localhost" }.Uri.ToString());
+    }
+
     private int NoisyCoordinates(ReviewRun run, long round)
     {
         RoundAnnouncement a = run.Announced[round];
@@ -381,7 +499,8 @@ public sealed partial class MaliciousAggregatorTests
         ILocalTrainer? trainer = null, Action<AgentState>? prepare = null, Action<string>? started = null, double epsilonBudget = 1000,
         Action<AggregatorClient>? inspectClient = null, Func<long, bool>? progressUnavailable = null, int maxRetries = 1, Func<bool>? awaitRoundAborted = null,
         int rounds = MaliciousAggregatorService.Rounds, int extraListeners = 0, Action<IReadOnlyList<Uri>>? extraAddresses = null,
-        Func<Grpc.Core.Status?>? awaitRoundStatus = null, Func<bool>? finishedWhen = null, Action<AgentRunner>? configureRunner = null)
+        Func<Grpc.Core.Status?>? awaitRoundStatus = null, Func<bool>? finishedWhen = null, Action<AgentRunner>? configureRunner = null,
+        Func<long, string?>? abortReason = null, Action<AgentOptions>? configureOptions = null)
     {
         ProvisionResult fed = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(_dir, "fed"), "malicious", Sites, "127.0.0.1"));
         var peerKits = Sites.Skip(1).ToDictionary(s => s, s => PartyKit.Load(fed.SiteKitDirectories[s]));
@@ -400,6 +519,7 @@ public sealed partial class MaliciousAggregatorTests
             AwaitRoundAborted = awaitRoundAborted,
             AwaitRoundStatus = awaitRoundStatus,
             FinishedWhen = finishedWhen,
+            AbortReason = abortReason,
             RoundCount = rounds,
         };
         WebApplication app = await StartAsync(aggregatorKit, fake, extraListeners);
@@ -423,6 +543,7 @@ public sealed partial class MaliciousAggregatorTests
                 SiteEpsilonBudget = 1000,
                 MaxRetries = maxRetries,
             };
+            configureOptions?.Invoke(options);
             using AgentState state = AgentState.Open(options);
             prepare?.Invoke(state);
             using var client = new AggregatorClient(new Uri(options.Aggregator), state.Kit, TimeSpan.FromSeconds(10), options.MaxRetries);

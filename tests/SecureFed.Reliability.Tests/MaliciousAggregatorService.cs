@@ -72,6 +72,9 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
     /// <summary>Review hook: AwaitRound answers the status this returns (null: answers as usual).</summary>
     public Func<Status?>? AwaitRoundStatus { get; init; }
 
+    /// <summary>Review hook: round r's outcome is an abort with the reason this returns (null: completed, as before).</summary>
+    public Func<long, string?>? AbortReason { get; init; }
+
     /// <summary>Review hook: AwaitRound answers that the federation finished once this returns true.</summary>
     public Func<bool>? FinishedWhen { get; init; }
 
@@ -304,6 +307,11 @@ internal sealed class MaliciousAggregatorService : Aggregation.AggregationBase, 
         Record(request.Header.Round, nameof(AwaitRoundOutcome));
         RoundState s = Current;
         var outcome = new RoundOutcome { Header = s.Reply(Stage.Unmasking), Completed = true, ModelVersion = (ulong)s.Round, ModelSha256 = WireEncoding.ModelDigest(Model(s.Round)) };
+        if (AbortReason?.Invoke(s.Round) is string abortReason)
+        {
+            outcome = new RoundOutcome { Header = s.Reply(Stage.Unmasking), Completed = false, AbortReason = abortReason };
+        }
+
         outcome.Contributors.AddRange(_sites);
         return Task.FromResult(outcome);
     }
