@@ -138,7 +138,8 @@ public static class FederationProvisioner
     /// <exception cref="ArgumentException">The name or the validity is invalid, or the name is taken.</exception>
     /// <exception cref="InvalidDataException">The folder is not a federation folder with its CA key, or the CA has expired.</exception>
     /// <exception cref="IOException">Writing failed, or another command held the manifest's lock too long; nothing is left
-    /// behind and federation.json is unchanged.</exception>
+    /// behind and federation.json is unchanged. (A failed flush of the folder after federation.json was renamed into place
+    /// is no exception: the site is added, and <see cref="AddSiteResult.DurabilityUnconfirmed"/> says so.)</exception>
     public static AddSiteResult AddSite(string federationDirectory, string site, TimeSpan validity, IRandomSource? random = null, TimeProvider? time = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(federationDirectory);
@@ -223,8 +224,23 @@ public static class FederationProvisioner
             WritePublic(Path.Combine(stage, KitFiles.AgentConfig), ConfigTemplates.Agent(site, manifest.AggregatorHost), path => files.Add(Path.Combine(kit, Path.GetFileName(path))));
             Directory.Move(stage, kit);
             moved = true;
-            AtomicFile.WriteAllText(AtomicFile.FinalTarget(manifestPath), json);
-            return new AddSiteResult(kit, manifestPath, updated, files, notBefore, notAfter);
+            AtomicFile.FlushDirectory(sitesDir, kit); // the kit's entry on disk before the manifest names it
+            string manifestTarget = AtomicFile.FinalTarget(manifestPath);
+            string? unconfirmed = null;
+            try
+            {
+                AtomicFile.WriteAllText(manifestTarget, json);
+            }
+            catch (DirectoryFlushException ex)
+            {
+                // After the rename federation.json lists the site: the change has happened, so the kit stays and the
+                // caller reports the unconfirmed flush instead of "unchanged" (it deleted the kit of a listed site before).
+                unconfirmed =
+                    $"Site '{site}' was added (federation.json lists it, its kit is in '{kit}'): {ex.Message} " +
+                    $"Check the disk; if after a power loss '{manifestTarget}' no longer lists '{site}', move '{kit}' away and add the site again.";
+            }
+
+            return new AddSiteResult(kit, manifestPath, updated, files, notBefore, notAfter) { DurabilityUnconfirmed = unconfirmed };
         }
         catch (Exception ex)
         {

@@ -64,6 +64,76 @@ public sealed class CliProvisionAddSiteTests : IDisposable
     }
 
     [Fact]
+    public async Task AddSite_FolderFlushFailsAfterTheManifestIsRenamed_StepsPrintedKitKeptFailureNamesTheFolder()
+    {
+        // add-site said "federation.json is unchanged" and deleted the new kit, while federation.json already listed the site.
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-add", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1")).Code);
+        string folder = Path.GetDirectoryName(AtomicFile.FinalTarget(Path.Combine(fed, "federation.json")))!;
+        int code;
+        string output;
+        string err;
+        AtomicFile.DirectoryFsyncFault = directory => directory == folder ? 5 /* EIO */ : 0;
+        try
+        {
+            (code, output, err) = await Run("provision", "add-site", "--dir", fed, "--site", "site-c");
+        }
+        finally
+        {
+            AtomicFile.DirectoryFsyncFault = null;
+        }
+
+        Assert.Equal(CliApp.ExitFailure, code);
+        Assert.StartsWith("Added site 'site-c' to federation 'cli-add'", output, StringComparison.Ordinal);
+        Assert.Contains("Next, in this order:", output, StringComparison.Ordinal);
+        Assert.StartsWith($"error: Site 'site-c' was added (federation.json lists it, its kit is in '{Path.Combine(fed, "sites", "site-c")}')", err, StringComparison.Ordinal);
+        Assert.Contains($"flushing its directory '{folder}' failed (", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("unchanged", err, StringComparison.Ordinal);
+        Assert.True(FederationManifest.Load(Path.Combine(fed, "federation.json")).TryGetSite("site-c", out _));
+        using PartyKit kit = PartyKit.Load(Path.Combine(fed, "sites", "site-c"));
+        Assert.Equal("site-c", kit.Name);
+    }
+
+    [Fact]
+    public async Task ProvisionRevoke_FolderFlushFailsAfterTheManifestIsRenamed_RevocationReportedFailureNamesTheFolder()
+    {
+        // revoke printed only "error: The new content of a file in '<folder>' is in place, but flushing ...": not which file,
+        // not that the site was revoked, nor the next step.
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-rev", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1")).Code);
+        string manifestPath = Path.Combine(fed, "federation.json");
+        string folder = Path.GetDirectoryName(AtomicFile.FinalTarget(manifestPath))!;
+        int code;
+        string output;
+        string err;
+        AtomicFile.DirectoryFsyncFault = directory => directory == folder ? 5 /* EIO */ : 0;
+        try
+        {
+            (code, output, err) = await Run("provision", "revoke", "--manifest", manifestPath, "--site", "site-a");
+        }
+        finally
+        {
+            AtomicFile.DirectoryFsyncFault = null;
+        }
+
+        Assert.Equal(CliApp.ExitFailure, code);
+        Assert.Contains("Revoked site 'site-a' in federation 'cli-rev'", output, StringComparison.Ordinal);
+        Assert.Contains("Next: copy this manifest over the aggregator's kit copy", output, StringComparison.Ordinal);
+        Assert.StartsWith($"error: Site 'site-a' is revoked in {manifestPath}: '{AtomicFile.FinalTarget(manifestPath)}' was written, but flushing its directory '{folder}' failed (", err, StringComparison.Ordinal);
+        Assert.True(FederationManifest.Load(manifestPath).IsRevoked("site-a"));
+    }
+
+    [Fact]
     public async Task ProvisionRevoke_InASitesKitCopy_SaysSoAndNamesTheFederationsManifestNotAPathThatDoesNotExist()
     {
         // It said "Next: copy this manifest over the aggregator's kit copy (fed/sites/site-a/aggregator/federation.json here ...)":

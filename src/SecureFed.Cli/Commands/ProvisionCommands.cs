@@ -96,7 +96,17 @@ internal static class ProvisionCommands
             }
 
             FederationManifest updated = manifest.WithRevoked(site);
-            updated.Save(path);
+            string? unconfirmed = null;
+            try
+            {
+                updated.Save(path);
+            }
+            catch (DirectoryFlushException ex)
+            {
+                // The new manifest is in place: the site is revoked, so say so and what comes next, then the failed flush.
+                unconfirmed = $"Site '{site}' is revoked in {full}: {ex.Message} Check the disk; if after a power loss the manifest no longer revokes '{site}', revoke it again.";
+            }
+
             stdout.WriteLine($"Revoked site '{site}' in federation '{updated.FederationName}' ({full}).");
             stdout.WriteLine($"Revoked sites now: {string.Join(", ", updated.Revoked)}.");
             string folder = Path.GetDirectoryName(full)!;
@@ -125,6 +135,12 @@ internal static class ProvisionCommands
                 stdout.WriteLine(
                     $"Next: copy this manifest over the aggregator's kit copy ({kitCopy} here, wherever the aggregator's kit is on its host) and restart the aggregator.");
                 WarnOfRevocationsOnlyInTheKitCopy(full, updated, parse.InvocationConfiguration.Error);
+            }
+
+            if (unconfirmed is not null)
+            {
+                parse.InvocationConfiguration.Error.WriteLine($"error: {unconfirmed}");
+                return Task.FromResult(CliApp.ExitFailure);
             }
 
             return Task.FromResult(CliApp.ExitOk);
@@ -186,6 +202,13 @@ internal static class ProvisionCommands
             stdout.WriteLine($"  2. Replace federation.json in every other site's kit with {result.ManifestPath} and restart its agent: an agent with the old manifest declines every round that includes '{site}'.");
             stdout.WriteLine($"  3. Then copy it over the aggregator's kit copy ({aggregatorCopy} here, wherever the aggregator's kit is on its host) and restart the aggregator: rounds include '{site}' from then on.");
             WarnOfRevocationsOnlyInTheKitCopy(result.ManifestPath, result.Manifest, parse.InvocationConfiguration.Error);
+            if (result.DurabilityUnconfirmed is { } unconfirmed)
+            {
+                // The site is added (the steps above hold), but the disk did not confirm it: a failure, not a silent success.
+                parse.InvocationConfiguration.Error.WriteLine($"error: {unconfirmed}");
+                return Task.FromResult(CliApp.ExitFailure);
+            }
+
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;
