@@ -136,7 +136,8 @@ public static class FederationProvisioner
     /// <param name="random">Source of the identity key and the certificate's serial number (the system CSPRNG by default).</param>
     /// <param name="time">Clock for the certificate's validity (the system clock by default).</param>
     /// <exception cref="ArgumentException">The name or the validity is invalid, or the name is taken.</exception>
-    /// <exception cref="InvalidDataException">The folder is not a federation folder with its CA key, or the CA has expired.</exception>
+    /// <exception cref="InvalidDataException">The folder is not a federation folder with its CA key, the CA has expired, or (on
+    /// Unix) the CA key's group or other users may access it (owner only, 0600).</exception>
     /// <exception cref="IOException">Writing failed, or another command held the manifest's lock too long; nothing is left
     /// behind and federation.json is unchanged. (A failed flush of the folder after federation.json was renamed into place
     /// is no exception: the site is added, and <see cref="AddSiteResult.DurabilityUnconfirmed"/> says so.)</exception>
@@ -269,7 +270,18 @@ public static class FederationProvisioner
         char[] keyPem = SecretPem.ReadChars(keyPath);
         try
         {
-            return X509Certificate2.CreateFromPem(certPem, keyPem);
+            X509Certificate2 ca = X509Certificate2.CreateFromPem(certPem, keyPem);
+            try
+            {
+                PrivateKeyMode.EnsureOwnerOnly(keyPath, "Federation CA key");
+            }
+            catch
+            {
+                ca.Dispose();
+                throw;
+            }
+
+            return ca;
         }
         catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {

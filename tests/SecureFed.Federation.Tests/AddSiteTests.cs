@@ -177,6 +177,30 @@ public sealed class AddSiteTests : IDisposable
     }
 
     [Fact]
+    public void AddSite_CaKeyReadableByEveryone_RefusedNamingTheFileItsModeAndTheChmodNothingWritten()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        byte[] manifest = File.ReadAllBytes(ManifestPath);
+        string caKey = Path.Combine(_root, KitFiles.CaDirectory, KitFiles.CaKey);
+        File.SetUnixFileMode(caKey, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30)));
+
+        Assert.StartsWith($"Federation CA key '{caKey}' has mode 0644: every user of this machine may read this private key", ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"chmod 600 '{caKey}'", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(manifest, File.ReadAllBytes(ManifestPath));
+        Assert.False(Directory.Exists(Path.Combine(_root, KitFiles.SitesDirectory, "site-c")));
+
+        File.SetUnixFileMode(caKey, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using PartyKit added = PartyKit.Load(FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30)).KitDirectory);
+        Assert.Equal("site-c", added.Name);
+    }
+
+    [Fact]
     public void AddSite_ValidityBeyondTheCa_CutToTheCasEnd()
     {
         AddSiteResult result = FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(3000));
