@@ -135,13 +135,14 @@ public static class FederationProvisioner
     /// <param name="validity">How long its certificate is valid; cut to the CA's own end of validity.</param>
     /// <param name="random">Source of the identity key and the certificate's serial number (the system CSPRNG by default).</param>
     /// <param name="time">Clock for the certificate's validity (the system clock by default).</param>
+    /// <param name="lockWait">How long to wait for another holder of the manifest's lock (<see cref="ManifestLock.DefaultWait"/> by default).</param>
     /// <exception cref="ArgumentException">The name or the validity is invalid, or the name is taken.</exception>
     /// <exception cref="InvalidDataException">The folder is not a federation folder with its CA key, the CA has expired, or (on
     /// Unix) the CA key's group or other users may access it (owner only, 0600).</exception>
     /// <exception cref="IOException">Writing failed, or another command held the manifest's lock too long; nothing is left
     /// behind and federation.json is unchanged. (A failed flush of the folder after federation.json was renamed into place
     /// is no exception: the site is added, and <see cref="AddSiteResult.DurabilityUnconfirmed"/> says so.)</exception>
-    public static AddSiteResult AddSite(string federationDirectory, string site, TimeSpan validity, IRandomSource? random = null, TimeProvider? time = null)
+    public static AddSiteResult AddSite(string federationDirectory, string site, TimeSpan validity, IRandomSource? random = null, TimeProvider? time = null, TimeSpan? lockWait = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(federationDirectory);
         ArgumentNullException.ThrowIfNull(site);
@@ -176,7 +177,7 @@ public static class FederationProvisioner
 
         // Held until federation.json is rewritten: a concurrent add-site or revoke would otherwise read the same manifest
         // and the later write would drop the earlier change.
-        using ManifestLock held = ManifestLock.Acquire(manifestPath, $"provision add-site --site {site}");
+        using ManifestLock held = ManifestLock.Acquire(manifestPath, $"provision add-site --site {site}", lockWait);
         FederationManifest manifest = FederationManifest.Load(manifestPath);
         AfterManifestRead?.Invoke(manifestPath);
         if (manifest.TryGetSite(site, out _))

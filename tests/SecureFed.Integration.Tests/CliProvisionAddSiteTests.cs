@@ -199,4 +199,36 @@ public sealed class CliProvisionAddSiteTests : IDisposable
         Assert.Contains("Nothing was changed", output, StringComparison.Ordinal);
         Assert.Equal(before, File.ReadAllBytes(manifestPath));
     }
+
+    [Fact]
+    public async Task LockWaitSeconds_WhileTheLockIsHeld_RevokeAndAddSiteWaitThatLongNamingTheLockAndNothingChanges()
+    {
+        // The wait was fixed at 10 s: an operator whose other command takes longer had no way to wait for it.
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-lock", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1")).Code);
+        string manifestPath = Path.Combine(fed, "federation.json");
+        byte[] before = File.ReadAllBytes(manifestPath);
+        (int Code, string Out, string Err) revoke;
+        (int Code, string Out, string Err) addSite;
+        using (ManifestLock.Acquire(manifestPath, "provision add-site --site site-c"))
+        {
+            revoke = await Run("provision", "revoke", "--manifest", manifestPath, "--site", "site-a", "--lock-wait-seconds", "0");
+            addSite = await Run("provision", "add-site", "--dir", fed, "--site", "site-d", "--lock-wait-seconds", "0");
+        }
+
+        foreach ((int code, _, string err) in new[] { revoke, addSite })
+        {
+            Assert.Equal(CliApp.ExitFailure, code);
+            Assert.Contains($"its lock file {manifestPath}.lock was held for all of 0 s", err, StringComparison.Ordinal);
+            Assert.Contains("'provision add-site --site site-c'", err, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(before, File.ReadAllBytes(manifestPath));
+        Assert.False(Directory.Exists(Path.Combine(fed, "sites", "site-d")));
+
+        var (badCode, _, badErr) = await Run("provision", "revoke", "--manifest", manifestPath, "--site", "site-a", "--lock-wait-seconds", "3601");
+        Assert.Equal(CliApp.ExitUsage, badCode);
+        Assert.StartsWith("error: --lock-wait-seconds must be between 0 and 3600 (got 3601).", badErr, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllBytes(manifestPath));
+    }
 }
