@@ -13,4 +13,12 @@ public sealed record AddSiteResult(
     FederationManifest Manifest,
     IReadOnlyList<string> Files,
     DateTimeOffset NotBefore,
-    DateTimeOffset NotAfter);
+    DateTimeOffset NotAfter)
+{
+    /// <summary>
+    /// Null when federation.json and the kit are on disk for good; otherwise why that could not be confirmed (the folder's
+    /// flush after federation.json was renamed into place failed; the message names the folder and the error). The site is
+    /// added either way: federation.json lists it and the kit is in place.
+    /// </summary>
+    public string? DurabilityUnconfirmed { get; init; }
+}

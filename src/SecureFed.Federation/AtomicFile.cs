@@ -19,6 +19,7 @@ public static partial class AtomicFile
 
     /// <summary>Atomically replaces (or creates) <paramref name="path"/> with <paramref name="bytes"/> (mode 0644 on Unix).</summary>
     /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
+    /// <exception cref="DirectoryFlushException">The new file is in place, but its directory could not be flushed.</exception>
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes) => WriteAllBytes(path, bytes, PublicFileMode);
 
     /// <summary>
@@ -26,6 +27,7 @@ public static partial class AtomicFile
     /// created with <paramref name="mode"/> from the start (no window in which a secret is readable by others).
     /// </summary>
     /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
+    /// <exception cref="DirectoryFlushException">The new file is in place, but its directory could not be flushed.</exception>
     public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode) => Write(path, bytes, mode, beforeRename: null);
 
     /// <summary>
@@ -34,10 +36,12 @@ public static partial class AtomicFile
     /// without overwrite, and the directory fsync'ed, so the file is either whole or absent.
     /// </summary>
     /// <exception cref="IOException">The file exists already or could not be written; the message names the path. Nothing is left behind.</exception>
+    /// <exception cref="DirectoryFlushException">The new file is in place, but its directory could not be flushed.</exception>
     public static void CreateNew(string path, ReadOnlySpan<byte> bytes, UnixFileMode mode) => Write(path, bytes, mode, beforeRename: null, overwrite: false);
 
     /// <summary>Atomically replaces (or creates) <paramref name="path"/> with <paramref name="text"/> in UTF-8 without BOM (mode 0644 on Unix).</summary>
     /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
+    /// <exception cref="DirectoryFlushException">The new file is in place, but its directory could not be flushed.</exception>
     public static void WriteAllText(string path, string text)
     {
         ArgumentNullException.ThrowIfNull(text);
@@ -148,7 +152,7 @@ public static partial class AtomicFile
             throw new IOException($"Cannot write '{fullPath}': {TemporaryPath.Reason(ex, tempPath, fullPath)} The previous content (if any) is unchanged.", ex);
         }
 
-        FlushDirectory(directory);
+        FlushDirectory(directory, fullPath);
     }
 
     private static void TryDelete(string path)
@@ -163,8 +167,18 @@ public static partial class AtomicFile
         }
     }
 
-    /// <summary>fsync the directory so that the rename itself survives a power loss (Unix only; NTFS journals renames).</summary>
-    private static void FlushDirectory(string directory)
+    /// <summary>
+    /// Test hook: called with the directory before each directory fsync; a non-zero result is taken as the errno of a
+    /// failed fsync (the real one is skipped). Tests match their own temporary directory only.
+    /// </summary>
+    internal static Func<string, int>? DirectoryFsyncFault;
+
+    /// <summary>
+    /// fsync <paramref name="directory"/> so that a rename or move into it survives a power loss (Unix only; NTFS journals
+    /// renames). <paramref name="entry"/> is what was renamed into it, for the message.
+    /// </summary>
+    /// <exception cref="DirectoryFlushException">The fsync failed.</exception>
+    internal static void FlushDirectory(string directory, string entry)
     {
         if (OperatingSystem.IsWindows())
         {
@@ -180,15 +194,16 @@ public static partial class AtomicFile
 
         try
         {
-            if (Fsync(fd) != 0)
+            int errno = DirectoryFsyncFault?.Invoke(directory) ?? 0;
+            if (errno == 0 && Fsync(fd) != 0)
             {
-                int errno = Marshal.GetLastPInvokeError();
-                const int EINVAL = 22;
-                if (errno != EINVAL)
-                {
-                    throw new IOException(
-                        $"The new content of a file in '{directory}' is in place, but flushing the directory failed (errno {errno}); durability after a power loss is not guaranteed.");
-                }
+                errno = Marshal.GetLastPInvokeError();
+            }
+
+            const int EINVAL = 22;
+            if (errno != 0 && errno != EINVAL)
+            {
+                throw new DirectoryFlushException(entry, directory, $"{Marshal.GetPInvokeErrorMessage(errno)}, errno {errno}");
             }
         }
         finally

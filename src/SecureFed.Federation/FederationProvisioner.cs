@@ -135,11 +135,14 @@ public static class FederationProvisioner
     /// <param name="validity">How long its certificate is valid; cut to the CA's own end of validity.</param>
     /// <param name="random">Source of the identity key and the certificate's serial number (the system CSPRNG by default).</param>
     /// <param name="time">Clock for the certificate's validity (the system clock by default).</param>
+    /// <param name="lockWait">How long to wait for another holder of the manifest's lock (<see cref="ManifestLock.DefaultWait"/> by default).</param>
     /// <exception cref="ArgumentException">The name or the validity is invalid, or the name is taken.</exception>
-    /// <exception cref="InvalidDataException">The folder is not a federation folder with its CA key, or the CA has expired.</exception>
+    /// <exception cref="InvalidDataException">The folder is not a federation folder with its CA key, the CA has expired, or (on
+    /// Unix) the CA key's group or other users may access it (owner only, 0600).</exception>
     /// <exception cref="IOException">Writing failed, or another command held the manifest's lock too long; nothing is left
-    /// behind and federation.json is unchanged.</exception>
-    public static AddSiteResult AddSite(string federationDirectory, string site, TimeSpan validity, IRandomSource? random = null, TimeProvider? time = null)
+    /// behind and federation.json is unchanged. (A failed flush of the folder after federation.json was renamed into place
+    /// is no exception: the site is added, and <see cref="AddSiteResult.DurabilityUnconfirmed"/> says so.)</exception>
+    public static AddSiteResult AddSite(string federationDirectory, string site, TimeSpan validity, IRandomSource? random = null, TimeProvider? time = null, TimeSpan? lockWait = null)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(federationDirectory);
         ArgumentNullException.ThrowIfNull(site);
@@ -174,7 +177,7 @@ public static class FederationProvisioner
 
         // Held until federation.json is rewritten: a concurrent add-site or revoke would otherwise read the same manifest
         // and the later write would drop the earlier change.
-        using ManifestLock held = ManifestLock.Acquire(manifestPath, $"provision add-site --site {site}");
+        using ManifestLock held = ManifestLock.Acquire(manifestPath, $"provision add-site --site {site}", lockWait);
         FederationManifest manifest = FederationManifest.Load(manifestPath);
         AfterManifestRead?.Invoke(manifestPath);
         if (manifest.TryGetSite(site, out _))
@@ -223,8 +226,23 @@ public static class FederationProvisioner
             WritePublic(Path.Combine(stage, KitFiles.AgentConfig), ConfigTemplates.Agent(site, manifest.AggregatorHost), path => files.Add(Path.Combine(kit, Path.GetFileName(path))));
             Directory.Move(stage, kit);
             moved = true;
-            AtomicFile.WriteAllText(AtomicFile.FinalTarget(manifestPath), json);
-            return new AddSiteResult(kit, manifestPath, updated, files, notBefore, notAfter);
+            AtomicFile.FlushDirectory(sitesDir, kit); // the kit's entry on disk before the manifest names it
+            string manifestTarget = AtomicFile.FinalTarget(manifestPath);
+            string? unconfirmed = null;
+            try
+            {
+                AtomicFile.WriteAllText(manifestTarget, json);
+            }
+            catch (DirectoryFlushException ex)
+            {
+                // After the rename federation.json lists the site: the change has happened, so the kit stays and the
+                // caller reports the unconfirmed flush instead of "unchanged" (it deleted the kit of a listed site before).
+                unconfirmed =
+                    $"Site '{site}' was added (federation.json lists it, its kit is in '{kit}'): {ex.Message} " +
+                    $"Check the disk; if after a power loss '{manifestTarget}' no longer lists '{site}', move '{kit}' away and add the site again.";
+            }
+
+            return new AddSiteResult(kit, manifestPath, updated, files, notBefore, notAfter) { DurabilityUnconfirmed = unconfirmed };
         }
         catch (Exception ex)
         {
@@ -253,7 +271,18 @@ public static class FederationProvisioner
         char[] keyPem = SecretPem.ReadChars(keyPath);
         try
         {
-            return X509Certificate2.CreateFromPem(certPem, keyPem);
+            X509Certificate2 ca = X509Certificate2.CreateFromPem(certPem, keyPem);
+            try
+            {
+                PrivateKeyMode.EnsureOwnerOnly(keyPath, "Federation CA key");
+            }
+            catch
+            {
+                ca.Dispose();
+                throw;
+            }
+
+            return ca;
         }
         catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {

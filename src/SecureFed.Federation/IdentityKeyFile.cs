@@ -47,7 +47,8 @@ public static class IdentityKeyFile
     }
 
     /// <summary>Reads an identity key written by <see cref="Write"/>.</summary>
-    /// <exception cref="InvalidDataException">The file is not a SecureFed Ed25519 key, or is larger than 64 KiB; the message names the path.</exception>
+    /// <exception cref="InvalidDataException">The file is not a SecureFed Ed25519 key, is larger than 64 KiB, or (on Unix) its
+    /// group or other users may access it (owner only, 0600; 0640 when root owns it); the message names the path.</exception>
     /// <exception cref="IOException">The file cannot be read, or it is not a regular file (a named pipe, a device).</exception>
     public static Ed25519PrivateKey Read(string path)
     {
@@ -69,6 +70,7 @@ public static class IdentityKeyFile
                 throw new InvalidDataException($"Identity key '{path}' must hold a {Ed25519.SeedSize}-byte seed.");
             }
 
+            PrivateKeyMode.EnsureOwnerOnly(path, "Identity key");
             return Ed25519PrivateKey.FromSeed(seed.AsSpan(0, Ed25519.SeedSize));
         }
         finally

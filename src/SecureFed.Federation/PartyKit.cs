@@ -47,7 +47,8 @@ public sealed class PartyKit : IDisposable
     /// Loads a kit and checks that its parts belong together: the CA equals the manifest's CA, the TLS certificate
     /// chains to it and is the one listed for this party, and the identity key is the listed one.
     /// </summary>
-    /// <exception cref="InvalidDataException">A file is missing, malformed or does not match the manifest; the message names it.</exception>
+    /// <exception cref="InvalidDataException">A file is missing, malformed or does not match the manifest, or (on Unix) a private
+    /// key's group or other users may access it (owner only, 0600; 0640 when root owns it); the message names it.</exception>
     public static PartyKit Load(string directory)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
@@ -151,6 +152,7 @@ public sealed class PartyKit : IDisposable
         try
         {
             using X509Certificate2 pem = X509Certificate2.CreateFromPem(certPem, keyPem);
+            PrivateKeyMode.EnsureOwnerOnly(keyPath, "TLS private key");
             pfx = pem.Export(X509ContentType.Pkcs12);
             return X509CertificateLoader.LoadPkcs12(pfx, password: null, X509KeyStorageFlags.DefaultKeySet);
         }

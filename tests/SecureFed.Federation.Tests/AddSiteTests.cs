@@ -117,6 +117,90 @@ public sealed class AddSiteTests : IDisposable
     }
 
     [Fact]
+    public void AddSite_FolderFlushFailsAfterTheManifestIsRenamed_SiteAddedKitKeptFlushReported()
+    {
+        // The flush of the folder after federation.json was renamed into place failed: add-site deleted the new kit and said
+        // "federation.json is unchanged", while federation.json on disk already listed the site.
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        string folder = Path.GetDirectoryName(AtomicFile.FinalTarget(ManifestPath))!;
+        AddSiteResult result;
+        AtomicFile.DirectoryFsyncFault = directory => directory == folder ? 5 /* EIO */ : 0;
+        try
+        {
+            result = FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30));
+        }
+        finally
+        {
+            AtomicFile.DirectoryFsyncFault = null;
+        }
+
+        Assert.True(FederationManifest.Load(ManifestPath).TryGetSite("site-c", out _));
+        using PartyKit kit = PartyKit.Load(result.KitDirectory);
+        Assert.Equal("site-c", kit.Name);
+        string problem = Assert.IsType<string>(result.DurabilityUnconfirmed);
+        Assert.StartsWith($"Site 'site-c' was added (federation.json lists it, its kit is in '{result.KitDirectory}')", problem, StringComparison.Ordinal);
+        Assert.Contains($"flushing its directory '{folder}' failed (", problem, StringComparison.Ordinal);
+        Assert.Contains("errno 5)", problem, StringComparison.Ordinal);
+        Assert.DoesNotContain("unchanged", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AddSite_SitesFolderFlushFailsAfterTheKitIsMoved_RefusedKitRemovedManifestUnchanged()
+    {
+        // The kit's move into sites/ was never flushed: after a power loss federation.json could list a site whose kit was gone.
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        byte[] manifest = File.ReadAllBytes(ManifestPath);
+        string sites = Path.Combine(_root, KitFiles.SitesDirectory);
+        IOException ex;
+        AtomicFile.DirectoryFsyncFault = directory => directory == sites ? 5 /* EIO */ : 0;
+        try
+        {
+            ex = Assert.Throws<IOException>(() => FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30)));
+        }
+        finally
+        {
+            AtomicFile.DirectoryFsyncFault = null;
+        }
+
+        Assert.Contains($"flushing its directory '{sites}' failed (", ex.Message, StringComparison.Ordinal);
+        Assert.EndsWith("(federation.json is unchanged)", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(manifest, File.ReadAllBytes(ManifestPath));
+        Assert.False(Directory.Exists(Path.Combine(sites, "site-c")));
+    }
+
+    [Fact]
+    public void AddSite_CaKeyReadableByEveryone_RefusedNamingTheFileItsModeAndTheChmodNothingWritten()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        byte[] manifest = File.ReadAllBytes(ManifestPath);
+        string caKey = Path.Combine(_root, KitFiles.CaDirectory, KitFiles.CaKey);
+        File.SetUnixFileMode(caKey, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        var ex = Assert.Throws<InvalidDataException>(() => FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30)));
+
+        Assert.StartsWith($"Federation CA key '{caKey}' has mode 0644: every user of this machine may read this private key", ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"chmod 600 '{caKey}'", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(manifest, File.ReadAllBytes(ManifestPath));
+        Assert.False(Directory.Exists(Path.Combine(_root, KitFiles.SitesDirectory, "site-c")));
+
+        File.SetUnixFileMode(caKey, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using PartyKit added = PartyKit.Load(FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(30)).KitDirectory);
+        Assert.Equal("site-c", added.Name);
+    }
+
+    [Fact]
     public void AddSite_ValidityBeyondTheCa_CutToTheCasEnd()
     {
         AddSiteResult result = FederationProvisioner.AddSite(_root, "site-c", TimeSpan.FromDays(3000));

@@ -97,6 +97,62 @@ public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixt
         Assert.Contains(path, ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(KitFiles.TlsKey, "TLS private key")]
+    [InlineData(KitFiles.IdentityKey, "Identity key")]
+    public void Load_PrivateKeyReadableByEveryone_RefusedNamingTheFileItsModeAndTheChmod(string file, string what)
+    {
+        // A kit copied with the wrong umask (mode 0644) was used as it was: every local user could read the site's keys.
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        string key = Path.Combine(kit, file);
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+
+        Assert.StartsWith($"{what} '{key}' has mode 0644: every user of this machine may read this private key, so it is not used.", ex.Message, StringComparison.Ordinal);
+        Assert.Contains($"chmod 600 '{key}'", ex.Message, StringComparison.Ordinal);
+
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using PartyKit loaded = PartyKit.Load(kit);
+        Assert.Equal("site-de", loaded.Name);
+    }
+
+    [Fact]
+    public void Load_IdentityKeyReadableByItsGroup_LoadsOnlyWhenRootOwnsIt()
+    {
+        // 0640 is refused, as 0644 is, unless root owns the key (a service in the key's group reads what an administrator keeps).
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // FileOwner.IsSupported
+        }
+
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        string key = Path.Combine(kit, KitFiles.IdentityKey);
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead);
+
+        if (FileOwner.UserIdOf(key) == 0)
+        {
+            using PartyKit loaded = PartyKit.Load(kit);
+            Assert.Equal("site-de", loaded.Name);
+        }
+        else
+        {
+            var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+            Assert.StartsWith($"Identity key '{key}' has mode 0640: the users of its group may read this private key", ex.Message, StringComparison.Ordinal);
+        }
+
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite);
+        var writable = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+        Assert.StartsWith($"Identity key '{key}' has mode 0660: the users of its group may read this private key", writable.Message, StringComparison.Ordinal);
+    }
+
     private static string CopyKit(string from, string to)
     {
         Directory.CreateDirectory(to);

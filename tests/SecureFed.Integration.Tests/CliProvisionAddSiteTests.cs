@@ -64,6 +64,76 @@ public sealed class CliProvisionAddSiteTests : IDisposable
     }
 
     [Fact]
+    public async Task AddSite_FolderFlushFailsAfterTheManifestIsRenamed_StepsPrintedKitKeptFailureNamesTheFolder()
+    {
+        // add-site said "federation.json is unchanged" and deleted the new kit, while federation.json already listed the site.
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-add", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1")).Code);
+        string folder = Path.GetDirectoryName(AtomicFile.FinalTarget(Path.Combine(fed, "federation.json")))!;
+        int code;
+        string output;
+        string err;
+        AtomicFile.DirectoryFsyncFault = directory => directory == folder ? 5 /* EIO */ : 0;
+        try
+        {
+            (code, output, err) = await Run("provision", "add-site", "--dir", fed, "--site", "site-c");
+        }
+        finally
+        {
+            AtomicFile.DirectoryFsyncFault = null;
+        }
+
+        Assert.Equal(CliApp.ExitFailure, code);
+        Assert.StartsWith("Added site 'site-c' to federation 'cli-add'", output, StringComparison.Ordinal);
+        Assert.Contains("Next, in this order:", output, StringComparison.Ordinal);
+        Assert.StartsWith($"error: Site 'site-c' was added (federation.json lists it, its kit is in '{Path.Combine(fed, "sites", "site-c")}')", err, StringComparison.Ordinal);
+        Assert.Contains($"flushing its directory '{folder}' failed (", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("unchanged", err, StringComparison.Ordinal);
+        Assert.True(FederationManifest.Load(Path.Combine(fed, "federation.json")).TryGetSite("site-c", out _));
+        using PartyKit kit = PartyKit.Load(Path.Combine(fed, "sites", "site-c"));
+        Assert.Equal("site-c", kit.Name);
+    }
+
+    [Fact]
+    public async Task ProvisionRevoke_FolderFlushFailsAfterTheManifestIsRenamed_RevocationReportedFailureNamesTheFolder()
+    {
+        // revoke printed only "error: The new content of a file in '<folder>' is in place, but flushing ...": not which file,
+        // not that the site was revoked, nor the next step.
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-rev", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1")).Code);
+        string manifestPath = Path.Combine(fed, "federation.json");
+        string folder = Path.GetDirectoryName(AtomicFile.FinalTarget(manifestPath))!;
+        int code;
+        string output;
+        string err;
+        AtomicFile.DirectoryFsyncFault = directory => directory == folder ? 5 /* EIO */ : 0;
+        try
+        {
+            (code, output, err) = await Run("provision", "revoke", "--manifest", manifestPath, "--site", "site-a");
+        }
+        finally
+        {
+            AtomicFile.DirectoryFsyncFault = null;
+        }
+
+        Assert.Equal(CliApp.ExitFailure, code);
+        Assert.Contains("Revoked site 'site-a' in federation 'cli-rev'", output, StringComparison.Ordinal);
+        Assert.Contains("Next: copy this manifest over the aggregator's kit copy", output, StringComparison.Ordinal);
+        Assert.StartsWith($"error: Site 'site-a' is revoked in {manifestPath}: '{AtomicFile.FinalTarget(manifestPath)}' was written, but flushing its directory '{folder}' failed (", err, StringComparison.Ordinal);
+        Assert.True(FederationManifest.Load(manifestPath).IsRevoked("site-a"));
+    }
+
+    [Fact]
     public async Task ProvisionRevoke_InASitesKitCopy_SaysSoAndNamesTheFederationsManifestNotAPathThatDoesNotExist()
     {
         // It said "Next: copy this manifest over the aggregator's kit copy (fed/sites/site-a/aggregator/federation.json here ...)":
@@ -127,6 +197,38 @@ public sealed class CliProvisionAddSiteTests : IDisposable
         Assert.Contains($"its lock file {manifestPath}.lock was held for all of 10 s", output, StringComparison.Ordinal);
         Assert.Contains($"'provision add-site --site site-c' (process {Environment.ProcessId}", output, StringComparison.Ordinal);
         Assert.Contains("Nothing was changed", output, StringComparison.Ordinal);
+        Assert.Equal(before, File.ReadAllBytes(manifestPath));
+    }
+
+    [Fact]
+    public async Task LockWaitSeconds_WhileTheLockIsHeld_RevokeAndAddSiteWaitThatLongNamingTheLockAndNothingChanges()
+    {
+        // The wait was fixed at 10 s: an operator whose other command takes longer had no way to wait for it.
+        string fed = Path.Combine(_dir, "fed");
+        Assert.Equal(CliApp.ExitOk, (await Run("provision", "--out", fed, "--federation", "cli-lock", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1")).Code);
+        string manifestPath = Path.Combine(fed, "federation.json");
+        byte[] before = File.ReadAllBytes(manifestPath);
+        (int Code, string Out, string Err) revoke;
+        (int Code, string Out, string Err) addSite;
+        using (ManifestLock.Acquire(manifestPath, "provision add-site --site site-c"))
+        {
+            revoke = await Run("provision", "revoke", "--manifest", manifestPath, "--site", "site-a", "--lock-wait-seconds", "0");
+            addSite = await Run("provision", "add-site", "--dir", fed, "--site", "site-d", "--lock-wait-seconds", "0");
+        }
+
+        foreach ((int code, _, string err) in new[] { revoke, addSite })
+        {
+            Assert.Equal(CliApp.ExitFailure, code);
+            Assert.Contains($"its lock file {manifestPath}.lock was held for all of 0 s", err, StringComparison.Ordinal);
+            Assert.Contains("'provision add-site --site site-c'", err, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(before, File.ReadAllBytes(manifestPath));
+        Assert.False(Directory.Exists(Path.Combine(fed, "sites", "site-d")));
+
+        var (badCode, _, badErr) = await Run("provision", "revoke", "--manifest", manifestPath, "--site", "site-a", "--lock-wait-seconds", "3601");
+        Assert.Equal(CliApp.ExitUsage, badCode);
+        Assert.StartsWith("error: --lock-wait-seconds must be between 0 and 3600 (got 3601).", badErr, StringComparison.Ordinal);
         Assert.Equal(before, File.ReadAllBytes(manifestPath));
     }
 }

@@ -64,21 +64,24 @@ internal static class ProvisionCommands
     {
         var manifestOption = new Option<string>("--manifest") { Description = "The federation manifest to update (DIR/federation.json).", Required = true };
         var siteOption = new Option<string>("--site") { Description = "The site to revoke.", Required = true };
+        Option<int> lockWait = LockWaitOption();
         var command = new Command(
             "revoke",
             "Revoke a site: its certificate and identity key are refused from now on. Updates the manifest atomically, holding " +
-            "its lock file meanwhile (the --manifest path, or the file a link there points to, with .lock appended, e.g. federation.json.lock; another revoke or add-site waits up to 10 s for it, then stops and changes nothing); " +
+            "its lock file meanwhile (the --manifest path, or the file a link there points to, with .lock appended, e.g. federation.json.lock; another revoke or add-site waits up to --lock-wait-seconds for it, 10 by default, then stops and changes nothing); " +
             "then give the new manifest to the aggregator (aggregator kit federation.json).");
         command.Options.Add(manifestOption);
         command.Options.Add(siteOption);
+        command.Options.Add(lockWait);
         command.SetAction((parse, cancellationToken) =>
         {
+            TimeSpan wait = LockWait(parse.GetValue(lockWait));
             string path = parse.GetValue(manifestOption)!;
             string site = parse.GetValue(siteOption)!;
             _ = InputPaths.RequireFile(path, "--manifest");
             // Held until the manifest is rewritten: a concurrent revoke or add-site would otherwise read the same manifest and
             // the later write would drop the earlier change.
-            using ManifestLock held = ManifestLock.Acquire(path, $"provision revoke --site {site}");
+            using ManifestLock held = ManifestLock.Acquire(path, $"provision revoke --site {site}", wait);
             FederationManifest manifest = FederationManifest.Load(path);
             TextWriter stdout = parse.InvocationConfiguration.Output;
             if (!manifest.TryGetSite(site, out _))
@@ -96,7 +99,17 @@ internal static class ProvisionCommands
             }
 
             FederationManifest updated = manifest.WithRevoked(site);
-            updated.Save(path);
+            string? unconfirmed = null;
+            try
+            {
+                updated.Save(path);
+            }
+            catch (DirectoryFlushException ex)
+            {
+                // The new manifest is in place: the site is revoked, so say so and what comes next, then the failed flush.
+                unconfirmed = $"Site '{site}' is revoked in {full}: {ex.Message} Check the disk; if after a power loss the manifest no longer revokes '{site}', revoke it again.";
+            }
+
             stdout.WriteLine($"Revoked site '{site}' in federation '{updated.FederationName}' ({full}).");
             stdout.WriteLine($"Revoked sites now: {string.Join(", ", updated.Revoked)}.");
             string folder = Path.GetDirectoryName(full)!;
@@ -127,6 +140,12 @@ internal static class ProvisionCommands
                 WarnOfRevocationsOnlyInTheKitCopy(full, updated, parse.InvocationConfiguration.Error);
             }
 
+            if (unconfirmed is not null)
+            {
+                parse.InvocationConfiguration.Error.WriteLine($"error: {unconfirmed}");
+                return Task.FromResult(CliApp.ExitFailure);
+            }
+
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;
@@ -137,14 +156,16 @@ internal static class ProvisionCommands
         var dirOption = new Option<string>("--dir") { Description = "The federation folder 'securefed provision --out' wrote (it holds ca/ca.key and federation.json).", Required = true };
         var siteOption = new Option<string>("--site") { Description = "The new site's name: lowercase a-z, 0-9 and '-', 1..63 characters, starting and ending with a letter or digit, not used before in this federation.", Required = true };
         var validityDays = new Option<int>("--validity-days") { Description = "Validity of the site's certificate, in days (1..3650; cut to the CA's own validity).", DefaultValueFactory = _ => 365 };
+        Option<int> lockWait = LockWaitOption();
         var command = new Command(
             "add-site",
             "Admit one more hospital: a kit for it in DIR/sites/SITE (TLS certificate signed by the federation CA, Ed25519 identity key, " +
             "agent configuration) and federation.json rewritten with it listed, holding federation.json.lock meanwhile (another add-site or revoke " +
-            "waits up to 10 s for it, then stops and changes nothing). Then give the new federation.json to every party, the sites first.");
+            "waits up to --lock-wait-seconds for it, 10 by default, then stops and changes nothing). Then give the new federation.json to every party, the sites first.");
         command.Options.Add(dirOption);
         command.Options.Add(siteOption);
         command.Options.Add(validityDays);
+        command.Options.Add(lockWait);
         command.SetAction((parse, cancellationToken) =>
         {
             int days = parse.GetValue(validityDays);
@@ -153,6 +174,7 @@ internal static class ProvisionCommands
                 throw new UsageException($"--validity-days must be between 1 and 3650 (got {days}).");
             }
 
+            TimeSpan wait = LockWait(parse.GetValue(lockWait));
             string dir = parse.GetValue(dirOption)!;
             if (!Directory.Exists(dir))
             {
@@ -164,7 +186,7 @@ internal static class ProvisionCommands
             AddSiteResult result;
             try
             {
-                result = FederationProvisioner.AddSite(dir, parse.GetValue(siteOption)!, TimeSpan.FromDays(days));
+                result = FederationProvisioner.AddSite(dir, parse.GetValue(siteOption)!, TimeSpan.FromDays(days), lockWait: wait);
             }
             catch (ArgumentException ex)
             {
@@ -186,6 +208,13 @@ internal static class ProvisionCommands
             stdout.WriteLine($"  2. Replace federation.json in every other site's kit with {result.ManifestPath} and restart its agent: an agent with the old manifest declines every round that includes '{site}'.");
             stdout.WriteLine($"  3. Then copy it over the aggregator's kit copy ({aggregatorCopy} here, wherever the aggregator's kit is on its host) and restart the aggregator: rounds include '{site}' from then on.");
             WarnOfRevocationsOnlyInTheKitCopy(result.ManifestPath, result.Manifest, parse.InvocationConfiguration.Error);
+            if (result.DurabilityUnconfirmed is { } unconfirmed)
+            {
+                // The site is added (the steps above hold), but the disk did not confirm it: a failure, not a silent success.
+                parse.InvocationConfiguration.Error.WriteLine($"error: {unconfirmed}");
+                return Task.FromResult(CliApp.ExitFailure);
+            }
+
             return Task.FromResult(CliApp.ExitOk);
         });
         return command;
@@ -224,6 +253,19 @@ internal static class ProvisionCommands
                 string.Join(" && ", onlyInCopy.Select(s => $"securefed provision revoke --manifest {SecureFed.Cli.Demo.DemoRunner.ShellQuote(manifestPath)} --site {s}")));
         }
     }
+
+    /// <summary><c>--lock-wait-seconds</c> of revoke and add-site: how long to wait for another holder of the manifest's lock.</summary>
+    private static Option<int> LockWaitOption() => new("--lock-wait-seconds")
+    {
+        Description = $"How long to wait for another revoke or add-site holding the manifest's lock, in seconds (0..{MaxLockWaitSeconds}).",
+        DefaultValueFactory = _ => (int)ManifestLock.DefaultWait.TotalSeconds,
+    };
+
+    private const int MaxLockWaitSeconds = 3600;
+
+    private static TimeSpan LockWait(int seconds) => seconds is >= 0 and <= MaxLockWaitSeconds
+        ? TimeSpan.FromSeconds(seconds)
+        : throw new UsageException($"--lock-wait-seconds must be between 0 and {MaxLockWaitSeconds} (got {seconds}).");
 
     private static string[] ParseSites(string value)
     {

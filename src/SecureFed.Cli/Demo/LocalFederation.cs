@@ -70,7 +70,13 @@ internal sealed class LocalFederation : IAsyncDisposable
         var siteKits = new Dictionary<string, string>(provisioned.SiteKitDirectories, StringComparer.Ordinal);
         foreach (string site in options.AddedSites)
         {
-            siteKits[site] = FederationProvisioner.AddSite(kits, site, TimeSpan.FromDays(30)).KitDirectory;
+            AddSiteResult added = FederationProvisioner.AddSite(kits, site, TimeSpan.FromDays(30));
+            if (added.DurabilityUnconfirmed is { } problem)
+            {
+                throw new IOException(problem); // the demo stops on a disk that failed a flush, as it did before add-site kept the site
+            }
+
+            siteKits[site] = added.KitDirectory;
         }
 
         if (options.AddedSites.Count > 0)

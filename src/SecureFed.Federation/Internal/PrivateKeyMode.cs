@@ -1,0 +1,60 @@
+using System.Globalization;
+
+namespace SecureFed.Federation.Internal;
+
+/// <summary>
+/// Refuses a private key file that other users can read or change, as ssh does with an identity file: a kit copied with
+/// the wrong umask (<c>cp -r</c>, an unpacked archive: mode 0644) left a site's or the aggregator's TLS and identity keys,
+/// or the CA key, readable by every local user, and they were used without a word. Provisioning writes them 0600. As
+/// PostgreSQL allows for its server key, a key owned by root may also be read by its group (0640): a service that runs in
+/// that group reads a key an administrator keeps. Unix only (Windows has no such mode bits).
+/// </summary>
+internal static class PrivateKeyMode
+{
+    private const UnixFileMode GroupOrOthers =
+        UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute |
+        UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+
+    /// <summary>Throws when <paramref name="path"/> (a link is followed) gives its group or other users any access.</summary>
+    /// <param name="path">The key file, already read as a regular file.</param>
+    /// <param name="what">What the file is, for the message (e.g. <c>Identity key</c>).</param>
+    /// <exception cref="InvalidDataException">The file's mode gives others access; the message names the file, its mode and the chmod that fixes it.</exception>
+    public static void EnsureOwnerOnly(string path, string what)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        UnixFileMode mode = File.GetUnixFileMode(path);
+        UnixFileMode exposed = mode & GroupOrOthers;
+        if (exposed == UnixFileMode.None || (exposed == UnixFileMode.GroupRead && OwnedByRoot(path)))
+        {
+            return;
+        }
+
+        string octal = Convert.ToString((int)mode & 0xFFF, 8).PadLeft(4, '0');
+        string who = (exposed & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != 0 ? "every user of this machine" : "the users of its group";
+        string access = (exposed & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "read" : "access";
+        throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+            $"{what} '{path}' has mode {octal}: {who} may {access} this private key, so it is not used. " +
+            $"Make it readable by its owner only, then run this again: chmod 600 '{path}'. If another user may have read it meanwhile, treat the key as exposed."));
+    }
+
+    private static bool OwnedByRoot(string path)
+    {
+        if (!FileOwner.IsSupported)
+        {
+            return false;
+        }
+
+        try
+        {
+            return FileOwner.UserIdOf(path) == 0;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+}
