@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using SecureFed.Federation.Internal;
 using SecureFed.Tagger.Internal;
 
 namespace SecureFed.Tagger;
@@ -19,13 +20,23 @@ public static class ConllReader
     /// <param name="path">The CoNLL file.</param>
     /// <returns>The sentences, in file order.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InputDataException">A line is malformed, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).</exception>
+    /// <exception cref="InputDataException">
+    /// The path is not a regular file (a named pipe, a device, a socket: refused before it is opened, the message names it
+    /// and what it is), a line is malformed, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).
+    /// </exception>
     public static IEnumerable<Sentence> ReadFile(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"CoNLL file not found: {path}", path);
+        }
+
+        // File.Exists is true for a named pipe, a device or a socket too: opening a FIFO waited for a writer forever
+        // (tagger train, the agent and experiment hung at start-up with no message), and /dev/zero would be read without end.
+        if (RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new InputDataException($"{path}{RegularFile.LinkText(path)} is {kind}, not a regular file; a CoNLL corpus is read from a regular file (copy the data into one). It was not opened.");
         }
 
         return ReadFileIterator(path);
