@@ -1,6 +1,3 @@
-using System.ComponentModel;
-using System.Diagnostics;
-
 using Xunit.Abstractions;
 
 namespace SecureFed.Tagger.Tests;
@@ -8,13 +5,10 @@ namespace SecureFed.Tagger.Tests;
 /// <summary>
 /// <see cref="ConllReader.ReadFile"/> reads regular files only: a named pipe given as a corpus file (or named train.tsv in
 /// a corpus folder) hung tagger train, the agent and experiment forever in <c>open</c>, waiting for a writer. Each read
-/// runs on a task with a timeout, so a regression fails the test instead of hanging the run; a pipe left waiting is then
-/// opened for writing and closed to free the reader's thread.
+/// runs on a task with a timeout (<see cref="NamedPipe.ThrownPromptly"/>), so a regression fails instead of hanging.
 /// </summary>
 public sealed class ConllReaderFileTypeTests(ITestOutputHelper output) : IDisposable
 {
-    private static readonly TimeSpan s_prompt = TimeSpan.FromSeconds(10);
-
     private readonly string _dir = Directory.CreateTempSubdirectory("securefed-conll-type-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -22,13 +16,13 @@ public sealed class ConllReaderFileTypeTests(ITestOutputHelper output) : IDispos
     [Fact]
     public void ReadFile_NamedPipe_RefusedPromptlyNamingThePathAndWhatItIs()
     {
-        string? fifo = MakeFifo("train.tsv");
+        string? fifo = NamedPipe.Make(Path.Combine(_dir, "train.tsv"), output);
         if (fifo is null)
         {
             return;
         }
 
-        Exception ex = ReadPromptly(fifo, () => ConllReader.ReadFile(fifo).ToList());
+        Exception ex = NamedPipe.ThrownPromptly(fifo, () => ConllReader.ReadFile(fifo).ToList());
 
         InputDataException input = Assert.IsType<InputDataException>(ex);
         Assert.StartsWith($"{fifo} is a named pipe (FIFO), not a regular file;", input.Message, StringComparison.Ordinal);
@@ -37,7 +31,7 @@ public sealed class ConllReaderFileTypeTests(ITestOutputHelper output) : IDispos
     [Fact]
     public void ReadFile_LinkToANamedPipe_RefusedPromptlyNamingTheLinkAndItsTarget()
     {
-        string? fifo = MakeFifo("pipe");
+        string? fifo = NamedPipe.Make(Path.Combine(_dir, "pipe"), output);
         if (fifo is null)
         {
             return;
@@ -46,7 +40,7 @@ public sealed class ConllReaderFileTypeTests(ITestOutputHelper output) : IDispos
         string link = Path.Combine(_dir, "dev.tsv");
         File.CreateSymbolicLink(link, fifo);
 
-        Exception ex = ReadPromptly(fifo, () => ConllReader.ReadFile(link).ToList());
+        Exception ex = NamedPipe.ThrownPromptly(fifo, () => ConllReader.ReadFile(link).ToList());
 
         InputDataException input = Assert.IsType<InputDataException>(ex);
         Assert.StartsWith($"{link} (a link to '{fifo}') is a named pipe (FIFO), not a regular file;", input.Message, StringComparison.Ordinal);
@@ -65,47 +59,5 @@ public sealed class ConllReaderFileTypeTests(ITestOutputHelper output) : IDispos
         var ex = Assert.Throws<InputDataException>(() => ConllReader.ReadFile("/dev/null").ToList());
 
         Assert.StartsWith("/dev/null is a character device, not a regular file;", ex.Message, StringComparison.Ordinal);
-    }
-
-    /// <summary>Runs <paramref name="read"/> and returns what it threw; fails when it blocks past the timeout.</summary>
-    private static Exception ReadPromptly(string fifo, Action read)
-    {
-        Task<Exception?> task = Task.Factory.StartNew<Exception?>(() => Record.Exception(read), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-        if (!task.Wait(s_prompt))
-        {
-            // The reader sits in open() waiting for a writer: be that writer, so the thread ends with the test.
-            using (new FileStream(fifo, FileMode.Open, FileAccess.Write))
-            {
-            }
-
-            Assert.Fail($"The read did not return within {s_prompt.TotalSeconds} s (it blocked opening the named pipe).");
-        }
-
-        return Assert.IsAssignableFrom<Exception>(task.Result);
-    }
-
-    /// <summary>A named pipe made with <c>mkfifo</c>; null (the test says why and passes) where there is none.</summary>
-    private string? MakeFifo(string name)
-    {
-        string path = Path.Combine(_dir, name);
-        if (OperatingSystem.IsWindows())
-        {
-            output.WriteLine("Skipped: Windows has no named pipes in the file system.");
-            return null;
-        }
-
-        try
-        {
-            using Process mkfifo = Process.Start(new ProcessStartInfo("mkfifo", [path]) { UseShellExecute = false })!;
-            mkfifo.WaitForExit();
-            Assert.True(mkfifo.ExitCode == 0, $"mkfifo '{path}' exited with {mkfifo.ExitCode}.");
-        }
-        catch (Win32Exception ex)
-        {
-            output.WriteLine($"Skipped: mkfifo could not be started ({ex.Message}); a named pipe is needed for this test.");
-            return null;
-        }
-
-        return path;
     }
 }
