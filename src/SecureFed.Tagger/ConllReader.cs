@@ -8,8 +8,9 @@ namespace SecureFed.Tagger;
 /// <summary>
 /// Streaming reader for CoNLL-style token files: one token per line as <c>TOKEN&lt;TAB&gt;TAG</c> or
 /// space-separated columns (the first column is the token, the last one the tag), a blank line between
-/// sentences, optional <c>-DOCSTART-</c> lines. IOB1 input is accepted and converted to IOB2; untyped
-/// <c>B</c>/<c>I</c> tags (e.g. BioBERT's JNLPBA) become <c>B-Entity</c>/<c>I-Entity</c>.
+/// sentences, optional <c>-DOCSTART-</c> lines; every token line of a document (up to the next <c>-DOCSTART-</c>) has
+/// the same number of columns. IOB1 input is accepted and converted to IOB2; untyped <c>B</c>/<c>I</c> tags (e.g.
+/// BioBERT's JNLPBA) become <c>B-Entity</c>/<c>I-Entity</c>.
 /// </summary>
 public static class ConllReader
 {
@@ -141,6 +142,8 @@ public static class ConllReader
         var tokens = new List<string>();
         var tags = new List<string>();
         int lineNumber = 0;
+        int firstWidth = 0; // columns of the document's first token line, and that line
+        int firstWidthLine = 0;
         string? line;
         while ((line = reader.ReadLine()) is not null)
         {
@@ -148,6 +151,11 @@ public static class ConllReader
             string trimmed = line.Trim();
             if (trimmed.Length == 0 || trimmed.StartsWith("-DOCSTART-", StringComparison.Ordinal))
             {
+                if (trimmed.Length > 0)
+                {
+                    firstWidth = 0; // a new document may have other columns
+                }
+
                 if (tokens.Count > 0)
                 {
                     yield return new Sentence(tokens.ToArray(), Iob.ToIob2(tags));
@@ -164,6 +172,20 @@ public static class ConllReader
             if (columns.Length < 2)
             {
                 throw Malformed(sourceName, lineNumber, $"expected 'TOKEN<TAB>TAG' (or space-separated columns), found one column \"{Shorten(trimmed)}\"");
+            }
+
+            // The token is the first column and the tag the last: a line of another width than the document's first (a
+            // 'token gold predicted' line among TOKEN<TAB>TAG ones, a token with a space in a space-separated file) would
+            // be read without its middle columns, silently.
+            if (firstWidth == 0)
+            {
+                firstWidth = columns.Length;
+                firstWidthLine = lineNumber;
+            }
+            else if (columns.Length != firstWidth)
+            {
+                throw Malformed(sourceName, lineNumber, string.Create(CultureInfo.InvariantCulture,
+                    $"{columns.Length} columns, but line {firstWidthLine} has {firstWidth} (every token line of a document has the same columns: the token first, the tag last), found \"{Shorten(trimmed)}\""));
             }
 
             string token = columns[0];
