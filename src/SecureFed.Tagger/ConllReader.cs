@@ -144,8 +144,9 @@ public static class ConllReader
         int lineNumber = 0;
         int firstWidth = 0; // columns of the document's first token line, and that line
         int firstWidthLine = 0;
+        var buffer = new System.Text.StringBuilder();
         string? line;
-        while ((line = reader.ReadLine()) is not null)
+        while ((line = ReadLine(reader, buffer, sourceName, lineNumber + 1)) is not null)
         {
             lineNumber++;
             string trimmed = line.Trim();
@@ -225,6 +226,43 @@ public static class ConllReader
 
     private static InputDataException Malformed(string source, int line, string what) =>
         new(string.Create(CultureInfo.InvariantCulture, $"{source}:{line}: {what}"));
+
+    /// <summary>The most characters a line may hold: a token line needs a few dozen; a CoNLL file has no longer one.</summary>
+    internal const int MaxLineChars = 1 << 20;
+
+    /// <summary>
+    /// <see cref="TextReader.ReadLine"/> (a line ends at \n, \r or \r\n) that stops at <see cref="MaxLineChars"/>: a file
+    /// without line breaks (a 1.2 GB one, say) was read whole into one string until the runtime's string limit ended it
+    /// with an OutOfMemoryException and a stack trace.
+    /// </summary>
+    private static string? ReadLine(TextReader reader, System.Text.StringBuilder buffer, string sourceName, int lineNumber)
+    {
+        buffer.Clear();
+        int c = reader.Read();
+        if (c < 0)
+        {
+            return null;
+        }
+
+        while (c >= 0 && c != '\n' && c != '\r')
+        {
+            if (buffer.Length == MaxLineChars)
+            {
+                throw Malformed(sourceName, lineNumber, string.Create(CultureInfo.InvariantCulture,
+                    $"line longer than {MaxLineChars:N0} characters (starting \"{buffer.ToString(0, 60)}...\"); a CoNLL file has one token per line: this is not one"));
+            }
+
+            buffer.Append((char)c);
+            c = reader.Read();
+        }
+
+        if (c == '\r' && reader.Peek() == '\n')
+        {
+            reader.Read();
+        }
+
+        return buffer.ToString();
+    }
 
     private static string Shorten(string s) => s.Length <= 60 ? s : s[..60] + "...";
 }

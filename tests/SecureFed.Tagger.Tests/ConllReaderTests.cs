@@ -99,6 +99,28 @@ public sealed class ConllReaderTests
     }
 
     [Fact]
+    public void Read_LineLongerThanTheLimit_ThrowsNamingTheLineAndTheLimit()
+    {
+        // A file without line breaks was read whole into one line until the runtime's string limit ended the run with an
+        // OutOfMemoryException and a stack trace.
+        string text = "a\tO\n\n" + new string('x', (1 << 20) + 1) + "\tO\n";
+
+        var ex = Assert.Throws<InputDataException>(() => ReadText(text));
+
+        Assert.StartsWith("mem.tsv:3: line longer than 1,048,576 characters (starting \"xxxx", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Read_LineBreaksLfCrLfAndCr_SameLinesAsReadLine()
+    {
+        var sentences = ReadText("a\tO\r\nb\tB-Drug\rc\tI-Drug\n\r\nd\tO\re\tO");
+
+        Assert.Equal(2, sentences.Count);
+        Assert.Equal(new[] { "a", "b", "c" }, sentences[0].Tokens);
+        Assert.Equal(new[] { "d", "e" }, sentences[1].Tokens);
+    }
+
+    [Fact]
     public void ReadFile_MissingFile_ThrowsFileNotFoundNamingPath()
     {
         string path = Path.Combine(Path.GetTempPath(), "securefed-missing-" + Guid.NewGuid().ToString("N") + ".tsv");
