@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using SecureFed.Federation.Internal;
 using SecureFed.Tagger.Internal;
 
 namespace SecureFed.Tagger;
@@ -7,8 +8,9 @@ namespace SecureFed.Tagger;
 /// <summary>
 /// Streaming reader for CoNLL-style token files: one token per line as <c>TOKEN&lt;TAB&gt;TAG</c> or
 /// space-separated columns (the first column is the token, the last one the tag), a blank line between
-/// sentences, optional <c>-DOCSTART-</c> lines. IOB1 input is accepted and converted to IOB2; untyped
-/// <c>B</c>/<c>I</c> tags (e.g. BioBERT's JNLPBA) become <c>B-Entity</c>/<c>I-Entity</c>.
+/// sentences, optional <c>-DOCSTART-</c> lines; every token line of a document (up to the next <c>-DOCSTART-</c>) has
+/// the same number of columns. IOB1 input is accepted and converted to IOB2; untyped <c>B</c>/<c>I</c> tags (e.g.
+/// BioBERT's JNLPBA) become <c>B-Entity</c>/<c>I-Entity</c>.
 /// </summary>
 public static class ConllReader
 {
@@ -19,13 +21,23 @@ public static class ConllReader
     /// <param name="path">The CoNLL file.</param>
     /// <returns>The sentences, in file order.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InputDataException">A line is malformed, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).</exception>
+    /// <exception cref="InputDataException">
+    /// The path is not a regular file (a named pipe, a device, a socket: refused before it is opened, the message names it
+    /// and what it is), a line is malformed, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).
+    /// </exception>
     public static IEnumerable<Sentence> ReadFile(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"CoNLL file not found: {path}", path);
+        }
+
+        // File.Exists is true for a named pipe, a device or a socket too: opening a FIFO waited for a writer forever
+        // (tagger train, the agent and experiment hung at start-up with no message), and /dev/zero would be read without end.
+        if (RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new InputDataException($"{path}{RegularFile.LinkText(path)} is {kind}, not a regular file; a CoNLL corpus is read from a regular file (copy the data into one). It was not opened.");
         }
 
         return ReadFileIterator(path);
@@ -130,13 +142,21 @@ public static class ConllReader
         var tokens = new List<string>();
         var tags = new List<string>();
         int lineNumber = 0;
+        int firstWidth = 0; // columns of the document's first token line, and that line
+        int firstWidthLine = 0;
+        var buffer = new System.Text.StringBuilder();
         string? line;
-        while ((line = reader.ReadLine()) is not null)
+        while ((line = ReadLine(reader, buffer, sourceName, lineNumber + 1)) is not null)
         {
             lineNumber++;
             string trimmed = line.Trim();
             if (trimmed.Length == 0 || trimmed.StartsWith("-DOCSTART-", StringComparison.Ordinal))
             {
+                if (trimmed.Length > 0)
+                {
+                    firstWidth = 0; // a new document may have other columns
+                }
+
                 if (tokens.Count > 0)
                 {
                     yield return new Sentence(tokens.ToArray(), Iob.ToIob2(tags));
@@ -153,6 +173,20 @@ public static class ConllReader
             if (columns.Length < 2)
             {
                 throw Malformed(sourceName, lineNumber, $"expected 'TOKEN<TAB>TAG' (or space-separated columns), found one column \"{Shorten(trimmed)}\"");
+            }
+
+            // The token is the first column and the tag the last: a line of another width than the document's first (a
+            // 'token gold predicted' line among TOKEN<TAB>TAG ones, a token with a space in a space-separated file) would
+            // be read without its middle columns, silently.
+            if (firstWidth == 0)
+            {
+                firstWidth = columns.Length;
+                firstWidthLine = lineNumber;
+            }
+            else if (columns.Length != firstWidth)
+            {
+                throw Malformed(sourceName, lineNumber, string.Create(CultureInfo.InvariantCulture,
+                    $"{columns.Length} columns, but line {firstWidthLine} has {firstWidth} (every token line of a document has the same columns: the token first, the tag last), found \"{Shorten(trimmed)}\""));
             }
 
             string token = columns[0];
@@ -192,6 +226,43 @@ public static class ConllReader
 
     private static InputDataException Malformed(string source, int line, string what) =>
         new(string.Create(CultureInfo.InvariantCulture, $"{source}:{line}: {what}"));
+
+    /// <summary>The most characters a line may hold: a token line needs a few dozen; a CoNLL file has no longer one.</summary>
+    internal const int MaxLineChars = 1 << 20;
+
+    /// <summary>
+    /// <see cref="TextReader.ReadLine"/> (a line ends at \n, \r or \r\n) that stops at <see cref="MaxLineChars"/>: a file
+    /// without line breaks (a 1.2 GB one, say) was read whole into one string until the runtime's string limit ended it
+    /// with an OutOfMemoryException and a stack trace.
+    /// </summary>
+    private static string? ReadLine(TextReader reader, System.Text.StringBuilder buffer, string sourceName, int lineNumber)
+    {
+        buffer.Clear();
+        int c = reader.Read();
+        if (c < 0)
+        {
+            return null;
+        }
+
+        while (c >= 0 && c != '\n' && c != '\r')
+        {
+            if (buffer.Length == MaxLineChars)
+            {
+                throw Malformed(sourceName, lineNumber, string.Create(CultureInfo.InvariantCulture,
+                    $"line longer than {MaxLineChars:N0} characters (starting \"{buffer.ToString(0, 60)}...\"); a CoNLL file has one token per line: this is not one"));
+            }
+
+            buffer.Append((char)c);
+            c = reader.Read();
+        }
+
+        if (c == '\r' && reader.Peek() == '\n')
+        {
+            reader.Read();
+        }
+
+        return buffer.ToString();
+    }
 
     private static string Shorten(string s) => s.Length <= 60 ? s : s[..60] + "...";
 }

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using RegularFile = SecureFed.Federation.Internal.RegularFile;
 
 namespace SecureFed.Tagger;
 
@@ -314,6 +315,12 @@ public sealed record TaggerConfig
         if (!File.Exists(nameOrPath))
         {
             throw new InvalidDataException($"must be {BuiltInNames.Replace(" or ", ", ", StringComparison.Ordinal)} or an existing JSON file (not found: {Path.GetFullPath(nameOrPath)})");
+        }
+
+        // A named pipe "exists" too, and reading one waited for a writer forever; a device had no end.
+        if (RegularFile.NonRegularKind(nameOrPath) is { } kind)
+        {
+            throw new InvalidDataException($"{Path.GetFullPath(nameOrPath)}{RegularFile.LinkText(nameOrPath)} is {kind}, not a regular file; give a JSON file of tagger settings (as TaggerConfig.ToJson writes it) or {BuiltInNames}");
         }
 
         try

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using SecureFed.Tagger.Internal;
+using RegularFile = SecureFed.Federation.Internal.RegularFile;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -191,6 +192,12 @@ public sealed class TaggerModel : IDisposable
             {
                 // Not "no tagger model": the folder has the model's file name, which the user can see is there.
                 throw new InvalidDataException($"{path} is a folder; a tagger model's {Path.GetFileName(path)} is a file (as 'securefed tagger train' writes it)");
+            }
+
+            if (RegularFile.NonRegularKind(path) is { } kind)
+            {
+                // Opening a named pipe waited for a writer forever; a link to /dev/zero had no end.
+                throw new InvalidDataException($"{path}{RegularFile.LinkText(path)} is {kind}; a tagger model's {Path.GetFileName(path)} is a regular file (as 'securefed tagger train' writes it)");
             }
         }
 

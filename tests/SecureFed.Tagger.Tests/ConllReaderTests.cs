@@ -66,6 +66,60 @@ public sealed class ConllReaderTests
         Assert.Contains("X-Drug", ex.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("Ataxia\tB-Disease\nis\tO\tO\n", 2, "3 columns, but line 1 has 2")] // a 'token gold predicted' line among TOKEN<TAB>TAG ones
+    [InlineData("New York B-Location\nis O\n", 2, "2 columns, but line 1 has 3")] // a token with a space in a space-separated file
+    [InlineData("a\tO\n\nb\tNN\tO\n", 3, "3 columns, but line 1 has 2")]
+    public void Read_LineWithAnotherNumberOfColumnsThanTheFirst_ThrowsNamingBothLines(string text, int line, string problem)
+    {
+        // The tag is the last column and the token the first: a line of another width was read silently, its middle
+        // column dropped (the predicted tag of a conll-out file trained as gold, "York" of "New York" lost).
+        var ex = Assert.Throws<InputDataException>(() => ReadText(text));
+
+        Assert.StartsWith($"mem.tsv:{line}: {problem}", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Read_OtherNumberOfColumnsAfterDocstart_ReadAsANewDocument()
+    {
+        var sentences = ReadText("BRCA1\tO\ncancer\tB-Disease\n\n-DOCSTART- -X- O O\n\nAspirin NN B-Drug\n");
+
+        Assert.Equal(2, sentences.Count);
+        Assert.Equal(new[] { "B-Drug" }, sentences[1].Tags);
+    }
+
+    [Fact]
+    public void Read_SameNumberOfColumnsOnEveryLineWithCrLfAndTrailingTab_Read()
+    {
+        var sentences = ReadText("EU NNP B-NP B-ORG\r\nrejects VBZ B-VP O\r\n\r\nGerman JJ B-NP B-MISC\t\r\n");
+
+        Assert.Equal(2, sentences.Count);
+        Assert.Equal(new[] { "B-ORG", "O" }, sentences[0].Tags);
+        Assert.Equal(new[] { "B-MISC" }, sentences[1].Tags);
+    }
+
+    [Fact]
+    public void Read_LineLongerThanTheLimit_ThrowsNamingTheLineAndTheLimit()
+    {
+        // A file without line breaks was read whole into one line until the runtime's string limit ended the run with an
+        // OutOfMemoryException and a stack trace.
+        string text = "a\tO\n\n" + new string('x', (1 << 20) + 1) + "\tO\n";
+
+        var ex = Assert.Throws<InputDataException>(() => ReadText(text));
+
+        Assert.StartsWith("mem.tsv:3: line longer than 1,048,576 characters (starting \"xxxx", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Read_LineBreaksLfCrLfAndCr_SameLinesAsReadLine()
+    {
+        var sentences = ReadText("a\tO\r\nb\tB-Drug\rc\tI-Drug\n\r\nd\tO\re\tO");
+
+        Assert.Equal(2, sentences.Count);
+        Assert.Equal(new[] { "a", "b", "c" }, sentences[0].Tokens);
+        Assert.Equal(new[] { "d", "e" }, sentences[1].Tokens);
+    }
+
     [Fact]
     public void ReadFile_MissingFile_ThrowsFileNotFoundNamingPath()
     {

@@ -94,27 +94,37 @@ internal static partial class RegularFile
             throw new NotRegularFileException($"{what} '{path}' is a directory, not a regular file.");
         }
 
+        if (NonRegularKind(path) is { } kind)
+        {
+            throw new NotRegularFileException($"{what} '{path}'{LinkText(path)} is {kind}, not a regular file; give the path of the file itself.");
+        }
+    }
+
+    /// <summary>
+    /// What <paramref name="path"/> is when it exists and, after symbolic links are followed, is not a regular file
+    /// ("a named pipe (FIFO)", "a character device", "a directory", ...); null for a regular file, a missing or unreadable
+    /// path (opening it reports that in .NET's usual words), and anywhere but Linux. Ask before opening: opening a FIFO for
+    /// reading waits for a writer, forever.
+    /// </summary>
+    internal static string? NonRegularKind(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
         if (!OperatingSystem.IsLinux())
         {
-            return;
+            return null;
         }
 
         byte[] status = new byte[StatxSize];
         if (Statx(AtFdCwd, path, 0, StatxType, status) != 0)
         {
-            // A missing or unreadable file: opening it reports that in .NET's usual words.
-            return;
+            return null;
         }
 
         // struct statx: stx_mode (u16) at 28, in the machine's byte order; the same layout on every architecture.
         int type = MemoryMarshal.Read<ushort>(status.AsSpan(28, 2)) & FileTypeMask;
-        if (type == RegularFileType)
+        return type switch
         {
-            return;
-        }
-
-        string kind = type switch
-        {
+            RegularFileType => null,
             0x1000 => "a named pipe (FIFO)",
             0x2000 => "a character device",
             0x4000 => "a directory",
@@ -122,9 +132,11 @@ internal static partial class RegularFile
             0xC000 => "a socket",
             _ => "not a file",
         };
-        string target = File.ResolveLinkTarget(path, returnFinalTarget: true) is { } link ? $" (a link to '{link.FullName}')" : string.Empty;
-        throw new NotRegularFileException($"{what} '{path}'{target} is {kind}, not a regular file; give the path of the file itself.");
     }
+
+    /// <summary>" (a link to '/target')" when <paramref name="path"/> is a symbolic link, for a message; else empty.</summary>
+    internal static string LinkText(string path) =>
+        File.ResolveLinkTarget(path, returnFinalTarget: true) is { } link ? $" (a link to '{link.FullName}')" : string.Empty;
 
     /// <summary>The path is not a regular file; the message already names it, so callers pass it on unwrapped.</summary>
     internal sealed class NotRegularFileException(string message) : IOException(message);

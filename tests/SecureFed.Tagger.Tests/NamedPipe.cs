@@ -1,0 +1,56 @@
+using System.ComponentModel;
+using System.Diagnostics;
+
+using Xunit.Abstractions;
+
+namespace SecureFed.Tagger.Tests;
+
+/// <summary>
+/// Named pipes for tests of readers that must refuse one: opening a FIFO for reading waits for a writer, so each read runs
+/// on a task with a timeout and a regression fails the test instead of hanging the run.
+/// </summary>
+internal static class NamedPipe
+{
+    private static readonly TimeSpan s_prompt = TimeSpan.FromSeconds(10);
+
+    /// <summary>A named pipe at <paramref name="path"/> made with <c>mkfifo</c>; null (the test says why and passes) where there is none.</summary>
+    public static string? Make(string path, ITestOutputHelper output)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            output.WriteLine("Skipped: Windows has no named pipes in the file system.");
+            return null;
+        }
+
+        try
+        {
+            using Process mkfifo = Process.Start(new ProcessStartInfo("mkfifo", [path]) { UseShellExecute = false })!;
+            mkfifo.WaitForExit();
+            Assert.True(mkfifo.ExitCode == 0, $"mkfifo '{path}' exited with {mkfifo.ExitCode}.");
+        }
+        catch (Win32Exception ex)
+        {
+            output.WriteLine($"Skipped: mkfifo could not be started ({ex.Message}); a named pipe is needed for this test.");
+            return null;
+        }
+
+        return path;
+    }
+
+    /// <summary>Runs <paramref name="read"/> and returns what it threw; fails when it blocks past the timeout.</summary>
+    public static Exception ThrownPromptly(string fifo, Action read)
+    {
+        Task<Exception?> task = Task.Factory.StartNew<Exception?>(() => Record.Exception(read), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        if (!task.Wait(s_prompt))
+        {
+            // The reader sits in open() waiting for a writer: be that writer, so the thread ends with the test.
+            using (new FileStream(fifo, FileMode.Open, FileAccess.Write))
+            {
+            }
+
+            Assert.Fail($"The read did not return within {s_prompt.TotalSeconds} s (it blocked opening the named pipe).");
+        }
+
+        return Assert.IsAssignableFrom<Exception>(task.Result);
+    }
+}
