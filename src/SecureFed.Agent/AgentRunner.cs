@@ -1265,11 +1265,12 @@ public sealed class AgentRunner
             return $"this site guards against {colluders} colluding sites (SecureFed:ColludingSites), but the round's threshold is t = {t} of {n}: {t} colluders can rebuild any site's secrets from their own shares";
         }
 
-        if (colluders > parameters.QuorumColluders)
+        int ours = parameters.SignatureQuorum(colluders), announced = parameters.SignatureQuorum(parameters.QuorumColluders);
+        if (ours > announced)
         {
             // The aggregator moves to unmasking with the announced quorum; this site would then refuse to answer, and a
-            // round that needed its shares would abort only after every site trained. Say so before any work.
-            int ours = parameters.SignatureQuorum(colluders), announced = parameters.SignatureQuorum(parameters.QuorumColluders);
+            // round that needed its shares would abort only after every site trained. Say so before any work. Compared
+            // as signatures, not colluders: q is flat in c (an even cohort's t already keeps one colluder out).
             return $"this site guards against {colluders} colluding sites (SecureFed:ColludingSites) and answers the unmasking request only with {ours} of the {n} consistency signatures, "
                 + $"but the round's consistency quorum is announced for {parameters.QuorumColluders} ({announced} signatures): ask the aggregator's operator to set SecureFed:ConsistencyColluders to at least {colluders}, or lower this site's SecureFed:ColludingSites";
         }

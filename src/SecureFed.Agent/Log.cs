@@ -55,7 +55,7 @@ internal static partial class Log
     [LoggerMessage(16, LogLevel.Debug, "{Site}: no more training progress reports for round {Round}: the aggregator answered {Reason}")]
     public static partial void ProgressStopped(ILogger logger, string site, long round, string reason);
 
-    [LoggerMessage(19, LogLevel.Warning, "{Site}: round {Round} announces base model version {Announced}, below version {Previous} that this site last trained on: the aggregator's model history went back (restored from a backup, or a hostile aggregator); this site takes part on the announced version")]
+    [LoggerMessage(19, LogLevel.Warning, "{Site}: round {Round} announces base model version {Announced}, below version {Previous} that this site last downloaded: the aggregator's model history went back (restored from a backup, or a hostile aggregator); this site takes part on the announced version")]
     public static partial void ModelVersionWentBack(ILogger logger, string site, long round, ulong announced, long previous);
 
     [LoggerMessage(17, LogLevel.Error, "{Site}: {Explanation}")]

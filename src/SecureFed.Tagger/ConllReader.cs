@@ -23,7 +23,7 @@ public static class ConllReader
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InputDataException">
     /// The path is not a regular file (a named pipe, a device, a socket: refused before it is opened, the message names it
-    /// and what it is), a line is malformed, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).
+    /// and what it is; /dev/stdin and /dev/fd/N, a descriptor given explicitly, are read), a line is malformed, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).
     /// </exception>
     public static IEnumerable<Sentence> ReadFile(string path)
     {
@@ -35,13 +35,19 @@ public static class ConllReader
 
         // File.Exists is true for a named pipe, a device or a socket too: opening a FIFO waited for a writer forever
         // (tagger train, the agent and experiment hung at start-up with no message), and /dev/zero would be read without end.
-        if (RegularFile.NonRegularKind(path) is { } kind)
+        // A stream named explicitly (standard input, or a shell's process substitution <(zcat train.tsv.gz)) has its writer
+        // already and is read once, as asked.
+        if (!IsExplicitStream(path) && RegularFile.NonRegularKind(path) is { } kind)
         {
             throw new InputDataException($"{path}{RegularFile.LinkText(path)} is {kind}, not a regular file; a CoNLL corpus is read from a regular file (copy the data into one). It was not opened.");
         }
 
         return ReadFileIterator(path);
     }
+
+    /// <summary>Whether <paramref name="path"/> names an open descriptor of this process (/dev/stdin, /dev/fd/N), not a file.</summary>
+    private static bool IsExplicitStream(string path) =>
+        !OperatingSystem.IsWindows() && (path == "/dev/stdin" || (path.StartsWith("/dev/fd/", StringComparison.Ordinal) && int.TryParse(path.AsSpan(8), out _)));
 
     /// <summary>
     /// UTF-8 that refuses bytes it cannot decode (a Latin-1 corpus would otherwise train on U+FFFD tokens). With its own

@@ -89,8 +89,11 @@ public sealed class LoaderFileTypeTests(ITestOutputHelper output) : IDisposable
         {
             if (fifo is not null)
             {
-                // The loader sits in open() waiting for a writer: be that writer, so the thread ends with the test.
-                using FileStream writer = new(fifo, FileMode.Open, FileAccess.Write);
+                // The reader may sit in open() waiting for a writer: be that writer, so its thread ends with the test. On a
+                // background thread with a bounded wait, since a reader that was only slow (not in open()) leaves this open blocked.
+                var release = new Thread(() => { using var writer = new FileStream(fifo, FileMode.Open, FileAccess.Write); }) { IsBackground = true };
+                release.Start();
+                release.Join(TimeSpan.FromSeconds(5));
             }
 
             Assert.Fail($"The load did not return within {s_prompt.TotalSeconds} s (it blocked on the file).");

@@ -43,14 +43,17 @@ public sealed class ColludingSitesOptionsTests
     }
 
     /// <summary>
-    /// A site guarding against more colluders than the round's announced quorum (or, under the complete graph with
-    /// nothing announced, more than none) declines before any work, naming both settings; at or below it, it joins.
+    /// A site that requires more consistency signatures than the round's announced quorum (or, under the complete graph
+    /// with nothing announced, more than t) declines before any work, naming both settings; when its colluders need no
+    /// more signatures than the round's (q is flat in c), it joins.
     /// </summary>
     [Theory]
     [InlineData(5, 0, 1, "this site guards against 1 colluding sites (SecureFed:ColludingSites) and answers the unmasking request only with 4 of the 5 consistency signatures, but the round's consistency quorum is announced for 0 (3 signatures): ask the aggregator's operator to set SecureFed:ConsistencyColluders to at least 1, or lower this site's SecureFed:ColludingSites")]
     [InlineData(5, 1, 1, null)]
     [InlineData(5, 2, 1, null)]
-    [InlineData(7, 1, 2, "this site guards against 2 colluding sites (SecureFed:ColludingSites) and answers the unmasking request only with 5 of the 7 consistency signatures, but the round's consistency quorum is announced for 1 (5 signatures): ask the aggregator's operator to set SecureFed:ConsistencyColluders to at least 2, or lower this site's SecureFed:ColludingSites")]
+    [InlineData(7, 1, 2, null)] // q(1) = q(2) = 5: the same signatures, nothing to decline
+    [InlineData(7, 1, 3, "this site guards against 3 colluding sites (SecureFed:ColludingSites) and answers the unmasking request only with 6 of the 7 consistency signatures, but the round's consistency quorum is announced for 1 (5 signatures): ask the aggregator's operator to set SecureFed:ConsistencyColluders to at least 3, or lower this site's SecureFed:ColludingSites")]
+    [InlineData(4, 0, 1, null)] // an even cohort's t = 3 already keeps one colluder out: q(1) = q(0) = 3
     public void ColludingSitesRefusal_AnnouncedQuorum_DeclinesOnlyAboveIt(int n, int announced, int colluders, string? expected)
     {
         Ed25519PrivateKey[] keys = [.. Enumerable.Range(0, n).Select(_ => Ed25519PrivateKey.Generate(SystemRandomSource.Instance))];

@@ -401,7 +401,7 @@ public sealed partial class MaliciousAggregatorTests
     }
 
     /// <summary>
-    /// A base model version below the one the agent last trained on (the fake's round 3 announces version 0 after version
+    /// A base model version below the one the agent last downloaded (the fake's round 3 announces version 0 after version
     /// 1) was taken without a word (agent review of 9e774e0). The protocol does not refuse it (PROTOCOL.md §5: the agent
     /// requests exactly the announced version; an agent that restarts knows no earlier one), so the agent still takes
     /// part, and now logs a warning naming both versions, once.
@@ -419,7 +419,7 @@ public sealed partial class MaliciousAggregatorTests
 
         Assert.Null(run.Failure);
         string warning = Assert.Single(run.Logger.Lines, l => l.Level == Microsoft.Extensions.Logging.LogLevel.Warning && l.Message.Contains("base model version", StringComparison.Ordinal)).Message;
-        Assert.StartsWith("site-a: round 3 announces base model version 0, below version 1 that this site last trained on", warning, StringComparison.Ordinal);
+        Assert.StartsWith("site-a: round 3 announces base model version 0, below version 1 that this site last downloaded", warning, StringComparison.Ordinal);
         Assert.DoesNotContain(run.Fake.Received, c => c.Call == "DeclineRound");
         Assert.Contains(run.Fake.Received, c => c.Round == 3 && c.Call == "AdvertiseKeys");
     }

@@ -28,6 +28,31 @@ public sealed class ConllReaderFileTypeTests(ITestOutputHelper output) : IDispos
         Assert.StartsWith($"{fifo} is a named pipe (FIFO), not a regular file;", input.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A descriptor named explicitly (/dev/fd/N: what a shell's process substitution passes, <c>--train &lt;(zcat …)</c>)
+    /// is a pipe with its writer: it is read, not refused (diff review of session 59).
+    /// </summary>
+    [Fact]
+    public async Task ReadFile_DevFdOfAPipeWithItsWriter_Read()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var reader = new System.IO.Pipes.AnonymousPipeServerStream(System.IO.Pipes.PipeDirection.In, HandleInheritability.None);
+        string path = "/dev/fd/" + reader.SafePipeHandle.DangerousGetHandle().ToInt64().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using (var writer = new System.IO.Pipes.AnonymousPipeClientStream(System.IO.Pipes.PipeDirection.Out, reader.ClientSafePipeHandle))
+        {
+            writer.Write("Familial\tB-Disease\nadenomatous\tI-Disease\n\nIt\tO\n"u8);
+        }
+
+        reader.DisposeLocalCopyOfClientHandle(); // no writer left: the read ends at the data written
+
+        Task<int> read = Task.Factory.StartNew(() => ConllReader.ReadFile(path).Count(), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Assert.Equal(2, await read.WaitAsync(TimeSpan.FromSeconds(30)));
+    }
+
     [Fact]
     public void ReadFile_LinkToANamedPipe_RefusedPromptlyNamingTheLinkAndItsTarget()
     {

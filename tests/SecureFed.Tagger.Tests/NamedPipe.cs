@@ -43,10 +43,11 @@ internal static class NamedPipe
         Task<Exception?> task = Task.Factory.StartNew<Exception?>(() => Record.Exception(read), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         if (!task.Wait(s_prompt))
         {
-            // The reader sits in open() waiting for a writer: be that writer, so the thread ends with the test.
-            using (new FileStream(fifo, FileMode.Open, FileAccess.Write))
-            {
-            }
+            // The reader may sit in open() waiting for a writer: be that writer, so its thread ends with the test. On a
+            // background thread with a bounded wait, since a reader that was only slow (not in open()) leaves this open blocked.
+            var release = new Thread(() => { using var writer = new FileStream(fifo, FileMode.Open, FileAccess.Write); }) { IsBackground = true };
+            release.Start();
+            release.Join(TimeSpan.FromSeconds(5));
 
             Assert.Fail($"The read did not return within {s_prompt.TotalSeconds} s (it blocked opening the named pipe).");
         }

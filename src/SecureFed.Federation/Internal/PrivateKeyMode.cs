@@ -38,7 +38,8 @@ internal static class PrivateKeyMode
         string access = (exposed & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "read" : "access";
         throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
             $"{what} '{path}' has mode {octal}: {who} may {access} this private key, so it is not used. " +
-            $"Make it readable by its owner only, then run this again: chmod 600 '{path}'. If another user may have read it meanwhile, treat the key as exposed."));
+            $"Make it readable by its owner only, then run this again: chmod 600 '{path}'. If another user may have read it meanwhile, treat the key as exposed. " +
+            $"(On a file system without Unix modes, such as FAT, exFAT or a Windows share, chmod changes nothing: copy the kit to a native one. A Kubernetes Secret volume needs defaultMode 0400.)"));
     }
 
     private static bool OwnedByRoot(string path)
