@@ -211,7 +211,8 @@ public sealed class AgentOptions
     public int MaxStageTimeoutSeconds { get; set; } = 3_600;
 
     /// <summary>
-    /// Hosts (names or IP addresses, comma-separated) besides those of <see cref="Aggregator"/> that a round of protocol
+    /// Hosts (names, IP addresses or IP networks in CIDR form such as 10.0.0.0/24, comma-separated) besides those of
+    /// <see cref="Aggregator"/> that a round of protocol
     /// version 4 may name as slice endpoints (docs/PROTOCOL.md "Version 4: uploads by slice"): the silos of an aggregator
     /// cluster that serve slices but are not among the agent's aggregator endpoints. A slice endpoint on any other host is
     /// declined, so that an aggregator cannot make the agent connect to hosts of the hospital's own network. Any port of
@@ -339,9 +340,12 @@ public sealed class AgentOptions
 
         foreach (string host in ParsedAllowedSliceHosts)
         {
-            if (Uri.CheckHostName(host) == UriHostNameType.Unknown)
+            bool valid = host.Contains('/', StringComparison.Ordinal)
+                ? System.Net.IPNetwork.TryParse(host, out _)
+                : Uri.CheckHostName(host) != UriHostNameType.Unknown;
+            if (!valid)
             {
-                errors.Add($"SecureFed:AllowedSliceHosts must list host names or IP addresses (no scheme, port or path), separated by commas, got '{host}'.");
+                errors.Add($"SecureFed:AllowedSliceHosts must list host names, IP addresses or IP networks in CIDR form (10.0.0.0/24; no scheme, port or path), separated by commas, got '{host}'.");
             }
         }
 

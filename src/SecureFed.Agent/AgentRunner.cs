@@ -680,8 +680,20 @@ public sealed class AgentRunner
             return null;
         }
 
-        var hosts = new HashSet<string>(aggregators.Select(e => AgentOptions.SliceHost(e.Host)), StringComparer.OrdinalIgnoreCase);
-        hosts.UnionWith(allowed);
+        var hosts = new HashSet<string>(aggregators.Select(e => CanonicalHost(e.Host)), StringComparer.OrdinalIgnoreCase);
+        var networks = new List<System.Net.IPNetwork>();
+        foreach (string entry in allowed)
+        {
+            if (entry.Contains('/', StringComparison.Ordinal) && System.Net.IPNetwork.TryParse(entry, out System.Net.IPNetwork network))
+            {
+                networks.Add(network);
+            }
+            else
+            {
+                hosts.Add(CanonicalHost(entry));
+            }
+        }
+
         for (int k = 0; k < slices.Endpoints.Count; k++)
         {
             if (!Uri.TryCreate(slices.Endpoints[k], UriKind.Absolute, out Uri? endpoint))
@@ -689,13 +701,22 @@ public sealed class AgentRunner
                 return $"the endpoint of slice {k} is not a URL, got '{slices.Endpoints[k]}'";
             }
 
-            if (!hosts.Contains(AgentOptions.SliceHost(endpoint.Host)))
+            string host = CanonicalHost(endpoint.Host);
+            bool inNetwork = System.Net.IPAddress.TryParse(host, out System.Net.IPAddress? address) && networks.Any(n => n.Contains(address));
+            if (!inNetwork && !hosts.Contains(host))
             {
                 return $"the endpoint of slice {k} ('{slices.Endpoints[k]}') is on host '{endpoint.Host}', which is neither the aggregator's ({string.Join(", ", aggregators.Select(e => e.Host).Distinct(StringComparer.OrdinalIgnoreCase))}) nor listed in this site's SecureFed:AllowedSliceHosts";
             }
         }
 
         return null;
+    }
+
+    /// <summary>A host as compared for slice endpoints: an IP address in its canonical form (127.1 and 127.0.0.1, [0:0::1] and ::1 alike), a name as written.</summary>
+    private static string CanonicalHost(string host)
+    {
+        string bare = AgentOptions.SliceHost(host);
+        return System.Net.IPAddress.TryParse(bare, out System.Net.IPAddress? address) ? address.ToString() : bare;
     }
 
     /// <summary>The most distinct hosts (scheme, host and port) the slice endpoints of one announcement may name: a cluster's slice silos.</summary>

@@ -69,11 +69,43 @@ public sealed class AgentLimitOptionsTests
     [Theory]
     [InlineData("https://silo-2:7444")]
     [InlineData("silo-2:7444")]
+    [InlineData("10.0.0.0/33")]
     public void Validate_AllowedSliceHostNotAHost_RefusedNamingTheSettingAndEntry(string entry)
     {
         string error = Assert.Single(Bind("AllowedSliceHosts", "10.0.0.7, " + entry).Validate());
 
-        Assert.Equal($"SecureFed:AllowedSliceHosts must list host names or IP addresses (no scheme, port or path), separated by commas, got '{entry}'.", error);
+        Assert.Equal($"SecureFed:AllowedSliceHosts must list host names, IP addresses or IP networks in CIDR form (10.0.0.0/24; no scheme, port or path), separated by commas, got '{entry}'.", error);
+    }
+
+    /// <summary>
+    /// Slice endpoints are matched with IP addresses in canonical form and against CIDR networks (silos advertise IP
+    /// addresses; diff review of session 59), names as written; anything else is declined naming the host.
+    /// </summary>
+    [Theory]
+    [InlineData("https://10.0.0.5:7443", "10.0.0.0/24", null)]
+    [InlineData("https://10.0.1.5:7443", "10.0.0.0/24", "10.0.1.5")]
+    [InlineData("https://[0:0::1]:7443", "", null)]
+    [InlineData("https://127.1:7443", "", null)]
+    [InlineData("https://[fd00::7]:7443", "fd00::/64", null)]
+    [InlineData("https://silo-2:7443", "SILO-2", null)]
+    [InlineData("https://silo-3:7443", "silo-2, 10.0.0.0/8", "silo-3")]
+    public void SliceHostProblem_CanonicalIpAndCidr_AllowedOrDeclinedNamingTheHost(string endpoint, string allowed, string? declinedHost)
+    {
+        var slices = new SecureFed.Wire.V1.SliceUploads { SliceSize = 10 };
+        slices.Endpoints.Add(endpoint);
+        var options = new AgentOptions { AllowedSliceHosts = allowed };
+        Assert.DoesNotContain(options.Validate(), e => e.Contains("AllowedSliceHosts", StringComparison.Ordinal));
+
+        string? problem = AgentRunner.SliceHostProblem(slices, [new Uri("https://127.0.0.1:7443"), new Uri("https://[::1]:7443")], options.ParsedAllowedSliceHosts);
+
+        if (declinedHost is null)
+        {
+            Assert.Null(problem);
+        }
+        else
+        {
+            Assert.Contains($"is on host '{declinedHost}', which is neither the aggregator's", problem, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
