@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text;
 
 using SecureFed.Federation;
@@ -7,7 +6,7 @@ using SecureFed.Federation;
 namespace SecureFed.Audit.Internal;
 
 /// <summary>Small-file writes that survive a crash: write a temporary file, fsync, rename over the target.</summary>
-internal static partial class DurableFile
+internal static class DurableFile
 {
     private static readonly UTF8Encoding Utf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
 
@@ -97,53 +96,13 @@ internal static partial class DurableFile
         }
     }
 
-    private const int AtFdCwd = -100;
-    private const uint StatxType = 0x1;
-    private const int StatxSize = 256;
-    private const int FileTypeMask = 0xF000;
-    private const int RegularFileType = 0x8000;
-
     /// <summary>
     /// What <paramref name="path"/> is when it is not a regular file (links followed): "a named pipe (FIFO)", "a
     /// character device", "a directory", "a block device", "a socket"; null for a regular file, a path that does not exist
     /// or cannot be examined (opening it then says why in .NET's words), and on systems other than Linux (directories
-    /// aside). .NET reports a pipe as an ordinary file, so the type is read with the C library's <c>statx</c>, without
-    /// opening the file: opening a FIFO for reading waits for a writer. The same check as the Federation project's
-    /// <c>RegularFile.EnsureRegular</c> (src/SecureFed.Federation/Internal/RegularFile.cs), which this project does not
-    /// reference.
+    /// aside). The Federation project's statx check (<c>RegularFile.NonRegularKind</c>): opening a FIFO for reading waits
+    /// for a writer.
     /// </summary>
-    public static string? NotRegularKind(string path)
-    {
-        if (Directory.Exists(path))
-        {
-            return "a directory";
-        }
-
-        if (!OperatingSystem.IsLinux())
-        {
-            return null;
-        }
-
-        byte[] status = new byte[StatxSize];
-        if (Statx(AtFdCwd, path, 0, StatxType, status) != 0)
-        {
-            return null;
-        }
-
-        // struct statx: stx_mode (u16) at 28, in the machine's byte order; the same layout on every architecture.
-        int type = MemoryMarshal.Read<ushort>(status.AsSpan(28, 2)) & FileTypeMask;
-        return type switch
-        {
-            RegularFileType => null,
-            0x1000 => "a named pipe (FIFO)",
-            0x2000 => "a character device",
-            0x4000 => "a directory",
-            0x6000 => "a block device",
-            0xC000 => "a socket",
-            _ => "not a file",
-        };
-    }
-
-    [LibraryImport("libc", EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    private static partial int Statx(int directory, string path, int flags, uint mask, byte[] status);
+    public static string? NotRegularKind(string path) =>
+        Directory.Exists(path) ? "a directory" : SecureFed.Federation.Internal.RegularFile.NonRegularKind(path);
 }
