@@ -31,10 +31,13 @@ public sealed class FederationBudget
         return entry.EpsilonAfter;
     }
 
-    /// <summary>The site-level cost recorded for <paramref name="round"/>: ρ and ε spent after it; null when it was not charged.</summary>
-    public (double Rho, double EpsilonAfter)? Charge(long round) =>
+    /// <summary>
+    /// The site-level cost recorded for <paramref name="round"/>: ρ, ε spent after it and the δ that ε is at (the δ of
+    /// when it was charged, which a restart with another <c>Delta</c> does not change); null when it was not charged.
+    /// </summary>
+    public (double Rho, double EpsilonAfter, double Delta)? Charge(long round) =>
         _ledger.Entries.LastOrDefault(e => e.Round == round && e.Guarantee == Guarantee.Site) is { Mechanism: ZcdpMechanism zcdp } entry
-            ? (zcdp.Rho, entry.EpsilonAfter)
+            ? (zcdp.Rho, entry.EpsilonAfter, entry.Delta)
             : null;
 
     /// <summary>

@@ -1214,7 +1214,7 @@ public sealed class RoundCoordinator : BackgroundService
                 if (!_state.Audit.ReadEvents(AuditEvents.PrivacySpent).Any(e => e.Round == round.Round))
                 {
                     AuditSiteSpend(round.Round, charged.Rho, charged.EpsilonAfter,
-                        "logged when the aggregator restarted: it had stopped after charging this round, which did not complete, before logging the charge");
+                        "logged when the aggregator restarted: it had stopped after charging this round, which did not complete, before logging the charge", charged.Delta);
                     Log.ChargeLoggedAtRestart(_logger, round.Round, charged.EpsilonAfter);
                 }
 
@@ -1252,7 +1252,7 @@ public sealed class RoundCoordinator : BackgroundService
 
         bool produced = _state.Audit.ReadEvents(AuditEvents.AggregateProduced).Any(e => e.Round == round.Round);
         bool spent = _state.Audit.ReadEvents(AuditEvents.PrivacySpent).Any(e => e.Round == round.Round);
-        (double Rho, double EpsilonAfter)? charge = _state.Budget.Charge(round.Round);
+        (double Rho, double EpsilonAfter, double Delta)? charge = _state.Budget.Charge(round.Round);
 
         const string Note = "logged when the aggregator restarted: it had stopped after storing this round's model";
         if (!produced)
@@ -1309,14 +1309,14 @@ public sealed class RoundCoordinator : BackgroundService
         {
             (DistributedDpPlan plan, string planSource) = InterruptedRoundPlan(round);
             double rho = DistributedDp.RhoPerRound(plan, round.Participants.Count);
-            recorded = (rho, _state.Budget.Record(round.Round, rho, _options.Delta));
+            recorded = (rho, _state.Budget.Record(round.Round, rho, _options.Delta), _options.Delta);
             Log.ChargedAtRestart(_logger, round.Round, rho, round.Participants.Count, recorded.EpsilonAfter);
             AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, "charged when the aggregator restarted: it had stopped after storing this round's model, before charging it" + planSource);
             recovered.Add(AuditEvents.PrivacySpent);
         }
         else if (!spent)
         {
-            AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, Note);
+            AuditSiteSpend(round.Round, recorded.Rho, recorded.EpsilonAfter, Note, recorded.Delta);
             recovered.Add(AuditEvents.PrivacySpent);
         }
 
@@ -1425,14 +1425,19 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>Audits a round's site-level cost as <see cref="AuditEvents.PrivacySpent"/> (with <paramref name="note"/> when not null).</summary>
-    private void AuditSiteSpend(long round, double rho, double epsilon, string? note = null) =>
+    /// <summary>
+    /// Logs a site-level charge as <c>privacy.spent</c>; <paramref name="delta"/> is the δ <paramref name="epsilon"/> is at
+    /// (a charge recovered at a restart keeps the δ it was computed at: logged with a changed <c>Delta</c>, the auditor's
+    /// recomputed ε at that δ would call an honest log's ε understated; diff review of session 59).
+    /// </summary>
+    private void AuditSiteSpend(long round, double rho, double epsilon, string? note = null, double? delta = null) =>
         _state.Audit.Append(AuditEvents.PrivacySpent, f =>
         {
             f.Add("round", round)
                 .Add("guarantee", "site")
                 .Add("rho", rho)
                 .Add("epsilon", epsilon)
-                .Add("delta", _options.Delta)
+                .Add("delta", delta ?? _options.Delta)
                 .Add("budget", _options.EpsilonBudget);
             if (note is not null)
             {

@@ -634,10 +634,15 @@ public sealed class FaultTests : IDisposable
     /// An attempt charged to the federation's ledger although it did not complete (aborted after its unmasking request,
     /// or its sum refused at its bound), killed between the ledger's entry and its <c>privacy.spent</c> line. The restart
     /// used to skip the round as charged, so the charge was never audited and the auditor found site-a's charge of the
-    /// round uncovered (<c>audit report</c> failed). Now it logs the ledger's charge, once, without charging again.
+    /// round uncovered (<c>audit report</c> failed). Now it logs the ledger's charge, once, without charging again. With a
+    /// charge made at another δ than the restarted aggregator's <c>Delta</c> (1e-3 against 1e-5: the operator changed it
+    /// before the restart), the line carries the charge's own δ; logged at the new δ, the auditor's ε recomputed from ρ
+    /// there called the honest ε understated (diff review of session 59).
     /// </summary>
-    [Fact]
-    public async Task Aggregator_KilledAfterChargingAnInterruptedRoundBeforeLoggingIt_RestartLogsTheChargeOnce()
+    [Theory]
+    [InlineData(1e-5)]
+    [InlineData(1e-3)]
+    public async Task Aggregator_KilledAfterChargingAnInterruptedRoundBeforeLoggingIt_RestartLogsTheChargeOnce(double chargeDelta)
     {
         string[] sites = HeldAtUnmaskingSites;
         await using TestFederation fed = await StartRoundHeldAtUnmaskingAsync();
@@ -648,7 +653,7 @@ public sealed class FaultTests : IDisposable
         Privacy.LedgerEntry siteCharge = Assert.Single(Privacy.PrivacyLedger.OpenReadOnly(Path.Combine(fed.AgentDataDirectory("site-a"), AgentState.LedgerFileName)).Entries,
             e => e.Guarantee == Privacy.Guarantee.Site);
         double rho = ((Privacy.ZcdpMechanism)siteCharge.Mechanism).Rho;
-        double charged = FederationBudget.Open(AggregatorState.PrivacyLedgerPath(killed), TestFederation.FederationName).Record(1, rho, 1e-5);
+        double charged = FederationBudget.Open(AggregatorState.PrivacyLedgerPath(killed), TestFederation.FederationName).Record(1, rho, chargeDelta);
 
         string killedAudit = Path.Combine(AggregatorState.AuditDirectory(killed), AuditLog.LogFileName);
         for (int restart = 1; restart <= 2; restart++)
@@ -667,6 +672,7 @@ public sealed class FaultTests : IDisposable
             Assert.Equal(charged, charge.EpsilonAfter, 12);
             string spent = Assert.Single(File.ReadAllLines(killedAudit), l => l.Contains($"\"type\":\"{AuditEvents.PrivacySpent}\"", StringComparison.Ordinal));
             Assert.Contains("logged when the aggregator restarted: it had stopped after charging this round", spent, StringComparison.Ordinal);
+            Assert.Equal(chargeDelta, JsonDocument.Parse(spent).RootElement.GetProperty("fields").GetProperty("delta").GetDouble());
         }
 
         AuditReportResult report = AuditReport.Create([AggregatorState.AuditDirectory(killed), .. sites.Select(s => AgentState.AuditDirectory(fed.AgentDataDirectory(s)))]);
