@@ -1,7 +1,5 @@
-using System.ComponentModel;
-using System.Diagnostics;
-
 using SecureFed.Cli;
+using SecureFed.Testing;
 using Xunit.Abstractions;
 
 namespace SecureFed.Integration.Tests;
@@ -28,7 +26,7 @@ public sealed class CliCorpusFileTypeTests(ITestOutputHelper output) : IDisposab
         Directory.CreateDirectory(corpus);
         File.WriteAllText(Path.Combine(corpus, "dev.tsv"), Sentences);
         File.WriteAllText(Path.Combine(corpus, "test.tsv"), Sentences);
-        string? fifo = MakeFifo(Path.Combine(corpus, "train.tsv"));
+        string? fifo = NamedPipe.Make(Path.Combine(corpus, "train.tsv"), output);
         if (fifo is null)
         {
             return;
@@ -44,7 +42,7 @@ public sealed class CliCorpusFileTypeTests(ITestOutputHelper output) : IDisposab
     [Fact]
     public async Task TaggerTrain_TrainFileIsANamedPipe_UsageErrorNamingItPromptly()
     {
-        string? fifo = MakeFifo(Path.Combine(_dir, "train.tsv"));
+        string? fifo = NamedPipe.Make(Path.Combine(_dir, "train.tsv"), output);
         if (fifo is null)
         {
             return;
@@ -68,39 +66,11 @@ public sealed class CliCorpusFileTypeTests(ITestOutputHelper output) : IDisposab
             TaskCreationOptions.LongRunning, TaskScheduler.Default).Unwrap();
         if (await Task.WhenAny(run, Task.Delay(s_prompt)) != run)
         {
-            // The reader may sit in open() waiting for a writer: be that writer, so its thread ends with the test. On a
-            // background thread with a bounded wait, since a reader that was only slow (not in open()) leaves this open blocked.
-            var release = new Thread(() => { using var writer = new FileStream(fifo, FileMode.Open, FileAccess.Write); }) { IsBackground = true };
-            release.Start();
-            release.Join(TimeSpan.FromSeconds(5));
+            NamedPipe.ReleaseReader(fifo);
 
             Assert.Fail($"The command did not return within {s_prompt.TotalSeconds} s (it blocked opening the named pipe {fifo}).");
         }
 
         return (await run, stdout.ToString(), stderr.ToString());
-    }
-
-    /// <summary>A named pipe made with <c>mkfifo</c>; null (the test says why and passes) where there is none.</summary>
-    private string? MakeFifo(string path)
-    {
-        if (OperatingSystem.IsWindows())
-        {
-            output.WriteLine("Skipped: Windows has no named pipes in the file system.");
-            return null;
-        }
-
-        try
-        {
-            using Process mkfifo = Process.Start(new ProcessStartInfo("mkfifo", [path]) { UseShellExecute = false })!;
-            mkfifo.WaitForExit();
-            Assert.True(mkfifo.ExitCode == 0, $"mkfifo '{path}' exited with {mkfifo.ExitCode}.");
-        }
-        catch (Win32Exception ex)
-        {
-            output.WriteLine($"Skipped: mkfifo could not be started ({ex.Message}); a named pipe is needed for this test.");
-            return null;
-        }
-
-        return path;
     }
 }

@@ -1,3 +1,4 @@
+using SecureFed.Testing;
 using Xunit.Abstractions;
 
 namespace SecureFed.Tagger.Tests;

@@ -3,7 +3,7 @@ using System.Diagnostics;
 
 using Xunit.Abstractions;
 
-namespace SecureFed.Tagger.Tests;
+namespace SecureFed.Testing;
 
 /// <summary>
 /// Named pipes for tests of readers that must refuse one: opening a FIFO for reading waits for a writer, so each read runs
@@ -38,20 +38,32 @@ internal static class NamedPipe
     }
 
     /// <summary>Runs <paramref name="read"/> and returns what it threw; fails when it blocks past the timeout.</summary>
-    public static Exception ThrownPromptly(string fifo, Action read)
+    public static Exception ThrownPromptly(string? fifo, Action read)
     {
         Task<Exception?> task = Task.Factory.StartNew<Exception?>(() => Record.Exception(read), CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
         if (!task.Wait(s_prompt))
         {
-            // The reader may sit in open() waiting for a writer: be that writer, so its thread ends with the test. On a
-            // background thread with a bounded wait, since a reader that was only slow (not in open()) leaves this open blocked.
-            var release = new Thread(() => { using var writer = new FileStream(fifo, FileMode.Open, FileAccess.Write); }) { IsBackground = true };
-            release.Start();
-            release.Join(TimeSpan.FromSeconds(5));
-
+            ReleaseReader(fifo);
             Assert.Fail($"The read did not return within {s_prompt.TotalSeconds} s (it blocked opening the named pipe).");
         }
 
         return Assert.IsAssignableFrom<Exception>(task.Result);
+    }
+
+    /// <summary>
+    /// Frees a reader that may sit in open() of <paramref name="fifo"/> waiting for a writer, by being that writer, so its
+    /// thread ends with the test. On a background thread with a bounded wait, since a reader that was only slow (not in
+    /// open()) would leave this open blocked. Nothing for a null path.
+    /// </summary>
+    public static void ReleaseReader(string? fifo)
+    {
+        if (fifo is null)
+        {
+            return;
+        }
+
+        var release = new Thread(() => { using var writer = new FileStream(fifo, FileMode.Open, FileAccess.Write); }) { IsBackground = true };
+        release.Start();
+        release.Join(TimeSpan.FromSeconds(5));
     }
 }
