@@ -37,6 +37,44 @@ public static class FederatedAveraging
     }
 
     /// <summary>
+    /// The smallest threshold <see cref="Threshold(GraphPlan, int)"/> gives a round of any cohort size from
+    /// <paramref name="fewest"/> to <paramref name="most"/> sites under <paramref name="policy"/>, and the smallest
+    /// cohort size that has it. t is not monotone in n: while the planner uses the complete graph t = max(min(T, n),
+    /// ⌊n/2⌋ + 1) grows with n, but from the first cohort size with a sparse (Harary) graph on (above
+    /// <see cref="GraphPlanner.CompleteGraphLimit"/> sites under the complete policy, from k + 2 sites under the sparse
+    /// one) the plan, and so t, is the same for every larger cohort, and usually far smaller (t = 66 of k + 1 = 131
+    /// holders above 512 sites, against 257 at 512). The planner's sizes with a complete graph come first and those with
+    /// a Harary graph after, so the minimum is at <paramref name="fewest"/> or at the first Harary size, found by bisection.
+    /// </summary>
+    /// <param name="fewest">The smallest cohort, at least 2.</param>
+    /// <param name="most">The largest cohort, at least <paramref name="fewest"/> (at most the planner's 20,000).</param>
+    /// <param name="policy">The graph policy the rounds are planned under (γ and δ the planner's defaults).</param>
+    /// <param name="configuredThreshold">The configured threshold (0 = the planner's).</param>
+    public static (int CohortSize, int Threshold) SmallestThreshold(int fewest, int most, GraphPolicy policy, int configuredThreshold)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(fewest, 2);
+        ArgumentOutOfRangeException.ThrowIfLessThan(most, fewest);
+        (int CohortSize, int Threshold) smallest = (fewest, Threshold(GraphPlanner.Plan(fewest, policy), configuredThreshold));
+        GraphPlan largest = GraphPlanner.Plan(most, policy);
+        if (largest.IsComplete)
+        {
+            return smallest; // complete throughout: t grows with n
+        }
+
+        // The first size with a Harary graph: complete below it, Harary (the same k and t) from it on.
+        int low = fewest;
+        int high = most;
+        while (low < high)
+        {
+            int mid = low + ((high - low) / 2);
+            (low, high) = GraphPlanner.Plan(mid, policy).IsComplete ? (mid + 1, high) : (low, mid);
+        }
+
+        int sparse = Threshold(GraphPlanner.Plan(low, policy), configuredThreshold);
+        return sparse < smallest.Threshold ? (low, sparse) : smallest;
+    }
+
+    /// <summary>
     /// Plans the codec of a round (the largest fixed-point scale whose sum of <paramref name="cohortSize"/> inputs plus
     /// the site-noise headroom cannot wrap) and the distributed discrete Gaussian that goes with it.
     /// </summary>

@@ -1,3 +1,5 @@
+using FsCheck;
+using FsCheck.Xunit;
 using SecureFed.Protocol;
 
 namespace SecureFed.Protocol.Tests;
@@ -146,5 +148,102 @@ public sealed class GraphPolicyTests
         GraphPlan complete = GraphPlanner.Plan(10, GraphPolicy.Complete);
         Assert.Equal(6, FederatedAveraging.Threshold(complete, configuredThreshold: 2));
         Assert.Equal(8, FederatedAveraging.Threshold(complete, configuredThreshold: 8));
+    }
+
+    /// <summary>The cohort sizes the threshold properties enumerate under each policy: well past the complete policy's limit (512) and the sparse degree (k = 130).</summary>
+    private static int EnumeratedSizes(GraphPolicy policy) => policy == GraphPolicy.Complete ? 640 : 330;
+
+    /// <summary>Configured thresholds the properties try: automatic, small, around the Harary t = 66 of 131 holders, large.</summary>
+    private static readonly int[] ConfiguredThresholds = [0, 2, 3, 7, 40, 65, 66, 67, 100, 131, 132, 257, 300, 10_000];
+
+    /// <summary>The plans of cohorts 0 … <see cref="EnumeratedSizes"/> under each policy (null below 2), planned once.</summary>
+    private static readonly Lazy<Dictionary<GraphPolicy, GraphPlan?[]>> Plans = new(() => new()
+    {
+        [GraphPolicy.Complete] = PlanEvery(GraphPolicy.Complete),
+        [GraphPolicy.Sparse] = PlanEvery(GraphPolicy.Sparse),
+    });
+
+    private static GraphPlan?[] PlanEvery(GraphPolicy policy) => [.. Enumerable.Range(0, EnumeratedSizes(policy) + 1).Select(n => n < 2 ? null : GraphPlanner.Plan(n, policy))];
+
+    /// <summary>
+    /// How t depends on n, over every cohort size: the planner's complete-graph sizes come first and t grows with n over
+    /// them; from the first Harary size on the plan (k and t) is the same for every n. What
+    /// <see cref="FederatedAveraging.SmallestThreshold"/> relies on.
+    /// </summary>
+    [Theory]
+    [InlineData(GraphPolicy.Complete)]
+    [InlineData(GraphPolicy.Sparse)]
+    public void Threshold_EveryCohortSize_GrowsOverTheCompleteGraphThenConstantOverTheHararyGraph(GraphPolicy policy)
+    {
+        GraphPlan?[] plans = Plans.Value[policy];
+        foreach (int configured in ConfiguredThresholds)
+        {
+            GraphPlan? firstSparse = null;
+            int previous = 0;
+            for (int n = 2; n <= EnumeratedSizes(policy); n++)
+            {
+                GraphPlan plan = plans[n]!;
+                int t = FederatedAveraging.Threshold(plan, configured);
+                Assert.InRange(t, 2, plan.Degree + 1);
+                if (firstSparse is null && plan.IsComplete)
+                {
+                    Assert.True(t >= previous, $"{policy}, Threshold {configured}: t = {t} at n = {n} below t = {previous} at n = {n - 1}");
+                    previous = t;
+                    continue;
+                }
+
+                Assert.False(plan.IsComplete, $"{policy}: a complete graph at n = {n} after the Harary graph of n = {firstSparse?.CohortSize}");
+                firstSparse ??= plan;
+                Assert.Equal((firstSparse.Degree, firstSparse.Threshold), (plan.Degree, plan.Threshold));
+                Assert.Equal(FederatedAveraging.Threshold(firstSparse, configured), t);
+            }
+
+            Assert.NotNull(firstSparse);
+        }
+    }
+
+    /// <summary>
+    /// The drop the aggregator's start-up check must see: under the complete policy t falls from 257 at 512 sites to the
+    /// Harary graph's 66 at 513; under the sparse policy (with the planner's γ and δ) t happens to grow with n throughout,
+    /// reaching 66 at the last complete size (131) and staying there.
+    /// </summary>
+    [Fact]
+    public void Threshold_AroundTheSwitchToTheHararyGraph_CompleteDropsSparseDoesNot()
+    {
+        Assert.Equal(257, FederatedAveraging.Threshold(Plans.Value[GraphPolicy.Complete][512]!, 0));
+        Assert.Equal(66, FederatedAveraging.Threshold(Plans.Value[GraphPolicy.Complete][513]!, 0));
+        Assert.Equal(GraphPlanner.CompleteGraphLimit + 1, Enumerable.Range(2, EnumeratedSizes(GraphPolicy.Complete) - 1).First(n => !Plans.Value[GraphPolicy.Complete][n]!.IsComplete));
+        Assert.Equal(132, Enumerable.Range(2, EnumeratedSizes(GraphPolicy.Sparse) - 1).First(n => !Plans.Value[GraphPolicy.Sparse][n]!.IsComplete));
+        Assert.Equal(66, FederatedAveraging.Threshold(Plans.Value[GraphPolicy.Sparse][131]!, 0));
+        Assert.Equal(66, FederatedAveraging.Threshold(Plans.Value[GraphPolicy.Sparse][132]!, 0));
+
+        Assert.Equal((513, 66), FederatedAveraging.SmallestThreshold(300, 10_000, GraphPolicy.Complete, 0));
+        Assert.Equal((300, 151), FederatedAveraging.SmallestThreshold(300, 512, GraphPolicy.Complete, 0));
+        Assert.Equal((513, 100), FederatedAveraging.SmallestThreshold(300, 20_000, GraphPolicy.Complete, 100));
+        Assert.Equal((2, 2), FederatedAveraging.SmallestThreshold(2, 20_000, GraphPolicy.Complete, 0));
+        Assert.Equal((300, 66), FederatedAveraging.SmallestThreshold(300, 20_000, GraphPolicy.Sparse, 0));
+    }
+
+    /// <summary><see cref="FederatedAveraging.SmallestThreshold"/> is the minimum of t over every cohort in the range, at its smallest such size.</summary>
+    [Property(MaxTest = 300)]
+    public void SmallestThreshold_AnyCohortRange_TheMinimumOverEverySize(PositiveInt a, PositiveInt b, PositiveInt which, bool sparse)
+    {
+        GraphPolicy policy = sparse ? GraphPolicy.Sparse : GraphPolicy.Complete;
+        int fewest = 2 + (a.Get % (EnumeratedSizes(policy) - 1));
+        int most = fewest + (b.Get % (EnumeratedSizes(policy) - fewest + 1));
+        int configured = ConfiguredThresholds[which.Get % ConfiguredThresholds.Length];
+
+        int bestN = fewest;
+        int bestT = int.MaxValue;
+        for (int n = fewest; n <= most; n++)
+        {
+            int t = FederatedAveraging.Threshold(Plans.Value[policy][n]!, configured);
+            if (t < bestT)
+            {
+                (bestN, bestT) = (n, t);
+            }
+        }
+
+        Assert.Equal((bestN, bestT), FederatedAveraging.SmallestThreshold(fewest, most, policy, configured));
     }
 }
