@@ -583,8 +583,70 @@ public sealed class AggregatorOptions
         return errors;
     }
 
-    /// <summary>The smallest threshold any round can have: the one of a cohort of <see cref="MinSites"/> (t grows with n).</summary>
-    internal int SmallestThreshold() => SecureFed.Protocol.FederatedAveraging.Threshold(PlanGraph(MinSites), Threshold);
+    /// <summary>
+    /// The threshold of a round of <see cref="MinSites"/> sites, or null when <see cref="MinSites"/>, <see cref="Graph"/>
+    /// or <see cref="Threshold"/> is itself invalid (reported under its own name) or the graph planner refuses the size.
+    /// Not the smallest threshold of every round: t is not monotone in n (above 512 sites the complete policy switches
+    /// to a sparse graph with a smaller t), so the cohorts up to the federation's size are checked at start-up, once the
+    /// kit's manifest is known (<see cref="RoundCoordinator.CheckStartable"/>).
+    /// </summary>
+    internal int? SmallestThresholdOrNull()
+    {
+        if (!(MinSites is >= 2 and <= 10_000) || !SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _) || !(Threshold == 0 || Threshold >= 2))
+        {
+            return null;
+        }
+
+        try
+        {
+            return SecureFed.Protocol.FederatedAveraging.Threshold(PlanGraph(MinSites), Threshold);
+        }
+        catch (ArgumentException)
+        {
+            return null; // the graph planner rejects MinSites itself; each round checks its own threshold again
+        }
+    }
+
+    /// <summary>
+    /// <see cref="DpSgdNoiseShares"/> and <see cref="ConsistencyColluders"/> against the smallest threshold of any round
+    /// the aggregator can open: every cohort from <see cref="MinSites"/> to <paramref name="largestCohort"/> (the
+    /// federation's sites not revoked; the manifest does not change while the aggregator runs). <see cref="Validate"/>
+    /// checks only a round of <see cref="MinSites"/> sites, but t is not monotone in n: under the complete policy it
+    /// falls from 257 at 512 sites to 66 above (a sparse masking graph, k = 130). Before, a setting valid at
+    /// <see cref="MinSites"/> passed start-up and the first round of a larger cohort was refused, stopping the federation.
+    /// Empty when the settings hold for every cohort, or when one of them is itself invalid (reported by <see cref="Validate"/>).
+    /// </summary>
+    internal IReadOnlyList<string> CohortThresholdProblems(int largestCohort)
+    {
+        if ((ConsistencyColluders <= 0 && DpSgdNoiseShares < 2) || SmallestThresholdOrNull() is null || largestCohort < MinSites)
+        {
+            return [];
+        }
+
+        (int n, int t) = SecureFed.Protocol.FederatedAveraging.SmallestThreshold(MinSites, largestCohort, GraphPolicy, Threshold);
+        string where = $"of a round of SecureFed:MinSites = {MinSites} sites";
+        Func<int, string> fix = _ => "lower it or raise SecureFed:MinSites / SecureFed:Threshold";
+        if (n != MinSites)
+        {
+            int holders = PlanGraph(n).Degree + 1;
+            where = $"of a round of {n} sites, the smallest of any cohort from SecureFed:MinSites = {MinSites} to the federation's {largestCohort} sites not revoked " +
+                $"(from {n} sites on SecureFed:Graph = {SecureFed.Protocol.GraphPlanner.PolicyName(GraphPolicy)} uses a sparse masking graph of {holders} share holders per site, whose t does not grow with the cohort)";
+            fix = most => $"lower it to at most {most} or raise SecureFed:Threshold (that graph's t rises with it up to its {holders} share holders)";
+        }
+
+        List<string> problems = [];
+        if (DpSgdNoiseShares >= 2 && DpSgdNoiseShares > t)
+        {
+            problems.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} exceeds the threshold t = {t} {where}: a sum of t sites would carry less than the announced DP-SGD noise; {fix(t)}.");
+        }
+
+        if (ConsistencyColluders > 0 && ConsistencyColluders >= t)
+        {
+            problems.Add($"SecureFed:ConsistencyColluders = {ConsistencyColluders} is not below the threshold t = {t} {where}: t colluding sites rebuild any site's secrets from their own shares, whatever the quorum; {fix(t - 1)}.");
+        }
+
+        return problems;
+    }
 
     private void ValidateNoiseShares(List<string> errors)
     {
@@ -598,22 +660,9 @@ public sealed class AggregatorOptions
             errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} (split patient-level noise) needs SecureFed:DpSgdMaxSteps = 1 (one DP-SGD step per round from the global model), got {DpSgdMaxSteps}.");
         }
 
-        if (MinSites is >= 2 and <= 10_000 && SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _) && (Threshold == 0 || Threshold >= 2))
+        if (SmallestThresholdOrNull() is int smallest && DpSgdNoiseShares > smallest)
         {
-            int smallest;
-            try
-            {
-                smallest = SmallestThreshold();
-            }
-            catch (ArgumentException)
-            {
-                return; // the graph planner rejects MinSites itself; each round checks its own threshold again
-            }
-
-            if (DpSgdNoiseShares > smallest)
-            {
-                errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} exceeds the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: a sum of t sites would carry less than the announced DP-SGD noise; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
-            }
+            errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} exceeds the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: a sum of t sites would carry less than the announced DP-SGD noise; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
         }
     }
 
@@ -625,22 +674,7 @@ public sealed class AggregatorOptions
             return;
         }
 
-        if (ConsistencyColluders == 0 || !(MinSites is >= 2 and <= 10_000) || !SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _) || !(Threshold == 0 || Threshold >= 2))
-        {
-            return;
-        }
-
-        int smallest;
-        try
-        {
-            smallest = SmallestThreshold();
-        }
-        catch (ArgumentException)
-        {
-            return; // the graph planner rejects MinSites itself; each round checks its own threshold again
-        }
-
-        if (ConsistencyColluders >= smallest)
+        if (ConsistencyColluders > 0 && SmallestThresholdOrNull() is int smallest && ConsistencyColluders >= smallest)
         {
             errors.Add($"SecureFed:ConsistencyColluders = {ConsistencyColluders} is not below the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: t colluding sites rebuild any site's secrets from their own shares, whatever the quorum; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
         }

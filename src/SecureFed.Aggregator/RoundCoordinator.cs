@@ -554,6 +554,14 @@ public sealed class RoundCoordinator : BackgroundService
             return true; // sites revoked since: WarnIfTooFewSitesNotRevoked says so; no cohort to check yet
         }
 
+        // Every cohort a round can open with, not only MinSites (t is not monotone in n): refused now, naming the cohort,
+        // instead of the first larger round refused and the federation stopped.
+        IReadOnlyList<string> cohortProblems = _options.CohortThresholdProblems(provisioned);
+        if (cohortProblems.Count > 0)
+        {
+            throw new InvalidOperationException(string.Join(" ", cohortProblems));
+        }
+
         int n = provisioned;
         int threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
         EnsureTheUpdatesFit(n, threshold);
@@ -724,6 +732,9 @@ public sealed class RoundCoordinator : BackgroundService
             return (null, true);
         }
 
+        // The two checks below cannot fire for a cohort this aggregator gathers: the start-up check (ARoundFits) refused
+        // settings that fail any cohort from MinSites to the sites not revoked, and the manifest is fixed while it runs.
+        // Kept as the invariant's guard; should it fire, the same cohort would be refused again, so the federation stops.
         if (_options.DpSgdNoiseShares > threshold)
         {
             // Never announce more noise shares than t: a sum of t sites would carry less than the announced σ.

@@ -205,7 +205,7 @@ public sealed class GraphPolicyTests
     /// <summary>
     /// The drop the aggregator's start-up check must see: under the complete policy t falls from 257 at 512 sites to the
     /// Harary graph's 66 at 513; under the sparse policy (with the planner's γ and δ) t happens to grow with n throughout,
-    /// reaching 66 at the last complete size (131) and staying there.
+    /// reaching 66 at n = 130 (131 is the last complete size) and staying there.
     /// </summary>
     [Fact]
     public void Threshold_AroundTheSwitchToTheHararyGraph_CompleteDropsSparseDoesNot()

@@ -91,6 +91,66 @@ public sealed class SplitNoiseOptionsTests
         }
     }
 
+    /// <summary>
+    /// A value below the threshold of a round of MinSites = 300 sites (t = 151) passes <see cref="AggregatorOptions.Validate"/>,
+    /// which knows no federation size; up to 512 sites every cohort's t is at least 151, but from 513 sites on the complete
+    /// policy uses a sparse masking graph with t = 66. The cohorts up to the federation's size are checked at start-up:
+    /// refused from a federation of 513 sites on, naming that cohort and its t.
+    /// </summary>
+    [Theory]
+    [InlineData("complete", 300, 512, null)]
+    [InlineData("complete", 300, 513, 513)]
+    [InlineData("complete", 300, 10_000, 513)]
+    [InlineData("complete", 600, 10_000, null)] // above 512 only the sparse graph's t = 66, and 100 > 66: refused at MinSites by Validate itself
+    [InlineData("sparse", 300, 10_000, null)] // t = 66 already at MinSites: refused by Validate itself
+    public void AggregatorOptions_CohortThresholdProblems_EveryCohortUpToTheFederationsSize(string graph, int minSites, int sites, int? refusedAt)
+    {
+        AggregatorOptions options = BindAggregator(new()
+        {
+            ["Graph"] = graph, ["MinSites"] = minSites.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["ConsistencyColluders"] = "100", ["DpSgdNoiseShares"] = "100", ["DpSgdMaxSteps"] = "1",
+        });
+        bool validAtMinSites = minSites <= 512 && graph == "complete";
+        Assert.Equal(validAtMinSites, options.Validate().Count == 0);
+
+        IReadOnlyList<string> problems = options.CohortThresholdProblems(sites);
+
+        if (!validAtMinSites)
+        {
+            // The same refusal as Validate's, at MinSites.
+            Assert.Equal(options.Validate(), problems);
+        }
+        else if (refusedAt is null)
+        {
+            Assert.Empty(problems);
+        }
+        else
+        {
+            string where = $"of a round of {refusedAt} sites, the smallest of any cohort from SecureFed:MinSites = {minSites} to the federation's {sites} sites not revoked " +
+                "(from 513 sites on SecureFed:Graph = complete uses a sparse masking graph of 131 share holders per site, whose t does not grow with the cohort)";
+            Assert.Equal(
+            [
+                $"SecureFed:DpSgdNoiseShares = 100 exceeds the threshold t = 66 {where}: a sum of t sites would carry less than the announced DP-SGD noise; lower it to at most 66 or raise SecureFed:Threshold (that graph's t rises with it up to its 131 share holders).",
+                $"SecureFed:ConsistencyColluders = 100 is not below the threshold t = 66 {where}: t colluding sites rebuild any site's secrets from their own shares, whatever the quorum; lower it to at most 65 or raise SecureFed:Threshold (that graph's t rises with it up to its 131 share holders).",
+            ], problems);
+        }
+    }
+
+    /// <summary>The fixes the start-up refusal names hold: a value below the sparse graph's t, or a Threshold that raises it.</summary>
+    [Theory]
+    [InlineData("65", "66", "0")]
+    [InlineData("100", "100", "101")]
+    public void AggregatorOptions_CohortThresholdProblems_TheNamedFixesPass(string colluders, string shares, string threshold)
+    {
+        AggregatorOptions options = BindAggregator(new()
+        {
+            ["MinSites"] = "300", ["ConsistencyColluders"] = colluders, ["DpSgdNoiseShares"] = shares, ["DpSgdMaxSteps"] = "1", ["Threshold"] = threshold,
+        });
+
+        Assert.Empty(options.Validate());
+        Assert.Empty(options.CohortThresholdProblems(10_000));
+    }
+
     [Fact]
     public void AgentOptions_OptInWithCollusionBudget_BoundAndValid()
     {
