@@ -502,6 +502,7 @@ public sealed class AggregatorOptions
         Range(errors, "DpSgdNoiseShares", DpSgdNoiseShares, 0, 10_000);
         ValidateNoiseShares(errors);
         ValidateConsistencyColluders(errors);
+        errors.AddRange(CohortThresholdProblems(MinSites)); // both against a round of MinSites sites; every cohort at start-up
         ValidateLayerScales(errors);
         Range(errors, "BlameExclusionRounds", BlameExclusionRounds, 0, 1_000);
         errors.AddRange(UploadPaceProblems(MinUploadWordsPerSecond, UploadGraceSeconds));
@@ -587,10 +588,9 @@ public sealed class AggregatorOptions
     /// The threshold of a round of <see cref="MinSites"/> sites, or null when <see cref="MinSites"/>, <see cref="Graph"/>
     /// or <see cref="Threshold"/> is itself invalid (reported under its own name) or the graph planner refuses the size.
     /// Not the smallest threshold of every round: t is not monotone in n (above 512 sites the complete policy switches
-    /// to a sparse graph with a smaller t), so the cohorts up to the federation's size are checked at start-up, once the
-    /// kit's manifest is known (<see cref="RoundCoordinator.CheckStartable"/>).
+    /// to a sparse graph with a smaller t), see <see cref="CohortThresholdProblems"/>.
     /// </summary>
-    internal int? SmallestThresholdOrNull()
+    internal int? MinSitesThresholdOrNull()
     {
         if (!(MinSites is >= 2 and <= 10_000) || !SecureFed.Protocol.GraphPlanner.TryParsePolicy(Graph, out _) || !(Threshold == 0 || Threshold >= 2))
         {
@@ -609,16 +609,17 @@ public sealed class AggregatorOptions
 
     /// <summary>
     /// <see cref="DpSgdNoiseShares"/> and <see cref="ConsistencyColluders"/> against the smallest threshold of any round
-    /// the aggregator can open: every cohort from <see cref="MinSites"/> to <paramref name="largestCohort"/> (the
-    /// federation's sites not revoked; the manifest does not change while the aggregator runs). <see cref="Validate"/>
-    /// checks only a round of <see cref="MinSites"/> sites, but t is not monotone in n: under the complete policy it
-    /// falls from 257 at 512 sites to 66 above (a sparse masking graph, k = 130). Before, a setting valid at
-    /// <see cref="MinSites"/> passed start-up and the first round of a larger cohort was refused, stopping the federation.
-    /// Empty when the settings hold for every cohort, or when one of them is itself invalid (reported by <see cref="Validate"/>).
+    /// of <see cref="MinSites"/> to <paramref name="largestCohort"/> sites: <see cref="Validate"/> with
+    /// <see cref="MinSites"/> itself (it knows no federation), the start-up check (<see cref="RoundCoordinator.CheckStartable"/>)
+    /// with the federation's sites not revoked (the manifest does not change while the aggregator runs). t is not
+    /// monotone in n: under the complete policy it falls from 257 at 512 sites to 66 above (a sparse masking graph,
+    /// k = 130). Before, a setting valid at <see cref="MinSites"/> passed start-up and the first round of a larger cohort
+    /// was refused, stopping the federation. Empty when the settings hold for every cohort, or when one of them is
+    /// itself invalid (reported by <see cref="Validate"/> under its own name).
     /// </summary>
     internal IReadOnlyList<string> CohortThresholdProblems(int largestCohort)
     {
-        if ((ConsistencyColluders <= 0 && DpSgdNoiseShares < 2) || SmallestThresholdOrNull() is null || largestCohort < MinSites)
+        if ((ConsistencyColluders <= 0 && DpSgdNoiseShares < 2) || MinSitesThresholdOrNull() is null || largestCohort < MinSites)
         {
             return [];
         }
@@ -659,11 +660,6 @@ public sealed class AggregatorOptions
         {
             errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} (split patient-level noise) needs SecureFed:DpSgdMaxSteps = 1 (one DP-SGD step per round from the global model), got {DpSgdMaxSteps}.");
         }
-
-        if (SmallestThresholdOrNull() is int smallest && DpSgdNoiseShares > smallest)
-        {
-            errors.Add($"SecureFed:DpSgdNoiseShares = {DpSgdNoiseShares} exceeds the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: a sum of t sites would carry less than the announced DP-SGD noise; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
-        }
     }
 
     private void ValidateConsistencyColluders(List<string> errors)
@@ -671,12 +667,6 @@ public sealed class AggregatorOptions
         if (ConsistencyColluders < 0)
         {
             errors.Add($"SecureFed:ConsistencyColluders must be 0 (the masking graph's own consistency quorum) or the number of colluding sites the quorum guards against, got {ConsistencyColluders}.");
-            return;
-        }
-
-        if (ConsistencyColluders > 0 && SmallestThresholdOrNull() is int smallest && ConsistencyColluders >= smallest)
-        {
-            errors.Add($"SecureFed:ConsistencyColluders = {ConsistencyColluders} is not below the threshold t = {smallest} of a round of SecureFed:MinSites = {MinSites} sites: t colluding sites rebuild any site's secrets from their own shares, whatever the quorum; lower it or raise SecureFed:MinSites / SecureFed:Threshold.");
         }
     }
 

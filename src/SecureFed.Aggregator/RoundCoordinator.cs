@@ -526,8 +526,10 @@ public sealed class RoundCoordinator : BackgroundService
 
     /// <summary>
     /// The start-up checks of <see cref="ExecuteAsync"/>, for a caller that wants them before the service starts (the CLI,
-    /// before the listener opens): a <see cref="AggregatorOptions.MinSites"/> larger than the federation, updates that
-    /// overflow secure aggregation's words, or a budget that allows not even the first round.
+    /// before the listener opens): a <see cref="AggregatorOptions.MinSites"/> larger than the federation, a
+    /// <see cref="AggregatorOptions.ConsistencyColluders"/> or <see cref="AggregatorOptions.DpSgdNoiseShares"/> that the
+    /// threshold of some cohort up to the federation's size cannot carry, updates that overflow secure aggregation's
+    /// words, or a budget that allows not even the first round.
     /// </summary>
     /// <exception cref="InvalidOperationException">No round can ever open with these settings; the message names them.</exception>
     public void CheckStartable() => _ = ARoundFits(out _);
