@@ -1,6 +1,7 @@
 using System.Globalization;
 
 using SecureFed.Federation;
+using SecureFed.Federation.Internal;
 using SecureFed.Privacy.Internal;
 
 namespace SecureFed.Privacy;
@@ -496,7 +497,9 @@ public sealed class PrivacyLedger
 
     /// <summary>
     /// A directory, or a symbolic link to nothing, where the ledger belongs: "does not exist" would mislead, and creating a
-    /// ledger there fails with a bare "already exists".
+    /// ledger there fails with a bare "already exists". A named pipe, a device or a socket (after links are followed):
+    /// <see cref="File.Exists(string?)"/> is true for them, and opening a FIFO to read it waited for a writer forever (the
+    /// agent's or aggregator's start-up, 'privacy ledger show' and 'ledger repair' hung, SIGTERM included).
     /// </summary>
     private static void ThrowIfNotAFile(string path)
     {
@@ -509,6 +512,12 @@ public sealed class PrivacyLedger
         if (info.LinkTarget is { } target && info.ResolveLinkTarget(returnFinalTarget: true) is not { Exists: true })
         {
             throw new InvalidDataException($"Privacy ledger '{path}' is a symbolic link to '{target}', which does not exist. The ledger is never reset automatically; restore it from a backup or investigate.");
+        }
+
+        if (RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new InvalidDataException(
+                $"Privacy ledger '{path}'{RegularFile.LinkText(path)} is {kind}, not a ledger file; nothing was read. The ledger is never reset automatically; restore it from a backup or investigate.");
         }
     }
 
