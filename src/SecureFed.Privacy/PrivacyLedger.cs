@@ -465,6 +465,11 @@ public sealed class PrivacyLedger
         return after;
     }
 
+    /// <summary>
+    /// Writes the header as a new file (<see cref="AtomicFile.CreateNew"/>: temporary file, fsync, rename without replacing
+    /// anything, fsync of the folder). Without the folder's fsync the rename, and with it every fsync'ed append after it,
+    /// could be lost to a power loss, and the charges with it (a ledger created anew would verify on its own).
+    /// </summary>
     private static void Create(string path, string owner, TimeProvider time)
     {
         string? directory = Path.GetDirectoryName(path);
@@ -474,25 +479,10 @@ public sealed class PrivacyLedger
         }
 
         byte[] header = LedgerCodec.EncodeHeader(owner, time.GetUtcNow());
-        string temp = path + ".creating-" + Guid.NewGuid().ToString("N");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                stream.Write(header);
-                stream.WriteByte((byte)'\n');
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, path, overwrite: false);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
+        byte[] bytes = new byte[header.Length + 1];
+        header.CopyTo(bytes, 0);
+        bytes[^1] = (byte)'\n';
+        AtomicFile.CreateNew(path, bytes, AtomicFile.PublicFileMode);
     }
 
     /// <summary>
