@@ -1,6 +1,7 @@
 using System.Globalization;
 
 using SecureFed.Federation;
+using SecureFed.Federation.Internal;
 using SecureFed.Privacy.Internal;
 
 namespace SecureFed.Privacy;
@@ -464,6 +465,11 @@ public sealed class PrivacyLedger
         return after;
     }
 
+    /// <summary>
+    /// Writes the header as a new file (<see cref="AtomicFile.CreateNew"/>: temporary file, fsync, rename without replacing
+    /// anything, fsync of the folder). Without the folder's fsync the rename, and with it every fsync'ed append after it,
+    /// could be lost to a power loss, and the charges with it (a ledger created anew would verify on its own).
+    /// </summary>
     private static void Create(string path, string owner, TimeProvider time)
     {
         string? directory = Path.GetDirectoryName(path);
@@ -473,30 +479,17 @@ public sealed class PrivacyLedger
         }
 
         byte[] header = LedgerCodec.EncodeHeader(owner, time.GetUtcNow());
-        string temp = path + ".creating-" + Guid.NewGuid().ToString("N");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                stream.Write(header);
-                stream.WriteByte((byte)'\n');
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, path, overwrite: false);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
+        byte[] bytes = new byte[header.Length + 1];
+        header.CopyTo(bytes, 0);
+        bytes[^1] = (byte)'\n';
+        AtomicFile.CreateNew(path, bytes, AtomicFile.PublicFileMode);
     }
 
     /// <summary>
     /// A directory, or a symbolic link to nothing, where the ledger belongs: "does not exist" would mislead, and creating a
-    /// ledger there fails with a bare "already exists".
+    /// ledger there fails with a bare "already exists". A named pipe, a device or a socket (after links are followed):
+    /// <see cref="File.Exists(string?)"/> is true for them, and opening a FIFO to read it waited for a writer forever (the
+    /// agent's or aggregator's start-up, 'privacy ledger show' and 'ledger repair' hung, SIGTERM included).
     /// </summary>
     private static void ThrowIfNotAFile(string path)
     {
@@ -509,6 +502,12 @@ public sealed class PrivacyLedger
         if (info.LinkTarget is { } target && info.ResolveLinkTarget(returnFinalTarget: true) is not { Exists: true })
         {
             throw new InvalidDataException($"Privacy ledger '{path}' is a symbolic link to '{target}', which does not exist. The ledger is never reset automatically; restore it from a backup or investigate.");
+        }
+
+        if (RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new InvalidDataException(
+                $"Privacy ledger '{path}'{RegularFile.LinkText(path)} is {kind}, not a ledger file; nothing was read. The ledger is never reset automatically; restore it from a backup or investigate.");
         }
     }
 

@@ -1,17 +1,25 @@
 using SecureFed.Privacy;
+using SecureFed.Testing;
+
+using Xunit.Abstractions;
 
 namespace SecureFed.Privacy.Tests;
 
 /// <summary>
 /// What stands where the ledger belongs is not always a ledger file: a directory, a symbolic link to nothing, a huge
-/// (sparse) file. Each is refused with a message naming the path and what is there, nothing is read into memory or
+/// (sparse) file, a named pipe. Each is refused with a message naming the path and what is there, nothing is read into memory or
 /// created, and the thing is left as it was.
 /// </summary>
 public sealed class PrivacyLedgerFileKindTests : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "securefed-ledger-kind-" + Guid.NewGuid().ToString("N"));
+    private readonly ITestOutputHelper _output;
 
-    public PrivacyLedgerFileKindTests() => Directory.CreateDirectory(_directory);
+    public PrivacyLedgerFileKindTests(ITestOutputHelper output)
+    {
+        _output = output;
+        Directory.CreateDirectory(_directory);
+    }
 
     private string LedgerPath => Path.Combine(_directory, "privacy-ledger.jsonl");
 
@@ -61,5 +69,36 @@ public sealed class PrivacyLedgerFileKindTests : IDisposable
         }
 
         Assert.Equal(size, new FileInfo(LedgerPath).Length);
+    }
+
+    /// <summary>
+    /// A named pipe where the ledger belongs (directly or behind a link): File.Exists is true for it, and opening it to read
+    /// waited for a writer forever, so the agent's and aggregator's start-up, 'privacy ledger show' and 'ledger repair' hung
+    /// (review60). Now each refuses at once, naming the path and what is there, and the pipe is left as it was.
+    /// </summary>
+    [Fact]
+    public void Open_NamedPipeInPlace_RefusedPromptlyNamingAPipe()
+    {
+        string? fifo = NamedPipe.Make(Path.Combine(_directory, "pipe"), _output);
+        if (fifo is null)
+        {
+            return;
+        }
+
+        File.CreateSymbolicLink(LedgerPath, fifo);
+        foreach (string path in new[] { fifo, LedgerPath })
+        {
+            Exception open = NamedPipe.ThrownPromptly(fifo, () => PrivacyLedger.Open(path, "site-a"));
+            Exception show = NamedPipe.ThrownPromptly(fifo, () => PrivacyLedger.OpenReadOnly(path));
+            Exception repair = NamedPipe.ThrownPromptly(fifo, () => PrivacyLedger.RepairTornTail(path, apply: true, writerLockPath: null));
+            foreach (Exception ex in new[] { open, show, repair })
+            {
+                Assert.IsType<InvalidDataException>(ex);
+                Assert.Contains($"Privacy ledger '{path}'", ex.Message, StringComparison.Ordinal);
+                Assert.Contains("is a named pipe (FIFO), not a ledger file", ex.Message, StringComparison.Ordinal);
+            }
+        }
+
+        Assert.Equal([fifo, LedgerPath], Directory.GetFileSystemEntries(_directory).Order(StringComparer.Ordinal));
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 
+using SecureFed.Federation;
 using SecureFed.Privacy;
 
 namespace SecureFed.Privacy.Tests;
@@ -189,6 +190,32 @@ public sealed class PrivacyLedgerTests : IDisposable
         }
 
         Assert.Equal(torn, File.ReadAllBytes(LedgerPath));
+    }
+
+    /// <summary>
+    /// A new ledger's header is renamed into place and its folder flushed, as every other atomic write here: without the
+    /// folder's fsync the rename, and every fsync'ed append after it, could be lost to a power loss (review60). A failed
+    /// flush is an error naming the ledger and its folder; the header in place verifies on the next open.
+    /// </summary>
+    [Fact]
+    public void Open_NewLedger_FlushesItsFolderAfterTheRename()
+    {
+        string folder = Path.Combine(_directory, "durable");
+        string path = Path.Combine(folder, "privacy-ledger.jsonl");
+        AtomicFile.DirectoryFsyncFault = directory => directory == folder ? 5 /* EIO */ : 0;
+        DirectoryFlushException ex;
+        try
+        {
+            ex = Assert.Throws<DirectoryFlushException>(() => PrivacyLedger.Open(path, "hospital-a", _time));
+        }
+        finally
+        {
+            AtomicFile.DirectoryFsyncFault = null;
+        }
+
+        Assert.Equal((path, folder), (ex.Path, ex.Directory));
+        Assert.Empty(PrivacyLedger.Open(path, "hospital-a", _time).Entries);
+        Assert.Equal([path], Directory.GetFileSystemEntries(folder));
     }
 
     [Fact]

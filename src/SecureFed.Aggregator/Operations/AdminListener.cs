@@ -201,8 +201,11 @@ internal static class AdminListener
     private static async Task<IFormCollection?> ReadLoginFormAsync(HttpContext context)
     {
         HttpResponse response = context.Response;
-        string? contentType = context.Request.ContentType;
-        if (contentType is null || !contentType.Split(';')[0].Trim().Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
+        // Parsed as ReadFormAsync parses it: a header that only starts like the form's (an unterminated quoted charset, say)
+        // passed a check of its first part, and ReadFormAsync then threw InvalidOperationException ("Incorrect
+        // Content-Type"), answered 500 with a stack trace in the log.
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(context.Request.ContentType, out Microsoft.Net.Http.Headers.MediaTypeHeaderValue? contentType)
+            || !contentType.MediaType.Equals("application/x-www-form-urlencoded", StringComparison.OrdinalIgnoreCase))
         {
             response.StatusCode = StatusCodes.Status415UnsupportedMediaType;
             await response.WriteAsync("The login form is posted as application/x-www-form-urlencoded with one field, token.", context.RequestAborted).ConfigureAwait(false);

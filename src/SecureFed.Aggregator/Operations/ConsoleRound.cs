@@ -144,7 +144,7 @@ internal sealed class ConsoleRound(long round, DateTimeOffset startedUtc, long b
             var record = new ConsoleRound(root.GetProperty("round").GetInt64(), Time(root.GetProperty("started_utc")), root.GetProperty("base_model_version").GetInt64())
             {
                 EndedUtc = root.TryGetProperty("ended_utc", out JsonElement ended) ? Time(ended) : null,
-                Outcome = Enum.Parse<RoundOutcomeKind>(root.GetProperty("outcome").GetString()!),
+                Outcome = Named<RoundOutcomeKind>(root.GetProperty("outcome"), "outcome"),
                 AbortReason = root.TryGetProperty("abort_reason", out JsonElement reason) ? reason.GetString() : null,
                 AbortStage = root.TryGetProperty("abort_stage", out JsonElement stage) ? stage.GetString() : null,
                 Survivors = root.GetProperty("survivors").GetInt32(),
@@ -156,7 +156,7 @@ internal sealed class ConsoleRound(long round, DateTimeOffset startedUtc, long b
             foreach (JsonProperty site in root.GetProperty("sites").EnumerateObject())
             {
                 record.Sites[site.Name] = new ConsoleSite(
-                    Enum.Parse<SiteState>(site.Value.GetProperty("state").GetString()!),
+                    Named<SiteState>(site.Value.GetProperty("state"), "state"),
                     site.Value.TryGetProperty("stage", out JsonElement s) ? s.GetString() : null,
                     site.Value.TryGetProperty("reason", out JsonElement r) ? r.GetString() : null);
             }
@@ -168,6 +168,13 @@ internal sealed class ConsoleRound(long round, DateTimeOffset startedUtc, long b
         {
             throw new InvalidDataException("A stored console round record is not valid: " + ex.Message, ex);
         }
+
+        // Only a name the enum defines: Enum.Parse also took a number ("7" became a state the console printed as "7", and one
+        // past Int32 threw OverflowException, which no caller expects: the aggregator did not start) or a list ("Completed, Aborted").
+        static T Named<T>(JsonElement e, string field) where T : struct, Enum =>
+            e.GetString() is { } name && Enum.GetNames<T>().Contains(name, StringComparer.Ordinal)
+                ? Enum.Parse<T>(name)
+                : throw new FormatException($"'{field}' is {e.GetRawText()}, not one of {string.Join(", ", Enum.GetNames<T>())}.");
 
         static DateTimeOffset Time(JsonElement e) => DateTimeOffset.Parse(e.GetString()!, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal);
     }

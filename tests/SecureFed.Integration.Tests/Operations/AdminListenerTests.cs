@@ -95,7 +95,8 @@ public sealed class AdminListenerTests : IDisposable
     /// and a wrong method are each refused with a status and a message naming what is wrong, no session is opened, and the
     /// operator still logs in. Before the fix the server-wide lifted body limit (the agents' streams) let any local process
     /// post gigabytes into memory or temporary files, a malformed form answered 500 with a stack trace in the log, and
-    /// wrong methods answered 404 "the console is at /" or the login page (operator console review, session 58).
+    /// wrong methods answered 404 "the console is at /" or the login page (operator console review, session 58); a Content-Type
+    /// that only starts like the form's answered 500 too (review60).
     /// </summary>
     [Fact]
     public async Task Login_OversizedMultipartMalformedOrWrongMethod_RefusedWithReasonNoSessionOperatorStillLogsIn()
@@ -128,6 +129,12 @@ public sealed class AdminListenerTests : IDisposable
         var noBoundary = new ByteArrayContent("--x\r\n"u8.ToArray());
         noBoundary.Headers.TryAddWithoutValidation("Content-Type", "multipart/form-data");
         await RefusedAsync(HttpStatusCode.UnsupportedMediaType, new HttpRequestMessage(HttpMethod.Post, "/login") { Content = noBoundary });
+
+        // A Content-Type that only starts like the form's (an unterminated quoted charset): refused as not the form, where
+        // ReadFormAsync's own parse threw InvalidOperationException and answered 500 with a stack trace in the log (review60).
+        var unparsable = new ByteArrayContent("token=x"u8.ToArray());
+        unparsable.Headers.TryAddWithoutValidation("Content-Type", "application/x-www-form-urlencoded; charset=\"utf-8");
+        Assert.Contains("application/x-www-form-urlencoded", await RefusedAsync(HttpStatusCode.UnsupportedMediaType, new HttpRequestMessage(HttpMethod.Post, "/login") { Content = unparsable }), StringComparison.Ordinal);
 
         // A malformed form within the size: too many fields, a key too long.
         foreach (string form in new[] { string.Join('&', Enumerable.Range(0, 20).Select(i => $"f{i}=1")), new string('k', 3000) + "=1" })
