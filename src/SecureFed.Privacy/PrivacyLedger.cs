@@ -26,6 +26,9 @@ public sealed class PrivacyLedger
     private readonly object _gate = new();
     private readonly TimeProvider _time;
     private readonly List<LedgerEntry> _entries = [];
+
+    // The latest round recorded per guarantee (rounds never go back within one), so checking an entry does not scan the ledger.
+    private readonly Dictionary<Guarantee, long> _lastRound = [];
     private readonly Dictionary<Guarantee, RdpAccountant> _accountants = new()
     {
         [Guarantee.Record] = new RdpAccountant(RdpOrders.Opacus),
@@ -407,6 +410,7 @@ public sealed class PrivacyLedger
         }
 
         _entries.Add(entry);
+        _lastRound[entry.Guarantee] = entry.Round;
         _accountants[entry.Guarantee] = after;
     }
 
@@ -440,7 +444,7 @@ public sealed class PrivacyLedger
             Fail($"delta {entry.Delta} is not in (0, 1)");
         }
 
-        long lastRound = _entries.Where(e => e.Guarantee == entry.Guarantee).Select(e => e.Round).DefaultIfEmpty(0).Max();
+        long lastRound = _lastRound.GetValueOrDefault(entry.Guarantee);
         if (entry.Round < lastRound)
         {
             Fail($"round {entry.Round} goes back before round {lastRound} for the {Name(entry.Guarantee)} guarantee");
