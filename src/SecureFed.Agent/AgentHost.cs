@@ -84,6 +84,13 @@ public static class AgentHost
                 host = plain!.Build();
             }
 
+            // Each time the kit is loaded (each start), not once: a key others may read stays visible in the logs.
+            ILogger startLog = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AgentHost).FullName!);
+            foreach (ReadableKeyFile key in state.Kit.ReadableKeys)
+            {
+                Log.ReadableKeyAccepted(startLog, key.What, key.Path, key.Mode, key.Owner, state.Kit.Name);
+            }
+
             IHostApplicationLifetime lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
             lifetime.ApplicationStopped.Register(state.Dispose);
             if (synthetic)

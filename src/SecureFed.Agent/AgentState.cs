@@ -41,7 +41,7 @@ public sealed class AgentState : IDisposable
     public static AgentState Open(AgentOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        PartyKit kit = PartyKit.Load(options.KitDirectory);
+        PartyKit kit = PartyKit.Load(options.KitDirectory, options.AcceptReadableKeys);
         if (kit.Name != options.Site)
         {
             kit.Dispose();

@@ -60,4 +60,7 @@ internal static partial class Log
 
     [LoggerMessage(17, LogLevel.Error, "{Site}: {Explanation}")]
     public static partial void ModelSpecMismatch(ILogger logger, string site, string explanation);
+
+    [LoggerMessage(20, LogLevel.Warning, "{What} '{Path}' has mode {Mode} and belongs to {Owner}: other users than its owner may read this private key, and it is used only because SecureFed:AcceptReadableKeys is true. Whoever can read it can act as {Party}; give it mode 0400 where the platform allows (a Kubernetes Secret's defaultMode) and turn the setting off")]
+    public static partial void ReadableKeyAccepted(ILogger logger, string what, string path, string mode, string owner, string party);
 }

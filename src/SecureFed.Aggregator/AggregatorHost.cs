@@ -185,6 +185,14 @@ public static class AggregatorHost
             });
             builder.Services.AddGrpcHealthChecks().AddCheck("aggregator", () => HealthCheckResult.Healthy("accepting rounds"));
             WebApplication app = builder.Build();
+
+            // Each time the kit is loaded (each start), not once: a key others may read stays visible in the logs.
+            ILogger startLog = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AggregatorHost).FullName!);
+            foreach (ReadableKeyFile key in state.Kit.ReadableKeys)
+            {
+                Log.ReadableKeyAccepted(startLog, key.What, key.Path, key.Mode, key.Owner, state.Kit.Name);
+            }
+
             if (options.AdminEnabled)
             {
                 // Before routing: requests on the admin listener never reach the gRPC endpoints.

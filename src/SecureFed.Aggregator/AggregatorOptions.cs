@@ -35,6 +35,18 @@ public sealed class AggregatorOptions
     /// </summary>
     public bool RepairTornAuditTail { get; set; }
 
+    /// <summary>
+    /// Whether a private key of the kit (TLS key, identity key) that its group or other users may only read is used: off,
+    /// such a key is refused unless only its owner may read it (0600; 0640 when root owns it). For platforms that set the
+    /// mode and do not let it be changed (a Docker secret is 0444; a Kubernetes Secret volume is 0644 unless its defaultMode
+    /// can be set to 0400). On, the key must still belong to root or to the user this process runs as, and may not be
+    /// writable or executable by group or others; a warning naming the file, its mode and owner is logged each time it is
+    /// loaded. Anyone on the machine who can read the file can impersonate this party: prefer mode 0400 where possible.
+    /// Local to this process: not round-affecting.
+    /// <value>The default value is false.</value>
+    /// </summary>
+    public bool AcceptReadableKeys { get; set; }
+
     /// <summary>Rounds to run before the federation finishes. <value>The default value is 10.</value></summary>
     public int Rounds { get; set; } = 10;
 

@@ -179,4 +179,7 @@ internal static partial class Log
     // outside the per-site refusal bucket that keeps one site from filling the log (threat model C19; diff review).
     [LoggerMessage(61, LogLevel.Debug, "Site {Site} asked for the outcome of round {Round}, which is no longer open here: answered from the round store ({Outcome})")]
     public static partial void RecordedOutcome(ILogger logger, string site, long round, string outcome);
+
+    [LoggerMessage(65, LogLevel.Warning, "{What} '{Path}' has mode {Mode} and belongs to {Owner}: other users than its owner may read this private key, and it is used only because SecureFed:AcceptReadableKeys is true. Whoever can read it can act as {Party}; give it mode 0400 where the platform allows (a Kubernetes Secret's defaultMode) and turn the setting off")]
+    public static partial void ReadableKeyAccepted(ILogger logger, string what, string path, string mode, string owner, string party);
 }

@@ -47,6 +47,7 @@ public sealed class RoundSettings
         nameof(AggregatorOptions.KitDirectory),
         nameof(AggregatorOptions.DataDirectory),
         nameof(AggregatorOptions.RepairTornAuditTail),
+        nameof(AggregatorOptions.AcceptReadableKeys),
         nameof(AggregatorOptions.TrainingTimeoutSeconds),
         nameof(AggregatorOptions.StageTimeoutSeconds),
         nameof(AggregatorOptions.ProgressIntervalSeconds),

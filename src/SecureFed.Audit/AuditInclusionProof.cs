@@ -72,15 +72,52 @@ public sealed class AuditInclusionProof
                 string.Create(CultureInfo.InvariantCulture, $"Line {line} is not covered by the newest checkpoint (it covers lines 1..{checkpoint.Size})."));
         }
 
+        // The lines are streamed: each leaf hash goes into the compact range of the tree and, if the line is outside the proved
+        // one, into the range of the one proof subtree it belongs to; only those subtrees' roots and the proved line are kept
+        // (a list of every line and of every leaf hash grew with the log).
         LogFile file = LogFile.Read(logPath);
-        if (file.Lines.Count < checkpoint.Size)
+        if (file.LineCount < checkpoint.Size)
         {
             throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                $"{logPath} has {file.Lines.Count} complete line(s) but the newest checkpoint covers {checkpoint.Size}; run 'securefed audit verify'."));
+                $"{logPath} has {file.LineCount} complete line(s) but the newest checkpoint covers {checkpoint.Size}; run 'securefed audit verify'."));
         }
 
-        List<byte[]> leaves = [.. file.Lines.Take((int)checkpoint.Size).Select(l => MerkleTree.LeafHash(l.Span))];
-        if (!MerkleTree.RootHash(leaves).AsSpan().SequenceEqual(checkpoint.RootHash))
+        List<(long Start, long Count)> subtrees = ProofSubtrees(line - 1, checkpoint.Size);
+        byte[][] proof = new byte[subtrees.Count][];
+        int[] order = [.. Enumerable.Range(0, subtrees.Count).OrderBy(i => subtrees[i].Start)];
+        int next = 0;
+        CompactRange? subtree = null;
+        var tree = new CompactRange();
+        string? leaf = null;
+        byte[]? leafHash = null;
+        foreach (ReadOnlyMemory<byte> text in file.EnumerateLines())
+        {
+            long index = tree.Size;
+            if (index == checkpoint.Size)
+            {
+                break;
+            }
+
+            byte[] hash = MerkleTree.LeafHash(text.Span);
+            tree.Append(hash);
+            if (index == line - 1)
+            {
+                leaf = Encoding.UTF8.GetString(text.Span);
+                leafHash = hash;
+                continue;
+            }
+
+            (long start, long count) = subtrees[order[next]];
+            subtree ??= new CompactRange();
+            subtree.Append(hash);
+            if (index == start + count - 1)
+            {
+                proof[order[next++]] = subtree.RootHash();
+                subtree = null;
+            }
+        }
+
+        if (!tree.RootHash().AsSpan().SequenceEqual(checkpoint.RootHash))
         {
             throw new InvalidDataException($"{logPath} does not match its newest checkpoint; run 'securefed audit verify'.");
         }
@@ -90,14 +127,51 @@ public sealed class AuditInclusionProof
         return new AuditInclusionProof
         {
             Line = line,
-            Leaf = Encoding.UTF8.GetString(file.Lines[(int)line - 1].Span),
-            LeafHash = Convert.ToHexStringLower(leaves[(int)line - 1]),
+            Leaf = leaf!,
+            LeafHash = Convert.ToHexStringLower(leafHash!),
             TreeSize = checkpoint.Size,
             Root = Convert.ToHexStringLower(checkpoint.RootHash),
-            Proof = [.. MerkleTree.InclusionProof(leaves, line - 1).Select(Convert.ToHexStringLower)],
+            Proof = [.. proof.Select(Convert.ToHexStringLower)],
             VerifierKey = verifierKey,
             Checkpoint = checkpointText,
         };
+    }
+
+    /// <summary>
+    /// The leaf ranges whose subtree hashes make up the audit path of leaf <paramref name="index"/> in a tree of
+    /// <paramref name="size"/> leaves, from the leaf up (RFC 9162 section 2.1.3.1, as <see cref="MerkleTree.InclusionProof"/>
+    /// walks it); together with the leaf they cover the tree once.
+    /// </summary>
+    internal static List<(long Start, long Count)> ProofSubtrees(long index, long size)
+    {
+        var ranges = new List<(long Start, long Count)>();
+        long start = 0;
+        long count = size;
+        long m = index;
+        while (count > 1)
+        {
+            long k = 1;
+            while (k << 1 < count)
+            {
+                k <<= 1;
+            }
+
+            if (m < k)
+            {
+                ranges.Add((start + k, count - k));
+                count = k;
+            }
+            else
+            {
+                ranges.Add((start, k));
+                start += k;
+                count -= k;
+                m -= k;
+            }
+        }
+
+        ranges.Reverse();
+        return ranges;
     }
 
     /// <summary>Parses a proof written by <see cref="ToText"/> or <see cref="ToJson"/>.</summary>

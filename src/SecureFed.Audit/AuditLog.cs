@@ -48,7 +48,6 @@ public sealed class AuditLog : IDisposable
     private readonly Ed25519PrivateKey _signingKey;
     private readonly NoteVerifierKey _verifierKey;
     private readonly TimeProvider _time;
-    private readonly List<byte[]> _leaves;
     private readonly CompactRange _range;
     private FileStream? _lockFile;
     private FileStream? _stream;
@@ -57,8 +56,7 @@ public sealed class AuditLog : IDisposable
     private bool _faulted;
     private bool _disposed;
 
-    private AuditLog(string directory, string actor, string origin, Ed25519PrivateKey signingKey, TimeProvider time,
-                     List<byte[]> leaves, CompactRange range)
+    private AuditLog(string directory, string actor, string origin, Ed25519PrivateKey signingKey, TimeProvider time, CompactRange range)
     {
         Directory = directory;
         Actor = actor;
@@ -66,9 +64,8 @@ public sealed class AuditLog : IDisposable
         _signingKey = signingKey;
         _verifierKey = NoteVerifierKey.FromEd25519(origin, signingKey.PublicKey);
         _time = time;
-        _leaves = leaves;
         _range = range;
-        _size = leaves.Count;
+        _size = range.Size;
         _logPath = Path.Combine(directory, LogFileName);
         _checkpointDirectory = Path.Combine(directory, CheckpointDirectoryName);
     }
@@ -150,7 +147,7 @@ public sealed class AuditLog : IDisposable
         AuditLog? log = null;
         try
         {
-            log = new AuditLog(fullPath, actor, origin, key, timeProvider ?? TimeProvider.System, [], new CompactRange());
+            log = new AuditLog(fullPath, actor, origin, key, timeProvider ?? TimeProvider.System, new CompactRange());
             log.Initialize(repairTornTail);
             return log;
         }
@@ -217,30 +214,48 @@ public sealed class AuditLog : IDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             LogFile file = LogFile.Read(_logPath);
-            if (file.Lines.Count < _size)
+            if (file.LineCount < _size)
             {
                 throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                    $"{_logPath} holds {file.Lines.Count} complete line(s) but this log wrote or verified {_size}: it was truncated while open."));
+                    $"{_logPath} holds {file.LineCount} complete line(s) but this log wrote or verified {_size}: it was truncated while open."));
             }
 
+            // The lines are streamed into a compact range (no leaf hash is kept per line) whose root must be the open log's:
+            // a line edited, inserted or reordered under it is refused, as when each line's hash was compared on its own.
             var events = new List<AuditEvent>();
-            for (int i = 0; i < _size; i++)
+            var range = new CompactRange();
+            string? unparsed = null;
+            foreach (ReadOnlyMemory<byte> line in file.EnumerateLines())
             {
-                if (!MerkleTree.LeafHash(file.Lines[i].Span).AsSpan().SequenceEqual(_leaves[i]))
+                if (range.Size == _size)
                 {
-                    throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                        $"{_logPath}: line {i + 1} changed on disk since this log verified or wrote it."));
+                    break;
                 }
 
-                LogEntry entry = LogEntry.TryParse(file.Lines[i], i + 1, out string? problem)
-                    ?? throw new InvalidDataException($"{_logPath}: {problem}.");
-                if (entry.Type == eventType)
+                range.Append(MerkleTree.LeafHash(line.Span));
+                if (unparsed is not null)
+                {
+                    continue;
+                }
+
+                LogEntry? entry = LogEntry.TryParse(line, range.Size, out string? problem);
+                if (entry is null)
+                {
+                    unparsed = problem;
+                }
+                else if (entry.Type == eventType)
                 {
                     events.Add(new AuditEvent(entry.Line, entry.Type, entry.Fields));
                 }
             }
 
-            return events;
+            if (!range.RootHash().AsSpan().SequenceEqual(_range.RootHash()))
+            {
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"{_logPath}: lines 1..{_size} no longer hash to the root this log verified or wrote: a line changed on disk since (run 'securefed audit verify {Directory}')."));
+            }
+
+            return unparsed is null ? events : throw new InvalidDataException($"{_logPath}: {unparsed}.");
         }
     }
 
@@ -406,8 +421,8 @@ public sealed class AuditLog : IDisposable
             {
                 string message = string.Create(CultureInfo.InvariantCulture,
                     $"{_logPath}: line {file.TornLineNumber} is torn ({torn.Length} bytes without a final newline; a crash mid-write?). " +
-                    $"Lines 1..{file.Lines.Count} are intact. Reopen with repairTornTail: true to move the torn bytes to {QuarantineDirectoryName}/ and continue.");
-                throw new InvalidDataException(message, new AuditLogTornTailException(_logPath, file.TornLineNumber, torn.Length, file.Lines.Count, message));
+                    $"Lines 1..{file.LineCount} are intact. Reopen with repairTornTail: true to move the torn bytes to {QuarantineDirectoryName}/ and continue.");
+                throw new InvalidDataException(message, new AuditLogTornTailException(_logPath, file.TornLineNumber, torn.Length, file.LineCount, message));
             }
 
             string quarantine = Path.Combine(Directory, QuarantineDirectoryName);
@@ -424,10 +439,14 @@ public sealed class AuditLog : IDisposable
             quarantined = new QuarantinedTail(file.TornLineNumber, torn.Length, SHA256.HashData(torn), QuarantineDirectoryName + "/" + name);
         }
 
-        for (int i = 0; i < file.Lines.Count; i++)
+        // Each line's hash goes into the compact range and is not kept (a leaf hash per line grew the writer's memory with the
+        // log for as long as it ran); the root at the newest checkpoint's size is taken on the way.
+        (SignedCheckpoint Checkpoint, string Path)? latest = LatestOnDisk();
+        byte[]? rootAtLatest = latest is { } l0 && l0.Checkpoint.Size == 0 ? _range.RootHash() : null;
+        foreach (ReadOnlyMemory<byte> line in file.EnumerateLines())
         {
-            long lineNumber = i + 1;
-            LogEntry entry = LogEntry.TryParse(file.Lines[i], lineNumber, out string? problem)
+            long lineNumber = _range.Size + 1;
+            LogEntry entry = LogEntry.TryParse(line, lineNumber, out string? problem)
                 ?? throw new InvalidDataException($"{_logPath}: {problem}.");
             if (entry.Actor != Actor)
             {
@@ -435,19 +454,21 @@ public sealed class AuditLog : IDisposable
                     $"{_logPath}: line {lineNumber} was written by actor '{entry.Actor}', but the log is being opened as '{Actor}'."));
             }
 
-            byte[] leaf = MerkleTree.LeafHash(file.Lines[i].Span);
-            _leaves.Add(leaf);
-            _range.Append(leaf);
+            _range.Append(MerkleTree.LeafHash(line.Span));
+            if (latest is { } l && l.Checkpoint.Size == _range.Size)
+            {
+                rootAtLatest = _range.RootHash();
+            }
         }
 
-        _size = _leaves.Count;
-        if (LatestOnDisk() is { } latest)
+        _size = _range.Size;
+        if (latest is { } newest)
         {
-            CheckOnDiskCheckpoint(latest.Checkpoint, latest.Path);
-            _lastCheckpoint = latest.Checkpoint;
+            CheckOnDiskCheckpoint(newest.Checkpoint, newest.Path, rootAtLatest);
+            _lastCheckpoint = newest.Checkpoint;
         }
 
-        return (_leaves.Count, quarantined);
+        return (_range.Size, quarantined);
     }
 
     /// <summary>The newest parseable checkpoint among checkpoint.latest and checkpoints/*.checkpoint.</summary>
@@ -483,7 +504,8 @@ public sealed class AuditLog : IDisposable
         return best;
     }
 
-    private void CheckOnDiskCheckpoint(SignedCheckpoint checkpoint, string path)
+    /// <summary>Checks the newest checkpoint on disk against the lines just read; <paramref name="root"/> is theirs at its size (null: fewer lines).</summary>
+    private void CheckOnDiskCheckpoint(SignedCheckpoint checkpoint, string path, byte[]? root)
     {
         if (checkpoint.Origin != Origin)
         {
@@ -495,13 +517,12 @@ public sealed class AuditLog : IDisposable
             throw new InvalidDataException($"{path}: {problem}.");
         }
 
-        if (checkpoint.Size > _leaves.Count)
+        if (checkpoint.Size > _range.Size || root is null)
         {
             throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                $"{path} covers {checkpoint.Size} line(s) but {_logPath} has only {_leaves.Count}: lines were deleted or the log was rolled back."));
+                $"{path} covers {checkpoint.Size} line(s) but {_logPath} has only {_range.Size}: lines were deleted or the log was rolled back."));
         }
 
-        byte[] root = MerkleTree.RootHash(checkpoint.Size == _leaves.Count ? _leaves : _leaves.GetRange(0, (int)checkpoint.Size));
         if (!root.AsSpan().SequenceEqual(checkpoint.RootHash))
         {
             throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
@@ -531,9 +552,7 @@ public sealed class AuditLog : IDisposable
                 throw;
             }
 
-            byte[] leaf = MerkleTree.LeafHash(line);
-            _leaves.Add(leaf);
-            _range.Append(leaf);
+            _range.Append(MerkleTree.LeafHash(line));
             Interlocked.Exchange(ref _size, seq);
             return seq;
         }
@@ -546,16 +565,10 @@ public sealed class AuditLog : IDisposable
             return last;
         }
 
+        // No consistency proof against the previous checkpoint is built here: that needed every line's leaf hash in memory,
+        // and the compact range only appends to the tree whose root the previous checkpoint signed (or that opening checked
+        // against it), so the new tree extends it by construction.
         byte[] root = _range.RootHash();
-        if (_lastCheckpoint is { } previous)
-        {
-            IReadOnlyList<byte[]> proof = MerkleTree.ConsistencyProof(_leaves, previous.Size, _size);
-            if (!MerkleTree.VerifyConsistency(previous.Size, _size, previous.RootHash, root, proof))
-            {
-                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
-                    $"Refusing to sign a checkpoint for size {_size}: it is inconsistent with the checkpoint signed for size {previous.Size}."));
-            }
-        }
 
         string latestPath = Path.Combine(Directory, LatestCheckpointFileName);
         if (File.Exists(latestPath))
@@ -573,7 +586,7 @@ public sealed class AuditLog : IDisposable
                     throw new InvalidOperationException($"Refusing to sign: {latestPath} was replaced by something that is not a checkpoint ({ex.Message}).", ex);
                 }
 
-                if (other.Size > _size || !MerkleTree.RootHash(_leaves.GetRange(0, (int)other.Size)).AsSpan().SequenceEqual(other.RootHash))
+                if (other.Size > _size || RootOfFileAt(other.Size) is not { } rootThen || !rootThen.AsSpan().SequenceEqual(other.RootHash))
                 {
                     throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
                         $"Refusing to sign a checkpoint for size {_size}: {latestPath} (size {other.Size}) is inconsistent with this log."));
@@ -599,6 +612,31 @@ public sealed class AuditLog : IDisposable
         DurableFile.WriteAllText(latestPath, checkpoint.Text);
         _lastCheckpoint = checkpoint;
         return checkpoint;
+    }
+
+    /// <summary>
+    /// The root over the log file's first <paramref name="size"/> lines, read again (rare: another checkpoint replaced
+    /// checkpoint.latest), or null when the file's first <see cref="_size"/> lines are not the ones this log verified or wrote.
+    /// </summary>
+    private byte[]? RootOfFileAt(long size)
+    {
+        var range = new CompactRange();
+        byte[]? rootAt = size == 0 ? range.RootHash() : null;
+        foreach (ReadOnlyMemory<byte> line in LogFile.Read(_logPath).EnumerateLines())
+        {
+            if (range.Size == _size)
+            {
+                break;
+            }
+
+            range.Append(MerkleTree.LeafHash(line.Span));
+            if (range.Size == size)
+            {
+                rootAt = range.RootHash();
+            }
+        }
+
+        return range.Size == _size && range.RootHash().AsSpan().SequenceEqual(_range.RootHash()) ? rootAt : null;
     }
 
     private void ThrowIfFaulted()

@@ -12,8 +12,10 @@ namespace SecureFed.Federation;
 /// </summary>
 public sealed class PartyKit : IDisposable
 {
-    private PartyKit(string name, X509Certificate2 tls, X509Certificate2 ca, Ed25519PrivateKey identity, FederationManifest manifest, string directory)
+    private PartyKit(string name, X509Certificate2 tls, X509Certificate2 ca, Ed25519PrivateKey identity, FederationManifest manifest, string directory,
+                     IReadOnlyList<ReadableKeyFile> readableKeys)
     {
+        ReadableKeys = readableKeys;
         Name = name;
         TlsCertificate = tls;
         CaCertificate = ca;
@@ -44,12 +46,27 @@ public sealed class PartyKit : IDisposable
     public FederationManifest Manifest { get; }
 
     /// <summary>
+    /// The private keys of this kit that its group or other users may read, accepted because it was loaded with
+    /// <c>acceptReadableKeys</c>; the caller warns about each, naming the file, its mode and owner. Empty otherwise.
+    /// </summary>
+    public IReadOnlyList<ReadableKeyFile> ReadableKeys { get; }
+
+    /// <summary>
     /// Loads a kit and checks that its parts belong together: the CA equals the manifest's CA, the TLS certificate
     /// chains to it and is the one listed for this party, and the identity key is the listed one.
     /// </summary>
     /// <exception cref="InvalidDataException">A file is missing, malformed or does not match the manifest, or (on Unix) a private
     /// key's group or other users may access it (owner only, 0600; 0640 when root owns it); the message names it.</exception>
-    public static PartyKit Load(string directory)
+    public static PartyKit Load(string directory) => Load(directory, acceptReadableKeys: false);
+
+    /// <summary>
+    /// Loads a kit as <see cref="Load(string)"/>; with <paramref name="acceptReadableKeys"/> (the <c>AcceptReadableKeys</c>
+    /// opt-out, for Kubernetes and Docker secrets whose mode cannot be changed) a private key its group or other users may
+    /// only read is accepted when root or this process's user owns it, and listed in <see cref="ReadableKeys"/>; a key
+    /// they may write is refused all the same.
+    /// </summary>
+    /// <exception cref="InvalidDataException">As <see cref="Load(string)"/>.</exception>
+    public static PartyKit Load(string directory, bool acceptReadableKeys)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         string dir = Path.GetFullPath(directory);
@@ -81,7 +98,8 @@ public sealed class PartyKit : IDisposable
                 throw new InvalidDataException($"Kit '{dir}': '{KitFiles.CaCertificate}' is not the CA of federation '{manifest.FederationName}' in '{KitFiles.Manifest}'.");
             }
 
-            tls = LoadTls(Required(KitFiles.TlsCertificate), Required(KitFiles.TlsKey));
+            var readable = new List<ReadableKeyFile>();
+            tls = LoadTls(Required(KitFiles.TlsCertificate), Required(KitFiles.TlsKey), acceptReadableKeys, readable);
             string name = tls.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
             PartyInfo party;
             if (name == KitFiles.AggregatorName)
@@ -103,13 +121,18 @@ public sealed class PartyKit : IDisposable
                 throw new InvalidDataException($"Kit '{dir}': '{KitFiles.TlsCertificate}' is not the certificate listed for '{name}' in '{KitFiles.Manifest}'.");
             }
 
-            identity = IdentityKeyFile.Read(Required(KitFiles.IdentityKey));
+            identity = IdentityKeyFile.Read(Required(KitFiles.IdentityKey), acceptReadableKeys, out ReadableKeyFile? readableIdentity);
+            if (readableIdentity is not null)
+            {
+                readable.Add(readableIdentity);
+            }
+
             if (!CryptographicOperations.FixedTimeEquals(identity.PublicKey, party.IdentityPublicKey))
             {
                 throw new InvalidDataException($"Kit '{dir}': '{KitFiles.IdentityKey}' is not the identity key listed for '{name}' in '{KitFiles.Manifest}'.");
             }
 
-            return new PartyKit(name, tls, ca, identity, manifest, dir);
+            return new PartyKit(name, tls, ca, identity, manifest, dir, readable);
         }
         catch
         {
@@ -144,7 +167,7 @@ public sealed class PartyKit : IDisposable
     /// PEM certificate + PKCS#8 key, re-imported through PKCS#12 so that the key is usable by SslStream on every
     /// platform (an ephemeral PEM-imported key is not accepted for TLS by all platforms).
     /// </summary>
-    private static X509Certificate2 LoadTls(string certificatePath, string keyPath)
+    private static X509Certificate2 LoadTls(string certificatePath, string keyPath, bool acceptReadable, List<ReadableKeyFile> readable)
     {
         char[] certPem = SecretPem.ReadChars(certificatePath);
         char[] keyPem = SecretPem.ReadChars(keyPath);
@@ -152,7 +175,11 @@ public sealed class PartyKit : IDisposable
         try
         {
             using X509Certificate2 pem = X509Certificate2.CreateFromPem(certPem, keyPem);
-            PrivateKeyMode.EnsureOwnerOnly(keyPath, "TLS private key");
+            if (PrivateKeyMode.EnsureOwnerOnly(keyPath, "TLS private key", acceptReadable) is { } accepted)
+            {
+                readable.Add(accepted);
+            }
+
             pfx = pem.Export(X509ContentType.Pkcs12);
             return X509CertificateLoader.LoadPkcs12(pfx, password: null, X509KeyStorageFlags.DefaultKeySet);
         }

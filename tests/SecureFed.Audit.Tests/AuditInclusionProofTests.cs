@@ -90,4 +90,31 @@ public sealed class AuditInclusionProofTests
         FormatException ex = Assert.Throws<FormatException>(() => AuditInclusionProof.Parse("[1, 2]"));
         Assert.Contains("not a SecureFed inclusion proof", ex.Message, StringComparison.OrdinalIgnoreCase);
     }
+
+    /// <summary>Streaming the proof (no list of lines or leaf hashes) gives the proof the whole tree gives, for every line of trees of many shapes.</summary>
+    [Fact]
+    public void Create_EveryLineOfTreesOfManySizes_SameProofAsTheWholeTree()
+    {
+        using var test = new TestLog();
+        using (AuditLog log = test.Open())
+        {
+            for (int size = 2; size <= 20; size++)
+            {
+                log.Append(AuditEvents.RoundJoined, f => f.Add("round", size));
+                log.Checkpoint();
+                List<byte[]> leaves = [.. test.ReadLines().Select(l => MerkleTree.LeafHash(System.Text.Encoding.UTF8.GetBytes(l)))];
+                Assert.Equal(size, leaves.Count);
+                for (long line = 1; line <= size; line++)
+                {
+                    AuditInclusionProof proof = AuditInclusionProof.Create(test.Directory, line);
+
+                    Assert.Equal(test.ReadLines()[(int)line - 1], proof.Leaf);
+                    Assert.Equal(Convert.ToHexStringLower(leaves[(int)line - 1]), proof.LeafHash);
+                    Assert.Equal(size, proof.TreeSize);
+                    Assert.Equal([.. MerkleTree.InclusionProof(leaves, line - 1).Select(Convert.ToHexStringLower)], proof.Proof);
+                    Assert.True(proof.TryVerify(test.VerifierKey, out string? problem), problem);
+                }
+            }
+        }
+    }
 }

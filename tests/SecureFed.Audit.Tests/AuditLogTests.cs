@@ -272,4 +272,116 @@ public sealed class AuditLogTests
         InvalidOperationException ex = Assert.Throws<InvalidOperationException>(log.Checkpoint);
         Assert.Contains("inconsistent", ex.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Checkpoint_LatestOnDiskReplacedByAnEarlierCheckpointOfThisLog_Signs()
+    {
+        using var test = new TestLog();
+        using AuditLog log = test.Open();
+        string first = File.ReadAllText(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "1.checkpoint"));
+        log.Append(AuditEvents.RoundJoined, f => f.Add("round", 1));
+        log.Checkpoint();
+        File.WriteAllText(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), first);
+        log.Append(AuditEvents.RoundJoined, f => f.Add("round", 2));
+
+        Assert.Equal(3, log.Checkpoint().Size);
+    }
+
+    [Fact]
+    public void ReadEvents_LineEditedUnderTheOpenLog_RefusedNamingTheFile()
+    {
+        using var test = new TestLog();
+        using AuditLog log = test.Open();
+        log.Append(AuditEvents.RoundJoined, f => f.Add("round", 1));
+        Assert.Single(log.ReadEvents(AuditEvents.RoundJoined));
+        byte[] bytes = File.ReadAllBytes(test.LogPath);
+        string text = Encoding.UTF8.GetString(bytes).Replace("\"round\":1", "\"round\":7", StringComparison.Ordinal);
+        File.WriteAllText(test.LogPath, text);
+
+        InvalidDataException ex = Assert.Throws<InvalidDataException>(() => log.ReadEvents(AuditEvents.RoundJoined));
+        Assert.Contains(test.LogPath, ex.Message, StringComparison.Ordinal);
+        Assert.Contains("changed on disk", ex.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The writer of a long-running federation's log keeps no state per line: it kept every line's leaf hash (some 60 bytes
+    /// a line, for as long as the aggregator or agent ran), where the compact range's roots (at most 64) and the last
+    /// checkpoint are all appending and checkpointing need. Walks the log's object graph and counts collection entries.
+    /// </summary>
+    [Fact]
+    public void AppendAndReopen_ManyLines_WriterKeepsNoStatePerLine()
+    {
+        using var test = new TestLog();
+        using (AuditLog first = test.Open())
+        {
+            for (int i = 0; i < 300; i++)
+            {
+                first.Append(AuditEvents.RoundJoined, f => f.Add("round", i));
+            }
+        }
+
+        using AuditLog log = test.Open();
+        for (int i = 0; i < 300; i++)
+        {
+            log.Append(AuditEvents.RoundJoined, f => f.Add("round", i));
+        }
+
+        log.Checkpoint();
+        Assert.Equal(600, log.ReadEvents(AuditEvents.RoundJoined).Count);
+
+        Assert.True(log.Size > 600);
+        Assert.InRange(LargestCollection(log), 0, 64);
+    }
+
+    /// <summary>The most entries any collection reachable from <paramref name="root"/> through SecureFed.Audit objects holds (arrays of bytes or chars not counted).</summary>
+    private static int LargestCollection(object root)
+    {
+        var seen = new HashSet<object>(ReferenceEqualityComparer.Instance);
+        var pending = new Stack<object>();
+        pending.Push(root);
+        int largest = 0;
+        while (pending.Count > 0)
+        {
+            object current = pending.Pop();
+            if (!seen.Add(current))
+            {
+                continue;
+            }
+
+            if (current is System.Collections.ICollection collection)
+            {
+                if (current is not byte[] and not char[])
+                {
+                    largest = Math.Max(largest, collection.Count);
+                    foreach (object? item in collection)
+                    {
+                        if (item is not null && !item.GetType().IsPrimitive)
+                        {
+                            pending.Push(item);
+                        }
+                    }
+                }
+
+                continue;
+            }
+
+            if (current.GetType().Assembly != typeof(AuditLog).Assembly)
+            {
+                continue;
+            }
+
+            for (Type? type = current.GetType(); type is not null; type = type.BaseType)
+            {
+                foreach (System.Reflection.FieldInfo field in type.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.DeclaredOnly))
+                {
+                    if (!field.FieldType.IsValueType && field.GetValue(current) is { } value)
+                    {
+                        pending.Push(value);
+                    }
+                }
+            }
+        }
+
+        return largest;
+    }
 }

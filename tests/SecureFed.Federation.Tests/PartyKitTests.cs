@@ -153,6 +153,91 @@ public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixt
         Assert.StartsWith($"Identity key '{key}' has mode 0660: the users of its group may read this private key", writable.Message, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(KitFiles.TlsKey, "TLS private key", "0644")] // a Kubernetes Secret volume's default mode
+    [InlineData(KitFiles.IdentityKey, "Identity key", "0644")]
+    [InlineData(KitFiles.IdentityKey, "Identity key", "0444")] // a Docker secret
+    [InlineData(KitFiles.IdentityKey, "Identity key", "0604")]
+    public void Load_KeyOthersMayOnlyReadWithAcceptReadableKeys_LoadsAndNamesItsFileModeAndOwner(string file, string what, string mode)
+    {
+        // Kubernetes and Docker mount secrets readable by all; where the mode cannot be set, the operator had no way to start.
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // FileOwner.IsSupported
+        }
+
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        string key = Path.Combine(kit, file);
+        File.SetUnixFileMode(key, (UnixFileMode)Convert.ToInt32(mode, 8));
+        string owner = FileOwner.Describe(FileOwner.UserIdOf(key));
+
+        using (PartyKit loaded = PartyKit.Load(kit, acceptReadableKeys: true))
+        {
+            ReadableKeyFile readable = Assert.Single(loaded.ReadableKeys);
+            Assert.Equal(new ReadableKeyFile(what, key, mode, owner), readable);
+            Assert.StartsWith($"{what} '{key}' has mode {mode} and belongs to {owner}: other users than its owner may read this private key, and it is used only because SecureFed:AcceptReadableKeys is true.",
+                readable.Warning("site-de"), StringComparison.Ordinal);
+        }
+
+        // Without the opt-out it stays refused, and the refusal names the opt-out.
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+        Assert.StartsWith($"{what} '{key}' has mode {mode}: every user of this machine may read this private key, so it is not used.", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("setting AcceptReadableKeys to true accepts a key others may only read", ex.Message, StringComparison.Ordinal);
+
+        File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        using PartyKit strict = PartyKit.Load(kit, acceptReadableKeys: true);
+        Assert.Empty(strict.ReadableKeys);
+    }
+
+    [Theory]
+    [InlineData(KitFiles.TlsKey, "TLS private key", "0666")]
+    [InlineData(KitFiles.IdentityKey, "Identity key", "0646")]
+    [InlineData(KitFiles.IdentityKey, "Identity key", "0660")]
+    [InlineData(KitFiles.IdentityKey, "Identity key", "0654")]
+    [InlineData(KitFiles.IdentityKey, "Identity key", "0645")]
+    public void Load_KeyOthersMayWriteOrExecute_RefusedEvenWithAcceptReadableKeys(string file, string what, string mode)
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        string key = Path.Combine(kit, file);
+        File.SetUnixFileMode(key, (UnixFileMode)Convert.ToInt32(mode, 8));
+
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true));
+
+        Assert.StartsWith($"{what} '{key}' has mode {mode}: ", ex.Message, StringComparison.Ordinal);
+        Assert.EndsWith("AcceptReadableKeys does not cover this: it accepts a key others may only read, never one they may write or execute.", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Load_ReadableKeyOwnedByAnotherUser_RefusedEvenWithAcceptReadableKeys()
+    {
+        // Another user who owns the key can rewrite it (chmod, then write): only root's or this process's own key is accepted.
+        if (!OperatingSystem.IsLinux() || FileOwner.EffectiveUserId() != 0)
+        {
+            return; // chown needs root
+        }
+
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        string key = Path.Combine(kit, KitFiles.IdentityKey);
+        File.SetUnixFileMode(key, (UnixFileMode)Convert.ToInt32("0644", 8));
+        using (var chown = System.Diagnostics.Process.Start("chown", ["54321", key]))
+        {
+            chown.WaitForExit();
+            Assert.Equal(0, chown.ExitCode);
+        }
+
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true));
+
+        Assert.StartsWith($"Identity key '{key}' has mode 0644 and belongs to uid 54321, neither root nor the user this process runs as", ex.Message, StringComparison.Ordinal);
+    }
+
     private static string CopyKit(string from, string to)
     {
         Directory.CreateDirectory(to);

@@ -55,6 +55,7 @@ public sealed class RoundSettingsTests
         { "KitDirectory", o => o.KitDirectory = "/elsewhere/kit" },
         { "DataDirectory", o => o.DataDirectory = "/elsewhere/data" },
         { "RepairTornAuditTail", o => o.RepairTornAuditTail = true },
+        { "AcceptReadableKeys", o => o.AcceptReadableKeys = true },
         { "TrainingTimeoutSeconds", o => o.TrainingTimeoutSeconds = 60 },
         { "StageTimeoutSeconds", o => o.StageTimeoutSeconds = 30 },
         { "ProgressIntervalSeconds", o => o.ProgressIntervalSeconds = 5 },

@@ -38,6 +38,11 @@ internal static class PrivacyLedgerRepairCommand
         {
             Description = "With --apply: if the audit log's own last line is torn, move it to audit/quarantine/ (recorded as log.torn_tail_quarantined) instead of refusing, as the agent's RepairTornAuditTail does.",
         };
+        var acceptReadableKeys = new Option<bool>("--accept-readable-keys")
+        {
+            Description = "Use --kit's identity key even if its group or other users may read it (not write it), as the agent's AcceptReadableKeys does for a " +
+                "Kubernetes or Docker secret whose mode cannot be changed; a warning names the file, its mode and owner. Default: refused unless only its owner may read it.",
+        };
         var delta = new Option<double>("--delta") { Description = "Delta for the totals.", DefaultValueFactory = _ => 1e-5 };
         var command = new Command(
             "repair",
@@ -53,6 +58,7 @@ internal static class PrivacyLedgerRepairCommand
             owner,
             kit,
             repairAuditTail,
+            acceptReadableKeys,
             delta,
         };
         command.SetAction((parse, ct) =>
@@ -78,7 +84,8 @@ internal static class PrivacyLedgerRepairCommand
             long? recordedAt = null;
             if (parse.GetValue(apply) && result.Torn)
             {
-                (result, recordedAt) = RepairAndRecord(full, result.Ledger.Owner, auditDirectory, parse.GetValue(kit), parse.GetValue(repairAuditTail));
+                (result, recordedAt) = RepairAndRecord(full, result.Ledger.Owner, auditDirectory, parse.GetValue(kit), parse.GetValue(repairAuditTail),
+                    parse.GetValue(acceptReadableKeys), parse.InvocationConfiguration.Error ?? Console.Error);
             }
 
             parse.InvocationConfiguration.Output.Write(Describe(result, d, recordedAt, auditDirectory));
@@ -102,7 +109,7 @@ internal static class PrivacyLedgerRepairCommand
     /// </summary>
     /// <returns>The repair, and the audit log line that records it (null when the ledger was no longer torn under the lock).</returns>
     private static (LedgerRepairResult Result, long? Line) RepairAndRecord(string full, string ledgerOwner, string auditDirectory, string? kitDirectory,
-                                                                           bool repairTornAuditTail)
+                                                                           bool repairTornAuditTail, bool acceptReadableKeys, TextWriter warnings)
     {
         string logPath = Path.Combine(auditDirectory, AuditLog.LogFileName);
         if (kitDirectory is null)
@@ -122,7 +129,12 @@ internal static class PrivacyLedgerRepairCommand
                 "Nothing was changed; restore the audit folder from a backup beside the ledger, then run the repair again.");
         }
 
-        using PartyKit party = LoadKit(full, kitDirectory);
+        using PartyKit party = LoadKit(full, kitDirectory, acceptReadableKeys);
+        foreach (ReadableKeyFile key in party.ReadableKeys)
+        {
+            warnings.WriteLine($"warning: {key.Warning(party.Name)}");
+        }
+
         string federation = party.Manifest.FederationName;
         (string actor, string origin, string kitOwner, string chargeEvent) = party.IsAggregator
             ? ("aggregator", $"securefed/{federation}/aggregator", "aggregator:" + federation, AuditEvents.PrivacySpent)
@@ -187,7 +199,7 @@ internal static class PrivacyLedgerRepairCommand
     }
 
     /// <summary>The owner's kit; a folder that is no kit is a mistake in the command.</summary>
-    private static PartyKit LoadKit(string full, string kitDirectory)
+    private static PartyKit LoadKit(string full, string kitDirectory, bool acceptReadableKeys)
     {
         string dir = Path.GetFullPath(kitDirectory);
         if (!Directory.Exists(dir))
@@ -197,7 +209,7 @@ internal static class PrivacyLedgerRepairCommand
 
         try
         {
-            return PartyKit.Load(dir);
+            return PartyKit.Load(dir, acceptReadableKeys);
         }
         catch (InvalidDataException ex)
         {

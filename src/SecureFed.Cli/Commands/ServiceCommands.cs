@@ -451,7 +451,7 @@ internal static class ServiceCommands
         }
 
         // Mutual TLS on the silo and gateway ports with the aggregator's certificate (docs/cluster.md, "TLS between silos").
-        using Federation.PartyKit? siloKit = options.MutualTls ? LoadAggregatorKit(configuration["SecureFed:KitDirectory"]!) : null;
+        using Federation.PartyKit? siloKit = options.MutualTls ? LoadAggregatorKit(configuration, parse.InvocationConfiguration.Error ?? Console.Error) : null;
         if (siloKit is not null && ClusterTls.Problem(siloKit) is string tlsProblem)
         {
             throw new UsageException($"SecureFed:KitDirectory {tlsProblem}");
@@ -491,7 +491,7 @@ internal static class ServiceCommands
                 // "Every silo a front"); the front stops as soon as the lease is taken, before the state is restored, and
                 // the aggregator service then binds the same address.
                 standby = await SiloFront.StartAsync(configuration, options, silo, siloKit, listen, "SecureFed:Listen",
-                    defaultListen ? "the aggregator's default address; this silo's configuration has no SecureFed:Listen" : null, federation!, cancellationToken).ConfigureAwait(false);
+                    defaultListen ? "the aggregator's default address; this silo's configuration has no SecureFed:Listen" : null, federation!, parse.InvocationConfiguration.Error ?? Console.Error, cancellationToken).ConfigureAwait(false);
                 if (picked)
                 {
                     // Port 0: from now on the silo is one configured with the port its front bound. Slices placed on it
@@ -568,7 +568,7 @@ internal static class ServiceCommands
             if (!string.IsNullOrWhiteSpace(options.AgentListen))
             {
                 // A slice silo serving agents the slices it hosts (protocol version 4) and forwarding the rest (docs/cluster.md §6).
-                front = await SiloFront.StartAsync(configuration, options, silo, siloKit, new Uri(options.AgentListen), $"{AggregatorClusterOptions.Section}:AgentListen", null, federation!, cancellationToken).ConfigureAwait(false);
+                front = await SiloFront.StartAsync(configuration, options, silo, siloKit, new Uri(options.AgentListen), $"{AggregatorClusterOptions.Section}:AgentListen", null, federation!, parse.InvocationConfiguration.Error ?? Console.Error, cancellationToken).ConfigureAwait(false);
                 await output.WriteLineAsync($"slice uploads (protocol version 4) served on {front.Bound}").ConfigureAwait(false);
                 await output.WriteLineAsync($"agents' other calls on {front.Bound} forwarded to the coordinator named by the lease row").ConfigureAwait(false);
             }
@@ -706,9 +706,9 @@ internal static class ServiceCommands
         /// error naming the address and the setting.
         /// </summary>
         public static async Task<SiloFront> StartAsync(IConfiguration configuration, AggregatorClusterOptions options, IHost silo, Federation.PartyKit? siloKit, Uri listen,
-            string listenKey, string? listenNote, string federation, CancellationToken cancellationToken)
+            string listenKey, string? listenNote, string federation, TextWriter warnings, CancellationToken cancellationToken)
         {
-            Federation.PartyKit? ownKit = siloKit is null ? LoadAggregatorKit(configuration["SecureFed:KitDirectory"]!) : null;
+            Federation.PartyKit? ownKit = siloKit is null ? LoadAggregatorKit(configuration, warnings) : null;
             Federation.PartyKit serving = siloKit ?? ownKit!;
             Npgsql.NpgsqlDataSource? leaseDatabase = null;
             Cluster.Front.SliceFront? front = null;
@@ -816,13 +816,18 @@ internal static class ServiceCommands
         }
     }
 
-    /// <summary>The aggregator's kit of a silo's <c>SecureFed:KitDirectory</c>; a site's kit or a broken one is a usage error naming it.</summary>
-    private static Federation.PartyKit LoadAggregatorKit(string directory)
+    /// <summary>
+    /// The aggregator's kit of a silo's <c>SecureFed:KitDirectory</c>; a site's kit or a broken one is a usage error naming it.
+    /// With <c>SecureFed:AcceptReadableKeys</c> a key others may only read is accepted and a warning naming it is written to
+    /// <paramref name="warnings"/>.
+    /// </summary>
+    private static Federation.PartyKit LoadAggregatorKit(IConfiguration configuration, TextWriter warnings)
     {
+        string directory = configuration["SecureFed:KitDirectory"]!;
         Federation.PartyKit kit;
         try
         {
-            kit = Federation.PartyKit.Load(directory);
+            kit = Federation.PartyKit.Load(directory, configuration.GetValue<bool>("SecureFed:AcceptReadableKeys"));
         }
         catch (InvalidDataException ex)
         {
@@ -835,6 +840,11 @@ internal static class ServiceCommands
             string dir = kit.Directory;
             kit.Dispose();
             throw new UsageException($"SecureFed:KitDirectory {dir}: this is the kit of site '{name}', not the aggregator's.");
+        }
+
+        foreach (Federation.ReadableKeyFile key in kit.ReadableKeys)
+        {
+            warnings.WriteLine($"warning: {key.Warning(kit.Name)}");
         }
 
         return kit;

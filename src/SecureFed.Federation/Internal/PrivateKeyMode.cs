@@ -19,27 +19,71 @@ internal static class PrivateKeyMode
     /// <param name="path">The key file, already read as a regular file.</param>
     /// <param name="what">What the file is, for the message (e.g. <c>Identity key</c>).</param>
     /// <exception cref="InvalidDataException">The file's mode gives others access; the message names the file, its mode and the chmod that fixes it.</exception>
-    public static void EnsureOwnerOnly(string path, string what)
+    public static void EnsureOwnerOnly(string path, string what) => _ = EnsureOwnerOnly(path, what, acceptReadable: false);
+
+    /// <summary>
+    /// As <see cref="EnsureOwnerOnly(string, string)"/>; with <paramref name="acceptReadable"/> (the <c>AcceptReadableKeys</c>
+    /// opt-out, for a platform that sets the mode: a Kubernetes Secret volume's default 0644, a Docker secret's 0444) a key its
+    /// group or other users may only read is accepted and returned, for the caller to warn about each time it loads it, when
+    /// root or this process's user owns it. A key they may write or execute, or that another user owns (who could rewrite
+    /// it), is refused all the same.
+    /// </summary>
+    /// <returns>The readable key accepted by the opt-out, or null when only its owner may access it.</returns>
+    public static ReadableKeyFile? EnsureOwnerOnly(string path, string what, bool acceptReadable)
     {
         if (OperatingSystem.IsWindows())
         {
-            return;
+            return null;
         }
 
         UnixFileMode mode = File.GetUnixFileMode(path);
         UnixFileMode exposed = mode & GroupOrOthers;
         if (exposed == UnixFileMode.None || (exposed == UnixFileMode.GroupRead && OwnedByRoot(path)))
         {
-            return;
+            return null;
         }
 
         string octal = Convert.ToString((int)mode & 0xFFF, 8).PadLeft(4, '0');
+        bool readOnly = (exposed & ~(UnixFileMode.GroupRead | UnixFileMode.OtherRead)) == UnixFileMode.None;
+        if (acceptReadable && readOnly)
+        {
+            uint? owner = OwnerOf(path);
+            if (owner is 0 || (owner is { } uid && uid == FileOwner.EffectiveUserId()))
+            {
+                return new ReadableKeyFile(what, path, octal, FileOwner.Describe(owner.Value));
+            }
+
+            string whose = owner is { } other ? $"belongs to {FileOwner.Describe(other)}, neither root nor the user this process runs as ({FileOwner.Describe(FileOwner.EffectiveUserId())})" : "has an owner that cannot be read here";
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{what} '{path}' has mode {octal} and {whose}: AcceptReadableKeys accepts a private key others may read only when root or this user owns it (its owner could rewrite it), so it is not used."));
+        }
+
         string who = (exposed & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != 0 ? "every user of this machine" : "the users of its group";
         string access = (exposed & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "read" : "access";
+        string optOut = !readOnly
+            ? (acceptReadable ? " AcceptReadableKeys does not cover this: it accepts a key others may only read, never one they may write or execute." : string.Empty)
+            : " If the platform sets the mode and it cannot be changed (a Docker secret's 0444, a Kubernetes Secret whose defaultMode cannot be set), setting AcceptReadableKeys to true accepts a key others may only read, with a warning naming it each time it is loaded (README 'Private key modes').";
         throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
             $"{what} '{path}' has mode {octal}: {who} may {access} this private key, so it is not used. " +
             $"Make it readable by its owner only, then run this again: chmod 600 '{path}'. If another user may have read it meanwhile, treat the key as exposed. " +
-            $"(On a file system without Unix modes, such as FAT, exFAT or a Windows share, chmod changes nothing: copy the kit to a native one. A Kubernetes Secret volume needs defaultMode 0400.)"));
+            $"(On a file system without Unix modes, such as FAT, exFAT or a Windows share, chmod changes nothing: copy the kit to a native one. A Kubernetes Secret volume needs defaultMode 0400.){optOut}"));
+    }
+
+    private static uint? OwnerOf(string path)
+    {
+        if (!FileOwner.IsSupported)
+        {
+            return null;
+        }
+
+        try
+        {
+            return FileOwner.UserIdOf(path);
+        }
+        catch (IOException)
+        {
+            return null;
+        }
     }
 
     private static bool OwnedByRoot(string path)
