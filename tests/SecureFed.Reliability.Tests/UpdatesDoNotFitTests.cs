@@ -1,4 +1,5 @@
 using SecureFed.Aggregator;
+using SecureFed.Federation;
 
 namespace SecureFed.Reliability.Tests;
 
@@ -51,30 +52,28 @@ public sealed class UpdatesDoNotFitTests : IDisposable
     /// ConsistencyColluders = 100 is below the threshold of a round of MinSites = 300 sites (t = 151), so the options are
     /// valid; but a cohort of 513 sites uses a sparse masking graph with t = 66. Before, the aggregator started, the first
     /// round of all 513 sites was refused (an audit line) and the federation stopped. Now the start fails, naming the
-    /// cohort and its t; with two of the sites revoked no cohort can exceed 512 and it starts.
+    /// cohort and its t; with one more of the sites revoked no cohort can exceed 512 and it starts. One provisioning of
+    /// 514 sites serves both starts (it is most of the test's time).
     /// </summary>
-    [Theory]
-    [InlineData(513, 0, true)]
-    [InlineData(514, 2, false)]
-    public async Task Start_CollusionValidAtMinSitesButNotAtTheFederationsSize_FailsNamingTheCohort(int count, int revoked, bool fails)
+    [Fact]
+    public async Task Start_CollusionValidAtMinSitesButNotAtTheFederationsSize_FailsNamingTheCohort()
     {
-        string[] sites = [.. Enumerable.Range(1, count).Select(i => $"site-{i:D3}")];
+        string[] sites = [.. Enumerable.Range(1, 514).Select(i => $"site-{i:D3}")];
         await using TestFederation fed = TestFederation.Provision(Path.Combine(_dir, "fed"), sites,
-            new Dictionary<string, string> { ["MinSites"] = "300", ["ConsistencyColluders"] = "100" }, [.. sites.Take(revoked)]);
+            new Dictionary<string, string> { ["MinSites"] = "300", ["ConsistencyColluders"] = "100" }, sites[0]);
 
-        if (fails)
-        {
-            Exception failure = await StartAndFailAsync(fed);
+        Exception failure = await StartAndFailAsync(fed);
 
-            Assert.StartsWith("SecureFed:ConsistencyColluders = 100 is not below the threshold t = 66 of a round of 513 sites, the smallest of any cohort from SecureFed:MinSites = 300 to the federation's 513 sites not revoked", failure.Message, StringComparison.Ordinal);
-            Assert.Empty(fed.State.Store.ListRounds());
-        }
-        else
-        {
-            await fed.StartAggregatorAsync();
-            await Assert.ThrowsAsync<TimeoutException>(() => fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(2)));
-            Assert.Null(fed.Coordinator.Failure);
-        }
+        Assert.StartsWith("SecureFed:ConsistencyColluders = 100 is not below the threshold t = 66 of a round of 513 sites, the smallest of any cohort from SecureFed:MinSites = 300 to the federation's 513 sites not revoked", failure.Message, StringComparison.Ordinal);
+        Assert.Empty(fed.State.Store.ListRounds());
+
+        await fed.StopAggregatorAsync();
+        string manifestPath = Path.Combine(fed.Provisioned.AggregatorKitDirectory, KitFiles.Manifest);
+        FederationManifest.Load(manifestPath).WithRevoked(sites[1]).Save(manifestPath);
+
+        await fed.StartAggregatorAsync();
+        await Assert.ThrowsAsync<TimeoutException>(() => fed.Coordinator.Finished.WaitAsync(TimeSpan.FromSeconds(2)));
+        Assert.Null(fed.Coordinator.Failure);
     }
 
     [Fact]
