@@ -46,7 +46,7 @@ public static class ConllReader
     }
 
     /// <summary>Whether <paramref name="path"/> names an open descriptor of this process (/dev/stdin, /dev/fd/N), not a file.</summary>
-    private static bool IsExplicitStream(string path) =>
+    internal static bool IsExplicitStream(string path) =>
         !OperatingSystem.IsWindows() && (path == "/dev/stdin" || (path.StartsWith("/dev/fd/", StringComparison.Ordinal) && int.TryParse(path.AsSpan(8), out _)));
 
     /// <summary>
