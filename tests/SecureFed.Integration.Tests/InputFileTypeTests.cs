@@ -139,6 +139,25 @@ public sealed class InputFileTypeTests(ITestOutputHelper output) : IDisposable
         Assert.Contains($"--privacy-audit privacy audit result {fifo} is a named pipe (FIFO), not a regular file;", err, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task TaggerTrain_DevSpellsATrainTypeWithOtherCase_UsageErrorNamingBothFilesLinesAndSpellings()
+    {
+        string train = Path.Combine(_dir, "train.tsv");
+        string dev = Path.Combine(_dir, "dev.tsv");
+        File.WriteAllText(train, "Ataxia\tB-Disease\nis\tO\n\nAspirin\tB-Chemical\n");
+        File.WriteAllText(dev, "Fever\tO\nand\tO\naspirin\tB-chemical\n");
+        string model = Path.Combine(_dir, "model");
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["tagger", "train", "--train", train, "--dev", dev, "--out", model, "--config", "tiny", "--epochs", "1"],
+            stdout, stderr, CancellationToken.None).WaitAsync(s_prompt);
+
+        Assert.True(code == CliApp.ExitUsage, $"exit {code}: {stderr}");
+        Assert.Contains($"{dev}:3: entity type \"chemical\" (B-chemical) differs only in letter case from \"Chemical\" (first at {train}:4);", stderr.ToString(), StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(model, "model.json")));
+    }
+
     /// <summary>Runs the command line; fails (after freeing the pipe's reader) when it has not returned within the timeout.</summary>
     private static async Task<(int Code, string Err)> RunPromptly(string fifo, params string[] args)
     {
