@@ -158,6 +158,32 @@ public sealed class InputFileTypeTests(ITestOutputHelper output) : IDisposable
         Assert.False(File.Exists(Path.Combine(model, "model.json")));
     }
 
+    [Fact]
+    public async Task Experiment_TestSpellsATrainTypeWithOtherCase_UsageErrorNamingBothFilesLinesAndSpellings()
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 30, eval: 10);
+        string train = Path.Combine(corpus, "train.tsv");
+        string test = Path.Combine(corpus, "test.tsv");
+        // test.tsv spells the type one way throughout (each file alone is consistent); train.tsv spells it another.
+        File.WriteAllText(test, File.ReadAllText(test).Replace("-Disease", "-disease", StringComparison.Ordinal));
+        string[] trainLines = File.ReadAllLines(train);
+        string[] testLines = File.ReadAllLines(test);
+        int trainLine = Array.FindIndex(trainLines, l => l.EndsWith("-Disease", StringComparison.Ordinal)) + 1;
+        int testLine = Array.FindIndex(testLines, l => l.EndsWith("-disease", StringComparison.Ordinal)) + 1;
+        Assert.True(trainLine > 0 && testLine > 0, "the synthetic corpus has Disease mentions in train.tsv and test.tsv");
+        string testTag = testLines[testLine - 1].Split('\t')[^1];
+        string output = Path.Combine(_dir, "out");
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["experiment", "--data", corpus, "--epsilon", "none", "--rounds", "1", "--out", output],
+            stdout, stderr, CancellationToken.None).WaitAsync(TimeSpan.FromMinutes(5));
+
+        Assert.True(code == CliApp.ExitUsage, $"exit {code}: {stderr}");
+        Assert.Contains($"{test}:{testLine}: entity type \"disease\" ({testTag}) differs only in letter case from \"Disease\" (first at {train}:{trainLine});", stderr.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(output));
+    }
+
     /// <summary>Runs the command line; fails (after freeing the pipe's reader) when it has not returned within the timeout.</summary>
     private static async Task<(int Code, string Err)> RunPromptly(string fifo, params string[] args)
     {
