@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
+using SecureFed.Federation.Internal;
 using SecureFed.Tagger;
 
 namespace SecureFed.Agent;
@@ -70,8 +71,19 @@ public sealed record ModelSpec(TaggerConfig Config, IReadOnlyList<string> Entity
     public string Sha256 => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(ToJson())));
 
     /// <summary>Parses a spec file; errors name the file.</summary>
+    /// <exception cref="InvalidDataException">
+    /// The file is not a valid model specification, or not a regular file (a named pipe, a device: refused before it is
+    /// opened, naming the path and what it is).
+    /// </exception>
     public static ModelSpec Load(string path)
     {
+        // File.Exists is true for a named pipe too: reading one waited for a writer forever (the agent hung at start-up
+        // with no message), and a link to /dev/zero was read without end.
+        if (RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new InvalidDataException($"{path}{RegularFile.LinkText(path)} is {kind}, not a regular file; a model specification is a JSON file (as 'securefed model spec' writes it). It was not opened.");
+        }
+
         try
         {
             using JsonDocument doc = JsonDocument.Parse(File.ReadAllText(path));

@@ -23,7 +23,11 @@ internal static class DataSplitter
 
     /// <summary>Every sentence of one file of a corpus folder; errors name the folder and file.</summary>
     /// <exception cref="InputDataException">As <see cref="ReadPart"/>.</exception>
-    public static Sentence[] ReadFile(string directory, string file)
+    public static Sentence[] ReadFile(string directory, string file) => ReadFile(directory, file, new EntityTypeSpellings());
+
+    /// <summary>As <see cref="ReadFile(string, string)"/>, the entity types' spellings checked against those of the other files read with <paramref name="spellings"/>.</summary>
+    /// <exception cref="InputDataException">As <see cref="ReadPart"/>, or a type spelled with other letter case than where it was first met.</exception>
+    public static Sentence[] ReadFile(string directory, string file, EntityTypeSpellings spellings)
     {
         string path = Path.Combine(directory, file);
         if (!File.Exists(path))
@@ -33,7 +37,7 @@ internal static class DataSplitter
                 : $"{directory} is not a CoNLL corpus folder: {file} is missing (need train.tsv, dev.tsv, test.tsv).");
         }
 
-        Sentence[] sentences = [.. ConllReader.ReadFile(path).Where(s => s.Length > 0)];
+        Sentence[] sentences = [.. ConllReader.ReadFile(path, spellings).Where(s => s.Length > 0)];
         return sentences.Length == 0 ? throw new InputDataException($"{path} holds no sentences.") : sentences;
     }
 

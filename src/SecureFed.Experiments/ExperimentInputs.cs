@@ -20,6 +20,11 @@ internal sealed class ExperimentInputs
     private readonly Dictionary<string, Sentence[]> _labelled = new(StringComparer.Ordinal);
     private readonly Dictionary<string, IReadOnlyList<string>[]> _text = new(StringComparer.Ordinal);
 
+    // One spelling per entity type across every labelled file (the evaluated corpora and the warm start): the sites'
+    // types are united, and the warm start keeps a type by its exact name, so B-disease in one file next to B-Disease in
+    // another made two types (or turned the public mentions to O), silently.
+    private readonly EntityTypeSpellings _spellings = new();
+
     private ExperimentInputs()
     {
     }
@@ -92,7 +97,7 @@ internal sealed class ExperimentInputs
             string key = Key(directory, file);
             if (!_labelled.ContainsKey(key))
             {
-                _labelled[key] = DataSplitter.ReadFile(directory, file);
+                _labelled[key] = DataSplitter.ReadFile(directory, file, _spellings);
             }
         }
     }

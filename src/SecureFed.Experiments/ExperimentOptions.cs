@@ -690,6 +690,8 @@ public sealed record ExperimentOptions
         {
             throw new ArgumentException($"--dp-precondition-floor must be in (0, 1], got {DpPreconditionFloor.ToString(CultureInfo.InvariantCulture)}.");
         }
+
+        ValidateRefinements();
         if (!(SampleRate > 0 && SampleRate <= 1))
         {
             throw new ArgumentException($"--sample-rate must be in (0, 1]; got {SampleRate.ToString(CultureInfo.InvariantCulture)}.");
@@ -736,6 +738,75 @@ public sealed record ExperimentOptions
         if (PooledOnly && (Epsilons.Count > 0 || !RunNonPrivateArms || !RunCentralizedArms))
         {
             throw new ArgumentException("--pooled-only runs the pooled arm alone: it takes --epsilon none and neither --dp-only nor --federated-only.");
+        }
+    }
+
+    /// <summary>
+    /// An option that only refines another one, given without it: it was silently ignored (the run went ahead without
+    /// the feature the user tuned), so it is an error naming the option, its value and the option that enables it.
+    /// </summary>
+    private void ValidateRefinements()
+    {
+        if (WarmStartDirectory is null)
+        {
+            if (WarmStartEpochs != 3)
+            {
+                throw new ArgumentException($"--warm-start-epochs {WarmStartEpochs} sets the epochs of the public warm start, but no --warm-start DIR is given: add it, or leave --warm-start-epochs out.");
+            }
+
+            if (WarmStartCache is not null)
+            {
+                throw new ArgumentException($"--warm-start-cache {WarmStartCache} keeps the models of the public warm start, but no --warm-start DIR is given: add it, or leave --warm-start-cache out.");
+            }
+
+            if (WarmStartAllSplits)
+            {
+                throw new ArgumentException("--warm-start-splits all chooses the splits of the public warm start's corpus, but no --warm-start DIR is given: add it, or leave --warm-start-splits out.");
+            }
+        }
+
+        if (DpSubspace == 0)
+        {
+            if (DpSubspaceSentences != 1000)
+            {
+                throw new ArgumentException($"--dp-subspace-sentences {DpSubspaceSentences} sets the public sentences of projected DP-SGD, but --dp-subspace is 0 (off): add --dp-subspace K, or leave --dp-subspace-sentences out.");
+            }
+
+            if (DpSubspaceRefresh != 0)
+            {
+                throw new ArgumentException($"--dp-subspace-refresh {DpSubspaceRefresh} recomputes the subspace of projected DP-SGD, but --dp-subspace is 0 (off): add --dp-subspace K, or leave --dp-subspace-refresh out.");
+            }
+        }
+
+        if (!DpPrecondition && DpPreconditionFloor != 0.1)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"--dp-precondition-floor {DpPreconditionFloor} sets the floor of the DP-SGD preconditioner, but --dp-precondition is not given: add it, or leave --dp-precondition-floor out."));
+        }
+
+        if (PublicMix == 0 && PublicMixUntil != 0)
+        {
+            throw new ArgumentException($"--public-mix-until {PublicMixUntil} sets the last round of the public server steps, but --public-mix is 0 (off): add --public-mix WEIGHT, or leave --public-mix-until out.");
+        }
+
+        if (!ServerNoiseCorrection && ServerNoiseFloor != 1)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"--server-noise-floor {ServerNoiseFloor} sets the floor of --server-noise-correction, which is not given: add it, or leave --server-noise-floor out."));
+        }
+
+        ServerOptimizerKind kind = ServerOptimizer.Kind;
+        if (kind == ServerOptimizerKind.Average && ServerBeta1 != 0.9)
+        {
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"--server-beta1 {ServerBeta1} sets the momentum of --server-optimizer momentum or adam, but --server-optimizer is {ServerOptimizerName}: give one of those, or leave --server-beta1 out."));
+        }
+
+        if (kind != ServerOptimizerKind.Adam && (ServerBeta2 != 0.99 || ServerTau != 1e-3))
+        {
+            (string option, double value) = ServerBeta2 != 0.99 ? ("--server-beta2", ServerBeta2) : ("--server-tau", ServerTau);
+            throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                $"{option} {value} sets a parameter of --server-optimizer adam, but --server-optimizer is {ServerOptimizerName}: give adam, or leave {option} out."));
         }
     }
 

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using SecureFed.Federation.Internal;
 using SecureFed.Privacy;
 using SecureFed.Protocol;
 using SecureFed.Tagger;
@@ -353,8 +354,15 @@ public sealed partial class ExperimentRunner
         return Path.Combine(_options.WarmStartCache, $"warm-start-{digest}.f32");
     }
 
-    private static float[] ReadFloats(string path, int expected)
+    internal static float[] ReadFloats(string path, int expected)
     {
+        // A file of the --warm-start-cache folder. File.Exists is true for a named pipe too: reading one waited for a
+        // writer forever (the run hung after the corpora were read, with no message); a link to /dev/zero had no end.
+        if (RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new InvalidDataException($"--warm-start-cache: {path}{RegularFile.LinkText(path)} is {kind}, not a regular file; the cache holds only the files this command writes: remove it to train the warm start again. It was not opened.");
+        }
+
         byte[] bytes = File.ReadAllBytes(path);
         if (bytes.Length != expected * sizeof(float))
         {

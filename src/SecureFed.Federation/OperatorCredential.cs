@@ -37,6 +37,7 @@ public sealed class OperatorCredential
                 $"{path}: the operator token's verifier is missing; 'securefed provision' writes it into the aggregator's kit ({KitFiles.OperatorTokenVerifier}).", path);
         }
 
+        RequireRegular(path);
         string text = File.ReadAllText(path).Trim();
         if (text.Length != 64 || !text.All(Uri.IsHexDigit))
         {
@@ -50,6 +51,7 @@ public sealed class OperatorCredential
     public static string LoadToken(string path)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        RequireRegular(path);
         string text = File.ReadAllText(path).Trim();
         if (text.Length != 2 * TokenBytes || !text.All(Uri.IsHexDigit))
         {
@@ -57,6 +59,18 @@ public sealed class OperatorCredential
         }
 
         return text;
+    }
+
+    /// <summary>
+    /// Refuses a path that is not a regular file before it is opened: a named pipe "exists" too, and reading one waited for
+    /// a writer forever (the aggregator hung at start-up with no message); a link to /dev/zero had no end.
+    /// </summary>
+    private static void RequireRegular(string path)
+    {
+        if (Internal.RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new InvalidDataException($"{path}{Internal.RegularFile.LinkText(path)} is {kind}, not a regular file; the operator token and its verifier are small files of hex digits ('securefed provision' writes them). It was not opened.");
+        }
     }
 
     /// <summary>True when <paramref name="token"/> is the operator's token (constant-time comparison of the digests).</summary>

@@ -23,11 +23,23 @@ public static class ConllReader
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
     /// <exception cref="InputDataException">
     /// The path is not a regular file (a named pipe, a device, a socket: refused before it is opened, the message names it
-    /// and what it is; /dev/stdin and /dev/fd/N, a descriptor given explicitly, are read), a line is malformed, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).
+    /// and what it is; /dev/stdin and /dev/fd/N, a descriptor given explicitly, are read), a line is malformed, an entity
+    /// type is spelled with other letter case than where the file first has it, or its bytes are not UTF-8 (the message is <c>file:line: problem</c>).
     /// </exception>
-    public static IEnumerable<Sentence> ReadFile(string path)
+    public static IEnumerable<Sentence> ReadFile(string path) => ReadFile(path, new EntityTypeSpellings());
+
+    /// <summary>
+    /// As <see cref="ReadFile(string)"/>, with the entity types' spellings checked against <paramref name="spellings"/>,
+    /// shared with the other files whose types make one label set: a type spelled with other letter case than where it was
+    /// first met (B-disease after B-Disease) is refused, naming both spellings and lines.
+    /// </summary>
+    /// <param name="path">The CoNLL file.</param>
+    /// <param name="spellings">The types' first spellings, from this file and the others read with it.</param>
+    /// <returns>The sentences, in file order.</returns>
+    public static IEnumerable<Sentence> ReadFile(string path, EntityTypeSpellings spellings)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        ArgumentNullException.ThrowIfNull(spellings);
         if (!File.Exists(path))
         {
             throw new FileNotFoundException($"CoNLL file not found: {path}", path);
@@ -42,11 +54,11 @@ public static class ConllReader
             throw new InputDataException($"{path}{RegularFile.LinkText(path)} is {kind}, not a regular file; a CoNLL corpus is read from a regular file (copy the data into one). It was not opened.");
         }
 
-        return ReadFileIterator(path);
+        return ReadFileIterator(path, spellings);
     }
 
     /// <summary>Whether <paramref name="path"/> names an open descriptor of this process (/dev/stdin, /dev/fd/N), not a file.</summary>
-    private static bool IsExplicitStream(string path) =>
+    internal static bool IsExplicitStream(string path) =>
         !OperatingSystem.IsWindows() && (path == "/dev/stdin" || (path.StartsWith("/dev/fd/", StringComparison.Ordinal) && int.TryParse(path.AsSpan(8), out _)));
 
     /// <summary>
@@ -56,10 +68,10 @@ public static class ConllReader
     /// </summary>
     private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: true, throwOnInvalidBytes: true);
 
-    private static IEnumerable<Sentence> ReadFileIterator(string path)
+    private static IEnumerable<Sentence> ReadFileIterator(string path, EntityTypeSpellings spellings)
     {
         using var reader = new StreamReader(path, StrictUtf8, detectEncodingFromByteOrderMarks: true);
-        using IEnumerator<Sentence> sentences = Read(reader, path).GetEnumerator();
+        using IEnumerator<Sentence> sentences = ReadIterator(reader, path, spellings).GetEnumerator();
         while (true)
         {
             bool more;
@@ -140,10 +152,10 @@ public static class ConllReader
     {
         ArgumentNullException.ThrowIfNull(reader);
         ArgumentNullException.ThrowIfNull(sourceName);
-        return ReadIterator(reader, sourceName);
+        return ReadIterator(reader, sourceName, new EntityTypeSpellings());
     }
 
-    private static IEnumerable<Sentence> ReadIterator(TextReader reader, string sourceName)
+    private static IEnumerable<Sentence> ReadIterator(TextReader reader, string sourceName, EntityTypeSpellings spellings)
     {
         var tokens = new List<string>();
         var tags = new List<string>();
@@ -202,7 +214,13 @@ public static class ConllReader
             }
 
             tokens.Add(token);
-            tags.Add(NormalizeTag(columns[^1], sourceName, lineNumber));
+            string tag = NormalizeTag(columns[^1], sourceName, lineNumber);
+            if (tag != "O")
+            {
+                spellings.Add(tag, sourceName, lineNumber);
+            }
+
+            tags.Add(tag);
         }
 
         if (tokens.Count > 0)

@@ -20,6 +20,12 @@ internal sealed record PrivacyAuditSection(string Path, string Data, IReadOnlyLi
             throw new FileNotFoundException($"privacy audit result {path} does not exist.", path);
         }
 
+        // A named pipe "exists" too: reading one waited for a writer forever (the report hung with no message).
+        if (SecureFed.Federation.Internal.RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new InvalidDataException($"privacy audit result {path}{SecureFed.Federation.Internal.RegularFile.LinkText(path)} is {kind}, not a regular file; give the privacy-audit.json that 'securefed privacy audit' wrote. It was not opened.");
+        }
+
         try
         {
             using JsonDocument document = JsonDocument.Parse(File.ReadAllText(path));

@@ -232,6 +232,8 @@ internal static class AuditCommands
                 throw new UsageException($"proof file '{path}' {Absent(path)}.");
             }
 
+            InputPaths.RequireRegular(path, "give the proof file 'audit prove' wrote");
+
             AuditInclusionProof proof;
             try
             {
@@ -373,6 +375,8 @@ internal static class AuditCommands
         {
             throw new UsageException($"--previous: checkpoint file '{path}' {Absent(path)}.");
         }
+
+        InputPaths.RequireRegular(path, "give --previous the checkpoint file itself");
 
         try
         {

@@ -1,3 +1,6 @@
+using SecureFed.Federation.Internal;
+using SecureFed.Tagger;
+
 namespace SecureFed.Cli.Commands;
 
 /// <summary>
@@ -27,7 +30,30 @@ internal static class InputPaths
             throw new UsageException($"{option} {full} is a folder; give the file itself.");
         }
 
-        return File.Exists(full) ? full : throw new UsageException($"{option}: file not found: {full}");
+        if (!File.Exists(full))
+        {
+            throw new UsageException($"{option}: file not found: {full}");
+        }
+
+        RequireRegular(full, $"give {option} a regular file");
+        return full;
+    }
+
+    /// <summary>
+    /// Refuses an existing input file <paramref name="path"/> that is not a regular file (a named pipe, a device, a socket),
+    /// before it is opened: <see cref="File.Exists(string?)"/> is true for them, and opening a named pipe for reading
+    /// waited for a writer forever (the command hung with no message). /dev/stdin and /dev/fd/N, a descriptor of this
+    /// process named explicitly (a shell's process substitution), are read as asked, as the CoNLL reader reads them.
+    /// </summary>
+    /// <param name="path">The input file.</param>
+    /// <param name="advice">What to do instead, e.g. "give --input a regular file".</param>
+    /// <exception cref="UsageException"><paramref name="path"/> is not a regular file; the message names it and what it is.</exception>
+    public static void RequireRegular(string path, string advice)
+    {
+        if (!ConllReader.IsExplicitStream(path) && RegularFile.NonRegularKind(path) is { } kind)
+        {
+            throw new UsageException($"{path}{RegularFile.LinkText(path)} is {kind}, not a regular file; {advice}. It was not opened.");
+        }
     }
 
     /// <summary>Refuses an input folder <paramref name="path"/> that does not exist or is a file.</summary>

@@ -86,13 +86,16 @@ internal static class TaggerCommands
                 Threads = ApplyThreads(parse, threads),
             };
 
-            var trainSet = ConllReader.ReadFile(trainFile.FullName).ToList();
+            // One spelling per entity type across train, dev and the clinical types the label set adds: B-disease next to
+            // B-Disease made two types, silently.
+            var spellings = new EntityTypeSpellings(LabelSet.ClinicalTypes, "the clinical types every tagger's label set holds");
+            var trainSet = ConllReader.ReadFile(trainFile.FullName, spellings).ToList();
             if (trainSet.Count == 0)
             {
                 throw new UsageException($"--train {trainFile.FullName} has no sentence to train on.");
             }
 
-            var devSet = devFile is null ? null : ConllReader.ReadFile(devFile.FullName).ToList();
+            var devSet = devFile is null ? null : ConllReader.ReadFile(devFile.FullName, spellings).ToList();
             if (devSet is { Count: 0 })
             {
                 throw new UsageException($"--dev {devFile!.FullName} has no sentence; leave --dev out to train without one.");

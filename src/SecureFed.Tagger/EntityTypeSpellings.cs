@@ -1,0 +1,53 @@
+using System.Globalization;
+
+namespace SecureFed.Tagger;
+
+/// <summary>
+/// The first spelling of each entity type met in CoNLL input (and where), so that a type spelled with other letter case
+/// later (<c>B-disease</c> after <c>B-Disease</c>) is refused instead of becoming a second entity type: the label set
+/// would silently hold both, and the model would split one type's mentions between them. Nothing is renamed: the data
+/// must be fixed. Share one across the files whose types make one label set (train and dev, say).
+/// </summary>
+public sealed class EntityTypeSpellings
+{
+    private readonly Dictionary<string, (string Spelling, string Source, int Line)> _first = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>An empty table.</summary>
+    public EntityTypeSpellings()
+    {
+    }
+
+    /// <summary>A table that already holds <paramref name="types"/>, described as <paramref name="source"/> in messages.</summary>
+    /// <param name="types">Types every label set holds anyway (e.g. <see cref="LabelSet.ClinicalTypes"/>).</param>
+    /// <param name="source">What they are, e.g. "the clinical types every tagger's label set holds".</param>
+    public EntityTypeSpellings(IEnumerable<string> types, string source)
+    {
+        ArgumentNullException.ThrowIfNull(types);
+        ArgumentException.ThrowIfNullOrWhiteSpace(source);
+        foreach (string type in types)
+        {
+            _first.TryAdd(type, (type, source, 0));
+        }
+    }
+
+    /// <summary>Records the type of <paramref name="tag"/> (B-TYPE or I-TYPE) read at <paramref name="source"/>:<paramref name="line"/>.</summary>
+    /// <exception cref="InputDataException">The type was met before spelled with other letter case; the message names both spellings and where each was first met.</exception>
+    internal void Add(string tag, string source, int line)
+    {
+        string type = tag[2..];
+        if (!_first.TryGetValue(type, out var first))
+        {
+            _first.Add(type, (type, source, line));
+            return;
+        }
+
+        if (!string.Equals(first.Spelling, type, StringComparison.Ordinal))
+        {
+            string where = first.Line == 0 ? first.Source : string.Equals(first.Source, source, StringComparison.Ordinal)
+                ? string.Create(CultureInfo.InvariantCulture, $"line {first.Line}")
+                : string.Create(CultureInfo.InvariantCulture, $"{first.Source}:{first.Line}");
+            throw new InputDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{source}:{line}: entity type \"{type}\" ({tag}) differs only in letter case from \"{first.Spelling}\" (first at {where}); they would be two entity types. Spell each type one way in the data (nothing is renamed)."));
+        }
+    }
+}

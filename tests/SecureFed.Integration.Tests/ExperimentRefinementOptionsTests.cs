@@ -1,0 +1,75 @@
+using SecureFed.Cli;
+using SecureFed.Experiments;
+
+namespace SecureFed.Integration.Tests;
+
+/// <summary>
+/// <c>securefed experiment</c> options that only refine another option, given without it: each was silently ignored (the
+/// run went ahead without the feature the user tuned) and is now a usage error naming the option, its value and the option
+/// that enables it, before any output folder is made.
+/// </summary>
+public sealed class ExperimentRefinementOptionsTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("securefed-experiment-refinement-").FullName;
+
+    [Theory]
+    [InlineData("--warm-start-epochs 5", "--warm-start-epochs 5", "--warm-start DIR")]
+    [InlineData("--warm-start-cache CACHE", "--warm-start-cache", "--warm-start DIR")]
+    [InlineData("--warm-start-splits all", "--warm-start-splits all", "--warm-start DIR")]
+    [InlineData("--dp-subspace-sentences 200", "--dp-subspace-sentences 200", "--dp-subspace K")]
+    [InlineData("--dp-subspace-refresh 2", "--dp-subspace-refresh 2", "--dp-subspace K")]
+    [InlineData("--dp-precondition-floor 0.2", "--dp-precondition-floor 0.2", "--dp-precondition is not given")]
+    [InlineData("--public-mix-until 3", "--public-mix-until 3", "--public-mix WEIGHT")]
+    [InlineData("--server-noise-floor 2", "--server-noise-floor 2", "--server-noise-correction, which is not given")]
+    [InlineData("--server-beta1 0.5", "--server-beta1 0.5", "--server-optimizer is avg")]
+    [InlineData("--server-optimizer momentum --server-beta2 0.9", "--server-beta2 0.9", "--server-optimizer is momentum")]
+    [InlineData("--server-tau 0.01", "--server-tau 0.01", "give adam")]
+    public async Task Experiment_RefinementWithoutTheOptionItRefines_RefusedNamingOptionValueAndEnabler(string options, string named, string enabler)
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 30, eval: 10);
+        string output = Path.Combine(_dir, "out");
+        string[] given = [.. options.Split(' ').Select(o => o == "CACHE" ? Path.Combine(_dir, "cache") : o)];
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["experiment", "--data", corpus, "--epsilon", "8", .. given, "--out", output], stdout, stderr, CancellationToken.None)
+            .WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(code == 2, $"exit {code}\n{stderr}");
+        Assert.Contains(named, stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains(enabler, stderr.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(output));
+        Assert.False(Directory.Exists(Path.Combine(_dir, "cache")));
+    }
+
+    [Fact]
+    public void Validate_RefinementsWithTheOptionTheyRefine_Accepted()
+    {
+        var options = new ExperimentOptions
+        {
+            DataDirectory = "/nonexistent/ncbi",
+            Rounds = 5,
+            WarmStartDirectory = "/nonexistent/bc5cdr",
+            WarmStartEpochs = 5,
+            WarmStartCache = "/nonexistent/cache",
+            WarmStartAllSplits = true,
+            DpSubspace = 4,
+            DpSubspaceSentences = 200,
+            DpSubspaceRefresh = 2,
+            DpPrecondition = true,
+            DpPreconditionFloor = 0.2,
+            PublicMix = 1,
+            PublicMixUntil = 3,
+            ServerOptimizerName = "adam",
+            ServerNoiseCorrection = true,
+            ServerNoiseFloor = 2,
+            ServerBeta1 = 0.5,
+            ServerBeta2 = 0.9,
+            ServerTau = 0.01,
+        };
+
+        Assert.Null(Record.Exception(options.Validate));
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+}
