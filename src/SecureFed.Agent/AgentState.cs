@@ -41,7 +41,7 @@ public sealed class AgentState : IDisposable
     public static AgentState Open(AgentOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        PartyKit kit = PartyKit.Load(options.KitDirectory, options.AcceptReadableKeys);
+        PartyKit kit = PartyKit.Load(options.KitDirectory, options.AcceptReadableKeys, "setting SecureFed:AcceptReadableKeys to true");
         if (kit.Name != options.Site)
         {
             kit.Dispose();

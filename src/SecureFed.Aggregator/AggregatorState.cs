@@ -73,7 +73,7 @@ public sealed class AggregatorState : IDisposable
     public static AggregatorState Open(AggregatorOptions options, Func<float[]>? initialModelFactory)
     {
         ArgumentNullException.ThrowIfNull(options);
-        PartyKit kit = PartyKit.Load(options.KitDirectory, options.AcceptReadableKeys);
+        PartyKit kit = PartyKit.Load(options.KitDirectory, options.AcceptReadableKeys, "setting SecureFed:AcceptReadableKeys to true");
         if (!kit.IsAggregator)
         {
             kit.Dispose();

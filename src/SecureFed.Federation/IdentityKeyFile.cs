@@ -50,13 +50,14 @@ public static class IdentityKeyFile
     /// <exception cref="InvalidDataException">The file is not a SecureFed Ed25519 key, is larger than 64 KiB, or (on Unix) its
     /// group or other users may access it (owner only, 0600; 0640 when root owns it); the message names the path.</exception>
     /// <exception cref="IOException">The file cannot be read, or it is not a regular file (a named pipe, a device).</exception>
-    public static Ed25519PrivateKey Read(string path) => Read(path, acceptReadable: false, out _);
+    public static Ed25519PrivateKey Read(string path) => Read(path, acceptReadable: false, optOut: null, out _);
 
     /// <summary>
     /// Reads an identity key as <see cref="Read(string)"/>; with <paramref name="acceptReadable"/> (<c>AcceptReadableKeys</c>) a
-    /// key its group or other users may only read is accepted and named in <paramref name="readable"/>, for a warning.
+    /// key its group or other users may only read is accepted and named in <paramref name="readable"/>, for a warning;
+    /// <paramref name="optOut"/> is how the caller's opt-out is turned on, for the refusal (null: it has none).
     /// </summary>
-    internal static Ed25519PrivateKey Read(string path, bool acceptReadable, out ReadableKeyFile? readable)
+    internal static Ed25519PrivateKey Read(string path, bool acceptReadable, string? optOut, out ReadableKeyFile? readable)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         byte[] bytes = RegularFile.ReadAllBytes(path, RegularFile.KeyFileLimit, "Identity key");
@@ -76,7 +77,7 @@ public static class IdentityKeyFile
                 throw new InvalidDataException($"Identity key '{path}' must hold a {Ed25519.SeedSize}-byte seed.");
             }
 
-            readable = PrivateKeyMode.EnsureOwnerOnly(path, "Identity key", acceptReadable);
+            readable = PrivateKeyMode.EnsureOwnerOnly(path, "Identity key", acceptReadable, optOut);
             return Ed25519PrivateKey.FromSeed(seed.AsSpan(0, Ed25519.SeedSize));
         }
         finally

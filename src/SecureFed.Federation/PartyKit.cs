@@ -57,16 +57,18 @@ public sealed class PartyKit : IDisposable
     /// </summary>
     /// <exception cref="InvalidDataException">A file is missing, malformed or does not match the manifest, or (on Unix) a private
     /// key's group or other users may access it (owner only, 0600; 0640 when root owns it); the message names it.</exception>
-    public static PartyKit Load(string directory) => Load(directory, acceptReadableKeys: false);
+    public static PartyKit Load(string directory) => Load(directory, acceptReadableKeys: false, optOut: null);
 
     /// <summary>
     /// Loads a kit as <see cref="Load(string)"/>; with <paramref name="acceptReadableKeys"/> (the <c>AcceptReadableKeys</c>
     /// opt-out, for Kubernetes and Docker secrets whose mode cannot be changed) a private key its group or other users may
     /// only read is accepted when root or this process's user owns it, and listed in <see cref="ReadableKeys"/>; a key
-    /// they may write is refused all the same.
+    /// they may write is refused all the same. <paramref name="optOut"/> is how the caller's opt-out is turned on
+    /// (<c>setting SecureFed:AcceptReadableKeys to true</c>, <c>--accept-readable-keys</c>), named by the refusal of a key
+    /// the opt-out would accept; null when the caller has none.
     /// </summary>
     /// <exception cref="InvalidDataException">As <see cref="Load(string)"/>.</exception>
-    public static PartyKit Load(string directory, bool acceptReadableKeys)
+    public static PartyKit Load(string directory, bool acceptReadableKeys, string? optOut)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         string dir = Path.GetFullPath(directory);
@@ -99,7 +101,7 @@ public sealed class PartyKit : IDisposable
             }
 
             var readable = new List<ReadableKeyFile>();
-            tls = LoadTls(Required(KitFiles.TlsCertificate), Required(KitFiles.TlsKey), acceptReadableKeys, readable);
+            tls = LoadTls(Required(KitFiles.TlsCertificate), Required(KitFiles.TlsKey), acceptReadableKeys, optOut, readable);
             string name = tls.GetNameInfo(X509NameType.SimpleName, forIssuer: false);
             PartyInfo party;
             if (name == KitFiles.AggregatorName)
@@ -121,7 +123,7 @@ public sealed class PartyKit : IDisposable
                 throw new InvalidDataException($"Kit '{dir}': '{KitFiles.TlsCertificate}' is not the certificate listed for '{name}' in '{KitFiles.Manifest}'.");
             }
 
-            identity = IdentityKeyFile.Read(Required(KitFiles.IdentityKey), acceptReadableKeys, out ReadableKeyFile? readableIdentity);
+            identity = IdentityKeyFile.Read(Required(KitFiles.IdentityKey), acceptReadableKeys, optOut, out ReadableKeyFile? readableIdentity);
             if (readableIdentity is not null)
             {
                 readable.Add(readableIdentity);
@@ -167,7 +169,7 @@ public sealed class PartyKit : IDisposable
     /// PEM certificate + PKCS#8 key, re-imported through PKCS#12 so that the key is usable by SslStream on every
     /// platform (an ephemeral PEM-imported key is not accepted for TLS by all platforms).
     /// </summary>
-    private static X509Certificate2 LoadTls(string certificatePath, string keyPath, bool acceptReadable, List<ReadableKeyFile> readable)
+    private static X509Certificate2 LoadTls(string certificatePath, string keyPath, bool acceptReadable, string? optOut, List<ReadableKeyFile> readable)
     {
         char[] certPem = SecretPem.ReadChars(certificatePath);
         char[] keyPem = SecretPem.ReadChars(keyPath);
@@ -175,7 +177,7 @@ public sealed class PartyKit : IDisposable
         try
         {
             using X509Certificate2 pem = X509Certificate2.CreateFromPem(certPem, keyPem);
-            if (PrivateKeyMode.EnsureOwnerOnly(keyPath, "TLS private key", acceptReadable) is { } accepted)
+            if (PrivateKeyMode.EnsureOwnerOnly(keyPath, "TLS private key", acceptReadable, optOut) is { } accepted)
             {
                 readable.Add(accepted);
             }

@@ -192,6 +192,7 @@ public sealed class AddSiteTests : IDisposable
 
         Assert.StartsWith($"Federation CA key '{caKey}' has mode 0644: every user of this machine may read this private key", ex.Message, StringComparison.Ordinal);
         Assert.Contains($"chmod 600 '{caKey}'", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("AcceptReadableKeys", ex.Message, StringComparison.Ordinal); // no opt-out covers the CA key
         Assert.Equal(manifest, File.ReadAllBytes(ManifestPath));
         Assert.False(Directory.Exists(Path.Combine(_root, KitFiles.SitesDirectory, "site-c")));
 

@@ -8,6 +8,9 @@ namespace SecureFed.Federation.Tests;
 
 public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixture<ProvisionedFederation>
 {
+    /// <summary>How the services' opt-out is turned on, as they pass it to <see cref="PartyKit.Load(string, bool, string?)"/>.</summary>
+    private const string Setting = "setting SecureFed:AcceptReadableKeys to true";
+
     [Fact]
     public void Load_SiteKit_HasUsableTlsKeyAndIdentityKeyMatchingManifest()
     {
@@ -172,7 +175,7 @@ public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixt
         File.SetUnixFileMode(key, (UnixFileMode)Convert.ToInt32(mode, 8));
         string owner = FileOwner.Describe(FileOwner.UserIdOf(key));
 
-        using (PartyKit loaded = PartyKit.Load(kit, acceptReadableKeys: true))
+        using (PartyKit loaded = PartyKit.Load(kit, acceptReadableKeys: true, Setting))
         {
             ReadableKeyFile readable = Assert.Single(loaded.ReadableKeys);
             Assert.Equal(new ReadableKeyFile(what, key, mode, owner), readable);
@@ -180,13 +183,20 @@ public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixt
                 readable.Warning("site-de"), StringComparison.Ordinal);
         }
 
-        // Without the opt-out it stays refused, and the refusal names the opt-out.
-        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+        // Without the opt-out it stays refused, and the refusal names the opt-out as the caller spells it.
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: false, Setting));
         Assert.StartsWith($"{what} '{key}' has mode {mode}: every user of this machine may read this private key, so it is not used.", ex.Message, StringComparison.Ordinal);
-        Assert.Contains("setting AcceptReadableKeys to true accepts a key others may only read", ex.Message, StringComparison.Ordinal);
+        Assert.Contains("setting SecureFed:AcceptReadableKeys to true accepts a key others may only read", ex.Message, StringComparison.Ordinal);
+        var flag = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: false, "--accept-readable-keys"));
+        Assert.Contains("--accept-readable-keys accepts a key others may only read", flag.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("AcceptReadableKeys", flag.Message, StringComparison.Ordinal);
+
+        // A caller without the opt-out names none.
+        var none = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit));
+        Assert.DoesNotContain("accepts a key others may only read", none.Message, StringComparison.Ordinal);
 
         File.SetUnixFileMode(key, UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        using PartyKit strict = PartyKit.Load(kit, acceptReadableKeys: true);
+        using PartyKit strict = PartyKit.Load(kit, acceptReadableKeys: true, Setting);
         Assert.Empty(strict.ReadableKeys);
     }
 
@@ -208,7 +218,7 @@ public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixt
         string key = Path.Combine(kit, file);
         File.SetUnixFileMode(key, (UnixFileMode)Convert.ToInt32(mode, 8));
 
-        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true));
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true, Setting));
 
         Assert.StartsWith($"{what} '{key}' has mode {mode}: ", ex.Message, StringComparison.Ordinal);
         Assert.EndsWith("AcceptReadableKeys does not cover this: it accepts a key others may only read, never one they may write or execute.", ex.Message, StringComparison.Ordinal);
@@ -233,9 +243,14 @@ public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixt
             Assert.Equal(0, chown.ExitCode);
         }
 
-        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true));
+        var ex = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true, Setting));
 
         Assert.StartsWith($"Identity key '{key}' has mode 0644 and belongs to uid 54321, neither root nor the user this process runs as", ex.Message, StringComparison.Ordinal);
+
+        // Without the opt-out the refusal does not suggest it: it would refuse this key all the same.
+        var strict = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: false, Setting));
+        Assert.StartsWith($"Identity key '{key}' has mode 0644: every user of this machine may read this private key, so it is not used.", strict.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("AcceptReadableKeys", strict.Message, StringComparison.Ordinal);
     }
 
     private static string CopyKit(string from, string to)

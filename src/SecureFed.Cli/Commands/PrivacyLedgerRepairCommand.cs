@@ -209,7 +209,7 @@ internal static class PrivacyLedgerRepairCommand
 
         try
         {
-            return PartyKit.Load(dir, acceptReadableKeys);
+            return PartyKit.Load(dir, acceptReadableKeys, "--accept-readable-keys");
         }
         catch (InvalidDataException ex)
         {

@@ -827,7 +827,7 @@ internal static class ServiceCommands
         Federation.PartyKit kit;
         try
         {
-            kit = Federation.PartyKit.Load(directory, configuration.GetValue<bool>("SecureFed:AcceptReadableKeys"));
+            kit = Federation.PartyKit.Load(directory, configuration.GetValue<bool>("SecureFed:AcceptReadableKeys"), "setting SecureFed:AcceptReadableKeys to true");
         }
         catch (InvalidDataException ex)
         {

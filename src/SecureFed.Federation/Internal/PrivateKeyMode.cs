@@ -19,7 +19,7 @@ internal static class PrivateKeyMode
     /// <param name="path">The key file, already read as a regular file.</param>
     /// <param name="what">What the file is, for the message (e.g. <c>Identity key</c>).</param>
     /// <exception cref="InvalidDataException">The file's mode gives others access; the message names the file, its mode and the chmod that fixes it.</exception>
-    public static void EnsureOwnerOnly(string path, string what) => _ = EnsureOwnerOnly(path, what, acceptReadable: false);
+    public static void EnsureOwnerOnly(string path, string what) => _ = EnsureOwnerOnly(path, what, acceptReadable: false, optOut: null);
 
     /// <summary>
     /// As <see cref="EnsureOwnerOnly(string, string)"/>; with <paramref name="acceptReadable"/> (the <c>AcceptReadableKeys</c>
@@ -28,8 +28,16 @@ internal static class PrivateKeyMode
     /// root or this process's user owns it. A key they may write or execute, or that another user owns (who could rewrite
     /// it), is refused all the same.
     /// </summary>
+    /// <param name="path">The key file, already read as a regular file.</param>
+    /// <param name="what">What the file is, for the message (e.g. <c>Identity key</c>).</param>
+    /// <param name="acceptReadable">Whether the opt-out is on.</param>
+    /// <param name="optOut">
+    /// How the caller's opt-out is turned on, for the refusal's hint (<c>setting SecureFed:AcceptReadableKeys to true</c>,
+    /// <c>--accept-readable-keys</c>), or null when the caller has none (the CA key): the hint is given only then and only for a
+    /// key the opt-out would accept (others may only read it, root or this process's user owns it).
+    /// </param>
     /// <returns>The readable key accepted by the opt-out, or null when only its owner may access it.</returns>
-    public static ReadableKeyFile? EnsureOwnerOnly(string path, string what, bool acceptReadable)
+    public static ReadableKeyFile? EnsureOwnerOnly(string path, string what, bool acceptReadable, string? optOut)
     {
         if (OperatingSystem.IsWindows())
         {
@@ -60,13 +68,15 @@ internal static class PrivateKeyMode
 
         string who = (exposed & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != 0 ? "every user of this machine" : "the users of its group";
         string access = (exposed & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "read" : "access";
-        string optOut = !readOnly
+        string hint = !readOnly
             ? (acceptReadable ? " AcceptReadableKeys does not cover this: it accepts a key others may only read, never one they may write or execute." : string.Empty)
-            : " If the platform sets the mode and it cannot be changed (a Docker secret's 0444, a Kubernetes Secret whose defaultMode cannot be set), setting AcceptReadableKeys to true accepts a key others may only read, with a warning naming it each time it is loaded (README 'Private key modes').";
+            : optOut is not null && OwnerOf(path) is { } keyOwner && (keyOwner == 0 || keyOwner == FileOwner.EffectiveUserId())
+                ? $" If the platform sets the mode and it cannot be changed (a Docker secret's 0444, a Kubernetes Secret whose defaultMode cannot be set), {optOut} accepts a key others may only read, with a warning naming it each time it is loaded (README 'Private key modes')."
+                : string.Empty;
         throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
             $"{what} '{path}' has mode {octal}: {who} may {access} this private key, so it is not used. " +
             $"Make it readable by its owner only, then run this again: chmod 600 '{path}'. If another user may have read it meanwhile, treat the key as exposed. " +
-            $"(On a file system without Unix modes, such as FAT, exFAT or a Windows share, chmod changes nothing: copy the kit to a native one. A Kubernetes Secret volume needs defaultMode 0400.){optOut}"));
+            $"(On a file system without Unix modes, such as FAT, exFAT or a Windows share, chmod changes nothing: copy the kit to a native one. A Kubernetes Secret volume needs defaultMode 0400.){hint}"));
     }
 
     private static uint? OwnerOf(string path)
