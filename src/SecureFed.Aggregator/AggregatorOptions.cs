@@ -42,6 +42,7 @@ public sealed class AggregatorOptions
     /// can be set to 0400). On, the key must still belong to root or to the user this process runs as, and may not be
     /// writable or executable by group or others; a warning naming the file, its mode and owner is logged each time it is
     /// loaded. Anyone on the machine who can read the file can impersonate this party: prefer mode 0400 where possible.
+    /// Linux only: elsewhere (macOS, the BSDs) the key's owner cannot be read, so such a key is refused all the same.
     /// Local to this process: not round-affecting.
     /// <value>The default value is false.</value>
     /// </summary>
