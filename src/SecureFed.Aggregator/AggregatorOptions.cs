@@ -640,12 +640,20 @@ public sealed class AggregatorOptions
         (int n, int t) = SecureFed.Protocol.FederatedAveraging.SmallestThreshold(MinSites, largestCohort, GraphPolicy, Threshold);
         string where = $"of a round of SecureFed:MinSites = {MinSites} sites";
         Func<int, string> fix = _ => "lower it or raise SecureFed:MinSites / SecureFed:Threshold";
-        if (n != MinSites)
+        SecureFed.Protocol.GraphPlan plan = PlanGraph(n);
+        if (!plan.IsComplete)
         {
-            int holders = PlanGraph(n).Degree + 1;
-            where = $"of a round of {n} sites, the smallest of any cohort from SecureFed:MinSites = {MinSites} to the federation's {largestCohort} sites not revoked " +
-                $"(from {n} sites on SecureFed:Graph = {SecureFed.Protocol.GraphPlanner.PolicyName(GraphPolicy)} uses a sparse masking graph of {holders} share holders per site, whose t does not grow with the cohort)";
-            fix = most => $"lower it to at most {most} or raise SecureFed:Threshold (that graph's t rises with it up to its {holders} share holders)";
+            // A sparse graph's t is the smallest that meets its privacy bound and still tolerates the planner's 30% dropout: a
+            // larger SecureFed:Threshold raises t but rounds then abort when fewer sites drop out (t = 101 of 131: most
+            // rounds), and a larger cohort keeps the same t. Only a cohort with the complete graph has a larger t.
+            int holders = plan.Degree + 1;
+            string graph = SecureFed.Protocol.GraphPlanner.PolicyName(GraphPolicy);
+            where = n == MinSites ? where : $"of a round of {n} sites, the smallest of any cohort from SecureFed:MinSites = {MinSites} to the federation's {largestCohort} sites not revoked";
+            where += $" ({(n == MinSites ? "at that size" : $"from {n} sites on")} SecureFed:Graph = {graph} uses a sparse masking graph of {holders} share holders per site, whose t does not grow with the cohort)";
+            string complete = GraphPolicy == SecureFed.Protocol.GraphPolicy.Complete ? string.Empty : "SecureFed:Graph = complete with ";
+            string minSites = MinSites > SecureFed.Protocol.GraphPlanner.CompleteGraphLimit ? $"SecureFed:MinSites at most {SecureFed.Protocol.GraphPlanner.CompleteGraphLimit} and " : string.Empty;
+            fix = most => $"lower it to at most {most}, or use {complete}{minSites}a federation of at most {SecureFed.Protocol.GraphPlanner.CompleteGraphLimit} sites not revoked, where every cohort has the complete graph " +
+                $"(not a larger SecureFed:Threshold: that graph's t = {plan.Threshold} is the smallest that tolerates the planner's {(int)Math.Round(SecureFed.Protocol.GraphPlanner.DefaultDropoutFraction * 100)}% dropout, and with a larger t rounds abort when fewer sites drop out)";
         }
 
         List<string> problems = [];

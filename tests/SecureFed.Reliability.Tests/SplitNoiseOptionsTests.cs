@@ -128,27 +128,61 @@ public sealed class SplitNoiseOptionsTests
         {
             string where = $"of a round of {refusedAt} sites, the smallest of any cohort from SecureFed:MinSites = {minSites} to the federation's {sites} sites not revoked " +
                 "(from 513 sites on SecureFed:Graph = complete uses a sparse masking graph of 131 share holders per site, whose t does not grow with the cohort)";
+            // Not "raise SecureFed:Threshold": the sparse graph's t = 66 is the smallest that tolerates 30% dropout; t = 101 of
+            // 131 holders aborts most rounds. The fixes are a lower setting or a federation that keeps the complete graph.
+            const string Fix = "or use a federation of at most 512 sites not revoked, where every cohort has the complete graph (not a larger SecureFed:Threshold: " +
+                "that graph's t = 66 is the smallest that tolerates the planner's 30% dropout, and with a larger t rounds abort when fewer sites drop out).";
             Assert.Equal(
             [
-                $"SecureFed:DpSgdNoiseShares = 100 exceeds the threshold t = 66 {where}: a sum of t sites would carry less than the announced DP-SGD noise; lower it to at most 66 or raise SecureFed:Threshold (that graph's t rises with it up to its 131 share holders).",
-                $"SecureFed:ConsistencyColluders = 100 is not below the threshold t = 66 {where}: t colluding sites rebuild any site's secrets from their own shares, whatever the quorum; lower it to at most 65 or raise SecureFed:Threshold (that graph's t rises with it up to its 131 share holders).",
+                $"SecureFed:DpSgdNoiseShares = 100 exceeds the threshold t = 66 {where}: a sum of t sites would carry less than the announced DP-SGD noise; lower it to at most 66, {Fix}",
+                $"SecureFed:ConsistencyColluders = 100 is not below the threshold t = 66 {where}: t colluding sites rebuild any site's secrets from their own shares, whatever the quorum; lower it to at most 65, {Fix}",
             ], problems);
         }
     }
 
-    /// <summary>The fixes the start-up refusal names hold: a value below the sparse graph's t, or a Threshold that raises it.</summary>
+    /// <summary>
+    /// The fixes the start-up refusal names hold: a value at or below the sparse graph's t (66 shares, 65 colluders), or a
+    /// federation of at most 512 sites not revoked, whose every cohort has the complete graph (t ≥ 151 from 300 sites).
+    /// </summary>
     [Theory]
-    [InlineData("65", "66", "0")]
-    [InlineData("100", "100", "101")]
-    public void AggregatorOptions_CohortThresholdProblems_TheNamedFixesPass(string colluders, string shares, string threshold)
+    [InlineData("65", "66", 10_000)]
+    [InlineData("100", "100", 512)]
+    public void AggregatorOptions_CohortThresholdProblems_TheNamedFixesPass(string colluders, string shares, int sites)
     {
         AggregatorOptions options = BindAggregator(new()
         {
-            ["MinSites"] = "300", ["ConsistencyColluders"] = colluders, ["DpSgdNoiseShares"] = shares, ["DpSgdMaxSteps"] = "1", ["Threshold"] = threshold,
+            ["MinSites"] = "300", ["ConsistencyColluders"] = colluders, ["DpSgdNoiseShares"] = shares, ["DpSgdMaxSteps"] = "1",
         });
 
         Assert.Empty(options.Validate());
-        Assert.Empty(options.CohortThresholdProblems(10_000));
+        Assert.Empty(options.CohortThresholdProblems(sites));
+    }
+
+    /// <summary>
+    /// MinSites itself a size with a sparse graph (above 512 under the complete policy, from 132 under the sparse one): a
+    /// larger MinSites keeps t = 66, so the refusal names the sparse graph and its fixes, not "raise SecureFed:MinSites".
+    /// </summary>
+    [Theory]
+    [InlineData("complete", "600", "or use SecureFed:MinSites at most 512 and a federation of at most 512 sites not revoked")]
+    [InlineData("sparse", "300", "or use SecureFed:Graph = complete with a federation of at most 512 sites not revoked")]
+    public void AggregatorOptions_MinSitesWithASparseGraph_RefusalNamesTheSparseGraphsFixes(string graph, string minSites, string fix)
+    {
+        AggregatorOptions options = BindAggregator(new()
+        {
+            ["Graph"] = graph, ["MinSites"] = minSites, ["ConsistencyColluders"] = "100", ["DpSgdNoiseShares"] = "100", ["DpSgdMaxSteps"] = "1",
+        });
+
+        IReadOnlyList<string> errors = options.Validate();
+
+        Assert.Equal(2, errors.Count);
+        Assert.All(errors, e =>
+        {
+            Assert.Contains($"t = 66 of a round of SecureFed:MinSites = {minSites} sites (at that size SecureFed:Graph = {graph} uses a sparse masking graph of 131 share holders per site", e, StringComparison.Ordinal);
+            Assert.Contains(fix, e, StringComparison.Ordinal);
+            Assert.DoesNotContain("raise SecureFed:", e, StringComparison.Ordinal);
+        });
+        Assert.Contains("lower it to at most 66, " + fix, errors[0], StringComparison.Ordinal);
+        Assert.Contains("lower it to at most 65, " + fix, errors[1], StringComparison.Ordinal);
     }
 
     [Fact]
