@@ -295,10 +295,11 @@ public sealed class AuditLog : IDisposable
                     CheckpointCore();
                 }
             }
-            catch (Exception ex) when (ex is InvalidOperationException or IOException or UnauthorizedAccessException)
+            catch (Exception ex) when (ex is InvalidOperationException or IOException or InvalidDataException or UnauthorizedAccessException)
             {
-                // Dispose must not throw; the unsigned tail stays verifiable and the verifier reports it as not yet
-                // covered. Call Checkpoint() before disposing to observe this failure.
+                // Dispose must not throw (InvalidDataException: a file it reads is no longer one it can read); the unsigned
+                // tail stays verifiable and the verifier reports it as not yet covered. Call Checkpoint() before disposing
+                // to observe this failure.
             }
             finally
             {
@@ -586,7 +587,7 @@ public sealed class AuditLog : IDisposable
                     throw new InvalidOperationException($"Refusing to sign: {latestPath} was replaced by something that is not a checkpoint ({ex.Message}).", ex);
                 }
 
-                if (other.Size > _size || RootOfFileAt(other.Size) is not { } rootThen || !rootThen.AsSpan().SequenceEqual(other.RootHash))
+                if (other.Size > _size || !RootOfFileAt(other.Size).AsSpan().SequenceEqual(other.RootHash))
                 {
                     throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
                         $"Refusing to sign a checkpoint for size {_size}: {latestPath} (size {other.Size}) is inconsistent with this log."));
@@ -615,14 +616,27 @@ public sealed class AuditLog : IDisposable
     }
 
     /// <summary>
-    /// The root over the log file's first <paramref name="size"/> lines, read again (rare: another checkpoint replaced
-    /// checkpoint.latest), or null when the file's first <see cref="_size"/> lines are not the ones this log verified or wrote.
+    /// The root over the log file's first <paramref name="size"/> (at most <see cref="_size"/>) lines, read again (rare:
+    /// another checkpoint replaced checkpoint.latest).
     /// </summary>
-    private byte[]? RootOfFileAt(long size)
+    /// <exception cref="InvalidOperationException">The file's first <see cref="_size"/> lines are not the ones this log
+    /// verified or wrote, or it is no longer a log file that can be read (a folder, a named pipe, over 2 GB): the log file
+    /// changed under this writer; the message names it.</exception>
+    private byte[] RootOfFileAt(long size)
     {
         var range = new CompactRange();
         byte[]? rootAt = size == 0 ? range.RootHash() : null;
-        foreach (ReadOnlyMemory<byte> line in LogFile.Read(_logPath).EnumerateLines())
+        LogFile file;
+        try
+        {
+            file = LogFile.Read(_logPath);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw ChangedUnderTheWriter(ex.Message, ex);
+        }
+
+        foreach (ReadOnlyMemory<byte> line in file.EnumerateLines())
         {
             if (range.Size == _size)
             {
@@ -636,8 +650,18 @@ public sealed class AuditLog : IDisposable
             }
         }
 
-        return range.Size == _size && range.RootHash().AsSpan().SequenceEqual(_range.RootHash()) ? rootAt : null;
+        if (range.Size != _size || !range.RootHash().AsSpan().SequenceEqual(_range.RootHash()) || rootAt is null)
+        {
+            throw ChangedUnderTheWriter(string.Create(CultureInfo.InvariantCulture,
+                $"its first {_size} lines are not the ones this writer verified and wrote ({range.Size} complete lines read)"), null);
+        }
+
+        return rootAt;
     }
+
+    private InvalidOperationException ChangedUnderTheWriter(string what, Exception? inner) => new(string.Create(CultureInfo.InvariantCulture,
+        $"Refusing to sign a checkpoint for size {_size}: the log file {_logPath} changed under this writer: {what}. " +
+        $"Nothing was signed; restore the file or reopen the log to verify it."), inner);
 
     private void ThrowIfFaulted()
     {

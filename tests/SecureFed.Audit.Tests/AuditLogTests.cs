@@ -1,9 +1,13 @@
 using System.Text;
 using System.Text.Json;
 
+using SecureFed.Testing;
+
+using Xunit.Abstractions;
+
 namespace SecureFed.Audit.Tests;
 
-public sealed class AuditLogTests
+public sealed class AuditLogTests(ITestOutputHelper output)
 {
     [Fact]
     public void Open_NewDirectory_WritesOpenedEventVerifierKeyAndFirstCheckpoint()
@@ -285,6 +289,54 @@ public sealed class AuditLogTests
         log.Append(AuditEvents.RoundJoined, f => f.Add("round", 2));
 
         Assert.Equal(3, log.Checkpoint().Size);
+    }
+
+    /// <summary>
+    /// checkpoint.latest replaced by an earlier checkpoint of this log makes signing read audit.jsonl again. When that file
+    /// changed under the writer (fewer lines; a folder or a named pipe in its place), the refusal blamed checkpoint.latest
+    /// ("inconsistent with this log") or let InvalidDataException out of Checkpoint and Dispose; now it names the log file.
+    /// </summary>
+    [Theory]
+    [InlineData("fewer lines")]
+    [InlineData("folder")]
+    [InlineData("named pipe")]
+    public void Checkpoint_LogFileReplacedUnderTheWriter_RefusedNamingTheFileAndDisposeDoesNotThrow(string replacement)
+    {
+        using var test = new TestLog();
+        AuditLog log = test.Open();
+        string first = File.ReadAllText(Path.Combine(test.Directory, AuditLog.CheckpointDirectoryName, "1.checkpoint"));
+        log.Append(AuditEvents.RoundJoined, f => f.Add("round", 1));
+        log.Checkpoint();
+        File.WriteAllText(Path.Combine(test.Directory, AuditLog.LatestCheckpointFileName), first);
+        log.Append(AuditEvents.RoundJoined, f => f.Add("round", 2));
+        string firstLine = test.ReadLines()[0];
+        File.Delete(test.LogPath);
+        string? fifo = null;
+        switch (replacement)
+        {
+            case "fewer lines":
+                File.WriteAllText(test.LogPath, firstLine + "\n");
+                break;
+            case "folder":
+                Directory.CreateDirectory(test.LogPath);
+                break;
+            default:
+                fifo = NamedPipe.Make(test.LogPath, output);
+                if (fifo is null)
+                {
+                    log.Dispose();
+                    return;
+                }
+
+                break;
+        }
+
+        Exception thrown = NamedPipe.ThrownPromptly(fifo, () => log.Checkpoint());
+        InvalidOperationException ex = Assert.IsType<InvalidOperationException>(thrown);
+        Assert.StartsWith($"Refusing to sign a checkpoint for size 3: the log file {test.LogPath} changed under this writer: ", ex.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain(AuditLog.LatestCheckpointFileName, ex.Message, StringComparison.Ordinal);
+        Assert.Null(Record.Exception(log.Dispose)); // it signs the unsigned tail too, and must not throw
+        Assert.Throws<ObjectDisposedException>(() => log.Append(AuditEvents.RoundJoined, f => f.Add("round", 3)));
     }
 
     [Fact]
