@@ -17,19 +17,6 @@ public sealed class EntityTypeSpellings
     {
     }
 
-    /// <summary>A table that already holds <paramref name="types"/>, described as <paramref name="source"/> in messages.</summary>
-    /// <param name="types">Types every label set holds anyway (e.g. <see cref="LabelSet.ClinicalTypes"/>).</param>
-    /// <param name="source">What they are, e.g. "the clinical types every tagger's label set holds".</param>
-    public EntityTypeSpellings(IEnumerable<string> types, string source)
-    {
-        ArgumentNullException.ThrowIfNull(types);
-        ArgumentException.ThrowIfNullOrWhiteSpace(source);
-        foreach (string type in types)
-        {
-            _first.TryAdd(type, (type, source, 0));
-        }
-    }
-
     /// <summary>Records the type of <paramref name="tag"/> (B-TYPE or I-TYPE) read at <paramref name="source"/>:<paramref name="line"/>.</summary>
     /// <exception cref="InputDataException">The type was met before spelled with other letter case; the message names both spellings and where each was first met.</exception>
     internal void Add(string tag, string source, int line)
@@ -43,7 +30,7 @@ public sealed class EntityTypeSpellings
 
         if (!string.Equals(first.Spelling, type, StringComparison.Ordinal))
         {
-            string where = first.Line == 0 ? first.Source : string.Equals(first.Source, source, StringComparison.Ordinal)
+            string where = string.Equals(first.Source, source, StringComparison.Ordinal)
                 ? string.Create(CultureInfo.InvariantCulture, $"line {first.Line}")
                 : string.Create(CultureInfo.InvariantCulture, $"{first.Source}:{first.Line}");
             throw new InputDataException(string.Create(CultureInfo.InvariantCulture,

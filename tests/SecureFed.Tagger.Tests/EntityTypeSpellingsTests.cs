@@ -34,21 +34,11 @@ public sealed class EntityTypeSpellingsTests : IDisposable
     }
 
     [Fact]
-    public void ReadFile_TypeDiffersInCaseFromTheClinicalTypes_RefusedNamingThem()
-    {
-        string path = Write("train.tsv", "anemia\tB-disease\n");
-
-        var error = Assert.Throws<InputDataException>(() => ConllReader.ReadFile(path, new EntityTypeSpellings(LabelSet.ClinicalTypes, "the clinical types")).ToList());
-
-        Assert.StartsWith($"{path}:1: entity type \"disease\" (B-disease) differs only in letter case from \"Disease\" (first at the clinical types);", error.Message, StringComparison.Ordinal);
-    }
-
-    [Fact]
     public void ReadFile_OneSpellingPerType_ReadsEveryType()
     {
         string path = Write("train.tsv", "a\tB-Disease\nb\tI-Disease\n\nc\tB-GENE\nd\tB-Disease\ne\tB\n");
 
-        List<Sentence> sentences = [.. ConllReader.ReadFile(path, new EntityTypeSpellings(LabelSet.ClinicalTypes, "the clinical types"))];
+        List<Sentence> sentences = [.. ConllReader.ReadFile(path, new EntityTypeSpellings())];
 
         Assert.Equal(new[] { "Disease", "GENE", "Genetics", "Drug", "Procedure", "Symptom", ConllReader.UntypedEntity }.Order(StringComparer.Ordinal),
             LabelSet.FromSentences(sentences).EntityTypes);
