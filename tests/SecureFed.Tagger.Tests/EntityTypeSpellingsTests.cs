@@ -34,6 +34,16 @@ public sealed class EntityTypeSpellingsTests : IDisposable
     }
 
     [Fact]
+    public void ReadFile_UncheckedTable_TypeSpelledWithOtherCaseRead()
+    {
+        string path = Write("text.tsv", "Ataxia\tB-Disease\n\nanemia\tB-disease\n");
+
+        List<Sentence> sentences = [.. ConllReader.ReadFile(path, EntityTypeSpellings.Unchecked)];
+
+        Assert.Equal(["B-Disease", "B-disease"], sentences.SelectMany(s => s.Tags));
+    }
+
+    [Fact]
     public void ReadFile_OneSpellingPerType_ReadsEveryType()
     {
         string path = Write("train.tsv", "a\tB-Disease\nb\tI-Disease\n\nc\tB-GENE\nd\tB-Disease\ne\tB\n");
