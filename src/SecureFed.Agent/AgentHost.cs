@@ -195,8 +195,11 @@ public static class AgentHost
         IReadOnlyList<Sentence> dev;
         if (!string.IsNullOrEmpty(options.TrainFile))
         {
-            train = [.. ConllReader.ReadFile(options.TrainFile)];
-            dev = string.IsNullOrEmpty(options.DevFile) ? [] : [.. ConllReader.ReadFile(options.DevFile)];
+            // One spelling per entity type across TrainFile and DevFile, as tagger train across --train and --dev: dev's
+            // B-disease next to train's B-Disease is refused naming both files and lines.
+            var spellings = new EntityTypeSpellings();
+            train = [.. ConllReader.ReadFile(options.TrainFile, spellings)];
+            dev = string.IsNullOrEmpty(options.DevFile) ? [] : [.. ConllReader.ReadFile(options.DevFile, spellings)];
             RequireTrainable(options.TrainFile, train, spec);
         }
         else

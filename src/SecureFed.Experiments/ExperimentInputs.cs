@@ -111,7 +111,7 @@ internal sealed class ExperimentInputs
                 string key = Key(directory, file);
                 if (!_labelled.ContainsKey(key) && !_text.ContainsKey(key))
                 {
-                    _text[key] = [.. DataSplitter.ReadFile(directory, file).Select(s => s.Tokens)];
+                    _text[key] = [.. DataSplitter.ReadFile(directory, file, EntityTypeSpellings.Unchecked).Select(s => s.Tokens)]; // labels ignored
                 }
             }
         }

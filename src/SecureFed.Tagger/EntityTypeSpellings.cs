@@ -11,29 +11,31 @@ namespace SecureFed.Tagger;
 public sealed class EntityTypeSpellings
 {
     private readonly Dictionary<string, (string Spelling, string Source, int Line)> _first = new(StringComparer.OrdinalIgnoreCase);
+    private readonly bool _check;
 
     /// <summary>An empty table.</summary>
     public EntityTypeSpellings()
+        : this(check: true)
     {
     }
 
-    /// <summary>A table that already holds <paramref name="types"/>, described as <paramref name="source"/> in messages.</summary>
-    /// <param name="types">Types every label set holds anyway (e.g. <see cref="LabelSet.ClinicalTypes"/>).</param>
-    /// <param name="source">What they are, e.g. "the clinical types every tagger's label set holds".</param>
-    public EntityTypeSpellings(IEnumerable<string> types, string source)
-    {
-        ArgumentNullException.ThrowIfNull(types);
-        ArgumentException.ThrowIfNullOrWhiteSpace(source);
-        foreach (string type in types)
-        {
-            _first.TryAdd(type, (type, source, 0));
-        }
-    }
+    private EntityTypeSpellings(bool check) => _check = check;
+
+    /// <summary>
+    /// A table that checks nothing, for reads whose labels are ignored (public text kept as tokens only, or data whose
+    /// other types become O): a type spelled two ways there makes no second type, and refusing it refused usable text.
+    /// </summary>
+    public static EntityTypeSpellings Unchecked { get; } = new(check: false);
 
     /// <summary>Records the type of <paramref name="tag"/> (B-TYPE or I-TYPE) read at <paramref name="source"/>:<paramref name="line"/>.</summary>
     /// <exception cref="InputDataException">The type was met before spelled with other letter case; the message names both spellings and where each was first met.</exception>
     internal void Add(string tag, string source, int line)
     {
+        if (!_check)
+        {
+            return;
+        }
+
         string type = tag[2..];
         if (!_first.TryGetValue(type, out var first))
         {
@@ -43,7 +45,7 @@ public sealed class EntityTypeSpellings
 
         if (!string.Equals(first.Spelling, type, StringComparison.Ordinal))
         {
-            string where = first.Line == 0 ? first.Source : string.Equals(first.Source, source, StringComparison.Ordinal)
+            string where = string.Equals(first.Source, source, StringComparison.Ordinal)
                 ? string.Create(CultureInfo.InvariantCulture, $"line {first.Line}")
                 : string.Create(CultureInfo.InvariantCulture, $"{first.Source}:{first.Line}");
             throw new InputDataException(string.Create(CultureInfo.InvariantCulture,

@@ -264,4 +264,19 @@ public sealed class CliMalformedDataTests : IDisposable
 
         AssertUsageErrorNamingTheLine(code, err, train, 5, "invalid tag \"WHAT?\"");
     }
+
+    [Fact]
+    public async Task Agent_DevFileSpellsATrainFileTypeWithOtherCase_UsageErrorNamingBothFilesLinesAndSpellings()
+    {
+        // The agent read TrainFile and DevFile with a table each, so each file alone was consistent and this passed.
+        string kits = Path.Combine(_dir, "fed");
+        var (provisioned, _, provisionErr) = await CliRun.RunAsync("provision", "--out", kits, "--federation", "spelling", "--sites", "site-a,site-b", "--aggregator-host", "127.0.0.1");
+        Assert.True(provisioned == CliApp.ExitOk, provisionErr);
+        string train = WriteFile("notes-train.conll", "Ataxia\tB-Disease\nis\tO\nrare\tO\n");
+        string dev = WriteFile("notes-dev.conll", "Fever\tO\n\nanemia\tB-disease\n");
+
+        var (code, _, err) = await CliRun.RunAsync("agent", "--config", Path.Combine(kits, "sites", "site-a", "agent.json"), $"--SecureFed:TrainFile={train}", $"--SecureFed:DevFile={dev}");
+
+        AssertUsageErrorNamingTheLine(code, err, dev, 3, $"entity type \"disease\" (B-disease) differs only in letter case from \"Disease\" (first at {train}:1)");
+    }
 }

@@ -108,6 +108,20 @@ public sealed class DistillTextTests : IDisposable
     }
 
     [Fact]
+    public void ReadText_LabelsSpelledInMixedCase_ReadAsTokensAnyway()
+    {
+        // Labels are ignored here (--pretrain-text, --distill-text): a type spelled two ways was refused as in labelled data.
+        string text = PublicCorpus("mixed-text", 2);
+        string train = Path.Combine(text, "train.tsv");
+        File.WriteAllText(train, File.ReadAllText(train) + "fever\tB-disease\n\n");
+
+        IReadOnlyList<IReadOnlyList<string>> tokens = PublicDistillation.ReadText([text]);
+
+        Assert.Equal((3 * 2) + 1, tokens.Count);
+        Assert.Equal(["fever"], tokens.Single(t => t.Count == 1));
+    }
+
+    [Fact]
     public void PseudoLabel_PublicSentences_LabelledWithTheTeachersViterbiOutput()
     {
         IReadOnlyList<IReadOnlyList<string>> text = PublicDistillation.ReadText([PublicCorpus("gene-text", 6)]);

@@ -40,6 +40,26 @@ public sealed class LayerScalesCliTests : IDisposable
     }
 
     [Fact]
+    public async Task ModelLayerScales_PublicDataSpellsATypeInMixedCase_ScalesComputed()
+    {
+        // Types the model does not tag become O, so their spellings do not matter: B-disease after B-Disease was refused.
+        string model = Path.Combine(_dir, "public-model");
+        using (var tagger = TaggerModel.Create(TaggerConfig.Tiny, LabelSet.Create(["Disease"]), seed: 3, device: "cpu"))
+        {
+            tagger.Save(model);
+        }
+
+        string publicData = WritePublicCorpus();
+        string train = Path.Combine(publicData, "train.tsv");
+        File.WriteAllText(train, File.ReadAllText(train) + "fever\tB-disease\n\n");
+
+        var (code, output, err) = await Run("model", "layer-scales", model, "--public-data", publicData);
+
+        Assert.True(code == 0, $"exit {code}: {err}");
+        Assert.Contains("\"DpSgdLayerScales\":[", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ModelLayerScales_PublicFolderWithoutTrainTsv_Exits2NamingThePath()
     {
         var (code, _, err) = await Run("model", "layer-scales", _dir, "--public-data", Path.Combine(_dir, "nowhere"));

@@ -34,13 +34,13 @@ public sealed class EntityTypeSpellingsTests : IDisposable
     }
 
     [Fact]
-    public void ReadFile_TypeDiffersInCaseFromTheClinicalTypes_RefusedNamingThem()
+    public void ReadFile_UncheckedTable_TypeSpelledWithOtherCaseRead()
     {
-        string path = Write("train.tsv", "anemia\tB-disease\n");
+        string path = Write("text.tsv", "Ataxia\tB-Disease\n\nanemia\tB-disease\n");
 
-        var error = Assert.Throws<InputDataException>(() => ConllReader.ReadFile(path, new EntityTypeSpellings(LabelSet.ClinicalTypes, "the clinical types")).ToList());
+        List<Sentence> sentences = [.. ConllReader.ReadFile(path, EntityTypeSpellings.Unchecked)];
 
-        Assert.StartsWith($"{path}:1: entity type \"disease\" (B-disease) differs only in letter case from \"Disease\" (first at the clinical types);", error.Message, StringComparison.Ordinal);
+        Assert.Equal(["B-Disease", "B-disease"], sentences.SelectMany(s => s.Tags));
     }
 
     [Fact]
@@ -48,7 +48,7 @@ public sealed class EntityTypeSpellingsTests : IDisposable
     {
         string path = Write("train.tsv", "a\tB-Disease\nb\tI-Disease\n\nc\tB-GENE\nd\tB-Disease\ne\tB\n");
 
-        List<Sentence> sentences = [.. ConllReader.ReadFile(path, new EntityTypeSpellings(LabelSet.ClinicalTypes, "the clinical types"))];
+        List<Sentence> sentences = [.. ConllReader.ReadFile(path, new EntityTypeSpellings())];
 
         Assert.Equal(new[] { "Disease", "GENE", "Genetics", "Drug", "Procedure", "Symptom", ConllReader.UntypedEntity }.Order(StringComparer.Ordinal),
             LabelSet.FromSentences(sentences).EntityTypes);

@@ -133,8 +133,8 @@ internal static class ModelCommands
 
             using TaggerModel model = LoadModel(parse.GetValue(modelDir)!, "MODEL");
             var types = model.Labels.EntityTypes.ToHashSet(StringComparer.Ordinal);
-            // Entity types the model does not tag are O, as in the public warm start.
-            Sentence[] sentences = [.. ConllReader.ReadFile(train).Select(x => x with { Tags = [.. x.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
+            // Entity types the model does not tag are O, as in the public warm start (so their spellings are not checked).
+            Sentence[] sentences = [.. ConllReader.ReadFile(train, EntityTypeSpellings.Unchecked).Select(x => x with { Tags = [.. x.Tags.Select(t => t.Length > 2 && types.Contains(t[2..]) ? t : "O")] })];
             float[] scales;
             try
             {

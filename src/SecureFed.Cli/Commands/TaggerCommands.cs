@@ -86,9 +86,10 @@ internal static class TaggerCommands
                 Threads = ApplyThreads(parse, threads),
             };
 
-            // One spelling per entity type across train, dev and the clinical types the label set adds: B-disease next to
-            // B-Disease made two types, silently.
-            var spellings = new EntityTypeSpellings(LabelSet.ClinicalTypes, "the clinical types every tagger's label set holds");
+            // One spelling per entity type across train and dev: B-disease next to B-Disease made two types, silently.
+            // The clinical types the label set adds are not in it: data spelled B-DISEASE throughout trains (as experiment
+            // and the agent take it), with a warning below.
+            var spellings = new EntityTypeSpellings();
             var trainSet = ConllReader.ReadFile(trainFile.FullName, spellings).ToList();
             if (trainSet.Count == 0)
             {
@@ -102,6 +103,15 @@ internal static class TaggerCommands
             }
 
             LabelSet labels = LabelSet.FromSentences(devSet is null ? trainSet : trainSet.Concat(devSet));
+            foreach (string type in labels.EntityTypes.Where(t => !LabelSet.ClinicalTypes.Contains(t, StringComparer.Ordinal)))
+            {
+                if (LabelSet.ClinicalTypes.FirstOrDefault(c => string.Equals(c, type, StringComparison.OrdinalIgnoreCase)) is string clinical)
+                {
+                    (parse.InvocationConfiguration.Error ?? Console.Error).WriteLine(
+                        $"warning: the data's entity type \"{type}\" differs only in letter case from the clinical type \"{clinical}\" every tagger's label set holds; the model gets both types and \"{clinical}\" stays unused (spell it \"{clinical}\" to use the one label).");
+                }
+            }
+
             using TaggerModel model = TaggerModel.Create(taggerConfig, labels, options.Seed, deviceName);
             stdout.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"tagger: {trainSet.Count} train sentences ({trainSet.Sum(s => s.Length)} tokens), {devSet?.Count ?? 0} dev; " +
