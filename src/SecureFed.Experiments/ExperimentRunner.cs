@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using SecureFed.Federation;
 using SecureFed.Federation.Internal;
 using SecureFed.Privacy;
 using SecureFed.Protocol;
@@ -374,13 +375,16 @@ public sealed partial class ExperimentRunner
         return values;
     }
 
-    private static void WriteFloats(string path, float[] values)
+    /// <summary>
+    /// Writes a file of the --warm-start-cache folder atomically (<see cref="AtomicFile"/>: a temporary file of a unique
+    /// name, created new, then renamed over <paramref name="path"/>). The fixed <c>&lt;file&gt;.tmp</c> it used was opened
+    /// whatever it was: a named pipe there blocked the run forever after the warm start had trained, with no message.
+    /// </summary>
+    internal static void WriteFloats(string path, float[] values)
     {
         byte[] bytes = new byte[values.Length * sizeof(float)];
         Buffer.BlockCopy(values, 0, bytes, 0, bytes.Length);
-        string temp = path + ".tmp";
-        File.WriteAllBytes(temp, bytes);
-        File.Move(temp, path, overwrite: true);
+        AtomicFile.WriteAllBytes(path, bytes);
     }
 
     /// <summary>Stage 3a: each site trains on its own data only.</summary>

@@ -50,6 +50,38 @@ public sealed class InputFileTypeTests(ITestOutputHelper output) : IDisposable
         Assert.StartsWith($"--warm-start-cache: {fifo} is a named pipe (FIFO), not a regular file;", error.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A named pipe at the cache file's <c>&lt;file&gt;.tmp</c>: the cache was written through that fixed temporary path,
+    /// and opening the pipe for writing waited for a reader forever (after the warm start had trained, with no message).
+    /// It is now written through a temporary file of a unique name: the pipe is neither opened nor in the way.
+    /// </summary>
+    [Fact]
+    public async Task WarmStartCacheWrite_NamedPipeAtTheTemporaryPath_WrittenWithoutOpeningIt()
+    {
+        string path = Path.Combine(_dir, "warm-start-0123456789abcdef.f32");
+        string? fifo = NamedPipe.Make(path + ".tmp", output);
+        if (fifo is null)
+        {
+            return;
+        }
+
+        float[] values = [1.5f, -2f, 0.25f, 3f];
+        Task<Exception?> write = Task.Factory.StartNew<Exception?>(() => Record.Exception(() => ExperimentRunner.WriteFloats(path, values)),
+            CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        if (await Task.WhenAny(write, Task.Delay(s_prompt)) != write)
+        {
+            // Free the writer blocked in open() by being the pipe's reader, so its thread ends with the test.
+            var release = new Thread(() => { using var reader = new FileStream(fifo, FileMode.Open, FileAccess.Read); }) { IsBackground = true };
+            release.Start();
+            release.Join(TimeSpan.FromSeconds(5));
+            Assert.Fail($"Writing {path} did not return within {s_prompt.TotalSeconds} s (it blocked opening the named pipe {fifo}).");
+        }
+
+        Assert.Null(await write);
+        Assert.Equal(values, ExperimentRunner.ReadFloats(path, values.Length));
+        Assert.Equal(new[] { Path.GetFileName(path), Path.GetFileName(fifo) }, Directory.GetFileSystemEntries(_dir).Select(e => Path.GetFileName(e)).Order(StringComparer.Ordinal));
+    }
+
     [Fact]
     public void OperatorCredential_VerifierOrTokenIsANamedPipe_RefusedNamingIt()
     {
