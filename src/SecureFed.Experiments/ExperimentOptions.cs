@@ -406,6 +406,18 @@ public sealed record ExperimentOptions
     /// <value>The default value is 0.</value>
     public int Threads { get; init; }
 
+    /// <summary>
+    /// The names of the options given on the command line (<c>--clip-lr</c>, say), so that <see cref="Validate"/> reports an
+    /// option that needs another one when it is given at its default value as at any other (it compared
+    /// the value with the default, so <c>--clip-lr 0.2</c> without <c>--adaptive-clip</c> passed silently). Options built in
+    /// code leave it empty: a value other than the default then counts as given.
+    /// </summary>
+    /// <value>The default value is empty.</value>
+    public IReadOnlySet<string> GivenOptions { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>Whether <paramref name="option"/> was given: named in <see cref="GivenOptions"/>, or <paramref name="changed"/> from its default.</summary>
+    private bool Given(string option, bool changed) => changed || GivenOptions.Contains(option);
+
     /// <summary>The model configuration (a file is read once).</summary>
     /// <exception cref="ArgumentException">--config is neither tiny, default nor a valid configuration file.</exception>
     public TaggerConfig Config
@@ -581,7 +593,7 @@ public sealed record ExperimentOptions
             PositiveFinite(countNoise, "--clip-count-noise");
         }
 
-        if (AdaptiveClipQuantile == 0 && (ClipLearningRate != DefaultClipLearningRate || ClipCountNoise is not null))
+        if (AdaptiveClipQuantile == 0 && (Given("--clip-lr", ClipLearningRate != DefaultClipLearningRate) || Given("--clip-count-noise", ClipCountNoise is not null)))
         {
             throw new ArgumentException("--clip-lr and --clip-count-noise refine --adaptive-clip: add it.");
         }
@@ -651,7 +663,7 @@ public sealed record ExperimentOptions
             throw new ArgumentException(string.Join(" ", serverProblems));
         }
 
-        if ((DpPreconditionAfterNoise || DpPreconditionPerTensor || DpPreconditionSplit != 1) && !DpPrecondition)
+        if ((Given("--dp-precondition-after-noise", DpPreconditionAfterNoise) || Given("--dp-precondition-per-tensor", DpPreconditionPerTensor) || Given("--dp-precondition-split", DpPreconditionSplit != 1)) && !DpPrecondition)
         {
             throw new ArgumentException("--dp-precondition-after-noise, --dp-precondition-per-tensor and --dp-precondition-split refine --dp-precondition: add it.");
         }
@@ -749,7 +761,7 @@ public sealed record ExperimentOptions
     {
         if (WarmStartDirectory is null)
         {
-            if (WarmStartEpochs != 3)
+            if (Given("--warm-start-epochs", WarmStartEpochs != 3))
             {
                 throw new ArgumentException($"--warm-start-epochs {WarmStartEpochs} sets the epochs of the public warm start, but no --warm-start DIR is given: add it, or leave --warm-start-epochs out.");
             }
@@ -759,52 +771,52 @@ public sealed record ExperimentOptions
                 throw new ArgumentException($"--warm-start-cache {WarmStartCache} keeps the models of the public warm start, but no --warm-start DIR is given: add it, or leave --warm-start-cache out.");
             }
 
-            if (WarmStartAllSplits)
+            if (Given("--warm-start-splits", WarmStartAllSplits))
             {
-                throw new ArgumentException("--warm-start-splits all chooses the splits of the public warm start's corpus, but no --warm-start DIR is given: add it, or leave --warm-start-splits out.");
+                throw new ArgumentException($"--warm-start-splits {(WarmStartAllSplits ? "all" : "train")} chooses the splits of the public warm start's corpus, but no --warm-start DIR is given: add it, or leave --warm-start-splits out.");
             }
         }
 
         if (DpSubspace == 0)
         {
-            if (DpSubspaceSentences != 1000)
+            if (Given("--dp-subspace-sentences", DpSubspaceSentences != 1000))
             {
                 throw new ArgumentException($"--dp-subspace-sentences {DpSubspaceSentences} sets the public sentences of projected DP-SGD, but --dp-subspace is 0 (off): add --dp-subspace K, or leave --dp-subspace-sentences out.");
             }
 
-            if (DpSubspaceRefresh != 0)
+            if (Given("--dp-subspace-refresh", DpSubspaceRefresh != 0))
             {
                 throw new ArgumentException($"--dp-subspace-refresh {DpSubspaceRefresh} recomputes the subspace of projected DP-SGD, but --dp-subspace is 0 (off): add --dp-subspace K, or leave --dp-subspace-refresh out.");
             }
         }
 
-        if (!DpPrecondition && DpPreconditionFloor != 0.1)
+        if (!DpPrecondition && Given("--dp-precondition-floor", DpPreconditionFloor != 0.1))
         {
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"--dp-precondition-floor {DpPreconditionFloor} sets the floor of the DP-SGD preconditioner, but --dp-precondition is not given: add it, or leave --dp-precondition-floor out."));
         }
 
-        if (PublicMix == 0 && PublicMixUntil != 0)
+        if (PublicMix == 0 && Given("--public-mix-until", PublicMixUntil != 0))
         {
             throw new ArgumentException($"--public-mix-until {PublicMixUntil} sets the last round of the public server steps, but --public-mix is 0 (off): add --public-mix WEIGHT, or leave --public-mix-until out.");
         }
 
-        if (!ServerNoiseCorrection && ServerNoiseFloor != 1)
+        if (!ServerNoiseCorrection && Given("--server-noise-floor", ServerNoiseFloor != 1))
         {
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"--server-noise-floor {ServerNoiseFloor} sets the floor of --server-noise-correction, which is not given: add it, or leave --server-noise-floor out."));
         }
 
         ServerOptimizerKind kind = ServerOptimizer.Kind;
-        if (kind == ServerOptimizerKind.Average && ServerBeta1 != 0.9)
+        if (kind == ServerOptimizerKind.Average && Given("--server-beta1", ServerBeta1 != 0.9))
         {
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"--server-beta1 {ServerBeta1} sets the momentum of --server-optimizer momentum or adam, but --server-optimizer is {ServerOptimizerName}: give one of those, or leave --server-beta1 out."));
         }
 
-        if (kind != ServerOptimizerKind.Adam && (ServerBeta2 != 0.99 || ServerTau != 1e-3))
+        if (kind != ServerOptimizerKind.Adam && (Given("--server-beta2", ServerBeta2 != 0.99) || Given("--server-tau", ServerTau != 1e-3)))
         {
-            (string option, double value) = ServerBeta2 != 0.99 ? ("--server-beta2", ServerBeta2) : ("--server-tau", ServerTau);
+            (string option, double value) = Given("--server-beta2", ServerBeta2 != 0.99) ? ("--server-beta2", ServerBeta2) : ("--server-tau", ServerTau);
             throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
                 $"{option} {value} sets a parameter of --server-optimizer adam, but --server-optimizer is {ServerOptimizerName}: give adam, or leave {option} out."));
         }
@@ -814,7 +826,7 @@ public sealed record ExperimentOptions
     {
         if (PretrainTextDirectories.Count == 0)
         {
-            if (PretrainEpochs != 1)
+            if (Given("--pretrain-epochs", PretrainEpochs != 1))
             {
                 throw new ArgumentException("--pretrain-epochs sets the passes over --pretrain-text: add it.");
             }
@@ -849,7 +861,7 @@ public sealed record ExperimentOptions
     {
         if (DistillTextDirectories.Count == 0)
         {
-            if (DistillEpochs != 3 || DistillLearningRate != 0.003 || DistillTeacherDirectory is not null)
+            if (Given("--distill-epochs", DistillEpochs != 3) || Given("--distill-lr", DistillLearningRate != 0.003) || DistillTeacherDirectory is not null)
             {
                 throw new ArgumentException("--distill-epochs, --distill-lr and --distill-teacher set the student's training on --distill-text: add it.");
             }

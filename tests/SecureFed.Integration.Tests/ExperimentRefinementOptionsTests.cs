@@ -42,6 +42,44 @@ public sealed class ExperimentRefinementOptionsTests : IDisposable
         Assert.False(Directory.Exists(Path.Combine(_dir, "cache")));
     }
 
+    /// <summary>
+    /// A refinement given at its default value: Validate compared the value with the default instead of knowing what was
+    /// given, so these passed silently while any other value was refused. --pooled-only with --epsilon 8 is refused by the
+    /// last check of Validate: without the fix the command stops there at once (naming --pooled-only) instead of training.
+    /// </summary>
+    [Theory]
+    [InlineData("--warm-start-epochs 3", "--warm-start-epochs 3", "--warm-start DIR")]
+    [InlineData("--warm-start-splits train", "--warm-start-splits train", "--warm-start DIR")]
+    [InlineData("--dp-subspace-sentences 1000", "--dp-subspace-sentences 1000", "--dp-subspace K")]
+    [InlineData("--dp-subspace-refresh 0", "--dp-subspace-refresh 0", "--dp-subspace K")]
+    [InlineData("--dp-precondition-floor 0.1", "--dp-precondition-floor 0.1", "--dp-precondition is not given")]
+    [InlineData("--dp-precondition-split 1", "--dp-precondition-split", "refine --dp-precondition")]
+    [InlineData("--public-mix-until 0", "--public-mix-until 0", "--public-mix WEIGHT")]
+    [InlineData("--server-noise-floor 1", "--server-noise-floor 1", "--server-noise-correction, which is not given")]
+    [InlineData("--server-beta1 0.9", "--server-beta1 0.9", "--server-optimizer is avg")]
+    [InlineData("--server-beta2 0.99", "--server-beta2 0.99", "give adam")]
+    [InlineData("--server-tau 0.001", "--server-tau 0.001", "give adam")]
+    [InlineData("--clip-lr 0.2", "--clip-lr", "refine --adaptive-clip")]
+    [InlineData("--pretrain-epochs 1", "--pretrain-epochs", "--pretrain-text")]
+    [InlineData("--distill-epochs 3", "--distill-epochs", "--distill-text")]
+    [InlineData("--distill-lr 0.003", "--distill-lr", "--distill-text")]
+    public async Task Experiment_RefinementAtItsDefaultWithoutTheOptionItRefines_RefusedAsAnyOtherValue(string options, string named, string enabler)
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 30, eval: 10);
+        string output = Path.Combine(_dir, "out");
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["experiment", "--data", corpus, "--epsilon", "8", "--pooled-only", .. options.Split(' '), "--out", output], stdout, stderr, CancellationToken.None)
+            .WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.True(code == 2, $"exit {code}\n{stderr}");
+        Assert.Contains(named, stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains(enabler, stderr.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("--pooled-only", stderr.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(output));
+    }
+
     [Fact]
     public void Validate_RefinementsWithTheOptionTheyRefine_Accepted()
     {

@@ -81,8 +81,16 @@ internal sealed class TrainingRecipeOptions
             WarmStartAllSplits = parse.GetValue(_warmSplits) == "all",
             PretrainTextDirectories = parse.GetValue(_pretrainText) is string text ? [.. text.Split(',', StringSplitOptions.TrimEntries)] : [],
             PretrainEpochs = parse.GetValue(_pretrainEpochs),
+            GivenOptions = GivenOptions(parse),
         };
     }
+
+    /// <summary>
+    /// The names of the options given on the command line, not filled in from a default: Validate reports an option given at
+    /// its default value without the option it needs as it reports any other value.
+    /// </summary>
+    internal static IReadOnlySet<string> GivenOptions(ParseResult parse) =>
+        parse.CommandResult.Children.OfType<OptionResult>().Where(r => !r.Implicit).Select(r => r.Option.Name).ToHashSet(StringComparer.Ordinal);
 
     private static Option<string> CreateRecipe()
     {
