@@ -408,12 +408,50 @@ public sealed record ExperimentOptions
 
     /// <summary>
     /// The names of the options given on the command line (<c>--clip-lr</c>, say), so that <see cref="Validate"/> reports an
-    /// option that needs another one when it is given at its default value as at any other (it compared
+    /// option that needs another one, or the DP arms, when it is given at its default value as at any other (it compared
     /// the value with the default, so <c>--clip-lr 0.2</c> without <c>--adaptive-clip</c> passed silently). Options built in
     /// code leave it empty: a value other than the default then counts as given.
     /// </summary>
     /// <value>The default value is empty.</value>
     public IReadOnlySet<string> GivenOptions { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The options that only matter when DP arms run (DP-SGD, its clip, sampling, noise and accountant, the public server
+    /// steps and the noise correction of the DP arms, the site-level DP arm), each with whether its value differs from
+    /// its default (for options built in code; a recipe option's default is the recipe's, so only given counts for it).
+    /// </summary>
+    private IEnumerable<(string Option, bool Changed)> DpOnlyOptions() =>
+    [
+        ("--dp-only", !RunNonPrivateArms),
+        ("--dp-optimizer", false),
+        ("--dp-lr", false),
+        ("--sample-rate", false),
+        ("--dp-steps", false),
+        ("--grad-clip", false),
+        ("--dp-dropout", false),
+        ("--dp-no-dropout", false),
+        ("--dp-weight-decay", DpWeightDecay != 0),
+        ("--dp-freeze-embeddings", DpFreezeEmbeddings),
+        ("--dp-precondition", DpPrecondition),
+        ("--dp-precondition-floor", DpPreconditionFloor != 0.1),
+        ("--dp-precondition-after-noise", DpPreconditionAfterNoise),
+        ("--dp-precondition-split", DpPreconditionSplit != 1),
+        ("--dp-precondition-per-tensor", DpPreconditionPerTensor),
+        ("--dp-subspace", DpSubspace != 0),
+        ("--dp-subspace-sentences", DpSubspaceSentences != 1000),
+        ("--dp-subspace-refresh", DpSubspaceRefresh != 0),
+        ("--accountant", PldAccounting),
+        ("--dp-noise", DpDistributedNoise),
+        ("--dp-noise-shares", DpNoiseShares is not null),
+        ("--adaptive-clip", AdaptiveClipQuantile != 0),
+        ("--clip-lr", ClipLearningRate != DefaultClipLearningRate),
+        ("--clip-count-noise", ClipCountNoise is not null),
+        ("--public-mix", PublicMix != 0),
+        ("--public-mix-until", PublicMixUntil != 0),
+        ("--server-noise-correction", ServerNoiseCorrection),
+        ("--server-noise-floor", ServerNoiseFloor != 1),
+        ("--site-noise", SiteNoiseMultiplier != 0),
+    ];
 
     /// <summary>Whether <paramref name="option"/> was given: named in <see cref="GivenOptions"/>, or <paramref name="changed"/> from its default.</summary>
     private bool Given(string option, bool changed) => changed || GivenOptions.Contains(option);
@@ -521,6 +559,12 @@ public sealed record ExperimentOptions
             {
                 throw new ArgumentException($"--skew needs {Sites} positive shares summing to 1; got {string.Join(",", shares.Select(s => s.ToString(CultureInfo.InvariantCulture)))}.");
             }
+        }
+
+        if (Epsilons.Count == 0 && DpOnlyOptions().FirstOrDefault(o => Given(o.Option, o.Changed)).Option is string dpOption)
+        {
+            // It was ignored: the run went ahead without the DP arms the option tunes (or, for --dp-only, without any arm).
+            throw new ArgumentException($"{dpOption} only matters for the DP arms, but --epsilon none runs none: give --epsilon, or leave {dpOption} out.");
         }
 
         Positive(Seeds, "--seeds");

@@ -80,6 +80,42 @@ public sealed class ExperimentRefinementOptionsTests : IDisposable
         Assert.False(Directory.Exists(output));
     }
 
+    /// <summary>
+    /// An option that only matters for the DP arms, with --epsilon none (no DP arm): it was silently ignored, the run went
+    /// ahead without what the user tuned. Refused naming the option and why, whatever its value (a recipe's default too).
+    /// With --pooled-only (the pooled arm alone, where they were ignored too) so that a regression trains one arm only.
+    /// </summary>
+    [Theory]
+    [InlineData("--grad-clip 3", "--grad-clip")]
+    [InlineData("--grad-clip 2", "--grad-clip")]
+    [InlineData("--sample-rate 0.1", "--sample-rate")]
+    [InlineData("--dp-steps 1", "--dp-steps")]
+    [InlineData("--dp-lr 0.5", "--dp-lr")]
+    [InlineData("--dp-optimizer adam", "--dp-optimizer")]
+    [InlineData("--dp-no-dropout", "--dp-no-dropout")]
+    [InlineData("--dp-weight-decay 0.01", "--dp-weight-decay")]
+    [InlineData("--dp-freeze-embeddings", "--dp-freeze-embeddings")]
+    [InlineData("--accountant pld", "--accountant")]
+    [InlineData("--dp-noise local", "--dp-noise")]
+    [InlineData("--clip-count-noise 5", "--clip-count-noise")]
+    [InlineData("--site-noise 0.5", "--site-noise")]
+    [InlineData("--server-noise-correction --server-optimizer adam", "--server-noise-correction")]
+    [InlineData("--dp-only", "--dp-only")]
+    public async Task Experiment_DpOptionWithEpsilonNone_RefusedNamingTheOptionAndWhy(string options, string named)
+    {
+        string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "corpus"), train: 30, eval: 10);
+        string output = Path.Combine(_dir, "out");
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        int code = await CliApp.RunAsync(["experiment", "--data", corpus, "--epsilon", "none", "--pooled-only", "--rounds", "1", "--seeds", "1", .. options.Split(' '), "--out", output], stdout, stderr, CancellationToken.None)
+            .WaitAsync(TimeSpan.FromMinutes(3));
+
+        Assert.True(code == 2, $"exit {code}\n{stderr}");
+        Assert.Contains($"error: {named} only matters for the DP arms, but --epsilon none runs none: give --epsilon, or leave {named} out.", stderr.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(output));
+    }
+
     [Fact]
     public void Validate_RefinementsWithTheOptionTheyRefine_Accepted()
     {

@@ -328,8 +328,9 @@ public sealed class ExperimentSmokeTests : IDisposable
         string corpus = SyntheticCorpusFiles.Write(Path.Combine(_dir, "recipe"), train: 30, eval: 10);
         string output = Path.Combine(_dir, "recipe-out-" + Guid.NewGuid().ToString("N"));
 
+        // The DP arm alone: with --epsilon none (the pooled arm alone, say) the DP-SGD options are refused as ignored.
         (int code, _, string stderr) = await Cli(TimeSpan.FromMinutes(2),
-            ["experiment", "--data", corpus, "--epsilon", "none", "--pooled-only", "--seeds", "1", "--rounds", "1", "--config", "tiny", "--out", output, .. options]);
+            ["experiment", "--data", corpus, "--epsilon", "8", "--dp-only", "--federated-only", "--seeds", "1", "--rounds", "1", "--config", "tiny", "--out", output, .. options]);
 
         Assert.True(code == 0, stderr);
         using JsonDocument results = JsonDocument.Parse(await File.ReadAllTextAsync(Path.Combine(output, "results.json")));
