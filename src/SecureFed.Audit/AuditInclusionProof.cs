@@ -72,16 +72,11 @@ public sealed class AuditInclusionProof
                 string.Create(CultureInfo.InvariantCulture, $"Line {line} is not covered by the newest checkpoint (it covers lines 1..{checkpoint.Size})."));
         }
 
-        // The lines are streamed: each leaf hash goes into the compact range of the tree and, if the line is outside the proved
-        // one, into the range of the one proof subtree it belongs to; only those subtrees' roots and the proved line are kept
-        // (a list of every line and of every leaf hash grew with the log).
-        LogFile file = LogFile.Read(logPath);
-        if (file.LineCount < checkpoint.Size)
-        {
-            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                $"{logPath} has {file.LineCount} complete line(s) but the newest checkpoint covers {checkpoint.Size}; run 'securefed audit verify'."));
-        }
-
+        // The lines are streamed (LogReader: the file is read in chunks, no more than the longest line is held, and no line
+        // after the checkpoint's size is read): each leaf hash goes into the compact range of the tree (O(log n) hashes) and,
+        // if the line is outside the proved one, into the range of the one proof subtree it belongs to; only those subtrees'
+        // roots (one per level, 32 bytes each) and the proved line are kept (the file was read whole into memory, and before
+        // that a list of every line and of every leaf hash grew with the log).
         List<(long Start, long Count)> subtrees = ProofSubtrees(line - 1, checkpoint.Size);
         byte[][] proof = new byte[subtrees.Count][];
         int[] order = [.. Enumerable.Range(0, subtrees.Count).OrderBy(i => subtrees[i].Start)];
@@ -90,30 +85,36 @@ public sealed class AuditInclusionProof
         var tree = new CompactRange();
         string? leaf = null;
         byte[]? leafHash = null;
-        foreach (ReadOnlyMemory<byte> text in file.EnumerateLines())
+        using (LogReader reader = LogReader.Open(logPath))
         {
-            long index = tree.Size;
-            if (index == checkpoint.Size)
+            while (tree.Size < checkpoint.Size && reader.TryReadLine(out LogLine text))
             {
-                break;
+                long index = tree.Size;
+                byte[] hash = text.LeafHash;
+                tree.Append(hash);
+                if (index == line - 1)
+                {
+                    leaf = text.Oversize
+                        ? throw new InvalidDataException($"{logPath}: {text.OversizeProblem}; run 'securefed audit verify'.")
+                        : Encoding.UTF8.GetString(text.Bytes.Span);
+                    leafHash = hash;
+                    continue;
+                }
+
+                (long start, long count) = subtrees[order[next]];
+                subtree ??= new CompactRange();
+                subtree.Append(hash);
+                if (index == start + count - 1)
+                {
+                    proof[order[next++]] = subtree.RootHash();
+                    subtree = null;
+                }
             }
 
-            byte[] hash = MerkleTree.LeafHash(text.Span);
-            tree.Append(hash);
-            if (index == line - 1)
+            if (reader.LineCount < checkpoint.Size)
             {
-                leaf = Encoding.UTF8.GetString(text.Span);
-                leafHash = hash;
-                continue;
-            }
-
-            (long start, long count) = subtrees[order[next]];
-            subtree ??= new CompactRange();
-            subtree.Append(hash);
-            if (index == start + count - 1)
-            {
-                proof[order[next++]] = subtree.RootHash();
-                subtree = null;
+                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                    $"{logPath} has {reader.LineCount} complete line(s) but the newest checkpoint covers {checkpoint.Size}; run 'securefed audit verify'."));
             }
         }
 

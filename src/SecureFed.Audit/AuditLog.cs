@@ -173,6 +173,7 @@ public sealed class AuditLog : IDisposable
     /// <param name="eventType">Event type, e.g. <see cref="AuditEvents.RoundOpened"/>: 1-64 characters of <c>[a-z0-9_.-]</c>.</param>
     /// <param name="fields">Fills the event's fields.</param>
     /// <exception cref="InvalidOperationException">A previous write failed; the log must be reopened.</exception>
+    /// <exception cref="ArgumentException">The line would be longer than an audit line can be (64 MiB): nothing is written.</exception>
     public long Append(string eventType, Action<AuditFields> fields)
     {
         ArgumentNullException.ThrowIfNull(eventType);
@@ -213,39 +214,37 @@ public sealed class AuditLog : IDisposable
         lock (_gate)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            LogFile file = LogFile.Read(_logPath);
-            if (file.LineCount < _size)
-            {
-                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                    $"{_logPath} holds {file.LineCount} complete line(s) but this log wrote or verified {_size}: it was truncated while open."));
-            }
-
-            // The lines are streamed into a compact range (no leaf hash is kept per line) whose root must be the open log's:
-            // a line edited, inserted or reordered under it is refused, as when each line's hash was compared on its own.
+            // The file is read line by line (LogReader: no more than the longest line is held) into a compact range (no leaf
+            // hash is kept per line) whose root must be the open log's: a line edited, inserted or reordered under it is
+            // refused, as when each line's hash was compared on its own.
             var events = new List<AuditEvent>();
             var range = new CompactRange();
             string? unparsed = null;
-            foreach (ReadOnlyMemory<byte> line in file.EnumerateLines())
+            using (LogReader reader = LogReader.Open(_logPath))
             {
-                if (range.Size == _size)
+                while (range.Size < _size && reader.TryReadLine(out LogLine line))
                 {
-                    break;
+                    range.Append(line.LeafHash);
+                    if (unparsed is not null)
+                    {
+                        continue;
+                    }
+
+                    LogEntry? entry = line.Oversize ? null : LogEntry.TryParse(line.Bytes, line.Number, out unparsed);
+                    if (line.Oversize)
+                    {
+                        unparsed = line.OversizeProblem;
+                    }
+                    else if (entry is not null && entry.Type == eventType)
+                    {
+                        events.Add(new AuditEvent(entry.Line, entry.Type, entry.Fields));
+                    }
                 }
 
-                range.Append(MerkleTree.LeafHash(line.Span));
-                if (unparsed is not null)
+                if (reader.LineCount < _size)
                 {
-                    continue;
-                }
-
-                LogEntry? entry = LogEntry.TryParse(line, range.Size, out string? problem);
-                if (entry is null)
-                {
-                    unparsed = problem;
-                }
-                else if (entry.Type == eventType)
-                {
-                    events.Add(new AuditEvent(entry.Line, entry.Type, entry.Fields));
+                    throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                        $"{_logPath} holds {reader.LineCount} complete line(s) but this log wrote or verified {_size}: it was truncated while open."));
                 }
             }
 
@@ -402,63 +401,39 @@ public sealed class AuditLog : IDisposable
             return (0, null);
         }
 
-        LogFile file = LogFile.Read(_logPath);
+        // The file is read in chunks and line by line (LogReader): it was read whole into memory, which grew with the log.
         QuarantinedTail? quarantined = null;
-        if (file.TornTail is { } torn)
+        using (LogReader tail = LogReader.Open(_logPath))
         {
-            // A crash mid-write tears a line no checkpoint has signed yet (a checkpoint is signed over complete lines
-            // only). A torn line a checkpoint covers was whole when it was signed: the file was cut or altered since,
-            // and "repairing" it would move a signed line into quarantine and leave a log shorter than its checkpoint.
-            if (LatestOnDisk() is { } signed && signed.Checkpoint.Size >= file.TornLineNumber)
+            if (tail.FindTornTail() is { } found)
             {
-                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                    $"{_logPath}: line {file.TornLineNumber} is cut short ({torn.Length} bytes without a final newline), but {signed.Path} " +
-                    $"signed {signed.Checkpoint.Size} complete line(s): the line was whole when it was signed, so this is no crash mid-write " +
-                    $"but a log cut short or altered afterwards. Nothing was changed (a torn-tail repair would discard a signed line); " +
-                    $"restore {LogFileName} from a backup ('securefed audit verify {Directory}' lists the problems)."));
+                quarantined = HandleTornTail(tail, found.IntactLength, found.LineCount, repairTornTail);
             }
-
-            if (!repairTornTail)
-            {
-                string message = string.Create(CultureInfo.InvariantCulture,
-                    $"{_logPath}: line {file.TornLineNumber} is torn ({torn.Length} bytes without a final newline; a crash mid-write?). " +
-                    $"Lines 1..{file.LineCount} are intact. Reopen with repairTornTail: true to move the torn bytes to {QuarantineDirectoryName}/ and continue.");
-                throw new InvalidDataException(message, new AuditLogTornTailException(_logPath, file.TornLineNumber, torn.Length, file.LineCount, message));
-            }
-
-            string quarantine = Path.Combine(Directory, QuarantineDirectoryName);
-            System.IO.Directory.CreateDirectory(quarantine);
-            string name = string.Create(CultureInfo.InvariantCulture,
-                $"torn-line-{file.TornLineNumber}-{_time.GetUtcNow().UtcDateTime:yyyyMMddTHHmmssfffZ}.bin");
-            DurableFile.WriteAllBytes(Path.Combine(quarantine, name), torn);
-            using (var stream = new FileStream(_logPath, FileMode.Open, FileAccess.Write, FileShare.Read))
-            {
-                stream.SetLength(file.TornTailOffset);
-                stream.Flush(flushToDisk: true);
-            }
-
-            quarantined = new QuarantinedTail(file.TornLineNumber, torn.Length, SHA256.HashData(torn), QuarantineDirectoryName + "/" + name);
         }
 
         // Each line's hash goes into the compact range and is not kept (a leaf hash per line grew the writer's memory with the
         // log for as long as it ran); the root at the newest checkpoint's size is taken on the way.
         (SignedCheckpoint Checkpoint, string Path)? latest = LatestOnDisk();
         byte[]? rootAtLatest = latest is { } l0 && l0.Checkpoint.Size == 0 ? _range.RootHash() : null;
-        foreach (ReadOnlyMemory<byte> line in file.EnumerateLines())
+        using (LogReader reader = LogReader.Open(_logPath))
         {
-            long lineNumber = _range.Size + 1;
-            LogEntry entry = LogEntry.TryParse(line, lineNumber, out string? problem)
-                ?? throw new InvalidDataException($"{_logPath}: {problem}.");
-            if (entry.Actor != Actor)
+            while (reader.TryReadLine(out LogLine line))
             {
-                throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
-                    $"{_logPath}: line {lineNumber} was written by actor '{entry.Actor}', but the log is being opened as '{Actor}'."));
-            }
+                long lineNumber = line.Number;
+                string? problem = line.Oversize ? line.OversizeProblem : null;
+                LogEntry entry = (line.Oversize ? null : LogEntry.TryParse(line.Bytes, lineNumber, out problem))
+                    ?? throw new InvalidDataException($"{_logPath}: {problem}.");
+                if (entry.Actor != Actor)
+                {
+                    throw new InvalidOperationException(string.Create(CultureInfo.InvariantCulture,
+                        $"{_logPath}: line {lineNumber} was written by actor '{entry.Actor}', but the log is being opened as '{Actor}'."));
+                }
 
-            _range.Append(MerkleTree.LeafHash(line.Span));
-            if (latest is { } l && l.Checkpoint.Size == _range.Size)
-            {
-                rootAtLatest = _range.RootHash();
+                _range.Append(line.LeafHash);
+                if (latest is { } l && l.Checkpoint.Size == _range.Size)
+                {
+                    rootAtLatest = _range.RootHash();
+                }
             }
         }
 
@@ -470,6 +445,50 @@ public sealed class AuditLog : IDisposable
         }
 
         return (_range.Size, quarantined);
+    }
+
+    /// <summary>
+    /// A torn tail of <see cref="LogReader.Length"/> − <paramref name="intact"/> bytes after <paramref name="lines"/>
+    /// complete lines: refused, or with <paramref name="repairTornTail"/> copied to quarantine/ (in chunks, not read into
+    /// memory) and cut off the log.
+    /// </summary>
+    private QuarantinedTail HandleTornTail(LogReader file, long intact, long lines, bool repairTornTail)
+    {
+        long tornLength = file.Length - intact;
+        long tornLineNumber = lines + 1;
+
+        // A crash mid-write tears a line no checkpoint has signed yet (a checkpoint is signed over complete lines
+        // only). A torn line a checkpoint covers was whole when it was signed: the file was cut or altered since,
+        // and "repairing" it would move a signed line into quarantine and leave a log shorter than its checkpoint.
+        if (LatestOnDisk() is { } signed && signed.Checkpoint.Size >= tornLineNumber)
+        {
+            throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
+                $"{_logPath}: line {tornLineNumber} is cut short ({tornLength} bytes without a final newline), but {signed.Path} " +
+                $"signed {signed.Checkpoint.Size} complete line(s): the line was whole when it was signed, so this is no crash mid-write " +
+                $"but a log cut short or altered afterwards. Nothing was changed (a torn-tail repair would discard a signed line); " +
+                $"restore {LogFileName} from a backup ('securefed audit verify {Directory}' lists the problems)."));
+        }
+
+        if (!repairTornTail)
+        {
+            string message = string.Create(CultureInfo.InvariantCulture,
+                $"{_logPath}: line {tornLineNumber} is torn ({tornLength} bytes without a final newline; a crash mid-write?). " +
+                $"Lines 1..{lines} are intact. Reopen with repairTornTail: true to move the torn bytes to {QuarantineDirectoryName}/ and continue.");
+            throw new InvalidDataException(message, new AuditLogTornTailException(_logPath, tornLineNumber, tornLength, lines, message));
+        }
+
+        string quarantine = Path.Combine(Directory, QuarantineDirectoryName);
+        System.IO.Directory.CreateDirectory(quarantine);
+        string name = string.Create(CultureInfo.InvariantCulture,
+            $"torn-line-{tornLineNumber}-{_time.GetUtcNow().UtcDateTime:yyyyMMddTHHmmssfffZ}.bin");
+        byte[] sha256 = file.CopyTailTo(intact, Path.Combine(quarantine, name));
+        using (var stream = new FileStream(_logPath, FileMode.Open, FileAccess.Write, FileShare.Read))
+        {
+            stream.SetLength(intact);
+            stream.Flush(flushToDisk: true);
+        }
+
+        return new QuarantinedTail(tornLineNumber, tornLength, sha256, QuarantineDirectoryName + "/" + name);
     }
 
     /// <summary>The newest parseable checkpoint among checkpoint.latest and checkpoints/*.checkpoint.</summary>
@@ -539,6 +558,13 @@ public sealed class AuditLog : IDisposable
             ThrowIfFaulted();
             long seq = _size + 1;
             byte[] line = CanonicalJson.SerializeLine(seq, CanonicalJson.FormatTimestamp(_time.GetUtcNow()), Actor, eventType, fields);
+            if (line.Length > LogReader.MaxLineBytes)
+            {
+                // Readers keep a line up to this size to parse it, and name a longer one as damage: it is not written.
+                throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+                    $"A {eventType} line of {line.Length:N0} bytes is longer than the {LogReader.MaxLineBytes:N0} an audit line can be; it was not written (bound its fields' values)."), nameof(fields));
+            }
+
             byte[] record = new byte[line.Length + 1];
             line.CopyTo(record, 0);
             record[^1] = (byte)'\n';
@@ -626,27 +652,25 @@ public sealed class AuditLog : IDisposable
     {
         var range = new CompactRange();
         byte[]? rootAt = size == 0 ? range.RootHash() : null;
-        LogFile file;
+        LogReader reader;
         try
         {
-            file = LogFile.Read(_logPath);
+            reader = LogReader.Open(_logPath);
         }
         catch (InvalidDataException ex)
         {
             throw ChangedUnderTheWriter(ex.Message, ex);
         }
 
-        foreach (ReadOnlyMemory<byte> line in file.EnumerateLines())
+        using (reader)
         {
-            if (range.Size == _size)
+            while (range.Size < _size && reader.TryReadLine(out LogLine line))
             {
-                break;
-            }
-
-            range.Append(MerkleTree.LeafHash(line.Span));
-            if (range.Size == size)
-            {
-                rootAt = range.RootHash();
+                range.Append(line.LeafHash);
+                if (range.Size == size)
+                {
+                    rootAt = range.RootHash();
+                }
             }
         }
 

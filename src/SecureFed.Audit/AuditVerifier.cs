@@ -23,7 +23,7 @@ public static class AuditVerifier
     /// <param name="previousCheckpoint">Path to a checkpoint the auditor kept from an earlier verification (rollback detection).</param>
     /// <exception cref="FormatException"><paramref name="verifierKey"/> is not a key.</exception>
     public static AuditVerification Verify(string directory, string? verifierKey = null, string? previousCheckpoint = null) =>
-        VerifyCore(directory, verifierKey, previousCheckpoint, out _);
+        VerifyCore(directory, verifierKey, previousCheckpoint, keepEntries: false, out _);
 
     /// <summary>The message for a key argument that looks like a file's path (has a folder separator or starts with '.' or '~') but names no file; else null.</summary>
     private static string? NotAFile(string keyOrFile)
@@ -108,7 +108,12 @@ public static class AuditVerifier
         return NoteVerifierKey.FromEd25519(origin, raw);
     }
 
-    internal static AuditVerification VerifyCore(string directory, string? verifierKey, string? previousCheckpoint, out IReadOnlyList<LogEntry> entries)
+    /// <summary>
+    /// Verifies the log; with <paramref name="keepEntries"/> (the report) every parsed line is returned in
+    /// <paramref name="entries"/>, else only the lines the checks after the pass need (lines 1 and 2, the
+    /// <see cref="AuditEvents.LogOpened"/> lines): verify keeps nothing per line of the log.
+    /// </summary>
+    internal static AuditVerification VerifyCore(string directory, string? verifierKey, string? previousCheckpoint, bool keepEntries, out IReadOnlyList<LogEntry> entries)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(directory);
         string dir = Path.GetFullPath(directory);
@@ -125,7 +130,7 @@ public static class AuditVerifier
         if (DurableFile.NotRegularKind(logPath) is { } kind)
         {
             // Refused unopened: opening a named pipe for reading waits for a writer (verify hung), a device may not end.
-            problems.Add(LogFile.NotRegularMessage(logPath, kind));
+            problems.Add(LogReader.NotRegularMessage(logPath, kind));
             return new AuditVerification { Directory = dir, Problems = problems, LogFound = false };
         }
 
@@ -154,8 +159,8 @@ public static class AuditVerifier
         }
 
         // 1. Lines: canonical JSON, consecutive seq, one actor; leaf hashes of the exact bytes, into the roots at those sizes.
-        LogFile file = LogFile.Read(logPath);
-        int lineCount = file.LineCount;
+        // The file is read line by line (LogReader): it was read whole into memory, and every parsed line kept.
+        long crlfLines = LogReader.CountIfEveryLineEndsWithCr(logPath);
         var range = new CompactRange();
         var roots = new Dictionary<long, byte[]>();
         if (sizes.Contains(0))
@@ -165,64 +170,81 @@ public static class AuditVerifier
 
         int lineProblems = 0;
         string? actor = null;
-        bool converted = lineCount > 0 && file.EnumerateLines().All(l => l.Span is [.., (byte)'\r']);
+        bool converted = crlfLines > 0;
         if (converted)
         {
             // A text tool's or a text-mode copy's conversion of the whole file: said once, not as every line "not in
             // canonical form"; the lines are still read without the CR (their content is checked), but hashed as they are
             // (the roots fail). Some lines only: each is named as a line not in canonical form (a hand edit).
             problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"all {lineCount} line(s) end with CR LF (Windows line endings) instead of LF: the file was converted by a text tool or copied in text mode, so its bytes are no longer those that were signed; restore the original, or convert it back (e.g. dos2unix {AuditLog.LogFileName}) and verify again"));
+                $"all {crlfLines} line(s) end with CR LF (Windows line endings) instead of LF: the file was converted by a text tool or copied in text mode, so its bytes are no longer those that were signed; restore the original, or convert it back (e.g. dos2unix {AuditLog.LogFileName}) and verify again"));
         }
 
-        int i = 0;
+        long lineCount;
+        long tornLength;
         long blankFrom = 0;
-        foreach (ReadOnlyMemory<byte> line in file.EnumerateLines())
+        using (LogReader reader = LogReader.Open(logPath))
         {
-            range.Append(MerkleTree.LeafHash(line.Span));
-            if (sizes.Contains(i + 1))
+            while (reader.TryReadLine(out LogLine line))
             {
-                roots[i + 1] = range.RootHash();
+                long number = line.Number;
+                range.Append(line.LeafHash);
+                if (sizes.Contains(number))
+                {
+                    roots[number] = range.RootHash();
+                }
+
+                if (!line.Oversize && (converted ? line.Length == 1 : line.Length == 0))
+                {
+                    // A blank line is never a log line: a run of them is one problem (not a JSON error per line, parsed and
+                    // worded 100,000 times for a file of newlines).
+                    blankFrom = blankFrom == 0 ? number : blankFrom;
+                    continue;
+                }
+
+                if (blankFrom != 0)
+                {
+                    AddLineProblem(BlankLines(blankFrom, number - 1));
+                    blankFrom = 0;
+                }
+
+                string? problem;
+                LogEntry? entry = null;
+                if (line.Oversize)
+                {
+                    problem = line.OversizeProblem;
+                }
+                else
+                {
+                    entry = LogEntry.TryParse(converted ? line.Bytes[..^1] : line.Bytes, number, out problem);
+                }
+
+                if (entry is not null && actor is not null && entry.Actor != actor)
+                {
+                    problem = string.Create(CultureInfo.InvariantCulture, $"line {number} names actor '{entry.Actor}', but earlier lines name '{actor}'");
+                }
+                else if (entry is not null)
+                {
+                    actor ??= entry.Actor;
+                    if (keepEntries || entry.Line <= 2 || entry.Type == AuditEvents.LogOpened)
+                    {
+                        parsed.Add(entry);
+                    }
+                }
+
+                if (problem is not null)
+                {
+                    AddLineProblem(problem);
+                }
             }
 
-            ReadOnlyMemory<byte> content = converted ? line[..^1] : line;
-            if (content.IsEmpty)
-            {
-                // A blank line is never a log line: a run of them is one problem (not a JSON error per line, parsed and
-                // worded 100,000 times for a file of newlines).
-                blankFrom = blankFrom == 0 ? i + 1 : blankFrom;
-                i++;
-                continue;
-            }
-
-            if (blankFrom != 0)
-            {
-                AddLineProblem(BlankLines(blankFrom, i));
-                blankFrom = 0;
-            }
-
-            LogEntry? entry = LogEntry.TryParse(content, i + 1, out string? problem);
-            if (entry is not null && actor is not null && entry.Actor != actor)
-            {
-                problem = string.Create(CultureInfo.InvariantCulture, $"line {i + 1} names actor '{entry.Actor}', but earlier lines name '{actor}'");
-            }
-            else if (entry is not null)
-            {
-                actor ??= entry.Actor;
-                parsed.Add(entry);
-            }
-
-            if (problem is not null)
-            {
-                AddLineProblem(problem);
-            }
-
-            i++;
+            lineCount = reader.LineCount;
+            tornLength = reader.TornLength;
         }
 
         if (blankFrom != 0)
         {
-            AddLineProblem(BlankLines(blankFrom, i));
+            AddLineProblem(BlankLines(blankFrom, lineCount));
         }
 
         if (lineProblems > MaxLineProblems)
@@ -230,10 +252,10 @@ public static class AuditVerifier
             problems.Add(string.Create(CultureInfo.InvariantCulture, $"... and {lineProblems - MaxLineProblems} more bad line(s)"));
         }
 
-        if (file.TornTail is { } torn)
+        if (tornLength > 0)
         {
             problems.Add(string.Create(CultureInfo.InvariantCulture,
-                $"line {file.TornLineNumber} is torn: {torn.Length} byte(s) without a final newline (a crash mid-write or a truncated file); {(lineCount == 0 ? "the file has no complete line to check" : $"lines 1..{lineCount} were checked")}"));
+                $"line {lineCount + 1} is torn: {tornLength} byte(s) without a final newline (a crash mid-write or a truncated file); {(lineCount == 0 ? "the file has no complete line to check" : $"lines 1..{lineCount} were checked")}"));
         }
 
         // 2. Checkpoints.

@@ -209,7 +209,7 @@ internal sealed class AuditFindings
         for (int i = 0; i < directories.Count; i++)
         {
             string? key = verifierKeys?[i];
-            AuditVerification verification = AuditVerifier.VerifyCore(directories[i], key, previousCheckpoints?[i], out IReadOnlyList<LogEntry> entries);
+            AuditVerification verification = AuditVerifier.VerifyCore(directories[i], key, previousCheckpoints?[i], keepEntries: true, out IReadOnlyList<LogEntry> entries);
             if (logs.Exists(l => Path.TrimEndingDirectorySeparator(l.Directory) == Path.TrimEndingDirectorySeparator(verification.Directory)))
             {
                 // Counted once: a log given twice would double every figure ("4 rounds" for 2).

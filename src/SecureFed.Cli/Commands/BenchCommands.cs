@@ -17,6 +17,7 @@ internal static class BenchCommands
         command.Subcommands.Add(DiscreteGaussianBenchCommand.Create());
         command.Subcommands.Add(ProvisionBenchCommand.Create());
         command.Subcommands.Add(AuditBenchCommand.Create());
+        command.Subcommands.Add(PrivacyLedgerBenchCommand.Create());
         command.Subcommands.Add(DpSgdBenchCommand.Create());
         return command;
     }
