@@ -46,6 +46,9 @@ internal static partial class Log
     [LoggerMessage(13, LogLevel.Warning, "Operator console: refused a login with a wrong token from {Remote}")]
     public static partial void OperatorLoginRefused(ILogger logger, string remote);
 
+    [LoggerMessage(66, LogLevel.Warning, "Operator console: {Failures} wrong operator tokens {Scope} within {WindowMinutes} minutes (the last from {Remote}): token attempts {Refused} are refused with 429, the right token too, for {Seconds} s; browsers already logged in keep their sessions")]
+    public static partial void OperatorLockedOut(ILogger logger, int failures, string scope, double windowMinutes, string remote, string refused, long seconds);
+
     [LoggerMessage(14, LogLevel.Information, "Operator console and metrics on {Address} (loopback only; operator token required)")]
     public static partial void AdminListening(ILogger logger, string address);
 
