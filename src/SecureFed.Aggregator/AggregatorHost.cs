@@ -169,6 +169,7 @@ public static class AggregatorHost
             {
                 builder.Services.AddSingleton(operatorCredential);
                 builder.Services.AddSingleton<OperatorSessions>();
+                builder.Services.AddSingleton<OperatorLoginLimiter>();
                 builder.Services.AddSingleton<OperatorConsole>();
             }
 

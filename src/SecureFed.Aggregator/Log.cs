@@ -46,6 +46,9 @@ internal static partial class Log
     [LoggerMessage(13, LogLevel.Warning, "Operator console: refused a login with a wrong token from {Remote}")]
     public static partial void OperatorLoginRefused(ILogger logger, string remote);
 
+    [LoggerMessage(66, LogLevel.Warning, "Operator console: {Failures} wrong operator tokens {Scope} within {WindowMinutes} minutes (the last from {Remote}): token attempts {Refused} are refused with 429, the right token too, for {Seconds} s; browsers already logged in keep their sessions")]
+    public static partial void OperatorLockedOut(ILogger logger, int failures, string scope, double windowMinutes, string remote, string refused, long seconds);
+
     [LoggerMessage(14, LogLevel.Information, "Operator console and metrics on {Address} (loopback only; operator token required)")]
     public static partial void AdminListening(ILogger logger, string address);
 
@@ -133,8 +136,8 @@ internal static partial class Log
     [LoggerMessage(47, LogLevel.Error, "Round {Round}: the abort ({Reason}) could not be fully recorded ({Type}: {Message}); the coordinator goes on with the next attempt")]
     public static partial void AbortNotRecorded(ILogger logger, long round, string reason, string type, string message);
 
-    [LoggerMessage(48, LogLevel.Warning, "The threshold is t = {Threshold} for a cohort of {Sites} sites ({Which}): every member must answer the unmasking request, so any one site can abort every such round by staying silent after the others charged their privacy budgets, and it is not blamed (it looks like a dropout). Add sites, or raise SecureFed:MinSites / lower SecureFed:Threshold so that t < n (threat-model/README.md section 7; docs/PROTOCOL.md section 2, A cohort of exactly t sites)")]
-    public static partial void OneSiteCanAbort(ILogger logger, int threshold, int sites, string which);
+    [LoggerMessage(48, LogLevel.Warning, "The threshold is t = {Threshold} for a cohort of {Sites} sites ({Which}), with {Holders} holders of each site's shares: every holder must answer the unmasking request, so any one site can abort every such round by staying silent after the others charged their privacy budgets, and it is not blamed (it looks like a dropout). {Fix} (threat-model/README.md section 7; docs/PROTOCOL.md section 2, A cohort of exactly t sites)")]
+    public static partial void OneSiteCanAbort(ILogger logger, int threshold, int sites, string which, int holders, string fix);
 
     [LoggerMessage(49, LogLevel.Information, "Site {Site} is training for round {Round} and reports that it is still at work")]
     public static partial void TrainingReported(ILogger logger, string site, long round);

@@ -634,42 +634,88 @@ public sealed class RoundCoordinator : BackgroundService
     }
 
     /// <summary>
-    /// Warns at start-up when the threshold t equals the cohort size n: for the whole federation (every site not revoked;
-    /// e.g. a federation of two sites) or, with a configured <see cref="AggregatorOptions.Threshold"/>, for the smallest
-    /// cohort a round may open with (<see cref="AggregatorOptions.MinSites"/>). Then every member must
-    /// answer the unmasking request, so any one site can abort each such attempt by staying silent after the others
-    /// charged their privacy budgets, and nobody is blamed (a silent site looks like a dropout; threat-model §7,
-    /// docs/PROTOCOL.md §2 "A cohort of exactly t sites"). Logged, not audited: the aggregator audits no start-up settings, and each
-    /// <c>round.opened</c> line states the round's cohort and threshold.
+    /// Warns at start-up when the threshold t equals the number of share holders of a site: the cohort size n with the
+    /// complete masking graph, k + 1 with a sparse one (<see cref="OneSiteCanAbort"/>).
+    /// Logged, not audited: the aggregator audits no start-up settings, and each <c>round.opened</c> line states the
+    /// round's cohort and threshold.
     /// </summary>
     private void WarnIfOneSiteCanAbortEveryRound()
     {
-        int sites = SitesNotRevoked();
-        foreach ((int n, string which) in new[] { (sites, "every site of the federation"), (_options.MinSites, "the fewest sites a round opens with, SecureFed:MinSites") })
+        if (OneSiteCanAbort(_options, SitesNotRevoked()) is { } warning)
+        {
+            Log.OneSiteCanAbort(_logger, warning.Threshold, warning.Sites, warning.Which, warning.Holders, warning.Fix);
+        }
+    }
+
+    /// <summary>
+    /// Whether the threshold t equals the number of holders of a site's shares (n with the complete masking graph, its
+    /// k neighbours and itself with a sparse one) for the whole federation (<paramref name="sites"/> not revoked; e.g. a
+    /// federation of two sites) or, with a configured <see cref="AggregatorOptions.Threshold"/>, for the smallest cohort
+    /// a round may open with (<see cref="AggregatorOptions.MinSites"/>). Then every holder must answer the unmasking
+    /// request, so any one site can abort each such attempt by staying silent after the others charged their privacy
+    /// budgets, and nobody is blamed (a silent site looks like a dropout; threat-model §7, docs/PROTOCOL.md §2 "A cohort
+    /// of exactly t sites"). The fix named is one that works for that graph: with a sparse graph more sites or a larger
+    /// MinSites keep the same k and t (from k + 2 sites under Graph = sparse, above 512 under complete), so only a
+    /// smaller Threshold helps; with the complete graph more sites help unless a configured Threshold reaches the holders
+    /// of the sparse graph the larger cohort would get.
+    /// </summary>
+    /// <returns>The warning's values, or null when no such cohort.</returns>
+    internal static (int Threshold, int Sites, string Which, int Holders, string Fix)? OneSiteCanAbort(AggregatorOptions options, int sites)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        foreach ((int n, string which) in new[] { (sites, "every site of the federation"), (options.MinSites, "the fewest sites a round opens with, SecureFed:MinSites") })
         {
             // The smallest cohort only with a configured threshold: the automatic one grows with n, and a round normally
             // opens with every site that waits, not with MinSites.
-            if (n < 2 || n > sites || (n != sites && _options.Threshold == 0))
+            if (n < 2 || n > sites || (n != sites && options.Threshold == 0))
             {
                 continue;
             }
 
+            GraphPlan plan;
             int threshold;
             try
             {
-                threshold = FederatedAveraging.Threshold(_options.PlanGraph(n), _options.Threshold);
+                plan = options.PlanGraph(n);
+                threshold = FederatedAveraging.Threshold(plan, options.Threshold);
             }
             catch (ArgumentException)
             {
                 continue; // the graph planner refuses this cohort size; each round checks its own
             }
 
-            if (threshold >= n)
+            int holders = plan.Degree + 1;
+            if (threshold < holders)
             {
-                Log.OneSiteCanAbort(_logger, threshold, n, which);
-                return;
+                continue;
             }
+
+            string graph = GraphPlanner.PolicyName(options.GraphPolicy);
+            GraphPlan sparse = GraphPlanner.Plan(20_000, options.GraphPolicy);
+            int sparseHolders = sparse.Degree + 1;
+            int sparseFrom = options.GraphPolicy == GraphPolicy.Sparse ? sparseHolders + 1 : Math.Max(GraphPlanner.CompleteGraphLimit + 1, sparseHolders + 1);
+            string fix;
+            if (!plan.IsComplete)
+            {
+                fix = $"Adding sites or raising SecureFed:MinSites does not change this: from {sparseFrom} sites on SecureFed:Graph = {graph} uses a sparse masking graph " +
+                    $"of {holders} share holders per site, whatever the cohort size. Lower SecureFed:Threshold below {holders} (0 = the planner's t = {plan.Threshold}) " +
+                    $"so that t < {holders}";
+            }
+            else if (options.Threshold >= sparseHolders && !sparse.IsComplete)
+            {
+                fix = $"Lower SecureFed:Threshold so that t < n (adding sites or raising SecureFed:MinSites helps only below {sparseFrom} sites: from there on " +
+                    $"SecureFed:Graph = {graph} uses a sparse masking graph of {sparseHolders} share holders per site, where SecureFed:Threshold = {options.Threshold} makes " +
+                    $"t = {sparseHolders} again), or add sites so that t < n below {sparseFrom}";
+            }
+            else
+            {
+                fix = "Add sites, or raise SecureFed:MinSites / lower SecureFed:Threshold so that t < n";
+            }
+
+            return (threshold, n, which, holders, fix);
         }
+
+        return null;
     }
 
     /// <summary>The federated-evaluation slots a round carries (the options' layout), or null when federated evaluation is off.</summary>

@@ -253,6 +253,67 @@ public sealed class PartyKitTests(ProvisionedFederation federation) : IClassFixt
         Assert.DoesNotContain("AcceptReadableKeys", strict.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The ledger-repair command turns the opt-out on with its flag <c>--accept-readable-keys</c>, not the setting: the
+    /// warning for a key it accepts, and the refusals of keys the opt-out does not cover, name the flag there and the
+    /// setting for the services. Before the fix the warning said "used only because SecureFed:AcceptReadableKeys is true
+    /// ... turn the setting off" to a user of the command, who has no such setting, and the refusals said
+    /// "AcceptReadableKeys" for both (review61).
+    /// </summary>
+    [Fact]
+    public void Load_OptOutByFlagOrSetting_WarningAndRefusalsNameWhatItsUserSets()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return; // FileOwner.IsSupported
+        }
+
+        using var dir = new TempDirectory();
+        string kit = CopyKit(federation.Result.SiteKitDirectories["site-de"], dir.Combine("kit"));
+        string key = Path.Combine(kit, KitFiles.IdentityKey);
+        File.SetUnixFileMode(key, (UnixFileMode)Convert.ToInt32("0644", 8));
+        const string Flag = "--accept-readable-keys";
+
+        using (PartyKit byFlag = PartyKit.Load(kit, acceptReadableKeys: true, Flag))
+        {
+            string warning = Assert.Single(byFlag.ReadableKeys).Warning("site-de");
+            Assert.Contains("it is used only because --accept-readable-keys was given.", warning, StringComparison.Ordinal);
+            Assert.EndsWith("and leave out --accept-readable-keys", warning, StringComparison.Ordinal);
+            Assert.DoesNotContain("SecureFed:", warning, StringComparison.Ordinal);
+            Assert.DoesNotContain("setting", warning, StringComparison.Ordinal);
+        }
+
+        using (PartyKit bySetting = PartyKit.Load(kit, acceptReadableKeys: true, Setting))
+        {
+            string warning = Assert.Single(bySetting.ReadableKeys).Warning("site-de");
+            Assert.Contains("it is used only because SecureFed:AcceptReadableKeys is true.", warning, StringComparison.Ordinal);
+            Assert.EndsWith("and turn the setting off", warning, StringComparison.Ordinal);
+        }
+
+        // A key others may write is refused with or without the opt-out; the refusal names the opt-out its user turned on.
+        File.SetUnixFileMode(key, (UnixFileMode)Convert.ToInt32("0666", 8));
+        var flagRefusal = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true, Flag));
+        Assert.EndsWith(" --accept-readable-keys does not cover this: it accepts a key others may only read, never one they may write or execute.", flagRefusal.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("AcceptReadableKeys", flagRefusal.Message, StringComparison.Ordinal);
+        var settingRefusal = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true, Setting));
+        Assert.EndsWith(" SecureFed:AcceptReadableKeys does not cover this: it accepts a key others may only read, never one they may write or execute.", settingRefusal.Message, StringComparison.Ordinal);
+
+        if (FileOwner.EffectiveUserId() == 0)
+        {
+            // A readable key another user owns: refused, naming the opt-out as its user sets it.
+            File.SetUnixFileMode(key, (UnixFileMode)Convert.ToInt32("0644", 8));
+            using (var chown = System.Diagnostics.Process.Start("chown", ["54321", key]))
+            {
+                chown.WaitForExit();
+                Assert.Equal(0, chown.ExitCode);
+            }
+
+            var owned = Assert.Throws<InvalidDataException>(() => PartyKit.Load(kit, acceptReadableKeys: true, Flag));
+            Assert.Contains(": --accept-readable-keys accepts a private key others may read only when root or this user owns it", owned.Message, StringComparison.Ordinal);
+            Assert.DoesNotContain("AcceptReadableKeys", owned.Message, StringComparison.Ordinal);
+        }
+    }
+
     private static string CopyKit(string from, string to)
     {
         Directory.CreateDirectory(to);

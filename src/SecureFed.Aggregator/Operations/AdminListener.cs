@@ -15,7 +15,9 @@ namespace SecureFed.Aggregator.Operations;
 /// Connections accepted on it are marked (Kestrel connection middleware), and only marked connections reach the
 /// console and <c>/metrics</c>; the gRPC services are never reachable through it, nor the console through the agents'
 /// port. Every page except the login form needs the operator token (<c>Authorization: Bearer</c>, as Prometheus sends
-/// it) or a session cookie obtained by presenting the token on the login form.
+/// it) or a session cookie obtained by presenting the token on the login form. Wrong tokens (on the form or as a bearer
+/// token) are counted per remote address and in all by <see cref="OperatorLoginLimiter"/>: past its limits, token
+/// attempts are answered 429 with <c>Retry-After</c> without being checked; a valid session cookie is not affected.
 /// </summary>
 internal static class AdminListener
 {
@@ -94,11 +96,19 @@ internal static class AdminListener
         var credential = services.GetRequiredService<OperatorCredential>();
         var sessions = services.GetRequiredService<OperatorSessions>();
         var console = services.GetRequiredService<OperatorConsole>();
+        var limiter = services.GetRequiredService<OperatorLoginLimiter>();
         string path = context.Request.Path.Value ?? "/";
         if (path == "/login")
         {
             if (HttpMethods.IsPost(context.Request.Method))
             {
+                if (limiter.LockedOut(context.Connection.RemoteIpAddress) is { } locked)
+                {
+                    // Not read and not checked: a check would still answer each guess.
+                    await LockedOutAsync(context, locked, console).ConfigureAwait(false);
+                    return;
+                }
+
                 IFormCollection? form = await ReadLoginFormAsync(context).ConfigureAwait(false);
                 if (form is null)
                 {
@@ -125,6 +135,12 @@ internal static class AdminListener
 
                 // Refused: no session; back to the form, which says so (a redirect, so the browser logs no failed load).
                 Log.OperatorLoginRefused(logger, remote);
+                if (Failed(context, limiter, logger) is { } lockout)
+                {
+                    await LockedOutAsync(context, lockout, console).ConfigureAwait(false);
+                    return;
+                }
+
                 response.StatusCode = StatusCodes.Status303SeeOther;
                 response.Headers.Location = "/login?refused=1";
                 return;
@@ -141,7 +157,23 @@ internal static class AdminListener
             return;
         }
 
-        if (!IsOperator(context, credential, sessions))
+        string authorization = context.Request.Headers.Authorization.ToString();
+        bool bearer = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
+        if (bearer && limiter.LockedOut(context.Connection.RemoteIpAddress) is { } bearerLocked)
+        {
+            await LockedOutAsync(context, bearerLocked, console: null).ConfigureAwait(false);
+            return;
+        }
+
+        bool authorized = bearer ? credential.Accepts(authorization["Bearer ".Length..]) : sessions.IsValid(context.Request.Cookies[OperatorSessions.CookieName]);
+        if (bearer && !authorized
+            && Failed(context, limiter, services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AdminListener).FullName!)) is { } bearerLockout)
+        {
+            await LockedOutAsync(context, bearerLockout, console: null).ConfigureAwait(false);
+            return;
+        }
+
+        if (!authorized)
         {
             response.Headers.WWWAuthenticate = "Bearer realm=\"securefed-operator\"";
             bool browser = !context.Request.Headers.ContainsKey("Authorization");
@@ -236,15 +268,31 @@ internal static class AdminListener
 
     private static bool IsGetOrHead(HttpContext context) => HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
 
-    private static bool IsOperator(HttpContext context, OperatorCredential credential, OperatorSessions sessions)
+    /// <summary>Counts a wrong token from the request's address; logs a lockout it started; returns the lockout in force, if any.</summary>
+    private static OperatorLockout? Failed(HttpContext context, OperatorLoginLimiter limiter, ILogger logger)
     {
-        string authorization = context.Request.Headers.Authorization.ToString();
-        if (authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        OperatorLockout? lockout = limiter.Failed(context.Connection.RemoteIpAddress);
+        if (lockout is { Started: true })
         {
-            return credential.Accepts(authorization["Bearer ".Length..]);
+            Log.OperatorLockedOut(logger, lockout.Limit, lockout.Global ? "from all addresses together" : "from one address",
+                OperatorLoginLimiter.Window.TotalMinutes, context.Connection.RemoteIpAddress?.ToString() ?? "?",
+                lockout.Global ? "from every address" : "from that address", lockout.RetryAfterSeconds);
         }
 
-        return sessions.IsValid(context.Request.Cookies[OperatorSessions.CookieName]);
+        return lockout;
+    }
+
+    /// <summary>429 with <c>Retry-After</c>: the login form saying why (a browser), or the reason as text (a bearer token).</summary>
+    private static Task LockedOutAsync(HttpContext context, OperatorLockout lockout, OperatorConsole? console)
+    {
+        context.Response.Headers.RetryAfter = lockout.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        if (console is not null)
+        {
+            return HtmlAsync(context, StatusCodes.Status429TooManyRequests, console.LoginPage(lockout.Message));
+        }
+
+        context.Response.StatusCode = StatusCodes.Status429TooManyRequests;
+        return context.Response.WriteAsync(lockout.Message, context.RequestAborted);
     }
 
     private static bool IsLoopbackHost(HostString host)

@@ -52,24 +52,25 @@ internal static class PrivateKeyMode
         }
 
         string octal = Convert.ToString((int)mode & 0xFFF, 8).PadLeft(4, '0');
+        string name = OptOutName(optOut);
         bool readOnly = (exposed & ~(UnixFileMode.GroupRead | UnixFileMode.OtherRead)) == UnixFileMode.None;
         if (acceptReadable && readOnly)
         {
             uint? owner = OwnerOf(path);
             if (owner is 0 || (owner is { } uid && uid == FileOwner.EffectiveUserId()))
             {
-                return new ReadableKeyFile(what, path, octal, FileOwner.Describe(owner.Value));
+                return new ReadableKeyFile(what, path, octal, FileOwner.Describe(owner.Value)) { OptOut = name };
             }
 
             string whose = owner is { } other ? $"belongs to {FileOwner.Describe(other)}, neither root nor the user this process runs as ({FileOwner.Describe(FileOwner.EffectiveUserId())})" : "has an owner that cannot be read here";
             throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                $"{what} '{path}' has mode {octal} and {whose}: AcceptReadableKeys accepts a private key others may read only when root or this user owns it (its owner could rewrite it), so it is not used."));
+                $"{what} '{path}' has mode {octal} and {whose}: {name} accepts a private key others may read only when root or this user owns it (its owner could rewrite it), so it is not used."));
         }
 
         string who = (exposed & (UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute)) != 0 ? "every user of this machine" : "the users of its group";
         string access = (exposed & (UnixFileMode.GroupRead | UnixFileMode.OtherRead)) != 0 ? "read" : "access";
         string hint = !readOnly
-            ? (acceptReadable ? " AcceptReadableKeys does not cover this: it accepts a key others may only read, never one they may write or execute." : string.Empty)
+            ? (acceptReadable ? $" {name} does not cover this: it accepts a key others may only read, never one they may write or execute." : string.Empty)
             : optOut is not null && OwnerOf(path) is { } keyOwner && (keyOwner == 0 || keyOwner == FileOwner.EffectiveUserId())
                 ? $" If the platform sets the mode and it cannot be changed (a Docker secret's 0444, a Kubernetes Secret whose defaultMode cannot be set), {optOut} accepts a key others may only read, with a warning naming it each time it is loaded (README 'Private key modes')."
                 : string.Empty;
@@ -77,6 +78,24 @@ internal static class PrivateKeyMode
             $"{what} '{path}' has mode {octal}: {who} may {access} this private key, so it is not used. " +
             $"Make it readable by its owner only, then run this again: chmod 600 '{path}'. If another user may have read it meanwhile, treat the key as exposed. " +
             $"(On a file system without Unix modes, such as FAT, exFAT or a Windows share, chmod changes nothing: copy the kit to a native one. A Kubernetes Secret volume needs defaultMode 0400.){hint}"));
+    }
+
+    /// <summary>
+    /// The opt-out's name as its user sets it, from how the caller turns it on: <c>--accept-readable-keys</c> as given,
+    /// <c>setting SecureFed:AcceptReadableKeys to true</c> as <c>SecureFed:AcceptReadableKeys</c>; <c>AcceptReadableKeys</c>
+    /// when the caller named none.
+    /// </summary>
+    private static string OptOutName(string? optOut)
+    {
+        const string Setting = "setting ";
+        const string ToTrue = " to true";
+        return optOut switch
+        {
+            null or "" => "AcceptReadableKeys",
+            _ when optOut.StartsWith(Setting, StringComparison.Ordinal) && optOut.EndsWith(ToTrue, StringComparison.Ordinal) && optOut.Length > Setting.Length + ToTrue.Length
+                => optOut[Setting.Length..^ToTrue.Length],
+            _ => optOut,
+        };
     }
 
     private static uint? OwnerOf(string path)

@@ -21,7 +21,7 @@ public sealed class AdminListenerTests : IDisposable
     {
         await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 1, drop: null, stageTimeoutSeconds: 5);
         using HttpClient anonymous = federation.Client(token: null);
-        using HttpClient wrong = federation.Client(new string('0', 64));
+        using HttpClient wrong = federation.Client(new string('0', 64), IPAddress.Parse("127.0.0.2")); // its wrong tokens count against its own address
         using HttpClient operatorClient = federation.Client(federation.Token);
         var cookies = new CookieContainer();
         using var handler = new HttpClientHandler { CookieContainer = cookies, AllowAutoRedirect = false };
@@ -161,6 +161,80 @@ public sealed class AdminListenerTests : IDisposable
         HttpResponseMessage login = await browser.PostAsync("/login", goodLogin).WaitAsync(Timeout);
         Assert.Equal(HttpStatusCode.SeeOther, login.StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await browser.GetAsync("/live").WaitAsync(Timeout)).StatusCode);
+    }
+
+    /// <summary>
+    /// Guessing the operator token is limited per remote address: after <see cref="OperatorLoginLimiter.MaxFailuresPerAddress"/>
+    /// wrong tokens (on the form or as a bearer token) that address gets 429 with Retry-After, for the right token too and
+    /// without a session; another address and a browser already logged in are not affected. Before the fix every guess
+    /// was checked at full speed (operator console review, session 61). That the lockout ends after its window, the
+    /// global count and the bounded table are <c>OperatorLoginLimiterTests</c> (fake clock).
+    /// </summary>
+    [Fact]
+    public async Task Login_WrongTokensFromOneAddress_LockedOutWith429RightTokenRefusedOthersUnaffected()
+    {
+        await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 1, drop: null, stageTimeoutSeconds: 5);
+        IPAddress operatorAddress = IPAddress.Parse("127.0.0.1");
+        IPAddress attackerAddress = IPAddress.Parse("127.0.0.3");
+        using HttpClient operatorBrowser = federation.Client(token: null, operatorAddress, new CookieContainer());
+        using HttpClient attacker = federation.Client(token: null, attackerAddress, new CookieContainer());
+        using HttpClient attackerBearerRight = federation.Client(federation.Token, attackerAddress);
+
+        using var operatorLogin = new FormUrlEncodedContent([new("token", federation.Token)]);
+        Assert.Equal(HttpStatusCode.SeeOther, (await operatorBrowser.PostAsync("/login", operatorLogin).WaitAsync(Timeout)).StatusCode);
+
+        async Task<HttpResponseMessage> PostTokenAsync(HttpClient client, string token)
+        {
+            using var form = new FormUrlEncodedContent([new("token", token)]);
+            return await client.PostAsync("/login", form).WaitAsync(Timeout);
+        }
+
+        void AssertLockedOut(HttpResponseMessage response, string body)
+        {
+            Assert.True(response.StatusCode == HttpStatusCode.TooManyRequests, $"{(int)response.StatusCode} {body}");
+            TimeSpan retryAfter = Assert.IsType<TimeSpan>(response.Headers.RetryAfter?.Delta);
+            Assert.InRange(retryAfter, TimeSpan.FromSeconds(1), OperatorLoginLimiter.Lockout);
+            Assert.Contains("Too many wrong operator tokens from this address", body, StringComparison.Ordinal);
+            Assert.False(response.Headers.Contains("Set-Cookie"), body);
+        }
+
+        for (int i = 1; i < OperatorLoginLimiter.MaxFailuresPerAddress; i++)
+        {
+            HttpResponseMessage refused = await PostTokenAsync(attacker, new string('f', 64));
+            Assert.Equal((HttpStatusCode.SeeOther, "/login?refused=1"), (refused.StatusCode, refused.Headers.Location?.OriginalString));
+        }
+
+        HttpResponseMessage locking = await PostTokenAsync(attacker, new string('f', 64));
+        AssertLockedOut(locking, await locking.Content.ReadAsStringAsync());
+
+        // The right token is refused too during the lockout, on the form and as a bearer token: no session, no console.
+        HttpResponseMessage right = await PostTokenAsync(attacker, federation.Token);
+        AssertLockedOut(right, await right.Content.ReadAsStringAsync());
+        HttpResponseMessage metrics = await attackerBearerRight.GetAsync("/metrics").WaitAsync(Timeout);
+        AssertLockedOut(metrics, await metrics.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, (await attacker.GetAsync("/live").WaitAsync(Timeout)).StatusCode);
+
+        // The operator's address and session are not affected.
+        Assert.Equal(HttpStatusCode.OK, (await operatorBrowser.GetAsync("/live").WaitAsync(Timeout)).StatusCode);
+        using HttpClient operatorBearer = federation.Client(federation.Token, operatorAddress);
+        Assert.Equal(HttpStatusCode.OK, (await operatorBearer.GetAsync("/metrics").WaitAsync(Timeout)).StatusCode);
+        using HttpClient otherBrowser = federation.Client(token: null, operatorAddress, new CookieContainer());
+        Assert.Equal(HttpStatusCode.SeeOther, (await PostTokenAsync(otherBrowser, federation.Token)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await otherBrowser.GetAsync("/live").WaitAsync(Timeout)).StatusCode);
+
+        // Guessing with bearer tokens alone counts the same: 401 until the limit, then 429 for the right one too.
+        IPAddress scraperAddress = IPAddress.Parse("127.0.0.4");
+        using HttpClient wrongBearer = federation.Client(new string('0', 64), scraperAddress);
+        for (int i = 1; i < OperatorLoginLimiter.MaxFailuresPerAddress; i++)
+        {
+            Assert.Equal(HttpStatusCode.Unauthorized, (await wrongBearer.GetAsync("/metrics").WaitAsync(Timeout)).StatusCode);
+        }
+
+        HttpResponseMessage bearerLocking = await wrongBearer.GetAsync("/metrics").WaitAsync(Timeout);
+        AssertLockedOut(bearerLocking, await bearerLocking.Content.ReadAsStringAsync());
+        using HttpClient rightBearer = federation.Client(federation.Token, scraperAddress);
+        HttpResponseMessage rightLocked = await rightBearer.GetAsync("/metrics").WaitAsync(Timeout);
+        AssertLockedOut(rightLocked, await rightLocked.Content.ReadAsStringAsync());
     }
 
     [Fact]

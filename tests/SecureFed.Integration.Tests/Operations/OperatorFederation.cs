@@ -68,10 +68,34 @@ internal sealed class OperatorFederation : IAsyncDisposable
         _ => { },
         CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
 
-    /// <summary>An HTTP client for the admin listener, with the operator token or without any credential.</summary>
-    public HttpClient Client(string? token)
+    /// <summary>
+    /// An HTTP client for the admin listener, with the operator token or without any credential; from the loopback
+    /// address <paramref name="from"/> when given (the listener counts wrong tokens per remote address). With
+    /// <paramref name="cookies"/> it is a browser that keeps the session cookie and does not follow redirects.
+    /// </summary>
+    public HttpClient Client(string? token, System.Net.IPAddress? from = null, System.Net.CookieContainer? cookies = null)
     {
-        var client = new HttpClient { BaseAddress = Admin, Timeout = TimeSpan.FromSeconds(15) };
+        var handler = new SocketsHttpHandler { AllowAutoRedirect = cookies is null, UseCookies = cookies is not null, CookieContainer = cookies ?? new System.Net.CookieContainer() };
+        if (from is not null)
+        {
+            handler.ConnectCallback = async (context, cancellationToken) =>
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                try
+                {
+                    socket.Bind(new System.Net.IPEndPoint(from, 0));
+                    await socket.ConnectAsync(context.DnsEndPoint, cancellationToken).ConfigureAwait(false);
+                    return new System.Net.Sockets.NetworkStream(socket, ownsSocket: true);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+            };
+        }
+
+        var client = new HttpClient(handler) { BaseAddress = Admin, Timeout = TimeSpan.FromSeconds(15) };
         if (token is not null)
         {
             client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
