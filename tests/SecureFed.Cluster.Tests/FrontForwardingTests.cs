@@ -52,7 +52,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
     public async Task DisposeAsync()
     {
-        await _coordinator.StopAsync().WaitAsync(Timeout);
+        await HostStop.StopAsync(_coordinator);
         await _coordinator.DisposeAsync();
         await _fed.DisposeAsync();
         try
@@ -354,7 +354,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         }
         finally
         {
-            await coordinator.StopAsync().WaitAsync(Timeout);
+            await HostStop.StopAsync(coordinator);
             await coordinator.DisposeAsync();
         }
     }
@@ -465,7 +465,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
         public async ValueTask DisposeAsync()
         {
-            await _app.StopAsync().WaitAsync(Timeout);
+            await HostStop.StopAsync(_app);
             await _app.DisposeAsync();
             _front.Dispose();
             _kit.Dispose();
