@@ -488,7 +488,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         finally
         {
             await fed.StopAgentsAsync();
-            await app.StopAsync().WaitAsync(TimeSpan.FromSeconds(30));
+            await HostStop.StopAsync(app);
             await app.DisposeAsync();
         }
 

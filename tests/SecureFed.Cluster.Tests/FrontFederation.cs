@@ -160,12 +160,21 @@ internal sealed class FrontFederation : IAsyncDisposable
     /// <summary>Waits until every agent has heard that the federation finished.</summary>
     public Task AgentsFinishedAsync(TimeSpan timeout) => Task.WhenAll(_agents.Select(a => a.Task)).WaitAsync(timeout);
 
-    /// <summary>Stops every agent and releases its state (audit log lock, ledger).</summary>
+    /// <summary>
+    /// Stops every agent and releases its state (audit log lock, ledger). Every agent is cancelled first and every one is
+    /// released before an agent that did not stop within 20 s is reported (a <see cref="TimeoutException"/> naming it):
+    /// before, the first such agent threw at once and left the others running with their state held.
+    /// </summary>
     public async Task StopAgentsAsync()
     {
-        foreach ((CancellationTokenSource cts, Task task, AgentState state, DeterministicRandomSource random) in _agents)
+        foreach ((CancellationTokenSource cts, _, _, _) in _agents)
         {
             await cts.CancelAsync();
+        }
+
+        var hung = new List<string>();
+        foreach ((CancellationTokenSource cts, Task task, AgentState state, DeterministicRandomSource random) in _agents)
+        {
             try
             {
                 await task.WaitAsync(TimeSpan.FromSeconds(20));
@@ -174,6 +183,10 @@ internal sealed class FrontFederation : IAsyncDisposable
             {
                 // an agent stopped mid-call
             }
+            catch (TimeoutException)
+            {
+                hung.Add(state.Kit.Name);
+            }
 
             state.Dispose();
             cts.Dispose();
@@ -181,6 +194,10 @@ internal sealed class FrontFederation : IAsyncDisposable
         }
 
         _agents.Clear();
+        if (hung.Count > 0)
+        {
+            throw new TimeoutException($"agents {string.Join(", ", hung)} did not stop within 20 s of being cancelled");
+        }
     }
 
     public async ValueTask DisposeAsync()

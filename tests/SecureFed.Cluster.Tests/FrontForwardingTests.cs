@@ -4,8 +4,10 @@ using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
 using SecureFed.Aggregator;
 using SecureFed.Audit;
 using SecureFed.Cluster.Front;
@@ -52,7 +54,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
     public async Task DisposeAsync()
     {
-        await _coordinator.StopAsync().WaitAsync(Timeout);
+        await HostStop.StopAsync(_coordinator);
         await _coordinator.DisposeAsync();
         await _fed.DisposeAsync();
         try
@@ -151,6 +153,50 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
             {
                 await Task.Delay(50, timeout.Token);
             }
+        }
+    }
+
+    /// <summary>
+    /// A front that stops (a standby that took the lease stops its front before the aggregator service binds its address; an
+    /// operator stops a slice silo) ends the calls it is forwarding with UNAVAILABLE naming the stop, so the agent retries at
+    /// once, and its stop does not wait for them. Before, Kestrel's stop waited for a forwarded long poll (AwaitRound waits up
+    /// to the agent's deadline) until the host's shutdown timeout (30 s by default), then cut its connection. The test sets
+    /// that timeout to 10 minutes and gives the poll a 20-minute deadline: a stop that waited for the poll would not end
+    /// within the test's 60 s bound.
+    /// </summary>
+    [Fact]
+    public async Task StopAsync_ForwardedLongPollInFlight_EndsUnavailableNamingTheStopAndTheFrontStops()
+    {
+        // Arrange: site-a's AwaitRound long poll forwarded through the front, waiting at the coordinator (no round runs).
+        var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), _coordinatorUrl.GetLeftPart(UriPartial.Authority)));
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        front.App.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout = TimeSpan.FromMinutes(10);
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel viaFront = Channel(front.Url, siteA);
+        BulkCallGate coordinator = _coordinator.Services.GetRequiredService<BulkCallGate>();
+        using var cancel = new CancellationTokenSource();
+        Task<RoundAnnouncement> poll = new Aggregation.AggregationClient(viaFront).AwaitRoundAsync(
+            new AwaitRoundRequest { Header = Header(Stage.Announce, "site-a"), SpeaksProtocolVersion = 4 }, deadline: DateTime.UtcNow.AddMinutes(20), cancellationToken: cancel.Token).ResponseAsync;
+        await WaitUntilAsync(() => coordinator.CallsInFlight("site-a") == 1 && front.Gate.CallsInFlight("site-a") == 1);
+        try
+        {
+            // Act: the front's host stops (its own shutdown timeout, no token).
+            Task stop = front.App.StopAsync();
+            RpcException ended = await Assert.ThrowsAsync<RpcException>(() => poll.WaitAsync(TimeSpan.FromSeconds(60)));
+            await stop.WaitAsync(TimeSpan.FromSeconds(60));
+
+            // Assert: the poll answered UNAVAILABLE (retryable) naming the stopping silo; the call ended at the front and at
+            // the coordinator.
+            Assert.Equal(StatusCode.Unavailable, ended.StatusCode);
+            Assert.Equal($"silo {front.Forwarder.SiloName} is stopping: the call it was forwarding to the coordinator S-coordinator (lease epoch 3, "
+                + $"expiring {locator.Record!.ExpiresUtc:O}) was ended before the coordinator answered; retry", ended.Status.Detail);
+            Assert.Equal(0, front.Gate.CallsInFlight("site-a"));
+            await WaitUntilAsync(() => coordinator.CallsInFlight("site-a") == 0);
+        }
+        finally
+        {
+            // Without the fix the poll is still in flight here: cancelled, so the front's stop ends.
+            await cancel.CancelAsync();
         }
     }
 
@@ -354,7 +400,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         }
         finally
         {
-            await coordinator.StopAsync().WaitAsync(Timeout);
+            await HostStop.StopAsync(coordinator);
             await coordinator.DisposeAsync();
         }
     }
@@ -451,6 +497,8 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
         public BulkCallGate Gate => _app.Services.GetRequiredService<BulkCallGate>();
 
+        public WebApplication App => _app;
+
         public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator, string silo = "S-front")
         {
             PartyKit kit = PartyKit.Load(fed.Provisioned.AggregatorKitDirectory);
@@ -465,7 +513,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
         public async ValueTask DisposeAsync()
         {
-            await _app.StopAsync().WaitAsync(Timeout);
+            await HostStop.StopAsync(_app);
             await _app.DisposeAsync();
             _front.Dispose();
             _kit.Dispose();

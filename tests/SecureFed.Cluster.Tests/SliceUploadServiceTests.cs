@@ -99,7 +99,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         Assert.Equal([2, 4, 5], clustered.Contributors);
         Assert.Equal(single.Sum, clustered.Sum);
         Assert.Equal(script.ExpectedSum([2, 4, 5]), clustered.Sum);
-        await app.StopAsync().WaitAsync(Timeout);
+        await HostStop.StopAsync(app);
     }
 
     /// <summary>
@@ -140,7 +140,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
             Assert.Equal(0, await management.GetGrainActivationCount(grain).WaitAsync(Timeout));
         }
 
-        await app.StopAsync().WaitAsync(Timeout);
+        await HostStop.StopAsync(app);
     }
 
     [Fact]
@@ -513,7 +513,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
 
             if (_app is not null)
             {
-                await _app.StopAsync().WaitAsync(Timeout);
+                await HostStop.StopAsync(_app);
                 await _app.DisposeAsync();
             }
 

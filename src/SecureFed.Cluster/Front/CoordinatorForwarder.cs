@@ -27,6 +27,10 @@ namespace SecureFed.Cluster.Front;
 /// so on one connection shared by every site the waiting uploads of one site took the whole window and stalled every
 /// other site's forwarded calls (hostile-site review, session 48); as with direct connections, a site's unread bodies
 /// now hold only its own connection.
+/// A call being forwarded when the front stops (<c>stopping</c>: the host's <c>ApplicationStopping</c>; a standby that took
+/// the lease stops its front before the aggregator service binds its address, an operator stops a slice silo) is ended at
+/// once and answered Unavailable naming the stopping silo, so the agent retries; before, Kestrel's stop waited for it (a
+/// forwarded long poll waits up to the agent's deadline) until the host's shutdown timeout, 30 s, then cut its connection.
 /// The forwarder counts the gRPC message bytes it passes on (<see cref="RequestBytesForwarded"/>,
 /// <see cref="ResponseBytesReturned"/>) and logs the running totals at Debug after every call.
 /// </summary>
@@ -91,19 +95,28 @@ public sealed partial class CoordinatorForwarder : IDisposable
         return message.CalculateSize() + 5L;
     }
 
-    /// <summary>Forwards a unary call for <paramref name="site"/>: <paramref name="call"/> sends <paramref name="request"/>.</summary>
-    internal async Task<TResponse> UnaryAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<TResponse>> call)
+    /// <summary>
+    /// Forwards a unary call for <paramref name="site"/>: <paramref name="call"/> sends <paramref name="request"/>; ended,
+    /// Unavailable, when <paramref name="stopping"/> is cancelled first.
+    /// </summary>
+    internal async Task<TResponse> UnaryAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<TResponse>> call,
+        CancellationToken stopping = default)
         where TResponse : IMessage
     {
-        Target target = await TargetAsync(site, context).ConfigureAwait(false);
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        Target target = await TargetAsync(site, context, stopping, ended.Token).ConfigureAwait(false);
         try
         {
-            CallOptions options = Options(site, context);
+            CallOptions options = Options(site, context, ended.Token);
             Sent(request);
             using AsyncUnaryCall<TResponse> pending = call(target.Client, options);
             TResponse response = await pending.ResponseAsync.ConfigureAwait(false);
             Returned(response);
             return response;
+        }
+        catch (Exception ex) when (IsStop(ex, context, stopping))
+        {
+            throw Stopped(site, target);
         }
         catch (RpcException ex)
         {
@@ -115,21 +128,30 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
     }
 
-    /// <summary>Forwards a server-streaming call (the model download) one message at a time.</summary>
-    internal async Task ServerStreamAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncServerStreamingCall<TResponse>> call, IServerStreamWriter<TResponse> writer)
+    /// <summary>
+    /// Forwards a server-streaming call (the model download) one message at a time; ended, Unavailable, when
+    /// <paramref name="stopping"/> is cancelled first.
+    /// </summary>
+    internal async Task ServerStreamAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncServerStreamingCall<TResponse>> call, IServerStreamWriter<TResponse> writer,
+        CancellationToken stopping = default)
         where TResponse : IMessage
     {
-        Target target = await TargetAsync(site, context).ConfigureAwait(false);
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        Target target = await TargetAsync(site, context, stopping, ended.Token).ConfigureAwait(false);
         try
         {
-            CallOptions options = Options(site, context);
+            CallOptions options = Options(site, context, ended.Token);
             Sent(request);
             using AsyncServerStreamingCall<TResponse> pending = call(target.Client, options);
-            while (await pending.ResponseStream.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            while (await pending.ResponseStream.MoveNext(ended.Token).ConfigureAwait(false))
             {
                 Returned(pending.ResponseStream.Current);
-                await writer.WriteAsync(pending.ResponseStream.Current, context.CancellationToken).ConfigureAwait(false);
+                await writer.WriteAsync(pending.ResponseStream.Current, ended.Token).ConfigureAwait(false);
             }
+        }
+        catch (Exception ex) when (IsStop(ex, context, stopping))
+        {
+            throw Stopped(site, target);
         }
         catch (RpcException ex)
         {
@@ -144,16 +166,18 @@ public sealed partial class CoordinatorForwarder : IDisposable
     /// <summary>
     /// Forwards a whole-vector masked-input upload (protocol version 3): <paramref name="first"/>, then each chunk as it
     /// arrives from the agent (at most one chunk in this process at a time). When the coordinator ends the call early
-    /// (a refusal), the rest of the agent's stream is not read and the coordinator's status is the answer.
+    /// (a refusal), the rest of the agent's stream is not read and the coordinator's status is the answer. Ended,
+    /// Unavailable, when <paramref name="stopping"/> is cancelled first (the agent uploads again).
     /// </summary>
-    internal async Task<Ack> UploadAsync(string site, ServerCallContext context, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> rest)
+    internal async Task<Ack> UploadAsync(string site, ServerCallContext context, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> rest, CancellationToken stopping = default)
     {
-        Target target = await TargetAsync(site, context).ConfigureAwait(false);
+        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        Target target = await TargetAsync(site, context, stopping, ended.Token).ConfigureAwait(false);
         try
         {
-            using AsyncClientStreamingCall<MaskedInputChunk, Ack> pending = target.Client.UploadMaskedInput(Options(site, context));
+            using AsyncClientStreamingCall<MaskedInputChunk, Ack> pending = target.Client.UploadMaskedInput(Options(site, context, ended.Token));
             bool open = await WriteAsync(pending, first).ConfigureAwait(false);
-            while (open && await rest.MoveNext(context.CancellationToken).ConfigureAwait(false))
+            while (open && await rest.MoveNext(ended.Token).ConfigureAwait(false))
             {
                 open = await WriteAsync(pending, rest.Current).ConfigureAwait(false);
             }
@@ -166,6 +190,10 @@ public sealed partial class CoordinatorForwarder : IDisposable
             Ack ack = await pending.ResponseAsync.ConfigureAwait(false);
             Returned(ack);
             return ack;
+        }
+        catch (Exception ex) when (IsStop(ex, context, stopping))
+        {
+            throw Stopped(site, target);
         }
         catch (RpcException ex)
         {
@@ -211,7 +239,18 @@ public sealed partial class CoordinatorForwarder : IDisposable
     private void Counted(ServerCallContext context, string site)
         => Log.Forwarded(_logger, context.Method, site, CallsForwarded, RequestBytesForwarded, ResponseBytesReturned);
 
-    private CallOptions Options(string site, ServerCallContext context)
+    /// <summary>
+    /// Whether <paramref name="ex"/> is the end of a forwarded call by the front's stop: the call cancelled (by gRPC's status
+    /// or a cancelled wait) while <paramref name="stopping"/> is, and not by the agent.
+    /// </summary>
+    private static bool IsStop(Exception ex, ServerCallContext context, CancellationToken stopping)
+        => stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested
+            && ex is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled };
+
+    private RpcException Stopped(string site, Target target)
+        => Unavailable(site, $"silo {SiloName} is stopping: the call it was forwarding to the coordinator {Describe(target.Lease)} was ended before the coordinator answered; retry");
+
+    private CallOptions Options(string site, ServerCallContext context, CancellationToken ended)
     {
         Interlocked.Increment(ref _forwarded);
         var headers = new Metadata
@@ -220,15 +259,19 @@ public sealed partial class CoordinatorForwarder : IDisposable
             { ForwardedIdentity.SiloHeader, SiloName },
         };
         DateTime? deadline = context.Deadline == DateTime.MaxValue ? null : context.Deadline;
-        return new CallOptions(headers, deadline, context.CancellationToken);
+        return new CallOptions(headers, deadline, ended);
     }
 
-    private async Task<Target> TargetAsync(string site, ServerCallContext context)
+    private async Task<Target> TargetAsync(string site, ServerCallContext context, CancellationToken stopping, CancellationToken ended)
     {
         CoordinatorLeaseRecord? lease;
         try
         {
-            lease = await _locator.LocateAsync(context.CancellationToken).ConfigureAwait(false);
+            lease = await _locator.LocateAsync(ended).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested)
+        {
+            throw Unavailable(site, $"silo {SiloName} is stopping: the call was ended before the coordinator of federation '{_federation}' was located; retry");
         }
         catch (Exception ex) when (ex is Npgsql.NpgsqlException or TimeoutException or InvalidOperationException)
         {

@@ -1,6 +1,7 @@
 using Google.Protobuf;
 using Grpc.Core;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using SecureFed.Aggregator;
 using SecureFed.Audit;
@@ -29,12 +30,18 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
     private readonly SliceFront _front;
     private readonly FrontRefusalLog _refusals;
     private readonly ILogger<SiloFrontService> _logger;
+    private readonly CancellationToken _stopping;
 
-    public SiloFrontService(SliceFront front, FrontRefusalLog refusals, ILogger<SiloFrontService> logger)
+    /// <summary>
+    /// The service; <paramref name="lifetime"/>'s <c>ApplicationStopping</c> ends the calls being forwarded when the front
+    /// stops (<see cref="CoordinatorForwarder"/>).
+    /// </summary>
+    public SiloFrontService(SliceFront front, FrontRefusalLog refusals, ILogger<SiloFrontService> logger, IHostApplicationLifetime lifetime)
     {
         _front = front;
         _refusals = refusals;
         _logger = logger;
+        _stopping = lifetime.ApplicationStopping;
     }
 
     /// <summary>
@@ -94,7 +101,7 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         => ForwardAsync(context, request, (c, o) => c.GetStatusAsync(request, o));
 
     public override Task DownloadModel(ModelRequest request, IServerStreamWriter<ModelChunk> responseStream, ServerCallContext context)
-        => Forwarder(context).ServerStreamAsync(Identify(context), context, request, (c, o) => c.DownloadModel(request, o), responseStream);
+        => Forwarder(context).ServerStreamAsync(Identify(context), context, request, (c, o) => c.DownloadModel(request, o), responseStream, _stopping);
 
     public override async Task<Ack> UploadMaskedInput(IAsyncStreamReader<MaskedInputChunk> requestStream, ServerCallContext context)
     {
@@ -109,7 +116,7 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         if (!first.HasSlice && _front.Coordinator is CoordinatorForwarder forwarder)
         {
             // A whole vector (protocol version 3): the coordinator takes it, streamed through chunk by chunk; it checks everything.
-            return await forwarder.UploadAsync(site, context, first, requestStream).ConfigureAwait(false);
+            return await forwarder.UploadAsync(site, context, first, requestStream, _stopping).ConfigureAwait(false);
         }
 
         Header? header = first.Header;
@@ -378,7 +385,7 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
 
     private Task<T> ForwardAsync<T>(ServerCallContext context, IMessage request, Func<Wire.V1.Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<T>> call)
         where T : IMessage
-        => Forwarder(context).UnaryAsync(Identify(context), context, request, call);
+        => Forwarder(context).UnaryAsync(Identify(context), context, request, call, _stopping);
 
     private CoordinatorForwarder Forwarder(ServerCallContext context)
         => _front.Coordinator ?? throw new RpcException(new Status(StatusCode.Unimplemented, $"{context.Method}: this silo serves slice uploads only"));
