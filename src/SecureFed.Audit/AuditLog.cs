@@ -403,12 +403,23 @@ public sealed class AuditLog : IDisposable
 
         // The file is read in chunks and line by line (LogReader): it was read whole into memory, which grew with the log.
         QuarantinedTail? quarantined = null;
+        long? cutAt = null;
         using (LogReader tail = LogReader.Open(_logPath))
         {
             if (tail.FindTornTail() is { } found)
             {
-                quarantined = HandleTornTail(tail, found.IntactLength, found.LineCount, repairTornTail);
+                quarantined = QuarantineTornTail(tail, found.IntactLength, found.LineCount, repairTornTail);
+                cutAt = found.IntactLength;
             }
+        }
+
+        if (cutAt is { } intact)
+        {
+            // Cut once the reader is closed: it shares the file for reading only, so opening it for writing while the reader
+            // was open (as this did) is a sharing violation on Windows, and the repair failed there.
+            using var stream = new FileStream(_logPath, FileMode.Open, FileAccess.Write, FileShare.Read);
+            stream.SetLength(intact);
+            stream.Flush(flushToDisk: true);
         }
 
         // Each line's hash goes into the compact range and is not kept (a leaf hash per line grew the writer's memory with the
@@ -450,9 +461,9 @@ public sealed class AuditLog : IDisposable
     /// <summary>
     /// A torn tail of <see cref="LogReader.Length"/> − <paramref name="intact"/> bytes after <paramref name="lines"/>
     /// complete lines: refused, or with <paramref name="repairTornTail"/> copied to quarantine/ (in chunks, not read into
-    /// memory) and cut off the log.
+    /// memory); the caller cuts it off the log once <paramref name="file"/> is closed.
     /// </summary>
-    private QuarantinedTail HandleTornTail(LogReader file, long intact, long lines, bool repairTornTail)
+    private QuarantinedTail QuarantineTornTail(LogReader file, long intact, long lines, bool repairTornTail)
     {
         long tornLength = file.Length - intact;
         long tornLineNumber = lines + 1;
@@ -482,12 +493,6 @@ public sealed class AuditLog : IDisposable
         string name = string.Create(CultureInfo.InvariantCulture,
             $"torn-line-{tornLineNumber}-{_time.GetUtcNow().UtcDateTime:yyyyMMddTHHmmssfffZ}.bin");
         byte[] sha256 = file.CopyTailTo(intact, Path.Combine(quarantine, name));
-        using (var stream = new FileStream(_logPath, FileMode.Open, FileAccess.Write, FileShare.Read))
-        {
-            stream.SetLength(intact);
-            stream.Flush(flushToDisk: true);
-        }
-
         return new QuarantinedTail(tornLineNumber, tornLength, sha256, QuarantineDirectoryName + "/" + name);
     }
 
@@ -646,7 +651,7 @@ public sealed class AuditLog : IDisposable
     /// another checkpoint replaced checkpoint.latest).
     /// </summary>
     /// <exception cref="InvalidOperationException">The file's first <see cref="_size"/> lines are not the ones this log
-    /// verified or wrote, or it is no longer a log file that can be read (a folder, a named pipe, over 2 GB): the log file
+    /// verified or wrote, or it is no longer a log file that can be read (a folder, a named pipe): the log file
     /// changed under this writer; the message names it.</exception>
     private byte[] RootOfFileAt(long size)
     {

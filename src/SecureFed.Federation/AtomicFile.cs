@@ -155,6 +155,63 @@ public static partial class AtomicFile
         FlushDirectory(directory, fullPath);
     }
 
+    /// <summary>
+    /// As <see cref="WriteAllBytes(string, ReadOnlySpan{byte}, UnixFileMode)"/>, for content too large to hold in memory:
+    /// <paramref name="write"/> writes it into the temporary file (a unique hidden name beside <paramref name="path"/>,
+    /// created new: never a file, folder or named pipe already there), which is then fsync'ed and renamed into place.
+    /// If anything fails, <paramref name="write"/> included (whatever it throws is thrown on), the temporary file is
+    /// deleted and <paramref name="path"/> is unchanged.
+    /// </summary>
+    /// <exception cref="IOException">The file could not be written; the message names the path. The old file is intact.</exception>
+    /// <exception cref="DirectoryFlushException">The new file is in place, but its directory could not be flushed.</exception>
+    internal static void Write(string path, UnixFileMode mode, Action<FileStream> write, bool overwrite = true)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        ArgumentNullException.ThrowIfNull(write);
+        string fullPath = Path.GetFullPath(path);
+        string directory = Path.GetDirectoryName(fullPath)
+            ?? throw new IOException($"Cannot write '{fullPath}': it has no parent directory.");
+        if (!Directory.Exists(directory))
+        {
+            throw new IOException($"Cannot write '{fullPath}': the directory '{directory}' does not exist.");
+        }
+
+        string tempPath = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            var options = new FileStreamOptions
+            {
+                Mode = FileMode.CreateNew,
+                Access = FileAccess.Write,
+                Share = FileShare.None,
+            };
+            if (!OperatingSystem.IsWindows())
+            {
+                options.UnixCreateMode = mode;
+            }
+
+            using (var stream = new FileStream(tempPath, options))
+            {
+                write(stream);
+                stream.Flush(flushToDisk: true);
+            }
+
+            File.Move(tempPath, fullPath, overwrite);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(tempPath);
+            throw new IOException($"Cannot write '{fullPath}': {TemporaryPath.Reason(ex, tempPath, fullPath)} The previous content (if any) is unchanged.", ex);
+        }
+        catch
+        {
+            TryDelete(tempPath);
+            throw;
+        }
+
+        FlushDirectory(directory, fullPath);
+    }
+
     private static void TryDelete(string path)
     {
         try

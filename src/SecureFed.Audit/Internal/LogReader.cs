@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Security.Cryptography;
 
 using Microsoft.Win32.SafeHandles;
@@ -7,7 +6,7 @@ namespace SecureFed.Audit.Internal;
 
 /// <summary>
 /// Reads an audit.jsonl line by line in bounded memory: one buffer of <see cref="BufferBytes"/> that grows only to hold the
-/// longest line read, up to <see cref="MaxLineBytes"/>; a longer line is hashed as it streams past and not kept. The log
+/// longest line read, up to <see cref="MaxLineBytes"/> and its newline; a longer line is hashed as it streams past and not kept. The log
 /// was read whole into an array on every open, <c>audit verify</c> and <c>audit prove</c>: memory grew with the log. No more
 /// than the file's length when it was opened is read (a file growing under the reader is read as it was then).
 /// </summary>
@@ -61,11 +60,10 @@ internal sealed class LogReader : IDisposable
     internal int BufferCapacity => _buffer.Length;
 
     /// <summary>
-    /// Opens the log for reading. Refuses a folder, a file that is not a regular file (before it is opened: opening a named
-    /// pipe for reading waits for a writer, and verify hung, review of session 59) and a file larger than
-    /// <see cref="Array.MaxLength"/> bytes (not a log this product wrote).
+    /// Opens the log for reading. Refuses a folder and a file that is not a regular file (before it is opened: opening a
+    /// named pipe for reading waits for a writer, and verify hung, review of session 59). A file of any length is read.
     /// </summary>
-    /// <exception cref="InvalidDataException">The path is a folder or not a regular file, or the file is too large; the message names it.</exception>
+    /// <exception cref="InvalidDataException">The path is a folder or not a regular file; the message names it.</exception>
     public static LogReader Open(string path)
     {
         if (Directory.Exists(path))
@@ -81,18 +79,13 @@ internal sealed class LogReader : IDisposable
         // The length of the open file (a symbolic link followed: FileInfo.Length is the link's own), and no more than it is
         // read: a link to a device without end (/dev/zero) made the reading run out of memory and abort the process (CLI
         // crash hunt, session 56).
+        // No bound on the file's length: it is read in chunks at long offsets (a 2 GiB cap, left from reading the file into
+        // one array, refused the log of an aggregator that had written some 9.7 million lines: it could not reopen or verify
+        // its own log).
         var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan);
         try
         {
-            long length = file.Length;
-            if (length > Array.MaxLength)
-            {
-                // A log this size is not one this product wrote (some 7 million lines), more likely a sparse or damaged file.
-                throw new InvalidDataException(string.Create(CultureInfo.InvariantCulture,
-                    $"{path} is {length:N0} bytes, more than the {Array.MaxLength:N0} an audit log can be: not a log this product wrote (a sparse or damaged file?)."));
-            }
-
-            return new LogReader(path, file, length);
+            return new LogReader(path, file, file.Length);
         }
         catch
         {
@@ -157,9 +150,33 @@ internal sealed class LogReader : IDisposable
 
     /// <summary>
     /// Where a torn tail starts, if the file has one: the backward search for the last newline reads from the end only as
-    /// far as that newline, and the lines before it are counted in chunks. Null when the file ends with a newline (or is empty).
+    /// far as that newline (<see cref="TornTailStart"/>), and the lines before it are counted in chunks. Null when the file
+    /// ends with a newline (or is empty).
     /// </summary>
     public (long IntactLength, long LineCount)? FindTornTail()
+    {
+        if (TornTailStart() is not { } intact)
+        {
+            return null;
+        }
+
+        byte[] chunk = new byte[BufferBytes];
+        long lines = 0;
+        for (long offset = 0; offset < intact; offset += chunk.Length)
+        {
+            int count = (int)Math.Min(chunk.Length, intact - offset);
+            ReadExactlyAt(chunk.AsSpan(0, count), offset);
+            lines += chunk.AsSpan(0, count).Count((byte)'\n');
+        }
+
+        return (intact, lines);
+    }
+
+    /// <summary>
+    /// The offset just after the file's last newline (0 if it has none) when bytes follow it, else null: read backwards
+    /// from the end in chunks, only as far as that newline.
+    /// </summary>
+    public long? TornTailStart()
     {
         byte[] chunk = new byte[BufferBytes];
         long position = _length;
@@ -177,32 +194,23 @@ internal sealed class LogReader : IDisposable
             }
         }
 
-        if (intact == _length)
-        {
-            return null;
-        }
-
-        long lines = 0;
-        for (long offset = 0; offset < intact; offset += chunk.Length)
-        {
-            int count = (int)Math.Min(chunk.Length, intact - offset);
-            ReadExactlyAt(chunk.AsSpan(0, count), offset);
-            lines += chunk.AsSpan(0, count).Count((byte)'\n');
-        }
-
-        return (intact, lines);
+        return intact == _length ? null : intact;
     }
 
     /// <summary>
     /// Copies the bytes from <paramref name="offset"/> to <see cref="Length"/> (a torn tail) into <paramref name="path"/>
-    /// durably (temporary file, fsync, rename) in chunks, and returns their SHA-256.
+    /// durably in chunks (<see cref="Federation.AtomicFile"/>: a new temporary file of a unique name, fsync, rename), and
+    /// returns their SHA-256. If the read or the write fails, no temporary file is left behind and <paramref name="path"/>
+    /// is not created. (It wrote <c>path + ".tmp"</c> with FileMode.Create: a named pipe already there blocked the repair,
+    /// and the temporary file stayed in quarantine/ when the log was cut during the copy.)
     /// </summary>
+    /// <exception cref="InvalidDataException">The log was cut while it was read.</exception>
+    /// <exception cref="IOException">The copy could not be written; the message names <paramref name="path"/>.</exception>
     public byte[] CopyTailTo(long offset, string path)
     {
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         byte[] chunk = new byte[BufferBytes];
-        string temp = path + ".tmp";
-        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        Federation.AtomicFile.Write(path, Federation.AtomicFile.PublicFileMode, stream =>
         {
             for (long at = offset; at < _length; at += chunk.Length)
             {
@@ -211,11 +219,8 @@ internal sealed class LogReader : IDisposable
                 hash.AppendData(chunk, 0, count);
                 stream.Write(chunk, 0, count);
             }
+        });
 
-            stream.Flush(flushToDisk: true);
-        }
-
-        File.Move(temp, path, overwrite: true);
         return hash.GetHashAndReset();
     }
 
@@ -277,7 +282,7 @@ internal sealed class LogReader : IDisposable
         _file.Dispose();
     }
 
-    /// <summary>Reads more of the file into the buffer: moves the pending part of a line to the front, grows the buffer up to <see cref="MaxLineBytes"/>, or hashes a longer line on.</summary>
+    /// <summary>Reads more of the file into the buffer: moves the pending part of a line to the front, grows the buffer up to <see cref="MaxLineBytes"/> + 1 (the line and its newline), or hashes a longer line on.</summary>
     private void Refill()
     {
         int pending = _end - _start;
@@ -287,7 +292,7 @@ internal sealed class LogReader : IDisposable
             _oversizeLength += pending;
             _start = _scan = _end = 0;
         }
-        else if (pending >= MaxLineBytes)
+        else if (pending > MaxLineBytes)
         {
             // Not kept: a line this long is none the writer wrote; its leaf hash SHA-256(0x00 || line) is taken as it streams.
             _oversize = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -304,7 +309,11 @@ internal sealed class LogReader : IDisposable
         }
         else if (_end == _buffer.Length)
         {
-            byte[] larger = new byte[Math.Min(_buffer.Length * 2, MaxLineBytes)];
+            // Room for the longest line the writer writes and its newline: capped at MaxLineBytes, a line of exactly that
+            // length filled the buffer without its newline and was named as too long (the writer wrote a line its own open
+            // then refused).
+            // (From half the limit straight to the limit and its newline: no 64 MiB step copied once more for one byte.)
+            byte[] larger = new byte[_buffer.Length >= MaxLineBytes / 2 ? MaxLineBytes + 1 : _buffer.Length * 2];
             Buffer.BlockCopy(_buffer, 0, larger, 0, _end);
             _buffer = larger;
         }
