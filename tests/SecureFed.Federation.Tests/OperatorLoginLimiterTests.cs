@@ -135,4 +135,143 @@ public sealed class OperatorLoginLimiterTests
         Assert.True(_limiter.Tracks(Attacker));
         Assert.False(_limiter.Tracks(new IPAddress([127, 9, 0, 0])));
     }
+
+    /// <summary>
+    /// Many requests from one address whose bodies were all read before any token was compared (the interleaving of an
+    /// attacker who opens many connections, sends every request's headers, then every body): only
+    /// <see cref="OperatorLoginLimiter.MaxFailuresPerAddress"/> get to have their token checked; the rest are refused
+    /// unchecked. Before the fix the listener checked <see cref="OperatorLoginLimiter.LockedOut"/> before reading the body
+    /// and counted after comparing, so all of them were compared although the lockout started at the fifth
+    /// (operator console review, session 61b).
+    /// </summary>
+    [Fact]
+    public void TryBeginAttempt_ManyAttemptsBegunBeforeAnyCompletes_AtMostTheLimitChecked()
+    {
+        var admitted = new List<OperatorLoginLimiter.Attempt>();
+        var refusals = new List<OperatorLockout>();
+        for (int i = 0; i < 2_000; i++)
+        {
+            if (_limiter.TryBeginAttempt(Attacker, out OperatorLoginLimiter.Attempt? attempt, out OperatorLockout? refused))
+            {
+                admitted.Add(attempt);
+            }
+            else
+            {
+                refusals.Add(refused);
+            }
+        }
+
+        Assert.Equal(OperatorLoginLimiter.MaxFailuresPerAddress, admitted.Count);
+        OperatorLockout checking = refusals[0];
+        Assert.Equal((false, OperatorLoginLimiter.MaxFailuresPerAddress, 1L), (checking.Global, checking.Checking, checking.RetryAfterSeconds));
+        Assert.Contains("being checked now", checking.Message, StringComparison.Ordinal);
+
+        // Another address is not held up by them.
+        Assert.True(_limiter.TryBeginAttempt(Operator, out OperatorLoginLimiter.Attempt? other, out _));
+        Assert.Null(_limiter.Complete(other, accepted: true));
+
+        // All wrong: the last one counted starts the lockout; then nothing is admitted, for the lockout's length.
+        OperatorLockout?[] results = admitted.Select(a => _limiter.Complete(a, accepted: false)).ToArray();
+        Assert.All(results[..^1], Assert.Null);
+        Assert.True(Assert.IsType<OperatorLockout>(results[^1]).Started);
+        Assert.False(_limiter.TryBeginAttempt(Attacker, out _, out OperatorLockout? locked));
+        Assert.Equal((0, (long)OperatorLoginLimiter.Lockout.TotalSeconds), (locked.Checking, locked.RetryAfterSeconds));
+    }
+
+    /// <summary>
+    /// The same on threads: many threads begin an attempt for one address at once (a <see cref="Barrier"/> releases them
+    /// together), all wait until every one has begun, then "compare" a wrong token and complete. At most
+    /// <see cref="OperatorLoginLimiter.MaxFailuresPerAddress"/> comparisons happen, whatever the interleaving.
+    /// </summary>
+    [Fact]
+    public void TryBeginAttempt_ManyThreadsAtOnce_AtMostTheLimitCompared()
+    {
+        const int Threads = 32;
+        int compared = 0;
+        using var start = new Barrier(Threads);
+        using var begun = new Barrier(Threads);
+        Exception? failure = null;
+        Thread[] threads = Enumerable.Range(0, Threads).Select(i => new Thread(() =>
+        {
+            try
+            {
+                start.SignalAndWait();
+                bool admitted = _limiter.TryBeginAttempt(Attacker, out OperatorLoginLimiter.Attempt? attempt, out _);
+                begun.SignalAndWait(); // every body read before any token is compared
+                if (admitted)
+                {
+                    Interlocked.Increment(ref compared);
+                    _limiter.Complete(attempt!, accepted: false);
+                }
+            }
+            catch (Exception ex)
+            {
+                Interlocked.CompareExchange(ref failure, ex, null);
+            }
+        })).ToArray();
+        foreach (Thread thread in threads)
+        {
+            thread.Start();
+        }
+
+        foreach (Thread thread in threads)
+        {
+            Assert.True(thread.Join(TimeSpan.FromSeconds(60)), "a thread did not finish");
+        }
+
+        Assert.Null(failure);
+        Assert.Equal(OperatorLoginLimiter.MaxFailuresPerAddress, compared);
+        Assert.NotNull(_limiter.LockedOut(Attacker));
+    }
+
+    /// <summary>Attempts in flight from many addresses count against the global limit too: at most it are checked.</summary>
+    [Fact]
+    public void TryBeginAttempt_ManyAddressesBegunBeforeAnyCompletes_AtMostTheGlobalLimitChecked()
+    {
+        var admitted = new List<OperatorLoginLimiter.Attempt>();
+        for (int a = 0; a < 3 * OperatorLoginLimiter.MaxFailuresGlobal; a++)
+        {
+            if (_limiter.TryBeginAttempt(new IPAddress([127, 1, 0, (byte)a]), out OperatorLoginLimiter.Attempt? attempt, out OperatorLockout? refused))
+            {
+                admitted.Add(attempt);
+            }
+            else
+            {
+                Assert.True(refused.Global);
+            }
+        }
+
+        Assert.Equal(OperatorLoginLimiter.MaxFailuresGlobal, admitted.Count);
+        Assert.True(admitted.Select(a => _limiter.Complete(a, accepted: false)).ToArray()[^1] is { Global: true, Started: true });
+        Assert.True(Assert.IsType<OperatorLockout>(_limiter.LockedOut(Operator)).Global);
+    }
+
+    /// <summary>
+    /// A right token in flight is released, not counted: with four failures counted, the fifth attempt (the right token)
+    /// does not lock; an address that only ever presented the right token is not kept in the table; an attempt completes once.
+    /// </summary>
+    [Fact]
+    public void Complete_RightToken_ReleasedNotCountedAndNotTracked()
+    {
+        for (int i = 1; i < OperatorLoginLimiter.MaxFailuresPerAddress; i++)
+        {
+            Assert.True(_limiter.TryBeginAttempt(Attacker, out OperatorLoginLimiter.Attempt? wrong, out _));
+            Assert.Null(_limiter.Complete(wrong, accepted: false));
+        }
+
+        Assert.True(_limiter.TryBeginAttempt(Attacker, out OperatorLoginLimiter.Attempt? right, out _));
+        Assert.False(_limiter.TryBeginAttempt(Attacker, out _, out OperatorLockout? checking)); // the fifth is being checked
+        Assert.Equal(1, checking.Checking);
+        Assert.Null(_limiter.Complete(right, accepted: true));
+        Assert.Null(_limiter.LockedOut(Attacker));
+        Assert.True(_limiter.TryBeginAttempt(Attacker, out OperatorLoginLimiter.Attempt? last, out _));
+        Assert.True(Assert.IsType<OperatorLockout>(_limiter.Complete(last, accepted: false)).Started);
+
+        Assert.True(_limiter.TryBeginAttempt(Operator, out OperatorLoginLimiter.Attempt? scrape, out _));
+        Assert.True(_limiter.Tracks(Operator));
+        Assert.Null(_limiter.Complete(scrape, accepted: true));
+        Assert.False(_limiter.Tracks(Operator));
+        InvalidOperationException twice = Assert.Throws<InvalidOperationException>(() => _limiter.Complete(scrape, accepted: true));
+        Assert.Contains("127.0.0.2", twice.Message, StringComparison.Ordinal);
+    }
 }

@@ -16,9 +16,25 @@ internal static class NamedPipe
     /// <summary>A named pipe at <paramref name="path"/> made with <c>mkfifo</c>; null (the test says why and passes) where there is none.</summary>
     public static string? Make(string path, ITestOutputHelper output)
     {
+        string? fifo = TryMake(path, out string? whyNot);
+        if (fifo is null)
+        {
+            output.WriteLine($"Skipped: {whyNot}");
+        }
+
+        return fifo;
+    }
+
+    /// <summary>
+    /// A named pipe at <paramref name="path"/> made with <c>mkfifo</c>; null where there is none, with
+    /// <paramref name="whyNot"/> saying why (for a test that reports itself skipped, e.g. <c>Skip.If(fifo is null, whyNot)</c>).
+    /// </summary>
+    public static string? TryMake(string path, out string? whyNot)
+    {
+        whyNot = null;
         if (OperatingSystem.IsWindows())
         {
-            output.WriteLine("Skipped: Windows has no named pipes in the file system.");
+            whyNot = "Windows has no named pipes in the file system; a named pipe is needed for this test.";
             return null;
         }
 
@@ -30,7 +46,7 @@ internal static class NamedPipe
         }
         catch (Win32Exception ex)
         {
-            output.WriteLine($"Skipped: mkfifo could not be started ({ex.Message}); a named pipe is needed for this test.");
+            whyNot = $"mkfifo could not be started ({ex.Message}); a named pipe is needed for this test.";
             return null;
         }
 

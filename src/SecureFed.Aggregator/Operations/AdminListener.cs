@@ -117,7 +117,9 @@ internal static class AdminListener
 
                 ILogger logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AdminListener).FullName!);
                 string remote = context.Connection.RemoteIpAddress?.ToString() ?? "?";
-                if (credential.Accepts(form["token"].ToString()))
+                // Checked again now that the body is in, and reserved with the check: requests whose headers all came
+                // before the lockout (their bodies read in parallel) would otherwise each have had their token compared.
+                if (CheckToken(context, limiter, logger, () => credential.Accepts(form["token"].ToString()), () => Log.OperatorLoginRefused(logger, remote), out OperatorLockout? lockout))
                 {
                     Log.OperatorLoggedIn(logger, remote);
                     response.Cookies.Append(OperatorSessions.CookieName, sessions.Create(), new CookieOptions
@@ -133,14 +135,13 @@ internal static class AdminListener
                     return;
                 }
 
-                // Refused: no session; back to the form, which says so (a redirect, so the browser logs no failed load).
-                Log.OperatorLoginRefused(logger, remote);
-                if (Failed(context, limiter, logger) is { } lockout)
+                if (lockout is not null)
                 {
                     await LockedOutAsync(context, lockout, console).ConfigureAwait(false);
                     return;
                 }
 
+                // Refused: no session; back to the form, which says so (a redirect, so the browser logs no failed load).
                 response.StatusCode = StatusCodes.Status303SeeOther;
                 response.Headers.Location = "/login?refused=1";
                 return;
@@ -159,18 +160,20 @@ internal static class AdminListener
 
         string authorization = context.Request.Headers.Authorization.ToString();
         bool bearer = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase);
-        if (bearer && limiter.LockedOut(context.Connection.RemoteIpAddress) is { } bearerLocked)
+        bool authorized;
+        if (bearer)
         {
-            await LockedOutAsync(context, bearerLocked, console: null).ConfigureAwait(false);
-            return;
+            ILogger logger = services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AdminListener).FullName!);
+            authorized = CheckToken(context, limiter, logger, () => credential.Accepts(authorization["Bearer ".Length..]), wrong: null, out OperatorLockout? bearerLockout);
+            if (bearerLockout is not null)
+            {
+                await LockedOutAsync(context, bearerLockout, console: null).ConfigureAwait(false);
+                return;
+            }
         }
-
-        bool authorized = bearer ? credential.Accepts(authorization["Bearer ".Length..]) : sessions.IsValid(context.Request.Cookies[OperatorSessions.CookieName]);
-        if (bearer && !authorized
-            && Failed(context, limiter, services.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(AdminListener).FullName!)) is { } bearerLockout)
+        else
         {
-            await LockedOutAsync(context, bearerLockout, console: null).ConfigureAwait(false);
-            return;
+            authorized = sessions.IsValid(context.Request.Cookies[OperatorSessions.CookieName]);
         }
 
         if (!authorized)
@@ -268,10 +271,37 @@ internal static class AdminListener
 
     private static bool IsGetOrHead(HttpContext context) => HttpMethods.IsGet(context.Request.Method) || HttpMethods.IsHead(context.Request.Method);
 
-    /// <summary>Counts a wrong token from the request's address; logs a lockout it started; returns the lockout in force, if any.</summary>
-    private static OperatorLockout? Failed(HttpContext context, OperatorLoginLimiter limiter, ILogger logger)
+    /// <summary>
+    /// Checks a token from the request's address within <paramref name="limiter"/>'s limits: true when
+    /// <paramref name="accepts"/> said it is the operator's. False with <paramref name="lockout"/> set when the token was
+    /// not checked (a lockout in force, or too many attempts being checked at once) or when this wrong token is under a
+    /// lockout now (a lockout it started is logged, after <paramref name="wrong"/>, which runs for every wrong token
+    /// checked); false with null for a wrong token within the limits. The check and
+    /// the count are one reservation (<see cref="OperatorLoginLimiter.TryBeginAttempt"/>): no token is compared once the
+    /// limit is reached, however many requests arrive at once.
+    /// </summary>
+    private static bool CheckToken(HttpContext context, OperatorLoginLimiter limiter, ILogger logger, Func<bool> accepts, Action? wrong, out OperatorLockout? lockout)
     {
-        OperatorLockout? lockout = limiter.Failed(context.Connection.RemoteIpAddress);
+        if (!limiter.TryBeginAttempt(context.Connection.RemoteIpAddress, out OperatorLoginLimiter.Attempt? attempt, out lockout))
+        {
+            return false;
+        }
+
+        bool accepted = false;
+        try
+        {
+            accepted = accepts();
+        }
+        finally
+        {
+            lockout = limiter.Complete(attempt, accepted);
+        }
+
+        if (!accepted)
+        {
+            wrong?.Invoke();
+        }
+
         if (lockout is { Started: true })
         {
             Log.OperatorLockedOut(logger, lockout.Limit, lockout.Global ? "from all addresses together" : "from one address",
@@ -279,7 +309,7 @@ internal static class AdminListener
                 lockout.Global ? "from every address" : "from that address", lockout.RetryAfterSeconds);
         }
 
-        return lockout;
+        return accepted;
     }
 
     /// <summary>429 with <c>Retry-After</c>: the login form saying why (a browser), or the reason as text (a bearer token).</summary>

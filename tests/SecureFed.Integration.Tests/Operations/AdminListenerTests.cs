@@ -237,6 +237,99 @@ public sealed class AdminListenerTests : IDisposable
         AssertLockedOut(rightLocked, await rightLocked.Content.ReadAsStringAsync());
     }
 
+    /// <summary>
+    /// Guessing in parallel does not get past the limit: many connections from one address each send the headers of
+    /// POST /login (each request passes the lockout check and waits for its body: Kestrel answers <c>100 Continue</c>
+    /// when the listener starts reading it), then wrong tokens as the bodies of all but one: four are refused as wrong, the
+    /// rest 429, the lockout in force. The last connection's body, the right token, sent after that, is refused 429 with
+    /// no session. Before the fix the lockout was checked only before the body was read, so every request whose headers
+    /// came in time had its token compared: the right token opened a session during the lockout, and an attacker with
+    /// 2,000 connections had 2,000 guesses answered (operator console review, session 61b).
+    /// </summary>
+    [Fact]
+    public async Task Login_BodiesSentAfterEveryRequestsHeaders_TokensPastTheLimitNotChecked()
+    {
+        await using OperatorFederation federation = await OperatorFederation.StartAsync(_dir, rounds: 1, drop: null, stageTimeoutSeconds: 5);
+        IPAddress attackerAddress = IPAddress.Parse("127.0.0.5");
+        const int Connections = 20;
+        var streams = new List<System.Net.Sockets.NetworkStream>();
+        try
+        {
+            for (int i = 0; i < Connections; i++)
+            {
+                var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                try
+                {
+                    socket.Bind(new IPEndPoint(attackerAddress, 0));
+                    await socket.ConnectAsync(IPAddress.Parse(federation.Admin.Host), federation.Admin.Port).WaitAsync(Timeout);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+
+                streams.Add(new System.Net.Sockets.NetworkStream(socket, ownsSocket: true));
+            }
+
+            byte[] Body(int i) => System.Text.Encoding.ASCII.GetBytes("token=" + (i == Connections - 1 ? federation.Token : new string('f', 64)));
+            for (int i = 0; i < Connections; i++)
+            {
+                string headers = $"POST /login HTTP/1.1\r\nHost: {federation.Admin.Authority}\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                    + $"Content-Length: {Body(i).Length}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n";
+                await streams[i].WriteAsync(System.Text.Encoding.ASCII.GetBytes(headers)).AsTask().WaitAsync(Timeout);
+            }
+
+            foreach (System.Net.Sockets.NetworkStream stream in streams)
+            {
+                string interim = await ReadHeadAsync(stream).WaitAsync(Timeout);
+                Assert.StartsWith("HTTP/1.1 100 ", interim, StringComparison.Ordinal); // past the lockout check, reading the body
+            }
+
+            for (int i = 0; i < Connections - 1; i++)
+            {
+                await streams[i].WriteAsync(Body(i)).AsTask().WaitAsync(Timeout);
+            }
+
+            string[] wrong = await Task.WhenAll(streams.Take(Connections - 1).Select(s => ReadToEndAsync(s).WaitAsync(Timeout)));
+            Assert.Equal(OperatorLoginLimiter.MaxFailuresPerAddress - 1, wrong.Count(r => r.StartsWith("HTTP/1.1 303 ", StringComparison.Ordinal) && r.Contains("/login?refused=1", StringComparison.Ordinal)));
+            Assert.All(wrong.Where(r => !r.StartsWith("HTTP/1.1 303 ", StringComparison.Ordinal)), r => Assert.StartsWith("HTTP/1.1 429 ", r, StringComparison.Ordinal));
+
+            await streams[^1].WriteAsync(Body(Connections - 1)).AsTask().WaitAsync(Timeout);
+            string right = await ReadToEndAsync(streams[^1]).WaitAsync(Timeout);
+            Assert.True(right.StartsWith("HTTP/1.1 429 ", StringComparison.Ordinal), right);
+            Assert.Contains("Too many wrong operator tokens from this address", right, StringComparison.Ordinal);
+            Assert.DoesNotContain("Set-Cookie", right, StringComparison.OrdinalIgnoreCase);
+        }
+        finally
+        {
+            foreach (System.Net.Sockets.NetworkStream stream in streams)
+            {
+                await stream.DisposeAsync();
+            }
+        }
+
+        static async Task<string> ReadHeadAsync(System.Net.Sockets.NetworkStream stream)
+        {
+            // Byte by byte: nothing past the interim response may be consumed (there is nothing yet, but be exact).
+            var head = new System.Text.StringBuilder();
+            byte[] one = new byte[1];
+            while (!head.ToString().EndsWith("\r\n\r\n", StringComparison.Ordinal))
+            {
+                Assert.True(await stream.ReadAsync(one) == 1, $"the connection closed after '{head}'");
+                head.Append((char)one[0]);
+            }
+
+            return head.ToString();
+        }
+
+        static async Task<string> ReadToEndAsync(System.Net.Sockets.NetworkStream stream)
+        {
+            using var reader = new StreamReader(stream, System.Text.Encoding.ASCII, leaveOpen: true);
+            return await reader.ReadToEndAsync();
+        }
+    }
+
     [Fact]
     public async Task Metrics_ScrapedDuringRound_ShowFederationSeriesAndNothingPerSite()
     {
