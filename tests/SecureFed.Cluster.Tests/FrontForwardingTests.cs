@@ -9,6 +9,7 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using SecureFed.Aggregator;
 using SecureFed.Audit;
 using SecureFed.Cluster.Front;
@@ -239,6 +240,40 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         await stop.WaitAsync(Timeout);
         Assert.Equal(1, coordinator.Answered);
         Assert.Equal(0, front.Gate.CallsInFlight("site-a"));
+    }
+
+    /// <summary>
+    /// The grace is bounded: a forwarded submission the coordinator still holds <see cref="CoordinatorForwarder.StopGrace"/>
+    /// after the front's stop began (the forwarder's clock a <see cref="FakeTimeProvider"/>, advanced by the test) is ended,
+    /// UNAVAILABLE saying so, at the coordinator too, and the front's stop ends.
+    /// </summary>
+    [Fact]
+    public async Task StopAsync_ForwardedSubmissionUnansweredAfterTheGrace_EndsUnavailableAndTheFrontStops()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using GatedCoordinator coordinator = await GatedCoordinator.StartAsync(_fed, _output);
+        var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), coordinator.Url.GetLeftPart(UriPartial.Authority)));
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator, _output, time: time);
+        front.App.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout = TimeSpan.FromMinutes(10);
+        var stopSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using CancellationTokenRegistration seen = front.App.Lifetime.ApplicationStopping.Register(() => stopSeen.TrySetResult());
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel viaFront = Channel(front.Url, siteA);
+        Task<Ack> submission = new Aggregation.AggregationClient(viaFront).AdvertiseKeysAsync(
+            new AdvertiseKeysRequest { Header = Header(Stage.AdvertiseKeys, "site-a", round: 1) }, deadline: DateTime.UtcNow.AddMinutes(20)).ResponseAsync;
+        await coordinator.Arrived.Task.WaitAsync(Timeout);
+
+        Task stop = front.App.StopAsync();
+        await stopSeen.Task.WaitAsync(Timeout);
+        Assert.False(submission.IsCompleted); // within the grace
+        time.Advance(CoordinatorForwarder.StopGrace);
+
+        RpcException ended = await Assert.ThrowsAsync<RpcException>(() => submission.WaitAsync(Timeout));
+        await stop.WaitAsync(Timeout);
+        Assert.Equal(StatusCode.Unavailable, ended.StatusCode);
+        Assert.Equal($"silo {front.Forwarder.SiloName} is stopping: the call it was forwarding to the coordinator S-coordinator (lease epoch 3, "
+            + $"expiring {locator.Record!.ExpiresUtc:O}) had no answer 10 s after the stop began and was ended; retry", ended.Status.Detail);
+        Assert.Equal(0, coordinator.Answered);
     }
 
     [Fact]
@@ -605,12 +640,12 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
         public WebApplication App => _app;
 
-        public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator, ITestOutputHelper output, string silo = "S-front")
+        public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator, ITestOutputHelper output, string silo = "S-front", TimeProvider? time = null)
         {
             PartyKit kit = PartyKit.Load(fed.Provisioned.AggregatorKitDirectory);
             var front = new SliceFront(Federation, kit, grains, silo, maxConcurrentUploads: 2)
             {
-                Coordinator = new CoordinatorForwarder(Federation, kit, silo, locator, NullLogger.Instance),
+                Coordinator = new CoordinatorForwarder(Federation, kit, silo, locator, NullLogger.Instance, time),
             };
             WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front, logging => logging.SetMinimumLevel(LogLevel.Warning));
             await app.StartAsync().WaitAsync(Timeout);
