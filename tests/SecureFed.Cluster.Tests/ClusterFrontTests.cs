@@ -488,7 +488,7 @@ public sealed class ClusterFrontTests : IClassFixture<PostgresServer>, IDisposab
         finally
         {
             await fed.StopAgentsAsync();
-            await HostStop.StopAsync(app);
+            await HostStop.StopAsync(app, _output);
             await app.DisposeAsync();
         }
 

@@ -2,18 +2,21 @@ using System.Net.Security;
 using Grpc.Core;
 using Grpc.Net.Client;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
 using SecureFed.Aggregator;
 using SecureFed.Audit;
 using SecureFed.Cluster.Front;
 using SecureFed.Cluster.Lease;
 using SecureFed.Federation;
 using SecureFed.Wire.V1;
+using Xunit.Abstractions;
 
 namespace SecureFed.Cluster.Tests;
 
@@ -27,15 +30,17 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
     private const string Federation = "front-forward";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     private readonly ThreeSiloCluster _cluster;
+    private readonly ITestOutputHelper _output;
     private readonly string _dir = Directory.CreateTempSubdirectory("securefed-front-forward-").FullName;
     private FrontFederation _fed = null!;
     private WebApplication _coordinator = null!;
     private Uri _coordinatorUrl = null!;
     private string _data = null!;
 
-    public FrontForwardingTests(ThreeSiloCluster cluster)
+    public FrontForwardingTests(ThreeSiloCluster cluster, ITestOutputHelper output)
     {
         _cluster = cluster;
+        _output = output;
     }
 
     public async Task InitializeAsync()
@@ -54,7 +59,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
     public async Task DisposeAsync()
     {
-        await HostStop.StopAsync(_coordinator);
+        await HostStop.StopAsync(_coordinator, _output);
         await _coordinator.DisposeAsync();
         await _fed.DisposeAsync();
         try
@@ -71,7 +76,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
     {
         // Arrange: a front on a silo of the cluster, forwarding to the aggregator service with the aggregator's certificate.
         var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), _coordinatorUrl.GetLeftPart(UriPartial.Authority)));
-        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator, _output);
         using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
         using GrpcChannel viaFront = Channel(front.Url, siteA);
         using GrpcChannel direct = Channel(_coordinatorUrl, siteA);
@@ -124,7 +129,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
     public async Task ForwardedLongPoll_CountedAgainstTheNamedSiteAtTheCoordinatorAndAtTheFront_GivenBackWhenItEnds()
     {
         var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), _coordinatorUrl.GetLeftPart(UriPartial.Authority)));
-        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator, _output);
         using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
         using GrpcChannel viaFront = Channel(front.Url, siteA);
         BulkCallGate coordinator = _coordinator.Services.GetRequiredService<BulkCallGate>();
@@ -169,7 +174,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
     {
         // Arrange: site-a's AwaitRound long poll forwarded through the front, waiting at the coordinator (no round runs).
         var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), _coordinatorUrl.GetLeftPart(UriPartial.Authority)));
-        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator, _output);
         front.App.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout = TimeSpan.FromMinutes(10);
         using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
         using GrpcChannel viaFront = Channel(front.Url, siteA);
@@ -200,13 +205,84 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         }
     }
 
+    /// <summary>
+    /// A submission the front forwards is not cut by the front's stop (review of 627a39d): the coordinator may already have
+    /// taken it, and an agent answered UNAVAILABLE then sends it again, a duplicate at best and, once the round moved on,
+    /// refused as stale. Such a call is left to finish for up to <see cref="CoordinatorForwarder.StopGrace"/>. The
+    /// coordinator here is a stand-in that holds site-a's AdvertiseKeys until the test releases it; the test's callback on
+    /// the front's ApplicationStopping is registered before the call starts, so it runs after the forwarder's (a token runs
+    /// its callbacks last registered first): when it has run, the stop has done to the call whatever it does. Before, the
+    /// call had been ended there and the agent heard UNAVAILABLE ("silo … is stopping") instead of the coordinator's Ack.
+    /// </summary>
+    [Fact]
+    public async Task StopAsync_ForwardedSubmissionInFlight_CompletesWithTheCoordinatorsAnswerAndTheFrontStops()
+    {
+        // Arrange: site-a's AdvertiseKeys forwarded through the front, held at the coordinator.
+        await using GatedCoordinator coordinator = await GatedCoordinator.StartAsync(_fed, _output);
+        var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), coordinator.Url.GetLeftPart(UriPartial.Authority)));
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator, _output);
+        var stopSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using CancellationTokenRegistration seen = front.App.Lifetime.ApplicationStopping.Register(() => stopSeen.TrySetResult());
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel viaFront = Channel(front.Url, siteA);
+        Task<Ack> submission = new Aggregation.AggregationClient(viaFront).AdvertiseKeysAsync(
+            new AdvertiseKeysRequest { Header = Header(Stage.AdvertiseKeys, "site-a", round: 1) }, deadline: DateTime.UtcNow.AddMinutes(2)).ResponseAsync;
+        await coordinator.Arrived.Task.WaitAsync(Timeout);
+
+        // Act: the front's host stops while the coordinator holds the call; then the coordinator answers.
+        Task stop = front.App.StopAsync();
+        await stopSeen.Task.WaitAsync(Timeout);
+        coordinator.Release.TrySetResult();
+
+        // Assert: the agent has the coordinator's own answer, and the front's stop ends.
+        Ack ack = await submission.WaitAsync(Timeout);
+        Assert.True(ack.Duplicate); // the stand-in's answer (a fresh Ack would say false)
+        await stop.WaitAsync(Timeout);
+        Assert.Equal(1, coordinator.Answered);
+        Assert.Equal(0, front.Gate.CallsInFlight("site-a"));
+    }
+
+    /// <summary>
+    /// The grace is bounded: a forwarded submission the coordinator still holds <see cref="CoordinatorForwarder.StopGrace"/>
+    /// after the front's stop began (the forwarder's clock a <see cref="FakeTimeProvider"/>, advanced by the test) is ended,
+    /// UNAVAILABLE saying so, at the coordinator too, and the front's stop ends.
+    /// </summary>
+    [Fact]
+    public async Task StopAsync_ForwardedSubmissionUnansweredAfterTheGrace_EndsUnavailableAndTheFrontStops()
+    {
+        var time = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        await using GatedCoordinator coordinator = await GatedCoordinator.StartAsync(_fed, _output);
+        var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(1), coordinator.Url.GetLeftPart(UriPartial.Authority)));
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator, _output, time: time);
+        front.App.Services.GetRequiredService<IOptions<HostOptions>>().Value.ShutdownTimeout = TimeSpan.FromMinutes(10);
+        var stopSeen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using CancellationTokenRegistration seen = front.App.Lifetime.ApplicationStopping.Register(() => stopSeen.TrySetResult());
+        using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
+        using GrpcChannel viaFront = Channel(front.Url, siteA);
+        Task<Ack> submission = new Aggregation.AggregationClient(viaFront).AdvertiseKeysAsync(
+            new AdvertiseKeysRequest { Header = Header(Stage.AdvertiseKeys, "site-a", round: 1) }, deadline: DateTime.UtcNow.AddMinutes(20)).ResponseAsync;
+        await coordinator.Arrived.Task.WaitAsync(Timeout);
+
+        Task stop = front.App.StopAsync();
+        await stopSeen.Task.WaitAsync(Timeout);
+        Assert.False(submission.IsCompleted); // within the grace
+        time.Advance(CoordinatorForwarder.StopGrace);
+
+        RpcException ended = await Assert.ThrowsAsync<RpcException>(() => submission.WaitAsync(Timeout));
+        await stop.WaitAsync(Timeout);
+        Assert.Equal(StatusCode.Unavailable, ended.StatusCode);
+        Assert.Equal($"silo {front.Forwarder.SiloName} is stopping: the call it was forwarding to the coordinator S-coordinator (lease epoch 3, "
+            + $"expiring {locator.Record!.ExpiresUtc:O}) had no answer 10 s after the stop began and was ended; retry", ended.Status.Detail);
+        Assert.Equal(0, coordinator.Answered);
+    }
+
     [Fact]
     public async Task Calls_CoordinatorUnreachableOrUnknown_UnavailableNamingHolderEndpointAndCause()
     {
         int dead = SiloProcess.FreePort();
         var record = new CoordinatorLeaseRecord(Federation, "S127.0.0.1:11111:42", 7, DateTimeOffset.UtcNow.AddMinutes(1), $"https://127.0.0.1:{dead}");
         var locator = new FixedLocator(record);
-        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator, _output);
         using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
         using GrpcChannel channel = Channel(front.Url, siteA);
         var client = new Aggregation.AggregationClient(channel);
@@ -261,11 +337,11 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         // A standby that has just taken the lease: the row names it and its address, where its front still answers until it
         // stops and the aggregator service starts there.
         var standbyLocator = new FixedLocator(null);
-        await using Front standby = await Front.StartAsync(_fed, _cluster.Grains, standbyLocator, "S-standby");
+        await using Front standby = await Front.StartAsync(_fed, _cluster.Grains, standbyLocator, _output, "S-standby");
         var record = new CoordinatorLeaseRecord(Federation, "S-standby", 4, DateTimeOffset.UtcNow.AddMinutes(1), standby.Url.GetLeftPart(UriPartial.Authority));
         standbyLocator.Record = record;
         var locator = new FixedLocator(record);
-        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator);
+        await using Front front = await Front.StartAsync(_fed, _cluster.Grains, locator, _output);
         using PartyKit siteA = PartyKit.Load(_fed.Provisioned.SiteKitDirectories["site-a"]);
         using GrpcChannel toStandby = Channel(standby.Url, siteA);
         using GrpcChannel toFront = Channel(front.Url, siteA);
@@ -318,7 +394,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
             Uri coordinatorUrl = AggregatorHost.BoundAddress(coordinator);
             UploadLimiter limiter = coordinator.Services.GetRequiredService<UploadLimiter>();
             var locator = new FixedLocator(new CoordinatorLeaseRecord(Federation, "S-coordinator", 3, DateTimeOffset.UtcNow.AddMinutes(5), coordinatorUrl.GetLeftPart(UriPartial.Authority)));
-            await using Front front = await Front.StartAsync(fed, _cluster.Grains, locator);
+            await using Front front = await Front.StartAsync(fed, _cluster.Grains, locator, _output);
             var kits = sites.ToDictionary(s => s, s => PartyKit.Load(fed.Provisioned.SiteKitDirectories[s]));
             var channels = sites.ToDictionary(s => s, s => Channel(front.Url, kits[s]));
             try
@@ -400,7 +476,7 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         }
         finally
         {
-            await HostStop.StopAsync(coordinator);
+            await HostStop.StopAsync(coordinator, _output);
             await coordinator.DisposeAsync();
         }
     }
@@ -477,18 +553,83 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
         }
     }
 
+    /// <summary>
+    /// A stand-in for the coordinator's agent endpoint (Kestrel on 127.0.0.1, port 0, with the aggregator's certificate and
+    /// mutual TLS, as the coordinator's): AdvertiseKeys waits until <see cref="Release"/> is completed, then answers a
+    /// duplicate Ack.
+    /// </summary>
+    private sealed class GatedCoordinator : IAsyncDisposable
+    {
+        private readonly PartyKit _kit;
+        private readonly WebApplication _app;
+        private readonly ITestOutputHelper _output;
+        private int _answered;
+
+        private GatedCoordinator(PartyKit kit, ITestOutputHelper output)
+        {
+            _kit = kit;
+            _output = output;
+            var builder = WebApplication.CreateSlimBuilder();
+            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            builder.WebHost.ConfigureKestrel(kestrel => AgentListener.Listen(kestrel, new Uri("https://127.0.0.1:0"), kit, new ConnectionGate(8)));
+            builder.Services.AddGrpc();
+            builder.Services.AddSingleton(this);
+            _app = builder.Build();
+            _app.MapGrpcService<GatedService>();
+        }
+
+        /// <summary>Completed when the held call has arrived.</summary>
+        public TaskCompletionSource Arrived { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completed by the test to let the held call answer.</summary>
+        public TaskCompletionSource Release { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Calls answered.</summary>
+        public int Answered => Volatile.Read(ref _answered);
+
+        public Uri Url => SliceFrontHost.BoundAddress(_app);
+
+        public static async Task<GatedCoordinator> StartAsync(FrontFederation fed, ITestOutputHelper output)
+        {
+            var coordinator = new GatedCoordinator(PartyKit.Load(fed.Provisioned.AggregatorKitDirectory), output);
+            await coordinator._app.StartAsync().WaitAsync(Timeout);
+            return coordinator;
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            Release.TrySetResult();
+            await HostStop.StopAsync(_app, _output);
+            await _app.DisposeAsync();
+            _kit.Dispose();
+        }
+
+        private sealed class GatedService(GatedCoordinator gate) : Aggregation.AggregationBase
+        {
+            public override async Task<Ack> AdvertiseKeys(AdvertiseKeysRequest request, ServerCallContext context)
+            {
+                gate.Arrived.TrySetResult();
+                await gate.Release.Task.WaitAsync(context.CancellationToken);
+                Interlocked.Increment(ref gate._answered);
+                return new Ack { Duplicate = true };
+            }
+        }
+    }
+
     /// <summary>A silo front on Kestrel (127.0.0.1, port 0) with the aggregator's kit and a forwarder.</summary>
     private sealed class Front : IAsyncDisposable
     {
         private readonly PartyKit _kit;
         private readonly SliceFront _front;
         private readonly WebApplication _app;
+        private readonly ITestOutputHelper _output;
 
-        private Front(PartyKit kit, SliceFront front, WebApplication app)
+        private Front(PartyKit kit, SliceFront front, WebApplication app, ITestOutputHelper output)
         {
             _kit = kit;
             _front = front;
             _app = app;
+            _output = output;
         }
 
         public Uri Url => SliceFrontHost.BoundAddress(_app);
@@ -499,21 +640,21 @@ public sealed class FrontForwardingTests : IClassFixture<ThreeSiloCluster>, IAsy
 
         public WebApplication App => _app;
 
-        public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator, string silo = "S-front")
+        public static async Task<Front> StartAsync(FrontFederation fed, IGrainFactory grains, ICoordinatorLocator locator, ITestOutputHelper output, string silo = "S-front", TimeProvider? time = null)
         {
             PartyKit kit = PartyKit.Load(fed.Provisioned.AggregatorKitDirectory);
             var front = new SliceFront(Federation, kit, grains, silo, maxConcurrentUploads: 2)
             {
-                Coordinator = new CoordinatorForwarder(Federation, kit, silo, locator, NullLogger.Instance),
+                Coordinator = new CoordinatorForwarder(Federation, kit, silo, locator, NullLogger.Instance, time),
             };
             WebApplication app = SliceFrontHost.Build(new Uri("https://127.0.0.1:0"), front, logging => logging.SetMinimumLevel(LogLevel.Warning));
             await app.StartAsync().WaitAsync(Timeout);
-            return new Front(kit, front, app);
+            return new Front(kit, front, app, output);
         }
 
         public async ValueTask DisposeAsync()
         {
-            await HostStop.StopAsync(_app);
+            await HostStop.StopAsync(_app, _output);
             await _app.DisposeAsync();
             _front.Dispose();
             _kit.Dispose();

@@ -9,6 +9,7 @@ using SecureFed.Cluster.Front;
 using SecureFed.Federation;
 using SecureFed.Protocol;
 using SecureFed.Wire.V1;
+using Xunit.Abstractions;
 
 namespace SecureFed.Cluster.Tests;
 
@@ -23,11 +24,13 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
     private const int M = 300;
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(30);
     private readonly ThreeSiloCluster _cluster;
+    private readonly ITestOutputHelper _output;
     private readonly string _dir = Directory.CreateTempSubdirectory("securefed-slice-front-").FullName;
 
-    public SliceUploadServiceTests(ThreeSiloCluster cluster)
+    public SliceUploadServiceTests(ThreeSiloCluster cluster, ITestOutputHelper output)
     {
         _cluster = cluster;
+        _output = output;
     }
 
     [Fact]
@@ -99,7 +102,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         Assert.Equal([2, 4, 5], clustered.Contributors);
         Assert.Equal(single.Sum, clustered.Sum);
         Assert.Equal(script.ExpectedSum([2, 4, 5]), clustered.Sum);
-        await HostStop.StopAsync(app);
+        await HostStop.StopAsync(app, _output);
     }
 
     /// <summary>
@@ -140,7 +143,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
             Assert.Equal(0, await management.GetGrainActivationCount(grain).WaitAsync(Timeout));
         }
 
-        await HostStop.StopAsync(app);
+        await HostStop.StopAsync(app, _output);
     }
 
     [Fact]
@@ -425,6 +428,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
         private PartyKit[] _kits = [];
         private GrpcChannel[] _channels = [];
         private WebApplication? _app;
+        private ITestOutputHelper? _output;
 
         public required ClusterRoundClient Round { get; init; }
 
@@ -445,7 +449,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
             var handle = (InProcessSiloHandle)test._cluster.Cluster.Silos.Single(s => s.SiloAddress.ToParsableString() == host);
             ProvisionResult federation = FederationProvisioner.Provision(new ProvisionRequest(Path.Combine(test._dir, $"federation-{script.Parameters.Round}"), Federation,
                 [.. script.Parameters.Participants.Select(p => p.Name)], "127.0.0.1"));
-            var silo = new SliceSilo { Round = round, Host = host };
+            var silo = new SliceSilo { Round = round, Host = host, _output = test._output };
             try
             {
                 silo._aggregatorKit = PartyKit.Load(federation.AggregatorKitDirectory);
@@ -513,7 +517,7 @@ public sealed class SliceUploadServiceTests : IClassFixture<ThreeSiloCluster>, I
 
             if (_app is not null)
             {
-                await HostStop.StopAsync(_app);
+                await HostStop.StopAsync(_app, _output);
                 await _app.DisposeAsync();
             }
 

@@ -27,10 +27,16 @@ namespace SecureFed.Cluster.Front;
 /// so on one connection shared by every site the waiting uploads of one site took the whole window and stalled every
 /// other site's forwarded calls (hostile-site review, session 48); as with direct connections, a site's unread bodies
 /// now hold only its own connection.
-/// A call being forwarded when the front stops (<c>stopping</c>: the host's <c>ApplicationStopping</c>; a standby that took
-/// the lease stops its front before the aggregator service binds its address, an operator stops a slice silo) is ended at
-/// once and answered Unavailable naming the stopping silo, so the agent retries; before, Kestrel's stop waited for it (a
-/// forwarded long poll waits up to the agent's deadline) until the host's shutdown timeout, 30 s, then cut its connection.
+/// When the front stops (<c>stopping</c>: the host's <c>ApplicationStopping</c>; a standby that took the lease stops its
+/// front before the aggregator service binds its address, an operator stops a slice silo), a forwarded long poll (a call
+/// that waits for the coordinator's state to change: <c>AwaitRound</c>, the <c>Await…</c> stage queries) is ended at once
+/// and answered Unavailable naming the stopping silo, so the agent asks again elsewhere and loses nothing. Every other
+/// forwarded call (a submission, the status, a model download, a whole-vector upload) is left to finish for up to
+/// <see cref="StopGrace"/>: such a call needs milliseconds at the coordinator, and one the coordinator has taken but whose
+/// answer the front cut would come back to the agent as Unavailable, its retry then a duplicate at best and, once the
+/// round moved on, refused as stale. Only one still unanswered <see cref="StopGrace"/> after the stop began is ended,
+/// Unavailable. Before either, Kestrel's stop waited for every call until the host's shutdown timeout (30 s) and then cut
+/// its connection.
 /// The forwarder counts the gRPC message bytes it passes on (<see cref="RequestBytesForwarded"/>,
 /// <see cref="ResponseBytesReturned"/>) and logs the running totals at Debug after every call.
 /// </summary>
@@ -42,13 +48,15 @@ public sealed partial class CoordinatorForwarder : IDisposable
     private readonly ILogger _logger;
     private readonly FrontRefusalLog _unavailable;
     private readonly string _federation;
+    private readonly TimeProvider _time;
     private long _forwarded;
     private long _requestBytes;
     private long _responseBytes;
 
     /// <summary>
     /// A forwarder for the silo named <paramref name="siloName"/>, presenting the certificate of <paramref name="kit"/> (the
-    /// aggregator's); <paramref name="time"/> (the system clock by default) refills the sites' shares of Unavailable lines.
+    /// aggregator's); <paramref name="time"/> (the system clock by default) refills the sites' shares of Unavailable lines and
+    /// times <see cref="StopGrace"/>.
     /// </summary>
     /// <exception cref="ArgumentException">The kit is not the aggregator's, or its certificate does not allow TLS client authentication.</exception>
     public CoordinatorForwarder(string federation, PartyKit kit, string siloName, ICoordinatorLocator locator, ILogger logger, TimeProvider? time = null)
@@ -67,9 +75,17 @@ public sealed partial class CoordinatorForwarder : IDisposable
         SiloName = siloName;
         _locator = locator;
         _logger = logger;
-        _unavailable = FrontRefusalLog.ForUnavailable(logger, time ?? TimeProvider.System);
+        _time = time ?? TimeProvider.System;
+        _unavailable = FrontRefusalLog.ForUnavailable(logger, _time);
         _kit = kit;
     }
+
+    /// <summary>
+    /// How long a forwarded call that is not a long poll may still run once the front's stop has begun (10 s): then it is
+    /// ended, Unavailable. Well below the host's shutdown timeout (30 s by default), so the stop never waits for it longer
+    /// than this, and Kestrel never has to cut its connection; a long poll is ended at once.
+    /// </summary>
+    public static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(10);
 
     /// <summary>This silo's name, sent in <see cref="ForwardedIdentity.SiloHeader"/>.</summary>
     public string SiloName { get; }
@@ -96,14 +112,15 @@ public sealed partial class CoordinatorForwarder : IDisposable
     }
 
     /// <summary>
-    /// Forwards a unary call for <paramref name="site"/>: <paramref name="call"/> sends <paramref name="request"/>; ended,
-    /// Unavailable, when <paramref name="stopping"/> is cancelled first.
+    /// Forwards a unary call for <paramref name="site"/>: <paramref name="call"/> sends <paramref name="request"/>. When
+    /// <paramref name="stopping"/> is cancelled first, ended, Unavailable: at once for a long poll (<paramref name="poll"/>),
+    /// otherwise only if still unanswered <see cref="StopGrace"/> later.
     /// </summary>
     internal async Task<TResponse> UnaryAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<TResponse>> call,
-        CancellationToken stopping = default)
+        bool poll = false, CancellationToken stopping = default)
         where TResponse : IMessage
     {
-        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        using var ended = new CallEnd(context.CancellationToken, stopping, poll ? TimeSpan.Zero : StopGrace, _time);
         Target target = await TargetAsync(site, context, stopping, ended.Token).ConfigureAwait(false);
         try
         {
@@ -116,7 +133,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
         catch (Exception ex) when (IsStop(ex, context, stopping))
         {
-            throw Stopped(site, target);
+            throw Stopped(site, target, poll);
         }
         catch (RpcException ex)
         {
@@ -129,14 +146,15 @@ public sealed partial class CoordinatorForwarder : IDisposable
     }
 
     /// <summary>
-    /// Forwards a server-streaming call (the model download) one message at a time; ended, Unavailable, when
-    /// <paramref name="stopping"/> is cancelled first.
+    /// Forwards a server-streaming call (the model download, a stored model read and sent: no wait for the coordinator's
+    /// state) one message at a time; ended, Unavailable, when still running <see cref="StopGrace"/> after
+    /// <paramref name="stopping"/> is cancelled.
     /// </summary>
     internal async Task ServerStreamAsync<TResponse>(string site, ServerCallContext context, IMessage request, Func<Aggregation.AggregationClient, CallOptions, AsyncServerStreamingCall<TResponse>> call, IServerStreamWriter<TResponse> writer,
         CancellationToken stopping = default)
         where TResponse : IMessage
     {
-        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        using var ended = new CallEnd(context.CancellationToken, stopping, StopGrace, _time);
         Target target = await TargetAsync(site, context, stopping, ended.Token).ConfigureAwait(false);
         try
         {
@@ -151,7 +169,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
         catch (Exception ex) when (IsStop(ex, context, stopping))
         {
-            throw Stopped(site, target);
+            throw Stopped(site, target, poll: false);
         }
         catch (RpcException ex)
         {
@@ -167,11 +185,12 @@ public sealed partial class CoordinatorForwarder : IDisposable
     /// Forwards a whole-vector masked-input upload (protocol version 3): <paramref name="first"/>, then each chunk as it
     /// arrives from the agent (at most one chunk in this process at a time). When the coordinator ends the call early
     /// (a refusal), the rest of the agent's stream is not read and the coordinator's status is the answer. Ended,
-    /// Unavailable, when <paramref name="stopping"/> is cancelled first (the agent uploads again).
+    /// Unavailable, when still running <see cref="StopGrace"/> after <paramref name="stopping"/> is cancelled (the agent
+    /// uploads again; an identical upload the coordinator took is a duplicate).
     /// </summary>
     internal async Task<Ack> UploadAsync(string site, ServerCallContext context, MaskedInputChunk first, IAsyncStreamReader<MaskedInputChunk> rest, CancellationToken stopping = default)
     {
-        using var ended = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, stopping);
+        using var ended = new CallEnd(context.CancellationToken, stopping, StopGrace, _time);
         Target target = await TargetAsync(site, context, stopping, ended.Token).ConfigureAwait(false);
         try
         {
@@ -193,7 +212,7 @@ public sealed partial class CoordinatorForwarder : IDisposable
         }
         catch (Exception ex) when (IsStop(ex, context, stopping))
         {
-            throw Stopped(site, target);
+            throw Stopped(site, target, poll: false);
         }
         catch (RpcException ex)
         {
@@ -247,8 +266,11 @@ public sealed partial class CoordinatorForwarder : IDisposable
         => stopping.IsCancellationRequested && !context.CancellationToken.IsCancellationRequested
             && ex is OperationCanceledException or RpcException { StatusCode: StatusCode.Cancelled };
 
-    private RpcException Stopped(string site, Target target)
-        => Unavailable(site, $"silo {SiloName} is stopping: the call it was forwarding to the coordinator {Describe(target.Lease)} was ended before the coordinator answered; retry");
+    private RpcException Stopped(string site, Target target, bool poll)
+        => Unavailable(site, poll
+            ? $"silo {SiloName} is stopping: the call it was forwarding to the coordinator {Describe(target.Lease)} was ended before the coordinator answered; retry"
+            : string.Create(CultureInfo.InvariantCulture,
+                $"silo {SiloName} is stopping: the call it was forwarding to the coordinator {Describe(target.Lease)} had no answer {StopGrace.TotalSeconds:0.#} s after the stop began and was ended; retry"));
 
     private CallOptions Options(string site, ServerCallContext context, CancellationToken ended)
     {
@@ -355,6 +377,48 @@ public sealed partial class CoordinatorForwarder : IDisposable
         => string.Create(CultureInfo.InvariantCulture, $"{lease.Holder} (lease epoch {lease.Epoch}, expiring {lease.ExpiresUtc:O})");
 
     private sealed record Target(CoordinatorLeaseRecord Lease, Aggregation.AggregationClient Client);
+
+    /// <summary>
+    /// The end of one forwarded call: cancelled with the agent's call, and <c>grace</c> after the front's stop begins (at
+    /// once for a zero grace), timed on the forwarder's clock.
+    /// </summary>
+    private sealed class CallEnd : IDisposable
+    {
+        private readonly CancellationTokenSource _source;
+        private readonly TimeSpan _grace;
+        private readonly CancellationTokenRegistration _call;
+        private readonly CancellationTokenRegistration _stop;
+
+        public CallEnd(CancellationToken call, CancellationToken stopping, TimeSpan grace, TimeProvider time)
+        {
+            _source = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+            _grace = grace;
+            _call = call.Register(static s => ((CallEnd)s!)._source.Cancel(), this);
+            _stop = stopping.Register(static s => ((CallEnd)s!).Stopping(), this);
+        }
+
+        private void Stopping()
+        {
+            if (_grace <= TimeSpan.Zero)
+            {
+                _source.Cancel();
+            }
+            else
+            {
+                _source.CancelAfter(_grace);
+            }
+        }
+
+        public CancellationToken Token => _source.Token;
+
+        public void Dispose()
+        {
+            // The registrations first: their disposal waits for a callback that is running, so none touches a disposed source.
+            _stop.Dispose();
+            _call.Dispose();
+            _source.Dispose();
+        }
+    }
 
     private static partial class Log
     {

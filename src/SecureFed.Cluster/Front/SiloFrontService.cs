@@ -33,8 +33,9 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
     private readonly CancellationToken _stopping;
 
     /// <summary>
-    /// The service; <paramref name="lifetime"/>'s <c>ApplicationStopping</c> ends the calls being forwarded when the front
-    /// stops (<see cref="CoordinatorForwarder"/>).
+    /// The service; <paramref name="lifetime"/>'s <c>ApplicationStopping</c> ends the long polls being forwarded when the front
+    /// stops, and every other forwarded call still running <see cref="CoordinatorForwarder.StopGrace"/> later
+    /// (<see cref="CoordinatorForwarder"/>).
     /// </summary>
     public SiloFrontService(SliceFront front, FrontRefusalLog refusals, ILogger<SiloFrontService> logger, IHostApplicationLifetime lifetime)
     {
@@ -52,7 +53,7 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         => Wire.V1.Aggregation.BindService(new CheckedRequestBinder(binder), service!);
 
     public override Task<RoundAnnouncement> AwaitRound(AwaitRoundRequest request, ServerCallContext context)
-        => ForwardAsync(context, request, (c, o) => c.AwaitRoundAsync(request, o));
+        => PollAsync(context, request, (c, o) => c.AwaitRoundAsync(request, o));
 
     public override Task<Ack> DeclineRound(DeclineRoundRequest request, ServerCallContext context)
         => ForwardAsync(context, request, (c, o) => c.DeclineRoundAsync(request, o));
@@ -64,22 +65,22 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         => ForwardAsync(context, request, (c, o) => c.AdvertiseKeysAsync(request, o));
 
     public override Task<AdvertisementSet> AwaitAdvertisements(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, request, (c, o) => c.AwaitAdvertisementsAsync(request, o));
+        => PollAsync(context, request, (c, o) => c.AwaitAdvertisementsAsync(request, o));
 
     public override Task<Ack> ShareKeys(ShareKeysRequest request, ServerCallContext context)
         => ForwardAsync(context, request, (c, o) => c.ShareKeysAsync(request, o));
 
     public override Task<ShareSet> AwaitShares(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, request, (c, o) => c.AwaitSharesAsync(request, o));
+        => PollAsync(context, request, (c, o) => c.AwaitSharesAsync(request, o));
 
     public override Task<SurvivorSet> AwaitSurvivors(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, request, (c, o) => c.AwaitSurvivorsAsync(request, o));
+        => PollAsync(context, request, (c, o) => c.AwaitSurvivorsAsync(request, o));
 
     public override Task<Ack> SignSurvivors(ConsistencyRequest request, ServerCallContext context)
         => ForwardAsync(context, request, (c, o) => c.SignSurvivorsAsync(request, o));
 
     public override Task<UnmaskRequestMessage> AwaitUnmaskRequest(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, request, (c, o) => c.AwaitUnmaskRequestAsync(request, o));
+        => PollAsync(context, request, (c, o) => c.AwaitUnmaskRequestAsync(request, o));
 
     public override Task<Ack> Unmask(UnmaskResponseMessage request, ServerCallContext context)
     {
@@ -95,7 +96,7 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
     }
 
     public override Task<RoundOutcome> AwaitRoundOutcome(StageQuery request, ServerCallContext context)
-        => ForwardAsync(context, request, (c, o) => c.AwaitRoundOutcomeAsync(request, o));
+        => PollAsync(context, request, (c, o) => c.AwaitRoundOutcomeAsync(request, o));
 
     public override Task<FederationStatus> GetStatus(StatusRequest request, ServerCallContext context)
         => ForwardAsync(context, request, (c, o) => c.GetStatusAsync(request, o));
@@ -383,9 +384,15 @@ internal sealed partial class SiloFrontService : Wire.V1.Aggregation.Aggregation
         _ => StatusCode.InvalidArgument,
     };
 
+    /// <summary>A submission or the status: when the front stops, left to finish for up to <see cref="CoordinatorForwarder.StopGrace"/>.</summary>
     private Task<T> ForwardAsync<T>(ServerCallContext context, IMessage request, Func<Wire.V1.Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<T>> call)
         where T : IMessage
-        => Forwarder(context).UnaryAsync(Identify(context), context, request, call, _stopping);
+        => Forwarder(context).UnaryAsync(Identify(context), context, request, call, poll: false, _stopping);
+
+    /// <summary>A long poll (it waits for the coordinator's state to change): ended at once when the front stops.</summary>
+    private Task<T> PollAsync<T>(ServerCallContext context, IMessage request, Func<Wire.V1.Aggregation.AggregationClient, CallOptions, AsyncUnaryCall<T>> call)
+        where T : IMessage
+        => Forwarder(context).UnaryAsync(Identify(context), context, request, call, poll: true, _stopping);
 
     private CoordinatorForwarder Forwarder(ServerCallContext context)
         => _front.Coordinator ?? throw new RpcException(new Status(StatusCode.Unimplemented, $"{context.Method}: this silo serves slice uploads only"));
